@@ -1,0 +1,16 @@
+//go:build !unix && !windows
+
+package vfs
+
+import "os"
+
+// On platforms with neither unix nor Windows calls (wasip1, plan9) the OS FS
+// works without directory sync, locking or mapping.
+
+func syncDir(string) error { return nil }
+
+func lockFile(*os.File) error { return nil }
+
+func mapFile(f *os.File, _ int, _ bool) (*Mapping, error) {
+	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
+}

@@ -1,0 +1,151 @@
+// Package vfs is runnel's file-system seam: every byte the storage layers
+// (index, segment, log) read or write goes through an FS and its Files, so
+// the same code runs on the operating system's disk (OS) and in memory
+// (NewMem), and crash tests can drop unsynced data or inject faults.
+//
+// It is a leaf of the layer stack: it imports nothing of runnel's.
+//
+// The contract the storage code relies on:
+//
+//   - Write appends at the end of the file (a File has no seek offset).
+//   - Nothing is durable until Sync; a new, removed or renamed directory
+//     entry is durable only after SyncDir of its directory.
+//   - Views (see View) never change under their holder.
+//
+// Platform abilities that not every OS has (memory mapping, file locking,
+// directory sync) sit behind build tags, each with a portable fallback.
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+)
+
+// ErrNotSupported is returned (wrapped) by an optional ability that this FS
+// or platform does not have, such as Map on a platform without mmap.
+var ErrNotSupported = errors.New("runnel/vfs: not supported")
+
+// ErrLocked is returned (wrapped in an *os.PathError) by FS.Lock when another
+// process, or another Lock in this one, already holds the lock.
+var ErrLocked = errors.New("runnel/vfs: locked by another process")
+
+// FS is a file system. Names use the host's path separator (filepath.Join).
+// Errors are *os.PathError or *os.LinkError as from package os, so
+// errors.Is(err, fs.ErrNotExist) and fs.ErrExist work on every FS.
+type FS interface {
+	// Create creates the named file for reading and writing, truncating it
+	// if it exists.
+	Create(name string) (File, error)
+	// Open opens an existing file for reading and writing.
+	Open(name string) (File, error)
+	// Remove removes a file or an empty directory.
+	Remove(name string) error
+	// RemoveAll removes a path and everything below it; a missing path is
+	// not an error.
+	RemoveAll(name string) error
+	// Rename atomically renames oldname to newname, replacing newname if it
+	// exists.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and its missing parents.
+	MkdirAll(dir string, perm os.FileMode) error
+	// List returns the names (not paths) of the entries of dir, sorted.
+	List(dir string) ([]string, error)
+	// Stat describes the named file or directory.
+	Stat(name string) (os.FileInfo, error)
+	// SyncDir makes the directory's entries (creates, removes, renames)
+	// durable.
+	SyncDir(dir string) error
+	// Lock takes an exclusive advisory lock on the named file, creating it
+	// if needed, and holds it until the returned Closer is closed. If the
+	// lock is held elsewhere it fails at once with an error matching
+	// ErrLocked.
+	Lock(name string) (io.Closer, error)
+}
+
+// File is an open file. Its methods may be called concurrently, except that
+// Write, WriteAt and Truncate must not run concurrently with each other.
+type File interface {
+	// Write appends p at the end of the file.
+	io.Writer
+	// ReadAt reads len(p) bytes at off; it returns io.EOF when fewer exist.
+	io.ReaderAt
+	// WriteAt writes p at off, extending the file if needed.
+	io.WriterAt
+	io.Closer
+	// Sync makes the file's contents durable.
+	Sync() error
+	// Truncate changes the file's size.
+	Truncate(size int64) error
+	// Size returns the file's current size, including unsynced writes.
+	Size() (int64, error)
+	// Name returns the name the file was opened with.
+	Name() string
+}
+
+// Viewer is implemented by files that can hand out their bytes without
+// copying them (the in-memory FS). View returns bytes [off, off+n) of the
+// file; the caller must not modify them, and they stay valid and unchanged
+// for as long as the caller holds them, whatever happens to the file later
+// (appends, truncation, removal).
+type Viewer interface {
+	View(off int64, n int) ([]byte, error)
+}
+
+// ReadView returns bytes [off, off+n) of f with the lifetime promised by
+// Viewer: as a view when f implements Viewer, else read into a new buffer.
+// It returns io.ErrUnexpectedEOF if the file ends before off+n.
+func ReadView(f File, off int64, n int) ([]byte, error) {
+	if v, ok := f.(Viewer); ok {
+		return v.View(off, n)
+	}
+	b := make([]byte, n)
+	m, err := f.ReadAt(b, off)
+	if m == n {
+		return b, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
+}
+
+// Mapper is implemented by files that can be memory-mapped (OS files on
+// unix-like systems). Where mapping is not available Map returns an error
+// matching ErrNotSupported, and callers fall back to ReadAt/WriteAt.
+type Mapper interface {
+	// Map maps the first length bytes of the file, which must already be at
+	// least that long. A writable mapping is shared: its writes reach the
+	// file.
+	Map(length int, writable bool) (*Mapping, error)
+}
+
+// Mapping is a memory-mapped region of a file. Its Bytes must not be used
+// after Close.
+type Mapping struct {
+	data  []byte
+	flush func([]byte) error
+	unmap func([]byte) error
+}
+
+// Bytes returns the mapped memory.
+func (m *Mapping) Bytes() []byte { return m.data }
+
+// Flush writes a writable mapping's changes back to the file (msync). The
+// file's Sync is still needed for durability of its size.
+func (m *Mapping) Flush() error {
+	if m.data == nil || m.flush == nil {
+		return nil
+	}
+	return m.flush(m.data)
+}
+
+// Close unmaps the memory. It is safe to call more than once.
+func (m *Mapping) Close() error {
+	if m.data == nil {
+		return nil
+	}
+	d := m.data
+	m.data = nil
+	return m.unmap(d)
+}
