@@ -1,0 +1,180 @@
+// Package compression implements the batch compression codecs of Kafka's
+// RecordBatch format (magic v2).
+//
+// A v2 record batch keeps its compression codec in bits 0-2 of the batch
+// attributes and stores the records section compressed with that codec:
+// 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd. This package turns those ids
+// into a Codec and compresses or decompresses whole buffers with it. It is a
+// leaf package: package record calls it to encode and decode the records of
+// a batch, and it knows nothing about batches itself.
+//
+// The wire formats are the ones Kafka clients exchange:
+//
+//   - gzip: an RFC 1952 gzip stream (github.com/klauspost/compress/gzip).
+//     Concatenated gzip members are decoded as one stream.
+//   - snappy: encoded as one raw snappy block (github.com/golang/snappy), as
+//     franz-go writes it and as Java's xerial SnappyInputStream reads it.
+//     Decoding accepts both a raw block and the xerial framing the Java
+//     client writes.
+//   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
+//     uses since KIP-57, written with 64 KiB independent blocks.
+//   - zstd: a zstd frame (github.com/klauspost/compress/zstd).
+//
+// Encoders and decoders are pooled or shared, and created only on first use,
+// so importing the package costs nothing and steady-state calls with a dst
+// of sufficient capacity allocate (almost) nothing. All functions are safe
+// for concurrent use.
+//
+// Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
+// size and stops with ErrTooLarge before producing more, so a small
+// malicious input (a zip bomb, or a header that claims a huge size) cannot
+// make it allocate much more than the limit.
+package compression
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Codec is a Kafka compression codec, as stored in bits 0-2 of a v2 record
+// batch's attributes.
+type Codec int8
+
+// The codecs Kafka defines, with their wire ids.
+const (
+	None   Codec = 0 // no compression
+	Gzip   Codec = 1 // gzip (RFC 1952)
+	Snappy Codec = 2 // snappy: raw block, or xerial framing on decode
+	LZ4    Codec = 3 // LZ4 frame format
+	Zstd   Codec = 4 // Zstandard frame format
+)
+
+// DefaultDecodeLimit is the limit on decompressed size that
+// Codec.AppendDecode applies when it is passed a limit <= 0: 64 MiB. That is
+// well above Kafka's default maximum batch size (1 MiB, message.max.bytes)
+// even for highly compressible data, while keeping what one malicious batch
+// can make a decoder allocate modest.
+const DefaultDecodeLimit = 64 << 20
+
+var codecNames = [...]string{
+	None:   "none",
+	Gzip:   "gzip",
+	Snappy: "snappy",
+	LZ4:    "lz4",
+	Zstd:   "zstd",
+}
+
+// String returns the codec's name as Kafka spells it in configuration
+// ("none", "gzip", "snappy", "lz4", "zstd"), or "codec(N)" for an unknown
+// value N.
+func (c Codec) String() string {
+	if c.Valid() {
+		return codecNames[c]
+	}
+	return "codec(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Valid reports whether c is one of the codecs Kafka defines (ids 0 to 4).
+func (c Codec) Valid() bool {
+	return c >= None && c <= Zstd
+}
+
+// ParseCodec returns the codec named s, which must be one of the names
+// String returns for a valid codec ("none", "gzip", "snappy", "lz4",
+// "zstd"); like Kafka's configuration, the match is case-sensitive. Any other
+// string yields an error wrapping ErrUnknownCodec.
+func ParseCodec(s string) (Codec, error) {
+	for c, name := range codecNames {
+		if s == name {
+			return Codec(c), nil
+		}
+	}
+	return 0, fmt.Errorf("%w %q", ErrUnknownCodec, s)
+}
+
+// AppendEncode appends the compressed form of src to dst and returns the
+// extended slice. None appends src unchanged. The output of every other
+// codec is a complete, self-delimiting stream, even for an empty src.
+//
+// It never retains src or dst: both may be reused as soon as it returns. If
+// dst has enough spare capacity, the output is written into it. On error
+// (only an unknown codec, or a snappy input over 4 GiB) dst is returned
+// unchanged.
+func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
+	var (
+		out []byte
+		err error
+	)
+	switch c {
+	case None:
+		return append(dst, src...), nil
+	case Gzip:
+		out, err = gzipEncode(dst, src)
+	case Snappy:
+		out, err = snappyEncode(dst, src)
+	case LZ4:
+		out, err = lz4Encode(dst, src)
+	case Zstd:
+		out, err = zstdEncode(dst, src)
+	default:
+		err = ErrUnknownCodec
+	}
+	if err != nil {
+		return dst, &Error{Codec: c, Op: opEncode, Err: err}
+	}
+	return out, nil
+}
+
+// AppendDecode appends the decompressed form of src to dst and returns the
+// extended slice. For None that is src itself.
+//
+// limit bounds the number of bytes this call appends; limit <= 0 means
+// DefaultDecodeLimit. If the output would exceed it, AppendDecode stops and
+// returns an error matching ErrTooLarge. It never allocates far beyond the
+// limit, even for input that claims a huge decompressed size (the only fixed
+// extra is the decoder's own working memory: up to one 4 MiB block buffer
+// for lz4, and for zstd up to one 128 KiB block past the limit).
+//
+// Malformed or truncated input, including empty input for a compressing
+// codec, yields an error matching ErrCorrupt; an unknown codec one matching
+// ErrUnknownCodec. All errors are of type *Error. On error AppendDecode
+// returns dst with its original length, but the bytes between len(dst) and
+// cap(dst) may have been overwritten.
+//
+// It never retains src or dst.
+func (c Codec) AppendDecode(dst, src []byte, limit int) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultDecodeLimit
+	}
+	// Keep len(dst)+limit representable.
+	if limit > math.MaxInt-len(dst) {
+		limit = math.MaxInt - len(dst)
+	}
+	var (
+		out []byte
+		err error
+	)
+	switch c {
+	case None:
+		if len(src) > limit {
+			err = tooLarge(limit)
+			break
+		}
+		out = append(dst, src...)
+	case Gzip:
+		out, err = gzipDecode(dst, src, limit)
+	case Snappy:
+		out, err = snappyDecode(dst, src, limit)
+	case LZ4:
+		out, err = lz4Decode(dst, src, limit)
+	case Zstd:
+		out, err = zstdDecode(dst, src, limit)
+	default:
+		err = ErrUnknownCodec
+	}
+	if err != nil {
+		return dst, &Error{Codec: c, Op: opDecode, Err: err}
+	}
+	return out, nil
+}

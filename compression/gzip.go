@@ -1,0 +1,87 @@
+package compression
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// gzip: RFC 1952 streams via github.com/klauspost/compress/gzip, at the
+// default compression level (as Kafka's Java producer uses). Writers and
+// readers are pooled; the pools fill only on first use.
+
+// gzipMaxRatio bounds how much deflate can expand: one 258-byte match costs
+// at least two bits, so no stream inflates more than 1032:1.
+const gzipMaxRatio = 1032
+
+type gzipEncoder struct {
+	w  *gzip.Writer
+	aw appendWriter
+}
+
+var gzipEncoders = sync.Pool{New: func() any {
+	e := new(gzipEncoder)
+	// NewWriterLevel fails only for an invalid level.
+	e.w, _ = gzip.NewWriterLevel(&e.aw, gzip.DefaultCompression)
+	return e
+}}
+
+func gzipEncode(dst, src []byte) ([]byte, error) {
+	e := gzipEncoders.Get().(*gzipEncoder)
+	e.aw.b = dst
+	e.w.Reset(&e.aw)
+	_, err := e.w.Write(src)
+	if err == nil {
+		err = e.w.Close()
+	}
+	out := e.aw.b
+	e.aw.b = nil // do not retain dst
+	gzipEncoders.Put(e)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+type gzipDecoder struct {
+	r     gzip.Reader
+	br    bytes.Reader
+	probe [1]byte
+}
+
+var gzipDecoders = sync.Pool{New: func() any { return new(gzipDecoder) }}
+
+func gzipDecode(dst, src []byte, limit int) ([]byte, error) {
+	if len(src) == 0 {
+		return dst, errEmpty
+	}
+	d := gzipDecoders.Get().(*gzipDecoder)
+	defer gzipDecoders.Put(d)
+	d.br.Reset(src)
+	defer d.br.Reset(nil) // do not retain src
+
+	// Reset parses the first member's header.
+	if err := d.r.Reset(&d.br); err != nil {
+		return dst, corrupt(err)
+	}
+	out, err := readAppend(dst, &d.r, limit, gzipSizeHint(src, limit), &d.probe)
+	if err != nil {
+		return dst, classify(err)
+	}
+	return out, nil
+}
+
+// gzipSizeHint guesses the decompressed size from the trailer's ISIZE field
+// (the last member's size mod 2^32). It is only a hint for sizing the first
+// allocation: it is capped by what the input could possibly inflate to and
+// by the limit, and decoding does not rely on it being right.
+func gzipSizeHint(src []byte, limit int) int {
+	if len(src) < 18 {
+		return 0
+	}
+	n := uint64(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	n = min(n, uint64(len(src))*gzipMaxRatio, uint64(limit))
+	return int(n)
+}
