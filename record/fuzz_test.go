@@ -1,0 +1,97 @@
+package record
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+)
+
+func seedBatches(f *testing.F) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	var b Builder
+	for _, codec := range codecs {
+		b.Reset()
+		batch := build(f, &b, sampleRecords(rng, 5), codec)
+		f.Add([]byte(batch))
+	}
+	f.Add([]byte{})
+	f.Add(make([]byte, HeaderSize))
+}
+
+// FuzzBatch feeds arbitrary bytes through Parse, Validate and record
+// decoding: none may panic, and what decodes must be consistent.
+func FuzzBatch(f *testing.F) {
+	seedBatches(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := Parse(data, 0)
+		if err != nil {
+			return
+		}
+		if len(b) > len(data) || int(b.BatchLength())+LogOverhead != len(b) {
+			t.Fatalf("parse returned %d bytes of %d", len(b), len(data))
+		}
+		_ = b.Validate(0)
+		it, err := b.Iter(0, 1<<20)
+		if err != nil {
+			return
+		}
+		var r Record
+		n := 0
+		for it.Next(&r) {
+			if r.Offset < b.BaseOffset() || r.Offset > b.LastOffset() {
+				t.Fatalf("offset %d outside [%d, %d]", r.Offset, b.BaseOffset(), b.LastOffset())
+			}
+			n++
+		}
+		if it.Err() == nil && n != int(b.NumRecords()) {
+			t.Fatalf("decoded %d records, count says %d", n, b.NumRecords())
+		}
+	})
+}
+
+// FuzzRecords builds a batch from arbitrary record bytes under a valid
+// header (so the CRC passes), then decodes the records.
+func FuzzRecords(f *testing.F) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	var b Builder
+	for range 4 {
+		b.Reset()
+		batch := build(f, &b, sampleRecords(rng, 3), compression.None)
+		f.Add([]byte(batch[HeaderSize:]), int32(3))
+	}
+	f.Add([]byte{0x02, 0x00}, int32(1))
+	f.Fuzz(func(t *testing.T, records []byte, count int32) {
+		var bb Builder
+		bb.Append(0, nil, nil, nil)
+		batch, _ := bb.Finish(compression.None)
+		full := append(append(Batch(nil), batch[:HeaderSize]...), records...)
+		putHeader(full, count)
+		if err := full.ValidateRecords(0, 1<<20); err == nil {
+			n := 0
+			for _, err := range full.Records() {
+				if err != nil {
+					t.Fatalf("validated batch fails to decode: %v", err)
+				}
+				n++
+			}
+			if n != int(count) {
+				t.Fatalf("decoded %d records of %d", n, count)
+			}
+		}
+	})
+}
+
+func putHeader(b Batch, count int32) {
+	be := func(off int, v uint32) {
+		b[off], b[off+1], b[off+2], b[off+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	}
+	be(offLength, uint32(len(b)-LogOverhead))
+	be(offCount, uint32(count))
+	delta := count - 1
+	if delta < 0 {
+		delta = 0
+	}
+	be(offLastDelta, uint32(delta))
+	b.UpdateCRC()
+}

@@ -1,0 +1,231 @@
+package record
+
+import (
+	"encoding/binary"
+	"iter"
+	"math"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+)
+
+// RecordIter decodes a batch's records one by one, checking each against
+// the bytes left and the batch's record count. Obtain one from Batch.Iter.
+type RecordIter struct {
+	data     []byte // records not yet decoded
+	buf      []byte // decompression buffer, if any
+	left     int32  // records the count says remain
+	pos      int64  // batch position, for errors
+	prevOff  int64  // last offset delta decoded
+	batch    Batch
+	noHeader bool
+	err      error
+}
+
+// Iter returns an iterator over the batch's records. Compressed records are
+// decompressed at once into a new buffer of at most limit bytes (limit <= 0
+// means compression.DefaultDecodeLimit); records then point into it, or into
+// b itself when the batch is not compressed. pos is the batch's position,
+// used in errors. The batch should have been validated (Validate); Iter
+// and Next never panic on bad bytes either way.
+func (b Batch) Iter(pos int64, limit int) (RecordIter, error) {
+	return b.IterBuffer(pos, limit, nil)
+}
+
+// IterBuffer is Iter decompressing into buf[:0] instead of a new buffer,
+// for scans that do not keep the records (see Buffer to reuse it).
+func (b Batch) IterBuffer(pos int64, limit int, buf []byte) (RecordIter, error) {
+	it := RecordIter{pos: pos, batch: b, prevOff: -1, buf: buf}
+	if len(b) < HeaderSize {
+		return it, truncated(pos, "short batch")
+	}
+	it.left = b.NumRecords()
+	if it.left < 0 {
+		return it, corrupt(pos, "negative record count")
+	}
+	it.data = b[HeaderSize:]
+	if c := b.Codec(); c != compression.None {
+		out, err := c.AppendDecode(buf[:0], it.data, limit)
+		if err != nil {
+			return it, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
+		}
+		it.data, it.buf = out, out
+	}
+	return it, nil
+}
+
+// SkipHeaders makes Next check record headers without materializing them
+// (Record.Headers is left nil), so that scans allocate nothing.
+func (it *RecordIter) SkipHeaders() { it.noHeader = true }
+
+// Buffer returns the decompression buffer for reuse with IterBuffer, once
+// no decoded record is used any more.
+func (it *RecordIter) Buffer() []byte { return it.buf }
+
+// Err returns the error that stopped Next, if any.
+func (it *RecordIter) Err() error { return it.err }
+
+// Remaining is the number of records the count says are left.
+func (it *RecordIter) Remaining() int { return int(it.left) }
+
+// Next decodes the next record into r and reports whether it did. At the
+// end, or on corrupt bytes, it returns false; Err tells which.
+func (it *RecordIter) Next(r *Record) bool {
+	if it.err != nil {
+		return false
+	}
+	if it.left == 0 {
+		if len(it.data) != 0 {
+			it.err = corrupt(it.pos, "bytes after the last record the count announces")
+		}
+		return false
+	}
+	if len(it.data) == 0 {
+		it.err = corrupt(it.pos, "fewer records than the count announces")
+		return false
+	}
+	length, n := binary.Varint(it.data)
+	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
+		it.err = corrupt(it.pos, "bad record length")
+		return false
+	}
+	body := it.data[n : n+int(length)]
+	it.data = it.data[n+int(length):]
+	if err := it.decode(body, r); err != nil {
+		it.err = err
+		return false
+	}
+	it.left--
+	return true
+}
+
+func (it *RecordIter) decode(body []byte, r *Record) error {
+	d := decoder{b: body[1:]} // attributes: unused
+	tsDelta := d.varint()
+	offDelta := d.varint()
+	key := d.nullable()
+	value := d.nullable()
+	nh := d.varint()
+	if d.bad {
+		return corrupt(it.pos, "bad record field")
+	}
+	if offDelta <= it.prevOff || offDelta > int64(it.batch.LastOffsetDelta()) {
+		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
+	}
+	it.prevOff = offDelta
+	if nh < 0 || nh > int64(len(d.b)/2) {
+		return corrupt(it.pos, "bad header count")
+	}
+	var headers []Header
+	if nh > 0 && !it.noHeader {
+		headers = make([]Header, nh)
+	}
+	for i := 0; i < int(nh); i++ {
+		hk := d.nullable()
+		hv := d.nullable()
+		if d.bad || hk == nil {
+			return corrupt(it.pos, "bad record header")
+		}
+		if headers != nil {
+			headers[i] = Header{Key: string(hk), Value: hv}
+		}
+	}
+	if d.bad || len(d.b) != 0 {
+		return corrupt(it.pos, "record length disagrees with its fields")
+	}
+	b := it.batch
+	ts := b.BaseTimestamp() + tsDelta
+	tt := CreateTime
+	if b.Attributes()&AttrLogAppendTime != 0 {
+		ts, tt = b.MaxTimestamp(), LogAppendTime
+	}
+	seq := int32(NoSequence)
+	if bs := b.BaseSequence(); bs >= 0 {
+		seq = int32((int64(bs) + offDelta) % (math.MaxInt32 + 1))
+	}
+	*r = Record{
+		Offset:        b.BaseOffset() + offDelta,
+		Timestamp:     time.UnixMilli(ts),
+		TimestampType: tt,
+		Key:           key,
+		Value:         value,
+		Headers:       headers,
+		LeaderEpoch:   b.LeaderEpoch(),
+		ProducerID:    b.ProducerID(),
+		ProducerEpoch: b.ProducerEpoch(),
+		Sequence:      seq,
+	}
+	return nil
+}
+
+// ValidateRecords decodes every record (headers checked, not kept) and
+// returns the first problem: the full check a broker makes of a batch it
+// did not write. limit bounds decompression as in Iter.
+func (b Batch) ValidateRecords(pos int64, limit int) error {
+	it, err := b.Iter(pos, limit)
+	if err != nil {
+		return err
+	}
+	it.SkipHeaders()
+	var r Record
+	for it.Next(&r) {
+	}
+	return it.Err()
+}
+
+// Records returns the batch's records as an iterator, for range loops. It
+// stops after yielding the first error. Each record is a new *Record.
+func (b Batch) Records() iter.Seq2[*Record, error] {
+	return func(yield func(*Record, error) bool) {
+		it, err := b.Iter(0, 0)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			r := new(Record)
+			if !it.Next(r) {
+				break
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+		if err := it.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// decoder reads varint-framed fields, remembering the first failure.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) nullable() []byte {
+	n := d.varint()
+	switch {
+	case d.bad:
+		return nil
+	case n == -1:
+		return nil
+	case n < -1 || n > int64(len(d.b)):
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}

@@ -1,0 +1,402 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var codecs = []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+
+type rec struct {
+	ts         int64
+	key, value []byte
+	headers    []Header
+}
+
+func sampleRecords(rng *rand.Rand, n int) []rec {
+	out := make([]rec, n)
+	base := int64(1_700_000_000_000)
+	for i := range out {
+		r := rec{ts: base + int64(rng.IntN(2000)) - 1000}
+		switch rng.IntN(4) {
+		case 0: // null key
+		case 1:
+			r.key = []byte{}
+		default:
+			r.key = fmt.Appendf(nil, "key-%d", rng.IntN(50))
+		}
+		if rng.IntN(5) != 0 {
+			r.value = bytes.Repeat([]byte{byte('a' + i%26)}, rng.IntN(300))
+		}
+		for h := rng.IntN(3); h > 0; h-- {
+			var v []byte
+			if rng.IntN(2) == 0 {
+				v = fmt.Appendf(nil, "hv%d", h)
+			}
+			r.headers = append(r.headers, Header{Key: fmt.Sprintf("h%d", h), Value: v})
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func build(t testing.TB, b *Builder, recs []rec, codec compression.Codec) Batch {
+	t.Helper()
+	for _, r := range recs {
+		b.Append(r.ts, r.key, r.value, r.headers)
+	}
+	batch, err := b.Finish(codec)
+	require.NoError(t, err)
+	return append(Batch(nil), batch...)
+}
+
+func TestRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, codec := range codecs {
+		for _, n := range []int{1, 2, 17, 500} {
+			t.Run(fmt.Sprintf("%v/%d", codec, n), func(t *testing.T) {
+				recs := sampleRecords(rng, n)
+				var b Builder
+				b.SetProducer(77, 3, 1000)
+				batch := build(t, &b, recs, codec)
+				batch.SetBaseOffset(4242)
+				batch.SetLeaderEpoch(9)
+
+				got, err := Parse(append(batch, 0xff, 0xff), 100)
+				require.NoError(t, err)
+				require.Equal(t, len(batch), len(got))
+				require.NoError(t, got.Validate(100))
+				require.NoError(t, got.ValidateRecords(100, 0))
+				require.Equal(t, codec, got.Codec())
+				require.EqualValues(t, n, got.NumRecords())
+				require.EqualValues(t, 4242+n-1, got.LastOffset())
+				require.EqualValues(t, 77, got.ProducerID())
+				require.EqualValues(t, 3, got.ProducerEpoch())
+				require.EqualValues(t, 1000, got.BaseSequence())
+				require.EqualValues(t, 1000+n-1, got.LastSequence())
+
+				maxTs := recs[0].ts
+				i := 0
+				for r, err := range got.Records() {
+					require.NoError(t, err)
+					want := recs[i]
+					require.EqualValues(t, 4242+i, r.Offset)
+					require.Equal(t, want.ts, r.Timestamp.UnixMilli())
+					require.Equal(t, want.key, r.Key, "key %d", i)
+					require.Equal(t, want.value, r.Value, "value %d", i)
+					require.Equal(t, want.key == nil, r.Key == nil)
+					require.Equal(t, want.value == nil, r.Value == nil)
+					require.Equal(t, len(want.headers), len(r.Headers))
+					for h := range want.headers {
+						require.Equal(t, want.headers[h].Key, r.Headers[h].Key)
+						require.Equal(t, want.headers[h].Value, r.Headers[h].Value)
+					}
+					require.EqualValues(t, 9, r.LeaderEpoch)
+					require.EqualValues(t, 1000+i, r.Sequence)
+					maxTs = max(maxTs, want.ts)
+					i++
+				}
+				require.Equal(t, n, i)
+				require.Equal(t, maxTs, got.MaxTimestamp())
+				require.Equal(t, recs[0].ts, got.BaseTimestamp())
+			})
+		}
+	}
+}
+
+func TestOffsetRewriteKeepsCRC(t *testing.T) {
+	var b Builder
+	batch := build(t, &b, sampleRecords(rand.New(rand.NewPCG(3, 4)), 10), compression.None)
+	crc := batch.CRC()
+	batch.SetBaseOffset(1 << 40)
+	batch.SetLeaderEpoch(12345)
+	require.Equal(t, crc, batch.CRC())
+	require.NoError(t, batch.Validate(0))
+}
+
+func TestLogAppendTime(t *testing.T) {
+	var b Builder
+	batch := build(t, &b, sampleRecords(rand.New(rand.NewPCG(5, 6)), 5), compression.Zstd)
+	batch.SetLogAppendTime(1234567)
+	require.NoError(t, batch.Validate(0))
+	require.Equal(t, LogAppendTime, batch.TimestampType())
+	for r, err := range batch.Records() {
+		require.NoError(t, err)
+		require.EqualValues(t, 1234567, r.Timestamp.UnixMilli())
+		require.Equal(t, LogAppendTime, r.TimestampType)
+	}
+}
+
+func TestNoProducer(t *testing.T) {
+	var b Builder
+	b.SetProducer(5, 5, 5)
+	b.Reset()
+	batch := build(t, &b, sampleRecords(rand.New(rand.NewPCG(7, 8)), 3), compression.None)
+	require.EqualValues(t, NoProducerID, batch.ProducerID())
+	require.EqualValues(t, NoSequence, batch.BaseSequence())
+	require.EqualValues(t, NoSequence, batch.LastSequence())
+	for r, err := range batch.Records() {
+		require.NoError(t, err)
+		require.EqualValues(t, NoSequence, r.Sequence)
+	}
+}
+
+func TestEmptyBuilder(t *testing.T) {
+	var b Builder
+	batch, err := b.Finish(compression.None)
+	require.NoError(t, err)
+	require.Nil(t, batch)
+}
+
+func TestRecordSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, r := range sampleRecords(rng, 200) {
+		delta := int64(rng.IntN(1 << 20))
+		enc := AppendRecord(nil, r.ts, delta, r.key, r.value, r.headers)
+		require.Equal(t, len(enc), RecordSize(r.ts, delta, r.key, r.value, r.headers))
+	}
+}
+
+// TestCorrupt covers each kind of bad input: every one is an error matching
+// ErrCorrupt, and torn input also matches ErrTruncated.
+func TestCorrupt(t *testing.T) {
+	var b Builder
+	good := build(t, &b, sampleRecords(rand.New(rand.NewPCG(11, 12)), 20), compression.None)
+	mutate := func(f func(Batch) Batch) Batch {
+		c := append(Batch(nil), good...)
+		return f(c)
+	}
+	setCount := func(n uint32) func(Batch) Batch {
+		return func(c Batch) Batch {
+			binary.BigEndian.PutUint32(c[offCount:], n)
+			c.UpdateCRC()
+			return c
+		}
+	}
+	cases := []struct {
+		name      string
+		in        Batch
+		truncated bool
+		stage     string // parse, validate or records
+	}{
+		{"empty", Batch{}, true, "parse"},
+		{"short header", good[:8], true, "parse"},
+		{"truncated body", good[:len(good)-1], true, "parse"},
+		{"length below header", mutate(func(c Batch) Batch { binary.BigEndian.PutUint32(c[offLength:], 10); return c }), false, "parse"},
+		{"negative length", mutate(func(c Batch) Batch { binary.BigEndian.PutUint32(c[offLength:], 0xffffffff); return c }), false, "parse"},
+		{"length past data", mutate(func(c Batch) Batch { binary.BigEndian.PutUint32(c[offLength:], 1<<30); return c }), true, "parse"},
+		{"wrong magic", mutate(func(c Batch) Batch { c[offMagic] = 1; return c }), false, "parse"},
+		{"bad crc", mutate(func(c Batch) Batch { c[len(c)-1] ^= 0xff; return c }), false, "validate"},
+		{"unknown codec", mutate(func(c Batch) Batch { c[offAttributes+1] |= 7; c.UpdateCRC(); return c }), false, "validate"},
+		{"negative count", setCount(0xffffffff)(append(Batch(nil), good...)), false, "validate"},
+		{"count above records", setCount(19)(append(Batch(nil), good...)), false, "records"},
+		{"count too large for bytes", mutate(func(c Batch) Batch {
+			binary.BigEndian.PutUint32(c[offCount:], 1<<20)
+			binary.BigEndian.PutUint32(c[offLastDelta:], 1<<20)
+			c.UpdateCRC()
+			return c
+		}), false, "validate"},
+		{"delta below count", mutate(func(c Batch) Batch { binary.BigEndian.PutUint32(c[offLastDelta:], 3); c.UpdateCRC(); return c }), false, "validate"},
+		{"bad record length", mutate(func(c Batch) Batch { c[HeaderSize] = 0x7f; c.UpdateCRC(); return c }), false, "records"},
+		{"negative record length", mutate(func(c Batch) Batch { c[HeaderSize] = 0x03; c.UpdateCRC(); return c }), false, "records"},
+		{"overflowing varint", mutate(func(c Batch) Batch {
+			for i := HeaderSize + 3; i < HeaderSize+14; i++ {
+				c[i] = 0xff
+			}
+			c.UpdateCRC()
+			return c
+		}), false, "records"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			batch, perr := Parse(tc.in, 500)
+			switch {
+			case perr != nil:
+				err = perr
+				require.Equal(t, "parse", tc.stage, "failed at parse: %v", perr)
+			default:
+				if verr := batch.Validate(500); verr != nil {
+					err = verr
+					require.Equal(t, "validate", tc.stage, "failed at validate: %v", verr)
+				} else {
+					err = batch.ValidateRecords(500, 0)
+					require.Equal(t, "records", tc.stage)
+				}
+			}
+			require.Error(t, err)
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.Equal(t, tc.truncated, errors.Is(err, ErrTruncated), "%v", err)
+			var ce *CorruptError
+			require.ErrorAs(t, err, &ce)
+			require.EqualValues(t, 500, ce.Position)
+		})
+	}
+}
+
+func TestCorruptCompressed(t *testing.T) {
+	var b Builder
+	for _, codec := range codecs[1:] {
+		b.Reset()
+		batch := build(t, &b, sampleRecords(rand.New(rand.NewPCG(13, 14)), 20), codec)
+		for i := HeaderSize; i < len(batch); i += 7 {
+			c := append(Batch(nil), batch...)
+			c[i] ^= 0x5a
+			c.UpdateCRC() // get past the CRC to the decoder
+			_ = c.ValidateRecords(0, 1<<20)
+		}
+		// a payload that inflates past the limit
+		c := append(Batch(nil), batch...)
+		err := c.ValidateRecords(0, 10)
+		require.ErrorIs(t, err, ErrCorrupt, "%v", codec)
+		require.ErrorIs(t, err, compression.ErrTooLarge, "%v", codec)
+	}
+}
+
+// TestKmsgInterop decodes our batches with franz-go's independent kmsg
+// decoder: our format must be Kafka's.
+func TestKmsgInterop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			recs := sampleRecords(rng, 50)
+			var b Builder
+			b.SetProducer(1234, 2, 77)
+			batch := build(t, &b, recs, codec)
+			batch.SetBaseOffset(1000)
+			batch.SetLeaderEpoch(5)
+
+			var kb kmsg.RecordBatch
+			require.NoError(t, kb.ReadFrom(batch))
+			require.EqualValues(t, 1000, kb.FirstOffset)
+			require.EqualValues(t, 5, kb.PartitionLeaderEpoch)
+			require.EqualValues(t, 2, kb.Magic)
+			require.EqualValues(t, len(batch)-12, kb.Length)
+			require.EqualValues(t, batch.ComputeCRC(), uint32(kb.CRC))
+			require.EqualValues(t, codec, kb.Attributes&7)
+			require.EqualValues(t, 49, kb.LastOffsetDelta)
+			require.EqualValues(t, 1234, kb.ProducerID)
+			require.EqualValues(t, 2, kb.ProducerEpoch)
+			require.EqualValues(t, 77, kb.FirstSequence)
+			require.EqualValues(t, 50, kb.NumRecords)
+			// kmsg re-encodes to the same bytes.
+			require.Equal(t, []byte(batch), kb.AppendTo(nil))
+
+			raw, err := codec.AppendDecode(nil, kb.Records, 0)
+			require.NoError(t, err)
+			for i, want := range recs {
+				var kr kmsg.Record
+				length, n := binary.Varint(raw)
+				require.Greater(t, n, 0)
+				require.NoError(t, kr.ReadFrom(raw[:n+int(length)]))
+				raw = raw[n+int(length):]
+				require.EqualValues(t, i, kr.OffsetDelta)
+				require.Equal(t, want.ts-recs[0].ts, kr.TimestampDelta64)
+				require.Equal(t, want.key, kr.Key)
+				require.Equal(t, want.value, kr.Value)
+				require.Equal(t, len(want.headers), len(kr.Headers))
+				for h := range want.headers {
+					require.Equal(t, want.headers[h].Key, kr.Headers[h].Key)
+					require.Equal(t, want.headers[h].Value, kr.Headers[h].Value)
+				}
+			}
+			require.Empty(t, raw)
+		})
+	}
+}
+
+// TestKmsgEncoded decodes batches that kmsg encoded.
+func TestKmsgEncoded(t *testing.T) {
+	var recs []byte
+	for i := range 3 {
+		kr := kmsg.Record{
+			TimestampDelta64: int64(i * 10),
+			OffsetDelta:      int32(i),
+			Key:              []byte{byte('a' + i)},
+			Value:            []byte("value"),
+			Headers:          []kmsg.Header{{Key: "k", Value: []byte("v")}},
+		}
+		kr.Length = int32(len(kr.AppendTo(nil)) - 1) // length prefix of a small record is one byte
+		recs = kr.AppendTo(recs)
+	}
+	kb := kmsg.RecordBatch{
+		FirstOffset: 7, Magic: 2, LastOffsetDelta: 2, FirstTimestamp: 1000, MaxTimestamp: 1020,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 3, Records: recs,
+	}
+	raw := kb.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	batch, err := Parse(raw, 0)
+	require.NoError(t, err)
+	batch.UpdateCRC() // kmsg leaves CRC and length to the caller
+	require.NoError(t, batch.Validate(0))
+	i := 0
+	for r, err := range batch.Records() {
+		require.NoError(t, err)
+		require.EqualValues(t, 7+i, r.Offset)
+		require.EqualValues(t, 1000+10*i, r.Timestamp.UnixMilli())
+		require.Equal(t, []byte{byte('a' + i)}, r.Key)
+		require.Equal(t, []Header{{Key: "k", Value: []byte("v")}}, r.Headers)
+		i++
+	}
+	require.Equal(t, 3, i)
+}
+
+// TestKafkaSegments reads every batch of .log files written by Apache Kafka.
+func TestKafkaSegments(t *testing.T) {
+	want := map[string][2]int{"a": {2, 4}, "b": {2, 3}}
+	for dir, counts := range want {
+		path := filepath.Join("..", "..", "shared", "testdata", "kafka-segments", dir, "__cluster_metadata-0", "00000000000000000000.log")
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			t.Skipf("fixtures not found at %s", path)
+		}
+		require.NoError(t, err)
+		batches, records := 0, 0
+		for pos := 0; pos < len(data); {
+			b, err := Parse(data[pos:], int64(pos))
+			require.NoError(t, err)
+			require.NoError(t, b.Validate(int64(pos)))
+			require.NoError(t, b.ValidateRecords(int64(pos), 0))
+			for r, err := range b.Records() {
+				require.NoError(t, err)
+				require.GreaterOrEqual(t, r.Offset, b.BaseOffset())
+				require.True(t, r.Timestamp.After(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)))
+				records++
+			}
+			batches++
+			pos += len(b)
+		}
+		require.Equal(t, counts[0], batches, dir)
+		require.Equal(t, counts[1], records, dir)
+	}
+}
+
+func TestAppendAllocs(t *testing.T) {
+	var b Builder
+	key, value := []byte("key-123"), bytes.Repeat([]byte("v"), 100)
+	for range 1000 {
+		b.Append(1, key, value, nil)
+	}
+	b.Reset()
+	allocs := testing.AllocsPerRun(100, func() {
+		b.Reset()
+		for range 1000 {
+			b.Append(1, key, value, nil)
+		}
+		if _, err := b.Finish(compression.None); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs)
+}
