@@ -8,6 +8,9 @@ import (
 	"github.com/runnel/runnel/compression"
 )
 
+// NoTimestamp is Kafka's timestamp of a batch with no records (-1).
+const NoTimestamp = -1
+
 // Builder encodes records into one RecordBatch v2 at a time. The zero value
 // is ready to use; a Builder reuses its buffers, so appending records to a
 // warm Builder allocates nothing. It is not safe for concurrent use.
@@ -21,7 +24,10 @@ type Builder struct {
 	prodEpoch  int16
 	baseSeq    int32
 	attrs      int16
-	set        bool // SetProducer was called since Reset
+	set        bool  // SetProducer was called since Reset
+	lastDelta  int64 // offset delta of the last record, -1 before the first
+	coverDelta int32 // SetLastOffsetDelta's value, -1 when not set
+	horizon    int64 // delete horizon (ms), -1 when not set
 }
 
 // Reset empties the builder for the next batch. The producer settings are
@@ -31,6 +37,7 @@ func (b *Builder) Reset() {
 	b.count = 0
 	b.attrs = 0
 	b.set = false
+	b.lastDelta, b.coverDelta, b.horizon = -1, -1, -1
 }
 
 // SetProducer records the idempotent producer's id, epoch and the sequence
@@ -63,18 +70,56 @@ func (b *Builder) Size() int {
 // epoch). A nil key or value is encoded as null. The builder copies what it
 // is given and keeps none of the slices.
 func (b *Builder) Append(ts int64, key, value []byte, headers []Header) {
+	b.AppendAt(int64(b.count), ts, key, value, headers)
+}
+
+// AppendAt is Append with an explicit offset delta, for rewriting a batch
+// without some of its records (the log cleaner). Deltas must increase.
+func (b *Builder) AppendAt(offsetDelta, ts int64, key, value []byte, headers []Header) {
+	b.start()
+	if b.count == 0 {
+		b.maxTs = ts
+		if b.horizon < 0 {
+			b.baseTs = ts
+		}
+	}
+	if ts > b.maxTs {
+		b.maxTs = ts
+	}
+	b.buf = AppendRecord(b.buf, ts-b.baseTs, offsetDelta, key, value, headers)
+	b.count++
+	b.lastDelta = offsetDelta
+}
+
+func (b *Builder) start() {
 	if len(b.buf) == 0 {
 		if cap(b.buf) < HeaderSize {
 			b.buf = make([]byte, HeaderSize, 4096)
 		}
 		b.buf = b.buf[:HeaderSize]
-		b.baseTs, b.maxTs = ts, ts
+		if b.count == 0 && b.lastDelta == 0 && b.coverDelta == 0 && b.horizon == 0 {
+			// A zero Builder: set the "unset" markers.
+			b.lastDelta, b.coverDelta, b.horizon = -1, -1, -1
+		}
 	}
-	if ts > b.maxTs {
-		b.maxTs = ts
-	}
-	b.buf = AppendRecord(b.buf, ts-b.baseTs, int64(b.count), key, value, headers)
-	b.count++
+}
+
+// SetLastOffsetDelta makes the batch cover offsets up to base + d even
+// when its last record has a smaller delta, or when it has no records: a
+// compacted batch keeps its offset range, as Kafka's cleaner does. With it
+// set, Finish of an empty builder returns a batch of no records.
+func (b *Builder) SetLastOffsetDelta(d int32) {
+	b.start()
+	b.coverDelta = d
+}
+
+// SetDeleteHorizon sets the batch's delete horizon (KIP-534): the base
+// timestamp becomes ts, and the delete-horizon attribute is set. Call it
+// before the first Append.
+func (b *Builder) SetDeleteHorizon(ts int64) {
+	b.start()
+	b.horizon, b.baseTs = ts, ts
+	b.attrs |= AttrDeleteHorizon
 }
 
 // Add encodes r's timestamp, key, value and headers; see Append.
@@ -87,8 +132,18 @@ func (b *Builder) Add(r *Record) {
 // memory: it is valid until the next Append, Reset or Finish. Finish on an
 // empty builder returns a nil Batch: Kafka has no empty producer batches.
 func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
-	if b.count == 0 {
+	if b.count == 0 && (len(b.buf) == 0 || b.coverDelta < 0) {
 		return nil, nil
+	}
+	if b.count == 0 {
+		b.maxTs = b.baseTs
+		if b.horizon < 0 {
+			b.baseTs, b.maxTs = NoTimestamp, NoTimestamp
+		}
+	}
+	lastDelta := b.lastDelta
+	if int64(b.coverDelta) > lastDelta {
+		lastDelta = int64(b.coverDelta)
 	}
 	out := b.buf
 	if codec != compression.None {
@@ -113,7 +168,7 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	binary.BigEndian.PutUint32(h[offLeaderEpoch:], 0)
 	h[offMagic] = Magic
 	binary.BigEndian.PutUint16(h[offAttributes:], uint16(b.attrs)|uint16(codec)&AttrCodecMask)
-	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(b.count-1))
+	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(lastDelta))
 	binary.BigEndian.PutUint64(h[offBaseTime:], uint64(b.baseTs))
 	binary.BigEndian.PutUint64(h[offMaxTime:], uint64(b.maxTs))
 	binary.BigEndian.PutUint64(h[offProducerID:], uint64(pid))

@@ -400,3 +400,48 @@ func TestAppendAllocs(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+// TestRewrite covers what the log cleaner needs: gaps in offset deltas, a
+// kept offset range, empty batches and the delete horizon.
+func TestRewrite(t *testing.T) {
+	for _, codec := range codecs {
+		var b Builder
+		b.Reset()
+		b.SetDeleteHorizon(5000)
+		b.SetLastOffsetDelta(9)
+		b.AppendAt(2, 4000, []byte("a"), nil, nil)
+		b.AppendAt(7, 4500, []byte("b"), []byte("v"), nil)
+		batch, err := b.Finish(codec)
+		require.NoError(t, err)
+		batch.SetBaseOffset(100)
+		require.NoError(t, batch.Validate(0))
+		require.NoError(t, batch.ValidateRecords(0, 0))
+		require.True(t, batch.HasDeleteHorizon())
+		require.EqualValues(t, 5000, batch.BaseTimestamp())
+		require.EqualValues(t, 4500, batch.MaxTimestamp())
+		require.EqualValues(t, 109, batch.LastOffset())
+		var offs, tss []int64
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			offs = append(offs, r.Offset)
+			tss = append(tss, r.Timestamp.UnixMilli())
+		}
+		require.Equal(t, []int64{102, 107}, offs)
+		require.Equal(t, []int64{4000, 4500}, tss)
+
+		// var kb kmsg.RecordBatch reads it too.
+		var kb kmsg.RecordBatch
+		require.NoError(t, kb.ReadFrom(batch))
+		require.EqualValues(t, 9, kb.LastOffsetDelta)
+
+		b.Reset()
+		b.SetLastOffsetDelta(4)
+		empty, err := b.Finish(codec)
+		require.NoError(t, err)
+		require.NotNil(t, empty)
+		require.NoError(t, empty.Validate(0))
+		require.NoError(t, empty.ValidateRecords(0, 0))
+		require.EqualValues(t, 0, empty.NumRecords())
+		require.EqualValues(t, 4, empty.LastOffsetDelta())
+	}
+}
