@@ -1,0 +1,454 @@
+package vfs
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testFS runs the conformance suite: every FS and File method, and the
+// errors callers rely on, the same on every FS. newFS returns a fresh FS and
+// an existing, empty directory in it.
+func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
+	// isOS reports whether fsys is the OS FS, wrapped or not, so that the
+	// few checks of things Windows does differently can be skipped there.
+	isWindowsOS := func(fsys FS) bool {
+		if ff, ok := fsys.(*faultFS); ok {
+			fsys = ff.fs
+		}
+		return fsys == OS && runtime.GOOS == "windows"
+	}
+
+	readAll := func(t *testing.T, f File) string {
+		t.Helper()
+		size, err := f.Size()
+		require.NoError(t, err)
+		b := make([]byte, size)
+		n, err := f.ReadAt(b, 0)
+		require.NoError(t, err)
+		require.Equal(t, int(size), n)
+		return string(b)
+	}
+
+	content := func(t *testing.T, fsys FS, name string) string {
+		t.Helper()
+		f, err := fsys.Open(name)
+		require.NoError(t, err)
+		defer f.Close()
+		return readAll(t, f)
+	}
+
+	writeFile := func(t *testing.T, fsys FS, name, s string) {
+		t.Helper()
+		f, err := fsys.Create(name)
+		require.NoError(t, err)
+		_, err = f.Write([]byte(s))
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+		require.NoError(t, f.Close())
+	}
+
+	t.Run("CreateWriteReadAt", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		name := filepath.Join(dir, "f")
+		f, err := fsys.Create(name)
+		require.NoError(t, err)
+		require.Equal(t, name, f.Name())
+		n, err := f.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, 5, n)
+		_, err = f.Write([]byte(" world"))
+		require.NoError(t, err)
+		size, err := f.Size()
+		require.NoError(t, err)
+		require.EqualValues(t, 11, size)
+		require.Equal(t, "hello world", readAll(t, f))
+
+		b := make([]byte, 3)
+		n, err = f.ReadAt(b, 6)
+		require.NoError(t, err)
+		require.Equal(t, "wor", string(b[:n]))
+
+		b = make([]byte, 8)
+		n, err = f.ReadAt(b, 6)
+		require.ErrorIs(t, err, io.EOF)
+		require.Equal(t, "world", string(b[:n]))
+		n, err = f.ReadAt(b, 11)
+		require.ErrorIs(t, err, io.EOF)
+		require.Zero(t, n)
+		n, err = f.ReadAt(b, 100)
+		require.ErrorIs(t, err, io.EOF)
+		require.Zero(t, n)
+		n, err = f.ReadAt(nil, 3)
+		require.NoError(t, err)
+		require.Zero(t, n)
+
+		require.NoError(t, f.Sync())
+		require.NoError(t, f.Close())
+	})
+
+	t.Run("OpenAppendsCreateTruncates", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		name := filepath.Join(dir, "f")
+		writeFile(t, fsys, name, "abc")
+
+		f, err := fsys.Open(name)
+		require.NoError(t, err)
+		require.Equal(t, name, f.Name())
+		size, err := f.Size()
+		require.NoError(t, err)
+		require.EqualValues(t, 3, size)
+		_, err = f.Write([]byte("def"))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		require.Equal(t, "abcdef", content(t, fsys, name))
+
+		f, err = fsys.Create(name)
+		require.NoError(t, err)
+		size, err = f.Size()
+		require.NoError(t, err)
+		require.Zero(t, size)
+		require.NoError(t, f.Close())
+		require.Equal(t, "", content(t, fsys, name))
+	})
+
+	t.Run("NotExist", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		var pe *os.PathError
+
+		_, err := fsys.Open(filepath.Join(dir, "missing"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.ErrorAs(t, err, &pe)
+
+		_, err = fsys.Create(filepath.Join(dir, "nodir", "f"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.ErrorAs(t, err, &pe)
+
+		_, err = fsys.Stat(filepath.Join(dir, "missing"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.ErrorAs(t, err, &pe)
+
+		_, err = fsys.List(filepath.Join(dir, "missing"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
+		err = fsys.Remove(filepath.Join(dir, "missing"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.ErrorAs(t, err, &pe)
+
+		err = fsys.Rename(filepath.Join(dir, "missing"), filepath.Join(dir, "other"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		var le *os.LinkError
+		require.ErrorAs(t, err, &le)
+
+		_, err = fsys.Lock(filepath.Join(dir, "nodir", "LOCK"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
+		if !isWindowsOS(fsys) {
+			require.ErrorIs(t, fsys.SyncDir(filepath.Join(dir, "missing")), fs.ErrNotExist)
+		}
+
+		require.NoError(t, fsys.RemoveAll(filepath.Join(dir, "missing")))
+		require.NoError(t, fsys.RemoveAll(filepath.Join(dir, "missing", "deeper")))
+	})
+
+	t.Run("OpenDirFails", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		_, err := fsys.Open(dir)
+		require.Error(t, err)
+		_, err = fsys.Create(dir)
+		require.Error(t, err)
+	})
+
+	t.Run("WriteAt", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		f, err := fsys.Create(filepath.Join(dir, "f"))
+		require.NoError(t, err)
+		defer f.Close()
+		n, err := f.WriteAt([]byte("xy"), 5)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		require.Equal(t, "\x00\x00\x00\x00\x00xy", readAll(t, f))
+		_, err = f.WriteAt([]byte("ab"), 1)
+		require.NoError(t, err)
+		require.Equal(t, "\x00ab\x00\x00xy", readAll(t, f))
+		_, err = f.WriteAt([]byte("YZ"), 6) // over the end and beyond it
+		require.NoError(t, err)
+		require.Equal(t, "\x00ab\x00\x00xYZ", readAll(t, f))
+		_, err = f.Write([]byte("!")) // Write appends at the end
+		require.NoError(t, err)
+		require.Equal(t, "\x00ab\x00\x00xYZ!", readAll(t, f))
+		_, err = f.WriteAt([]byte("q"), -1)
+		require.Error(t, err)
+	})
+
+	t.Run("Truncate", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		f, err := fsys.Create(filepath.Join(dir, "f"))
+		require.NoError(t, err)
+		defer f.Close()
+		_, err = f.Write([]byte("0123456789"))
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(4))
+		size, err := f.Size()
+		require.NoError(t, err)
+		require.EqualValues(t, 4, size)
+		_, err = f.Write([]byte("Z"))
+		require.NoError(t, err)
+		require.Equal(t, "0123Z", readAll(t, f))
+		require.NoError(t, f.Truncate(8))
+		require.Equal(t, "0123Z\x00\x00\x00", readAll(t, f))
+		_, err = f.Write([]byte("e"))
+		require.NoError(t, err)
+		require.Equal(t, "0123Z\x00\x00\x00e", readAll(t, f))
+		require.NoError(t, f.Truncate(0))
+		require.Equal(t, "", readAll(t, f))
+		require.Error(t, f.Truncate(-1))
+		require.NoError(t, f.Sync())
+	})
+
+	t.Run("Dirs", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		sub := filepath.Join(dir, "a", "b", "c")
+		require.NoError(t, fsys.MkdirAll(sub, 0o755))
+		require.NoError(t, fsys.MkdirAll(sub, 0o755))
+		require.NoError(t, fsys.SyncDir(sub))
+		require.NoError(t, fsys.SyncDir(dir))
+
+		fi, err := fsys.Stat(sub)
+		require.NoError(t, err)
+		require.True(t, fi.IsDir())
+		require.True(t, fi.Mode().IsDir())
+		require.Equal(t, "c", fi.Name())
+
+		for _, n := range []string{"b", "c", "a1", "0"} {
+			writeFile(t, fsys, filepath.Join(dir, n), n+n)
+		}
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"0", "a", "a1", "b", "c"}, names)
+
+		names, err = fsys.List(sub)
+		require.NoError(t, err)
+		require.Empty(t, names)
+
+		fi, err = fsys.Stat(filepath.Join(dir, "a1"))
+		require.NoError(t, err)
+		require.False(t, fi.IsDir())
+		require.True(t, fi.Mode().IsRegular())
+		require.Equal(t, "a1", fi.Name())
+		require.EqualValues(t, 4, fi.Size())
+
+		// A file stands in the way.
+		require.Error(t, fsys.MkdirAll(filepath.Join(dir, "b", "x"), 0o755))
+		_, err = fsys.Create(filepath.Join(dir, "b", "x"))
+		require.Error(t, err)
+		_, err = fsys.List(filepath.Join(dir, "b"))
+		require.Error(t, err)
+	})
+
+	t.Run("Remove", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		name := filepath.Join(dir, "f")
+		writeFile(t, fsys, name, "x")
+		require.NoError(t, fsys.Remove(name))
+		_, err := fsys.Open(name)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.ErrorIs(t, fsys.Remove(name), fs.ErrNotExist)
+
+		sub := filepath.Join(dir, "d")
+		require.NoError(t, fsys.MkdirAll(filepath.Join(sub, "e"), 0o755))
+		writeFile(t, fsys, filepath.Join(sub, "e", "f"), "y")
+		err = fsys.Remove(sub)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, fs.ErrNotExist)
+		_, err = fsys.Stat(filepath.Join(sub, "e", "f"))
+		require.NoError(t, err)
+
+		require.NoError(t, fsys.Remove(filepath.Join(sub, "e", "f")))
+		require.NoError(t, fsys.Remove(filepath.Join(sub, "e")))
+		names, err := fsys.List(sub)
+		require.NoError(t, err)
+		require.Empty(t, names)
+
+		require.NoError(t, fsys.MkdirAll(filepath.Join(sub, "g", "h"), 0o755))
+		writeFile(t, fsys, filepath.Join(sub, "g", "h", "i"), "z")
+		writeFile(t, fsys, filepath.Join(sub, "j"), "z")
+		require.NoError(t, fsys.RemoveAll(sub))
+		_, err = fsys.Stat(sub)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		names, err = fsys.List(dir)
+		require.NoError(t, err)
+		require.Empty(t, names)
+		require.NoError(t, fsys.SyncDir(dir))
+	})
+
+	t.Run("Rename", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")
+		writeFile(t, fsys, a, "aaa")
+		require.NoError(t, fsys.Rename(a, b))
+		_, err := fsys.Open(a)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.Equal(t, "aaa", content(t, fsys, b))
+
+		writeFile(t, fsys, c, "cc")
+		require.NoError(t, fsys.Rename(c, b)) // replaces b
+		require.Equal(t, "cc", content(t, fsys, b))
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"b"}, names)
+
+		sub := filepath.Join(dir, "sub")
+		require.NoError(t, fsys.MkdirAll(sub, 0o755))
+		require.NoError(t, fsys.Rename(b, filepath.Join(sub, "moved")))
+		require.Equal(t, "cc", content(t, fsys, filepath.Join(sub, "moved")))
+
+		require.NoError(t, fsys.Rename(sub, filepath.Join(dir, "sub2"))) // a directory
+		require.Equal(t, "cc", content(t, fsys, filepath.Join(dir, "sub2", "moved")))
+		_, err = fsys.Stat(sub)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
+		err = fsys.Rename(filepath.Join(dir, "sub2", "moved"), filepath.Join(dir, "nodir", "x"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.NoError(t, fsys.SyncDir(dir))
+	})
+
+	t.Run("HandleOutlivesName", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		if isWindowsOS(fsys) {
+			t.Skip("Windows does not remove or rename open files")
+		}
+		a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+		f, err := fsys.Create(a)
+		require.NoError(t, err)
+		defer f.Close()
+		_, err = f.Write([]byte("one"))
+		require.NoError(t, err)
+		require.NoError(t, fsys.Rename(a, b))
+		_, err = f.Write([]byte("two"))
+		require.NoError(t, err)
+		require.Equal(t, "onetwo", content(t, fsys, b))
+		require.NoError(t, fsys.Remove(b))
+		_, err = f.Write([]byte("three"))
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+		require.Equal(t, "onetwothree", readAll(t, f))
+	})
+
+	t.Run("Closed", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		f, err := fsys.Create(filepath.Join(dir, "f"))
+		require.NoError(t, err)
+		_, err = f.Write([]byte("abc"))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		var pe *os.PathError
+
+		_, err = f.Write([]byte("x"))
+		require.ErrorIs(t, err, os.ErrClosed)
+		require.ErrorAs(t, err, &pe)
+		_, err = f.WriteAt([]byte("x"), 0)
+		require.ErrorIs(t, err, os.ErrClosed)
+		_, err = f.ReadAt(make([]byte, 1), 0)
+		require.ErrorIs(t, err, os.ErrClosed)
+		require.ErrorIs(t, f.Sync(), os.ErrClosed)
+		require.ErrorIs(t, f.Truncate(0), os.ErrClosed)
+		require.ErrorIs(t, f.Close(), os.ErrClosed)
+		_, err = ReadView(f, 0, 1)
+		require.ErrorIs(t, err, os.ErrClosed)
+		require.Equal(t, filepath.Join(dir, "f"), f.Name())
+	})
+
+	t.Run("Lock", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		name := filepath.Join(dir, "LOCK")
+		l, err := fsys.Lock(name)
+		require.NoError(t, err)
+		_, err = fsys.Stat(name) // created
+		require.NoError(t, err)
+
+		_, err = fsys.Lock(name)
+		require.ErrorIs(t, err, ErrLocked)
+		var pe *os.PathError
+		require.ErrorAs(t, err, &pe)
+
+		other, err := fsys.Lock(filepath.Join(dir, "OTHER"))
+		require.NoError(t, err)
+
+		require.NoError(t, l.Close())
+		l, err = fsys.Lock(name)
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+		require.NoError(t, other.Close())
+	})
+
+	t.Run("ReadView", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		f, err := fsys.Create(filepath.Join(dir, "f"))
+		require.NoError(t, err)
+		defer f.Close()
+		_, err = f.Write([]byte("0123456789"))
+		require.NoError(t, err)
+
+		b, err := ReadView(f, 0, 5)
+		require.NoError(t, err)
+		require.Equal(t, "01234", string(b))
+		b, err = ReadView(f, 3, 7)
+		require.NoError(t, err)
+		require.Equal(t, "3456789", string(b))
+		b, err = ReadView(f, 10, 0)
+		require.NoError(t, err)
+		require.Empty(t, b)
+
+		_, err = ReadView(f, 5, 6)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		_, err = ReadView(f, 20, 1)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	})
+
+	t.Run("SyncDir", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		require.NoError(t, fsys.SyncDir(dir))
+		writeFile(t, fsys, filepath.Join(dir, "f"), "x")
+		require.NoError(t, fsys.SyncDir(dir))
+	})
+}
+
+func TestOSConformance(t *testing.T) {
+	testFS(t, func(t *testing.T) (FS, string) { return OS, t.TempDir() })
+}
+
+func TestMemConformance(t *testing.T) {
+	t.Run("Absolute", func(t *testing.T) {
+		testFS(t, func(t *testing.T) (FS, string) {
+			m := NewMem()
+			dir := filepath.Join(string(filepath.Separator), "data", "test")
+			require.NoError(t, m.MkdirAll(dir, 0o755))
+			return m, dir
+		})
+	})
+	t.Run("Relative", func(t *testing.T) {
+		testFS(t, func(t *testing.T) (FS, string) {
+			m := NewMem()
+			require.NoError(t, m.MkdirAll("data", 0o755))
+			return m, "data"
+		})
+	})
+	t.Run("Root", func(t *testing.T) {
+		testFS(t, func(t *testing.T) (FS, string) { return NewMem(), string(filepath.Separator) })
+	})
+}
+
+func TestFaultsConformance(t *testing.T) {
+	t.Run("Mem", func(t *testing.T) {
+		testFS(t, func(t *testing.T) (FS, string) { return WithFaults(NewMem(), Count()), "." })
+	})
+	t.Run("OS", func(t *testing.T) {
+		testFS(t, func(t *testing.T) (FS, string) { return WithFaults(OS, Count()), t.TempDir() })
+	})
+}

@@ -1,0 +1,859 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of the in-memory FS that package os reports as errno values. They
+// read like their OS counterparts; match them by errors.Is against the
+// sentinels of package fs where one exists (fs.ErrNotExist, fs.ErrExist,
+// fs.ErrInvalid, fs.ErrClosed).
+var (
+	errIsDir     = errors.New("is a directory")
+	errNotDir    = errors.New("not a directory")
+	errNotEmpty  = errors.New("directory not empty")
+	errNegOffset = errors.New("negative offset")
+)
+
+// TailMode says what CrashClone makes of the bytes a file had appended since
+// its last Sync.
+type TailMode int
+
+const (
+	// TailDrop: the unsynced bytes vanish. The default.
+	TailDrop TailMode = iota
+	// TailTorn: a random-length prefix of the unsynced bytes survives; its
+	// length is drawn uniformly from 0 to all of them, inclusive, so the
+	// whole tail may survive as well as none of it.
+	TailTorn
+	// TailZeros: a run of zero bytes, of random length from 1 to the number
+	// of unsynced bytes, stands where the unsynced bytes were (a file whose
+	// size reached the disk before its data did).
+	TailZeros
+	// TailGarbage: a run of random bytes, of random length from 1 to the
+	// number of unsynced bytes, stands where the unsynced bytes were.
+	TailGarbage
+)
+
+// String returns the mode's name.
+func (t TailMode) String() string {
+	switch t {
+	case TailDrop:
+		return "drop"
+	case TailTorn:
+		return "torn"
+	case TailZeros:
+		return "zeros"
+	case TailGarbage:
+		return "garbage"
+	}
+	return "TailMode(" + strconv.Itoa(int(t)) + ")"
+}
+
+// CrashOptions configures CrashClone.
+type CrashOptions struct {
+	// Tail is what becomes of each file's unsynced appended bytes.
+	Tail TailMode
+	// Rand draws torn lengths and garbage bytes. Nil means a generator with
+	// a fixed seed, so that a crash is reproducible.
+	Rand *rand.Rand
+}
+
+// MemFS is a strict in-memory FS, for tests and fully in-memory brokers. It
+// is safe for concurrent use. Create one with NewMem.
+//
+// Names are cleaned with path/filepath; absolute ("/a/b") and relative
+// ("a/b") names address the same tree, relative ones being taken from its
+// root, and ".." never leads above the root.
+//
+// MemFS keeps, besides what a reader sees, what a machine crash would leave
+// (see CrashClone): a file's content is durable as of its last Sync, and a
+// directory's entries as of its last SyncDir. Files implement Viewer: View
+// hands out the file's own bytes without copying, and the file never changes
+// bytes it has handed out (it copies its array instead, should it have to
+// overwrite them). Files do not implement Mapper.
+//
+// Appending is amortized O(len(p)) and Sync is O(1), so that a broker that
+// syncs every batch runs at memory speed. Overwriting bytes with WriteAt is
+// O(len(p)) too, except that overwriting bytes that a View or a CrashClone
+// holds copies the whole file once.
+type MemFS struct {
+	mu    sync.RWMutex // guards the entries of every directory, and locks
+	root  *memNode
+	locks map[string]bool // held Lock names, cleaned
+}
+
+var _ FS = (*MemFS)(nil)
+
+// NewMem returns an empty in-memory FS whose root directory ("/", also
+// named ".") exists and is durable.
+func NewMem() *MemFS {
+	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}}
+}
+
+// memNode is an inode: a directory or a file.
+type memNode struct {
+	isDir bool
+	perm  fs.FileMode
+
+	// A directory's entries, guarded by MemFS.mu: live ones, and the ones
+	// as of its last SyncDir (nil if never synced).
+	live    map[string]*memNode
+	durable map[string]*memNode
+
+	// A file's content, guarded by mu.
+	//
+	// The bytes data[:pin] of data's backing array may be held outside the
+	// file (by a View, or by the file of a crash clone), so they are never
+	// written in place: an overwrite copies the array first. Bytes from
+	// len(data) to cap(data) are never held outside (a shrink caps data),
+	// so appending into spare capacity is always safe. pin is atomic because
+	// View raises it under the read lock; it never exceeds len(data).
+	mu   sync.RWMutex
+	data []byte
+	pin  atomic.Int64
+
+	// Durability: the content as of the last Sync was data[:syncedLen],
+	// except where undo says otherwise: undo records, oldest first, the
+	// bytes below syncedLen that were overwritten or cut off since; applied
+	// newest first they restore the synced content. When undo would grow
+	// beyond the file, the synced content is materialized in snap instead
+	// (hasSnap). With no undo and no snap, every change since the last Sync
+	// was an append, and data[syncedLen:] is the unsynced tail.
+	syncedLen int
+	undo      []memUndo
+	undoBytes int
+	snap      []byte
+	hasSnap   bool
+}
+
+type memUndo struct {
+	off int
+	old []byte // never written: a copy, or a part of an array data no longer reaches
+}
+
+func newMemDir(perm fs.FileMode) *memNode {
+	return &memNode{isDir: true, perm: perm & fs.ModePerm, live: map[string]*memNode{}}
+}
+
+func newMemFile() *memNode { return &memNode{perm: 0o644} }
+
+// splitPath cleans name and returns its components below the root; nil is
+// the root itself.
+func splitPath(name string) []string {
+	p := path.Clean("/" + filepath.ToSlash(name))
+	if p == "/" {
+		return nil
+	}
+	return strings.Split(p[1:], "/")
+}
+
+// walk returns the node at parts, following live entries. Its errors are
+// bare (fs.ErrNotExist or errNotDir), for the caller to wrap.
+func (m *MemFS) walk(parts []string) (*memNode, error) {
+	n := m.root
+	for _, p := range parts {
+		if !n.isDir {
+			return nil, errNotDir
+		}
+		c := n.live[p]
+		if c == nil {
+			return nil, fs.ErrNotExist
+		}
+		n = c
+	}
+	return n, nil
+}
+
+// parentDir returns the directory that holds (or would hold) the last of
+// parts, which must not be empty.
+func (m *MemFS) parentDir(parts []string) (*memNode, error) {
+	d, err := m.walk(parts[:len(parts)-1])
+	if err != nil {
+		return nil, err
+	}
+	if !d.isDir {
+		return nil, errNotDir
+	}
+	return d, nil
+}
+
+func pathErr(op, name string, err error) error {
+	return &os.PathError{Op: op, Path: name, Err: err}
+}
+
+// Create creates the named file, or truncates it if it exists. Its directory
+// must exist. The new entry is durable only after SyncDir of the directory.
+func (m *MemFS) Create(name string) (File, error) {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return nil, pathErr("open", name, errIsDir)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.createLocked(parts, true)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &memFile{n: n, name: name}, nil
+}
+
+// createLocked returns the file at parts, creating it if missing and else
+// truncating it if trunc.
+func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
+	d, err := m.parentDir(parts)
+	if err != nil {
+		return nil, err
+	}
+	base := parts[len(parts)-1]
+	n := d.live[base]
+	switch {
+	case n == nil:
+		n = newMemFile()
+		d.live[base] = n
+	case n.isDir:
+		return nil, errIsDir
+	case trunc:
+		n.mu.Lock()
+		n.resize(0)
+		n.mu.Unlock()
+	}
+	return n, nil
+}
+
+// Open opens an existing file for reading and writing.
+func (m *MemFS) Open(name string) (File, error) {
+	m.mu.RLock()
+	n, err := m.walk(splitPath(name))
+	m.mu.RUnlock()
+	if err == nil && n.isDir {
+		err = errIsDir
+	}
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &memFile{n: n, name: name}, nil
+}
+
+// Remove removes a file or an empty directory. Open handles of a removed
+// file keep working. The removal is durable only after SyncDir of the
+// directory that held it.
+func (m *MemFS) Remove(name string) error {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return pathErr("remove", name, fs.ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.parentDir(parts)
+	if err != nil {
+		return pathErr("remove", name, err)
+	}
+	base := parts[len(parts)-1]
+	n := d.live[base]
+	switch {
+	case n == nil:
+		return pathErr("remove", name, fs.ErrNotExist)
+	case n.isDir && len(n.live) > 0:
+		return pathErr("remove", name, errNotEmpty)
+	}
+	delete(d.live, base)
+	return nil
+}
+
+// RemoveAll removes name and everything below it. A missing name is not an
+// error. The removal is durable only after SyncDir of name's directory.
+func (m *MemFS) RemoveAll(name string) error {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return pathErr("RemoveAll", name, fs.ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.parentDir(parts)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return pathErr("RemoveAll", name, err)
+	}
+	delete(d.live, parts[len(parts)-1])
+	return nil
+}
+
+// Rename renames oldname to newname, replacing newname if it is a file, or
+// an empty directory when oldname is a directory. Open handles keep working.
+// The rename is durable only after SyncDir of both directories involved;
+// until then a crash undoes it (in each directory on its own).
+func (m *MemFS) Rename(oldname, newname string) error {
+	fail := func(err error) error {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	op, np := splitPath(oldname), splitPath(newname)
+	if len(op) == 0 || len(np) == 0 {
+		return fail(fs.ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	od, err := m.parentDir(op)
+	if err != nil {
+		return fail(err)
+	}
+	obase := op[len(op)-1]
+	n := od.live[obase]
+	if n == nil {
+		return fail(fs.ErrNotExist)
+	}
+	nd, err := m.parentDir(np)
+	if err != nil {
+		return fail(err)
+	}
+	nbase := np[len(np)-1]
+	t := nd.live[nbase]
+	if t == n { // the same name, or two names of one inode: nothing to do
+		return nil
+	}
+	if n.isDir && len(np) > len(op) && slices.Equal(np[:len(op)], op) {
+		return fail(fs.ErrInvalid) // into its own subtree
+	}
+	if t != nil {
+		switch {
+		case n.isDir && !t.isDir:
+			return fail(errNotDir)
+		case !n.isDir && t.isDir:
+			return fail(errIsDir)
+		case t.isDir && len(t.live) > 0:
+			return fail(errNotEmpty)
+		}
+	}
+	delete(od.live, obase)
+	nd.live[nbase] = n
+	return nil
+}
+
+// MkdirAll creates dir and any missing parents, with permission bits perm.
+// A new directory is durable only after SyncDir of its parent.
+func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.root
+	for _, p := range splitPath(dir) {
+		c := n.live[p]
+		if c == nil {
+			c = newMemDir(perm)
+			n.live[p] = c
+		} else if !c.isDir {
+			return pathErr("mkdir", dir, errNotDir)
+		}
+		n = c
+	}
+	return nil
+}
+
+// List returns the sorted names of dir's entries.
+func (m *MemFS) List(dir string) ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n, err := m.walk(splitPath(dir))
+	if err != nil {
+		return nil, pathErr("open", dir, err)
+	}
+	if !n.isDir {
+		return nil, pathErr("readdirent", dir, errNotDir)
+	}
+	names := slices.Collect(maps.Keys(n.live))
+	slices.Sort(names)
+	return names, nil
+}
+
+// Stat describes the named file or directory. Its ModTime is the zero time.
+func (m *MemFS) Stat(name string) (os.FileInfo, error) {
+	parts := splitPath(name)
+	m.mu.RLock()
+	n, err := m.walk(parts)
+	m.mu.RUnlock()
+	if err != nil {
+		return nil, pathErr("stat", name, err)
+	}
+	fi := &memFileInfo{name: "/", mode: n.perm}
+	if len(parts) > 0 {
+		fi.name = parts[len(parts)-1]
+	}
+	if n.isDir {
+		fi.mode |= fs.ModeDir
+	} else {
+		n.mu.RLock()
+		fi.size = int64(len(n.data))
+		n.mu.RUnlock()
+	}
+	return fi, nil
+}
+
+// SyncDir makes dir's current entries durable: a crash clone finds exactly
+// these names, bound to these inodes.
+func (m *MemFS) SyncDir(dir string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.walk(splitPath(dir))
+	if err != nil {
+		return pathErr("open", dir, err)
+	}
+	if !n.isDir {
+		return pathErr("sync", dir, errNotDir)
+	}
+	n.durable = maps.Clone(n.live)
+	return nil
+}
+
+// Lock takes an in-process lock on name, creating the file if it is missing
+// (its directory must exist). While the lock is held, another Lock of the
+// same cleaned name fails with an error matching ErrLocked. Closing the
+// returned Closer releases the lock; closing it again does nothing.
+func (m *MemFS) Lock(name string) (io.Closer, error) {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return nil, pathErr("open", name, errIsDir)
+	}
+	key := strings.Join(parts, "/")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.locks[key] {
+		return nil, pathErr("lock", name, ErrLocked)
+	}
+	if _, err := m.createLocked(parts, false); err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	m.locks[key] = true
+	return &memLock{m: m, key: key}, nil
+}
+
+type memLock struct {
+	m      *MemFS
+	key    string
+	closed atomic.Bool
+}
+
+func (l *memLock) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.m.mu.Lock()
+	delete(l.m.locks, l.key)
+	l.m.mu.Unlock()
+	return nil
+}
+
+// Usage returns the number of bytes held by the files that have a name
+// (each inode counted once): their sizes, not the capacity reserved for
+// appends, and not removed files that are still open.
+func (m *MemFS) Usage() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := map[*memNode]bool{}
+	var total int64
+	var walk func(d *memNode)
+	walk = func(d *memNode) {
+		for _, n := range d.live {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			if n.isDir {
+				walk(n)
+				continue
+			}
+			n.mu.RLock()
+			total += int64(len(n.data))
+			n.mu.RUnlock()
+		}
+	}
+	walk(m.root)
+	return total
+}
+
+// CrashClone returns a new, independent MemFS holding what a machine crash
+// at this moment would leave of m:
+//
+//   - The directory tree as of each directory's last SyncDir, from the root
+//     down: an entry whose directory was never synced since it was added is
+//     missing (and with it a directory's whole subtree), a removal or rename
+//     not followed by SyncDir is undone, and every durable name is bound to
+//     the inode it named at that SyncDir.
+//   - Each file's content as of its last Sync. If every change since was an
+//     append, opts.Tail then decides what stands for the unsynced appended
+//     bytes; if the file was truncated below, or overwritten below, its
+//     synced size since, it simply reverts to its synced content.
+//
+// In the clone everything is durable and no lock is held. m is unchanged
+// and goes on working; the two share no bytes that either could change.
+// Should an inode be durable under two names (a rename across directories
+// with only the target synced), the clone has it under both, as hard links;
+// a directory reached twice is kept at its first name only, in sorted order.
+//
+// CrashClone is safe to call while m is in use, but then it sees each file
+// at a slightly different moment; crash tests call it on a quiet FS. With a
+// nil opts.Rand, equal histories give equal clones.
+//
+// A crash test typically counts the operations a scenario makes (Count),
+// then for each k reruns it on a fresh MemFS wrapped with FailFrom(k) (see
+// WithFaults), takes a CrashClone, reopens the store on the clone and checks
+// that nothing acknowledged was lost.
+func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
+	r := opts.Rand
+	if r == nil {
+		r = rand.New(rand.NewPCG(0x72756e6e656c, 0x6d656d6673))
+	}
+	switch opts.Tail {
+	case TailDrop, TailTorn, TailZeros, TailGarbage:
+	default:
+		panic("vfs: CrashClone with unknown " + opts.Tail.String())
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}}
+	return &MemFS{root: c.dir(m.root), locks: map[string]bool{}}
+}
+
+type crashCloner struct {
+	tail TailMode
+	r    *rand.Rand
+	seen map[*memNode]*memNode
+}
+
+func (c *crashCloner) dir(d *memNode) *memNode {
+	nd := newMemDir(d.perm)
+	c.seen[d] = nd
+	for _, name := range slices.Sorted(maps.Keys(d.durable)) {
+		n := d.durable[name]
+		cn, ok := c.seen[n]
+		switch {
+		case ok && n.isDir:
+			continue // a directory reached twice; a tree has no place for it
+		case ok:
+		case n.isDir:
+			cn = c.dir(n)
+		default:
+			cn = c.file(n)
+		}
+		nd.live[name] = cn
+	}
+	nd.durable = maps.Clone(nd.live)
+	return nd
+}
+
+func (c *crashCloner) file(n *memNode) *memNode {
+	nf := newMemFile()
+	c.seen[n] = nf
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	shared := true // whether nf.data shares its array with n
+	if len(n.undo) > 0 || n.hasSnap {
+		nf.data = n.syncedContent()
+		shared = n.hasSnap
+	} else {
+		s := n.syncedLen
+		tail := len(n.data) - s
+		switch {
+		case tail == 0 || c.tail == TailDrop:
+			nf.data = n.data[:s:s]
+		case c.tail == TailTorn:
+			k := s + c.r.IntN(tail+1)
+			nf.data = n.data[:k:k]
+		default: // TailZeros, TailGarbage
+			k := 1 + c.r.IntN(tail)
+			b := make([]byte, s+k)
+			copy(b, n.data[:s])
+			if c.tail == TailGarbage {
+				fillRandom(c.r, b[s:])
+			}
+			nf.data = b
+			shared = false
+		}
+		if shared {
+			n.pinAtLeast(len(nf.data))
+		}
+	}
+	nf.syncedLen = len(nf.data)
+	if shared {
+		nf.pin.Store(int64(len(nf.data)))
+	}
+	return nf
+}
+
+func fillRandom(r *rand.Rand, b []byte) {
+	for len(b) > 0 {
+		v := r.Uint64()
+		for i := 0; i < 8 && len(b) > 0; i++ {
+			b[0] = byte(v)
+			v >>= 8
+			b = b[1:]
+		}
+	}
+}
+
+// syncedContent returns the file's content as of its last Sync. The result
+// must not be written to. The caller holds n.mu.
+func (n *memNode) syncedContent() []byte {
+	if n.hasSnap {
+		return n.snap[:len(n.snap):len(n.snap)]
+	}
+	b := make([]byte, n.syncedLen)
+	copy(b, n.data)
+	for i := len(n.undo) - 1; i >= 0; i-- {
+		copy(b[n.undo[i].off:], n.undo[i].old)
+	}
+	return b
+}
+
+// pinAtLeast records that data[:end] may be held outside the file.
+func (n *memNode) pinAtLeast(end int) {
+	e := int64(end)
+	for {
+		p := n.pin.Load()
+		if p >= e || n.pin.CompareAndSwap(p, e) {
+			return
+		}
+	}
+}
+
+// growCap makes room to append k bytes, at least doubling the capacity when
+// it must reallocate. The caller holds n.mu for writing.
+func (n *memNode) growCap(k int) {
+	if cap(n.data)-len(n.data) >= k {
+		return
+	}
+	n.data = slices.Grow(n.data, max(k, cap(n.data)))
+	n.pin.Store(0) // a new array, held by no one
+}
+
+// unshare copies data to a new array if some of it may be held outside.
+func (n *memNode) unshare() {
+	if n.pin.Load() == 0 {
+		return
+	}
+	b := make([]byte, len(n.data), cap(n.data))
+	copy(b, n.data)
+	n.data = b
+	n.pin.Store(0)
+}
+
+// saveUndo records the synced bytes among data[lo:hi] before they are
+// overwritten. If the array is about to be copied (unshare), the old bytes
+// stay as they are and are referenced instead of copied.
+func (n *memNode) saveUndo(lo, hi int, willCopy bool) {
+	hi = min(hi, n.syncedLen)
+	if n.hasSnap || lo >= hi {
+		return
+	}
+	var old []byte
+	if willCopy {
+		old = n.data[lo:hi:hi]
+	} else {
+		old = slices.Clone(n.data[lo:hi])
+	}
+	n.undo = append(n.undo, memUndo{off: lo, old: old})
+	n.undoBytes += hi - lo
+	if n.undoBytes > n.syncedLen {
+		// Enough undo to pay for keeping the synced content whole.
+		n.snap = n.syncedContent()
+		n.hasSnap = true
+		n.undo, n.undoBytes = nil, 0
+	}
+}
+
+// resize truncates or zero-extends data. The caller holds n.mu for writing.
+func (n *memNode) resize(size int) {
+	l := len(n.data)
+	switch {
+	case size < l:
+		// Cap the slice: the cut bytes may be held by views (or by undo,
+		// which keeps them instead of a copy), so a later append must
+		// reallocate rather than write over them.
+		n.saveUndo(size, l, true)
+		n.data = n.data[:size:size]
+		if int(n.pin.Load()) > size {
+			n.pin.Store(int64(size))
+		}
+	case size > l:
+		n.growCap(size - l)
+		n.data = n.data[:size]
+		clear(n.data[l:]) // beyond the old length: held by no one
+	}
+}
+
+func (n *memNode) sync() {
+	n.syncedLen = len(n.data)
+	n.undo, n.undoBytes = nil, 0
+	n.snap, n.hasSnap = nil, false
+}
+
+type memFileInfo struct {
+	name string
+	size int64
+	mode fs.FileMode
+}
+
+func (fi *memFileInfo) Name() string       { return fi.name }
+func (fi *memFileInfo) Size() int64        { return fi.size }
+func (fi *memFileInfo) Mode() fs.FileMode  { return fi.mode }
+func (fi *memFileInfo) ModTime() time.Time { return time.Time{} }
+func (fi *memFileInfo) IsDir() bool        { return fi.mode.IsDir() }
+func (fi *memFileInfo) Sys() any           { return nil }
+
+// memFile is an open handle of a MemFS file.
+type memFile struct {
+	n      *memNode
+	name   string
+	closed atomic.Bool
+}
+
+var _ Viewer = (*memFile)(nil)
+
+func (f *memFile) closedErr(op string) error {
+	return pathErr(op, f.name, os.ErrClosed)
+}
+
+func (f *memFile) Name() string { return f.name }
+
+func (f *memFile) Write(p []byte) (int, error) {
+	if f.closed.Load() {
+		return 0, f.closedErr("write")
+	}
+	n := f.n
+	n.mu.Lock()
+	n.growCap(len(p))
+	n.data = append(n.data, p...)
+	n.mu.Unlock()
+	return len(p), nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.closed.Load() {
+		return 0, f.closedErr("write")
+	}
+	if off < 0 {
+		return 0, pathErr("writeat", f.name, errNegOffset)
+	}
+	if int64(int(off)) != off || int(off) > maxInt-len(p) {
+		return 0, pathErr("writeat", f.name, fs.ErrInvalid)
+	}
+	n := f.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	o, end := int(off), int(off)+len(p)
+	if l := len(n.data); o < l && len(p) > 0 {
+		// Overwriting existing bytes: remember synced ones for a crash, and
+		// leave alone any that a view holds.
+		willCopy := o < int(n.pin.Load())
+		n.saveUndo(o, min(end, l), willCopy)
+		if willCopy {
+			n.unshare()
+		}
+	}
+	if end > len(n.data) {
+		n.resize(end)
+	}
+	copy(n.data[o:], p)
+	return len(p), nil
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.closed.Load() {
+		return 0, f.closedErr("read")
+	}
+	if off < 0 {
+		return 0, pathErr("readat", f.name, errNegOffset)
+	}
+	n := f.n
+	n.mu.RLock()
+	var k int
+	if off < int64(len(n.data)) {
+		k = copy(p, n.data[off:])
+	}
+	n.mu.RUnlock()
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+// View returns the file's bytes [off, off+size) themselves, not a copy; they
+// never change afterwards. It returns io.ErrUnexpectedEOF if the file ends
+// before off+size.
+func (f *memFile) View(off int64, size int) ([]byte, error) {
+	if f.closed.Load() {
+		return nil, f.closedErr("read")
+	}
+	if off < 0 || size < 0 {
+		return nil, pathErr("view", f.name, fs.ErrInvalid)
+	}
+	n := f.n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if off > int64(len(n.data)) || size > len(n.data)-int(off) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	end := int(off) + size
+	if size > 0 {
+		n.pinAtLeast(end)
+	}
+	return n.data[off:end:end], nil
+}
+
+func (f *memFile) Truncate(size int64) error {
+	if f.closed.Load() {
+		return f.closedErr("truncate")
+	}
+	if size < 0 || int64(int(size)) != size {
+		return pathErr("truncate", f.name, fs.ErrInvalid)
+	}
+	n := f.n
+	n.mu.Lock()
+	n.resize(int(size))
+	n.mu.Unlock()
+	return nil
+}
+
+func (f *memFile) Size() (int64, error) {
+	if f.closed.Load() {
+		return 0, f.closedErr("stat")
+	}
+	n := f.n
+	n.mu.RLock()
+	s := len(n.data)
+	n.mu.RUnlock()
+	return int64(s), nil
+}
+
+func (f *memFile) Sync() error {
+	if f.closed.Load() {
+		return f.closedErr("sync")
+	}
+	n := f.n
+	n.mu.Lock()
+	n.sync()
+	n.mu.Unlock()
+	return nil
+}
+
+func (f *memFile) Close() error {
+	if f.closed.Swap(true) {
+		return f.closedErr("close")
+	}
+	return nil
+}
