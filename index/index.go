@@ -1,0 +1,480 @@
+// Package index implements the two sparse indexes that sit beside each
+// segment of a runnel log: the offset index and the time index, in Kafka's
+// on-disk format, byte for byte, so that a segment directory written by
+// runnel can be read by Kafka's tools and the other way round.
+//
+// # Offset index
+//
+// The file <base>.index (base being the segment's base offset) is a
+// sequence of 8-byte entries, big-endian:
+//
+//	relative offset  int32   offset - base
+//	position         int32   physical position of the batch in the segment's .log
+//
+// The index is sparse: the segment adds one entry per index.interval.bytes
+// of log (it decides when; the index only appends). Offsets and positions
+// are strictly increasing. OffsetIndex.Lookup finds the entry with the
+// greatest offset at or below a target, from which the segment scans the log
+// forward.
+//
+// # Time index
+//
+// The file <base>.timeindex is a sequence of 12-byte entries, big-endian:
+//
+//	timestamp        int64   milliseconds since the Unix epoch
+//	relative offset  int32   offset - base
+//
+// An entry (T, o) means: the largest timestamp seen up to and including
+// offset o is T, and o is the first offset where it was reached. Timestamps
+// are strictly increasing and offsets non-decreasing; a timestamp below 0
+// (Kafka's -1, "no timestamp") is never indexed. TimeIndex.Lookup finds the
+// entry with the greatest timestamp at or below a target.
+//
+// # Files
+//
+// While its segment is active an index is writable: its file is
+// preallocated to maxBytes (rounded down to a whole number of entries;
+// Kafka's segment.index.bytes, DefaultMaxBytes by default) and memory-mapped
+// read-write. When the segment is sealed (rolled) or the index closed, the
+// file is trimmed to its entries and, once sealed, mapped read-only. A file
+// that was not trimmed because the process stopped ends in all-zero
+// entries: opening an index drops trailing all-zero entries, so an entry
+// that is itself all zero, (base, 0) or (0, base), is dropped too if it is
+// the last one; that loses nothing, as it answers a lookup exactly as no
+// entry does. A file whose size is not a whole number of entries is corrupt
+// (a *CorruptError); so is one whose entries break the orders above, which
+// Check reports: opening does not scan the entries, so that opening the
+// sealed indexes of a big log stays cheap.
+//
+// Files are read and written only through a vfs.FS. Files that implement
+// vfs.Mapper are mapped (OS files on unix); for the others, or when mapping
+// fails, the index keeps its entries in a heap buffer read at open and
+// writes each appended entry at once with WriteAt, so that the file mirrors
+// the buffer; such a file is not preallocated.
+//
+// Nothing is durable before Sync, Seal or Close.
+//
+// # Concurrency
+//
+// One goroutine, the owner of the segment, calls the methods that change an
+// index (Append, TruncateTo, Reset, Sync, Seal, Unseal, Close). Lookup,
+// Last, Entries, Entry, Full and Check may run concurrently with those, from
+// any number of goroutines; Lookup does not allocate.
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"sync"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+const (
+	// OffsetEntrySize is the size in bytes of an offset index entry.
+	OffsetEntrySize = 8
+	// TimeEntrySize is the size in bytes of a time index entry.
+	TimeEntrySize = 12
+	// DefaultMaxBytes is the default size to which an active index file is
+	// preallocated, which bounds its number of entries (Kafka's
+	// segment.index.bytes).
+	DefaultMaxBytes = 10 << 20
+)
+
+// maxRelative is the largest relative offset or position an entry holds:
+// Kafka stores both as signed 32-bit integers.
+const maxRelative = math.MaxInt32
+
+// file is what the two indexes share: the file, its mapping or heap buffer,
+// and the number of entries. The index types add the entry encoding.
+type file struct {
+	// mu guards buf, n, active and max against the readers (Lookup and
+	// friends), which hold it shared; the owner changes them holding it
+	// exclusively and reads them without it.
+	mu     sync.RWMutex
+	buf    []byte // the entries: the mapped file or a heap copy of it
+	n      int    // number of entries
+	active bool   // writable: appends allowed, file preallocated
+	max    int    // capacity in entries while active
+
+	path   string
+	f      vfs.File
+	sz     int          // entry size
+	base   int64        // the segment's base offset
+	m      *vfs.Mapping // the mapping under buf; nil in heap mode
+	heap   bool         // buf is a heap copy of the entries
+	owned  bool         // the heap copy is ours to write (not a vfs.Viewer's view)
+	noMap  bool         // the file cannot be mapped: stay in heap mode
+	closed bool
+	err    error // set when a failed remap left the index without its entries
+}
+
+func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, writable bool) error {
+	if err := checkBase(base); err != nil {
+		return fmt.Errorf("runnel/index: %s: %w", path, err)
+	}
+	if writable && maxBytes < 0 {
+		return fmt.Errorf("runnel/index: %s: negative maxBytes %d", path, maxBytes)
+	}
+	f, err := fsys.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = fsys.Create(path)
+	}
+	if err != nil {
+		return err
+	}
+	x.f, x.path, x.sz, x.base = f, path, sz, base
+	size, err := f.Size()
+	if err == nil && size%int64(sz) != 0 {
+		err = &CorruptError{Path: path, Entry: int(size / int64(sz)),
+			Reason: fmt.Sprintf("file size %d is not a multiple of the entry size %d", size, sz)}
+	}
+	if err == nil {
+		x.n, err = countEntries(f, size, sz)
+	}
+	if err == nil {
+		x.active = writable
+		if writable {
+			x.max = maxBytes / sz
+		}
+		err = x.setup()
+	}
+	if err != nil {
+		x.unmap()
+		f.Close()
+		return err
+	}
+	return nil
+}
+
+func checkBase(base int64) error {
+	if base < 0 || base > math.MaxInt64-maxRelative {
+		return fmt.Errorf("base offset %d out of range", base)
+	}
+	return nil
+}
+
+// countEntries returns the number of entries in the file of the given size
+// once trailing all-zero entries are dropped. It reads backwards, first the
+// last entry alone, so a trimmed file costs one small read.
+func countEntries(f vfs.File, size int64, sz int) (int, error) {
+	if size == 0 {
+		return 0, nil
+	}
+	buf := make([]byte, min(int64((64<<10)/sz*sz), size))
+	step := int64(sz)
+	for end := size; end > 0; {
+		off := max(0, end-step)
+		b := buf[:end-off]
+		if m, err := f.ReadAt(b, off); m < len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		for i := len(b) - sz; i >= 0; i -= sz {
+			if !allZero(b[i : i+sz]) {
+				return int((off+int64(i))/int64(sz)) + 1, nil
+			}
+		}
+		end = off
+		step = int64(len(buf))
+	}
+	return 0, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// trimZeros returns the number of entries in b once trailing all-zero
+// entries are dropped; len(b) is a multiple of sz.
+func trimZeros(b []byte, sz int) int {
+	n := len(b) / sz
+	for n > 0 && allZero(b[(n-1)*sz:n*sz]) {
+		n--
+	}
+	return n
+}
+
+// setup sizes the file and sets up buf for the current n and active: a
+// mapping of the preallocated file (active) or of the entries (sealed), or
+// else a heap copy of the entries in a file trimmed to them. There must be
+// no mapping. The caller holds mu exclusively, or the index is not yet
+// shared.
+func (x *file) setup() error {
+	used := x.n * x.sz
+	size, err := x.f.Size()
+	if err != nil {
+		return err
+	}
+	if mp, ok := x.f.(vfs.Mapper); ok && !x.noMap {
+		want := used
+		if x.active {
+			want = max(x.max, x.n) * x.sz
+		}
+		if size != int64(want) {
+			if err := x.f.Truncate(int64(want)); err != nil {
+				return err
+			}
+			size = int64(want)
+		}
+		m, err := mp.Map(want, x.active)
+		if err == nil {
+			x.m, x.buf, x.heap, x.owned = m, m.Bytes(), false, false
+			return nil
+		}
+		// Fall back to the heap: for good if mapping is not supported,
+		// this once if it failed otherwise (out of address space, or of
+		// mappings).
+		x.noMap = errors.Is(err, vfs.ErrNotSupported)
+	}
+	if size != int64(used) {
+		if err := x.f.Truncate(int64(used)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case !x.heap && x.active:
+		b := make([]byte, used)
+		if _, err := x.f.ReadAt(b, 0); err != nil && !(err == io.EOF && used == 0) {
+			return err
+		}
+		x.buf, x.heap, x.owned = b, true, true
+	case !x.heap:
+		b, err := vfs.ReadView(x.f, 0, used)
+		if err != nil {
+			return err
+		}
+		_, isView := x.f.(vfs.Viewer)
+		x.buf, x.heap, x.owned = b, true, !isView
+	case x.active && !x.owned:
+		x.buf, x.owned = append([]byte(nil), x.buf[:used]...), true
+	}
+	return nil
+}
+
+// unmap drops the mapping, if any; buf goes with it.
+func (x *file) unmap() error {
+	if x.m == nil {
+		return nil
+	}
+	err := x.m.Close()
+	x.m, x.buf = nil, nil
+	return err
+}
+
+// fail leaves the index without entries after a failed setup; every later
+// change returns err. The caller holds mu exclusively.
+func (x *file) fail(err error) {
+	x.unmap()
+	x.err, x.buf, x.n, x.heap = err, nil, 0, false
+}
+
+// usable returns the error for op on a closed or failed index.
+func (x *file) usable(op string) error {
+	if x.closed {
+		return &fs.PathError{Op: op, Path: x.path, Err: fs.ErrClosed}
+	}
+	return x.err
+}
+
+// writable returns the error for appending to the index, if any.
+func (x *file) writable() error {
+	if err := x.usable("append"); err != nil {
+		return err
+	}
+	if !x.active {
+		return ErrSealed
+	}
+	return nil
+}
+
+// full reports whether the index holds all the entries it can. The owner
+// calls it without the lock.
+func (x *file) full() bool { return !x.active || x.n >= x.max }
+
+// appendEntry appends the encoded entry e; the caller has checked that the
+// index is writable and not full.
+func (x *file) appendEntry(e []byte) error {
+	off := x.n * x.sz
+	buf := x.buf
+	if x.m != nil {
+		copy(buf[off:off+x.sz], e)
+	} else {
+		if _, err := x.f.WriteAt(e, int64(off)); err != nil {
+			return err
+		}
+		// Readers look at buf[:off] only, so writing past it in place is
+		// safe; a grown buf is published under the lock.
+		buf = append(buf[:off], e...)
+	}
+	x.mu.Lock()
+	x.buf = buf
+	x.n++
+	x.mu.Unlock()
+	return nil
+}
+
+var zeros [4096]byte
+
+// truncateEntries keeps the first k entries. An active index zeroes the
+// dropped entries in its file; a sealed one trims the file.
+func (x *file) truncateEntries(k int) error {
+	if err := x.usable("truncate"); err != nil {
+		return err
+	}
+	if k >= x.n {
+		return nil
+	}
+	old := x.n
+	if x.active {
+		x.mu.Lock()
+		x.n = k
+		x.mu.Unlock()
+		from, to := k*x.sz, old*x.sz
+		if x.m != nil {
+			clear(x.buf[from:to])
+			return nil
+		}
+		for from < to {
+			m := min(to-from, len(zeros))
+			if _, err := x.f.WriteAt(zeros[:m], int64(from)); err != nil {
+				return err
+			}
+			from += m
+		}
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.n = k
+	uerr := x.unmap()
+	if err := x.setup(); err != nil {
+		x.fail(err)
+		return err
+	}
+	return uerr
+}
+
+// sync makes the entries durable.
+func (x *file) sync() error {
+	if err := x.usable("sync"); err != nil {
+		return err
+	}
+	if x.m != nil && x.active {
+		if err := x.m.Flush(); err != nil {
+			return err
+		}
+	}
+	return x.f.Sync()
+}
+
+// seal trims the file to its entries, syncs it and maps it read-only.
+func (x *file) seal() error {
+	if err := x.usable("seal"); err != nil {
+		return err
+	}
+	if !x.active {
+		return nil
+	}
+	if x.m != nil {
+		if err := x.m.Flush(); err != nil {
+			return err
+		}
+	}
+	x.mu.Lock()
+	x.active = false
+	uerr := x.unmap()
+	err := x.setup()
+	if err != nil {
+		x.fail(err)
+	}
+	x.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := x.f.Sync(); err != nil {
+		return err
+	}
+	return uerr
+}
+
+// unseal makes a sealed index writable again with room for maxBytes.
+func (x *file) unseal(maxBytes int) error {
+	if err := x.usable("unseal"); err != nil {
+		return err
+	}
+	if maxBytes < 0 {
+		return fmt.Errorf("runnel/index: %s: negative maxBytes %d", x.path, maxBytes)
+	}
+	if x.active {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.active, x.max = true, maxBytes/x.sz
+	uerr := x.unmap()
+	if err := x.setup(); err != nil {
+		x.fail(err)
+		return err
+	}
+	return uerr
+}
+
+// close trims and syncs an active index, then releases the mapping and the
+// file.
+func (x *file) close() error {
+	if x.closed {
+		return nil
+	}
+	var err error
+	keep := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	if x.m != nil && x.active {
+		keep(x.m.Flush())
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	keep(x.unmap())
+	if x.active && x.err == nil {
+		keep(x.f.Truncate(int64(x.n * x.sz)))
+		keep(x.f.Sync())
+	}
+	keep(x.f.Close())
+	x.closed, x.active = true, false
+	x.buf, x.n, x.heap = nil, 0, false
+	return err
+}
+
+// entries and isFull are for the readers: they take the lock.
+
+func (x *file) entries() int {
+	x.mu.RLock()
+	n := x.n
+	x.mu.RUnlock()
+	return n
+}
+
+func (x *file) isFull() bool {
+	x.mu.RLock()
+	full := x.full()
+	x.mu.RUnlock()
+	return full
+}
+
+// i32 and i64 read big-endian fields as Kafka's signed integers.
+func i32(b []byte) int64 { return int64(int32(binary.BigEndian.Uint32(b))) }
+func i64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }

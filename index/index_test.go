@@ -1,0 +1,371 @@
+package index
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// The tests run on the OS file system three ways: as it is (mapped on
+// unix), with Mapper hidden (the heap fallback, as for the in-memory FS),
+// and with a Map that answers ErrNotSupported (as on Windows).
+
+// wrapFS wraps the files of an FS.
+type wrapFS struct {
+	vfs.FS
+	wrap func(vfs.File) vfs.File
+}
+
+func (w wrapFS) Create(name string) (vfs.File, error) {
+	f, err := w.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(f), nil
+}
+
+func (w wrapFS) Open(name string) (vfs.File, error) {
+	f, err := w.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(f), nil
+}
+
+// plainFile hides every optional ability (Mapper) of the file it wraps.
+type plainFile struct{ vfs.File }
+
+// unsupportedFile is a Mapper that cannot map.
+type unsupportedFile struct{ vfs.File }
+
+func (f unsupportedFile) Map(int, bool) (*vfs.Mapping, error) {
+	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: vfs.ErrNotSupported}
+}
+
+type fsKind struct {
+	name string
+	fsys vfs.FS
+	maps bool // indexes on it are expected to be mapped
+}
+
+func fsKinds() []fsKind {
+	return []fsKind{
+		{"mapped", vfs.OS, runtime.GOOS == "linux" || runtime.GOOS == "darwin"},
+		{"heap", wrapFS{vfs.OS, func(f vfs.File) vfs.File { return plainFile{f} }}, false},
+		{"unsupported", wrapFS{vfs.OS, func(f vfs.File) vfs.File { return unsupportedFile{f} }}, false},
+	}
+}
+
+// eachFS runs fn once per kind of file system, in a fresh directory.
+func eachFS(t *testing.T, fn func(t *testing.T, k fsKind, dir string)) {
+	for _, k := range fsKinds() {
+		t.Run(k.name, func(t *testing.T) { fn(t, k, t.TempDir()) })
+	}
+}
+
+func openOffset(t testing.TB, fsys vfs.FS, path string, base int64, maxBytes int, writable bool) *OffsetIndex {
+	t.Helper()
+	x, err := OpenOffset(fsys, path, base, maxBytes, writable)
+	if err != nil {
+		t.Fatalf("OpenOffset(%s, writable %v): %v", path, writable, err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+func openTime(t testing.TB, fsys vfs.FS, path string, base int64, maxBytes int, writable bool) *TimeIndex {
+	t.Helper()
+	x, err := OpenTime(fsys, path, base, maxBytes, writable)
+	if err != nil {
+		t.Fatalf("OpenTime(%s, writable %v): %v", path, writable, err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// abandon drops an index as a crash would: no trim, no sync, no close of
+// the mapping's file beyond releasing it.
+func (x *file) abandon() {
+	x.unmap()
+	x.f.Close()
+	x.closed = true
+}
+
+func offsetEntries(x *OffsetIndex) []OffsetEntry {
+	out := make([]OffsetEntry, x.Entries())
+	for i := range out {
+		out[i].Offset, out[i].Position = x.Entry(i)
+	}
+	return out
+}
+
+func timeEntries(x *TimeIndex) []TimeEntry {
+	out := make([]TimeEntry, x.Entries())
+	for i := range out {
+		out[i].Timestamp, out[i].Offset = x.Entry(i)
+	}
+	return out
+}
+
+func checkMapped(t *testing.T, k fsKind, x *file) {
+	t.Helper()
+	if (x.m != nil) != k.maps {
+		t.Errorf("mapped = %v, want %v", x.m != nil, k.maps)
+	}
+}
+
+func TestOpenCreatesMissingFile(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		path := filepath.Join(dir, "00000000000000000000.index")
+		x := openOffset(t, k.fsys, path, 0, 1024, true)
+		checkMapped(t, k, &x.f)
+		if n := x.Entries(); n != 0 {
+			t.Errorf("Entries = %d, want 0", n)
+		}
+		if _, _, ok := x.Last(); ok {
+			t.Error("Last: ok on an empty index")
+		}
+		want := int64(1024)
+		if !k.maps {
+			want = 0 // the heap fallback does not preallocate
+		}
+		if got := fileSize(t, path); got != want {
+			t.Errorf("file size %d, want %d", got, want)
+		}
+		must(t, x.Close())
+		if got := fileSize(t, path); got != 0 {
+			t.Errorf("file size after Close %d, want 0", got)
+		}
+
+		y := openTime(t, k.fsys, filepath.Join(dir, "x.timeindex"), 5, 100, false)
+		if y.Entries() != 0 || !y.Full() {
+			t.Errorf("sealed new time index: %d entries, full %v", y.Entries(), y.Full())
+		}
+	})
+}
+
+func TestOpenBadArguments(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "a.index"), -1, 1024, true); err == nil {
+		t.Error("negative base: no error")
+	}
+	if _, err := OpenTime(vfs.OS, filepath.Join(dir, "a.timeindex"), 0, -1, true); err == nil {
+		t.Error("negative maxBytes: no error")
+	}
+	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "missing", "a.index"), 0, 1024, true); err == nil {
+		t.Error("missing directory: no error")
+	}
+}
+
+func TestMaxBytesRoundedDown(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		path := filepath.Join(dir, "a.timeindex")
+		x := openTime(t, k.fsys, path, 0, 3*TimeEntrySize+7, true)
+		if k.maps {
+			if got := fileSize(t, path); got != 3*TimeEntrySize {
+				t.Errorf("file size %d, want %d", got, 3*TimeEntrySize)
+			}
+		}
+		for i := range 3 {
+			must(t, x.Append(int64(10+i), int64(i)))
+		}
+		if !x.Full() {
+			t.Error("not full at capacity")
+		}
+	})
+}
+
+func TestCorruptSize(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		for _, writable := range []bool{true, false} {
+			path := filepath.Join(dir, fmt.Sprintf("bad-%v.index", writable))
+			must(t, os.WriteFile(path, make([]byte, 2*OffsetEntrySize+3), 0o644))
+			_, err := OpenOffset(k.fsys, path, 0, 1024, writable)
+			checkCorrupt(t, err, path, 2)
+			if got := fileSize(t, path); got != 2*OffsetEntrySize+3 {
+				t.Errorf("corrupt file was resized to %d", got)
+			}
+
+			path = filepath.Join(dir, fmt.Sprintf("bad-%v.timeindex", writable))
+			must(t, os.WriteFile(path, make([]byte, TimeEntrySize-1), 0o644))
+			_, err = OpenTime(k.fsys, path, 0, 1024, writable)
+			checkCorrupt(t, err, path, 0)
+		}
+	})
+}
+
+func checkCorrupt(t *testing.T, err error, path string, entry int) {
+	t.Helper()
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("error %v does not match ErrCorrupt", err)
+	}
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a *CorruptError", err)
+	}
+	if ce.Path != path || ce.Entry != entry {
+		t.Errorf("CorruptError{Path %q, Entry %d}, want {%q, %d}", ce.Path, ce.Entry, path, entry)
+	}
+	msg := err.Error()
+	if !bytes.Contains([]byte(msg), []byte(path)) || !bytes.Contains([]byte(msg), []byte(fmt.Sprintf("entry %d", entry))) {
+		t.Errorf("message %q does not name the path and entry %d", msg, entry)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		x := openOffset(t, k.fsys, filepath.Join(dir, "a.index"), 10, 1024, true)
+		must(t, x.Append(11, 100))
+		must(t, x.Close())
+		must(t, x.Close())
+		for name, err := range map[string]error{
+			"Append":     x.Append(12, 200),
+			"TruncateTo": x.TruncateTo(10),
+			"Reset":      x.Reset(),
+			"Sync":       x.Sync(),
+			"Seal":       x.Seal(),
+			"Unseal":     x.Unseal(1024),
+		} {
+			if !errors.Is(err, os.ErrClosed) {
+				t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+			}
+		}
+		if o, p := x.Lookup(11); o != 10 || p != 0 {
+			t.Errorf("Lookup after Close = %d, %d", o, p)
+		}
+		if x.Entries() != 0 || x.Check(0) != nil {
+			t.Error("closed index has entries")
+		}
+	})
+}
+
+// viewFile implements vfs.Viewer by reading into a new buffer, and keeps
+// every view with a copy so that the test can check none was written to.
+type viewFile struct {
+	vfs.File
+	views *[][2][]byte
+}
+
+func (f viewFile) View(off int64, n int) ([]byte, error) {
+	b, err := vfs.ReadView(plainFile{f.File}, off, n)
+	if err != nil {
+		return nil, err
+	}
+	// Leave room to append in place, which the index must not use.
+	v := append(make([]byte, 0, n+64), b...)
+	*f.views = append(*f.views, [2][]byte{v, bytes.Clone(v)})
+	return v, nil
+}
+
+func TestViewsAreNotWritten(t *testing.T) {
+	var views [][2][]byte
+	fsys := wrapFS{vfs.OS, func(f vfs.File) vfs.File { return viewFile{f, &views} }}
+	path := filepath.Join(t.TempDir(), "a.index")
+	x := openOffset(t, fsys, path, 0, 1024, true)
+	for i := range 5 {
+		must(t, x.Append(int64(i+1), int64(100*(i+1))))
+	}
+	must(t, x.Close())
+	x = openOffset(t, fsys, path, 0, 1024, false)
+	if len(views) != 1 {
+		t.Fatalf("%d views taken, want 1", len(views))
+	}
+	must(t, x.Unseal(1024))
+	must(t, x.TruncateTo(3))
+	must(t, x.Append(3, 250))
+	must(t, x.Append(9, 900))
+	for _, v := range views {
+		if all := v[0][:cap(v[0])]; !bytes.Equal(all[:len(v[1])], v[1]) || !allZero(all[len(v[1]):]) {
+			t.Fatal("the index wrote into a view")
+		}
+	}
+	want := []OffsetEntry{{1, 100}, {2, 200}, {3, 250}, {9, 900}}
+	if got := offsetEntries(x); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("entries %v, want %v", got, want)
+	}
+}
+
+// TestConcurrentReaders runs lookups while the owner appends, truncates,
+// seals and unseals; run it with -race.
+func TestConcurrentReaders(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		ox := openOffset(t, k.fsys, filepath.Join(dir, "a.index"), 1000, 64<<10, true)
+		tx := openTime(t, k.fsys, filepath.Join(dir, "a.timeindex"), 1000, 64<<10, true)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for r := range 2 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					target := int64(1000 + (i*7+r)%5000)
+					if o, p := ox.Lookup(target); o > target || (o > 1000 && p != (o-1000)*10) {
+						t.Errorf("Lookup(%d) = %d, %d", target, o, p)
+						return
+					}
+					if ts, o := tx.Lookup(target); ts > target || (ts >= 0 && o != ts) {
+						t.Errorf("time Lookup(%d) = %d, %d", target, ts, o)
+						return
+					}
+					if o, _, ok := ox.Last(); ok && o < 1000 {
+						t.Errorf("Last = %d", o)
+					}
+					ox.Entries()
+					ox.Full()
+					ox.Check(1 << 40)
+				}
+			})
+		}
+		n := 3000
+		if testing.Short() {
+			n = 500
+		}
+		for i := 1; i < n; i++ {
+			o := int64(1000 + i)
+			if err := ox.Append(o, int64(i)*10); err != nil {
+				t.Fatal(err)
+			}
+			must(t, tx.Append(o, o))
+			switch i % 500 {
+			case 100:
+				must(t, ox.TruncateTo(o-50))
+				must(t, tx.TruncateTo(o-50))
+			case 200:
+				must(t, ox.Seal())
+				must(t, tx.Seal())
+				must(t, ox.Unseal(64<<10))
+				must(t, tx.Unseal(64<<10))
+			case 300:
+				must(t, ox.Sync())
+			}
+		}
+		close(stop)
+		wg.Wait()
+	})
+}
