@@ -1,0 +1,323 @@
+package log
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+)
+
+// AppendOptions qualify an append.
+type AppendOptions struct {
+	// LeaderEpoch is stamped on every batch and, when it is new, recorded
+	// in the leader epoch cache.
+	LeaderEpoch int32
+}
+
+// AppendResult describes an append.
+type AppendResult struct {
+	FirstOffset   int64
+	LastOffset    int64
+	Records       int
+	LogAppendTime int64 // ms; -1 when the topic uses CreateTime
+}
+
+// Append validates data — one or more whole RecordBatch v2 batches, as a
+// producer encoded them — assigns their offsets by rewriting each batch's
+// base offset (and leader epoch, and for LogAppendTime topics the max
+// timestamp and CRC) in place, and writes them with one write call. Append
+// therefore modifies data; the log does not keep it after returning.
+//
+// Under SyncAlways, Append returns once the batches are fsynced; concurrent
+// appends share fsyncs. If ctx ends while waiting for the fsync, Append
+// returns ctx's error: the batches are in the log and may become durable.
+//
+// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord;
+// record.ErrCorrupt for malformed batches (nothing is written); ctx's error.
+func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
+	res := AppendResult{LogAppendTime: -1}
+	if err := l.check(); err != nil {
+		return res, err
+	}
+	records, err := l.validate(data)
+	if err != nil {
+		return res, err
+	}
+	res.Records = records
+
+	l.mu.Lock()
+	if err := l.check(); err != nil {
+		l.mu.Unlock()
+		return res, err
+	}
+	next := l.next.Load()
+	res.FirstOffset = next
+	if l.cfg.TimestampType == record.LogAppendTime {
+		res.LogAppendTime = l.clock.Now().UnixMilli()
+	}
+	for p := 0; p < len(data); {
+		b := record.Batch(data[p:])
+		b = b[:record.BatchSize(b)]
+		b.SetBaseOffset(next)
+		b.SetLeaderEpoch(opts.LeaderEpoch)
+		if res.LogAppendTime >= 0 {
+			b.SetLogAppendTime(res.LogAppendTime)
+		}
+		next = b.NextOffset()
+		p += len(b)
+	}
+	res.LastOffset = next - 1
+	if err := l.appendLocked(data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
+		l.mu.Unlock()
+		return res, err
+	}
+	flush := l.flushDueLocked(int64(records))
+	l.mu.Unlock()
+
+	if l.cfg.Sync == SyncAlways || flush {
+		return res, l.syncTo(ctx, next)
+	}
+	return res, nil
+}
+
+// validate checks every batch and returns the record count.
+func (l *Log) validate(data []byte) (int, error) {
+	if len(data) == 0 {
+		return 0, fmt.Errorf("%w: no batches", ErrInvalidRecord)
+	}
+	records := 0
+	for p := 0; p < len(data); {
+		b, err := record.Parse(data[p:], int64(p))
+		if err != nil {
+			return 0, err
+		}
+		if len(b) > l.cfg.MaxMessageBytes {
+			return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
+		}
+		if err := b.Validate(int64(p)); err != nil {
+			return 0, err
+		}
+		n := b.NumRecords()
+		if n == 0 || b.LastOffsetDelta() != n-1 {
+			return 0, fmt.Errorf("%w: batch at %d has %d records and last offset delta %d", ErrInvalidRecord, p, n, b.LastOffsetDelta())
+		}
+		compacted := l.cfg.CleanupPolicy&Compact != 0
+		if compacted || b.Codec() == 0 {
+			if err := l.validateRecords(b, int64(p), compacted); err != nil {
+				return 0, err
+			}
+		}
+		records += int(n)
+		p += len(b)
+	}
+	return records, nil
+}
+
+func (l *Log) validateRecords(b record.Batch, pos int64, needKeys bool) error {
+	it, err := b.Iter(pos, l.cfg.MaxMessageBytes*64)
+	if err != nil {
+		return err
+	}
+	it.SkipHeaders()
+	var r record.Record
+	for it.Next(&r) {
+		if needKeys && r.Key == nil {
+			return fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
+		}
+	}
+	return it.Err()
+}
+
+// appendLocked rolls if needed and writes data, whose offsets are
+// [first, next). A write failure fences the log.
+func (l *Log) appendLocked(data []byte, first, next int64, epoch int32) error {
+	segs := *l.segs.Load()
+	active := segs[len(segs)-1]
+	if l.shouldRoll(active, len(data), next-1) {
+		var err error
+		if active, err = l.rollLocked(first); err != nil {
+			return err
+		}
+	}
+	if err := active.Append(data); err != nil {
+		return l.fence(err)
+	}
+	if err := l.epochs.assign(epoch, first); err != nil {
+		return l.fence(err)
+	}
+	l.next.Store(next)
+	return nil
+}
+
+func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
+	if active.Size() == 0 {
+		return false
+	}
+	if active.Size()+int64(n) > l.cfg.SegmentBytes || active.IndexFull() || !active.Fits(n, last) {
+		return true
+	}
+	if l.cfg.SegmentTime > 0 {
+		// Age counts from the first batch's timestamp, as in Kafka, but
+		// never from before the segment was created: records with old
+		// timestamps must not roll a segment per append.
+		born := max(active.FirstBatchTimestamp(), l.activeCreated.UnixMilli())
+		if l.clock.Now().UnixMilli()-born >= l.cfg.SegmentTime.Milliseconds() {
+			return true
+		}
+	}
+	return false
+}
+
+// rollLocked seals the active segment (synced, unless SyncNever) and starts
+// a new one at base.
+func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
+	segs := *l.segs.Load()
+	old := segs[len(segs)-1]
+	if err := old.Seal(l.cfg.Sync != SyncNever); err != nil {
+		return nil, l.fence(err)
+	}
+	s, err := segment.Create(l.fs, l.dir, base, l.segmentConfig())
+	if err != nil {
+		return nil, l.fence(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		s.Close()
+		return nil, l.fence(err)
+	}
+	l.setSegments(append(segs[:len(segs):len(segs)], s))
+	l.activeCreated = l.clock.Now()
+	if l.cfg.Sync != SyncNever {
+		// The old segment and its indexes are durable: the recovery point
+		// moves to the new segment.
+		if err := writeOffset(l.fs, l.dir, recoveryPointFile, base); err != nil {
+			return nil, l.fence(err)
+		}
+		l.recovery = base
+	}
+	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
+	return s, nil
+}
+
+func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }
+
+// Roll starts a new segment now, if the active one is not empty.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return err
+	}
+	segs := *l.segs.Load()
+	if segs[len(segs)-1].Size() == 0 {
+		return nil
+	}
+	_, err := l.rollLocked(l.next.Load())
+	return err
+}
+
+// flushDueLocked counts appended records for SyncPeriodic and reports
+// whether a flush is due.
+func (l *Log) flushDueLocked(records int64) bool {
+	if l.cfg.Sync != SyncPeriodic {
+		return false
+	}
+	l.unflushed += records
+	due := l.cfg.FlushMessages > 0 && l.unflushed >= l.cfg.FlushMessages
+	if l.cfg.FlushInterval > 0 && l.clock.Now().Sub(l.lastFlush) >= l.cfg.FlushInterval {
+		due = true
+	}
+	if due {
+		l.unflushed = 0
+		l.lastFlush = l.clock.Now()
+	}
+	return due
+}
+
+// Flush fsyncs everything appended so far.
+func (l *Log) Flush(ctx context.Context) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	return l.syncTo(ctx, l.next.Load())
+}
+
+// syncTo returns once every offset below target is fsynced. One caller at a
+// time runs the fsync; the others wait for it and, if it did not cover
+// them, one of them runs the next (group commit).
+func (l *Log) syncTo(ctx context.Context, target int64) error {
+	for {
+		if l.durable.Load() >= target {
+			return nil
+		}
+		l.syncMu.Lock()
+		if l.durable.Load() >= target {
+			l.syncMu.Unlock()
+			return nil
+		}
+		if err := l.check(); err != nil {
+			l.syncMu.Unlock()
+			return err
+		}
+		if l.syncing {
+			done := l.syncDone
+			l.syncMu.Unlock()
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		l.syncing = true
+		l.syncDone = make(chan struct{})
+		l.syncMu.Unlock()
+
+		err := l.syncOnce()
+
+		l.syncMu.Lock()
+		l.syncing = false
+		close(l.syncDone)
+		l.syncMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// syncOnce fsyncs the active segment and advances the durable offset to
+// the log end offset seen before the fsync. Rolled segments were synced
+// when they rolled.
+func (l *Log) syncOnce() error {
+	l.mu.Lock()
+	segs := *l.segs.Load()
+	active := segs[len(segs)-1]
+	end := l.next.Load()
+	l.mu.Unlock()
+
+	l.lifeMu.RLock()
+	var err error
+	if !active.Closed() {
+		err = active.Sync()
+	} else if l.closed.Load() {
+		err = ErrClosed
+	}
+	l.lifeMu.RUnlock()
+	if err != nil {
+		if err == ErrClosed {
+			return err
+		}
+		return l.fence(err)
+	}
+	// A truncation may have cut the log meanwhile: never claim more than
+	// the log holds.
+	l.mu.Lock()
+	if !active.Closed() {
+		end = min(end, l.next.Load())
+		if end > l.durable.Load() {
+			l.durable.Store(end)
+		}
+	}
+	l.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,447 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Suffixes of the log cleaner's files. A cleaned segment is written as
+// <base>.log.cleaned (+ indexes), renamed to .swap once complete (the
+// .log's rename commits it), the segments it replaces are deleted, and it
+// is renamed to its final names. Open deletes .cleaned files and completes
+// any .swap, so a crash leaves either the old segments or the new one.
+const (
+	cleanedSuffix = ".cleaned"
+	swapSuffix    = ".swap"
+)
+
+// CompactResult describes one compaction.
+type CompactResult struct {
+	SegmentsRewritten int
+	RecordsRemoved    int
+	BytesBefore       int64
+	BytesAfter        int64
+	// FirstUncleanable is where the cleaned section ended: the active
+	// segment, or the first segment with records younger than
+	// min.compaction.lag.ms.
+	FirstUncleanable int64
+}
+
+// DirtyRatio is the share of the cleanable part of the log that has not
+// been compacted yet (Kafka's dirty ratio).
+func (l *Log) DirtyRatio() float64 {
+	l.mu.Lock()
+	cleaned := l.cleaned
+	l.mu.Unlock()
+	segs := *l.segs.Load()
+	var dirty, total int64
+	for _, s := range segs[:len(segs)-1] {
+		total += s.Size()
+		if s.NextOffset() > cleaned {
+			dirty += s.Size()
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(dirty) / float64(total)
+}
+
+// Compact runs the log cleaner over the log's sealed segments, for logs
+// whose cleanup policy includes compact: for each key only the latest
+// record stays; tombstones (null values) stay for delete.retention.ms
+// after the cleaner first saw them (their batch's delete horizon, KIP-534)
+// and then go; records younger than min.compaction.lag.ms are not touched.
+// Offsets never change and batches keep their offset ranges; batches from
+// which nothing is removed are copied byte for byte.
+func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
+	var res CompactResult
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	if err := l.check(); err != nil {
+		return res, err
+	}
+	if l.cfg.CleanupPolicy&Compact == 0 {
+		return res, nil
+	}
+	now := l.clock.Now().UnixMilli()
+	segs := *l.segs.Load()
+	// Whole sealed segments whose records are all older than the lag.
+	n := 0
+	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() {
+		n++
+	}
+	cleanable := segs[:n]
+	res.FirstUncleanable = segs[n].Base()
+	if n == 0 {
+		return res, nil
+	}
+	// The key map: the latest offset of every key in the log's cleanable
+	// part, keyed by the key's xxhash (a 64-bit collision merges two keys,
+	// as Kafka's cleaner accepts for its hash).
+	latest := make(map[uint64]int64)
+	var scratch []byte
+	err := l.eachRecord(cleanable, &scratch, func(b record.Batch, r *record.Record) error {
+		if r.Key != nil {
+			latest[xxhash.Sum64(r.Key)] = r.Offset
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for _, group := range l.groups(cleanable) {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if err := l.cleanGroup(group, latest, now, &res); err != nil {
+			return res, err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return res, err
+	}
+	l.cleaned = res.FirstUncleanable
+	if err := writeOffset(l.fs, l.dir, cleanerFile, l.cleaned); err != nil {
+		return res, l.fence(err)
+	}
+	return res, nil
+}
+
+// eachRecord calls f for every record of the segments' batches.
+func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
+	for _, s := range segs {
+		err := l.eachBatch(s, func(b record.Batch) error {
+			if b.IsControl() {
+				return nil
+			}
+			it, err := b.IterBuffer(0, 0, *scratch)
+			if err != nil {
+				return err
+			}
+			it.SkipHeaders()
+			var r record.Record
+			for it.Next(&r) {
+				if err := f(b, &r); err != nil {
+					return err
+				}
+			}
+			*scratch = it.Buffer()
+			return it.Err()
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
+	for pos := int64(0); pos < s.Size(); {
+		data, err := s.Read(pos, 1<<20, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("runnel/log: no batch at position %d of %s", pos, s)
+		}
+		for p := 0; p < len(data); {
+			b := record.Batch(data[p : p+int(record.BatchSize(data[p:]))])
+			if err := f(b); err != nil {
+				return err
+			}
+			p += len(b)
+		}
+		pos += int64(len(data))
+	}
+	return nil
+}
+
+// groups splits segments into runs that fit one segment once cleaned.
+func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
+	var out [][]*segment.Segment
+	for i := 0; i < len(segs); {
+		j, size := i+1, segs[i].Size()
+		for j < len(segs) && size+segs[j].Size() <= l.cfg.SegmentBytes &&
+			segs[j].NextOffset()-segs[i].Base() <= math.MaxInt32 {
+			size += segs[j].Size()
+			j++
+		}
+		out = append(out, segs[i:j])
+		i = j
+	}
+	return out
+}
+
+// cleanGroup writes the group's kept records into one new segment and
+// swaps it in, unless nothing would change.
+func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, now int64, res *CompactResult) error {
+	base := group[0].Base()
+	start := l.LogStartOffset()
+	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
+	if err != nil {
+		return err
+	}
+	abandon := func(err error) error {
+		out.Close()
+		return errors.Join(err, segment.RemoveFiles(l.fs, l.dir, base,
+			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix))
+	}
+	var (
+		bld      record.Builder
+		scratch  []byte
+		changed  bool
+		removed  int
+		before   int64
+		outBuf   []byte
+		lastSeg  = group[len(group)-1]
+		groupEnd = lastSeg.NextOffset()
+	)
+	for _, s := range group {
+		before += s.Size()
+		err := l.eachBatch(s, func(b record.Batch) error {
+			kept, drop, err := l.cleanBatch(b, latest, start, now, &bld, &scratch, b.NextOffset() == groupEnd)
+			if err != nil {
+				return err
+			}
+			removed += drop
+			if drop > 0 || len(kept) != len(b) {
+				changed = true
+			}
+			if len(kept) > 0 {
+				outBuf = append(outBuf[:0], kept...)
+				return out.Append(outBuf)
+			}
+			return nil
+		})
+		if err != nil {
+			return abandon(err)
+		}
+	}
+	if !changed {
+		return abandon(nil)
+	}
+	if err := out.Seal(true); err != nil {
+		return abandon(err)
+	}
+	after := out.Size()
+	if err := out.Close(); err != nil {
+		return abandon(err)
+	}
+	return l.swapIn(group, base, after, before, removed, res)
+}
+
+// cleanBatch returns the batch to write for b: b itself when every record
+// stays, a rebuilt batch when some go, nil when all go (except for the
+// group's last batch, which stays as an empty batch so that the cleaned
+// segment keeps the group's offset range).
+func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int64, bld *record.Builder, scratch *[]byte, last bool) ([]byte, int, error) {
+	if b.IsControl() {
+		return b, 0, nil
+	}
+	horizonPassed := b.HasDeleteHorizon() && now >= b.BaseTimestamp()
+	keep := func(r *record.Record) bool {
+		if r.Offset < start {
+			return false
+		}
+		if r.Key != nil {
+			if o, ok := latest[xxhash.Sum64(r.Key)]; ok && r.Offset < o {
+				return false
+			}
+		}
+		return r.Value != nil || !horizonPassed
+	}
+	it, err := b.IterBuffer(0, 0, *scratch)
+	if err != nil {
+		return nil, 0, err
+	}
+	it.SkipHeaders()
+	var r record.Record
+	all, tombstones, dropped := 0, 0, 0
+	for it.Next(&r) {
+		all++
+		if !keep(&r) {
+			dropped++
+		} else if r.Value == nil {
+			tombstones++
+		}
+	}
+	*scratch = it.Buffer()
+	if it.Err() != nil {
+		return nil, 0, it.Err()
+	}
+	needHorizon := tombstones > 0 && !b.HasDeleteHorizon()
+	if dropped == 0 && !needHorizon {
+		return b, 0, nil
+	}
+	if dropped == all && !last {
+		return nil, dropped, nil
+	}
+	// Rebuild with headers this time.
+	it, err = b.Iter(0, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	bld.Reset()
+	if b.ProducerID() != record.NoProducerID {
+		bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+	}
+	bld.SetTransactional(b.IsTransactional())
+	switch {
+	case needHorizon:
+		bld.SetDeleteHorizon(now + l.cfg.DeleteRetentionTime.Milliseconds())
+	case b.HasDeleteHorizon():
+		bld.SetDeleteHorizon(b.BaseTimestamp())
+	}
+	bld.SetLastOffsetDelta(b.LastOffsetDelta())
+	for it.Next(&r) {
+		if keep(&r) {
+			bld.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+		}
+	}
+	if it.Err() != nil {
+		return nil, 0, it.Err()
+	}
+	nb, err := bld.Finish(b.Codec())
+	if err != nil {
+		return nil, 0, err
+	}
+	nb.SetBaseOffset(b.BaseOffset())
+	nb.SetLeaderEpoch(b.LeaderEpoch())
+	if b.TimestampType() == record.LogAppendTime {
+		nb.SetLogAppendTime(b.MaxTimestamp())
+	}
+	return nb, dropped, nil
+}
+
+// swapIn replaces the group's segments with the cleaned one (see the
+// suffix constants for the crash-safe order).
+func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, res *CompactResult) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	drop := func(err error) error {
+		return errors.Join(err, segment.RemoveFiles(l.fs, l.dir, base,
+			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix))
+	}
+	if err := l.check(); err != nil {
+		return drop(err)
+	}
+	segs := *l.segs.Load()
+	at := slices.Index(segs, group[0])
+	if at < 0 || at+len(group) >= len(segs) || !slices.Equal(segs[at:at+len(group)], group) {
+		// Retention, delete-records or truncation moved on meanwhile.
+		return drop(nil)
+	}
+	if err := segment.RenameFiles(l.fs, l.dir, base, cleanedSuffix, swapSuffix); err != nil {
+		return l.fence(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.fence(err)
+	}
+	l.lifeMu.Lock()
+	var err error
+	for _, s := range group {
+		err = errors.Join(err, s.Delete())
+	}
+	l.lifeMu.Unlock()
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil {
+		err = segment.RenameFiles(l.fs, l.dir, base, swapSuffix, "")
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return l.fence(err)
+	}
+	s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{})
+	if err == nil && needs {
+		_, err = s.Recover(math.MaxInt64)
+	}
+	if err != nil {
+		return l.fence(err)
+	}
+	next := make([]*segment.Segment, 0, len(segs)-len(group)+1)
+	next = append(append(append(next, segs[:at]...), s), segs[at+len(group):]...)
+	l.setSegments(next)
+	res.SegmentsRewritten += len(group)
+	res.RecordsRemoved += removed
+	res.BytesBefore += before
+	res.BytesAfter += after
+	l.logger.Info("compacted", "dir", l.dir, "base", base, "segments", len(group), "removed", removed, "bytesBefore", before, "bytesAfter", after)
+	return nil
+}
+
+// completeSwap finishes a swap that a crash interrupted after its commit
+// point: the segments the swap file covers are deleted and it takes its
+// final name. It returns the remaining segment bases.
+func (l *Log) completeSwap(base int64, bases []int64) ([]int64, error) {
+	end, err := scanEnd(l.fs, filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix+swapSuffix)), base)
+	if err != nil {
+		return nil, err
+	}
+	kept := bases[:0:0]
+	for _, b := range bases {
+		if b >= base && b < end {
+			if err := segment.RemoveFiles(l.fs, l.dir, b, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return nil, err
+	}
+	// The swap's indexes may not all have been renamed: drop them, the
+	// segment rebuilds them.
+	if err := segment.RemoveFiles(l.fs, l.dir, base, segment.IndexSuffix+swapSuffix, segment.TimeIndexSuffix+swapSuffix); err != nil {
+		return nil, err
+	}
+	if err := l.fs.Rename(filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix+swapSuffix)),
+		filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix))); err != nil {
+		return nil, err
+	}
+	return append(kept, base), nil
+}
+
+// scanEnd returns the offset after the last batch of a .log file that was
+// synced whole (a swap file).
+func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	end := base
+	for pos := int64(0); pos+record.HeaderSize <= size; {
+		hdr, err := vfs.ReadView(f, pos, record.HeaderSize)
+		if err != nil {
+			return 0, err
+		}
+		n := record.BatchSize(hdr)
+		if n < record.HeaderSize {
+			return 0, &record.CorruptError{Path: path, Position: pos, Reason: "bad batch length in swap file"}
+		}
+		end = record.Batch(hdr).NextOffset()
+		pos += n
+	}
+	return end, nil
+}

@@ -1,0 +1,195 @@
+package log
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/runnel/runnel/record"
+)
+
+// CleanupPolicy is cleanup.policy: what happens to old segments.
+type CleanupPolicy uint8
+
+const (
+	// Delete removes whole old segments by retention time and size (the
+	// default).
+	Delete CleanupPolicy = 1 << iota
+	// Compact keeps the latest record of each key.
+	Compact
+)
+
+func (p CleanupPolicy) String() string {
+	switch p {
+	case Compact:
+		return "compact"
+	case Compact | Delete:
+		return "compact,delete"
+	default:
+		return "delete"
+	}
+}
+
+// SyncPolicy says when appended bytes are fsynced.
+type SyncPolicy uint8
+
+const (
+	// SyncAlways fsyncs before an append returns; concurrent appends share
+	// one fsync (group commit). The default: an embedded log often has all
+	// its replicas behind one power supply.
+	SyncAlways SyncPolicy = iota
+	// SyncPeriodic fsyncs after FlushMessages messages or FlushInterval,
+	// whichever comes first (Kafka's flush.messages and flush.ms).
+	SyncPeriodic
+	// SyncNever leaves flushing to the operating system and durability to
+	// replication (Kafka's default). Segments are still synced when they
+	// roll and when the log closes.
+	SyncNever
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncPeriodic:
+		return "periodic"
+	case SyncNever:
+		return "never"
+	default:
+		return "always"
+	}
+}
+
+// Config is a log's (topic's) configuration, named after Kafka's topic
+// configs. The zero value of each field means Kafka's default, noted on it.
+// Open copies the Config; it never changes the caller's.
+type Config struct {
+	// SegmentBytes is segment.bytes: the size at which a new segment is
+	// rolled. Default 1 GiB; at most 2 GiB - 1.
+	SegmentBytes int64
+	// SegmentTime is segment.ms: a segment whose first batch is older than
+	// this rolls. Default 7 days; negative means never.
+	SegmentTime time.Duration
+	// SegmentIndexBytes is segment.index.bytes. Default 10 MiB.
+	SegmentIndexBytes int
+	// IndexIntervalBytes is index.interval.bytes. Default 4096.
+	IndexIntervalBytes int
+	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
+	// Default 1048588.
+	MaxMessageBytes int
+	// RetentionTime is retention.ms: segments whose newest record is older
+	// are deleted. Default 7 days; negative means unlimited.
+	RetentionTime time.Duration
+	// RetentionBytes is retention.bytes: old segments are deleted while
+	// the log is larger. Default (0 or negative) unlimited.
+	RetentionBytes int64
+	// CleanupPolicy is cleanup.policy. Default Delete.
+	CleanupPolicy CleanupPolicy
+	// DeleteRetentionTime is delete.retention.ms: how long a tombstone
+	// stays after compaction first reached it. Default 1 day; negative
+	// means zero.
+	DeleteRetentionTime time.Duration
+	// MinCompactionLag is min.compaction.lag.ms: records younger than this
+	// are not compacted. Default 0.
+	MinCompactionLag time.Duration
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
+	// compacts when the dirty part is at least this share of the log.
+	// Default 0.5.
+	MinCleanableDirtyRatio float64
+	// Sync is the durability policy. Default SyncAlways.
+	Sync SyncPolicy
+	// FlushMessages is flush.messages, for SyncPeriodic. Default (0)
+	// unlimited.
+	FlushMessages int64
+	// FlushInterval is flush.ms, for SyncPeriodic. Default (0) unlimited.
+	FlushInterval time.Duration
+	// TimestampType is message.timestamp.type. Default CreateTime.
+	TimestampType record.TimestampType
+}
+
+// Kafka's defaults.
+const (
+	DefaultSegmentBytes    = 1 << 30
+	DefaultSegmentTime     = 7 * 24 * time.Hour
+	DefaultMaxMessageBytes = 1048588
+	DefaultRetentionTime   = 7 * 24 * time.Hour
+	DefaultDeleteRetention = 24 * time.Hour
+	DefaultDirtyRatio      = 0.5
+)
+
+// WithDefaults returns c with every zero field replaced by its default.
+// Negative "unlimited" values are kept.
+func (c Config) WithDefaults() Config {
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SegmentTime == 0 {
+		c.SegmentTime = DefaultSegmentTime
+	}
+	if c.SegmentIndexBytes == 0 {
+		c.SegmentIndexBytes = 10 << 20
+	}
+	if c.IndexIntervalBytes == 0 {
+		c.IndexIntervalBytes = 4096
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.RetentionTime == 0 {
+		c.RetentionTime = DefaultRetentionTime
+	}
+	if c.CleanupPolicy == 0 {
+		c.CleanupPolicy = Delete
+	}
+	if c.DeleteRetentionTime == 0 {
+		c.DeleteRetentionTime = DefaultDeleteRetention
+	} else if c.DeleteRetentionTime < 0 {
+		c.DeleteRetentionTime = 0
+	}
+	if c.MinCleanableDirtyRatio == 0 {
+		c.MinCleanableDirtyRatio = DefaultDirtyRatio
+	}
+	return c
+}
+
+// Validate reports the first field out of range, as an error matching
+// ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	bad := func(field string, v any) error {
+		return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+	}
+	switch {
+	case c.SegmentBytes < 14 || c.SegmentBytes > 1<<31-1:
+		return bad("SegmentBytes", c.SegmentBytes)
+	case c.SegmentIndexBytes < 12:
+		return bad("SegmentIndexBytes", c.SegmentIndexBytes)
+	case c.IndexIntervalBytes < 0:
+		return bad("IndexIntervalBytes", c.IndexIntervalBytes)
+	case c.MaxMessageBytes < record.HeaderSize:
+		return bad("MaxMessageBytes", c.MaxMessageBytes)
+	case c.CleanupPolicy&^(Delete|Compact) != 0:
+		return bad("CleanupPolicy", c.CleanupPolicy)
+	case c.MinCompactionLag < 0:
+		return bad("MinCompactionLag", c.MinCompactionLag)
+	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio)
+	case c.Sync > SyncNever:
+		return bad("Sync", c.Sync)
+	case c.FlushMessages < 0:
+		return bad("FlushMessages", c.FlushMessages)
+	case c.FlushInterval < 0:
+		return bad("FlushInterval", c.FlushInterval)
+	case c.TimestampType != record.CreateTime && c.TimestampType != record.LogAppendTime:
+		return bad("TimestampType", c.TimestampType)
+	}
+	return nil
+}
+
+// Clock tells the time. Tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,39 @@
+// Package log is one partition's durable, append-only, segmented log, in
+// Kafka's on-disk format: a directory (named <topic>-<partition> by the
+// broker) of segments (see package segment) plus small checkpoint files:
+//
+//	00000000000000000000.log/.index/.timeindex   the segments, by base offset
+//	recovery-point-checkpoint     offsets below it are synced, indexes too
+//	log-start-offset-checkpoint   the first offset readers may see
+//	leader-epoch-checkpoint       leader epoch → its first offset (KIP-101)
+//	cleaner-offset-checkpoint     where compaction's dirty section starts
+//	clean-shutdown                present only while the log is cleanly closed
+//
+// Checkpoint files use Kafka's text layout (a version line, a count line,
+// one entry per line) and are replaced atomically: written to a .tmp file,
+// synced, renamed, and the directory synced.
+//
+// A Log validates and appends batches (assigning offsets by rewriting each
+// batch's base offset in place), rolls segments by size, age and index
+// space, reads whole batches by offset or time, applies retention by time
+// and size, deletes records before an offset, compacts (cleanup.policy
+// compact: the latest record per key, tombstones dropped after
+// delete.retention.ms), and truncates for replication.
+//
+// Durability is a setting (SyncPolicy). By default an append returns only
+// after its bytes are fsynced, and concurrent appends share one fsync
+// (group commit). A failed fsync is never retried: the log fences itself
+// and every later append fails with ErrLogFenced, because the kernel may
+// already have dropped the dirty pages.
+//
+// Opening a log recovers it: segments from the recovery point on are read
+// batch by batch and their indexes rebuilt; a torn tail is cut and
+// reported (RecoveryInfo), corruption of acknowledged data is an error
+// matching record.ErrCorrupt that names the file and position. A log closed
+// cleanly opens by reading its checkpoints and the tail of each segment's
+// index.
+//
+// Time comes from an injected Clock so that retention and compaction are
+// tested without sleeping. Log starts no goroutines: its owner (the broker)
+// calls Maintain periodically for retention, compaction and flush.ms.
+package log

@@ -1,0 +1,26 @@
+package log
+
+import "errors"
+
+var (
+	// ErrClosed is returned by every method of a closed Log.
+	ErrClosed = errors.New("runnel/log: log is closed")
+	// ErrLogFenced is matched by every append after a write or fsync
+	// failed; the log must be closed and reopened (which recovers it).
+	ErrLogFenced = errors.New("runnel/log: log fenced after a failed write or sync")
+	// ErrOffsetOutOfRange is returned for a read or seek outside
+	// [LogStartOffset, LogEndOffset].
+	ErrOffsetOutOfRange = errors.New("runnel/log: offset out of range")
+	// ErrRecordTooLarge is returned by Append for a batch larger than
+	// MaxMessageBytes.
+	ErrRecordTooLarge = errors.New("runnel/log: record batch larger than max.message.bytes")
+	// ErrInvalidRecord is returned by Append for a well-formed batch that
+	// breaks a rule of the log: no records, offsets deltas that disagree
+	// with the count, or a null key on a compacted topic.
+	ErrInvalidRecord = errors.New("runnel/log: invalid record")
+	// ErrInvalidConfig is returned by Open for a Config out of range.
+	ErrInvalidConfig = errors.New("runnel/log: invalid config")
+	// ErrNotLogDir is returned by Open for a directory holding files that
+	// are not a log's.
+	ErrNotLogDir = errors.New("runnel/log: directory is not a log")
+)

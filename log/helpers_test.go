@@ -1,0 +1,113 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeClock is a Clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.UnixMilli(1_700_000_000_000)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type kv struct {
+	key, value []byte
+	ts         int64
+}
+
+// batchOf encodes records into one batch.
+func batchOf(t testing.TB, codec compression.Codec, recs ...kv) []byte {
+	t.Helper()
+	var b record.Builder
+	b.Reset()
+	for _, r := range recs {
+		b.Append(r.ts, r.key, r.value, nil)
+	}
+	out, err := b.AppendTo(nil, codec)
+	require.NoError(t, err)
+	return out
+}
+
+func valueBatch(t testing.TB, ts int64, values ...string) []byte {
+	recs := make([]kv, len(values))
+	for i, v := range values {
+		recs[i] = kv{key: []byte(fmt.Sprintf("k%s", v)), value: []byte(v), ts: ts}
+	}
+	return batchOf(t, compression.None, recs...)
+}
+
+type env struct {
+	t     testing.TB
+	fs    vfs.FS
+	dir   string
+	clock *fakeClock
+}
+
+func newEnv(t testing.TB) *env {
+	return &env{t: t, fs: vfs.NewMem(), dir: "/data/topic-0", clock: newClock()}
+}
+
+func (e *env) open(cfg Config) *Log {
+	e.t.Helper()
+	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock})
+	require.NoError(e.t, err)
+	return l
+}
+
+func appendOK(t testing.TB, l *Log, data []byte) AppendResult {
+	t.Helper()
+	res, err := l.Append(context.Background(), data, AppendOptions{})
+	require.NoError(t, err)
+	return res
+}
+
+// readAll reads every record from offset from to the log end.
+func readAll(t testing.TB, l *Log, from int64) []*record.Record {
+	t.Helper()
+	var out []*record.Record
+	off := from
+	for off < l.LogEndOffset() {
+		data, err := l.Read(off, 64<<10, math.MaxInt64)
+		require.NoError(t, err)
+		if len(data) == 0 {
+			break
+		}
+		for p := 0; p < len(data); {
+			b, err := record.Parse(data[p:], 0)
+			require.NoError(t, err)
+			for r, err := range b.Records() {
+				require.NoError(t, err)
+				if r.Offset >= off {
+					out = append(out, r)
+				}
+			}
+			off = max(off, b.NextOffset())
+			p += len(b)
+		}
+	}
+	return out
+}

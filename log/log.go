@@ -1,0 +1,457 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Options are a Log's collaborators; the zero value means the OS file
+// system, the system clock and no logging.
+type Options struct {
+	FS     vfs.FS
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Log is one partition's log. All methods are safe for concurrent use.
+type Log struct {
+	fs     vfs.FS
+	dir    string
+	cfg    Config
+	clock  Clock
+	logger *slog.Logger
+
+	// mu serializes writers: append, roll, truncate, retention, compaction's
+	// swap, close. Readers take no lock: they load segs.
+	mu   sync.Mutex
+	segs atomic.Pointer[[]*segment.Segment] // by base offset; the last is active
+
+	next     atomic.Int64 // log end offset
+	start    atomic.Int64 // log start offset
+	durable  atomic.Int64 // offsets below are fsynced
+	recovery int64        // recovery point: below it, log and indexes are synced (mu)
+	epochs   *epochCache  // mu
+	cleaned  int64        // cleaner checkpoint: first dirty offset (mu)
+
+	// Group commit.
+	syncMu   sync.Mutex
+	syncing  bool
+	syncDone chan struct{}
+	// lifeMu keeps a segment open while a sync runs outside mu: syncers
+	// hold it shared, deleting segments holds it exclusively.
+	lifeMu sync.RWMutex
+
+	// SyncPeriodic bookkeeping (mu).
+	unflushed int64
+	lastFlush time.Time
+
+	activeCreated time.Time // when the active segment was created or opened (mu)
+
+	fenced  atomic.Pointer[error]
+	closed  atomic.Bool
+	info    RecoveryInfo
+	cleanMu sync.Mutex // one compaction at a time
+}
+
+// RecoveryInfo says what Open did to bring the log back.
+type RecoveryInfo struct {
+	Clean           bool  // the log was closed cleanly: nothing was scanned
+	RecoveryPoint   int64 // where scanning started
+	SegmentsScanned int
+	TruncatedBytes  int64  // torn tail cut
+	TruncatedAt     string // file and position of the cut
+	SegmentsDeleted int    // segments after a torn tail, removed
+	LogEndOffset    int64
+	Duration        time.Duration
+}
+
+// Open opens the log in dir, creating the directory if needed, and
+// recovers it (see the package doc). cfg is copied and defaulted.
+//
+// Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
+// files; an error matching record.ErrCorrupt (a *record.CorruptError naming
+// file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
+// file system errors.
+func Open(dir string, cfg Config, opts Options) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger}
+	if l.fs == nil {
+		l.fs = vfs.OS
+	}
+	if l.clock == nil {
+		l.clock = SystemClock{}
+	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	begin := time.Now()
+	if err := l.open(); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	l.info.Duration = time.Since(begin)
+	l.info.LogEndOffset = l.next.Load()
+	l.lastFlush = l.clock.Now()
+	l.activeCreated = l.lastFlush
+	l.logger.Info("log opened", "dir", dir, "clean", l.info.Clean,
+		"logEndOffset", l.next.Load(), "truncatedBytes", l.info.TruncatedBytes, "duration", l.info.Duration)
+	return l, nil
+}
+
+func (l *Log) segmentConfig() segment.Config {
+	return segment.Config{IndexIntervalBytes: l.cfg.IndexIntervalBytes, MaxIndexBytes: l.cfg.SegmentIndexBytes}
+}
+
+func (l *Log) open() error {
+	if err := mkdirDurable(l.fs, l.dir); err != nil {
+		return err
+	}
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return err
+	}
+	bases, clean, err := l.sortFiles(names)
+	if err != nil {
+		return err
+	}
+	rp, err := readOffset(l.fs, l.dir, recoveryPointFile, 0)
+	if err != nil {
+		return err
+	}
+	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
+	if err != nil {
+		return err
+	}
+	if l.cleaned, err = readOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
+		return err
+	}
+	if l.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
+		return err
+	}
+	l.info.Clean = clean
+	l.info.RecoveryPoint = rp
+
+	segs := make([]*segment.Segment, 0, len(bases)+1)
+	for i, base := range bases {
+		active := i == len(bases)-1
+		s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{Active: active})
+		if err != nil {
+			closeAll(segs)
+			return err
+		}
+		segs = append(segs, s)
+		// Scan the segment holding the recovery point and all after it,
+		// unless the log was closed cleanly; and any whose index is bad.
+		reachesRP := i+1 == len(bases) || bases[i+1] > rp
+		if needs || (!clean && reachesRP) {
+			res, err := s.Recover(rp)
+			l.info.SegmentsScanned++
+			if err != nil {
+				closeAll(segs)
+				return err
+			}
+			if res.Truncated > 0 {
+				l.info.TruncatedBytes += res.Truncated
+				l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
+				l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+				if !active {
+					// Later segments follow a torn write: none of it was
+					// durable (the recovery point is below), drop them.
+					for _, b := range bases[i+1:] {
+						if err := segment.RemoveFiles(l.fs, l.dir, b, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
+							closeAll(segs)
+							return err
+						}
+						l.info.SegmentsDeleted++
+					}
+					if err := s.Unseal(); err != nil {
+						closeAll(segs)
+						return err
+					}
+					break
+				}
+			}
+		}
+	}
+	// An empty segment that is not the first holds nothing; but Kafka keeps
+	// them, and so do we: its base offset is the log end offset.
+	if len(segs) == 0 {
+		s, err := segment.Create(l.fs, l.dir, max(start, 0), l.segmentConfig())
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+	}
+	l.segs.Store(&segs)
+	active := segs[len(segs)-1]
+	next := active.NextOffset()
+	l.next.Store(next)
+	l.start.Store(min(max(start, segs[0].Base()), next))
+
+	// Everything found is now made durable and checkpointed, so that the
+	// next crash needs to scan only what comes after.
+	for _, s := range segs {
+		if err := s.SyncIndexes(); err != nil {
+			return err
+		}
+	}
+	if err := active.Sync(); err != nil {
+		return err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return err
+	}
+	l.durable.Store(next)
+	l.recovery = next
+	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
+		return err
+	}
+	if err := l.epochs.truncateFromEnd(next); err != nil {
+		return err
+	}
+	if clean {
+		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
+			return err
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirDurable creates dir and its missing parents, syncing the parent of
+// each directory it creates so that none of them vanishes in a crash.
+func mkdirDurable(fsys vfs.FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortFiles finishes or undoes interrupted compaction swaps and temporary
+// files, and returns the base offsets of the segments and whether the log
+// was closed cleanly.
+func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
+	var bases []int64
+	clean := false
+	var swaps []int64
+	changed := false
+	for _, name := range names {
+		switch name {
+		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile:
+			continue
+		case cleanShutdownFile:
+			clean = true
+			continue
+		}
+		if strings.HasSuffix(name, tmpSuffix) {
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return nil, false, err
+			}
+			changed = true
+			continue
+		}
+		base, suffix, ok := segment.ParseFileName(name)
+		if !ok {
+			return nil, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
+		}
+		switch suffix {
+		case segment.LogSuffix:
+			bases = append(bases, base)
+		case segment.IndexSuffix, segment.TimeIndexSuffix:
+		case segment.LogSuffix + cleanedSuffix, segment.IndexSuffix + cleanedSuffix, segment.TimeIndexSuffix + cleanedSuffix,
+			segment.IndexSuffix + swapSuffix, segment.TimeIndexSuffix + swapSuffix:
+			// An unfinished cleaning, or index swaps that the rebuilt
+			// indexes replace: the old segments stand.
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return nil, false, err
+			}
+			changed = true
+		case segment.LogSuffix + swapSuffix:
+			swaps = append(swaps, base)
+		default:
+			return nil, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
+		}
+	}
+	for _, sb := range swaps {
+		var err error
+		if bases, err = l.completeSwap(sb, bases); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	if changed {
+		clean = false
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return nil, false, err
+		}
+	}
+	// Index files without a .log are removed by segment creation if ever
+	// reused; leave them.
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	return bases, clean, nil
+}
+
+func closeAll(segs []*segment.Segment) {
+	for _, s := range segs {
+		s.Close()
+	}
+}
+
+func (l *Log) closeSegments() {
+	if p := l.segs.Load(); p != nil {
+		closeAll(*p)
+	}
+}
+
+// Close flushes and closes the log, marking it cleanly shut down so that
+// the next Open scans nothing. Close is idempotent; afterwards every method
+// returns ErrClosed.
+func (l *Log) Close() error {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
+	segs := *l.segs.Load()
+	var err error
+	if l.fenceErr() == nil {
+		err = l.shutdownLocked(segs)
+	}
+	for _, s := range segs {
+		err = errors.Join(err, s.Close())
+	}
+	return err
+}
+
+func (l *Log) shutdownLocked(segs []*segment.Segment) error {
+	active := segs[len(segs)-1]
+	if err := active.Sync(); err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if err := s.Close(); err != nil { // trims and syncs the indexes
+			return err
+		}
+	}
+	next := l.next.Load()
+	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
+		return err
+	}
+	if err := writeOffset(l.fs, l.dir, logStartFile, l.start.Load()); err != nil {
+		return err
+	}
+	return writeFileAtomic(l.fs, l.dir, cleanShutdownFile, nil)
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Config returns the log's configuration, defaults filled in.
+func (l *Log) Config() Config { return l.cfg }
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.next.Load() }
+
+// LogStartOffset is the first offset a reader may read.
+func (l *Log) LogStartOffset() int64 { return l.start.Load() }
+
+// DurableOffset is the offset below which every record is fsynced.
+func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// Recovery tells what Open found and did.
+func (l *Log) Recovery() RecoveryInfo { return l.info }
+
+// Size is the total size of the log's segments in bytes.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range *l.segs.Load() {
+		n += s.Size()
+	}
+	return n
+}
+
+// Segments returns the number of segments.
+func (l *Log) Segments() int { return len(*l.segs.Load()) }
+
+// LeaderEpochs returns the leader epoch cache entries.
+func (l *Log) LeaderEpochs() []EpochEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]EpochEntry(nil), l.epochs.entries...)
+}
+
+// EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch: the largest
+// epoch at most epoch that the log has, and the first offset after it (the
+// log end offset for the latest epoch); (-1, -1) when there is none.
+func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epochs.endOffsetFor(epoch, l.next.Load())
+}
+
+func (l *Log) check() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.fenceErr()
+}
+
+func (l *Log) fenceErr() error {
+	if p := l.fenced.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fence makes the log refuse every later write: cause is wrapped with
+// ErrLogFenced.
+func (l *Log) fence(cause error) error {
+	err := fmt.Errorf("%w: %w", ErrLogFenced, cause)
+	if l.fenced.CompareAndSwap(nil, &err) {
+		l.logger.Error("log fenced", "dir", l.dir, "err", cause)
+		return err
+	}
+	return *l.fenced.Load()
+}
+
+var _ io.Closer = (*Log)(nil)

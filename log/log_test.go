@@ -1,0 +1,445 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAppendReadReopen(t *testing.T) {
+	for _, fsName := range []string{"mem", "os"} {
+		t.Run(fsName, func(t *testing.T) {
+			e := newEnv(t)
+			if fsName == "os" {
+				e.fs, e.dir = vfs.OS, filepath.Join(t.TempDir(), "topic-0")
+			}
+			cfg := Config{SegmentBytes: 4096, IndexIntervalBytes: 256}
+			l := e.open(cfg)
+			var want []string
+			for i := range 200 {
+				v := fmt.Sprintf("v%03d", i)
+				want = append(want, v)
+				res := appendOK(t, l, valueBatch(t, 1000+int64(i), v))
+				require.EqualValues(t, i, res.FirstOffset)
+				require.EqualValues(t, i, res.LastOffset)
+			}
+			require.EqualValues(t, 200, l.LogEndOffset())
+			require.EqualValues(t, 200, l.DurableOffset())
+			require.Greater(t, l.Segments(), 3)
+			check := func(l *Log) {
+				recs := readAll(t, l, 0)
+				require.Len(t, recs, len(want))
+				for i, r := range recs {
+					require.EqualValues(t, i, r.Offset)
+					require.Equal(t, want[i], string(r.Value))
+				}
+				// Reading from the middle starts at that offset's batch.
+				recs = readAll(t, l, 123)
+				require.Equal(t, "v123", string(recs[0].Value))
+			}
+			check(l)
+			require.NoError(t, l.Close())
+			require.ErrorIs(t, l.Close(), nil)
+			_, err := l.Append(context.Background(), valueBatch(t, 1, "x"), AppendOptions{})
+			require.ErrorIs(t, err, ErrClosed)
+
+			l = e.open(cfg)
+			require.True(t, l.Recovery().Clean)
+			require.Zero(t, l.Recovery().SegmentsScanned)
+			check(l)
+			res := appendOK(t, l, valueBatch(t, 5000, "after"))
+			require.EqualValues(t, 200, res.FirstOffset)
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+func TestMultiBatchAppendAndCodecs(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	var data []byte
+	codecs := []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+	for i, c := range codecs {
+		data = append(data, batchOf(t, c, kv{key: []byte("k"), value: []byte(c.String()), ts: int64(i)}, kv{value: []byte("second"), ts: int64(i)})...)
+	}
+	res := appendOK(t, l, data)
+	require.EqualValues(t, 0, res.FirstOffset)
+	require.EqualValues(t, 9, res.LastOffset)
+	require.Equal(t, 10, res.Records)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 10)
+	for i, c := range codecs {
+		require.Equal(t, c.String(), string(recs[2*i].Value))
+		require.EqualValues(t, 2*i+1, recs[2*i+1].Offset)
+	}
+}
+
+func TestAppendErrors(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{MaxMessageBytes: 1000, CleanupPolicy: Compact})
+	defer l.Close()
+	ctx := context.Background()
+	big := valueBatch(t, 1, string(make([]byte, 2000)))
+	_, err := l.Append(ctx, big, AppendOptions{})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+
+	good := valueBatch(t, 1, "ok")
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)-1] ^= 1
+	_, err = l.Append(ctx, corrupt, AppendOptions{})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	_, err = l.Append(ctx, good[:len(good)-3], AppendOptions{})
+	require.ErrorIs(t, err, record.ErrTruncated)
+	_, err = l.Append(ctx, nil, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	nullKey := batchOf(t, compression.None, kv{value: []byte("v")})
+	_, err = l.Append(ctx, nullKey, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	// Nothing was written by the failures.
+	require.EqualValues(t, 0, l.LogEndOffset())
+	appendOK(t, l, good)
+	require.EqualValues(t, 1, l.LogEndOffset())
+
+	_, err = l.Read(5, 100, math.MaxInt64)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	data, err := l.Read(1, 100, math.MaxInt64)
+	require.NoError(t, err)
+	require.Nil(t, data)
+}
+
+func TestConfigAndDirErrors(t *testing.T) {
+	e := newEnv(t)
+	_, err := Open(e.dir, Config{SegmentBytes: 1 << 40}, Options{FS: e.fs})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = Open(e.dir, Config{MinCleanableDirtyRatio: 2}, Options{FS: e.fs})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+
+	require.NoError(t, e.fs.MkdirAll("/other", 0o755))
+	f, err := e.fs.Create("/other/notes.txt")
+	require.NoError(t, err)
+	f.Close()
+	_, err = Open("/other", Config{}, Options{FS: e.fs})
+	require.ErrorIs(t, err, ErrNotLogDir)
+}
+
+func TestHighWatermarkBound(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for i := range 10 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	data, err := l.Read(0, 1<<20, 4)
+	require.NoError(t, err)
+	n := 0
+	for p := 0; p < len(data); n++ {
+		b, err := record.Parse(data[p:], 0)
+		require.NoError(t, err)
+		require.Less(t, b.LastOffset(), int64(4))
+		p += len(b)
+	}
+	require.Equal(t, 4, n)
+	data, err = l.Read(4, 1<<20, 4)
+	require.NoError(t, err)
+	require.Nil(t, data)
+}
+
+func TestOffsetForTime(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1024, IndexIntervalBytes: 100})
+	defer l.Close()
+	for i := range 100 {
+		appendOK(t, l, valueBatch(t, int64(i*10), fmt.Sprint(i)))
+	}
+	for _, tc := range []struct {
+		ts   int64
+		want int64
+		ok   bool
+	}{{0, 0, true}, {5, 1, true}, {10, 1, true}, {555, 56, true}, {990, 99, true}, {991, 0, false}, {-5, 0, true}} {
+		off, ok, err := l.OffsetForTime(tc.ts)
+		require.NoError(t, err)
+		require.Equal(t, tc.ok, ok, "ts %d", tc.ts)
+		if ok {
+			require.Equal(t, tc.want, off, "ts %d", tc.ts)
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 500, RetentionTime: time.Hour})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	for i := range 40 {
+		appendOK(t, l, valueBatch(t, now+int64(i)*60_000, fmt.Sprint(i))) // a minute apart
+	}
+	segs := l.Segments()
+	require.Greater(t, segs, 4)
+	n, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	e.clock.Advance(time.Hour + 20*time.Minute)
+	n, err = l.ApplyRetention()
+	require.NoError(t, err)
+	require.Positive(t, n)
+	start := l.LogStartOffset()
+	require.Positive(t, start)
+	for _, r := range readAll(t, l, start) {
+		require.GreaterOrEqual(t, r.Timestamp.UnixMilli(), now+19*60_000-500*60_000/500, "kept records are young enough")
+	}
+	_, err = l.Read(0, 100, math.MaxInt64)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+
+	// Everything expired: every segment but the active one goes.
+	e.clock.Advance(24 * time.Hour)
+	_, err = l.ApplyRetention()
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Segments())
+	require.EqualValues(t, 40, l.LogEndOffset())
+}
+
+func TestRetentionBytes(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 500, RetentionBytes: 1200, RetentionTime: -1})
+	defer l.Close()
+	for i := range 60 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	_, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.LessOrEqual(t, l.Size(), int64(1200+500))
+	require.GreaterOrEqual(t, l.Size(), int64(1200-500))
+	recs := readAll(t, l, l.LogStartOffset())
+	require.EqualValues(t, 59, recs[len(recs)-1].Offset)
+}
+
+func TestDeleteRecordsAndReopen(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 500}
+	l := e.open(cfg)
+	for i := range 50 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	start, err := l.DeleteRecordsBefore(33)
+	require.NoError(t, err)
+	require.EqualValues(t, 33, start)
+	_, err = l.Read(32, 100, math.MaxInt64)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	recs := readAll(t, l, 33)
+	require.EqualValues(t, 33, recs[0].Offset)
+	_, err = l.DeleteRecordsBefore(51)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 33, l.LogStartOffset())
+	require.EqualValues(t, 50, l.LogEndOffset())
+}
+
+func TestTruncateAndEpochs(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 400}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for i := range 30 {
+		_, err := l.Append(ctx, valueBatch(t, 1, fmt.Sprint(i)), AppendOptions{LeaderEpoch: int32(i / 10)})
+		require.NoError(t, err)
+	}
+	require.Equal(t, []EpochEntry{{0, 0}, {1, 10}, {2, 20}}, l.LeaderEpochs())
+	ep, end := l.EndOffsetForEpoch(1)
+	require.EqualValues(t, 1, ep)
+	require.EqualValues(t, 20, end)
+	ep, end = l.EndOffsetForEpoch(7)
+	require.EqualValues(t, 2, ep)
+	require.EqualValues(t, 30, end)
+
+	next, err := l.TruncateTo(15)
+	require.NoError(t, err)
+	require.EqualValues(t, 15, next)
+	require.Equal(t, []EpochEntry{{0, 0}, {1, 10}}, l.LeaderEpochs())
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 15)
+	res, err := l.Append(ctx, valueBatch(t, 1, "new"), AppendOptions{LeaderEpoch: 3})
+	require.NoError(t, err)
+	require.EqualValues(t, 15, res.FirstOffset)
+	require.NoError(t, l.Close())
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.Equal(t, []EpochEntry{{0, 0}, {1, 10}, {3, 15}}, l.LeaderEpochs())
+	recs = readAll(t, l, 0)
+	require.Len(t, recs, 16)
+	require.Equal(t, "new", string(recs[15].Value))
+}
+
+func TestGroupCommitConcurrent(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 8192})
+	defer l.Close()
+	var wg sync.WaitGroup
+	seen := make([][]int64, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				res, err := l.Append(context.Background(), valueBatch(t, 1, fmt.Sprintf("%d-%d", w, i)), AppendOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if l.DurableOffset() <= res.LastOffset {
+					t.Errorf("acknowledged offset %d not durable (%d)", res.LastOffset, l.DurableOffset())
+				}
+				seen[w] = append(seen[w], res.FirstOffset)
+			}
+		}()
+	}
+	wg.Wait()
+	all := map[int64]bool{}
+	for _, s := range seen {
+		for i, o := range s {
+			require.False(t, all[o])
+			all[o] = true
+			if i > 0 {
+				require.Greater(t, o, s[i-1])
+			}
+		}
+	}
+	require.Len(t, all, 400)
+	require.Len(t, readAll(t, l, 0), 400)
+}
+
+func TestSyncFailureFences(t *testing.T) {
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	syncs := 0
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && armed.Load() {
+			if syncs++; syncs == 3 {
+				return vfs.ErrInjected
+			}
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	armed.Store(true)
+	ctx := context.Background()
+	var acked []int64
+	var fenced error
+	for i := range 10 {
+		res, err := l.Append(ctx, valueBatch(t, 1, fmt.Sprint(i)), AppendOptions{})
+		if err != nil {
+			fenced = err
+			break
+		}
+		acked = append(acked, res.LastOffset)
+	}
+	require.ErrorIs(t, fenced, ErrLogFenced)
+	require.ErrorIs(t, fenced, vfs.ErrInjected)
+	// Sticky: no later append is acknowledged, even though syncs work again.
+	_, err := l.Append(ctx, valueBatch(t, 1, "later"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	require.ErrorIs(t, l.Flush(ctx), ErrLogFenced)
+	l.Close()
+
+	// Everything acknowledged survives a crash.
+	e.fs = mem.CrashClone(vfs.CrashOptions{})
+	l = e.open(Config{})
+	defer l.Close()
+	recs := readAll(t, l, 0)
+	require.GreaterOrEqual(t, len(recs), len(acked))
+}
+
+func TestPeriodicAndNeverSync(t *testing.T) {
+	for _, cfg := range []Config{
+		{Sync: SyncPeriodic, FlushMessages: 5},
+		{Sync: SyncPeriodic, FlushInterval: time.Second},
+		{Sync: SyncNever},
+	} {
+		e := newEnv(t)
+		l := e.open(cfg)
+		for i := range 12 {
+			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+			if cfg.FlushInterval > 0 {
+				e.clock.Advance(300 * time.Millisecond)
+			}
+		}
+		switch {
+		case cfg.FlushMessages > 0:
+			require.EqualValues(t, 10, l.DurableOffset())
+		case cfg.FlushInterval > 0:
+			require.EqualValues(t, 9, l.DurableOffset()) // flushed at 1.2 s and 2.4 s
+			e.clock.Advance(2 * time.Second)
+			appendOK(t, l, valueBatch(t, 1, "x"))
+			require.NoError(t, l.Maintain(context.Background()))
+			require.EqualValues(t, 13, l.DurableOffset())
+		default:
+			require.EqualValues(t, 0, l.DurableOffset())
+		}
+		require.NoError(t, l.Flush(context.Background()))
+		require.Equal(t, l.LogEndOffset(), l.DurableOffset())
+		require.NoError(t, l.Close())
+	}
+}
+
+func TestLogAppendTime(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{TimestampType: record.LogAppendTime})
+	defer l.Close()
+	res := appendOK(t, l, valueBatch(t, 5, "a", "b"))
+	require.Equal(t, e.clock.Now().UnixMilli(), res.LogAppendTime)
+	for _, r := range readAll(t, l, 0) {
+		require.Equal(t, e.clock.Now().UnixMilli(), r.Timestamp.UnixMilli())
+		require.Equal(t, record.LogAppendTime, r.TimestampType)
+	}
+}
+
+// TestKafkaSegments opens directories of .log files written by Apache Kafka
+// (no indexes): the log rebuilds the indexes and reads back every record.
+func TestKafkaSegments(t *testing.T) {
+	for dir, want := range map[string][2]int64{"a": {0, 4}, "b": {1, 3}} {
+		src := filepath.Join("..", "..", "shared", "testdata", "kafka-segments", dir, "__cluster_metadata-0", "00000000000000000000.log")
+		data, err := os.ReadFile(src)
+		if errors.Is(err, os.ErrNotExist) {
+			t.Skipf("fixtures not found at %s", src)
+		}
+		require.NoError(t, err)
+		e := newEnv(t)
+		require.NoError(t, e.fs.MkdirAll(e.dir, 0o755))
+		f, err := e.fs.Create(filepath.Join(e.dir, "00000000000000000000.log"))
+		require.NoError(t, err)
+		_, err = f.Write(data)
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+		require.NoError(t, f.Close())
+
+		l := e.open(Config{})
+		recs := readAll(t, l, l.LogStartOffset())
+		require.Len(t, recs, int(want[1]), dir)
+		require.Equal(t, want[0], recs[0].Offset)
+		names, err := e.fs.List(e.dir)
+		require.NoError(t, err)
+		require.Contains(t, names, "00000000000000000000.index")
+		require.Contains(t, names, "00000000000000000000.timeindex")
+		// The log continues after Kafka's offsets.
+		res := appendOK(t, l, valueBatch(t, 1, "ours"))
+		require.Equal(t, recs[len(recs)-1].Offset+1, res.FirstOffset)
+		require.NoError(t, l.Close())
+	}
+}

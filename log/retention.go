@@ -1,0 +1,204 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/segment"
+)
+
+// DeleteRecordsBefore advances the log start offset to offset (Kafka's
+// DeleteRecords): records below it are no longer readable, and whole
+// segments below it are deleted. It returns the new log start offset.
+//
+// Errors: ErrOffsetOutOfRange for an offset above LogEndOffset; ErrClosed;
+// ErrLogFenced.
+func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return 0, err
+	}
+	if offset > l.next.Load() || offset < 0 {
+		return 0, fmt.Errorf("%w: %d is past the log end offset %d", ErrOffsetOutOfRange, offset, l.next.Load())
+	}
+	if offset <= l.start.Load() {
+		return l.start.Load(), nil
+	}
+	if err := l.setStartLocked(offset); err != nil {
+		return 0, err
+	}
+	segs := *l.segs.Load()
+	n := 0
+	for n < len(segs)-1 && segs[n+1].Base() <= offset {
+		n++
+	}
+	return l.start.Load(), l.deleteSegmentsLocked(n, "delete-records")
+}
+
+func (l *Log) setStartLocked(offset int64) error {
+	if err := writeOffset(l.fs, l.dir, logStartFile, offset); err != nil {
+		return l.fence(err)
+	}
+	l.start.Store(offset)
+	return l.epochs.truncateFromStart(offset)
+}
+
+// deleteSegmentsLocked deletes the first n segments (never the active one)
+// and moves the log start offset past them.
+func (l *Log) deleteSegmentsLocked(n int, reason string) error {
+	segs := *l.segs.Load()
+	n = min(n, len(segs)-1)
+	if n <= 0 {
+		return nil
+	}
+	newStart := max(l.start.Load(), segs[n].Base())
+	if newStart != l.start.Load() {
+		if err := l.setStartLocked(newStart); err != nil {
+			return err
+		}
+	}
+	l.setSegments(append([]*segment.Segment(nil), segs[n:]...))
+	l.lifeMu.Lock()
+	var err error
+	for _, s := range segs[:n] {
+		l.logger.Info("deleting segment", "reason", reason, "segment", s.String())
+		err = errors.Join(err, s.Delete())
+	}
+	l.lifeMu.Unlock()
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return l.fence(err)
+	}
+	return nil
+}
+
+// ApplyRetention deletes the old segments that retention.ms and
+// retention.bytes allow to go (never the active one), for logs whose
+// cleanup policy includes delete. It returns how many it deleted.
+func (l *Log) ApplyRetention() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return 0, err
+	}
+	if l.cfg.CleanupPolicy&Delete == 0 {
+		return 0, nil
+	}
+	segs := *l.segs.Load()
+	n := 0
+	if l.cfg.RetentionTime >= 0 {
+		cutoff := l.clock.Now().UnixMilli() - l.cfg.RetentionTime.Milliseconds()
+		for n < len(segs)-1 && segs[n].MaxTimestamp() < cutoff {
+			n++
+		}
+	}
+	if l.cfg.RetentionBytes > 0 {
+		var size int64
+		for _, s := range segs {
+			size += s.Size()
+		}
+		for i := 0; i < len(segs)-1; i++ {
+			if i >= n {
+				if size-segs[i].Size() < l.cfg.RetentionBytes {
+					break
+				}
+				n = i + 1
+			}
+			size -= segs[i].Size()
+		}
+	}
+	return n, l.deleteSegmentsLocked(n, "retention")
+}
+
+// TruncateTo removes every record at or past offset, for a follower whose
+// log diverged from its leader's. Whole batches go: if offset falls inside
+// a batch, the log end offset becomes that batch's base offset. It returns
+// the new log end offset.
+func (l *Log) TruncateTo(offset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.check(); err != nil {
+		return 0, err
+	}
+	if offset >= l.next.Load() {
+		return l.next.Load(), nil
+	}
+	if offset < l.start.Load() {
+		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
+	}
+	segs := *l.segs.Load()
+	keep := len(segs)
+	for keep > 1 && segs[keep-1].Base() >= offset {
+		keep--
+	}
+	l.lifeMu.Lock()
+	var err error
+	for _, s := range segs[keep:] {
+		err = errors.Join(err, s.Delete())
+	}
+	l.lifeMu.Unlock()
+	if err != nil {
+		return 0, l.fence(err)
+	}
+	last := segs[keep-1]
+	l.setSegments(append([]*segment.Segment(nil), segs[:keep]...))
+	if err := last.Unseal(); err != nil {
+		return 0, l.fence(err)
+	}
+	next, err := last.TruncateTo(offset)
+	if err != nil {
+		return 0, l.fence(err)
+	}
+	if err := last.Sync(); err != nil {
+		return 0, l.fence(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return 0, l.fence(err)
+	}
+	l.next.Store(next)
+	if l.durable.Load() > next {
+		l.durable.Store(next)
+	}
+	if l.recovery > next {
+		l.recovery = min(l.recovery, last.Base())
+		if err := writeOffset(l.fs, l.dir, recoveryPointFile, l.recovery); err != nil {
+			return 0, l.fence(err)
+		}
+	}
+	if l.cleaned > next {
+		l.cleaned = next
+	}
+	if err := l.epochs.truncateFromEnd(next); err != nil {
+		return 0, l.fence(err)
+	}
+	return next, nil
+}
+
+// Maintain runs the periodic work a broker schedules: retention, compaction
+// when the dirty ratio calls for it, and flush.ms for SyncPeriodic logs.
+func (l *Log) Maintain(ctx context.Context) error {
+	if _, err := l.ApplyRetention(); err != nil {
+		return err
+	}
+	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
+		if _, err := l.Compact(ctx); err != nil {
+			return err
+		}
+	}
+	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
+		l.mu.Lock()
+		due := l.clock.Now().Sub(l.lastFlush) >= l.cfg.FlushInterval
+		if due {
+			l.unflushed, l.lastFlush = 0, l.clock.Now()
+		}
+		l.mu.Unlock()
+		if due {
+			return l.Flush(ctx)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package segment
+
+import (
+	"io"
+	"math"
+	"os"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Find returns the position of the batch holding offset: the offset index
+// gives the nearest indexed batch at or before it, then batch headers are
+// scanned. An offset at or past NextOffset gives ErrOffsetNotHere; an offset
+// below Base gives the first batch.
+func (s *Segment) Find(offset int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if offset >= s.next.Load() {
+		return 0, ErrOffsetNotHere
+	}
+	_, pos := s.oidx.Lookup(offset)
+	size := s.size.Load()
+	for pos < size {
+		hdr, err := s.header(pos, size)
+		if err != nil {
+			return 0, err
+		}
+		if record.Batch(hdr).LastOffset() >= offset {
+			return pos, nil
+		}
+		pos += record.BatchSize(hdr)
+	}
+	return 0, ErrOffsetNotHere
+}
+
+// PositionOf returns the position of the first batch holding offset or a
+// later one: Find's answer, or Size when offset is at or past NextOffset.
+func (s *Segment) PositionOf(offset int64) (int64, error) {
+	pos, err := s.Find(offset)
+	if err == ErrOffsetNotHere {
+		return s.size.Load(), nil
+	}
+	return pos, err
+}
+
+// FindTime returns the offset of the first record whose timestamp is at
+// least ts (ms), found through the time index and a scan; ok is false when
+// every timestamp in the segment is smaller.
+func (s *Segment) FindTime(ts int64) (offset int64, ok bool, err error) {
+	if s.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	if s.MaxTimestamp() < ts {
+		return 0, false, nil
+	}
+	_, from := s.tidx.Lookup(ts)
+	pos, err := s.PositionOf(from)
+	if err != nil {
+		return 0, false, err
+	}
+	size := s.size.Load()
+	for pos < size {
+		hdr, err := s.header(pos, size)
+		if err != nil {
+			return 0, false, err
+		}
+		n := record.BatchSize(hdr)
+		if record.Batch(hdr).MaxTimestamp() >= ts {
+			b, err := s.batchAt(pos, n)
+			if err != nil {
+				return 0, false, err
+			}
+			it, err := b.Iter(pos, 0)
+			if err != nil {
+				return 0, false, s.withPath(err)
+			}
+			it.SkipHeaders()
+			var r record.Record
+			for it.Next(&r) {
+				if r.Timestamp.UnixMilli() >= ts {
+					return r.Offset, true, nil
+				}
+			}
+			if it.Err() != nil {
+				return 0, false, s.withPath(it.Err())
+			}
+		}
+		pos += n
+	}
+	return 0, false, nil
+}
+
+// batchAt returns the verified batch of n bytes at pos.
+func (s *Segment) batchAt(pos, n int64) (record.Batch, error) {
+	v, err := vfs.ReadView(s.log, pos, int(n))
+	if err != nil {
+		return nil, err
+	}
+	b, err := record.Parse(v, pos)
+	if err == nil {
+		err = b.Validate(pos)
+	}
+	if err != nil {
+		return nil, s.withPath(err)
+	}
+	return b, nil
+}
+
+func (s *Segment) withPath(err error) error {
+	if ce, ok := err.(*record.CorruptError); ok && ce.Path == "" {
+		c := *ce
+		c.Path = s.path(LogSuffix)
+		return &c
+	}
+	return err
+}
+
+// Read returns the whole batches that start at pos and end by limit (a
+// position; math.MaxInt64 for the end of the segment), as many as fit in
+// maxBytes but at least one, however large, as Kafka's fetch does (KIP-74).
+// Every batch is checked (length, magic, CRC) before it is returned: a
+// corrupt batch is never served; if the first one is corrupt Read returns
+// a *record.CorruptError, else the batches before it.
+//
+// The returned bytes are the caller's to keep: they never change, whatever
+// happens to the segment later (on the in-memory FS they are a view, on the
+// OS a fresh read). Read returns nil at or past the limit.
+func (s *Segment) Read(pos int64, maxBytes int, limit int64) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	end := min(s.size.Load(), limit)
+	if pos >= end {
+		return nil, nil
+	}
+	hdr, err := s.header(pos, end)
+	if err != nil {
+		return nil, err
+	}
+	n := min(int64(max(maxBytes, 0)), end-pos)
+	if first := record.BatchSize(hdr); first > n {
+		n = first
+	}
+	v, err := vfs.ReadView(s.log, pos, int(n))
+	if err != nil {
+		return nil, err
+	}
+	p := 0
+	for p < len(v) {
+		b, err := record.Parse(v[p:], pos+int64(p))
+		if err == nil {
+			err = b.Validate(pos + int64(p))
+		}
+		if err != nil {
+			if p == 0 {
+				return nil, s.withPath(err)
+			}
+			// Cut by maxBytes, or corrupt: the next read starts here and
+			// tells which.
+			break
+		}
+		p += len(b)
+	}
+	return v[:p:p], nil
+}
+
+// WriteTo writes n bytes of the .log from pos to w. For an OS file it hands
+// w a fresh *os.File positioned at pos inside an io.LimitedReader, so a TCP
+// connection's ReadFrom uses sendfile; otherwise it writes views. It does
+// not check CRCs: it is for forwarding batches already read or verified.
+func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if pos < 0 || n < 0 || pos+n > s.size.Load() {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if _, ok := vfs.OSFile(s.log); ok {
+		f, err := os.Open(s.path(LogSuffix))
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if _, err := f.Seek(pos, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return io.Copy(w, &io.LimitedReader{R: f, N: n})
+	}
+	var written int64
+	for written < n {
+		chunk := min(n-written, math.MaxInt32)
+		v, err := vfs.ReadView(s.log, pos+written, int(chunk))
+		if err != nil {
+			return written, err
+		}
+		m, err := w.Write(v)
+		written += int64(m)
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}

@@ -1,0 +1,195 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// RecoveryResult says what Recover found.
+type RecoveryResult struct {
+	Batches   int   // valid batches kept
+	Truncated int64 // bytes of torn tail cut from the end
+	At        int64 // position of the cut, when Truncated > 0
+}
+
+func (r RecoveryResult) String() string {
+	if r.Truncated == 0 {
+		return fmt.Sprintf("%d batches, nothing cut", r.Batches)
+	}
+	return fmt.Sprintf("%d batches, cut %d bytes of torn tail at position %d", r.Batches, r.Truncated, r.At)
+}
+
+// Recover reads every batch of the .log from the start, checking each
+// (length, magic, CRC, offsets increasing), and rebuilds both indexes.
+//
+// Where the valid batches end before the file does, what follows is either
+// a torn write or corruption. It is a torn tail — cut, and reported in the
+// result — when no valid batch follows it and the cut loses no offset below
+// durable (the offset up to which the caller knows data was made durable,
+// its recovery point). Otherwise nothing is cut and Recover returns a
+// *record.CorruptError naming the file and the position.
+func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
+	if s.closed.Load() {
+		return res, ErrClosed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sealed {
+		// Rebuild the indexes writable, and seal them again at the end.
+		if err := s.unsealLocked(); err != nil {
+			return res, err
+		}
+		defer func() {
+			if serr := s.sealLocked(false); err == nil {
+				err = serr
+			}
+		}()
+	}
+	if err := s.oidx.Reset(); err != nil {
+		return res, err
+	}
+	if err := s.tidx.Reset(); err != nil {
+		return res, err
+	}
+	s.maxTs, s.maxTsOffset, s.firstTs, s.bytesSinceIndex = -1, s.base, -1, 0
+	size, err := s.log.Size()
+	if err != nil {
+		return res, err
+	}
+	pos, next := int64(0), s.base
+	var bad error
+	for pos < size {
+		hdr, err := s.header(pos, size)
+		if err != nil {
+			if !errors.Is(err, record.ErrCorrupt) {
+				return res, err
+			}
+			bad = err
+			break
+		}
+		n := record.BatchSize(hdr)
+		b, err := s.batchAt(pos, n)
+		if err == nil && b.BaseOffset() < next {
+			err = &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batch offsets go backwards"}
+		}
+		if err != nil {
+			if !errors.Is(err, record.ErrCorrupt) {
+				return res, err
+			}
+			bad = err
+			break
+		}
+		if err := s.indexBatch(b, pos, int(n)); err != nil {
+			return res, err
+		}
+		next = b.NextOffset()
+		pos += n
+		res.Batches++
+	}
+	if pos < size {
+		if next < durable {
+			return res, fmt.Errorf("%w (offsets from %d were durable up to %d)", bad, next, durable)
+		}
+		if q, ok, err := s.validBatchAfter(pos, size); err != nil {
+			return res, err
+		} else if ok {
+			return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
+				Reason: fmt.Sprintf("bad bytes followed by a valid batch at position %d", q), Err: bad}
+		}
+		if err := s.log.Truncate(pos); err != nil {
+			return res, err
+		}
+		res.Truncated, res.At = size-pos, pos
+	}
+	s.size.Store(pos)
+	s.next.Store(next)
+	return res, nil
+}
+
+// validBatchAfter looks for a whole batch with a valid CRC starting anywhere
+// in (from, size).
+func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
+	tail, err := vfs.ReadView(s.log, from, int(size-from))
+	if err != nil {
+		return 0, false, err
+	}
+	for i := 1; i+record.HeaderSize <= len(tail); i++ {
+		if tail[i+16] != record.Magic {
+			continue
+		}
+		b, err := record.Parse(tail[i:], 0)
+		if err != nil {
+			continue
+		}
+		if b.Validate(0) == nil {
+			return from + int64(i), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// TruncateTo removes every batch holding an offset at or past offset. A
+// batch that straddles offset is removed whole, so the segment's next
+// offset afterwards may be below offset; it is returned.
+func (s *Segment) TruncateTo(offset int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if offset >= s.next.Load() {
+		return s.next.Load(), nil
+	}
+	pos, err := s.PositionOf(offset)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.log.Truncate(pos); err != nil {
+		return 0, err
+	}
+	s.size.Store(pos)
+	if err := s.oidx.TruncateTo(offset); err != nil {
+		return 0, err
+	}
+	// Rescan the batches after the last remaining index entry for the next
+	// offset, the timestamps and the bytes since that entry.
+	_, from := s.oidx.Lookup(offset)
+	next, scanMax, scanMaxOff := s.base, int64(-1), s.base
+	s.bytesSinceIndex = 0
+	for p := from; p < pos; {
+		hdr, err := s.header(p, pos)
+		if err != nil {
+			return 0, err
+		}
+		b := record.Batch(hdr)
+		if b.MaxTimestamp() > scanMax {
+			scanMax, scanMaxOff = b.MaxTimestamp(), b.LastOffset()
+		}
+		next = b.NextOffset()
+		n := record.BatchSize(hdr)
+		s.bytesSinceIndex += int(n)
+		p += n
+	}
+	if err := s.tidx.TruncateTo(next); err != nil {
+		return 0, err
+	}
+	s.maxTs, s.maxTsOffset, s.firstTs = -1, s.base, -1
+	if ts, off, ok := s.tidx.Last(); ok {
+		s.maxTs, s.maxTsOffset = ts, off
+	}
+	if scanMax > s.maxTs {
+		s.maxTs, s.maxTsOffset = scanMax, scanMaxOff
+	}
+	if pos > 0 {
+		hdr, err := s.header(0, pos)
+		if err != nil {
+			return 0, err
+		}
+		s.firstTs = record.Batch(hdr).MaxTimestamp()
+	}
+	s.next.Store(next)
+	return next, nil
+}

@@ -1,0 +1,561 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/runnel/runnel/index"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// File name suffixes.
+const (
+	LogSuffix       = ".log"
+	IndexSuffix     = ".index"
+	TimeIndexSuffix = ".timeindex"
+)
+
+// Config tunes a segment. The zero value means Kafka's defaults.
+type Config struct {
+	// IndexIntervalBytes is how many bytes of batches lie between two
+	// offset index entries (index.interval.bytes). Default 4096.
+	IndexIntervalBytes int
+	// MaxIndexBytes is the preallocated size of each index
+	// (segment.index.bytes). Default 10 MiB.
+	MaxIndexBytes int
+}
+
+func (c Config) withDefaults() Config {
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = 4096
+	}
+	if c.MaxIndexBytes <= 0 {
+		c.MaxIndexBytes = index.DefaultMaxBytes
+	}
+	return c
+}
+
+var (
+	// ErrClosed is returned by a closed segment.
+	ErrClosed = errors.New("runnel/segment: segment is closed")
+	// ErrFull is returned by Append when the batches would not fit: the
+	// segment would exceed 2 GiB or an offset would not fit the index's
+	// 32-bit relative offsets. The log rolls a new segment.
+	ErrFull = errors.New("runnel/segment: segment is full")
+	// ErrOffsetNotHere is returned by Find for an offset that is at or past
+	// the segment's next offset.
+	ErrOffsetNotHere = errors.New("runnel/segment: offset not in segment")
+)
+
+// FileName is the name of a segment file: the base offset as 20 digits and
+// the suffix.
+func FileName(base int64, suffix string) string {
+	return fmt.Sprintf("%020d%s", base, suffix)
+}
+
+// ParseFileName returns the base offset and suffix of a segment file name
+// (the suffix is everything after the 20 digits, such as ".log" or
+// ".log.swap"); ok is false for other names.
+func ParseFileName(name string) (base int64, suffix string, ok bool) {
+	if len(name) < 21 || name[20] != '.' {
+		return 0, "", false
+	}
+	base, err := strconv.ParseInt(name[:20], 10, 64)
+	if err != nil || base < 0 {
+		return 0, "", false
+	}
+	return base, name[20:], true
+}
+
+// Segment is one .log file with its two indexes. Appends, Truncate, Seal and
+// Close come from one goroutine at a time; reads (Find, FindTime, Read,
+// WriteTo, and the getters) may run concurrently with them.
+type Segment struct {
+	fs    vfs.FS
+	dir   string
+	base  int64
+	cfg   Config
+	extra string // suffix after each file's own, for segments being built
+
+	log  vfs.File
+	oidx *index.OffsetIndex
+	tidx *index.TimeIndex
+
+	size atomic.Int64 // bytes of whole batches: what readers may see
+	next atomic.Int64 // offset after the last batch
+
+	mu              sync.Mutex // guards the fields below (writer side)
+	maxTs           int64      // largest timestamp, -1 when none
+	maxTsOffset     int64      // first offset with maxTs
+	firstTs         int64      // max timestamp of the first batch, -1 when empty (for segment.ms)
+	bytesSinceIndex int
+	sealed          bool
+	closed          atomic.Bool
+}
+
+// Create makes a new, empty, active segment in dir. The caller syncs dir.
+func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
+	cfg = cfg.withDefaults()
+	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, maxTs: -1, maxTsOffset: base, firstTs: -1}
+	s.next.Store(base)
+	f, err := fsys.Create(s.path(LogSuffix))
+	if err != nil {
+		return nil, err
+	}
+	s.log = f
+	if err := s.openIndexes(true, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenOptions says how to open an existing segment.
+type OpenOptions struct {
+	// Active opens the segment for appending: its indexes are preallocated
+	// and writable.
+	Active bool
+}
+
+// Open opens an existing segment without reading its batches. The indexes
+// are checked cheaply (whole entries, last entry within the log); if one
+// is missing, corrupt or fails the check, Open reports NeedsRecovery and the
+// caller runs Recover, which rebuilds it. Otherwise the next offset and the
+// largest timestamp come from the indexes and a scan of the batches after
+// the last index entry, which is what a segment closed cleanly needs.
+func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
+	cfg = cfg.withDefaults()
+	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, maxTs: -1, maxTsOffset: base, firstTs: -1, sealed: !opts.Active}
+	s.next.Store(base)
+	f, err := fsys.Open(s.path(LogSuffix))
+	if err != nil {
+		return nil, false, err
+	}
+	s.log = f
+	n, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	s.size.Store(n)
+	_, ierr := fsys.Stat(s.path(IndexSuffix))
+	_, terr := fsys.Stat(s.path(TimeIndexSuffix))
+	missing := ierr != nil || terr != nil
+	if err := s.openIndexes(opts.Active, false); err != nil {
+		if !errors.Is(err, index.ErrCorrupt) {
+			f.Close()
+			return nil, false, err
+		}
+		// Start over with empty indexes; Recover fills them.
+		if err := s.recreateIndexes(opts.Active); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return s, true, nil
+	}
+	if missing && n > 0 {
+		return s, true, nil
+	}
+	if err := s.loadTail(); err != nil {
+		if errors.Is(err, record.ErrCorrupt) || errors.Is(err, index.ErrCorrupt) {
+			return s, true, nil
+		}
+		s.Close()
+		return nil, false, err
+	}
+	return s, false, nil
+}
+
+func (s *Segment) path(suffix string) string {
+	return filepath.Join(s.dir, FileName(s.base, suffix+s.extra))
+}
+
+// CreateTemp creates a new segment whose files carry extra after their
+// suffixes (00000000000000000042.log.cleaned, …), so that the log does not
+// see it until RenameFiles gives it its final names. The log cleaner builds
+// its output this way.
+func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (*Segment, error) {
+	cfg = cfg.withDefaults()
+	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, extra: extra, maxTs: -1, maxTsOffset: base, firstTs: -1}
+	s.next.Store(base)
+	f, err := fsys.Create(s.path(LogSuffix))
+	if err != nil {
+		return nil, err
+	}
+	s.log = f
+	if err := s.openIndexes(true, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// RenameFiles renames the closed segment files of base in dir from the
+// extra suffix from to to ("" for the final names): the indexes first and
+// the .log last, so that the .log's rename is the commit point. Missing
+// index files are skipped. The caller syncs dir.
+func RenameFiles(fsys vfs.FS, dir string, base int64, from, to string) error {
+	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
+		err := fsys.Rename(filepath.Join(dir, FileName(base, suf+from)), filepath.Join(dir, FileName(base, suf+to)))
+		if err != nil && (suf == LogSuffix || !errors.Is(err, os.ErrNotExist)) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Segment) openIndexes(active, create bool) error {
+	if create {
+		for _, suf := range []string{IndexSuffix, TimeIndexSuffix} {
+			if err := s.fs.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	oidx, err := index.OpenOffset(s.fs, s.path(IndexSuffix), s.base, s.cfg.MaxIndexBytes, active)
+	if err != nil {
+		return err
+	}
+	tidx, err := index.OpenTime(s.fs, s.path(TimeIndexSuffix), s.base, s.cfg.MaxIndexBytes, active)
+	if err != nil {
+		oidx.Close()
+		return err
+	}
+	s.oidx, s.tidx = oidx, tidx
+	return nil
+}
+
+func (s *Segment) recreateIndexes(active bool) error {
+	if s.oidx != nil {
+		s.oidx.Close()
+	}
+	if s.tidx != nil {
+		s.tidx.Close()
+	}
+	s.oidx, s.tidx = nil, nil
+	return s.openIndexes(active, true)
+}
+
+// loadTail checks the indexes against the log and scans the batches after
+// the last offset index entry to learn the next offset and max timestamp.
+func (s *Segment) loadTail() error {
+	size := s.size.Load()
+	if off, pos, ok := s.oidx.Last(); ok && (pos >= size || off < s.base) {
+		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "last entry points past the log"}
+	}
+	if ts, off, ok := s.tidx.Last(); ok {
+		s.maxTs, s.maxTsOffset = ts, off
+	}
+	_, pos := s.oidx.Lookup(math.MaxInt64)
+	for pos < size {
+		hdr, err := s.header(pos, size)
+		if err != nil {
+			return err
+		}
+		b := record.Batch(hdr)
+		if s.firstTs < 0 && pos == 0 {
+			s.firstTs = b.MaxTimestamp()
+		}
+		if b.MaxTimestamp() > s.maxTs {
+			s.maxTs, s.maxTsOffset = b.MaxTimestamp(), b.BaseOffset()
+		}
+		s.next.Store(b.NextOffset())
+		pos += record.BatchSize(hdr)
+	}
+	if s.firstTs < 0 && size > 0 {
+		hdr, err := s.header(0, size)
+		if err != nil {
+			return err
+		}
+		s.firstTs = record.Batch(hdr).MaxTimestamp()
+	}
+	if pos != size {
+		return &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batches do not end at the end of the file"}
+	}
+	// An index entry may point at a batch whose offsets are known; next
+	// must be at least one past it.
+	if off, _, ok := s.oidx.Last(); ok && off >= s.next.Load() {
+		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "entry past the last batch"}
+	}
+	return nil
+}
+
+// header reads and sanity-checks the 61-byte header of the batch at pos
+// (not its CRC).
+func (s *Segment) header(pos, size int64) ([]byte, error) {
+	if size-pos < record.HeaderSize {
+		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "short batch header", Err: record.ErrTruncated}
+	}
+	hdr, err := vfs.ReadView(s.log, pos, record.HeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	if hdr[16] != record.Magic {
+		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "unsupported magic byte"}
+	}
+	total := record.BatchSize(hdr)
+	if total < record.HeaderSize {
+		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batch length below the header size"}
+	}
+	if pos+total > size {
+		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batch extends past the end of the file", Err: record.ErrTruncated}
+	}
+	return hdr, nil
+}
+
+// Base is the segment's base offset.
+func (s *Segment) Base() int64 { return s.base }
+
+// Dir is the segment's directory.
+func (s *Segment) Dir() string { return s.dir }
+
+// Size is the size of the .log in bytes.
+func (s *Segment) Size() int64 { return s.size.Load() }
+
+// NextOffset is the offset after the segment's last batch (its base when
+// empty).
+func (s *Segment) NextOffset() int64 { return s.next.Load() }
+
+// MaxTimestamp is the largest timestamp in the segment (ms), -1 if empty.
+func (s *Segment) MaxTimestamp() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxTs
+}
+
+// FirstBatchTimestamp is the max timestamp of the segment's first batch,
+// -1 if empty. The log rolls by segment.ms against it, as Kafka does.
+func (s *Segment) FirstBatchTimestamp() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstTs
+}
+
+// IndexFull reports whether either index has no room for another entry.
+func (s *Segment) IndexFull() bool { return s.oidx.Full() || s.tidx.Full() }
+
+// Fits reports whether batches of n bytes ending at offset last can be
+// appended without overflowing the segment's 32-bit positions or relative
+// offsets.
+func (s *Segment) Fits(n int, last int64) bool {
+	return s.size.Load()+int64(n) <= math.MaxInt32 && last-s.base <= math.MaxInt32
+}
+
+// Append writes data — one or more whole batches whose offsets the caller
+// has assigned, validated, contiguous from NextOffset — with a single write
+// call, and indexes them. On a write error the segment's file may hold part
+// of data; the caller fences the log (it is never retried).
+func (s *Segment) Append(data []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sealed {
+		return index.ErrSealed
+	}
+	pos := s.size.Load()
+	var last int64
+	for p := 0; p < len(data); {
+		last = record.Batch(data[p:]).LastOffset()
+		p += int(record.BatchSize(data[p:]))
+	}
+	if !s.Fits(len(data), last) {
+		return ErrFull
+	}
+	if _, err := s.log.Write(data); err != nil {
+		return err
+	}
+	for p := 0; p < len(data); {
+		b := record.Batch(data[p:])
+		n := int(record.BatchSize(data[p:]))
+		if err := s.indexBatch(b, pos+int64(p), n); err != nil {
+			return err
+		}
+		p += n
+	}
+	s.size.Store(pos + int64(len(data)))
+	s.next.Store(last + 1)
+	return nil
+}
+
+// indexBatch updates the timestamps and adds index entries for the batch
+// at pos, as Kafka's LogSegment.append does: an entry (last offset,
+// position) once more than IndexIntervalBytes have passed since the last.
+func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
+	ts := b.MaxTimestamp()
+	if s.firstTs < 0 {
+		s.firstTs = ts
+	}
+	if ts > s.maxTs {
+		s.maxTs, s.maxTsOffset = ts, b.LastOffset()
+	}
+	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes {
+		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
+			return err
+		}
+		if err := s.tidx.Append(s.maxTs, s.maxTsOffset); err != nil {
+			return err
+		}
+		s.bytesSinceIndex = 0
+	}
+	s.bytesSinceIndex += n
+	return nil
+}
+
+// Sync makes the .log durable. Indexes are synced by Seal, Close and
+// SyncIndexes: they can always be rebuilt from the log.
+func (s *Segment) Sync() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.log.Sync()
+}
+
+// SyncIndexes makes the indexes durable (the log's recovery point may then
+// move past this segment's end).
+func (s *Segment) SyncIndexes() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.oidx.Sync(); err != nil {
+		return err
+	}
+	return s.tidx.Sync()
+}
+
+// Seal ends the segment's active life: it indexes the final max timestamp,
+// trims both indexes to their entries, and syncs the log and indexes
+// (unless sync is false).
+func (s *Segment) Seal(sync bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealLocked(sync)
+}
+
+func (s *Segment) sealLocked(sync bool) error {
+	if s.sealed {
+		return nil
+	}
+	if err := s.finalTimeEntry(); err != nil {
+		return err
+	}
+	if sync {
+		if err := s.log.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := s.oidx.Seal(); err != nil {
+		return err
+	}
+	if err := s.tidx.Seal(); err != nil {
+		return err
+	}
+	s.sealed = true
+	return nil
+}
+
+// finalTimeEntry makes sure the time index holds the segment's max
+// timestamp, so that a reopened segment knows it without a scan.
+func (s *Segment) finalTimeEntry() error {
+	if s.maxTs < 0 {
+		return nil
+	}
+	if ts, _, ok := s.tidx.Last(); ok && ts >= s.maxTs {
+		return nil
+	}
+	err := s.tidx.Append(s.maxTs, s.maxTsOffset)
+	if errors.Is(err, index.ErrIndexFull) {
+		return nil // the next open scans for it
+	}
+	return err
+}
+
+// Unseal makes a sealed segment active again (after the log truncated back
+// into it).
+func (s *Segment) Unseal() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsealLocked()
+}
+
+func (s *Segment) unsealLocked() error {
+	if !s.sealed {
+		return nil
+	}
+	if err := s.oidx.Unseal(s.cfg.MaxIndexBytes); err != nil {
+		return err
+	}
+	if err := s.tidx.Unseal(s.cfg.MaxIndexBytes); err != nil {
+		return err
+	}
+	s.sealed = false
+	return nil
+}
+
+// Close closes the segment's files; an active segment's indexes get their
+// final entry and are trimmed. It is idempotent.
+func (s *Segment) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if !s.sealed {
+		errs = append(errs, s.finalTimeEntry())
+	}
+	errs = append(errs, s.oidx.Close(), s.tidx.Close(), s.log.Close())
+	return errors.Join(errs...)
+}
+
+// Delete closes the segment and removes its files. The caller syncs the
+// directory.
+func (s *Segment) Delete() error {
+	err := s.Close()
+	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
+		if rerr := s.fs.Remove(s.path(suf)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// Closed reports whether Close or Delete ran.
+func (s *Segment) Closed() bool { return s.closed.Load() }
+
+// String names the segment for logs and errors.
+func (s *Segment) String() string {
+	return fmt.Sprintf("segment %s [%d, %d) %d bytes", s.path(LogSuffix), s.base, s.next.Load(), s.size.Load())
+}
+
+// RemoveFiles removes the files of the segment with base offset base in
+// dir whose suffix is one of suffixes, ignoring missing ones.
+func RemoveFiles(fsys vfs.FS, dir string, base int64, suffixes ...string) error {
+	var err error
+	for _, suf := range suffixes {
+		if rerr := fsys.Remove(filepath.Join(dir, FileName(base, suf))); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// HasSuffix reports whether name is a segment file with the given suffix.
+func HasSuffix(name, suffix string) bool {
+	_, suf, ok := ParseFileName(name)
+	return ok && strings.EqualFold(suf, suffix)
+}
+
+var _ io.Closer = (*Segment)(nil)
