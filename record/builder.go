@@ -136,9 +136,9 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 		return nil, nil
 	}
 	if b.count == 0 {
-		b.maxTs = b.baseTs
+		b.maxTs = NoTimestamp
 		if b.horizon < 0 {
-			b.baseTs, b.maxTs = NoTimestamp, NoTimestamp
+			b.baseTs = NoTimestamp
 		}
 	}
 	lastDelta := b.lastDelta

@@ -443,5 +443,6 @@ func TestRewrite(t *testing.T) {
 		require.NoError(t, empty.ValidateRecords(0, 0))
 		require.EqualValues(t, 0, empty.NumRecords())
 		require.EqualValues(t, 4, empty.LastOffsetDelta())
+		require.EqualValues(t, NoTimestamp, empty.MaxTimestamp())
 	}
 }
