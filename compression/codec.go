@@ -131,10 +131,15 @@ func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
 //
 // limit bounds the number of bytes this call appends; limit <= 0 means
 // DefaultDecodeLimit. If the output would exceed it, AppendDecode stops and
-// returns an error matching ErrTooLarge. It never allocates far beyond the
-// limit, even for input that claims a huge decompressed size (the only fixed
-// extra is the decoder's own working memory: up to one 4 MiB block buffer
-// for lz4, and for zstd up to one 128 KiB block past the limit).
+// returns an error matching ErrTooLarge. Sizes that the input claims (in a
+// snappy or zstd header, a gzip trailer) are checked against the limit, and
+// against what the input could possibly decode to, before anything is
+// allocated; the output buffer grows only as data is actually produced, and
+// never past the limit. Growing it geometrically means a call can allocate
+// up to about twice the limit in total (a zstd frame that does not state its
+// size, somewhat more, see zstdDecode), plus the decoders' own working
+// memory: for lz4 one block buffer of the size the frame header declares, at
+// most 4 MiB; for zstd about one 128 KiB block.
 //
 // Malformed or truncated input, including empty input for a compressing
 // codec, yields an error matching ErrCorrupt; an unknown codec one matching
