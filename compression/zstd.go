@@ -16,14 +16,15 @@ import (
 // be free. They are built on first use.
 //
 // DecodeAll does not bound its output by itself. The decoder is created
-// with WithDecodeAllCapLimit, which makes DecodeAll fail rather than grow
-// past the capacity of the dst it is given, and zstdDecode hands it a dst
-// whose spare capacity is no more than the limit. Working in the caller's
-// buffer also means the frame's declared window costs no memory.
+// with WithDecodeAllCapLimit, which makes DecodeAll stop with an error as
+// soon as the output outgrows the capacity of the dst it is given, and
+// zstdDecode hands it a dst whose spare capacity is no more than the limit
+// (see zstdDecode). Decoding in the caller's buffer also means a frame's
+// declared window costs no memory.
 
 // zstdConcurrency is how many zstd encodes, and separately decodes, run at
-// once. Each encoder holds about 2 MiB of tables and history, so this is
-// kept small; more parallelism rarely helps batch-sized inputs.
+// once. Each encoder holds a few MiB of match tables and history, so this
+// is kept small; more parallelism rarely helps batch-sized inputs.
 func zstdConcurrency() int {
 	return min(runtime.GOMAXPROCS(0), 4)
 }
