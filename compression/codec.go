@@ -18,12 +18,16 @@
 //     client writes.
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
 //     uses since KIP-57, written with 64 KiB independent blocks.
-//   - zstd: a zstd frame (github.com/klauspost/compress/zstd).
+//   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
+//     its content size. Decoding also accepts frames without one, as Java's
+//     ZstdOutputStream writes them, and concatenated frames.
 //
 // Encoders and decoders are pooled or shared, and created only on first use,
 // so importing the package costs nothing and steady-state calls with a dst
-// of sufficient capacity allocate (almost) nothing. All functions are safe
-// for concurrent use.
+// of sufficient capacity allocate nothing. All functions are safe for
+// concurrent use. To bound memory, zstd uses one shared encoder and one
+// shared decoder that each run at most min(GOMAXPROCS, 4) calls at once;
+// further callers wait their turn.
 //
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small
