@@ -272,7 +272,7 @@ func TestDecodeFlipped(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	goroutines, iters := 8, 40
+	goroutines, iters := 8, 24
 	if testing.Short() {
 		iters = 10
 	}
