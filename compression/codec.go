@@ -18,12 +18,16 @@
 //     client writes.
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
 //     uses since KIP-57, written with 64 KiB independent blocks.
-//   - zstd: a zstd frame (github.com/klauspost/compress/zstd).
+//   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
+//     its content size. Decoding also accepts frames without one, as Java's
+//     ZstdOutputStream writes them, and concatenated frames.
 //
 // Encoders and decoders are pooled or shared, and created only on first use,
 // so importing the package costs nothing and steady-state calls with a dst
-// of sufficient capacity allocate (almost) nothing. All functions are safe
-// for concurrent use.
+// of sufficient capacity allocate nothing. All functions are safe for
+// concurrent use. To bound memory, zstd uses one shared encoder and one
+// shared decoder that each run at most min(GOMAXPROCS, 4) calls at once;
+// further callers wait their turn.
 //
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small
@@ -131,10 +135,15 @@ func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
 //
 // limit bounds the number of bytes this call appends; limit <= 0 means
 // DefaultDecodeLimit. If the output would exceed it, AppendDecode stops and
-// returns an error matching ErrTooLarge. It never allocates far beyond the
-// limit, even for input that claims a huge decompressed size (the only fixed
-// extra is the decoder's own working memory: up to one 4 MiB block buffer
-// for lz4, and for zstd up to one 128 KiB block past the limit).
+// returns an error matching ErrTooLarge. Sizes that the input claims (in a
+// snappy or zstd header, a gzip trailer) are checked against the limit, and
+// against what the input could possibly decode to, before anything is
+// allocated; the output buffer grows only as data is actually produced, and
+// never past the limit. Growing it geometrically means a call can allocate
+// up to about twice the limit in total (a zstd frame that does not state its
+// size, somewhat more, see zstdDecode), plus the decoders' own working
+// memory: for lz4 one block buffer of the size the frame header declares, at
+// most 4 MiB; for zstd about one 128 KiB block.
 //
 // Malformed or truncated input, including empty input for a compressing
 // codec, yields an error matching ErrCorrupt; an unknown codec one matching

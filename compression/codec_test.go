@@ -272,7 +272,7 @@ func TestDecodeFlipped(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	goroutines, iters := 8, 40
+	goroutines, iters := 8, 24
 	if testing.Short() {
 		iters = 10
 	}
@@ -340,6 +340,31 @@ func TestAllocs(t *testing.T) {
 		if encAllocs > 0 || decAllocs > 0 || nilAllocs > 2 {
 			t.Errorf("%v: allocations per call: encode %v, decode %v, decode into nil %v; want 0, 0, <= 2",
 				c, encAllocs, decAllocs, nilAllocs)
+		}
+	}
+}
+
+// TestDecodeBombMemory decodes 32 MiB of zeros, which every codec squeezes
+// into little, with a 1 MiB limit: what the decoder allocates must be a
+// small multiple of the limit, not of the real size.
+func TestDecodeBombMemory(t *testing.T) {
+	zeros := make([]byte, 32<<20)
+	const limit = 1 << 20
+	for _, c := range packed {
+		encs := [][]byte{mustEncode(t, c, nil, zeros)}
+		if c == Zstd {
+			encs = append(encs, zstdStream(t, zeros)) // no content size
+		}
+		for _, enc := range encs {
+			for _, lim := range []int{1000, limit} {
+				_, _ = c.AppendDecode(nil, enc, lim) // warm the pools
+				var err error
+				alloc := allocatedBy(func() { _, err = c.AppendDecode(nil, enc, lim) })
+				wantErr(t, err, ErrTooLarge, c.String())
+				if alloc > 6*uint64(lim)+1<<20 {
+					t.Errorf("%v: %d-byte bomb with limit %d allocated %d bytes", c, len(enc), lim, alloc)
+				}
+			}
 		}
 	}
 }

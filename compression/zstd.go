@@ -16,14 +16,15 @@ import (
 // be free. They are built on first use.
 //
 // DecodeAll does not bound its output by itself. The decoder is created
-// with WithDecodeAllCapLimit, which makes DecodeAll fail rather than grow
-// past the capacity of the dst it is given, and zstdDecode hands it a dst
-// whose spare capacity is no more than the limit. Working in the caller's
-// buffer also means the frame's declared window costs no memory.
+// with WithDecodeAllCapLimit, which makes DecodeAll stop with an error as
+// soon as the output outgrows the capacity of the dst it is given, and
+// zstdDecode hands it a dst whose spare capacity is no more than the limit
+// (see zstdDecode). Decoding in the caller's buffer also means a frame's
+// declared window costs no memory.
 
 // zstdConcurrency is how many zstd encodes, and separately decodes, run at
-// once. Each encoder holds about 2 MiB of tables and history, so this is
-// kept small; more parallelism rarely helps batch-sized inputs.
+// once. Each encoder holds a few MiB of match tables and history, so this
+// is kept small; more parallelism rarely helps batch-sized inputs.
 func zstdConcurrency() int {
 	return min(runtime.GOMAXPROCS(0), 4)
 }
@@ -60,11 +61,15 @@ func zstdEncode(dst, src []byte) ([]byte, error) {
 }
 
 const (
-	// zstdMaxBlock is the largest a zstd block can decode to.
+	// zstdMaxBlock is the most one zstd block can decode to.
 	zstdMaxBlock = 128 << 10
+	// zstdBlockSlack is how far the decoder may write into a block's
+	// output before it notices the output does not fit.
+	zstdBlockSlack = zstdMaxBlock + 16
 	// zstdMinGuess is the smallest first guess at the size of a frame that
-	// does not state it.
-	zstdMinGuess = 64 << 10
+	// does not state it; zstdGuessRatio the assumed compression ratio.
+	zstdMinGuess   = 64 << 10
+	zstdGuessRatio = 16
 )
 
 // zstdMaxDecoded bounds what n bytes of zstd input can decode to: every
@@ -74,6 +79,21 @@ func zstdMaxDecoded(n int) uint64 {
 	return (uint64(n)/4 + 1) * zstdMaxBlock
 }
 
+// zstdDecode decodes with DecodeAll into a region of dst whose capacity,
+// room, is at most the limit. A frame that states its content size (as
+// EncodeAll writes, and franz-go) gets exactly that room, checked against
+// the limit first. A frame that does not (as Java's ZstdOutputStream
+// writes) gets dst's spare capacity, or a guess, and is retried with twice
+// the room when the output does not fit, up to the limit. Retries cost a
+// decode each; a dst reused across calls avoids them.
+//
+// The decoder reports "does not fit" in more than one way, one of them an
+// error indistinguishable from corruption. But a decode that ran out of
+// room has always produced more than room-zstdBlockSlack bytes, so an error
+// with less output than that is corruption, and any other is treated as
+// lack of room: a retry, or ErrTooLarge once room has reached the limit
+// (the true output then exceeds the limit, unless the input is corrupt
+// within its last block before the limit).
 func zstdDecode(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) == 0 {
 		return dst, errEmpty
@@ -85,10 +105,7 @@ func zstdDecode(dst, src []byte, limit int) ([]byte, error) {
 	orig, base := dst, len(dst)
 	maxOut := zstdMaxDecoded(len(src))
 
-	// want is the spare capacity DecodeAll gets, and so the most it may
-	// produce this attempt. Start with what dst already has (so steady-state
-	// calls allocate nothing), else the frame's stated size, else a guess.
-	want := min(cap(dst)-base, limit)
+	room := min(cap(dst)-base, limit)
 	switch {
 	case h.HasFCS:
 		if h.FrameContentSize > uint64(limit) {
@@ -97,44 +114,33 @@ func zstdDecode(dst, src []byte, limit int) ([]byte, error) {
 		if h.FrameContentSize > maxOut {
 			return dst, corruptf("zstd frame of %d bytes claims to decode to %d", len(src), h.FrameContentSize)
 		}
-		want = max(want, int(h.FrameContentSize))
-	case want < zstdMinGuess:
-		guess := uint64(max(8*len(src), zstdMinGuess))
-		want = max(want, int(min(guess, maxOut, uint64(limit))))
+		room = max(room, int(h.FrameContentSize))
+	case room < zstdMinGuess:
+		guess := uint64(max(zstdGuessRatio*len(src), zstdMinGuess))
+		room = max(room, int(min(guess, maxOut, uint64(limit))))
 	}
 
 	dec := zstdDecoder()
 	for {
-		dst = reserve(dst, want)
-		out, err := dec.DecodeAll(src, dst[:base:base+want])
-		if err == nil {
-			return adopt(dst, out), nil
+		dst = reserve(dst, room)
+		// Decode into an empty slice at base, so the decoder writes in
+		// place instead of copying each block behind the prefix.
+		out, err := dec.DecodeAll(src, dst[base:base:base+room])
+		if err == nil && len(out) > room {
+			err = zstd.ErrDecoderSizeExceeded // cannot happen with the capacity limit
 		}
-		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		if err == nil {
+			if len(out) > 0 && &out[0] != &dst[base : base+1][0] {
+				copy(dst[base:], out) // moved; cannot happen either
+			}
+			return dst[:base+len(out)], nil
+		}
+		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) && len(out) <= room-zstdBlockSlack {
 			return orig, corrupt(err)
 		}
-		// The output does not fit in want bytes (either a later frame
-		// states a larger size, or a frame without one ran past it).
-		// Frames without a stated size hit this path: the decoder prints a
-		// line to stderr when it does, which is beyond our control.
-		if want >= limit {
+		if room >= limit {
 			return orig, tooLarge(limit)
 		}
-		want = min(max(2*want, zstdMinGuess), limit)
+		room = min(max(2*room, zstdMinGuess), limit)
 	}
-}
-
-// adopt returns dst extended to cover out, which DecodeAll appended to
-// dst[:len(dst)] within dst's capacity; so the caller keeps dst's full
-// capacity rather than the window DecodeAll was given. If DecodeAll had
-// moved the data (it does not, with the capacity limit), out is returned.
-func adopt(dst, out []byte) []byte {
-	base := len(dst)
-	if len(out) == base {
-		return dst
-	}
-	if len(out) <= cap(dst) && &out[base] == &dst[:base+1][base] {
-		return dst[:len(out)]
-	}
-	return out
 }

@@ -1,0 +1,54 @@
+package compression
+
+import "testing"
+
+// BenchmarkCodecs encodes and decodes a 64 KiB record-like batch with each
+// codec, into reused buffers as package record does in steady state.
+func BenchmarkCodecs(b *testing.B) {
+	in := recordLike(64<<10, 70)
+	for _, c := range allCodecs {
+		enc := mustEncode(b, c, nil, in)
+		b.Run(c.String()+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			dst := make([]byte, 0, 2*len(in)+1024)
+			for b.Loop() {
+				dst = mustEncode(b, c, dst[:0], in)
+			}
+			b.ReportMetric(float64(len(in))/float64(len(enc)), "ratio")
+		})
+		b.Run(c.String()+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			dst := make([]byte, 0, len(in))
+			for b.Loop() {
+				dst = mustDecode(b, c, dst[:0], enc, 0)
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeIntoNil decodes into a nil dst, which sizes the output from
+// the stream's own hints (or, for lz4 and zstd frames without a size,
+// guesses) and allocates it.
+func BenchmarkDecodeIntoNil(b *testing.B) {
+	in := recordLike(64<<10, 71)
+	for _, c := range packed {
+		enc := mustEncode(b, c, nil, in)
+		b.Run(c.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				mustDecode(b, c, nil, enc, 0)
+			}
+		})
+	}
+	b.Run("zstd-no-size", func(b *testing.B) {
+		enc := zstdStream(b, in)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(in)))
+		for b.Loop() {
+			mustDecode(b, Zstd, nil, enc, 0)
+		}
+	})
+}

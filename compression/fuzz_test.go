@@ -1,0 +1,97 @@
+package compression
+
+import (
+	"bytes"
+	"testing"
+)
+
+// fuzzLimit is the decode limit the fuzz targets use: small enough that
+// bombs are cut short quickly.
+const fuzzLimit = 1 << 20
+
+// decodeSeeds returns real encodings for every codec, in the forms this
+// package and Kafka clients write, to start FuzzDecode from.
+func decodeSeeds(t testing.TB) []struct {
+	codec Codec
+	data  []byte
+} {
+	small := recordLike(300, 60)
+	var seeds []struct {
+		codec Codec
+		data  []byte
+	}
+	add := func(c Codec, data []byte) {
+		seeds = append(seeds, struct {
+			codec Codec
+			data  []byte
+		}{c, data})
+	}
+	for _, c := range allCodecs {
+		add(c, mustEncode(t, c, nil, small))
+		add(c, mustEncode(t, c, nil, nil))
+		add(c, mustEncode(t, c, nil, []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab")))
+	}
+	add(Snappy, xerialStream(small[:100], small[100:]))
+	add(Zstd, zstdStream(t, small))
+	add(Gzip, mustEncode(t, Gzip, mustEncode(t, Gzip, nil, small[:10]), small[10:]))
+	return seeds
+}
+
+// FuzzDecode feeds arbitrary input to every decoder. It must never panic;
+// a failure must be ErrCorrupt or ErrTooLarge and leave dst as it was; a
+// success must stay within the limit and be reproducible: the same output
+// with exactly enough room, and ErrTooLarge with a limit one byte short.
+func FuzzDecode(f *testing.F) {
+	for _, s := range decodeSeeds(f) {
+		f.Add(byte(s.codec), s.data)
+	}
+	f.Fuzz(func(t *testing.T, codec byte, data []byte) {
+		c := Codec(codec % 5)
+		out, err := c.AppendDecode([]byte("pre"), data, fuzzLimit)
+		if err != nil {
+			if !decodeFailure(err) {
+				t.Fatalf("%v: unexpected error kind: %v", c, err)
+			}
+			if string(out) != "pre" {
+				t.Fatalf("%v: dst changed on error: %q", c, out)
+			}
+			return
+		}
+		if string(out[:3]) != "pre" {
+			t.Fatalf("%v: prefix clobbered", c)
+		}
+		n := len(out) - 3
+		if n > fuzzLimit {
+			t.Fatalf("%v: %d bytes, over the limit", c, n)
+		}
+		exact := make([]byte, 0, n)
+		again, err := c.AppendDecode(exact, data, max(n, 1))
+		if err != nil || !bytes.Equal(again, out[3:]) {
+			t.Fatalf("%v: decode with exactly enough room differs (%v)", c, err)
+		}
+		if n > 1 {
+			if _, err := c.AppendDecode(nil, data, n-1); !decodeFailure(err) {
+				t.Fatalf("%v: %d-byte output with limit %d: %v", c, n, n-1, err)
+			}
+		}
+	})
+}
+
+// FuzzRoundTrip checks that every codec decodes its own encoding of any
+// input back to that input.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("x"))
+	f.Add(recordLike(500, 61))
+	f.Add(bytes.Repeat([]byte{0}, 3000))
+	f.Add(randomBytes(200, 62))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, c := range allCodecs {
+			enc := mustEncode(t, c, []byte("e"), data)
+			dec := mustDecode(t, c, []byte("d"), enc[1:], max(len(data), 1))
+			if !bytes.Equal(dec[1:], data) || enc[0] != 'e' || dec[0] != 'd' {
+				t.Fatalf("%v: round trip of %d bytes differs", c, len(data))
+			}
+		}
+	})
+}

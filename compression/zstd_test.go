@@ -1,0 +1,123 @@
+package compression
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// zstdStream encodes src the way a streaming writer (such as the Java
+// client's ZstdOutputStream) does: without the frame content size.
+func zstdStream(t testing.TB, src []byte, opts ...zstd.EOption) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := zstd.NewWriter(&buf, append([]zstd.EOption{zstd.WithEncoderConcurrency(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(src); err != nil {
+		t.Fatal(err)
+	}
+	// Flushing before Close commits the header before the size is known.
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(buf.Bytes()); err != nil || h.HasFCS {
+		t.Fatalf("streamed frame header: %+v, %v", h, err)
+	}
+	return buf.Bytes()
+}
+
+// TestZstdNoContentSize decodes frames that do not state their size, which
+// makes the decoder guess and retry with a larger buffer.
+func TestZstdNoContentSize(t *testing.T) {
+	for _, in := range [][]byte{
+		{1},
+		recordLike(1000, 20),
+		recordLike(200<<10, 21),
+		make([]byte, 3<<20), // far beyond the first guess
+		randomBytes(100<<10, 22),
+	} {
+		enc := zstdStream(t, in)
+		for _, dst := range [][]byte{nil, []byte("p"), make([]byte, 0, len(in)), make([]byte, 2, 10)} {
+			got := mustDecode(t, Zstd, dst, enc, 0)
+			if !bytes.Equal(got[len(dst):], in) || !bytes.Equal(got[:len(dst)], dst) {
+				t.Fatalf("%d bytes into dst of len %d cap %d: wrong output", len(in), len(dst), cap(dst))
+			}
+		}
+		if out := mustDecode(t, Zstd, nil, enc, len(in)); len(out) != len(in) {
+			t.Fatalf("exact limit: %d bytes", len(out))
+		}
+		if len(in) > 1 {
+			_, err := Zstd.AppendDecode(nil, enc, len(in)-1)
+			wantErr(t, err, ErrTooLarge, fmt.Sprintf("%d bytes, limit one less", len(in)))
+		}
+	}
+}
+
+func TestZstdMultipleFrames(t *testing.T) {
+	a, b := recordLike(10<<10, 23), recordLike(300<<10, 24)
+	enc := mustEncode(t, Zstd, nil, a)
+	enc = mustEncode(t, Zstd, enc, []byte{})
+	enc = append(enc, zstdStream(t, b)...)
+	enc = mustEncode(t, Zstd, enc, a)
+	want := append(append(bytes.Clone(a), b...), a...)
+	if got := mustDecode(t, Zstd, nil, enc, 0); !bytes.Equal(got, want) {
+		t.Fatal("concatenated frames decode wrong")
+	}
+	if got := mustDecode(t, Zstd, nil, enc, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("concatenated frames at exact limit decode wrong")
+	}
+	_, err := Zstd.AppendDecode(nil, enc, len(want)-1)
+	wantErr(t, err, ErrTooLarge, "concatenated frames, limit one less")
+
+	// A skippable frame in front is ignored.
+	skip := binary.LittleEndian.AppendUint32(nil, 0x184D2A50)
+	skip = binary.LittleEndian.AppendUint32(skip, 3)
+	skip = append(skip, "abc"...)
+	if got := mustDecode(t, Zstd, nil, append(skip, enc...), 0); !bytes.Equal(got, want) {
+		t.Fatal("skippable frame not skipped")
+	}
+}
+
+// zstdFrameClaiming returns a frame header that states content size fcs,
+// followed by one small raw block: a lie whenever fcs is not 5.
+func zstdFrameClaiming(fcs uint64) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	b = append(b, 0xC0|0x20)                     // FHD: 8-byte FCS, single segment
+	b = binary.LittleEndian.AppendUint64(b, fcs) // content size
+	b = append(b, 5<<3|1, 0, 0)                  // last raw block of 5 bytes
+	return append(b, "hello"...)
+}
+
+func TestZstdLyingContentSize(t *testing.T) {
+	if got := mustDecode(t, Zstd, nil, zstdFrameClaiming(5), 0); string(got) != "hello" {
+		t.Fatalf("honest frame: %q", got)
+	}
+	for _, tc := range []struct {
+		fcs  uint64
+		want error
+	}{
+		{1 << 62, ErrTooLarge},
+		{DefaultDecodeLimit + 1, ErrTooLarge},
+		{DefaultDecodeLimit, ErrCorrupt}, // 22 bytes cannot decode to that much
+		{1 << 20, ErrCorrupt},
+		{6, ErrCorrupt},
+		{4, ErrCorrupt},
+	} {
+		src := zstdFrameClaiming(tc.fcs)
+		var err error
+		alloc := allocatedBy(func() { _, err = Zstd.AppendDecode(nil, src, 0) })
+		wantErr(t, err, tc.want, fmt.Sprintf("frame claiming %d bytes", tc.fcs))
+		if alloc > 1<<20 {
+			t.Errorf("frame claiming %d bytes made the decoder allocate %d bytes", tc.fcs, alloc)
+		}
+	}
+}
