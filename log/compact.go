@@ -96,6 +96,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		}
 		return nil
 	})
+	if removedUnderUs(err) {
+		return res, nil // retention or truncation got there first
+	}
 	if err != nil {
 		return res, err
 	}
@@ -225,6 +228,9 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, now 
 			}
 			return nil
 		})
+		if removedUnderUs(err) {
+			return abandon(nil) // the group is gone: nothing to swap
+		}
 		if err != nil {
 			return abandon(err)
 		}

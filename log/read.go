@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"io/fs"
 	"fmt"
 	"math"
 	"sort"
@@ -30,16 +31,29 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		data, err := l.read(offset, maxBytes, upTo)
-		// A segment removed by retention or compaction under the reader:
-		// look again (the offset may now be out of range).
-		if errors.Is(err, segment.ErrClosed) && attempt < 3 && !l.closed.Load() {
-			continue
+		if !removedUnderUs(err) {
+			return data, err
 		}
-		if errors.Is(err, segment.ErrClosed) {
+		if attempt == 2 || l.closed.Load() {
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
-		return data, err
+		// A segment was removed by retention, compaction or truncation
+		// while we read it: wait for that writer to finish, look again.
+		l.writerBarrier()
 	}
+}
+
+// writerBarrier waits until no writer holds mu.
+func (l *Log) writerBarrier() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.next.Load()
+}
+
+// removedUnderUs reports an error from reading a segment that was closed
+// (deleted) meanwhile.
+func removedUnderUs(err error) bool {
+	return errors.Is(err, segment.ErrClosed) || errors.Is(err, fs.ErrClosed)
 }
 
 func (l *Log) read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
@@ -94,7 +108,7 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 			continue
 		}
 		off, ok, err := s.FindTime(ts)
-		if errors.Is(err, segment.ErrClosed) {
+		if removedUnderUs(err) {
 			continue
 		}
 		if err != nil || ok {
