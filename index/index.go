@@ -110,7 +110,8 @@ type file struct {
 	owned  bool         // the heap copy is ours to write (not a vfs.Viewer's view)
 	noMap  bool         // the file cannot be mapped: stay in heap mode
 	closed bool
-	err    error // set when a failed remap left the index without its entries
+	err    error               // set when a failed remap left the index without its entries
+	entry  [TimeEntrySize]byte // the entry being appended, encoded
 }
 
 func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, writable bool) error {
@@ -303,9 +304,10 @@ func (x *file) writable() error {
 // calls it without the lock.
 func (x *file) full() bool { return !x.active || x.n >= x.max }
 
-// appendEntry appends the encoded entry e; the caller has checked that the
-// index is writable and not full.
-func (x *file) appendEntry(e []byte) error {
+// appendEntry appends the entry encoded in x.entry; the caller has checked
+// that the index is writable and not full.
+func (x *file) appendEntry() error {
+	e := x.entry[:x.sz]
 	off := x.n * x.sz
 	buf := x.buf
 	if x.m != nil {

@@ -369,3 +369,122 @@ func TestConcurrentReaders(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// faultyFile maps through the file it wraps unless told to fail.
+type faultyFile struct {
+	vfs.File
+	faults *faults
+}
+
+type faults struct {
+	mapErr, truncateErr error
+}
+
+var errInjected = errors.New("injected fault")
+
+func (f faultyFile) Map(length int, writable bool) (*vfs.Mapping, error) {
+	if f.faults.mapErr != nil {
+		return nil, f.faults.mapErr
+	}
+	return f.File.(vfs.Mapper).Map(length, writable)
+}
+
+func (f faultyFile) Truncate(size int64) error {
+	if f.faults.truncateErr != nil {
+		return f.faults.truncateErr
+	}
+	return f.File.Truncate(size)
+}
+
+// TestMapFailure: a mapping that fails for a reason other than
+// ErrNotSupported falls back to the heap this once, and mapping is tried
+// again on the next transition.
+func TestMapFailure(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("no mapping on " + runtime.GOOS)
+	}
+	fl := new(faults)
+	fsys := wrapFS{vfs.OS, func(f vfs.File) vfs.File { return faultyFile{f, fl} }}
+	path := filepath.Join(t.TempDir(), "a.index")
+	fl.mapErr = errInjected
+	x := openOffset(t, fsys, path, 0, 1024, true)
+	if x.f.m != nil || !x.f.heap {
+		t.Fatal("not on the heap after a failed map")
+	}
+	must(t, x.Append(1, 10))
+	must(t, x.Append(2, 20))
+	fl.mapErr = nil
+	must(t, x.Seal())
+	if x.f.m == nil {
+		t.Fatal("not mapped after Seal")
+	}
+	if o, p := x.Lookup(5); o != 2 || p != 20 {
+		t.Errorf("Lookup = %d, %d", o, p)
+	}
+	must(t, x.Unseal(1024))
+	must(t, x.Append(3, 30))
+	must(t, x.Close())
+	if fileSize(t, path) != 3*OffsetEntrySize {
+		t.Errorf("file size %d", fileSize(t, path))
+	}
+}
+
+// TestFailedSeal: when Seal cannot set the file up again the index is left
+// without entries and every change reports the failure; Close still closes.
+func TestFailedSeal(t *testing.T) {
+	for _, mapped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mapped=%v", mapped), func(t *testing.T) {
+			fl := new(faults)
+			wrap := func(f vfs.File) vfs.File { return faultyFile{f, fl} }
+			if !mapped {
+				wrap = func(f vfs.File) vfs.File { return plainFaultyFile{faultyFile{f, fl}} }
+			}
+			path := filepath.Join(t.TempDir(), "a.timeindex")
+			x := openTime(t, wrapFS{vfs.OS, wrap}, path, 0, 1024, true)
+			must(t, x.Append(5, 1))
+			must(t, x.Append(6, 2))
+			// Make sure Seal has to trim (a heap index does not preallocate).
+			must(t, x.f.f.Truncate(1024/TimeEntrySize*TimeEntrySize))
+			fl.truncateErr = errInjected
+			if err := x.Seal(); !errors.Is(err, errInjected) {
+				t.Fatalf("Seal: %v, want the injected fault", err)
+			}
+			if x.Entries() != 0 {
+				t.Errorf("failed index has %d entries", x.Entries())
+			}
+			if ts, o := x.Lookup(100); ts != -1 || o != 0 {
+				t.Errorf("Lookup on failed index = %d, %d", ts, o)
+			}
+			for name, err := range map[string]error{
+				"Append":     x.Append(7, 3),
+				"TruncateTo": x.TruncateTo(0),
+				"Sync":       x.Sync(),
+				"Seal":       x.Seal(),
+				"Unseal":     x.Unseal(1024),
+			} {
+				if !errors.Is(err, errInjected) {
+					t.Errorf("%s on failed index: %v", name, err)
+				}
+			}
+			fl.truncateErr = nil
+			must(t, x.Close())
+			// The entries are still in the file.
+			y := openTime(t, vfs.OS, path, 0, 1024, false)
+			if y.Entries() != 2 {
+				t.Errorf("reopened: %d entries, want 2", y.Entries())
+			}
+		})
+	}
+}
+
+// plainFaultyFile is a faultyFile without Map.
+type plainFaultyFile struct{ f faultyFile }
+
+func (p plainFaultyFile) Write(b []byte) (int, error)              { return p.f.Write(b) }
+func (p plainFaultyFile) ReadAt(b []byte, off int64) (int, error)  { return p.f.ReadAt(b, off) }
+func (p plainFaultyFile) WriteAt(b []byte, off int64) (int, error) { return p.f.WriteAt(b, off) }
+func (p plainFaultyFile) Close() error                             { return p.f.Close() }
+func (p plainFaultyFile) Sync() error                              { return p.f.Sync() }
+func (p plainFaultyFile) Truncate(size int64) error                { return p.f.Truncate(size) }
+func (p plainFaultyFile) Size() (int64, error)                     { return p.f.Size() }
+func (p plainFaultyFile) Name() string                             { return p.f.Name() }

@@ -72,10 +72,10 @@ func (x *OffsetIndex) Append(offset, position int64) error {
 				ErrInvalidEntry, offset, position, x.f.base+lrel, lpos)
 		}
 	}
-	var e [OffsetEntrySize]byte
-	binary.BigEndian.PutUint32(e[:], uint32(rel))
+	e := x.f.entry[:OffsetEntrySize]
+	binary.BigEndian.PutUint32(e, uint32(rel))
 	binary.BigEndian.PutUint32(e[4:], uint32(position))
-	return x.f.appendEntry(e[:])
+	return x.f.appendEntry()
 }
 
 // Lookup returns the entry with the greatest offset at or below offset, or

@@ -65,10 +65,10 @@ func (x *TimeIndex) Append(timestamp, offset int64) error {
 	if x.f.full() {
 		return ErrIndexFull
 	}
-	var e [TimeEntrySize]byte
-	binary.BigEndian.PutUint64(e[:], uint64(timestamp))
+	e := x.f.entry[:TimeEntrySize]
+	binary.BigEndian.PutUint64(e, uint64(timestamp))
 	binary.BigEndian.PutUint32(e[8:], uint32(rel))
-	return x.f.appendEntry(e[:])
+	return x.f.appendEntry()
 }
 
 // Lookup returns the entry with the greatest timestamp at or below
