@@ -37,11 +37,16 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	for r, err := range record.Batch(data).Records() {
+	for batch, err := range record.Batches(data) {
 		if err != nil {
 			panic(err)
 		}
-		fmt.Printf("%d %s=%s headers=%d\n", r.Offset, r.Key, r.Value, len(r.Headers))
+		for r, err := range batch.Records() {
+			if err != nil {
+				panic(err)
+			}
+			fmt.Printf("%d %s=%s headers=%d\n", r.Offset, r.Key, r.Value, len(r.Headers))
+		}
 	}
 	// Output:
 	// appended offsets 0..1; durable up to 2

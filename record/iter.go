@@ -229,3 +229,18 @@ func (d *decoder) nullable() []byte {
 	d.b = d.b[n:]
 	return v
 }
+
+// Batches iterates over the whole batches laid end to end in data, as a
+// log read returns them, checking each with Parse (not its CRC: see
+// Validate). It stops after yielding the first error.
+func Batches(data []byte) iter.Seq2[Batch, error] {
+	return func(yield func(Batch, error) bool) {
+		for pos := 0; pos < len(data); {
+			b, err := Parse(data[pos:], int64(pos))
+			if !yield(b, err) || err != nil {
+				return
+			}
+			pos += len(b)
+		}
+	}
+}

@@ -446,3 +446,30 @@ func TestRewrite(t *testing.T) {
 		require.EqualValues(t, NoTimestamp, empty.MaxTimestamp())
 	}
 }
+
+func TestBatches(t *testing.T) {
+	var b Builder
+	var data []byte
+	for i := range 3 {
+		b.Reset()
+		b.Append(int64(i), nil, []byte{byte(i)}, nil)
+		var err error
+		data, err = b.AppendTo(data, compression.None)
+		require.NoError(t, err)
+	}
+	n := 0
+	for batch, err := range Batches(data) {
+		require.NoError(t, err)
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, []byte{byte(n)}, r.Value)
+		}
+		n++
+	}
+	require.Equal(t, 3, n)
+	var last error
+	for _, err := range Batches(data[:len(data)-1]) {
+		last = err
+	}
+	require.ErrorIs(t, last, ErrTruncated)
+}

@@ -161,8 +161,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			for pos := 0; pos < len(data); {
-				batch, err := record.Parse(data[pos:], 0)
+			for batch, err := range record.Batches(data) {
 				if err != nil {
 					return err
 				}
@@ -179,7 +178,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 					}
 				}
 				off = batch.NextOffset()
-				pos += len(batch)
 			}
 		}
 	}
