@@ -2,8 +2,8 @@ package log
 
 import (
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"math"
 	"sort"
 
