@@ -750,11 +750,14 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if int64(int(off)) != off || int(off) > maxInt-len(p) {
 		return 0, pathErr("writeat", f.name, fs.ErrInvalid)
 	}
+	if len(p) == 0 {
+		return 0, nil // like pwrite(2): nothing written, nothing extended
+	}
 	n := f.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	o, end := int(off), int(off)+len(p)
-	if l := len(n.data); o < l && len(p) > 0 {
+	if l := len(n.data); o < l {
 		// Overwriting existing bytes: remember synced ones for a crash, and
 		// leave alone any that a view holds.
 		willCopy := o < int(n.pin.Load())
