@@ -733,7 +733,7 @@ func TestMemCrashCloneIndependent(t *testing.T) {
 			cf := memOpen(t, c, "/f")
 			cview, err := cf.(Viewer).View(0, 3)
 			require.NoError(t, err)
-			cwant := memRead(t, c, "/f")
+			require.True(t, strings.HasPrefix(memRead(t, c, "/f"), "abc"))
 
 			// The clone's writes leave the original alone...
 			_, err = cf.Write([]byte("XYZXYZXYZ"))
@@ -746,7 +746,7 @@ func TestMemCrashCloneIndependent(t *testing.T) {
 			require.Equal(t, orig, memRead(t, m, "/f"))
 
 			// ...and the original's the clone.
-			cwant = memRead(t, c, "/f")
+			cwant := memRead(t, c, "/f")
 			_, err = f.WriteAt([]byte("Q"), 0)
 			require.NoError(t, err)
 			_, err = f.WriteAt([]byte("R"), 4)
