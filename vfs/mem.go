@@ -140,6 +140,11 @@ type memNode struct {
 	hasSnap   bool
 }
 
+// memUndoOverhead is about what a memUndo costs beyond its bytes (the
+// record, the allocation of old), counted so that many small overwrites
+// materialize the synced content before their records outgrow it.
+const memUndoOverhead = 48
+
 type memUndo struct {
 	off int
 	old []byte // never written: a copy, or a part of an array data no longer reaches
@@ -665,7 +670,7 @@ func (n *memNode) saveUndo(lo, hi int, willCopy bool) {
 		old = slices.Clone(n.data[lo:hi])
 	}
 	n.undo = append(n.undo, memUndo{off: lo, old: old})
-	n.undoBytes += hi - lo
+	n.undoBytes += hi - lo + memUndoOverhead
 	if n.undoBytes > n.syncedLen {
 		// Enough undo to pay for keeping the synced content whole.
 		n.snap = n.syncedContent()
