@@ -271,9 +271,9 @@ type (
 	faultViewMapFile struct{ *faultFile }
 )
 
-func (f faultViewFile) View(off int64, n int) ([]byte, error)    { return f.view(off, n) }
+func (f faultViewFile) View(off int64, n int) ([]byte, error)     { return f.view(off, n) }
 func (f faultMapFile) Map(n int, writable bool) (*Mapping, error) { return f.mmap(n, writable) }
-func (f faultViewMapFile) View(off int64, n int) ([]byte, error) { return f.view(off, n) }
+func (f faultViewMapFile) View(off int64, n int) ([]byte, error)  { return f.view(off, n) }
 func (f faultViewMapFile) Map(n int, writable bool) (*Mapping, error) {
 	return f.mmap(n, writable)
 }

@@ -140,6 +140,11 @@ type memNode struct {
 	hasSnap   bool
 }
 
+// memUndoOverhead is about what a memUndo costs beyond its bytes (the
+// record, the allocation of old), counted so that many small overwrites
+// materialize the synced content before their records outgrow it.
+const memUndoOverhead = 48
+
 type memUndo struct {
 	off int
 	old []byte // never written: a copy, or a part of an array data no longer reaches
@@ -665,7 +670,7 @@ func (n *memNode) saveUndo(lo, hi int, willCopy bool) {
 		old = slices.Clone(n.data[lo:hi])
 	}
 	n.undo = append(n.undo, memUndo{off: lo, old: old})
-	n.undoBytes += hi - lo
+	n.undoBytes += hi - lo + memUndoOverhead
 	if n.undoBytes > n.syncedLen {
 		// Enough undo to pay for keeping the synced content whole.
 		n.snap = n.syncedContent()
@@ -750,11 +755,14 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if int64(int(off)) != off || int(off) > maxInt-len(p) {
 		return 0, pathErr("writeat", f.name, fs.ErrInvalid)
 	}
+	if len(p) == 0 {
+		return 0, nil // like pwrite(2): nothing written, nothing extended
+	}
 	n := f.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	o, end := int(off), int(off)+len(p)
-	if l := len(n.data); o < l && len(p) > 0 {
+	if l := len(n.data); o < l {
 		// Overwriting existing bytes: remember synced ones for a crash, and
 		// leave alone any that a view holds.
 		willCopy := o < int(n.pin.Load())
