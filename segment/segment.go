@@ -104,19 +104,7 @@ type Segment struct {
 
 // Create makes a new, empty, active segment in dir. The caller syncs dir.
 func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
-	cfg = cfg.withDefaults()
-	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, maxTs: -1, maxTsOffset: base, firstTs: -1}
-	s.next.Store(base)
-	f, err := fsys.Create(s.path(LogSuffix))
-	if err != nil {
-		return nil, err
-	}
-	s.log = f
-	if err := s.openIndexes(true, true); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return s, nil
+	return CreateTemp(fsys, dir, base, cfg, "")
 }
 
 // OpenOptions says how to open an existing segment.
