@@ -404,7 +404,7 @@ func TestWriteTo(t *testing.T) {
 				}
 			}
 		}
-		for _, r := range [][2]int64{{-1, 10}, {0, -1}, {0, size + 1}, {size, 1}, {size + 1, 0}} {
+		for _, r := range [][2]int64{{-1, 10}, {0, -1}, {0, size + 1}, {size, 1}, {size + 1, 0}, {1, math.MaxInt64}, {math.MaxInt64, 1}, {math.MaxInt64, math.MaxInt64}} {
 			var buf bytes.Buffer
 			if n, err := s.WriteTo(&buf, r[0], r[1]); err != io.ErrUnexpectedEOF || n != 0 || buf.Len() != 0 {
 				t.Fatalf("WriteTo(%d, %d) = %d, %v with %d bytes written; want io.ErrUnexpectedEOF", r[0], r[1], n, err, buf.Len())
