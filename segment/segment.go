@@ -69,6 +69,11 @@ func ParseFileName(name string) (base int64, suffix string, ok bool) {
 	if len(name) < 21 || name[20] != '.' {
 		return 0, "", false
 	}
+	for _, c := range name[:20] {
+		if c < '0' || c > '9' { // ParseInt takes a sign
+			return 0, "", false
+		}
+	}
 	base, err := strconv.ParseInt(name[:20], 10, 64)
 	if err != nil || base < 0 {
 		return 0, "", false
