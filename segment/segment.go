@@ -399,6 +399,9 @@ func (s *Segment) Append(data []byte) error {
 // indexBatch updates the timestamps and adds index entries for the batch
 // at pos, as Kafka's LogSegment.append does: an entry (last offset,
 // position) once more than IndexIntervalBytes have passed since the last.
+// When either index is full it adds none: the indexes are sparse, so the
+// batch is still found (by a longer scan), and both stop at the same batch,
+// from which Open scans for the max timestamp. The log rolls on IndexFull.
 func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	ts := b.MaxTimestamp()
 	if s.firstTs < 0 {
@@ -407,7 +410,7 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	if ts > s.maxTs {
 		s.maxTs, s.maxTsOffset = ts, b.LastOffset()
 	}
-	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes {
+	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
 		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}

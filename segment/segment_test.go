@@ -1576,6 +1576,73 @@ func TestConcurrentReads(t *testing.T) {
 	})
 }
 
+// An append that would add more index entries than the indexes have room
+// for still appends: the indexes are sparse, and the log rolls on
+// IndexFull before the next append.
+func TestAppendIndexFull(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		// Room for 3 offset entries and 2 time entries.
+		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 24}
+		s := mustCreate(t, fsys, dir, 0, cfg)
+		m := &model{}
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10))
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10))
+		if s.IndexFull() {
+			t.Fatal("index full after one entry")
+		}
+		var batches []record.Batch
+		for i := range 6 {
+			batches = append(batches, simpleBatch(t, int64(10*i), 2, 10))
+		}
+		appendBatches(t, s, m, batches...)
+		if !s.IndexFull() {
+			t.Fatal("IndexFull is false")
+		}
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+		if err := s.Seal(true); err != nil {
+			t.Fatal(err)
+		}
+		checkSealed(t, fsys, dir, s, m)
+		mustClose(t, s)
+		s, needs := mustOpen(t, fsys, dir, 0, cfg, false)
+		if needs {
+			t.Fatal("needs recovery after Close")
+		}
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+		if res, err := s.Recover(0); err != nil || res.Batches != len(m.batches) {
+			t.Fatalf("Recover = %v, %v", res, err)
+		}
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+	})
+}
+
+// A segment written with roomy indexes recovers under a config whose
+// indexes hold fewer entries (segment.index.bytes lowered).
+func TestRecoverSmallerIndexes(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{IndexIntervalBytes: 1})
+		m := &model{}
+		fill(t, s, m, rand.New(rand.NewPCG(15, 15)), 30)
+		mustClose(t, s)
+		if err := fsys.Remove(filepath.Join(dir, FileName(0, IndexSuffix))); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 40}
+		s, needs := mustOpen(t, fsys, dir, 0, cfg, true)
+		if !needs {
+			t.Fatal("no recovery asked for without an .index")
+		}
+		if res, err := s.Recover(0); err != nil || res.Batches != len(m.batches) {
+			t.Fatalf("Recover = %v, %v", res, err)
+		}
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+	})
+}
+
 func TestAppendFull(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		s := mustCreate(t, fsys, dir, 10, Config{})
