@@ -287,9 +287,14 @@ func (s *Segment) loadTail() error {
 		return &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batches do not end at the end of the file"}
 	}
 	// An index entry may point at a batch whose offsets are known; next
-	// must be at least one past it.
+	// must be at least one past it. So for the time index, whose last
+	// entry, added by Close, may lie past the offset index's: Close syncs
+	// the indexes but not the log, which a crash may then cut.
 	if off, _, ok := s.oidx.Last(); ok && off >= s.next.Load() {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "entry past the last batch"}
+	}
+	if _, off, ok := s.tidx.Last(); ok && off >= s.next.Load() {
+		return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1, Reason: "entry past the last batch"}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -647,6 +648,9 @@ func TestOpenBadIndex(t *testing.T) {
 		{"index entry past the last offset", func(t *testing.T, fsys vfs.FS, dir string, s *Segment) {
 			appendToFile(t, fsys, filepath.Join(dir, FileName(s.Base(), IndexSuffix)), entry8(int32(s.NextOffset()-s.Base()+5), int32(s.Size()-1)))
 		}},
+		{"timeindex entry past the last offset", func(t *testing.T, fsys vfs.FS, dir string, s *Segment) {
+			appendToFile(t, fsys, filepath.Join(dir, FileName(s.Base(), TimeIndexSuffix)), entry12(tsBase+1_000_000, int32(s.NextOffset()-s.Base())))
+		}},
 		{"index entry inside a batch", func(t *testing.T, fsys vfs.FS, dir string, s *Segment) {
 			// The last entry, moved off its batch's start.
 			name := filepath.Join(dir, FileName(s.Base(), IndexSuffix))
@@ -772,6 +776,13 @@ func readAll(t testing.TB, f vfs.File) []byte {
 
 func entry8(rel, pos int32) []byte {
 	return []byte{byte(rel >> 24), byte(rel >> 16), byte(rel >> 8), byte(rel), byte(pos >> 24), byte(pos >> 16), byte(pos >> 8), byte(pos)}
+}
+
+func entry12(ts int64, rel int32) []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, uint64(ts))
+	binary.BigEndian.PutUint32(b[8:], uint32(rel))
+	return b
 }
 
 func appendToFile(t testing.TB, fsys vfs.FS, name string, data []byte) {
