@@ -311,6 +311,8 @@ func TestRecoverBackwards(t *testing.T) {
 		{"overlaps previous", func(m *model) int { return 5 }, func(m *model, k int) int64 { return m.batches[k-1].last }},
 		{"below base", func(m *model) int { return 0 }, func(m *model, k int) int64 { return m.base - 1 }},
 		{"negative", func(m *model) int { return 3 }, func(m *model, k int) int64 { return -1000 }},
+		{"last repeats", func(m *model) int { return len(m.batches) - 1 }, func(m *model, k int) int64 { return m.batches[k-1].base }},
+		{"last below base", func(m *model) int { return len(m.batches) - 1 }, func(m *model, k int) int64 { return 0 }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -318,6 +320,27 @@ func TestRecoverBackwards(t *testing.T) {
 				f := newRecoverFixture(t, fsys, dir, 12)
 				k := c.k(f.m)
 				setBaseOffset(t, fsys, f.path, f.m.batches[k].pos, c.offset(f.m, k))
+				before := readFile(t, fsys, f.path)
+				s := f.open(t)
+				_, err := s.Recover(0)
+				f.checkNothingCut(t, err, f.m.batches[k].pos, before)
+			})
+		})
+	}
+}
+
+// A batch whose offsets lie more than 2^31-1 past the base cannot be in the
+// segment: its relative offsets do not fit the index.
+func TestRecoverOffsetOutOfRange(t *testing.T) {
+	for _, last := range []bool{false, true} {
+		t.Run(map[bool]string{false: "middle", true: "last"}[last], func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				f := newRecoverFixture(t, fsys, dir, 8)
+				k := 3
+				if last {
+					k = len(f.m.batches) - 1
+				}
+				setBaseOffset(t, fsys, f.path, f.m.batches[k].pos, f.base+math.MaxInt32)
 				before := readFile(t, fsys, f.path)
 				s := f.open(t)
 				_, err := s.Recover(0)
