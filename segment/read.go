@@ -174,7 +174,7 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	if pos < 0 || n < 0 || pos+n > s.size.Load() {
+	if pos < 0 || n < 0 || pos > s.size.Load()-n { // pos+n could overflow
 		return 0, io.ErrUnexpectedEOF
 	}
 	if _, ok := vfs.OSFile(s.log); ok {

@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -23,7 +24,9 @@ func (r RecoveryResult) String() string {
 }
 
 // Recover reads every batch of the .log from the start, checking each
-// (length, magic, CRC, offsets increasing), and rebuilds both indexes.
+// (length, magic, CRC, offsets increasing and within 2^31-1 of the base),
+// and rebuilds both indexes. A whole batch with a valid CRC whose offsets
+// fail the check is corruption wherever it is.
 //
 // Where the valid batches end before the file does, what follows is either
 // a torn write or corruption. It is a torn tail — cut, and reported in the
@@ -72,8 +75,11 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		}
 		n := record.BatchSize(hdr)
 		b, err := s.batchAt(pos, n)
-		if err == nil && b.BaseOffset() < next {
-			err = &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batch offsets go backwards"}
+		if err == nil && (b.BaseOffset() < next || b.LastOffset()-s.base > math.MaxInt32) {
+			// A whole batch with a valid CRC is no torn write, wherever
+			// it is: its offsets were written wrong or went bad.
+			return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
+				Reason: fmt.Sprintf("batch offsets [%d, %d] do not follow %d within the segment's range", b.BaseOffset(), b.LastOffset(), next)}
 		}
 		if err != nil {
 			if !errors.Is(err, record.ErrCorrupt) {

@@ -69,6 +69,11 @@ func ParseFileName(name string) (base int64, suffix string, ok bool) {
 	if len(name) < 21 || name[20] != '.' {
 		return 0, "", false
 	}
+	for _, c := range name[:20] {
+		if c < '0' || c > '9' { // ParseInt takes a sign
+			return 0, "", false
+		}
+	}
 	base, err := strconv.ParseInt(name[:20], 10, 64)
 	if err != nil || base < 0 {
 		return 0, "", false
@@ -270,9 +275,14 @@ func (s *Segment) loadTail() error {
 		return &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batches do not end at the end of the file"}
 	}
 	// An index entry may point at a batch whose offsets are known; next
-	// must be at least one past it.
+	// must be at least one past it. So for the time index, whose last
+	// entry, added by Close, may lie past the offset index's: Close syncs
+	// the indexes but not the log, which a crash may then cut.
 	if off, _, ok := s.oidx.Last(); ok && off >= s.next.Load() {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "entry past the last batch"}
+	}
+	if _, off, ok := s.tidx.Last(); ok && off >= s.next.Load() {
+		return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1, Reason: "entry past the last batch"}
 	}
 	return nil
 }
@@ -382,6 +392,9 @@ func (s *Segment) Append(data []byte) error {
 // indexBatch updates the timestamps and adds index entries for the batch
 // at pos, as Kafka's LogSegment.append does: an entry (last offset,
 // position) once more than IndexIntervalBytes have passed since the last.
+// When either index is full it adds none: the indexes are sparse, so the
+// batch is still found (by a longer scan), and both stop at the same batch,
+// from which Open scans for the max timestamp. The log rolls on IndexFull.
 func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	ts := b.MaxTimestamp()
 	if s.firstTs < 0 {
@@ -390,7 +403,7 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	if ts > s.maxTs {
 		s.maxTs, s.maxTsOffset = ts, b.LastOffset()
 	}
-	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes {
+	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
 		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}
