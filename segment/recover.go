@@ -57,7 +57,9 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if err := s.tidx.Reset(); err != nil {
 		return res, err
 	}
-	s.maxTs, s.maxTsOffset, s.firstTs, s.bytesSinceIndex = -1, s.base, -1, 0
+	s.setMax(-1, s.base)
+	s.firstTs.Store(-1)
+	s.bytesSinceIndex = 0
 	size, err := s.log.Size()
 	if err != nil {
 		return res, err
@@ -182,19 +184,20 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if err := s.tidx.TruncateTo(next); err != nil {
 		return 0, err
 	}
-	s.maxTs, s.maxTsOffset, s.firstTs = -1, s.base, -1
+	s.setMax(-1, s.base)
+	s.firstTs.Store(-1)
 	if ts, off, ok := s.tidx.Last(); ok {
-		s.maxTs, s.maxTsOffset = ts, off
+		s.setMax(ts, off)
 	}
-	if scanMax > s.maxTs {
-		s.maxTs, s.maxTsOffset = scanMax, scanMaxOff
+	if scanMax > s.maxTs.Load() {
+		s.setMax(scanMax, scanMaxOff)
 	}
 	if pos > 0 {
 		hdr, err := s.header(0, pos)
 		if err != nil {
 			return 0, err
 		}
-		s.firstTs = record.Batch(hdr).MaxTimestamp()
+		s.firstTs.Store(record.Batch(hdr).MaxTimestamp())
 	}
 	s.next.Store(next)
 	return next, nil

@@ -98,10 +98,10 @@ type Segment struct {
 	size atomic.Int64 // bytes of whole batches: what readers may see
 	next atomic.Int64 // offset after the last batch
 
-	mu              sync.Mutex // guards the fields below (writer side)
-	maxTs           int64      // largest timestamp, -1 when none
-	maxTsOffset     int64      // first offset with maxTs
-	firstTs         int64      // max timestamp of the first batch, -1 when empty (for segment.ms)
+	mu              sync.Mutex   // guards the fields below (writer side)
+	maxTs           atomic.Int64 // largest timestamp, -1 when none (read without mu)
+	maxTsOffset     int64        // first offset with maxTs
+	firstTs         atomic.Int64 // max timestamp of the first batch, -1 when empty (for segment.ms)
 	bytesSinceIndex int
 	sealed          bool
 	closed          atomic.Bool
@@ -127,7 +127,9 @@ type OpenOptions struct {
 // the last index entry, which is what a segment closed cleanly needs.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
-	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, maxTs: -1, maxTsOffset: base, firstTs: -1, sealed: !opts.Active}
+	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
+	s.setMax(-1, base)
+	s.firstTs.Store(-1)
 	s.next.Store(base)
 	f, err := fsys.Open(s.path(LogSuffix))
 	if err != nil {
@@ -178,7 +180,9 @@ func (s *Segment) path(suffix string) string {
 // its output this way.
 func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (*Segment, error) {
 	cfg = cfg.withDefaults()
-	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, extra: extra, maxTs: -1, maxTsOffset: base, firstTs: -1}
+	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, extra: extra}
+	s.setMax(-1, base)
+	s.firstTs.Store(-1)
 	s.next.Store(base)
 	f, err := fsys.Create(s.path(LogSuffix))
 	if err != nil {
@@ -246,7 +250,7 @@ func (s *Segment) loadTail() error {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "last entry points past the log"}
 	}
 	if ts, off, ok := s.tidx.Last(); ok {
-		s.maxTs, s.maxTsOffset = ts, off
+		s.setMax(ts, off)
 	}
 	_, pos := s.oidx.Lookup(math.MaxInt64)
 	for pos < size {
@@ -255,21 +259,21 @@ func (s *Segment) loadTail() error {
 			return err
 		}
 		b := record.Batch(hdr)
-		if s.firstTs < 0 && pos == 0 {
-			s.firstTs = b.MaxTimestamp()
+		if s.firstTs.Load() < 0 && pos == 0 {
+			s.firstTs.Store(b.MaxTimestamp())
 		}
-		if b.MaxTimestamp() > s.maxTs {
-			s.maxTs, s.maxTsOffset = b.MaxTimestamp(), b.BaseOffset()
+		if b.MaxTimestamp() > s.maxTs.Load() {
+			s.setMax(b.MaxTimestamp(), b.BaseOffset())
 		}
 		s.next.Store(b.NextOffset())
 		pos += record.BatchSize(hdr)
 	}
-	if s.firstTs < 0 && size > 0 {
+	if s.firstTs.Load() < 0 && size > 0 {
 		hdr, err := s.header(0, size)
 		if err != nil {
 			return err
 		}
-		s.firstTs = record.Batch(hdr).MaxTimestamp()
+		s.firstTs.Store(record.Batch(hdr).MaxTimestamp())
 	}
 	if pos != size {
 		return &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batches do not end at the end of the file"}
@@ -324,19 +328,18 @@ func (s *Segment) Size() int64 { return s.size.Load() }
 func (s *Segment) NextOffset() int64 { return s.next.Load() }
 
 // MaxTimestamp is the largest timestamp in the segment (ms), -1 if empty.
-func (s *Segment) MaxTimestamp() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.maxTs
+func (s *Segment) MaxTimestamp() int64 { return s.maxTs.Load() }
+
+// setMax records the largest timestamp and its offset; mu is held or the
+// segment is not yet shared.
+func (s *Segment) setMax(ts, offset int64) {
+	s.maxTs.Store(ts)
+	s.maxTsOffset = offset
 }
 
 // FirstBatchTimestamp is the max timestamp of the segment's first batch,
 // -1 if empty. The log rolls by segment.ms against it, as Kafka does.
-func (s *Segment) FirstBatchTimestamp() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.firstTs
-}
+func (s *Segment) FirstBatchTimestamp() int64 { return s.firstTs.Load() }
 
 // IndexFull reports whether either index has no room for another entry.
 func (s *Segment) IndexFull() bool { return s.oidx.Full() || s.tidx.Full() }
@@ -367,8 +370,12 @@ func (s *Segment) Append(data []byte) error {
 	pos := s.size.Load()
 	var last int64
 	for p := 0; p < len(data); {
+		n := record.BatchSize(data[p:])
+		if n < record.HeaderSize || n > int64(len(data)-p) {
+			return &record.CorruptError{Position: int64(p), Reason: "appended data is not whole batches"}
+		}
 		last = record.Batch(data[p:]).LastOffset()
-		p += int(record.BatchSize(data[p:]))
+		p += int(n)
 	}
 	if !s.Fits(len(data), last) {
 		return ErrFull
@@ -376,6 +383,8 @@ func (s *Segment) Append(data []byte) error {
 	if _, err := s.log.Write(data); err != nil {
 		return err
 	}
+	s.size.Store(pos + int64(len(data)))
+	s.next.Store(last + 1)
 	for p := 0; p < len(data); {
 		b := record.Batch(data[p:])
 		n := int(record.BatchSize(data[p:]))
@@ -384,8 +393,6 @@ func (s *Segment) Append(data []byte) error {
 		}
 		p += n
 	}
-	s.size.Store(pos + int64(len(data)))
-	s.next.Store(last + 1)
 	return nil
 }
 
@@ -397,17 +404,17 @@ func (s *Segment) Append(data []byte) error {
 // from which Open scans for the max timestamp. The log rolls on IndexFull.
 func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	ts := b.MaxTimestamp()
-	if s.firstTs < 0 {
-		s.firstTs = ts
+	if s.firstTs.Load() < 0 {
+		s.firstTs.Store(ts)
 	}
-	if ts > s.maxTs {
-		s.maxTs, s.maxTsOffset = ts, b.LastOffset()
+	if ts > s.maxTs.Load() {
+		s.setMax(ts, b.LastOffset())
 	}
 	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
 		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}
-		if err := s.tidx.Append(s.maxTs, s.maxTsOffset); err != nil {
+		if err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset); err != nil {
 			return err
 		}
 		s.bytesSinceIndex = 0
@@ -470,13 +477,13 @@ func (s *Segment) sealLocked(sync bool) error {
 // finalTimeEntry makes sure the time index holds the segment's max
 // timestamp, so that a reopened segment knows it without a scan.
 func (s *Segment) finalTimeEntry() error {
-	if s.maxTs < 0 {
+	if s.maxTs.Load() < 0 {
 		return nil
 	}
-	if ts, _, ok := s.tidx.Last(); ok && ts >= s.maxTs {
+	if ts, _, ok := s.tidx.Last(); ok && ts >= s.maxTs.Load() {
 		return nil
 	}
-	err := s.tidx.Append(s.maxTs, s.maxTsOffset)
+	err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset)
 	if errors.Is(err, index.ErrIndexFull) {
 		return nil // the next open scans for it
 	}

@@ -1804,3 +1804,20 @@ func TestFaultSweep(t *testing.T) {
 		}
 	})
 }
+
+// TestAppendRejectsPartialBatches: data that is not whole batches is an
+// error, not a hang or a panic, and nothing is written.
+func TestAppendRejectsPartialBatches(t *testing.T) {
+	fsys := vfs.NewMem()
+	require.NoError(t, fsys.MkdirAll("/d", 0o755))
+	s, err := Create(fsys, "/d", 0, Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	neg := make([]byte, record.HeaderSize)
+	binary.BigEndian.PutUint32(neg[8:], 0xffffffff)
+	for _, in := range [][]byte{neg, neg[:5], make([]byte, record.HeaderSize)} {
+		err := s.Append(in)
+		require.ErrorIs(t, err, record.ErrCorrupt)
+		require.Zero(t, s.Size())
+	}
+}
