@@ -102,11 +102,15 @@ func (l *Log) validate(data []byte) (int, error) {
 		if n == 0 || b.LastOffsetDelta() != n-1 {
 			return 0, fmt.Errorf("%w: batch at %d has %d records and last offset delta %d", ErrInvalidRecord, p, n, b.LastOffsetDelta())
 		}
-		compacted := l.cfg.CleanupPolicy&Compact != 0
-		if compacted || b.Codec() == 0 {
-			if err := l.validateRecords(b, int64(p), compacted); err != nil {
+		// A compacted log needs every record's key, so it decodes them
+		// all; otherwise the record framing is checked (consumers decode
+		// the fields, trusting no length).
+		if l.cfg.CleanupPolicy&Compact != 0 {
+			if err := l.validateKeys(b, int64(p)); err != nil {
 				return 0, err
 			}
+		} else if err := b.CheckFraming(int64(p)); err != nil {
+			return 0, err
 		}
 		records += int(n)
 		p += len(b)
@@ -114,7 +118,7 @@ func (l *Log) validate(data []byte) (int, error) {
 	return records, nil
 }
 
-func (l *Log) validateRecords(b record.Batch, pos int64, needKeys bool) error {
+func (l *Log) validateKeys(b record.Batch, pos int64) error {
 	it, err := b.Iter(pos, l.cfg.MaxMessageBytes*64)
 	if err != nil {
 		return err
@@ -122,7 +126,7 @@ func (l *Log) validateRecords(b record.Batch, pos int64, needKeys bool) error {
 	it.SkipHeaders()
 	var r record.Record
 	for it.Next(&r) {
-		if needKeys && r.Key == nil {
+		if r.Key == nil {
 			return fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
 		}
 	}

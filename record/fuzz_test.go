@@ -47,6 +47,10 @@ func FuzzBatch(f *testing.F) {
 		if it.Err() == nil && n != int(b.NumRecords()) {
 			t.Fatalf("decoded %d records, count says %d", n, b.NumRecords())
 		}
+		// Framing is implied by a full decode.
+		if it.Err() == nil && b.CheckFraming(0) != nil {
+			t.Fatalf("records decode but framing fails: %v", b.CheckFraming(0))
+		}
 	})
 }
 

@@ -244,3 +244,32 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 		}
 	}
 }
+
+// CheckFraming walks an uncompressed batch's records by their length
+// prefixes only: every length must be positive and within the batch, and
+// the records must number exactly the record count and end exactly at the
+// batch's end. It is the cheap structural check a broker makes on append;
+// the fields inside each record are checked when they are decoded
+// (ValidateRecords, Iter). For a compressed batch it checks nothing more
+// than Validate does (decompressing is ValidateRecords' job).
+func (b Batch) CheckFraming(pos int64) error {
+	if len(b) < HeaderSize {
+		return truncated(pos, "short batch")
+	}
+	if b.Codec() != compression.None {
+		return nil
+	}
+	data := b[HeaderSize:]
+	n := b.NumRecords()
+	for i := int32(0); i < n; i++ {
+		length, m := binary.Varint(data)
+		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
+			return corrupt(pos, "bad record length")
+		}
+		data = data[m+int(length):]
+	}
+	if len(data) != 0 {
+		return corrupt(pos, "record count disagrees with the records")
+	}
+	return nil
+}

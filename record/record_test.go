@@ -473,3 +473,20 @@ func TestBatches(t *testing.T) {
 	}
 	require.ErrorIs(t, last, ErrTruncated)
 }
+
+func TestCheckFraming(t *testing.T) {
+	var b Builder
+	good := build(t, &b, sampleRecords(rand.New(rand.NewPCG(31, 32)), 20), compression.None)
+	require.NoError(t, good.CheckFraming(0))
+	for _, count := range []uint32{19, 21, 0} {
+		c := append(Batch(nil), good...)
+		binary.BigEndian.PutUint32(c[offCount:], count)
+		require.ErrorIs(t, c.CheckFraming(0), ErrCorrupt, "count %d", count)
+	}
+	c := append(Batch(nil), good...)
+	c[HeaderSize] = 0x7f // first record's length now runs past the batch
+	require.ErrorIs(t, c.CheckFraming(0), ErrCorrupt)
+	b.Reset()
+	zstd := build(t, &b, sampleRecords(rand.New(rand.NewPCG(33, 34)), 5), compression.Zstd)
+	require.NoError(t, zstd.CheckFraming(0))
+}
