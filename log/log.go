@@ -100,7 +100,6 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	}
 	begin := time.Now()
 	if err := l.open(); err != nil {
-		l.closeSegments()
 		return nil, err
 	}
 	l.info.Duration = time.Since(begin)
@@ -116,7 +115,13 @@ func (l *Log) segmentConfig() segment.Config {
 	return segment.Config{IndexIntervalBytes: l.cfg.IndexIntervalBytes, MaxIndexBytes: l.cfg.SegmentIndexBytes}
 }
 
-func (l *Log) open() error {
+func (l *Log) open() (err error) {
+	var segs []*segment.Segment
+	defer func() {
+		if err != nil {
+			closeAll(segs)
+		}
+	}()
 	if err := mkdirDurable(l.fs, l.dir); err != nil {
 		return err
 	}
@@ -145,66 +150,76 @@ func (l *Log) open() error {
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
 
-	segs := make([]*segment.Segment, 0, len(bases)+1)
+	var recovered []*segment.Segment
 	for i, base := range bases {
 		active := i == len(bases)-1
 		s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{Active: active})
 		if err != nil {
-			closeAll(segs)
 			return err
 		}
 		segs = append(segs, s)
 		// Scan the segment holding the recovery point and all after it,
 		// unless the log was closed cleanly; and any whose index is bad.
 		reachesRP := i+1 == len(bases) || bases[i+1] > rp
-		if needs || (!clean && reachesRP) {
-			res, err := s.Recover(rp)
-			l.info.SegmentsScanned++
-			if err != nil {
-				closeAll(segs)
+		if !needs && (clean || !reachesRP) {
+			continue
+		}
+		res, err := s.Recover(rp)
+		l.info.SegmentsScanned++
+		if err != nil {
+			return err
+		}
+		recovered = append(recovered, s)
+		if res.Truncated == 0 {
+			continue
+		}
+		l.info.TruncatedBytes += res.Truncated
+		l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
+		l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+		if active {
+			continue
+		}
+		// Later segments follow a torn write: none of it was durable (the
+		// recovery point is below it), so they go and this one is active.
+		for _, b := range bases[i+1:] {
+			if err := segment.RemoveFiles(l.fs, l.dir, b, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
 				return err
 			}
-			if res.Truncated > 0 {
-				l.info.TruncatedBytes += res.Truncated
-				l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
-				l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
-				if !active {
-					// Later segments follow a torn write: none of it was
-					// durable (the recovery point is below), drop them.
-					for _, b := range bases[i+1:] {
-						if err := segment.RemoveFiles(l.fs, l.dir, b, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
-							closeAll(segs)
-							return err
-						}
-						l.info.SegmentsDeleted++
-					}
-					if err := s.Unseal(); err != nil {
-						closeAll(segs)
-						return err
-					}
-					break
-				}
-			}
+			l.info.SegmentsDeleted++
 		}
+		if err := s.Unseal(); err != nil {
+			return err
+		}
+		break
 	}
-	// An empty segment that is not the first holds nothing; but Kafka keeps
-	// them, and so do we: its base offset is the log end offset.
+	// An empty directory starts its first segment at the log start offset.
 	if len(segs) == 0 {
 		s, err := segment.Create(l.fs, l.dir, max(start, 0), l.segmentConfig())
 		if err != nil {
 			return err
 		}
 		segs = append(segs, s)
+		recovered = append(recovered, s)
 	}
 	l.segs.Store(&segs)
 	active := segs[len(segs)-1]
 	next := active.NextOffset()
 	l.next.Store(next)
 	l.start.Store(min(max(start, segs[0].Base()), next))
-
-	// Everything found is now made durable and checkpointed, so that the
-	// next crash needs to scan only what comes after.
-	for _, s := range segs {
+	l.durable.Store(next)
+	l.recovery = next
+	if clean && len(recovered) == 0 {
+		// Everything was synced and checkpointed by Close; only the
+		// marker goes, so that a crash from now on is not taken for a
+		// clean shutdown.
+		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
+			return err
+		}
+		return l.fs.SyncDir(l.dir)
+	}
+	// What recovery found and rebuilt is made durable and checkpointed,
+	// so that the next crash needs to scan only what comes after.
+	for _, s := range recovered {
 		if err := s.SyncIndexes(); err != nil {
 			return err
 		}
@@ -215,8 +230,6 @@ func (l *Log) open() error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return err
 	}
-	l.durable.Store(next)
-	l.recovery = next
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
 	}
@@ -227,9 +240,7 @@ func (l *Log) open() error {
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
 		}
-		if err := l.fs.SyncDir(l.dir); err != nil {
-			return err
-		}
+		return l.fs.SyncDir(l.dir)
 	}
 	return nil
 }
@@ -330,12 +341,6 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 func closeAll(segs []*segment.Segment) {
 	for _, s := range segs {
 		s.Close()
-	}
-}
-
-func (l *Log) closeSegments() {
-	if p := l.segs.Load(); p != nil {
-		closeAll(*p)
 	}
 }
 
