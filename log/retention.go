@@ -42,7 +42,10 @@ func (l *Log) setStartLocked(offset int64) error {
 		return l.fence(err)
 	}
 	l.start.Store(offset)
-	return l.epochs.truncateFromStart(offset)
+	if err := l.epochs.truncateFromStart(offset); err != nil {
+		return l.fence(err)
+	}
+	return nil
 }
 
 // deleteSegmentsLocked deletes the first n segments (never the active one)
