@@ -208,11 +208,13 @@ func (w *crashWorkload) reference(t *testing.T) (*crashTrace, int) {
 }
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
-// mode every 7th and the last few.
+// mode about 80 of them, evenly spread (every 7th at least), and the last
+// few.
 func crashPoints(n int) []int {
+	stride := max(7, n/80)
 	var ks []int
 	for k := 1; k <= n; k++ {
-		if !testing.Short() || k%7 == 1 || k > n-4 {
+		if !testing.Short() || k%stride == 1 || k > n-4 {
 			ks = append(ks, k)
 		}
 	}
@@ -224,6 +226,7 @@ func TestCrashDelete(t *testing.T) { testCrash(t, false) }
 func TestCrashCompact(t *testing.T) { testCrash(t, true) }
 
 func testCrash(t *testing.T, compact bool) {
+	t.Parallel()
 	w := newCrashWorkload(t, compact)
 	ref, n := w.reference(t)
 	require.Greater(t, n, 100)
@@ -287,10 +290,10 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 	got := map[int64]*record.Record{}
 	for _, r := range recs {
 		want, ok := ref.written[r.Offset]
-		require.True(t, ok, "offset %d was never written", r.Offset)
-		require.Equal(t, want.key, r.Key, "key at offset %d", r.Offset)
-		require.Equal(t, want.value, r.Value, "value at offset %d", r.Offset)
-		require.Equal(t, want.ts, r.Timestamp.UnixMilli(), "timestamp at offset %d", r.Offset)
+		must(t, ok, "offset %d was never written", r.Offset)
+		must(t, bytes.Equal(want.key, r.Key) && bytes.Equal(want.value, r.Value) && (want.value == nil) == (r.Value == nil) &&
+			want.ts == r.Timestamp.UnixMilli(), "offset %d holds %q=%q at %d, want %q=%q at %d",
+			r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), want.key, want.value, want.ts)
 		got[r.Offset] = r
 	}
 
@@ -301,9 +304,9 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 		require.Len(t, recs, int(end-start))
 		for o := start; o < end; o++ {
 			r := got[o]
-			require.NotNil(t, r, "offset %d missing", o)
+			must(t, r != nil, "offset %d missing", o)
 			if v, ok := tr.acked[o]; ok {
-				require.Equal(t, v, r.Value, "acknowledged value at offset %d", o)
+				must(t, bytes.Equal(v, r.Value), "offset %d holds %q, acknowledged %q", o, r.Value, v)
 			}
 		}
 	} else {
@@ -328,7 +331,7 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 			switch {
 			case len(at) > 0 && at[len(at)-1] >= o:
 				if r := got[o]; r != nil {
-					require.Equal(t, tr.acked[o], r.Value, "acknowledged value at offset %d", o)
+					must(t, bytes.Equal(tr.acked[o], r.Value), "offset %d holds %q, acknowledged %q", o, r.Value, tr.acked[o])
 				}
 			case tomb:
 				require.Empty(t, at, "key %s: tombstone at %d gone but older records remain", k, o)
@@ -359,8 +362,8 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 	_, recs3 := readBatches(t, l, start)
 	require.Equal(t, len(recs)+1, len(recs3))
 	for i, r := range recs {
-		require.Equal(t, r.Offset, recs3[i].Offset)
-		require.Equal(t, r.Value, recs3[i].Value)
+		must(t, r.Offset == recs3[i].Offset && bytes.Equal(r.Value, recs3[i].Value), "after a clean reopen, record %d is %d=%q, was %d=%q",
+			i, recs3[i].Offset, recs3[i].Value, r.Offset, r.Value)
 	}
 	require.Equal(t, end, recs3[len(recs)].Offset)
 }
@@ -384,27 +387,25 @@ func readBatches(t testing.TB, l *Log, from int64) ([]record.Batch, []*record.Re
 	var recs []*record.Record
 	for off := from; off < l.LogEndOffset(); {
 		data, err := l.Read(off, 1<<10, math.MaxInt64)
-		require.NoError(t, err, "read at %d", off)
-		require.NotEmpty(t, data, "nothing read at %d, before the log end offset %d", off, l.LogEndOffset())
+		mustNoError(t, err, "read at %d", off)
+		must(t, len(data) > 0, "nothing read at %d, before the log end offset %d", off, l.LogEndOffset())
 		for p := 0; p < len(data); {
 			b, err := record.Parse(data[p:], 0)
-			require.NoError(t, err)
-			require.NoError(t, b.Validate(0))
-			require.GreaterOrEqual(t, b.LastOffset(), off, "batch [%d, %d] read at %d", b.BaseOffset(), b.LastOffset(), off)
-			if len(batches) > 0 {
-				require.Greater(t, b.BaseOffset(), batches[len(batches)-1].LastOffset(), "batches out of order")
-			}
+			mustNoError(t, err, "read at %d", off)
+			mustNoError(t, b.Validate(0), "read at %d", off)
+			must(t, b.LastOffset() >= off, "batch [%d, %d] read at %d", b.BaseOffset(), b.LastOffset(), off)
+			must(t, len(batches) == 0 || b.BaseOffset() > batches[len(batches)-1].LastOffset(), "batches out of order at %d", b.BaseOffset())
 			batches = append(batches, b)
 			n := 0
 			for r, err := range b.Records() {
-				require.NoError(t, err, "decoding batch at offset %d", b.BaseOffset())
-				require.True(t, r.Offset >= b.BaseOffset() && r.Offset <= b.LastOffset())
+				mustNoError(t, err, "decoding batch at offset %d", b.BaseOffset())
+				must(t, r.Offset >= b.BaseOffset() && r.Offset <= b.LastOffset(), "record %d in batch [%d, %d]", r.Offset, b.BaseOffset(), b.LastOffset())
 				if r.Offset >= from {
 					recs = append(recs, r)
 				}
 				n++
 			}
-			require.EqualValues(t, b.NumRecords(), n)
+			must(t, int(b.NumRecords()) == n, "batch at %d: %d records, %d decoded", b.BaseOffset(), b.NumRecords(), n)
 			off = b.NextOffset()
 			p += len(b)
 		}
@@ -453,9 +454,9 @@ func scanSegmentFiles(t testing.TB, fsys vfs.FS, dir string) []segFiles {
 		data := read(name)
 		for p := 0; p < len(data); {
 			b, err := record.Parse(data[p:], int64(p))
-			require.NoError(t, err, "%s", name)
-			require.NoError(t, b.Validate(int64(p)), "%s", name)
-			require.GreaterOrEqual(t, b.BaseOffset(), base, "%s: batch below the base offset", name)
+			mustNoError(t, err, "%s", name)
+			mustNoError(t, b.Validate(int64(p)), "%s", name)
+			must(t, b.BaseOffset() >= base, "%s: batch at %d below the base offset", name, b.BaseOffset())
 			s.batches = append(s.batches, b)
 			s.pos = append(s.pos, int64(p))
 			p += len(b)
@@ -484,7 +485,7 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 			require.Greater(t, s.base, segs[i-1].base)
 		}
 		for _, b := range s.batches {
-			require.Greater(t, b.BaseOffset(), next, "segment %d: offsets go backwards", s.base)
+			must(t, b.BaseOffset() > next, "segment %d: offsets go backwards at %d", s.base, b.BaseOffset())
 			next = b.LastOffset()
 		}
 		all = append(all, s.batches...)
@@ -493,9 +494,9 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 		// where the segment's running max timestamp first reached it.
 		for _, e := range s.offsets {
 			j := slices.Index(s.pos, e.Position)
-			require.GreaterOrEqual(t, j, 0, "segment %d: index entry %+v not at a batch", s.base, e)
+			must(t, j >= 0, "segment %d: index entry %+v not at a batch", s.base, e)
 			b := s.batches[j]
-			require.True(t, b.BaseOffset() <= e.Offset && e.Offset <= b.LastOffset(),
+			must(t, b.BaseOffset() <= e.Offset && e.Offset <= b.LastOffset(),
 				"segment %d: index entry %+v points at batch [%d, %d]", s.base, e, b.BaseOffset(), b.LastOffset())
 		}
 		for _, e := range s.times {
@@ -504,13 +505,13 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 				before := maxTs
 				maxTs = max(maxTs, b.MaxTimestamp())
 				if b.BaseOffset() <= e.Offset && e.Offset <= b.LastOffset() {
-					require.True(t, before < e.Timestamp && e.Timestamp == maxTs,
+					must(t, before < e.Timestamp && e.Timestamp == maxTs,
 						"segment %d: time index entry %+v, max timestamp %d before its batch and %d after", s.base, e, before, maxTs)
 					found = true
 					break
 				}
 			}
-			require.True(t, found, "segment %d: time index entry %+v points at no batch", s.base, e)
+			must(t, found, "segment %d: time index entry %+v points at no batch", s.base, e)
 		}
 	}
 	last := segs[len(segs)-1]
@@ -529,7 +530,7 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 	}
 	require.Equal(t, len(live), len(batches))
 	for i := range live {
-		require.Equal(t, []byte(live[i]), []byte(batches[i]), "batch %d differs from the file", i)
+		must(t, bytes.Equal(live[i], batches[i]), "batch %d differs from the file", i)
 	}
 
 	// Reading at each offset starts at the batch holding it, or the next
@@ -540,11 +541,11 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 			j++
 		}
 		data, err := l.Read(o, 1, math.MaxInt64)
-		require.NoError(t, err)
+		mustNoError(t, err, "read at %d", o)
 		b, err := record.Parse(data, 0)
-		require.NoError(t, err, "read at %d", o)
-		require.Equal(t, live[j].BaseOffset(), b.BaseOffset(), "read at %d", o)
-		require.Equal(t, live[j].LastOffset(), b.LastOffset(), "read at %d", o)
+		mustNoError(t, err, "read at %d", o)
+		must(t, live[j].BaseOffset() == b.BaseOffset() && live[j].LastOffset() == b.LastOffset(),
+			"read at %d gives batch [%d, %d], want [%d, %d]", o, b.BaseOffset(), b.LastOffset(), live[j].BaseOffset(), live[j].LastOffset())
 	}
 	data, err := l.Read(end, 1, math.MaxInt64)
 	require.NoError(t, err)
@@ -558,11 +559,13 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 
 	// OffsetForTime: the workloads' timestamps never decrease, so the
 	// answer is the first record from start with a timestamp at least ts;
-	// an answer before it is right too if no record lies between.
+	// an answer before it is right too if no record lies between. Ask for
+	// each batch's timestamp, and one past it.
 	tss := []int64{0, math.MaxInt64}
-	for _, r := range recs {
-		ts := r.Timestamp.UnixMilli()
-		tss = append(tss, ts-1, ts, ts+1)
+	for _, b := range batches {
+		if b.NumRecords() > 0 && (len(tss) == 2 || b.MaxTimestamp() != tss[len(tss)-1]-1) {
+			tss = append(tss, b.MaxTimestamp(), b.MaxTimestamp()+1)
+		}
 	}
 	for _, ts := range tss {
 		want, wantOK := int64(0), false
@@ -573,18 +576,35 @@ func checkIndexes(t testing.TB, l *Log, segs []segFiles, batches []record.Batch,
 			}
 		}
 		off, ok, err := l.OffsetForTime(ts)
-		require.NoError(t, err)
+		mustNoError(t, err, "OffsetForTime(%d)", ts)
 		if !wantOK {
-			require.False(t, ok, "OffsetForTime(%d) = %d, but no record is that recent", ts, off)
+			must(t, !ok, "OffsetForTime(%d) = %d, but no record is that recent", ts, off)
 			continue
 		}
-		require.True(t, ok, "OffsetForTime(%d) found nothing, want %d", ts, want)
+		must(t, ok, "OffsetForTime(%d) found nothing, want %d", ts, want)
 		if off != want {
-			require.True(t, off >= start && off < want, "OffsetForTime(%d) = %d, want %d", ts, off, want)
+			must(t, off >= start && off < want, "OffsetForTime(%d) = %d, want %d", ts, off, want)
 			for _, r := range recs {
-				require.False(t, r.Offset >= off && r.Offset < want, "OffsetForTime(%d) = %d, but record %d lies before %d", ts, off, r.Offset, want)
+				must(t, r.Offset < off || r.Offset >= want, "OffsetForTime(%d) = %d, but record %d lies before %d", ts, off, r.Offset, want)
 			}
 		}
+	}
+}
+
+// must fails the test unless ok. Unlike require's functions it costs
+// nothing when ok (no t.Helper call), which matters in the inner loops of
+// the crash checks, run tens of thousands of times.
+func must(t testing.TB, ok bool, format string, args ...any) {
+	if !ok {
+		t.Helper()
+		t.Fatalf(format, args...)
+	}
+}
+
+func mustNoError(t testing.TB, err error, format string, args ...any) {
+	if err != nil {
+		t.Helper()
+		t.Fatalf("%s: %v", fmt.Sprintf(format, args...), err)
 	}
 }
 
@@ -604,6 +624,7 @@ func TestCrashWriteFailureFences(t *testing.T) {
 }
 
 func testCrashOneFault(t *testing.T, op vfs.Op) {
+	t.Parallel()
 	for _, compact := range []bool{false, true} {
 		w := newCrashWorkload(t, compact)
 		// Count the operations of the kind after Open.
