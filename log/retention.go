@@ -163,6 +163,13 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		return 0, l.fence(err)
 	}
 	l.next.Store(next)
+	if next < l.start.Load() {
+		// The batch holding offset began below the log start offset: the
+		// log is now empty, and starts at its end.
+		if err := l.setStartLocked(next); err != nil {
+			return 0, err
+		}
+	}
 	if l.durable.Load() > next {
 		l.durable.Store(next)
 	}
