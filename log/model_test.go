@@ -26,18 +26,24 @@ func TestModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		m := newLogModel(t)
 		defer func() { m.l.Close() }()
-		t.Repeat(map[string]func(*rapid.T){
-			"append":         m.Append,
-			"append-more":    m.Append, // appends twice as often as the rest
-			"read":           m.Read,
-			"roll":           m.Roll,
-			"retention":      m.Retention,
-			"delete-records": m.DeleteRecords,
-			"truncate":       m.Truncate,
-			"crash":          m.Crash,
-			"reopen":         m.Reopen,
-			"":               m.Check,
-		})
+		actions := map[string]func(*rapid.T){
+			"append":          m.Append,
+			"append-more":     m.Append, // appends twice as often as the rest
+			"read":            m.Read,
+			"offset-for-time": m.OffsetForTime,
+			"roll":            m.Roll,
+			"retention":       m.Retention,
+			"delete-records":  m.DeleteRecords,
+			"truncate":        m.Truncate,
+			"crash":           m.Crash,
+			"reopen":          m.Reopen,
+			"":                m.Check,
+		}
+		// Several rounds of rapid's 30 steps (15 in -short mode) on average,
+		// so that histories are long enough for many segments.
+		for range 4 {
+			t.Repeat(actions)
+		}
 	})
 }
 
@@ -63,7 +69,7 @@ func newLogModel(t *rapid.T) *logModel {
 	m := &logModel{
 		mem:   vfs.NewMem(),
 		clock: newClock(),
-		cfg:   Config{SegmentBytes: 1024, IndexIntervalBytes: 128, RetentionTime: 30 * time.Minute},
+		cfg:   Config{SegmentBytes: 700, IndexIntervalBytes: 128, RetentionTime: time.Hour},
 	}
 	m.open(t)
 	return m
@@ -91,8 +97,9 @@ func (m *logModel) batchEnd(o int64) int64 {
 var modelCodecs = []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
 
 // Append appends one or two batches of 1-4 records of 0-300 bytes, each
-// batch with a random codec, in one call.
+// batch with a random codec, in one call, 0-2 minutes after the last.
 func (m *logModel) Append(t *rapid.T) {
+	m.clock.Advance(time.Duration(rapid.IntRange(0, 120).Draw(t, "seconds")) * time.Second)
 	var data []byte
 	var recs []modelRecord
 	base := m.end()
@@ -182,6 +189,30 @@ func (m *logModel) Read(t *rapid.T) {
 	}
 }
 
+// OffsetForTime looks up a timestamp near that of a random record: the
+// answer is the first offset from the log start offset whose record is at
+// least that recent.
+func (m *logModel) OffsetForTime(t *rapid.T) {
+	var ts int64
+	if m.end() > 0 {
+		ts = m.recs[rapid.Int64Range(0, m.end()-1).Draw(t, "record")].ts + rapid.Int64Range(-1, 1).Draw(t, "delta")
+	}
+	want, wantOK := int64(0), false
+	for o := m.start; o < m.end(); o++ {
+		if m.recs[o].ts >= ts {
+			want, wantOK = o, true
+			break
+		}
+	}
+	got, ok, err := m.l.OffsetForTime(ts)
+	if err != nil {
+		t.Fatalf("offset for time %d: %v", ts, err)
+	}
+	if ok != wantOK || ok && got != want {
+		t.Fatalf("offset for time %d: %d, %v; want %d, %v", ts, got, ok, want, wantOK)
+	}
+}
+
 // checkBatch compares every record of b with the model.
 func (m *logModel) checkBatch(t *rapid.T, b record.Batch) {
 	n := 0
@@ -216,7 +247,7 @@ func (m *logModel) Roll(t *rapid.T) {
 // may move, only forward, to a batch boundary, and past expired records
 // only.
 func (m *logModel) Retention(t *rapid.T) {
-	m.clock.Advance(time.Duration(rapid.IntRange(0, 40).Draw(t, "minutes")) * time.Minute)
+	m.clock.Advance(time.Duration(rapid.IntRange(0, 30).Draw(t, "minutes")) * time.Minute)
 	if _, err := m.l.ApplyRetention(); err != nil {
 		t.Fatalf("retention: %v", err)
 	}
@@ -236,9 +267,13 @@ func (m *logModel) Retention(t *rapid.T) {
 	m.start = start
 }
 
-// DeleteRecords deletes the records before a random offset in [start, end].
+// DeleteRecords deletes the records before a random offset in [start, end],
+// most often near the start.
 func (m *logModel) DeleteRecords(t *rapid.T) {
-	off := rapid.Int64Range(m.start, m.end()).Draw(t, "offset")
+	off := m.start + min(rapid.Int64Range(0, 12).Draw(t, "records"), m.end()-m.start)
+	if rapid.IntRange(0, 4).Draw(t, "anywhere") == 0 {
+		off = rapid.Int64Range(m.start, m.end()).Draw(t, "offset")
+	}
 	start, err := m.l.DeleteRecordsBefore(off)
 	if err != nil {
 		t.Fatalf("delete records before %d: %v", off, err)
@@ -249,11 +284,15 @@ func (m *logModel) DeleteRecords(t *rapid.T) {
 	m.start = off
 }
 
-// Truncate truncates the log to a random offset in [start, end]: the log
-// ends at the batch that holds it. A log start offset past the new end
-// comes back to it, as Kafka's does: the log is then empty.
+// Truncate truncates the log to a random offset in [start, end], most
+// often near the end: the log ends at the batch that holds it. A log start
+// offset past the new end comes back to it, as Kafka's does: the log is
+// then empty.
 func (m *logModel) Truncate(t *rapid.T) {
-	off := rapid.Int64Range(m.start, m.end()).Draw(t, "offset")
+	off := m.end() - min(rapid.Int64Range(0, 12).Draw(t, "records"), m.end()-m.start)
+	if rapid.IntRange(0, 4).Draw(t, "anywhere") == 0 {
+		off = rapid.Int64Range(m.start, m.end()).Draw(t, "offset")
+	}
 	want := m.end()
 	if off < m.end() {
 		want = m.recs[off].batch
@@ -382,4 +421,32 @@ func TestTruncateIntoBatchBelowLogStart(t *testing.T) {
 		require.Equal(t, "d", string(recs[0].Value))
 	}
 	require.NoError(t, l.Close())
+}
+
+// TestOffsetForTimeBelowLogStart: OffsetForTime must answer from the
+// records at or after the log start offset. Found by TestModel: when the
+// first record recent enough lay below the log start offset, in a batch
+// straddling it, the log start offset was returned, whatever the
+// timestamps of the records from there on.
+func TestOffsetForTimeBelowLogStart(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	k := []byte("k")
+	appendOK(t, l, batchOf(t, compression.None, kv{k, []byte("a"), 100}, kv{k, []byte("b"), 50}, kv{k, []byte("c"), 50}))
+	_, err := l.DeleteRecordsBefore(1)
+	require.NoError(t, err)
+	_, ok, err := l.OffsetForTime(100)
+	require.NoError(t, err)
+	require.False(t, ok, "no record from the log start offset on is as recent as 100")
+	off, ok, err := l.OffsetForTime(50)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+
+	appendOK(t, l, batchOf(t, compression.None, kv{k, []byte("d"), 200}))
+	off, ok, err = l.OffsetForTime(100)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 3, off)
 }
