@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 )
 
@@ -94,12 +95,54 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 			continue
 		}
 		off, ok, err := s.FindTime(ts)
+		if err == nil && ok && off < start {
+			// The record lies below the log start offset, in a batch
+			// that straddles it: look again from the log start offset.
+			off, ok, err = findTimeFrom(s, ts, start)
+		}
 		if errors.Is(err, segment.ErrClosed) {
 			continue
 		}
 		if err != nil || ok {
-			return max(off, start), ok, err
+			return off, ok, err
 		}
+	}
+	return 0, false, nil
+}
+
+// findTimeFrom returns the first offset at or after from, in s, whose
+// record's timestamp is at least ts.
+func findTimeFrom(s *segment.Segment, ts, from int64) (int64, bool, error) {
+	pos, err := s.PositionOf(from)
+	if err != nil {
+		return 0, false, err
+	}
+	for pos < s.Size() {
+		data, err := s.Read(pos, 1<<20, math.MaxInt64)
+		if err != nil || len(data) == 0 {
+			return 0, false, err
+		}
+		for p := 0; p < len(data); {
+			b := record.Batch(data[p : p+int(record.BatchSize(data[p:]))])
+			if b.MaxTimestamp() >= ts && b.LastOffset() >= from {
+				it, err := b.Iter(pos+int64(p), 0)
+				if err != nil {
+					return 0, false, err
+				}
+				it.SkipHeaders()
+				var r record.Record
+				for it.Next(&r) {
+					if r.Offset >= from && r.Timestamp.UnixMilli() >= ts {
+						return r.Offset, true, nil
+					}
+				}
+				if it.Err() != nil {
+					return 0, false, it.Err()
+				}
+			}
+			p += len(b)
+		}
+		pos += int64(len(data))
 	}
 	return 0, false, nil
 }
