@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -50,17 +51,25 @@ const (
 	crashDeleteRecords
 	crashCompact
 	crashRoll
+	crashTruncate
 	crashClose
 )
 
 func (o crashOp) String() string {
-	return [...]string{"append", "retention", "delete-records", "compact", "roll", "close"}[o]
+	return [...]string{"append", "retention", "delete-records", "compact", "roll", "truncate", "close"}[o]
 }
 
 // crashRec is one record a workload appends.
 type crashRec struct {
 	key, value []byte // a nil value is a tombstone
 	ts         int64
+	cut        bool // in a history: not a record, but a truncation past it
+}
+
+// is reports whether r is c.
+func (c crashRec) is(r *record.Record) bool {
+	return !c.cut && bytes.Equal(c.key, r.Key) && bytes.Equal(c.value, r.Value) && (c.value == nil) == (r.Value == nil) &&
+		c.ts == r.Timestamp.UnixMilli()
 }
 
 type crashStep struct {
@@ -69,6 +78,7 @@ type crashStep struct {
 	batch   []byte        // crashAppend: the batch as a producer encoded it
 	recs    []crashRec    // crashAppend: its records
 	epoch   int32         // crashAppend: its leader epoch
+	back    int64         // crashTruncate: truncate to this many offsets before the end
 }
 
 // crashWorkload is a deterministic run of log operations.
@@ -82,8 +92,10 @@ type crashWorkload struct {
 // a minute apart, with mixed codecs, over small segments (so that the log
 // rolls every few appends) and small index intervals (so that the indexes
 // have entries); retention every 8 appends (retention.ms is 25 minutes), an
-// explicit roll, one DeleteRecordsBefore, and, for the compacted workload,
-// tombstones and three compactions; a clean close at the end.
+// explicit roll, a truncation of the batch appended after it (whose offsets
+// the next appends take again), one DeleteRecordsBefore, and, for the
+// compacted workload, tombstones and three compactions; a clean close at
+// the end.
 func newCrashWorkload(t testing.TB, compact bool) *crashWorkload {
 	w := &crashWorkload{compact: compact, cfg: Config{
 		SegmentBytes:       600,
@@ -124,6 +136,11 @@ func newCrashWorkload(t testing.TB, compact bool) *crashWorkload {
 			w.steps = append(w.steps, crashStep{op: crashRetention})
 		case i == 25:
 			w.steps = append(w.steps, crashStep{op: crashRoll})
+		case i == 27:
+			// Truncate into batch 26, so that it goes: all that goes was
+			// appended after the roll, so that no record compaction
+			// removed ever depended on it.
+			w.steps = append(w.steps, crashStep{op: crashTruncate, back: int64(len(st.recs)) + 1})
 		case i == 33:
 			w.steps = append(w.steps, crashStep{op: crashDeleteRecords})
 		case compact && (i == 19 || i == 41 || i == 54):
@@ -136,18 +153,19 @@ func newCrashWorkload(t testing.TB, compact bool) *crashWorkload {
 
 // crashTrace is what a run of the workload did.
 type crashTrace struct {
-	step     int              // the step that failed (-1: Open); len(steps) when none did
-	acked    map[int64][]byte // acknowledged records: offset → value
-	ackedEnd int64            // one past the last acknowledged offset
+	step     int                // the step that failed (-1: Open); len(steps) when none did
+	acked    map[int64]crashRec // acknowledged records not truncated since, by offset
+	ackedEnd int64              // one past the last acknowledged offset
 	// After each step that completed: the log start and end offsets.
 	startAfter, endAfter []int64
-	// written maps each offset appended to its record (all of them, in a
-	// fault-free run).
-	written map[int64]crashRec
+	// history holds for each offset the records whose appends were tried
+	// there, acknowledged or not, and the truncations that cut it, in
+	// order. A record read at an offset must be its history's last.
+	history map[int64][]crashRec
 }
 
 func newCrashTrace() *crashTrace {
-	return &crashTrace{step: -1, acked: map[int64][]byte{}, written: map[int64]crashRec{}}
+	return &crashTrace{step: -1, acked: map[int64]crashRec{}, history: map[int64][]crashRec{}}
 }
 
 // run runs the workload on l, stopping at the first error, which it
@@ -160,15 +178,18 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 		var err error
 		switch st.op {
 		case crashAppend:
+			first := l.LogEndOffset()
+			for j, r := range st.recs {
+				tr.history[first+int64(j)] = append(tr.history[first+int64(j)], r)
+			}
 			var res AppendResult
 			res, err = l.Append(ctx, bytes.Clone(st.batch), AppendOptions{LeaderEpoch: st.epoch})
 			if err == nil {
-				if res.LastOffset-res.FirstOffset+1 != int64(len(st.recs)) {
-					return fmt.Errorf("append of %d records acknowledged offsets [%d, %d]", len(st.recs), res.FirstOffset, res.LastOffset)
+				if res.FirstOffset != first || res.LastOffset-res.FirstOffset+1 != int64(len(st.recs)) {
+					return fmt.Errorf("append of %d records at %d acknowledged offsets [%d, %d]", len(st.recs), first, res.FirstOffset, res.LastOffset)
 				}
 				for j, r := range st.recs {
-					tr.acked[res.FirstOffset+int64(j)] = r.value
-					tr.written[res.FirstOffset+int64(j)] = r
+					tr.acked[first+int64(j)] = r
 				}
 				tr.ackedEnd = res.LastOffset + 1
 			}
@@ -181,6 +202,17 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 			_, err = l.Compact(ctx)
 		case crashRoll:
 			err = l.Roll()
+		case crashTruncate:
+			var end int64
+			was := l.LogEndOffset()
+			end, err = l.TruncateTo(was - st.back)
+			if err == nil {
+				for o := end; o < was; o++ {
+					delete(tr.acked, o)
+					tr.history[o] = append(tr.history[o], crashRec{cut: true})
+				}
+				tr.ackedEnd = min(tr.ackedEnd, end)
+			}
 		case crashClose:
 			err = l.Close()
 		}
@@ -208,10 +240,10 @@ func (w *crashWorkload) reference(t *testing.T) (*crashTrace, int) {
 }
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
-// mode about 80 of them, evenly spread (every 7th at least), and the last
-// few.
-func crashPoints(n int) []int {
-	stride := max(7, n/80)
+// mode about short of them, evenly spread (no closer than every 7th), and
+// the last few.
+func crashPoints(n, short int) []int {
+	stride := max(7, n/short)
 	var ks []int
 	for k := 1; k <= n; k++ {
 		if !testing.Short() || k%stride == 1 || k > n-4 {
@@ -230,8 +262,8 @@ func testCrash(t *testing.T, compact bool) {
 	w := newCrashWorkload(t, compact)
 	ref, n := w.reference(t)
 	require.Greater(t, n, 100)
-	t.Logf("%d steps, %d file-system operations, %d records", len(w.steps), n, len(ref.written))
-	for _, k := range crashPoints(n) {
+	t.Logf("%d steps, %d file-system operations, %d records", len(w.steps), n, len(ref.history))
+	for _, k := range crashPoints(n, 60) {
 		mem := vfs.NewMem()
 		fsys := vfs.WithFaults(mem, vfs.FailFrom(k))
 		clock := newClock()
@@ -272,7 +304,7 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 	require.Equal(t, end, l.DurableOffset())
 	// The log start offset moved no further than the interrupted step would
 	// have moved it, and no less than the last completed step did.
-	ackedStart, maxStart, maxEnd := int64(0), int64(0), int64(0)
+	ackedStart, maxStart, minEnd, maxEnd := int64(0), int64(0), tr.ackedEnd, int64(0)
 	if tr.step > 0 {
 		ackedStart = tr.startAfter[tr.step-1]
 	}
@@ -280,20 +312,27 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 		s := min(tr.step, len(ref.startAfter)-1)
 		maxStart, maxEnd = ref.startAfter[s], ref.endAfter[s]
 	}
+	acked := tr.acked
+	if stepName(w, tr.step) == crashTruncate.String() {
+		// An interrupted truncation may have cut what it was to cut, or
+		// not.
+		cut := ref.endAfter[tr.step]
+		minEnd, maxEnd = min(minEnd, cut), ref.endAfter[tr.step-1]
+		acked = maps.Clone(acked)
+		maps.DeleteFunc(acked, func(o int64, _ crashRec) bool { return o >= cut })
+	}
 	require.GreaterOrEqual(t, start, ackedStart, "log start offset went back")
 	require.LessOrEqual(t, start, maxStart, "log start offset moved too far")
-	require.GreaterOrEqual(t, end, tr.ackedEnd, "acknowledged records lost at the end")
+	require.GreaterOrEqual(t, end, minEnd, "acknowledged records lost at the end")
 	require.LessOrEqual(t, end, maxEnd, "records appear that were never appended")
 
 	// (b) Reading everything returns valid batches only.
 	batches, recs := readBatches(t, l, start)
 	got := map[int64]*record.Record{}
 	for _, r := range recs {
-		want, ok := ref.written[r.Offset]
-		must(t, ok, "offset %d was never written", r.Offset)
-		must(t, bytes.Equal(want.key, r.Key) && bytes.Equal(want.value, r.Value) && (want.value == nil) == (r.Value == nil) &&
-			want.ts == r.Timestamp.UnixMilli(), "offset %d holds %q=%q at %d, want %q=%q at %d",
-			r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), want.key, want.value, want.ts)
+		h := tr.history[r.Offset]
+		must(t, len(h) > 0 && h[len(h)-1].is(r), "offset %d holds %q=%q at %d, not the last written there (history %v)",
+			r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), h)
 		got[r.Offset] = r
 	}
 
@@ -305,8 +344,8 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 		for o := start; o < end; o++ {
 			r := got[o]
 			must(t, r != nil, "offset %d missing", o)
-			if v, ok := tr.acked[o]; ok {
-				must(t, bytes.Equal(v, r.Value), "offset %d holds %q, acknowledged %q", o, r.Value, v)
+			if a, ok := acked[o]; ok {
+				must(t, a.is(r), "offset %d holds %q, acknowledged %q", o, r.Value, a.value)
 			}
 		}
 	} else {
@@ -314,8 +353,8 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 		// record of the key; a tombstone may be gone once compaction dropped
 		// it, but then so are the key's older records.
 		latest := map[string]int64{}
-		for o := range tr.acked {
-			k := string(ref.written[o].key)
+		for o, a := range acked {
+			k := string(a.key)
 			if cur, ok := latest[k]; (!ok || o > cur) && o >= start {
 				latest[k] = o
 			}
@@ -327,11 +366,11 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 					at = append(at, r.Offset)
 				}
 			}
-			tomb := tr.acked[o] == nil
+			tomb := acked[o].value == nil
 			switch {
 			case len(at) > 0 && at[len(at)-1] >= o:
 				if r := got[o]; r != nil {
-					must(t, bytes.Equal(tr.acked[o], r.Value), "offset %d holds %q, acknowledged %q", o, r.Value, tr.acked[o])
+					must(t, acked[o].is(r), "offset %d holds %q, acknowledged %q", o, r.Value, acked[o].value)
 				}
 			case tomb:
 				require.Empty(t, at, "key %s: tombstone at %d gone but older records remain", k, o)
@@ -645,7 +684,7 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 		n := count.N()
 		require.Positive(t, n)
 
-		for _, k := range crashPoints(n) {
+		for _, k := range crashPoints(n, 15) {
 			t.Run(fmt.Sprintf("compact=%v/%s=%d", compact, op, k), func(t *testing.T) {
 				mem := vfs.NewMem()
 				armed.Store(false)
