@@ -24,9 +24,9 @@ import (
 )
 
 // The crash tests check the log's durability contract: crash after every
-// file-system operation of a run of appends, rolls, retention, delete-records
-// and compaction, with each way the unsynced tail of a file can survive a
-// crash, reopen, and check that
+// file-system operation of a run of appends, rolls, retention, delete-records,
+// truncation and compaction, with each way the unsynced tail of a file can
+// survive a crash, reopen, and check that
 //
 //	(a) every record whose append was acknowledged is there, byte for byte
 //	    (unless retention, delete-records or compaction removed it by design);
@@ -38,6 +38,10 @@ import (
 // The disk "dies" at operation k (vfs.FailFrom): that operation and every
 // later one fail, the workload stops at its first error, and the crash clone
 // of the in-memory FS is what a power cut at that moment would leave.
+//
+// The one-fault tests fail a single write or fsync (vfs.FailNth) instead:
+// the log must fence itself, acknowledging nothing more, and the same
+// checks hold after a crash.
 
 var crashTails = []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
 
@@ -253,8 +257,10 @@ func crashPoints(n, short int) []int {
 	return ks
 }
 
+// TestCrashDelete runs the crash matrix over the delete-only workload.
 func TestCrashDelete(t *testing.T) { testCrash(t, false) }
 
+// TestCrashCompact runs it over the compacted workload.
 func TestCrashCompact(t *testing.T) { testCrash(t, true) }
 
 func testCrash(t *testing.T, compact bool) {
@@ -378,6 +384,13 @@ func checkCrashed(t *testing.T, w *crashWorkload, ref, tr *crashTrace, fsys *vfs
 				require.Failf(t, "acknowledged record lost", "key %s: latest acknowledged record at offset %d missing (key found at %v)", k, o, at)
 			}
 		}
+	}
+
+	// The leader epochs are in order, and within the log.
+	epochs := l.LeaderEpochs()
+	for i, e := range epochs {
+		must(t, e.StartOffset <= end && (i == 0 || e.Epoch > epochs[i-1].Epoch && e.StartOffset >= epochs[i-1].StartOffset),
+			"leader epochs %v (log end offset %d)", epochs, end)
 	}
 
 	// (c) The indexes agree with the log.
