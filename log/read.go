@@ -107,12 +107,12 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 		if s.NextOffset() <= start || s.MaxTimestamp() < ts {
 			continue
 		}
-		off, ok, err := s.FindTime(ts)
+		off, ok, err := s.FindTime(ts, start)
 		if removedUnderUs(err) {
 			continue
 		}
 		if err != nil || ok {
-			return max(off, start), ok, err
+			return off, ok, err
 		}
 	}
 	return 0, false, nil

@@ -42,7 +42,10 @@ func (l *Log) setStartLocked(offset int64) error {
 		return l.fence(err)
 	}
 	l.start.Store(offset)
-	return l.epochs.truncateFromStart(offset)
+	if err := l.epochs.truncateFromStart(offset); err != nil {
+		return l.fence(err)
+	}
+	return nil
 }
 
 // deleteSegmentsLocked deletes the first n segments (never the active one)
@@ -160,6 +163,13 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		return 0, l.fence(err)
 	}
 	l.next.Store(next)
+	if next < l.start.Load() {
+		// The batch holding offset began below the log start offset: the
+		// log is now empty, and starts at its end.
+		if err := l.setStartLocked(next); err != nil {
+			return 0, err
+		}
+	}
 	if l.durable.Load() > next {
 		l.durable.Store(next)
 	}

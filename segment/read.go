@@ -45,18 +45,18 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 	return pos, err
 }
 
-// FindTime returns the offset of the first record whose timestamp is at
-// least ts (ms), found through the time index and a scan; ok is false when
-// every timestamp in the segment is smaller.
-func (s *Segment) FindTime(ts int64) (offset int64, ok bool, err error) {
+// FindTime returns the offset of the first record at or after offset from
+// whose timestamp is at least ts (ms), found through the time index and a
+// scan; ok is false when there is none in the segment.
+func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	if s.closed.Load() {
 		return 0, false, ErrClosed
 	}
 	if s.MaxTimestamp() < ts {
 		return 0, false, nil
 	}
-	_, from := s.tidx.Lookup(ts)
-	pos, err := s.PositionOf(from)
+	_, indexed := s.tidx.Lookup(ts)
+	pos, err := s.PositionOf(max(indexed, from))
 	if err != nil {
 		return 0, false, err
 	}
@@ -67,7 +67,7 @@ func (s *Segment) FindTime(ts int64) (offset int64, ok bool, err error) {
 			return 0, false, err
 		}
 		n := record.BatchSize(hdr)
-		if record.Batch(hdr).MaxTimestamp() >= ts {
+		if b := record.Batch(hdr); b.MaxTimestamp() >= ts && b.LastOffset() >= from {
 			b, err := s.batchAt(pos, n)
 			if err != nil {
 				return 0, false, err
@@ -79,7 +79,7 @@ func (s *Segment) FindTime(ts int64) (offset int64, ok bool, err error) {
 			it.SkipHeaders()
 			var r record.Record
 			for it.Next(&r) {
-				if r.Timestamp.UnixMilli() >= ts {
+				if r.Offset >= from && r.Timestamp.UnixMilli() >= ts {
 					return r.Offset, true, nil
 				}
 			}

@@ -246,7 +246,7 @@ func (s *Segment) recreateIndexes(active bool) error {
 // the last offset index entry to learn the next offset and max timestamp.
 func (s *Segment) loadTail() error {
 	size := s.size.Load()
-	if off, pos, ok := s.oidx.Last(); ok && (pos >= size || off < s.base) {
+	if off, pos, ok := s.oidx.Last(); ok && (pos < 0 || pos >= size || off < s.base) {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "last entry points past the log"}
 	}
 	if ts, off, ok := s.tidx.Last(); ok {

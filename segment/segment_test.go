@@ -32,7 +32,7 @@ func TestCreateEmpty(t *testing.T) {
 				t.Fatalf("%s: %v", suf, err)
 			}
 		}
-		if _, ok, err := s.FindTime(0); ok || err != nil {
+		if _, ok, err := s.FindTime(0, 0); ok || err != nil {
 			t.Fatalf("FindTime on an empty segment: %v, %v", ok, err)
 		}
 		if b, err := s.Read(0, 1<<20, math.MaxInt64); b != nil || err != nil {
@@ -189,7 +189,7 @@ func TestFindTime(t *testing.T) {
 				m := &model{base: 7}
 				fill(t, s, m, rng, 80)
 				checkFindTime(t, s, m)
-				if _, ok, err := s.FindTime(m.maxTs() + 1); ok || err != nil {
+				if _, ok, err := s.FindTime(m.maxTs()+1, 0); ok || err != nil {
 					t.Fatalf("FindTime past the max: %v, %v", ok, err)
 				}
 				// The same after Seal, which adds the final time entry.
@@ -213,11 +213,11 @@ func TestFindTimeLogAppendTime(t *testing.T) {
 		appendBatches(t, s, m, mkBatch(t, 0, []int64{9000, 9001}, 1, 3000))
 		appendBatches(t, s, m, mkBatch(t, 0, []int64{4000, 6000}, 1, -1))
 		for ts, want := range map[int64]int64{10: 0, 11: 1, 3000: 1, 4000: 1, 5001: 6, 6000: 6} {
-			if got, ok, err := s.FindTime(ts); err != nil || !ok || got != want {
+			if got, ok, err := s.FindTime(ts, 0); err != nil || !ok || got != want {
 				t.Fatalf("FindTime(%d) = %d, %v, %v; want %d", ts, got, ok, err, want)
 			}
 		}
-		if _, ok, _ := s.FindTime(6001); ok {
+		if _, ok, _ := s.FindTime(6001, 0); ok {
 			t.Fatal("FindTime(6001) found a record: the LogAppendTime batch's records are at 3000")
 		}
 		checkFindTime(t, s, m)
@@ -342,7 +342,7 @@ func TestReadCorrupt(t *testing.T) {
 				_, err = s.Read(b[2].pos, 1<<20, math.MaxInt64)
 				checkCorrupt(t, err, path, b[2].pos)
 				// FindTime reads records: it must report the corruption too.
-				if _, _, err := s.FindTime(b[2].maxTs); !errors.Is(err, record.ErrCorrupt) {
+				if _, _, err := s.FindTime(b[2].maxTs, 0); !errors.Is(err, record.ErrCorrupt) {
 					t.Fatalf("FindTime in a corrupt batch: %v", err)
 				}
 			})
@@ -507,7 +507,7 @@ func TestCloseDelete(t *testing.T) {
 		checks := map[string]error{"Append": s.Append(b), "Sync": s.Sync()}
 		_, checks["Find"] = s.Find(3)
 		_, checks["PositionOf"] = s.PositionOf(3)
-		_, _, checks["FindTime"] = s.FindTime(0)
+		_, _, checks["FindTime"] = s.FindTime(0, 0)
 		_, checks["Read"] = s.Read(0, 100, math.MaxInt64)
 		_, checks["WriteTo"] = s.WriteTo(io.Discard, 0, 1)
 		_, checks["TruncateTo"] = s.TruncateTo(3)
@@ -1246,10 +1246,10 @@ func (m *model) find(offset int64) (int64, bool) {
 }
 
 // findTime is the offset of the first record with a timestamp at least ts.
-func (m *model) findTime(ts int64) (int64, bool) {
+func (m *model) findTime(ts, from int64) (int64, bool) {
 	for _, b := range m.batches {
 		for _, r := range b.recs {
-			if r.ts >= ts {
+			if r.off >= from && r.ts >= ts {
 				return r.off, true
 			}
 		}
@@ -1427,11 +1427,19 @@ func checkFindTime(t testing.TB, s *Segment, m *model) {
 			tss = append(tss, r.ts-1, r.ts, r.ts+1)
 		}
 	}
+	froms := []int64{m.base, m.next()}
+	for i, b := range m.batches {
+		if i%3 == 1 {
+			froms = append(froms, b.recs[len(b.recs)/2].off)
+		}
+	}
 	for _, ts := range tss {
-		want, wok := m.findTime(ts)
-		got, ok, err := s.FindTime(ts)
-		if err != nil || ok != wok || (ok && got != want) {
-			t.Fatalf("FindTime(%d) = %d, %v, %v; want %d, %v", ts, got, ok, err, want, wok)
+		for _, from := range froms {
+			want, wok := m.findTime(ts, from)
+			got, ok, err := s.FindTime(ts, from)
+			if err != nil || ok != wok || (ok && got != want) {
+				t.Fatalf("FindTime(%d, %d) = %d, %v, %v; want %d, %v", ts, from, got, ok, err, want, wok)
+			}
 		}
 	}
 }
@@ -1565,7 +1573,7 @@ func TestConcurrentReads(t *testing.T) {
 						errc <- fmt.Errorf("Find(%d) = %d, where the batch is not: %v", off, pos, err)
 						return
 					}
-					if _, _, err := s.FindTime(tsBase + rng.Int64N(int64(n))); err != nil {
+					if _, _, err := s.FindTime(tsBase+rng.Int64N(int64(n)), 0); err != nil {
 						errc <- err
 						return
 					}
@@ -1725,7 +1733,7 @@ func faultScenario(fsys vfs.FS, dir string) (err error) {
 	if _, err := s.Read(0, 500, math.MaxInt64); err != nil {
 		return err
 	}
-	if _, _, err := s.FindTime(tsBase + 1); err != nil {
+	if _, _, err := s.FindTime(tsBase+1, 0); err != nil {
 		return err
 	}
 	if _, err := s.WriteTo(io.Discard, 0, s.Size()); err != nil {
