@@ -191,6 +191,9 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.activeCreated = l.clock.Now()
+	if l.cfg.Sync == SyncNever {
+		l.unsynced = append(l.unsynced, old)
+	}
 	if l.cfg.Sync != SyncNever {
 		// The old segment and its indexes are durable: the recovery point
 		// moves to the new segment.
@@ -204,6 +207,14 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 }
 
 func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }
+
+// takeUnsyncedLocked returns and forgets the segments rolled without an
+// fsync.
+func (l *Log) takeUnsyncedLocked() []*segment.Segment {
+	u := l.unsynced
+	l.unsynced = nil
+	return u
+}
 
 // Roll starts a new segment now, if the active one is not empty.
 func (l *Log) Roll() error {
@@ -289,22 +300,28 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 	}
 }
 
-// syncOnce fsyncs the active segment and advances the durable offset to
-// the log end offset seen before the fsync. Rolled segments were synced
-// when they rolled.
+// syncOnce fsyncs the active segment, and the segments rolled without an
+// fsync (SyncNever), and advances the durable offset to the log end offset
+// seen before the fsync. Other rolled segments were synced when they rolled.
 func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
+	pending := append(l.takeUnsyncedLocked(), active)
 	end := l.next.Load()
 	l.mu.Unlock()
 
 	l.lifeMu.RLock()
 	var err error
-	if !active.Closed() {
-		err = active.Sync()
-	} else if l.closed.Load() {
-		err = ErrClosed
+	for _, s := range pending {
+		if !s.Closed() {
+			err = s.Sync()
+		} else if l.closed.Load() {
+			err = ErrClosed
+		}
+		if err != nil {
+			break
+		}
 	}
 	l.lifeMu.RUnlock()
 	if err != nil {

@@ -57,7 +57,8 @@ type Log struct {
 	unflushed int64
 	lastFlush time.Time
 
-	activeCreated time.Time // when the active segment was created or opened (mu)
+	activeCreated time.Time          // when the active segment was created or opened (mu)
+	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 
 	fenced  atomic.Pointer[error]
 	closed  atomic.Bool
@@ -369,9 +370,10 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) shutdownLocked(segs []*segment.Segment) error {
-	active := segs[len(segs)-1]
-	if err := active.Sync(); err != nil {
-		return err
+	for _, s := range append(l.takeUnsyncedLocked(), segs[len(segs)-1]) {
+		if err := s.Sync(); err != nil {
+			return err
+		}
 	}
 	for _, s := range segs {
 		if err := s.Close(); err != nil { // trims and syncs the indexes

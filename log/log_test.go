@@ -443,3 +443,31 @@ func TestKafkaSegments(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// TestSyncNeverCloseIsDurable: under SyncNever, segments rolled without an
+// fsync are synced by Flush and by Close, so a clean shutdown loses nothing
+// to a power failure after it.
+func TestSyncNeverCloseIsDurable(t *testing.T) {
+	for _, how := range []string{"close", "flush"} {
+		mem := vfs.NewMem()
+		e := newEnv(t)
+		e.fs = mem
+		cfg := Config{Sync: SyncNever, SegmentBytes: 300}
+		l := e.open(cfg)
+		for i := range 30 {
+			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+		}
+		require.Greater(t, l.Segments(), 3)
+		if how == "close" {
+			require.NoError(t, l.Close())
+		} else {
+			require.NoError(t, l.Flush(context.Background()))
+			require.EqualValues(t, 30, l.DurableOffset())
+		}
+		e.fs = mem.CrashClone(vfs.CrashOptions{})
+		l2 := e.open(cfg)
+		require.Len(t, readAll(t, l2, 0), 30, how)
+		require.NoError(t, l2.Close())
+		l.Close()
+	}
+}
