@@ -176,8 +176,9 @@ func (f *fixture) mustOpen(tb testing.TB) *log.Log {
 func readAll(l *log.Log) (int64, error) {
 	var n int64
 	off := l.LogStartOffset()
+	buf := make([]byte, 1<<20) // reused, as a consumer done with a fetch would
 	for {
-		data, err := l.Read(off, 1<<20, math.MaxInt64)
+		data, err := l.ReadInto(buf, off, 1<<20, math.MaxInt64)
 		if err != nil {
 			return n, err
 		}

@@ -15,7 +15,8 @@ func forEachFS(b *testing.B, fn func(b *testing.B, kind fsKind)) {
 }
 
 // BenchmarkRead reads the whole 1 GiB fixture, from the page cache on the
-// OS, with Log.Read(offset, 1 MiB, MaxInt64), walking offsets. An op is
+// OS, with Log.ReadInto(buf, offset, 1 MiB, MaxInt64) into one reused
+// buffer (Log.Read allocates one per call), walking offsets. An op is
 // the whole log; one untimed pass comes first.
 func BenchmarkRead(b *testing.B) {
 	forEachFS(b, func(b *testing.B, kind fsKind) {

@@ -471,3 +471,28 @@ func TestSyncNeverCloseIsDurable(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestReadIntoReusesBuffer: on the OS FS ReadInto reads into the caller's
+// buffer; the bytes are the same as Read's.
+func TestReadIntoReusesBuffer(t *testing.T) {
+	e := newEnv(t)
+	e.fs, e.dir = vfs.OS, filepath.Join(t.TempDir(), "t-0")
+	l := e.open(Config{SegmentBytes: 2000})
+	defer l.Close()
+	for i := range 50 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	buf := make([]byte, 0, 4096)
+	for off := int64(0); off < l.LogEndOffset(); {
+		want, err := l.Read(off, 500, math.MaxInt64)
+		require.NoError(t, err)
+		got, err := l.ReadInto(buf, off, 500, math.MaxInt64)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		require.Same(t, &buf[:1][0], &got[0], "read into the caller's buffer")
+		for b, err := range record.Batches(got) {
+			require.NoError(t, err)
+			off = b.NextOffset()
+		}
+	}
+}

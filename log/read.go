@@ -26,11 +26,19 @@ import (
 // Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
 // LogEndOffset; ErrClosed; record.ErrCorrupt.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	return l.ReadInto(nil, offset, maxBytes, upTo)
+}
+
+// ReadInto is Read reading into dst's memory when the log is on the OS's
+// file system and dst has room, so that a reader can reuse one buffer
+// instead of allocating per read; on the in-memory FS it returns a view as
+// Read does. The result may alias dst: it is valid until dst is reused.
+func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
-		data, err := l.read(offset, maxBytes, upTo)
+		data, err := l.read(dst, offset, maxBytes, upTo)
 		if !removedUnderUs(err) {
 			return data, err
 		}
@@ -56,7 +64,7 @@ func removedUnderUs(err error) bool {
 	return errors.Is(err, segment.ErrClosed) || errors.Is(err, fs.ErrClosed)
 }
 
-func (l *Log) read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
+func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	segs := *l.segs.Load()
 	start, end := l.start.Load(), l.next.Load()
 	if offset < start || offset > end {
@@ -84,7 +92,7 @@ func (l *Log) read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 				return nil, err
 			}
 		}
-		data, err := s.Read(pos, maxBytes, limit)
+		data, err := s.ReadInto(dst, pos, maxBytes, limit)
 		if err != nil || len(data) > 0 {
 			return data, err
 		}

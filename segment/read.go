@@ -128,6 +128,14 @@ func (s *Segment) withPath(err error) error {
 // happens to the segment later (on the in-memory FS they are a view, on the
 // OS a fresh read). Read returns nil at or past the limit.
 func (s *Segment) Read(pos int64, maxBytes int, limit int64) ([]byte, error) {
+	return s.ReadInto(nil, pos, maxBytes, limit)
+}
+
+// ReadInto is Read reading into dst's memory when the file must be read
+// (the OS FS) and dst has the capacity, so that a reader can reuse one
+// buffer; on the in-memory FS it returns a view and leaves dst alone. The
+// result may alias dst: it is valid until the caller reuses dst.
+func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -135,17 +143,15 @@ func (s *Segment) Read(pos int64, maxBytes int, limit int64) ([]byte, error) {
 	if pos >= end {
 		return nil, nil
 	}
-	hdr, err := s.header(pos, end)
+	v, err := s.readAt(dst, pos, min(int64(max(maxBytes, record.HeaderSize)), end-pos))
 	if err != nil {
 		return nil, err
 	}
-	n := min(int64(max(maxBytes, 0)), end-pos)
-	if first := record.BatchSize(hdr); first > n {
-		n = first
-	}
-	v, err := vfs.ReadView(s.log, pos, int(n))
-	if err != nil {
-		return nil, err
+	if first := record.BatchSize(v); first > int64(len(v)) && pos+first <= end {
+		// maxBytes is smaller than the first batch: return it whole.
+		if v, err = s.readAt(dst, pos, first); err != nil {
+			return nil, err
+		}
 	}
 	p := 0
 	for p < len(v) {
@@ -164,6 +170,23 @@ func (s *Segment) Read(pos int64, maxBytes int, limit int64) ([]byte, error) {
 		p += len(b)
 	}
 	return v[:p:p], nil
+}
+
+// readAt returns n bytes at pos: a view when the file offers one, else read
+// into dst (grown if too small).
+func (s *Segment) readAt(dst []byte, pos, n int64) ([]byte, error) {
+	if _, ok := s.log.(vfs.Viewer); ok || cap(dst) < int(n) {
+		return vfs.ReadView(s.log, pos, int(n))
+	}
+	dst = dst[:n]
+	m, err := s.log.ReadAt(dst, pos)
+	if m == int(n) {
+		return dst, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
 }
 
 // WriteTo writes n bytes of the .log from pos to w. For an OS file it hands
