@@ -1,0 +1,121 @@
+// Package api is what passes between runnel's clients (packages producer and
+// consumer) and a broker (the root package): the requests and responses of
+// Kafka's Produce, Fetch, ListOffsets and InitProducerID as Go structs, and
+// the one table that maps runnel's errors to Kafka's error codes and back,
+// ready for the wire protocol.
+//
+// It sits above the storage layers (log, record) and below both the broker
+// and the clients, so that neither imports the other: each client declares
+// the small interface it needs in these terms, and *runnel.Broker
+// satisfies it.
+package api
+
+import (
+	"fmt"
+	"time"
+)
+
+// Acks is how many replicas must have a produced batch before the broker
+// answers (Kafka's acks).
+type Acks int16
+
+const (
+	// AcksNone: the broker answers at once, before appending.
+	AcksNone Acks = 0
+	// AcksLeader: the broker answers once the leader appended the batch.
+	AcksLeader Acks = 1
+	// AcksAll: the broker answers once the batch is below the high
+	// watermark (on a single node: durable per the topic's fsync policy).
+	AcksAll Acks = -1
+)
+
+// Valid reports whether a is one of the three values Kafka knows.
+func (a Acks) Valid() bool { return a == AcksNone || a == AcksLeader || a == AcksAll }
+
+func (a Acks) String() string {
+	switch a {
+	case AcksNone:
+		return "0"
+	case AcksLeader:
+		return "1"
+	case AcksAll:
+		return "all"
+	}
+	return fmt.Sprintf("acks(%d)", int16(a))
+}
+
+// Special timestamps of ListOffsets.
+const (
+	// Latest asks for the high watermark: the offset the next record a
+	// consumer can read will get.
+	Latest int64 = -1
+	// Earliest asks for the log start offset.
+	Earliest int64 = -2
+)
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+// ProduceRequest appends record batches to one partition.
+type ProduceRequest struct {
+	Topic     string
+	Partition int32
+	Acks      Acks
+	// Batches holds one or more RecordBatch v2, as a producer encoded them.
+	// The broker assigns offsets by rewriting them in place: it modifies
+	// Batches, and keeps none of it after answering.
+	Batches []byte
+}
+
+// ProduceResponse answers a ProduceRequest.
+type ProduceResponse struct {
+	BaseOffset     int64 // offset of the first record; -1 with AcksNone
+	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
+	LogStartOffset int64
+	// Duplicate is true when the batch was a retry of one the broker had
+	// already appended (idempotence): BaseOffset is the original one.
+	Duplicate bool
+}
+
+// FetchRequest asks for records of several partitions, waiting up to
+// MaxWait for MinBytes of them.
+type FetchRequest struct {
+	MaxWait    time.Duration
+	MinBytes   int
+	MaxBytes   int // for the whole response; at least one batch is returned
+	Partitions []FetchPartition
+}
+
+// FetchPartition is one partition of a FetchRequest.
+type FetchPartition struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	MaxBytes  int // for this partition
+}
+
+// FetchResponse answers a FetchRequest, one entry per requested partition,
+// in the request's order.
+type FetchResponse struct {
+	Partitions []FetchedPartition
+}
+
+// FetchedPartition is one partition of a FetchResponse.
+type FetchedPartition struct {
+	Topic          string
+	Partition      int32
+	HighWatermark  int64
+	LogStartOffset int64
+	// Records holds whole batches (see record.Batches); the first may
+	// begin before the requested offset. The bytes are the caller's: they
+	// never change.
+	Records []byte
+	// Err is the partition's error, such as ErrOffsetOutOfRange or
+	// ErrUnknownTopicOrPartition; the other partitions may still have data.
+	Err error
+}

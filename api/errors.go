@@ -1,0 +1,127 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+)
+
+// Errors a broker returns, beyond those of the storage layers (log.*,
+// record.*), which the table below maps too. The root package re-exports
+// them (runnel.ErrUnknownTopic, ...).
+var (
+	ErrUnknownTopicOrPartition = errors.New("runnel: unknown topic or partition")
+	ErrInvalidTopic            = errors.New("runnel: invalid topic")
+	ErrTopicAlreadyExists      = errors.New("runnel: topic already exists")
+	ErrInvalidPartitions       = errors.New("runnel: invalid number of partitions")
+	ErrInvalidRequiredAcks     = errors.New("runnel: invalid acks")
+	ErrInvalidRequest          = errors.New("runnel: invalid request")
+	ErrNotLeader               = errors.New("runnel: not the leader of the partition")
+	ErrNotEnoughReplicas       = errors.New("runnel: not enough in-sync replicas")
+	ErrRequestTimedOut         = errors.New("runnel: request timed out")
+	ErrOutOfOrderSequence      = errors.New("runnel: out of order sequence number")
+	ErrDuplicateSequence       = errors.New("runnel: duplicate sequence number")
+	ErrProducerFenced          = errors.New("runnel: producer fenced by a newer epoch")
+	ErrUnknownProducerID       = errors.New("runnel: unknown producer id")
+	ErrBrokerClosed            = errors.New("runnel: broker is closed")
+)
+
+// entry is one row of the error table.
+type entry struct {
+	err       error
+	code      int16
+	name      string
+	retriable bool
+}
+
+// table maps each sentinel to its Kafka error code (see Kafka's protocol
+// guide, "Error Codes"). The first row for a code is what ForCode returns.
+var table = []entry{
+	{log.ErrOffsetOutOfRange, 1, "OFFSET_OUT_OF_RANGE", false},
+	{record.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
+	{compression.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
+	{compression.ErrTooLarge, 2, "CORRUPT_MESSAGE", true},
+	{ErrUnknownTopicOrPartition, 3, "UNKNOWN_TOPIC_OR_PARTITION", true},
+	{ErrNotLeader, 6, "NOT_LEADER_OR_FOLLOWER", true},
+	{ErrRequestTimedOut, 7, "REQUEST_TIMED_OUT", true},
+	{ErrBrokerClosed, 8, "BROKER_NOT_AVAILABLE", false},
+	{log.ErrRecordTooLarge, 10, "MESSAGE_TOO_LARGE", false},
+	{ErrInvalidTopic, 17, "INVALID_TOPIC_EXCEPTION", false},
+	{ErrNotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true},
+	{ErrInvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false},
+	{ErrTopicAlreadyExists, 36, "TOPIC_ALREADY_EXISTS", false},
+	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
+	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},
+	{ErrInvalidRequest, 42, "INVALID_REQUEST", false},
+	{ErrOutOfOrderSequence, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER", false},
+	{ErrDuplicateSequence, 46, "DUPLICATE_SEQUENCE_NUMBER", false},
+	{ErrProducerFenced, 47, "INVALID_PRODUCER_EPOCH", false},
+	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
+	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
+	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
+	{log.ErrInvalidRecord, 87, "INVALID_RECORD", false},
+}
+
+// Code returns the Kafka error code of err: 0 for nil, the code of the
+// first sentinel in the table that err matches (errors.Is), or -1
+// (UNKNOWN_SERVER_ERROR).
+func Code(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	if e, ok := lookup(err); ok {
+		return e.code
+	}
+	return -1
+}
+
+// ForCode returns the sentinel error for a Kafka error code: nil for 0, the
+// table's error for a known code, else an *UnknownCodeError.
+func ForCode(code int16) error {
+	if code == 0 {
+		return nil
+	}
+	for _, e := range table {
+		if e.code == code {
+			return e.err
+		}
+	}
+	return &UnknownCodeError{Code: code}
+}
+
+// Name returns the Kafka name of err's code (OFFSET_OUT_OF_RANGE, ...).
+func Name(err error) string {
+	if err == nil {
+		return "NONE"
+	}
+	if e, ok := lookup(err); ok {
+		return e.name
+	}
+	return "UNKNOWN_SERVER_ERROR"
+}
+
+// IsRetriable reports whether Kafka considers err retriable: a client may
+// send the same request again and expect it to succeed in time.
+func IsRetriable(err error) bool {
+	e, ok := lookup(err)
+	return ok && e.retriable
+}
+
+func lookup(err error) (entry, bool) {
+	for _, e := range table {
+		if errors.Is(err, e.err) {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// UnknownCodeError is a Kafka error code the table does not know.
+type UnknownCodeError struct{ Code int16 }
+
+func (e *UnknownCodeError) Error() string {
+	return fmt.Sprintf("runnel: Kafka error code %d", e.Code)
+}

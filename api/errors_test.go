@@ -1,0 +1,47 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+func TestErrorTable(t *testing.T) {
+	require.EqualValues(t, 0, Code(nil))
+	require.Nil(t, ForCode(0))
+	seen := map[int16]bool{}
+	for _, e := range table {
+		require.Equal(t, e.code, Code(e.err), "%v", e.err)
+		require.Equal(t, e.code, Code(fmt.Errorf("wrapped: %w", e.err)), "wrapped %v", e.err)
+		require.Equal(t, e.retriable, IsRetriable(e.err))
+		require.Equal(t, e.name, Name(e.err))
+		if !seen[e.code] {
+			// The first row of a code is its error; it maps back.
+			require.ErrorIs(t, ForCode(e.code), e.err)
+			seen[e.code] = true
+		}
+	}
+	require.EqualValues(t, -1, Code(errors.New("something else")))
+	require.False(t, IsRetriable(errors.New("something else")))
+	var unknown *UnknownCodeError
+	require.ErrorAs(t, ForCode(999), &unknown)
+	require.EqualValues(t, 999, unknown.Code)
+
+	// Storage errors carry their codes through the broker.
+	require.EqualValues(t, 1, Code(fmt.Errorf("fetch: %w", log.ErrOffsetOutOfRange)))
+	require.EqualValues(t, 2, Code(&record.CorruptError{Reason: "bad crc"}))
+	require.EqualValues(t, 56, Code(fmt.Errorf("%w: %w", log.ErrLogFenced, errors.New("EIO"))))
+}
+
+func TestAcks(t *testing.T) {
+	for _, a := range []Acks{AcksNone, AcksLeader, AcksAll} {
+		require.True(t, a.Valid())
+	}
+	require.False(t, Acks(2).Valid())
+	require.Equal(t, "all", AcksAll.String())
+	require.Equal(t, "orders-3", TopicPartition{"orders", 3}.String())
+}
