@@ -22,9 +22,9 @@ var (
 	ErrNotLeader               = errors.New("runnel: not the leader of the partition")
 	ErrNotEnoughReplicas       = errors.New("runnel: not enough in-sync replicas")
 	ErrRequestTimedOut         = errors.New("runnel: request timed out")
-	ErrOutOfOrderSequence      = errors.New("runnel: out of order sequence number")
+	ErrOutOfOrderSequence      = log.ErrOutOfOrderSequence
 	ErrDuplicateSequence       = errors.New("runnel: duplicate sequence number")
-	ErrProducerFenced          = errors.New("runnel: producer fenced by a newer epoch")
+	ErrProducerFenced          = log.ErrProducerFenced
 	ErrUnknownProducerID       = errors.New("runnel: unknown producer id")
 	ErrBrokerClosed            = errors.New("runnel: broker is closed")
 )

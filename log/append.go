@@ -21,6 +21,10 @@ type AppendResult struct {
 	LastOffset    int64
 	Records       int
 	LogAppendTime int64 // ms; -1 when the topic uses CreateTime
+	// Duplicate is true when the batch repeated one of the same idempotent
+	// producer that the log already holds: nothing was written, and the
+	// offsets are the original ones.
+	Duplicate bool
 }
 
 // Append validates data — one or more whole RecordBatch v2 batches, as a
@@ -51,6 +55,13 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 		l.mu.Unlock()
 		return res, err
 	}
+	if dup, err := l.checkProducer(data); err != nil || dup != nil {
+		l.mu.Unlock()
+		if dup != nil {
+			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
+		}
+		return res, err
+	}
 	next := l.next.Load()
 	res.FirstOffset = next
 	if l.cfg.TimestampType == record.LogAppendTime {
@@ -72,6 +83,9 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 		l.mu.Unlock()
 		return res, err
 	}
+	if b := record.Batch(data); b.ProducerID() != record.NoProducerID {
+		l.producers.update(b)
+	}
 	flush := l.flushDueLocked(int64(records))
 	l.mu.Unlock()
 
@@ -79,6 +93,25 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 		return res, l.syncTo(ctx, next)
 	}
 	return res, nil
+}
+
+// checkProducer applies idempotence to an append: a batch of an idempotent
+// producer must come alone (as in Kafka's produce requests since v3) and
+// follow that producer's last sequence, or repeat one of its last batches.
+func (l *Log) checkProducer(data []byte) (*producerBatch, error) {
+	b := record.Batch(data)
+	if b.ProducerID() == record.NoProducerID {
+		return nil, nil
+	}
+	if int(record.BatchSize(data)) != len(data) {
+		return nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
+	}
+	dup, err := l.producers.check(b)
+	if dup != nil {
+		d := *dup
+		return &d, nil
+	}
+	return nil, err
 }
 
 // validate checks every batch and returns the record count.
@@ -201,6 +234,10 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 			return nil, l.fence(err)
 		}
 		l.recovery = base
+		// The producer state as of the roll bounds what Open replays.
+		if err := l.snapshotProducersLocked(); err != nil {
+			return nil, l.fence(err)
+		}
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil

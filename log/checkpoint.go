@@ -21,6 +21,7 @@ const (
 	leaderEpochFile   = "leader-epoch-checkpoint"
 	cleanerFile       = "cleaner-offset-checkpoint"
 	cleanShutdownFile = "clean-shutdown"
+	producerFile      = "producer-state-checkpoint"
 	tmpSuffix         = ".tmp"
 )
 

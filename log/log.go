@@ -38,12 +38,13 @@ type Log struct {
 	mu   sync.Mutex
 	segs atomic.Pointer[[]*segment.Segment] // by base offset; the last is active
 
-	next     atomic.Int64 // log end offset
-	start    atomic.Int64 // log start offset
-	durable  atomic.Int64 // offsets below are fsynced
-	recovery int64        // recovery point: below it, log and indexes are synced (mu)
-	epochs   *epochCache  // mu
-	cleaned  int64        // cleaner checkpoint: first dirty offset (mu)
+	next      atomic.Int64 // log end offset
+	start     atomic.Int64 // log start offset
+	durable   atomic.Int64 // offsets below are fsynced
+	recovery  int64        // recovery point: below it, log and indexes are synced (mu)
+	epochs    *epochCache  // mu
+	producers producers    // idempotent producers' recent batches (mu)
+	cleaned   int64        // cleaner checkpoint: first dirty offset (mu)
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -148,6 +149,10 @@ func (l *Log) open() (err error) {
 	if l.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
 		return err
 	}
+	snap, err := readCheckpoint(l.fs, l.dir, producerFile, 6)
+	if err != nil {
+		return err
+	}
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
 
@@ -209,6 +214,9 @@ func (l *Log) open() (err error) {
 	l.start.Store(min(max(start, segs[0].Base()), next))
 	l.durable.Store(next)
 	l.recovery = next
+	if err := l.loadProducers(snap); err != nil {
+		return err
+	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a
@@ -285,7 +293,7 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 	changed := false
 	for _, name := range names {
 		switch name {
-		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile:
+		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, producerFile:
 			continue
 		case cleanShutdownFile:
 			clean = true
@@ -381,6 +389,9 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 		}
 	}
 	next := l.next.Load()
+	if err := l.snapshotProducersLocked(); err != nil {
+		return err
+	}
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
 	}

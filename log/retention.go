@@ -42,6 +42,7 @@ func (l *Log) setStartLocked(offset int64) error {
 		return l.fence(err)
 	}
 	l.start.Store(offset)
+	l.producers.dropBefore(offset)
 	if err := l.epochs.truncateFromStart(offset); err != nil {
 		return l.fence(err)
 	}
@@ -182,6 +183,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if l.cleaned > next {
 		l.cleaned = next
 	}
+	l.producers.dropFrom(next)
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return 0, l.fence(err)
 	}

@@ -1,0 +1,198 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/runnel/runnel/record"
+)
+
+// Errors of idempotent appends (Kafka's idempotent producer, KIP-98).
+var (
+	// ErrOutOfOrderSequence is returned by Append for a batch whose
+	// sequence number does not follow the producer's last one.
+	ErrOutOfOrderSequence = errors.New("runnel/log: out of order sequence number")
+	// ErrProducerFenced is returned by Append for a batch from a producer
+	// epoch older than the latest the log has seen for that producer id.
+	ErrProducerFenced = errors.New("runnel/log: producer fenced by a newer epoch")
+)
+
+// maxProducerBatches is how many recent batches per producer the log
+// remembers to answer retried duplicates, as Kafka does (and as its
+// max.in.flight.requests.per.connection <= 5 for idempotence requires).
+const maxProducerBatches = 5
+
+// producerBatch is one remembered batch of a producer.
+type producerBatch struct {
+	firstSeq, lastSeq     int32
+	firstOffset, lastOffs int64
+}
+
+// producerState is what the log knows of one producer id.
+type producerState struct {
+	epoch   int16
+	batches []producerBatch // oldest first, at most maxProducerBatches
+}
+
+// producers is the log's idempotence state, guarded by Log.mu.
+type producers map[int64]*producerState
+
+// check decides what to do with batch b of an idempotent producer: nil
+// and dup == nil to append it; a non-nil dup when it repeats a batch
+// already appended (the caller answers with dup's offsets); or an error.
+func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
+	st := ps[b.ProducerID()]
+	if st == nil {
+		// A new producer (or one whose state has gone with retention):
+		// Kafka accepts any first sequence since KIP-360.
+		return nil, nil
+	}
+	if b.ProducerEpoch() < st.epoch {
+		return nil, fmt.Errorf("%w: producer %d epoch %d, latest %d", ErrProducerFenced, b.ProducerID(), b.ProducerEpoch(), st.epoch)
+	}
+	if b.ProducerEpoch() > st.epoch {
+		if b.BaseSequence() != 0 {
+			return nil, fmt.Errorf("%w: producer %d starts epoch %d at sequence %d", ErrOutOfOrderSequence, b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+		}
+		return nil, nil
+	}
+	first, last := b.BaseSequence(), b.LastSequence()
+	for i := range st.batches {
+		if st.batches[i].firstSeq == first && st.batches[i].lastSeq == last {
+			return &st.batches[i], nil
+		}
+	}
+	if n := len(st.batches); n > 0 && first != nextSeq(st.batches[n-1].lastSeq) {
+		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSequence, b.ProducerID(), nextSeq(st.batches[n-1].lastSeq), first)
+	}
+	return nil, nil
+}
+
+func nextSeq(s int32) int32 {
+	if s == math.MaxInt32 {
+		return 0
+	}
+	return s + 1
+}
+
+// update records an appended (or replayed) batch.
+func (ps producers) update(b record.Batch) {
+	id := b.ProducerID()
+	st := ps[id]
+	if st == nil || b.ProducerEpoch() > st.epoch {
+		st = &producerState{epoch: b.ProducerEpoch()}
+		ps[id] = st
+	}
+	if len(st.batches) == maxProducerBatches {
+		copy(st.batches, st.batches[1:])
+		st.batches = st.batches[:maxProducerBatches-1]
+	}
+	st.batches = append(st.batches, producerBatch{
+		firstSeq: b.BaseSequence(), lastSeq: b.LastSequence(),
+		firstOffset: b.BaseOffset(), lastOffs: b.LastOffset(),
+	})
+}
+
+// dropBefore forgets the batches below offset (retention, truncation
+// from the start) and the producers left with none.
+func (ps producers) dropBefore(offset int64) {
+	for id, st := range ps {
+		i := 0
+		for i < len(st.batches) && st.batches[i].lastOffs < offset {
+			i++
+		}
+		st.batches = st.batches[i:]
+		if len(st.batches) == 0 {
+			delete(ps, id)
+		}
+	}
+}
+
+// dropFrom forgets the batches at or past offset (truncation).
+func (ps producers) dropFrom(offset int64) {
+	for id, st := range ps {
+		i := len(st.batches)
+		for i > 0 && st.batches[i-1].firstOffset >= offset {
+			i--
+		}
+		st.batches = st.batches[:i]
+		if len(st.batches) == 0 {
+			delete(ps, id)
+		}
+	}
+}
+
+// rows encodes the state for a checkpoint file: one row per remembered
+// batch: producer id, epoch, first and last sequence, first and last offset.
+func (ps producers) rows() [][]int64 {
+	ids := make([]int64, 0, len(ps))
+	for id := range ps {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var rows [][]int64
+	for _, id := range ids {
+		st := ps[id]
+		for _, b := range st.batches {
+			rows = append(rows, []int64{id, int64(st.epoch), int64(b.firstSeq), int64(b.lastSeq), b.firstOffset, b.lastOffs})
+		}
+	}
+	return rows
+}
+
+func producersFromRows(rows [][]int64) producers {
+	ps := producers{}
+	for _, r := range rows {
+		st := ps[r[0]]
+		if st == nil {
+			st = &producerState{epoch: int16(r[1])}
+			ps[r[0]] = st
+		}
+		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]})
+		if len(st.batches) > maxProducerBatches {
+			st.batches = st.batches[1:]
+		}
+	}
+	return ps
+}
+
+// snapshotProducersLocked writes the producer state as of the log end
+// offset. Its first row is (-1, offset, 0, 0, 0, 0).
+func (l *Log) snapshotProducersLocked() error {
+	rows := append([][]int64{{-1, l.next.Load(), 0, 0, 0, 0}}, l.producers.rows()...)
+	return writeCheckpoint(l.fs, l.dir, producerFile, rows)
+}
+
+// loadProducers rebuilds the producer state on open: the snapshot, then
+// every idempotent batch after the snapshot's offset (or the whole log,
+// without a usable snapshot).
+func (l *Log) loadProducers(snap [][]int64) error {
+	from := l.start.Load()
+	l.producers = producers{}
+	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] <= l.next.Load() && snap[0][1] >= from {
+		l.producers = producersFromRows(snap[1:])
+		from = snap[0][1]
+	}
+	l.producers.dropFrom(l.next.Load())
+	for off := from; off < l.next.Load(); {
+		data, err := l.read(nil, off, 1<<20, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			break
+		}
+		for b, err := range record.Batches(data) {
+			if err != nil {
+				return err
+			}
+			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
+				l.producers.update(b)
+			}
+			off = b.NextOffset()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// idemBatch is a batch of n records of producer pid/epoch from sequence seq.
+func idemBatch(t testing.TB, pid int64, epoch int16, seq int32, n int) []byte {
+	t.Helper()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(pid, epoch, seq)
+	for i := range n {
+		b.Append(1, []byte(fmt.Sprint(seq+int32(i))), []byte("v"), nil)
+	}
+	out, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
+}
+
+func TestIdempotentAppends(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	cfg := Config{SegmentBytes: 400}
+	l := e.open(cfg)
+	ctx := context.Background()
+	app := func(data []byte) (AppendResult, error) { return l.Append(ctx, data, AppendOptions{}) }
+
+	r, err := app(idemBatch(t, 7, 0, 0, 3))
+	require.NoError(t, err)
+	require.EqualValues(t, 0, r.FirstOffset)
+	appendOK(t, l, valueBatch(t, 1, "other")) // a non-idempotent record in between
+	r, err = app(idemBatch(t, 7, 0, 3, 2))
+	require.NoError(t, err)
+	require.EqualValues(t, 4, r.FirstOffset)
+
+	// A retry of either batch answers with its original offsets.
+	r, err = app(idemBatch(t, 7, 0, 0, 3))
+	require.NoError(t, err)
+	require.True(t, r.Duplicate)
+	require.EqualValues(t, 0, r.FirstOffset)
+	require.EqualValues(t, 2, r.LastOffset)
+	require.EqualValues(t, 6, l.LogEndOffset(), "nothing was written again")
+
+	// A gap, a stale epoch.
+	_, err = app(idemBatch(t, 7, 0, 9, 1))
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	r, err = app(idemBatch(t, 7, 1, 0, 1))
+	require.NoError(t, err, "a new epoch starts at sequence 0")
+	_, err = app(idemBatch(t, 7, 0, 5, 1))
+	require.ErrorIs(t, err, ErrProducerFenced)
+	_, err = app(idemBatch(t, 7, 2, 4, 1))
+	require.ErrorIs(t, err, ErrOutOfOrderSequence, "a new epoch must start at 0")
+	// Two batches of an idempotent producer in one append are refused.
+	_, err = app(append(idemBatch(t, 8, 0, 0, 1), idemBatch(t, 8, 0, 1, 1)...))
+	require.ErrorIs(t, err, ErrInvalidRecord)
+
+	// Only the last five batches are remembered.
+	for i := range 6 {
+		_, err := app(idemBatch(t, 9, 0, int32(i), 1))
+		require.NoError(t, err)
+	}
+	r, err = app(idemBatch(t, 9, 0, 1, 1))
+	require.NoError(t, err)
+	require.True(t, r.Duplicate)
+	_, err = app(idemBatch(t, 9, 0, 0, 1))
+	require.ErrorIs(t, err, ErrOutOfOrderSequence, "too old to be recognised")
+
+	// The state survives a clean restart (snapshot) and a crash (replay).
+	end := l.LogEndOffset()
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	r, err = app(idemBatch(t, 9, 0, 5, 1))
+	require.NoError(t, err)
+	require.True(t, r.Duplicate)
+	require.EqualValues(t, end-1, r.FirstOffset)
+	_, err = app(idemBatch(t, 9, 0, 6, 1))
+	require.NoError(t, err)
+
+	e.fs = mem.CrashClone(vfs.CrashOptions{})
+	l2 := e.open(cfg)
+	defer l2.Close()
+	r, err = l2.Append(ctx, idemBatch(t, 9, 0, 6, 1), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, r.Duplicate, "replayed from the log after the crash")
+	_, err = l2.Append(ctx, idemBatch(t, 7, 0, 0, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrProducerFenced)
+	l.Close()
+}
+
+func TestProducerStateFollowsTruncation(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	for i := range 4 {
+		_, err := l.Append(ctx, idemBatch(t, 3, 0, int32(i), 1), AppendOptions{})
+		require.NoError(t, err)
+	}
+	_, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	// Sequence 2 is no longer a duplicate: it was cut.
+	r, err := l.Append(ctx, idemBatch(t, 3, 0, 2, 1), AppendOptions{})
+	require.NoError(t, err)
+	require.False(t, r.Duplicate)
+	require.EqualValues(t, 2, r.FirstOffset)
+}
