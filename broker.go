@@ -1,0 +1,179 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Config configures a Broker. The zero value is an in-memory broker with
+// Kafka's topic defaults. Open copies it.
+type Config struct {
+	// Dir is where the broker keeps its data; "" keeps it in memory (a
+	// vfs.NewMem file system that lives as long as the Broker).
+	Dir string
+	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
+	// Default: vfs.OS when Dir is set.
+	FS vfs.FS
+	// TopicDefaults are the broker-wide defaults for topic configs: a
+	// topic's zero fields take these, and these zero fields Kafka's.
+	TopicDefaults log.Config
+	// AutoCreateTopics creates a topic the first time a producer writes to
+	// it, with DefaultPartitions partitions. Default off.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics.
+	// Default 1.
+	DefaultPartitions int
+	// MaintenanceInterval is how often retention, compaction and flush.ms
+	// run. Default 30 s.
+	MaintenanceInterval time.Duration
+	// Clock tells the time to the logs (retention, timestamps). Default
+	// the system clock.
+	Clock log.Clock
+	// Logger receives the broker's logs. Default: none.
+	Logger *slog.Logger
+}
+
+// Broker is one node: its topics and their partitions. All methods are
+// safe for concurrent use.
+type Broker struct {
+	cfg  Config
+	fs   vfs.FS
+	root string
+	lock io.Closer
+
+	mu      sync.RWMutex
+	topics  map[string]*log.Topic
+	nextPID int64 // mu
+
+	closed atomic.Bool
+	ctx    context.Context // cancelled by Close: stops maintenance and waits
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open starts a broker on cfg.Dir (or in memory), reopening every topic
+// found there: each partition's log recovers as package log describes.
+//
+// Errors: an error matching vfs.ErrLocked when another process has the
+// directory open; log.ErrInvalidConfig for bad TopicDefaults; errors from
+// recovering a partition (record.ErrCorrupt for corrupt acknowledged data).
+func Open(cfg Config) (*Broker, error) {
+	if cfg.DefaultPartitions == 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.MaintenanceInterval <= 0 {
+		cfg.MaintenanceInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = log.SystemClock{}
+	}
+	if err := cfg.TopicDefaults.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}}
+	switch {
+	case b.fs == nil && b.root == "":
+		b.fs, b.root = vfs.NewMem(), "/runnel"
+	case b.fs == nil:
+		b.fs = vfs.OS
+	case b.root == "":
+		b.root = "/runnel"
+	}
+	if err := b.fs.MkdirAll(filepath.Join(b.root, topicsDir), 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := b.fs.Lock(filepath.Join(b.root, lockFile))
+	if err != nil {
+		return nil, fmt.Errorf("runnel: opening %s: %w", b.root, err)
+	}
+	b.lock = lock
+	if err := b.load(); err != nil {
+		b.closeTopics()
+		lock.Close()
+		return nil, err
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go b.maintain()
+	return b, nil
+}
+
+// Close stops the broker: its maintenance goroutine, then every partition's
+// log (cleanly, so the next Open is quick), then the directory lock. It is
+// idempotent; afterwards every method returns ErrClosed.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.cancel()
+	b.wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.closeTopics()
+	return errors.Join(err, b.lock.Close())
+}
+
+func (b *Broker) closeTopics() error {
+	var err error
+	for _, t := range b.topics {
+		for _, p := range t.Partitions {
+			err = errors.Join(err, p.Close())
+		}
+	}
+	return err
+}
+
+// maintain runs each partition's periodic work until Close.
+func (b *Broker) maintain() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range b.partitions() {
+			if err := p.Log().Maintain(b.ctx); err != nil && !errors.Is(err, log.ErrClosed) && b.ctx.Err() == nil {
+				b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
+			}
+		}
+	}
+}
+
+// Maintain runs retention, compaction and flush.ms on every partition now,
+// as the broker's own goroutine does every MaintenanceInterval.
+func (b *Broker) Maintain(ctx context.Context) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	var err error
+	for _, p := range b.partitions() {
+		err = errors.Join(err, p.Log().Maintain(ctx))
+	}
+	return err
+}
+
+func (b *Broker) partitions() []*log.Partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var ps []*log.Partition
+	for _, t := range b.topics {
+		ps = append(ps, t.Partitions...)
+	}
+	return ps
+}

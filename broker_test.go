@@ -1,0 +1,262 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func batch(t testing.TB, values ...string) []byte {
+	t.Helper()
+	var b record.Builder
+	b.Reset()
+	for _, v := range values {
+		b.Append(time.Now().UnixMilli(), []byte("k-"+v), []byte(v), nil)
+	}
+	out, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
+}
+
+func produce(t testing.TB, b *Broker, topic string, p int32, values ...string) api.ProduceResponse {
+	t.Helper()
+	resp, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksAll, Batches: batch(t, values...)})
+	require.NoError(t, err)
+	return resp
+}
+
+func values(t testing.TB, data []byte) []string {
+	t.Helper()
+	var out []string
+	for b, err := range record.Batches(data) {
+		require.NoError(t, err)
+		for r, err := range b.Records() {
+			require.NoError(t, err)
+			out = append(out, string(r.Value))
+		}
+	}
+	return out
+}
+
+func open(t testing.TB, cfg Config) *Broker {
+	t.Helper()
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestProduceFetchInMemory(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 3}))
+	require.Equal(t, []string{"orders"}, b.Topics())
+	n, err := b.Partitions(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+
+	r := produce(t, b, "orders", 1, "a", "b")
+	require.EqualValues(t, 0, r.BaseOffset)
+	r = produce(t, b, "orders", 1, "c")
+	require.EqualValues(t, 2, r.BaseOffset)
+
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "orders", Partition: 1, Offset: 0}, {Topic: "orders", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+	require.EqualValues(t, 3, resp.Partitions[0].HighWatermark)
+	require.Empty(t, resp.Partitions[1].Records)
+
+	info, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Config.Partitions)
+	require.EqualValues(t, 3, info.Partitions[1].LogEndOffset)
+	require.EqualValues(t, log.DefaultSegmentBytes, info.Config.SegmentBytes, "defaults filled in")
+
+	off, err := b.ListOffset(ctx, "orders", 1, api.Earliest)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, off)
+	off, err = b.ListOffset(ctx, "orders", 1, api.Latest)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, off)
+	off, err = b.ListOffset(ctx, "orders", 1, time.Now().Add(time.Hour).UnixMilli())
+	require.NoError(t, err)
+	require.EqualValues(t, 3, off, "nothing that new: the high watermark")
+}
+
+func TestTopicAdminErrors(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	for _, name := range []string{"", ".", "..", "a/b", "with space", strings.Repeat("x", 250), "ünïcode"} {
+		require.ErrorIs(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 1}), ErrInvalidTopic, "%q", name)
+	}
+	require.NoError(t, b.CreateTopic(ctx, strings.Repeat("x", 249), log.TopicConfig{Partitions: 1}))
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{}), ErrInvalidPartitions)
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MinCleanableDirtyRatio: 3}}), log.ErrInvalidConfig)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}), ErrTopicExists)
+	require.ErrorIs(t, b.CreatePartitions(ctx, "t", 2), ErrInvalidPartitions)
+	require.ErrorIs(t, b.CreatePartitions(ctx, "nope", 5), ErrUnknownTopic)
+	require.ErrorIs(t, b.DeleteTopic(ctx, "nope"), ErrUnknownTopic)
+	_, err := b.DescribeTopic(ctx, "nope")
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	_, err = b.Partitions(ctx, "")
+	require.ErrorIs(t, err, ErrInvalidTopic)
+
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 2, Acks: api.AcksAll, Batches: batch(t, "x")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: -1, Acks: api.AcksAll, Batches: batch(t, "x")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: 5, Batches: batch(t, "x")})
+	require.ErrorIs(t, err, api.ErrInvalidRequiredAcks)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "nope", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "x")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	require.EqualValues(t, 3, api.Code(err))
+
+	// Too large for the topic's max.message.bytes: nothing is written.
+	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 200}))
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, strings.Repeat("v", 300))})
+	require.ErrorIs(t, err, log.ErrRecordTooLarge)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, 200, info.Config.MaxMessageBytes)
+	require.EqualValues(t, 0, info.Partitions[0].LogEndOffset)
+
+	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
+	produce(t, b, "t", 3, "in the new partition")
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, ErrUnknownTopic)
+	_, err = b.ListOffset(ctx, "t", 0, api.Latest)
+	require.ErrorIs(t, err, ErrUnknownTopic)
+}
+
+func TestPersistenceAndLock(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := Open(Config{Dir: dir, TopicDefaults: log.Config{SegmentBytes: 4096}})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 2, Config: log.Config{RetentionTime: time.Hour}}))
+	for i := range 50 {
+		produce(t, b, "events", int32(i%2), fmt.Sprint(i))
+	}
+	pid, _, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+
+	_, err = Open(Config{Dir: dir})
+	require.ErrorIs(t, err, vfs.ErrLocked, "a second broker on the same directory")
+	require.NoError(t, b.Close())
+	require.NoError(t, b.Close())
+	_, err = b.Partitions(ctx, "events")
+	require.ErrorIs(t, err, ErrClosed)
+
+	b = open(t, Config{Dir: dir, TopicDefaults: log.Config{SegmentBytes: 4096}})
+	info, err := b.DescribeTopic(ctx, "events")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.EqualValues(t, 4096, info.Config.SegmentBytes)
+	require.EqualValues(t, 25, info.Partitions[0].LogEndOffset)
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "events", Partition: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, "1", values(t, resp.Partitions[0].Records)[0])
+	pid2, _, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	require.Greater(t, pid2, pid, "producer ids are never reused")
+}
+
+func TestIdempotentProduce(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	pid, epoch, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	mk := func(seq int32) []byte {
+		var bl record.Builder
+		bl.Reset()
+		bl.SetProducer(pid, epoch, seq)
+		bl.Append(1, nil, []byte(fmt.Sprint(seq)), nil)
+		out, err := bl.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return out
+	}
+	send := func(seq int32) (api.ProduceResponse, error) {
+		return b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: mk(seq)})
+	}
+	r, err := send(0)
+	require.NoError(t, err)
+	require.False(t, r.Duplicate)
+	r, err = send(0)
+	require.NoError(t, err)
+	require.True(t, r.Duplicate)
+	require.EqualValues(t, 0, r.BaseOffset)
+	_, err = send(5)
+	require.ErrorIs(t, err, api.ErrOutOfOrderSequence)
+	require.EqualValues(t, 45, api.Code(err))
+}
+
+func TestFetchLongPoll(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+
+	// MaxWait passes with nothing: an empty answer, no error.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: 10 * time.Millisecond, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	require.Empty(t, resp.Partitions[0].Records)
+
+	// A waiting fetch is woken by an append to any of its partitions.
+	got := make(chan api.FetchResponse)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- resp
+	}()
+	produce(t, b, "t", 1, "wake")
+	resp = <-got
+	require.Equal(t, []string{"wake"}, values(t, resp.Partitions[1].Records))
+
+	// ctx ends a wait.
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() {
+		_, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 0}}})
+		done <- err
+	}()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	// An offset past the end is out of range, at once.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, Offset: 9}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+}
+
+func TestAutoCreate(t *testing.T) {
+	b := open(t, Config{AutoCreateTopics: true, DefaultPartitions: 4})
+	ctx := context.Background()
+	r := produce(t, b, "auto", 3, "x")
+	require.EqualValues(t, 0, r.BaseOffset)
+	n, err := b.Partitions(ctx, "auto2")
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	require.Equal(t, []string{"auto", "auto2"}, b.Topics())
+
+	off := open(t, Config{})
+	_, err = off.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batch(t, "x")})
+	require.True(t, errors.Is(err, ErrUnknownTopic), "off by default")
+}

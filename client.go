@@ -1,0 +1,223 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+)
+
+// partition returns a topic's partition, creating the topic first when
+// create is set and the broker auto-creates topics.
+func (b *Broker) partition(ctx context.Context, topic string, id int32, create bool) (*log.Partition, error) {
+	t, err := b.topic(topic)
+	if create && b.cfg.AutoCreateTopics && err != nil && !isClosedOrInvalid(err) {
+		if t, err = b.autoCreate(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if id < 0 || int(id) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s has no partition %d", ErrUnknownTopic, topic, id)
+	}
+	return t.Partitions[id], nil
+}
+
+func isClosedOrInvalid(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidTopic)
+}
+
+func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, error) {
+	b.mu.Lock()
+	if _, ok := b.topics[topic]; !ok && !b.closed.Load() {
+		if err := b.createLocked(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
+	}
+	b.mu.Unlock()
+	return b.topic(topic)
+}
+
+// Partitions returns the number of partitions of topic, creating the
+// topic if the broker auto-creates topics. It serves producer.Client and
+// consumer.Client.
+//
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
+	t, err := b.topic(topic)
+	if err != nil && b.cfg.AutoCreateTopics && !isClosedOrInvalid(err) {
+		t, err = b.autoCreate(ctx, topic)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(t.Partitions), nil
+}
+
+// InitProducerID assigns a new idempotent producer id (unique for the
+// broker's directory, across restarts) with epoch 0. It serves
+// producer.Client.
+func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
+	if b.closed.Load() {
+		return 0, 0, ErrClosed
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.nextPID
+	if err := b.writeFile(b.path(producerIDs), []byte(strconv.FormatInt(id+1, 10)+"\n")); err != nil {
+		return 0, 0, err
+	}
+	b.nextPID++
+	return id, 0, nil
+}
+
+func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
+
+// Produce appends req.Batches to a partition (see log.Log.Append, which
+// assigns offsets in place and applies idempotence). It serves
+// producer.Client.
+//
+// On a single node every acks level waits for the append, and under the
+// default fsync policy for its fsync: acks 0 and 1 ask for no more, and
+// get no less.
+//
+// Errors: api.ErrInvalidRequiredAcks; ErrUnknownTopic; ErrInvalidTopic;
+// log.ErrRecordTooLarge; log.ErrInvalidRecord; record.ErrCorrupt;
+// log.ErrOutOfOrderSequence; log.ErrProducerFenced; log.ErrLogFenced;
+// ErrClosed; ctx's error.
+func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	if !req.Acks.Valid() {
+		return resp, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
+	}
+	p, err := b.partition(ctx, req.Topic, req.Partition, true)
+	if err != nil {
+		return resp, err
+	}
+	res, err := p.Append(ctx, req.Batches, log.AppendOptions{})
+	if err != nil {
+		return resp, err
+	}
+	resp.BaseOffset, resp.LogAppendTime, resp.Duplicate = res.FirstOffset, res.LogAppendTime, res.Duplicate
+	resp.LogStartOffset = p.LogStartOffset()
+	return resp, nil
+}
+
+// ListOffset returns the offset for timestamp (ms) in a partition: the
+// first offset whose record is at least that recent, or the high
+// watermark when none is; api.Latest gives the high watermark and
+// api.Earliest the log start offset. It serves consumer.Client.
+//
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error) {
+	p, err := b.partition(ctx, topic, partition, false)
+	if err != nil {
+		return 0, err
+	}
+	hw := p.HighWatermark()
+	switch timestamp {
+	case api.Latest:
+		return hw, nil
+	case api.Earliest:
+		return p.LogStartOffset(), nil
+	}
+	off, ok, err := p.Log().OffsetForTime(timestamp)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || off > hw {
+		return hw, nil
+	}
+	return off, nil
+}
+
+// Fetch reads records of several partitions up to their high watermarks,
+// waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
+// not by a timer tick), or until ctx ends. It serves consumer.Client.
+//
+// Per-partition errors (ErrUnknownTopic, log.ErrOffsetOutOfRange,
+// record.ErrCorrupt) are in FetchedPartition.Err, and end the wait at once.
+// Fetch itself fails only when the broker is closed (ErrClosed) or ctx ends
+// before anything was found (ctx's error).
+func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	var timer <-chan time.Time
+	if req.MaxWait > 0 {
+		t := time.NewTimer(req.MaxWait)
+		defer t.Stop()
+		timer = t.C
+	}
+	maxBytes := req.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 50 << 20
+	}
+	for {
+		if b.closed.Load() {
+			return api.FetchResponse{}, ErrClosed
+		}
+		resp, waits, total, failed := b.fetchOnce(ctx, req, maxBytes)
+		if total >= max(req.MinBytes, 1) || failed || req.MaxWait <= 0 {
+			return resp, nil
+		}
+		// Wait for a partition to move, the deadline, or ctx.
+		cases := make([]reflect.SelectCase, 0, len(waits)+2)
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
+		for _, w := range waits {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+		}
+		switch i, _, _ := reflect.Select(cases); i {
+		case 0:
+			if total > 0 {
+				return resp, nil
+			}
+			return resp, ctx.Err()
+		case 1:
+			// MaxWait passed: one last look.
+			resp, _, _, _ = b.fetchOnce(ctx, req, maxBytes)
+			return resp, nil
+		}
+	}
+}
+
+// fetchOnce reads each requested partition once. It takes each partition's
+// change channel before reading it, so that an append after the read
+// closes a channel the caller then waits on.
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool) {
+	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
+	for i, fp := range req.Partitions {
+		out := &resp.Partitions[i]
+		out.Topic, out.Partition = fp.Topic, fp.Partition
+		p, err := b.partition(ctx, fp.Topic, fp.Partition, false)
+		if err != nil {
+			out.Err, failed = err, true
+			continue
+		}
+		waits = append(waits, p.Changed())
+		out.HighWatermark, out.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+		limit := fp.MaxBytes
+		if limit <= 0 || limit > maxBytes-total {
+			limit = maxBytes - total
+		}
+		if limit <= 0 && total > 0 {
+			continue
+		}
+		data, err := p.ReadInto(nil, fp.Offset, limit)
+		if err != nil {
+			out.Err, failed = err, true
+			continue
+		}
+		out.Records = data
+		total += len(data)
+	}
+	return resp, waits, total, failed
+}

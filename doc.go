@@ -1,0 +1,22 @@
+// Package runnel is an embeddable broker for Kafka's model: topics split
+// into partitions, each an append-only log in Kafka's on-disk format (see
+// package log), served to producers and consumers in the same process.
+//
+//	b, err := runnel.Open(runnel.Config{Dir: "data"}) // Dir "" runs in memory
+//	defer b.Close()
+//	err = b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 8})
+//	p, err := producer.New(b)
+//	c := consumer.New(b)
+//
+// A Broker is one node. Its layout on disk is Kafka's: one directory per
+// partition, <Dir>/<topic>-<partition>, holding that partition's segments
+// and checkpoints, plus runnel's own files: <Dir>/topics/<topic>.json (a
+// topic's partition count and configuration), <Dir>/producer-ids (the next
+// idempotent producer id) and <Dir>/runnel.lock, which a second process
+// opening the same directory finds locked.
+//
+// The clients (packages producer and consumer) never import this package:
+// each declares the small interface it needs in the terms of package api,
+// and *Broker satisfies them. The broker starts one goroutine, for
+// retention, compaction and flush.ms; Close stops it.
+package runnel

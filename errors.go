@@ -1,0 +1,21 @@
+package runnel
+
+import "github.com/runnel/runnel/api"
+
+// The broker's errors. They are package api's, which maps each to its Kafka
+// error code (api.Code); they are repeated here to be found where the
+// broker is.
+var (
+	// ErrUnknownTopic is returned for a topic or partition the broker does
+	// not have.
+	ErrUnknownTopic = api.ErrUnknownTopicOrPartition
+	// ErrInvalidTopic is returned for a topic name Kafka would refuse.
+	ErrInvalidTopic = api.ErrInvalidTopic
+	// ErrTopicExists is returned by CreateTopic for an existing topic.
+	ErrTopicExists = api.ErrTopicAlreadyExists
+	// ErrInvalidPartitions is returned for a partition count below 1, or
+	// one that would shrink a topic.
+	ErrInvalidPartitions = api.ErrInvalidPartitions
+	// ErrClosed is returned by every method of a closed Broker.
+	ErrClosed = api.ErrBrokerClosed
+)

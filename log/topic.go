@@ -1,0 +1,136 @@
+package log
+
+import (
+	"context"
+	"sync"
+)
+
+// TopicConfig is a topic's configuration: its partition count and the
+// Config of every partition's log (zero fields: the broker's defaults).
+type TopicConfig struct {
+	Partitions int
+	Config
+}
+
+// Topic is the public face of a topic on a broker: its name, its
+// configuration (with the broker's defaults filled in) and its partitions.
+type Topic struct {
+	Name       string
+	Config     TopicConfig
+	Partitions []*Partition
+}
+
+// Partition is the public face of one partition of a topic: its log, and,
+// on a single node, its high watermark — the end of what is durable per the
+// topic's fsync policy (the durable offset under SyncAlways, the log end
+// offset otherwise). Consumers read below it. Its methods are safe for
+// concurrent use.
+type Partition struct {
+	topic string
+	id    int32
+
+	mu      sync.RWMutex // guards log: Reopen swaps it
+	log     *Log
+	changed chan struct{} // closed when the high watermark moves (notifyMu)
+
+	notifyMu sync.Mutex
+}
+
+// NewPartition wraps an open log as partition id of topic.
+func NewPartition(topic string, id int32, l *Log) *Partition {
+	return &Partition{topic: topic, id: id, log: l, changed: make(chan struct{})}
+}
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// ID is the partition's number.
+func (p *Partition) ID() int32 { return p.id }
+
+// Log returns the partition's log.
+func (p *Partition) Log() *Log {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.log
+}
+
+// HighWatermark is the offset below which consumers may read.
+func (p *Partition) HighWatermark() int64 {
+	l := p.Log()
+	if l.Config().Sync == SyncAlways {
+		return l.DurableOffset()
+	}
+	return l.LogEndOffset()
+}
+
+// LogEndOffset is the offset the next appended record will get.
+func (p *Partition) LogEndOffset() int64 { return p.Log().LogEndOffset() }
+
+// LogStartOffset is the first offset a consumer may read.
+func (p *Partition) LogStartOffset() int64 { return p.Log().LogStartOffset() }
+
+// Changed returns a channel that is closed the next time the high
+// watermark may have moved (an append, a reopen, a close). Long-polling
+// readers take it before reading, then wait on it if they found nothing.
+func (p *Partition) Changed() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.changed
+}
+
+func (p *Partition) notify() {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Append appends data to the partition's log (see Log.Append) and wakes
+// the readers waiting for it.
+func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
+	p.mu.RLock()
+	res, err := p.log.Append(ctx, data, opts)
+	p.mu.RUnlock()
+	if err == nil && !res.Duplicate {
+		p.notify()
+	}
+	return res, err
+}
+
+// ReadInto reads whole batches from offset up to the high watermark (see
+// Log.ReadInto).
+func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	hw := p.log.LogEndOffset()
+	if p.log.Config().Sync == SyncAlways {
+		hw = p.log.DurableOffset()
+	}
+	return p.log.ReadInto(dst, offset, maxBytes, hw)
+}
+
+// Reopen closes the partition's log and opens it again through open (with
+// a new configuration, say), waiting for appends and reads in flight.
+func (p *Partition) Reopen(open func() (*Log, error)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.notify()
+	if err := p.log.Close(); err != nil {
+		return err
+	}
+	l, err := open()
+	if err != nil {
+		return err
+	}
+	p.log = l
+	return nil
+}
+
+// Close closes the partition's log and wakes its waiting readers.
+func (p *Partition) Close() error {
+	p.mu.Lock()
+	err := p.log.Close()
+	p.mu.Unlock()
+	p.notify()
+	return err
+}

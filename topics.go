@@ -1,0 +1,420 @@
+package runnel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/runnel/runnel/log"
+)
+
+const (
+	topicsDir     = "topics"
+	lockFile      = "runnel.lock"
+	producerIDs   = "producer-ids"
+	maxTopicName  = 249
+	metaTmpSuffix = ".tmp"
+)
+
+// topicMeta is what <Dir>/topics/<name>.json holds: the topic as created
+// or altered, without the broker's defaults filled in.
+type topicMeta struct {
+	Name   string          `json:"name"`
+	Config log.TopicConfig `json:"config"`
+}
+
+// ValidateTopicName applies Kafka's rules: 1 to 249 characters of
+// [a-zA-Z0-9._-], and neither "." nor "..". The error matches
+// ErrInvalidTopic.
+func ValidateTopicName(name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %q %s", ErrInvalidTopic, name, why) }
+	switch {
+	case name == "":
+		return bad("is empty")
+	case len(name) > maxTopicName:
+		return bad(fmt.Sprintf("is longer than %d characters", maxTopicName))
+	case name == "." || name == "..":
+		return bad("is not allowed")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return bad("may hold only ASCII letters, digits, '.', '_' and '-'")
+		}
+	}
+	return nil
+}
+
+// withDefaults fills the zero fields of c from the broker's defaults.
+func (b *Broker) withDefaults(c log.Config) log.Config {
+	out := reflect.ValueOf(&c).Elem()
+	def := reflect.ValueOf(b.cfg.TopicDefaults)
+	for i := range out.NumField() {
+		if out.Field(i).IsZero() {
+			out.Field(i).Set(def.Field(i))
+		}
+	}
+	return c.WithDefaults()
+}
+
+func (b *Broker) partitionDir(topic string, id int) string {
+	return filepath.Join(b.root, topic+"-"+strconv.Itoa(id))
+}
+
+func (b *Broker) openPartition(topic string, id int, cfg log.Config) (*log.Partition, error) {
+	l, err := log.Open(b.partitionDir(topic, id), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return log.NewPartition(topic, int32(id), l), nil
+}
+
+// load opens every topic recorded in <Dir>/topics.
+func (b *Broker) load() error {
+	names, err := b.fs.List(filepath.Join(b.root, topicsDir))
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".json") {
+			continue // a .tmp left by a crash
+		}
+		m, err := b.readMeta(filepath.Join(b.root, topicsDir, name))
+		if err != nil {
+			return err
+		}
+		t := &log.Topic{Name: m.Name, Config: m.Config}
+		for i := range m.Config.Partitions {
+			p, err := b.openPartition(m.Name, i, m.Config.Config)
+			if err != nil {
+				b.topics[m.Name] = t
+				return err
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		b.topics[m.Name] = t
+	}
+	ids, err := b.readCounter(producerIDs)
+	if err != nil {
+		return err
+	}
+	b.nextPID = ids
+	return nil
+}
+
+func (b *Broker) readMeta(path string) (topicMeta, error) {
+	var m topicMeta
+	data, err := b.readFile(path)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("runnel: %s: %w", path, err)
+	}
+	if err := ValidateTopicName(m.Name); err != nil || m.Config.Partitions < 1 {
+		return m, fmt.Errorf("runnel: %s: bad topic record (name %q, %d partitions)", path, m.Name, m.Config.Partitions)
+	}
+	return m, nil
+}
+
+func (b *Broker) readFile(path string) ([]byte, error) {
+	f, err := b.fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, n)
+	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return data, nil
+}
+
+// writeFile replaces path atomically and durably.
+func (b *Broker) writeFile(path string, data []byte) error {
+	tmp := path + metaTmpSuffix
+	f, err := b.fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = b.fs.Rename(tmp, path)
+	}
+	if err == nil {
+		err = b.fs.SyncDir(filepath.Dir(path))
+	}
+	return err
+}
+
+func (b *Broker) writeMeta(m topicMeta) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return b.writeFile(filepath.Join(b.root, topicsDir, m.Name+".json"), data)
+}
+
+func (b *Broker) readCounter(name string) (int64, error) {
+	data, err := b.readFile(filepath.Join(b.root, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("runnel: bad %s file: %q", name, data)
+	}
+	return v, nil
+}
+
+// CreateTopic creates a topic with cfg.Partitions partitions (at least 1)
+// and cfg's configuration, whose zero fields take the broker's defaults.
+//
+// Errors: ErrInvalidTopic; ErrInvalidPartitions; ErrTopicExists;
+// log.ErrInvalidConfig; ErrClosed; file system errors.
+func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
+	if err := ValidateTopicName(name); err != nil {
+		return err
+	}
+	if cfg.Partitions < 1 {
+		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+	}
+	if err := b.withDefaults(cfg.Config).Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.createLocked(name, cfg)
+}
+
+func (b *Broker) createLocked(name string, cfg log.TopicConfig) error {
+	if _, ok := b.topics[name]; ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	// A crash may have left partition directories of a topic deleted, or
+	// never recorded: start clean.
+	for i := range cfg.Partitions {
+		if err := b.fs.RemoveAll(b.partitionDir(name, i)); err != nil {
+			return err
+		}
+	}
+	t := &log.Topic{Name: name, Config: cfg}
+	for i := range cfg.Partitions {
+		p, err := b.openPartition(name, i, cfg.Config)
+		if err != nil {
+			closePartitions(t.Partitions)
+			return err
+		}
+		t.Partitions = append(t.Partitions, p)
+	}
+	// The record makes the topic exist: written last, durably.
+	if err := b.writeMeta(topicMeta{Name: name, Config: cfg}); err != nil {
+		closePartitions(t.Partitions)
+		return err
+	}
+	b.topics[name] = t
+	return nil
+}
+
+func closePartitions(ps []*log.Partition) {
+	for _, p := range ps {
+		p.Close()
+	}
+}
+
+// DeleteTopic deletes a topic and all its data. Consumers reading it get
+// ErrUnknownTopic.
+//
+// Errors: ErrUnknownTopic; ErrClosed; file system errors.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	// The record goes first: a crash after it leaves directories that the
+	// next CreateTopic of the name clears.
+	if err := b.fs.Remove(filepath.Join(b.root, topicsDir, name+".json")); err != nil {
+		return err
+	}
+	if err := b.fs.SyncDir(filepath.Join(b.root, topicsDir)); err != nil {
+		return err
+	}
+	delete(b.topics, name)
+	var err error
+	for i, p := range t.Partitions {
+		err = errors.Join(err, p.Close(), b.fs.RemoveAll(b.partitionDir(name, i)))
+	}
+	return errors.Join(err, b.fs.SyncDir(b.root))
+}
+
+// Topics returns the names of the broker's topics, sorted.
+func (b *Broker) Topics() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// PartitionInfo describes one partition's offsets.
+type PartitionInfo struct {
+	Partition      int32
+	LogStartOffset int64
+	HighWatermark  int64
+	LogEndOffset   int64
+	Size           int64 // bytes of its segments
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name       string
+	Config     log.TopicConfig // with the broker's defaults filled in
+	Partitions []PartitionInfo
+}
+
+// DescribeTopic returns a topic's configuration and its partitions'
+// offsets.
+//
+// Errors: ErrUnknownTopic; ErrClosed.
+func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	info := TopicInfo{Name: name, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
+	for _, p := range t.Partitions {
+		info.Partitions = append(info.Partitions, PartitionInfo{
+			Partition: p.ID(), LogStartOffset: p.LogStartOffset(), HighWatermark: p.HighWatermark(),
+			LogEndOffset: p.LogEndOffset(), Size: p.Log().Size(),
+		})
+	}
+	return info, nil
+}
+
+func (b *Broker) topic(name string) (*log.Topic, error) {
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[name]
+	if !ok {
+		if err := ValidateTopicName(name); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
+// AlterTopicConfig replaces a topic's configuration (its partition count
+// stays: see CreatePartitions). Each partition's log is closed and opened
+// again with the new configuration; appends and reads in flight finish
+// first.
+//
+// Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed.
+func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
+	if err := b.withDefaults(cfg).Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
+	if err := b.writeMeta(topicMeta{Name: name, Config: tc}); err != nil {
+		return err
+	}
+	// Readers hold *log.Topic values without the lock: replace, never
+	// modify.
+	b.topics[name] = &log.Topic{Name: name, Config: tc, Partitions: t.Partitions}
+	for i, p := range t.Partitions {
+		err := p.Reopen(func() (*log.Log, error) {
+			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreatePartitions grows a topic to n partitions. Kafka's keyed
+// partitioning then maps some keys elsewhere, as it does in Kafka.
+//
+// Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
+// current count; ErrClosed.
+func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if n <= len(t.Partitions) {
+		return fmt.Errorf("%w: %q has %d partitions; it can only grow", ErrInvalidPartitions, name, len(t.Partitions))
+	}
+	added := []*log.Partition{}
+	for i := len(t.Partitions); i < n; i++ {
+		if err := b.fs.RemoveAll(b.partitionDir(name, i)); err != nil {
+			closePartitions(added)
+			return err
+		}
+		p, err := b.openPartition(name, i, t.Config.Config)
+		if err != nil {
+			closePartitions(added)
+			return err
+		}
+		added = append(added, p)
+	}
+	tc := t.Config
+	tc.Partitions = n
+	if err := b.writeMeta(topicMeta{Name: name, Config: tc}); err != nil {
+		closePartitions(added)
+		return err
+	}
+	b.topics[name] = &log.Topic{Name: name, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)}
+	return nil
+}
