@@ -251,3 +251,5 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 		panic("unreachable")
 	}
 }
+
+func hdr(k, v string) []record.Header { return []record.Header{{Key: k, Value: []byte(v)}} }

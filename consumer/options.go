@@ -29,7 +29,7 @@ func defaults() config {
 		maxBytes:     50 << 20,
 		maxPartBytes: 1 << 20,
 		reset:        ResetEarliest,
-		backoff:      time.Second,
+		backoff:      500 * time.Millisecond,
 		checkCRCs:    true,
 	}
 }
@@ -106,7 +106,7 @@ func ResetOffset(p ResetPolicy) Opt {
 // RetryBackoff is how long a partition whose fetch failed with a
 // retriable error (an unknown or deleted topic, a corrupt batch) is left
 // out of fetches before it is tried again, and how long Records waits
-// after a failed Poll. Default 1 s. New returns ErrInvalidOption for a
+// after a failed Poll. Default 500 ms. New returns ErrInvalidOption for a
 // negative d.
 func RetryBackoff(d time.Duration) Opt {
 	return func(c *config) {
