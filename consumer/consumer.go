@@ -49,8 +49,10 @@ type Consumer struct {
 	cfg    config
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	parts  map[api.TopicPartition]*assignment
+	mu    sync.Mutex
+	parts map[api.TopicPartition]*assignment
+	// shut is closed, readable without mu by the Records iterator.
+	shut   atomic.Bool
 	order  []*assignment // assignment order; fetches rotate over it
 	rotate int
 	closed bool
@@ -297,9 +299,11 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 
 // Close closes the consumer: a Poll in progress returns ErrClosed, and
 // Close waits for it to return, so that no call to the Client is in
-// flight afterwards. The Client is not closed. Close is idempotent and
-// returns nil; afterwards every method returns ErrClosed (or does
-// nothing, for those without an error).
+// flight afterwards; the Records iterator yields nothing more, not even
+// the rest of what it fetched. The Client is not closed. Close is
+// idempotent and returns nil; afterwards every method returns ErrClosed
+// or does nothing, except Position and Assigned, which still tell where
+// each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -307,6 +311,7 @@ func (c *Consumer) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.shut.Store(true)
 	c.wake(ErrClosed)
 	c.mu.Unlock()
 	c.polls.Wait()

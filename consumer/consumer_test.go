@@ -608,6 +608,26 @@ func TestCloseEndsRecords(t *testing.T) {
 	require.NoError(t, recv(t, done), "Records simply ends")
 }
 
+func TestCloseInsideRecordsLoop(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 10)...)
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	var got []string
+	for r, err := range c.Records(testCtx(t)) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+		if r.Offset == 3 {
+			require.NoError(t, c.Close())
+		}
+	}
+	require.Equal(t, seq("v", 0, 4), got, "nothing after Close, not even the rest of the batch")
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok, "positions stay readable after Close")
+	require.EqualValues(t, 4, pos)
+}
+
 func TestCompressedBatchesAndHeaders(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	codecs := []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}

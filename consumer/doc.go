@@ -63,8 +63,9 @@
 // waits (they take effect at once: Poll returns early, and no record
 // fetched for an old position is returned after a Seek). Poll and Records
 // are meant for one goroutine at a time. Close interrupts a Poll in
-// progress, waits for it, and makes every later call return ErrClosed.
-// A Consumer starts no goroutines of its own.
+// progress, waits for it, and makes later calls return ErrClosed (Position
+// still answers, so that positions can be saved after Close). A Consumer
+// starts no goroutines of its own.
 //
 // # Errors
 //

@@ -62,7 +62,7 @@ func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) 
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
 	stopped, err := f.scan(func(r *record.Record) bool {
-		if a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if c.shut.Load() || a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
