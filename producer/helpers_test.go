@@ -101,6 +101,8 @@ type hookClient struct {
 	calls int
 	sent  []sentReq
 	inits int
+	// initHook, if set, may fail InitProducerID call number call.
+	initHook func(call int) error
 }
 
 type sentReq struct {
@@ -116,8 +118,14 @@ func (c *hookClient) Partitions(ctx context.Context, topic string) (int, error) 
 
 func (c *hookClient) InitProducerID(ctx context.Context) (int64, int16, error) {
 	c.mu.Lock()
+	call, hook := c.inits, c.initHook
 	c.inits++
 	c.mu.Unlock()
+	if hook != nil {
+		if err := hook(call); err != nil {
+			return 0, 0, err
+		}
+	}
 	return c.b.InitProducerID(ctx)
 }
 

@@ -230,5 +230,6 @@ func TestCustomPartitionerNegative(t *testing.T) {
 	err := p.ProduceSync(testCtx(t), bad, good)
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	require.Equal(t, []string{"good"}, values(readRecords(t, b, "t", 0)))
+	require.NoError(t, p.Flush(testCtx(t)))
 	require.Zero(t, p.BufferedRecords())
 }

@@ -214,6 +214,7 @@ func TestTopicErrors(t *testing.T) {
 	require.ErrorIs(t, p.ProduceSync(ctx, nil), producer.ErrNilRecord)
 	// None of it disturbed a good record, nor left anything buffered.
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("ok")}))
+	require.NoError(t, p.Flush(ctx))
 	require.Zero(t, p.BufferedRecords())
 	require.Equal(t, []string{"ok"}, values(readRecords(t, b, "t", 0)))
 
