@@ -18,8 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-type hookFunc = func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)
-
 func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := &hookClient{b: b}
@@ -111,7 +109,7 @@ func TestIdempotentRetryIsNotAppendedTwice(t *testing.T) {
 		}
 		return resp, err
 	})
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.Linger(time.Hour))
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.Linger(time.Minute))
 	ctx := testCtx(t)
 	first := recs("first", 3)
 	for _, r := range first {

@@ -97,7 +97,7 @@ type hookClient struct {
 	b *runnel.Broker
 
 	mu    sync.Mutex
-	hook  func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)
+	hook  hookFunc
 	calls int
 	sent  []sentReq
 	inits int
@@ -143,7 +143,11 @@ func (c *hookClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.
 	return hook(ctx, call, req, next)
 }
 
-func (c *hookClient) setHook(h func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)) {
+// hookFunc handles Produce call number call; next sends req to the
+// broker.
+type hookFunc = func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)
+
+func (c *hookClient) setHook(h hookFunc) {
 	c.mu.Lock()
 	c.hook = h
 	c.mu.Unlock()
