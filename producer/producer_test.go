@@ -522,3 +522,12 @@ func TestCloseWhileProducing(t *testing.T) {
 	require.Len(t, results, 1, "only successes and ErrClosed: %v", results)
 	require.Zero(t, p.BufferedRecords())
 }
+
+// A lingering batch goes by itself once Linger has passed.
+func TestLingerEnds(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.Linger(5*time.Millisecond), producer.DefaultTopic("t"))
+	batch := recs("l", 3)
+	require.NoError(t, p.ProduceSync(testCtx(t), batch...))
+	require.Equal(t, values(batch), values(readRecords(t, b, "t", 0)))
+}
