@@ -19,8 +19,8 @@ const (
 	// OpWrite is File.Write, File.WriteAt, and Mapper.Map of a writable
 	// mapping.
 	OpWrite
-	// OpRead is File.ReadAt, Viewer.View, and Mapper.Map of a read-only
-	// mapping.
+	// OpRead is File.ReadAt, Viewer.View, PrefixViewer.ViewPrefix, and
+	// Mapper.Map of a read-only mapping.
 	OpRead
 	// OpSync is File.Sync and Mapping.Flush.
 	OpSync
@@ -155,8 +155,8 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // same, as close(2) does). File.Name and File.Size are passed through
 // unasked, as is the Closer that Lock returns.
 //
-// The files it returns implement Viewer exactly when fs's files do, and
-// Mapper exactly when they do. A nil inj returns fs itself.
+// The files it returns implement each of Viewer, PrefixViewer and Mapper
+// exactly when fs's files do. A nil inj returns fs itself.
 func WithFaults(fs FS, inj Injector) FS {
 	if inj == nil {
 		return fs
@@ -174,18 +174,41 @@ func (f *faultFS) file(file File, err error) (File, error) {
 		return nil, err
 	}
 	ff := &faultFile{f: file, inj: f.inj, name: file.Name()}
-	_, isV := file.(Viewer)
-	_, isM := file.(Mapper)
-	switch {
-	case isV && isM:
-		return faultViewMapFile{ff}, nil
-	case isV:
-		return faultViewFile{ff}, nil
-	case isM:
-		return faultMapFile{ff}, nil
+	var abilities int
+	if _, ok := file.(Viewer); ok {
+		abilities |= canView
+	}
+	if _, ok := file.(PrefixViewer); ok {
+		abilities |= canViewPrefix
+	}
+	if _, ok := file.(Mapper); ok {
+		abilities |= canMap
+	}
+	switch abilities {
+	case canView:
+		return faultV{ff}, nil
+	case canViewPrefix:
+		return faultP{ff}, nil
+	case canView | canViewPrefix:
+		return faultVP{ff}, nil
+	case canMap:
+		return faultM{ff}, nil
+	case canView | canMap:
+		return faultVM{ff}, nil
+	case canViewPrefix | canMap:
+		return faultPM{ff}, nil
+	case canView | canViewPrefix | canMap:
+		return faultVPM{ff}, nil
 	}
 	return ff, nil
 }
+
+// The optional abilities of a file that a faultFile forwards.
+const (
+	canView = 1 << iota
+	canViewPrefix
+	canMap
+)
 
 func (f *faultFS) Create(name string) (File, error) {
 	if err := f.inj.MaybeError(OpCreate, name); err != nil {
@@ -257,8 +280,9 @@ func (f *faultFS) Lock(name string) (io.Closer, error) {
 	return f.fs.Lock(name)
 }
 
-// faultFile wraps a File that is neither Viewer nor Mapper; the types below
-// embed it to add exactly the optional interfaces the inner file has.
+// faultFile wraps a File that has none of the optional abilities (Viewer,
+// PrefixViewer, Mapper); the types below embed it to add exactly the ones
+// the inner file has, named by their initials.
 type faultFile struct {
 	f    File
 	inj  Injector
@@ -266,17 +290,27 @@ type faultFile struct {
 }
 
 type (
-	faultViewFile    struct{ *faultFile }
-	faultMapFile     struct{ *faultFile }
-	faultViewMapFile struct{ *faultFile }
+	faultV   struct{ *faultFile }
+	faultP   struct{ *faultFile }
+	faultVP  struct{ *faultFile }
+	faultM   struct{ *faultFile }
+	faultVM  struct{ *faultFile }
+	faultPM  struct{ *faultFile }
+	faultVPM struct{ *faultFile }
 )
 
-func (f faultViewFile) View(off int64, n int) ([]byte, error)     { return f.view(off, n) }
-func (f faultMapFile) Map(n int, writable bool) (*Mapping, error) { return f.mmap(n, writable) }
-func (f faultViewMapFile) View(off int64, n int) ([]byte, error)  { return f.view(off, n) }
-func (f faultViewMapFile) Map(n int, writable bool) (*Mapping, error) {
-	return f.mmap(n, writable)
-}
+func (f faultV) View(off int64, n int) ([]byte, error)         { return f.view(off, n) }
+func (f faultP) ViewPrefix(off int64, n int) ([]byte, error)   { return f.viewPrefix(off, n) }
+func (f faultVP) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
+func (f faultVP) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
+func (f faultM) Map(n int, writable bool) (*Mapping, error)    { return f.mmap(n, writable) }
+func (f faultVM) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
+func (f faultVM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
+func (f faultPM) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
+func (f faultPM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
+func (f faultVPM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
+func (f faultVPM) ViewPrefix(off int64, n int) ([]byte, error) { return f.viewPrefix(off, n) }
+func (f faultVPM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
 
 func (f *faultFile) check(op Op, opName string) error {
 	if err := f.inj.MaybeError(op, f.name); err != nil {
@@ -336,6 +370,13 @@ func (f *faultFile) view(off int64, n int) ([]byte, error) {
 		return nil, err
 	}
 	return f.f.(Viewer).View(off, n)
+}
+
+func (f *faultFile) viewPrefix(off int64, n int) ([]byte, error) {
+	if err := f.check(OpRead, "read"); err != nil {
+		return nil, err
+	}
+	return f.f.(PrefixViewer).ViewPrefix(off, n)
 }
 
 func (f *faultFile) mmap(n int, writable bool) (*Mapping, error) {

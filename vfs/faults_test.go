@@ -191,6 +191,8 @@ func TestEveryOpInjects(t *testing.T) {
 		{OpRead, "read", func(e env) error { _, err := e.f.ReadAt(make([]byte, 1), 0); return err }, nil},
 		{OpRead, "read", func(e env) error { _, err := e.f.(Viewer).View(0, 1); return err }, nil},
 		{OpRead, "read", func(e env) error { _, err := ReadView(e.f, 0, 1); return err }, nil},
+		{OpRead, "read", func(e env) error { _, err := e.f.(PrefixViewer).ViewPrefix(0, 1); return err }, nil},
+		{OpRead, "read", func(e env) error { _, err := ReadViewPrefix(e.f, 0, 1); return err }, nil},
 		{OpSync, "sync", func(e env) error {
 			g, err := e.m.Open("/d/f")
 			if err != nil {
@@ -279,21 +281,70 @@ func TestEveryOpInjects(t *testing.T) {
 	}
 }
 
-// stubFile hides every optional interface of the file it wraps; the types
-// below add some back.
+// stubFile hides every optional interface of the file it wraps; stubAll
+// adds back those of its fields that are not nil (see abilities).
 type stubFile struct{ File }
-type stubViewFile struct {
-	File
-	Viewer
-}
-type stubMapFile struct {
-	File
-	Mapper
-}
-type stubViewMapFile struct {
-	File
-	Viewer
-	Mapper
+
+type (
+	stubV struct {
+		File
+		Viewer
+	}
+	stubP struct {
+		File
+		PrefixViewer
+	}
+	stubVP struct {
+		File
+		Viewer
+		PrefixViewer
+	}
+	stubM struct {
+		File
+		Mapper
+	}
+	stubVM struct {
+		File
+		Viewer
+		Mapper
+	}
+	stubPM struct {
+		File
+		PrefixViewer
+		Mapper
+	}
+	stubVPM struct {
+		File
+		Viewer
+		PrefixViewer
+		Mapper
+	}
+)
+
+// withAbilities wraps f in the stub type that has exactly the optional
+// interfaces named by abilities (canView, canViewPrefix, canMap), taken
+// from f (Viewer, PrefixViewer) or fakeMapper.
+func withAbilities(f File, abilities int) File {
+	v, _ := f.(Viewer)
+	p, _ := f.(PrefixViewer)
+	m := fakeMapper{}
+	switch abilities {
+	case canView:
+		return stubV{f, v}
+	case canViewPrefix:
+		return stubP{f, p}
+	case canView | canViewPrefix:
+		return stubVP{f, v, p}
+	case canMap:
+		return stubM{f, m}
+	case canView | canMap:
+		return stubVM{f, v, m}
+	case canViewPrefix | canMap:
+		return stubPM{f, p, m}
+	case canView | canViewPrefix | canMap:
+		return stubVPM{f, v, p, m}
+	}
+	return stubFile{f}
 }
 
 type stubFS struct {
@@ -316,39 +367,56 @@ func (fakeMapper) Map(int, bool) (*Mapping, error) {
 }
 
 func TestFaultsPreserveInterfaces(t *testing.T) {
-	tests := []struct {
-		name         string
-		wrap         func(File) File
-		view, mapper bool
-	}{
-		{"neither", func(f File) File { return stubFile{f} }, false, false},
-		{"viewer", func(f File) File { return stubViewFile{f, f.(Viewer)} }, true, false},
-		{"mapper", func(f File) File { return stubMapFile{f, fakeMapper{}} }, false, true},
-		{"both", func(f File) File { return stubViewMapFile{f, f.(Viewer), fakeMapper{}} }, true, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			w := WithFaults(stubFS{NewMem(), tc.wrap}, Count())
+	for abilities := range canMap << 1 {
+		t.Run(fmt.Sprintf("abilities=%03b", abilities), func(t *testing.T) {
+			// The stub itself has exactly the abilities asked for.
+			raw := withAbilities(must[File](t)(NewMem().Create("/f")), abilities)
+			_, isV := raw.(Viewer)
+			_, isP := raw.(PrefixViewer)
+			_, isM := raw.(Mapper)
+			require.Equal(t, [3]bool{abilities&canView != 0, abilities&canViewPrefix != 0, abilities&canMap != 0},
+				[3]bool{isV, isP, isM})
+
+			c := Count()
+			w := WithFaults(stubFS{NewMem(), func(f File) File { return withAbilities(f, abilities) }}, c)
 			f, err := w.Create("/f")
 			require.NoError(t, err)
-			_, isV := f.(Viewer)
-			_, isM := f.(Mapper)
-			require.Equal(t, tc.view, isV)
-			require.Equal(t, tc.mapper, isM)
+			_, err = f.Write([]byte("abc"))
+			require.NoError(t, err)
+			_, isV = f.(Viewer)
+			_, isP = f.(PrefixViewer)
+			_, isM = f.(Mapper)
+			require.Equal(t, [3]bool{abilities&canView != 0, abilities&canViewPrefix != 0, abilities&canMap != 0},
+				[3]bool{isV, isP, isM})
+			before := c.N()
+			if isV {
+				b, err := f.(Viewer).View(1, 2)
+				require.NoError(t, err)
+				require.Equal(t, "bc", string(b))
+			}
+			if isP {
+				b, err := f.(PrefixViewer).ViewPrefix(0, 3)
+				require.NoError(t, err)
+				require.Equal(t, "abc", string(b))
+			}
 			if isM {
 				_, err := f.(Mapper).Map(1, false)
 				require.ErrorIs(t, err, ErrNotSupported)
 			}
+			require.Equal(t, before+btoi(isV)+btoi(isP)+btoi(isM), c.N(), "each forwarded call is counted")
 		})
 	}
 
-	// The real ones: MemFS files are Viewers, OS files Mappers.
+	// The real ones: MemFS files are Viewers and PrefixViewers, OS files
+	// Mappers.
 	w := WithFaults(NewMem(), Count())
 	f, err := w.Create("/f")
 	require.NoError(t, err)
 	_, isV := f.(Viewer)
+	_, isP := f.(PrefixViewer)
 	_, isM := f.(Mapper)
 	require.True(t, isV)
+	require.True(t, isP)
 	require.False(t, isM)
 
 	w = WithFaults(OS, Count())
@@ -356,8 +424,10 @@ func TestFaultsPreserveInterfaces(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	_, isV = f.(Viewer)
+	_, isP = f.(PrefixViewer)
 	_, isM = f.(Mapper)
 	require.False(t, isV)
+	require.False(t, isP)
 	require.True(t, isM)
 
 	require.Equal(t, FS(OS), WithFaults(OS, nil), "a nil Injector wraps nothing")
@@ -452,4 +522,11 @@ func TestFaultsCrashWorkflow(t *testing.T) {
 			require.True(t, bytes.HasPrefix(got, want), "k=%d %s: acknowledged records lost", k, mode)
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -81,27 +81,44 @@ type CrashOptions struct {
 //
 // MemFS keeps, besides what a reader sees, what a machine crash would leave
 // (see CrashClone): a file's content is durable as of its last Sync, and a
-// directory's entries as of its last SyncDir. Files implement Viewer: View
-// hands out the file's own bytes without copying, and the file never changes
-// bytes it has handed out (it copies its array instead, should it have to
-// overwrite them). Files do not implement Mapper.
+// directory's entries as of its last SyncDir.
 //
-// Appending is amortized O(len(p)) and Sync is O(1), so that a broker that
-// syncs every batch runs at memory speed. Overwriting bytes with WriteAt is
+// A file's content lives in chunks, separately allocated arrays that grow
+// geometrically in size (from 256 B up to 8 MiB, or as large as one write
+// needs), so that small files stay small and appending never copies what a
+// file already holds. A single Write never straddles two chunks: the bytes
+// of one Write (a record batch, for the segment layer) are contiguous in
+// memory.
+//
+// Files implement Viewer and PrefixViewer: they hand out the file's own
+// bytes without copying — all of a range that one chunk holds, and a fresh
+// copy for a View that spans chunks — and the file never changes bytes it
+// has handed out (it copies that chunk instead, should it have to overwrite
+// them). Files do not implement Mapper.
+//
+// Appending is O(len(p)) (amortized over the chunks it allocates, whose
+// memory the runtime zeroes) and Sync is O(1), so that a broker that syncs
+// every batch runs at memory speed. Overwriting bytes with WriteAt is
 // O(len(p)) too, except that overwriting bytes that a View or a CrashClone
-// holds copies the whole file once.
+// holds copies their chunk once.
 type MemFS struct {
 	mu    sync.RWMutex // guards the entries of every directory, and locks
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
+
+	// Chunk sizes of its files (memChunkMin, memChunkMax; tests of chunk
+	// boundaries use tiny ones). A crash clone inherits them.
+	chunkMin, chunkMax int
 }
 
 var _ FS = (*MemFS)(nil)
 
 // NewMem returns an empty in-memory FS whose root directory ("/", also
 // named ".") exists and is durable.
-func NewMem() *MemFS {
-	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}}
+func NewMem() *MemFS { return newMemChunked(memChunkMin, memChunkMax) }
+
+func newMemChunked(chunkMin, chunkMax int) *MemFS {
+	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}, chunkMin: chunkMin, chunkMax: chunkMax}
 }
 
 // memNode is an inode: a directory or a file.
@@ -114,25 +131,23 @@ type memNode struct {
 	live    map[string]*memNode
 	durable map[string]*memNode
 
-	// A file's content, guarded by mu.
-	//
-	// The bytes data[:pin] of data's backing array may be held outside the
-	// file (by a View, or by the file of a crash clone), so they are never
-	// written in place: an overwrite copies the array first. Bytes from
-	// len(data) to cap(data) are never held outside (a shrink caps data),
-	// so appending into spare capacity is always safe. pin is atomic because
-	// View raises it under the read lock; it never exceeds len(data).
-	mu   sync.RWMutex
-	data []byte
-	pin  atomic.Int64
+	// A file's content, guarded by mu: size bytes, held by chunks in file
+	// order, each starting where its predecessor ends, none empty (see
+	// memChunk for which bytes may be written in place). chunkMin and
+	// chunkMax size new chunks (see room).
+	mu                 sync.RWMutex
+	chunks             []*memChunk
+	size               int
+	chunkMin, chunkMax int
 
-	// Durability: the content as of the last Sync was data[:syncedLen],
-	// except where undo says otherwise: undo records, oldest first, the
-	// bytes below syncedLen that were overwritten or cut off since; applied
-	// newest first they restore the synced content. When undo would grow
-	// beyond the file, the synced content is materialized in snap instead
-	// (hasSnap). With no undo and no snap, every change since the last Sync
-	// was an append, and data[syncedLen:] is the unsynced tail.
+	// Durability: the content as of the last Sync was the first syncedLen
+	// bytes, except where undo says otherwise: undo records, oldest first,
+	// the bytes below syncedLen that were overwritten or cut off since;
+	// applied newest first they restore the synced content. When undo would
+	// grow beyond the file, the synced content is materialized in snap
+	// instead (hasSnap). With no undo and no snap, every change since the
+	// last Sync was an append, and the bytes from syncedLen on are the
+	// unsynced tail.
 	syncedLen int
 	undo      []memUndo
 	undoBytes int
@@ -147,14 +162,16 @@ const memUndoOverhead = 48
 
 type memUndo struct {
 	off int
-	old []byte // never written: a copy, or a part of an array data no longer reaches
+	old []byte // never written: a copy, or a part of an array the file no longer writes
 }
 
 func newMemDir(perm fs.FileMode) *memNode {
 	return &memNode{isDir: true, perm: perm & fs.ModePerm, live: map[string]*memNode{}}
 }
 
-func newMemFile() *memNode { return &memNode{perm: 0o644} }
+func (m *MemFS) newFile() *memNode {
+	return &memNode{perm: 0o644, chunkMin: m.chunkMin, chunkMax: m.chunkMax}
+}
 
 // splitPath cleans name and returns its components below the root; nil is
 // the root itself.
@@ -227,7 +244,7 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 	n := d.live[base]
 	switch {
 	case n == nil:
-		n = newMemFile()
+		n = m.newFile()
 		d.live[base] = n
 	case n.isDir:
 		return nil, errIsDir
@@ -401,7 +418,7 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 		fi.mode |= fs.ModeDir
 	} else {
 		n.mu.RLock()
-		fi.size = int64(len(n.data))
+		fi.size = int64(n.size)
 		n.mu.RUnlock()
 	}
 	return fi, nil
@@ -465,6 +482,23 @@ func (l *memLock) Close() error {
 // (each inode counted once): their sizes, not the capacity reserved for
 // appends, and not removed files that are still open.
 func (m *MemFS) Usage() int64 {
+	return m.sumFiles(func(n *memNode) int64 { return int64(n.size) })
+}
+
+// Allocated returns the bytes of memory that the chunks of the files that
+// have a name hold (each inode counted once): their sizes plus the room
+// reserved for appends and the room left unused at the end of chunks that
+// a write did not fit. An array shared with a crash clone is counted by
+// both file systems. Not counted: memory that only views, removed files
+// still open, or the synced bytes kept for a crash (overwritten or cut off
+// since the last Sync) still hold. It is
+// for tests and benchmarks that check what the memory FS costs.
+func (m *MemFS) Allocated() int64 {
+	return m.sumFiles((*memNode).allocated)
+}
+
+// sumFiles sums f over the files that have a name, each inode once.
+func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	seen := map[*memNode]bool{}
@@ -481,7 +515,7 @@ func (m *MemFS) Usage() int64 {
 				continue
 			}
 			n.mu.RLock()
-			total += int64(len(n.data))
+			total += f(n)
 			n.mu.RUnlock()
 		}
 	}
@@ -528,14 +562,17 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}}
-	return &MemFS{root: c.dir(m.root), locks: map[string]bool{}}
+	nm := newMemChunked(m.chunkMin, m.chunkMax)
+	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}, fs: nm}
+	nm.root = c.dir(m.root)
+	return nm
 }
 
 type crashCloner struct {
 	tail TailMode
 	r    *rand.Rand
 	seen map[*memNode]*memNode
+	fs   *MemFS // the clone
 }
 
 func (c *crashCloner) dir(d *memNode) *memNode {
@@ -560,41 +597,46 @@ func (c *crashCloner) dir(d *memNode) *memNode {
 }
 
 func (c *crashCloner) file(n *memNode) *memNode {
-	nf := newMemFile()
+	nf := c.fs.newFile()
 	c.seen[n] = nf
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	shared := true // whether nf.data shares its array with n
-	if len(n.undo) > 0 || n.hasSnap {
-		nf.data = n.syncedContent()
-		shared = n.hasSnap
-	} else {
+	switch {
+	case n.hasSnap:
+		// snap is never written: share it.
+		if len(n.snap) > 0 {
+			ch := &memChunk{buf: n.snap[:len(n.snap):len(n.snap)], alloc: cap(n.snap)}
+			ch.pin.Store(int64(len(n.snap)))
+			nf.chunks = []*memChunk{ch}
+		}
+		nf.size = len(n.snap)
+	case len(n.undo) > 0:
+		b := n.syncedContent() // a fresh copy
+		if len(b) > 0 {
+			nf.chunks = []*memChunk{{buf: b, alloc: cap(b)}}
+		}
+		nf.size = len(b)
+	default:
+		// The synced bytes, and what the tail mode leaves of the rest, in
+		// the file's own arrays; zeros or garbage in a chunk of their own.
 		s := n.syncedLen
-		tail := len(n.data) - s
-		switch {
-		case tail == 0 || c.tail == TailDrop:
-			nf.data = n.data[:s:s]
-		case c.tail == TailTorn:
-			k := s + c.r.IntN(tail+1)
-			nf.data = n.data[:k:k]
-		default: // TailZeros, TailGarbage
-			k := 1 + c.r.IntN(tail)
-			b := make([]byte, s+k)
-			copy(b, n.data[:s])
-			if c.tail == TailGarbage {
-				fillRandom(c.r, b[s:])
+		tail := n.size - s
+		k := s
+		if tail > 0 && c.tail == TailTorn {
+			k = s + c.r.IntN(tail+1)
+		}
+		nf.chunks = n.shareChunks(k)
+		nf.size = k
+		if tail > 0 && (c.tail == TailZeros || c.tail == TailGarbage) {
+			b := nf.extend(1 + c.r.IntN(tail))
+			if c.tail == TailZeros {
+				clear(b)
+			} else {
+				fillRandom(c.r, b)
 			}
-			nf.data = b
-			shared = false
-		}
-		if shared {
-			n.pinAtLeast(len(nf.data))
 		}
 	}
-	nf.syncedLen = len(nf.data)
-	if shared {
-		nf.pin.Store(int64(len(nf.data)))
-	}
+	nf.syncedLen = nf.size
 	return nf
 }
 
@@ -607,102 +649,6 @@ func fillRandom(r *rand.Rand, b []byte) {
 			b = b[1:]
 		}
 	}
-}
-
-// syncedContent returns the file's content as of its last Sync. The result
-// must not be written to. The caller holds n.mu.
-func (n *memNode) syncedContent() []byte {
-	if n.hasSnap {
-		return n.snap[:len(n.snap):len(n.snap)]
-	}
-	b := make([]byte, n.syncedLen)
-	copy(b, n.data)
-	for i := len(n.undo) - 1; i >= 0; i-- {
-		copy(b[n.undo[i].off:], n.undo[i].old)
-	}
-	return b
-}
-
-// pinAtLeast records that data[:end] may be held outside the file.
-func (n *memNode) pinAtLeast(end int) {
-	e := int64(end)
-	for {
-		p := n.pin.Load()
-		if p >= e || n.pin.CompareAndSwap(p, e) {
-			return
-		}
-	}
-}
-
-// growCap makes room to append k bytes, at least doubling the capacity when
-// it must reallocate. The caller holds n.mu for writing.
-func (n *memNode) growCap(k int) {
-	if cap(n.data)-len(n.data) >= k {
-		return
-	}
-	n.data = slices.Grow(n.data, max(k, cap(n.data)))
-	n.pin.Store(0) // a new array, held by no one
-}
-
-// unshare copies data to a new array if some of it may be held outside.
-func (n *memNode) unshare() {
-	if n.pin.Load() == 0 {
-		return
-	}
-	b := make([]byte, len(n.data), cap(n.data))
-	copy(b, n.data)
-	n.data = b
-	n.pin.Store(0)
-}
-
-// saveUndo records the synced bytes among data[lo:hi] before they are
-// overwritten. If the array is about to be copied (unshare), the old bytes
-// stay as they are and are referenced instead of copied.
-func (n *memNode) saveUndo(lo, hi int, willCopy bool) {
-	hi = min(hi, n.syncedLen)
-	if n.hasSnap || lo >= hi {
-		return
-	}
-	var old []byte
-	if willCopy {
-		old = n.data[lo:hi:hi]
-	} else {
-		old = slices.Clone(n.data[lo:hi])
-	}
-	n.undo = append(n.undo, memUndo{off: lo, old: old})
-	n.undoBytes += hi - lo + memUndoOverhead
-	if n.undoBytes > n.syncedLen {
-		// Enough undo to pay for keeping the synced content whole.
-		n.snap = n.syncedContent()
-		n.hasSnap = true
-		n.undo, n.undoBytes = nil, 0
-	}
-}
-
-// resize truncates or zero-extends data. The caller holds n.mu for writing.
-func (n *memNode) resize(size int) {
-	l := len(n.data)
-	switch {
-	case size < l:
-		// Cap the slice: the cut bytes may be held by views (or by undo,
-		// which keeps them instead of a copy), so a later append must
-		// reallocate rather than write over them.
-		n.saveUndo(size, l, true)
-		n.data = n.data[:size:size]
-		if int(n.pin.Load()) > size {
-			n.pin.Store(int64(size))
-		}
-	case size > l:
-		n.growCap(size - l)
-		n.data = n.data[:size]
-		clear(n.data[l:]) // beyond the old length: held by no one
-	}
-}
-
-func (n *memNode) sync() {
-	n.syncedLen = len(n.data)
-	n.undo, n.undoBytes = nil, 0
-	n.snap, n.hasSnap = nil, false
 }
 
 type memFileInfo struct {
@@ -725,7 +671,10 @@ type memFile struct {
 	closed atomic.Bool
 }
 
-var _ Viewer = (*memFile)(nil)
+var (
+	_ Viewer       = (*memFile)(nil)
+	_ PrefixViewer = (*memFile)(nil)
+)
 
 func (f *memFile) closedErr(op string) error {
 	return pathErr(op, f.name, os.ErrClosed)
@@ -739,8 +688,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 	}
 	n := f.n
 	n.mu.Lock()
-	n.growCap(len(p))
-	n.data = append(n.data, p...)
+	n.appendBytes(p)
 	n.mu.Unlock()
 	return len(p), nil
 }
@@ -760,21 +708,8 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n := f.n
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	o, end := int(off), int(off)+len(p)
-	if l := len(n.data); o < l {
-		// Overwriting existing bytes: remember synced ones for a crash, and
-		// leave alone any that a view holds.
-		willCopy := o < int(n.pin.Load())
-		n.saveUndo(o, min(end, l), willCopy)
-		if willCopy {
-			n.unshare()
-		}
-	}
-	if end > len(n.data) {
-		n.resize(end)
-	}
-	copy(n.data[o:], p)
+	n.writeAt(p, int(off))
+	n.mu.Unlock()
 	return len(p), nil
 }
 
@@ -790,8 +725,8 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	n := f.n
 	n.mu.RLock()
 	var k int
-	if off < int64(len(n.data)) {
-		k = copy(p, n.data[off:])
+	if off < int64(n.size) {
+		k = n.copyOut(p, int(off))
 	}
 	n.mu.RUnlock()
 	if k < len(p) {
@@ -800,27 +735,47 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return k, nil
 }
 
-// View returns the file's bytes [off, off+size) themselves, not a copy; they
-// never change afterwards. It returns io.ErrUnexpectedEOF if the file ends
-// before off+size.
+// View returns the file's bytes [off, off+size): the file's own bytes, not
+// a copy, when one chunk holds them all (as it holds all that one Write
+// wrote), else a fresh copy; either way they never change afterwards. It
+// returns io.ErrUnexpectedEOF if the file ends before off+size, and an
+// error matching fs.ErrInvalid for a negative off or size.
 func (f *memFile) View(off int64, size int) ([]byte, error) {
+	return f.view("view", off, size, false)
+}
+
+// ViewPrefix returns the longest prefix of the file's bytes [off,
+// off+size) that one chunk holds — at least one byte when size > 0 — as
+// the file's own bytes, never a copy; they never change afterwards. Its
+// errors are View's.
+func (f *memFile) ViewPrefix(off int64, size int) ([]byte, error) {
+	return f.view("viewprefix", off, size, true)
+}
+
+func (f *memFile) view(op string, off int64, size int, prefix bool) ([]byte, error) {
 	if f.closed.Load() {
 		return nil, f.closedErr("read")
 	}
 	if off < 0 || size < 0 {
-		return nil, pathErr("view", f.name, fs.ErrInvalid)
+		return nil, pathErr(op, f.name, fs.ErrInvalid)
 	}
 	n := f.n
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	if off > int64(len(n.data)) || size > len(n.data)-int(off) {
+	if off > int64(n.size) || size > n.size-int(off) {
 		return nil, io.ErrUnexpectedEOF
 	}
-	end := int(off) + size
-	if size > 0 {
-		n.pinAtLeast(end)
+	if size == 0 {
+		return []byte{}, nil
 	}
-	return n.data[off:end:end], nil
+	o := int(off)
+	v := n.viewPrefix(o, size)
+	if len(v) == size || prefix {
+		return v, nil
+	}
+	b := make([]byte, size) // spans chunks: a copy
+	n.copyOut(b, o)
+	return b, nil
 }
 
 func (f *memFile) Truncate(size int64) error {
@@ -843,7 +798,7 @@ func (f *memFile) Size() (int64, error) {
 	}
 	n := f.n
 	n.mu.RLock()
-	s := len(n.data)
+	s := n.size
 	n.mu.RUnlock()
 	return int64(s), nil
 }

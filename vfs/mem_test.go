@@ -319,13 +319,13 @@ func TestMemViewImmutable(t *testing.T) {
 }
 
 // Writes beyond the bytes that views hold happen in place, without copying
-// the file; an overwrite of viewed bytes copies it once.
+// the chunk; an overwrite of viewed bytes copies it once.
 func TestMemCopyOnWriteOnlyWhenNeeded(t *testing.T) {
 	m := NewMem()
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	n := f.(*memFile).n
-	arr := func() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(n.data))) }
+	arr := func() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(n.chunks[0].buf))) }
 	_, err = f.Write(make([]byte, 1000))
 	require.NoError(t, err)
 	a := arr()
@@ -767,6 +767,25 @@ func TestMemCrashCloneIndependent(t *testing.T) {
 	}
 }
 
+// checkChunks checks the invariants of a MemFS file's chunks: in file
+// order, contiguous, none empty, covering the file's size, none pinned
+// beyond its length, none larger than needed unless a single write needed it.
+func checkChunks(t *testing.T, f File, where string) {
+	t.Helper()
+	n := f.(*memFile).n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	at := 0
+	for i, c := range n.chunks {
+		require.Equal(t, at, c.start, "%s: chunk %d", where, i)
+		require.NotEmpty(t, c.buf, "%s: chunk %d", where, i)
+		require.LessOrEqual(t, int(c.pin.Load()), len(c.buf), "%s: chunk %d", where, i)
+		require.LessOrEqual(t, cap(c.buf), c.alloc, "%s: chunk %d", where, i)
+		at = c.end()
+	}
+	require.Equal(t, n.size, at, where)
+}
+
 // memSubject is an open file of some MemFS, and the model of what it holds:
 // its live bytes, its synced bytes, and whether every change since the sync
 // was an append.
@@ -780,8 +799,18 @@ type memSubject struct {
 
 // TestMemModel drives random operations on a file, its crash clones and
 // theirs, checking each against a plain model of the semantics (copies
-// everywhere) and checking that no view ever changes.
+// everywhere) and checking that no view ever changes, with the default
+// chunk sizes and with tiny ones, so that writes, views, truncations and
+// crashes fall across chunk boundaries all the time.
 func TestMemModel(t *testing.T) {
+	for _, sizes := range [][2]int{{memChunkMin, memChunkMax}, {8, 32}, {1, 1}} {
+		t.Run(fmt.Sprintf("chunks=%d-%d", sizes[0], sizes[1]), func(t *testing.T) {
+			testMemModel(t, sizes[0], sizes[1])
+		})
+	}
+}
+
+func testMemModel(t *testing.T, chunkMin, chunkMax int) {
 	seeds := 200
 	if testing.Short() {
 		seeds = 30
@@ -793,7 +822,7 @@ func TestMemModel(t *testing.T) {
 			require.NoError(t, err)
 			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true}
 		}
-		m := NewMem()
+		m := newMemChunked(chunkMin, chunkMax)
 		memPut(t, m, "/f", "")
 		subjects := []*memSubject{newSubject(m, nil)}
 		type view struct {
@@ -856,12 +885,23 @@ func TestMemModel(t *testing.T) {
 					s.appendOnly = false
 				}
 				s.live = nil
-			case op < 87:
+			case op < 80:
 				off := r.IntN(len(s.live) + 1)
 				n := r.IntN(len(s.live) - off + 1)
 				b, err := s.f.(Viewer).View(int64(off), n)
 				require.NoError(t, err, where)
 				require.Equal(t, string(s.live[off:off+n]), string(b), where)
+				views = append(views, view{b, string(b)})
+			case op < 87:
+				off := r.IntN(len(s.live) + 1)
+				n := r.IntN(len(s.live) - off + 1)
+				b, err := s.f.(PrefixViewer).ViewPrefix(int64(off), n)
+				require.NoError(t, err, where)
+				if n > 0 {
+					require.NotEmpty(t, b, where)
+				}
+				require.LessOrEqual(t, len(b), n, where)
+				require.Equal(t, string(s.live[off:off+len(b)]), string(b), where)
 				views = append(views, view{b, string(b)})
 			case op < 95:
 				b := make([]byte, r.IntN(len(s.live)+10))
@@ -909,6 +949,8 @@ func TestMemModel(t *testing.T) {
 			size, err := s.f.Size()
 			require.NoError(t, err)
 			require.Equal(t, len(s.live), int(size), where)
+			checkChunks(t, s.f, where)
+			require.GreaterOrEqual(t, s.m.Allocated(), s.m.Usage(), where)
 		}
 		for _, s := range subjects {
 			require.Equal(t, string(s.live), memRead(t, s.m, "/f"))

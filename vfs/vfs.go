@@ -87,14 +87,32 @@ type File interface {
 // copying them (the in-memory FS). View returns bytes [off, off+n) of the
 // file; the caller must not modify them, and they stay valid and unchanged
 // for as long as the caller holds them, whatever happens to the file later
-// (appends, truncation, removal).
+// (appends, overwrites, truncation, removal). An implementation may copy
+// when it does not hold the range in one piece (the in-memory FS copies a
+// range that spans its chunks). View returns io.ErrUnexpectedEOF if the
+// file ends before off+n.
 type Viewer interface {
 	View(off int64, n int) ([]byte, error)
 }
 
+// PrefixViewer is implemented by files that hold their bytes in pieces and
+// can hand out the piece that holds a given offset without copying (the
+// in-memory FS). ViewPrefix returns the longest prefix of bytes [off,
+// off+n) of the file that it holds in one piece — at least one byte when
+// n > 0 — with View's promises: the caller must not modify the bytes, and
+// they never change. It returns io.ErrUnexpectedEOF if the file ends
+// before off+n, as View does.
+//
+// A reader that can use fewer bytes than it asked for (whole record
+// batches, a copy to a writer) loops on ViewPrefix and never copies.
+type PrefixViewer interface {
+	ViewPrefix(off int64, n int) ([]byte, error)
+}
+
 // ReadView returns bytes [off, off+n) of f with the lifetime promised by
 // Viewer: as a view when f implements Viewer, else read into a new buffer.
-// It returns io.ErrUnexpectedEOF if the file ends before off+n.
+// It returns io.ErrUnexpectedEOF if the file ends before off+n, and the
+// errors of f's View or ReadAt.
 func ReadView(f File, off int64, n int) ([]byte, error) {
 	if v, ok := f.(Viewer); ok {
 		return v.View(off, n)
@@ -108,6 +126,18 @@ func ReadView(f File, off int64, n int) ([]byte, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return nil, err
+}
+
+// ReadViewPrefix returns a prefix of bytes [off, off+n) of f, at least one
+// byte when n > 0, with the lifetime promised by Viewer: f's ViewPrefix
+// when f implements PrefixViewer, else all n bytes as ReadView returns
+// them. It returns io.ErrUnexpectedEOF if the file ends before off+n, and
+// the errors of f's ViewPrefix, View or ReadAt.
+func ReadViewPrefix(f File, off int64, n int) ([]byte, error) {
+	if v, ok := f.(PrefixViewer); ok {
+		return v.ViewPrefix(off, n)
+	}
+	return ReadView(f, off, n)
 }
 
 // Mapper is implemented by files that can be memory-mapped (OS files on

@@ -1,0 +1,304 @@
+package vfs
+
+import (
+	"slices"
+	"sync/atomic"
+)
+
+// A MemFS file keeps its content in chunks: separately allocated arrays,
+// each holding the bytes that follow its predecessor's. Appending never
+// copies what the file already holds (a growing single array copies itself
+// at each doubling, and multi-MiB copies also stall the garbage collector,
+// which cannot preempt them), and a single Write never straddles two
+// chunks, so that whatever one Write wrote — a record batch, for the
+// segment layer — can be viewed without a copy.
+//
+// The first chunk holds at least memChunkMin bytes; each new chunk is about
+// as large as the file so far, so that the number of chunks grows with the
+// logarithm of the size up to memChunkMax, and linearly after. A chunk is
+// always large enough for the write that opens it, however large that is.
+// Only the last chunk takes appends: the room left in a chunk too small for
+// a write stays unused (at most the size of that write).
+const (
+	memChunkMin = 256
+	memChunkMax = 8 << 20
+)
+
+// memChunk holds bytes [start, start+len(buf)) of a file; len(buf) > 0.
+//
+// The bytes buf[:pin] of buf's array may be held outside the file — by a
+// View, by a crash clone that shares the array, or by an undo record — so
+// they are never written in place: an overwrite copies the chunk first
+// (copy-on-write, one chunk at a time). The array beyond len(buf) is never
+// held outside: views are capped, and when a truncation cuts bytes that
+// may be held, buf is capped too, so that appending into spare capacity is
+// always safe. pin is atomic because View raises it under the file's read
+// lock; it never exceeds len(buf).
+type memChunk struct {
+	start int
+	buf   []byte
+	alloc int // the size of the array buf points into (as asked of the allocator)
+	pin   atomic.Int64
+}
+
+func (c *memChunk) end() int { return c.start + len(c.buf) }
+
+// pinAtLeast records that buf[:end] may be held outside the file.
+func (c *memChunk) pinAtLeast(end int) {
+	e := int64(end)
+	for {
+		p := c.pin.Load()
+		if p >= e || c.pin.CompareAndSwap(p, e) {
+			return
+		}
+	}
+}
+
+// newChunk returns a chunk starting at start with room for size bytes.
+func newChunk(start, size int) *memChunk {
+	return &memChunk{start: start, buf: make([]byte, 0, size), alloc: size}
+}
+
+// chunkAt returns the index of the chunk holding byte off of the file,
+// 0 <= off < n.size: the last chunk is tried first, as most reads are of
+// recent bytes, then a binary search on the chunks' starts. The caller
+// holds n.mu.
+func (n *memNode) chunkAt(off int) int {
+	cs := n.chunks
+	last := len(cs) - 1
+	if cs[last].start <= off {
+		return last
+	}
+	lo, hi := 0, last // cs[lo].start <= off < cs[hi].start
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if cs[mid].start <= off {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// room returns the chunk the next k > 0 appended bytes go to, all of them:
+// the last chunk if it has room for k more, else a new last chunk. The
+// caller holds n.mu for writing.
+func (n *memNode) room(k int) *memChunk {
+	if l := len(n.chunks); l > 0 {
+		if c := n.chunks[l-1]; cap(c.buf)-len(c.buf) >= k {
+			return c
+		}
+	}
+	c := newChunk(n.size, max(k, min(max(n.size, n.chunkMin), n.chunkMax)))
+	n.chunks = append(n.chunks, c)
+	return c
+}
+
+// appendBytes appends p in one chunk. The caller holds n.mu for writing.
+func (n *memNode) appendBytes(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	c := n.room(len(p))
+	c.buf = append(c.buf, p...)
+	n.size += len(p)
+}
+
+// extend appends k > 0 bytes to the file in one chunk and returns them, for
+// the caller to fill. The caller holds n.mu for writing.
+func (n *memNode) extend(k int) []byte {
+	c := n.room(k)
+	l := len(c.buf)
+	c.buf = c.buf[:l+k]
+	n.size += k
+	return c.buf[l:]
+}
+
+// copyOut copies the file's bytes from off into p, as many as there are;
+// it returns their number. The caller holds n.mu.
+func (n *memNode) copyOut(p []byte, off int) int {
+	if off >= n.size || len(p) == 0 {
+		return 0
+	}
+	k := 0
+	for i := n.chunkAt(off); i < len(n.chunks) && k < len(p); i++ {
+		c := n.chunks[i]
+		k += copy(p[k:], c.buf[off+k-c.start:])
+	}
+	return k
+}
+
+// viewPrefix returns the longest prefix of bytes [off, off+size) of the
+// file that one chunk holds, pinned; size > 0 and off+size <= n.size. The
+// caller holds n.mu.
+func (n *memNode) viewPrefix(off, size int) []byte {
+	c := n.chunks[n.chunkAt(off)]
+	a := off - c.start
+	b := min(a+size, len(c.buf))
+	c.pinAtLeast(b)
+	return c.buf[a:b:b]
+}
+
+// overwrite writes p over the file's bytes at off, which it must not
+// extend beyond n.size. Synced bytes are saved for a crash first, and a
+// chunk whose overwritten bytes may be held outside is copied first. The
+// caller holds n.mu for writing.
+func (n *memNode) overwrite(p []byte, off int) {
+	for i := n.chunkAt(off); len(p) > 0; i++ {
+		c := n.chunks[i]
+		a := off - c.start
+		k := min(len(p), len(c.buf)-a)
+		held := a < int(c.pin.Load())
+		n.saveUndo(c, off, off+k, held)
+		if held {
+			c.unshare()
+		}
+		copy(c.buf[a:], p[:k])
+		p, off = p[k:], off+k
+	}
+}
+
+// unshare gives c an array of its own, held by no one; the old one stays
+// as it is for whoever holds it.
+func (c *memChunk) unshare() {
+	b := make([]byte, len(c.buf), max(cap(c.buf), len(c.buf)))
+	copy(b, c.buf)
+	c.buf, c.alloc = b, cap(b)
+	c.pin.Store(0)
+}
+
+// truncate cuts the file to size < n.size. The cut bytes that were synced
+// are kept for a crash by reference, not copied; the chunk cut in the
+// middle is capped if its cut bytes may be held outside (views, clones,
+// undo), so that later appends go to a new chunk. The caller holds n.mu
+// for writing.
+func (n *memNode) truncate(size int) {
+	keep := 0 // chunks kept
+	if size > 0 {
+		keep = n.chunkAt(size-1) + 1
+	}
+	// Save the synced bytes cut, oldest first per position; all before any
+	// change, so that the undo records describe the content they undo.
+	for i := max(keep-1, 0); i < len(n.chunks); i++ {
+		c := n.chunks[i]
+		n.saveUndo(c, max(size, c.start), c.end(), true)
+	}
+	if keep > 0 {
+		c := n.chunks[keep-1]
+		if cut := size - c.start; cut < len(c.buf) {
+			if int(c.pin.Load()) > cut || size < n.syncedLen {
+				c.buf = c.buf[:cut:cut]
+			} else {
+				c.buf = c.buf[:cut]
+			}
+			if int(c.pin.Load()) > cut {
+				c.pin.Store(int64(cut))
+			}
+		}
+	}
+	clear(n.chunks[keep:]) // let the dropped arrays go, unless held elsewhere
+	n.chunks = n.chunks[:keep]
+	n.size = size
+}
+
+// resize truncates or zero-extends the file. The caller holds n.mu for
+// writing.
+func (n *memNode) resize(size int) {
+	switch {
+	case size < n.size:
+		n.truncate(size)
+	case size > n.size:
+		clear(n.extend(size - n.size)) // spare capacity may hold cut bytes
+	}
+}
+
+// writeAt writes p at off, zero-filling any gap beyond the end. The bytes
+// that extend the file are appended in one chunk, as a Write's. The caller
+// holds n.mu for writing.
+func (n *memNode) writeAt(p []byte, off int) {
+	if off < n.size {
+		k := min(len(p), n.size-off)
+		n.overwrite(p[:k], off)
+		p, off = p[k:], off+k
+	}
+	if len(p) > 0 {
+		gap := off - n.size
+		b := n.extend(gap + len(p))
+		clear(b[:gap])
+		copy(b[gap:], p)
+	}
+}
+
+// saveUndo records the synced bytes among [lo, hi) of the file, all in
+// chunk c, before they are overwritten or cut off. With ref the old bytes
+// are referenced rather than copied: the caller guarantees that c's array
+// will not be written there again (it copies the chunk, or caps or drops
+// it). The caller holds n.mu for writing.
+func (n *memNode) saveUndo(c *memChunk, lo, hi int, ref bool) {
+	hi = min(hi, n.syncedLen)
+	if n.hasSnap || lo >= hi {
+		return
+	}
+	old := c.buf[lo-c.start : hi-c.start : hi-c.start]
+	if !ref {
+		old = slices.Clone(old)
+	}
+	n.undo = append(n.undo, memUndo{off: lo, old: old})
+	n.undoBytes += hi - lo + memUndoOverhead
+	if n.undoBytes > n.syncedLen {
+		// Enough undo to pay for keeping the synced content whole.
+		n.snap = n.syncedContent()
+		n.hasSnap = true
+		n.undo, n.undoBytes = nil, 0
+	}
+}
+
+// syncedContent returns the file's content as of its last Sync. The result
+// must not be written to. The caller holds n.mu.
+func (n *memNode) syncedContent() []byte {
+	if n.hasSnap {
+		return n.snap[:len(n.snap):len(n.snap)]
+	}
+	b := make([]byte, n.syncedLen)
+	n.copyOut(b, 0)
+	for i := len(n.undo) - 1; i >= 0; i-- {
+		copy(b[n.undo[i].off:], n.undo[i].old)
+	}
+	return b
+}
+
+// shareChunks returns chunks for a crash clone holding the file's first k
+// bytes in the file's own arrays, capped so that the clone's appends go
+// elsewhere and pinned on both sides, so that neither side's overwrites
+// reach the other. The caller holds n.mu for writing.
+func (n *memNode) shareChunks(k int) []*memChunk {
+	var out []*memChunk
+	for _, c := range n.chunks {
+		if c.start >= k {
+			break
+		}
+		l := min(len(c.buf), k-c.start)
+		c.pinAtLeast(l)
+		nc := &memChunk{start: c.start, buf: c.buf[:l:l], alloc: c.alloc}
+		nc.pin.Store(int64(l))
+		out = append(out, nc)
+	}
+	return out
+}
+
+// allocated returns the bytes of the arrays the file's chunks hold. The
+// caller holds n.mu.
+func (n *memNode) allocated() int64 {
+	var t int64
+	for _, c := range n.chunks {
+		t += int64(c.alloc)
+	}
+	return t
+}
+
+func (n *memNode) sync() {
+	n.syncedLen = n.size
+	n.undo, n.undoBytes = nil, 0
+	n.snap, n.hasSnap = nil, false
+}
