@@ -120,9 +120,12 @@ func (s *Segment) withPath(err error) error {
 // Read returns the whole batches that start at pos and end by limit (a
 // position; math.MaxInt64 for the end of the segment), as many as fit in
 // maxBytes but at least one, however large, as Kafka's fetch does (KIP-74).
-// Every batch is checked (length, magic, CRC) before it is returned: a
-// corrupt batch is never served; if the first one is corrupt Read returns
-// a *record.CorruptError, else the batches before it.
+// On the in-memory FS it may return fewer: only the batches that one chunk
+// of the file holds (see vfs.PrefixViewer), so that it never copies them;
+// the next Read goes on from there. Every batch is checked (length, magic,
+// CRC) before it is returned: a corrupt batch is never served; if the first
+// one is corrupt Read returns a *record.CorruptError, else the batches
+// before it.
 //
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
@@ -143,18 +146,31 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 	if pos >= end {
 		return nil, nil
 	}
-	v, err := s.readAt(dst, pos, min(int64(max(maxBytes, record.HeaderSize)), end-pos))
+	want := min(int64(max(maxBytes, record.HeaderSize)), end-pos)
+	v, err := s.readPrefix(dst, pos, want)
 	if err != nil {
 		return nil, err
 	}
+	if int64(len(v)) < want && len(v) < record.LogOverhead {
+		// A chunk of the in-memory FS ends within the first batch's
+		// length: the batch was not written whole by one Write.
+		if v, err = vfs.ReadView(s.log, pos, int(want)); err != nil {
+			return nil, err
+		}
+	}
 	if first := record.BatchSize(v); first > int64(len(v)) && pos+first <= end {
-		// maxBytes is smaller than the first batch: return it whole.
+		// maxBytes is smaller than the first batch, or the prefix view
+		// ends within it (a batch not written by one Write): return it
+		// whole, as a view if the file holds it in one piece, else a copy.
 		if v, err = s.readAt(dst, pos, first); err != nil {
 			return nil, err
 		}
 	}
 	p := 0
 	for p < len(v) {
+		if n := record.BatchSize(v[p:]); p > 0 && (n == 0 || n > int64(len(v)-p)) {
+			break // cut by maxBytes or by the end of the view: the next read starts here
+		}
 		b, err := record.Parse(v[p:], pos+int64(p))
 		if err == nil {
 			err = b.Validate(pos + int64(p))
@@ -172,8 +188,20 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 	return v[:p:p], nil
 }
 
-// readAt returns n bytes at pos: a view when the file offers one, else read
-// into dst (grown if too small).
+// readPrefix returns at least one of the n bytes at pos, all of them
+// unless the file holds them in pieces: the longest prefix that one piece
+// holds, as a view, when the file is a vfs.PrefixViewer; else what readAt
+// returns.
+func (s *Segment) readPrefix(dst []byte, pos, n int64) ([]byte, error) {
+	if _, ok := s.log.(vfs.PrefixViewer); ok {
+		return vfs.ReadViewPrefix(s.log, pos, int(n))
+	}
+	return s.readAt(dst, pos, n)
+}
+
+// readAt returns n bytes at pos: a view when the file offers one (or a
+// copy, should it hold them in pieces), else read into dst (allocated if
+// too small).
 func (s *Segment) readAt(dst []byte, pos, n int64) ([]byte, error) {
 	if _, ok := s.log.(vfs.Viewer); ok || cap(dst) < int(n) {
 		return vfs.ReadView(s.log, pos, int(n))
@@ -191,8 +219,9 @@ func (s *Segment) readAt(dst []byte, pos, n int64) ([]byte, error) {
 
 // WriteTo writes n bytes of the .log from pos to w. For an OS file it hands
 // w a fresh *os.File positioned at pos inside an io.LimitedReader, so a TCP
-// connection's ReadFrom uses sendfile; otherwise it writes views. It does
-// not check CRCs: it is for forwarding batches already read or verified.
+// connection's ReadFrom uses sendfile; otherwise it writes views, one per
+// chunk of the in-memory FS. It does not check CRCs: it is for forwarding
+// batches already read or verified.
 func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -214,7 +243,7 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 	var written int64
 	for written < n {
 		chunk := min(n-written, math.MaxInt32)
-		v, err := vfs.ReadView(s.log, pos+written, int(chunk))
+		v, err := vfs.ReadViewPrefix(s.log, pos+written, int(chunk))
 		if err != nil {
 			return written, err
 		}

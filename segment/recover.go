@@ -117,26 +117,61 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	return res, nil
 }
 
+// offMagic is the position of the magic byte in a batch.
+const offMagic = 16
+
 // validBatchAfter looks for a whole batch with a valid CRC starting anywhere
-// in (from, size).
+// in (from, size). It reads the tail in the pieces the file holds it in
+// (vfs.ReadViewPrefix), without copying it, and reads a candidate batch
+// that straddles two pieces on its own.
 func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
-	tail, err := vfs.ReadView(s.log, from, int(size-from))
-	if err != nil {
-		return 0, false, err
-	}
-	for i := 1; i+record.HeaderSize <= len(tail); i++ {
-		if tail[i+16] != record.Magic {
-			continue
-		}
-		b, err := record.Parse(tail[i:], 0)
+	for q := from + 1; q+record.HeaderSize <= size; {
+		v, err := vfs.ReadViewPrefix(s.log, q, int(size-q))
 		if err != nil {
-			continue
+			return 0, false, err
 		}
-		if b.Validate(0) == nil {
-			return from + int64(i), true, nil
+		n := int(min(int64(len(v)), size-record.HeaderSize-q+1)) // candidates in v
+		for i := range n {
+			if i+offMagic < len(v) && v[i+offMagic] != record.Magic {
+				continue // the common case, decided here
+			}
+			ok, err := s.validBatchAt(v[i:], q+int64(i), size)
+			if err != nil || ok {
+				return q + int64(i), ok, err
+			}
 		}
+		q += int64(len(v))
 	}
 	return 0, false, nil
+}
+
+// validBatchAt reports whether a whole batch with a valid CRC starts at
+// position p and ends by size; b holds at least the byte at p and maybe
+// more of those that follow.
+func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
+	if len(b) > offMagic && b[offMagic] != record.Magic {
+		return false, nil
+	}
+	var err error
+	if len(b) < record.HeaderSize {
+		if b, err = vfs.ReadView(s.log, p, record.HeaderSize); err != nil {
+			return false, err
+		}
+		if b[offMagic] != record.Magic {
+			return false, nil
+		}
+	}
+	n := record.BatchSize(b)
+	if n < record.HeaderSize || p+n > size {
+		return false, nil
+	}
+	if int64(len(b)) < n {
+		if b, err = vfs.ReadView(s.log, p, int(n)); err != nil {
+			return false, err
+		}
+	}
+	batch, err := record.Parse(b, 0)
+	return err == nil && batch.Validate(0) == nil, nil
 }
 
 // TruncateTo removes every batch holding an offset at or past offset. A

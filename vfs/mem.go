@@ -83,12 +83,13 @@ type CrashOptions struct {
 // (see CrashClone): a file's content is durable as of its last Sync, and a
 // directory's entries as of its last SyncDir.
 //
-// A file's content lives in chunks, separately allocated arrays that grow
-// geometrically in size (from 256 B up to 8 MiB, or as large as one write
-// needs), so that small files stay small and appending never copies what a
-// file already holds. A single Write never straddles two chunks: the bytes
-// of one Write (a record batch, for the segment layer) are contiguous in
-// memory.
+// A file's content lives in chunks. A small file is one array that starts
+// at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held
+// in separately allocated chunks that grow geometrically in size up to
+// 8 MiB (or as large as one write needs), so that appending never copies
+// more than 64 KiB of what a file already holds. A single Write never
+// straddles two chunks: the bytes of one Write (a record batch, for the
+// segment layer) are contiguous in memory.
 //
 // Files implement Viewer and PrefixViewer: they hand out the file's own
 // bytes without copying — all of a range that one chunk holds, and a fresh
@@ -106,19 +107,20 @@ type MemFS struct {
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
 
-	// Chunk sizes of its files (memChunkMin, memChunkMax; tests of chunk
-	// boundaries use tiny ones). A crash clone inherits them.
-	chunkMin, chunkMax int
+	// Chunk sizes of its files (memChunkMin, memChunkGrow, memChunkMax;
+	// tests of chunk boundaries use tiny ones). A crash clone inherits them.
+	chunkMin, chunkGrow, chunkMax int
 }
 
 var _ FS = (*MemFS)(nil)
 
 // NewMem returns an empty in-memory FS whose root directory ("/", also
 // named ".") exists and is durable.
-func NewMem() *MemFS { return newMemChunked(memChunkMin, memChunkMax) }
+func NewMem() *MemFS { return newMemChunked(memChunkMin, memChunkGrow, memChunkMax) }
 
-func newMemChunked(chunkMin, chunkMax int) *MemFS {
-	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}, chunkMin: chunkMin, chunkMax: chunkMax}
+func newMemChunked(chunkMin, chunkGrow, chunkMax int) *MemFS {
+	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{},
+		chunkMin: chunkMin, chunkGrow: chunkGrow, chunkMax: chunkMax}
 }
 
 // memNode is an inode: a directory or a file.
@@ -133,12 +135,12 @@ type memNode struct {
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
-	// memChunk for which bytes may be written in place). chunkMin and
-	// chunkMax size new chunks (see room).
-	mu                 sync.RWMutex
-	chunks             []*memChunk
-	size               int
-	chunkMin, chunkMax int
+	// memChunk for which bytes may be written in place). chunkMin,
+	// chunkGrow and chunkMax size new chunks (see room).
+	mu                            sync.RWMutex
+	chunks                        []*memChunk
+	size                          int
+	chunkMin, chunkGrow, chunkMax int
 
 	// Durability: the content as of the last Sync was the first syncedLen
 	// bytes, except where undo says otherwise: undo records, oldest first,
@@ -170,7 +172,7 @@ func newMemDir(perm fs.FileMode) *memNode {
 }
 
 func (m *MemFS) newFile() *memNode {
-	return &memNode{perm: 0o644, chunkMin: m.chunkMin, chunkMax: m.chunkMax}
+	return &memNode{perm: 0o644, chunkMin: m.chunkMin, chunkGrow: m.chunkGrow, chunkMax: m.chunkMax}
 }
 
 // splitPath cleans name and returns its components below the root; nil is
@@ -491,8 +493,8 @@ func (m *MemFS) Usage() int64 {
 // a write did not fit. An array shared with a crash clone is counted by
 // both file systems. Not counted: memory that only views, removed files
 // still open, or the synced bytes kept for a crash (overwritten or cut off
-// since the last Sync) still hold. It is
-// for tests and benchmarks that check what the memory FS costs.
+// since the last Sync) still hold. It is for tests and benchmarks that
+// check what the memory FS costs.
 func (m *MemFS) Allocated() int64 {
 	return m.sumFiles((*memNode).allocated)
 }
@@ -562,7 +564,7 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	nm := newMemChunked(m.chunkMin, m.chunkMax)
+	nm := newMemChunked(m.chunkMin, m.chunkGrow, m.chunkMax)
 	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}, fs: nm}
 	nm.root = c.dir(m.root)
 	return nm

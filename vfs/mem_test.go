@@ -341,10 +341,15 @@ func TestMemCopyOnWriteOnlyWhenNeeded(t *testing.T) {
 	_, err = f.WriteAt([]byte("beyond the view"), 500)
 	require.NoError(t, err)
 	require.Equal(t, a, arr())
-	_, err = f.Write([]byte("append"))
+	_, err = f.Write([]byte("append")) // moves the small file to a larger array
 	require.NoError(t, err)
+	require.NotEqual(t, a, arr())
 
+	_, err = f.WriteAt([]byte("not in a view of this array"), 50)
+	require.NoError(t, err)
 	a = arr()
+	_, err = f.(Viewer).View(0, 100)
+	require.NoError(t, err)
 	_, err = f.WriteAt([]byte("inside the view"), 50)
 	require.NoError(t, err)
 	require.NotEqual(t, a, arr())
@@ -803,14 +808,14 @@ type memSubject struct {
 // chunk sizes and with tiny ones, so that writes, views, truncations and
 // crashes fall across chunk boundaries all the time.
 func TestMemModel(t *testing.T) {
-	for _, sizes := range [][2]int{{memChunkMin, memChunkMax}, {8, 32}, {1, 1}} {
-		t.Run(fmt.Sprintf("chunks=%d-%d", sizes[0], sizes[1]), func(t *testing.T) {
-			testMemModel(t, sizes[0], sizes[1])
+	for _, sizes := range [][3]int{{memChunkMin, memChunkGrow, memChunkMax}, {8, 0, 32}, {1, 0, 1}, {4, 40, 16}} {
+		t.Run(fmt.Sprintf("chunks=%d-%d-%d", sizes[0], sizes[1], sizes[2]), func(t *testing.T) {
+			testMemModel(t, sizes[0], sizes[1], sizes[2])
 		})
 	}
 }
 
-func testMemModel(t *testing.T, chunkMin, chunkMax int) {
+func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 	seeds := 200
 	if testing.Short() {
 		seeds = 30
@@ -822,7 +827,7 @@ func testMemModel(t *testing.T, chunkMin, chunkMax int) {
 			require.NoError(t, err)
 			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true}
 		}
-		m := newMemChunked(chunkMin, chunkMax)
+		m := newMemChunked(chunkMin, chunkGrow, chunkMax)
 		memPut(t, m, "/f", "")
 		subjects := []*memSubject{newSubject(m, nil)}
 		type view struct {

@@ -13,15 +13,20 @@ import (
 // chunks, so that whatever one Write wrote — a record batch, for the
 // segment layer — can be viewed without a copy.
 //
-// The first chunk holds at least memChunkMin bytes; each new chunk is about
-// as large as the file so far, so that the number of chunks grows with the
-// logarithm of the size up to memChunkMax, and linearly after. A chunk is
-// always large enough for the write that opens it, however large that is.
-// Only the last chunk takes appends: the room left in a chunk too small for
-// a write stays unused (at most the size of that write).
+// A small file is one chunk: it starts with room for memChunkMin bytes and,
+// while the file fits in memChunkGrow bytes, moves to an array twice as
+// large when it is full (copying at most memChunkGrow bytes in its life),
+// so that small files stay small and a reader of a small file always gets
+// all of it in one view. Beyond that, each new chunk is about as large as
+// the file so far, so that the number of chunks grows with the logarithm of
+// the size up to memChunkMax, and linearly after. A chunk is always large
+// enough for the write that opens it, however large that is. Only the last
+// chunk takes appends: the room left in a chunk too small for a write stays
+// unused (less than the size of that write).
 const (
-	memChunkMin = 256
-	memChunkMax = 8 << 20
+	memChunkMin  = 256
+	memChunkGrow = 64 << 10
+	memChunkMax  = 8 << 20
 )
 
 // memChunk holds bytes [start, start+len(buf)) of a file; len(buf) > 0.
@@ -82,12 +87,22 @@ func (n *memNode) chunkAt(off int) int {
 }
 
 // room returns the chunk the next k > 0 appended bytes go to, all of them:
-// the last chunk if it has room for k more, else a new last chunk. The
-// caller holds n.mu for writing.
+// the last chunk if it has room for k more; else, for a file that stays
+// within chunkGrow bytes, its one chunk moved to a larger array; else a new
+// last chunk. The caller holds n.mu for writing.
 func (n *memNode) room(k int) *memChunk {
-	if l := len(n.chunks); l > 0 {
-		if c := n.chunks[l-1]; cap(c.buf)-len(c.buf) >= k {
+	l := len(n.chunks)
+	if l > 0 {
+		c := n.chunks[l-1]
+		if cap(c.buf)-len(c.buf) >= k {
 			return c
+		}
+		if l == 1 && n.size+k <= n.chunkGrow {
+			// The old array stays as it is for whoever holds some of it.
+			nc := newChunk(0, min(max(2*cap(c.buf), n.size+k), n.chunkGrow))
+			nc.buf = append(nc.buf, c.buf...)
+			n.chunks[0] = nc
+			return nc
 		}
 	}
 	c := newChunk(n.size, max(k, min(max(n.size, n.chunkMin), n.chunkMax)))

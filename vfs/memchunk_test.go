@@ -57,7 +57,7 @@ func fill(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 // larger than the largest chunk size gets a chunk of its own. The bytes of
 // every write are one view.
 func TestMemChunkBoundaries(t *testing.T) {
-	m := newMemChunked(16, 64)
+	m := newMemChunked(16, 0, 64)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	defer f.Close()
@@ -149,11 +149,55 @@ func TestMemChunkSizes(t *testing.T) {
 	require.True(t, ownBytes(f, v))
 }
 
+// A small file is one chunk that moves to a larger array as it grows, up
+// to chunkGrow bytes; views of the old array stay as they were.
+func TestMemSmallFileOneChunk(t *testing.T) {
+	m := newMemChunked(4, 40, 16)
+	f, err := m.Create("/f")
+	require.NoError(t, err)
+	defer f.Close()
+	var want []byte
+	type held struct {
+		b    []byte
+		want string
+	}
+	var views []held
+	for i := range 13 { // 3 bytes each: 39 bytes in one chunk
+		p := []byte{byte('a' + i), byte('a' + i), byte('a' + i)}
+		_, err := f.Write(p)
+		require.NoError(t, err)
+		want = append(want, p...)
+		require.Equal(t, [][2]int{{0, len(want)}}, memChunks(f))
+		v, err := f.(PrefixViewer).ViewPrefix(0, len(want))
+		require.NoError(t, err)
+		require.Equal(t, want, v, "the whole file in one view")
+		views = append(views, held{v, string(v)})
+		_, err = f.WriteAt([]byte{byte('0' + i)}, 0) // copies the viewed chunk
+		require.NoError(t, err)
+		want[0] = byte('0' + i)
+	}
+	for i, h := range views {
+		require.Equal(t, h.want, string(h.b), "view %d", i)
+	}
+	require.EqualValues(t, 40, m.Allocated(), "doubling, capped at chunkGrow")
+
+	_, err = f.Write([]byte("XY")) // 41 bytes: a second chunk
+	require.NoError(t, err)
+	require.Equal(t, [][2]int{{0, 39}, {39, 2}}, memChunks(f))
+	require.Equal(t, string(want)+"XY", memRead(t, m, "/f"))
+
+	// Truncated back to one chunk, it grows by moving again.
+	require.NoError(t, f.Truncate(10))
+	_, err = f.Write(fill(20, 'z'))
+	require.NoError(t, err)
+	require.Equal(t, [][2]int{{0, 30}}, memChunks(f))
+}
+
 // View copies a range that spans chunks, and returns a chunk's own bytes
 // otherwise; ViewPrefix never copies and stops at the chunk's end; both
 // stay unchanged whatever the file does later.
 func TestMemViewAcrossChunks(t *testing.T) {
-	m := newMemChunked(4, 4)
+	m := newMemChunked(4, 0, 4)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	defer f.Close()
@@ -226,7 +270,7 @@ func TestMemViewAcrossChunks(t *testing.T) {
 // ViewPrefix's errors are View's, and ReadViewPrefix falls back to
 // ReadView on files without the ability.
 func TestMemViewPrefixErrors(t *testing.T) {
-	m := newMemChunked(2, 2)
+	m := newMemChunked(2, 0, 2)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	_, err = f.Write([]byte("ab"))
@@ -271,7 +315,7 @@ func TestMemViewPrefixErrors(t *testing.T) {
 // An overwrite across chunks copies only the chunks whose overwritten
 // bytes a view holds; the others are written in place.
 func TestMemCopyOnWritePerChunk(t *testing.T) {
-	m := newMemChunked(8, 8)
+	m := newMemChunked(8, 0, 8)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	defer f.Close()
@@ -311,7 +355,7 @@ func TestMemCopyOnWritePerChunk(t *testing.T) {
 // A truncation cuts chunks; bytes cut from the middle of a chunk that a
 // view holds are not written over by later appends.
 func TestMemTruncateChunks(t *testing.T) {
-	m := newMemChunked(16, 16)
+	m := newMemChunked(16, 0, 16)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	defer f.Close()
@@ -359,7 +403,7 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 	for _, mode := range []TailMode{TailDrop, TailTorn, TailZeros, TailGarbage} {
 		t.Run(mode.String(), func(t *testing.T) {
 			for seed := range 20 {
-				m := newMemChunked(4, 8)
+				m := newMemChunked(4, 0, 8)
 				f, err := m.Create("/f")
 				require.NoError(t, err)
 				require.NoError(t, m.SyncDir("/"))
@@ -415,7 +459,7 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 
 	// Synced bytes overwritten and cut across chunks: the clone has the
 	// synced content back.
-	m := newMemChunked(4, 8)
+	m := newMemChunked(4, 0, 8)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
 	defer f.Close()
@@ -436,7 +480,7 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 
 // Allocated counts the memory of named files' chunks.
 func TestMemAllocated(t *testing.T) {
-	m := newMemChunked(64, 64)
+	m := newMemChunked(64, 0, 64)
 	require.Zero(t, m.Allocated())
 	memPut(t, m, "/a", "x")
 	require.GreaterOrEqual(t, m.Allocated(), int64(64))
