@@ -86,7 +86,7 @@ type CrashOptions struct {
 // A file's content lives in chunks. A small file is one array that starts
 // at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held
 // in separately allocated chunks that grow geometrically in size up to
-// 8 MiB (or as large as one write needs), so that appending never copies
+// 4 MiB (or as large as one write needs), so that appending never copies
 // more than 64 KiB of what a file already holds. A single Write never
 // straddles two chunks: the bytes of one Write (a record batch, for the
 // segment layer) are contiguous in memory.

@@ -26,7 +26,7 @@ import (
 const (
 	memChunkMin  = 256
 	memChunkGrow = 64 << 10
-	memChunkMax  = 8 << 20
+	memChunkMax  = 4 << 20
 )
 
 // memChunk holds bytes [start, start+len(buf)) of a file; len(buf) > 0.

@@ -111,7 +111,7 @@ func TestMemChunkBoundaries(t *testing.T) {
 }
 
 // With the default sizes, small files stay small, and a large file is held
-// in chunks of at most 8 MiB with little room unused; a single write
+// in chunks of at most memChunkMax with little room unused; a single write
 // larger than that is one chunk.
 func TestMemChunkSizes(t *testing.T) {
 	m := NewMem()
@@ -137,8 +137,8 @@ func TestMemChunkSizes(t *testing.T) {
 	require.EqualValues(t, 10+size, m.Usage())
 	unused := m.Allocated() - m.Usage()
 	require.GreaterOrEqual(t, unused, int64(0))
-	require.Less(t, unused, int64(memChunkMax+len(cs)*(len(p)+8<<10)),
-		"at most the last chunk's room, and less than a write (plus rounding) per chunk")
+	require.Less(t, unused, int64(memChunkMax+len(cs)*len(p)),
+		"at most the last chunk's room, and less than a write per chunk")
 
 	huge := fill(memChunkMax+123, 'h')
 	_, err = f.Write(huge)
