@@ -34,7 +34,9 @@ const fuzzNext = fuzzBase + 3 + 1 + 5
 // are corruption, which leave the file as it was; and when it succeeds
 // the valid batches are all kept, what it cut does not start with a whole
 // batch, every batch left reads back with a valid CRC and increasing
-// offsets, and the segment reopens as recovered.
+// offsets, and the segment reopens as recovered. It runs on the memory FS
+// as it is, and with its files cut into small pieces (piecesFS), so that
+// batches and headers straddle the pieces that ViewPrefix returns.
 func FuzzRecover(f *testing.F) {
 	valid := simpleBatch(f, fuzzNext, 3, 20)
 	f.Add([]byte{})
@@ -48,110 +50,136 @@ func FuzzRecover(f *testing.F) {
 	record.Batch(backwards).SetBaseOffset(fuzzBase)
 	f.Add(backwards)
 	f.Fuzz(func(t *testing.T, tail []byte) {
-		prefix := fuzzPrefix(t)
-		mem := vfs.NewMem()
-		const dir = "/p"
-		if err := mem.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		s, err := Create(mem, dir, fuzzBase, fuzzCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Append(prefix); err != nil {
-			t.Fatal(err)
-		}
-		if s.NextOffset() != fuzzNext {
-			t.Fatalf("the prefix ends at %d, not fuzzNext", s.NextOffset())
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		path := logPath(dir, fuzzBase)
-		appendToFile(t, mem, path, tail)
-		before := readFile(t, mem, path)
-
-		s, _, err = Open(mem, dir, fuzzBase, fuzzCfg, OpenOptions{Active: true})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		defer s.Close()
-		res, err := s.Recover(0)
-		after := readFile(t, mem, path)
-		if err != nil {
-			if !errors.Is(err, record.ErrCorrupt) {
-				t.Fatalf("Recover: %v, not corruption", err)
+		for _, piece := range []int64{0, 1, 61, 100} {
+			mem := vfs.NewMem()
+			var fsys vfs.FS = mem
+			if piece > 0 {
+				fsys = piecesFS{mem, piece}
 			}
-			if !bytes.Equal(after, before) {
-				t.Fatalf("a failed Recover changed the file")
-			}
-			return
-		}
-		if !bytes.HasPrefix(after, prefix) || !bytes.HasPrefix(before, after) {
-			t.Fatalf("Recover kept %d bytes of %d: not the valid prefix (%d bytes) and some of the tail", len(after), len(before), len(prefix))
-		}
-		if res.Truncated != int64(len(before)-len(after)) || (res.Truncated > 0 && res.At != int64(len(after))) {
-			t.Fatalf("Recover = %v for a file cut from %d to %d bytes", res, len(before), len(after))
-		}
-		if res.Truncated > 0 {
-			// A torn write leaves no whole batch with a valid CRC where it
-			// starts.
-			if b, err := record.Parse(before[res.At:], res.At); err == nil && b.Validate(res.At) == nil {
-				t.Fatalf("Recover cut a whole valid batch at %d as a torn tail", res.At)
-			}
-		}
-		if s.Size() != int64(len(after)) {
-			t.Fatalf("Size %d, file %d bytes", s.Size(), len(after))
-		}
-
-		type span struct{ pos, base, last int64 }
-		var batches []span
-		next := int64(fuzzBase)
-		for pos := int64(0); pos < s.Size(); {
-			data, err := s.Read(pos, 1, math.MaxInt64)
-			if err != nil || len(data) == 0 {
-				t.Fatalf("Read(%d) = %d bytes, %v", pos, len(data), err)
-			}
-			b, err := record.Parse(data, pos)
-			if err != nil || len(b) != len(data) {
-				t.Fatalf("Read(%d, 1) returned %d bytes that are not one batch: %v", pos, len(data), err)
-			}
-			if err := b.Validate(pos); err != nil {
-				t.Fatalf("batch at %d: %v", pos, err)
-			}
-			if b.BaseOffset() < next || b.LastOffset()-fuzzBase > math.MaxInt32 {
-				t.Fatalf("batch at %d holds [%d, %d] after %d", pos, b.BaseOffset(), b.LastOffset(), next)
-			}
-			batches = append(batches, span{pos, b.BaseOffset(), b.LastOffset()})
-			next = b.NextOffset()
-			pos += int64(len(b))
-		}
-		if len(batches) != res.Batches {
-			t.Fatalf("read %d batches, Recover kept %d", len(batches), res.Batches)
-		}
-		if s.NextOffset() != next {
-			t.Fatalf("NextOffset %d, last batch's next offset %d", s.NextOffset(), next)
-		}
-		for _, b := range batches {
-			for _, off := range []int64{b.base, b.last} {
-				if pos, err := s.Find(off); err != nil || pos != b.pos {
-					t.Fatalf("Find(%d) = %d, %v; want %d", off, pos, err, b.pos)
-				}
-			}
-		}
-
-		maxTs := s.MaxTimestamp()
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s, needs, err := Open(mem, dir, fuzzBase, fuzzCfg, OpenOptions{Active: true})
-		if err != nil {
-			t.Fatalf("reopen: %v", err)
-		}
-		defer s.Close()
-		if needs || s.NextOffset() != next || s.Size() != int64(len(after)) || s.MaxTimestamp() != maxTs {
-			t.Fatalf("reopened: needs recovery %v, next %d, size %d, max timestamp %d; want false, %d, %d, %d",
-				needs, s.NextOffset(), s.Size(), s.MaxTimestamp(), next, len(after), maxTs)
+			fuzzRecover(t, fsys, mem, tail)
 		}
 	})
+}
+
+// fuzzRecover is FuzzRecover's check of one tail on fsys, whose files are
+// mem's.
+func fuzzRecover(t *testing.T, fsys vfs.FS, mem *vfs.MemFS, tail []byte) {
+	prefix := fuzzPrefix(t)
+	const dir = "/p"
+	if err := mem.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Create(fsys, dir, fuzzBase, fuzzCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(prefix); err != nil {
+		t.Fatal(err)
+	}
+	if s.NextOffset() != fuzzNext {
+		t.Fatalf("the prefix ends at %d, not fuzzNext", s.NextOffset())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := logPath(dir, fuzzBase)
+	appendToFile(t, mem, path, tail)
+	before := readFile(t, mem, path)
+
+	s, _, err = Open(fsys, dir, fuzzBase, fuzzCfg, OpenOptions{Active: true})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	res, err := s.Recover(0)
+	after := readFile(t, mem, path)
+	if err != nil {
+		if !errors.Is(err, record.ErrCorrupt) {
+			t.Fatalf("Recover: %v, not corruption", err)
+		}
+		if !bytes.Equal(after, before) {
+			t.Fatalf("a failed Recover changed the file")
+		}
+		return
+	}
+	if !bytes.HasPrefix(after, prefix) || !bytes.HasPrefix(before, after) {
+		t.Fatalf("Recover kept %d bytes of %d: not the valid prefix (%d bytes) and some of the tail", len(after), len(before), len(prefix))
+	}
+	if res.Truncated != int64(len(before)-len(after)) || (res.Truncated > 0 && res.At != int64(len(after))) {
+		t.Fatalf("Recover = %v for a file cut from %d to %d bytes", res, len(before), len(after))
+	}
+	if res.Truncated > 0 {
+		// A torn write leaves no whole batch with a valid CRC where it
+		// starts.
+		if b, err := record.Parse(before[res.At:], res.At); err == nil && b.Validate(res.At) == nil {
+			t.Fatalf("Recover cut a whole valid batch at %d as a torn tail", res.At)
+		}
+	}
+	if s.Size() != int64(len(after)) {
+		t.Fatalf("Size %d, file %d bytes", s.Size(), len(after))
+	}
+
+	type span struct{ pos, base, last int64 }
+	var batches []span
+	next := int64(fuzzBase)
+	for pos := int64(0); pos < s.Size(); {
+		data, err := s.Read(pos, 1, math.MaxInt64)
+		if err != nil || len(data) == 0 {
+			t.Fatalf("Read(%d) = %d bytes, %v", pos, len(data), err)
+		}
+		b, err := record.Parse(data, pos)
+		if err != nil || len(b) != len(data) {
+			t.Fatalf("Read(%d, 1) returned %d bytes that are not one batch: %v", pos, len(data), err)
+		}
+		if err := b.Validate(pos); err != nil {
+			t.Fatalf("batch at %d: %v", pos, err)
+		}
+		if b.BaseOffset() < next || b.LastOffset()-fuzzBase > math.MaxInt32 {
+			t.Fatalf("batch at %d holds [%d, %d] after %d", pos, b.BaseOffset(), b.LastOffset(), next)
+		}
+		batches = append(batches, span{pos, b.BaseOffset(), b.LastOffset()})
+		next = b.NextOffset()
+		pos += int64(len(b))
+	}
+	if len(batches) != res.Batches {
+		t.Fatalf("read %d batches, Recover kept %d", len(batches), res.Batches)
+	}
+	// Read with room for everything: whole batches, all of them in the
+	// end, however the file's pieces cut them.
+	var all []byte
+	for pos := int64(0); pos < s.Size(); {
+		data, err := s.Read(pos, 1<<20, math.MaxInt64)
+		if err != nil || len(data) == 0 {
+			t.Fatalf("Read(%d, 1 MiB) = %d bytes, %v", pos, len(data), err)
+		}
+		all = append(all, data...)
+		pos += int64(len(data))
+	}
+	if !bytes.Equal(all, after) {
+		t.Fatalf("Read returned %d bytes in all, the file has %d", len(all), len(after))
+	}
+	if s.NextOffset() != next {
+		t.Fatalf("NextOffset %d, last batch's next offset %d", s.NextOffset(), next)
+	}
+	for _, b := range batches {
+		for _, off := range []int64{b.base, b.last} {
+			if pos, err := s.Find(off); err != nil || pos != b.pos {
+				t.Fatalf("Find(%d) = %d, %v; want %d", off, pos, err, b.pos)
+			}
+		}
+	}
+
+	maxTs := s.MaxTimestamp()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, needs, err := Open(fsys, dir, fuzzBase, fuzzCfg, OpenOptions{Active: true})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if needs || s.NextOffset() != next || s.Size() != int64(len(after)) || s.MaxTimestamp() != maxTs {
+		t.Fatalf("reopened: needs recovery %v, next %d, size %d, max timestamp %d; want false, %d, %d, %d",
+			needs, s.NextOffset(), s.Size(), s.MaxTimestamp(), next, len(after), maxTs)
+	}
 }
