@@ -13,9 +13,12 @@ import (
 // Read returns whole batches starting with the one that holds offset: as
 // many as fit in maxBytes but at least one, however large (Kafka's
 // KIP-74), and only batches that end before upTo (pass the high watermark;
-// math.MaxInt64 for everything). The first batch may begin before offset —
-// a reader skips the records below it, as Kafka clients do. At the log end
-// (or upTo) Read returns nil.
+// math.MaxInt64 for everything). Like Kafka's, a read stops at the end of
+// a segment; on the in-memory FS it may also stop at the end of a chunk of
+// the segment's file (see segment.Segment.Read), so that it never copies:
+// read on from the offset after the last batch returned. The first batch
+// may begin before offset — a reader skips the records below it, as Kafka
+// clients do. At the log end (or upTo) Read returns nil.
 //
 // The bytes are the caller's to keep: they never change afterwards. On the
 // in-memory FS they are a view of the log, without a copy.
