@@ -24,8 +24,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var _ consumer.Client = (*runnel.Broker)(nil)
 
 // wait bounds every blocking call of a test: a hang fails, it does not
-// time anything.
-const wait = 10 * time.Second
+// time anything (generous: a loaded CI machine under -race is slow, and
+// a Poll whose ctx ends returns what it has, which a test would misread).
+const wait = 60 * time.Second
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
