@@ -245,6 +245,20 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 	}
 }
 
+// recordLength decodes a record's zigzag varint length prefix, with a fast
+// path for the one- and two-byte prefixes of records under 8 KiB.
+func recordLength(data []byte) (int64, int) {
+	if len(data) >= 2 {
+		if b0 := data[0]; b0 < 0x80 {
+			return int64(b0>>1) ^ -int64(b0&1), 1
+		} else if b1 := data[1]; b1 < 0x80 {
+			u := uint64(b0&0x7f) | uint64(b1)<<7
+			return int64(u>>1) ^ -int64(u&1), 2
+		}
+	}
+	return binary.Varint(data)
+}
+
 // CheckFraming walks an uncompressed batch's records by their length
 // prefixes only: every length must be positive and within the batch, and
 // the records must number exactly the record count and end exactly at the
@@ -262,7 +276,7 @@ func (b Batch) CheckFraming(pos int64) error {
 	data := b[HeaderSize:]
 	n := b.NumRecords()
 	for i := int32(0); i < n; i++ {
-		length, m := binary.Varint(data)
+		length, m := recordLength(data)
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return corrupt(pos, "bad record length")
 		}
