@@ -36,12 +36,16 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
+// A ctx that has ended before Append starts writes nothing.
 //
 // Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord;
 // record.ErrCorrupt for malformed batches (nothing is written); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res := AppendResult{LogAppendTime: -1}
 	if err := l.check(); err != nil {
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	records, err := l.validate(data)

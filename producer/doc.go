@@ -1,0 +1,41 @@
+// Package producer is runnel's producer client: it batches records per
+// partition into Kafka RecordBatch v2 batches (package record), optionally
+// compressed (package compression), and sends them to a broker through
+// the small Client interface, which *runnel.Broker satisfies. It sits with
+// the other clients above the broker and imports only package api and the
+// leaves, never the root package, so tests can hand it a fake Client.
+//
+//	p, err := producer.New(b, producer.Linger(5*time.Millisecond),
+//		producer.Compression(compression.Zstd))
+//	defer p.Close()
+//	p.Produce(ctx, &record.Record{Topic: "orders", Key: k, Value: v},
+//		func(r *record.Record, err error) { /* r.Partition, r.Offset */ })
+//	err = p.ProduceSync(ctx, recs...)
+//	err = p.Flush(ctx)
+//
+// The API follows franz-go's kgo: asynchronous Produce with a promise,
+// TryProduce that fails fast on a full buffer, ProduceSync and Flush that
+// wait, functional options. The behaviour follows Kafka's Java producer:
+// acks, linger, a bounded buffer, retries with backoff until a delivery
+// timeout, idempotence on by default, and the default partitioner of Kafka
+// 2.4 to 3.2 (murmur2 for keys, sticky partitions for records without,
+// KIP-480).
+//
+// # The path of a record
+//
+// Produce resolves the record's topic (asking the broker for its
+// partition count once), takes buffer space, lets the topic's partitioner
+// choose a partition, and appends the record to that partition's open
+// batch: the record is encoded then and there into the batch's
+// record.Builder, without a channel hop or a goroutine per record. Each
+// partition with records has one goroutine, which sends its batches one
+// request at a time: a batch goes as soon as the previous request is
+// answered (after Linger, if set), and the records produced meanwhile
+// form the next one, up to BatchMaxBytes. The goroutine compresses the
+// batch, stamps the producer id and sequence numbers, calls
+// Client.Produce, retries what is retriable, runs the promises in order,
+// frees the buffer space, and ends when the partition has nothing left.
+//
+// See Producer for the ordering, idempotence and failure rules, and Acks
+// for what each acknowledgement level means in process.
+package producer

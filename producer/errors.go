@@ -1,0 +1,69 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+)
+
+// Errors a promise (or a method) may receive. Errors of the broker reach
+// promises as the broker returned them (api.ErrUnknownTopicOrPartition,
+// api.ErrInvalidTopic, ...), matchable with errors.Is.
+var (
+	// ErrClosed is returned by every method of a closed Producer, and
+	// given to the promise of every record Close found not yet delivered.
+	ErrClosed = errors.New("runnel/producer: producer is closed")
+	// ErrMaxBuffered is given to TryProduce's promise when the buffer
+	// holds MaxBufferedRecords records or MaxBufferedBytes bytes.
+	ErrMaxBuffered = errors.New("runnel/producer: buffer full (MaxBufferedRecords or MaxBufferedBytes)")
+	// ErrNoTopic is given to the promise of a record without a Topic when
+	// the producer has no DefaultTopic.
+	ErrNoTopic = errors.New("runnel/producer: record has no topic and there is no default topic")
+	// ErrNilRecord is given to the promise of a nil record.
+	ErrNilRecord = errors.New("runnel/producer: nil record")
+	// ErrInvalidPartition is given to the promise of a record whose
+	// partitioner chose a partition the topic does not have (negative, or
+	// not below the partition count).
+	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
+	// ErrDeliveryTimeout is given to the promise of a record not delivered
+	// within DeliveryTimeout of being produced. The error also matches
+	// the last error of the broker, when there was one.
+	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
+	// ErrInvalidOption is returned by New for an option out of range.
+	ErrInvalidOption = errors.New("runnel/producer: invalid option")
+
+	// ErrRecordTooLarge is given to the promise of a record that is too
+	// large for one batch of BatchMaxBytes, or that the broker refused as
+	// larger than the topic's max.message.bytes. It is log.ErrRecordTooLarge
+	// (Kafka's MESSAGE_TOO_LARGE).
+	ErrRecordTooLarge = log.ErrRecordTooLarge
+	// ErrOutOfOrderSequence is given to the promises of a partition's
+	// records when the broker refuses the producer's sequence numbers
+	// (see Producer for what follows). It is api.ErrOutOfOrderSequence.
+	ErrOutOfOrderSequence = api.ErrOutOfOrderSequence
+	// ErrProducerFenced is given to the promises of a partition's records
+	// when the broker has seen a newer epoch of the producer's id. It is
+	// api.ErrProducerFenced.
+	ErrProducerFenced = api.ErrProducerFenced
+)
+
+// RecordError is one failed record of ProduceSync: which record, and why.
+// ProduceSync joins them (errors.Join), so errors.Is and errors.As see
+// through to each Err.
+type RecordError struct {
+	Record *record.Record
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	if e.Record == nil {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Record.Partition, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *RecordError) Unwrap() error { return e.Err }

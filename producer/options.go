@@ -1,0 +1,179 @@
+package producer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+)
+
+// The three acknowledgement levels (Kafka's acks), for the Acks option.
+const (
+	// AcksNone: a record is done once its request is handed to the broker.
+	AcksNone = api.AcksNone
+	// AcksLeader: a record is done once the leader appended it.
+	AcksLeader = api.AcksLeader
+	// AcksAll: a record is done once it is below the high watermark; on a
+	// single node, once it is durable per the topic's fsync policy.
+	AcksAll = api.AcksAll
+)
+
+// Defaults of the options.
+const (
+	DefaultBatchMaxBytes      = 1 << 20
+	DefaultMaxBufferedRecords = 10000
+	DefaultMaxBufferedBytes   = 32 << 20 // Kafka's buffer.memory
+	DefaultDeliveryTimeout    = 2 * time.Minute
+	DefaultRetryBackoff       = 100 * time.Millisecond
+	DefaultMaxRetryBackoff    = time.Second // Kafka's retry.backoff.max.ms
+	DefaultMetadataMaxAge     = 5 * time.Minute
+)
+
+// Opt configures a Producer; pass options to New.
+type Opt func(*config)
+
+type config struct {
+	acks            api.Acks
+	linger          time.Duration
+	batchMaxBytes   int
+	codec           compression.Codec
+	partitioner     Partitioner
+	maxRecords      int64
+	maxBytes        int64
+	deliveryTimeout time.Duration
+	retryBackoff    time.Duration
+	maxRetryBackoff time.Duration
+	metadataMaxAge  time.Duration
+	idempotent      bool
+	defaultTopic    string
+	logger          *slog.Logger
+}
+
+func defaults() config {
+	return config{
+		acks:            AcksAll,
+		batchMaxBytes:   DefaultBatchMaxBytes,
+		codec:           compression.None,
+		maxRecords:      DefaultMaxBufferedRecords,
+		maxBytes:        DefaultMaxBufferedBytes,
+		deliveryTimeout: DefaultDeliveryTimeout,
+		retryBackoff:    DefaultRetryBackoff,
+		maxRetryBackoff: DefaultMaxRetryBackoff,
+		metadataMaxAge:  DefaultMetadataMaxAge,
+		idempotent:      true,
+		partitioner:     StickyKeyPartitioner(),
+	}
+}
+
+func (c *config) validate() error {
+	bad := func(name string, v any) error { return fmt.Errorf("%w: %s(%v)", ErrInvalidOption, name, v) }
+	switch {
+	case !c.acks.Valid():
+		return bad("Acks", c.acks)
+	case c.linger < 0:
+		return bad("Linger", c.linger)
+	case c.batchMaxBytes <= record.HeaderSize:
+		return bad("BatchMaxBytes", c.batchMaxBytes)
+	case !c.codec.Valid():
+		return bad("Compression", c.codec)
+	case c.partitioner == nil:
+		return bad("RecordPartitioner", nil)
+	case c.maxRecords < 1:
+		return bad("MaxBufferedRecords", c.maxRecords)
+	case c.maxBytes < 0:
+		return bad("MaxBufferedBytes", c.maxBytes)
+	case c.deliveryTimeout <= 0:
+		return bad("DeliveryTimeout", c.deliveryTimeout)
+	case c.retryBackoff <= 0:
+		return bad("RetryBackoff", c.retryBackoff)
+	case c.metadataMaxAge <= 0:
+		return bad("MetadataMaxAge", c.metadataMaxAge)
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.maxRetryBackoff < c.retryBackoff {
+		c.maxRetryBackoff = c.retryBackoff
+	}
+	return nil
+}
+
+// Acks sets how many replicas must have a record before it is done
+// (Kafka's acks). Default AcksAll. Any other value makes New fail with
+// ErrInvalidOption.
+//
+// Idempotence (see DisableIdempotence) needs AcksAll: with AcksNone or
+// AcksLeader the producer is not idempotent, as Kafka's Java producer
+// does when acks is set and enable.idempotence is not.
+//
+// In process, handing a request to the broker is calling
+// Client.Produce, which *runnel.Broker answers only after the append
+// (and its fsync, under the topic's policy). So AcksNone differs from
+// AcksLeader in that a failed request is not retried, and a record's
+// Offset is -1 unless the Client reported one; the broker's error, when
+// the call returns one, is still given to the promises.
+func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
+
+// Linger sets how long a partition's batch may wait for more records
+// before it is sent. Default 0: a batch is sent as soon as the partition
+// has no request in flight, and records produced meanwhile form the next
+// batch, so batches grow with load by themselves (as in franz-go). A
+// batch that reaches BatchMaxBytes, and every batch during Flush, is sent
+// without waiting. Negative values make New fail.
+func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
+
+// BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
+// included. Default 1 MiB. A record that does not fit in a batch of its
+// own fails with ErrRecordTooLarge. It must exceed record.HeaderSize (61).
+func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
+
+// Compression sets the codec batches are compressed with. Default
+// compression.None.
+func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec = codec } }
+
+// RecordPartitioner sets how records are spread over a topic's
+// partitions. Default StickyKeyPartitioner().
+func RecordPartitioner(p Partitioner) Opt { return func(c *config) { c.partitioner = p } }
+
+// MaxBufferedRecords bounds the records produced and not yet done (their
+// promise not yet run). Default 10000; at least 1.
+func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int64(n) } }
+
+// MaxBufferedBytes bounds the encoded size of the records produced and
+// not yet done. Default 32 MiB (Kafka's buffer.memory); 0 means no bound
+// on bytes (MaxBufferedRecords still applies). A record larger than the
+// bound is still taken when nothing else is buffered.
+func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
+
+// DeliveryTimeout bounds the time from Produce to a record's promise,
+// waiting in the buffer and retries included (Kafka's
+// delivery.timeout.ms). Default 2 minutes. A record not delivered in time
+// fails with an error matching ErrDeliveryTimeout.
+func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryTimeout = d } }
+
+// RetryBackoff sets the wait before the first retry of a failed request.
+// Default 100 ms. Each further retry of the same batch waits twice as long,
+// up to 1 s (or d, if larger), each wait jittered by ±20%.
+func RetryBackoff(d time.Duration) Opt { return func(c *config) { c.retryBackoff = d } }
+
+// DisableIdempotence turns idempotence off. By default (with AcksAll) the
+// producer takes a producer id from the broker and numbers each
+// partition's batches, so that a retried batch the broker already has is
+// not appended twice.
+func DisableIdempotence() Opt { return func(c *config) { c.idempotent = false } }
+
+// DefaultTopic sets the topic of records whose Topic is "". Without it,
+// such records fail with ErrNoTopic.
+func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } }
+
+// Logger sets where the producer logs retries, producer id changes and
+// failed batches. Default: nowhere.
+func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
+
+// MetadataMaxAge sets how often the producer asks the broker again for
+// the partition count of the topics it writes to, to find partitions
+// added since (Kafka's metadata.max.age.ms). Default 5 minutes.
+func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }

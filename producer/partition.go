@@ -1,0 +1,350 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
+)
+
+// topicState is what the producer knows of one topic: its partitions and
+// its partitioner.
+type topicState struct {
+	p    *Producer
+	name string
+
+	mu          sync.Mutex // guards part, onNew and the growth of parts
+	part        Partitioner
+	onNew       NewBatchPartitioner // part, if it wants OnNewBatch
+	parts       atomic.Pointer[[]*partition]
+	refreshAt   atomic.Int64 // unix ns of the next partition count check
+	refreshOnce atomic.Bool  // a check is running
+}
+
+// topic returns the state of a topic, asking the broker for its
+// partition count the first time.
+func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) {
+	if m := p.topics.Load(); m != nil {
+		if t := (*m)[name]; t != nil {
+			return t, nil
+		}
+	}
+	n, err := p.client.Partitions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
+	}
+	p.topicsMu.Lock()
+	defer p.topicsMu.Unlock()
+	old := p.topics.Load()
+	if old != nil {
+		if t := (*old)[name]; t != nil {
+			return t, nil
+		}
+	}
+	t := &topicState{p: p, name: name, part: p.cfg.partitioner}
+	if tp, ok := t.part.(TopicPartitioner); ok {
+		t.part = tp.ForTopic(name)
+	}
+	t.onNew, _ = t.part.(NewBatchPartitioner)
+	parts := make([]*partition, n)
+	for i := range parts {
+		parts[i] = newPartition(t, int32(i))
+	}
+	t.parts.Store(&parts)
+	t.refreshAt.Store(time.Now().Add(p.cfg.metadataMaxAge).UnixNano())
+	m := map[string]*topicState{}
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[name] = t
+	p.topics.Store(&m)
+	return t, nil
+}
+
+// maybeRefresh asks the broker for the topic's partition count when
+// MetadataMaxAge has passed, and adds the partitions it has gained.
+func (t *topicState) maybeRefresh(now time.Time) {
+	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
+		return
+	}
+	defer t.refreshOnce.Store(false)
+	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
+	n, err := t.p.client.Partitions(t.p.ctx, t.name)
+	if err != nil {
+		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.parts.Load()
+	if n <= len(old) {
+		return
+	}
+	parts := make([]*partition, n)
+	copy(parts, old)
+	for i := len(old); i < n; i++ {
+		parts[i] = newPartition(t, int32(i))
+	}
+	t.parts.Store(&parts)
+	t.p.cfg.logger.Info("topic gained partitions", "topic", t.name, "from", len(old), "to", n)
+}
+
+// buffer partitions a record whose buffer space is reserved and appends
+// it to its partition's open batch.
+func (t *topicState) buffer(pr pending) {
+	t.mu.Lock()
+	parts := *t.parts.Load()
+	pp, err := t.choose(pr.r, parts)
+	if err == nil && t.onNew == nil {
+		t.mu.Unlock()
+		err = pp.add(pr)
+	} else if err == nil {
+		var ok bool
+		if ok, err = pp.addOrAbort(pr); err == nil && !ok {
+			// KIP-480: the record would start a new batch; let the
+			// partitioner move on first.
+			t.onNew.OnNewBatch()
+			if pp, err = t.choose(pr.r, parts); err == nil {
+				err = pp.add(pr)
+			}
+		}
+		t.mu.Unlock()
+	} else {
+		t.mu.Unlock()
+	}
+	if err != nil {
+		t.p.release(1, int64(pr.size))
+		pr.promise(pr.r, err)
+	}
+}
+
+func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {
+	i := t.part.Partition(r, len(parts))
+	if i < 0 || int(i) >= len(parts) {
+		return nil, fmt.Errorf("%w: partition %d of %s, which has %d", ErrInvalidPartition, i, t.name, len(parts))
+	}
+	return parts[i], nil
+}
+
+// pending is one buffered record.
+type pending struct {
+	r       *record.Record
+	promise func(*record.Record, error)
+	size    int // buffer space taken
+}
+
+// batch is one partition's batch: the records, their encoding, and once
+// sealed the bytes sent (kept for retries).
+type batch struct {
+	bld     record.Builder
+	recs    []pending
+	bytes   int64     // buffer space of recs
+	created time.Time // of the batch: linger and delivery timeout count from it
+
+	sealed   bool
+	data     record.Batch                // the encoded batch, aliasing bld
+	hdr      [record.HeaderSize]byte     // data's header as encoded, restored before a retry
+	pidGen   uint64                      // producer id generation, when idempotent
+	baseSeq  int32                       // first sequence number, when idempotent
+	pid      int64                       // producer id and epoch, when idempotent
+	epoch    int16                       //
+	unsure   bool                        // an attempt may have been appended
+	attempts int                         //
+}
+
+func (p *Producer) newBatch(created time.Time) *batch {
+	b := p.batches.Get().(*batch)
+	b.created = created
+	return b
+}
+
+func (p *Producer) recycle(b *batch) {
+	b.bld.Reset()
+	clear(b.recs)
+	*b = batch{bld: b.bld, recs: b.recs[:0]}
+	p.batches.Put(b)
+}
+
+// fits reports whether r, encoded as the batch's next record, keeps the
+// batch within max bytes.
+func (b *batch) fits(r *record.Record, max int) bool {
+	if len(b.recs) == 0 {
+		return true
+	}
+	base := b.recs[0].r.Timestamp.UnixMilli()
+	n := record.RecordSize(r.Timestamp.UnixMilli()-base, int64(len(b.recs)), r.Key, r.Value, r.Headers)
+	return b.bld.Size()+n <= max
+}
+
+func (b *batch) add(pr pending) {
+	r := pr.r
+	b.bld.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+	b.recs = append(b.recs, pr)
+	b.bytes += int64(pr.size)
+}
+
+// partition buffers and sends the records of one partition. Its batches
+// are owned by one goroutine at a time (drain), started when the first
+// record arrives: draining is set while it runs, and then only.
+type partition struct {
+	t    *topicState
+	p    *Producer
+	id   int32
+	wake chan struct{} // buffered: a batch is full, a flush began, or Close
+
+	mu       sync.Mutex
+	cur      *batch   // open batch, or nil
+	queue    []*batch // full batches waiting, oldest first
+	draining bool
+
+	// Owned by the draining goroutine.
+	req    api.ProduceRequest
+	pidGen uint64 // producer id generation the sequence numbers are of
+	seq    int32  // next sequence number
+}
+
+func newPartition(t *topicState, id int32) *partition {
+	pp := &partition{t: t, p: t.p, id: id, wake: make(chan struct{}, 1)}
+	pp.req = api.ProduceRequest{Topic: t.name, Partition: id, Acks: t.p.cfg.acks}
+	return pp
+}
+
+func (pp *partition) wakeUp() {
+	select {
+	case pp.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add appends a record to the open batch, opening one if needed, and
+// starts the partition's goroutine if it is not running.
+func (pp *partition) add(pr pending) error {
+	_, err := pp.addLocked(pr, false)
+	return err
+}
+
+// addOrAbort is add, except that it returns false, buffering nothing,
+// when the record would open a new batch.
+func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addLocked(pr, true) }
+
+func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
+	pp.mu.Lock()
+	if pp.p.closed.Load() {
+		pp.mu.Unlock()
+		return false, ErrClosed
+	}
+	if b := pp.cur; b != nil && !b.fits(pr.r, pp.p.cfg.batchMaxBytes) {
+		pp.queue = append(pp.queue, b)
+		pp.cur = nil
+		pp.wakeUp()
+	}
+	if pp.cur == nil {
+		if abortOnNew {
+			pp.mu.Unlock()
+			return false, nil
+		}
+		pp.cur = pp.p.newBatch(time.Now())
+	}
+	pr.r.Partition = pp.id
+	pp.cur.add(pr)
+	start := !pp.draining
+	pp.draining = true
+	pp.mu.Unlock()
+	if start && !pp.p.spawn(pp.drain) {
+		// Close came first: nobody will send these.
+		pp.mu.Lock()
+		bs := pp.takeAllLocked()
+		pp.draining = false
+		pp.mu.Unlock()
+		for _, b := range bs {
+			pp.fail(b, ErrClosed)
+		}
+	}
+	return true, nil
+}
+
+// takeAllLocked removes and returns every batch not in flight, oldest
+// first.
+func (pp *partition) takeAllLocked() []*batch {
+	bs := append([]*batch(nil), pp.queue...)
+	clear(pp.queue)
+	pp.queue = pp.queue[:0]
+	if pp.cur != nil {
+		bs = append(bs, pp.cur)
+		pp.cur = nil
+	}
+	return bs
+}
+
+// drain sends the partition's batches one request at a time until none
+// is left, honouring Linger, and fails them all with ErrClosed once the
+// producer is closed.
+func (pp *partition) drain() {
+	p := pp.p
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		pp.mu.Lock()
+		if p.closed.Load() {
+			bs := pp.takeAllLocked()
+			pp.draining = false
+			pp.mu.Unlock()
+			for _, b := range bs {
+				pp.fail(b, ErrClosed)
+			}
+			return
+		}
+		var b *batch
+		switch {
+		case len(pp.queue) > 0:
+			b = pp.queue[0]
+			n := copy(pp.queue, pp.queue[1:])
+			pp.queue[n] = nil
+			pp.queue = pp.queue[:n]
+		case pp.cur != nil:
+			if wait := pp.lingerLeft(); wait > 0 {
+				pp.mu.Unlock()
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				select {
+				case <-timer.C:
+				case <-pp.wake:
+				case <-p.done:
+				}
+				continue
+			}
+			b = pp.cur
+			pp.cur = nil
+		default:
+			pp.draining = false
+			pp.mu.Unlock()
+			return
+		}
+		pp.mu.Unlock()
+		pp.send(b, &timer)
+		pp.t.maybeRefresh(time.Now())
+	}
+}
+
+// lingerLeft is how long the open batch may still wait for records.
+func (pp *partition) lingerLeft() time.Duration {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 {
+		return 0
+	}
+	return time.Until(pp.cur.created.Add(pp.p.cfg.linger))
+}

@@ -1,0 +1,163 @@
+package producer
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"github.com/runnel/runnel/record"
+)
+
+// Partitioner chooses the partition of a record among a topic's n
+// partitions (0 <= p < n). A choice out of range fails the record with
+// ErrInvalidPartition.
+//
+// The producer asks a TopicPartitioner for one Partitioner per topic, and
+// calls each topic's Partitioner (and its OnNewBatch) under a lock of that
+// topic: it need not be safe for concurrent use.
+type Partitioner interface {
+	Partition(r *record.Record, n int) int32
+}
+
+// TopicPartitioner is a Partitioner that keeps state per topic (a sticky
+// partition, a round-robin counter). The producer calls ForTopic once per
+// topic and uses what it returns for that topic's records.
+type TopicPartitioner interface {
+	Partitioner
+	ForTopic(topic string) Partitioner
+}
+
+// NewBatchPartitioner is a Partitioner that wants to know when a record
+// would start a new batch (KIP-480's sticky partitioning). When the
+// partition a record was given has no batch open to take it (its last one
+// was sent, or is full), the producer calls OnNewBatch and asks Partition
+// again; the record goes where the second answer says, starting a batch
+// there if need be.
+type NewBatchPartitioner interface {
+	Partitioner
+	OnNewBatch()
+}
+
+// KeyPartition is Kafka's partition for a key among n:
+// toPositive(murmur2(key)) % n, as the Java client's default partitioner
+// and franz-go's StickyKeyPartitioner compute it.
+func KeyPartition(key []byte, n int) int32 {
+	return int32(int64(Murmur2(key)&0x7fffffff) % int64(n))
+}
+
+// StickyKeyPartitioner returns Kafka's default partitioner from 2.4 to 3.2
+// (KIP-480), as franz-go's StickyKeyPartitioner(nil): a record with a key
+// (even an empty one) goes to KeyPartition(key, n), so a key always lands
+// in the same partition while the partition count stays; a record with a
+// nil key goes to the topic's sticky partition, which changes, at random
+// but never to the same partition twice in a row when n > 1, each time a
+// record would start a new batch in it.
+func StickyKeyPartitioner() Partitioner { return &stickyKey{topic: sticky{on: -1, last: -1}} }
+
+type stickyKey struct {
+	mu    sync.Mutex // for direct use; the producer uses ForTopic
+	topic sticky
+}
+
+func (s *stickyKey) ForTopic(string) Partitioner {
+	return &stickyKeyTopic{sticky{on: -1, last: -1}}
+}
+
+func (s *stickyKey) Partition(r *record.Record, n int) int32 {
+	if r.Key != nil {
+		return KeyPartition(r.Key, n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.topic.partition(n)
+}
+
+func (s *stickyKey) OnNewBatch() {
+	s.mu.Lock()
+	s.topic.onNewBatch()
+	s.mu.Unlock()
+}
+
+type stickyKeyTopic struct{ sticky }
+
+func (s *stickyKeyTopic) Partition(r *record.Record, n int) int32 {
+	if r.Key != nil {
+		return KeyPartition(r.Key, n)
+	}
+	return s.partition(n)
+}
+
+func (s *stickyKeyTopic) OnNewBatch() { s.onNewBatch() }
+
+// sticky is one topic's sticky partition.
+type sticky struct {
+	on, last int32 // -1: none
+}
+
+func (s *sticky) partition(n int) int32 {
+	if s.on < 0 || int(s.on) >= n {
+		s.on = int32(rand.IntN(n))
+		if s.on == s.last {
+			s.on = int32((int(s.on) + 1) % n)
+		}
+	}
+	return s.on
+}
+
+func (s *sticky) onNewBatch() { s.last, s.on = s.on, -1 }
+
+// RoundRobinPartitioner returns a partitioner that sends each topic's
+// records to its partitions in turn, 0, 1, ..., n-1, 0, ..., keys ignored.
+func RoundRobinPartitioner() Partitioner { return new(roundRobin) }
+
+type roundRobin struct{ next atomic.Uint64 }
+
+func (p *roundRobin) ForTopic(string) Partitioner { return new(roundRobin) }
+
+func (p *roundRobin) Partition(_ *record.Record, n int) int32 {
+	return int32((p.next.Add(1) - 1) % uint64(n))
+}
+
+// ManualPartitioner returns a partitioner that uses each record's
+// Partition field as it is; a record whose Partition the topic does not
+// have fails with ErrInvalidPartition.
+func ManualPartitioner() Partitioner { return manual{} }
+
+type manual struct{}
+
+func (manual) Partition(r *record.Record, _ int) int32 { return r.Partition }
+
+// Murmur2 is the 32-bit MurmurHash2 that Kafka's clients hash keys with
+// (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as an
+// unsigned value: int32(Murmur2(b)) is what the Java function returns.
+func Murmur2(b []byte) uint32 {
+	const (
+		seed = 0x9747b28c
+		m    = 0x5bd1e995
+		r    = 24
+	)
+	h := uint32(seed) ^ uint32(len(b))
+	for ; len(b) >= 4; b = b[4:] {
+		k := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+	}
+	switch len(b) {
+	case 3:
+		h ^= uint32(b[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(b[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(b[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}

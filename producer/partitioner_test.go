@@ -1,0 +1,234 @@
+package producer_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMurmur2KafkaVectors(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int32
+	}{
+		// Kafka's UtilsTest.testMurmur2.
+		{"21", -973932308},
+		{"foobar", -790332482},
+		{"a-little-bit-long-string", -985981536},
+		{"a-little-bit-longer-string", -1486304829},
+		{"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+		{"abc", 479470107},
+		// Kafka's Utils.murmur2 as quoted by Akka's Murmur2Spec: every
+		// tail length.
+		{"1", -1993445489},
+		{"12", 126087238},
+		{"123", -267702483},
+		{"1234", -1614185708},
+		{"12345", -1188365604},
+	} {
+		require.Equal(t, c.want, int32(producer.Murmur2([]byte(c.in))), "murmur2(%q)", c.in)
+	}
+}
+
+// franzGoPartitions are the partitions franz-go's
+// kgo.StickyKeyPartitioner(nil) gives these keys, for n = 1, 3, 7, 16, 100.
+var (
+	franzGoKeys       = []string{"", "a", "key-0", "key-1", "key-2", "order-17", "user:42", "21", "foobar", "abc", "a-little-bit-long-string", "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"}
+	franzGoPartitions = []struct {
+		n    int
+		want []int32
+	}{
+		{1, []int32{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{3, []int32{0, 1, 1, 0, 2, 0, 1, 0, 0, 0, 2, 2}},
+		{7, []int32{2, 5, 0, 5, 4, 6, 6, 3, 0, 4, 1, 3}},
+		{16, []int32{9, 12, 9, 8, 6, 1, 13, 12, 14, 11, 0, 13}},
+		{100, []int32{81, 24, 41, 40, 2, 61, 25, 40, 66, 7, 12, 77}},
+	}
+)
+
+func TestStickyKeyPartitionerMatchesFranzGo(t *testing.T) {
+	for _, c := range franzGoPartitions {
+		for _, part := range []producer.Partitioner{
+			producer.StickyKeyPartitioner(),
+			producer.StickyKeyPartitioner().(producer.TopicPartitioner).ForTopic("t"),
+		} {
+			for i, k := range franzGoKeys {
+				r := &record.Record{Key: []byte(k)}
+				require.Equal(t, c.want[i], part.Partition(r, c.n), "key %q, %d partitions", k, c.n)
+				// Stable: the sticky state does not move keyed records.
+				if nb, ok := part.(producer.NewBatchPartitioner); ok {
+					nb.OnNewBatch()
+				}
+				require.Equal(t, c.want[i], part.Partition(r, c.n), "key %q again", k)
+				require.Equal(t, c.want[i], producer.KeyPartition([]byte(k), c.n))
+			}
+		}
+	}
+}
+
+func TestStickyPartitionerSticksUntilNewBatch(t *testing.T) {
+	for _, n := range []int{1, 2, 5} {
+		part := producer.StickyKeyPartitioner().(producer.TopicPartitioner).ForTopic("t").(producer.NewBatchPartitioner)
+		r := &record.Record{Value: []byte("no key")}
+		prev := part.Partition(r, n)
+		for range 50 {
+			for range 10 {
+				require.Equal(t, prev, part.Partition(r, n), "sticks between new batches")
+			}
+			part.OnNewBatch()
+			next := part.Partition(r, n)
+			require.True(t, next >= 0 && int(next) < n)
+			if n > 1 {
+				require.NotEqual(t, prev, next, "a new batch moves to another partition")
+			}
+			prev = next
+		}
+		// Fewer partitions than the sticky one: it moves into range.
+		require.Less(t, part.Partition(r, 1), int32(1))
+	}
+}
+
+func TestRoundRobinPartitioner(t *testing.T) {
+	part := producer.RoundRobinPartitioner()
+	counts := make([]int, 4)
+	for i := range 40 {
+		got := part.Partition(&record.Record{Key: []byte("same key")}, 4)
+		require.Equal(t, int32(i%4), got)
+		counts[got]++
+	}
+	require.Equal(t, []int{10, 10, 10, 10}, counts)
+	// Each topic keeps its own turn.
+	tp := producer.RoundRobinPartitioner().(producer.TopicPartitioner)
+	a, b := tp.ForTopic("a"), tp.ForTopic("b")
+	require.Equal(t, int32(0), a.Partition(&record.Record{}, 3))
+	require.Equal(t, int32(1), a.Partition(&record.Record{}, 3))
+	require.Equal(t, int32(0), b.Partition(&record.Record{}, 3))
+}
+
+func TestManualPartitioner(t *testing.T) {
+	part := producer.ManualPartitioner()
+	require.Equal(t, int32(2), part.Partition(&record.Record{Partition: 2, Key: []byte("k")}, 3))
+	require.Equal(t, int32(-1), part.Partition(&record.Record{Partition: -1}, 3))
+}
+
+// Through the producer and the broker: a key always lands on its
+// partition, the one Kafka's clients would choose.
+func TestKeyedRecordsLandOnKafkasPartition(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("keys", 7))
+	p := newProducer(t, b, producer.DefaultTopic("keys"))
+	ctx := testCtx(t)
+	var all []*record.Record
+	for round := range 3 {
+		for i, k := range franzGoKeys {
+			r := &record.Record{Key: []byte(k), Value: []byte(fmt.Sprintf("%d-%d", round, i))}
+			all = append(all, r)
+			p.Produce(ctx, r, nil)
+		}
+	}
+	require.NoError(t, p.Flush(ctx))
+	for i, r := range all {
+		require.Equal(t, franzGoPartitions[2].want[i%len(franzGoKeys)], r.Partition, "key %q", r.Key)
+	}
+	// Each partition holds its keys' records in produced order.
+	for part := range int32(7) {
+		var want []string
+		for _, r := range all {
+			if r.Partition == part {
+				want = append(want, string(r.Value))
+			}
+		}
+		require.Equal(t, want, nilIfEmpty(values(readRecords(t, b, "keys", part))))
+	}
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// Records without keys stick to one partition while its batch is open,
+// and move to another once that batch was sent.
+func TestStickyPartitioningThroughTheProducer(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("sticky", 4))
+	p := newProducer(t, b, producer.Linger(time.Hour), producer.DefaultTopic("sticky"))
+	ctx := testCtx(t)
+	prev := int32(-1)
+	for round := range 6 {
+		batch := recs(fmt.Sprint("round", round), 20)
+		for _, r := range batch {
+			p.Produce(ctx, r, nil)
+		}
+		require.NoError(t, p.Flush(ctx))
+		for _, r := range batch {
+			require.Equal(t, batch[0].Partition, r.Partition, "one open batch takes every record")
+		}
+		require.NotEqual(t, prev, batch[0].Partition, "the next batch goes elsewhere")
+		prev = batch[0].Partition
+	}
+	total := 0
+	for part := range int32(4) {
+		for _, batch := range readBatches(t, b, "sticky", part) {
+			require.EqualValues(t, 20, batch.NumRecords())
+			total++
+		}
+	}
+	require.Equal(t, 6, total)
+}
+
+func TestRoundRobinAndManualThroughTheProducer(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("rr", 3), runneltest.Topic("manual", 3))
+	ctx := testCtx(t)
+	rr := newProducer(t, b, producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("rr"))
+	batch := recs("rr", 30)
+	require.NoError(t, rr.ProduceSync(ctx, batch...))
+	for part := range int32(3) {
+		var want []string
+		for i := int(part); i < 30; i += 3 {
+			want = append(want, string(batch[i].Value))
+		}
+		require.Equal(t, want, values(readRecords(t, b, "rr", part)))
+	}
+
+	m := newProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DefaultTopic("manual"))
+	good := &record.Record{Partition: 2, Value: []byte("to 2")}
+	require.NoError(t, m.ProduceSync(ctx, good))
+	require.Equal(t, int32(2), good.Partition)
+	require.Equal(t, []string{"to 2"}, values(readRecords(t, b, "manual", 2)))
+	for _, bad := range []int32{-1, 3, 100} {
+		r := &record.Record{Partition: bad, Value: []byte("bad")}
+		err := m.ProduceSync(ctx, r, &record.Record{Partition: 1, Value: []byte("fine")})
+		require.ErrorIs(t, err, producer.ErrInvalidPartition, "partition %d", bad)
+		var re *producer.RecordError
+		require.ErrorAs(t, err, &re)
+		require.Same(t, r, re.Record)
+	}
+	require.Len(t, readRecords(t, b, "manual", 1), 3, "the good records of the same calls went through")
+}
+
+// A custom partitioner's bad choice fails that record only.
+type negative struct{}
+
+func (negative) Partition(r *record.Record, n int) int32 {
+	if string(r.Value) == "bad" {
+		return -1
+	}
+	return 0
+}
+
+func TestCustomPartitionerNegative(t *testing.T) {
+	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 2}))
+	p := newProducer(t, b, producer.RecordPartitioner(negative{}), producer.DefaultTopic("t"))
+	bad, good := &record.Record{Value: []byte("bad")}, &record.Record{Value: []byte("good")}
+	err := p.ProduceSync(testCtx(t), bad, good)
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.Equal(t, []string{"good"}, values(readRecords(t, b, "t", 0)))
+	require.Zero(t, p.BufferedRecords())
+}

@@ -1,0 +1,452 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
+)
+
+// Client is what a producer needs of a broker; *runnel.Broker satisfies
+// it. Tests fake it to inject failures.
+type Client interface {
+	// Partitions returns the number of partitions of topic.
+	Partitions(ctx context.Context, topic string) (int, error)
+	// InitProducerID returns a new idempotent producer id and its epoch.
+	InitProducerID(ctx context.Context) (id int64, epoch int16, err error)
+	// Produce appends req.Batches to a partition. It may modify
+	// req.Batches (the broker assigns offsets in place) and must keep
+	// neither req nor its bytes after returning: the producer reuses
+	// them. It must return when ctx ends: Close cancels the requests in
+	// flight.
+	Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error)
+}
+
+// Producer sends records to a broker in batches, one RecordBatch v2 per
+// partition and request. All its methods are safe for concurrent use.
+//
+// Records are buffered per partition into a batch; a partition has at
+// most one request in flight (the broker is in process, so one request
+// at a time keeps each partition's order without costing a network round
+// trip), and records produced while it is in flight form the next batch.
+// Each partition that has records has one goroutine sending them, started
+// when its first record arrives and ending when it has none left; Close
+// stops them all.
+//
+// Promises run on that goroutine, one partition's in the order its
+// records were produced, after the record's Partition and Offset (and
+// Timestamp, for a topic with LogAppendTime) were set. A promise must not
+// block for long, and must not call Produce (which may wait for buffer
+// space that only finished promises free): use TryProduce there. A
+// record must not be modified until its promise has run. A record that
+// fails before it reaches a partition (ErrNoTopic, ErrRecordTooLarge for
+// BatchMaxBytes, the broker's ErrUnknownTopicOrPartition or
+// ErrInvalidTopic, ErrInvalidPartition, ErrMaxBuffered, ctx's error,
+// ErrClosed) has its promise run before Produce returns.
+//
+// Retriable errors (api.IsRetriable) are retried with backoff until the
+// batch's DeliveryTimeout; later batches of the partition wait, so order
+// is kept. A batch the broker refuses as too large or invalid
+// (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
+// again, so that only the records at fault fail.
+//
+// Idempotence (the default, with AcksAll): the producer takes a producer
+// id from the broker before its first batch and numbers each partition's
+// records; a retried batch is sent again byte for byte with its numbers,
+// so the broker answers a batch it already has with its original offsets
+// instead of appending it twice. When the broker refuses a partition's
+// sequence numbers (ErrOutOfOrderSequence), the batch and every record
+// then buffered for that partition fail with that error, and the producer
+// takes a new producer id, so that later records start afresh (the failed
+// records leave a gap: the records after them were produced after the
+// failure). When the broker reports that a newer epoch of the producer id
+// exists (ErrProducerFenced), the batch and the records buffered for that
+// partition fail with that error and the producer keeps its id: another
+// producer has taken its place, and the broker will refuse its later
+// batches too; close it. A batch that fails after the broker may have
+// appended it (a delivery timeout after an unanswered request) also makes
+// the producer take a new id, so that its sequence numbers are never
+// reused for other records.
+type Producer struct {
+	client     Client
+	cfg        config
+	idempotent bool
+
+	ctx       context.Context // of requests; cancelled by Close
+	cancel    context.CancelFunc
+	done      chan struct{} // closed by Close
+	closed    atomic.Bool
+	closeOnce sync.Once
+	goMu      sync.Mutex // orders goroutine starts with Close
+	wg        sync.WaitGroup
+
+	bufRecords atomic.Int64
+	bufBytes   atomic.Int64
+	flushing   atomic.Int32
+	waiters    waitSet
+
+	topicsMu sync.Mutex
+	topics   atomic.Pointer[map[string]*topicState] // copy on write
+
+	pidMu  sync.Mutex
+	pid    int64
+	epoch  int16
+	pidGen uint64 // counts the ids taken; 0: none yet
+	pidOK  bool
+
+	batches sync.Pool
+}
+
+// New returns a producer that sends records through c, configured by
+// opts. It starts no goroutine and makes no request: the producer id (of
+// an idempotent producer) and each topic's partition count are asked for
+// when first needed.
+//
+// Errors: ErrInvalidOption for a nil c or an option out of range.
+func New(c Client, opts ...Opt) (*Producer, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		client:     c,
+		cfg:        cfg,
+		idempotent: cfg.idempotent && cfg.acks == AcksAll,
+		done:       make(chan struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.batches.New = func() any { return new(batch) }
+	return p, nil
+}
+
+func noPromise(*record.Record, error) {}
+
+// Produce buffers r for its topic (or DefaultTopic) and returns; promise
+// (which may be nil) runs once r is done, with r and nil or the reason it
+// failed. It blocks only while the buffer is full (MaxBufferedRecords,
+// MaxBufferedBytes), and while it asks the broker for the partition count
+// of a topic it has not written to yet; if ctx ends meanwhile, the promise
+// gets ctx's error. A zero r.Timestamp is set to the current time.
+//
+// Errors given to promise: those listed on Producer, ErrNilRecord,
+// ErrDeliveryTimeout, ErrOutOfOrderSequence, ErrProducerFenced, and the
+// broker's errors for the record's batch.
+func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
+	p.produce(ctx, r, promise, true)
+}
+
+// TryProduce is Produce, except that when the buffer is full the promise
+// gets ErrMaxBuffered at once.
+func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
+	p.produce(ctx, r, promise, false)
+}
+
+func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) {
+	if promise == nil {
+		promise = noPromise
+	}
+	switch {
+	case r == nil:
+		promise(r, ErrNilRecord)
+		return
+	case p.closed.Load():
+		promise(r, ErrClosed)
+		return
+	case r.Topic == "":
+		if p.cfg.defaultTopic == "" {
+			promise(r, ErrNoTopic)
+			return
+		}
+		r.Topic = p.cfg.defaultTopic
+	}
+	size := record.RecordSize(0, 0, r.Key, r.Value, r.Headers)
+	if record.HeaderSize+size > p.cfg.batchMaxBytes {
+		promise(r, fmt.Errorf("%w: a record of %d bytes does not fit in a batch of BatchMaxBytes %d",
+			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
+		return
+	}
+	t, err := p.topic(ctx, r.Topic)
+	if err != nil {
+		promise(r, err)
+		return
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = time.Now()
+	}
+	if err := p.reserve(ctx, int64(size), block); err != nil {
+		promise(r, err)
+		return
+	}
+	t.buffer(pending{r: r, promise: promise, size: size})
+}
+
+// ProduceSync produces recs and waits until every one is done. It returns
+// nil if all were delivered (each with its Partition and Offset set), else
+// the errors.Join of a *RecordError per failed record. If ctx ends first,
+// it returns ctx's error; the records stay buffered or in flight and are
+// still delivered or failed later.
+func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	s := &syncWait{done: make(chan struct{})}
+	s.left.Store(int64(len(recs)))
+	for _, r := range recs {
+		p.Produce(ctx, r, s.promise)
+	}
+	select {
+	case <-s.done:
+		return s.err()
+	case <-ctx.Done():
+		select {
+		case <-s.done:
+			return s.err()
+		default:
+			return ctx.Err()
+		}
+	}
+}
+
+// syncWait collects the outcomes of one ProduceSync.
+type syncWait struct {
+	left atomic.Int64
+	done chan struct{}
+	mu   sync.Mutex
+	errs []error
+}
+
+func (s *syncWait) promise(r *record.Record, err error) {
+	if err != nil {
+		s.mu.Lock()
+		s.errs = append(s.errs, &RecordError{Record: r, Err: err})
+		s.mu.Unlock()
+	}
+	if s.left.Add(-1) == 0 {
+		close(s.done)
+	}
+}
+
+func (s *syncWait) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// Flush sends every buffered batch at once, lingering no more, and waits
+// until every record produced before it returns (those produced while it
+// waits included) is done and its promise has run.
+//
+// Errors: ctx's error if it ends first (the records stay buffered or in
+// flight and are delivered later); ErrClosed if the producer is or gets
+// closed.
+func (p *Producer) Flush(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.flushing.Add(1)
+	defer p.flushing.Add(-1)
+	p.wakeAll()
+	for {
+		if p.bufRecords.Load() == 0 {
+			break
+		}
+		ch := p.waiters.wait()
+		if p.bufRecords.Load() == 0 {
+			p.waiters.leave()
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.waiters.leave()
+			return ctx.Err()
+		}
+		p.waiters.leave()
+	}
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// BufferedRecords returns the number of records produced and not yet
+// done.
+func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
+
+// Close stops the producer: records not yet delivered fail with ErrClosed
+// (a request in flight is cancelled through its ctx, and its records
+// fail with an error matching ErrClosed unless the Client answered it
+// anyway), every promise runs, and Close returns once the producer's
+// goroutines have ended. Call Flush first to deliver everything. Close is
+// idempotent and returns nil; afterwards every method fails with
+// ErrClosed.
+func (p *Producer) Close() error {
+	p.closeOnce.Do(func() {
+		p.goMu.Lock()
+		p.closed.Store(true)
+		p.goMu.Unlock()
+		close(p.done)
+		p.cancel()
+		p.wakeAll()
+		p.waiters.broadcast()
+		p.wg.Wait()
+	})
+	return nil
+}
+
+// spawn starts f on a goroutine that Close waits for, unless the
+// producer is closed.
+func (p *Producer) spawn(f func()) bool {
+	p.goMu.Lock()
+	defer p.goMu.Unlock()
+	if p.closed.Load() {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// wakeAll wakes every partition's goroutine (for Flush and Close).
+func (p *Producer) wakeAll() {
+	m := p.topics.Load()
+	if m == nil {
+		return
+	}
+	for _, t := range *m {
+		for _, pp := range *t.parts.Load() {
+			pp.wakeUp()
+		}
+	}
+}
+
+// reserve takes buffer space for one record of size bytes, waiting for
+// it if block is set.
+func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
+	for {
+		if p.tryReserve(size) {
+			return nil
+		}
+		if !block {
+			return ErrMaxBuffered
+		}
+		ch := p.waiters.wait()
+		if p.tryReserve(size) {
+			p.waiters.leave()
+			return nil
+		}
+		select {
+		case <-ch:
+			p.waiters.leave()
+		case <-ctx.Done():
+			p.waiters.leave()
+			return ctx.Err()
+		case <-p.done:
+			p.waiters.leave()
+			return ErrClosed
+		}
+	}
+}
+
+func (p *Producer) tryReserve(size int64) bool {
+	for {
+		n := p.bufRecords.Load()
+		if n >= p.cfg.maxRecords {
+			return false
+		}
+		if p.bufRecords.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	b := p.bufBytes.Add(size)
+	if p.cfg.maxBytes == 0 || b <= p.cfg.maxBytes || b == size {
+		return true
+	}
+	p.release(1, size)
+	return false
+}
+
+// release frees the buffer space of n records of size bytes in all.
+func (p *Producer) release(n, size int64) {
+	p.bufBytes.Add(-size)
+	p.bufRecords.Add(-n)
+	p.waiters.broadcast()
+}
+
+// waitSet lets goroutines wait for buffer space or an empty buffer:
+// release broadcasts to them when any wait.
+type waitSet struct {
+	n  atomic.Int32
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait registers a waiter and returns the channel to wait on; the caller
+// must check its condition again after wait, and call leave when done.
+func (w *waitSet) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n.Add(1)
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+func (w *waitSet) leave() { w.n.Add(-1) }
+
+func (w *waitSet) broadcast() {
+	if w.n.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+	w.mu.Unlock()
+}
+
+// producerID returns the producer id to stamp on a new batch, taking one
+// from the broker if the producer has none.
+func (p *Producer) producerID() (id int64, epoch int16, gen uint64, err error) {
+	p.pidMu.Lock()
+	defer p.pidMu.Unlock()
+	if !p.pidOK {
+		id, epoch, err := p.client.InitProducerID(p.ctx)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		p.pid, p.epoch, p.pidOK = id, epoch, true
+		p.pidGen++
+		p.cfg.logger.Info("producer id", "id", id, "epoch", epoch)
+	}
+	return p.pid, p.epoch, p.pidGen, nil
+}
+
+// resetProducerID makes the next batch take a new producer id, unless
+// one newer than gen was taken already.
+func (p *Producer) resetProducerID(gen uint64, why error) {
+	p.pidMu.Lock()
+	defer p.pidMu.Unlock()
+	if p.pidGen == gen && p.pidOK {
+		p.pidOK = false
+		p.cfg.logger.Info("dropping producer id", "id", p.pid, "reason", why)
+	}
+}

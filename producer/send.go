@@ -1,0 +1,285 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+)
+
+// send delivers one batch: it seals it (producer id, sequence numbers,
+// compression), sends it, retries retriable errors with backoff until the
+// batch's delivery deadline, and completes its records. timer is the
+// calling goroutine's, reused for backoffs.
+func (pp *partition) send(b *batch, timer **time.Timer) {
+	p := pp.p
+	deadline := b.created.Add(p.cfg.deliveryTimeout)
+	var last error
+	for try := 0; ; try++ {
+		if try > 0 {
+			d := p.backoff(try)
+			if left := time.Until(deadline); d > left {
+				d = left
+			}
+			p.sleep(d, timer)
+		}
+		if p.closed.Load() {
+			pp.giveUp(b, closedError(last))
+			return
+		}
+		if !time.Now().Before(deadline) {
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, last))
+			return
+		}
+		if !b.sealed {
+			if err := pp.seal(b); err != nil {
+				if api.IsRetriable(err) || p.closed.Load() {
+					last = err
+					p.cfg.logger.Debug("retrying producer id", "err", err)
+					continue
+				}
+				pp.giveUp(b, err)
+				return
+			}
+		} else {
+			copy(b.data, b.hdr[:]) // the broker rewrote offsets in place
+		}
+		pp.req.Batches = b.data
+		b.attempts++
+		resp, err := p.client.Produce(p.ctx, &pp.req)
+		pp.req.Batches = nil
+		if p.cfg.acks == AcksNone {
+			// Handed to the broker: done, whatever came back.
+			if err != nil {
+				pp.fail(b, err)
+			} else {
+				pp.succeed(b, resp)
+			}
+			return
+		}
+		switch {
+		case err == nil:
+			pp.succeed(b, resp)
+			return
+		case errors.Is(err, api.ErrDuplicateSequence):
+			// The broker has the batch, without telling where.
+			pp.succeed(b, api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1})
+			return
+		}
+		last = err
+		if !refused(err) {
+			b.unsure = true
+		}
+		switch {
+		case p.closed.Load():
+			continue // given up above
+		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
+			pp.fatal(b, err)
+			return
+		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && len(b.recs) > 1 && !b.unsure:
+			pp.split(b, err)
+			return
+		case api.IsRetriable(err):
+			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
+			continue
+		default:
+			pp.giveUp(b, err)
+			return
+		}
+	}
+}
+
+// seal gives the batch its producer id and sequence numbers (when
+// idempotent) and encodes it.
+func (pp *partition) seal(b *batch) error {
+	p := pp.p
+	if p.idempotent {
+		id, epoch, gen, err := p.producerID()
+		if err != nil {
+			return err
+		}
+		if gen != pp.pidGen {
+			pp.pidGen, pp.seq = gen, 0
+		}
+		b.pid, b.epoch, b.pidGen, b.baseSeq = id, epoch, gen, pp.seq
+		b.bld.SetProducer(id, epoch, pp.seq)
+	}
+	data, err := b.bld.Finish(p.cfg.codec)
+	if err != nil {
+		return err
+	}
+	if p.idempotent {
+		pp.seq = addSeq(pp.seq, len(b.recs))
+	}
+	b.data = data
+	copy(b.hdr[:], data)
+	b.sealed = true
+	return nil
+}
+
+// addSeq adds n to a sequence number, wrapping after MaxInt32 to 0 as
+// Kafka's do.
+func addSeq(seq int32, n int) int32 {
+	return int32((int64(seq) + int64(n)) % (math.MaxInt32 + 1))
+}
+
+// refused reports whether err says the broker did not append the batch.
+func refused(err error) bool {
+	for _, e := range refusals {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusals are the broker's errors that come before an append.
+var refusals = []error{
+	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt,
+	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
+	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
+	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID,
+	api.ErrBrokerClosed,
+}
+
+// succeed completes a delivered batch.
+func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
+	idem := b.sealed && pp.p.idempotent
+	for i := range b.recs {
+		r := b.recs[i].r
+		r.Partition = pp.id
+		r.Offset = -1
+		if resp.BaseOffset >= 0 {
+			r.Offset = resp.BaseOffset + int64(i)
+		}
+		if resp.LogAppendTime >= 0 {
+			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
+		}
+		if idem {
+			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, addSeq(b.baseSeq, i)
+		} else {
+			r.ProducerID, r.ProducerEpoch, r.Sequence = record.NoProducerID, record.NoProducerEpoch, record.NoSequence
+		}
+		b.recs[i].promise(r, nil)
+	}
+	pp.p.release(int64(len(b.recs)), b.bytes)
+	pp.p.recycle(b)
+}
+
+// fail completes a batch's records with err.
+func (pp *partition) fail(b *batch, err error) {
+	for i := range b.recs {
+		b.recs[i].promise(b.recs[i].r, err)
+	}
+	pp.p.release(int64(len(b.recs)), b.bytes)
+	pp.p.recycle(b)
+}
+
+// giveUp fails a batch for good. Its sequence numbers are reused by the
+// next batch when the broker surely did not append it; otherwise the
+// producer takes a new id, so that they never name other records.
+func (pp *partition) giveUp(b *batch, err error) {
+	if b.sealed && pp.p.idempotent {
+		if b.unsure {
+			pp.p.resetProducerID(b.pidGen, err)
+		} else if pp.pidGen == b.pidGen {
+			pp.seq = b.baseSeq
+		}
+	}
+	pp.p.cfg.logger.Warn("batch failed", "topic", pp.t.name, "partition", pp.id,
+		"records", len(b.recs), "attempts", b.attempts, "err", err)
+	pp.fail(b, err)
+}
+
+// fatal fails the batch and every record buffered for the partition, after
+// the broker refused the producer's sequence numbers or epoch.
+func (pp *partition) fatal(b *batch, err error) {
+	if errors.Is(err, ErrOutOfOrderSequence) {
+		pp.p.resetProducerID(b.pidGen, err)
+	}
+	pp.mu.Lock()
+	rest := pp.takeAllLocked()
+	pp.mu.Unlock()
+	pp.p.cfg.logger.Warn("partition's records failed", "topic", pp.t.name, "partition", pp.id,
+		"records", len(b.recs), "buffered batches", len(rest), "err", err)
+	pp.fail(b, err)
+	for _, x := range rest {
+		pp.fail(x, err)
+	}
+}
+
+// split sends a refused batch again as two, so that only the records at
+// fault fail: the halves go first in the queue, with the batch's sequence
+// numbers free again.
+func (pp *partition) split(b *batch, err error) {
+	p := pp.p
+	if b.sealed && p.idempotent && pp.pidGen == b.pidGen {
+		pp.seq = b.baseSeq
+	}
+	p.cfg.logger.Debug("splitting refused batch", "topic", pp.t.name, "partition", pp.id, "records", len(b.recs), "err", err)
+	half := len(b.recs) / 2
+	first, second := p.newBatch(b.created), p.newBatch(b.created)
+	for i := range b.recs {
+		if i < half {
+			first.add(b.recs[i])
+		} else {
+			second.add(b.recs[i])
+		}
+	}
+	pp.mu.Lock()
+	pp.queue = append(pp.queue, nil, nil)
+	copy(pp.queue[2:], pp.queue)
+	pp.queue[0], pp.queue[1] = first, second
+	pp.mu.Unlock()
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	p.recycle(b)
+}
+
+// backoff is the wait before retry number try (1, 2, ...): RetryBackoff
+// doubled each time up to the maximum, jittered by ±20%.
+func (p *Producer) backoff(try int) time.Duration {
+	d := p.cfg.maxRetryBackoff
+	if try < 32 {
+		if x := p.cfg.retryBackoff << (try - 1); x > 0 && x < d {
+			d = x
+		}
+	}
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+// sleep waits d, or until Close.
+func (p *Producer) sleep(d time.Duration, timer **time.Timer) {
+	if d <= 0 {
+		return
+	}
+	if *timer == nil {
+		*timer = time.NewTimer(d)
+	} else {
+		(*timer).Reset(d)
+	}
+	select {
+	case <-(*timer).C:
+	case <-p.done:
+	}
+}
+
+func closedError(last error) error {
+	if last == nil {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w (the last attempt failed: %w)", ErrClosed, last)
+}
+
+func timeoutError(b *batch, d time.Duration, last error) error {
+	if last == nil {
+		return fmt.Errorf("%w: %d records not sent within %v", ErrDeliveryTimeout, len(b.recs), d)
+	}
+	return fmt.Errorf("%w: %d records not delivered within %v, after %d attempts: %w",
+		ErrDeliveryTimeout, len(b.recs), d, b.attempts, last)
+}
