@@ -50,13 +50,13 @@ func (s scale) n(base int) string { return fmt.Sprintf("%dx", max(int(float64(ba
 func records(c e2e.Case) int {
 	switch {
 	case c.Sync && c.Size >= 1024:
-		return 30_000
+		return 20_000
 	case c.Sync:
-		return 100_000
+		return 50_000
 	case c.Size >= 1024:
-		return 200_000
+		return 100_000
 	default:
-		return 500_000
+		return 200_000
 	}
 }
 
