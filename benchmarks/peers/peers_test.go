@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/benchmarks/internal/e2e"
+	"github.com/runnel/runnel/benchmarks/internal/runnelsys"
 )
 
 // systems are the systems compared; "raw" (the raw sequential write) is a
 // pseudo-system of BenchmarkProduce.
 func systems() []e2e.System {
-	return []e2e.System{Kfake(), JetStream()}
+	return []e2e.System{runnelsys.System(), Kfake(), JetStream()}
 }
 
 // Latency and RSS parameters (the issue's).
