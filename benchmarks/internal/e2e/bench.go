@@ -79,8 +79,8 @@ func BenchRawWrite(b *testing.B, c Case) {
 }
 
 // BenchRSS runs MeasureRSS b.N times (run it with -benchtime 1x) and
-// reports the last: the peak RSS over the payload (RSS/payload), and the
-// peak, held and baseline RSS in MB. It skips where there is no
+// reports the last: the peak RSS over the payload (RSS/payload), the
+// peak, held and baseline RSS in MB, and the live heap in MB. It skips where there is no
 // /proc/self/status.
 func BenchRSS(b *testing.B, sys System, size int, payload int64) {
 	var r RSS
@@ -96,4 +96,5 @@ func BenchRSS(b *testing.B, sys System, size int, payload int64) {
 	b.ReportMetric(float64(r.Peak)/(1<<20), "peak-MB")
 	b.ReportMetric(float64(r.Held)/(1<<20), "held-MB")
 	b.ReportMetric(float64(r.Baseline)/(1<<20), "baseline-MB")
+	b.ReportMetric(float64(r.Live)/(1<<20), "live-heap-MB")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -30,6 +31,10 @@ type RSS struct {
 	// Baseline is its VmRSS before the broker was opened: the runtime and
 	// the test binary.
 	Baseline int64
+	// Live is the Go heap still reachable then (HeapAlloc right after a
+	// forced collection, measured after Peak and Held): what the broker
+	// and the clients keep, without garbage and free pages.
+	Live int64
 	// Payload is the value bytes produced.
 	Payload int64
 }
@@ -94,7 +99,7 @@ func MeasureRSS(ctx context.Context, sys System, size int, payload int64) (RSS, 
 	}
 	for line := range strings.Lines(string(out)) {
 		var r RSS
-		if _, err := fmt.Sscanf(line, rssLine+" peak=%d held=%d baseline=%d payload=%d", &r.Peak, &r.Held, &r.Baseline, &r.Payload); err == nil {
+		if _, err := fmt.Sscanf(line, rssLine+" peak=%d held=%d baseline=%d live=%d payload=%d", &r.Peak, &r.Held, &r.Baseline, &r.Live, &r.Payload); err == nil {
 			return r, nil
 		}
 	}
@@ -115,7 +120,7 @@ func RunRSSChild(systems ...System) {
 		fmt.Fprintln(os.Stderr, "e2e: RSS child:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("%s peak=%d held=%d baseline=%d payload=%d\n", rssLine, r.Peak, r.Held, r.Baseline, r.Payload)
+	fmt.Printf("%s peak=%d held=%d baseline=%d live=%d payload=%d\n", rssLine, r.Peak, r.Held, r.Baseline, r.Live, r.Payload)
 	os.Exit(0)
 }
 
@@ -164,6 +169,12 @@ func rssChild(spec string, systems []System) (r RSS, err error) {
 	if r.Peak, err = ProcStatus("VmHWM"); err != nil {
 		return r, err
 	}
-	r.Held, err = ProcStatus("VmRSS")
-	return r, err
+	if r.Held, err = ProcStatus("VmRSS"); err != nil {
+		return r, err
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.Live = int64(ms.HeapAlloc)
+	return r, nil
 }
