@@ -107,3 +107,36 @@ func TestCallsAfterCloseAndCancel(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, b.Maintain(ctx), ErrClosed)
 }
+
+func TestDeleteRecords(t *testing.T) {
+	b := open(t, Config{TopicDefaults: log.Config{SegmentBytes: 200}})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for i := range 10 {
+		produce(t, b, "t", 0, fmt.Sprint(i))
+	}
+	low, err := b.DeleteRecords(ctx, "t", 0, 4)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, low)
+	low, err = b.DeleteRecords(ctx, "t", 0, 2)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, low, "never backwards")
+	_, err = b.DeleteRecords(ctx, "t", 0, 11)
+	require.ErrorIs(t, err, log.ErrOffsetOutOfRange)
+	_, err = b.DeleteRecords(ctx, "t", 1, 0)
+	require.ErrorIs(t, err, ErrUnknownTopic)
+
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 3}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}}})
+	require.NoError(t, err)
+	require.Equal(t, "4", values(t, resp.Partitions[0].Records)[0])
+
+	low, err = b.DeleteRecords(ctx, "t", 0, api.Latest)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, low)
+	off, err := b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, off)
+}

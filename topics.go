@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 )
 
@@ -417,4 +418,30 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	b.topics[name] = &log.Topic{Name: name, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)}
 	return nil
+}
+
+// DeleteRecords makes the records of a partition below offset unreadable
+// (Kafka's DeleteRecords): the log start offset advances to offset, and
+// whole segments below it are deleted. api.Latest deletes everything up to
+// the high watermark. It returns the new log start offset (Kafka's low
+// watermark); an offset at or below the current start changes nothing.
+//
+// Errors: ErrUnknownTopic; ErrInvalidTopic; log.ErrOffsetOutOfRange for
+// an offset above the high watermark; log.ErrLogFenced; ErrClosed.
+func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
+	p, err := b.partition(ctx, topic, partition, false)
+	if err != nil {
+		return 0, err
+	}
+	hw := p.HighWatermark()
+	if offset == api.Latest {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
+	}
+	if offset <= p.LogStartOffset() {
+		return p.LogStartOffset(), nil
+	}
+	return p.Log().DeleteRecordsBefore(offset)
 }

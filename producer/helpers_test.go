@@ -97,10 +97,12 @@ type hookClient struct {
 	b *runnel.Broker
 
 	mu    sync.Mutex
-	hook  func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)
+	hook  hookFunc
 	calls int
 	sent  []sentReq
 	inits int
+	// initHook, if set, may fail InitProducerID call number call.
+	initHook func(call int) error
 }
 
 type sentReq struct {
@@ -116,8 +118,14 @@ func (c *hookClient) Partitions(ctx context.Context, topic string) (int, error) 
 
 func (c *hookClient) InitProducerID(ctx context.Context) (int64, int16, error) {
 	c.mu.Lock()
+	call, hook := c.inits, c.initHook
 	c.inits++
 	c.mu.Unlock()
+	if hook != nil {
+		if err := hook(call); err != nil {
+			return 0, 0, err
+		}
+	}
 	return c.b.InitProducerID(ctx)
 }
 
@@ -135,7 +143,11 @@ func (c *hookClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.
 	return hook(ctx, call, req, next)
 }
 
-func (c *hookClient) setHook(h func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)) {
+// hookFunc handles Produce call number call; next sends req to the
+// broker.
+type hookFunc = func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error)
+
+func (c *hookClient) setHook(h hookFunc) {
 	c.mu.Lock()
 	c.hook = h
 	c.mu.Unlock()

@@ -32,7 +32,8 @@ const (
 	DefaultMetadataMaxAge     = 5 * time.Minute
 )
 
-// Opt configures a Producer; pass options to New.
+// Opt configures a Producer; pass options to New, which returns
+// ErrInvalidOption for a value out of range.
 type Opt func(*config)
 
 type config struct {
@@ -87,6 +88,8 @@ func (c *config) validate() error {
 		return bad("MaxBufferedBytes", c.maxBytes)
 	case c.deliveryTimeout <= 0:
 		return bad("DeliveryTimeout", c.deliveryTimeout)
+	case c.linger >= c.deliveryTimeout:
+		return fmt.Errorf("%w: Linger(%v) must be shorter than DeliveryTimeout(%v)", ErrInvalidOption, c.linger, c.deliveryTimeout)
 	case c.retryBackoff <= 0:
 		return bad("RetryBackoff", c.retryBackoff)
 	case c.metadataMaxAge <= 0:
@@ -122,7 +125,8 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // has no request in flight, and records produced meanwhile form the next
 // batch, so batches grow with load by themselves (as in franz-go). A
 // batch that reaches BatchMaxBytes, and every batch during Flush, is sent
-// without waiting. Negative values make New fail.
+// without waiting. New fails with ErrInvalidOption for a negative d, or
+// one not shorter than DeliveryTimeout.
 func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header

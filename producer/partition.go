@@ -150,14 +150,14 @@ type batch struct {
 	created time.Time // of the batch: linger and delivery timeout count from it
 
 	sealed   bool
-	data     record.Batch                // the encoded batch, aliasing bld
-	hdr      [record.HeaderSize]byte     // data's header as encoded, restored before a retry
-	pidGen   uint64                      // producer id generation, when idempotent
-	baseSeq  int32                       // first sequence number, when idempotent
-	pid      int64                       // producer id and epoch, when idempotent
-	epoch    int16                       //
-	unsure   bool                        // an attempt may have been appended
-	attempts int                         //
+	data     record.Batch            // the encoded batch, aliasing bld
+	hdr      [record.HeaderSize]byte // data's header as encoded, restored before a retry
+	pidGen   uint64                  // producer id generation, when idempotent
+	baseSeq  int32                   // first sequence number, when idempotent
+	pid      int64                   // producer id and epoch, when idempotent
+	epoch    int16                   //
+	unsure   bool                    // an attempt may have been appended
+	attempts int                     //
 }
 
 func (p *Producer) newBatch(created time.Time) *batch {

@@ -40,7 +40,7 @@ type NewBatchPartitioner interface {
 
 // KeyPartition is Kafka's partition for a key among n:
 // toPositive(murmur2(key)) % n, as the Java client's default partitioner
-// and franz-go's StickyKeyPartitioner compute it.
+// and franz-go's StickyKeyPartitioner compute it. n must be positive.
 func KeyPartition(key []byte, n int) int32 {
 	return int32(int64(Murmur2(key)&0x7fffffff) % int64(n))
 }

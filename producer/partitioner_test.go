@@ -158,7 +158,7 @@ func nilIfEmpty(s []string) []string {
 // and move to another once that batch was sent.
 func TestStickyPartitioningThroughTheProducer(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("sticky", 4))
-	p := newProducer(t, b, producer.Linger(time.Hour), producer.DefaultTopic("sticky"))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("sticky"))
 	ctx := testCtx(t)
 	prev := int32(-1)
 	for round := range 6 {
@@ -230,5 +230,6 @@ func TestCustomPartitionerNegative(t *testing.T) {
 	err := p.ProduceSync(testCtx(t), bad, good)
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	require.Equal(t, []string{"good"}, values(readRecords(t, b, "t", 0)))
+	require.NoError(t, p.Flush(testCtx(t)))
 	require.Zero(t, p.BufferedRecords())
 }

@@ -282,8 +282,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// BufferedRecords returns the number of records produced and not yet
-// done.
+// BufferedRecords returns the number of records that take buffer space:
+// produced, and not yet done. A batch frees its space once all its
+// promises have returned, so a record whose own promise ran may still be
+// counted for a moment; after Flush returns it is not.
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
 // Close stops the producer: records not yet delivered fail with ErrClosed

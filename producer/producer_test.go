@@ -62,7 +62,7 @@ func TestLogAppendTimeIsReported(t *testing.T) {
 
 func TestLingerPutsRecordsProducedTogetherInOneBatch(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	p := newProducer(t, b, producer.Linger(time.Hour), producer.DefaultTopic("t"))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
 	batch := recs("l", 50)
@@ -110,7 +110,7 @@ func TestRecordsProducedDuringARequestFormTheNextBatch(t *testing.T) {
 func TestBatchMaxBytesSplitsBatches(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	const max = 1000
-	p := newProducer(t, b, producer.Linger(time.Hour), producer.BatchMaxBytes(max), producer.DefaultTopic("t"))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.BatchMaxBytes(max), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	var batch []*record.Record
 	for i := range 60 {
@@ -146,7 +146,7 @@ func TestRecordTooLargeFailsOnlyThatRecord(t *testing.T) {
 // producer splits them so that only a record too large on its own fails.
 func TestBrokerMaxMessageBytesSplitsBatches(t *testing.T) {
 	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2000}}))
-	p := newProducer(t, b, producer.Linger(time.Hour), producer.DefaultTopic("t"))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
 	var batch []*record.Record
@@ -180,7 +180,7 @@ func TestBrokerMaxMessageBytesSplitsBatches(t *testing.T) {
 // batch still go through.
 func TestInvalidRecordFailsOnlyThatRecord(t *testing.T) {
 	b := newBroker(t, runneltest.TopicConfig("c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
-	p := newProducer(t, b, producer.Linger(time.Hour), producer.DefaultTopic("c"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("c"), producer.RecordPartitioner(producer.ManualPartitioner()))
 	ctx := testCtx(t)
 	out := newOutcome()
 	var batch []*record.Record
@@ -214,6 +214,7 @@ func TestTopicErrors(t *testing.T) {
 	require.ErrorIs(t, p.ProduceSync(ctx, nil), producer.ErrNilRecord)
 	// None of it disturbed a good record, nor left anything buffered.
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("ok")}))
+	require.NoError(t, p.Flush(ctx))
 	require.Zero(t, p.BufferedRecords())
 	require.Equal(t, []string{"ok"}, values(readRecords(t, b, "t", 0)))
 
@@ -248,7 +249,7 @@ func TestCompressionRoundTripsThroughTheBroker(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 		t.Run(codec.String(), func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("z", 1))
-			p := newProducer(t, b, producer.Compression(codec), producer.Linger(time.Hour), producer.DefaultTopic("z"))
+			p := newProducer(t, b, producer.Compression(codec), producer.Linger(time.Minute), producer.DefaultTopic("z"))
 			ctx := testCtx(t)
 			var batch []*record.Record
 			for i := range 100 {
@@ -401,6 +402,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		"records":     producer.MaxBufferedRecords(0),
 		"bytes":       producer.MaxBufferedBytes(-1),
 		"timeout":     producer.DeliveryTimeout(0),
+		"linger>=dt":  producer.Linger(producer.DefaultDeliveryTimeout),
 		"backoff":     producer.RetryBackoff(0),
 		"metadata":    producer.MetadataMaxAge(0),
 	} {
@@ -433,7 +435,7 @@ func TestNewPartitionsAreFound(t *testing.T) {
 
 func TestCloseFailsWhatIsBuffered(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 2))
-	p, err := producer.New(b, producer.Linger(time.Hour), producer.DefaultTopic("t"))
+	p, err := producer.New(b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
 	require.NoError(t, err)
 	ctx := testCtx(t)
 	delivered := &record.Record{Value: []byte("delivered")}
@@ -519,4 +521,13 @@ func TestCloseWhileProducing(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, results, 1, "only successes and ErrClosed: %v", results)
 	require.Zero(t, p.BufferedRecords())
+}
+
+// A lingering batch goes by itself once Linger has passed.
+func TestLingerEnds(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.Linger(5*time.Millisecond), producer.DefaultTopic("t"))
+	batch := recs("l", 3)
+	require.NoError(t, p.ProduceSync(testCtx(t), batch...))
+	require.Equal(t, values(batch), values(readRecords(t, b, "t", 0)))
 }

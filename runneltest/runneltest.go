@@ -13,7 +13,6 @@ package runneltest
 
 import (
 	"context"
-	"hash/fnv"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 )
 
@@ -83,8 +83,10 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 
 // Produce appends records to topic, each as its own batch, and fails the
 // test on any error. A record with a key goes to the partition its key
-// hashes to (FNV-1a); one without, to its Partition field. Each record gets
-// its Topic, Partition, Offset and (if zero) Timestamp set.
+// hashes to with producer.KeyPartition (Kafka's murmur2), where a producer,
+// a Java client or franz-go would put it; one without, to its Partition
+// field. Each record gets its Topic, Partition, Offset and (if zero)
+// Timestamp set.
 func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Record) {
 	t.Helper()
 	ctx := context.Background()
@@ -96,9 +98,7 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 	for _, r := range recs {
 		r.Topic = topic
 		if r.Key != nil {
-			h := fnv.New32a()
-			h.Write(r.Key)
-			r.Partition = int32(h.Sum32() % uint32(n))
+			r.Partition = producer.KeyPartition(r.Key, n)
 		}
 		if r.Timestamp.IsZero() {
 			r.Timestamp = time.Now()

@@ -1,9 +1,11 @@
 package runneltest_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -38,6 +40,16 @@ func TestKeyedSpread(t *testing.T) {
 	}
 	got := runneltest.Consume(t, b, "events", 40)
 	require.Len(t, got, 40)
+
+	// The producer puts a key where runneltest.Produce did.
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer p.Close()
+	for key, part := range byKey {
+		r := &record.Record{Topic: "events", Key: []byte(key)}
+		require.NoError(t, p.ProduceSync(context.Background(), r))
+		require.Equal(t, part, r.Partition, key)
+	}
 }
 
 func TestProduceToMissingPartitionFails(t *testing.T) {

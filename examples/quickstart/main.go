@@ -1,12 +1,13 @@
-// Command quickstart shows runnel's storage engine at work: it opens one
-// log per partition of a topic, appends records in batches, reads them back
-// and prints what it did and how fast.
+// Command quickstart shows runnel at work: it opens a broker inside this
+// process, creates a topic, produces records with a producer, reads them
+// back with a consumer, and prints what it did and how fast.
 //
 //	go run ./examples/quickstart                 # in memory
 //	go run ./examples/quickstart -dir /tmp/data  # on disk; run it twice
 //
-// With -dir each partition's log lives in DIR/<topic>-<partition>, and a
-// second run continues at the offsets where the first stopped.
+// With -dir the broker keeps its topics in DIR (each partition's log in
+// DIR/<topic>-<partition>), and a second run finds the topic and continues
+// at the offsets where the first stopped.
 package main
 
 import (
@@ -15,15 +16,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
-	"github.com/runnel/runnel/vfs"
 )
 
 func main() {
@@ -39,7 +42,7 @@ type options struct {
 	partitions int
 	records    int
 	size       int
-	batch      int
+	linger     time.Duration
 	codec      compression.Codec
 	sync       log.SyncPolicy
 }
@@ -49,14 +52,14 @@ func parse(args []string, out io.Writer) (options, error) {
 	var codec, sync string
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.dir, "dir", "", "keep the logs on disk in this directory (default: in memory)")
+	fs.StringVar(&o.dir, "dir", "", "keep the broker's data in this directory (default: in memory)")
 	fs.StringVar(&o.topic, "topic", "orders", "topic name")
-	fs.IntVar(&o.partitions, "partitions", 3, "number of partitions")
-	fs.IntVar(&o.records, "records", 300_000, "records to append")
+	fs.IntVar(&o.partitions, "partitions", 3, "number of partitions of a new topic")
+	fs.IntVar(&o.records, "records", 300_000, "records to produce")
 	fs.IntVar(&o.size, "size", 100, "value size in bytes")
-	fs.IntVar(&o.batch, "batch", 1000, "records per batch")
+	fs.DurationVar(&o.linger, "linger", time.Millisecond, "producer linger: how long a batch waits for more records")
 	fs.StringVar(&codec, "compression", "none", "none, gzip, snappy, lz4 or zstd")
-	fs.StringVar(&sync, "sync", "always", "fsync policy: always (before each append returns), periodic or never")
+	fs.StringVar(&sync, "sync", "always", "fsync policy of a new topic: always (before each produce is acknowledged), periodic or never")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -74,8 +77,8 @@ func parse(args []string, out io.Writer) (options, error) {
 	default:
 		return o, fmt.Errorf("unknown -sync %q", sync)
 	}
-	if o.partitions < 1 || o.records < 0 || o.size < 0 || o.batch < 1 {
-		return o, errors.New("-partitions and -batch must be positive, -records and -size not negative")
+	if o.partitions < 1 || o.records < 0 || o.size < 0 || o.linger < 0 {
+		return o, errors.New("-partitions must be positive; -records, -size and -linger not negative")
 	}
 	return o, nil
 }
@@ -85,112 +88,113 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fsys, root, where := vfs.FS(vfs.NewMem()), "/", "in memory"
+	where := "in memory"
 	if o.dir != "" {
-		fsys, root, where = vfs.OS, o.dir, "in "+o.dir
+		where = "in " + o.dir
 	}
-	cfg := log.Config{Sync: o.sync, FlushMessages: 10_000}
 
-	logs := make([]*log.Log, o.partitions)
-	defer func() {
-		for _, l := range logs {
-			if l != nil {
-				l.Close()
-			}
+	// The broker: Dir "" keeps everything in memory.
+	b, err := runnel.Open(runnel.Config{Dir: o.dir})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	err = b.CreateTopic(ctx, o.topic, log.TopicConfig{Partitions: o.partitions, Config: log.Config{Sync: o.sync, FlushMessages: 10_000}})
+	switch {
+	case errors.Is(err, runnel.ErrTopicExists):
+		fmt.Fprintf(out, "opened broker %s: topic %q is there from an earlier run\n", where, o.topic)
+	case err != nil:
+		return err
+	default:
+		fmt.Fprintf(out, "opened broker %s: created topic %q with %d partitions\n", where, o.topic, o.partitions)
+	}
+	before, err := b.DescribeTopic(ctx, o.topic)
+	if err != nil {
+		return err
+	}
+	for _, p := range before.Partitions {
+		if p.LogEndOffset > 0 {
+			fmt.Fprintf(out, "  %s-%d continues at offset %d\n", o.topic, p.Partition, p.LogEndOffset)
 		}
-	}()
-	for p := range logs {
-		dir := filepath.Join(root, fmt.Sprintf("%s-%d", o.topic, p))
-		if logs[p], err = log.Open(dir, cfg, log.Options{FS: fsys}); err != nil {
+	}
+
+	// The consumer starts where this run's records will begin.
+	c, err := consumer.New(b)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, p := range before.Partitions {
+		if err := c.Assign(o.topic, p.Partition, consumer.At(p.LogEndOffset)); err != nil {
 			return err
 		}
-		l := logs[p]
-		state := "new"
-		if l.LogEndOffset() > 0 {
-			state = fmt.Sprintf("continuing at offset %d", l.LogEndOffset())
-		}
-		fmt.Fprintf(out, "opened %s-%d %s: %s (recovered in %v)\n", o.topic, p, where, state, l.Recovery().Duration.Round(time.Microsecond))
 	}
 
-	// Append: batches of o.batch records, round-robin over partitions.
-	first := make([]int64, o.partitions)
-	for p, l := range logs {
-		first[p] = l.LogEndOffset()
+	// Produce: asynchronously, keyed, batched per partition.
+	p, err := producer.New(b, producer.Linger(o.linger), producer.Compression(o.codec))
+	if err != nil {
+		return err
 	}
+	defer p.Close()
+	var failed atomic.Pointer[error]
 	value := make([]byte, o.size)
-	var key []byte
-	var b record.Builder
-	var buf []byte
 	start := time.Now()
-	appended, bytes := 0, 0
-	for n := 0; n < o.records; n += o.batch {
-		b.Reset()
-		now := time.Now().UnixMilli()
-		for i := n; i < min(n+o.batch, o.records); i++ {
-			copy(value, fmt.Appendf(value[:0], "record %d", i))
-			key = fmt.Appendf(key[:0], "key-%d", i)
-			b.Append(now, key, value, nil)
-		}
-		if buf, err = b.AppendTo(buf[:0], o.codec); err != nil {
-			return err
-		}
-		p := (n / o.batch) % o.partitions
-		res, err := logs[p].Append(ctx, buf, log.AppendOptions{})
-		if err != nil {
-			return err
-		}
-		appended += res.Records
-		bytes += len(buf)
+	for i := range o.records {
+		r := &record.Record{Topic: o.topic, Key: []byte("customer-" + strconv.Itoa(i%1000)), Value: value}
+		p.Produce(ctx, r, func(r *record.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
 	}
-	for _, l := range logs {
-		if err := l.Flush(ctx); err != nil {
-			return err
-		}
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
+	if err := failed.Load(); err != nil {
+		return *err
 	}
 	took := time.Since(start)
-	fmt.Fprintf(out, "appended %d records (%d B values, %s, sync %s) in %v: %.0f records/s, %.1f MB/s\n",
-		appended, o.size, o.codec, o.sync, took.Round(time.Millisecond), float64(appended)/took.Seconds(), float64(bytes)/took.Seconds()/1e6)
+	fmt.Fprintf(out, "produced %d records (%d B values, %s, sync %s) in %v: %.0f records/s, %.1f MB/s\n",
+		o.records, o.size, o.codec, o.sync, took.Round(time.Millisecond),
+		float64(o.records)/took.Seconds(), float64(o.records*o.size)/took.Seconds()/1e6)
 
-	// Read back what this run appended.
+	// Consume exactly what this run produced.
 	start = time.Now()
 	read := 0
 	var sample []string
-	for p, l := range logs {
-		for off := first[p]; off < l.LogEndOffset(); {
-			data, err := l.Read(off, 1<<20, math.MaxInt64)
-			if err != nil {
-				return err
-			}
-			for batch, err := range record.Batches(data) {
-				if err != nil {
-					return err
-				}
-				for r, err := range batch.Records() {
-					if err != nil {
-						return err
-					}
-					if r.Offset < off {
-						continue
-					}
-					read++
-					if len(sample) < 3 {
-						sample = append(sample, fmt.Sprintf("  %s-%d@%d key=%s value=%.12q…", o.topic, p, r.Offset, r.Key, r.Value))
-					}
-				}
-				off = batch.NextOffset()
-			}
+	pollCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for r, err := range c.Records(pollCtx) {
+		if o.records == 0 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		read++
+		if len(sample) < 3 {
+			sample = append(sample, fmt.Sprintf("  %s-%d@%d key=%s value=%d B", r.Topic, r.Partition, r.Offset, r.Key, len(r.Value)))
+		}
+		if read == o.records {
+			break
 		}
 	}
+	if read < o.records {
+		return fmt.Errorf("consumed %d records, produced %d", read, o.records)
+	}
 	took = time.Since(start)
-	fmt.Fprintf(out, "read back %d records in %v: %.0f records/s\n", read, took.Round(time.Millisecond), float64(read)/took.Seconds())
+	fmt.Fprintf(out, "consumed %d records in %v: %.0f records/s\n", read, took.Round(time.Millisecond), float64(read)/took.Seconds())
 	for _, s := range sample {
 		fmt.Fprintln(out, s)
 	}
-	if read != appended {
-		return fmt.Errorf("read %d records, appended %d", read, appended)
+
+	after, err := b.DescribeTopic(ctx, o.topic)
+	if err != nil {
+		return err
 	}
-	for p, l := range logs {
-		fmt.Fprintf(out, "%s-%d: offsets [%d, %d), %d segment(s), %d bytes\n", o.topic, p, l.LogStartOffset(), l.LogEndOffset(), l.Segments(), l.Size())
+	for _, p := range after.Partitions {
+		fmt.Fprintf(out, "%s-%d: offsets [%d, %d), %d bytes\n", o.topic, p.Partition, p.LogStartOffset, p.HighWatermark, p.Size)
 	}
 	return nil
 }

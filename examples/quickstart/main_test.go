@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,25 +14,46 @@ func TestQuickstartInMemory(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"-records", "5000", "-compression", "zstd"}, &out))
 	s := out.String()
-	require.Contains(t, s, "opened orders-0 in memory: new")
-	require.Contains(t, s, "appended 5000 records")
-	require.Contains(t, s, "read back 5000 records")
+	require.Contains(t, s, `opened broker in memory: created topic "orders" with 3 partitions`)
+	require.Contains(t, s, "produced 5000 records")
+	require.Contains(t, s, "consumed 5000 records")
 }
 
-// TestQuickstartContinues: a second run on the same directory continues
-// where the first stopped.
+// TestQuickstartContinues: a second run on the same directory finds the
+// topic and continues where the first stopped.
 func TestQuickstartContinues(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"-dir", dir, "-records", "3000", "-partitions", "3", "-batch", "500"}
+	args := []string{"-dir", dir, "-records", "3000", "-partitions", "3"}
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), args, &out))
-	require.Contains(t, out.String(), "orders-0: offsets [0, 1000)")
+	require.Contains(t, out.String(), "created topic")
+	first := offsets(t, out.String())
 	out.Reset()
 	require.NoError(t, run(context.Background(), args, &out))
 	s := out.String()
-	require.Contains(t, s, "opened orders-0 in "+dir+": continuing at offset 1000")
-	require.Contains(t, s, "read back 3000 records")
-	require.Contains(t, s, "orders-2: offsets [0, 2000)")
+	require.Contains(t, s, `topic "orders" is there from an earlier run`)
+	require.Contains(t, s, "consumed 3000 records")
+	second := offsets(t, s)
+	// Keys map to the same partitions both times, so each partition doubles.
+	for p, end := range first {
+		require.Equal(t, 2*end, second[p], "partition %d", p)
+		if end > 0 {
+			require.Contains(t, s, "continues at offset")
+		}
+	}
+}
+
+// offsets reads the "orders-P: offsets [S, E)" lines.
+func offsets(t *testing.T, s string) map[int]int {
+	m := map[int]int{}
+	for _, line := range strings.Split(s, "\n") {
+		var p, start, end int
+		if _, err := fmt.Sscanf(line, "orders-%d: offsets [%d, %d)", &p, &start, &end); err == nil {
+			m[p] = end
+		}
+	}
+	require.Len(t, m, 3)
+	return m
 }
 
 func TestQuickstartBadFlags(t *testing.T) {

@@ -1,0 +1,325 @@
+package consumer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/api"
+)
+
+// Client is what a Consumer needs of a broker; *runnel.Broker satisfies
+// it. Fetch must return batch bytes that the consumer may keep and that
+// never change afterwards, as api.FetchedPartition promises.
+type Client interface {
+	// Partitions returns the number of partitions of a topic.
+	Partitions(ctx context.Context, topic string) (int, error)
+	// ListOffset resolves a timestamp (ms), api.Earliest or api.Latest to
+	// an offset of a partition.
+	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error)
+	// Fetch long-polls several partitions for records.
+	Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
+}
+
+// Position sentinels of assignment.pos.
+const (
+	unresolved = -1 // waiting for ListOffset
+	removed    = -2 // unassigned: every compare-and-swap fails
+)
+
+// errWoken cancels a Poll's fetch when the assignment changed under it.
+var errWoken = errors.New("runnel/consumer: assignment changed")
+
+// Consumer reads assigned partitions, without a consumer group: the
+// application says where to start (Assign, Seek) and keeps its own
+// positions if it needs them across restarts. See the package comment.
+//
+// Its methods are safe for concurrent use. Poll and Records are meant for
+// one goroutine at a time: concurrent calls never return a record twice
+// (a fetch whose partition's position moved meanwhile is dropped), but
+// they waste fetches and interleave records.
+type Consumer struct {
+	client Client
+	cfg    config
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	parts map[api.TopicPartition]*assignment
+	// shut is closed, readable without mu by the Records iterator.
+	shut   atomic.Bool
+	order  []*assignment // assignment order; fetches rotate over it
+	rotate int
+	closed bool
+	// wakeCtx is cancelled (cause errWoken) when a change should end a
+	// Poll's wait early, and for good (cause ErrClosed) by Close.
+	wakeCtx context.Context
+	wake    context.CancelCauseFunc
+	polls   sync.WaitGroup // Polls in progress; Close waits for them
+}
+
+// assignment is one assigned partition.
+type assignment struct {
+	tp api.TopicPartition
+	// pos is the next offset to return, unresolved or removed. It is
+	// stored under Consumer.mu, except by the Records iterator, which
+	// advances it by compare-and-swap so that a Seek always wins.
+	pos    atomic.Int64
+	paused atomic.Bool
+
+	// Guarded by Consumer.mu.
+	at      Offset    // what to resolve when pos is unresolved
+	seq     uint64    // bumped whenever pos is set other than by progress
+	retryAt time.Time // left out of fetches until then, after an error
+	stopped bool      // left out of fetches until Seek or Assign
+}
+
+// New returns a Consumer reading through c, with no partition assigned.
+//
+// Errors: ErrInvalidOption for a nil c or an option out of range.
+func New(c Client, opts ...Opt) (*Consumer, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cs := &Consumer{client: c, cfg: cfg, logger: logger, parts: map[api.TopicPartition]*assignment{}}
+	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
+	return cs, nil
+}
+
+func checkPartition(topic string, partition int32) error {
+	if topic == "" {
+		return fmt.Errorf("%w: empty topic name", api.ErrInvalidTopic)
+	}
+	if partition < 0 {
+		return fmt.Errorf("%w: partition %d", api.ErrUnknownTopicOrPartition, partition)
+	}
+	return nil
+}
+
+// Assign adds a partition to those Poll reads, starting at at; a partition
+// already assigned gets at as its new position (and keeps being paused if
+// it was). Offsets other than At are resolved on the next Poll, with the
+// Client's ListOffset; errors found then (an unknown topic, say) come in
+// that partition's Fetch.Err.
+//
+// Errors: api.ErrInvalidTopic for an empty topic;
+// api.ErrUnknownTopicOrPartition for a negative partition;
+// ErrInvalidOffset; ErrClosed.
+func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
+	if err := checkPartition(topic, partition); err != nil {
+		return err
+	}
+	if err := at.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
+	return nil
+}
+
+func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
+	a := c.parts[tp]
+	if a == nil {
+		a = &assignment{tp: tp}
+		c.parts[tp] = a
+		c.order = append(c.order, a)
+	}
+	c.setLocked(a, at)
+}
+
+// setLocked gives a a new position and clears its error state.
+func (c *Consumer) setLocked(a *assignment, at Offset) {
+	a.seq++
+	a.at = at
+	a.stopped = false
+	a.retryAt = time.Time{}
+	if at.kind == kindExact {
+		a.pos.Store(at.v)
+	} else {
+		a.pos.Store(unresolved)
+	}
+	c.wakeLocked()
+}
+
+// wakeLocked ends the wait of a Poll in progress, so that it sees a
+// change at once.
+func (c *Consumer) wakeLocked() {
+	c.wake(errWoken)
+	c.wakeCtx, c.wake = context.WithCancelCause(context.Background())
+}
+
+// AssignTopic assigns every partition of topic (as many as the Client's
+// Partitions reports now), each starting at at; see Assign.
+//
+// Errors: those of Assign; those of the Client's Partitions (an error
+// matching api.ErrUnknownTopicOrPartition for an unknown topic); ctx's
+// error.
+func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
+	if err := checkPartition(topic, 0); err != nil {
+		return err
+	}
+	if err := at.validate(); err != nil {
+		return err
+	}
+	if c.isClosed() {
+		return ErrClosed
+	}
+	n, err := c.client.Partitions(ctx, topic)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	for p := range n {
+		c.assignLocked(api.TopicPartition{Topic: topic, Partition: int32(p)}, at)
+	}
+	return nil
+}
+
+// Unassign stops reading a partition. Records of it that a Poll in
+// progress fetches are dropped; the Records iterator returns no more of
+// it. Unassigning a partition that is not assigned does nothing.
+func (c *Consumer) Unassign(topic string, partition int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tp := api.TopicPartition{Topic: topic, Partition: partition}
+	a := c.parts[tp]
+	if a == nil {
+		return
+	}
+	delete(c.parts, tp)
+	c.order = slices.DeleteFunc(c.order, func(x *assignment) bool { return x == a })
+	a.pos.Store(removed)
+}
+
+// Assigned returns the assigned partitions, sorted.
+func (c *Consumer) Assigned() []api.TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tps := make([]api.TopicPartition, 0, len(c.order))
+	for _, a := range c.order {
+		tps = append(tps, a.tp)
+	}
+	slices.SortFunc(tps, func(x, y api.TopicPartition) int {
+		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
+	})
+	return tps
+}
+
+// Seek moves an assigned partition's position to at, effective for the
+// next fetch: records a Poll in progress fetched from the old position are
+// dropped, and the Records iterator returns none of them after Seek. It
+// also clears an error that stopped the partition (ResetNone).
+//
+// Errors: ErrNotAssigned; ErrInvalidOffset; ErrClosed.
+func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
+	if err := at.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
+	if a == nil {
+		return fmt.Errorf("%w: %s-%d", ErrNotAssigned, topic, partition)
+	}
+	c.setLocked(a, at)
+	return nil
+}
+
+// Pause stops fetching the given partitions until Resume; their positions
+// stay. Records of them that a Poll in progress fetches are dropped (to be
+// fetched again after Resume), and the Records iterator returns no more of
+// them. Partitions that are not assigned are ignored.
+func (c *Consumer) Pause(tps ...api.TopicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		if a := c.parts[tp]; a != nil {
+			a.paused.Store(true)
+		}
+	}
+}
+
+// Resume undoes Pause. Partitions that are not assigned are ignored.
+func (c *Consumer) Resume(tps ...api.TopicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	woke := false
+	for _, tp := range tps {
+		if a := c.parts[tp]; a != nil && a.paused.Swap(false) && !woke {
+			c.wakeLocked()
+			woke = true
+		}
+	}
+}
+
+// Position returns the next offset a partition will return, and false
+// when the partition is not assigned or its position is not resolved yet
+// (Start, End or AtTime before the next Poll). After Poll it is the offset
+// after the records Poll returned; inside the Records iterator, the offset
+// after the record just yielded.
+func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
+	if a == nil {
+		return 0, false
+	}
+	p := a.pos.Load()
+	return p, p >= 0
+}
+
+// Close closes the consumer: a Poll in progress returns ErrClosed, and
+// Close waits for it to return, so that no call to the Client is in
+// flight afterwards; the Records iterator yields nothing more, not even
+// the rest of what it fetched. The Client is not closed. Close is
+// idempotent and returns nil; afterwards every method returns ErrClosed
+// or does nothing, except Position and Assigned, which still tell where
+// each partition stopped, for the application to save.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.shut.Store(true)
+	c.wake(ErrClosed)
+	c.mu.Unlock()
+	c.polls.Wait()
+	return nil
+}
+
+func (c *Consumer) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

@@ -1,0 +1,80 @@
+// Package consumer reads partitions of a runnel broker without a consumer
+// group: the application assigns partitions, says where to start (an
+// offset, the start, the end, a time), and polls. It is Kafka's
+// assign()/seek()/poll() consumer; group membership and committed offsets
+// are package group's.
+//
+// It sits with the other clients above package api. It never imports the
+// root package: it declares the Client it needs (Partitions, ListOffset,
+// Fetch), which *runnel.Broker satisfies, so tests can hand it a fake.
+//
+//	c, err := consumer.New(b) // b is a *runnel.Broker
+//	defer c.Close()
+//	c.Assign("orders", 0, consumer.AtTime(t0))
+//	for rec, err := range c.Records(ctx) {
+//		if err != nil { ... } // a *PartitionError, say
+//		handle(rec)
+//	}
+//
+// # Positions
+//
+// Each assigned partition has a position: the offset of the next record
+// to return. At sets it at once; Start, End and AtTime are resolved with
+// ListOffset on the next Poll. Poll sends one Fetch request for every
+// assigned, unpaused partition with a position, and advances each past
+// the records it returns; the Records iterator advances a position record
+// by record instead, so that breaking out of its loop loses nothing. A
+// position out of range (below the log start after retention or
+// DeleteRecords, or past the end) is reset per ResetOffset.
+//
+// Only records below the high watermark are returned. The broker sends
+// whole batches, so the first batch of a fetch may begin before the
+// position: its earlier records are skipped. Control batches (transaction
+// markers) are skipped too; records of transactions are returned whether
+// committed or not (Kafka's read_uncommitted).
+//
+// # Records and their bytes
+//
+// Fetch.Batches holds the batch bytes as the Client returned them, and
+// records decode from them lazily, as the iterators reach them
+// (record.Batch views; a compressed batch is decompressed, into a buffer
+// of its own, when the iteration reaches it). A record's Key, Value and
+// header values point into those bytes, and they stay valid, unchanged,
+// for as long as the record (or the Fetch) is referenced: api's Fetch
+// contract is that the bytes are the caller's and never change. With
+// *runnel.Broker that holds on both file systems: on the in-memory FS the
+// bytes are views of the log's own memory, which the memory FS never
+// writes over once handed out (vfs.Viewer: it copies its array instead,
+// should a truncation be followed by appends, and retention drops
+// references rather than memory); on the OS file system each Fetch reads
+// into fresh memory (the broker passes no buffer to Partition.ReadInto).
+// Never modify them: on the in-memory FS they are the log itself.
+//
+// Each record yielded is a new *record.Record that the caller may keep;
+// the records of one batch are allocated together, in one slice, so a
+// kept record keeps its batch's records alive. Decoding allocates nothing
+// else per record but its headers (package record makes a slice and a
+// key string for each record that has headers).
+//
+// # Concurrency
+//
+// A Consumer's methods are safe for concurrent use: Assign, Seek, Pause,
+// Resume and Unassign may be called from any goroutine, also while Poll
+// waits (they take effect at once: Poll returns early, and no record
+// fetched for an old position is returned after a Seek). Poll and Records
+// are meant for one goroutine at a time. Close interrupts a Poll in
+// progress, waits for it, and makes later calls return ErrClosed (Position
+// still answers, so that positions can be saved after Close). A Consumer
+// starts no goroutines of its own.
+//
+// # Errors
+//
+// Methods return ErrClosed after Close, ErrNotAssigned (Seek),
+// ErrInvalidOffset, api.ErrInvalidTopic and ErrInvalidOption for bad
+// arguments. Per-partition failures come in Fetch.Err (and from the
+// Records iterators) as a *PartitionError wrapping the broker's error:
+// log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
+// (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
+// record.ErrCorrupt for bytes that do not decode. Poll documents which of
+// them stop a partition and which retry it after RetryBackoff.
+package consumer

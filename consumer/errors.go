@@ -1,0 +1,43 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned by every method of a closed Consumer, and by a
+	// Poll that Close interrupted.
+	ErrClosed = errors.New("runnel/consumer: consumer is closed")
+	// ErrNotAssigned is returned by Seek for a partition that is not
+	// assigned.
+	ErrNotAssigned = errors.New("runnel/consumer: partition not assigned")
+	// ErrInvalidOffset is returned by Assign, AssignTopic and Seek for an
+	// Offset that names no position: At with a negative offset.
+	ErrInvalidOffset = errors.New("runnel/consumer: invalid offset")
+	// ErrInvalidOption is returned by New for a nil Client or an option
+	// out of range.
+	ErrInvalidOption = errors.New("runnel/consumer: invalid option")
+)
+
+// PartitionError is the error of one partition's fetch, found in
+// Fetch.Err and yielded by the Records iterators. Err is what the broker
+// reported (api.ErrUnknownTopicOrPartition, log.ErrOffsetOutOfRange, ...)
+// or a decoding error matching record.ErrCorrupt; errors.Is sees through
+// PartitionError to it.
+type PartitionError struct {
+	Topic     string
+	Partition int32
+	// Offset is the position the consumer was at, or the offset of the
+	// record that could not be decoded; -1 when the position was not
+	// resolved yet.
+	Offset int64
+	Err    error
+}
+
+func (e *PartitionError) Error() string {
+	return fmt.Sprintf("runnel/consumer: %s-%d at offset %d: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *PartitionError) Unwrap() error { return e.Err }

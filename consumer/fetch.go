@@ -1,0 +1,210 @@
+package consumer
+
+import (
+	"errors"
+	"iter"
+
+	"github.com/runnel/runnel/record"
+)
+
+// Fetches is what one Poll returned: one Fetch per partition that had
+// records or an error.
+type Fetches []Fetch
+
+// Fetch is one partition's part of a Poll.
+type Fetch struct {
+	Topic                         string
+	Partition                     int32
+	HighWatermark, LogStartOffset int64
+	// Batches holds the whole record batches as fetched (Kafka's
+	// RecordBatch v2, see record.Batches), CRC-checked unless CheckCRCs is
+	// off. The first may begin before the position the fetch was made at,
+	// as Kafka returns whole batches; the iterators skip those records,
+	// and control batches. The bytes are never modified, by the consumer
+	// or the broker: do not modify them either.
+	Batches []byte
+	// Err is the partition's error, a *PartitionError; Batches is then
+	// empty.
+	Err error
+
+	from  int64       // records below it are not returned
+	upTo  int64       // records at or above it are not returned; 0: no limit
+	owner *assignment // set for the Records iterator, which advances it
+}
+
+// maxSlab bounds the records allocated at once, whatever a batch's count
+// claims.
+const maxSlab = 1024
+
+// scan decodes f's records from f.from below f.upTo, outside control
+// batches, and calls fn with each until it returns false (stopped). Each
+// record is new, filled with f's Topic and Partition; the records of one
+// batch are allocated together. A decoding error is returned as a
+// *PartitionError whose Offset is the first offset not returned.
+func (f *Fetch) scan(fn func(*record.Record) bool) (stopped bool, err error) {
+	next := f.from
+	for b, err := range record.Batches(f.Batches) {
+		if err != nil {
+			return false, f.errorAt(next, err)
+		}
+		if b.IsControl() || b.NextOffset() <= f.from {
+			next = max(next, b.NextOffset())
+			continue
+		}
+		if f.upTo > 0 && b.BaseOffset() >= f.upTo {
+			return false, nil
+		}
+		it, err := b.Iter(0, 0)
+		if err != nil {
+			return false, f.errorAt(max(next, b.BaseOffset()), err)
+		}
+		var slab []record.Record
+		for {
+			if len(slab) == 0 {
+				slab = make([]record.Record, min(max(it.Remaining(), 1), maxSlab))
+			}
+			r := &slab[0]
+			if !it.Next(r) {
+				break
+			}
+			if r.Offset < f.from {
+				continue // its slot is reused
+			}
+			if f.upTo > 0 && r.Offset >= f.upTo {
+				return false, nil
+			}
+			slab = slab[1:]
+			r.Topic, r.Partition = f.Topic, f.Partition
+			next = r.Offset + 1
+			if !fn(r) {
+				return true, nil
+			}
+		}
+		if err := it.Err(); err != nil {
+			return false, f.errorAt(next, err)
+		}
+		next = max(next, b.NextOffset())
+	}
+	return false, nil
+}
+
+func (f *Fetch) errorAt(offset int64, err error) error {
+	return &PartitionError{Topic: f.Topic, Partition: f.Partition, Offset: offset, Err: err}
+}
+
+// Records iterates over the fetch's records in offset order. It yields
+// (nil, Err) first if the fetch has an error, and (nil, err) and stops at
+// a record that cannot be decoded (an error matching record.ErrCorrupt).
+//
+// Each record is a new *record.Record (those of one batch are allocated
+// together) that the caller may keep: its Key, Value and header values
+// point into Batches, or into a buffer decompressed for its batch, and
+// stay valid for as long as the record is referenced. Do not modify them.
+func (f *Fetch) Records() iter.Seq2[*record.Record, error] {
+	return func(yield func(*record.Record, error) bool) {
+		f.records(yield)
+	}
+}
+
+// records is Records' body; it reports whether yield asked to go on.
+func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
+	if f.Err != nil {
+		return yield(nil, f.Err)
+	}
+	stopped, err := f.scan(func(r *record.Record) bool { return yield(r, nil) })
+	if stopped {
+		return false
+	}
+	if err != nil {
+		return yield(nil, err)
+	}
+	return true
+}
+
+// EachRecord calls fn with each record, in offset order; see Records for
+// their lifetime. It stops at a record that cannot be decoded without
+// reporting it: Records does.
+func (f *Fetch) EachRecord(fn func(*record.Record)) {
+	// Decoding errors are left to Records, as documented.
+	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true })
+}
+
+// NumRecords is the number of records Records yields. It reads the batch
+// headers, decoding only the batches that hold records Records skips (the
+// first, when the fetch began inside it); it stops counting at a batch
+// that cannot be decoded.
+func (f *Fetch) NumRecords() int {
+	n := 0
+	var buf []byte
+	for b, err := range record.Batches(f.Batches) {
+		if err != nil {
+			break
+		}
+		if b.IsControl() || b.NextOffset() <= f.from {
+			continue
+		}
+		if f.upTo > 0 && b.BaseOffset() >= f.upTo {
+			break
+		}
+		if b.BaseOffset() >= f.from && (f.upTo <= 0 || b.NextOffset() <= f.upTo) {
+			n += max(int(b.NumRecords()), 0)
+			continue
+		}
+		it, err := b.IterBuffer(0, 0, buf)
+		if err != nil {
+			break
+		}
+		it.SkipHeaders()
+		var r record.Record
+		for it.Next(&r) {
+			if r.Offset >= f.from && (f.upTo <= 0 || r.Offset < f.upTo) {
+				n++
+			}
+		}
+		buf = it.Buffer()
+	}
+	return n
+}
+
+// Records iterates over the records of every Fetch in turn (see
+// Fetch.Records): partition errors and decoding errors are yielded as
+// (nil, err), and iteration goes on with the next Fetch.
+func (fs Fetches) Records() iter.Seq2[*record.Record, error] {
+	return func(yield func(*record.Record, error) bool) {
+		for i := range fs {
+			if !fs[i].records(yield) {
+				return
+			}
+		}
+	}
+}
+
+// EachRecord calls fn with every record of every Fetch; see
+// Fetch.EachRecord. Errors are not reported: see Err and Records.
+func (fs Fetches) EachRecord(fn func(*record.Record)) {
+	for i := range fs {
+		fs[i].EachRecord(fn)
+	}
+}
+
+// NumRecords is the number of records Records yields.
+func (fs Fetches) NumRecords() int {
+	n := 0
+	for i := range fs {
+		n += fs[i].NumRecords()
+	}
+	return n
+}
+
+// Err joins the partitions' errors (each a *PartitionError), or returns
+// nil when there are none. Decoding errors are found only by iterating
+// (Records).
+func (fs Fetches) Err() error {
+	var errs []error
+	for i := range fs {
+		if fs[i].Err != nil {
+			errs = append(errs, fs[i].Err)
+		}
+	}
+	return errors.Join(errs...)
+}

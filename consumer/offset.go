@@ -1,0 +1,114 @@
+package consumer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/runnel/runnel/api"
+)
+
+type offsetKind uint8
+
+const (
+	kindStart offsetKind = iota // the zero Offset
+	kindEnd
+	kindExact
+	kindTime
+)
+
+// Offset is where a partition's consumption starts: an exact offset, the
+// log start, the end (the high watermark), or the first record at or after
+// a time. Only At is resolved at once; the others are resolved with the
+// Client's ListOffset on the next Poll. The zero Offset is Start().
+type Offset struct {
+	kind offsetKind
+	v    int64 // the offset, or the time in ms
+}
+
+// At is the exact offset o. Assign and Seek return ErrInvalidOffset for a
+// negative o. An offset past the end is out of range on the next Poll,
+// and the ResetOffset policy applies.
+func At(o int64) Offset { return Offset{kind: kindExact, v: o} }
+
+// Start is the log start offset: the oldest record still kept.
+func Start() Offset { return Offset{kind: kindStart} }
+
+// End is the high watermark: only records produced from now on.
+func End() Offset { return Offset{kind: kindEnd} }
+
+// AtTime is the first record whose timestamp is at or after t
+// (millisecond precision), as Kafka's ListOffsets finds it; the end when
+// every record is older. A t before 1970 means the Unix epoch.
+func AtTime(t time.Time) Offset { return Offset{kind: kindTime, v: max(t.UnixMilli(), 0)} }
+
+// String formats o for logs: "42", "start", "end" or a time.
+func (o Offset) String() string {
+	switch o.kind {
+	case kindEnd:
+		return "end"
+	case kindExact:
+		return fmt.Sprint(o.v)
+	case kindTime:
+		return "time " + time.UnixMilli(o.v).UTC().Format(time.RFC3339Nano)
+	}
+	return "start"
+}
+
+func (o Offset) validate() error {
+	if o.kind == kindExact && o.v < 0 {
+		return fmt.Errorf("%w: At(%d)", ErrInvalidOffset, o.v)
+	}
+	return nil
+}
+
+// listTimestamp is the ListOffset argument that resolves o.
+func (o Offset) listTimestamp() int64 {
+	switch o.kind {
+	case kindEnd:
+		return api.Latest
+	case kindTime:
+		return o.v
+	}
+	return api.Earliest
+}
+
+// ResetPolicy is where a partition goes when its position is out of
+// range (see ResetOffset).
+//
+// The default is ResetEarliest, as in franz-go's kgo, rather than Kafka's
+// "latest": in an embedded log a position usually falls out of range
+// because retention or DeleteRecords overtook a slow reader, and going to
+// the earliest record left skips only what was deleted, where "latest"
+// would skip everything still there.
+type ResetPolicy int8
+
+const (
+	// ResetEarliest moves the position to the log start offset.
+	ResetEarliest ResetPolicy = iota
+	// ResetLatest moves the position to the high watermark.
+	ResetLatest
+	// ResetNone keeps the position and reports the error (a
+	// *PartitionError matching log.ErrOffsetOutOfRange) in the
+	// partition's Fetch; the partition is not fetched again until Seek or
+	// Assign gives it a new position.
+	ResetNone
+)
+
+func (p ResetPolicy) String() string {
+	switch p {
+	case ResetEarliest:
+		return "earliest"
+	case ResetLatest:
+		return "latest"
+	case ResetNone:
+		return "none"
+	}
+	return fmt.Sprintf("ResetPolicy(%d)", int8(p))
+}
+
+func (p ResetPolicy) offset() Offset {
+	if p == ResetLatest {
+		return End()
+	}
+	return Start()
+}

@@ -1,0 +1,127 @@
+package consumer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Opt configures a Consumer (see New). Options are applied in order; New
+// validates the result.
+type Opt func(*config)
+
+type config struct {
+	minBytes     int
+	maxWait      time.Duration
+	maxBytes     int
+	maxPartBytes int
+	reset        ResetPolicy
+	backoff      time.Duration
+	checkCRCs    bool
+	logger       *slog.Logger
+	err          error // the first invalid option
+}
+
+func defaults() config {
+	return config{
+		minBytes:     1,
+		maxWait:      500 * time.Millisecond,
+		maxBytes:     50 << 20,
+		maxPartBytes: 1 << 20,
+		reset:        ResetEarliest,
+		backoff:      500 * time.Millisecond,
+		checkCRCs:    true,
+	}
+}
+
+func (c *config) invalid(name string, v any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %s(%v)", ErrInvalidOption, name, v)
+	}
+}
+
+// FetchMinBytes is how many bytes of records a fetch waits for, up to
+// FetchMaxWait, before it answers (Kafka's fetch.min.bytes). Default 1: a
+// fetch answers as soon as there is anything. New returns
+// ErrInvalidOption for a negative n.
+func FetchMinBytes(n int) Opt {
+	return func(c *config) {
+		if n < 0 {
+			c.invalid("FetchMinBytes", n)
+		}
+		c.minBytes = n
+	}
+}
+
+// FetchMaxWait is how long a fetch waits for FetchMinBytes (Kafka's
+// fetch.max.wait.ms). Default 500 ms; 0 answers at once. New returns
+// ErrInvalidOption for a negative d.
+func FetchMaxWait(d time.Duration) Opt {
+	return func(c *config) {
+		if d < 0 {
+			c.invalid("FetchMaxWait", d)
+		}
+		c.maxWait = d
+	}
+}
+
+// FetchMaxBytes bounds the bytes of one fetch over all partitions (Kafka's
+// fetch.max.bytes), except that a fetch returns at least one batch however
+// large. Default 50 MiB. New returns ErrInvalidOption for n < 1.
+func FetchMaxBytes(n int) Opt {
+	return func(c *config) {
+		if n < 1 {
+			c.invalid("FetchMaxBytes", n)
+		}
+		c.maxBytes = n
+	}
+}
+
+// FetchMaxPartitionBytes bounds the bytes of one partition in one fetch
+// (Kafka's max.partition.fetch.bytes), except that the first batch is
+// returned whole however large. Default 1 MiB. New returns
+// ErrInvalidOption for n < 1.
+func FetchMaxPartitionBytes(n int) Opt {
+	return func(c *config) {
+		if n < 1 {
+			c.invalid("FetchMaxPartitionBytes", n)
+		}
+		c.maxPartBytes = n
+	}
+}
+
+// ResetOffset sets what happens when a partition's position is out of
+// range: below the log start offset (retention or DeleteRecords removed
+// the records) or above the high watermark (a Seek past the end). Default
+// ResetEarliest. New returns ErrInvalidOption for an unknown policy.
+func ResetOffset(p ResetPolicy) Opt {
+	return func(c *config) {
+		if p < ResetEarliest || p > ResetNone {
+			c.invalid("ResetOffset", p)
+		}
+		c.reset = p
+	}
+}
+
+// RetryBackoff is how long a partition whose fetch failed with a
+// retriable error (an unknown or deleted topic, a corrupt batch) is left
+// out of fetches before it is tried again, and how long Records waits
+// after a failed Poll. Default 500 ms. New returns ErrInvalidOption for a
+// negative d.
+func RetryBackoff(d time.Duration) Opt {
+	return func(c *config) {
+		if d < 0 {
+			c.invalid("RetryBackoff", d)
+		}
+		c.backoff = d
+	}
+}
+
+// CheckCRCs sets whether Poll verifies the CRC-32C of every fetched batch
+// (Kafka's check.crcs). Default true. A broker verifies batches before
+// serving them; the check guards against a Client that does not.
+func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs = on } }
+
+// Logger sets where the consumer logs offset resets and partition errors.
+// Default: nowhere. A nil l keeps the default.
+func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }

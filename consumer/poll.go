@@ -1,0 +1,341 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+)
+
+// Poll fetches once from every assigned partition that is not paused: it
+// first resolves the positions set with Start, End or AtTime (ListOffset),
+// then sends one long-poll Fetch, which waits up to FetchMaxWait for
+// FetchMinBytes. It returns a Fetch for each partition that had records or
+// an error, and advances each partition's position past the records
+// returned. Partitions take turns at the head of the request, so that
+// FetchMaxBytes does not starve the last ones.
+//
+// Poll returns early, with what it has (maybe nothing), when Assign, Seek
+// or Resume changes what it should fetch. With nothing to fetch (nothing
+// assigned, everything paused) it waits up to FetchMaxWait for a change
+// and returns no fetches.
+//
+// Errors of one partition are in its Fetch.Err, as a *PartitionError,
+// and the other partitions are unaffected:
+//
+//   - out of range (log.ErrOffsetOutOfRange): under ResetEarliest and
+//     ResetLatest, Poll moves the position per the policy, logs it, and
+//     reports nothing; under ResetNone it reports the error and the
+//     partition is left out of fetches until Seek or Assign;
+//   - a topic Kafka would refuse (api.ErrInvalidTopic) stops the
+//     partition in the same way;
+//   - any other error — an unknown topic or partition
+//     (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic is;
+//     a deleted topic reads so), a corrupt batch (record.ErrCorrupt) —
+//     is reported and the partition is left out of fetches for
+//     RetryBackoff, then tried again.
+//
+// Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
+// error; the Client's Fetch error (runnel.ErrClosed of a closed broker),
+// in which case positions did not move.
+func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
+
+// sentPart is a partition in a fetch request, and its position then.
+type sentPart struct {
+	a    *assignment
+	from int64
+}
+
+// poll is Poll. When advance is false, positions do not move and each
+// Fetch carries its assignment, for the Records iterator to advance.
+func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.polls.Add(1)
+	wakeCtx := c.wakeCtx
+	c.mu.Unlock()
+	defer c.polls.Done()
+
+	// pctx ends with ctx, and when the consumer changes or closes.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(wakeCtx, func() { cancel(context.Cause(wakeCtx)) })
+	defer stop()
+
+	out, err := c.resolve(pctx)
+	if err != nil {
+		return c.interrupted(ctx, out)
+	}
+	req, sent, nextRetry := c.request(time.Now(), len(out) > 0)
+	if len(sent) == 0 {
+		if len(out) > 0 {
+			return out, nil
+		}
+		return c.idle(ctx, pctx, nextRetry)
+	}
+	resp, err := c.client.Fetch(pctx, req)
+	if err != nil {
+		if pctx.Err() != nil {
+			return c.interrupted(ctx, out)
+		}
+		return nil, err
+	}
+
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	for i, s := range sent {
+		fp, ok := match(&resp, i, s.a.tp)
+		if !ok {
+			continue // not answered: fetched next time
+		}
+		a := s.a
+		if c.parts[a.tp] != a || a.pos.Load() != s.from || a.paused.Load() {
+			continue // unassigned, moved or paused meanwhile
+		}
+		if fp.Err != nil {
+			if f, ok := c.fetchErrorLocked(a, s.from, fp, now); ok {
+				out = append(out, f)
+			}
+			continue
+		}
+		data, next, err := trim(fp.Records, s.from, fp.HighWatermark, c.cfg.checkCRCs)
+		if len(data) == 0 {
+			if err != nil {
+				out = append(out, c.failLocked(a, s.from, err, now, *fp))
+			}
+			continue // an error after good batches is met by the next fetch
+		}
+		a.retryAt = time.Time{}
+		f := Fetch{
+			Topic: a.tp.Topic, Partition: a.tp.Partition,
+			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
+			Batches: data, from: s.from, upTo: next,
+		}
+		if advance {
+			a.pos.Store(next)
+		} else {
+			f.owner = a
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// interrupted is what a Poll whose context ended returns: ErrClosed,
+// ctx's error, or, when it was woken by a change, what it has.
+func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// idle waits, with nothing to fetch, until FetchMaxWait passes, a backed
+// off partition may be retried, or something changes.
+func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time) (Fetches, error) {
+	d := c.cfg.maxWait
+	if !nextRetry.IsZero() {
+		d = min(d, time.Until(nextRetry))
+	}
+	if d <= 0 {
+		return nil, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil, nil
+	case <-pctx.Done():
+		return c.interrupted(ctx, nil)
+	}
+}
+
+// resolve looks up the positions of partitions assigned with Start, End
+// or AtTime. It returns the Fetches of those that failed, and pctx's error
+// if it ended.
+func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
+	type pending struct {
+		a   *assignment
+		at  Offset
+		seq uint64
+	}
+	var todo []pending
+	now := time.Now()
+	c.mu.Lock()
+	for _, a := range c.order {
+		if a.pos.Load() == unresolved && !a.paused.Load() && !a.stopped && !a.retryAt.After(now) {
+			todo = append(todo, pending{a, a.at, a.seq})
+		}
+	}
+	c.mu.Unlock()
+
+	var out Fetches
+	for _, p := range todo {
+		off, err := c.client.ListOffset(pctx, p.a.tp.Topic, p.a.tp.Partition, p.at.listTimestamp())
+		if pctx.Err() != nil {
+			return out, pctx.Err()
+		}
+		if err == nil && off < 0 {
+			err = fmt.Errorf("%w: ListOffset returned offset %d", api.ErrInvalidRequest, off)
+		}
+		c.mu.Lock()
+		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq {
+			if err != nil {
+				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
+			} else {
+				p.a.pos.Store(off)
+				c.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return out, nil
+}
+
+// request builds the fetch request, rotating which partition comes first.
+// hurry makes the broker answer at once. It also returns when the next
+// backed-off partition may be retried (zero if none is).
+func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []sentPart, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
+	if hurry {
+		req.MaxWait = 0
+	}
+	var sent []sentPart
+	var nextRetry time.Time
+	n := len(c.order)
+	if n == 0 {
+		return req, nil, nextRetry
+	}
+	c.rotate = (c.rotate + 1) % n
+	for i := range n {
+		a := c.order[(c.rotate+i)%n]
+		if a.stopped || a.paused.Load() {
+			continue
+		}
+		if a.retryAt.After(now) {
+			if nextRetry.IsZero() || a.retryAt.Before(nextRetry) {
+				nextRetry = a.retryAt
+			}
+			continue
+		}
+		pos := a.pos.Load()
+		if pos < 0 {
+			continue
+		}
+		req.Partitions = append(req.Partitions, api.FetchPartition{
+			Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
+		})
+		sent = append(sent, sentPart{a, pos})
+	}
+	return req, sent, nextRetry
+}
+
+// match finds the answer for tp: at index i, where the broker puts it, or
+// anywhere.
+func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedPartition, bool) {
+	ps := resp.Partitions
+	if i < len(ps) && ps[i].Topic == tp.Topic && ps[i].Partition == tp.Partition {
+		return &ps[i], true
+	}
+	for j := range ps {
+		if ps[j].Topic == tp.Topic && ps[j].Partition == tp.Partition {
+			return &ps[j], true
+		}
+	}
+	return nil, false
+}
+
+// fetchErrorLocked handles a partition's fetch error: an out-of-range
+// position is reset per the policy (and nothing is reported), anything
+// else is reported.
+func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
+	if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
+		at := c.cfg.reset.offset()
+		c.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
+		a.seq++
+		a.at = at
+		a.pos.Store(unresolved)
+		return Fetch{}, false
+	}
+	return c.failLocked(a, from, fp.Err, now, *fp), true
+}
+
+// failLocked reports a partition's error and leaves the partition out of
+// fetches: until Seek or Assign when the error will not go away by
+// itself, for RetryBackoff otherwise.
+func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.Time, fp api.FetchedPartition) Fetch {
+	if errors.Is(err, log.ErrOffsetOutOfRange) || errors.Is(err, api.ErrInvalidTopic) {
+		a.stopped = true
+	} else {
+		a.retryAt = now.Add(c.cfg.backoff)
+	}
+	c.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
+		"stopped", a.stopped, "err", err)
+	return Fetch{
+		Topic: a.tp.Topic, Partition: a.tp.Partition,
+		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
+		Err: &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
+	}
+}
+
+// trim returns the whole batches of data that hold records from from
+// below hw: a sub-slice of data, the offset after it, and the error of
+// the batch it stopped at, if any (a batch cut short after whole ones is
+// not an error: a fetch's byte limit may cut it). check verifies CRCs.
+func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err error) {
+	start, end := -1, 0
+	next = from
+	for pos := 0; pos < len(data); {
+		b, perr := record.Parse(data[pos:], int64(pos))
+		if perr == nil && check {
+			perr = b.Validate(int64(pos))
+		}
+		if perr != nil {
+			if start < 0 || !errors.Is(perr, record.ErrTruncated) {
+				err = perr
+			}
+			break
+		}
+		if b.BaseOffset() >= hw {
+			break
+		}
+		if start >= 0 && b.BaseOffset() < next {
+			err = &record.CorruptError{Position: int64(pos), Reason: "batch offsets out of order"}
+			break
+		}
+		if start < 0 && b.NextOffset() <= from {
+			pos += len(b)
+			continue
+		}
+		if start < 0 {
+			start = pos
+		}
+		end = pos + len(b)
+		next = min(b.NextOffset(), hw)
+		pos = end
+	}
+	if start < 0 {
+		return nil, from, err
+	}
+	return data[start:end:end], next, err
+}

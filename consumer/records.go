@@ -1,0 +1,116 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/runnel/runnel/record"
+)
+
+// Records polls (see Poll) and yields the records of the assigned,
+// unpaused partitions, each partition in offset order, until ctx is done
+// or the consumer is closed; then it simply ends, without an error.
+//
+// A partition's position advances with each record yielded: Position
+// inside the loop body is the offset after the record in hand, and
+// breaking out of the loop loses nothing — the next Poll or Records goes
+// on from there. Seek, Assign, Unassign or Pause of a partition, from the
+// loop body or another goroutine, take effect at its next record: no
+// record fetched for the old position is yielded after them.
+//
+// Errors are yielded as (nil, err) and iteration goes on unless the loop
+// breaks: a partition's error as a *PartitionError (see Poll for which
+// errors stop a partition and which retry it after RetryBackoff), a
+// record that cannot be decoded as a *PartitionError matching
+// record.ErrCorrupt (the partition stays at that record and is retried
+// after RetryBackoff: Seek past it to skip it), and a failed Poll's error
+// (Records then waits RetryBackoff before polling again).
+//
+// Records are as Fetch.Records describes: each a new *record.Record the
+// caller may keep, with Key and Value valid as long as it is referenced.
+func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
+	return func(yield func(*record.Record, error) bool) {
+		for ctx.Err() == nil {
+			fs, err := c.poll(ctx, false)
+			if err != nil {
+				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+					return
+				}
+				if !yield(nil, err) || !c.sleep(ctx, c.cfg.backoff) {
+					return
+				}
+				continue
+			}
+			for i := range fs {
+				if !c.yieldFetch(&fs[i], yield) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// yieldFetch yields f's records, advancing f's partition past each, and
+// reports whether the caller asked to go on.
+func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) bool {
+	if f.Err != nil {
+		return yield(nil, f.Err)
+	}
+	a := f.owner
+	pos := f.from
+	halted := false // the partition moved, went or paused under us
+	stopped, err := f.scan(func(r *record.Record) bool {
+		if c.shut.Load() || a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+			halted = true
+			return false
+		}
+		pos = r.Offset + 1
+		return yield(r, nil)
+	})
+	switch {
+	case halted:
+		return true
+	case stopped:
+		return false
+	case err != nil:
+		c.mu.Lock()
+		if c.parts[a.tp] == a && a.pos.Load() == pos {
+			a.retryAt = time.Now().Add(c.cfg.backoff)
+		}
+		c.mu.Unlock()
+		return yield(nil, err)
+	}
+	// Past control batches and compacted gaps, to the end of the fetch.
+	a.pos.CompareAndSwap(pos, f.upTo)
+	return true
+}
+
+// sleep waits d, and reports false if ctx ended or the consumer closed
+// first.
+func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
+	c.mu.Lock()
+	closed, wakeCtx := c.closed, c.wakeCtx
+	c.mu.Unlock()
+	if closed {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-wakeCtx.Done():
+			if c.isClosed() {
+				return false
+			}
+			c.mu.Lock()
+			wakeCtx = c.wakeCtx
+			c.mu.Unlock()
+		}
+	}
+}

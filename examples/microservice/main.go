@@ -1,0 +1,84 @@
+// Command microservice is an HTTP order service with a broker inside: each
+// order placed with POST /orders becomes an event on the "orders" topic,
+// and billing and shipping handlers in the same process consume the events
+// and fill in the order's invoice and shipment, which GET /orders/{id}
+// shows. No Kafka cluster to run: the event log lives in the process (in
+// memory, or durably on disk with -dir, where a restart rebuilds the state
+// from the events).
+//
+//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]
+//	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
+//	curl localhost:8080/orders/ID    # ID from the answer above
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/runnel/runnel"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "microservice:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends; ready, if set, learns the address it listens on.
+func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("microservice", flag.ContinueOnError)
+	fs.SetOutput(out)
+	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
+	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(out, nil))
+
+	b, err := runnel.Open(runnel.Config{Dir: *dir, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	svc, err := NewService(ctx, b, logger)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("serving", "addr", ln.Addr().String(), "dir", *dir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdown)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}

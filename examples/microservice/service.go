@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+)
+
+// OrdersTopic is the topic order events go to.
+const OrdersTopic = "orders"
+
+// Order is what a client posts.
+type Order struct {
+	ID          string   `json:"id"`
+	Customer    string   `json:"customer"`
+	Items       []string `json:"items"`
+	AmountCents int64    `json:"amount_cents"`
+}
+
+// Status is what GET /orders/{id} answers: the order and how far the
+// billing and shipping handlers have got with it.
+type Status struct {
+	Order     Order  `json:"order"`
+	Offset    int64  `json:"offset"` // of the OrderPlaced event in its partition
+	Partition int32  `json:"partition"`
+	Invoice   string `json:"invoice,omitempty"`  // set by billing
+	Shipment  string `json:"shipment,omitempty"` // set by shipping
+}
+
+// Service is an order service: HTTP in front, a broker inside. Each
+// order is one OrderPlaced event, keyed by customer so one customer's
+// orders stay in order; billing and shipping consume every event on their
+// own consumers, in this process, and would run just the same in another
+// process reading the same topic.
+type Service struct {
+	b        *runnel.Broker
+	producer *producer.Producer
+	logger   *slog.Logger
+
+	mu     sync.Mutex
+	orders map[string]*Status
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewService creates the orders topic if it is not there yet, and starts
+// the billing and shipping handlers. They first read the topic from its
+// start, so a service restarted on a broker directory rebuilds its state
+// from the events. Close stops them.
+func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Service, error) {
+	err := b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4})
+	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
+		return nil, err
+	}
+	p, err := producer.New(b, producer.Linger(0))
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, h := range []struct {
+		name   string
+		handle func(*record.Record, Order)
+	}{{"billing", s.bill}, {"shipping", s.ship}} {
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Second))
+		if err == nil {
+			err = c.AssignTopic(ctx, OrdersTopic, consumer.Start())
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			s.consume(runCtx, h.name, c, h.handle)
+		}()
+	}
+	return s, nil
+}
+
+// Close stops the handlers and the producer; it does not close the broker.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return s.producer.Close()
+}
+
+// consume hands every OrderPlaced event to handle until ctx ends.
+func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer, handle func(*record.Record, Order)) {
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			s.logger.Error("consume", "handler", name, "err", err)
+			if errors.Is(err, runnel.ErrClosed) {
+				return
+			}
+			select { // back off, then try again
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		var o Order
+		if err := json.Unmarshal(r.Value, &o); err != nil {
+			// A poison event: log it and go on, as a real handler
+			// would send it to a dead-letter topic.
+			s.logger.Error("bad event", "handler", name, "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		handle(r, o)
+	}
+}
+
+func (s *Service) bill(r *record.Record, o Order) {
+	s.update(r, o, func(st *Status) { st.Invoice = fmt.Sprintf("INV-%d-%d", r.Partition, r.Offset) })
+}
+
+func (s *Service) ship(r *record.Record, o Order) {
+	s.update(r, o, func(st *Status) { st.Shipment = fmt.Sprintf("SHP-%s-%d", o.Customer, len(o.Items)) })
+}
+
+func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.orders[o.ID]
+	if !ok {
+		st = &Status{Order: o, Offset: r.Offset, Partition: r.Partition}
+		s.orders[o.ID] = st
+	}
+	f(st)
+}
+
+// Handler serves POST /orders and GET /orders/{id}.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /orders", s.placeOrder)
+	mux.HandleFunc("GET /orders/{id}", s.getOrder)
+	return mux
+}
+
+func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
+	var o Order
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		http.Error(w, "bad order: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
+		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
+		return
+	}
+	o.ID = "order-" + rand.Text()[:12] // unique across restarts
+	value, err := json.Marshal(o)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rec := &record.Record{
+		Topic:   OrdersTopic,
+		Key:     []byte(o.Customer),
+		Value:   value,
+		Headers: []record.Header{{Key: "type", Value: []byte("OrderPlaced")}},
+	}
+	// Acknowledged means durable (the broker's default fsync policy):
+	// once this returns, billing and shipping will see the order even if
+	// the process dies now.
+	if err := s.producer.ProduceSync(r.Context(), rec); err != nil {
+		s.logger.Error("produce", "order", o.ID, "err", err)
+		http.Error(w, "could not place the order: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Location", "/orders/"+o.ID)
+	writeJSON(w, http.StatusCreated, Status{Order: o, Partition: rec.Partition, Offset: rec.Offset})
+}
+
+func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	st, ok := s.orders[r.PathValue("id")]
+	var out Status
+	if ok {
+		out = *st
+	}
+	s.mu.Unlock()
+	if !ok {
+		// Placed but not yet seen by a handler, or never placed.
+		http.Error(w, "no such order (yet)", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+)
+
+var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+// The whole setup is three lines: a broker with the topic, a producer on
+// it, and runneltest.Consume to see what was produced.
+func TestRegisterAnnouncesSignup(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 2))
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer p.Close()
+
+	s := &Signups{P: p, Now: func() time.Time { return t0 }}
+	require.NoError(t, s.Register(context.Background(), "ada@example.com"))
+
+	recs := runneltest.Consume(t, b, SignupsTopic, 1)
+	require.Equal(t, "ada@example.com", string(recs[0].Key))
+	var got Signup
+	require.NoError(t, json.Unmarshal(recs[0].Value, &got))
+	require.Equal(t, Signup{Email: "ada@example.com", At: t0}, got)
+}
+
+func TestRegisterRejectsBadEmail(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer p.Close()
+
+	s := &Signups{P: p, Now: time.Now}
+	for _, bad := range []string{"", "ada", "Ada <ada@example.com>", "ada@"} {
+		require.ErrorIs(t, s.Register(context.Background(), bad), ErrBadEmail, bad)
+	}
+	info, err := b.DescribeTopic(context.Background(), SignupsTopic)
+	require.NoError(t, err)
+	require.Zero(t, info.Partitions[0].HighWatermark, "nothing was produced")
+}
+
+type fakeSender struct {
+	sent []string
+	fail error
+}
+
+func (f *fakeSender) Send(_ context.Context, to, _ string) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	f.sent = append(f.sent, to)
+	return nil
+}
+
+func signup(t *testing.T, email string) *record.Record {
+	v, err := json.Marshal(Signup{Email: email, At: t0})
+	require.NoError(t, err)
+	return &record.Record{Key: []byte(email), Value: v}
+}
+
+// The mailer's test feeds it events with runneltest.Produce: no producer
+// needed, and a duplicate event is one line.
+func TestMailerWelcomesEachUserOnce(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"), signup(t, "ada@example.com"), signup(t, "bob@example.com"))
+
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	var f fakeSender
+	m := &Mailer{C: c, Sender: &f}
+	n, err := m.Run(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, []string{"ada@example.com", "bob@example.com"}, f.sent)
+}
+
+func TestMailerStopsOnSendFailure(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"))
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+
+	down := errors.New("smtp down")
+	m := &Mailer{C: c, Sender: &fakeSender{fail: down}}
+	n, err := m.Run(context.Background(), 1)
+	require.ErrorIs(t, err, down)
+	require.Zero(t, n)
+}
+
+func TestMailerRejectsBadEvent(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	runneltest.ProduceValues(t, b, SignupsTopic, "not json")
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	m := &Mailer{C: c, Sender: &fakeSender{}}
+	_, err = m.Run(context.Background(), 1)
+	var syntax *json.SyntaxError
+	require.ErrorAs(t, err, &syntax)
+	require.Contains(t, err.Error(), "signups-0@0")
+}
+
+func TestRun(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"ada@example.com", "nope", "bob@example.com"}, &out))
+	s := out.String()
+	require.Contains(t, s, "mail to ada@example.com: Welcome!")
+	require.Contains(t, s, "mail to bob@example.com: Welcome!")
+	require.Contains(t, s, `not registered: unittest: bad email address: "nope"`)
+}

@@ -1,0 +1,435 @@
+package producer_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	g := newGate()
+	c.setHook(g.hook)
+	p := newProducer(t, c, producer.MaxBufferedRecords(2), producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	out := newOutcome()
+	r1, r2 := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
+	p.Produce(ctx, r1, out.promise())
+	<-g.entered // r1 in flight, held
+	p.Produce(ctx, r2, out.promise())
+	require.EqualValues(t, 2, p.BufferedRecords())
+
+	// TryProduce fails at once; its promise ran before it returned.
+	var tryErr error
+	p.TryProduce(ctx, &record.Record{Value: []byte("try")}, func(_ *record.Record, err error) { tryErr = err })
+	require.ErrorIs(t, tryErr, producer.ErrMaxBuffered)
+
+	// Produce waits for space, as long as its ctx lets it.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	var ctxErr error
+	p.Produce(cctx, &record.Record{Value: []byte("cancelled")}, func(_ *record.Record, err error) { ctxErr = err })
+	require.ErrorIs(t, ctxErr, context.Canceled)
+
+	r3 := &record.Record{Value: []byte("3")}
+	returned := make(chan struct{})
+	go func() {
+		p.Produce(ctx, r3, out.promise())
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("Produce returned while the buffer was full")
+	default:
+	}
+	g.release()
+	<-returned
+	require.NoError(t, p.Flush(ctx))
+	out.wait()
+	for _, r := range []*record.Record{r1, r2, r3} {
+		require.NoError(t, out.err(r))
+	}
+	require.Equal(t, []string{"1", "2", "3"}, values(readRecords(t, b, "t", 0)))
+	require.Zero(t, p.BufferedRecords())
+}
+
+func TestMaxBufferedBytes(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	g := newGate()
+	c.setHook(g.hook)
+	p := newProducer(t, c, producer.MaxBufferedBytes(150), producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	out := newOutcome()
+	first := &record.Record{Value: make([]byte, 100)}
+	p.Produce(ctx, first, out.promise())
+	<-g.entered
+	var err error
+	p.TryProduce(ctx, &record.Record{Value: make([]byte, 100)}, func(_ *record.Record, e error) { err = e })
+	require.ErrorIs(t, err, producer.ErrMaxBuffered)
+	small := &record.Record{Value: make([]byte, 10)}
+	p.TryProduce(ctx, small, out.promise())
+	g.release()
+	require.NoError(t, p.Flush(ctx))
+	out.wait()
+	require.NoError(t, out.err(first))
+	require.NoError(t, out.err(small))
+	// A record larger than the bound goes when nothing else is buffered.
+	huge := &record.Record{Value: make([]byte, 1000)}
+	require.NoError(t, p.ProduceSync(ctx, huge))
+}
+
+// The first attempt is appended but its answer lost: the retry, byte for
+// byte the same batch, is a duplicate, answered with the first offsets.
+func TestIdempotentRetryIsNotAppendedTwice(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	var mu sync.Mutex
+	var dups []bool
+	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		resp, err := next()
+		mu.Lock()
+		dups = append(dups, resp.Duplicate)
+		mu.Unlock()
+		if call == 1 {
+			return api.ProduceResponse{}, api.ErrRequestTimedOut // appended, answer lost
+		}
+		return resp, err
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.Linger(time.Minute))
+	ctx := testCtx(t)
+	first := recs("first", 3)
+	for _, r := range first {
+		p.Produce(ctx, r, nil)
+	}
+	require.NoError(t, p.Flush(ctx))
+	second := recs("second", 4)
+	out := newOutcome()
+	for _, r := range second {
+		p.Produce(ctx, r, out.promise())
+	}
+	require.NoError(t, p.Flush(ctx))
+	out.wait()
+	for i, r := range second {
+		require.NoError(t, out.err(r))
+		require.Equal(t, int64(3+i), r.Offset)
+		require.Equal(t, int32(3+i), r.Sequence)
+	}
+	require.Equal(t, append(values(first), values(second)...), values(readRecords(t, b, "t", 0)), "no record twice")
+	reqs := c.requests()
+	require.Len(t, reqs, 3)
+	require.Equal(t, reqs[1].batch, reqs[2].batch, "the retry is the same batch, byte for byte")
+	require.Equal(t, []bool{false, false, true}, dups)
+	require.Equal(t, 1, c.initCount())
+}
+
+// Without idempotence the same lost answer duplicates the records: what
+// idempotence is for.
+func TestRetryWithoutIdempotenceDuplicates(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		resp, err := next()
+		if call == 0 {
+			return api.ProduceResponse{}, api.ErrRequestTimedOut
+		}
+		return resp, err
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.DisableIdempotence())
+	r := &record.Record{Value: []byte("v")}
+	require.NoError(t, p.ProduceSync(testCtx(t), r))
+	require.Equal(t, []string{"v", "v"}, values(readRecords(t, b, "t", 0)))
+	require.Equal(t, int64(1), r.Offset)
+	require.Equal(t, int64(record.NoProducerID), r.ProducerID)
+	require.Zero(t, c.initCount())
+}
+
+// setBaseSequence rewrites a batch's first sequence number, as a lost
+// batch would leave a gap.
+func setBaseSequence(b record.Batch, seq int32) {
+	binary.BigEndian.PutUint32(b[53:], uint32(seq))
+	b.UpdateCRC()
+}
+
+// A gap in the sequence numbers (the real broker's check) fails the
+// partition's records buffered then; later ones go under a new id.
+func TestSequenceGapFailsThePartitionsRecords(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	r1 := &record.Record{Value: []byte("1")}
+	require.NoError(t, p.ProduceSync(ctx, r1))
+
+	g := newGate()
+	c.setHook(func(ctx context.Context, call int, req *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		if call == 1 {
+			if _, err := g.hook(ctx, call, req, func() (api.ProduceResponse, error) { return api.ProduceResponse{}, nil }); err != nil {
+				return api.ProduceResponse{}, err
+			}
+			batch := record.Batch(req.Batches)
+			setBaseSequence(batch, batch.BaseSequence()+5)
+		}
+		return next()
+	})
+	out := newOutcome()
+	r2, r3, r4 := &record.Record{Value: []byte("2")}, &record.Record{Value: []byte("3")}, &record.Record{Value: []byte("4")}
+	p.Produce(ctx, r2, out.promise())
+	<-g.entered
+	p.Produce(ctx, r3, out.promise())
+	p.Produce(ctx, r4, out.promise())
+	g.release()
+	out.wait()
+	for _, r := range []*record.Record{r2, r3, r4} {
+		require.ErrorIs(t, out.err(r), producer.ErrOutOfOrderSequence)
+		require.Equal(t, "OUT_OF_ORDER_SEQUENCE_NUMBER", api.Name(out.err(r)))
+	}
+	r5 := &record.Record{Value: []byte("5")}
+	require.NoError(t, p.ProduceSync(ctx, r5))
+	require.Equal(t, 2, c.initCount(), "a new producer id")
+	require.NotEqual(t, r1.ProducerID, r5.ProducerID)
+	require.Equal(t, int32(0), r5.Sequence)
+	require.Equal(t, []string{"1", "5"}, values(readRecords(t, b, "t", 0)))
+}
+
+// Another writer bumps the epoch of the producer's id: the broker fences
+// it, and keeps doing so.
+func TestFencedProducer(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	r1 := &record.Record{Value: []byte("1")}
+	require.NoError(t, p.ProduceSync(ctx, r1))
+
+	var bld record.Builder
+	bld.Reset()
+	bld.SetProducer(r1.ProducerID, r1.ProducerEpoch+1, 0)
+	bld.Append(time.Now().UnixMilli(), nil, []byte("newer epoch"), nil)
+	data, err := bld.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
+	require.NoError(t, err)
+
+	err = p.ProduceSync(ctx, &record.Record{Value: []byte("2")}, &record.Record{Value: []byte("3")})
+	require.ErrorIs(t, err, producer.ErrProducerFenced)
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Value: []byte("4")}), producer.ErrProducerFenced)
+	require.Equal(t, []string{"1", "newer epoch"}, values(readRecords(t, b, "t", 0)))
+}
+
+func TestRetriesUntilDeliveryTimeout(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		return api.ProduceResponse{}, api.ErrNotEnoughReplicas // refused, retriable
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(50*time.Millisecond), producer.RetryBackoff(time.Millisecond))
+	ctx := testCtx(t)
+	err := p.ProduceSync(ctx, &record.Record{Value: []byte("lost")})
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
+	reqs := c.requests()
+	require.Greater(t, len(reqs), 1, "retried")
+	for _, r := range reqs[1:] {
+		require.Equal(t, reqs[0].batch, r.batch)
+	}
+	require.Empty(t, readRecords(t, b, "t", 0))
+
+	// The broker surely did not append it: its sequence numbers are
+	// reused, under the same id.
+	c.setHook(nil)
+	r := &record.Record{Value: []byte("next")}
+	require.NoError(t, p.ProduceSync(ctx, r))
+	require.Equal(t, int32(0), r.Sequence)
+	require.Equal(t, 1, c.initCount())
+}
+
+// A batch that may have been appended and then timed out must not leave
+// its sequence numbers to other records: the producer takes a new id.
+func TestUncertainTimeoutTakesANewProducerID(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		if call == 0 {
+			if _, err := next(); err != nil {
+				return api.ProduceResponse{}, err
+			}
+		}
+		return api.ProduceResponse{}, api.ErrRequestTimedOut
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(30*time.Millisecond), producer.RetryBackoff(time.Millisecond))
+	ctx := testCtx(t)
+	first := &record.Record{Value: []byte("maybe")}
+	require.ErrorIs(t, p.ProduceSync(ctx, first), producer.ErrDeliveryTimeout)
+	c.setHook(nil)
+	second := &record.Record{Value: []byte("next")}
+	require.NoError(t, p.ProduceSync(ctx, second))
+	require.Equal(t, 2, c.initCount())
+	require.Equal(t, []string{"maybe", "next"}, values(readRecords(t, b, "t", 0)))
+}
+
+func TestInitProducerIDErrors(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.initHook = func(call int) error {
+		switch call {
+		case 0:
+			return api.ErrNotLeader // retriable
+		case 1:
+			return api.ErrInvalidRequest // not
+		}
+		return nil
+	}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))
+	ctx := testCtx(t)
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Value: []byte("1")}), api.ErrInvalidRequest)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("2")}))
+	require.Equal(t, []string{"2"}, values(readRecords(t, b, "t", 0)))
+}
+
+func TestDuplicateSequenceErrorIsSuccess(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(_ context.Context, _ int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		if _, err := next(); err != nil {
+			return api.ProduceResponse{}, err
+		}
+		return api.ProduceResponse{}, api.ErrDuplicateSequence
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	r := &record.Record{Value: []byte("v")}
+	require.NoError(t, p.ProduceSync(testCtx(t), r))
+	require.Equal(t, int64(-1), r.Offset, "the broker did not say where")
+}
+
+// Retriable failures, before and after appends, on every partition at
+// once: each partition's log holds every record once, in produced order,
+// and promises run in that order.
+func TestOrderingUnderRetries(t *testing.T) {
+	for _, idempotent := range []bool{true, false} {
+		t.Run(fmt.Sprint("idempotent=", idempotent), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 3))
+			c := &hookClient{b: b}
+			var mu sync.Mutex
+			rng := rand.New(rand.NewPCG(1, 2))
+			c.setHook(func(_ context.Context, _ int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+				mu.Lock()
+				x := rng.IntN(10)
+				mu.Unlock()
+				switch {
+				case x < 2:
+					return api.ProduceResponse{}, api.ErrNotLeader // refused
+				case x < 3 && idempotent:
+					if _, err := next(); err != nil {
+						return api.ProduceResponse{}, err
+					}
+					return api.ProduceResponse{}, api.ErrRequestTimedOut // appended, answer lost
+				}
+				return next()
+			})
+			opts := []producer.Opt{producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.BatchMaxBytes(600)}
+			if !idempotent {
+				opts = append(opts, producer.DisableIdempotence())
+			}
+			p := newProducer(t, c, opts...)
+			ctx := testCtx(t)
+			const writers, each = 3, 150
+			var wg sync.WaitGroup
+			var omu sync.Mutex
+			var failures []error
+			promised := map[int32][]int64{}
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						r := &record.Record{Key: []byte(fmt.Sprint("key", w)), Value: []byte(fmt.Sprintf("%d-%03d", w, i))}
+						p.Produce(ctx, r, func(r *record.Record, err error) {
+							omu.Lock()
+							defer omu.Unlock()
+							if err != nil {
+								failures = append(failures, err)
+								return
+							}
+							promised[r.Partition] = append(promised[r.Partition], r.Offset)
+						})
+					}
+				}()
+			}
+			wg.Wait()
+			require.NoError(t, p.Flush(ctx))
+			require.Empty(t, failures)
+			byKey := map[string][]string{}
+			for part := range int32(3) {
+				got := readRecords(t, b, "t", part)
+				want := make([]int64, len(got))
+				for i, r := range got {
+					want[i] = r.Offset
+					byKey[string(r.Key)] = append(byKey[string(r.Key)], string(r.Value))
+				}
+				require.Equal(t, nilIfEmpty64(want), nilIfEmpty64(promised[part]), "promises in offset order")
+			}
+			for w := range writers {
+				var want []string
+				for i := range each {
+					want = append(want, fmt.Sprintf("%d-%03d", w, i))
+				}
+				require.Equal(t, want, byKey[fmt.Sprint("key", w)], "each record once, in order")
+			}
+		})
+	}
+}
+
+func nilIfEmpty64(s []int64) []int64 {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func TestProduceSyncAndFlushHonourCtx(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	g := newGate()
+	c.setHook(g.hook)
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	r := &record.Record{Value: []byte("v")}
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		<-g.entered
+		cancel()
+	}()
+	require.ErrorIs(t, p.ProduceSync(sctx, r), context.Canceled)
+	require.ErrorIs(t, p.Flush(sctx), context.Canceled)
+	require.EqualValues(t, 1, p.BufferedRecords(), "still in flight")
+	g.release()
+	require.NoError(t, p.Flush(ctx))
+	require.Equal(t, int64(0), r.Offset, "delivered after all")
+	require.Equal(t, []string{"v"}, values(readRecords(t, b, "t", 0)))
+}
+
+// Errors that are not the broker's table's fail the batch at once.
+func TestUnknownErrorFailsTheBatch(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	boom := errors.New("boom")
+	c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		return api.ProduceResponse{}, boom
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	require.ErrorIs(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte("v")}), boom)
+	require.Len(t, c.requests(), 1)
+}
