@@ -1,8 +1,6 @@
 // Package runnelsys is runnel as an e2e.System: a runnel.Broker in this
 // process (runnel.Open; in memory or in a directory) used through the
-// public producer package, as an application would; its consumer reads
-// with (*runnel.Broker).Fetch directly (fetch.go) until package consumer
-// is merged.
+// public producer and consumer packages, as an application would.
 //
 // It is an internal package of the benchmarks, shared by benchmarks/ and
 // the benchmarks/peers module.
@@ -17,6 +15,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -118,5 +117,39 @@ func (w *prod) Flush(ctx context.Context) error {
 func (w *prod) Close() error { return w.p.Close() }
 
 func (t *target) NewConsumer(cfg e2e.ConsumerConfig) (e2e.Consumer, error) {
-	return newFetchConsumer(t.b, cfg), nil
+	c, err := consumer.New(t.b,
+		consumer.FetchMaxWait(cfg.MaxWait),
+		consumer.FetchMinBytes(1),
+		consumer.FetchMaxBytes(50<<20),
+		consumer.FetchMaxPartitionBytes(1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.AssignTopic(context.Background(), cfg.Topic, consumer.Start()); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	return &cons{c: c}, nil
 }
+
+type cons struct{ c *consumer.Consumer }
+
+func (w *cons) Poll(ctx context.Context, fn func([]byte)) (int, error) {
+	fs, err := w.c.Poll(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := fs.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for rec, err := range fs.Records() {
+		if err != nil {
+			return n, err
+		}
+		fn(rec.Value)
+		n++
+	}
+	return n, nil
+}
+
+func (w *cons) Close() error { return w.c.Close() }
