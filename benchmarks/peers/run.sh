@@ -6,7 +6,7 @@
 # ../README.md ("Peers").
 #
 # Usage: benchmarks/peers/run.sh [cmd/compare flags]
-#        benchmarks/peers/run.sh                      6 rounds, about 30 minutes
+#        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
 #        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, 2 minutes
 #        benchmarks/peers/run.sh -run 'Latency'       only the latency groups
 #
