@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
+	"github.com/runnel/runnel/benchmarks/internal/runnelsys"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
@@ -51,6 +53,7 @@ func scratchDir() (string, error) {
 }
 
 func TestMain(m *testing.M) {
+	e2e.RunRSSChild(runnelsys.System()) // when this binary is BenchmarkE2ERSS's child
 	code := m.Run()
 	dropFixtures()
 	if scratch.dir != "" {

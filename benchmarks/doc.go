@@ -23,7 +23,26 @@
 //     segment.
 //   - BenchmarkBuildBatch: record.Builder encoding and CRC alone.
 //
-// Run everything, interleaved and repeated, with benchmarks/run.sh, which
+// And end to end, through the public producer and consumer (the workloads
+// of benchmarks/internal/e2e, run against runnel by
+// benchmarks/internal/runnelsys), over 100 B and 1 KiB records, 1 and 8
+// partitions, acks=1 and acks=all, fsync off and per batch, in memory and
+// on disk; one op is one record:
+//
+//   - BenchmarkE2EProduce against BenchmarkE2ERawWrite (the same bytes
+//     written to one file of the same FS), BenchmarkE2EConsume;
+//   - BenchmarkE2ELatency: produce→consume p50/p99 at 1000 records/s,
+//     linger 0;
+//   - BenchmarkGroupCommit: 8 concurrent producers, fsync per batch
+//     against none;
+//   - BenchmarkE2ERSS: peak RSS holding 100 MiB of values in memory,
+//     measured in a child process.
+//
+// The same workloads against franz-go's kfake and NATS JetStream live in
+// the separate module benchmarks/peers.
+//
+// Run everything, interleaved and repeated, with benchmarks/run.sh (and
+// benchmarks/run.sh e2e for the end-to-end ones), which
 // writes the raw outputs, the benchstat tables and the runnel/raw ratios
 // to benchmarks/out/; README.md holds a recorded run. A single benchmark
 // runs as usual:

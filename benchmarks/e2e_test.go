@@ -1,0 +1,140 @@
+package benchmarks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
+	"github.com/runnel/runnel/benchmarks/internal/runnelsys"
+)
+
+// The end-to-end benchmarks: runnel through its public producer and
+// consumer (package runnelsys), with the workloads of package e2e, over
+// the matrix (e2e.Matrix: store=mem|os, size=100|1024,
+// parts=1|8, acks=1|all, sync=never|always). One op is one record: ns/op,
+// MB/s (values) and allocs/op are per record; records/s and peak-RSS-MB
+// are reported too. Select a case with its name, e.g.
+//
+//	go test -run '^$' -bench 'E2EProduce/store=os/size=100/parts=1/acks=all/sync=never' -benchtime 200000x ./benchmarks/
+//
+// The same workloads against kfake and JetStream are in the separate
+// module benchmarks/peers.
+
+const (
+	e2eLatencyRate = 1000      // records/s, the issue's
+	e2eRSSPayload  = 100 << 20 // bytes of values held in memory
+	e2eProducers   = 8         // BenchmarkGroupCommit
+)
+
+func forEachE2ECase(b *testing.B, fn func(b *testing.B, c e2e.Case)) {
+	for _, c := range e2e.Matrix() {
+		b.Run(c.Name(), func(b *testing.B) { fn(b, c) })
+	}
+}
+
+// BenchmarkE2EProduce: one producer, asynchronous Produce then Flush.
+func BenchmarkE2EProduce(b *testing.B) {
+	forEachE2ECase(b, func(b *testing.B, c e2e.Case) { e2e.BenchProduce(b, runnelsys.System(), c) })
+}
+
+// BenchmarkE2ERawWrite is E2EProduce's limit: the same bytes, as 1 MB
+// record batches, written to one file of the same file system (fsync per
+// batch for sync=always). Only store, size and sync matter; the names
+// match E2EProduce's so that the two pair up.
+func BenchmarkE2ERawWrite(b *testing.B) {
+	forEachE2ECase(b, e2e.BenchRawWrite)
+}
+
+// BenchmarkE2EConsume: one consumer reads a full topic from its start.
+func BenchmarkE2EConsume(b *testing.B) {
+	forEachE2ECase(b, func(b *testing.B, c e2e.Case) { e2e.BenchConsume(b, runnelsys.System(), c) })
+}
+
+// BenchmarkE2ELatency: produce→consume at 1000 records/s with linger 0;
+// p50-us, p99-us and max-us.
+func BenchmarkE2ELatency(b *testing.B) {
+	forEachE2ECase(b, func(b *testing.B, c e2e.Case) {
+		e2e.BenchLatency(b, runnelsys.System(), c, e2eLatencyRate)
+	})
+}
+
+// BenchmarkGroupCommit: 8 concurrent producers; compare sync=always (an
+// fsync before every acknowledgement, shared by concurrent batches) with
+// sync=never.
+func BenchmarkGroupCommit(b *testing.B) {
+	forEachE2ECase(b, func(b *testing.B, c e2e.Case) {
+		e2e.BenchGroupCommit(b, runnelsys.System(), c, e2eProducers)
+	})
+}
+
+// BenchmarkE2ERSS: the peak RSS of a process holding 100 MiB of values in
+// an in-memory broker, over the payload (RSS/payload), measured in a child
+// process (run with -benchtime 1x).
+func BenchmarkE2ERSS(b *testing.B) {
+	for _, size := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			e2e.BenchRSS(b, runnelsys.System(), size, e2eRSSPayload)
+		})
+	}
+}
+
+// TestE2EWorkloads runs every end-to-end workload on a few hundred
+// records, in memory and on disk, so that go test checks them (and that
+// they leave no goroutine behind) in well under a second.
+func TestE2EWorkloads(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	sys := runnelsys.System()
+	for _, c := range []e2e.Case{
+		{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll},
+		{Store: e2e.Mem, Size: 1024, Partitions: 8, Acks: e2e.AcksLeader, Sync: true},
+		{Store: e2e.Disk, Size: 100, Partitions: 8, Acks: e2e.AcksAll, Sync: true},
+	} {
+		t.Run(c.Name(), func(t *testing.T) {
+			check := func(what string, res e2e.Result, err error, n int) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if res.Records != int64(n) || res.Elapsed <= 0 {
+					t.Fatalf("%s: %d records in %v, want %d", what, res.Records, res.Elapsed, n)
+				}
+			}
+			res, err := e2e.Produce(ctx, e2e.NoTimer{}, sys, c, 500)
+			check("produce", res, err, 500)
+			res, err = e2e.Consume(ctx, e2e.NoTimer{}, sys, c, 500)
+			check("consume", res, err, 500)
+			res, err = e2e.GroupCommit(ctx, e2e.NoTimer{}, sys, c, 3, 500)
+			check("group commit", res, err, 500)
+			res, err = e2e.RawWrite(ctx, e2e.NoTimer{}, c, 500)
+			check("raw write", res, err, 500)
+			res, err = e2e.Latency(ctx, e2e.NoTimer{}, sys, c, 40, 4000)
+			check("latency", res, err, 40)
+			if len(res.Latencies) != 40 || res.Percentile(50) <= 0 || res.Percentile(99) < res.Percentile(50) {
+				t.Fatalf("latency: %d latencies, p50 %v, p99 %v", len(res.Latencies), res.Percentile(50), res.Percentile(99))
+			}
+		})
+	}
+}
+
+// TestE2ERSS runs the RSS measurement on 4 MiB (it re-executes the test
+// binary).
+func TestE2ERSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	r, err := e2e.MeasureRSS(context.Background(), runnelsys.System(), 1024, 4<<20)
+	if errors.Is(err, e2e.ErrNoProcStatus) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Payload != 4<<20 || r.Peak < r.Baseline || r.Peak < r.Payload {
+		t.Fatalf("%+v", r)
+	}
+}

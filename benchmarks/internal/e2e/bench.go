@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// The Bench functions run the workloads as benchmarks whose op is one
+// record: ns/op, B/s (value bytes) and allocs/op are per record (allocs
+// counted in the whole process: client and broker). Each also reports
+// records/s and the process's peak RSS in MB (peak-RSS-MB, Linux only; run
+// one case per process for it to mean that case).
+
+func reportCommon(b *testing.B, res Result) {
+	b.ReportMetric(res.RecordsPerSecond(), "records/s")
+	if hwm, err := ProcStatus("VmHWM"); err == nil {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
+	}
+}
+
+// BenchProduce runs Produce with b.N records.
+func BenchProduce(b *testing.B, sys System, c Case) {
+	b.ReportAllocs()
+	b.SetBytes(int64(c.Size))
+	res, err := Produce(context.Background(), b, sys, c, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportCommon(b, res)
+}
+
+// BenchConsume runs Consume with b.N records.
+func BenchConsume(b *testing.B, sys System, c Case) {
+	b.ReportAllocs()
+	b.SetBytes(int64(c.Size))
+	res, err := Consume(context.Background(), b, sys, c, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportCommon(b, res)
+}
+
+// BenchLatency runs Latency with b.N records at rate records/s and reports
+// the 50th and 99th percentile and the maximum in µs (p50-us, p99-us,
+// max-us).
+func BenchLatency(b *testing.B, sys System, c Case, rate float64) {
+	b.ReportAllocs()
+	res, err := Latency(context.Background(), b, sys, c, b.N, rate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportCommon(b, res)
+	b.ReportMetric(float64(res.Percentile(50).Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(res.Percentile(99).Nanoseconds())/1e3, "p99-us")
+	b.ReportMetric(float64(res.Percentile(100).Nanoseconds())/1e3, "max-us")
+}
+
+// BenchGroupCommit runs GroupCommit with b.N records.
+func BenchGroupCommit(b *testing.B, sys System, c Case, producers int) {
+	b.ReportAllocs()
+	b.SetBytes(int64(c.Size))
+	res, err := GroupCommit(context.Background(), b, sys, c, producers, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportCommon(b, res)
+}
+
+// BenchRawWrite runs RawWrite with b.N records.
+func BenchRawWrite(b *testing.B, c Case) {
+	b.ReportAllocs()
+	b.SetBytes(int64(c.Size))
+	res, err := RawWrite(context.Background(), b, c, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportCommon(b, res)
+}
+
+// BenchRSS runs MeasureRSS b.N times (run it with -benchtime 1x) and
+// reports the last: the peak RSS over the payload (RSS/payload), the
+// peak, held and baseline RSS in MB, and the live heap in MB. It skips where there is no
+// /proc/self/status.
+func BenchRSS(b *testing.B, sys System, size int, payload int64) {
+	var r RSS
+	for range b.N {
+		var err error
+		if r, err = MeasureRSS(context.Background(), sys, size, payload); errors.Is(err, ErrNoProcStatus) {
+			b.Skip(err)
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(r.Ratio(), "RSS/payload")
+	b.ReportMetric(float64(r.Peak)/(1<<20), "peak-MB")
+	b.ReportMetric(float64(r.Held)/(1<<20), "held-MB")
+	b.ReportMetric(float64(r.Baseline)/(1<<20), "baseline-MB")
+	b.ReportMetric(float64(r.Live)/(1<<20), "live-heap-MB")
+}

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// rawBatches returns the batches a producer would send for n records of
+// value: as many full batches of at most BatchMaxBytes as fit, then one
+// with the rest (nil when there is no rest), and the number of full ones.
+func rawBatches(value []byte, n int) (full, rest []byte, nfull int, err error) {
+	var bld record.Builder
+	per := 0
+	for bld.Size() <= BatchMaxBytes && per < n {
+		bld.Append(0, nil, value, nil)
+		per++
+	}
+	if bld.Size() > BatchMaxBytes {
+		per--
+	}
+	if per < 1 {
+		return nil, nil, 0, fmt.Errorf("%w: one %d-byte record does not fit in a batch", ErrInvalidCase, len(value))
+	}
+	build := func(k int) ([]byte, error) {
+		bld.Reset()
+		for range k {
+			bld.Append(0, nil, value, nil)
+		}
+		return bld.AppendTo(nil, compression.None)
+	}
+	if full, err = build(per); err != nil {
+		return nil, nil, 0, err
+	}
+	if n%per > 0 {
+		if rest, err = build(n % per); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	return full, rest, n / per, nil
+}
+
+// RawWrite is the limit Produce is measured against: writing the bytes of
+// n records of c.Size, encoded as the record batches of at most
+// BatchMaxBytes a producer would send, to one new file (vfs.OS in a fresh
+// directory for Disk, a vfs.NewMem file for Mem), one Write per batch,
+// with a Sync after each when c.Sync. Only c.Store, c.Size and c.Sync
+// matter.
+//
+// Errors: ErrInvalidCase; the file system's errors.
+func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err error) {
+	tm.StopTimer()
+	if err := c.Validate(); err != nil {
+		return res, err
+	}
+	full, rest, nfull, err := rawBatches(Value(c.Size), n)
+	if err != nil {
+		return res, err
+	}
+	fs, dir := vfs.FS(vfs.NewMem()), "/raw"
+	if c.Store == Disk {
+		fs = vfs.OS
+		if dir, err = os.MkdirTemp(os.Getenv(DirEnv), "e2e-raw-"); err != nil {
+			return res, err
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
+	} else if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return res, err
+	}
+	f, err := fs.Create(filepath.Join(dir, "raw.log"))
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	write := func(b []byte) error {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+		if c.Sync {
+			return f.Sync()
+		}
+		return nil
+	}
+
+	tm.ResetTimer()
+	tm.StartTimer()
+	begin := time.Now()
+	for range nfull {
+		if err = write(full); err != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+	}
+	if err == nil && rest != nil {
+		err = write(rest)
+	}
+	res.Elapsed = time.Since(begin)
+	tm.StopTimer()
+	if err != nil {
+		return res, err
+	}
+	res.Records = int64(n)
+	return res, nil
+}

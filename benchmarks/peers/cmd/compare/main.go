@@ -1,0 +1,210 @@
+// Command compare runs the benchmarks of the peers module interleaved —
+// in every round each group of runs (runnel and its peers on one case)
+// back to back, one process per run, in an order that rotates from round
+// to round — and prints one table: workload, runnel, peer, the median of
+// the per-round ratios runnel/peer (with their range), the goal, and
+// whether it is met. Ratios are only ever taken between runs of the same
+// round, never between absolute numbers from different minutes.
+//
+// Run it from the peers module's directory (run.sh does):
+//
+//	go run ./cmd/compare [-rounds 6] [-scale 1] [-run regexp] [-out out]
+//
+// It writes out/peers.test (the test binary), out/peers.txt (every
+// benchmark line, for benchstat) and out/table.md (the table, also
+// printed).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 6, "rounds (every group runs once per round)")
+	sc := flag.Float64("scale", 1, "multiply the number of records of every run (0.1 for a quick look)")
+	only := flag.String("run", "", "run only the groups with a benchmark whose name matches this regexp")
+	out := flag.String("out", "out", "directory for the outputs")
+	bin := flag.String("bin", "", "a test binary of this module (default: build out/peers.test)")
+	flag.Parse()
+	if err := compare(*rounds, scale(*sc), *only, *out, *bin); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func compare(rounds int, s scale, only, out, bin string) error {
+	if rounds < 1 || s <= 0 {
+		return fmt.Errorf("-rounds %d, -scale %v: both must be positive", rounds, s)
+	}
+	p := makePlan(s)
+	if only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			return err
+		}
+		p = p.filter(re)
+		if len(p.groups) == 0 {
+			return fmt.Errorf("-run %q matches no benchmark", only)
+		}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if bin == "" {
+		bin = filepath.Join(out, "peers.test")
+		build := exec.Command("go", "test", "-c", "-o", bin, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building the test binary: %w", err)
+		}
+	}
+	raw, err := os.Create(filepath.Join(out, "peers.txt"))
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+
+	res := results{}
+	start := time.Now()
+	for round := range rounds {
+		for gi, g := range p.groups {
+			fmt.Fprintf(os.Stderr, "round %d/%d, group %d/%d (%s)\n", round+1, rounds, gi+1, len(p.groups), time.Since(start).Round(time.Second))
+			for k := range g.runs {
+				r := g.runs[(round+k)%len(g.runs)]
+				m, err := runOne(bin, r, raw)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "  %s: %v\n", r.name, err)
+					continue
+				}
+				res.add(r.name, round, m)
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "done in %s\n", time.Since(start).Round(time.Second))
+
+	table, err := os.Create(filepath.Join(out, "table.md"))
+	if err != nil {
+		return err
+	}
+	w := io.MultiWriter(os.Stdout, table)
+	err = writeTable(w, p.rows, res, rounds)
+	return errors.Join(err, table.Close(), raw.Close())
+}
+
+// filter keeps the groups with a run matching re, and the rows whose runs
+// are all kept.
+func (p plan) filter(re *regexp.Regexp) plan {
+	var q plan
+	kept := map[string]bool{}
+	for _, g := range p.groups {
+		for _, r := range g.runs {
+			if re.MatchString(r.name) {
+				q.groups = append(q.groups, g)
+				for _, r := range g.runs {
+					kept[r.name] = true
+				}
+				break
+			}
+		}
+	}
+	for _, r := range p.rows {
+		if kept[r.a] && (r.b == "" || kept[r.b]) {
+			q.rows = append(q.rows, r)
+		}
+	}
+	return q
+}
+
+// pattern is the -test.bench regexp that selects exactly the benchmark
+// name.
+func pattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, e := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(e) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
+// runOne runs one benchmark in a new process and returns its metrics. The
+// benchmark lines are appended to raw.
+func runOne(bin string, r run, raw io.Writer) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^$", "-test.bench="+pattern(r.name),
+		"-test.benchtime="+r.benchtime, "-test.count=1")
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, outb)
+	}
+	var found map[string]float64
+	for line := range strings.Lines(string(outb)) {
+		name, m, ok := parseLine(line)
+		if !ok {
+			continue
+		}
+		if _, err := io.WriteString(raw, line); err != nil {
+			return nil, err
+		}
+		if name == r.name {
+			found = m
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("no result line (skipped?):\n%s", outb)
+	}
+	return found, nil
+}
+
+// parseLine parses a benchmark result line: its name without the
+// -GOMAXPROCS suffix and its metrics by unit.
+func parseLine(line string) (string, map[string]float64, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || len(f)%2 != 0 {
+		return "", nil, false
+	}
+	name := f[0]
+	if i := strings.LastIndexByte(name, '-'); i > 0 && !strings.ContainsAny(name[i+1:], "/=") {
+		name = name[:i]
+	}
+	m := map[string]float64{}
+	for i := 2; i+1 < len(f); i += 2 {
+		var v float64
+		if _, err := fmt.Sscan(f[i], &v); err != nil {
+			return "", nil, false
+		}
+		m[f[i+1]] = v
+	}
+	return name, m, true
+}
+
+// results holds each run's metrics by round (nil: the run failed).
+type results map[string][]map[string]float64
+
+func (res results) add(name string, round int, m map[string]float64) {
+	s := res[name]
+	for len(s) <= round {
+		s = append(s, nil)
+	}
+	s[round] = m
+	res[name] = s
+}
+
+// metric returns name's metric in round, if that run succeeded.
+func (res results) metric(name string, round int, unit string) (float64, bool) {
+	s := res[name]
+	if round >= len(s) || s[round] == nil {
+		return 0, false
+	}
+	v, ok := s[round][unit]
+	return v, ok
+}

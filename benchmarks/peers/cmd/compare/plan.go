@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
+)
+
+// A run is one benchmark in one process: its full name (without the
+// -GOMAXPROCS suffix) and its -benchtime.
+type run struct {
+	name      string
+	benchtime string
+}
+
+// A group is the runs done back to back in each round, in an order that
+// rotates from round to round, so that the runs compared with each other
+// share the machine's weather.
+type group struct {
+	runs []run
+}
+
+// A row is one line of the table: a metric of run a against run b of the
+// same group and round (the ratio a/b, then the median over rounds), or of
+// a alone against an absolute goal when b is "".
+type row struct {
+	label       string
+	a, b        string // run names
+	peer        string // b's short name in the table
+	metric      string // a benchmark unit: records/s, p99-us, …
+	lowerBetter bool   // for the goal: a/b ≤ goal instead of ≥
+	goal        float64
+	absolute    bool // compare a's median with goal, not a/b
+}
+
+// plan is what one invocation runs and reports.
+type plan struct {
+	groups []group
+	rows   []row
+}
+
+// scale sets the number of records per run: 1 for the recorded runs, less
+// for a quick look.
+type scale float64
+
+func (s scale) n(base int) string { return fmt.Sprintf("%dx", max(int(float64(base)*float64(s)), 100)) }
+
+// records is the number of records of a produce or consume run.
+func records(c e2e.Case) int {
+	switch {
+	case c.Sync && c.Size >= 1024:
+		return 20_000
+	case c.Sync:
+		return 50_000
+	case c.Size >= 1024:
+		return 100_000
+	default:
+		return 200_000
+	}
+}
+
+func name(bench, sys string, c e2e.Case) string {
+	return "Benchmark" + bench + "/sys=" + sys + "/" + c.Name()
+}
+
+// label is a row's workload column.
+func label(what string, c e2e.Case) string {
+	sync := ""
+	if c.Store == e2e.Disk {
+		sync = " fsync=never"
+		if c.Sync {
+			sync = " fsync=batch"
+		}
+	}
+	return fmt.Sprintf("%s %s %dB p=%d acks=%s%s", what, c.Store, c.Size, c.Partitions, c.Acks, sync)
+}
+
+// makePlan builds the comparison of the issue: produce and consume over
+// the matrix, latency, group commit and RSS.
+func makePlan(s scale) plan {
+	var p plan
+	for _, c := range e2e.Matrix() {
+		if c.Store == e2e.Mem && c.Sync {
+			continue // no fsync in memory for the peers; runnel's is in benchmarks/
+		}
+		bt := s.n(records(c))
+		// Produce: runnel against kfake and JetStream; on disk also the raw
+		// write. JetStream's file store with SyncAlways fsyncs every
+		// message (about 5,000 records/s here), so it sits out fsync=batch.
+		g := group{runs: []run{{name("Produce", "runnel", c), bt}, {name("Produce", "kfake", c), bt}}}
+		if !c.Sync {
+			g.runs = append(g.runs, run{name("Produce", "jetstream", c), bt})
+		}
+		if c.Store == e2e.Disk {
+			g.runs = append(g.runs, run{name("Produce", "raw", c), bt})
+		}
+		p.groups = append(p.groups, g)
+		r := row{label: label("produce", c), a: g.runs[0].name, metric: "records/s"}
+		if c.Store == e2e.Mem {
+			p.rows = append(p.rows,
+				with(r, g.runs[1].name, "kfake", 3),
+				with(r, g.runs[2].name, "jetstream", 10))
+		} else {
+			p.rows = append(p.rows, with(r, name("Produce", "raw", c), "raw write", 0.9), with(r, g.runs[1].name, "kfake DataDir", 1))
+			if !c.Sync {
+				p.rows = append(p.rows, with(r, g.runs[2].name, "jetstream file", 0))
+			}
+		}
+
+		// Consume: fsync does not matter to reading; the issue's goal is
+		// for memory.
+		if c.Sync {
+			continue
+		}
+		g = group{runs: []run{{name("Consume", "runnel", c), bt}, {name("Consume", "kfake", c), bt}, {name("Consume", "jetstream", c), bt}}}
+		p.groups = append(p.groups, g)
+		r = row{label: label("consume", c), a: g.runs[0].name, metric: "records/s"}
+		goal := 2.0
+		if c.Store == e2e.Disk {
+			goal = 0
+		}
+		p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", goal), with(r, g.runs[2].name, "jetstream", 0))
+	}
+
+	// Latency at 1000 records/s, linger 0.
+	for _, c := range []e2e.Case{
+		{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll},
+		{Store: e2e.Mem, Size: 1024, Partitions: 8, Acks: e2e.AcksLeader},
+		{Store: e2e.Disk, Size: 100, Partitions: 1, Acks: e2e.AcksAll},
+		{Store: e2e.Disk, Size: 100, Partitions: 1, Acks: e2e.AcksAll, Sync: true},
+	} {
+		bt := s.n(2000)
+		g := group{runs: []run{{name("Latency", "runnel", c), bt}, {name("Latency", "kfake", c), bt}}}
+		if !c.Sync {
+			g.runs = append(g.runs, run{name("Latency", "jetstream", c), bt})
+		}
+		p.groups = append(p.groups, g)
+		for _, m := range []struct {
+			unit string
+			goal float64
+		}{{"p50-us", 0}, {"p99-us", 0.25}} {
+			r := row{label: label("latency "+strings.TrimSuffix(m.unit, "-us"), c), a: g.runs[0].name, metric: m.unit, lowerBetter: true}
+			p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", m.goal))
+			if !c.Sync {
+				p.rows = append(p.rows, with(r, g.runs[2].name, "jetstream", 0))
+			}
+		}
+	}
+
+	// Group commit: 8 producers with fsync per batch against without.
+	for _, parts := range []int{1, 8} {
+		on := e2e.Case{Store: e2e.Disk, Size: 100, Partitions: parts, Acks: e2e.AcksAll, Sync: true}
+		off := on
+		off.Sync = false
+		bt := s.n(200_000)
+		g := group{runs: []run{{name("GroupCommit", "runnel", on), bt}, {name("GroupCommit", "runnel", off), bt}}}
+		p.groups = append(p.groups, g)
+		p.rows = append(p.rows, row{
+			label: fmt.Sprintf("group commit: 8 producers os 100B p=%d, fsync=batch vs never", parts),
+			a:     g.runs[0].name, b: g.runs[1].name, peer: "runnel fsync=never", metric: "records/s", goal: 0.7,
+		})
+	}
+
+	// Peak RSS holding 100 MiB of values in memory.
+	for _, size := range []int{100, 1024} {
+		rss := func(sys string) string { return fmt.Sprintf("BenchmarkRSS/sys=%s/size=%d", sys, size) }
+		g := group{runs: []run{{rss("runnel"), "1x"}, {rss("kfake"), "1x"}, {rss("jetstream"), "1x"}}}
+		p.groups = append(p.groups, g)
+		lbl := fmt.Sprintf("peak RSS / 100 MiB payload, %dB records", size)
+		p.rows = append(p.rows,
+			row{label: lbl, a: rss("runnel"), metric: "RSS/payload", lowerBetter: true, goal: 1.5, absolute: true},
+			row{label: lbl, a: rss("runnel"), b: rss("kfake"), peer: "kfake", metric: "RSS/payload", lowerBetter: true},
+			row{label: lbl, a: rss("runnel"), b: rss("jetstream"), peer: "jetstream", metric: "RSS/payload", lowerBetter: true})
+	}
+	return p
+}
+
+func with(r row, b, peer string, goal float64) row {
+	r.b, r.peer, r.goal = b, peer, goal
+	return r
+}

@@ -1,0 +1,13 @@
+// Package peers runs runnel's end-to-end workloads (package
+// benchmarks/internal/e2e) against its peers, in the same process and the
+// same go test invocation: franz-go's kfake (an in-process Kafka cluster
+// driven by the kgo client, in memory and with its DataDir on disk) and
+// NATS JetStream embedded (server.NewServer with DontListen, an in-process
+// connection, memory and file storage).
+//
+// It is a separate Go module so that the library's go.mod does not grow by
+// these dependencies. The benchmarks are in peers_test.go; cmd/compare runs
+// them interleaved (runnel, peer, runnel, peer, …) and prints one table of
+// runnel/peer ratios against the goals; run.sh is its front door. See
+// ../README.md.
+package peers

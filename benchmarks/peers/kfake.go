@@ -1,0 +1,197 @@
+package peers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrNoSync is returned when a system is asked to fsync data it keeps in
+// memory.
+var ErrNoSync = errors.New("peers: an in-memory store cannot fsync")
+
+// Kfake is franz-go's fake Kafka cluster with one broker, in memory (its
+// default) or on disk (its DataDir option; SyncWrites for fsync per
+// batch), reached through kgo clients over the loopback interface.
+func Kfake() e2e.System {
+	return e2e.System{Name: "kfake", Open: openKfake}
+}
+
+type kfakeTarget struct {
+	cluster *kfake.Cluster
+	admin   *kgo.Client
+}
+
+func openKfake(_ context.Context, cfg e2e.Config) (e2e.Target, error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	switch {
+	case cfg.Dir != "":
+		opts = append(opts, kfake.DataDir(cfg.Dir))
+		if cfg.Sync {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	case cfg.Sync:
+		return nil, ErrNoSync
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &kfakeTarget{cluster: c, admin: admin}, nil
+}
+
+func (t *kfakeTarget) CreateTopic(ctx context.Context, topic string, partitions int) error {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, int32(partitions), 1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10_000
+	resp, err := req.RequestWith(ctx, t.admin)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("peers: kfake answered CreateTopics with %d topics", len(resp.Topics))
+	}
+	return kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+}
+
+func (t *kfakeTarget) Count(ctx context.Context, topic string, partitions int) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = int32(p), -1 // latest
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, t.admin)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	seen := 0
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return 0, fmt.Errorf("partition %d: %w", rp.Partition, err)
+			}
+			n += rp.Offset
+			seen++
+		}
+	}
+	if seen != partitions {
+		return 0, fmt.Errorf("peers: kfake listed %d partitions of %d", seen, partitions)
+	}
+	return n, nil
+}
+
+func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(t.cluster.ListenAddrs()...),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.MaxBufferedRecords(cfg.MaxBuffered),
+	}
+	if cfg.Acks == e2e.AcksAll {
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	} else {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &kgoProducer{cl: cl}
+	p.promise = p.done
+	return p, nil
+}
+
+type kgoProducer struct {
+	cl      *kgo.Client
+	promise func(*kgo.Record, error)
+	mu      sync.Mutex
+	err     error
+}
+
+func (p *kgoProducer) done(_ *kgo.Record, err error) {
+	if err != nil {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *kgoProducer) Produce(ctx context.Context, topic string, value []byte) error {
+	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: value}, p.promise)
+	return ctx.Err()
+}
+
+func (p *kgoProducer) Flush(ctx context.Context) error {
+	err := p.cl.Flush(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(err, p.err)
+}
+
+func (p *kgoProducer) Close() error {
+	p.cl.Close()
+	return nil
+}
+
+func (t *kfakeTarget) NewConsumer(cfg e2e.ConsumerConfig) (e2e.Consumer, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(t.cluster.ListenAddrs()...),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(cfg.MaxWait),
+		kgo.FetchMaxBytes(50<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &kgoConsumer{cl: cl}, nil
+}
+
+type kgoConsumer struct{ cl *kgo.Client }
+
+func (c *kgoConsumer) Poll(ctx context.Context, fn func([]byte)) (int, error) {
+	fs := c.cl.PollFetches(ctx)
+	if errs := fs.Errors(); len(errs) > 0 {
+		return 0, fmt.Errorf("%s-%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+	}
+	n := 0
+	fs.EachRecord(func(r *kgo.Record) {
+		fn(r.Value)
+		n++
+	})
+	return n, nil
+}
+
+func (c *kgoConsumer) Close() error {
+	c.cl.Close()
+	return nil
+}
+
+func (t *kfakeTarget) Close() error {
+	t.admin.Close()
+	t.cluster.Close()
+	return nil
+}

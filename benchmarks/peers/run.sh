@@ -1,0 +1,23 @@
+#!/bin/sh
+# run.sh compares runnel with kfake and NATS JetStream: it runs
+# cmd/compare (every group of runs back to back in each round, rotating
+# the order, one process per run), which prints one table of runnel/peer
+# ratios against the issue's goals, then benchstat over every run. See
+# ../README.md ("Peers").
+#
+# Usage: benchmarks/peers/run.sh [cmd/compare flags]
+#        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
+#        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, 2 minutes
+#        benchmarks/peers/run.sh -run 'Latency'       only the latency groups
+#
+# Outputs in benchmarks/peers/out/ (git-ignored): table.md, peers.txt (every
+# benchmark line), benchstat.txt.
+set -eu
+
+cd "$(dirname "$0")"
+go vet ./...
+go run ./cmd/compare "$@"
+go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da \
+	-filter '.unit:(records/s OR B/s OR allocs/op OR peak-RSS-MB OR p50-us OR p99-us OR RSS/payload)' \
+	-col /sys out/peers.txt >out/benchstat.txt
+echo "benchstat: benchmarks/peers/out/benchstat.txt" >&2
