@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/record"
@@ -100,6 +99,7 @@ type Producer struct {
 	pidOK  bool
 
 	batches sync.Pool
+	clock   wallClock // stamps records without a Timestamp
 }
 
 // New returns a producer that sends records through c, configured by
@@ -184,7 +184,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		return
 	}
 	if r.Timestamp.IsZero() {
-		r.Timestamp = time.Now()
+		r.Timestamp = p.clock.now()
 	}
 	if err := p.reserve(ctx, int64(size), block); err != nil {
 		promise(r, err)
