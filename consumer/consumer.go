@@ -95,6 +95,9 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	if cfg.err != nil {
 		return nil, cfg.err
 	}
+	if cc, ok := c.(CRCChecker); ok && !cfg.crcsSet && cc.ChecksCRCs() {
+		cfg.checkCRCs = false
+	}
 	logger := cfg.logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
@@ -159,6 +160,36 @@ func TestCRCCheckCanBeOff(t *testing.T) {
 	g.add(fs)
 	require.Equal(t, []string{"abX"}, g.values("t", 0))
 }
+
+// checkingClient is a Client that says it checked the CRCs itself.
+type checkingClient struct{ *fakeClient }
+
+func (checkingClient) ChecksCRCs() bool { return true }
+
+func TestCRCCheckerSkipsTheCheck(t *testing.T) {
+	data := batchAt(t, 0, "abc")
+	data[len(data)-2] = 'X' // the value's last byte: the CRC no longer matches
+	var n atomic.Int32
+	poll := func(c *consumer.Consumer) *got {
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		g := &got{}
+		g.add(fs)
+		return g
+	}
+	// The client checked: the consumer trusts it.
+	g := poll(newConsumer(t, checkingClient{serve(t, 1, data, &n)}))
+	require.Equal(t, []string{"abX"}, g.values("t", 0))
+	// CheckCRCs(true) overrides it.
+	g = poll(newConsumer(t, checkingClient{serve(t, 1, data, &n)}, consumer.CheckCRCs(true), consumer.RetryBackoff(time.Hour)))
+	require.Empty(t, g.values("t", 0))
+	require.NotEmpty(t, g.errs)
+	require.ErrorIs(t, g.errs[0], record.ErrCorrupt)
+}
+
+// The broker is a CRCChecker: it serves only batches it checked.
+var _ consumer.CRCChecker = (*runnel.Broker)(nil)
 
 func TestUndecodableRecordInRecordsLoop(t *testing.T) {
 	// A batch with a correct CRC whose second record does not decode: its

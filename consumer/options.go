@@ -18,6 +18,7 @@ type config struct {
 	reset        ResetPolicy
 	backoff      time.Duration
 	checkCRCs    bool
+	crcsSet      bool // CheckCRCs was given: it overrides the Client's CRCChecker
 	logger       *slog.Logger
 	err          error // the first invalid option
 }
@@ -118,9 +119,20 @@ func RetryBackoff(d time.Duration) Opt {
 }
 
 // CheckCRCs sets whether Poll verifies the CRC-32C of every fetched batch
-// (Kafka's check.crcs). Default true. A broker verifies batches before
-// serving them; the check guards against a Client that does not.
-func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs = on } }
+// (Kafka's check.crcs). Default true, unless the Client is a CRCChecker
+// that says it has checked them (as *runnel.Broker, in the same process,
+// does): then checking again would only repeat its work.
+func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs, c.crcsSet = on, true } }
+
+// CRCChecker is an optional ability of a Client: ChecksCRCs reports
+// whether every batch its Fetch returns has had its CRC-32C verified after
+// the bytes were read from their storage, and the bytes cannot change
+// between that check and the consumer (the same process, no network). A
+// consumer of such a Client skips its own check unless CheckCRCs(true) is
+// given.
+type CRCChecker interface {
+	ChecksCRCs() bool
+}
 
 // Logger sets where the consumer logs offset resets and partition errors.
 // Default: nowhere. A nil l keeps the default.
