@@ -31,6 +31,19 @@ func (b *Broker) partition(ctx context.Context, topic string, id int32, create b
 	return t.Partitions[id], nil
 }
 
+// partitionGone tells a partition whose topic was deleted during a call
+// (its log closed under the call) from a closed broker: the first is
+// ErrUnknownTopic, as the next call would say, the second ErrClosed.
+func (b *Broker) partitionGone(err error, topic string, partition int32) error {
+	if !errors.Is(err, log.ErrClosed) {
+		return err
+	}
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %s-%d was deleted", ErrUnknownTopic, topic, partition)
+}
+
 func isClosedOrInvalid(err error) bool {
 	return errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidTopic)
 }
@@ -73,6 +86,9 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed.Load() { // Close may have released the directory meanwhile
+		return 0, 0, ErrClosed
+	}
 	id := b.nextPID
 	if err := b.writeFile(b.path(producerIDs), []byte(strconv.FormatInt(id+1, 10)+"\n")); err != nil {
 		return 0, 0, err
@@ -106,7 +122,7 @@ func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 	}
 	res, err := p.Append(ctx, req.Batches, log.AppendOptions{})
 	if err != nil {
-		return resp, err
+		return resp, b.partitionGone(err, req.Topic, req.Partition)
 	}
 	resp.BaseOffset, resp.LogAppendTime, resp.Duplicate = res.FirstOffset, res.LogAppendTime, res.Duplicate
 	resp.LogStartOffset = p.LogStartOffset()
@@ -213,7 +229,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		}
 		data, err := p.ReadInto(nil, fp.Offset, limit)
 		if err != nil {
-			out.Err, failed = err, true
+			out.Err, failed = b.partitionGone(err, fp.Topic, fp.Partition), true
 			continue
 		}
 		out.Records = data

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -139,4 +140,34 @@ func TestDeleteRecords(t *testing.T) {
 	off, err := b.ListOffset(ctx, "t", 0, api.Earliest)
 	require.NoError(t, err)
 	require.EqualValues(t, 10, off)
+}
+
+// A partition's log closed under a call means its topic was deleted (if
+// the broker is still open): the call says ErrUnknownTopic, as the next
+// one would.
+func TestPartitionGone(t *testing.T) {
+	b := open(t, Config{})
+	err := b.partitionGone(fmt.Errorf("append: %w", log.ErrClosed), "t", 2)
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	require.Contains(t, err.Error(), "t-2 was deleted")
+	other := fmt.Errorf("other")
+	require.Equal(t, other, b.partitionGone(other, "t", 0))
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, b.partitionGone(log.ErrClosed, "t", 0), ErrClosed)
+
+	// A waiting fetch on a topic deleted meanwhile ends with ErrUnknownTopic.
+	b2 := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b2.CreateTopic(ctx, "gone", log.TopicConfig{Partitions: 1}))
+	done := make(chan api.FetchResponse, 1)
+	go func() {
+		resp, err := b2.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "gone"}}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	require.NoError(t, b2.DeleteTopic(ctx, "gone"))
+	resp := <-done
+	require.ErrorIs(t, resp.Partitions[0].Err, ErrUnknownTopic)
 }

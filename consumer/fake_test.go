@@ -324,3 +324,37 @@ func TestRecordsAfterUnassign(t *testing.T) {
 	require.Equal(t, []string{"a"}, vals)
 	require.Empty(t, c.Assigned())
 }
+
+// When the fetch fails as a whole, Poll still reports the partitions whose
+// position could not be resolved, and so does Records.
+func TestFetchFailureKeepsResolveErrors(t *testing.T) {
+	down := errors.New("fetch down")
+	listFail := errors.New("list offsets down")
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (int64, error) { return 0, listFail },
+		fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+			return api.FetchResponse{}, down
+		},
+	}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.ErrorIs(t, err, down)
+	require.Len(t, fs, 1)
+	require.ErrorIs(t, fs[0].Err, listFail)
+	require.EqualValues(t, 0, fs[0].Partition)
+
+	c2 := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c2.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c2.Assign("t", 1, consumer.At(0)))
+	var errs []error
+	for _, err := range c2.Records(testCtx(t)) {
+		errs = append(errs, err)
+		if len(errs) == 2 {
+			break
+		}
+	}
+	require.ErrorIs(t, errs[0], listFail)
+	require.ErrorIs(t, errs[1], down)
+}

@@ -41,7 +41,9 @@ import (
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error (runnel.ErrClosed of a closed broker),
-// in which case positions did not move.
+// in which case positions did not move, and the Fetches returned with it
+// hold only the partitions whose position could not be resolved (their
+// ListOffset errors).
 func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
 
 // sentPart is a partition in a fetch request, and its position then.
@@ -88,7 +90,9 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
 		}
-		return nil, err
+		// The partitions whose positions could not be resolved are
+		// reported with the failure of the fetch.
+		return out, err
 	}
 
 	now := time.Now()

@@ -38,6 +38,11 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 					return
 				}
+				for i := range fs { // positions that could not be resolved
+					if fs[i].Err != nil && !yield(nil, fs[i].Err) {
+						return
+					}
+				}
 				if !yield(nil, err) || !c.sleep(ctx, c.cfg.backoff) {
 					return
 				}

@@ -433,3 +433,29 @@ func TestUnknownErrorFailsTheBatch(t *testing.T) {
 	require.ErrorIs(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte("v")}), boom)
 	require.Len(t, c.requests(), 1)
 }
+
+// A request the broker sits on is cut at the delivery deadline: the promise
+// runs with ErrDeliveryTimeout, the buffer is freed, and the next records
+// go under a new producer id (the broker may have appended the batch).
+func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		if call == 0 {
+			<-ctx.Done() // a broker that never answers
+			return api.ProduceResponse{}, ctx.Err()
+		}
+		return next()
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(50*time.Millisecond))
+	ctx := testCtx(t)
+	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Zero(t, p.BufferedRecords())
+
+	r := &record.Record{Value: []byte("next")}
+	require.NoError(t, p.ProduceSync(ctx, r))
+	require.Equal(t, 2, c.initCount(), "a new producer id after an uncertain timeout")
+	require.Equal(t, []string{"next"}, values(readRecords(t, b, "t", 0)))
+}

@@ -21,6 +21,7 @@ type topicState struct {
 	mu          sync.Mutex // guards part, onNew and the growth of parts
 	part        Partitioner
 	onNew       NewBatchPartitioner // part, if it wants OnNewBatch
+	shared      *sync.Mutex         // the producer's partMu, when part serves every topic
 	parts       atomic.Pointer[[]*partition]
 	refreshAt   atomic.Int64 // unix ns of the next partition count check
 	refreshOnce atomic.Bool  // a check is running
@@ -52,6 +53,8 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	t := &topicState{p: p, name: name, part: p.cfg.partitioner}
 	if tp, ok := t.part.(TopicPartitioner); ok {
 		t.part = tp.ForTopic(name)
+	} else {
+		t.shared = &p.partMu // one partitioner for every topic
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)
 	parts := make([]*partition, n)
@@ -100,30 +103,46 @@ func (t *topicState) maybeRefresh(now time.Time) {
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch.
 func (t *topicState) buffer(pr pending) {
-	t.mu.Lock()
+	t.lock()
 	parts := *t.parts.Load()
 	pp, err := t.choose(pr.r, parts)
 	if err == nil && t.onNew == nil {
-		t.mu.Unlock()
+		t.unlock()
 		err = pp.add(pr)
 	} else if err == nil {
 		var ok bool
 		if ok, err = pp.addOrAbort(pr); err == nil && !ok {
 			// KIP-480: the record would start a new batch; let the
 			// partitioner move on first.
-			t.onNew.OnNewBatch()
+			t.onNew.OnNewBatch(pp.id)
 			if pp, err = t.choose(pr.r, parts); err == nil {
 				err = pp.add(pr)
 			}
 		}
-		t.mu.Unlock()
+		t.unlock()
 	} else {
-		t.mu.Unlock()
+		t.unlock()
 	}
 	if err != nil {
 		t.p.release(1, int64(pr.size))
 		pr.promise(pr.r, err)
 	}
+}
+
+// lock takes the topic's lock and, when the partitioner serves every
+// topic, the producer's partitioner lock too.
+func (t *topicState) lock() {
+	t.mu.Lock()
+	if t.shared != nil {
+		t.shared.Lock()
+	}
+}
+
+func (t *topicState) unlock() {
+	if t.shared != nil {
+		t.shared.Unlock()
+	}
+	t.mu.Unlock()
 }
 
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {

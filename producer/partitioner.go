@@ -14,7 +14,9 @@ import (
 //
 // The producer asks a TopicPartitioner for one Partitioner per topic, and
 // calls each topic's Partitioner (and its OnNewBatch) under a lock of that
-// topic: it need not be safe for concurrent use.
+// topic; a Partitioner that is not a TopicPartitioner serves every topic,
+// and the producer calls it under one lock of its own. Either way it need
+// not be safe for concurrent use.
 type Partitioner interface {
 	Partition(r *record.Record, n int) int32
 }
@@ -30,12 +32,12 @@ type TopicPartitioner interface {
 // NewBatchPartitioner is a Partitioner that wants to know when a record
 // would start a new batch (KIP-480's sticky partitioning). When the
 // partition a record was given has no batch open to take it (its last one
-// was sent, or is full), the producer calls OnNewBatch and asks Partition
-// again; the record goes where the second answer says, starting a batch
-// there if need be.
+// was sent, or is full), the producer calls OnNewBatch with that partition
+// and asks Partition again; the record goes where the second answer says,
+// starting a batch there if need be.
 type NewBatchPartitioner interface {
 	Partitioner
-	OnNewBatch()
+	OnNewBatch(partition int32)
 }
 
 // KeyPartition is Kafka's partition for a key among n:
@@ -72,9 +74,9 @@ func (s *stickyKey) Partition(r *record.Record, n int) int32 {
 	return s.topic.partition(n)
 }
 
-func (s *stickyKey) OnNewBatch() {
+func (s *stickyKey) OnNewBatch(partition int32) {
 	s.mu.Lock()
-	s.topic.onNewBatch()
+	s.topic.onNewBatch(partition)
 	s.mu.Unlock()
 }
 
@@ -87,7 +89,7 @@ func (s *stickyKeyTopic) Partition(r *record.Record, n int) int32 {
 	return s.partition(n)
 }
 
-func (s *stickyKeyTopic) OnNewBatch() { s.onNewBatch() }
+func (s *stickyKeyTopic) OnNewBatch(partition int32) { s.onNewBatch(partition) }
 
 // sticky is one topic's sticky partition.
 type sticky struct {
@@ -104,7 +106,14 @@ func (s *sticky) partition(n int) int32 {
 	return s.on
 }
 
-func (s *sticky) onNewBatch() { s.last, s.on = s.on, -1 }
+// onNewBatch moves on from the sticky partition when it is the one whose
+// batch was sent or filled, as Kafka's StickyPartitionCache.nextPartition
+// does: a keyed record starting a batch elsewhere leaves it where it is.
+func (s *sticky) onNewBatch(partition int32) {
+	if partition == s.on {
+		s.last, s.on = s.on, -1
+	}
+}
 
 // RoundRobinPartitioner returns a partitioner that sends each topic's
 // records to its partitions in turn, 0, 1, ..., n-1, 0, ..., keys ignored.

@@ -63,7 +63,7 @@ func TestStickyKeyPartitionerMatchesFranzGo(t *testing.T) {
 				require.Equal(t, c.want[i], part.Partition(r, c.n), "key %q, %d partitions", k, c.n)
 				// Stable: the sticky state does not move keyed records.
 				if nb, ok := part.(producer.NewBatchPartitioner); ok {
-					nb.OnNewBatch()
+					nb.OnNewBatch(c.want[i])
 				}
 				require.Equal(t, c.want[i], part.Partition(r, c.n), "key %q again", k)
 				require.Equal(t, c.want[i], producer.KeyPartition([]byte(k), c.n))
@@ -81,7 +81,9 @@ func TestStickyPartitionerSticksUntilNewBatch(t *testing.T) {
 			for range 10 {
 				require.Equal(t, prev, part.Partition(r, n), "sticks between new batches")
 			}
-			part.OnNewBatch()
+			part.OnNewBatch(prev + 1) // another partition's new batch: no move
+			require.Equal(t, prev, part.Partition(r, n), "a keyed record's new batch elsewhere")
+			part.OnNewBatch(prev)
 			next := part.Partition(r, n)
 			require.True(t, next >= 0 && int(next) < n)
 			if n > 1 {
@@ -232,4 +234,58 @@ func TestCustomPartitionerNegative(t *testing.T) {
 	require.Equal(t, []string{"good"}, values(readRecords(t, b, "t", 0)))
 	require.NoError(t, p.Flush(testCtx(t)))
 	require.Zero(t, p.BufferedRecords())
+}
+
+// KIP-480 as Kafka does it: a keyed record that starts a batch on another
+// partition does not move the sticky partition of records without keys.
+func TestKeyedNewBatchLeavesTheStickyPartition(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("mixed", 2))
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("mixed"))
+	ctx := testCtx(t)
+	var keys [2][]byte // a key for each partition
+	for i := 0; keys[0] == nil || keys[1] == nil; i++ {
+		k := []byte(fmt.Sprint("key", i))
+		if keys[producer.KeyPartition(k, 2)] == nil {
+			keys[producer.KeyPartition(k, 2)] = k
+		}
+	}
+	a := &record.Record{Value: []byte("a")}
+	p.Produce(ctx, a, nil)
+	// One of these opens a batch on the partition a is not on.
+	p.Produce(ctx, &record.Record{Key: keys[0], Value: []byte("k0")}, nil)
+	p.Produce(ctx, &record.Record{Key: keys[1], Value: []byte("k1")}, nil)
+	c := &record.Record{Value: []byte("c")}
+	p.Produce(ctx, c, nil)
+	require.NoError(t, p.Flush(ctx))
+	require.Equal(t, a.Partition, c.Partition)
+}
+
+// counting is a partitioner with state and no lock, shared by topics.
+type counting struct{ n int }
+
+func (c *counting) Partition(_ *record.Record, n int) int32 {
+	c.n++
+	return int32(c.n % n)
+}
+
+// A Partitioner that serves every topic is never called concurrently
+// (the race detector checks it under -race).
+func TestSharedPartitionerIsSerialized(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("x", 3), runneltest.Topic("y", 3))
+	part := &counting{}
+	p := newProducer(t, b, producer.RecordPartitioner(part))
+	ctx := testCtx(t)
+	done := make(chan struct{})
+	for _, topic := range []string{"x", "y"} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 500 {
+				p.Produce(ctx, &record.Record{Topic: topic, Value: []byte("v")}, nil)
+			}
+		}()
+	}
+	<-done
+	<-done
+	require.NoError(t, p.Flush(ctx))
+	require.Equal(t, 1000, part.n)
 }

@@ -99,7 +99,8 @@ type Producer struct {
 	pidOK  bool
 
 	batches sync.Pool
-	clock   wallClock // stamps records without a Timestamp
+	clock   wallClock  // stamps records without a Timestamp
+	partMu  sync.Mutex // serializes a partitioner that serves every topic
 }
 
 // New returns a producer that sends records through c, configured by

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -51,7 +52,13 @@ func (pp *partition) send(b *batch, timer **time.Timer) {
 		}
 		pp.req.Batches = b.data
 		b.attempts++
-		resp, err := p.client.Produce(p.ctx, &pp.req)
+		// The attempt ends at the delivery deadline, so that a request
+		// the broker sits on (an fsync that hangs, say) cannot hold the
+		// promise past it.
+		attempt, cancel := context.WithDeadline(p.ctx, deadline)
+		resp, err := p.client.Produce(attempt, &pp.req)
+		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
+		cancel()
 		pp.req.Batches = nil
 		if p.cfg.acks == AcksNone {
 			// Handed to the broker: done, whatever came back.
@@ -76,6 +83,11 @@ func (pp *partition) send(b *batch, timer **time.Timer) {
 			b.unsure = true
 		}
 		switch {
+		case expired:
+			// The broker may have appended it: giveUp takes a new
+			// producer id if it is unsure.
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, err))
+			return
 		case p.closed.Load():
 			continue // given up above
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
