@@ -34,7 +34,8 @@
 // form the next one, up to BatchMaxBytes. The goroutine compresses the
 // batch, stamps the producer id and sequence numbers, calls
 // Client.Produce, retries what is retriable, runs the promises in order,
-// frees the buffer space, and ends when the partition has nothing left.
+// frees the buffer space, and ends once the partition has had nothing to
+// send for a second.
 //
 // See Producer for the ordering, idempotence and failure rules, and Acks
 // for what each acknowledgement level means in process.

@@ -222,7 +222,8 @@ type partition struct {
 	mu       sync.Mutex
 	cur      *batch   // open batch, or nil
 	queue    []*batch // full batches waiting, oldest first
-	draining bool
+	draining bool     // the partition's goroutine runs
+	idle     bool     // ... and waits for records (wake it)
 
 	// Owned by the draining goroutine.
 	req    api.ProduceRequest
@@ -234,6 +235,48 @@ func newPartition(t *topicState, id int32) *partition {
 	pp := &partition{t: t, p: t.p, id: id, wake: make(chan struct{}, 1)}
 	pp.req = api.ProduceRequest{Topic: t.name, Partition: id, Acks: t.p.cfg.acks}
 	return pp
+}
+
+// idleKeep is how long a partition's goroutine waits for records before
+// it ends.
+const idleKeep = time.Second
+
+// deadlines gives each request of a partition's goroutine a context that
+// ends at its batch's delivery deadline, with one timer for the goroutine
+// rather than a context and a timer per request.
+type deadlines struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+	timer  *time.Timer // cancels ctx at the deadline
+}
+
+// start returns the context of a request whose batch must be delivered
+// by deadline.
+func (d *deadlines) start(deadline time.Time) context.Context {
+	if d.ctx == nil {
+		d.ctx, d.cancel = context.WithCancel(d.parent)
+		d.timer = time.AfterFunc(time.Until(deadline), d.cancel)
+		return d.ctx
+	}
+	d.timer.Reset(time.Until(deadline))
+	return d.ctx
+}
+
+// stop ends the request's deadline. If the timer has fired (or is
+// firing), the next request gets a new context.
+func (d *deadlines) stop() {
+	if !d.timer.Stop() {
+		d.cancel()
+		d.ctx = nil
+	}
+}
+
+func (d *deadlines) close() {
+	if d.ctx != nil {
+		d.timer.Stop()
+		d.cancel()
+	}
 }
 
 func (pp *partition) wakeUp() {
@@ -274,9 +317,12 @@ func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
 	}
 	pr.r.Partition = pp.id
 	pp.cur.add(pr)
-	start := !pp.draining
-	pp.draining = true
+	start, idle := !pp.draining, pp.idle
+	pp.draining, pp.idle = true, false
 	pp.mu.Unlock()
+	if idle {
+		pp.wakeUp()
+	}
 	if start && !pp.p.spawn(pp.drain) {
 		// Close came first: nobody will send these.
 		pp.mu.Lock()
@@ -309,10 +355,12 @@ func (pp *partition) takeAllLocked() []*batch {
 func (pp *partition) drain() {
 	p := pp.p
 	var timer *time.Timer
+	dl := deadlines{parent: p.ctx}
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
+		dl.close()
 	}()
 	for {
 		pp.mu.Lock()
@@ -349,13 +397,35 @@ func (pp *partition) drain() {
 			}
 			b = pp.cur
 			pp.cur = nil
-		default:
-			pp.draining = false
+		case pp.idle:
+			// Idle for idleKeep with nothing to send: the goroutine ends
+			// (addLocked starts another).
+			pp.draining, pp.idle = false, false
 			pp.mu.Unlock()
 			return
+		default:
+			// Nothing to send: wait a while for more before ending, so
+			// that a steady trickle of records (linger 0, one record a
+			// request) finds the goroutine running, its stack grown.
+			pp.idle = true
+			pp.mu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(time.Duration(p.idleKeep.Load()))
+			} else {
+				timer.Reset(time.Duration(p.idleKeep.Load()))
+			}
+			select {
+			case <-timer.C: // still idle: the next pass ends the goroutine
+			case <-pp.wake:
+				pp.mu.Lock()
+				pp.idle = false
+				pp.mu.Unlock()
+			case <-p.done:
+			}
+			continue
 		}
 		pp.mu.Unlock()
-		pp.send(b, &timer)
+		pp.send(b, &timer, &dl)
 		pp.t.maybeRefresh(time.Now())
 	}
 }

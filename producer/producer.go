@@ -34,8 +34,8 @@ type Client interface {
 // at a time keeps each partition's order without costing a network round
 // trip), and records produced while it is in flight form the next batch.
 // Each partition that has records has one goroutine sending them, started
-// when its first record arrives and ending when it has none left; Close
-// stops them all.
+// when its first record arrives and ending after a second without any;
+// Close stops them all.
 //
 // Promises run on that goroutine, one partition's in the order its
 // records were produced, after the record's Partition and Offset (and
@@ -101,6 +101,8 @@ type Producer struct {
 	batches sync.Pool
 	clock   wallClock  // stamps records without a Timestamp
 	partMu  sync.Mutex // serializes a partitioner that serves every topic
+
+	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
 }
 
 // New returns a producer that sends records through c, configured by
@@ -128,6 +130,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 		idempotent: cfg.idempotent && cfg.acks == AcksAll,
 		done:       make(chan struct{}),
 	}
+	p.idleKeep.Store(int64(idleKeep))
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
 	return p, nil

@@ -17,7 +17,7 @@ import (
 // compression), sends it, retries retriable errors with backoff until the
 // batch's delivery deadline, and completes its records. timer is the
 // calling goroutine's, reused for backoffs.
-func (pp *partition) send(b *batch, timer **time.Timer) {
+func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 	p := pp.p
 	deadline := b.created.Add(p.cfg.deliveryTimeout)
 	var last error
@@ -55,10 +55,10 @@ func (pp *partition) send(b *batch, timer **time.Timer) {
 		// The attempt ends at the delivery deadline, so that a request
 		// the broker sits on (an fsync that hangs, say) cannot hold the
 		// promise past it.
-		attempt, cancel := context.WithDeadline(p.ctx, deadline)
+		attempt := dl.start(deadline)
 		resp, err := p.client.Produce(attempt, &pp.req)
 		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
-		cancel()
+		dl.stop()
 		pp.req.Batches = nil
 		if p.cfg.acks == AcksNone {
 			// Handed to the broker: done, whatever came back.
@@ -86,7 +86,7 @@ func (pp *partition) send(b *batch, timer **time.Timer) {
 		case expired:
 			// The broker may have appended it: giveUp takes a new
 			// producer id if it is unsure.
-			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, err))
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("%w: the request was cut short (%v)", context.DeadlineExceeded, err)))
 			return
 		case p.closed.Load():
 			continue // given up above
