@@ -84,7 +84,7 @@ func (it *RecordIter) Next(r *Record) bool {
 		it.err = corrupt(it.pos, "fewer records than the count announces")
 		return false
 	}
-	length, n := binary.Varint(it.data)
+	length, n := recordLength(it.data)
 	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
 		it.err = corrupt(it.pos, "bad record length")
 		return false
@@ -204,7 +204,12 @@ type decoder struct {
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
+	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most of a record's fields
+		u := d.b[0]
+		d.b = d.b[1:]
+		return int64(u>>1) ^ -int64(u&1)
+	}
+	v, n := recordLength(d.b)
 	if n <= 0 {
 		d.bad = true
 		d.b = nil
@@ -245,8 +250,9 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 	}
 }
 
-// recordLength decodes a record's zigzag varint length prefix, with a fast
-// path for the one- and two-byte prefixes of records under 8 KiB.
+// recordLength decodes a zigzag varint (a record's length prefix, or one
+// of its fields) as binary.Varint does, with a fast path for one and two
+// bytes (values within ±8 KiB).
 func recordLength(data []byte) (int64, int) {
 	if len(data) >= 2 {
 		if b0 := data[0]; b0 < 0x80 {
