@@ -238,8 +238,9 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 	return resp, waits, total, failed
 }
 
-// ChecksCRCs reports true: every batch Fetch returns was CRC-checked when
-// its segment read it (see segment.Read), and it reaches a consumer in this
-// process without crossing a network. It makes the broker a
-// consumer.CRCChecker, so consumers do not check the CRCs again.
+// ChecksCRCs reports true: every batch Fetch returns was CRC-checked (when
+// its segment read it from a file, or, in memory, when it was appended:
+// see segment.Read), and it reaches a consumer in this process without
+// crossing a network. It makes the broker a consumer.CRCChecker, so
+// consumers do not check the CRCs again.
 func (b *Broker) ChecksCRCs() bool { return true }

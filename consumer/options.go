@@ -125,11 +125,10 @@ func RetryBackoff(d time.Duration) Opt {
 func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs, c.crcsSet = on, true } }
 
 // CRCChecker is an optional ability of a Client: ChecksCRCs reports
-// whether every batch its Fetch returns has had its CRC-32C verified after
-// the bytes were read from their storage, and the bytes cannot change
-// between that check and the consumer (the same process, no network). A
-// consumer of such a Client skips its own check unless CheckCRCs(true) is
-// given.
+// whether every batch its Fetch returns has had its CRC-32C verified, and
+// the bytes cannot have changed between that check and the consumer (read
+// back from storage after the check, or sent over a network). A consumer
+// of such a Client skips its own check unless CheckCRCs(true) is given.
 type CRCChecker interface {
 	ChecksCRCs() bool
 }

@@ -23,8 +23,9 @@ import (
 // The bytes are the caller's to keep: they never change afterwards. On the
 // in-memory FS they are a view of the log, without a copy.
 //
-// Every batch returned has passed its CRC check; corrupt bytes are reported
-// as a *record.CorruptError and never returned.
+// Every batch returned has passed its CRC check — when it is read, or on
+// the in-memory FS when it was appended (see segment.Read); corrupt bytes
+// are reported as a *record.CorruptError and never returned.
 //
 // Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
 // LogEndOffset; ErrClosed; record.ErrCorrupt.

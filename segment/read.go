@@ -123,9 +123,11 @@ func (s *Segment) withPath(err error) error {
 // On the in-memory FS it may return fewer: only the batches that one chunk
 // of the file holds (see vfs.PrefixViewer), so that it never copies them;
 // the next Read goes on from there. Every batch is checked (length, magic,
-// CRC) before it is returned: a corrupt batch is never served; if the first
-// one is corrupt Read returns a *record.CorruptError, else the batches
-// before it.
+// CRC) before it is returned, so a corrupt batch is never served — on the
+// in-memory FS, the batches this Segment appended or checked itself since
+// it opened the file were checked then, and their bytes cannot have
+// changed; if the first batch is corrupt Read returns a
+// *record.CorruptError, else the batches before it.
 //
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
@@ -166,13 +168,14 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 			return nil, err
 		}
 	}
+	trusted := s.trusted(pos)
 	p := 0
 	for p < len(v) {
 		if n := record.BatchSize(v[p:]); p > 0 && (n == 0 || n > int64(len(v)-p)) {
 			break // cut by maxBytes or by the end of the view: the next read starts here
 		}
 		b, err := record.Parse(v[p:], pos+int64(p))
-		if err == nil {
+		if err == nil && !trusted {
 			err = b.Validate(pos + int64(p))
 		}
 		if err != nil {
@@ -186,6 +189,20 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 		p += len(b)
 	}
 	return v[:p:p], nil
+}
+
+// trusted reports whether the batches from pos on need no CRC check when
+// they are read: the file hands out views whose bytes never change
+// (vfs.Viewer: the in-memory FS, where there is no disk for bytes to rot
+// on and nothing else writes), and this Segment appended them itself
+// (package log checks every batch's CRC and framing before it appends it)
+// or checked them in Recover. On the OS the check stays: the page cache may
+// be refilled from a disk that went bad.
+func (s *Segment) trusted(pos int64) bool {
+	if _, ok := s.log.(vfs.Viewer); !ok {
+		return false
+	}
+	return pos >= s.checkedFrom.Load()
 }
 
 // readPrefix returns at least one of the n bytes at pos, all of them

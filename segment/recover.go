@@ -113,6 +113,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		res.Truncated, res.At = size-pos, pos
 	}
 	s.size.Store(pos)
+	s.checkedFrom.Store(0) // every batch was just checked
 	s.next.Store(next)
 	return res, nil
 }
@@ -194,6 +195,9 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 		return 0, err
 	}
 	s.size.Store(pos)
+	if s.checkedFrom.Load() > pos {
+		s.checkedFrom.Store(pos)
+	}
 	if err := s.oidx.TruncateTo(offset); err != nil {
 		return 0, err
 	}

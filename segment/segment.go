@@ -96,7 +96,11 @@ type Segment struct {
 	tidx *index.TimeIndex
 
 	size atomic.Int64 // bytes of whole batches: what readers may see
-	next atomic.Int64 // offset after the last batch
+	// checkedFrom: the bytes from here to size were written by Append or
+	// CRC-checked by Recover since this Segment opened the file; see
+	// trusted.
+	checkedFrom atomic.Int64
+	next        atomic.Int64 // offset after the last batch
 
 	mu              sync.Mutex   // guards the fields below (writer side)
 	maxTs           atomic.Int64 // largest timestamp, -1 when none (read without mu)
@@ -142,6 +146,7 @@ func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s 
 		return nil, false, err
 	}
 	s.size.Store(n)
+	s.checkedFrom.Store(n)
 	_, ierr := fsys.Stat(s.path(IndexSuffix))
 	_, terr := fsys.Stat(s.path(TimeIndexSuffix))
 	missing := ierr != nil || terr != nil

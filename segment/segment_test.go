@@ -329,7 +329,12 @@ func TestReadCorrupt(t *testing.T) {
 					return b[i].pos + off
 				}
 				path := logPath(dir, 5)
+				// The bytes go bad at rest: the segment is closed and
+				// opened again (on the memory FS a segment trusts the
+				// bytes it appended itself: TestReadTrustsOwnAppends).
+				mustClose(t, s)
 				flipByte(t, fsys, path, at(0))
+				s, _ = mustOpen(t, fsys, dir, 5, Config{}, false)
 				_, err := s.Read(0, 1<<20, math.MaxInt64)
 				checkCorrupt(t, err, path, 0)
 
@@ -348,6 +353,47 @@ func TestReadCorrupt(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestReadTrustsOwnAppends: on the memory FS, the batches a segment
+// appended itself (or checked in Recover) are served without a second CRC
+// check, since their bytes cannot change; on the OS they are checked on
+// every read. A segment opened on existing bytes checks them until it has
+// checked them itself (Recover), and after a truncation it trusts only
+// what it checked below the cut and appends after it.
+func TestReadTrustsOwnAppends(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		_, mem := fsys.(*vfs.MemFS)
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		for i := range 3 {
+			appendBatches(t, s, m, simpleBatch(t, int64(10*i), 3, 50))
+		}
+		if got := s.trusted(0); got != mem {
+			t.Fatalf("trusted after own appends = %v, want %v", got, mem)
+		}
+		mustClose(t, s)
+		s, _ = mustOpen(t, fsys, dir, 0, Config{}, true)
+		if s.trusted(0) {
+			t.Fatal("bytes found on open are trusted")
+		}
+		size := s.Size()
+		if _, err := s.TruncateTo(3); err != nil { // keeps the first batch
+			t.Fatal(err)
+		}
+		if s.trusted(0) {
+			t.Fatal("bytes found on open are trusted after a truncation")
+		}
+		if s.Size() >= size || !(s.trusted(s.Size()) == mem) {
+			t.Fatalf("after the cut at %d (of %d): what comes next trusted = %v, want %v", s.Size(), size, s.trusted(s.Size()), mem)
+		}
+		if _, err := s.Recover(0); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.trusted(0); got != mem {
+			t.Fatalf("trusted after Recover = %v, want %v", got, mem)
+		}
+	})
 }
 
 func checkCorrupt(t testing.TB, err error, path string, pos int64) {
