@@ -163,21 +163,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	start = time.Now()
 	read := 0
 	var sample []string
-	pollCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for r, err := range c.Records(pollCtx) {
-		if o.records == 0 {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		read++
-		if len(sample) < 3 {
-			sample = append(sample, fmt.Sprintf("  %s-%d@%d key=%s value=%d B", r.Topic, r.Partition, r.Offset, r.Key, len(r.Value)))
-		}
-		if read == o.records {
-			break
+	if o.records > 0 {
+		for r, err := range c.Records(ctx) {
+			if err != nil {
+				return err
+			}
+			read++
+			if len(sample) < 3 {
+				sample = append(sample, fmt.Sprintf("  %s-%d@%d key=%s value=%d B", r.Topic, r.Partition, r.Offset, r.Key, len(r.Value)))
+			}
+			if read == o.records {
+				break
+			}
 		}
 	}
 	if read < o.records {

@@ -56,6 +56,14 @@ func offsets(t *testing.T, s string) map[int]int {
 	return m
 }
 
+// TestQuickstartNothing: zero records is a run that produces and
+// consumes nothing, and ends.
+func TestQuickstartNothing(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-records", "0"}, &out))
+	require.Contains(t, out.String(), "consumed 0 records")
+}
+
 func TestQuickstartBadFlags(t *testing.T) {
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"-compression", "brotli"}, &out)
