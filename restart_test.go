@@ -171,3 +171,11 @@ func TestPartitionGone(t *testing.T) {
 	resp := <-done
 	require.ErrorIs(t, resp.Partitions[0].Err, ErrUnknownTopic)
 }
+
+func TestDeleteRecordsNegative(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, err := b.DeleteRecords(ctx, "t", 0, -5)
+	require.ErrorIs(t, err, log.ErrOffsetOutOfRange)
+}

@@ -437,11 +437,9 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if offset == api.Latest {
 		offset = hw
 	}
-	if offset < 0 || offset > hw {
+	if offset > hw { // the log checks its own end and below 0
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
 	}
-	if offset <= p.LogStartOffset() {
-		return p.LogStartOffset(), nil
-	}
-	return p.Log().DeleteRecordsBefore(offset)
+	low, err := p.Log().DeleteRecordsBefore(offset)
+	return low, b.partitionGone(err, topic, partition)
 }
