@@ -81,6 +81,9 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 			err = c.AssignTopic(ctx, OrdersTopic, consumer.Start())
 		}
 		if err != nil {
+			if c != nil {
+				c.Close()
+			}
 			s.Close()
 			return nil, err
 		}
