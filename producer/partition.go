@@ -194,20 +194,14 @@ func (p *Producer) recycle(b *batch) {
 
 // fits reports whether r, encoded as the batch's next record, keeps the
 // batch within max bytes.
-func (b *batch) fits(r *record.Record, max int) bool {
-	if len(b.recs) == 0 {
-		return true
-	}
-	base := b.recs[0].r.Timestamp.UnixMilli()
-	n := record.RecordSize(r.Timestamp.UnixMilli()-base, int64(len(b.recs)), r.Key, r.Value, r.Headers)
-	return b.bld.Size()+n <= max
-}
 
-func (b *batch) add(pr pending) {
-	r := pr.r
-	b.bld.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+func (b *batch) add(pr pending, max int) bool {
+	if !b.bld.AddWithin(pr.r, max) {
+		return false
+	}
 	b.recs = append(b.recs, pr)
 	b.bytes += int64(pr.size)
+	return true
 }
 
 // partition buffers and sends the records of one partition. Its batches
@@ -303,20 +297,21 @@ func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
 		pp.mu.Unlock()
 		return false, ErrClosed
 	}
-	if b := pp.cur; b != nil && !b.fits(pr.r, pp.p.cfg.batchMaxBytes) {
-		pp.queue = append(pp.queue, b)
-		pp.cur = nil
-		pp.wakeUp()
-	}
-	if pp.cur == nil {
+	max := pp.p.cfg.batchMaxBytes
+	if b := pp.cur; b == nil || !b.add(pr, max) {
+		if b != nil { // full
+			pp.queue = append(pp.queue, b)
+			pp.cur = nil
+			pp.wakeUp()
+		}
 		if abortOnNew {
 			pp.mu.Unlock()
 			return false, nil
 		}
 		pp.cur = pp.p.newBatch(time.Now())
+		pp.cur.add(pr, max) // a new batch takes any record
 	}
 	pr.r.Partition = pp.id
-	pp.cur.add(pr)
 	start, idle := !pp.draining, pp.idle
 	pp.draining, pp.idle = true, false
 	pp.mu.Unlock()

@@ -236,11 +236,11 @@ func (pp *partition) split(b *batch, err error) {
 	p.cfg.logger.Debug("splitting refused batch", "topic", pp.t.name, "partition", pp.id, "records", len(b.recs), "err", err)
 	half := len(b.recs) / 2
 	first, second := p.newBatch(b.created), p.newBatch(b.created)
-	for i := range b.recs {
+	for i := range b.recs { // the halves are smaller: everything fits
 		if i < half {
-			first.add(b.recs[i])
+			first.add(b.recs[i], math.MaxInt)
 		} else {
-			second.add(b.recs[i])
+			second.add(b.recs[i], math.MaxInt)
 		}
 	}
 	pp.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -509,4 +510,35 @@ func TestRecordLength(t *testing.T) {
 		require.Equal(t, want, got)
 		require.Equal(t, wm, m)
 	}
+}
+
+// TestAddWithin: AddWithin encodes exactly as Add, takes a record while
+// the batch stays within the budget, refuses the one that would pass it,
+// and always takes the first.
+func TestAddWithin(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	recs := []*Record{
+		{Timestamp: t0, Key: []byte("k1"), Value: []byte("first")},
+		{Timestamp: t0.Add(time.Second), Value: []byte("second"), Headers: []Header{{Key: "h", Value: []byte("v")}}},
+		{Timestamp: t0.Add(-time.Second), Key: []byte("k3"), Value: nil},
+	}
+	var want, got Builder
+	for _, r := range recs {
+		want.Add(r)
+		require.True(t, got.AddWithin(r, math.MaxInt))
+	}
+	w, err := want.Finish(compression.None)
+	require.NoError(t, err)
+	g, err := got.Finish(compression.None)
+	require.NoError(t, err)
+	require.Equal(t, []byte(w), []byte(g))
+
+	var b Builder
+	require.True(t, b.AddWithin(recs[0], 1), "an empty builder takes any record")
+	size := b.Size()
+	next := RecordSize(1000, 1, nil, recs[1].Value, recs[1].Headers)
+	require.False(t, b.AddWithin(recs[1], size+next-1))
+	require.Equal(t, size, b.Size(), "a refused record leaves the batch as it was")
+	require.True(t, b.AddWithin(recs[1], size+next))
+	require.Equal(t, size+next, b.Size())
 }
