@@ -358,3 +358,38 @@ func TestFetchFailureKeepsResolveErrors(t *testing.T) {
 	require.ErrorIs(t, errs[0], listFail)
 	require.ErrorIs(t, errs[1], down)
 }
+
+// A batch whose records do not decode costs only its own records: Poll has
+// moved past the whole fetch, so the good batches after it are returned
+// with it, and Records reports the bad one.
+func TestUndecodableBatchDoesNotHideTheNext(t *testing.T) {
+	bad := batchAt(t, 0, "a", "b")
+	bad[len(bad)-1] = 2 // the second record announces a header that is not there
+	record.Batch(bad).UpdateCRC()
+	data := cat(bad, batchAt(t, 2, "c", "d"))
+	var n atomic.Int32
+	c := newConsumer(t, serve(t, 4, data, &n))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+
+	var each []string
+	fs.EachRecord(func(r *record.Record) { each = append(each, string(r.Value)) })
+	require.Equal(t, []string{"a", "c", "d"}, each)
+
+	var vals []string
+	var errs []error
+	for r, err := range fs.Records() {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		vals = append(vals, string(r.Value))
+	}
+	require.Equal(t, []string{"a", "c", "d"}, vals)
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], record.ErrCorrupt)
+	var pe *consumer.PartitionError
+	require.ErrorAs(t, errs[0], &pe)
+	require.EqualValues(t, 1, pe.Offset)
+}

@@ -39,9 +39,11 @@ const maxSlab = 1024
 // scan decodes f's records from f.from below f.upTo, outside control
 // batches, and calls fn with each until it returns false (stopped). Each
 // record is new, filled with f's Topic and Partition; the records of one
-// batch are allocated together. A decoding error is returned as a
-// *PartitionError whose Offset is the first offset not returned.
-func (f *Fetch) scan(fn func(*record.Record) bool) (stopped bool, err error) {
+// batch are allocated together. A batch whose records do not decode is
+// reported to skip as a *PartitionError whose Offset is the first offset
+// not returned: if skip returns true, scan goes on with the next batch
+// (batches are framed and checked apart), else it returns the error.
+func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopped bool, err error) {
 	next := f.from
 	for b, err := range record.Batches(f.Batches) {
 		if err != nil {
@@ -56,7 +58,11 @@ func (f *Fetch) scan(fn func(*record.Record) bool) (stopped bool, err error) {
 		}
 		it, err := b.Iter(0, 0)
 		if err != nil {
-			return false, f.errorAt(max(next, b.BaseOffset()), err)
+			if err := f.errorAt(max(next, b.BaseOffset()), err); !skip(err) {
+				return false, err
+			}
+			next = max(next, b.NextOffset())
+			continue
 		}
 		var slab []record.Record
 		for {
@@ -81,7 +87,9 @@ func (f *Fetch) scan(fn func(*record.Record) bool) (stopped bool, err error) {
 			}
 		}
 		if err := it.Err(); err != nil {
-			return false, f.errorAt(next, err)
+			if err := f.errorAt(next, err); !skip(err) {
+				return false, err
+			}
 		}
 		next = max(next, b.NextOffset())
 	}
@@ -93,8 +101,9 @@ func (f *Fetch) errorAt(offset int64, err error) error {
 }
 
 // Records iterates over the fetch's records in offset order. It yields
-// (nil, Err) first if the fetch has an error, and (nil, err) and stops at
-// a record that cannot be decoded (an error matching record.ErrCorrupt).
+// (nil, Err) if the fetch has an error, and (nil, err) for a batch whose
+// records cannot be decoded (an error matching record.ErrCorrupt), whose
+// remaining records it skips before going on with the next batch.
 //
 // Each record is a new *record.Record (those of one batch are allocated
 // together) that the caller may keep: its Key, Value and header values
@@ -111,22 +120,18 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 	if f.Err != nil {
 		return yield(nil, f.Err)
 	}
-	stopped, err := f.scan(func(r *record.Record) bool { return yield(r, nil) })
-	if stopped {
-		return false
-	}
-	if err != nil {
-		return yield(nil, err)
-	}
-	return true
+	goOn := true
+	stopped, _ := f.scan(func(r *record.Record) bool { return yield(r, nil) },
+		func(err error) bool { goOn = yield(nil, err); return goOn })
+	return !stopped && goOn
 }
 
 // EachRecord calls fn with each record, in offset order; see Records for
-// their lifetime. It stops at a record that cannot be decoded without
-// reporting it: Records does.
+// their lifetime. It skips, without reporting them, the records of a batch
+// from the first one that cannot be decoded: Records reports it.
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
 	// Decoding errors are left to Records, as documented.
-	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true })
+	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(error) bool { return true })
 }
 
 // NumRecords is the number of records Records yields. It reads the batch

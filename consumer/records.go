@@ -73,7 +73,7 @@ func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) 
 		}
 		pos = r.Offset + 1
 		return yield(r, nil)
-	})
+	}, func(error) bool { return false }) // stop there, retry after a backoff
 	switch {
 	case halted:
 		return true
