@@ -149,7 +149,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	}
 	off, ok, err := p.Log().OffsetForTime(timestamp)
 	if err != nil {
-		return 0, err
+		return 0, b.partitionGone(err, topic, partition)
 	}
 	if !ok || off > hw {
 		return hw, nil

@@ -393,3 +393,44 @@ func TestUndecodableBatchDoesNotHideTheNext(t *testing.T) {
 	require.ErrorAs(t, errs[0], &pe)
 	require.EqualValues(t, 1, pe.Offset)
 }
+
+// An error the Kafka table calls retriable leaves the partition out for
+// RetryBackoff; one it calls not retriable stops it until Seek.
+func TestPartitionErrorsStopOrRetryPerTheTable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		stop bool
+	}{
+		{api.ErrUnknownTopicOrPartition, false},
+		{errors.New("unknown to the table"), false},
+		{api.ErrInvalidRequest, true},
+		{api.ErrBrokerClosed, true},
+	} {
+		var fetches atomic.Int32
+		client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			fetches.Add(1)
+			return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", Partition: 0, Err: tc.err}}}, nil
+		}}
+		c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		require.ErrorIs(t, fs.Err(), tc.err)
+		// Past the backoff, a retried partition is fetched again; a
+		// stopped one is not, until Seek.
+		for fetches.Load() < 2 && !tc.stop {
+			_, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+		}
+		if tc.stop {
+			time.Sleep(5 * time.Millisecond) // past RetryBackoff
+			_, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.EqualValues(t, 1, fetches.Load(), "%v stops the partition", tc.err)
+			require.NoError(t, c.Seek("t", 0, consumer.At(0)))
+			_, err = c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.EqualValues(t, 2, fetches.Load(), "Seek starts it again")
+		}
+	}
+}

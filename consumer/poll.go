@@ -31,8 +31,9 @@ import (
 //     ResetLatest, Poll moves the position per the policy, logs it, and
 //     reports nothing; under ResetNone it reports the error and the
 //     partition is left out of fetches until Seek or Assign;
-//   - a topic Kafka would refuse (api.ErrInvalidTopic) stops the
-//     partition in the same way;
+//   - an error Kafka's table (package api) calls not retriable — a topic
+//     Kafka would refuse (api.ErrInvalidTopic), a closed broker, an
+//     invalid request — stops the partition in the same way;
 //   - any other error — an unknown topic or partition
 //     (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic is;
 //     a deleted topic reads so), a corrupt batch (record.ErrCorrupt) —
@@ -288,7 +289,9 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 // fetches: until Seek or Assign when the error will not go away by
 // itself, for RetryBackoff otherwise.
 func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.Time, fp api.FetchedPartition) Fetch {
-	if errors.Is(err, log.ErrOffsetOutOfRange) || errors.Is(err, api.ErrInvalidTopic) {
+	// What Kafka's error table says cannot succeed on retry stops the
+	// partition; the rest, and errors the table does not know, are retried.
+	if api.Code(err) != -1 && !api.IsRetriable(err) {
 		a.stopped = true
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
