@@ -8,9 +8,9 @@ import (
 // clockRenew is how often wallClock reads the wall clock again.
 const clockRenew = 100 * time.Millisecond
 
-// wallClock stamps records with the time at half the cost of time.Now,
-// which reads two clocks (wall and monotonic): it reads only the monotonic
-// clock, and adds the time elapsed to a wall-clock reading it renews every
+// wallClock stamps records with the time more cheaply than time.Now, which
+// reads two clocks (wall and monotonic): it reads only the monotonic clock
+// (34 ns against 48 per reading on the development VM: BenchmarkClock), and adds the time elapsed to a wall-clock reading it renews every
 // clockRenew. A timestamp therefore differs from time.Now's by at most the
 // wall clock's own adjustment (NTP) within clockRenew — well under Kafka's
 // millisecond precision. It is safe for concurrent use.

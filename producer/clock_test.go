@@ -28,3 +28,21 @@ func TestWallClock(t *testing.T) {
 		t.Fatal("the base was not renewed")
 	}
 }
+
+var clockSink time.Time
+
+// BenchmarkClock compares a wallClock reading with time.Now:
+// go test -run '^$' -bench Clock ./producer
+func BenchmarkClock(b *testing.B) {
+	b.Run("wallClock", func(b *testing.B) {
+		var c wallClock
+		for b.Loop() {
+			clockSink = c.now()
+		}
+	})
+	b.Run("time.Now", func(b *testing.B) {
+		for b.Loop() {
+			clockSink = time.Now()
+		}
+	})
+}

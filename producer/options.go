@@ -101,6 +101,7 @@ func (c *config) validate() error {
 	if c.maxRetryBackoff < c.retryBackoff {
 		c.maxRetryBackoff = c.retryBackoff
 	}
+	c.idempotent = c.idempotent && c.acks == AcksAll // see Acks
 	return nil
 }
 

@@ -136,6 +136,10 @@ type manual struct{}
 
 func (manual) Partition(r *record.Record, _ int) int32 { return r.Partition }
 
+// ForTopic returns the partitioner itself: it keeps no state, so topics
+// need not share the producer's partitioner lock.
+func (m manual) ForTopic(string) Partitioner { return m }
+
 // Murmur2 is the 32-bit MurmurHash2 that Kafka's clients hash keys with
 // (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as an
 // unsigned value: int32(Murmur2(b)) is what the Java function returns.

@@ -72,9 +72,8 @@ type Client interface {
 // the producer take a new id, so that its sequence numbers are never
 // reused for other records.
 type Producer struct {
-	client     Client
-	cfg        config
-	idempotent bool
+	client Client
+	cfg    config
 
 	ctx       context.Context // of requests; cancelled by Close
 	cancel    context.CancelFunc
@@ -125,10 +124,9 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{
-		client:     c,
-		cfg:        cfg,
-		idempotent: cfg.idempotent && cfg.acks == AcksAll,
-		done:       make(chan struct{}),
+		client: c,
+		cfg:    cfg,
+		done:   make(chan struct{}),
 	}
 	p.idleKeep.Store(int64(idleKeep))
 	p.ctx, p.cancel = context.WithCancel(context.Background())

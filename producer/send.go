@@ -110,7 +110,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 // idempotent) and encodes it.
 func (pp *partition) seal(b *batch) error {
 	p := pp.p
-	if p.idempotent {
+	if p.cfg.idempotent {
 		id, epoch, gen, err := p.producerID()
 		if err != nil {
 			return err
@@ -125,7 +125,7 @@ func (pp *partition) seal(b *batch) error {
 	if err != nil {
 		return err
 	}
-	if p.idempotent {
+	if p.cfg.idempotent {
 		pp.seq = addSeq(pp.seq, len(b.recs))
 	}
 	b.data = data
@@ -161,7 +161,7 @@ var refusals = []error{
 
 // succeed completes a delivered batch.
 func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
-	idem := b.sealed && pp.p.idempotent
+	idem := b.sealed && pp.p.cfg.idempotent
 	for i := range b.recs {
 		r := b.recs[i].r
 		r.Partition = pp.id
@@ -196,7 +196,7 @@ func (pp *partition) fail(b *batch, err error) {
 // next batch when the broker surely did not append it; otherwise the
 // producer takes a new id, so that they never name other records.
 func (pp *partition) giveUp(b *batch, err error) {
-	if b.sealed && pp.p.idempotent {
+	if b.sealed && pp.p.cfg.idempotent {
 		if b.unsure {
 			pp.p.resetProducerID(b.pidGen, err)
 		} else if pp.pidGen == b.pidGen {
@@ -230,7 +230,7 @@ func (pp *partition) fatal(b *batch, err error) {
 // numbers free again.
 func (pp *partition) split(b *batch, err error) {
 	p := pp.p
-	if b.sealed && p.idempotent && pp.pidGen == b.pidGen {
+	if b.sealed && p.cfg.idempotent && pp.pidGen == b.pidGen {
 		pp.seq = b.baseSeq
 	}
 	p.cfg.logger.Debug("splitting refused batch", "topic", pp.t.name, "partition", pp.id, "records", len(b.recs), "err", err)
