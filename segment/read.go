@@ -192,14 +192,14 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 }
 
 // trusted reports whether the batches from pos on need no CRC check when
-// they are read: the file hands out views whose bytes never change
-// (vfs.Viewer: the in-memory FS, where there is no disk for bytes to rot
-// on and nothing else writes), and this Segment appended them itself
+// they are read: the file is on the in-memory FS (a vfs.MemFS itself: its
+// views never change, there is no disk for bytes to rot on, and nothing
+// but this Segment writes its files), and this Segment appended them itself
 // (package log checks every batch's CRC and framing before it appends it)
 // or checked them in Recover. On the OS the check stays: the page cache may
 // be refilled from a disk that went bad.
 func (s *Segment) trusted(pos int64) bool {
-	if _, ok := s.log.(vfs.Viewer); !ok {
+	if _, ok := s.fs.(*vfs.MemFS); !ok { // not a disk behind a Viewer, nor faults
 		return false
 	}
 	return pos >= s.checkedFrom.Load()
