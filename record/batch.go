@@ -17,6 +17,9 @@ const (
 	LogOverhead = 12
 	// Magic is the only batch version runnel reads and writes.
 	Magic = 2
+	// MagicOffset is the position of the magic byte in a batch, which
+	// scanners for batches test first.
+	MagicOffset = offMagic
 
 	offBaseOffset  = 0
 	offLength      = 8

@@ -155,8 +155,9 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 	}
 	if int64(len(v)) < want && len(v) < record.LogOverhead {
 		// A chunk of the in-memory FS ends within the first batch's
-		// length: the batch was not written whole by one Write.
-		if v, err = vfs.ReadView(s.log, pos, int(want)); err != nil {
+		// length (the batch was not written whole by one Write): read the
+		// length alone, and the batch below.
+		if v, err = vfs.ReadView(s.log, pos, int(min(record.LogOverhead, want))); err != nil {
 			return nil, err
 		}
 	}

@@ -118,9 +118,6 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	return res, nil
 }
 
-// offMagic is the position of the magic byte in a batch.
-const offMagic = 16
-
 // validBatchAfter looks for a whole batch with a valid CRC starting anywhere
 // in (from, size). It reads the tail in the pieces the file holds it in
 // (vfs.ReadViewPrefix), without copying it, and reads a candidate batch
@@ -133,7 +130,7 @@ func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 		}
 		n := int(min(int64(len(v)), size-record.HeaderSize-q+1)) // candidates in v
 		for i := range n {
-			if i+offMagic < len(v) && v[i+offMagic] != record.Magic {
+			if i+record.MagicOffset < len(v) && v[i+record.MagicOffset] != record.Magic {
 				continue // the common case, decided here
 			}
 			ok, err := s.validBatchAt(v[i:], q+int64(i), size)
@@ -148,17 +145,15 @@ func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 
 // validBatchAt reports whether a whole batch with a valid CRC starts at
 // position p and ends by size; b holds at least the byte at p and maybe
-// more of those that follow.
+// more of those that follow (the caller has tested the magic byte when b
+// holds it).
 func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
-	if len(b) > offMagic && b[offMagic] != record.Magic {
-		return false, nil
-	}
 	var err error
 	if len(b) < record.HeaderSize {
 		if b, err = vfs.ReadView(s.log, p, record.HeaderSize); err != nil {
 			return false, err
 		}
-		if b[offMagic] != record.Magic {
+		if b[record.MagicOffset] != record.Magic {
 			return false, nil
 		}
 	}

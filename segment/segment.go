@@ -306,7 +306,7 @@ func (s *Segment) header(pos, size int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if hdr[16] != record.Magic {
+	if hdr[record.MagicOffset] != record.Magic {
 		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "unsupported magic byte"}
 	}
 	total := record.BatchSize(hdr)
