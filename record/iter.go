@@ -84,7 +84,7 @@ func (it *RecordIter) Next(r *Record) bool {
 		it.err = corrupt(it.pos, "fewer records than the count announces")
 		return false
 	}
-	length, n := recordLength(it.data)
+	length, n := varint(it.data)
 	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
 		it.err = corrupt(it.pos, "bad record length")
 		return false
@@ -204,12 +204,7 @@ type decoder struct {
 }
 
 func (d *decoder) varint() int64 {
-	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most of a record's fields
-		u := d.b[0]
-		d.b = d.b[1:]
-		return int64(u>>1) ^ -int64(u&1)
-	}
-	v, n := recordLength(d.b)
+	v, n := varint(d.b)
 	if n <= 0 {
 		d.bad = true
 		d.b = nil
@@ -250,17 +245,16 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 	}
 }
 
-// recordLength decodes a zigzag varint (a record's length prefix, or one
-// of its fields) as binary.Varint does, with a fast path for one and two
-// bytes (values within ±8 KiB).
-func recordLength(data []byte) (int64, int) {
-	if len(data) >= 2 {
-		if b0 := data[0]; b0 < 0x80 {
-			return int64(b0>>1) ^ -int64(b0&1), 1
-		} else if b1 := data[1]; b1 < 0x80 {
-			u := uint64(b0&0x7f) | uint64(b1)<<7
-			return int64(u>>1) ^ -int64(u&1), 2
-		}
+// varint decodes a zigzag varint (a record's length, or one of its
+// fields) as binary.Varint does, with fast paths for one and two bytes
+// (values within ±8 KiB), which are nearly all of them.
+func varint(data []byte) (int64, int) {
+	if len(data) > 0 && data[0] < 0x80 {
+		return int64(data[0]>>1) ^ -int64(data[0]&1), 1
+	}
+	if len(data) > 1 && data[1] < 0x80 {
+		u := uint64(data[0]&0x7f) | uint64(data[1])<<7
+		return int64(u>>1) ^ -int64(u&1), 2
 	}
 	return binary.Varint(data)
 }
@@ -282,7 +276,7 @@ func (b Batch) CheckFraming(pos int64) error {
 	data := b[HeaderSize:]
 	n := b.NumRecords()
 	for i := int32(0); i < n; i++ {
-		length, m := recordLength(data)
+		length, m := varint(data)
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return corrupt(pos, "bad record length")
 		}

@@ -492,20 +492,20 @@ func TestCheckFraming(t *testing.T) {
 	require.NoError(t, zstd.CheckFraming(0))
 }
 
-// TestRecordLength: the fast path agrees with binary.Varint.
-func TestRecordLength(t *testing.T) {
+// TestVarint: the fast path agrees with binary.Varint.
+func TestVarint(t *testing.T) {
 	for _, v := range []int64{0, 1, -1, 63, 64, -64, -65, 100, 8191, -8192, 8192, 1 << 20, -(1 << 40)} {
 		buf := binary.AppendVarint(nil, v)
 		for _, tail := range [][]byte{nil, {0}, {0x80, 0x80}} {
 			data := append(append([]byte{}, buf...), tail...)
-			got, m := recordLength(data)
+			got, m := varint(data)
 			want, wm := binary.Varint(data)
 			require.Equal(t, want, got, "%d", v)
 			require.Equal(t, wm, m, "%d", v)
 		}
 	}
 	for _, bad := range [][]byte{nil, {0x80}, {0x80, 0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
-		got, m := recordLength(bad)
+		got, m := varint(bad)
 		want, wm := binary.Varint(bad)
 		require.Equal(t, want, got)
 		require.Equal(t, wm, m)
