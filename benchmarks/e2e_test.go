@@ -138,3 +138,20 @@ func TestE2ERSS(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// TestE2ERSSBadCase: sizes the workloads cannot carry are refused before a
+// child starts, with ErrInvalidCase.
+func TestE2ERSSBadCase(t *testing.T) {
+	for _, c := range []struct {
+		size    int
+		payload int64
+	}{{4, 1 << 20}, {100, 10}} {
+		_, err := e2e.MeasureRSS(context.Background(), runnelsys.System(), c.size, c.payload)
+		if errors.Is(err, e2e.ErrNoProcStatus) {
+			t.Skip(err)
+		}
+		if !errors.Is(err, e2e.ErrInvalidCase) {
+			t.Fatalf("size %d, payload %d: %v, want ErrInvalidCase", c.size, c.payload, err)
+		}
+	}
+}

@@ -84,7 +84,10 @@ func MeasureRSS(ctx context.Context, sys System, size int, payload int64) (RSS, 
 	if _, err := ProcStatus("VmHWM"); err != nil {
 		return RSS{}, err
 	}
-	if size < 1 || payload < int64(size) {
+	if err := (Case{Store: Mem, Size: size, Partitions: 1, Acks: AcksAll}).Validate(); err != nil {
+		return RSS{}, err
+	}
+	if payload < int64(size) {
 		return RSS{}, fmt.Errorf("%w: size %d, payload %d", ErrInvalidCase, size, payload)
 	}
 	exe, err := os.Executable()

@@ -159,8 +159,8 @@ func (c Case) Validate() error {
 	switch {
 	case c.Store != Mem && c.Store != Disk:
 		return fmt.Errorf("%w: store %q", ErrInvalidCase, c.Store)
-	case c.Size < 8:
-		return fmt.Errorf("%w: size %d (at least 8: latency values carry a timestamp)", ErrInvalidCase, c.Size)
+	case c.Size < 16:
+		return fmt.Errorf("%w: size %d (at least 16: latency values carry a timestamp and a sequence number)", ErrInvalidCase, c.Size)
 	case c.Partitions < 1:
 		return fmt.Errorf("%w: %d partitions", ErrInvalidCase, c.Partitions)
 	case c.Acks != AcksLeader && c.Acks != AcksAll:

@@ -274,9 +274,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 	pad := Value(c.Size)
 	for i := range values {
 		values[i] = slices.Clone(pad)
-		if c.Size >= 16 { // room for a sequence number after the time
-			binary.LittleEndian.PutUint64(values[i][8:], uint64(i))
-		}
+		binary.LittleEndian.PutUint64(values[i][8:], uint64(i)) // after the time
 	}
 	base := time.Now()
 	stamp := func(v []byte) { binary.LittleEndian.PutUint64(v, uint64(time.Since(base))) }
@@ -299,7 +297,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		defer wg.Done()
 		onValue := func(v []byte) {
 			lat = append(lat, time.Since(base)-time.Duration(binary.LittleEndian.Uint64(v)))
-			if c.Size >= 16 && len(v) >= 16 {
+			if len(v) >= 16 {
 				if seq := binary.LittleEndian.Uint64(v[8:]); seq < uint64(len(seen)) {
 					if seen[seq] {
 						dups++
@@ -368,11 +366,9 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		return res, err
 	}
 	missing := 0
-	if c.Size >= 16 {
-		for _, ok := range seen {
-			if !ok {
-				missing++
-			}
+	for _, ok := range seen {
+		if !ok {
+			missing++
 		}
 	}
 	if dups > 0 || missing > 0 {
