@@ -51,11 +51,11 @@ type Consumer struct {
 
 	mu    sync.Mutex
 	parts map[api.TopicPartition]*assignment
-	// shut is closed, readable without mu by the Records iterator.
-	shut   atomic.Bool
+	// closed is set by Close, under mu; read without mu where that is
+	// enough (the Records iterator, isClosed).
+	closed atomic.Bool
 	order  []*assignment // assignment order; fetches rotate over it
 	rotate int
-	closed bool
 	// wakeCtx is cancelled (cause errWoken) when a change should end a
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
 	wakeCtx context.Context
@@ -135,7 +135,7 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return ErrClosed
 	}
 	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
@@ -195,7 +195,7 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return ErrClosed
 	}
 	for p := range n {
@@ -246,7 +246,7 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return ErrClosed
 	}
 	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
@@ -309,20 +309,15 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
-	c.shut.Store(true)
+	c.closed.Store(true)
 	c.wake(ErrClosed)
 	c.mu.Unlock()
 	c.polls.Wait()
 	return nil
 }
 
-func (c *Consumer) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
+func (c *Consumer) isClosed() bool { return c.closed.Load() }

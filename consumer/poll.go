@@ -60,7 +60,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -99,7 +99,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	for i, s := range sent {

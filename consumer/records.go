@@ -67,7 +67,7 @@ func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) 
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
 	stopped, err := f.scan(func(r *record.Record) bool {
-		if c.shut.Load() || a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if c.closed.Load() || a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -96,7 +96,7 @@ func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) 
 // first.
 func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
 	c.mu.Lock()
-	closed, wakeCtx := c.closed, c.wakeCtx
+	closed, wakeCtx := c.closed.Load(), c.wakeCtx
 	c.mu.Unlock()
 	if closed {
 		return false
