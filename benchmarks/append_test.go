@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -56,7 +57,7 @@ func forEachAppendCase(b *testing.B, fn func(b *testing.B, kind fsKind, size int
 // appendBatch returns one batch of 1000 records with values of size bytes.
 func appendBatch(tb testing.TB, size int) []byte {
 	var bld record.Builder
-	data, err := encodeBatch(&bld, nil, recordsPerBatch, randomValue(size), baseTime)
+	data, err := encodeBatch(&bld, nil, recordsPerBatch, e2e.Value(size), baseTime)
 	if err != nil {
 		tb.Fatal(err)
 	}

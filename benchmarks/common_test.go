@@ -2,7 +2,6 @@ package benchmarks
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -124,16 +123,6 @@ func (s *store) remove() error {
 		return nil
 	}
 	return os.RemoveAll(s.dir)
-}
-
-// randomValue returns size pseudo-random bytes, the same every run.
-func randomValue(size int) []byte {
-	r := rand.New(rand.NewPCG(uint64(size), 42))
-	v := make([]byte, size)
-	for i := range v {
-		v[i] = byte(r.Uint32())
-	}
-	return v
 }
 
 // encodeBatch encodes into dst[:0] one uncompressed batch of n records,

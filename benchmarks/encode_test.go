@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 )
@@ -14,7 +15,7 @@ import (
 func BenchmarkBuildBatch(b *testing.B) {
 	for _, size := range appendSizes {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			value := randomValue(size)
+			value := e2e.Value(size)
 			var bld record.Builder
 			warm, err := encodeBatch(&bld, nil, recordsPerBatch, value, baseTime)
 			if err != nil {

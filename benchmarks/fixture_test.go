@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -56,7 +57,7 @@ func buildFixture(kind fsKind, segments int, segBytes int64) (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	value := randomValue(fixtureValueSize)
+	value := e2e.Value(fixtureValueSize)
 	var bld record.Builder
 	buf, err := encodeBatch(&bld, nil, recordsPerBatch, value, baseTime)
 	if err != nil {
