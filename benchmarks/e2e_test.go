@@ -95,27 +95,10 @@ func TestE2EWorkloads(t *testing.T) {
 		{Store: e2e.Disk, Size: 100, Partitions: 8, Acks: e2e.AcksAll, Sync: true},
 	} {
 		t.Run(c.Name(), func(t *testing.T) {
-			check := func(what string, res e2e.Result, err error, n int) {
-				t.Helper()
-				if err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				if res.Records != int64(n) || res.Elapsed <= 0 {
-					t.Fatalf("%s: %d records in %v, want %d", what, res.Records, res.Elapsed, n)
-				}
-			}
-			res, err := e2e.Produce(ctx, e2e.NoTimer{}, sys, c, 500)
-			check("produce", res, err, 500)
-			res, err = e2e.Consume(ctx, e2e.NoTimer{}, sys, c, 500)
-			check("consume", res, err, 500)
-			res, err = e2e.GroupCommit(ctx, e2e.NoTimer{}, sys, c, 3, 500)
-			check("group commit", res, err, 500)
-			res, err = e2e.RawWrite(ctx, e2e.NoTimer{}, c, 500)
-			check("raw write", res, err, 500)
-			res, err = e2e.Latency(ctx, e2e.NoTimer{}, sys, c, 40, 4000)
-			check("latency", res, err, 40)
-			if len(res.Latencies) != 40 || res.Percentile(50) <= 0 || res.Percentile(99) < res.Percentile(50) {
-				t.Fatalf("latency: %d latencies, p50 %v, p99 %v", len(res.Latencies), res.Percentile(50), res.Percentile(99))
+			e2e.CheckWorkloads(t, sys, c, 500)
+			res, err := e2e.RawWrite(ctx, e2e.NoTimer{}, c, 500)
+			if err != nil || res.Records != 500 {
+				t.Fatalf("raw write: %d records, %v", res.Records, err)
 			}
 		})
 	}

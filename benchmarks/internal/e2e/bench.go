@@ -98,3 +98,32 @@ func BenchRSS(b *testing.B, sys System, size int, payload int64) {
 	b.ReportMetric(float64(r.Baseline)/(1<<20), "baseline-MB")
 	b.ReportMetric(float64(r.Live)/(1<<20), "live-heap-MB")
 }
+
+// CheckWorkloads runs Produce, Consume, GroupCommit (3 producers) on n
+// records and Latency on n/10 against sys, and fails t unless each moved
+// exactly its records (each consumed once) and the latencies are there:
+// the quick check a System's tests make in go test.
+func CheckWorkloads(t testing.TB, sys System, c Case, n int) {
+	t.Helper()
+	ctx := context.Background()
+	check := func(what string, res Result, err error, n int) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if res.Records != int64(n) || res.Elapsed <= 0 {
+			t.Fatalf("%s: %d records in %v, want %d", what, res.Records, res.Elapsed, n)
+		}
+	}
+	res, err := Produce(ctx, NoTimer{}, sys, c, n)
+	check("produce", res, err, n)
+	res, err = Consume(ctx, NoTimer{}, sys, c, n)
+	check("consume", res, err, n)
+	res, err = GroupCommit(ctx, NoTimer{}, sys, c, 3, n)
+	check("group commit", res, err, n)
+	res, err = Latency(ctx, NoTimer{}, sys, c, n/10, 5000)
+	check("latency", res, err, n/10)
+	if len(res.Latencies) != n/10 || res.Percentile(50) <= 0 {
+		t.Fatalf("latency: %d latencies, p50 %v", len(res.Latencies), res.Percentile(50))
+	}
+}
