@@ -771,8 +771,7 @@ func (f *memFile) view(op string, off int64, size int, prefix bool) ([]byte, err
 		return []byte{}, nil
 	}
 	o := int(off)
-	v := n.viewPrefix(o, size)
-	if len(v) == size || prefix {
+	if v := n.viewPrefix(o, size, !prefix); v != nil {
 		return v, nil
 	}
 	b := make([]byte, size) // spans chunks: a copy

@@ -145,12 +145,16 @@ func (n *memNode) copyOut(p []byte, off int) int {
 }
 
 // viewPrefix returns the longest prefix of bytes [off, off+size) of the
-// file that one chunk holds, pinned; size > 0 and off+size <= n.size. The
-// caller holds n.mu.
-func (n *memNode) viewPrefix(off, size int) []byte {
+// file that one chunk holds, pinned — or, when whole is set and that is
+// not all of them, nil, pinning nothing; size > 0 and off+size <= n.size.
+// The caller holds n.mu.
+func (n *memNode) viewPrefix(off, size int, whole bool) []byte {
 	c := n.chunks[n.chunkAt(off)]
 	a := off - c.start
 	b := min(a+size, len(c.buf))
+	if whole && b-a < size {
+		return nil // the caller copies instead: nothing is held
+	}
 	c.pinAtLeast(b)
 	return c.buf[a:b:b]
 }

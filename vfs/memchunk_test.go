@@ -508,3 +508,29 @@ func TestMemAllocated(t *testing.T) {
 	require.NoError(t, m.Remove("/a"))
 	require.Zero(t, m.Allocated())
 }
+
+// A View that spans chunks is a copy and holds nothing: overwriting the
+// bytes it covered afterwards does not copy the chunk they are in.
+func TestMemCrossChunkViewHoldsNothing(t *testing.T) {
+	m := NewMem()
+	f, err := m.Create("/f")
+	require.NoError(t, err)
+	defer f.Close()
+	for len(memChunks(f)) < 2 {
+		_, err := f.Write(fill(100, 'a'))
+		require.NoError(t, err)
+	}
+	cs := memChunks(f)
+	end := cs[0][0] + cs[0][1] // the first chunk's end
+	v, err := f.(Viewer).View(int64(end-10), 20)
+	require.NoError(t, err)
+	require.False(t, ownBytes(f, v), "a copy")
+	first := f.(*memFile).n.chunks[0]
+	before := unsafe.SliceData(first.buf)
+	_, err = f.(interface {
+		WriteAt([]byte, int64) (int, error)
+	}).WriteAt([]byte("zz"), int64(end-5))
+	require.NoError(t, err)
+	require.Equal(t, before, unsafe.SliceData(first.buf), "the chunk was not copied")
+	require.Equal(t, string(fill(20, 'a')), string(v))
+}
