@@ -260,3 +260,52 @@ func TestAutoCreate(t *testing.T) {
 	_, err = off.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batch(t, "x")})
 	require.True(t, errors.Is(err, ErrUnknownTopic), "off by default")
 }
+
+// TestFetchStaysBelowItsHighWatermark: every batch a Fetch returns lies
+// below the high watermark it reports, also while appends race the fetch
+// (an append between reading the watermark and reading the log once
+// added batches past it, which a consumer then cut off and never counted
+// towards MinBytes).
+func TestFetchStaysBelowItsHighWatermark(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{{"memory", Config{}}, {"disk", Config{Dir: t.TempDir()}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := open(t, tc.cfg)
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			const n = 300
+			done := make(chan struct{})
+			t.Cleanup(func() { <-done })
+			go func() {
+				defer close(done)
+				for i := range n {
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, fmt.Sprint(i))})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+			checked := 0
+			for end := false; !end; {
+				select {
+				case <-done:
+					end = true
+				default:
+				}
+				resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+				require.NoError(t, err)
+				p := resp.Partitions[0]
+				require.NoError(t, p.Err)
+				for bt, err := range record.Batches(p.Records) {
+					require.NoError(t, err)
+					require.Less(t, bt.LastOffset(), p.HighWatermark, "a batch past the reported high watermark")
+					checked++
+				}
+			}
+			require.Positive(t, checked)
+		})
+	}
+}

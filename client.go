@@ -227,7 +227,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		if limit <= 0 && total > 0 {
 			continue
 		}
-		data, err := p.ReadInto(nil, fp.Offset, limit)
+		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
 		if err != nil {
 			out.Err, failed = b.partitionGone(err, fp.Topic, fp.Partition), true
 			continue

@@ -90,8 +90,11 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 		if err != nil {
 			return nil, err
 		}
+		// The last segment may grow while we read it: its limit is where
+		// upTo begins, found by a scan that sees no batch twice (a size
+		// read after the check of NextOffset could hold batches past upTo).
 		limit := int64(math.MaxInt64)
-		if upTo < s.NextOffset() {
+		if i == len(segs)-1 || upTo < s.NextOffset() {
 			if limit, err = s.PositionOf(upTo); err != nil {
 				return nil, err
 			}

@@ -97,16 +97,19 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	return res, err
 }
 
-// ReadInto reads whole batches from offset up to the high watermark (see
-// Log.ReadInto).
-func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+// ReadInto reads whole batches from offset up to upTo or the high
+// watermark, whichever is lower (see Log.ReadInto). A reader that reports
+// a high watermark with the batches passes the one it reports as upTo, so
+// the batches never reach past it (an append between the two calls would
+// otherwise add batches the reported watermark does not cover).
+func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	hw := p.log.LogEndOffset()
 	if p.log.Config().Sync == SyncAlways {
 		hw = p.log.DurableOffset()
 	}
-	return p.log.ReadInto(dst, offset, maxBytes, hw)
+	return p.log.ReadInto(dst, offset, maxBytes, min(hw, upTo))
 }
 
 // Reopen closes the partition's log and opens it again through open (with

@@ -20,28 +20,44 @@ func (s *Segment) Find(offset int64) (int64, error) {
 	if offset >= s.next.Load() {
 		return 0, ErrOffsetNotHere
 	}
-	_, pos := s.oidx.Lookup(offset)
+	pos, found, err := s.scan(offset)
+	if err == nil && !found {
+		err = ErrOffsetNotHere
+	}
+	return pos, err
+}
+
+// scan walks the batch headers from offset's index entry to the size of
+// the segment when it starts, and returns the position of the first batch
+// holding offset or a later one; found is false (and pos the size) when
+// there is none.
+func (s *Segment) scan(offset int64) (pos int64, found bool, err error) {
+	_, pos = s.oidx.Lookup(offset)
 	size := s.size.Load()
 	for pos < size {
 		hdr, err := s.header(pos, size)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if record.Batch(hdr).LastOffset() >= offset {
-			return pos, nil
+			return pos, true, nil
 		}
 		pos += record.BatchSize(hdr)
 	}
-	return 0, ErrOffsetNotHere
+	return size, false, nil
 }
 
 // PositionOf returns the position of the first batch holding offset or a
-// later one: Find's answer, or Size when offset is at or past NextOffset.
+// later one: Find's answer, or the size of the segment when no batch does.
+// While appends go on, the answer is consistent: every batch before the
+// position ends below offset, even when the batch holding offset was
+// appended during the call (a reader that stops at the position never
+// reads past offset).
 func (s *Segment) PositionOf(offset int64) (int64, error) {
-	pos, err := s.Find(offset)
-	if err == ErrOffsetNotHere {
-		return s.size.Load(), nil
+	if s.closed.Load() {
+		return 0, ErrClosed
 	}
+	pos, _, err := s.scan(offset)
 	return pos, err
 }
 
