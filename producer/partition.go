@@ -160,12 +160,16 @@ type pending struct {
 	size    int // buffer space taken
 }
 
-// batch is one partition's batch: the records, their encoding, and once
-// sealed the bytes sent (kept for retries).
+// batch is one partition's batch: the records and, once sealed, their
+// encoding (kept for retries). Records are encoded when the batch is
+// sealed, on the partition's goroutine, not when they are produced: the
+// caller's goroutine only sizes them.
 type batch struct {
 	bld     record.Builder
 	recs    []pending
 	bytes   int64     // buffer space of recs
+	size    int       // bytes of the batch encoded uncompressed
+	firstTs int64     // the first record's timestamp (ms): the base of the deltas
 	created time.Time // of the batch: linger and delivery timeout count from it
 
 	sealed   bool
@@ -185,23 +189,37 @@ func (p *Producer) newBatch(created time.Time) *batch {
 	return b
 }
 
-func (p *Producer) recycle(b *batch) {
+// reset empties a batch, keeping its buffers.
+func (b *batch) reset() {
 	b.bld.Reset()
 	clear(b.recs)
 	*b = batch{bld: b.bld, recs: b.recs[:0]}
-	p.batches.Put(b)
 }
 
-// fits reports whether r, encoded as the batch's next record, keeps the
-// batch within max bytes.
-
+// add takes pr as the batch's next record if the batch, encoded, stays
+// within max bytes (an empty batch takes any record), and reports whether
+// it did. It sizes the record as record.Builder will encode it in encode.
 func (b *batch) add(pr pending, max int) bool {
-	if !b.bld.AddWithin(pr.r, max) {
+	ts := pr.r.Timestamp.UnixMilli()
+	if len(b.recs) == 0 {
+		b.firstTs, b.size = ts, record.HeaderSize
+	}
+	n := record.RecordSize(ts-b.firstTs, int64(len(b.recs)), pr.r.Key, pr.r.Value, pr.r.Headers)
+	if len(b.recs) > 0 && b.size+n > max {
 		return false
 	}
+	b.size += n
 	b.recs = append(b.recs, pr)
 	b.bytes += int64(pr.size)
 	return true
+}
+
+// encode encodes the batch's records into its Builder.
+func (b *batch) encode() {
+	b.bld.Grow(b.size)
+	for i := range b.recs {
+		b.bld.Add(b.recs[i].r)
+	}
 }
 
 // partition buffers and sends the records of one partition. Its batches
@@ -216,6 +234,7 @@ type partition struct {
 	mu       sync.Mutex
 	cur      *batch   // open batch, or nil
 	queue    []*batch // full batches waiting, oldest first
+	spare    *batch   // a sent batch, empty, for the next one (see reuse)
 	draining bool     // the partition's goroutine runs
 	idle     bool     // ... and waits for records (wake it)
 
@@ -308,7 +327,7 @@ func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
 			pp.mu.Unlock()
 			return false, nil
 		}
-		pp.cur = pp.p.newBatch(time.Now())
+		pp.cur = pp.newBatchLocked(time.Now())
 		pp.cur.add(pr, max) // a new batch takes any record
 	}
 	pr.r.Partition = pp.id
@@ -329,6 +348,43 @@ func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// newBatchLocked returns an empty batch: the spare, or one from the pool.
+func (pp *partition) newBatchLocked(created time.Time) *batch {
+	b := pp.spare
+	if b == nil {
+		return pp.p.newBatch(created)
+	}
+	pp.spare = nil
+	b.created = created
+	return b
+}
+
+// reuse empties a batch that is done and keeps it as the partition's
+// spare, so that the next batch starts with the buffers this one grew: a
+// sync.Pool drops its batches at every other collection, and under load
+// (collections every few milliseconds) a 1 MB batch then grows again by
+// copying itself. A second spare goes to the pool. The spare goes back to
+// the pool when the partition's goroutine ends (dropSpareLocked).
+func (pp *partition) reuse(b *batch) {
+	b.reset()
+	pp.mu.Lock()
+	if pp.spare == nil {
+		pp.spare, b = b, nil
+	}
+	pp.mu.Unlock()
+	if b != nil {
+		pp.p.batches.Put(b)
+	}
+}
+
+// dropSpareLocked hands the spare batch back to the pool.
+func (pp *partition) dropSpareLocked() {
+	if pp.spare != nil {
+		pp.p.batches.Put(pp.spare)
+		pp.spare = nil
+	}
 }
 
 // takeAllLocked removes and returns every batch not in flight, oldest
@@ -362,6 +418,7 @@ func (pp *partition) drain() {
 		if p.closed.Load() {
 			bs := pp.takeAllLocked()
 			pp.draining = false
+			pp.dropSpareLocked()
 			pp.mu.Unlock()
 			for _, b := range bs {
 				pp.fail(b, ErrClosed)
@@ -396,6 +453,7 @@ func (pp *partition) drain() {
 			// Idle for idleKeep with nothing to send: the goroutine ends
 			// (addLocked starts another).
 			pp.draining, pp.idle = false, false
+			pp.dropSpareLocked()
 			pp.mu.Unlock()
 			return
 		default:

@@ -113,8 +113,12 @@ func TestBatchMaxBytesSplitsBatches(t *testing.T) {
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.BatchMaxBytes(max), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	var batch []*record.Record
+	t0 := time.Now()
 	for i := range 60 {
-		batch = append(batch, &record.Record{Key: []byte{byte(i)}, Value: bytes.Repeat([]byte{byte('a' + i%26)}, 90)})
+		// Timestamps far apart, some before the batch's first: the size
+		// of a record depends on its delta.
+		ts := t0.Add(time.Duration(i%7-3) * 1000 * time.Hour)
+		batch = append(batch, &record.Record{Key: []byte{byte(i)}, Value: bytes.Repeat([]byte{byte('a' + i%26)}, 90), Timestamp: ts})
 	}
 	for _, r := range batch {
 		p.Produce(ctx, r, nil)

@@ -110,6 +110,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 // idempotent) and encodes it.
 func (pp *partition) seal(b *batch) error {
 	p := pp.p
+	b.bld.Reset() // a seal that failed may have encoded records
 	if p.cfg.idempotent {
 		id, epoch, gen, err := p.producerID()
 		if err != nil {
@@ -121,6 +122,7 @@ func (pp *partition) seal(b *batch) error {
 		b.pid, b.epoch, b.pidGen, b.baseSeq = id, epoch, gen, pp.seq
 		b.bld.SetProducer(id, epoch, pp.seq)
 	}
+	b.encode()
 	data, err := b.bld.Finish(p.cfg.codec)
 	if err != nil {
 		return err
@@ -180,7 +182,7 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 		b.recs[i].promise(r, nil)
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
-	pp.p.recycle(b)
+	pp.reuse(b)
 }
 
 // fail completes a batch's records with err.
@@ -189,7 +191,7 @@ func (pp *partition) fail(b *batch, err error) {
 		b.recs[i].promise(b.recs[i].r, err)
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
-	pp.p.recycle(b)
+	pp.reuse(b)
 }
 
 // giveUp fails a batch for good. Its sequence numbers are reused by the
@@ -250,7 +252,7 @@ func (pp *partition) split(b *batch, err error) {
 	pp.mu.Unlock()
 	clear(b.recs)
 	b.recs = b.recs[:0]
-	p.recycle(b)
+	pp.reuse(b)
 }
 
 // backoff is the wait before retry number try (1, 2, ...): RetryBackoff

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/runnel/runnel/compression"
 )
@@ -55,6 +56,16 @@ func (b *Builder) SetTransactional(on bool) {
 	}
 }
 
+// Grow makes room for the batch to reach n bytes uncompressed (see Size)
+// without growing its buffer again, for a caller that knows the size of
+// the records it is about to append.
+func (b *Builder) Grow(n int) {
+	b.start()
+	if n > cap(b.buf) {
+		b.buf = slices.Grow(b.buf, n-len(b.buf))
+	}
+}
+
 // NumRecords is the number of records appended since Reset.
 func (b *Builder) NumRecords() int { return int(b.count) }
 
@@ -79,22 +90,6 @@ func (b *Builder) AppendAt(offsetDelta, ts int64, key, value []byte, headers []H
 	b.start()
 	n := recordBodySize(ts-b.nextBaseTs(ts), offsetDelta, key, value, headers)
 	b.appendSized(n, offsetDelta, ts, key, value, headers)
-}
-
-// AddWithin adds r as Add does if the batch, uncompressed, stays within
-// max bytes, and reports whether it did; an empty Builder takes any
-// record. It sizes the record once, for producers that fill batches up to
-// a byte budget.
-func (b *Builder) AddWithin(r *Record, max int) bool {
-	b.start()
-	ts := r.Timestamp.UnixMilli()
-	delta := int64(b.count)
-	n := recordBodySize(ts-b.nextBaseTs(ts), delta, r.Key, r.Value, r.Headers)
-	if b.count > 0 && len(b.buf)+varintSize(int64(n))+n > max {
-		return false
-	}
-	b.appendSized(n, delta, ts, r.Key, r.Value, r.Headers)
-	return true
 }
 
 // nextBaseTs is the base timestamp the next record's delta is taken from:

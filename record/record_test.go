@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -512,33 +511,33 @@ func TestVarint(t *testing.T) {
 	}
 }
 
-// TestAddWithin: AddWithin encodes exactly as Add, takes a record while
-// the batch stays within the budget, refuses the one that would pass it,
-// and always takes the first.
-func TestAddWithin(t *testing.T) {
+// TestRecordSizeIsWhatBuilderEncodes: a batch's size is HeaderSize plus
+// RecordSize of each record with its deltas from the first record's
+// timestamp and offset (what a producer sizes batches by before it
+// encodes them), also for negative and large timestamp deltas; after
+// Grow to that size, encoding does not grow the buffer again.
+func TestRecordSizeIsWhatBuilderEncodes(t *testing.T) {
 	t0 := time.UnixMilli(1_700_000_000_000)
 	recs := []*Record{
 		{Timestamp: t0, Key: []byte("k1"), Value: []byte("first")},
 		{Timestamp: t0.Add(time.Second), Value: []byte("second"), Headers: []Header{{Key: "h", Value: []byte("v")}}},
 		{Timestamp: t0.Add(-time.Second), Key: []byte("k3"), Value: nil},
+		{Timestamp: t0.Add(1000 * time.Hour), Value: make([]byte, 300)},
 	}
-	var want, got Builder
-	for _, r := range recs {
-		want.Add(r)
-		require.True(t, got.AddWithin(r, math.MaxInt))
+	want := HeaderSize
+	for i, r := range recs {
+		want += RecordSize(r.Timestamp.UnixMilli()-t0.UnixMilli(), int64(i), r.Key, r.Value, r.Headers)
 	}
-	w, err := want.Finish(compression.None)
-	require.NoError(t, err)
-	g, err := got.Finish(compression.None)
-	require.NoError(t, err)
-	require.Equal(t, []byte(w), []byte(g))
-
 	var b Builder
-	require.True(t, b.AddWithin(recs[0], 1), "an empty builder takes any record")
-	size := b.Size()
-	next := RecordSize(1000, 1, nil, recs[1].Value, recs[1].Headers)
-	require.False(t, b.AddWithin(recs[1], size+next-1))
-	require.Equal(t, size, b.Size(), "a refused record leaves the batch as it was")
-	require.True(t, b.AddWithin(recs[1], size+next))
-	require.Equal(t, size+next, b.Size())
+	b.Grow(want)
+	b.Add(recs[0])
+	buf := b.buf[:1]
+	for _, r := range recs[1:] {
+		b.Add(r)
+	}
+	require.Equal(t, want, b.Size())
+	require.Same(t, &buf[0], &b.buf[0], "the buffer did not grow after Grow")
+	got, err := b.Finish(compression.None)
+	require.NoError(t, err)
+	require.Equal(t, want, len(got))
 }

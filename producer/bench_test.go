@@ -1,0 +1,77 @@
+package producer_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+)
+
+// discard is a Client that accepts every batch at once without storing
+// it: what is left is the producer's own cost.
+type discard struct{ next atomic.Int64 }
+
+func (d *discard) Partitions(context.Context, string) (int, error) { return 1, nil }
+
+func (d *discard) InitProducerID(context.Context) (int64, int16, error) { return 1, 0, nil }
+
+func (d *discard) Produce(_ context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	n := int64(record.Batch(req.Batches).NumRecords())
+	return api.ProduceResponse{BaseOffset: d.next.Add(n) - n, LogAppendTime: -1}, nil
+}
+
+// BenchmarkProduce measures Produce of 100 B values without keys, one
+// *record.Record allocated per call as a caller would, with linger 10 ms
+// and 1 MB batches, 50,000 records buffered (the throughput settings of
+// benchmarks/), to a client
+// that discards the batches (client=discard: the producer alone) or to an
+// in-memory broker without fsync (client=broker).
+func BenchmarkProduce(b *testing.B) {
+	value := make([]byte, 100)
+	for _, client := range []string{"discard", "broker"} {
+		b.Run("client="+client, func(b *testing.B) {
+			var c producer.Client = &discard{}
+			if client == "broker" {
+				br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer br.Close()
+				if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}); err != nil {
+					b.Fatal(err)
+				}
+				c = br
+			}
+			p, err := producer.New(c, producer.Linger(10*time.Millisecond), producer.BatchMaxBytes(1_000_000),
+				producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			ctx := context.Background()
+			var failed atomic.Int64
+			promise := func(_ *record.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(value)))
+			for b.Loop() {
+				p.Produce(ctx, &record.Record{Topic: "t", Value: value}, promise)
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d records failed", n)
+			}
+		})
+	}
+}
