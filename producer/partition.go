@@ -158,6 +158,7 @@ type pending struct {
 	r       *record.Record
 	promise func(*record.Record, error)
 	size    int // buffer space taken
+	body    int // record.BodySize
 }
 
 // batch is one partition's batch: the records and, once sealed, their
@@ -204,7 +205,7 @@ func (b *batch) add(pr pending, max int) bool {
 	if len(b.recs) == 0 {
 		b.firstTs, b.size = ts, record.HeaderSize
 	}
-	n := record.RecordSize(ts-b.firstTs, int64(len(b.recs)), pr.r.Key, pr.r.Value, pr.r.Headers)
+	n := record.SizeWithDeltas(pr.body, ts-b.firstTs, int64(len(b.recs)))
 	if len(b.recs) > 0 && b.size+n > max {
 		return false
 	}

@@ -174,7 +174,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		}
 		r.Topic = p.cfg.defaultTopic
 	}
-	size := record.RecordSize(0, 0, r.Key, r.Value, r.Headers)
+	body := record.BodySize(r.Key, r.Value, r.Headers)
+	size := record.SizeWithDeltas(body, 0, 0)
 	if record.HeaderSize+size > p.cfg.batchMaxBytes {
 		promise(r, fmt.Errorf("%w: a record of %d bytes does not fit in a batch of BatchMaxBytes %d",
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
@@ -192,7 +193,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		promise(r, err)
 		return
 	}
-	t.buffer(pending{r: r, promise: promise, size: size})
+	t.buffer(pending{r: r, promise: promise, size: size, body: body})
 }
 
 // ProduceSync produces recs and waits until every one is done. It returns

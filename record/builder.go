@@ -240,7 +240,21 @@ func appendRecordBody(dst []byte, tsDelta, offsetDelta int64, key, value []byte,
 // with the given deltas, key, value and headers. Producers use it to fill
 // batches up to a byte budget.
 func RecordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
-	n := recordBodySize(tsDelta, offsetDelta, key, value, headers)
+	return SizeWithDeltas(BodySize(key, value, headers), tsDelta, offsetDelta)
+}
+
+// BodySize is the size of a record's body (all but its length prefix)
+// with timestamp and offset deltas of 0. SizeWithDeltas turns it into the
+// record's size at other deltas, so that a producer that sizes a record
+// when it is produced and again when it is placed in a batch walks its
+// key, value and headers once.
+func BodySize(key, value []byte, headers []Header) int {
+	return recordBodySize(0, 0, key, value, headers)
+}
+
+// SizeWithDeltas is RecordSize of a record whose BodySize is body.
+func SizeWithDeltas(body int, tsDelta, offsetDelta int64) int {
+	n := body - 2 + varintSize(tsDelta) + varintSize(offsetDelta)
 	return varintSize(int64(n)) + n
 }
 

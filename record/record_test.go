@@ -541,3 +541,21 @@ func TestRecordSizeIsWhatBuilderEncodes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, len(got))
 }
+
+// TestSizeWithDeltas: a record's size from its BodySize and deltas is the
+// size of the body encoded with those deltas plus its length prefix, also
+// where the deltas push the length prefix to another byte count.
+func TestSizeWithDeltas(t *testing.T) {
+	deltas := []int64{0, 1, -1, 63, 64, -65, 8191, 8192, 1 << 40, -(1 << 40)}
+	for n := 50; n < 140; n++ {
+		value := make([]byte, n)
+		headers := []Header{{Key: "h", Value: value[:n%7]}}
+		body := BodySize(nil, value, headers)
+		for _, ts := range deltas {
+			for _, off := range deltas[:6] {
+				direct := recordBodySize(ts, off, nil, value, headers)
+				require.Equal(t, varintSize(int64(direct))+direct, SizeWithDeltas(body, ts, off), "value %d, deltas %d %d", n, ts, off)
+			}
+		}
+	}
+}
