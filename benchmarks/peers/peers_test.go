@@ -15,13 +15,6 @@ func systems() []e2e.System {
 	return []e2e.System{runnelsys.System(), Kfake(), JetStream()}
 }
 
-// Latency and RSS parameters (the issue's).
-const (
-	latencyRate = 1000      // records/s
-	rssPayload  = 100 << 20 // 100 MiB of values held in memory
-	producers   = 8         // BenchmarkGroupCommit
-)
-
 func TestMain(m *testing.M) {
 	e2e.RunRSSChild(systems()...)
 	os.Exit(m.Run())
@@ -66,14 +59,14 @@ func BenchmarkConsume(b *testing.B) {
 // BenchmarkLatency: produce→consume latency at 1000 records/s, linger 0.
 func BenchmarkLatency(b *testing.B) {
 	forSystems(b, false, func(b *testing.B, sys e2e.System, c e2e.Case) {
-		e2e.BenchLatency(b, sys, c, latencyRate)
+		e2e.BenchLatency(b, sys, c, e2e.LatencyRate)
 	})
 }
 
 // BenchmarkGroupCommit: 8 concurrent producers.
 func BenchmarkGroupCommit(b *testing.B) {
 	forSystems(b, false, func(b *testing.B, sys e2e.System, c e2e.Case) {
-		e2e.BenchGroupCommit(b, sys, c, producers)
+		e2e.BenchGroupCommit(b, sys, c, e2e.GroupCommitProducers)
 	})
 }
 
@@ -81,9 +74,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 // a child process.
 func BenchmarkRSS(b *testing.B) {
 	for _, sys := range systems() {
-		for _, size := range []int{100, 1024} {
+		for _, size := range e2e.RSSSizes() {
 			b.Run(fmt.Sprintf("sys=%s/size=%d", sys.Name, size), func(b *testing.B) {
-				e2e.BenchRSS(b, sys, size, rssPayload)
+				e2e.BenchRSS(b, sys, size, e2e.RSSPayload)
 			})
 		}
 	}
