@@ -24,9 +24,9 @@ import (
 // picks the topics' sync policy: log.SyncAlways (fsync before the
 // acknowledgement, with group commit; runnel's default) or log.SyncNever.
 // In memory the fsync is the memory file system's (a no-op that still
-// takes the group-commit path).
+// takes the group-commit path): the System has SyncInMemory.
 func System() e2e.System {
-	return e2e.System{Name: "runnel", Open: open}
+	return e2e.System{Name: "runnel", Open: open, SyncInMemory: true}
 }
 
 type target struct{ b *runnel.Broker }
