@@ -41,11 +41,12 @@
 // The same workloads against franz-go's kfake and NATS JetStream live in
 // the separate module benchmarks/peers.
 //
-// Run everything, interleaved and repeated, with benchmarks/run.sh (and
-// benchmarks/run.sh e2e for the end-to-end ones), which
-// writes the raw outputs, the benchstat tables and the runnel/raw ratios
-// to benchmarks/out/; README.md holds a recorded run. A single benchmark
-// runs as usual:
+// Run the storage benchmarks, interleaved and repeated, with
+// benchmarks/run.sh, which writes the raw outputs, the benchstat tables
+// and the runnel/raw ratios to benchmarks/out/; benchmarks/run.sh e2e runs
+// the end-to-end ones (runnel and the raw write alone, interleaved by the
+// peers module's cmd/compare, into benchmarks/peers/out/). README.md
+// holds recorded runs. A single benchmark runs as usual:
 //
 //	go test -run '^$' -bench 'BenchmarkAppend/fs=mem' ./benchmarks/
 //

@@ -24,12 +24,6 @@ import (
 // The same workloads against kfake and JetStream are in the separate
 // module benchmarks/peers.
 
-const (
-	e2eLatencyRate = 1000      // records/s, the issue's
-	e2eRSSPayload  = 100 << 20 // bytes of values held in memory
-	e2eProducers   = 8         // BenchmarkGroupCommit
-)
-
 func forEachE2ECase(b *testing.B, fn func(b *testing.B, c e2e.Case)) {
 	for _, c := range e2e.Matrix() {
 		b.Run(c.Name(), func(b *testing.B) { fn(b, c) })
@@ -58,7 +52,7 @@ func BenchmarkE2EConsume(b *testing.B) {
 // p50-us, p99-us and max-us.
 func BenchmarkE2ELatency(b *testing.B) {
 	forEachE2ECase(b, func(b *testing.B, c e2e.Case) {
-		e2e.BenchLatency(b, runnelsys.System(), c, e2eLatencyRate)
+		e2e.BenchLatency(b, runnelsys.System(), c, e2e.LatencyRate)
 	})
 }
 
@@ -67,7 +61,7 @@ func BenchmarkE2ELatency(b *testing.B) {
 // sync=never.
 func BenchmarkGroupCommit(b *testing.B) {
 	forEachE2ECase(b, func(b *testing.B, c e2e.Case) {
-		e2e.BenchGroupCommit(b, runnelsys.System(), c, e2eProducers)
+		e2e.BenchGroupCommit(b, runnelsys.System(), c, e2e.GroupCommitProducers)
 	})
 }
 
@@ -75,9 +69,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 // an in-memory broker, over the payload (RSS/payload), measured in a child
 // process (run with -benchtime 1x).
 func BenchmarkE2ERSS(b *testing.B) {
-	for _, size := range []int{100, 1024} {
+	for _, size := range e2e.RSSSizes() {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			e2e.BenchRSS(b, runnelsys.System(), size, e2eRSSPayload)
+			e2e.BenchRSS(b, runnelsys.System(), size, e2e.RSSPayload)
 		})
 	}
 }

@@ -123,7 +123,7 @@ func (t *jsTarget) NewProducer(cfg e2e.ProducerConfig) (_ e2e.Producer, err erro
 	}
 	p.js, err = jetstream.New(p.nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxBuffered),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) { p.fail(err) }))
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) { p.errs.Set(err) }))
 	if err != nil {
 		p.nc.Close()
 		return nil, err
@@ -139,17 +139,7 @@ type jsProducer struct {
 	topic string
 	subj  []string
 	next  int
-
-	mu  sync.Mutex
-	err error
-}
-
-func (p *jsProducer) fail(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
-	}
-	p.mu.Unlock()
+	errs  e2e.FirstError
 }
 
 func (p *jsProducer) Produce(ctx context.Context, topic string, value []byte) error {
@@ -176,9 +166,7 @@ func (p *jsProducer) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+	return p.errs.Err()
 }
 
 func (p *jsProducer) Close() error {

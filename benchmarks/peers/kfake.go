@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -117,25 +116,14 @@ func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) 
 		return nil, err
 	}
 	p := &kgoProducer{cl: cl}
-	p.promise = p.done
+	p.promise = func(_ *kgo.Record, err error) { p.errs.Set(err) }
 	return p, nil
 }
 
 type kgoProducer struct {
 	cl      *kgo.Client
-	promise func(*kgo.Record, error)
-	mu      sync.Mutex
-	err     error
-}
-
-func (p *kgoProducer) done(_ *kgo.Record, err error) {
-	if err != nil {
-		p.mu.Lock()
-		if p.err == nil {
-			p.err = err
-		}
-		p.mu.Unlock()
-	}
+	promise func(*kgo.Record, error) // made once: Produce passes it for every record
+	errs    e2e.FirstError
 }
 
 func (p *kgoProducer) Produce(ctx context.Context, topic string, value []byte) error {
@@ -144,10 +132,7 @@ func (p *kgoProducer) Produce(ctx context.Context, topic string, value []byte) e
 }
 
 func (p *kgoProducer) Flush(ctx context.Context) error {
-	err := p.cl.Flush(ctx)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return errors.Join(err, p.err)
+	return errors.Join(p.cl.Flush(ctx), p.errs.Err())
 }
 
 func (p *kgoProducer) Close() error {

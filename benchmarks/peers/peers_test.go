@@ -9,35 +9,24 @@ import (
 	"github.com/runnel/runnel/benchmarks/internal/runnelsys"
 )
 
-// systems are the systems compared; "raw" (the raw sequential write) is a
-// pseudo-system of BenchmarkProduce.
+// systems are the systems compared.
 func systems() []e2e.System {
 	return []e2e.System{runnelsys.System(), Kfake(), JetStream()}
 }
-
-// Latency and RSS parameters (the issue's).
-const (
-	latencyRate = 1000      // records/s
-	rssPayload  = 100 << 20 // 100 MiB of values held in memory
-	producers   = 8         // BenchmarkGroupCommit
-)
 
 func TestMain(m *testing.M) {
 	e2e.RunRSSChild(systems()...)
 	os.Exit(m.Run())
 }
 
-// forSystems runs fn as sys=…/<case> for every system and case of the
-// matrix. Cases a system cannot run (an fsync in memory for a peer) skip.
-func forSystems(b *testing.B, withRaw bool, fn func(b *testing.B, sys e2e.System, c e2e.Case)) {
-	syss := systems()
-	if withRaw {
-		syss = append(syss, e2e.System{Name: "raw"})
-	}
+// forSystems runs fn as sys=…/<case> for every system of syss and every
+// case of the matrix. Cases a system cannot run (an fsync in memory,
+// unless it has SyncInMemory) skip.
+func forSystems(b *testing.B, syss []e2e.System, fn func(b *testing.B, sys e2e.System, c e2e.Case)) {
 	for _, sys := range syss {
 		for _, c := range e2e.Matrix() {
 			b.Run("sys="+sys.Name+"/"+c.Name(), func(b *testing.B) {
-				if c.Store == e2e.Mem && c.Sync && sys.Name != "runnel" {
+				if c.Store == e2e.Mem && c.Sync && !sys.SyncInMemory {
 					b.Skip("no fsync in memory")
 				}
 				fn(b, sys, c)
@@ -49,31 +38,29 @@ func forSystems(b *testing.B, withRaw bool, fn func(b *testing.B, sys e2e.System
 // BenchmarkProduce: one op is one record produced; sys=raw is the raw
 // sequential write of the same bytes (e2e.RawWrite).
 func BenchmarkProduce(b *testing.B) {
-	forSystems(b, true, func(b *testing.B, sys e2e.System, c e2e.Case) {
-		if sys.Name == "raw" {
-			e2e.BenchRawWrite(b, c)
-			return
-		}
-		e2e.BenchProduce(b, sys, c)
+	forSystems(b, systems(), e2e.BenchProduce)
+	// sys=raw opens no broker; like the peers it skips fsync in memory.
+	forSystems(b, []e2e.System{{Name: "raw"}}, func(b *testing.B, _ e2e.System, c e2e.Case) {
+		e2e.BenchRawWrite(b, c)
 	})
 }
 
 // BenchmarkConsume: one op is one record consumed.
 func BenchmarkConsume(b *testing.B) {
-	forSystems(b, false, e2e.BenchConsume)
+	forSystems(b, systems(), e2e.BenchConsume)
 }
 
 // BenchmarkLatency: produce→consume latency at 1000 records/s, linger 0.
 func BenchmarkLatency(b *testing.B) {
-	forSystems(b, false, func(b *testing.B, sys e2e.System, c e2e.Case) {
-		e2e.BenchLatency(b, sys, c, latencyRate)
+	forSystems(b, systems(), func(b *testing.B, sys e2e.System, c e2e.Case) {
+		e2e.BenchLatency(b, sys, c, e2e.LatencyRate)
 	})
 }
 
 // BenchmarkGroupCommit: 8 concurrent producers.
 func BenchmarkGroupCommit(b *testing.B) {
-	forSystems(b, false, func(b *testing.B, sys e2e.System, c e2e.Case) {
-		e2e.BenchGroupCommit(b, sys, c, producers)
+	forSystems(b, systems(), func(b *testing.B, sys e2e.System, c e2e.Case) {
+		e2e.BenchGroupCommit(b, sys, c, e2e.GroupCommitProducers)
 	})
 }
 
@@ -81,9 +68,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 // a child process.
 func BenchmarkRSS(b *testing.B) {
 	for _, sys := range systems() {
-		for _, size := range []int{100, 1024} {
+		for _, size := range e2e.RSSSizes() {
 			b.Run(fmt.Sprintf("sys=%s/size=%d", sys.Name, size), func(b *testing.B) {
-				e2e.BenchRSS(b, sys, size, rssPayload)
+				e2e.BenchRSS(b, sys, size, e2e.RSSPayload)
 			})
 		}
 	}

@@ -9,6 +9,8 @@
 #        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
 #        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, 2 minutes
 #        benchmarks/peers/run.sh -run 'Latency'       only the latency groups
+#        benchmarks/peers/run.sh -sys runnel,raw      runnel alone: only its runs and the
+#                                                     raw write's (benchmarks/run.sh e2e)
 #
 # Outputs in benchmarks/peers/out/ (git-ignored): table.md, peers.txt (every
 # benchmark line), benchstat.txt.

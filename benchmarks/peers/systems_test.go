@@ -28,12 +28,21 @@ func TestSystems(t *testing.T) {
 	}
 }
 
-// TestNoSyncInMemory: a peer asked to fsync in memory refuses.
+// TestNoSyncInMemory: a system without SyncInMemory (every peer) asked to
+// fsync in memory refuses.
 func TestNoSyncInMemory(t *testing.T) {
-	for _, sys := range []e2e.System{Kfake(), JetStream()} {
+	peers := 0
+	for _, sys := range systems() {
+		if sys.SyncInMemory {
+			continue
+		}
+		peers++
 		_, err := e2e.Produce(context.Background(), e2e.NoTimer{}, sys, e2e.Case{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll, Sync: true}, 10)
 		if !errors.Is(err, ErrNoSync) {
 			t.Errorf("%s: %v, want ErrNoSync", sys.Name, err)
 		}
+	}
+	if peers != 2 {
+		t.Errorf("%d systems without SyncInMemory, want 2 (kfake and JetStream)", peers)
 	}
 }

@@ -12,6 +12,21 @@ import (
 // records/s and the process's peak RSS in MB (peak-RSS-MB, Linux only; run
 // one case per process for it to mean that case).
 
+// The parameters of the latency, group commit and RSS benchmarks,
+// the same in both modules.
+const (
+	// LatencyRate is the rate of BenchLatency, in records per second.
+	LatencyRate = 1000
+	// GroupCommitProducers is the number of concurrent producers of
+	// BenchGroupCommit.
+	GroupCommitProducers = 8
+	// RSSPayload is the value bytes BenchRSS holds in memory: 100 MiB.
+	RSSPayload = 100 << 20
+)
+
+// RSSSizes returns the record sizes BenchRSS is run with: 100 B and 1 KiB.
+func RSSSizes() []int { return []int{100, 1024} }
+
 func reportCommon(b *testing.B, res Result) {
 	b.ReportMetric(res.RecordsPerSecond(), "records/s")
 	if hwm, err := ProcStatus("VmHWM"); err == nil {

@@ -156,16 +156,8 @@ func rssChild(spec string, systems []System) (r RSS, err error) {
 		return r, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	p, err := throughputProducer(t, c)
-	if err != nil {
-		return r, err
-	}
 	n := payload / int64(size)
-	err = produceN(ctx, p, Value(size), int(n))
-	if err = errors.Join(err, p.Close()); err != nil {
-		return r, err
-	}
-	if err := checkCount(ctx, t, c, n); err != nil {
+	if err := fillTopic(ctx, t, c, int(n)); err != nil {
 		return r, err
 	}
 	r.Payload = n * int64(size)

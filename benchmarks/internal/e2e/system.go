@@ -46,6 +46,11 @@ type System struct {
 	Name string
 	// Open starts a broker (or cluster) in this process.
 	Open func(ctx context.Context, cfg Config) (Target, error)
+	// SyncInMemory says that Open takes Config.Sync without a Dir (runnel:
+	// its memory file system's Sync, a no-op on the group-commit path).
+	// Systems without it refuse such a Config, and the benchmarks skip
+	// those cases for them.
+	SyncInMemory bool
 }
 
 // Target is one running broker (or cluster) of a System.

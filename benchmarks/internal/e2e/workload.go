@@ -134,6 +134,21 @@ func produceN(ctx context.Context, p Producer, value []byte, n int) error {
 	return p.Flush(ctx)
 }
 
+// fillTopic writes n records of c.Size bytes to Topic with a producer
+// configured as Produce's, closes it, and checks that the topic holds
+// exactly n records.
+func fillTopic(ctx context.Context, t Target, c Case, n int) error {
+	p, err := throughputProducer(t, c)
+	if err != nil {
+		return err
+	}
+	err = produceN(ctx, p, Value(c.Size), n)
+	if err = errors.Join(err, p.Close()); err != nil {
+		return fmt.Errorf("filling the topic: %w", err)
+	}
+	return checkCount(ctx, t, c, int64(n))
+}
+
 // checkCount fails unless the topic holds want records.
 func checkCount(ctx context.Context, t Target, c Case, want int64) error {
 	got, err := t.Count(ctx, Topic, c.Partitions)
@@ -196,15 +211,7 @@ func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	p, err := throughputProducer(t, c)
-	if err != nil {
-		return res, err
-	}
-	err = produceN(ctx, p, Value(c.Size), n)
-	if err = errors.Join(err, p.Close()); err != nil {
-		return res, fmt.Errorf("filling the topic: %w", err)
-	}
-	if err := checkCount(ctx, t, c, int64(n)); err != nil {
+	if err := fillTopic(ctx, t, c, n); err != nil {
 		return res, err
 	}
 	cons, err := t.NewConsumer(ConsumerConfig{Topic: Topic, Partitions: c.Partitions, MaxWait: FetchMaxWait})

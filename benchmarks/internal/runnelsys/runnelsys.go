@@ -9,7 +9,6 @@ package runnelsys
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -25,9 +24,9 @@ import (
 // picks the topics' sync policy: log.SyncAlways (fsync before the
 // acknowledgement, with group commit; runnel's default) or log.SyncNever.
 // In memory the fsync is the memory file system's (a no-op that still
-// takes the group-commit path).
+// takes the group-commit path): the System has SyncInMemory.
 func System() e2e.System {
-	return e2e.System{Name: "runnel", Open: open}
+	return e2e.System{Name: "runnel", Open: open, SyncInMemory: true}
 }
 
 type target struct{ b *runnel.Broker }
@@ -81,25 +80,14 @@ func (t *target) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
 		return nil, err
 	}
 	w := &prod{p: p}
-	w.promise = w.done
+	w.promise = func(_ *record.Record, err error) { w.errs.Set(err) }
 	return w, nil
 }
 
 type prod struct {
 	p       *producer.Producer
-	promise func(*record.Record, error)
-	mu      sync.Mutex
-	err     error
-}
-
-func (w *prod) done(_ *record.Record, err error) {
-	if err != nil {
-		w.mu.Lock()
-		if w.err == nil {
-			w.err = err
-		}
-		w.mu.Unlock()
-	}
+	promise func(*record.Record, error) // made once: Produce passes it for every record
+	errs    e2e.FirstError
 }
 
 func (w *prod) Produce(ctx context.Context, topic string, value []byte) error {
@@ -108,10 +96,7 @@ func (w *prod) Produce(ctx context.Context, topic string, value []byte) error {
 }
 
 func (w *prod) Flush(ctx context.Context) error {
-	err := w.p.Flush(ctx)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return errors.Join(err, w.err)
+	return errors.Join(w.p.Flush(ctx), w.errs.Err())
 }
 
 func (w *prod) Close() error { return w.p.Close() }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,5 +98,40 @@ func TestPlan(t *testing.T) {
 	}
 	if q := p.filter(regexp.MustCompile(`^BenchmarkRSS/`)); len(q.groups) != 2 || len(q.rows) != 6 {
 		t.Errorf("filter RSS: %d groups, %d rows", len(q.groups), len(q.rows))
+	}
+}
+
+// TestPlanSystems: -sys runnel,raw keeps runnel's and the raw write's runs
+// and exactly the rows among them: produce on disk against the raw write
+// (16 cases), group commit (2) and the absolute RSS rows (2).
+func TestPlanSystems(t *testing.T) {
+	p, err := makePlan(1).withSystems([]string{"runnel", "raw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]bool{}
+	for _, g := range p.groups {
+		if len(g.runs) == 0 {
+			t.Errorf("an empty group")
+		}
+		for _, r := range g.runs {
+			if s := systemOf(r.name); s != "runnel" && s != "raw" {
+				t.Errorf("%s is run", r.name)
+			}
+			runs[r.name] = true
+		}
+	}
+	peers := map[string]int{}
+	for _, r := range p.rows {
+		if !runs[r.a] || (r.b != "" && !runs[r.b]) {
+			t.Errorf("row %q: %s or %s is not run", r.label, r.a, r.b)
+		}
+		peers[r.peer]++
+	}
+	if want := map[string]int{"raw write": 16, "runnel fsync=never": 2, "": 2}; !maps.Equal(peers, want) {
+		t.Errorf("rows by peer: %v, want %v", peers, want)
+	}
+	if _, err := makePlan(1).withSystems([]string{"runnel", "rwa"}); err == nil {
+		t.Error("-sys with an unknown system: no error")
 	}
 }

@@ -8,7 +8,12 @@
 //
 // Run it from the peers module's directory (run.sh does):
 //
-//	go run ./cmd/compare [-rounds 6] [-scale 1] [-run regexp] [-out out]
+//	go run ./cmd/compare [-rounds 6] [-scale 1] [-run regexp] [-sys runnel,raw] [-out out]
+//
+// -sys keeps only the runs of the systems named (the sys=… element of the
+// benchmark names), and the rows between them: -sys runnel,raw is runnel
+// alone, against the raw write and against itself (group commit, RSS),
+// which is what benchmarks/run.sh e2e runs.
 //
 // It writes out/peers.test (the test binary), out/peers.txt (every
 // benchmark line, for benchstat) and out/table.md (the table, also
@@ -25,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,20 +39,31 @@ func main() {
 	rounds := flag.Int("rounds", 6, "rounds (every group runs once per round)")
 	sc := flag.Float64("scale", 1, "multiply the number of records of every run (0.1 for a quick look)")
 	only := flag.String("run", "", "run only the groups with a benchmark whose name matches this regexp")
+	sys := flag.String("sys", "", "run only the runs of these systems (comma-separated: runnel, kfake, jetstream, raw) and the rows among them")
 	out := flag.String("out", "out", "directory for the outputs")
 	bin := flag.String("bin", "", "a test binary of this module (default: build out/peers.test)")
 	flag.Parse()
-	if err := compare(*rounds, scale(*sc), *only, *out, *bin); err != nil {
+	var syss []string
+	if *sys != "" {
+		syss = strings.Split(*sys, ",")
+	}
+	if err := compare(*rounds, scale(*sc), *only, syss, *out, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-func compare(rounds int, s scale, only, out, bin string) error {
+func compare(rounds int, s scale, only string, systems []string, out, bin string) error {
 	if rounds < 1 || s <= 0 {
 		return fmt.Errorf("-rounds %d, -scale %v: both must be positive", rounds, s)
 	}
 	p := makePlan(s)
+	if systems != nil {
+		var err error
+		if p, err = p.withSystems(systems); err != nil {
+			return err
+		}
+	}
 	if only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {
@@ -117,12 +134,57 @@ func (p plan) filter(re *regexp.Regexp) plan {
 			}
 		}
 	}
-	for _, r := range p.rows {
-		if kept[r.a] && (r.b == "" || kept[r.b]) {
-			q.rows = append(q.rows, r)
+	q.rows = p.rowsOf(kept)
+	return q
+}
+
+// withSystems keeps the runs of the named systems, the groups left with a
+// run, and the rows whose runs are all kept. A name that no run has is an
+// error.
+func (p plan) withSystems(names []string) (plan, error) {
+	var q plan
+	kept := map[string]bool{}
+	found := map[string]bool{}
+	for _, g := range p.groups {
+		var runs []run
+		for _, r := range g.runs {
+			if sys := systemOf(r.name); slices.Contains(names, sys) {
+				runs = append(runs, r)
+				kept[r.name], found[sys] = true, true
+			}
+		}
+		if len(runs) > 0 {
+			q.groups = append(q.groups, group{runs: runs})
 		}
 	}
-	return q
+	for _, n := range names {
+		if !found[n] {
+			return plan{}, fmt.Errorf("-sys: no run of a system %q", n)
+		}
+	}
+	q.rows = p.rowsOf(kept)
+	return q, nil
+}
+
+// rowsOf returns the rows whose runs are all in kept.
+func (p plan) rowsOf(kept map[string]bool) []row {
+	var rows []row
+	for _, r := range p.rows {
+		if kept[r.a] && (r.b == "" || kept[r.b]) {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// systemOf returns the system of a run: the sys=… element of its name.
+func systemOf(name string) string {
+	for e := range strings.SplitSeq(name, "/") {
+		if sys, ok := strings.CutPrefix(e, "sys="); ok {
+			return sys
+		}
+	}
+	return ""
 }
 
 // pattern is the -test.bench regexp that selects exactly the benchmark

@@ -123,7 +123,7 @@ func makePlan(s scale) plan {
 		p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", goal), with(r, g.runs[2].name, "jetstream", 0))
 	}
 
-	// Latency at 1000 records/s, linger 0.
+	// Latency at e2e.LatencyRate (1000 records/s), linger 0.
 	for _, c := range []e2e.Case{
 		{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll},
 		{Store: e2e.Mem, Size: 1024, Partitions: 8, Acks: e2e.AcksLeader},
@@ -148,7 +148,8 @@ func makePlan(s scale) plan {
 		}
 	}
 
-	// Group commit: 8 producers with fsync per batch against without.
+	// Group commit: e2e.GroupCommitProducers producers with fsync per batch
+	// against without.
 	for _, parts := range []int{1, 8} {
 		on := e2e.Case{Store: e2e.Disk, Size: 100, Partitions: parts, Acks: e2e.AcksAll, Sync: true}
 		off := on
@@ -157,17 +158,17 @@ func makePlan(s scale) plan {
 		g := group{runs: []run{{name("GroupCommit", "runnel", on), bt}, {name("GroupCommit", "runnel", off), bt}}}
 		p.groups = append(p.groups, g)
 		p.rows = append(p.rows, row{
-			label: fmt.Sprintf("group commit: 8 producers os 100B p=%d, fsync=batch vs never", parts),
+			label: fmt.Sprintf("group commit: %d producers os 100B p=%d, fsync=batch vs never", e2e.GroupCommitProducers, parts),
 			a:     g.runs[0].name, b: g.runs[1].name, peer: "runnel fsync=never", metric: "records/s", goal: 0.7,
 		})
 	}
 
-	// Peak RSS holding 100 MiB of values in memory.
-	for _, size := range []int{100, 1024} {
+	// Peak RSS holding e2e.RSSPayload (100 MiB) of values in memory.
+	for _, size := range e2e.RSSSizes() {
 		rss := func(sys string) string { return fmt.Sprintf("BenchmarkRSS/sys=%s/size=%d", sys, size) }
 		g := group{runs: []run{{rss("runnel"), "1x"}, {rss("kfake"), "1x"}, {rss("jetstream"), "1x"}}}
 		p.groups = append(p.groups, g)
-		lbl := fmt.Sprintf("peak RSS / 100 MiB payload, %dB records", size)
+		lbl := fmt.Sprintf("peak RSS / %d MiB payload, %dB records", e2e.RSSPayload>>20, size)
 		p.rows = append(p.rows,
 			row{label: lbl, a: rss("runnel"), metric: "RSS/payload", lowerBetter: true, goal: 1.5, absolute: true},
 			row{label: lbl, a: rss("runnel"), b: rss("kfake"), peer: "kfake", metric: "RSS/payload", lowerBetter: true},
