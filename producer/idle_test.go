@@ -68,3 +68,62 @@ func TestPartitionGoroutineIdles(t *testing.T) {
 		t.Fatalf("%d requests, want 3", c.requests)
 	}
 }
+
+// blockingClient holds every request until release is closed.
+type blockingClient struct {
+	oneClient
+	release chan struct{}
+}
+
+func (c *blockingClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return api.ProduceResponse{}, ctx.Err()
+	}
+	return c.oneClient.Produce(ctx, req)
+}
+
+// A Produce that waits for buffer bytes waits on one channel until space
+// is freed: it does not wake itself (a failed reservation used to undo
+// itself with a broadcast that woke its own caller, which then spun,
+// making a channel per turn, for as long as the buffer stayed full).
+func TestFullBufferWaitsWithoutSpinning(t *testing.T) {
+	c := &blockingClient{release: make(chan struct{})}
+	p, err := New(c, DefaultTopic("t"), MaxBufferedBytes(100), Linger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	value := make([]byte, 80)
+	first := make(chan error, 1)
+	p.Produce(ctx, &record.Record{Value: value}, func(_ *record.Record, err error) { first <- err })
+	done := make(chan error, 1)
+	go func() { done <- p.ProduceSync(ctx, &record.Record{Value: value}) }()
+	// The second record waits for the first's space: let it wait a while,
+	// counting the channels it waits on.
+	for p.waiters.n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	made := 0
+	var last <-chan struct{}
+	for range 200 {
+		p.waiters.mu.Lock()
+		if ch := p.waiters.ch; ch != nil && ch != last {
+			made, last = made+1, ch
+		}
+		p.waiters.mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+	}
+	if made != 1 {
+		t.Fatalf("the waiting Produce waited on %d channels, want 1", made)
+	}
+	close(c.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

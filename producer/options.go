@@ -150,7 +150,8 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 // MaxBufferedBytes bounds the encoded size of the records produced and
 // not yet done. Default 32 MiB (Kafka's buffer.memory); 0 means no bound
 // on bytes (MaxBufferedRecords still applies). A record larger than the
-// bound is still taken when nothing else is buffered.
+// bound is still taken when nothing else is buffered. Goroutines that
+// produce at the same moment may each pass the bound by one record.
 func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 
 // DeliveryTimeout bounds the time from Produce to a record's promise,

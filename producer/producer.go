@@ -369,22 +369,28 @@ func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
 	}
 }
 
+// tryReserve takes buffer space for one record of size bytes if there is
+// room: fewer than MaxBufferedRecords records, and size more bytes within
+// MaxBufferedBytes (an empty buffer takes any record). A failure changes
+// nothing, so it needs no undo — an undo that woke the waiters would wake
+// the caller itself, which then spun while the buffer stayed full. The
+// byte bound is checked before it is added: goroutines producing at the
+// same moment may pass it by a record each.
 func (p *Producer) tryReserve(size int64) bool {
 	for {
 		n := p.bufRecords.Load()
 		if n >= p.cfg.maxRecords {
 			return false
 		}
+		if b := p.bufBytes.Load(); p.cfg.maxBytes > 0 && b > 0 && b+size > p.cfg.maxBytes {
+			return false
+		}
 		if p.bufRecords.CompareAndSwap(n, n+1) {
 			break
 		}
 	}
-	b := p.bufBytes.Add(size)
-	if p.cfg.maxBytes == 0 || b <= p.cfg.maxBytes || b == size {
-		return true
-	}
-	p.release(1, size)
-	return false
+	p.bufBytes.Add(size)
+	return true
 }
 
 // release frees the buffer space of n records of size bytes in all.
