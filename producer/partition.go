@@ -164,9 +164,9 @@ type pending struct {
 // batch is one partition's batch: the records and, once sealed, their
 // encoding (kept for retries). Records are encoded when the batch is
 // sealed, on the partition's goroutine, not when they are produced: the
-// caller's goroutine only sizes them.
+// caller's goroutine only sizes them, and a batch waiting to be sent holds
+// no encoding buffer.
 type batch struct {
-	bld     record.Builder
 	recs    []pending
 	bytes   int64     // buffer space of recs
 	size    int       // bytes of the batch encoded uncompressed
@@ -174,7 +174,7 @@ type batch struct {
 	created time.Time // of the batch: linger and delivery timeout count from it
 
 	sealed   bool
-	data     record.Batch            // the encoded batch, aliasing bld
+	data     record.Batch            // the encoded batch, in the partition's builder
 	hdr      [record.HeaderSize]byte // data's header as encoded, restored before a retry
 	pidGen   uint64                  // producer id generation, when idempotent
 	baseSeq  int32                   // first sequence number, when idempotent
@@ -190,11 +190,10 @@ func (p *Producer) newBatch(created time.Time) *batch {
 	return b
 }
 
-// reset empties a batch, keeping its buffers.
+// reset empties a batch, keeping its buffer.
 func (b *batch) reset() {
-	b.bld.Reset()
 	clear(b.recs)
-	*b = batch{bld: b.bld, recs: b.recs[:0]}
+	*b = batch{recs: b.recs[:0]}
 }
 
 // add takes pr as the batch's next record if the batch, encoded, stays
@@ -215,11 +214,11 @@ func (b *batch) add(pr pending, max int) bool {
 	return true
 }
 
-// encode encodes the batch's records into its Builder.
-func (b *batch) encode() {
-	b.bld.Grow(b.size)
+// encode encodes the batch's records into bld.
+func (b *batch) encode(bld *record.Builder) {
+	bld.Grow(b.size)
 	for i := range b.recs {
-		b.bld.Add(b.recs[i].r)
+		bld.Add(b.recs[i].r)
 	}
 }
 
@@ -240,6 +239,7 @@ type partition struct {
 	idle     bool     // ... and waits for records (wake it)
 
 	// Owned by the draining goroutine.
+	bld    *record.Builder // encodes the batch in flight; pooled when the goroutine ends
 	req    api.ProduceRequest
 	pidGen uint64 // producer id generation the sequence numbers are of
 	seq    int32  // next sequence number
@@ -380,11 +380,16 @@ func (pp *partition) reuse(b *batch) {
 	}
 }
 
-// dropSpareLocked hands the spare batch back to the pool.
+// dropSpareLocked hands the spare batch and the builder back to their
+// pools as the partition's goroutine ends (no batch is in flight then).
 func (pp *partition) dropSpareLocked() {
 	if pp.spare != nil {
 		pp.p.batches.Put(pp.spare)
 		pp.spare = nil
+	}
+	if pp.bld != nil {
+		pp.p.builders.Put(pp.bld)
+		pp.bld = nil
 	}
 }
 

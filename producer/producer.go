@@ -97,9 +97,10 @@ type Producer struct {
 	pidGen uint64 // counts the ids taken; 0: none yet
 	pidOK  bool
 
-	batches sync.Pool
-	clock   wallClock  // stamps records without a Timestamp
-	partMu  sync.Mutex // serializes a partitioner that serves every topic
+	batches  sync.Pool  // of *batch
+	builders sync.Pool  // of *record.Builder, for the partitions sending
+	clock    wallClock  // stamps records without a Timestamp
+	partMu   sync.Mutex // serializes a partitioner that serves every topic
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
 }
@@ -131,6 +132,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 	p.idleKeep.Store(int64(idleKeep))
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
+	p.builders.New = func() any { return new(record.Builder) }
 	return p, nil
 }
 

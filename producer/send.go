@@ -110,7 +110,11 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 // idempotent) and encodes it.
 func (pp *partition) seal(b *batch) error {
 	p := pp.p
-	b.bld.Reset() // a seal that failed may have encoded records
+	if pp.bld == nil {
+		pp.bld = p.builders.Get().(*record.Builder)
+	}
+	bld := pp.bld
+	bld.Reset() // the last batch's encoding, or a failed seal's
 	if p.cfg.idempotent {
 		id, epoch, gen, err := p.producerID()
 		if err != nil {
@@ -120,10 +124,10 @@ func (pp *partition) seal(b *batch) error {
 			pp.pidGen, pp.seq = gen, 0
 		}
 		b.pid, b.epoch, b.pidGen, b.baseSeq = id, epoch, gen, pp.seq
-		b.bld.SetProducer(id, epoch, pp.seq)
+		bld.SetProducer(id, epoch, pp.seq)
 	}
-	b.encode()
-	data, err := b.bld.Finish(p.cfg.codec)
+	b.encode(bld)
+	data, err := bld.Finish(p.cfg.codec)
 	if err != nil {
 		return err
 	}
