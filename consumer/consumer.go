@@ -139,9 +139,12 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 		return ErrClosed
 	}
 	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
+	c.wakeLocked()
 	return nil
 }
 
+// assignLocked assigns tp, or moves it, to at. The caller wakes a
+// waiting Poll (wakeLocked), once for all the partitions it changes.
 func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	a := c.parts[tp]
 	if a == nil {
@@ -152,7 +155,8 @@ func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	c.setLocked(a, at)
 }
 
-// setLocked gives a a new position and clears its error state.
+// setLocked gives a a new position and clears its error state. The
+// caller wakes a waiting Poll (wakeLocked).
 func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.seq++
 	a.at = at
@@ -163,7 +167,6 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	} else {
 		a.pos.Store(unresolved)
 	}
-	c.wakeLocked()
 }
 
 // wakeLocked ends the wait of a Poll in progress, so that it sees a
@@ -200,6 +203,9 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	}
 	for p := range n {
 		c.assignLocked(api.TopicPartition{Topic: topic, Partition: int32(p)}, at)
+	}
+	if n > 0 {
+		c.wakeLocked()
 	}
 	return nil
 }
@@ -254,6 +260,7 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 		return fmt.Errorf("%w: %s-%d", ErrNotAssigned, topic, partition)
 	}
 	c.setLocked(a, at)
+	c.wakeLocked()
 	return nil
 }
 

@@ -385,6 +385,32 @@ func TestSeekDuringPoll(t *testing.T) {
 	require.ErrorIs(t, c.Seek("t", 0, consumer.At(-1)), consumer.ErrInvalidOffset)
 }
 
+func TestAssignDuringPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		assign func(*consumer.Consumer) error
+	}{
+		{"Assign", func(c *consumer.Consumer) error { return c.Assign("u", 1, consumer.At(0)) }},
+		{"AssignTopic", func(c *consumer.Consumer) error { return c.AssignTopic(testCtx(t), "u", consumer.At(0)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1, "u": 3})
+			values(t, b, "u", 1, "x")
+			sc := newSignalClient(b)
+			c := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.End()))
+			res := async(func() error {
+				_, err := c.Poll(testCtx(t))
+				return err
+			})
+			recv(t, sc.fetching) // waiting at the end of t-0
+			require.NoError(t, tc.assign(c))
+			require.NoError(t, recv(t, res), "the assignment ended the wait")
+			require.Equal(t, []string{"x"}, pollUntil(t, c, 1).values("u", 1))
+		})
+	}
+}
+
 func TestAssignReplacesPosition(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, seq("v", 0, 5)...)
