@@ -46,8 +46,7 @@ var errWoken = errors.New("runnel/consumer: assignment changed")
 // they waste fetches and interleave records.
 type Consumer struct {
 	client Client
-	cfg    config
-	logger *slog.Logger
+	cfg    config // cfg.logger is never nil
 
 	mu    sync.Mutex
 	parts map[api.TopicPartition]*assignment
@@ -98,11 +97,10 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	if cc, ok := c.(CRCChecker); ok && !cfg.crcsSet && cc.ChecksCRCs() {
 		cfg.checkCRCs = false
 	}
-	logger := cfg.logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	cs := &Consumer{client: c, cfg: cfg, logger: logger, parts: map[api.TopicPartition]*assignment{}}
+	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	return cs, nil
 }

@@ -206,7 +206,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
 				p.a.pos.Store(off)
-				c.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
+				c.cfg.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
 			}
 		}
 		c.mu.Unlock()
@@ -275,7 +275,7 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
 		at := c.cfg.reset.offset()
-		c.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
 			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
 		a.seq++
 		a.at = at
@@ -296,7 +296,7 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
 	}
-	c.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
+	c.cfg.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
 		"stopped", a.stopped, "err", err)
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
