@@ -23,7 +23,8 @@ type Client interface {
 	// ListOffset resolves a timestamp (ms), api.Earliest or api.Latest to
 	// an offset of a partition.
 	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error)
-	// Fetch long-polls several partitions for records.
+	// Fetch long-polls several partitions for records. It must not
+	// modify req: the consumer reads the offsets it asked for there.
 	Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
 }
 
