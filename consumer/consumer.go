@@ -23,7 +23,8 @@ type Client interface {
 	// ListOffset resolves a timestamp (ms), api.Earliest or api.Latest to
 	// an offset of a partition.
 	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error)
-	// Fetch long-polls several partitions for records.
+	// Fetch long-polls several partitions for records. It must not
+	// modify req: the consumer reads the offsets it asked for there.
 	Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
 }
 
@@ -46,8 +47,7 @@ var errWoken = errors.New("runnel/consumer: assignment changed")
 // they waste fetches and interleave records.
 type Consumer struct {
 	client Client
-	cfg    config
-	logger *slog.Logger
+	cfg    config // cfg.logger is never nil
 
 	mu    sync.Mutex
 	parts map[api.TopicPartition]*assignment
@@ -98,11 +98,10 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	if cc, ok := c.(CRCChecker); ok && !cfg.crcsSet && cc.ChecksCRCs() {
 		cfg.checkCRCs = false
 	}
-	logger := cfg.logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	cs := &Consumer{client: c, cfg: cfg, logger: logger, parts: map[api.TopicPartition]*assignment{}}
+	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	return cs, nil
 }
@@ -139,9 +138,12 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 		return ErrClosed
 	}
 	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
+	c.wakeLocked()
 	return nil
 }
 
+// assignLocked assigns tp, or moves it, to at. The caller wakes a
+// waiting Poll (wakeLocked), once for all the partitions it changes.
 func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	a := c.parts[tp]
 	if a == nil {
@@ -152,7 +154,8 @@ func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	c.setLocked(a, at)
 }
 
-// setLocked gives a a new position and clears its error state.
+// setLocked gives a a new position and clears its error state. The
+// caller wakes a waiting Poll (wakeLocked).
 func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.seq++
 	a.at = at
@@ -163,7 +166,6 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	} else {
 		a.pos.Store(unresolved)
 	}
-	c.wakeLocked()
 }
 
 // wakeLocked ends the wait of a Poll in progress, so that it sees a
@@ -200,6 +202,9 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	}
 	for p := range n {
 		c.assignLocked(api.TopicPartition{Topic: topic, Partition: int32(p)}, at)
+	}
+	if n > 0 {
+		c.wakeLocked()
 	}
 	return nil
 }
@@ -254,6 +259,7 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 		return fmt.Errorf("%w: %s-%d", ErrNotAssigned, topic, partition)
 	}
 	c.setLocked(a, at)
+	c.wakeLocked()
 	return nil
 }
 

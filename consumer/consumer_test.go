@@ -139,17 +139,32 @@ func TestStartEndAtAndAtTime(t *testing.T) {
 	produce(t, b, "t", 0, compression.None, recs[:5]...)
 	produce(t, b, "t", 0, compression.None, recs[5:]...)
 
-	read := func(at consumer.Offset, n int) []string {
-		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+	// read also returns what the consumer logged of resolving at: the
+	// Offset as it prints, and the offset it resolved to.
+	read := func(at consumer.Offset, n int) ([]string, []string) {
+		logs := &logRecorder{}
+		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.Logger(logs.logger()))
 		require.NoError(t, c.Assign("t", 0, at))
-		return vals(readN(t, c, n))
+		return vals(readN(t, c, n)), logs.attrs("resolved offset", "at", "offset")
 	}
-	require.Equal(t, seq("v", 0, 10), read(consumer.Start(), 10))
-	require.Equal(t, seq("v", 3, 7), read(consumer.At(3), 7), "inside a batch")
-	require.Equal(t, seq("v", 5, 5), read(consumer.At(5), 5))
-	require.Equal(t, seq("v", 3, 7), read(consumer.AtTime(time.UnixMilli(t0+2500)), 7))
-	require.Equal(t, seq("v", 6, 4), read(consumer.AtTime(time.UnixMilli(t0+6000)), 4))
-	require.Equal(t, seq("v", 0, 10), read(consumer.AtTime(time.Unix(-100, 0)), 10), "before 1970: the start")
+	for _, tc := range []struct {
+		at       consumer.Offset
+		want     []string
+		resolved []string // nil: nothing to resolve
+		msg      string
+	}{
+		{consumer.Start(), seq("v", 0, 10), []string{"start 0"}, ""},
+		{consumer.Offset{}, seq("v", 0, 10), []string{"start 0"}, "the zero Offset is Start"},
+		{consumer.At(3), seq("v", 3, 7), nil, "inside a batch"},
+		{consumer.At(5), seq("v", 5, 5), nil, ""},
+		{consumer.AtTime(time.UnixMilli(t0 + 2500)), seq("v", 3, 7), []string{"time 2023-11-14T22:13:22.5Z 3"}, ""},
+		{consumer.AtTime(time.UnixMilli(t0 + 6000)), seq("v", 6, 4), []string{"time 2023-11-14T22:13:26Z 6"}, ""},
+		{consumer.AtTime(time.Unix(-100, 0)), seq("v", 0, 10), []string{"time 1970-01-01T00:00:00Z 0"}, "before 1970: the start"},
+	} {
+		got, resolved := read(tc.at, len(tc.want))
+		require.Equal(t, tc.want, got, tc.msg)
+		require.Equal(t, tc.resolved, resolved, tc.msg)
+	}
 
 	// End and a time after every record: only what comes next.
 	hw := int64(10)
@@ -168,15 +183,6 @@ func TestStartEndAtAndAtTime(t *testing.T) {
 		require.Equal(t, off, got[0].Offset)
 		require.Equal(t, "new", string(got[0].Value))
 	}
-}
-
-func TestOffsetString(t *testing.T) {
-	require.Equal(t, "start", consumer.Start().String())
-	require.Equal(t, "start", consumer.Offset{}.String(), "the zero Offset is Start")
-	require.Equal(t, "end", consumer.End().String())
-	require.Equal(t, "42", consumer.At(42).String())
-	require.Equal(t, "time 1970-01-01T00:00:01Z", consumer.AtTime(time.Unix(1, 0)).String())
-	require.Equal(t, "latest", consumer.ResetLatest.String())
 }
 
 func TestLongPollWokenByProduce(t *testing.T) {
@@ -383,6 +389,32 @@ func TestSeekDuringPoll(t *testing.T) {
 
 	require.ErrorIs(t, c.Seek("t", 7, consumer.Start()), consumer.ErrNotAssigned)
 	require.ErrorIs(t, c.Seek("t", 0, consumer.At(-1)), consumer.ErrInvalidOffset)
+}
+
+func TestAssignDuringPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		assign func(*consumer.Consumer) error
+	}{
+		{"Assign", func(c *consumer.Consumer) error { return c.Assign("u", 1, consumer.At(0)) }},
+		{"AssignTopic", func(c *consumer.Consumer) error { return c.AssignTopic(testCtx(t), "u", consumer.At(0)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1, "u": 3})
+			values(t, b, "u", 1, "x")
+			sc := newSignalClient(b)
+			c := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.End()))
+			res := async(func() error {
+				_, err := c.Poll(testCtx(t))
+				return err
+			})
+			recv(t, sc.fetching) // waiting at the end of t-0
+			require.NoError(t, tc.assign(c))
+			require.NoError(t, recv(t, res), "the assignment ended the wait")
+			require.Equal(t, []string{"x"}, pollUntil(t, c, 1).values("u", 1))
+		})
+	}
 }
 
 func TestAssignReplacesPosition(t *testing.T) {
@@ -696,6 +728,8 @@ func TestInvalidArguments(t *testing.T) {
 		_, err := consumer.New(b, opt)
 		require.ErrorIs(t, err, consumer.ErrInvalidOption)
 	}
+	_, err = consumer.New(b, consumer.ResetOffset(7))
+	require.ErrorContains(t, err, "ResetOffset(ResetPolicy(7))", "the error names the bad value")
 	c := newConsumer(t, b, consumer.Logger(nil), nil)
 	require.ErrorIs(t, c.Assign("", 0, consumer.Start()), api.ErrInvalidTopic)
 	require.ErrorIs(t, c.Assign("t", -1, consumer.Start()), api.ErrUnknownTopicOrPartition)

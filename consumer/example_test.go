@@ -3,6 +3,8 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -112,4 +114,53 @@ func ExampleConsumer_Poll() {
 	// 1 banana
 	// 2 cherry
 	// high watermark: 3
+}
+
+// A position past the end is out of range: under ResetLatest the consumer
+// moves it to the high watermark, and its Logger tells.
+func ExampleResetOffset() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	if err := produceExample(ctx, b, "apple", "banana", "cherry"); err != nil {
+		panic(err)
+	}
+
+	// Log everything, without times (for the example's output).
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	policy := consumer.ResetLatest
+	c, err := consumer.New(b, consumer.ResetOffset(policy), consumer.Logger(logger), consumer.FetchMaxWait(0))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	at := consumer.At(42)
+	if err := c.Assign("orders", 0, at); err != nil {
+		panic(err)
+	}
+	for range 2 { // one Poll finds the position out of range, the next resolves End
+		if _, err := c.Poll(ctx); err != nil {
+			panic(err)
+		}
+	}
+	pos, _ := c.Position("orders", 0)
+	fmt.Printf("assigned at %v, reset by %v: next offset %d\n", at, policy, pos)
+	// Output:
+	// level=INFO msg="offset out of range: resetting" topic=orders partition=0 offset=42 log_start_offset=0 high_watermark=3 to=end
+	// level=DEBUG msg="resolved offset" topic=orders partition=0 at=end offset=3
+	// assigned at 42, reset by latest: next offset 3
 }

@@ -307,6 +307,29 @@ func TestResponsesMatchedByPartition(t *testing.T) {
 	require.Equal(t, []string{"p1"}, g.values("t", 1))
 }
 
+// A fetch answered after its partition's position moved (a Seek while it
+// was in flight, which a client may answer all the same) is dropped.
+func TestSeekDuringFetchDropsItsAnswer(t *testing.T) {
+	data := batchAt(t, 0, "a", "b", "c", "d")
+	var c *consumer.Consumer
+	var fetches atomic.Int32
+	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+		if fetches.Add(1) == 1 {
+			require.NoError(t, c.Seek("t", 0, consumer.At(2)))
+		}
+		return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", Partition: 0, HighWatermark: 4, Records: data}}}, nil
+	}}
+	c = newConsumer(t, client)
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Empty(t, fs, "fetched from 0, which is no longer the position")
+	pos, _ := c.Position("t", 0)
+	require.EqualValues(t, 2, pos)
+	g := pollUntil(t, c, 2)
+	require.Equal(t, []string{"c", "d"}, g.values("t", 0))
+}
+
 func TestRecordsAfterUnassign(t *testing.T) {
 	data := batchAt(t, 0, "a", "b", "c")
 	var n atomic.Int32

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 
 	"testing"
 	"time"
@@ -208,6 +212,50 @@ func (f *fakeClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.Fetc
 		return api.FetchResponse{}, api.ErrBrokerClosed
 	}
 	return f.fetch(ctx, req)
+}
+
+// logRecorder is a slog.Handler that keeps what a consumer logs, at every
+// level.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) logger() *slog.Logger { return slog.New(l) }
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+// The consumer adds no attributes or groups to its logger.
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { panic("unexpected WithAttrs") }
+func (l *logRecorder) WithGroup(string) slog.Handler      { panic("unexpected WithGroup") }
+
+// attrs returns, for each record logged with message msg, the values of
+// keys joined by spaces.
+func (l *logRecorder) attrs(msg string, keys ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.recs {
+		if r.Message != msg {
+			continue
+		}
+		vals := make([]string, len(keys))
+		r.Attrs(func(a slog.Attr) bool {
+			if i := slices.Index(keys, a.Key); i >= 0 {
+				vals[i] = a.Value.String()
+			}
+			return true
+		})
+		out = append(out, strings.Join(vals, " "))
+	}
+	return out
 }
 
 // signalClient wraps a broker and reports each Fetch as it starts, so a

@@ -94,6 +94,7 @@ const (
 	ResetNone
 )
 
+// String returns the policy's name, such as "latest".
 func (p ResetPolicy) String() string {
 	switch p {
 	case ResetEarliest:

@@ -18,9 +18,9 @@ type config struct {
 	reset        ResetPolicy
 	backoff      time.Duration
 	checkCRCs    bool
-	crcsSet      bool // CheckCRCs was given: it overrides the Client's CRCChecker
-	logger       *slog.Logger
-	err          error // the first invalid option
+	crcsSet      bool         // CheckCRCs was given: it overrides the Client's CRCChecker
+	logger       *slog.Logger // nil means nowhere: New puts a discarding one there
+	err          error        // the first invalid option
 }
 
 func defaults() config {

@@ -47,12 +47,6 @@ import (
 // ListOffset errors).
 func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
 
-// sentPart is a partition in a fetch request, and its position then.
-type sentPart struct {
-	a    *assignment
-	from int64
-}
-
 // poll is Poll. When advance is false, positions do not move and each
 // Fetch carries its assignment, for the Records iterator to advance.
 func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
@@ -102,25 +96,25 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	for i, s := range sent {
-		fp, ok := match(&resp, i, s.a.tp)
+	for i, a := range sent {
+		fp, ok := match(&resp, i, a.tp)
 		if !ok {
 			continue // not answered: fetched next time
 		}
-		a := s.a
-		if c.parts[a.tp] != a || a.pos.Load() != s.from || a.paused.Load() {
+		from := req.Partitions[i].Offset
+		if c.parts[a.tp] != a || a.pos.Load() != from || a.paused.Load() {
 			continue // unassigned, moved or paused meanwhile
 		}
 		if fp.Err != nil {
-			if f, ok := c.fetchErrorLocked(a, s.from, fp, now); ok {
+			if f, ok := c.fetchErrorLocked(a, from, fp, now); ok {
 				out = append(out, f)
 			}
 			continue
 		}
-		data, next, err := trim(fp.Records, s.from, fp.HighWatermark, c.cfg.checkCRCs)
+		data, next, err := trim(fp.Records, from, fp.HighWatermark, c.cfg.checkCRCs)
 		if len(data) == 0 {
 			if err != nil {
-				out = append(out, c.failLocked(a, s.from, err, now, *fp))
+				out = append(out, c.failLocked(a, from, err, now, *fp))
 			}
 			continue // an error after good batches is met by the next fetch
 		}
@@ -128,7 +122,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-			Batches: data, from: s.from, upTo: next,
+			Batches: data, from: from, upTo: next,
 		}
 		if advance {
 			a.pos.Store(next)
@@ -206,7 +200,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
 				p.a.pos.Store(off)
-				c.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
+				c.cfg.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
 			}
 		}
 		c.mu.Unlock()
@@ -214,17 +208,18 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	return out, nil
 }
 
-// request builds the fetch request, rotating which partition comes first.
+// request builds the fetch request, rotating which partition comes first,
+// and returns the assignment of each of its partitions, in its order.
 // hurry makes the broker answer at once. It also returns when the next
 // backed-off partition may be retried (zero if none is).
-func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []sentPart, time.Time) {
+func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
 	if hurry {
 		req.MaxWait = 0
 	}
-	var sent []sentPart
+	var sent []*assignment
 	var nextRetry time.Time
 	n := len(c.order)
 	if n == 0 {
@@ -249,7 +244,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []sent
 		req.Partitions = append(req.Partitions, api.FetchPartition{
 			Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
 		})
-		sent = append(sent, sentPart{a, pos})
+		sent = append(sent, a)
 	}
 	return req, sent, nextRetry
 }
@@ -275,7 +270,7 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
 		at := c.cfg.reset.offset()
-		c.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
 			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
 		a.seq++
 		a.at = at
@@ -296,7 +291,7 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
 	}
-	c.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
+	c.cfg.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
 		"stopped", a.stopped, "err", err)
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,

@@ -175,11 +175,10 @@ func (f *faultFS) file(file File, err error) (File, error) {
 	}
 	ff := &faultFile{f: file, inj: f.inj, name: file.Name()}
 	var abilities int
-	if _, ok := file.(Viewer); ok {
-		abilities |= canView
-	}
-	if _, ok := file.(PrefixViewer); ok {
+	if _, ok := file.(PrefixViewer); ok { // a Viewer too
 		abilities |= canViewPrefix
+	} else if _, ok := file.(Viewer); ok {
+		abilities |= canView
 	}
 	if _, ok := file.(Mapper); ok {
 		abilities |= canMap
@@ -189,21 +188,19 @@ func (f *faultFS) file(file File, err error) (File, error) {
 		return faultV{ff}, nil
 	case canViewPrefix:
 		return faultP{ff}, nil
-	case canView | canViewPrefix:
-		return faultVP{ff}, nil
 	case canMap:
 		return faultM{ff}, nil
 	case canView | canMap:
 		return faultVM{ff}, nil
 	case canViewPrefix | canMap:
 		return faultPM{ff}, nil
-	case canView | canViewPrefix | canMap:
-		return faultVPM{ff}, nil
 	}
 	return ff, nil
 }
 
-// The optional abilities of a file that a faultFile forwards.
+// The optional abilities of a file that a faultFile forwards: canView
+// for a Viewer, canViewPrefix for a PrefixViewer (also a Viewer), canMap
+// for a Mapper.
 const (
 	canView = 1 << iota
 	canViewPrefix
@@ -282,7 +279,8 @@ func (f *faultFS) Lock(name string) (io.Closer, error) {
 
 // faultFile wraps a File that has none of the optional abilities (Viewer,
 // PrefixViewer, Mapper); the types below embed it to add exactly the ones
-// the inner file has, named by their initials.
+// the inner file has: V a Viewer, P a PrefixViewer (so also a Viewer), M
+// a Mapper.
 type faultFile struct {
 	f    File
 	inj  Injector
@@ -290,27 +288,22 @@ type faultFile struct {
 }
 
 type (
-	faultV   struct{ *faultFile }
-	faultP   struct{ *faultFile }
-	faultVP  struct{ *faultFile }
-	faultM   struct{ *faultFile }
-	faultVM  struct{ *faultFile }
-	faultPM  struct{ *faultFile }
-	faultVPM struct{ *faultFile }
+	faultV  struct{ *faultFile }
+	faultP  struct{ *faultFile }
+	faultM  struct{ *faultFile }
+	faultVM struct{ *faultFile }
+	faultPM struct{ *faultFile }
 )
 
-func (f faultV) View(off int64, n int) ([]byte, error)         { return f.view(off, n) }
-func (f faultP) ViewPrefix(off int64, n int) ([]byte, error)   { return f.viewPrefix(off, n) }
-func (f faultVP) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
-func (f faultVP) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
-func (f faultM) Map(n int, writable bool) (*Mapping, error)    { return f.mmap(n, writable) }
-func (f faultVM) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
-func (f faultVM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
-func (f faultPM) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
-func (f faultPM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
-func (f faultVPM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
-func (f faultVPM) ViewPrefix(off int64, n int) ([]byte, error) { return f.viewPrefix(off, n) }
-func (f faultVPM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
+func (f faultV) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
+func (f faultP) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
+func (f faultP) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
+func (f faultM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
+func (f faultVM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
+func (f faultVM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
+func (f faultPM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
+func (f faultPM) ViewPrefix(off int64, n int) ([]byte, error) { return f.viewPrefix(off, n) }
+func (f faultPM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
 
 func (f *faultFile) check(op Op, opName string) error {
 	if err := f.inj.MaybeError(op, f.name); err != nil {

@@ -281,8 +281,8 @@ func TestEveryOpInjects(t *testing.T) {
 	}
 }
 
-// stubFile hides every optional interface of the file it wraps; stubAll
-// adds back those of its fields that are not nil (see abilities).
+// stubFile hides every optional interface of the file it wraps; the stub
+// types below add back the ones withAbilities names.
 type stubFile struct{ File }
 
 type (
@@ -290,13 +290,8 @@ type (
 		File
 		Viewer
 	}
-	stubP struct {
+	stubP struct { // a Viewer too
 		File
-		PrefixViewer
-	}
-	stubVP struct {
-		File
-		Viewer
 		PrefixViewer
 	}
 	stubM struct {
@@ -313,17 +308,12 @@ type (
 		PrefixViewer
 		Mapper
 	}
-	stubVPM struct {
-		File
-		Viewer
-		PrefixViewer
-		Mapper
-	}
 )
 
 // withAbilities wraps f in the stub type that has exactly the optional
-// interfaces named by abilities (canView, canViewPrefix, canMap), taken
-// from f (Viewer, PrefixViewer) or fakeMapper.
+// interfaces named by abilities (canView or canViewPrefix, which is a
+// Viewer too, and canMap), taken from f (Viewer, PrefixViewer) or
+// fakeMapper.
 func withAbilities(f File, abilities int) File {
 	v, _ := f.(Viewer)
 	p, _ := f.(PrefixViewer)
@@ -333,16 +323,12 @@ func withAbilities(f File, abilities int) File {
 		return stubV{f, v}
 	case canViewPrefix:
 		return stubP{f, p}
-	case canView | canViewPrefix:
-		return stubVP{f, v, p}
 	case canMap:
 		return stubM{f, m}
 	case canView | canMap:
 		return stubVM{f, v, m}
 	case canViewPrefix | canMap:
 		return stubPM{f, p, m}
-	case canView | canViewPrefix | canMap:
-		return stubVPM{f, v, p, m}
 	}
 	return stubFile{f}
 }
@@ -367,15 +353,16 @@ func (fakeMapper) Map(int, bool) (*Mapping, error) {
 }
 
 func TestFaultsPreserveInterfaces(t *testing.T) {
-	for abilities := range canMap << 1 {
+	for _, abilities := range []int{0, canView, canViewPrefix, canMap, canView | canMap, canViewPrefix | canMap} {
 		t.Run(fmt.Sprintf("abilities=%03b", abilities), func(t *testing.T) {
-			// The stub itself has exactly the abilities asked for.
+			// What a file with these abilities is (a PrefixViewer is a
+			// Viewer), as the stub is and the wrapper must be.
+			want := [3]bool{abilities&(canView|canViewPrefix) != 0, abilities&canViewPrefix != 0, abilities&canMap != 0}
 			raw := withAbilities(must[File](t)(NewMem().Create("/f")), abilities)
 			_, isV := raw.(Viewer)
 			_, isP := raw.(PrefixViewer)
 			_, isM := raw.(Mapper)
-			require.Equal(t, [3]bool{abilities&canView != 0, abilities&canViewPrefix != 0, abilities&canMap != 0},
-				[3]bool{isV, isP, isM})
+			require.Equal(t, want, [3]bool{isV, isP, isM})
 
 			c := Count()
 			w := WithFaults(stubFS{NewMem(), func(f File) File { return withAbilities(f, abilities) }}, c)
@@ -386,8 +373,7 @@ func TestFaultsPreserveInterfaces(t *testing.T) {
 			_, isV = f.(Viewer)
 			_, isP = f.(PrefixViewer)
 			_, isM = f.(Mapper)
-			require.Equal(t, [3]bool{abilities&canView != 0, abilities&canViewPrefix != 0, abilities&canMap != 0},
-				[3]bool{isV, isP, isM})
+			require.Equal(t, want, [3]bool{isV, isP, isM})
 			before := c.N()
 			if isV {
 				b, err := f.(Viewer).View(1, 2)

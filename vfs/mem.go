@@ -107,20 +107,25 @@ type MemFS struct {
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
 
-	// Chunk sizes of its files (memChunkMin, memChunkGrow, memChunkMax;
-	// tests of chunk boundaries use tiny ones). A crash clone inherits them.
-	chunkMin, chunkGrow, chunkMax int
+	// The chunk sizes of its files, which they share; a crash clone
+	// shares them too.
+	sizes *memChunkSizes
 }
 
 var _ FS = (*MemFS)(nil)
 
 // NewMem returns an empty in-memory FS whose root directory ("/", also
 // named ".") exists and is durable.
-func NewMem() *MemFS { return newMemChunked(memChunkMin, memChunkGrow, memChunkMax) }
+func NewMem() *MemFS { return newMemSized(&defaultChunkSizes) }
 
+// newMemChunked returns an empty MemFS whose files have chunks of the
+// given sizes (see memChunkSizes), for tests of chunk boundaries.
 func newMemChunked(chunkMin, chunkGrow, chunkMax int) *MemFS {
-	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{},
-		chunkMin: chunkMin, chunkGrow: chunkGrow, chunkMax: chunkMax}
+	return newMemSized(&memChunkSizes{min: chunkMin, grow: chunkGrow, max: chunkMax})
+}
+
+func newMemSized(sizes *memChunkSizes) *MemFS {
+	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}, sizes: sizes}
 }
 
 // memNode is an inode: a directory or a file.
@@ -135,12 +140,12 @@ type memNode struct {
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
-	// memChunk for which bytes may be written in place). chunkMin,
-	// chunkGrow and chunkMax size new chunks (see room).
-	mu                            sync.RWMutex
-	chunks                        []*memChunk
-	size                          int
-	chunkMin, chunkGrow, chunkMax int
+	// memChunk for which bytes may be written in place). sizes, its
+	// FS's, sizes new chunks (see room).
+	mu     sync.RWMutex
+	chunks []*memChunk
+	size   int
+	sizes  *memChunkSizes
 
 	// Durability: the content as of the last Sync was the first syncedLen
 	// bytes, except where undo says otherwise: undo records, oldest first,
@@ -172,7 +177,7 @@ func newMemDir(perm fs.FileMode) *memNode {
 }
 
 func (m *MemFS) newFile() *memNode {
-	return &memNode{perm: 0o644, chunkMin: m.chunkMin, chunkGrow: m.chunkGrow, chunkMax: m.chunkMax}
+	return &memNode{perm: 0o644, sizes: m.sizes}
 }
 
 // splitPath cleans name and returns its components below the root; nil is
@@ -564,7 +569,7 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	nm := newMemChunked(m.chunkMin, m.chunkGrow, m.chunkMax)
+	nm := newMemSized(m.sizes)
 	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}, fs: nm}
 	nm.root = c.dir(m.root)
 	return nm

@@ -29,6 +29,13 @@ const (
 	memChunkMax  = 4 << 20
 )
 
+// memChunkSizes are the chunk sizes of a MemFS's files: the constants
+// above, or tiny ones in tests of chunk boundaries. They never change
+// once made: the files of an FS, and of its crash clones, share them.
+type memChunkSizes struct{ min, grow, max int }
+
+var defaultChunkSizes = memChunkSizes{min: memChunkMin, grow: memChunkGrow, max: memChunkMax}
+
 // memChunk holds bytes [start, start+len(buf)) of a file; len(buf) > 0.
 //
 // The bytes buf[:pin] of buf's array may be held outside the file — by a
@@ -88,7 +95,7 @@ func (n *memNode) chunkAt(off int) int {
 
 // room returns the chunk the next k > 0 appended bytes go to, all of them:
 // the last chunk if it has room for k more; else, for a file that stays
-// within chunkGrow bytes, its one chunk moved to a larger array; else a new
+// within sizes.grow bytes, its one chunk moved to a larger array; else a new
 // last chunk. The caller holds n.mu for writing.
 func (n *memNode) room(k int) *memChunk {
 	l := len(n.chunks)
@@ -97,15 +104,15 @@ func (n *memNode) room(k int) *memChunk {
 		if cap(c.buf)-len(c.buf) >= k {
 			return c
 		}
-		if l == 1 && n.size+k <= n.chunkGrow {
+		if l == 1 && n.size+k <= n.sizes.grow {
 			// The old array stays as it is for whoever holds some of it.
-			nc := newChunk(0, min(max(2*cap(c.buf), n.size+k), n.chunkGrow))
+			nc := newChunk(0, min(max(2*cap(c.buf), n.size+k), n.sizes.grow))
 			nc.buf = append(nc.buf, c.buf...)
 			n.chunks[0] = nc
 			return nc
 		}
 	}
-	c := newChunk(n.size, max(k, min(max(n.size, n.chunkMin), n.chunkMax)))
+	c := newChunk(n.size, max(k, min(max(n.size, n.sizes.min), n.sizes.max)))
 	n.chunks = append(n.chunks, c)
 	return c
 }

@@ -95,17 +95,20 @@ type Viewer interface {
 	View(off int64, n int) ([]byte, error)
 }
 
-// PrefixViewer is implemented by files that hold their bytes in pieces and
-// can hand out the piece that holds a given offset without copying (the
-// in-memory FS). ViewPrefix returns the longest prefix of bytes [off,
+// PrefixViewer is implemented by Viewers that hold their bytes in pieces
+// and can hand out the piece that holds a given offset without copying
+// (the in-memory FS). ViewPrefix returns the longest prefix of bytes [off,
 // off+n) of the file that it holds in one piece — at least one byte when
 // n > 0 — with View's promises: the caller must not modify the bytes, and
 // they never change. It returns io.ErrUnexpectedEOF if the file ends
 // before off+n, as View does.
 //
 // A reader that can use fewer bytes than it asked for (whole record
-// batches, a copy to a writer) loops on ViewPrefix and never copies.
+// batches, a copy to a writer) loops on ViewPrefix and never copies; one
+// that needs the whole range in one slice calls View, which may copy a
+// range that spans pieces.
 type PrefixViewer interface {
+	Viewer
 	ViewPrefix(off int64, n int) ([]byte, error)
 }
 
