@@ -16,23 +16,28 @@ type Header struct {
 // point into the batch (or into its decompressed records), which stay valid
 // for as long as the record is referenced and are never written to again.
 // Do not modify them.
+//
+// The fields are ordered largest first so that a Record takes 144 bytes, a
+// size class below the 176 of the natural order: producers allocate one
+// per record, consumers one per record decoded.
 type Record struct {
-	Topic     string
-	Partition int32
-	Offset    int64
+	Topic  string
+	Offset int64
 	// Timestamp is the record's CreateTime, or the broker's LogAppendTime
 	// when the topic says so (see TimestampType). Millisecond precision.
-	Timestamp     time.Time
-	TimestampType TimestampType
-	Key           []byte // nil is a null key
-	Value         []byte // nil is a null value: a tombstone on compacted topics
-	Headers       []Header
+	Timestamp time.Time
+	Key       []byte // nil is a null key
+	Value     []byte // nil is a null value: a tombstone on compacted topics
+	Headers   []Header
 
-	// Batch-level fields, filled on decode.
-	LeaderEpoch   int32
+	// Batch-level fields, filled on decode (ProducerID, LeaderEpoch,
+	// Sequence, ProducerEpoch), and the smaller fields.
 	ProducerID    int64
-	ProducerEpoch int16
+	Partition     int32
+	LeaderEpoch   int32
 	Sequence      int32 // -1 when the producer is not idempotent
+	ProducerEpoch int16
+	TimestampType TimestampType
 }
 
 // TimestampType says where a timestamp comes from: the producer
