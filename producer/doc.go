@@ -26,16 +26,19 @@
 // Produce resolves the record's topic (asking the broker for its
 // partition count once), takes buffer space, lets the topic's partitioner
 // choose a partition, and appends the record to that partition's open
-// batch: the record is encoded then and there into the batch's
-// record.Builder, without a channel hop or a goroutine per record. Each
-// partition with records has one goroutine, which sends its batches one
-// request at a time: a batch goes as soon as the previous request is
-// answered (after Linger, if set), and the records produced meanwhile
-// form the next one, up to BatchMaxBytes. The goroutine compresses the
-// batch, stamps the producer id and sequence numbers, calls
-// Client.Produce, retries what is retriable, runs the promises in order,
-// frees the buffer space, and ends once the partition has had nothing to
-// send for a second.
+// batch, without a channel hop or a goroutine per record. It only sizes
+// the record (for BatchMaxBytes and the buffer bounds); the record is
+// encoded later, with the rest of its batch — which is why a record must
+// not be modified until its promise has run. Each partition with records
+// has one goroutine, which sends its batches one request at a time: a
+// batch goes as soon as the previous request is answered (after Linger,
+// if set), and the records produced meanwhile form the next one, up to
+// BatchMaxBytes. The goroutine encodes and compresses the batch (into one
+// record.Builder per sending partition), stamps the producer id and
+// sequence numbers, calls Client.Produce, retries what is retriable, runs
+// the promises in order, frees the buffer space, and ends once the
+// partition has had nothing to send for a second. Encoding on that
+// goroutine rather than the caller's lets the two run on two cores.
 //
 // See Producer for the ordering, idempotence and failure rules, and Acks
 // for what each acknowledgement level means in process.
