@@ -26,13 +26,15 @@
 // Produce resolves the record's topic (asking the broker for its
 // partition count once), takes buffer space, lets the topic's partitioner
 // choose a partition, and appends the record to that partition's open
-// batch: the record is encoded then and there into the batch's
-// record.Builder, without a channel hop or a goroutine per record. Each
-// partition with records has one goroutine, which sends its batches one
-// request at a time: a batch goes as soon as the previous request is
-// answered (after Linger, if set), and the records produced meanwhile
-// form the next one, up to BatchMaxBytes. The goroutine compresses the
-// batch, stamps the producer id and sequence numbers, calls
+// batch, without a channel hop or a goroutine per record: the record is
+// only sized then (its key, value and headers are read again, and
+// encoded, when its batch is sealed, so they must not change until its
+// promise has run). Each partition with records has one goroutine, which
+// sends its batches one request at a time: a batch goes as soon as the
+// previous request is answered (after Linger, if set), and the records
+// produced meanwhile form the next one, up to BatchMaxBytes. The
+// goroutine encodes and compresses the batch, stamps the producer id and
+// sequence numbers, calls
 // Client.Produce, retries what is retriable, runs the promises in order,
 // frees the buffer space, and ends once the partition has had nothing to
 // send for a second.
