@@ -34,5 +34,5 @@ func (c *wallClock) now() time.Time {
 	}
 	t := time.Now()
 	c.base.Store(&clockBase{t: t, unixNs: t.UnixNano()})
-	return t
+	return time.Unix(0, t.UnixNano()) // without t's monotonic reading, as the others
 }

@@ -51,3 +51,24 @@ func BenchmarkClock(b *testing.B) {
 		}
 	})
 }
+
+// TestWallClockReadingsCarryNoMonotonicClock: as its doc says, no reading
+// carries a monotonic clock reading, not even one that renews the base
+// (the first, and one every clockRenew), so that every record's
+// Timestamp compares the same way (==, Sub) whichever reading stamped it.
+func TestWallClockReadingsCarryNoMonotonicClock(t *testing.T) {
+	var c wallClock
+	for i := range 3 {
+		if i > 0 {
+			then := time.Now().Add(-2 * clockRenew) // an old base: renewed
+			c.base.Store(&clockBase{t: then, unixNs: then.UnixNano()})
+		}
+		got := c.now() // renews the base
+		if got != got.Round(0) {
+			t.Fatalf("reading %d carries a monotonic clock reading: %v", i, got)
+		}
+		if got = c.now(); got != got.Round(0) {
+			t.Fatalf("reading %d from the base carries a monotonic clock reading: %v", i, got)
+		}
+	}
+}

@@ -202,7 +202,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // nil if all were delivered (each with its Partition and Offset set), else
 // the errors.Join of a *RecordError per failed record. If ctx ends first,
 // it returns ctx's error; the records stay buffered or in flight and are
-// still delivered or failed later.
+// still delivered or failed later (they are encoded when their batch is
+// sent: do not modify them until a Flush has returned).
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
