@@ -92,10 +92,11 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 		}
 		// The last segment may grow while we read it: its limit is where
 		// upTo begins, found by a scan that sees no batch twice (a size
-		// read after the check of NextOffset could hold batches past upTo).
+		// read after the check of NextOffset could hold batches past upTo)
+		// and starts at pos at the latest.
 		limit := int64(math.MaxInt64)
 		if i == len(segs)-1 || upTo < s.NextOffset() {
-			if limit, err = s.PositionOf(upTo); err != nil {
+			if limit, err = s.PositionFrom(upTo, pos); err != nil {
 				return nil, err
 			}
 		}

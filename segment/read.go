@@ -20,7 +20,7 @@ func (s *Segment) Find(offset int64) (int64, error) {
 	if offset >= s.next.Load() {
 		return 0, ErrOffsetNotHere
 	}
-	pos, found, err := s.scan(offset)
+	pos, found, err := s.scan(offset, 0)
 	if err == nil && !found {
 		err = ErrOffsetNotHere
 	}
@@ -30,9 +30,11 @@ func (s *Segment) Find(offset int64) (int64, error) {
 // scan walks the batch headers from offset's index entry to the size of
 // the segment when it starts, and returns the position of the first batch
 // holding offset or a later one; found is false (and pos the size) when
-// there is none.
-func (s *Segment) scan(offset int64) (pos int64, found bool, err error) {
+// there is none. It starts at from instead when that is later than the
+// index entry: a batch boundary at or before the batch holding offset.
+func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 	_, pos = s.oidx.Lookup(offset)
+	pos = max(pos, from)
 	size := s.size.Load()
 	for pos < size {
 		hdr, err := s.header(pos, size)
@@ -54,10 +56,20 @@ func (s *Segment) scan(offset int64) (pos int64, found bool, err error) {
 // appended during the call (a reader that stops at the position never
 // reads past offset).
 func (s *Segment) PositionOf(offset int64) (int64, error) {
+	return s.PositionFrom(offset, 0)
+}
+
+// PositionFrom is PositionOf scanning from position from when that is
+// past offset's index entry; from must be a batch boundary at or before
+// the batch holding offset (the position of a batch read before it, say).
+// A reader of the tail that passes the position it reads from scans only
+// the batches it is about to read, not those since the last index entry
+// (on the OS, one read of the file per batch header).
+func (s *Segment) PositionFrom(offset, from int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	pos, _, err := s.scan(offset)
+	pos, _, err := s.scan(offset, from)
 	return pos, err
 }
 

@@ -1435,6 +1435,16 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
+		// From a batch boundary at or before the answer: the same answer.
+		froms := []int64{0, want}
+		if p, ok := m.find(off - 1); ok && p <= want {
+			froms = append(froms, p)
+		}
+		for _, from := range froms {
+			if got, err := s.PositionFrom(off, from); err != nil || got != want {
+				t.Fatalf("PositionFrom(%d, %d) = %d, %v; want %d", off, from, got, err, want)
+			}
+		}
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
