@@ -373,13 +373,18 @@ func (l *Log) syncOnce() error {
 	}
 	// A truncation may have cut the log meanwhile: never claim more than
 	// the log holds.
+	advanced := false
 	l.mu.Lock()
 	if !active.Closed() {
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() {
 			l.durable.Store(end)
+			advanced = true
 		}
 	}
 	l.mu.Unlock()
+	if f := l.onDurable.Load(); advanced && f != nil {
+		(*f)()
+	}
 	return nil
 }

@@ -41,6 +41,7 @@ type Log struct {
 	next      atomic.Int64 // log end offset
 	start     atomic.Int64 // log start offset
 	durable   atomic.Int64 // offsets below are fsynced
+	onDurable atomic.Pointer[func()] // see OnDurable
 	recovery  int64        // recovery point: below it, log and indexes are synced (mu)
 	epochs    *epochCache  // mu
 	producers producers    // idempotent producers' recent batches (mu)
@@ -415,6 +416,19 @@ func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
 // DurableOffset is the offset below which every record is fsynced.
 func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// OnDurable registers f to be called each time an fsync has advanced
+// DurableOffset, from the goroutine that ran the fsync — also when the
+// Append that waited for it had already returned (its ctx ended), so that
+// readers waiting for the durable offset to move are woken by the move
+// itself. f must not block. A later call replaces f; nil removes it.
+func (l *Log) OnDurable(f func()) {
+	if f == nil {
+		l.onDurable.Store(nil)
+		return
+	}
+	l.onDurable.Store(&f)
+}
 
 // Recovery tells what Open found and did.
 func (l *Log) Recovery() RecoveryInfo { return l.info }

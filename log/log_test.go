@@ -496,3 +496,33 @@ func TestReadIntoReusesBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableWakesPartition: under SyncAlways a partition's readers are
+// woken by the fsync that moves its high watermark (the durable offset),
+// not only by a Partition.Append returning: an Append whose ctx ended
+// while it waited for the fsync returns before the fsync has moved it.
+func TestDurableWakesPartition(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{}) // SyncAlways
+	p := NewPartition("t", 0, l)
+	ch := p.Changed()
+	// Straight to the log, as such an fsync: Partition.Append is not there
+	// to notify.
+	appendOK(t, l, valueBatch(t, 1, "a"))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the fsync that made the batch durable did not wake the partition's readers")
+	}
+	require.EqualValues(t, 1, p.HighWatermark())
+
+	// OnDurable runs once per fsync that advances the durable offset.
+	var calls atomic.Int64
+	l.OnDurable(func() { calls.Add(1) })
+	appendOK(t, l, valueBatch(t, 1, "b"))
+	require.EqualValues(t, 1, calls.Load())
+	l.OnDurable(nil)
+	appendOK(t, l, valueBatch(t, 1, "c"))
+	require.EqualValues(t, 1, calls.Load())
+	require.NoError(t, p.Close())
+}

@@ -38,7 +38,9 @@ type Partition struct {
 
 // NewPartition wraps an open log as partition id of topic.
 func NewPartition(topic string, id int32, l *Log) *Partition {
-	return &Partition{topic: topic, id: id, log: l, changed: make(chan struct{})}
+	p := &Partition{topic: topic, id: id, log: l, changed: make(chan struct{})}
+	l.OnDurable(p.notify)
+	return p
 }
 
 // Topic is the partition's topic name.
@@ -125,6 +127,7 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 	if err != nil {
 		return err
 	}
+	l.OnDurable(p.notify)
 	p.log = l
 	return nil
 }
