@@ -38,14 +38,14 @@ type Log struct {
 	mu   sync.Mutex
 	segs atomic.Pointer[[]*segment.Segment] // by base offset; the last is active
 
-	next      atomic.Int64 // log end offset
-	start     atomic.Int64 // log start offset
-	durable   atomic.Int64 // offsets below are fsynced
+	next      atomic.Int64           // log end offset
+	start     atomic.Int64           // log start offset
+	durable   atomic.Int64           // offsets below are fsynced
 	onDurable atomic.Pointer[func()] // see OnDurable
-	recovery  int64        // recovery point: below it, log and indexes are synced (mu)
-	epochs    *epochCache  // mu
-	producers producers    // idempotent producers' recent batches (mu)
-	cleaned   int64        // cleaner checkpoint: first dirty offset (mu)
+	recovery  int64                  // recovery point: below it, log and indexes are synced (mu)
+	epochs    *epochCache            // mu
+	producers producers              // idempotent producers' recent batches (mu)
+	cleaned   int64                  // cleaner checkpoint: first dirty offset (mu)
 
 	// Group commit.
 	syncMu   sync.Mutex
