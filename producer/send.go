@@ -254,9 +254,7 @@ func (pp *partition) split(b *batch, err error) {
 	copy(pp.queue[2:], pp.queue)
 	pp.queue[0], pp.queue[1] = first, second
 	pp.mu.Unlock()
-	clear(b.recs)
-	b.recs = b.recs[:0]
-	pp.reuse(b)
+	pp.reuse(b) // empties b: its records are the halves' now
 }
 
 // backoff is the wait before retry number try (1, 2, ...): RetryBackoff

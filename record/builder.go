@@ -60,6 +60,9 @@ func (b *Builder) SetTransactional(on bool) {
 // without growing its buffer again, for a caller that knows the size of
 // the records it is about to append.
 func (b *Builder) Grow(n int) {
+	if cap(b.buf) < HeaderSize {
+		b.buf = make([]byte, 0, max(n, HeaderSize)) // not start's default first
+	}
 	b.start()
 	if n > cap(b.buf) {
 		b.buf = slices.Grow(b.buf, n-len(b.buf))
