@@ -17,9 +17,22 @@ type RecordIter struct {
 	left     int32  // records the count says remain
 	pos      int64  // batch position, for errors
 	prevOff  int64  // last offset delta decoded
-	batch    Batch
+	hdr      batchFields
 	noHeader bool
 	err      error
+}
+
+// batchFields are the header fields every record of a batch takes, read
+// once per batch rather than once per record.
+type batchFields struct {
+	baseOffset    int64
+	ts            int64 // base timestamp; the max timestamp for LogAppendTime
+	producerID    int64
+	lastDelta     int64
+	baseSeq       int32
+	leaderEpoch   int32
+	producerEpoch int16
+	tsType        TimestampType
 }
 
 // Iter returns an iterator over the batch's records. Compressed records are
@@ -35,9 +48,17 @@ func (b Batch) Iter(pos int64, limit int) (RecordIter, error) {
 // IterBuffer is Iter decompressing into buf[:0] instead of a new buffer,
 // for scans that do not keep the records (see Buffer to reuse it).
 func (b Batch) IterBuffer(pos int64, limit int, buf []byte) (RecordIter, error) {
-	it := RecordIter{pos: pos, batch: b, prevOff: -1, buf: buf}
+	it := RecordIter{pos: pos, prevOff: -1, buf: buf}
 	if len(b) < HeaderSize {
 		return it, truncated(pos, "short batch")
+	}
+	it.hdr = batchFields{
+		baseOffset: b.BaseOffset(), ts: b.BaseTimestamp(), producerID: b.ProducerID(),
+		lastDelta: int64(b.LastOffsetDelta()), baseSeq: b.BaseSequence(),
+		leaderEpoch: b.LeaderEpoch(), producerEpoch: b.ProducerEpoch(), tsType: CreateTime,
+	}
+	if b.Attributes()&AttrLogAppendTime != 0 {
+		it.hdr.ts, it.hdr.tsType = b.MaxTimestamp(), LogAppendTime
 	}
 	it.left = b.NumRecords()
 	if it.left < 0 {
@@ -109,7 +130,8 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	if d.bad {
 		return corrupt(it.pos, "bad record field")
 	}
-	if offDelta <= it.prevOff || offDelta > int64(it.batch.LastOffsetDelta()) {
+	h := &it.hdr
+	if offDelta <= it.prevOff || offDelta > h.lastDelta {
 		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
 	}
 	it.prevOff = offDelta
@@ -133,26 +155,24 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	if d.bad || len(d.b) != 0 {
 		return corrupt(it.pos, "record length disagrees with its fields")
 	}
-	b := it.batch
-	ts := b.BaseTimestamp() + tsDelta
-	tt := CreateTime
-	if b.Attributes()&AttrLogAppendTime != 0 {
-		ts, tt = b.MaxTimestamp(), LogAppendTime
+	ts := h.ts
+	if h.tsType == CreateTime {
+		ts += tsDelta
 	}
 	seq := int32(NoSequence)
-	if bs := b.BaseSequence(); bs >= 0 {
-		seq = int32((int64(bs) + offDelta) % (math.MaxInt32 + 1))
+	if h.baseSeq >= 0 {
+		seq = int32((int64(h.baseSeq) + offDelta) % (math.MaxInt32 + 1))
 	}
 	*r = Record{
-		Offset:        b.BaseOffset() + offDelta,
+		Offset:        h.baseOffset + offDelta,
 		Timestamp:     time.UnixMilli(ts),
-		TimestampType: tt,
+		TimestampType: h.tsType,
 		Key:           key,
 		Value:         value,
 		Headers:       headers,
-		LeaderEpoch:   b.LeaderEpoch(),
-		ProducerID:    b.ProducerID(),
-		ProducerEpoch: b.ProducerEpoch(),
+		LeaderEpoch:   h.leaderEpoch,
+		ProducerID:    h.producerID,
+		ProducerEpoch: h.producerEpoch,
 		Sequence:      seq,
 	}
 	return nil
