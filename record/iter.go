@@ -105,7 +105,10 @@ func (it *RecordIter) Next(r *Record) bool {
 		it.err = corrupt(it.pos, "fewer records than the count announces")
 		return false
 	}
-	length, n := varint(it.data)
+	length, n := varintShort(it.data)
+	if n == 0 {
+		length, n = varintLong(it.data)
+	}
 	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
 		it.err = corrupt(it.pos, "bad record length")
 		return false
@@ -122,8 +125,19 @@ func (it *RecordIter) Next(r *Record) bool {
 
 func (it *RecordIter) decode(body []byte, r *Record) error {
 	d := decoder{b: body[1:]} // attributes: unused
-	tsDelta := d.varint()
-	offDelta := d.varint()
+	// The deltas, inlined for their one- and two-byte forms.
+	tsDelta, n := varintShort(d.b)
+	if n > 0 {
+		d.b = d.b[n:]
+	} else {
+		tsDelta = d.varintLong()
+	}
+	offDelta, n := varintShort(d.b)
+	if n > 0 {
+		d.b = d.b[n:]
+	} else {
+		offDelta = d.varintLong()
+	}
 	key := d.nullable()
 	value := d.nullable()
 	nh := d.varint()
@@ -224,7 +238,29 @@ type decoder struct {
 }
 
 func (d *decoder) varint() int64 {
-	v, n := varint(d.b)
+	if v, n := varintShort(d.b); n > 0 {
+		d.b = d.b[n:]
+		return v
+	}
+	return d.varintLong()
+}
+
+// varintShort decodes a varint of one or two bytes, as varint does, and
+// returns n = 0 for anything else. It inlines.
+func varintShort(b []byte) (v int64, n int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		c := b[0]
+		return int64(c>>1) ^ -int64(c&1), 1
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		u := uint64(b[0]&0x7f) | uint64(b[1])<<7
+		return int64(u>>1) ^ -int64(u&1), 2
+	}
+	return 0, 0
+}
+
+func (d *decoder) varintLong() int64 {
+	v, n := varintLong(d.b)
 	if n <= 0 {
 		d.bad = true
 		d.b = nil
@@ -270,8 +306,15 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 // (values within ±8 KiB), which are nearly all of them.
 func varint(data []byte) (int64, int) {
 	if len(data) > 0 && data[0] < 0x80 {
-		return int64(data[0]>>1) ^ -int64(data[0]&1), 1
+		c := data[0]
+		return int64(c>>1) ^ -int64(c&1), 1
 	}
+	return varintLong(data)
+}
+
+// varintLong is varint of anything but a one-byte varint (kept apart so
+// that varint's one-byte path inlines).
+func varintLong(data []byte) (int64, int) {
 	if len(data) > 1 && data[1] < 0x80 {
 		u := uint64(data[0]&0x7f) | uint64(data[1])<<7
 		return int64(u>>1) ^ -int64(u&1), 2
@@ -296,7 +339,10 @@ func (b Batch) CheckFraming(pos int64) error {
 	data := b[HeaderSize:]
 	n := b.NumRecords()
 	for i := int32(0); i < n; i++ {
-		length, m := varint(data)
+		length, m := varintShort(data)
+		if m == 0 {
+			length, m = varintLong(data)
+		}
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return corrupt(pos, "bad record length")
 		}

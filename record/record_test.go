@@ -510,6 +510,20 @@ func TestVarint(t *testing.T) {
 		require.Equal(t, want, got)
 		require.Equal(t, wm, m)
 	}
+	// varintShort, every one- and two-byte input: binary.Varint's answer
+	// when that is one or two bytes long, else n = 0.
+	for i := range 1 << 16 {
+		for _, data := range [][]byte{{byte(i)}, {byte(i), byte(i >> 8)}} {
+			got, m := varintShort(data)
+			want, wm := binary.Varint(data)
+			if wm == 1 || wm == 2 {
+				require.Equal(t, want, got, "% x", data)
+				require.Equal(t, wm, m, "% x", data)
+			} else {
+				require.Zero(t, m, "% x", data)
+			}
+		}
+	}
 }
 
 // TestRecordSizeIsWhatBuilderEncodes: a batch's size is HeaderSize plus
