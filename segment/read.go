@@ -36,8 +36,9 @@ func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 	_, pos = s.oidx.Lookup(offset)
 	pos = max(pos, from)
 	size := s.size.Load()
+	hs := headerScan{s: s, size: size}
 	for pos < size {
-		hdr, err := s.header(pos, size)
+		hdr, err := hs.header(pos)
 		if err != nil {
 			return 0, false, err
 		}
@@ -47,6 +48,48 @@ func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 		pos += record.BatchSize(hdr)
 	}
 	return size, false, nil
+}
+
+// headerScan reads the batch headers of a scan. A file that offers views
+// gives each header as a view; any other (the OS's) is read a block at a
+// time, so that walking the up to index.interval.bytes of batches between
+// an index entry and an offset costs one or two reads of the file, not one
+// per header.
+type headerScan struct {
+	s    *Segment
+	size int64
+	buf  []byte // bytes [at, at+len(buf)) of the file
+	at   int64
+}
+
+// headerScanBlock is how much of the file a headerScan reads at a time:
+// the default index interval and then some.
+const headerScanBlock = 8 << 10
+
+func (h *headerScan) header(pos int64) ([]byte, error) {
+	if _, ok := h.s.log.(vfs.Viewer); ok {
+		return h.s.header(pos, h.size)
+	}
+	if h.size-pos < record.HeaderSize {
+		return h.s.header(pos, h.size) // the error it gives
+	}
+	if pos < h.at || pos+record.HeaderSize > h.at+int64(len(h.buf)) {
+		n := min(h.size-pos, headerScanBlock)
+		if cap(h.buf) < int(n) {
+			h.buf = make([]byte, n)
+		}
+		h.buf = h.buf[:n]
+		m, err := h.s.log.ReadAt(h.buf, pos)
+		if m < record.HeaderSize {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		h.buf, h.at = h.buf[:m], pos
+	}
+	i := pos - h.at
+	return h.s.checkHeader(h.buf[i:i+record.HeaderSize:i+record.HeaderSize], pos, h.size)
 }
 
 // PositionOf returns the position of the first batch holding offset or a

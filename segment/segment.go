@@ -306,6 +306,12 @@ func (s *Segment) header(pos, size int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.checkHeader(hdr, pos, size)
+}
+
+// checkHeader checks the batch header hdr read at pos of a segment of
+// size bytes: magic, and a length that stays within the file.
+func (s *Segment) checkHeader(hdr []byte, pos, size int64) ([]byte, error) {
 	if hdr[record.MagicOffset] != record.Magic {
 		return nil, &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "unsupported magic byte"}
 	}

@@ -60,7 +60,10 @@ func TestCreateReplaces(t *testing.T) {
 }
 
 func TestAppend(t *testing.T) {
-	for _, interval := range []int{1, 300, 4096} {
+	// 1 MiB: no index entry after the first, so that finding an offset
+	// scans from the start of the file, across the blocks in which a
+	// scan reads an OS file's headers (headerScanBlock).
+	for _, interval := range []int{1, 300, 4096, 1 << 20} {
 		t.Run(fmtInt("interval", interval), func(t *testing.T) {
 			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 				rng := rand.New(rand.NewPCG(2, uint64(interval)))
