@@ -3,6 +3,7 @@ package producer
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -76,7 +77,7 @@ func (c *config) validate() error {
 		return bad("Acks", c.acks)
 	case c.linger < 0:
 		return bad("Linger", c.linger)
-	case c.batchMaxBytes <= record.HeaderSize:
+	case c.batchMaxBytes <= record.HeaderSize || c.batchMaxBytes > math.MaxInt32:
 		return bad("BatchMaxBytes", c.batchMaxBytes)
 	case !c.codec.Valid():
 		return bad("Compression", c.codec)
@@ -132,7 +133,8 @@ func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
 // included. Default 1 MiB. A record that does not fit in a batch of its
-// own fails with ErrRecordTooLarge. It must exceed record.HeaderSize (61).
+// own fails with ErrRecordTooLarge. It must exceed record.HeaderSize (61)
+// and fit a batch's int32 length field.
 func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
 
 // Compression sets the codec batches are compressed with. Default

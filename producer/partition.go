@@ -30,6 +30,9 @@ type topicState struct {
 // topic returns the state of a topic, asking the broker for its
 // partition count the first time.
 func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) {
+	if t := p.lastTop.Load(); t != nil && t.name == name {
+		return t, nil
+	}
 	if m := p.topics.Load(); m != nil {
 		if t := (*m)[name]; t != nil {
 			return t, nil
@@ -69,6 +72,7 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	}
 	m[name] = t
 	p.topics.Store(&m)
+	p.lastTop.CompareAndSwap(nil, t)
 	return t, nil
 }
 
@@ -157,8 +161,8 @@ func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, e
 type pending struct {
 	r       *record.Record
 	promise func(*record.Record, error)
-	size    int // buffer space taken
-	body    int // record.BodySize
+	size    int32 // buffer space taken (a record fits in a batch: BatchMaxBytes is an int32's worth at most)
+	body    int32 // record.BodySize
 }
 
 // batch is one partition's batch: the records and, once sealed, their
@@ -204,7 +208,7 @@ func (b *batch) add(pr pending, max int) bool {
 	if len(b.recs) == 0 {
 		b.firstTs, b.size = ts, record.HeaderSize
 	}
-	n := record.SizeWithDeltas(pr.body, ts-b.firstTs, int64(len(b.recs)))
+	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(len(b.recs)))
 	if len(b.recs) > 0 && b.size+n > max {
 		return false
 	}

@@ -90,6 +90,7 @@ type Producer struct {
 
 	topicsMu sync.Mutex
 	topics   atomic.Pointer[map[string]*topicState] // copy on write
+	lastTop  atomic.Pointer[topicState]             // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
 
 	pidMu  sync.Mutex
 	pid    int64
@@ -195,7 +196,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		promise(r, err)
 		return
 	}
-	t.buffer(pending{r: r, promise: promise, size: size, body: body})
+	t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)})
 }
 
 // ProduceSync produces recs and waits until every one is done. It returns

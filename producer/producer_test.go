@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -397,10 +398,13 @@ func TestManyGoroutinesManyPartitions(t *testing.T) {
 
 func TestNewValidatesOptions(t *testing.T) {
 	b := newBroker(t)
+	pastInt32 := math.MaxInt32
+	pastInt32++ // past a batch's length field (on 32-bit platforms it wraps: invalid too)
 	for name, opt := range map[string]producer.Opt{
 		"acks":        producer.Acks(2),
 		"linger":      producer.Linger(-1),
 		"batch":       producer.BatchMaxBytes(record.HeaderSize),
+		"batch>int32": producer.BatchMaxBytes(pastInt32),
 		"codec":       producer.Compression(7),
 		"partitioner": producer.RecordPartitioner(nil),
 		"records":     producer.MaxBufferedRecords(0),
