@@ -132,8 +132,9 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 		return 0, false, err
 	}
 	size := s.size.Load()
+	hs := headerScan{s: s, size: size}
 	for pos < size {
-		hdr, err := s.header(pos, size)
+		hdr, err := hs.header(pos)
 		if err != nil {
 			return 0, false, err
 		}
