@@ -61,3 +61,35 @@ func Example() {
 	// salad went to partition 1, offset 1
 	// true
 }
+
+// A custom partitioner: records whose value starts with "!" go to
+// partition 0, the others to their key's partition (KeyPartition).
+func ExamplePartitionerFunc() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "alerts", log.TopicConfig{Partitions: 4}); err != nil {
+		panic(err)
+	}
+	urgent := producer.PartitionerFunc(func(r *record.Record, n int) int32 {
+		if len(r.Value) > 0 && r.Value[0] == '!' {
+			return 0
+		}
+		return producer.KeyPartition(r.Key, n)
+	})
+	p, err := producer.New(b, producer.RecordPartitioner(urgent), producer.DefaultTopic("alerts"))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	fire := &record.Record{Key: []byte("room-7"), Value: []byte("!fire")}
+	note := &record.Record{Key: []byte("room-7"), Value: []byte("door open")}
+	if err := p.ProduceSync(ctx, fire, note); err != nil {
+		panic(err)
+	}
+	fmt.Println(fire.Partition, note.Partition == producer.KeyPartition([]byte("room-7"), 4))
+	// Output: 0 true
+}

@@ -142,7 +142,8 @@ func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
 func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec = codec } }
 
 // RecordPartitioner sets how records are spread over a topic's
-// partitions. Default StickyKeyPartitioner().
+// partitions: StickyKeyPartitioner() (the default), RoundRobinPartitioner(),
+// ManualPartitioner(), a PartitionerFunc, or a Partitioner of your own.
 func RecordPartitioner(p Partitioner) Opt { return func(c *config) { c.partitioner = p } }
 
 // MaxBufferedRecords bounds the records produced and not yet done (their

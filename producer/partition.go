@@ -19,9 +19,8 @@ type topicState struct {
 	name string
 
 	mu          sync.Mutex // guards part, onNew and the growth of parts
-	part        Partitioner
+	part        TopicPartitioner
 	onNew       NewBatchPartitioner // part, if it wants OnNewBatch
-	shared      *sync.Mutex         // the producer's partMu, when part serves every topic
 	parts       atomic.Pointer[[]*partition]
 	refreshAt   atomic.Int64 // unix ns of the next partition count check
 	refreshOnce atomic.Bool  // a check is running
@@ -53,11 +52,9 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 			return t, nil
 		}
 	}
-	t := &topicState{p: p, name: name, part: p.cfg.partitioner}
-	if tp, ok := t.part.(TopicPartitioner); ok {
-		t.part = tp.ForTopic(name)
-	} else {
-		t.shared = &p.partMu // one partitioner for every topic
+	t := &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
+	if t.part == nil {
+		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)
 	parts := make([]*partition, n)
@@ -107,11 +104,11 @@ func (t *topicState) maybeRefresh(now time.Time) {
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch.
 func (t *topicState) buffer(pr pending) {
-	t.lock()
+	t.mu.Lock()
 	parts := *t.parts.Load()
 	pp, err := t.choose(pr.r, parts)
 	if err == nil && t.onNew == nil {
-		t.unlock()
+		t.mu.Unlock()
 		err = pp.add(pr)
 	} else if err == nil {
 		var ok bool
@@ -123,30 +120,14 @@ func (t *topicState) buffer(pr pending) {
 				err = pp.add(pr)
 			}
 		}
-		t.unlock()
+		t.mu.Unlock()
 	} else {
-		t.unlock()
+		t.mu.Unlock()
 	}
 	if err != nil {
 		t.p.release(1, int64(pr.size))
 		pr.promise(pr.r, err)
 	}
-}
-
-// lock takes the topic's lock and, when the partitioner serves every
-// topic, the producer's partitioner lock too.
-func (t *topicState) lock() {
-	t.mu.Lock()
-	if t.shared != nil {
-		t.shared.Lock()
-	}
-}
-
-func (t *topicState) unlock() {
-	if t.shared != nil {
-		t.shared.Unlock()
-	}
-	t.mu.Unlock()
 }
 
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {

@@ -2,43 +2,48 @@ package producer
 
 import (
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 
 	"github.com/runnel/runnel/record"
 )
 
-// Partitioner chooses the partition of a record among a topic's n
-// partitions (0 <= p < n). A choice out of range fails the record with
-// ErrInvalidPartition.
-//
-// The producer asks a TopicPartitioner for one Partitioner per topic, and
-// calls each topic's Partitioner (and its OnNewBatch) under a lock of that
-// topic; a Partitioner that is not a TopicPartitioner serves every topic,
-// and the producer calls it under one lock of its own. Either way it need
-// not be safe for concurrent use.
+// Partitioner spreads records over partitions: the producer calls ForTopic
+// once for each topic it writes to, and asks what it returns where each of
+// that topic's records goes (as franz-go's kgo.Partitioner).
 type Partitioner interface {
+	ForTopic(topic string) TopicPartitioner
+}
+
+// TopicPartitioner chooses the partition of a record among a topic's n
+// partitions (0 <= p < n). A choice out of range fails the record with
+// ErrInvalidPartition. The producer calls it (and OnNewBatch) under a lock
+// of its topic, so one that serves one topic keeps its state (a sticky
+// partition, a round-robin turn) without a lock of its own; one returned
+// by ForTopic for several topics must be safe for concurrent use.
+type TopicPartitioner interface {
 	Partition(r *record.Record, n int) int32
 }
 
-// TopicPartitioner is a Partitioner that keeps state per topic (a sticky
-// partition, a round-robin counter). The producer calls ForTopic once per
-// topic and uses what it returns for that topic's records.
-type TopicPartitioner interface {
-	Partitioner
-	ForTopic(topic string) Partitioner
-}
-
-// NewBatchPartitioner is a Partitioner that wants to know when a record
-// would start a new batch (KIP-480's sticky partitioning). When the
+// NewBatchPartitioner is a TopicPartitioner that wants to know when a
+// record would start a new batch (KIP-480's sticky partitioning). When the
 // partition a record was given has no batch open to take it (its last one
 // was sent, or is full), the producer calls OnNewBatch with that partition
 // and asks Partition again; the record goes where the second answer says,
 // starting a batch there if need be.
 type NewBatchPartitioner interface {
-	Partitioner
+	TopicPartitioner
 	OnNewBatch(partition int32)
 }
+
+// PartitionerFunc is a Partitioner that sends every topic's records where
+// f says. f keeps no state, or guards what it keeps: it is called for
+// several topics at once.
+type PartitionerFunc func(r *record.Record, n int) int32
+
+// ForTopic returns f for every topic.
+func (f PartitionerFunc) ForTopic(string) TopicPartitioner { return f }
+
+// Partition returns f(r, n).
+func (f PartitionerFunc) Partition(r *record.Record, n int) int32 { return f(r, n) }
 
 // KeyPartition is Kafka's partition for a key among n:
 // toPositive(murmur2(key)) % n, as the Java client's default partitioner
@@ -54,30 +59,12 @@ func KeyPartition(key []byte, n int) int32 {
 // nil key goes to the topic's sticky partition, which changes, at random
 // but never to the same partition twice in a row when n > 1, each time a
 // record would start a new batch in it.
-func StickyKeyPartitioner() Partitioner { return &stickyKey{topic: sticky{on: -1, last: -1}} }
+func StickyKeyPartitioner() Partitioner { return stickyKey{} }
 
-type stickyKey struct {
-	mu    sync.Mutex // for direct use; the producer uses ForTopic
-	topic sticky
-}
+type stickyKey struct{}
 
-func (s *stickyKey) ForTopic(string) Partitioner {
+func (stickyKey) ForTopic(string) TopicPartitioner {
 	return &stickyKeyTopic{sticky{on: -1, last: -1}}
-}
-
-func (s *stickyKey) Partition(r *record.Record, n int) int32 {
-	if r.Key != nil {
-		return KeyPartition(r.Key, n)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.topic.partition(n)
-}
-
-func (s *stickyKey) OnNewBatch(partition int32) {
-	s.mu.Lock()
-	s.topic.onNewBatch(partition)
-	s.mu.Unlock()
 }
 
 type stickyKeyTopic struct{ sticky }
@@ -117,14 +104,20 @@ func (s *sticky) onNewBatch(partition int32) {
 
 // RoundRobinPartitioner returns a partitioner that sends each topic's
 // records to its partitions in turn, 0, 1, ..., n-1, 0, ..., keys ignored.
-func RoundRobinPartitioner() Partitioner { return new(roundRobin) }
+func RoundRobinPartitioner() Partitioner { return roundRobin{} }
 
-type roundRobin struct{ next atomic.Uint64 }
+type roundRobin struct{}
 
-func (p *roundRobin) ForTopic(string) Partitioner { return new(roundRobin) }
+func (roundRobin) ForTopic(string) TopicPartitioner { return new(roundRobinTopic) }
 
-func (p *roundRobin) Partition(_ *record.Record, n int) int32 {
-	return int32((p.next.Add(1) - 1) % uint64(n))
+// roundRobinTopic is one topic's turn (the producer calls it under the
+// topic's lock).
+type roundRobinTopic struct{ next uint64 }
+
+func (p *roundRobinTopic) Partition(_ *record.Record, n int) int32 {
+	i := p.next % uint64(n)
+	p.next++
+	return int32(i)
 }
 
 // ManualPartitioner returns a partitioner that uses each record's
@@ -136,9 +129,8 @@ type manual struct{}
 
 func (manual) Partition(r *record.Record, _ int) int32 { return r.Partition }
 
-// ForTopic returns the partitioner itself: it keeps no state, so topics
-// need not share the producer's partitioner lock.
-func (m manual) ForTopic(string) Partitioner { return m }
+// ForTopic returns the partitioner itself: it keeps no state.
+func (m manual) ForTopic(string) TopicPartitioner { return m }
 
 // Murmur2 is the 32-bit MurmurHash2 that Kafka's clients hash keys with
 // (org.apache.kafka.common.utils.Utils.murmur2, seed 0x9747b28c), as an

@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +55,9 @@ var (
 
 func TestStickyKeyPartitionerMatchesFranzGo(t *testing.T) {
 	for _, c := range franzGoPartitions {
-		for _, part := range []producer.Partitioner{
-			producer.StickyKeyPartitioner(),
-			producer.StickyKeyPartitioner().(producer.TopicPartitioner).ForTopic("t"),
+		for _, part := range []producer.TopicPartitioner{
+			producer.StickyKeyPartitioner().ForTopic("t"),
+			producer.StickyKeyPartitioner().ForTopic("u"),
 		} {
 			for i, k := range franzGoKeys {
 				r := &record.Record{Key: []byte(k)}
@@ -74,7 +75,7 @@ func TestStickyKeyPartitionerMatchesFranzGo(t *testing.T) {
 
 func TestStickyPartitionerSticksUntilNewBatch(t *testing.T) {
 	for _, n := range []int{1, 2, 5} {
-		part := producer.StickyKeyPartitioner().(producer.TopicPartitioner).ForTopic("t").(producer.NewBatchPartitioner)
+		part := producer.StickyKeyPartitioner().ForTopic("t").(producer.NewBatchPartitioner)
 		r := &record.Record{Value: []byte("no key")}
 		prev := part.Partition(r, n)
 		for range 50 {
@@ -97,7 +98,7 @@ func TestStickyPartitionerSticksUntilNewBatch(t *testing.T) {
 }
 
 func TestRoundRobinPartitioner(t *testing.T) {
-	part := producer.RoundRobinPartitioner()
+	part := producer.RoundRobinPartitioner().ForTopic("t")
 	counts := make([]int, 4)
 	for i := range 40 {
 		got := part.Partition(&record.Record{Key: []byte("same key")}, 4)
@@ -106,15 +107,15 @@ func TestRoundRobinPartitioner(t *testing.T) {
 	}
 	require.Equal(t, []int{10, 10, 10, 10}, counts)
 	// Each topic keeps its own turn.
-	tp := producer.RoundRobinPartitioner().(producer.TopicPartitioner)
-	a, b := tp.ForTopic("a"), tp.ForTopic("b")
+	rr := producer.RoundRobinPartitioner()
+	a, b := rr.ForTopic("a"), rr.ForTopic("b")
 	require.Equal(t, int32(0), a.Partition(&record.Record{}, 3))
 	require.Equal(t, int32(1), a.Partition(&record.Record{}, 3))
 	require.Equal(t, int32(0), b.Partition(&record.Record{}, 3))
 }
 
 func TestManualPartitioner(t *testing.T) {
-	part := producer.ManualPartitioner()
+	part := producer.ManualPartitioner().ForTopic("t")
 	require.Equal(t, int32(2), part.Partition(&record.Record{Partition: 2, Key: []byte("k")}, 3))
 	require.Equal(t, int32(-1), part.Partition(&record.Record{Partition: -1}, 3))
 }
@@ -216,18 +217,16 @@ func TestRoundRobinAndManualThroughTheProducer(t *testing.T) {
 }
 
 // A custom partitioner's bad choice fails that record only.
-type negative struct{}
-
-func (negative) Partition(r *record.Record, n int) int32 {
+var negative = producer.PartitionerFunc(func(r *record.Record, n int) int32 {
 	if string(r.Value) == "bad" {
 		return -1
 	}
 	return 0
-}
+})
 
 func TestCustomPartitionerNegative(t *testing.T) {
 	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 2}))
-	p := newProducer(t, b, producer.RecordPartitioner(negative{}), producer.DefaultTopic("t"))
+	p := newProducer(t, b, producer.RecordPartitioner(negative), producer.DefaultTopic("t"))
 	bad, good := &record.Record{Value: []byte("bad")}, &record.Record{Value: []byte("good")}
 	err := p.ProduceSync(testCtx(t), bad, good)
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
@@ -260,32 +259,61 @@ func TestKeyedNewBatchLeavesTheStickyPartition(t *testing.T) {
 	require.Equal(t, a.Partition, c.Partition)
 }
 
-// counting is a partitioner with state and no lock, shared by topics.
-type counting struct{ n int }
+// counting makes per-topic partitioners with state and no lock, and
+// remembers them.
+type counting struct {
+	mu     sync.Mutex
+	topics map[string]*countingTopic
+}
 
-func (c *counting) Partition(_ *record.Record, n int) int32 {
+type countingTopic struct{ n int }
+
+func (c *counting) ForTopic(topic string) producer.TopicPartitioner {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.topics[topic] != nil {
+		panic("ForTopic called twice for " + topic)
+	}
+	ct := &countingTopic{}
+	c.topics[topic] = ct
+	return ct
+}
+
+func (c *countingTopic) Partition(_ *record.Record, n int) int32 {
 	c.n++
 	return int32(c.n % n)
 }
 
-// A Partitioner that serves every topic is never called concurrently
-// (the race detector checks it under -race).
-func TestSharedPartitionerIsSerialized(t *testing.T) {
+// A custom Partitioner is asked once per topic, and each topic's
+// TopicPartitioner is never called concurrently, also when several
+// goroutines produce to it (the race detector checks it under -race).
+func TestTopicPartitionersAreSerialized(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("x", 3), runneltest.Topic("y", 3))
-	part := &counting{}
+	part := &counting{topics: map[string]*countingTopic{}}
 	p := newProducer(t, b, producer.RecordPartitioner(part))
 	ctx := testCtx(t)
-	done := make(chan struct{})
-	for _, topic := range []string{"x", "y"} {
-		go func() {
-			defer func() { done <- struct{}{} }()
+	var wg sync.WaitGroup
+	for _, topic := range []string{"x", "y", "x", "y"} {
+		wg.Go(func() {
 			for range 500 {
 				p.Produce(ctx, &record.Record{Topic: topic, Value: []byte("v")}, nil)
 			}
-		}()
+		})
 	}
-	<-done
-	<-done
+	wg.Wait()
 	require.NoError(t, p.Flush(ctx))
-	require.Equal(t, 1000, part.n)
+	require.Len(t, part.topics, 2)
+	require.Equal(t, 1000, part.topics["x"].n)
+	require.Equal(t, 1000, part.topics["y"].n)
 }
+
+// A Partitioner whose ForTopic returns nil fails the topic's records.
+func TestNilTopicPartitioner(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.RecordPartitioner(nilPartitioner{}), producer.DefaultTopic("t"))
+	require.ErrorIs(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte("v")}), producer.ErrInvalidOption)
+}
+
+type nilPartitioner struct{}
+
+func (nilPartitioner) ForTopic(string) producer.TopicPartitioner { return nil }

@@ -98,10 +98,9 @@ type Producer struct {
 	pidGen uint64 // counts the ids taken; 0: none yet
 	pidOK  bool
 
-	batches  sync.Pool  // of *batch
-	builders sync.Pool  // of *record.Builder, for the partitions sending
-	clock    wallClock  // stamps records without a Timestamp
-	partMu   sync.Mutex // serializes a partitioner that serves every topic
+	batches  sync.Pool // of *batch
+	builders sync.Pool // of *record.Builder, for the partitions sending
+	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
 }
