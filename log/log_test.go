@@ -526,3 +526,35 @@ func TestDurableWakesPartition(t *testing.T) {
 	require.EqualValues(t, 1, calls.Load())
 	require.NoError(t, p.Close())
 }
+
+// TestDurableWakesReopenedPartition: after Partition.Reopen the new log's
+// fsyncs wake the partition's readers, and the old, closed log's never
+// call into it again.
+func TestDurableWakesReopenedPartition(t *testing.T) {
+	e := newEnv(t)
+	old := e.open(Config{}) // SyncAlways
+	p := NewPartition("t", 0, old)
+	appendOK(t, old, valueBatch(t, 1, "a"))
+	require.NoError(t, p.Reopen(func() (*Log, error) {
+		return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	}))
+	l := p.Log()
+	require.NotSame(t, old, l)
+	ch := p.Changed()
+	appendOK(t, l, valueBatch(t, 1, "b"))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the reopened log's fsync did not wake the partition's readers")
+	}
+	require.EqualValues(t, 2, p.HighWatermark())
+	// The old log is closed: its Flush fails and wakes no one.
+	ch = p.Changed()
+	require.ErrorIs(t, old.Flush(context.Background()), ErrClosed)
+	select {
+	case <-ch:
+		t.Fatal("the closed log woke the partition's readers")
+	default:
+	}
+	require.NoError(t, p.Close())
+}

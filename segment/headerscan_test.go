@@ -1,0 +1,77 @@
+package segment
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestHeaderScanBlockEdges: on the OS, where a scan reads batch headers a
+// block (headerScanBlock) at a time, batches larger than a block and
+// headers that straddle a block's end are found as on the in-memory FS
+// (no index entry after the first, so every lookup scans from the start).
+func TestHeaderScanBlockEdges(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		s := mustCreate(t, fsys, dir, 0, Config{IndexIntervalBytes: 1 << 30})
+		m := &model{}
+		for i := range 40 {
+			// Values from a few bytes to past a block, so that headers
+			// land at every distance from a block's end.
+			val := []int{1, 100, headerScanBlock - 200, headerScanBlock + 7, 3 * headerScanBlock, rng.IntN(2 * headerScanBlock)}[i%6]
+			appendBatches(t, s, m, mkBatch(t, 0, []int64{tsBase + int64(i), tsBase + int64(i) - 5}, val, -1))
+		}
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+	})
+}
+
+// TestHeaderScanCorruptAfterOpen: a batch header past the first block
+// that goes bad on disk after the segment checked it gives a
+// *record.CorruptError from Find, PositionOf and FindTime, not a panic or
+// a wrong position.
+func TestHeaderScanCorruptAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{IndexIntervalBytes: 1 << 30})
+	m := &model{}
+	for range 30 {
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 700))
+	}
+	victim := m.batches[20]
+	if victim.pos < headerScanBlock {
+		t.Fatalf("batch 20 at %d: want it past the first block", victim.pos)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "00000000000000000000.log"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{99}, victim.pos+record.MagicOffset); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ce *record.CorruptError
+	if _, err := s.Find(victim.last); !errors.As(err, &ce) || ce.Position != victim.pos {
+		t.Fatalf("Find past the bad header: %v, want a CorruptError at %d", err, victim.pos)
+	}
+	if _, err := s.PositionFrom(victim.last, m.batches[19].pos); !errors.As(err, &ce) || ce.Position != victim.pos {
+		t.Fatalf("PositionFrom past the bad header: %v, want a CorruptError at %d", err, victim.pos)
+	}
+	if _, _, err := s.FindTime(tsBase+1<<40, 0); err != nil {
+		t.Fatalf("FindTime of no timestamp: %v", err)
+	}
+	if _, _, err := s.FindTime(tsBase, victim.last); !errors.As(err, &ce) {
+		t.Fatalf("FindTime past the bad header: %v, want a CorruptError", err)
+	}
+	// Batches before it are still found.
+	if got, err := s.Find(m.batches[19].last); err != nil || got != m.batches[19].pos {
+		t.Fatalf("Find before the bad header: %d, %v", got, err)
+	}
+	mustClose(t, s)
+}
