@@ -92,8 +92,11 @@ func (p *Partition) notify() {
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	p.mu.RLock()
 	res, err := p.log.Append(ctx, data, opts)
+	// Under SyncAlways the high watermark moves with the fsync, whose
+	// OnDurable callback has woken the readers already.
+	durable := p.log.Config().Sync == SyncAlways
 	p.mu.RUnlock()
-	if err == nil && !res.Duplicate {
+	if err == nil && !res.Duplicate && !durable {
 		p.notify()
 	}
 	return res, err

@@ -34,8 +34,10 @@ func (s *Segment) Find(offset int64) (int64, error) {
 // index entry: a batch boundary at or before the batch holding offset.
 func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 	_, pos = s.oidx.Lookup(offset)
-	pos = max(pos, from)
 	size := s.size.Load()
+	if from <= size { // else not a position of this segment: the index's
+		pos = max(pos, from)
+	}
 	hs := headerScan{s: s, size: size}
 	for pos < size {
 		hdr, err := hs.header(pos)
@@ -105,6 +107,7 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 // PositionFrom is PositionOf scanning from position from when that is
 // past offset's index entry; from must be a batch boundary at or before
 // the batch holding offset (the position of a batch read before it, say).
+// A from past the segment's end is ignored.
 // A reader of the tail that passes the position it reads from scans only
 // the batches it is about to read, not those since the last index entry
 // (on the OS, one read of the file per batch header).

@@ -1438,8 +1438,9 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
-		// From a batch boundary at or before the answer: the same answer.
-		froms := []int64{0, want}
+		// From a batch boundary at or before the answer: the same answer;
+		// from past the segment's end, what the index gives.
+		froms := []int64{0, want, s.Size() + 100}
 		if p, ok := m.find(off - 1); ok && p <= want {
 			froms = append(froms, p)
 		}
