@@ -18,12 +18,13 @@ type topicState struct {
 	p    *Producer
 	name string
 
-	mu          sync.Mutex // guards part, onNew and the growth of parts
+	mu          sync.Mutex // guards part, onNew and changes of parts and all
 	part        TopicPartitioner
-	onNew       NewBatchPartitioner // part, if it wants OnNewBatch
-	parts       atomic.Pointer[[]*partition]
-	refreshAt   atomic.Int64 // unix ns of the next partition count check
-	refreshOnce atomic.Bool  // a check is running
+	onNew       NewBatchPartitioner          // part, if it wants OnNewBatch
+	parts       atomic.Pointer[[]*partition] // the topic's partitions now: a prefix of all
+	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
+	refreshAt   atomic.Int64                 // unix ns of the next partition count check
+	refreshOnce atomic.Bool                  // a check is running
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -62,6 +63,7 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 		parts[i] = newPartition(t, int32(i))
 	}
 	t.parts.Store(&parts)
+	t.all.Store(&parts)
 	t.refreshAt.Store(time.Now().Add(p.cfg.metadataMaxAge).UnixNano())
 	m := map[string]*topicState{}
 	if old != nil {
@@ -74,7 +76,12 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 }
 
 // maybeRefresh asks the broker for the topic's partition count when
-// MetadataMaxAge has passed, and adds the partitions it has gained.
+// MetadataMaxAge has passed (or a partition was reported unknown: see
+// refreshSoon), and follows it: partitions gained are added; when the
+// topic has fewer (it was deleted and created again), later records are
+// spread over those it has, while the batches already made for the others
+// are retried until their delivery timeout, as Kafka's producer does. A
+// partition that comes back is the same one, with its sequence numbers.
 func (t *topicState) maybeRefresh(now time.Time) {
 	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
 		return
@@ -88,18 +95,26 @@ func (t *topicState) maybeRefresh(now time.Time) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := *t.parts.Load()
-	if n <= len(old) {
+	old, all := *t.parts.Load(), *t.all.Load()
+	if n == len(old) {
 		return
 	}
-	parts := make([]*partition, n)
-	copy(parts, old)
-	for i := len(old); i < n; i++ {
-		parts[i] = newPartition(t, int32(i))
+	if n > len(all) {
+		grown := make([]*partition, n)
+		copy(grown, all)
+		for i := len(all); i < n; i++ {
+			grown[i] = newPartition(t, int32(i))
+		}
+		all = grown
+		t.all.Store(&all)
 	}
+	parts := all[:n:n]
 	t.parts.Store(&parts)
-	t.p.cfg.logger.Info("topic gained partitions", "topic", t.name, "from", len(old), "to", n)
+	t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", len(old), "to", n)
 }
+
+// refreshSoon makes the next maybeRefresh ask the broker.
+func (t *topicState) refreshSoon() { t.refreshAt.Store(0) }
 
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch.

@@ -338,7 +338,7 @@ func (p *Producer) wakeAll() {
 		return
 	}
 	for _, t := range *m {
-		for _, pp := range *t.parts.Load() {
+		for _, pp := range *t.all.Load() {
 			pp.wakeUp()
 		}
 	}

@@ -441,6 +441,31 @@ func TestNewPartitionsAreFound(t *testing.T) {
 	require.Equal(t, []string{"2"}, values(readRecords(t, b, "grow", 2)))
 }
 
+// A topic deleted and created again with fewer partitions: the batch
+// made for a partition that is gone is retried until its delivery
+// timeout, and the unknown partition makes the producer look again, so
+// that later records follow the new count.
+func TestTopicCreatedAgainWithFewerPartitions(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 3))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()),
+		producer.Acks(producer.AcksLeader), producer.DisableIdempotence(),
+		producer.DeliveryTimeout(300*time.Millisecond), producer.RetryBackoff(time.Millisecond))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("before")}))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+
+	// Made for partition 2, which is gone: retried until the timeout.
+	err := p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("gone")})
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	// The producer knows the topic has one partition now.
+	err = p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("refused")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("after")}))
+	require.Equal(t, []string{"after"}, values(readRecords(t, b, "t", 0)))
+}
+
 func TestCloseFailsWhatIsBuffered(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 2))
 	p, err := producer.New(b, producer.Linger(time.Minute), producer.DefaultTopic("t"))

@@ -98,6 +98,12 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		case api.IsRetriable(err):
 			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
+			if errors.Is(err, api.ErrUnknownTopicOrPartition) {
+				// The topic may have been deleted and created again with
+				// other partitions: later records follow the new count.
+				pp.t.refreshSoon()
+				pp.t.maybeRefresh(time.Now())
+			}
 			continue
 		default:
 			pp.giveUp(b, err)
