@@ -184,5 +184,7 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 
 // MetadataMaxAge sets how often the producer asks the broker again for
 // the partition count of the topics it writes to, to find partitions
-// added since (Kafka's metadata.max.age.ms). Default 5 minutes.
+// added since (Kafka's metadata.max.age.ms). Default 5 minutes. A batch
+// refused for an unknown partition makes it ask at once (a topic deleted
+// and created again may have fewer).
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
