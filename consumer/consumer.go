@@ -92,8 +92,8 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 			o(&cfg)
 		}
 	}
-	if cfg.err != nil {
-		return nil, cfg.err
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cc, ok := c.(CRCChecker); ok && !cfg.crcsSet && cc.ChecksCRCs() {
 		cfg.checkCRCs = false

@@ -730,6 +730,9 @@ func TestInvalidArguments(t *testing.T) {
 	}
 	_, err = consumer.New(b, consumer.ResetOffset(7))
 	require.ErrorContains(t, err, "ResetOffset(ResetPolicy(7))", "the error names the bad value")
+	c0, err := consumer.New(b, consumer.FetchMaxBytes(0), consumer.FetchMaxBytes(1<<20))
+	require.NoError(t, err, "New validates the options' result: a later option overrides an earlier one")
+	require.NoError(t, c0.Close())
 	c := newConsumer(t, b, consumer.Logger(nil), nil)
 	require.ErrorIs(t, c.Assign("", 0, consumer.Start()), api.ErrInvalidTopic)
 	require.ErrorIs(t, c.Assign("t", -1, consumer.Start()), api.ErrUnknownTopicOrPartition)

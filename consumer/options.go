@@ -20,7 +20,6 @@ type config struct {
 	checkCRCs    bool
 	crcsSet      bool         // CheckCRCs was given: it overrides the Client's CRCChecker
 	logger       *slog.Logger // nil means nowhere: New puts a discarding one there
-	err          error        // the first invalid option
 }
 
 func defaults() config {
@@ -35,10 +34,24 @@ func defaults() config {
 	}
 }
 
-func (c *config) invalid(name string, v any) {
-	if c.err == nil {
-		c.err = fmt.Errorf("%w: %s(%v)", ErrInvalidOption, name, v)
+// validate returns ErrInvalidOption naming the first option out of range.
+func (c *config) validate() error {
+	bad := func(name string, v any) error { return fmt.Errorf("%w: %s(%v)", ErrInvalidOption, name, v) }
+	switch {
+	case c.minBytes < 0:
+		return bad("FetchMinBytes", c.minBytes)
+	case c.maxWait < 0:
+		return bad("FetchMaxWait", c.maxWait)
+	case c.maxBytes < 1:
+		return bad("FetchMaxBytes", c.maxBytes)
+	case c.maxPartBytes < 1:
+		return bad("FetchMaxPartitionBytes", c.maxPartBytes)
+	case c.reset < ResetEarliest || c.reset > ResetNone:
+		return bad("ResetOffset", c.reset)
+	case c.backoff < 0:
+		return bad("RetryBackoff", c.backoff)
 	}
+	return nil
 }
 
 // FetchMinBytes is how many bytes of records a fetch waits for, up to
@@ -46,36 +59,21 @@ func (c *config) invalid(name string, v any) {
 // fetch answers as soon as there is anything. New returns
 // ErrInvalidOption for a negative n.
 func FetchMinBytes(n int) Opt {
-	return func(c *config) {
-		if n < 0 {
-			c.invalid("FetchMinBytes", n)
-		}
-		c.minBytes = n
-	}
+	return func(c *config) { c.minBytes = n }
 }
 
 // FetchMaxWait is how long a fetch waits for FetchMinBytes (Kafka's
 // fetch.max.wait.ms). Default 500 ms; 0 answers at once. New returns
 // ErrInvalidOption for a negative d.
 func FetchMaxWait(d time.Duration) Opt {
-	return func(c *config) {
-		if d < 0 {
-			c.invalid("FetchMaxWait", d)
-		}
-		c.maxWait = d
-	}
+	return func(c *config) { c.maxWait = d }
 }
 
 // FetchMaxBytes bounds the bytes of one fetch over all partitions (Kafka's
 // fetch.max.bytes), except that a fetch returns at least one batch however
 // large. Default 50 MiB. New returns ErrInvalidOption for n < 1.
 func FetchMaxBytes(n int) Opt {
-	return func(c *config) {
-		if n < 1 {
-			c.invalid("FetchMaxBytes", n)
-		}
-		c.maxBytes = n
-	}
+	return func(c *config) { c.maxBytes = n }
 }
 
 // FetchMaxPartitionBytes bounds the bytes of one partition in one fetch
@@ -83,12 +81,7 @@ func FetchMaxBytes(n int) Opt {
 // returned whole however large. Default 1 MiB. New returns
 // ErrInvalidOption for n < 1.
 func FetchMaxPartitionBytes(n int) Opt {
-	return func(c *config) {
-		if n < 1 {
-			c.invalid("FetchMaxPartitionBytes", n)
-		}
-		c.maxPartBytes = n
-	}
+	return func(c *config) { c.maxPartBytes = n }
 }
 
 // ResetOffset sets what happens when a partition's position is out of
@@ -96,12 +89,7 @@ func FetchMaxPartitionBytes(n int) Opt {
 // the records) or above the high watermark (a Seek past the end). Default
 // ResetEarliest. New returns ErrInvalidOption for an unknown policy.
 func ResetOffset(p ResetPolicy) Opt {
-	return func(c *config) {
-		if p < ResetEarliest || p > ResetNone {
-			c.invalid("ResetOffset", p)
-		}
-		c.reset = p
-	}
+	return func(c *config) { c.reset = p }
 }
 
 // RetryBackoff is how long a partition whose fetch failed with a
@@ -110,12 +98,7 @@ func ResetOffset(p ResetPolicy) Opt {
 // after a failed Poll. Default 500 ms. New returns ErrInvalidOption for a
 // negative d.
 func RetryBackoff(d time.Duration) Opt {
-	return func(c *config) {
-		if d < 0 {
-			c.invalid("RetryBackoff", d)
-		}
-		c.backoff = d
-	}
+	return func(c *config) { c.backoff = d }
 }
 
 // CheckCRCs sets whether Poll verifies the CRC-32C of every fetched batch
