@@ -112,12 +112,7 @@ func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer
 			if errors.Is(err, runnel.ErrClosed) {
 				return
 			}
-			select { // back off, then try again
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+			continue // Records backs off (RetryBackoff) before it tries again
 		}
 		var o Order
 		if err := json.Unmarshal(r.Value, &o); err != nil {
