@@ -28,6 +28,22 @@ func produceExample(ctx context.Context, b *runnel.Broker, values ...string) err
 	return err
 }
 
+// exampleBroker opens an in-memory broker (as Example does) whose topic
+// orders has one partition, holding values.
+func exampleBroker(ctx context.Context, values ...string) *runnel.Broker {
+	b, err := runnel.Open(runnel.Config{})
+	if err != nil {
+		panic(err)
+	}
+	if err := b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	if err := produceExample(ctx, b, values...); err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // A consumer reading a partition of an in-memory broker from its start,
 // with the Records iterator, until its context is cancelled.
 func Example() {
@@ -77,17 +93,8 @@ func Example() {
 // raw batches and the errors of each.
 func ExampleConsumer_Poll() {
 	ctx := context.Background()
-	b, err := runnel.Open(runnel.Config{})
-	if err != nil {
-		panic(err)
-	}
+	b := exampleBroker(ctx, "apple", "banana", "cherry") // orders-0 holds them at 0, 1, 2
 	defer b.Close()
-	if err := b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}); err != nil {
-		panic(err)
-	}
-	if err := produceExample(ctx, b, "apple", "banana", "cherry"); err != nil {
-		panic(err)
-	}
 
 	c, err := consumer.New(b)
 	if err != nil {
@@ -120,17 +127,8 @@ func ExampleConsumer_Poll() {
 // moves it to the high watermark, and its Logger tells.
 func ExampleResetOffset() {
 	ctx := context.Background()
-	b, err := runnel.Open(runnel.Config{})
-	if err != nil {
-		panic(err)
-	}
+	b := exampleBroker(ctx, "apple", "banana", "cherry") // orders-0 holds them at 0, 1, 2
 	defer b.Close()
-	if err := b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}); err != nil {
-		panic(err)
-	}
-	if err := produceExample(ctx, b, "apple", "banana", "cherry"); err != nil {
-		panic(err)
-	}
 
 	// Log everything, without times (for the example's output).
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
