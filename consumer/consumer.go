@@ -281,12 +281,14 @@ func (c *Consumer) Pause(tps ...api.TopicPartition) {
 func (c *Consumer) Resume(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	woke := false
+	resumed := false
 	for _, tp := range tps {
-		if a := c.parts[tp]; a != nil && a.paused.Swap(false) && !woke {
-			c.wakeLocked()
-			woke = true
+		if a := c.parts[tp]; a != nil && a.paused.Swap(false) {
+			resumed = true
 		}
+	}
+	if resumed {
+		c.wakeLocked()
 	}
 }
 
