@@ -459,3 +459,20 @@ func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
 	require.Equal(t, 2, c.initCount(), "a new producer id after an uncertain timeout")
 	require.Equal(t, []string{"next"}, values(readRecords(t, b, "t", 0)))
 }
+
+// With AcksNone too, a request the broker sits on is cut at the delivery
+// deadline and its records fail with ErrDeliveryTimeout.
+func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(ctx context.Context, _ int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		<-ctx.Done() // a broker that never answers
+		return api.ProduceResponse{}, ctx.Err()
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.DeliveryTimeout(50*time.Millisecond))
+	err := p.ProduceSync(testCtx(t), &record.Record{Value: []byte("stuck")})
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Zero(t, p.BufferedRecords())
+	require.Len(t, c.requests(), 1, "AcksNone does not retry")
+}

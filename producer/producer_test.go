@@ -499,23 +499,27 @@ func TestCloseFailsWhatIsBuffered(t *testing.T) {
 }
 
 func TestCloseCancelsTheRequestInFlight(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate() // never opened: only Close ends the request
-	c.setHook(g.hook)
-	p, err := producer.New(c, producer.DefaultTopic("t"))
-	require.NoError(t, err)
-	ctx := testCtx(t)
-	out := newOutcome()
-	first, second := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
-	p.Produce(ctx, first, out.promise())
-	<-g.entered
-	p.Produce(ctx, second, out.promise())
-	require.NoError(t, p.Close())
-	out.wait()
-	require.ErrorIs(t, out.err(first), producer.ErrClosed)
-	require.ErrorIs(t, out.err(first), context.Canceled)
-	require.ErrorIs(t, out.err(second), producer.ErrClosed)
+	for _, acks := range []api.Acks{producer.AcksAll, producer.AcksNone} {
+		t.Run("acks="+acks.String(), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &hookClient{b: b}
+			g := newGate() // never opened: only Close ends the request
+			c.setHook(g.hook)
+			p, err := producer.New(c, producer.DefaultTopic("t"), producer.Acks(acks))
+			require.NoError(t, err)
+			ctx := testCtx(t)
+			out := newOutcome()
+			first, second := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
+			p.Produce(ctx, first, out.promise())
+			<-g.entered
+			p.Produce(ctx, second, out.promise())
+			require.NoError(t, p.Close())
+			out.wait()
+			require.ErrorIs(t, out.err(first), producer.ErrClosed)
+			require.ErrorIs(t, out.err(first), context.Canceled)
+			require.ErrorIs(t, out.err(second), producer.ErrClosed)
+		})
+	}
 }
 
 // Close racing with producers loses no promise.
