@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,6 +465,35 @@ func TestTopicCreatedAgainWithFewerPartitions(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("after")}))
 	require.Equal(t, []string{"after"}, values(readRecords(t, b, "t", 0)))
+}
+
+// zeroPartitions is a Client that reports no partitions once its topic
+// was looked up the first time, as no Client should.
+type zeroPartitions struct {
+	*hookClient
+	calls atomic.Int32
+}
+
+func (c *zeroPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	if c.calls.Add(1) > 1 {
+		return 0, nil
+	}
+	return c.hookClient.Partitions(ctx, topic)
+}
+
+// A Client that answers a later look-up with no partitions is not
+// followed (as a first look-up answered so fails the record): the
+// producer keeps the partitions it knew.
+func TestRefreshToNoPartitionsIsIgnored(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &zeroPartitions{hookClient: &hookClient{b: b}}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Nanosecond))
+	ctx := testCtx(t)
+	for _, v := range []string{"a", "b", "c"} {
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte(v)}))
+	}
+	require.Greater(t, c.calls.Load(), int32(1), "looked again")
+	require.Equal(t, []string{"a", "b", "c"}, values(readRecords(t, b, "t", 0)))
 }
 
 func TestCloseFailsWhatIsBuffered(t *testing.T) {
