@@ -310,15 +310,16 @@ func (pp *partition) wakeUp() {
 // add appends a record to the open batch, opening one if needed, and
 // starts the partition's goroutine if it is not running.
 func (pp *partition) add(pr pending) error {
-	_, err := pp.addLocked(pr, false)
+	_, err := pp.addRecord(pr, false)
 	return err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
 // when the record would open a new batch.
-func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addLocked(pr, true) }
+func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addRecord(pr, true) }
 
-func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
+// addRecord is add and addOrAbort; it takes pp.mu itself.
+func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 	pp.mu.Lock()
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
@@ -464,7 +465,7 @@ func (pp *partition) drain() {
 			pp.cur = nil
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
-			// (addLocked starts another).
+			// (addRecord starts another).
 			pp.draining, pp.idle = false, false
 			pp.dropSpareLocked()
 			pp.mu.Unlock()
