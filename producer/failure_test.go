@@ -20,9 +20,7 @@ import (
 
 func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.MaxBufferedRecords(2), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -68,9 +66,7 @@ func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 
 func TestMaxBufferedBytes(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.MaxBufferedBytes(150), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -379,7 +375,7 @@ func TestOrderingUnderRetries(t *testing.T) {
 					want[i] = r.Offset
 					byKey[string(r.Key)] = append(byKey[string(r.Key)], string(r.Value))
 				}
-				require.Equal(t, nilIfEmpty64(want), nilIfEmpty64(promised[part]), "promises in offset order")
+				require.Equal(t, nilIfEmpty(want), nilIfEmpty(promised[part]), "promises in offset order")
 			}
 			for w := range writers {
 				var want []string
@@ -392,18 +388,9 @@ func TestOrderingUnderRetries(t *testing.T) {
 	}
 }
 
-func nilIfEmpty64(s []int64) []int64 {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 func TestProduceSyncAndFlushHonourCtx(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	r := &record.Record{Value: []byte("v")}

@@ -85,9 +85,7 @@ func TestLingerPutsRecordsProducedTogetherInOneBatch(t *testing.T) {
 // flight; what arrives meanwhile forms the next batch.
 func TestRecordsProducedDuringARequestFormTheNextBatch(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -532,9 +530,7 @@ func TestCloseCancelsTheRequestInFlight(t *testing.T) {
 	for _, acks := range []api.Acks{producer.AcksAll, producer.AcksNone} {
 		t.Run("acks="+acks.String(), func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("t", 1))
-			c := &hookClient{b: b}
-			g := newGate() // never opened: only Close ends the request
-			c.setHook(g.hook)
+			c, g := gatedClient(b) // never opened: only Close ends the request
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.Acks(acks))
 			require.NoError(t, err)
 			ctx := testCtx(t)
