@@ -439,6 +439,7 @@ func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
 	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
 	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
 	require.Zero(t, p.BufferedRecords())
 
 	r := &record.Record{Value: []byte("next")}
@@ -457,9 +458,11 @@ func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
 		return api.ProduceResponse{}, ctx.Err()
 	})
 	p := newProducer(t, c, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.DeliveryTimeout(50*time.Millisecond))
-	err := p.ProduceSync(testCtx(t), &record.Record{Value: []byte("stuck")})
+	ctx := testCtx(t)
+	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
 	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
 	require.Zero(t, p.BufferedRecords())
 	require.Len(t, c.requests(), 1, "AcksNone does not retry")
 }
