@@ -20,9 +20,7 @@ import (
 
 func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.MaxBufferedRecords(2), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -68,9 +66,7 @@ func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 
 func TestMaxBufferedBytes(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.MaxBufferedBytes(150), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -379,7 +375,7 @@ func TestOrderingUnderRetries(t *testing.T) {
 					want[i] = r.Offset
 					byKey[string(r.Key)] = append(byKey[string(r.Key)], string(r.Value))
 				}
-				require.Equal(t, nilIfEmpty64(want), nilIfEmpty64(promised[part]), "promises in offset order")
+				require.Equal(t, nilIfEmpty(want), nilIfEmpty(promised[part]), "promises in offset order")
 			}
 			for w := range writers {
 				var want []string
@@ -392,18 +388,9 @@ func TestOrderingUnderRetries(t *testing.T) {
 	}
 }
 
-func nilIfEmpty64(s []int64) []int64 {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 func TestProduceSyncAndFlushHonourCtx(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	r := &record.Record{Value: []byte("v")}
@@ -452,10 +439,30 @@ func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
 	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
 	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
 	require.Zero(t, p.BufferedRecords())
 
 	r := &record.Record{Value: []byte("next")}
 	require.NoError(t, p.ProduceSync(ctx, r))
 	require.Equal(t, 2, c.initCount(), "a new producer id after an uncertain timeout")
 	require.Equal(t, []string{"next"}, values(readRecords(t, b, "t", 0)))
+}
+
+// With AcksNone too, a request the broker sits on is cut at the delivery
+// deadline and its records fail with ErrDeliveryTimeout.
+func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	c.setHook(func(ctx context.Context, _ int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		<-ctx.Done() // a broker that never answers
+		return api.ProduceResponse{}, ctx.Err()
+	})
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.DeliveryTimeout(50*time.Millisecond))
+	ctx := testCtx(t)
+	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
+	require.Zero(t, p.BufferedRecords())
+	require.Len(t, c.requests(), 1, "AcksNone does not retry")
 }

@@ -187,6 +187,15 @@ func (g *gate) hook(ctx context.Context, call int, _ *api.ProduceRequest, next f
 	}
 }
 
+// gatedClient returns a hookClient in front of b whose Produce calls
+// wait at the gate it returns.
+func gatedClient(b *runnel.Broker) (*hookClient, *gate) {
+	c := &hookClient{b: b}
+	g := newGate()
+	c.setHook(g.hook)
+	return c, g
+}
+
 // outcome collects the results of promises.
 type outcome struct {
 	mu   sync.Mutex
@@ -213,6 +222,15 @@ func (o *outcome) err(r *record.Record) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.errs[r]
+}
+
+// nilIfEmpty returns s, or nil if it is empty, for comparing what was
+// read with what was expected when either may be an empty slice.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func recs(prefix string, n int) []*record.Record {

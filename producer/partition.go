@@ -38,12 +38,9 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 			return t, nil
 		}
 	}
-	n, err := p.client.Partitions(ctx, name)
+	n, err := p.partitions(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	if n < 1 {
-		return nil, fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
 	}
 	p.topicsMu.Lock()
 	defer p.topicsMu.Unlock()
@@ -75,6 +72,16 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	return t, nil
 }
 
+// partitions asks the broker for the partition count of a topic; a
+// count below 1 is ErrUnknownTopicOrPartition.
+func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
+	n, err := p.client.Partitions(ctx, name)
+	if err == nil && n < 1 {
+		err = fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
+	}
+	return n, err
+}
+
 // maybeRefresh asks the broker for the topic's partition count when
 // MetadataMaxAge has passed (or a partition was reported unknown: see
 // refreshSoon), and follows it: partitions gained are added; when the
@@ -88,7 +95,7 @@ func (t *topicState) maybeRefresh(now time.Time) {
 	}
 	defer t.refreshOnce.Store(false)
 	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
-	n, err := t.p.client.Partitions(t.p.ctx, t.name)
+	n, err := t.p.partitions(t.p.ctx, t.name)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return
@@ -303,15 +310,16 @@ func (pp *partition) wakeUp() {
 // add appends a record to the open batch, opening one if needed, and
 // starts the partition's goroutine if it is not running.
 func (pp *partition) add(pr pending) error {
-	_, err := pp.addLocked(pr, false)
+	_, err := pp.addRecord(pr, false)
 	return err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
 // when the record would open a new batch.
-func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addLocked(pr, true) }
+func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addRecord(pr, true) }
 
-func (pp *partition) addLocked(pr pending, abortOnNew bool) (bool, error) {
+// addRecord is add and addOrAbort; it takes pp.mu itself.
+func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 	pp.mu.Lock()
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
@@ -457,7 +465,7 @@ func (pp *partition) drain() {
 			pp.cur = nil
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
-			// (addLocked starts another).
+			// (addRecord starts another).
 			pp.draining, pp.idle = false, false
 			pp.dropSpareLocked()
 			pp.mu.Unlock()

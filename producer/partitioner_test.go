@@ -150,13 +150,6 @@ func TestKeyedRecordsLandOnKafkasPartition(t *testing.T) {
 	}
 }
 
-func nilIfEmpty(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 // Records without keys stick to one partition while its batch is open,
 // and move to another once that batch was sent.
 func TestStickyPartitioningThroughTheProducer(t *testing.T) {

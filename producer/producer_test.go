@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,9 +85,7 @@ func TestLingerPutsRecordsProducedTogetherInOneBatch(t *testing.T) {
 // flight; what arrives meanwhile forms the next batch.
 func TestRecordsProducedDuringARequestFormTheNextBatch(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate()
-	c.setHook(g.hook)
+	c, g := gatedClient(b)
 	p := newProducer(t, c, producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
@@ -466,6 +465,35 @@ func TestTopicCreatedAgainWithFewerPartitions(t *testing.T) {
 	require.Equal(t, []string{"after"}, values(readRecords(t, b, "t", 0)))
 }
 
+// zeroPartitions is a Client that reports no partitions once its topic
+// was looked up the first time, as no Client should.
+type zeroPartitions struct {
+	*hookClient
+	calls atomic.Int32
+}
+
+func (c *zeroPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	if c.calls.Add(1) > 1 {
+		return 0, nil
+	}
+	return c.hookClient.Partitions(ctx, topic)
+}
+
+// A Client that answers a later look-up with no partitions is not
+// followed (as a first look-up answered so fails the record): the
+// producer keeps the partitions it knew.
+func TestRefreshToNoPartitionsIsIgnored(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &zeroPartitions{hookClient: &hookClient{b: b}}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Nanosecond))
+	ctx := testCtx(t)
+	for _, v := range []string{"a", "b", "c"} {
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte(v)}))
+	}
+	require.Greater(t, c.calls.Load(), int32(1), "looked again")
+	require.Equal(t, []string{"a", "b", "c"}, values(readRecords(t, b, "t", 0)))
+}
+
 func TestCloseFailsWhatIsBuffered(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 2))
 	p, err := producer.New(b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
@@ -499,23 +527,25 @@ func TestCloseFailsWhatIsBuffered(t *testing.T) {
 }
 
 func TestCloseCancelsTheRequestInFlight(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	g := newGate() // never opened: only Close ends the request
-	c.setHook(g.hook)
-	p, err := producer.New(c, producer.DefaultTopic("t"))
-	require.NoError(t, err)
-	ctx := testCtx(t)
-	out := newOutcome()
-	first, second := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
-	p.Produce(ctx, first, out.promise())
-	<-g.entered
-	p.Produce(ctx, second, out.promise())
-	require.NoError(t, p.Close())
-	out.wait()
-	require.ErrorIs(t, out.err(first), producer.ErrClosed)
-	require.ErrorIs(t, out.err(first), context.Canceled)
-	require.ErrorIs(t, out.err(second), producer.ErrClosed)
+	for _, acks := range []api.Acks{producer.AcksAll, producer.AcksNone} {
+		t.Run("acks="+acks.String(), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c, g := gatedClient(b) // never opened: only Close ends the request
+			p, err := producer.New(c, producer.DefaultTopic("t"), producer.Acks(acks))
+			require.NoError(t, err)
+			ctx := testCtx(t)
+			out := newOutcome()
+			first, second := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
+			p.Produce(ctx, first, out.promise())
+			<-g.entered
+			p.Produce(ctx, second, out.promise())
+			require.NoError(t, p.Close())
+			out.wait()
+			require.ErrorIs(t, out.err(first), producer.ErrClosed)
+			require.ErrorIs(t, out.err(first), context.Canceled)
+			require.ErrorIs(t, out.err(second), producer.ErrClosed)
+		})
+	}
 }
 
 // Close racing with producers loses no promise.

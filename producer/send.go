@@ -60,15 +60,6 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
 		pp.req.Batches = nil
-		if p.cfg.acks == AcksNone {
-			// Handed to the broker: done, whatever came back.
-			if err != nil {
-				pp.fail(b, err)
-			} else {
-				pp.succeed(b, resp)
-			}
-			return
-		}
 		switch {
 		case err == nil:
 			pp.succeed(b, resp)
@@ -90,6 +81,10 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		case p.closed.Load():
 			continue // given up above
+		case p.cfg.acks == AcksNone:
+			// Handed to the broker: not retried, whatever came back.
+			pp.giveUp(b, err)
+			return
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return
