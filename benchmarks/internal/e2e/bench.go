@@ -27,45 +27,40 @@ const (
 // RSSSizes returns the record sizes BenchRSS is run with: 100 B and 1 KiB.
 func RSSSizes() []int { return []int{100, 1024} }
 
-func reportCommon(b *testing.B, res Result) {
+// bench runs workload as a benchmark whose op is one record of size value
+// bytes (size 0: no B/s), fails b on its error and reports records/s and
+// peak-RSS-MB.
+func bench(b *testing.B, size int, workload func() (Result, error)) Result {
+	b.ReportAllocs()
+	if size > 0 {
+		b.SetBytes(int64(size))
+	}
+	res, err := workload()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(res.RecordsPerSecond(), "records/s")
 	if hwm, err := ProcStatus("VmHWM"); err == nil {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
 	}
+	return res
 }
 
 // BenchProduce runs Produce with b.N records.
 func BenchProduce(b *testing.B, sys System, c Case) {
-	b.ReportAllocs()
-	b.SetBytes(int64(c.Size))
-	res, err := Produce(context.Background(), b, sys, c, b.N)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCommon(b, res)
+	bench(b, c.Size, func() (Result, error) { return Produce(context.Background(), b, sys, c, b.N) })
 }
 
 // BenchConsume runs Consume with b.N records.
 func BenchConsume(b *testing.B, sys System, c Case) {
-	b.ReportAllocs()
-	b.SetBytes(int64(c.Size))
-	res, err := Consume(context.Background(), b, sys, c, b.N)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCommon(b, res)
+	bench(b, c.Size, func() (Result, error) { return Consume(context.Background(), b, sys, c, b.N) })
 }
 
 // BenchLatency runs Latency with b.N records at rate records/s and reports
 // the 50th and 99th percentile and the maximum in µs (p50-us, p99-us,
 // max-us).
 func BenchLatency(b *testing.B, sys System, c Case, rate float64) {
-	b.ReportAllocs()
-	res, err := Latency(context.Background(), b, sys, c, b.N, rate)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCommon(b, res)
+	res := bench(b, 0, func() (Result, error) { return Latency(context.Background(), b, sys, c, b.N, rate) })
 	b.ReportMetric(float64(res.Percentile(50).Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(res.Percentile(99).Nanoseconds())/1e3, "p99-us")
 	b.ReportMetric(float64(res.Percentile(100).Nanoseconds())/1e3, "max-us")
@@ -73,24 +68,12 @@ func BenchLatency(b *testing.B, sys System, c Case, rate float64) {
 
 // BenchGroupCommit runs GroupCommit with b.N records.
 func BenchGroupCommit(b *testing.B, sys System, c Case, producers int) {
-	b.ReportAllocs()
-	b.SetBytes(int64(c.Size))
-	res, err := GroupCommit(context.Background(), b, sys, c, producers, b.N)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCommon(b, res)
+	bench(b, c.Size, func() (Result, error) { return GroupCommit(context.Background(), b, sys, c, producers, b.N) })
 }
 
 // BenchRawWrite runs RawWrite with b.N records.
 func BenchRawWrite(b *testing.B, c Case) {
-	b.ReportAllocs()
-	b.SetBytes(int64(c.Size))
-	res, err := RawWrite(context.Background(), b, c, b.N)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCommon(b, res)
+	bench(b, c.Size, func() (Result, error) { return RawWrite(context.Background(), b, c, b.N) })
 }
 
 // BenchRSS runs MeasureRSS b.N times (run it with -benchtime 1x) and

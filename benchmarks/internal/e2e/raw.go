@@ -19,7 +19,7 @@ import (
 func rawBatches(value []byte, n int) (full, rest []byte, nfull int, err error) {
 	var bld record.Builder
 	per := 0
-	for bld.Size() <= BatchMaxBytes && per < n {
+	for bld.Size() <= BatchMaxBytes && per < max(n, 1) { // n = 0: still check that one record fits
 		bld.Append(0, nil, value, nil)
 		per++
 	}

@@ -1,0 +1,32 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestRawWriteCounts: RawWrite writes any number of records, none
+// included, in full batches and a rest; a value that fits no batch is
+// ErrInvalidCase.
+func TestRawWriteCounts(t *testing.T) {
+	ctx := context.Background()
+	c := Case{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll}
+	full, _, _, err := rawBatches(Value(c.Size), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) > BatchMaxBytes {
+		t.Fatalf("a full batch of %d bytes, over BatchMaxBytes", len(full))
+	}
+	for _, n := range []int{0, 1, 20_000} { // 20,000 records of 100 B: a few batches and a rest
+		res, err := RawWrite(ctx, NoTimer{}, c, n)
+		if err != nil || res.Records != int64(n) {
+			t.Errorf("%d records: %d written, %v", n, res.Records, err)
+		}
+	}
+	c.Size = BatchMaxBytes
+	if _, err := RawWrite(ctx, NoTimer{}, c, 1); !errors.Is(err, ErrInvalidCase) {
+		t.Errorf("a %d-byte value: %v, want ErrInvalidCase", c.Size, err)
+	}
+}
