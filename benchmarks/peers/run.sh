@@ -7,7 +7,7 @@
 #
 # Usage: benchmarks/peers/run.sh [cmd/compare flags]
 #        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
-#        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, 2 minutes
+#        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, a few minutes
 #        benchmarks/peers/run.sh -run 'Latency'       only the latency groups
 #        benchmarks/peers/run.sh -sys runnel,raw      runnel alone: only its runs and the
 #                                                     raw write's (benchmarks/run.sh e2e)
