@@ -38,7 +38,7 @@ fi
 out=benchmarks/out
 mkdir -p "$out"
 bin=$out/bench.test
-benchstat="go run golang.org/x/perf/cmd/benchstat@latest"
+benchstat="go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
 
 go vet ./benchmarks/
 go test -c -o "$bin" ./benchmarks/
