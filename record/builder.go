@@ -91,29 +91,16 @@ func (b *Builder) Append(ts int64, key, value []byte, headers []Header) {
 // without some of its records (the log cleaner). Deltas must increase.
 func (b *Builder) AppendAt(offsetDelta, ts int64, key, value []byte, headers []Header) {
 	b.start()
-	n := recordBodySize(ts-b.nextBaseTs(ts), offsetDelta, key, value, headers)
-	b.appendSized(n, offsetDelta, ts, key, value, headers)
-}
-
-// nextBaseTs is the base timestamp the next record's delta is taken from:
-// the first record's own, unless a delete horizon set it.
-func (b *Builder) nextBaseTs(ts int64) int64 {
-	if b.count == 0 && b.horizon < 0 {
-		return ts
-	}
-	return b.baseTs
-}
-
-// appendSized appends a record whose body is n bytes.
-func (b *Builder) appendSized(n int, offsetDelta, ts int64, key, value []byte, headers []Header) {
 	if b.count == 0 {
 		b.maxTs = ts
-		b.baseTs = b.nextBaseTs(ts)
+		if b.horizon < 0 {
+			b.baseTs = ts
+		}
 	}
 	if ts > b.maxTs {
 		b.maxTs = ts
 	}
-	b.buf = appendRecordBody(binary.AppendVarint(b.buf, int64(n)), ts-b.baseTs, offsetDelta, key, value, headers)
+	b.buf = AppendRecord(b.buf, ts-b.baseTs, offsetDelta, key, value, headers)
 	b.count++
 	b.lastDelta = offsetDelta
 }
@@ -220,11 +207,6 @@ func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) 
 // attributes, timestamp and offset deltas, key, value and headers.
 func AppendRecord(dst []byte, tsDelta, offsetDelta int64, key, value []byte, headers []Header) []byte {
 	dst = binary.AppendVarint(dst, int64(recordBodySize(tsDelta, offsetDelta, key, value, headers)))
-	return appendRecordBody(dst, tsDelta, offsetDelta, key, value, headers)
-}
-
-// appendRecordBody appends what follows a record's length.
-func appendRecordBody(dst []byte, tsDelta, offsetDelta int64, key, value []byte, headers []Header) []byte {
 	dst = append(dst, 0)
 	dst = binary.AppendVarint(dst, tsDelta)
 	dst = binary.AppendVarint(dst, offsetDelta)

@@ -107,7 +107,7 @@ func (it *RecordIter) Next(r *Record) bool {
 	}
 	length, n := varintShort(it.data)
 	if n == 0 {
-		length, n = varintLong(it.data)
+		length, n = binary.Varint(it.data)
 	}
 	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
 		it.err = corrupt(it.pos, "bad record length")
@@ -245,8 +245,10 @@ func (d *decoder) varint() int64 {
 	return d.varintLong()
 }
 
-// varintShort decodes a varint of one or two bytes, as varint does, and
-// returns n = 0 for anything else. It inlines.
+// varintShort decodes a zigzag varint of one or two bytes (values within
+// ±8 KiB: nearly every record length, delta and key or value length) as
+// binary.Varint does, and returns n = 0 for anything else, which the
+// caller then gives to binary.Varint. It inlines.
 func varintShort(b []byte) (v int64, n int) {
 	if len(b) > 0 && b[0] < 0x80 {
 		c := b[0]
@@ -259,8 +261,9 @@ func varintShort(b []byte) (v int64, n int) {
 	return 0, 0
 }
 
+// varintLong is varint past varintShort's one- and two-byte forms.
 func (d *decoder) varintLong() int64 {
-	v, n := varintLong(d.b)
+	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.bad = true
 		d.b = nil
@@ -301,27 +304,6 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 	}
 }
 
-// varint decodes a zigzag varint (a record's length, or one of its
-// fields) as binary.Varint does, with fast paths for one and two bytes
-// (values within ±8 KiB), which are nearly all of them.
-func varint(data []byte) (int64, int) {
-	if len(data) > 0 && data[0] < 0x80 {
-		c := data[0]
-		return int64(c>>1) ^ -int64(c&1), 1
-	}
-	return varintLong(data)
-}
-
-// varintLong is varint of anything but a one-byte varint (kept apart so
-// that varint's one-byte path inlines).
-func varintLong(data []byte) (int64, int) {
-	if len(data) > 1 && data[1] < 0x80 {
-		u := uint64(data[0]&0x7f) | uint64(data[1])<<7
-		return int64(u>>1) ^ -int64(u&1), 2
-	}
-	return binary.Varint(data)
-}
-
 // CheckFraming walks an uncompressed batch's records by their length
 // prefixes only: every length must be positive and within the batch, and
 // the records must number exactly the record count and end exactly at the
@@ -341,7 +323,7 @@ func (b Batch) CheckFraming(pos int64) error {
 	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
 		if m == 0 {
-			length, m = varintLong(data)
+			length, m = binary.Varint(data)
 		}
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return corrupt(pos, "bad record length")

@@ -38,7 +38,7 @@ func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 	if from <= size { // else not a position of this segment: the index's
 		pos = max(pos, from)
 	}
-	hs := headerScan{s: s, size: size}
+	hs := s.headerScan(size)
 	for pos < size {
 		hdr, err := hs.header(pos)
 		if err != nil {
@@ -60,8 +60,15 @@ func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 type headerScan struct {
 	s    *Segment
 	size int64
+	view bool   // the file is a vfs.Viewer
 	buf  []byte // bytes [at, at+len(buf)) of the file
 	at   int64
+}
+
+// headerScan starts a scan of the segment's first size bytes.
+func (s *Segment) headerScan(size int64) headerScan {
+	_, view := s.log.(vfs.Viewer)
+	return headerScan{s: s, size: size, view: view}
 }
 
 // headerScanBlock is how much of the file a headerScan reads at a time:
@@ -69,7 +76,7 @@ type headerScan struct {
 const headerScanBlock = 8 << 10
 
 func (h *headerScan) header(pos int64) ([]byte, error) {
-	if _, ok := h.s.log.(vfs.Viewer); ok {
+	if h.view {
 		return h.s.header(pos, h.size)
 	}
 	if h.size-pos < record.HeaderSize {
@@ -135,7 +142,7 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 		return 0, false, err
 	}
 	size := s.size.Load()
-	hs := headerScan{s: s, size: size}
+	hs := s.headerScan(size)
 	for pos < size {
 		hdr, err := hs.header(pos)
 		if err != nil {
@@ -258,8 +265,8 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 			if p == 0 {
 				return nil, s.withPath(err)
 			}
-			// Cut by maxBytes, or corrupt: the next read starts here and
-			// tells which.
+			// Corrupt (a cut batch stopped the loop above): the next
+			// read starts here and reports it.
 			break
 		}
 		p += len(b)
@@ -286,8 +293,8 @@ func (s *Segment) trusted(pos int64) bool {
 // holds, as a view, when the file is a vfs.PrefixViewer; else what readAt
 // returns.
 func (s *Segment) readPrefix(dst []byte, pos, n int64) ([]byte, error) {
-	if _, ok := s.log.(vfs.PrefixViewer); ok {
-		return vfs.ReadViewPrefix(s.log, pos, int(n))
+	if v, ok := s.log.(vfs.PrefixViewer); ok {
+		return v.ViewPrefix(pos, int(n))
 	}
 	return s.readAt(dst, pos, n)
 }

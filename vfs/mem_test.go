@@ -66,6 +66,15 @@ func memPut(t *testing.T, fsys FS, name, s string) {
 	require.NoError(t, fsys.SyncDir(path.Dir(name)))
 }
 
+// memCreate creates name, to be closed when the test ends.
+func memCreate(t *testing.T, fsys FS, name string) File {
+	t.Helper()
+	f, err := fsys.Create(name)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 func memOpen(t *testing.T, fsys FS, name string) File {
 	t.Helper()
 	f, err := fsys.Open(name)
@@ -248,11 +257,9 @@ func TestMemUsage(t *testing.T) {
 // A view never changes, whatever happens to its file afterwards.
 func TestMemViewImmutable(t *testing.T) {
 	m := NewMem()
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	v := f.(Viewer)
-	_, err = f.Write([]byte("abcdefgh"))
+	_, err := f.Write([]byte("abcdefgh"))
 	require.NoError(t, err)
 
 	type held struct {

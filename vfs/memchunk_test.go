@@ -58,9 +58,7 @@ func fill(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 // every write are one view.
 func TestMemChunkBoundaries(t *testing.T) {
 	m := newMemChunked(16, 0, 64)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	var want []byte
 	write := func(p []byte) {
 		t.Helper()
@@ -99,7 +97,7 @@ func TestMemChunkBoundaries(t *testing.T) {
 
 	require.Equal(t, string(want), memRead(t, m, "/f"))
 	b := make([]byte, len(want))
-	_, err = f.ReadAt(b, 0)
+	_, err := f.ReadAt(b, 0)
 	require.NoError(t, err)
 	require.Equal(t, want, b)
 	for off := range len(want) { // every offset finds its chunk
@@ -119,9 +117,7 @@ func TestMemChunkSizes(t *testing.T) {
 	require.EqualValues(t, 10, m.Usage())
 	require.LessOrEqual(t, m.Allocated(), int64(memChunkMin))
 
-	f, err := m.Create("/big")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/big")
 	p := fill(1000, 'x')
 	const total = 20 << 20
 	for range total / len(p) {
@@ -141,7 +137,7 @@ func TestMemChunkSizes(t *testing.T) {
 		"at most the last chunk's room, and less than a write per chunk")
 
 	huge := fill(memChunkMax+123, 'h')
-	_, err = f.Write(huge)
+	_, err := f.Write(huge)
 	require.NoError(t, err)
 	v, err := f.(PrefixViewer).ViewPrefix(int64(size), len(huge))
 	require.NoError(t, err)
@@ -153,9 +149,7 @@ func TestMemChunkSizes(t *testing.T) {
 // to chunkGrow bytes; views of the old array stay as they were.
 func TestMemSmallFileOneChunk(t *testing.T) {
 	m := newMemChunked(4, 40, 16)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	var want []byte
 	type held struct {
 		b    []byte
@@ -181,7 +175,7 @@ func TestMemSmallFileOneChunk(t *testing.T) {
 	}
 	require.EqualValues(t, 40, m.Allocated(), "doubling, capped at chunkGrow")
 
-	_, err = f.Write([]byte("XY")) // 41 bytes: a second chunk
+	_, err := f.Write([]byte("XY")) // 41 bytes: a second chunk
 	require.NoError(t, err)
 	require.Equal(t, [][2]int{{0, 39}, {39, 2}}, memChunks(f))
 	require.Equal(t, string(want)+"XY", memRead(t, m, "/f"))
@@ -198,9 +192,7 @@ func TestMemSmallFileOneChunk(t *testing.T) {
 // stay unchanged whatever the file does later.
 func TestMemViewAcrossChunks(t *testing.T) {
 	m := newMemChunked(4, 0, 4)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	for _, s := range []string{"abcd", "ef", "ghijkl"} { // chunks [0,4) [4,6) [6,12)
 		_, err := f.Write([]byte(s))
 		require.NoError(t, err)
@@ -250,7 +242,7 @@ func TestMemViewAcrossChunks(t *testing.T) {
 	}
 
 	// Overwrite everything across the chunks, truncate, append, remove.
-	_, err = f.WriteAt([]byte("ABCDEFGHIJKL"), 0)
+	_, err := f.WriteAt([]byte("ABCDEFGHIJKL"), 0)
 	require.NoError(t, err)
 	require.Equal(t, "ABCDEFGHIJKL", memRead(t, m, "/f"))
 	require.NoError(t, f.Truncate(5))
@@ -316,9 +308,7 @@ func TestMemViewPrefixErrors(t *testing.T) {
 // bytes a view holds; the others are written in place.
 func TestMemCopyOnWritePerChunk(t *testing.T) {
 	m := newMemChunked(8, 0, 8)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	for range 3 {
 		_, err := f.Write(fill(8, '.'))
 		require.NoError(t, err)
@@ -356,9 +346,7 @@ func TestMemCopyOnWritePerChunk(t *testing.T) {
 // view holds are not written over by later appends.
 func TestMemTruncateChunks(t *testing.T) {
 	m := newMemChunked(16, 0, 16)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	for _, s := range []string{"0123456789", "abcdefghij", "ABCDEFGHIJ"} {
 		_, err := f.Write([]byte(s))
 		require.NoError(t, err)
@@ -460,16 +448,14 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 	// Synced bytes overwritten and cut across chunks: the clone has the
 	// synced content back.
 	m := newMemChunked(4, 0, 8)
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	require.NoError(t, m.SyncDir("/"))
 	for _, s := range []string{synced[:7], synced[7:15], synced[15:]} {
 		_, err := f.Write([]byte(s))
 		require.NoError(t, err)
 	}
 	require.NoError(t, f.Sync())
-	_, err = f.WriteAt([]byte("xxxxx"), 5) // across the first boundary
+	_, err := f.WriteAt([]byte("xxxxx"), 5) // across the first boundary
 	require.NoError(t, err)
 	require.NoError(t, f.Truncate(9)) // drops a chunk and a half
 	_, err = f.Write([]byte("after"))
@@ -485,10 +471,8 @@ func TestMemAllocated(t *testing.T) {
 	memPut(t, m, "/a", "x")
 	require.GreaterOrEqual(t, m.Allocated(), int64(64))
 	one := m.Allocated()
-	f, err := m.Create("/b")
-	require.NoError(t, err)
-	defer f.Close()
-	_, err = f.Write(fill(100, 'b'))
+	f := memCreate(t, m, "/b")
+	_, err := f.Write(fill(100, 'b'))
 	require.NoError(t, err)
 	_, err = f.Write(fill(10, 'b')) // a new chunk of at least 64
 	require.NoError(t, err)
@@ -513,9 +497,7 @@ func TestMemAllocated(t *testing.T) {
 // bytes it covered afterwards does not copy the chunk they are in.
 func TestMemCrossChunkViewHoldsNothing(t *testing.T) {
 	m := NewMem()
-	f, err := m.Create("/f")
-	require.NoError(t, err)
-	defer f.Close()
+	f := memCreate(t, m, "/f")
 	for len(memChunks(f)) < 2 {
 		_, err := f.Write(fill(100, 'a'))
 		require.NoError(t, err)
@@ -527,9 +509,7 @@ func TestMemCrossChunkViewHoldsNothing(t *testing.T) {
 	require.False(t, ownBytes(f, v), "a copy")
 	first := f.(*memFile).n.chunks[0]
 	before := unsafe.SliceData(first.buf)
-	_, err = f.(interface {
-		WriteAt([]byte, int64) (int, error)
-	}).WriteAt([]byte("zz"), int64(end-5))
+	_, err = f.WriteAt([]byte("zz"), int64(end-5))
 	require.NoError(t, err)
 	require.Equal(t, before, unsafe.SliceData(first.buf), "the chunk was not copied")
 	require.Equal(t, string(fill(20, 'a')), string(v))
