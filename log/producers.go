@@ -64,17 +64,10 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 			return &st.batches[i], nil
 		}
 	}
-	if n := len(st.batches); n > 0 && first != nextSeq(st.batches[n-1].lastSeq) {
-		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSequence, b.ProducerID(), nextSeq(st.batches[n-1].lastSeq), first)
+	if n := len(st.batches); n > 0 && first != record.AddSequence(st.batches[n-1].lastSeq, 1) {
+		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSequence, b.ProducerID(), record.AddSequence(st.batches[n-1].lastSeq, 1), first)
 	}
 	return nil, nil
-}
-
-func nextSeq(s int32) int32 {
-	if s == math.MaxInt32 {
-		return 0
-	}
-	return s + 1
 }
 
 // update records an appended (or replayed) batch.

@@ -133,18 +133,12 @@ func (pp *partition) seal(b *batch) error {
 		return err
 	}
 	if p.cfg.idempotent {
-		pp.seq = addSeq(pp.seq, len(b.recs))
+		pp.seq = record.AddSequence(pp.seq, int64(len(b.recs)))
 	}
 	b.data = data
 	copy(b.hdr[:], data)
 	b.sealed = true
 	return nil
-}
-
-// addSeq adds n to a sequence number, wrapping after MaxInt32 to 0 as
-// Kafka's do.
-func addSeq(seq int32, n int) int32 {
-	return int32((int64(seq) + int64(n)) % (math.MaxInt32 + 1))
 }
 
 // refused reports whether err says the broker did not append the batch.
@@ -180,7 +174,7 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
 		}
 		if idem {
-			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, addSeq(b.baseSeq, i)
+			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, record.AddSequence(b.baseSeq, int64(i))
 		} else {
 			r.ProducerID, r.ProducerEpoch, r.Sequence = record.NoProducerID, record.NoProducerEpoch, record.NoSequence
 		}

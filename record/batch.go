@@ -220,11 +220,14 @@ func (b Batch) LastSequence() int32 {
 	if s == NoSequence {
 		return NoSequence
 	}
-	d := b.LastOffsetDelta()
-	if s > math.MaxInt32-d {
-		return d - (math.MaxInt32 - s) - 1
-	}
-	return s + d
+	return AddSequence(s, int64(b.LastOffsetDelta()))
+}
+
+// AddSequence is the sequence number n after seq (n >= 0): idempotent
+// producers' sequence numbers wrap after MaxInt32 to 0, as Kafka's
+// DefaultRecordBatch.incrementSequence does.
+func AddSequence(seq int32, n int64) int32 {
+	return int32((int64(seq) + n) % (math.MaxInt32 + 1))
 }
 
 // NumRecords is the record count field.

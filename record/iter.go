@@ -3,7 +3,6 @@ package record
 import (
 	"encoding/binary"
 	"iter"
-	"math"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -175,7 +174,7 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	}
 	seq := int32(NoSequence)
 	if h.baseSeq >= 0 {
-		seq = int32((int64(h.baseSeq) + offDelta) % (math.MaxInt32 + 1))
+		seq = AddSequence(h.baseSeq, offDelta)
 	}
 	*r = Record{
 		Offset:        h.baseOffset + offDelta,

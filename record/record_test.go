@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -592,4 +593,32 @@ func TestSizeWithDeltas(t *testing.T) {
 // produced and consumed record 32 more bytes).
 func TestRecordStructSize(t *testing.T) {
 	require.LessOrEqual(t, unsafe.Sizeof(Record{}), uintptr(144))
+}
+
+// TestAddSequence: sequence numbers wrap after MaxInt32 to 0, as Kafka's
+// (DefaultRecordBatch.incrementSequence) — in a batch's last sequence and
+// in the sequences its records decode with.
+func TestAddSequence(t *testing.T) {
+	require.EqualValues(t, 5, AddSequence(2, 3))
+	require.EqualValues(t, math.MaxInt32, AddSequence(math.MaxInt32-1, 1))
+	require.EqualValues(t, 0, AddSequence(math.MaxInt32, 1))
+	require.EqualValues(t, 2, AddSequence(math.MaxInt32-1, 4))
+
+	var b Builder
+	for range 4 {
+		b.Append(1, nil, []byte("v"), nil)
+	}
+	b.SetProducer(7, 0, math.MaxInt32-1)
+	batch, err := b.Finish(compression.None)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, batch.LastSequence())
+	it, err := batch.Iter(0, 0)
+	require.NoError(t, err)
+	var seqs []int32
+	var r Record
+	for it.Next(&r) {
+		seqs = append(seqs, r.Sequence)
+	}
+	require.NoError(t, it.Err())
+	require.Equal(t, []int32{math.MaxInt32 - 1, math.MaxInt32, 0, 1}, seqs)
 }
