@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,15 +28,20 @@ func (d *discard) Produce(_ context.Context, req *api.ProduceRequest) (api.Produ
 }
 
 // BenchmarkProduce measures Produce of 100 B values without keys, one
-// *record.Record allocated per call as a caller would, with linger 10 ms
-// and 1 MB batches, 50,000 records buffered (the throughput settings of
-// benchmarks/), to a client
-// that discards the batches (client=discard: the producer alone) or to an
-// in-memory broker without fsync (client=broker).
+// *record.Record allocated per call as a caller would, with 1 MB batches
+// and 50,000 records buffered (the throughput settings of benchmarks/),
+// with linger 10 ms (benchmarks/' setting) or 0 (the default: batches grow
+// only while a request is in flight), to a client that discards the
+// batches (client=discard: the producer alone) or to an in-memory broker
+// without fsync (client=broker).
 func BenchmarkProduce(b *testing.B) {
 	value := make([]byte, 100)
-	for _, client := range []string{"discard", "broker"} {
-		b.Run("client="+client, func(b *testing.B) {
+	for _, tc := range []struct {
+		client string
+		linger time.Duration
+	}{{"discard", 10 * time.Millisecond}, {"broker", 10 * time.Millisecond}, {"discard", 0}, {"broker", 0}} {
+		client := tc.client
+		b.Run(fmt.Sprintf("client=%s/linger=%v", client, tc.linger), func(b *testing.B) {
 			var c producer.Client = &discard{}
 			if client == "broker" {
 				br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
@@ -48,7 +54,7 @@ func BenchmarkProduce(b *testing.B) {
 				}
 				c = br
 			}
-			p, err := producer.New(c, producer.Linger(10*time.Millisecond), producer.BatchMaxBytes(1_000_000),
+			p, err := producer.New(c, producer.Linger(tc.linger), producer.BatchMaxBytes(1_000_000),
 				producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000))
 			if err != nil {
 				b.Fatal(err)
