@@ -489,12 +489,24 @@ func TestReadIntoReusesBuffer(t *testing.T) {
 		got, err := l.ReadInto(buf, off, 500, math.MaxInt64)
 		require.NoError(t, err)
 		require.Equal(t, want, got)
-		require.Same(t, &buf[:1][0], &got[0], "read into the caller's buffer")
+		require.True(t, within(buf, got), "read into the caller's buffer")
 		for b, err := range record.Batches(got) {
 			require.NoError(t, err)
 			off = b.NextOffset()
 		}
 	}
+}
+
+// within reports whether b lies in buf's memory (the read may put what it
+// returns after the headers it scanned on its way).
+func within(buf, b []byte) bool {
+	all := buf[:cap(buf)]
+	for i := range all {
+		if &all[i] == &b[0] {
+			return i+len(b) <= len(all)
+		}
+	}
+	return false
 }
 
 // TestDurableWakesPartition: under SyncAlways a partition's readers are

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"sort"
 
 	"github.com/runnel/runnel/segment"
@@ -86,21 +85,9 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 		if offset >= s.NextOffset() {
 			continue
 		}
-		pos, err := s.PositionOf(offset)
-		if err != nil {
-			return nil, err
-		}
-		// The last segment may grow while we read it: its limit is where
-		// upTo begins, found by a scan that sees no batch twice (a size
-		// read after the check of NextOffset could hold batches past upTo)
-		// and starts at pos at the latest.
-		limit := int64(math.MaxInt64)
-		if i == len(segs)-1 || upTo < s.NextOffset() {
-			if limit, err = s.PositionFrom(upTo, pos); err != nil {
-				return nil, err
-			}
-		}
-		data, err := s.ReadInto(dst, pos, maxBytes, limit)
+		// The last segment may grow while we read it: ReadOffset stops at
+		// the batch holding upTo.
+		data, err := s.ReadOffset(dst, offset, maxBytes, upTo)
 		if err != nil || len(data) > 0 {
 			return data, err
 		}

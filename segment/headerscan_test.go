@@ -2,6 +2,7 @@ package segment
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -60,8 +61,12 @@ func TestHeaderScanCorruptAfterOpen(t *testing.T) {
 	if _, err := s.Find(victim.last); !errors.As(err, &ce) || ce.Position != victim.pos {
 		t.Fatalf("Find past the bad header: %v, want a CorruptError at %d", err, victim.pos)
 	}
-	if _, err := s.PositionFrom(victim.last, m.batches[19].pos); !errors.As(err, &ce) || ce.Position != victim.pos {
-		t.Fatalf("PositionFrom past the bad header: %v, want a CorruptError at %d", err, victim.pos)
+	if _, err := s.ReadOffset(nil, victim.last, 1<<20, math.MaxInt64); !errors.As(err, &ce) || ce.Position != victim.pos {
+		t.Fatalf("ReadOffset past the bad header: %v, want a CorruptError at %d", err, victim.pos)
+	}
+	// Read from the batch before it, the batches stop before it.
+	if got, err := s.ReadOffset(nil, m.batches[19].last, 1<<20, math.MaxInt64); err != nil || int64(len(got)) != m.batches[19].size {
+		t.Fatalf("ReadOffset before the bad header: %d bytes, %v; want batch 19's %d", len(got), err, m.batches[19].size)
 	}
 	if _, _, err := s.FindTime(tsBase+1<<40, 0); err != nil {
 		t.Fatalf("FindTime of no timestamp: %v", err)

@@ -20,7 +20,8 @@ func (s *Segment) Find(offset int64) (int64, error) {
 	if offset >= s.next.Load() {
 		return 0, ErrOffsetNotHere
 	}
-	pos, found, err := s.scan(offset, 0)
+	hs := s.headerScan()
+	pos, found, err := s.scan(&hs, offset)
 	if err == nil && !found {
 		err = ErrOffsetNotHere
 	}
@@ -28,17 +29,13 @@ func (s *Segment) Find(offset int64) (int64, error) {
 }
 
 // scan walks the batch headers from offset's index entry to the size of
-// the segment when it starts, and returns the position of the first batch
-// holding offset or a later one; found is false (and pos the size) when
-// there is none. It starts at from instead when that is later than the
-// index entry: a batch boundary at or before the batch holding offset.
-func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
+// the segment when it starts (hs.size, from then on), and returns the
+// position of the first batch holding offset or a later one; found is
+// false (and pos the size) when there is none.
+func (s *Segment) scan(hs *headerScan, offset int64) (pos int64, found bool, err error) {
 	_, pos = s.oidx.Lookup(offset)
 	size := s.size.Load()
-	if from <= size { // else not a position of this segment: the index's
-		pos = max(pos, from)
-	}
-	hs := s.headerScan(size)
+	hs.size = size
 	for pos < size {
 		hdr, err := hs.header(pos)
 		if err != nil {
@@ -56,19 +53,29 @@ func (s *Segment) scan(offset, from int64) (pos int64, found bool, err error) {
 // gives each header as a view; any other (the OS's) is read a block at a
 // time, so that walking the up to index.interval.bytes of batches between
 // an index entry and an offset costs one or two reads of the file, not one
-// per header.
+// per header. The last block read stays: a read of the batches it holds
+// (ReadOffset's of the tail) needs no read of its own.
 type headerScan struct {
 	s    *Segment
-	size int64
+	size int64  // of the segment: the scan's bound
 	view bool   // the file is a vfs.Viewer
 	buf  []byte // bytes [at, at+len(buf)) of the file
 	at   int64
 }
 
-// headerScan starts a scan of the segment's first size bytes.
-func (s *Segment) headerScan(size int64) headerScan {
+// headerScan starts a scan; set its size before the first header.
+func (s *Segment) headerScan() headerScan {
 	_, view := s.log.(vfs.Viewer)
-	return headerScan{s: s, size: size, view: view}
+	return headerScan{s: s, view: view}
+}
+
+// bytes returns the n bytes at pos if the block read last holds them.
+func (h *headerScan) bytes(pos, n int64) ([]byte, bool) {
+	if h == nil || h.view || pos < h.at || pos+n > h.at+int64(len(h.buf)) {
+		return nil, false
+	}
+	i := pos - h.at
+	return h.buf[i : i+n : i+n], true
 }
 
 // headerScanBlock is how much of the file a headerScan reads at a time:
@@ -108,21 +115,11 @@ func (h *headerScan) header(pos int64) ([]byte, error) {
 // appended during the call (a reader that stops at the position never
 // reads past offset).
 func (s *Segment) PositionOf(offset int64) (int64, error) {
-	return s.PositionFrom(offset, 0)
-}
-
-// PositionFrom is PositionOf scanning from position from when that is
-// past offset's index entry; from must be a batch boundary at or before
-// the batch holding offset (the position of a batch read before it, say).
-// A from past the segment's end is ignored.
-// A reader of the tail that passes the position it reads from scans only
-// the batches it is about to read, not those since the last index entry
-// (on the OS, one read of the file per batch header).
-func (s *Segment) PositionFrom(offset, from int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	pos, _, err := s.scan(offset, from)
+	hs := s.headerScan()
+	pos, _, err := s.scan(&hs, offset)
 	return pos, err
 }
 
@@ -142,7 +139,8 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 		return 0, false, err
 	}
 	size := s.size.Load()
-	hs := s.headerScan(size)
+	hs := s.headerScan()
+	hs.size = size
 	for pos < size {
 		hdr, err := hs.header(pos)
 		if err != nil {
@@ -226,19 +224,56 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	end := min(s.size.Load(), limit)
+	return s.read(nil, dst, pos, maxBytes, min(s.size.Load(), limit), math.MaxInt64)
+}
+
+// ReadOffset is ReadInto from the batch holding offset, or the first
+// later one (PositionOf's), to the first batch that holds upTo (an offset)
+// or a later one, or the end: the batches it returns hold no offset at or
+// past upTo, and none below offset's batch. Where reading the OS's file
+// for the scan that finds offset also brought the batches (a reader of the
+// tail, the common case), they come from that one read: one read of the
+// file, where PositionOf and then ReadInto make two or more.
+//
+// While appends go on the answer is consistent, as PositionOf's: it stops
+// at the segment's size when the scan began, and every batch below upTo
+// that was appended before the call is there.
+func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	hs := s.headerScan()
+	hs.buf = dst[:0] // the scan's block goes into dst when it has room
+	pos, found, err := s.scan(&hs, offset)
+	if err != nil || !found {
+		return nil, err
+	}
+	return s.read(&hs, dst, pos, maxBytes, hs.size, upTo)
+}
+
+// read is ReadInto of the batches from pos that end by end (a position)
+// and hold no offset at or past upTo, taking them from the block hs read
+// last when it holds them (hs may be nil).
+func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end, upTo int64) ([]byte, error) {
 	if pos >= end {
 		return nil, nil
 	}
 	want := min(int64(max(maxBytes, record.HeaderSize)), end-pos)
-	v, err := s.readPrefix(dst, pos, want)
-	if err != nil {
-		return nil, err
+	v, ok := hs.bytes(pos, want)
+	if !ok {
+		var err error
+		if v, err = s.readPrefix(dst, pos, want); err != nil {
+			return nil, err
+		}
+	}
+	if len(v) >= record.HeaderSize && record.Batch(v).LastOffset() >= upTo {
+		return nil, nil
 	}
 	if int64(len(v)) < want && len(v) < record.LogOverhead {
 		// A chunk of the in-memory FS ends within the first batch's
 		// length (the batch was not written whole by one Write): read the
 		// length alone, and the batch below.
+		var err error
 		if v, err = vfs.ReadView(s.log, pos, int(min(record.LogOverhead, want))); err != nil {
 			return nil, err
 		}
@@ -247,6 +282,7 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 		// maxBytes is smaller than the first batch, or the prefix view
 		// ends within it (a batch not written by one Write): return it
 		// whole, as a view if the file holds it in one piece, else a copy.
+		var err error
 		if v, err = s.readAt(dst, pos, first); err != nil {
 			return nil, err
 		}
@@ -258,6 +294,9 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]
 			break // cut by maxBytes or by the end of the view: the next read starts here
 		}
 		b, err := record.Parse(v[p:], pos+int64(p))
+		if err == nil && b.LastOffset() >= upTo {
+			break // the first batch at or past upTo (the caller's high watermark, say)
+		}
 		if err == nil && !trusted {
 			err = b.Validate(pos + int64(p))
 		}

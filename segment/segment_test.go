@@ -1438,17 +1438,7 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
-		// From a batch boundary at or before the answer: the same answer;
-		// from past the segment's end, what the index gives.
-		froms := []int64{0, want, s.Size() + 100}
-		if p, ok := m.find(off - 1); ok && p <= want {
-			froms = append(froms, p)
-		}
-		for _, from := range froms {
-			if got, err := s.PositionFrom(off, from); err != nil || got != want {
-				t.Fatalf("PositionFrom(%d, %d) = %d, %v; want %d", off, from, got, err, want)
-			}
-		}
+		checkReadOffset(t, s, m, off, want)
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
@@ -1456,6 +1446,34 @@ func checkState(t testing.TB, s *Segment, m *model) {
 	}
 	if !bytes.Equal(buf.Bytes(), m.bytes()) {
 		t.Fatalf("segment bytes differ from the batches appended")
+	}
+}
+
+// checkReadOffset compares ReadOffset from off (whose batch is at pos, or
+// the size) with the model's bytes, for bounds upTo around off and the
+// end, into no buffer and into one: the batches from pos that hold no
+// offset at or past upTo, at least one (or all of them on the OS's FS,
+// which reads whole batches up to maxBytes; on the memory FS a read may
+// stop at the end of a chunk).
+func checkReadOffset(t testing.TB, s *Segment, m *model, off, pos int64) {
+	t.Helper()
+	all := m.bytes()
+	_, memory := s.fs.(*vfs.MemFS)
+	for _, upTo := range []int64{off, off + 1, off + 5, m.next(), math.MaxInt64} {
+		end := m.size()
+		if p, ok := m.find(upTo); ok {
+			end = p
+		}
+		want := all[min(pos, end):end]
+		for _, dst := range [][]byte{nil, make([]byte, 0, 64<<10)} {
+			got, err := s.ReadOffset(dst, off, 1<<30, upTo)
+			if err != nil {
+				t.Fatalf("ReadOffset(%d, upTo %d): %v", off, upTo, err)
+			}
+			if !bytes.Equal(got, want) && (!memory || len(got) == 0 || !bytes.HasPrefix(want, got)) {
+				t.Fatalf("ReadOffset(%d, upTo %d) = %d bytes, want %d (from %d)", off, upTo, len(got), len(want), pos)
+			}
+		}
 	}
 }
 
