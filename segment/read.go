@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -21,6 +22,7 @@ func (s *Segment) Find(offset int64) (int64, error) {
 		return 0, ErrOffsetNotHere
 	}
 	hs := s.headerScan()
+	defer hs.release()
 	pos, found, err := s.scan(&hs, offset)
 	if err == nil && !found {
 		err = ErrOffsetNotHere
@@ -61,6 +63,19 @@ type headerScan struct {
 	view bool   // the file is a vfs.Viewer
 	buf  []byte // bytes [at, at+len(buf)) of the file
 	at   int64
+	pool *[]byte // buf's memory, when it came from blocks
+}
+
+// blocks holds headerScanBlock-byte buffers for scans.
+var blocks = sync.Pool{New: func() any { b := make([]byte, headerScanBlock); return &b }}
+
+// release gives the scan's block back to blocks, if it came from there;
+// nothing may use the bytes from it after.
+func (h *headerScan) release() {
+	if h.pool != nil {
+		blocks.Put(h.pool)
+		h.pool, h.buf = nil, nil
+	}
 }
 
 // headerScan starts a scan; set its size before the first header.
@@ -69,7 +84,8 @@ func (s *Segment) headerScan() headerScan {
 	return headerScan{s: s, view: view}
 }
 
-// bytes returns the n bytes at pos if the block read last holds them.
+// bytes returns the n bytes at pos if the block read last holds them, in
+// the block: copy them before release if it came from blocks.
 func (h *headerScan) bytes(pos, n int64) ([]byte, bool) {
 	if h == nil || h.view || pos < h.at || pos+n > h.at+int64(len(h.buf)) {
 		return nil, false
@@ -92,7 +108,8 @@ func (h *headerScan) header(pos int64) ([]byte, error) {
 	if pos < h.at || pos+record.HeaderSize > h.at+int64(len(h.buf)) {
 		n := min(h.size-pos, headerScanBlock)
 		if cap(h.buf) < int(n) {
-			h.buf = make([]byte, n)
+			h.pool = blocks.Get().(*[]byte)
+			h.buf = *h.pool
 		}
 		h.buf = h.buf[:n]
 		m, err := h.s.log.ReadAt(h.buf, pos)
@@ -119,6 +136,7 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 		return 0, ErrClosed
 	}
 	hs := s.headerScan()
+	defer hs.release()
 	pos, _, err := s.scan(&hs, offset)
 	return pos, err
 }
@@ -140,6 +158,7 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	}
 	size := s.size.Load()
 	hs := s.headerScan()
+	defer hs.release()
 	hs.size = size
 	for pos < size {
 		hdr, err := hs.header(pos)
@@ -243,7 +262,10 @@ func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64)
 		return nil, ErrClosed
 	}
 	hs := s.headerScan()
-	hs.buf = dst[:0] // the scan's block goes into dst when it has room
+	defer hs.release()
+	if cap(dst) >= headerScanBlock {
+		hs.buf = dst[:0] // the scan's block goes into dst
+	}
 	pos, found, err := s.scan(&hs, offset)
 	if err != nil || !found {
 		return nil, err
@@ -260,6 +282,9 @@ func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end,
 	}
 	want := min(int64(max(maxBytes, record.HeaderSize)), end-pos)
 	v, ok := hs.bytes(pos, want)
+	if ok && hs.pool != nil {
+		v = append(dst[:0], v...) // the block goes back to the pool
+	}
 	if !ok {
 		var err error
 		if v, err = s.readPrefix(dst, pos, want); err != nil {

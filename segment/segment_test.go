@@ -1417,6 +1417,7 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		}
 	}
 	checkTimeIndex(t, s, m)
+	all := m.bytes()
 	for off := m.base - 2; off <= m.next()+2; off++ {
 		want, ok := m.find(off)
 		got, err := s.Find(off)
@@ -1438,7 +1439,7 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
-		checkReadOffset(t, s, m, off, want)
+		checkReadOffset(t, s, m, all, off, want)
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
@@ -1450,29 +1451,30 @@ func checkState(t testing.TB, s *Segment, m *model) {
 }
 
 // checkReadOffset compares ReadOffset from off (whose batch is at pos, or
-// the size) with the model's bytes, for bounds upTo around off and the
-// end, into no buffer and into one: the batches from pos that hold no
-// offset at or past upTo, at least one (or all of them on the OS's FS,
-// which reads whole batches up to maxBytes; on the memory FS a read may
-// stop at the end of a chunk).
-func checkReadOffset(t testing.TB, s *Segment, m *model, off, pos int64) {
+// the size) with the model's bytes (all of them), for bounds upTo around
+// off and the end, into no buffer or into one: the batches from pos that
+// hold no offset at or past upTo, at least one (or all of them on the
+// OS's FS, which reads whole batches up to maxBytes; on the memory FS a
+// read may stop at the end of a chunk).
+func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos int64) {
 	t.Helper()
-	all := m.bytes()
 	_, memory := s.fs.(*vfs.MemFS)
-	for _, upTo := range []int64{off, off + 1, off + 5, m.next(), math.MaxInt64} {
+	for i, upTo := range []int64{off, off + 1, off + 5, m.next(), math.MaxInt64} {
 		end := m.size()
 		if p, ok := m.find(upTo); ok {
 			end = p
 		}
 		want := all[min(pos, end):end]
-		for _, dst := range [][]byte{nil, make([]byte, 0, 64<<10)} {
-			got, err := s.ReadOffset(dst, off, 1<<30, upTo)
-			if err != nil {
-				t.Fatalf("ReadOffset(%d, upTo %d): %v", off, upTo, err)
-			}
-			if !bytes.Equal(got, want) && (!memory || len(got) == 0 || !bytes.HasPrefix(want, got)) {
-				t.Fatalf("ReadOffset(%d, upTo %d) = %d bytes, want %d (from %d)", off, upTo, len(got), len(want), pos)
-			}
+		var dst []byte
+		if i%2 == 1 {
+			dst = make([]byte, 0, len(all)+headerScanBlock)
+		}
+		got, err := s.ReadOffset(dst, off, 1<<30, upTo)
+		if err != nil {
+			t.Fatalf("ReadOffset(%d, upTo %d): %v", off, upTo, err)
+		}
+		if !bytes.Equal(got, want) && (!memory || len(got) == 0 || !bytes.HasPrefix(want, got)) {
+			t.Fatalf("ReadOffset(%d, upTo %d) = %d bytes, want %d (from %d)", off, upTo, len(got), len(want), pos)
 		}
 	}
 }
