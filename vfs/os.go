@@ -91,7 +91,7 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
-func (f *osFile) Sync() error                             { return f.f.Sync() }
+func (f *osFile) Sync() error                             { return syncData(f.f) }
 func (f *osFile) Close() error                            { return f.f.Close() }
 func (f *osFile) Name() string                            { return f.f.Name() }
 func (f *osFile) Size() (int64, error)                    { return f.size.Load(), nil }
