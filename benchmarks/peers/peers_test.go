@@ -50,10 +50,18 @@ func BenchmarkConsume(b *testing.B) {
 	forSystems(b, systems(), e2e.BenchConsume)
 }
 
-// BenchmarkLatency: produce→consume latency at 1000 records/s, linger 0.
+// BenchmarkLatency: produce→consume latency at 1000 records/s, linger 0;
+// sys=raw is the floor on disk: the write (and fsync) of each record's
+// batch alone (e2e.RawLatency).
 func BenchmarkLatency(b *testing.B) {
 	forSystems(b, systems(), func(b *testing.B, sys e2e.System, c e2e.Case) {
 		e2e.BenchLatency(b, sys, c, e2e.LatencyRate)
+	})
+	forSystems(b, []e2e.System{{Name: "raw"}}, func(b *testing.B, _ e2e.System, c e2e.Case) {
+		if c.Store == e2e.Mem {
+			b.Skip("the floor is measured on disk")
+		}
+		e2e.BenchRawLatency(b, c, e2e.LatencyRate)
 	})
 }
 

@@ -60,7 +60,16 @@ func BenchConsume(b *testing.B, sys System, c Case) {
 // the 50th and 99th percentile and the maximum in µs (p50-us, p99-us,
 // max-us).
 func BenchLatency(b *testing.B, sys System, c Case, rate float64) {
-	res := bench(b, 0, func() (Result, error) { return Latency(context.Background(), b, sys, c, b.N, rate) })
+	reportLatency(b, bench(b, 0, func() (Result, error) { return Latency(context.Background(), b, sys, c, b.N, rate) }))
+}
+
+// BenchRawLatency runs RawLatency with b.N records at rate records/s and
+// reports as BenchLatency.
+func BenchRawLatency(b *testing.B, c Case, rate float64) {
+	reportLatency(b, bench(b, 0, func() (Result, error) { return RawLatency(context.Background(), b, c, b.N, rate) }))
+}
+
+func reportLatency(b *testing.B, res Result) {
 	b.ReportMetric(float64(res.Percentile(50).Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(res.Percentile(99).Nanoseconds())/1e3, "p99-us")
 	b.ReportMetric(float64(res.Percentile(100).Nanoseconds())/1e3, "max-us")

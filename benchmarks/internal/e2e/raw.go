@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -64,21 +65,11 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 	if err != nil {
 		return res, err
 	}
-	fs, dir := vfs.FS(vfs.NewMem()), "/raw"
-	if c.Store == Disk {
-		fs = vfs.OS
-		if dir, err = os.MkdirTemp(os.Getenv(DirEnv), "e2e-raw-"); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
-	} else if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return res, err
-	}
-	f, err := fs.Create(filepath.Join(dir, "raw.log"))
+	f, done, err := rawFile(c)
 	if err != nil {
 		return res, err
 	}
-	defer func() { err = errors.Join(err, f.Close()) }()
+	defer func() { err = errors.Join(err, done()) }()
 	write := func(b []byte) error {
 		if _, err := f.Write(b); err != nil {
 			return err
@@ -110,5 +101,83 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 		return res, err
 	}
 	res.Records = int64(n)
+	return res, nil
+}
+
+// rawFile creates the file of a raw workload: on vfs.OS in a fresh
+// directory for Disk, on a vfs.NewMem for Mem. done closes it and removes
+// the directory.
+func rawFile(c Case) (f vfs.File, done func() error, err error) {
+	fs, dir := vfs.FS(vfs.NewMem()), "/raw"
+	remove := func() error { return nil }
+	if c.Store == Disk {
+		fs = vfs.OS
+		if dir, err = os.MkdirTemp(os.Getenv(DirEnv), "e2e-raw-"); err != nil {
+			return nil, nil, err
+		}
+		remove = func() error { return os.RemoveAll(dir) }
+	} else if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if f, err = fs.Create(filepath.Join(dir, "raw.log")); err != nil {
+		return nil, nil, errors.Join(err, remove())
+	}
+	return f, func() error { return errors.Join(f.Close(), remove()) }, nil
+}
+
+// RawLatency is the floor under Latency: the time to write the batch of
+// one record of c.Size (as a producer with linger 0 sends it) to a file
+// and, when c.Sync, to sync it, for n records sent at rate records per
+// second on Latency's fixed schedule. No broker and no reader: what the
+// file system and the device take. Only c.Store, c.Size and c.Sync
+// matter.
+//
+// Errors: ErrInvalidCase; the file system's errors.
+func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res Result, err error) {
+	tm.StopTimer()
+	if err := c.Validate(); err != nil {
+		return res, err
+	}
+	if rate <= 0 {
+		return res, fmt.Errorf("%w: rate %v", ErrInvalidCase, rate)
+	}
+	batch, _, _, err := rawBatches(Value(c.Size), 1)
+	if err != nil {
+		return res, err
+	}
+	f, done, err := rawFile(c)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, done()) }()
+
+	lat := make([]time.Duration, 0, n)
+	interval := time.Duration(float64(time.Second) / rate)
+	tm.ResetTimer()
+	tm.StartTimer()
+	begin := time.Now()
+	for i := range n {
+		if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		start := time.Now()
+		if _, err = f.Write(batch); err == nil && c.Sync {
+			err = f.Sync()
+		}
+		if err != nil {
+			break
+		}
+		lat = append(lat, time.Since(start))
+	}
+	res.Elapsed = time.Since(begin)
+	tm.StopTimer()
+	if err != nil {
+		return res, err
+	}
+	res.Records = int64(n)
+	res.Latencies = slices.Sorted(slices.Values(lat))
 	return res, nil
 }

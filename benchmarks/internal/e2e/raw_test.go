@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -28,5 +29,26 @@ func TestRawWriteCounts(t *testing.T) {
 	c.Size = BatchMaxBytes
 	if _, err := RawWrite(ctx, NoTimer{}, c, 1); !errors.Is(err, ErrInvalidCase) {
 		t.Errorf("a %d-byte value: %v, want ErrInvalidCase", c.Size, err)
+	}
+}
+
+// TestRawLatency: RawLatency times every record, with and without sync,
+// in order of size; a rate of 0 is ErrInvalidCase.
+func TestRawLatency(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []Case{
+		{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll},
+		{Store: Disk, Size: 100, Partitions: 1, Acks: AcksAll, Sync: true},
+	} {
+		res, err := RawLatency(ctx, NoTimer{}, c, 20, 10_000)
+		if err != nil || res.Records != 20 || len(res.Latencies) != 20 {
+			t.Fatalf("%s: %d records, %d latencies, %v", c.Name(), res.Records, len(res.Latencies), err)
+		}
+		if !slices.IsSorted(res.Latencies) || res.Latencies[0] <= 0 {
+			t.Errorf("%s: latencies %v, want positive and sorted", c.Name(), res.Latencies)
+		}
+	}
+	if _, err := RawLatency(ctx, NoTimer{}, Case{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll}, 1, 0); !errors.Is(err, ErrInvalidCase) {
+		t.Errorf("rate 0: %v, want ErrInvalidCase", err)
 	}
 }

@@ -135,6 +135,10 @@ func makePlan(s scale) plan {
 		if !c.Sync {
 			g.runs = append(g.runs, run{name("Latency", "jetstream", c), bt})
 		}
+		if c.Store == e2e.Disk {
+			// The floor: the write (and fsync) alone of each record.
+			g.runs = append(g.runs, run{name("Latency", "raw", c), bt})
+		}
 		p.groups = append(p.groups, g)
 		for _, m := range []struct {
 			unit string
@@ -144,6 +148,9 @@ func makePlan(s scale) plan {
 			p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", m.goal))
 			if !c.Sync {
 				p.rows = append(p.rows, with(r, g.runs[2].name, "jetstream", 0))
+			}
+			if c.Store == e2e.Disk {
+				p.rows = append(p.rows, with(r, name("Latency", "raw", c), "raw write alone", 0))
 			}
 		}
 	}
