@@ -184,25 +184,49 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= max(req.MinBytes, 1) || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		// Wait for a partition to move, the deadline, or ctx.
-		cases := make([]reflect.SelectCase, 0, len(waits)+2)
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
-		for _, w := range waits {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
-		}
-		switch i, _, _ := reflect.Select(cases); i {
-		case 0:
+		switch waitAny(ctx, timer, waits) {
+		case waitCtx:
 			if total > 0 {
 				return resp, nil
 			}
 			return resp, ctx.Err()
-		case 1:
+		case waitTimer:
 			// MaxWait passed: one last look.
 			resp, _, _, _ = b.fetchOnce(ctx, req, maxBytes)
 			return resp, nil
 		}
 	}
+}
+
+// What waitAny saw first.
+const (
+	waitCtx = iota
+	waitTimer
+	waitMoved // a partition
+)
+
+// waitAny waits for ctx to end, the timer to fire or one of the channels
+// to close: with a plain select for one partition, the common case of a
+// long poll, and through reflect.Select for more.
+func waitAny(ctx context.Context, timer <-chan time.Time, waits []<-chan struct{}) int {
+	if len(waits) == 1 {
+		select {
+		case <-ctx.Done():
+			return waitCtx
+		case <-timer:
+			return waitTimer
+		case <-waits[0]:
+			return waitMoved
+		}
+	}
+	cases := make([]reflect.SelectCase, 0, len(waits)+2)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
+	for _, w := range waits {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+	}
+	i, _, _ := reflect.Select(cases)
+	return min(i, waitMoved)
 }
 
 // fetchOnce reads each requested partition once. It takes each partition's
