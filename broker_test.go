@@ -229,12 +229,23 @@ func TestFetchLongPoll(t *testing.T) {
 	produce(t, b, "t", 1, "wake")
 	resp = <-got
 	require.Equal(t, []string{"wake"}, values(t, resp.Partitions[1].Records))
+	// ... and one waiting on a single partition (a plain select).
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- resp
+	}()
+	produce(t, b, "t", 0, "wake0")
+	resp = <-got
+	require.Equal(t, []string{"wake0"}, values(t, resp.Partitions[0].Records))
 
 	// ctx ends a wait.
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() {
-		_, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 0}}})
+		_, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}}) // at the end
 		done <- err
 	}()
 	cancel()
