@@ -240,11 +240,12 @@ type partition struct {
 	wake chan struct{} // buffered: a batch is full, a flush began, or Close
 
 	mu       sync.Mutex
-	cur      *batch   // open batch, or nil
-	queue    []*batch // full batches waiting, oldest first
-	spare    *batch   // a sent batch, empty, for the next one (see reuse)
-	draining bool     // the partition's goroutine runs
-	idle     bool     // ... and waits for records (wake it)
+	cur      *batch    // open batch, or nil
+	queue    []*batch  // full batches waiting, oldest first
+	spare    *batch    // a sent batch, empty, for the next one (see reuse)
+	draining bool      // the partition's goroutine runs
+	idle     bool      // ... and waits for records (wake it)
+	idleAt   time.Time // when it began to wait
 
 	// Owned by the draining goroutine.
 	bld    *record.Builder // encodes the batch in flight; pooled when the goroutine ends
@@ -258,6 +259,11 @@ func newPartition(t *topicState, id int32) *partition {
 	pp.req = api.ProduceRequest{Topic: t.name, Partition: id, Acks: t.p.cfg.acks}
 	return pp
 }
+
+// trickleGap is how long a partition's goroutine must have waited for
+// records before a record that wakes it yields to it (with linger 0): in
+// a burst the records come closer together than that, and batch.
+const trickleGap = 50 * time.Microsecond
 
 // idleKeep is how long a partition's goroutine waits for records before
 // it ends.
@@ -342,6 +348,10 @@ func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 	}
 	pr.r.Partition = pp.id
 	start, idle := !pp.draining, pp.idle
+	// A record that finds the goroutine parked and opens a batch to go at
+	// once: the first of a trickle, unless the goroutine parked only just
+	// now (a burst, whose next records should join this batch).
+	trickle := pp.p.cfg.linger == 0 && (start || idle && pp.cur.created.Sub(pp.idleAt) >= trickleGap)
 	pp.draining, pp.idle = true, false
 	pp.mu.Unlock()
 	if idle {
@@ -358,15 +368,15 @@ func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 		}
 		return true, nil
 	}
-	if (idle || start) && pp.p.cfg.linger == 0 {
-		// The batch is to go now and the partition's goroutine was parked
-		// (or has just been made): yield, so that it runs on this thread
-		// at once. Left alone it waits until the scheduler has woken
-		// another thread to take it, 10–30 µs on a small VM and most of
-		// the produce→consume latency of a trickle of records, while this
+	if trickle {
+		// Yield, so that the partition's goroutine runs on this thread at
+		// once. Left alone it waits until the scheduler has woken another
+		// thread to take it, 10–30 µs on a small VM and most of the
+		// produce→consume latency of a trickle of records, while this
 		// goroutine, the caller's, typically returns and waits itself.
-		// Under load the goroutine is busy sending, not parked, and this
-		// costs nothing.
+		// Under load the goroutine is busy sending, not parked, and in a
+		// burst it parked only just now: nobody yields, and the records
+		// that follow join the batch while it wakes.
 		runtime.Gosched()
 	}
 	return true, nil
@@ -487,7 +497,7 @@ func (pp *partition) drain() {
 			// Nothing to send: wait a while for more before ending, so
 			// that a steady trickle of records (linger 0, one record a
 			// request) finds the goroutine running, its stack grown.
-			pp.idle = true
+			pp.idle, pp.idleAt = true, time.Now()
 			pp.mu.Unlock()
 			if timer == nil {
 				timer = time.NewTimer(time.Duration(p.idleKeep.Load()))
