@@ -125,9 +125,12 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // Linger sets how long a partition's batch may wait for more records
 // before it is sent. Default 0: a batch is sent as soon as the partition
 // has no request in flight, and records produced meanwhile form the next
-// batch, so batches grow with load by themselves (as in franz-go). A
-// batch that reaches BatchMaxBytes, and every batch during Flush, is sent
-// without waiting. New fails with ErrInvalidOption for a negative d, or
+// batch, so batches grow with load by themselves (as in franz-go). With
+// linger 0, a Produce that wakes its partition's sender after a pause
+// (the first record of a trickle) yields the processor to it for a
+// moment, so that the record leaves at once rather than once another
+// thread has woken. A batch that reaches BatchMaxBytes, and every batch
+// during Flush, is sent without waiting. New fails with ErrInvalidOption for a negative d, or
 // one not shorter than DeliveryTimeout.
 func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 
