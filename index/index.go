@@ -32,13 +32,21 @@
 //
 // # Files
 //
-// While its segment is active an index is writable: its file is
-// preallocated to maxBytes (rounded down to a whole number of entries;
-// Kafka's segment.index.bytes, DefaultMaxBytes by default) and memory-mapped
-// read-write. When the segment is sealed (rolled) or the index closed, the
-// file is trimmed to its entries and, once sealed, mapped read-only. A file
-// that was not trimmed because the process stopped ends in all-zero
-// entries: opening an index drops trailing all-zero entries, so an entry
+// While its segment is active an index is writable and holds at most
+// maxBytes of entries (rounded down to a whole number of entries; Kafka's
+// segment.index.bytes, DefaultMaxBytes by default). It keeps its entries
+// in a heap buffer and writes each appended entry to the file at once with
+// WriteAt. Kafka preallocates the file and maps it read-write instead;
+// runnel does not, because the first store to each page of a writable
+// shared mapping stalls while the file system reserves a block and
+// updates the file's times (about a millisecond on ext4 here, on the
+// append that adds the entry, and again after each writeback of the page),
+// where a WriteAt takes microseconds. When the segment is sealed (rolled)
+// or the index closed, the file is trimmed to its entries and, once
+// sealed, mapped read-only. A file that was preallocated (by Kafka, or by
+// an earlier runnel) and not trimmed because the process stopped ends in
+// all-zero entries: opening an index drops trailing all-zero entries, so
+// an entry
 // that is itself all zero, (base, 0) or (0, base), is dropped too if it is
 // the last one; that loses nothing, as it answers a lookup exactly as no
 // entry does. A file whose size is not a whole number of entries is corrupt
@@ -46,11 +54,10 @@
 // Check reports: opening does not scan the entries, so that opening the
 // sealed indexes of a big log stays cheap.
 //
-// Files are read and written only through a vfs.FS. Files that implement
-// vfs.Mapper are mapped (OS files on unix); for the others, or when mapping
-// fails, the index keeps its entries in a heap buffer read at open and
-// writes each appended entry at once with WriteAt, so that the file mirrors
-// the buffer; such a file is not preallocated.
+// Files are read and written only through a vfs.FS. Sealed files that
+// implement vfs.Mapper are mapped (OS files on unix); for the others, or
+// when mapping fails, the index keeps its entries in a heap buffer read at
+// open, as an active index does.
 //
 // Nothing is durable before Sync, Seal or Close.
 //
@@ -79,8 +86,8 @@ const (
 	OffsetEntrySize = 8
 	// TimeEntrySize is the size in bytes of a time index entry.
 	TimeEntrySize = 12
-	// DefaultMaxBytes is the default size to which an active index file is
-	// preallocated, which bounds its number of entries (Kafka's
+	// DefaultMaxBytes is the default bound on the size of an active
+	// index's entries, which bounds their number (Kafka's
 	// segment.index.bytes).
 	DefaultMaxBytes = 10 << 20
 )
@@ -98,7 +105,7 @@ type file struct {
 	mu     sync.RWMutex
 	buf    []byte // the entries: the mapped file or a heap copy of it
 	n      int    // number of entries
-	active bool   // writable: appends allowed, file preallocated
+	active bool   // writable: appends allowed
 	max    int    // capacity in entries while active
 
 	path   string
@@ -207,9 +214,9 @@ func trimZeros(b []byte, sz int) int {
 	return n
 }
 
-// setup sizes the file and sets up buf for the current n and active: a
-// mapping of the preallocated file (active) or of the entries (sealed), or
-// else a heap copy of the entries in a file trimmed to them. There must be
+// setup sets up buf for the current n and active, in a file trimmed to
+// the entries: a read-only mapping of them (sealed, where the file maps),
+// or else a heap copy. There must be
 // no mapping. The caller holds mu exclusively, or the index is not yet
 // shared.
 func (x *file) setup() error {
@@ -218,18 +225,21 @@ func (x *file) setup() error {
 	if err != nil {
 		return err
 	}
-	if mp, ok := x.f.(vfs.Mapper); ok && !x.noMap {
+	// Only a sealed index is mapped, read-only. An active one stays on the
+	// heap and writes its entries with WriteAt: the first store to each
+	// page of a shared writable mapping makes the file system reserve a
+	// block and update the file's times (ext4's page_mkwrite), about 1 ms
+	// here, and it lands on the append that adds the entry (again after
+	// each writeback of the page); a WriteAt costs microseconds.
+	if mp, ok := x.f.(vfs.Mapper); ok && !x.noMap && !x.active {
 		want := used
-		if x.active {
-			want = max(x.max, x.n) * x.sz
-		}
 		if size != int64(want) {
 			if err := x.f.Truncate(int64(want)); err != nil {
 				return err
 			}
 			size = int64(want)
 		}
-		m, err := mp.Map(want, x.active)
+		m, err := mp.Map(want, false)
 		if err == nil {
 			x.m, x.buf, x.heap, x.owned = m, m.Bytes(), false, false
 			return nil

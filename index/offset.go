@@ -21,15 +21,15 @@ type OffsetEntry struct{ Offset, Position int64 }
 // OpenOffset opens the offset index at path for the segment with the given
 // base offset, creating the file if it is missing.
 //
-// With writable true the index is active: its file is extended to maxBytes
-// (rounded down to a multiple of OffsetEntrySize; but never below its
-// entries) and mapped read-write, or kept in a heap buffer mirrored with
-// WriteAt where mapping is unavailable. With writable false the index is
+// With writable true the index is active: it takes entries up to maxBytes
+// of them (rounded down to a multiple of OffsetEntrySize; but never below
+// its entries), kept in a heap buffer and written to the file with
+// WriteAt as they are appended. With writable false the index is
 // sealed and read-only (maxBytes is ignored): mapped read-only if possible,
 // else read into memory at open.
 //
-// Trailing all-zero entries (preallocated space of an index that was not
-// trimmed) are dropped; a sealed index's file is trimmed to its entries. A
+// Trailing all-zero entries (preallocated space of a Kafka index that was
+// not trimmed) are dropped; a sealed index's file is trimmed to its entries. A
 // file whose size is not a multiple of OffsetEntrySize is reported as a
 // *CorruptError. The entries are not checked: see Check.
 func OpenOffset(fsys vfs.FS, path string, base int64, maxBytes int, writable bool) (*OffsetIndex, error) {

@@ -29,8 +29,8 @@ type Config struct {
 	// IndexIntervalBytes is how many bytes of batches lie between two
 	// offset index entries (index.interval.bytes). Default 4096.
 	IndexIntervalBytes int
-	// MaxIndexBytes is the preallocated size of each index
-	// (segment.index.bytes). Default 10 MiB.
+	// MaxIndexBytes bounds the size of each index (segment.index.bytes):
+	// a segment whose index is full rolls. Default 10 MiB.
 	MaxIndexBytes int
 }
 
