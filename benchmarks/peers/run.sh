@@ -18,8 +18,10 @@ set -eu
 
 cd "$(dirname "$0")"
 go vet ./...
-go run ./cmd/compare "$@"
+status=0
+go run ./cmd/compare "$@" || status=$? # a run failed: benchstat still runs, then its status
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da \
 	-filter '.unit:(records/s OR B/s OR allocs/op OR peak-RSS-MB OR p50-us OR p99-us OR RSS/payload)' \
 	-col /sys out/peers.txt >out/benchstat.txt
 echo "benchstat: benchmarks/peers/out/benchstat.txt" >&2
+exit $status

@@ -92,6 +92,7 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 	defer raw.Close()
 
 	res := results{}
+	failed := 0
 	start := time.Now()
 	for round := range rounds {
 		for gi, g := range p.groups {
@@ -101,6 +102,7 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 				m, err := runOne(bin, r, raw)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "  %s: %v\n", r.name, err)
+					failed++
 					continue
 				}
 				res.add(r.name, round, m)
@@ -115,6 +117,11 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 	}
 	w := io.MultiWriter(os.Stdout, table)
 	err = writeTable(w, p.rows, res, rounds)
+	if failed > 0 {
+		// A run that fails every round (a name that matches no benchmark,
+		// say) would otherwise only leave its rows empty.
+		err = errors.Join(err, fmt.Errorf("%d runs failed (see above); the table has the others", failed))
+	}
 	return errors.Join(err, table.Close(), raw.Close())
 }
 
