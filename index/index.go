@@ -35,8 +35,9 @@
 // While its segment is active an index is writable and holds at most
 // maxBytes of entries (rounded down to a whole number of entries; Kafka's
 // segment.index.bytes, DefaultMaxBytes by default). It keeps its entries
-// in a heap buffer and writes each appended entry to the file at once with
-// WriteAt. Kafka preallocates the file and maps it read-write instead;
+// in a heap buffer and writes them to the file with WriteAt, 128 at a time
+// and the rest on Sync, Seal and Close. Kafka preallocates the file and
+// maps it read-write instead;
 // runnel does not, because the first store to each page of a writable
 // shared mapping stalls while the file system reserves a block and
 // updates the file's times (about a millisecond on ext4 here, on the
@@ -107,6 +108,9 @@ type file struct {
 	n      int    // number of entries
 	active bool   // writable: appends allowed
 	max    int    // capacity in entries while active
+	// written is how many of the entries the file holds (the rest, of a
+	// heap index, are written by flush); the owner's alone.
+	written int
 
 	path   string
 	f      vfs.File
@@ -220,6 +224,14 @@ func trimZeros(b []byte, sz int) int {
 // no mapping. The caller holds mu exclusively, or the index is not yet
 // shared.
 func (x *file) setup() error {
+	if err := x.setupFile(); err != nil {
+		return err
+	}
+	x.written = x.n // the file holds them all now
+	return nil
+}
+
+func (x *file) setupFile() error {
 	used := x.n * x.sz
 	size, err := x.f.Size()
 	if err != nil {
@@ -323,8 +335,10 @@ func (x *file) appendEntry() error {
 	if x.m != nil {
 		copy(buf[off:off+x.sz], e)
 	} else {
-		if _, err := x.f.WriteAt(e, int64(off)); err != nil {
-			return err
+		if x.n-x.written >= flushEntries {
+			if err := x.flush(); err != nil {
+				return err
+			}
 		}
 		// Readers look at buf[:off] only, so writing past it in place is
 		// safe; a grown buf is published under the lock.
@@ -334,6 +348,25 @@ func (x *file) appendEntry() error {
 	x.buf = buf
 	x.n++
 	x.mu.Unlock()
+	return nil
+}
+
+// flushEntries is how many appended entries a heap index keeps before it
+// writes them to its file with one WriteAt (it also writes them on Sync,
+// Seal and Close): one write per flushEntries entries, not one per entry,
+// on an append path that adds an entry every index.interval.bytes.
+const flushEntries = 128
+
+// flush writes the entries the file does not hold yet (a heap index's).
+// The owner calls it.
+func (x *file) flush() error {
+	if x.m != nil || x.written >= x.n {
+		return nil
+	}
+	if _, err := x.f.WriteAt(x.buf[x.written*x.sz:x.n*x.sz], int64(x.written*x.sz)); err != nil {
+		return err
+	}
+	x.written = x.n
 	return nil
 }
 
@@ -358,6 +391,8 @@ func (x *file) truncateEntries(k int) error {
 			clear(x.buf[from:to])
 			return nil
 		}
+		to = min(to, x.written*x.sz) // the file holds no more
+		x.written = min(x.written, k)
 		for from < to {
 			m := min(to-from, len(zeros))
 			if _, err := x.f.WriteAt(zeros[:m], int64(from)); err != nil {
@@ -388,6 +423,9 @@ func (x *file) sync() error {
 			return err
 		}
 	}
+	if err := x.flush(); err != nil {
+		return err
+	}
 	return x.f.Sync()
 }
 
@@ -403,6 +441,9 @@ func (x *file) seal() error {
 		if err := x.m.Flush(); err != nil {
 			return err
 		}
+	}
+	if err := x.flush(); err != nil {
+		return err
 	}
 	x.mu.Lock()
 	x.active = false
@@ -457,6 +498,9 @@ func (x *file) close() error {
 	}
 	if x.m != nil && x.active {
 		keep(x.m.Flush())
+	}
+	if x.active {
+		keep(x.flush())
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -24,7 +24,7 @@ type OffsetEntry struct{ Offset, Position int64 }
 // With writable true the index is active: it takes entries up to maxBytes
 // of them (rounded down to a multiple of OffsetEntrySize; but never below
 // its entries), kept in a heap buffer and written to the file with
-// WriteAt as they are appended. With writable false the index is
+// WriteAt in blocks and on Sync, Seal and Close. With writable false the index is
 // sealed and read-only (maxBytes is ignored): mapped read-only if possible,
 // else read into memory at open.
 //

@@ -467,3 +467,45 @@ func TestOffsetLookupProperty(t *testing.T) {
 		}
 	})
 }
+
+// TestOffsetWritesInBlocks: an active index writes its entries to the file
+// flushEntries at a time, and all of them on Sync; a crash loses at most
+// the entries since the last write, and a truncation below what the file
+// holds zeroes the dropped entries in it.
+func TestOffsetWritesInBlocks(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		path := filepath.Join(dir, "a.index")
+		x := openOffset(t, k.fsys, path, 0, 1<<20, true)
+		var want []OffsetEntry
+		for i := range 2*flushEntries + 44 {
+			e := OffsetEntry{int64(i + 1), int64(i+1) * 100}
+			must(t, x.Append(e.Offset, e.Position))
+			want = append(want, e)
+		}
+		if got := fileSize(t, path); got != 2*flushEntries*OffsetEntrySize {
+			t.Fatalf("file size %d with %d entries appended, want %d", got, len(want), 2*flushEntries*OffsetEntrySize)
+		}
+		x.f.abandon() // a crash: the entries not yet written are lost
+		y := openOffset(t, k.fsys, path, 0, 1<<20, true)
+		if got := offsetEntries(y); !slices.Equal(got, want[:2*flushEntries]) {
+			t.Fatalf("after a crash: %d entries, want the %d written", len(got), 2*flushEntries)
+		}
+
+		// Truncation below what the file holds, with entries pending.
+		want = want[:2*flushEntries]
+		for i := range 10 {
+			e := OffsetEntry{int64(1000 + i), int64(100_000 + i)}
+			must(t, y.Append(e.Offset, e.Position))
+		}
+		must(t, y.TruncateTo(flushEntries+1)) // keeps offsets 1..flushEntries
+		want = want[:flushEntries]
+		must(t, y.Append(5000, 500_000))
+		want = append(want, OffsetEntry{5000, 500_000})
+		must(t, y.Sync())
+		y.f.abandon() // the file: the entries kept, the new one, zeros where the dropped ones were
+		z := openOffset(t, k.fsys, path, 0, 1<<20, false)
+		if got := offsetEntries(z); !slices.Equal(got, want) {
+			t.Errorf("after truncation and Sync: %v, want %v", got, want)
+		}
+	})
+}
