@@ -170,8 +170,7 @@ func (x *TimeIndex) Check(nextOffset int64) error {
 	return nil
 }
 
-// Sync makes the entries durable: it flushes the mapping, if writable, and
-// syncs the file.
+// Sync makes the entries durable: it syncs the file.
 func (x *TimeIndex) Sync() error { return x.f.sync() }
 
 // Seal makes an active index sealed, as OffsetIndex.Seal does.
