@@ -327,23 +327,17 @@ func (x *file) writable() error {
 func (x *file) full() bool { return !x.active || x.n >= x.max }
 
 // appendEntry appends the entry encoded in x.entry; the caller has checked
-// that the index is writable and not full.
+// that the index is writable (so on the heap) and not full.
 func (x *file) appendEntry() error {
-	e := x.entry[:x.sz]
-	off := x.n * x.sz
-	buf := x.buf
-	if x.m != nil {
-		copy(buf[off:off+x.sz], e)
-	} else {
-		if x.n-x.written >= flushEntries {
-			if err := x.flush(); err != nil {
-				return err
-			}
+	if x.n-x.written >= flushEntries {
+		if err := x.flush(); err != nil {
+			return err
 		}
-		// Readers look at buf[:off] only, so writing past it in place is
-		// safe; a grown buf is published under the lock.
-		buf = append(buf[:off], e...)
 	}
+	// Readers look at buf[:off] only, so writing past it in place is safe;
+	// a grown buf is published under the lock.
+	off := x.n * x.sz
+	buf := append(x.buf[:off], x.entry[:x.sz]...)
 	x.mu.Lock()
 	x.buf = buf
 	x.n++
@@ -357,10 +351,10 @@ func (x *file) appendEntry() error {
 // on an append path that adds an entry every index.interval.bytes.
 const flushEntries = 128
 
-// flush writes the entries the file does not hold yet (a heap index's).
+// flush writes the entries the file does not hold yet (an active index's).
 // The owner calls it.
 func (x *file) flush() error {
-	if x.m != nil || x.written >= x.n {
+	if x.written >= x.n {
 		return nil
 	}
 	if _, err := x.f.WriteAt(x.buf[x.written*x.sz:x.n*x.sz], int64(x.written*x.sz)); err != nil {
@@ -386,12 +380,7 @@ func (x *file) truncateEntries(k int) error {
 		x.mu.Lock()
 		x.n = k
 		x.mu.Unlock()
-		from, to := k*x.sz, old*x.sz
-		if x.m != nil {
-			clear(x.buf[from:to])
-			return nil
-		}
-		to = min(to, x.written*x.sz) // the file holds no more
+		from, to := k*x.sz, min(old, x.written)*x.sz // the file holds no more
 		x.written = min(x.written, k)
 		for from < to {
 			m := min(to-from, len(zeros))
@@ -418,11 +407,6 @@ func (x *file) sync() error {
 	if err := x.usable("sync"); err != nil {
 		return err
 	}
-	if x.m != nil && x.active {
-		if err := x.m.Flush(); err != nil {
-			return err
-		}
-	}
 	if err := x.flush(); err != nil {
 		return err
 	}
@@ -436,11 +420,6 @@ func (x *file) seal() error {
 	}
 	if !x.active {
 		return nil
-	}
-	if x.m != nil {
-		if err := x.m.Flush(); err != nil {
-			return err
-		}
 	}
 	if err := x.flush(); err != nil {
 		return err
@@ -495,9 +474,6 @@ func (x *file) close() error {
 		if err == nil {
 			err = e
 		}
-	}
-	if x.m != nil && x.active {
-		keep(x.m.Flush())
 	}
 	if x.active {
 		keep(x.flush())

@@ -180,8 +180,8 @@ func (x *OffsetIndex) Check(logSize int64) error {
 	return nil
 }
 
-// Sync makes the entries durable: it flushes the mapping, if writable, and
-// syncs the file.
+// Sync makes the entries durable: it writes those the file does not hold
+// yet and syncs it.
 func (x *OffsetIndex) Sync() error { return x.f.sync() }
 
 // Seal makes an active index sealed: it trims the file to its entries, syncs
@@ -190,8 +190,9 @@ func (x *OffsetIndex) Sync() error { return x.f.sync() }
 func (x *OffsetIndex) Seal() error { return x.f.seal() }
 
 // Unseal makes a sealed index active again, as when the log is truncated
-// back into its segment: the file is extended to maxBytes and mapped
-// writable. Unsealing an active index does nothing.
+// back into its segment: it takes entries up to maxBytes of them, kept in
+// a heap buffer and written to the file with WriteAt, as an index opened
+// writable does. Unsealing an active index does nothing.
 func (x *OffsetIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 
 // Close releases the index. An active index is first trimmed to its entries

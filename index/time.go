@@ -170,8 +170,8 @@ func (x *TimeIndex) Check(nextOffset int64) error {
 	return nil
 }
 
-// Sync makes the entries durable: it flushes the mapping, if writable, and
-// syncs the file.
+// Sync makes the entries durable: it writes those the file does not hold
+// yet and syncs it.
 func (x *TimeIndex) Sync() error { return x.f.sync() }
 
 // Seal makes an active index sealed, as OffsetIndex.Seal does.

@@ -130,22 +130,30 @@ func (t *topicState) buffer(pr pending) {
 	t.mu.Lock()
 	parts := *t.parts.Load()
 	pp, err := t.choose(pr.r, parts)
+	var yield bool
 	if err == nil && t.onNew == nil {
 		t.mu.Unlock()
-		err = pp.add(pr)
+		yield, err = pp.add(pr)
 	} else if err == nil {
 		var ok bool
-		if ok, err = pp.addOrAbort(pr); err == nil && !ok {
+		if ok, yield, err = pp.addOrAbort(pr); err == nil && !ok {
 			// KIP-480: the record would start a new batch; let the
 			// partitioner move on first.
 			t.onNew.OnNewBatch(pp.id)
 			if pp, err = t.choose(pr.r, parts); err == nil {
-				err = pp.add(pr)
+				yield, err = pp.add(pr)
 			}
 		}
 		t.mu.Unlock()
 	} else {
 		t.mu.Unlock()
+	}
+	if yield {
+		// The record starts a trickle (see addRecord): yield, so that the
+		// partition's goroutine runs on this thread at once. Not under
+		// t.mu: the goroutine's whole request would run with the topic
+		// locked against every other Produce to it.
+		runtime.Gosched()
 	}
 	if err != nil {
 		t.p.release(1, int64(pr.size))
@@ -315,22 +323,26 @@ func (pp *partition) wakeUp() {
 }
 
 // add appends a record to the open batch, opening one if needed, and
-// starts the partition's goroutine if it is not running.
-func (pp *partition) add(pr pending) error {
-	_, err := pp.addRecord(pr, false)
-	return err
+// starts the partition's goroutine if it is not running. yield reports
+// that the record starts a trickle: the caller yields the processor to
+// the partition's goroutine once it holds no lock (see addRecord).
+func (pp *partition) add(pr pending) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, false)
+	return yield, err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
 // when the record would open a new batch.
-func (pp *partition) addOrAbort(pr pending) (bool, error) { return pp.addRecord(pr, true) }
+func (pp *partition) addOrAbort(pr pending) (ok, yield bool, err error) {
+	return pp.addRecord(pr, true)
+}
 
 // addRecord is add and addOrAbort; it takes pp.mu itself.
-func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
+func (pp *partition) addRecord(pr pending, abortOnNew bool) (ok, yield bool, err error) {
 	pp.mu.Lock()
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
-		return false, ErrClosed
+		return false, false, ErrClosed
 	}
 	max := pp.p.cfg.batchMaxBytes
 	if b := pp.cur; b == nil || !b.add(pr, max) {
@@ -341,7 +353,7 @@ func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 		}
 		if abortOnNew {
 			pp.mu.Unlock()
-			return false, nil
+			return false, false, nil
 		}
 		pp.cur = pp.newBatchLocked(time.Now())
 		pp.cur.add(pr, max) // a new batch takes any record
@@ -366,20 +378,17 @@ func (pp *partition) addRecord(pr pending, abortOnNew bool) (bool, error) {
 		for _, b := range bs {
 			pp.fail(b, ErrClosed)
 		}
-		return true, nil
+		return true, false, nil
 	}
-	if trickle {
-		// Yield, so that the partition's goroutine runs on this thread at
-		// once. Left alone it waits until the scheduler has woken another
-		// thread to take it, 10–30 µs on a small VM and most of the
-		// produce→consume latency of a trickle of records, while this
-		// goroutine, the caller's, typically returns and waits itself.
-		// Under load the goroutine is busy sending, not parked, and in a
-		// burst it parked only just now: nobody yields, and the records
-		// that follow join the batch while it wakes.
-		runtime.Gosched()
-	}
-	return true, nil
+	// With trickle the caller yields (once it holds no lock), so that the
+	// partition's goroutine runs on its thread at once. Left alone it
+	// waits until the scheduler has woken another thread to take it,
+	// 10–30 µs on a small VM and most of the produce→consume latency of a
+	// trickle of records, while the caller's goroutine typically returns
+	// and waits itself. Under load the goroutine is busy sending, not
+	// parked, and in a burst it parked only just now: nobody yields, and
+	// the records that follow join the batch while it wakes.
+	return true, trickle, nil
 }
 
 // newBatchLocked returns an empty batch: the spare, or one from the pool.

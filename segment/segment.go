@@ -118,8 +118,7 @@ func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
 
 // OpenOptions says how to open an existing segment.
 type OpenOptions struct {
-	// Active opens the segment for appending: its indexes are preallocated
-	// and writable.
+	// Active opens the segment for appending: its indexes are writable.
 	Active bool
 }
 
