@@ -61,6 +61,9 @@ func BenchmarkLatency(b *testing.B) {
 		if c.Store == e2e.Mem {
 			b.Skip("the floor is measured on disk")
 		}
+		if c.Partitions != 1 || c.Acks != e2e.AcksAll {
+			b.Skip("the floor depends on the size and the sync only: measured with p=1 acks=all")
+		}
 		e2e.BenchRawLatency(b, c, e2e.LatencyRate)
 	})
 }
