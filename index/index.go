@@ -237,12 +237,8 @@ func (x *file) setupFile() error {
 	if err != nil {
 		return err
 	}
-	// Only a sealed index is mapped, read-only. An active one stays on the
-	// heap and writes its entries with WriteAt: the first store to each
-	// page of a shared writable mapping makes the file system reserve a
-	// block and update the file's times (ext4's page_mkwrite), about 1 ms
-	// here, and it lands on the append that adds the entry (again after
-	// each writeback of the page); a WriteAt costs microseconds.
+	// Only a sealed index is mapped (read-only); an active one stays on the
+	// heap (see the package comment).
 	if mp, ok := x.f.(vfs.Mapper); ok && !x.noMap && !x.active {
 		want := used
 		if size != int64(want) {
@@ -251,7 +247,7 @@ func (x *file) setupFile() error {
 			}
 			size = int64(want)
 		}
-		m, err := mp.Map(want, false)
+		m, err := mp.Map(want)
 		if err == nil {
 			x.m, x.buf, x.heap, x.owned = m, m.Bytes(), false, false
 			return nil

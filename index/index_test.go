@@ -45,7 +45,7 @@ type plainFile struct{ vfs.File }
 // unsupportedFile is a Mapper that cannot map.
 type unsupportedFile struct{ vfs.File }
 
-func (f unsupportedFile) Map(int, bool) (*vfs.Mapping, error) {
+func (f unsupportedFile) Map(int) (*vfs.Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: vfs.ErrNotSupported}
 }
 
@@ -375,11 +375,11 @@ type faults struct {
 
 var errInjected = errors.New("injected fault")
 
-func (f faultyFile) Map(length int, writable bool) (*vfs.Mapping, error) {
+func (f faultyFile) Map(length int) (*vfs.Mapping, error) {
 	if f.faults.mapErr != nil {
 		return nil, f.faults.mapErr
 	}
-	return f.File.(vfs.Mapper).Map(length, writable)
+	return f.File.(vfs.Mapper).Map(length)
 }
 
 func (f faultyFile) Truncate(size int64) error {

@@ -16,13 +16,12 @@ const (
 	OpCreate Op = iota
 	// OpOpen is FS.Open.
 	OpOpen
-	// OpWrite is File.Write, File.WriteAt, and Mapper.Map of a writable
-	// mapping.
+	// OpWrite is File.Write and File.WriteAt.
 	OpWrite
 	// OpRead is File.ReadAt, Viewer.View, PrefixViewer.ViewPrefix, and
-	// Mapper.Map of a read-only mapping.
+	// Mapper.Map.
 	OpRead
-	// OpSync is File.Sync and Mapping.Flush.
+	// OpSync is File.Sync.
 	OpSync
 	// OpTruncate is File.Truncate.
 	OpTruncate
@@ -298,12 +297,12 @@ type (
 func (f faultV) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
 func (f faultP) View(off int64, n int) ([]byte, error)        { return f.view(off, n) }
 func (f faultP) ViewPrefix(off int64, n int) ([]byte, error)  { return f.viewPrefix(off, n) }
-func (f faultM) Map(n int, writable bool) (*Mapping, error)   { return f.mmap(n, writable) }
+func (f faultM) Map(n int) (*Mapping, error)                  { return f.mmap(n) }
 func (f faultVM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
-func (f faultVM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
+func (f faultVM) Map(n int) (*Mapping, error)                 { return f.mmap(n) }
 func (f faultPM) View(off int64, n int) ([]byte, error)       { return f.view(off, n) }
 func (f faultPM) ViewPrefix(off int64, n int) ([]byte, error) { return f.viewPrefix(off, n) }
-func (f faultPM) Map(n int, writable bool) (*Mapping, error)  { return f.mmap(n, writable) }
+func (f faultPM) Map(n int) (*Mapping, error)                 { return f.mmap(n) }
 
 func (f *faultFile) check(op Op, opName string) error {
 	if err := f.inj.MaybeError(op, f.name); err != nil {
@@ -372,24 +371,9 @@ func (f *faultFile) viewPrefix(off int64, n int) ([]byte, error) {
 	return f.f.(PrefixViewer).ViewPrefix(off, n)
 }
 
-func (f *faultFile) mmap(n int, writable bool) (*Mapping, error) {
-	op := OpRead
-	if writable {
-		op = OpWrite
-	}
-	if err := f.check(op, "mmap"); err != nil {
+func (f *faultFile) mmap(n int) (*Mapping, error) {
+	if err := f.check(OpRead, "mmap"); err != nil {
 		return nil, err
 	}
-	m, err := f.f.(Mapper).Map(n, writable)
-	if err != nil || m.flush == nil {
-		return m, err
-	}
-	flush := m.flush
-	m.flush = func(b []byte) error {
-		if err := f.check(OpSync, "msync"); err != nil {
-			return err
-		}
-		return flush(b)
-	}
-	return m, nil
+	return f.f.(Mapper).Map(n)
 }

@@ -115,6 +115,6 @@ func OSFile(f File) (*os.File, bool) {
 	return of.f, true
 }
 
-func (f *osFile) Map(length int, writable bool) (*Mapping, error) {
-	return mapFile(f.f, length, writable)
+func (f *osFile) Map(length int) (*Mapping, error) {
+	return mapFile(f.f, length)
 }

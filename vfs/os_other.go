@@ -11,6 +11,6 @@ func syncDir(string) error { return nil }
 
 func lockFile(*os.File) error { return nil }
 
-func mapFile(f *os.File, _ int, _ bool) (*Mapping, error) {
+func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
 }

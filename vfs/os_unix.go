@@ -29,21 +29,13 @@ func lockFile(f *os.File) error {
 	return err
 }
 
-func mapFile(f *os.File, length int, writable bool) (*Mapping, error) {
+func mapFile(f *os.File, length int) (*Mapping, error) {
 	if length <= 0 {
 		return &Mapping{data: []byte{}, unmap: func([]byte) error { return nil }}, nil
 	}
-	prot := unix.PROT_READ
-	if writable {
-		prot |= unix.PROT_WRITE
-	}
-	b, err := unix.Mmap(int(f.Fd()), 0, length, prot, unix.MAP_SHARED)
+	b, err := unix.Mmap(int(f.Fd()), 0, length, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: err}
 	}
-	m := &Mapping{data: b, unmap: unix.Munmap}
-	if writable {
-		m.flush = func(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }
-	}
-	return m, nil
+	return &Mapping{data: b, unmap: unix.Munmap}, nil
 }

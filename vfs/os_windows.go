@@ -24,6 +24,6 @@ func lockFile(f *os.File) error {
 }
 
 // mapFile is not offered on Windows; the index falls back to ReadAt/WriteAt.
-func mapFile(f *os.File, _ int, _ bool) (*Mapping, error) {
+func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
 }

@@ -143,35 +143,28 @@ func ReadViewPrefix(f File, off int64, n int) ([]byte, error) {
 	return ReadView(f, off, n)
 }
 
-// Mapper is implemented by files that can be memory-mapped (OS files on
-// unix-like systems). Where mapping is not available Map returns an error
-// matching ErrNotSupported, and callers fall back to ReadAt/WriteAt.
+// Mapper is implemented by files that can be memory-mapped read-only (OS
+// files on unix-like systems). Where mapping is not available Map returns
+// an error matching ErrNotSupported, and callers fall back to ReadAt.
+// There are no writable mappings: the first store to each page of a
+// writable shared mapping stalls while the file system reserves a block
+// and updates the file's times (about a millisecond on ext4), so writers
+// use WriteAt.
 type Mapper interface {
 	// Map maps the first length bytes of the file, which must already be at
-	// least that long. A writable mapping is shared: its writes reach the
-	// file.
-	Map(length int, writable bool) (*Mapping, error)
+	// least that long, read-only.
+	Map(length int) (*Mapping, error)
 }
 
-// Mapping is a memory-mapped region of a file. Its Bytes must not be used
-// after Close.
+// Mapping is a read-only memory-mapped region of a file. Its Bytes must
+// not be used after Close.
 type Mapping struct {
 	data  []byte
-	flush func([]byte) error
 	unmap func([]byte) error
 }
 
 // Bytes returns the mapped memory.
 func (m *Mapping) Bytes() []byte { return m.data }
-
-// Flush writes a writable mapping's changes back to the file (msync). The
-// file's Sync is still needed for durability of its size.
-func (m *Mapping) Flush() error {
-	if m.data == nil || m.flush == nil {
-		return nil
-	}
-	return m.flush(m.data)
-}
 
 // Close unmaps the memory. It is safe to call more than once.
 func (m *Mapping) Close() error {
