@@ -152,7 +152,7 @@ func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record
 
 func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
 	for pos := int64(0); pos < s.Size(); {
-		data, err := s.Read(pos, 1<<20, math.MaxInt64)
+		data, err := s.Read(pos, 1<<20)
 		if err != nil {
 			return err
 		}

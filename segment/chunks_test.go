@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"strings"
 	"testing"
 	"unsafe"
@@ -80,7 +79,7 @@ func TestReadViewsAcrossChunks(t *testing.T) {
 	var got []byte
 	cutByChunk := 0
 	for pos := int64(0); pos < s.Size(); {
-		data, err := s.Read(pos, maxBytes, math.MaxInt64)
+		data, err := s.Read(pos, maxBytes)
 		if err != nil || len(data) == 0 {
 			t.Fatalf("Read(%d) = %d bytes, %v", pos, len(data), err)
 		}
@@ -110,7 +109,7 @@ func TestReadViewsAcrossChunks(t *testing.T) {
 	}
 
 	allocs := testing.AllocsPerRun(20, func() {
-		if _, err := s.Read(m.batches[100].pos, maxBytes, math.MaxInt64); err != nil {
+		if _, err := s.Read(m.batches[100].pos, maxBytes); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -181,18 +180,18 @@ func TestReadBatchAcrossChunks(t *testing.T) {
 	checkState(t, s, m)
 	checkFindTime(t, s, m)
 
-	data, err := s.Read(0, 1<<20, math.MaxInt64)
+	data, err := s.Read(0, 1<<20)
 	if err != nil || !bytes.Equal(data, m.bytes()[:split.pos]) {
 		t.Fatalf("Read(0) = %d bytes, %v; want the %d bytes before the split batch", len(data), err, split.pos)
 	}
 	for _, maxBytes := range []int{1, int(split.size), 1 << 20} {
-		data, err = s.Read(split.pos, maxBytes, math.MaxInt64)
+		data, err = s.Read(split.pos, maxBytes)
 		if err != nil || !bytes.Equal(data, split.data) {
 			t.Fatalf("Read(split, %d) = %d bytes, %v; want the split batch (%d bytes)", maxBytes, len(data), err, split.size)
 		}
 	}
 	after := split.pos + split.size
-	data, err = s.Read(after, 1<<20, math.MaxInt64)
+	data, err = s.Read(after, 1<<20)
 	if err != nil || !bytes.Equal(data, m.bytes()[after:]) {
 		t.Fatalf("Read after the split batch = %d bytes, %v; want the rest (%d bytes)", len(data), err, m.size()-after)
 	}
@@ -294,7 +293,7 @@ func TestReadEndsAtChunkBoundary(t *testing.T) {
 	if _, err := s.Recover(0); err != nil {
 		t.Fatal(err)
 	}
-	data, err := s.Read(0, 1<<20, math.MaxInt64)
+	data, err := s.Read(0, 1<<20)
 	if err != nil || int64(len(data)) != m.batches[k].pos {
 		t.Fatalf("Read(0) = %d bytes, %v; want up to the chunk boundary at %d", len(data), err, m.batches[k].pos)
 	}

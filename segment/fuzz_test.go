@@ -123,7 +123,7 @@ func fuzzRecover(t *testing.T, fsys vfs.FS, mem *vfs.MemFS, tail []byte) {
 	var batches []span
 	next := int64(fuzzBase)
 	for pos := int64(0); pos < s.Size(); {
-		data, err := s.Read(pos, 1, math.MaxInt64)
+		data, err := s.Read(pos, 1)
 		if err != nil || len(data) == 0 {
 			t.Fatalf("Read(%d) = %d bytes, %v", pos, len(data), err)
 		}
@@ -148,7 +148,7 @@ func fuzzRecover(t *testing.T, fsys vfs.FS, mem *vfs.MemFS, tail []byte) {
 	// end, however the file's pieces cut them.
 	var all []byte
 	for pos := int64(0); pos < s.Size(); {
-		data, err := s.Read(pos, 1<<20, math.MaxInt64)
+		data, err := s.Read(pos, 1<<20)
 		if err != nil || len(data) == 0 {
 			t.Fatalf("Read(%d, 1 MiB) = %d bytes, %v", pos, len(data), err)
 		}

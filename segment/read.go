@@ -216,8 +216,7 @@ func (s *Segment) withPath(err error) error {
 	return err
 }
 
-// Read returns the whole batches that start at pos and end by limit (a
-// position; math.MaxInt64 for the end of the segment), as many as fit in
+// Read returns the whole batches that start at pos, as many as fit in
 // maxBytes but at least one, however large, as Kafka's fetch does (KIP-74).
 // On the in-memory FS it may return fewer: only the batches that one chunk
 // of the file holds (see vfs.PrefixViewer), so that it never copies them;
@@ -230,20 +229,21 @@ func (s *Segment) withPath(err error) error {
 //
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
-// OS a fresh read). Read returns nil at or past the limit.
-func (s *Segment) Read(pos int64, maxBytes int, limit int64) ([]byte, error) {
-	return s.ReadInto(nil, pos, maxBytes, limit)
+// OS a fresh read). Read returns nil at or past the end of the segment.
+// ReadOffset reads from an offset, up to an offset.
+func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
+	return s.ReadInto(nil, pos, maxBytes)
 }
 
 // ReadInto is Read reading into dst's memory when the file must be read
 // (the OS FS) and dst has the capacity, so that a reader can reuse one
 // buffer; on the in-memory FS it returns a view and leaves dst alone. The
 // result may alias dst: it is valid until the caller reuses dst.
-func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int, limit int64) ([]byte, error) {
+func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	return s.read(nil, dst, pos, maxBytes, min(s.size.Load(), limit), math.MaxInt64)
+	return s.read(nil, dst, pos, maxBytes, s.size.Load(), math.MaxInt64)
 }
 
 // ReadOffset is ReadInto from the batch holding offset, or the first

@@ -132,7 +132,7 @@ func checkAnswer(s *Segment, data []byte, off, upTo int64) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.Read(pos, 1, math.MaxInt64)
+	v, err := s.Read(pos, 1)
 	if err != nil {
 		return err
 	}

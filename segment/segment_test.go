@@ -35,7 +35,7 @@ func TestCreateEmpty(t *testing.T) {
 		if _, ok, err := s.FindTime(0, 0); ok || err != nil {
 			t.Fatalf("FindTime on an empty segment: %v, %v", ok, err)
 		}
-		if b, err := s.Read(0, 1<<20, math.MaxInt64); b != nil || err != nil {
+		if b, err := s.Read(0, 1<<20); b != nil || err != nil {
 			t.Fatalf("Read of an empty segment = %d bytes, %v", len(b), err)
 		}
 		if err := s.Append(nil); err != nil {
@@ -242,31 +242,47 @@ func TestRead(t *testing.T) {
 			name     string
 			pos      int64
 			maxBytes int
-			limit    int64
 			want     []byte
 		}{
-			{"all", 0, 1 << 20, math.MaxInt64, span(0, 6)},
-			{"exact", 0, int(s.Size()), math.MaxInt64, span(0, 6)},
-			{"one byte", 0, 1, math.MaxInt64, span(0, 1)},
-			{"zero", 0, 0, math.MaxInt64, span(0, 1)},
-			{"negative", 0, -5, math.MaxInt64, span(0, 1)},
-			{"first batch exactly", 0, int(b[0].size), math.MaxInt64, span(0, 1)},
-			{"cut in third", 0, int(b[0].size + b[1].size + b[2].size/2), math.MaxInt64, span(0, 2)},
-			{"cut one short", 0, int(b[0].size+b[1].size) - 1, math.MaxInt64, span(0, 1)},
-			{"from second", b[1].pos, 1 << 20, math.MaxInt64, span(1, 6)},
-			{"limit", 0, 1 << 20, b[3].pos, span(0, 3)},
-			{"limit and maxBytes", b[1].pos, int(b[1].size + 1), b[3].pos, span(1, 2)},
-			{"limit past the end", b[4].pos, 1 << 20, s.Size() + 100, span(4, 6)},
-			{"small first batch within limit", b[2].pos, 1, b[3].pos, span(2, 3)},
-			{"at end", s.Size(), 1 << 20, math.MaxInt64, nil},
-			{"past end", s.Size() + 10, 1 << 20, math.MaxInt64, nil},
-			{"at limit", b[2].pos, 1 << 20, b[2].pos, nil},
-			{"past limit", b[3].pos, 1 << 20, b[2].pos, nil},
+			{"all", 0, 1 << 20, span(0, 6)},
+			{"exact", 0, int(s.Size()), span(0, 6)},
+			{"one byte", 0, 1, span(0, 1)},
+			{"zero", 0, 0, span(0, 1)},
+			{"negative", 0, -5, span(0, 1)},
+			{"first batch exactly", 0, int(b[0].size), span(0, 1)},
+			{"cut in third", 0, int(b[0].size + b[1].size + b[2].size/2), span(0, 2)},
+			{"cut one short", 0, int(b[0].size+b[1].size) - 1, span(0, 1)},
+			{"from second", b[1].pos, 1 << 20, span(1, 6)},
+			{"at end", s.Size(), 1 << 20, nil},
+			{"past end", s.Size() + 10, 1 << 20, nil},
 		}
 		for _, c := range cases {
-			got, err := s.Read(c.pos, c.maxBytes, c.limit)
+			got, err := s.Read(c.pos, c.maxBytes)
 			if err != nil || !bytes.Equal(got, c.want) || (c.want == nil) != (got == nil) {
-				t.Fatalf("%s: Read(%d, %d, %d) = %d bytes, %v; want %d bytes", c.name, c.pos, c.maxBytes, c.limit, len(got), err, len(c.want))
+				t.Fatalf("%s: Read(%d, %d) = %d bytes, %v; want %d bytes", c.name, c.pos, c.maxBytes, len(got), err, len(c.want))
+			}
+		}
+		// ReadOffset stops at the batch holding upTo: the bound of a fetch
+		// (the high watermark).
+		bounded := []struct {
+			name     string
+			offset   int64
+			maxBytes int
+			upTo     int64
+			want     []byte
+		}{
+			{"bound", b[0].base, 1 << 20, b[3].base, span(0, 3)},
+			{"bound and maxBytes", b[1].base, int(b[1].size + 1), b[3].base, span(1, 2)},
+			{"bound past the end", b[4].base, 1 << 20, math.MaxInt64, span(4, 6)},
+			{"small first batch below the bound", b[2].base, 1, b[3].base, span(2, 3)},
+			{"at the bound", b[2].base, 1 << 20, b[2].base, nil},
+			{"past the bound", b[3].base, 1 << 20, b[2].base, nil},
+			{"bound inside the first batch", b[0].base, 1 << 20, b[0].base + 1, nil},
+		}
+		for _, c := range bounded {
+			got, err := s.ReadOffset(nil, c.offset, c.maxBytes, c.upTo)
+			if err != nil || !bytes.Equal(got, c.want) || (c.want == nil) != (got == nil) {
+				t.Fatalf("%s: ReadOffset(%d, %d, %d) = %d bytes, %v; want %d bytes", c.name, c.offset, c.maxBytes, c.upTo, len(got), err, len(c.want))
 			}
 		}
 	})
@@ -280,11 +296,11 @@ func TestReadImmutable(t *testing.T) {
 		for range 4 {
 			appendBatches(t, s, m, simpleBatch(t, 0, 3, 100))
 		}
-		whole, err := s.Read(0, 1<<20, math.MaxInt64)
+		whole, err := s.Read(0, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tail, err := s.Read(m.batches[2].pos, 1<<20, math.MaxInt64)
+		tail, err := s.Read(m.batches[2].pos, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,16 +354,16 @@ func TestReadCorrupt(t *testing.T) {
 				mustClose(t, s)
 				flipByte(t, fsys, path, at(0))
 				s, _ = mustOpen(t, fsys, dir, 5, Config{}, false)
-				_, err := s.Read(0, 1<<20, math.MaxInt64)
+				_, err := s.Read(0, 1<<20)
 				checkCorrupt(t, err, path, 0)
 
 				flipByte(t, fsys, path, at(0)) // repaired
 				flipByte(t, fsys, path, at(2))
-				got, err := s.Read(0, 1<<20, math.MaxInt64)
+				got, err := s.Read(0, 1<<20)
 				if err != nil || !bytes.Equal(got, m.bytes()[:b[2].pos]) {
 					t.Fatalf("Read over a corrupt third batch = %d bytes, %v; want the first two (%d bytes)", len(got), err, b[2].pos)
 				}
-				_, err = s.Read(b[2].pos, 1<<20, math.MaxInt64)
+				_, err = s.Read(b[2].pos, 1<<20)
 				checkCorrupt(t, err, path, b[2].pos)
 				// FindTime reads records: it must report the corruption too.
 				if _, _, err := s.FindTime(b[2].maxTs, 0); !errors.Is(err, record.ErrCorrupt) {
@@ -376,7 +392,7 @@ func TestReadChecksWhatItFoundOnOpen(t *testing.T) {
 		if _, err := s.TruncateTo(3); err != nil { // keeps the bad first batch
 			t.Fatal(err)
 		}
-		_, err := s.Read(0, 1<<20, math.MaxInt64)
+		_, err := s.Read(0, 1<<20)
 		checkCorrupt(t, err, path, 0)
 	})
 }
@@ -392,8 +408,7 @@ func checkCorrupt(t testing.TB, err error, path string, pos int64) {
 	}
 }
 
-// A position that is not a batch boundary, or a read limit that cuts the
-// first batch, gives no bytes (today an error).
+// A position that is not a batch boundary gives no bytes (an error).
 func TestReadBadPosition(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		s := mustCreate(t, fsys, dir, 0, Config{})
@@ -401,11 +416,8 @@ func TestReadBadPosition(t *testing.T) {
 		for range 3 {
 			appendBatches(t, s, m, simpleBatch(t, 0, 3, 50))
 		}
-		if b, err := s.Read(3, 1<<20, math.MaxInt64); err == nil {
+		if b, err := s.Read(3, 1<<20); err == nil {
 			t.Fatalf("Read at position 3 returned %d bytes and no error", len(b))
-		}
-		if b, _ := s.Read(0, 1<<20, m.batches[0].size-1); len(b) != 0 {
-			t.Fatalf("Read with a limit inside the first batch returned %d bytes", len(b))
 		}
 	})
 }
@@ -539,7 +551,7 @@ func TestCloseDelete(t *testing.T) {
 		_, checks["Find"] = s.Find(3)
 		_, checks["PositionOf"] = s.PositionOf(3)
 		_, _, checks["FindTime"] = s.FindTime(0, 0)
-		_, checks["Read"] = s.Read(0, 100, math.MaxInt64)
+		_, checks["Read"] = s.Read(0, 100)
 		_, checks["WriteTo"] = s.WriteTo(io.Discard, 0, 1)
 		_, checks["TruncateTo"] = s.TruncateTo(3)
 		_, checks["Recover"] = s.Recover(0)
@@ -1125,7 +1137,7 @@ func TestFaults(t *testing.T) {
 		m := &model{}
 		appendBatches(t, s3, m, simpleBatch(t, 0, 2, 10))
 		c = vfs.FailNth(1, vfs.OpRead)
-		if _, err := s3.Read(0, 100, math.MaxInt64); !errors.Is(err, vfs.ErrInjected) {
+		if _, err := s3.Read(0, 100); !errors.Is(err, vfs.ErrInjected) {
 			t.Fatalf("Read with a failing read: %v", err)
 		}
 		if errors.Is(err, record.ErrCorrupt) {
@@ -1625,7 +1637,7 @@ func TestConcurrentReads(t *testing.T) {
 						errc <- fmt.Errorf("Find(%d) below next %d: %w", off, next, err)
 						return
 					}
-					data, err := s.Read(pos, 1000, math.MaxInt64)
+					data, err := s.Read(pos, 1000)
 					if err != nil {
 						errc <- err
 						return
@@ -1792,7 +1804,7 @@ func faultScenario(fsys vfs.FS, dir string) (err error) {
 	if _, err := s.Find(7); err != nil {
 		return err
 	}
-	if _, err := s.Read(0, 500, math.MaxInt64); err != nil {
+	if _, err := s.Read(0, 500); err != nil {
 		return err
 	}
 	if _, _, err := s.FindTime(tsBase+1, 0); err != nil {
