@@ -65,20 +65,11 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 	if err != nil {
 		return res, err
 	}
-	f, done, err := rawFile(c)
+	write, done, err := rawFile(c)
 	if err != nil {
 		return res, err
 	}
 	defer func() { err = errors.Join(err, done()) }()
-	write := func(b []byte) error {
-		if _, err := f.Write(b); err != nil {
-			return err
-		}
-		if c.Sync {
-			return f.Sync()
-		}
-		return nil
-	}
 
 	tm.ResetTimer()
 	tm.StartTimer()
@@ -105,9 +96,9 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 }
 
 // rawFile creates the file of a raw workload: on vfs.OS in a fresh
-// directory for Disk, on a vfs.NewMem for Mem. done closes it and removes
-// the directory.
-func rawFile(c Case) (f vfs.File, done func() error, err error) {
+// directory for Disk, on a vfs.NewMem for Mem. write appends b to it, and
+// syncs it when c.Sync; done closes it and removes the directory.
+func rawFile(c Case) (write func(b []byte) error, done func() error, err error) {
 	fs, dir := vfs.FS(vfs.NewMem()), "/raw"
 	remove := func() error { return nil }
 	if c.Store == Disk {
@@ -119,10 +110,17 @@ func rawFile(c Case) (f vfs.File, done func() error, err error) {
 	} else if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	if f, err = fs.Create(filepath.Join(dir, "raw.log")); err != nil {
+	f, err := fs.Create(filepath.Join(dir, "raw.log"))
+	if err != nil {
 		return nil, nil, errors.Join(err, remove())
 	}
-	return f, func() error { return errors.Join(f.Close(), remove()) }, nil
+	write = func(b []byte) error {
+		if _, err := f.Write(b); err != nil || !c.Sync {
+			return err
+		}
+		return f.Sync()
+	}
+	return write, func() error { return errors.Join(f.Close(), remove()) }, nil
 }
 
 // RawLatency is the floor under Latency: the time to write the batch of
@@ -145,7 +143,7 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	if err != nil {
 		return res, err
 	}
-	f, done, err := rawFile(c)
+	write, done, err := rawFile(c)
 	if err != nil {
 		return res, err
 	}
@@ -164,10 +162,7 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 			break
 		}
 		start := time.Now()
-		if _, err = f.Write(batch); err == nil && c.Sync {
-			err = f.Sync()
-		}
-		if err != nil {
+		if err = write(batch); err != nil {
 			break
 		}
 		lat = append(lat, time.Since(start))
