@@ -150,14 +150,11 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	defer func() { err = errors.Join(err, done()) }()
 
 	lat := make([]time.Duration, 0, n)
-	interval := time.Duration(float64(time.Second) / rate)
 	tm.ResetTimer()
 	tm.StartTimer()
-	begin := time.Now()
+	sched := newSchedule(rate)
 	for i := range n {
-		if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
+		sched.wait(i)
 		if err = ctx.Err(); err != nil {
 			break
 		}
@@ -167,7 +164,7 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 		}
 		lat = append(lat, time.Since(start))
 	}
-	res.Elapsed = time.Since(begin)
+	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()
 	if err != nil {
 		return res, err

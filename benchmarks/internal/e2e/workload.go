@@ -349,14 +349,11 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		return res, errors.Join(fmt.Errorf("warm-up: %w", err), finish())
 	}
 
-	interval := time.Duration(float64(time.Second) / rate)
 	tm.ResetTimer()
 	tm.StartTimer()
-	begin := time.Now()
+	sched := newSchedule(rate)
 	for i := 1; i <= n; i++ {
-		if d := time.Until(begin.Add(time.Duration(i-1) * interval)); d > 0 {
-			time.Sleep(d)
-		}
+		sched.wait(i - 1)
 		stamp(values[i])
 		if err := p.Produce(ctx, Topic, values[i]); err != nil {
 			tm.StopTimer()
@@ -366,7 +363,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	waitErr := wait(done)
-	res.Elapsed = time.Since(begin)
+	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()
 	err = errors.Join(waitErr, finish(), p.Flush(ctx))
 	if err != nil {
@@ -446,4 +443,23 @@ func GroupCommit(ctx context.Context, tm Timer, sys System, c Case, producers, n
 	}
 	res.Records = int64(n)
 	return res, checkCount(ctx, t, c, int64(n+producers))
+}
+
+// schedule paces a workload at a fixed rate: the i-th send is due
+// i/rate after the schedule began, whenever the ones before it ended.
+type schedule struct {
+	begin    time.Time
+	interval time.Duration
+}
+
+// newSchedule starts a schedule of rate sends per second now.
+func newSchedule(rate float64) schedule {
+	return schedule{begin: time.Now(), interval: time.Duration(float64(time.Second) / rate)}
+}
+
+// wait sleeps until the i-th send (from 0) is due.
+func (s schedule) wait(i int) {
+	if d := time.Until(s.begin.Add(time.Duration(i) * s.interval)); d > 0 {
+		time.Sleep(d)
+	}
 }
