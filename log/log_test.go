@@ -509,6 +509,16 @@ func within(buf, b []byte) bool {
 	return false
 }
 
+// closed reports whether ch is closed (a partition's readers woken).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // TestDurableWakesPartition: under SyncAlways a partition's readers are
 // woken by the fsync that moves its high watermark (the durable offset),
 // not only by a Partition.Append returning: an Append whose ctx ended
@@ -521,11 +531,7 @@ func TestDurableWakesPartition(t *testing.T) {
 	// Straight to the log, as such an fsync: Partition.Append is not there
 	// to notify.
 	appendOK(t, l, valueBatch(t, 1, "a"))
-	select {
-	case <-ch:
-	default:
-		t.Fatal("the fsync that made the batch durable did not wake the partition's readers")
-	}
+	require.True(t, closed(ch), "the fsync that made the batch durable did not wake the partition's readers")
 	require.EqualValues(t, 1, p.HighWatermark())
 
 	// OnDurable runs once per fsync that advances the durable offset.
@@ -554,19 +560,11 @@ func TestDurableWakesReopenedPartition(t *testing.T) {
 	require.NotSame(t, old, l)
 	ch := p.Changed()
 	appendOK(t, l, valueBatch(t, 1, "b"))
-	select {
-	case <-ch:
-	default:
-		t.Fatal("the reopened log's fsync did not wake the partition's readers")
-	}
+	require.True(t, closed(ch), "the reopened log's fsync did not wake the partition's readers")
 	require.EqualValues(t, 2, p.HighWatermark())
 	// The old log is closed: its Flush fails and wakes no one.
 	ch = p.Changed()
 	require.ErrorIs(t, old.Flush(context.Background()), ErrClosed)
-	select {
-	case <-ch:
-		t.Fatal("the closed log woke the partition's readers")
-	default:
-	}
+	require.False(t, closed(ch), "the closed log woke the partition's readers")
 	require.NoError(t, p.Close())
 }

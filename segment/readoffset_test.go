@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,85 +25,74 @@ func TestReadOffsetConcurrentAppends(t *testing.T) {
 		if testing.Short() {
 			n = 150
 		}
-		var wg sync.WaitGroup
 		var reads atomic.Int64
-		done := make(chan struct{})
-		errc := make(chan error, 4)
-		for r := range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(r), 7))
-				big := make([]byte, 0, 64<<10)
-				small := make([]byte, 0, 1000)
-				var kept [][]byte
-				for {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					next := s.NextOffset()
-					if next == 0 {
-						continue
-					}
-					off := rng.Int64N(next)
-					upTo := off + 1 + rng.Int64N(next-off)
-					if rng.IntN(4) == 0 {
-						upTo = math.MaxInt64
-					}
-					maxBytes := []int{100, 1000, 1 << 20}[rng.IntN(3)]
-					var dst []byte
-					switch r {
-					case 1:
-						dst = small
-					case 2:
-						dst = big
-					}
-					data, err := s.ReadOffset(dst, off, maxBytes, upTo)
-					reads.Add(1)
-					if err != nil {
-						errc <- fmt.Errorf("ReadOffset(%d, upTo %d): %w", off, upTo, err)
-						return
-					}
-					if err := checkAnswer(s, data, off, upTo); err != nil {
-						errc <- fmt.Errorf("ReadOffset(%d, %d bytes, upTo %d) into %d: %w", off, maxBytes, upTo, cap(dst), err)
-						return
-					}
-					if dst == nil && len(data) > 0 {
-						kept = append(kept, data)
-						if len(kept) > 8 {
-							kept = kept[1:]
+		var failed atomic.Bool
+		m := &model{}
+		whileReading(t, 3, func(r int) func() error {
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			big := make([]byte, 0, 64<<10)
+			small := make([]byte, 0, 1000)
+			var kept [][]byte
+			read := func() error {
+				next := s.NextOffset()
+				if next == 0 {
+					return nil
+				}
+				off := rng.Int64N(next)
+				upTo := off + 1 + rng.Int64N(next-off)
+				if rng.IntN(4) == 0 {
+					upTo = math.MaxInt64
+				}
+				maxBytes := []int{100, 1000, 1 << 20}[rng.IntN(3)]
+				var dst []byte
+				switch r {
+				case 1:
+					dst = small
+				case 2:
+					dst = big
+				}
+				data, err := s.ReadOffset(dst, off, maxBytes, upTo)
+				reads.Add(1)
+				if err != nil {
+					return fmt.Errorf("ReadOffset(%d, upTo %d): %w", off, upTo, err)
+				}
+				if err := checkAnswer(s, data, off, upTo); err != nil {
+					return fmt.Errorf("ReadOffset(%d, %d bytes, upTo %d) into %d: %w", off, maxBytes, upTo, cap(dst), err)
+				}
+				if dst != nil || len(data) == 0 {
+					return nil
+				}
+				kept = append(kept, data)
+				if len(kept) > 8 {
+					kept = kept[1:]
+				}
+				for _, k := range kept {
+					for b, err := range record.Batches(k) {
+						if err == nil {
+							err = b.Validate(0)
 						}
-						for _, k := range kept {
-							for b, err := range record.Batches(k) {
-								if err == nil {
-									err = b.Validate(0)
-								}
-								if err != nil {
-									errc <- fmt.Errorf("an answer kept changed under its reader: %w", err)
-									return
-								}
-							}
+						if err != nil {
+							return fmt.Errorf("an answer kept changed under its reader: %w", err)
 						}
 					}
 				}
-			}()
-		}
-		m := &model{}
-		for i := range n {
-			appendBatches(t, s, m, simpleBatch(t, int64(i), 1+i%4, 20+i%90))
-			for want := int64(i) * 3; reads.Load() < want && len(errc) == 0; { // let the readers read
-				runtime.Gosched()
+				return nil
 			}
-		}
-		close(done)
-		wg.Wait()
-		select {
-		case err := <-errc:
-			t.Fatal(err)
-		default:
-		}
+			return func() error {
+				err := read()
+				if err != nil {
+					failed.Store(true)
+				}
+				return err
+			}
+		}, func() {
+			for i := range n {
+				appendBatches(t, s, m, simpleBatch(t, int64(i), 1+i%4, 20+i%90))
+				for want := int64(i) * 3; reads.Load() < want && !failed.Load(); { // let the readers read
+					runtime.Gosched()
+				}
+			}
+		})
 	})
 }
 

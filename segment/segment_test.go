@@ -1613,60 +1613,72 @@ func TestConcurrentReads(t *testing.T) {
 		if testing.Short() {
 			n = 100
 		}
-		var wg sync.WaitGroup
-		done := make(chan struct{})
-		errc := make(chan error, 2)
-		for r := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(r), 18))
-				for {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					next := s.NextOffset()
-					if next == 0 {
-						continue
-					}
-					off := rng.Int64N(next)
-					pos, err := s.Find(off)
-					if err != nil {
-						errc <- fmt.Errorf("Find(%d) below next %d: %w", off, next, err)
-						return
-					}
-					data, err := s.Read(pos, 1000)
-					if err != nil {
-						errc <- err
-						return
-					}
-					b, err := record.Parse(data, pos)
-					if err != nil || off < b.BaseOffset() || off > b.LastOffset() {
-						errc <- fmt.Errorf("Find(%d) = %d, where the batch is not: %v", off, pos, err)
-						return
-					}
-					if _, _, err := s.FindTime(tsBase+rng.Int64N(int64(n)), 0); err != nil {
-						errc <- err
-						return
-					}
-				}
-			}()
-		}
 		m := &model{}
-		for i := range n {
-			appendBatches(t, s, m, simpleBatch(t, int64(i), 1+i%4, 50))
-		}
-		close(done)
-		wg.Wait()
-		select {
-		case err := <-errc:
-			t.Fatal(err)
-		default:
-		}
+		whileReading(t, 2, func(r int) func() error {
+			rng := rand.New(rand.NewPCG(uint64(r), 18))
+			return func() error {
+				next := s.NextOffset()
+				if next == 0 {
+					return nil
+				}
+				off := rng.Int64N(next)
+				pos, err := s.Find(off)
+				if err != nil {
+					return fmt.Errorf("Find(%d) below next %d: %w", off, next, err)
+				}
+				data, err := s.Read(pos, 1000)
+				if err != nil {
+					return err
+				}
+				b, err := record.Parse(data, pos)
+				if err != nil || off < b.BaseOffset() || off > b.LastOffset() {
+					return fmt.Errorf("Find(%d) = %d, where the batch is not: %v", off, pos, err)
+				}
+				_, _, err = s.FindTime(tsBase+rng.Int64N(int64(n)), 0)
+				return err
+			}
+		}, func() {
+			for i := range n {
+				appendBatches(t, s, m, simpleBatch(t, int64(i), 1+i%4, 50))
+			}
+		})
 		checkState(t, s, m)
 	})
+}
+
+// whileReading runs write while readers goroutines each call a read
+// function (made for it by newReader) in a loop, then stops them and
+// fails t with the first error a read returned (which also stops its
+// reader).
+func whileReading(t *testing.T, readers int, newReader func(r int) func() error, write func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errc := make(chan error, readers)
+	for r := range readers {
+		read := newReader(r)
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := read(); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	write()
+	close(done)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
 }
 
 // An append that would add more index entries than the indexes have room
