@@ -320,3 +320,44 @@ func TestFetchStaysBelowItsHighWatermark(t *testing.T) {
 		})
 	}
 }
+
+// TestProduceAsync: the broker acknowledges in two steps. Under the
+// default fsync policy the batch is appended but not below the high
+// watermark until its Ack's Wait has fsynced it; a topic that does not
+// fsync has no Ack to wait for; errors before the append come at once.
+func TestProduceAsync(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "synced", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "unsynced", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+
+	req := &api.ProduceRequest{Topic: "synced", Acks: api.AcksAll, Batches: batch(t, "a", "b")}
+	resp, ack, err := b.ProduceAsync(ctx, req)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, resp.BaseOffset)
+	require.NotNil(t, ack)
+	hw, err := b.ListOffset(ctx, "synced", 0, api.Latest)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, hw, "readable before its fsync")
+	require.NoError(t, ack.Wait(ctx))
+	hw, err = b.ListOffset(ctx, "synced", 0, api.Latest)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, hw)
+
+	resp, ack, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "unsynced", Acks: api.AcksAll, Batches: batch(t, "c")})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, resp.BaseOffset)
+	require.Nil(t, ack)
+
+	_, ack, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "nope", Acks: api.AcksAll, Batches: batch(t, "d")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	require.Nil(t, ack)
+	_, _, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "synced", Acks: 2, Batches: batch(t, "e")})
+	require.ErrorIs(t, err, api.ErrInvalidRequiredAcks)
+
+	// Closing the broker fsyncs what waits: its Wait succeeds.
+	_, ack, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "synced", Acks: api.AcksAll, Batches: batch(t, "f")})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	require.NoError(t, ack.Wait(ctx))
+}

@@ -112,21 +112,64 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // log.ErrOutOfOrderSequence; log.ErrProducerFenced; log.ErrLogFenced;
 // ErrClosed; ctx's error.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	resp, d, err := b.produce(ctx, req)
+	if err == nil {
+		if err = d.Wait(ctx); err != nil {
+			err = b.partitionGone(err, req.Topic, req.Partition)
+		}
+	}
+	return resp, err
+}
+
+// ProduceAsync is Produce in two steps, for a producer that keeps several
+// requests of a partition in flight: it returns once the batches are
+// appended, with the response and the acknowledgement still to come (nil
+// when there is none: the topic does not fsync before acknowledging).
+// Its Wait returns what Produce would have returned after the append:
+// nil, log.ErrLogFenced, ErrUnknownTopic (the topic was deleted
+// meanwhile), ErrClosed, or ctx's error. It serves producer.AsyncClient.
+//
+// Errors: those of Produce, the ones of the fsync excepted.
+func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	resp, d, err := b.produce(ctx, req)
+	if err != nil || !d.Pending() {
+		return resp, nil, err
+	}
+	return resp, &produceAck{b: b, d: d, topic: req.Topic, partition: req.Partition}, nil
+}
+
+// produce is the append of Produce and ProduceAsync.
+func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, error) {
 	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
 	if !req.Acks.Valid() {
-		return resp, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
+		return resp, log.Durability{}, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
 	}
 	p, err := b.partition(ctx, req.Topic, req.Partition, true)
 	if err != nil {
-		return resp, err
+		return resp, log.Durability{}, err
 	}
-	res, err := p.Append(ctx, req.Batches, log.AppendOptions{})
+	res, d, err := p.AppendAsync(ctx, req.Batches, log.AppendOptions{})
 	if err != nil {
-		return resp, b.partitionGone(err, req.Topic, req.Partition)
+		return resp, d, b.partitionGone(err, req.Topic, req.Partition)
 	}
 	resp.BaseOffset, resp.LogAppendTime, resp.Duplicate = res.FirstOffset, res.LogAppendTime, res.Duplicate
 	resp.LogStartOffset = p.LogStartOffset()
-	return resp, nil
+	return resp, d, nil
+}
+
+// produceAck is ProduceAsync's acknowledgement: the append's fsync.
+type produceAck struct {
+	b         *Broker
+	d         log.Durability
+	topic     string
+	partition int32
+}
+
+func (a *produceAck) Wait(ctx context.Context) error {
+	if err := a.d.Wait(ctx); err != nil {
+		return a.b.partitionGone(err, a.topic, a.partition)
+	}
+	return nil
 }
 
 // ListOffset returns the offset for timestamp (ms) in a partition: the

@@ -11,6 +11,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -80,6 +81,15 @@ type ProduceResponse struct {
 	// Duplicate is true when the batch was a retry of one the broker had
 	// already appended (idempotence): BaseOffset is the original one.
 	Duplicate bool
+}
+
+// Ack is the acknowledgement of a produce request that the broker has
+// appended but not yet acknowledged (see producer.AsyncClient): Wait
+// returns once the request is acknowledged per its Acks — on a single
+// node, once its batches are durable under the topic's fsync policy — or
+// with the error that the broker would have answered instead.
+type Ack interface {
+	Wait(ctx context.Context) error
 }
 
 // FetchRequest asks for records of several partitions, waiting up to

@@ -41,30 +41,48 @@ type AppendResult struct {
 // Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord;
 // record.ErrCorrupt for malformed batches (nothing is written); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
-	res := AppendResult{LogAppendTime: -1}
-	if err := l.check(); err != nil {
+	res, d, err := l.AppendAsync(ctx, data, opts)
+	if err != nil {
 		return res, err
 	}
+	return res, d.Wait(ctx)
+}
+
+// AppendAsync is Append without the wait for the fsync: it returns once
+// the batches are written, with the Durability that Append would wait
+// for. Its caller may append more (another producer request, say) while
+// a goroutine of its own waits, so that the writes of later batches
+// overlap the fsync of earlier ones and one fsync covers them all.
+//
+// Errors: those of Append, except ctx's error after the write.
+func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
+	res := AppendResult{LogAppendTime: -1}
+	if err := l.check(); err != nil {
+		return res, Durability{}, err
+	}
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return res, Durability{}, err
 	}
 	records, err := l.validate(data)
 	if err != nil {
-		return res, err
+		return res, Durability{}, err
 	}
 	res.Records = records
 
 	l.mu.Lock()
 	if err := l.check(); err != nil {
 		l.mu.Unlock()
-		return res, err
+		return res, Durability{}, err
 	}
 	if dup, err := l.checkProducer(data); err != nil || dup != nil {
 		l.mu.Unlock()
 		if dup != nil {
 			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
+			// A retry of a batch whose first attempt's fsync failed or was
+			// not waited for: wait for it as the first attempt would have.
+			return res, l.durability(dup.lastOffs + 1), nil
 		}
-		return res, err
+		return res, Durability{}, err
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
@@ -85,7 +103,7 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 	res.LastOffset = next - 1
 	if err := l.appendLocked(data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
 		l.mu.Unlock()
-		return res, err
+		return res, Durability{}, err
 	}
 	if b := record.Batch(data); b.ProducerID() != record.NoProducerID {
 		l.producers.update(b)
@@ -94,10 +112,44 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 	l.mu.Unlock()
 
 	if l.cfg.Sync == SyncAlways || flush {
-		return res, l.syncTo(ctx, next)
+		return res, Durability{l: l, target: next}, nil
 	}
-	return res, nil
+	return res, Durability{}, nil
 }
+
+// durability is what an append that ended before end waits for: nothing
+// unless the log fsyncs before acknowledging.
+func (l *Log) durability(end int64) Durability {
+	if l.cfg.Sync != SyncAlways {
+		return Durability{}
+	}
+	return Durability{l: l, target: end}
+}
+
+// Durability is what an append waits for before it is acknowledged: the
+// fsync of the log up to its end (under SyncAlways, or SyncPeriodic when
+// the append made a flush due), or nothing.
+type Durability struct {
+	l      *Log
+	target int64
+}
+
+// Wait returns once the append is durable, fsyncing the log itself if no
+// other caller is (group commit: one fsync serves every append before it).
+// It returns at once if the append had nothing to wait for.
+//
+// Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
+// before the append was fsynced); ctx's error (the append stays in the
+// log and may become durable).
+func (d Durability) Wait(ctx context.Context) error {
+	if d.l == nil {
+		return nil
+	}
+	return d.l.syncTo(ctx, d.target)
+}
+
+// Pending reports whether Wait has anything to wait for.
+func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
 
 // checkProducer applies idempotence to an append: a batch of an idempotent
 // producer must come alone (as in Kafka's produce requests since v3) and
@@ -335,8 +387,8 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 		l.syncing = false
 		close(l.syncDone)
 		l.syncMu.Unlock()
-		if err != nil {
-			return err
+		if err != nil && l.durable.Load() < target {
+			return err // else Close fsynced everything meanwhile
 		}
 	}
 }

@@ -370,7 +370,11 @@ func (l *Log) Close() error {
 	segs := *l.segs.Load()
 	var err error
 	if l.fenceErr() == nil {
-		err = l.shutdownLocked(segs)
+		if err = l.shutdownLocked(segs); err == nil {
+			// Everything is fsynced: appends still waiting for their
+			// fsync (Durability.Wait) are durable, not failed.
+			l.durable.Store(l.next.Load())
+		}
 	}
 	for _, s := range segs {
 		err = errors.Join(err, s.Close())

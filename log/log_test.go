@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -567,4 +568,99 @@ func TestDurableWakesReopenedPartition(t *testing.T) {
 	require.ErrorIs(t, old.Flush(context.Background()), ErrClosed)
 	require.False(t, closed(ch), "the closed log woke the partition's readers")
 	require.NoError(t, p.Close())
+}
+
+// TestAppendAsync: under SyncAlways, AppendAsync returns once the batch is
+// written, before its fsync: the high watermark stays put until a Wait
+// fsyncs, and one Wait's fsync makes every earlier append durable (so a
+// later append's writes can overlap an earlier one's fsync).
+func TestAppendAsync(t *testing.T) {
+	var syncs atomic.Int64 // of .log files
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") {
+			syncs.Add(1)
+		}
+		return nil
+	}))
+	l := e.open(Config{}) // SyncAlways
+	p := NewPartition("t", 0, l)
+	ctx := context.Background()
+	before := syncs.Load()
+	r1, d1, err := p.AppendAsync(ctx, valueBatch(t, 1, "a", "b"), AppendOptions{})
+	require.NoError(t, err)
+	r2, d2, err := p.AppendAsync(ctx, valueBatch(t, 1, "c"), AppendOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, r1.FirstOffset)
+	require.EqualValues(t, 2, r2.FirstOffset)
+	require.True(t, d1.Pending())
+	require.True(t, d2.Pending())
+	require.Equal(t, before, syncs.Load(), "AppendAsync fsynced")
+	require.EqualValues(t, 0, p.HighWatermark())
+	require.EqualValues(t, 3, l.LogEndOffset())
+
+	require.NoError(t, d2.Wait(ctx))
+	require.False(t, d1.Pending(), "the fsync for the later append did not cover the earlier one")
+	require.NoError(t, d1.Wait(ctx))
+	require.Equal(t, before+1, syncs.Load(), "one fsync for both appends")
+	require.EqualValues(t, 3, p.HighWatermark())
+
+	// A retried idempotent batch waits for its first attempt's fsync.
+	dup := idemBatch(t, 7, 0, 0, 1)
+	_, dp, err := l.AppendAsync(ctx, append([]byte(nil), dup...), AppendOptions{})
+	require.NoError(t, err)
+	res, dd, err := l.AppendAsync(ctx, append([]byte(nil), dup...), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+	require.True(t, dd.Pending(), "a duplicate of a batch not yet durable was acknowledged at once")
+	require.NoError(t, dd.Wait(ctx))
+	require.False(t, dp.Pending())
+
+	// Close fsyncs what is pending: its waits succeed.
+	_, d3, err := l.AppendAsync(ctx, valueBatch(t, 1, "d"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+	require.NoError(t, d3.Wait(ctx))
+
+	// Under SyncNever there is nothing to wait for.
+	e2 := newEnv(t)
+	l2 := e2.open(Config{Sync: SyncNever})
+	defer l2.Close()
+	_, d, err := l2.AppendAsync(ctx, valueBatch(t, 1, "x"), AppendOptions{})
+	require.NoError(t, err)
+	require.False(t, d.Pending())
+	require.NoError(t, d.Wait(ctx))
+}
+
+// TestAppendAsyncWaitFailures: a failed fsync fails the waits of every
+// append it was for (the log is fenced); a ctx that ends fails only the
+// wait, not the append.
+func TestAppendAsyncWaitFailures(t *testing.T) {
+	var fail atomic.Bool
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpSync && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	defer l.Close()
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The wait runs the fsync itself when no one else is: a ctx ended
+	// before the call still gets the fsync done (the wait is not cut).
+	require.NoError(t, d.Wait(cancelled))
+
+	fail.Store(true)
+	_, d1, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	_, d2, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "c"), AppendOptions{})
+	require.NoError(t, err)
+	require.ErrorIs(t, d2.Wait(context.Background()), ErrLogFenced)
+	require.ErrorIs(t, d1.Wait(context.Background()), ErrLogFenced)
+	_, _, err = l.AppendAsync(context.Background(), valueBatch(t, 1, "d"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
 }

@@ -102,6 +102,20 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	return res, err
 }
 
+// AppendAsync is Append without the wait for the fsync (see
+// Log.AppendAsync): the readers are woken by the fsync that makes the
+// batches durable, or now when the topic does not wait for one.
+func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
+	p.mu.RLock()
+	res, d, err := p.log.AppendAsync(ctx, data, opts)
+	durable := p.log.Config().Sync == SyncAlways
+	p.mu.RUnlock()
+	if err == nil && !res.Duplicate && !durable {
+		p.notify()
+	}
+	return res, d, err
+}
+
 // ReadInto reads whole batches from offset up to upTo or the high
 // watermark, whichever is lower (see Log.ReadInto). A reader that reports
 // a high watermark with the batches passes the one it reports as upTo, so

@@ -31,6 +31,7 @@ const (
 	DefaultRetryBackoff       = 100 * time.Millisecond
 	DefaultMaxRetryBackoff    = time.Second // Kafka's retry.backoff.max.ms
 	DefaultMetadataMaxAge     = 5 * time.Minute
+	DefaultMaxInFlight        = 5 // Kafka's max.in.flight.requests.per.connection
 )
 
 // Opt configures a Producer; pass options to New, which returns
@@ -49,6 +50,7 @@ type config struct {
 	retryBackoff    time.Duration
 	maxRetryBackoff time.Duration
 	metadataMaxAge  time.Duration
+	maxInFlight     int
 	idempotent      bool
 	defaultTopic    string
 	logger          *slog.Logger
@@ -65,6 +67,7 @@ func defaults() config {
 		retryBackoff:    DefaultRetryBackoff,
 		maxRetryBackoff: DefaultMaxRetryBackoff,
 		metadataMaxAge:  DefaultMetadataMaxAge,
+		maxInFlight:     DefaultMaxInFlight,
 		idempotent:      true,
 		partitioner:     StickyKeyPartitioner(),
 	}
@@ -95,6 +98,8 @@ func (c *config) validate() error {
 		return bad("RetryBackoff", c.retryBackoff)
 	case c.metadataMaxAge <= 0:
 		return bad("MetadataMaxAge", c.metadataMaxAge)
+	case c.maxInFlight < 1 || c.maxInFlight > 5:
+		return bad("MaxInFlight", c.maxInFlight)
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -116,7 +121,8 @@ func (c *config) validate() error {
 //
 // In process, handing a request to the broker is calling
 // Client.Produce, which *runnel.Broker answers only after the append
-// (and its fsync, under the topic's policy). So AcksNone differs from
+// (and its fsync, under the topic's policy), or ProduceAsync and waiting
+// for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
 // the call returns one, is still given to the promises.
@@ -191,3 +197,19 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // refused for an unknown partition makes it ask at once (a topic deleted
 // and created again may have fewer).
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
+
+// MaxInFlight bounds the requests of one partition that the broker has
+// appended and not yet acknowledged (Kafka's
+// max.in.flight.requests.per.connection). Default 5, at most 5 (the
+// broker remembers the last 5 batches of each idempotent producer); 1
+// sends a partition's next batch only once the last one is done.
+//
+// It matters with a Client that acknowledges in two steps (AsyncClient,
+// as *runnel.Broker does): while a batch waits for its fsync, the
+// partition's next batches are encoded and appended, and one fsync
+// acknowledges them all. Records still complete in the order they were
+// produced. An error while waiting for the acknowledgement (the log's
+// fsync failed, the topic was deleted, the delivery timeout passed) fails
+// the batch without a retry: it was appended, and sending it again could
+// only be answered as a duplicate.
+func MaxInFlight(n int) Opt { return func(c *config) { c.maxInFlight = n } }

@@ -255,6 +255,8 @@ type partition struct {
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
 
+	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil
+
 	// Owned by the draining goroutine.
 	bld    *record.Builder // encodes the batch in flight; pooled when the goroutine ends
 	req    api.ProduceRequest
@@ -265,6 +267,9 @@ type partition struct {
 func newPartition(t *topicState, id int32) *partition {
 	pp := &partition{t: t, p: t.p, id: id, wake: make(chan struct{}, 1)}
 	pp.req = api.ProduceRequest{Topic: t.name, Partition: id, Acks: t.p.cfg.acks}
+	if c, ok := t.p.client.(AsyncClient); ok && t.p.cfg.maxInFlight > 1 {
+		pp.pipe = newPipeline(c, t.p.cfg.maxInFlight)
+	}
 	return pp
 }
 
@@ -462,6 +467,12 @@ func (pp *partition) drain() {
 	for {
 		pp.mu.Lock()
 		if p.closed.Load() {
+			if pp.pipe != nil && pp.pipe.running() {
+				// The batches in flight complete first (in order).
+				pp.mu.Unlock()
+				pp.pipe.stop()
+				continue
+			}
 			bs := pp.takeAllLocked()
 			pp.draining = false
 			pp.dropSpareLocked()
@@ -497,12 +508,24 @@ func (pp *partition) drain() {
 			pp.cur = nil
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
-			// (addRecord starts another).
+			// (addRecord starts another), and the acker with it.
+			if pp.pipe != nil && pp.pipe.running() {
+				pp.mu.Unlock()
+				pp.pipe.stop()
+				continue // records may have come meanwhile
+			}
 			pp.draining, pp.idle = false, false
 			pp.dropSpareLocked()
 			pp.mu.Unlock()
 			return
 		default:
+			if pp.pipe != nil && pp.pipe.busy() {
+				// Nothing to send until the requests in flight are done
+				// (idle means that none is).
+				pp.mu.Unlock()
+				pp.pipe.idle()
+				continue
+			}
 			// Nothing to send: wait a while for more before ending, so
 			// that a steady trickle of records (linger 0, one record a
 			// request) finds the goroutine running, its stack grown.

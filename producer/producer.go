@@ -26,18 +26,33 @@ type Client interface {
 	Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error)
 }
 
+// AsyncClient is a Client that acknowledges a produce request in two
+// steps, so that a partition can have several requests in flight (see
+// MaxInFlight): ProduceAsync returns once the broker has appended
+// req.Batches — with Produce's response, or the error Produce would have
+// returned before the append — and the acknowledgement still to come (nil
+// when there is none to wait for). Like Produce it may modify
+// req.Batches and keeps neither req nor its bytes after returning.
+// *runnel.Broker implements it.
+type AsyncClient interface {
+	Client
+	ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error)
+}
+
 // Producer sends records to a broker in batches, one RecordBatch v2 per
 // partition and request. All its methods are safe for concurrent use.
 //
-// Records are buffered per partition into a batch; a partition has at
-// most one request in flight (the broker is in process, so one request
-// at a time keeps each partition's order without costing a network round
-// trip), and records produced while it is in flight form the next batch.
-// Each partition that has records has one goroutine sending them, started
-// when its first record arrives and ending after a second without any;
-// Close stops them all.
+// Records are buffered per partition into a batch; a partition sends one
+// request at a time, and records produced meanwhile form the next batch.
+// With an AsyncClient a request leaves as soon as the last one is
+// appended, while up to MaxInFlight of them wait for their
+// acknowledgement (an fsync, say). Each partition that has records has
+// one goroutine sending them (and, while requests wait for their
+// acknowledgement, a second one completing them), started when its first
+// record arrives and ending after a second without any; Close stops them
+// all.
 //
-// Promises run on that goroutine, one partition's in the order its
+// Promises run on those goroutines, one partition's in the order its
 // records were produced, after the record's Partition and Offset (and
 // Timestamp, for a topic with LogAppendTime) were set. A promise must not
 // block for long, and must not call Produce (which may wait for buffer

@@ -412,6 +412,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		"linger>=dt":  producer.Linger(producer.DefaultDeliveryTimeout),
 		"backoff":     producer.RetryBackoff(0),
 		"metadata":    producer.MetadataMaxAge(0),
+		"inflight0":   producer.MaxInFlight(0),
+		"inflight6":   producer.MaxInFlight(6),
 	} {
 		_, err := producer.New(b, opt)
 		require.ErrorIs(t, err, producer.ErrInvalidOption, name)

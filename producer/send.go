@@ -19,7 +19,7 @@ import (
 // calling goroutine's, reused for backoffs.
 func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 	p := pp.p
-	deadline := b.created.Add(p.cfg.deliveryTimeout)
+	deadline := p.deadlineOf(b)
 	var last error
 	for try := 0; ; try++ {
 		if try > 0 {
@@ -56,16 +56,33 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		// the broker sits on (an fsync that hangs, say) cannot hold the
 		// promise past it.
 		attempt := dl.start(deadline)
-		resp, err := p.client.Produce(attempt, &pp.req)
+		var (
+			resp api.ProduceResponse
+			ack  api.Ack
+			err  error
+		)
+		if pp.pipe != nil {
+			pp.pipe.acquire()
+			resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
+		} else {
+			resp, err = p.client.Produce(attempt, &pp.req)
+		}
 		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
 		pp.req.Batches = nil
+		if err != nil && pp.pipe != nil {
+			pp.pipe.release()
+		}
 		switch {
+		case err == nil && pp.pipe != nil:
+			pp.delivered(inflight{b: b, resp: resp, ack: ack}, dl)
+			return
 		case err == nil:
 			pp.succeed(b, resp)
 			return
 		case errors.Is(err, api.ErrDuplicateSequence):
 			// The broker has the batch, without telling where.
+			pp.settle()
 			pp.succeed(b, api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1})
 			return
 		}
@@ -193,10 +210,19 @@ func (pp *partition) fail(b *batch, err error) {
 	pp.reuse(b)
 }
 
+// settle waits, before the partition's goroutine completes a batch
+// itself, for the batches in flight before it (see pipeline).
+func (pp *partition) settle() {
+	if pp.pipe != nil {
+		pp.pipe.idle()
+	}
+}
+
 // giveUp fails a batch for good. Its sequence numbers are reused by the
 // next batch when the broker surely did not append it; otherwise the
 // producer takes a new id, so that they never name other records.
 func (pp *partition) giveUp(b *batch, err error) {
+	pp.settle()
 	if b.sealed && pp.p.cfg.idempotent {
 		if b.unsure {
 			pp.p.resetProducerID(b.pidGen, err)
@@ -212,6 +238,7 @@ func (pp *partition) giveUp(b *batch, err error) {
 // fatal fails the batch and every record buffered for the partition, after
 // the broker refused the producer's sequence numbers or epoch.
 func (pp *partition) fatal(b *batch, err error) {
+	pp.settle()
 	if errors.Is(err, ErrOutOfOrderSequence) {
 		pp.p.resetProducerID(b.pidGen, err)
 	}

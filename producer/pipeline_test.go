@@ -1,0 +1,382 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// *runnel.Broker acknowledges in two steps.
+var _ producer.AsyncClient = (*runnel.Broker)(nil)
+
+// ackClient is a producer.AsyncClient in front of a real broker whose
+// acknowledgements wait until the test answers them: every
+// ProduceAsync appends at once, and its Ack's Wait returns what the test
+// sends on the ack's answer channel (then the broker's own wait).
+type ackClient struct {
+	*runnel.Broker
+	appended chan *heldAck // each ack, as its request is appended
+	// fault, if set, may fail attempt number attempt (0, 1, ...): before
+	// the append, or after it when appended is set.
+	fault func(attempt int) (appended bool, err error)
+
+	mu       sync.Mutex
+	pending  int // acks handed out and not yet answered
+	most     int // the most pending at once
+	calls    int // acks handed out
+	attempts int // ProduceAsync calls
+}
+
+func newAckClient(b *runnel.Broker) *ackClient {
+	return &ackClient{Broker: b, appended: make(chan *heldAck, 1000)}
+}
+
+type heldAck struct {
+	c      *ackClient
+	inner  api.Ack
+	answer chan error
+	call   int
+}
+
+func (c *ackClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	c.mu.Lock()
+	attempt := c.attempts
+	c.attempts++
+	c.mu.Unlock()
+	var fault error
+	if c.fault != nil {
+		var after bool
+		if after, fault = c.fault(attempt); fault != nil && !after {
+			return api.ProduceResponse{}, nil, fault
+		}
+	}
+	resp, inner, err := c.Broker.ProduceAsync(ctx, req)
+	if err == nil && fault != nil {
+		err = fault // appended, and answered with an error
+	}
+	if err != nil {
+		return resp, nil, err
+	}
+	c.mu.Lock()
+	a := &heldAck{c: c, inner: inner, answer: make(chan error, 1), call: c.calls}
+	c.calls++
+	c.pending++
+	c.most = max(c.most, c.pending)
+	c.mu.Unlock()
+	c.appended <- a
+	return resp, a, nil
+}
+
+func (a *heldAck) Wait(ctx context.Context) error {
+	select {
+	case err := <-a.answer:
+		a.c.mu.Lock()
+		a.c.pending--
+		a.c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if a.inner != nil {
+			return a.inner.Wait(ctx)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// next returns the next appended request's ack.
+func (c *ackClient) next(t *testing.T, ctx context.Context) *heldAck {
+	t.Helper()
+	select {
+	case a := <-c.appended:
+		return a
+	case <-ctx.Done():
+		t.Fatal("no request was appended")
+		return nil
+	}
+}
+
+func (c *ackClient) mostPending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.most
+}
+
+// oneRecordBatches makes every batch hold one record of recs' size (5
+// bytes of value), and batches go only when full or flushed: the records
+// produced at once wait as queued batches, the situation in which a
+// partition's requests overlap.
+func oneRecordBatches() []producer.Opt {
+	return []producer.Opt{
+		producer.BatchMaxBytes(record.HeaderSize + record.SizeWithDeltas(record.BodySize(nil, make([]byte, 5), nil), 0, 0)),
+		producer.Linger(time.Minute),
+	}
+}
+
+// order records the order promises ran in.
+type order struct {
+	mu   sync.Mutex
+	seen []string
+	errs map[string]error
+	wg   sync.WaitGroup
+}
+
+func newOrder() *order { return &order{errs: map[string]error{}} }
+
+func (o *order) promise() func(*record.Record, error) {
+	o.wg.Add(1)
+	return func(r *record.Record, err error) {
+		o.mu.Lock()
+		o.seen = append(o.seen, string(r.Value))
+		o.errs[string(r.Value)] = err
+		o.mu.Unlock()
+		o.wg.Done()
+	}
+}
+
+func fiveByteRecords(n int) []*record.Record {
+	out := make([]*record.Record, n)
+	for i := range out {
+		out[i] = &record.Record{Value: []byte(fmt.Sprintf("v%04d", i))}
+	}
+	return out
+}
+
+// TestPipelineKeepsRequestsInFlight: while the first batches wait for
+// their acknowledgement, the partition's next ones are appended, up to
+// MaxInFlight and no more; promises run in the order the records were
+// produced, whatever order the acknowledgements come in.
+func TestPipelineKeepsRequestsInFlight(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p := newProducer(t, c, append(oneRecordBatches(), producer.MaxInFlight(3), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(10)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	// Nine full batches are queued (the tenth lingers): three go out
+	// before any is acknowledged.
+	var acks []*heldAck
+	for range 3 {
+		acks = append(acks, c.next(t, ctx))
+	}
+	// Answered last to first: the first batch's promise still runs first.
+	for i := len(acks) - 1; i >= 0; i-- {
+		acks[i].answer <- nil
+	}
+	go func() {
+		for a := range c.appended {
+			a.answer <- nil
+		}
+	}()
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	close(c.appended)
+	require.Equal(t, values(recs), o.seen)
+	for i, r := range recs {
+		require.NoError(t, o.errs[string(r.Value)])
+		require.EqualValues(t, i, r.Offset)
+	}
+	require.Equal(t, 3, c.mostPending(), "requests in flight at most")
+	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+}
+
+// TestPipelineAckErrorFailsOnlyThatBatch: an acknowledgement that fails
+// fails its batch without a retry (it was appended); the batches in flight
+// after it complete, in order.
+func TestPipelineAckErrorFailsOnlyThatBatch(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p := newProducer(t, c, append(oneRecordBatches(), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(6)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	errAck := errors.New("acknowledgement failed")
+	go func() {
+		for a := range c.appended {
+			if a.call == 2 {
+				a.answer <- errAck
+			} else {
+				a.answer <- nil
+			}
+		}
+	}()
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	close(c.appended)
+	require.Equal(t, values(recs), o.seen)
+	for i, r := range recs {
+		if i == 2 {
+			require.ErrorIs(t, o.errs[string(r.Value)], errAck)
+		} else {
+			require.NoError(t, o.errs[string(r.Value)])
+		}
+	}
+	// Appended once each, the failed one included: no retry.
+	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+	require.Greater(t, c.mostPending(), 1, "no two requests were in flight")
+}
+
+// TestPipelineRetriesKeepOrder: with requests in flight, a request the
+// broker refuses is retried before any later batch is sent, and one it
+// appended but answered with an error is retried and answered as a
+// duplicate: every record once, in order.
+func TestPipelineRetriesKeepOrder(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	c.fault = func(attempt int) (bool, error) {
+		switch attempt {
+		case 2:
+			return false, api.ErrNotLeader // refused
+		case 5:
+			return true, api.ErrRequestTimedOut // appended, then failed
+		}
+		return false, nil
+	}
+	p := newProducer(t, c, append(oneRecordBatches(), producer.RetryBackoff(time.Millisecond), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(8)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	go func() {
+		for a := range c.appended {
+			a.answer <- nil
+		}
+	}()
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	close(c.appended)
+	require.Equal(t, values(recs), o.seen)
+	for i, r := range recs {
+		require.NoError(t, o.errs[string(r.Value)])
+		require.EqualValues(t, i, r.Offset)
+	}
+	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+	c.mu.Lock()
+	require.Equal(t, 10, c.attempts, "8 batches and 2 retries")
+	c.mu.Unlock()
+}
+
+// TestPipelineCloseFailsWhatWaits: Close ends the waits for
+// acknowledgements; their records fail with ErrClosed, then the records
+// still buffered, in order.
+func TestPipelineCloseFailsWhatWaits(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p, err := producer.New(c, append(oneRecordBatches(), producer.MaxInFlight(2), producer.DefaultTopic("t"))...)
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(5)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	c.next(t, ctx)
+	c.next(t, ctx)
+	require.NoError(t, p.Close())
+	o.wg.Wait()
+	require.Equal(t, values(recs), o.seen)
+	for _, r := range recs {
+		require.ErrorIs(t, o.errs[string(r.Value)], producer.ErrClosed)
+	}
+}
+
+// TestPipelineDeliveryTimeout: a batch whose acknowledgement does not come
+// by its delivery deadline fails with ErrDeliveryTimeout.
+func TestPipelineDeliveryTimeout(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p := newProducer(t, c, producer.Linger(10*time.Millisecond), producer.DeliveryTimeout(50*time.Millisecond), producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	o := newOrder()
+	r := &record.Record{Value: []byte("late")}
+	p.Produce(ctx, r, o.promise())
+	c.next(t, ctx) // never answered
+	o.wg.Wait()
+	require.ErrorIs(t, o.errs["late"], producer.ErrDeliveryTimeout)
+}
+
+// TestPipelineWithFsync: through a broker that fsyncs before every
+// acknowledgement (the default), with several producers and partitions,
+// every record is delivered once, in order, with its offset.
+func TestPipelineWithFsync(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncAlways}}), runneltest.Topic("t", 3))
+	ctx := testCtx(t)
+	const producers, each = 4, 2000
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for g := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := producer.New(b, producer.DefaultTopic("t"), producer.BatchMaxBytes(2000), producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer p.Close()
+			var last [3]int64
+			for i := range last {
+				last[i] = -1
+			}
+			var mu sync.Mutex
+			for i := range each {
+				p.Produce(ctx, &record.Record{Key: []byte{byte(g)}, Value: []byte(fmt.Sprintf("%d-%05d", g, i))}, func(r *record.Record, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if err == nil && r.Offset <= last[r.Partition] {
+						err = fmt.Errorf("offset %d after %d in partition %d", r.Offset, last[r.Partition], r.Partition)
+					}
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						return
+					}
+					last[r.Partition] = r.Offset
+				})
+			}
+			if err := p.Flush(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	total := 0
+	for part := range int32(3) {
+		byProducer := map[byte]int{}
+		for _, r := range readRecords(t, b, "t", part) {
+			var g, i int
+			_, err := fmt.Sscanf(string(r.Value), "%d-%d", &g, &i)
+			require.NoError(t, err)
+			require.Greater(t, i+1, byProducer[byte(g)], "producer %d's records out of order in partition %d", g, part)
+			byProducer[byte(g)] = i + 1
+			total++
+		}
+	}
+	require.Equal(t, producers*each, total)
+}
