@@ -46,13 +46,17 @@ type scale float64
 
 func (s scale) n(base int) string { return fmt.Sprintf("%dx", max(int(float64(base)*float64(s)), 100)) }
 
-// records is the number of records of a produce or consume run.
+// records is the number of records of a produce or consume run. Runs
+// with fsync write 20 MB (100 B) and 100 MB (1 KiB): a few dozen
+// batches, so that the first fsyncs and the last one (waited for by
+// Flush) do not decide the result; kfake DataDir takes up to a second
+// there.
 func records(c e2e.Case) int {
 	switch {
 	case c.Sync && c.Size >= 1024:
-		return 20_000
+		return 100_000
 	case c.Sync:
-		return 50_000
+		return 200_000
 	case c.Size >= 1024:
 		return 100_000
 	default:
