@@ -361,3 +361,19 @@ func TestProduceAsync(t *testing.T) {
 	require.NoError(t, b.Close())
 	require.NoError(t, ack.Wait(ctx))
 }
+
+// TestProduceAsyncTopicDeleted: a topic deleted while an append waits for
+// its fsync closes the log, which fsyncs it first: the Wait succeeds (as
+// ProduceAsync's doc says), and the next produce finds no topic.
+func TestProduceAsyncTopicDeleted(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+	require.NoError(t, err)
+	require.NotNil(t, ack)
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, ack.Wait(ctx))
+	_, _, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+}

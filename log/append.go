@@ -139,7 +139,8 @@ type Durability struct {
 // It returns at once if the append had nothing to wait for.
 //
 // Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
-// before the append was fsynced); ctx's error (the append stays in the
+// before the append was fsynced); ErrOffsetOutOfRange (TruncateTo removed
+// the append before it was fsynced); ctx's error (the append stays in the
 // log and may become durable).
 func (d Durability) Wait(ctx context.Context) error {
 	if d.l == nil {
@@ -366,6 +367,11 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 		if err := l.check(); err != nil {
 			l.syncMu.Unlock()
 			return err
+		}
+		if next := l.next.Load(); next < target {
+			// TruncateTo cut the append: no fsync will ever cover it.
+			l.syncMu.Unlock()
+			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced", ErrOffsetOutOfRange, target, next)
 		}
 		if l.syncing {
 			done := l.syncDone

@@ -664,3 +664,24 @@ func TestAppendAsyncWaitFailures(t *testing.T) {
 	_, _, err = l.AppendAsync(context.Background(), valueBatch(t, 1, "d"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
 }
+
+// TestAppendAsyncWaitAfterTruncate: an append truncated away before its
+// fsync never becomes durable: its Wait fails (it used to fsync in a
+// loop for ever, deaf to its ctx), and the appends before the truncation
+// point are still fsynced and acknowledged.
+func TestAppendAsyncWaitAfterTruncate(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{}) // SyncAlways
+	defer l.Close()
+	ctx := context.Background()
+	_, d1, err := l.AppendAsync(ctx, valueBatch(t, 1, "a", "b"), AppendOptions{})
+	require.NoError(t, err)
+	_, d2, err := l.AppendAsync(ctx, valueBatch(t, 1, "c"), AppendOptions{})
+	require.NoError(t, err)
+	end, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, end)
+	require.ErrorIs(t, d2.Wait(ctx), ErrOffsetOutOfRange)
+	require.NoError(t, d1.Wait(ctx))
+	require.EqualValues(t, 2, l.DurableOffset())
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
 )
 
 // discard is a Client that accepts every batch at once without storing
@@ -91,6 +93,22 @@ type countingBroker struct {
 func (c *countingBroker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	c.requests.Add(1)
 	return c.Broker.Produce(ctx, req)
+}
+
+// ProduceAsync is counted too: the producer calls it, not Produce, on a
+// Client that has it (the embedded broker's would go uncounted).
+func (c *countingBroker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	c.requests.Add(1)
+	return c.Broker.ProduceAsync(ctx, req)
+}
+
+// TestCountingBrokerCountsRequests: BenchmarkBurst's requests/op counts
+// what the producer sends, through whichever method it calls.
+func TestCountingBrokerCountsRequests(t *testing.T) {
+	c := &countingBroker{Broker: newBroker(t, runneltest.Topic("t", 1))}
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte("a")}))
+	require.EqualValues(t, 1, c.requests.Load())
 }
 
 // BenchmarkBurst measures a burst: ProduceSync of 1000 records of 100 B

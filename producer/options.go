@@ -130,7 +130,9 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 
 // Linger sets how long a partition's batch may wait for more records
 // before it is sent. Default 0: a batch is sent as soon as the partition
-// has no request in flight, and records produced meanwhile form the next
+// has no request in flight (with an AsyncClient: no request being
+// appended, and fewer than MaxInFlight waiting for their
+// acknowledgement), and records produced meanwhile form the next
 // batch, so batches grow with load by themselves (as in franz-go). With
 // linger 0, a Produce that wakes its partition's sender after a pause
 // (the first record of a trickle) yields the processor to it for a
@@ -207,9 +209,13 @@ func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMa
 // It matters with a Client that acknowledges in two steps (AsyncClient,
 // as *runnel.Broker does): while a batch waits for its fsync, the
 // partition's next batches are encoded and appended, and one fsync
-// acknowledges them all. Records still complete in the order they were
-// produced. An error while waiting for the acknowledgement (the log's
-// fsync failed, the topic was deleted, the delivery timeout passed) fails
-// the batch without a retry: it was appended, and sending it again could
-// only be answered as a duplicate.
+// acknowledges them all. A batch sent alone, with no record waiting
+// behind it, is waited for on the partition's goroutine, as with 1 (a
+// trickle of records gains nothing from a hand-off). Records still
+// complete in the order they were produced. An error while waiting for
+// the acknowledgement (the log's fsync failed or the delivery timeout
+// passed) fails the batch without a retry: it was appended, and sending
+// it again could only be answered as a duplicate. (A batch whose topic is
+// deleted while it waits is acknowledged: deleting closes the log, which
+// fsyncs it first.)
 func MaxInFlight(n int) Opt { return func(c *config) { c.maxInFlight = n } }

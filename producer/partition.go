@@ -520,10 +520,19 @@ func (pp *partition) drain() {
 			return
 		default:
 			if pp.pipe != nil && pp.pipe.busy() {
-				// Nothing to send until the requests in flight are done
-				// (idle means that none is).
+				// Nothing to send while requests are in flight: wait for
+				// records (addRecord wakes an idle goroutine) or for the
+				// last request to complete (the acker wakes it), then look
+				// again. The goroutine ends only once none is in flight.
+				pp.idle, pp.idleAt = true, time.Now()
 				pp.mu.Unlock()
-				pp.pipe.idle()
+				select {
+				case <-pp.wake:
+				case <-p.done:
+				}
+				pp.mu.Lock()
+				pp.idle = false
+				pp.mu.Unlock()
 				continue
 			}
 			// Nothing to send: wait a while for more before ending, so

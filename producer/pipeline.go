@@ -57,12 +57,15 @@ func (pl *pipeline) acquire() {
 	pl.mu.Unlock()
 }
 
-// release gives a request's place back.
-func (pl *pipeline) release() {
+// release gives a request's place back, and reports whether none is in
+// flight now.
+func (pl *pipeline) release() (idle bool) {
 	pl.mu.Lock()
 	pl.n--
+	idle = pl.n == 0
 	pl.cond.Broadcast()
 	pl.mu.Unlock()
+	return idle
 }
 
 // alone reports whether the caller's request (acquired) is the only one
@@ -144,7 +147,9 @@ func (pp *partition) ack(items <-chan inflight, done chan<- struct{}) {
 	defer dl.close()
 	for it := range items {
 		pp.complete(it, &dl)
-		pp.pipe.release()
+		if pp.pipe.release() {
+			pp.wakeUp() // it may wait for the last request (see drain)
+		}
 	}
 }
 

@@ -31,6 +31,11 @@ type ackClient struct {
 	// the append, or after it when appended is set.
 	fault func(attempt int) (appended bool, err error)
 
+	// refreshed, if set, gets the number of ProduceAsync calls made
+	// each time the producer asks for the partition count (a partition's
+	// goroutine does after each batch, with a tiny MetadataMaxAge).
+	refreshed chan int
+
 	mu       sync.Mutex
 	pending  int // acks handed out and not yet answered
 	most     int // the most pending at once
@@ -47,6 +52,19 @@ type heldAck struct {
 	inner  api.Ack
 	answer chan error
 	call   int
+}
+
+func (c *ackClient) Partitions(ctx context.Context, topic string) (int, error) {
+	if c.refreshed != nil {
+		c.mu.Lock()
+		n := c.attempts
+		c.mu.Unlock()
+		select {
+		case c.refreshed <- n:
+		default:
+		}
+	}
+	return c.Broker.Partitions(ctx, topic)
 }
 
 func (c *ackClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
@@ -117,11 +135,16 @@ func (c *ackClient) mostPending() int {
 // oneRecordBatches makes every batch hold one record of recs' size (5
 // bytes of value), and batches go only when full or flushed: the records
 // produced at once wait as queued batches, the situation in which a
-// partition's requests overlap.
+// partition's requests overlap. The partitioner has no OnNewBatch: with
+// the default one (KIP-480) a full batch is queued before the record that
+// filled it is added, and a partition's goroutine that took the batch in
+// between found nothing behind it and waited for its acknowledgement
+// itself — which these tests answer only after more requests went out.
 func oneRecordBatches() []producer.Opt {
 	return []producer.Opt{
 		producer.BatchMaxBytes(record.HeaderSize + record.SizeWithDeltas(record.BodySize(nil, make([]byte, 5), nil), 0, 0)),
 		producer.Linger(time.Minute),
+		producer.RecordPartitioner(producer.RoundRobinPartitioner()),
 	}
 }
 
@@ -193,6 +216,46 @@ func TestPipelineKeepsRequestsInFlight(t *testing.T) {
 	}
 	require.Equal(t, 3, c.mostPending(), "requests in flight at most")
 	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+}
+
+// TestPipelineSendsWhileWaiting: a record produced while the partition's
+// requests wait for their acknowledgement, and it had nothing else to
+// send, leaves at once: it does not wait until every request in flight
+// is acknowledged.
+func TestPipelineSendsWhileWaiting(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	c.refreshed = make(chan int, 100)
+	p := newProducer(t, c, append(oneRecordBatches(), producer.MetadataMaxAge(time.Nanosecond), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(3)
+	o := newOrder()
+	p.Produce(ctx, recs[0], o.promise())
+	p.Produce(ctx, recs[1], o.promise()) // recs[0]'s batch is full: it goes
+	a0 := c.next(t, ctx)
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(ctx) }() // recs[1]'s batch goes too
+	a1 := c.next(t, ctx)
+	// The partition's goroutine is past its second request: it has
+	// nothing to send, and two requests in flight.
+	for n := 0; n < 2; {
+		select {
+		case n = <-c.refreshed:
+		case <-ctx.Done():
+			t.Fatal("the partition's goroutine did not go on")
+		}
+	}
+	p.Produce(ctx, recs[2], o.promise())
+	a2 := c.next(t, ctx) // before a0 and a1 are answered
+	for _, a := range []*heldAck{a0, a1, a2} {
+		a.answer <- nil
+	}
+	require.NoError(t, <-flushed)
+	o.wg.Wait()
+	require.Equal(t, values(recs), o.seen)
+	for _, r := range recs {
+		require.NoError(t, o.errs[string(r.Value)])
+	}
 }
 
 // TestPipelineAckErrorFailsOnlyThatBatch: an acknowledgement that fails

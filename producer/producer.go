@@ -33,7 +33,10 @@ type Client interface {
 // returned before the append — and the acknowledgement still to come (nil
 // when there is none to wait for). Like Produce it may modify
 // req.Batches and keeps neither req nor its bytes after returning.
-// *runnel.Broker implements it.
+// *runnel.Broker implements it. A Client that wraps *runnel.Broker by
+// embedding it and overrides Produce must override ProduceAsync too: the
+// producer calls ProduceAsync on a Client that has it (MaxInFlight above
+// 1), so the embedded broker's would bypass the wrapper.
 type AsyncClient interface {
 	Client
 	ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error)
@@ -46,7 +49,9 @@ type AsyncClient interface {
 // request at a time, and records produced meanwhile form the next batch.
 // With an AsyncClient a request leaves as soon as the last one is
 // appended, while up to MaxInFlight of them wait for their
-// acknowledgement (an fsync, say). Each partition that has records has
+// acknowledgement (an fsync, say) — except after a request sent alone with
+// no record waiting behind it, whose acknowledgement the partition's
+// goroutine waits for itself (see MaxInFlight). Each partition that has records has
 // one goroutine sending them (and, while requests wait for their
 // acknowledgement, a second one completing them), started when its first
 // record arrives and ending after a second without any; Close stops them
