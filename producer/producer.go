@@ -49,13 +49,13 @@ type AsyncClient interface {
 // request at a time, and records produced meanwhile form the next batch.
 // With an AsyncClient a request leaves as soon as the last one is
 // appended, while up to MaxInFlight of them wait for their
-// acknowledgement (an fsync, say) — except after a request sent alone with
-// no record waiting behind it, whose acknowledgement the partition's
-// goroutine waits for itself (see MaxInFlight). Each partition that has records has
-// one goroutine sending them (and, while requests wait for their
-// acknowledgement, a second one completing them), started when its first
-// record arrives and ending after a second without any; Close stops them
-// all.
+// acknowledgement (an fsync, say) — except after a request sent alone
+// with no record waiting behind it, whose acknowledgement the partition's
+// goroutine waits for itself (see MaxInFlight). Each partition that has
+// records has one goroutine sending them (and, while requests wait for
+// their acknowledgement, a second one completing them), started when its
+// first record arrives and ending after a second without any; Close stops
+// them all.
 //
 // Promises run on those goroutines, one partition's in the order its
 // records were produced, after the record's Partition and Offset (and
