@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ type ackClient struct {
 	// fault, if set, may fail attempt number attempt (0, 1, ...): before
 	// the append, or after it when appended is set.
 	fault func(attempt int) (appended bool, err error)
+	// deaf makes acks wait for their answer even after their ctx ended,
+	// as a Client should not.
+	deaf atomic.Bool
 
 	// refreshed, if set, gets the number of ProduceAsync calls made
 	// each time the producer asks for the partition count (a partition's
@@ -41,6 +45,14 @@ type ackClient struct {
 	most     int // the most pending at once
 	calls    int // acks handed out
 	attempts int // ProduceAsync calls
+	inits    int // InitProducerID calls
+}
+
+func (c *ackClient) InitProducerID(ctx context.Context) (int64, int16, error) {
+	c.mu.Lock()
+	c.inits++
+	c.mu.Unlock()
+	return c.Broker.InitProducerID(ctx)
 }
 
 func newAckClient(b *runnel.Broker) *ackClient {
@@ -97,6 +109,10 @@ func (c *ackClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (
 }
 
 func (a *heldAck) Wait(ctx context.Context) error {
+	done := ctx.Done()
+	if a.c.deaf.Load() {
+		done = nil
+	}
 	select {
 	case err := <-a.answer:
 		a.c.mu.Lock()
@@ -109,7 +125,7 @@ func (a *heldAck) Wait(ctx context.Context) error {
 			return a.inner.Wait(ctx)
 		}
 		return nil
-	case <-ctx.Done():
+	case <-done:
 		return ctx.Err()
 	}
 }
@@ -442,4 +458,52 @@ func TestPipelineWithFsync(t *testing.T) {
 		}
 	}
 	require.Equal(t, producers*each, total)
+}
+
+// TestPipelineDeadlineWhileWaitingForASlot: a batch whose delivery
+// deadline passes while it waits for a place in flight was never sent: it
+// fails with ErrDeliveryTimeout, and its sequence numbers go to the next
+// batch under the same producer id (no new id, as for a batch the broker
+// may have appended).
+func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	c.deaf.Store(true) // the first two hold their places past every deadline
+	const timeout = 100 * time.Millisecond
+	opts := append(oneRecordBatches()[:1], producer.Linger(time.Millisecond), producer.DeliveryTimeout(timeout),
+		producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
+	p := newProducer(t, c, opts...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(3)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	first, second := c.next(t, ctx), c.next(t, ctx)
+	// The third batch waits for a place; let its deadline pass (a sleep
+	// longer than the timeout: the test asserts no duration).
+	time.Sleep(2 * timeout)
+	first.answer <- nil
+	second.answer <- nil
+	o.wg.Wait()
+	require.NoError(t, o.errs[string(recs[0].Value)])
+	require.NoError(t, o.errs[string(recs[1].Value)])
+	require.ErrorIs(t, o.errs[string(recs[2].Value)], producer.ErrDeliveryTimeout)
+
+	// The next record goes under the same producer id, with the third
+	// batch's sequence number.
+	c.deaf.Store(false)
+	go func() {
+		for a := range c.appended {
+			a.answer <- nil
+		}
+	}()
+	last := &record.Record{Value: []byte("v9999")}
+	require.NoError(t, p.ProduceSync(ctx, last))
+	close(c.appended)
+	require.EqualValues(t, 2, last.Offset)
+	require.EqualValues(t, 2, last.Sequence)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.Equal(t, 1, c.inits, "the producer took a new id")
 }

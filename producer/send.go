@@ -61,9 +61,16 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			ack  api.Ack
 			err  error
 		)
+		sent := true
 		if pp.pipe != nil {
 			pp.pipe.acquire()
-			resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
+			if err = attempt.Err(); err != nil {
+				// The deadline passed, or Close came, while the batch
+				// waited for a place: it was not sent.
+				sent = false
+			} else {
+				resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
+			}
 		} else {
 			resp, err = p.client.Produce(attempt, &pp.req)
 		}
@@ -87,10 +94,13 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		last = err
-		if !refused(err) {
+		if sent && !refused(err) {
 			b.unsure = true
 		}
 		switch {
+		case expired && !sent:
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("%w: waiting for a place among the requests in flight", context.DeadlineExceeded)))
+			return
 		case expired:
 			// The broker may have appended it: giveUp takes a new
 			// producer id if it is unsure.
