@@ -142,6 +142,36 @@ func (c *ackClient) next(t *testing.T, ctx context.Context) *heldAck {
 	}
 }
 
+// answerAll answers every ack from now on with answer(call) (nil: every
+// one succeeds), on a goroutine that the returned stop ends.
+func (c *ackClient) answerAll(answer func(call int) error) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for a := range c.appended {
+			var err error
+			if answer != nil {
+				err = answer(a.call)
+			}
+			a.answer <- err
+		}
+	}()
+	return func() { close(c.appended); <-done }
+}
+
+// requireInOrder checks that recs were delivered, their promises run in
+// produce order, at offsets 0, 1, ... of partition 0 of topic t, which
+// holds them in that order.
+func requireInOrder(t *testing.T, b *runnel.Broker, o *order, recs []*record.Record) {
+	t.Helper()
+	require.Equal(t, values(recs), o.seen)
+	for i, r := range recs {
+		require.NoError(t, o.errs[string(r.Value)])
+		require.EqualValues(t, i, r.Offset)
+	}
+	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+}
+
 func (c *ackClient) mostPending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,21 +247,12 @@ func TestPipelineKeepsRequestsInFlight(t *testing.T) {
 	for i := len(acks) - 1; i >= 0; i-- {
 		acks[i].answer <- nil
 	}
-	go func() {
-		for a := range c.appended {
-			a.answer <- nil
-		}
-	}()
+	stop := c.answerAll(nil)
 	require.NoError(t, p.Flush(ctx))
 	o.wg.Wait()
-	close(c.appended)
-	require.Equal(t, values(recs), o.seen)
-	for i, r := range recs {
-		require.NoError(t, o.errs[string(r.Value)])
-		require.EqualValues(t, i, r.Offset)
-	}
+	stop()
+	requireInOrder(t, b, o, recs)
 	require.Equal(t, 3, c.mostPending(), "requests in flight at most")
-	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
 }
 
 // TestPipelineSendsWhileWaiting: a record produced while the partition's
@@ -268,10 +289,7 @@ func TestPipelineSendsWhileWaiting(t *testing.T) {
 	}
 	require.NoError(t, <-flushed)
 	o.wg.Wait()
-	require.Equal(t, values(recs), o.seen)
-	for _, r := range recs {
-		require.NoError(t, o.errs[string(r.Value)])
-	}
+	requireInOrder(t, b, o, recs)
 }
 
 // TestPipelineAckErrorFailsOnlyThatBatch: an acknowledgement that fails
@@ -288,18 +306,15 @@ func TestPipelineAckErrorFailsOnlyThatBatch(t *testing.T) {
 		p.Produce(ctx, r, o.promise())
 	}
 	errAck := errors.New("acknowledgement failed")
-	go func() {
-		for a := range c.appended {
-			if a.call == 2 {
-				a.answer <- errAck
-			} else {
-				a.answer <- nil
-			}
+	stop := c.answerAll(func(call int) error {
+		if call == 2 {
+			return errAck
 		}
-	}()
+		return nil
+	})
 	require.NoError(t, p.Flush(ctx))
 	o.wg.Wait()
-	close(c.appended)
+	stop()
 	require.Equal(t, values(recs), o.seen)
 	for i, r := range recs {
 		if i == 2 {
@@ -336,20 +351,11 @@ func TestPipelineRetriesKeepOrder(t *testing.T) {
 	for _, r := range recs {
 		p.Produce(ctx, r, o.promise())
 	}
-	go func() {
-		for a := range c.appended {
-			a.answer <- nil
-		}
-	}()
+	stop := c.answerAll(nil)
 	require.NoError(t, p.Flush(ctx))
 	o.wg.Wait()
-	close(c.appended)
-	require.Equal(t, values(recs), o.seen)
-	for i, r := range recs {
-		require.NoError(t, o.errs[string(r.Value)])
-		require.EqualValues(t, i, r.Offset)
-	}
-	require.Equal(t, values(recs), values(readRecords(t, b, "t", 0)))
+	stop()
+	requireInOrder(t, b, o, recs)
 	c.mu.Lock()
 	require.Equal(t, 10, c.attempts, "8 batches and 2 retries")
 	c.mu.Unlock()
@@ -493,14 +499,10 @@ func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
 	// The next record goes under the same producer id, with the third
 	// batch's sequence number.
 	c.deaf.Store(false)
-	go func() {
-		for a := range c.appended {
-			a.answer <- nil
-		}
-	}()
+	stop := c.answerAll(nil)
 	last := &record.Record{Value: []byte("v9999")}
 	require.NoError(t, p.ProduceSync(ctx, last))
-	close(c.appended)
+	stop()
 	require.EqualValues(t, 2, last.Offset)
 	require.EqualValues(t, 2, last.Sequence)
 	c.mu.Lock()
