@@ -62,7 +62,10 @@ func (l *Log) DirtyRatio() float64 {
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)
 // and then go; records younger than min.compaction.lag.ms are not touched.
 // Offsets never change and batches keep their offset ranges; batches from
-// which nothing is removed are copied byte for byte.
+// which nothing is removed are copied byte for byte. The last batch of
+// each idempotent producer stays, emptied of its removed records, so that
+// the producer's state can be rebuilt from the log (as Kafka's cleaner
+// keeps it).
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()
@@ -102,11 +105,16 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The last batch of each idempotent producer stays, emptied if need be,
+	// as in Kafka: a log rescanned without a producer-state snapshot
+	// still knows the producer's epoch and last sequence, and answers its
+	// retries as duplicates.
+	lastOf := l.lastProducerBatches()
 	for _, group := range l.groups(cleanable) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if err := l.cleanGroup(group, latest, now, &res); err != nil {
+		if err := l.cleanGroup(group, latest, lastOf, now, &res); err != nil {
 			return res, err
 		}
 	}
@@ -120,6 +128,20 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		return res, l.fence(err)
 	}
 	return res, nil
+}
+
+// lastProducerBatches returns the last offset of each producer id's last
+// batch.
+func (l *Log) lastProducerBatches() map[int64]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[int64]int64, len(l.producers))
+	for id, st := range l.producers {
+		if n := len(st.batches); n > 0 {
+			out[id] = st.batches[n-1].lastOffs
+		}
+	}
+	return out
 }
 
 // eachRecord calls f for every record of the segments' batches.
@@ -189,7 +211,7 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 
 // cleanGroup writes the group's kept records into one new segment and
 // swaps it in, unless nothing would change.
-func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, now int64, res *CompactResult) error {
+func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
@@ -214,7 +236,13 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, now 
 	for _, s := range group {
 		before += s.Size()
 		err := l.eachBatch(s, func(b record.Batch) error {
-			kept, drop, err := l.cleanBatch(b, latest, start, now, &bld, &scratch, b.NextOffset() == groupEnd)
+			keepEmpty := b.NextOffset() == groupEnd
+			if id := b.ProducerID(); id != record.NoProducerID {
+				if o, ok := lastOf[id]; ok && o == b.LastOffset() {
+					keepEmpty = true // the producer's last batch: see Compact
+				}
+			}
+			kept, drop, err := l.cleanBatch(b, latest, start, now, &bld, &scratch, keepEmpty)
 			if err != nil {
 				return err
 			}
@@ -249,10 +277,11 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, now 
 }
 
 // cleanBatch returns the batch to write for b: b itself when every record
-// stays, a rebuilt batch when some go, nil when all go (except for the
-// group's last batch, which stays as an empty batch so that the cleaned
-// segment keeps the group's offset range).
-func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int64, bld *record.Builder, scratch *[]byte, last bool) ([]byte, int, error) {
+// stays, a rebuilt batch when some go, nil when all go — except when
+// keepEmpty is set (the group's last batch, so that the cleaned segment
+// keeps the group's offset range; an idempotent producer's last batch, so
+// that its state survives), which then stays as an empty batch.
+func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int64, bld *record.Builder, scratch *[]byte, keepEmpty bool) ([]byte, int, error) {
 	if b.IsControl() {
 		return b, 0, nil
 	}
@@ -291,7 +320,7 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	if dropped == 0 && !needHorizon {
 		return b, 0, nil
 	}
-	if dropped == all && !last {
+	if dropped == all && !keepEmpty {
 		return nil, dropped, nil
 	}
 	// Rebuild with headers this time.

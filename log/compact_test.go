@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -221,4 +222,63 @@ func TestCompactionKeepsUntouchedBatches(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, names, segment.FileName(0, segment.LogSuffix))
 	_ = filepath.Join
+}
+
+// TestCompactionKeepsProducersLastBatch: compaction empties, but keeps,
+// the last batch of an idempotent producer whose records are all
+// superseded (as Kafka's cleaner does): reopened without its
+// producer-state snapshot, the log still answers that producer's retry as
+// a duplicate instead of appending it again.
+func TestCompactionKeepsProducersLastBatch(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 200, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	older := idemBatch(t, 8, 0, 0, 1) // key "0"
+	first := idemBatch(t, 7, 0, 0, 1) // key "0" as well: both superseded below
+	appendOK(t, l, append([]byte(nil), older...))
+	appendOK(t, l, append([]byte(nil), first...))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("0"), value: []byte("newer")}))
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Positive(t, res.SegmentsRewritten)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1, "the superseded records went")
+	require.Equal(t, "newer", string(recs[0].Value))
+
+	// The producers' batches stay as empty batches with their header.
+	var kept []int64
+	for off := int64(0); off < l.LogEndOffset(); {
+		data, err := l.Read(off, 1<<20, math.MaxInt64)
+		require.NoError(t, err)
+		for b, err := range record.Batches(data) {
+			require.NoError(t, err)
+			if b.ProducerID() != record.NoProducerID {
+				require.Zero(t, b.NumRecords())
+				kept = append(kept, b.ProducerID())
+			}
+			off = b.NextOffset()
+		}
+	}
+	require.Equal(t, []int64{8, 7}, kept)
+
+	// Reopen after a crash, without the producer-state snapshot: the state
+	// comes from rescanning the log.
+	require.NoError(t, l.Close())
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, producerFile)))
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
+	l = e.open(cfg)
+	defer l.Close()
+	for _, p := range []struct {
+		id    int64
+		batch []byte
+		at    int64
+	}{{8, older, 0}, {7, first, 1}} {
+		dup, err := l.Append(context.Background(), append([]byte(nil), p.batch...), AppendOptions{})
+		require.NoError(t, err)
+		require.True(t, dup.Duplicate, "producer %d's retry was appended again", p.id)
+		require.EqualValues(t, p.at, dup.FirstOffset)
+		_, err = l.Append(context.Background(), idemBatch(t, p.id, 0, 5, 1), AppendOptions{})
+		require.ErrorIs(t, err, ErrOutOfOrderSequence, "producer %d's sequence was forgotten", p.id)
+	}
 }
