@@ -467,7 +467,7 @@ func (pp *partition) drain() {
 	for {
 		pp.mu.Lock()
 		if p.closed.Load() {
-			if pp.pipe != nil && pp.pipe.running() {
+			if pp.pipe.running() {
 				// The batches in flight complete first (in order).
 				pp.mu.Unlock()
 				pp.pipe.stop()
@@ -509,7 +509,7 @@ func (pp *partition) drain() {
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
 			// (addRecord starts another), and the acker with it.
-			if pp.pipe != nil && pp.pipe.running() {
+			if pp.pipe.running() {
 				pp.mu.Unlock()
 				pp.pipe.stop()
 				continue // records may have come meanwhile
@@ -519,7 +519,7 @@ func (pp *partition) drain() {
 			pp.mu.Unlock()
 			return
 		default:
-			if pp.pipe != nil && pp.pipe.busy() {
+			if pp.pipe.busy() {
 				// Nothing to send while requests are in flight: wait for
 				// records (addRecord wakes an idle goroutine) or for the
 				// last request to complete (the acker wakes it), then look

@@ -76,8 +76,13 @@ func (pl *pipeline) alone() bool {
 	return pl.n == 1
 }
 
-// idle waits until no request is in flight.
+// idle waits until no request is in flight. Like busy and running, it
+// takes a nil pipeline (a partition without one) as one with nothing in
+// flight.
 func (pl *pipeline) idle() {
+	if pl == nil {
+		return
+	}
 	pl.mu.Lock()
 	for pl.n > 0 {
 		pl.cond.Wait()
@@ -87,13 +92,16 @@ func (pl *pipeline) idle() {
 
 // busy reports whether a request is in flight.
 func (pl *pipeline) busy() bool {
+	if pl == nil {
+		return false
+	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	return pl.n > 0
 }
 
 // running reports whether the acker runs.
-func (pl *pipeline) running() bool { return pl.items != nil }
+func (pl *pipeline) running() bool { return pl != nil && pl.items != nil }
 
 // stop waits for the requests in flight and ends the acker.
 func (pl *pipeline) stop() {

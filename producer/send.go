@@ -222,11 +222,7 @@ func (pp *partition) fail(b *batch, err error) {
 
 // settle waits, before the partition's goroutine completes a batch
 // itself, for the batches in flight before it (see pipeline).
-func (pp *partition) settle() {
-	if pp.pipe != nil {
-		pp.pipe.idle()
-	}
-}
+func (pp *partition) settle() { pp.pipe.idle() }
 
 // giveUp fails a batch for good. Its sequence numbers are reused by the
 // next batch when the broker surely did not append it; otherwise the
