@@ -37,20 +37,18 @@
 // segment.index.bytes, DefaultMaxBytes by default). It keeps its entries
 // in a heap buffer and writes them to the file with WriteAt, 128 at a time
 // and the rest on Sync, Seal and Close. Kafka preallocates the file and
-// maps it read-write instead;
-// runnel does not, because the first store to each page of a writable
-// shared mapping stalls while the file system reserves a block and
-// updates the file's times (about a millisecond on ext4 here, on the
-// append that adds the entry, and again after each writeback of the page),
-// where a WriteAt takes microseconds. When the segment is sealed (rolled)
-// or the index closed, the file is trimmed to its entries and, once
-// sealed, mapped read-only. A file that was preallocated (by Kafka, or by
-// an earlier runnel) and not trimmed because the process stopped ends in
-// all-zero entries: opening an index drops trailing all-zero entries, so
-// an entry
-// that is itself all zero, (base, 0) or (0, base), is dropped too if it is
-// the last one; that loses nothing, as it answers a lookup exactly as no
-// entry does. A file whose size is not a whole number of entries is corrupt
+// maps it read-write instead; runnel does not, because the first store to
+// each page of a writable shared mapping stalls while the file system
+// reserves a block and updates the file's times (about a millisecond on
+// ext4 here, on the append that adds the entry, and again after each
+// writeback of the page), where a WriteAt takes microseconds. When the
+// segment is sealed (rolled) or the index closed, the file is trimmed to
+// its entries and, once sealed, mapped read-only. A file that was
+// preallocated (by Kafka, or by an earlier runnel) and not trimmed because
+// the process stopped ends in all-zero entries: opening an index drops
+// trailing all-zero entries, so an entry that is itself all zero,
+// (base, 0) or (0, base), is dropped too if it is the last one; that loses
+// nothing, as it answers a lookup exactly as no entry does. A file whose size is not a whole number of entries is corrupt
 // (a *CorruptError); so is one whose entries break the orders above, which
 // Check reports: opening does not scan the entries, so that opening the
 // sealed indexes of a big log stays cheap.

@@ -230,7 +230,7 @@ func (s *Segment) withPath(err error) error {
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
 // OS a fresh read). Read returns nil at or past the end of the segment.
-// ReadOffset reads from an offset, up to an offset.
+// To read from an offset up to an offset (a fetch), use ReadOffset.
 func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 	return s.ReadInto(nil, pos, maxBytes)
 }
