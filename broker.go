@@ -92,7 +92,9 @@ func Open(cfg Config) (*Broker, error) {
 	case b.root == "":
 		b.root = "/runnel"
 	}
-	if err := b.fs.MkdirAll(filepath.Join(b.root, topicsDir), 0o755); err != nil {
+	// Durably: a topic's record in topics/ must not vanish with a
+	// directory entry that was never synced.
+	if err := vfs.MkdirAllDurable(b.fs, filepath.Join(b.root, topicsDir), 0o755); err != nil {
 		return nil, err
 	}
 	lock, err := b.fs.Lock(filepath.Join(b.root, lockFile))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -125,7 +124,7 @@ func (l *Log) open() (err error) {
 			closeAll(segs)
 		}
 	}()
-	if err := mkdirDurable(l.fs, l.dir); err != nil {
+	if err := vfs.MkdirAllDurable(l.fs, l.dir, 0o755); err != nil {
 		return err
 	}
 	names, err := l.fs.List(l.dir)
@@ -251,35 +250,6 @@ func (l *Log) open() (err error) {
 			return err
 		}
 		return l.fs.SyncDir(l.dir)
-	}
-	return nil
-}
-
-// mkdirDurable creates dir and its missing parents, syncing the parent of
-// each directory it creates so that none of them vanishes in a crash.
-func mkdirDurable(fsys vfs.FS, dir string) error {
-	var missing []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := fsys.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := fsys.SyncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
 	}
 	return nil
 }
