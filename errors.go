@@ -1,6 +1,10 @@
 package runnel
 
-import "github.com/runnel/runnel/api"
+import (
+	"errors"
+
+	"github.com/runnel/runnel/api"
+)
 
 // The broker's errors. They are package api's, which maps each to its Kafka
 // error code (api.Code); they are repeated here to be found where the
@@ -19,3 +23,11 @@ var (
 	// ErrClosed is returned by every method of a closed Broker.
 	ErrClosed = api.ErrBrokerClosed
 )
+
+// ErrCorruptMetadata is returned by Open when a file the broker keeps of its
+// own cannot be read back: a topic's record in <Dir>/topics (bad JSON, a
+// name that is not the file's, no partitions, an invalid config) or the
+// producer id counter. The broker does not open rather than guess; the
+// error names the file. It is local to a broker's directory and has no
+// Kafka error code.
+var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")

@@ -111,16 +111,29 @@ func (b *Broker) load() error {
 }
 
 func (b *Broker) readMeta(path string) (topicMeta, error) {
-	var m topicMeta
 	data, err := b.readFile(path)
 	if err != nil {
-		return m, err
+		return topicMeta{}, err
 	}
+	return b.parseMeta(data, path)
+}
+
+// parseMeta decodes a topic's record, read from path, and checks it: a
+// valid topic name that is the file's, at least one partition, and a
+// config that validates with the broker's defaults.
+//
+// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a bad
+// config).
+func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
+	var m topicMeta
 	if err := json.Unmarshal(data, &m); err != nil {
-		return m, fmt.Errorf("runnel: %s: %w", path, err)
+		return m, fmt.Errorf("%w: %s: %v", ErrCorruptMetadata, path, err)
 	}
-	if err := ValidateTopicName(m.Name); err != nil || m.Config.Partitions < 1 {
-		return m, fmt.Errorf("runnel: %s: bad topic record (name %q, %d partitions)", path, m.Name, m.Config.Partitions)
+	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
+		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
+	}
+	if err := b.withDefaults(m.Config.Config).Validate(); err != nil {
+		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
 }
@@ -183,7 +196,7 @@ func (b *Broker) readCounter(name string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("runnel: bad %s file: %q", name, data)
+		return 0, fmt.Errorf("%w: %s: %q", ErrCorruptMetadata, name, data)
 	}
 	return v, nil
 }
