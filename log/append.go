@@ -136,10 +136,12 @@ type Durability struct {
 
 // Wait returns once the append is durable, fsyncing the log itself if no
 // other caller is (group commit: one fsync serves every append before it).
-// It returns at once if the append had nothing to wait for.
+// It returns at once if the append had nothing to wait for. A wait while
+// the log closes waits for Close, which fsyncs everything: it succeeds
+// then.
 //
 // Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
-// before the append was fsynced); ErrOffsetOutOfRange (TruncateTo removed
+// without fsyncing the append: Close failed); ErrOffsetOutOfRange (TruncateTo removed
 // the append before it was fsynced); ctx's error (the append stays in the
 // log and may become durable).
 func (d Durability) Wait(ctx context.Context) error {
@@ -366,7 +368,23 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 		}
 		if err := l.check(); err != nil {
 			l.syncMu.Unlock()
-			return err
+			if !l.closed.Load() {
+				return err
+			}
+			// Close is under way, and fsyncs everything before it
+			// returns unless the log is fenced: wait for it.
+			select {
+			case <-l.closeDone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if l.durable.Load() >= target {
+				return nil
+			}
+			if err := l.fenceErr(); err != nil {
+				return err
+			}
+			return ErrClosed
 		}
 		if next := l.next.Load(); next < target {
 			// TruncateTo cut the append: no fsync will ever cover it.

@@ -61,10 +61,11 @@ type Log struct {
 	activeCreated time.Time          // when the active segment was created or opened (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 
-	fenced  atomic.Pointer[error]
-	closed  atomic.Bool
-	info    RecoveryInfo
-	cleanMu sync.Mutex // one compaction at a time
+	fenced    atomic.Pointer[error]
+	closed    atomic.Bool
+	closeDone chan struct{} // closed when Close has returned
+	info      RecoveryInfo
+	cleanMu   sync.Mutex // one compaction at a time
 }
 
 // RecoveryInfo says what Open did to bring the log back.
@@ -90,7 +91,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger}
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{})}
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}
@@ -335,6 +336,7 @@ func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	defer close(l.closeDone)
 	l.lifeMu.Lock()
 	defer l.lifeMu.Unlock()
 	segs := *l.segs.Load()

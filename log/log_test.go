@@ -685,3 +685,45 @@ func TestAppendAsyncWaitAfterTruncate(t *testing.T) {
 	require.NoError(t, d1.Wait(ctx))
 	require.EqualValues(t, 2, l.DurableOffset())
 }
+
+// TestAppendAsyncWaitDuringClose: a wait that starts while Close is
+// fsyncing (a partition's log reopened by AlterTopicConfig, a broker
+// closing) succeeds once Close has made the append durable. It used to
+// fail with ErrClosed as soon as Close had begun, and the broker answered
+// that the topic was deleted.
+func TestAppendAsyncWaitDuringClose(t *testing.T) {
+	var armed atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpSync && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+		return nil
+	}))
+	l := e.open(Config{}) // SyncAlways
+	ctx := context.Background()
+	_, d, err := l.AppendAsync(ctx, valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending())
+
+	armed.Store(true)
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	<-reached // Close is in its shutdown fsync
+
+	// A wait with a ctx that ends returns the ctx's error, not ErrClosed.
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, d.Wait(short), context.Canceled)
+
+	waited := make(chan error, 1)
+	go func() { waited <- d.Wait(ctx) }()
+	close(release)
+	require.NoError(t, <-closed)
+	require.NoError(t, <-waited)
+
+	// After Close, a wait for an append it made durable succeeds at once.
+	require.NoError(t, d.Wait(ctx))
+}
