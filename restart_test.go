@@ -178,4 +178,5 @@ func TestDeleteRecordsNegative(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	_, err := b.DeleteRecords(ctx, "t", 0, -5)
 	require.ErrorIs(t, err, log.ErrOffsetOutOfRange)
+	require.ErrorContains(t, err, "negative")
 }

@@ -28,9 +28,15 @@ const (
 // topicMeta is what <Dir>/topics/<name>.json holds: the topic as created
 // or altered, without the broker's defaults filled in.
 type topicMeta struct {
-	Name   string          `json:"name"`
-	Config log.TopicConfig `json:"config"`
+	// Version is metaVersion when written; records without one are of
+	// version 0, whose enums had no "default" value (see parseMeta).
+	Version int             `json:"version,omitempty"`
+	Name    string          `json:"name"`
+	Config  log.TopicConfig `json:"config"`
 }
+
+// metaVersion is the version of the topic records this broker writes.
+const metaVersion = 1
 
 // ValidateTopicName applies Kafka's rules: 1 to 249 characters of
 // [a-zA-Z0-9._-], and neither "." nor "..". The error matches
@@ -129,6 +135,27 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return m, fmt.Errorf("%w: %s: %v", ErrCorruptMetadata, path, err)
 	}
+	switch m.Version {
+	case 0:
+		// Version 0's Sync and TimestampType counted from 0 for SyncAlways
+		// and CreateTime, which also stood for "the default"; version 1
+		// counts from 1 and keeps 0 for the default. 0 was taken as the
+		// default then too, so it stays 0.
+		c := &m.Config.Config
+		if c.Sync > 2 || c.TimestampType > 1 {
+			return m, fmt.Errorf("%w: %s: Sync %d, TimestampType %d", ErrCorruptMetadata, path, c.Sync, c.TimestampType)
+		}
+		if c.Sync != 0 {
+			c.Sync++
+		}
+		if c.TimestampType != 0 {
+			c.TimestampType++
+		}
+		m.Version = metaVersion
+	case metaVersion:
+	default:
+		return m, fmt.Errorf("%w: %s: a record of version %d (this runnel reads up to %d)", ErrCorruptMetadata, path, m.Version, metaVersion)
+	}
 	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
@@ -179,6 +206,7 @@ func (b *Broker) writeFile(path string, data []byte) error {
 }
 
 func (b *Broker) writeMeta(m topicMeta) error {
+	m.Version = metaVersion
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

@@ -86,7 +86,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
-	if l.cfg.TimestampType == record.LogAppendTime {
+	if l.cfg.TimestampType == LogAppendTime {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
 	for p := 0; p < len(data); {

@@ -18,25 +18,36 @@ const (
 	Compact
 )
 
+// String returns the policy as Kafka writes it ("delete", "compact",
+// "compact,delete"), "default" for the zero value, and
+// "CleanupPolicy(N)" for a value that is none of those.
 func (p CleanupPolicy) String() string {
 	switch p {
+	case 0:
+		return "default"
+	case Delete:
+		return "delete"
 	case Compact:
 		return "compact"
 	case Compact | Delete:
 		return "compact,delete"
-	default:
-		return "delete"
 	}
+	return fmt.Sprintf("CleanupPolicy(%d)", uint8(p))
 }
 
-// SyncPolicy says when appended bytes are fsynced.
+// SyncPolicy says when appended bytes are fsynced. Its zero value,
+// SyncDefault, takes the default (the broker's, else SyncAlways), so that
+// every policy can be asked for explicitly.
 type SyncPolicy uint8
 
 const (
+	// SyncDefault takes the default policy: a broker's TopicDefaults,
+	// else SyncAlways.
+	SyncDefault SyncPolicy = iota
 	// SyncAlways fsyncs before an append returns; concurrent appends share
 	// one fsync (group commit). The default: an embedded log often has all
 	// its replicas behind one power supply.
-	SyncAlways SyncPolicy = iota
+	SyncAlways
 	// SyncPeriodic fsyncs after FlushMessages messages or FlushInterval,
 	// whichever comes first (Kafka's flush.messages and flush.ms).
 	SyncPeriodic
@@ -46,19 +57,66 @@ const (
 	SyncNever
 )
 
+// String returns "default", "always", "periodic" or "never", and
+// "SyncPolicy(N)" for any other value.
 func (p SyncPolicy) String() string {
 	switch p {
+	case SyncDefault:
+		return "default"
+	case SyncAlways:
+		return "always"
 	case SyncPeriodic:
 		return "periodic"
 	case SyncNever:
 		return "never"
-	default:
-		return "always"
 	}
+	return fmt.Sprintf("SyncPolicy(%d)", uint8(p))
+}
+
+// TimestampType is message.timestamp.type: where the timestamps of a
+// topic's records come from. Its zero value, TimestampDefault, takes the
+// default (the broker's, else CreateTime).
+type TimestampType uint8
+
+const (
+	// TimestampDefault takes the default: a broker's TopicDefaults, else
+	// CreateTime.
+	TimestampDefault TimestampType = iota
+	// CreateTime keeps the producer's timestamps.
+	CreateTime
+	// LogAppendTime stamps each batch with the time the log appends it.
+	LogAppendTime
+)
+
+// Record returns the batch attribute of t (record.CreateTime for
+// TimestampDefault).
+func (t TimestampType) Record() record.TimestampType {
+	if t == LogAppendTime {
+		return record.LogAppendTime
+	}
+	return record.CreateTime
+}
+
+// String returns "default", "CreateTime" or "LogAppendTime", and
+// "TimestampType(N)" for any other value.
+func (t TimestampType) String() string {
+	switch t {
+	case TimestampDefault:
+		return "default"
+	case CreateTime:
+		return "CreateTime"
+	case LogAppendTime:
+		return "LogAppendTime"
+	}
+	return fmt.Sprintf("TimestampType(%d)", uint8(t))
 }
 
 // Config is a log's (topic's) configuration, named after Kafka's topic
-// configs. The zero value of each field means Kafka's default, noted on it.
+// configs. The zero value of each field means the default, noted on it: a
+// broker's TopicDefaults for a topic, else Kafka's. Every value can still be
+// asked for explicitly: the enums' zero values are named ...Default, and
+// where zero is a value of its own (no lag, no limit), a negative value
+// asks for it.
 // Open copies the Config; it never changes the caller's.
 type Config struct {
 	// SegmentBytes is segment.bytes: the size at which a new segment is
@@ -80,28 +138,32 @@ type Config struct {
 	// RetentionBytes is retention.bytes: old segments are deleted while
 	// the log is larger. Default (0 or negative) unlimited.
 	RetentionBytes int64
-	// CleanupPolicy is cleanup.policy. Default Delete.
+	// CleanupPolicy is cleanup.policy. Default (0) Delete.
 	CleanupPolicy CleanupPolicy
 	// DeleteRetentionTime is delete.retention.ms: how long a tombstone
 	// stays after compaction first reached it. Default 1 day; negative
 	// means zero.
 	DeleteRetentionTime time.Duration
 	// MinCompactionLag is min.compaction.lag.ms: records younger than this
-	// are not compacted. Default 0.
+	// are not compacted. Default 0; negative means 0 (over a broker
+	// default).
 	MinCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
 	// compacts when the dirty part is at least this share of the log.
-	// Default 0.5.
+	// Default 0.5; at most 1; negative means 0 (compact whenever anything
+	// is dirty).
 	MinCleanableDirtyRatio float64
-	// Sync is the durability policy. Default SyncAlways.
+	// Sync is the durability policy. Default (SyncDefault) SyncAlways.
 	Sync SyncPolicy
-	// FlushMessages is flush.messages, for SyncPeriodic. Default (0)
-	// unlimited.
+	// FlushMessages is flush.messages, for SyncPeriodic. Default (0 or
+	// negative) unlimited.
 	FlushMessages int64
-	// FlushInterval is flush.ms, for SyncPeriodic. Default (0) unlimited.
+	// FlushInterval is flush.ms, for SyncPeriodic. Default (0 or negative)
+	// unlimited.
 	FlushInterval time.Duration
-	// TimestampType is message.timestamp.type. Default CreateTime.
-	TimestampType record.TimestampType
+	// TimestampType is message.timestamp.type. Default (TimestampDefault)
+	// CreateTime.
+	TimestampType TimestampType
 }
 
 // Kafka's defaults.
@@ -114,8 +176,9 @@ const (
 	DefaultDirtyRatio      = 0.5
 )
 
-// WithDefaults returns c with every zero field replaced by its default.
-// Negative "unlimited" values are kept.
+// WithDefaults returns c with every zero field replaced by Kafka's default,
+// and the negative values that mean zero made zero. Negative "unlimited"
+// and "never" values are kept.
 func (c Config) WithDefaults() Config {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes
@@ -143,8 +206,25 @@ func (c Config) WithDefaults() Config {
 	} else if c.DeleteRetentionTime < 0 {
 		c.DeleteRetentionTime = 0
 	}
+	if c.MinCompactionLag < 0 {
+		c.MinCompactionLag = 0
+	}
 	if c.MinCleanableDirtyRatio == 0 {
 		c.MinCleanableDirtyRatio = DefaultDirtyRatio
+	} else if c.MinCleanableDirtyRatio < 0 {
+		c.MinCleanableDirtyRatio = 0
+	}
+	if c.Sync == SyncDefault {
+		c.Sync = SyncAlways
+	}
+	if c.FlushMessages < 0 {
+		c.FlushMessages = 0
+	}
+	if c.FlushInterval < 0 {
+		c.FlushInterval = 0
+	}
+	if c.TimestampType == TimestampDefault {
+		c.TimestampType = CreateTime
 	}
 	return c
 }
@@ -167,17 +247,11 @@ func (c Config) Validate() error {
 		return bad("MaxMessageBytes", c.MaxMessageBytes)
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
 		return bad("CleanupPolicy", c.CleanupPolicy)
-	case c.MinCompactionLag < 0:
-		return bad("MinCompactionLag", c.MinCompactionLag)
-	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+	case !(c.MinCleanableDirtyRatio <= 1): // NaN too
 		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio)
 	case c.Sync > SyncNever:
 		return bad("Sync", c.Sync)
-	case c.FlushMessages < 0:
-		return bad("FlushMessages", c.FlushMessages)
-	case c.FlushInterval < 0:
-		return bad("FlushInterval", c.FlushInterval)
-	case c.TimestampType != record.CreateTime && c.TimestampType != record.LogAppendTime:
+	case c.TimestampType > LogAppendTime:
 		return bad("TimestampType", c.TimestampType)
 	}
 	return nil

@@ -401,7 +401,7 @@ func TestPeriodicAndNeverSync(t *testing.T) {
 
 func TestLogAppendTime(t *testing.T) {
 	e := newEnv(t)
-	l := e.open(Config{TimestampType: record.LogAppendTime})
+	l := e.open(Config{TimestampType: LogAppendTime})
 	defer l.Close()
 	res := appendOK(t, l, valueBatch(t, 5, "a", "b"))
 	require.Equal(t, e.clock.Now().UnixMilli(), res.LogAppendTime)

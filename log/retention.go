@@ -20,7 +20,10 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := l.check(); err != nil {
 		return 0, err
 	}
-	if offset > l.next.Load() || offset < 0 {
+	if offset < 0 {
+		return 0, fmt.Errorf("%w: delete records before %d, a negative offset", ErrOffsetOutOfRange, offset)
+	}
+	if offset > l.next.Load() {
 		return 0, fmt.Errorf("%w: %d is past the log end offset %d", ErrOffsetOutOfRange, offset, l.next.Load())
 	}
 	if offset <= l.start.Load() {

@@ -51,7 +51,7 @@ func TestProduceSyncSetsOffsetsAndTimestamps(t *testing.T) {
 }
 
 func TestLogAppendTimeIsReported(t *testing.T) {
-	b := newBroker(t, runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: record.LogAppendTime}}))
+	b := newBroker(t, runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
 	p := newProducer(t, b)
 	r := &record.Record{Topic: "lat", Value: []byte("v"), Timestamp: time.UnixMilli(1000)}
 	require.NoError(t, p.ProduceSync(testCtx(t), r))
