@@ -51,9 +51,18 @@ type Broker struct {
 	root string
 	lock io.Closer
 
-	mu      sync.RWMutex
-	topics  map[string]*log.Topic
-	nextPID int64 // mu
+	// adminMu serializes the admin calls (CreateTopic, DeleteTopic,
+	// AlterTopicConfig, CreatePartitions, an auto-create) and the metadata
+	// files they and InitProducerID write; it is held across their file
+	// I/O, which produce and fetch never wait for.
+	adminMu sync.Mutex
+	nextPID int64 // adminMu
+
+	// mu guards topics, and is held only to read or replace entries:
+	// produce and fetch look their partition up under it. A *log.Topic in
+	// the map is never modified: an admin call replaces it.
+	mu     sync.RWMutex
+	topics map[string]*log.Topic
 
 	closed atomic.Bool
 	ctx    context.Context // cancelled by Close: stops maintenance and waits
@@ -70,6 +79,8 @@ type Broker struct {
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
+	} else if cfg.DefaultPartitions < 0 {
+		return nil, fmt.Errorf("%w: DefaultPartitions %d", ErrInvalidPartitions, cfg.DefaultPartitions)
 	}
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = 30 * time.Second
@@ -122,6 +133,8 @@ func (b *Broker) Close() error {
 	}
 	b.cancel()
 	b.wg.Wait()
+	b.adminMu.Lock() // let an admin call in flight finish
+	defer b.adminMu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics()

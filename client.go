@@ -49,15 +49,15 @@ func isClosedOrInvalid(err error) bool {
 }
 
 func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, error) {
-	b.mu.Lock()
-	if _, ok := b.topics[topic]; !ok && !b.closed.Load() {
-		if err := b.createLocked(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
-			b.mu.Unlock()
+	b.adminMu.Lock()
+	if _, ok := b.topics[topic]; !ok && !b.closed.Load() { // adminMu: no writer
+		if err := b.createAdmin(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
+			b.adminMu.Unlock()
 			return nil, err
 		}
 		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
 	}
-	b.mu.Unlock()
+	b.adminMu.Unlock()
 	return b.topic(topic)
 }
 
@@ -84,8 +84,8 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.closed.Load() {
 		return 0, 0, ErrClosed
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.adminMu.Lock()
+	defer b.adminMu.Unlock()
 	if b.closed.Load() { // Close may have released the directory meanwhile
 		return 0, 0, ErrClosed
 	}

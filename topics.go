@@ -18,11 +18,11 @@ import (
 )
 
 const (
-	topicsDir     = "topics"
-	lockFile      = "runnel.lock"
-	producerIDs   = "producer-ids"
-	maxTopicName  = 249
-	metaTmpSuffix = ".tmp"
+	topicsDir    = "topics"
+	lockFile     = "runnel.lock"
+	producerIDs  = "producer-ids"
+	maxTopicName = 249
+	metaTmp      = "runnel.tmp"
 )
 
 // topicMeta is what <Dir>/topics/<name>.json holds: the topic as created
@@ -182,9 +182,11 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// writeFile replaces path atomically and durably.
+// writeFile replaces path atomically and durably. The caller holds
+// adminMu: the temporary file has one name per directory, short enough for
+// any topic name (<249 characters>.json.tmp would be too long a file name).
 func (b *Broker) writeFile(path string, data []byte) error {
-	tmp := path + metaTmpSuffix
+	tmp := filepath.Join(filepath.Dir(path), metaTmp)
 	f, err := b.fs.Create(tmp)
 	if err != nil {
 		return err
@@ -231,9 +233,14 @@ func (b *Broker) readCounter(name string) (int64, error) {
 
 // CreateTopic creates a topic with cfg.Partitions partitions (at least 1)
 // and cfg's configuration, whose zero fields take the broker's defaults.
+// As in Kafka, a name that differs from an existing topic's only in '.'
+// against '_' is refused: the two would collide in metric names.
+//
+// Admin calls run one at a time; produce and fetch, on this topic or any
+// other, do not wait for them.
 //
 // Errors: ErrInvalidTopic; ErrInvalidPartitions; ErrTopicExists;
-// log.ErrInvalidConfig; ErrClosed; file system errors.
+// log.ErrInvalidConfig; ErrClosed; ctx's error; file system errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
@@ -244,20 +251,57 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if err := b.withDefaults(cfg.Config).Validate(); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	if err := b.lockAdmin(ctx); err != nil {
+		return err
+	}
+	defer b.adminMu.Unlock()
+	return b.createAdmin(name, cfg)
+}
+
+// lockAdmin takes adminMu for an admin call, unless the broker is closed
+// or ctx has ended by then.
+func (b *Broker) lockAdmin(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
+	b.adminMu.Lock()
+	if b.closed.Load() {
+		b.adminMu.Unlock()
+		return ErrClosed
+	}
 	if err := ctx.Err(); err != nil {
+		b.adminMu.Unlock()
 		return err
 	}
-	return b.createLocked(name, cfg)
+	return nil
 }
 
-func (b *Broker) createLocked(name string, cfg log.TopicConfig) error {
+// setTopic adds or replaces (t non-nil) or removes a topic in the map. The
+// caller holds adminMu.
+func (b *Broker) setTopic(name string, t *log.Topic) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t == nil {
+		delete(b.topics, name)
+	} else {
+		b.topics[name] = t
+	}
+}
+
+// createAdmin creates a topic; the caller holds adminMu (and so may read
+// b.topics without mu: every writer holds adminMu).
+func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
+	if cfg.Partitions < 1 {
+		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	folded := strings.ReplaceAll(name, ".", "_")
+	for other := range b.topics {
+		if strings.ReplaceAll(other, ".", "_") == folded {
+			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+		}
 	}
 	// A crash may have left partition directories of a topic deleted, or
 	// never recorded: start clean.
@@ -267,20 +311,26 @@ func (b *Broker) createLocked(name string, cfg log.TopicConfig) error {
 		}
 	}
 	t := &log.Topic{Name: name, Config: cfg}
+	fail := func(err error) error {
+		closePartitions(t.Partitions)
+		// Best effort: the next CreateTopic of the name clears them too.
+		for i := range cfg.Partitions {
+			b.fs.RemoveAll(b.partitionDir(name, i))
+		}
+		return err
+	}
 	for i := range cfg.Partitions {
 		p, err := b.openPartition(name, i, cfg.Config)
 		if err != nil {
-			closePartitions(t.Partitions)
-			return err
+			return fail(err)
 		}
 		t.Partitions = append(t.Partitions, p)
 	}
 	// The record makes the topic exist: written last, durably.
 	if err := b.writeMeta(topicMeta{Name: name, Config: cfg}); err != nil {
-		closePartitions(t.Partitions)
-		return err
+		return fail(err)
 	}
-	b.topics[name] = t
+	b.setTopic(name, t)
 	return nil
 }
 
@@ -291,15 +341,14 @@ func closePartitions(ps []*log.Partition) {
 }
 
 // DeleteTopic deletes a topic and all its data. Consumers reading it get
-// ErrUnknownTopic.
+// ErrUnknownTopic, and so do produces and fetches that were under way.
 //
-// Errors: ErrUnknownTopic; ErrClosed; file system errors.
+// Errors: ErrUnknownTopic; ErrClosed; ctx's error; file system errors.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return ErrClosed
+	if err := b.lockAdmin(ctx); err != nil {
+		return err
 	}
+	defer b.adminMu.Unlock()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -312,7 +361,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := b.fs.SyncDir(filepath.Join(b.root, topicsDir)); err != nil {
 		return err
 	}
-	delete(b.topics, name)
+	b.setTopic(name, nil)
 	var err error
 	for i, p := range t.Partitions {
 		err = errors.Join(err, p.Close(), b.fs.RemoveAll(b.partitionDir(name, i)))
@@ -384,31 +433,45 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 }
 
 // AlterTopicConfig replaces a topic's configuration (its partition count
-// stays: see CreatePartitions). Each partition's log is closed and opened
-// again with the new configuration; appends and reads in flight finish
-// first.
+// stays: see CreatePartitions) with cfg, whose zero fields take the broker's
+// defaults, as Kafka's AlterConfigs does: a field left zero goes back to
+// its default. To change some fields and keep the others, use
+// UpdateTopicConfig. Each partition's log is closed and opened again with
+// the new configuration; appends and reads in flight on it finish first,
+// and the ones that come meanwhile wait for it.
 //
-// Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed.
+// Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
+// file system errors.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
-	if err := b.withDefaults(cfg).Validate(); err != nil {
+	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
+}
+
+// UpdateTopicConfig changes a topic's configuration as update says, as
+// Kafka's IncrementalAlterConfigs does: update is given the topic's config
+// as it was set (without the broker's defaults: a zero field takes them)
+// and changes the fields it wants to. The change is atomic against other
+// admin calls, validated, and applied as AlterTopicConfig applies it.
+//
+// Errors: as AlterTopicConfig's.
+func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
+	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return ErrClosed
-	}
+	defer b.adminMu.Unlock()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	cfg := t.Config.Config
+	update(&cfg)
+	if err := b.withDefaults(cfg).Validate(); err != nil {
+		return err
 	}
 	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
 	if err := b.writeMeta(topicMeta{Name: name, Config: tc}); err != nil {
 		return err
 	}
-	// Readers hold *log.Topic values without the lock: replace, never
-	// modify.
-	b.topics[name] = &log.Topic{Name: name, Config: tc, Partitions: t.Partitions}
+	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: t.Partitions})
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
@@ -424,13 +487,12 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // partitioning then maps some keys elsewhere, as it does in Kafka.
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count; ErrClosed.
+// current count; ErrClosed; ctx's error; file system errors.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return ErrClosed
+	if err := b.lockAdmin(ctx); err != nil {
+		return err
 	}
+	defer b.adminMu.Unlock()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -457,7 +519,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		closePartitions(added)
 		return err
 	}
-	b.topics[name] = &log.Topic{Name: name, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)}
+	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
 	return nil
 }
 

@@ -1,0 +1,186 @@
+package runnel
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// blockSyncs returns an FS whose file syncs of names containing match block,
+// once armed, until release is closed; reached is closed at the first.
+func blockSyncs(match string) (fsys vfs.FS, arm func(), reached, release chan struct{}) {
+	var armed atomic.Bool
+	reached, release = make(chan struct{}), make(chan struct{})
+	fsys = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if (op == vfs.OpSync || op == vfs.OpSyncDir) && strings.Contains(name, match) && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+		return nil
+	}))
+	return fsys, func() { armed.Store(true) }, reached, release
+}
+
+// TestAdminCallsDoNotStallOtherTopics: while an admin call is in its file
+// I/O (here, each one held at its first fsync), produce, fetch and describe
+// on another topic go on. They used to wait for the broker-wide lock that
+// admin calls held across their fsyncs: seconds for a topic of hundreds of
+// partitions.
+func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		match string // the file whose fsync is held
+		call  func(b *Broker) error
+	}{
+		{"create", metaTmp, func(b *Broker) error { return b.CreateTopic(ctx, "new", log.TopicConfig{Partitions: 2}) }},
+		{"delete", "topics", func(b *Broker) error { return b.DeleteTopic(ctx, "slow") }},
+		{"alter", metaTmp, func(b *Broker) error {
+			return b.AlterTopicConfig(ctx, "slow", log.Config{MaxMessageBytes: 1 << 20})
+		}},
+		{"grow", metaTmp, func(b *Broker) error { return b.CreatePartitions(ctx, "slow", 3) }},
+		{"producer id", metaTmp, func(b *Broker) error { _, _, err := b.InitProducerID(ctx); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys, arm, reached, release := blockSyncs(tc.match)
+			b, err := Open(Config{Dir: "/data", FS: fsys, TopicDefaults: log.Config{Sync: log.SyncNever}})
+			require.NoError(t, err)
+			defer b.Close()
+			require.NoError(t, b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}))
+			require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+
+			arm()
+			done := make(chan error, 1)
+			go func() { done <- tc.call(b) }()
+			<-reached
+			served := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "other", Acks: api.AcksAll, Batches: batch(t, "during")})
+				if err == nil {
+					_, err = b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "other", MaxBytes: 1 << 20}}})
+				}
+				if err == nil {
+					_, err = b.DescribeTopic(ctx, "other")
+				}
+				served <- err
+			}()
+			select {
+			case err := <-served:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second): // a deadlock detector, not a speed limit
+				t.Fatal("produce to another topic waited for the admin call's fsync")
+			}
+			close(release)
+			require.NoError(t, <-done)
+		})
+	}
+}
+
+// TestLongTopicNamesOnDisk: a topic name of Kafka's longest, 249
+// characters, works on disk: its record's temporary file used to be 258
+// characters long, too long a file name.
+func TestLongTopicNamesOnDisk(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	name := strings.Repeat("n", maxTopicName)
+	b, err := Open(Config{Dir: dir})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2}))
+	produce(t, b, name, 1, "x")
+	require.NoError(t, b.UpdateTopicConfig(ctx, name, func(c *log.Config) { c.RetentionBytes = 1 << 30 }))
+	require.NoError(t, b.Close())
+	b, err = Open(Config{Dir: dir})
+	require.NoError(t, err)
+	defer b.Close()
+	info, err := b.DescribeTopic(ctx, name)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.Partitions[1].LogEndOffset)
+	require.EqualValues(t, 1<<30, info.Config.RetentionBytes)
+	require.NoError(t, b.DeleteTopic(ctx, name))
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range left {
+		require.NotContains(t, e.Name(), name)
+	}
+}
+
+// TestCreateTopicFailureLeavesNothing: a CreateTopic that fails writing the
+// topic's record removes the partition directories it made.
+func TestCreateTopicFailureLeavesNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if fail.Load() && op == vfs.OpCreate && strings.Contains(name, filepath.Join(topicsDir, metaTmp)) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	defer b.Close()
+	fail.Store(true)
+	err = b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 3})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	names, err := mem.List("/data")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{topicsDir, lockFile}, names)
+	require.Empty(t, b.Topics())
+}
+
+// TestCreateTopicCollisions: as Kafka, a name equal to an existing one but
+// for '.' against '_' is refused.
+func TestCreateTopicCollisions(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "orders.v1", log.TopicConfig{Partitions: 1}))
+	err := b.CreateTopic(ctx, "orders_v1", log.TopicConfig{Partitions: 1})
+	require.ErrorIs(t, err, ErrInvalidTopic)
+	require.ErrorContains(t, err, "orders.v1")
+	require.NoError(t, b.CreateTopic(ctx, "orders_v2", log.TopicConfig{Partitions: 1}))
+}
+
+// TestOpenRefusesNegativeDefaultPartitions: auto-create with a negative
+// partition count used to create topics of 0 partitions.
+func TestOpenRefusesNegativeDefaultPartitions(t *testing.T) {
+	_, err := Open(Config{AutoCreateTopics: true, DefaultPartitions: -3})
+	require.ErrorIs(t, err, ErrInvalidPartitions)
+}
+
+// TestUpdateTopicConfig changes one field and keeps the others, where
+// AlterTopicConfig sets them all (its zero fields back to the defaults).
+func TestUpdateTopicConfig(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{
+		CleanupPolicy: log.Compact, Sync: log.SyncNever, RetentionTime: time.Hour,
+	}}))
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 4 << 20 }))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, log.Compact, info.Config.CleanupPolicy)
+	require.Equal(t, log.SyncNever, info.Config.Sync)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Equal(t, 4<<20, info.Config.MaxMessageBytes)
+	require.Len(t, info.Partitions, 2)
+	require.Equal(t, 4<<20, b.topics["t"].Partitions[1].Log().Config().MaxMessageBytes, "the logs were reopened with it")
+
+	err = b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 5 })
+	require.ErrorIs(t, err, log.ErrInvalidConfig)
+	err = b.UpdateTopicConfig(ctx, "nope", func(c *log.Config) {})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+
+	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 2 << 20}))
+	info, err = b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, log.Delete, info.Config.CleanupPolicy, "AlterTopicConfig replaces the whole config")
+	require.Equal(t, log.SyncAlways, info.Config.Sync)
+}
