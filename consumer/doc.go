@@ -70,8 +70,9 @@
 // # Errors
 //
 // Methods return ErrClosed after Close, ErrNotAssigned (Seek),
-// ErrInvalidOffset, api.ErrInvalidTopic and ErrInvalidOption for bad
-// arguments. Per-partition failures come in Fetch.Err (and from the
+// ErrInvalidOffset, api.ErrInvalidTopic (a name Kafka refuses, see
+// api.ValidateTopicName: Assign, AssignTopic and Seek check names at once)
+// and ErrInvalidOption for bad arguments. Per-partition failures come in Fetch.Err (and from the
 // Records iterators) as a *PartitionError wrapping the broker's error:
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
 // (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
