@@ -16,7 +16,12 @@ import (
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
 // it. Fetch must return batch bytes that the consumer may keep and that
-// never change afterwards, as api.FetchedPartition promises.
+// never change afterwards, as api.FetchedPartition promises. A Client
+// closed for good answers every call with an error matching
+// api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
+// the consumer takes that as the end (see Records), so a Client that may
+// come back (a connection being re-established) must return something
+// else meanwhile, such as api.ErrRequestTimedOut.
 type Client interface {
 	// Partitions returns the number of partitions of a topic.
 	Partitions(ctx context.Context, topic string) (int, error)
