@@ -1,8 +1,9 @@
 // Package api is what passes between runnel's clients (packages producer and
 // consumer) and a broker (the root package): the requests and responses of
-// Kafka's Produce, Fetch, ListOffsets and InitProducerID as Go structs, and
+// Kafka's Produce, Fetch, ListOffsets and InitProducerID as Go structs,
 // the one table that maps runnel's errors to Kafka's error codes and back,
-// ready for the wire protocol.
+// ready for the wire protocol, and Kafka's rules for topic names
+// (ValidateTopicName), which clients and broker apply alike.
 //
 // It sits above the storage layers (log, record) and below both the broker
 // and the clients, so that neither imports the other: each client declares

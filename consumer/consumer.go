@@ -16,7 +16,12 @@ import (
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
 // it. Fetch must return batch bytes that the consumer may keep and that
-// never change afterwards, as api.FetchedPartition promises.
+// never change afterwards, as api.FetchedPartition promises. A Client
+// closed for good answers every call with an error matching
+// api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
+// the consumer takes that as the end (see Records), so a Client that may
+// come back (a connection being re-established) must return something
+// else meanwhile, such as api.ErrRequestTimedOut.
 type Client interface {
 	// Partitions returns the number of partitions of a topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -106,9 +111,12 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	return cs, nil
 }
 
+// checkPartition refuses, at once, a topic name Kafka would refuse and a
+// negative partition: neither can ever be read, and the error belongs to
+// the call that named them rather than to a later Poll.
 func checkPartition(topic string, partition int32) error {
-	if topic == "" {
-		return fmt.Errorf("%w: empty topic name", api.ErrInvalidTopic)
+	if err := api.ValidateTopicName(topic); err != nil {
+		return err
 	}
 	if partition < 0 {
 		return fmt.Errorf("%w: partition %d", api.ErrUnknownTopicOrPartition, partition)
@@ -122,9 +130,10 @@ func checkPartition(topic string, partition int32) error {
 // Client's ListOffset; errors found then (an unknown topic, say) come in
 // that partition's Fetch.Err.
 //
-// Errors: api.ErrInvalidTopic for an empty topic;
-// api.ErrUnknownTopicOrPartition for a negative partition;
-// ErrInvalidOffset; ErrClosed.
+// Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses
+// (see api.ValidateTopicName); api.ErrUnknownTopicOrPartition for a
+// negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
+// not have is not an error here: it comes from Poll, and is retried.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	if err := checkPartition(topic, partition); err != nil {
 		return err
@@ -178,8 +187,9 @@ func (c *Consumer) wakeLocked() {
 // AssignTopic assigns every partition of topic (as many as the Client's
 // Partitions reports now), each starting at at; see Assign.
 //
-// Errors: those of Assign; those of the Client's Partitions (an error
-// matching api.ErrUnknownTopicOrPartition for an unknown topic); ctx's
+// Errors: those of Assign (checked before the Client is asked); those of
+// the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
+// for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
 // error.
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if err := checkPartition(topic, 0); err != nil {
@@ -244,8 +254,13 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 // dropped, and the Records iterator returns none of them after Seek. It
 // also clears an error that stopped the partition (ResetNone).
 //
-// Errors: ErrNotAssigned; ErrInvalidOffset; ErrClosed.
+// Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses;
+// api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
+// ErrInvalidOffset; ErrClosed.
 func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
+	if err := checkPartition(topic, partition); err != nil {
+		return err
+	}
 	if err := at.validate(); err != nil {
 		return err
 	}

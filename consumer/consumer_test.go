@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -546,11 +547,6 @@ func TestUnknownTopicAssigned(t *testing.T) {
 	require.ErrorAs(t, fs.Err(), &pe)
 	require.EqualValues(t, -1, pe.Offset, "not resolved")
 
-	// A name Kafka refuses stops the partition for good.
-	require.NoError(t, c.Assign("bad name!", 0, consumer.At(0)))
-	fs, err = c.Poll(testCtx(t))
-	require.NoError(t, err)
-	require.ErrorIs(t, fs.Err(), runnel.ErrInvalidTopic)
 }
 
 func TestCancelEndsRecords(t *testing.T) {
@@ -739,5 +735,18 @@ func TestInvalidArguments(t *testing.T) {
 	require.ErrorIs(t, c.Assign("t", 0, consumer.At(-5)), consumer.ErrInvalidOffset)
 	require.ErrorIs(t, c.AssignTopic(testCtx(t), "", consumer.Start()), api.ErrInvalidTopic)
 	require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.At(-1)), consumer.ErrInvalidOffset)
+
+	// A name Kafka refuses is refused at once, by every method that takes
+	// one, not at the next Poll.
+	for _, name := range []string{"a/b", "bad name!", ".", "..", strings.Repeat("x", 250)} {
+		require.ErrorIs(t, c.Assign(name, 0, consumer.Start()), api.ErrInvalidTopic, "%q", name)
+		require.ErrorIs(t, c.Assign(name, 0, consumer.At(0)), runnel.ErrInvalidTopic, "%q", name)
+		require.ErrorIs(t, c.AssignTopic(testCtx(t), name, consumer.Start()), api.ErrInvalidTopic, "%q", name)
+		require.ErrorIs(t, c.Seek(name, 0, consumer.Start()), api.ErrInvalidTopic, "%q: not ErrNotAssigned", name)
+	}
+	require.ErrorIs(t, c.Seek("t", -1, consumer.Start()), api.ErrUnknownTopicOrPartition)
 	require.Empty(t, c.Assigned(), "bad input changes nothing")
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Empty(t, fs, "nothing was assigned to fail later")
 }

@@ -1,8 +1,10 @@
 // Package consumer reads partitions of a runnel broker without a consumer
 // group: the application assigns partitions, says where to start (an
 // offset, the start, the end, a time), and polls. It is Kafka's
-// assign()/seek()/poll() consumer; group membership and committed offsets
-// are package group's.
+// assign()/seek()/poll() consumer. Consumer groups — membership,
+// partitions balanced across members, committed offsets — are not built
+// yet: an application that must resume where it stopped saves Position
+// (it still answers after Close) and starts from it with At.
 //
 // It sits with the other clients above package api. It never imports the
 // root package: it declares the Client it needs (Partitions, ListOffset,
@@ -67,14 +69,33 @@
 // still answers, so that positions can be saved after Close). A Consumer
 // starts no goroutines of its own.
 //
+// # Shutdown
+//
+// Close clients before the broker they use: consumers first, then
+// producers (Flush, then Close: see package producer), then the broker.
+// With defer, that is creating them in the opposite order: the broker
+// first, its Close deferred first, so that it runs last. Closing a
+// consumer ends its Records loop (without an error) and waits for a Poll
+// in progress, so no call to the broker is in flight afterwards.
+//
+// A broker closed first is not a disaster: the consumer sees it at its
+// next call, and Poll returns api.ErrBrokerClosed (runnel.ErrClosed) as
+// its own error, with no position moved and no partition stopped; Records
+// yields it once and ends. Close the consumer all the same.
+//
 // # Errors
 //
 // Methods return ErrClosed after Close, ErrNotAssigned (Seek),
-// ErrInvalidOffset, api.ErrInvalidTopic and ErrInvalidOption for bad
-// arguments. Per-partition failures come in Fetch.Err (and from the
-// Records iterators) as a *PartitionError wrapping the broker's error:
+// ErrInvalidOffset, api.ErrInvalidTopic (a name Kafka refuses, see
+// api.ValidateTopicName: Assign, AssignTopic and Seek check names at
+// once) and ErrInvalidOption for bad arguments. Per-partition failures
+// come in Fetch.Err (and from the Records iterators) as a *PartitionError
+// wrapping the broker's error:
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
 // (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
 // record.ErrCorrupt for bytes that do not decode. Poll documents which of
-// them stop a partition and which retry it after RetryBackoff.
+// them stop a partition and which retry it after RetryBackoff. A closed
+// Client (api.ErrBrokerClosed) is not a partition's error but Poll's, and
+// it ends Records; so does any error of Poll itself that Kafka's table
+// calls not retriable (see Records).
 package consumer

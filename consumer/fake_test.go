@@ -427,7 +427,9 @@ func TestPartitionErrorsStopOrRetryPerTheTable(t *testing.T) {
 		{api.ErrUnknownTopicOrPartition, false},
 		{errors.New("unknown to the table"), false},
 		{api.ErrInvalidRequest, true},
-		{api.ErrBrokerClosed, true},
+		{api.ErrInvalidTopic, true}, // a broker whose name rules are stricter
+		// api.ErrBrokerClosed is the Client's error, not the partition's:
+		// see TestBrokerClosedInAPartitionsAnswer.
 	} {
 		var fetches atomic.Int32
 		client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {

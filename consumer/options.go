@@ -95,7 +95,8 @@ func ResetOffset(p ResetPolicy) Opt {
 // RetryBackoff is how long a partition whose fetch failed with a
 // retriable error (an unknown or deleted topic, a corrupt batch) is left
 // out of fetches before it is tried again, and how long Records waits
-// after a failed Poll. Default 500 ms. New returns ErrInvalidOption for a
+// after a Poll that failed with an error that is not permanent (see
+// Records). Default 500 ms. New returns ErrInvalidOption for a
 // negative d.
 func RetryBackoff(d time.Duration) Opt {
 	return func(c *config) { c.backoff = d }

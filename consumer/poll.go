@@ -31,20 +31,24 @@ import (
 //     ResetLatest, Poll moves the position per the policy, logs it, and
 //     reports nothing; under ResetNone it reports the error and the
 //     partition is left out of fetches until Seek or Assign;
-//   - an error Kafka's table (package api) calls not retriable — a topic
-//     Kafka would refuse (api.ErrInvalidTopic), a closed broker, an
-//     invalid request — stops the partition in the same way;
+//   - an error Kafka's table (package api) calls not retriable — an
+//     invalid request, a topic name the broker refuses
+//     (api.ErrInvalidTopic) — stops the partition in the same way;
 //   - any other error — an unknown topic or partition
 //     (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic is;
-//     a deleted topic reads so), a corrupt batch (record.ErrCorrupt) —
-//     is reported and the partition is left out of fetches for
-//     RetryBackoff, then tried again.
+//     a deleted topic reads so), a corrupt batch (record.ErrCorrupt), an
+//     error the table does not know — is reported and the partition is
+//     left out of fetches for RetryBackoff, then tried again.
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
-// error; the Client's Fetch error (runnel.ErrClosed of a closed broker),
-// in which case positions did not move, and the Fetches returned with it
-// hold only the partitions whose position could not be resolved (their
-// ListOffset errors).
+// error; the Client's Fetch error, in which case positions did not move,
+// and the Fetches returned with it hold only the partitions whose position
+// could not be resolved (their ListOffset errors). A closed Client —
+// an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
+// returns it, one partition's answer holds it, or a ListOffset does — is
+// Poll's error, not a partition's: no partition is stopped and no
+// position moves, and every Poll that asks the Client returns it again.
+// Records ends after yielding it.
 func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
 
 // poll is Poll. When advance is false, positions do not move and each
@@ -71,7 +75,10 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 
 	out, err := c.resolve(pctx)
 	if err != nil {
-		return c.interrupted(ctx, out)
+		if pctx.Err() != nil {
+			return c.interrupted(ctx, out)
+		}
+		return out, err // the Client is closed
 	}
 	req, sent, nextRetry := c.request(time.Now(), len(out) > 0)
 	if len(sent) == 0 {
@@ -88,6 +95,13 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		// The partitions whose positions could not be resolved are
 		// reported with the failure of the fetch.
 		return out, err
+	}
+	for i := range resp.Partitions {
+		if err := resp.Partitions[i].Err; clientClosed(err) {
+			// The Client closed during the fetch: its error, not the
+			// partition's. No position moves.
+			return out, err
+		}
 	}
 
 	now := time.Now()
@@ -168,7 +182,8 @@ func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time) (Fetches
 
 // resolve looks up the positions of partitions assigned with Start, End
 // or AtTime. It returns the Fetches of those that failed, and pctx's error
-// if it ended.
+// if it ended, or the Client's if it is closed (clientClosed: then the
+// partition is left unresolved, not failed).
 func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	type pending struct {
 		a   *assignment
@@ -190,6 +205,9 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		off, err := c.client.ListOffset(pctx, p.a.tp.Topic, p.a.tp.Partition, p.at.listTimestamp())
 		if pctx.Err() != nil {
 			return out, pctx.Err()
+		}
+		if clientClosed(err) {
+			return out, err
 		}
 		if err == nil && off < 0 {
 			err = fmt.Errorf("%w: ListOffset returned offset %d", api.ErrInvalidRequest, off)
@@ -284,9 +302,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 // fetches: until Seek or Assign when the error will not go away by
 // itself, for RetryBackoff otherwise.
 func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.Time, fp api.FetchedPartition) Fetch {
-	// What Kafka's error table says cannot succeed on retry stops the
-	// partition; the rest, and errors the table does not know, are retried.
-	if api.Code(err) != -1 && !api.IsRetriable(err) {
+	if permanent(err) {
 		a.stopped = true
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
@@ -299,6 +315,24 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 		Err: &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
 	}
 }
+
+// permanent reports whether err cannot go away by retrying the same
+// request: Kafka's error table (package api) knows it and calls it not
+// retriable. Errors the table does not know (a network error of some
+// Client, say) are not permanent: they are retried. A partition's
+// permanent error stops the partition (failLocked); the Client's own
+// (Poll's) ends the Records iterator.
+func permanent(err error) bool {
+	return api.Code(err) != -1 && !api.IsRetriable(err)
+}
+
+// clientClosed reports whether err says that the Client is closed for
+// good: it matches api.ErrBrokerClosed (runnel.ErrClosed of a closed
+// *runnel.Broker; BROKER_NOT_AVAILABLE, not retriable, in Kafka's table).
+// Wherever it comes — Fetch's error, one partition's answer in a Fetch, a
+// ListOffset — it is about the Client and not about a partition, so Poll
+// returns it as its own error and stops no partition.
+func clientClosed(err error) bool { return errors.Is(err, api.ErrBrokerClosed) }
 
 // trim returns the whole batches of data that hold records from from
 // below hw: a sub-slice of data, the offset after it, and the error of

@@ -11,7 +11,8 @@ import (
 
 // Records polls (see Poll) and yields the records of the assigned,
 // unpaused partitions, each partition in offset order, until ctx is done
-// or the consumer is closed; then it simply ends, without an error.
+// or the consumer is closed — then it simply ends, without an error — or
+// until the Client fails for good (see below).
 //
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand, and
@@ -25,8 +26,13 @@ import (
 // errors stop a partition and which retry it after RetryBackoff), a
 // record that cannot be decoded as a *PartitionError matching
 // record.ErrCorrupt (the partition stays at that record and is retried
-// after RetryBackoff: Seek past it to skip it), and a failed Poll's error
-// (Records then waits RetryBackoff before polling again).
+// after RetryBackoff: Seek past it to skip it), and a failed Poll's error.
+// After a Poll's error, Records ends if the error is permanent — Kafka's
+// table (package api) knows it and calls it not retriable, as it does
+// api.ErrBrokerClosed, which is runnel.ErrClosed: the broker was closed
+// under the consumer — and otherwise waits RetryBackoff and polls again (a
+// retriable error, or one the table does not know, such as a network
+// error of a remote Client).
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
@@ -43,7 +49,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 						return
 					}
 				}
-				if !yield(nil, err) || !c.sleep(ctx, c.cfg.backoff) {
+				if !yield(nil, err) || permanent(err) || !c.sleep(ctx, c.cfg.backoff) {
 					return
 				}
 				continue

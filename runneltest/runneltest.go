@@ -1,24 +1,44 @@
 // Package runneltest is to runnel what net/http/httptest is to net/http:
 // an in-memory broker for unit tests, closed by t.Cleanup, and helpers that
-// create topics and produce and consume records, failing the test on any
-// error.
+// create topics, make producers, and produce and consume records, failing
+// the test on any error.
 //
 //	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
 //	runneltest.Produce(t, b, "orders", &record.Record{Key: k, Value: v})
-//	recs := runneltest.Consume(t, b, "orders", 1)
+//	recs := runneltest.ConsumeAll(t, b, "orders") // exactly what is there
+//
+// Two ways to read what a test produced: ConsumeAll returns every record
+// there is when it is called, at once, so a test can assert "exactly
+// these" and "nothing else"; Consume waits (up to the test's deadline)
+// until n records are there, for code that produces in the background.
+// Both return records ordered by partition, then offset.
 //
 // It sits with the clients above the broker; tests of code that takes a
 // producer.Client or consumer.Client can hand it the *runnel.Broker.
+//
+// # Cleanup order
+//
+// Clients must close before the broker they use: consumers first, then
+// producers, then the broker. Cleanup functions run in the reverse order
+// of their registration, so make the broker first: NewBroker, then
+// NewProducer, and the producer is flushed and closed before the broker
+// closes. A consumer the test makes itself closes first with a defer
+// (deferred calls run before any cleanup) or with a t.Cleanup registered
+// after NewBroker. NewBroker's cleanup closes the broker even if a client
+// is still open; such a client then fails with runnel.ErrClosed.
 package runneltest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -81,14 +101,55 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 	}
 }
 
+// NewProducer returns a producer.Producer on b, made with opts, or fails
+// the test (an option out of range, say). When the test ends, its cleanup
+// flushes the producer, so that records the test produced and did not
+// wait for are delivered (or fail) and their promises run while the test
+// can still report from them, then closes it. The flush waits up to the
+// test's deadline (see Consume); a flush that does not finish by then is
+// reported with t.Errorf, and the producer is closed all the same. A
+// producer the test closed itself is left as it is.
+//
+// Call NewBroker before NewProducer: cleanups run last-registered first,
+// and the producer must close before its broker (see the package doc).
+func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer.Producer {
+	t.Helper()
+	p, err := producer.New(b, opts...)
+	if err != nil {
+		t.Fatalf("runneltest: new producer: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel, limit := waitContext(t)
+		defer cancel()
+		if err := p.Flush(ctx); err != nil && !errors.Is(err, producer.ErrClosed) {
+			t.Errorf("runneltest: flush producer at cleanup: %d records not delivered %s: %v", p.BufferedRecords(), limit, err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("runneltest: close producer: %v", err)
+		}
+	})
+	return p
+}
+
 // Produce appends records to topic, each as its own batch, and fails the
 // test on any error. A record with a key goes to the partition its key
 // hashes to with producer.KeyPartition (Kafka's murmur2), where a producer,
 // a Java client or franz-go would put it; one without, to its Partition
-// field. Each record gets its Topic, Partition, Offset and (if zero)
-// Timestamp set.
+// field. Each record gets its Topic (if empty), Partition, Offset and (if
+// zero) Timestamp set.
+//
+// A nil record, or one whose Topic names another topic, fails the test
+// before anything is produced.
 func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Record) {
 	t.Helper()
+	for i, r := range recs {
+		switch {
+		case r == nil:
+			t.Fatalf("runneltest: produce to %q: record %d is nil", topic, i)
+		case r.Topic != "" && r.Topic != topic:
+			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
+		}
+	}
 	ctx := context.Background()
 	n, err := b.Partitions(ctx, topic)
 	if err != nil {
@@ -127,54 +188,164 @@ func ProduceValues(t testing.TB, b *runnel.Broker, topic string, values ...strin
 	Produce(t, b, topic, recs...)
 }
 
+// DefaultWait is how long Consume waits for its records, and NewProducer's
+// cleanup for its flush, in a test without a deadline (go test
+// -timeout=0, a benchmark, a fuzz test).
+const DefaultWait = 10 * time.Second
+
+// deadlineGrace is how long before the test's deadline Consume gives up,
+// so that it can fail the test with what it got before the test binary
+// panics at -timeout.
+const deadlineGrace = time.Second
+
+// waitContext returns a context that ends when a helper should stop
+// waiting: shortly before t's deadline when t has one (*testing.T does:
+// go test -timeout), else after DefaultWait; and how to say so in a
+// message.
+func waitContext(t testing.TB) (context.Context, context.CancelFunc, string) {
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if deadline, ok := d.Deadline(); ok {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
+			return ctx, cancel, "before the test's deadline"
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
+	return ctx, cancel, fmt.Sprintf("within %v", DefaultWait)
+}
+
 // Consume reads topic's partitions from their start until it has n
-// records, and fails the test if they do not come within 10 seconds.
-// Records come partition by partition, each in offset order.
+// records and returns n records, ordered by partition then offset: of
+// each partition, the first records, from its log start. It waits for
+// records that are not there yet, as long as the test may run: until
+// shortly before t.Deadline() (go test -timeout) when t has one, else for
+// DefaultWait; it fails the test if n records do not come by then, or on
+// any error. When more than n records are there, which partitions the n
+// come from is not specified: to assert that nothing else is there, use
+// ConsumeAll. Control batches (transaction markers) are not records.
 func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if n < 0 {
+		t.Fatalf("runneltest: consume %q: n = %d", topic, n)
+	}
+	ctx, cancel, limit := waitContext(t)
 	defer cancel()
+	r := newReader(t, ctx, b, topic)
+	defer r.close()
+	for p := range r.parts {
+		r.assign(t, int32(p), consumer.Start())
+	}
+	for r.total < n {
+		fs, err := r.c.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("runneltest: consume %q: got %d of %d records %s", topic, r.total, n, limit)
+			}
+			t.Fatalf("runneltest: consume %q: got %d of %d records: %v", topic, r.total, n, err)
+		}
+		r.add(t, fs, nil)
+	}
+	return r.records()[:n]
+}
+
+// ConsumeAll returns every record of topic there is when it is called —
+// every partition, from its log start up to its high watermark at the
+// time of the call — ordered by partition then offset. It does not wait
+// for more: a test can assert that what it returns is exactly what was
+// produced. It fails the test on any error (an unknown topic, say).
+// Control batches (transaction markers) are not records.
+func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
+	t.Helper()
+	ctx, cancel, limit := waitContext(t)
+	defer cancel()
+	r := newReader(t, ctx, b, topic)
+	defer r.close()
+	ends := make([]int64, r.parts)
+	left := 0
+	for p := range r.parts {
+		var start int64
+		var err error
+		if start, err = b.ListOffset(ctx, topic, int32(p), api.Earliest); err == nil {
+			ends[p], err = b.ListOffset(ctx, topic, int32(p), api.Latest)
+		}
+		if err != nil {
+			t.Fatalf("runneltest: consume %s-%d: %v", topic, p, err)
+		}
+		if start < ends[p] {
+			r.assign(t, int32(p), consumer.At(start))
+			left++
+		}
+	}
+	for left > 0 {
+		fs, err := r.c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("runneltest: consume %q: got %d records, more are there %s: %v", topic, r.total, limit, err)
+		}
+		r.add(t, fs, ends)
+		for p := range r.parts {
+			if pos, ok := r.c.Position(topic, int32(p)); ok && pos >= ends[p] {
+				r.c.Unassign(topic, int32(p))
+				left--
+			}
+		}
+	}
+	return r.records()
+}
+
+// reader is what Consume and ConsumeAll read with: a consumer, and the
+// records it returned, by partition.
+type reader struct {
+	topic string
+	parts int
+	c     *consumer.Consumer
+	got   [][]*record.Record
+	total int
+}
+
+func newReader(t testing.TB, ctx context.Context, b *runnel.Broker, topic string) *reader {
+	t.Helper()
 	parts, err := b.Partitions(ctx, topic)
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}
-	offsets := make([]int64, parts)
-	for p := range offsets {
-		if offsets[p], err = b.ListOffset(ctx, topic, int32(p), api.Earliest); err != nil {
-			t.Fatalf("runneltest: consume %s-%d: %v", topic, p, err)
-		}
+	// ResetNone: records deleted under the reader fail the test rather
+	// than go missing.
+	c, err := consumer.New(b, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}
-	var out []*record.Record
-	for len(out) < n {
-		req := &api.FetchRequest{MaxWait: 100 * time.Millisecond}
-		for p, off := range offsets {
-			req.Partitions = append(req.Partitions, api.FetchPartition{Topic: topic, Partition: int32(p), Offset: off})
-		}
-		resp, err := b.Fetch(ctx, req)
-		if err != nil {
-			t.Fatalf("runneltest: consume %q: got %d of %d records: %v", topic, len(out), n, err)
-		}
-		for _, fp := range resp.Partitions {
-			if fp.Err != nil {
-				t.Fatalf("runneltest: consume %s-%d: %v", topic, fp.Partition, fp.Err)
-			}
-			for batch, err := range record.Batches(fp.Records) {
-				if err != nil {
-					t.Fatalf("runneltest: consume %s-%d: %v", topic, fp.Partition, err)
-				}
-				for r, err := range batch.Records() {
-					if err != nil {
-						t.Fatalf("runneltest: consume %s-%d: %v", topic, fp.Partition, err)
-					}
-					if r.Offset < offsets[fp.Partition] {
-						continue
-					}
-					r.Topic, r.Partition = topic, fp.Partition
-					out = append(out, r)
-				}
-				offsets[fp.Partition] = batch.NextOffset()
-			}
-		}
-	}
-	return out[:n]
+	return &reader{topic: topic, parts: parts, c: c, got: make([][]*record.Record, parts)}
 }
+
+func (r *reader) assign(t testing.TB, p int32, at consumer.Offset) {
+	t.Helper()
+	if err := r.c.Assign(r.topic, p, at); err != nil {
+		t.Fatalf("runneltest: consume %s-%d: %v", r.topic, p, err)
+	}
+}
+
+// add keeps the records of fs, those below ends[p] when ends is set.
+func (r *reader) add(t testing.TB, fs consumer.Fetches, ends []int64) {
+	t.Helper()
+	for rec, err := range fs.Records() {
+		if err != nil {
+			t.Fatalf("runneltest: consume %q: %v", r.topic, err)
+		}
+		if ends != nil && rec.Offset >= ends[rec.Partition] {
+			continue
+		}
+		r.got[rec.Partition] = append(r.got[rec.Partition], rec)
+		r.total++
+	}
+}
+
+// records returns the records read, ordered by partition then offset.
+func (r *reader) records() []*record.Record {
+	out := make([]*record.Record, 0, r.total)
+	for _, recs := range r.got {
+		out = append(out, recs...)
+	}
+	return out
+}
+
+// close closes the consumer; its Close returns nil.
+func (r *reader) close() { _ = r.c.Close() }

@@ -2,9 +2,12 @@ package runneltest_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -14,7 +17,7 @@ import (
 func TestThreeLines(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
 	runneltest.ProduceValues(t, b, "orders", "a", "b", "c")
-	recs := runneltest.Consume(t, b, "orders", 3)
+	recs := runneltest.ConsumeAll(t, b, "orders")
 
 	require.Len(t, recs, 3)
 	for i, r := range recs {
@@ -22,6 +25,7 @@ func TestThreeLines(t *testing.T) {
 		require.EqualValues(t, i, r.Offset)
 		require.Equal(t, "orders", r.Topic)
 	}
+	require.Equal(t, recs, runneltest.Consume(t, b, "orders", 3))
 }
 
 func TestKeyedSpread(t *testing.T) {
@@ -42,9 +46,7 @@ func TestKeyedSpread(t *testing.T) {
 	require.Len(t, got, 40)
 
 	// The producer puts a key where runneltest.Produce did.
-	p, err := producer.New(b)
-	require.NoError(t, err)
-	defer p.Close()
+	p := runneltest.NewProducer(t, b)
 	for key, part := range byKey {
 		r := &record.Record{Topic: "events", Key: []byte(key)}
 		require.NoError(t, p.ProduceSync(context.Background(), r))
@@ -54,19 +56,152 @@ func TestKeyedSpread(t *testing.T) {
 
 func TestProduceToMissingPartitionFails(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("one", 1))
-	ft := &fakeT{TB: t}
-	func() {
-		defer func() { recover() }() // Fatalf ends the goroutine's test func; fakeT panics instead
+	ft := fails(t, func(ft *fakeT) {
 		runneltest.Produce(ft, b, "one", &record.Record{Partition: 3, Value: []byte("x")})
-	}()
+	})
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "one-3")
+}
+
+// Bad records fail the test with a message that says which, and nothing
+// is produced, not even the good records before them.
+func TestProduceRefusesBadRecords(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1), runneltest.Topic("other", 1))
+	good := func() *record.Record { return &record.Record{Value: []byte("ok")} }
+
+	ft := fails(t, func(ft *fakeT) { runneltest.Produce(ft, b, "t", good(), nil) })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "record 1 is nil")
+
+	r := good()
+	r.Topic = "other"
+	ft = fails(t, func(ft *fakeT) { runneltest.Produce(ft, b, "t", good(), r) })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, `record 1 names topic "other"`)
+	require.Equal(t, "other", r.Topic, "left as it was")
+
+	require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+	require.Empty(t, runneltest.ConsumeAll(t, b, "other"))
+
+	// A record that already names the topic, or none, is fine.
+	r = good()
+	r.Topic = "t"
+	empty := good()
+	runneltest.Produce(t, b, "t", r, empty)
+	require.Equal(t, "t", empty.Topic)
+	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
+}
+
+// ConsumeAll returns what is there when it is called — every partition,
+// ordered by partition then offset — and waits for nothing.
+func TestConsumeAll(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 3), runneltest.Topic("empty", 2))
+	require.Empty(t, runneltest.ConsumeAll(t, b, "empty"))
+
+	var recs []*record.Record
+	for i := range 12 {
+		recs = append(recs, &record.Record{Partition: int32(2 - i%3), Value: fmt.Appendf(nil, "%d", i)})
+	}
+	runneltest.Produce(t, b, "t", recs...)
+	got := runneltest.ConsumeAll(t, b, "t")
+	require.Len(t, got, 12, "exactly what was produced")
+	for i, r := range got {
+		require.EqualValues(t, i/4, r.Partition, "by partition")
+		require.EqualValues(t, i%4, r.Offset, "then offset")
+		require.Equal(t, "t", r.Topic)
+	}
+	var want []string
+	for p := range int32(3) {
+		for _, r := range recs {
+			if r.Partition == p {
+				want = append(want, string(r.Value))
+			}
+		}
+	}
+	require.Equal(t, want, values(got))
+
+	// Records deleted below the log start are not there to return; later
+	// ones are, the next time.
+	_, err := b.DeleteRecords(context.Background(), "t", 1, 3)
+	require.NoError(t, err)
+	runneltest.ProduceValues(t, b, "t", "late")
+	got = runneltest.ConsumeAll(t, b, "t")
+	require.Len(t, got, 12-3+1)
+	require.Equal(t, "late", string(got[4].Value))
+	require.EqualValues(t, 4, got[4].Offset)
+	require.EqualValues(t, 1, got[5].Partition)
+	require.EqualValues(t, 3, got[5].Offset)
+
+	ft := fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "missing") })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "missing")
+}
+
+// Control batches (transaction markers) are not records.
+func TestConsumeSkipsControlBatches(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a")
+	var bld record.Builder
+	bld.Append(time.Now().UnixMilli(), []byte{0, 0, 0, 1}, []byte{0, 0, 0, 0, 0, 0}, nil)
+	marker, err := bld.AppendTo(nil, 0)
+	require.NoError(t, err)
+	binary.BigEndian.PutUint16(marker[21:], uint16(record.Batch(marker).Attributes())|record.AttrControl)
+	record.Batch(marker).UpdateCRC()
+	_, err = b.Produce(context.Background(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: marker})
+	require.NoError(t, err)
+	runneltest.ProduceValues(t, b, "t", "b")
+	require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
+	require.Equal(t, []string{"a", "b"}, values(runneltest.Consume(t, b, "t", 2)))
+}
+
+// Consume waits for records produced later, and gives up at the test's
+// deadline when the TB has one.
+func TestConsumeWaitsUntilTheDeadline(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	p := runneltest.NewProducer(t, b, producer.Linger(time.Millisecond), producer.RecordPartitioner(producer.ManualPartitioner()))
+	done := make(chan []*record.Record)
+	go func() { done <- runneltest.Consume(t, b, "t", 2) }()
+	p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 1, Value: []byte("x")}, nil)
+	p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0, Value: []byte("y")}, nil)
+	got := <-done
+	require.Equal(t, []string{"y", "x"}, values(got), "by partition, not by arrival")
+
+	// A test whose deadline has passed: Consume fails at once, saying so,
+	// rather than after its own 10 s.
+	ft := fails(t, func(ft *fakeT) {
+		runneltest.Consume(deadlineT{ft, time.Now()}, b, "t", 3)
+	})
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, `consume "t": got`)
+	require.Contains(t, ft.msg, "of 3 records before the test's deadline")
+
+	ft = fails(t, func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) })
 	require.True(t, ft.failed)
 }
 
-// fakeT records a failure instead of ending the test.
-type fakeT struct {
-	testing.TB
-	failed bool
+func TestNewProducer(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	var p *producer.Producer
+	var promised error
+	t.Run("test", func(t *testing.T) {
+		p = runneltest.NewProducer(t, b, producer.Linger(time.Minute))
+		// Produced and never waited for: the cleanup flushes it.
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")},
+			func(_ *record.Record, err error) { promised = err })
+	})
+	require.NoError(t, promised, "delivered at cleanup")
+	require.ErrorIs(t, p.Flush(context.Background()), producer.ErrClosed, "closed at cleanup")
+	require.Equal(t, []string{"v"}, values(runneltest.ConsumeAll(t, b, "t")))
+
+	ft := fails(t, func(ft *fakeT) { runneltest.NewProducer(ft, b, producer.Acks(7)) })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "producer")
 }
 
-func (f *fakeT) Fatalf(format string, args ...any) { f.failed = true; panic("fatal") }
-func (f *fakeT) Helper()                           {}
+func values(recs []*record.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
