@@ -1191,3 +1191,65 @@ func BenchmarkMemView(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemSyncDirManyEntries measures a change to a directory that
+// holds many entries, made durable: one entry created and its directory
+// synced, then removed and its directory synced, as a broker adds and
+// drops partition directories in its root. The cost should not grow with
+// the number of entries.
+func BenchmarkMemSyncDirManyEntries(b *testing.B) {
+	for _, n := range []int{100, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			m := NewMem()
+			for i := range n {
+				if err := m.MkdirAll(fmt.Sprintf("/p%d", i), 0o755); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := m.SyncDir("/"); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := m.MkdirAll("/new", 0o755); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.SyncDir("/"); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Remove("/new"); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.SyncDir("/"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMemCreateDirsSynced creates n directories in an empty one,
+// syncing it after each, as a broker does when a topic with n partitions
+// is created: the whole should cost O(n).
+func BenchmarkMemCreateDirsSynced(b *testing.B) {
+	for _, n := range []int{1000, 3000} {
+		b.Run(fmt.Sprintf("dirs=%d", n), func(b *testing.B) {
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("/orders-%d", i)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				m := NewMem()
+				for _, name := range names {
+					if err := m.MkdirAll(name, 0o755); err != nil {
+						b.Fatal(err)
+					}
+					if err := m.SyncDir("/"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
