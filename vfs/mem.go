@@ -134,9 +134,13 @@ type memNode struct {
 	perm  fs.FileMode
 
 	// A directory's entries, guarded by MemFS.mu: live ones, and the ones
-	// as of its last SyncDir (nil if never synced).
+	// as of its last SyncDir (none if never synced). dirty holds exactly
+	// the names that live and durable bind differently (nil when there
+	// are none), so that SyncDir costs what changed since the last one,
+	// not what the directory holds. Change live only with setEntry.
 	live    map[string]*memNode
 	durable map[string]*memNode
+	dirty   map[string]struct{}
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
@@ -174,6 +178,46 @@ type memUndo struct {
 
 func newMemDir(perm fs.FileMode) *memNode {
 	return &memNode{isDir: true, perm: perm & fs.ModePerm, live: map[string]*memNode{}}
+}
+
+// setEntry binds name to n in directory d, or unbinds it if n is nil, and
+// keeps d.dirty. MemFS.mu must be held for writing.
+func (d *memNode) setEntry(name string, n *memNode) {
+	if n == nil {
+		delete(d.live, name)
+	} else {
+		d.live[name] = n
+	}
+	if d.durable[name] == n { // both nil if the name is in neither
+		delete(d.dirty, name)
+		return
+	}
+	if d.dirty == nil {
+		d.dirty = map[string]struct{}{}
+	}
+	d.dirty[name] = struct{}{}
+}
+
+// syncEntries makes d's live entries durable, in time proportional to the
+// number of names changed since its last syncEntries. MemFS.mu must be
+// held for writing.
+func (d *memNode) syncEntries() {
+	if len(d.dirty) == 0 {
+		return
+	}
+	if d.durable == nil {
+		d.durable = make(map[string]*memNode, len(d.live))
+	}
+	for name := range d.dirty {
+		if n := d.live[name]; n != nil {
+			d.durable[name] = n
+		} else {
+			delete(d.durable, name)
+		}
+	}
+	// A fresh set next time, rather than clearing this one: a map keeps
+	// its capacity, and clearing or ranging over it costs that capacity.
+	d.dirty = nil
 }
 
 func (m *MemFS) newFile() *memNode {
@@ -252,7 +296,7 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 	switch {
 	case n == nil:
 		n = m.newFile()
-		d.live[base] = n
+		d.setEntry(base, n)
 	case n.isDir:
 		return nil, errIsDir
 	case trunc:
@@ -299,7 +343,7 @@ func (m *MemFS) Remove(name string) error {
 	case n.isDir && len(n.live) > 0:
 		return pathErr("remove", name, errNotEmpty)
 	}
-	delete(d.live, base)
+	d.setEntry(base, nil)
 	return nil
 }
 
@@ -319,7 +363,7 @@ func (m *MemFS) RemoveAll(name string) error {
 	if err != nil {
 		return pathErr("RemoveAll", name, err)
 	}
-	delete(d.live, parts[len(parts)-1])
+	d.setEntry(parts[len(parts)-1], nil)
 	return nil
 }
 
@@ -368,8 +412,8 @@ func (m *MemFS) Rename(oldname, newname string) error {
 			return fail(errNotEmpty)
 		}
 	}
-	delete(od.live, obase)
-	nd.live[nbase] = n
+	od.setEntry(obase, nil)
+	nd.setEntry(nbase, n)
 	return nil
 }
 
@@ -383,7 +427,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 		c := n.live[p]
 		if c == nil {
 			c = newMemDir(perm)
-			n.live[p] = c
+			n.setEntry(p, c)
 		} else if !c.isDir {
 			return pathErr("mkdir", dir, errNotDir)
 		}
@@ -432,7 +476,9 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 }
 
 // SyncDir makes dir's current entries durable: a crash clone finds exactly
-// these names, bound to these inodes.
+// these names, bound to these inodes. It costs the number of entries
+// created, removed or renamed in dir since its last SyncDir, not the
+// number it holds.
 func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -443,7 +489,7 @@ func (m *MemFS) SyncDir(dir string) error {
 	if !n.isDir {
 		return pathErr("sync", dir, errNotDir)
 	}
-	n.durable = maps.Clone(n.live)
+	n.syncEntries()
 	return nil
 }
 
@@ -599,7 +645,7 @@ func (c *crashCloner) dir(d *memNode) *memNode {
 		}
 		nd.live[name] = cn
 	}
-	nd.durable = maps.Clone(nd.live)
+	nd.durable = maps.Clone(nd.live) // and nothing dirty
 	return nd
 }
 
