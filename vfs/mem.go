@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +27,10 @@ var (
 	errNotDir    = errors.New("not a directory")
 	errNotEmpty  = errors.New("directory not empty")
 	errNegOffset = errors.New("negative offset")
+
+	// errNameTooLong is what the OS FS returns on Linux for a name too
+	// long, errno and all, and matches ErrNameTooLong.
+	errNameTooLong error = &nameTooLongError{syscall.ENAMETOOLONG}
 )
 
 // TailMode says what CrashClone makes of the bytes a file had appended since
@@ -77,7 +82,11 @@ type CrashOptions struct {
 //
 // Names are cleaned with path/filepath; absolute ("/a/b") and relative
 // ("a/b") names address the same tree, relative ones being taken from its
-// root, and ".." never leads above the root.
+// root, and ".." never leads above the root. A name with a component
+// longer than MaxNameLen bytes fails as it would on disk, with an error
+// matching ErrNameTooLong (and syscall.ENAMETOOLONG): Create, Open, Stat,
+// List, Remove, RemoveAll, Rename (either name), MkdirAll, SyncDir and Lock
+// all refuse it.
 //
 // MemFS keeps, besides what a reader sees, what a machine crash would leave
 // (see CrashClone): a file's content is durable as of its last Sync, and a
@@ -235,12 +244,17 @@ func splitPath(name string) []string {
 }
 
 // walk returns the node at parts, following live entries. Its errors are
-// bare (fs.ErrNotExist or errNotDir), for the caller to wrap.
+// bare (fs.ErrNotExist, errNotDir or errNameTooLong), for the caller to
+// wrap; like Linux, it finds a file on the way before a name too long, and
+// that before a missing name.
 func (m *MemFS) walk(parts []string) (*memNode, error) {
 	n := m.root
 	for _, p := range parts {
 		if !n.isDir {
 			return nil, errNotDir
+		}
+		if len(p) > MaxNameLen {
+			return nil, errNameTooLong
 		}
 		c := n.live[p]
 		if c == nil {
@@ -292,6 +306,9 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 		return nil, err
 	}
 	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return nil, errNameTooLong
+	}
 	n := d.live[base]
 	switch {
 	case n == nil:
@@ -336,6 +353,9 @@ func (m *MemFS) Remove(name string) error {
 		return pathErr("remove", name, err)
 	}
 	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return pathErr("remove", name, errNameTooLong)
+	}
 	n := d.live[base]
 	switch {
 	case n == nil:
@@ -363,7 +383,11 @@ func (m *MemFS) RemoveAll(name string) error {
 	if err != nil {
 		return pathErr("RemoveAll", name, err)
 	}
-	d.setEntry(parts[len(parts)-1], nil)
+	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return pathErr("RemoveAll", name, errNameTooLong)
+	}
+	d.setEntry(base, nil)
 	return nil
 }
 
@@ -381,20 +405,26 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Linux's order: both directories, then the old name, then the new.
 	od, err := m.parentDir(op)
 	if err != nil {
 		return fail(err)
-	}
-	obase := op[len(op)-1]
-	n := od.live[obase]
-	if n == nil {
-		return fail(fs.ErrNotExist)
 	}
 	nd, err := m.parentDir(np)
 	if err != nil {
 		return fail(err)
 	}
-	nbase := np[len(np)-1]
+	obase, nbase := op[len(op)-1], np[len(np)-1]
+	if len(obase) > MaxNameLen {
+		return fail(errNameTooLong)
+	}
+	n := od.live[obase]
+	if n == nil {
+		return fail(fs.ErrNotExist)
+	}
+	if len(nbase) > MaxNameLen {
+		return fail(errNameTooLong)
+	}
 	t := nd.live[nbase]
 	if t == n { // the same name, or two names of one inode: nothing to do
 		return nil
@@ -418,7 +448,9 @@ func (m *MemFS) Rename(oldname, newname string) error {
 }
 
 // MkdirAll creates dir and any missing parents, with permission bits perm.
-// A new directory is durable only after SyncDir of its parent.
+// A new directory is durable only after SyncDir of its parent. A component
+// longer than MaxNameLen fails it with an error matching ErrNameTooLong,
+// the directories before that component having been created, as on disk.
 func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -426,6 +458,9 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	for _, p := range splitPath(dir) {
 		c := n.live[p]
 		if c == nil {
+			if len(p) > MaxNameLen { // the directories before it stay, as on disk
+				return pathErr("mkdir", dir, errNameTooLong)
+			}
 			c = newMemDir(perm)
 			n.setEntry(p, c)
 		} else if !c.isDir {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -209,6 +210,92 @@ func TestMemErrors(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrClosed)
 	_, err = f.(Viewer).View(0, 1)
 	require.ErrorIs(t, err, os.ErrClosed)
+}
+
+// The MemFS side of the name-length rule (the conformance suite checks
+// what both FSes share): bytes are counted, not characters, every error
+// reads as Linux's, and the order of the checks is Linux's.
+func TestMemNameTooLong(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "file")
+	require.NoError(t, m.SyncDir("/"))
+	before := memTree(t, m)
+	long := strings.Repeat("x", MaxNameLen+1)
+
+	is := func(err error, op, path string, target error) {
+		t.Helper()
+		var pe *os.PathError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, op, pe.Op)
+		require.Equal(t, path, pe.Path)
+		require.ErrorIs(t, err, target)
+		if target == ErrNameTooLong {
+			require.ErrorIs(t, err, syscall.ENAMETOOLONG)
+			require.Equal(t, op+" "+path+": file name too long", err.Error())
+		}
+	}
+
+	// Bytes, not characters: 128 two-byte characters are too many.
+	_, err := m.Create("/" + strings.Repeat("é", 128))
+	is(err, "open", "/"+strings.Repeat("é", 128), ErrNameTooLong)
+	memPut(t, m, "/"+strings.Repeat("é", 127)+"x", "255 bytes")
+
+	_, err = m.Create("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	_, err = m.Open(long + "/x")
+	is(err, "open", long+"/x", ErrNameTooLong)
+	_, err = m.Stat("/d/../" + long)
+	is(err, "stat", "/d/../"+long, ErrNameTooLong)
+	_, err = m.List("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	is(m.Remove("/"+long), "remove", "/"+long, ErrNameTooLong)
+	is(m.RemoveAll("/"+long), "RemoveAll", "/"+long, ErrNameTooLong)
+	is(m.RemoveAll("/"+long+"/x"), "RemoveAll", "/"+long+"/x", ErrNameTooLong)
+	is(m.SyncDir("/"+long), "open", "/"+long, ErrNameTooLong)
+	_, err = m.Lock("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	require.Empty(t, m.locks)
+
+	// Linux's order: a file on the way, then the length, then existence.
+	_, err = m.Create("/f/" + long)
+	is(err, "open", "/f/"+long, errNotDir)
+	_, err = m.Create("/missing/" + long)
+	is(err, "open", "/missing/"+long, fs.ErrNotExist)
+	_, err = m.Open("/" + long + "/missing")
+	is(err, "open", "/"+long+"/missing", ErrNameTooLong)
+	require.NoError(t, m.RemoveAll("/missing/"+long))
+
+	// Rename: both directories first, then the old name, then the new.
+	rename := func(oldname, newname string, target error) {
+		t.Helper()
+		err := m.Rename(oldname, newname)
+		var le *os.LinkError
+		require.ErrorAs(t, err, &le)
+		require.Equal(t, "rename", le.Op)
+		require.Equal(t, oldname, le.Old)
+		require.Equal(t, newname, le.New)
+		require.ErrorIs(t, err, target)
+	}
+	rename("/f", "/"+long, ErrNameTooLong)
+	rename("/"+long, "/g", ErrNameTooLong)
+	rename("/missing", "/"+long, fs.ErrNotExist)
+	rename("/"+long, "/missing/g", fs.ErrNotExist)
+	rename("/missing", "/f/g", errNotDir)
+	require.Equal(t, "file", memRead(t, m, "/f"))
+
+	// MkdirAll makes the directories before the long name, as on disk.
+	is(m.MkdirAll("/a/b/"+long+"/c", 0o755), "mkdir", "/a/b/"+long+"/c", ErrNameTooLong)
+	fi, err := m.Stat("/a/b")
+	require.NoError(t, err)
+	require.True(t, fi.IsDir())
+	require.NoError(t, m.RemoveAll("/a"))
+	require.NoError(t, m.Remove("/"+strings.Repeat("é", 127)+"x"))
+	require.NoError(t, m.SyncDir("/"))
+
+	// The failures changed nothing, durable or not.
+	require.Equal(t, before, memTree(t, m))
+	require.Equal(t, before, memTree(t, m.CrashClone(CrashOptions{})))
+	require.Nil(t, m.root.dirty)
 }
 
 func TestMemLock(t *testing.T) {

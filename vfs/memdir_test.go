@@ -16,11 +16,12 @@ import (
 
 // TestMemDirModel runs random sequences of directory operations (creates,
 // Locks, removes, renames within and across directories, MkdirAll,
-// RemoveAll, SyncDir) on a MemFS, now and then going on with a crash clone
-// of it, and checks after every step that the live tree and what
-// CrashClone leaves are what a plain model says. The model keeps each
-// directory's durable entries as a whole copy of its live ones, taken at
-// each SyncDir.
+// RemoveAll, SyncDir), on names that exist or not and are short, of
+// MaxNameLen bytes or longer, on a MemFS, now and then going on with a
+// crash clone of it. It checks each operation's success and, after every
+// step, that the live tree and what CrashClone leaves are what a plain
+// model says. The model keeps each directory's durable entries as a whole
+// copy of its live ones, taken at each SyncDir, as MemFS once did.
 func TestMemDirModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := &memDirState{m: NewMem(), root: newModelDir()}
@@ -63,12 +64,16 @@ type memDirState struct {
 }
 
 // walk follows live entries as MemFS does: it fails with errNotDir on
-// going through a file and with fs.ErrNotExist on a missing name.
+// going through a file, ErrNameTooLong on a name too long, and
+// fs.ErrNotExist on a missing name.
 func (s *memDirState) walk(parts []string) (*modelNode, error) {
 	n := s.root
 	for _, p := range parts {
 		if !n.dir {
 			return nil, errNotDir
+		}
+		if len(p) > MaxNameLen {
+			return nil, ErrNameTooLong
 		}
 		if n = n.live[p]; n == nil {
 			return nil, fs.ErrNotExist
@@ -106,8 +111,12 @@ func (s *memDirState) livePaths(dirs bool) [][]string {
 	return out
 }
 
+// memDirNames are the names drawPath makes paths of: short ones, the
+// longest that works, and one that is too long.
+var memDirNames = []string{"a", "b", "c", strings.Repeat("m", MaxNameLen), strings.Repeat("L", MaxNameLen+1)}
+
 // drawPath returns the parts of a path: one of the live tree's, or one
-// made of a few short names, which may or may not exist.
+// made of a few names, which may or may not exist.
 func (s *memDirState) drawPath(t *rapid.T, label string, dirs bool) []string {
 	if live := s.livePaths(dirs); len(live) > 0 && rapid.Bool().Draw(t, label+"Live") {
 		return live[rapid.IntRange(0, len(live)-1).Draw(t, label+"Index")]
@@ -115,22 +124,22 @@ func (s *memDirState) drawPath(t *rapid.T, label string, dirs bool) []string {
 	depth := rapid.IntRange(1, 3).Draw(t, label+"Depth")
 	parts := make([]string, depth)
 	for i := range parts {
-		parts[i] = rapid.SampledFrom([]string{"a", "b", "c"}).Draw(t, label+"Name")
+		parts[i] = memDirNames[rapid.IntRange(0, len(memDirNames)-1).Draw(t, label+"Name")]
 	}
 	return parts
 }
 
 func memPath(parts []string) string { return "/" + strings.Join(parts, "/") }
 
-// checkResult requires err to be nil exactly when the model says the
-// operation succeeds.
-func checkResult(t *rapid.T, op string, parts []string, err error, ok bool) {
+// checkResult requires err, that of op on what, to be nil exactly when
+// the model says op succeeds.
+func checkResult(t *rapid.T, op, what string, err error, ok bool) {
 	t.Helper()
 	if ok && err != nil {
-		t.Fatalf("%s %s: %v; the model says it succeeds", op, memPath(parts), err)
+		t.Fatalf("%s %s: %v; the model says it succeeds", op, what, err)
 	}
 	if !ok && err == nil {
-		t.Fatalf("%s %s succeeded; the model says it fails", op, memPath(parts))
+		t.Fatalf("%s %s succeeded; the model says it fails", op, what)
 	}
 }
 
@@ -141,8 +150,9 @@ func (s *memDirState) createFile(t *rapid.T, parts []string) {
 	content := fmt.Sprintf("file %d", s.seq)
 	f, err := s.m.Create(memPath(parts))
 	d, perr := s.parent(parts)
-	ok := perr == nil && (d.live[parts[len(parts)-1]] == nil || !d.live[parts[len(parts)-1]].dir)
-	checkResult(t, "create", parts, err, ok)
+	base := parts[len(parts)-1]
+	ok := perr == nil && len(base) <= MaxNameLen && (d.live[base] == nil || !d.live[base].dir)
+	checkResult(t, "create", memPath(parts), err, ok)
 	if !ok {
 		return
 	}
@@ -155,7 +165,6 @@ func (s *memDirState) createFile(t *rapid.T, parts []string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	base := parts[len(parts)-1]
 	if n := d.live[base]; n != nil {
 		n.content = content // the same inode, truncated and rewritten
 		return
@@ -184,8 +193,8 @@ func (s *memDirState) Lock(t *rapid.T) {
 	l, err := s.m.Lock(memPath(parts))
 	d, perr := s.parent(parts)
 	base := parts[len(parts)-1]
-	ok := perr == nil && (d.live[base] == nil || !d.live[base].dir)
-	checkResult(t, "lock", parts, err, ok)
+	ok := perr == nil && len(base) <= MaxNameLen && (d.live[base] == nil || !d.live[base].dir)
+	checkResult(t, "lock", memPath(parts), err, ok)
 	if !ok {
 		return
 	}
@@ -203,6 +212,10 @@ func (s *memDirState) MkdirAll(t *rapid.T) {
 	n, ok := s.root, true
 	for _, p := range parts {
 		c := n.live[p]
+		if c == nil && len(p) > MaxNameLen {
+			ok = false
+			break
+		}
 		if c == nil {
 			c = newModelDir()
 			n.live[p] = c
@@ -212,7 +225,7 @@ func (s *memDirState) MkdirAll(t *rapid.T) {
 		}
 		n = c
 	}
-	checkResult(t, "mkdirAll", parts, err, ok)
+	checkResult(t, "mkdirAll", memPath(parts), err, ok)
 }
 
 func (s *memDirState) Remove(t *rapid.T) {
@@ -221,7 +234,7 @@ func (s *memDirState) Remove(t *rapid.T) {
 	d, perr := s.parent(parts)
 	base := parts[len(parts)-1]
 	ok := perr == nil && d.live[base] != nil && !(d.live[base].dir && len(d.live[base].live) > 0)
-	checkResult(t, "remove", parts, err, ok)
+	checkResult(t, "remove", memPath(parts), err, ok)
 	if ok {
 		delete(d.live, base)
 	}
@@ -231,9 +244,11 @@ func (s *memDirState) RemoveAll(t *rapid.T) {
 	parts := s.drawPath(t, "path", false)
 	err := s.m.RemoveAll(memPath(parts))
 	d, perr := s.parent(parts)
-	checkResult(t, "removeAll", parts, err, perr == nil || errors.Is(perr, fs.ErrNotExist))
-	if perr == nil {
-		delete(d.live, parts[len(parts)-1])
+	base := parts[len(parts)-1]
+	ok := perr == nil && len(base) <= MaxNameLen
+	checkResult(t, "removeAll", memPath(parts), err, ok || errors.Is(perr, fs.ErrNotExist))
+	if ok {
+		delete(d.live, base)
 	}
 }
 
@@ -241,25 +256,27 @@ func (s *memDirState) Rename(t *rapid.T) {
 	from := s.drawPath(t, "from", false)
 	to := s.drawPath(t, "to", false)
 	err := s.m.Rename(memPath(from), memPath(to))
-	desc := memPath(from) + " →"
+	desc := memPath(from) + " → " + memPath(to)
 	od, err1 := s.parent(from)
 	nd, err2 := s.parent(to)
 	if err1 != nil || err2 != nil || od.live[from[len(from)-1]] == nil {
-		checkResult(t, "rename", []string{desc, memPath(to)}, err, false)
+		checkResult(t, "rename", desc, err, false)
 		return
 	}
 	n, tn := od.live[from[len(from)-1]], nd.live[to[len(to)-1]]
 	ok := true
 	switch {
 	case n == tn:
-		checkResult(t, "rename", []string{desc, memPath(to)}, err, true)
+		checkResult(t, "rename", desc, err, true)
 		return
+	case len(to[len(to)-1]) > MaxNameLen:
+		ok = false
 	case n.dir && len(to) > len(from) && slices.Equal(to[:len(from)], from):
 		ok = false // into its own subtree
 	case tn != nil && (n.dir != tn.dir || tn.dir && len(tn.live) > 0):
 		ok = false
 	}
-	checkResult(t, "rename", []string{desc, memPath(to)}, err, ok)
+	checkResult(t, "rename", desc, err, ok)
 	if ok {
 		delete(od.live, from[len(from)-1])
 		nd.live[to[len(to)-1]] = n
@@ -274,7 +291,7 @@ func (s *memDirState) SyncDir(t *rapid.T) {
 	err := s.m.SyncDir(memPath(parts))
 	d, werr := s.walk(parts)
 	ok := werr == nil && d.dir
-	checkResult(t, "syncDir", parts, err, ok)
+	checkResult(t, "syncDir", memPath(parts), err, ok)
 	if ok {
 		d.durable = maps.Clone(d.live)
 	}
