@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,12 +19,13 @@ import (
 func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 	// isOS reports whether fsys is the OS FS, wrapped or not, so that the
 	// few checks of things Windows does differently can be skipped there.
-	isWindowsOS := func(fsys FS) bool {
+	isOS := func(fsys FS) bool {
 		if ff, ok := fsys.(*faultFS); ok {
 			fsys = ff.fs
 		}
-		return fsys == OS && runtime.GOOS == "windows"
+		return fsys == OS
 	}
+	isWindowsOS := func(fsys FS) bool { return isOS(fsys) && runtime.GOOS == "windows" }
 
 	readAll := func(t *testing.T, f File) string {
 		t.Helper()
@@ -416,6 +419,97 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.NoError(t, fsys.SyncDir(dir))
 		writeFile(t, fsys, filepath.Join(dir, "f"), "x")
 		require.NoError(t, fsys.SyncDir(dir))
+	})
+
+	// A component of MaxNameLen bytes works everywhere, a longer one fails
+	// everywhere with an error matching ErrNameTooLong, of the type package
+	// os uses, reading as the OS's.
+	t.Run("NameTooLong", func(t *testing.T) {
+		fsys, dir := newFS(t)
+		long := strings.Repeat("x", MaxNameLen+1)
+		tooLong := func(t *testing.T, err error, op string) {
+			t.Helper()
+			require.ErrorIs(t, err, ErrNameTooLong, op)
+			require.NotErrorIs(t, err, fs.ErrNotExist, op)
+			if isWindowsOS(fsys) {
+				return
+			}
+			require.ErrorIs(t, err, syscall.ENAMETOOLONG, op)
+			require.True(t, strings.HasSuffix(err.Error(), ": file name too long"), "%s: %v", op, err)
+		}
+		pathErr := func(t *testing.T, err error, op string) {
+			t.Helper()
+			tooLong(t, err, op)
+			var pe *os.PathError
+			require.ErrorAs(t, err, &pe, op)
+		}
+
+		// The longest name that works.
+		max := filepath.Join(dir, strings.Repeat("m", MaxNameLen))
+		writeFile(t, fsys, max, "max")
+		maxDir := filepath.Join(dir, strings.Repeat("d", MaxNameLen))
+		require.NoError(t, fsys.MkdirAll(maxDir, 0o755))
+		require.NoError(t, fsys.Rename(max, filepath.Join(maxDir, strings.Repeat("r", MaxNameLen))))
+		l, err := fsys.Lock(filepath.Join(dir, strings.Repeat("l", MaxNameLen)))
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+
+		f := filepath.Join(dir, "f")
+		writeFile(t, fsys, f, "abc")
+		_, err = fsys.Create(filepath.Join(dir, long))
+		pathErr(t, err, "Create")
+		_, err = fsys.Open(filepath.Join(dir, long))
+		pathErr(t, err, "Open")
+		_, err = fsys.Create(filepath.Join(dir, long, "f"))
+		pathErr(t, err, "Create in a directory too long")
+		pathErr(t, fsys.MkdirAll(filepath.Join(dir, long), 0o755), "MkdirAll")
+		pathErr(t, fsys.MkdirAll(filepath.Join(dir, "a", long, "b"), 0o755), "MkdirAll a/long/b")
+		_, err = fsys.Lock(filepath.Join(dir, long))
+		pathErr(t, err, "Lock")
+		_, err = fsys.Stat(filepath.Join(dir, long))
+		pathErr(t, err, "Stat")
+		_, err = fsys.List(filepath.Join(dir, long))
+		tooLong(t, err, "List")
+		pathErr(t, fsys.Remove(filepath.Join(dir, long)), "Remove")
+		pathErr(t, fsys.RemoveAll(filepath.Join(dir, long)), "RemoveAll")
+		if !isWindowsOS(fsys) { // SyncDir does nothing on Windows
+			pathErr(t, fsys.SyncDir(filepath.Join(dir, long)), "SyncDir")
+		}
+
+		var le *os.LinkError
+		err = fsys.Rename(f, filepath.Join(dir, long))
+		tooLong(t, err, "Rename to")
+		require.ErrorAs(t, err, &le)
+		err = fsys.Rename(filepath.Join(dir, long), filepath.Join(dir, "g"))
+		tooLong(t, err, "Rename from")
+		require.ErrorAs(t, err, &le)
+
+		// Nothing changed but the directory MkdirAll made before the long name.
+		require.Equal(t, "abc", content(t, fsys, f))
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", filepath.Base(maxDir), "f", strings.Repeat("l", MaxNameLen)}, names)
+		names, err = fsys.List(filepath.Join(dir, "a"))
+		require.NoError(t, err)
+		require.Empty(t, names)
+
+		// Where the name is wrong in another way first, that error comes
+		// first: Linux's order, which MemFS follows (other systems may
+		// check the length earlier).
+		if isOS(fsys) && runtime.GOOS != "linux" {
+			return
+		}
+		_, err = fsys.Create(filepath.Join(dir, "missing", long))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.NotErrorIs(t, err, ErrNameTooLong)
+		_, err = fsys.Create(filepath.Join(dir, "f", long))
+		require.NotErrorIs(t, err, ErrNameTooLong)
+		require.Error(t, err)
+		err = fsys.Rename(filepath.Join(dir, "missing"), filepath.Join(dir, long))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		err = fsys.Rename(f, filepath.Join(dir, "missing", long))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.NoError(t, fsys.RemoveAll(filepath.Join(dir, "missing", long)))
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +27,10 @@ var (
 	errNotDir    = errors.New("not a directory")
 	errNotEmpty  = errors.New("directory not empty")
 	errNegOffset = errors.New("negative offset")
+
+	// errNameTooLong is what the OS FS returns on Linux for a name too
+	// long, errno and all, and matches ErrNameTooLong.
+	errNameTooLong error = &nameTooLongError{syscall.ENAMETOOLONG}
 )
 
 // TailMode says what CrashClone makes of the bytes a file had appended since
@@ -77,7 +82,11 @@ type CrashOptions struct {
 //
 // Names are cleaned with path/filepath; absolute ("/a/b") and relative
 // ("a/b") names address the same tree, relative ones being taken from its
-// root, and ".." never leads above the root.
+// root, and ".." never leads above the root. A name with a component
+// longer than MaxNameLen bytes fails as it would on disk, with an error
+// matching ErrNameTooLong (and syscall.ENAMETOOLONG): Create, Open, Stat,
+// List, Remove, RemoveAll, Rename (either name), MkdirAll, SyncDir and Lock
+// all refuse it.
 //
 // MemFS keeps, besides what a reader sees, what a machine crash would leave
 // (see CrashClone): a file's content is durable as of its last Sync, and a
@@ -134,9 +143,13 @@ type memNode struct {
 	perm  fs.FileMode
 
 	// A directory's entries, guarded by MemFS.mu: live ones, and the ones
-	// as of its last SyncDir (nil if never synced).
+	// as of its last SyncDir (none if never synced). dirty holds exactly
+	// the names that live and durable bind differently (nil when there
+	// are none), so that SyncDir costs what changed since the last one,
+	// not what the directory holds. Change live only with setEntry.
 	live    map[string]*memNode
 	durable map[string]*memNode
+	dirty   map[string]struct{}
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
@@ -176,6 +189,46 @@ func newMemDir(perm fs.FileMode) *memNode {
 	return &memNode{isDir: true, perm: perm & fs.ModePerm, live: map[string]*memNode{}}
 }
 
+// setEntry binds name to n in directory d, or unbinds it if n is nil, and
+// keeps d.dirty. MemFS.mu must be held for writing.
+func (d *memNode) setEntry(name string, n *memNode) {
+	if n == nil {
+		delete(d.live, name)
+	} else {
+		d.live[name] = n
+	}
+	if d.durable[name] == n { // both nil if the name is in neither
+		delete(d.dirty, name)
+		return
+	}
+	if d.dirty == nil {
+		d.dirty = map[string]struct{}{}
+	}
+	d.dirty[name] = struct{}{}
+}
+
+// syncEntries makes d's live entries durable, in time proportional to the
+// number of names changed since its last syncEntries. MemFS.mu must be
+// held for writing.
+func (d *memNode) syncEntries() {
+	if len(d.dirty) == 0 {
+		return
+	}
+	if d.durable == nil {
+		d.durable = make(map[string]*memNode, len(d.live))
+	}
+	for name := range d.dirty {
+		if n := d.live[name]; n != nil {
+			d.durable[name] = n
+		} else {
+			delete(d.durable, name)
+		}
+	}
+	// A fresh set next time, rather than clearing this one: a map keeps
+	// its capacity, and clearing or ranging over it costs that capacity.
+	d.dirty = nil
+}
+
 func (m *MemFS) newFile() *memNode {
 	return &memNode{perm: 0o644, sizes: m.sizes}
 }
@@ -191,12 +244,17 @@ func splitPath(name string) []string {
 }
 
 // walk returns the node at parts, following live entries. Its errors are
-// bare (fs.ErrNotExist or errNotDir), for the caller to wrap.
+// bare (fs.ErrNotExist, errNotDir or errNameTooLong), for the caller to
+// wrap; like Linux, it finds a file on the way before a name too long, and
+// that before a missing name.
 func (m *MemFS) walk(parts []string) (*memNode, error) {
 	n := m.root
 	for _, p := range parts {
 		if !n.isDir {
 			return nil, errNotDir
+		}
+		if len(p) > MaxNameLen {
+			return nil, errNameTooLong
 		}
 		c := n.live[p]
 		if c == nil {
@@ -248,11 +306,14 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 		return nil, err
 	}
 	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return nil, errNameTooLong
+	}
 	n := d.live[base]
 	switch {
 	case n == nil:
 		n = m.newFile()
-		d.live[base] = n
+		d.setEntry(base, n)
 	case n.isDir:
 		return nil, errIsDir
 	case trunc:
@@ -292,6 +353,9 @@ func (m *MemFS) Remove(name string) error {
 		return pathErr("remove", name, err)
 	}
 	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return pathErr("remove", name, errNameTooLong)
+	}
 	n := d.live[base]
 	switch {
 	case n == nil:
@@ -299,7 +363,7 @@ func (m *MemFS) Remove(name string) error {
 	case n.isDir && len(n.live) > 0:
 		return pathErr("remove", name, errNotEmpty)
 	}
-	delete(d.live, base)
+	d.setEntry(base, nil)
 	return nil
 }
 
@@ -319,7 +383,11 @@ func (m *MemFS) RemoveAll(name string) error {
 	if err != nil {
 		return pathErr("RemoveAll", name, err)
 	}
-	delete(d.live, parts[len(parts)-1])
+	base := parts[len(parts)-1]
+	if len(base) > MaxNameLen {
+		return pathErr("RemoveAll", name, errNameTooLong)
+	}
+	d.setEntry(base, nil)
 	return nil
 }
 
@@ -337,20 +405,26 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Linux's order: both directories, then the old name, then the new.
 	od, err := m.parentDir(op)
 	if err != nil {
 		return fail(err)
-	}
-	obase := op[len(op)-1]
-	n := od.live[obase]
-	if n == nil {
-		return fail(fs.ErrNotExist)
 	}
 	nd, err := m.parentDir(np)
 	if err != nil {
 		return fail(err)
 	}
-	nbase := np[len(np)-1]
+	obase, nbase := op[len(op)-1], np[len(np)-1]
+	if len(obase) > MaxNameLen {
+		return fail(errNameTooLong)
+	}
+	n := od.live[obase]
+	if n == nil {
+		return fail(fs.ErrNotExist)
+	}
+	if len(nbase) > MaxNameLen {
+		return fail(errNameTooLong)
+	}
 	t := nd.live[nbase]
 	if t == n { // the same name, or two names of one inode: nothing to do
 		return nil
@@ -368,13 +442,15 @@ func (m *MemFS) Rename(oldname, newname string) error {
 			return fail(errNotEmpty)
 		}
 	}
-	delete(od.live, obase)
-	nd.live[nbase] = n
+	od.setEntry(obase, nil)
+	nd.setEntry(nbase, n)
 	return nil
 }
 
 // MkdirAll creates dir and any missing parents, with permission bits perm.
-// A new directory is durable only after SyncDir of its parent.
+// A new directory is durable only after SyncDir of its parent. A component
+// longer than MaxNameLen fails it with an error matching ErrNameTooLong,
+// the directories before that component having been created, as on disk.
 func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -382,8 +458,11 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	for _, p := range splitPath(dir) {
 		c := n.live[p]
 		if c == nil {
+			if len(p) > MaxNameLen { // the directories before it stay, as on disk
+				return pathErr("mkdir", dir, errNameTooLong)
+			}
 			c = newMemDir(perm)
-			n.live[p] = c
+			n.setEntry(p, c)
 		} else if !c.isDir {
 			return pathErr("mkdir", dir, errNotDir)
 		}
@@ -432,7 +511,9 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 }
 
 // SyncDir makes dir's current entries durable: a crash clone finds exactly
-// these names, bound to these inodes.
+// these names, bound to these inodes. It costs the number of entries
+// created, removed or renamed in dir since its last SyncDir, not the
+// number it holds.
 func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -443,7 +524,7 @@ func (m *MemFS) SyncDir(dir string) error {
 	if !n.isDir {
 		return pathErr("sync", dir, errNotDir)
 	}
-	n.durable = maps.Clone(n.live)
+	n.syncEntries()
 	return nil
 }
 
@@ -599,7 +680,7 @@ func (c *crashCloner) dir(d *memNode) *memNode {
 		}
 		nd.live[name] = cn
 	}
-	nd.durable = maps.Clone(nd.live)
+	nd.durable = maps.Clone(nd.live) // and nothing dirty
 	return nd
 }
 

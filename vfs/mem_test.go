@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -209,6 +210,92 @@ func TestMemErrors(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrClosed)
 	_, err = f.(Viewer).View(0, 1)
 	require.ErrorIs(t, err, os.ErrClosed)
+}
+
+// The MemFS side of the name-length rule (the conformance suite checks
+// what both FSes share): bytes are counted, not characters, every error
+// reads as Linux's, and the order of the checks is Linux's.
+func TestMemNameTooLong(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "file")
+	require.NoError(t, m.SyncDir("/"))
+	before := memTree(t, m)
+	long := strings.Repeat("x", MaxNameLen+1)
+
+	is := func(err error, op, path string, target error) {
+		t.Helper()
+		var pe *os.PathError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, op, pe.Op)
+		require.Equal(t, path, pe.Path)
+		require.ErrorIs(t, err, target)
+		if target == ErrNameTooLong {
+			require.ErrorIs(t, err, syscall.ENAMETOOLONG)
+			require.Equal(t, op+" "+path+": file name too long", err.Error())
+		}
+	}
+
+	// Bytes, not characters: 128 two-byte characters are too many.
+	_, err := m.Create("/" + strings.Repeat("é", 128))
+	is(err, "open", "/"+strings.Repeat("é", 128), ErrNameTooLong)
+	memPut(t, m, "/"+strings.Repeat("é", 127)+"x", "255 bytes")
+
+	_, err = m.Create("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	_, err = m.Open(long + "/x")
+	is(err, "open", long+"/x", ErrNameTooLong)
+	_, err = m.Stat("/d/../" + long)
+	is(err, "stat", "/d/../"+long, ErrNameTooLong)
+	_, err = m.List("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	is(m.Remove("/"+long), "remove", "/"+long, ErrNameTooLong)
+	is(m.RemoveAll("/"+long), "RemoveAll", "/"+long, ErrNameTooLong)
+	is(m.RemoveAll("/"+long+"/x"), "RemoveAll", "/"+long+"/x", ErrNameTooLong)
+	is(m.SyncDir("/"+long), "open", "/"+long, ErrNameTooLong)
+	_, err = m.Lock("/" + long)
+	is(err, "open", "/"+long, ErrNameTooLong)
+	require.Empty(t, m.locks)
+
+	// Linux's order: a file on the way, then the length, then existence.
+	_, err = m.Create("/f/" + long)
+	is(err, "open", "/f/"+long, errNotDir)
+	_, err = m.Create("/missing/" + long)
+	is(err, "open", "/missing/"+long, fs.ErrNotExist)
+	_, err = m.Open("/" + long + "/missing")
+	is(err, "open", "/"+long+"/missing", ErrNameTooLong)
+	require.NoError(t, m.RemoveAll("/missing/"+long))
+
+	// Rename: both directories first, then the old name, then the new.
+	rename := func(oldname, newname string, target error) {
+		t.Helper()
+		err := m.Rename(oldname, newname)
+		var le *os.LinkError
+		require.ErrorAs(t, err, &le)
+		require.Equal(t, "rename", le.Op)
+		require.Equal(t, oldname, le.Old)
+		require.Equal(t, newname, le.New)
+		require.ErrorIs(t, err, target)
+	}
+	rename("/f", "/"+long, ErrNameTooLong)
+	rename("/"+long, "/g", ErrNameTooLong)
+	rename("/missing", "/"+long, fs.ErrNotExist)
+	rename("/"+long, "/missing/g", fs.ErrNotExist)
+	rename("/missing", "/f/g", errNotDir)
+	require.Equal(t, "file", memRead(t, m, "/f"))
+
+	// MkdirAll makes the directories before the long name, as on disk.
+	is(m.MkdirAll("/a/b/"+long+"/c", 0o755), "mkdir", "/a/b/"+long+"/c", ErrNameTooLong)
+	fi, err := m.Stat("/a/b")
+	require.NoError(t, err)
+	require.True(t, fi.IsDir())
+	require.NoError(t, m.RemoveAll("/a"))
+	require.NoError(t, m.Remove("/"+strings.Repeat("é", 127)+"x"))
+	require.NoError(t, m.SyncDir("/"))
+
+	// The failures changed nothing, durable or not.
+	require.Equal(t, before, memTree(t, m))
+	require.Equal(t, before, memTree(t, m.CrashClone(CrashOptions{})))
+	require.Nil(t, m.root.dirty)
 }
 
 func TestMemLock(t *testing.T) {
@@ -1189,5 +1276,67 @@ func BenchmarkMemView(b *testing.B) {
 		if _, err := v.View(0, 1<<20); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkMemSyncDirManyEntries measures a change to a directory that
+// holds many entries, made durable: one entry created and its directory
+// synced, then removed and its directory synced, as a broker adds and
+// drops partition directories in its root. The cost should not grow with
+// the number of entries.
+func BenchmarkMemSyncDirManyEntries(b *testing.B) {
+	for _, n := range []int{100, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			m := NewMem()
+			for i := range n {
+				if err := m.MkdirAll(fmt.Sprintf("/p%d", i), 0o755); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := m.SyncDir("/"); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := m.MkdirAll("/new", 0o755); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.SyncDir("/"); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Remove("/new"); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.SyncDir("/"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMemCreateDirsSynced creates n directories in an empty one,
+// syncing it after each, as a broker does when a topic with n partitions
+// is created: the whole should cost O(n).
+func BenchmarkMemCreateDirsSynced(b *testing.B) {
+	for _, n := range []int{1000, 3000} {
+		b.Run(fmt.Sprintf("dirs=%d", n), func(b *testing.B) {
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("/orders-%d", i)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				m := NewMem()
+				for _, name := range names {
+					if err := m.MkdirAll(name, 0o755); err != nil {
+						b.Fatal(err)
+					}
+					if err := m.SyncDir("/"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -2,20 +2,39 @@ package vfs
 
 import (
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"sync/atomic"
 )
 
-// OS is the operating system's file system.
+// OS is the operating system's file system. Its errors are package os's,
+// except that those for a name too long also match ErrNameTooLong.
 var OS FS = osFS{}
 
 type osFS struct{}
 
+// osErr returns err, the error of a call of package os, with the Err of an
+// *fs.PathError or *os.LinkError that says a name was too long wrapped so
+// that it matches ErrNameTooLong too. It is called on error paths only.
+func osErr(err error) error {
+	switch e := err.(type) {
+	case *fs.PathError:
+		if isNameTooLong(e.Err, e.Path) {
+			return &fs.PathError{Op: e.Op, Path: e.Path, Err: &nameTooLongError{e.Err}}
+		}
+	case *os.LinkError:
+		if isNameTooLong(e.Err, e.Old, e.New) {
+			return &os.LinkError{Op: e.Op, Old: e.Old, New: e.New, Err: &nameTooLongError{e.Err}}
+		}
+	}
+	return err
+}
+
 func (osFS) Create(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, osErr(err)
 	}
 	return &osFile{f: f}, nil
 }
@@ -23,7 +42,7 @@ func (osFS) Create(name string) (File, error) {
 func (osFS) Open(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
-		return nil, err
+		return nil, osErr(err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -35,22 +54,29 @@ func (osFS) Open(name string) (File, error) {
 	return of, nil
 }
 
-func (osFS) Remove(name string) error                    { return os.Remove(name) }
-func (osFS) RemoveAll(name string) error                 { return os.RemoveAll(name) }
-func (osFS) Rename(oldname, newname string) error        { return os.Rename(oldname, newname) }
-func (osFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
-func (osFS) Stat(name string) (os.FileInfo, error)       { return os.Stat(name) }
-func (osFS) SyncDir(dir string) error                    { return syncDir(dir) }
+func (osFS) Remove(name string) error                    { return osErr(os.Remove(name)) }
+func (osFS) RemoveAll(name string) error                 { return osErr(os.RemoveAll(name)) }
+func (osFS) Rename(oldname, newname string) error        { return osErr(os.Rename(oldname, newname)) }
+func (osFS) MkdirAll(dir string, perm os.FileMode) error { return osErr(os.MkdirAll(dir, perm)) }
+func (osFS) SyncDir(dir string) error                    { return osErr(syncDir(dir)) }
+
+func (osFS) Stat(name string) (os.FileInfo, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, osErr(err)
+	}
+	return fi, nil
+}
 
 func (osFS) List(dir string) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, osErr(err)
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return nil, err
+		return nil, osErr(err)
 	}
 	sort.Strings(names)
 	return names, nil
@@ -59,7 +85,7 @@ func (osFS) List(dir string) ([]string, error) {
 func (osFS) Lock(name string) (io.Closer, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, osErr(err)
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()

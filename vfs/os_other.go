@@ -2,7 +2,17 @@
 
 package vfs
 
-import "os"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// isNameTooLong reports whether err, the Err of an error of package os
+// about names, says that a name was too long.
+func isNameTooLong(err error, _ ...string) bool {
+	return errors.Is(err, syscall.ENAMETOOLONG)
+}
 
 // On platforms with neither unix nor Windows calls (wasip1, plan9) the OS FS
 // works without directory sync, locking or mapping.

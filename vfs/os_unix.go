@@ -5,9 +5,16 @@ package vfs
 import (
 	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// isNameTooLong reports whether err, the Err of an error of package os
+// about names, says that a name was too long.
+func isNameTooLong(err error, _ ...string) bool {
+	return errors.Is(err, syscall.ENAMETOOLONG)
+}
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -5,9 +5,41 @@ package vfs
 import (
 	"errors"
 	"os"
+	"slices"
+	"strings"
+	"unicode/utf16"
 
 	"golang.org/x/sys/windows"
 )
+
+// isNameTooLong reports whether err, the Err of an error of package os
+// about the given names, says that a name was too long. Windows reports
+// ERROR_FILENAME_EXCED_RANGE for a path too long for the Win32 layer, but
+// NTFS reports a component longer than 255 UTF-16 code units as an
+// invalid name (STATUS_OBJECT_NAME_INVALID, ERROR_INVALID_NAME), as it
+// does a name with a character it refuses: that one counts only when a
+// component of a name is in fact that long.
+func isNameTooLong(err error, names ...string) bool {
+	if errors.Is(err, windows.ERROR_FILENAME_EXCED_RANGE) {
+		return true
+	}
+	return errors.Is(err, windows.ERROR_INVALID_NAME) && slices.ContainsFunc(names, hasLongComponent)
+}
+
+// hasLongComponent reports whether a component of name is longer than 255
+// UTF-16 code units, which NTFS does not accept.
+func hasLongComponent(name string) bool {
+	for _, c := range strings.FieldsFunc(name, func(r rune) bool { return r == '\\' || r == '/' }) {
+		n := 0
+		for _, r := range c {
+			n += utf16.RuneLen(r)
+		}
+		if n > 255 {
+			return true
+		}
+	}
+	return false
+}
 
 // syncDir is a no-op on Windows: directories cannot be opened for flushing,
 // and NTFS journals its metadata.

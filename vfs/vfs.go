@@ -30,9 +30,44 @@ var ErrNotSupported = errors.New("runnel/vfs: not supported")
 // process, or another Lock in this one, already holds the lock.
 var ErrLocked = errors.New("runnel/vfs: locked by another process")
 
+// MaxNameLen is the longest path component, in bytes, that every file
+// system runnel supports accepts: Linux and macOS refuse a component longer
+// than 255 bytes, Windows (NTFS) one longer than 255 UTF-16 code units,
+// which is never more than its UTF-8 length in bytes. MemFS refuses longer
+// components (see ErrNameTooLong), so that what works in memory works on
+// disk.
+const MaxNameLen = 255
+
+// ErrNameTooLong is matched (errors.Is) by the error of an FS method given
+// a name with a component longer than the file system accepts. It is the
+// one portable test: the error is still the *os.PathError (*os.LinkError
+// for Rename) that package os returns, and its Err still reads as the
+// OS's own and matches the platform's code (syscall.ENAMETOOLONG on Linux,
+// macOS and other unix systems; on Windows ERROR_FILENAME_EXCED_RANGE, or
+// ERROR_INVALID_NAME when a component of the name is longer than 255
+// UTF-16 code units).
+//
+// MemFS returns it, wrapping syscall.ENAMETOOLONG on every platform
+// ("file name too long"), for a component longer than MaxNameLen bytes,
+// from every method that resolves a name, in the order Linux checks: a
+// missing directory or a file on the way to the long component fails as
+// such first.
+var ErrNameTooLong = errors.New("runnel/vfs: file name too long")
+
+// nameTooLongError is the Err of an *os.PathError or *os.LinkError for a
+// name too long: it reads as the platform's error, which it wraps, and
+// matches ErrNameTooLong besides.
+type nameTooLongError struct{ err error }
+
+func (e *nameTooLongError) Error() string        { return e.err.Error() }
+func (e *nameTooLongError) Unwrap() error        { return e.err }
+func (e *nameTooLongError) Is(target error) bool { return target == ErrNameTooLong }
+
 // FS is a file system. Names use the host's path separator (filepath.Join).
 // Errors are *os.PathError or *os.LinkError as from package os, so
-// errors.Is(err, fs.ErrNotExist) and fs.ErrExist work on every FS.
+// errors.Is(err, fs.ErrNotExist) and fs.ErrExist work on every FS, and
+// errors.Is(err, ErrNameTooLong) for a name with a component too long for
+// the file system (see MaxNameLen).
 type FS interface {
 	// Create creates the named file for reading and writing, truncating it
 	// if it exists.
