@@ -91,7 +91,7 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 func TestLongTopicNamesOnDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	name := strings.Repeat("n", maxTopicName)
+	name := strings.Repeat("n", api.MaxTopicNameLength)
 	b, err := Open(Config{Dir: dir})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2}))

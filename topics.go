@@ -40,24 +40,8 @@ const metaVersion = 1
 
 // ValidateTopicName applies Kafka's rules: 1 to 249 characters of
 // [a-zA-Z0-9._-], and neither "." nor "..". The error matches
-// ErrInvalidTopic.
-func ValidateTopicName(name string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %q %s", ErrInvalidTopic, name, why) }
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > maxTopicName:
-		return bad(fmt.Sprintf("is longer than %d characters", maxTopicName))
-	case name == "." || name == "..":
-		return bad("is not allowed")
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return bad("may hold only ASCII letters, digits, '.', '_' and '-'")
-		}
-	}
-	return nil
-}
+// ErrInvalidTopic. It is api.ValidateTopicName, which the clients use too.
+func ValidateTopicName(name string) error { return api.ValidateTopicName(name) }
 
 // withDefaults fills the zero fields of c from the broker's defaults.
 func (b *Broker) withDefaults(c log.Config) log.Config {
