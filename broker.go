@@ -27,8 +27,10 @@ type Config struct {
 	// TopicDefaults are the broker-wide defaults for topic configs: a
 	// topic's zero fields take these, and these zero fields Kafka's.
 	TopicDefaults log.Config
-	// AutoCreateTopics creates a topic the first time a producer writes to
-	// it, with DefaultPartitions partitions. Default off.
+	// AutoCreateTopics creates a topic the first time a client names it
+	// (a producer writing to it, a consumer's AssignTopic, any call of
+	// Partitions), with DefaultPartitions partitions, as Kafka's
+	// auto.create.topics.enable does. Default off.
 	AutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics.
 	// Default 1.

@@ -209,9 +209,13 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 //
 // Per-partition errors (ErrUnknownTopic, log.ErrOffsetOutOfRange,
 // record.ErrCorrupt) are in FetchedPartition.Err, and end the wait at once.
-// Fetch itself fails only when the broker is closed (ErrClosed) or ctx ends
-// before anything was found (ctx's error).
+// Fetch itself fails only when the broker is closed (ErrClosed, also when
+// it closes during the call), ctx ends before anything was found (ctx's
+// error), or req is nil (api.ErrInvalidRequest).
 func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if req == nil {
+		return api.FetchResponse{}, fmt.Errorf("%w: nil fetch request", api.ErrInvalidRequest)
+	}
 	var timer <-chan time.Time
 	if req.MaxWait > 0 {
 		t := time.NewTimer(req.MaxWait)
@@ -227,6 +231,9 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			return api.FetchResponse{}, ErrClosed
 		}
 		resp, waits, total, failed := b.fetchOnce(ctx, req, maxBytes)
+		if failed && b.closed.Load() {
+			return api.FetchResponse{}, ErrClosed // closed during fetchOnce
+		}
 		if total >= max(req.MinBytes, 1) || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}

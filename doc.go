@@ -6,7 +6,7 @@
 //	defer b.Close()
 //	err = b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 8})
 //	p, err := producer.New(b)
-//	c := consumer.New(b)
+//	c, err := consumer.New(b)
 //
 // A Broker is one node. Its layout on disk is Kafka's: one directory per
 // partition, <Dir>/<topic>-<partition>, holding that partition's segments

@@ -28,7 +28,7 @@ var ErrNotSupported = errors.New("runnel/vfs: not supported")
 
 // ErrLocked is returned (wrapped in an *os.PathError) by FS.Lock when another
 // process, or another Lock in this one, already holds the lock.
-var ErrLocked = errors.New("runnel/vfs: locked by another process")
+var ErrLocked = errors.New("runnel/vfs: already locked (by another process, or another Open in this one)")
 
 // MaxNameLen is the longest path component, in bytes, that every file
 // system runnel supports accepts: Linux and macOS refuse a component longer
