@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -1430,6 +1431,9 @@ func checkState(t testing.TB, s *Segment, m *model) {
 	}
 	checkTimeIndex(t, s, m)
 	all := m.bytes()
+	// One buffer for the reads into a buffer, reused dirty: a read must
+	// not depend on what a buffer held before.
+	dst := make([]byte, 0, len(all)+headerScanBlock)
 	for off := m.base - 2; off <= m.next()+2; off++ {
 		want, ok := m.find(off)
 		got, err := s.Find(off)
@@ -1451,7 +1455,7 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
-		checkReadOffset(t, s, m, all, off, want)
+		checkReadOffset(t, s, m, all, dst, off, want)
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
@@ -1464,11 +1468,11 @@ func checkState(t testing.TB, s *Segment, m *model) {
 
 // checkReadOffset compares ReadOffset from off (whose batch is at pos, or
 // the size) with the model's bytes (all of them), for bounds upTo around
-// off and the end, into no buffer or into one: the batches from pos that
-// hold no offset at or past upTo, at least one (or all of them on the
-// OS's FS, which reads whole batches up to maxBytes; on the memory FS a
-// read may stop at the end of a chunk).
-func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos int64) {
+// off and the end, into no buffer or into buf (whose capacity holds all
+// and a block): the batches from pos that hold no offset at or past upTo,
+// at least one (or all of them on the OS's FS, which reads whole batches
+// up to maxBytes; on the memory FS a read may stop at the end of a chunk).
+func checkReadOffset(t testing.TB, s *Segment, m *model, all, buf []byte, off, pos int64) {
 	t.Helper()
 	_, memory := s.fs.(*vfs.MemFS)
 	for i, upTo := range []int64{off, off + 1, off + 5, m.next(), math.MaxInt64} {
@@ -1479,7 +1483,7 @@ func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos in
 		want := all[min(pos, end):end]
 		var dst []byte
 		if i%2 == 1 {
-			dst = make([]byte, 0, len(all)+headerScanBlock)
+			dst = buf[:0]
 		}
 		got, err := s.ReadOffset(dst, off, 1<<30, upTo)
 		if err != nil {
@@ -1492,7 +1496,8 @@ func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos in
 }
 
 // checkFindTime compares FindTime with a naive scan for timestamps around
-// every record's.
+// every record's (each distinct one once: the records of a LogAppendTime
+// batch share one).
 func checkFindTime(t testing.TB, s *Segment, m *model) {
 	t.Helper()
 	tss := []int64{-1, 0, tsBase - 1, m.maxTs(), m.maxTs() + 1, m.maxTs() + 1000}
@@ -1501,6 +1506,8 @@ func checkFindTime(t testing.TB, s *Segment, m *model) {
 			tss = append(tss, r.ts-1, r.ts, r.ts+1)
 		}
 	}
+	slices.Sort(tss)
+	tss = slices.Compact(tss)
 	froms := []int64{m.base, m.next()}
 	for i, b := range m.batches {
 		if i%3 == 1 {
