@@ -71,13 +71,19 @@ func TestAppend(t *testing.T) {
 				const base = 1000
 				s := mustCreate(t, fsys, dir, base, Config{IndexIntervalBytes: interval})
 				m := &model{base: base}
-				for i := range 60 {
+				for i := range 24 {
 					// Single batches and buffers of several.
 					batches := make([]record.Batch, 1+i%4)
 					for j := range batches {
 						batches[j] = randBatch(t, rng, 0)
 					}
 					appendBatches(t, s, m, batches...)
+				}
+				// Enough for what the intervals are for, no more: the
+				// checks below cost a scan for each of the (timestamp,
+				// offset) pairs they try, about the cube of the batches.
+				if m.size() < 4*headerScanBlock || (interval < 1<<20 && m.size() < 8*int64(interval)) {
+					t.Fatalf("test bug: %d bytes cross too few scan blocks or index intervals", m.size())
 				}
 				checkState(t, s, m)
 				checkFindTime(t, s, m)
