@@ -885,13 +885,17 @@ func TestTruncateTo(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 300}
 					s := mustCreate(t, fsys, dir, 20, cfg)
 					m := &model{base: 20}
-					for range 40 {
+					for range 16 {
 						// Batches of at least 2 records, for mid-batch targets.
 						b := randBatch(t, rng, 0)
 						if b.LastOffsetDelta() == 0 {
 							b = simpleBatch(t, 0, 3, 20)
 						}
 						appendBatches(t, s, m, b)
+					}
+					// Index entries on both sides of every target inside.
+					if s.oidx.Entries() < 8 {
+						t.Fatalf("test bug: %d index entries", s.oidx.Entries())
 					}
 					if sealed {
 						if err := s.Seal(false); err != nil {
@@ -921,7 +925,7 @@ func TestTruncateTo(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					fill(t, s, m, rng, 15)
+					fill(t, s, m, rng, 6)
 					checkState(t, s, m)
 					checkFindTime(t, s, m)
 					mustClose(t, s)
