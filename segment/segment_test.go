@@ -737,7 +737,7 @@ func TestOpenBadIndex(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 200}
 					s := mustCreate(t, fsys, dir, 10, cfg)
 					m := &model{base: 10}
-					fill(t, s, m, rng, 40)
+					fill(t, s, m, rng, 16)
 					if s.oidx.Entries() < 2 {
 						t.Fatalf("only %d index entries", s.oidx.Entries())
 					}
