@@ -218,7 +218,7 @@ func TestRecoverTornTail(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-				f := newRecoverFixture(t, fsys, dir, 30)
+				f := newRecoverFixture(t, fsys, dir, 12)
 				c.damage(t, f)
 				size := readSize(t, fsys, f.path)
 				s := f.open(t)
