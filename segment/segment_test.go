@@ -617,7 +617,7 @@ func TestOpenClean(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 250}
 					s := mustCreate(t, fsys, dir, 50, cfg)
 					m := &model{base: 50}
-					fill(t, s, m, rng, 50)
+					fill(t, s, m, rng, 20)
 					if sealed {
 						if err := s.Seal(true); err != nil {
 							t.Fatal(err)
@@ -636,7 +636,7 @@ func TestOpenClean(t *testing.T) {
 						t.Fatalf("indexes changed across close and open")
 					}
 					if active {
-						fill(t, s, m, rng, 20)
+						fill(t, s, m, rng, 8)
 						checkState(t, s, m)
 						checkFindTime(t, s, m)
 					} else if err := s.Append(randBatch(t, rng, s.NextOffset())); !errors.Is(err, index.ErrSealed) {
