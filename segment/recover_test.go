@@ -117,7 +117,7 @@ func TestRecoverInPlace(t *testing.T) {
 				cfg := Config{IndexIntervalBytes: 150}
 				s := mustCreate(t, fsys, dir, 0, cfg)
 				m := &model{}
-				fill(t, s, m, rng, 40)
+				fill(t, s, m, rng, 16)
 				if sealed {
 					if err := s.Seal(false); err != nil {
 						t.Fatal(err)

@@ -501,7 +501,7 @@ func TestSealUnseal(t *testing.T) {
 		rng := rand.New(rand.NewPCG(4, 4))
 		s := mustCreate(t, fsys, dir, 0, Config{IndexIntervalBytes: 100})
 		m := &model{}
-		fill(t, s, m, rng, 40)
+		fill(t, s, m, rng, 16)
 		for _, sync := range []bool{true, false} {
 			if err := s.Seal(sync); err != nil {
 				t.Fatal(err)
@@ -519,7 +519,7 @@ func TestSealUnseal(t *testing.T) {
 			if err := s.Unseal(); err != nil {
 				t.Fatalf("second Unseal: %v", err)
 			}
-			fill(t, s, m, rng, 20)
+			fill(t, s, m, rng, 8)
 			checkState(t, s, m)
 			checkFindTime(t, s, m)
 		}
