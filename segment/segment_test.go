@@ -71,7 +71,7 @@ func TestAppend(t *testing.T) {
 				const base = 1000
 				s := mustCreate(t, fsys, dir, base, Config{IndexIntervalBytes: interval})
 				m := &model{base: base}
-				for i := range 24 {
+				for i := range 20 {
 					// Single batches and buffers of several.
 					batches := make([]record.Batch, 1+i%4)
 					for j := range batches {
