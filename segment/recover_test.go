@@ -101,7 +101,7 @@ func (f *recoverFixture) checkNothingCut(t *testing.T, err error, pos int64, bef
 
 func TestRecoverClean(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		f := newRecoverFixture(t, fsys, dir, 50)
+		f := newRecoverFixture(t, fsys, dir, 16)
 		s := f.open(t)
 		res, err := s.Recover(0)
 		f.checkRecovered(t, s, res, err, f.m.size())
