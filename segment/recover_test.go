@@ -397,6 +397,7 @@ func TestRecoverTornBatchHoldingABatch(t *testing.T) {
 func TestRecoverCrash(t *testing.T) {
 	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
 		t.Run(mode.String(), func(t *testing.T) {
+			cut, unsynced := 0, 0 // seeds whose recovery cut bytes, kept unsynced batches
 			for seed := range uint64(20) {
 				mem := vfs.NewMem()
 				const dir = "/d"
@@ -412,12 +413,12 @@ func TestRecoverCrash(t *testing.T) {
 				}
 				rng := rand.New(rand.NewPCG(13, seed))
 				m := &model{}
-				fill(t, s, m, rng, 10+rng.IntN(10))
+				fill(t, s, m, rng, 5+rng.IntN(6))
 				if err := s.Sync(); err != nil {
 					t.Fatal(err)
 				}
 				durable := len(m.batches)
-				fill(t, s, m, rng, 1+rng.IntN(10))
+				fill(t, s, m, rng, 1+rng.IntN(6))
 				if rng.IntN(2) == 0 {
 					if err := s.SyncIndexes(); err != nil {
 						t.Fatal(err)
@@ -440,6 +441,19 @@ func TestRecoverCrash(t *testing.T) {
 				}
 				checkState(t, r, got)
 				checkFindTime(t, r, got)
+				if res.Truncated > 0 {
+					cut++
+				}
+				if kept > durable {
+					unsynced++
+				}
+			}
+			// The sweep tries what the mode is for.
+			if mode != vfs.TailDrop && cut == 0 {
+				t.Fatal("test bug: no seed left a torn tail to cut")
+			}
+			if mode == vfs.TailTorn && unsynced == 0 {
+				t.Fatal("test bug: no seed kept an unsynced batch")
 			}
 		})
 	}
