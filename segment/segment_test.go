@@ -757,11 +757,12 @@ func TestOpenBadIndex(t *testing.T) {
 					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
 						t.Fatalf("rebuilt offset index %v, want %v", got, want)
 					}
-					checkState(t, s, m)
-					checkFindTime(t, s, m)
-					if !active {
-						checkSealed(t, fsys, dir, s, m)
+					if active {
+						checkState(t, s, m)
+					} else {
+						checkSealed(t, fsys, dir, s, m) // and the state
 					}
+					checkFindTime(t, s, m)
 					mustClose(t, s)
 					s, needs = mustOpen(t, fsys, dir, 10, cfg, true)
 					if needs {
