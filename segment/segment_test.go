@@ -921,6 +921,11 @@ func TestTruncateTo(t *testing.T) {
 					if got := fileSize(t, fsys, logPath(dir, 20)); got != m.size() {
 						t.Fatalf(".log is %d bytes, want %d", got, m.size())
 					}
+					// The index entries of the batches kept, and appends
+					// index on as if the cut batches had never been.
+					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
+						t.Fatalf("offset index after TruncateTo %v, want %v", got, want)
+					}
 					if sealed {
 						if err := s.Unseal(); err != nil {
 							t.Fatal(err)
@@ -929,6 +934,9 @@ func TestTruncateTo(t *testing.T) {
 					fill(t, s, m, rng, 6)
 					checkState(t, s, m)
 					checkFindTime(t, s, m)
+					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
+						t.Fatalf("offset index after TruncateTo and appends %v, want %v", got, want)
+					}
 					mustClose(t, s)
 					s, needs := mustOpen(t, fsys, dir, 20, cfg, true)
 					if needs {
