@@ -18,6 +18,7 @@ import (
 	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"go.uber.org/goleak"
 )
 
 func TestCreateEmpty(t *testing.T) {
@@ -1681,9 +1682,10 @@ func TestConcurrentReads(t *testing.T) {
 // whileReading runs write while readers goroutines each call a read
 // function (made for it by newReader) in a loop, then stops them and
 // fails t with the first error a read returned (which also stops its
-// reader).
+// reader), or if any goroutine outlives them.
 func whileReading(t *testing.T, readers int, newReader func(r int) func() error, write func()) {
 	t.Helper()
+	defer goleak.VerifyNone(t)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	errc := make(chan error, readers)
