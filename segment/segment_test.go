@@ -1682,12 +1682,15 @@ func TestConcurrentReads(t *testing.T) {
 // whileReading runs write while readers goroutines each call a read
 // function (made for it by newReader) in a loop, then stops them and
 // fails t with the first error a read returned (which also stops its
-// reader), or if any goroutine outlives them.
+// reader), or if any goroutine outlives them. The readers stop also when
+// write fails t.
 func whileReading(t *testing.T, readers int, newReader func(r int) func() error, write func()) {
 	t.Helper()
 	defer goleak.VerifyNone(t)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
 	errc := make(chan error, readers)
 	for r := range readers {
 		read := newReader(r)
@@ -1706,8 +1709,7 @@ func whileReading(t *testing.T, readers int, newReader func(r int) func() error,
 		})
 	}
 	write()
-	close(done)
-	wg.Wait()
+	stop()
 	select {
 	case err := <-errc:
 		t.Fatal(err)
