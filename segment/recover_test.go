@@ -101,7 +101,7 @@ func (f *recoverFixture) checkNothingCut(t *testing.T, err error, pos int64, bef
 
 func TestRecoverClean(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		f := newRecoverFixture(t, fsys, dir, 50)
+		f := newRecoverFixture(t, fsys, dir, 16)
 		s := f.open(t)
 		res, err := s.Recover(0)
 		f.checkRecovered(t, s, res, err, f.m.size())
@@ -117,7 +117,7 @@ func TestRecoverInPlace(t *testing.T) {
 				cfg := Config{IndexIntervalBytes: 150}
 				s := mustCreate(t, fsys, dir, 0, cfg)
 				m := &model{}
-				fill(t, s, m, rng, 40)
+				fill(t, s, m, rng, 16)
 				if sealed {
 					if err := s.Seal(false); err != nil {
 						t.Fatal(err)
@@ -218,7 +218,7 @@ func TestRecoverTornTail(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-				f := newRecoverFixture(t, fsys, dir, 30)
+				f := newRecoverFixture(t, fsys, dir, 12)
 				c.damage(t, f)
 				size := readSize(t, fsys, f.path)
 				s := f.open(t)
@@ -397,6 +397,7 @@ func TestRecoverTornBatchHoldingABatch(t *testing.T) {
 func TestRecoverCrash(t *testing.T) {
 	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
 		t.Run(mode.String(), func(t *testing.T) {
+			cut, unsynced := 0, 0 // seeds whose recovery cut bytes, kept unsynced batches
 			for seed := range uint64(20) {
 				mem := vfs.NewMem()
 				const dir = "/d"
@@ -412,12 +413,12 @@ func TestRecoverCrash(t *testing.T) {
 				}
 				rng := rand.New(rand.NewPCG(13, seed))
 				m := &model{}
-				fill(t, s, m, rng, 10+rng.IntN(10))
+				fill(t, s, m, rng, 5+rng.IntN(6))
 				if err := s.Sync(); err != nil {
 					t.Fatal(err)
 				}
 				durable := len(m.batches)
-				fill(t, s, m, rng, 1+rng.IntN(10))
+				fill(t, s, m, rng, 1+rng.IntN(6))
 				if rng.IntN(2) == 0 {
 					if err := s.SyncIndexes(); err != nil {
 						t.Fatal(err)
@@ -440,6 +441,19 @@ func TestRecoverCrash(t *testing.T) {
 				}
 				checkState(t, r, got)
 				checkFindTime(t, r, got)
+				if res.Truncated > 0 {
+					cut++
+				}
+				if kept > durable {
+					unsynced++
+				}
+			}
+			// The sweep tries what the mode is for.
+			if mode != vfs.TailDrop && cut == 0 {
+				t.Fatal("test bug: no seed left a torn tail to cut")
+			}
+			if mode == vfs.TailTorn && unsynced == 0 {
+				t.Fatal("test bug: no seed kept an unsynced batch")
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"go.uber.org/goleak"
 )
 
 func TestCreateEmpty(t *testing.T) {
@@ -70,13 +72,19 @@ func TestAppend(t *testing.T) {
 				const base = 1000
 				s := mustCreate(t, fsys, dir, base, Config{IndexIntervalBytes: interval})
 				m := &model{base: base}
-				for i := range 60 {
+				for i := range 20 {
 					// Single batches and buffers of several.
 					batches := make([]record.Batch, 1+i%4)
 					for j := range batches {
 						batches[j] = randBatch(t, rng, 0)
 					}
 					appendBatches(t, s, m, batches...)
+				}
+				// Enough for what the intervals are for, no more: the
+				// checks below cost a scan for each of the (timestamp,
+				// offset) pairs they try, about the cube of the batches.
+				if m.size() < 4*headerScanBlock || (interval < 1<<20 && m.size() < 8*int64(interval)) {
+					t.Fatalf("test bug: %d bytes cross too few scan blocks or index intervals", m.size())
 				}
 				checkState(t, s, m)
 				checkFindTime(t, s, m)
@@ -190,7 +198,13 @@ func TestFindTime(t *testing.T) {
 				rng := rand.New(rand.NewPCG(3, uint64(interval)))
 				s := mustCreate(t, fsys, dir, 7, Config{IndexIntervalBytes: interval})
 				m := &model{base: 7}
-				fill(t, s, m, rng, 80)
+				// 40 batches: as many time index entries as 80 would
+				// give (the random timestamps' maximum soon stops
+				// rising), for an eighth of the checks' cost.
+				fill(t, s, m, rng, 40)
+				if s.tidx.Entries() < 2 {
+					t.Fatalf("test bug: %d time index entries", s.tidx.Entries())
+				}
 				checkFindTime(t, s, m)
 				if _, ok, err := s.FindTime(m.maxTs()+1, 0); ok || err != nil {
 					t.Fatalf("FindTime past the max: %v, %v", ok, err)
@@ -488,7 +502,7 @@ func TestSealUnseal(t *testing.T) {
 		rng := rand.New(rand.NewPCG(4, 4))
 		s := mustCreate(t, fsys, dir, 0, Config{IndexIntervalBytes: 100})
 		m := &model{}
-		fill(t, s, m, rng, 40)
+		fill(t, s, m, rng, 16)
 		for _, sync := range []bool{true, false} {
 			if err := s.Seal(sync); err != nil {
 				t.Fatal(err)
@@ -506,7 +520,7 @@ func TestSealUnseal(t *testing.T) {
 			if err := s.Unseal(); err != nil {
 				t.Fatalf("second Unseal: %v", err)
 			}
-			fill(t, s, m, rng, 20)
+			fill(t, s, m, rng, 8)
 			checkState(t, s, m)
 			checkFindTime(t, s, m)
 		}
@@ -604,7 +618,7 @@ func TestOpenClean(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 250}
 					s := mustCreate(t, fsys, dir, 50, cfg)
 					m := &model{base: 50}
-					fill(t, s, m, rng, 50)
+					fill(t, s, m, rng, 20)
 					if sealed {
 						if err := s.Seal(true); err != nil {
 							t.Fatal(err)
@@ -623,7 +637,7 @@ func TestOpenClean(t *testing.T) {
 						t.Fatalf("indexes changed across close and open")
 					}
 					if active {
-						fill(t, s, m, rng, 20)
+						fill(t, s, m, rng, 8)
 						checkState(t, s, m)
 						checkFindTime(t, s, m)
 					} else if err := s.Append(randBatch(t, rng, s.NextOffset())); !errors.Is(err, index.ErrSealed) {
@@ -724,7 +738,7 @@ func TestOpenBadIndex(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 200}
 					s := mustCreate(t, fsys, dir, 10, cfg)
 					m := &model{base: 10}
-					fill(t, s, m, rng, 40)
+					fill(t, s, m, rng, 16)
 					if s.oidx.Entries() < 2 {
 						t.Fatalf("only %d index entries", s.oidx.Entries())
 					}
@@ -744,11 +758,12 @@ func TestOpenBadIndex(t *testing.T) {
 					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
 						t.Fatalf("rebuilt offset index %v, want %v", got, want)
 					}
-					checkState(t, s, m)
-					checkFindTime(t, s, m)
-					if !active {
-						checkSealed(t, fsys, dir, s, m)
+					if active {
+						checkState(t, s, m)
+					} else {
+						checkSealed(t, fsys, dir, s, m) // and the state
 					}
+					checkFindTime(t, s, m)
 					mustClose(t, s)
 					s, needs = mustOpen(t, fsys, dir, 10, cfg, true)
 					if needs {
@@ -872,13 +887,17 @@ func TestTruncateTo(t *testing.T) {
 					cfg := Config{IndexIntervalBytes: 300}
 					s := mustCreate(t, fsys, dir, 20, cfg)
 					m := &model{base: 20}
-					for range 40 {
+					for range 16 {
 						// Batches of at least 2 records, for mid-batch targets.
 						b := randBatch(t, rng, 0)
 						if b.LastOffsetDelta() == 0 {
 							b = simpleBatch(t, 0, 3, 20)
 						}
 						appendBatches(t, s, m, b)
+					}
+					// Index entries on both sides of every target inside.
+					if s.oidx.Entries() < 8 {
+						t.Fatalf("test bug: %d index entries", s.oidx.Entries())
 					}
 					if sealed {
 						if err := s.Seal(false); err != nil {
@@ -903,14 +922,22 @@ func TestTruncateTo(t *testing.T) {
 					if got := fileSize(t, fsys, logPath(dir, 20)); got != m.size() {
 						t.Fatalf(".log is %d bytes, want %d", got, m.size())
 					}
+					// The index entries of the batches kept, and appends
+					// index on as if the cut batches had never been.
+					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
+						t.Fatalf("offset index after TruncateTo %v, want %v", got, want)
+					}
 					if sealed {
 						if err := s.Unseal(); err != nil {
 							t.Fatal(err)
 						}
 					}
-					fill(t, s, m, rng, 15)
+					fill(t, s, m, rng, 6)
 					checkState(t, s, m)
 					checkFindTime(t, s, m)
+					if got, want := offsetEntries(s), expectedOffsetEntries(m, cfg.IndexIntervalBytes); !equalEntries(got, want) {
+						t.Fatalf("offset index after TruncateTo and appends %v, want %v", got, want)
+					}
 					mustClose(t, s)
 					s, needs := mustOpen(t, fsys, dir, 20, cfg, true)
 					if needs {
@@ -1430,6 +1457,9 @@ func checkState(t testing.TB, s *Segment, m *model) {
 	}
 	checkTimeIndex(t, s, m)
 	all := m.bytes()
+	// One buffer for the reads into a buffer, reused dirty: a read must
+	// not depend on what a buffer held before.
+	dst := make([]byte, 0, len(all)+headerScanBlock)
 	for off := m.base - 2; off <= m.next()+2; off++ {
 		want, ok := m.find(off)
 		got, err := s.Find(off)
@@ -1451,7 +1481,7 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		if got, err := s.PositionOf(off); err != nil || got != want {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
-		checkReadOffset(t, s, m, all, off, want)
+		checkReadOffset(t, s, m, all, dst, off, want)
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
@@ -1464,11 +1494,11 @@ func checkState(t testing.TB, s *Segment, m *model) {
 
 // checkReadOffset compares ReadOffset from off (whose batch is at pos, or
 // the size) with the model's bytes (all of them), for bounds upTo around
-// off and the end, into no buffer or into one: the batches from pos that
-// hold no offset at or past upTo, at least one (or all of them on the
-// OS's FS, which reads whole batches up to maxBytes; on the memory FS a
-// read may stop at the end of a chunk).
-func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos int64) {
+// off and the end, into no buffer or into buf (whose capacity holds all
+// and a block): the batches from pos that hold no offset at or past upTo,
+// at least one (or all of them on the OS's FS, which reads whole batches
+// up to maxBytes; on the memory FS a read may stop at the end of a chunk).
+func checkReadOffset(t testing.TB, s *Segment, m *model, all, buf []byte, off, pos int64) {
 	t.Helper()
 	_, memory := s.fs.(*vfs.MemFS)
 	for i, upTo := range []int64{off, off + 1, off + 5, m.next(), math.MaxInt64} {
@@ -1479,7 +1509,7 @@ func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos in
 		want := all[min(pos, end):end]
 		var dst []byte
 		if i%2 == 1 {
-			dst = make([]byte, 0, len(all)+headerScanBlock)
+			dst = buf[:0]
 		}
 		got, err := s.ReadOffset(dst, off, 1<<30, upTo)
 		if err != nil {
@@ -1492,7 +1522,8 @@ func checkReadOffset(t testing.TB, s *Segment, m *model, all []byte, off, pos in
 }
 
 // checkFindTime compares FindTime with a naive scan for timestamps around
-// every record's.
+// every record's (each distinct one once: the records of a LogAppendTime
+// batch share one).
 func checkFindTime(t testing.TB, s *Segment, m *model) {
 	t.Helper()
 	tss := []int64{-1, 0, tsBase - 1, m.maxTs(), m.maxTs() + 1, m.maxTs() + 1000}
@@ -1501,6 +1532,8 @@ func checkFindTime(t testing.TB, s *Segment, m *model) {
 			tss = append(tss, r.ts-1, r.ts, r.ts+1)
 		}
 	}
+	slices.Sort(tss)
+	tss = slices.Compact(tss)
 	froms := []int64{m.base, m.next()}
 	for i, b := range m.batches {
 		if i%3 == 1 {
@@ -1649,11 +1682,15 @@ func TestConcurrentReads(t *testing.T) {
 // whileReading runs write while readers goroutines each call a read
 // function (made for it by newReader) in a loop, then stops them and
 // fails t with the first error a read returned (which also stops its
-// reader).
+// reader), or if any goroutine outlives them. The readers stop also when
+// write fails t.
 func whileReading(t *testing.T, readers int, newReader func(r int) func() error, write func()) {
 	t.Helper()
+	defer goleak.VerifyNone(t)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
 	errc := make(chan error, readers)
 	for r := range readers {
 		read := newReader(r)
@@ -1672,8 +1709,7 @@ func whileReading(t *testing.T, readers int, newReader func(r int) func() error,
 		})
 	}
 	write()
-	close(done)
-	wg.Wait()
+	stop()
 	select {
 	case err := <-errc:
 		t.Fatal(err)
