@@ -15,6 +15,11 @@
 // idempotent producer id) and <Dir>/runnel.lock, which a second process
 // opening the same directory finds locked.
 //
+// Shut down in the reverse order: consumers first, then producers (whose
+// Close flushes what they buffered), then the broker. A producer whose
+// broker closed first fails its records with ErrClosed; a consumer's
+// Records ends.
+//
 // The clients (packages producer and consumer) never import this package:
 // each declares the small interface it needs in the terms of package api,
 // and *Broker satisfies them. The broker starts one goroutine, for

@@ -353,8 +353,12 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	return errors.Join(err, b.fs.SyncDir(b.root))
 }
 
-// Topics returns the names of the broker's topics, sorted.
+// Topics returns the names of the broker's topics, sorted; none once the
+// broker is closed.
 func (b *Broker) Topics() []string {
+	if b.closed.Load() {
+		return nil
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	names := make([]string, 0, len(b.topics))
