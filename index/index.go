@@ -51,7 +51,9 @@
 // nothing, as it answers a lookup exactly as no entry does. A file whose size is not a whole number of entries is corrupt
 // (a *CorruptError); so is one whose entries break the orders above, which
 // Check reports: opening does not scan the entries, so that opening the
-// sealed indexes of a big log stays cheap.
+// sealed indexes of a big log stays cheap. Entries that keep the orders but
+// are wrong (bit rot, a bad copy) are beyond any check of the index alone:
+// package segment checks each entry against its log when a lookup uses it.
 //
 // Files are read and written only through a vfs.FS. Sealed files that
 // implement vfs.Mapper are mapped (OS files on unix); for the others, or

@@ -20,6 +20,48 @@
 // are corruption of acknowledged data: Recover cuts nothing and returns a
 // *record.CorruptError naming the file and position.
 //
+// # Indexes
+//
+// The indexes are sparse and can always be rebuilt from the .log, so a
+// Segment trusts an entry only as far as the log confirms it. Open checks
+// the index files' sizes and each index's last entry against the log (see
+// Open); Recover rebuilds both indexes. Every other entry is checked when a
+// lookup uses it, with the batch header the lookup reads anyway:
+//
+//   - An offset index entry (o, p) is used only if the batch at position p
+//     has a sane header (magic, a length within the segment) and holds o:
+//     base <= o <= last. Batches are in offset order, so no batch before p
+//     holds o or a later offset, and a scan forward from p cannot pass the
+//     batch holding the offset looked up (o is at most that offset).
+//   - A time index entry (T, o) is used only if the batch holding o has T
+//     as its max timestamp. A Segment appends a time entry only as the
+//     largest max timestamp of the batches up to o's, with o an offset of
+//     the first batch that has it; so every batch before o's has a smaller
+//     max timestamp and holds no record a search for T (or later) wants.
+//     An entry moved to a later batch with the same max timestamp (batches
+//     stamped in the same millisecond) is not caught.
+//
+// An entry that fails its check is no error and is never followed: the
+// lookup falls back to the entry before it (checked in turn) or to the
+// start of the segment (for a search by time, the batch holding its from
+// offset), and answers as a rebuilt index would, more slowly. The entry is
+// remembered as bad, so that later lookups skip it without reading the log
+// again, and the segment reports the index in IndexDistrusted; Close then
+// removes that index's file, so that the next Open reports needsRecovery
+// and Recover rebuilds it. Nothing is logged. A failed offset check is
+// blamed on the index only once the scan from the earlier entry has
+// succeeded; when that scan finds a corrupt header at the entry's position,
+// a batch boundary, it is the log that is bad there, and the read returns
+// the *record.CorruptError, as it would have without the check. A time
+// entry is not blamed when the batch it names fails its CRC check: that
+// error is returned.
+//
+// Lookups check entries while appends go on: an entry is added only after
+// its batch is written and counted in the segment's size, and a lookup
+// loads the size after the entry. A lookup that races a TruncateTo may use
+// an entry whose batch the truncation just removed and distrust a sound
+// index; that costs a rebuild at the next Open, never a wrong answer.
+//
 // The layer above (package log) owns a partition's ordered segments and
 // decides when to roll, recover, truncate and delete; a Segment is written
 // by one goroutine at a time and read by any number.

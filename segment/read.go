@@ -23,32 +23,38 @@ func (s *Segment) Find(offset int64) (int64, error) {
 	}
 	hs := s.headerScan()
 	defer hs.release()
-	pos, found, err := s.scan(&hs, offset)
-	if err == nil && !found {
+	pos, hdr, err := s.scan(&hs, offset)
+	if err == nil && hdr == nil {
 		err = ErrOffsetNotHere
 	}
 	return pos, err
 }
 
-// scan walks the batch headers from offset's index entry to the size of
-// the segment when it starts (hs.size, from then on), and returns the
-// position of the first batch holding offset or a later one; found is
-// false (and pos the size) when there is none.
-func (s *Segment) scan(hs *headerScan, offset int64) (pos int64, found bool, err error) {
-	_, pos = s.oidx.Lookup(offset)
-	size := s.size.Load()
-	hs.size = size
-	for pos < size {
-		hdr, err := hs.header(pos)
-		if err != nil {
-			return 0, false, err
+// scan walks the batch headers from offset's index entry (checked: see
+// start) to the size of the segment when it starts (hs.size, from then
+// on), and returns the position of the first batch holding offset or a
+// later one, and its header; hdr is nil (and pos the size) when there is
+// none. The header is valid until hs reads another.
+func (s *Segment) scan(hs *headerScan, offset int64) (pos int64, hdr []byte, err error) {
+	_, pos, hdr, err = s.start(hs, offset)
+	if err != nil {
+		return 0, nil, err
+	}
+	for size := hs.size; pos < size; {
+		if hdr == nil {
+			if hdr, err = hs.header(pos); err != nil {
+				return 0, nil, err
+			}
 		}
 		if record.Batch(hdr).LastOffset() >= offset {
-			return pos, true, nil
+			s.blame(hs)
+			return pos, hdr, nil
 		}
 		pos += record.BatchSize(hdr)
+		hdr = nil
 	}
-	return size, false, nil
+	s.blame(hs)
+	return hs.size, nil, nil
 }
 
 // headerScan reads the batch headers of a scan. A file that offers views
@@ -64,6 +70,10 @@ type headerScan struct {
 	buf  []byte // bytes [at, at+len(buf)) of the file
 	at   int64
 	pool *[]byte // buf's memory, when it came from blocks
+	// suspect holds the offset index entries ({offset, position}) that
+	// failed their check in this scan, for blame.
+	suspect  [maxSuspects][2]int64
+	suspects int
 }
 
 // blocks holds headerScanBlock-byte buffers for scans.
@@ -143,7 +153,8 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 
 // FindTime returns the offset of the first record at or after offset from
 // whose timestamp is at least ts (ms), found through the time index and a
-// scan; ok is false when there is none in the segment.
+// scan; ok is false when there is none in the segment. The time index
+// entry it starts from is checked against the log (see timeStart).
 func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	if s.closed.Load() {
 		return 0, false, ErrClosed
@@ -151,19 +162,17 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	if s.MaxTimestamp() < ts {
 		return 0, false, nil
 	}
-	_, indexed := s.tidx.Lookup(ts)
-	pos, err := s.PositionOf(max(indexed, from))
+	hs := s.headerScan()
+	defer hs.release()
+	pos, hdr, err := s.timeStart(&hs, ts, from)
 	if err != nil {
 		return 0, false, err
 	}
-	size := s.size.Load()
-	hs := s.headerScan()
-	defer hs.release()
-	hs.size = size
-	for pos < size {
-		hdr, err := hs.header(pos)
-		if err != nil {
-			return 0, false, err
+	for size := hs.size; pos < size; {
+		if hdr == nil {
+			if hdr, err = hs.header(pos); err != nil {
+				return 0, false, err
+			}
 		}
 		n := record.BatchSize(hdr)
 		if b := record.Batch(hdr); b.MaxTimestamp() >= ts && b.LastOffset() >= from {
@@ -187,6 +196,7 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 			}
 		}
 		pos += n
+		hdr = nil
 	}
 	return 0, false, nil
 }
@@ -266,8 +276,8 @@ func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64)
 	if cap(dst) >= headerScanBlock {
 		hs.buf = dst[:0] // the scan's block goes into dst
 	}
-	pos, found, err := s.scan(&hs, offset)
-	if err != nil || !found {
+	pos, hdr, err := s.scan(&hs, offset)
+	if err != nil || hdr == nil {
 		return nil, err
 	}
 	return s.read(&hs, dst, pos, maxBytes, hs.size, upTo)

@@ -57,6 +57,9 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if err := s.tidx.Reset(); err != nil {
 		return res, err
 	}
+	// The entries found bad are gone with the others.
+	s.badOffsets.Store(nil)
+	s.badTimes.Store(nil)
 	s.setMax(-1, s.base)
 	s.firstTs.Store(-1)
 	s.bytesSinceIndex = 0
@@ -172,7 +175,10 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 
 // TruncateTo removes every batch holding an offset at or past offset. A
 // batch that straddles offset is removed whole, so the segment's next
-// offset afterwards may be below offset; it is returned.
+// offset afterwards may be below offset; it is returned. The last entry
+// each index keeps is checked against the log, as a lookup checks entries
+// (see the package documentation), and dropped while it fails, so that
+// appends go on after true entries.
 func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -196,27 +202,72 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if err := s.oidx.TruncateTo(offset); err != nil {
 		return 0, err
 	}
-	// Rescan the batches after the last remaining index entry for the next
-	// offset, the timestamps and the bytes since that entry.
-	_, from := s.oidx.Lookup(offset)
-	next, scanMax, scanMaxOff := s.base, int64(-1), s.base
-	s.bytesSinceIndex = 0
-	for p := from; p < pos; {
-		hdr, err := s.header(p, pos)
-		if err != nil {
+	// Rescan the batches after the last remaining index entry (checked, as
+	// a read checks it: see start) for the next offset, the timestamps and
+	// the bytes since that entry.
+	hs := s.headerScan()
+	defer hs.release()
+	var entry, from int64
+	for {
+		if entry, from, _, err = s.start(&hs, offset); err != nil {
 			return 0, err
 		}
-		b := record.Batch(hdr)
-		if b.MaxTimestamp() > scanMax {
-			scanMax, scanMaxOff = b.MaxTimestamp(), b.LastOffset()
+		if from < pos || from == 0 {
+			break
 		}
-		next = b.NextOffset()
-		n := record.BatchSize(hdr)
-		s.bytesSinceIndex += int(n)
-		p += n
+		// The entry's batch held offset too (the entry is not at its
+		// batch's last offset, as a Segment puts it): it was cut, and
+		// the entry goes.
+		if err := s.oidx.TruncateTo(entry); err != nil {
+			return 0, err
+		}
+	}
+	next, scanMax, scanMaxOff, err := s.rescan(from, pos)
+	if err != nil {
+		return 0, err
+	}
+	s.blame(&hs)
+	s.bytesSinceIndex = int(pos - from)
+	// The entries after the one the rescan started from failed their
+	// check, in this lookup or an earlier one (all of them, when from is
+	// 0). They go, so that the last entry, after which appends add
+	// theirs, is true.
+	if from == 0 {
+		entry = s.base - 1
+	}
+	if err := s.oidx.TruncateTo(entry + 1); err != nil {
+		return 0, err
 	}
 	if err := s.tidx.TruncateTo(next); err != nil {
 		return 0, err
+	}
+	// The time index's last entry gives the max timestamp up to the
+	// batch at from, and appends add entries only above its timestamp:
+	// while it is not true, it goes.
+	dropped := false
+	for {
+		ts, off, ok := s.tidx.Last()
+		if !ok {
+			break
+		}
+		if _, hdr, err := s.scan(&hs, off); err != nil {
+			return 0, err
+		} else if b := record.Batch(hdr); hdr != nil && b.BaseOffset() <= off && b.MaxTimestamp() == ts {
+			break
+		}
+		s.distrust(&s.badTimes, [2]int64{ts, off})
+		if err := s.tidx.TruncateTo(off); err != nil {
+			return 0, err
+		}
+		dropped = true
+	}
+	if dropped {
+		// The max timestamp of the batches before from is not known.
+		if _, m, mOff, err := s.rescan(0, from); err != nil {
+			return 0, err
+		} else if m > scanMax {
+			scanMax, scanMaxOff = m, mOff
+		}
 	}
 	s.setMax(-1, s.base)
 	s.firstTs.Store(-1)
@@ -235,4 +286,25 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	}
 	s.next.Store(next)
 	return next, nil
+}
+
+// rescan reads the batch headers from position from to end, and returns
+// the next offset after them (the base when there are none) and their
+// largest max timestamp with the last offset of the first batch that has
+// it (-1 and the base when there are none).
+func (s *Segment) rescan(from, end int64) (next, maxTs, maxTsOffset int64, err error) {
+	next, maxTs, maxTsOffset = s.base, -1, s.base
+	for p := from; p < end; {
+		hdr, err := s.header(p, end)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		b := record.Batch(hdr)
+		if b.MaxTimestamp() > maxTs {
+			maxTs, maxTsOffset = b.MaxTimestamp(), b.LastOffset()
+		}
+		next = b.NextOffset()
+		p += record.BatchSize(hdr)
+	}
+	return next, maxTs, maxTsOffset, nil
 }

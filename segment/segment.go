@@ -109,6 +109,13 @@ type Segment struct {
 	bytesSinceIndex int
 	sealed          bool
 	closed          atomic.Bool
+
+	// The index entries a lookup found bad (see start and timeStart),
+	// nil while there is none; replaced whole under badMu by distrust,
+	// read without it. Recover clears them.
+	badOffsets atomic.Pointer[badEntries]
+	badTimes   atomic.Pointer[badEntries]
+	badMu      sync.Mutex
 }
 
 // Create makes a new, empty, active segment in dir. The caller syncs dir.
@@ -122,12 +129,20 @@ type OpenOptions struct {
 	Active bool
 }
 
-// Open opens an existing segment without reading its batches. The indexes
-// are checked cheaply (whole entries, last entry within the log); if one
-// is missing, corrupt or fails the check, Open reports NeedsRecovery and the
-// caller runs Recover, which rebuilds it. Otherwise the next offset and the
+// Open opens an existing segment without reading all its batches. The
+// indexes are checked cheaply: whole entries, and their last entries
+// against the log — the batch at the last offset index entry's position
+// holds its offset, and the batch holding the last time index entry's
+// offset has its timestamp as max timestamp. If an index is missing,
+// corrupt or fails the check, Open reports needsRecovery and the caller
+// runs Recover, which rebuilds it. Otherwise the next offset and the
 // largest timestamp come from the indexes and a scan of the batches after
 // the last index entry, which is what a segment closed cleanly needs.
+//
+// The other entries are checked when a lookup uses them, and a bad one is
+// skipped, never trusted (see the package documentation, "Indexes"): a
+// segment whose index proved bad reports it in IndexDistrusted, and Close
+// removes that index's file so that the next Open reports needsRecovery.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
 	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
@@ -246,23 +261,40 @@ func (s *Segment) recreateIndexes(active bool) error {
 	return s.openIndexes(active, true)
 }
 
-// loadTail checks the indexes against the log and scans the batches after
-// the last offset index entry to learn the next offset and max timestamp.
+// loadTail checks the indexes' last entries against the log and scans the
+// batches after the last offset index entry to learn the next offset and
+// max timestamp.
 func (s *Segment) loadTail() error {
 	size := s.size.Load()
-	if off, pos, ok := s.oidx.Last(); ok && (pos < 0 || pos >= size || off < s.base) {
+	lastOff, pos, ok := s.oidx.Last()
+	if ok && (pos < 0 || pos >= size || lastOff < s.base) {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "last entry points past the log"}
 	}
-	if ts, off, ok := s.tidx.Last(); ok {
-		s.setMax(ts, off)
+	checkOffset := ok // the first batch scanned must hold lastOff
+	if !ok {
+		pos = 0
 	}
-	_, pos := s.oidx.Lookup(math.MaxInt64)
+	ts, tsOff, checkTime := s.tidx.Last() // the batch holding tsOff must have ts as max
+	if checkTime {
+		s.setMax(ts, tsOff)
+	}
 	for pos < size {
 		hdr, err := s.header(pos, size)
 		if err != nil {
 			return err
 		}
 		b := record.Batch(hdr)
+		if checkOffset && (lastOff < b.BaseOffset() || lastOff > b.LastOffset()) {
+			return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1,
+				Reason: fmt.Sprintf("last entry's batch at position %d holds [%d, %d], not %d", pos, b.BaseOffset(), b.LastOffset(), lastOff)}
+		}
+		checkOffset = false
+		if checkTime && b.BaseOffset() <= tsOff && tsOff <= b.LastOffset() {
+			if err := s.checkLastTime(b, ts, tsOff); err != nil {
+				return err
+			}
+			checkTime = false
+		}
 		if s.firstTs.Load() < 0 && pos == 0 {
 			s.firstTs.Store(b.MaxTimestamp())
 		}
@@ -291,6 +323,31 @@ func (s *Segment) loadTail() error {
 	}
 	if _, off, ok := s.tidx.Last(); ok && off >= s.next.Load() {
 		return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1, Reason: "entry past the last batch"}
+	}
+	if checkTime {
+		// The last time entry's batch lies before the tail: find it (a
+		// short scan from the offset index entry before it).
+		hs := s.headerScan()
+		defer hs.release()
+		_, hdr, err := s.scan(&hs, tsOff)
+		if err != nil {
+			return err
+		}
+		if hdr == nil {
+			return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1, Reason: "entry past the last batch"}
+		}
+		return s.checkLastTime(record.Batch(hdr), ts, tsOff)
+	}
+	return nil
+}
+
+// checkLastTime checks the time index's last entry (ts, off) against the
+// header of the first batch with offsets at or past off: it must hold off
+// and have ts as its max timestamp.
+func (s *Segment) checkLastTime(b record.Batch, ts, off int64) error {
+	if b.BaseOffset() > off || b.MaxTimestamp() != ts {
+		return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1,
+			Reason: fmt.Sprintf("last entry (%d, %d) does not match the batch [%d, %d] with max timestamp %d", ts, off, b.BaseOffset(), b.LastOffset(), b.MaxTimestamp())}
 	}
 	return nil
 }
@@ -523,7 +580,8 @@ func (s *Segment) unsealLocked() error {
 }
 
 // Close closes the segment's files; an active segment's indexes get their
-// final entry and are trimmed. It is idempotent.
+// final entry and are trimmed. The file of an index that IndexDistrusted
+// reports is removed, so that the next Open rebuilds it. It is idempotent.
 func (s *Segment) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -535,6 +593,21 @@ func (s *Segment) Close() error {
 		errs = append(errs, s.finalTimeEntry())
 	}
 	errs = append(errs, s.oidx.Close(), s.tidx.Close(), s.log.Close())
+	// An index that proved bad goes, so that the next Open reports
+	// needsRecovery and Recover rebuilds it (the caller syncs dir, or a
+	// crash brings the file back: lookups check it again).
+	d := s.IndexDistrusted()
+	for _, x := range []struct {
+		bad bool
+		suf string
+	}{{d.Offset, IndexSuffix}, {d.Time, TimeIndexSuffix}} {
+		if !x.bad {
+			continue
+		}
+		if err := s.fs.Remove(s.path(x.suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
