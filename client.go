@@ -126,11 +126,11 @@ func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 // appended, with the response and the acknowledgement still to come (nil
 // when there is none: the topic does not fsync before acknowledging).
 // Its Wait returns what Produce would have returned after the append:
-// nil (also when the topic is deleted or the broker closed meanwhile:
-// both close the log, which fsyncs it first), log.ErrLogFenced,
-// ErrUnknownTopic or ErrClosed (the topic was deleted, or the broker
-// closed, with the log fenced or its closing fsync failed), or ctx's
-// error. It serves producer.AsyncClient.
+// nil (also when the broker closed meanwhile: Close fsyncs the logs
+// first), log.ErrLogFenced, ErrUnknownTopic (the topic was deleted
+// meanwhile, and the records with it), ErrClosed (the broker closed with
+// the log fenced or its closing fsync failed), or ctx's error. It serves
+// producer.AsyncClient.
 //
 // Errors: those of Produce, the ones of the fsync excepted.
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {

@@ -348,7 +348,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	b.setTopic(name, nil)
 	var err error
 	for i, p := range t.Partitions {
-		err = errors.Join(err, p.Close(), b.fs.RemoveAll(b.partitionDir(name, i)))
+		err = errors.Join(err, p.Discard(), b.fs.RemoveAll(b.partitionDir(name, i)))
 	}
 	return errors.Join(err, b.fs.SyncDir(b.root))
 }

@@ -328,7 +328,15 @@ func closeAll(segs []*segment.Segment) {
 // Close flushes and closes the log, marking it cleanly shut down so that
 // the next Open scans nothing. Close is idempotent; afterwards every method
 // returns ErrClosed.
-func (l *Log) Close() error {
+func (l *Log) Close() error { return l.close(true) }
+
+// Discard closes the log without the flush and the checkpoints of Close,
+// for a log whose directory is about to be removed (a deleted topic):
+// appends still waiting for their fsync fail with ErrClosed. It is
+// idempotent, and a no-op after Close.
+func (l *Log) Discard() error { return l.close(false) }
+
+func (l *Log) close(clean bool) error {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
 	l.mu.Lock()
@@ -341,7 +349,7 @@ func (l *Log) Close() error {
 	defer l.lifeMu.Unlock()
 	segs := *l.segs.Load()
 	var err error
-	if l.fenceErr() == nil {
+	if clean && l.fenceErr() == nil {
 		if err = l.shutdownLocked(segs); err == nil {
 			// Everything is fsynced: appends still waiting for their
 			// fsync (Durability.Wait) are durable, not failed.

@@ -727,3 +727,32 @@ func TestAppendAsyncWaitDuringClose(t *testing.T) {
 	// After Close, a wait for an append it made durable succeeds at once.
 	require.NoError(t, d.Wait(ctx))
 }
+
+// TestDiscard: Discard closes a log without flushing it, for a log about to
+// be removed: a wait for an append's fsync fails, nothing is marked as
+// cleanly shut down, and a second Discard or a Close does nothing.
+func TestDiscard(t *testing.T) {
+	var syncs atomic.Int64
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && (strings.HasSuffix(name, ".log") || strings.Contains(name, "checkpoint")) {
+			syncs.Add(1)
+		}
+		return nil
+	}))
+	l := e.open(Config{}) // SyncAlways
+	ctx := context.Background()
+	_, d, err := l.AppendAsync(ctx, valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	before := syncs.Load()
+	require.NoError(t, l.Discard())
+	require.Equal(t, before, syncs.Load(), "Discard fsynced the log")
+	require.ErrorIs(t, d.Wait(ctx), ErrClosed)
+	require.NoError(t, l.Discard())
+	require.NoError(t, l.Close())
+	_, _, err = l.AppendAsync(ctx, valueBatch(t, 1, "b"), AppendOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	names, err := e.fs.List(l.Dir())
+	require.NoError(t, err)
+	require.NotContains(t, names, cleanShutdownFile)
+}

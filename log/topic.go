@@ -157,3 +157,13 @@ func (p *Partition) Close() error {
 	p.notify()
 	return err
 }
+
+// Discard closes the partition's log as Log.Discard does (no flush, for a
+// log about to be removed) and wakes its waiting readers.
+func (p *Partition) Discard() error {
+	p.mu.Lock()
+	err := p.log.Discard()
+	p.mu.Unlock()
+	p.notify()
+	return err
+}
