@@ -84,6 +84,59 @@ func BenchmarkProduce(b *testing.B) {
 	}
 }
 
+// BenchmarkProduceCtx is BenchmarkProduce's client=discard with records
+// produced under a ctx that may end, where context.Background costs
+// nothing: one shared by every record (a server's: ctx=shared), or one of
+// 1024 made beforehand, a different one for each record (a request's:
+// ctx=distinct, without the cost of making it). It measures what a
+// record's ctx costs the producer: its place beside the batch, the check
+// when the batch is sealed, and with a linger the AfterFunc that watches
+// it (one per run of records with the same ctx).
+func BenchmarkProduceCtx(b *testing.B) {
+	value := make([]byte, 100)
+	for _, linger := range []time.Duration{10 * time.Millisecond, 0} {
+		for _, kind := range []string{"shared", "distinct"} {
+			b.Run(fmt.Sprintf("linger=%v/ctx=%s", linger, kind), func(b *testing.B) {
+				p, err := producer.New(&discard{}, producer.Linger(linger), producer.BatchMaxBytes(1_000_000),
+					producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				ctxs := make([]context.Context, 1)
+				if kind == "distinct" {
+					ctxs = make([]context.Context, 1024)
+				}
+				for i := range ctxs {
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					ctx.Done() // made once, as a request's would be before it produces
+					ctxs[i] = ctx
+				}
+				var failed atomic.Int64
+				promise := func(_ *record.Record, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+				}
+				b.ReportAllocs()
+				b.SetBytes(int64(len(value)))
+				i := 0
+				for b.Loop() {
+					p.Produce(ctxs[i%len(ctxs)], &record.Record{Topic: "t", Value: value}, promise)
+					i++
+				}
+				if err := p.Flush(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if n := failed.Load(); n > 0 {
+					b.Fatalf("%d records failed", n)
+				}
+			})
+		}
+	}
+}
+
 // countingBroker counts the produce requests it serves.
 type countingBroker struct {
 	*runnel.Broker

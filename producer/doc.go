@@ -35,10 +35,11 @@
 // if set) — with an AsyncClient, as soon as it is appended, while up to
 // MaxInFlight requests wait for their acknowledgement — and the records
 // produced meanwhile form the next one, up to BatchMaxBytes. The
-// goroutine encodes and compresses the batch (into one record.Builder per
-// sending partition), stamps the producer id and sequence numbers, calls
-// Client.Produce (or ProduceAsync), retries what is retriable, runs the
-// promises in order (a second goroutine runs those of the requests that
+// goroutine drops the records whose ctx has ended (they fail with ctx's
+// error, unsent), encodes and compresses the batch (into one
+// record.Builder per sending partition), stamps the producer id and
+// sequence numbers, calls Client.Produce (or ProduceAsync), retries what
+// is retriable, runs the promises in order (a second goroutine runs those of the requests that
 // wait for their acknowledgement), frees the buffer space, and ends once
 // the partition has had nothing to send for a second. Encoding on that
 // goroutine rather than the caller's lets the two run on two cores.

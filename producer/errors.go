@@ -14,7 +14,8 @@ import (
 // api.ErrInvalidTopic, ...), matchable with errors.Is.
 var (
 	// ErrClosed is returned by every method of a closed Producer, and
-	// given to the promise of every record Close found not yet delivered.
+	// given to the promise of every record Close found not yet delivered
+	// (which the broker may have appended, if its request was in flight).
 	ErrClosed = errors.New("runnel/producer: producer is closed")
 	// ErrMaxBuffered is given to TryProduce's promise when the buffer
 	// holds MaxBufferedRecords records or MaxBufferedBytes bytes.
@@ -29,8 +30,11 @@ var (
 	// not below the partition count).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
-	// within DeliveryTimeout of being produced. The error also matches
-	// the last error of the broker, when there was one.
+	// within DeliveryTimeout of being produced (which the broker may have
+	// appended, if a request was cut short). The error also matches the
+	// last error of the broker, when there was one, unless that matched
+	// context.Canceled or context.DeadlineExceeded: a promise gets such
+	// an error only from its record's ctx (see Produce).
 	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
 	// ErrInvalidOption is returned by New for an option out of range.
 	ErrInvalidOption = errors.New("runnel/producer: invalid option")

@@ -138,8 +138,11 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // (the first record of a trickle) yields the processor to it for a
 // moment, so that the record leaves at once rather than once another
 // thread has woken. A batch that reaches BatchMaxBytes, and every batch
-// during Flush, is sent without waiting. New fails with ErrInvalidOption for a negative d, or
-// one not shorter than DeliveryTimeout.
+// during Flush, is sent without waiting, and so is a batch one of whose
+// records' ctx ends (see Produce): to notice that, a lingering batch
+// watches its records' ctxs that may end with context.AfterFunc, one per
+// run of records with the same ctx. New fails with ErrInvalidOption for a
+// negative d, or one not shorter than DeliveryTimeout.
 func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
@@ -196,8 +199,9 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // MetadataMaxAge sets how often the producer asks the broker again for
 // the partition count of the topics it writes to, to find partitions
 // added since (Kafka's metadata.max.age.ms). Default 5 minutes. A batch
-// refused for an unknown partition makes it ask at once (a topic deleted
-// and created again may have fewer).
+// refused for an unknown topic or partition makes it ask at once, and
+// fail the partition's records if the answer confirms that the topic or
+// the partition is gone (see Producer).
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
 
 // MaxInFlight bounds the requests of one partition that the broker has

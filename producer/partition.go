@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,18 +27,27 @@ type topicState struct {
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
 	refreshAt   atomic.Int64                 // unix ns of the next partition count check
 	refreshOnce atomic.Bool                  // a check is running
+	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 }
 
 // topic returns the state of a topic, asking the broker for its
-// partition count the first time.
+// partition count the first time, and again while the topic is known to
+// be gone (see partition.gone): a record for a deleted topic fails at
+// once with the broker's error, as one for a topic never created does,
+// until the topic is created again.
 func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) {
-	if t := p.lastTop.Load(); t != nil && t.name == name {
-		return t, nil
-	}
-	if m := p.topics.Load(); m != nil {
-		if t := (*m)[name]; t != nil {
-			return t, nil
+	t := p.lastTop.Load()
+	if t == nil || t.name != name {
+		t = nil
+		if m := p.topics.Load(); m != nil {
+			t = (*m)[name]
 		}
+	}
+	if t != nil {
+		if t.gone.Load() {
+			return t, t.lookAgain(ctx)
+		}
+		return t, nil
 	}
 	n, err := p.partitions(ctx, name)
 	if err != nil {
@@ -51,7 +61,7 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 			return t, nil
 		}
 	}
-	t := &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
+	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
 	if t.part == nil {
 		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
@@ -83,24 +93,51 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
-// maybeRefresh asks the broker for the topic's partition count when
-// MetadataMaxAge has passed (or a partition was reported unknown: see
-// refreshSoon), and follows it: partitions gained are added; when the
-// topic has fewer (it was deleted and created again), later records are
-// spread over those it has, while the batches already made for the others
-// are retried until their delivery timeout, as Kafka's producer does. A
-// partition that comes back is the same one, with its sequence numbers.
+// maybeRefresh refreshes the topic's partition count when MetadataMaxAge
+// has passed.
 func (t *topicState) maybeRefresh(now time.Time) {
 	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
 		return
 	}
 	defer t.refreshOnce.Store(false)
+	t.refresh(now)
+}
+
+// refresh asks the broker for the topic's partition count and follows
+// it (see follow); it returns the count, or the broker's error, which
+// changes nothing.
+func (t *topicState) refresh(now time.Time) (int, error) {
 	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
 	n, err := t.p.partitions(t.p.ctx, t.name)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
-		return
+		return 0, err
 	}
+	t.follow(n)
+	return n, nil
+}
+
+// lookAgain asks the broker for a topic known to be gone: the broker's
+// error if it still is, else nil, the producer following the topic's
+// partition count again.
+func (t *topicState) lookAgain(ctx context.Context) error {
+	n, err := t.p.partitions(ctx, t.name)
+	if err != nil {
+		return err
+	}
+	t.follow(n)
+	t.gone.Store(false)
+	t.p.cfg.logger.Info("topic is back", "topic", t.name, "partitions", n)
+	return nil
+}
+
+// follow takes n as the topic's partition count: partitions gained are
+// added; when the topic has fewer (it was deleted and created again),
+// later records are spread over those it has, and the batches already
+// made for the others fail once the broker refuses them (see
+// partition.gone). A partition that comes back is the same one, with its
+// sequence numbers.
+func (t *topicState) follow(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
@@ -121,27 +158,25 @@ func (t *topicState) maybeRefresh(now time.Time) {
 	t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", len(old), "to", n)
 }
 
-// refreshSoon makes the next maybeRefresh ask the broker.
-func (t *topicState) refreshSoon() { t.refreshAt.Store(0) }
-
 // buffer partitions a record whose buffer space is reserved and appends
-// it to its partition's open batch.
-func (t *topicState) buffer(pr pending) {
+// it to its partition's open batch; ctx is the record's, or nil if it
+// can never end.
+func (t *topicState) buffer(pr pending, ctx context.Context) {
 	t.mu.Lock()
 	parts := *t.parts.Load()
 	pp, err := t.choose(pr.r, parts)
 	var yield bool
 	if err == nil && t.onNew == nil {
 		t.mu.Unlock()
-		yield, err = pp.add(pr)
+		yield, err = pp.add(pr, ctx)
 	} else if err == nil {
 		var ok bool
-		if ok, yield, err = pp.addOrAbort(pr); err == nil && !ok {
+		if ok, yield, err = pp.addOrAbort(pr, ctx); err == nil && !ok {
 			// KIP-480: the record would start a new batch; let the
 			// partitioner move on first.
 			t.onNew.OnNewBatch(pp.id)
 			if pp, err = t.choose(pr.r, parts); err == nil {
-				yield, err = pp.add(pr)
+				yield, err = pp.add(pr, ctx)
 			}
 		}
 		t.mu.Unlock()
@@ -169,12 +204,29 @@ func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, e
 	return parts[i], nil
 }
 
-// pending is one buffered record.
+// pending is one buffered record. Its ctx, if it may end, is kept beside
+// it (batch.ctxs): most records have none, and a batch's records take
+// no more memory for those that have.
 type pending struct {
 	r       *record.Record
 	promise func(*record.Record, error)
 	size    int32 // buffer space taken (a record fits in a batch: BatchMaxBytes is an int32's worth at most)
-	body    int32 // record.BodySize
+	body    int32 // record.BodySize; -1 once dropped (see drop)
+}
+
+// drop marks the record as dropped from its batch, its ctx having ended
+// before the batch was sent: it is not sent, and fails with ctx's error.
+// The mark is its body size, which a dropped record no longer needs (it
+// is not encoded).
+func (pr *pending) drop() { pr.body = -1 }
+
+// dropped reports whether the record was dropped from its batch.
+func (pr *pending) dropped() bool { return pr.body < 0 }
+
+// recCtx is the ctx of a batch's record that may end.
+type recCtx struct {
+	i   int // the record's index in batch.recs
+	ctx context.Context
 }
 
 // batch is one partition's batch: the records and, once sealed, their
@@ -185,9 +237,16 @@ type pending struct {
 type batch struct {
 	recs    []pending
 	bytes   int64     // buffer space of recs
-	size    int       // bytes of the batch encoded uncompressed
+	size    int       // bytes of the batch encoded uncompressed (its records not dropped)
 	firstTs int64     // the first record's timestamp (ms): the base of the deltas
 	created time.Time // of the batch: linger and delivery timeout count from it
+	ctxs    []recCtx  // the ctxs of the records that have one that may end, by index
+	dropped int       // records dropped (see pending.dropped), all with a ctx
+
+	// While the batch lingers: the AfterFuncs that wake the partition's
+	// goroutine when a record's ctx ends (see watch).
+	stops   []func() bool
+	watched <-chan struct{} // Done of the last ctx watched
 
 	sealed   bool
 	data     record.Batch            // the encoded batch, in the partition's builder
@@ -197,6 +256,7 @@ type batch struct {
 	pid      int64                   // producer id and epoch, when idempotent
 	epoch    int16                   //
 	unsure   bool                    // an attempt may have been appended
+	sent     bool                    // handed to the Client at least once: its records are fixed
 	attempts int                     //
 }
 
@@ -206,36 +266,136 @@ func (p *Producer) newBatch(created time.Time) *batch {
 	return b
 }
 
-// reset empties a batch, keeping its buffer.
+// reset empties a batch, keeping its buffers.
 func (b *batch) reset() {
+	b.unwatch()
 	clear(b.recs)
-	*b = batch{recs: b.recs[:0]}
+	clear(b.ctxs)
+	*b = batch{recs: b.recs[:0], ctxs: b.ctxs[:0], stops: b.stops[:0]}
 }
 
-// add takes pr as the batch's next record if the batch, encoded, stays
-// within max bytes (an empty batch takes any record), and reports whether
-// it did. It sizes the record as record.Builder will encode it in encode.
-func (b *batch) add(pr pending, max int) bool {
-	ts := pr.r.Timestamp.UnixMilli()
-	if len(b.recs) == 0 {
-		b.firstTs, b.size = ts, record.HeaderSize
+// outcome is the error record i of a batch that failed with err gets:
+// err, or its ctx's error if it was dropped from the batch.
+func (b *batch) outcome(i int, err error) error {
+	if b.recs[i].dropped() {
+		return b.ctxOf(i).Err()
 	}
-	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(len(b.recs)))
-	if len(b.recs) > 0 && b.size+n > max {
-		return false
+	return err
+}
+
+// ctxOf returns the ctx of record i, or nil if it has none that may end.
+func (b *batch) ctxOf(i int) context.Context {
+	k, ok := slices.BinarySearchFunc(b.ctxs, i, func(c recCtx, i int) int { return c.i - i })
+	if !ok {
+		return nil
 	}
-	b.size += n
+	return b.ctxs[k].ctx
+}
+
+// live is the number of records the batch sends: those not dropped.
+func (b *batch) live() int { return len(b.recs) - b.dropped }
+
+// add takes pr, whose ctx is ctx (nil if it can never end), as the
+// batch's next record if the batch, encoded, stays within max bytes (an
+// empty batch takes any record), and reports whether it did. It sizes the
+// record as record.Builder will encode it in encode. A dropped record
+// (from a batch being split) is taken as it is, and not sized: it is not
+// encoded.
+func (b *batch) add(pr pending, ctx context.Context, max int) bool {
+	if pr.dropped() {
+		b.dropped++
+	} else {
+		ts := pr.r.Timestamp.UnixMilli()
+		i := b.live()
+		if i == 0 {
+			b.firstTs, b.size = ts, record.HeaderSize
+		}
+		n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(i))
+		if i > 0 && b.size+n > max {
+			return false
+		}
+		b.size += n
+	}
+	if ctx != nil {
+		b.ctxs = append(b.ctxs, recCtx{i: len(b.recs), ctx: ctx})
+	}
 	b.recs = append(b.recs, pr)
 	b.bytes += int64(pr.size)
 	return true
 }
 
-// encode encodes the batch's records into bld.
+// encode encodes the batch's records, those dropped excepted, into bld.
 func (b *batch) encode(bld *record.Builder) {
 	bld.Grow(b.size)
 	for i := range b.recs {
-		bld.Add(b.recs[i].r)
+		if !b.recs[i].dropped() {
+			bld.Add(b.recs[i].r)
+		}
 	}
+}
+
+// dropEnded marks the records whose ctx has ended as dropped, and
+// reports whether it marked any. Only for a batch never sent: the
+// records of a batch sent once are fixed, since a retry must send the
+// same records again under the same sequence numbers.
+func (b *batch) dropEnded() bool {
+	if len(b.ctxs) == b.dropped {
+		return false // the hot path: no record has a ctx that may end
+	}
+	any := false
+	for _, c := range b.ctxs {
+		pr := &b.recs[c.i]
+		if !pr.dropped() && c.ctx.Err() != nil {
+			pr.drop()
+			b.dropped++
+			any = true
+		}
+	}
+	if any {
+		b.resize()
+	}
+	return any
+}
+
+// resize sizes the batch anew, without its dropped records, as add does.
+func (b *batch) resize() {
+	b.size = record.HeaderSize
+	n := int64(0)
+	for i := range b.recs {
+		pr := &b.recs[i]
+		if pr.dropped() {
+			continue
+		}
+		ts := pr.r.Timestamp.UnixMilli()
+		if n == 0 {
+			b.firstTs = ts
+		}
+		b.size += record.SizeWithDeltas(int(pr.body), ts-b.firstTs, n)
+		n++
+	}
+}
+
+// watch makes f run when ctx ends, while the batch lingers (see
+// partition.ctxEnded), unless the last record added had a ctx with the
+// same Done channel (the records of one ProduceSync, say): one AfterFunc
+// per run of records, not a goroutine per record.
+func (b *batch) watch(ctx context.Context, f func()) {
+	done := ctx.Done()
+	if done == b.watched {
+		return
+	}
+	b.watched = done
+	b.stops = append(b.stops, context.AfterFunc(ctx, f))
+}
+
+// unwatch stops watching the batch's ctxs (its records are about to be
+// sealed, or done).
+func (b *batch) unwatch() {
+	for i, stop := range b.stops {
+		stop()
+		b.stops[i] = nil
+	}
+	b.stops, b.watched = b.stops[:0], nil
 }
 
 // partition buffers and sends the records of one partition. Its batches
@@ -255,6 +415,9 @@ type partition struct {
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
 
+	ctxEnded  atomic.Bool // a lingering record's ctx ended: send the open batch now
+	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
+
 	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil
 
 	// Owned by the draining goroutine.
@@ -266,6 +429,10 @@ type partition struct {
 
 func newPartition(t *topicState, id int32) *partition {
 	pp := &partition{t: t, p: t.p, id: id, wake: make(chan struct{}, 1)}
+	pp.onCtxDone = func() {
+		pp.ctxEnded.Store(true)
+		pp.wakeUp()
+	}
 	pp.req = api.ProduceRequest{Topic: t.name, Partition: id, Acks: t.p.cfg.acks}
 	if c, ok := t.p.client.(AsyncClient); ok && t.p.cfg.maxInFlight > 1 {
 		pp.pipe = newPipeline(c, t.p.cfg.maxInFlight)
@@ -331,26 +498,26 @@ func (pp *partition) wakeUp() {
 // starts the partition's goroutine if it is not running. yield reports
 // that the record starts a trickle: the caller yields the processor to
 // the partition's goroutine once it holds no lock (see addRecord).
-func (pp *partition) add(pr pending) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, false)
+func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, false)
 	return yield, err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
 // when the record would open a new batch.
-func (pp *partition) addOrAbort(pr pending) (ok, yield bool, err error) {
-	return pp.addRecord(pr, true)
+func (pp *partition) addOrAbort(pr pending, ctx context.Context) (ok, yield bool, err error) {
+	return pp.addRecord(pr, ctx, true)
 }
 
 // addRecord is add and addOrAbort; it takes pp.mu itself.
-func (pp *partition) addRecord(pr pending, abortOnNew bool) (ok, yield bool, err error) {
+func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool) (ok, yield bool, err error) {
 	pp.mu.Lock()
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
 		return false, false, ErrClosed
 	}
 	max := pp.p.cfg.batchMaxBytes
-	if b := pp.cur; b == nil || !b.add(pr, max) {
+	if b := pp.cur; b == nil || !b.add(pr, ctx, max) {
 		if b != nil { // full
 			pp.queue = append(pp.queue, b)
 			pp.cur = nil
@@ -361,7 +528,13 @@ func (pp *partition) addRecord(pr pending, abortOnNew bool) (ok, yield bool, err
 			return false, false, nil
 		}
 		pp.cur = pp.newBatchLocked(time.Now())
-		pp.cur.add(pr, max) // a new batch takes any record
+		pp.cur.add(pr, ctx, max) // a new batch takes any record
+	}
+	if ctx != nil && pp.p.cfg.linger > 0 {
+		// A batch waits for records only while it lingers: otherwise it
+		// waits for the records before it, which a record's ctx cannot
+		// overtake (promises run in order).
+		pp.cur.watch(ctx, pp.onCtxDone)
 	}
 	pr.r.Partition = pp.id
 	start, idle := !pp.draining, pp.idle
@@ -506,6 +679,9 @@ func (pp *partition) drain() {
 			}
 			b = pp.cur
 			pp.cur = nil
+			if pp.ctxEnded.Load() {
+				pp.ctxEnded.Store(false)
+			}
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
 			// (addRecord starts another), and the acker with it.
@@ -561,9 +737,11 @@ func (pp *partition) drain() {
 	}
 }
 
-// lingerLeft is how long the open batch may still wait for records.
+// lingerLeft is how long the open batch may still wait for records: no
+// more once a flush began or a record's ctx ended (its promise should not
+// wait for the linger; the batch goes without it).
 func (pp *partition) lingerLeft() time.Duration {
-	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.ctxEnded.Load() {
 		return 0
 	}
 	return time.Until(pp.cur.created.Add(pp.p.cfg.linger))

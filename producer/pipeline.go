@@ -1,7 +1,6 @@
 package producer
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -45,16 +44,18 @@ func newPipeline(c AsyncClient, max int) *pipeline {
 	return pl
 }
 
-// acquire takes a place for a request, waiting while max are in flight.
-// The wait ends: the acker completes every request by its delivery
-// deadline, or at once after Close.
-func (pl *pipeline) acquire() {
+// acquire takes a place for a request, waiting while max are in flight,
+// and reports whether it waited. The wait ends: the acker completes every
+// request by its delivery deadline, or at once after Close.
+func (pl *pipeline) acquire() (waited bool) {
 	pl.mu.Lock()
 	for pl.n >= pl.max {
+		waited = true
 		pl.cond.Wait()
 	}
 	pl.n++
 	pl.mu.Unlock()
+	return waited
 }
 
 // release gives a request's place back, and reports whether none is in
@@ -175,9 +176,11 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		if err != nil {
 			switch {
 			case expired:
-				err = timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("%w: appended, not acknowledged (%v)", context.DeadlineExceeded, err))
+				err = timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("appended, not acknowledged by the deadline (%v)", err))
 			case p.closed.Load():
 				err = closedError(err)
+			default:
+				err = notCtx(err)
 			}
 			p.cfg.logger.Warn("batch failed", "topic", pp.t.name, "partition", pp.id,
 				"records", len(b.recs), "attempts", b.attempts, "err", err)

@@ -66,13 +66,29 @@ type AsyncClient interface {
 // fails before it reaches a partition (ErrNoTopic, ErrRecordTooLarge for
 // BatchMaxBytes, the broker's ErrUnknownTopicOrPartition or
 // ErrInvalidTopic, ErrInvalidPartition, ErrMaxBuffered, ctx's error,
-// ErrClosed) has its promise run before Produce returns.
+// ErrClosed) has its promise run before Produce returns. A record's ctx
+// governs it until its batch is first sent (see Produce).
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
 // is kept. A batch the broker refuses as too large or invalid
 // (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
 // again, so that only the records at fault fail.
+//
+// A deleted topic: a batch the broker refuses for an unknown topic or
+// partition (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic
+// is) makes the producer ask the broker for the topic's partition count
+// at once. If the answer confirms it — the topic is unknown, or has no
+// such partition (it was created again with fewer) — the batch and every
+// record then buffered for that partition fail with the broker's error,
+// without waiting for the delivery timeout; records produced to the
+// topic afterwards fail at once, before Produce returns, until the topic
+// exists again (the producer asks the broker for each, as for a topic it
+// never knew). Any other answer (the topic has the partition: a broker
+// that has not caught up; or an error) is transient, and the batch is
+// retried. One look-up rather than kgo's count of failures
+// (UnknownTopicRetries, 4): the producer asks the broker it produces to,
+// whose answer is authoritative.
 //
 // Idempotence (the default, with AcksAll): the producer takes a producer
 // id from the broker before its first batch and numbers each partition's
@@ -162,18 +178,38 @@ func noPromise(*record.Record, error) {}
 // (which may be nil) runs once r is done, with r and nil or the reason it
 // failed. It blocks only while the buffer is full (MaxBufferedRecords,
 // MaxBufferedBytes), and while it asks the broker for the partition count
-// of a topic it has not written to yet; if ctx ends meanwhile, the promise
-// gets ctx's error. A zero r.Timestamp is set to the current time.
+// of a topic it has not written to yet. A zero r.Timestamp is set to the
+// current time.
+//
+// ctx governs r until r's batch is first sent, as with franz-go's kgo:
+// if ctx is done already, the promise gets ctx's error before Produce
+// returns, and nothing is buffered; if it ends while Produce blocks, the
+// same; if it ends while r is buffered, r is dropped from its batch
+// before the batch is sealed (given its sequence numbers) and sent, never
+// reaches the broker, and its promise gets ctx's error — in its turn:
+// a partition's promises run in produce order, so no earlier than those
+// of the records produced before it to its partition. A batch lingering
+// for more records (Linger) is sent at once when one of its records'
+// ctx ends, and one waiting for a place among the requests in flight
+// (MaxInFlight) is looked at again once it has one. Once r's batch was
+// sent, even once, ctx no longer matters: the broker may have appended
+// r, and a retry must send the same records again. The promise gets an
+// error matching context.Canceled or context.DeadlineExceeded only from
+// r's ctx (the producer's own deadlines and Close give errors that match
+// neither, ErrDeliveryTimeout and ErrClosed), so such an error means
+// that r was not written. A ctx that can never end (context.Background)
+// costs nothing.
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
-// ErrDeliveryTimeout, ErrOutOfOrderSequence, ErrProducerFenced, and the
-// broker's errors for the record's batch.
+// ctx's error, ErrDeliveryTimeout, ErrOutOfOrderSequence,
+// ErrProducerFenced, and the broker's errors for the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, true)
 }
 
 // TryProduce is Produce, except that when the buffer is full the promise
-// gets ErrMaxBuffered at once.
+// gets ErrMaxBuffered at once, before TryProduce returns. ctx governs r
+// as it does for Produce.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, false)
 }
@@ -182,12 +218,19 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if promise == nil {
 		promise = noPromise
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	done := ctx.Done() // nil if ctx can never end
 	switch {
 	case r == nil:
 		promise(r, ErrNilRecord)
 		return
 	case p.closed.Load():
 		promise(r, ErrClosed)
+		return
+	case done != nil && ctx.Err() != nil:
+		promise(r, ctx.Err())
 		return
 	case r.Topic == "":
 		if p.cfg.defaultTopic == "" {
@@ -215,15 +258,22 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		promise(r, err)
 		return
 	}
-	t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)})
+	if done == nil {
+		ctx = nil // it can never end: nothing to check
+	}
+	t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx)
 }
 
-// ProduceSync produces recs and waits until every one is done. It returns
-// nil if all were delivered (each with its Partition and Offset set), else
-// the errors.Join of a *RecordError per failed record. If ctx ends first,
-// it returns ctx's error; the records stay buffered or in flight and are
-// still delivered or failed later (they are encoded when their batch is
-// sent: do not modify them until a Flush has returned).
+// ProduceSync produces recs, each as Produce does with ctx, and waits for
+// the outcome of every one. It returns nil if all were written (each with
+// its Partition and Offset set), else the errors.Join of a *RecordError
+// per failed record, with the reason Produce's promise would get. ctx
+// governs each record until its batch is first sent (see Produce): a
+// record that fails with ctx's error was not written, and one that was
+// sent is waited for even after ctx ended — until it is written or fails,
+// at the latest at its DeliveryTimeout or Close. So a nil error means
+// every record was written, and errors.Is(err, ctx.Err()) means that at
+// least one was not.
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -233,17 +283,8 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	for _, r := range recs {
 		p.Produce(ctx, r, s.promise)
 	}
-	select {
-	case <-s.done:
-		return s.err()
-	case <-ctx.Done():
-		select {
-		case <-s.done:
-			return s.err()
-		default:
-			return ctx.Err()
-		}
-	}
+	<-s.done
+	return s.err()
 }
 
 // syncWait collects the outcomes of one ProduceSync.
@@ -275,9 +316,12 @@ func (s *syncWait) err() error {
 // until every record produced before it returns (those produced while it
 // waits included) is done and its promise has run.
 //
+// ctx bounds only Flush's wait, not the records: they are governed by
+// the ctx they were produced with.
+//
 // Errors: ctx's error if it ends first (the records stay buffered or in
-// flight and are delivered later); ErrClosed if the producer is or gets
-// closed.
+// flight, and are delivered or fail later, each with its promise);
+// ErrClosed if the producer is or gets closed.
 func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrClosed

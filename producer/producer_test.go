@@ -443,23 +443,23 @@ func TestNewPartitionsAreFound(t *testing.T) {
 }
 
 // A topic deleted and created again with fewer partitions: the batch
-// made for a partition that is gone is retried until its delivery
-// timeout, and the unknown partition makes the producer look again, so
-// that later records follow the new count.
+// made for a partition that is gone fails with the broker's error once
+// the producer, looking again, finds the partition gone (not at its
+// delivery timeout), and later records follow the new count.
 func TestTopicCreatedAgainWithFewerPartitions(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 3))
 	p := newProducer(t, b, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
 		producer.RecordPartitioner(producer.ManualPartitioner()),
-		producer.Acks(producer.AcksLeader), producer.DisableIdempotence(),
-		producer.DeliveryTimeout(300*time.Millisecond), producer.RetryBackoff(time.Millisecond))
+		producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.RetryBackoff(time.Millisecond))
 	ctx := testCtx(t)
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("before")}))
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 
-	// Made for partition 2, which is gone: retried until the timeout.
+	// Made for partition 2, which is gone.
 	err := p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("gone")})
-	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
+	require.NotErrorIs(t, err, producer.ErrDeliveryTimeout)
 	// The producer knows the topic has one partition now.
 	err = p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("refused")})
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
@@ -544,7 +544,9 @@ func TestCloseCancelsTheRequestInFlight(t *testing.T) {
 			require.NoError(t, p.Close())
 			out.wait()
 			require.ErrorIs(t, out.err(first), producer.ErrClosed)
-			require.ErrorIs(t, out.err(first), context.Canceled)
+			// The broker may have appended first: its error does not
+			// match a ctx's, which would say it was not written.
+			require.NotErrorIs(t, out.err(first), context.Canceled)
 			require.ErrorIs(t, out.err(second), producer.ErrClosed)
 		})
 	}

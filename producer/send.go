@@ -13,13 +13,15 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// send delivers one batch: it seals it (producer id, sequence numbers,
-// compression), sends it, retries retriable errors with backoff until the
-// batch's delivery deadline, and completes its records. timer is the
-// calling goroutine's, reused for backoffs.
+// send delivers one batch: it drops the records whose ctx has ended,
+// seals it (producer id, sequence numbers, compression), sends it,
+// retries retriable errors with backoff until the batch's delivery
+// deadline, and completes its records. timer is the calling goroutine's,
+// reused for backoffs.
 func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 	p := pp.p
 	deadline := p.deadlineOf(b)
+	b.unwatch() // no longer lingering
 	var last error
 	for try := 0; ; try++ {
 		if try > 0 {
@@ -35,6 +37,13 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		}
 		if !time.Now().Before(deadline) {
 			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, last))
+			return
+		}
+		if !b.sent && b.dropEnded() && b.sealed {
+			pp.unseal(b)
+		}
+		if b.live() == 0 {
+			pp.dropAll(b)
 			return
 		}
 		if !b.sealed {
@@ -63,15 +72,41 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		)
 		sent := true
 		if pp.pipe != nil {
-			pp.pipe.acquire()
+			waited := pp.pipe.acquire()
 			if err = attempt.Err(); err != nil {
 				// The deadline passed, or Close came, while the batch
 				// waited for a place: it was not sent.
 				sent = false
-			} else {
+			} else if waited && !b.sent && b.dropEnded() {
+				// Records' ctxs ended while the batch, sealed, waited for
+				// a place: seal it again without them (or drop it).
+				pp.unseal(b)
+				if b.live() > 0 {
+					err = pp.seal(b)
+				}
+				if err != nil || b.live() == 0 {
+					pp.pipe.release()
+					dl.stop()
+					pp.req.Batches = nil
+					if err == nil {
+						pp.dropAll(b)
+						return
+					}
+					if api.IsRetriable(err) || p.closed.Load() { // as a failed seal above
+						last = err
+						continue
+					}
+					pp.giveUp(b, err)
+					return
+				}
+				pp.req.Batches = b.data
+			}
+			if sent {
+				b.sent = true
 				resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
 			}
 		} else {
+			b.sent = true
 			resp, err = p.client.Produce(attempt, &pp.req)
 		}
 		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
@@ -99,12 +134,12 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		}
 		switch {
 		case expired && !sent:
-			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("%w: waiting for a place among the requests in flight", context.DeadlineExceeded)))
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, errors.New("the deadline passed while it waited for a place among the requests in flight")))
 			return
 		case expired:
 			// The broker may have appended it: giveUp takes a new
 			// producer id if it is unsure.
-			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("%w: the request was cut short (%v)", context.DeadlineExceeded, err)))
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("the request was cut short at the deadline (%v)", err)))
 			return
 		case p.closed.Load():
 			continue // given up above
@@ -115,17 +150,14 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return
-		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && len(b.recs) > 1 && !b.unsure:
+		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
 			pp.split(b, err)
+			return
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone():
+			pp.abandon(b, err)
 			return
 		case api.IsRetriable(err):
 			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
-			if errors.Is(err, api.ErrUnknownTopicOrPartition) {
-				// The topic may have been deleted and created again with
-				// other partitions: later records follow the new count.
-				pp.t.refreshSoon()
-				pp.t.maybeRefresh(time.Now())
-			}
 			continue
 		default:
 			pp.giveUp(b, err)
@@ -160,12 +192,63 @@ func (pp *partition) seal(b *batch) error {
 		return err
 	}
 	if p.cfg.idempotent {
-		pp.seq = record.AddSequence(pp.seq, int64(len(b.recs)))
+		pp.seq = record.AddSequence(pp.seq, int64(b.live()))
 	}
 	b.data = data
 	copy(b.hdr[:], data)
 	b.sealed = true
 	return nil
+}
+
+// unseal undoes the seal of a batch never sent, after records were
+// dropped from it, so that it is sealed again without them: its sequence
+// numbers are taken back, since they are the partition's last (it seals
+// one batch at a time, and sends them in order).
+func (pp *partition) unseal(b *batch) {
+	if pp.p.cfg.idempotent && pp.pidGen == b.pidGen {
+		pp.seq = b.baseSeq
+	}
+	b.sealed = false
+}
+
+// dropAll completes a batch none of whose records is sent (every one was
+// dropped, its ctx having ended), once the batches before it are done.
+func (pp *partition) dropAll(b *batch) {
+	pp.settle()
+	pp.p.cfg.logger.Debug("records dropped before sending", "topic", pp.t.name, "partition", pp.id, "records", len(b.recs))
+	pp.fail(b, nil)
+}
+
+// gone asks the broker for the partition's topic again, after the broker
+// refused a batch for an unknown topic or partition, and reports whether
+// the answer confirms it: the topic is unknown (then the topic is marked
+// gone, so that later records fail at once: see Producer.topic), or has
+// no such partition (it was deleted and created again with fewer). Any
+// other answer (the topic has the partition: a broker that had not caught
+// up; or an error) is transient, and the batch is retried.
+func (pp *partition) gone() bool {
+	n, err := pp.t.refresh(time.Now())
+	switch {
+	case errors.Is(err, api.ErrUnknownTopicOrPartition):
+		pp.t.gone.Store(true)
+		return true
+	case err != nil:
+		return false
+	default:
+		return int(pp.id) >= n
+	}
+}
+
+// abandon fails a batch for a partition that is gone, and every record
+// then buffered for the partition: none could be delivered.
+func (pp *partition) abandon(b *batch, err error) {
+	pp.giveUp(b, err)
+	pp.mu.Lock()
+	rest := pp.takeAllLocked()
+	pp.mu.Unlock()
+	for _, x := range rest {
+		pp.fail(x, err)
+	}
 }
 
 // refused reports whether err says the broker did not append the batch.
@@ -187,34 +270,44 @@ var refusals = []error{
 	api.ErrBrokerClosed,
 }
 
-// succeed completes a delivered batch.
+// succeed completes a delivered batch: its records, and the promises of
+// those dropped from it, in order.
 func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 	idem := b.sealed && pp.p.cfg.idempotent
-	for i := range b.recs {
-		r := b.recs[i].r
+	i := int64(0) // of the record among those sent
+	for k := range b.recs {
+		pr := &b.recs[k]
+		r := pr.r
+		if pr.dropped() {
+			pr.promise(r, b.ctxOf(k).Err())
+			continue
+		}
 		r.Partition = pp.id
 		r.Offset = -1
 		if resp.BaseOffset >= 0 {
-			r.Offset = resp.BaseOffset + int64(i)
+			r.Offset = resp.BaseOffset + i
 		}
 		if resp.LogAppendTime >= 0 {
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
 		}
 		if idem {
-			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, record.AddSequence(b.baseSeq, int64(i))
+			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, record.AddSequence(b.baseSeq, i)
 		} else {
 			r.ProducerID, r.ProducerEpoch, r.Sequence = record.NoProducerID, record.NoProducerEpoch, record.NoSequence
 		}
-		b.recs[i].promise(r, nil)
+		pr.promise(r, nil)
+		i++
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
 	pp.reuse(b)
 }
 
-// fail completes a batch's records with err.
+// fail completes a batch's records with err, those dropped from it with
+// their ctx's error.
 func (pp *partition) fail(b *batch, err error) {
 	for i := range b.recs {
-		b.recs[i].promise(b.recs[i].r, err)
+		pr := &b.recs[i]
+		pr.promise(pr.r, b.outcome(i, err))
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
 	pp.reuse(b)
@@ -226,8 +319,11 @@ func (pp *partition) settle() { pp.pipe.idle() }
 
 // giveUp fails a batch for good. Its sequence numbers are reused by the
 // next batch when the broker surely did not append it; otherwise the
-// producer takes a new id, so that they never name other records.
+// producer takes a new id, so that they never name other records. The
+// error never matches a ctx's (see notCtx); the records dropped from the
+// batch get their own ctx's.
 func (pp *partition) giveUp(b *batch, err error) {
+	err = notCtx(err)
 	pp.settle()
 	if b.sealed && pp.p.cfg.idempotent {
 		if b.unsure {
@@ -270,11 +366,21 @@ func (pp *partition) split(b *batch, err error) {
 	p.cfg.logger.Debug("splitting refused batch", "topic", pp.t.name, "partition", pp.id, "records", len(b.recs), "err", err)
 	half := len(b.recs) / 2
 	first, second := p.newBatch(b.created), p.newBatch(b.created)
-	for i := range b.recs { // the halves are smaller: everything fits
+	// Their records were sent: they are fixed, whatever their ctx.
+	first.sent, second.sent = true, true
+	// The halves are smaller: everything fits. A record keeps its ctx
+	// (the error of one that was dropped).
+	j := 0 // in b.ctxs
+	for i := range b.recs {
+		var ctx context.Context
+		if j < len(b.ctxs) && b.ctxs[j].i == i {
+			ctx = b.ctxs[j].ctx
+			j++
+		}
 		if i < half {
-			first.add(b.recs[i], math.MaxInt)
+			first.add(b.recs[i], ctx, math.MaxInt)
 		} else {
-			second.add(b.recs[i], math.MaxInt)
+			second.add(b.recs[i], ctx, math.MaxInt)
 		}
 	}
 	pp.mu.Lock()
@@ -317,13 +423,27 @@ func closedError(last error) error {
 	if last == nil {
 		return ErrClosed
 	}
-	return fmt.Errorf("%w (the last attempt failed: %w)", ErrClosed, last)
+	return fmt.Errorf("%w (the last attempt failed: %w)", ErrClosed, notCtx(last))
 }
 
 func timeoutError(b *batch, d time.Duration, last error) error {
 	if last == nil {
-		return fmt.Errorf("%w: %d records not sent within %v", ErrDeliveryTimeout, len(b.recs), d)
+		return fmt.Errorf("%w: %d records not sent within %v", ErrDeliveryTimeout, b.live(), d)
 	}
 	return fmt.Errorf("%w: %d records not delivered within %v, after %d attempts: %w",
-		ErrDeliveryTimeout, len(b.recs), d, b.attempts, last)
+		ErrDeliveryTimeout, b.live(), d, b.attempts, notCtx(last))
+}
+
+// notCtx returns err, or, if it matches context.Canceled or
+// context.DeadlineExceeded, an error with its message that matches
+// neither. A record's promise gets an error matching a ctx's only from
+// the record's own ctx, and then the record was not written; errors
+// that come of the producer's own contexts (the delivery deadline of a
+// request, Close cancelling it), after the record may have been
+// appended, must not pass for that.
+func notCtx(err error) error {
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return errors.New(err.Error())
+	}
+	return err
 }

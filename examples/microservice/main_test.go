@@ -104,6 +104,28 @@ func TestOrdersFanOut(t *testing.T) {
 	require.EqualValues(t, 20, n)
 }
 
+// TestClientGoneDoesNotFailTheOrder: a client that goes away while its
+// order is placed (its request's ctx ends, here before the handler even
+// starts) does not decide the outcome: the order is placed, the handler
+// answers that it was, and billing and shipping handle it.
+func TestClientGoneDoesNotFailTheOrder(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	svc, srv := newService(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gone, hangUp := context.WithCancel(ctx)
+	hangUp()
+	req := httptest.NewRequest(http.MethodPost, "/orders",
+		strings.NewReader(`{"customer":"ada","items":["book"],"amount_cents":1299}`)).WithContext(gone)
+	w := httptest.NewRecorder()
+	svc.Handler().ServeHTTP(w, req)
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	var st Status
+	require.NoError(t, json.NewDecoder(w.Body).Decode(&st))
+	got := waitDone(ctx, t, srv.URL, st.Order.ID)
+	require.Equal(t, st.Offset, got.Offset)
+}
+
 func TestBadRequests(t *testing.T) {
 	b := runneltest.NewBroker(t)
 	_, srv := newService(t, b)

@@ -21,6 +21,16 @@ import (
 // OrdersTopic is the topic order events go to.
 const OrdersTopic = "orders"
 
+// How long placing an order may take. An order may wait this long in the
+// producer's buffer before it is sent (placeTimeout: the buffer is full,
+// say, with the broker slow), and once sent it is written or fails within
+// the producer's delivery timeout, counted from when it was produced. So
+// POST /orders answers within deliveryTimeout.
+const (
+	placeTimeout    = 5 * time.Second
+	deliveryTimeout = 15 * time.Second
+)
+
 // Order is what a client posts.
 type Order struct {
 	ID          string   `json:"id"`
@@ -65,7 +75,7 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
 		return nil, err
 	}
-	p, err := producer.New(b, producer.Linger(0))
+	p, err := producer.New(b, producer.Linger(0), producer.DeliveryTimeout(deliveryTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -176,10 +186,21 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		Value:   value,
 		Headers: []record.Header{{Key: "type", Value: []byte("OrderPlaced")}},
 	}
+	// The order's ctx is not the request's. That one ends when the client
+	// goes away, and a record's ctx decides whether the record is written
+	// until the record is sent: a client hanging up (or a proxy timing
+	// out) would decide the order's fate at whatever moment it left. An
+	// order is placed whether or not its client stays to hear so. This
+	// ctx keeps the request's values, drops its cancellation, and bounds
+	// only how long the order may wait unsent (placeTimeout). ProduceSync
+	// then reports the order's outcome: nil means written; an error
+	// matching ctx's means not written, so the client may retry.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), placeTimeout)
+	defer cancel()
 	// Acknowledged means durable (the broker's default fsync policy):
 	// once this returns, billing and shipping will see the order even if
 	// the process dies now.
-	if err := s.producer.ProduceSync(r.Context(), rec); err != nil {
+	if err := s.producer.ProduceSync(ctx, rec); err != nil {
 		s.logger.Error("produce", "order", o.ID, "err", err)
 		http.Error(w, "could not place the order: "+err.Error(), http.StatusServiceUnavailable)
 		return
