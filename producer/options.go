@@ -101,6 +101,11 @@ func (c *config) validate() error {
 	case c.maxInFlight < 1 || c.maxInFlight > 5:
 		return bad("MaxInFlight", c.maxInFlight)
 	}
+	if c.defaultTopic != "" {
+		if err := api.ValidateTopicName(c.defaultTopic); err != nil {
+			return fmt.Errorf("%w: DefaultTopic: %w", ErrInvalidOption, err)
+		}
+	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -188,7 +193,9 @@ func RetryBackoff(d time.Duration) Opt { return func(c *config) { c.retryBackoff
 // not appended twice.
 func DisableIdempotence() Opt { return func(c *config) { c.idempotent = false } }
 
-// DefaultTopic sets the topic of records whose Topic is "". Without it,
+// DefaultTopic sets the topic of records whose Topic is "". New refuses a
+// name Kafka would (ErrInvalidOption, matching api.ErrInvalidTopic too).
+// Without it,
 // such records fail with ErrNoTopic.
 func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } }
 
@@ -220,6 +227,6 @@ func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMa
 // the acknowledgement (the log's fsync failed or the delivery timeout
 // passed) fails the batch without a retry: it was appended, and sending
 // it again could only be answered as a duplicate. (A batch whose topic is
-// deleted while it waits is acknowledged: deleting closes the log, which
-// fsyncs it first.)
+// deleted while it waits fails with the broker's ErrUnknownTopicOrPartition:
+// its records went with the topic.)
 func MaxInFlight(n int) Opt { return func(c *config) { c.maxInFlight = n } }

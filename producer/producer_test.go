@@ -414,11 +414,14 @@ func TestNewValidatesOptions(t *testing.T) {
 		"metadata":    producer.MetadataMaxAge(0),
 		"inflight0":   producer.MaxInFlight(0),
 		"inflight6":   producer.MaxInFlight(6),
+		"topic":       producer.DefaultTopic("a/b"),
 	} {
 		_, err := producer.New(b, opt)
 		require.ErrorIs(t, err, producer.ErrInvalidOption, name)
 	}
-	_, err := producer.New(nil)
+	_, err := producer.New(b, producer.DefaultTopic(".."))
+	require.ErrorIs(t, err, api.ErrInvalidTopic)
+	_, err = producer.New(nil)
 	require.ErrorIs(t, err, producer.ErrInvalidOption)
 }
 
