@@ -53,12 +53,13 @@ type Broker struct {
 	root string
 	lock io.Closer
 
-	// adminMu serializes the admin calls (CreateTopic, DeleteTopic,
+	// admin (a one-token semaphore, so that waiting for it heeds a ctx)
+	// serializes the admin calls (CreateTopic, DeleteTopic,
 	// AlterTopicConfig, CreatePartitions, an auto-create) and the metadata
 	// files they and InitProducerID write; it is held across their file
 	// I/O, which produce and fetch never wait for.
-	adminMu sync.Mutex
-	nextPID int64 // adminMu
+	admin   chan struct{}
+	nextPID int64 // admin
 
 	// mu guards topics, and is held only to read or replace entries:
 	// produce and fetch look their partition up under it. A *log.Topic in
@@ -96,7 +97,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1)}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"
@@ -135,8 +136,8 @@ func (b *Broker) Close() error {
 	}
 	b.cancel()
 	b.wg.Wait()
-	b.adminMu.Lock() // let an admin call in flight finish
-	defer b.adminMu.Unlock()
+	b.admin <- struct{}{} // let an admin call in flight finish
+	defer b.unlockAdmin()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics()

@@ -49,15 +49,17 @@ func isClosedOrInvalid(err error) bool {
 }
 
 func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, error) {
-	b.adminMu.Lock()
-	if _, ok := b.topics[topic]; !ok && !b.closed.Load() { // adminMu: no writer
+	if err := b.lockAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if _, ok := b.topics[topic]; !ok { // under admin: no writer
 		if err := b.createAdmin(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
-			b.adminMu.Unlock()
+			b.unlockAdmin()
 			return nil, err
 		}
 		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
 	}
-	b.adminMu.Unlock()
+	b.unlockAdmin()
 	return b.topic(topic)
 }
 
@@ -84,11 +86,10 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.closed.Load() {
 		return 0, 0, ErrClosed
 	}
-	b.adminMu.Lock()
-	defer b.adminMu.Unlock()
-	if b.closed.Load() { // Close may have released the directory meanwhile
-		return 0, 0, ErrClosed
+	if err := b.lockAdmin(ctx); err != nil { // Close may have released the directory meanwhile
+		return 0, 0, err
 	}
+	defer b.unlockAdmin()
 	id := b.nextPID
 	if err := b.writeFile(b.path(producerIDs), []byte(strconv.FormatInt(id+1, 10)+"\n")); err != nil {
 		return 0, 0, err
@@ -193,7 +194,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	case api.Earliest:
 		return p.LogStartOffset(), nil
 	}
-	off, ok, err := p.Log().OffsetForTime(timestamp)
+	off, ok, err := p.OffsetForTime(timestamp)
 	if err != nil {
 		return 0, b.partitionGone(err, topic, partition)
 	}

@@ -15,8 +15,8 @@
 // idempotent producer id) and <Dir>/runnel.lock, which a second process
 // opening the same directory finds locked.
 //
-// Shut down in the reverse order: consumers first, then producers (whose
-// Close flushes what they buffered), then the broker. A producer whose
+// Shut down in the reverse order: consumers first, then producers (Flush,
+// then Close: Close fails what is still buffered), then the broker. A producer whose
 // broker closed first fails its records with ErrClosed; a consumer's
 // Records ends.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -167,7 +168,7 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 }
 
 // writeFile replaces path atomically and durably. The caller holds
-// adminMu: the temporary file has one name per directory, short enough for
+// the admin token: the temporary file has one name per directory, short enough for
 // any topic name (<249 characters>.json.tmp would be too long a file name).
 func (b *Broker) writeFile(path string, data []byte) error {
 	tmp := filepath.Join(filepath.Dir(path), metaTmp)
@@ -238,30 +239,36 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
-	defer b.adminMu.Unlock()
+	defer b.unlockAdmin()
 	return b.createAdmin(name, cfg)
 }
 
-// lockAdmin takes adminMu for an admin call, unless the broker is closed
-// or ctx has ended by then.
+// lockAdmin takes the admin token for an admin call, unless the broker is
+// closed or ctx ends first.
 func (b *Broker) lockAdmin(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	b.adminMu.Lock()
-	if b.closed.Load() {
-		b.adminMu.Unlock()
-		return ErrClosed
-	}
 	if err := ctx.Err(); err != nil {
-		b.adminMu.Unlock()
 		return err
+	}
+	select {
+	case b.admin <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if b.closed.Load() {
+		b.unlockAdmin()
+		return ErrClosed
 	}
 	return nil
 }
 
+// unlockAdmin gives the admin token back.
+func (b *Broker) unlockAdmin() { <-b.admin }
+
 // setTopic adds or replaces (t non-nil) or removes a topic in the map. The
-// caller holds adminMu.
+// caller holds the admin token.
 func (b *Broker) setTopic(name string, t *log.Topic) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -272,8 +279,8 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 	}
 }
 
-// createAdmin creates a topic; the caller holds adminMu (and so may read
-// b.topics without mu: every writer holds adminMu).
+// createAdmin creates a topic; the caller holds the admin token (and so
+// may read b.topics without mu: every writer holds the token).
 func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	if cfg.Partitions < 1 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
@@ -326,27 +333,29 @@ func closePartitions(ps []*log.Partition) {
 
 // DeleteTopic deletes a topic and all its data. Consumers reading it get
 // ErrUnknownTopic, and so do produces and fetches that were under way.
+// Once it has removed the topic's record it goes on whatever fails: an
+// error after that point means the topic is gone here, but the deletion
+// may not be durable (after a crash the topic may come back, empty).
 //
 // Errors: ErrUnknownTopic; ErrClosed; ctx's error; file system errors.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
-	defer b.adminMu.Unlock()
+	defer b.unlockAdmin()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	// The record goes first: a crash after it leaves directories that the
-	// next CreateTopic of the name clears.
-	if err := b.fs.Remove(filepath.Join(b.root, topicsDir, name+".json")); err != nil {
+	// next CreateTopic of the name clears. Once it is removed the topic is
+	// gone, whatever fails after: serving it on would acknowledge records
+	// that the next Open, finding no record, would not know.
+	if err := b.fs.Remove(filepath.Join(b.root, topicsDir, name+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := b.fs.SyncDir(filepath.Join(b.root, topicsDir)); err != nil {
-		return err
-	}
+	err := b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
-	var err error
 	for i, p := range t.Partitions {
 		err = errors.Join(err, p.Discard(), b.fs.RemoveAll(b.partitionDir(name, i)))
 	}
@@ -425,8 +434,8 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // defaults, as Kafka's AlterConfigs does: a field left zero goes back to
 // its default. To change some fields and keep the others, use
 // UpdateTopicConfig. Each partition's log is closed and opened again with
-// the new configuration; appends and reads in flight on it finish first,
-// and the ones that come meanwhile wait for it.
+// the new configuration; appends, reads and offset look-ups in flight on
+// it finish first, and the ones that come meanwhile wait for it.
 //
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
 // file system errors.
@@ -439,13 +448,14 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // as it was set (without the broker's defaults: a zero field takes them)
 // and changes the fields it wants to. The change is atomic against other
 // admin calls, validated, and applied as AlterTopicConfig applies it.
+// update runs while the broker's admin calls wait: it must not call them.
 //
 // Errors: as AlterTopicConfig's.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
-	defer b.adminMu.Unlock()
+	defer b.unlockAdmin()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -480,7 +490,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
-	defer b.adminMu.Unlock()
+	defer b.unlockAdmin()
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -531,6 +541,6 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if offset > hw { // the log checks its own end and below 0
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
 	}
-	low, err := p.Log().DeleteRecordsBefore(offset)
+	low, err := p.DeleteRecordsBefore(offset)
 	return low, b.partitionGone(err, topic, partition)
 }

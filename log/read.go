@@ -101,19 +101,39 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // OffsetForTime returns the offset of the first record whose timestamp is
 // at least ts (ms since the epoch), as Kafka's ListOffsets does; ok is
 // false when every record is older (the caller then uses the log end).
+//
+// Errors: ErrClosed (also when the log closes during the call);
+// ErrOffsetOutOfRange when segments kept being replaced under the search;
+// record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	if l.closed.Load() {
-		return 0, false, ErrClosed
+	for attempt := 0; ; attempt++ {
+		if l.closed.Load() {
+			return 0, false, ErrClosed
+		}
+		offset, ok, err = l.offsetForTime(ts)
+		if !removedUnderUs(err) {
+			return offset, ok, err
+		}
+		if l.closed.Load() {
+			return 0, false, ErrClosed
+		}
+		if attempt == 2 {
+			return 0, false, fmt.Errorf("%w: offset for time %d: %w", ErrOffsetOutOfRange, ts, err)
+		}
+		// A segment was removed (retention, truncation) or replaced
+		// (compaction's swap) while we searched it: skipping it could skip
+		// the records a swap moved. Wait for that writer, search again.
+		l.writerBarrier()
 	}
+}
+
+func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {
 	start := l.start.Load()
 	for _, s := range *l.segs.Load() {
 		if s.NextOffset() <= start || s.MaxTimestamp() < ts {
 			continue
 		}
 		off, ok, err := s.FindTime(ts, start)
-		if removedUnderUs(err) {
-			continue
-		}
 		if err != nil || ok {
 			return off, ok, err
 		}

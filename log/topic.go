@@ -131,6 +131,22 @@ func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64)
 	return p.log.ReadInto(dst, offset, maxBytes, min(hw, upTo))
 }
 
+// OffsetForTime is Log.OffsetForTime, with the partition's log held open
+// for the call (a Reopen waits for it).
+func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.log.OffsetForTime(ts)
+}
+
+// DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
+// held open for the call (a Reopen waits for it).
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.log.DeleteRecordsBefore(offset)
+}
+
 // Reopen closes the partition's log and opens it again through open (with
 // a new configuration, say), waiting for appends and reads in flight.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
