@@ -184,3 +184,39 @@ func TestUpdateTopicConfig(t *testing.T) {
 	require.Equal(t, log.Delete, info.Config.CleanupPolicy, "AlterTopicConfig replaces the whole config")
 	require.Equal(t, log.SyncAlways, info.Config.Sync)
 }
+
+// TestOpenRemovesStrayPartitions: partition directories that no topic
+// record claims (a deletion cut short by a crash after the record went, a
+// CreatePartitions that failed before its record) are removed at Open, as
+// Kafka removes stray logs; everything else in the directory is left.
+func TestOpenRemovesStrayPartitions(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "b", 0, "kept")
+	require.NoError(t, b.Close())
+
+	// a's record gone (its deletion interrupted), b-5 and b-x made by hand,
+	// a file that looks like a partition.
+	require.NoError(t, mem.Remove("/data/topics/a.json"))
+	for _, d := range []string{"/data/b-5", "/data/b-x", "/data/notes"} {
+		require.NoError(t, mem.MkdirAll(d, 0o755))
+	}
+	f, err := mem.Create("/data/c-1")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	defer b.Close()
+	names, err := mem.List("/data")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{topicsDir, lockFile, "b-0", "b-x", "notes", "c-1"}, names)
+	require.Equal(t, []string{"b"}, b.Topics())
+	info, err := b.DescribeTopic(ctx, "b")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.Partitions[0].LogEndOffset)
+}

@@ -19,7 +19,9 @@ import (
 // Kafka's topic defaults. Open copies it.
 type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
-	// vfs.NewMem file system that lives as long as the Broker).
+	// vfs.NewMem file system that lives as long as the Broker). The broker
+	// owns it: Open removes the directories named <topic>-<partition> that
+	// no topic of its claims (what a crash during DeleteTopic leaves).
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set.

@@ -98,7 +98,51 @@ func (b *Broker) load() error {
 		return err
 	}
 	b.nextPID = ids
+	b.removeStrays()
 	return nil
+}
+
+// removeStrays removes the partition directories that no topic record
+// claims, as Kafka removes stray logs at startup: those of a topic whose
+// deletion a crash interrupted after its record was removed, or of a
+// CreateTopic or CreatePartitions that failed before its record was
+// written. Only directories named <valid topic>-<partition> are touched. A
+// failure is logged, not returned: the broker works without the cleanup.
+func (b *Broker) removeStrays() {
+	names, err := b.fs.List(b.root)
+	if err != nil {
+		b.cfg.Logger.Warn("listing the data directory for stray partitions", "err", err)
+		return
+	}
+	removed := false
+	for _, name := range names {
+		i := strings.LastIndexByte(name, '-')
+		if i <= 0 {
+			continue
+		}
+		topic, id := name[:i], name[i+1:]
+		n, err := strconv.Atoi(id)
+		if err != nil || n < 0 || strconv.Itoa(n) != id || ValidateTopicName(topic) != nil {
+			continue
+		}
+		if t, ok := b.topics[topic]; ok && n < len(t.Partitions) {
+			continue
+		}
+		if fi, err := b.fs.Stat(filepath.Join(b.root, name)); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := b.fs.RemoveAll(filepath.Join(b.root, name)); err != nil {
+			b.cfg.Logger.Warn("removing a stray partition directory", "dir", name, "err", err)
+			continue
+		}
+		b.cfg.Logger.Info("removed a stray partition directory", "dir", name)
+		removed = true
+	}
+	if removed {
+		if err := b.fs.SyncDir(b.root); err != nil {
+			b.cfg.Logger.Warn("syncing the data directory", "err", err)
+		}
+	}
 }
 
 func (b *Broker) readMeta(path string) (topicMeta, error) {
