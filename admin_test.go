@@ -220,3 +220,47 @@ func TestOpenRemovesStrayPartitions(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, info.Partitions[0].LogEndOffset)
 }
+
+// TestFailedReopen: a partition whose log cannot be opened again when its
+// config changes answers log.ErrLogFenced (the storage error, retriable),
+// not "unknown topic"; the other partitions take the new config; a later
+// config change that can open it brings it back, with its records.
+func TestFailedReopen(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpList && name == "/data/t-1" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "a0")
+	produce(t, b, "t", 1, "a1")
+
+	armed.Store(true)
+	err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorContains(t, err, "t-1")
+	require.Equal(t, 2<<20, b.topics["t"].Partitions[0].Log().Config().MaxMessageBytes)
+
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.True(t, api.IsRetriable(err))
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, log.ErrLogFenced)
+	_, err = b.ListOffset(ctx, "t", 1, 0)
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	produce(t, b, "t", 0, "b0")
+
+	armed.Store(false)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {}))
+	produce(t, b, "t", 1, "b1")
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1 << 20}}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Partitions[0].Err)
+	require.Equal(t, []string{"a1", "b1"}, values(t, resp.Partitions[0].Records))
+}

@@ -479,7 +479,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // its default. To change some fields and keep the others, use
 // UpdateTopicConfig. Each partition's log is closed and opened again with
 // the new configuration; appends, reads and offset look-ups in flight on
-// it finish first, and the ones that come meanwhile wait for it.
+// it finish first, and the ones that come meanwhile wait for it. A
+// partition that cannot be opened again (a file-system error) answers
+// log.ErrLogFenced until a later AlterTopicConfig or UpdateTopicConfig, or
+// a new Open of the broker, opens it.
 //
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
 // file system errors.
@@ -514,15 +517,18 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		return err
 	}
 	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: t.Partitions})
+	// Every partition, whatever fails: one that cannot be reopened answers
+	// log.ErrLogFenced until a later call reopens it.
+	var errs []error
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
 		})
 		if err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // CreatePartitions grows a topic to n partitions. Kafka's keyed

@@ -2,6 +2,8 @@ package log
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -29,8 +31,12 @@ type Partition struct {
 	topic string
 	id    int32
 
-	mu      sync.RWMutex // guards log: Reopen swaps it
+	mu      sync.RWMutex // guards log and reopenErr: Reopen swaps them
 	log     *Log
+	// reopenErr is why the last Reopen could not open the log again (nil
+	// when it could): the partition then answers ErrLogFenced with it
+	// instead of ErrClosed, until a Reopen succeeds.
+	reopenErr error
 	changed chan struct{} // closed when the high watermark moves (notifyMu)
 
 	notifyMu sync.Mutex
@@ -109,6 +115,7 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 	p.mu.RLock()
 	res, d, err := p.log.AppendAsync(ctx, data, opts)
 	durable := p.log.Config().Sync == SyncAlways
+	err = p.failed(err)
 	p.mu.RUnlock()
 	if err == nil && !res.Duplicate && !durable {
 		p.notify()
@@ -128,7 +135,8 @@ func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64)
 	if p.log.Config().Sync == SyncAlways {
 		hw = p.log.DurableOffset()
 	}
-	return p.log.ReadInto(dst, offset, maxBytes, min(hw, upTo))
+	data, err := p.log.ReadInto(dst, offset, maxBytes, min(hw, upTo))
+	return data, p.failed(err)
 }
 
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
@@ -136,7 +144,8 @@ func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64)
 func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.log.OffsetForTime(ts)
+	offset, ok, err = p.log.OffsetForTime(ts)
+	return offset, ok, p.failed(err)
 }
 
 // DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
@@ -144,24 +153,40 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.log.DeleteRecordsBefore(offset)
+	low, err := p.log.DeleteRecordsBefore(offset)
+	return low, p.failed(err)
+}
+
+// failed turns the ErrClosed of a log that a Reopen could not open again
+// into ErrLogFenced with the reason. The caller holds mu.
+func (p *Partition) failed(err error) error {
+	if p.reopenErr != nil && errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %s-%d could not be reopened: %w", ErrLogFenced, p.topic, p.id, p.reopenErr)
+	}
+	return err
 }
 
 // Reopen closes the partition's log and opens it again through open (with
 // a new configuration, say), waiting for appends and reads in flight.
+//
+// If open fails, the partition stays closed: its appends, reads and
+// look-ups fail with ErrLogFenced (wrapping open's error) instead of
+// ErrClosed, until a later Reopen succeeds.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.notify()
 	if err := p.log.Close(); err != nil {
+		p.reopenErr = err
 		return err
 	}
 	l, err := open()
 	if err != nil {
+		p.reopenErr = err
 		return err
 	}
 	l.OnDurable(p.notify)
-	p.log = l
+	p.log, p.reopenErr = l, nil
 	return nil
 }
 
