@@ -31,13 +31,13 @@ type Partition struct {
 	topic string
 	id    int32
 
-	mu      sync.RWMutex // guards log and reopenErr: Reopen swaps them
-	log     *Log
+	mu  sync.RWMutex // guards log and reopenErr: Reopen swaps them
+	log *Log
 	// reopenErr is why the last Reopen could not open the log again (nil
 	// when it could): the partition then answers ErrLogFenced with it
 	// instead of ErrClosed, until a Reopen succeeds.
 	reopenErr error
-	changed chan struct{} // closed when the high watermark moves (notifyMu)
+	changed   chan struct{} // closed when the high watermark moves (notifyMu)
 
 	notifyMu sync.Mutex
 }
