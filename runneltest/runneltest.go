@@ -22,9 +22,9 @@
 // producers, then the broker. Cleanup functions run in the reverse order
 // of their registration, so make the broker first: NewBroker, then
 // NewProducer, and the producer is flushed and closed before the broker
-// closes. A consumer the test makes itself closes first with a defer
-// (deferred calls run before any cleanup) or with a t.Cleanup registered
-// after NewBroker. NewBroker's cleanup closes the broker even if a client
+// closes, and so is a consumer made with NewConsumer. A consumer the test
+// makes itself closes first with a defer (deferred calls run before any
+// cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's cleanup closes the broker even if a client
 // is still open; such a client then fails with runnel.ErrClosed.
 package runneltest
 
@@ -129,6 +129,24 @@ func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer
 		}
 	})
 	return p
+}
+
+// NewConsumer returns a consumer.Consumer on b, made with opts, or fails
+// the test (an option out of range, say), and closes it when the test
+// ends. Call NewBroker first: cleanups run last-registered first, and the
+// consumer must close before its broker.
+func NewConsumer(t testing.TB, b *runnel.Broker, opts ...consumer.Opt) *consumer.Consumer {
+	t.Helper()
+	c, err := consumer.New(b, opts...)
+	if err != nil {
+		t.Fatalf("runneltest: new consumer: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("runneltest: close consumer: %v", err)
+		}
+	})
+	return c
 }
 
 // Produce appends records to topic, each as its own batch, and fails the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -204,4 +205,24 @@ func values(recs []*record.Record) []string {
 		out[i] = string(r.Value)
 	}
 	return out
+}
+
+func TestNewConsumer(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a", "b")
+	var c *consumer.Consumer
+	t.Run("test", func(t *testing.T) {
+		c = runneltest.NewConsumer(t, b)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		fs, err := c.Poll(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, fs.Err())
+		require.Equal(t, 2, fs.NumRecords())
+	})
+	_, err := c.Poll(context.Background())
+	require.ErrorIs(t, err, consumer.ErrClosed, "closed at cleanup")
+
+	ft := fails(t, func(ft *fakeT) { runneltest.NewConsumer(ft, b, consumer.FetchMaxWait(-1)) })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "consumer")
 }
