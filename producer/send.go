@@ -23,8 +23,9 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 	deadline := p.deadlineOf(b)
 	b.unwatch() // no longer lingering
 	var last error
+	reseal := false // the last pass only gave its place back to seal again
 	for try := 0; ; try++ {
-		if try > 0 {
+		if try > 0 && !reseal {
 			d := p.backoff(try)
 			if left := time.Until(deadline); d > left {
 				d = left
@@ -59,8 +60,8 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		} else {
 			copy(b.data, b.hdr[:]) // the broker rewrote offsets in place
 		}
+		reseal = false
 		pp.req.Batches = b.data
-		b.attempts++
 		// The attempt ends at the delivery deadline, so that a request
 		// the broker sits on (an fsync that hangs, say) cannot hold the
 		// promise past it.
@@ -73,40 +74,29 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		sent := true
 		if pp.pipe != nil {
 			waited := pp.pipe.acquire()
-			if err = attempt.Err(); err != nil {
+			switch {
+			case attempt.Err() != nil:
 				// The deadline passed, or Close came, while the batch
 				// waited for a place: it was not sent.
-				sent = false
-			} else if waited && !b.sent && b.dropEnded() {
+				err, sent = attempt.Err(), false
+			case waited && !b.sent && b.dropEnded():
 				// Records' ctxs ended while the batch, sealed, waited for
-				// a place: seal it again without them (or drop it).
+				// a place: give the place back and seal it again without
+				// them (or drop it), at once, from the top.
+				pp.pipe.release()
+				dl.stop()
+				pp.req.Batches = nil
 				pp.unseal(b)
-				if b.live() > 0 {
-					err = pp.seal(b)
-				}
-				if err != nil || b.live() == 0 {
-					pp.pipe.release()
-					dl.stop()
-					pp.req.Batches = nil
-					if err == nil {
-						pp.dropAll(b)
-						return
-					}
-					if api.IsRetriable(err) || p.closed.Load() { // as a failed seal above
-						last = err
-						continue
-					}
-					pp.giveUp(b, err)
-					return
-				}
-				pp.req.Batches = b.data
-			}
-			if sent {
+				reseal = true
+				continue
+			default:
 				b.sent = true
+				b.attempts++
 				resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
 			}
 		} else {
 			b.sent = true
+			b.attempts++
 			resp, err = p.client.Produce(attempt, &pp.req)
 		}
 		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
