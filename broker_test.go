@@ -366,6 +366,20 @@ func TestProduceAsync(t *testing.T) {
 // its fsync takes the records with it: the Wait fails with ErrUnknownTopic
 // (as ProduceAsync's doc says; DeleteTopic discards the log without a
 // flush), and so does the next produce.
+// TestNilRequests: a nil produce or fetch request is refused with
+// api.ErrInvalidRequest, not a panic.
+func TestNilRequests(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	_, err := b.Produce(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	_, ack, err := b.ProduceAsync(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	require.Nil(t, ack)
+	_, err = b.Fetch(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+}
+
 func TestProduceAsyncTopicDeleted(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()

@@ -108,10 +108,10 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // default fsync policy for its fsync: acks 0 and 1 ask for no more, and
 // get no less.
 //
-// Errors: api.ErrInvalidRequiredAcks; ErrUnknownTopic; ErrInvalidTopic;
-// log.ErrRecordTooLarge; log.ErrInvalidRecord; record.ErrCorrupt;
-// log.ErrOutOfOrderSequence; log.ErrProducerFenced; log.ErrLogFenced;
-// ErrClosed; ctx's error.
+// Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
+// ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
+// log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
+// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, err := b.produce(ctx, req)
 	if err == nil {
@@ -145,6 +145,9 @@ func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 // produce is the append of Produce and ProduceAsync.
 func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, error) {
 	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	if req == nil {
+		return resp, log.Durability{}, fmt.Errorf("%w: nil produce request", api.ErrInvalidRequest)
+	}
 	if !req.Acks.Valid() {
 		return resp, log.Durability{}, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
 	}

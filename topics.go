@@ -19,11 +19,10 @@ import (
 )
 
 const (
-	topicsDir    = "topics"
-	lockFile     = "runnel.lock"
-	producerIDs  = "producer-ids"
-	maxTopicName = 249
-	metaTmp      = "runnel.tmp"
+	topicsDir   = "topics"
+	lockFile    = "runnel.lock"
+	producerIDs = "producer-ids"
+	metaTmp     = "runnel.tmp"
 )
 
 // topicMeta is what <Dir>/topics/<name>.json holds: the topic as created
@@ -211,9 +210,10 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// writeFile replaces path atomically and durably. The caller holds
-// the admin token: the temporary file has one name per directory, short enough for
-// any topic name (<249 characters>.json.tmp would be too long a file name).
+// writeFile replaces path atomically and durably. The caller holds the
+// admin token: the temporary file has one name per directory, short
+// enough for any topic name (<249 characters>.json.tmp would be too long
+// a file name).
 func (b *Broker) writeFile(path string, data []byte) error {
 	tmp := filepath.Join(filepath.Dir(path), metaTmp)
 	f, err := b.fs.Create(tmp)

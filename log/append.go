@@ -141,9 +141,10 @@ type Durability struct {
 // then.
 //
 // Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
-// without fsyncing the append: Discard, or a Close that failed); ErrOffsetOutOfRange (TruncateTo removed
-// the append before it was fsynced); ctx's error (the append stays in the
-// log and may become durable).
+// without fsyncing the append: Discard, or a Close that failed);
+// ErrOffsetOutOfRange (TruncateTo removed the append before it was
+// fsynced); ctx's error (the append stays in the log and may become
+// durable).
 func (d Durability) Wait(ctx context.Context) error {
 	if d.l == nil {
 		return nil

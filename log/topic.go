@@ -191,19 +191,15 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 }
 
 // Close closes the partition's log and wakes its waiting readers.
-func (p *Partition) Close() error {
-	p.mu.Lock()
-	err := p.log.Close()
-	p.mu.Unlock()
-	p.notify()
-	return err
-}
+func (p *Partition) Close() error { return p.close((*Log).Close) }
 
 // Discard closes the partition's log as Log.Discard does (no flush, for a
 // log about to be removed) and wakes its waiting readers.
-func (p *Partition) Discard() error {
+func (p *Partition) Discard() error { return p.close((*Log).Discard) }
+
+func (p *Partition) close(how func(*Log) error) error {
 	p.mu.Lock()
-	err := p.log.Discard()
+	err := how(p.log)
 	p.mu.Unlock()
 	p.notify()
 	return err

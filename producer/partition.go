@@ -679,9 +679,7 @@ func (pp *partition) drain() {
 			}
 			b = pp.cur
 			pp.cur = nil
-			if pp.ctxEnded.Load() {
-				pp.ctxEnded.Store(false)
-			}
+			pp.ctxEnded.Store(false)
 		case pp.idle:
 			// Idle for idleKeep with nothing to send: the goroutine ends
 			// (addRecord starts another), and the acker with it.
