@@ -27,6 +27,10 @@ var (
 	ErrProducerFenced          = log.ErrProducerFenced
 	ErrUnknownProducerID       = errors.New("runnel: unknown producer id")
 	ErrBrokerClosed            = errors.New("runnel: broker is closed")
+	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
+	// one before the Unix epoch (Kafka's producers refuse negative
+	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).
+	ErrInvalidTimestamp = errors.New("runnel: invalid timestamp")
 )
 
 // entry is one row of the error table.
@@ -52,6 +56,7 @@ var table = []entry{
 	{ErrInvalidTopic, 17, "INVALID_TOPIC_EXCEPTION", false},
 	{ErrNotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true},
 	{ErrInvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false},
+	{ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false},
 	{ErrTopicAlreadyExists, 36, "TOPIC_ALREADY_EXISTS", false},
 	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
 	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},

@@ -127,7 +127,9 @@ type Config struct {
 	SegmentTime time.Duration
 	// SegmentIndexBytes is segment.index.bytes. Default 10 MiB.
 	SegmentIndexBytes int
-	// IndexIntervalBytes is index.interval.bytes. Default 4096.
+	// IndexIntervalBytes is index.interval.bytes. Default 4096. Kafka's
+	// 0 (an index entry for every batch) is written 1 here: no batch is
+	// smaller than a byte, so every batch gets its entry.
 	IndexIntervalBytes int
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
 	// Default 1048588.

@@ -52,6 +52,11 @@ var (
 	// when the broker has seen a newer epoch of the producer's id. It is
 	// api.ErrProducerFenced.
 	ErrProducerFenced = api.ErrProducerFenced
+	// ErrInvalidTimestamp is given to the promise of a record whose
+	// Timestamp is before the Unix epoch (a negative Kafka timestamp), as
+	// Kafka's Java producer refuses one. It is api.ErrInvalidTimestamp
+	// (Kafka's INVALID_TIMESTAMP).
+	ErrInvalidTimestamp = api.ErrInvalidTimestamp
 )
 
 // RecordError is one failed record of ProduceSync: which record, and why.

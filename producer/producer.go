@@ -63,10 +63,11 @@ type AsyncClient interface {
 // block for long, and must not call Produce (which may wait for buffer
 // space that only finished promises free): use TryProduce there. A
 // record must not be modified until its promise has run. A record that
-// fails before it reaches a partition (ErrNoTopic, ErrRecordTooLarge for
-// BatchMaxBytes, the broker's ErrUnknownTopicOrPartition or
-// ErrInvalidTopic, ErrInvalidPartition, ErrMaxBuffered, ctx's error,
-// ErrClosed) has its promise run before Produce returns. A record's ctx
+// fails before it reaches a partition (ErrNoTopic, ErrInvalidTimestamp,
+// ErrRecordTooLarge for BatchMaxBytes, the broker's
+// ErrUnknownTopicOrPartition or ErrInvalidTopic, ErrInvalidPartition,
+// ErrMaxBuffered, ctx's error, ErrClosed) has its promise run before
+// Produce returns. A record's ctx
 // governs it until its batch is first sent (see Produce).
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
@@ -201,8 +202,9 @@ func noPromise(*record.Record, error) {}
 // costs nothing.
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
-// ctx's error, ErrDeliveryTimeout, ErrOutOfOrderSequence,
-// ErrProducerFenced, and the broker's errors for the record's batch.
+// ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
+// ErrOutOfOrderSequence, ErrProducerFenced, and the broker's errors for
+// the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, true)
 }
@@ -231,6 +233,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		return
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
+		return
+	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
+		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
 		return
 	case r.Topic == "":
 		if p.cfg.defaultTopic == "" {

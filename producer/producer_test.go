@@ -216,11 +216,22 @@ func TestTopicErrors(t *testing.T) {
 	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Topic: "missing"}), api.ErrUnknownTopicOrPartition)
 	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Topic: "bad topic!"}), api.ErrInvalidTopic)
 	require.ErrorIs(t, p.ProduceSync(ctx, nil), producer.ErrNilRecord)
+	// A timestamp before the epoch is refused, as Kafka's producer does
+	// (negative timestamps are ListOffsets' "latest" and "earliest"); the
+	// epoch itself is a timestamp like any other.
+	err := p.ProduceSync(ctx, &record.Record{Topic: "t", Timestamp: time.UnixMilli(-2), Value: []byte("neg")})
+	require.ErrorIs(t, err, producer.ErrInvalidTimestamp)
+	require.Equal(t, "INVALID_TIMESTAMP", api.Name(err))
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Timestamp: time.Unix(0, -1), Value: []byte("neg")}), producer.ErrInvalidTimestamp)
+	epoch := &record.Record{Topic: "t", Timestamp: time.Unix(0, 0), Value: []byte("epoch")}
+	require.NoError(t, p.ProduceSync(ctx, epoch))
 	// None of it disturbed a good record, nor left anything buffered.
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("ok")}))
 	require.NoError(t, p.Flush(ctx))
 	require.Zero(t, p.BufferedRecords())
-	require.Equal(t, []string{"ok"}, values(readRecords(t, b, "t", 0)))
+	got := readRecords(t, b, "t", 0)
+	require.Equal(t, []string{"epoch", "ok"}, values(got))
+	require.Zero(t, got[0].Timestamp.UnixMilli())
 
 	// A topic created later is found.
 	runneltest.CreateTopic(t, b, "missing", log.TopicConfig{Partitions: 2})
