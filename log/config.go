@@ -128,8 +128,8 @@ type Config struct {
 	// SegmentIndexBytes is segment.index.bytes. Default 10 MiB.
 	SegmentIndexBytes int
 	// IndexIntervalBytes is index.interval.bytes. Default 4096. Kafka's
-	// 0 (an index entry for every batch) is written 1 here: no batch is
-	// smaller than a byte, so every batch gets its entry.
+	// 0 (an index entry for every batch but a segment's first) is written
+	// 1 here, which does the same: no batch is smaller than a byte.
 	IndexIntervalBytes int
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
 	// Default 1048588.
