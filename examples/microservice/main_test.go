@@ -17,6 +17,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 )
 
@@ -24,11 +26,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func post(t *testing.T, url, body string) (*http.Response, Status) {
 	t.Helper()
-	resp, err := http.Post(url+"/orders", "application/json", strings.NewReader(body))
+	return postKey(t, url, "", body)
+}
+
+// postKey is post with an Idempotency-Key header, unless key is "".
+func postKey(t *testing.T, url, key, body string) (*http.Response, Status) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/orders", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var st Status
-	if resp.StatusCode == http.StatusCreated {
+	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 	}
 	return resp, st
@@ -195,4 +209,67 @@ func TestRun(t *testing.T) {
 	require.NoError(t, <-errc)
 	require.Contains(t, out.String(), "serving")
 	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, nil))
+}
+
+// TestIdempotencyKey: a retry with the same Idempotency-Key, once the
+// order is seen, is answered with the first order's status and writes no
+// second event; a bad key is refused.
+func TestIdempotencyKey(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	_, srv := newService(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	resp, st := postKey(t, srv.URL, "k-1", `{"customer":"ada","items":["book"],"amount_cents":1299}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Equal(t, "order-k-1", st.Order.ID)
+	waitDone(ctx, t, srv.URL, st.Order.ID)
+
+	resp, again := postKey(t, srv.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
+	require.Equal(t, st.Order, again.Order)
+	require.Equal(t, st.Offset, again.Offset)
+	require.Equal(t, st.Partition, again.Partition)
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1) // no second event
+
+	for _, key := range []string{"a b", strings.Repeat("x", 65), "ä"} {
+		resp, _ := postKey(t, srv.URL, key, `{"customer":"ada","items":["book"],"amount_cents":1}`)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, key)
+	}
+}
+
+// TestDuplicateEventsHandledOnce: when an order's event is written twice
+// (a retry after an unknown outcome, before the handlers saw the first),
+// billing and shipping act on the first event only, even when the
+// duplicate lands on another partition.
+func TestDuplicateEventsHandledOnce(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4}))
+	p := runneltest.NewProducer(t, b)
+	event := func(customer string) *record.Record {
+		v, err := json.Marshal(Order{ID: "order-dup", Customer: customer, Items: []string{"book"}, AmountCents: 1299})
+		require.NoError(t, err)
+		return &record.Record{Topic: OrdersTopic, Key: []byte(customer), Value: v}
+	}
+	first, second, third := event("ada"), event("ada"), event("zed")
+	require.NoError(t, p.ProduceSync(ctx, first))
+	require.NoError(t, p.ProduceSync(ctx, second, third))
+	require.NotEqual(t, first.Partition, third.Partition, "pick another customer: the test wants a duplicate on another partition")
+
+	// Billing and shipping start after all three events are written, so
+	// each meets the duplicates as a restarted service would.
+	_, srv := newService(t, b)
+	got := waitDone(ctx, t, srv.URL, "order-dup")
+	want := Status{Partition: first.Partition, Offset: first.Offset}
+	// Whichever handler saw an event first recorded it: the same order
+	// then holds for both, so invoice and shipment agree on it.
+	if got.Partition != want.Partition || got.Offset != want.Offset {
+		require.Equal(t, third.Partition, got.Partition, "status from an event that was never written: %+v", got)
+		want = Status{Partition: third.Partition, Offset: third.Offset}
+	}
+	require.Equal(t, fmt.Sprintf("INV-%d-%d", want.Partition, want.Offset), got.Invoice)
+	require.Equal(t, "SHP-"+got.Order.Customer+"-1", got.Shipment)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ const (
 
 // Order is what a client posts.
 type Order struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id"` // set by the service: order-<Idempotency-Key>, or random
 	Customer    string   `json:"customer"`
 	Items       []string `json:"items"`
 	AmountCents int64    `json:"amount_cents"`
@@ -54,6 +55,14 @@ type Status struct {
 // orders stay in order; billing and shipping consume every event on their
 // own consumers, in this process, and would run just the same in another
 // process reading the same topic.
+//
+// Delivery is at least once: a produce that fails with an unknown outcome
+// (the delivery timeout, say) may still have written its event, and a
+// client that retries then places it a second time. So a client may name
+// its order with an Idempotency-Key header, which becomes the order's ID:
+// a retry with the same key is answered from the order already seen, and
+// the handlers act on an ID's first event only, whatever duplicates
+// follow.
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -143,6 +152,10 @@ func (s *Service) ship(r *record.Record, o Order) {
 	s.update(r, o, func(st *Status) { st.Shipment = fmt.Sprintf("SHP-%s-%d", o.Customer, len(o.Items)) })
 }
 
+// update applies a handler's f to the order of the event r: the order's
+// first event, as whichever handler saw it first recorded it. A later
+// event with the same order ID is a duplicate (a client's retry after an
+// unknown outcome) and is skipped, by both handlers alike.
 func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,8 +164,15 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 		st = &Status{Order: o, Offset: r.Offset, Partition: r.Partition}
 		s.orders[o.ID] = st
 	}
+	if st.Partition != r.Partition || st.Offset != r.Offset {
+		s.logger.Info("duplicate order event skipped", "order", o.ID, "partition", r.Partition, "offset", r.Offset)
+		return
+	}
 	f(st)
 }
+
+// idempotencyKey is what an Idempotency-Key header may hold.
+var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Handler serves POST /orders and GET /orders/{id}.
 func (s *Service) Handler() http.Handler {
@@ -174,7 +194,22 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
 	}
-	o.ID = "order-" + rand.Text()[:12] // unique across restarts
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if !idempotencyKey.MatchString(key) {
+			http.Error(w, "bad Idempotency-Key: 1 to 64 of A-Z a-z 0-9 _ -", http.StatusBadRequest)
+			return
+		}
+		o.ID = "order-" + key
+		if st, ok := s.status(o.ID); ok {
+			// A retry of an order already placed: its first event's
+			// status, whatever this request's body says.
+			w.Header().Set("Location", "/orders/"+o.ID)
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+	} else {
+		o.ID = "order-" + rand.Text()[:12] // unique across restarts
+	}
 	value, err := json.Marshal(o)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -202,21 +237,33 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	// the process dies now.
 	if err := s.producer.ProduceSync(ctx, rec); err != nil {
 		s.logger.Error("produce", "order", o.ID, "err", err)
-		http.Error(w, "could not place the order: "+err.Error(), http.StatusServiceUnavailable)
+		msg := "the order was not placed: "
+		if ctxErr := ctx.Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
+			// ErrDeliveryTimeout, a producer closing: the event may
+			// have been written. A retry with the same Idempotency-Key
+			// cannot place it twice.
+			msg = "the order may or may not have been placed (retry with an Idempotency-Key to be sure): "
+		}
+		http.Error(w, msg+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Location", "/orders/"+o.ID)
 	writeJSON(w, http.StatusCreated, Status{Order: o, Partition: rec.Partition, Offset: rec.Offset})
 }
 
-func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) {
+// status returns a copy of the order's status, if a handler has seen it.
+func (s *Service) status(id string) (Status, bool) {
 	s.mu.Lock()
-	st, ok := s.orders[r.PathValue("id")]
-	var out Status
-	if ok {
-		out = *st
+	defer s.mu.Unlock()
+	st, ok := s.orders[id]
+	if !ok {
+		return Status{}, false
 	}
-	s.mu.Unlock()
+	return *st, true
+}
+
+func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) {
+	out, ok := s.status(r.PathValue("id"))
 	if !ok {
 		// Placed but not yet seen by a handler, or never placed.
 		http.Error(w, "no such order (yet)", http.StatusNotFound)
