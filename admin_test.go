@@ -263,4 +263,55 @@ func TestFailedReopen(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, resp.Partitions[0].Err)
 	require.Equal(t, []string{"a1", "b1"}, values(t, resp.Partitions[0].Records))
+
+	// The broker's maintenance tries the failed reopen again: in vain while
+	// the fault lasts, then with the config the call asked for.
+	armed.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 3 << 20 }), vfs.ErrInjected)
+	err = b.Maintain(ctx)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorContains(t, err, "t-1")
+	_, err = b.ListOffset(ctx, "t", 1, 0)
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	armed.Store(false)
+	require.NoError(t, b.Maintain(ctx))
+	require.Equal(t, 3<<20, b.topics["t"].Partitions[1].Log().Config().MaxMessageBytes)
+	produce(t, b, "t", 1, "c1")
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1 << 20}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a1", "b1", "c1"}, values(t, resp.Partitions[0].Records))
+	require.NoError(t, b.Maintain(ctx)) // nothing left to retry
+}
+
+// TestFailedReopenRetriedByMaintenance: the broker's own maintenance
+// goroutine reopens a partition whose reopen failed, once the fault is
+// gone.
+func TestFailedReopenRetriedByMaintenance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpList && name == "/data/t-0" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Millisecond})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	armed.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	armed.Store(false)
+	for {
+		_, err := b.ListOffset(ctx, "t", 0, 0)
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, log.ErrLogFenced)
+		select {
+		case <-ctx.Done():
+			t.Fatal("maintenance never reopened the partition")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	produce(t, b, "t", 0, "a")
 }

@@ -168,7 +168,7 @@ func (b *Broker) maintain() {
 		case <-t.C:
 		}
 		for _, p := range b.partitions() {
-			if err := p.Log().Maintain(b.ctx); err != nil && !errors.Is(err, log.ErrClosed) && b.ctx.Err() == nil {
+			if err := b.maintainPartition(b.ctx, p); err != nil && !errors.Is(err, log.ErrClosed) && b.ctx.Err() == nil {
 				b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
 			}
 		}
@@ -176,16 +176,28 @@ func (b *Broker) maintain() {
 }
 
 // Maintain runs retention, compaction and flush.ms on every partition now,
-// as the broker's own goroutine does every MaintenanceInterval.
+// as the broker's own goroutine does every MaintenanceInterval, and tries
+// again to open the log of a partition whose reopen after a config change
+// failed (see UpdateTopicConfig).
 func (b *Broker) Maintain(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
 	var err error
 	for _, p := range b.partitions() {
-		err = errors.Join(err, p.Log().Maintain(ctx))
+		err = errors.Join(err, b.maintainPartition(ctx, p))
 	}
 	return err
+}
+
+// maintainPartition is one partition's share of Maintain.
+func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error {
+	if tried, err := p.RetryReopen(); err != nil {
+		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
+	} else if tried {
+		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
+	}
+	return p.Log().Maintain(ctx)
 }
 
 func (b *Broker) partitions() []*log.Partition {

@@ -481,8 +481,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // the new configuration; appends, reads and offset look-ups in flight on
 // it finish first, and the ones that come meanwhile wait for it. A
 // partition that cannot be opened again (a file-system error) answers
-// log.ErrLogFenced until a later AlterTopicConfig or UpdateTopicConfig, or
-// a new Open of the broker, opens it.
+// log.ErrLogFenced until it is opened: by the broker's maintenance, which
+// tries again every MaintenanceInterval (and at each Maintain call), by a
+// later AlterTopicConfig or UpdateTopicConfig, or by a new Open of the
+// broker.
 //
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
 // file system errors.
@@ -518,7 +520,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: t.Partitions})
 	// Every partition, whatever fails: one that cannot be reopened answers
-	// log.ErrLogFenced until a later call reopens it.
+	// log.ErrLogFenced until maintenance or a later call reopens it.
 	var errs []error
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {

@@ -570,6 +570,55 @@ func TestDurableWakesReopenedPartition(t *testing.T) {
 	require.NoError(t, p.Close())
 }
 
+// TestRetryReopen: RetryReopen tries again only the open of a Reopen that
+// failed, until it succeeds, a new Reopen replaces it, or the partition is
+// closed; a retried open wakes readers as a Reopen does.
+func TestRetryReopen(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	appendOK(t, p.Log(), valueBatch(t, 1, "a"))
+	tried, err := p.RetryReopen()
+	require.False(t, tried)
+	require.NoError(t, err)
+
+	fail := errors.New("no file descriptors left")
+	calls := 0
+	open := func() (*Log, error) {
+		calls++
+		if calls < 3 {
+			return nil, fail
+		}
+		return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	}
+	require.ErrorIs(t, p.Reopen(open), fail)
+	_, _, err = p.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	tried, err = p.RetryReopen()
+	require.True(t, tried)
+	require.ErrorIs(t, err, fail)
+	ch := p.Changed()
+	tried, err = p.RetryReopen()
+	require.True(t, tried)
+	require.NoError(t, err)
+	require.True(t, closed(ch), "the retried open did not wake the partition's readers")
+	require.EqualValues(t, 1, p.LogEndOffset())
+	appendOK(t, p.Log(), valueBatch(t, 1, "b"))
+	tried, _ = p.RetryReopen()
+	require.False(t, tried, "retried an open that had succeeded")
+	require.Equal(t, 3, calls)
+
+	// A failed reopen replaced by a new Reopen is not retried, nor one
+	// whose partition was closed since.
+	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
+	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock}) }))
+	tried, _ = p.RetryReopen()
+	require.False(t, tried)
+	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
+	require.NoError(t, p.Close())
+	tried, _ = p.RetryReopen()
+	require.False(t, tried, "retried the open of a closed partition")
+}
+
 // TestAppendAsync: under SyncAlways, AppendAsync returns once the batch is
 // written, before its fsync: the high watermark stays put until a Wait
 // fsyncs, and one Wait's fsync makes every earlier append durable (so a

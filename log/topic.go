@@ -31,13 +31,16 @@ type Partition struct {
 	topic string
 	id    int32
 
-	mu  sync.RWMutex // guards log and reopenErr: Reopen swaps them
+	mu  sync.RWMutex // guards log, reopenErr and retry: Reopen swaps them
 	log *Log
 	// reopenErr is why the last Reopen could not open the log again (nil
 	// when it could): the partition then answers ErrLogFenced with it
 	// instead of ErrClosed, until a Reopen succeeds.
 	reopenErr error
-	changed   chan struct{} // closed when the high watermark moves (notifyMu)
+	// retry is the open of a Reopen whose open failed, for RetryReopen;
+	// nil otherwise, and once the partition is closed.
+	retry   func() (*Log, error)
+	changed chan struct{} // closed when the high watermark moves (notifyMu)
 
 	notifyMu sync.Mutex
 }
@@ -171,22 +174,46 @@ func (p *Partition) failed(err error) error {
 //
 // If open fails, the partition stays closed: its appends, reads and
 // look-ups fail with ErrLogFenced (wrapping open's error) instead of
-// ErrClosed, until a later Reopen succeeds.
+// ErrClosed, until a later Reopen, or RetryReopen, succeeds. If the log
+// cannot be closed (its final fsync failed, say), open is not called and
+// RetryReopen does not try it: only a new Reopen does.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.notify()
+	p.retry = nil
 	if err := p.log.Close(); err != nil {
 		p.reopenErr = err
 		return err
 	}
+	return p.openLocked(open)
+}
+
+// RetryReopen calls again the open of the last Reopen if that open failed
+// and nothing has replaced or closed the partition since: it reports
+// whether it tried, and open's error. The broker's maintenance calls it,
+// so that a partition whose reopen met a passing error (no file
+// descriptors left, say) serves again without waiting for a restart.
+func (p *Partition) RetryReopen() (tried bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retry == nil {
+		return false, nil
+	}
+	defer p.notify()
+	return true, p.openLocked(p.retry)
+}
+
+// openLocked opens the partition's log with open, after its old log was
+// closed. The caller holds mu.
+func (p *Partition) openLocked(open func() (*Log, error)) error {
 	l, err := open()
 	if err != nil {
-		p.reopenErr = err
+		p.reopenErr, p.retry = err, open
 		return err
 	}
 	l.OnDurable(p.notify)
-	p.log, p.reopenErr = l, nil
+	p.log, p.reopenErr, p.retry = l, nil, nil
 	return nil
 }
 
@@ -199,6 +226,7 @@ func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {
 	p.mu.Lock()
+	p.retry = nil
 	err := how(p.log)
 	p.mu.Unlock()
 	p.notify()
