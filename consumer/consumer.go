@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,9 +87,10 @@ type assignment struct {
 
 // New returns a Consumer reading through c, with no partition assigned.
 //
-// Errors: ErrInvalidOption for a nil c or an option out of range.
+// Errors: ErrInvalidOption for a nil c (a nil *runnel.Broker too) or an
+// option out of range.
 func New(c Client, opts ...Opt) (*Consumer, error) {
-	if c == nil {
+	if c == nil || isNilPointer(c) {
 		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
 	}
 	cfg := defaults()
@@ -344,3 +346,10 @@ func (c *Consumer) Close() error {
 }
 
 func (c *Consumer) isClosed() bool { return c.closed.Load() }
+
+// isNilPointer reports whether c is a nil pointer in a non-nil interface,
+// a nil *runnel.Broker say, whose methods would panic on first use.
+func isNilPointer(c Client) bool {
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}

@@ -716,6 +716,8 @@ func TestControlBatchesSkipped(t *testing.T) {
 func TestInvalidArguments(t *testing.T) {
 	_, err := consumer.New(nil)
 	require.ErrorIs(t, err, consumer.ErrInvalidOption)
+	_, err = consumer.New((*runnel.Broker)(nil)) // whose methods would panic
+	require.ErrorIs(t, err, consumer.ErrInvalidOption)
 	b := openBroker(t, nil)
 	for _, opt := range []consumer.Opt{
 		consumer.FetchMinBytes(-1), consumer.FetchMaxWait(-time.Second), consumer.FetchMaxBytes(0),

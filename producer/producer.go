@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -147,9 +148,10 @@ type Producer struct {
 // an idempotent producer) and each topic's partition count are asked for
 // when first needed.
 //
-// Errors: ErrInvalidOption for a nil c or an option out of range.
+// Errors: ErrInvalidOption for a nil c (a nil *runnel.Broker too) or an
+// option out of range.
 func New(c Client, opts ...Opt) (*Producer, error) {
-	if c == nil {
+	if c == nil || isNilPointer(c) {
 		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
 	}
 	cfg := defaults()
@@ -532,4 +534,11 @@ func (p *Producer) resetProducerID(gen uint64, why error) {
 		p.pidOK = false
 		p.cfg.logger.Info("dropping producer id", "id", p.pid, "reason", why)
 	}
+}
+
+// isNilPointer reports whether c is a nil pointer in a non-nil interface,
+// a nil *runnel.Broker say, whose methods would panic on first use.
+func isNilPointer(c Client) bool {
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

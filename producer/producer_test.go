@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
@@ -433,6 +434,8 @@ func TestNewValidatesOptions(t *testing.T) {
 	_, err := producer.New(b, producer.DefaultTopic(".."))
 	require.ErrorIs(t, err, api.ErrInvalidTopic)
 	_, err = producer.New(nil)
+	require.ErrorIs(t, err, producer.ErrInvalidOption)
+	_, err = producer.New((*runnel.Broker)(nil)) // whose methods would panic
 	require.ErrorIs(t, err, producer.ErrInvalidOption)
 }
 
