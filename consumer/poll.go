@@ -132,15 +132,20 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 			}
 			continue // an error after good batches is met by the next fetch
 		}
+		// A Records loop advances positions without mu: the position
+		// moves only if it is still where this fetch began, in one
+		// compare-and-swap, or a record that loop yielded meanwhile would
+		// be returned again.
+		if advance && !a.pos.CompareAndSwap(from, next) {
+			continue
+		}
 		a.retryAt = time.Time{}
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
 			Batches: data, from: from, upTo: next,
 		}
-		if advance {
-			a.pos.Store(next)
-		} else {
+		if !advance {
 			f.owner = a
 		}
 		out = append(out, f)
@@ -213,7 +218,10 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 			err = fmt.Errorf("%w: ListOffset returned offset %d", api.ErrInvalidRequest, off)
 		}
 		c.mu.Lock()
-		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq {
+		// Another Poll or Records loop may have resolved the position
+		// meanwhile, and read on from it: then this answer is stale. (Only
+		// mu's holders move a position away from unresolved.)
+		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq && p.a.pos.Load() == unresolved {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
@@ -287,12 +295,16 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 // else is reported.
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
+		// As for records (see poll): a Records loop that moved the
+		// position meanwhile wins.
+		if !a.pos.CompareAndSwap(from, unresolved) {
+			return Fetch{}, false
+		}
 		at := c.cfg.reset.offset()
-		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
-			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
 		a.seq++
 		a.at = at
-		a.pos.Store(unresolved)
+		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
 		return Fetch{}, false
 	}
 	return c.failLocked(a, from, fp.Err, now, *fp), true
