@@ -590,6 +590,27 @@ func TestCancelEndsRecords(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 }
 
+// A ctx cancelled inside a Records loop ends the loop at once: the rest of
+// the fetch is left for the next Poll, not yielded after the cancel.
+func TestCancelInsideRecordsLoopStopsAtOnce(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []string
+	for r, err := range c.Records(ctx) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+		if r.Offset == 1 {
+			cancel()
+		}
+	}
+	require.Equal(t, seq("v", 0, 2), got)
+	require.Equal(t, seq("v", 2, 3), vals(readN(t, c, 3)), "nothing lost")
+}
+
 func TestCloseDuringPoll(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	sc := newSignalClient(b)
