@@ -195,7 +195,11 @@ func (c *Consumer) wakeLocked() {
 }
 
 // AssignTopic assigns every partition of topic (as many as the Client's
-// Partitions reports now), each starting at at; see Assign.
+// Partitions reports now), each starting at at; see Assign. Partitions
+// added to the topic later (CreatePartitions) are not assigned, and
+// nothing tells the consumer of them: to read them, Assign them (their
+// number is the Client's Partitions); calling AssignTopic again would also
+// move the partitions already assigned back to at.
 //
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
