@@ -811,3 +811,43 @@ func consumeAllOfT(t *testing.T, b *runnel.Broker) []*record.Record {
 		}
 	}
 }
+
+// NumRecords and EachRecord agree with Records on every fetch, whatever
+// codec the first batch has and wherever in it the fetch begins.
+func TestNumRecordsAgreesWithRecords(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	n := 0
+	for round := range 3 {
+		for _, codec := range allCodecs {
+			var recs []rec
+			for i := range 2 + round {
+				recs = append(recs, rec{value: fmt.Sprint(codec, round, i)})
+				n++
+			}
+			produce(t, b, "t", 0, codec, recs...)
+		}
+	}
+	for start := 0; start < n; start++ {
+		for _, lim := range []int{1, 150, 1 << 20} {
+			c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.FetchMaxPartitionBytes(lim))
+			require.NoError(t, c.Assign("t", 0, consumer.At(int64(start))))
+			got := 0
+			for got < n-start {
+				fs, err := c.Poll(testCtx(t))
+				require.NoError(t, err)
+				k := 0
+				for _, err := range fs.Records() {
+					require.NoError(t, err)
+					k++
+				}
+				require.Equal(t, k, fs.NumRecords(), "start %d lim %d", start, lim)
+				m := 0
+				fs.EachRecord(func(r *record.Record) { m++ })
+				require.Equal(t, k, m)
+				got += k
+			}
+			require.Equal(t, n-start, got)
+			require.NoError(t, c.Close())
+		}
+	}
+}
