@@ -22,7 +22,11 @@ import (
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
 // the consumer takes that as the end (see Records), so a Client that may
 // come back (a connection being re-established) must return something
-// else meanwhile, such as api.ErrRequestTimedOut.
+// else meanwhile, such as api.ErrRequestTimedOut. Likewise the consumer
+// takes api.ErrUnknownTopicOrPartition for a partition the Client has
+// answered for before as the partition gone (its topic deleted: see
+// Poll), so a Client must not answer it for a partition that is only
+// out of reach for a while.
 type Client interface {
 	// Partitions returns the number of partitions of a topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -83,6 +87,11 @@ type assignment struct {
 	seq     uint64    // bumped whenever pos is set other than by progress
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
+	// seen is set once the Client has answered for the partition at this
+	// position (resolved it, or fetched from it without an error): an
+	// unknown partition after that means the partition is gone, and
+	// the position with it (see fetchErrorLocked).
+	seen bool
 }
 
 // New returns a Consumer reading through c, with no partition assigned.
@@ -171,6 +180,7 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.seq++
 	a.at = at
 	a.stopped = false
+	a.seen = false
 	a.retryAt = time.Time{}
 	if at.kind == kindExact {
 		a.pos.Store(at.v)
@@ -187,7 +197,11 @@ func (c *Consumer) wakeLocked() {
 }
 
 // AssignTopic assigns every partition of topic (as many as the Client's
-// Partitions reports now), each starting at at; see Assign.
+// Partitions reports now), each starting at at; see Assign. Partitions
+// added to the topic later (CreatePartitions) are not assigned, and
+// nothing tells the consumer of them: to read them, Assign them (their
+// number is the Client's Partitions); calling AssignTopic again would also
+// move the partitions already assigned back to at.
 //
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition

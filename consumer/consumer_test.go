@@ -535,6 +535,63 @@ func TestDeletedTopic(t *testing.T) {
 	require.NoError(t, fs.Err())
 }
 
+// A topic deleted and created again under the same name while a consumer
+// reads it: once the consumer has seen the partition gone, its position
+// (an offset of the old topic) is not carried over to the new one; the
+// reset policy says where to go instead, as for an offset out of range.
+func TestRecreatedTopicPositionNotCarriedOver(t *testing.T) {
+	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
+		t.Run(policy.String(), func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1})
+			ctx := testCtx(t)
+			values(t, b, "t", 0, seq("old", 0, 5)...)
+			c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+
+			require.NoError(t, b.DeleteTopic(ctx, "t"))
+			fs, err := c.Poll(ctx)
+			require.NoError(t, err)
+			require.ErrorIs(t, fs.Err(), api.ErrUnknownTopicOrPartition, "the consumer sees the topic gone")
+			var pe *consumer.PartitionError
+			require.ErrorAs(t, fs.Err(), &pe)
+			require.EqualValues(t, 5, pe.Offset)
+
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			values(t, b, "t", 0, seq("new", 0, 8)...)
+			switch policy {
+			case consumer.ResetEarliest:
+				require.Equal(t, seq("new", 0, 8), vals(readN(t, c, 8)), "from the new topic's start, not from offset 5")
+			case consumer.ResetLatest:
+				for {
+					fs, err := c.Poll(ctx)
+					require.NoError(t, err)
+					require.NoError(t, fs.Err())
+					require.Zero(t, fs.NumRecords(), "nothing before the new topic's end")
+					if pos, ok := c.Position("t", 0); ok {
+						require.EqualValues(t, 8, pos)
+						break
+					}
+				}
+				values(t, b, "t", 0, "after")
+				require.Equal(t, []string{"after"}, vals(readN(t, c, 1)))
+			case consumer.ResetNone:
+				// Stopped, at its old position, until the application says
+				// where to go.
+				for range 3 {
+					fs, err := c.Poll(ctx)
+					require.NoError(t, err)
+					require.Empty(t, fs)
+				}
+				pos, _ := c.Position("t", 0)
+				require.EqualValues(t, 5, pos)
+				require.NoError(t, c.Seek("t", 0, consumer.Start()))
+				require.Equal(t, seq("new", 0, 8), vals(readN(t, c, 8)))
+			}
+		})
+	}
+}
+
 func TestUnknownTopicAssigned(t *testing.T) {
 	b := openBroker(t, nil)
 	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
@@ -588,6 +645,27 @@ func TestCancelEndsRecords(t *testing.T) {
 	require.NoError(t, recv(t, done))
 	_, err := c2.Poll(ctx2)
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// A ctx cancelled inside a Records loop ends the loop at once: the rest of
+// the fetch is left for the next Poll, not yielded after the cancel.
+func TestCancelInsideRecordsLoopStopsAtOnce(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []string
+	for r, err := range c.Records(ctx) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+		if r.Offset == 1 {
+			cancel()
+		}
+	}
+	require.Equal(t, seq("v", 0, 2), got)
+	require.Equal(t, seq("v", 2, 3), vals(readN(t, c, 3)), "nothing lost")
 }
 
 func TestCloseDuringPoll(t *testing.T) {

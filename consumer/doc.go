@@ -27,7 +27,9 @@
 // the records it returns; the Records iterator advances a position record
 // by record instead, so that breaking out of its loop loses nothing. A
 // position out of range (below the log start after retention or
-// DeleteRecords, or past the end) is reset per ResetOffset.
+// DeleteRecords, or past the end) is reset per ResetOffset; so is the
+// position of a partition whose topic the consumer sees deleted (see
+// Poll).
 //
 // Only records below the high watermark are returned. The broker sends
 // whole batches, so the first batch of a fetch may begin before the

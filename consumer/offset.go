@@ -88,7 +88,8 @@ const (
 	// ResetLatest moves the position to the high watermark.
 	ResetLatest
 	// ResetNone keeps the position and reports the error (a
-	// *PartitionError matching log.ErrOffsetOutOfRange) in the
+	// *PartitionError matching log.ErrOffsetOutOfRange, or
+	// api.ErrUnknownTopicOrPartition for a partition gone) in the
 	// partition's Fetch; the partition is not fetched again until Seek or
 	// Assign gives it a new position.
 	ResetNone

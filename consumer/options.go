@@ -86,8 +86,10 @@ func FetchMaxPartitionBytes(n int) Opt {
 
 // ResetOffset sets what happens when a partition's position is out of
 // range: below the log start offset (retention or DeleteRecords removed
-// the records) or above the high watermark (a Seek past the end). Default
-// ResetEarliest. New returns ErrInvalidOption for an unknown policy.
+// the records) or above the high watermark (a Seek past the end); and
+// when a partition read before is unknown to the Client (its topic was
+// deleted: see Poll). Default ResetEarliest. New returns ErrInvalidOption
+// for an unknown policy.
 func ResetOffset(p ResetPolicy) Opt {
 	return func(c *config) { c.reset = p }
 }

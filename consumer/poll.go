@@ -34,11 +34,24 @@ import (
 //   - an error Kafka's table (package api) calls not retriable — an
 //     invalid request, a topic name the broker refuses
 //     (api.ErrInvalidTopic) — stops the partition in the same way;
-//   - any other error — an unknown topic or partition
-//     (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic is;
-//     a deleted topic reads so), a corrupt batch (record.ErrCorrupt), an
-//     error the table does not know — is reported and the partition is
-//     left out of fetches for RetryBackoff, then tried again.
+//   - an unknown topic or partition (api.ErrUnknownTopicOrPartition,
+//     which runnel.ErrUnknownTopic is) where the Client had answered for
+//     the position before — the topic was deleted, and may be created
+//     again, when the offset would name another record or none — is
+//     reported, and the position is not kept: under ResetEarliest and
+//     ResetLatest it is reset per the policy, resolved once the partition
+//     is back (tried again every RetryBackoff); under ResetNone the
+//     partition is stopped, at its old position, until Seek or Assign;
+//   - any other error — an unknown topic or partition not read yet (a
+//     topic not created yet, say), a corrupt batch (record.ErrCorrupt),
+//     an error the table does not know — is reported and the partition
+//     is left out of fetches for RetryBackoff, then tried again.
+//
+// A topic deleted and created again between two fetches of the same
+// partition cannot be told from the old one: positions carry over, and
+// reading goes on at the same offset of the new topic (or, past its end,
+// is out of range). *runnel.Broker has no topic IDs yet to tell them
+// apart.
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
@@ -125,6 +138,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 			}
 			continue
 		}
+		a.seen = true
 		data, next, err := trim(fp.Records, from, fp.HighWatermark, c.cfg.checkCRCs)
 		if len(data) == 0 {
 			if err != nil {
@@ -132,15 +146,20 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 			}
 			continue // an error after good batches is met by the next fetch
 		}
+		// A Records loop advances positions without mu: the position
+		// moves only if it is still where this fetch began, in one
+		// compare-and-swap, or a record that loop yielded meanwhile would
+		// be returned again.
+		if advance && !a.pos.CompareAndSwap(from, next) {
+			continue
+		}
 		a.retryAt = time.Time{}
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
 			Batches: data, from: from, upTo: next,
 		}
-		if advance {
-			a.pos.Store(next)
-		} else {
+		if !advance {
 			f.owner = a
 		}
 		out = append(out, f)
@@ -213,11 +232,15 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 			err = fmt.Errorf("%w: ListOffset returned offset %d", api.ErrInvalidRequest, off)
 		}
 		c.mu.Lock()
-		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq {
+		// Another Poll or Records loop may have resolved the position
+		// meanwhile, and read on from it: then this answer is stale. (Only
+		// mu's holders move a position away from unresolved.)
+		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq && p.a.pos.Load() == unresolved {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
 				p.a.pos.Store(off)
+				p.a.seen = true
 				c.cfg.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
 			}
 		}
@@ -283,18 +306,37 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 }
 
 // fetchErrorLocked handles a partition's fetch error: an out-of-range
-// position is reset per the policy (and nothing is reported), anything
-// else is reported.
+// position is reset per the policy (and nothing is reported); a partition
+// gone from under a position it had answered for (its topic deleted, and
+// maybe created again: the offset meant a record of the old one) is
+// reported, and then reset per the policy, or stopped under ResetNone;
+// anything else is reported.
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
-	if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
-		at := c.cfg.reset.offset()
-		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
-			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
-		a.seq++
-		a.at = at
-		a.pos.Store(unresolved)
+	outOfRange := errors.Is(fp.Err, log.ErrOffsetOutOfRange)
+	gone := a.seen && errors.Is(fp.Err, api.ErrUnknownTopicOrPartition)
+	if (!outOfRange && !gone) || (outOfRange && c.cfg.reset == ResetNone) {
+		return c.failLocked(a, from, fp.Err, now, *fp), true
+	}
+	if gone && c.cfg.reset == ResetNone {
+		a.stopped = true
+		return c.failLocked(a, from, fp.Err, now, *fp), true
+	}
+	// As for records (see poll): a Records loop that moved the position
+	// meanwhile wins.
+	if !a.pos.CompareAndSwap(from, unresolved) {
 		return Fetch{}, false
 	}
+	at := c.cfg.reset.offset()
+	a.seq++
+	a.at = at
+	a.seen = false
+	if outOfRange {
+		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
+		return Fetch{}, false
+	}
+	c.cfg.logger.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
+		"offset", from, "to", at.String(), "err", fp.Err)
 	return c.failLocked(a, from, fp.Err, now, *fp), true
 }
 

@@ -11,7 +11,8 @@ import (
 
 // Records polls (see Poll) and yields the records of the assigned,
 // unpaused partitions, each partition in offset order, until ctx is done
-// or the consumer is closed — then it simply ends, without an error — or
+// or the consumer is closed — then it simply ends, without an error, and
+// at once: the rest of a fetch is left for the next Poll or Records — or
 // until the Client fails for good (see below).
 //
 // A partition's position advances with each record yielded: Position
@@ -55,7 +56,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				continue
 			}
 			for i := range fs {
-				if !c.yieldFetch(&fs[i], yield) {
+				if !c.yieldFetch(ctx, &fs[i], yield) {
 					return
 				}
 			}
@@ -64,16 +65,26 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 }
 
 // yieldFetch yields f's records, advancing f's partition past each, and
-// reports whether the caller asked to go on.
-func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) bool {
+// reports whether the caller asked to go on: false also once ctx has
+// ended or the consumer closed, so that the loop ends at once, leaving the
+// rest of the fetch to the next Poll.
+func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.Record, error) bool) bool {
+	if ctx.Err() != nil || c.closed.Load() {
+		return false
+	}
 	if f.Err != nil {
 		return yield(nil, f.Err)
 	}
 	a := f.owner
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
+	ended := false  // ctx ended, or the consumer closed
 	stopped, err := f.scan(func(r *record.Record) bool {
-		if c.closed.Load() || a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if ctx.Err() != nil || c.closed.Load() {
+			ended = true
+			return false
+		}
+		if a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -81,6 +92,8 @@ func (c *Consumer) yieldFetch(f *Fetch, yield func(*record.Record, error) bool) 
 		return yield(r, nil)
 	}, func(error) bool { return false }) // stop there, retry after a backoff
 	switch {
+	case ended:
+		return false
 	case halted:
 		return true
 	case stopped:
