@@ -2,8 +2,11 @@ package log
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 )
@@ -197,12 +200,20 @@ func (l *Log) validate(data []byte) (int, error) {
 		}
 		// A compacted log needs every record's key, so it decodes them
 		// all; otherwise the record framing is checked (consumers decode
-		// the fields, trusting no length).
+		// the fields, trusting no length). Either way compressed records
+		// are decompressed, as Kafka's broker does, within the limit that
+		// consumers and compaction decompress to: a batch they could not
+		// read is refused, not stored.
 		if l.cfg.CleanupPolicy&Compact != 0 {
-			if err := l.validateKeys(b, int64(p)); err != nil {
-				return 0, err
-			}
-		} else if err := b.CheckFraming(int64(p)); err != nil {
+			err = l.validateKeys(b, int64(p))
+		} else {
+			err = checkFraming(b, int64(p))
+		}
+		if errors.Is(err, compression.ErrTooLarge) {
+			return 0, fmt.Errorf("%w: batch at %d holds more than %d bytes of records once decompressed (what consumers decompress)",
+				ErrRecordTooLarge, p, compression.DefaultDecodeLimit)
+		}
+		if err != nil {
 			return 0, err
 		}
 		records += int(n)
@@ -211,8 +222,26 @@ func (l *Log) validate(data []byte) (int, error) {
 	return records, nil
 }
 
+// framingBufs holds buffers for the decompressed records of checkFraming.
+var framingBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// checkFraming is b.CheckFramingBuffer with a pooled buffer.
+func checkFraming(b record.Batch, pos int64) error {
+	if b.Codec() == compression.None {
+		return b.CheckFraming(pos)
+	}
+	buf := framingBufs.Get().(*[]byte)
+	var err error
+	*buf, err = b.CheckFramingBuffer(pos, 0, *buf)
+	if cap(*buf) > 4<<20 {
+		*buf = nil // an outsized batch's buffer is not kept
+	}
+	framingBufs.Put(buf)
+	return err
+}
+
 func (l *Log) validateKeys(b record.Batch, pos int64) error {
-	it, err := b.Iter(pos, l.cfg.MaxMessageBytes*64)
+	it, err := b.Iter(pos, 0)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -119,6 +120,61 @@ func TestAppendErrors(t *testing.T) {
 	data, err := l.Read(1, 100, math.MaxInt64)
 	require.NoError(t, err)
 	require.Nil(t, data)
+}
+
+// TestAppendCompressedChecked: compressed records are decompressed and
+// their framing checked on append, on compacted topics and others alike,
+// as Kafka's broker does: records that do not decompress (a good CRC
+// over garbage), whose count disagrees, or that decompress to more than
+// consumers would (compression.DefaultDecodeLimit) are refused, and
+// nothing is written.
+func TestAppendCompressedChecked(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []CleanupPolicy{Delete, Compact} {
+		for _, codec := range []compression.Codec{compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+			e := newEnv(t)
+			l := e.open(Config{CleanupPolicy: policy})
+			good := batchOf(t, codec, kv{key: []byte("k1"), value: []byte("v1")}, kv{key: []byte("k2"), value: []byte("v2")})
+
+			garbage := append([]byte(nil), good...)
+			for i := record.HeaderSize; i < len(garbage); i++ {
+				garbage[i] = byte(i*13 + 5)
+			}
+			record.Batch(garbage).UpdateCRC()
+			_, err := l.Append(ctx, garbage, AppendOptions{})
+			require.ErrorIs(t, err, record.ErrCorrupt, "%v %v", policy, codec)
+
+			miscounted := append([]byte(nil), good...)
+			binary.BigEndian.PutUint32(miscounted[57:], 1) // the record count
+			binary.BigEndian.PutUint32(miscounted[23:], 0) // and the last offset delta with it
+			record.Batch(miscounted).UpdateCRC()
+			_, err = l.Append(ctx, miscounted, AppendOptions{})
+			require.Error(t, err, "%v %v", policy, codec)
+			require.True(t, errors.Is(err, record.ErrCorrupt) || errors.Is(err, ErrInvalidRecord), "%v %v: %v", policy, codec, err)
+
+			require.EqualValues(t, 0, l.LogEndOffset(), "%v %v", policy, codec)
+			appendOK(t, l, good)
+			require.NoError(t, l.Close())
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	// 65 records of 1 MiB of zeros: a few KiB compressed, over 64 MiB not.
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	zeros := make([]byte, 1<<20)
+	recs := make([]kv, 65)
+	for i := range recs {
+		recs[i] = kv{key: []byte("k"), value: zeros}
+	}
+	bomb := batchOf(t, compression.Zstd, recs...)
+	require.Less(t, len(bomb), DefaultMaxMessageBytes)
+	_, err := l.Append(ctx, bomb, AppendOptions{})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	require.NotErrorIs(t, err, record.ErrCorrupt, "a retriable error: the producer would retry it until its delivery timeout")
+	require.EqualValues(t, 0, l.LogEndOffset())
 }
 
 func TestConfigAndDirErrors(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -73,6 +74,56 @@ func BenchmarkProduce(b *testing.B) {
 			b.SetBytes(int64(len(value)))
 			for b.Loop() {
 				p.Produce(ctx, &record.Record{Topic: "t", Value: value}, promise)
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d records failed", n)
+			}
+		})
+	}
+}
+
+// BenchmarkProduceCompressed is BenchmarkProduce's client=broker (linger
+// 10 ms) with compression: the producer compresses each batch, and the
+// broker decompresses it to check its records (as Kafka's broker does).
+// The 100 B values are JSON-like text, alike but not equal.
+func BenchmarkProduceCompressed(b *testing.B) {
+	values := make([][]byte, 1024)
+	for i := range values {
+		values[i] = fmt.Appendf(nil, `{"id":%08d,"customer":"c-%04d","items":["book","pen"],"amount_cents":%06d,"pad":"xx"}`, i*7919, i%977, i*31%100000)
+	}
+	for _, codec := range []compression.Codec{compression.LZ4, compression.Zstd} {
+		b.Run(fmt.Sprintf("codec=%v", codec), func(b *testing.B) {
+			br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}); err != nil {
+				b.Fatal(err)
+			}
+			p, err := producer.New(br, producer.Linger(10*time.Millisecond), producer.BatchMaxBytes(1_000_000),
+				producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000),
+				producer.Compression(codec))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			ctx := context.Background()
+			var failed atomic.Int64
+			promise := func(_ *record.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(values[0])))
+			i := 0
+			for b.Loop() {
+				p.Produce(ctx, &record.Record{Topic: "t", Value: values[i&1023]}, promise)
+				i++
 			}
 			if err := p.Flush(ctx); err != nil {
 				b.Fatal(err)

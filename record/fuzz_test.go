@@ -47,9 +47,12 @@ func FuzzBatch(f *testing.F) {
 		if it.Err() == nil && n != int(b.NumRecords()) {
 			t.Fatalf("decoded %d records, count says %d", n, b.NumRecords())
 		}
-		// Framing is implied by a full decode.
+		// Framing is implied by a full decode, compressed or not.
 		if it.Err() == nil && b.CheckFraming(0) != nil {
 			t.Fatalf("records decode but framing fails: %v", b.CheckFraming(0))
+		}
+		if _, err := b.CheckFramingBuffer(0, 1<<20, nil); it.Err() == nil && err != nil {
+			t.Fatalf("records decode but framing after decompression fails: %v", err)
 		}
 	})
 }

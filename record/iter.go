@@ -309,7 +309,7 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 // batch's end. It is the cheap structural check a broker makes on append;
 // the fields inside each record are checked when they are decoded
 // (ValidateRecords, Iter). For a compressed batch it checks nothing more
-// than Validate does (decompressing is ValidateRecords' job).
+// than Validate does: CheckFramingBuffer decompresses it first.
 func (b Batch) CheckFraming(pos int64) error {
 	if len(b) < HeaderSize {
 		return truncated(pos, "short batch")
@@ -317,8 +317,35 @@ func (b Batch) CheckFraming(pos int64) error {
 	if b.Codec() != compression.None {
 		return nil
 	}
-	data := b[HeaderSize:]
-	n := b.NumRecords()
+	return checkFraming(b[HeaderSize:], b.NumRecords(), pos)
+}
+
+// CheckFramingBuffer is CheckFraming for a batch of any codec: a
+// compressed batch's records are decompressed into buf[:0], at most limit
+// bytes of them (limit <= 0 means compression.DefaultDecodeLimit, as in
+// Iter), and walked as CheckFraming walks an uncompressed batch's. It
+// returns buf, grown, for the next call.
+//
+// Errors: a *CorruptError (ErrCorrupt); one that cannot be decompressed
+// wraps the codec's error, which matches compression.ErrTooLarge when the
+// records exceed limit.
+func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) ([]byte, error) {
+	if len(b) < HeaderSize {
+		return buf, truncated(pos, "short batch")
+	}
+	c := b.Codec()
+	if c == compression.None {
+		return buf, checkFraming(b[HeaderSize:], b.NumRecords(), pos)
+	}
+	out, err := c.AppendDecode(buf[:0], b[HeaderSize:], limit)
+	if err != nil {
+		return out, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
+	}
+	return out, checkFraming(out, b.NumRecords(), pos)
+}
+
+// checkFraming walks n records of data by their length prefixes.
+func checkFraming(data []byte, n int32, pos int64) error {
 	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
 		if m == 0 {

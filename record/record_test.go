@@ -493,6 +493,41 @@ func TestCheckFraming(t *testing.T) {
 	require.NoError(t, zstd.CheckFraming(0))
 }
 
+// TestCheckFramingBuffer: CheckFramingBuffer decompresses a batch of
+// every codec and checks its framing, reusing the buffer; records that do
+// not decompress, or not within the limit, or whose count disagrees, are
+// ErrCorrupt.
+func TestCheckFramingBuffer(t *testing.T) {
+	var buf []byte
+	for _, codec := range codecs {
+		var b Builder
+		good := build(t, &b, sampleRecords(rand.New(rand.NewPCG(35, 36)), 20), codec)
+		var err error
+		buf, err = good.CheckFramingBuffer(0, 0, buf)
+		require.NoError(t, err, codec)
+
+		c := append(Batch(nil), good...)
+		binary.BigEndian.PutUint32(c[offCount:], 21)
+		_, err = c.CheckFramingBuffer(7, 0, buf)
+		require.ErrorIs(t, err, ErrCorrupt, codec)
+		var ce *CorruptError
+		require.ErrorAs(t, err, &ce)
+		require.EqualValues(t, 7, ce.Position)
+		if codec == compression.None {
+			continue
+		}
+		c = append(Batch(nil), good...)
+		for i := HeaderSize; i < len(c); i++ {
+			c[i] = byte(i * 7)
+		}
+		_, err = c.CheckFramingBuffer(0, 0, buf)
+		require.ErrorIs(t, err, ErrCorrupt, codec)
+		_, err = good.CheckFramingBuffer(0, 10, buf)
+		require.ErrorIs(t, err, ErrCorrupt, codec)
+		require.ErrorIs(t, err, compression.ErrTooLarge, codec)
+	}
+}
+
 // TestVarint: the decoder's varints, fast paths and all, agree with
 // binary.Varint.
 func TestVarint(t *testing.T) {
