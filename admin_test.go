@@ -315,3 +315,27 @@ func TestFailedReopenRetriedByMaintenance(t *testing.T) {
 	}
 	produce(t, b, "t", 0, "a")
 }
+
+// TestAlterConfigAfterRetentionUnderSyncNever: on a SyncNever topic whose
+// retention deleted segments rolled since the log opened, AlterTopicConfig
+// reopens every partition and the partition goes on taking records. The
+// log's Close used to fsync the deleted segments too, fail with
+// segment.ErrClosed, and leave the partition fenced (log.ErrLogFenced)
+// until the broker was reopened. Found by TestSoak.
+func TestAlterConfigAfterRetentionUnderSyncNever(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	cfg := log.Config{Sync: log.SyncNever, SegmentBytes: 300, RetentionBytes: 600, RetentionTime: -1}
+	require.NoError(t, b.CreateTopic(ctx, "m", log.TopicConfig{Partitions: 1, Config: cfg}))
+	for i := range 30 {
+		produce(t, b, "m", 0, strings.Repeat("x", i))
+	}
+	require.NoError(t, b.Maintain(ctx))
+	info, err := b.DescribeTopic(ctx, "m")
+	require.NoError(t, err)
+	require.Positive(t, info.Partitions[0].LogStartOffset, "retention deleted segments")
+	cfg.SegmentBytes = 400
+	require.NoError(t, b.AlterTopicConfig(ctx, "m", cfg))
+	resp := produce(t, b, "m", 0, "after")
+	require.EqualValues(t, 30, resp.BaseOffset)
+}

@@ -334,6 +334,22 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 
 func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }
 
+// forgetDeletedLocked drops the segments deleted meanwhile (retention,
+// DeleteRecords, compaction, truncation) from those rolled without an
+// fsync: a deleted segment needs no sync (syncing it fails with
+// segment.ErrClosed), and over a long run under SyncNever the list would
+// otherwise hold every segment ever rolled.
+func (l *Log) forgetDeletedLocked() {
+	kept := l.unsynced[:0]
+	for _, s := range l.unsynced {
+		if !s.Closed() {
+			kept = append(kept, s)
+		}
+	}
+	clear(l.unsynced[len(kept):])
+	l.unsynced = kept
+}
+
 // takeUnsyncedLocked returns and forgets the segments rolled without an
 // fsync.
 func (l *Log) takeUnsyncedLocked() []*segment.Segment {

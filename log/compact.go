@@ -390,6 +390,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 		err = errors.Join(err, s.Delete())
 	}
 	l.lifeMu.Unlock()
+	l.forgetDeletedLocked()
 	if err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}

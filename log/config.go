@@ -52,8 +52,10 @@ const (
 	// whichever comes first (Kafka's flush.messages and flush.ms).
 	SyncPeriodic
 	// SyncNever leaves flushing to the operating system and durability to
-	// replication (Kafka's default). Segments are still synced when they
-	// roll and when the log closes.
+	// replication (Kafka's default). Segments are not synced when they
+	// roll, only by Flush and when the log closes; so the recovery point
+	// stays where the log was opened, and Open after a crash scans every
+	// segment appended to since.
 	SyncNever
 )
 

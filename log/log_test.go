@@ -861,3 +861,52 @@ func TestDiscard(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, names, cleanShutdownFile)
 }
+
+// TestSyncNeverCloseAfterRetention: under SyncNever, a segment rolled
+// without an fsync and then deleted (retention, DeleteRecords, compaction,
+// truncation) is forgotten by the list of segments still to sync: Close
+// then succeeds (it failed with segment.ErrClosed, syncing the deleted
+// segment, and a broker's AlterTopicConfig left the partition fenced), and
+// the list stays bounded by the live segments over a long run instead of
+// holding every segment ever rolled.
+func TestSyncNeverCloseAfterRetention(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 300, RetentionBytes: 900, RetentionTime: -1}
+	l := e.open(cfg)
+	for i := range 300 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+		if i%10 == 9 {
+			_, err := l.ApplyRetention()
+			require.NoError(t, err)
+		}
+	}
+	_, err := l.DeleteRecordsBefore(l.LogEndOffset() - 5)
+	require.NoError(t, err)
+	l.mu.Lock()
+	unsynced := len(l.unsynced)
+	l.mu.Unlock()
+	require.LessOrEqual(t, unsynced, l.Segments(), "segments waiting for their sync, of %d live", l.Segments())
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Len(t, readAll(t, l, l.LogStartOffset()), 5)
+	require.NoError(t, l.Close())
+}
+
+// TestSyncNeverCloseAfterCompaction: as TestSyncNeverCloseAfterRetention,
+// for the segments compaction replaces.
+func TestSyncNeverCloseAfterCompaction(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 300, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	for i := range 60 {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(fmt.Sprint(i)), ts: 1}))
+	}
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Positive(t, res.SegmentsRewritten)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	recs := readAll(t, l, 0)
+	require.Equal(t, "59", string(recs[len(recs)-1].Value))
+	require.NoError(t, l.Close())
+}

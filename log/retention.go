@@ -74,6 +74,7 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 		err = errors.Join(err, s.Delete())
 	}
 	l.lifeMu.Unlock()
+	l.forgetDeletedLocked()
 	if err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}
@@ -148,6 +149,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		err = errors.Join(err, s.Delete())
 	}
 	l.lifeMu.Unlock()
+	l.forgetDeletedLocked()
 	if err != nil {
 		return 0, l.fence(err)
 	}
