@@ -38,8 +38,13 @@ type Config struct {
 	// Default 1.
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
-	// run. Default 30 s.
+	// run (and producer ids expire). Default 30 s.
 	MaintenanceInterval time.Duration
+	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
+	// a partition remembers an idempotent producer id that has appended
+	// nothing (log.Options.ProducerExpiration). Default 1 day; negative
+	// means forever.
+	ProducerIDExpiration time.Duration
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.
 	Clock log.Clock

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,6 +206,44 @@ func TestIdempotentProduce(t *testing.T) {
 	_, err = send(5)
 	require.ErrorIs(t, err, api.ErrOutOfOrderSequence)
 	require.EqualValues(t, 45, api.Code(err))
+}
+
+// stepClock is a log.Clock a test moves by hand.
+type stepClock struct{ ns atomic.Int64 }
+
+func (c *stepClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// TestProducerIDExpiration: the broker's ProducerIDExpiration reaches its
+// partitions' logs: once a producer id has been idle that long, the
+// broker's maintenance forgets it, and its retry is a new append.
+func TestProducerIDExpiration(t *testing.T) {
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	b := open(t, Config{Clock: clock, ProducerIDExpiration: time.Hour})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	pid, epoch, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	var bl record.Builder
+	bl.Reset()
+	bl.SetProducer(pid, epoch, 0)
+	bl.Append(1, nil, []byte("v"), nil)
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	send := func() api.ProduceResponse {
+		r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: append([]byte(nil), data...)})
+		require.NoError(t, err)
+		return r
+	}
+	require.False(t, send().Duplicate)
+	clock.ns.Add(int64(59 * time.Minute))
+	require.NoError(t, b.Maintain(ctx))
+	require.True(t, send().Duplicate)
+	clock.ns.Add(int64(time.Minute))
+	require.NoError(t, b.Maintain(ctx))
+	r := send()
+	require.False(t, r.Duplicate, "the producer id outlived its expiration")
+	require.EqualValues(t, 1, r.BaseOffset)
 }
 
 func TestFetchLongPoll(t *testing.T) {

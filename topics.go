@@ -60,7 +60,7 @@ func (b *Broker) partitionDir(topic string, id int) string {
 }
 
 func (b *Broker) openPartition(topic string, id int, cfg log.Config) (*log.Partition, error) {
-	l, err := log.Open(b.partitionDir(topic, id), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
+	l, err := log.Open(b.partitionDir(topic, id), b.withDefaults(cfg), b.logOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -524,13 +524,18 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	var errs []error
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger})
+			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), b.logOptions())
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// logOptions are the options of every partition's log.
+func (b *Broker) logOptions() log.Options {
+	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration}
 }
 
 // CreatePartitions grows a topic to n partitions. Kafka's keyed

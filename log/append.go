@@ -109,7 +109,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		return res, Durability{}, err
 	}
 	if b := record.Batch(data); b.ProducerID() != record.NoProducerID {
-		l.producers.update(b)
+		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
 	l.mu.Unlock()

@@ -16,13 +16,26 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// Options are a Log's collaborators; the zero value means the OS file
-// system, the system clock and no logging.
+// Options are a Log's collaborators and broker-wide settings; the zero
+// value means the OS file system, the system clock, no logging and Kafka's
+// defaults.
 type Options struct {
 	FS     vfs.FS
 	Clock  Clock
 	Logger *slog.Logger
+	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
+	// forgets an idempotent producer id that has appended nothing for this
+	// long (its sequence numbers, for answering retried duplicates, and on
+	// compacted topics the last batch compaction keeps for it). A producer
+	// that comes back is taken as a new one, as Kafka does (KIP-360: any
+	// first sequence is accepted). The time counts from the last append, or
+	// from Open for a producer known from before it. Default (0) 1 day;
+	// negative means never.
+	ProducerExpiration time.Duration
 }
+
+// DefaultProducerExpiration is Kafka's producer.id.expiration.ms default.
+const DefaultProducerExpiration = 24 * time.Hour
 
 // Log is one partition's log. All methods are safe for concurrent use.
 type Log struct {
@@ -44,7 +57,9 @@ type Log struct {
 	recovery  int64                  // recovery point: below it, log and indexes are synced (mu)
 	epochs    *epochCache            // mu
 	producers producers              // idempotent producers' recent batches (mu)
-	cleaned   int64                  // cleaner checkpoint: first dirty offset (mu)
+	// producerExpiration is Options.ProducerExpiration, defaulted.
+	producerExpiration time.Duration
+	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -91,7 +106,11 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{})}
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}),
+		producerExpiration: opts.ProducerExpiration}
+	if l.producerExpiration == 0 {
+		l.producerExpiration = DefaultProducerExpiration
+	}
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}

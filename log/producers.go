@@ -34,6 +34,7 @@ type producerBatch struct {
 type producerState struct {
 	epoch   int16
 	batches []producerBatch // oldest first, at most maxProducerBatches
+	last    int64           // when it last appended (or the log opened), Unix ns: see expire
 }
 
 // producers is the log's idempotence state, guarded by Log.mu.
@@ -70,14 +71,15 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 	return nil, nil
 }
 
-// update records an appended (or replayed) batch.
-func (ps producers) update(b record.Batch) {
+// update records a batch appended (or replayed) at now (Unix ns).
+func (ps producers) update(b record.Batch, now int64) {
 	id := b.ProducerID()
 	st := ps[id]
 	if st == nil || b.ProducerEpoch() > st.epoch {
 		st = &producerState{epoch: b.ProducerEpoch()}
 		ps[id] = st
 	}
+	st.last = now
 	if len(st.batches) == maxProducerBatches {
 		copy(st.batches, st.batches[1:])
 		st.batches = st.batches[:maxProducerBatches-1]
@@ -86,6 +88,19 @@ func (ps producers) update(b record.Batch) {
 		firstSeq: b.BaseSequence(), lastSeq: b.LastSequence(),
 		firstOffset: b.BaseOffset(), lastOffs: b.LastOffset(),
 	})
+}
+
+// expire forgets the producers whose last append was at or before cutoff
+// (Unix ns), and reports how many it forgot.
+func (ps producers) expire(cutoff int64) int {
+	n := 0
+	for id, st := range ps {
+		if st.last <= cutoff {
+			delete(ps, id)
+			n++
+		}
+	}
+	return n
 }
 
 // dropBefore forgets the batches below offset (retention, truncation
@@ -135,12 +150,14 @@ func (ps producers) rows() [][]int64 {
 	return rows
 }
 
-func producersFromRows(rows [][]int64) producers {
+// producersFromRows decodes rows; the producers' last appends count as
+// now (Unix ns): a snapshot does not keep them.
+func producersFromRows(rows [][]int64, now int64) producers {
 	ps := producers{}
 	for _, r := range rows {
 		st := ps[r[0]]
 		if st == nil {
-			st = &producerState{epoch: int16(r[1])}
+			st = &producerState{epoch: int16(r[1]), last: now}
 			ps[r[0]] = st
 		}
 		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]})
@@ -163,9 +180,10 @@ func (l *Log) snapshotProducersLocked() error {
 // without a usable snapshot).
 func (l *Log) loadProducers(snap [][]int64) error {
 	from := l.start.Load()
+	now := l.clock.Now().UnixNano()
 	l.producers = producers{}
 	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] <= l.next.Load() && snap[0][1] >= from {
-		l.producers = producersFromRows(snap[1:])
+		l.producers = producersFromRows(snap[1:], now)
 		from = snap[0][1]
 	}
 	l.producers.dropFrom(l.next.Load())
@@ -182,7 +200,7 @@ func (l *Log) loadProducers(snap [][]int64) error {
 				return err
 			}
 			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
-				l.producers.update(b)
+				l.producers.update(b, now)
 			}
 			off = b.NextOffset()
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
@@ -111,4 +112,60 @@ func TestProducerStateFollowsTruncation(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, r.Duplicate)
 	require.EqualValues(t, 2, r.FirstOffset)
+}
+
+// TestProducerExpiration: Maintain forgets a producer id idle for
+// Options.ProducerExpiration (its duplicates are then new appends, and a
+// stale epoch is no longer fenced), keeps one that appended meanwhile,
+// counts a reopened log's producers from the open, and never forgets
+// with a negative expiration.
+func TestProducerExpiration(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	open := func(exp time.Duration) *Log {
+		l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: exp})
+		require.NoError(t, err)
+		return l
+	}
+	dup := func(l *Log, data []byte) bool {
+		t.Helper()
+		r, err := l.Append(ctx, data, AppendOptions{})
+		require.NoError(t, err)
+		return r.Duplicate
+	}
+	l := open(time.Hour)
+	require.False(t, dup(l, idemBatch(t, 1, 3, 0, 1)))
+	require.False(t, dup(l, idemBatch(t, 2, 0, 0, 1)))
+	e.clock.Advance(40 * time.Minute)
+	require.False(t, dup(l, idemBatch(t, 2, 0, 1, 1))) // producer 2 stays active
+	e.clock.Advance(30 * time.Minute)
+	require.NoError(t, l.Maintain(ctx))
+	require.True(t, dup(l, idemBatch(t, 2, 0, 1, 1)), "an active producer was forgotten")
+	// Forgotten, producer 1 is a new producer: an older epoch is not
+	// fenced, nor its retry a duplicate.
+	require.False(t, dup(l, idemBatch(t, 1, 2, 0, 1)), "an idle producer was remembered")
+
+	// After a reopen the producers count as active from the open.
+	require.NoError(t, l.Close())
+	e.clock.Advance(50 * time.Minute)
+	l = open(time.Hour)
+	e.clock.Advance(50 * time.Minute)
+	require.NoError(t, l.Maintain(ctx))
+	require.True(t, dup(l, idemBatch(t, 1, 2, 0, 1)), "expired before an hour had passed since the open")
+	require.NoError(t, l.Close())
+
+	// Negative: never; zero: a day.
+	l = open(-1)
+	e.clock.Advance(1000 * time.Hour)
+	require.NoError(t, l.Maintain(ctx))
+	require.True(t, dup(l, idemBatch(t, 1, 2, 0, 1)))
+	require.NoError(t, l.Close())
+	l = open(0)
+	e.clock.Advance(23 * time.Hour)
+	require.NoError(t, l.Maintain(ctx))
+	require.True(t, dup(l, idemBatch(t, 1, 2, 0, 1)))
+	e.clock.Advance(time.Hour)
+	require.NoError(t, l.Maintain(ctx))
+	require.False(t, dup(l, idemBatch(t, 1, 2, 0, 1)))
+	require.NoError(t, l.Close())
 }

@@ -195,11 +195,19 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	return next, nil
 }
 
-// Maintain runs the periodic work a broker schedules: retention, compaction
+// Maintain runs the periodic work a broker schedules: retention, the
+// expiration of idle producer ids (Options.ProducerExpiration), compaction
 // when the dirty ratio calls for it, and flush.ms for SyncPeriodic logs.
 func (l *Log) Maintain(ctx context.Context) error {
 	if _, err := l.ApplyRetention(); err != nil {
 		return err
+	}
+	if l.producerExpiration > 0 {
+		l.mu.Lock()
+		if n := l.producers.expire(l.clock.Now().Add(-l.producerExpiration).UnixNano()); n > 0 {
+			l.logger.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
+		}
+		l.mu.Unlock()
 	}
 	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
 		if _, err := l.Compact(ctx); err != nil {
