@@ -396,9 +396,15 @@ func TestUndecodableBatchDoesNotHideTheNext(t *testing.T) {
 	fs, err := c.Poll(testCtx(t))
 	require.NoError(t, err)
 
+	require.NoError(t, fs.Err(), "no partition error, and EachRecord has not run")
 	var each []string
 	fs.EachRecord(func(r *record.Record) { each = append(each, string(r.Value)) })
 	require.Equal(t, []string{"a", "c", "d"}, each)
+	// What EachRecord skipped past, Err reports.
+	require.ErrorIs(t, fs.Err(), record.ErrCorrupt)
+	var skipped *consumer.PartitionError
+	require.ErrorAs(t, fs.Err(), &skipped)
+	require.EqualValues(t, 1, skipped.Offset)
 
 	var vals []string
 	var errs []error

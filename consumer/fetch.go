@@ -30,6 +30,9 @@ type Fetch struct {
 	from  int64       // records below it are not returned
 	upTo  int64       // records at or above it are not returned; 0: no limit
 	owner *assignment // set for the Records iterator, which advances it
+	// skipped is the first decoding error EachRecord met (and skipped
+	// past), for Fetches.Err.
+	skipped error
 }
 
 // maxSlab bounds the records allocated at once, whatever a batch's count
@@ -127,11 +130,16 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 }
 
 // EachRecord calls fn with each record, in offset order; see Records for
-// their lifetime. It skips, without reporting them, the records of a batch
-// from the first one that cannot be decoded: Records reports it.
+// their lifetime. It skips the records of a batch from the first one that
+// cannot be decoded, as Records does, and keeps the first such error for
+// Fetches.Err (Records yields each).
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
-	// Decoding errors are left to Records, as documented.
-	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(error) bool { return true })
+	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(err error) bool {
+		if f.skipped == nil {
+			f.skipped = err
+		}
+		return true
+	})
 }
 
 // NumRecords is the number of records Records yields. It reads the batch
@@ -185,7 +193,8 @@ func (fs Fetches) Records() iter.Seq2[*record.Record, error] {
 }
 
 // EachRecord calls fn with every record of every Fetch; see
-// Fetch.EachRecord. Errors are not reported: see Err and Records.
+// Fetch.EachRecord. Err then reports the partitions' errors and the
+// decoding errors EachRecord skipped past.
 func (fs Fetches) EachRecord(fn func(*record.Record)) {
 	for i := range fs {
 		fs[i].EachRecord(fn)
@@ -201,14 +210,18 @@ func (fs Fetches) NumRecords() int {
 	return n
 }
 
-// Err joins the partitions' errors (each a *PartitionError), or returns
-// nil when there are none. Decoding errors are found only by iterating
-// (Records).
+// Err joins the partitions' errors (each a *PartitionError), and the first
+// decoding error per partition that EachRecord met, or returns nil when
+// there are none. Other decoding errors are found by iterating (Records
+// yields them).
 func (fs Fetches) Err() error {
 	var errs []error
 	for i := range fs {
 		if fs[i].Err != nil {
 			errs = append(errs, fs[i].Err)
+		}
+		if fs[i].skipped != nil {
+			errs = append(errs, fs[i].skipped)
 		}
 	}
 	return errors.Join(errs...)
