@@ -465,3 +465,24 @@ func TestPartitionErrorsStopOrRetryPerTheTable(t *testing.T) {
 		}
 	}
 }
+
+// A decoding error names the bad batch's position in the fetched data
+// (the consumer does not know the file's), beside its offset.
+func TestDecodingErrorNamesItsBatch(t *testing.T) {
+	good := batchAt(t, 0, "a")
+	bad := batchAt(t, 1, "b", "c")
+	bad[len(bad)-1] = 2 // the second record announces a header that is not there
+	record.Batch(bad).UpdateCRC()
+	var n atomic.Int32
+	c := newConsumer(t, serve(t, 3, cat(good, bad), &n))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	fs.EachRecord(func(*record.Record) {})
+	var ce *record.CorruptError
+	require.ErrorAs(t, fs.Err(), &ce)
+	require.EqualValues(t, len(good), ce.Position)
+	var pe *consumer.PartitionError
+	require.ErrorAs(t, fs.Err(), &pe)
+	require.EqualValues(t, 2, pe.Offset)
+}

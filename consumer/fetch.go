@@ -48,10 +48,13 @@ const maxSlab = 1024
 // (batches are framed and checked apart), else it returns the error.
 func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopped bool, err error) {
 	next := f.from
+	pos := int64(0) // of b in f.Batches, for errors
 	for b, err := range record.Batches(f.Batches) {
 		if err != nil {
 			return false, f.errorAt(next, err)
 		}
+		at := pos
+		pos += int64(len(b))
 		if b.IsControl() || b.NextOffset() <= f.from {
 			next = max(next, b.NextOffset())
 			continue
@@ -59,7 +62,7 @@ func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopp
 		if f.upTo > 0 && b.BaseOffset() >= f.upTo {
 			return false, nil
 		}
-		it, err := b.Iter(0, 0)
+		it, err := b.Iter(at, 0)
 		if err != nil {
 			if err := f.errorAt(max(next, b.BaseOffset()), err); !skip(err) {
 				return false, err
