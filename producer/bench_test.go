@@ -30,6 +30,59 @@ func (d *discard) Produce(_ context.Context, req *api.ProduceRequest) (api.Produ
 	return api.ProduceResponse{BaseOffset: d.next.Add(n) - n, LogAppendTime: -1}, nil
 }
 
+// benchBroker returns an in-memory broker without fsync holding topic "t"
+// of one partition, closed when the benchmark ends.
+func benchBroker(b *testing.B) *runnel.Broker {
+	br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}); err != nil {
+		b.Fatal(err)
+	}
+	return br
+}
+
+// benchProducer returns a producer with benchmarks/' throughput settings
+// (1 MB batches, 50,000 records buffered, acks 1 without idempotence) and
+// opts, closed when the benchmark ends.
+func benchProducer(b *testing.B, c producer.Client, opts ...producer.Opt) *producer.Producer {
+	p, err := producer.New(c, append([]producer.Opt{producer.BatchMaxBytes(1_000_000),
+		producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	return p
+}
+
+// produceLoop produces a record of value(i) to topic "t" per iteration,
+// as a caller would (a new *record.Record each), then flushes, and fails
+// the benchmark if a record failed.
+func produceLoop(b *testing.B, p *producer.Producer, value func(i int) []byte) {
+	ctx := context.Background()
+	var failed atomic.Int64
+	promise := func(_ *record.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(value(0))))
+	i := 0
+	for b.Loop() {
+		p.Produce(ctx, &record.Record{Topic: "t", Value: value(i)}, promise)
+		i++
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d records failed", n)
+	}
+}
+
 // BenchmarkProduce measures Produce of 100 B values without keys, one
 // *record.Record allocated per call as a caller would, with 1 MB batches
 // and 50,000 records buffered (the throughput settings of benchmarks/),
@@ -43,44 +96,13 @@ func BenchmarkProduce(b *testing.B) {
 		client string
 		linger time.Duration
 	}{{"discard", 10 * time.Millisecond}, {"broker", 10 * time.Millisecond}, {"discard", 0}, {"broker", 0}} {
-		client := tc.client
-		b.Run(fmt.Sprintf("client=%s/linger=%v", client, tc.linger), func(b *testing.B) {
+		b.Run(fmt.Sprintf("client=%s/linger=%v", tc.client, tc.linger), func(b *testing.B) {
 			var c producer.Client = &discard{}
-			if client == "broker" {
-				br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer br.Close()
-				if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}); err != nil {
-					b.Fatal(err)
-				}
-				c = br
+			if tc.client == "broker" {
+				c = benchBroker(b)
 			}
-			p, err := producer.New(c, producer.Linger(tc.linger), producer.BatchMaxBytes(1_000_000),
-				producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			ctx := context.Background()
-			var failed atomic.Int64
-			promise := func(_ *record.Record, err error) {
-				if err != nil {
-					failed.Add(1)
-				}
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(value)))
-			for b.Loop() {
-				p.Produce(ctx, &record.Record{Topic: "t", Value: value}, promise)
-			}
-			if err := p.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d records failed", n)
-			}
+			p := benchProducer(b, c, producer.Linger(tc.linger))
+			produceLoop(b, p, func(int) []byte { return value })
 		})
 	}
 }
@@ -96,41 +118,8 @@ func BenchmarkProduceCompressed(b *testing.B) {
 	}
 	for _, codec := range []compression.Codec{compression.LZ4, compression.Zstd} {
 		b.Run(fmt.Sprintf("codec=%v", codec), func(b *testing.B) {
-			br, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer br.Close()
-			if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}); err != nil {
-				b.Fatal(err)
-			}
-			p, err := producer.New(br, producer.Linger(10*time.Millisecond), producer.BatchMaxBytes(1_000_000),
-				producer.Acks(producer.AcksLeader), producer.DisableIdempotence(), producer.MaxBufferedRecords(50_000),
-				producer.Compression(codec))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			ctx := context.Background()
-			var failed atomic.Int64
-			promise := func(_ *record.Record, err error) {
-				if err != nil {
-					failed.Add(1)
-				}
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(values[0])))
-			i := 0
-			for b.Loop() {
-				p.Produce(ctx, &record.Record{Topic: "t", Value: values[i&1023]}, promise)
-				i++
-			}
-			if err := p.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d records failed", n)
-			}
+			p := benchProducer(b, benchBroker(b), producer.Linger(10*time.Millisecond), producer.Compression(codec))
+			produceLoop(b, p, func(i int) []byte { return values[i&1023] })
 		})
 	}
 }
