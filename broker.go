@@ -180,10 +180,17 @@ func (b *Broker) maintain() {
 	}
 }
 
-// Maintain runs retention, compaction and flush.ms on every partition now,
+// Maintain runs retention, the expiration of idle producer ids
+// (ProducerIDExpiration), compaction and flush.ms on every partition now,
 // as the broker's own goroutine does every MaintenanceInterval, and tries
 // again to open the log of a partition whose reopen after a config change
-// failed (see UpdateTopicConfig).
+// failed (see UpdateTopicConfig). Every partition is maintained whatever
+// fails on another.
+//
+// Errors: ErrClosed; the errors.Join of the partitions' errors: a failed
+// reopen's (wrapped with the partition's name), log.ErrClosed for a
+// partition whose topic was deleted meanwhile, ctx's error from
+// compaction, and file system errors.
 func (b *Broker) Maintain(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed

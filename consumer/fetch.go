@@ -134,8 +134,10 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 
 // EachRecord calls fn with each record, in offset order; see Records for
 // their lifetime. It skips the records of a batch from the first one that
-// cannot be decoded, as Records does, and keeps the first such error for
-// Fetches.Err (Records yields each).
+// cannot be decoded, as Records does (the consumer's position is already
+// past them), and keeps the first such error in f for Fetches.Err, which
+// therefore reports it only after EachRecord has run; Records yields
+// each. As it writes to f, calls on one Fetch must not overlap.
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
 	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(err error) bool {
 		if f.skipped == nil {

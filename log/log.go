@@ -28,9 +28,12 @@ type Options struct {
 	// long (its sequence numbers, for answering retried duplicates, and on
 	// compacted topics the last batch compaction keeps for it). A producer
 	// that comes back is taken as a new one, as Kafka does (KIP-360: any
-	// first sequence is accepted). The time counts from the last append, or
-	// from Open for a producer known from before it. Default (0) 1 day;
-	// negative means never.
+	// first sequence is accepted), so it should be well above the
+	// producers' delivery timeout: a retry that comes later is appended
+	// again. The time counts from the last append, which the producer
+	// state's snapshot keeps across a clean Close; after a crash, the
+	// producers of the batches replayed from the log count from Open.
+	// Default (0) 1 day; negative means never.
 	ProducerExpiration time.Duration
 }
 

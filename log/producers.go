@@ -133,7 +133,9 @@ func (ps producers) dropFrom(offset int64) {
 }
 
 // rows encodes the state for a checkpoint file: one row per remembered
-// batch: producer id, epoch, first and last sequence, first and last offset.
+// batch: producer id, epoch, first and last sequence, first and last
+// offset; then one row per producer: -2, producer id, its last append
+// (Unix ns), and three zeros.
 func (ps producers) rows() [][]int64 {
 	ids := make([]int64, 0, len(ps))
 	for id := range ps {
@@ -147,14 +149,27 @@ func (ps producers) rows() [][]int64 {
 			rows = append(rows, []int64{id, int64(st.epoch), int64(b.firstSeq), int64(b.lastSeq), b.firstOffset, b.lastOffs})
 		}
 	}
+	for _, id := range ids {
+		rows = append(rows, []int64{lastAppendRow, id, ps[id].last, 0, 0, 0})
+	}
 	return rows
 }
 
-// producersFromRows decodes rows; the producers' last appends count as
-// now (Unix ns): a snapshot does not keep them.
+// lastAppendRow marks a checkpoint row that holds a producer's last append
+// time (see rows). Producer ids are never negative.
+const lastAppendRow = -2
+
+// producersFromRows decodes rows. A producer without a last-append row
+// (a snapshot written before they were kept) counts as appending now
+// (Unix ns), and none counts as appending after now.
 func producersFromRows(rows [][]int64, now int64) producers {
 	ps := producers{}
+	var times [][]int64
 	for _, r := range rows {
+		if r[0] == lastAppendRow {
+			times = append(times, r)
+			continue
+		}
 		st := ps[r[0]]
 		if st == nil {
 			st = &producerState{epoch: int16(r[1]), last: now}
@@ -163,6 +178,11 @@ func producersFromRows(rows [][]int64, now int64) producers {
 		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]})
 		if len(st.batches) > maxProducerBatches {
 			st.batches = st.batches[1:]
+		}
+	}
+	for _, r := range times {
+		if st := ps[r[1]]; st != nil {
+			st.last = min(r[2], now)
 		}
 	}
 	return ps

@@ -153,7 +153,11 @@ func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
 // included. Default 1 MiB. A record that does not fit in a batch of its
 // own fails with ErrRecordTooLarge. It must exceed record.HeaderSize (61)
-// and fit a batch's int32 length field.
+// and fit a batch's int32 length field. The broker refuses a batch larger
+// than its topic's max.message.bytes once compressed, or than 64 MiB of
+// records once decompressed (compression.DefaultDecodeLimit, what
+// consumers decompress); the producer then splits the batch in halves
+// (see Producer), so a larger BatchMaxBytes costs requests, not records.
 func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
 
 // Compression sets the codec batches are compressed with. Default
