@@ -211,9 +211,9 @@ func TestRun(t *testing.T) {
 	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, nil))
 }
 
-// TestIdempotencyKey: a retry with the same Idempotency-Key, once the
-// order is seen, is answered with the first order's status and writes no
-// second event; a bad key is refused.
+// TestIdempotencyKey: a retry with the same Idempotency-Key and order,
+// once the order is seen, is answered with its status and writes no
+// second event; the key with another order, or a bad key, is refused.
 func TestIdempotencyKey(t *testing.T) {
 	b := runneltest.NewBroker(t)
 	_, srv := newService(t, b)
@@ -225,7 +225,9 @@ func TestIdempotencyKey(t *testing.T) {
 	require.Equal(t, "order-k-1", st.Order.ID)
 	waitDone(ctx, t, srv.URL, st.Order.ID)
 
-	resp, again := postKey(t, srv.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	resp, _ = postKey(t, srv.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "a key reused for another order")
+	resp, again := postKey(t, srv.URL, "k-1", `{"customer":"ada","items":["book"],"amount_cents":1299}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
 	require.Equal(t, st.Order, again.Order)

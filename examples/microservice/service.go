@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,9 +61,11 @@ type Status struct {
 // (the delivery timeout, say) may still have written its event, and a
 // client that retries then places it a second time. So a client may name
 // its order with an Idempotency-Key header, which becomes the order's ID:
-// a retry with the same key is answered from the order already seen, and
-// the handlers act on an ID's first event only, whatever duplicates
-// follow.
+// a retry with the same key and order is answered from the order already
+// seen (the same key with another order is refused), and the handlers act
+// on an ID's first event only, whatever duplicates follow. A retry that
+// comes before the handlers have seen the first event is written again,
+// and answered with its own offset; the handlers skip it.
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -171,6 +174,11 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	f(st)
 }
 
+// sameOrder reports whether a and b are the same order, IDs aside.
+func sameOrder(a, b Order) bool {
+	return a.Customer == b.Customer && a.AmountCents == b.AmountCents && slices.Equal(a.Items, b.Items)
+}
+
 // idempotencyKey is what an Idempotency-Key header may hold.
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -201,8 +209,14 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		}
 		o.ID = "order-" + key
 		if st, ok := s.status(o.ID); ok {
-			// A retry of an order already placed: its first event's
-			// status, whatever this request's body says.
+			if !sameOrder(st.Order, o) {
+				// The key names another order: refuse, as the
+				// Idempotency-Key draft says, rather than answer
+				// with that order or place this one unnamed.
+				http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
+				return
+			}
+			// A retry of an order already placed: its status.
 			w.Header().Set("Location", "/orders/"+o.ID)
 			writeJSON(w, http.StatusOK, st)
 			return
