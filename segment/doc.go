@@ -103,6 +103,10 @@
 // a caller that walks a segment with Read checks each Read's first batch
 // against the last one before it.
 //
+// An active segment holds its three files open; a sealed one only its
+// .log, its indexes being mapped (or copied) with their files closed (see
+// package index), so that a log of n segments holds n+2 descriptors.
+//
 // The layer above (package log) owns a partition's ordered segments and
 // decides when to roll, recover, truncate and delete; a Segment is written
 // by one goroutine at a time and read by any number.
