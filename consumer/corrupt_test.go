@@ -161,28 +161,19 @@ func TestCorruptRecordsOnDiskReported(t *testing.T) {
 	}
 }
 
-// knownSegmentBug skips a test of a failure found in package segment or
-// log (outside this package's reach), so that the suite stays green until
-// it is fixed there. RUNNEL_KNOWN_FAILURES=1 runs them.
-func knownSegmentBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("RUNNEL_KNOWN_FAILURES") == "" {
-		t.Skip("known failure outside package consumer (set RUNNEL_KNOWN_FAILURES=1 to run): " + what)
-	}
-}
-
 // A batch header's offset fields changed on disk — the base offset,
 // which no CRC covers, or the last offset delta, which the CRC covers —
-// in a sealed segment or the active one. Wanted: the records before it,
-// then a *record.CorruptError naming the file. Found: reads of a sealed
-// segment stop at the batch without an error (segment.read compares the
-// header's last offset with the high watermark before it checks the
-// CRC, and nothing checks a base offset against the batch before it), so
-// a consumer waits there forever; in the active segment, the log end is
-// taken from the changed header, and records are served at offsets that
-// were never written.
+// in a sealed segment or the active one: the records before it, then a
+// *record.CorruptError naming the file (or Open fails with one: where
+// the header says where a segment or the log ends, Open checks it).
+// Before the segment checked batch offsets (against the batch before, the
+// segment's base and the next segment's, and the log end recorded at a
+// clean shutdown) and the CRC of a batch whose last offset stops a read,
+// reads stopped at such a batch without an error, so that a consumer
+// waited there forever, and the log end was taken from a changed header
+// of the active segment, so that records were served at offsets never
+// written.
 func TestCorruptBatchOffsetsOnDiskReported(t *testing.T) {
-	knownSegmentBug(t, "corrupt batch offsets on disk stall reads or are served")
 	for _, field := range []struct {
 		name string
 		at   int // in the batch
@@ -207,12 +198,12 @@ func TestCorruptBatchOffsetsOnDiskReported(t *testing.T) {
 // what it cannot get is a *record.CorruptError naming the file (or an
 // error out of Open, or an offset out of range when a checkpoint read
 // wrong); never garbage, never a silent stall, and the broker closes
-// cleanly. TestCorruptBatchOffsetsOnDiskReported shows the failures
+// cleanly. TestCorruptBatchOffsetsOnDiskReported shows the failures it
 // found (plus, once in this sweep's history, a Close failing with
 // "runnel/index: entry out of order or out of range" after the max
-// timestamp of the active segment's first batch changed).
+// timestamp of the active segment's first batch changed: Open now checks
+// the max timestamps of the batches it scans against the time index).
 func TestCorruptLogOnDiskSweep(t *testing.T) {
-	knownSegmentBug(t, "corrupt batch offsets on disk stall reads or are served")
 	if testing.Short() {
 		t.Skip("a broker opened per byte")
 	}

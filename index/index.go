@@ -58,7 +58,13 @@
 // Files are read and written only through a vfs.FS. Sealed files that
 // implement vfs.Mapper are mapped (OS files on unix); for the others, or
 // when mapping fails, the index keeps its entries in a heap buffer read at
-// open, as an active index does.
+// open, as an active index does. Either way a sealed index then closes its
+// file (a mapping outlives it), so that the sealed segments of a big log
+// do not hold two descriptors each for indexes that only answer lookups;
+// it opens the file again, by its path, for TruncateTo, Reset and Unseal
+// (and for a Sync that has something to make durable). Nothing may rename
+// or remove the files of an open sealed index, as nothing does: segments
+// are renamed only while closed.
 //
 // Nothing is durable before Sync, Seal or Close.
 //
@@ -113,7 +119,9 @@ type file struct {
 	written int
 
 	path   string
-	f      vfs.File
+	fsys   vfs.FS
+	f      vfs.File     // nil while released (see release)
+	synced bool         // a released file holds its entries durably
 	sz     int          // entry size
 	base   int64        // the segment's base offset
 	m      *vfs.Mapping // the mapping under buf; nil in heap mode
@@ -139,7 +147,7 @@ func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, 
 	if err != nil {
 		return err
 	}
-	x.f, x.path, x.sz, x.base = f, path, sz, base
+	x.f, x.fsys, x.path, x.sz, x.base = f, fsys, path, sz, base
 	size, err := f.Size()
 	if err == nil && size%int64(sz) != 0 {
 		err = &CorruptError{Path: path, Entry: int(size / int64(sz)),
@@ -160,6 +168,41 @@ func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, 
 		f.Close()
 		return err
 	}
+	x.synced = size == int64(x.n*sz) // setup trimmed nothing
+	if err := x.release(); err != nil {
+		x.unmap()
+		return err
+	}
+	return nil
+}
+
+// release closes the file of a sealed index, whose entries are mapped (or
+// copied to the heap, where the file does not map): a sealed segment then
+// holds one file descriptor, its .log's, not three. A mapping stays valid
+// once its file is closed (POSIX says so; on Windows, where nothing maps
+// now, a mapped view would keep its file open itself). acquire opens the
+// file again for the changes that need it (TruncateTo, Reset, Unseal, and
+// Sync of a file that setup trimmed). An active index keeps its file.
+// Only the owner uses the file, so it needs no lock.
+func (x *file) release() error {
+	if x.f == nil || x.active {
+		return nil
+	}
+	err := x.f.Close()
+	x.f = nil
+	return err
+}
+
+// acquire opens the file of a released index again.
+func (x *file) acquire() error {
+	if x.f != nil {
+		return nil
+	}
+	f, err := x.fsys.Open(x.path)
+	if err != nil {
+		return err
+	}
+	x.f = f
 	return nil
 }
 
@@ -387,6 +430,9 @@ func (x *file) truncateEntries(k int) error {
 		}
 		return nil
 	}
+	if err := x.acquire(); err != nil {
+		return err
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.n = k
@@ -395,13 +441,25 @@ func (x *file) truncateEntries(k int) error {
 		x.fail(err)
 		return err
 	}
-	return uerr
+	x.synced = false // trimmed
+	return errors.Join(uerr, x.release())
 }
 
 // sync makes the entries durable.
 func (x *file) sync() error {
 	if err := x.usable("sync"); err != nil {
 		return err
+	}
+	if x.f == nil {
+		if x.synced {
+			return nil
+		}
+		if err := x.acquire(); err != nil {
+			return err
+		}
+		err := x.f.Sync()
+		x.synced = err == nil
+		return errors.Join(err, x.release())
 	}
 	if err := x.flush(); err != nil {
 		return err
@@ -434,7 +492,8 @@ func (x *file) seal() error {
 	if err := x.f.Sync(); err != nil {
 		return err
 	}
-	return uerr
+	x.synced = true
+	return errors.Join(uerr, x.release())
 }
 
 // unseal makes a sealed index writable again with room for maxBytes.
@@ -447,6 +506,9 @@ func (x *file) unseal(maxBytes int) error {
 	}
 	if x.active {
 		return nil
+	}
+	if err := x.acquire(); err != nil {
+		return err
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -481,7 +543,10 @@ func (x *file) close() error {
 		keep(x.f.Truncate(int64(x.n * x.sz)))
 		keep(x.f.Sync())
 	}
-	keep(x.f.Close())
+	if x.f != nil {
+		keep(x.f.Close())
+		x.f = nil
+	}
 	x.closed, x.active = true, false
 	x.buf, x.n, x.heap = nil, 0, false
 	return err

@@ -110,7 +110,9 @@ func must(t testing.TB, err error) {
 // the mapping's file beyond releasing it.
 func (x *file) abandon() {
 	x.unmap()
-	x.f.Close()
+	if x.f != nil {
+		x.f.Close()
+	}
 	x.closed = true
 }
 

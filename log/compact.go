@@ -172,7 +172,12 @@ func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record
 	return nil
 }
 
+// eachBatch calls f with each batch of s, in order. s.Read checks the
+// batches it returns, and their offsets among themselves; eachBatch checks
+// them across reads, so that a base offset gone bad on disk (no CRC covers
+// it) is not copied into a cleaned segment.
 func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
+	prev := s.Base() - 1
 	for pos := int64(0); pos < s.Size(); {
 		data, err := s.Read(pos, 1<<20)
 		if err != nil {
@@ -183,9 +188,14 @@ func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
 		}
 		for p := 0; p < len(data); {
 			b := record.Batch(data[p : p+int(record.BatchSize(data[p:]))])
+			if b.BaseOffset() <= prev {
+				return &record.CorruptError{Path: filepath.Join(s.Dir(), segment.FileName(s.Base(), segment.LogSuffix)), Position: pos + int64(p),
+					Reason: fmt.Sprintf("offsets [%d, %d] do not follow the batch before, which ends at %d", b.BaseOffset(), b.LastOffset(), prev)}
+			}
 			if err := f(b); err != nil {
 				return err
 			}
+			prev = b.LastOffset()
 			p += len(b)
 		}
 		pos += int64(len(data))
@@ -403,7 +413,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	if err != nil {
 		return l.fence(err)
 	}
-	s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{})
+	s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{Limit: segs[at+len(group)].Base()})
 	if err == nil && needs {
 		_, err = s.Recover(math.MaxInt64)
 	}

@@ -31,7 +31,12 @@
 // reported (RecoveryInfo), corruption of acknowledged data is an error
 // matching record.ErrCorrupt that names the file and position. A log closed
 // cleanly opens by reading its checkpoints and the tail of each segment's
-// index.
+// index. Either way, each segment's batches must end below the next
+// segment's base, and a cleanly closed log's active segment exactly at
+// the log end offset that Close recorded (see segment.OpenOptions): a batch
+// header gone bad there is an error of Open, never a log end offset that
+// was not reached. Elsewhere reads find it (see package segment,
+// "Offsets").
 //
 // Time comes from an injected Clock so that retention and compaction are
 // tested without sleeping. Log starts no goroutines: its owner (the broker)

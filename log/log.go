@@ -182,7 +182,18 @@ func (l *Log) open() (err error) {
 	var recovered []*segment.Segment
 	for i, base := range bases {
 		active := i == len(bases)-1
-		s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), segment.OpenOptions{Active: active})
+		// What the log knows of where the segment's batches end: below
+		// the next segment's base; and for the active segment of a log
+		// closed cleanly, at the log end offset Close recorded. Open and
+		// Recover check them, so that a batch header gone bad on disk
+		// neither hides records nor makes up a log end offset.
+		opts := segment.OpenOptions{Active: active}
+		if !active {
+			opts.Limit = bases[i+1]
+		} else if clean {
+			opts.End = rp
+		}
+		s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), opts)
 		if err != nil {
 			return err
 		}

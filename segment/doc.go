@@ -62,6 +62,51 @@
 // an entry whose batch the truncation just removed and distrust a sound
 // index; that costs a rebuild at the next Open, never a wrong answer.
 //
+// # Offsets
+//
+// A batch's CRC covers its last offset delta but not its base offset, and
+// a header is read, for its offsets, before the batch's CRC is checked
+// (when it is at all: a scan reads headers alone). So every walk over the
+// batches — reads, scans, Open's scan of the tail, Recover — checks the
+// offsets it reads with a few comparisons, and no read: as in Kafka, the
+// offsets of a segment increase strictly from batch to batch (compaction
+// leaves gaps, never overlaps), the first batch starts at or above the
+// segment's base, and every batch lies within 2^31-1 of it and below the
+// segment's limit, the base of the segment after it (OpenOptions.Limit).
+// A batch that breaks the order is a *record.CorruptError naming the file
+// and its position. Beyond that:
+//
+//   - A batch whose last offset stops a read (it holds the caller's bound,
+//     the high watermark) has its CRC checked first, when it is the first
+//     batch of the read: a last offset delta gone bad would stop every read
+//     there, silently.
+//   - A batch after a gap in the offsets may be one whose base offset went
+//     bad, or follow one whose last offset delta shrank, hiding records. A
+//     scan that ends at such a batch checks the CRC of the batch before it
+//     when the offset sought lies in the gap, and that the batch after it
+//     starts above its last offset; a read returns such a batch only once
+//     the batch after it (or the segment's end) confirms it. Segments
+//     without gaps (all but compacted ones) pay nothing for this.
+//   - Where a header says where the segment ends, Open checks it: below
+//     the limit; exactly at OpenOptions.End, the log end offset a log
+//     closed cleanly recorded, for its active segment (which also makes
+//     any corruption of its last batch's offsets an error of Open, never a
+//     log end offset that was not reached); with the last batch's CRC when
+//     the batches end short of the limit. Open also checks the max
+//     timestamps it scans against the time index's last entry.
+//
+// What no check can tell apart is a base offset that moved within the
+// gaps around its batch (the offsets still increase; only compacted
+// segments have gaps), and, after a crash, that of the active segment's
+// last batch (Recover checks CRCs and the order, and the end offset is
+// not known). A Read from a position has not seen the batch before it:
+// a caller that walks a segment with Read checks each Read's first batch
+// against the last one before it.
+//
+// An active segment holds its three files open; a sealed one only its
+// .log, its indexes being mapped (or copied) with their files closed (see
+// package index), so that a log of n segments holds n+2 descriptors.
+//
 // The layer above (package log) owns a partition's ordered segments and
 // decides when to roll, recover, truncate and delete; a Segment is written
 // by one goroutine at a time and read by any number.

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -13,7 +14,9 @@ import (
 // Find returns the position of the batch holding offset: the offset index
 // gives the nearest indexed batch at or before it, then batch headers are
 // scanned. An offset at or past NextOffset gives ErrOffsetNotHere; an offset
-// below Base gives the first batch.
+// below Base gives the first batch. Headers whose offsets break the
+// segment's order give a *record.CorruptError (see "Offsets" in the package
+// documentation).
 func (s *Segment) Find(offset int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -35,22 +38,50 @@ func (s *Segment) Find(offset int64) (int64, error) {
 // on), and returns the position of the first batch holding offset or a
 // later one, and its header; hdr is nil (and pos the size) when there is
 // none. The header is valid until hs reads another.
+//
+// The walk checks each batch's offsets against the batch before it, and
+// the batch it returns after a gap in the offsets is confirmed (see
+// checkOffsets and confirm, and the package documentation, "Offsets"): a
+// batch that fails is a *record.CorruptError.
 func (s *Segment) scan(hs *headerScan, offset int64) (pos int64, hdr []byte, err error) {
-	_, pos, hdr, err = s.start(hs, offset)
+	entry, pos, hdr, err := s.start(hs, offset)
 	if err != nil {
 		return 0, nil, err
 	}
+	prev := int64(noPrev)
+	switch {
+	case pos == 0:
+		prev = s.base - 1
+	case record.Batch(hdr).LastOffset() == entry:
+		// The index entry confirms the batch's last offset (a Segment
+		// indexes a batch by its last offset), and the CRC covers the
+		// delta to its base: it is as good as one that follows its
+		// predecessor.
+		prev = record.Batch(hdr).BaseOffset() - 1
+	}
+	var predPos, predSize int64
 	for size := hs.size; pos < size; {
 		if hdr == nil {
 			if hdr, err = hs.header(pos); err != nil {
 				return 0, nil, err
 			}
 		}
-		if record.Batch(hdr).LastOffset() >= offset {
+		if !s.offsetsOK(hdr, prev) {
+			return 0, nil, s.offsetsError(hdr, pos, prev)
+		}
+		b := record.Batch(hdr)
+		n := record.BatchSize(hdr)
+		if b.LastOffset() >= offset {
+			if prev == noPrev || b.BaseOffset() > prev+1 {
+				if hdr, err = s.confirm(hs, pos, n, hdr, offset, predPos, predSize); err != nil {
+					return 0, nil, err
+				}
+			}
 			s.blame(hs)
 			return pos, hdr, nil
 		}
-		pos += record.BatchSize(hdr)
+		prev, predPos, predSize = b.LastOffset(), pos, n
+		pos += n
 		hdr = nil
 	}
 	s.blame(hs)
@@ -168,12 +199,17 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	prev := int64(noPrev) // the batch at pos was checked by the scan that found it
 	for size := hs.size; pos < size; {
 		if hdr == nil {
 			if hdr, err = hs.header(pos); err != nil {
 				return 0, false, err
 			}
+			if err := s.checkOffsets(hdr, pos, prev); err != nil {
+				return 0, false, err
+			}
 		}
+		prev = record.Batch(hdr).LastOffset()
 		n := record.BatchSize(hdr)
 		if b := record.Batch(hdr); b.MaxTimestamp() >= ts && b.LastOffset() >= from {
 			b, err := s.batchAt(pos, n)
@@ -231,7 +267,8 @@ func (s *Segment) withPath(err error) error {
 // On the in-memory FS it may return fewer: only the batches that one chunk
 // of the file holds (see vfs.PrefixViewer), so that it never copies them;
 // the next Read goes on from there. Every batch is checked (length, magic,
-// CRC) before it is returned, so a corrupt batch is never served — on the
+// CRC, and its offsets: see the package documentation, "Offsets") before
+// it is returned, so a corrupt batch is never served — on the
 // in-memory FS, the batches this Segment appended or checked itself since
 // it opened the file were checked then, and their bytes cannot have
 // changed; if the first batch is corrupt Read returns a
@@ -240,7 +277,10 @@ func (s *Segment) withPath(err error) error {
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
 // OS a fresh read). Read returns nil at or past the end of the segment.
-// To read from an offset up to an offset (a fetch), use ReadOffset.
+// To read from an offset up to an offset (a fetch), use ReadOffset. Read
+// has not seen the batch before pos: a caller that walks the segment with
+// it checks that the first batch of each Read starts above the last one of
+// the Read before.
 func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 	return s.ReadInto(nil, pos, maxBytes)
 }
@@ -301,7 +341,8 @@ func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end,
 			return nil, err
 		}
 	}
-	if len(v) >= record.HeaderSize && record.Batch(v).LastOffset() >= upTo {
+	trusted := s.trusted(pos)
+	if trusted && len(v) >= record.HeaderSize && record.Batch(v).LastOffset() >= upTo {
 		return nil, nil
 	}
 	if int64(len(v)) < want && len(v) < record.LogOverhead {
@@ -322,31 +363,120 @@ func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end,
 			return nil, err
 		}
 	}
-	trusted := s.trusted(pos)
+	// The offsets of each batch are checked against the batch before it,
+	// and a batch after a gap is returned only once the batch after it
+	// confirms it (see confirm). A scan (hs) found and confirmed the first
+	// batch; a read from a position knows nothing before it, but that the
+	// segment's first batch starts at or above its base.
+	prev := int64(noPrev)
+	if hs == nil && pos == 0 {
+		prev = s.base - 1
+	}
+	gap := -1 // where in v the last batch taken follows a gap, until a batch after it confirms it
 	p := 0
 	for p < len(v) {
+		at := pos + int64(p)
 		if n := record.BatchSize(v[p:]); p > 0 && (n == 0 || n > int64(len(v)-p)) {
-			break // cut by maxBytes or by the end of the view: the next read starts here
+			// Cut by maxBytes or by the end of the view: the next read
+			// starts here. Its header may be here all the same.
+			if confirmedBy(v[p:], prev) {
+				gap = -1
+			}
+			break
 		}
-		b, err := record.Parse(v[p:], pos+int64(p))
-		if err == nil && b.LastOffset() >= upTo {
-			break // the first batch at or past upTo (the caller's high watermark, say)
-		}
-		if err == nil && !trusted {
-			err = b.Validate(pos + int64(p))
-		}
+		b, err := record.Parse(v[p:], at)
 		if err != nil {
 			if p == 0 {
 				return nil, s.withPath(err)
 			}
 			// Corrupt (a cut batch stopped the loop above): the next
-			// read starts here and reports it.
+			// read starts here and reports it. It confirms nothing, and
+			// condemns nothing, before it.
+			gap = -1
 			break
 		}
+		if !s.offsetsOK(b, prev) {
+			if p == 0 {
+				return nil, s.offsetsError(b, at, prev)
+			}
+			if gap == 0 {
+				// The first batch, after a gap, or this one went bad.
+				first := record.Batch(v)
+				return nil, s.overlap(pos, first.BaseOffset(), first.LastOffset(), at, b.BaseOffset())
+			}
+			if gap > 0 {
+				p = gap // the next read starts there, and its scan tells
+			}
+			gap = -1
+			break
+		}
+		gap = -1 // b confirms the batch before it
+		if b.LastOffset() >= upTo {
+			// The first batch at or past upTo (the caller's high
+			// watermark, say). If it is the first, a last offset delta
+			// gone bad would stop every read here: its CRC tells.
+			if p == 0 && !trusted {
+				if err := b.Validate(at); err != nil {
+					return nil, s.withPath(err)
+				}
+			}
+			break
+		}
+		if !trusted {
+			if err := b.Validate(at); err != nil {
+				if p == 0 {
+					return nil, s.withPath(err)
+				}
+				break
+			}
+		}
+		if (p > 0 || hs == nil) && (prev == noPrev || b.BaseOffset() > prev+1) {
+			gap = p
+		}
+		prev = b.LastOffset()
 		p += len(b)
+	}
+	if gap >= 0 && pos+int64(p) < end {
+		// The last batch taken follows a gap and no batch after it here
+		// confirmed it (the segment's last batch needs none: see
+		// OpenOptions).
+		if gap > 0 {
+			p = gap // the next read starts there, and its scan tells
+		} else if err := s.confirmAt(pos, int64(p), prev, end); err != nil {
+			return nil, err
+		}
+	}
+	if p == 0 {
+		return nil, nil
 	}
 	return v[:p:p], nil
 }
+
+// confirmAt confirms the batch at pos, of n bytes and ending at offset
+// last, with the header of the batch after it, read from the file (see
+// confirm).
+func (s *Segment) confirmAt(pos, n, last, end int64) error {
+	h, err := s.header(pos+n, end)
+	if isCorrupt(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if next := record.Batch(h).BaseOffset(); next <= last {
+		hdr, err := s.header(pos, end)
+		if err != nil {
+			return err
+		}
+		b := record.Batch(hdr)
+		return s.overlap(pos, b.BaseOffset(), b.LastOffset(), pos+n, next)
+	}
+	return nil
+}
+
+// isCorrupt reports an error about corrupt bytes (rather than one reading
+// them).
+func isCorrupt(err error) bool { return errors.Is(err, record.ErrCorrupt) }
 
 // trusted reports whether the batches from pos on need no CRC check when
 // they are read: the file is on the in-memory FS (a vfs.MemFS itself: its

@@ -111,3 +111,38 @@ func BenchmarkFindTime(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReadOffsetTail: the fetch of a consumer at the tail when a
+// batch arrives: the last batch, from its base offset up to the
+// segment's end (the high watermark), into a buffer the reader reuses.
+func BenchmarkReadOffsetTail(b *testing.B) {
+	benchForEachFS(b, func(b *testing.B, bs *benchSegment) {
+		b.ReportAllocs()
+		dst := make([]byte, 0, 64<<10)
+		next := bs.s.NextOffset()
+		for b.Loop() {
+			data, err := bs.s.ReadOffset(dst, next-10, 1<<20, next) // the last batch holds 10 records
+			if err != nil || len(data) == 0 {
+				b.Fatal(fmt.Sprint(len(data), err))
+			}
+		}
+	})
+}
+
+// BenchmarkOpenSealed: Open (and Close) of the sealed segment, closed
+// cleanly: its indexes' last entries checked, the batches after the last
+// offset index entry scanned.
+func BenchmarkOpenSealed(b *testing.B) {
+	benchForEachFS(b, func(b *testing.B, bs *benchSegment) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s, needs, err := Open(bs.s.fs, bs.s.dir, 0, Config{}, OpenOptions{})
+			if err != nil || needs {
+				b.Fatalf("Open: needs recovery %v, %v", needs, err)
+			}
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -3,7 +3,6 @@ package segment
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -24,9 +23,11 @@ func (r RecoveryResult) String() string {
 }
 
 // Recover reads every batch of the .log from the start, checking each
-// (length, magic, CRC, offsets increasing and within 2^31-1 of the base),
-// and rebuilds both indexes. A whole batch with a valid CRC whose offsets
-// fail the check is corruption wherever it is.
+// (length, magic, CRC, offsets increasing from the base, within 2^31-1 of
+// it and below the segment's limit: see OpenOptions), and rebuilds both
+// indexes. A whole batch with a valid CRC whose offsets fail the check is
+// corruption wherever it is; so are batches that do not end where
+// OpenOptions.End says.
 //
 // Where the valid batches end before the file does, what follows is either
 // a torn write or corruption. It is a torn tail — cut, and reported in the
@@ -68,6 +69,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		return res, err
 	}
 	pos, next := int64(0), s.base
+	lastPos := int64(0)
 	var bad error
 	for pos < size {
 		hdr, err := s.header(pos, size)
@@ -80,11 +82,13 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		}
 		n := record.BatchSize(hdr)
 		b, err := s.batchAt(pos, n)
-		if err == nil && (b.BaseOffset() < next || b.LastOffset()-s.base > math.MaxInt32) {
-			// A whole batch with a valid CRC is no torn write, wherever
-			// it is: its offsets were written wrong or went bad.
-			return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
-				Reason: fmt.Sprintf("batch offsets [%d, %d] do not follow %d within the segment's range", b.BaseOffset(), b.LastOffset(), next)}
+		if err == nil {
+			if oerr := s.checkOffsets(b, pos, next-1); oerr != nil {
+				// A whole batch with a valid CRC is no torn write,
+				// wherever it is: its offsets were written wrong or went
+				// bad (no CRC covers the base offset).
+				return res, oerr
+			}
 		}
 		if err != nil {
 			if !errors.Is(err, record.ErrCorrupt) {
@@ -96,7 +100,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		if err := s.indexBatch(b, pos, int(n)); err != nil {
 			return res, err
 		}
-		next = b.NextOffset()
+		next, lastPos = b.NextOffset(), pos
 		pos += n
 		res.Batches++
 	}
@@ -110,6 +114,12 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 			return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
 				Reason: fmt.Sprintf("bad bytes followed by a valid batch at position %d", q), Err: bad}
 		}
+	}
+	if limit := s.limit.Load(); s.exactEnd && next != limit {
+		return res, &record.CorruptError{Path: s.path(LogSuffix), Position: lastPos,
+			Reason: fmt.Sprintf("the batches end at offset %d, not at the log end offset %d recorded when the log was closed", next, limit)}
+	}
+	if pos < size {
 		if err := s.log.Truncate(pos); err != nil {
 			return res, err
 		}
@@ -294,12 +304,20 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 // it (-1 and the base when there are none).
 func (s *Segment) rescan(from, end int64) (next, maxTs, maxTsOffset int64, err error) {
 	next, maxTs, maxTsOffset = s.base, -1, s.base
+	prev := int64(noPrev)
+	if from == 0 {
+		prev = s.base - 1
+	}
 	for p := from; p < end; {
 		hdr, err := s.header(p, end)
 		if err != nil {
 			return 0, 0, 0, err
 		}
+		if err := s.checkOffsets(hdr, p, prev); err != nil {
+			return 0, 0, 0, err
+		}
 		b := record.Batch(hdr)
+		prev = b.LastOffset()
 		if b.MaxTimestamp() > maxTs {
 			maxTs, maxTsOffset = b.MaxTimestamp(), b.LastOffset()
 		}

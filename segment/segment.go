@@ -96,6 +96,11 @@ type Segment struct {
 	tidx *index.TimeIndex
 
 	size atomic.Int64 // bytes of whole batches: what readers may see
+	// limit, when positive, is an offset every batch lies below: see
+	// OpenOptions.Limit and End. Append and Unseal lift it. exactEnd
+	// (mu, or before the segment is shared) says the batches end there.
+	limit    atomic.Int64
+	exactEnd bool
 	// checkedFrom: the bytes from here to size were written by Append or
 	// CRC-checked by Recover since this Segment opened the file; see
 	// trusted.
@@ -127,6 +132,20 @@ func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
 type OpenOptions struct {
 	// Active opens the segment for appending: its indexes are writable.
 	Active bool
+	// Limit, when positive, is an offset that every batch of the segment
+	// lies below: the base offset of the segment after it in the log.
+	// Open's scan of the tail, Recover and reads report a batch that
+	// reaches it as corrupt. When the last batch ends below it (a gap,
+	// such as a crash that lost an unsynced tail leaves), Open checks
+	// that batch's CRC: a last offset delta gone bad would otherwise hide
+	// records. Unseal lifts the limit.
+	Limit int64
+	// End, when positive, is where the caller knows the segment's batches
+	// end (its next offset): the log end offset that a log closed cleanly
+	// recorded, for its active segment. Open and Recover report a segment
+	// that ends elsewhere as corrupt. Until the first Append it also
+	// serves as Limit.
+	End int64
 }
 
 // Open opens an existing segment without reading all its batches. The
@@ -138,6 +157,10 @@ type OpenOptions struct {
 // runs Recover, which rebuilds it. Otherwise the next offset and the
 // largest timestamp come from the indexes and a scan of the batches after
 // the last index entry, which is what a segment closed cleanly needs.
+// That scan checks the batches' offsets as a read does (see the package
+// documentation, "Offsets"), and the segment's end against opts' Limit
+// and End; a batch that fails makes Open report needsRecovery too, and
+// Recover, which checks every batch, reports the corruption.
 //
 // The other entries are checked when a lookup uses them, and a bad one is
 // skipped, never trusted (see the package documentation, "Indexes"): a
@@ -146,6 +169,13 @@ type OpenOptions struct {
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
 	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
+	switch {
+	case opts.End > 0:
+		s.limit.Store(opts.End)
+		s.exactEnd = true
+	case opts.Limit > 0:
+		s.limit.Store(opts.Limit)
+	}
 	s.setMax(-1, base)
 	s.firstTs.Store(-1)
 	s.next.Store(base)
@@ -271,13 +301,15 @@ func (s *Segment) loadTail() error {
 		return &index.CorruptError{Path: s.oidx.Path(), Entry: s.oidx.Entries() - 1, Reason: "last entry points past the log"}
 	}
 	checkOffset := ok // the first batch scanned must hold lastOff
+	prev := int64(noPrev)
 	if !ok {
-		pos = 0
+		pos, prev = 0, s.base-1
 	}
 	ts, tsOff, checkTime := s.tidx.Last() // the batch holding tsOff must have ts as max
 	if checkTime {
 		s.setMax(ts, tsOff)
 	}
+	lastPos, lastSize := int64(-1), int64(0)
 	for pos < size {
 		hdr, err := s.header(pos, size)
 		if err != nil {
@@ -289,6 +321,15 @@ func (s *Segment) loadTail() error {
 				Reason: fmt.Sprintf("last entry's batch at position %d holds [%d, %d], not %d", pos, b.BaseOffset(), b.LastOffset(), lastOff)}
 		}
 		checkOffset = false
+		if err := s.checkOffsets(hdr, pos, prev); err != nil {
+			return err
+		}
+		if checkTime && b.LastOffset() < tsOff && b.MaxTimestamp() > ts {
+			// The last time entry is the largest max timestamp of the
+			// batches up to its own: this one's, or the entry, went bad.
+			return &index.CorruptError{Path: s.tidx.Path(), Entry: s.tidx.Entries() - 1,
+				Reason: fmt.Sprintf("last entry (%d, %d) is below the max timestamp %d of the batch [%d, %d] before it", ts, tsOff, b.MaxTimestamp(), b.BaseOffset(), b.LastOffset())}
+		}
 		if checkTime && b.BaseOffset() <= tsOff && tsOff <= b.LastOffset() {
 			if err := s.checkLastTime(b, ts, tsOff); err != nil {
 				return err
@@ -302,17 +343,24 @@ func (s *Segment) loadTail() error {
 			s.setMax(b.MaxTimestamp(), b.BaseOffset())
 		}
 		s.next.Store(b.NextOffset())
-		pos += record.BatchSize(hdr)
+		prev, lastPos, lastSize = b.LastOffset(), pos, record.BatchSize(hdr)
+		pos += lastSize
 	}
 	if s.firstTs.Load() < 0 && size > 0 {
 		hdr, err := s.header(0, size)
 		if err != nil {
 			return err
 		}
+		if err := s.checkOffsets(hdr, 0, s.base-1); err != nil {
+			return err
+		}
 		s.firstTs.Store(record.Batch(hdr).MaxTimestamp())
 	}
 	if pos != size {
 		return &record.CorruptError{Path: s.path(LogSuffix), Position: pos, Reason: "batches do not end at the end of the file"}
+	}
+	if err := s.checkEnd(lastPos, lastSize); err != nil {
+		return err
 	}
 	// An index entry may point at a batch whose offsets are known; next
 	// must be at least one past it. So for the time index, whose last
@@ -339,6 +387,28 @@ func (s *Segment) loadTail() error {
 		return s.checkLastTime(record.Batch(hdr), ts, tsOff)
 	}
 	return nil
+}
+
+// checkEnd checks where the segment's batches end (its next offset)
+// against its limit (see OpenOptions), with the last batch at lastPos, of
+// lastSize bytes (lastPos -1 for an empty segment): exactly at it when the
+// caller knows the end; else, when they end below it, the last batch's
+// CRC, which covers its last offset delta. A batch that reaches the limit
+// has failed checkOffsets already.
+func (s *Segment) checkEnd(lastPos, lastSize int64) error {
+	limit, next := s.limit.Load(), s.next.Load()
+	if limit <= 0 || next == limit {
+		return nil
+	}
+	if s.exactEnd {
+		return &record.CorruptError{Path: s.path(LogSuffix), Position: max(lastPos, 0),
+			Reason: fmt.Sprintf("the batches end at offset %d, not at the log end offset %d recorded when the log was closed", next, limit)}
+	}
+	if lastPos < 0 || s.trusted(lastPos) {
+		return nil
+	}
+	_, err := s.batchAt(lastPos, lastSize)
+	return err
 }
 
 // checkLastTime checks the time index's last entry (ts, off) against the
@@ -419,9 +489,13 @@ func (s *Segment) Fits(n int, last int64) bool {
 }
 
 // Append writes data — one or more whole batches whose offsets the caller
-// has assigned, validated, contiguous from NextOffset — with a single write
-// call, and indexes them. On a write error the segment's file may hold part
-// of data; the caller fences the log (it is never retried).
+// has assigned, validated, contiguous from NextOffset (or increasing from
+// it, with the gaps of a compacted log) — with a single write call, and
+// indexes them. Batches that are not whole, or whose offsets do not
+// increase from NextOffset within the segment's range, are refused with
+// a *record.CorruptError (Position in data), and nothing is written. On a
+// write error the segment's file may hold part of data; the caller fences
+// the log (it is never retried).
 func (s *Segment) Append(data []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -435,17 +509,26 @@ func (s *Segment) Append(data []byte) error {
 		return index.ErrSealed
 	}
 	pos := s.size.Load()
-	var last int64
+	last := s.next.Load() - 1
 	for p := 0; p < len(data); {
 		n := record.BatchSize(data[p:])
 		if n < record.HeaderSize || n > int64(len(data)-p) {
 			return &record.CorruptError{Position: int64(p), Reason: "appended data is not whole batches"}
 		}
-		last = record.Batch(data[p:]).LastOffset()
+		b := record.Batch(data[p:])
+		if b.BaseOffset() <= last || b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-int64(b.LastOffsetDelta()) {
+			return &record.CorruptError{Position: int64(p),
+				Reason: fmt.Sprintf("appended batch's offsets [%d, %d] do not follow %d", b.BaseOffset(), b.LastOffset(), last)}
+		}
+		last = b.LastOffset()
 		p += int(n)
 	}
 	if !s.Fits(len(data), last) {
 		return ErrFull
+	}
+	if s.limit.Load() != 0 {
+		s.limit.Store(0) // an active segment grows past what Open knew
+		s.exactEnd = false
 	}
 	if _, err := s.log.Write(data); err != nil {
 		return err
@@ -558,10 +641,13 @@ func (s *Segment) finalTimeEntry() error {
 }
 
 // Unseal makes a sealed segment active again (after the log truncated back
-// into it).
+// into it, or cut a torn tail from it), lifting its limit (see
+// OpenOptions).
 func (s *Segment) Unseal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.limit.Store(0)
+	s.exactEnd = false
 	return s.unsealLocked()
 }
 
