@@ -80,6 +80,7 @@
 //     the high watermark) has its CRC checked first, when it is the first
 //     batch of the read: a last offset delta gone bad would stop every read
 //     there, silently.
+//
 //   - A batch after a gap in the offsets may be one whose base offset went
 //     bad, or follow one whose last offset delta shrank, hiding records. A
 //     scan that ends at such a batch checks the CRC of the batch before it
@@ -87,6 +88,7 @@
 //     starts above its last offset; a read returns such a batch only once
 //     the batch after it (or the segment's end) confirms it. Segments
 //     without gaps (all but compacted ones) pay nothing for this.
+//
 //   - Where a header says where the segment ends, Open checks it: below
 //     the limit; exactly at OpenOptions.End, the log end offset a log
 //     closed cleanly recorded, for its active segment (which also makes
@@ -94,6 +96,10 @@
 //     log end offset that was not reached); with the last batch's CRC when
 //     the batches end short of the limit. Open also checks the max
 //     timestamps it scans against the time index's last entry.
+//
+//   - In the process that writes a segment, Append keeps its limit at the
+//     offset after its last batch, and Seal leaves it there, so the last
+//     batch's offsets are checked against it as Open's are.
 //
 // What no check can tell apart is a base offset that moved within the
 // gaps around its batch (the offsets still increase; only compacted

@@ -31,11 +31,13 @@ func (s *Segment) checkOffsets(hdr []byte, pos, prev int64) error {
 // offsetsOK is checkOffsets' test, small enough to inline.
 func (s *Segment) offsetsOK(hdr []byte, prev int64) bool {
 	base := int64(binary.BigEndian.Uint64(hdr))
-	// last-s.base, unsigned: at most 2^31-1 if and only if base is at or
-	// above s.base, the delta is not negative, and last within range.
-	rel := uint64(base-s.base) + uint64(binary.BigEndian.Uint32(hdr[lastDeltaOffset:]))
+	// base-s.base and the delta, unsigned: each at most 2^31-1 if and only
+	// if base is at or above s.base and the delta is not negative; their
+	// sum, last-s.base, cannot wrap then.
+	rel, delta := uint64(base-s.base), uint64(binary.BigEndian.Uint32(hdr[lastDeltaOffset:]))
 	limit := s.limit.Load()
-	return rel <= math.MaxInt32 && base > prev && (limit <= 0 || s.base+int64(rel) < limit)
+	return rel <= math.MaxInt32 && delta <= math.MaxInt32 && rel+delta <= math.MaxInt32 && base > prev &&
+		(limit <= 0 || s.base+int64(rel+delta) < limit)
 }
 
 // lastDeltaOffset is the position of the last offset delta in a batch.
@@ -74,7 +76,8 @@ func (s *Segment) offsetsError(hdr []byte, pos, prev int64) error {
 //     there is none) has its CRC checked when offset falls in the gap: a
 //     last offset delta that shrank would otherwise hide its records;
 //   - the base offset of the batch after it must be above its last offset;
-//     for the segment's last batch, Open checked that (see OpenOptions).
+//     the segment's last batch must end below the segment's limit, which
+//     checkOffsets checked (see Segment.limit).
 //
 // It returns the batch's header, read again (hs may have read another);
 // or a *record.CorruptError. A batch after it whose header is corrupt

@@ -741,3 +741,92 @@ func FuzzCorruptHeader(f *testing.F) {
 		corruptHeader(t, fx, int(victim)%len(fx.batches), int(at)%record.HeaderSize, b[:], active, int(maxBytes))
 	})
 }
+
+// TestCorruptLastBatchWhileOpen: the last batch of a segment written in
+// this process — active, or sealed since — has its offsets checked
+// against the segment's end as Open's are: a base offset that grows on
+// disk under an open segment is reported, not served, skipped or waited
+// on. The checks hold whether the segment was sealed or not.
+func TestCorruptLastBatchWhileOpen(t *testing.T) {
+	for _, seal := range []bool{false, true} {
+		forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+			s := mustCreate(t, fsys, dir, 10, Config{})
+			defer s.Close()
+			m := &model{base: 10}
+			appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
+			if seal {
+				if err := s.Seal(false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
+				var x [8]byte
+				binary.BigEndian.PutUint64(x[:], 12+1<<20)
+				if _, err := f.WriteAt(x[:], m.batches[1].pos); err != nil {
+					t.Fatal(err)
+				}
+			})
+			data, err := s.ReadOffset(nil, 12, 1<<20, 15)
+			var ce *record.CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("seal=%v: ReadOffset of the changed batch: %d bytes, %v; want a *record.CorruptError", seal, len(data), err)
+			}
+			if _, _, err := s.FindTime(0, 12); !errors.As(err, &ce) {
+				t.Fatalf("seal=%v: FindTime over the changed batch: %v; want a *record.CorruptError", seal, err)
+			}
+		})
+	}
+}
+
+// TestOffsetsBelowTheBaseRefused: a base offset below the segment's base
+// is refused even when its delta would bring its last offset back into
+// the segment's range (the check's sum must not wrap).
+func TestOffsetsBelowTheBaseRefused(t *testing.T) {
+	s := &Segment{base: 1000}
+	hdr := make([]byte, record.HeaderSize)
+	for _, c := range []struct {
+		base  int64
+		delta int32
+		ok    bool
+	}{
+		{1000, 10, true},
+		{995, 10, false},
+		{999, math.MinInt32, false},
+		{1000, -1, false},
+		{1000 + math.MaxInt32, 0, true},
+		{1000 + math.MaxInt32, 1, false},
+		{math.MinInt64, 5, false},
+	} {
+		binary.BigEndian.PutUint64(hdr, uint64(c.base))
+		binary.BigEndian.PutUint32(hdr[lastDeltaOffset:], uint32(c.delta))
+		if got := s.offsetsOK(hdr, noPrev); got != c.ok {
+			t.Errorf("base %d delta %d: offsetsOK %v, want %v", c.base, c.delta, got, c.ok)
+		}
+	}
+}
+
+// TestFindTimeConfirmsABatchAfterAGap: a base offset grown on disk past
+// the next batch's, in a segment of contiguous offsets, is not given as
+// FindTime's answer, whether the batch is where FindTime's scan starts or
+// one its walk reaches after it: a batch after a gap is confirmed first,
+// as a scan confirms it.
+func TestFindTimeConfirmsABatchAfterAGap(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, false)
+		for victim := 1; victim < len(f.batches)-1; victim++ {
+			f.restore(t)
+			f.setBase(t, victim, f.batches[victim+1].base+2)
+			s, _, err := f.open(t, false)
+			if err != nil {
+				f.requireCorrupt(t, err, "Recover")
+				continue
+			}
+			off, ok, err := s.FindTime(tsBase+int64(victim), ofBase)
+			s.Close()
+			if err == nil {
+				t.Fatalf("batch %d: FindTime: offset %d (ok %v); the batch was written at %d, so want a *record.CorruptError", victim, off, ok, f.batches[victim].base)
+			}
+			f.requireCorrupt(t, err, fmt.Sprintf("batch %d: FindTime", victim))
+		}
+	})
+}

@@ -172,6 +172,9 @@ func (h *headerScan) header(pos int64) ([]byte, error) {
 // position ends below offset, even when the batch holding offset was
 // appended during the call (a reader that stops at the position never
 // reads past offset).
+//
+// Errors: ErrClosed; a *record.CorruptError naming the file for a batch
+// on the way whose offsets are bad; file system errors.
 func (s *Segment) PositionOf(offset int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -186,6 +189,9 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 // whose timestamp is at least ts (ms), found through the time index and a
 // scan; ok is false when there is none in the segment. The time index
 // entry it starts from is checked against the log (see timeStart).
+//
+// Errors: ErrClosed; a *record.CorruptError naming the file for a batch
+// on the way whose CRC or offsets are bad; file system errors.
 func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 	if s.closed.Load() {
 		return 0, false, ErrClosed
@@ -200,6 +206,7 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 		return 0, false, err
 	}
 	prev := int64(noPrev) // the batch at pos was checked by the scan that found it
+	var predPos, predSize int64
 	for size := hs.size; pos < size; {
 		if hdr == nil {
 			if hdr, err = hs.header(pos); err != nil {
@@ -209,9 +216,15 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 				return 0, false, err
 			}
 		}
-		prev = record.Batch(hdr).LastOffset()
 		n := record.BatchSize(hdr)
 		if b := record.Batch(hdr); b.MaxTimestamp() >= ts && b.LastOffset() >= from {
+			if prev != noPrev && b.BaseOffset() > prev+1 {
+				// After a gap: confirmed as scan confirms it, before
+				// its offsets are given as the answer.
+				if hdr, err = s.confirm(&hs, pos, n, hdr, from, predPos, predSize); err != nil {
+					return 0, false, err
+				}
+			}
 			b, err := s.batchAt(pos, n)
 			if err != nil {
 				return 0, false, err
@@ -231,6 +244,7 @@ func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
 				return 0, false, s.withPath(it.Err())
 			}
 		}
+		prev, predPos, predSize = record.Batch(hdr).LastOffset(), pos, n
 		pos += n
 		hdr = nil
 	}
@@ -307,6 +321,11 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) 
 // While appends go on the answer is consistent, as PositionOf's: it stops
 // at the segment's size when the scan began, and every batch below upTo
 // that was appended before the call is there.
+//
+// Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
+// file for a batch whose CRC or offsets are bad (see the package
+// documentation, "Offsets"), once the batches before it were returned;
+// file system errors.
 func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -438,8 +457,8 @@ func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end,
 	}
 	if gap >= 0 && pos+int64(p) < end {
 		// The last batch taken follows a gap and no batch after it here
-		// confirmed it (the segment's last batch needs none: see
-		// OpenOptions).
+		// confirmed it (the segment's last batch needs none: it ends
+		// below the segment's limit, see Segment.limit).
 		if gap > 0 {
 			p = gap // the next read starts there, and its scan tells
 		} else if err := s.confirmAt(pos, int64(p), prev, end); err != nil {

@@ -97,8 +97,12 @@ type Segment struct {
 
 	size atomic.Int64 // bytes of whole batches: what readers may see
 	// limit, when positive, is an offset every batch lies below: see
-	// OpenOptions.Limit and End. Append and Unseal lift it. exactEnd
-	// (mu, or before the segment is shared) says the batches end there.
+	// OpenOptions.Limit and End; Append raises it to the offset after its
+	// last batch before it writes (so a reader that sees the bytes sees
+	// the limit), and Seal sets it there, so that a segment's last batch
+	// is checked in the process that wrote it too. Unseal lifts it (a
+	// truncation is to follow). exactEnd (mu, or before the segment is
+	// shared) says the batches end there.
 	limit    atomic.Int64
 	exactEnd bool
 	// checkedFrom: the bytes from here to size were written by Append or
@@ -492,8 +496,9 @@ func (s *Segment) Fits(n int, last int64) bool {
 // has assigned, validated, contiguous from NextOffset (or increasing from
 // it, with the gaps of a compacted log) — with a single write call, and
 // indexes them. Batches that are not whole, or whose offsets do not
-// increase from NextOffset within the segment's range, are refused with
-// a *record.CorruptError (Position in data), and nothing is written. On a
+// increase from NextOffset, are refused with a *record.CorruptError
+// (Position in data), and batches past the segment's offset range or size
+// with ErrFull (the log rolls); nothing is written then. On a
 // write error the segment's file may hold part of data; the caller fences
 // the log (it is never retried).
 func (s *Segment) Append(data []byte) error {
@@ -526,10 +531,8 @@ func (s *Segment) Append(data []byte) error {
 	if !s.Fits(len(data), last) {
 		return ErrFull
 	}
-	if s.limit.Load() != 0 {
-		s.limit.Store(0) // an active segment grows past what Open knew
-		s.exactEnd = false
-	}
+	s.limit.Store(last + 1) // before the bytes: see limit
+	s.exactEnd = false
 	if _, err := s.log.Write(data); err != nil {
 		return err
 	}
@@ -621,6 +624,9 @@ func (s *Segment) sealLocked(sync bool) error {
 		return err
 	}
 	s.sealed = true
+	if next := s.next.Load(); next > s.base {
+		s.limit.Store(next)
+	}
 	return nil
 }
 
