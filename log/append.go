@@ -358,6 +358,23 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 	return u
 }
 
+// advanceRecoveryLocked moves the recovery point to base, below which
+// every segment is synced, and snapshots the producer state, so that Open
+// after a crash scans and replays from there (Kafka flushes a rolled
+// segment in the background to the same end). A failure leaves the
+// recovery point where it was, which costs a longer scan, never data: it
+// is logged, not returned.
+func (l *Log) advanceRecoveryLocked(base int64) {
+	err := writeOffset(l.fs, l.dir, recoveryPointFile, base)
+	if err == nil {
+		l.recovery = base
+		err = l.snapshotProducersLocked()
+	}
+	if err != nil {
+		l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
+	}
+}
+
 // Roll starts a new segment now, if the active one is not empty.
 func (l *Log) Roll() error {
 	l.mu.Lock()
@@ -466,6 +483,9 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 // syncOnce fsyncs the active segment, and the segments rolled without an
 // fsync (SyncNever), and advances the durable offset to the log end offset
 // seen before the fsync. Other rolled segments were synced when they rolled.
+// Every segment below the active one is then synced (syncOnce runs one at a
+// time: see syncTo), so the recovery point moves to the active segment's
+// base if it was below (under SyncNever, which does not sync at roll).
 func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	segs := *l.segs.Load()
@@ -502,6 +522,9 @@ func (l *Log) syncOnce() error {
 		if end > l.durable.Load() {
 			l.durable.Store(end)
 			advanced = true
+		}
+		if base := active.Base(); base > l.recovery && !l.closed.Load() {
+			l.advanceRecoveryLocked(base)
 		}
 	}
 	l.mu.Unlock()

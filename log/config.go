@@ -53,9 +53,9 @@ const (
 	SyncPeriodic
 	// SyncNever leaves flushing to the operating system and durability to
 	// replication (Kafka's default). Segments are not synced when they
-	// roll, only by Flush and when the log closes; so the recovery point
-	// stays where the log was opened, and Open after a crash scans every
-	// segment appended to since.
+	// roll, but by the next Maintain (the broker's maintenance), Flush or
+	// Close, which move the recovery point past them: Open after a crash
+	// scans the segments rolled since, and the active one.
 	SyncNever
 )
 

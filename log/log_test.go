@@ -910,3 +910,36 @@ func TestSyncNeverCloseAfterCompaction(t *testing.T) {
 	require.Equal(t, "59", string(recs[len(recs)-1].Value))
 	require.NoError(t, l.Close())
 }
+
+// TestSyncNeverMaintainMovesRecoveryPoint: under SyncNever, Maintain syncs
+// the segments rolled since the last call and moves the recovery point to
+// the active segment, so that Open after a crash scans only the active
+// segment, and finds every record; without it, Open scans every segment
+// rolled since the log opened.
+func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
+	for _, maintain := range []bool{false, true} {
+		e := newEnv(t)
+		mem := e.fs.(*vfs.MemFS)
+		cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
+		l := e.open(cfg)
+		for i := range 40 {
+			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+		}
+		segs := l.Segments()
+		require.Greater(t, segs, 3)
+		if maintain {
+			require.NoError(t, l.Maintain(context.Background()))
+		}
+		// A crash keeps what was synced: every record when Maintain ran.
+		e.fs = mem.CrashClone(vfs.CrashOptions{})
+		require.NoError(t, l.Close())
+		l = e.open(cfg)
+		if maintain {
+			require.Equal(t, 1, l.Recovery().SegmentsScanned, "Open scanned more than the active segment")
+			require.Len(t, readAll(t, l, 0), 40)
+		} else {
+			require.Equal(t, segs, l.Recovery().SegmentsScanned, "the recovery point moved without a sync")
+		}
+		require.NoError(t, l.Close())
+	}
+}

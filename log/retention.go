@@ -197,7 +197,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 
 // Maintain runs the periodic work a broker schedules: retention, the
 // expiration of idle producer ids (Options.ProducerExpiration), compaction
-// when the dirty ratio calls for it, and flush.ms for SyncPeriodic logs.
+// when the dirty ratio calls for it, flush.ms for SyncPeriodic logs, and
+// for SyncNever logs the fsync of the segments rolled since the last call,
+// which moves the recovery point past them.
 func (l *Log) Maintain(ctx context.Context) error {
 	if _, err := l.ApplyRetention(); err != nil {
 		return err
@@ -212,6 +214,18 @@ func (l *Log) Maintain(ctx context.Context) error {
 	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
 		if _, err := l.Compact(ctx); err != nil {
 			return err
+		}
+	}
+	if l.cfg.Sync == SyncNever {
+		// Segments rolled since the last Maintain are synced, and the
+		// recovery point moves past them (see syncOnce).
+		l.mu.Lock()
+		rolled := len(l.unsynced) > 0
+		l.mu.Unlock()
+		if rolled {
+			if err := l.Flush(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
