@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/runnel/runnel/compression"
@@ -350,6 +351,26 @@ func (l *Log) forgetDeletedLocked() {
 	l.unsynced = kept
 }
 
+// testHookSyncListed, when set (by tests), runs in syncOnce between the
+// listing of the segments to sync and their fsyncs.
+var testHookSyncListed func(*Log)
+
+// dropSyncedLocked forgets, of the segments rolled without an fsync, those
+// in synced, which were synced since.
+func (l *Log) dropSyncedLocked(synced []*segment.Segment) {
+	if len(synced) == 0 {
+		return
+	}
+	kept := l.unsynced[:0]
+	for _, s := range l.unsynced {
+		if !slices.Contains(synced, s) {
+			kept = append(kept, s)
+		}
+	}
+	clear(l.unsynced[len(kept):])
+	l.unsynced = kept
+}
+
 // takeUnsyncedLocked returns and forgets the segments rolled without an
 // fsync.
 func (l *Log) takeUnsyncedLocked() []*segment.Segment {
@@ -359,16 +380,19 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 }
 
 // advanceRecoveryLocked moves the recovery point to base, below which
-// every segment is synced, and snapshots the producer state, so that Open
-// after a crash scans and replays from there (Kafka flushes a rolled
-// segment in the background to the same end). A failure leaves the
-// recovery point where it was, which costs a longer scan, never data: it
-// is logged, not returned.
-func (l *Log) advanceRecoveryLocked(base int64) {
+// every segment is synced, and with snapshot the producer state (as of the
+// log end, which must then be synced too: a snapshot past what a crash
+// keeps is of no use), so that Open after a crash scans and replays from
+// there (Kafka flushes a rolled segment in the background to the same
+// end). A failure leaves the recovery point where it was, which costs a
+// longer scan, never data: it is logged, not returned.
+func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) {
 	err := writeOffset(l.fs, l.dir, recoveryPointFile, base)
 	if err == nil {
 		l.recovery = base
-		err = l.snapshotProducersLocked()
+		if snapshot {
+			err = l.snapshotProducersLocked()
+		}
 	}
 	if err != nil {
 		l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
@@ -490,9 +514,15 @@ func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
-	pending := append(l.takeUnsyncedLocked(), active)
+	// The rolled segments stay listed until they are synced: a Close
+	// meanwhile syncs them itself before it marks the log clean.
+	rolled := slices.Clone(l.unsynced)
+	pending := append(rolled, active)
 	end := l.next.Load()
 	l.mu.Unlock()
+	if testHookSyncListed != nil {
+		testHookSyncListed(l)
+	}
 
 	l.lifeMu.RLock()
 	var err error
@@ -506,25 +536,29 @@ func (l *Log) syncOnce() error {
 			break
 		}
 	}
+	if err != nil && err != ErrClosed {
+		// Fenced before Close can look (it waits for lifeMu): a log
+		// whose fsync failed is never marked clean.
+		err = l.fence(err)
+	}
 	l.lifeMu.RUnlock()
 	if err != nil {
-		if err == ErrClosed {
-			return err
-		}
-		return l.fence(err)
+		return err
 	}
 	// A truncation may have cut the log meanwhile: never claim more than
 	// the log holds.
 	advanced := false
 	l.mu.Lock()
+	l.dropSyncedLocked(rolled)
 	if !active.Closed() {
+		snapshot := end == l.next.Load() // nothing appended past what was synced
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() {
 			l.durable.Store(end)
 			advanced = true
 		}
-		if base := active.Base(); base > l.recovery && !l.closed.Load() {
-			l.advanceRecoveryLocked(base)
+		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
+			l.advanceRecoveryLocked(base, snapshot)
 		}
 	}
 	l.mu.Unlock()

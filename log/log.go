@@ -261,8 +261,13 @@ func (l *Log) open() (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	// What recovery found and rebuilt is made durable and checkpointed,
-	// so that the next crash needs to scan only what comes after.
+	// so that the next crash needs to scan only what comes after: the
+	// batches too, which the process that wrote them may never have
+	// synced (a SyncNever log killed, its machine still up).
 	for _, s := range recovered {
+		if err := s.Sync(); err != nil {
+			return err
+		}
 		if err := s.SyncIndexes(); err != nil {
 			return err
 		}

@@ -943,3 +943,57 @@ func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// TestRecoverySyncsWhatItScanned: a SyncNever log killed before it synced
+// anything (its machine still up: the page cache keeps the batches) is
+// recovered by the next Open, which then moves the recovery point to the
+// log end: it must have synced the batches it scanned, or a power loss
+// after it would lose, or tear, records that no later Open scans again.
+func TestRecoverySyncsWhatItScanned(t *testing.T) {
+	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
+		e := newEnv(t)
+		mem := e.fs.(*vfs.MemFS)
+		cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
+		l := e.open(cfg)
+		for i := range 40 {
+			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+		}
+		require.NoError(t, l.Discard()) // killed: nothing synced, nothing checkpointed
+		l = e.open(cfg)
+		require.Positive(t, l.Recovery().SegmentsScanned)
+		require.Len(t, readAll(t, l, 0), 40)
+		// Power lost after that Open: what it claimed durable must be.
+		e.fs = mem.CrashClone(vfs.CrashOptions{Tail: mode})
+		l2 := e.open(cfg)
+		require.Len(t, readAll(t, l2, 0), 40, "tail mode %v", mode)
+		require.NoError(t, l2.Close())
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestCloseDuringSyncSyncsTheRolledSegments: a Close that runs while a
+// Flush has listed the segments rolled without an fsync, but not synced
+// them yet, syncs them itself before it marks the log clean (the next
+// Open trusts a clean log without a scan).
+func TestCloseDuringSyncSyncsTheRolledSegments(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
+	l := e.open(cfg)
+	for i := range 40 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	var once sync.Once
+	testHookSyncListed = func(hl *Log) {
+		if hl == l {
+			once.Do(func() { require.NoError(t, l.Close()) })
+		}
+	}
+	defer func() { testHookSyncListed = nil }()
+	require.NoError(t, l.Flush(context.Background()), "the Close made everything durable")
+	e.fs = mem.CrashClone(vfs.CrashOptions{}) // power lost after the clean Close
+	l = e.open(cfg)
+	defer l.Close()
+	require.Zero(t, l.Recovery().SegmentsScanned, "the Close was not clean")
+	require.Len(t, readAll(t, l, 0), 40)
+}
