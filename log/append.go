@@ -319,13 +319,9 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	if l.cfg.Sync != SyncNever {
 		// The old segment and its indexes are durable: the recovery point
-		// moves to the new segment.
-		if err := writeOffset(l.fs, l.dir, recoveryPointFile, base); err != nil {
-			return nil, l.fence(err)
-		}
-		l.recovery = base
-		// The producer state as of the roll bounds what Open replays.
-		if err := l.snapshotProducersLocked(); err != nil {
+		// moves to the new segment, and the producer state as of the roll
+		// bounds what Open replays.
+		if err := l.advanceRecoveryLocked(base, true); err != nil {
 			return nil, l.fence(err)
 		}
 	}
@@ -383,20 +379,19 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 // every segment is synced, and with snapshot the producer state (as of the
 // log end, which must then be synced too: a snapshot past what a crash
 // keeps is of no use), so that Open after a crash scans and replays from
-// there (Kafka flushes a rolled segment in the background to the same
-// end). A failure leaves the recovery point where it was, which costs a
-// longer scan, never data: it is logged, not returned.
-func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) {
-	err := writeOffset(l.fs, l.dir, recoveryPointFile, base)
-	if err == nil {
-		l.recovery = base
-		if snapshot {
-			err = l.snapshotProducersLocked()
-		}
+// there. A roll under a syncing policy calls it, and under SyncNever the
+// fsync after rolls (Kafka flushes a rolled segment in the background to
+// the same end). On an error the recovery point may have moved, the
+// snapshot not.
+func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
+	if err := writeOffset(l.fs, l.dir, recoveryPointFile, base); err != nil {
+		return err
 	}
-	if err != nil {
-		l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
+	l.recovery = base
+	if snapshot {
+		return l.snapshotProducersLocked()
 	}
+	return nil
 }
 
 // Roll starts a new segment now, if the active one is not empty.
@@ -558,7 +553,11 @@ func (l *Log) syncOnce() error {
 			advanced = true
 		}
 		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
-			l.advanceRecoveryLocked(base, snapshot)
+			// A failure leaves the recovery point where it was, which
+			// costs a longer scan, never data: logged, not returned.
+			if err := l.advanceRecoveryLocked(base, snapshot); err != nil {
+				l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
+			}
 		}
 	}
 	l.mu.Unlock()

@@ -911,6 +911,21 @@ func TestSyncNeverCloseAfterCompaction(t *testing.T) {
 	require.NoError(t, l.Close())
 }
 
+// rolledSyncNeverLog returns a SyncNever log in memory holding 40 records,
+// "0" to "39", one a batch, over several segments rolled without an
+// fsync, with its env, file system and config.
+func rolledSyncNeverLog(t *testing.T) (*env, *vfs.MemFS, Config, *Log) {
+	t.Helper()
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
+	l := e.open(cfg)
+	for i := range 40 {
+		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
+	}
+	require.Greater(t, l.Segments(), 3)
+	return e, e.fs.(*vfs.MemFS), cfg, l
+}
+
 // TestSyncNeverMaintainMovesRecoveryPoint: under SyncNever, Maintain syncs
 // the segments rolled since the last call and moves the recovery point to
 // the active segment, so that Open after a crash scans only the active
@@ -918,15 +933,8 @@ func TestSyncNeverCloseAfterCompaction(t *testing.T) {
 // rolled since the log opened.
 func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
 	for _, maintain := range []bool{false, true} {
-		e := newEnv(t)
-		mem := e.fs.(*vfs.MemFS)
-		cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
-		l := e.open(cfg)
-		for i := range 40 {
-			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
-		}
+		e, mem, cfg, l := rolledSyncNeverLog(t)
 		segs := l.Segments()
-		require.Greater(t, segs, 3)
 		if maintain {
 			require.NoError(t, l.Maintain(context.Background()))
 		}
@@ -951,13 +959,7 @@ func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
 // after it would lose, or tear, records that no later Open scans again.
 func TestRecoverySyncsWhatItScanned(t *testing.T) {
 	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
-		e := newEnv(t)
-		mem := e.fs.(*vfs.MemFS)
-		cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
-		l := e.open(cfg)
-		for i := range 40 {
-			appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
-		}
+		e, mem, cfg, l := rolledSyncNeverLog(t)
 		require.NoError(t, l.Discard()) // killed: nothing synced, nothing checkpointed
 		l = e.open(cfg)
 		require.Positive(t, l.Recovery().SegmentsScanned)
@@ -976,13 +978,7 @@ func TestRecoverySyncsWhatItScanned(t *testing.T) {
 // them yet, syncs them itself before it marks the log clean (the next
 // Open trusts a clean log without a scan).
 func TestCloseDuringSyncSyncsTheRolledSegments(t *testing.T) {
-	e := newEnv(t)
-	mem := e.fs.(*vfs.MemFS)
-	cfg := Config{Sync: SyncNever, SegmentBytes: 400, RetentionTime: -1}
-	l := e.open(cfg)
-	for i := range 40 {
-		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
-	}
+	e, mem, cfg, l := rolledSyncNeverLog(t)
 	var once sync.Once
 	testHookSyncListed = func(hl *Log) {
 		if hl == l {
