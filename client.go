@@ -16,19 +16,25 @@ import (
 // partition returns a topic's partition, creating the topic first when
 // create is set and the broker auto-creates topics.
 func (b *Broker) partition(ctx context.Context, topic string, id int32, create bool) (*log.Partition, error) {
+	_, p, err := b.topicPartition(ctx, topic, id, create)
+	return p, err
+}
+
+// topicPartition is partition, and returns the partition's topic too.
+func (b *Broker) topicPartition(ctx context.Context, topic string, id int32, create bool) (*log.Topic, *log.Partition, error) {
 	t, err := b.topic(topic)
 	if create && b.cfg.AutoCreateTopics && err != nil && !isClosedOrInvalid(err) {
 		if t, err = b.autoCreate(ctx, topic); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if id < 0 || int(id) >= len(t.Partitions) {
-		return nil, fmt.Errorf("%w: %s has no partition %d", ErrUnknownTopic, topic, id)
+		return nil, nil, fmt.Errorf("%w: %s has no partition %d", ErrUnknownTopic, topic, id)
 	}
-	return t.Partitions[id], nil
+	return t, t.Partitions[id], nil
 }
 
 // partitionGone tells a partition whose topic was deleted during a call
@@ -211,8 +217,11 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
-// Per-partition errors (ErrUnknownTopic, log.ErrOffsetOutOfRange,
-// record.ErrCorrupt) are in FetchedPartition.Err, and end the wait at once.
+// Each FetchedPartition carries its topic's ID; a FetchPartition that
+// names an ID the topic no longer has gets ErrUnknownTopicID.
+// Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
+// log.ErrOffsetOutOfRange, record.ErrCorrupt) are in FetchedPartition.Err,
+// and end the wait at once.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
@@ -294,11 +303,15 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
 		out.Topic, out.Partition = fp.Topic, fp.Partition
-		p, err := b.partition(ctx, fp.Topic, fp.Partition, false)
+		t, p, err := b.topicPartition(ctx, fp.Topic, fp.Partition, false)
+		if err == nil && !fp.TopicID.IsZero() && fp.TopicID != t.ID {
+			err = fmt.Errorf("%w: %s is not topic %s any more (it is %s: deleted and created again)", ErrUnknownTopicID, fp.Topic, fp.TopicID, t.ID)
+		}
 		if err != nil {
 			out.Err, failed = err, true
 			continue
 		}
+		out.TopicID = t.ID
 		waits = append(waits, p.Changed())
 		out.HighWatermark, out.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
 		limit := fp.MaxBytes

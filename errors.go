@@ -13,6 +13,9 @@ var (
 	// ErrUnknownTopic is returned for a topic or partition the broker does
 	// not have.
 	ErrUnknownTopic = api.ErrUnknownTopicOrPartition
+	// ErrUnknownTopicID is returned for a fetch that names a topic by an
+	// ID the topic no longer has: it was deleted and created again.
+	ErrUnknownTopicID = api.ErrUnknownTopicID
 	// ErrInvalidTopic is returned for a topic name Kafka would refuse.
 	ErrInvalidTopic = api.ErrInvalidTopic
 	// ErrTopicExists is returned by CreateTopic for an existing topic.

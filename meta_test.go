@@ -19,6 +19,10 @@ import (
 func FuzzParseMeta(f *testing.F) {
 	for _, seed := range []string{
 		`{"name":"orders","config":{"Partitions":3}}`,
+		`{"version":1,"name":"orders","id":"vDYn0aq0RHqGmQ2RZzqSzA","config":{"Partitions":3}}`,
+		`{"version":1,"name":"orders","id":"vDYn0aq0RHqGmQ2RZzqSzB","config":{"Partitions":3}}`,
+		`{"version":1,"name":"orders","id":"","config":{"Partitions":3}}`,
+		`{"version":1,"name":"orders","id":7,"config":{"Partitions":3}}`,
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":1048576,"RetentionTime":3600000000000,"CleanupPolicy":1}}`,
 		`{"name":"orders","config":{"Partitions":0}}`,
 		`{"name":"other","config":{"Partitions":1}}`,
@@ -62,6 +66,7 @@ func TestOpenCorruptMetadata(t *testing.T) {
 		{"a record under another name", "topics/a.json", `{"name":"b","config":{"Partitions":1}}`},
 		{"no partitions", "topics/a.json", `{"name":"a","config":{"Partitions":0}}`},
 		{"an invalid config", "topics/a.json", `{"name":"a","config":{"Partitions":1,"SegmentBytes":5}}`},
+		{"a bad topic id", "topics/a.json", `{"version":1,"name":"a","id":"AAAA","config":{"Partitions":1}}`},
 		{"a bad producer id counter", "producer-ids", "-3\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,9 +30,12 @@ const (
 type topicMeta struct {
 	// Version is metaVersion when written; records without one are of
 	// version 0, whose enums had no "default" value (see parseMeta).
-	Version int             `json:"version,omitempty"`
-	Name    string          `json:"name"`
-	Config  log.TopicConfig `json:"config"`
+	Version int    `json:"version,omitempty"`
+	Name    string `json:"name"`
+	// ID is the topic's ID (written since topic IDs came; a record
+	// without one gets one when the broker opens: see load).
+	ID     log.TopicID     `json:"id,omitzero"`
+	Config log.TopicConfig `json:"config"`
 }
 
 // metaVersion is the version of the topic records this broker writes.
@@ -81,7 +84,16 @@ func (b *Broker) load() error {
 		if err != nil {
 			return err
 		}
-		t := &log.Topic{Name: m.Name, Config: m.Config}
+		if m.ID.IsZero() {
+			// Written before topic IDs: the topic gets its ID now, and
+			// keeps it from here on (as Kafka gives existing topics theirs
+			// when it upgrades).
+			m.ID = log.NewTopicID()
+			if err := b.writeMeta(m); err != nil {
+				return err
+			}
+		}
+		t := &log.Topic{Name: m.Name, ID: m.ID, Config: m.Config}
 		for i := range m.Config.Partitions {
 			p, err := b.openPartition(m.Name, i, m.Config.Config)
 			if err != nil {
@@ -345,7 +357,7 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 			return err
 		}
 	}
-	t := &log.Topic{Name: name, Config: cfg}
+	t := &log.Topic{Name: name, ID: b.newTopicID(), Config: cfg}
 	fail := func(err error) error {
 		closePartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
@@ -362,11 +374,27 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 		t.Partitions = append(t.Partitions, p)
 	}
 	// The record makes the topic exist: written last, durably.
-	if err := b.writeMeta(topicMeta{Name: name, Config: cfg}); err != nil {
+	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}); err != nil {
 		return fail(err)
 	}
 	b.setTopic(name, t)
 	return nil
+}
+
+// newTopicID returns a topic ID no topic of the broker has (a random
+// collision is all but impossible, but costs nothing to rule out). The
+// caller holds the admin token.
+func (b *Broker) newTopicID() log.TopicID {
+next:
+	for {
+		id := log.NewTopicID()
+		for _, t := range b.topics {
+			if t.ID == id {
+				continue next
+			}
+		}
+		return id
+	}
 }
 
 func closePartitions(ps []*log.Partition) {
@@ -433,7 +461,10 @@ type PartitionInfo struct {
 
 // TopicInfo describes a topic.
 type TopicInfo struct {
-	Name       string
+	Name string
+	// ID is the topic's ID: a topic deleted and created again under the
+	// same name has a new one.
+	ID         log.TopicID
 	Config     log.TopicConfig // with the broker's defaults filled in
 	Partitions []PartitionInfo
 }
@@ -447,7 +478,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	info := TopicInfo{Name: name, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
+	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
 	for _, p := range t.Partitions {
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: p.LogStartOffset(), HighWatermark: p.HighWatermark(),
@@ -515,10 +546,10 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		return err
 	}
 	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
-	if err := b.writeMeta(topicMeta{Name: name, Config: tc}); err != nil {
+	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
 		return err
 	}
-	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: t.Partitions})
+	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
 	var errs []error
@@ -570,11 +601,11 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	tc := t.Config
 	tc.Partitions = n
-	if err := b.writeMeta(topicMeta{Name: name, Config: tc}); err != nil {
+	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
 		closePartitions(added)
 		return err
 	}
-	b.setTopic(name, &log.Topic{Name: name, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
+	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
 	return nil
 }
 

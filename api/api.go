@@ -15,6 +15,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/runnel/runnel/log"
 )
 
 // Acks is how many replicas must have a produced batch before the broker
@@ -104,7 +106,12 @@ type FetchRequest struct {
 
 // FetchPartition is one partition of a FetchRequest.
 type FetchPartition struct {
-	Topic     string
+	Topic string
+	// TopicID, unless zero, is the ID of the topic the fetch means (from
+	// an earlier FetchedPartition): if Topic now has another ID (it was
+	// deleted and created again), the partition is answered with
+	// ErrUnknownTopicID, not with the new topic's records.
+	TopicID   log.TopicID
 	Partition int32
 	Offset    int64
 	MaxBytes  int // for this partition
@@ -119,6 +126,7 @@ type FetchResponse struct {
 // FetchedPartition is one partition of a FetchResponse.
 type FetchedPartition struct {
 	Topic          string
+	TopicID        log.TopicID // the topic's ID, when the Client knows it
 	Partition      int32
 	HighWatermark  int64
 	LogStartOffset int64
@@ -126,7 +134,8 @@ type FetchedPartition struct {
 	// begin before the requested offset. The bytes are the caller's: they
 	// never change.
 	Records []byte
-	// Err is the partition's error, such as ErrOffsetOutOfRange or
-	// ErrUnknownTopicOrPartition; the other partitions may still have data.
+	// Err is the partition's error, such as ErrOffsetOutOfRange,
+	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other
+	// partitions may still have data.
 	Err error
 }

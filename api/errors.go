@@ -14,19 +14,23 @@ import (
 // them (runnel.ErrUnknownTopic, ...).
 var (
 	ErrUnknownTopicOrPartition = errors.New("runnel: unknown topic or partition")
-	ErrInvalidTopic            = errors.New("runnel: invalid topic")
-	ErrTopicAlreadyExists      = errors.New("runnel: topic already exists")
-	ErrInvalidPartitions       = errors.New("runnel: invalid number of partitions")
-	ErrInvalidRequiredAcks     = errors.New("runnel: invalid acks")
-	ErrInvalidRequest          = errors.New("runnel: invalid request")
-	ErrNotLeader               = errors.New("runnel: not the leader of the partition")
-	ErrNotEnoughReplicas       = errors.New("runnel: not enough in-sync replicas")
-	ErrRequestTimedOut         = errors.New("runnel: request timed out")
-	ErrOutOfOrderSequence      = log.ErrOutOfOrderSequence
-	ErrDuplicateSequence       = errors.New("runnel: duplicate sequence number")
-	ErrProducerFenced          = log.ErrProducerFenced
-	ErrUnknownProducerID       = errors.New("runnel: unknown producer id")
-	ErrBrokerClosed            = errors.New("runnel: broker is closed")
+	// ErrUnknownTopicID answers a request for a topic by an ID no topic
+	// has: the topic was deleted (and maybe created again under its name,
+	// with a new ID).
+	ErrUnknownTopicID      = errors.New("runnel: unknown topic id")
+	ErrInvalidTopic        = errors.New("runnel: invalid topic")
+	ErrTopicAlreadyExists  = errors.New("runnel: topic already exists")
+	ErrInvalidPartitions   = errors.New("runnel: invalid number of partitions")
+	ErrInvalidRequiredAcks = errors.New("runnel: invalid acks")
+	ErrInvalidRequest      = errors.New("runnel: invalid request")
+	ErrNotLeader           = errors.New("runnel: not the leader of the partition")
+	ErrNotEnoughReplicas   = errors.New("runnel: not enough in-sync replicas")
+	ErrRequestTimedOut     = errors.New("runnel: request timed out")
+	ErrOutOfOrderSequence  = log.ErrOutOfOrderSequence
+	ErrDuplicateSequence   = errors.New("runnel: duplicate sequence number")
+	ErrProducerFenced      = log.ErrProducerFenced
+	ErrUnknownProducerID   = errors.New("runnel: unknown producer id")
+	ErrBrokerClosed        = errors.New("runnel: broker is closed")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
 	// one before the Unix epoch (Kafka's producers refuse negative
 	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).
@@ -68,6 +72,7 @@ var table = []entry{
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 	{log.ErrInvalidRecord, 87, "INVALID_RECORD", false},
+	{ErrUnknownTopicID, 100, "UNKNOWN_TOPIC_ID", true},
 }
 
 // Code returns the Kafka error code of err: 0 for nil, the code of the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
@@ -92,6 +93,12 @@ type assignment struct {
 	// unknown partition after that means the partition is gone, and
 	// the position with it (see fetchErrorLocked).
 	seen bool
+	// topicID is the ID of the topic the position is in, as the first
+	// fetch that answered for it gave it (zero before, and from a Client
+	// that gives none). Fetches send it, so that the Client answers
+	// api.ErrUnknownTopicID, not another topic's records, once the topic
+	// is deleted and created again under its name.
+	topicID log.TopicID
 }
 
 // New returns a Consumer reading through c, with no partition assigned.
@@ -181,6 +188,7 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.at = at
 	a.stopped = false
 	a.seen = false
+	a.topicID = log.TopicID{}
 	a.retryAt = time.Time{}
 	if at.kind == kindExact {
 		a.pos.Store(at.v)

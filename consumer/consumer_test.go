@@ -592,6 +592,61 @@ func TestRecreatedTopicPositionNotCarriedOver(t *testing.T) {
 	}
 }
 
+// TestRecreatedBetweenFetches: a topic deleted and created again between
+// two fetches is told from the old one by its topic ID: the position is
+// not carried over to the new topic, whose first records it would skip.
+func TestRecreatedBetweenFetches(t *testing.T) {
+	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
+		t.Run(policy.String(), func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1})
+			ctx := testCtx(t)
+			values(t, b, "t", 0, seq("old", 0, 5)...)
+			c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+
+			// No fetch between the delete and the new topic's records.
+			require.NoError(t, b.DeleteTopic(ctx, "t"))
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			values(t, b, "t", 0, seq("new", 0, 8)...)
+
+			fs, err := c.Poll(ctx)
+			require.NoError(t, err)
+			require.ErrorIs(t, fs.Err(), api.ErrUnknownTopicID, "the consumer sees its topic gone, not new5..")
+			require.ErrorIs(t, fs.Err(), runnel.ErrUnknownTopicID)
+			require.Zero(t, fs.NumRecords())
+			var pe *consumer.PartitionError
+			require.ErrorAs(t, fs.Err(), &pe)
+			require.EqualValues(t, 5, pe.Offset)
+			switch policy {
+			case consumer.ResetEarliest:
+				require.Equal(t, seq("new", 0, 8), vals(readN(t, c, 8)), "from the new topic's start")
+			case consumer.ResetLatest:
+				values(t, b, "t", 0, "after")
+				for {
+					pos, ok := c.Position("t", 0)
+					if ok {
+						require.EqualValues(t, 9, pos)
+						break
+					}
+					fs, err := c.Poll(ctx)
+					require.NoError(t, err)
+					require.NoError(t, fs.Err())
+					require.Zero(t, fs.NumRecords(), "nothing before the new topic's end")
+				}
+				values(t, b, "t", 0, "later")
+				require.Equal(t, []string{"later"}, vals(readN(t, c, 1)))
+			case consumer.ResetNone:
+				fs, err := c.Poll(ctx)
+				require.NoError(t, err)
+				require.Empty(t, fs, "stopped until Seek")
+				require.NoError(t, c.Seek("t", 0, consumer.At(2)))
+				require.Equal(t, seq("new", 2, 6), vals(readN(t, c, 6)), "a Seek is into the topic as it is now")
+			}
+		})
+	}
+}
+
 func TestUnknownTopicAssigned(t *testing.T) {
 	b := openBroker(t, nil)
 	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))

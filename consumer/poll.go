@@ -36,7 +36,8 @@ import (
 //     (api.ErrInvalidTopic) — stops the partition in the same way;
 //   - an unknown topic or partition (api.ErrUnknownTopicOrPartition,
 //     which runnel.ErrUnknownTopic is) where the Client had answered for
-//     the position before — the topic was deleted, and may be created
+//     the position before, or a topic ID the topic no longer has
+//     (api.ErrUnknownTopicID) — the topic was deleted, and may be created
 //     again, when the offset would name another record or none — is
 //     reported, and the position is not kept: under ResetEarliest and
 //     ResetLatest it is reset per the policy, resolved once the partition
@@ -48,10 +49,14 @@ import (
 //     is left out of fetches for RetryBackoff, then tried again.
 //
 // A topic deleted and created again between two fetches of the same
-// partition cannot be told from the old one: positions carry over, and
-// reading goes on at the same offset of the new topic (or, past its end,
-// is out of range). *runnel.Broker has no topic IDs yet to tell them
-// apart.
+// partition is told from the old one by its topic ID (KIP-516): fetches
+// send the ID the partition's first answer gave, and *runnel.Broker
+// answers api.ErrUnknownTopicID once the topic has another. One window
+// remains: a position resolved (Start, End, AtTime) before the topic is
+// deleted and created again, and first fetched from after, is taken as
+// the new topic's offset, as ListOffset gives no ID. With a Client that
+// gives no topic IDs, a position carries over to the new topic (or,
+// past its end, is out of range).
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
@@ -139,6 +144,9 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 			continue
 		}
 		a.seen = true
+		if a.topicID.IsZero() {
+			a.topicID = fp.TopicID
+		}
 		data, next, err := trim(fp.Records, from, fp.HighWatermark, c.cfg.checkCRCs)
 		if len(data) == 0 {
 			if err != nil {
@@ -283,7 +291,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			continue
 		}
 		req.Partitions = append(req.Partitions, api.FetchPartition{
-			Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
+			Topic: a.tp.Topic, TopicID: a.topicID, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
 		})
 		sent = append(sent, a)
 	}
@@ -313,7 +321,7 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 // anything else is reported.
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	outOfRange := errors.Is(fp.Err, log.ErrOffsetOutOfRange)
-	gone := a.seen && errors.Is(fp.Err, api.ErrUnknownTopicOrPartition)
+	gone := a.seen && errors.Is(fp.Err, api.ErrUnknownTopicOrPartition) || errors.Is(fp.Err, api.ErrUnknownTopicID)
 	if (!outOfRange && !gone) || (outOfRange && c.cfg.reset == ResetNone) {
 		return c.failLocked(a, from, fp.Err, now, *fp), true
 	}
@@ -330,6 +338,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	a.seq++
 	a.at = at
 	a.seen = false
+	a.topicID = log.TopicID{}
 	if outOfRange {
 		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
 			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())

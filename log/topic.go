@@ -14,10 +14,11 @@ type TopicConfig struct {
 	Config
 }
 
-// Topic is the public face of a topic on a broker: its name, its
+// Topic is the public face of a topic on a broker: its name, its ID, its
 // configuration (with the broker's defaults filled in) and its partitions.
 type Topic struct {
 	Name       string
+	ID         TopicID
 	Config     TopicConfig
 	Partitions []*Partition
 }

@@ -1,0 +1,126 @@
+package runnel
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTopicIDs: a topic gets an ID when it is created, keeps it across
+// config changes, new partitions and restarts, and a topic deleted and
+// created again under its name gets a new one; a fetch that names the old
+// ID gets ErrUnknownTopicID (Kafka's UNKNOWN_TOPIC_ID), not the new
+// topic's records.
+func TestTopicIDs(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cfg := Config{Dir: "/data", FS: mem}
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	defer func() { b.Close() }()
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 1}))
+	describe := func(name string) TopicInfo {
+		t.Helper()
+		info, err := b.DescribeTopic(ctx, name)
+		require.NoError(t, err)
+		return info
+	}
+	id := describe("a").ID
+	require.False(t, id.IsZero())
+	require.NotEqual(t, id, describe("b").ID)
+
+	require.NoError(t, b.AlterTopicConfig(ctx, "a", log.Config{RetentionBytes: 1 << 20}))
+	require.NoError(t, b.CreatePartitions(ctx, "a", 2))
+	require.Equal(t, id, describe("a").ID)
+	require.NoError(t, b.Close())
+	b, err = Open(cfg)
+	require.NoError(t, err)
+	require.Equal(t, id, describe("a").ID, "after a restart")
+	require.Len(t, describe("a").Partitions, 2)
+
+	fetch := func(fp api.FetchPartition) api.FetchedPartition {
+		t.Helper()
+		fp.MaxBytes = 1 << 20
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{fp}})
+		require.NoError(t, err)
+		return resp.Partitions[0]
+	}
+	produce(t, b, "a", 0, "old")
+	got := fetch(api.FetchPartition{Topic: "a"})
+	require.NoError(t, got.Err)
+	require.Equal(t, id, got.TopicID)
+	got = fetch(api.FetchPartition{Topic: "a", TopicID: id})
+	require.NoError(t, got.Err)
+	require.Equal(t, []string{"old"}, values(t, got.Records))
+
+	require.NoError(t, b.DeleteTopic(ctx, "a"))
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "a", 0, "new")
+	newID := describe("a").ID
+	require.NotEqual(t, id, newID)
+	got = fetch(api.FetchPartition{Topic: "a", TopicID: id})
+	require.ErrorIs(t, got.Err, ErrUnknownTopicID)
+	require.EqualValues(t, 100, api.Code(got.Err))
+	require.True(t, api.IsRetriable(got.Err))
+	require.Empty(t, got.Records)
+	got = fetch(api.FetchPartition{Topic: "a", TopicID: newID})
+	require.NoError(t, got.Err)
+	require.Equal(t, []string{"new"}, values(t, got.Records))
+
+	// In memory too.
+	m := open(t, Config{})
+	require.NoError(t, m.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	info, err := m.DescribeTopic(ctx, "a")
+	require.NoError(t, err)
+	require.False(t, info.ID.IsZero())
+}
+
+// TestTopicIDGivenToOldRecords: a topic recorded before topic IDs (its
+// record has none) gets one when the broker opens, written to its
+// record, so that it keeps it from then on.
+func TestTopicIDGivenToOldRecords(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	cfg := Config{Dir: "/data", FS: mem}
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "a", 0, "kept")
+	require.NoError(t, b.Close())
+
+	path := filepath.Join("/data", topicsDir, "a.json")
+	old, err := json.Marshal(map[string]any{"name": "a", "config": map[string]any{"Partitions": 1}})
+	require.NoError(t, err)
+	f, err := mem.Create(path)
+	require.NoError(t, err)
+	_, err = f.Write(old)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	b, err = Open(cfg)
+	require.NoError(t, err)
+	info, err := b.DescribeTopic(ctx, "a")
+	require.NoError(t, err)
+	require.False(t, info.ID.IsZero())
+	require.NoError(t, b.Close())
+
+	m, err := (&Broker{fs: mem}).readMeta(path)
+	require.NoError(t, err)
+	require.Equal(t, info.ID, m.ID, "written to the record")
+	b, err = Open(cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	again, err := b.DescribeTopic(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, info.ID, again.ID)
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "a", MaxBytes: 1 << 20}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
+}
