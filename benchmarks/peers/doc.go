@@ -9,5 +9,7 @@
 // these dependencies. The benchmarks are in peers_test.go; cmd/compare runs
 // them interleaved (runnel, peer, runnel, peer, …) and prints one table of
 // runnel/peer ratios against the goals; run.sh is its front door. See
-// ../README.md.
+// ../README.md. parity_test.go is a differential test of runnel's
+// semantics against kfake and Kafka's documented behaviour (go test -run
+// Parity).
 package peers
