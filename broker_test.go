@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -206,6 +207,58 @@ func TestIdempotentProduce(t *testing.T) {
 	_, err = send(5)
 	require.ErrorIs(t, err, api.ErrOutOfOrderSequence)
 	require.EqualValues(t, 45, api.Code(err))
+}
+
+// TestProduceRefusesWhatKafkaRefuses: a produced batch that Kafka's broker
+// refuses from a client (LogValidator, UnifiedLog.analyzeAndValidateRecords)
+// gets ErrInvalidRecord (INVALID_RECORD, 87), and nothing is appended: a
+// base offset other than 0, a control batch (a transaction marker is the
+// broker's to write), a transactional batch (no transactions here), and a
+// producer id without a sequence number.
+func TestProduceRefusesWhatKafkaRefuses(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	pid, epoch, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	setAttr := func(data []byte, bit int16) {
+		rb := record.Batch(data)
+		binary.BigEndian.PutUint16(data[21:], uint16(rb.Attributes()|bit))
+		rb.UpdateCRC()
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func([]byte) []byte
+	}{
+		{"base offset 5", func(d []byte) []byte { record.Batch(d).SetBaseOffset(5); return d }},
+		{"a control batch", func(d []byte) []byte { setAttr(d, record.AttrControl); return d }},
+		{"a transactional batch", func(d []byte) []byte { setAttr(d, record.AttrTransactional); return d }},
+		{"a producer id with sequence -1", func([]byte) []byte {
+			var bl record.Builder
+			bl.Reset()
+			bl.SetProducer(pid, epoch, -1)
+			bl.Append(1, nil, []byte("x"), nil)
+			out, err := bl.AppendTo(nil, compression.None)
+			require.NoError(t, err)
+			return out
+		}},
+		{"the second of two batches", func(d []byte) []byte {
+			second := batch(t, "y")
+			setAttr(second, record.AttrControl)
+			return append(d, second...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tc.mod(batch(t, "x"))})
+			require.ErrorIs(t, err, log.ErrInvalidRecord)
+			require.EqualValues(t, 87, api.Code(err))
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Zero(t, info.Partitions[0].LogEndOffset, "nothing appended")
+		})
+	}
+	// The same batches, as a producer encodes them, are taken.
+	produce(t, b, "t", 0, "x", "y")
 }
 
 // stepClock is a log.Clock a test moves by hand.

@@ -81,7 +81,7 @@ func TestAppendBatch(t *testing.T) {
 			}
 			data := appendBatch(t, size)
 			for i := range 3 {
-				res, err := l.Append(context.Background(), data, log.AppendOptions{})
+				res, err := reappend(context.Background(), l, data)
 				if err != nil {
 					t.Fatal(err)
 				}

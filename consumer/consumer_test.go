@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -822,22 +823,22 @@ func TestCompressedBatchesAndHeaders(t *testing.T) {
 	require.Nil(t, got[3-5+20].Key, "a null key stays null") // offset 23: codec gzip, i == 3
 }
 
+// TestControlBatchesSkipped: transaction markers (control batches), as a
+// Kafka-written log holds them, are not records. A broker refuses them
+// from producers, as Kafka's does, so a fake Client serves them.
 func TestControlBatchesSkipped(t *testing.T) {
-	b := openBroker(t, map[string]int{"t": 1})
-	values(t, b, "t", 0, "a")
 	marker := encode(t, compression.None, rec{key: []byte{0, 0, 0, 1}, value: "\x00\x00\x00\x00\x00\x00"})
 	setControl(marker)
-	_, err := b.Produce(testCtx(t), &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: marker})
-	require.NoError(t, err)
-	values(t, b, "t", 0, "b")
-	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
-	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	record.Batch(marker).SetBaseOffset(1)
+	var n atomic.Int32
+	c := newConsumer(t, serve(t, 3, cat(batchAt(t, 0, "a"), marker, batchAt(t, 2, "b")), &n), consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
 	got := readN(t, c, 2)
 	require.Equal(t, []string{"a", "b"}, vals(got))
 	require.Equal(t, []int64{0, 2}, []int64{got[0].Offset, got[1].Offset})
 
 	// A fetch of nothing but the marker advances past it.
-	c2 := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.FetchMaxPartitionBytes(1))
+	c2 := newConsumer(t, serve(t, 2, marker, &n), consumer.FetchMaxWait(time.Millisecond))
 	require.NoError(t, c2.Assign("t", 0, consumer.At(1)))
 	fs, err := c2.Poll(testCtx(t))
 	require.NoError(t, err)

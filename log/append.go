@@ -199,6 +199,20 @@ func (l *Log) validate(data []byte) (int, error) {
 		if n == 0 || b.LastOffsetDelta() != n-1 {
 			return 0, fmt.Errorf("%w: batch at %d has %d records and last offset delta %d", ErrInvalidRecord, p, n, b.LastOffsetDelta())
 		}
+		// What Kafka's broker refuses from a producer (LogValidator,
+		// UnifiedLog.analyzeAndValidateRecords): offsets are the log's to
+		// assign, control batches the broker's to write, and an idempotent
+		// batch needs its sequence number.
+		switch {
+		case b.BaseOffset() != 0:
+			return 0, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
+		case b.IsControl():
+			return 0, fmt.Errorf("%w: batch at %d is a control batch, which producers may not write", ErrInvalidRecord, p)
+		case b.IsTransactional():
+			return 0, fmt.Errorf("%w: batch at %d is transactional; runnel has no transactions", ErrInvalidRecord, p)
+		case b.ProducerID() >= 0 && b.BaseSequence() < 0:
+			return 0, fmt.Errorf("%w: batch at %d of producer %d has sequence number %d", ErrInvalidRecord, p, b.ProducerID(), b.BaseSequence())
+		}
 		// A compacted log needs every record's key, so it decodes them
 		// all; otherwise the record framing is checked (consumers decode
 		// the fields, trusting no length). Either way compressed records

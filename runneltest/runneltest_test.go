@@ -2,12 +2,10 @@ package runneltest_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -136,23 +134,6 @@ func TestConsumeAll(t *testing.T) {
 	ft := fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "missing") })
 	require.True(t, ft.failed)
 	require.Contains(t, ft.msg, "missing")
-}
-
-// Control batches (transaction markers) are not records.
-func TestConsumeSkipsControlBatches(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	runneltest.ProduceValues(t, b, "t", "a")
-	var bld record.Builder
-	bld.Append(time.Now().UnixMilli(), []byte{0, 0, 0, 1}, []byte{0, 0, 0, 0, 0, 0}, nil)
-	marker, err := bld.AppendTo(nil, 0)
-	require.NoError(t, err)
-	binary.BigEndian.PutUint16(marker[21:], uint16(record.Batch(marker).Attributes())|record.AttrControl)
-	record.Batch(marker).UpdateCRC()
-	_, err = b.Produce(context.Background(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: marker})
-	require.NoError(t, err)
-	runneltest.ProduceValues(t, b, "t", "b")
-	require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
-	require.Equal(t, []string{"a", "b"}, values(runneltest.Consume(t, b, "t", 2)))
 }
 
 // Consume waits for records produced later, and gives up at the test's
