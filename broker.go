@@ -34,7 +34,8 @@ type Config struct {
 	// Partitions), with DefaultPartitions partitions, as Kafka's
 	// auto.create.topics.enable does. Default off.
 	AutoCreateTopics bool
-	// DefaultPartitions is the partition count of auto-created topics.
+	// DefaultPartitions is Kafka's num.partitions: the partition count of
+	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
 	// Default 1.
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms

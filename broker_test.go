@@ -106,6 +106,7 @@ func TestTopicAdminErrors(t *testing.T) {
 	}
 	require.NoError(t, b.CreateTopic(ctx, strings.Repeat("x", 249), log.TopicConfig{Partitions: 1}))
 	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{}), ErrInvalidPartitions)
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: -2}), ErrInvalidPartitions)
 	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MinCleanableDirtyRatio: 3}}), log.ErrInvalidConfig)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}), ErrTopicExists)
@@ -259,6 +260,43 @@ func TestProduceRefusesWhatKafkaRefuses(t *testing.T) {
 	}
 	// The same batches, as a producer encodes them, are taken.
 	produce(t, b, "t", 0, "x", "y")
+}
+
+// TestDefaultPartitionsOnCreate: CreateTopic with -1 partitions takes the
+// broker's DefaultPartitions (Kafka's num.partitions, KIP-464).
+func TestDefaultPartitionsOnCreate(t *testing.T) {
+	ctx := context.Background()
+	for _, n := range []int{0, 3} {
+		b := open(t, Config{DefaultPartitions: n})
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: -1}))
+		info, err := b.DescribeTopic(ctx, "t")
+		require.NoError(t, err)
+		require.Len(t, info.Partitions, max(n, 1), "DefaultPartitions %d (0: its default, 1)", n)
+		require.Equal(t, max(n, 1), info.Config.Partitions)
+	}
+}
+
+// TestDeleteRecordsCompactedTopic: as in Kafka, DeleteRecords on a topic
+// that is compacted only is a POLICY_VIOLATION, and deletes nothing; with
+// compact,delete it deletes.
+func TestDeleteRecordsCompactedTopic(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+	require.NoError(t, b.CreateTopic(ctx, "cd", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact | log.Delete}}))
+	for _, topic := range []string{"c", "cd"} {
+		produce(t, b, topic, 0, "a", "b", "c")
+	}
+	_, err := b.DeleteRecords(ctx, "c", 0, 2)
+	require.ErrorIs(t, err, ErrPolicyViolation)
+	require.EqualValues(t, 44, api.Code(err))
+	require.False(t, api.IsRetriable(err))
+	low, err := b.ListOffset(ctx, "c", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Zero(t, low, "nothing deleted")
+	low, err = b.DeleteRecords(ctx, "cd", 0, 2)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, low)
 }
 
 // stepClock is a log.Clock a test moves by hand.

@@ -23,6 +23,9 @@ var (
 	// ErrInvalidPartitions is returned for a partition count below 1, or
 	// one that would shrink a topic.
 	ErrInvalidPartitions = api.ErrInvalidPartitions
+	// ErrPolicyViolation is returned by DeleteRecords on a topic whose
+	// cleanup.policy is compact alone, as Kafka refuses it.
+	ErrPolicyViolation = api.ErrPolicyViolation
 	// ErrClosed is returned by every method of a closed Broker.
 	ErrClosed = api.ErrBrokerClosed
 )

@@ -272,8 +272,9 @@ func (b *Broker) readCounter(name string) (int64, error) {
 	return v, nil
 }
 
-// CreateTopic creates a topic with cfg.Partitions partitions (at least 1)
-// and cfg's configuration, whose zero fields take the broker's defaults.
+// CreateTopic creates a topic with cfg.Partitions partitions (at least 1,
+// or -1 for the broker's DefaultPartitions, as in Kafka since KIP-464) and
+// cfg's configuration, whose zero fields take the broker's defaults.
 // As in Kafka, a name that differs from an existing topic's only in '.'
 // against '_' is refused: the two would collide in metric names.
 //
@@ -285,6 +286,9 @@ func (b *Broker) readCounter(name string) (int64, error) {
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
+	}
+	if cfg.Partitions == -1 {
+		cfg.Partitions = b.cfg.DefaultPartitions
 	}
 	if cfg.Partitions < 1 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
@@ -614,13 +618,19 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 // whole segments below it are deleted. api.Latest deletes everything up to
 // the high watermark. It returns the new log start offset (Kafka's low
 // watermark); an offset at or below the current start changes nothing.
+// As in Kafka, a topic whose cleanup.policy is compact alone refuses it:
+// its records go only by compaction.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; log.ErrOffsetOutOfRange for
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrPolicyViolation for a
+// compacted topic without the delete policy; log.ErrOffsetOutOfRange for
 // an offset above the high watermark; log.ErrLogFenced; ErrClosed.
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {
 		return 0, err
+	}
+	if p.Log().Config().CleanupPolicy&log.Delete == 0 {
+		return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, p.Log().Config().CleanupPolicy)
 	}
 	hw := p.HighWatermark()
 	if offset == api.Latest {

@@ -23,14 +23,17 @@ var (
 	ErrInvalidPartitions   = errors.New("runnel: invalid number of partitions")
 	ErrInvalidRequiredAcks = errors.New("runnel: invalid acks")
 	ErrInvalidRequest      = errors.New("runnel: invalid request")
-	ErrNotLeader           = errors.New("runnel: not the leader of the partition")
-	ErrNotEnoughReplicas   = errors.New("runnel: not enough in-sync replicas")
-	ErrRequestTimedOut     = errors.New("runnel: request timed out")
-	ErrOutOfOrderSequence  = log.ErrOutOfOrderSequence
-	ErrDuplicateSequence   = errors.New("runnel: duplicate sequence number")
-	ErrProducerFenced      = log.ErrProducerFenced
-	ErrUnknownProducerID   = errors.New("runnel: unknown producer id")
-	ErrBrokerClosed        = errors.New("runnel: broker is closed")
+	// ErrPolicyViolation refuses what a topic's configuration forbids,
+	// such as DeleteRecords on a topic that is compacted only.
+	ErrPolicyViolation    = errors.New("runnel: policy violation")
+	ErrNotLeader          = errors.New("runnel: not the leader of the partition")
+	ErrNotEnoughReplicas  = errors.New("runnel: not enough in-sync replicas")
+	ErrRequestTimedOut    = errors.New("runnel: request timed out")
+	ErrOutOfOrderSequence = log.ErrOutOfOrderSequence
+	ErrDuplicateSequence  = errors.New("runnel: duplicate sequence number")
+	ErrProducerFenced     = log.ErrProducerFenced
+	ErrUnknownProducerID  = errors.New("runnel: unknown producer id")
+	ErrBrokerClosed       = errors.New("runnel: broker is closed")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
 	// one before the Unix epoch (Kafka's producers refuse negative
 	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).
@@ -65,6 +68,7 @@ var table = []entry{
 	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
 	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},
 	{ErrInvalidRequest, 42, "INVALID_REQUEST", false},
+	{ErrPolicyViolation, 44, "POLICY_VIOLATION", false},
 	{ErrOutOfOrderSequence, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER", false},
 	{ErrDuplicateSequence, 46, "DUPLICATE_SEQUENCE_NUMBER", false},
 	{ErrProducerFenced, 47, "INVALID_PRODUCER_EPOCH", false},
