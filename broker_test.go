@@ -299,6 +299,40 @@ func TestDeleteRecordsCompactedTopic(t *testing.T) {
 	require.EqualValues(t, 2, low)
 }
 
+// TestListOffsetSpecialTimestamps: api.MaxTimestamp (-3, KIP-734) gives
+// the first record with the largest timestamp, never one above the high
+// watermark; api.EarliestLocal (-4) the log start offset.
+func TestListOffsetSpecialTimestamps(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	off, err := b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
+	require.NoError(t, err)
+	require.Zero(t, off, "none: the high watermark")
+	for _, tss := range [][]int64{{10, 30, 20}, {30, 5}, {25}} {
+		var bl record.Builder
+		bl.Reset()
+		for _, ts := range tss {
+			bl.Append(ts, []byte("k"), []byte("v"), nil)
+		}
+		data, err := bl.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
+		require.NoError(t, err)
+	}
+	off, err = b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, off)
+	_, err = b.DeleteRecords(ctx, "t", 0, 2)
+	require.NoError(t, err)
+	off, err = b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, off)
+	off, err = b.ListOffset(ctx, "t", 0, api.EarliestLocal)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, off)
+}
+
 // stepClock is a log.Clock a test moves by hand.
 type stepClock struct{ ns atomic.Int64 }
 

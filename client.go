@@ -187,8 +187,11 @@ func (a *produceAck) Wait(ctx context.Context) error {
 
 // ListOffset returns the offset for timestamp (ms) in a partition: the
 // first offset whose record is at least that recent, or the high
-// watermark when none is; api.Latest gives the high watermark and
-// api.Earliest the log start offset. It serves consumer.Client.
+// watermark when none is; api.Latest gives the high watermark,
+// api.Earliest (and api.EarliestLocal) the log start offset, and
+// api.MaxTimestamp the offset of the first record with the largest
+// timestamp (the high watermark when there is none below it). It serves
+// consumer.Client.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error) {
@@ -200,10 +203,16 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	switch timestamp {
 	case api.Latest:
 		return hw, nil
-	case api.Earliest:
+	case api.Earliest, api.EarliestLocal:
 		return p.LogStartOffset(), nil
 	}
-	off, ok, err := p.OffsetForTime(timestamp)
+	var off int64
+	var ok bool
+	if timestamp == api.MaxTimestamp {
+		off, ok, err = p.OffsetOfMaxTimestamp()
+	} else {
+		off, ok, err = p.OffsetForTime(timestamp)
+	}
 	if err != nil {
 		return 0, b.partitionGone(err, topic, partition)
 	}

@@ -55,6 +55,12 @@ const (
 	Latest int64 = -1
 	// Earliest asks for the log start offset.
 	Earliest int64 = -2
+	// MaxTimestamp asks for the offset of the first record with the
+	// largest timestamp (Kafka's MAX_TIMESTAMP, KIP-734).
+	MaxTimestamp int64 = -3
+	// EarliestLocal asks for the log start offset of the local log
+	// (KIP-405): Earliest, without tiered storage.
+	EarliestLocal int64 = -4
 )
 
 // TopicPartition names one partition.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 
 	"github.com/runnel/runnel/segment"
@@ -106,11 +107,26 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // ErrOffsetOutOfRange when segments kept being replaced under the search;
 // record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
+	return l.searchTime(fmt.Sprintf("offset for time %d", ts), func() (int64, bool, error) { return l.offsetForTime(ts) })
+}
+
+// OffsetOfMaxTimestamp returns the offset of the first record with the
+// largest timestamp among the records from the log start offset on
+// (ListOffsets' MAX_TIMESTAMP, KIP-734); ok is false when there is none.
+//
+// Errors: as OffsetForTime's.
+func (l *Log) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {
+	return l.searchTime("offset of the largest timestamp", l.offsetOfMaxTimestamp)
+}
+
+// searchTime runs a search of the segments' timestamps, again if a
+// segment was removed or replaced under it.
+func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
-		offset, ok, err = l.offsetForTime(ts)
+		offset, ok, err = search()
 		if !removedUnderUs(err) {
 			return offset, ok, err
 		}
@@ -118,13 +134,61 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 			return 0, false, ErrClosed
 		}
 		if attempt == 2 {
-			return 0, false, fmt.Errorf("%w: offset for time %d: %w", ErrOffsetOutOfRange, ts, err)
+			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
 		// A segment was removed (retention, truncation) or replaced
 		// (compaction's swap) while we searched it: skipping it could skip
 		// the records a swap moved. Wait for that writer, search again.
 		l.writerBarrier()
 	}
+}
+
+// offsetOfMaxTimestamp finds the largest timestamp from the log start on,
+// then its first record (offsetForTime). A segment's MaxTimestamp gives
+// the largest of a segment wholly above the log start; that of the segment
+// the log start is inside (after DeleteRecords) may be a deleted record's,
+// so its largest from the log start on is found by bisection over
+// FindTime, when it could beat the others'.
+func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
+	start := l.start.Load()
+	best, any := int64(math.MinInt64), false
+	var straddling *segment.Segment
+	for _, s := range *l.segs.Load() {
+		switch {
+		case s.NextOffset() <= start || s.Size() == 0:
+		case s.Base() < start:
+			straddling = s
+		default:
+			best, any = max(best, s.MaxTimestamp()), true
+		}
+	}
+	if s := straddling; s != nil && (!any || s.MaxTimestamp() > best) {
+		// The largest T in [lo, hi] with a record at or after start whose
+		// timestamp is at least T.
+		lo, hi := best, s.MaxTimestamp()
+		for lo < hi {
+			mid := lo + int64((uint64(hi)-uint64(lo)+1)/2)
+			_, ok, err := s.FindTime(mid, start)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		if !any { // lo is MinInt64 unless a record was found
+			if _, ok, err := s.FindTime(lo, start); err != nil || !ok {
+				return 0, false, err
+			}
+		}
+		best, any = lo, true
+	}
+	if !any {
+		return 0, false, nil
+	}
+	return l.offsetForTime(best)
 }
 
 func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {

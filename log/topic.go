@@ -152,6 +152,15 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return offset, ok, p.failed(err)
 }
 
+// OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestamp, with the partition's
+// log held open for the call (a Reopen waits for it).
+func (p *Partition) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	offset, ok, err = p.log.OffsetOfMaxTimestamp()
+	return offset, ok, p.failed(err)
+}
+
 // DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
 // held open for the call (a Reopen waits for it).
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
