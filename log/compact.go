@@ -257,8 +257,8 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 				return err
 			}
 			removed += drop
-			if drop > 0 || len(kept) != len(b) {
-				changed = true
+			if drop > 0 || len(kept) == 0 || &kept[0] != &b[0] {
+				changed = true // rewritten: dropped records, or a delete horizon set
 			}
 			if len(kept) > 0 {
 				outBuf = append(outBuf[:0], kept...)
