@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -330,8 +331,32 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	if dropped == 0 && !needHorizon {
 		return b, 0, nil
 	}
-	if dropped == all && !keepEmpty {
-		return nil, dropped, nil
+	if dropped == all {
+		if !keepEmpty {
+			return nil, dropped, nil
+		}
+		// Kept empty, as Kafka's cleaner writes it (writeEmptyHeader):
+		// the batch's offsets, producer, sequence, leader epoch,
+		// timestamp type and max timestamp, uncompressed, so that the
+		// segment's age (retention, min.compaction.lag.ms) does not
+		// change.
+		bld.Reset()
+		if b.ProducerID() != record.NoProducerID {
+			bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+		}
+		bld.SetTransactional(b.IsTransactional())
+		bld.SetLastOffsetDelta(b.LastOffsetDelta())
+		bld.SetEmptyMaxTimestamp(b.MaxTimestamp())
+		nb, err := bld.Finish(compression.None)
+		if err != nil {
+			return nil, 0, err
+		}
+		nb.SetBaseOffset(b.BaseOffset())
+		nb.SetLeaderEpoch(b.LeaderEpoch())
+		if b.TimestampType() == record.LogAppendTime {
+			nb.SetLogAppendTime(b.MaxTimestamp())
+		}
+		return nb, dropped, nil
 	}
 	// Rebuild with headers this time.
 	it, err = b.Iter(0, 0)

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +61,57 @@ func TestCompactionSetsHorizonWhenRebuiltBatchIsSameSize(t *testing.T) {
 	recs := readAll(t, l, 0)
 	require.Len(t, recs, 1, "the tombstone goes once its horizon has passed")
 	require.Equal(t, "a", string(recs[0].Key))
+}
+
+// TestCompactionEmptiedBatchKeepsMaxTimestamp: a batch compaction empties
+// but keeps (an idempotent producer's last) keeps its max timestamp, as
+// Kafka's cleaner writes it (writeEmptyHeader with the batch's
+// maxTimestamp, uncompressed). Before, it got -1, so a cleaned segment of
+// such batches looked infinitely old: time retention deleted it at once,
+// and the producer's state with it, so that a retry of the producer's last
+// batch, which the log answered as a duplicate before compaction, was
+// appended again.
+func TestCompactionEmptiedBatchKeepsMaxTimestamp(t *testing.T) {
+	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Zstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{SegmentBytes: 300, CleanupPolicy: Compact | Delete, RetentionTime: time.Hour}
+			l := e.open(cfg)
+			defer l.Close()
+			now := e.clock.Now().UnixMilli()
+			var bld record.Builder
+			bld.Reset()
+			bld.SetProducer(7, 0, 0)
+			bld.Append(now, []byte("a"), []byte("old"), []record.Header{{Key: "h", Value: []byte("v")}})
+			prod, err := bld.AppendTo(nil, codec)
+			require.NoError(t, err)
+			appendOK(t, l, append([]byte(nil), prod...))
+			require.NoError(t, l.Roll())
+			// The newer value, in a segment too large to join the first's group.
+			appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte(strings.Repeat("n", 250)), ts: now}))
+			require.NoError(t, l.Roll())
+
+			res, err := l.Compact(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, 1, res.RecordsRemoved)
+			bs := batchesOf(t, l)
+			require.Len(t, bs, 2)
+			empty := bs[0]
+			require.Zero(t, empty.NumRecords())
+			require.EqualValues(t, 7, empty.ProducerID())
+			require.EqualValues(t, now, empty.MaxTimestamp(), "the emptied batch keeps its max timestamp")
+			require.Equal(t, compression.None, empty.Codec(), "an empty batch is written uncompressed, as Kafka's")
+			require.NoError(t, empty.Validate(0))
+
+			// Within retention.ms nothing goes, and the producer's retry is
+			// still a duplicate.
+			n, err := l.ApplyRetention()
+			require.NoError(t, err)
+			require.Zero(t, n, "retention deleted a segment whose records are minutes old")
+			dup, err := l.Append(context.Background(), append([]byte(nil), prod...), AppendOptions{})
+			require.NoError(t, err)
+			require.True(t, dup.Duplicate, "the producer's retry was appended again")
+			require.EqualValues(t, 0, dup.FirstOffset)
+		})
+	}
 }
