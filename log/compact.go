@@ -78,6 +78,11 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		return res, nil
 	}
 	now := l.clock.Now().UnixMilli()
+	// A truncation from now on makes the key map stale: what was built
+	// from it is not swapped in (Kafka aborts cleaning to truncate).
+	l.mu.Lock()
+	truncations := l.truncations
+	l.mu.Unlock()
 	segs := *l.segs.Load()
 	// Whole sealed segments whose records are all older than the lag.
 	n := 0
@@ -115,7 +120,11 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if err := l.cleanGroup(group, latest, lastOf, now, &res); err != nil {
+		err := l.cleanGroup(group, latest, lastOf, now, truncations, &res)
+		if errors.Is(err, errTruncatedUnderUs) {
+			return res, nil // the next pass starts over
+		}
+		if err != nil {
 			return res, err
 		}
 	}
@@ -123,6 +132,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	defer l.mu.Unlock()
 	if err := l.check(); err != nil {
 		return res, err
+	}
+	if l.truncations != truncations {
+		return res, nil
 	}
 	l.cleaned = res.FirstUncleanable
 	if err := writeOffset(l.fs, l.dir, cleanerFile, l.cleaned); err != nil {
@@ -222,7 +234,7 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 
 // cleanGroup writes the group's kept records into one new segment and
 // swaps it in, unless nothing would change.
-func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now int64, res *CompactResult) error {
+func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
@@ -284,7 +296,7 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	if err := out.Close(); err != nil {
 		return abandon(err)
 	}
-	return l.swapIn(group, base, after, before, removed, res)
+	return l.swapIn(group, base, after, before, removed, truncations, res)
 }
 
 // cleanBatch returns the batch to write for b: b itself when every record
@@ -395,9 +407,15 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	return nb, dropped, nil
 }
 
+// errTruncatedUnderUs is swapIn's answer when the log was truncated since
+// the compaction began.
+var errTruncatedUnderUs = errors.New("runnel/log: truncated during compaction")
+
 // swapIn replaces the group's segments with the cleaned one (see the
-// suffix constants for the crash-safe order).
-func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, res *CompactResult) error {
+// suffix constants for the crash-safe order), unless the log was truncated
+// since the compaction read truncations: a truncated segment may have been
+// appended to again, below offsets the key map holds (errTruncatedUnderUs).
+func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, truncations int64, res *CompactResult) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	drop := func(err error) error {
@@ -406,6 +424,9 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	}
 	if err := l.check(); err != nil {
 		return drop(err)
+	}
+	if l.truncations != truncations {
+		return drop(errTruncatedUnderUs)
 	}
 	segs := *l.segs.Load()
 	at := slices.Index(segs, group[0])

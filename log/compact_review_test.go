@@ -9,6 +9,8 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -114,4 +116,58 @@ func TestCompactionEmptiedBatchKeepsMaxTimestamp(t *testing.T) {
 			require.EqualValues(t, 0, dup.FirstOffset)
 		})
 	}
+}
+
+// TestCompactionAbortedByTruncation: a truncation that runs while the
+// cleaner works (a follower's, concurrent with the broker's maintenance)
+// makes the cleaner's key map stale: it must not swap in what it built
+// from it (Kafka aborts cleaning before it truncates). Before, the cleaner
+// dropped a key's newest record, appended after the truncation below the
+// offset the stale map held for the key, and the key was gone.
+func TestCompactionAbortedByTruncation(t *testing.T) {
+	mem := vfs.NewMem()
+	var hook func(op vfs.Op, name string)
+	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if hook != nil {
+			hook(op, name)
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
+	clock := newClock()
+	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("old"), ts: ts})) // 0
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), value: []byte("x"), ts: ts})) // 1
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("y"), ts: ts})) // 2, diverged
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("new"), ts: ts})) // 3, diverged
+	require.NoError(t, l.Roll())
+
+	// Once the key map is built (latest a = 3), the log is truncated to 2
+	// and the leader's records appended: a = newest at offset 2.
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpCreate || !strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+			return
+		}
+		hook = nil
+		_, err := l.TruncateTo(2)
+		require.NoError(t, err)
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("newest"), ts: ts}))
+		require.NoError(t, l.Roll())
+	}
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	got, _ := latestByKey(t, l)
+	require.Equal(t, "newest", string(got["a"]), "compaction lost the key's newest record")
+
+	// A later pass, with a fresh key map, cleans.
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 2)
+	require.Equal(t, "newest", string(recs[1].Value))
+	require.EqualValues(t, 2, recs[1].Offset)
 }

@@ -138,6 +138,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset < l.start.Load() {
 		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
 	}
+	l.truncations++
 	segs := *l.segs.Load()
 	keep := len(segs)
 	for keep > 1 && segs[keep-1].Base() >= offset {
