@@ -57,8 +57,9 @@ func (l *Log) DirtyRatio() float64 {
 	return float64(dirty) / float64(total)
 }
 
-// Compact runs the log cleaner over the log's sealed segments, for logs
-// whose cleanup policy includes compact: for each key only the latest
+// Compact runs the log cleaner over the log's sealed, durable segments
+// (under SyncNever, those synced since they rolled), for logs whose
+// cleanup policy includes compact: for each key only the latest
 // record stays; tombstones (null values) stay for delete.retention.ms
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)
 // and then go; records younger than min.compaction.lag.ms are not touched.
@@ -82,13 +83,17 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	// from it is not swapped in (Kafka aborts cleaning to truncate).
 	l.mu.Lock()
 	truncations := l.truncations
-	l.mu.Unlock()
 	segs := *l.segs.Load()
-	// Whole sealed segments whose records are all older than the lag.
+	// Whole sealed segments whose records are all older than the lag, and
+	// durable: a segment rolled without an fsync (SyncNever) may yet lose
+	// its records to a crash, and the older records of their keys must
+	// stay until they cannot (Maintain syncs them first).
 	n := 0
-	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() {
+	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() &&
+		!slices.Contains(l.unsynced, segs[n]) {
 		n++
 	}
+	l.mu.Unlock()
 	cleanable := segs[:n]
 	res.FirstUncleanable = segs[n].Base()
 	if n == 0 {

@@ -141,8 +141,8 @@ func TestCompactionAbortedByTruncation(t *testing.T) {
 	ts := clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("old"), ts: ts})) // 0
 	require.NoError(t, l.Roll())
-	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), value: []byte("x"), ts: ts})) // 1
-	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("y"), ts: ts})) // 2, diverged
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), value: []byte("x"), ts: ts}))   // 1
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("y"), ts: ts}))   // 2, diverged
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("new"), ts: ts})) // 3, diverged
 	require.NoError(t, l.Roll())
 
@@ -170,4 +170,43 @@ func TestCompactionAbortedByTruncation(t *testing.T) {
 	require.Len(t, recs, 2)
 	require.Equal(t, "newest", string(recs[1].Value))
 	require.EqualValues(t, 2, recs[1].Offset)
+}
+
+// TestCompactionSyncNeverCleansOnlyDurableSegments: under SyncNever, a
+// rolled segment is not durable until the next flush. The cleaner must
+// not drop a key's durable record because of a newer one that a crash can
+// still take away: after the crash the log must be the compaction of what
+// survived. Before, Maintain compacted before it flushed, a power loss
+// took the unsynced newer record, and the key was gone.
+func TestCompactionSyncNeverCleansOnlyDurableSegments(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{SegmentBytes: 300, CleanupPolicy: Compact, Sync: SyncNever}
+	clock := newClock()
+	l, err := Open("/d/t-0", cfg, Options{FS: mem, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("durable"), ts: ts}))
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Flush(context.Background())) // offset 0 is durable
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte(strings.Repeat("u", 250)), ts: ts}))
+	require.NoError(t, l.Roll())
+
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	l2, err := Open("/d/t-0", cfg, Options{FS: crashed, Clock: clock})
+	require.NoError(t, err)
+	defer l2.Close()
+	got, _ := latestByKey(t, l2)
+	require.NotNil(t, got["a"], "the crash took the newer record, and compaction had dropped the durable one")
+	if len(got["a"]) != 250 {
+		require.Equal(t, "durable", string(got["a"]))
+	}
+
+	// Maintain flushes the rolled segments first, then cleans them.
+	require.NoError(t, l.Maintain(context.Background()))
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.EqualValues(t, 1, recs[0].Offset)
 }
