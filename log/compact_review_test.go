@@ -2,7 +2,10 @@ package log
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +212,154 @@ func TestCompactionSyncNeverCleansOnlyDurableSegments(t *testing.T) {
 	recs := readAll(t, l, 0)
 	require.Len(t, recs, 1)
 	require.EqualValues(t, 1, recs[0].Offset)
+}
+
+// TestCompactionCrashMatrix crashes a compaction at each of its file-system
+// operations (FailFrom(k), then a crash clone with each tail mode), with
+// and without the producer-state snapshot, over a log of every codec, with
+// headers, tombstones whose delete horizon has passed and an idempotent
+// producer whose batches are all superseded. After reopening: each record
+// left is the one appended at its offset; each key's latest record is
+// there, or it was a tombstone and the key is gone; the indexes agree with
+// the files; the producer's retry of its last batch is answered with its
+// offsets, a sequence gap is refused; appends continue at the old end.
+func TestCompactionCrashMatrix(t *testing.T) {
+	dir := "/d/t-0"
+	cfg := Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour}
+	codecs := []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+	type appended struct {
+		key, value []byte
+		ts         int64
+		hdr        string
+	}
+	var prodLast []byte
+	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]appended) {
+		l, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
+		require.NoError(t, err)
+		all := map[int64]appended{}
+		seq := int32(0)
+		for i := range 40 {
+			var bld record.Builder
+			bld.Reset()
+			idem := i%5 == 0
+			if idem {
+				bld.SetProducer(7, 0, seq)
+				seq += int32(1 + i%3)
+			}
+			var recs []appended
+			for j := range 1 + i%3 {
+				a := appended{key: fmt.Appendf(nil, "k%d", (i+j)%6), ts: clock.Now().UnixMilli() + int64(j), hdr: fmt.Sprint(i, j)}
+				if (i+j)%7 != 3 {
+					a.value = fmt.Appendf(nil, "v%d.%d", i, j)
+				}
+				if idem {
+					a.key = []byte("p") // the producer's records: superseded below
+				}
+				bld.Append(a.ts, a.key, a.value, []record.Header{{Key: "h", Value: []byte(a.hdr)}})
+				recs = append(recs, a)
+			}
+			data, err := bld.AppendTo(nil, codecs[i%len(codecs)])
+			require.NoError(t, err)
+			if idem {
+				prodLast = append([]byte(nil), data...)
+			}
+			res := appendOK(t, l, data)
+			for j, a := range recs {
+				all[res.FirstOffset+int64(j)] = a
+			}
+			clock.Advance(time.Second)
+		}
+		res := appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("p"), value: []byte("final"), ts: clock.Now().UnixMilli()}))
+		all[res.FirstOffset] = appended{key: []byte("p"), value: []byte("final"), ts: clock.Now().UnixMilli()}
+		require.NoError(t, l.Roll())
+		// A first pass sets the tombstones' horizons; the one under test
+		// runs after it has passed.
+		_, err = l.Compact(context.Background())
+		require.NoError(t, err)
+		clock.Advance(2 * time.Hour)
+		return l, all
+	}
+	latestOf := func(all map[int64]appended) map[string]int64 {
+		m := map[string]int64{}
+		for o, a := range all {
+			if cur, ok := m[string(a.key)]; !ok || o > cur {
+				m[string(a.key)] = o
+			}
+		}
+		return m
+	}
+
+	mem := vfs.NewMem()
+	counter := vfs.Count()
+	armed := false
+	l, _ := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed {
+			return counter.MaybeError(op, name)
+		}
+		return nil
+	})), newClock())
+	armed = true
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Positive(t, res.RecordsRemoved)
+	n := counter.N()
+	require.NoError(t, l.Close())
+
+	for _, k := range crashPoints(n, 25) {
+		mem := vfs.NewMem()
+		var fail vfs.Injector = vfs.Count()
+		clock := newClock()
+		l, all := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error { return fail.MaybeError(op, name) })), clock)
+		end := l.LogEndOffset()
+		fail = vfs.FailFrom(k)
+		_, _ = l.Compact(context.Background())
+		for _, mode := range crashTails {
+			for _, snapshot := range []bool{true, false} {
+				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v", k, mode, snapshot), func(t *testing.T) {
+					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
+					if !snapshot {
+						require.NoError(t, fs.Remove(filepath.Join(dir, producerFile)))
+					}
+					l2, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
+					require.NoError(t, err)
+					defer l2.Close()
+					require.Equal(t, end, l2.LogEndOffset())
+					batches, recs := readBatches(t, l2, l2.LogStartOffset())
+					seen := map[string]int64{}
+					for _, r := range recs {
+						a, ok := all[r.Offset]
+						require.True(t, ok, "offset %d was never appended", r.Offset)
+						require.Equal(t, a.key, r.Key, "offset %d", r.Offset)
+						require.Equal(t, a.value, r.Value, "offset %d", r.Offset)
+						require.Equal(t, a.ts, r.Timestamp.UnixMilli(), "offset %d", r.Offset)
+						if a.hdr != "" {
+							require.Len(t, r.Headers, 1, "offset %d", r.Offset)
+							require.Equal(t, a.hdr, string(r.Headers[0].Value), "offset %d", r.Offset)
+						}
+						seen[string(r.Key)] = r.Offset
+					}
+					for key, o := range latestOf(all) {
+						if all[o].value == nil {
+							_, ok := seen[key]
+							if ok {
+								require.Equal(t, o, seen[key], "key %s: an older record outlived its tombstone", key)
+							}
+							continue
+						}
+						require.Equal(t, o, seen[key], "key %s: its latest record is gone", key)
+					}
+					checkIndexes(t, l2, scanSegmentFiles(t, fs, dir), batches, recs, l2.LogStartOffset(), end)
+
+					dup, err := l2.Append(context.Background(), append([]byte(nil), prodLast...), AppendOptions{})
+					require.NoError(t, err)
+					require.True(t, dup.Duplicate, "the producer's retry was appended again")
+					require.Equal(t, record.Batch(prodLast).NumRecords(), int32(dup.LastOffset-dup.FirstOffset+1))
+					_, err = l2.Append(context.Background(), idemBatch(t, 7, 0, 100, 1), AppendOptions{})
+					require.ErrorIs(t, err, ErrOutOfOrderSequence)
+					require.Equal(t, end, appendOK(t, l2, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
+				})
+			}
+		}
+		l.Close()
+	}
 }
