@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,5 +362,127 @@ func TestCompactionCrashMatrix(t *testing.T) {
 			}
 		}
 		l.Close()
+	}
+}
+
+// TestCompactionConcurrentReaders: readers (Read, ReadInto with a reused
+// buffer, OffsetForTime) run while appends, rolls and compactions swap
+// segments, on the memory FS and the OS's: every read succeeds, returns
+// each record as appended at its offset, in offset order; OffsetForTime
+// answers an offset whose record is at least as new. Run it with -race.
+func TestCompactionConcurrentReaders(t *testing.T) {
+	for _, osfs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("os=%v", osfs), func(t *testing.T) {
+			var fs vfs.FS = vfs.NewMem()
+			dir := "/d/t-0"
+			if osfs {
+				fs, dir = vfs.OS, filepath.Join(t.TempDir(), "t-0")
+			}
+			clock := newClock()
+			l, err := Open(dir, Config{SegmentBytes: 500, IndexIntervalBytes: 64, CleanupPolicy: Compact}, Options{FS: fs, Clock: clock})
+			require.NoError(t, err)
+			defer l.Close()
+			var values sync.Map // offset -> value
+			base := clock.Now().UnixMilli()
+			rounds := 300
+			if testing.Short() {
+				rounds = 100
+			}
+			done := make(chan struct{})
+			errs := make(chan error, 4)
+			var wg sync.WaitGroup
+			reader := func(into bool) {
+				defer wg.Done()
+				var buf []byte
+				if into {
+					buf = make([]byte, 4096)
+				}
+				for {
+					select {
+					case <-done:
+						errs <- nil
+						return
+					default:
+					}
+					prev := int64(-1)
+					for off := l.LogStartOffset(); off < l.LogEndOffset(); {
+						data, err := l.ReadInto(buf, off, 1024, math.MaxInt64)
+						if err != nil {
+							errs <- fmt.Errorf("read at %d: %w", off, err)
+							return
+						}
+						if len(data) == 0 {
+							break
+						}
+						for b, err := range record.Batches(data) {
+							if err != nil {
+								errs <- err
+								return
+							}
+							for r, err := range b.Records() {
+								if err != nil {
+									errs <- err
+									return
+								}
+								v, ok := values.Load(r.Offset)
+								if r.Offset <= prev || !ok || string(v.([]byte)) != string(r.Value) {
+									errs <- fmt.Errorf("offset %d (after %d) holds %q", r.Offset, prev, r.Value)
+									return
+								}
+								prev = r.Offset
+							}
+							off = b.NextOffset()
+						}
+					}
+					ts := base + int64(rand.IntN(rounds))
+					off, ok, err := l.OffsetForTime(ts)
+					if err != nil {
+						errs <- fmt.Errorf("offset for time %d: %w", ts, err)
+						return
+					}
+					if ok && off < ts-base { // offset i has timestamp base+i
+						errs <- fmt.Errorf("offset for time %d: %d", ts, off)
+						return
+					}
+				}
+			}
+			wg.Add(3)
+			go reader(false)
+			go reader(true)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-done:
+						errs <- nil
+						return
+					default:
+					}
+					for o := l.LogStartOffset(); o < l.LogEndOffset(); o += 7 {
+						if _, err := l.Read(o, 100, math.MaxInt64); err != nil {
+							errs <- fmt.Errorf("read at %d: %w", o, err)
+							return
+						}
+					}
+				}
+			}()
+			for i := range rounds {
+				v := fmt.Appendf(nil, "v%d", i)
+				data := batchOf(t, compression.Codec(i%5), kv{key: fmt.Appendf(nil, "k%d", i%9), value: v, ts: base + int64(i)})
+				// Stored before the append: a reader may see it at once.
+				values.Store(l.LogEndOffset(), v)
+				appendOK(t, l, data)
+				if i%20 == 19 {
+					require.NoError(t, l.Roll())
+					_, err := l.Compact(context.Background())
+					require.NoError(t, err)
+				}
+			}
+			close(done)
+			wg.Wait()
+			for range 3 {
+				require.NoError(t, <-errs)
+			}
+		})
 	}
 }
