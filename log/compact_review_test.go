@@ -486,3 +486,64 @@ func TestCompactionConcurrentReaders(t *testing.T) {
 		})
 	}
 }
+
+// TestCompactionEdges: compaction over LogAppendTime batches, a log start
+// offset inside a segment, and many small segments merged into one whose
+// indexes fill up; each reopened and checked against the files.
+func TestCompactionEdges(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		pre  func(*Log)
+	}{
+		{"LogAppendTime", Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact, TimestampType: LogAppendTime}, nil},
+		{"start inside a segment", Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact | Delete, RetentionTime: -1},
+			func(l *Log) { _, err := l.DeleteRecordsBefore(l.LogStartOffset() + 3); require.NoError(t, err) }},
+		{"full indexes", Config{SegmentBytes: 5000, IndexIntervalBytes: 1, SegmentIndexBytes: 36, CleanupPolicy: Compact}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(c.cfg)
+			want := map[string]string{}
+			for i := range 120 {
+				k, v := fmt.Sprintf("k%d", i%11), fmt.Sprintf("v%d", i)
+				appendOK(t, l, batchOf(t, compression.Codec(i%5), kv{key: []byte(k), value: []byte(v), ts: e.clock.Now().UnixMilli()},
+					kv{key: fmt.Appendf(nil, "u%d", i), value: []byte("x"), ts: e.clock.Now().UnixMilli()}))
+				want[k] = v
+				e.clock.Advance(time.Second)
+				if i%30 == 29 {
+					require.NoError(t, l.Roll())
+				}
+			}
+			if c.pre != nil {
+				c.pre(l)
+			}
+			require.NoError(t, l.Roll())
+			start, end := l.LogStartOffset(), l.LogEndOffset()
+			res, err := l.Compact(context.Background())
+			require.NoError(t, err)
+			require.Positive(t, res.RecordsRemoved)
+			check := func(l *Log) {
+				require.Equal(t, start, l.LogStartOffset())
+				require.Equal(t, end, l.LogEndOffset())
+				batches, recs := readBatches(t, l, start)
+				got := map[string]string{}
+				for _, r := range recs {
+					got[string(r.Key)] = string(r.Value)
+				}
+				for k, v := range want {
+					require.Equal(t, v, got[k], "key %s", k)
+				}
+				for _, b := range batches {
+					require.Equal(t, c.cfg.TimestampType == LogAppendTime, b.TimestampType() == record.LogAppendTime)
+				}
+				checkIndexes(t, l, scanSegmentFiles(t, e.fs, e.dir), batches, recs, start, end)
+			}
+			check(l)
+			require.NoError(t, l.Close())
+			l = e.open(c.cfg)
+			defer l.Close()
+			check(l)
+		})
+	}
+}
