@@ -37,15 +37,17 @@ type CompactResult struct {
 	FirstUncleanable int64
 }
 
-// DirtyRatio is the share of the cleanable part of the log that has not
-// been compacted yet (Kafka's dirty ratio).
+// DirtyRatio is the share of the cleanable part of the log (see Compact:
+// from the log start to the first segment compaction may not touch) that
+// has not been compacted yet, as Kafka's dirty ratio.
 func (l *Log) DirtyRatio() float64 {
 	l.mu.Lock()
 	cleaned := l.cleaned
-	l.mu.Unlock()
 	segs := *l.segs.Load()
+	n := l.cleanableLocked(segs, l.clock.Now().UnixMilli())
+	l.mu.Unlock()
 	var dirty, total int64
-	for _, s := range segs[:len(segs)-1] {
+	for _, s := range segs[:n] {
 		total += s.Size()
 		if s.NextOffset() > cleaned {
 			dirty += s.Size()
@@ -55,6 +57,20 @@ func (l *Log) DirtyRatio() float64 {
 		return 0
 	}
 	return float64(dirty) / float64(total)
+}
+
+// cleanableLocked returns how many of segs, from the first, compaction may
+// clean: sealed segments whose records are all older than the lag, and
+// durable: a segment rolled without an fsync (SyncNever) may yet lose its
+// records to a crash, and the older records of their keys must stay until
+// it cannot (Maintain syncs them first).
+func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
+	n := 0
+	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() &&
+		!slices.Contains(l.unsynced, segs[n]) {
+		n++
+	}
+	return n
 }
 
 // Compact runs the log cleaner over the log's sealed, durable segments
@@ -84,15 +100,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	l.mu.Lock()
 	truncations := l.truncations
 	segs := *l.segs.Load()
-	// Whole sealed segments whose records are all older than the lag, and
-	// durable: a segment rolled without an fsync (SyncNever) may yet lose
-	// its records to a crash, and the older records of their keys must
-	// stay until they cannot (Maintain syncs them first).
-	n := 0
-	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() &&
-		!slices.Contains(l.unsynced, segs[n]) {
-		n++
-	}
+	n := l.cleanableLocked(segs, now)
 	l.mu.Unlock()
 	cleanable := segs[:n]
 	res.FirstUncleanable = segs[n].Base()

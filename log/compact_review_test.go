@@ -547,3 +547,51 @@ func TestCompactionEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestCompactionDirtyRatioOverCleanablePart: the dirty ratio that makes
+// Maintain compact is taken over the cleanable part of the log, as Kafka's
+// is (from the log start to the first uncleanable offset): segments younger
+// than min.compaction.lag.ms count neither way. Before, they counted as
+// dirty, so once they made up half the log every Maintain ran a
+// compaction that could not clean them, rewriting the old segments into
+// temporary files each time.
+func TestCompactionDirtyRatioOverCleanablePart(t *testing.T) {
+	mem := vfs.NewMem()
+	cleanings := 0
+	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+			cleanings++
+		}
+		return nil
+	}))
+	clock := newClock()
+	cfg := Config{SegmentBytes: 300, CleanupPolicy: Compact, MinCompactionLag: time.Hour}
+	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	fill := func(n int) {
+		for i := range n {
+			appendOK(t, l, batchOf(t, compression.None, kv{key: fmt.Appendf(nil, "k%d", i%3), value: []byte("value"), ts: clock.Now().UnixMilli()}))
+		}
+		require.NoError(t, l.Roll())
+	}
+	fill(30)
+	clock.Advance(2 * time.Hour)
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Positive(t, cleanings, "the old segments were cleaned")
+	require.Zero(t, l.DirtyRatio())
+
+	// Young segments, most of the log: nothing is cleanable.
+	fill(120)
+	require.Zero(t, l.DirtyRatio(), "segments younger than min.compaction.lag.ms counted as dirty")
+	cleanings = 0
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Zero(t, cleanings, "Maintain compacted a log with nothing cleanable")
+
+	// Once they are old enough, they are dirty and cleaned.
+	clock.Advance(2 * time.Hour)
+	require.Greater(t, l.DirtyRatio(), 0.5)
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Positive(t, cleanings)
+	require.Zero(t, l.DirtyRatio())
+}
