@@ -286,9 +286,12 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 			if drop > 0 || len(kept) == 0 || &kept[0] != &b[0] {
 				changed = true // rewritten: dropped records, or a delete horizon set
 			}
-			if len(kept) > 0 {
-				outBuf = append(outBuf[:0], kept...)
-				return out.Append(outBuf)
+			// Written a megabyte at a time, not a write per batch.
+			outBuf = append(outBuf, kept...)
+			if len(outBuf) >= 1<<20 {
+				err := out.Append(outBuf)
+				outBuf = outBuf[:0]
+				return err
 			}
 			return nil
 		})
@@ -301,6 +304,9 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	}
 	if !changed {
 		return abandon(nil)
+	}
+	if err := out.Append(outBuf); err != nil {
+		return abandon(err)
 	}
 	if err := out.Seal(true); err != nil {
 		return abandon(err)
