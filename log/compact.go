@@ -83,7 +83,13 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // which nothing is removed are copied byte for byte. The last batch of
 // each idempotent producer stays, emptied of its removed records, so that
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
-// keeps it).
+// keeps it). A truncation while it runs makes it stop without swapping
+// in what it built (the next call starts over), as Kafka aborts cleaning.
+//
+// Errors: ctx's error once it ends, checked at each megabyte read (the
+// groups swapped in before stay); ErrClosed; ErrLogFenced, also when a
+// swap failed (reopen the log: Open completes or undoes the swap); an
+// error matching record.ErrCorrupt; file system errors.
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()
@@ -112,7 +118,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	// as Kafka's cleaner accepts for its hash).
 	latest := make(map[uint64]int64)
 	var scratch []byte
-	err := l.eachRecord(cleanable, &scratch, func(b record.Batch, r *record.Record) error {
+	err := l.eachRecord(ctx, cleanable, &scratch, func(b record.Batch, r *record.Record) error {
 		if r.Key != nil {
 			latest[xxhash.Sum64(r.Key)] = r.Offset
 		}
@@ -133,7 +139,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		err := l.cleanGroup(group, latest, lastOf, now, truncations, &res)
+		err := l.cleanGroup(ctx, group, latest, lastOf, now, truncations, &res)
 		if errors.Is(err, errTruncatedUnderUs) {
 			return res, nil // the next pass starts over
 		}
@@ -170,10 +176,11 @@ func (l *Log) lastProducerBatches() map[int64]int64 {
 	return out
 }
 
-// eachRecord calls f for every record of the segments' batches.
-func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
+// eachRecord calls f for every record of the segments' batches, until ctx
+// ends.
+func (l *Log) eachRecord(ctx context.Context, segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
 	for _, s := range segs {
-		err := l.eachBatch(s, func(b record.Batch) error {
+		err := l.eachBatch(ctx, s, func(b record.Batch) error {
 			if b.IsControl() {
 				return nil
 			}
@@ -198,13 +205,17 @@ func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record
 	return nil
 }
 
-// eachBatch calls f with each batch of s, in order. s.Read checks the
+// eachBatch calls f with each batch of s, in order, until ctx ends
+// (checked at each read). s.Read checks the
 // batches it returns, and their offsets among themselves; eachBatch checks
 // them across reads, so that a base offset gone bad on disk (no CRC covers
 // it) is not copied into a cleaned segment.
-func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
+func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, f func(record.Batch) error) error {
 	prev := s.Base() - 1
 	for pos := int64(0); pos < s.Size(); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		data, err := s.Read(pos, 1<<20)
 		if err != nil {
 			return err
@@ -247,7 +258,7 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 
 // cleanGroup writes the group's kept records into one new segment and
 // swaps it in, unless nothing would change.
-func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
+func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
@@ -271,7 +282,7 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	)
 	for _, s := range group {
 		before += s.Size()
-		err := l.eachBatch(s, func(b record.Batch) error {
+		err := l.eachBatch(ctx, s, func(b record.Batch) error {
 			keepEmpty := b.NextOffset() == groupEnd
 			if id := b.ProducerID(); id != record.NoProducerID {
 				if o, ok := lastOf[id]; ok && o == b.LastOffset() {

@@ -595,3 +595,47 @@ func TestCompactionDirtyRatioOverCleanablePart(t *testing.T) {
 	require.Positive(t, cleanings)
 	require.Zero(t, l.DirtyRatio())
 }
+
+// TestCompactionHonorsCancel: a compaction stops when its context ends
+// while it cleans a group, not only between groups, so that a broker's
+// Close does not wait for a whole segment to be cleaned; the log is as
+// before. Before, a context cancelled during the only group's cleaning let
+// it finish and swap.
+func TestCompactionHonorsCancel(t *testing.T) {
+	for _, during := range []string{"cleaning"} {
+		t.Run(during, func(t *testing.T) {
+			mem := vfs.NewMem()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			armed := false
+			fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if !armed {
+					return nil
+				}
+				if during == "cleaning" && op == vfs.OpCreate && strings.HasSuffix(name, cleanedSuffix) {
+					cancel()
+				}
+				return nil
+			}))
+			clock := newClock()
+			l, err := Open("/d/t-0", Config{SegmentBytes: 100000, CleanupPolicy: Compact}, Options{FS: fs, Clock: clock})
+			require.NoError(t, err)
+			defer l.Close()
+			for i := range 200 {
+				appendOK(t, l, batchOf(t, compression.None, kv{key: fmt.Appendf(nil, "k%d", i%10), value: []byte("v"), ts: clock.Now().UnixMilli()}))
+			}
+			require.NoError(t, l.Roll())
+			armed = true
+			res, err := l.Compact(ctx)
+			armed = false
+			require.ErrorIs(t, err, context.Canceled)
+			require.Zero(t, res.SegmentsRewritten)
+			require.Len(t, readAll(t, l, 0), 200)
+			names, err := mem.List("/d/t-0")
+			require.NoError(t, err)
+			for _, n := range names {
+				require.NotContains(t, n, cleanedSuffix)
+			}
+		})
+	}
+}
