@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -36,15 +37,17 @@ type CompactResult struct {
 	FirstUncleanable int64
 }
 
-// DirtyRatio is the share of the cleanable part of the log that has not
-// been compacted yet (Kafka's dirty ratio).
+// DirtyRatio is the share of the cleanable part of the log (see Compact:
+// from the log start to the first segment compaction may not touch) that
+// has not been compacted yet, as Kafka's dirty ratio.
 func (l *Log) DirtyRatio() float64 {
 	l.mu.Lock()
 	cleaned := l.cleaned
-	l.mu.Unlock()
 	segs := *l.segs.Load()
+	n := l.cleanableLocked(segs, l.clock.Now().UnixMilli())
+	l.mu.Unlock()
 	var dirty, total int64
-	for _, s := range segs[:len(segs)-1] {
+	for _, s := range segs[:n] {
 		total += s.Size()
 		if s.NextOffset() > cleaned {
 			dirty += s.Size()
@@ -56,8 +59,23 @@ func (l *Log) DirtyRatio() float64 {
 	return float64(dirty) / float64(total)
 }
 
-// Compact runs the log cleaner over the log's sealed segments, for logs
-// whose cleanup policy includes compact: for each key only the latest
+// cleanableLocked returns how many of segs, from the first, compaction may
+// clean: sealed segments whose records are all older than the lag, and
+// durable: a segment rolled without an fsync (SyncNever) may yet lose its
+// records to a crash, and the older records of their keys must stay until
+// it cannot (Maintain syncs them first).
+func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
+	n := 0
+	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() &&
+		!slices.Contains(l.unsynced, segs[n]) {
+		n++
+	}
+	return n
+}
+
+// Compact runs the log cleaner over the log's sealed, durable segments
+// (under SyncNever, those synced since they rolled), for logs whose
+// cleanup policy includes compact: for each key only the latest
 // record stays; tombstones (null values) stay for delete.retention.ms
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)
 // and then go; records younger than min.compaction.lag.ms are not touched.
@@ -65,7 +83,13 @@ func (l *Log) DirtyRatio() float64 {
 // which nothing is removed are copied byte for byte. The last batch of
 // each idempotent producer stays, emptied of its removed records, so that
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
-// keeps it).
+// keeps it). A truncation while it runs makes it stop without swapping
+// in what it built (the next call starts over), as Kafka aborts cleaning.
+//
+// Errors: ctx's error once it ends, checked at each megabyte read (the
+// groups swapped in before stay); ErrClosed; ErrLogFenced, also when a
+// swap failed (reopen the log: Open completes or undoes the swap); an
+// error matching record.ErrCorrupt; file system errors.
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()
@@ -77,12 +101,13 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		return res, nil
 	}
 	now := l.clock.Now().UnixMilli()
+	// A truncation from now on makes the key map stale: what was built
+	// from it is not swapped in (Kafka aborts cleaning to truncate).
+	l.mu.Lock()
+	truncations := l.truncations
 	segs := *l.segs.Load()
-	// Whole sealed segments whose records are all older than the lag.
-	n := 0
-	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() {
-		n++
-	}
+	n := l.cleanableLocked(segs, now)
+	l.mu.Unlock()
 	cleanable := segs[:n]
 	res.FirstUncleanable = segs[n].Base()
 	if n == 0 {
@@ -93,7 +118,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	// as Kafka's cleaner accepts for its hash).
 	latest := make(map[uint64]int64)
 	var scratch []byte
-	err := l.eachRecord(cleanable, &scratch, func(b record.Batch, r *record.Record) error {
+	err := l.eachRecord(ctx, cleanable, &scratch, func(b record.Batch, r *record.Record) error {
 		if r.Key != nil {
 			latest[xxhash.Sum64(r.Key)] = r.Offset
 		}
@@ -114,7 +139,11 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if err := l.cleanGroup(group, latest, lastOf, now, &res); err != nil {
+		err := l.cleanGroup(ctx, group, latest, lastOf, now, truncations, &res)
+		if errors.Is(err, errTruncatedUnderUs) {
+			return res, nil // the next pass starts over
+		}
+		if err != nil {
 			return res, err
 		}
 	}
@@ -122,6 +151,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	defer l.mu.Unlock()
 	if err := l.check(); err != nil {
 		return res, err
+	}
+	if l.truncations != truncations {
+		return res, nil
 	}
 	l.cleaned = res.FirstUncleanable
 	if err := writeOffset(l.fs, l.dir, cleanerFile, l.cleaned); err != nil {
@@ -144,10 +176,11 @@ func (l *Log) lastProducerBatches() map[int64]int64 {
 	return out
 }
 
-// eachRecord calls f for every record of the segments' batches.
-func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
+// eachRecord calls f for every record of the segments' batches, until ctx
+// ends.
+func (l *Log) eachRecord(ctx context.Context, segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
 	for _, s := range segs {
-		err := l.eachBatch(s, func(b record.Batch) error {
+		err := l.eachBatch(ctx, s, func(b record.Batch) error {
 			if b.IsControl() {
 				return nil
 			}
@@ -172,13 +205,17 @@ func (l *Log) eachRecord(segs []*segment.Segment, scratch *[]byte, f func(record
 	return nil
 }
 
-// eachBatch calls f with each batch of s, in order. s.Read checks the
+// eachBatch calls f with each batch of s, in order, until ctx ends
+// (checked at each read). s.Read checks the
 // batches it returns, and their offsets among themselves; eachBatch checks
 // them across reads, so that a base offset gone bad on disk (no CRC covers
 // it) is not copied into a cleaned segment.
-func (l *Log) eachBatch(s *segment.Segment, f func(record.Batch) error) error {
+func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, f func(record.Batch) error) error {
 	prev := s.Base() - 1
 	for pos := int64(0); pos < s.Size(); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		data, err := s.Read(pos, 1<<20)
 		if err != nil {
 			return err
@@ -221,7 +258,7 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 
 // cleanGroup writes the group's kept records into one new segment and
 // swaps it in, unless nothing would change.
-func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now int64, res *CompactResult) error {
+func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
@@ -245,7 +282,7 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	)
 	for _, s := range group {
 		before += s.Size()
-		err := l.eachBatch(s, func(b record.Batch) error {
+		err := l.eachBatch(ctx, s, func(b record.Batch) error {
 			keepEmpty := b.NextOffset() == groupEnd
 			if id := b.ProducerID(); id != record.NoProducerID {
 				if o, ok := lastOf[id]; ok && o == b.LastOffset() {
@@ -257,12 +294,15 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 				return err
 			}
 			removed += drop
-			if drop > 0 || len(kept) != len(b) {
-				changed = true
+			if drop > 0 || len(kept) == 0 || &kept[0] != &b[0] {
+				changed = true // rewritten: dropped records, or a delete horizon set
 			}
-			if len(kept) > 0 {
-				outBuf = append(outBuf[:0], kept...)
-				return out.Append(outBuf)
+			// Written a megabyte at a time, not a write per batch.
+			outBuf = append(outBuf, kept...)
+			if len(outBuf) >= 1<<20 {
+				err := out.Append(outBuf)
+				outBuf = outBuf[:0]
+				return err
 			}
 			return nil
 		})
@@ -276,6 +316,9 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	if !changed {
 		return abandon(nil)
 	}
+	if err := out.Append(outBuf); err != nil {
+		return abandon(err)
+	}
 	if err := out.Seal(true); err != nil {
 		return abandon(err)
 	}
@@ -283,7 +326,7 @@ func (l *Log) cleanGroup(group []*segment.Segment, latest map[uint64]int64, last
 	if err := out.Close(); err != nil {
 		return abandon(err)
 	}
-	return l.swapIn(group, base, after, before, removed, res)
+	return l.swapIn(group, base, after, before, removed, truncations, res)
 }
 
 // cleanBatch returns the batch to write for b: b itself when every record
@@ -330,8 +373,32 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	if dropped == 0 && !needHorizon {
 		return b, 0, nil
 	}
-	if dropped == all && !keepEmpty {
-		return nil, dropped, nil
+	if dropped == all {
+		if !keepEmpty {
+			return nil, dropped, nil
+		}
+		// Kept empty, as Kafka's cleaner writes it (writeEmptyHeader):
+		// the batch's offsets, producer, sequence, leader epoch,
+		// timestamp type and max timestamp, uncompressed, so that the
+		// segment's age (retention, min.compaction.lag.ms) does not
+		// change.
+		bld.Reset()
+		if b.ProducerID() != record.NoProducerID {
+			bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+		}
+		bld.SetTransactional(b.IsTransactional())
+		bld.SetLastOffsetDelta(b.LastOffsetDelta())
+		bld.SetEmptyMaxTimestamp(b.MaxTimestamp())
+		nb, err := bld.Finish(compression.None)
+		if err != nil {
+			return nil, 0, err
+		}
+		nb.SetBaseOffset(b.BaseOffset())
+		nb.SetLeaderEpoch(b.LeaderEpoch())
+		if b.TimestampType() == record.LogAppendTime {
+			nb.SetLogAppendTime(b.MaxTimestamp())
+		}
+		return nb, dropped, nil
 	}
 	// Rebuild with headers this time.
 	it, err = b.Iter(0, 0)
@@ -370,9 +437,15 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	return nb, dropped, nil
 }
 
+// errTruncatedUnderUs is swapIn's answer when the log was truncated since
+// the compaction began.
+var errTruncatedUnderUs = errors.New("runnel/log: truncated during compaction")
+
 // swapIn replaces the group's segments with the cleaned one (see the
-// suffix constants for the crash-safe order).
-func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, res *CompactResult) error {
+// suffix constants for the crash-safe order), unless the log was truncated
+// since the compaction read truncations: a truncated segment may have been
+// appended to again, below offsets the key map holds (errTruncatedUnderUs).
+func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, truncations int64, res *CompactResult) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	drop := func(err error) error {
@@ -381,6 +454,9 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	}
 	if err := l.check(); err != nil {
 		return drop(err)
+	}
+	if l.truncations != truncations {
+		return drop(errTruncatedUnderUs)
 	}
 	segs := *l.segs.Load()
 	at := slices.Index(segs, group[0])

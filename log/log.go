@@ -63,6 +63,10 @@ type Log struct {
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
+	// truncations counts the truncations that removed records (mu): a
+	// compaction that began before one does not swap in what it built
+	// (see Compact).
+	truncations int64
 
 	// Group commit.
 	syncMu   sync.Mutex

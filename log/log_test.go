@@ -893,7 +893,8 @@ func TestSyncNeverCloseAfterRetention(t *testing.T) {
 }
 
 // TestSyncNeverCloseAfterCompaction: as TestSyncNeverCloseAfterRetention,
-// for the segments compaction replaces.
+// for the segments compaction replaces. Compaction cleans only segments
+// synced since they rolled: before the flush, it leaves them alone.
 func TestSyncNeverCloseAfterCompaction(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncNever, SegmentBytes: 300, CleanupPolicy: Compact}
@@ -903,11 +904,18 @@ func TestSyncNeverCloseAfterCompaction(t *testing.T) {
 	}
 	res, err := l.Compact(context.Background())
 	require.NoError(t, err)
+	require.Zero(t, res.SegmentsRewritten)
+	require.NoError(t, l.Flush(context.Background()))
+	for i := 60; i < 70; i++ { // rolls again: unsynced segments too
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(fmt.Sprint(i)), ts: 1}))
+	}
+	res, err = l.Compact(context.Background())
+	require.NoError(t, err)
 	require.Positive(t, res.SegmentsRewritten)
 	require.NoError(t, l.Close())
 	l = e.open(cfg)
 	recs := readAll(t, l, 0)
-	require.Equal(t, "59", string(recs[len(recs)-1].Value))
+	require.Equal(t, "69", string(recs[len(recs)-1].Value))
 	require.NoError(t, l.Close())
 }
 

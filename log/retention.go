@@ -138,6 +138,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset < l.start.Load() {
 		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
 	}
+	l.truncations++
 	segs := *l.segs.Load()
 	keep := len(segs)
 	for keep > 1 && segs[keep-1].Base() >= offset {
@@ -211,14 +212,10 @@ func (l *Log) Maintain(ctx context.Context) error {
 		}
 		l.mu.Unlock()
 	}
-	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
-		if _, err := l.Compact(ctx); err != nil {
-			return err
-		}
-	}
 	if l.cfg.Sync == SyncNever {
 		// Segments rolled since the last Maintain are synced, and the
-		// recovery point moves past them (see syncOnce).
+		// recovery point moves past them (see syncOnce); then compaction
+		// may clean them.
 		l.mu.Lock()
 		rolled := len(l.unsynced) > 0
 		l.mu.Unlock()
@@ -226,6 +223,11 @@ func (l *Log) Maintain(ctx context.Context) error {
 			if err := l.Flush(ctx); err != nil {
 				return err
 			}
+		}
+	}
+	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
+		if _, err := l.Compact(ctx); err != nil {
+			return err
 		}
 	}
 	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {

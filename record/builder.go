@@ -29,6 +29,8 @@ type Builder struct {
 	lastDelta  int64 // offset delta of the last record, -1 before the first
 	coverDelta int32 // SetLastOffsetDelta's value, -1 when not set
 	horizon    int64 // delete horizon (ms), -1 when not set
+	emptyMaxTs int64 // SetEmptyMaxTimestamp's value, when emptyTsSet
+	emptyTsSet bool
 }
 
 // Reset empties the builder for the next batch. The producer settings are
@@ -38,6 +40,7 @@ func (b *Builder) Reset() {
 	b.count = 0
 	b.attrs = 0
 	b.set = false
+	b.emptyTsSet = false
 	b.lastDelta, b.coverDelta, b.horizon = -1, -1, -1
 }
 
@@ -127,6 +130,14 @@ func (b *Builder) SetLastOffsetDelta(d int32) {
 	b.coverDelta = d
 }
 
+// SetEmptyMaxTimestamp sets the max timestamp that Finish writes when the
+// batch has no records (see SetLastOffsetDelta) instead of NoTimestamp: the
+// log cleaner keeps the max timestamp of a batch it empties, as Kafka's
+// does, so that the segment's age does not change.
+func (b *Builder) SetEmptyMaxTimestamp(ts int64) {
+	b.emptyMaxTs, b.emptyTsSet = ts, true
+}
+
 // SetDeleteHorizon sets the batch's delete horizon (KIP-534): the base
 // timestamp becomes ts, and the delete-horizon attribute is set. Call it
 // before the first Append.
@@ -151,6 +162,9 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	}
 	if b.count == 0 {
 		b.maxTs = NoTimestamp
+		if b.emptyTsSet {
+			b.maxTs = b.emptyMaxTs
+		}
 		if b.horizon < 0 {
 			b.baseTs = NoTimestamp
 		}
