@@ -340,13 +340,14 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 	}
 	horizonPassed := b.HasDeleteHorizon() && now >= b.BaseTimestamp()
 	keep := func(r *record.Record) bool {
-		if r.Offset < start {
+		if r.Offset < start || r.Key == nil {
+			// A record without a key (appended before the topic was
+			// compacted: Append refuses them since) goes, as Kafka's
+			// cleaner drops it.
 			return false
 		}
-		if r.Key != nil {
-			if o, ok := latest[xxhash.Sum64(r.Key)]; ok && r.Offset < o {
-				return false
-			}
+		if o, ok := latest[xxhash.Sum64(r.Key)]; ok && r.Offset < o {
+			return false
 		}
 		return r.Value != nil || !horizonPassed
 	}

@@ -282,3 +282,36 @@ func TestCompactionKeepsProducersLastBatch(t *testing.T) {
 		require.ErrorIs(t, err, ErrOutOfOrderSequence, "producer %d's sequence was forgotten", p.id)
 	}
 }
+
+// TestCompactionDropsKeylessRecords: records without a key, appended
+// while the topic was not compacted, go at its first compaction, as
+// Kafka's cleaner drops them; the keyed records stay.
+func TestCompactionDropsKeylessRecords(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 200}
+	l := e.open(cfg)
+	ts := e.clock.Now().UnixMilli()
+	for i := range 6 {
+		appendOK(t, l, batchOf(t, compression.None, kv{nil, fmt.Appendf(nil, "keyless-%d", i), ts}, kv{[]byte(fmt.Sprint("k", i)), []byte("v"), ts}))
+	}
+	require.Greater(t, l.Segments(), 2)
+	require.NoError(t, l.Close())
+
+	cfg.CleanupPolicy = Compact
+	l = e.open(cfg)
+	defer l.Close()
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Positive(t, res.RecordsRemoved)
+	var cleaned, keyless int
+	for _, r := range readAll(t, l, l.LogStartOffset()) {
+		if r.Offset < res.FirstUncleanable {
+			cleaned++
+			require.NotNil(t, r.Key, "offset %d", r.Offset)
+		} else if r.Key == nil {
+			keyless++
+		}
+	}
+	require.Positive(t, cleaned)
+	require.Positive(t, keyless, "the active segment is not cleaned")
+}
