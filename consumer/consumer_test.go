@@ -536,6 +536,18 @@ func TestDeletedTopic(t *testing.T) {
 	require.NoError(t, fs.Err())
 }
 
+// readOldTopic opens a broker with topic "t", writes old0..old4 and
+// returns a consumer (reset policy policy) that has read them.
+func readOldTopic(t *testing.T, policy consumer.ResetPolicy) (*runnel.Broker, *consumer.Consumer, context.Context) {
+	b := openBroker(t, map[string]int{"t": 1})
+	ctx := testCtx(t)
+	values(t, b, "t", 0, seq("old", 0, 5)...)
+	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+	return b, c, ctx
+}
+
 // A topic deleted and created again under the same name while a consumer
 // reads it: once the consumer has seen the partition gone, its position
 // (an offset of the old topic) is not carried over to the new one; the
@@ -543,12 +555,7 @@ func TestDeletedTopic(t *testing.T) {
 func TestRecreatedTopicPositionNotCarriedOver(t *testing.T) {
 	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
 		t.Run(policy.String(), func(t *testing.T) {
-			b := openBroker(t, map[string]int{"t": 1})
-			ctx := testCtx(t)
-			values(t, b, "t", 0, seq("old", 0, 5)...)
-			c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
-			require.NoError(t, c.Assign("t", 0, consumer.Start()))
-			require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+			b, c, ctx := readOldTopic(t, policy)
 
 			require.NoError(t, b.DeleteTopic(ctx, "t"))
 			fs, err := c.Poll(ctx)
@@ -599,12 +606,7 @@ func TestRecreatedTopicPositionNotCarriedOver(t *testing.T) {
 func TestRecreatedBetweenFetches(t *testing.T) {
 	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
 		t.Run(policy.String(), func(t *testing.T) {
-			b := openBroker(t, map[string]int{"t": 1})
-			ctx := testCtx(t)
-			values(t, b, "t", 0, seq("old", 0, 5)...)
-			c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
-			require.NoError(t, c.Assign("t", 0, consumer.Start()))
-			require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+			b, c, ctx := readOldTopic(t, policy)
 
 			// No fetch between the delete and the new topic's records.
 			require.NoError(t, b.DeleteTopic(ctx, "t"))
