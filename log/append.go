@@ -298,12 +298,18 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
 	if active.Size()+int64(n) > l.cfg.SegmentBytes || active.IndexFull() || !active.Fits(n, last) {
 		return true
 	}
-	if l.cfg.SegmentTime > 0 {
+	rollAfter := l.cfg.SegmentTime
+	if lag := l.cfg.MaxCompactionLag; l.cfg.CleanupPolicy&Compact != 0 && lag > 0 && (rollAfter <= 0 || lag < rollAfter) {
+		// The active segment is never cleaned: it rolls in time for
+		// max.compaction.lag.ms, as Kafka's maxSegmentMs.
+		rollAfter = lag
+	}
+	if rollAfter > 0 {
 		// Age counts from the first batch's timestamp, as in Kafka, but
 		// never from before the segment was created: records with old
 		// timestamps must not roll a segment per append.
 		born := max(active.FirstBatchTimestamp(), l.activeCreated.UnixMilli())
-		if l.clock.Now().UnixMilli()-born >= l.cfg.SegmentTime.Milliseconds() {
+		if l.clock.Now().UnixMilli()-born >= rollAfter.Milliseconds() {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sort"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/runnel/runnel/compression"
@@ -31,10 +32,19 @@ type CompactResult struct {
 	RecordsRemoved    int
 	BytesBefore       int64
 	BytesAfter        int64
-	// FirstUncleanable is where the cleaned section ended: the active
+	// FirstUncleanable is where the cleanable section ended: the active
 	// segment, or the first segment with records younger than
 	// min.compaction.lag.ms.
 	FirstUncleanable int64
+	// CleanedTo is the cleaner checkpoint after the pass: the offset the
+	// pass cleaned the log up to. It is FirstUncleanable unless the key
+	// map filled (see Options.CleanerMapBytes): the next pass goes on from
+	// there.
+	CleanedTo int64
+	// RecordsMapped counts the records with a key that the pass read into
+	// its key map: those of the dirty section (from the checkpoint the
+	// pass began at to CleanedTo).
+	RecordsMapped int
 }
 
 // DirtyRatio is the share of the cleanable part of the log (see Compact:
@@ -57,6 +67,29 @@ func (l *Log) DirtyRatio() float64 {
 		return 0
 	}
 	return float64(dirty) / float64(total)
+}
+
+// compactionOverdue reports whether max.compaction.lag.ms calls for a
+// compaction (KIP-354): a segment compaction may clean holds dirty records
+// and its first batch is older than the lag, as Kafka judges it. Only
+// cleanable segments count, so that the compaction it calls for moves the
+// checkpoint on.
+func (l *Log) compactionOverdue() bool {
+	if l.cfg.MaxCompactionLag <= 0 {
+		return false
+	}
+	now := l.clock.Now().UnixMilli()
+	l.mu.Lock()
+	cleaned := l.cleaned
+	segs := *l.segs.Load()
+	n := l.cleanableLocked(segs, now)
+	l.mu.Unlock()
+	for _, s := range segs[:n] {
+		if ts := s.FirstBatchTimestamp(); s.NextOffset() > cleaned && ts >= 0 && ts < now-l.cfg.MaxCompactionLag.Milliseconds() {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanableLocked returns how many of segs, from the first, compaction may
@@ -86,6 +119,13 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // keeps it). A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
 //
+// As Kafka's cleaner, a pass reads into its key map only the dirty
+// section: from the cleaner checkpoint (where the last pass ended; what
+// lies before it was deduplicated then) to the first segment it may not
+// clean. The map holds at most Options.CleanerMapBytes; when it fills,
+// the pass cleans the log up to where it filled (CompactResult.CleanedTo)
+// and the next pass goes on from there.
+//
 // Errors: ctx's error once it ends, checked at each megabyte read (the
 // groups swapped in before stay); ErrClosed; ErrLogFenced, also when a
 // swap failed (reopen the log: Open completes or undoes the swap); an
@@ -107,39 +147,40 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	truncations := l.truncations
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, now)
+	dirty := max(l.cleaned, l.start.Load())
 	l.mu.Unlock()
 	cleanable := segs[:n]
-	res.FirstUncleanable = segs[n].Base()
+	end := segs[n].Base()
+	res.FirstUncleanable = end
+	res.CleanedTo = dirty
 	if n == 0 {
 		return res, nil
 	}
-	// The key map: the latest offset of every key in the log's cleanable
-	// part, keyed by the key's xxhash (a 64-bit collision merges two keys,
-	// as Kafka's cleaner accepts for its hash).
-	latest := make(map[uint64]int64)
-	var scratch []byte
-	err := l.eachRecord(ctx, cleanable, &scratch, func(b record.Batch, r *record.Record) error {
-		if r.Key != nil {
-			latest[xxhash.Sum64(r.Key)] = r.Offset
-		}
-		return nil
-	})
+	latest := newKeyMap(l.cleanerMapBytes, end-dirty)
+	mapEnd, err := l.buildKeyMap(ctx, cleanable, dirty, end, latest, &res)
 	if removedUnderUs(err) {
 		return res, nil // retention or truncation got there first
 	}
 	if err != nil {
 		return res, err
 	}
+	// The segments to clean: those the map covers, up to where it filled;
+	// all the cleanable ones when it did not (also when nothing is dirty:
+	// tombstones past their delete horizon go).
+	toClean := cleanable
+	if mapEnd < end {
+		toClean = cleanable[:sort.Search(len(cleanable), func(i int) bool { return cleanable[i].Base() >= mapEnd })]
+	}
 	// The last batch of each idempotent producer stays, emptied if need be,
 	// as in Kafka: a log rescanned without a producer-state snapshot
 	// still knows the producer's epoch and last sequence, and answers its
 	// retries as duplicates.
 	lastOf := l.lastProducerBatches()
-	for _, group := range l.groups(cleanable) {
+	for _, group := range l.groups(toClean) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		err := l.cleanGroup(ctx, group, latest, lastOf, now, truncations, &res)
+		err := l.cleanGroup(ctx, group, latest, mapEnd, lastOf, now, truncations, &res)
 		if errors.Is(err, errTruncatedUnderUs) {
 			return res, nil // the next pass starts over
 		}
@@ -155,11 +196,70 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	if l.truncations != truncations {
 		return res, nil
 	}
-	l.cleaned = res.FirstUncleanable
+	res.CleanedTo = mapEnd
+	if mapEnd == l.cleaned {
+		return res, nil
+	}
+	l.cleaned = mapEnd
 	if err := writeOffset(l.fs, l.dir, cleanerFile, l.cleaned); err != nil {
 		return res, l.fence(err)
 	}
 	return res, nil
+}
+
+// buildKeyMap reads the keys of the records in [from, end) of segs into m,
+// until m is full, and returns the offset its records end at: end, or the
+// first record whose key did not fit. It counts the records it read in
+// res.RecordsMapped.
+func (l *Log) buildKeyMap(ctx context.Context, segs []*segment.Segment, from, end int64, m *keyMap, res *CompactResult) (int64, error) {
+	if from >= end {
+		return from, nil
+	}
+	errFull := errors.New("full")
+	mapEnd := end
+	var scratch []byte
+	for _, s := range segs {
+		if s.NextOffset() <= from {
+			continue
+		}
+		pos := int64(0)
+		if from > s.Base() {
+			var err error
+			if pos, err = s.PositionOf(from); err != nil {
+				return 0, err
+			}
+		}
+		err := l.eachBatch(ctx, s, pos, func(b record.Batch) error {
+			if b.IsControl() || b.LastOffset() < from {
+				return nil
+			}
+			it, err := b.IterBuffer(0, 0, scratch)
+			if err != nil {
+				return err
+			}
+			it.SkipHeaders()
+			var r record.Record
+			for it.Next(&r) {
+				if r.Offset < from || r.Key == nil {
+					continue
+				}
+				if !m.put(xxhash.Sum64(r.Key), r.Offset) {
+					mapEnd = r.Offset
+					return errFull
+				}
+				res.RecordsMapped++
+			}
+			scratch = it.Buffer()
+			return it.Err()
+		})
+		if err == errFull {
+			return mapEnd, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return mapEnd, nil
 }
 
 // lastProducerBatches returns the last offset of each producer id's last
@@ -176,43 +276,15 @@ func (l *Log) lastProducerBatches() map[int64]int64 {
 	return out
 }
 
-// eachRecord calls f for every record of the segments' batches, until ctx
-// ends.
-func (l *Log) eachRecord(ctx context.Context, segs []*segment.Segment, scratch *[]byte, f func(record.Batch, *record.Record) error) error {
-	for _, s := range segs {
-		err := l.eachBatch(ctx, s, func(b record.Batch) error {
-			if b.IsControl() {
-				return nil
-			}
-			it, err := b.IterBuffer(0, 0, *scratch)
-			if err != nil {
-				return err
-			}
-			it.SkipHeaders()
-			var r record.Record
-			for it.Next(&r) {
-				if err := f(b, &r); err != nil {
-					return err
-				}
-			}
-			*scratch = it.Buffer()
-			return it.Err()
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// eachBatch calls f with each batch of s, in order, until ctx ends
+// eachBatch calls f with each batch of s from position pos, in order,
+// until ctx ends
 // (checked at each read). s.Read checks the
 // batches it returns, and their offsets among themselves; eachBatch checks
 // them across reads, so that a base offset gone bad on disk (no CRC covers
 // it) is not copied into a cleaned segment.
-func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, f func(record.Batch) error) error {
+func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, pos int64, f func(record.Batch) error) error {
 	prev := s.Base() - 1
-	for pos := int64(0); pos < s.Size(); {
+	for pos < s.Size() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -258,7 +330,7 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 
 // cleanGroup writes the group's kept records into one new segment and
 // swaps it in, unless nothing would change.
-func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest map[uint64]int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
+func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *keyMap, mapEnd int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
@@ -282,14 +354,14 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest m
 	)
 	for _, s := range group {
 		before += s.Size()
-		err := l.eachBatch(ctx, s, func(b record.Batch) error {
+		err := l.eachBatch(ctx, s, 0, func(b record.Batch) error {
 			keepEmpty := b.NextOffset() == groupEnd
 			if id := b.ProducerID(); id != record.NoProducerID {
 				if o, ok := lastOf[id]; ok && o == b.LastOffset() {
 					keepEmpty = true // the producer's last batch: see Compact
 				}
 			}
-			kept, drop, err := l.cleanBatch(b, latest, start, now, &bld, &scratch, keepEmpty)
+			kept, drop, err := l.cleanBatch(b, latest, mapEnd, start, now, &bld, &scratch, keepEmpty)
 			if err != nil {
 				return err
 			}
@@ -330,11 +402,12 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest m
 }
 
 // cleanBatch returns the batch to write for b: b itself when every record
-// stays, a rebuilt batch when some go, nil when all go — except when
+// stays (records at or past mapEnd, which the key map did not reach, stay
+// as they are), a rebuilt batch when some go, nil when all go — except when
 // keepEmpty is set (the group's last batch, so that the cleaned segment
 // keeps the group's offset range; an idempotent producer's last batch, so
 // that its state survives), which then stays as an empty batch.
-func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int64, bld *record.Builder, scratch *[]byte, keepEmpty bool) ([]byte, int, error) {
+func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int64, bld *record.Builder, scratch *[]byte, keepEmpty bool) ([]byte, int, error) {
 	if b.IsControl() {
 		return b, 0, nil
 	}
@@ -346,7 +419,10 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 			// cleaner drops it.
 			return false
 		}
-		if o, ok := latest[xxhash.Sum64(r.Key)]; ok && r.Offset < o {
+		if r.Offset >= mapEnd {
+			return true
+		}
+		if o, ok := latest.get(xxhash.Sum64(r.Key)); ok && r.Offset < o {
 			return false
 		}
 		return r.Value != nil || !horizonPassed
@@ -362,7 +438,7 @@ func (l *Log) cleanBatch(b record.Batch, latest map[uint64]int64, start, now int
 		all++
 		if !keep(&r) {
 			dropped++
-		} else if r.Value == nil {
+		} else if r.Value == nil && r.Offset < mapEnd {
 			tombstones++
 		}
 	}

@@ -152,6 +152,15 @@ type Config struct {
 	// are not compacted. Default 0; negative means 0 (over a broker
 	// default).
 	MinCompactionLag time.Duration
+	// MaxCompactionLag is max.compaction.lag.ms (KIP-354): Maintain
+	// compacts a log with a dirty record older than this (judged, as
+	// Kafka does, by the first batch of each dirty segment that may be
+	// cleaned) even when its dirty ratio is below MinCleanableDirtyRatio;
+	// and the active segment of a compacted log rolls once this old (or
+	// at SegmentTime, whichever comes first), so that its records may be
+	// cleaned. Default (0 or negative) never, as Kafka's; when set, at
+	// least MinCompactionLag.
+	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
 	// compacts when the dirty part is at least this share of the log.
 	// Default 0.5; at most 1; negative means 0 (compact whenever anything
@@ -251,6 +260,8 @@ func (c Config) Validate() error {
 		return bad("MaxMessageBytes", c.MaxMessageBytes)
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
 		return bad("CleanupPolicy", c.CleanupPolicy)
+	case c.MaxCompactionLag > 0 && c.MaxCompactionLag < c.MinCompactionLag:
+		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
 	case !(c.MinCleanableDirtyRatio <= 1): // NaN too
 		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio)
 	case c.Sync > SyncNever:

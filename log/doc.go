@@ -18,7 +18,9 @@
 // space, reads whole batches by offset or time, applies retention by time
 // and size, deletes records before an offset, compacts (cleanup.policy
 // compact: the latest record per key, tombstones dropped after
-// delete.retention.ms), and truncates for replication.
+// delete.retention.ms; as Kafka's cleaner, each pass maps the keys of the
+// dirty section only, in a key map of bounded size, and max.compaction.lag.ms
+// forces a pass), and truncates for replication.
 //
 // Durability is a setting (SyncPolicy). By default an append returns only
 // after its bytes are fsynced, and concurrent appends share one fsync

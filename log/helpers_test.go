@@ -34,13 +34,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// testT is what the helpers need of a test: a *testing.T, or a *rapid.T.
+type testT interface {
+	require.TestingT
+	Helper()
+}
+
 type kv struct {
 	key, value []byte
 	ts         int64
 }
 
 // batchOf encodes records into one batch.
-func batchOf(t testing.TB, codec compression.Codec, recs ...kv) []byte {
+func batchOf(t testT, codec compression.Codec, recs ...kv) []byte {
 	t.Helper()
 	var b record.Builder
 	b.Reset()
@@ -78,7 +84,7 @@ func (e *env) open(cfg Config) *Log {
 	return l
 }
 
-func appendOK(t testing.TB, l *Log, data []byte) AppendResult {
+func appendOK(t testT, l *Log, data []byte) AppendResult {
 	t.Helper()
 	res, err := l.Append(context.Background(), data, AppendOptions{})
 	require.NoError(t, err)
@@ -86,7 +92,7 @@ func appendOK(t testing.TB, l *Log, data []byte) AppendResult {
 }
 
 // readAll reads every record from offset from to the log end.
-func readAll(t testing.TB, l *Log, from int64) []*record.Record {
+func readAll(t testT, l *Log, from int64) []*record.Record {
 	t.Helper()
 	var out []*record.Record
 	off := from

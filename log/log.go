@@ -35,6 +35,16 @@ type Options struct {
 	// producers of the batches replayed from the log count from Open.
 	// Default (0) 1 day; negative means never.
 	ProducerExpiration time.Duration
+	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
+	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
+	// pass that runs at a time): 16 bytes a slot (a key's 64-bit hash and
+	// its offset), filled to 90%, so the default 128 MiB maps some 7.5
+	// million distinct keys a pass. A pass maps only the dirty section
+	// (see Compact) and takes no more than that needs; a dirty section
+	// with more distinct keys is cleaned in several passes. Default (0)
+	// DefaultCleanerMapBytes; at least 32 (one key a pass), else Open
+	// returns ErrInvalidConfig.
+	CleanerMapBytes int64
 }
 
 // DefaultProducerExpiration is Kafka's producer.id.expiration.ms default.
@@ -63,6 +73,7 @@ type Log struct {
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
+	cleanerMapBytes    int64 // Options.CleanerMapBytes, defaulted
 	// truncations counts the truncations that removed records (mu): a
 	// compaction that began before one does not swap in what it built
 	// (see Compact).
@@ -113,8 +124,14 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < minCleanerMapBytes {
+		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, minCleanerMapBytes)
+	}
 	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}),
-		producerExpiration: opts.ProducerExpiration}
+		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
+	if l.cleanerMapBytes == 0 {
+		l.cleanerMapBytes = DefaultCleanerMapBytes
+	}
 	if l.producerExpiration == 0 {
 		l.producerExpiration = DefaultProducerExpiration
 	}
@@ -252,6 +269,18 @@ func (l *Log) open() (err error) {
 	l.start.Store(min(max(start, segs[0].Base()), next))
 	l.durable.Store(next)
 	l.recovery = next
+	if l.cleaned > next {
+		// A cleaner checkpoint past the log end: a truncation lowered it
+		// and a crash came before it was written (or an older runnel kept
+		// it in memory only). What lies below the checkpoint may have been
+		// appended since, never deduplicated: all of it is dirty again, as
+		// Kafka resets such a checkpoint to the log start.
+		l.logger.Warn("cleaner checkpoint past the log end: reset", "dir", l.dir, "checkpoint", l.cleaned, "logEndOffset", next)
+		l.cleaned = 0
+		if err := writeOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
+			return err
+		}
+	}
 	if err := l.loadProducers(snap); err != nil {
 		return err
 	}

@@ -187,7 +187,14 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 	}
 	if l.cleaned > next {
+		// Written, not only set: a checkpoint left past the new end on
+		// disk would take what is appended below it after a reopen for
+		// records already deduplicated (Open also resets one it finds past
+		// the log end, for a crash before this write).
 		l.cleaned = next
+		if err := writeOffset(l.fs, l.dir, cleanerFile, next); err != nil {
+			return 0, l.fence(err)
+		}
 	}
 	l.producers.dropFrom(next)
 	if err := l.epochs.truncateFromEnd(next); err != nil {
@@ -198,7 +205,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 
 // Maintain runs the periodic work a broker schedules: retention, the
 // expiration of idle producer ids (Options.ProducerExpiration), compaction
-// when the dirty ratio calls for it, flush.ms for SyncPeriodic logs, and
+// when the dirty ratio or max.compaction.lag.ms calls for it, flush.ms for SyncPeriodic logs, and
 // for SyncNever logs the fsync of the segments rolled since the last call,
 // which moves the recovery point past them.
 func (l *Log) Maintain(ctx context.Context) error {
@@ -225,7 +232,7 @@ func (l *Log) Maintain(ctx context.Context) error {
 			}
 		}
 	}
-	if l.cfg.CleanupPolicy&Compact != 0 && l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio {
+	if l.cfg.CleanupPolicy&Compact != 0 && (l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio || l.compactionOverdue()) {
 		if _, err := l.Compact(ctx); err != nil {
 			return err
 		}
