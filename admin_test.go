@@ -339,3 +339,31 @@ func TestAlterConfigAfterRetentionUnderSyncNever(t *testing.T) {
 	resp := produce(t, b, "m", 0, "after")
 	require.EqualValues(t, 30, resp.BaseOffset)
 }
+
+// TestCleanerMapBytes: the broker's CleanerMapBytes reaches its
+// partitions' cleaner. With room for one key a pass, one maintenance run
+// leaves duplicates that the default map cleans at once; a value below 32
+// is refused.
+func TestCleanerMapBytes(t *testing.T) {
+	ctx := context.Background()
+	_, err := Open(Config{CleanerMapBytes: 16})
+	require.ErrorIs(t, err, log.ErrInvalidConfig)
+	left := func(mapBytes int64) int {
+		b := open(t, Config{CleanerMapBytes: mapBytes})
+		cfg := log.Config{CleanupPolicy: log.Compact, SegmentBytes: 200, MinCleanableDirtyRatio: 0.01}
+		require.NoError(t, b.CreateTopic(ctx, "c", log.TopicConfig{Partitions: 1, Config: cfg}))
+		for range 10 {
+			for _, v := range []string{"a", "b", "c", "d"} {
+				produce(t, b, "c", 0, v)
+			}
+		}
+		require.NoError(t, b.Maintain(ctx))
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "c", MaxBytes: 1 << 20}}})
+		require.NoError(t, err)
+		require.NoError(t, resp.Partitions[0].Err)
+		return len(values(t, resp.Partitions[0].Records))
+	}
+	unbounded, bounded := left(0), left(32)
+	require.Less(t, unbounded, 40, "the default map cleans in one run")
+	require.Greater(t, bounded, unbounded, "one key a pass leaves more")
+}

@@ -46,6 +46,12 @@ type Config struct {
 	// nothing (log.Options.ProducerExpiration). Default 1 day; negative
 	// means forever.
 	ProducerIDExpiration time.Duration
+	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
+	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
+	// maintenance compacts one partition at a time, so this is the
+	// cleaner's memory for the whole broker. Default (0)
+	// log.DefaultCleanerMapBytes, 128 MiB; at least 32.
+	CleanerMapBytes int64
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.
 	Clock log.Clock
@@ -85,7 +91,8 @@ type Broker struct {
 // found there: each partition's log recovers as package log describes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; log.ErrInvalidConfig for bad TopicDefaults; errors from
+// directory open; log.ErrInvalidConfig for bad TopicDefaults or a
+// CleanerMapBytes below 32; errors from
 // recovering a partition (record.ErrCorrupt for corrupt acknowledged data).
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
@@ -95,6 +102,9 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = 30 * time.Second
+	}
+	if cfg.CleanerMapBytes != 0 && cfg.CleanerMapBytes < 32 {
+		return nil, fmt.Errorf("%w: CleanerMapBytes %d, at least 32", log.ErrInvalidConfig, cfg.CleanerMapBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

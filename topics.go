@@ -570,7 +570,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 
 // logOptions are the options of every partition's log.
 func (b *Broker) logOptions() log.Options {
-	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration}
+	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration, CleanerMapBytes: b.cfg.CleanerMapBytes}
 }
 
 // CreatePartitions grows a topic to n partitions. Kafka's keyed
