@@ -219,10 +219,11 @@ func (l *Log) validate(data []byte) (int, error) {
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
 		// read is refused, not stored.
+		var maxTs int64
 		if l.cfg.CleanupPolicy&Compact != 0 {
-			err = l.validateKeys(b, int64(p))
+			maxTs, err = l.validateKeys(b, int64(p))
 		} else {
-			err = checkFraming(b, int64(p))
+			maxTs, err = checkFraming(b, int64(p))
 		}
 		if errors.Is(err, compression.ErrTooLarge) {
 			return 0, fmt.Errorf("%w: batch at %d holds more than %d bytes of records once decompressed (what consumers decompress)",
@@ -230,6 +231,13 @@ func (l *Log) validate(data []byte) (int, error) {
 		}
 		if err != nil {
 			return 0, err
+		}
+		// The header's max timestamp decides the segment's age (time
+		// retention, rolls), the time index and ListOffset: it must be
+		// the records' (Kafka's broker sets it so). A LogAppendTime
+		// topic overwrites it anyway.
+		if l.cfg.TimestampType != LogAppendTime && b.Attributes()&record.AttrLogAppendTime == 0 && maxTs != b.MaxTimestamp() {
+			return 0, fmt.Errorf("%w: batch at %d has max timestamp %d, but its records' largest is %d", ErrInvalidRecord, p, b.MaxTimestamp(), maxTs)
 		}
 		records += int(n)
 		p += len(b)
@@ -240,34 +248,43 @@ func (l *Log) validate(data []byte) (int, error) {
 // framingBufs holds buffers for the decompressed records of checkFraming.
 var framingBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// checkFraming is b.CheckFramingBuffer with a pooled buffer.
-func checkFraming(b record.Batch, pos int64) error {
+// checkFraming is b.CheckFramingBuffer with a pooled buffer; it returns
+// the records' largest timestamp.
+func checkFraming(b record.Batch, pos int64) (int64, error) {
 	if b.Codec() == compression.None {
 		return b.CheckFraming(pos)
 	}
 	buf := framingBufs.Get().(*[]byte)
+	var maxTs int64
 	var err error
-	*buf, err = b.CheckFramingBuffer(pos, 0, *buf)
+	*buf, maxTs, err = b.CheckFramingBuffer(pos, 0, *buf)
 	if cap(*buf) > 4<<20 {
 		*buf = nil // an outsized batch's buffer is not kept
 	}
 	framingBufs.Put(buf)
-	return err
+	return maxTs, err
 }
 
-func (l *Log) validateKeys(b record.Batch, pos int64) error {
+// validateKeys decodes b's records and refuses one without a key (a
+// compacted topic's); it returns the records' largest timestamp.
+func (l *Log) validateKeys(b record.Batch, pos int64) (int64, error) {
 	it, err := b.Iter(pos, 0)
 	if err != nil {
-		return err
+		return record.NoTimestamp, err
 	}
 	it.SkipHeaders()
 	var r record.Record
+	maxTs, n := int64(record.NoTimestamp), 0
 	for it.Next(&r) {
 		if r.Key == nil {
-			return fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
+			return record.NoTimestamp, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
 		}
+		if ts := r.Timestamp.UnixMilli(); n == 0 || ts > maxTs {
+			maxTs = ts
+		}
+		n++
 	}
-	return it.Err()
+	return maxTs, it.Err()
 }
 
 // appendLocked rolls if needed and writes data, whose offsets are

@@ -19,7 +19,14 @@ const (
 	recoveryPointFile = "recovery-point-checkpoint"
 	logStartFile      = "log-start-offset-checkpoint"
 	leaderEpochFile   = "leader-epoch-checkpoint"
-	cleanerFile       = "cleaner-offset-checkpoint"
+	// cleanerFile is the cleaner checkpoint: the first dirty offset, below
+	// which every key has been deduplicated against the rest of the log
+	// (see Compact). oldCleanerFile is the name runnel gave it before its
+	// cleaner mapped the dirty section only, when the checkpoint did not
+	// have to mean that: Open ignores and removes it, so that the first
+	// pass after an upgrade maps the whole cleanable log.
+	cleanerFile       = "cleaner-checkpoint"
+	oldCleanerFile    = "cleaner-offset-checkpoint"
 	cleanShutdownFile = "clean-shutdown"
 	producerFile      = "producer-state-checkpoint"
 	tmpSuffix         = ".tmp"

@@ -93,15 +93,26 @@ func (l *Log) compactionOverdue() bool {
 }
 
 // cleanableLocked returns how many of segs, from the first, compaction may
-// clean: sealed segments whose records are all older than the lag, and
-// durable: a segment rolled without an fsync (SyncNever) may yet lose its
-// records to a crash, and the older records of their keys must stay until
-// it cannot (Maintain syncs them first).
+// clean: sealed segments, durable — a segment rolled without an fsync
+// (SyncNever) may yet lose its records to a crash, and the older records
+// of their keys must stay until it cannot (Maintain syncs them first) —
+// and, when min.compaction.lag.ms is set, up to the first dirty segment
+// with a record younger than the lag. As in Kafka (cleanableOffsets) the
+// lag is checked only when set, and only on dirty segments: a record
+// stamped in the future keeps its own segment and those after it
+// uncleaned for the lag, never the segments cleaned before it.
 func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
+	lag := l.cfg.MinCompactionLag.Milliseconds()
+	dirty := max(l.cleaned, l.start.Load())
 	n := 0
-	for n < len(segs)-1 && segs[n].MaxTimestamp() <= now-l.cfg.MinCompactionLag.Milliseconds() &&
-		!slices.Contains(l.unsynced, segs[n]) {
-		n++
+	for ; n < len(segs)-1; n++ {
+		s := segs[n]
+		if slices.Contains(l.unsynced, s) {
+			break
+		}
+		if lag > 0 && s.NextOffset() > dirty && s.MaxTimestamp() > now-lag {
+			break
+		}
 	}
 	return n
 }
@@ -176,6 +187,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	// still knows the producer's epoch and last sequence, and answers its
 	// retries as duplicates.
 	lastOf := l.lastProducerBatches()
+	skipped := false
 	for _, group := range l.groups(toClean) {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -183,6 +195,10 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		err := l.cleanGroup(ctx, group, latest, mapEnd, lastOf, now, truncations, &res)
 		if errors.Is(err, errTruncatedUnderUs) {
 			return res, nil // the next pass starts over
+		}
+		if errors.Is(err, errGroupSkipped) {
+			skipped = true
+			continue
 		}
 		if err != nil {
 			return res, err
@@ -194,6 +210,14 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		return res, err
 	}
 	if l.truncations != truncations {
+		return res, nil
+	}
+	if skipped {
+		// What lies before the checkpoint must be deduplicated against
+		// everything after it: a group left as it was (the log moved
+		// under it) may still hold records the map's keys replace. The
+		// next pass maps the same section again.
+		res.CleanedTo = l.cleaned
 		return res, nil
 	}
 	res.CleanedTo = mapEnd
@@ -379,7 +403,7 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 			return nil
 		})
 		if removedUnderUs(err) {
-			return abandon(nil) // the group is gone: nothing to swap
+			return abandon(errGroupSkipped) // the group is gone: nothing to swap
 		}
 		if err != nil {
 			return abandon(err)
@@ -518,6 +542,10 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 // the compaction began.
 var errTruncatedUnderUs = errors.New("runnel/log: truncated during compaction")
 
+// errGroupSkipped is cleanGroup's answer for a group the log moved under
+// (retention, DeleteRecords, truncation): it was left as it was.
+var errGroupSkipped = errors.New("runnel/log: compaction group skipped")
+
 // swapIn replaces the group's segments with the cleaned one (see the
 // suffix constants for the crash-safe order), unless the log was truncated
 // since the compaction read truncations: a truncated segment may have been
@@ -539,7 +567,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	at := slices.Index(segs, group[0])
 	if at < 0 || at+len(group) >= len(segs) || !slices.Equal(segs[at:at+len(group)], group) {
 		// Retention, delete-records or truncation moved on meanwhile.
-		return drop(nil)
+		return drop(errGroupSkipped)
 	}
 	if err := segment.RenameFiles(l.fs, l.dir, base, cleanedSuffix, swapSuffix); err != nil {
 		return l.fence(err)

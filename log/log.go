@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -190,6 +191,11 @@ func (l *Log) open() (err error) {
 	if l.cleaned, err = readOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
 		return err
 	}
+	if err := l.fs.Remove(filepath.Join(l.dir, oldCleanerFile)); err == nil {
+		l.logger.Info("cleaner checkpoint of an older runnel removed: the next compaction maps the whole log", "dir", l.dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	if l.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
 		return err
 	}
@@ -336,7 +342,7 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 	changed := false
 	for _, name := range names {
 		switch name {
-		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, producerFile:
+		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile:
 			continue
 		case cleanShutdownFile:
 			clean = true

@@ -143,52 +143,47 @@ func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offse
 	}
 }
 
-// offsetOfMaxTimestamp finds the largest timestamp from the log start on,
-// then its first record (offsetForTime). A segment's MaxTimestamp gives
-// the largest of a segment wholly above the log start; that of the segment
-// the log start is inside (after DeleteRecords) may be a deleted record's,
-// so its largest from the log start on is found by bisection over
-// FindTime, when it could beat the others'.
+// offsetOfMaxTimestamp takes the largest of the segments' max timestamps
+// from the log start on, and its first record (offsetForTime). Those are
+// upper bounds: the largest in the segment the log start is inside (after
+// DeleteRecords) may be a deleted record's, a batch that compaction
+// emptied keeps its max timestamp, and a batch's header is what a client
+// wrote. When no record has it, the largest timestamp a record has is
+// found by bisection over offsetForTime, which is monotone: there is a
+// record at least as recent as T for every T up to it, and none above.
 func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
 	start := l.start.Load()
-	best, any := int64(math.MinInt64), false
-	var straddling *segment.Segment
+	hi, any := int64(math.MinInt64), false
 	for _, s := range *l.segs.Load() {
-		switch {
-		case s.NextOffset() <= start || s.Size() == 0:
-		case s.Base() < start:
-			straddling = s
-		default:
-			best, any = max(best, s.MaxTimestamp()), true
+		if s.NextOffset() > start && s.Size() > 0 {
+			hi, any = max(hi, s.MaxTimestamp()), true
 		}
-	}
-	if s := straddling; s != nil && (!any || s.MaxTimestamp() > best) {
-		// The largest T in [lo, hi] with a record at or after start whose
-		// timestamp is at least T.
-		lo, hi := best, s.MaxTimestamp()
-		for lo < hi {
-			mid := lo + int64((uint64(hi)-uint64(lo)+1)/2)
-			_, ok, err := s.FindTime(mid, start)
-			if err != nil {
-				return 0, false, err
-			}
-			if ok {
-				lo = mid
-			} else {
-				hi = mid - 1
-			}
-		}
-		if !any { // lo is MinInt64 unless a record was found
-			if _, ok, err := s.FindTime(lo, start); err != nil || !ok {
-				return 0, false, err
-			}
-		}
-		best, any = lo, true
 	}
 	if !any {
 		return 0, false, nil
 	}
-	return l.offsetForTime(best)
+	if off, ok, err := l.offsetForTime(hi); err != nil || ok {
+		return off, ok, err
+	}
+	// The largest T in [lo, hi] with a record at least as recent, if any.
+	lo := int64(math.MinInt64)
+	if _, ok, err := l.offsetForTime(lo); err != nil || !ok {
+		return 0, false, err // no record at all
+	}
+	for lo < hi {
+		d := uint64(hi) - uint64(lo)
+		mid := int64(uint64(lo) + d/2 + d&1) // the upper middle, without overflow
+		_, ok, err := l.offsetForTime(mid)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return l.offsetForTime(lo)
 }
 
 func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {

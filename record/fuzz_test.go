@@ -38,21 +38,31 @@ func FuzzBatch(f *testing.F) {
 		}
 		var r Record
 		n := 0
+		maxTs := int64(NoTimestamp)
 		for it.Next(&r) {
 			if r.Offset < b.BaseOffset() || r.Offset > b.LastOffset() {
 				t.Fatalf("offset %d outside [%d, %d]", r.Offset, b.BaseOffset(), b.LastOffset())
+			}
+			ts := r.Timestamp.UnixMilli()
+			if n == 0 || ts > maxTs {
+				maxTs = ts
 			}
 			n++
 		}
 		if it.Err() == nil && n != int(b.NumRecords()) {
 			t.Fatalf("decoded %d records, count says %d", n, b.NumRecords())
 		}
-		// Framing is implied by a full decode, compressed or not.
-		if it.Err() == nil && b.CheckFraming(0) != nil {
-			t.Fatalf("records decode but framing fails: %v", b.CheckFraming(0))
+		// Framing is implied by a full decode, compressed or not, and
+		// finds the records' largest timestamp.
+		if _, err := b.CheckFraming(0); it.Err() == nil && err != nil {
+			t.Fatalf("records decode but framing fails: %v", err)
 		}
-		if _, err := b.CheckFramingBuffer(0, 1<<20, nil); it.Err() == nil && err != nil {
+		_, got, err := b.CheckFramingBuffer(0, 1<<20, nil)
+		if it.Err() == nil && err != nil {
 			t.Fatalf("records decode but framing after decompression fails: %v", err)
+		}
+		if it.Err() == nil && b.Attributes()&AttrLogAppendTime == 0 && got != maxTs {
+			t.Fatalf("framing found the largest timestamp %d, the records' is %d", got, maxTs)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/binary"
 	"iter"
+	"math"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -308,56 +309,79 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 // the records must number exactly the record count and end exactly at the
 // batch's end. It is the cheap structural check a broker makes on append;
 // the fields inside each record are checked when they are decoded
-// (ValidateRecords, Iter). For a compressed batch it checks nothing more
-// than Validate does: CheckFramingBuffer decompresses it first.
-func (b Batch) CheckFraming(pos int64) error {
+// (ValidateRecords, Iter), but for each record's timestamp delta, which
+// it reads to return the records' largest timestamp (the base timestamp
+// plus the largest delta; NoTimestamp without records), for the broker
+// to hold against the header's MaxTimestamp. For a compressed batch it
+// checks nothing more than Validate does, and returns the header's
+// MaxTimestamp: CheckFramingBuffer decompresses it first.
+func (b Batch) CheckFraming(pos int64) (maxTimestamp int64, err error) {
 	if len(b) < HeaderSize {
-		return truncated(pos, "short batch")
+		return NoTimestamp, truncated(pos, "short batch")
 	}
 	if b.Codec() != compression.None {
-		return nil
+		return b.MaxTimestamp(), nil
 	}
-	return checkFraming(b[HeaderSize:], b.NumRecords(), pos)
+	return b.checkFraming(b[HeaderSize:], pos)
 }
 
 // CheckFramingBuffer is CheckFraming for a batch of any codec: a
 // compressed batch's records are decompressed into buf[:0], at most limit
 // bytes of them (limit <= 0 means compression.DefaultDecodeLimit, as in
 // Iter), and walked as CheckFraming walks an uncompressed batch's. It
-// returns buf, grown, for the next call.
+// returns buf, grown, for the next call, and the records' largest
+// timestamp as CheckFraming does.
 //
 // Errors: a *CorruptError (ErrCorrupt); one that cannot be decompressed
 // wraps the codec's error, which matches compression.ErrTooLarge when the
 // records exceed limit.
-func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) ([]byte, error) {
+func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) (out []byte, maxTimestamp int64, err error) {
 	if len(b) < HeaderSize {
-		return buf, truncated(pos, "short batch")
+		return buf, NoTimestamp, truncated(pos, "short batch")
 	}
 	c := b.Codec()
 	if c == compression.None {
-		return buf, checkFraming(b[HeaderSize:], b.NumRecords(), pos)
+		maxTimestamp, err = b.checkFraming(b[HeaderSize:], pos)
+		return buf, maxTimestamp, err
 	}
-	out, err := c.AppendDecode(buf[:0], b[HeaderSize:], limit)
+	out, err = c.AppendDecode(buf[:0], b[HeaderSize:], limit)
 	if err != nil {
-		return out, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
+		return out, NoTimestamp, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
 	}
-	return out, checkFraming(out, b.NumRecords(), pos)
+	maxTimestamp, err = b.checkFraming(out, pos)
+	return out, maxTimestamp, err
 }
 
-// checkFraming walks n records of data by their length prefixes.
-func checkFraming(data []byte, n int32, pos int64) error {
-	for i := int32(0); i < n; i++ {
+// checkFraming walks b's records, data, by their length prefixes, and
+// returns their largest timestamp (see CheckFraming).
+func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
+	maxDelta := int64(math.MinInt64)
+	for i := int32(0); i < b.NumRecords(); i++ {
 		length, m := varintShort(data)
 		if m == 0 {
 			length, m = binary.Varint(data)
 		}
-		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
-			return corrupt(pos, "bad record length")
+		// A record is at least its attributes byte and its timestamp
+		// delta.
+		if m <= 0 || length < 2 || length > int64(len(data)-m) {
+			return NoTimestamp, corrupt(pos, "bad record length")
 		}
+		rec := data[m+1 : m+int(length)]
+		d, k := varintShort(rec)
+		if k == 0 {
+			d, k = binary.Varint(rec)
+		}
+		if k <= 0 {
+			return NoTimestamp, corrupt(pos, "bad record timestamp delta")
+		}
+		maxDelta = max(maxDelta, d)
 		data = data[m+int(length):]
 	}
 	if len(data) != 0 {
-		return corrupt(pos, "record count disagrees with the records")
+		return NoTimestamp, corrupt(pos, "record count disagrees with the records")
 	}
-	return nil
+	if maxDelta == math.MinInt64 {
+		return NoTimestamp, nil
+	}
+	return b.BaseTimestamp() + maxDelta, nil
 }

@@ -479,18 +479,32 @@ func TestBatches(t *testing.T) {
 func TestCheckFraming(t *testing.T) {
 	var b Builder
 	good := build(t, &b, sampleRecords(rand.New(rand.NewPCG(31, 32)), 20), compression.None)
-	require.NoError(t, good.CheckFraming(0))
+	maxTs, err := good.CheckFraming(0)
+	require.NoError(t, err)
+	require.Equal(t, good.MaxTimestamp(), maxTs, "the records' largest timestamp")
 	for _, count := range []uint32{19, 21, 0} {
 		c := append(Batch(nil), good...)
 		binary.BigEndian.PutUint32(c[offCount:], count)
-		require.ErrorIs(t, c.CheckFraming(0), ErrCorrupt, "count %d", count)
+		_, err := c.CheckFraming(0)
+		require.ErrorIs(t, err, ErrCorrupt, "count %d", count)
 	}
 	c := append(Batch(nil), good...)
 	c[HeaderSize] = 0x7f // first record's length now runs past the batch
-	require.ErrorIs(t, c.CheckFraming(0), ErrCorrupt)
+	_, err = c.CheckFraming(0)
+	require.ErrorIs(t, err, ErrCorrupt)
 	b.Reset()
 	zstd := build(t, &b, sampleRecords(rand.New(rand.NewPCG(33, 34)), 5), compression.Zstd)
-	require.NoError(t, zstd.CheckFraming(0))
+	maxTs, err = zstd.CheckFraming(0)
+	require.NoError(t, err)
+	require.Equal(t, zstd.MaxTimestamp(), maxTs, "a compressed batch's header")
+
+	// The header's max timestamp is not where CheckFraming reads it.
+	b.Reset()
+	ts := build(t, &b, []rec{{ts: 1000, value: []byte("a")}, {ts: 3000, value: []byte("b")}, {ts: 2000, value: []byte("c")}}, compression.None)
+	binary.BigEndian.PutUint64(ts[offMaxTime:], 9999)
+	maxTs, err = ts.CheckFraming(0)
+	require.NoError(t, err)
+	require.EqualValues(t, 3000, maxTs)
 }
 
 // TestCheckFramingBuffer: CheckFramingBuffer decompresses a batch of
@@ -503,12 +517,14 @@ func TestCheckFramingBuffer(t *testing.T) {
 		var b Builder
 		good := build(t, &b, sampleRecords(rand.New(rand.NewPCG(35, 36)), 20), codec)
 		var err error
-		buf, err = good.CheckFramingBuffer(0, 0, buf)
+		var maxTs int64
+		buf, maxTs, err = good.CheckFramingBuffer(0, 0, buf)
 		require.NoError(t, err, codec)
+		require.Equal(t, good.MaxTimestamp(), maxTs, codec)
 
 		c := append(Batch(nil), good...)
 		binary.BigEndian.PutUint32(c[offCount:], 21)
-		_, err = c.CheckFramingBuffer(7, 0, buf)
+		_, _, err = c.CheckFramingBuffer(7, 0, buf)
 		require.ErrorIs(t, err, ErrCorrupt, codec)
 		var ce *CorruptError
 		require.ErrorAs(t, err, &ce)
@@ -520,9 +536,9 @@ func TestCheckFramingBuffer(t *testing.T) {
 		for i := HeaderSize; i < len(c); i++ {
 			c[i] = byte(i * 7)
 		}
-		_, err = c.CheckFramingBuffer(0, 0, buf)
+		_, _, err = c.CheckFramingBuffer(0, 0, buf)
 		require.ErrorIs(t, err, ErrCorrupt, codec)
-		_, err = good.CheckFramingBuffer(0, 10, buf)
+		_, _, err = good.CheckFramingBuffer(0, 10, buf)
 		require.ErrorIs(t, err, ErrCorrupt, codec)
 		require.ErrorIs(t, err, compression.ErrTooLarge, codec)
 	}

@@ -1,0 +1,228 @@
+package log
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCompactionSkippedGroupNotCheckpointed: a DeleteRecords that removes
+// the first segment of a group while the cleaner builds it makes the
+// cleaner drop the group's swap (the segments moved); the checkpoint must
+// not then move past the rest of the group, never cleaned, or the
+// dirty-only key map would never look at it again: a key's old value and
+// its tombstone would both stay, the tombstone would go at its horizon,
+// and the deleted key come back with its old value. (It did, before the
+// fix.)
+func TestCompactionSkippedGroupNotCheckpointed(t *testing.T) {
+	mem := vfs.NewMem()
+	var hook func(op vfs.Op, name string)
+	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if hook != nil {
+			hook(op, name)
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact | Delete, DeleteRetentionTime: time.Minute}
+	clock := newClock()
+	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("filler"), ts: ts})) // 0
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte("v1"), ts: ts})) // 1
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: nil, ts: ts}))          // 2: k deleted
+	require.NoError(t, l.Roll())
+
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpCreate || !strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+			return
+		}
+		hook = nil
+		_, err := l.DeleteRecordsBefore(1) // removes segment 0, the group's first
+		require.NoError(t, err)
+	}
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+
+	// Later passes (new data elsewhere would call for them).
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	clock.Advance(2 * time.Minute)
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	got, _ := latestByKey(t, l)
+	v, ok := got["k"]
+	require.True(t, !ok || v == nil, "key k, deleted by its tombstone, came back with %q", v)
+}
+
+// TestMaxTimestampBisectionTerminates: OffsetOfMaxTimestamp's bisection
+// spans MinInt64 to MaxInt64 (a record stamped math.MaxInt64) without its
+// midpoint wrapping; it computed lo + (hi-lo+1)/2 in uint64, which wrapped
+// to lo there, and the loop never ended, holding the partition's lock.
+func TestMaxTimestampBisectionTerminates(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	appendOK(t, l, batchOf(t, compression.None,
+		kv{[]byte("k"), []byte("a"), 1},
+		kv{[]byte("k"), []byte("b"), math.MaxInt64},
+		kv{[]byte("k"), []byte("c"), 2}))
+	_, err := l.DeleteRecordsBefore(1)
+	require.NoError(t, err)
+	type answer struct {
+		off int64
+		ok  bool
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		off, ok, err := l.OffsetOfMaxTimestamp()
+		done <- answer{off, ok, err}
+	}()
+	select {
+	case a := <-done:
+		require.NoError(t, a.err)
+		require.True(t, a.ok)
+		require.EqualValues(t, 1, a.off)
+	case <-time.After(5 * time.Second):
+		t.Fatal("OffsetOfMaxTimestamp does not return (the bisection loops)")
+	}
+}
+
+// TestMaxTimestampOverEmptiedBatch: a producer's last batch that
+// compaction empties keeps its max timestamp (as Kafka's cleaner does),
+// and so does the cleaned segment; OffsetOfMaxTimestamp finds the record
+// with the largest timestamp there is, not "none" (which it answered
+// before, looking only for the segment's max).
+func TestMaxTimestampOverEmptiedBatch(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
+	defer l.Close()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(7, 0, 0)
+	b.Append(5000, []byte("k"), []byte("newest timestamp"), nil)
+	data, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	appendOK(t, l, data)                                                                        // 0, producer 7's last batch
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("k"), []byte("latest value"), 1000})) // 1
+	require.NoError(t, l.Roll())
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.EqualValues(t, 1, recs[0].Offset)
+
+	off, ok, err := l.OffsetOfMaxTimestamp()
+	require.NoError(t, err)
+	require.True(t, ok, "the log has a record (offset 1, timestamp 1000)")
+	require.EqualValues(t, 1, off)
+}
+
+// TestAppendRefusesAWrongMaxTimestamp: the header's max timestamp must be
+// the records' largest (Kafka's LogValidator sets it so): it decides the
+// segment's age, the time index and ListOffset. A batch that claims
+// another is refused, compressed or not, compacted topic or not, and
+// nothing is appended; on a LogAppendTime topic the log sets it anyway.
+func TestAppendRefusesAWrongMaxTimestamp(t *testing.T) {
+	for _, cfg := range []Config{{}, {CleanupPolicy: Compact}, {TimestampType: LogAppendTime}} {
+		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+			e := newEnv(t)
+			l := e.open(cfg)
+			for _, claim := range []int64{9_999_999, 999, -1} {
+				data := batchOf(t, codec, kv{[]byte("k"), []byte("v"), 1000}, kv{[]byte("k"), []byte("w"), 500})
+				binary.BigEndian.PutUint64(data[35:], uint64(claim)) // header max timestamp
+				binary.BigEndian.PutUint32(data[17:], crc32.Checksum(data[21:], crc32.MakeTable(crc32.Castagnoli)))
+				_, err := l.Append(context.Background(), data, AppendOptions{})
+				if cfg.TimestampType == LogAppendTime {
+					require.NoError(t, err)
+					continue
+				}
+				require.ErrorIs(t, err, ErrInvalidRecord, "%v %v claims %d", cfg.CleanupPolicy, codec, claim)
+				require.Zero(t, l.LogEndOffset())
+			}
+			appendOK(t, l, batchOf(t, codec, kv{[]byte("k"), []byte("v"), 1000}, kv{[]byte("k"), []byte("w"), 500}))
+			require.NoError(t, l.Close())
+		}
+	}
+}
+
+// TestOlderCleanerCheckpointNotTrusted: an older runnel mapped the whole
+// cleanable part every pass, so the checkpoint it left did not have to
+// mean "deduplicated below" (its TruncateTo lowered it in memory only,
+// and records appended again below the checkpoint on disk were never
+// cleaned). Taken as the end of a deduplicated section, it let a key's
+// old value and its tombstone both stay, the tombstone go at its horizon
+// and the deleted key come back; the older file is now ignored, and the
+// first pass maps the whole log.
+func TestOlderCleanerCheckpointNotTrusted(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Minute}
+	clock := newClock()
+	open := func() *Log {
+		l, err := Open("/d/t-0", cfg, Options{FS: mem, Clock: clock})
+		require.NoError(t, err)
+		return l
+	}
+	l := open()
+	ts := clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("1"), ts: ts}))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), value: []byte("2"), ts: ts}))
+	require.NoError(t, l.Roll())
+	_, err := l.Compact(context.Background())
+	require.NoError(t, err) // checkpoint 2
+	_, err = l.TruncateTo(0)
+	require.NoError(t, err)
+	// What the older runnel left on disk: the checkpoint it had before the
+	// truncation (it lowered it in memory only).
+	require.NoError(t, writeOffset(mem, "/d/t-0", oldCleanerFile, 2))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte("v1"), ts: ts})) // 0
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: nil, ts: ts}))          // 1: k deleted
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Close())
+
+	l = open() // the upgraded runnel
+	defer l.Close()
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	clock.Advance(2 * time.Minute)
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	got, _ := latestByKey(t, l)
+	v, ok := got["k"]
+	require.True(t, !ok || v == nil, "key k, deleted by its tombstone, came back with %q", v)
+}
+
+// TestFutureTimestampDoesNotBlockCompaction: with min.compaction.lag.ms
+// 0, Kafka applies no time test to what it cleans, and neither does
+// runnel now; it required every segment's max timestamp to be at most
+// now, so one record stamped in the future (a producer's clock ahead)
+// kept its segment and every one after it uncleaned until the wall clock
+// passed it: forever for a far-future stamp.
+func TestFutureTimestampDoesNotBlockCompaction(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("k"), []byte("old"), now + 3_600_000})) // an hour ahead
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("k"), []byte("new"), now}))
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.FirstUncleanable, "sealed segments are cleanable with min.compaction.lag.ms 0")
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1, "the superseded record stays")
+}
