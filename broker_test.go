@@ -234,6 +234,7 @@ func TestProduceRefusesWhatKafkaRefuses(t *testing.T) {
 		{"base offset 5", func(d []byte) []byte { record.Batch(d).SetBaseOffset(5); return d }},
 		{"a control batch", func(d []byte) []byte { setAttr(d, record.AttrControl); return d }},
 		{"a transactional batch", func(d []byte) []byte { setAttr(d, record.AttrTransactional); return d }},
+		{"a delete horizon", func(d []byte) []byte { setAttr(d, record.AttrDeleteHorizon); return d }},
 		{"a producer id with sequence -1", func([]byte) []byte {
 			var bl record.Builder
 			bl.Reset()

@@ -210,6 +210,10 @@ func (l *Log) validate(data []byte) (int, error) {
 			return 0, fmt.Errorf("%w: batch at %d is a control batch, which producers may not write", ErrInvalidRecord, p)
 		case b.IsTransactional():
 			return 0, fmt.Errorf("%w: batch at %d is transactional; runnel has no transactions", ErrInvalidRecord, p)
+		case b.HasDeleteHorizon():
+			// The log cleaner's mark (KIP-534): from a producer, it would
+			// make the batch's tombstones go at the first compaction.
+			return 0, fmt.Errorf("%w: batch at %d has a delete horizon, which only the log cleaner sets", ErrInvalidRecord, p)
 		case b.ProducerID() >= 0 && b.BaseSequence() < 0:
 			return 0, fmt.Errorf("%w: batch at %d of producer %d has sequence number %d", ErrInvalidRecord, p, b.ProducerID(), b.BaseSequence())
 		}
