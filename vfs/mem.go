@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -75,6 +76,32 @@ type CrashOptions struct {
 	// Rand draws torn lengths and garbage bytes. Nil means a generator with
 	// a fixed seed, so that a crash is reproducible.
 	Rand *rand.Rand
+	// Reorder makes the crash land where a disk that had written back some
+	// of what was not synced yet, in an order of its own, may leave it,
+	// rather than where nothing unsynced reached it:
+	//
+	//   - The directory operations (Create of a new file, Remove,
+	//     RemoveAll, Rename, MkdirAll's directories, Lock's file) not yet
+	//     made durable by SyncDir persist up to a random point in the order
+	//     they were made, as a journaling file system commits them, each
+	//     operation whole (a rename lands in both of its directories or in
+	//     neither). An operation that persists carries no data with it: a
+	//     file renamed, or created, before its data was synced is found
+	//     with its synced content only, as on a file system without ext4's
+	//     auto_da_alloc.
+	//   - A file overwritten in place (WriteAt below its synced size) since
+	//     its last Sync keeps, in each 512-byte sector that changed,
+	//     either its synced bytes or its new ones, independently.
+	//   - A file truncated below its synced size since its last Sync keeps
+	//     either all of its synced size (the truncation lost, and with it
+	//     what was appended since) or the truncated size (the truncation
+	//     durable), and then Tail decides what stands for what was
+	//     appended after the truncation.
+	//
+	// Without Reorder, every unsynced change is lost whole (but for what
+	// Tail makes of appended bytes): a strict crash, but only one of the
+	// crashes a real disk may have.
+	Reorder bool
 }
 
 // MemFS is a strict in-memory FS, for tests and fully in-memory brokers. It
@@ -116,6 +143,14 @@ type MemFS struct {
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
 
+	// The directory operations not yet durable, oldest first, for a
+	// crash clone with Reorder; each binding in them that SyncDir of its
+	// directory made durable since is stale and skipped. Leading
+	// operations whose bindings are all stale are dropped as new ones
+	// come; beyond memPendingMax, the oldest is dropped, and a crash can
+	// no longer persist it. Guarded by mu.
+	pending []memDirOp
+
 	// The chunk sizes of its files, which they share; a crash clone
 	// shares them too.
 	sizes *memChunkSizes
@@ -146,10 +181,12 @@ type memNode struct {
 	// as of its last SyncDir (none if never synced). dirty holds exactly
 	// the names that live and durable bind differently (nil when there
 	// are none), so that SyncDir costs what changed since the last one,
-	// not what the directory holds. Change live only with setEntry.
+	// not what the directory holds. Change live only with setEntry (by way of
+	// MemFS.bind).
 	live    map[string]*memNode
 	durable map[string]*memNode
 	dirty   map[string]struct{}
+	syncGen uint64 // SyncDirs of this directory (that synced a change)
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
@@ -169,11 +206,33 @@ type memNode struct {
 	// last Sync was an append, and the bytes from syncedLen on are the
 	// unsynced tail.
 	syncedLen int
+	minSize   int // the file's smallest size since its last Sync
+	noSync    bool // a Sync failed (see WithFaults): no later one makes anything durable
 	undo      []memUndo
 	undoBytes int
 	snap      []byte
 	hasSnap   bool
 }
+
+// memPendingMax bounds the directory operations a MemFS remembers for a
+// crash with Reorder (see MemFS.pending): an FS whose directories are never
+// synced must not grow without bound.
+const memPendingMax = 4096
+
+// memBinding is one name bound (or unbound, with a nil n) by a directory
+// operation, with the generation of the directory's SyncDir it came after.
+type memBinding struct {
+	dir  *memNode
+	name string
+	n    *memNode
+	gen  uint64
+}
+
+// memDirOp is the bindings of one directory operation, which a crash with
+// Reorder persists together.
+type memDirOp []memBinding
+
+func (b *memBinding) stale() bool { return b.dir.syncGen != b.gen }
 
 // memUndoOverhead is about what a memUndo costs beyond its bytes (the
 // record, the allocation of old), counted so that many small overwrites
@@ -205,6 +264,30 @@ func (d *memNode) setEntry(name string, n *memNode) {
 		d.dirty = map[string]struct{}{}
 	}
 	d.dirty[name] = struct{}{}
+}
+
+// bind applies the bindings of one directory operation with setEntry and
+// remembers them for a crash with Reorder. MemFS.mu must be held for
+// writing.
+func (m *MemFS) bind(op ...memBinding) {
+	for i := range op {
+		b := &op[i]
+		b.dir.setEntry(b.name, b.n)
+		b.gen = b.dir.syncGen
+	}
+	// Drop the leading operations that SyncDir made durable whole.
+	k := 0
+	for k < len(m.pending) && !slices.ContainsFunc(m.pending[k], func(b memBinding) bool { return !b.stale() }) {
+		k++
+	}
+	if len(m.pending)-k >= memPendingMax {
+		k++
+	}
+	if k > 0 {
+		clear(m.pending[:k])
+		m.pending = m.pending[k:]
+	}
+	m.pending = append(m.pending, op)
 }
 
 // syncEntries makes d's live entries durable, in time proportional to the
@@ -313,7 +396,7 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 	switch {
 	case n == nil:
 		n = m.newFile()
-		d.setEntry(base, n)
+		m.bind(memBinding{dir: d, name: base, n: n})
 	case n.isDir:
 		return nil, errIsDir
 	case trunc:
@@ -363,7 +446,7 @@ func (m *MemFS) Remove(name string) error {
 	case n.isDir && len(n.live) > 0:
 		return pathErr("remove", name, errNotEmpty)
 	}
-	d.setEntry(base, nil)
+	m.bind(memBinding{dir: d, name: base})
 	return nil
 }
 
@@ -387,7 +470,9 @@ func (m *MemFS) RemoveAll(name string) error {
 	if len(base) > MaxNameLen {
 		return pathErr("RemoveAll", name, errNameTooLong)
 	}
-	d.setEntry(base, nil)
+	if d.live[base] != nil {
+		m.bind(memBinding{dir: d, name: base})
+	}
 	return nil
 }
 
@@ -442,8 +527,7 @@ func (m *MemFS) Rename(oldname, newname string) error {
 			return fail(errNotEmpty)
 		}
 	}
-	od.setEntry(obase, nil)
-	nd.setEntry(nbase, n)
+	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil
 }
 
@@ -462,7 +546,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 				return pathErr("mkdir", dir, errNameTooLong)
 			}
 			c = newMemDir(perm)
-			n.setEntry(p, c)
+			m.bind(memBinding{dir: n, name: p, n: c})
 		} else if !c.isDir {
 			return pathErr("mkdir", dir, errNotDir)
 		}
@@ -525,6 +609,7 @@ func (m *MemFS) SyncDir(dir string) error {
 		return pathErr("sync", dir, errNotDir)
 	}
 	n.syncEntries()
+	n.syncGen++ // the operations pending on n are durable now, or undone
 	return nil
 }
 
@@ -623,6 +708,9 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     append, opts.Tail then decides what stands for the unsynced appended
 //     bytes; if the file was truncated below, or overwritten below, its
 //     synced size since, it simply reverts to its synced content.
+////   - With opts.Reorder, some of what was not synced reached the disk
+//     first: directory operations up to a random point, overwritten
+//     sectors, a truncation (see CrashOptions.Reorder).
 //
 // In the clone everything is durable and no lock is held. m is unchanged
 // and goes on working; the two share no bytes that either could change.
@@ -651,23 +739,67 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	nm := newMemSized(m.sizes)
-	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}, fs: nm}
+	c := &crashCloner{tail: opts.Tail, reorder: opts.Reorder, r: r, seen: map[*memNode]*memNode{}, fs: nm}
+	if opts.Reorder {
+		c.entries = m.reorderedEntries(r)
+	}
 	nm.root = c.dir(m.root)
 	return nm
 }
 
+// reorderedEntries returns the entries that a crash with Reorder leaves
+// in the directories that it changes: their durable entries, with the
+// operations pending on them persisted up to a random point. The caller
+// holds m.mu.
+func (m *MemFS) reorderedEntries(r *rand.Rand) map[*memNode]map[string]*memNode {
+	p := 0
+	if len(m.pending) > 0 {
+		p = r.IntN(len(m.pending) + 1)
+	}
+	out := map[*memNode]map[string]*memNode{}
+	for _, op := range m.pending[:p] {
+		for _, b := range op {
+			if b.stale() {
+				continue // SyncDir made it durable, or undid it
+			}
+			e := out[b.dir]
+			if e == nil {
+				e = maps.Clone(b.dir.durable)
+				if e == nil {
+					e = map[string]*memNode{}
+				}
+				out[b.dir] = e
+			}
+			if b.n == nil {
+				delete(e, b.name)
+			} else {
+				e[b.name] = b.n
+			}
+		}
+	}
+	return out
+}
+
 type crashCloner struct {
-	tail TailMode
-	r    *rand.Rand
-	seen map[*memNode]*memNode
-	fs   *MemFS // the clone
+	tail    TailMode
+	reorder bool
+	r       *rand.Rand
+	seen    map[*memNode]*memNode
+	fs      *MemFS // the clone
+	// The entries of the directories whose unsynced operations a crash
+	// with Reorder persisted; the others have their durable entries.
+	entries map[*memNode]map[string]*memNode
 }
 
 func (c *crashCloner) dir(d *memNode) *memNode {
 	nd := newMemDir(d.perm)
 	c.seen[d] = nd
-	for _, name := range slices.Sorted(maps.Keys(d.durable)) {
-		n := d.durable[name]
+	entries, ok := c.entries[d]
+	if !ok {
+		entries = d.durable
+	}
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		n := entries[name]
 		cn, ok := c.seen[n]
 		switch {
 		case ok && n.isDir:
@@ -690,6 +822,8 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
+	case c.reorder && (n.hasSnap || len(n.undo) > 0):
+		c.reordered(nf, n)
 	case n.hasSnap:
 		// snap is never written: share it.
 		if len(n.snap) > 0 {
@@ -716,16 +850,68 @@ func (c *crashCloner) file(n *memNode) *memNode {
 		nf.chunks = n.shareChunks(k)
 		nf.size = k
 		if tail > 0 && (c.tail == TailZeros || c.tail == TailGarbage) {
-			b := nf.extend(1 + c.r.IntN(tail))
-			if c.tail == TailZeros {
-				clear(b)
-			} else {
-				fillRandom(c.r, b)
-			}
+			c.fill(nf.extend(1 + c.r.IntN(tail)))
 		}
 	}
 	nf.syncedLen = nf.size
+	nf.minSize = nf.size
 	return nf
+}
+
+// fill fills b with zeros or garbage, as the tail mode says.
+func (c *crashCloner) fill(b []byte) {
+	if c.tail == TailZeros {
+		clear(b)
+	} else {
+		fillRandom(c.r, b)
+	}
+}
+
+// crashSector is the unit a disk writes whole, or not at all, in a crash
+// with Reorder: what a power loss may tear an overwrite into.
+const crashSector = 512
+
+// reordered fills nf with what a crash with Reorder leaves of n, which was
+// overwritten or truncated below its synced size since its last Sync (see
+// CrashOptions.Reorder). The caller holds n.mu for writing.
+func (c *crashCloner) reordered(nf, n *memNode) {
+	old := n.syncedContent()
+	keep := len(old) // the synced bytes the crash leaves
+	trunc := n.minSize < len(old)
+	if trunc && c.r.IntN(2) == 1 {
+		keep = n.minSize // the truncation reached the disk
+	}
+	if keep > 0 {
+		b := nf.extend(keep)
+		copy(b, old)
+		// The sectors that were overwritten since (and not cut off): each
+		// old or new.
+		cur := make([]byte, min(keep, n.minSize))
+		n.copyOut(cur, 0)
+		for lo := 0; lo < len(cur); lo += crashSector {
+			hi := min(lo+crashSector, len(cur))
+			if !bytes.Equal(b[lo:hi], cur[lo:hi]) && c.r.IntN(2) == 1 {
+				copy(b[lo:hi], cur[lo:hi])
+			}
+		}
+	}
+	if trunc && keep == len(old) {
+		return // the truncation was lost, and what was appended after it
+	}
+	// What was appended since (after the truncation, if it reached the
+	// disk) is a tail, as the tail mode says.
+	tail := n.size - keep
+	if tail <= 0 {
+		return
+	}
+	switch c.tail {
+	case TailTorn:
+		if k := c.r.IntN(tail + 1); k > 0 {
+			n.copyOut(nf.extend(k), keep)
+		}
+	case TailZeros, TailGarbage:
+		c.fill(nf.extend(1 + c.r.IntN(tail)))
+	}
 }
 
 func fillRandom(r *rand.Rand, b []byte) {

@@ -226,6 +226,7 @@ func (n *memNode) truncate(size int) {
 	clear(n.chunks[keep:]) // let the dropped arrays go, unless held elsewhere
 	n.chunks = n.chunks[:keep]
 	n.size = size
+	n.minSize = min(n.minSize, size)
 }
 
 // resize truncates or zero-extends the file. The caller holds n.mu for
@@ -324,7 +325,20 @@ func (n *memNode) allocated() int64 {
 }
 
 func (n *memNode) sync() {
-	n.syncedLen = n.size
+	if n.noSync {
+		return // see failSync
+	}
+	n.syncedLen, n.minSize = n.size, n.size
 	n.undo, n.undoBytes = nil, 0
 	n.snap, n.hasSnap = nil, false
 }
+
+// failSync records that a Sync of the file failed. On Linux a failed
+// fsync(2) may leave the pages it failed to write marked clean, so that
+// the next fsync succeeds without writing them: what was unsynced then is
+// lost for good, though the file still reads it. The file therefore never
+// becomes durable again: every later Sync keeps its synced content as it
+// was (stricter than Linux, which would write pages dirtied later, but an
+// application must not go on trusting a file whose sync failed). The
+// caller holds n.mu for writing.
+func (n *memNode) failSync() { n.noSync = true }
