@@ -206,7 +206,7 @@ type memNode struct {
 	// last Sync was an append, and the bytes from syncedLen on are the
 	// unsynced tail.
 	syncedLen int
-	minSize   int // the file's smallest size since its last Sync
+	minSize   int  // the file's smallest size since its last Sync
 	noSync    bool // a Sync failed (see WithFaults): no later one makes anything durable
 	undo      []memUndo
 	undoBytes int
@@ -708,9 +708,11 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     append, opts.Tail then decides what stands for the unsynced appended
 //     bytes; if the file was truncated below, or overwritten below, its
 //     synced size since, it simply reverts to its synced content.
-////   - With opts.Reorder, some of what was not synced reached the disk
-//     first: directory operations up to a random point, overwritten
-//     sectors, a truncation (see CrashOptions.Reorder).
+//
+// //   - With opts.Reorder, some of what was not synced reached the disk
+//
+//	first: directory operations up to a random point, overwritten
+//	sectors, a truncation (see CrashOptions.Reorder).
 //
 // In the clone everything is durable and no lock is held. m is unchanged
 // and goes on working; the two share no bytes that either could change.
