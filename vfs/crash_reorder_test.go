@@ -262,14 +262,28 @@ func TestCrashReorderMkdirAll(t *testing.T) {
 		crashOutcomes(t, m, CrashOptions{Reorder: true}))
 }
 
-// RemoveAll of a tree not synced: the tree, or none of it.
+// RemoveAll of a tree not synced: on disk it unlinks one entry at a time,
+// depth first, so a crash may find any part of the tree gone, from the
+// bottom up. Without Reorder it is all there.
 func TestCrashReorderRemoveAll(t *testing.T) {
 	m := NewMem()
 	require.NoError(t, MkdirAllDurable(m, "/p/q", 0o755))
 	memPut(t, m, "/p/q/f", "f")
+	memPut(t, m, "/p/g", "g")
 	require.NoError(t, m.RemoveAll("/p"))
 	require.NoError(t, m.RemoveAll("/missing"))
-	require.Equal(t, []string{"", "/p/=;/p/q/=;/p/q/f=1xf;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+	all := "/p/=;/p/g=1xg;/p/q/=;/p/q/f=1xf;"
+	require.Equal(t, []string{all}, crashOutcomes(t, m, CrashOptions{}))
+	require.Equal(t, []string{
+		"", "/p/=;", all, "/p/=;/p/q/=;", "/p/=;/p/q/=;/p/q/f=1xf;",
+	}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+
+	// Once the removal is durable, nothing below it comes back, and the
+	// unlinks below it are forgotten.
+	require.NoError(t, m.SyncDir("/"))
+	require.Equal(t, []string{""}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+	memCreate(t, m, "/x")
+	require.Len(t, m.pending, 1)
 }
 
 // A MemFS whose directories are never synced remembers a bounded number of

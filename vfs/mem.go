@@ -85,7 +85,9 @@ type CrashOptions struct {
 	//     made durable by SyncDir persist up to a random point in the order
 	//     they were made, as a journaling file system commits them, each
 	//     operation whole (a rename lands in both of its directories or in
-	//     neither). An operation that persists carries no data with it: a
+	//     neither; RemoveAll of a directory is one operation per entry
+	//     below it, depth first, as on disk). An operation that persists
+	//     carries no data with it: a
 	//     file renamed, or created, before its data was synced is found
 	//     with its synced content only, as on a file system without ext4's
 	//     auto_da_alloc.
@@ -221,18 +223,23 @@ const memPendingMax = 4096
 
 // memBinding is one name bound (or unbound, with a nil n) by a directory
 // operation, with the generation of the directory's SyncDir it came after.
+// The unlinks of a RemoveAll below the name it removes have that removal
+// as their top: once it is durable, they are moot.
 type memBinding struct {
 	dir  *memNode
 	name string
 	n    *memNode
 	gen  uint64
+	top  *memBinding
 }
 
 // memDirOp is the bindings of one directory operation, which a crash with
 // Reorder persists together.
 type memDirOp []memBinding
 
-func (b *memBinding) stale() bool { return b.dir.syncGen != b.gen }
+func (b *memBinding) stale() bool {
+	return b.dir.syncGen != b.gen || b.top != nil && b.top.stale()
+}
 
 // memUndoOverhead is about what a memUndo costs beyond its bytes (the
 // record, the allocation of old), counted so that many small overwrites
@@ -451,7 +458,9 @@ func (m *MemFS) Remove(name string) error {
 }
 
 // RemoveAll removes name and everything below it. A missing name is not an
-// error. The removal is durable only after SyncDir of name's directory.
+// error. The removal is durable only after SyncDir of name's directory
+// (and a crash with Reorder may find part of what was below name gone, as
+// os.RemoveAll unlinks it one entry at a time).
 func (m *MemFS) RemoveAll(name string) error {
 	parts := splitPath(name)
 	if len(parts) == 0 {
@@ -470,10 +479,31 @@ func (m *MemFS) RemoveAll(name string) error {
 	if len(base) > MaxNameLen {
 		return pathErr("RemoveAll", name, errNameTooLong)
 	}
-	if d.live[base] != nil {
-		m.bind(memBinding{dir: d, name: base})
+	n := d.live[base]
+	if n == nil {
+		return nil
 	}
+	// On disk RemoveAll unlinks what is below name first, one entry at a
+	// time: a crash with Reorder may keep some of those unlinks and not
+	// the rest.
+	top := []memBinding{{dir: d, name: base, gen: d.syncGen}}
+	if n.isDir {
+		m.unlinkTree(n, &top[0])
+	}
+	m.bind(top...)
 	return nil
+}
+
+// unlinkTree unbinds every entry below directory d, depth first and in
+// name order, one operation each, as the unlinks of the RemoveAll whose
+// removal is top. MemFS.mu must be held for writing.
+func (m *MemFS) unlinkTree(d *memNode, top *memBinding) {
+	for _, name := range slices.Sorted(maps.Keys(d.live)) {
+		if c := d.live[name]; c.isDir {
+			m.unlinkTree(c, top)
+		}
+		m.bind(memBinding{dir: d, name: name, top: top})
+	}
 }
 
 // Rename renames oldname to newname, replacing newname if it is a file, or
