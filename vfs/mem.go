@@ -91,6 +91,11 @@ type CrashOptions struct {
 	//     file renamed, or created, before its data was synced is found
 	//     with its synced content only, as on a file system without ext4's
 	//     auto_da_alloc.
+	//   - A torn tail (TailTorn) may be torn by sectors: of the unsynced
+	//     bytes up to the length that survives, each 512-byte sector holds
+	//     its new bytes or zeros, as a disk that wrote the file's new size
+	//     and only some of its new sectors leaves it (a file system without
+	//     ext4's data=ordered, such as XFS).
 	//   - A file overwritten in place (WriteAt below its synced size) since
 	//     its last Sync keeps, in each 512-byte sector that changed,
 	//     either its synced bytes or its new ones, independently.
@@ -879,6 +884,12 @@ func (c *crashCloner) file(n *memNode) *memNode {
 		if tail > 0 && c.tail == TailTorn {
 			k = s + c.r.IntN(tail+1)
 		}
+		if k > s && c.reorder && c.r.IntN(2) == 1 {
+			nf.chunks = n.shareChunks(s)
+			nf.size = s
+			c.holes(nf, n, s, k)
+			break
+		}
 		nf.chunks = n.shareChunks(k)
 		nf.size = k
 		if tail > 0 && (c.tail == TailZeros || c.tail == TailGarbage) {
@@ -896,6 +907,23 @@ func (c *crashCloner) fill(b []byte) {
 		clear(b)
 	} else {
 		fillRandom(c.r, b)
+	}
+}
+
+// holes appends to nf, which holds from bytes, n's bytes [from, to), which
+// were appended since n's last Sync, each sector of them (of the file's
+// 512-byte sectors) kept or left zero independently: the file's size
+// reached the disk, and of its new sectors only some did, in an order of
+// the disk's own (a file system without ext4's data=ordered). The caller
+// holds n.mu for writing.
+func (c *crashCloner) holes(nf, n *memNode, from, to int) {
+	b := nf.extend(to - from)
+	n.copyOut(b, from)
+	for lo := from; lo < to; lo = (lo/crashSector + 1) * crashSector {
+		hi := min((lo/crashSector+1)*crashSector, to)
+		if c.r.IntN(2) == 1 {
+			clear(b[lo-from : hi-from])
+		}
 	}
 }
 
@@ -939,7 +967,7 @@ func (c *crashCloner) reordered(nf, n *memNode) {
 	switch c.tail {
 	case TailTorn:
 		if k := c.r.IntN(tail + 1); k > 0 {
-			n.copyOut(nf.extend(k), keep)
+			c.holes(nf, n, keep, keep+k)
 		}
 	case TailZeros, TailGarbage:
 		c.fill(nf.extend(1 + c.r.IntN(tail)))
