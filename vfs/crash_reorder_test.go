@@ -359,10 +359,34 @@ func TestCrashFailedSyncLosesData(t *testing.T) {
 	c := m.CrashClone(CrashOptions{})
 	require.Equal(t, "synced|", memRead(t, c, "/f"))
 	require.Equal(t, "gg", memRead(t, c, "/g"), "other files are not affected")
+	// Cut back to what was synced, or recreated, the file syncs again.
+	require.NoError(t, f.Truncate(int64(len("synced|"))))
+	_, err = f.Write([]byte("again"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
 	// The clone is a fresh disk: its files sync again.
 	cf := memOpen(t, c, "/f")
 	_, err = cf.Write([]byte("x"))
 	require.NoError(t, err)
 	require.NoError(t, cf.Sync())
 	require.Equal(t, "synced|x", memRead(t, c.CrashClone(CrashOptions{}), path.Clean("/f")))
+}
+
+// A file recreated (Create of its name truncates it) after a failed Sync
+// syncs again: what the failure lost went with the truncation.
+func TestCrashFailedSyncThenRecreate(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/c", "old")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memCreate(t, fsys, "/c")
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.Equal(t, "old", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
+	g := memCreate(t, fsys, "/c")
+	_, err = g.Write([]byte("newer"))
+	require.NoError(t, err)
+	require.NoError(t, g.Sync())
+	require.Equal(t, "newer", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
 }

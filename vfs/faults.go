@@ -155,11 +155,13 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // unasked, as is the Closer that Lock returns.
 //
 // A failed File.Sync of a MemFS file (fs a *MemFS) leaves that file unable
-// ever to become durable again: every later Sync of it, through any handle,
-// succeeds but changes nothing a CrashClone finds. Linux may do as much
-// (a failed fsync(2) can leave the pages it could not write marked clean,
-// and the next fsync then succeeds without writing them), so a store must
-// not go on trusting a file whose sync failed.
+// to become durable again: every later Sync of it, through any handle,
+// succeeds but changes nothing a CrashClone finds, until the file is
+// truncated to empty (Create of its name, say) or, if it had only been
+// appended to since its last Sync, to its synced size. Linux may do as
+// much (a failed fsync(2) can leave the pages it could not write marked
+// clean, and the next fsync then succeeds without writing them), so a
+// store must not go on trusting a file whose sync failed.
 //
 // The files it returns implement each of Viewer, PrefixViewer and Mapper
 // exactly when fs's files do. A nil inj returns fs itself.
