@@ -124,7 +124,9 @@ type CrashOptions struct {
 //
 // MemFS keeps, besides what a reader sees, what a machine crash would leave
 // (see CrashClone): a file's content is durable as of its last Sync, and a
-// directory's entries as of its last SyncDir.
+// directory's entries as of its last SyncDir; and, for a crash with
+// CrashOptions.Reorder, the directory operations not durable yet, in the
+// order they were made (up to a few thousand of them).
 //
 // A file's content lives in chunks. A small file is one array that starts
 // at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held
@@ -154,9 +156,11 @@ type MemFS struct {
 	// crash clone with Reorder; each binding in them that SyncDir of its
 	// directory made durable since is stale and skipped. Leading
 	// operations whose bindings are all stale are dropped as new ones
-	// come; beyond memPendingMax, the oldest is dropped, and a crash can
-	// no longer persist it. Guarded by mu.
-	pending []memDirOp
+	// come, and all stale ones when pending has doubled since they last
+	// were; at memPendingMax, the oldest half is dropped, and a crash can
+	// no longer persist those. Guarded by mu.
+	pending   []memDirOp
+	compactAt int // the length of pending at which bind drops all stale operations
 
 	// The chunk sizes of its files, which they share; a crash clone
 	// shares them too.
@@ -292,12 +296,22 @@ func (m *MemFS) bind(op ...memBinding) {
 	for k < len(m.pending) && !slices.ContainsFunc(m.pending[k], func(b memBinding) bool { return !b.stale() }) {
 		k++
 	}
-	if len(m.pending)-k >= memPendingMax {
-		k++
-	}
 	if k > 0 {
 		clear(m.pending[:k])
 		m.pending = m.pending[k:]
+	}
+	if len(m.pending) >= m.compactAt {
+		// Drop the stale operations behind a live one too (one in a
+		// directory not synced since), so that they hold no inode, at
+		// a cost amortized over the operations since the last time.
+		m.pending = slices.DeleteFunc(m.pending, func(op memDirOp) bool {
+			return !slices.ContainsFunc(op, func(b memBinding) bool { return !b.stale() })
+		})
+		if k := len(m.pending) - memPendingMax/2; k > memPendingMax/2 {
+			clear(m.pending[:k]) // the oldest half goes
+			m.pending = m.pending[k:]
+		}
+		m.compactAt = min(max(64, 2*len(m.pending)), memPendingMax)
 	}
 	m.pending = append(m.pending, op)
 }
