@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/runnel/runnel/segment"
 )
@@ -144,13 +145,21 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	for keep > 1 && segs[keep-1].Base() >= offset {
 		keep--
 	}
+	// Newest first: until SyncDir, a crash may keep any prefix of these
+	// removals, and a prefix of newest-first removals leaves the log
+	// whole, only longer, where oldest-first could leave a hole.
 	l.lifeMu.Lock()
 	var err error
-	for _, s := range segs[keep:] {
+	for _, s := range slices.Backward(segs[keep:]) {
 		err = errors.Join(err, s.Delete())
 	}
 	l.lifeMu.Unlock()
 	l.forgetDeletedLocked()
+	if err == nil && keep < len(segs) {
+		// The removals are durable before the cut: a crash must not find
+		// the segment below cut and the ones after it still there, a hole.
+		err = l.fs.SyncDir(l.dir)
+	}
 	if err != nil {
 		return 0, l.fence(err)
 	}

@@ -154,6 +154,15 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // same, as close(2) does). File.Name and File.Size are passed through
 // unasked, as is the Closer that Lock returns.
 //
+// A failed File.Sync of a MemFS file (fs a *MemFS) leaves that file unable
+// to become durable again: every later Sync of it, through any handle,
+// succeeds but changes nothing a CrashClone finds, until the file is
+// truncated to empty (Create of its name, say) or, if it had only been
+// appended to since its last Sync, to its synced size. Linux may do as
+// much (a failed fsync(2) can leave the pages it could not write marked
+// clean, and the next fsync then succeeds without writing them), so a
+// store must not go on trusting a file whose sync failed.
+//
 // The files it returns implement each of Viewer, PrefixViewer and Mapper
 // exactly when fs's files do. A nil inj returns fs itself.
 func WithFaults(fs FS, inj Injector) FS {
@@ -334,6 +343,11 @@ func (f *faultFile) ReadAt(p []byte, off int64) (int, error) {
 
 func (f *faultFile) Sync() error {
 	if err := f.check(OpSync, "sync"); err != nil {
+		if mf, ok := f.f.(*memFile); ok {
+			mf.n.mu.Lock()
+			mf.n.failSync()
+			mf.n.mu.Unlock()
+		}
 		return err
 	}
 	return f.f.Sync()

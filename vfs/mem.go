@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -75,6 +76,39 @@ type CrashOptions struct {
 	// Rand draws torn lengths and garbage bytes. Nil means a generator with
 	// a fixed seed, so that a crash is reproducible.
 	Rand *rand.Rand
+	// Reorder makes the crash land where a disk that had written back some
+	// of what was not synced yet, in an order of its own, may leave it,
+	// rather than where nothing unsynced reached it:
+	//
+	//   - The directory operations (Create of a new file, Remove,
+	//     RemoveAll, Rename, MkdirAll's directories, Lock's file) not yet
+	//     made durable by SyncDir persist up to a random point in the order
+	//     they were made, as a journaling file system commits them, each
+	//     operation whole (a rename lands in both of its directories or in
+	//     neither; RemoveAll of a directory is one operation per entry
+	//     below it, depth first, as on disk). An operation that persists
+	//     carries no data with it: a
+	//     file renamed, or created, before its data was synced is found
+	//     with its synced content only, as on a file system without ext4's
+	//     auto_da_alloc.
+	//   - A torn tail (TailTorn) may be torn by sectors: of the unsynced
+	//     bytes up to the length that survives, each 512-byte sector holds
+	//     its new bytes or zeros, as a disk that wrote the file's new size
+	//     and only some of its new sectors leaves it (a file system without
+	//     ext4's data=ordered, such as XFS).
+	//   - A file overwritten in place (WriteAt below its synced size) since
+	//     its last Sync keeps, in each 512-byte sector that changed,
+	//     either its synced bytes or its new ones, independently.
+	//   - A file truncated below its synced size since its last Sync keeps
+	//     either all of its synced size (the truncation lost, and with it
+	//     what was appended since) or the truncated size (the truncation
+	//     durable), and then Tail decides what stands for what was
+	//     appended after the truncation.
+	//
+	// Without Reorder, every unsynced change is lost whole (but for what
+	// Tail makes of appended bytes): a strict crash, but only one of the
+	// crashes a real disk may have.
+	Reorder bool
 }
 
 // MemFS is a strict in-memory FS, for tests and fully in-memory brokers. It
@@ -90,7 +124,9 @@ type CrashOptions struct {
 //
 // MemFS keeps, besides what a reader sees, what a machine crash would leave
 // (see CrashClone): a file's content is durable as of its last Sync, and a
-// directory's entries as of its last SyncDir.
+// directory's entries as of its last SyncDir; and, for a crash with
+// CrashOptions.Reorder, the directory operations not durable yet, in the
+// order they were made (up to a few thousand of them).
 //
 // A file's content lives in chunks. A small file is one array that starts
 // at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held
@@ -115,6 +151,16 @@ type MemFS struct {
 	mu    sync.RWMutex // guards the entries of every directory, and locks
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
+
+	// The directory operations not yet durable, oldest first, for a
+	// crash clone with Reorder; each binding in them that SyncDir of its
+	// directory made durable since is stale and skipped. Leading
+	// operations whose bindings are all stale are dropped as new ones
+	// come, and all stale ones when pending has doubled since they last
+	// were; at memPendingMax, the oldest half is dropped, and a crash can
+	// no longer persist those. Guarded by mu.
+	pending   []memDirOp
+	compactAt int // the length of pending at which bind drops all stale operations
 
 	// The chunk sizes of its files, which they share; a crash clone
 	// shares them too.
@@ -146,10 +192,12 @@ type memNode struct {
 	// as of its last SyncDir (none if never synced). dirty holds exactly
 	// the names that live and durable bind differently (nil when there
 	// are none), so that SyncDir costs what changed since the last one,
-	// not what the directory holds. Change live only with setEntry.
+	// not what the directory holds. Change live only with setEntry (by way of
+	// MemFS.bind).
 	live    map[string]*memNode
 	durable map[string]*memNode
 	dirty   map[string]struct{}
+	syncGen uint64 // SyncDirs of this directory (that synced a change)
 
 	// A file's content, guarded by mu: size bytes, held by chunks in file
 	// order, each starting where its predecessor ends, none empty (see
@@ -169,10 +217,37 @@ type memNode struct {
 	// last Sync was an append, and the bytes from syncedLen on are the
 	// unsynced tail.
 	syncedLen int
+	minSize   int  // the file's smallest size since its last Sync
+	noSync    bool // a Sync failed (see WithFaults): no later one makes anything durable
 	undo      []memUndo
 	undoBytes int
 	snap      []byte
 	hasSnap   bool
+}
+
+// memPendingMax bounds the directory operations a MemFS remembers for a
+// crash with Reorder (see MemFS.pending): an FS whose directories are never
+// synced must not grow without bound.
+const memPendingMax = 4096
+
+// memBinding is one name bound (or unbound, with a nil n) by a directory
+// operation, with the generation of the directory's SyncDir it came after.
+// The unlinks of a RemoveAll below the name it removes have that removal
+// as their top: once it is durable, they are moot.
+type memBinding struct {
+	dir  *memNode
+	name string
+	n    *memNode
+	gen  uint64
+	top  *memBinding
+}
+
+// memDirOp is the bindings of one directory operation, which a crash with
+// Reorder persists together.
+type memDirOp []memBinding
+
+func (b *memBinding) stale() bool {
+	return b.dir.syncGen != b.gen || b.top != nil && b.top.stale()
 }
 
 // memUndoOverhead is about what a memUndo costs beyond its bytes (the
@@ -205,6 +280,40 @@ func (d *memNode) setEntry(name string, n *memNode) {
 		d.dirty = map[string]struct{}{}
 	}
 	d.dirty[name] = struct{}{}
+}
+
+// bind applies the bindings of one directory operation with setEntry and
+// remembers them for a crash with Reorder. MemFS.mu must be held for
+// writing.
+func (m *MemFS) bind(op ...memBinding) {
+	for i := range op {
+		b := &op[i]
+		b.dir.setEntry(b.name, b.n)
+		b.gen = b.dir.syncGen
+	}
+	// Drop the leading operations that SyncDir made durable whole.
+	k := 0
+	for k < len(m.pending) && !slices.ContainsFunc(m.pending[k], func(b memBinding) bool { return !b.stale() }) {
+		k++
+	}
+	if k > 0 {
+		clear(m.pending[:k])
+		m.pending = m.pending[k:]
+	}
+	if len(m.pending) >= m.compactAt {
+		// Drop the stale operations behind a live one too (one in a
+		// directory not synced since), so that they hold no inode, at
+		// a cost amortized over the operations since the last time.
+		m.pending = slices.DeleteFunc(m.pending, func(op memDirOp) bool {
+			return !slices.ContainsFunc(op, func(b memBinding) bool { return !b.stale() })
+		})
+		if k := len(m.pending) - memPendingMax/2; k > memPendingMax/2 {
+			clear(m.pending[:k]) // the oldest half goes
+			m.pending = m.pending[k:]
+		}
+		m.compactAt = min(max(64, 2*len(m.pending)), memPendingMax)
+	}
+	m.pending = append(m.pending, op)
 }
 
 // syncEntries makes d's live entries durable, in time proportional to the
@@ -313,7 +422,7 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 	switch {
 	case n == nil:
 		n = m.newFile()
-		d.setEntry(base, n)
+		m.bind(memBinding{dir: d, name: base, n: n})
 	case n.isDir:
 		return nil, errIsDir
 	case trunc:
@@ -363,12 +472,14 @@ func (m *MemFS) Remove(name string) error {
 	case n.isDir && len(n.live) > 0:
 		return pathErr("remove", name, errNotEmpty)
 	}
-	d.setEntry(base, nil)
+	m.bind(memBinding{dir: d, name: base})
 	return nil
 }
 
 // RemoveAll removes name and everything below it. A missing name is not an
-// error. The removal is durable only after SyncDir of name's directory.
+// error. The removal is durable only after SyncDir of name's directory
+// (and a crash with Reorder may find part of what was below name gone, as
+// os.RemoveAll unlinks it one entry at a time).
 func (m *MemFS) RemoveAll(name string) error {
 	parts := splitPath(name)
 	if len(parts) == 0 {
@@ -387,8 +498,31 @@ func (m *MemFS) RemoveAll(name string) error {
 	if len(base) > MaxNameLen {
 		return pathErr("RemoveAll", name, errNameTooLong)
 	}
-	d.setEntry(base, nil)
+	n := d.live[base]
+	if n == nil {
+		return nil
+	}
+	// On disk RemoveAll unlinks what is below name first, one entry at a
+	// time: a crash with Reorder may keep some of those unlinks and not
+	// the rest.
+	top := []memBinding{{dir: d, name: base, gen: d.syncGen}}
+	if n.isDir {
+		m.unlinkTree(n, &top[0])
+	}
+	m.bind(top...)
 	return nil
+}
+
+// unlinkTree unbinds every entry below directory d, depth first and in
+// name order, one operation each, as the unlinks of the RemoveAll whose
+// removal is top. MemFS.mu must be held for writing.
+func (m *MemFS) unlinkTree(d *memNode, top *memBinding) {
+	for _, name := range slices.Sorted(maps.Keys(d.live)) {
+		if c := d.live[name]; c.isDir {
+			m.unlinkTree(c, top)
+		}
+		m.bind(memBinding{dir: d, name: name, top: top})
+	}
 }
 
 // Rename renames oldname to newname, replacing newname if it is a file, or
@@ -442,8 +576,7 @@ func (m *MemFS) Rename(oldname, newname string) error {
 			return fail(errNotEmpty)
 		}
 	}
-	od.setEntry(obase, nil)
-	nd.setEntry(nbase, n)
+	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil
 }
 
@@ -462,7 +595,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 				return pathErr("mkdir", dir, errNameTooLong)
 			}
 			c = newMemDir(perm)
-			n.setEntry(p, c)
+			m.bind(memBinding{dir: n, name: p, n: c})
 		} else if !c.isDir {
 			return pathErr("mkdir", dir, errNotDir)
 		}
@@ -525,6 +658,7 @@ func (m *MemFS) SyncDir(dir string) error {
 		return pathErr("sync", dir, errNotDir)
 	}
 	n.syncEntries()
+	n.syncGen++ // the operations pending on n are durable now, or undone
 	return nil
 }
 
@@ -624,6 +758,11 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     bytes; if the file was truncated below, or overwritten below, its
 //     synced size since, it simply reverts to its synced content.
 //
+// //   - With opts.Reorder, some of what was not synced reached the disk
+//
+//	first: directory operations up to a random point, overwritten
+//	sectors, a truncation (see CrashOptions.Reorder).
+//
 // In the clone everything is durable and no lock is held. m is unchanged
 // and goes on working; the two share no bytes that either could change.
 // Should an inode be durable under two names (a rename across directories
@@ -651,23 +790,67 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	nm := newMemSized(m.sizes)
-	c := &crashCloner{tail: opts.Tail, r: r, seen: map[*memNode]*memNode{}, fs: nm}
+	c := &crashCloner{tail: opts.Tail, reorder: opts.Reorder, r: r, seen: map[*memNode]*memNode{}, fs: nm}
+	if opts.Reorder {
+		c.entries = m.reorderedEntries(r)
+	}
 	nm.root = c.dir(m.root)
 	return nm
 }
 
+// reorderedEntries returns the entries that a crash with Reorder leaves
+// in the directories that it changes: their durable entries, with the
+// operations pending on them persisted up to a random point. The caller
+// holds m.mu.
+func (m *MemFS) reorderedEntries(r *rand.Rand) map[*memNode]map[string]*memNode {
+	p := 0
+	if len(m.pending) > 0 {
+		p = r.IntN(len(m.pending) + 1)
+	}
+	out := map[*memNode]map[string]*memNode{}
+	for _, op := range m.pending[:p] {
+		for _, b := range op {
+			if b.stale() {
+				continue // SyncDir made it durable, or undid it
+			}
+			e := out[b.dir]
+			if e == nil {
+				e = maps.Clone(b.dir.durable)
+				if e == nil {
+					e = map[string]*memNode{}
+				}
+				out[b.dir] = e
+			}
+			if b.n == nil {
+				delete(e, b.name)
+			} else {
+				e[b.name] = b.n
+			}
+		}
+	}
+	return out
+}
+
 type crashCloner struct {
-	tail TailMode
-	r    *rand.Rand
-	seen map[*memNode]*memNode
-	fs   *MemFS // the clone
+	tail    TailMode
+	reorder bool
+	r       *rand.Rand
+	seen    map[*memNode]*memNode
+	fs      *MemFS // the clone
+	// The entries of the directories whose unsynced operations a crash
+	// with Reorder persisted; the others have their durable entries.
+	entries map[*memNode]map[string]*memNode
 }
 
 func (c *crashCloner) dir(d *memNode) *memNode {
 	nd := newMemDir(d.perm)
 	c.seen[d] = nd
-	for _, name := range slices.Sorted(maps.Keys(d.durable)) {
-		n := d.durable[name]
+	entries, ok := c.entries[d]
+	if !ok {
+		entries = d.durable
+	}
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		n := entries[name]
 		cn, ok := c.seen[n]
 		switch {
 		case ok && n.isDir:
@@ -690,6 +873,8 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
+	case c.reorder && (n.hasSnap || len(n.undo) > 0):
+		c.reordered(nf, n)
 	case n.hasSnap:
 		// snap is never written: share it.
 		if len(n.snap) > 0 {
@@ -713,19 +898,94 @@ func (c *crashCloner) file(n *memNode) *memNode {
 		if tail > 0 && c.tail == TailTorn {
 			k = s + c.r.IntN(tail+1)
 		}
+		if k > s && c.reorder && c.r.IntN(2) == 1 {
+			nf.chunks = n.shareChunks(s)
+			nf.size = s
+			c.holes(nf, n, s, k)
+			break
+		}
 		nf.chunks = n.shareChunks(k)
 		nf.size = k
 		if tail > 0 && (c.tail == TailZeros || c.tail == TailGarbage) {
-			b := nf.extend(1 + c.r.IntN(tail))
-			if c.tail == TailZeros {
-				clear(b)
-			} else {
-				fillRandom(c.r, b)
-			}
+			c.fill(nf.extend(1 + c.r.IntN(tail)))
 		}
 	}
 	nf.syncedLen = nf.size
+	nf.minSize = nf.size
 	return nf
+}
+
+// fill fills b with zeros or garbage, as the tail mode says.
+func (c *crashCloner) fill(b []byte) {
+	if c.tail == TailZeros {
+		clear(b)
+	} else {
+		fillRandom(c.r, b)
+	}
+}
+
+// holes appends to nf, which holds from bytes, n's bytes [from, to), which
+// were appended since n's last Sync, each sector of them (of the file's
+// 512-byte sectors) kept or left zero independently: the file's size
+// reached the disk, and of its new sectors only some did, in an order of
+// the disk's own (a file system without ext4's data=ordered). The caller
+// holds n.mu for writing.
+func (c *crashCloner) holes(nf, n *memNode, from, to int) {
+	b := nf.extend(to - from)
+	n.copyOut(b, from)
+	for lo := from; lo < to; lo = (lo/crashSector + 1) * crashSector {
+		hi := min((lo/crashSector+1)*crashSector, to)
+		if c.r.IntN(2) == 1 {
+			clear(b[lo-from : hi-from])
+		}
+	}
+}
+
+// crashSector is the unit a disk writes whole, or not at all, in a crash
+// with Reorder: what a power loss may tear an overwrite into.
+const crashSector = 512
+
+// reordered fills nf with what a crash with Reorder leaves of n, which was
+// overwritten or truncated below its synced size since its last Sync (see
+// CrashOptions.Reorder). The caller holds n.mu for writing.
+func (c *crashCloner) reordered(nf, n *memNode) {
+	old := n.syncedContent()
+	keep := len(old) // the synced bytes the crash leaves
+	trunc := n.minSize < len(old)
+	if trunc && c.r.IntN(2) == 1 {
+		keep = n.minSize // the truncation reached the disk
+	}
+	if keep > 0 {
+		b := nf.extend(keep)
+		copy(b, old)
+		// The sectors that were overwritten since (and not cut off): each
+		// old or new.
+		cur := make([]byte, min(keep, n.minSize))
+		n.copyOut(cur, 0)
+		for lo := 0; lo < len(cur); lo += crashSector {
+			hi := min(lo+crashSector, len(cur))
+			if !bytes.Equal(b[lo:hi], cur[lo:hi]) && c.r.IntN(2) == 1 {
+				copy(b[lo:hi], cur[lo:hi])
+			}
+		}
+	}
+	if trunc && keep == len(old) {
+		return // the truncation was lost, and what was appended after it
+	}
+	// What was appended since (after the truncation, if it reached the
+	// disk) is a tail, as the tail mode says.
+	tail := n.size - keep
+	if tail <= 0 {
+		return
+	}
+	switch c.tail {
+	case TailTorn:
+		if k := c.r.IntN(tail + 1); k > 0 {
+			c.holes(nf, n, keep, keep+k)
+		}
+	case TailZeros, TailGarbage:
+		c.fill(nf.extend(1 + c.r.IntN(tail)))
+	}
 }
 
 func fillRandom(r *rand.Rand, b []byte) {

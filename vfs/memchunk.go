@@ -200,6 +200,9 @@ func (c *memChunk) unshare() {
 // undo), so that later appends go to a new chunk. The caller holds n.mu
 // for writing.
 func (n *memNode) truncate(size int) {
+	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0) {
+		n.noSync = false // what the failed Sync lost is cut off (see failSync)
+	}
 	keep := 0 // chunks kept
 	if size > 0 {
 		keep = n.chunkAt(size-1) + 1
@@ -226,6 +229,7 @@ func (n *memNode) truncate(size int) {
 	clear(n.chunks[keep:]) // let the dropped arrays go, unless held elsewhere
 	n.chunks = n.chunks[:keep]
 	n.size = size
+	n.minSize = min(n.minSize, size)
 }
 
 // resize truncates or zero-extends the file. The caller holds n.mu for
@@ -324,7 +328,22 @@ func (n *memNode) allocated() int64 {
 }
 
 func (n *memNode) sync() {
-	n.syncedLen = n.size
+	if n.noSync {
+		return // see failSync
+	}
+	n.syncedLen, n.minSize = n.size, n.size
 	n.undo, n.undoBytes = nil, 0
 	n.snap, n.hasSnap = nil, false
 }
+
+// failSync records that a Sync of the file failed. On Linux a failed
+// fsync(2) may leave the pages it failed to write marked clean, so that
+// the next fsync succeeds without writing them: what was unsynced then is
+// lost for good, though the file still reads it. The file therefore does
+// not become durable again — every later Sync keeps its synced content as
+// it was (stricter than Linux, which would write pages dirtied later: an
+// application must not go on trusting a file whose sync failed) — until a
+// truncation cuts off what the failed Sync lost: to empty, or, when every
+// change before the failure was an append, to the synced size. The caller
+// holds n.mu for writing.
+func (n *memNode) failSync() { n.noSync = true }

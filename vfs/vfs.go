@@ -9,7 +9,10 @@
 //
 //   - Write appends at the end of the file (a File has no seek offset).
 //   - Nothing is durable until Sync; a new, removed or renamed directory
-//     entry is durable only after SyncDir of its directory.
+//     entry is durable only after SyncDir of its directory (on Windows,
+//     which cannot flush a directory, not even then: see SyncDir).
+//   - Until then, nothing else is promised: a crash may keep any part of
+//     what was not synced, in any order (see CrashOptions.Reorder).
 //   - Views (see View) never change under their holder.
 //
 // Platform abilities that not every OS has (memory mapping, file locking,
@@ -89,7 +92,10 @@ type FS interface {
 	// Stat describes the named file or directory.
 	Stat(name string) (os.FileInfo, error)
 	// SyncDir makes the directory's entries (creates, removes, renames)
-	// durable.
+	// durable. The OS FS does it with fsync(2) of the directory on Linux
+	// and other unix systems (F_FULLFSYNC on macOS); on Windows, which
+	// offers no way to flush a directory, it does nothing, and NTFS
+	// commits the change with its journal later.
 	SyncDir(dir string) error
 	// Lock takes an exclusive advisory lock on the named file, creating it
 	// if needed, and holds it until the returned Closer is closed. If the

@@ -1,0 +1,407 @@
+package vfs
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The crashes a real disk may leave that a crash without Reorder never
+// shows: each test sets up a history, then collects what crash clones
+// with many seeds find, and checks it against what a file system may
+// leave after a power loss (POSIX, ext4 data=ordered and the file systems
+// without its auto_da_alloc heuristics).
+
+// crashOutcomes returns the distinct trees that crash clones of m with opts
+// and seeds 0..299 hold, each as a string, sorted.
+func crashOutcomes(t *testing.T, m *MemFS, opts CrashOptions) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	for seed := range uint64(300) {
+		o := opts
+		o.Rand = rand.New(rand.NewPCG(seed, 7))
+		seen[treeString(t, m.CrashClone(o))] = true
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// treeString is memTree as one line: "name=content;" per entry, sorted.
+func treeString(t *testing.T, m *MemFS) string {
+	t.Helper()
+	tree := memTree(t, m)
+	names := make([]string, 0, len(tree))
+	for n := range tree {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s=%s;", n, abbrev(tree[n]))
+	}
+	return b.String()
+}
+
+// abbrev writes runs of a byte as "<n>x<b>": "3xa" for "aaa".
+func abbrev(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] == s[i] {
+			j++
+		}
+		if s[i] == 0 {
+			fmt.Fprintf(&b, "%dx0", j-i)
+		} else {
+			fmt.Fprintf(&b, "%dx%c", j-i, s[i])
+		}
+		i = j
+		if i < len(s) {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+// An overwrite in place that was not synced reaches the disk sector by
+// sector, in any order: a crash may find any mix of old and new sectors.
+// Without Reorder the file always reverts whole.
+func TestCrashReorderOverwriteTears(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("a", 3*crashSector))
+	f := memOpen(t, m, "/f")
+	_, err := f.WriteAt([]byte(strings.Repeat("b", 3*crashSector)), 0)
+	require.NoError(t, err)
+
+	require.Equal(t, []string{"/f=1536xa;"}, crashOutcomes(t, m, CrashOptions{}))
+
+	var want []string
+	for mask := range 8 {
+		var s strings.Builder
+		for i := range 3 {
+			c := "a"
+			if mask&(1<<i) != 0 {
+				c = "b"
+			}
+			s.WriteString(strings.Repeat(c, crashSector))
+		}
+		want = append(want, "/f="+abbrev(s.String())+";")
+	}
+	sort.Strings(want)
+	for _, mode := range []TailMode{TailDrop, TailTorn, TailZeros, TailGarbage} {
+		require.Equal(t, want, crashOutcomes(t, m, CrashOptions{Tail: mode, Reorder: true}), "%s", mode)
+	}
+}
+
+// A sector only partly overwritten tears as a whole: old or new.
+func TestCrashReorderPartialSector(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("a", 2*crashSector))
+	f := memOpen(t, m, "/f")
+	_, err := f.WriteAt([]byte("bbbb"), crashSector+10)
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"/f=1024xa;",
+		"/f=522xa 4xb 498xa;",
+	}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// Bytes appended after an unsynced overwrite are a tail like any other:
+// without Reorder the overwrite made the crash drop them whatever the tail
+// mode; with it the tail mode decides.
+func TestCrashReorderOverwriteThenAppend(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("a", crashSector))
+	f := memOpen(t, m, "/f")
+	_, err := f.WriteAt([]byte("b"), 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("ccc"))
+	require.NoError(t, err)
+
+	require.Equal(t, []string{"/f=512xa;"}, crashOutcomes(t, m, CrashOptions{Tail: TailTorn}))
+	var want []string
+	for _, head := range []string{"a", "b"} {
+		for k := range 4 {
+			for _, c := range []string{"c", "\x00"} { // a tail torn by sectors may be a hole
+				if k > 0 || c == "c" {
+					want = append(want, "/f="+abbrev(head+strings.Repeat("a", crashSector-1)+strings.Repeat(c, k))+";")
+				}
+			}
+		}
+	}
+	sort.Strings(want)
+	require.Equal(t, want, crashOutcomes(t, m, CrashOptions{Tail: TailTorn, Reorder: true}))
+}
+
+// A torn tail may be torn by sectors: the file's size reached the disk,
+// and only some of its new sectors did (XFS, and other file systems
+// without ext4's data=ordered), so zeros may stand before new bytes.
+// Without Reorder a torn tail is always a prefix.
+func TestCrashReorderTornTailHoles(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("a", 100))
+	f := memOpen(t, m, "/f")
+	_, err := f.Write([]byte(strings.Repeat("b", 2*crashSector)))
+	require.NoError(t, err)
+	for _, o := range crashOutcomes(t, m, CrashOptions{Tail: TailTorn}) {
+		require.NotContains(t, o, "x0", "a hole without Reorder: %s", o)
+	}
+	var holes bool
+	for _, o := range crashOutcomes(t, m, CrashOptions{Tail: TailTorn, Reorder: true}) {
+		// Sectors are the file's: [100, 512) is the first one torn.
+		if strings.HasPrefix(o, "/f=100xa 412x0 ") && strings.Contains(o, "412x0 512xb") {
+			holes = true
+		}
+	}
+	require.True(t, holes, "no crash left a hole before new bytes")
+}
+
+// A truncation not synced may reach the disk (the inode's size goes with
+// the next journal commit) while what was appended after it does not: a
+// crash finds the old content whole, or the truncated file with a tail of
+// what followed — never old bytes after new ones.
+func TestCrashReorderTruncate(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("a", 1000))
+	f := memOpen(t, m, "/f")
+	require.NoError(t, f.Truncate(300))
+	_, err := f.Write([]byte(strings.Repeat("n", 3)))
+	require.NoError(t, err)
+
+	require.Equal(t, []string{"/f=1000xa;"}, crashOutcomes(t, m, CrashOptions{Tail: TailTorn}))
+	require.Equal(t, []string{"/f=1000xa;", "/f=300xa;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+	require.Equal(t, []string{
+		"/f=1000xa;", "/f=300xa 1x0;", "/f=300xa 1xn;", "/f=300xa 2x0;", "/f=300xa 2xn;",
+		"/f=300xa 3x0;", "/f=300xa 3xn;", "/f=300xa;",
+	}, crashOutcomes(t, m, CrashOptions{Tail: TailTorn, Reorder: true}))
+	for _, o := range crashOutcomes(t, m, CrashOptions{Tail: TailZeros, Reorder: true}) {
+		require.Contains(t, []string{"/f=1000xa;", "/f=300xa 1x0;", "/f=300xa 2x0;", "/f=300xa 3x0;"}, o)
+	}
+}
+
+// Create on an existing file truncates it: the old content, or an empty
+// file with a tail of the new, as replace-via-truncate leaves it without
+// auto_da_alloc.
+func TestCrashReorderCreateTruncates(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "old")
+	f := memCreate(t, m, "/f")
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"/f=1xo 1xl 1xd;", "/f=;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// A created file whose directory was not synced may or may not be there;
+// a removal not synced may have reached the disk.
+func TestCrashReorderCreateRemove(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/gone", "g")
+	f := memCreate(t, m, "/new")
+	_, err := f.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, m.Remove("/gone"))
+
+	require.Equal(t, []string{"/gone=1xg;"}, crashOutcomes(t, m, CrashOptions{}))
+	require.Equal(t, []string{
+		"/gone=1xg;", "/gone=1xg;/new=1xx;", "/new=1xx;",
+	}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// Directory operations persist in the order they were made: a later one
+// never without an earlier one.
+func TestCrashReorderInOrder(t *testing.T) {
+	m := NewMem()
+	for _, n := range []string{"/a", "/b", "/c"} {
+		memCreate(t, m, n)
+	}
+	require.Equal(t, []string{"", "/a=;", "/a=;/b=;", "/a=;/b=;/c=;"},
+		crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// The classic replace-by-rename without fsync of the new file: the rename
+// may reach the disk before the data, leaving the file empty (ext4 with
+// noauto_da_alloc, XFS, btrfs). Without Reorder the rename is always
+// undone, which hides the missing Sync.
+func TestCrashReorderRenameBeforeData(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/cur", "old")
+	f := memCreate(t, m, "/tmp")
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.NoError(t, m.Rename("/tmp", "/cur"))
+
+	require.Equal(t, []string{"/cur=1xo 1xl 1xd;"}, crashOutcomes(t, m, CrashOptions{}))
+	got := crashOutcomes(t, m, CrashOptions{Reorder: true})
+	require.Equal(t, []string{"/cur=1xo 1xl 1xd;", "/cur=1xo 1xl 1xd;/tmp=;", "/cur=;"}, got)
+
+	// With the data synced first, every outcome is whole.
+	require.NoError(t, f.Sync())
+	require.Equal(t, []string{"/cur=1xn 1xe 1xw;", "/cur=1xo 1xl 1xd;", "/cur=1xo 1xl 1xd;/tmp=1xn 1xe 1xw;"},
+		crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// A rename lands in both of its directories or in neither: the file is
+// never lost, nor found twice.
+func TestCrashReorderRenameAcrossDirs(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, MkdirAllDurable(m, "/a", 0o755))
+	require.NoError(t, MkdirAllDurable(m, "/b", 0o755))
+	memPut(t, m, "/a/x", "x")
+	require.NoError(t, m.Rename("/a/x", "/b/x"))
+	require.Equal(t, []string{"/a/=;/a/x=1xx;/b/=;", "/a/=;/b/=;/b/x=1xx;"},
+		crashOutcomes(t, m, CrashOptions{Reorder: true}))
+
+	// Once one directory is synced, its half is durable; the other half
+	// may still be lost, leaving the file under both names.
+	require.NoError(t, m.SyncDir("/b"))
+	require.Equal(t, []string{"/a/=;/a/x=1xx;/b/=;/b/x=1xx;", "/a/=;/b/=;/b/x=1xx;"},
+		crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// SyncDir makes the operations in its directory durable, even those a later
+// one undid before it: a crash does not bring back what SyncDir saw gone.
+func TestCrashReorderSyncDirSettles(t *testing.T) {
+	m := NewMem()
+	memCreate(t, m, "/x")
+	require.NoError(t, m.Remove("/x"))
+	require.NoError(t, m.SyncDir("/"))
+	require.Equal(t, []string{""}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// New directories not synced into their parents may vanish, outermost
+// first, whatever was synced inside them.
+func TestCrashReorderMkdirAll(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, m.MkdirAll("/p/q", 0o755))
+	memPut(t, m, "/p/q/f", "f")
+	require.Equal(t, []string{""}, crashOutcomes(t, m, CrashOptions{}))
+	require.Equal(t, []string{"", "/p/=;", "/p/=;/p/q/=;/p/q/f=1xf;"},
+		crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// RemoveAll of a tree not synced: on disk it unlinks one entry at a time,
+// depth first, so a crash may find any part of the tree gone, from the
+// bottom up. Without Reorder it is all there.
+func TestCrashReorderRemoveAll(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, MkdirAllDurable(m, "/p/q", 0o755))
+	memPut(t, m, "/p/q/f", "f")
+	memPut(t, m, "/p/g", "g")
+	require.NoError(t, m.RemoveAll("/p"))
+	require.NoError(t, m.RemoveAll("/missing"))
+	all := "/p/=;/p/g=1xg;/p/q/=;/p/q/f=1xf;"
+	require.Equal(t, []string{all}, crashOutcomes(t, m, CrashOptions{}))
+	require.Equal(t, []string{
+		"", "/p/=;", all, "/p/=;/p/q/=;", "/p/=;/p/q/=;/p/q/f=1xf;",
+	}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+
+	// Once the removal is durable, nothing below it comes back, and the
+	// unlinks below it are forgotten.
+	require.NoError(t, m.SyncDir("/"))
+	require.Equal(t, []string{""}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+	memCreate(t, m, "/x")
+	require.Len(t, m.pending, 1)
+}
+
+// A MemFS whose directories are never synced remembers a bounded number of
+// operations for Reorder.
+func TestCrashReorderPendingBounded(t *testing.T) {
+	m := NewMem()
+	for i := range memPendingMax + 100 {
+		memCreate(t, m, fmt.Sprintf("/f%d", i))
+	}
+	require.LessOrEqual(t, len(m.pending), memPendingMax)
+	require.Greater(t, len(m.pending), memPendingMax/2)
+	names, err := m.CrashClone(CrashOptions{Reorder: true, Rand: rand.New(rand.NewPCG(1, 1))}).List("/")
+	require.NoError(t, err)
+	for _, n := range names { // a prefix of what remains remembered
+		require.True(t, slices.Contains(must[[]string](t)(m.List("/")), n))
+	}
+	require.NoError(t, m.SyncDir("/"))
+	memCreate(t, m, "/last")
+	require.Len(t, m.pending, 1, "operations made durable are forgotten")
+}
+
+// Operations made durable are forgotten even behind one in a directory
+// never synced: they hold no inode for long.
+func TestCrashReorderPendingCompacted(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, m.MkdirAll("/never", 0o755)) // "/" is never synced
+	for i := range 1000 {
+		memPut(t, m, fmt.Sprintf("/never/f%d", i), "x") // syncs /never
+		require.NoError(t, m.Remove(fmt.Sprintf("/never/f%d", i)))
+		require.NoError(t, m.SyncDir("/never"))
+	}
+	require.Less(t, len(m.pending), 200)
+	require.Equal(t, []string{"", "/never/=;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
+}
+
+// A failed Sync may leave the pages it did not write marked clean (Linux),
+// so that the next Sync succeeds without writing them: nothing unsynced at
+// the failure ever becomes durable. Without that, a store that retried the
+// sync and went on would pass every crash test.
+func TestCrashFailedSyncLosesData(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "synced|")
+	memPut(t, m, "/g", "g")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memOpen(t, fsys, "/f")
+	_, err := f.Write([]byte("lost"))
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.NoError(t, f.Sync(), "the retry succeeds")
+	_, err = f.Write([]byte("|later"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|lost|later", memRead(t, m, "/f"), "the file still reads what it was given")
+
+	g := memOpen(t, fsys, "/g")
+	_, err = g.Write([]byte("g"))
+	require.NoError(t, err)
+	require.NoError(t, g.Sync())
+
+	c := m.CrashClone(CrashOptions{})
+	require.Equal(t, "synced|", memRead(t, c, "/f"))
+	require.Equal(t, "gg", memRead(t, c, "/g"), "other files are not affected")
+	// Cut back to what was synced, or recreated, the file syncs again.
+	require.NoError(t, f.Truncate(int64(len("synced|"))))
+	_, err = f.Write([]byte("again"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	// The clone is a fresh disk: its files sync again.
+	cf := memOpen(t, c, "/f")
+	_, err = cf.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, cf.Sync())
+	require.Equal(t, "synced|x", memRead(t, c.CrashClone(CrashOptions{}), path.Clean("/f")))
+}
+
+// A file recreated (Create of its name truncates it) after a failed Sync
+// syncs again: what the failure lost went with the truncation.
+func TestCrashFailedSyncThenRecreate(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/c", "old")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memCreate(t, fsys, "/c")
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.Equal(t, "old", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
+	g := memCreate(t, fsys, "/c")
+	_, err = g.Write([]byte("newer"))
+	require.NoError(t, err)
+	require.NoError(t, g.Sync())
+	require.Equal(t, "newer", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
+}
