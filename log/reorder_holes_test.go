@@ -22,17 +22,14 @@ import (
 // must cut that tail — none of it was durable — keep everything below the
 // recovery point, and open.
 //
-// KNOWN BUG, skipped: segment.Recover reports "bad bytes followed by a
-// valid batch" as corruption even when the bad bytes lie past the recovery
-// point, so log.Open fails and the partition does not open after a power
-// loss. The sequence: Append batches A, B, C (one write each, not synced;
-// A ends mid-sector, B spans the next sector, C the one after); the disk
-// commits the new size and writes the sector holding C but not the one
-// holding the rest of B; power loss. The .log then holds, past the recovery
-// point, A's start, a zero sector, then B's end and C whole: Recover finds
-// C valid after the zeros and refuses.
+// The sequence: Append batches A, B, C (one write each, not synced; A ends
+// mid-sector, B spans the next sector, C the one after); the disk commits
+// the new size and writes the sector holding C but not the one holding
+// the rest of B; power loss. The .log then holds, past the recovery point,
+// A, a zero sector, then B's end and C whole. segment.Recover took C,
+// valid after the bad bytes, for corruption, and Open failed: it now takes
+// a whole zero sector before it for the mark of a write never made.
 func TestCrashTornTailWithHoleOpens(t *testing.T) {
-	t.Skip("KNOWN BUG (reported by the vfs crash-model review): segment.Recover refuses bad bytes followed by a valid batch past the recovery point, which a reordered torn tail leaves; log.Open fails")
 	cfg := Config{Sync: SyncNever}
 	for seed := range 40 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

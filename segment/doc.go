@@ -15,8 +15,13 @@
 // Recovery (Recover) reads every batch from the start, checking length,
 // magic and CRC, and rebuilds both indexes. Bad bytes at the end of the
 // file with no valid batch after them are a torn write: they are cut and
-// reported in the RecoveryResult. Bad bytes followed by a valid batch, or
-// bad bytes holding offsets below the durable offset the caller vouches for,
+// reported in the RecoveryResult. So are bad bytes followed by a valid
+// batch when a sector of zeros lies between them (a whole aligned 512-byte
+// sector, or the end of the sector the valid batches end in): a write the
+// disk never made while it made later ones, which a power loss leaves on a
+// file system that commits a file's size before all its data (XFS, ext4
+// with data=writeback). Other bad bytes followed by a valid batch, and bad
+// bytes holding offsets below the durable offset the caller vouches for,
 // are corruption of acknowledged data: Recover cuts nothing and returns a
 // *record.CorruptError naming the file and position.
 //

@@ -31,10 +31,15 @@ func (r RecoveryResult) String() string {
 //
 // Where the valid batches end before the file does, what follows is either
 // a torn write or corruption. It is a torn tail — cut, and reported in the
-// result — when no valid batch follows it and the cut loses no offset below
-// durable (the offset up to which the caller knows data was made durable,
-// its recovery point). Otherwise nothing is cut and Recover returns a
-// *record.CorruptError naming the file and the position.
+// result — when the cut loses no offset below durable (the offset up to
+// which the caller knows data was made durable, its recovery point) and
+// either no valid batch follows it, or a whole aligned sector of zeros
+// lies between it and the next valid batch: a write the disk never made
+// while it made later ones, as a power loss leaves on a file system that
+// commits a file's size before all its data (XFS; ext4 with
+// data=writeback), not bytes gone bad. Otherwise nothing is cut and
+// Recover returns a *record.CorruptError naming the file and the
+// position.
 func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
@@ -111,8 +116,14 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		if q, ok, err := s.validBatchAfter(pos, size); err != nil {
 			return res, err
 		} else if ok {
-			return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
-				Reason: fmt.Sprintf("bad bytes followed by a valid batch at position %d", q), Err: bad}
+			hole, err := s.zeroSectorIn(pos, q)
+			if err != nil {
+				return res, err
+			}
+			if !hole {
+				return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
+					Reason: fmt.Sprintf("bad bytes followed by a valid batch at position %d", q), Err: bad}
+			}
 		}
 	}
 	if limit := s.limit.Load(); s.exactEnd && next != limit {
@@ -129,6 +140,44 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	s.checkedFrom.Store(0) // every batch was just checked
 	s.next.Store(next)
 	return res, nil
+}
+
+// sectorSize is the unit a disk writes whole or not at all, as Recover
+// assumes it: 512 bytes, the smallest there is (a 4 KiB sector holds
+// eight).
+const sectorSize = 512
+
+// zeroSectorIn reports whether [from, to) of the .log holds what a
+// sector write that never reached the disk leaves where the file had
+// grown: a whole sectorSize-aligned sector of zeros, or zeros from from
+// to the end of its sector when from is not aligned (the sector's old
+// content ended where the valid batches end) — at least the 12 bytes of
+// a batch's base offset and length, which no batch has zero.
+func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
+	zero := func(p, n int64) (bool, error) {
+		v, err := vfs.ReadView(s.log, p, int(n))
+		if err != nil {
+			return false, err
+		}
+		for _, c := range v {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	first := (from + sectorSize - 1) / sectorSize * sectorSize
+	if n := first - from; n >= 12 && first <= to {
+		if ok, err := zero(from, n); err != nil || ok {
+			return ok, err
+		}
+	}
+	for p := first; p+sectorSize <= to; p += sectorSize {
+		if ok, err := zero(p, sectorSize); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
 }
 
 // validBatchAfter looks for a whole batch with a valid CRC starting anywhere

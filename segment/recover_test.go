@@ -500,3 +500,57 @@ func TestOpenAfterCrashPastClose(t *testing.T) {
 		})
 	}
 }
+
+// A power loss on a file system that commits a file's size before all its
+// data leaves a sector the disk never wrote — zeros where the file grew —
+// and the batches after it whole: Recover cuts there (none of it was
+// durable) when a whole aligned sector of zeros, or zeros from the end of
+// the valid batches to the end of their sector (12 bytes at least), lie
+// before the next valid batch. Fewer zeros, or bad bytes that are not
+// zeros, are corruption, and nothing is cut.
+func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// zero returns the range of the torn batch to zero, given where
+		// it starts in the file.
+		zero func(at int64) (from, to int64)
+		cut  bool
+	}{
+		{"a whole sector", func(at int64) (int64, int64) {
+			s := (at/sectorSize + 1) * sectorSize
+			return s, s + sectorSize
+		}, true},
+		{"the end of the first sector", func(at int64) (int64, int64) {
+			return at, (at/sectorSize + 1) * sectorSize
+		}, true},
+		{"11 bytes", func(at int64) (int64, int64) { return at + 20, at + 31 }, false},
+		{"most of a sector, unaligned", func(at int64) (int64, int64) {
+			s := (at/sectorSize+1)*sectorSize + 1
+			return s, s + sectorSize - 2
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				f := newRecoverFixture(t, fsys, dir, 3)
+				at := f.m.size()
+				if tc.name == "the end of the first sector" && (sectorSize-at%sectorSize) < 12 {
+					t.Skip("the fixture's batches end too near a sector boundary")
+				}
+				torn := simpleBatch(t, f.m.next(), 4, 600) // spans two sectors
+				after := simpleBatch(t, f.m.next()+4, 2, 50)
+				data := append(bytes.Clone([]byte(torn)), after...)
+				from, to := tc.zero(at)
+				clear(data[from-at : to-at])
+				appendToFile(t, fsys, f.path, data)
+				before := readFile(t, fsys, f.path)
+				s := f.open(t)
+				res, err := s.Recover(0)
+				if !tc.cut {
+					f.checkNothingCut(t, err, at, before)
+					return
+				}
+				f.checkRecovered(t, s, res, err, int64(len(before)))
+			})
+		})
+	}
+}
