@@ -24,10 +24,7 @@ func TestRecoverCrashReorderTruncate(t *testing.T) {
 	if testing.Short() {
 		seeds = 8
 	}
-	// Not TailTorn: a torn tail with Reorder may hold a hole followed by a
-	// valid batch, which Recover refuses (see log's skipped
-	// TestCrashTornTailWithHoleOpens).
-	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros, vfs.TailGarbage} {
+	for _, mode := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
 		for _, synced := range []string{"none", "log", "all"} {
 			t.Run(fmt.Sprintf("%s/%s", mode, synced), func(t *testing.T) {
 				for seed := range seeds {
