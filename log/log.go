@@ -242,7 +242,15 @@ func (l *Log) open() (err error) {
 		}
 		l.info.TruncatedBytes += res.Truncated
 		l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
-		l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+		if res.HoleBefore > 0 {
+			// Batches written after the recovery point and never synced, as a
+			// power loss leaves them on a file system that commits a file's
+			// size first; or, if they were synced, zeros where a disk lost them.
+			l.logger.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
+				"segment", s.String(), "bytes", res.Truncated, "position", res.At, "validBatchAt", res.HoleBefore)
+		} else {
+			l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+		}
 		if active {
 			continue
 		}

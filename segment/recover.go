@@ -13,11 +13,17 @@ type RecoveryResult struct {
 	Batches   int   // valid batches kept
 	Truncated int64 // bytes of torn tail cut from the end
 	At        int64 // position of the cut, when Truncated > 0
+	// HoleBefore is the position of a whole valid batch the cut tail held
+	// after a sector of zeros (see Recover); 0 when it held none.
+	HoleBefore int64
 }
 
 func (r RecoveryResult) String() string {
 	if r.Truncated == 0 {
 		return fmt.Sprintf("%d batches, nothing cut", r.Batches)
+	}
+	if r.HoleBefore > 0 {
+		return fmt.Sprintf("%d batches, cut %d bytes of torn tail at position %d, with a hole of zeros before a valid batch at %d", r.Batches, r.Truncated, r.At, r.HoleBefore)
 	}
 	return fmt.Sprintf("%d batches, cut %d bytes of torn tail at position %d", r.Batches, r.Truncated, r.At)
 }
@@ -124,6 +130,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 				return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
 					Reason: fmt.Sprintf("bad bytes followed by a valid batch at position %d", q), Err: bad}
 			}
+			res.HoleBefore = q
 		}
 	}
 	if limit := s.limit.Load(); s.exactEnd && next != limit {

@@ -549,6 +549,10 @@ func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 					f.checkNothingCut(t, err, at, before)
 					return
 				}
+				if want := at + int64(len(torn)); res.HoleBefore != want {
+					t.Fatalf("Recover = %v: a hole before the valid batch at %d", res, want)
+				}
+				res.HoleBefore = 0
 				f.checkRecovered(t, s, res, err, int64(len(before)))
 			})
 		})
