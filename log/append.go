@@ -33,8 +33,10 @@ type AppendResult struct {
 
 // Append validates data — one or more whole RecordBatch v2 batches, as a
 // producer encoded them — assigns their offsets by rewriting each batch's
-// base offset (and leader epoch, and for LogAppendTime topics the max
-// timestamp and CRC) in place, and writes them with one write call. Append
+// base offset (and leader epoch; for LogAppendTime topics the max timestamp
+// and CRC; and a max timestamp that is not the records' largest, with the
+// CRC, as Kafka's broker corrects it) in place, and writes them with one
+// write call. Append
 // therefore modifies data; the log does not keep it after returning.
 //
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
@@ -237,11 +239,11 @@ func (l *Log) validate(data []byte) (int, error) {
 			return 0, err
 		}
 		// The header's max timestamp decides the segment's age (time
-		// retention, rolls), the time index and ListOffset: it must be
-		// the records' (Kafka's broker sets it so). A LogAppendTime
-		// topic overwrites it anyway.
+		// retention, rolls), the time index and ListOffset: it is set to
+		// the records' largest, as Kafka's broker sets it (some clients
+		// leave it unset, -1). A LogAppendTime topic overwrites it anyway.
 		if l.cfg.TimestampType != LogAppendTime && b.Attributes()&record.AttrLogAppendTime == 0 && maxTs != b.MaxTimestamp() {
-			return 0, fmt.Errorf("%w: batch at %d has max timestamp %d, but its records' largest is %d", ErrInvalidRecord, p, b.MaxTimestamp(), maxTs)
+			b.SetMaxTimestamp(maxTs)
 		}
 		records += int(n)
 		p += len(b)

@@ -197,7 +197,12 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 			return res, nil // the next pass starts over
 		}
 		if errors.Is(err, errGroupSkipped) {
-			skipped = true
+			// Only what is left of the group matters: a group retention
+			// or DeleteRecords removed whole holds nothing to clean.
+			live := *l.segs.Load()
+			if slices.ContainsFunc(group, func(s *segment.Segment) bool { return slices.Contains(live, s) }) {
+				skipped = true
+			}
 			continue
 		}
 		if err != nil {

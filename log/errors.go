@@ -17,9 +17,9 @@ var (
 	// ErrInvalidRecord is returned by Append for a well-formed batch that
 	// breaks a rule of the log: no records, offsets deltas that disagree
 	// with the count, a base offset other than 0, a control or
-	// transactional batch, a delete horizon (the cleaner's mark), a max
-	// timestamp that is not the records' largest, an idempotent batch
-	// without a sequence number, or a null key on a compacted topic.
+	// transactional batch, a delete horizon (the cleaner's mark), an
+	// idempotent batch without a sequence number, or a null key on a
+	// compacted topic.
 	ErrInvalidRecord = errors.New("runnel/log: invalid record")
 	// ErrInvalidConfig is returned by Open for a Config out of range.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")

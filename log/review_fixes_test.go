@@ -131,29 +131,38 @@ func TestMaxTimestampOverEmptiedBatch(t *testing.T) {
 	require.EqualValues(t, 1, off)
 }
 
-// TestAppendRefusesAWrongMaxTimestamp: the header's max timestamp must be
-// the records' largest (Kafka's LogValidator sets it so): it decides the
-// segment's age, the time index and ListOffset. A batch that claims
-// another is refused, compressed or not, compacted topic or not, and
-// nothing is appended; on a LogAppendTime topic the log sets it anyway.
-func TestAppendRefusesAWrongMaxTimestamp(t *testing.T) {
+// TestAppendSetsTheMaxTimestamp: the header's max timestamp decides the
+// segment's age, the time index and ListOffset, so Append sets it to the
+// records' largest, as Kafka's LogValidator does (some clients, Sarama
+// before 1.45.1, leave it -1), compressed or not, compacted topic or not;
+// on a LogAppendTime topic the log sets it to the append time anyway.
+func TestAppendSetsTheMaxTimestamp(t *testing.T) {
 	for _, cfg := range []Config{{}, {CleanupPolicy: Compact}, {TimestampType: LogAppendTime}} {
 		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
 			e := newEnv(t)
 			l := e.open(cfg)
-			for _, claim := range []int64{9_999_999, 999, -1} {
+			for i, claim := range []int64{9_999_999, 999, -1, 1000} {
 				data := batchOf(t, codec, kv{[]byte("k"), []byte("v"), 1000}, kv{[]byte("k"), []byte("w"), 500})
 				binary.BigEndian.PutUint64(data[35:], uint64(claim)) // header max timestamp
 				binary.BigEndian.PutUint32(data[17:], crc32.Checksum(data[21:], crc32.MakeTable(crc32.Castagnoli)))
-				_, err := l.Append(context.Background(), data, AppendOptions{})
+				appendOK(t, l, data)
+				got, err := l.Read(int64(2*i), 1<<20, math.MaxInt64)
+				require.NoError(t, err)
+				b, err := record.Parse(got, 0)
+				require.NoError(t, err)
+				require.NoError(t, b.Validate(0), "the CRC follows")
 				if cfg.TimestampType == LogAppendTime {
-					require.NoError(t, err)
+					require.Equal(t, e.clock.Now().UnixMilli(), b.MaxTimestamp())
 					continue
 				}
-				require.ErrorIs(t, err, ErrInvalidRecord, "%v %v claims %d", cfg.CleanupPolicy, codec, claim)
-				require.Zero(t, l.LogEndOffset())
+				require.EqualValues(t, 1000, b.MaxTimestamp(), "%v %v claimed %d", cfg.CleanupPolicy, codec, claim)
 			}
-			appendOK(t, l, batchOf(t, codec, kv{[]byte("k"), []byte("v"), 1000}, kv{[]byte("k"), []byte("w"), 500}))
+			if cfg.TimestampType != LogAppendTime {
+				off, ok, err := l.OffsetOfMaxTimestamp()
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.Zero(t, off)
+			}
 			require.NoError(t, l.Close())
 		}
 	}
@@ -225,4 +234,55 @@ func TestFutureTimestampDoesNotBlockCompaction(t *testing.T) {
 	require.EqualValues(t, 2, res.FirstUncleanable, "sealed segments are cleanable with min.compaction.lag.ms 0")
 	recs := readAll(t, l, 0)
 	require.Len(t, recs, 1, "the superseded record stays")
+}
+
+// TestCompactionSkippedGroupGoneMovesCheckpoint: a client's DeleteRecords
+// removes, during each compaction pass, the whole first group (one
+// segment): nothing of it is left to hold a key the map replaces, so the
+// pass moves the cleaner checkpoint. It held it, pass after pass (from a
+// review): with a DeleteRecords in every pass the checkpoint never moved
+// and every pass mapped the same, growing, dirty section again.
+func TestCompactionSkippedGroupGoneMovesCheckpoint(t *testing.T) {
+	mem := vfs.NewMem()
+	var hook func(op vfs.Op, name string)
+	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if hook != nil {
+			hook(op, name)
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
+	clock := newClock()
+	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := clock.Now().UnixMilli()
+	fill := func(round int) {
+		for i := range 3 {
+			// About 600 bytes a segment: each group is one segment.
+			for k := range 4 {
+				appendOK(t, l, batchOf(t, 0, kv{key: []byte{byte('a' + k)}, value: []byte(strings.Repeat("v", 100) + string(rune('0'+round)) + string(rune('0'+i))), ts: ts}))
+			}
+			require.NoError(t, l.Roll())
+		}
+	}
+	var cleaned []int64
+	for round := range 4 {
+		fill(round)
+		segs := *l.segs.Load()
+		second := segs[1].Base()
+		hook = func(op vfs.Op, name string) {
+			if op != vfs.OpCreate || !strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+				return
+			}
+			hook = nil
+			_, err := l.DeleteRecordsBefore(second) // the first group, whole
+			require.NoError(t, err)
+		}
+		res, err := l.Compact(t.Context())
+		require.NoError(t, err)
+		hook = nil
+		cleaned = append(cleaned, res.CleanedTo)
+	}
+	require.NotEqual(t, int64(0), cleaned[len(cleaned)-1], "cleaner checkpoint after each pass: %v", cleaned)
 }

@@ -233,6 +233,14 @@ func AddSequence(seq int32, n int64) int32 {
 // NumRecords is the record count field.
 func (b Batch) NumRecords() int32 { return int32(binary.BigEndian.Uint32(b[offCount:])) }
 
+// SetMaxTimestamp sets the batch's max timestamp field and recomputes the
+// CRC, which covers it: a broker sets it to its records' largest (see
+// CheckFraming), as Kafka's does for clients that leave it unset.
+func (b Batch) SetMaxTimestamp(ts int64) {
+	binary.BigEndian.PutUint64(b[offMaxTime:], uint64(ts))
+	b.UpdateCRC()
+}
+
 // SetLogAppendTime marks the batch's timestamps as the broker's append time
 // ts (ms) and recomputes the CRC, which covers both fields. Records keep
 // their encoded timestamps; readers report ts for each of them, as Kafka's
