@@ -214,7 +214,11 @@ func (l *Log) open() (err error) {
 		// closed cleanly, at the log end offset Close recorded. Open and
 		// Recover check them, so that a batch header gone bad on disk
 		// neither hides records nor makes up a log end offset.
-		opts := segment.OpenOptions{Active: active}
+		// Under SyncAlways an append is acknowledged once fsynced, and
+		// batches past the recovery point may be acknowledged: Recover
+		// must not cut a hole there, which it cannot tell from bytes gone
+		// bad. Otherwise nothing past the recovery point was promised.
+		opts := segment.OpenOptions{Active: active, Unpromised: l.cfg.Sync != SyncAlways}
 		if !active {
 			opts.Limit = bases[i+1]
 		} else if clean {

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -39,13 +40,16 @@ func (r RecoveryResult) String() string {
 // a torn write or corruption. It is a torn tail — cut, and reported in the
 // result — when the cut loses no offset below durable (the offset up to
 // which the caller knows data was made durable, its recovery point) and
-// either no valid batch follows it, or a whole aligned sector of zeros
-// lies between it and the next valid batch: a write the disk never made
-// while it made later ones, as a power loss leaves on a file system that
-// commits a file's size before all its data (XFS; ext4 with
-// data=writeback), not bytes gone bad. Otherwise nothing is cut and
-// Recover returns a *record.CorruptError naming the file and the
-// position.
+// no valid batch follows it. When one does, and the segment was opened
+// with OpenOptions.Unpromised (nothing past durable was promised), it is
+// a torn tail too if zeros show a sector the disk never wrote before that
+// batch: a whole aligned sector of zeros, zeros from the end of the valid
+// batches to the end of their sector (12 bytes at least), or a batch
+// whose only fault is a base offset zeroed up to a sector boundary — as a
+// power loss leaves it on a file system that commits a file's size before
+// all its data (XFS; ext4 with data=writeback). Otherwise nothing is cut
+// and Recover returns a *record.CorruptError naming the file and the
+// position: acknowledged bytes gone bad can look the same.
 func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
@@ -82,6 +86,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	pos, next := int64(0), s.base
 	lastPos := int64(0)
 	var bad error
+	holeAtPos := false // the batch at pos lost its first sector's bytes
 	for pos < size {
 		hdr, err := s.header(pos, size)
 		if err != nil {
@@ -97,8 +102,14 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 			if oerr := s.checkOffsets(b, pos, next-1); oerr != nil {
 				// A whole batch with a valid CRC is no torn write,
 				// wherever it is: its offsets were written wrong or went
-				// bad (no CRC covers the base offset).
-				return res, oerr
+				// bad (no CRC covers the base offset) — unless its base
+				// offset was zeroed by a sector never written, up to a
+				// sector boundary, and the rest is what follows next.
+				if !s.unpromised || next < durable || !s.zeroedBaseOffset(b, pos, next) {
+					return res, oerr
+				}
+				bad, holeAtPos = oerr, true
+				break
 			}
 		}
 		if err != nil {
@@ -119,12 +130,16 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		if next < durable {
 			return res, fmt.Errorf("%w (offsets from %d were durable up to %d)", bad, next, durable)
 		}
-		if q, ok, err := s.validBatchAfter(pos, size); err != nil {
+		if holeAtPos {
+			res.HoleBefore = pos
+		} else if q, ok, err := s.validBatchAfter(pos, size); err != nil {
 			return res, err
 		} else if ok {
-			hole, err := s.zeroSectorIn(pos, q)
-			if err != nil {
-				return res, err
+			hole := false
+			if s.unpromised {
+				if hole, err = s.zeroSectorIn(pos, q); err != nil {
+					return res, err
+				}
 			}
 			if !hole {
 				return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,
@@ -185,6 +200,30 @@ func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// zeroedBaseOffset reports whether batch b at pos, whose CRC is valid but
+// whose offsets do not follow next-1, is what a lost write of the sector
+// holding its start leaves: its bytes from pos to the end of that sector
+// are zeros, they end within the base offset (which no CRC covers), and
+// with next for its base offset the batch's offsets follow.
+func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
+	k := int((pos/sectorSize+1)*sectorSize - pos) // bytes to the sector's end
+	if k > 8 || pos%sectorSize == 0 {
+		return false
+	}
+	for _, c := range b[:k] {
+		if c != 0 {
+			return false
+		}
+	}
+	var hdr [record.HeaderSize]byte
+	copy(hdr[:], b)
+	record.Batch(hdr[:]).SetBaseOffset(next)
+	if !bytes.Equal(hdr[k:8], b[k:8]) {
+		return false // a byte past the lost sector differs too
+	}
+	return s.offsetsOK(hdr[:], next-1)
 }
 
 // validBatchAfter looks for a whole batch with a valid CRC starting anywhere

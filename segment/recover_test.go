@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -503,11 +504,14 @@ func TestOpenAfterCrashPastClose(t *testing.T) {
 
 // A power loss on a file system that commits a file's size before all its
 // data leaves a sector the disk never wrote — zeros where the file grew —
-// and the batches after it whole: Recover cuts there (none of it was
-// durable) when a whole aligned sector of zeros, or zeros from the end of
-// the valid batches to the end of their sector (12 bytes at least), lie
-// before the next valid batch. Fewer zeros, or bad bytes that are not
-// zeros, are corruption, and nothing is cut.
+// and the batches after it whole. When nothing past durable was promised
+// (OpenOptions.Unpromised), Recover cuts there if a whole aligned sector
+// of zeros, or zeros from the end of the valid batches to the end of their
+// sector (12 bytes at least), lie before the next valid batch. Fewer
+// zeros, bad bytes that are not zeros, or a segment whose bytes past
+// durable may have been acknowledged (not Unpromised: a bit gone bad in a
+// batch with a zero sector in its records looks the same) are corruption,
+// and nothing is cut.
 func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -529,32 +533,38 @@ func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 			return s, s + sectorSize - 2
 		}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-				f := newRecoverFixture(t, fsys, dir, 3)
-				at := f.m.size()
-				if tc.name == "the end of the first sector" && (sectorSize-at%sectorSize) < 12 {
-					t.Skip("the fixture's batches end too near a sector boundary")
-				}
-				torn := simpleBatch(t, f.m.next(), 4, 600) // spans two sectors
-				after := simpleBatch(t, f.m.next()+4, 2, 50)
-				data := append(bytes.Clone([]byte(torn)), after...)
-				from, to := tc.zero(at)
-				clear(data[from-at : to-at])
-				appendToFile(t, fsys, f.path, data)
-				before := readFile(t, fsys, f.path)
-				s := f.open(t)
-				res, err := s.Recover(0)
-				if !tc.cut {
-					f.checkNothingCut(t, err, at, before)
-					return
-				}
-				if want := at + int64(len(torn)); res.HoleBefore != want {
-					t.Fatalf("Recover = %v: a hole before the valid batch at %d", res, want)
-				}
-				res.HoleBefore = 0
-				f.checkRecovered(t, s, res, err, int64(len(before)))
+		for _, unpromised := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/unpromised=%v", tc.name, unpromised), func(t *testing.T) {
+				forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+					f := newRecoverFixture(t, fsys, dir, 3)
+					at := f.m.size()
+					if tc.name == "the end of the first sector" && (sectorSize-at%sectorSize) < 12 {
+						t.Skip("the fixture's batches end too near a sector boundary")
+					}
+					torn := simpleBatch(t, f.m.next(), 4, 600) // spans two sectors
+					after := simpleBatch(t, f.m.next()+4, 2, 50)
+					data := append(bytes.Clone([]byte(torn)), after...)
+					from, to := tc.zero(at)
+					clear(data[from-at : to-at])
+					appendToFile(t, fsys, f.path, data)
+					before := readFile(t, fsys, f.path)
+					s, _, err := Open(fsys, dir, f.base, f.cfg, OpenOptions{Active: true, Unpromised: unpromised})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer s.Close()
+					res, err := s.Recover(0)
+					if !tc.cut || !unpromised {
+						f.checkNothingCut(t, err, at, before)
+						return
+					}
+					if want := at + int64(len(torn)); res.HoleBefore != want {
+						t.Fatalf("Recover = %v: a hole before the valid batch at %d", res, want)
+					}
+					res.HoleBefore = 0
+					f.checkRecovered(t, s, res, err, int64(len(before)))
+				})
 			})
-		})
+		}
 	}
 }
