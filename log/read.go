@@ -1,12 +1,16 @@
 package log
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
+	"slices"
 	"sort"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 )
 
@@ -147,43 +151,64 @@ func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offse
 // from the log start on, and its first record (offsetForTime). Those are
 // upper bounds: the largest in the segment the log start is inside (after
 // DeleteRecords) may be a deleted record's, a batch that compaction
-// emptied keeps its max timestamp, and a batch's header is what a client
-// wrote. When no record has it, the largest timestamp a record has is
-// found by bisection over offsetForTime, which is monotone: there is a
-// record at least as recent as T for every T up to it, and none above.
+// emptied keeps its max timestamp, and batches appended before Append
+// set it may claim another. When no record has it, the records are read:
+// those of the segments whose max timestamp could hold the largest, the
+// largest first, and in them of the batches whose max timestamp could.
 func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
 	start := l.start.Load()
-	hi, any := int64(math.MinInt64), false
+	var segs []*segment.Segment
+	hi := int64(math.MinInt64)
 	for _, s := range *l.segs.Load() {
 		if s.NextOffset() > start && s.Size() > 0 {
-			hi, any = max(hi, s.MaxTimestamp()), true
+			segs = append(segs, s)
+			hi = max(hi, s.MaxTimestamp())
 		}
 	}
-	if !any {
+	if len(segs) == 0 {
 		return 0, false, nil
 	}
 	if off, ok, err := l.offsetForTime(hi); err != nil || ok {
 		return off, ok, err
 	}
-	// The largest T in [lo, hi] with a record at least as recent, if any.
-	lo := int64(math.MinInt64)
-	if _, ok, err := l.offsetForTime(lo); err != nil || !ok {
-		return 0, false, err // no record at all
-	}
-	for lo < hi {
-		d := uint64(hi) - uint64(lo)
-		mid := int64(uint64(lo) + d/2 + d&1) // the upper middle, without overflow
-		_, ok, err := l.offsetForTime(mid)
+	slices.SortStableFunc(segs, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
+	best, bestOff, found := int64(math.MinInt64), int64(0), false
+	var scratch []byte
+	var r record.Record
+	for _, s := range segs {
+		if found && s.MaxTimestamp() < best {
+			break // nor can those after it
+		}
+		pos := int64(0)
+		if start > s.Base() {
+			var err error
+			if pos, err = s.PositionOf(start); err != nil {
+				return 0, false, err
+			}
+		}
+		err := l.eachBatch(context.Background(), s, pos, func(b record.Batch) error {
+			if b.IsControl() || b.LastOffset() < start || found && b.MaxTimestamp() < best {
+				return nil
+			}
+			it, err := b.IterBuffer(0, 0, scratch)
+			if err != nil {
+				return err
+			}
+			it.SkipHeaders()
+			for it.Next(&r) {
+				ts := r.Timestamp.UnixMilli()
+				if r.Offset >= start && (!found || ts > best || ts == best && r.Offset < bestOff) {
+					best, bestOff, found = ts, r.Offset, true
+				}
+			}
+			scratch = it.Buffer()
+			return it.Err()
+		})
 		if err != nil {
 			return 0, false, err
 		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
 	}
-	return l.offsetForTime(lo)
+	return bestOff, found, nil
 }
 
 func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {

@@ -67,11 +67,12 @@ func TestCompactionSkippedGroupNotCheckpointed(t *testing.T) {
 	require.True(t, !ok || v == nil, "key k, deleted by its tombstone, came back with %q", v)
 }
 
-// TestMaxTimestampBisectionTerminates: OffsetOfMaxTimestamp's bisection
-// spans MinInt64 to MaxInt64 (a record stamped math.MaxInt64) without its
-// midpoint wrapping; it computed lo + (hi-lo+1)/2 in uint64, which wrapped
-// to lo there, and the loop never ended, holding the partition's lock.
-func TestMaxTimestampBisectionTerminates(t *testing.T) {
+// TestMaxTimestampAcrossTheWholeRange: OffsetOfMaxTimestamp answers for
+// timestamps from MinInt64 to MaxInt64 (a record stamped math.MaxInt64);
+// its first search, a bisection, computed its midpoint lo + (hi-lo+1)/2 in
+// uint64, which wrapped to lo there, and never ended, holding the
+// partition's lock (from a review). It now reads the records instead.
+func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
 	defer l.Close()
