@@ -215,10 +215,12 @@ func (l *Log) open() (err error) {
 		// Recover check them, so that a batch header gone bad on disk
 		// neither hides records nor makes up a log end offset.
 		// Under SyncAlways an append is acknowledged once fsynced, and
-		// batches past the recovery point may be acknowledged: Recover
-		// must not cut a hole there, which it cannot tell from bytes gone
-		// bad. Otherwise nothing past the recovery point was promised.
-		opts := segment.OpenOptions{Active: active, Unpromised: l.cfg.Sync != SyncAlways}
+		// under SyncPeriodic the append that makes a flush due waits for
+		// it: batches past the recovery point may be acknowledged, and
+		// Recover must not cut a hole there, which it cannot tell from
+		// bytes gone bad. Under SyncNever nothing past the recovery point
+		// was promised (but for a Flush, which the user asked for).
+		opts := segment.OpenOptions{Active: active, Unpromised: l.cfg.Sync == SyncNever}
 		if !active {
 			opts.Limit = bases[i+1]
 		} else if clean {

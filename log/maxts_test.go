@@ -1,9 +1,11 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/stretchr/testify/require"
@@ -100,5 +102,70 @@ func TestOffsetOfMaxTimestampModel(t *testing.T) {
 		require.NoError(rt, l.Close())
 		l = e.open(cfg)
 		check()
+	})
+}
+
+// TestOffsetOfMaxTimestampAgainstRecords: OffsetOfMaxTimestamp against
+// the records the log returns, over codecs, compaction (emptied batches),
+// DeleteRecords inside segments, LogAppendTime, ties and reopens (from a
+// review).
+func TestOffsetOfMaxTimestampAgainstRecords(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		e := newEnv(t)
+		cfg := Config{SegmentBytes: int64(rapid.IntRange(200, 1500).Draw(rt, "segment")), IndexIntervalBytes: 64,
+			CleanupPolicy: Compact | Delete, RetentionTime: -1}
+		if rapid.Bool().Draw(rt, "lat") {
+			cfg.TimestampType = LogAppendTime
+		}
+		l := e.open(cfg)
+		defer func() { l.Close() }()
+		check := func() {
+			start := l.LogStartOffset()
+			recs := readAll(rt, l, start)
+			best, want := int64(math.MinInt64), int64(-1)
+			for _, r := range recs {
+				if r.Offset < start {
+					continue
+				}
+				if ts := r.Timestamp.UnixMilli(); ts > best {
+					best, want = ts, r.Offset
+				}
+			}
+			got, ok, err := l.OffsetOfMaxTimestamp()
+			require.NoError(rt, err)
+			require.Equal(rt, want >= 0, ok)
+			if ok {
+				require.Equal(rt, want, got, "best ts %d", best)
+			}
+		}
+		ops := rapid.IntRange(1, 40).Draw(rt, "ops")
+		for range ops {
+			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			case 0:
+				require.NoError(rt, l.Roll())
+			case 1:
+				off := rapid.Int64Range(l.LogStartOffset(), l.LogEndOffset()).Draw(rt, "del")
+				_, err := l.DeleteRecordsBefore(off)
+				require.NoError(rt, err)
+			case 2:
+				_, err := l.Compact(context.Background())
+				require.NoError(rt, err)
+			case 3:
+				require.NoError(rt, l.Close())
+				l = e.open(cfg)
+			case 4:
+				e.clock.Advance(time.Duration(rapid.Int64Range(0, 5000).Draw(rt, "adv")) * time.Millisecond)
+			default:
+				n := rapid.IntRange(1, 4).Draw(rt, "n")
+				recs := make([]kv, n)
+				for i := range recs {
+					recs[i] = kv{fmt.Appendf(nil, "k%d", rapid.IntRange(0, 3).Draw(rt, "key")), []byte("v"),
+						rapid.Int64Range(-3, 40).Draw(rt, "ts")}
+				}
+				codec := compression.Codec(rapid.IntRange(0, 4).Draw(rt, "codec"))
+				appendOK(rt, l, batchOf(rt, codec, recs...))
+			}
+			check()
+		}
 	})
 }
