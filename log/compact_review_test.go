@@ -129,19 +129,9 @@ func TestCompactionEmptiedBatchKeepsMaxTimestamp(t *testing.T) {
 // dropped a key's newest record, appended after the truncation below the
 // offset the stale map held for the key, and the key was gone.
 func TestCompactionAbortedByTruncation(t *testing.T) {
-	mem := vfs.NewMem()
 	var hook func(op vfs.Op, name string)
-	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if hook != nil {
-			hook(op, name)
-		}
-		return nil
-	}))
-	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
-	clock := newClock()
-	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
-	require.NoError(t, err)
-	defer l.Close()
+	l, clock := hookedLog(t, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, &hook)
+	var err error
 	ts := clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("old"), ts: ts})) // 0
 	require.NoError(t, l.Roll())

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -34,36 +33,17 @@ func testCrashReorder(t *testing.T, compact bool) {
 	w := newCrashWorkload(t, compact)
 	ref, n := w.reference(t)
 	for _, k := range crashPoints(n, 60) {
-		mem := vfs.NewMem()
-		fsys := vfs.WithFaults(mem, vfs.FailFrom(k))
-		clock := newClock()
-		tr := newCrashTrace()
-		l, err := Open(crashDir, w.cfg, Options{FS: fsys, Clock: clock})
-		if err == nil {
-			err = w.run(l, clock, tr)
-		}
-		if err != nil && !errors.Is(err, vfs.ErrInjected) {
-			t.Errorf("k=%d: the workload failed with an error not injected: %v", k, err)
-			continue
-		}
-		type crash struct {
-			name  string
-			clone *vfs.MemFS
-		}
-		var crashes []crash
-		for _, mode := range crashTails {
-			for seed := range crashReorderSeeds() {
-				r := rand.New(rand.NewPCG(uint64(k), uint64(mode)<<8|uint64(seed)))
-				crashes = append(crashes, crash{fmt.Sprintf("k=%04d/%s/%d", k, mode, seed),
-					mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: r, Reorder: true})})
+		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
+			var clones []namedClone
+			for _, mode := range crashTails {
+				for seed := range crashReorderSeeds() {
+					r := rand.New(rand.NewPCG(uint64(k), uint64(mode)<<8|uint64(seed)))
+					clones = append(clones, namedClone{fmt.Sprintf("k=%04d/%s/%d", k, mode, seed),
+						mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: r, Reorder: true})})
+				}
 			}
-		}
-		if l != nil {
-			l.Close() // on a dead disk: it changes nothing durable
-		}
-		for _, c := range crashes {
-			t.Run(c.name, func(t *testing.T) { checkCrashed(t, w, ref, tr, c.clone) })
-		}
+			return clones
+		})
 	}
 }
 

@@ -270,30 +270,45 @@ func testCrash(t *testing.T, compact bool) {
 	require.Greater(t, n, 100)
 	t.Logf("%d steps, %d file-system operations, %d records", len(w.steps), n, len(ref.history))
 	for _, k := range crashPoints(n, 60) {
-		mem := vfs.NewMem()
-		fsys := vfs.WithFaults(mem, vfs.FailFrom(k))
-		clock := newClock()
-		tr := newCrashTrace()
-		l, err := Open(crashDir, w.cfg, Options{FS: fsys, Clock: clock})
-		if err == nil {
-			err = w.run(l, clock, tr)
-		}
-		if err != nil && !errors.Is(err, vfs.ErrInjected) {
-			t.Errorf("k=%d: the workload failed with an error not injected: %v", k, err)
-			continue
-		}
-		clones := make([]*vfs.MemFS, len(crashTails))
-		for i, mode := range crashTails {
-			clones[i] = mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
-		}
-		if l != nil {
-			l.Close() // on a dead disk: it changes nothing durable
-		}
-		for i, mode := range crashTails {
-			t.Run(fmt.Sprintf("k=%04d/%s", k, mode), func(t *testing.T) {
-				checkCrashed(t, w, ref, tr, clones[i])
-			})
-		}
+		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
+			var clones []namedClone
+			for _, mode := range crashTails {
+				clones = append(clones, namedClone{fmt.Sprintf("k=%04d/%s", k, mode),
+					mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})})
+			}
+			return clones
+		})
+	}
+}
+
+// namedClone is a crash clone and the name of its subtest.
+type namedClone struct {
+	name string
+	fs   *vfs.MemFS
+}
+
+// crashAt runs the workload on a fresh MemFS whose k-th operation and all
+// after it fail (the power is cut there), takes the crash clones clone
+// makes of it, and checks the log each of them leaves against ref.
+func (w *crashWorkload) crashAt(t *testing.T, ref *crashTrace, k int, clone func(*vfs.MemFS) []namedClone) {
+	mem := vfs.NewMem()
+	fsys := vfs.WithFaults(mem, vfs.FailFrom(k))
+	clock := newClock()
+	tr := newCrashTrace()
+	l, err := Open(crashDir, w.cfg, Options{FS: fsys, Clock: clock})
+	if err == nil {
+		err = w.run(l, clock, tr)
+	}
+	if err != nil && !errors.Is(err, vfs.ErrInjected) {
+		t.Errorf("k=%d: the workload failed with an error not injected: %v", k, err)
+		return
+	}
+	clones := clone(mem)
+	if l != nil {
+		l.Close() // on a dead disk: it changes nothing durable
+	}
+	for _, c := range clones {
+		t.Run(c.name, func(t *testing.T) { checkCrashed(t, w, ref, tr, c.fs) })
 	}
 }
 

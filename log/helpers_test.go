@@ -117,3 +117,22 @@ func readAll(t testT, l *Log, from int64) []*record.Record {
 	}
 	return out
 }
+
+// hookedLog opens a log of cfg on a MemFS whose every operation first
+// calls *hook, when the test has set it (to act at a chosen moment, such
+// as the cleaner's creating its .cleaned file), with a fake clock. The
+// log closes with the test.
+func hookedLog(t *testing.T, cfg Config, hook *func(op vfs.Op, name string)) (*Log, *fakeClock) {
+	t.Helper()
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if *hook != nil {
+			(*hook)(op, name)
+		}
+		return nil
+	}))
+	clock := newClock()
+	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l, clock
+}

@@ -25,19 +25,9 @@ import (
 // and the deleted key come back with its old value. (It did, before the
 // fix.)
 func TestCompactionSkippedGroupNotCheckpointed(t *testing.T) {
-	mem := vfs.NewMem()
 	var hook func(op vfs.Op, name string)
-	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if hook != nil {
-			hook(op, name)
-		}
-		return nil
-	}))
-	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact | Delete, DeleteRetentionTime: time.Minute}
-	clock := newClock()
-	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
-	require.NoError(t, err)
-	defer l.Close()
+	l, clock := hookedLog(t, Config{SegmentBytes: 1000, CleanupPolicy: Compact | Delete, DeleteRetentionTime: time.Minute}, &hook)
+	var err error
 	ts := clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("filler"), ts: ts})) // 0
 	require.NoError(t, l.Roll())
@@ -244,19 +234,8 @@ func TestFutureTimestampDoesNotBlockCompaction(t *testing.T) {
 // review): with a DeleteRecords in every pass the checkpoint never moved
 // and every pass mapped the same, growing, dirty section again.
 func TestCompactionSkippedGroupGoneMovesCheckpoint(t *testing.T) {
-	mem := vfs.NewMem()
 	var hook func(op vfs.Op, name string)
-	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if hook != nil {
-			hook(op, name)
-		}
-		return nil
-	}))
-	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
-	clock := newClock()
-	l, err := Open("/d/t-0", cfg, Options{FS: fs, Clock: clock})
-	require.NoError(t, err)
-	defer l.Close()
+	l, clock := hookedLog(t, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, &hook)
 	ts := clock.Now().UnixMilli()
 	fill := func(round int) {
 		for i := range 3 {
