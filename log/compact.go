@@ -69,6 +69,15 @@ func (l *Log) DirtyRatio() float64 {
 	return float64(dirty) / float64(total)
 }
 
+// dirtyEnough reports whether the dirty ratio calls for a compaction, as
+// min.cleanable.dirty.ratio says: at least the ratio, and something dirty
+// (with a ratio of 0, Maintain ran a pass over the whole cleanable log
+// every time, dirty or not; Kafka asks for more than the ratio).
+func (l *Log) dirtyEnough() bool {
+	r := l.DirtyRatio()
+	return r > 0 && r >= l.cfg.MinCleanableDirtyRatio
+}
+
 // compactionOverdue reports whether max.compaction.lag.ms calls for a
 // compaction (KIP-354): a segment compaction may clean holds dirty records
 // and its first batch is older than the lag, as Kafka judges it. Only

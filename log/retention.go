@@ -241,7 +241,7 @@ func (l *Log) Maintain(ctx context.Context) error {
 			}
 		}
 	}
-	if l.cfg.CleanupPolicy&Compact != 0 && (l.DirtyRatio() >= l.cfg.MinCleanableDirtyRatio || l.compactionOverdue()) {
+	if l.cfg.CleanupPolicy&Compact != 0 && (l.dirtyEnough() || l.compactionOverdue()) {
 		if _, err := l.Compact(ctx); err != nil {
 			return err
 		}

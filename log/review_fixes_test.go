@@ -266,3 +266,33 @@ func TestCompactionSkippedGroupGoneMovesCheckpoint(t *testing.T) {
 	}
 	require.NotEqual(t, int64(0), cleaned[len(cleaned)-1], "cleaner checkpoint after each pass: %v", cleaned)
 }
+
+// TestMaintainAtRatioZeroCompactsOnlyWhatIsDirty: min.cleanable.dirty.ratio
+// 0 means "compact whenever anything is dirty", as its doc says: a
+// Maintain with nothing dirty runs no pass. It ran one at every Maintain
+// (ratio 0 >= 0), reading and rewriting the whole cleanable log.
+func TestMaintainAtRatioZeroCompactsOnlyWhatIsDirty(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, clock := hookedLog(t, Config{SegmentBytes: 300, CleanupPolicy: Compact, MinCleanableDirtyRatio: -1}, &hook)
+	ts := clock.Now().UnixMilli()
+	for i := range 20 {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte{byte('a' + i%3)}, value: []byte(strings.Repeat("v", 50)), ts: ts}))
+	}
+	passes := 0
+	hook = func(op vfs.Op, name string) {
+		if op == vfs.OpCreate && strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+			passes++
+		}
+	}
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Positive(t, passes, "something was dirty")
+	passes = 0
+	for range 3 {
+		require.NoError(t, l.Maintain(context.Background()))
+	}
+	require.Zero(t, passes, "nothing was dirty")
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("new"), ts: ts}))
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Positive(t, passes, "a new dirty segment")
+}
