@@ -488,59 +488,46 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 	if dropped == 0 && !needHorizon {
 		return b, 0, nil
 	}
-	if dropped == all {
-		if !keepEmpty {
-			return nil, dropped, nil
-		}
-		// Kept empty, as Kafka's cleaner writes it (writeEmptyHeader):
-		// the batch's offsets, producer, sequence, leader epoch,
-		// timestamp type and max timestamp, uncompressed, so that the
-		// segment's age (retention, min.compaction.lag.ms) does not
-		// change.
-		bld.Reset()
-		if b.ProducerID() != record.NoProducerID {
-			bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
-		}
-		bld.SetTransactional(b.IsTransactional())
-		bld.SetLastOffsetDelta(b.LastOffsetDelta())
-		bld.SetEmptyMaxTimestamp(b.MaxTimestamp())
-		nb, err := bld.Finish(compression.None)
-		if err != nil {
-			return nil, 0, err
-		}
-		nb.SetBaseOffset(b.BaseOffset())
-		nb.SetLeaderEpoch(b.LeaderEpoch())
-		if b.TimestampType() == record.LogAppendTime {
-			nb.SetLogAppendTime(b.MaxTimestamp())
-		}
-		return nb, dropped, nil
-	}
-	// Rebuild with headers this time.
-	it, err = b.Iter(0, 0)
-	if err != nil {
-		return nil, 0, err
+	if dropped == all && !keepEmpty {
+		return nil, dropped, nil
 	}
 	bld.Reset()
 	if b.ProducerID() != record.NoProducerID {
 		bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
 	}
 	bld.SetTransactional(b.IsTransactional())
-	switch {
-	case needHorizon:
-		bld.SetDeleteHorizon(now + l.cfg.DeleteRetentionTime.Milliseconds())
-	case b.HasDeleteHorizon():
-		bld.SetDeleteHorizon(b.BaseTimestamp())
-	}
 	bld.SetLastOffsetDelta(b.LastOffsetDelta())
-	for it.Next(&r) {
-		if keep(&r) {
-			bld.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+	codec := b.Codec()
+	if dropped == all {
+		// Kept empty, as Kafka's cleaner writes it (writeEmptyHeader):
+		// the batch's offsets, producer, sequence, leader epoch,
+		// timestamp type and max timestamp, uncompressed, so that the
+		// segment's age (retention, min.compaction.lag.ms) does not
+		// change.
+		bld.SetEmptyMaxTimestamp(b.MaxTimestamp())
+		codec = compression.None
+	} else {
+		switch {
+		case needHorizon:
+			bld.SetDeleteHorizon(now + l.cfg.DeleteRetentionTime.Milliseconds())
+		case b.HasDeleteHorizon():
+			bld.SetDeleteHorizon(b.BaseTimestamp())
+		}
+		// Rebuild with headers this time.
+		it, err = b.Iter(0, 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		for it.Next(&r) {
+			if keep(&r) {
+				bld.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+			}
+		}
+		if it.Err() != nil {
+			return nil, 0, it.Err()
 		}
 	}
-	if it.Err() != nil {
-		return nil, 0, it.Err()
-	}
-	nb, err := bld.Finish(b.Codec())
+	nb, err := bld.Finish(codec)
 	if err != nil {
 		return nil, 0, err
 	}
