@@ -254,43 +254,56 @@ func (l *Log) validate(data []byte) (int, error) {
 // framingBufs holds buffers for the decompressed records of checkFraming.
 var framingBufs = sync.Pool{New: func() any { return new([]byte) }}
 
+// withPooledBuf runs f with a buffer from framingBufs, and keeps the
+// buffer f returns (grown) for the next batch, unless it is outsized.
+func withPooledBuf(f func([]byte) []byte) {
+	buf := framingBufs.Get().(*[]byte)
+	*buf = f(*buf)
+	if cap(*buf) > 4<<20 {
+		*buf = nil
+	}
+	framingBufs.Put(buf)
+}
+
 // checkFraming is b.CheckFramingBuffer with a pooled buffer; it returns
 // the records' largest timestamp.
-func checkFraming(b record.Batch, pos int64) (int64, error) {
+func checkFraming(b record.Batch, pos int64) (maxTs int64, err error) {
 	if b.Codec() == compression.None {
 		return b.CheckFraming(pos)
 	}
-	buf := framingBufs.Get().(*[]byte)
-	var maxTs int64
-	var err error
-	*buf, maxTs, err = b.CheckFramingBuffer(pos, 0, *buf)
-	if cap(*buf) > 4<<20 {
-		*buf = nil // an outsized batch's buffer is not kept
-	}
-	framingBufs.Put(buf)
+	withPooledBuf(func(buf []byte) []byte {
+		buf, maxTs, err = b.CheckFramingBuffer(pos, 0, buf)
+		return buf
+	})
 	return maxTs, err
 }
 
-// validateKeys decodes b's records and refuses one without a key (a
-// compacted topic's); it returns the records' largest timestamp.
-func (l *Log) validateKeys(b record.Batch, pos int64) (int64, error) {
-	it, err := b.Iter(pos, 0)
-	if err != nil {
-		return record.NoTimestamp, err
-	}
-	it.SkipHeaders()
-	var r record.Record
-	maxTs, n := int64(record.NoTimestamp), 0
-	for it.Next(&r) {
-		if r.Key == nil {
-			return record.NoTimestamp, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
+// validateKeys decodes b's records (a compressed batch into a pooled
+// buffer) and refuses one without a key (a compacted topic's); it returns
+// the records' largest timestamp.
+func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
+	maxTs = record.NoTimestamp
+	withPooledBuf(func(buf []byte) []byte {
+		it, ierr := b.IterBuffer(pos, 0, buf)
+		if ierr != nil {
+			err = ierr
+			return buf
 		}
-		if ts := r.Timestamp.UnixMilli(); n == 0 || ts > maxTs {
-			maxTs = ts
+		it.SkipHeaders()
+		var r record.Record
+		for n := 0; it.Next(&r); n++ {
+			if r.Key == nil {
+				err = fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
+				return it.Buffer()
+			}
+			if ts := r.Timestamp.UnixMilli(); n == 0 || ts > maxTs {
+				maxTs = ts
+			}
 		}
-		n++
-	}
-	return maxTs, it.Err()
+		err = it.Err()
+		return it.Buffer()
+	})
+	return maxTs, err
 }
 
 // appendLocked rolls if needed and writes data, whose offsets are
