@@ -245,6 +245,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	return res, nil
 }
 
+// errMapFull ends buildKeyMap's walk when the key map is full.
+var errMapFull = errors.New("runnel/log: key map full")
+
 // buildKeyMap reads the keys of the records in [from, end) of segs into m,
 // until m is full, and returns the offset its records end at: end, or the
 // first record whose key did not fit. It counts the records it read in
@@ -253,44 +256,24 @@ func (l *Log) buildKeyMap(ctx context.Context, segs []*segment.Segment, from, en
 	if from >= end {
 		return from, nil
 	}
-	errFull := errors.New("full")
 	mapEnd := end
 	var scratch []byte
 	for _, s := range segs {
 		if s.NextOffset() <= from {
 			continue
 		}
-		pos := int64(0)
-		if from > s.Base() {
-			var err error
-			if pos, err = s.PositionOf(from); err != nil {
-				return 0, err
-			}
-		}
-		err := l.eachBatch(ctx, s, pos, func(b record.Batch) error {
-			if b.IsControl() || b.LastOffset() < from {
+		err := l.eachRecordFrom(ctx, s, from, &scratch, nil, func(r *record.Record) error {
+			if r.Key == nil {
 				return nil
 			}
-			it, err := b.IterBuffer(0, 0, scratch)
-			if err != nil {
-				return err
+			if !m.put(xxhash.Sum64(r.Key), r.Offset) {
+				mapEnd = r.Offset
+				return errMapFull
 			}
-			it.SkipHeaders()
-			var r record.Record
-			for it.Next(&r) {
-				if r.Offset < from || r.Key == nil {
-					continue
-				}
-				if !m.put(xxhash.Sum64(r.Key), r.Offset) {
-					mapEnd = r.Offset
-					return errFull
-				}
-				res.RecordsMapped++
-			}
-			scratch = it.Buffer()
-			return it.Err()
+			res.RecordsMapped++
+			return nil
 		})
-		if err == errFull {
+		if err == errMapFull {
 			return mapEnd, nil
 		}
 		if err != nil {
@@ -298,6 +281,41 @@ func (l *Log) buildKeyMap(ctx context.Context, segs []*segment.Segment, from, en
 		}
 	}
 	return mapEnd, nil
+}
+
+// eachRecordFrom calls f with each record of s at or after offset from,
+// decoded without its headers into *scratch (reused), in order, but for
+// those of control batches and of the batches skip (if not nil) passes
+// over, until f fails or ctx ends (see eachBatch).
+func (l *Log) eachRecordFrom(ctx context.Context, s *segment.Segment, from int64, scratch *[]byte, skip func(record.Batch) bool, f func(*record.Record) error) error {
+	pos := int64(0)
+	if from > s.Base() {
+		var err error
+		if pos, err = s.PositionOf(from); err != nil {
+			return err
+		}
+	}
+	var r record.Record
+	return l.eachBatch(ctx, s, pos, func(b record.Batch) error {
+		if b.IsControl() || b.LastOffset() < from || skip != nil && skip(b) {
+			return nil
+		}
+		it, err := b.IterBuffer(0, 0, *scratch)
+		if err != nil {
+			return err
+		}
+		it.SkipHeaders()
+		for it.Next(&r) {
+			if r.Offset < from {
+				continue
+			}
+			if err := f(&r); err != nil {
+				return err
+			}
+		}
+		*scratch = it.Buffer()
+		return it.Err()
+	})
 }
 
 // lastProducerBatches returns the last offset of each producer id's last

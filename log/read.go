@@ -174,36 +174,18 @@ func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
 	slices.SortStableFunc(segs, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
 	best, bestOff, found := int64(math.MinInt64), int64(0), false
 	var scratch []byte
-	var r record.Record
 	for _, s := range segs {
 		if found && s.MaxTimestamp() < best {
 			break // nor can those after it
 		}
-		pos := int64(0)
-		if start > s.Base() {
-			var err error
-			if pos, err = s.PositionOf(start); err != nil {
-				return 0, false, err
-			}
-		}
-		err := l.eachBatch(context.Background(), s, pos, func(b record.Batch) error {
-			if b.IsControl() || b.LastOffset() < start || found && b.MaxTimestamp() < best {
-				return nil
-			}
-			it, err := b.IterBuffer(0, 0, scratch)
-			if err != nil {
-				return err
-			}
-			it.SkipHeaders()
-			for it.Next(&r) {
-				ts := r.Timestamp.UnixMilli()
-				if r.Offset >= start && (!found || ts > best || ts == best && r.Offset < bestOff) {
+		err := l.eachRecordFrom(context.Background(), s, start, &scratch,
+			func(b record.Batch) bool { return found && b.MaxTimestamp() < best },
+			func(r *record.Record) error {
+				if ts := r.Timestamp.UnixMilli(); !found || ts > best || ts == best && r.Offset < bestOff {
 					best, bestOff, found = ts, r.Offset, true
 				}
-			}
-			scratch = it.Buffer()
-			return it.Err()
-		})
+				return nil
+			})
 		if err != nil {
 			return 0, false, err
 		}
