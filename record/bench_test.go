@@ -41,3 +41,29 @@ func BenchmarkRecordIter(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckFraming walks one uncompressed batch of 1000 records
+// (values of 100 B or 1 KiB) per op by their lengths and timestamp deltas,
+// as a broker checks a produced batch: go test -run '^$' -bench CheckFraming ./record
+func BenchmarkCheckFraming(b *testing.B) {
+	for _, size := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			var bld Builder
+			v := make([]byte, size)
+			for i := range 1000 {
+				bld.Append(1_700_000_000_000+int64(i%7), nil, v, nil)
+			}
+			batch, err := bld.AppendTo(nil, compression.None)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Batch(batch).CheckFraming(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
