@@ -440,7 +440,7 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 // the same end). On an error the recovery point may have moved, the
 // snapshot not.
 func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
-	if err := writeOffset(l.fs, l.dir, recoveryPointFile, base); err != nil {
+	if err := l.writeRecoveryLocked(base); err != nil {
 		return err
 	}
 	l.recovery = base
@@ -448,6 +448,63 @@ func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
 		return l.snapshotProducersLocked()
 	}
 	return nil
+}
+
+// writeRecoveryLocked writes off to the recovery-point checkpoint, with mu
+// held: after any checkpointRecovery under way, and so that none that
+// chose its offset before it writes after it.
+func (l *Log) writeRecoveryLocked(off int64) error {
+	l.rpMu.Lock()
+	defer l.rpMu.Unlock()
+	l.rpGen.Add(1)
+	return writeOffset(l.fs, l.dir, recoveryPointFile, off)
+}
+
+// testHookCheckpointChosen, when set (by tests), runs in checkpointRecovery
+// between the choice of the offset and the write.
+var testHookCheckpointChosen func(*Log)
+
+// checkpointRecovery moves the recovery point up to the durable offset
+// (everything below it fsynced), as Kafka checkpoints its logs' recovery
+// points every log.flush.offset.checkpoint.interval.ms; Maintain calls it.
+// Open after a crash then refuses to cut anything below that offset (a
+// batch gone bad there is reported, not taken for a torn write), and
+// scans only the segment holding it and those after.
+//
+// The checkpoint is written outside mu, so that appends do not wait for
+// its fsyncs. A roll, truncation or Close that writes the checkpoint
+// meanwhile wins: this write is then skipped (rpGen).
+func (l *Log) checkpointRecovery() error {
+	l.mu.Lock()
+	target := min(l.durable.Load(), l.next.Load())
+	if target <= l.recovery || l.closed.Load() || l.fenceErr() != nil {
+		l.mu.Unlock()
+		return nil
+	}
+	// Set before it is written: a truncation below target from now on
+	// sees a recovery point above its cut and writes a lower one, after
+	// this write or instead of it.
+	l.recovery = target
+	gen := l.rpGen.Load()
+	l.mu.Unlock()
+	if testHookCheckpointChosen != nil {
+		testHookCheckpointChosen(l)
+	}
+
+	// Close waits for lifeMu: a log closed (or discarded, its directory
+	// about to go) before this point is not written to.
+	l.lifeMu.RLock()
+	defer l.lifeMu.RUnlock()
+	if l.closed.Load() {
+		return nil
+	}
+	l.rpMu.Lock()
+	defer l.rpMu.Unlock()
+	if l.rpGen.Load() != gen {
+		return nil
+	}
+	l.rpGen.Add(1)
+	return writeOffset(l.fs, l.dir, recoveryPointFile, target)
 }
 
 // Roll starts a new segment now, if the active one is not empty.

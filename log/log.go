@@ -69,8 +69,14 @@ type Log struct {
 	durable   atomic.Int64           // offsets below are fsynced
 	onDurable atomic.Pointer[func()] // see OnDurable
 	recovery  int64                  // recovery point: below it, log and indexes are synced (mu)
-	epochs    *epochCache            // mu
-	producers producers              // idempotent producers' recent batches (mu)
+	// rpMu serializes writes of the recovery-point checkpoint file, and
+	// rpGen counts them (written under rpMu): a checkpoint written outside
+	// mu (checkpointRecovery) is skipped if another was written since it
+	// chose its offset. Order: mu, then lifeMu, then rpMu.
+	rpMu      sync.Mutex
+	rpGen     atomic.Int64
+	epochs    *epochCache // mu
+	producers producers   // idempotent producers' recent batches (mu)
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
@@ -214,13 +220,13 @@ func (l *Log) open() (err error) {
 		// closed cleanly, at the log end offset Close recorded. Open and
 		// Recover check them, so that a batch header gone bad on disk
 		// neither hides records nor makes up a log end offset.
-		// Under SyncAlways an append is acknowledged once fsynced, and
-		// under SyncPeriodic the append that makes a flush due waits for
-		// it: batches past the recovery point may be acknowledged, and
-		// Recover must not cut a hole there, which it cannot tell from
-		// bytes gone bad. Under SyncNever nothing past the recovery point
-		// was promised (but for a Flush, which the user asked for).
-		opts := segment.OpenOptions{Active: active, Unpromised: l.cfg.Sync == SyncNever}
+		// Recover cuts nothing below the recovery point, and past it a
+		// torn tail, holes included (see segment.Recover). Under SyncAlways
+		// and SyncPeriodic, batches fsynced and acknowledged since the last
+		// Maintain lie past it (checkpointRecovery): one gone bad there is
+		// cut as a torn write, as Kafka cuts at the first bad batch past
+		// its recovery point.
+		opts := segment.OpenOptions{Active: active}
 		if !active {
 			opts.Limit = bases[i+1]
 		} else if clean {
@@ -468,7 +474,7 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	if err := l.snapshotProducersLocked(); err != nil {
 		return err
 	}
-	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
+	if err := l.writeRecoveryLocked(next); err != nil {
 		return err
 	}
 	if err := writeOffset(l.fs, l.dir, logStartFile, l.start.Load()); err != nil {

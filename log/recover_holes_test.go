@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,22 +15,29 @@ import (
 )
 
 // TestRecoverDoesNotCutAcknowledgedBatches: under SyncAlways every
-// appended batch was fsynced before Append returned (acknowledged), but
-// the recovery point stays at the active segment's base. One flipped bit
-// in an acknowledged batch whose record value is 2 KiB of zeros makes it
-// bad; the batches after it are valid. Open refuses the log with a
-// *record.CorruptError: the zeros of the value look like a sector never
-// written, and a hole is cut only where nothing was promised (from a
+// appended batch was fsynced before Append returned (acknowledged), and
+// Maintain checkpointed the recovery point at the durable offset. One
+// flipped bit in an acknowledged batch whose record value is 2 KiB of
+// zeros makes it bad; the batches after it are valid. Open refuses the log
+// with a *record.CorruptError: the zeros of the value look like a sector
+// never written, but a hole is cut only past the recovery point (from a
 // review: 7c898f2 cut every acknowledged record from the bad batch on).
+// Without the Maintain, the recovery point stays at the segment's base
+// and the same bytes are cut, as Kafka cuts at the first bad batch past
+// its recovery point: that is what the checkpoint bounds.
 func TestRecoverDoesNotCutAcknowledgedBatches(t *testing.T) {
 	// Under SyncPeriodic too, when each append makes a flush due and waits
 	// for it (from a second review: it was cut under SyncPeriodic).
 	for _, cfg := range []Config{{Sync: SyncAlways}, {Sync: SyncPeriodic, FlushMessages: 1}} {
-		t.Run(cfg.Sync.String(), func(t *testing.T) { testRecoverDoesNotCutAcknowledgedBatches(t, cfg) })
+		for _, maintain := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/maintain=%v", cfg.Sync, maintain), func(t *testing.T) {
+				testRecoverDoesNotCutAcknowledgedBatches(t, cfg, maintain)
+			})
+		}
 	}
 }
 
-func testRecoverDoesNotCutAcknowledgedBatches(t *testing.T, cfg Config) {
+func testRecoverDoesNotCutAcknowledgedBatches(t *testing.T, cfg Config, maintain bool) {
 	mem := vfs.NewMem()
 	e := newEnv(t)
 	e.fs = mem
@@ -40,6 +48,9 @@ func testRecoverDoesNotCutAcknowledgedBatches(t *testing.T, cfg Config) {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_002+int64(i), "after"))
 	}
 	require.Equal(t, int64(6), l.LogEndOffset())
+	if maintain {
+		require.NoError(t, l.Maintain(t.Context()))
+	}
 	// Every batch was acknowledged after its fsync: a crash keeps them all.
 	clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
 	require.NoError(t, l.Close())
@@ -53,6 +64,12 @@ func testRecoverDoesNotCutAcknowledgedBatches(t *testing.T, cfg Config) {
 	writeAllFile(t, clone, path, data)
 
 	l2, err := Open(e.dir, cfg, Options{FS: clone, Clock: e.clock})
+	if !maintain {
+		require.NoError(t, err)
+		defer l2.Close()
+		require.Equal(t, int64(1), l2.LogEndOffset(), "cut at the bad batch past the recovery point")
+		return
+	}
 	if err == nil {
 		defer l2.Close()
 		t.Fatalf("opened with log end offset %d: acknowledged offsets 1..5 silently cut (%+v)", l2.LogEndOffset(), l2.info)
@@ -66,16 +83,26 @@ func testRecoverDoesNotCutAcknowledgedBatches(t *testing.T, cfg Config) {
 // sector's end and the next, then C) was not synced. The disk wrote the
 // file's size and B's later sector but not the sector B begins in: B's
 // base offset reads zero, the rest of B is whole, and its CRC (which does
-// not cover the base offset) is valid. Under SyncNever, where nothing
-// past the recovery point was promised, Recover takes it for the torn
-// write it is and cuts it (it took it for a batch gone bad and Open
-// failed, from a review); under SyncAlways it refuses, as for any bytes
-// it cannot tell from acknowledged ones gone bad.
+// not cover the base offset) is valid. Past the recovery point Recover
+// takes it for the torn write it is and cuts it, under every sync policy
+// (it took it for a batch gone bad and Open failed, from a review; under
+// SyncAlways B and C were then synced, but the recovery point does not
+// say so: as Kafka, Open cuts them). When Maintain checkpointed B and C
+// durable, the same bytes are acknowledged ones gone bad: Open refuses.
 func TestRecoverTornSectorUnder12Bytes(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncNever, SyncAlways} {
+		for _, maintain := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/maintain=%v", sync, maintain), func(t *testing.T) {
+				testRecoverTornSectorUnder12Bytes(t, Config{Sync: sync}, maintain)
+			})
+		}
+	}
+}
+
+func testRecoverTornSectorUnder12Bytes(t *testing.T, cfg Config, maintain bool) {
 	mem := vfs.NewMem()
 	e := newEnv(t)
 	e.fs = mem
-	cfg := Config{Sync: SyncNever}
 	l := e.open(cfg)
 	// The key is "k"+value: each value byte counts twice (plus varints).
 	var a []byte
@@ -91,6 +118,9 @@ func TestRecoverTornSectorUnder12Bytes(t *testing.T) {
 	appendOK(t, l, valueBatch(t, 1_700_000_000_001, strings.Repeat("b", 400)))
 	appendOK(t, l, valueBatch(t, 1_700_000_000_002, "c"))
 	require.NoError(t, l.Flush(t.Context()))
+	if maintain {
+		require.NoError(t, l.Maintain(t.Context()))
+	}
 	clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
 	require.NoError(t, l.Close())
 
@@ -102,12 +132,12 @@ func TestRecoverTornSectorUnder12Bytes(t *testing.T) {
 	writeAllFile(t, clone, path, data)
 
 	l2, err := Open(e.dir, cfg, Options{FS: clone, Clock: e.clock})
+	if maintain {
+		var ce *record.CorruptError
+		require.ErrorAs(t, err, &ce, "B and C were checkpointed durable")
+		return
+	}
 	require.NoError(t, err, "open after the crash")
 	require.Equal(t, int64(1), l2.LogEndOffset())
 	require.NoError(t, l2.Close())
-
-	writeAllFile(t, clone, path, data)
-	_, err = Open(e.dir, Config{Sync: SyncAlways}, Options{FS: clone, Clock: e.clock})
-	var ce *record.CorruptError
-	require.ErrorAs(t, err, &ce, "under SyncAlways")
 }

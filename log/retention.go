@@ -191,7 +191,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	if l.recovery > next {
 		l.recovery = min(l.recovery, last.Base())
-		if err := writeOffset(l.fs, l.dir, recoveryPointFile, l.recovery); err != nil {
+		if err := l.writeRecoveryLocked(l.recovery); err != nil {
 			return 0, l.fence(err)
 		}
 	}
@@ -216,7 +216,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // expiration of idle producer ids (Options.ProducerExpiration), compaction
 // when the dirty ratio or max.compaction.lag.ms calls for it, flush.ms for SyncPeriodic logs, and
 // for SyncNever logs the fsync of the segments rolled since the last call,
-// which moves the recovery point past them.
+// which moves the recovery point past them. Last, it checkpoints the
+// recovery point at the durable offset (see checkpointRecovery): after a
+// crash, what was fsynced before the last Maintain is never cut, and a
+// torn tail is looked for only past it.
 func (l *Log) Maintain(ctx context.Context) error {
 	if _, err := l.ApplyRetention(); err != nil {
 		return err
@@ -254,8 +257,10 @@ func (l *Log) Maintain(ctx context.Context) error {
 		}
 		l.mu.Unlock()
 		if due {
-			return l.Flush(ctx)
+			if err := l.Flush(ctx); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return l.checkpointRecovery()
 }

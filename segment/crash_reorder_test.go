@@ -81,10 +81,10 @@ func testRecoverCrashReorderTruncate(t *testing.T, mode vfs.TailMode, synced str
 	// as the log recovers its active segment after an unclean shutdown:
 	// Open's cheap checks are for a segment closed cleanly, and do not
 	// catch a time index cut behind the offset index.
-	// Nothing past the kept batches was promised durable (Unpromised: an
-	// unsynced tail may hold a hole), but the "log" and "all" runs synced
-	// the new ones: those must all be there.
-	r, _, err := Open(crashed, dir, 0, cfg, OpenOptions{Active: true, Unpromised: true})
+	// Nothing past the kept batches was promised durable (an unsynced
+	// tail may hold a hole), but the "log" and "all" runs synced the new
+	// ones: those must all be there.
+	r, _, err := Open(crashed, dir, 0, cfg, OpenOptions{Active: true})
 	if err != nil {
 		t.Fatalf("seed %d: Open: %v", seed, err)
 	}

@@ -37,19 +37,23 @@ func (r RecoveryResult) String() string {
 // OpenOptions.End says.
 //
 // Where the valid batches end before the file does, what follows is either
-// a torn write or corruption. It is a torn tail — cut, and reported in the
-// result — when the cut loses no offset below durable (the offset up to
-// which the caller knows data was made durable, its recovery point) and
-// no valid batch follows it. When one does, and the segment was opened
-// with OpenOptions.Unpromised (nothing past durable was promised), it is
-// a torn tail too if zeros show a sector the disk never wrote before that
-// batch: a whole aligned sector of zeros, zeros from the end of the valid
-// batches to the end of their sector (12 bytes at least), or a batch
-// whose only fault is a base offset zeroed up to a sector boundary — as a
-// power loss leaves it on a file system that commits a file's size before
-// all its data (XFS; ext4 with data=writeback). Otherwise nothing is cut
-// and Recover returns a *record.CorruptError naming the file and the
-// position: acknowledged bytes gone bad can look the same.
+// a torn write or corruption. Below durable (the offset up to which the
+// caller knows data was made durable, its recovery point) it is
+// corruption: nothing is cut, and Recover returns an error matching
+// record.ErrCorrupt. Past it, it is a torn tail — cut, and reported in the
+// result — when no valid batch follows it, or when zeros show a sector the
+// disk never wrote before the next valid batch: a whole aligned sector of
+// zeros, zeros from the end of the valid batches to the end of their
+// sector (12 bytes at least), or a batch whose only fault is a base offset
+// zeroed up to a sector boundary — as a power loss leaves it on a file
+// system that commits a file's size before all its data (XFS; ext4 with
+// data=writeback). Otherwise nothing is cut and Recover returns a
+// *record.CorruptError naming the file and the position.
+//
+// A batch gone bad past durable is cut as a torn write is, with what
+// follows it if zeros in its records look like a lost sector: durable
+// must cover what the caller promised, or the caller accepts that loss
+// (Kafka cuts at the first bad batch past its recovery point).
 func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
@@ -105,7 +109,7 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 				// bad (no CRC covers the base offset) — unless its base
 				// offset was zeroed by a sector never written, up to a
 				// sector boundary, and the rest is what follows next.
-				if !s.unpromised || next < durable || !s.zeroedBaseOffset(b, pos, next) {
+				if next < durable || !s.zeroedBaseOffset(b, pos, next) {
 					return res, oerr
 				}
 				bad, holeAtPos = oerr, true
@@ -135,11 +139,9 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 		} else if q, ok, err := s.validBatchAfter(pos, size); err != nil {
 			return res, err
 		} else if ok {
-			hole := false
-			if s.unpromised {
-				if hole, err = s.zeroSectorIn(pos, q); err != nil {
-					return res, err
-				}
+			hole, err := s.zeroSectorIn(pos, q)
+			if err != nil {
+				return res, err
 			}
 			if !hole {
 				return res, &record.CorruptError{Path: s.path(LogSuffix), Position: pos,

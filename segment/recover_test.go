@@ -504,14 +504,13 @@ func TestOpenAfterCrashPastClose(t *testing.T) {
 
 // A power loss on a file system that commits a file's size before all its
 // data leaves a sector the disk never wrote — zeros where the file grew —
-// and the batches after it whole. When nothing past durable was promised
-// (OpenOptions.Unpromised), Recover cuts there if a whole aligned sector
-// of zeros, or zeros from the end of the valid batches to the end of their
-// sector (12 bytes at least), lie before the next valid batch. Fewer
-// zeros, bad bytes that are not zeros, or a segment whose bytes past
-// durable may have been acknowledged (not Unpromised: a bit gone bad in a
-// batch with a zero sector in its records looks the same) are corruption,
-// and nothing is cut.
+// and the batches after it whole. Past durable, Recover cuts there if a
+// whole aligned sector of zeros, or zeros from the end of the valid
+// batches to the end of their sector (12 bytes at least), lie before the
+// next valid batch. Fewer zeros, or bad bytes that are not zeros, are
+// corruption, and nothing is cut; so is any of them below durable (the
+// torn batch's offsets promised durable: a bit gone bad in a batch with a
+// zero sector in its records looks the same).
 func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -533,8 +532,8 @@ func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 			return s, s + sectorSize - 2
 		}, false},
 	} {
-		for _, unpromised := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/unpromised=%v", tc.name, unpromised), func(t *testing.T) {
+		for _, promised := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/promised=%v", tc.name, promised), func(t *testing.T) {
 				forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 					f := newRecoverFixture(t, fsys, dir, 3)
 					at := f.m.size()
@@ -548,13 +547,17 @@ func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 					clear(data[from-at : to-at])
 					appendToFile(t, fsys, f.path, data)
 					before := readFile(t, fsys, f.path)
-					s, _, err := Open(fsys, dir, f.base, f.cfg, OpenOptions{Active: true, Unpromised: unpromised})
+					s, _, err := Open(fsys, dir, f.base, f.cfg, OpenOptions{Active: true})
 					if err != nil {
 						t.Fatal(err)
 					}
 					defer s.Close()
-					res, err := s.Recover(0)
-					if !tc.cut || !unpromised {
+					durable := int64(0)
+					if promised {
+						durable = torn.NextOffset() // the torn batch's offsets
+					}
+					res, err := s.Recover(durable)
+					if !tc.cut || promised {
 						f.checkNothingCut(t, err, at, before)
 						return
 					}

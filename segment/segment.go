@@ -103,9 +103,8 @@ type Segment struct {
 	// is checked in the process that wrote it too. Unseal lifts it (a
 	// truncation is to follow). exactEnd (mu, or before the segment is
 	// shared) says the batches end there.
-	limit      atomic.Int64
-	exactEnd   bool
-	unpromised bool // OpenOptions.Unpromised
+	limit    atomic.Int64
+	exactEnd bool
 	// checkedFrom: the bytes from here to size were written by Append or
 	// CRC-checked by Recover since this Segment opened the file; see
 	// trusted.
@@ -151,13 +150,6 @@ type OpenOptions struct {
 	// that ends elsewhere as corrupt. Until the first Append it also
 	// serves as Limit.
 	End int64
-	// Unpromised says that nothing past the durable offset Recover is
-	// given was promised durable (the log acknowledges appends before it
-	// syncs them): Recover may then cut a torn tail that holds a hole — a
-	// sector the disk never wrote, with later batches whole after it —
-	// which it otherwise reports as corruption, since it cannot tell a
-	// sector lost by a power loss from acknowledged bytes gone bad.
-	Unpromised bool
 }
 
 // Open opens an existing segment without reading all its batches. The
@@ -180,7 +172,7 @@ type OpenOptions struct {
 // removes that index's file so that the next Open reports needsRecovery.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
-	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active, unpromised: opts.Unpromised}
+	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
 	switch {
 	case opts.End > 0:
 		s.limit.Store(opts.End)

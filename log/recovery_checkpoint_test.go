@@ -1,0 +1,147 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// recoveryPointOnDisk reads the recovery-point checkpoint as Open would.
+func recoveryPointOnDisk(t *testing.T, fsys vfs.FS, dir string) int64 {
+	t.Helper()
+	rp, err := readOffset(fsys, dir, recoveryPointFile, 0)
+	require.NoError(t, err)
+	return rp
+}
+
+// TestMaintainCheckpointsDurableOffset: Maintain writes the recovery
+// point at the durable offset, under every policy, and only that: under
+// SyncNever appends past the last Flush are not durable and stay past it.
+func TestMaintainCheckpointsDurableOffset(t *testing.T) {
+	for _, cfg := range []Config{{Sync: SyncAlways}, {Sync: SyncPeriodic, FlushMessages: 1}, {Sync: SyncNever}} {
+		t.Run(cfg.Sync.String(), func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(cfg)
+			for i := range 5 {
+				appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+			}
+			if cfg.Sync == SyncNever {
+				require.NoError(t, l.Flush(t.Context()))
+				appendOK(t, l, valueBatch(t, 1_700_000_000_005, "not synced"))
+			}
+			require.Equal(t, int64(0), recoveryPointOnDisk(t, e.fs, e.dir), "no roll yet")
+			require.NoError(t, l.Maintain(t.Context()))
+			require.Equal(t, int64(5), recoveryPointOnDisk(t, e.fs, e.dir))
+			// Nothing new: nothing written (the file's content stays).
+			require.NoError(t, l.Maintain(t.Context()))
+			require.Equal(t, int64(5), recoveryPointOnDisk(t, e.fs, e.dir))
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+// TestCheckpointRecoveryLosesToTruncation: a truncation below the offset a
+// checkpoint chose, between that choice and its write, wins: the
+// checkpoint left on disk is never past the log end, where Open would
+// take a torn tail of new, unsynced appends for durable offsets gone bad
+// and refuse the log.
+func TestCheckpointRecoveryLosesToTruncation(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for i := range 10 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	testHookCheckpointChosen = func(hl *Log) {
+		testHookCheckpointChosen = nil
+		_, err := hl.TruncateTo(5)
+		require.NoError(t, err)
+	}
+	defer func() { testHookCheckpointChosen = nil }()
+	require.NoError(t, l.Maintain(t.Context()))
+	require.LessOrEqual(t, recoveryPointOnDisk(t, mem, e.dir), int64(5))
+
+	// New appends past the cut, never synced, torn by a power loss.
+	for i := range 20 {
+		_, _, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_100+int64(i), strings.Repeat("x", 300)), AppendOptions{})
+		require.NoError(t, err)
+	}
+	for seed := range 20 {
+		clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailTorn, Reorder: true, Rand: rand.New(rand.NewPCG(uint64(seed), 7))})
+		l2, err := Open(e.dir, cfg, Options{FS: clone, Clock: e.clock})
+		require.NoError(t, err, "seed %d", seed)
+		require.GreaterOrEqual(t, l2.LogEndOffset(), int64(5))
+		require.NoError(t, l2.Close())
+	}
+	require.NoError(t, l.Close())
+}
+
+// TestCheckpointRecoveryAfterDiscard: a log discarded (its topic deleted)
+// between the checkpoint's choice and its write is not written to.
+func TestCheckpointRecoveryAfterDiscard(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	for i := range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	testHookCheckpointChosen = func(hl *Log) {
+		testHookCheckpointChosen = nil
+		require.NoError(t, hl.Discard())
+	}
+	defer func() { testHookCheckpointChosen = nil }()
+	require.NoError(t, l.Maintain(t.Context()))
+	require.Equal(t, int64(0), recoveryPointOnDisk(t, e.fs, e.dir))
+}
+
+// TestCheckpointRecoveryConcurrent runs Maintain's checkpoint against
+// appends, rolls and truncations (for -race), and checks after each round
+// that the checkpoint on disk is never past the log end.
+func TestCheckpointRecoveryConcurrent(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways, SegmentBytes: 4096})
+	ctx := t.Context()
+	var ts int64 = 1_700_000_000_000
+	for round := range 30 {
+		var wg sync.WaitGroup
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				_, err := l.Append(ctx, valueBatch(t, ts+int64(round*100+i), fmt.Sprint(i)), AppendOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if err := l.Maintain(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if round%3 == 0 {
+				if _, err := l.TruncateTo(max(l.LogStartOffset(), l.LogEndOffset()-7)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		wg.Wait()
+		require.LessOrEqual(t, recoveryPointOnDisk(t, e.fs, e.dir), l.LogEndOffset(), "round %d", round)
+	}
+	require.NoError(t, l.Close())
+}
