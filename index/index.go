@@ -48,7 +48,10 @@
 // the process stopped ends in all-zero entries: opening an index drops
 // trailing all-zero entries, so an entry that is itself all zero,
 // (base, 0) or (0, base), is dropped too if it is the last one; that loses
-// nothing, as it answers a lookup exactly as no entry does. A file whose size is not a whole number of entries is corrupt
+// nothing a lookup needs, as it answers one exactly as no entry does (a
+// time index's (0, base) also says that the segment's largest timestamp
+// was 0 at its base: package segment reads that from the first batch when
+// the time index is empty). A file whose size is not a whole number of entries is corrupt
 // (a *CorruptError); so is one whose entries break the orders above, which
 // Check reports: opening does not scan the entries, so that opening the
 // sealed indexes of a big log stays cheap. Entries that keep the orders but

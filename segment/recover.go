@@ -380,6 +380,10 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	s.firstTs.Store(-1)
 	if ts, off, ok := s.tidx.Last(); ok {
 		s.setMax(ts, off)
+	} else if from > 0 && !dropped {
+		if err := s.lostZeroEntry(from); err != nil {
+			return 0, err
+		}
 	}
 	if scanMax > s.maxTs.Load() {
 		s.setMax(scanMax, scanMaxOff)

@@ -312,6 +312,12 @@ func (s *Segment) loadTail() error {
 	ts, tsOff, checkTime := s.tidx.Last() // the batch holding tsOff must have ts as max
 	if checkTime {
 		s.setMax(ts, tsOff)
+	} else if ok && size > 0 {
+		// The tail scan starts past batches the time index says nothing
+		// of: see lostZeroEntry.
+		if err := s.lostZeroEntry(size); err != nil {
+			return err
+		}
 	}
 	lastPos, lastSize := int64(-1), int64(0)
 	for pos < size {
@@ -626,6 +632,26 @@ func (s *Segment) sealLocked(sync bool) error {
 	s.sealed = true
 	if next := s.next.Load(); next > s.base {
 		s.limit.Store(next)
+	}
+	return nil
+}
+
+// lostZeroEntry restores what an empty time index may have lost, for a
+// segment whose batches before the first end are not scanned: its one
+// possible entry (0, base), all zeros, which opening an index drops as
+// padding (see package index). It says that the first batch held the
+// largest timestamp, 0; that batch's header says whether it did. Appends
+// add time entries only above the last one's timestamp, so none followed.
+func (s *Segment) lostZeroEntry(end int64) error {
+	hdr, err := s.header(0, end)
+	if err != nil {
+		return err
+	}
+	if err := s.checkOffsets(hdr, 0, s.base-1); err != nil {
+		return err
+	}
+	if ts := record.Batch(hdr).MaxTimestamp(); ts >= 0 && ts > s.maxTs.Load() {
+		s.setMax(ts, s.base)
 	}
 	return nil
 }

@@ -1958,3 +1958,58 @@ func TestAppendRejectsPartialBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroTimestampAtBaseSurvivesReopen: the first batch holds the
+// segment's base offset with timestamp 0 (1970-01-01), and the first time
+// index entry is then (0, base): all zeros, which opening an index drops
+// as preallocated padding. A reopened segment took the max timestamp 0 for
+// the tail's batch (the next offset), and its seal indexed it there:
+// FindTime(0) then skipped the base's record (found by the log's rapid
+// test of OffsetOfMaxTimestamp). A truncation after the reopen did the
+// same.
+func TestZeroTimestampAtBaseSurvivesReopen(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		const base = 7
+		cfg := Config{IndexIntervalBytes: 1}
+		s := mustCreate(t, fsys, dir, base, cfg)
+		for i := range 3 {
+			if err := s.Append(mkBatch(t, base+int64(i), []int64{0}, 5, -1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(s *Segment, what string) {
+			t.Helper()
+			if got := s.MaxTimestamp(); got != 0 {
+				t.Fatalf("%s: MaxTimestamp = %d, want 0", what, got)
+			}
+			if off, ok, err := s.FindTime(0, base); err != nil || !ok || off != base {
+				t.Fatalf("%s: FindTime(0) = %d, %v, %v; want %d", what, off, ok, err, base)
+			}
+		}
+		check(s, "appended")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, needs := mustOpen(t, fsys, dir, base, cfg, true)
+		if needs {
+			t.Fatal("a segment closed cleanly needs recovery")
+		}
+		check(s, "reopened")
+		if next, err := s.TruncateTo(base + 2); err != nil || next != base+2 {
+			t.Fatalf("TruncateTo = %d, %v", next, err)
+		}
+		check(s, "truncated after reopen")
+		if err := s.Seal(false); err != nil {
+			t.Fatal(err)
+		}
+		check(s, "sealed after reopen")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, _ = mustOpen(t, fsys, dir, base, cfg, false)
+		check(s, "reopened sealed")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
