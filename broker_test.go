@@ -89,13 +89,13 @@ func TestProduceFetchInMemory(t *testing.T) {
 
 	off, err := b.ListOffset(ctx, "orders", 1, api.Earliest)
 	require.NoError(t, err)
-	require.EqualValues(t, 0, off)
+	require.EqualValues(t, 0, off.Offset)
 	off, err = b.ListOffset(ctx, "orders", 1, api.Latest)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, off)
+	require.EqualValues(t, 3, off.Offset)
 	off, err = b.ListOffset(ctx, "orders", 1, time.Now().Add(time.Hour).UnixMilli())
 	require.NoError(t, err)
-	require.EqualValues(t, 3, off, "nothing that new: the high watermark")
+	require.EqualValues(t, 3, off.Offset, "nothing that new: the high watermark")
 }
 
 func TestTopicAdminErrors(t *testing.T) {
@@ -292,10 +292,10 @@ func TestDeleteRecordsCompactedTopic(t *testing.T) {
 	require.ErrorIs(t, err, ErrPolicyViolation)
 	require.EqualValues(t, 44, api.Code(err))
 	require.False(t, api.IsRetriable(err))
-	low, err := b.ListOffset(ctx, "c", 0, api.Earliest)
+	listed, err := b.ListOffset(ctx, "c", 0, api.Earliest)
 	require.NoError(t, err)
-	require.Zero(t, low, "nothing deleted")
-	low, err = b.DeleteRecords(ctx, "cd", 0, 2)
+	require.Zero(t, listed.Offset, "nothing deleted")
+	low, err := b.DeleteRecords(ctx, "cd", 0, 2)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, low)
 }
@@ -309,7 +309,7 @@ func TestListOffsetSpecialTimestamps(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	off, err := b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
 	require.NoError(t, err)
-	require.Zero(t, off, "none: the high watermark")
+	require.Zero(t, off.Offset, "none: the high watermark")
 	for _, tss := range [][]int64{{10, 30, 20}, {30, 5}, {25}} {
 		var bl record.Builder
 		bl.Reset()
@@ -323,15 +323,15 @@ func TestListOffsetSpecialTimestamps(t *testing.T) {
 	}
 	off, err = b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, off)
+	require.EqualValues(t, 1, off.Offset)
 	_, err = b.DeleteRecords(ctx, "t", 0, 2)
 	require.NoError(t, err)
 	off, err = b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, off)
+	require.EqualValues(t, 3, off.Offset)
 	off, err = b.ListOffset(ctx, "t", 0, api.EarliestLocal)
 	require.NoError(t, err)
-	require.EqualValues(t, 2, off)
+	require.EqualValues(t, 2, off.Offset)
 }
 
 // stepClock is a log.Clock a test moves by hand.
@@ -503,11 +503,11 @@ func TestProduceAsync(t *testing.T) {
 	require.NotNil(t, ack)
 	hw, err := b.ListOffset(ctx, "synced", 0, api.Latest)
 	require.NoError(t, err)
-	require.EqualValues(t, 0, hw, "readable before its fsync")
+	require.EqualValues(t, 0, hw.Offset, "readable before its fsync")
 	require.NoError(t, ack.Wait(ctx))
 	hw, err = b.ListOffset(ctx, "synced", 0, api.Latest)
 	require.NoError(t, err)
-	require.EqualValues(t, 2, hw)
+	require.EqualValues(t, 2, hw.Offset)
 
 	resp, ack, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "unsynced", Acks: api.AcksAll, Batches: batch(t, "c")})
 	require.NoError(t, err)

@@ -193,12 +193,27 @@ func (a *produceAck) Wait(ctx context.Context) error {
 // timestamp (the high watermark when there is none below it). It serves
 // consumer.Client.
 //
+// The answer also carries the ID of the topic whose partition gave the
+// offset (Kafka's ListOffsets has none: see api.ListedOffset), read from
+// the same topic as the offset, so that a Fetch naming it gets
+// ErrUnknownTopicID once the topic is deleted and created again, rather
+// than the new topic's records from the old topic's offset.
+//
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
-func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error) {
-	p, err := b.partition(ctx, topic, partition, false)
+func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
+	t, p, err := b.topicPartition(ctx, topic, partition, false)
 	if err != nil {
-		return 0, err
+		return api.ListedOffset{}, err
 	}
+	off, err := listOffset(p, timestamp)
+	if err != nil {
+		return api.ListedOffset{}, b.partitionGone(err, topic, partition)
+	}
+	return api.ListedOffset{Offset: off, TopicID: t.ID}, nil
+}
+
+// listOffset is ListOffset's look-up in p.
+func listOffset(p *log.Partition, timestamp int64) (int64, error) {
 	hw := p.HighWatermark()
 	switch timestamp {
 	case api.Latest:
@@ -208,13 +223,14 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	}
 	var off int64
 	var ok bool
+	var err error
 	if timestamp == api.MaxTimestamp {
 		off, ok, err = p.OffsetOfMaxTimestamp()
 	} else {
 		off, ok, err = p.OffsetForTime(timestamp)
 	}
 	if err != nil {
-		return 0, b.partitionGone(err, topic, partition)
+		return 0, err
 	}
 	if !ok || off > hw {
 		return hw, nil

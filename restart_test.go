@@ -139,7 +139,7 @@ func TestDeleteRecords(t *testing.T) {
 	require.EqualValues(t, 10, low)
 	off, err := b.ListOffset(ctx, "t", 0, api.Earliest)
 	require.NoError(t, err)
-	require.EqualValues(t, 10, off)
+	require.EqualValues(t, 10, off.Offset)
 }
 
 // A partition's log closed under a call means its topic was deleted (if

@@ -52,16 +52,16 @@ func TestListOffsetDuringAlter(t *testing.T) {
 	}
 	off, err := b.ListOffset(ctx, "t", 0, 2000)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, off)
+	require.EqualValues(t, 1, off.Offset)
 
 	armed.Store(true)
 	got := make(chan int64, 1)
 	go func() {
 		off, err := b.ListOffset(ctx, "t", 0, 2000)
 		if err != nil {
-			off = -1
+			off.Offset = -1
 		}
-		got <- off
+		got <- off.Offset
 	}()
 	<-reached
 	altered := make(chan error, 1)

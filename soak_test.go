@@ -570,11 +570,12 @@ func (s *soakRun) sawRecord(b *runnel.Broker, name string, r *record.Record) {
 	}
 	// A gap in a dense log: the offsets skipped must all be gone, so the
 	// log start offset (which only grows) is now at least this record's.
-	lso, err := b.ListOffset(context.Background(), r.Topic, r.Partition, api.Earliest)
+	listed, err := b.ListOffset(context.Background(), r.Topic, r.Partition, api.Earliest)
 	if err != nil {
 		s.errorf("%s: list offset of %s-%d: %v", name, r.Topic, r.Partition, err)
 		return
 	}
+	lso := listed.Offset
 	if r.Offset > lso && name == "lag-latest" && (!ok || last+1 < lso) {
 		// ResetLatest skips to the end when the position fell below the
 		// log start: that is what it is for.
@@ -630,8 +631,8 @@ func (s *soakRun) lag(ctx context.Context, b *runnel.Broker, c *consumer.Consume
 				}
 				// Out of range must mean below the log start.
 				lso, err := b.ListOffset(ctx, pe.Topic, pe.Partition, api.Earliest)
-				if err == nil && pe.Offset >= lso {
-					s.errorf("%s: %v, but the log starts at %d", name, f.Err, lso)
+				if err == nil && pe.Offset >= lso.Offset {
+					s.errorf("%s: %v, but the log starts at %d", name, f.Err, lso.Offset)
 				}
 				s.oor.Add(1)
 				if err := c.Seek(pe.Topic, pe.Partition, consumer.Start()); err != nil {

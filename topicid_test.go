@@ -16,7 +16,8 @@ import (
 // config changes, new partitions and restarts, and a topic deleted and
 // created again under its name gets a new one; a fetch that names the old
 // ID gets ErrUnknownTopicID (Kafka's UNKNOWN_TOPIC_ID), not the new
-// topic's records.
+// topic's records. ListOffset gives, with the offset, the ID of the topic
+// it is in.
 func TestTopicIDs(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
@@ -60,6 +61,10 @@ func TestTopicIDs(t *testing.T) {
 	require.NoError(t, got.Err)
 	require.Equal(t, []string{"old"}, values(t, got.Records))
 
+	listed, err := b.ListOffset(ctx, "a", 0, api.Latest)
+	require.NoError(t, err)
+	require.Equal(t, api.ListedOffset{Offset: 1, TopicID: id}, listed)
+
 	require.NoError(t, b.DeleteTopic(ctx, "a"))
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "a", 0, "new")
@@ -73,6 +78,11 @@ func TestTopicIDs(t *testing.T) {
 	got = fetch(api.FetchPartition{Topic: "a", TopicID: newID})
 	require.NoError(t, got.Err)
 	require.Equal(t, []string{"new"}, values(t, got.Records))
+	for _, ts := range []int64{api.Earliest, api.Latest, api.MaxTimestamp, 0} {
+		listed, err := b.ListOffset(ctx, "a", 0, ts)
+		require.NoError(t, err)
+		require.Equal(t, newID, listed.TopicID, "ListOffset(%d) gives the ID of the topic its offset is in", ts)
+	}
 
 	// In memory too.
 	m := open(t, Config{})

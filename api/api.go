@@ -63,6 +63,24 @@ const (
 	EarliestLocal int64 = -4
 )
 
+// ListedOffset answers a ListOffsets look-up of one partition: the
+// offset a timestamp, Latest or Earliest resolved to, and the ID of the
+// topic whose partition resolved it.
+//
+// Kafka's ListOffsets response names a topic only by its name, with no
+// topic ID; ours carries the ID, so that a client can name it in the Fetch
+// that reads from the offset (FetchPartition.TopicID). A topic deleted and
+// created again under its name between the look-up and that Fetch is then
+// answered with ErrUnknownTopicID, rather than taken to hold the offset,
+// which was the old topic's: without the ID, a consumer would read the new
+// topic from there (skipping its first records, or some of them).
+type ListedOffset struct {
+	Offset int64
+	// TopicID is the ID of the topic the offset is in; zero from a Client
+	// that gives none.
+	TopicID log.TopicID
+}
+
 // TopicPartition names one partition.
 type TopicPartition struct {
 	Topic     string

@@ -32,8 +32,13 @@ type Client interface {
 	// Partitions returns the number of partitions of a topic.
 	Partitions(ctx context.Context, topic string) (int, error)
 	// ListOffset resolves a timestamp (ms), api.Earliest or api.Latest to
-	// an offset of a partition.
-	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error)
+	// an offset of a partition, with the ID of the topic whose partition
+	// resolved it (zero if the Client knows none). The consumer names
+	// that ID in the Fetches that read from the offset, so that a topic
+	// deleted and created again in between is answered with
+	// api.ErrUnknownTopicID, not read from the old topic's offset; an ID
+	// that does not belong with the offset defeats that.
+	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error)
 	// Fetch long-polls several partitions for records. It must not
 	// modify req: the consumer reads the offsets it asked for there.
 	Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
@@ -93,11 +98,17 @@ type assignment struct {
 	// unknown partition after that means the partition is gone, and
 	// the position with it (see fetchErrorLocked).
 	seen bool
-	// topicID is the ID of the topic the position is in, as the first
-	// fetch that answered for it gave it (zero before, and from a Client
-	// that gives none). Fetches send it, so that the Client answers
-	// api.ErrUnknownTopicID, not another topic's records, once the topic
-	// is deleted and created again under its name.
+	// topicID is the ID of the topic the position is in: the one
+	// ListOffset gave with a resolved position, else the one the first
+	// fetch that answered for the position gave (zero before, and from a
+	// Client that gives none). Fetches send it, so that the Client
+	// answers api.ErrUnknownTopicID, not another topic's records, once
+	// the topic is deleted and created again under its name. Assign and
+	// Seek clear it (an offset the application gives is taken in the
+	// topic there now), and so does a reset after the partition was
+	// gone; a reset after an offset out of range keeps it, while the
+	// position is unresolved, as the ID last known, for resolve to tell
+	// a topic created again since.
 	topicID log.TopicID
 }
 

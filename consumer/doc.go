@@ -29,7 +29,12 @@
 // position out of range (below the log start after retention or
 // DeleteRecords, or past the end) is reset per ResetOffset; so is the
 // position of a partition whose topic the consumer sees deleted (see
-// Poll).
+// Poll). A position looked up with ListOffset keeps the topic ID
+// ListOffset gives with it, and every fetch names its position's ID, so
+// that a topic deleted and created again under its name, even between a
+// look-up and the first fetch, is seen as gone rather than read from the
+// old topic's offset (an offset given with At names no topic: it is read
+// in the topic there at its first fetch).
 //
 // Only records below the high watermark are returned. The broker sends
 // whole batches, so the first batch of a fetch may begin before the
@@ -95,6 +100,8 @@
 // wrapping the broker's error:
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
 // (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
+// api.ErrUnknownTopicID (= runnel.ErrUnknownTopicID) for a topic deleted
+// and created again under the consumer,
 // record.ErrCorrupt for bytes that do not decode. Poll documents which of
 // them stop a partition and which retry it after RetryBackoff. A closed
 // Client (api.ErrBrokerClosed) is not a partition's error but Poll's, and

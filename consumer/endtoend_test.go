@@ -711,8 +711,9 @@ func TestEmptiedProducerBatchPassedOver(t *testing.T) {
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Key: []byte("tail"), Value: []byte("tail")}))
 		require.NoError(t, p.Close())
 		require.NoError(t, b.Maintain(ctx))
-		hw, err := b.ListOffset(ctx, "t", 0, api.Latest)
+		listed, err := b.ListOffset(ctx, "t", 0, api.Latest)
 		require.NoError(t, err)
+		hw := listed.Offset
 
 		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
 		require.NoError(t, c.Assign("t", 0, consumer.Start()))
@@ -805,8 +806,9 @@ func consumeAllOfT(t *testing.T, b *runnel.Broker) []*record.Record {
 	t.Helper()
 	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
 	require.NoError(t, c.Assign("t", 0, consumer.Start()))
-	hw, err := b.ListOffset(testCtx(t), "t", 0, api.Latest)
+	listed, err := b.ListOffset(testCtx(t), "t", 0, api.Latest)
 	require.NoError(t, err)
+	hw := listed.Offset
 	var all []*record.Record
 	for {
 		fs, err := c.Poll(testCtx(t))

@@ -267,11 +267,11 @@ func TestFetchErrorFromClient(t *testing.T) {
 func TestListOffsetErrors(t *testing.T) {
 	var fetched atomic.Int32
 	client := serve(t, 1, batchAt(t, 0, "a"), &fetched)
-	client.listOffset = func(ctx context.Context, topic string, p int32, ts int64) (int64, error) {
+	client.listOffset = func(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
 		if p == 0 {
-			return -7, nil
+			return api.ListedOffset{Offset: -7}, nil
 		}
-		return 0, api.ErrNotLeader
+		return api.ListedOffset{}, api.ErrNotLeader
 	}
 	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Millisecond))
 	require.NoError(t, c.Assign("t", 0, consumer.End()))
@@ -354,7 +354,9 @@ func TestFetchFailureKeepsResolveErrors(t *testing.T) {
 	down := errors.New("fetch down")
 	listFail := errors.New("list offsets down")
 	client := &fakeClient{t: t,
-		listOffset: func(context.Context, string, int32, int64) (int64, error) { return 0, listFail },
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			return api.ListedOffset{}, listFail
+		},
 		fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
 			return api.FetchResponse{}, down
 		},

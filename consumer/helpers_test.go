@@ -186,7 +186,7 @@ func vals(recs []*record.Record) []string {
 type fakeClient struct {
 	t          *testing.T
 	partitions func(ctx context.Context, topic string) (int, error)
-	listOffset func(ctx context.Context, topic string, p int32, ts int64) (int64, error)
+	listOffset func(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error)
 	fetch      func(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
 }
 
@@ -198,10 +198,10 @@ func (f *fakeClient) Partitions(ctx context.Context, topic string) (int, error) 
 	return f.partitions(ctx, topic)
 }
 
-func (f *fakeClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (int64, error) {
+func (f *fakeClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
 	if f.listOffset == nil {
 		f.t.Errorf("unexpected ListOffset(%q, %d, %d)", topic, p, ts)
-		return 0, api.ErrUnknownTopicOrPartition
+		return api.ListedOffset{}, api.ErrUnknownTopicOrPartition
 	}
 	return f.listOffset(ctx, topic, p, ts)
 }

@@ -89,7 +89,8 @@ const (
 	ResetLatest
 	// ResetNone keeps the position and reports the error (a
 	// *PartitionError matching log.ErrOffsetOutOfRange, or
-	// api.ErrUnknownTopicOrPartition for a partition gone) in the
+	// api.ErrUnknownTopicOrPartition or api.ErrUnknownTopicID for a
+	// partition gone) in the
 	// partition's Fetch; the partition is not fetched again until Seek or
 	// Assign gives it a new position.
 	ResetNone

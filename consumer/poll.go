@@ -48,15 +48,18 @@ import (
 //     an error the table does not know — is reported and the partition
 //     is left out of fetches for RetryBackoff, then tried again.
 //
-// A topic deleted and created again between two fetches of the same
-// partition is told from the old one by its topic ID (KIP-516): fetches
-// send the ID the partition's first answer gave, and *runnel.Broker
-// answers api.ErrUnknownTopicID once the topic has another. One window
-// remains: a position resolved (Start, End, AtTime) before the topic is
-// deleted and created again, and first fetched from after, is taken as
-// the new topic's offset, as ListOffset gives no ID. With a Client that
-// gives no topic IDs, a position carries over to the new topic (or,
-// past its end, is out of range).
+// A topic deleted and created again under its name is told from the old
+// one by its topic ID (KIP-516): every fetch names the ID of the topic
+// the position is in — the one ListOffset gave with the position it
+// resolved (Start, End, AtTime, or a reset), else the one the
+// partition's first answer gave — and *runnel.Broker answers
+// api.ErrUnknownTopicID once the topic has another. So a topic created
+// again between two fetches, or between the look-up of a position and
+// its first fetch, is reported as above, rather than read from the old
+// topic's offset. What is left: an offset given with At names no topic,
+// and is read in the topic that has the name at its first fetch; with a
+// Client that gives no topic IDs, a position carries over to the new
+// topic (or, past its end, is out of range).
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
@@ -229,7 +232,8 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 
 	var out Fetches
 	for _, p := range todo {
-		off, err := c.client.ListOffset(pctx, p.a.tp.Topic, p.a.tp.Partition, p.at.listTimestamp())
+		lo, err := c.client.ListOffset(pctx, p.a.tp.Topic, p.a.tp.Partition, p.at.listTimestamp())
+		off := lo.Offset
 		if pctx.Err() != nil {
 			return out, pctx.Err()
 		}
@@ -247,14 +251,33 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
-				p.a.pos.Store(off)
-				p.a.seen = true
-				c.cfg.logger.Debug("resolved offset", "topic", p.a.tp.Topic, "partition", p.a.tp.Partition, "at", p.at.String(), "offset", off)
+				c.resolvedLocked(p.a, p.at, lo)
 			}
 		}
 		c.mu.Unlock()
 	}
 	return out, nil
+}
+
+// resolvedLocked sets a's unresolved position to the offset ListOffset
+// found for at, and its topic ID to the one ListOffset gave with it: the
+// ID of the topic the offset is in, which the next fetch names, so that a
+// topic deleted and created again since the look-up is answered with
+// api.ErrUnknownTopicID (and the position reset or stopped, see Poll)
+// rather than read from this offset. An ID known before that differs (kept
+// through a reset after an offset out of range) means the topic was
+// created again before the look-up: the offset is the new topic's, and
+// the new ID is the one to name. Zero (a Client that gives none) is taken
+// as it is: the first fetch that answers gives the ID then.
+func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset) {
+	if !a.topicID.IsZero() && !lo.TopicID.IsZero() && a.topicID != lo.TopicID {
+		c.cfg.logger.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
+			"partition", a.tp.Partition, "old_topic_id", a.topicID.String(), "topic_id", lo.TopicID.String())
+	}
+	a.pos.Store(lo.Offset)
+	a.seen = true
+	a.topicID = lo.TopicID
+	c.cfg.logger.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
 }
 
 // request builds the fetch request, rotating which partition comes first,
@@ -338,7 +361,11 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	a.seq++
 	a.at = at
 	a.seen = false
-	a.topicID = log.TopicID{}
+	if gone {
+		// The ID names a topic that is no more: the position, once
+		// resolved, will name the topic there then.
+		a.topicID = log.TopicID{}
+	}
 	if outOfRange {
 		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
 			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())

@@ -193,7 +193,7 @@ type gatedClient struct {
 	released chan struct{} // closed to let it answer
 }
 
-func (g *gatedClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (int64, error) {
+func (g *gatedClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
 	if g.calls.Add(1) == 1 {
 		close(g.waiting)
 		<-g.released

@@ -280,16 +280,20 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
 	ends := make([]int64, r.parts)
 	left := 0
 	for p := range r.parts {
-		var start int64
+		var start, end api.ListedOffset
 		var err error
 		if start, err = b.ListOffset(ctx, topic, int32(p), api.Earliest); err == nil {
-			ends[p], err = b.ListOffset(ctx, topic, int32(p), api.Latest)
+			end, err = b.ListOffset(ctx, topic, int32(p), api.Latest)
 		}
 		if err != nil {
 			t.Fatalf("runneltest: consume %s-%d: %v", topic, p, err)
 		}
-		if start < ends[p] {
-			r.assign(t, int32(p), consumer.At(start))
+		if start.TopicID != end.TopicID {
+			t.Fatalf("runneltest: consume %s-%d: the topic was deleted and created again during ConsumeAll", topic, p)
+		}
+		ends[p] = end.Offset
+		if start.Offset < end.Offset {
+			r.assign(t, int32(p), consumer.At(start.Offset))
 			left++
 		}
 	}

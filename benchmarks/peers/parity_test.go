@@ -158,7 +158,7 @@ func (s runnelSys) listOffset(ctx context.Context, topic string, partition int32
 	if err != nil {
 		return api.Code(err), -1
 	}
-	return 0, off
+	return 0, off.Offset
 }
 
 func (s runnelSys) deleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int16, int64) {

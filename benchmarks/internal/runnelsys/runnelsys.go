@@ -54,7 +54,7 @@ func (t *target) Count(ctx context.Context, topic string, partitions int) (int64
 		if err != nil {
 			return 0, err
 		}
-		n += end
+		n += end.Offset
 	}
 	return n, nil
 }

@@ -1,0 +1,225 @@
+package consumer_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// listHookClient is a broker whose next ListOffset runs a hook: before
+// asking the broker, or after the broker answered and before the consumer
+// sees the answer. What an after hook does thus happens between the
+// consumer's look-up of a position and its first fetch from it (Poll
+// resolves positions, then fetches, in one call).
+type listHookClient struct {
+	*runnel.Broker
+	mu            sync.Mutex
+	before, after func()
+}
+
+// beforeNext and afterNext set the hook for the next ListOffset only.
+func (h *listHookClient) beforeNext(f func()) { h.mu.Lock(); h.before = f; h.mu.Unlock() }
+func (h *listHookClient) afterNext(f func())  { h.mu.Lock(); h.after = f; h.mu.Unlock() }
+
+func (h *listHookClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
+	h.mu.Lock()
+	before, after := h.before, h.after
+	h.before, h.after = nil, nil
+	h.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	lo, err := h.Broker.ListOffset(ctx, topic, p, ts)
+	if after != nil {
+		after()
+	}
+	return lo, err
+}
+
+// recreate deletes topic t and creates it again, with one partition
+// holding n records new0..new(n-1), and returns the new topic's ID.
+func recreate(t *testing.T, b *runnel.Broker, n int) log.TopicID {
+	t.Helper()
+	ctx := testCtx(t)
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	values(t, b, "t", 0, seq("new", 0, n)...)
+	return topicID(t, b)
+}
+
+func topicID(t *testing.T, b *runnel.Broker) log.TopicID {
+	t.Helper()
+	info, err := b.DescribeTopic(testCtx(t), "t")
+	require.NoError(t, err)
+	return info.ID
+}
+
+// pollUntilErr polls until a Poll reports a partition error, which it
+// returns as a *PartitionError; no Poll before it may return records.
+func pollUntilErr(t *testing.T, c *consumer.Consumer) *consumer.PartitionError {
+	t.Helper()
+	for range 10 { // two Polls at most here: a reset, then the error
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		require.Zero(t, fs.NumRecords(), "no records of the new topic from the old topic's offset")
+		if err := fs.Err(); err != nil {
+			var pe *consumer.PartitionError
+			require.ErrorAs(t, err, &pe)
+			return pe
+		}
+	}
+	t.Fatal("no partition error")
+	return nil
+}
+
+// requireResetToNewTopic checks what a consumer whose position was
+// reported gone with ErrUnknownTopicID does next, per its policy: reads
+// the new topic (n records, new0..) from its start or from its end, or
+// stays stopped, at the old topic's offset stopped, until Seek.
+func requireResetToNewTopic(t *testing.T, b *runnel.Broker, c *consumer.Consumer, policy consumer.ResetPolicy, n int, stopped int64) {
+	t.Helper()
+	switch policy {
+	case consumer.ResetEarliest:
+		require.Equal(t, seq("new", 0, n), vals(readN(t, c, n)), "from the new topic's start")
+	case consumer.ResetLatest:
+		for {
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.NoError(t, fs.Err())
+			require.Zero(t, fs.NumRecords(), "nothing before the new topic's end")
+			if pos, ok := c.Position("t", 0); ok {
+				require.EqualValues(t, n, pos, "the new topic's end")
+				break
+			}
+		}
+		values(t, b, "t", 0, "after")
+		require.Equal(t, []string{"after"}, vals(readN(t, c, 1)))
+	case consumer.ResetNone:
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		require.Empty(t, fs, "stopped until Seek")
+		pos, ok := c.Position("t", 0)
+		require.True(t, ok)
+		require.Equal(t, stopped, pos, "stopped at its old position")
+		require.NoError(t, c.Seek("t", 0, consumer.Start()))
+		require.Equal(t, seq("new", 0, n), vals(readN(t, c, n)))
+	}
+}
+
+// TestRecreatedBetweenListOffsetAndFetch: a position resolved by Start or
+// End just before its topic is deleted and created again, and first
+// fetched from just after, is the old topic's offset: ListOffset's topic
+// ID goes with it into the fetch, which the broker answers with
+// ErrUnknownTopicID, and the position is reset (or stopped) as for a
+// topic created again between two fetches, not read in the new topic.
+func TestRecreatedBetweenListOffsetAndFetch(t *testing.T) {
+	for _, at := range []consumer.Offset{consumer.Start(), consumer.End()} {
+		for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
+			t.Run(at.String()+"/"+policy.String(), func(t *testing.T) {
+				b := openBroker(t, map[string]int{"t": 1})
+				values(t, b, "t", 0, seq("old", 0, 5)...)
+				_, err := b.DeleteRecords(testCtx(t), "t", 0, 3) // Start is 3, End 5
+				require.NoError(t, err)
+				resolved := map[consumer.Offset]int64{consumer.Start(): 3, consumer.End(): 5}[at]
+				h := &listHookClient{Broker: b}
+				c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+				require.NoError(t, c.Assign("t", 0, at))
+
+				// The new topic holds offset 3, and 5: read there, it would
+				// skip new0..new2 (or new0..new4).
+				h.afterNext(func() { recreate(t, b, 8) })
+				pe := pollUntilErr(t, c)
+				require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+				require.ErrorIs(t, pe, runnel.ErrUnknownTopicID)
+				require.Equal(t, resolved, pe.Offset)
+				requireResetToNewTopic(t, b, c, policy, 8, resolved)
+			})
+		}
+	}
+}
+
+// TestRecreatedAfterListOffsetWithIDKnown: a partition whose topic ID the
+// consumer knows from earlier fetches gets its position looked up again —
+// the application seeks to End, or an offset out of range is reset —
+// and the topic is deleted and created again between that look-up and
+// the next fetch: the fetch names the ID ListOffset gave with the offset,
+// and gets ErrUnknownTopicID.
+func TestRecreatedAfterListOffsetWithIDKnown(t *testing.T) {
+	t.Run("seek", func(t *testing.T) {
+		for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone} {
+			t.Run(policy.String(), func(t *testing.T) {
+				b := openBroker(t, map[string]int{"t": 1})
+				values(t, b, "t", 0, seq("old", 0, 5)...)
+				h := &listHookClient{Broker: b}
+				c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				require.Equal(t, seq("old", 0, 2), vals(readN(t, c, 2)))
+
+				require.NoError(t, c.Seek("t", 0, consumer.End()))
+				h.afterNext(func() { recreate(t, b, 8) })
+				pe := pollUntilErr(t, c)
+				require.ErrorIs(t, pe, api.ErrUnknownTopicID, "not new5..new7")
+				require.EqualValues(t, 5, pe.Offset)
+				requireResetToNewTopic(t, b, c, policy, 8, 5)
+			})
+		}
+	})
+	t.Run("out of range", func(t *testing.T) {
+		// ResetNone stops at an offset out of range: nothing is looked up.
+		for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest} {
+			t.Run(policy.String(), func(t *testing.T) {
+				b := openBroker(t, map[string]int{"t": 1})
+				values(t, b, "t", 0, seq("old", 0, 5)...)
+				h := &listHookClient{Broker: b}
+				c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+
+				// The position, 5, falls below the log start, 8: it is
+				// reset to 8 (earliest) or 10 (latest), looked up with
+				// ListOffset.
+				values(t, b, "t", 0, seq("old", 5, 5)...)
+				_, err := b.DeleteRecords(testCtx(t), "t", 0, 8)
+				require.NoError(t, err)
+				h.afterNext(func() { recreate(t, b, 12) })
+				pe := pollUntilErr(t, c)
+				require.ErrorIs(t, pe, api.ErrUnknownTopicID, "not new8.. or new10..")
+				require.EqualValues(t, map[consumer.ResetPolicy]int64{consumer.ResetEarliest: 8, consumer.ResetLatest: 10}[policy], pe.Offset)
+				requireResetToNewTopic(t, b, c, policy, 12, -1)
+			})
+		}
+	})
+}
+
+// TestRecreatedBeforeListOffsetWithIDKnown: a partition whose topic ID the
+// consumer knows gets an offset out of range, and the topic is deleted
+// and created again before the reset position is looked up: ListOffset
+// answers in the new topic, with its ID, which the consumer takes in
+// place of the one it knew (and logs); it reads the new topic from there,
+// with no error.
+func TestRecreatedBeforeListOffsetWithIDKnown(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("old", 0, 5)...)
+	oldID := topicID(t, b)
+	h := &listHookClient{Broker: b}
+	var logs logRecorder
+	c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.Logger(logs.logger()))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
+
+	values(t, b, "t", 0, seq("old", 5, 5)...)
+	_, err := b.DeleteRecords(testCtx(t), "t", 0, 8)
+	require.NoError(t, err)
+	var newID log.TopicID
+	h.beforeNext(func() { newID = recreate(t, b, 3) })
+	require.Equal(t, seq("new", 0, 3), vals(readN(t, c, 3)), "reset to the start of the topic there when it was looked up")
+	require.Equal(t, []string{oldID.String() + " " + newID.String()},
+		logs.attrs("topic created again: position resolved in the new topic", "old_topic_id", "topic_id"))
+}
