@@ -3,10 +3,11 @@
 // broker) of segments (see package segment) plus small checkpoint files:
 //
 //	00000000000000000000.log/.index/.timeindex   the segments, by base offset
-//	recovery-point-checkpoint     offsets below it are synced, indexes too
+//	recovery-point-checkpoint     offsets below it are synced (see Maintain)
 //	log-start-offset-checkpoint   the first offset readers may see
 //	leader-epoch-checkpoint       leader epoch → its first offset (KIP-101)
-//	cleaner-offset-checkpoint     where compaction's dirty section starts
+//	cleaner-checkpoint            where compaction's dirty section starts
+//	producer-state-checkpoint     idempotent producers' last batches
 //	clean-shutdown                present only while the log is cleanly closed
 //
 // Checkpoint files use Kafka's text layout (a version line, a count line,
@@ -29,9 +30,13 @@
 // already have dropped the dirty pages.
 //
 // Opening a log recovers it: segments from the recovery point on are read
-// batch by batch and their indexes rebuilt; a torn tail is cut and
-// reported (RecoveryInfo), corruption of acknowledged data is an error
-// matching record.ErrCorrupt that names the file and position. A log closed
+// batch by batch and their indexes rebuilt; a torn tail past the recovery
+// point is cut and reported (RecoveryInfo), and bad bytes below it are an
+// error matching record.ErrCorrupt that names the file and position. The
+// recovery point moves to a new segment's base when a syncing log rolls,
+// and to the offset fsynced so far at each Maintain, as Kafka checkpoints
+// its flushed offsets: batches acknowledged since the last Maintain lie
+// past it, and one gone bad there is cut as a torn write is. A log closed
 // cleanly opens by reading its checkpoints and the tail of each segment's
 // index. Either way, each segment's batches must end below the next
 // segment's base, and a cleanly closed log's active segment exactly at
