@@ -34,9 +34,9 @@ type AppendResult struct {
 // Append validates data — one or more whole RecordBatch v2 batches, as a
 // producer encoded them — assigns their offsets by rewriting each batch's
 // base offset (and leader epoch; for LogAppendTime topics the max timestamp
-// and CRC; and a max timestamp that is not the records' largest, with the
-// CRC, as Kafka's broker corrects it) in place, and writes them with one
-// write call. Append
+// and CRC; on CreateTime topics, as Kafka's broker corrects them, a max
+// timestamp that is not the records' largest and a LogAppendTime mark, with
+// the CRC) in place, and writes them with one write call. Append
 // therefore modifies data; the log does not keep it after returning.
 //
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
@@ -44,8 +44,9 @@ type AppendResult struct {
 // returns ctx's error: the batches are in the log and may become durable.
 // A ctx that has ended before Append starts writes nothing.
 //
-// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord;
-// record.ErrCorrupt for malformed batches (nothing is written); ctx's error.
+// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord
+// (ErrInvalidTimestamp among them); record.ErrCorrupt for malformed
+// batches (nothing is written); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -219,6 +220,19 @@ func (l *Log) validate(data []byte) (int, error) {
 		case b.ProducerID() >= 0 && b.BaseSequence() < 0:
 			return 0, fmt.Errorf("%w: batch at %d of producer %d has sequence number %d", ErrInvalidRecord, p, b.ProducerID(), b.BaseSequence())
 		}
+		// Only the broker stamps LogAppendTime. Kafka's LogValidator
+		// (validateTimestamp, 3.6 and later) refuses a producer's batch
+		// with the bit on a LogAppendTime topic, and on a CreateTime
+		// topic when its records' timestamp, which the bit makes the max
+		// timestamp, is -1 (no timestamp); it takes any other on a
+		// CreateTime topic, and clears the bit (below).
+		lat := b.TimestampType() == record.LogAppendTime
+		switch {
+		case lat && l.cfg.TimestampType == LogAppendTime:
+			return 0, fmt.Errorf("%w: batch at %d is marked LogAppendTime by its producer; the log stamps the append time", ErrInvalidTimestamp, p)
+		case lat && b.MaxTimestamp() == record.NoTimestamp:
+			return 0, fmt.Errorf("%w: batch at %d is marked LogAppendTime with no timestamp (-1)", ErrInvalidTimestamp, p)
+		}
 		// A compacted log needs every record's key, so it decodes them
 		// all; otherwise the record framing is checked (consumers decode
 		// the fields, trusting no length). Either way compressed records
@@ -238,12 +252,26 @@ func (l *Log) validate(data []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if lat && l.cfg.CleanupPolicy&Compact != 0 {
+			// validateKeys read the records as LogAppendTime ones, each
+			// with the max timestamp: take their own create times.
+			if maxTs, err = checkFraming(b, int64(p)); err != nil {
+				return 0, err
+			}
+		}
 		// The header's max timestamp decides the segment's age (time
 		// retention, rolls), the time index and ListOffset: it is set to
 		// the records' largest, as Kafka's broker sets it (some clients
-		// leave it unset, -1). A LogAppendTime topic overwrites it anyway.
-		if l.cfg.TimestampType != LogAppendTime && b.Attributes()&record.AttrLogAppendTime == 0 && maxTs != b.MaxTimestamp() {
-			b.SetMaxTimestamp(maxTs)
+		// leave it unset, -1). A batch marked LogAppendTime on a
+		// CreateTime topic becomes a CreateTime one, as Kafka's
+		// setMaxTimestamp(CREATE_TIME, ...) makes it: the max timestamp is
+		// its records' largest create time, which readers then report
+		// (Kafka's is the time the producer claimed, which every record
+		// reads as while the bit is set: its records would then not hold
+		// their batch's max timestamp). A LogAppendTime topic overwrites
+		// the max timestamp anyway.
+		if l.cfg.TimestampType != LogAppendTime && (lat || maxTs != b.MaxTimestamp()) {
+			b.SetCreateTime(maxTs)
 		}
 		records += int(n)
 		p += len(b)

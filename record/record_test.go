@@ -140,6 +140,31 @@ func TestLogAppendTime(t *testing.T) {
 	}
 }
 
+// TestSetCreateTime: a batch marked LogAppendTime goes back to its
+// records' create times, with the CRC recomputed, and readers report each
+// record's own timestamp again.
+func TestSetCreateTime(t *testing.T) {
+	for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+		var b Builder
+		recs := sampleRecords(rand.New(rand.NewPCG(9, 10)), 5)
+		batch := build(t, &b, recs, codec)
+		batch.SetLogAppendTime(1234567)
+		batch.SetCreateTime(-1)
+		require.NoError(t, batch.Validate(0), "the CRC follows")
+		require.Equal(t, CreateTime, batch.TimestampType())
+		require.EqualValues(t, -1, batch.MaxTimestamp())
+		require.Equal(t, codec, batch.Codec(), "the other attributes stay")
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, recs[i].ts, r.Timestamp.UnixMilli())
+			require.Equal(t, CreateTime, r.TimestampType)
+			i++
+		}
+		require.Equal(t, len(recs), i)
+	}
+}
+
 func TestNoProducer(t *testing.T) {
 	var b Builder
 	b.SetProducer(5, 5, 5)
