@@ -262,7 +262,9 @@ func (l *Log) validate(data []byte) (int, error) {
 		// The header's max timestamp decides the segment's age (time
 		// retention, rolls), the time index and ListOffset: it is set to
 		// the records' largest, as Kafka's broker sets it (some clients
-		// leave it unset, -1). A batch marked LogAppendTime on a
+		// leave it unset, -1), starting as Kafka's at -1 (no timestamp):
+		// a batch whose records are all older has max timestamp -1, which
+		// the segment and its time index take for no timestamp. A batch marked LogAppendTime on a
 		// CreateTime topic becomes a CreateTime one, as Kafka's
 		// setMaxTimestamp(CREATE_TIME, ...) makes it: the max timestamp is
 		// its records' largest create time, which readers then report
@@ -270,6 +272,7 @@ func (l *Log) validate(data []byte) (int, error) {
 		// reads as while the bit is set: its records would then not hold
 		// their batch's max timestamp). A LogAppendTime topic overwrites
 		// the max timestamp anyway.
+		maxTs = max(maxTs, record.NoTimestamp)
 		if l.cfg.TimestampType != LogAppendTime && (lat || maxTs != b.MaxTimestamp()) {
 			b.SetCreateTime(maxTs)
 		}

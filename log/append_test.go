@@ -104,3 +104,119 @@ func TestAppendRefusesLogAppendTimeBit(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendMaxTimestampOfNegativeTimestamps: Kafka's LogValidator
+// starts a batch's max timestamp at -1 (NO_TIMESTAMP) and only a record
+// above it raises it, so a batch whose records all have timestamps below
+// -1 gets max timestamp -1 (Kafka's broker takes such CreateTimes: only
+// its Java producer refuses them), as the cleaner's rebuilt batches do
+// (Kafka's MemoryRecordsBuilder). Before, Append set the true largest.
+// Readers stay coherent with it: -1 is no timestamp to the segment and
+// its time index, which never hold a smaller one; OffsetForTime and
+// OffsetOfMaxTimestamp read the records' own timestamps; time retention
+// takes a segment without a timestamp above -1 as older than any
+// retention.ms (Kafka ages such a segment by its file's modification
+// time instead; runnel's segments keep none).
+func TestAppendMaxTimestampOfNegativeTimestamps(t *testing.T) {
+	for _, policy := range []CleanupPolicy{Delete, Compact | Delete} {
+		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+			t.Run(fmt.Sprintf("%v/%v", policy, codec), func(t *testing.T) {
+				e := newEnv(t)
+				cfg := Config{CleanupPolicy: policy, RetentionTime: time.Hour, IndexIntervalBytes: 1}
+				l := e.open(cfg)
+				defer func() { l.Close() }()
+				// claimed sets the header's max timestamp, with the CRC, as a
+				// client that writes the true largest does.
+				claimed := func(data []byte, ts int64) []byte {
+					record.Batch(data).SetMaxTimestamp(ts)
+					return data
+				}
+				appendOK(t, l, claimed(batchOf(t, codec, kv{[]byte("a"), []byte("1"), -10}, kv{[]byte("b"), []byte("2"), -7}), -7)) // 0, 1
+				appendOK(t, l, claimed(batchOf(t, codec, kv{[]byte("c"), []byte("3"), -3}), -3))                                    // 2
+				appendOK(t, l, batchOf(t, codec, kv{[]byte("d"), []byte("4"), -1}, kv{[]byte("e"), []byte("5"), -20}))              // 3, 4
+				maxOf := func(off int64) int64 {
+					t.Helper()
+					data, err := l.Read(off, 1, math.MaxInt64)
+					require.NoError(t, err)
+					b, err := record.Parse(data, 0)
+					require.NoError(t, err)
+					require.NoError(t, b.Validate(0))
+					return b.MaxTimestamp()
+				}
+				for _, off := range []int64{0, 2, 3} {
+					require.EqualValues(t, record.NoTimestamp, maxOf(off), "batch at %d", off)
+				}
+				recs := readAll(t, l, 0)
+				require.Len(t, recs, 5)
+				for i, ts := range []int64{-10, -7, -3, -1, -20} {
+					require.Equal(t, ts, recs[i].Timestamp.UnixMilli(), "records keep their timestamps")
+				}
+
+				check := func() {
+					t.Helper()
+					for _, c := range []struct {
+						ts   int64
+						off  int64
+						none bool
+					}{{-25, 0, false}, {-10, 0, false}, {-8, 1, false}, {-7, 1, false}, {-4, 2, false}, {-2, 3, false}, {-1, 3, false}, {0, 0, true}} {
+						off, ok, err := l.OffsetForTime(c.ts)
+						require.NoError(t, err)
+						require.Equal(t, !c.none, ok, "offset for time %d", c.ts)
+						if ok {
+							require.Equal(t, c.off, off, "offset for time %d", c.ts)
+						}
+					}
+					off, ok, err := l.OffsetOfMaxTimestamp()
+					require.NoError(t, err)
+					require.True(t, ok)
+					require.EqualValues(t, 3, off, "the first record with the largest timestamp, -1")
+					for _, s := range *l.segs.Load() {
+						require.EqualValues(t, record.NoTimestamp, s.MaxTimestamp(), "segment %v", s)
+					}
+				}
+				check()
+				require.NoError(t, l.Close())
+				l = e.open(cfg) // the time index and the segment's max timestamp, from the files
+				check()
+
+				// A record at 0 or later has a timestamp: it raises the max.
+				require.NoError(t, l.Roll())
+				now := e.clock.Now().UnixMilli()
+				appendOK(t, l, claimed(batchOf(t, codec, kv{[]byte("f"), []byte("6"), -30}, kv{[]byte("g"), []byte("7"), now}), -30)) // 5, 6
+				require.Equal(t, now, maxOf(5))
+				off, ok, err := l.OffsetOfMaxTimestamp()
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.EqualValues(t, 6, off)
+
+				// Time retention: the first segment, no timestamp above -1,
+				// is past retention.ms; the second is new.
+				require.NoError(t, l.Roll())
+				n, err := l.ApplyRetention()
+				require.NoError(t, err)
+				require.Equal(t, 1, n)
+				require.EqualValues(t, 5, l.LogStartOffset())
+			})
+		}
+	}
+}
+
+// TestCompactionKeepsNoTimestampMax: a batch the cleaner rebuilds from
+// records whose timestamps are all below -1 has max timestamp -1, as
+// Append gives it (Kafka's MemoryRecordsBuilder starts at -1 too).
+func TestCompactionKeepsNoTimestampMax(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact})
+	defer l.Close()
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("old"), -10}, kv{[]byte("b"), []byte("1"), -7})) // 0, 1
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("new"), -5}))                                    // 2
+	require.NoError(t, l.Roll())
+	_, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	data, err := l.Read(0, 1, math.MaxInt64)
+	require.NoError(t, err)
+	b, err := record.Parse(data, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, b.NumRecords(), "the cleaner rebuilt the batch without offset 0")
+	require.EqualValues(t, record.NoTimestamp, b.MaxTimestamp())
+}

@@ -117,6 +117,10 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // OffsetOfMaxTimestamp returns the offset of the first record with the
 // largest timestamp among the records from the log start offset on
 // (ListOffsets' MAX_TIMESTAMP, KIP-734); ok is false when there is none.
+// Timestamps below -1 count as any other: when every record has one, the
+// answer is the first with the largest (the batches' and segments' max
+// timestamps, -1 then, bound them from above; Kafka's broker, which
+// tracks no timestamp below -1 there, answers none).
 //
 // Errors: as OffsetForTime's.
 func (l *Log) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {

@@ -165,6 +165,36 @@ func TestSetCreateTime(t *testing.T) {
 	}
 }
 
+// TestBuilderMaxTimestamp: the max timestamp starts at NoTimestamp, as
+// Kafka's MemoryRecordsBuilder's does: records all below -1 leave it -1.
+func TestBuilderMaxTimestamp(t *testing.T) {
+	for _, c := range []struct {
+		ts   []int64
+		want int64
+	}{
+		{[]int64{-10, -7}, NoTimestamp},
+		{[]int64{-7, -1, -3}, -1},
+		{[]int64{-7, 0}, 0},
+		{[]int64{5, 3, 9, 1}, 9},
+		{[]int64{math.MinInt64}, NoTimestamp},
+	} {
+		var b Builder
+		for _, ts := range c.ts {
+			b.Append(ts, nil, []byte("v"), nil)
+		}
+		batch, err := b.Finish(compression.None)
+		require.NoError(t, err)
+		require.Equal(t, c.want, batch.MaxTimestamp(), "%v", c.ts)
+		require.Equal(t, c.ts[0], batch.BaseTimestamp())
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, c.ts[i], r.Timestamp.UnixMilli())
+			i++
+		}
+	}
+}
+
 func TestNoProducer(t *testing.T) {
 	var b Builder
 	b.SetProducer(5, 5, 5)
