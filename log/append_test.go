@@ -220,3 +220,98 @@ func TestCompactionKeepsNoTimestampMax(t *testing.T) {
 	require.EqualValues(t, 1, b.NumRecords(), "the cleaner rebuilt the batch without offset 0")
 	require.EqualValues(t, record.NoTimestamp, b.MaxTimestamp())
 }
+
+// TestAppendRefusalLeavesDataAlone: an append that is refused leaves the
+// caller's bytes as they were, though Append would have corrected an
+// earlier batch of the same call (a max timestamp that is not the
+// records' largest, a LogAppendTime mark): the corrections are made only
+// once every batch passed (api.ProduceRequest may carry several batches
+// for one partition), and once the producer's sequence was checked.
+// Before, the first batch was corrected in place before a later one was
+// refused, and an idempotent batch before its sequence was refused.
+func TestAppendRefusalLeavesDataAlone(t *testing.T) {
+	ts := int64(1_700_000_000_000)
+	wrongMax := func() []byte { // corrected by Append: max timestamp -1
+		data := batchOf(t, compression.Zstd, kv{[]byte("a"), []byte("1"), ts}, kv{[]byte("b"), []byte("2"), ts - 5})
+		record.Batch(data).SetMaxTimestamp(record.NoTimestamp)
+		return data
+	}
+	marked := func() []byte { // corrected by Append: the LogAppendTime mark
+		data := batchOf(t, compression.None, kv{[]byte("a"), []byte("1"), ts})
+		record.Batch(data).SetLogAppendTime(ts + 1000)
+		return data
+	}
+	good := func() []byte { return batchOf(t, compression.None, kv{[]byte("c"), []byte("3"), ts}) }
+	idempotent := func(seq int32) []byte {
+		var b record.Builder
+		b.SetProducer(7, 0, seq)
+		b.Append(ts, []byte("k"), []byte("v"), nil)
+		data, err := b.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		record.Batch(data).SetMaxTimestamp(record.NoTimestamp)
+		return data
+	}
+	cat := func(bs ...[]byte) []byte {
+		var out []byte
+		for _, b := range bs {
+			out = append(out, b...)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		// before runs before the refused append (appends of its own).
+		before func(t *testing.T, l *Log)
+		data   func() []byte
+		want   error
+	}{
+		{name: "a later batch with a base offset", data: func() []byte {
+			bad := good()
+			record.Batch(bad).SetBaseOffset(5)
+			return cat(wrongMax(), marked(), bad)
+		}, want: ErrInvalidRecord},
+		{name: "a later batch with a bad CRC", data: func() []byte {
+			bad := good()
+			bad[len(bad)-1] ^= 1
+			return cat(marked(), wrongMax(), bad)
+		}, want: record.ErrCorrupt},
+		{name: "a later batch marked LogAppendTime with no timestamp", data: func() []byte {
+			bad := good()
+			record.Batch(bad).SetLogAppendTime(record.NoTimestamp)
+			return cat(wrongMax(), bad)
+		}, want: ErrInvalidTimestamp},
+		{name: "a later batch too large", cfg: Config{MaxMessageBytes: 200}, data: func() []byte {
+			return cat(marked(), batchOf(t, compression.None, kv{[]byte("big"), make([]byte, 300), ts}))
+		}, want: ErrRecordTooLarge},
+		{name: "a later batch without a key on a compacted topic", cfg: Config{CleanupPolicy: Compact}, data: func() []byte {
+			return cat(wrongMax(), marked(), batchOf(t, compression.None, kv{nil, []byte("no key"), ts}))
+		}, want: ErrInvalidRecord},
+		{name: "an idempotent batch out of sequence", data: func() []byte { return idempotent(5) },
+			before: func(t *testing.T, l *Log) { appendOK(t, l, idempotent(0)) },
+			want:   ErrOutOfOrderSequence},
+		{name: "a retried idempotent batch", data: func() []byte { return idempotent(0) },
+			before: func(t *testing.T, l *Log) { appendOK(t, l, idempotent(0)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(c.cfg)
+			defer l.Close()
+			if c.before != nil {
+				c.before(t, l)
+			}
+			end := l.LogEndOffset()
+			data := c.data()
+			orig := append([]byte(nil), data...)
+			res, err := l.Append(context.Background(), data, AppendOptions{})
+			if c.want != nil {
+				require.ErrorIs(t, err, c.want)
+			} else {
+				require.NoError(t, err)
+				require.True(t, res.Duplicate)
+			}
+			require.Equal(t, end, l.LogEndOffset(), "nothing written")
+			require.Equal(t, orig, data, "the caller's bytes changed")
+		})
+	}
+}
