@@ -209,7 +209,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	var off int64
 	var ok bool
 	if timestamp == api.MaxTimestamp {
-		off, ok, err = p.OffsetOfMaxTimestamp()
+		off, ok, err = p.OffsetOfMaxTimestamp(ctx)
 	} else {
 		off, ok, err = p.OffsetForTime(timestamp)
 	}

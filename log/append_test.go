@@ -60,7 +60,7 @@ func TestAppendResetsLogAppendTimeBit(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.Zero(t, off)
-				off, ok, err = l.OffsetOfMaxTimestamp()
+				off, ok, err = l.OffsetOfMaxTimestamp(context.Background())
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.Zero(t, off)
@@ -166,7 +166,7 @@ func TestAppendMaxTimestampOfNegativeTimestamps(t *testing.T) {
 							require.Equal(t, c.off, off, "offset for time %d", c.ts)
 						}
 					}
-					off, ok, err := l.OffsetOfMaxTimestamp()
+					off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 					require.NoError(t, err)
 					require.True(t, ok)
 					require.EqualValues(t, 3, off, "the first record with the largest timestamp, -1")
@@ -184,7 +184,7 @@ func TestAppendMaxTimestampOfNegativeTimestamps(t *testing.T) {
 				now := e.clock.Now().UnixMilli()
 				appendOK(t, l, claimed(batchOf(t, codec, kv{[]byte("f"), []byte("6"), -30}, kv{[]byte("g"), []byte("7"), now}), -30)) // 5, 6
 				require.Equal(t, now, maxOf(5))
-				off, ok, err := l.OffsetOfMaxTimestamp()
+				off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.EqualValues(t, 6, off)

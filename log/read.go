@@ -106,12 +106,18 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // OffsetForTime returns the offset of the first record whose timestamp is
 // at least ts (ms since the epoch), as Kafka's ListOffsets does; ok is
 // false when every record is older (the caller then uses the log end).
+// The answer holds for the log as it is when the search ends: a search
+// that a removal or a compaction's swap overtook is run again (see
+// searchTime).
 //
 // Errors: ErrClosed (also when the log closes during the call);
 // ErrOffsetOutOfRange when segments kept being replaced under the search;
 // record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	return l.searchTime(fmt.Sprintf("offset for time %d", ts), func() (int64, bool, error) { return l.offsetForTime(ts) })
+	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
+		func(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error) {
+			return l.offsetForTime(ctx, segs, start, ts)
+		})
 }
 
 // OffsetOfMaxTimestamp returns the offset of the first record with the
@@ -120,35 +126,71 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // Timestamps below -1 count as any other: when every record has one, the
 // answer is the first with the largest (the batches' and segments' max
 // timestamps, -1 then, bound them from above; Kafka's broker, which
-// tracks no timestamp below -1 there, answers none).
+// tracks no timestamp below -1 there, answers none). When the segments'
+// max timestamps do not lead to the record, it reads the records that may
+// hold it, which ctx can cut short. As OffsetForTime's, the answer holds
+// for the log as it is when the search ends.
 //
-// Errors: as OffsetForTime's.
-func (l *Log) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {
-	return l.searchTime("offset of the largest timestamp", l.offsetOfMaxTimestamp)
+// Errors: as OffsetForTime's; ctx's error.
+func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
+	return l.searchTime(ctx, "offset of the largest timestamp", l.offsetOfMaxTimestamp)
 }
 
-// searchTime runs a search of the segments' timestamps, again if a
-// segment was removed or replaced under it.
-func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offset int64, ok bool, err error) {
+// searchTime runs a search of the timestamps of segs, one listing of the
+// segments, from start, one log start offset, and runs it again on a new
+// listing when the search went stale under it: when a segment was removed
+// (retention, DeleteRecords, truncation) or replaced (compaction's swap)
+// while the search read it, which fails the read, or after (see
+// searchStale), which could leave it naming a record the swap removed or
+// missing one the swap kept.
+func (l *Log) searchTime(ctx context.Context, what string,
+	search func(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
-		offset, ok, err = search()
-		if !removedUnderUs(err) {
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		segs, start := *l.segs.Load(), l.start.Load()
+		offset, ok, err = search(ctx, segs, start)
+		if err == nil && !l.searchStale(segs, offset, ok) {
+			return offset, ok, nil
+		}
+		if err != nil && !removedUnderUs(err) {
 			return offset, ok, err
 		}
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
 		if attempt == 2 {
+			if err == nil {
+				err = errors.New("the segments kept changing under the search")
+			}
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
-		// A segment was removed (retention, truncation) or replaced
-		// (compaction's swap) while we searched it: skipping it could skip
-		// the records a swap moved. Wait for that writer, search again.
+		// Wait for the writer that removed or replaced segments (it
+		// holds mu until the new listing is in place), search again.
 		l.writerBarrier()
 	}
+}
+
+// searchStale reports whether the answer of a search over segs may no
+// longer hold: a segment of segs was removed or replaced since (it is
+// closed then), or the answer is now below the log start or at or past
+// the log end (DeleteRecords or a truncation inside a segment). Segments
+// are immutable but the active one, which only grows, so a search over
+// segments that are all still there read the log as it is.
+func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool) bool {
+	if ok && (offset < l.start.Load() || offset >= l.next.Load()) {
+		return true
+	}
+	for _, s := range segs {
+		if s.Closed() {
+			return true
+		}
+	}
+	return false
 }
 
 // offsetOfMaxTimestamp takes the largest of the segments' max timestamps
@@ -159,30 +201,29 @@ func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offse
 // set it may claim another. When no record has it, the records are read:
 // those of the segments whose max timestamp could hold the largest, the
 // largest first, and in them of the batches whose max timestamp could.
-func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
-	start := l.start.Load()
-	var segs []*segment.Segment
+func (l *Log) offsetOfMaxTimestamp(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error) {
+	var cands []*segment.Segment
 	hi := int64(math.MinInt64)
-	for _, s := range *l.segs.Load() {
+	for _, s := range segs {
 		if s.NextOffset() > start && s.Size() > 0 {
-			segs = append(segs, s)
+			cands = append(cands, s)
 			hi = max(hi, s.MaxTimestamp())
 		}
 	}
-	if len(segs) == 0 {
+	if len(cands) == 0 {
 		return 0, false, nil
 	}
-	if off, ok, err := l.offsetForTime(hi); err != nil || ok {
+	if off, ok, err := l.offsetForTime(ctx, cands, start, hi); err != nil || ok {
 		return off, ok, err
 	}
-	slices.SortStableFunc(segs, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
+	slices.SortStableFunc(cands, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
 	best, bestOff, found := int64(math.MinInt64), int64(0), false
 	var scratch []byte
-	for _, s := range segs {
+	for _, s := range cands {
 		if found && s.MaxTimestamp() < best {
 			break // nor can those after it
 		}
-		err := l.eachRecordFrom(context.Background(), s, start, &scratch,
+		err := l.eachRecordFrom(ctx, s, start, &scratch,
 			func(b record.Batch) bool { return found && b.MaxTimestamp() < best },
 			func(r *record.Record) error {
 				if ts := r.Timestamp.UnixMilli(); !found || ts > best || ts == best && r.Offset < bestOff {
@@ -197,11 +238,15 @@ func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
 	return bestOff, found, nil
 }
 
-func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {
-	start := l.start.Load()
-	for _, s := range *l.segs.Load() {
+// offsetForTime finds the first record from start on in segs whose
+// timestamp is at least ts; ctx is checked before each segment's search.
+func (l *Log) offsetForTime(ctx context.Context, segs []*segment.Segment, start, ts int64) (offset int64, ok bool, err error) {
+	for _, s := range segs {
 		if s.NextOffset() <= start || s.MaxTimestamp() < ts {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
 		}
 		off, ok, err := s.FindTime(ts, start)
 		if err != nil || ok {
