@@ -115,9 +115,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
-		func(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error) {
-			return l.offsetForTime(ctx, segs, start, ts)
-		})
+		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
 }
 
 // OffsetOfMaxTimestamp returns the offset of the first record with the
@@ -136,15 +134,21 @@ func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, 
 	return l.searchTime(ctx, "offset of the largest timestamp", l.offsetOfMaxTimestamp)
 }
 
-// searchTime runs a search of the timestamps of segs, one listing of the
-// segments, from start, one log start offset, and runs it again on a new
-// listing when the search went stale under it: when a segment was removed
-// (retention, DeleteRecords, truncation) or replaced (compaction's swap)
-// while the search read it, which fails the read, or after (see
-// searchStale), which could leave it naming a record the swap removed or
-// missing one the swap kept.
-func (l *Log) searchTime(ctx context.Context, what string,
-	search func(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error)) (offset int64, ok bool, err error) {
+// timeView is what a search of the timestamps reads: one listing of the
+// segments, and the log start and end offsets as it began (the records
+// appended since are not its to answer).
+type timeView struct {
+	segs       []*segment.Segment
+	start, end int64
+}
+
+// searchTime runs a search of the timestamps on a view of the log, and
+// again on a new view when the search went stale under it: when a segment
+// was removed (retention, DeleteRecords, truncation) or replaced
+// (compaction's swap) while the search read it, which fails the read, or
+// after (see searchStale), which could leave it naming a record the swap
+// removed or missing one the swap kept.
+func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.closed.Load() {
 			return 0, false, ErrClosed
@@ -152,9 +156,10 @@ func (l *Log) searchTime(ctx context.Context, what string,
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
 		}
-		segs, start := *l.segs.Load(), l.start.Load()
-		offset, ok, err = search(ctx, segs, start)
-		if err == nil && !l.searchStale(segs, offset, ok) {
+		v := timeView{end: l.next.Load()}
+		v.segs, v.start = *l.segs.Load(), l.start.Load()
+		offset, ok, err = search(ctx, v)
+		if err == nil && !l.searchStale(v.segs, offset, ok) {
 			return offset, ok, nil
 		}
 		if err != nil && !removedUnderUs(err) {
@@ -178,8 +183,9 @@ func (l *Log) searchTime(ctx context.Context, what string,
 // searchStale reports whether the answer of a search over segs may no
 // longer hold: a segment of segs was removed or replaced since (it is
 // closed then), or the answer is now below the log start or at or past
-// the log end (DeleteRecords or a truncation inside a segment). Segments
-// are immutable but the active one, which only grows, so a search over
+// the log end (DeleteRecords, or a truncation inside a segment: the
+// answer is below the log end the search began with). Segments are
+// immutable but the active one, which only grows, so a search over
 // segments that are all still there read the log as it is.
 func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool) bool {
 	if ok && (offset < l.start.Load() || offset >= l.next.Load()) {
@@ -201,11 +207,11 @@ func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool) bool {
 // set it may claim another. When no record has it, the records are read:
 // those of the segments whose max timestamp could hold the largest, the
 // largest first, and in them of the batches whose max timestamp could.
-func (l *Log) offsetOfMaxTimestamp(ctx context.Context, segs []*segment.Segment, start int64) (int64, bool, error) {
+func (l *Log) offsetOfMaxTimestamp(ctx context.Context, v timeView) (int64, bool, error) {
 	var cands []*segment.Segment
 	hi := int64(math.MinInt64)
-	for _, s := range segs {
-		if s.NextOffset() > start && s.Size() > 0 {
+	for _, s := range v.segs {
+		if s.NextOffset() > v.start && s.Base() < v.end && s.Size() > 0 {
 			cands = append(cands, s)
 			hi = max(hi, s.MaxTimestamp())
 		}
@@ -213,7 +219,7 @@ func (l *Log) offsetOfMaxTimestamp(ctx context.Context, segs []*segment.Segment,
 	if len(cands) == 0 {
 		return 0, false, nil
 	}
-	if off, ok, err := l.offsetForTime(ctx, cands, start, hi); err != nil || ok {
+	if off, ok, err := l.offsetForTime(ctx, timeView{cands, v.start, v.end}, hi); err != nil || ok {
 		return off, ok, err
 	}
 	slices.SortStableFunc(cands, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
@@ -223,9 +229,12 @@ func (l *Log) offsetOfMaxTimestamp(ctx context.Context, segs []*segment.Segment,
 		if found && s.MaxTimestamp() < best {
 			break // nor can those after it
 		}
-		err := l.eachRecordFrom(ctx, s, start, &scratch,
-			func(b record.Batch) bool { return found && b.MaxTimestamp() < best },
+		err := l.eachRecordFrom(ctx, s, v.start, &scratch,
+			func(b record.Batch) bool { return b.BaseOffset() >= v.end || found && b.MaxTimestamp() < best },
 			func(r *record.Record) error {
+				if r.Offset >= v.end {
+					return nil
+				}
 				if ts := r.Timestamp.UnixMilli(); !found || ts > best || ts == best && r.Offset < bestOff {
 					best, bestOff, found = ts, r.Offset, true
 				}
@@ -238,17 +247,21 @@ func (l *Log) offsetOfMaxTimestamp(ctx context.Context, segs []*segment.Segment,
 	return bestOff, found, nil
 }
 
-// offsetForTime finds the first record from start on in segs whose
-// timestamp is at least ts; ctx is checked before each segment's search.
-func (l *Log) offsetForTime(ctx context.Context, segs []*segment.Segment, start, ts int64) (offset int64, ok bool, err error) {
-	for _, s := range segs {
-		if s.NextOffset() <= start || s.MaxTimestamp() < ts {
+// offsetForTime finds the first record of v whose timestamp is at least
+// ts; ctx is checked before each segment's search.
+func (l *Log) offsetForTime(ctx context.Context, v timeView, ts int64) (offset int64, ok bool, err error) {
+	for _, s := range v.segs {
+		if s.NextOffset() <= v.start || s.MaxTimestamp() < ts {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
 		}
-		off, ok, err := s.FindTime(ts, start)
+		off, ok, err := s.FindTime(ts, v.start)
+		if ok && off >= v.end {
+			// Appended since the search began; so is every later one.
+			return 0, false, nil
+		}
 		if err != nil || ok {
 			return off, ok, err
 		}

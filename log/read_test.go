@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // maxTsRaceLog builds a log whose largest timestamp OffsetOfMaxTimestamp
@@ -105,6 +107,61 @@ func TestOffsetOfMaxTimestampCancelled(t *testing.T) {
 
 	_, _, err = l.OffsetOfMaxTimestamp(ctx)
 	require.ErrorIs(t, err, context.Canceled, "a ctx ended before the call")
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+}
+
+// TestTimeSearchDuringAppend: a search that runs while an append is
+// between its write and the move of the log end offset (here, while it
+// writes the leader-epoch checkpoint of a new epoch) answers from the
+// records below the log end offset it began with, as a read does. Before,
+// it answered the batch being appended, past the log end.
+func TestTimeSearchDuringAppend(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{}, &hook)
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("0"), 100})) // 0
+
+	type answer struct {
+		maxOff, timeOff int64
+		maxOK, timeOK   bool
+		err             error
+	}
+	done := make(chan answer, 1)
+	var got *answer
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpCreate || !strings.Contains(name, leaderEpochFile) {
+			return
+		}
+		hook = nil
+		go func() {
+			var a answer
+			a.maxOff, a.maxOK, a.err = l.OffsetOfMaxTimestamp(context.Background())
+			if a.err == nil {
+				a.timeOff, a.timeOK, a.err = l.OffsetForTime(150)
+			}
+			done <- a
+		}()
+		select {
+		case a := <-done:
+			got = &a
+		case <-time.After(10 * time.Second):
+			// The search waits for the append, which waits for it.
+		}
+	}
+	_, err := l.Append(context.Background(), batchOf(t, compression.None, kv{[]byte("b"), []byte("1"), 200}), AppendOptions{LeaderEpoch: 1})
+	require.NoError(t, err)
+	if got == nil {
+		<-done
+		t.Fatal("the search waited for the append it ran during")
+	}
+	require.NoError(t, got.err)
+	require.True(t, got.maxOK)
+	require.Zero(t, got.maxOff, "a@100: b@200 was not appended yet")
+	require.False(t, got.timeOK, "no record at 150 or later was appended yet")
 
 	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
