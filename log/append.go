@@ -286,14 +286,16 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// the records' largest, as Kafka's broker sets it (some clients
 		// leave it unset, -1), starting as Kafka's at -1 (no timestamp):
 		// a batch whose records are all older has max timestamp -1, which
-		// the segment and its time index take for no timestamp. A batch marked LogAppendTime on a
-		// CreateTime topic becomes a CreateTime one, as Kafka's
-		// setMaxTimestamp(CREATE_TIME, ...) makes it: the max timestamp is
-		// its records' largest create time, which readers then report
-		// (Kafka's is the time the producer claimed, which every record
-		// reads as while the bit is set: its records would then not hold
-		// their batch's max timestamp). A LogAppendTime topic overwrites
-		// the max timestamp anyway.
+		// the segment and its time index take for no timestamp.
+		//
+		// A batch marked LogAppendTime on a CreateTime topic becomes a
+		// CreateTime one, as Kafka's setMaxTimestamp(CREATE_TIME, ...)
+		// makes it: the max timestamp is its records' largest create
+		// time, which readers then report (Kafka's is the time the
+		// producer claimed, which every record reads as while the bit is
+		// set: its records would then not hold their batch's max
+		// timestamp). A LogAppendTime topic overwrites the max timestamp
+		// anyway.
 		maxTs = max(maxTs, record.NoTimestamp)
 		if l.cfg.TimestampType != LogAppendTime && (lat || maxTs != b.MaxTimestamp()) {
 			stamps = append(stamps, stamp{pos: p, maxTs: maxTs})
