@@ -181,22 +181,24 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 }
 
 // searchStale reports whether the answer of a search over segs may no
-// longer hold: a segment of segs was removed or replaced since (it is
-// closed then), or the answer is now below the log start or at or past
-// the log end (DeleteRecords, or a truncation inside a segment: the
-// answer is below the log end the search began with). Segments are
-// immutable but the active one, which only grows, so a search over
-// segments that are all still there read the log as it is.
+// longer hold: the segment that held it was removed or replaced since (it
+// is closed then: a compaction's swap may have dropped the record), or the
+// answer is now below the log start or at or past the log end
+// (DeleteRecords, or a truncation inside a segment: the answer is below
+// the log end the search began with). Nothing else makes it stale:
+// segments are immutable but the active one, which only grows past the
+// search's end; a swap only drops records, so it makes no answer of a
+// segment it replaced, nor a larger timestamp; and the reads of a segment
+// removed before the search read it fail (see removedUnderUs).
 func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool) bool {
-	if ok && (offset < l.start.Load() || offset >= l.next.Load()) {
+	if !ok {
+		return false
+	}
+	if offset < l.start.Load() || offset >= l.next.Load() {
 		return true
 	}
-	for _, s := range segs {
-		if s.Closed() {
-			return true
-		}
-	}
-	return false
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1
+	return i >= 0 && segs[i].Closed()
 }
 
 // offsetOfMaxTimestamp takes the largest of the segments' max timestamps
