@@ -205,7 +205,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
-	off, err := listOffset(p, timestamp)
+	off, err := listOffset(ctx, p, timestamp)
 	if err != nil {
 		return api.ListedOffset{}, b.partitionGone(err, topic, partition)
 	}
@@ -213,7 +213,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 }
 
 // listOffset is ListOffset's look-up in p.
-func listOffset(p *log.Partition, timestamp int64) (int64, error) {
+func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, error) {
 	hw := p.HighWatermark()
 	switch timestamp {
 	case api.Latest:
@@ -225,7 +225,7 @@ func listOffset(p *log.Partition, timestamp int64) (int64, error) {
 	var ok bool
 	var err error
 	if timestamp == api.MaxTimestamp {
-		off, ok, err = p.OffsetOfMaxTimestamp()
+		off, ok, err = p.OffsetOfMaxTimestamp(ctx)
 	} else {
 		off, ok, err = p.OffsetForTime(timestamp)
 	}

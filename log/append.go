@@ -34,18 +34,23 @@ type AppendResult struct {
 // Append validates data — one or more whole RecordBatch v2 batches, as a
 // producer encoded them — assigns their offsets by rewriting each batch's
 // base offset (and leader epoch; for LogAppendTime topics the max timestamp
-// and CRC; and a max timestamp that is not the records' largest, with the
-// CRC, as Kafka's broker corrects it) in place, and writes them with one
-// write call. Append
-// therefore modifies data; the log does not keep it after returning.
+// and CRC; on CreateTime topics, as Kafka's broker corrects them, a max
+// timestamp that is not the records' largest and a LogAppendTime mark, with
+// the CRC) in place, and writes them with one write call. Append
+// therefore modifies data; the log does not keep it after returning. It
+// modifies nothing until every batch has passed validation and the
+// producer's sequence check: an append that is refused, or answered as a
+// duplicate, leaves data as it was; only a write that fails (ErrLogFenced
+// then) may leave it with offsets assigned.
 //
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
 // A ctx that has ended before Append starts writes nothing.
 //
-// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord;
-// record.ErrCorrupt for malformed batches (nothing is written); ctx's error.
+// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord
+// (ErrInvalidTimestamp among them); record.ErrCorrupt for malformed
+// batches (nothing is written); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -69,7 +74,8 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if err := ctx.Err(); err != nil {
 		return res, Durability{}, err
 	}
-	records, err := l.validate(data)
+	var fixed [4]stamp // room for the usual corrections, on the stack
+	records, stamps, err := l.validate(data, fixed[:0])
 	if err != nil {
 		return res, Durability{}, err
 	}
@@ -95,6 +101,8 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if l.cfg.TimestampType == LogAppendTime {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
+	// Every batch passed, and the producer's sequence: data changes only
+	// now.
 	for p := 0; p < len(data); {
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
@@ -102,6 +110,9 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		b.SetLeaderEpoch(opts.LeaderEpoch)
 		if res.LogAppendTime >= 0 {
 			b.SetLogAppendTime(res.LogAppendTime)
+		} else if len(stamps) > 0 && stamps[0].pos == p {
+			b.SetCreateTime(stamps[0].maxTs)
+			stamps = stamps[1:]
 		}
 		next = b.NextOffset()
 		p += len(b)
@@ -180,26 +191,38 @@ func (l *Log) checkProducer(data []byte) (*producerBatch, error) {
 	return nil, err
 }
 
-// validate checks every batch and returns the record count.
-func (l *Log) validate(data []byte) (int, error) {
+// stamp is a correction validate found for the batch at pos of the data
+// it checked: its max timestamp must be maxTs, as a CreateTime batch
+// (record.Batch.SetCreateTime).
+type stamp struct {
+	pos   int
+	maxTs int64
+}
+
+// validate checks every batch and returns the record count, and the
+// corrections of the batches that need one appended to stamps, in the
+// order of the batches. It does not modify data: the caller applies the
+// corrections once it accepts every batch, so that a refused append leaves
+// the caller's bytes as they were.
+func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	if len(data) == 0 {
-		return 0, fmt.Errorf("%w: no batches", ErrInvalidRecord)
+		return 0, nil, fmt.Errorf("%w: no batches", ErrInvalidRecord)
 	}
 	records := 0
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if len(b) > l.cfg.MaxMessageBytes {
-			return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
+			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
 		}
 		if err := b.Validate(int64(p)); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		n := b.NumRecords()
 		if n == 0 || b.LastOffsetDelta() != n-1 {
-			return 0, fmt.Errorf("%w: batch at %d has %d records and last offset delta %d", ErrInvalidRecord, p, n, b.LastOffsetDelta())
+			return 0, nil, fmt.Errorf("%w: batch at %d has %d records and last offset delta %d", ErrInvalidRecord, p, n, b.LastOffsetDelta())
 		}
 		// What Kafka's broker refuses from a producer (LogValidator,
 		// UnifiedLog.analyzeAndValidateRecords): offsets are the log's to
@@ -207,17 +230,30 @@ func (l *Log) validate(data []byte) (int, error) {
 		// batch needs its sequence number.
 		switch {
 		case b.BaseOffset() != 0:
-			return 0, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
+			return 0, nil, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
 		case b.IsControl():
-			return 0, fmt.Errorf("%w: batch at %d is a control batch, which producers may not write", ErrInvalidRecord, p)
+			return 0, nil, fmt.Errorf("%w: batch at %d is a control batch, which producers may not write", ErrInvalidRecord, p)
 		case b.IsTransactional():
-			return 0, fmt.Errorf("%w: batch at %d is transactional; runnel has no transactions", ErrInvalidRecord, p)
+			return 0, nil, fmt.Errorf("%w: batch at %d is transactional; runnel has no transactions", ErrInvalidRecord, p)
 		case b.HasDeleteHorizon():
 			// The log cleaner's mark (KIP-534): from a producer, it would
 			// make the batch's tombstones go at the first compaction.
-			return 0, fmt.Errorf("%w: batch at %d has a delete horizon, which only the log cleaner sets", ErrInvalidRecord, p)
+			return 0, nil, fmt.Errorf("%w: batch at %d has a delete horizon, which only the log cleaner sets", ErrInvalidRecord, p)
 		case b.ProducerID() >= 0 && b.BaseSequence() < 0:
-			return 0, fmt.Errorf("%w: batch at %d of producer %d has sequence number %d", ErrInvalidRecord, p, b.ProducerID(), b.BaseSequence())
+			return 0, nil, fmt.Errorf("%w: batch at %d of producer %d has sequence number %d", ErrInvalidRecord, p, b.ProducerID(), b.BaseSequence())
+		}
+		// Only the broker stamps LogAppendTime. Kafka's LogValidator
+		// (validateTimestamp, 3.6 and later) refuses a producer's batch
+		// with the bit on a LogAppendTime topic, and on a CreateTime
+		// topic when its records' timestamp, which the bit makes the max
+		// timestamp, is -1 (no timestamp); it takes any other on a
+		// CreateTime topic, and clears the bit (below).
+		lat := b.TimestampType() == record.LogAppendTime
+		switch {
+		case lat && l.cfg.TimestampType == LogAppendTime:
+			return 0, nil, fmt.Errorf("%w: batch at %d is marked LogAppendTime by its producer; the log stamps the append time", ErrInvalidTimestamp, p)
+		case lat && b.MaxTimestamp() == record.NoTimestamp:
+			return 0, nil, fmt.Errorf("%w: batch at %d is marked LogAppendTime with no timestamp (-1)", ErrInvalidTimestamp, p)
 		}
 		// A compacted log needs every record's key, so it decodes them
 		// all; otherwise the record framing is checked (consumers decode
@@ -232,23 +268,42 @@ func (l *Log) validate(data []byte) (int, error) {
 			maxTs, err = checkFraming(b, int64(p))
 		}
 		if errors.Is(err, compression.ErrTooLarge) {
-			return 0, fmt.Errorf("%w: batch at %d holds more than %d bytes of records once decompressed (what consumers decompress)",
+			return 0, nil, fmt.Errorf("%w: batch at %d holds more than %d bytes of records once decompressed (what consumers decompress)",
 				ErrRecordTooLarge, p, compression.DefaultDecodeLimit)
 		}
 		if err != nil {
-			return 0, err
+			return 0, nil, err
+		}
+		if lat && l.cfg.CleanupPolicy&Compact != 0 {
+			// validateKeys read the records as LogAppendTime ones, each
+			// with the max timestamp: take their own create times.
+			if maxTs, err = checkFraming(b, int64(p)); err != nil {
+				return 0, nil, err
+			}
 		}
 		// The header's max timestamp decides the segment's age (time
 		// retention, rolls), the time index and ListOffset: it is set to
 		// the records' largest, as Kafka's broker sets it (some clients
-		// leave it unset, -1). A LogAppendTime topic overwrites it anyway.
-		if l.cfg.TimestampType != LogAppendTime && b.Attributes()&record.AttrLogAppendTime == 0 && maxTs != b.MaxTimestamp() {
-			b.SetMaxTimestamp(maxTs)
+		// leave it unset, -1), starting as Kafka's at -1 (no timestamp):
+		// a batch whose records are all older has max timestamp -1, which
+		// the segment and its time index take for no timestamp.
+		//
+		// A batch marked LogAppendTime on a CreateTime topic becomes a
+		// CreateTime one, as Kafka's setMaxTimestamp(CREATE_TIME, ...)
+		// makes it: the max timestamp is its records' largest create
+		// time, which readers then report (Kafka's is the time the
+		// producer claimed, which every record reads as while the bit is
+		// set: its records would then not hold their batch's max
+		// timestamp). A LogAppendTime topic overwrites the max timestamp
+		// anyway.
+		maxTs = max(maxTs, record.NoTimestamp)
+		if l.cfg.TimestampType != LogAppendTime && (lat || maxTs != b.MaxTimestamp()) {
+			stamps = append(stamps, stamp{pos: p, maxTs: maxTs})
 		}
 		records += int(n)
 		p += len(b)
 	}
-	return records, nil
+	return records, stamps, nil
 }
 
 // framingBufs holds buffers for the decompressed records of checkFraming.

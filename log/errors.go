@@ -1,6 +1,9 @@
 package log
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrClosed is returned by every method of a closed Log.
@@ -18,9 +21,14 @@ var (
 	// breaks a rule of the log: no records, offsets deltas that disagree
 	// with the count, a base offset other than 0, a control or
 	// transactional batch, a delete horizon (the cleaner's mark), an
-	// idempotent batch without a sequence number, or a null key on a
-	// compacted topic.
+	// idempotent batch without a sequence number, a null key on a
+	// compacted topic, or a refused timestamp (ErrInvalidTimestamp).
 	ErrInvalidRecord = errors.New("runnel/log: invalid record")
+	// ErrInvalidTimestamp is returned by Append for a batch whose
+	// timestamps Kafka's broker refuses (INVALID_TIMESTAMP): one a
+	// producer marked LogAppendTime, on a LogAppendTime topic or with max
+	// timestamp -1. It matches ErrInvalidRecord too.
+	ErrInvalidTimestamp = fmt.Errorf("%w: invalid timestamp", ErrInvalidRecord)
 	// ErrInvalidConfig is returned by Open for a Config out of range.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")
 	// ErrNotLogDir is returned by Open for a directory holding files that

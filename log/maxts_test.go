@@ -20,7 +20,7 @@ func TestOffsetOfMaxTimestamp(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentBytes: 300, IndexIntervalBytes: 50})
 	defer l.Close()
-	_, ok, err := l.OffsetOfMaxTimestamp()
+	_, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
 	require.False(t, ok, "an empty log")
 
@@ -39,7 +39,7 @@ func TestOffsetOfMaxTimestamp(t *testing.T) {
 	require.Greater(t, l.Segments(), 1)
 	want := func(off int64) {
 		t.Helper()
-		got, ok, err := l.OffsetOfMaxTimestamp()
+		got, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 		require.NoError(t, err)
 		require.True(t, ok)
 		require.Equal(t, off, got)
@@ -53,7 +53,7 @@ func TestOffsetOfMaxTimestamp(t *testing.T) {
 	want(9) // 49
 	_, err = l.DeleteRecordsBefore(10)
 	require.NoError(t, err)
-	_, ok, err = l.OffsetOfMaxTimestamp()
+	_, ok, err = l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
 	require.False(t, ok, "every record deleted")
 	appendOK(t, l, at(-1, 3))
@@ -91,7 +91,7 @@ func TestOffsetOfMaxTimestampModel(t *testing.T) {
 					best, want = tss[off], off
 				}
 			}
-			got, ok, err := l.OffsetOfMaxTimestamp()
+			got, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 			require.NoError(rt, err)
 			require.Equal(rt, want >= 0, ok, "start %d, timestamps %v", l.LogStartOffset(), tss)
 			if ok {
@@ -131,7 +131,7 @@ func TestOffsetOfMaxTimestampAgainstRecords(t *testing.T) {
 					best, want = ts, r.Offset
 				}
 			}
-			got, ok, err := l.OffsetOfMaxTimestamp()
+			got, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 			require.NoError(rt, err)
 			require.Equal(rt, want >= 0, ok)
 			if ok {

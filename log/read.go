@@ -106,45 +106,99 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // OffsetForTime returns the offset of the first record whose timestamp is
 // at least ts (ms since the epoch), as Kafka's ListOffsets does; ok is
 // false when every record is older (the caller then uses the log end).
+// The answer holds for the log as it is when the search ends: a search
+// that a removal or a compaction's swap overtook is run again (see
+// searchTime).
 //
 // Errors: ErrClosed (also when the log closes during the call);
 // ErrOffsetOutOfRange when segments kept being replaced under the search;
 // record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	return l.searchTime(fmt.Sprintf("offset for time %d", ts), func() (int64, bool, error) { return l.offsetForTime(ts) })
+	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
+		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
 }
 
 // OffsetOfMaxTimestamp returns the offset of the first record with the
 // largest timestamp among the records from the log start offset on
 // (ListOffsets' MAX_TIMESTAMP, KIP-734); ok is false when there is none.
+// Timestamps below -1 count as any other: when every record has one, the
+// answer is the first with the largest (the batches' and segments' max
+// timestamps, -1 then, bound them from above; Kafka's broker, which
+// tracks no timestamp below -1 there, answers none). When the segments'
+// max timestamps do not lead to the record, it reads the records that may
+// hold it, which ctx can cut short. As OffsetForTime's, the answer holds
+// for the log as it is when the search ends.
 //
-// Errors: as OffsetForTime's.
-func (l *Log) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {
-	return l.searchTime("offset of the largest timestamp", l.offsetOfMaxTimestamp)
+// Errors: as OffsetForTime's; ctx's error.
+func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
+	return l.searchTime(ctx, "offset of the largest timestamp", l.offsetOfMaxTimestamp)
 }
 
-// searchTime runs a search of the segments' timestamps, again if a
-// segment was removed or replaced under it.
-func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offset int64, ok bool, err error) {
+// timeView is what a search of the timestamps reads: one listing of the
+// segments, and the log start and end offsets as it began (the records
+// appended since are not its to answer).
+type timeView struct {
+	segs       []*segment.Segment
+	start, end int64
+}
+
+// searchTime runs a search of the timestamps on a view of the log, and
+// again on a new view when the search went stale under it: when a segment
+// was removed (retention, DeleteRecords, truncation) or replaced
+// (compaction's swap) while the search read it, which fails the read, or
+// after (see searchStale), which could leave it naming a record the swap
+// removed or missing one the swap kept.
+func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
-		offset, ok, err = search()
-		if !removedUnderUs(err) {
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		v := timeView{end: l.next.Load()}
+		v.segs, v.start = *l.segs.Load(), l.start.Load()
+		offset, ok, err = search(ctx, v)
+		if err == nil && !l.searchStale(v.segs, offset, ok) {
+			return offset, ok, nil
+		}
+		if err != nil && !removedUnderUs(err) {
 			return offset, ok, err
 		}
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
 		if attempt == 2 {
+			if err == nil {
+				err = errors.New("the segments kept changing under the search")
+			}
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
-		// A segment was removed (retention, truncation) or replaced
-		// (compaction's swap) while we searched it: skipping it could skip
-		// the records a swap moved. Wait for that writer, search again.
+		// Wait for the writer that removed or replaced segments (it
+		// holds mu until the new listing is in place), search again.
 		l.writerBarrier()
 	}
+}
+
+// searchStale reports whether the answer of a search over segs may no
+// longer hold: the segment that held it was removed or replaced since (it
+// is closed then: a compaction's swap may have dropped the record), or the
+// answer is now below the log start or at or past the log end
+// (DeleteRecords, or a truncation inside a segment: the answer is below
+// the log end the search began with). Nothing else makes it stale:
+// segments are immutable but the active one, which only grows past the
+// search's end; a swap only drops records, so it makes no answer of a
+// segment it replaced, nor a larger timestamp; and the reads of a segment
+// removed before the search read it fail (see removedUnderUs).
+func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool) bool {
+	if !ok {
+		return false
+	}
+	if offset < l.start.Load() || offset >= l.next.Load() {
+		return true
+	}
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1
+	return i >= 0 && segs[i].Closed()
 }
 
 // offsetOfMaxTimestamp takes the largest of the segments' max timestamps
@@ -155,32 +209,34 @@ func (l *Log) searchTime(what string, search func() (int64, bool, error)) (offse
 // set it may claim another. When no record has it, the records are read:
 // those of the segments whose max timestamp could hold the largest, the
 // largest first, and in them of the batches whose max timestamp could.
-func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
-	start := l.start.Load()
-	var segs []*segment.Segment
+func (l *Log) offsetOfMaxTimestamp(ctx context.Context, v timeView) (int64, bool, error) {
+	var cands []*segment.Segment
 	hi := int64(math.MinInt64)
-	for _, s := range *l.segs.Load() {
-		if s.NextOffset() > start && s.Size() > 0 {
-			segs = append(segs, s)
+	for _, s := range v.segs {
+		if s.NextOffset() > v.start && s.Base() < v.end && s.Size() > 0 {
+			cands = append(cands, s)
 			hi = max(hi, s.MaxTimestamp())
 		}
 	}
-	if len(segs) == 0 {
+	if len(cands) == 0 {
 		return 0, false, nil
 	}
-	if off, ok, err := l.offsetForTime(hi); err != nil || ok {
+	if off, ok, err := l.offsetForTime(ctx, timeView{cands, v.start, v.end}, hi); err != nil || ok {
 		return off, ok, err
 	}
-	slices.SortStableFunc(segs, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
+	slices.SortStableFunc(cands, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
 	best, bestOff, found := int64(math.MinInt64), int64(0), false
 	var scratch []byte
-	for _, s := range segs {
+	for _, s := range cands {
 		if found && s.MaxTimestamp() < best {
 			break // nor can those after it
 		}
-		err := l.eachRecordFrom(context.Background(), s, start, &scratch,
-			func(b record.Batch) bool { return found && b.MaxTimestamp() < best },
+		err := l.eachRecordFrom(ctx, s, v.start, &scratch,
+			func(b record.Batch) bool { return b.BaseOffset() >= v.end || found && b.MaxTimestamp() < best },
 			func(r *record.Record) error {
+				if r.Offset >= v.end {
+					return nil
+				}
 				if ts := r.Timestamp.UnixMilli(); !found || ts > best || ts == best && r.Offset < bestOff {
 					best, bestOff, found = ts, r.Offset, true
 				}
@@ -193,13 +249,21 @@ func (l *Log) offsetOfMaxTimestamp() (int64, bool, error) {
 	return bestOff, found, nil
 }
 
-func (l *Log) offsetForTime(ts int64) (offset int64, ok bool, err error) {
-	start := l.start.Load()
-	for _, s := range *l.segs.Load() {
-		if s.NextOffset() <= start || s.MaxTimestamp() < ts {
+// offsetForTime finds the first record of v whose timestamp is at least
+// ts; ctx is checked before each segment's search.
+func (l *Log) offsetForTime(ctx context.Context, v timeView, ts int64) (offset int64, ok bool, err error) {
+	for _, s := range v.segs {
+		if s.NextOffset() <= v.start || s.MaxTimestamp() < ts {
 			continue
 		}
-		off, ok, err := s.FindTime(ts, start)
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		off, ok, err := s.FindTime(ts, v.start)
+		if ok && off >= v.end {
+			// Appended since the search began; so is every later one.
+			return 0, false, nil
+		}
 		if err != nil || ok {
 			return off, ok, err
 		}

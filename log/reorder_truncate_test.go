@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -73,7 +74,7 @@ func TestCrashReorderTruncateIndexes(t *testing.T) {
 					names, _ := clone.List(e.dir)
 					recs := readAll(t, l, 0)
 					require.Len(t, recs, int(end), "a hole in the log; files %q", names)
-					off, ok, err := l.OffsetOfMaxTimestamp()
+					off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 					require.NoError(t, err)
 					require.True(t, ok)
 					require.Equal(t, end-1, off, "the offset of the largest timestamp, with records [0, %d)", end)

@@ -87,7 +87,7 @@ func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		off, ok, err := l.OffsetOfMaxTimestamp()
+		off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 		done <- answer{off, ok, err}
 	}()
 	select {
@@ -124,7 +124,7 @@ func TestMaxTimestampOverEmptiedBatch(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.EqualValues(t, 1, recs[0].Offset)
 
-	off, ok, err := l.OffsetOfMaxTimestamp()
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
 	require.True(t, ok, "the log has a record (offset 1, timestamp 1000)")
 	require.EqualValues(t, 1, off)
@@ -157,7 +157,7 @@ func TestAppendSetsTheMaxTimestamp(t *testing.T) {
 				require.EqualValues(t, 1000, b.MaxTimestamp(), "%v %v claimed %d", cfg.CleanupPolicy, codec, claim)
 			}
 			if cfg.TimestampType != LogAppendTime {
-				off, ok, err := l.OffsetOfMaxTimestamp()
+				off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.Zero(t, off)

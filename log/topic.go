@@ -154,10 +154,10 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 
 // OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestamp, with the partition's
 // log held open for the call (a Reopen waits for it).
-func (p *Partition) OffsetOfMaxTimestamp() (offset int64, ok bool, err error) {
+func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	offset, ok, err = p.log.OffsetOfMaxTimestamp()
+	offset, ok, err = p.log.OffsetOfMaxTimestamp(ctx)
 	return offset, ok, p.failed(err)
 }
 

@@ -24,9 +24,10 @@ func BenchmarkValidate(b *testing.B) {
 					recs[i] = kv{[]byte{byte(i)}, make([]byte, 100), 1_700_000_000_000}
 				}
 				data := batchOf(b, codec, recs...)
+				var stamps [4]stamp
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := l.validate(data); err != nil {
+					if _, _, err := l.validate(data, stamps[:0]); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -241,6 +241,19 @@ func (b Batch) SetMaxTimestamp(ts int64) {
 	b.UpdateCRC()
 }
 
+// SetCreateTime marks the batch's timestamps as its records' create
+// times (it clears the LogAppendTime attribute), sets its max timestamp to
+// ts (ms), and recomputes the CRC, which covers both fields: what Kafka's
+// broker does to a produced batch on a CreateTime topic
+// (setMaxTimestamp(CREATE_TIME, ...)). Readers then report each record's
+// own encoded timestamp.
+func (b Batch) SetCreateTime(ts int64) {
+	a := uint16(b.Attributes()) &^ AttrLogAppendTime
+	binary.BigEndian.PutUint16(b[offAttributes:], a)
+	binary.BigEndian.PutUint64(b[offMaxTime:], uint64(ts))
+	b.UpdateCRC()
+}
+
 // SetLogAppendTime marks the batch's timestamps as the broker's append time
 // ts (ms) and recomputes the CRC, which covers both fields. Records keep
 // their encoded timestamps; readers report ts for each of them, as Kafka's

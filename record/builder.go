@@ -95,7 +95,7 @@ func (b *Builder) Append(ts int64, key, value []byte, headers []Header) {
 func (b *Builder) AppendAt(offsetDelta, ts int64, key, value []byte, headers []Header) {
 	b.start()
 	if b.count == 0 {
-		b.maxTs = ts
+		b.maxTs = NoTimestamp
 		if b.horizon < 0 {
 			b.baseTs = ts
 		}
@@ -153,7 +153,9 @@ func (b *Builder) Add(r *Record) {
 }
 
 // Finish completes the batch, compressing its records with codec, and
-// returns it with base offset 0. The returned Batch aliases the builder's
+// returns it with base offset 0. Its max timestamp is its records' largest,
+// or NoTimestamp when none is larger (all are below -1), as Kafka's
+// MemoryRecordsBuilder and broker write it. The returned Batch aliases the builder's
 // memory: it is valid until the next Append, Reset or Finish. Finish on an
 // empty builder returns a nil Batch: Kafka has no empty producer batches.
 func (b *Builder) Finish(codec compression.Codec) (Batch, error) {

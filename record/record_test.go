@@ -140,6 +140,61 @@ func TestLogAppendTime(t *testing.T) {
 	}
 }
 
+// TestSetCreateTime: a batch marked LogAppendTime goes back to its
+// records' create times, with the CRC recomputed, and readers report each
+// record's own timestamp again.
+func TestSetCreateTime(t *testing.T) {
+	for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+		var b Builder
+		recs := sampleRecords(rand.New(rand.NewPCG(9, 10)), 5)
+		batch := build(t, &b, recs, codec)
+		batch.SetLogAppendTime(1234567)
+		batch.SetCreateTime(-1)
+		require.NoError(t, batch.Validate(0), "the CRC follows")
+		require.Equal(t, CreateTime, batch.TimestampType())
+		require.EqualValues(t, -1, batch.MaxTimestamp())
+		require.Equal(t, codec, batch.Codec(), "the other attributes stay")
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, recs[i].ts, r.Timestamp.UnixMilli())
+			require.Equal(t, CreateTime, r.TimestampType)
+			i++
+		}
+		require.Equal(t, len(recs), i)
+	}
+}
+
+// TestBuilderMaxTimestamp: the max timestamp starts at NoTimestamp, as
+// Kafka's MemoryRecordsBuilder's does: records all below -1 leave it -1.
+func TestBuilderMaxTimestamp(t *testing.T) {
+	for _, c := range []struct {
+		ts   []int64
+		want int64
+	}{
+		{[]int64{-10, -7}, NoTimestamp},
+		{[]int64{-7, -1, -3}, -1},
+		{[]int64{-7, 0}, 0},
+		{[]int64{5, 3, 9, 1}, 9},
+		{[]int64{math.MinInt64}, NoTimestamp},
+	} {
+		var b Builder
+		for _, ts := range c.ts {
+			b.Append(ts, nil, []byte("v"), nil)
+		}
+		batch, err := b.Finish(compression.None)
+		require.NoError(t, err)
+		require.Equal(t, c.want, batch.MaxTimestamp(), "%v", c.ts)
+		require.Equal(t, c.ts[0], batch.BaseTimestamp())
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, c.ts[i], r.Timestamp.UnixMilli())
+			i++
+		}
+	}
+}
+
 func TestNoProducer(t *testing.T) {
 	var b Builder
 	b.SetProducer(5, 5, 5)

@@ -51,6 +51,7 @@ const (
 	codeInvalidTopic       int16 = 17
 	codeTopicExists        int16 = 36
 	codeInvalidPartitions  int16 = 37
+	codeInvalidTimestamp   int16 = 32
 	codeOutOfOrderSequence int16 = 45
 	codePolicyViolation    int16 = 44
 	codeInvalidEpoch       int16 = 47
@@ -1296,6 +1297,108 @@ func TestParityProduceValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParityProducerTimestamps: what Kafka's LogValidator (3.6 and
+// later: validateTimestamp, assignOffsetsNonCompressed) does with
+// timestamps a producer sets that only the broker may: a batch marked
+// LogAppendTime on a CreateTime topic is taken and stored as a CreateTime
+// one (setMaxTimestamp(CREATE_TIME, ...) clears the mark), its records
+// keeping their own timestamps; the mark is refused (INVALID_TIMESTAMP) on
+// a LogAppendTime topic, and with max timestamp -1. A batch whose records
+// are all stamped below -1 is taken (only Kafka's Java producer refuses
+// negative timestamps), with max timestamp -1: the broker's starts there.
+func TestParityProducerTimestamps(t *testing.T) {
+	p := newPair(t)
+	p.createTopic(t, "ts-create", topicSpec{partitions: 1})
+	p.createTopic(t, "ts-append", topicSpec{partitions: 1, logAppendTime: true})
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	// marked is a batch of records at base and base+5, marked
+	// LogAppendTime with max timestamp claim, as a producer may send it.
+	marked := func(t *testing.T, claim int64) []byte {
+		b := values(t, []int64{base, base + 5})
+		record.Batch(b).SetLogAppendTime(claim)
+		return b
+	}
+	maxOf := func(data []byte) int64 {
+		if len(data) < record.HeaderSize {
+			return -2 // no batch
+		}
+		return record.Batch(data).MaxTimestamp()
+	}
+
+	t.Run("LogAppendTime_mark_on_a_CreateTime_topic", func(t *testing.T) {
+		r, k := p.rn.produce(p.ctx, "ts-create", 0, marked(t, base+1000)), p.kf.produce(p.ctx, "ts-create", 0, marked(t, base+1000))
+		expect(t, "code", codeNone, r.code, k.code)
+		expectQuirk(t, "log append time in the response", -1, r.logAppendTime, k.logAppendTime,
+			"kfake stamps LogAppendTime when the producer set the mark, whatever the topic's message.timestamp.type")
+		rf, kf := p.rn.fetch(p.ctx, "ts-create", 0, r.baseOffset), p.kf.fetch(p.ctx, "ts-create", 0, k.baseOffset)
+		rr, kr := decode(t, rf.records, r.baseOffset), decode(t, kf.records, k.baseOffset)
+		if len(rr) != 2 || rr[0].TSType != record.CreateTime || rr[0].TS != base || rr[1].TS != base+5 {
+			t.Errorf("runnel's records %v: Kafka's are CreateTime, at %d and %d", rr, base, base+5)
+		}
+		if len(kr) > 0 {
+			expectQuirk(t, "fetched timestamp type", record.CreateTime, rr[0].TSType, kr[0].TSType,
+				"kfake keeps the mark (it stamps LogAppendTime when the producer set it)")
+		}
+		// Kafka's max timestamp is the claim: while the mark is set,
+		// every record reads as the claimed time, and LogValidator takes
+		// the largest of those.
+		diverges(t, "stored max timestamp", base+1000, maxOf(rf.records),
+			"runnel sets a CreateTime batch's max timestamp to its records' largest create time (base+5), which its readers, the time index and retention then see")
+	})
+	for _, c := range []struct {
+		name, topic string
+		claim       int64
+	}{
+		{"LogAppendTime_mark_with_max_timestamp_-1", "ts-create", -1},
+		{"LogAppendTime_mark_on_a_LogAppendTime_topic", "ts-append", base + 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, k := p.rn.produce(p.ctx, c.topic, 0, marked(t, c.claim)), p.kf.produce(p.ctx, c.topic, 0, marked(t, c.claim))
+			if k.code != codeInvalidTimestamp {
+				t.Logf("kfake quirk: %s: kfake %d, Kafka %d (kfake does not check the timestamp type)", c.name, k.code, codeInvalidTimestamp)
+			}
+			if r.code == codeNone {
+				t.Fatalf("%s: runnel took the batch; Kafka refuses it with %d", c.name, codeInvalidTimestamp)
+			}
+			diverges(t, c.name+": code", codeInvalidTimestamp, r.code,
+				"runnel refuses it with log.ErrInvalidTimestamp, which matches log.ErrInvalidRecord: api's error table answers INVALID_RECORD (87) until it maps the new sentinel to INVALID_TIMESTAMP")
+		})
+	}
+
+	t.Run("timestamps_all_below_-1", func(t *testing.T) {
+		p.createTopic(t, "ts-negative", topicSpec{partitions: 1})
+		batch := func() []byte {
+			b := values(t, []int64{-10, -7})
+			record.Batch(b).SetMaxTimestamp(-7) // as a client that writes the true largest sends it
+			return b
+		}
+		r, k := p.rn.produce(p.ctx, "ts-negative", 0, batch()), p.kf.produce(p.ctx, "ts-negative", 0, batch())
+		expect(t, "code", codeNone, r.code, k.code)
+		rf, kf := p.rn.fetch(p.ctx, "ts-negative", 0, 0), p.kf.fetch(p.ctx, "ts-negative", 0, 0)
+		expectQuirk(t, "stored max timestamp", -1, maxOf(rf.records), maxOf(kf.records),
+			"kfake stores the batch's header as the producer wrote it")
+		if rr, kr := decode(t, rf.records, 0), decode(t, kf.records, 0); !slices.Equal(rr, kr) || len(rr) != 2 || rr[0].TS != -10 || rr[1].TS != -7 {
+			t.Errorf("records: runnel %v, kfake %v", rr, kr)
+		}
+		// ListOffsets by time finds them (runnel answers "none" with the
+		// high watermark, Kafka with -1).
+		rc, ro := p.rn.listOffset(p.ctx, "ts-negative", 0, base)
+		expectOne(t, "offset for a time after them: code", codeNone, rc)
+		expectOne(t, "offset for a time after them (the high watermark)", 2, ro)
+		// MAX_TIMESTAMP: Kafka looks for a record stamped with the
+		// largest max timestamp its segments track, -1 at least, and
+		// finds none here.
+		_, ro = p.rn.listOffset(p.ctx, "ts-negative", 0, tsMaxTimestamp)
+		_, ko := p.kf.listOffset(p.ctx, "ts-negative", 0, tsMaxTimestamp)
+		t.Logf("MAX_TIMESTAMP over records stamped -10 and -7: kfake answers %d", ko)
+		if ro == 2 {
+			ro = -1 // runnel's "none"
+		}
+		diverges(t, "MAX_TIMESTAMP over records stamped -10 and -7", -1, ro,
+			"runnel answers the first record with the largest timestamp, whatever its sign (offset 1, -7)")
+	})
 }
 
 // TestParityCompressedBatches: a batch of each codec is stored as the

@@ -1,0 +1,170 @@
+package log
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// maxTsRaceLog builds a log whose largest timestamp OffsetOfMaxTimestamp
+// must find by reading records (its slow path): the segment holding the
+// largest timestamp has it at an offset DeleteRecords removed.
+//
+//	segment 0: x@200 (offset 0, below the log start), a@100 (1)
+//	segment 2: a@5 (2), which makes compaction drop offset 1
+//	segment 3, active: b@100 (3), as late as a@100, so not the answer
+//
+// The slow path reads segment 0 (the largest max timestamp) first, and
+// segment 3 next (its max timestamp, 100, may hold the largest too): when
+// it begins reading segment 3, the segment 0 it read may have been
+// replaced. It returns the name of segment 3's .log.
+func maxTsRaceLog(t *testing.T, hook *func(op vfs.Op, name string)) (*Log, string) {
+	t.Helper()
+	l, _ := hookedLog(t, Config{CleanupPolicy: Compact | Delete, RetentionTime: -1}, hook)
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("x"), []byte("0"), 200}))
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("1"), 100}))
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("2"), 5}))
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("3"), 100}))
+	_, err := l.DeleteRecordsBefore(1)
+	require.NoError(t, err)
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off, "a@100, before any compaction")
+	return l, segment.FileName(3, segment.LogSuffix)
+}
+
+// TestOffsetOfMaxTimestampDuringSwap: a compaction that swaps in a
+// cleaned segment while OffsetOfMaxTimestamp reads the records must not
+// leave it naming a record the swap removed. Before, the search had read
+// the old segment whole (so no read failed), and answered offset 1, which
+// the cleaner had dropped (key a has a newer record); it now searches
+// again when a segment it searched was replaced or removed meanwhile, and
+// answers from the log as it is: b@100, offset 3.
+func TestOffsetOfMaxTimestampDuringSwap(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, active := maxTsRaceLog(t, &hook)
+	swapped := false
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpRead || !strings.HasSuffix(name, active) {
+			return
+		}
+		hook = nil
+		res, err := l.Compact(context.Background())
+		require.NoError(t, err)
+		require.NotZero(t, res.RecordsRemoved, "the cleaner drops a@100")
+		swapped = true
+	}
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, swapped, "the swap ran during the search")
+	require.True(t, ok)
+	require.EqualValues(t, 3, off, "b@100: a@100 is gone")
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, 2)
+	require.EqualValues(t, 2, recs[0].Offset)
+	require.EqualValues(t, 3, recs[1].Offset)
+}
+
+// TestOffsetOfMaxTimestampCancelled: ctx ends OffsetOfMaxTimestamp's read
+// of the records (its slow path), between two reads; a ctx ended before
+// the call ends it before any.
+func TestOffsetOfMaxTimestampCancelled(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{}, &hook)
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("x"), []byte("0"), 200})) // 0, deleted below
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("1"), 100})) // 1
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("2"), 100})) // 2
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("c"), []byte("3"), 100})) // 3
+	_, err := l.DeleteRecordsBefore(1)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The slow path reads segment 0, then 2, then 3 (their max timestamps
+	// 200, 100, 100 may all hold the largest).
+	second := segment.FileName(2, segment.LogSuffix)
+	hook = func(op vfs.Op, name string) {
+		if op == vfs.OpRead && strings.HasSuffix(name, second) {
+			hook = nil
+			cancel()
+		}
+	}
+	_, _, err = l.OffsetOfMaxTimestamp(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Nil(t, hook, "cancelled while it read the records")
+
+	_, _, err = l.OffsetOfMaxTimestamp(ctx)
+	require.ErrorIs(t, err, context.Canceled, "a ctx ended before the call")
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+}
+
+// TestTimeSearchDuringAppend: a search that runs while an append is
+// between its write and the move of the log end offset (here, while it
+// writes the leader-epoch checkpoint of a new epoch) answers from the
+// records below the log end offset it began with, as a read does. Before,
+// it answered the batch being appended, past the log end.
+func TestTimeSearchDuringAppend(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{}, &hook)
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("0"), 100})) // 0
+
+	type answer struct {
+		maxOff, timeOff int64
+		maxOK, timeOK   bool
+		err             error
+	}
+	done := make(chan answer, 1)
+	var got *answer
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpCreate || !strings.Contains(name, leaderEpochFile) {
+			return
+		}
+		hook = nil
+		go func() {
+			var a answer
+			a.maxOff, a.maxOK, a.err = l.OffsetOfMaxTimestamp(context.Background())
+			if a.err == nil {
+				a.timeOff, a.timeOK, a.err = l.OffsetForTime(150)
+			}
+			done <- a
+		}()
+		select {
+		case a := <-done:
+			got = &a
+		case <-time.After(10 * time.Second):
+			// The search waits for the append, which waits for it.
+		}
+	}
+	_, err := l.Append(context.Background(), batchOf(t, compression.None, kv{[]byte("b"), []byte("1"), 200}), AppendOptions{LeaderEpoch: 1})
+	require.NoError(t, err)
+	if got == nil {
+		<-done
+		t.Fatal("the search waited for the append it ran during")
+	}
+	require.NoError(t, got.err)
+	require.True(t, got.maxOK)
+	require.Zero(t, got.maxOff, "a@100: b@200 was not appended yet")
+	require.False(t, got.timeOK, "no record at 150 or later was appended yet")
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+}
