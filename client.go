@@ -199,7 +199,8 @@ func (a *produceAck) Wait(ctx context.Context) error {
 // ErrUnknownTopicID once the topic is deleted and created again, rather
 // than the new topic's records from the old topic's offset.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error (the
+// largest timestamp may be found by reading records).
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
 	t, p, err := b.topicPartition(ctx, topic, partition, false)
 	if err != nil {

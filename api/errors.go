@@ -64,6 +64,7 @@ var table = []entry{
 	{ErrNotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true},
 	{ErrInvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false},
 	{ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false},
+	{log.ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false}, // before ErrInvalidRecord, which it matches too
 	{ErrTopicAlreadyExists, 36, "TOPIC_ALREADY_EXISTS", false},
 	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
 	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},
