@@ -248,7 +248,16 @@ func (m *logModel) Roll(t *rapid.T) {
 // only.
 func (m *logModel) Retention(t *rapid.T) {
 	m.clock.Advance(time.Duration(rapid.IntRange(0, 30).Draw(t, "minutes")) * time.Minute)
-	if _, err := m.l.ApplyRetention(); err != nil {
+	if rapid.Bool().Draw(t, "maintain") {
+		// Retention, and the recovery point checkpointed at the durable
+		// offset: a crash from now on must not cut below it.
+		if err := m.l.Maintain(context.Background()); err != nil {
+			t.Fatalf("maintain: %v", err)
+		}
+		if rp, err := readOffset(m.mem, crashDir, recoveryPointFile, 0); err != nil || rp != m.l.DurableOffset() {
+			t.Fatalf("recovery point after Maintain: %d, %v; want the durable offset %d", rp, err, m.l.DurableOffset())
+		}
+	} else if _, err := m.l.ApplyRetention(); err != nil {
 		t.Fatalf("retention: %v", err)
 	}
 	start := m.l.LogStartOffset()
