@@ -627,6 +627,7 @@ func (l *Log) syncOnce() error {
 	rolled := slices.Clone(l.unsynced)
 	pending := append(rolled, active)
 	end := l.next.Load()
+	truncations := l.truncations
 	l.mu.Unlock()
 	if testHookSyncListed != nil {
 		testHookSyncListed(l)
@@ -653,15 +654,19 @@ func (l *Log) syncOnce() error {
 	if err != nil {
 		return err
 	}
-	// A truncation may have cut the log meanwhile: never claim more than
-	// the log holds.
+	// A truncation meanwhile may have cut the log below end, and the
+	// offsets from the cut on appended again, to a segment rolled since
+	// (which this fsync did not sync) or after the fsync: the fsync then
+	// covers no known end, and the durable offset stays (a waiter syncs
+	// again).
 	advanced := false
 	l.mu.Lock()
 	l.dropSyncedLocked(rolled)
 	if !active.Closed() {
-		snapshot := end == l.next.Load() // nothing appended past what was synced
+		truncated := l.truncations != truncations
+		snapshot := end == l.next.Load() && !truncated // nothing appended past what was synced
 		end = min(end, l.next.Load())
-		if end > l.durable.Load() {
+		if end > l.durable.Load() && !truncated {
 			l.durable.Store(end)
 			advanced = true
 		}
