@@ -438,12 +438,14 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 // there. A roll under a syncing policy calls it, and under SyncNever the
 // fsync after rolls (Kafka flushes a rolled segment in the background to
 // the same end). On an error the recovery point may have moved, the
-// snapshot not.
+// snapshot not; l.recovery moves anyway (what lies below base is synced):
+// a failed write may have renamed the checkpoint into place, and a later
+// truncation below base must see it there to lower it.
 func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
+	l.recovery = base
 	if err := l.writeRecoveryLocked(base); err != nil {
 		return err
 	}
-	l.recovery = base
 	if snapshot {
 		return l.snapshotProducersLocked()
 	}
@@ -671,7 +673,7 @@ func (l *Log) syncOnce() error {
 			advanced = true
 		}
 		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
-			// A failure leaves the recovery point where it was, which
+			// A failure may leave the checkpoint where it was, which
 			// costs a longer scan, never data: logged, not returned.
 			if err := l.advanceRecoveryLocked(base, snapshot); err != nil {
 				l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
