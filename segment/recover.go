@@ -176,8 +176,12 @@ const sectorSize = 512
 // grown: a whole sectorSize-aligned sector of zeros, or zeros from from
 // to the end of its sector when from is not aligned (the sector's old
 // content ended where the valid batches end) — at least the 12 bytes of
-// a batch's base offset and length, which no batch has zero.
+// a batch's base offset and length, which no batch has zero. to is where
+// a whole valid batch starts; the lost sector may end up to 8 bytes into
+// it, in its base offset (no CRC covers it, and its high bytes are zeros
+// anyway), when those bytes are zeros too.
 func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
+	to += 8 // the batch's base offset may lie in the lost sector
 	zero := func(p, n int64) (bool, error) {
 		v, err := vfs.ReadView(s.log, p, int(n))
 		if err != nil {
