@@ -145,3 +145,46 @@ func TestCheckpointRecoveryConcurrent(t *testing.T) {
 	}
 	require.NoError(t, l.Close())
 }
+
+// TestCheckpointRecoveryLosesToRollAndClose: a roll of a syncing log, or a
+// Close, between the checkpoint's choice and its write writes a higher
+// recovery point (the new segment's base; the log end offset, with the
+// clean-shutdown marker): the checkpoint's lower one must not overwrite
+// it. A Close overwritten so would leave a clean log whose recorded end
+// (the recovery point) is not its end: Open would refuse it.
+func TestCheckpointRecoveryLosesToRollAndClose(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		act  func(t *testing.T, l *Log)
+	}{
+		{"roll", func(t *testing.T, l *Log) {
+			appendOK(t, l, valueBatch(t, 1_700_000_000_100, "after the choice"))
+			require.NoError(t, l.Roll())
+		}},
+		{"close", func(t *testing.T, l *Log) {
+			_, _, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_100, "after the choice"), AppendOptions{})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{Sync: SyncAlways}
+			l := e.open(cfg)
+			for i := range 3 {
+				appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+			}
+			testHookCheckpointChosen = func(hl *Log) {
+				testHookCheckpointChosen = nil
+				tc.act(t, hl)
+			}
+			defer func() { testHookCheckpointChosen = nil }()
+			require.NoError(t, l.Maintain(t.Context()))
+			require.Equal(t, int64(4), recoveryPointOnDisk(t, e.fs, e.dir))
+			require.NoError(t, l.Close())
+			l2 := e.open(cfg)
+			require.Equal(t, int64(4), l2.LogEndOffset())
+			require.NoError(t, l2.Close())
+		})
+	}
+}
