@@ -493,12 +493,14 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 // there. A roll under a syncing policy calls it, and under SyncNever the
 // fsync after rolls (Kafka flushes a rolled segment in the background to
 // the same end). On an error the recovery point may have moved, the
-// snapshot not.
+// snapshot not; l.recovery moves anyway (what lies below base is synced):
+// a failed write may have renamed the checkpoint into place, and a later
+// truncation below base must see it there to lower it.
 func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
+	l.recovery = base
 	if err := l.writeRecoveryLocked(base); err != nil {
 		return err
 	}
-	l.recovery = base
 	if snapshot {
 		return l.snapshotProducersLocked()
 	}
@@ -682,6 +684,7 @@ func (l *Log) syncOnce() error {
 	rolled := slices.Clone(l.unsynced)
 	pending := append(rolled, active)
 	end := l.next.Load()
+	truncations := l.truncations
 	l.mu.Unlock()
 	if testHookSyncListed != nil {
 		testHookSyncListed(l)
@@ -708,20 +711,24 @@ func (l *Log) syncOnce() error {
 	if err != nil {
 		return err
 	}
-	// A truncation may have cut the log meanwhile: never claim more than
-	// the log holds.
+	// A truncation meanwhile may have cut the log below end, and the
+	// offsets from the cut on appended again, to a segment rolled since
+	// (which this fsync did not sync) or after the fsync: the fsync then
+	// covers no known end, and the durable offset stays (a waiter syncs
+	// again).
 	advanced := false
 	l.mu.Lock()
 	l.dropSyncedLocked(rolled)
 	if !active.Closed() {
-		snapshot := end == l.next.Load() // nothing appended past what was synced
+		truncated := l.truncations != truncations
+		snapshot := end == l.next.Load() && !truncated // nothing appended past what was synced
 		end = min(end, l.next.Load())
-		if end > l.durable.Load() {
+		if end > l.durable.Load() && !truncated {
 			l.durable.Store(end)
 			advanced = true
 		}
 		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
-			// A failure leaves the recovery point where it was, which
+			// A failure may leave the checkpoint where it was, which
 			// costs a longer scan, never data: logged, not returned.
 			if err := l.advanceRecoveryLocked(base, snapshot); err != nil {
 				l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)

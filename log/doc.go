@@ -31,8 +31,10 @@
 //
 // Opening a log recovers it: segments from the recovery point on are read
 // batch by batch and their indexes rebuilt; a torn tail past the recovery
-// point is cut and reported (RecoveryInfo), and bad bytes below it are an
-// error matching record.ErrCorrupt that names the file and position. The
+// point is cut and reported (RecoveryInfo), and so is the end of a rolled
+// segment whose last batches were lost whole past it (the segments after
+// a cut go); bad bytes below it are an error matching record.ErrCorrupt
+// that names the file and position. The
 // recovery point moves to a new segment's base when a syncing log rolls,
 // and to the offset fsynced so far at each Maintain, as Kafka checkpoints
 // its flushed offsets: batches acknowledged since the last Maintain lie

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -190,6 +191,7 @@ func (l *Log) open() (err error) {
 	if err != nil {
 		return err
 	}
+	rpKnown := slices.Contains(names, recoveryPointFile)
 	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
 	if err != nil {
 		return err
@@ -250,18 +252,31 @@ func (l *Log) open() (err error) {
 		}
 		recovered = append(recovered, s)
 		if res.Truncated == 0 {
-			continue
-		}
-		l.info.TruncatedBytes += res.Truncated
-		l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
-		if res.HoleBefore > 0 {
-			// Batches written after the recovery point and never synced, as a
-			// power loss leaves them on a file system that commits a file's
-			// size first; or, if they were synced, zeros where a disk lost them.
-			l.logger.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
-				"segment", s.String(), "bytes", res.Truncated, "position", res.At, "validBatchAt", res.HoleBefore)
+			// A rolled segment whose batches end below the next one's base,
+			// past the recovery point, lost its unsynced last batches
+			// whole (a SyncNever log's, rolled since the last sync) while
+			// later segments kept theirs: a torn write too, or the log
+			// would count offsets it no longer holds. Compaction keeps a
+			// segment's last batch; a directory with no recovery point
+			// (segments copied from Kafka, whose cleaner does not) is
+			// left as it is.
+			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] {
+				continue
+			}
+			l.logger.Warn("rolled segment lost its last batches: later segments removed",
+				"segment", s.String(), "nextSegmentBase", bases[i+1], "recoveryPoint", rp)
 		} else {
-			l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+			l.info.TruncatedBytes += res.Truncated
+			l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
+			if res.HoleBefore > 0 {
+				// Batches written after the recovery point and never synced, as a
+				// power loss leaves them on a file system that commits a file's
+				// size first; or, if they were synced, zeros where a disk lost them.
+				l.logger.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
+					"segment", s.String(), "bytes", res.Truncated, "position", res.At, "validBatchAt", res.HoleBefore)
+			} else {
+				l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+			}
 		}
 		if active {
 			continue

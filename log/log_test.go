@@ -937,8 +937,8 @@ func rolledSyncNeverLog(t *testing.T) (*env, *vfs.MemFS, Config, *Log) {
 // TestSyncNeverMaintainMovesRecoveryPoint: under SyncNever, Maintain syncs
 // the segments rolled since the last call and moves the recovery point to
 // the active segment, so that Open after a crash scans only the active
-// segment, and finds every record; without it, Open scans every segment
-// rolled since the log opened.
+// segment, and finds every record; without it, Open scans from the first
+// segment, which lost all its batches (and the later ones go).
 func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
 	for _, maintain := range []bool{false, true} {
 		e, mem, cfg, l := rolledSyncNeverLog(t)
@@ -954,7 +954,11 @@ func TestSyncNeverMaintainMovesRecoveryPoint(t *testing.T) {
 			require.Equal(t, 1, l.Recovery().SegmentsScanned, "Open scanned more than the active segment")
 			require.Len(t, readAll(t, l, 0), 40)
 		} else {
-			require.Equal(t, segs, l.Recovery().SegmentsScanned, "the recovery point moved without a sync")
+			require.Zero(t, l.Recovery().RecoveryPoint, "the recovery point moved without a sync")
+			// Nothing was synced: the first segment lost every batch, and
+			// the segments after it go with it.
+			require.Equal(t, int64(0), l.LogEndOffset())
+			require.Equal(t, segs-1, l.Recovery().SegmentsDeleted)
 		}
 		require.NoError(t, l.Close())
 	}

@@ -45,7 +45,9 @@ func (r RecoveryResult) String() string {
 // disk never wrote before the next valid batch: a whole aligned sector of
 // zeros, zeros from the end of the valid batches to the end of their
 // sector (12 bytes at least), or a batch whose only fault is a base offset
-// zeroed up to a sector boundary — as a power loss leaves it on a file
+// zeroed up to a sector boundary (such a sector may end in the next valid
+// batch's base offset or length, whose bytes there then read zero) — as a
+// power loss leaves it on a file
 // system that commits a file's size before all its data (XFS; ext4 with
 // data=writeback). Otherwise nothing is cut and Recover returns a
 // *record.CorruptError naming the file and the position.
@@ -176,8 +178,13 @@ const sectorSize = 512
 // grown: a whole sectorSize-aligned sector of zeros, or zeros from from
 // to the end of its sector when from is not aligned (the sector's old
 // content ended where the valid batches end) — at least the 12 bytes of
-// a batch's base offset and length, which no batch has zero.
+// a batch's base offset and length, which no batch has zero. to is where
+// a whole valid batch starts; the lost sector may end up to 11 bytes into
+// it, in its base offset (no CRC covers it, and its high bytes are zeros
+// anyway) or the high bytes of its length, when those bytes are zeros
+// too (see zeroedBaseOffset).
 func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
+	end := to + 11 // the batch's base offset and length may lie in the lost sector
 	zero := func(p, n int64) (bool, error) {
 		v, err := vfs.ReadView(s.log, p, int(n))
 		if err != nil {
@@ -191,12 +198,12 @@ func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
 		return true, nil
 	}
 	first := (from + sectorSize - 1) / sectorSize * sectorSize
-	if n := first - from; n >= 12 && first <= to {
+	if n := first - from; min(first, to)-from >= 12 && first <= end {
 		if ok, err := zero(from, n); err != nil || ok {
 			return ok, err
 		}
 	}
-	for p := first; p+sectorSize <= to; p += sectorSize {
+	for p := first; p+sectorSize <= end; p += sectorSize {
 		if ok, err := zero(p, sectorSize); err != nil || ok {
 			return ok, err
 		}
@@ -207,11 +214,13 @@ func (s *Segment) zeroSectorIn(from, to int64) (bool, error) {
 // zeroedBaseOffset reports whether batch b at pos, whose CRC is valid but
 // whose offsets do not follow next-1, is what a lost write of the sector
 // holding its start leaves: its bytes from pos to the end of that sector
-// are zeros, they end within the base offset (which no CRC covers), and
-// with next for its base offset the batch's offsets follow.
+// are zeros, they end within the base offset (which no CRC covers) or the
+// batch length after it (whose bytes there were zeros anyway, since the
+// CRC holds over the length read), and with next for its base offset the
+// batch's offsets follow.
 func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
 	k := int((pos/sectorSize+1)*sectorSize - pos) // bytes to the sector's end
-	if k > 8 || pos%sectorSize == 0 {
+	if k >= 12 || pos%sectorSize == 0 {
 		return false
 	}
 	for _, c := range b[:k] {
@@ -222,7 +231,7 @@ func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
 	var hdr [record.HeaderSize]byte
 	copy(hdr[:], b)
 	record.Batch(hdr[:]).SetBaseOffset(next)
-	if !bytes.Equal(hdr[k:8], b[k:8]) {
+	if k < 8 && !bytes.Equal(hdr[k:8], b[k:8]) {
 		return false // a byte past the lost sector differs too
 	}
 	return s.offsetsOK(hdr[:], next-1)

@@ -1,0 +1,60 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestRecoverRolledSegmentThatLostItsLastBatches: under SyncNever a
+// segment rolls without an fsync. A power loss drops its unsynced batches
+// whole (the file ends at a batch boundary, nothing torn to cut) while the
+// segment after it keeps its file, and maybe its batches. Open must cut the
+// log there, as at a torn write: it kept the later segment, and its log end
+// offset counted offsets 3 to 5 it no longer held (consumers skipped them,
+// a follower would never fetch them again, and the next append took 6),
+// and served the later segment's batches after the gap.
+func TestRecoverRolledSegmentThatLostItsLastBatches(t *testing.T) {
+	for _, laterKept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("laterKept=%v", laterKept), func(t *testing.T) {
+			mem := vfs.NewMem()
+			e := newEnv(t)
+			e.fs = mem
+			cfg := Config{Sync: SyncNever, RetentionTime: -1}
+			l := e.open(cfg)
+			for i := range 3 {
+				appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("synced", i)))
+			}
+			require.NoError(t, l.Flush(t.Context()))
+			require.NoError(t, l.Maintain(t.Context()))
+			for i := range 3 {
+				appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("lost", i)))
+			}
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "after"))
+			clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
+			if laterKept {
+				// The later segment's batch reached the disk, the rolled
+				// one's last batches did not.
+				path := filepath.Join(e.dir, segment.FileName(6, segment.LogSuffix))
+				writeAllFile(t, clone, path, readAllFile(t, mem, path))
+			}
+			l2, err := Open(e.dir, cfg, Options{FS: clone, Clock: e.clock})
+			require.NoError(t, err)
+			require.Equal(t, int64(3), l2.LogEndOffset())
+			require.Len(t, readAll(t, l2, 0), 3)
+			require.Equal(t, 1, l2.Recovery().SegmentsDeleted)
+			res, err := l2.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "next"), AppendOptions{})
+			require.NoError(t, err)
+			require.Equal(t, int64(3), res.FirstOffset)
+			require.NoError(t, l2.Close())
+			require.NoError(t, l.Close())
+		})
+	}
+}
