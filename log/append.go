@@ -92,7 +92,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
 			// A retry of a batch whose first attempt's fsync failed or was
 			// not waited for: wait for it as the first attempt would have.
-			return res, l.durability(dup.lastOffs + 1), nil
+			return res, l.durability(dup.lastOffs+1, l.truncations.Load()), nil
 		}
 		return res, Durability{}, err
 	}
@@ -126,29 +126,31 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
+	truncations := l.truncations.Load()
 	l.mu.Unlock()
 
 	if l.cfg.Sync == SyncAlways || flush {
-		return res, Durability{l: l, target: next}, nil
+		return res, Durability{l: l, target: next, truncations: truncations}, nil
 	}
 	return res, Durability{}, nil
 }
 
 // durability is what an append that ended before end waits for: nothing
 // unless the log fsyncs before acknowledging.
-func (l *Log) durability(end int64) Durability {
+func (l *Log) durability(end, truncations int64) Durability {
 	if l.cfg.Sync != SyncAlways {
 		return Durability{}
 	}
-	return Durability{l: l, target: end}
+	return Durability{l: l, target: end, truncations: truncations}
 }
 
 // Durability is what an append waits for before it is acknowledged: the
 // fsync of the log up to its end (under SyncAlways, or SyncPeriodic when
 // the append made a flush due), or nothing.
 type Durability struct {
-	l      *Log
-	target int64
+	l           *Log
+	target      int64
+	truncations int64 // the log's truncations when the append was made
 }
 
 // Wait returns once the append is durable, fsyncing the log itself if no
@@ -160,13 +162,32 @@ type Durability struct {
 // Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
 // without fsyncing the append: Discard, or a Close that failed);
 // ErrOffsetOutOfRange (TruncateTo removed the append before it was
-// fsynced); ctx's error (the append stays in the log and may become
-// durable).
+// fsynced, even if later appends took its offsets); ctx's error (the
+// append stays in the log and may become durable).
 func (d Durability) Wait(ctx context.Context) error {
 	if d.l == nil {
 		return nil
 	}
-	return d.l.syncTo(ctx, d.target)
+	if err := d.l.syncTo(ctx, d.target); err != nil {
+		return err
+	}
+	if d.l.truncations.Load() == d.truncations {
+		return nil
+	}
+	return d.l.truncatedSince(d.truncations, d.target)
+}
+
+// truncatedSince reports, as an error, whether a truncation since the
+// first n removed an append ending before target before it was fsynced.
+func (l *Log) truncatedSince(n, target int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, above := range l.truncatedAbove[n:] {
+		if target > above {
+			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced (appended again since)", ErrOffsetOutOfRange, target, above)
+		}
+	}
+	return nil
 }
 
 // Pending reports whether Wait has anything to wait for.
@@ -684,7 +705,7 @@ func (l *Log) syncOnce() error {
 	rolled := slices.Clone(l.unsynced)
 	pending := append(rolled, active)
 	end := l.next.Load()
-	truncations := l.truncations
+	truncations := l.truncations.Load()
 	l.mu.Unlock()
 	if testHookSyncListed != nil {
 		testHookSyncListed(l)
@@ -720,7 +741,7 @@ func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	l.dropSyncedLocked(rolled)
 	if !active.Closed() {
-		truncated := l.truncations != truncations
+		truncated := l.truncations.Load() != truncations
 		snapshot := end == l.next.Load() && !truncated // nothing appended past what was synced
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() && !truncated {

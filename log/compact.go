@@ -164,7 +164,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	// A truncation from now on makes the key map stale: what was built
 	// from it is not swapped in (Kafka aborts cleaning to truncate).
 	l.mu.Lock()
-	truncations := l.truncations
+	truncations := l.truncations.Load()
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, now)
 	dirty := max(l.cleaned, l.start.Load())
@@ -223,7 +223,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	if err := l.check(); err != nil {
 		return res, err
 	}
-	if l.truncations != truncations {
+	if l.truncations.Load() != truncations {
 		return res, nil
 	}
 	if skipped {
@@ -579,7 +579,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	if err := l.check(); err != nil {
 		return drop(err)
 	}
-	if l.truncations != truncations {
+	if l.truncations.Load() != truncations {
 		return drop(errTruncatedUnderUs)
 	}
 	segs := *l.segs.Load()

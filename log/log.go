@@ -82,10 +82,17 @@ type Log struct {
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
 	cleanerMapBytes    int64 // Options.CleanerMapBytes, defaulted
-	// truncations counts the truncations that removed records (mu): a
+	// truncations counts the truncations that removed records (written
+	// under mu): a
 	// compaction that began before one does not swap in what it built
 	// (see Compact).
-	truncations int64
+	truncations atomic.Int64
+	// truncatedAbove has, for each truncation (the i-th at index i-1), the
+	// offset above which an append made before it was lost unsynced: the
+	// larger of the truncation's offset and the durable offset then (mu).
+	// Durability.Wait checks it, since appends after the truncation may
+	// reuse the offsets and be fsynced in the lost append's place.
+	truncatedAbove []int64
 
 	// Group commit.
 	syncMu   sync.Mutex

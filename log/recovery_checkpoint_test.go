@@ -192,3 +192,58 @@ func TestCheckpointRecoveryLosesToRollAndClose(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitAfterTruncationAndReuse: an append removed by TruncateTo before
+// its fsync, whose offsets later appends took, is not acknowledged by the
+// fsync of those (its Wait returned nil: from a review). An append
+// fsynced before the truncation stays acknowledged.
+func TestWaitAfterTruncationAndReuse(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	ctx := t.Context()
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+	appendOK(t, l, valueBatch(t, 1_700_000_000_001, "b"))
+	synced, err := l.Append(ctx, valueBatch(t, 1_700_000_000_002, "c"), AppendOptions{})
+	require.NoError(t, err)
+	_, dSynced, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_002, "c"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, dSynced.Wait(ctx))
+
+	_, lost, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_003, "lost"), AppendOptions{})
+	require.NoError(t, err)
+	// Cuts the second "c" (fsynced before) and the lost append.
+	_, err = l.TruncateTo(synced.FirstOffset + 1)
+	require.NoError(t, err)
+	_, again, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_004, "again"), AppendOptions{})
+	require.NoError(t, err)
+	_, more, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_005, "more"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+
+	require.NoError(t, again.Wait(ctx))
+	require.NoError(t, more.Wait(ctx))
+	require.ErrorIs(t, lost.Wait(ctx), ErrOffsetOutOfRange, "the lost append's offsets are durable, but hold other records")
+	// Fsynced before the truncation (which then cut it): acknowledged.
+	require.NoError(t, dSynced.Wait(ctx))
+	require.NoError(t, l.Close())
+}
+
+// TestMaintainCheckpointsWhenCompactionFails: the recovery point moves
+// even when an earlier step of Maintain fails (here compaction, with its
+// ctx ended): a compaction that failed at every pass kept it where it was
+// (from a review).
+func TestMaintainCheckpointsWhenCompactionFails(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways, CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01})
+	for i := range 6 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+		require.NoError(t, l.Roll())
+	}
+	appendOK(t, l, valueBatch(t, 1_700_000_000_006, "v")) // past the last roll's recovery point
+	require.Equal(t, int64(6), recoveryPointOnDisk(t, e.fs, e.dir))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, l.Maintain(ctx), context.Canceled)
+	require.Equal(t, int64(7), recoveryPointOnDisk(t, e.fs, e.dir))
+	require.NoError(t, l.Close())
+}

@@ -139,7 +139,8 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset < l.start.Load() {
 		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
 	}
-	l.truncations++
+	l.truncatedAbove = append(l.truncatedAbove, max(offset, l.durable.Load()))
+	l.truncations.Add(1)
 	segs := *l.segs.Load()
 	keep := len(segs)
 	for keep > 1 && segs[keep-1].Base() >= offset {
@@ -220,7 +221,16 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // recovery point at the durable offset (see checkpointRecovery): after a
 // crash, what was fsynced before the last Maintain is never cut, and a
 // torn tail is looked for only past it.
+//
+// The checkpoint is written whatever failed before it: a compaction that
+// fails at every pass must not keep the recovery point where it was.
 func (l *Log) Maintain(ctx context.Context) error {
+	err := l.maintain(ctx)
+	return errors.Join(err, l.checkpointRecovery())
+}
+
+// maintain is Maintain's work before the checkpoint.
+func (l *Log) maintain(ctx context.Context) error {
 	if _, err := l.ApplyRetention(); err != nil {
 		return err
 	}
@@ -257,10 +267,8 @@ func (l *Log) Maintain(ctx context.Context) error {
 		}
 		l.mu.Unlock()
 		if due {
-			if err := l.Flush(ctx); err != nil {
-				return err
-			}
+			return l.Flush(ctx)
 		}
 	}
-	return l.checkpointRecovery()
+	return nil
 }
