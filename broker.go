@@ -39,7 +39,12 @@ type Config struct {
 	// Default 1.
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
-	// run (and producer ids expire). Default 30 s.
+	// run (and producer ids expire), and how often each partition's
+	// recovery point is checkpointed at the offset fsynced so far (Kafka's
+	// log.flush.offset.checkpoint.interval.ms): after a crash, records
+	// fsynced before the last run are never cut, and those since are cut
+	// if they went bad on disk, as Kafka cuts them (see log.Log.Maintain).
+	// Default 30 s.
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended
