@@ -252,12 +252,16 @@ func refused(err error) bool {
 }
 
 // refusals are the broker's errors that come before an append.
+// api.ErrBrokerClosed is not one: *runnel.Broker's Produce returns it
+// after the append too, when the broker closed while the request waited
+// for its fsync and the closing fsync failed (see its ProduceAsync), and
+// a batch taken for refused gives its sequence numbers to the next batch,
+// which a broker that kept it would then drop as its duplicate.
 var refusals = []error{
 	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt,
 	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
 	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
 	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID,
-	api.ErrBrokerClosed,
 }
 
 // succeed completes a delivered batch: its records, and the promises of
