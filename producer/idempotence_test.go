@@ -2,8 +2,12 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -37,4 +41,72 @@ func TestBrokerClosedAfterTheAppendDoesNotReuseSequences(t *testing.T) {
 	require.Equal(t, []string{"first", "second"}, got)
 	require.EqualValues(t, 1, second.Offset)
 	require.Equal(t, 2, c.initCount(), "a new producer id: the first batch may be in the log")
+}
+
+// forgetfulClient is a broker that forgets producer ids: a batch of a
+// forgotten one is refused with api.ErrUnknownProducerID (Kafka's
+// UNKNOWN_PRODUCER_ID, as when retention removed the producer's state).
+type forgetfulClient struct {
+	*runnel.Broker
+	mu        sync.Mutex
+	forgotten map[int64]bool
+	refused   int
+}
+
+func (c *forgetfulClient) forget(id int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgotten[id] = true
+}
+
+func (c *forgetfulClient) check(req *api.ProduceRequest) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id := record.Batch(req.Batches).ProducerID(); c.forgotten[id] {
+		c.refused++
+		return fmt.Errorf("%w: %d", api.ErrUnknownProducerID, id)
+	}
+	return nil
+}
+
+func (c *forgetfulClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if err := c.check(req); err != nil {
+		return api.ProduceResponse{}, err
+	}
+	return c.Broker.Produce(ctx, req)
+}
+
+func (c *forgetfulClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if err := c.check(req); err != nil {
+		return api.ProduceResponse{}, nil, err
+	}
+	return c.Broker.ProduceAsync(ctx, req)
+}
+
+// A broker that no longer knows the producer's id refuses its batches
+// with api.ErrUnknownProducerID: the producer takes a new id and sends
+// the batch again under it (as Kafka's idempotent producer bumps its
+// epoch), rather than failing every later batch of the partition with
+// the same refusal.
+func TestUnknownProducerIDTakesANewID(t *testing.T) {
+	for _, inFlight := range []int{1, 5} {
+		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &forgetfulClient{Broker: b, forgotten: map[int64]bool{}}
+			p := newProducer(t, c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight), producer.RetryBackoff(time.Millisecond))
+			ctx := testCtx(t)
+			r1 := value("1")
+			require.NoError(t, p.ProduceSync(ctx, r1))
+			c.forget(r1.ProducerID)
+			r2, r3 := value("2"), value("3")
+			require.NoError(t, p.ProduceSync(ctx, r2))
+			require.NoError(t, p.ProduceSync(ctx, r3))
+			require.NotEqual(t, r1.ProducerID, r2.ProducerID)
+			require.Equal(t, r2.ProducerID, r3.ProducerID)
+			require.EqualValues(t, 0, r2.Sequence)
+			require.EqualValues(t, 1, r3.Sequence)
+			require.Equal(t, []string{"1", "2", "3"}, values(readRecords(t, b, "t", 0)))
+			require.Equal(t, 1, c.refused)
+		})
+	}
 }

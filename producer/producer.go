@@ -105,10 +105,15 @@ type AsyncClient interface {
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
-// batches too; close it. A batch that fails after the broker may have
-// appended it (a delivery timeout after an unanswered request) also makes
-// the producer take a new id, so that its sequence numbers are never
-// reused for other records.
+// batches too; close it. When the broker no longer knows the producer
+// id (api.ErrUnknownProducerID: retention removed its state, say), the
+// producer takes a new id and sends the batch again under it, as Kafka's
+// producer bumps its epoch (KIP-360), unless an earlier attempt of the
+// batch may have been appended: then the batch fails with that error. A
+// batch that fails after the broker may have appended it (a delivery
+// timeout after an unanswered request) also makes the producer take a
+// new id, so that its sequence numbers are never reused for other
+// records.
 type Producer struct {
 	client Client
 	cfg    config

@@ -137,6 +137,16 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			// Handed to the broker: not retried, whatever came back.
 			pp.giveUp(b, err)
 			return
+		case errors.Is(err, api.ErrUnknownProducerID) && b.sealed && p.cfg.idempotent && !b.unsure:
+			// The broker lost the producer's state (retention, say) and
+			// refused the batch: it goes again under a new producer id,
+			// as Kafka's idempotent producer bumps its epoch (KIP-360),
+			// once the batches before it, under the old id, are done.
+			// Under the old id every later batch would be refused too.
+			pp.settle()
+			p.resetProducerID(b.pidGen, err)
+			pp.unseal(b)
+			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return
@@ -191,9 +201,11 @@ func (pp *partition) seal(b *batch) error {
 }
 
 // unseal undoes the seal of a batch never sent, after records were
-// dropped from it, so that it is sealed again without them: its sequence
-// numbers are taken back, since they are the partition's last (it seals
-// one batch at a time, and sends them in order).
+// dropped from it, so that it is sealed again without them (or of a
+// batch refused for an unknown producer id, so that it is sealed again
+// under a new one): its sequence numbers are taken back, since they are
+// the partition's last (it seals one batch at a time, and sends them in
+// order).
 func (pp *partition) unseal(b *batch) {
 	if pp.p.cfg.idempotent && pp.pidGen == b.pidGen {
 		pp.seq = b.baseSeq
