@@ -137,11 +137,12 @@ type Producer struct {
 	topics   atomic.Pointer[map[string]*topicState] // copy on write
 	lastTop  atomic.Pointer[topicState]             // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
 
-	pidMu  sync.Mutex
-	pid    int64
-	epoch  int16
-	pidGen uint64 // counts the ids taken; 0: none yet
-	pidOK  bool
+	pidMu   sync.Mutex
+	pid     int64
+	epoch   int16
+	pidGen  uint64 // counts the ids taken; 0: none yet
+	pidOK   bool
+	pidWait chan struct{} // closed when the InitProducerID under way ends; nil if none is
 
 	batches  sync.Pool // of *batch
 	builders sync.Pool // of *record.Builder, for the partitions sending
@@ -525,21 +526,51 @@ func (w *waitSet) broadcast() {
 	w.mu.Unlock()
 }
 
-// producerID returns the producer id to stamp on a new batch, taking one
-// from the broker if the producer has none.
-func (p *Producer) producerID() (id int64, epoch int16, gen uint64, err error) {
+// knownPID returns the producer id to stamp on a new batch, if the
+// producer has one.
+func (p *Producer) knownPID() (id int64, epoch int16, gen uint64, ok bool) {
 	p.pidMu.Lock()
 	defer p.pidMu.Unlock()
-	if !p.pidOK {
-		id, epoch, err := p.client.InitProducerID(p.ctx)
+	return p.pid, p.epoch, p.pidGen, p.pidOK
+}
+
+// producerID returns the producer id to stamp on a new batch, taking one
+// from the broker if the producer has none. ctx (the batch's delivery
+// deadline) bounds the wait: one InitProducerID runs at a time, and the
+// partitions that need an id meanwhile wait for its answer, each until
+// its own ctx ends, and ask again if it failed.
+func (p *Producer) producerID(ctx context.Context) (id int64, epoch int16, gen uint64, err error) {
+	for {
+		p.pidMu.Lock()
+		if p.pidOK {
+			defer p.pidMu.Unlock()
+			return p.pid, p.epoch, p.pidGen, nil
+		}
+		if wait := p.pidWait; wait != nil {
+			p.pidMu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return 0, 0, 0, ctx.Err()
+			}
+		}
+		wait := make(chan struct{})
+		p.pidWait = wait
+		p.pidMu.Unlock()
+		id, epoch, err := p.client.InitProducerID(ctx)
+		p.pidMu.Lock()
+		defer p.pidMu.Unlock()
+		p.pidWait = nil
+		close(wait)
 		if err != nil {
 			return 0, 0, 0, err
 		}
 		p.pid, p.epoch, p.pidOK = id, epoch, true
 		p.pidGen++
 		p.cfg.logger.Info("producer id", "id", id, "epoch", epoch)
+		return p.pid, p.epoch, p.pidGen, nil
 	}
-	return p.pid, p.epoch, p.pidGen, nil
 }
 
 // resetProducerID makes the next batch take a new producer id, unless

@@ -48,8 +48,10 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		if !b.sealed {
-			if err := pp.seal(b); err != nil {
-				if api.IsRetriable(err) || p.closed.Load() {
+			if err := pp.seal(b, dl, deadline); err != nil {
+				// Past the deadline (a producer id not taken by then),
+				// the next pass fails the batch with ErrDeliveryTimeout.
+				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
 					last = err
 					p.cfg.logger.Debug("retrying producer id", "err", err)
 					continue
@@ -167,8 +169,9 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 }
 
 // seal gives the batch its producer id and sequence numbers (when
-// idempotent) and encodes it.
-func (pp *partition) seal(b *batch) error {
+// idempotent) and encodes it. Taking a producer id waits until the
+// batch's deadline at most (through dl).
+func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	p := pp.p
 	if pp.bld == nil {
 		pp.bld = p.builders.Get().(*record.Builder)
@@ -176,9 +179,14 @@ func (pp *partition) seal(b *batch) error {
 	bld := pp.bld
 	bld.Reset() // the last batch's encoding, or a failed seal's
 	if p.cfg.idempotent {
-		id, epoch, gen, err := p.producerID()
-		if err != nil {
-			return err
+		id, epoch, gen, ok := p.knownPID()
+		if !ok {
+			var err error
+			id, epoch, gen, err = p.producerID(dl.start(deadline))
+			dl.stop()
+			if err != nil {
+				return err
+			}
 		}
 		if gen != pp.pidGen {
 			pp.pidGen, pp.seq = gen, 0
