@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,41 +109,4 @@ func TestUnknownProducerIDTakesANewID(t *testing.T) {
 			require.Equal(t, 1, c.refused)
 		})
 	}
-}
-
-// stuckInitClient is a broker whose InitProducerID does not answer until
-// its ctx ends (a broker busy with a long admin operation, say).
-type stuckInitClient struct {
-	*runnel.Broker
-	calls atomic.Int32
-}
-
-func (c *stuckInitClient) InitProducerID(ctx context.Context) (int64, int16, error) {
-	c.calls.Add(1)
-	<-ctx.Done()
-	return 0, 0, ctx.Err()
-}
-
-// DeliveryTimeout bounds the wait for a producer id too: the records of
-// every partition waiting for one fail with ErrDeliveryTimeout (not a
-// ctx's error: their ctx did not end) by their deadline, not when Close
-// comes.
-func TestDeliveryTimeoutWhileWaitingForAProducerID(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 2))
-	c := &stuckInitClient{Broker: b}
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(50*time.Millisecond),
-		producer.RecordPartitioner(producer.RoundRobinPartitioner()))
-	ctx := testCtx(t)
-	o := newOrder()
-	a, b2 := value("a"), value("b")
-	p.Produce(ctx, a, o.promise())
-	p.Produce(ctx, b2, o.promise())
-	waitOrFatal(t, ctx, o, "records wait for a producer id past their delivery timeout")
-	for _, r := range []*record.Record{a, b2} {
-		err := o.errs[string(r.Value)]
-		require.ErrorIs(t, err, producer.ErrDeliveryTimeout, "partition %d", r.Partition)
-		require.NotErrorIs(t, err, context.DeadlineExceeded)
-		require.NotErrorIs(t, err, context.Canceled)
-	}
-	require.NotEqual(t, a.Partition, b2.Partition)
 }

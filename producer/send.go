@@ -155,7 +155,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
 			pp.split(b, err)
 			return
-		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone():
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
 			pp.abandon(b, err)
 			return
 		case api.IsRetriable(err):
@@ -235,9 +235,11 @@ func (pp *partition) dropAll(b *batch) {
 // gone, so that later records fail at once: see Producer.topic), or has
 // no such partition (it was deleted and created again with fewer). Any
 // other answer (the topic has the partition: a broker that had not caught
-// up; or an error) is transient, and the batch is retried.
-func (pp *partition) gone() bool {
-	n, err := pp.t.refresh(time.Now())
+// up; or an error) is transient, and the batch is retried. The look-up
+// ends by the batch's delivery deadline (through dl).
+func (pp *partition) gone(dl *deadlines, deadline time.Time) bool {
+	n, err := pp.t.refresh(dl.start(deadline), time.Now())
+	dl.stop()
 	switch {
 	case errors.Is(err, api.ErrUnknownTopicOrPartition):
 		pp.t.gone.Store(true)
