@@ -110,3 +110,47 @@ func TestUnknownProducerIDTakesANewID(t *testing.T) {
 		})
 	}
 }
+
+// With requests in flight, a batch refused for its sequence numbers
+// (ErrOutOfOrderSequence) fails once the batches before it are done, and
+// with it the records buffered behind it; the batch in flight before it
+// succeeds and its promise runs first; later records go under a new
+// producer id.
+func TestPipelineOutOfOrderWhileInFlight(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	refused := make(chan struct{})
+	c.fault = func(attempt int) (bool, error) {
+		if attempt == 1 {
+			close(refused)
+			return false, api.ErrOutOfOrderSequence
+		}
+		return false, nil
+	}
+	p := newProducer(t, c, append(oneRecordBatches(), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	rs := fiveByteRecords(4)
+	o := newOrder()
+	for _, r := range rs {
+		p.Produce(ctx, r, o.promise())
+	}
+	first := c.next(t, ctx) // in flight, held
+	<-refused
+	first.answer <- nil
+	o.wg.Wait()
+	require.Equal(t, values(rs), o.seen, "promises in produce order")
+	require.NoError(t, o.errs[string(rs[0].Value)])
+	for _, r := range rs[1:] {
+		require.ErrorIs(t, o.errs[string(r.Value)], producer.ErrOutOfOrderSequence)
+	}
+	stop := c.answerAll(nil)
+	defer stop()
+	last := &record.Record{Value: []byte("v9999")}
+	lo := newOrder()
+	p.Produce(ctx, last, lo.promise())
+	require.NoError(t, p.Flush(ctx)) // it lingers otherwise
+	require.NoError(t, lo.errs["v9999"])
+	require.NotEqual(t, rs[0].ProducerID, last.ProducerID)
+	require.EqualValues(t, 0, last.Sequence)
+	require.Equal(t, []string{"v0000", "v9999"}, values(readRecords(t, b, "t", 0)))
+}
