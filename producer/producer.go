@@ -65,9 +65,8 @@ type AsyncClient interface {
 // wait for buffer space, or records, that only finished promises free):
 // use TryProduce there; nor Flush or Close, which wait for the promises
 // to finish (see them). A record must not be modified until its promise
-// has run. A record that
-// fails before it reaches a partition (ErrNoTopic, ErrInvalidTimestamp,
-// ErrRecordTooLarge for BatchMaxBytes, the broker's
+// has run. A record that fails before it reaches a partition (ErrNoTopic,
+// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
 // ErrUnknownTopicOrPartition or ErrInvalidTopic, ErrInvalidPartition,
 // ErrMaxBuffered, ctx's error, ErrClosed) has its promise run before
 // Produce returns. A record's ctx
