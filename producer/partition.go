@@ -94,21 +94,24 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 }
 
 // maybeRefresh refreshes the topic's partition count when MetadataMaxAge
-// has passed.
-func (t *topicState) maybeRefresh(now time.Time) {
+// has passed, for pp's goroutine between two batches: the look-up ends
+// by the delivery deadline of pp's next batch (through dl), so that a
+// broker that does not answer cannot hold the batch past it.
+func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
 	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
 		return
 	}
 	defer t.refreshOnce.Store(false)
-	t.refresh(now)
+	t.refresh(dl.start(pp.nextDeadline()), now)
+	dl.stop()
 }
 
-// refresh asks the broker for the topic's partition count and follows
-// it (see follow); it returns the count, or the broker's error, which
-// changes nothing.
-func (t *topicState) refresh(now time.Time) (int, error) {
+// refresh asks the broker for the topic's partition count, until ctx
+// ends, and follows it (see follow); it returns the count, or the
+// broker's error, which changes nothing.
+func (t *topicState) refresh(ctx context.Context, now time.Time) (int, error) {
 	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
-	n, err := t.p.partitions(t.p.ctx, t.name)
+	n, err := t.p.partitions(ctx, t.name)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
@@ -731,8 +734,23 @@ func (pp *partition) drain() {
 		}
 		pp.mu.Unlock()
 		pp.send(b, &timer, &dl)
-		pp.t.maybeRefresh(time.Now())
+		pp.t.maybeRefresh(time.Now(), pp, &dl)
 	}
+}
+
+// nextDeadline is the delivery deadline of the next batch the partition
+// sends: the oldest waiting, or one opened now if none is.
+func (pp *partition) nextDeadline() time.Time {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	b := pp.cur
+	if len(pp.queue) > 0 {
+		b = pp.queue[0]
+	}
+	if b == nil {
+		return time.Now().Add(pp.p.cfg.deliveryTimeout)
+	}
+	return pp.p.deadlineOf(b)
 }
 
 // lingerLeft is how long the open batch may still wait for records: no

@@ -61,11 +61,12 @@ type AsyncClient interface {
 // Promises run on those goroutines, one partition's in the order its
 // records were produced, after the record's Partition and Offset (and
 // Timestamp, for a topic with LogAppendTime) were set. A promise must not
-// block for long, and must not call Produce (which may wait for buffer
-// space that only finished promises free): use TryProduce there. A
-// record must not be modified until its promise has run. A record that
-// fails before it reaches a partition (ErrNoTopic, ErrInvalidTimestamp,
-// ErrRecordTooLarge for BatchMaxBytes, the broker's
+// block for long, and must not call Produce or ProduceSync (which may
+// wait for buffer space, or records, that only finished promises free):
+// use TryProduce there; nor Flush or Close, which wait for the promises
+// to finish (see them). A record must not be modified until its promise
+// has run. A record that fails before it reaches a partition (ErrNoTopic,
+// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
 // ErrUnknownTopicOrPartition or ErrInvalidTopic, ErrInvalidPartition,
 // ErrMaxBuffered, ctx's error, ErrClosed) has its promise run before
 // Produce returns. A record's ctx
@@ -105,10 +106,15 @@ type AsyncClient interface {
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
-// batches too; close it. A batch that fails after the broker may have
-// appended it (a delivery timeout after an unanswered request) also makes
-// the producer take a new id, so that its sequence numbers are never
-// reused for other records.
+// batches too; close it (not from a promise: see Close). When the
+// broker no longer knows the producer id (api.ErrUnknownProducerID:
+// retention removed its state, say), the producer takes a new id and
+// sends the batch again under it, as Kafka's producer bumps its epoch
+// (KIP-360), unless an earlier attempt of the batch may have been
+// appended: then the batch fails with that error. A batch that fails
+// after the broker may have appended it (a delivery timeout after an
+// unanswered request) also makes the producer take a new id, so that its
+// sequence numbers are never reused for other records.
 type Producer struct {
 	client Client
 	cfg    config
@@ -130,11 +136,12 @@ type Producer struct {
 	topics   atomic.Pointer[map[string]*topicState] // copy on write
 	lastTop  atomic.Pointer[topicState]             // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
 
-	pidMu  sync.Mutex
-	pid    int64
-	epoch  int16
-	pidGen uint64 // counts the ids taken; 0: none yet
-	pidOK  bool
+	pidMu   sync.Mutex
+	pid     int64
+	epoch   int16
+	pidGen  uint64 // counts the ids taken; 0: none yet
+	pidOK   bool
+	pidWait chan struct{} // closed when the InitProducerID under way ends; nil if none is
 
 	batches  sync.Pool // of *batch
 	builders sync.Pool // of *record.Builder, for the partitions sending
@@ -326,9 +333,14 @@ func (s *syncWait) err() error {
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
 //
+// A promise must not call Flush: Flush would wait for the promise's own
+// batch, which is done only once its promises have returned, until ctx
+// ends or Close begins.
+//
 // Errors: ctx's error if it ends first (the records stay buffered or in
 // flight, and are delivered or fail later, each with its promise);
-// ErrClosed if the producer is or gets closed.
+// ErrClosed if the producer is or gets closed (it returns as Close
+// begins, before the records Close fails have their promises run).
 func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -350,6 +362,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			p.waiters.leave()
 			return ctx.Err()
+		case <-p.done:
+			p.waiters.leave()
+			return ErrClosed
 		}
 		p.waiters.leave()
 	}
@@ -371,7 +386,9 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // anyway), every promise runs, and Close returns once the producer's
 // goroutines have ended. Call Flush first to deliver everything. Close is
 // idempotent and returns nil; afterwards every method fails with
-// ErrClosed.
+// ErrClosed. A promise must not call Close, which would wait for the
+// goroutine running the promise: start it on a goroutine of its own
+// (go p.Close()).
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
@@ -508,21 +525,51 @@ func (w *waitSet) broadcast() {
 	w.mu.Unlock()
 }
 
-// producerID returns the producer id to stamp on a new batch, taking one
-// from the broker if the producer has none.
-func (p *Producer) producerID() (id int64, epoch int16, gen uint64, err error) {
+// knownPID returns the producer id to stamp on a new batch, if the
+// producer has one.
+func (p *Producer) knownPID() (id int64, epoch int16, gen uint64, ok bool) {
 	p.pidMu.Lock()
 	defer p.pidMu.Unlock()
-	if !p.pidOK {
-		id, epoch, err := p.client.InitProducerID(p.ctx)
+	return p.pid, p.epoch, p.pidGen, p.pidOK
+}
+
+// producerID returns the producer id to stamp on a new batch, taking one
+// from the broker if the producer has none. ctx (the batch's delivery
+// deadline) bounds the wait: one InitProducerID runs at a time, and the
+// partitions that need an id meanwhile wait for its answer, each until
+// its own ctx ends, and ask again if it failed.
+func (p *Producer) producerID(ctx context.Context) (id int64, epoch int16, gen uint64, err error) {
+	for {
+		p.pidMu.Lock()
+		if p.pidOK {
+			defer p.pidMu.Unlock()
+			return p.pid, p.epoch, p.pidGen, nil
+		}
+		if wait := p.pidWait; wait != nil {
+			p.pidMu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return 0, 0, 0, ctx.Err()
+			}
+		}
+		wait := make(chan struct{})
+		p.pidWait = wait
+		p.pidMu.Unlock()
+		id, epoch, err := p.client.InitProducerID(ctx)
+		p.pidMu.Lock()
+		defer p.pidMu.Unlock()
+		p.pidWait = nil
+		close(wait)
 		if err != nil {
 			return 0, 0, 0, err
 		}
 		p.pid, p.epoch, p.pidOK = id, epoch, true
 		p.pidGen++
 		p.cfg.logger.Info("producer id", "id", id, "epoch", epoch)
+		return p.pid, p.epoch, p.pidGen, nil
 	}
-	return p.pid, p.epoch, p.pidGen, nil
 }
 
 // resetProducerID makes the next batch take a new producer id, unless

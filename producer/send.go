@@ -48,8 +48,10 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		if !b.sealed {
-			if err := pp.seal(b); err != nil {
-				if api.IsRetriable(err) || p.closed.Load() {
+			if err := pp.seal(b, dl, deadline); err != nil {
+				// Past the deadline (a producer id not taken by then),
+				// the next pass fails the batch with ErrDeliveryTimeout.
+				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
 					last = err
 					p.cfg.logger.Debug("retrying producer id", "err", err)
 					continue
@@ -137,13 +139,23 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			// Handed to the broker: not retried, whatever came back.
 			pp.giveUp(b, err)
 			return
+		case errors.Is(err, api.ErrUnknownProducerID) && b.sealed && p.cfg.idempotent && !b.unsure:
+			// The broker lost the producer's state (retention, say) and
+			// refused the batch: it goes again under a new producer id,
+			// as Kafka's idempotent producer bumps its epoch (KIP-360),
+			// once the batches before it, under the old id, are done.
+			// Under the old id every later batch would be refused too.
+			pp.settle()
+			p.resetProducerID(b.pidGen, err)
+			pp.unseal(b)
+			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return
 		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
 			pp.split(b, err)
 			return
-		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone():
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
 			pp.abandon(b, err)
 			return
 		case api.IsRetriable(err):
@@ -157,8 +169,9 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 }
 
 // seal gives the batch its producer id and sequence numbers (when
-// idempotent) and encodes it.
-func (pp *partition) seal(b *batch) error {
+// idempotent) and encodes it. Taking a producer id waits until the
+// batch's deadline at most (through dl).
+func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	p := pp.p
 	if pp.bld == nil {
 		pp.bld = p.builders.Get().(*record.Builder)
@@ -166,9 +179,14 @@ func (pp *partition) seal(b *batch) error {
 	bld := pp.bld
 	bld.Reset() // the last batch's encoding, or a failed seal's
 	if p.cfg.idempotent {
-		id, epoch, gen, err := p.producerID()
-		if err != nil {
-			return err
+		id, epoch, gen, ok := p.knownPID()
+		if !ok {
+			var err error
+			id, epoch, gen, err = p.producerID(dl.start(deadline))
+			dl.stop()
+			if err != nil {
+				return err
+			}
 		}
 		if gen != pp.pidGen {
 			pp.pidGen, pp.seq = gen, 0
@@ -191,9 +209,11 @@ func (pp *partition) seal(b *batch) error {
 }
 
 // unseal undoes the seal of a batch never sent, after records were
-// dropped from it, so that it is sealed again without them: its sequence
-// numbers are taken back, since they are the partition's last (it seals
-// one batch at a time, and sends them in order).
+// dropped from it, so that it is sealed again without them (or of a
+// batch refused for an unknown producer id, so that it is sealed again
+// under a new one): its sequence numbers are taken back, since they are
+// the partition's last (it seals one batch at a time, and sends them in
+// order).
 func (pp *partition) unseal(b *batch) {
 	if pp.p.cfg.idempotent && pp.pidGen == b.pidGen {
 		pp.seq = b.baseSeq
@@ -215,9 +235,11 @@ func (pp *partition) dropAll(b *batch) {
 // gone, so that later records fail at once: see Producer.topic), or has
 // no such partition (it was deleted and created again with fewer). Any
 // other answer (the topic has the partition: a broker that had not caught
-// up; or an error) is transient, and the batch is retried.
-func (pp *partition) gone() bool {
-	n, err := pp.t.refresh(time.Now())
+// up; or an error) is transient, and the batch is retried. The look-up
+// ends by the batch's delivery deadline (through dl).
+func (pp *partition) gone(dl *deadlines, deadline time.Time) bool {
+	n, err := pp.t.refresh(dl.start(deadline), time.Now())
+	dl.stop()
 	switch {
 	case errors.Is(err, api.ErrUnknownTopicOrPartition):
 		pp.t.gone.Store(true)
@@ -252,12 +274,16 @@ func refused(err error) bool {
 }
 
 // refusals are the broker's errors that come before an append.
+// api.ErrBrokerClosed is not one: *runnel.Broker's Produce returns it
+// after the append too, when the broker closed while the request waited
+// for its fsync and the closing fsync failed (see its ProduceAsync), and
+// a batch taken for refused gives its sequence numbers to the next batch,
+// which a broker that kept it would then drop as its duplicate.
 var refusals = []error{
 	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt,
 	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
 	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
 	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID,
-	api.ErrBrokerClosed,
 }
 
 // succeed completes a delivered batch: its records, and the promises of

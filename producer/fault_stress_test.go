@@ -1,0 +1,212 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// errAckLost fails an acknowledgement after the append: not retriable,
+// and the batch is in the log.
+var errAckLost = errors.New("acknowledgement failed after the append")
+
+// faultClient fails requests at random around a real broker: refused
+// before the append (retriable), appended and answered with a retriable
+// error (the retry is a duplicate), appended and answered with a final
+// error, or acknowledged late.
+type faultClient struct {
+	*runnel.Broker
+	mu  sync.Mutex
+	rnd *rand.Rand
+}
+
+func (c *faultClient) roll(n int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rnd.IntN(n)
+}
+
+func (c *faultClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	x := c.roll(20)
+	if x == 0 {
+		return api.ProduceResponse{}, api.ErrNotLeader
+	}
+	resp, err := c.Broker.Produce(ctx, req)
+	switch {
+	case err != nil:
+		return resp, err
+	case x == 1:
+		return api.ProduceResponse{}, api.ErrRequestTimedOut
+	case x == 2:
+		return api.ProduceResponse{}, errAckLost
+	}
+	return resp, nil
+}
+
+type faultAck struct {
+	inner api.Ack
+	d     time.Duration
+	err   error
+}
+
+func (a faultAck) Wait(ctx context.Context) error {
+	select {
+	case <-time.After(a.d):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if a.inner != nil {
+		if err := a.inner.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return a.err
+}
+
+func (c *faultClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	x := c.roll(20)
+	if x == 0 {
+		return api.ProduceResponse{}, nil, api.ErrNotLeader
+	}
+	resp, ack, err := c.Broker.ProduceAsync(ctx, req)
+	switch {
+	case err != nil:
+		return resp, ack, err
+	case x == 1:
+		return api.ProduceResponse{}, nil, api.ErrRequestTimedOut
+	}
+	a := faultAck{inner: ack, d: time.Duration(c.roll(10)) * 30 * time.Microsecond}
+	if x == 2 {
+		a.err = errAckLost
+	}
+	return resp, a, nil
+}
+
+// TestFaultStress produces from several goroutines through a client that
+// fails requests before and after their append and fails
+// acknowledgements, with one request at a time and several in flight, and
+// checks: every promise runs once; each goroutine's promises on a
+// partition run in its produce order; no record is in the log twice; a
+// record whose promise got nil is in the log at its offset; one that
+// failed failed with the injected error after its append (so it is in the
+// log); each goroutine's records are in each partition's log in produce
+// order.
+var faultSeed = flag.Uint64("faultseed", 3, "seed of TestFaultStress")
+
+func TestFaultStress(t *testing.T) {
+	seed := *faultSeed
+	goroutines, perG := 4, 300
+	if testing.Short() {
+		perG = 100
+	}
+	const parts = 3
+	for _, inFlight := range []int{1, 5} {
+		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
+			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts}))
+			c := &faultClient{Broker: b, rnd: rand.New(rand.NewPCG(seed, uint64(inFlight)))}
+			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
+				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(400))
+			require.NoError(t, err)
+			defer p.Close()
+
+			type outcome struct {
+				calls atomic.Int32
+				err   error
+				part  int32
+				off   int64
+			}
+			outs := make([][]outcome, goroutines)
+			var (
+				mu       sync.Mutex
+				problems []string
+				lastSeen = map[[2]int]int{}
+			)
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				outs[g] = make([]outcome, perG)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range perG {
+						r := &record.Record{Key: []byte(fmt.Sprintf("g%d-k%d", g, i%parts)), Value: []byte(fmt.Sprintf("%d-%d", g, i))}
+						p.Produce(context.Background(), r, func(r *record.Record, err error) {
+							o := &outs[g][i]
+							mu.Lock()
+							defer mu.Unlock()
+							if o.calls.Add(1) != 1 {
+								problems = append(problems, fmt.Sprintf("promise of %d-%d ran again", g, i))
+								return
+							}
+							o.err, o.part, o.off = err, r.Partition, r.Offset
+							k := [2]int{g, int(r.Partition)}
+							if last, ok := lastSeen[k]; ok && last >= i {
+								problems = append(problems, fmt.Sprintf("%d-%d's promise after %d-%d's", g, i, g, last))
+							}
+							lastSeen[k] = i
+						})
+					}
+				}()
+			}
+			wg.Wait()
+			require.NoError(t, p.Flush(testCtx(t)))
+			require.Zero(t, p.BufferedRecords())
+			mu.Lock()
+			require.Empty(t, problems)
+			mu.Unlock()
+
+			inLog := map[string][2]int64{}
+			for part := range int32(parts) {
+				last := map[int]int{}
+				for _, r := range readRecords(t, b, "t", part) {
+					v := string(r.Value)
+					_, dup := inLog[v]
+					require.False(t, dup, "%s twice in the log", v)
+					inLog[v] = [2]int64{int64(part), r.Offset}
+					var g, i int
+					_, err := fmt.Sscanf(v, "%d-%d", &g, &i)
+					require.NoError(t, err)
+					if prev, ok := last[g]; ok {
+						require.Greater(t, i, prev, "partition %d: %s after %d-%d", part, v, g, prev)
+					}
+					last[g] = i
+				}
+			}
+			ok, failed := 0, 0
+			for g := range goroutines {
+				for i := range perG {
+					o := &outs[g][i]
+					require.EqualValues(t, 1, o.calls.Load())
+					v := fmt.Sprintf("%d-%d", g, i)
+					at, there := inLog[v]
+					switch {
+					case o.err == nil:
+						ok++
+						require.True(t, there, "%s acknowledged, not in the log", v)
+						require.Equal(t, [2]int64{int64(o.part), o.off}, at, "%s", v)
+					case errors.Is(o.err, errAckLost):
+						failed++
+						require.True(t, there, "%s failed after its append, not in the log", v)
+					default:
+						t.Errorf("%s: %v", v, o.err)
+					}
+				}
+			}
+			require.Equal(t, ok+failed, len(inLog))
+			t.Logf("%d written, %d failed after the append", ok, failed)
+		})
+	}
+}
