@@ -519,9 +519,13 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // log.ErrLogFenced until it is opened: by the broker's maintenance, which
 // tries again every MaintenanceInterval (and at each Maintain call), by a
 // later AlterTopicConfig or UpdateTopicConfig, or by a new Open of the
-// broker.
+// broker. A partition whose log failed (log.ErrLogFenced: a write or
+// fsync failed, also the fsync of the close that would reopen it) is not
+// reopened: it keeps answering log.ErrLogFenced, and takes the new
+// configuration with the next Open of the broker (see log.Partition.Reopen).
 //
-// Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
+// Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
+// partition whose log failed, not reopened); ErrClosed; ctx's error;
 // file system errors.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
