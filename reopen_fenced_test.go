@@ -56,7 +56,9 @@ func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
 				_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "unsynced")})
 				require.NoError(t, err)
 				require.ErrorIs(t, b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 1 << 19}), vfs.ErrInjected)
-				require.Error(t, ack.Wait(ctx))
+				err = ack.Wait(ctx)
+				require.ErrorIs(t, err, log.ErrLogFenced, "the topic is there: its log failed")
+				require.NotErrorIs(t, err, ErrUnknownTopic)
 			}
 			require.False(t, armed.Load(), "the fault was not reached")
 
@@ -65,7 +67,7 @@ func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
 			require.ErrorIs(t, err, vfs.ErrInjected, "the error says what failed")
 			err = send("after the config change")
 			require.ErrorIs(t, err, log.ErrLogFenced)
-			require.Error(t, b.Maintain(ctx), "maintenance does not reopen it either")
+			require.ErrorIs(t, b.Maintain(ctx), log.ErrLogFenced, "maintenance does not reopen it either")
 			require.ErrorIs(t, send("after maintenance"), log.ErrLogFenced)
 
 			for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros} {

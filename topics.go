@@ -644,5 +644,5 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
 	}
 	low, err := p.DeleteRecordsBefore(offset)
-	return low, b.partitionGone(err, topic, partition)
+	return low, b.partitionGone(err, p)
 }
