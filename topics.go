@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,6 +57,20 @@ func (b *Broker) withDefaults(c log.Config) log.Config {
 		}
 	}
 	return c.WithDefaults()
+}
+
+// validate checks a topic's config as set, its zero fields taking the
+// broker's defaults, and that the topic's record can hold it: JSON has no
+// infinities, and a MinCleanableDirtyRatio of -Inf (a negative ratio,
+// which stands for 0) would pass the log's checks and fail the record's
+// write.
+//
+// Errors: log.ErrInvalidConfig.
+func (b *Broker) validate(c log.Config) error {
+	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
+		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
+	}
+	return b.withDefaults(c).Validate()
 }
 
 func (b *Broker) partitionDir(topic string, id int) string {
@@ -199,7 +214,7 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
-	if err := b.withDefaults(m.Config.Config).Validate(); err != nil {
+	if err := b.validate(m.Config.Config); err != nil {
 		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
@@ -293,7 +308,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions < 1 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
-	if err := b.withDefaults(cfg.Config).Validate(); err != nil {
+	if err := b.validate(cfg.Config); err != nil {
 		return err
 	}
 	if err := b.lockAdmin(ctx); err != nil {
@@ -550,7 +565,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	cfg := t.Config.Config
 	update(&cfg)
-	if err := b.withDefaults(cfg).Validate(); err != nil {
+	if err := b.validate(cfg); err != nil {
 		return err
 	}
 	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
