@@ -291,7 +291,10 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // or -1 for the broker's DefaultPartitions, as in Kafka since KIP-464) and
 // cfg's configuration, whose zero fields take the broker's defaults.
 // As in Kafka, a name that differs from an existing topic's only in '.'
-// against '_' is refused: the two would collide in metric names.
+// against '_' is refused: the two would collide in metric names. Unlike
+// Kafka, so is one that differs from it in case too (or only): on a
+// case-insensitive file system, as macOS's and Windows' are by default,
+// the two would share their partition directories and their record.
 //
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them.
@@ -365,8 +368,11 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	}
 	folded := strings.ReplaceAll(name, ".", "_")
 	for other := range b.topics {
-		if strings.ReplaceAll(other, ".", "_") == folded {
+		switch o := strings.ReplaceAll(other, ".", "_"); {
+		case o == folded:
 			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+		case strings.EqualFold(o, folded):
+			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
 		}
 	}
 	// A crash may have left partition directories of a topic deleted, or
