@@ -203,10 +203,12 @@ func (b *Broker) maintain() {
 // failed (see UpdateTopicConfig). Every partition is maintained whatever
 // fails on another.
 //
-// Errors: ErrClosed; the errors.Join of the partitions' errors: a failed
-// reopen's (wrapped with the partition's name), log.ErrClosed for a
-// partition whose topic was deleted meanwhile, ctx's error from
-// compaction, and file system errors.
+// Errors: ErrClosed (also for the partitions that the broker's Close
+// closed during the call); the errors.Join of the partitions' errors: a
+// failed reopen's (wrapped with the partition's name), log.ErrLogFenced
+// for a partition whose log failed or that a config change closed and
+// could not open again, log.ErrClosed for a partition whose topic was
+// deleted meanwhile, ctx's error from compaction, and file system errors.
 func (b *Broker) Maintain(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -225,7 +227,18 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 	} else if tried {
 		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
 	}
-	return p.Log().Maintain(ctx)
+	l := p.Log()
+	err := l.Maintain(ctx)
+	for errors.Is(err, log.ErrClosed) && p.Log() != l {
+		// A config change reopened the partition meanwhile: the new log
+		// is the one to maintain.
+		l = p.Log()
+		err = l.Maintain(ctx)
+	}
+	if errors.Is(err, log.ErrClosed) && (b.closed.Load() || b.holds(p)) {
+		err = b.partitionGone(err, p) // not deleted: ErrClosed or log.ErrLogFenced
+	}
+	return err
 }
 
 func (b *Broker) partitions() []*log.Partition {

@@ -37,17 +37,30 @@ func (b *Broker) topicPartition(ctx context.Context, topic string, id int32, cre
 	return t, t.Partitions[id], nil
 }
 
-// partitionGone tells a partition whose topic was deleted during a call
-// (its log closed under the call) from a closed broker: the first is
-// ErrUnknownTopic, as the next call would say, the second ErrClosed.
-func (b *Broker) partitionGone(err error, topic string, partition int32) error {
+// partitionGone tells why p's log was closed under a call: the broker
+// closed (ErrClosed); p's topic was deleted (ErrUnknownTopic, as the next
+// call would say); or, p still being its topic's, a config change closed
+// the log and could not open it again (log.ErrLogFenced, as the next call
+// would say).
+func (b *Broker) partitionGone(err error, p *log.Partition) error {
 	if !errors.Is(err, log.ErrClosed) {
 		return err
 	}
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	return fmt.Errorf("%w: %s-%d was deleted", ErrUnknownTopic, topic, partition)
+	if b.holds(p) {
+		return fmt.Errorf("%w: %s-%d: a config change closed its log and could not open it again", log.ErrLogFenced, p.Topic(), p.ID())
+	}
+	return fmt.Errorf("%w: %s-%d was deleted", ErrUnknownTopic, p.Topic(), p.ID())
+}
+
+// holds reports whether p is a partition of one of the broker's topics.
+func (b *Broker) holds(p *log.Partition) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[p.Topic()]
+	return ok && int(p.ID()) < len(t.Partitions) && t.Partitions[p.ID()] == p
 }
 
 func isClosedOrInvalid(err error) bool {
@@ -119,10 +132,10 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
 // log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	resp, d, err := b.produce(ctx, req)
+	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
 		if err = d.Wait(ctx); err != nil {
-			err = b.partitionGone(err, req.Topic, req.Partition)
+			err = b.partitionGone(err, p)
 		}
 	}
 	return resp, err
@@ -141,46 +154,46 @@ func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 //
 // Errors: those of Produce, the ones of the fsync excepted.
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	resp, d, err := b.produce(ctx, req)
+	resp, d, p, err := b.produce(ctx, req)
 	if err != nil || !d.Pending() {
 		return resp, nil, err
 	}
-	return resp, &produceAck{b: b, d: d, topic: req.Topic, partition: req.Partition}, nil
+	return resp, &produceAck{b: b, d: d, p: p}, nil
 }
 
-// produce is the append of Produce and ProduceAsync.
-func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, error) {
+// produce is the append of Produce and ProduceAsync, and the partition
+// appended to.
+func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, *log.Partition, error) {
 	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
 	if req == nil {
-		return resp, log.Durability{}, fmt.Errorf("%w: nil produce request", api.ErrInvalidRequest)
+		return resp, log.Durability{}, nil, fmt.Errorf("%w: nil produce request", api.ErrInvalidRequest)
 	}
 	if !req.Acks.Valid() {
-		return resp, log.Durability{}, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
+		return resp, log.Durability{}, nil, fmt.Errorf("%w: %d", api.ErrInvalidRequiredAcks, req.Acks)
 	}
 	p, err := b.partition(ctx, req.Topic, req.Partition, true)
 	if err != nil {
-		return resp, log.Durability{}, err
+		return resp, log.Durability{}, nil, err
 	}
 	res, d, err := p.AppendAsync(ctx, req.Batches, log.AppendOptions{})
 	if err != nil {
-		return resp, d, b.partitionGone(err, req.Topic, req.Partition)
+		return resp, d, p, b.partitionGone(err, p)
 	}
 	resp.BaseOffset, resp.LogAppendTime, resp.Duplicate = res.FirstOffset, res.LogAppendTime, res.Duplicate
 	resp.LogStartOffset = p.LogStartOffset()
-	return resp, d, nil
+	return resp, d, p, nil
 }
 
 // produceAck is ProduceAsync's acknowledgement: the append's fsync.
 type produceAck struct {
-	b         *Broker
-	d         log.Durability
-	topic     string
-	partition int32
+	b *Broker
+	d log.Durability
+	p *log.Partition
 }
 
 func (a *produceAck) Wait(ctx context.Context) error {
 	if err := a.d.Wait(ctx); err != nil {
-		return a.b.partitionGone(err, a.topic, a.partition)
+		return a.b.partitionGone(err, a.p)
 	}
 	return nil
 }
@@ -208,7 +221,7 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	}
 	off, err := listOffset(ctx, p, timestamp)
 	if err != nil {
-		return api.ListedOffset{}, b.partitionGone(err, topic, partition)
+		return api.ListedOffset{}, b.partitionGone(err, p)
 	}
 	return api.ListedOffset{Offset: off, TopicID: t.ID}, nil
 }
@@ -349,7 +362,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		}
 		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
 		if err != nil {
-			out.Err, failed = b.partitionGone(err, fp.Topic, fp.Partition), true
+			out.Err, failed = b.partitionGone(err, p), true
 			continue
 		}
 		out.Records = data

@@ -143,21 +143,29 @@ func TestDeleteRecords(t *testing.T) {
 }
 
 // A partition's log closed under a call means its topic was deleted (if
-// the broker is still open): the call says ErrUnknownTopic, as the next
-// one would.
+// the broker is still open and the topic no longer has the partition): the
+// call says ErrUnknownTopic, as the next one would; for a partition its
+// topic still has, a config change could not reopen it (log.ErrLogFenced).
 func TestPartitionGone(t *testing.T) {
 	b := open(t, Config{})
-	err := b.partitionGone(fmt.Errorf("append: %w", log.ErrClosed), "t", 2)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	p := b.topics["t"].Partitions[2]
+	err := b.partitionGone(fmt.Errorf("append: %w", log.ErrClosed), p)
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	require.NotErrorIs(t, err, ErrUnknownTopic)
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	err = b.partitionGone(fmt.Errorf("append: %w", log.ErrClosed), p)
 	require.ErrorIs(t, err, ErrUnknownTopic)
 	require.Contains(t, err.Error(), "t-2 was deleted")
 	other := fmt.Errorf("other")
-	require.Equal(t, other, b.partitionGone(other, "t", 0))
+	require.Equal(t, other, b.partitionGone(other, p))
 	require.NoError(t, b.Close())
-	require.ErrorIs(t, b.partitionGone(log.ErrClosed, "t", 0), ErrClosed)
+	require.ErrorIs(t, b.partitionGone(log.ErrClosed, p), ErrClosed)
 
 	// A waiting fetch on a topic deleted meanwhile ends with ErrUnknownTopic.
 	b2 := open(t, Config{})
-	ctx := context.Background()
 	require.NoError(t, b2.CreateTopic(ctx, "gone", log.TopicConfig{Partitions: 1}))
 	done := make(chan api.FetchResponse, 1)
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,6 +57,20 @@ func (b *Broker) withDefaults(c log.Config) log.Config {
 		}
 	}
 	return c.WithDefaults()
+}
+
+// validate checks a topic's config as set, its zero fields taking the
+// broker's defaults, and that the topic's record can hold it: JSON has no
+// infinities, and a MinCleanableDirtyRatio of -Inf (a negative ratio,
+// which stands for 0) would pass the log's checks and fail the record's
+// write.
+//
+// Errors: log.ErrInvalidConfig.
+func (b *Broker) validate(c log.Config) error {
+	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
+		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
+	}
+	return b.withDefaults(c).Validate()
 }
 
 func (b *Broker) partitionDir(topic string, id int) string {
@@ -199,7 +214,7 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
-	if err := b.withDefaults(m.Config.Config).Validate(); err != nil {
+	if err := b.validate(m.Config.Config); err != nil {
 		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
@@ -276,7 +291,10 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // or -1 for the broker's DefaultPartitions, as in Kafka since KIP-464) and
 // cfg's configuration, whose zero fields take the broker's defaults.
 // As in Kafka, a name that differs from an existing topic's only in '.'
-// against '_' is refused: the two would collide in metric names.
+// against '_' is refused: the two would collide in metric names. Unlike
+// Kafka, so is one that differs from it in case too (or only): on a
+// case-insensitive file system, as macOS's and Windows' are by default,
+// the two would share their partition directories and their record.
 //
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them.
@@ -293,7 +311,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions < 1 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
-	if err := b.withDefaults(cfg.Config).Validate(); err != nil {
+	if err := b.validate(cfg.Config); err != nil {
 		return err
 	}
 	if err := b.lockAdmin(ctx); err != nil {
@@ -350,8 +368,11 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	}
 	folded := strings.ReplaceAll(name, ".", "_")
 	for other := range b.topics {
-		if strings.ReplaceAll(other, ".", "_") == folded {
+		switch o := strings.ReplaceAll(other, ".", "_"); {
+		case o == folded:
 			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+		case strings.EqualFold(o, folded):
+			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
 		}
 	}
 	// A crash may have left partition directories of a topic deleted, or
@@ -519,9 +540,13 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // log.ErrLogFenced until it is opened: by the broker's maintenance, which
 // tries again every MaintenanceInterval (and at each Maintain call), by a
 // later AlterTopicConfig or UpdateTopicConfig, or by a new Open of the
-// broker.
+// broker. A partition whose log failed (log.ErrLogFenced: a write or
+// fsync failed, also the fsync of the close that would reopen it) is not
+// reopened: it keeps answering log.ErrLogFenced, and takes the new
+// configuration with the next Open of the broker (see log.Partition.Reopen).
 //
-// Errors: ErrUnknownTopic; log.ErrInvalidConfig; ErrClosed; ctx's error;
+// Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
+// partition whose log failed, not reopened); ErrClosed; ctx's error;
 // file system errors.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
@@ -546,7 +571,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	cfg := t.Config.Config
 	update(&cfg)
-	if err := b.withDefaults(cfg).Validate(); err != nil {
+	if err := b.validate(cfg); err != nil {
 		return err
 	}
 	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
@@ -640,5 +665,5 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
 	}
 	low, err := p.DeleteRecordsBefore(offset)
-	return low, b.partitionGone(err, topic, partition)
+	return low, b.partitionGone(err, p)
 }

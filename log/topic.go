@@ -32,8 +32,12 @@ type Partition struct {
 	topic string
 	id    int32
 
-	mu  sync.RWMutex // guards log, reopenErr and retry: Reopen swaps them
+	mu  sync.RWMutex // guards log, broken, reopenErr and retry: Reopen swaps them
 	log *Log
+	// broken is why the partition's log is never opened again by Reopen:
+	// it was fenced (a write or fsync failed), or a Reopen could not
+	// close it (its final fsync failed, say). nil otherwise.
+	broken error
 	// reopenErr is why the last Reopen could not open the log again (nil
 	// when it could): the partition then answers ErrLogFenced with it
 	// instead of ErrClosed, until a Reopen succeeds.
@@ -184,16 +188,33 @@ func (p *Partition) failed(err error) error {
 //
 // If open fails, the partition stays closed: its appends, reads and
 // look-ups fail with ErrLogFenced (wrapping open's error) instead of
-// ErrClosed, until a later Reopen, or RetryReopen, succeeds. If the log
-// cannot be closed (its final fsync failed, say), open is not called and
-// RetryReopen does not try it: only a new Reopen does.
+// ErrClosed, until a later Reopen, or RetryReopen, succeeds.
+//
+// A log that failed is never opened again by Reopen: one fenced by a
+// failed write or fsync, and one that a Reopen could not close (its final
+// fsync failed, say). Reopen then leaves the partition as it is (answering
+// ErrLogFenced) and returns an error matching ErrLogFenced. After a failed
+// fsync the kernel may have dropped the pages it could not write while the
+// file still reads them back: a log opened on it would take those bytes
+// for durable, and acknowledge appends after them that a power loss takes
+// away with them (or that leave the log unopenable, its files shorter
+// than its checkpoints).
 func (p *Partition) Reopen(open func() (*Log, error)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.notify()
 	p.retry = nil
+	if p.broken == nil {
+		p.broken = p.log.fenceErr()
+	}
+	if err := p.broken; err != nil {
+		if !errors.Is(err, ErrLogFenced) {
+			err = fmt.Errorf("%w: %w", ErrLogFenced, err)
+		}
+		return fmt.Errorf("%s-%d failed before, it is not reopened: %w", p.topic, p.id, err)
+	}
 	if err := p.log.Close(); err != nil {
-		p.reopenErr = err
+		p.reopenErr, p.broken = err, err
 		return err
 	}
 	return p.openLocked(open)

@@ -1,0 +1,93 @@
+package runnel
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestConfigChangeDoesNotReopenAFailedLog: a config change does not
+// reopen a partition whose log failed an fsync — fenced by it, or by the
+// fsync of the close that would reopen it. It used to: the new log took
+// the bytes whose fsync had failed (and which the disk may never get) for
+// durable, acknowledged the appends after them, whose fsyncs the memory FS
+// then makes no more durable than Linux may after a failed fsync, and
+// after a power loss the broker either lacked acknowledged records or
+// refused to open (the log shorter than its checkpoints: record.ErrCorrupt).
+// Found by review.
+func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
+	for _, how := range []string{"fenced", "close failed"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := context.Background()
+			mem := vfs.NewMem()
+			var armed atomic.Bool
+			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			cfg := Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour}
+			b, err := Open(cfg)
+			require.NoError(t, err)
+			defer func() { b.Close() }()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			acked := []string{}
+			send := func(v string) error {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, v)})
+				if err == nil {
+					acked = append(acked, v)
+				}
+				return err
+			}
+			require.NoError(t, send("before"))
+
+			armed.Store(true)
+			if how == "fenced" {
+				require.ErrorIs(t, send("its fsync fails"), log.ErrLogFenced)
+			} else {
+				_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "unsynced")})
+				require.NoError(t, err)
+				require.ErrorIs(t, b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 1 << 19}), vfs.ErrInjected)
+				err = ack.Wait(ctx)
+				require.ErrorIs(t, err, log.ErrLogFenced, "the topic is there: its log failed")
+				require.NotErrorIs(t, err, ErrUnknownTopic)
+			}
+			require.False(t, armed.Load(), "the fault was not reached")
+
+			err = b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 1 << 20})
+			require.ErrorIs(t, err, log.ErrLogFenced)
+			require.ErrorIs(t, err, vfs.ErrInjected, "the error says what failed")
+			err = send("after the config change")
+			require.ErrorIs(t, err, log.ErrLogFenced)
+			require.ErrorIs(t, b.Maintain(ctx), log.ErrLogFenced, "maintenance does not reopen it either")
+			require.ErrorIs(t, send("after maintenance"), log.ErrLogFenced)
+
+			for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros} {
+				b2, err := Open(Config{Dir: "/data", FS: mem.CrashClone(vfs.CrashOptions{Tail: tail})})
+				require.NoError(t, err, "%s: the broker opens after a power loss", tail)
+				resp, err := b2.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1 << 20}}})
+				require.NoError(t, err)
+				require.NoError(t, resp.Partitions[0].Err)
+				got := values(t, resp.Partitions[0].Records)
+				require.Equal(t, acked, got[:min(len(acked), len(got))], "%s: every acknowledged record is there", tail)
+				require.NoError(t, b2.Close())
+			}
+			// The config change applies once the broker opens again.
+			require.NoError(t, b.Close())
+			b, err = Open(Config{Dir: "/data", FS: mem})
+			require.NoError(t, err)
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, 1<<20, info.Config.MaxMessageBytes)
+			require.NoError(t, send("after a restart"))
+		})
+	}
+}
