@@ -657,6 +657,9 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			if err := l.fenceErr(); err != nil {
 				return err
 			}
+			if next := l.next.Load(); next < target {
+				return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced", ErrOffsetOutOfRange, target, next)
+			}
 			return ErrClosed
 		}
 		if next := l.next.Load(); next < target {
