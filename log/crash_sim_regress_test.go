@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
 )
 
 // Regression tests for what TestCrashSim found, each reduced to a fixed
@@ -33,4 +35,47 @@ func TestWaitAfterCloseOfTruncatedAppend(t *testing.T) {
 		}
 		require.ErrorIs(t, d.Wait(ctx), ErrOffsetOutOfRange, "discard %v", discard)
 	}
+}
+
+// TestProducerSnapshotAfterTruncation: a truncation below the offset of
+// the producer-state snapshot on disk replaces it. The snapshot (written
+// at a roll, or by Close) held the batches the truncation removed; once
+// appends took the log end past its offset again, Open after a crash
+// took it for the state of the log below that offset and replayed only
+// the batches after it: the batches appended in the truncated offsets
+// were forgotten (their retries appended again: duplicates), and the
+// truncated ones remembered (their retries answered as duplicates, with
+// offsets that hold other records). Found by TestCrashSim (seed 27).
+func TestProducerSnapshotAfterTruncation(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	ctx := context.Background()
+	app := func(l *Log, data []byte) AppendResult {
+		t.Helper()
+		res, err := l.Append(ctx, data, AppendOptions{})
+		require.NoError(t, err)
+		return res
+	}
+	app(l, idemBatch(t, 1, 0, 0, 4))              // offsets 0-3
+	app(l, idemBatch(t, 1, 0, 4, 1))              // 4
+	truncated := app(l, idemBatch(t, 2, 0, 0, 2)) // 5-6: truncated below
+	require.NoError(t, l.Roll())                  // the snapshot, at 7, holds producer 2's batch
+	_, err := l.TruncateTo(truncated.FirstOffset) // the log ends at 5
+	require.NoError(t, err)
+	again := app(l, idemBatch(t, 1, 0, 5, 2))          // producer 1 at 5-6
+	app(l, valueBatch(t, 1_700_000_000_000, "past 7")) // the log end passes the snapshot's offset
+	require.EqualValues(t, 5, again.FirstOffset)
+
+	e.fs = mem.CrashClone(vfs.CrashOptions{})
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	res := app(l, idemBatch(t, 1, 0, 5, 2))
+	require.True(t, res.Duplicate, "producer 1's batch at 5 is in the log")
+	require.Equal(t, again.FirstOffset, res.FirstOffset)
+	res = app(l, idemBatch(t, 2, 0, 0, 2))
+	require.False(t, res.Duplicate, "producer 2's batch was truncated: its offsets hold producer 1's")
 }

@@ -207,6 +207,14 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 	}
 	l.producers.dropFrom(next)
+	// The producer-state snapshot on disk may hold batches just removed,
+	// as of an offset the log end will pass again, when Open would take
+	// it for the state below that offset: it is replaced by the state as
+	// of the new end. (A crash before this write leaves the log end below
+	// the old snapshot's offset, and Open ignores it.)
+	if err := l.snapshotProducersLocked(); err != nil {
+		return 0, l.fence(err)
+	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return 0, l.fence(err)
 	}
