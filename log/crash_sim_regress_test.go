@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -78,4 +80,73 @@ func TestProducerSnapshotAfterTruncation(t *testing.T) {
 	require.Equal(t, again.FirstOffset, res.FirstOffset)
 	res = app(l, idemBatch(t, 2, 0, 0, 2))
 	require.False(t, res.Duplicate, "producer 2's batch was truncated: its offsets hold producer 1's")
+}
+
+// TestProducerSnapshotPastTheRecoveredEnd: a producer-state snapshot past
+// the end a crash left (TruncateTo writes one as of its new end, which
+// under SyncNever may lie past what is synced) describes a log whose
+// offsets below that end are the log's: Open takes its batches below the
+// end, and replaces it with the state as of the end. It ignored it, and
+// rebuilt the state from the segments, where compaction had removed
+// batches whose retries were then refused as out of order (seed 158); and
+// it left it on disk, so that once appends took the log end past its
+// offset, Open after the next crash took it for the state below its offset
+// and forgot the batches appended since the first crash (their retries
+// appended again: duplicates). Found by TestCrashSim.
+func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	app := func(l *Log, data []byte) AppendResult {
+		t.Helper()
+		res, err := l.Append(ctx, data, AppendOptions{})
+		require.NoError(t, err)
+		return res
+	}
+	app(l, idemBatch(t, 1, 0, 0, 1)) // key "0" at 0
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(1, 0, 1)
+	b.Append(1, []byte("0"), []byte("newer"), nil) // key "0" again at 1: compaction removes offset 0
+	newer, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	app(l, newer)
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Flush(ctx)) // the rolled segment is synced: compaction may clean it
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	app(l, valueBatch(t, 1_700_000_000_000, "a")) // 2, rolled below without a sync
+	require.NoError(t, l.Roll())
+	app(l, valueBatch(t, 1_700_000_000_001, "b", "c")) // 3-4
+	_, err = l.TruncateTo(4)                           // the snapshot, at 4; segment 2 still unsynced
+	require.NoError(t, err)
+
+	// The crash loses offset 2: the log ends at 2, below the snapshot.
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	require.EqualValues(t, 2, l.LogEndOffset())
+	dup := app(l, idemBatch(t, 1, 0, 0, 1))
+	require.True(t, dup.Duplicate, "producer 1's first batch is in the log, compacted away")
+	require.EqualValues(t, 0, dup.FirstOffset)
+
+	// New appends take the log end past the old snapshot's offset.
+	two := app(l, idemBatch(t, 2, 0, 0, 1))
+	require.EqualValues(t, 2, two.FirstOffset)
+	app(l, valueBatch(t, 1_700_000_000_002, "d", "e"))
+	require.NoError(t, l.Flush(ctx))
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 5, l.LogEndOffset(), "%+v", l.Recovery())
+	dup = app(l, idemBatch(t, 2, 0, 0, 1))
+	require.True(t, dup.Duplicate, "producer 2's batch at 2 is in the log")
+	require.EqualValues(t, 2, dup.FirstOffset)
 }
