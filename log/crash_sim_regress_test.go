@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -149,4 +150,52 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 	dup = app(l, idemBatch(t, 2, 0, 0, 1))
 	require.True(t, dup.Duplicate, "producer 2's batch at 2 is in the log")
 	require.EqualValues(t, 2, dup.FirstOffset)
+}
+
+// TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
+// left (DeleteRecordsBefore into records not synced yet, under SyncNever)
+// comes down to the end, on disk too. Open lowered it in memory only: the
+// checkpoint kept the old one, and after the next crash, once appends had
+// passed it again, Open moved the log start offset above acknowledged
+// records appended since the first crash (found by TestCrashSim, seed
+// 1571).
+func TestLogStartPastTheRecoveredEnd(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for i := range 5 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)))
+	}
+	require.NoError(t, l.Flush(ctx))
+	for i := range 5 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i))) // not synced
+	}
+	start, err := l.DeleteRecordsBefore(7)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, start)
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	require.EqualValues(t, 5, l.LogEndOffset())
+	require.EqualValues(t, 5, l.LogStartOffset())
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 5, 6, 7
+	}
+	require.NoError(t, l.Flush(ctx)) // acknowledged
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 8, l.LogEndOffset())
+	require.EqualValues(t, 5, l.LogStartOffset())
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, 3)
+	require.Equal(t, "a", string(recs[0].Value))
 }
