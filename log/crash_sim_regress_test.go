@@ -199,3 +199,54 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	require.Len(t, recs, 3)
 	require.Equal(t, "a", string(recs[0].Value))
 }
+
+// TestProducerSnapshotCoversCompactedSegments: under SyncNever a roll
+// writes the producer-state snapshot too, so that compaction, which
+// cleans rolled segments only, never removes an idempotent batch above
+// the snapshot on disk. Without it the snapshot lagged (a roll wrote none,
+// and Maintain's recovery-point checkpoint took the recovery point past
+// the active segment's base, so the next fsync did not either): compaction
+// removed batches the snapshot did not hold, and after a crash Open,
+// replaying the log from the snapshot, forgot them — a retry of one was
+// refused as out of order instead of answered as a duplicate (found by
+// TestCrashSim, seed 1385).
+func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	keyed := func(seq int32, key string) []byte {
+		var b record.Builder
+		b.Reset()
+		b.SetProducer(1, 0, seq)
+		b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
+		out, err := b.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return out
+	}
+	appendOK(t, l, keyed(0, "a"))
+	require.NoError(t, l.Close()) // the snapshot, at 1
+	l = e.open(cfg)
+	appendOK(t, l, keyed(1, "b")) // 1: compaction removes it
+	appendOK(t, l, keyed(2, "b")) // 2
+	require.NoError(t, l.Flush(ctx))
+	require.NoError(t, l.Maintain(ctx)) // the recovery point at 3
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "c"))
+	require.NoError(t, l.Flush(ctx))
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 1, dup.FirstOffset)
+}
