@@ -250,3 +250,31 @@ func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
 	require.True(t, dup.Duplicate)
 	require.EqualValues(t, 1, dup.FirstOffset)
 }
+
+// TestTruncateToAfterCompactionGap: truncating to a batch that follows a
+// gap compaction left ends the log after the batch before the gap (as its
+// segment then ends), not at the truncated batch's base: TruncateTo's doc
+// said the latter (found by TestCrashSim, seed 17).
+func TestTruncateToAfterCompactionGap(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact})
+	defer l.Close()
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} { // offsets 0, 1, 2
+		appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte(k), 1}))
+	}
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("b2"), 1})) // 3
+	require.NoError(t, l.Roll())                                                   // compaction cleans rolled segments
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved) // offset 1: a gap before the batch at 2
+
+	end, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, end)
+	require.EqualValues(t, 1, appendOK(t, l, valueBatch(t, 1, "d")).FirstOffset)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 2)
+	require.Equal(t, "d", string(recs[1].Value))
+}
