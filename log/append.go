@@ -448,6 +448,14 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	l.activeCreated = l.clock.Now()
 	if l.cfg.Sync == SyncNever {
 		l.unsynced = append(l.unsynced, old)
+		// The producer state as of the roll, though what it covers is not
+		// synced (Open uses a snapshot past the end a crash left for its
+		// batches below that end): compaction cleans rolled segments only,
+		// and must never remove a batch the snapshot on disk does not hold,
+		// or Open, replaying the log from the snapshot, forgets it.
+		if err := l.snapshotProducersLocked(); err != nil {
+			return nil, l.fence(err)
+		}
 	}
 	if l.cfg.Sync != SyncNever {
 		// The old segment and its indexes are durable: the recovery point
@@ -509,9 +517,7 @@ func (l *Log) takeUnsyncedLocked() []*segment.Segment {
 
 // advanceRecoveryLocked moves the recovery point to base, below which
 // every segment is synced, and with snapshot the producer state (as of the
-// log end, which must then be synced too: a snapshot past what a crash
-// keeps is of no use), so that Open after a crash scans and replays from
-// there. A roll under a syncing policy calls it, and under SyncNever the
+// log end), so that Open after a crash scans and replays from there. A roll under a syncing policy calls it, and under SyncNever the
 // fsync after rolls (Kafka flushes a rolled segment in the background to
 // the same end). On an error the recovery point may have moved, the
 // snapshot not; l.recovery moves anyway (what lies below base is synced):
@@ -656,6 +662,9 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			}
 			if err := l.fenceErr(); err != nil {
 				return err
+			}
+			if next := l.next.Load(); next < target {
+				return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced", ErrOffsetOutOfRange, target, next)
 			}
 			return ErrClosed
 		}

@@ -362,6 +362,21 @@ func (l *Log) open() (err error) {
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
 	}
+	if start > next {
+		// A log start offset past the end (records deleted before they
+		// were synced) came down to the end: on disk too, or the next
+		// Open, once appends passed it again, would move it above them.
+		if err := writeOffset(l.fs, l.dir, logStartFile, next); err != nil {
+			return err
+		}
+	}
+	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] > next {
+		// A producer-state snapshot past the end: once appends pass its
+		// offset again, it would stand for the state of other batches.
+		if err := l.snapshotProducersLocked(); err != nil {
+			return err
+		}
+	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return err
 	}

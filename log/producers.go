@@ -197,14 +197,18 @@ func (l *Log) snapshotProducersLocked() error {
 
 // loadProducers rebuilds the producer state on open: the snapshot, then
 // every idempotent batch after the snapshot's offset (or the whole log,
-// without a usable snapshot).
+// without a usable snapshot). A snapshot past the log end (one written as
+// of an end a crash did not keep: TruncateTo's, under SyncNever) is used
+// for its batches below the end: the log below it is the log the snapshot
+// described, whose batches compaction may have removed since (see Open,
+// which replaces such a snapshot).
 func (l *Log) loadProducers(snap [][]int64) error {
 	from := l.start.Load()
 	now := l.clock.Now().UnixNano()
 	l.producers = producers{}
-	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] <= l.next.Load() && snap[0][1] >= from {
+	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] >= from {
 		l.producers = producersFromRows(snap[1:], now)
-		from = snap[0][1]
+		from = min(snap[0][1], l.next.Load())
 	}
 	l.producers.dropFrom(l.next.Load())
 	for off := from; off < l.next.Load(); {

@@ -124,9 +124,12 @@ func (l *Log) ApplyRetention() (int, error) {
 }
 
 // TruncateTo removes every record at or past offset, for a follower whose
-// log diverged from its leader's. Whole batches go: if offset falls inside
-// a batch, the log end offset becomes that batch's base offset. It returns
-// the new log end offset.
+// log diverged from its leader's. Whole batches go, and the log then ends
+// where the last batch it keeps ends, as a segment does: if offset falls
+// inside a batch, at that batch's base offset — unless compaction removed
+// the batches just before it (or offset falls in such a gap), when the
+// gap goes too and the next append takes its offsets. It returns the new
+// log end offset.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -207,6 +210,14 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 	}
 	l.producers.dropFrom(next)
+	// The producer-state snapshot on disk may hold batches just removed,
+	// as of an offset the log end will pass again, when Open would take
+	// it for the state below that offset: it is replaced by the state as
+	// of the new end. (A crash before this write leaves the log end below
+	// the old snapshot's offset, and Open ignores it.)
+	if err := l.snapshotProducersLocked(); err != nil {
+		return 0, l.fence(err)
+	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return 0, l.fence(err)
 	}

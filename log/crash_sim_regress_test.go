@@ -1,0 +1,280 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Regression tests for what TestCrashSim found, each reduced to a fixed
+// sequence.
+
+// TestWaitAfterCloseOfTruncatedAppend: an append that TruncateTo removed
+// before its fsync is answered ErrOffsetOutOfRange by its Durability's
+// Wait, also once the log is closed (Close fsyncs what the log holds, not
+// what it no longer holds): Wait said ErrClosed, which its doc keeps for a
+// log closed without fsyncing the append (Discard, a failed Close).
+// Found by TestCrashSim (seed 12).
+func TestWaitAfterCloseOfTruncatedAppend(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		e := newEnv(t)
+		l := e.open(Config{Sync: SyncAlways})
+		ctx := context.Background()
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+		res, d, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_001, "b", "c"), AppendOptions{})
+		require.NoError(t, err)
+		_, err = l.TruncateTo(res.FirstOffset)
+		require.NoError(t, err)
+		if discard {
+			require.NoError(t, l.Discard())
+		} else {
+			require.NoError(t, l.Close())
+		}
+		require.ErrorIs(t, d.Wait(ctx), ErrOffsetOutOfRange, "discard %v", discard)
+	}
+}
+
+// TestProducerSnapshotAfterTruncation: a truncation below the offset of
+// the producer-state snapshot on disk replaces it. The snapshot (written
+// at a roll, or by Close) held the batches the truncation removed; once
+// appends took the log end past its offset again, Open after a crash
+// took it for the state of the log below that offset and replayed only
+// the batches after it: the batches appended in the truncated offsets
+// were forgotten (their retries appended again: duplicates), and the
+// truncated ones remembered (their retries answered as duplicates, with
+// offsets that hold other records). Found by TestCrashSim (seed 27).
+func TestProducerSnapshotAfterTruncation(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	ctx := context.Background()
+	app := func(l *Log, data []byte) AppendResult {
+		t.Helper()
+		res, err := l.Append(ctx, data, AppendOptions{})
+		require.NoError(t, err)
+		return res
+	}
+	app(l, idemBatch(t, 1, 0, 0, 4))              // offsets 0-3
+	app(l, idemBatch(t, 1, 0, 4, 1))              // 4
+	truncated := app(l, idemBatch(t, 2, 0, 0, 2)) // 5-6: truncated below
+	require.NoError(t, l.Roll())                  // the snapshot, at 7, holds producer 2's batch
+	_, err := l.TruncateTo(truncated.FirstOffset) // the log ends at 5
+	require.NoError(t, err)
+	again := app(l, idemBatch(t, 1, 0, 5, 2))          // producer 1 at 5-6
+	app(l, valueBatch(t, 1_700_000_000_000, "past 7")) // the log end passes the snapshot's offset
+	require.EqualValues(t, 5, again.FirstOffset)
+
+	e.fs = mem.CrashClone(vfs.CrashOptions{})
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	res := app(l, idemBatch(t, 1, 0, 5, 2))
+	require.True(t, res.Duplicate, "producer 1's batch at 5 is in the log")
+	require.Equal(t, again.FirstOffset, res.FirstOffset)
+	res = app(l, idemBatch(t, 2, 0, 0, 2))
+	require.False(t, res.Duplicate, "producer 2's batch was truncated: its offsets hold producer 1's")
+}
+
+// TestProducerSnapshotPastTheRecoveredEnd: a producer-state snapshot past
+// the end a crash left (TruncateTo writes one as of its new end, which
+// under SyncNever may lie past what is synced) describes a log whose
+// offsets below that end are the log's: Open takes its batches below the
+// end, and replaces it with the state as of the end. It ignored it, and
+// rebuilt the state from the segments, where compaction had removed
+// batches whose retries were then refused as out of order (seed 158); and
+// it left it on disk, so that once appends took the log end past its
+// offset, Open after the next crash took it for the state below its offset
+// and forgot the batches appended since the first crash (their retries
+// appended again: duplicates). Found by TestCrashSim.
+func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	app := func(l *Log, data []byte) AppendResult {
+		t.Helper()
+		res, err := l.Append(ctx, data, AppendOptions{})
+		require.NoError(t, err)
+		return res
+	}
+	app(l, idemBatch(t, 1, 0, 0, 1)) // key "0" at 0
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(1, 0, 1)
+	b.Append(1, []byte("0"), []byte("newer"), nil) // key "0" again at 1: compaction removes offset 0
+	newer, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	app(l, newer)
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Flush(ctx)) // the rolled segment is synced: compaction may clean it
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	app(l, valueBatch(t, 1_700_000_000_000, "a")) // 2, rolled below without a sync
+	require.NoError(t, l.Roll())
+	app(l, valueBatch(t, 1_700_000_000_001, "b", "c")) // 3-4
+	_, err = l.TruncateTo(4)                           // the snapshot, at 4; segment 2 still unsynced
+	require.NoError(t, err)
+
+	// The crash loses offset 2: the log ends at 2, below the snapshot.
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	require.EqualValues(t, 2, l.LogEndOffset())
+	dup := app(l, idemBatch(t, 1, 0, 0, 1))
+	require.True(t, dup.Duplicate, "producer 1's first batch is in the log, compacted away")
+	require.EqualValues(t, 0, dup.FirstOffset)
+
+	// New appends take the log end past the old snapshot's offset.
+	two := app(l, idemBatch(t, 2, 0, 0, 1))
+	require.EqualValues(t, 2, two.FirstOffset)
+	app(l, valueBatch(t, 1_700_000_000_002, "d", "e"))
+	require.NoError(t, l.Flush(ctx))
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 5, l.LogEndOffset(), "%+v", l.Recovery())
+	dup = app(l, idemBatch(t, 2, 0, 0, 1))
+	require.True(t, dup.Duplicate, "producer 2's batch at 2 is in the log")
+	require.EqualValues(t, 2, dup.FirstOffset)
+}
+
+// TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
+// left (DeleteRecordsBefore into records not synced yet, under SyncNever)
+// comes down to the end, on disk too. Open lowered it in memory only: the
+// checkpoint kept the old one, and after the next crash, once appends had
+// passed it again, Open moved the log start offset above acknowledged
+// records appended since the first crash (found by TestCrashSim, seed
+// 1571).
+func TestLogStartPastTheRecoveredEnd(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for i := range 5 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)))
+	}
+	require.NoError(t, l.Flush(ctx))
+	for i := range 5 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i))) // not synced
+	}
+	start, err := l.DeleteRecordsBefore(7)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, start)
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	require.EqualValues(t, 5, l.LogEndOffset())
+	require.EqualValues(t, 5, l.LogStartOffset())
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 5, 6, 7
+	}
+	require.NoError(t, l.Flush(ctx)) // acknowledged
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 8, l.LogEndOffset())
+	require.EqualValues(t, 5, l.LogStartOffset())
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, 3)
+	require.Equal(t, "a", string(recs[0].Value))
+}
+
+// TestProducerSnapshotCoversCompactedSegments: under SyncNever a roll
+// writes the producer-state snapshot too, so that compaction, which
+// cleans rolled segments only, never removes an idempotent batch above
+// the snapshot on disk. Without it the snapshot lagged (a roll wrote none,
+// and Maintain's recovery-point checkpoint took the recovery point past
+// the active segment's base, so the next fsync did not either): compaction
+// removed batches the snapshot did not hold, and after a crash Open,
+// replaying the log from the snapshot, forgot them — a retry of one was
+// refused as out of order instead of answered as a duplicate (found by
+// TestCrashSim, seed 1385).
+func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	keyed := func(seq int32, key string) []byte {
+		var b record.Builder
+		b.Reset()
+		b.SetProducer(1, 0, seq)
+		b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
+		out, err := b.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return out
+	}
+	appendOK(t, l, keyed(0, "a"))
+	require.NoError(t, l.Close()) // the snapshot, at 1
+	l = e.open(cfg)
+	appendOK(t, l, keyed(1, "b")) // 1: compaction removes it
+	appendOK(t, l, keyed(2, "b")) // 2
+	require.NoError(t, l.Flush(ctx))
+	require.NoError(t, l.Maintain(ctx)) // the recovery point at 3
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "c"))
+	require.NoError(t, l.Flush(ctx))
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 1, dup.FirstOffset)
+}
+
+// TestTruncateToAfterCompactionGap: truncating to a batch that follows a
+// gap compaction left ends the log after the batch before the gap (as its
+// segment then ends), not at the truncated batch's base: TruncateTo's doc
+// said the latter (found by TestCrashSim, seed 17).
+func TestTruncateToAfterCompactionGap(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact})
+	defer l.Close()
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} { // offsets 0, 1, 2
+		appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte(k), 1}))
+	}
+	require.NoError(t, l.Roll())
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("b2"), 1})) // 3
+	require.NoError(t, l.Roll())                                                   // compaction cleans rolled segments
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved) // offset 1: a gap before the batch at 2
+
+	end, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, end)
+	require.EqualValues(t, 1, appendOK(t, l, valueBatch(t, 1, "d")).FirstOffset)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 2)
+	require.Equal(t, "d", string(recs[1].Value))
+}

@@ -1,0 +1,1111 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestCrashSim is a seeded, randomized crash simulation of one log. Each
+// seed picks a configuration (every sync policy — SyncAlways, SyncPeriodic
+// with flush.messages, SyncNever — with every cleanup policy — delete,
+// compact, compact+delete — over small segments and index intervals) and
+// runs one to three phases of random operations: plain appends of one or
+// two batches (waited for, or AppendAsync with the Durability waited for
+// later or never: a group commit in flight at the crash), idempotent
+// producer batches with their retried duplicates, stale epochs and
+// sequence gaps, rolls, truncations, DeleteRecordsBefore, retention under
+// a fake clock, compaction, Maintain, Flush, and clean Close and Open. Each
+// phase ends in a power cut: between two operations, or in the middle of
+// one (the disk dies after a random number of file-system operations);
+// then vfs.MemFS.CrashClone with a random tail mode, with and without
+// Reorder, and Open — itself cut by a power loss now and then, and opened
+// again on what that crash left. The log must then hold:
+//
+//   - every acknowledged record (an append whose fsync it waited for: under
+//     SyncAlways every Append, under SyncPeriodic those that made a flush
+//     due; and everything below the end at a Flush or a Wait that returned
+//     nil, or at a clean Close) at its offset, byte for byte, unless removed
+//     on purpose (retention, DeleteRecordsBefore, TruncateTo, compaction:
+//     the latest record of each key stays, a tombstone goes only after
+//     delete.retention.ms, and then so have the older records of its key);
+//   - nothing that was not appended, and no offset missing but those
+//     compaction removed: a crash loses a tail only;
+//   - its log end offset at the end of its last batch, reads from the log
+//     start offset to the end, and indexes that agree with the segments
+//     (checkIndexes);
+//   - for each idempotent producer, its retries answered as the log's
+//     producer state must answer them: a batch that survived is a
+//     duplicate with its original offsets, one lost with the crash is
+//     appended once, in order.
+//
+// Between crashes the model checks each operation's answer too, and the
+// records the log holds after each retention, compaction and Maintain.
+// Whatever Open kept is durable: the next phase's crash must keep it.
+//
+// A failing seed logs its configuration, the operations it ran and the
+// command that replays it alone:
+//
+//	RUNNEL_CRASH_SIM_SEED=123 go test -run TestCrashSim -v ./log
+//
+// By default (and in -short mode, fewer) a fixed set of seeds runs; a long
+// run over new seeds, spread over the cores:
+//
+//	RUNNEL_CRASH_SIM=20000 go test -run TestCrashSim -timeout 2h ./log
+//
+// (RUNNEL_CRASH_SIM_BASE sets the first seed; by default a long run starts
+// at one drawn from the time, which it logs.)
+func TestCrashSim(t *testing.T) {
+	if v := os.Getenv("RUNNEL_CRASH_SIM_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_CRASH_SIM_SEED=%q: %v", v, err)
+		}
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSim(t, seed, true) })
+		return
+	}
+	runs, base := 270, uint64(1)
+	if testing.Short() {
+		runs = 90
+	}
+	if raceEnabled {
+		runs /= 3
+	}
+	if v := os.Getenv("RUNNEL_CRASH_SIM"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("RUNNEL_CRASH_SIM=%q: want a number of runs", v)
+		}
+		runs, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
+		if b := os.Getenv("RUNNEL_CRASH_SIM_BASE"); b != "" {
+			if base, err = strconv.ParseUint(b, 10, 64); err != nil {
+				t.Fatalf("RUNNEL_CRASH_SIM_BASE=%q: %v", b, err)
+			}
+		}
+		t.Logf("crash simulation: %d runs, seeds %d to %d", runs, base, base+uint64(runs)-1)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	var done atomic.Int64
+	for w := range workers {
+		t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
+			t.Parallel()
+			failures := 0
+			for i := w; i < runs && failures < 3; i += workers {
+				seed := base + uint64(i)
+				if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSim(t, seed, false) }) {
+					failures++
+				}
+				done.Add(1)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if os.Getenv("RUNNEL_CRASH_SIM") != "" {
+			t.Logf("crash simulation: %d runs done", done.Load())
+		}
+	})
+}
+
+// runCrashSim runs the simulation of one seed; verbose logs its operations
+// as it goes (a replay).
+func runCrashSim(t *testing.T, seed uint64, verbose bool) {
+	s := newCrashSim(t, seed)
+	s.verbose = verbose
+	defer func() {
+		if s.l != nil {
+			s.l.Close()
+		}
+		if t.Failed() && !verbose {
+			trace := s.trace
+			if len(trace) > 150 {
+				trace = append([]string{fmt.Sprintf("... %d operations before", len(trace)-150)}, trace[len(trace)-150:]...)
+			}
+			t.Logf("seed %d: %s\n%s\nreplay: RUNNEL_CRASH_SIM_SEED=%d go test -run TestCrashSim -v ./log",
+				seed, s.describe(), strings.Join(trace, "\n"), seed)
+		}
+	}()
+	s.run()
+}
+
+// simRec is a record the model knows at an offset.
+type simRec struct {
+	key, value  []byte // a nil value is a tombstone
+	ts          int64  // its timestamp, ms
+	batch       int64  // its batch's base offset
+	at          int64  // the fake clock (ms) at its append
+	compactions int    // compaction passes begun before its append
+	acked       bool   // durable: a crash must keep it
+	gone        bool   // compaction removed it (seen in the log)
+	// mayBeGone: a later record of its key was truncated after a
+	// compaction pass may have removed this one in its favour.
+	mayBeGone bool
+}
+
+func (m *simRec) is(r *record.Record) bool {
+	return bytes.Equal(m.key, r.Key) && (m.key == nil) == (r.Key == nil) &&
+		bytes.Equal(m.value, r.Value) && (m.value == nil) == (r.Value == nil) && m.ts == r.Timestamp.UnixMilli()
+}
+
+// simBatch is a batch an idempotent producer appended.
+type simBatch struct {
+	pid         int64
+	epoch       int16
+	first, last int64 // offsets
+	seq, lastSq int32
+	data        []byte // as the producer encoded it, for retries
+	state       simBatchState
+}
+
+type simBatchState uint8
+
+const (
+	batchLive      simBatchState = iota
+	batchTruncated               // removed by TruncateTo (the producer learns nothing)
+	batchLost                    // lost with a crash: the producer retries it
+	batchRetried                 // lost, and appended again (a new simBatch)
+)
+
+// simProducer is an idempotent producer.
+type simProducer struct {
+	id    int64
+	epoch int16
+	// window is what the model is sure the log's producer state
+	// remembers: the last batches of the latest epoch (at most
+	// maxProducerBatches), as the log's rules update and drop them. The
+	// log may remember more (replayed from its segments after a crash),
+	// never less.
+	window  []*simBatch
+	history []*simBatch
+}
+
+// nextSeq is the sequence number the producer's next batch takes: after
+// its newest batch in the log of its current epoch, else 0.
+func (p *simProducer) nextSeq() int32 {
+	for _, b := range slices.Backward(p.history) {
+		if b.state == batchLive && b.epoch == p.epoch {
+			return b.lastSq + 1
+		}
+	}
+	return 0
+}
+
+// update is producers.update for the model's window.
+func (p *simProducer) update(b *simBatch) {
+	if len(p.window) > 0 && b.epoch > p.window[0].epoch {
+		p.window = nil
+	}
+	p.window = append(p.window, b)
+	if len(p.window) > maxProducerBatches {
+		p.window = p.window[1:]
+	}
+}
+
+func (p *simProducer) dropFrom(offset int64) {
+	p.window = slices.DeleteFunc(p.window, func(b *simBatch) bool { return b.first >= offset })
+}
+
+func (p *simProducer) dropBefore(offset int64) {
+	p.window = slices.DeleteFunc(p.window, func(b *simBatch) bool { return b.last < offset })
+}
+
+// simPending is an append whose Durability nobody waited for yet.
+type simPending struct {
+	d      Durability
+	target int64
+	truncs int // truncations before the append
+	what   string
+}
+
+// simUncertain is what the operation the power cut interrupted may have
+// done, or not.
+type simUncertain struct {
+	op       string
+	cutFrom  int64 // >= 0: a truncation may have removed the records from here on
+	startMax int64 // the log start offset may have moved up to here
+}
+
+// errPowerCut ends a phase: an operation failed because the disk died.
+var errPowerCut = errors.New("power cut")
+
+type crashSim struct {
+	t       *testing.T
+	seed    uint64
+	rng     *rand.Rand
+	verbose bool
+	cfg     Config
+	opts    Options
+	clock   *fakeClock
+	mem     *vfs.MemFS
+	failIn  atomic.Int64 // file-system operations left before the disk dies; -1: it does not
+	l       *Log
+
+	recs      []*simRec // by offset, from 0 to the log end offset
+	start     int64
+	present   map[int64]bool // base offsets of the batches from the log start on that the log holds
+	producers []*simProducer
+	pending   []simPending
+	epoch     int32 // leader epoch
+	unflushed int64 // SyncPeriodic: records appended since the last flush due
+	// compactions counts the compaction passes begun (Compact, Maintain);
+	// lastCompactAt is the clock (ms) when the last began.
+	compactions   int
+	lastCompactAt int64
+	truncs        int
+	seq           int
+	unc           simUncertain
+	trace         []string
+	ops, crashes  int
+}
+
+func newCrashSim(t *testing.T, seed uint64) *crashSim {
+	s := &crashSim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6372617368)), clock: newClock(), mem: vfs.NewMem(),
+		present: map[int64]bool{}, unc: simUncertain{cutFrom: -1}}
+	s.failIn.Store(-1)
+	r := s.rng
+	s.cfg = Config{
+		Sync:                   []SyncPolicy{SyncAlways, SyncPeriodic, SyncNever}[seed%3],
+		CleanupPolicy:          []CleanupPolicy{Delete, Compact, Compact | Delete}[seed/3%3],
+		SegmentBytes:           int64(250 + r.IntN(900)),
+		IndexIntervalBytes:     1 + r.IntN(256),
+		RetentionTime:          time.Duration(20+r.IntN(40)) * time.Minute,
+		DeleteRetentionTime:    time.Duration(1+r.IntN(10)) * time.Minute,
+		MinCleanableDirtyRatio: []float64{-1, 0.3, 0.5}[r.IntN(3)],
+	}
+	if s.cfg.Sync == SyncPeriodic {
+		s.cfg.FlushMessages = int64(1 + r.IntN(8))
+	}
+	if r.IntN(3) == 0 {
+		s.cfg.SegmentTime = time.Duration(5+r.IntN(20)) * time.Minute
+	}
+	s.opts = Options{Clock: s.clock, ProducerExpiration: -1, CleanerMapBytes: []int64{0, 64, 256}[r.IntN(3)]}
+	for i := range 1 + r.IntN(3) {
+		s.producers = append(s.producers, &simProducer{id: int64(1000 + i)})
+	}
+	return s
+}
+
+func (s *crashSim) describe() string {
+	c := s.cfg
+	return fmt.Sprintf("sync %s (flush.messages %d), cleanup %s, segment %d B (%v), index interval %d B, retention %v, delete retention %v, dirty ratio %v, cleaner map %d B, %d producers",
+		c.Sync, c.FlushMessages, c.CleanupPolicy, c.SegmentBytes, c.SegmentTime, c.IndexIntervalBytes, c.RetentionTime, c.DeleteRetentionTime,
+		c.MinCleanableDirtyRatio, s.opts.CleanerMapBytes, len(s.producers))
+}
+
+func (s *crashSim) logf(format string, args ...any) {
+	line := fmt.Sprintf("%4d %s ", s.ops, s.clock.Now().Format("15:04:05")) + fmt.Sprintf(format, args...)
+	s.trace = append(s.trace, line)
+	if s.verbose {
+		s.t.Log(line)
+	}
+}
+
+func (s *crashSim) fatalf(format string, args ...any) {
+	s.t.Helper()
+	s.t.Fatalf("seed %d, operation %d, after %d crashes: %s", s.seed, s.ops, s.crashes, fmt.Sprintf(format, args...))
+}
+
+func (s *crashSim) check(ok bool, format string, args ...any) {
+	if !ok {
+		s.t.Helper()
+		s.fatalf(format, args...)
+	}
+}
+
+func (s *crashSim) end() int64      { return int64(len(s.recs)) }
+func (s *crashSim) compacted() bool { return s.cfg.CleanupPolicy&Compact != 0 }
+
+// fs is the log's file system: the MemFS, whose operations fail once the
+// disk died (failIn).
+func (s *crashSim) fs(mem *vfs.MemFS) vfs.FS {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(vfs.Op, string) error {
+		n := s.failIn.Load()
+		switch {
+		case n < 0:
+			return nil
+		case n == 0:
+			return vfs.ErrInjected
+		}
+		s.failIn.Store(n - 1)
+		return nil
+	}))
+}
+
+func (s *crashSim) openLog(mem *vfs.MemFS) (*Log, error) {
+	opts := s.opts
+	opts.FS = s.fs(mem)
+	return Open(crashDir, s.cfg, opts)
+}
+
+func (s *crashSim) run() {
+	l, err := s.openLog(s.mem)
+	s.check(err == nil, "open: %v", err)
+	s.l = l
+	s.logf("open: %s", s.describe())
+	for range 1 + s.rng.IntN(3) {
+		n := 20 + s.rng.IntN(100)
+		cutAt := -1 // the operation during which the power goes
+		if s.rng.IntN(2) == 0 {
+			cutAt = s.rng.IntN(n)
+		}
+		for i := range n {
+			s.ops++
+			s.clock.Advance(time.Duration(s.rng.IntN(90)) * time.Second)
+			if i == cutAt {
+				k := s.rng.Int64N(1 + s.rng.Int64N(40)) // most often early in it
+				s.logf("the disk dies after %d more file-system operations", k)
+				s.failIn.Store(k)
+			}
+			if err := s.step(); err != nil || i == cutAt {
+				break
+			}
+		}
+		s.crash()
+	}
+	// Last, a clean close and open: nothing changes.
+	s.ops++
+	s.check(s.reopen() == nil, "clean reopen failed")
+}
+
+// step runs one random operation; it returns errPowerCut if the disk died
+// under it.
+func (s *crashSim) step() error {
+	type op struct {
+		weight int
+		f      func() error
+	}
+	ops := []op{
+		{20, func() error { return s.appendPlain() }},
+		{14, func() error { return s.appendIdempotent() }},
+		{6, func() error { return s.retry() }},
+		{2, func() error { return s.refused() }},
+		{6, func() error { return s.wait() }},
+		{4, func() error { return s.flush() }},
+		{3, func() error { return s.roll() }},
+		{3, func() error { return s.truncate() }},
+		{2, func() error { return s.deleteRecords() }},
+		{3, func() error { return s.retention() }},
+		{4, func() error { return s.maintain() }},
+		{2, func() error { return s.reopen() }},
+		{1, func() error { s.epoch++; s.logf("leader epoch %d", s.epoch); return nil }},
+		{1, func() error {
+			p := s.producers[s.rng.IntN(len(s.producers))]
+			p.epoch++
+			s.logf("producer %d: epoch %d", p.id, p.epoch)
+			return nil
+		}},
+	}
+	if s.compacted() {
+		ops = append(ops, op{4, func() error { return s.compact() }})
+	}
+	total := 0
+	for _, o := range ops {
+		total += o.weight
+	}
+	n := s.rng.IntN(total)
+	for _, o := range ops {
+		if n < o.weight {
+			return o.f()
+		}
+		n -= o.weight
+	}
+	panic("unreachable")
+}
+
+// powerCut tells an error of the dying disk from any other, which fails
+// the test; unc says what the interrupted operation may have done.
+func (s *crashSim) powerCut(what string, err error, unc simUncertain) error {
+	s.t.Helper()
+	if s.failIn.Load() != 0 || !errors.Is(err, vfs.ErrInjected) {
+		s.fatalf("%s: %v", what, err)
+	}
+	unc.op = what
+	s.unc = unc
+	s.logf("%s: power cut: %v", what, err)
+	return errPowerCut
+}
+
+func (s *crashSim) noUnc() simUncertain { return simUncertain{cutFrom: -1, startMax: s.start} }
+
+var simCodecs = []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+
+// batch encodes one batch of 1-4 records (of producer pid, unless -1).
+func (s *crashSim) batch(pid int64, epoch int16, seq int32) ([]byte, []simRec) {
+	var b record.Builder
+	b.Reset()
+	if pid >= 0 {
+		b.SetProducer(pid, epoch, seq)
+	}
+	now := s.clock.Now().UnixMilli()
+	var recs []simRec
+	for range 1 + s.rng.IntN(4) {
+		r := simRec{ts: now - int64(s.rng.IntN(3)), at: now}
+		if s.compacted() || s.rng.IntN(10) > 0 {
+			r.key = fmt.Appendf(nil, "k%d", s.rng.IntN(8))
+		}
+		if s.rng.IntN(8) > 0 {
+			r.value = fmt.Appendf(nil, "%d.%d:%s", s.seed, s.seq, strings.Repeat("v", s.rng.IntN(60)))
+		}
+		s.seq++
+		b.Append(r.ts, r.key, r.value, nil)
+		recs = append(recs, r)
+	}
+	data, err := b.AppendTo(nil, simCodecs[s.rng.IntN(len(simCodecs))])
+	s.check(err == nil, "encoding: %v", err)
+	return data, recs
+}
+
+// add puts the records of an append at [first, ...) into the model.
+func (s *crashSim) add(first int64, recs []simRec, batchSizes []int) {
+	s.check(first == s.end(), "append at %d, model end %d", first, s.end())
+	i := 0
+	for _, n := range batchSizes {
+		base := first + int64(i)
+		s.present[base] = true
+		for range n {
+			r := recs[i]
+			r.batch, r.compactions = base, s.compactions
+			s.recs = append(s.recs, &r)
+			i++
+		}
+	}
+}
+
+// waits reports whether an append of n records waits for an fsync, as
+// the model counts: always under SyncAlways, when it makes flush.messages
+// due under SyncPeriodic.
+func (s *crashSim) waits(n int) bool {
+	switch s.cfg.Sync {
+	case SyncAlways:
+		return true
+	case SyncPeriodic:
+		s.unflushed += int64(n)
+		if s.unflushed >= s.cfg.FlushMessages {
+			s.unflushed = 0
+			return true
+		}
+	}
+	return false
+}
+
+// ack marks every record below target durable.
+func (s *crashSim) ack(target int64) {
+	for _, r := range s.recs[:min(target, s.end())] {
+		r.acked = true
+	}
+}
+
+// settle waits for an append's Durability now, later (pending), or never.
+func (s *crashSim) settle(what string, d Durability, target int64, wantWait bool) error {
+	s.check((d.l != nil) == wantWait, "%s: durability %v, model says the append waits: %v", what, d.l != nil, wantWait)
+	if d.l == nil {
+		return nil
+	}
+	switch s.rng.IntN(3) {
+	case 0:
+		if err := d.Wait(context.Background()); err != nil {
+			return s.powerCut(what+": wait", err, s.noUnc())
+		}
+		s.ack(target)
+	case 1:
+		s.pending = append(s.pending, simPending{d: d, target: target, truncs: s.truncs, what: what})
+	}
+	return nil
+}
+
+// appendPlain appends one or two batches of no producer in one call.
+func (s *crashSim) appendPlain() error {
+	var data []byte
+	var recs []simRec
+	var sizes []int
+	for range 1 + s.rng.IntN(2) {
+		b, r := s.batch(-1, 0, 0)
+		data = append(data, b...)
+		recs = append(recs, r...)
+		sizes = append(sizes, len(r))
+	}
+	first := s.end()
+	what := fmt.Sprintf("append %v records at %d", sizes, first)
+	s.logf("%s", what)
+	if s.rng.IntN(3) == 0 {
+		// Append itself: it waits when the policy says so.
+		res, err := s.l.Append(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
+		if err != nil {
+			s.add(first, recs, sizes)
+			return s.powerCut(what, err, s.noUnc())
+		}
+		s.checkResult(what, res, first, len(recs), false)
+		s.add(first, recs, sizes)
+		if s.waits(len(recs)) {
+			s.ack(res.LastOffset + 1)
+		}
+		return nil
+	}
+	res, d, err := s.l.AppendAsync(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
+	s.add(first, recs, sizes)
+	if err != nil {
+		return s.powerCut(what, err, s.noUnc())
+	}
+	s.checkResult(what, res, first, len(recs), false)
+	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
+}
+
+func (s *crashSim) checkResult(what string, res AppendResult, first int64, n int, dup bool) {
+	s.t.Helper()
+	s.check(res.FirstOffset == first && res.LastOffset == first+int64(n)-1 && res.Records == n && res.Duplicate == dup,
+		"%s: result %+v, want offsets [%d, %d], duplicate %v", what, res, first, first+int64(n)-1, dup)
+}
+
+// appendIdempotent appends a producer's next batch.
+func (s *crashSim) appendIdempotent() error {
+	p := s.producers[s.rng.IntN(len(s.producers))]
+	return s.appendBatchOf(p, nil)
+}
+
+// appendBatchOf appends a new batch of p, or again the lost batch old.
+func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
+	var data []byte
+	var recs []simRec
+	epoch, seq := p.epoch, p.nextSeq()
+	if old != nil {
+		data, epoch, seq = old.data, old.epoch, old.seq
+		for r, err := range record.Batch(data).Records() {
+			s.check(err == nil, "decoding a retried batch: %v", err)
+			now := s.clock.Now().UnixMilli()
+			recs = append(recs, simRec{key: bytes.Clone(r.Key), value: bytes.Clone(r.Value), ts: r.Timestamp.UnixMilli(), at: now})
+		}
+	} else {
+		data, recs = s.batch(p.id, epoch, seq)
+	}
+	first := s.end()
+	what := fmt.Sprintf("producer %d epoch %d seq %d: %d records at %d", p.id, epoch, seq, len(recs), first)
+	if old != nil {
+		what = "retry of lost batch: " + what
+	}
+	s.logf("%s", what)
+	b := &simBatch{pid: p.id, epoch: epoch, seq: seq, lastSq: seq + int32(len(recs)) - 1, first: first, last: first + int64(len(recs)) - 1, data: data}
+	res, d, err := s.l.AppendAsync(context.Background(), bytes.Clone(data), AppendOptions{LeaderEpoch: s.epoch})
+	s.add(first, recs, []int{len(recs)})
+	p.history = append(p.history, b)
+	p.update(b)
+	if err != nil {
+		return s.powerCut(what, err, s.noUnc())
+	}
+	s.checkResult(what, res, first, len(recs), false)
+	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
+}
+
+// retry sends again a batch the log's producer state remembers: a
+// duplicate, answered with its offsets, and under SyncAlways waited for
+// as the first attempt was.
+func (s *crashSim) retry() error {
+	p := s.producers[s.rng.IntN(len(s.producers))]
+	if len(p.window) == 0 {
+		return nil
+	}
+	b := p.window[s.rng.IntN(len(p.window))]
+	return s.retryDuplicate(p, b)
+}
+
+func (s *crashSim) retryDuplicate(p *simProducer, b *simBatch) error {
+	what := fmt.Sprintf("retry of producer %d epoch %d seq %d (offsets [%d, %d])", p.id, b.epoch, b.seq, b.first, b.last)
+	s.logf("%s", what)
+	res, d, err := s.l.AppendAsync(context.Background(), bytes.Clone(b.data), AppendOptions{LeaderEpoch: s.epoch})
+	if err != nil {
+		return s.powerCut(what, err, s.noUnc())
+	}
+	s.checkResult(what, res, b.first, int(b.last-b.first+1), true)
+	return s.settle(what, d, b.last+1, s.cfg.Sync == SyncAlways)
+}
+
+// refused sends a batch the log must refuse: one of an epoch older than
+// the producer's latest, or one with a gap in its sequence.
+func (s *crashSim) refused() error {
+	p := s.producers[s.rng.IntN(len(s.producers))]
+	if len(p.window) == 0 {
+		return nil
+	}
+	var data []byte
+	var want error
+	if i := slices.IndexFunc(p.history, func(b *simBatch) bool { return b.epoch < p.window[0].epoch }); i >= 0 {
+		data, want = p.history[i].data, ErrProducerFenced
+	} else {
+		data, _ = s.batch(p.id, p.epoch, p.nextSeq()+1+int32(s.rng.IntN(3)))
+		want = ErrOutOfOrderSequence
+	}
+	b := record.Batch(data)
+	what := fmt.Sprintf("producer %d epoch %d seq %d (refused: %v)", p.id, b.ProducerEpoch(), b.BaseSequence(), want)
+	s.logf("%s", what)
+	end := s.l.LogEndOffset()
+	_, err := s.l.Append(context.Background(), bytes.Clone(data), AppendOptions{LeaderEpoch: s.epoch})
+	s.check(errors.Is(err, want), "%s: %v", what, err)
+	s.check(s.l.LogEndOffset() == end, "%s: the log end offset moved from %d to %d", what, end, s.l.LogEndOffset())
+	return nil
+}
+
+// wait waits for a pending append's Durability.
+func (s *crashSim) wait() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	i := s.rng.IntN(len(s.pending))
+	p := s.pending[i]
+	s.pending = slices.Delete(s.pending, i, i+1)
+	what := fmt.Sprintf("wait for %s (to %d)", p.what, p.target)
+	s.logf("%s", what)
+	err := p.d.Wait(context.Background())
+	switch {
+	case err == nil:
+		s.ack(p.target)
+	case errors.Is(err, ErrOffsetOutOfRange) && s.truncs > p.truncs:
+		s.logf("  truncated before its fsync: %v", err)
+	default:
+		return s.powerCut(what, err, s.noUnc())
+	}
+	return nil
+}
+
+func (s *crashSim) flush() error {
+	target := s.end()
+	s.logf("flush (to %d)", target)
+	if err := s.l.Flush(context.Background()); err != nil {
+		return s.powerCut("flush", err, s.noUnc())
+	}
+	s.ack(target)
+	return nil
+}
+
+func (s *crashSim) roll() error {
+	s.logf("roll at %d", s.end())
+	if err := s.l.Roll(); err != nil {
+		return s.powerCut("roll", err, s.noUnc())
+	}
+	return nil
+}
+
+// batchEnd returns the offset after the batch based at base.
+func (s *crashSim) batchEnd(base int64) int64 {
+	o := base
+	for o < s.end() && s.recs[o].batch == base {
+		o++
+	}
+	return o
+}
+
+// truncate truncates to a random offset in [start, end], most often near
+// the end. Whole batches go: the log must end at the batch holding it, or
+// at the offset itself when no batch does (compaction removed them); or,
+// when compaction emptied the offsets before that, as low as the end of
+// the batch before, which segments keep as their end.
+func (s *crashSim) truncate() error {
+	end := s.end()
+	off := end - min(s.rng.Int64N(12), end-s.start)
+	if s.rng.IntN(4) == 0 {
+		off = s.start + s.rng.Int64N(end-s.start+1)
+	}
+	lo, hi := end, end // the log end offset the truncation may leave
+	if off < end {
+		hi = off
+		if b := s.recs[off].batch; s.present[b] {
+			hi = b
+		}
+		lo = 0
+		for o := hi - 1; o >= s.start; o-- {
+			if b := s.recs[o].batch; s.present[b] {
+				lo = s.batchEnd(b)
+				break
+			}
+		}
+	}
+	what := fmt.Sprintf("truncate to %d (end %d, expect [%d, %d])", off, end, lo, hi)
+	s.logf("%s", what)
+	got, err := s.l.TruncateTo(off)
+	if err != nil {
+		unc := s.noUnc()
+		unc.cutFrom = lo
+		return s.powerCut(what, err, unc)
+	}
+	s.check(got >= lo && got <= hi, "%s: log end offset %d", what, got)
+	if got < end {
+		s.truncs++
+		s.cut(got, false)
+	}
+	return nil
+}
+
+// cut removes the records from offset on from the model: truncated, or
+// lost with a crash.
+func (s *crashSim) cut(offset int64, lost bool) {
+	if !lost {
+		s.markSupersededCut(offset)
+	}
+	s.recs = s.recs[:offset]
+	s.start = min(s.start, offset)
+	for b := range s.present {
+		if b >= offset {
+			delete(s.present, b)
+		}
+	}
+	for _, p := range s.producers {
+		p.dropFrom(offset)
+		for _, b := range p.history {
+			if b.state == batchLive && b.first >= offset {
+				b.state = map[bool]simBatchState{false: batchTruncated, true: batchLost}[lost]
+			}
+		}
+	}
+}
+
+// markSupersededCut marks, for each record from offset on that a
+// compaction pass may have used (begun after its append), the earlier
+// records of its key: that pass may have removed them, and the record that
+// stood for them goes now.
+func (s *crashSim) markSupersededCut(offset int64) {
+	for _, p := range s.recs[offset:] {
+		if p.compactions == s.compactions || p.key == nil {
+			continue
+		}
+		for _, r := range s.recs[:offset] {
+			if bytes.Equal(r.key, p.key) && r.key != nil {
+				r.mayBeGone = true
+			}
+		}
+	}
+}
+
+func (s *crashSim) deleteRecords() error {
+	off := s.start + min(s.rng.Int64N(10), s.end()-s.start)
+	if s.rng.IntN(4) == 0 {
+		off = s.start + s.rng.Int64N(s.end()-s.start+1)
+	}
+	what := fmt.Sprintf("delete records before %d", off)
+	s.logf("%s", what)
+	got, err := s.l.DeleteRecordsBefore(off)
+	if err != nil {
+		unc := s.noUnc()
+		unc.startMax = max(off, s.start)
+		return s.powerCut(what, err, unc)
+	}
+	s.check(got == max(off, s.start), "%s: log start offset %d (was %d)", what, got, s.start)
+	s.setStart(got)
+	return nil
+}
+
+func (s *crashSim) setStart(start int64) {
+	s.start = start
+	for _, p := range s.producers {
+		p.dropBefore(start)
+	}
+}
+
+// retentionMax is where retention at this moment may move the log start
+// offset to, at most: the first record it holds that is not older than
+// retention.ms (whole segments go, and only those whose records are all
+// older).
+func (s *crashSim) retentionMax() int64 {
+	if s.cfg.CleanupPolicy&Delete == 0 {
+		return s.start
+	}
+	cutoff := s.clock.Now().UnixMilli() - s.cfg.RetentionTime.Milliseconds()
+	for o := s.start; o < s.end(); o++ {
+		if r := s.recs[o]; !r.gone && r.ts >= cutoff {
+			return o
+		}
+	}
+	return s.end()
+}
+
+func (s *crashSim) retention() error {
+	s.clock.Advance(time.Duration(s.rng.IntN(10)) * time.Minute)
+	startMax := s.retentionMax()
+	what := fmt.Sprintf("retention (start %d, at most %d)", s.start, startMax)
+	s.logf("%s", what)
+	if _, err := s.l.ApplyRetention(); err != nil {
+		unc := s.noUnc()
+		unc.startMax = startMax
+		return s.powerCut(what, err, unc)
+	}
+	s.observe(what, startMax)
+	return nil
+}
+
+// beginCompaction counts a compaction pass about to begin.
+func (s *crashSim) beginCompaction() {
+	if s.compacted() {
+		s.compactions++
+		s.lastCompactAt = s.clock.Now().UnixMilli()
+	}
+}
+
+func (s *crashSim) compact() error {
+	s.logf("compact")
+	s.beginCompaction()
+	res, err := s.l.Compact(context.Background())
+	if err != nil {
+		return s.powerCut("compact", err, s.noUnc())
+	}
+	s.logf("  %+v", res)
+	s.observe("compact", s.start)
+	return nil
+}
+
+func (s *crashSim) maintain() error {
+	s.clock.Advance(time.Duration(s.rng.IntN(10)) * time.Minute)
+	startMax := s.retentionMax()
+	what := fmt.Sprintf("maintain (start %d, at most %d)", s.start, startMax)
+	s.logf("%s", what)
+	s.beginCompaction()
+	if err := s.l.Maintain(context.Background()); err != nil {
+		unc := s.noUnc()
+		unc.startMax = startMax
+		return s.powerCut(what, err, unc)
+	}
+	// The recovery point is at least the durable offset (a roll that
+	// synced the segment it sealed moves it to the new segment's base,
+	// without moving the durable offset), and never past the log end —
+	// unless the disk died under Maintain: a recovery-point write that
+	// fails inside an fsync is logged, not returned (it costs a longer
+	// scan at Open, no data).
+	rp, err := readOffset(s.mem, crashDir, recoveryPointFile, 0)
+	s.check(err == nil && (rp >= s.l.DurableOffset() || s.failIn.Load() == 0) && rp <= s.l.LogEndOffset(),
+		"%s: recovery point %d (%v), durable offset %d, log end offset %d", what, rp, err, s.l.DurableOffset(), s.l.LogEndOffset())
+	s.observe(what, startMax)
+	return nil
+}
+
+// reopen closes the log cleanly (which makes everything durable) and
+// opens it again: nothing may change.
+func (s *crashSim) reopen() error {
+	s.logf("close")
+	if err := s.l.Close(); err != nil {
+		return s.powerCut("close", err, s.noUnc())
+	}
+	s.ack(s.end())
+	for _, p := range s.pending {
+		err := p.d.Wait(context.Background())
+		s.check(err == nil || errors.Is(err, ErrOffsetOutOfRange) && s.truncs > p.truncs,
+			"wait for %s after Close: %v", p.what, err)
+	}
+	s.pending = nil
+	s.logf("open")
+	l, err := s.openLog(s.mem)
+	if err != nil {
+		s.l = nil
+		return s.powerCut("open after a clean close", err, s.noUnc())
+	}
+	s.l = l
+	s.unflushed = 0
+	s.check(l.Recovery().Clean, "reopened after a clean close, recovery %+v", l.Recovery())
+	s.observe("reopen", s.start)
+	return nil
+}
+
+// observe reads the whole log and checks it against the model, outside a
+// crash: the same end and records, the log start offset in [start,
+// startMax], and offsets missing only as compaction removes them. The
+// model learns which records and batches compaction removed.
+func (s *crashSim) observe(what string, startMax int64) {
+	// Reads work even if the disk is dying: the power cut comes next.
+	defer s.failIn.Store(s.failIn.Load())
+	s.failIn.Store(-1)
+	start, end := s.l.LogStartOffset(), s.l.LogEndOffset()
+	s.check(end == s.end(), "%s: log end offset %d, want %d", what, end, s.end())
+	s.check(start >= s.start && start <= startMax, "%s: log start offset %d, want [%d, %d]", what, start, s.start, startMax)
+	// Retention moves it to a segment's base.
+	if start != s.start && start != end {
+		s.check(s.recs[start].batch == start, "%s: log start offset %d inside the batch at %d", what, start, s.recs[start].batch)
+	}
+	s.compare(what, start, end)
+	s.setStart(start)
+}
+
+// compare reads the log from start to end and checks it against the
+// model; then records the records and batches missing as gone.
+func (s *crashSim) compare(what string, start, end int64) ([]record.Batch, []*record.Record, map[int64]*record.Record) {
+	batches, recs := readBatches(s.t, s.l, start)
+	got := make(map[int64]*record.Record, len(recs))
+	for _, r := range recs {
+		s.check(r.Offset >= start && r.Offset < end, "%s: record at %d outside [%d, %d)", what, r.Offset, start, end)
+		m := s.recs[r.Offset]
+		s.check(m.is(r), "%s: offset %d holds %q=%q ts %d, never appended there (model: %q=%q ts %d)",
+			what, r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), m.key, m.value, m.ts)
+		s.check(!m.gone, "%s: offset %d: compacted away, and back", what, r.Offset)
+		got[r.Offset] = r
+	}
+	for o := start; o < end; o++ {
+		if got[o] == nil {
+			s.checkRemovable(what, o, got, start, end)
+		}
+	}
+	for o := start; o < end; o++ {
+		s.recs[o].gone = got[o] == nil
+	}
+	clear(s.present)
+	for _, b := range batches {
+		s.present[b.BaseOffset()] = true
+	}
+	return batches, recs, got
+}
+
+// checkRemovable checks that the record at o, missing from the log, is
+// one compaction may remove: a later record of its key lies in [o, end)
+// (whose own absence is checked in turn), or a compaction pass may have
+// used one truncated since, or it is the key's latest, a tombstone, and a
+// pass began delete.retention.ms after it was appended — and then no
+// earlier record of its key is left.
+func (s *crashSim) checkRemovable(what string, o int64, got map[int64]*record.Record, start, end int64) {
+	m := s.recs[o]
+	s.check(s.compacted() && s.compactions > 0, "%s: offset %d (%q=%q) missing, below the log end offset %d (start %d)",
+		what, o, m.key, m.value, end, start)
+	if m.mayBeGone {
+		return
+	}
+	for p := o + 1; p < end; p++ {
+		if bytes.Equal(s.recs[p].key, m.key) {
+			return
+		}
+	}
+	s.check(m.value == nil && s.lastCompactAt >= m.at+s.cfg.DeleteRetentionTime.Milliseconds(),
+		"%s: offset %d (%q=%q), the latest of its key, missing (last compaction at %d, appended at %d)",
+		what, o, m.key, m.value, s.lastCompactAt, m.at)
+	for q := start; q < o; q++ {
+		s.check(got[q] == nil || !bytes.Equal(s.recs[q].key, m.key),
+			"%s: the tombstone at %d is gone but the record at %d of its key %q is still there", what, o, q, m.key)
+	}
+}
+
+// crash cuts the power, takes what the disk keeps, opens the log on it
+// (with now and then another power cut during Open), checks it, and
+// retries what each producer did not see acknowledged.
+func (s *crashSim) crash() {
+	s.crashes++
+	s.ops++
+	clone := s.mem.CrashClone(s.crashOptions())
+	if s.l != nil {
+		s.failIn.Store(0) // the old log writes nothing more
+		s.l.Close()
+		s.l = nil
+	}
+	s.failIn.Store(-1)
+	s.pending = nil
+	for tries := 0; ; tries++ {
+		s.mem = clone
+		if tries < 2 && s.rng.IntN(4) == 0 {
+			k := s.rng.Int64N(30)
+			s.logf("open, the disk dying after %d file-system operations", k)
+			s.failIn.Store(k)
+			l, err := s.openLog(s.mem)
+			s.failIn.Store(-1)
+			if err == nil {
+				s.l = l
+				break
+			}
+			s.check(errors.Is(err, vfs.ErrInjected), "open after a crash: %v", err)
+			clone = s.mem.CrashClone(s.crashOptions())
+			continue
+		}
+		s.logf("open")
+		l, err := s.openLog(s.mem)
+		s.check(err == nil, "open after a crash (during %q): %v", s.unc.op, err)
+		s.l = l
+		break
+	}
+	s.unflushed = 0
+	s.checkCrashed()
+	s.unc = simUncertain{cutFrom: -1}
+	s.retryAfterCrash()
+	// The log takes appends again, and reads them back.
+	if err := s.appendPlain(); err != nil {
+		s.fatalf("append after the crash: %v", err)
+	}
+	s.observe("append after the crash", s.start)
+}
+
+func (s *crashSim) crashOptions() vfs.CrashOptions {
+	opts := vfs.CrashOptions{Tail: crashTails[s.rng.IntN(len(crashTails))], Reorder: s.rng.IntN(2) == 0,
+		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))}
+	s.logf("crash (%s tail, reorder %v; interrupted: %q)", opts.Tail, opts.Reorder, s.unc.op)
+	return opts
+}
+
+// checkCrashed checks the log Open made of a crash against the model,
+// then makes the model what the log kept.
+func (s *crashSim) checkCrashed() {
+	l := s.l
+	start, end := l.LogStartOffset(), l.LogEndOffset()
+	info := l.Recovery()
+	info.Duration = 0 // a replay logs the same lines
+	s.logf("  opened: start %d, end %d (model %d, %d), %+v", start, end, s.start, s.end(), info)
+	what := "after the crash"
+	s.check(end <= s.end(), "%s: log end offset %d past the %d offsets appended", what, end, s.end())
+	s.check(l.DurableOffset() == end, "%s: durable offset %d, log end offset %d", what, l.DurableOffset(), end)
+	for o, r := range s.recs[end:] {
+		off := end + int64(o)
+		s.check(!r.acked || s.unc.cutFrom >= 0 && off >= s.unc.cutFrom,
+			"%s: acknowledged offset %d (%q=%q) lost: the log ends at %d", what, off, r.key, r.value, end)
+	}
+	lo, hi := min(s.start, end), min(max(s.start, s.unc.startMax), end)
+	if s.unc.cutFrom >= 0 {
+		lo = min(lo, s.unc.cutFrom)
+	}
+	s.check(start >= lo && start <= hi, "%s: log start offset %d, want [%d, %d]", what, start, lo, hi)
+	if s.unc.cutFrom >= 0 {
+		// The truncation the power cut interrupted may have happened.
+		s.markSupersededCut(max(end, s.unc.cutFrom))
+	}
+
+	batches, recs, got := s.compare(what, start, end)
+	for o := start; o < end; o++ {
+		if r := s.recs[o]; r.acked && got[o] == nil {
+			s.logf("  acknowledged offset %d compacted away", o)
+		}
+	}
+	segs := scanSegmentFiles(s.t, s.mem, crashDir)
+	checkIndexes(s.t, l, segs, batches, recs, start, end)
+	epochs := l.LeaderEpochs()
+	for i, e := range epochs {
+		s.check(e.StartOffset <= end && (i == 0 || e.Epoch > epochs[i-1].Epoch && e.StartOffset >= epochs[i-1].StartOffset),
+			"%s: leader epochs %v (log end offset %d)", what, epochs, end)
+	}
+
+	// The model follows: the tail past end was lost, the log start offset
+	// is where it is, and whatever Open kept is durable.
+	s.cut(end, true)
+	s.setStart(start)
+	s.ack(end)
+}
+
+// retryAfterCrash plays each producer after the crash: the batches its
+// log state must remember that survived are retried and must be
+// duplicates; the batches lost are sent again, in order, and appended.
+func (s *crashSim) retryAfterCrash() {
+	for _, p := range s.producers {
+		for _, b := range slices.Clone(p.window) {
+			if err := s.retryDuplicate(p, b); err != nil {
+				s.fatalf("retry after the crash: %v", err)
+			}
+		}
+		for _, b := range slices.Clone(p.history) {
+			if b.state != batchLost {
+				continue
+			}
+			b.state = batchRetried
+			if err := s.appendBatchOf(p, b); err != nil {
+				s.fatalf("retry after the crash: %v", err)
+			}
+		}
+	}
+}
