@@ -1,9 +1,11 @@
 package log
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/runnel/runnel/record"
@@ -132,6 +134,33 @@ func (ps producers) dropFrom(offset int64) {
 	}
 }
 
+// merge adds to ps the batches of other (a producer-state snapshot) that
+// it lacks: a producer's batches all share its epoch, so the newer epoch's
+// state wins whole; under the same epoch each producer keeps the latest
+// maxProducerBatches of both, by offset.
+func (ps producers) merge(other producers) {
+	for id, o := range other {
+		st := ps[id]
+		if st == nil || o.epoch > st.epoch {
+			ps[id] = o
+			continue
+		}
+		if o.epoch < st.epoch {
+			continue
+		}
+		for _, b := range o.batches {
+			i, found := slices.BinarySearchFunc(st.batches, b.firstOffset, func(x producerBatch, off int64) int { return cmp.Compare(x.firstOffset, off) })
+			if !found {
+				st.batches = slices.Insert(st.batches, i, b)
+			}
+		}
+		if n := len(st.batches); n > maxProducerBatches {
+			st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
+		}
+		st.last = max(st.last, o.last)
+	}
+}
+
 // rows encodes the state for a checkpoint file: one row per remembered
 // batch: producer id, epoch, first and last sequence, first and last
 // offset; then one row per producer: -2, producer id, its last append
@@ -198,17 +227,26 @@ func (l *Log) snapshotProducersLocked() error {
 // loadProducers rebuilds the producer state on open: the snapshot, then
 // every idempotent batch after the snapshot's offset (or the whole log,
 // without a usable snapshot). A snapshot past the log end (one written as
-// of an end a crash did not keep: TruncateTo's, under SyncNever) is used
-// for its batches below the end: the log below it is the log the snapshot
-// described, whose batches compaction may have removed since (see Open,
-// which replaces such a snapshot).
+// of an end a crash did not keep: a SyncNever roll's or TruncateTo's) is
+// used for its batches below the end: the log below it is the log the
+// snapshot described, whose batches compaction may have removed since (see
+// Open, which replaces such a snapshot). The batches the crash lost had
+// pushed older ones out of the snapshot's window of each producer, and
+// those are still in the log: the whole log is replayed then, and the
+// snapshot's batches merged into what it holds.
 func (l *Log) loadProducers(snap [][]int64) error {
 	from := l.start.Load()
 	now := l.clock.Now().UnixNano()
 	l.producers = producers{}
+	var past producers // a snapshot past the end, to merge
 	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] >= from {
-		l.producers = producersFromRows(snap[1:], now)
-		from = min(snap[0][1], l.next.Load())
+		if snap[0][1] > l.next.Load() {
+			past = producersFromRows(snap[1:], now)
+			past.dropFrom(l.next.Load())
+		} else {
+			l.producers = producersFromRows(snap[1:], now)
+			from = snap[0][1]
+		}
 	}
 	l.producers.dropFrom(l.next.Load())
 	for off := from; off < l.next.Load(); {
@@ -229,5 +267,6 @@ func (l *Log) loadProducers(snap [][]int64) error {
 			off = b.NextOffset()
 		}
 	}
+	l.producers.merge(past)
 	return nil
 }
