@@ -120,6 +120,15 @@ func (ps producers) dropBefore(offset int64) {
 	}
 }
 
+// batches counts the batches remembered.
+func (ps producers) batches() int {
+	n := 0
+	for _, st := range ps {
+		n += len(st.batches)
+	}
+	return n
+}
+
 // dropFrom forgets the batches at or past offset (truncation).
 func (ps producers) dropFrom(offset int64) {
 	for id, st := range ps {
@@ -230,22 +239,23 @@ func (l *Log) snapshotProducersLocked() error {
 // of an end a crash did not keep: a SyncNever roll's or TruncateTo's) is
 // used for its batches below the end: the log below it is the log the
 // snapshot described, whose batches compaction may have removed since (see
-// Open, which replaces such a snapshot). The batches the crash lost had
-// pushed older ones out of the snapshot's window of each producer, and
-// those are still in the log: the whole log is replayed then, and the
-// snapshot's batches merged into what it holds.
+// Open, which replaces such a snapshot). If the crash lost some of the
+// snapshot's batches, those had pushed older ones of their producer out of
+// its window, which are still in the log: the whole log is replayed then,
+// and the snapshot's batches merged into what it holds.
 func (l *Log) loadProducers(snap [][]int64) error {
 	from := l.start.Load()
 	now := l.clock.Now().UnixNano()
 	l.producers = producers{}
-	var past producers // a snapshot past the end, to merge
+	var past producers // a snapshot past the end that lost batches, to merge
 	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] >= from {
-		if snap[0][1] > l.next.Load() {
-			past = producersFromRows(snap[1:], now)
-			past.dropFrom(l.next.Load())
-		} else {
-			l.producers = producersFromRows(snap[1:], now)
-			from = snap[0][1]
+		l.producers = producersFromRows(snap[1:], now)
+		from = min(snap[0][1], l.next.Load())
+		if n := l.producers.batches(); snap[0][1] > l.next.Load() {
+			l.producers.dropFrom(l.next.Load())
+			if l.producers.batches() < n {
+				past, l.producers, from = l.producers, producers{}, l.start.Load()
+			}
 		}
 	}
 	l.producers.dropFrom(l.next.Load())
