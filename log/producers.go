@@ -120,15 +120,6 @@ func (ps producers) dropBefore(offset int64) {
 	}
 }
 
-// batches counts the batches remembered.
-func (ps producers) batches() int {
-	n := 0
-	for _, st := range ps {
-		n += len(st.batches)
-	}
-	return n
-}
-
 // dropFrom forgets the batches at or past offset (truncation).
 func (ps producers) dropFrom(offset int64) {
 	for id, st := range ps {
@@ -143,18 +134,57 @@ func (ps producers) dropFrom(offset int64) {
 	}
 }
 
-// merge adds to ps the batches of other (a producer-state snapshot) that
-// it lacks: a producer's batches all share its epoch, so the newer epoch's
-// state wins whole; under the same epoch each producer keeps the latest
-// maxProducerBatches of both, by offset.
-func (ps producers) merge(other producers) {
-	for id, o := range other {
-		st := ps[id]
-		if st == nil || o.epoch > st.epoch {
-			ps[id] = o
+// lostHead is the first batch of a producer's that a snapshot held past
+// the end a crash left: its epoch and first sequence number.
+type lostHead struct {
+	epoch int16
+	seq   int32
+}
+
+// dropLost forgets the batches at or past offset, as dropFrom, and returns
+// the first one each producer lost.
+func (ps producers) dropLost(offset int64) map[int64]lostHead {
+	lost := map[int64]lostHead{}
+	for id, st := range ps {
+		for _, b := range st.batches {
+			if b.firstOffset >= offset {
+				lost[id] = lostHead{st.epoch, b.firstSeq}
+				break
+			}
+		}
+	}
+	ps.dropFrom(offset)
+	return lost
+}
+
+// mergeSnapshot makes ps, the state replayed from the whole log, the
+// state of snap (a snapshot past the end, its batches there dropped) with
+// the older batches the lost ones had pushed out of its window: a
+// producer's batches all share its epoch, so the newer epoch's state wins
+// whole; under the same epoch it keeps the latest maxProducerBatches of
+// both, by offset. A producer that snap no longer holds, having lost
+// every batch it held (lost), keeps the replayed batches only if its lost
+// batches followed them: compaction may have removed those between, and
+// the replay would then expect a sequence number the log passed. Only
+// snap's producers are kept (the others had expired).
+func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
+	for id, st := range ps {
+		o, h := snap[id], lost[id]
+		_, inLost := lost[id]
+		switch {
+		case o != nil:
+		case inLost && st.epoch == h.epoch && record.AddSequence(st.batches[len(st.batches)-1].lastSeq, 1) == h.seq:
+			continue
+		case inLost && st.epoch < h.epoch && h.seq == 0:
+			continue
+		default:
+			delete(ps, id)
 			continue
 		}
-		if o.epoch < st.epoch {
+		if o.epoch != st.epoch {
+			if o.epoch > st.epoch {
+				ps[id] = o
+			}
 			continue
 		}
 		for _, b := range o.batches {
@@ -167,6 +197,11 @@ func (ps producers) merge(other producers) {
 			st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
 		}
 		st.last = max(st.last, o.last)
+	}
+	for id, o := range snap {
+		if ps[id] == nil {
+			ps[id] = o
+		}
 	}
 }
 
@@ -248,12 +283,12 @@ func (l *Log) loadProducers(snap [][]int64) error {
 	now := l.clock.Now().UnixNano()
 	l.producers = producers{}
 	var past producers // a snapshot past the end that lost batches, to merge
+	var lost map[int64]lostHead
 	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] >= from {
 		l.producers = producersFromRows(snap[1:], now)
 		from = min(snap[0][1], l.next.Load())
-		if n := l.producers.batches(); snap[0][1] > l.next.Load() {
-			l.producers.dropFrom(l.next.Load())
-			if l.producers.batches() < n {
+		if snap[0][1] > l.next.Load() {
+			if lost = l.producers.dropLost(l.next.Load()); len(lost) > 0 {
 				past, l.producers, from = l.producers, producers{}, l.start.Load()
 			}
 		}
@@ -277,6 +312,8 @@ func (l *Log) loadProducers(snap [][]int64) error {
 			off = b.NextOffset()
 		}
 	}
-	l.producers.merge(past)
+	if len(lost) > 0 {
+		l.producers.mergeSnapshot(past, lost)
+	}
 	return nil
 }

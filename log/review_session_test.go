@@ -1,11 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -59,4 +63,57 @@ func TestProducerSnapshotPastTheEndKeepsOlderBatches(t *testing.T) {
 	next = appendOK(t, l, idemBatch(t, 2, 0, 5, 1))
 	require.False(t, next.Duplicate)
 	require.EqualValues(t, 11, next.FirstOffset)
+}
+
+// TestProducerSnapshotPastTheEndAfterACompactedBatch: a producer whose
+// snapshot batches past the recovered end were all lost, and whose batch
+// before them compaction removed, is not given the state replayed from
+// the log, which ends at an older batch: the retries of its lost batches
+// are appended, not refused as out of order (what a merge without that
+// check did: found by TestCrashSim, seed 500772).
+func TestProducerSnapshotPastTheEndAfterACompactedBatch(t *testing.T) {
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = mem
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	keyed := func(seq int32, key string) []byte {
+		var b record.Builder
+		b.Reset()
+		b.SetProducer(1, 0, seq)
+		b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
+		out, err := b.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return out
+	}
+	appendOK(t, l, keyed(0, "a"))                                                     // 0
+	appendOK(t, l, keyed(1, "b"))                                                     // 1: compaction removes it
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("newer"), 1})) // 2
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Flush(ctx))
+	var lost [][]byte
+	for seq := int32(2); seq < 7; seq++ { // 3-7, never synced
+		lost = append(lost, keyed(seq, fmt.Sprint("k", seq)))
+		appendOK(t, l, bytes.Clone(lost[len(lost)-1]))
+		if seq == 2 {
+			// Batch 1 is not the producer's last: compaction removes it.
+			res, err := l.Compact(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 1, res.RecordsRemoved)
+		}
+	}
+	require.NoError(t, l.Roll()) // the snapshot, at 8: producer 1's batches 2-6
+
+	mem = mem.CrashClone(vfs.CrashOptions{})
+	e.fs = mem
+	l.Close()
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 3, l.LogEndOffset(), "%+v", l.Recovery())
+	for i, data := range lost {
+		res := appendOK(t, l, data)
+		require.False(t, res.Duplicate)
+		require.EqualValues(t, 3+i, res.FirstOffset)
+	}
 }
