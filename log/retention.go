@@ -214,7 +214,8 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	// as of an offset the log end will pass again, when Open would take
 	// it for the state below that offset: it is replaced by the state as
 	// of the new end. (A crash before this write leaves the log end below
-	// the old snapshot's offset, and Open ignores it.)
+	// the old snapshot's offset: Open then takes only its batches below
+	// the end, and replaces it; see loadProducers.)
 	if err := l.snapshotProducersLocked(); err != nil {
 		return 0, l.fence(err)
 	}
