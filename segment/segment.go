@@ -357,11 +357,8 @@ func (s *Segment) loadTail() error {
 		pos += lastSize
 	}
 	if s.firstTs.Load() < 0 && size > 0 {
-		hdr, err := s.header(0, size)
+		hdr, err := s.firstHeader(size)
 		if err != nil {
-			return err
-		}
-		if err := s.checkOffsets(hdr, 0, s.base-1); err != nil {
 			return err
 		}
 		s.firstTs.Store(record.Batch(hdr).MaxTimestamp())
@@ -636,6 +633,19 @@ func (s *Segment) sealLocked(sync bool) error {
 	return nil
 }
 
+// firstHeader reads the header of the segment's first batch, of the
+// batches that end by end, and checks its offsets.
+func (s *Segment) firstHeader(end int64) ([]byte, error) {
+	hdr, err := s.header(0, end)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOffsets(hdr, 0, s.base-1); err != nil {
+		return nil, err
+	}
+	return hdr, nil
+}
+
 // lostZeroEntry restores what an empty time index may have lost, for a
 // segment whose batches before the first end are not scanned: its one
 // possible entry (0, base), all zeros, which opening an index drops as
@@ -643,11 +653,8 @@ func (s *Segment) sealLocked(sync bool) error {
 // largest timestamp, 0; that batch's header says whether it did. Appends
 // add time entries only above the last one's timestamp, so none followed.
 func (s *Segment) lostZeroEntry(end int64) error {
-	hdr, err := s.header(0, end)
+	hdr, err := s.firstHeader(end)
 	if err != nil {
-		return err
-	}
-	if err := s.checkOffsets(hdr, 0, s.base-1); err != nil {
 		return err
 	}
 	if ts := record.Batch(hdr).MaxTimestamp(); ts >= 0 && ts > s.maxTs.Load() {
