@@ -9,7 +9,6 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
-	"github.com/runnel/runnel/vfs"
 )
 
 // Regression tests for what TestCrashSim found, each reduced to a fixed
@@ -50,36 +49,25 @@ func TestWaitAfterCloseOfTruncatedAppend(t *testing.T) {
 // truncated ones remembered (their retries answered as duplicates, with
 // offsets that hold other records). Found by TestCrashSim (seed 27).
 func TestProducerSnapshotAfterTruncation(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
-	ctx := context.Background()
-	app := func(l *Log, data []byte) AppendResult {
-		t.Helper()
-		res, err := l.Append(ctx, data, AppendOptions{})
-		require.NoError(t, err)
-		return res
-	}
-	app(l, idemBatch(t, 1, 0, 0, 4))              // offsets 0-3
-	app(l, idemBatch(t, 1, 0, 4, 1))              // 4
-	truncated := app(l, idemBatch(t, 2, 0, 0, 2)) // 5-6: truncated below
-	require.NoError(t, l.Roll())                  // the snapshot, at 7, holds producer 2's batch
-	_, err := l.TruncateTo(truncated.FirstOffset) // the log ends at 5
+	appendOK(t, l, idemBatch(t, 1, 0, 0, 4))              // offsets 0-3
+	appendOK(t, l, idemBatch(t, 1, 0, 4, 1))              // 4
+	truncated := appendOK(t, l, idemBatch(t, 2, 0, 0, 2)) // 5-6: truncated below
+	require.NoError(t, l.Roll())                          // the snapshot, at 7, holds producer 2's batch
+	_, err := l.TruncateTo(truncated.FirstOffset)         // the log ends at 5
 	require.NoError(t, err)
-	again := app(l, idemBatch(t, 1, 0, 5, 2))          // producer 1 at 5-6
-	app(l, valueBatch(t, 1_700_000_000_000, "past 7")) // the log end passes the snapshot's offset
+	again := appendOK(t, l, idemBatch(t, 1, 0, 5, 2))          // producer 1 at 5-6
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "past 7")) // the log end passes the snapshot's offset
 	require.EqualValues(t, 5, again.FirstOffset)
 
-	e.fs = mem.CrashClone(vfs.CrashOptions{})
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	res := app(l, idemBatch(t, 1, 0, 5, 2))
+	res := appendOK(t, l, idemBatch(t, 1, 0, 5, 2))
 	require.True(t, res.Duplicate, "producer 1's batch at 5 is in the log")
 	require.Equal(t, again.FirstOffset, res.FirstOffset)
-	res = app(l, idemBatch(t, 2, 0, 0, 2))
+	res = appendOK(t, l, idemBatch(t, 2, 0, 0, 2))
 	require.False(t, res.Duplicate, "producer 2's batch was truncated: its offsets hold producer 1's")
 }
 
@@ -95,59 +83,45 @@ func TestProducerSnapshotAfterTruncation(t *testing.T) {
 // and forgot the batches appended since the first crash (their retries
 // appended again: duplicates). Found by TestCrashSim.
 func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
 	l := e.open(cfg)
 	ctx := context.Background()
-	app := func(l *Log, data []byte) AppendResult {
-		t.Helper()
-		res, err := l.Append(ctx, data, AppendOptions{})
-		require.NoError(t, err)
-		return res
-	}
-	app(l, idemBatch(t, 1, 0, 0, 1)) // key "0" at 0
+	appendOK(t, l, idemBatch(t, 1, 0, 0, 1)) // key "0" at 0
 	var b record.Builder
 	b.Reset()
 	b.SetProducer(1, 0, 1)
 	b.Append(1, []byte("0"), []byte("newer"), nil) // key "0" again at 1: compaction removes offset 0
 	newer, err := b.AppendTo(nil, compression.None)
 	require.NoError(t, err)
-	app(l, newer)
+	appendOK(t, l, newer)
 	require.NoError(t, l.Roll())
 	require.NoError(t, l.Flush(ctx)) // the rolled segment is synced: compaction may clean it
 	res, err := l.Compact(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.RecordsRemoved)
-	app(l, valueBatch(t, 1_700_000_000_000, "a")) // 2, rolled below without a sync
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // 2, rolled below without a sync
 	require.NoError(t, l.Roll())
-	app(l, valueBatch(t, 1_700_000_000_001, "b", "c")) // 3-4
-	_, err = l.TruncateTo(4)                           // the snapshot, at 4; segment 2 still unsynced
+	appendOK(t, l, valueBatch(t, 1_700_000_000_001, "b", "c")) // 3-4
+	_, err = l.TruncateTo(4)                                   // the snapshot, at 4; segment 2 still unsynced
 	require.NoError(t, err)
 
 	// The crash loses offset 2: the log ends at 2, below the snapshot.
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	require.EqualValues(t, 2, l.LogEndOffset())
-	dup := app(l, idemBatch(t, 1, 0, 0, 1))
+	dup := appendOK(t, l, idemBatch(t, 1, 0, 0, 1))
 	require.True(t, dup.Duplicate, "producer 1's first batch is in the log, compacted away")
 	require.EqualValues(t, 0, dup.FirstOffset)
 
 	// New appends take the log end past the old snapshot's offset.
-	two := app(l, idemBatch(t, 2, 0, 0, 1))
+	two := appendOK(t, l, idemBatch(t, 2, 0, 0, 1))
 	require.EqualValues(t, 2, two.FirstOffset)
-	app(l, valueBatch(t, 1_700_000_000_002, "d", "e"))
+	appendOK(t, l, valueBatch(t, 1_700_000_000_002, "d", "e"))
 	require.NoError(t, l.Flush(ctx))
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	require.EqualValues(t, 5, l.LogEndOffset(), "%+v", l.Recovery())
-	dup = app(l, idemBatch(t, 2, 0, 0, 1))
+	dup = appendOK(t, l, idemBatch(t, 2, 0, 0, 1))
 	require.True(t, dup.Duplicate, "producer 2's batch at 2 is in the log")
 	require.EqualValues(t, 2, dup.FirstOffset)
 }
@@ -160,9 +134,7 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 // records appended since the first crash (found by TestCrashSim, seed
 // 1571).
 func TestLogStartPastTheRecoveredEnd(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncNever}
 	l := e.open(cfg)
 	ctx := context.Background()
@@ -177,10 +149,7 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 7, start)
 
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	require.EqualValues(t, 5, l.LogEndOffset())
 	require.EqualValues(t, 5, l.LogStartOffset())
 	for _, v := range []string{"a", "b", "c"} {
@@ -188,10 +157,7 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	}
 	require.NoError(t, l.Flush(ctx)) // acknowledged
 
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	require.EqualValues(t, 8, l.LogEndOffset())
 	require.EqualValues(t, 5, l.LogStartOffset())
@@ -211,9 +177,7 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 // refused as out of order instead of answered as a duplicate (found by
 // TestCrashSim, seed 1385).
 func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
 	l := e.open(cfg)
 	ctx := context.Background()
@@ -240,10 +204,7 @@ func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.RecordsRemoved)
 
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
 	require.NoError(t, err)

@@ -84,6 +84,16 @@ func (e *env) open(cfg Config) *Log {
 	return l
 }
 
+// crashReopen cuts the power under l: e.fs, a memory FS, becomes a copy
+// of itself without what was not fsynced; l is closed on the old one and
+// the log opened again on the copy.
+func (e *env) crashReopen(l *Log, cfg Config) *Log {
+	e.t.Helper()
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	l.Close()
+	return e.open(cfg)
+}
+
 func appendOK(t testT, l *Log, data []byte) AppendResult {
 	t.Helper()
 	res, err := l.Append(context.Background(), data, AppendOptions{})

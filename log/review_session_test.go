@@ -10,7 +10,6 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
-	"github.com/runnel/runnel/vfs"
 )
 
 // TestProducerSnapshotPastTheEndKeepsOlderBatches: a producer-state
@@ -23,9 +22,7 @@ import (
 // its batch below the end appended again (a duplicate); with some left,
 // the retry of an older one was refused as out of order.
 func TestProducerSnapshotPastTheEndKeepsOlderBatches(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncNever}
 	l := e.open(cfg)
 	ctx := context.Background()
@@ -45,10 +42,7 @@ func TestProducerSnapshotPastTheEndKeepsOlderBatches(t *testing.T) {
 	// The snapshot, at 17: producer 1's batches 5-9, producer 2's 2-6.
 	require.NoError(t, l.Roll())
 
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	require.EqualValues(t, 10, l.LogEndOffset(), "%+v", l.Recovery())
 	dup := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
@@ -72,9 +66,7 @@ func TestProducerSnapshotPastTheEndKeepsOlderBatches(t *testing.T) {
 // are appended, not refused as out of order (what a merge without that
 // check did: found by TestCrashSim, seed 500772).
 func TestProducerSnapshotPastTheEndAfterACompactedBatch(t *testing.T) {
-	mem := vfs.NewMem()
 	e := newEnv(t)
-	e.fs = mem
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
 	l := e.open(cfg)
 	ctx := context.Background()
@@ -105,10 +97,7 @@ func TestProducerSnapshotPastTheEndAfterACompactedBatch(t *testing.T) {
 	}
 	require.NoError(t, l.Roll()) // the snapshot, at 8: producer 1's batches 2-6
 
-	mem = mem.CrashClone(vfs.CrashOptions{})
-	e.fs = mem
-	l.Close()
-	l = e.open(cfg)
+	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	require.EqualValues(t, 3, l.LogEndOffset(), "%+v", l.Recovery())
 	for i, data := range lost {
