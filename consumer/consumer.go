@@ -87,10 +87,16 @@ type assignment struct {
 	// advances it by compare-and-swap so that a Seek always wins.
 	pos    atomic.Int64
 	paused atomic.Bool
+	// seq is bumped, under Consumer.mu, whenever pos is set other than by
+	// progress (Assign, Seek, a reset): a fetch made before carries the
+	// old seq, and its answer is stale even when pos is back at the
+	// offset the fetch was made at (a Seek to the same offset forgets the
+	// topic ID, so the answer may be about another topic). Read without
+	// mu by the Records iterator.
+	seq atomic.Uint64
 
 	// Guarded by Consumer.mu.
 	at      Offset    // what to resolve when pos is unresolved
-	seq     uint64    // bumped whenever pos is set other than by progress
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
 	// seen is set once the Client has answered for the partition at this
@@ -195,7 +201,7 @@ func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 // setLocked gives a a new position and clears its error state. The
 // caller wakes a waiting Poll (wakeLocked).
 func (c *Consumer) setLocked(a *assignment, at Offset) {
-	a.seq++
+	a.seq.Add(1)
 	a.at = at
 	a.stopped = false
 	a.seen = false

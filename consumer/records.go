@@ -84,7 +84,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 			ended = true
 			return false
 		}
-		if a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if a.paused.Load() || a.seq.Load() != f.seq || !a.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -107,7 +107,9 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return yield(nil, err)
 	}
 	// Past control batches and compacted gaps, to the end of the fetch.
-	a.pos.CompareAndSwap(pos, f.upTo)
+	if a.seq.Load() == f.seq {
+		a.pos.CompareAndSwap(pos, f.upTo)
+	}
 	return true
 }
 
