@@ -185,6 +185,7 @@ func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error
 		return nil, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
+		c.unreported(out) // the errors of out are not returned
 		return nil, err
 	}
 	return out, nil
@@ -392,7 +393,26 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
 		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-		Err: &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
+		Err:   &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
+		owner: a, seq: a.seq.Load(), // for a Records loop that ends before yielding it (see unreported)
+	}
+}
+
+// unreported undoes the stop of the partitions whose errors in fs a
+// Records loop ended before yielding (those whose owner is still set):
+// stopped, with nobody told why, they would never be fetched again. The
+// next Poll fetches them again and finds the error again. A partition
+// whose position changed since (see seq) is left as it is.
+func (c *Consumer) unreported(fs Fetches) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range fs {
+		a := fs[i].owner
+		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq.Load() != fs[i].seq {
+			continue
+		}
+		a.stopped = false
+		a.retryAt = time.Time{}
 	}
 }
 

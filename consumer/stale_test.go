@@ -107,3 +107,90 @@ func TestSeekToSameOffsetInsideRecordsRefetches(t *testing.T) {
 	pos, _ := c.Position("t", 0)
 	require.EqualValues(t, 12, pos)
 }
+
+// A Records loop that breaks (or whose ctx ends) before it yielded a
+// partition's error that stops the partition (ResetNone) must not lose
+// it: the partition would stay stopped with nothing ever reporting why.
+// The next Poll reports it.
+func TestRecordsBreakKeepsStoppingErrors(t *testing.T) {
+	for _, how := range []string{"break", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			var fetches atomic.Int32
+			client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+				fetches.Add(1)
+				var resp api.FetchResponse
+				for _, p := range req.Partitions {
+					fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+					if p.Partition == 0 {
+						fp.Err = fmt.Errorf("%w: offset %d", log.ErrOffsetOutOfRange, p.Offset)
+					} else {
+						fp.Records = batchAt(t, 0, "a", "b", "c")
+					}
+					resp.Partitions = append(resp.Partitions, fp)
+				}
+				return resp, nil
+			}}
+			c := newConsumer(t, client, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(time.Millisecond))
+			require.NoError(t, c.Assign("t", 0, consumer.At(7)))
+			require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var errs []error
+			for r, err := range c.Records(ctx) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				require.Equal(t, "a", string(r.Value))
+				if how == "cancel" {
+					cancel()
+					continue
+				}
+				break
+			}
+			require.EqualValues(t, 1, fetches.Load(), "one fetch, whose records came first")
+			require.Empty(t, errs)
+
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.ErrorIs(t, fs.Err(), log.ErrOffsetOutOfRange, "the error the loop did not yield")
+			pos, _ := c.Position("t", 0)
+			require.EqualValues(t, 7, pos)
+			g := &got{}
+			g.add(fs)
+			require.Equal(t, []string{"b", "c"}, g.values("t", 1))
+		})
+	}
+}
+
+// A Poll whose ctx ends during its fetch returns ctx's error, and with it
+// not the errors of the positions it could not resolve: a partition those
+// stopped (an error that is not retriable) must be looked up again by the
+// next Poll, which reports it, rather than stay stopped unreported.
+func TestPollCancelledKeepsStoppingResolveErrors(t *testing.T) {
+	var lists atomic.Int32
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			lists.Add(1)
+			return api.ListedOffset{}, fmt.Errorf("%w: refused", api.ErrInvalidRequest)
+		},
+		fetch: func(fctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			cancel()
+			return api.FetchResponse{}, fctx.Err()
+		},
+	}
+	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	_, err := c.Poll(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.EqualValues(t, 1, lists.Load())
+
+	c.Unassign("t", 1)
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.ErrorIs(t, fs.Err(), api.ErrInvalidRequest, "the error the cancelled Poll did not return")
+	require.EqualValues(t, 2, lists.Load())
+}
