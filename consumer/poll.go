@@ -19,8 +19,8 @@ import (
 // returned. Partitions take turns at the head of the request, so that
 // FetchMaxBytes does not starve the last ones.
 //
-// Poll returns early, with what it has (maybe nothing), when Assign, Seek
-// or Resume changes what it should fetch. With nothing to fetch (nothing
+// Poll returns early, with what it has (maybe nothing), when Assign, Seek,
+// Pause, Resume or Unassign changes what it should fetch. With nothing to fetch (nothing
 // assigned, everything paused) it waits up to FetchMaxWait for a change
 // and returns no fetches.
 //

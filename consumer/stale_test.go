@@ -194,3 +194,29 @@ func TestPollCancelledKeepsStoppingResolveErrors(t *testing.T) {
 	require.ErrorIs(t, fs.Err(), api.ErrInvalidRequest, "the error the cancelled Poll did not return")
 	require.EqualValues(t, 2, lists.Load())
 }
+
+// Pause and Unassign end a Poll's wait as Assign, Seek and Resume do: the
+// partition it long-polls is no longer to be fetched.
+func TestPauseAndUnassignDuringPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*consumer.Consumer)
+	}{
+		{"Pause", func(c *consumer.Consumer) { c.Pause(api.TopicPartition{Topic: "t", Partition: 0}) }},
+		{"Unassign", func(c *consumer.Consumer) { c.Unassign("t", 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1})
+			sc := newSignalClient(b)
+			c := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.End()))
+			res := async(func() error {
+				_, err := c.Poll(testCtx(t))
+				return err
+			})
+			recv(t, sc.fetching) // waiting at the end of t-0
+			tc.change(c)
+			require.NoError(t, recv(t, res), "the change ended the wait")
+		})
+	}
+}
