@@ -87,10 +87,16 @@ type assignment struct {
 	// advances it by compare-and-swap so that a Seek always wins.
 	pos    atomic.Int64
 	paused atomic.Bool
+	// seq is bumped, under Consumer.mu, whenever pos is set other than by
+	// progress (Assign, Seek, a reset): a fetch made before carries the
+	// old seq, and its answer is stale even when pos is back at the
+	// offset the fetch was made at (a Seek to the same offset forgets the
+	// topic ID, so the answer may be about another topic). Read without
+	// mu by the Records iterator.
+	seq atomic.Uint64
 
 	// Guarded by Consumer.mu.
 	at      Offset    // what to resolve when pos is unresolved
-	seq     uint64    // bumped whenever pos is set other than by progress
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
 	// seen is set once the Client has answered for the partition at this
@@ -195,7 +201,7 @@ func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 // setLocked gives a a new position and clears its error state. The
 // caller wakes a waiting Poll (wakeLocked).
 func (c *Consumer) setLocked(a *assignment, at Offset) {
-	a.seq++
+	a.seq.Add(1)
 	a.at = at
 	a.stopped = false
 	a.seen = false
@@ -254,8 +260,8 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	return nil
 }
 
-// Unassign stops reading a partition. Records of it that a Poll in
-// progress fetches are dropped; the Records iterator returns no more of
+// Unassign stops reading a partition. A Poll waiting returns early (see
+// Poll); records of the partition that it fetched are dropped; the Records iterator returns no more of
 // it. Unassigning a partition that is not assigned does nothing.
 func (c *Consumer) Unassign(topic string, partition int32) {
 	c.mu.Lock()
@@ -268,6 +274,9 @@ func (c *Consumer) Unassign(topic string, partition int32) {
 	delete(c.parts, tp)
 	c.order = slices.DeleteFunc(c.order, func(x *assignment) bool { return x == a })
 	a.pos.Store(removed)
+	if !c.closed.Load() {
+		c.wakeLocked()
+	}
 }
 
 // Assigned returns the assigned partitions, sorted.
@@ -314,16 +323,20 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 }
 
 // Pause stops fetching the given partitions until Resume; their positions
-// stay. Records of them that a Poll in progress fetches are dropped (to be
-// fetched again after Resume), and the Records iterator returns no more of
+// stay. A Poll waiting returns early (see Poll); records of them that it
+// fetched are dropped (to be fetched again after Resume), and the Records iterator returns no more of
 // them. Partitions that are not assigned are ignored.
 func (c *Consumer) Pause(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	paused := false
 	for _, tp := range tps {
-		if a := c.parts[tp]; a != nil {
-			a.paused.Store(true)
+		if a := c.parts[tp]; a != nil && !a.paused.Swap(true) {
+			paused = true
 		}
+	}
+	if paused && !c.closed.Load() {
+		c.wakeLocked()
 	}
 }
 
@@ -337,7 +350,7 @@ func (c *Consumer) Resume(tps ...api.TopicPartition) {
 			resumed = true
 		}
 	}
-	if resumed {
+	if resumed && !c.closed.Load() {
 		c.wakeLocked()
 	}
 }

@@ -30,6 +30,7 @@ type Fetch struct {
 	from  int64       // records below it are not returned
 	upTo  int64       // records at or above it are not returned; 0: no limit
 	owner *assignment // set for the Records iterator, which advances it
+	seq   uint64      // owner's seq when the fetch was made
 	// skipped is the first decoding error EachRecord met (and skipped
 	// past), for Fetches.Err.
 	skipped error

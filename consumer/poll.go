@@ -19,8 +19,8 @@ import (
 // returned. Partitions take turns at the head of the request, so that
 // FetchMaxBytes does not starve the last ones.
 //
-// Poll returns early, with what it has (maybe nothing), when Assign, Seek
-// or Resume changes what it should fetch. With nothing to fetch (nothing
+// Poll returns early, with what it has (maybe nothing), when Assign, Seek,
+// Pause, Resume or Unassign changes what it should fetch. With nothing to fetch (nothing
 // assigned, everything paused) it waits up to FetchMaxWait for a change
 // and returns no fetches.
 //
@@ -101,7 +101,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		}
 		return out, err // the Client is closed
 	}
-	req, sent, nextRetry := c.request(time.Now(), len(out) > 0)
+	req, sent, seqs, nextRetry := c.request(time.Now(), len(out) > 0)
 	if len(sent) == 0 {
 		if len(out) > 0 {
 			return out, nil
@@ -137,8 +137,8 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 			continue // not answered: fetched next time
 		}
 		from := req.Partitions[i].Offset
-		if c.parts[a.tp] != a || a.pos.Load() != from || a.paused.Load() {
-			continue // unassigned, moved or paused meanwhile
+		if c.parts[a.tp] != a || a.seq.Load() != seqs[i] || a.pos.Load() != from || a.paused.Load() {
+			continue // unassigned, moved (maybe back: see seq) or paused meanwhile
 		}
 		if fp.Err != nil {
 			if f, ok := c.fetchErrorLocked(a, from, fp, now); ok {
@@ -168,7 +168,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-			Batches: data, from: from, upTo: next,
+			Batches: data, from: from, upTo: next, seq: seqs[i],
 		}
 		if !advance {
 			f.owner = a
@@ -185,6 +185,7 @@ func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error
 		return nil, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
+		c.unreported(out) // the errors of out are not returned
 		return nil, err
 	}
 	return out, nil
@@ -225,7 +226,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	c.mu.Lock()
 	for _, a := range c.order {
 		if a.pos.Load() == unresolved && !a.paused.Load() && !a.stopped && !a.retryAt.After(now) {
-			todo = append(todo, pending{a, a.at, a.seq})
+			todo = append(todo, pending{a, a.at, a.seq.Load()})
 		}
 	}
 	c.mu.Unlock()
@@ -247,7 +248,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		// Another Poll or Records loop may have resolved the position
 		// meanwhile, and read on from it: then this answer is stale. (Only
 		// mu's holders move a position away from unresolved.)
-		if c.parts[p.a.tp] == p.a && p.a.seq == p.seq && p.a.pos.Load() == unresolved {
+		if c.parts[p.a.tp] == p.a && p.a.seq.Load() == p.seq && p.a.pos.Load() == unresolved {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
@@ -281,10 +282,10 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 }
 
 // request builds the fetch request, rotating which partition comes first,
-// and returns the assignment of each of its partitions, in its order.
-// hurry makes the broker answer at once. It also returns when the next
+// and returns the assignment of each of its partitions, in its order, with
+// the assignment's seq when the request was made. hurry makes the broker answer at once. It also returns when the next
 // backed-off partition may be retried (zero if none is).
-func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, time.Time) {
+func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, []uint64, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
@@ -292,10 +293,11 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 		req.MaxWait = 0
 	}
 	var sent []*assignment
+	var seqs []uint64
 	var nextRetry time.Time
 	n := len(c.order)
 	if n == 0 {
-		return req, nil, nextRetry
+		return req, nil, nil, nextRetry
 	}
 	c.rotate = (c.rotate + 1) % n
 	for i := range n {
@@ -317,8 +319,9 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			Topic: a.tp.Topic, TopicID: a.topicID, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
 		})
 		sent = append(sent, a)
+		seqs = append(seqs, a.seq.Load())
 	}
-	return req, sent, nextRetry
+	return req, sent, seqs, nextRetry
 }
 
 // match finds the answer for tp: at index i, where the broker puts it, or
@@ -358,7 +361,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 		return Fetch{}, false
 	}
 	at := c.cfg.reset.offset()
-	a.seq++
+	a.seq.Add(1)
 	a.at = at
 	a.seen = false
 	if gone {
@@ -390,7 +393,26 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
 		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-		Err: &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
+		Err:   &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
+		owner: a, seq: a.seq.Load(), // for a Records loop that ends before yielding it (see unreported)
+	}
+}
+
+// unreported undoes the stop of the partitions whose errors in fs a
+// Records loop ended before yielding (those whose owner is still set):
+// stopped, with nobody told why, they would never be fetched again. The
+// next Poll fetches them again and finds the error again. A partition
+// whose position changed since (see seq) is left as it is.
+func (c *Consumer) unreported(fs Fetches) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range fs {
+		a := fs[i].owner
+		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq.Load() != fs[i].seq {
+			continue
+		}
+		a.stopped = false
+		a.retryAt = time.Time{}
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand, and
 // breaking out of the loop loses nothing — the next Poll or Records goes
-// on from there. Seek, Assign, Unassign or Pause of a partition, from the
+// on from there, and finds again the errors of the fetch it did not yield
+// yet that would have stopped their partitions. Seek, Assign, Unassign or Pause of a partition, from the
 // loop body or another goroutine, take effect at its next record: no
 // record fetched for the old position is yielded after them.
 //
@@ -43,10 +44,12 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 			fs, err := c.poll(ctx, false)
 			if err != nil {
 				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+					c.unreported(fs)
 					return
 				}
 				for i := range fs { // positions that could not be resolved
 					if fs[i].Err != nil && !yield(nil, fs[i].Err) {
+						c.unreported(fs[i+1:])
 						return
 					}
 				}
@@ -57,6 +60,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 			}
 			for i := range fs {
 				if !c.yieldFetch(ctx, &fs[i], yield) {
+					c.unreported(fs[i:]) // fs[i] if its error was not yielded
 					return
 				}
 			}
@@ -73,6 +77,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return false
 	}
 	if f.Err != nil {
+		f.owner = nil // yielded: not for unreported
 		return yield(nil, f.Err)
 	}
 	a := f.owner
@@ -84,7 +89,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 			ended = true
 			return false
 		}
-		if a.paused.Load() || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if a.paused.Load() || a.seq.Load() != f.seq || !a.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -107,7 +112,9 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return yield(nil, err)
 	}
 	// Past control batches and compacted gaps, to the end of the fetch.
-	a.pos.CompareAndSwap(pos, f.upTo)
+	if a.seq.Load() == f.seq {
+		a.pos.CompareAndSwap(pos, f.upTo)
+	}
 	return true
 }
 

@@ -1,0 +1,222 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// A Seek to the offset the partition is already at, made while a fetch
+// from it is in flight, still makes that fetch's answer stale: Seek takes
+// the offset in the topic there now (it forgets the topic ID), so an
+// answer about the old topic (api.ErrUnknownTopicID: deleted and created
+// again) must not reset or stop the position the application just gave.
+func TestSeekToSameOffsetDuringFetchDropsItsError(t *testing.T) {
+	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetNone} {
+		t.Run(policy.String(), func(t *testing.T) {
+			oldID, newID := log.NewTopicID(), log.NewTopicID()
+			var c *consumer.Consumer
+			var fetches atomic.Int32
+			var third api.FetchPartition
+			client := &fakeClient{t: t,
+				listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+					return api.ListedOffset{}, fmt.Errorf("unexpected ListOffset: the position was reset")
+				},
+				fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+					p := req.Partitions[0]
+					switch fetches.Add(1) {
+					case 1: // the old topic: records 10 and 11
+						return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", TopicID: oldID,
+							HighWatermark: 12, Records: batchAt(t, 10, "a", "b")}}}, nil
+					case 2: // the topic is created again; the application seeks meanwhile
+						require.Equal(t, oldID, p.TopicID)
+						require.NoError(t, c.Seek("t", 0, consumer.At(12)))
+						return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t",
+							Err: fmt.Errorf("%w: recreated", api.ErrUnknownTopicID)}}}, nil
+					default:
+						third = p
+						return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", TopicID: newID,
+							HighWatermark: 13, Records: batchAt(t, 12, "new")}}}, nil
+					}
+				},
+			}
+			c = newConsumer(t, client, consumer.ResetOffset(policy), consumer.FetchMaxWait(time.Millisecond),
+				consumer.RetryBackoff(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.At(10)))
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.Equal(t, 2, fs.NumRecords())
+
+			fs, err = c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.NoError(t, fs.Err(), "the error answered a fetch made before the Seek")
+			pos, ok := c.Position("t", 0)
+			require.True(t, ok)
+			require.EqualValues(t, 12, pos)
+
+			fs, err = c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.NoError(t, fs.Err())
+			g := &got{}
+			g.add(fs)
+			require.Equal(t, []string{"new"}, g.values("t", 0))
+			require.EqualValues(t, 12, third.Offset)
+			require.True(t, third.TopicID.IsZero(), "Seek forgets the old topic's ID")
+		})
+	}
+}
+
+// The same inside a Records loop: after a Seek to the offset the loop is
+// at, the rest of the fetch made before is not yielded.
+func TestSeekToSameOffsetInsideRecordsRefetches(t *testing.T) {
+	oldID := log.NewTopicID()
+	var fetches atomic.Int32
+	var second api.FetchPartition
+	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+		if fetches.Add(1) == 1 {
+			return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", TopicID: oldID,
+				HighWatermark: 13, Records: batchAt(t, 10, "old-a", "old-b", "old-c")}}}, nil
+		}
+		second = req.Partitions[0]
+		return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", TopicID: log.NewTopicID(),
+			HighWatermark: 12, Records: batchAt(t, 11, "new")}}}, nil
+	}}
+	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.At(10)))
+	var got []string
+	for r, err := range c.Records(testCtx(t)) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+		if len(got) == 1 {
+			require.NoError(t, c.Seek("t", 0, consumer.At(11)))
+		}
+		if len(got) == 2 {
+			break
+		}
+	}
+	require.Equal(t, []string{"old-a", "new"}, got)
+	require.EqualValues(t, 11, second.Offset)
+	require.True(t, second.TopicID.IsZero())
+	pos, _ := c.Position("t", 0)
+	require.EqualValues(t, 12, pos)
+}
+
+// A Records loop that breaks (or whose ctx ends) before it yielded a
+// partition's error that stops the partition (ResetNone) must not lose
+// it: the partition would stay stopped with nothing ever reporting why.
+// The next Poll reports it.
+func TestRecordsBreakKeepsStoppingErrors(t *testing.T) {
+	for _, how := range []string{"break", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			var fetches atomic.Int32
+			client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+				fetches.Add(1)
+				var resp api.FetchResponse
+				for _, p := range req.Partitions {
+					fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+					if p.Partition == 0 {
+						fp.Err = fmt.Errorf("%w: offset %d", log.ErrOffsetOutOfRange, p.Offset)
+					} else {
+						fp.Records = batchAt(t, 0, "a", "b", "c")
+					}
+					resp.Partitions = append(resp.Partitions, fp)
+				}
+				return resp, nil
+			}}
+			c := newConsumer(t, client, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(time.Millisecond))
+			require.NoError(t, c.Assign("t", 0, consumer.At(7)))
+			require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var errs []error
+			for r, err := range c.Records(ctx) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				require.Equal(t, "a", string(r.Value))
+				if how == "cancel" {
+					cancel()
+					continue
+				}
+				break
+			}
+			require.EqualValues(t, 1, fetches.Load(), "one fetch, whose records came first")
+			require.Empty(t, errs)
+
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.ErrorIs(t, fs.Err(), log.ErrOffsetOutOfRange, "the error the loop did not yield")
+			pos, _ := c.Position("t", 0)
+			require.EqualValues(t, 7, pos)
+			g := &got{}
+			g.add(fs)
+			require.Equal(t, []string{"b", "c"}, g.values("t", 1))
+		})
+	}
+}
+
+// A Poll whose ctx ends during its fetch returns ctx's error, and with it
+// not the errors of the positions it could not resolve: a partition those
+// stopped (an error that is not retriable) must be looked up again by the
+// next Poll, which reports it, rather than stay stopped unreported.
+func TestPollCancelledKeepsStoppingResolveErrors(t *testing.T) {
+	var lists atomic.Int32
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			lists.Add(1)
+			return api.ListedOffset{}, fmt.Errorf("%w: refused", api.ErrInvalidRequest)
+		},
+		fetch: func(fctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			cancel()
+			return api.FetchResponse{}, fctx.Err()
+		},
+	}
+	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	_, err := c.Poll(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.EqualValues(t, 1, lists.Load())
+
+	c.Unassign("t", 1)
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.ErrorIs(t, fs.Err(), api.ErrInvalidRequest, "the error the cancelled Poll did not return")
+	require.EqualValues(t, 2, lists.Load())
+}
+
+// Pause and Unassign end a Poll's wait as Assign, Seek and Resume do: the
+// partition it long-polls is no longer to be fetched.
+func TestPauseAndUnassignDuringPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*consumer.Consumer)
+	}{
+		{"Pause", func(c *consumer.Consumer) { c.Pause(api.TopicPartition{Topic: "t", Partition: 0}) }},
+		{"Unassign", func(c *consumer.Consumer) { c.Unassign("t", 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 1})
+			sc := newSignalClient(b)
+			c := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.End()))
+			res := async(func() error {
+				_, err := c.Poll(testCtx(t))
+				return err
+			})
+			recv(t, sc.fetching) // waiting at the end of t-0
+			tc.change(c)
+			require.NoError(t, recv(t, res), "the change ended the wait")
+		})
+	}
+}
