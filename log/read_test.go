@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,29 @@ func TestTimeSearchDuringAppend(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.EqualValues(t, 1, off)
+}
+
+// TestTimeSearchAfterTruncateAndAppend: a truncation inside the active
+// segment, and appends that take the log end back past the answer, land
+// between a time search and the check of its answer. The answer's offset
+// holds another record now: the search runs again (it answered the offset
+// of a record that was gone, from a review).
+func TestTimeSearchAfterTruncateAndAppend(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	for i, ts := range []int64{100, 200, 300} {
+		appendOK(t, l, batchOf(t, compression.None, kv{fmt.Appendf(nil, "k%d", i), []byte("v"), ts}))
+	}
+	testHookTimeSearched = func(hl *Log) {
+		testHookTimeSearched = nil
+		_, err := hl.TruncateTo(2)
+		require.NoError(t, err)
+		appendOK(t, hl, batchOf(t, compression.None, kv{[]byte("k2"), []byte("new"), 50}))
+		appendOK(t, hl, batchOf(t, compression.None, kv{[]byte("k3"), []byte("new"), 60}))
+	}
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(250)
+	require.NoError(t, err)
+	require.False(t, ok, "offset %d: no record is stamped 250 or later now", off)
+	require.NoError(t, l.Close())
 }
