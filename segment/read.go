@@ -2,7 +2,9 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"sync"
@@ -545,6 +547,12 @@ func (s *Segment) readAt(dst []byte, pos, n int64) ([]byte, error) {
 // connection's ReadFrom uses sendfile; otherwise it writes views, one per
 // chunk of the in-memory FS. It does not check CRCs: it is for forwarding
 // batches already read or verified.
+//
+// Errors: ErrClosed, also (wrapped) when the .log's name no longer leads
+// to the file the segment has open (the segment was deleted, or replaced
+// by compaction, during the call); io.ErrUnexpectedEOF for a range beyond
+// the segment's size, or beyond the file's (cut under the call); w's and
+// the file system's errors.
 func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -552,8 +560,8 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 	if pos < 0 || n < 0 || pos > s.size.Load()-n { // pos+n could overflow
 		return 0, io.ErrUnexpectedEOF
 	}
-	if _, ok := vfs.OSFile(s.log); ok {
-		f, err := os.Open(s.path(LogSuffix))
+	if held, ok := vfs.OSFile(s.log); ok {
+		f, err := s.reopenLog(held)
 		if err != nil {
 			return 0, err
 		}
@@ -561,7 +569,11 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 		if _, err := f.Seek(pos, io.SeekStart); err != nil {
 			return 0, err
 		}
-		return io.Copy(w, &io.LimitedReader{R: f, N: n})
+		m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
+		if err == nil && m < n {
+			err = io.ErrUnexpectedEOF // the file is shorter than the segment's size
+		}
+		return m, err
 	}
 	var written int64
 	for written < n {
@@ -577,4 +589,35 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 		}
 	}
 	return written, nil
+}
+
+// reopenLog opens the .log again by its name, for a file position of its
+// own, and checks that the name still leads to held, the file the segment
+// has open: after Delete, or compaction's swap that gives a cleaned
+// segment the same name, it leads nowhere or to another file, whose bytes
+// are not this segment's. Such a file gives an error matching ErrClosed.
+func (s *Segment) reopenLog(held *os.File) (*os.File, error) {
+	name := s.path(LogSuffix)
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("runnel/segment: %s was removed: %w", name, ErrClosed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	hi, err := held.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !os.SameFile(hi, fi) {
+		f.Close()
+		return nil, fmt.Errorf("runnel/segment: %s now names another file: %w", name, ErrClosed)
+	}
+	return f, nil
 }
