@@ -256,6 +256,12 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
+// The batches of a partition stay within its MaxBytes, and those of the
+// response within req.MaxBytes (50 MiB when not set), except that the
+// first partition with data returns its first batch whatever its size,
+// as in Kafka (KIP-74), so that a consumer makes progress; a later
+// partition whose first batch does not fit returns none.
+//
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID the topic no longer has gets ErrUnknownTopicID.
 // Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
@@ -363,6 +369,13 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
 		if err != nil {
 			out.Err, failed = b.partitionGone(err, p), true
+			continue
+		}
+		if len(data) > limit && total > 0 {
+			// A read returns its first batch however large (KIP-74), but
+			// as in Kafka only the first partition with data may take
+			// one past the limits, so that a consumer makes progress:
+			// this one's comes in a later fetch that puts it first.
 			continue
 		}
 		out.Records = data
