@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 )
 
 // partition returns a topic's partition, creating the topic first when
@@ -256,6 +257,10 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
+// Like Kafka's, a partition's read stops at the end of a segment: once
+// the partitions hold MinBytes within the request's limits the answer
+// comes, though its batches may be fewer (the next fetch reads on).
+//
 // The batches of a partition stay within its MaxBytes, and those of the
 // response within req.MaxBytes (50 MiB when not set), except that the
 // first partition with data returns its first batch whatever its size,
@@ -292,7 +297,12 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if failed && b.closed.Load() {
 			return api.FetchResponse{}, ErrClosed // closed during fetchOnce
 		}
-		if total >= max(req.MinBytes, 1) || failed || req.MaxWait <= 0 {
+		want := max(req.MinBytes, 1)
+		if total >= want || failed || req.MaxWait <= 0 {
+			return resp, nil
+		}
+		if total > 0 && total+b.readable(req, resp, maxBytes, total, want-total) >= want {
+			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
 		switch waitAny(ctx, timer, waits) {
@@ -382,6 +392,70 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		total += len(data)
 	}
 	return resp, waits, total, failed
+}
+
+// readable counts the bytes, up to need, that resp's partitions hold below
+// their high watermarks after the batches resp has, within the request's
+// limits (total is what resp has): a read stops at the end of a segment
+// (and on the memory FS at the end of a chunk of its file), so one pass
+// of fetchOnce may find less than MinBytes where the log holds more.
+// Kafka's delayed fetch completes then (its fetch offset is on an older
+// segment than the high watermark); a wait for an append would wait for
+// records the log already has. The reads are probes: their bytes are not
+// returned (that would copy, where a read is a view), the consumer's next
+// fetch reads them.
+func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, total, need int) int {
+	more := 0
+	for i, fp := range req.Partitions {
+		out := resp.Partitions[i]
+		if out.Err != nil || len(out.Records) == 0 {
+			continue
+		}
+		t, p, err := b.topicPartition(context.Background(), fp.Topic, fp.Partition, false)
+		if err != nil || t.ID != out.TopicID {
+			continue
+		}
+		end := int64(-1)
+		for bt, err := range record.Batches(out.Records) {
+			if err != nil {
+				break
+			}
+			end = bt.NextOffset()
+		}
+		room := len(out.Records) // the partition's room left: its limit less what it has
+		if fp.MaxBytes > 0 {
+			room = fp.MaxBytes - room
+		} else {
+			room = maxBytes - room
+		}
+		for end >= 0 && end < out.HighWatermark && more < need {
+			room = min(room, maxBytes-total-more)
+			if room <= 0 {
+				break
+			}
+			data, err := p.ReadInto(nil, end, min(room, need-more), out.HighWatermark)
+			if err != nil || len(data) == 0 || len(data) > room {
+				break
+			}
+			next := end
+			for bt, err := range record.Batches(data) {
+				if err != nil {
+					break
+				}
+				next = bt.NextOffset()
+			}
+			if next <= end {
+				break
+			}
+			more += len(data)
+			room -= len(data)
+			end = next
+		}
+		if more >= need {
+			break
+		}
+	}
+	return more
 }
 
 // ChecksCRCs reports true: every batch Fetch returns was CRC-checked (when

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -59,4 +60,54 @@ func TestFetchMaxBytesOversizedBatchOnlyFirst(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Partitions[0].Records)
 	require.Equal(t, []string{big}, values(t, resp.Partitions[1].Records))
+}
+
+// TestFetchMinBytesAcrossSegments: a read stops at the end of a segment,
+// so one pass may find fewer than MinBytes where the log holds more below
+// the high watermark. Kafka's delayed fetch completes then (the fetch
+// offset is on an older segment than the high watermark); the broker once
+// waited for an append that might never come, or the whole MaxWait.
+func TestFetchMinBytesAcrossSegments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{{"memory", Config{}}, {"disk", Config{Dir: t.TempDir()}}} {
+		t.Run(tc.name, func(t *testing.T) { testFetchMinBytesAcrossSegments(t, tc.cfg) })
+	}
+}
+
+func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
+	b := open(t, cfg)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+	for _, v := range []string{"a", "b", "c", "d"} {
+		produce(t, b, "t", 0, v)
+	}
+	one := len(batch(t, "a"))
+	// A guard against the hang: the answer must come at once, with no
+	// append and no MaxWait, long before cctx ends (a Fetch whose ctx ends
+	// returns what it found, without an error).
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * one, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
+	require.NoError(t, resp.Partitions[0].Err)
+	require.NotEmpty(t, resp.Partitions[0].Records)
+
+	// The same once woken: a fetch at the end waits for appends, and
+	// once they bring MinBytes in two segments, answers.
+	got := make(chan api.FetchResponse)
+	go func() {
+		resp, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * one, Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}}})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- resp
+	}()
+	produce(t, b, "t", 0, "e")
+	produce(t, b, "t", 0, "f")
+	resp = <-got
+	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
+	require.Equal(t, []string{"e"}, values(t, resp.Partitions[0].Records))
 }
