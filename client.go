@@ -305,15 +305,20 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
-		switch waitAny(ctx, timer, waits) {
+		switch waitAny(ctx, b.ctx.Done(), timer, waits) {
 		case waitCtx:
 			if total > 0 {
 				return resp, nil
 			}
 			return resp, ctx.Err()
+		case waitClosed:
+			return api.FetchResponse{}, ErrClosed
 		case waitTimer:
 			// MaxWait passed: one last look.
-			resp, _, _, _ = b.fetchOnce(ctx, req, maxBytes)
+			resp, _, _, failed = b.fetchOnce(ctx, req, maxBytes)
+			if failed && b.closed.Load() {
+				return api.FetchResponse{}, ErrClosed
+			}
 			return resp, nil
 		}
 	}
@@ -322,26 +327,32 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 // What waitAny saw first.
 const (
 	waitCtx = iota
+	waitClosed
 	waitTimer
 	waitMoved // a partition
 )
 
-// waitAny waits for ctx to end, the timer to fire or one of the channels
+// waitAny waits for ctx to end, the broker to close (closing, which Close
+// closes before it closes the partitions, and which alone ends the wait
+// of a request that names none), the timer to fire or one of the channels
 // to close: with a plain select for one partition, the common case of a
 // long poll, and through reflect.Select for more.
-func waitAny(ctx context.Context, timer <-chan time.Time, waits []<-chan struct{}) int {
+func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Time, waits []<-chan struct{}) int {
 	if len(waits) == 1 {
 		select {
 		case <-ctx.Done():
 			return waitCtx
+		case <-closing:
+			return waitClosed
 		case <-timer:
 			return waitTimer
 		case <-waits[0]:
 			return waitMoved
 		}
 	}
-	cases := make([]reflect.SelectCase, 0, len(waits)+2)
+	cases := make([]reflect.SelectCase, 0, len(waits)+3)
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(closing)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
 	for _, w := range waits {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +111,41 @@ func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
 	resp = <-got
 	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
 	require.Equal(t, []string{"e"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestFetchEndsWithClose: a long poll that waits on no partition of the
+// broker (a request naming none) ends with ErrClosed when the broker
+// closes, as Fetch's doc says, rather than at the end of its MaxWait.
+func TestFetchEndsWithClose(t *testing.T) {
+	// A guard against the hang: each Fetch must end with Close, long
+	// before cctx does.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 5 {
+		b, err := Open(Config{})
+		require.NoError(t, err)
+		done := make(chan error)
+		go func() {
+			_, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1})
+			done <- err
+		}()
+		waitForWaiter(t)
+		require.NoError(t, b.Close())
+		require.ErrorIs(t, <-done, ErrClosed)
+	}
+}
+
+// waitForWaiter returns once a goroutine waits in a Fetch's long poll
+// (its stack is in waitAny): so that what the test does next happens
+// during the wait, not before it began.
+func waitForWaiter(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if strings.Contains(string(buf[:n]), "runnel.waitAny(") {
+			return
+		}
+		runtime.Gosched()
+	}
 }
