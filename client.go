@@ -102,6 +102,9 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // InitProducerID assigns a new idempotent producer id (unique for the
 // broker's directory, across restarts) with epoch 0. It serves
 // producer.Client.
+//
+// Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
+// file system errors from writing the id counter.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.closed.Load() {
 		return 0, 0, ErrClosed
@@ -131,15 +134,51 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
 // log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
-// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error.
+// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error. A
+// ctx that ends after the append (while its fsync is awaited) gives ctx's
+// error with the response filled in: the records are in the log, and
+// the broker fsyncs them itself, so that they become readable; a retry
+// of an idempotent producer's batch is answered as a duplicate.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
-		if err = d.Wait(ctx); err != nil {
-			err = b.partitionGone(err, p)
-		}
+		err = b.wait(ctx, d, p)
 	}
 	return resp, err
+}
+
+// wait waits for an append's fsync. If ctx ends first, the broker's own
+// goroutine fsyncs it: the fsync is made by whoever waits for it (group
+// commit), and an append nobody waits for would stay above the high
+// watermark, unreadable, until a later append's fsync, which may never
+// come.
+func (b *Broker) wait(ctx context.Context, d log.Durability, p *log.Partition) error {
+	err := d.Wait(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && d.Pending() {
+		b.syncLater(d)
+	}
+	return b.partitionGone(err, p)
+}
+
+// syncLater fsyncs an append in a goroutine of the broker's, unless the
+// broker is closing (Close fsyncs every log).
+func (b *Broker) syncLater(d log.Durability) {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if b.closed.Load() {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		// Its error is the append's, which its producer was told about
+		// (ctx's error): a failed fsync fences the log, and the next
+		// produce reports it.
+		_ = d.Wait(b.ctx)
+	}()
 }
 
 // ProduceAsync is Produce in two steps, for a producer that keeps several
@@ -192,12 +231,7 @@ type produceAck struct {
 	p *log.Partition
 }
 
-func (a *produceAck) Wait(ctx context.Context) error {
-	if err := a.d.Wait(ctx); err != nil {
-		return a.b.partitionGone(err, a.p)
-	}
-	return nil
-}
+func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d, a.p) }
 
 // ListOffset returns the offset for timestamp (ms) in a partition: the
 // first offset whose record is at least that recent, or the high

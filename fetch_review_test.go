@@ -4,11 +4,13 @@ import (
 	"context"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -148,4 +150,53 @@ func waitForWaiter(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestAppendBecomesReadableAfterItsWaitEnds: under the default fsync
+// policy an append is readable once fsynced, and the fsync is done by
+// whoever waits for it. A produce whose wait ends (its ctx) while another
+// producer's fsync runs, which does not cover it, left its records
+// appended but never fsynced: above the high watermark, unreadable, until
+// some later append's fsync, which might never come. The broker now
+// fsyncs them itself.
+func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	b := open(t, Config{FS: fs})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+
+	// A's fsync hangs ...
+	armed.Store(true)
+	aDone := make(chan error)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+		aDone <- err
+	}()
+	<-entered
+	// ... while B is appended, and B's wait for an fsync ends with its ctx.
+	bctx, cancel := context.WithCancel(ctx)
+	resp, ack, err := b.ProduceAsync(bctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, resp.BaseOffset)
+	require.NotNil(t, ack)
+	cancel()
+	require.ErrorIs(t, ack.Wait(bctx), context.Canceled)
+	close(release)
+	require.NoError(t, <-aDone)
+
+	// B was appended: it must become readable without another append.
+	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	got, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+	require.NoError(t, err)
+	require.NoError(t, cctx.Err(), "B stayed above the high watermark")
+	require.Equal(t, []string{"b"}, values(t, got.Partitions[0].Records))
 }
