@@ -161,8 +161,8 @@ func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
-	b.bgMu.Lock() // no goroutine starts after this: closed is set
 	b.bgMu.Unlock()
 	b.wg.Wait()
 	b.admin <- struct{}{} // let an admin call in flight finish
