@@ -89,7 +89,11 @@ type Broker struct {
 	closed atomic.Bool
 	ctx    context.Context // cancelled by Close: stops maintenance and waits
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// wg counts the broker's goroutines: maintenance, and the fsyncs of
+	// appends whose producer stopped waiting (syncLater). bgMu orders
+	// their start against Close's wait for them.
+	wg   sync.WaitGroup
+	bgMu sync.Mutex
 }
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
@@ -157,7 +161,9 @@ func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
+	b.bgMu.Unlock()
 	b.wg.Wait()
 	b.admin <- struct{}{} // let an admin call in flight finish
 	defer b.unlockAdmin()

@@ -527,10 +527,6 @@ func TestProduceAsync(t *testing.T) {
 	require.NoError(t, ack.Wait(ctx))
 }
 
-// TestProduceAsyncTopicDeleted: a topic deleted while an append waits for
-// its fsync takes the records with it: the Wait fails with ErrUnknownTopic
-// (as ProduceAsync's doc says; DeleteTopic discards the log without a
-// flush), and so does the next produce.
 // TestNilRequests: a nil produce or fetch request is refused with
 // api.ErrInvalidRequest, not a panic.
 func TestNilRequests(t *testing.T) {
@@ -545,6 +541,10 @@ func TestNilRequests(t *testing.T) {
 	require.ErrorIs(t, err, api.ErrInvalidRequest)
 }
 
+// TestProduceAsyncTopicDeleted: a topic deleted while an append waits for
+// its fsync takes the records with it: the Wait fails with ErrUnknownTopic
+// (as ProduceAsync's doc says; DeleteTopic discards the log without a
+// flush), and so does the next produce.
 func TestProduceAsyncTopicDeleted(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()

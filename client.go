@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 )
 
 // partition returns a topic's partition, creating the topic first when
@@ -101,6 +102,9 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // InitProducerID assigns a new idempotent producer id (unique for the
 // broker's directory, across restarts) with epoch 0. It serves
 // producer.Client.
+//
+// Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
+// file system errors from writing the id counter.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.closed.Load() {
 		return 0, 0, ErrClosed
@@ -130,15 +134,51 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
 // log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
-// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error.
+// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error. A
+// ctx that ends after the append (while its fsync is awaited) gives ctx's
+// error with the response filled in: the records are in the log, and
+// the broker fsyncs them itself, so that they become readable; a retry
+// of an idempotent producer's batch is answered as a duplicate.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
-		if err = d.Wait(ctx); err != nil {
-			err = b.partitionGone(err, p)
-		}
+		err = b.wait(ctx, d, p)
 	}
 	return resp, err
+}
+
+// wait waits for an append's fsync. If ctx ends first, the broker's own
+// goroutine fsyncs it: the fsync is made by whoever waits for it (group
+// commit), and an append nobody waits for would stay above the high
+// watermark, unreadable, until a later append's fsync, which may never
+// come.
+func (b *Broker) wait(ctx context.Context, d log.Durability, p *log.Partition) error {
+	err := d.Wait(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && d.Pending() {
+		b.syncLater(d)
+	}
+	return b.partitionGone(err, p)
+}
+
+// syncLater fsyncs an append in a goroutine of the broker's, unless the
+// broker is closing (Close fsyncs every log).
+func (b *Broker) syncLater(d log.Durability) {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if b.closed.Load() {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		// Its error is the append's, which its producer was told about
+		// (ctx's error): a failed fsync fences the log, and the next
+		// produce reports it.
+		_ = d.Wait(b.ctx)
+	}()
 }
 
 // ProduceAsync is Produce in two steps, for a producer that keeps several
@@ -191,12 +231,7 @@ type produceAck struct {
 	p *log.Partition
 }
 
-func (a *produceAck) Wait(ctx context.Context) error {
-	if err := a.d.Wait(ctx); err != nil {
-		return a.b.partitionGone(err, a.p)
-	}
-	return nil
-}
+func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d, a.p) }
 
 // ListOffset returns the offset for timestamp (ms) in a partition: the
 // first offset whose record is at least that recent, or the high
@@ -256,6 +291,16 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
+// Like Kafka's, a partition's read stops at the end of a segment: once
+// the partitions hold MinBytes within the request's limits the answer
+// comes, though its batches may be fewer (the next fetch reads on).
+//
+// The batches of a partition stay within its MaxBytes, and those of the
+// response within req.MaxBytes (50 MiB when not set), except that the
+// first partition with data returns its first batch whatever its size,
+// as in Kafka (KIP-74), so that a consumer makes progress; a later
+// partition whose first batch does not fit returns none.
+//
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID the topic no longer has gets ErrUnknownTopicID.
 // Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
@@ -286,18 +331,28 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if failed && b.closed.Load() {
 			return api.FetchResponse{}, ErrClosed // closed during fetchOnce
 		}
-		if total >= max(req.MinBytes, 1) || failed || req.MaxWait <= 0 {
+		want := max(req.MinBytes, 1)
+		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		switch waitAny(ctx, timer, waits) {
+		if total > 0 && total+b.readable(req, resp, maxBytes, total, want-total) >= want {
+			// The log holds MinBytes already: no append need come.
+			return resp, nil
+		}
+		switch waitAny(ctx, b.ctx.Done(), timer, waits) {
 		case waitCtx:
 			if total > 0 {
 				return resp, nil
 			}
 			return resp, ctx.Err()
+		case waitClosed:
+			return api.FetchResponse{}, ErrClosed
 		case waitTimer:
 			// MaxWait passed: one last look.
-			resp, _, _, _ = b.fetchOnce(ctx, req, maxBytes)
+			resp, _, _, failed = b.fetchOnce(ctx, req, maxBytes)
+			if failed && b.closed.Load() {
+				return api.FetchResponse{}, ErrClosed
+			}
 			return resp, nil
 		}
 	}
@@ -306,26 +361,32 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 // What waitAny saw first.
 const (
 	waitCtx = iota
+	waitClosed
 	waitTimer
 	waitMoved // a partition
 )
 
-// waitAny waits for ctx to end, the timer to fire or one of the channels
+// waitAny waits for ctx to end, the broker to close (closing, which Close
+// closes before it closes the partitions, and which alone ends the wait
+// of a request that names none), the timer to fire or one of the channels
 // to close: with a plain select for one partition, the common case of a
 // long poll, and through reflect.Select for more.
-func waitAny(ctx context.Context, timer <-chan time.Time, waits []<-chan struct{}) int {
+func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Time, waits []<-chan struct{}) int {
 	if len(waits) == 1 {
 		select {
 		case <-ctx.Done():
 			return waitCtx
+		case <-closing:
+			return waitClosed
 		case <-timer:
 			return waitTimer
 		case <-waits[0]:
 			return waitMoved
 		}
 	}
-	cases := make([]reflect.SelectCase, 0, len(waits)+2)
+	cases := make([]reflect.SelectCase, 0, len(waits)+3)
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(closing)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
 	for _, w := range waits {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
@@ -365,10 +426,81 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 			out.Err, failed = b.partitionGone(err, p), true
 			continue
 		}
+		if len(data) > limit && total > 0 {
+			// A read returns its first batch however large (KIP-74), but
+			// as in Kafka only the first partition with data may take
+			// one past the limits, so that a consumer makes progress:
+			// this one's comes in a later fetch that puts it first.
+			continue
+		}
 		out.Records = data
 		total += len(data)
 	}
 	return resp, waits, total, failed
+}
+
+// readable counts the bytes, up to need, that resp's partitions hold below
+// their high watermarks after the batches resp has, within the request's
+// limits (total is what resp has): a read stops at the end of a segment
+// (and on the memory FS at the end of a chunk of its file), so one pass
+// of fetchOnce may find less than MinBytes where the log holds more.
+// Kafka's delayed fetch completes then (its fetch offset is on an older
+// segment than the high watermark); a wait for an append would wait for
+// records the log already has. The reads are probes: their bytes are not
+// returned (that would copy, where a read is a view), the consumer's next
+// fetch reads them.
+func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, total, need int) int {
+	more := 0
+	for i, fp := range req.Partitions {
+		out := resp.Partitions[i]
+		if out.Err != nil || len(out.Records) == 0 {
+			continue
+		}
+		t, p, err := b.topicPartition(context.Background(), fp.Topic, fp.Partition, false)
+		if err != nil || t.ID != out.TopicID {
+			continue
+		}
+		end := int64(-1)
+		for bt, err := range record.Batches(out.Records) {
+			if err != nil {
+				break
+			}
+			end = bt.NextOffset()
+		}
+		room := len(out.Records) // the partition's room left: its limit less what it has
+		if fp.MaxBytes > 0 {
+			room = fp.MaxBytes - room
+		} else {
+			room = maxBytes - room
+		}
+		for end >= 0 && end < out.HighWatermark && more < need {
+			room = min(room, maxBytes-total-more)
+			if room <= 0 {
+				break
+			}
+			data, err := p.ReadInto(nil, end, min(room, need-more), out.HighWatermark)
+			if err != nil || len(data) == 0 || len(data) > room {
+				break
+			}
+			next := end
+			for bt, err := range record.Batches(data) {
+				if err != nil {
+					break
+				}
+				next = bt.NextOffset()
+			}
+			if next <= end {
+				break
+			}
+			more += len(data)
+			room -= len(data)
+			end = next
+		}
+		if more >= need {
+			break
+		}
+	}
+	return more
 }
 
 // ChecksCRCs reports true: every batch Fetch returns was CRC-checked (when

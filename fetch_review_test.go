@@ -1,0 +1,202 @@
+package runnel
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestFetchMaxBytesOversizedBatchOnlyFirst: as in Kafka (KIP-74), a
+// batch larger than the bytes left is returned only when no partition
+// before it in the response had data, so that a consumer makes progress;
+// a later partition whose first batch does not fit in what is left of
+// the request's MaxBytes (or its own MaxBytes) returns nothing, and the
+// response stays within MaxBytes.
+func TestFetchMaxBytesOversizedBatchOnlyFirst(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	big := strings.Repeat("x", 1000)
+	produce(t, b, "t", 0, big)
+	produce(t, b, "t", 1, big)
+	produce(t, b, "t", 2, big)
+	one := len(batch(t, big))
+
+	// The first partition with data gets its batch, though larger than
+	// MaxBytes; the others nothing.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+	require.Empty(t, resp.Partitions[1].Records, "a second oversized batch")
+	require.NoError(t, resp.Partitions[1].Err)
+
+	// Room left, but less than the next batch: the response stays within
+	// MaxBytes.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxBytes: one + one/2, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}})
+	require.NoError(t, err)
+	total := 0
+	for _, p := range resp.Partitions {
+		require.NoError(t, p.Err)
+		total += len(p.Records)
+	}
+	require.LessOrEqual(t, total, one+one/2, "past the request's MaxBytes")
+	require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+
+	// A partition's own MaxBytes too, once an earlier partition had data.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: 10}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+	require.Empty(t, resp.Partitions[1].Records)
+
+	// An empty partition first does not count as data: the next one's
+	// oversized batch comes.
+	require.NoError(t, b.CreateTopic(ctx, "e", log.TopicConfig{Partitions: 1}))
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "e"}, {Topic: "t", Partition: 2, MaxBytes: 10}}})
+	require.NoError(t, err)
+	require.Empty(t, resp.Partitions[0].Records)
+	require.Equal(t, []string{big}, values(t, resp.Partitions[1].Records))
+}
+
+// TestFetchMinBytesAcrossSegments: a read stops at the end of a segment,
+// so one pass may find fewer than MinBytes where the log holds more below
+// the high watermark. Kafka's delayed fetch completes then (the fetch
+// offset is on an older segment than the high watermark); the broker once
+// waited for an append that might never come, or the whole MaxWait.
+func TestFetchMinBytesAcrossSegments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{{"memory", Config{}}, {"disk", Config{Dir: t.TempDir()}}} {
+		t.Run(tc.name, func(t *testing.T) { testFetchMinBytesAcrossSegments(t, tc.cfg) })
+	}
+}
+
+func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
+	b := open(t, cfg)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+	for _, v := range []string{"a", "b", "c", "d"} {
+		produce(t, b, "t", 0, v)
+	}
+	one := len(batch(t, "a"))
+	// A guard against the hang: the answer must come at once, with no
+	// append and no MaxWait, long before cctx ends (a Fetch whose ctx ends
+	// returns what it found, without an error).
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * one, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
+	require.NoError(t, resp.Partitions[0].Err)
+	require.NotEmpty(t, resp.Partitions[0].Records)
+
+	// The same once woken: a fetch at the end waits for appends, and
+	// once they bring MinBytes in two segments, answers.
+	got := make(chan api.FetchResponse)
+	go func() {
+		resp, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * one, Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}}})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- resp
+	}()
+	produce(t, b, "t", 0, "e")
+	produce(t, b, "t", 0, "f")
+	resp = <-got
+	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
+	require.Equal(t, []string{"e"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestFetchEndsWithClose: a long poll that waits on no partition of the
+// broker (a request naming none) ends with ErrClosed when the broker
+// closes, as Fetch's doc says, rather than at the end of its MaxWait.
+func TestFetchEndsWithClose(t *testing.T) {
+	// A guard against the hang: each Fetch must end with Close, long
+	// before cctx does.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 5 {
+		b, err := Open(Config{})
+		require.NoError(t, err)
+		done := make(chan error)
+		go func() {
+			_, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1})
+			done <- err
+		}()
+		waitForWaiter(t)
+		require.NoError(t, b.Close())
+		require.ErrorIs(t, <-done, ErrClosed)
+	}
+}
+
+// waitForWaiter returns once a goroutine waits in a Fetch's long poll
+// (its stack is in waitAny): so that what the test does next happens
+// during the wait, not before it began.
+func waitForWaiter(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if strings.Contains(string(buf[:n]), "runnel.waitAny(") {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestAppendBecomesReadableAfterItsWaitEnds: under the default fsync
+// policy an append is readable once fsynced, and the fsync is done by
+// whoever waits for it. A produce whose wait ends (its ctx) while another
+// producer's fsync runs, which does not cover it, left its records
+// appended but never fsynced: above the high watermark, unreadable, until
+// some later append's fsync, which might never come. The broker now
+// fsyncs them itself.
+func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	b := open(t, Config{FS: fs})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+
+	// A's fsync hangs ...
+	armed.Store(true)
+	aDone := make(chan error)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+		aDone <- err
+	}()
+	<-entered
+	// ... while B is appended, and B's wait for an fsync ends with its ctx.
+	bctx, cancel := context.WithCancel(ctx)
+	resp, ack, err := b.ProduceAsync(bctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, resp.BaseOffset)
+	require.NotNil(t, ack)
+	cancel()
+	require.ErrorIs(t, ack.Wait(bctx), context.Canceled)
+	close(release)
+	require.NoError(t, <-aDone)
+
+	// B was appended: it must become readable without another append.
+	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	got, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+	require.NoError(t, err)
+	require.NoError(t, cctx.Err(), "B stayed above the high watermark")
+	require.Equal(t, []string{"b"}, values(t, got.Partitions[0].Records))
+}
