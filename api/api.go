@@ -24,7 +24,11 @@ import (
 type Acks int16
 
 const (
-	// AcksNone: the broker answers at once, before appending.
+	// AcksNone: the client asks for no acknowledgement (Kafka's broker
+	// sends no response at all). runnel's in-process broker still answers
+	// once it has appended, and fsynced under the default policy: a
+	// client that wants none does not wait for the answer (see
+	// producer.AcksNone).
 	AcksNone Acks = 0
 	// AcksLeader: the broker answers once the leader appended the batch.
 	AcksLeader Acks = 1
