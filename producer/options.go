@@ -153,7 +153,8 @@ func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
 // included. Default 1 MiB. A record that does not fit in a batch of its
 // own fails with ErrRecordTooLarge. It must exceed record.HeaderSize (61)
-// and fit a batch's int32 length field. The broker refuses a batch larger
+// and fit a batch's int32 length field (New returns ErrInvalidOption
+// otherwise). The broker refuses a batch larger
 // than its topic's max.message.bytes once compressed, or than 64 MiB of
 // records once decompressed (compression.DefaultDecodeLimit, what
 // consumers decompress); the producer then splits the batch in halves
@@ -161,34 +162,40 @@ func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
 
 // Compression sets the codec batches are compressed with. Default
-// compression.None.
+// compression.None. New returns ErrInvalidOption for a codec that
+// compression does not know.
 func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec = codec } }
 
 // RecordPartitioner sets how records are spread over a topic's
 // partitions: StickyKeyPartitioner() (the default), RoundRobinPartitioner(),
 // ManualPartitioner(), a PartitionerFunc, or a Partitioner of your own.
+// New returns ErrInvalidOption for a nil p.
 func RecordPartitioner(p Partitioner) Opt { return func(c *config) { c.partitioner = p } }
 
 // MaxBufferedRecords bounds the records produced and not yet done (their
-// promise not yet run). Default 10000; at least 1.
+// promise not yet run). Default 10000. New returns ErrInvalidOption for
+// n < 1.
 func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int64(n) } }
 
 // MaxBufferedBytes bounds the encoded size of the records produced and
 // not yet done. Default 32 MiB (Kafka's buffer.memory); 0 means no bound
 // on bytes (MaxBufferedRecords still applies). A record larger than the
 // bound is still taken when nothing else is buffered. Goroutines that
-// produce at the same moment may each pass the bound by one record.
+// produce at the same moment may each pass the bound by one record. New
+// returns ErrInvalidOption for a negative n.
 func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 
 // DeliveryTimeout bounds the time from Produce to a record's promise,
 // waiting in the buffer and retries included (Kafka's
 // delivery.timeout.ms). Default 2 minutes. A record not delivered in time
-// fails with an error matching ErrDeliveryTimeout.
+// fails with an error matching ErrDeliveryTimeout. New returns
+// ErrInvalidOption for d <= 0, or one not longer than Linger.
 func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryTimeout = d } }
 
 // RetryBackoff sets the wait before the first retry of a failed request.
 // Default 100 ms. Each further retry of the same batch waits twice as long,
-// up to 1 s (or d, if larger), each wait jittered by ±20%.
+// up to 1 s (or d, if larger), each wait jittered by ±20%. New returns
+// ErrInvalidOption for d <= 0.
 func RetryBackoff(d time.Duration) Opt { return func(c *config) { c.retryBackoff = d } }
 
 // DisableIdempotence turns idempotence off. By default (with AcksAll) the
@@ -199,12 +206,11 @@ func DisableIdempotence() Opt { return func(c *config) { c.idempotent = false } 
 
 // DefaultTopic sets the topic of records whose Topic is "". New refuses a
 // name Kafka would (ErrInvalidOption, matching api.ErrInvalidTopic too).
-// Without it,
-// such records fail with ErrNoTopic.
+// Without it, such records fail with ErrNoTopic.
 func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } }
 
 // Logger sets where the producer logs retries, producer id changes and
-// failed batches. Default: nowhere.
+// failed batches. Default: nowhere. A nil l keeps the default.
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 
 // MetadataMaxAge sets how often the producer asks the broker again for
@@ -214,14 +220,16 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // fail the partition's records if the answer confirms that the topic or
 // the partition is gone (see Producer). A partition's goroutine makes
 // these look-ups between its batches, and waits for the broker's answer
-// until the delivery deadline of its next batch at most.
+// until the delivery deadline of its next batch at most. New returns
+// ErrInvalidOption for d <= 0.
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
 
 // MaxInFlight bounds the requests of one partition that the broker has
 // appended and not yet acknowledged (Kafka's
 // max.in.flight.requests.per.connection). Default 5, at most 5 (the
 // broker remembers the last 5 batches of each idempotent producer); 1
-// sends a partition's next batch only once the last one is done.
+// sends a partition's next batch only once the last one is done. New
+// returns ErrInvalidOption for n outside [1, 5].
 //
 // It matters with a Client that acknowledges in two steps (AsyncClient,
 // as *runnel.Broker does): while a batch waits for its fsync, the
