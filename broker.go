@@ -36,7 +36,7 @@ type Config struct {
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
-	// Default 1.
+	// Default 1; Open refuses a negative one (ErrInvalidPartitions).
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
 	// run (and producer ids expire), and how often each partition's
@@ -100,9 +100,12 @@ type Broker struct {
 // found there: each partition's log recovers as package log describes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; log.ErrInvalidConfig for bad TopicDefaults or a
-// CleanerMapBytes below 32; errors from
-// recovering a partition (record.ErrCorrupt for corrupt acknowledged data).
+// directory open; ErrInvalidPartitions for a negative DefaultPartitions;
+// log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
+// 32; ErrCorruptMetadata (naming the file) for a topic record or producer
+// id counter that cannot be read back; log.Open's errors from recovering
+// a partition (record.ErrCorrupt for corrupt acknowledged data,
+// log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
@@ -154,7 +157,8 @@ func Open(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Close stops the broker: its maintenance goroutine, then every partition's
+// Close stops the broker: its goroutines (maintenance, and the fsyncs it
+// makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
 // idempotent; afterwards every method returns ErrClosed.
 func (b *Broker) Close() error {

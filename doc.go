@@ -22,6 +22,8 @@
 //
 // The clients (packages producer and consumer) never import this package:
 // each declares the small interface it needs in the terms of package api,
-// and *Broker satisfies them. The broker starts one goroutine, for
-// retention, compaction and flush.ms; Close stops it.
+// and *Broker satisfies them. The broker starts one goroutine for
+// retention, compaction and flush.ms, and one to fsync an append whose
+// producer stopped waiting for its fsync (see Produce); Close stops them
+// and waits for them.
 package runnel

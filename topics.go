@@ -497,7 +497,7 @@ type TopicInfo struct {
 // DescribeTopic returns a topic's configuration and its partitions'
 // offsets.
 //
-// Errors: ErrUnknownTopic; ErrClosed.
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
 	t, err := b.topic(name)
 	if err != nil {
