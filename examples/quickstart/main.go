@@ -103,6 +103,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	err = b.CreateTopic(ctx, o.topic, log.TopicConfig{Partitions: o.partitions, Config: log.Config{Sync: o.sync, FlushMessages: 10_000}})
 	switch {
 	case errors.Is(err, runnel.ErrTopicExists):
+		// The topic keeps the config it was created with: -sync and
+		// -partitions apply to a new topic only.
 		fmt.Fprintf(out, "opened broker %s: topic %q is there from an earlier run\n", where, o.topic)
 	case err != nil:
 		return err
@@ -156,7 +158,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	took := time.Since(start)
 	fmt.Fprintf(out, "produced %d records (%d B values, %s, sync %s) in %v: %.0f records/s, %.1f MB/s\n",
-		o.records, o.size, o.codec, o.sync, took.Round(time.Millisecond),
+		o.records, o.size, o.codec, before.Config.Sync, took.Round(time.Millisecond),
 		float64(o.records)/took.Seconds(), float64(o.records*o.size)/took.Seconds()/1e6)
 
 	// Consume exactly what this run produced.

@@ -43,6 +43,20 @@ func TestQuickstartContinues(t *testing.T) {
 	}
 }
 
+// TestQuickstartReportsTopicSync: a second run reports the fsync policy
+// the topic was created with, not its own -sync, which applies to a new
+// topic only.
+func TestQuickstartReportsTopicSync(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "never"}, &out))
+	require.Contains(t, out.String(), "sync never")
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "always"}, &out))
+	require.Contains(t, out.String(), "sync never")
+	require.NotContains(t, out.String(), "sync always")
+}
+
 // offsets reads the "orders-P: offsets [S, E)" lines.
 func offsets(t *testing.T, s string) map[int]int {
 	m := map[int]int{}
