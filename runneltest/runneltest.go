@@ -71,7 +71,11 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 }
 
 // NewBroker opens an in-memory broker (unless Config says otherwise), with
-// the topics the options ask for, and closes it when the test ends.
+// the topics the options ask for, and closes it when the test ends. It
+// fails the test (t.Fatalf) if the broker does not open (runnel.Open's
+// errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
+// name given twice gives runnel.ErrTopicExists); an error of the Close at
+// cleanup is reported with t.Errorf.
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
@@ -196,7 +200,8 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 	}
 }
 
-// ProduceValues produces one record per value, without keys, to partition 0.
+// ProduceValues produces one record per value, without keys, to partition
+// 0, and fails the test on any error, as Produce does.
 func ProduceValues(t testing.TB, b *runnel.Broker, topic string, values ...string) {
 	t.Helper()
 	recs := make([]*record.Record, len(values))
