@@ -3,7 +3,7 @@
 # cmd/compare (every group of runs back to back in each round, rotating
 # the order, one process per run), which prints one table of runnel/peer
 # ratios against the goals, then benchstat over every run. See
-# ../README.md ("Peers").
+# ../README.md ("End to end and peers").
 #
 # Usage: benchmarks/peers/run.sh [cmd/compare flags]
 #        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
