@@ -46,17 +46,28 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		return nil, ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
+		truncations := l.truncations.Load()
 		data, err := l.read(dst, offset, maxBytes, upTo)
-		if !removedUnderUs(err) {
+		if err == nil || !removedUnderUs(err) && !l.truncatedUnder(truncations) {
 			return data, err
 		}
 		if attempt == 2 || l.closed.Load() {
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
-		// while we read it: wait for that writer to finish, look again.
+		// while we read it, or cut by a truncation (its file shorter than
+		// the size the read began with, or holding other batches): wait
+		// for that writer to finish, look again.
 		l.writerBarrier()
 	}
+}
+
+// truncatedUnder reports whether a truncation began since the log had made
+// truncations truncations: a read that failed meanwhile may have read a
+// segment as the truncation cut it (TruncateTo counts the truncation
+// before it cuts a file).
+func (l *Log) truncatedUnder(truncations int64) bool {
+	return l.truncations.Load() != truncations
 }
 
 // writerBarrier waits until no writer holds mu.
@@ -166,7 +177,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err == nil && !l.searchStale(v.segs, offset, ok, truncations) {
 			return offset, ok, nil
 		}
-		if err != nil && !removedUnderUs(err) {
+		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(truncations) {
 			return offset, ok, err
 		}
 		if l.closed.Load() {

@@ -106,15 +106,15 @@ type stress struct {
 	gate sync.RWMutex // appends in flight (read) against truncations (write)
 
 	mu       sync.Mutex
-	recs     map[int64]stressRec        // the log as the model knows it
-	end      int64                      // the model's log end offset
-	hist     map[int64]map[string]bool  // every id ever appended at an offset
-	byID     map[string]stressRec       // every record appended, by id
-	truncs   []int64                    // the new ends of the truncations, in order
-	acks     []stressAck                // appends whose Wait returned nil
-	seen     map[int64]map[string]bool  // what readers read
-	failures []string                   // what went wrong, reported at the end
-	closing  atomic.Bool                // Close or Discard was called
+	recs     map[int64]stressRec       // the log as the model knows it
+	end      int64                     // the model's log end offset
+	hist     map[int64]map[string]bool // every id ever appended at an offset
+	byID     map[string]stressRec      // every record appended, by id
+	truncs   []int64                   // the new ends of the truncations, in order
+	acks     []stressAck               // appends whose Wait returned nil
+	seen     map[int64]map[string]bool // what readers read
+	failures []string                  // what went wrong, reported at the end
+	closing  atomic.Bool               // Close or Discard was called
 }
 
 func (s *stress) fail(format string, args ...any) {

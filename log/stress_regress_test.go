@@ -1,0 +1,99 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// readDuringTruncation runs read while a truncation cuts the active
+// segment under it (at the read's first read of the .log, TruncateTo(3)
+// and, with reappend, the append of another batch of four records, the
+// first of which takes offset 3) and returns its error.
+func readDuringTruncation(t *testing.T, reappend bool, read func(l *Log) error) error {
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{}, &hook)
+	for range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c"))
+	}
+	armed := true
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpRead || !strings.HasSuffix(name, ".log") || !armed {
+			return
+		}
+		armed = false
+		_, err := l.TruncateTo(3)
+		require.NoError(t, err)
+		if reappend {
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "w", "x", "y", "z"))
+		}
+	}
+	err := read(l)
+	hook = nil
+	require.False(t, armed, "the read read no .log file")
+	return err
+}
+
+// A read that a truncation of its segment overtook used to fail with
+// io.ErrUnexpectedEOF (the file shorter than the size it had loaded) or a
+// *record.CorruptError (a batch of the old contents past the limit the
+// truncated segment now has): it is retried, as a read of a segment
+// removed under it is.
+func TestReadOvertakenByTruncation(t *testing.T) {
+	err := readDuringTruncation(t, true, func(l *Log) error {
+		data, err := l.Read(6, math.MaxInt32, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		for b, err := range record.Batches(data) {
+			require.NoError(t, err)
+			require.LessOrEqual(t, b.BaseOffset(), int64(6))
+			require.Greater(t, b.NextOffset(), int64(6))
+		}
+		return nil
+	})
+	if err != nil {
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	}
+}
+
+func TestTimeSearchOvertakenByTruncation(t *testing.T) {
+	err := readDuringTruncation(t, false, func(l *Log) error {
+		_, _, err := l.OffsetOfMaxTimestamp(context.Background())
+		return err
+	})
+	require.False(t, errors.Is(err, record.ErrCorrupt), "%v", err)
+	require.NoError(t, err)
+}
+
+// A Flush overtaken by a truncation (between its choice of the log end and
+// the fsync) used to fail with ErrOffsetOutOfRange — and Maintain with it,
+// under SyncNever after a roll — though nothing had failed: it fsyncs what
+// the log holds after the truncation.
+func TestFlushOvertakenByTruncation(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncNever})
+	defer l.Close()
+	for range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c"))
+	}
+	armed := true
+	testHookSyncListed = func(l *Log) {
+		if armed {
+			armed = false
+			_, err := l.TruncateTo(3)
+			require.NoError(t, err)
+		}
+	}
+	defer func() { testHookSyncListed = nil }()
+	require.NoError(t, l.Flush(context.Background()))
+	require.False(t, armed)
+	require.Equal(t, int64(3), l.LogEndOffset())
+	require.Equal(t, int64(3), l.DurableOffset())
+}
