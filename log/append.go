@@ -624,12 +624,21 @@ func (l *Log) flushDueLocked(records int64) bool {
 	return due
 }
 
-// Flush fsyncs everything appended so far.
+// Flush fsyncs everything appended so far. A truncation meanwhile is no
+// failure: Flush fsyncs what the log holds after it.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	return l.syncTo(ctx, l.next.Load())
+	for {
+		target := l.next.Load()
+		err := l.syncTo(ctx, target)
+		if !errors.Is(err, ErrOffsetOutOfRange) || l.next.Load() >= target {
+			return err
+		}
+		// TruncateTo cut the log below target before the fsync covered
+		// it: what the log holds now is what there is to flush.
+	}
 }
 
 // syncTo returns once every offset below target is fsynced. One caller at a
