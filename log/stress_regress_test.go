@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/record"
@@ -96,4 +97,54 @@ func TestFlushOvertakenByTruncation(t *testing.T) {
 	require.False(t, armed)
 	require.Equal(t, int64(3), l.LogEndOffset())
 	require.Equal(t, int64(3), l.DurableOffset())
+}
+
+// A read that begins while a truncation runs, after TruncateTo counted it
+// but before it cut the file, and reads the file after the cut, used to
+// fail with io.ErrUnexpectedEOF: the retry compared the count of
+// truncations begun, which had not moved during the read.
+func TestReadBegunDuringTruncation(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{}, &hook)
+	for range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c"))
+	}
+	var (
+		phase    atomic.Int32 // 1: TruncateTo runs; 2: the reader started
+		reading  = make(chan struct{})
+		release  = make(chan struct{})
+		readErr  = make(chan error, 1)
+		readData = make(chan []byte, 1)
+	)
+	hook = func(op vfs.Op, name string) {
+		if !strings.HasSuffix(name, ".log") {
+			return
+		}
+		switch {
+		case op == vfs.OpTruncate && phase.CompareAndSwap(1, 2):
+			// TruncateTo has counted the truncation and is about to cut:
+			// a reader starts now, and reads once the cut is done.
+			go func() {
+				data, err := l.Read(6, math.MaxInt32, math.MaxInt64)
+				readData <- data
+				readErr <- err
+			}()
+			<-reading
+		case op == vfs.OpRead && phase.CompareAndSwap(2, 3):
+			close(reading)
+			<-release
+		}
+	}
+	phase.Store(1)
+	_, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.Equal(t, int32(3), phase.Load())
+	close(release)
+	err = <-readErr
+	data := <-readData
+	hook = nil
+	if err != nil {
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	}
+	require.Empty(t, data)
 }
