@@ -488,8 +488,9 @@ func (l *Log) forgetDeletedLocked() {
 }
 
 // testHookSyncListed, when set (by tests), runs in syncOnce between the
-// listing of the segments to sync and their fsyncs.
-var testHookSyncListed func(*Log)
+// listing of the segments to sync and their fsyncs; testHookSynced after
+// the fsyncs, before syncOnce takes mu again.
+var testHookSyncListed, testHookSynced func(*Log)
 
 // dropSyncedLocked forgets, of the segments rolled without an fsync, those
 // in synced, which were synced since.
@@ -750,6 +751,9 @@ func (l *Log) syncOnce() error {
 	if err != nil {
 		return err
 	}
+	if testHookSynced != nil {
+		testHookSynced(l)
+	}
 	// A truncation meanwhile may have cut the log below end, and the
 	// offsets from the cut on appended again, to a segment rolled since
 	// (which this fsync did not sync) or after the fsync: the fsync then
@@ -757,9 +761,14 @@ func (l *Log) syncOnce() error {
 	// again).
 	advanced := false
 	l.mu.Lock()
-	l.dropSyncedLocked(rolled)
+	truncated := l.truncations.Load() != truncations
+	if !truncated {
+		// A truncation meanwhile may have cut back into a rolled segment
+		// synced here, appended to it after this fsync and rolled it
+		// again: it stays listed, to be synced by the next one.
+		l.dropSyncedLocked(rolled)
+	}
 	if !active.Closed() {
-		truncated := l.truncations.Load() != truncations
 		snapshot := end == l.next.Load() && !truncated // nothing appended past what was synced
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() && !truncated {

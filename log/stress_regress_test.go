@@ -148,3 +148,45 @@ func TestReadBegunDuringTruncation(t *testing.T) {
 	}
 	require.Empty(t, data)
 }
+
+// Under SyncNever a sync that a truncation overtook (between its fsyncs
+// and its bookkeeping) used to forget the rolled segments it had synced,
+// though the truncation had cut back into one, appended to it and rolled
+// it again after the fsync: no later sync covered those appends, the
+// durable offset and then the recovery point passed them, and a crash
+// lost them below the recovery point (Open refused the log as corrupt).
+func TestSyncOvertakenByTruncationIntoRolledSegment(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c")) // [0, 3)
+	require.NoError(t, l.Roll())                                    // segment 0 rolled, unsynced
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "d", "e"))      // [3, 5) in segment 3
+	armed := true
+	testHookSynced = func(l *Log) {
+		if !armed {
+			return
+		}
+		armed = false
+		// After the fsync of segments 0 and 3: back into segment 0, which
+		// takes more records and rolls again, unsynced.
+		_, err := l.TruncateTo(3)
+		require.NoError(t, err)
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "f", "g")) // [3, 5) in segment 0
+		require.NoError(t, l.Roll())
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "h")) // [5, 6) in segment 5
+	}
+	defer func() { testHookSynced = nil }()
+	require.NoError(t, l.Flush(context.Background()))
+	require.False(t, armed)
+	require.NoError(t, l.Maintain(context.Background())) // syncs what is left, checkpoints
+	require.Equal(t, int64(6), l.DurableOffset())
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.Equal(t, int64(6), l.LogEndOffset())
+	var got []string
+	for _, r := range readAll(t, l, 0) {
+		got = append(got, string(r.Value))
+	}
+	require.Equal(t, []string{"a", "b", "c", "f", "g", "h"}, got)
+}
