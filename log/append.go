@@ -488,8 +488,9 @@ func (l *Log) forgetDeletedLocked() {
 }
 
 // testHookSyncListed, when set (by tests), runs in syncOnce between the
-// listing of the segments to sync and their fsyncs.
-var testHookSyncListed func(*Log)
+// listing of the segments to sync and their fsyncs; testHookSynced after
+// the fsyncs, before syncOnce takes mu again.
+var testHookSyncListed, testHookSynced func(*Log)
 
 // dropSyncedLocked forgets, of the segments rolled without an fsync, those
 // in synced, which were synced since.
@@ -624,12 +625,21 @@ func (l *Log) flushDueLocked(records int64) bool {
 	return due
 }
 
-// Flush fsyncs everything appended so far.
+// Flush fsyncs everything appended so far. A truncation meanwhile is no
+// failure: Flush fsyncs what the log holds after it.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	return l.syncTo(ctx, l.next.Load())
+	for {
+		target := l.next.Load()
+		err := l.syncTo(ctx, target)
+		if !errors.Is(err, ErrOffsetOutOfRange) || l.next.Load() >= target {
+			return err
+		}
+		// TruncateTo cut the log below target before the fsync covered
+		// it: what the log holds now is what there is to flush.
+	}
 }
 
 // syncTo returns once every offset below target is fsynced. One caller at a
@@ -741,6 +751,9 @@ func (l *Log) syncOnce() error {
 	if err != nil {
 		return err
 	}
+	if testHookSynced != nil {
+		testHookSynced(l)
+	}
 	// A truncation meanwhile may have cut the log below end, and the
 	// offsets from the cut on appended again, to a segment rolled since
 	// (which this fsync did not sync) or after the fsync: the fsync then
@@ -748,9 +761,14 @@ func (l *Log) syncOnce() error {
 	// again).
 	advanced := false
 	l.mu.Lock()
-	l.dropSyncedLocked(rolled)
+	truncated := l.truncations.Load() != truncations
+	if !truncated {
+		// A truncation meanwhile may have cut back into a rolled segment
+		// synced here, appended to it after this fsync and rolled it
+		// again: it stays listed, to be synced by the next one.
+		l.dropSyncedLocked(rolled)
+	}
 	if !active.Closed() {
-		truncated := l.truncations.Load() != truncations
 		snapshot := end == l.next.Load() && !truncated // nothing appended past what was synced
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() && !truncated {

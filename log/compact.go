@@ -178,8 +178,10 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	}
 	latest := newKeyMap(l.cleanerMapBytes, end-dirty)
 	mapEnd, err := l.buildKeyMap(ctx, cleanable, dirty, end, latest, &res)
-	if removedUnderUs(err) {
-		return res, nil // retention or truncation got there first
+	if removedUnderUs(err) || err != nil && l.truncations.Load() != truncations {
+		// Retention or truncation got there first: a truncation may cut a
+		// segment (shorter, or holding other batches) as it is read.
+		return res, nil
 	}
 	if err != nil {
 		return res, err
@@ -202,7 +204,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 			return res, err
 		}
 		err := l.cleanGroup(ctx, group, latest, mapEnd, lastOf, now, truncations, &res)
-		if errors.Is(err, errTruncatedUnderUs) {
+		if errors.Is(err, errTruncatedUnderUs) || err != nil && l.truncations.Load() != truncations {
 			return res, nil // the next pass starts over
 		}
 		if errors.Is(err, errGroupSkipped) {

@@ -87,6 +87,10 @@ type Log struct {
 	// compaction that began before one does not swap in what it built
 	// (see Compact).
 	truncations atomic.Int64
+	// truncationsDone counts the truncations that have finished cutting
+	// (written under mu, at the end of TruncateTo): a reader that failed
+	// sees from it whether a truncation cut a segment under its read.
+	truncationsDone atomic.Int64
 	// truncatedAbove has, for each truncation (the i-th at index i-1), the
 	// offset above which an append made before it was lost unsynced: the
 	// larger of the truncation's offset and the durable offset then (mu).

@@ -46,17 +46,31 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		return nil, ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
+		cuts := l.truncationsDone.Load()
 		data, err := l.read(dst, offset, maxBytes, upTo)
-		if !removedUnderUs(err) {
+		if err == nil || !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return data, err
 		}
 		if attempt == 2 || l.closed.Load() {
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
-		// while we read it: wait for that writer to finish, look again.
+		// while we read it, or cut by a truncation (its file shorter than
+		// the size the read began with, or holding other batches): wait
+		// for that writer to finish, look again.
 		l.writerBarrier()
 	}
+}
+
+// truncatedUnder reports whether a truncation cut segments during a read
+// that failed, begun when l.truncationsDone was cuts: the read may have
+// loaded a segment's size, or its listing, before the cut and read its
+// file after (too short then, or holding other batches). It waits for a
+// truncation under way to finish: one that finished before the read began
+// cut nothing the read saw.
+func (l *Log) truncatedUnder(cuts int64) bool {
+	l.writerBarrier()
+	return l.truncationsDone.Load() != cuts
 }
 
 // writerBarrier waits until no writer holds mu.
@@ -156,7 +170,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
 		}
-		truncations := l.truncations.Load()
+		truncations, cuts := l.truncations.Load(), l.truncationsDone.Load()
 		v := timeView{end: l.next.Load()}
 		v.segs, v.start = *l.segs.Load(), l.start.Load()
 		offset, ok, err = search(ctx, v)
@@ -166,7 +180,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err == nil && !l.searchStale(v.segs, offset, ok, truncations) {
 			return offset, ok, nil
 		}
-		if err != nil && !removedUnderUs(err) {
+		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return offset, ok, err
 		}
 		if l.closed.Load() {

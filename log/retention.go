@@ -144,6 +144,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	l.truncatedAbove = append(l.truncatedAbove, max(offset, l.durable.Load()))
 	l.truncations.Add(1)
+	defer l.truncationsDone.Add(1) // after the cuts: see truncatedUnder
 	segs := *l.segs.Load()
 	keep := len(segs)
 	for keep > 1 && segs[keep-1].Base() >= offset {
