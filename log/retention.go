@@ -173,6 +173,11 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err := last.Unseal(); err != nil {
 		return 0, l.fence(err)
 	}
+	// The segment cut into is active again (and synced below): rolled
+	// without an fsync, it is no longer, or a sync would list it twice,
+	// take the appends made to it after its fsync for synced and drop it
+	// when it rolls again.
+	l.unsynced = slices.DeleteFunc(l.unsynced, func(s *segment.Segment) bool { return s == last })
 	next, err := last.TruncateTo(offset)
 	if err != nil {
 		return 0, l.fence(err)
