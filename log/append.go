@@ -632,13 +632,15 @@ func (l *Log) Flush(ctx context.Context) error {
 		return err
 	}
 	for {
+		truncations := l.truncations.Load()
 		target := l.next.Load()
 		err := l.syncTo(ctx, target)
-		if !errors.Is(err, ErrOffsetOutOfRange) || l.next.Load() >= target {
+		if !errors.Is(err, ErrOffsetOutOfRange) || l.truncations.Load() == truncations {
 			return err
 		}
 		// TruncateTo cut the log below target before the fsync covered
-		// it: what the log holds now is what there is to flush.
+		// it (appends may have taken the log end past target again since):
+		// what the log holds now is what there is to flush.
 	}
 }
 
