@@ -181,15 +181,7 @@ func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
 	l := e.open(cfg)
 	ctx := context.Background()
-	keyed := func(seq int32, key string) []byte {
-		var b record.Builder
-		b.Reset()
-		b.SetProducer(1, 0, seq)
-		b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
-		out, err := b.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		return out
-	}
+	keyed := func(seq int32, key string) []byte { return keyedProducerBatch(t, seq, key) }
 	appendOK(t, l, keyed(0, "a"))
 	require.NoError(t, l.Close()) // the snapshot, at 1
 	l = e.open(cfg)

@@ -146,3 +146,16 @@ func hookedLog(t *testing.T, cfg Config, hook *func(op vfs.Op, name string)) (*L
 	t.Cleanup(func() { l.Close() })
 	return l, clock
 }
+
+// keyedProducerBatch is producer 1's (epoch 0) batch of one record at
+// sequence seq with the key key and the value seq.
+func keyedProducerBatch(t testing.TB, seq int32, key string) []byte {
+	t.Helper()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(1, 0, seq)
+	b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
+	out, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/compression"
-	"github.com/runnel/runnel/record"
 )
 
 // TestProducerSnapshotPastTheEndKeepsOlderBatches: a producer-state
@@ -70,15 +69,7 @@ func TestProducerSnapshotPastTheEndAfterACompactedBatch(t *testing.T) {
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
 	l := e.open(cfg)
 	ctx := context.Background()
-	keyed := func(seq int32, key string) []byte {
-		var b record.Builder
-		b.Reset()
-		b.SetProducer(1, 0, seq)
-		b.Append(1_700_000_000_000, []byte(key), []byte(fmt.Sprint(seq)), nil)
-		out, err := b.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		return out
-	}
+	keyed := func(seq int32, key string) []byte { return keyedProducerBatch(t, seq, key) }
 	appendOK(t, l, keyed(0, "a"))                                                     // 0
 	appendOK(t, l, keyed(1, "b"))                                                     // 1: compaction removes it
 	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("newer"), 1})) // 2
