@@ -192,6 +192,12 @@ func (b *Broker) syncLater(d log.Durability) {
 // the log fenced or its closing fsync failed), or ctx's error. It serves
 // producer.AsyncClient.
 //
+// Call Wait on every acknowledgement: under the default fsync policy the
+// fsync is run by those who wait for it (group commit), and records whose
+// acknowledgement nobody waits for stay above the high watermark, unread
+// by consumers, until a later append's fsync or Close covers
+// them. (A Wait whose ctx ends hands the fsync to the broker.)
+//
 // Errors: those of Produce, the ones of the fsync excepted.
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
 	resp, d, p, err := b.produce(ctx, req)
