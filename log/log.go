@@ -374,12 +374,14 @@ func (l *Log) open() (err error) {
 			return err
 		}
 	}
-	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] > next {
-		// A producer-state snapshot past the end: once appends pass its
-		// offset again, it would stand for the state of other batches.
-		if err := l.snapshotProducersLocked(); err != nil {
-			return err
-		}
+	// The producer state as of the end, as Kafka snapshots after a
+	// recovery: below the recovery point just written, compaction may
+	// clean the segments, and must not remove a batch the snapshot on
+	// disk does not hold (the next crash would replay the log from an
+	// older snapshot and forget it); and a snapshot past the end, once
+	// appends pass its offset again, would stand for other batches.
+	if err := l.snapshotProducersLocked(); err != nil {
+		return err
 	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return err
