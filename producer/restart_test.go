@@ -140,18 +140,7 @@ func TestRetryAfterBrokerRestartIsADuplicate(t *testing.T) {
 			p := newProducer(t, c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(time.Millisecond), producer.Linger(time.Minute))
 			ctx := testCtx(t)
-			var all []*record.Record
-			for i := range 4 {
-				batch := recs(fmt.Sprint("b", i), 3)
-				for _, r := range batch {
-					p.Produce(ctx, r, nil)
-				}
-				require.NoError(t, p.Flush(ctx))
-				all = append(all, batch...)
-			}
-			for i, r := range all {
-				require.EqualValues(t, i, r.Offset, "record %d", i)
-			}
+			all := produceBatchesInOrder(t, ctx, p)
 			require.Equal(t, values(all), values(readRecords(t, c.broker(), "t", 0)))
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -170,6 +159,14 @@ func TestRetryAfterBrokerCrash(t *testing.T) {
 	c.lose = func(n int) bool { return n == 1 || n == 4 }
 	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond), producer.Linger(time.Minute))
 	ctx := testCtx(t)
+	all := produceBatchesInOrder(t, ctx, p)
+	require.Equal(t, values(all), values(readRecords(t, c.broker(), "t", 0)))
+}
+
+// produceBatchesInOrder produces four batches of three records, flushing
+// after each, and checks that every record got the offset of its place.
+func produceBatchesInOrder(t *testing.T, ctx context.Context, p *producer.Producer) []*record.Record {
+	t.Helper()
 	var all []*record.Record
 	for i := range 4 {
 		batch := recs(fmt.Sprint("b", i), 3)
@@ -182,5 +179,5 @@ func TestRetryAfterBrokerCrash(t *testing.T) {
 	for i, r := range all {
 		require.EqualValues(t, i, r.Offset, "record %d", i)
 	}
-	require.Equal(t, values(all), values(readRecords(t, c.broker(), "t", 0)))
+	return all
 }
