@@ -457,6 +457,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 // fetch reads them.
 func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, total, need int) int {
 	more := 0
+	var buf []byte
 	for i, fp := range req.Partitions {
 		out := resp.Partitions[i]
 		if out.Err != nil || len(out.Records) == 0 {
@@ -466,13 +467,7 @@ func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxByte
 		if err != nil || t.ID != out.TopicID {
 			continue
 		}
-		end := int64(-1)
-		for bt, err := range record.Batches(out.Records) {
-			if err != nil {
-				break
-			}
-			end = bt.NextOffset()
-		}
+		end := nextAfter(out.Records, -1)
 		room := len(out.Records) // the partition's room left: its limit less what it has
 		if fp.MaxBytes > 0 {
 			room = fp.MaxBytes - room
@@ -484,17 +479,12 @@ func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxByte
 			if room <= 0 {
 				break
 			}
-			data, err := p.ReadInto(nil, end, min(room, need-more), out.HighWatermark)
+			data, err := p.ReadInto(buf[:0], end, min(room, need-more), out.HighWatermark)
 			if err != nil || len(data) == 0 || len(data) > room {
 				break
 			}
-			next := end
-			for bt, err := range record.Batches(data) {
-				if err != nil {
-					break
-				}
-				next = bt.NextOffset()
-			}
+			buf = data // reused by the next probe (on the OS's FS; a view in memory)
+			next := nextAfter(data, end)
 			if next <= end {
 				break
 			}
@@ -507,6 +497,19 @@ func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxByte
 		}
 	}
 	return more
+}
+
+// nextAfter returns the offset after the last whole batch in data, or def
+// when it holds none.
+func nextAfter(data []byte, def int64) int64 {
+	next := def
+	for bt, err := range record.Batches(data) {
+		if err != nil {
+			break
+		}
+		next = bt.NextOffset()
+	}
+	return next
 }
 
 // ChecksCRCs reports true: every batch Fetch returns was CRC-checked (when
