@@ -170,14 +170,14 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
 		}
-		truncations, cuts := l.truncations.Load(), l.truncationsDone.Load()
+		cuts := l.truncationsDone.Load()
 		v := timeView{end: l.next.Load()}
 		v.segs, v.start = *l.segs.Load(), l.start.Load()
 		offset, ok, err = search(ctx, v)
 		if testHookTimeSearched != nil {
 			testHookTimeSearched(l)
 		}
-		if err == nil && !l.searchStale(v.segs, offset, ok, truncations) {
+		if err == nil && !l.searchStale(v.segs, offset, ok, cuts) {
 			return offset, ok, nil
 		}
 		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
@@ -203,21 +203,23 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 var testHookTimeSearched func(*Log)
 
 // searchStale reports whether the answer of a search over segs, begun when
-// the log had made truncations truncations, may no longer hold: the
+// the log had finished cuts truncations, may no longer hold: the
 // segment that held it was removed or replaced since (it is closed then: a
 // compaction's swap may have dropped the record), the answer is now below
-// the log start or at or past the log end (DeleteRecords), or the log was
-// truncated since (the answer's offset may hold another record now,
-// appended after the truncation). Nothing else makes it stale:
+// the log start or at or past the log end (DeleteRecords), or a
+// truncation began since, or was under way when the search began (the
+// answer's offset may hold another record now, appended after the cut:
+// the count of truncations begun is compared with that of truncations
+// finished before the search). Nothing else makes it stale:
 // segments are immutable but the active one, which only grows past the
 // search's end; a swap only drops records, so it makes no answer of a
 // segment it replaced, nor a larger timestamp; and the reads of a segment
 // removed before the search read it fail (see removedUnderUs).
-func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool, truncations int64) bool {
+func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool, cuts int64) bool {
 	if !ok {
 		return false
 	}
-	if l.truncations.Load() != truncations || offset < l.start.Load() || offset >= l.next.Load() {
+	if l.truncations.Load() != cuts || offset < l.start.Load() || offset >= l.next.Load() {
 		return true
 	}
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1
