@@ -21,22 +21,41 @@ type Header struct {
 // size class below the 176 of the natural order: producers allocate one
 // per record, consumers one per record decoded.
 type Record struct {
-	Topic  string
+	// Topic names the record's topic. A producer needs it unless it has a
+	// default topic; decoding fills it from the fetch.
+	Topic string
+	// Offset is the record's position in its partition, assigned by the
+	// log when the batch is appended; a producer's value is ignored.
 	Offset int64
 	// Timestamp is the record's CreateTime, or the broker's LogAppendTime
 	// when the topic says so (see TimestampType). Millisecond precision.
 	Timestamp time.Time
-	Key       []byte // nil is a null key
-	Value     []byte // nil is a null value: a tombstone on compacted topics
-	Headers   []Header
+	// Key is the record's key: the partitioners hash it, and compaction
+	// keeps the latest record per key. nil is a null key.
+	Key []byte
+	// Value is the record's payload. nil is a null value: a tombstone on
+	// compacted topics.
+	Value []byte
+	// Headers are the record's headers, in order; keys may repeat.
+	Headers []Header
 
-	// Batch-level fields, filled on decode (ProducerID, LeaderEpoch,
-	// Sequence, ProducerEpoch), and the smaller fields.
-	ProducerID    int64
-	Partition     int32
-	LeaderEpoch   int32
-	Sequence      int32 // -1 when the producer is not idempotent
+	// The fields below are filled on decode. A producer ignores them,
+	// except Partition, which its manual partitioner reads and which it
+	// sets to the partition the record went to.
+
+	// ProducerID is the idempotent producer's id, or -1.
+	ProducerID int64
+	// Partition is the record's partition.
+	Partition int32
+	// LeaderEpoch is the leader epoch the batch was appended under, or -1.
+	LeaderEpoch int32
+	// Sequence is the record's sequence number for its producer, or -1
+	// when the producer is not idempotent.
+	Sequence int32
+	// ProducerEpoch is the idempotent producer's epoch, or -1.
 	ProducerEpoch int16
+	// TimestampType says whether Timestamp is the CreateTime or the
+	// broker's LogAppendTime.
 	TimestampType TimestampType
 }
 
