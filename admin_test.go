@@ -342,11 +342,11 @@ func TestAlterConfigAfterRetentionUnderSyncNever(t *testing.T) {
 
 // TestCleanerMapBytes: the broker's CleanerMapBytes reaches its
 // partitions' cleaner. With room for one key a pass, one maintenance run
-// leaves duplicates that the default map cleans at once; a value below 32
-// is refused.
+// leaves duplicates that the default map cleans at once; a value below
+// log.MinCleanerMapBytes is refused.
 func TestCleanerMapBytes(t *testing.T) {
 	ctx := context.Background()
-	_, err := Open(Config{CleanerMapBytes: 16})
+	_, err := Open(Config{CleanerMapBytes: log.MinCleanerMapBytes - 1})
 	require.ErrorIs(t, err, log.ErrInvalidConfig)
 	left := func(mapBytes int64) int {
 		b := open(t, Config{CleanerMapBytes: mapBytes})
@@ -363,7 +363,7 @@ func TestCleanerMapBytes(t *testing.T) {
 		require.NoError(t, resp.Partitions[0].Err)
 		return len(values(t, resp.Partitions[0].Records))
 	}
-	unbounded, bounded := left(0), left(32)
+	unbounded, bounded := left(0), left(log.MinCleanerMapBytes)
 	require.Less(t, unbounded, 40, "the default map cleans in one run")
 	require.Greater(t, bounded, unbounded, "one key a pass leaves more")
 }

@@ -55,7 +55,8 @@ type Config struct {
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
 	// maintenance compacts one partition at a time, so this is the
 	// cleaner's memory for the whole broker. Default (0)
-	// log.DefaultCleanerMapBytes, 128 MiB; at least 32.
+	// log.DefaultCleanerMapBytes, 128 MiB; at least log.MinCleanerMapBytes
+	// (48: one key a pass).
 	CleanerMapBytes int64
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.
@@ -102,7 +103,7 @@ type Broker struct {
 // Errors: an error matching vfs.ErrLocked when another process has the
 // directory open; ErrInvalidPartitions for a negative DefaultPartitions;
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
-// 32; ErrCorruptMetadata (naming the file) for a topic record or producer
+// log.MinCleanerMapBytes; ErrCorruptMetadata (naming the file) for a topic record or producer
 // id counter that cannot be read back; log.Open's errors from recovering
 // a partition (record.ErrCorrupt for corrupt acknowledged data,
 // log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
@@ -115,8 +116,8 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = 30 * time.Second
 	}
-	if cfg.CleanerMapBytes != 0 && cfg.CleanerMapBytes < 32 {
-		return nil, fmt.Errorf("%w: CleanerMapBytes %d, at least 32", log.ErrInvalidConfig, cfg.CleanerMapBytes)
+	if cfg.CleanerMapBytes != 0 && cfg.CleanerMapBytes < log.MinCleanerMapBytes {
+		return nil, fmt.Errorf("%w: CleanerMapBytes %d, at least %d", log.ErrInvalidConfig, cfg.CleanerMapBytes, log.MinCleanerMapBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

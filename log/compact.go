@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
@@ -268,7 +267,7 @@ func (l *Log) buildKeyMap(ctx context.Context, segs []*segment.Segment, from, en
 			if r.Key == nil {
 				return nil
 			}
-			if !m.put(xxhash.Sum64(r.Key), r.Offset) {
+			if !m.put(r.Key, r.Offset) {
 				mapEnd = r.Offset
 				return errMapFull
 			}
@@ -480,7 +479,7 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 		if r.Offset >= mapEnd {
 			return true
 		}
-		if o, ok := latest.get(xxhash.Sum64(r.Key)); ok && r.Offset < o {
+		if o, ok := latest.get(r.Key); ok && r.Offset < o {
 			return false
 		}
 		return r.Value != nil || !horizonPassed

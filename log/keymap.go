@@ -1,87 +1,147 @@
 package log
 
-import "math/bits"
+import (
+	"hash/maphash"
+	"math/bits"
 
-// The cleaner's key map (Kafka's SkimpyOffsetMap): the xxhash of each key
-// of the dirty section → the offset of its latest record there, in an
-// open-addressing table of 16-byte slots (hash, offset) with linear
+	"github.com/cespare/xxhash/v2"
+)
+
+// The cleaner's key map (Kafka's SkimpyOffsetMap): a 128-bit hash of each
+// key of the dirty section → the offset of its latest record there, in an
+// open-addressing table of 24-byte slots (hash, offset) with linear
 // probing, filled to at most 90% (Kafka's log.cleaner.io.buffer.load.factor).
-// A key hashing to 0 is stored as 1, the value that marks an empty slot
-// otherwise: like any 64-bit collision, it merges two keys, as Kafka's
-// cleaner accepts for its hash.
+//
+// The map never sees the keys themselves, so two keys with one hash are
+// one key to the cleaner: the older one's records would be removed as
+// superseded. Kafka accepts that for its 128-bit MD5; so does this map,
+// with the same width (see keyMap.lo and keyMap.hi). A 64-bit hash, as
+// this map had before, makes a wrong removal rare, not unthinkable:
+// n²/2⁶⁵ colliding pairs expected among n keys, some 3·10⁻⁶ per pass over
+// ten million distinct keys.
 type keyMap struct {
 	slots []keySlot
-	mask  uint64
 	n     int // entries
 	limit int // most entries
+	seed  maphash.Seed
 }
 
+// keyHash is a key's 128-bit hash: lo places it in the table, hi tells
+// apart the keys whose lo agree. lo is never 0, which marks an empty slot.
+type keyHash struct{ lo, hi uint64 }
+
 type keySlot struct {
-	hash   uint64 // 0: empty
+	h      keyHash
 	offset int64
 }
 
-// keySlotBytes is the size of a slot, what Options.CleanerMapBytes counts.
-const keySlotBytes = 16
+// keySlotBytes is the size of a slot, what Options.CleanerMapBytes counts
+// (Kafka's: a 16-byte MD5 and an 8-byte offset).
+const keySlotBytes = 24
 
 // DefaultCleanerMapBytes is the default of Options.CleanerMapBytes:
 // Kafka's log.cleaner.dedupe.buffer.size.
 const DefaultCleanerMapBytes = 128 << 20
 
-// minCleanerMapBytes is the smallest Options.CleanerMapBytes: two slots,
+// MinCleanerMapBytes is the smallest Options.CleanerMapBytes: two slots,
 // one entry.
-const minCleanerMapBytes = 2 * keySlotBytes
+const MinCleanerMapBytes = 2 * keySlotBytes
 
 // newKeyMap returns a map of at most maxBytes for a dirty section of want
 // offsets: no larger than that section needs.
 func newKeyMap(maxBytes, want int64) *keyMap {
-	most := uint64(max(maxBytes/keySlotBytes, 2))
-	most = 1 << (bits.Len64(most) - 1) // a power of two, at most maxBytes
-	need := uint64(max(want, 1))*10/9 + 1
-	n := uint64(2)
-	for n < need && n < most {
-		n <<= 1
-	}
-	return &keyMap{slots: make([]keySlot, n), mask: n - 1, limit: max(int(n*9/10), 1)}
+	most := max(maxBytes/keySlotBytes, 2)
+	n := max(min(max(want, 1)*10/9+1, most), 2)
+	return &keyMap{slots: make([]keySlot, n), limit: max(int(n*9/10), 1), seed: maphash.MakeSeed()}
 }
 
-func slotHash(h uint64) uint64 {
-	if h == 0 {
-		return 1
+// lo is the first half of key's hash: its xxhash64 (0 taken as 1).
+func (m *keyMap) lo(key []byte) uint64 {
+	h := xxhash.Sum64(key)
+	if testHookKeyHashLo != nil {
+		h = testHookKeyHashLo(key)
 	}
-	return h
+	return max(h, 1)
 }
 
-// put sets the offset of hash h. It returns false, changing nothing, when
-// h is new and the map is full.
-func (m *keyMap) put(h uint64, offset int64) bool {
-	h = slotHash(h)
-	for i := h & m.mask; ; i = (i + 1) & m.mask {
+// hi is the second half: key's maphash under the map's own random seed.
+// The map lives for one pass in memory, so hi need not be stable; the
+// random seed also keeps anyone from choosing keys that collide in both
+// halves. Lookups compute it only when lo matches an entry.
+func (m *keyMap) hi(key []byte) uint64 { return maphash.Bytes(m.seed, key) }
+
+// testHookKeyHashLo, when set (by tests), replaces the xxhash64 of lo:
+// collisions on demand.
+var testHookKeyHashLo func(key []byte) uint64
+
+// home is lo's first slot: lo scaled to the table (Lemire's reduction,
+// which needs no power-of-two size).
+func (m *keyMap) home(lo uint64) int {
+	i, _ := bits.Mul64(lo, uint64(len(m.slots)))
+	return int(i)
+}
+
+func (m *keyMap) next(i int) int {
+	if i++; i == len(m.slots) {
+		return 0
+	}
+	return i
+}
+
+// put sets the offset of key. It returns false, changing nothing, when
+// key is new and the map is full.
+func (m *keyMap) put(key []byte, offset int64) bool {
+	return m.putHash(keyHash{lo: m.lo(key), hi: m.hi(key)}, offset)
+}
+
+// putHash is put for a key of hash h.
+func (m *keyMap) putHash(h keyHash, offset int64) bool {
+	for i := m.home(h.lo); ; i = m.next(i) {
 		s := &m.slots[i]
-		if s.hash == h {
+		if s.h == h {
 			s.offset = offset
 			return true
 		}
-		if s.hash == 0 {
+		if s.h.lo == 0 {
 			if m.n >= m.limit {
 				return false
 			}
-			s.hash, s.offset = h, offset
+			s.h, s.offset = h, offset
 			m.n++
 			return true
 		}
 	}
 }
 
-// get returns the offset of hash h, if the map holds it.
-func (m *keyMap) get(h uint64) (int64, bool) {
-	h = slotHash(h)
-	for i := h & m.mask; ; i = (i + 1) & m.mask {
+// get returns the offset of key, if the map holds it.
+func (m *keyMap) get(key []byte) (int64, bool) {
+	lo := m.lo(key)
+	var hi uint64
+	haveHi := false
+	for i := m.home(lo); ; i = m.next(i) {
 		s := &m.slots[i]
-		if s.hash == h {
+		if s.h.lo == 0 {
+			return 0, false
+		}
+		if s.h.lo == lo {
+			if !haveHi {
+				hi, haveHi = m.hi(key), true
+			}
+			if s.h.hi == hi {
+				return s.offset, true
+			}
+		}
+	}
+}
+
+// getHash is get for a key of hash h.
+func (m *keyMap) getHash(h keyHash) (int64, bool) {
+	for i := m.home(h.lo); ; i = m.next(i) {
+		s := &m.slots[i]
+		if s.h == h {
 			return s.offset, true
 		}
-		if s.hash == 0 {
+		if s.h.lo == 0 {
 			return 0, false
 		}
 	}

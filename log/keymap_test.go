@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -17,30 +18,86 @@ import (
 // refuses a new hash once it holds its limit but still updates the hashes
 // it has, and never takes more slots than its byte bound.
 func TestKeyMap(t *testing.T) {
-	m := newKeyMap(1<<20, 5)
+	m := newKeyMap(1<<20, 7)
 	require.Len(t, m.slots, 8, "sized to the dirty section, not the bound")
 	require.Equal(t, 7, m.limit)
+	// Every lo of 1 lands in slot 0: one probe chain, told apart by hi.
 	for i := range uint64(7) {
-		require.True(t, m.put(i*8, int64(i))) // all in one probe chain; 0 is stored as 1
+		require.True(t, m.putHash(keyHash{lo: 1, hi: i}, int64(i)))
 	}
-	require.False(t, m.put(99, 1), "a new hash in a full map")
-	require.True(t, m.put(16, 42), "an update in a full map")
-	o, ok := m.get(16)
+	require.False(t, m.putHash(keyHash{lo: 99}, 1), "a new hash in a full map")
+	require.True(t, m.putHash(keyHash{lo: 1, hi: 3}, 42), "an update in a full map")
+	o, ok := m.getHash(keyHash{lo: 1, hi: 3})
 	require.True(t, ok)
 	require.EqualValues(t, 42, o)
-	o, ok = m.get(0)
+	o, ok = m.getHash(keyHash{lo: 1})
 	require.True(t, ok)
 	require.EqualValues(t, 0, o)
-	_, ok = m.get(99)
+	_, ok = m.getHash(keyHash{lo: 99})
 	require.False(t, ok)
+	_, ok = m.getHash(keyHash{lo: 1, hi: 8})
+	require.False(t, ok, "same lo as every entry, another hi")
 
 	m = newKeyMap(100, 1<<40)
 	require.LessOrEqual(t, len(m.slots)*keySlotBytes, 100)
 	require.Equal(t, 3, m.limit)
-	m = newKeyMap(minCleanerMapBytes, 1<<40)
+	m = newKeyMap(MinCleanerMapBytes, 1<<40)
 	require.Equal(t, 1, m.limit)
 	m = newKeyMap(DefaultCleanerMapBytes, 1<<40)
-	require.Equal(t, DefaultCleanerMapBytes, len(m.slots)*keySlotBytes)
+	require.LessOrEqual(t, len(m.slots)*keySlotBytes, DefaultCleanerMapBytes)
+	require.Greater(t, len(m.slots)*keySlotBytes, DefaultCleanerMapBytes-keySlotBytes, "the whole bound is used")
+}
+
+// TestKeyMapKeys: put and get by key agree with the hash halves: lo is
+// xxhash64 (never 0), a key is found only under its own hi, and keys
+// whose lo collide (forced) are kept apart.
+func TestKeyMapKeys(t *testing.T) {
+	m := newKeyMap(1<<10, 8)
+	for _, key := range [][]byte{{}, []byte("a"), []byte("order-42"), make([]byte, 100)} {
+		require.Equal(t, max(xxhash.Sum64(key), 1), m.lo(key))
+		require.Equal(t, m.hi(key), m.hi(key), "the same key twice")
+		require.True(t, m.put(key, 5))
+		o, ok := m.get(key)
+		require.True(t, ok)
+		require.EqualValues(t, 5, o)
+	}
+	testHookKeyHashLo = func([]byte) uint64 { return 0 }
+	t.Cleanup(func() { testHookKeyHashLo = nil })
+	require.EqualValues(t, 1, m.lo([]byte("z")), "lo 0 marks an empty slot")
+	m = newKeyMap(1<<10, 8)
+	require.True(t, m.put([]byte("x"), 1))
+	require.True(t, m.put([]byte("y"), 2))
+	o, ok := m.get([]byte("x"))
+	require.True(t, ok)
+	require.EqualValues(t, 1, o)
+	_, ok = m.get([]byte("w"))
+	require.False(t, ok)
+}
+
+// TestCompactionKeepsKeysWhose64BitHashesCollide: compaction of two keys
+// whose xxhash64 sums are equal (forced by testHookKeyHashLo) keeps each
+// key's latest record. With the 64-bit map of before, the key written
+// first lost its latest record to the other key's.
+func TestCompactionKeepsKeysWhose64BitHashesCollide(t *testing.T) {
+	testHookKeyHashLo = func([]byte) uint64 { return 7 }
+	t.Cleanup(func() { testHookKeyHashLo = nil })
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 300, CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for i := range 10 {
+		for _, k := range []string{"a", "b"} {
+			appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(k), value: fmt.Appendf(nil, "%s%d", k, i), ts: ts}))
+		}
+	}
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("roll"), ts: ts}))
+	_, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	latest := map[string]string{}
+	for _, r := range readAll(t, l, 0) {
+		latest[string(r.Key)] = string(r.Value)
+	}
+	require.Equal(t, map[string]string{"a": "a9", "b": "b9", "c": "roll"}, latest)
 }
 
 // TestCompactionMapsOnlyDirtySection: a pass reads into its key map only
@@ -102,7 +159,7 @@ func TestCompactionBoundedMapProperty(t *testing.T) {
 		mem := vfs.NewMem()
 		clock := newClock()
 		cfg := Config{SegmentBytes: rapid.Int64Range(200, 800).Draw(t, "segmentBytes"), CleanupPolicy: Compact, IndexIntervalBytes: 64}
-		mapBytes := rapid.Int64Range(minCleanerMapBytes, 300).Draw(t, "mapBytes")
+		mapBytes := rapid.Int64Range(MinCleanerMapBytes, 300).Draw(t, "mapBytes")
 		open := func(dir string, mapBytes int64) *Log {
 			l, err := Open(dir, cfg, Options{FS: mem, Clock: clock, CleanerMapBytes: mapBytes})
 			require.NoError(t, err)

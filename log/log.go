@@ -39,13 +39,14 @@ type Options struct {
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
 	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
-	// pass that runs at a time): 16 bytes a slot (a key's 64-bit hash and
-	// its offset), filled to 90%, so the default 128 MiB maps some 7.5
-	// million distinct keys a pass. A pass maps only the dirty section
-	// (see Compact) and takes no more than that needs; a dirty section
-	// with more distinct keys is cleaned in several passes. Default (0)
-	// DefaultCleanerMapBytes; at least 32 (one key a pass), else Open
-	// returns ErrInvalidConfig.
+	// pass that runs at a time): 24 bytes a slot (a key's 128-bit hash
+	// and its offset, as Kafka's MD5 and offset), filled to 90%, so the
+	// default 128 MiB maps some 5 million distinct keys a pass. A pass
+	// maps only the dirty section (see Compact) and takes no more than
+	// that needs; a dirty section with more distinct keys is cleaned in
+	// several passes. Default (0) DefaultCleanerMapBytes; at least
+	// MinCleanerMapBytes (one key a pass), else Open returns
+	// ErrInvalidConfig.
 	CleanerMapBytes int64
 }
 
@@ -143,8 +144,8 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < minCleanerMapBytes {
-		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, minCleanerMapBytes)
+	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < MinCleanerMapBytes {
+		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, MinCleanerMapBytes)
 	}
 	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}),
 		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
