@@ -244,7 +244,12 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // watermark when none is; api.Latest gives the high watermark,
 // api.Earliest (and api.EarliestLocal) the log start offset, and
 // api.MaxTimestamp the offset of the first record with the largest
-// timestamp (the high watermark when there is none below it). It serves
+// timestamp among those a consumer can read, below the high watermark
+// (the high watermark when there is none): a record with a larger
+// timestamp above it (appended, not yet fsynced) is not the answer until
+// it is readable. Kafka's broker looks for the largest timestamp in the
+// whole log and answers no offset (-1) when that record is above the high
+// watermark; ours answers the largest one can read. It serves
 // consumer.Client.
 //
 // The answer also carries the ID of the topic whose partition gave the
@@ -280,7 +285,10 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 	var ok bool
 	var err error
 	if timestamp == api.MaxTimestamp {
-		off, ok, err = p.OffsetOfMaxTimestamp(ctx)
+		// Among the records a consumer can read (those below hw), as the
+		// answer is one to read from: a larger timestamp above hw does
+		// not make it hw.
+		off, ok, err = p.OffsetOfMaxTimestamp(ctx, hw)
 	} else {
 		off, ok, err = p.OffsetForTime(timestamp)
 	}
