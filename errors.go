@@ -14,7 +14,9 @@ var (
 	// not have.
 	ErrUnknownTopic = api.ErrUnknownTopicOrPartition
 	// ErrUnknownTopicID is returned for a fetch that names a topic by an
-	// ID the topic no longer has: it was deleted and created again.
+	// ID no topic has: it was deleted (and maybe created again under its
+	// name, with a new ID). For a topic deleted and not created again, the
+	// error matches ErrUnknownTopic too; its Kafka code is this one's.
 	ErrUnknownTopicID = api.ErrUnknownTopicID
 	// ErrInvalidTopic is returned for a topic name Kafka would refuse.
 	ErrInvalidTopic = api.ErrInvalidTopic

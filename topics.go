@@ -429,7 +429,8 @@ func closePartitions(ps []*log.Partition) {
 }
 
 // DeleteTopic deletes a topic and all its data. Consumers reading it get
-// ErrUnknownTopic, and so do produces and fetches that were under way.
+// ErrUnknownTopic, and so do produces and fetches that were under way (a
+// fetch that names the topic's ID, as consumers' do, ErrUnknownTopicID).
 // Once it has removed the topic's record it goes on whatever fails: an
 // error after that point means the topic is gone here, but the deletion
 // may not be durable (after a crash the topic may come back, empty).
