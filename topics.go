@@ -47,6 +47,39 @@ const metaVersion = 1
 // ErrInvalidTopic. It is api.ValidateTopicName, which the clients use too.
 func ValidateTopicName(name string) error { return api.ValidateTopicName(name) }
 
+// checkPortableName refuses a new topic whose files would have a device
+// name on Windows: CON, PRN, AUX, NUL, COM1 to COM9 or LPT1 to LPT9, in
+// any case, alone or followed by an extension (the name up to its first
+// '.' counts, as Windows' Naming a File page and Go's path/filepath read
+// it: NUL.txt is NUL). A topic's record, <topic>.json, has one when the
+// topic's name up to its first '.' is one (CON, con.orders), and so do
+// its partition directories, <topic>-<N>, when it has a '.' (con.orders-0;
+// CON-0 is not one). Windows refuses them or opens the device instead.
+// Every OS refuses them, so that a data directory moves from one OS to
+// another without a surprise. Kafka accepts them. COM0 and LPT0, which
+// Windows lets a file be named, are allowed.
+//
+// Errors: ErrInvalidTopic.
+func checkPortableName(name string) error {
+	base, _, _ := strings.Cut(name, ".")
+	reserved := false
+	switch strings.ToUpper(base) {
+	case "CON", "PRN", "AUX", "NUL":
+		reserved = true
+	default:
+		if len(base) == 4 && '1' <= base[3] && base[3] <= '9' {
+			switch strings.ToUpper(base[:3]) {
+			case "COM", "LPT":
+				reserved = true
+			}
+		}
+	}
+	if reserved {
+		return fmt.Errorf("%w: %q: %s is a device name on Windows, which its files (%s.json) would take", ErrInvalidTopic, name, base, name)
+	}
+	return nil
+}
+
 // withDefaults fills the zero fields of c from the broker's defaults.
 func (b *Broker) withDefaults(c log.Config) log.Config {
 	out := reflect.ValueOf(&c).Elem()
@@ -295,6 +328,12 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // Kafka, so is one that differs from it in case too (or only): on a
 // case-insensitive file system, as macOS's and Windows' are by default,
 // the two would share their partition directories and their record.
+// Unlike Kafka, names that would give the topic's files a device name on
+// Windows are refused on every OS, so that a data directory can move to
+// Windows: CON, PRN, AUX, NUL, COM1 to COM9 and LPT1 to LPT9, in any
+// case, alone or before a '.' (CON, nul, aux.orders; CON-0 and orders.nul
+// are allowed). A topic of such a name that an older runnel created still
+// opens where its files can be.
 //
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them.
@@ -303,6 +342,9 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // log.ErrInvalidConfig; ErrClosed; ctx's error; file system errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if err := ValidateTopicName(name); err != nil {
+		return err
+	}
+	if err := checkPortableName(name); err != nil {
 		return err
 	}
 	if cfg.Partitions == -1 {
@@ -365,6 +407,9 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if err := checkPortableName(name); err != nil { // an auto-create's name
+		return err
 	}
 	folded := strings.ReplaceAll(name, ".", "_")
 	for other := range b.topics {
