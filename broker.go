@@ -27,7 +27,10 @@ type Config struct {
 	// Default: vfs.OS when Dir is set.
 	FS vfs.FS
 	// TopicDefaults are the broker-wide defaults for topic configs: a
-	// topic's zero fields take these, and these zero fields Kafka's.
+	// topic's zero fields take these, and these zero fields Kafka's. A
+	// change that makes a stored topic's config invalid (a default
+	// MinCompactionLag above a topic's MaxCompactionLag) makes Open fail
+	// with a *TopicConfigError.
 	TopicDefaults log.Config
 	// AutoCreateTopics creates a topic the first time a client names it
 	// (a producer writing to it, a consumer's AssignTopic, any call of
@@ -102,8 +105,10 @@ type Broker struct {
 // Errors: an error matching vfs.ErrLocked when another process has the
 // directory open; ErrInvalidPartitions for a negative DefaultPartitions;
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
-// 32; ErrCorruptMetadata (naming the file) for a topic record or producer
-// id counter that cannot be read back; log.Open's errors from recovering
+// 32; a *TopicConfigError (matching log.ErrInvalidConfig, naming the
+// topic and the fields) for a stored topic whose config TopicDefaults
+// make invalid; ErrCorruptMetadata (naming the file) for a topic record or
+// producer id counter that cannot be read back; log.Open's errors from recovering
 // a partition (record.ErrCorrupt for corrupt acknowledged data,
 // log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
 func Open(cfg Config) (*Broker, error) {

@@ -81,9 +81,13 @@ func checkPortableName(name string) error {
 }
 
 // withDefaults fills the zero fields of c from the broker's defaults.
-func (b *Broker) withDefaults(c log.Config) log.Config {
+func (b *Broker) withDefaults(c log.Config) log.Config { return withDefaults(c, b.cfg.TopicDefaults) }
+
+// withDefaults fills the zero fields of c from defaults, and those left
+// zero from Kafka's.
+func withDefaults(c, defaults log.Config) log.Config {
 	out := reflect.ValueOf(&c).Elem()
-	def := reflect.ValueOf(b.cfg.TopicDefaults)
+	def := reflect.ValueOf(defaults)
 	for i := range out.NumField() {
 		if out.Field(i).IsZero() {
 			out.Field(i).Set(def.Field(i))
@@ -93,17 +97,53 @@ func (b *Broker) withDefaults(c log.Config) log.Config {
 }
 
 // validate checks a topic's config as set, its zero fields taking the
-// broker's defaults, and that the topic's record can hold it: JSON has no
+// broker's defaults (see validateWith).
+//
+// Errors: log.ErrInvalidConfig.
+func (b *Broker) validate(c log.Config) error { return validateWith(c, b.cfg.TopicDefaults) }
+
+// validateWith checks a topic's config as set, its zero fields taking
+// defaults, and that the topic's record can hold it: JSON has no
 // infinities, and a MinCleanableDirtyRatio of -Inf (a negative ratio,
 // which stands for 0) would pass the log's checks and fail the record's
 // write.
 //
 // Errors: log.ErrInvalidConfig.
-func (b *Broker) validate(c log.Config) error {
+func validateWith(c, defaults log.Config) error {
 	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
 		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
 	}
-	return b.withDefaults(c).Validate()
+	return withDefaults(c, defaults).Validate()
+}
+
+// blameDefaults returns the fields of the broker's TopicDefaults that
+// make c invalid, c being valid without them (with Kafka's defaults): the
+// fields c takes from them (zero in c, set in the defaults) without any
+// one of which c validates, or, if no one field does it, every field c
+// takes from them. It returns nil when c is invalid on its own.
+func (b *Broker) blameDefaults(c log.Config) []string {
+	if validateWith(c, log.Config{}) != nil {
+		return nil
+	}
+	set := reflect.ValueOf(c)
+	def := reflect.ValueOf(b.cfg.TopicDefaults)
+	var taken, blamed []string
+	for i := range set.NumField() {
+		if !set.Field(i).IsZero() || def.Field(i).IsZero() {
+			continue
+		}
+		name := set.Type().Field(i).Name
+		taken = append(taken, name)
+		without := b.cfg.TopicDefaults
+		reflect.ValueOf(&without).Elem().Field(i).SetZero()
+		if validateWith(c, without) == nil {
+			blamed = append(blamed, name)
+		}
+	}
+	if len(blamed) == 0 {
+		return taken
+	}
+	return blamed
 }
 
 func (b *Broker) partitionDir(topic string, id int) string {
@@ -216,8 +256,10 @@ func (b *Broker) readMeta(path string) (topicMeta, error) {
 // valid topic name that is the file's, at least one partition, and a
 // config that validates with the broker's defaults.
 //
-// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a bad
-// config).
+// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a config
+// invalid on its own); a *TopicConfigError (matching log.ErrInvalidConfig,
+// not ErrCorruptMetadata) for a config valid as it was set and invalid
+// with the broker's TopicDefaults.
 func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	var m topicMeta
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -248,6 +290,9 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
 	if err := b.validate(m.Config.Config); err != nil {
+		if fields := b.blameDefaults(m.Config.Config); fields != nil {
+			return m, &TopicConfigError{Topic: m.Name, Path: path, Defaults: fields, Err: err}
+		}
 		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
