@@ -63,7 +63,10 @@ type Config struct {
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.
 	Clock log.Clock
-	// Logger receives the broker's logs. Default: none.
+	// Logger receives the broker's logs. Default: none. A partition's
+	// maintenance failure is logged as an error when it begins or
+	// changes, not again each MaintenanceInterval while it lasts (a
+	// fenced partition's lasts until the broker opens again).
 	Logger *slog.Logger
 }
 
@@ -197,18 +200,43 @@ func (b *Broker) maintain() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.MaintenanceInterval)
 	defer t.Stop()
+	var failing map[*log.Partition]string
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, p := range b.partitions() {
-			if err := b.maintainPartition(b.ctx, p); err != nil && !errors.Is(err, log.ErrClosed) && b.ctx.Err() == nil {
-				b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
-			}
-		}
+		failing = b.maintainRound(failing)
 	}
+}
+
+// maintainRound runs one round of the broker's maintenance: each
+// partition's (maintainPartition), logging the failures. A failure that
+// repeats one the partition had in the round before, unchanged, is logged
+// at debug level only: a fenced partition (log.ErrLogFenced) fails every
+// round the same way until the broker opens again, and a reopen that
+// keeps failing, every round until it succeeds; each is logged as an
+// error once, and again when its error changes, or when it comes back
+// after a round without it. failing maps each partition that failed in the
+// round before to its error's text; maintainRound returns the map for the
+// next round (without the partitions gone since).
+func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Partition]string {
+	next := make(map[*log.Partition]string, len(failing))
+	for _, p := range b.partitions() {
+		err := b.maintainPartition(b.ctx, p)
+		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
+			continue
+		}
+		msg := err.Error()
+		next[p] = msg
+		if prev, ok := failing[p]; ok && prev == msg {
+			b.cfg.Logger.Debug("maintenance still failing", "partition", p.Topic(), "id", p.ID(), "err", err)
+			continue
+		}
+		b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
+	}
+	return next
 }
 
 // Maintain runs retention, the expiration of idle producer ids
