@@ -27,7 +27,10 @@ type Config struct {
 	// Default: vfs.OS when Dir is set.
 	FS vfs.FS
 	// TopicDefaults are the broker-wide defaults for topic configs: a
-	// topic's zero fields take these, and these zero fields Kafka's.
+	// topic's zero fields take these, and these zero fields Kafka's. A
+	// change that makes a stored topic's config invalid (a default
+	// MinCompactionLag above a topic's MaxCompactionLag) makes Open fail
+	// with a *TopicConfigError.
 	TopicDefaults log.Config
 	// AutoCreateTopics creates a topic the first time a client names it
 	// (a producer writing to it, a consumer's AssignTopic, any call of
@@ -61,7 +64,10 @@ type Config struct {
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.
 	Clock log.Clock
-	// Logger receives the broker's logs. Default: none.
+	// Logger receives the broker's logs. Default: none. A partition's
+	// maintenance failure is logged as an error when it begins or
+	// changes, not again each MaintenanceInterval while it lasts (a
+	// fenced partition's lasts until the broker opens again).
 	Logger *slog.Logger
 }
 
@@ -103,8 +109,11 @@ type Broker struct {
 // Errors: an error matching vfs.ErrLocked when another process has the
 // directory open; ErrInvalidPartitions for a negative DefaultPartitions;
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
-// log.MinCleanerMapBytes; ErrCorruptMetadata (naming the file) for a topic record or producer
-// id counter that cannot be read back; log.Open's errors from recovering
+// log.MinCleanerMapBytes; a *TopicConfigError (matching
+// log.ErrInvalidConfig, naming the topic and the fields) for a stored
+// topic whose config TopicDefaults make invalid; ErrCorruptMetadata
+// (naming the file) for a topic record or producer id counter that cannot
+// be read back; log.Open's errors from recovering
 // a partition (record.ErrCorrupt for corrupt acknowledged data,
 // log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
 func Open(cfg Config) (*Broker, error) {
@@ -193,18 +202,43 @@ func (b *Broker) maintain() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.MaintenanceInterval)
 	defer t.Stop()
+	var failing map[*log.Partition]string
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, p := range b.partitions() {
-			if err := b.maintainPartition(b.ctx, p); err != nil && !errors.Is(err, log.ErrClosed) && b.ctx.Err() == nil {
-				b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
-			}
-		}
+		failing = b.maintainRound(failing)
 	}
+}
+
+// maintainRound runs one round of the broker's maintenance: each
+// partition's (maintainPartition), logging the failures. A failure that
+// repeats one the partition had in the round before, unchanged, is logged
+// at debug level only: a fenced partition (log.ErrLogFenced) fails every
+// round the same way until the broker opens again, and a reopen that
+// keeps failing, every round until it succeeds; each is logged as an
+// error once, and again when its error changes, or when it comes back
+// after a round without it. failing maps each partition that failed in the
+// round before to its error's text; maintainRound returns the map for the
+// next round (without the partitions gone since).
+func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Partition]string {
+	next := make(map[*log.Partition]string, len(failing))
+	for _, p := range b.partitions() {
+		err := b.maintainPartition(b.ctx, p)
+		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
+			continue
+		}
+		msg := err.Error()
+		next[p] = msg
+		if prev, ok := failing[p]; ok && prev == msg {
+			b.cfg.Logger.Debug("maintenance still failing", "partition", p.Topic(), "id", p.ID(), "err", err)
+			continue
+		}
+		b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
+	}
+	return next
 }
 
 // Maintain runs retention, the expiration of idle producer ids

@@ -244,14 +244,19 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // watermark when none is; api.Latest gives the high watermark,
 // api.Earliest (and api.EarliestLocal) the log start offset, and
 // api.MaxTimestamp the offset of the first record with the largest
-// timestamp (the high watermark when there is none below it). It serves
+// timestamp among those a consumer can read, below the high watermark
+// (the high watermark when there is none): a record with a larger
+// timestamp above it (appended, not yet fsynced) is not the answer until
+// it is readable. Kafka's broker looks for the largest timestamp in the
+// whole log and answers no offset (-1) when that record is above the high
+// watermark; ours answers the largest one can read. It serves
 // consumer.Client.
 //
 // The answer also carries the ID of the topic whose partition gave the
 // offset (Kafka's ListOffsets has none: see api.ListedOffset), read from
 // the same topic as the offset, so that a Fetch naming it gets
-// ErrUnknownTopicID once the topic is deleted and created again, rather
-// than the new topic's records from the old topic's offset.
+// ErrUnknownTopicID once the topic is deleted (and maybe created again),
+// rather than the new topic's records from the old topic's offset.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error (the
 // largest timestamp may be found by reading records).
@@ -280,7 +285,10 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 	var ok bool
 	var err error
 	if timestamp == api.MaxTimestamp {
-		off, ok, err = p.OffsetOfMaxTimestamp(ctx)
+		// Among the records a consumer can read (those below hw), as the
+		// answer is one to read from: a larger timestamp above hw does
+		// not make it hw.
+		off, ok, err = p.OffsetOfMaxTimestamp(ctx, hw)
 	} else {
 		off, ok, err = p.OffsetForTime(timestamp)
 	}
@@ -308,7 +316,11 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 // partition whose first batch does not fit returns none.
 //
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
-// names an ID the topic no longer has gets ErrUnknownTopicID.
+// names an ID no topic of its name has any more — the topic was deleted,
+// whether or not it was created again — gets ErrUnknownTopicID, as Kafka's
+// fetch v13+ answers UNKNOWN_TOPIC_ID (with Kafka's code 100; for a topic
+// deleted and not created again the error matches ErrUnknownTopic too,
+// which is all a fetch naming no ID gets).
 // Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
 // log.ErrOffsetOutOfRange, record.ErrCorrupt) are in FetchedPartition.Err,
 // and end the wait at once.
@@ -409,10 +421,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
 		out.Topic, out.Partition = fp.Topic, fp.Partition
-		t, p, err := b.topicPartition(ctx, fp.Topic, fp.Partition, false)
-		if err == nil && !fp.TopicID.IsZero() && fp.TopicID != t.ID {
-			err = fmt.Errorf("%w: %s is not topic %s any more (it is %s: deleted and created again)", ErrUnknownTopicID, fp.Topic, fp.TopicID, t.ID)
-		}
+		t, p, err := b.fetchPartition(fp)
 		if err != nil {
 			out.Err, failed = err, true
 			continue
@@ -429,7 +438,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		}
 		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
 		if err != nil {
-			out.Err, failed = b.partitionGone(err, p), true
+			out.Err, failed = idGone(b.partitionGone(err, p), fp), true
 			continue
 		}
 		if len(data) > limit && total > 0 {
@@ -443,6 +452,40 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		total += len(data)
 	}
 	return resp, waits, total, failed
+}
+
+// fetchPartition looks up a fetch's partition, and its topic. A fetch that
+// names a topic ID names the topic by it, as Kafka's fetch v13+ does: an
+// ID that no topic of the name has — the topic was deleted, and maybe
+// created again — is ErrUnknownTopicID (UNKNOWN_TOPIC_ID), whatever
+// the name has now; an unknown partition of the topic it names is
+// ErrUnknownTopic (UNKNOWN_TOPIC_OR_PARTITION), as in Kafka.
+func (b *Broker) fetchPartition(fp api.FetchPartition) (*log.Topic, *log.Partition, error) {
+	t, err := b.topic(fp.Topic)
+	if err != nil {
+		return nil, nil, idGone(err, fp)
+	}
+	if !fp.TopicID.IsZero() && fp.TopicID != t.ID {
+		return nil, nil, fmt.Errorf("%w: %s is not topic %s any more (it is %s: deleted and created again)", ErrUnknownTopicID, fp.Topic, fp.TopicID, t.ID)
+	}
+	if fp.Partition < 0 || int(fp.Partition) >= len(t.Partitions) {
+		return nil, nil, fmt.Errorf("%w: %s has no partition %d", ErrUnknownTopic, fp.Topic, fp.Partition)
+	}
+	return t, t.Partitions[fp.Partition], nil
+}
+
+// idGone turns the ErrUnknownTopic of a fetch that names a topic ID, the
+// topic being gone (deleted before the fetch or under its read), into an
+// error that matches ErrUnknownTopicID as well; other errors it returns
+// as they are.
+func idGone(err error, fp api.FetchPartition) error {
+	if fp.TopicID.IsZero() || !errors.Is(err, ErrUnknownTopic) {
+		return err
+	}
+	// It matches ErrUnknownTopic still: the name is unknown too, and a
+	// caller that asks whether the topic is gone is told it is. Its
+	// Kafka code is UNKNOWN_TOPIC_ID's (api's table puts it first).
+	return fmt.Errorf("%w: %s: no topic has ID %s (it was deleted: %w)", ErrUnknownTopicID, fp.Topic, fp.TopicID, err)
 }
 
 // readable counts the bytes, up to need, that resp's partitions hold below

@@ -2,6 +2,8 @@ package runnel
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/runnel/runnel/api"
 )
@@ -14,7 +16,9 @@ var (
 	// not have.
 	ErrUnknownTopic = api.ErrUnknownTopicOrPartition
 	// ErrUnknownTopicID is returned for a fetch that names a topic by an
-	// ID the topic no longer has: it was deleted and created again.
+	// ID no topic has: it was deleted (and maybe created again under its
+	// name, with a new ID). For a topic deleted and not created again, the
+	// error matches ErrUnknownTopic too; its Kafka code is this one's.
 	ErrUnknownTopicID = api.ErrUnknownTopicID
 	// ErrInvalidTopic is returned for a topic name Kafka would refuse.
 	ErrInvalidTopic = api.ErrInvalidTopic
@@ -32,8 +36,35 @@ var (
 
 // ErrCorruptMetadata is returned by Open when a file the broker keeps of its
 // own cannot be read back: a topic's record in <Dir>/topics (bad JSON, a
-// name that is not the file's, no partitions, an invalid config) or the
-// producer id counter. The broker does not open rather than guess; the
-// error names the file. It is local to a broker's directory and has no
-// Kafka error code.
+// name that is not the file's, no partitions, a config invalid on its
+// own) or the producer id counter. The broker does not open rather than
+// guess; the error names the file. It is local to a broker's directory
+// and has no Kafka error code.
 var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")
+
+// TopicConfigError is returned by Open when a topic's stored config, valid
+// as it was set, is invalid with the broker's Config.TopicDefaults: they
+// changed since the topic was created or altered, and a field the topic
+// takes from them no longer goes with one it sets (a default
+// MinCompactionLag above the topic's MaxCompactionLag, say). It matches
+// log.ErrInvalidConfig (Kafka's INVALID_CONFIG), not ErrCorruptMetadata:
+// the record is sound. The broker does not open rather than run the topic
+// with a config it would refuse. To open it, give those fields their old
+// defaults back, or set them on the topic (UpdateTopicConfig, with the
+// old defaults) before changing the defaults.
+type TopicConfigError struct {
+	Topic string // the topic's name
+	Path  string // its record
+	// Defaults are the fields (log.Config's names) that the topic takes
+	// from TopicDefaults and that make its config invalid.
+	Defaults []string
+	Err      error // the validation's error, matching log.ErrInvalidConfig
+}
+
+func (e *TopicConfigError) Error() string {
+	return fmt.Sprintf("runnel: topic %q (%s): its config is invalid with the broker's TopicDefaults.%s: %v",
+		e.Topic, e.Path, strings.Join(e.Defaults, ", TopicDefaults."), e.Err)
+}
+
+// Unwrap returns Err.
+func (e *TopicConfigError) Unwrap() error { return e.Err }

@@ -47,10 +47,47 @@ const metaVersion = 1
 // ErrInvalidTopic. It is api.ValidateTopicName, which the clients use too.
 func ValidateTopicName(name string) error { return api.ValidateTopicName(name) }
 
+// checkPortableName refuses a new topic whose files would have a device
+// name on Windows: CON, PRN, AUX, NUL, COM1 to COM9 or LPT1 to LPT9, in
+// any case, alone or followed by an extension (the name up to its first
+// '.' counts, as Windows' Naming a File page and Go's path/filepath read
+// it: NUL.txt is NUL). A topic's record, <topic>.json, has one when the
+// topic's name up to its first '.' is one (CON, con.orders), and so do
+// its partition directories, <topic>-<N>, when it has a '.' (con.orders-0;
+// CON-0 is not one). Windows refuses them or opens the device instead.
+// Every OS refuses them, so that a data directory moves from one OS to
+// another without a surprise. Kafka accepts them. COM0 and LPT0, which
+// Windows lets a file be named, are allowed.
+//
+// Errors: ErrInvalidTopic.
+func checkPortableName(name string) error {
+	base, _, _ := strings.Cut(name, ".")
+	reserved := false
+	switch strings.ToUpper(base) {
+	case "CON", "PRN", "AUX", "NUL":
+		reserved = true
+	default:
+		if len(base) == 4 && '1' <= base[3] && base[3] <= '9' {
+			switch strings.ToUpper(base[:3]) {
+			case "COM", "LPT":
+				reserved = true
+			}
+		}
+	}
+	if reserved {
+		return fmt.Errorf("%w: %q: %s is a device name on Windows, which its files (%s.json) would take", ErrInvalidTopic, name, base, name)
+	}
+	return nil
+}
+
 // withDefaults fills the zero fields of c from the broker's defaults.
-func (b *Broker) withDefaults(c log.Config) log.Config {
+func (b *Broker) withDefaults(c log.Config) log.Config { return withDefaults(c, b.cfg.TopicDefaults) }
+
+// withDefaults fills the zero fields of c from defaults, and those left
+// zero from Kafka's.
+func withDefaults(c, defaults log.Config) log.Config {
 	out := reflect.ValueOf(&c).Elem()
-	def := reflect.ValueOf(b.cfg.TopicDefaults)
+	def := reflect.ValueOf(defaults)
 	for i := range out.NumField() {
 		if out.Field(i).IsZero() {
 			out.Field(i).Set(def.Field(i))
@@ -60,17 +97,53 @@ func (b *Broker) withDefaults(c log.Config) log.Config {
 }
 
 // validate checks a topic's config as set, its zero fields taking the
-// broker's defaults, and that the topic's record can hold it: JSON has no
+// broker's defaults (see validateWith).
+//
+// Errors: log.ErrInvalidConfig.
+func (b *Broker) validate(c log.Config) error { return validateWith(c, b.cfg.TopicDefaults) }
+
+// validateWith checks a topic's config as set, its zero fields taking
+// defaults, and that the topic's record can hold it: JSON has no
 // infinities, and a MinCleanableDirtyRatio of -Inf (a negative ratio,
 // which stands for 0) would pass the log's checks and fail the record's
 // write.
 //
 // Errors: log.ErrInvalidConfig.
-func (b *Broker) validate(c log.Config) error {
+func validateWith(c, defaults log.Config) error {
 	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
 		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
 	}
-	return b.withDefaults(c).Validate()
+	return withDefaults(c, defaults).Validate()
+}
+
+// blameDefaults returns the fields of the broker's TopicDefaults that
+// make c invalid, c being valid without them (with Kafka's defaults): the
+// fields c takes from them (zero in c, set in the defaults) without any
+// one of which c validates, or, if no one field does it, every field c
+// takes from them. It returns nil when c is invalid on its own.
+func (b *Broker) blameDefaults(c log.Config) []string {
+	if validateWith(c, log.Config{}) != nil {
+		return nil
+	}
+	set := reflect.ValueOf(c)
+	def := reflect.ValueOf(b.cfg.TopicDefaults)
+	var taken, blamed []string
+	for i := range set.NumField() {
+		if !set.Field(i).IsZero() || def.Field(i).IsZero() {
+			continue
+		}
+		name := set.Type().Field(i).Name
+		taken = append(taken, name)
+		without := b.cfg.TopicDefaults
+		reflect.ValueOf(&without).Elem().Field(i).SetZero()
+		if validateWith(c, without) == nil {
+			blamed = append(blamed, name)
+		}
+	}
+	if len(blamed) == 0 {
+		return taken
+	}
+	return blamed
 }
 
 func (b *Broker) partitionDir(topic string, id int) string {
@@ -183,8 +256,10 @@ func (b *Broker) readMeta(path string) (topicMeta, error) {
 // valid topic name that is the file's, at least one partition, and a
 // config that validates with the broker's defaults.
 //
-// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a bad
-// config).
+// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a config
+// invalid on its own); a *TopicConfigError (matching log.ErrInvalidConfig,
+// not ErrCorruptMetadata) for a config valid as it was set and invalid
+// with the broker's TopicDefaults.
 func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	var m topicMeta
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -215,6 +290,9 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
 	if err := b.validate(m.Config.Config); err != nil {
+		if fields := b.blameDefaults(m.Config.Config); fields != nil {
+			return m, &TopicConfigError{Topic: m.Name, Path: path, Defaults: fields, Err: err}
+		}
 		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
@@ -295,6 +373,12 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // Kafka, so is one that differs from it in case too (or only): on a
 // case-insensitive file system, as macOS's and Windows' are by default,
 // the two would share their partition directories and their record.
+// Unlike Kafka, names that would give the topic's files a device name on
+// Windows are refused on every OS, so that a data directory can move to
+// Windows: CON, PRN, AUX, NUL, COM1 to COM9 and LPT1 to LPT9, in any
+// case, alone or before a '.' (CON, nul, aux.orders; CON-0 and orders.nul
+// are allowed). A topic of such a name that an older runnel created still
+// opens where its files can be.
 //
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them.
@@ -303,6 +387,9 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // log.ErrInvalidConfig; ErrClosed; ctx's error; file system errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if err := ValidateTopicName(name); err != nil {
+		return err
+	}
+	if err := checkPortableName(name); err != nil {
 		return err
 	}
 	if cfg.Partitions == -1 {
@@ -365,6 +452,9 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if err := checkPortableName(name); err != nil { // an auto-create's name
+		return err
 	}
 	folded := strings.ReplaceAll(name, ".", "_")
 	for other := range b.topics {
@@ -429,7 +519,8 @@ func closePartitions(ps []*log.Partition) {
 }
 
 // DeleteTopic deletes a topic and all its data. Consumers reading it get
-// ErrUnknownTopic, and so do produces and fetches that were under way.
+// ErrUnknownTopic, and so do produces and fetches that were under way (a
+// fetch that names the topic's ID, as consumers' do, ErrUnknownTopicID).
 // Once it has removed the topic's record it goes on whatever fails: an
 // error after that point means the topic is gone here, but the deletion
 // may not be durable (after a crash the topic may come back, empty).

@@ -136,9 +136,9 @@ type FetchRequest struct {
 type FetchPartition struct {
 	Topic string
 	// TopicID, unless zero, is the ID of the topic the fetch means (from
-	// an earlier FetchedPartition): if Topic now has another ID (it was
-	// deleted and created again), the partition is answered with
-	// ErrUnknownTopicID, not with the new topic's records.
+	// an earlier FetchedPartition): if Topic now has another ID or none
+	// (it was deleted, and maybe created again), the partition is
+	// answered with ErrUnknownTopicID, not with the new topic's records.
 	TopicID   log.TopicID
 	Partition int32
 	Offset    int64

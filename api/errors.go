@@ -16,7 +16,9 @@ var (
 	ErrUnknownTopicOrPartition = errors.New("runnel: unknown topic or partition")
 	// ErrUnknownTopicID answers a request for a topic by an ID no topic
 	// has: the topic was deleted (and maybe created again under its name,
-	// with a new ID).
+	// with a new ID). The error of a topic deleted and not created again
+	// may match ErrUnknownTopicOrPartition too (its name is unknown as
+	// well); its code is still UNKNOWN_TOPIC_ID's.
 	ErrUnknownTopicID      = errors.New("runnel: unknown topic id")
 	ErrInvalidTopic        = errors.New("runnel: invalid topic")
 	ErrTopicAlreadyExists  = errors.New("runnel: topic already exists")
@@ -55,6 +57,7 @@ var table = []entry{
 	{record.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
 	{compression.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
 	{compression.ErrTooLarge, 2, "CORRUPT_MESSAGE", true},
+	{ErrUnknownTopicID, 100, "UNKNOWN_TOPIC_ID", true}, // before ErrUnknownTopicOrPartition, which a deleted topic's matches too
 	{ErrUnknownTopicOrPartition, 3, "UNKNOWN_TOPIC_OR_PARTITION", true},
 	{ErrNotLeader, 6, "NOT_LEADER_OR_FOLLOWER", true},
 	{ErrRequestTimedOut, 7, "REQUEST_TIMED_OUT", true},
@@ -77,7 +80,6 @@ var table = []entry{
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 	{log.ErrInvalidRecord, 87, "INVALID_RECORD", false},
-	{ErrUnknownTopicID, 100, "UNKNOWN_TOPIC_ID", true},
 }
 
 // Code returns the Kafka error code of err: 0 for nil, the code of the

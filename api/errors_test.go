@@ -35,6 +35,8 @@ func TestErrorTable(t *testing.T) {
 	require.EqualValues(t, 1, Code(fmt.Errorf("fetch: %w", log.ErrOffsetOutOfRange)))
 	require.EqualValues(t, 2, Code(&record.CorruptError{Reason: "bad crc"}))
 	require.EqualValues(t, 56, Code(fmt.Errorf("%w: %w", log.ErrLogFenced, errors.New("EIO"))))
+	// A deleted topic named by its ID: both, with the ID's code.
+	require.EqualValues(t, 100, Code(fmt.Errorf("%w: %w", ErrUnknownTopicOrPartition, ErrUnknownTopicID)))
 }
 
 func TestAcks(t *testing.T) {

@@ -145,7 +145,23 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 //
 // Errors: as OffsetForTime's; ctx's error.
 func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
-	return l.searchTime(ctx, "offset of the largest timestamp", l.offsetOfMaxTimestamp)
+	return l.OffsetOfMaxTimestampBelow(ctx, math.MaxInt64)
+}
+
+// OffsetOfMaxTimestampBelow is OffsetOfMaxTimestamp over the records below
+// upTo alone: the first record with the largest timestamp among those a
+// reader bounded by upTo (a high watermark) can read, whatever larger
+// timestamps the records from upTo on have; ok is false when no record
+// below upTo is left. When the records from upTo on hold the segments'
+// largest max timestamp, the answer is found by reading the records that
+// may hold it, as OffsetOfMaxTimestamp's is when no record has it.
+//
+// Errors: as OffsetOfMaxTimestamp's.
+func (l *Log) OffsetOfMaxTimestampBelow(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
+	return l.searchTime(ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
+		v.end = min(v.end, upTo)
+		return l.offsetOfMaxTimestamp(ctx, v)
+	})
 }
 
 // timeView is what a search of the timestamps reads: one listing of the

@@ -156,12 +156,18 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return offset, ok, p.failed(err)
 }
 
-// OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestamp, with the partition's
-// log held open for the call (a Reopen waits for it).
-func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
+// OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestampBelow over the records
+// a consumer can read: those below upTo or the high watermark, whichever
+// is lower (as ReadInto's), with the partition's log held open for the
+// call (a Reopen waits for it).
+func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	offset, ok, err = p.log.OffsetOfMaxTimestamp(ctx)
+	hw := p.log.LogEndOffset()
+	if p.log.Config().Sync == SyncAlways {
+		hw = p.log.DurableOffset()
+	}
+	offset, ok, err = p.log.OffsetOfMaxTimestampBelow(ctx, min(hw, upTo))
 	return offset, ok, p.failed(err)
 }
 
