@@ -71,8 +71,10 @@ func (p *Partition) Log() *Log {
 }
 
 // HighWatermark is the offset below which consumers may read.
-func (p *Partition) HighWatermark() int64 {
-	l := p.Log()
+func (p *Partition) HighWatermark() int64 { return highWatermark(p.Log()) }
+
+// highWatermark is the high watermark of a partition whose log is l.
+func highWatermark(l *Log) int64 {
 	if l.Config().Sync == SyncAlways {
 		return l.DurableOffset()
 	}
@@ -139,11 +141,7 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	hw := p.log.LogEndOffset()
-	if p.log.Config().Sync == SyncAlways {
-		hw = p.log.DurableOffset()
-	}
-	data, err := p.log.ReadInto(dst, offset, maxBytes, min(hw, upTo))
+	data, err := p.log.ReadInto(dst, offset, maxBytes, min(highWatermark(p.log), upTo))
 	return data, p.failed(err)
 }
 
@@ -163,11 +161,7 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	hw := p.log.LogEndOffset()
-	if p.log.Config().Sync == SyncAlways {
-		hw = p.log.DurableOffset()
-	}
-	offset, ok, err = p.log.OffsetOfMaxTimestampBelow(ctx, min(hw, upTo))
+	offset, ok, err = p.log.OffsetOfMaxTimestampBelow(ctx, min(highWatermark(p.log), upTo))
 	return offset, ok, p.failed(err)
 }
 
