@@ -148,6 +148,10 @@ type Producer struct {
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
+
+	// Tests only (export_test.go), nil otherwise: called as a Produce
+	// begins to wait for buffer space, once it is sure to be woken.
+	testWaiting func()
 }
 
 // New returns a producer that sends records through c, configured by
@@ -188,8 +192,19 @@ func noPromise(*record.Record, error) {}
 // (which may be nil) runs once r is done, with r and nil or the reason it
 // failed. It blocks only while the buffer is full (MaxBufferedRecords,
 // MaxBufferedBytes), and while it asks the broker for the partition count
-// of a topic it has not written to yet. A zero r.Timestamp is set to the
-// current time.
+// of a topic it has not written to yet.
+//
+// Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
+// to the current time when it buffers r (after any wait for buffer
+// space), and writes nothing of r before: a record that fails before it
+// is buffered — its promise run before Produce returns, with
+// ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
+// left as it was, and produced again is stamped then. A record that was
+// buffered keeps its timestamp whatever its outcome, as with franz-go's
+// kgo: produced again after its promise got an error, it is sent with
+// that first timestamp (the broker may have appended the first attempt:
+// a copy sent again should carry the same time), unless the caller
+// zeroes r.Timestamp first.
 //
 // ctx governs r until r's batch is first sent, as with franz-go's kgo:
 // if ctx is done already, the promise gets ctx's error before Produce
@@ -232,11 +247,15 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	done := ctx.Done() // nil if ctx can never end
-	switch {
-	case r == nil:
+	if r == nil {
 		promise(r, ErrNilRecord)
 		return
+	}
+	// Nothing of r is written until it is buffered: a record that fails
+	// before is left as it was (see Produce).
+	topic := r.Topic
+	done := ctx.Done() // nil if ctx can never end
+	switch {
 	case p.closed.Load():
 		promise(r, ErrClosed)
 		return
@@ -246,12 +265,12 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
 		return
-	case r.Topic == "":
+	case topic == "":
 		if p.cfg.defaultTopic == "" {
 			promise(r, ErrNoTopic)
 			return
 		}
-		r.Topic = p.cfg.defaultTopic
+		topic = p.cfg.defaultTopic
 	}
 	body := record.BodySize(r.Key, r.Value, r.Headers)
 	size := record.SizeWithDeltas(body, 0, 0)
@@ -260,22 +279,32 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
 		return
 	}
-	t, err := p.topic(ctx, r.Topic)
+	t, err := p.topic(ctx, topic)
 	if err != nil {
 		promise(r, err)
 		return
-	}
-	if r.Timestamp.IsZero() {
-		r.Timestamp = p.clock.now()
 	}
 	if err := p.reserve(ctx, int64(size), block); err != nil {
 		promise(r, err)
 		return
 	}
+	// The record's topic and time are set before it is partitioned: the
+	// partitioner sees them, and its batch sizes it with its timestamp.
+	oldTopic, oldTs := r.Topic, r.Timestamp
+	r.Topic = topic
+	if r.Timestamp.IsZero() {
+		r.Timestamp = p.clock.now()
+	}
 	if done == nil {
 		ctx = nil // it can never end: nothing to check
 	}
-	t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx)
+	if err := t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx); err != nil {
+		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
+		// and is given back as it was.
+		r.Topic, r.Timestamp = oldTopic, oldTs
+		p.release(1, int64(size))
+		promise(r, err)
+	}
 }
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
@@ -446,6 +475,9 @@ func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
 		if p.tryReserve(size) {
 			p.waiters.leave()
 			return nil
+		}
+		if p.testWaiting != nil {
+			p.testWaiting()
 		}
 		select {
 		case <-ch:
