@@ -18,7 +18,8 @@ var (
 	// (which the broker may have appended, if its request was in flight).
 	ErrClosed = errors.New("runnel/producer: producer is closed")
 	// ErrMaxBuffered is given to TryProduce's promise when the buffer
-	// holds MaxBufferedRecords records or MaxBufferedBytes bytes.
+	// holds MaxBufferedRecords records or MaxBufferedBytes bytes, or a
+	// Produce waits for space.
 	ErrMaxBuffered = errors.New("runnel/producer: buffer full (MaxBufferedRecords or MaxBufferedBytes)")
 	// ErrNoTopic is given to the promise of a record without a Topic when
 	// the producer has no DefaultTopic.

@@ -183,6 +183,11 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 // bound is still taken when nothing else is buffered. Goroutines that
 // produce at the same moment may each pass the bound by one record. New
 // returns ErrInvalidOption for a negative n.
+//
+// Produce calls that wait for space get it in the order they began to
+// wait, as the waiters of Java's BufferPool do: a large record that does
+// not fit yet is not overtaken, and starved, by smaller ones produced
+// after it that would.
 func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 
 // DeliveryTimeout bounds the time from Produce to a record's promise,

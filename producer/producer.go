@@ -130,7 +130,8 @@ type Producer struct {
 	bufRecords atomic.Int64
 	bufBytes   atomic.Int64
 	flushing   atomic.Int32
-	waiters    waitSet
+	space      spaceQueue // Produce calls waiting for buffer space
+	emptied    waitSet    // Flush calls waiting for an empty buffer
 
 	topicsMu sync.Mutex
 	topics   atomic.Pointer[map[string]*topicState] // copy on write
@@ -190,9 +191,11 @@ func noPromise(*record.Record, error) {}
 
 // Produce buffers r for its topic (or DefaultTopic) and returns; promise
 // (which may be nil) runs once r is done, with r and nil or the reason it
-// failed. It blocks only while the buffer is full (MaxBufferedRecords,
-// MaxBufferedBytes), and while it asks the broker for the partition count
-// of a topic it has not written to yet.
+// failed. It blocks only while it waits for buffer space — while the
+// buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
+// calls wait for space before it: they get it in the order they began to
+// wait — and while it asks the broker for the partition count of a topic
+// it has not written to yet.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -233,9 +236,10 @@ func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*
 	p.produce(ctx, r, promise, true)
 }
 
-// TryProduce is Produce, except that when the buffer is full the promise
-// gets ErrMaxBuffered at once, before TryProduce returns. ctx governs r
-// as it does for Produce.
+// TryProduce is Produce, except that when the buffer is full, or a
+// Produce waits for space (which TryProduce does not take before it),
+// the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
+// governs r as it does for Produce.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, false)
 }
@@ -381,21 +385,21 @@ func (p *Producer) Flush(ctx context.Context) error {
 		if p.bufRecords.Load() == 0 {
 			break
 		}
-		ch := p.waiters.wait()
+		ch := p.emptied.wait()
 		if p.bufRecords.Load() == 0 {
-			p.waiters.leave()
+			p.emptied.leave()
 			break
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			p.waiters.leave()
+			p.emptied.leave()
 			return ctx.Err()
 		case <-p.done:
-			p.waiters.leave()
+			p.emptied.leave()
 			return ErrClosed
 		}
-		p.waiters.leave()
+		p.emptied.leave()
 	}
 	if p.closed.Load() {
 		return ErrClosed
@@ -426,7 +430,7 @@ func (p *Producer) Close() error {
 		close(p.done)
 		p.cancel()
 		p.wakeAll()
-		p.waiters.broadcast()
+		p.emptied.broadcast()
 		p.wg.Wait()
 	})
 	return nil
@@ -459,102 +463,6 @@ func (p *Producer) wakeAll() {
 			pp.wakeUp()
 		}
 	}
-}
-
-// reserve takes buffer space for one record of size bytes, waiting for
-// it if block is set.
-func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
-	for {
-		if p.tryReserve(size) {
-			return nil
-		}
-		if !block {
-			return ErrMaxBuffered
-		}
-		ch := p.waiters.wait()
-		if p.tryReserve(size) {
-			p.waiters.leave()
-			return nil
-		}
-		if p.testWaiting != nil {
-			p.testWaiting()
-		}
-		select {
-		case <-ch:
-			p.waiters.leave()
-		case <-ctx.Done():
-			p.waiters.leave()
-			return ctx.Err()
-		case <-p.done:
-			p.waiters.leave()
-			return ErrClosed
-		}
-	}
-}
-
-// tryReserve takes buffer space for one record of size bytes if there is
-// room: fewer than MaxBufferedRecords records, and size more bytes within
-// MaxBufferedBytes (an empty buffer takes any record). A failure changes
-// nothing, so it needs no undo — an undo that woke the waiters would wake
-// the caller itself, which then spun while the buffer stayed full. The
-// byte bound is checked before it is added: goroutines producing at the
-// same moment may pass it by a record each.
-func (p *Producer) tryReserve(size int64) bool {
-	for {
-		n := p.bufRecords.Load()
-		if n >= p.cfg.maxRecords {
-			return false
-		}
-		if b := p.bufBytes.Load(); p.cfg.maxBytes > 0 && b > 0 && b+size > p.cfg.maxBytes {
-			return false
-		}
-		if p.bufRecords.CompareAndSwap(n, n+1) {
-			break
-		}
-	}
-	p.bufBytes.Add(size)
-	return true
-}
-
-// release frees the buffer space of n records of size bytes in all.
-func (p *Producer) release(n, size int64) {
-	p.bufBytes.Add(-size)
-	p.bufRecords.Add(-n)
-	p.waiters.broadcast()
-}
-
-// waitSet lets goroutines wait for buffer space or an empty buffer:
-// release broadcasts to them when any wait.
-type waitSet struct {
-	n  atomic.Int32
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait registers a waiter and returns the channel to wait on; the caller
-// must check its condition again after wait, and call leave when done.
-func (w *waitSet) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.n.Add(1)
-	if w.ch == nil {
-		w.ch = make(chan struct{})
-	}
-	return w.ch
-}
-
-func (w *waitSet) leave() { w.n.Add(-1) }
-
-func (w *waitSet) broadcast() {
-	if w.n.Load() == 0 {
-		return
-	}
-	w.mu.Lock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
-	}
-	w.mu.Unlock()
 }
 
 // knownPID returns the producer id to stamp on a new batch, if the
