@@ -360,8 +360,10 @@ func (s *syncWait) err() error {
 }
 
 // Flush sends every buffered batch at once, lingering no more, and waits
-// until every record produced before it returns (those produced while it
-// waits included) is done and its promise has run.
+// until every record produced before it returns is done and its promise
+// has run: those buffered when it is called, those produced while it
+// waits, and those of Produce calls that wait for buffer space meanwhile
+// (as kgo's Flush waits for the blocked ones).
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
@@ -382,11 +384,11 @@ func (p *Producer) Flush(ctx context.Context) error {
 	defer p.flushing.Add(-1)
 	p.wakeAll()
 	for {
-		if p.bufRecords.Load() == 0 {
+		if p.drained() {
 			break
 		}
 		ch := p.emptied.wait()
-		if p.bufRecords.Load() == 0 {
+		if p.drained() {
 			p.emptied.leave()
 			break
 		}

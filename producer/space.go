@@ -154,10 +154,20 @@ func (q *spaceQueue) leave(p *Producer, w *spaceWaiter) {
 	q.n.Add(-1)
 	q.grantLocked(p)
 	q.mu.Unlock()
+	p.emptied.broadcast() // a Flush may wait for nothing else
 }
 
-// waitSet lets goroutines wait for an empty buffer (Flush): release
-// broadcasts to them when any wait.
+// drained reports whether no record takes buffer space and no Produce
+// waits for it (what Flush waits for). The waiters are counted first: one
+// that is served stays counted until its record has taken its space
+// (grantLocked), so a record passing from the queue to the buffer is
+// seen in one or the other.
+func (p *Producer) drained() bool {
+	return p.space.n.Load() == 0 && p.bufRecords.Load() == 0
+}
+
+// waitSet lets goroutines wait for an empty buffer (Flush): release, and
+// a waiter leaving the queue, broadcast to them when any wait.
 type waitSet struct {
 	n  atomic.Int32
 	mu sync.Mutex

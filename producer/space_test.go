@@ -156,3 +156,28 @@ func TestCloseWakesSpaceWaiters(t *testing.T) {
 	require.ErrorIs(t, <-b, ErrClosed)
 	requireSpace(t, p, 1, 10, 0)
 }
+
+// Flush counts the Produce calls waiting for space: inside release, once
+// the freed space is subtracted and before it is handed to the first
+// waiter, the buffer is empty and the waiter's record not yet in it, and
+// Flush must not take that moment for the end.
+func TestFlushWaitsForProduceWaitingForSpace(t *testing.T) {
+	p, _ := spaceProducer(t, MaxBufferedRecords(1))
+	require.NoError(t, p.reserve(context.Background(), 10, true))
+	w := p.space.enqueue(p, 10)
+	require.NotNil(t, w)
+	// What release does first: the space is free, the waiter not yet
+	// served.
+	p.bufRecords.Add(-1)
+	p.bufBytes.Add(-10)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, p.Flush(ended), context.Canceled, "Flush saw nothing left while a Produce waited for space")
+	p.space.mu.Lock()
+	p.space.grantLocked(p) // what release does next
+	p.space.mu.Unlock()
+	<-w.granted
+	require.ErrorIs(t, p.Flush(ended), context.Canceled, "the served waiter's record is buffered")
+	p.release(1, 10) // its batch is done
+	require.NoError(t, p.Flush(ended))
+}

@@ -145,3 +145,24 @@ func TestBufferedRecordKeepsItsTimestamp(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, first.UnixMilli(), got[0].Timestamp.UnixMilli())
 }
+
+// Flush waits for the record of a Produce that waits for buffer space
+// when Flush is called, as for those buffered.
+func TestFlushWaitsForABlockedProduce(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p, g, waiting := fullProducer(t, b)
+	ctx := testCtx(t)
+	r := unsent()
+	done := make(chan error, 1)
+	go p.Produce(ctx, r, func(_ *record.Record, err error) { done <- err })
+	<-waiting
+	g.release()
+	require.NoError(t, p.Flush(ctx))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	default:
+		t.Fatal("Flush returned before the record of a Produce waiting for space was done")
+	}
+	require.Equal(t, []string{"held", "v"}, values(readRecords(t, b, "t", 0)))
+}
