@@ -13,9 +13,10 @@ import (
 // promises as the broker returned them (api.ErrUnknownTopicOrPartition,
 // api.ErrInvalidTopic, ...), matchable with errors.Is.
 var (
-	// ErrClosed is returned by every method of a closed Producer, and
-	// given to the promise of every record Close found not yet delivered
-	// (which the broker may have appended, if its request was in flight).
+	// ErrClosed is returned by Flush, and given to the promise of every
+	// record produced, once the Producer is closed; and to the promise of
+	// every record Close found not yet delivered (which the broker may
+	// have appended, if its request was in flight).
 	ErrClosed = errors.New("runnel/producer: producer is closed")
 	// ErrMaxBuffered is given to TryProduce's promise when the buffer
 	// holds MaxBufferedRecords records or MaxBufferedBytes bytes, or a
@@ -31,7 +32,7 @@ var (
 	// not below the partition count).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
-	// within DeliveryTimeout of being produced (which the broker may have
+	// within DeliveryTimeout of being buffered (which the broker may have
 	// appended, if a request was cut short). The error also matches the
 	// last error of the broker, when there was one, unless that matched
 	// context.Canceled or context.DeadlineExceeded: a promise gets such

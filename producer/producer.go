@@ -59,18 +59,19 @@ type AsyncClient interface {
 // them all.
 //
 // Promises run on those goroutines, one partition's in the order its
-// records were produced, after the record's Partition and Offset (and
-// Timestamp, for a topic with LogAppendTime) were set. A promise must not
-// block for long, and must not call Produce or ProduceSync (which may
-// wait for buffer space, or records, that only finished promises free):
-// use TryProduce there; nor Flush or Close, which wait for the promises
-// to finish (see them). A record must not be modified until its promise
-// has run. A record that fails before it reaches a partition (ErrNoTopic,
-// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
-// ErrUnknownTopicOrPartition or ErrInvalidTopic, ErrInvalidPartition,
-// ErrMaxBuffered, ctx's error, ErrClosed) has its promise run before
-// Produce returns. A record's ctx
-// governs it until its batch is first sent (see Produce).
+// records were produced, after a delivered record's Partition and Offset
+// (and Timestamp, for a topic with LogAppendTime) were set. A promise
+// must not block for long, and must not call Produce or ProduceSync
+// (which may wait for buffer space, or records, that only finished
+// promises free): use TryProduce there; nor Flush or Close, which wait
+// for the promises to finish (see them). A record must not be modified
+// until its promise has run. A record that fails before it reaches a
+// partition (ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp,
+// ErrRecordTooLarge for BatchMaxBytes, the broker's error for the
+// topic's partition count — ErrUnknownTopicOrPartition, ErrInvalidTopic,
+// ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
+// its promise run, on the caller's goroutine, before Produce returns. A
+// record's ctx governs it until its batch is first sent (see Produce).
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
@@ -195,7 +196,7 @@ func noPromise(*record.Record, error) {}
 // buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
 // calls wait for space before it: they get it in the order they began to
 // wait — and while it asks the broker for the partition count of a topic
-// it has not written to yet.
+// it has not written to yet, or has found deleted (see Producer).
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -230,7 +231,8 @@ func noPromise(*record.Record, error) {}
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
 // ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
-// ErrOutOfOrderSequence, ErrProducerFenced, and the broker's errors for
+// ErrOutOfOrderSequence, ErrProducerFenced, ErrInvalidOption (a
+// partitioner whose ForTopic returned nil), and the broker's errors for
 // the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, true)
@@ -419,11 +421,13 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
 // anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. Call Flush first to deliver everything. Close is
-// idempotent and returns nil; afterwards every method fails with
-// ErrClosed. A promise must not call Close, which would wait for the
-// goroutine running the promise: start it on a goroutine of its own
-// (go p.Close()).
+// goroutines have ended. A Produce waiting for buffer space returns, its
+// promise given ErrClosed on its own goroutine, maybe after Close has
+// returned. Call Flush first to deliver everything. Close is idempotent
+// and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
+// fail with ErrClosed. A promise must not call Close, which would wait
+// for the goroutine running the promise: start it on a goroutine of its
+// own (go p.Close()).
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
