@@ -69,9 +69,15 @@ type RecordError struct {
 	Err    error
 }
 
+// Error names the record's topic and partition, when it has a topic: a
+// record that failed before it was buffered has none, if it was to go to
+// DefaultTopic (see Produce).
 func (e *RecordError) Error() string {
 	if e.Record == nil {
 		return e.Err.Error()
+	}
+	if e.Record.Topic == "" {
+		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
 	}
 	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Record.Partition, e.Err)
 }

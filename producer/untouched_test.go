@@ -166,3 +166,17 @@ func TestFlushWaitsForABlockedProduce(t *testing.T) {
 	}
 	require.Equal(t, []string{"held", "v"}, values(readRecords(t, b, "t", 0)))
 }
+
+// ProduceSync's error for a record left without a topic (it failed
+// before it was buffered, for DefaultTopic) names no topic-partition.
+func TestRecordErrorOfARecordWithoutTopic(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"))
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.ProduceSync(ended, unsent())
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, "runnel/producer: record: context canceled", err.Error())
+	r := &record.Record{Topic: "t", Partition: 0}
+	require.Equal(t, "runnel/producer: record for t-0: boom", (&producer.RecordError{Record: r, Err: errors.New("boom")}).Error())
+}
