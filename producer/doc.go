@@ -24,7 +24,9 @@
 // # The path of a record
 //
 // Produce resolves the record's topic (asking the broker for its
-// partition count once), takes buffer space, lets the topic's partitioner
+// partition count once), takes buffer space (waiting in line for it, the
+// Produce calls that wait served in order, when the buffer is full), sets
+// the record's timestamp if it has none, lets the topic's partitioner
 // choose a partition, and appends the record to that partition's open
 // batch, without a channel hop or a goroutine per record. It only sizes
 // the record (for BatchMaxBytes and the buffer bounds); the record is

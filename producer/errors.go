@@ -13,12 +13,14 @@ import (
 // promises as the broker returned them (api.ErrUnknownTopicOrPartition,
 // api.ErrInvalidTopic, ...), matchable with errors.Is.
 var (
-	// ErrClosed is returned by every method of a closed Producer, and
-	// given to the promise of every record Close found not yet delivered
-	// (which the broker may have appended, if its request was in flight).
+	// ErrClosed is returned by Flush, and given to the promise of every
+	// record produced, once the Producer is closed; and to the promise of
+	// every record Close found not yet delivered (which the broker may
+	// have appended, if its request was in flight).
 	ErrClosed = errors.New("runnel/producer: producer is closed")
 	// ErrMaxBuffered is given to TryProduce's promise when the buffer
-	// holds MaxBufferedRecords records or MaxBufferedBytes bytes.
+	// holds MaxBufferedRecords records or MaxBufferedBytes bytes, or a
+	// Produce waits for space.
 	ErrMaxBuffered = errors.New("runnel/producer: buffer full (MaxBufferedRecords or MaxBufferedBytes)")
 	// ErrNoTopic is given to the promise of a record without a Topic when
 	// the producer has no DefaultTopic.
@@ -30,7 +32,7 @@ var (
 	// not below the partition count).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
-	// within DeliveryTimeout of being produced (which the broker may have
+	// within DeliveryTimeout of being buffered (which the broker may have
 	// appended, if a request was cut short). The error also matches the
 	// last error of the broker, when there was one, unless that matched
 	// context.Canceled or context.DeadlineExceeded: a promise gets such
@@ -67,9 +69,15 @@ type RecordError struct {
 	Err    error
 }
 
+// Error names the record's topic and partition, when it has a topic: a
+// record that failed before it was buffered has none, if it was to go to
+// DefaultTopic (see Produce).
 func (e *RecordError) Error() string {
 	if e.Record == nil {
 		return e.Err.Error()
+	}
+	if e.Record.Topic == "" {
+		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
 	}
 	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Record.Partition, e.Err)
 }

@@ -1,6 +1,7 @@
 package producer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -448,4 +449,57 @@ func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
 	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
 	require.Zero(t, p.BufferedRecords())
 	require.Len(t, c.requests(), 1, "AcksNone does not retry")
+}
+
+// bufferSize is the buffer space a record of value takes (no key, no
+// headers): its size in a batch at zero deltas.
+func bufferSize(value []byte) int64 {
+	return int64(record.SizeWithDeltas(record.BodySize(nil, value, nil), 0, 0))
+}
+
+// Under MaxBufferedBytes a Produce that waits for space is not overtaken:
+// a smaller record produced after it, which would fit in the space left,
+// waits behind it (FIFO, as Java's BufferPool serves its waiters), and
+// the two are written in the order they were produced.
+func TestLargeProduceIsNotOvertakenBySmallerOnes(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c, g := gatedClient(b)
+	const max = 300
+	p := newProducer(t, c, producer.MaxBufferedBytes(max), producer.DefaultTopic("t"))
+	waiting := make(chan struct{}, 10)
+	producer.SetWaitHook(p, func() { waiting <- struct{}{} })
+	ctx := testCtx(t)
+	held := &record.Record{Value: bytes.Repeat([]byte("h"), 200)}
+	large := &record.Record{Value: bytes.Repeat([]byte("l"), 250)}
+	small := &record.Record{Value: bytes.Repeat([]byte("s"), 60)}
+	hs, ls, ss := bufferSize(held.Value), bufferSize(large.Value), bufferSize(small.Value)
+	require.Greater(t, hs+ls, int64(max), "the large record waits for the held one")
+	require.LessOrEqual(t, hs+ss, int64(max), "the small one would fit beside the held one")
+	require.Greater(t, ls+ss, int64(max), "the small one waits for the large one to be done")
+
+	out := newOutcome()
+	p.Produce(ctx, held, out.promise())
+	<-g.entered // held in flight: its space stays taken
+	largeErr := make(chan error, 1)
+	go func() { largeErr <- p.ProduceSync(ctx, large) }()
+	<-waiting
+	smallReturned := make(chan struct{})
+	go func() {
+		p.Produce(ctx, small, out.promise())
+		close(smallReturned)
+	}()
+	select {
+	case <-smallReturned:
+		t.Fatal("a smaller record took buffer space before the large one waiting for it")
+	case <-waiting:
+	}
+	g.release()
+	require.NoError(t, <-largeErr)
+	<-smallReturned
+	require.NoError(t, p.Flush(ctx))
+	out.wait()
+	require.NoError(t, out.err(held))
+	require.NoError(t, out.err(small))
+	require.Equal(t, []int64{0, 1, 2}, []int64{held.Offset, large.Offset, small.Offset})
+	require.Equal(t, values([]*record.Record{held, large, small}), values(readRecords(t, b, "t", 0)))
 }

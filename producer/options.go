@@ -172,24 +172,34 @@ func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec
 // New returns ErrInvalidOption for a nil p.
 func RecordPartitioner(p Partitioner) Opt { return func(c *config) { c.partitioner = p } }
 
-// MaxBufferedRecords bounds the records produced and not yet done (their
-// promise not yet run). Default 10000. New returns ErrInvalidOption for
+// MaxBufferedRecords bounds the records produced and not yet done: a
+// batch frees its records' space once all their promises have returned
+// (see BufferedRecords). Default 10000. New returns ErrInvalidOption for
 // n < 1.
 func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int64(n) } }
 
-// MaxBufferedBytes bounds the encoded size of the records produced and
-// not yet done. Default 32 MiB (Kafka's buffer.memory); 0 means no bound
-// on bytes (MaxBufferedRecords still applies). A record larger than the
-// bound is still taken when nothing else is buffered. Goroutines that
-// produce at the same moment may each pass the bound by one record. New
-// returns ErrInvalidOption for a negative n.
+// MaxBufferedBytes bounds the size of the records produced and not yet
+// done, each as encoded in a batch (without the batch's header). Default
+// 32 MiB (Kafka's buffer.memory); 0 means no bound on bytes
+// (MaxBufferedRecords still applies). A record larger than the bound is
+// still taken when nothing else is buffered. Goroutines that produce at
+// the same moment may each pass the bound by one record. New returns
+// ErrInvalidOption for a negative n.
+//
+// Produce calls that wait for space get it in the order they began to
+// wait, as the waiters of Java's BufferPool do: a large record that does
+// not fit yet is not overtaken, and starved, by smaller ones produced
+// after it that would.
 func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 
-// DeliveryTimeout bounds the time from Produce to a record's promise,
-// waiting in the buffer and retries included (Kafka's
-// delivery.timeout.ms). Default 2 minutes. A record not delivered in time
-// fails with an error matching ErrDeliveryTimeout. New returns
-// ErrInvalidOption for d <= 0, or one not longer than Linger.
+// DeliveryTimeout bounds the time from a record's buffering to its
+// promise, waiting in its batch and retries included (Kafka's
+// delivery.timeout.ms, which also counts from the end of send()): it
+// counts from the opening of the record's batch, no later than Produce's
+// return, and not the wait for buffer space before. Default 2 minutes. A
+// record not delivered in time fails with an error matching
+// ErrDeliveryTimeout. New returns ErrInvalidOption for d <= 0, or one not
+// longer than Linger.
 func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryTimeout = d } }
 
 // RetryBackoff sets the wait before the first retry of a failed request.

@@ -163,8 +163,9 @@ func (t *topicState) follow(n int) {
 
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch; ctx is the record's, or nil if it
-// can never end.
-func (t *topicState) buffer(pr pending, ctx context.Context) {
+// can never end. An error (ErrInvalidPartition, ErrClosed) means that the
+// record was not buffered: the caller still owns it and its space.
+func (t *topicState) buffer(pr pending, ctx context.Context) error {
 	t.mu.Lock()
 	parts := *t.parts.Load()
 	pp, err := t.choose(pr.r, parts)
@@ -193,10 +194,7 @@ func (t *topicState) buffer(pr pending, ctx context.Context) {
 		// locked against every other Produce to it.
 		runtime.Gosched()
 	}
-	if err != nil {
-		t.p.release(1, int64(pr.size))
-		pr.promise(pr.r, err)
-	}
+	return err
 }
 
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {

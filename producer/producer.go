@@ -59,18 +59,19 @@ type AsyncClient interface {
 // them all.
 //
 // Promises run on those goroutines, one partition's in the order its
-// records were produced, after the record's Partition and Offset (and
-// Timestamp, for a topic with LogAppendTime) were set. A promise must not
-// block for long, and must not call Produce or ProduceSync (which may
-// wait for buffer space, or records, that only finished promises free):
-// use TryProduce there; nor Flush or Close, which wait for the promises
-// to finish (see them). A record must not be modified until its promise
-// has run. A record that fails before it reaches a partition (ErrNoTopic,
-// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
-// ErrUnknownTopicOrPartition or ErrInvalidTopic, ErrInvalidPartition,
-// ErrMaxBuffered, ctx's error, ErrClosed) has its promise run before
-// Produce returns. A record's ctx
-// governs it until its batch is first sent (see Produce).
+// records were produced, after a delivered record's Partition and Offset
+// (and Timestamp, for a topic with LogAppendTime) were set. A promise
+// must not block for long, and must not call Produce or ProduceSync
+// (which may wait for buffer space, or records, that only finished
+// promises free): use TryProduce there; nor Flush or Close, which wait
+// for the promises to finish (see them). A record must not be modified
+// until its promise has run. A record that fails before it reaches a
+// partition (ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp,
+// ErrRecordTooLarge for BatchMaxBytes, the broker's error for the
+// topic's partition count — ErrUnknownTopicOrPartition, ErrInvalidTopic,
+// ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
+// its promise run, on the caller's goroutine, before Produce returns. A
+// record's ctx governs it until its batch is first sent (see Produce).
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
@@ -130,7 +131,8 @@ type Producer struct {
 	bufRecords atomic.Int64
 	bufBytes   atomic.Int64
 	flushing   atomic.Int32
-	waiters    waitSet
+	space      spaceQueue // Produce calls waiting for buffer space
+	emptied    waitSet    // Flush calls waiting for an empty buffer
 
 	topicsMu sync.Mutex
 	topics   atomic.Pointer[map[string]*topicState] // copy on write
@@ -148,6 +150,10 @@ type Producer struct {
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
+
+	// Tests only (export_test.go), nil otherwise: called as a Produce
+	// begins to wait for buffer space, once it is sure to be woken.
+	testWaiting func()
 }
 
 // New returns a producer that sends records through c, configured by
@@ -186,10 +192,23 @@ func noPromise(*record.Record, error) {}
 
 // Produce buffers r for its topic (or DefaultTopic) and returns; promise
 // (which may be nil) runs once r is done, with r and nil or the reason it
-// failed. It blocks only while the buffer is full (MaxBufferedRecords,
-// MaxBufferedBytes), and while it asks the broker for the partition count
-// of a topic it has not written to yet. A zero r.Timestamp is set to the
-// current time.
+// failed. It blocks only while it waits for buffer space — while the
+// buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
+// calls wait for space before it: they get it in the order they began to
+// wait — and while it asks the broker for the partition count of a topic
+// it has not written to yet, or has found deleted (see Producer).
+//
+// Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
+// to the current time when it buffers r (after any wait for buffer
+// space), and writes nothing of r before: a record that fails before it
+// is buffered — its promise run before Produce returns, with
+// ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
+// left as it was, and produced again is stamped then. A record that was
+// buffered keeps its timestamp whatever its outcome, as with franz-go's
+// kgo: produced again after its promise got an error, it is sent with
+// that first timestamp (the broker may have appended the first attempt:
+// a copy sent again should carry the same time), unless the caller
+// zeroes r.Timestamp first.
 //
 // ctx governs r until r's batch is first sent, as with franz-go's kgo:
 // if ctx is done already, the promise gets ctx's error before Produce
@@ -212,15 +231,17 @@ func noPromise(*record.Record, error) {}
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
 // ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
-// ErrOutOfOrderSequence, ErrProducerFenced, and the broker's errors for
+// ErrOutOfOrderSequence, ErrProducerFenced, ErrInvalidOption (a
+// partitioner whose ForTopic returned nil), and the broker's errors for
 // the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, true)
 }
 
-// TryProduce is Produce, except that when the buffer is full the promise
-// gets ErrMaxBuffered at once, before TryProduce returns. ctx governs r
-// as it does for Produce.
+// TryProduce is Produce, except that when the buffer is full, or a
+// Produce waits for space (which TryProduce does not take before it),
+// the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
+// governs r as it does for Produce.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, false)
 }
@@ -232,11 +253,15 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	done := ctx.Done() // nil if ctx can never end
-	switch {
-	case r == nil:
+	if r == nil {
 		promise(r, ErrNilRecord)
 		return
+	}
+	// Nothing of r is written until it is buffered: a record that fails
+	// before is left as it was (see Produce).
+	topic := r.Topic
+	done := ctx.Done() // nil if ctx can never end
+	switch {
 	case p.closed.Load():
 		promise(r, ErrClosed)
 		return
@@ -246,12 +271,12 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
 		return
-	case r.Topic == "":
+	case topic == "":
 		if p.cfg.defaultTopic == "" {
 			promise(r, ErrNoTopic)
 			return
 		}
-		r.Topic = p.cfg.defaultTopic
+		topic = p.cfg.defaultTopic
 	}
 	body := record.BodySize(r.Key, r.Value, r.Headers)
 	size := record.SizeWithDeltas(body, 0, 0)
@@ -260,22 +285,32 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
 		return
 	}
-	t, err := p.topic(ctx, r.Topic)
+	t, err := p.topic(ctx, topic)
 	if err != nil {
 		promise(r, err)
 		return
-	}
-	if r.Timestamp.IsZero() {
-		r.Timestamp = p.clock.now()
 	}
 	if err := p.reserve(ctx, int64(size), block); err != nil {
 		promise(r, err)
 		return
 	}
+	// The record's topic and time are set before it is partitioned: the
+	// partitioner sees them, and its batch sizes it with its timestamp.
+	oldTopic, oldTs := r.Topic, r.Timestamp
+	r.Topic = topic
+	if r.Timestamp.IsZero() {
+		r.Timestamp = p.clock.now()
+	}
 	if done == nil {
 		ctx = nil // it can never end: nothing to check
 	}
-	t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx)
+	if err := t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx); err != nil {
+		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
+		// and is given back as it was.
+		r.Topic, r.Timestamp = oldTopic, oldTs
+		p.release(1, int64(size))
+		promise(r, err)
+	}
 }
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
@@ -327,8 +362,10 @@ func (s *syncWait) err() error {
 }
 
 // Flush sends every buffered batch at once, lingering no more, and waits
-// until every record produced before it returns (those produced while it
-// waits included) is done and its promise has run.
+// until every record produced before it returns is done and its promise
+// has run: those buffered when it is called, those produced while it
+// waits, and those of Produce calls that wait for buffer space meanwhile
+// (as kgo's Flush waits for the blocked ones).
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
@@ -349,24 +386,24 @@ func (p *Producer) Flush(ctx context.Context) error {
 	defer p.flushing.Add(-1)
 	p.wakeAll()
 	for {
-		if p.bufRecords.Load() == 0 {
+		if p.drained() {
 			break
 		}
-		ch := p.waiters.wait()
-		if p.bufRecords.Load() == 0 {
-			p.waiters.leave()
+		ch := p.emptied.wait()
+		if p.drained() {
+			p.emptied.leave()
 			break
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			p.waiters.leave()
+			p.emptied.leave()
 			return ctx.Err()
 		case <-p.done:
-			p.waiters.leave()
+			p.emptied.leave()
 			return ErrClosed
 		}
-		p.waiters.leave()
+		p.emptied.leave()
 	}
 	if p.closed.Load() {
 		return ErrClosed
@@ -384,11 +421,13 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
 // anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. Call Flush first to deliver everything. Close is
-// idempotent and returns nil; afterwards every method fails with
-// ErrClosed. A promise must not call Close, which would wait for the
-// goroutine running the promise: start it on a goroutine of its own
-// (go p.Close()).
+// goroutines have ended. A Produce waiting for buffer space returns, its
+// promise given ErrClosed on its own goroutine, maybe after Close has
+// returned. Call Flush first to deliver everything. Close is idempotent
+// and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
+// fail with ErrClosed. A promise must not call Close, which would wait
+// for the goroutine running the promise: start it on a goroutine of its
+// own (go p.Close()).
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
@@ -397,7 +436,7 @@ func (p *Producer) Close() error {
 		close(p.done)
 		p.cancel()
 		p.wakeAll()
-		p.waiters.broadcast()
+		p.emptied.broadcast()
 		p.wg.Wait()
 	})
 	return nil
@@ -430,99 +469,6 @@ func (p *Producer) wakeAll() {
 			pp.wakeUp()
 		}
 	}
-}
-
-// reserve takes buffer space for one record of size bytes, waiting for
-// it if block is set.
-func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
-	for {
-		if p.tryReserve(size) {
-			return nil
-		}
-		if !block {
-			return ErrMaxBuffered
-		}
-		ch := p.waiters.wait()
-		if p.tryReserve(size) {
-			p.waiters.leave()
-			return nil
-		}
-		select {
-		case <-ch:
-			p.waiters.leave()
-		case <-ctx.Done():
-			p.waiters.leave()
-			return ctx.Err()
-		case <-p.done:
-			p.waiters.leave()
-			return ErrClosed
-		}
-	}
-}
-
-// tryReserve takes buffer space for one record of size bytes if there is
-// room: fewer than MaxBufferedRecords records, and size more bytes within
-// MaxBufferedBytes (an empty buffer takes any record). A failure changes
-// nothing, so it needs no undo — an undo that woke the waiters would wake
-// the caller itself, which then spun while the buffer stayed full. The
-// byte bound is checked before it is added: goroutines producing at the
-// same moment may pass it by a record each.
-func (p *Producer) tryReserve(size int64) bool {
-	for {
-		n := p.bufRecords.Load()
-		if n >= p.cfg.maxRecords {
-			return false
-		}
-		if b := p.bufBytes.Load(); p.cfg.maxBytes > 0 && b > 0 && b+size > p.cfg.maxBytes {
-			return false
-		}
-		if p.bufRecords.CompareAndSwap(n, n+1) {
-			break
-		}
-	}
-	p.bufBytes.Add(size)
-	return true
-}
-
-// release frees the buffer space of n records of size bytes in all.
-func (p *Producer) release(n, size int64) {
-	p.bufBytes.Add(-size)
-	p.bufRecords.Add(-n)
-	p.waiters.broadcast()
-}
-
-// waitSet lets goroutines wait for buffer space or an empty buffer:
-// release broadcasts to them when any wait.
-type waitSet struct {
-	n  atomic.Int32
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait registers a waiter and returns the channel to wait on; the caller
-// must check its condition again after wait, and call leave when done.
-func (w *waitSet) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.n.Add(1)
-	if w.ch == nil {
-		w.ch = make(chan struct{})
-	}
-	return w.ch
-}
-
-func (w *waitSet) leave() { w.n.Add(-1) }
-
-func (w *waitSet) broadcast() {
-	if w.n.Load() == 0 {
-		return
-	}
-	w.mu.Lock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
-	}
-	w.mu.Unlock()
 }
 
 // knownPID returns the producer id to stamp on a new batch, if the

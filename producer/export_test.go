@@ -1,0 +1,7 @@
+package producer
+
+// SetWaitHook makes p call f each time a Produce begins
+// to wait for buffer space, once it is sure to be woken when space is
+// freed, Close comes or its ctx ends: a test waits for that instead of
+// sleeping. Call it before p is used.
+func SetWaitHook(p *Producer, f func()) { p.testWaiting = f }

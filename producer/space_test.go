@@ -1,0 +1,201 @@
+package producer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// spaceProducer returns a producer whose buffer space the test takes and
+// frees itself (reserve, release), without records; waiting receives a
+// value each time a reservation begins to wait.
+func spaceProducer(t *testing.T, opts ...Opt) (p *Producer, waiting chan struct{}) {
+	t.Helper()
+	p, err := New(&oneClient{}, opts...)
+	require.NoError(t, err)
+	waiting = make(chan struct{}, 16)
+	p.testWaiting = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { p.Close() })
+	return p, waiting
+}
+
+// reserveAsync runs a blocking reserve on a goroutine of its own and
+// returns the channel of its result.
+func reserveAsync(p *Producer, ctx context.Context, size int64) <-chan error {
+	c := make(chan error, 1)
+	go func() { c <- p.reserve(ctx, size, true) }()
+	return c
+}
+
+func requireSpace(t *testing.T, p *Producer, records, bytes int64, waiters int) {
+	t.Helper()
+	require.Equal(t, records, p.bufRecords.Load(), "records buffered")
+	require.Equal(t, bytes, p.bufBytes.Load(), "bytes buffered")
+	require.EqualValues(t, waiters, p.space.n.Load(), "waiters")
+	p.space.mu.Lock()
+	defer p.space.mu.Unlock()
+	require.Len(t, p.space.q, waiters)
+}
+
+// Space goes to the reservations waiting for it in the order they began
+// to wait: a later one that would fit waits behind the first, which it
+// would otherwise starve, and so is TryProduce refused while one waits.
+func TestSpaceGoesToWaitersInOrder(t *testing.T) {
+	p, waiting := spaceProducer(t, MaxBufferedBytes(100))
+	ctx := context.Background()
+	require.NoError(t, p.reserve(ctx, 80, true))
+	large := reserveAsync(p, ctx, 60)
+	<-waiting
+	small := reserveAsync(p, ctx, 10) // 80 + 10 fits
+	select {
+	case err := <-small:
+		t.Fatalf("a smaller reservation took space before the one waiting for it (%v)", err)
+	case <-waiting:
+	}
+	require.ErrorIs(t, p.reserve(ctx, 10, false), ErrMaxBuffered)
+	requireSpace(t, p, 1, 80, 2)
+
+	// Freeing 80 makes room for both, in order, within release.
+	p.release(1, 80)
+	requireSpace(t, p, 2, 70, 0)
+	require.NoError(t, <-large)
+	require.NoError(t, <-small)
+
+	// 70 buffered: 40 waits, then 20 behind it. Freeing 10 makes room for
+	// the 40 only; the 20 waits on, although it would fit alone.
+	first := reserveAsync(p, ctx, 40)
+	<-waiting
+	second := reserveAsync(p, ctx, 20)
+	<-waiting
+	p.release(1, 10)
+	require.NoError(t, <-first)
+	requireSpace(t, p, 2, 100, 1)
+	p.release(1, 60)
+	require.NoError(t, <-second)
+	requireSpace(t, p, 2, 60, 0)
+}
+
+// A reservation that waits is woken once, when its space is reserved for
+// it: a release that frees too little wakes nobody (benchmarks/README.md,
+// end to end finding 3: a failed reservation that woke its own caller
+// spun while the buffer stayed full).
+func TestWaitingForSpaceDoesNotSpin(t *testing.T) {
+	p, waiting := spaceProducer(t, MaxBufferedBytes(100))
+	ctx := context.Background()
+	require.NoError(t, p.reserve(ctx, 50, true))
+	require.NoError(t, p.reserve(ctx, 30, true))
+	res := reserveAsync(p, ctx, 60)
+	<-waiting
+	p.space.mu.Lock()
+	w := p.space.q[0]
+	p.space.mu.Unlock()
+	p.release(1, 30) // 50 + 60 does not fit
+	select {
+	case <-w.granted:
+		t.Fatal("a waiter was woken without room")
+	default:
+	}
+	requireSpace(t, p, 1, 50, 1)
+	p.release(1, 50)
+	require.NoError(t, <-res)
+	select {
+	case <-waiting:
+		t.Fatal("the reservation began to wait twice")
+	default:
+	}
+	requireSpace(t, p, 1, 60, 0)
+}
+
+// A waiter whose ctx ends leaves the queue with ctx's error, and the one
+// behind it, which fits where the first did not, gets its space at once.
+func TestSpaceWaiterLeavingLetsTheNextIn(t *testing.T) {
+	p, waiting := spaceProducer(t, MaxBufferedBytes(100))
+	ctx := context.Background()
+	require.NoError(t, p.reserve(ctx, 60, true))
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	large := reserveAsync(p, cctx, 50)
+	<-waiting
+	small := reserveAsync(p, ctx, 30)
+	<-waiting
+	cancel()
+	require.ErrorIs(t, <-large, context.Canceled)
+	require.NoError(t, <-small)
+	requireSpace(t, p, 2, 90, 0)
+}
+
+// Space reserved for a waiter that stops waiting at that moment (its ctx
+// ended, or Close) is freed again, for the next in line.
+func TestSpaceGrantedToALeavingWaiterIsPassedOn(t *testing.T) {
+	p, _ := spaceProducer(t, MaxBufferedBytes(100))
+	require.NoError(t, p.reserve(context.Background(), 100, true))
+	w1 := p.space.enqueue(p, 60)
+	w2 := p.space.enqueue(p, 60)
+	require.NotNil(t, w1)
+	require.NotNil(t, w2)
+	p.release(1, 100)
+	<-w1.granted
+	requireSpace(t, p, 1, 60, 1)
+	p.space.leave(p, w1) // it stopped waiting as its space came
+	<-w2.granted
+	requireSpace(t, p, 1, 60, 0)
+}
+
+// Close wakes every waiter with ErrClosed, and none takes space.
+func TestCloseWakesSpaceWaiters(t *testing.T) {
+	p, waiting := spaceProducer(t, MaxBufferedRecords(1))
+	ctx := context.Background()
+	require.NoError(t, p.reserve(ctx, 10, true))
+	a := reserveAsync(p, ctx, 10)
+	<-waiting
+	b := reserveAsync(p, ctx, 10)
+	<-waiting
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, <-a, ErrClosed)
+	require.ErrorIs(t, <-b, ErrClosed)
+	requireSpace(t, p, 1, 10, 0)
+}
+
+// Flush counts the Produce calls waiting for space: inside release, once
+// the freed space is subtracted and before it is handed to the first
+// waiter, the buffer is empty and the waiter's record not yet in it, and
+// Flush must not take that moment for the end.
+func TestFlushWaitsForProduceWaitingForSpace(t *testing.T) {
+	p, _ := spaceProducer(t, MaxBufferedRecords(1))
+	require.NoError(t, p.reserve(context.Background(), 10, true))
+	w := p.space.enqueue(p, 10)
+	require.NotNil(t, w)
+	// What release does first: the space is free, the waiter not yet
+	// served.
+	p.bufRecords.Add(-1)
+	p.bufBytes.Add(-10)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, p.Flush(ended), context.Canceled, "Flush saw nothing left while a Produce waited for space")
+	p.space.mu.Lock()
+	p.space.grantLocked(p) // what release does next
+	p.space.mu.Unlock()
+	<-w.granted
+	require.ErrorIs(t, p.Flush(ended), context.Canceled, "the served waiter's record is buffered")
+	p.release(1, 10) // its batch is done
+	require.NoError(t, p.Flush(ended))
+}
+
+// BenchmarkReserve measures the path of a record's buffer space without
+// a waiter: what Produce pays to take it (reserve) and its batch to free
+// it (release, here per record rather than per batch).
+func BenchmarkReserve(b *testing.B) {
+	p, err := New(&oneClient{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := p.reserve(ctx, 100, true); err != nil {
+			b.Fatal(err)
+		}
+		p.release(1, 100)
+	}
+}
