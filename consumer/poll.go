@@ -101,7 +101,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		}
 		return out, err // the Client is closed
 	}
-	req, sent, seqs, nextRetry := c.request(time.Now(), len(out) > 0)
+	req, sent, curs, nextRetry := c.request(time.Now(), len(out) > 0)
 	if len(sent) == 0 {
 		if len(out) > 0 {
 			return out, nil
@@ -136,9 +136,9 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		if !ok {
 			continue // not answered: fetched next time
 		}
-		from := req.Partitions[i].Offset
-		if c.parts[a.tp] != a || a.seq.Load() != seqs[i] || a.pos.Load() != from || a.paused.Load() {
-			continue // unassigned, moved (maybe back: see seq) or paused meanwhile
+		from, cur := req.Partitions[i].Offset, curs[i]
+		if c.parts[a.tp] != a || a.cur != cur || cur.pos.Load() != from || a.paused {
+			continue // unassigned, moved (maybe back: see cursor) or paused meanwhile
 		}
 		if fp.Err != nil {
 			if f, ok := c.fetchErrorLocked(a, from, fp, now); ok {
@@ -161,14 +161,14 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		// moves only if it is still where this fetch began, in one
 		// compare-and-swap, or a record that loop yielded meanwhile would
 		// be returned again.
-		if advance && !a.pos.CompareAndSwap(from, next) {
+		if advance && !cur.pos.CompareAndSwap(from, next) {
 			continue
 		}
 		a.retryAt = time.Time{}
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-			Batches: data, from: from, upTo: next, seq: seqs[i],
+			Batches: data, from: from, upTo: next, cur: cur,
 		}
 		if !advance {
 			f.owner = a
@@ -219,14 +219,14 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	type pending struct {
 		a   *assignment
 		at  Offset
-		seq uint64
+		cur *cursor
 	}
 	var todo []pending
 	now := time.Now()
 	c.mu.Lock()
 	for _, a := range c.order {
-		if a.pos.Load() == unresolved && !a.paused.Load() && !a.stopped && !a.retryAt.After(now) {
-			todo = append(todo, pending{a, a.at, a.seq.Load()})
+		if a.cur.pos.Load() == unresolved && !a.paused && !a.stopped && !a.retryAt.After(now) {
+			todo = append(todo, pending{a, a.at, a.cur})
 		}
 	}
 	c.mu.Unlock()
@@ -248,7 +248,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		// Another Poll or Records loop may have resolved the position
 		// meanwhile, and read on from it: then this answer is stale. (Only
 		// mu's holders move a position away from unresolved.)
-		if c.parts[p.a.tp] == p.a && p.a.seq.Load() == p.seq && p.a.pos.Load() == unresolved {
+		if c.parts[p.a.tp] == p.a && p.a.cur == p.cur && p.cur.pos.Load() == unresolved {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
@@ -275,7 +275,7 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 		c.cfg.logger.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
 			"partition", a.tp.Partition, "old_topic_id", a.topicID.String(), "topic_id", lo.TopicID.String())
 	}
-	a.pos.Store(lo.Offset)
+	a.cur.pos.Store(lo.Offset)
 	a.seen = true
 	a.topicID = lo.TopicID
 	c.cfg.logger.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
@@ -283,9 +283,10 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 
 // request builds the fetch request, rotating which partition comes first,
 // and returns the assignment of each of its partitions, in its order, with
-// the assignment's seq when the request was made. hurry makes the broker answer at once. It also returns when the next
-// backed-off partition may be retried (zero if none is).
-func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, []uint64, time.Time) {
+// the assignment's cursor when the request was made. hurry makes the
+// broker answer at once. It also returns when the next backed-off
+// partition may be retried (zero if none is).
+func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, []*cursor, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
@@ -293,7 +294,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 		req.MaxWait = 0
 	}
 	var sent []*assignment
-	var seqs []uint64
+	var curs []*cursor
 	var nextRetry time.Time
 	n := len(c.order)
 	if n == 0 {
@@ -302,7 +303,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 	c.rotate = (c.rotate + 1) % n
 	for i := range n {
 		a := c.order[(c.rotate+i)%n]
-		if a.stopped || a.paused.Load() {
+		if a.stopped || a.paused {
 			continue
 		}
 		if a.retryAt.After(now) {
@@ -311,7 +312,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			}
 			continue
 		}
-		pos := a.pos.Load()
+		pos := a.cur.pos.Load()
 		if pos < 0 {
 			continue
 		}
@@ -319,9 +320,9 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			Topic: a.tp.Topic, TopicID: a.topicID, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
 		})
 		sent = append(sent, a)
-		seqs = append(seqs, a.seq.Load())
+		curs = append(curs, a.cur)
 	}
-	return req, sent, seqs, nextRetry
+	return req, sent, curs, nextRetry
 }
 
 // match finds the answer for tp: at index i, where the broker puts it, or
@@ -357,11 +358,11 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	}
 	// As for records (see poll): a Records loop that moved the position
 	// meanwhile wins.
-	if !a.pos.CompareAndSwap(from, unresolved) {
+	if !a.cur.pos.CompareAndSwap(from, retired) {
 		return Fetch{}, false
 	}
+	a.moveLocked(unresolved)
 	at := c.cfg.reset.offset()
-	a.seq.Add(1)
 	a.at = at
 	a.seen = false
 	if gone {
@@ -394,7 +395,7 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
 		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
 		Err:   &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
-		owner: a, seq: a.seq.Load(), // for a Records loop that ends before yielding it (see unreported)
+		owner: a, seq: a.seq, // for a Records loop that ends before yielding it (see unreported)
 	}
 }
 
@@ -408,7 +409,7 @@ func (c *Consumer) unreported(fs Fetches) {
 	defer c.mu.Unlock()
 	for i := range fs {
 		a := fs[i].owner
-		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq.Load() != fs[i].seq {
+		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq != fs[i].seq {
 			continue
 		}
 		a.stopped = false

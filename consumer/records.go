@@ -19,9 +19,13 @@ import (
 // inside the loop body is the offset after the record in hand, and
 // breaking out of the loop loses nothing — the next Poll or Records goes
 // on from there, and finds again the errors of the fetch it did not yield
-// yet that would have stopped their partitions. Seek, Assign, Unassign or Pause of a partition, from the
-// loop body or another goroutine, take effect at its next record: no
-// record fetched for the old position is yielded after them.
+// yet that would have stopped their partitions. Seek, Assign, Unassign or
+// Pause of a partition, and Close, from the loop body or another
+// goroutine, take effect at its next record: once the call has returned,
+// no record fetched before it is yielded — also when a Seek or Assign
+// gives the offset the loop is at, which may be another topic's (the
+// topic deleted and created again). A record the loop took before the
+// call (Position is past it) may still be on its way to the loop body.
 //
 // Errors are yielded as (nil, err) and iteration goes on unless the loop
 // breaks: a partition's error as a *PartitionError (see Poll for which
@@ -80,7 +84,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		f.owner = nil // yielded: not for unreported
 		return yield(nil, f.Err)
 	}
-	a := f.owner
+	a, cur := f.owner, f.cur
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
 	ended := false  // ctx ended, or the consumer closed
@@ -89,7 +93,12 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 			ended = true
 			return false
 		}
-		if a.paused.Load() || a.seq.Load() != f.seq || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if c.hooks != nil && c.hooks.beforeAdvance != nil {
+			c.hooks.beforeAdvance(r)
+		}
+		// The record is taken here, or the partition changed (Seek,
+		// Assign, a reset, Pause, Unassign, Close: see cursor).
+		if !cur.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -105,16 +114,14 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return false
 	case err != nil:
 		c.mu.Lock()
-		if c.parts[a.tp] == a && a.pos.Load() == pos {
+		if c.parts[a.tp] == a && a.cur == cur && cur.pos.Load() == pos {
 			a.retryAt = time.Now().Add(c.cfg.backoff)
 		}
 		c.mu.Unlock()
 		return yield(nil, err)
 	}
 	// Past control batches and compacted gaps, to the end of the fetch.
-	if a.seq.Load() == f.seq {
-		a.pos.CompareAndSwap(pos, f.upTo)
-	}
+	cur.pos.CompareAndSwap(pos, f.upTo)
 	return true
 }
 

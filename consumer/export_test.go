@@ -1,0 +1,14 @@
+package consumer
+
+import "github.com/runnel/runnel/record"
+
+// SetBeforeAdvance makes c's Records loops call f with each record they
+// are about to yield, after their checks and before the position moves
+// past it: a test reproduces there a change made by another goroutine at
+// the worst moment.
+func SetBeforeAdvance(c *Consumer, f func(*record.Record)) {
+	if c.hooks == nil {
+		c.hooks = &hooks{}
+	}
+	c.hooks.beforeAdvance = f
+}
