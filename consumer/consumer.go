@@ -134,6 +134,9 @@ type assignment struct {
 	at      Offset    // what to resolve when pos is unresolved
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
+	// held is an error a Records loop ended before yielding that the
+	// next Poll returns (see unreported); Seek and Assign drop it.
+	held *Fetch
 	// seen is set once the Client has answered for the partition at this
 	// position (resolved it, or fetched from it without an error): an
 	// unknown partition after that means the partition is gone, and
@@ -242,6 +245,7 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	}
 	a.moveLocked(pos)
 	a.at = at
+	a.held = nil
 	a.stopped = false
 	a.seen = false
 	a.topicID = log.TopicID{}

@@ -39,8 +39,10 @@ import (
 //     the position before, or a topic ID the topic no longer has
 //     (api.ErrUnknownTopicID) — the topic was deleted, and may be created
 //     again, when the offset would name another record or none — is
-//     reported, and the position is not kept: under ResetEarliest and
-//     ResetLatest it is reset per the policy, resolved once the partition
+//     reported (once: if a Records loop ends before yielding it, the
+//     next Poll or Records reports it), and the position is not kept:
+//     under ResetEarliest and ResetLatest it is reset per the policy,
+//     resolved once the partition
 //     is back (tried again every RetryBackoff); under ResetNone the
 //     partition is stopped, at its old position, until Seek or Assign;
 //   - any other error — an unknown topic or partition not read yet (a
@@ -63,8 +65,10 @@ import (
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
-// and the Fetches returned with it hold only the partitions whose position
-// could not be resolved (their ListOffset errors). A closed Client —
+// and the Fetches returned with it hold only partition errors: of the
+// partitions whose position could not be resolved (their ListOffset
+// errors), and those a Records loop ended before yielding that were kept
+// for this Poll. A closed Client —
 // an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
 // returns it, one partition's answer holds it, or a ListOffset does — is
 // Poll's error, not a partition's: no partition is stopped and no
@@ -85,6 +89,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	}
 	c.polls.Add(1)
 	wakeCtx := c.wakeCtx
+	out := c.heldLocked()
 	c.mu.Unlock()
 	defer c.polls.Done()
 
@@ -94,7 +99,8 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	stop := context.AfterFunc(wakeCtx, func() { cancel(context.Cause(wakeCtx)) })
 	defer stop()
 
-	out, err := c.resolve(pctx)
+	failed, err := c.resolve(pctx)
+	out = append(out, failed...)
 	if err != nil {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
@@ -113,8 +119,9 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
 		}
-		// The partitions whose positions could not be resolved are
-		// reported with the failure of the fetch.
+		// The partitions whose positions could not be resolved, and the
+		// errors held for this Poll, are reported with the failure of
+		// the fetch.
 		return out, err
 	}
 	for i := range resp.Partitions {
@@ -356,6 +363,8 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 		a.stopped = true
 		return c.failLocked(a, from, fp.Err, now, *fp), true
 	}
+	// Reset below: the error is reported once, as the next fetch, from
+	// the new position, will not find it again (see unreported).
 	// As for records (see poll): a Records loop that moved the position
 	// meanwhile wins.
 	if !a.cur.pos.CompareAndSwap(from, retired) {
@@ -377,7 +386,9 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	}
 	c.cfg.logger.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", from, "to", at.String(), "err", fp.Err)
-	return c.failLocked(a, from, fp.Err, now, *fp), true
+	f := c.failLocked(a, from, fp.Err, now, *fp)
+	f.reset = true
+	return f, true
 }
 
 // failLocked reports a partition's error and leaves the partition out of
@@ -399,22 +410,50 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	}
 }
 
-// unreported undoes the stop of the partitions whose errors in fs a
-// Records loop ended before yielding (those whose owner is still set):
-// stopped, with nobody told why, they would never be fetched again. The
-// next Poll fetches them again and finds the error again. A partition
-// whose position changed since (see seq) is left as it is.
+// unreported keeps for the next Poll the errors in fs that a Records loop
+// ended before yielding (those whose owner is still set), or that a Poll
+// whose ctx ended does not return. An error that stopped its partition is
+// kept by undoing the stop: stopped, with nobody told why, the partition
+// would never be fetched again; the next Poll fetches it again and finds
+// the error again. An error that came with a reset of the position (the
+// partition gone: see fetchErrorLocked) would not be found again from the
+// new position: it is held, and the next Poll returns it (heldLocked).
+// Other errors left their partition backed off, and the next fetch after
+// the backoff finds them again if they remain. A partition whose position
+// changed since (see seq: Seek, Assign) is left as it is.
 func (c *Consumer) unreported(fs Fetches) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range fs {
-		a := fs[i].owner
-		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq != fs[i].seq {
+		f := &fs[i]
+		a := f.owner
+		if f.Err == nil || a == nil || c.parts[a.tp] != a || a.seq != f.seq {
 			continue
 		}
-		a.stopped = false
-		a.retryAt = time.Time{}
+		switch {
+		case f.reset:
+			held := *f
+			a.held = &held
+		case a.stopped:
+			a.stopped = false
+			a.retryAt = time.Time{}
+		}
 	}
+}
+
+// heldLocked returns, and forgets, the errors unreported held for the
+// next Poll.
+func (c *Consumer) heldLocked() Fetches {
+	var out Fetches
+	for _, a := range c.order {
+		if a.held != nil {
+			f := *a.held
+			f.seq = a.seq // a reset since moved seq; a Seek would have dropped it
+			out = append(out, f)
+			a.held = nil
+		}
+	}
+	return out
 }
 
 // permanent reports whether err cannot go away by retrying the same

@@ -17,15 +17,21 @@ import (
 //
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand, and
-// breaking out of the loop loses nothing — the next Poll or Records goes
-// on from there, and finds again the errors of the fetch it did not yield
-// yet that would have stopped their partitions. Seek, Assign, Unassign or
-// Pause of a partition, and Close, from the loop body or another
-// goroutine, take effect at its next record: once the call has returned,
-// no record fetched before it is yielded — also when a Seek or Assign
-// gives the offset the loop is at, which may be another topic's (the
-// topic deleted and created again). A record the loop took before the
-// call (Position is past it) may still be on its way to the loop body.
+// breaking out of the loop loses nothing. The next Poll or Records goes
+// on from there, and reports the partition errors of the fetch that the
+// loop did not yield: one that stops its partition is found again; that
+// of a partition found gone, whose position was reset (see Poll), was
+// kept for it, and is reported once; others are found again if they
+// remain after their partition's backoff. A Seek or Assign of the
+// partition in between drops its error.
+//
+// Seek, Assign, Unassign or Pause of a partition, and Close, from the
+// loop body or another goroutine, take effect at its next record: once
+// the call has returned, no record fetched before it is yielded — also
+// when a Seek or Assign gives the offset the loop is at, which may be
+// another topic's (the topic deleted and created again). A record the
+// loop took before the call (Position is past it) may still be on its way
+// to the loop body.
 //
 // Errors are yielded as (nil, err) and iteration goes on unless the loop
 // breaks: a partition's error as a *PartitionError (see Poll for which
