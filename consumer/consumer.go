@@ -85,12 +85,16 @@ type Consumer struct {
 }
 
 // hooks let the package's tests run code at chosen points of a Records
-// loop, to reproduce races deterministically.
+// loop or a Poll, to reproduce races deterministically and to see waits
+// without timing them.
 type hooks struct {
 	// beforeAdvance runs with each record a Records loop is about to
 	// yield: after the loop checked that it may go on, before the
 	// position moves past the record.
 	beforeAdvance func(*record.Record)
+	// idle runs when a Poll with nothing to fetch is about to wait d
+	// (0: not at all) for a change.
+	idle func(d time.Duration)
 }
 
 // cursor holds an assigned partition's position from one change of it to

@@ -74,11 +74,18 @@ import (
 // Poll's error, not a partition's: no partition is stopped and no
 // position moves, and every Poll that asks the Client returns it again.
 // Records ends after yielding it.
-func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
+func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true, false) }
+
+// idleWait is how long a fetch of a Records loop waits for a first record
+// under FetchMaxWait(0), after a Poll that found nothing (see
+// FetchMaxWait): Kafka's default fetch.max.wait.ms, and this package's.
+const idleWait = 500 * time.Millisecond
 
 // poll is Poll. When advance is false, positions do not move and each
-// Fetch carries its assignment, for the Records iterator to advance.
-func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
+// Fetch carries its assignment, for the Records iterator to advance. idle
+// says that the caller's last poll found nothing: under FetchMaxWait(0),
+// this one waits for a first record instead (see waitFor).
+func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -107,12 +114,12 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		}
 		return out, err // the Client is closed
 	}
-	req, sent, curs, nextRetry := c.request(time.Now(), len(out) > 0)
+	req, sent, curs, nextRetry := c.request(time.Now(), len(out) > 0, idle)
 	if len(sent) == 0 {
 		if len(out) > 0 {
 			return out, nil
 		}
-		return c.idle(ctx, pctx, nextRetry)
+		return c.idle(ctx, pctx, nextRetry, idle)
 	}
 	resp, err := c.client.Fetch(pctx, req)
 	if err != nil {
@@ -198,12 +205,28 @@ func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error
 	return out, nil
 }
 
-// idle waits, with nothing to fetch, until FetchMaxWait passes, a backed
-// off partition may be retried, or something changes.
-func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time) (Fetches, error) {
-	d := c.cfg.maxWait
+// waitFor returns how long a fetch waits, and for how many bytes: as
+// configured, except when the caller's last poll found nothing (idle)
+// under FetchMaxWait(0). A Records loop, which never returns empty-handed,
+// would then fetch again and again, each answered at once, burning a core
+// while the partitions stay idle: its fetch waits idleWait instead, for
+// one record, which the broker sends as soon as it is appended.
+func (c *Consumer) waitFor(idle bool) (time.Duration, int) {
+	if idle && c.cfg.maxWait == 0 {
+		return idleWait, 1
+	}
+	return c.cfg.maxWait, c.cfg.minBytes
+}
+
+// idle waits, with nothing to fetch, until FetchMaxWait (see waitFor)
+// passes, a backed off partition may be retried, or something changes.
+func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time, idle bool) (Fetches, error) {
+	d, _ := c.waitFor(idle)
 	if !nextRetry.IsZero() {
 		d = min(d, time.Until(nextRetry))
+	}
+	if c.hooks != nil && c.hooks.idle != nil {
+		c.hooks.idle(max(d, 0))
 	}
 	if d <= 0 {
 		return nil, nil
@@ -291,15 +314,13 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 // request builds the fetch request, rotating which partition comes first,
 // and returns the assignment of each of its partitions, in its order, with
 // the assignment's cursor when the request was made. hurry makes the
-// broker answer at once. It also returns when the next backed-off
-// partition may be retried (zero if none is).
-func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, []*cursor, time.Time) {
+// broker answer at once; idle is poll's (see waitFor). It also returns
+// when the next backed-off partition may be retried (zero if none is).
+func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, []*assignment, []*cursor, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
-	if hurry {
-		req.MaxWait = 0
-	}
+	maxWait, minBytes := c.waitFor(idle)
+	req := &api.FetchRequest{MaxWait: maxWait, MinBytes: minBytes, MaxBytes: c.cfg.maxBytes}
 	var sent []*assignment
 	var curs []*cursor
 	var nextRetry time.Time
@@ -328,6 +349,14 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 		})
 		sent = append(sent, a)
 		curs = append(curs, a.cur)
+	}
+	switch {
+	case hurry:
+		req.MaxWait = 0
+	case maxWait > c.cfg.maxWait && !nextRetry.IsZero():
+		// Waiting for records (waitFor) does not hold back a partition
+		// that FetchMaxWait(0) would have retried in time.
+		req.MaxWait = min(maxWait, max(nextRetry.Sub(now), 0))
 	}
 	return req, sent, curs, nextRetry
 }

@@ -48,10 +48,14 @@ import (
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
+//
+// Under FetchMaxWait(0), a loop whose partitions have nothing new does
+// not spin: see FetchMaxWait.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
+		idle := false // the last Poll found nothing (see waitFor)
 		for ctx.Err() == nil {
-			fs, err := c.poll(ctx, false)
+			fs, err := c.poll(ctx, false, idle)
 			if err != nil {
 				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 					c.unreported(fs)
@@ -68,6 +72,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				}
 				continue
 			}
+			idle = len(fs) == 0
 			for i := range fs {
 				if !c.yieldFetch(ctx, &fs[i], yield) {
 					c.unreported(fs[i:]) // fs[i] if its error was not yielded
