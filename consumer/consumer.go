@@ -14,6 +14,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
@@ -44,10 +45,10 @@ type Client interface {
 	Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error)
 }
 
-// Position sentinels of assignment.pos.
+// Position sentinels of cursor.pos.
 const (
 	unresolved = -1 // waiting for ListOffset
-	removed    = -2 // unassigned: every compare-and-swap fails
+	retired    = -2 // the cursor was replaced, or its partition unassigned: every compare-and-swap fails
 )
 
 // errWoken cancels a Poll's fetch when the assignment changed under it.
@@ -77,28 +78,69 @@ type Consumer struct {
 	wakeCtx context.Context
 	wake    context.CancelCauseFunc
 	polls   sync.WaitGroup // Polls in progress; Close waits for them
+
+	// hooks are set only by the package's tests (export_test.go), before
+	// the consumer is used; nil otherwise.
+	hooks *hooks
+}
+
+// hooks let the package's tests run code at chosen points of a Records
+// loop or a Poll, to reproduce races deterministically and to see waits
+// without timing them.
+type hooks struct {
+	// beforeAdvance runs with each record a Records loop is about to
+	// yield: after the loop checked that it may go on, before the
+	// position moves past the record.
+	beforeAdvance func(*record.Record)
+	// idle runs when a Poll with nothing to fetch is about to wait d
+	// (0: not at all) for a change.
+	idle func(d time.Duration)
+}
+
+// cursor holds an assigned partition's position from one change of it to
+// the next. Assign, Seek, a reset, Pause and Close each retire the
+// partition's cursor (its pos becomes retired, for good) and give the
+// partition a new one, under Consumer.mu; Unassign retires it. Between
+// changes, pos moves only forward: by a Poll, under Consumer.mu, and by
+// the Records iterator, without the lock, by a compare-and-swap on the
+// cursor of the fetch it yields from. That swap is where a record is
+// taken: it fails once the cursor is retired, so no record of a fetch
+// made before a change is yielded after the change has returned — even
+// when the new position is the same offset as the old (a Seek to where
+// the loop is), which a swap on one offset word could not tell from no
+// change at all. A fetch carries the cursor it was made from: its answer
+// is stale when the partition has another.
+type cursor struct {
+	pos atomic.Int64 // the next offset to return, unresolved, or retired
+}
+
+func newCursor(pos int64) *cursor {
+	cur := &cursor{}
+	cur.pos.Store(pos)
+	return cur
 }
 
 // assignment is one assigned partition.
 type assignment struct {
 	tp api.TopicPartition
-	// pos is the next offset to return, unresolved or removed. It is
-	// stored under Consumer.mu, except by the Records iterator, which
-	// advances it by compare-and-swap so that a Seek always wins.
-	pos    atomic.Int64
-	paused atomic.Bool
-	// seq is bumped, under Consumer.mu, whenever pos is set other than by
-	// progress (Assign, Seek, a reset): a fetch made before carries the
-	// old seq, and its answer is stale even when pos is back at the
-	// offset the fetch was made at (a Seek to the same offset forgets the
-	// topic ID, so the answer may be about another topic). Read without
-	// mu by the Records iterator.
-	seq atomic.Uint64
 
 	// Guarded by Consumer.mu.
+	//
+	// cur holds the position (see cursor), whose pos the Records
+	// iterator advances without mu.
+	cur *cursor
+	// seq is bumped whenever the position is set other than by progress
+	// (Assign, Seek, a reset), not when only its cursor is renewed (Pause,
+	// Close): it tells unreported whether an error's partition was given
+	// another position since.
+	seq     uint64
+	paused  bool
 	at      Offset    // what to resolve when pos is unresolved
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
+	// held is an error a Records loop ended before yielding that the
+	// next Poll returns (see unreported); Seek and Assign drop it.
+	held *Fetch
 	// seen is set once the Client has answered for the partition at this
 	// position (resolved it, or fetched from it without an error): an
 	// unknown partition after that means the partition is gone, and
@@ -201,17 +243,35 @@ func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 // setLocked gives a a new position and clears its error state. The
 // caller wakes a waiting Poll (wakeLocked).
 func (c *Consumer) setLocked(a *assignment, at Offset) {
-	a.seq.Add(1)
+	pos := int64(unresolved)
+	if at.kind == kindExact {
+		pos = at.v
+	}
+	a.moveLocked(pos)
 	a.at = at
+	a.held = nil
 	a.stopped = false
 	a.seen = false
 	a.topicID = log.TopicID{}
 	a.retryAt = time.Time{}
-	if at.kind == kindExact {
-		a.pos.Store(at.v)
-	} else {
-		a.pos.Store(unresolved)
+}
+
+// moveLocked sets a's position to pos (an offset or unresolved), other
+// than by progress: it retires a's cursor for a new one and bumps seq.
+func (a *assignment) moveLocked(pos int64) {
+	if a.cur != nil {
+		a.cur.pos.Store(retired)
 	}
+	a.cur = newCursor(pos)
+	a.seq++
+}
+
+// renewLocked retires a's cursor for a new one at the same position, so
+// that a Records loop yields nothing more of the fetch it has (Pause,
+// Close). The position is taken from the old cursor in the swap that
+// retires it: a record the loop took before is counted, none after.
+func (a *assignment) renewLocked() {
+	a.cur = newCursor(a.cur.pos.Swap(retired))
 }
 
 // wakeLocked ends the wait of a Poll in progress, so that it sees a
@@ -273,7 +333,7 @@ func (c *Consumer) Unassign(topic string, partition int32) {
 	}
 	delete(c.parts, tp)
 	c.order = slices.DeleteFunc(c.order, func(x *assignment) bool { return x == a })
-	a.pos.Store(removed)
+	a.cur.pos.Store(retired)
 	if !c.closed.Load() {
 		c.wakeLocked()
 	}
@@ -295,8 +355,10 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 
 // Seek moves an assigned partition's position to at, effective for the
 // next fetch: records a Poll in progress fetched from the old position are
-// dropped, and the Records iterator returns none of them after Seek. It
-// also clears an error that stopped the partition (ResetNone).
+// dropped, and once Seek has returned the Records iterator yields none of
+// the records it fetched before, even when at is the offset it was at
+// (see Records). It also clears an error that stopped the partition
+// (ResetNone).
 //
 // Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses;
 // api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
@@ -331,7 +393,9 @@ func (c *Consumer) Pause(tps ...api.TopicPartition) {
 	defer c.mu.Unlock()
 	paused := false
 	for _, tp := range tps {
-		if a := c.parts[tp]; a != nil && !a.paused.Swap(true) {
+		if a := c.parts[tp]; a != nil && !a.paused {
+			a.paused = true
+			a.renewLocked()
 			paused = true
 		}
 	}
@@ -346,7 +410,8 @@ func (c *Consumer) Resume(tps ...api.TopicPartition) {
 	defer c.mu.Unlock()
 	resumed := false
 	for _, tp := range tps {
-		if a := c.parts[tp]; a != nil && a.paused.Swap(false) {
+		if a := c.parts[tp]; a != nil && a.paused {
+			a.paused = false
 			resumed = true
 		}
 	}
@@ -367,7 +432,7 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	if a == nil {
 		return 0, false
 	}
-	p := a.pos.Load()
+	p := a.cur.pos.Load()
 	return p, p >= 0
 }
 
@@ -385,6 +450,9 @@ func (c *Consumer) Close() error {
 		return nil
 	}
 	c.closed.Store(true)
+	for _, a := range c.order {
+		a.renewLocked() // a Records loop yields nothing more
+	}
 	c.wake(ErrClosed)
 	c.mu.Unlock()
 	c.polls.Wait()

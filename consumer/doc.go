@@ -70,7 +70,8 @@
 // A Consumer's methods are safe for concurrent use: Assign, Seek, Pause,
 // Resume and Unassign may be called from any goroutine, also while Poll
 // waits (they take effect at once: Poll returns early, and no record
-// fetched for an old position is returned after a Seek). Poll and Records
+// fetched before a Seek is returned after it, also by a Records loop
+// running in another goroutine: see Records). Poll and Records
 // are meant for one goroutine at a time. Close interrupts a Poll in
 // progress, waits for it, and makes later calls return ErrClosed (Position
 // still answers, so that positions can be saved after Close). A Consumer

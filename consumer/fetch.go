@@ -30,7 +30,9 @@ type Fetch struct {
 	from  int64       // records below it are not returned
 	upTo  int64       // records at or above it are not returned; 0: no limit
 	owner *assignment // set for the Records iterator, which advances it
-	seq   uint64      // owner's seq when the fetch was made
+	cur   *cursor     // owner's cursor when the fetch was made
+	seq   uint64      // owner's seq when its Err was found (see unreported)
+	reset bool        // Err came with a reset of the position: it is not found again
 	// skipped is the first decoding error EachRecord met (and skipped
 	// past), for Fetches.Err.
 	skipped error

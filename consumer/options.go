@@ -63,8 +63,21 @@ func FetchMinBytes(n int) Opt {
 }
 
 // FetchMaxWait is how long a fetch waits for FetchMinBytes (Kafka's
-// fetch.max.wait.ms). Default 500 ms; 0 answers at once. New returns
-// ErrInvalidOption for a negative d.
+// fetch.max.wait.ms). Default 500 ms. New returns ErrInvalidOption for a
+// negative d.
+//
+// 0 makes a fetch answer at once with what there is: Poll returns at
+// once, maybe with nothing, also when it has nothing to fetch, so a loop
+// of Polls over idle partitions polls busily (as Kafka's consumer does
+// with fetch.max.wait.ms=0). The Records iterator, which never returns
+// empty-handed, would only spin: after a Poll of its that found nothing,
+// its next fetch waits up to 500 ms for one record (whatever
+// FetchMinBytes), which the broker sends as soon as it is appended, so
+// records still come without delay; with nothing to fetch at all
+// (everything paused, say) it waits up to 500 ms for a change. A
+// partition backed off after an error ends either wait when it may be
+// retried, and once a fetch returns something the next answers at once
+// again.
 func FetchMaxWait(d time.Duration) Opt {
 	return func(c *config) { c.maxWait = d }
 }

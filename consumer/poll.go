@@ -39,8 +39,10 @@ import (
 //     the position before, or a topic ID the topic no longer has
 //     (api.ErrUnknownTopicID) — the topic was deleted, and may be created
 //     again, when the offset would name another record or none — is
-//     reported, and the position is not kept: under ResetEarliest and
-//     ResetLatest it is reset per the policy, resolved once the partition
+//     reported (once: if a Records loop ends before yielding it, the
+//     next Poll or Records reports it), and the position is not kept:
+//     under ResetEarliest and ResetLatest it is reset per the policy,
+//     resolved once the partition
 //     is back (tried again every RetryBackoff); under ResetNone the
 //     partition is stopped, at its old position, until Seek or Assign;
 //   - any other error — an unknown topic or partition not read yet (a
@@ -63,18 +65,27 @@ import (
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
-// and the Fetches returned with it hold only the partitions whose position
-// could not be resolved (their ListOffset errors). A closed Client —
+// and the Fetches returned with it hold only partition errors: of the
+// partitions whose position could not be resolved (their ListOffset
+// errors), and those a Records loop ended before yielding that were kept
+// for this Poll. A closed Client —
 // an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
 // returns it, one partition's answer holds it, or a ListOffset does — is
 // Poll's error, not a partition's: no partition is stopped and no
 // position moves, and every Poll that asks the Client returns it again.
 // Records ends after yielding it.
-func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true) }
+func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true, false) }
+
+// idleWait is how long a fetch of a Records loop waits for a first record
+// under FetchMaxWait(0), after a Poll that found nothing (see
+// FetchMaxWait): Kafka's default fetch.max.wait.ms, and this package's.
+const idleWait = 500 * time.Millisecond
 
 // poll is Poll. When advance is false, positions do not move and each
-// Fetch carries its assignment, for the Records iterator to advance.
-func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
+// Fetch carries its assignment, for the Records iterator to advance. idle
+// says that the caller's last poll found nothing: under FetchMaxWait(0),
+// this one waits for a first record instead (see waitFor).
+func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -85,6 +96,7 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	}
 	c.polls.Add(1)
 	wakeCtx := c.wakeCtx
+	out := c.heldLocked()
 	c.mu.Unlock()
 	defer c.polls.Done()
 
@@ -94,27 +106,29 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 	stop := context.AfterFunc(wakeCtx, func() { cancel(context.Cause(wakeCtx)) })
 	defer stop()
 
-	out, err := c.resolve(pctx)
+	failed, err := c.resolve(pctx)
+	out = append(out, failed...)
 	if err != nil {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
 		}
 		return out, err // the Client is closed
 	}
-	req, sent, seqs, nextRetry := c.request(time.Now(), len(out) > 0)
+	req, sent, curs, nextRetry := c.request(time.Now(), len(out) > 0, idle)
 	if len(sent) == 0 {
 		if len(out) > 0 {
 			return out, nil
 		}
-		return c.idle(ctx, pctx, nextRetry)
+		return c.idle(ctx, pctx, nextRetry, idle)
 	}
 	resp, err := c.client.Fetch(pctx, req)
 	if err != nil {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
 		}
-		// The partitions whose positions could not be resolved are
-		// reported with the failure of the fetch.
+		// The partitions whose positions could not be resolved, and the
+		// errors held for this Poll, are reported with the failure of
+		// the fetch.
 		return out, err
 	}
 	for i := range resp.Partitions {
@@ -136,9 +150,9 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		if !ok {
 			continue // not answered: fetched next time
 		}
-		from := req.Partitions[i].Offset
-		if c.parts[a.tp] != a || a.seq.Load() != seqs[i] || a.pos.Load() != from || a.paused.Load() {
-			continue // unassigned, moved (maybe back: see seq) or paused meanwhile
+		from, cur := req.Partitions[i].Offset, curs[i]
+		if c.parts[a.tp] != a || a.cur != cur || cur.pos.Load() != from || a.paused {
+			continue // unassigned, moved (maybe back: see cursor) or paused meanwhile
 		}
 		if fp.Err != nil {
 			if f, ok := c.fetchErrorLocked(a, from, fp, now); ok {
@@ -161,14 +175,14 @@ func (c *Consumer) poll(ctx context.Context, advance bool) (Fetches, error) {
 		// moves only if it is still where this fetch began, in one
 		// compare-and-swap, or a record that loop yielded meanwhile would
 		// be returned again.
-		if advance && !a.pos.CompareAndSwap(from, next) {
+		if advance && !cur.pos.CompareAndSwap(from, next) {
 			continue
 		}
 		a.retryAt = time.Time{}
 		f := Fetch{
 			Topic: a.tp.Topic, Partition: a.tp.Partition,
 			HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
-			Batches: data, from: from, upTo: next, seq: seqs[i],
+			Batches: data, from: from, upTo: next, cur: cur,
 		}
 		if !advance {
 			f.owner = a
@@ -191,12 +205,28 @@ func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error
 	return out, nil
 }
 
-// idle waits, with nothing to fetch, until FetchMaxWait passes, a backed
-// off partition may be retried, or something changes.
-func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time) (Fetches, error) {
-	d := c.cfg.maxWait
+// waitFor returns how long a fetch waits, and for how many bytes: as
+// configured, except when the caller's last poll found nothing (idle)
+// under FetchMaxWait(0). A Records loop, which never returns empty-handed,
+// would then fetch again and again, each answered at once, burning a core
+// while the partitions stay idle: its fetch waits idleWait instead, for
+// one record, which the broker sends as soon as it is appended.
+func (c *Consumer) waitFor(idle bool) (time.Duration, int) {
+	if idle && c.cfg.maxWait == 0 {
+		return idleWait, 1
+	}
+	return c.cfg.maxWait, c.cfg.minBytes
+}
+
+// idle waits, with nothing to fetch, until FetchMaxWait (see waitFor)
+// passes, a backed off partition may be retried, or something changes.
+func (c *Consumer) idle(ctx, pctx context.Context, nextRetry time.Time, idle bool) (Fetches, error) {
+	d, _ := c.waitFor(idle)
 	if !nextRetry.IsZero() {
 		d = min(d, time.Until(nextRetry))
+	}
+	if c.hooks != nil && c.hooks.idle != nil {
+		c.hooks.idle(max(d, 0))
 	}
 	if d <= 0 {
 		return nil, nil
@@ -219,14 +249,14 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	type pending struct {
 		a   *assignment
 		at  Offset
-		seq uint64
+		cur *cursor
 	}
 	var todo []pending
 	now := time.Now()
 	c.mu.Lock()
 	for _, a := range c.order {
-		if a.pos.Load() == unresolved && !a.paused.Load() && !a.stopped && !a.retryAt.After(now) {
-			todo = append(todo, pending{a, a.at, a.seq.Load()})
+		if a.cur.pos.Load() == unresolved && !a.paused && !a.stopped && !a.retryAt.After(now) {
+			todo = append(todo, pending{a, a.at, a.cur})
 		}
 	}
 	c.mu.Unlock()
@@ -248,7 +278,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		// Another Poll or Records loop may have resolved the position
 		// meanwhile, and read on from it: then this answer is stale. (Only
 		// mu's holders move a position away from unresolved.)
-		if c.parts[p.a.tp] == p.a && p.a.seq.Load() == p.seq && p.a.pos.Load() == unresolved {
+		if c.parts[p.a.tp] == p.a && p.a.cur == p.cur && p.cur.pos.Load() == unresolved {
 			if err != nil {
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			} else {
@@ -275,7 +305,7 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 		c.cfg.logger.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
 			"partition", a.tp.Partition, "old_topic_id", a.topicID.String(), "topic_id", lo.TopicID.String())
 	}
-	a.pos.Store(lo.Offset)
+	a.cur.pos.Store(lo.Offset)
 	a.seen = true
 	a.topicID = lo.TopicID
 	c.cfg.logger.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
@@ -283,17 +313,16 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 
 // request builds the fetch request, rotating which partition comes first,
 // and returns the assignment of each of its partitions, in its order, with
-// the assignment's seq when the request was made. hurry makes the broker answer at once. It also returns when the next
-// backed-off partition may be retried (zero if none is).
-func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*assignment, []uint64, time.Time) {
+// the assignment's cursor when the request was made. hurry makes the
+// broker answer at once; idle is poll's (see waitFor). It also returns
+// when the next backed-off partition may be retried (zero if none is).
+func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, []*assignment, []*cursor, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	req := &api.FetchRequest{MaxWait: c.cfg.maxWait, MinBytes: c.cfg.minBytes, MaxBytes: c.cfg.maxBytes}
-	if hurry {
-		req.MaxWait = 0
-	}
+	maxWait, minBytes := c.waitFor(idle)
+	req := &api.FetchRequest{MaxWait: maxWait, MinBytes: minBytes, MaxBytes: c.cfg.maxBytes}
 	var sent []*assignment
-	var seqs []uint64
+	var curs []*cursor
 	var nextRetry time.Time
 	n := len(c.order)
 	if n == 0 {
@@ -302,7 +331,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 	c.rotate = (c.rotate + 1) % n
 	for i := range n {
 		a := c.order[(c.rotate+i)%n]
-		if a.stopped || a.paused.Load() {
+		if a.stopped || a.paused {
 			continue
 		}
 		if a.retryAt.After(now) {
@@ -311,7 +340,7 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			}
 			continue
 		}
-		pos := a.pos.Load()
+		pos := a.cur.pos.Load()
 		if pos < 0 {
 			continue
 		}
@@ -319,9 +348,17 @@ func (c *Consumer) request(now time.Time, hurry bool) (*api.FetchRequest, []*ass
 			Topic: a.tp.Topic, TopicID: a.topicID, Partition: a.tp.Partition, Offset: pos, MaxBytes: c.cfg.maxPartBytes,
 		})
 		sent = append(sent, a)
-		seqs = append(seqs, a.seq.Load())
+		curs = append(curs, a.cur)
 	}
-	return req, sent, seqs, nextRetry
+	switch {
+	case hurry:
+		req.MaxWait = 0
+	case maxWait > c.cfg.maxWait && !nextRetry.IsZero():
+		// Waiting for records (waitFor) does not hold back a partition
+		// that FetchMaxWait(0) would have retried in time.
+		req.MaxWait = min(maxWait, max(nextRetry.Sub(now), 0))
+	}
+	return req, sent, curs, nextRetry
 }
 
 // match finds the answer for tp: at index i, where the broker puts it, or
@@ -355,13 +392,15 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 		a.stopped = true
 		return c.failLocked(a, from, fp.Err, now, *fp), true
 	}
+	// Reset below: the error is reported once, as the next fetch, from
+	// the new position, will not find it again (see unreported).
 	// As for records (see poll): a Records loop that moved the position
 	// meanwhile wins.
-	if !a.pos.CompareAndSwap(from, unresolved) {
+	if !a.cur.pos.CompareAndSwap(from, retired) {
 		return Fetch{}, false
 	}
+	a.moveLocked(unresolved)
 	at := c.cfg.reset.offset()
-	a.seq.Add(1)
 	a.at = at
 	a.seen = false
 	if gone {
@@ -376,7 +415,9 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	}
 	c.cfg.logger.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", from, "to", at.String(), "err", fp.Err)
-	return c.failLocked(a, from, fp.Err, now, *fp), true
+	f := c.failLocked(a, from, fp.Err, now, *fp)
+	f.reset = true
+	return f, true
 }
 
 // failLocked reports a partition's error and leaves the partition out of
@@ -394,26 +435,54 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
 		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,
 		Err:   &PartitionError{Topic: a.tp.Topic, Partition: a.tp.Partition, Offset: offset, Err: err},
-		owner: a, seq: a.seq.Load(), // for a Records loop that ends before yielding it (see unreported)
+		owner: a, seq: a.seq, // for a Records loop that ends before yielding it (see unreported)
 	}
 }
 
-// unreported undoes the stop of the partitions whose errors in fs a
-// Records loop ended before yielding (those whose owner is still set):
-// stopped, with nobody told why, they would never be fetched again. The
-// next Poll fetches them again and finds the error again. A partition
-// whose position changed since (see seq) is left as it is.
+// unreported keeps for the next Poll the errors in fs that a Records loop
+// ended before yielding (those whose owner is still set), or that a Poll
+// whose ctx ended does not return. An error that stopped its partition is
+// kept by undoing the stop: stopped, with nobody told why, the partition
+// would never be fetched again; the next Poll fetches it again and finds
+// the error again. An error that came with a reset of the position (the
+// partition gone: see fetchErrorLocked) would not be found again from the
+// new position: it is held, and the next Poll returns it (heldLocked).
+// Other errors left their partition backed off, and the next fetch after
+// the backoff finds them again if they remain. A partition whose position
+// changed since (see seq: Seek, Assign) is left as it is.
 func (c *Consumer) unreported(fs Fetches) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range fs {
-		a := fs[i].owner
-		if fs[i].Err == nil || a == nil || !a.stopped || c.parts[a.tp] != a || a.seq.Load() != fs[i].seq {
+		f := &fs[i]
+		a := f.owner
+		if f.Err == nil || a == nil || c.parts[a.tp] != a || a.seq != f.seq {
 			continue
 		}
-		a.stopped = false
-		a.retryAt = time.Time{}
+		switch {
+		case f.reset:
+			held := *f
+			a.held = &held
+		case a.stopped:
+			a.stopped = false
+			a.retryAt = time.Time{}
+		}
 	}
+}
+
+// heldLocked returns, and forgets, the errors unreported held for the
+// next Poll.
+func (c *Consumer) heldLocked() Fetches {
+	var out Fetches
+	for _, a := range c.order {
+		if a.held != nil {
+			f := *a.held
+			f.seq = a.seq // a reset since moved seq; a Seek would have dropped it
+			out = append(out, f)
+			a.held = nil
+		}
+	}
+	return out
 }
 
 // permanent reports whether err cannot go away by retrying the same

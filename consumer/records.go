@@ -17,11 +17,21 @@ import (
 //
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand, and
-// breaking out of the loop loses nothing — the next Poll or Records goes
-// on from there, and finds again the errors of the fetch it did not yield
-// yet that would have stopped their partitions. Seek, Assign, Unassign or Pause of a partition, from the
-// loop body or another goroutine, take effect at its next record: no
-// record fetched for the old position is yielded after them.
+// breaking out of the loop loses nothing. The next Poll or Records goes
+// on from there, and reports the partition errors of the fetch that the
+// loop did not yield: one that stops its partition is found again; that
+// of a partition found gone, whose position was reset (see Poll), was
+// kept for it, and is reported once; others are found again if they
+// remain after their partition's backoff. A Seek or Assign of the
+// partition in between drops its error.
+//
+// Seek, Assign, Unassign or Pause of a partition, and Close, from the
+// loop body or another goroutine, take effect at its next record: once
+// the call has returned, no record fetched before it is yielded — also
+// when a Seek or Assign gives the offset the loop is at, which may be
+// another topic's (the topic deleted and created again). A record the
+// loop took before the call (Position is past it) may still be on its way
+// to the loop body.
 //
 // Errors are yielded as (nil, err) and iteration goes on unless the loop
 // breaks: a partition's error as a *PartitionError (see Poll for which
@@ -38,10 +48,14 @@ import (
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
+//
+// Under FetchMaxWait(0), a loop whose partitions have nothing new does
+// not spin: see FetchMaxWait.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
+		idle := false // the last Poll found nothing (see waitFor)
 		for ctx.Err() == nil {
-			fs, err := c.poll(ctx, false)
+			fs, err := c.poll(ctx, false, idle)
 			if err != nil {
 				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 					c.unreported(fs)
@@ -58,6 +72,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				}
 				continue
 			}
+			idle = len(fs) == 0
 			for i := range fs {
 				if !c.yieldFetch(ctx, &fs[i], yield) {
 					c.unreported(fs[i:]) // fs[i] if its error was not yielded
@@ -80,7 +95,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		f.owner = nil // yielded: not for unreported
 		return yield(nil, f.Err)
 	}
-	a := f.owner
+	a, cur := f.owner, f.cur
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
 	ended := false  // ctx ended, or the consumer closed
@@ -89,7 +104,12 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 			ended = true
 			return false
 		}
-		if a.paused.Load() || a.seq.Load() != f.seq || !a.pos.CompareAndSwap(pos, r.Offset+1) {
+		if c.hooks != nil && c.hooks.beforeAdvance != nil {
+			c.hooks.beforeAdvance(r)
+		}
+		// The record is taken here, or the partition changed (Seek,
+		// Assign, a reset, Pause, Unassign, Close: see cursor).
+		if !cur.pos.CompareAndSwap(pos, r.Offset+1) {
 			halted = true
 			return false
 		}
@@ -105,16 +125,14 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return false
 	case err != nil:
 		c.mu.Lock()
-		if c.parts[a.tp] == a && a.pos.Load() == pos {
+		if c.parts[a.tp] == a && a.cur == cur && cur.pos.Load() == pos {
 			a.retryAt = time.Now().Add(c.cfg.backoff)
 		}
 		c.mu.Unlock()
 		return yield(nil, err)
 	}
 	// Past control batches and compacted gaps, to the end of the fetch.
-	if a.seq.Load() == f.seq {
-		a.pos.CompareAndSwap(pos, f.upTo)
-	}
+	cur.pos.CompareAndSwap(pos, f.upTo)
 	return true
 }
 

@@ -220,3 +220,85 @@ func TestPauseAndUnassignDuringPoll(t *testing.T) {
 		})
 	}
 }
+
+// An error that does not stop its partition but is not found again — the
+// partition gone (its topic deleted, or deleted and created again) under a
+// reset policy: the position is reset, and the next fetch reads the new
+// position without an error — must not be lost either when a Records loop
+// ends before yielding it, nor when the Poll that would report it next is
+// cancelled: the next Poll reports it, once.
+func TestRecordsBreakKeepsResetErrors(t *testing.T) {
+	for _, gone := range []error{api.ErrUnknownTopicOrPartition, api.ErrUnknownTopicID} {
+		for _, how := range []string{"break", "cancel", "break then cancelled poll"} {
+			t.Run(fmt.Sprintf("%v/%s", gone, how), func(t *testing.T) {
+				var fetches atomic.Int32
+				var cancelFetch atomic.Pointer[context.CancelFunc]
+				client := &fakeClient{t: t,
+					listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+						return api.ListedOffset{Offset: 0, TopicID: log.NewTopicID()}, nil
+					},
+					fetch: func(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+						if cancel := cancelFetch.Swap(nil); cancel != nil {
+							(*cancel)()
+							return api.FetchResponse{}, ctx.Err()
+						}
+						n := fetches.Add(1)
+						var resp api.FetchResponse
+						for _, p := range req.Partitions {
+							fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+							if p.Partition == 0 && n == 1 {
+								fp.Err = gone
+							} else {
+								fp.Records = batchAt(t, 0, "a", "b", "c")
+							}
+							resp.Partitions = append(resp.Partitions, fp)
+						}
+						return resp, nil
+					},
+				}
+				c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+				require.NoError(t, c.Assign("t", 0, consumer.Start())) // looked up: read before
+				require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+				ctx, cancel := context.WithCancel(testCtx(t))
+				defer cancel()
+				var errs []error
+				for r, err := range c.Records(ctx) {
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					require.Equal(t, "a", string(r.Value))
+					if how == "cancel" {
+						cancel()
+						continue
+					}
+					break
+				}
+				require.EqualValues(t, 1, fetches.Load(), "one fetch, whose records came first")
+				require.Empty(t, errs)
+				_, ok := c.Position("t", 0)
+				require.False(t, ok, "partition 0's position was reset")
+
+				if how == "break then cancelled poll" {
+					pctx, pcancel := context.WithCancel(testCtx(t))
+					cancelFetch.Store(&pcancel)
+					_, err := c.Poll(pctx)
+					require.ErrorIs(t, err, context.Canceled)
+				}
+				fs, err := c.Poll(testCtx(t))
+				require.NoError(t, err)
+				require.ErrorIs(t, fs.Err(), gone, "the error the loop did not yield")
+				var pe *consumer.PartitionError
+				require.ErrorAs(t, fs.Err(), &pe)
+				require.EqualValues(t, 0, pe.Partition)
+				g := &got{}
+				g.add(fs)
+				require.Equal(t, []string{"b", "c"}, g.values("t", 1))
+
+				fs, err = c.Poll(testCtx(t))
+				require.NoError(t, err)
+				require.NoError(t, fs.Err(), "reported once")
+			})
+		}
+	}
+}
