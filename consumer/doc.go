@@ -102,7 +102,8 @@
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
 // (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
 // api.ErrUnknownTopicID (= runnel.ErrUnknownTopicID) for a topic deleted
-// and created again under the consumer,
+// under the consumer, whether or not it was created again (for a deleted
+// topic the broker's error matches ErrUnknownTopicOrPartition too),
 // record.ErrCorrupt for bytes that do not decode. Poll documents which of
 // them stop a partition and which retry it after RetryBackoff. A closed
 // Client (api.ErrBrokerClosed) is not a partition's error but Poll's, and
