@@ -451,8 +451,8 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 		// The producer state as of the roll, though what it covers is not
 		// synced (Open uses a snapshot past the end a crash left for its
 		// batches below that end): compaction cleans rolled segments only,
-		// and must never remove a batch the snapshot on disk does not hold,
-		// or Open, replaying the log from the snapshot, forgets it.
+		// and must never remove a batch that the snapshot Open would
+		// replay the log from does not hold, or Open forgets it.
 		if err := l.snapshotProducersLocked(); err != nil {
 			return nil, l.fence(err)
 		}

@@ -78,6 +78,9 @@ type Log struct {
 	rpGen     atomic.Int64
 	epochs    *epochCache // mu
 	producers producers   // idempotent producers' recent batches (mu)
+	// snapshots are the offsets of the producer-state snapshot files, in
+	// order (mu; see snapshots.go).
+	snapshots []int64
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
@@ -129,7 +132,15 @@ type RecoveryInfo struct {
 	TruncatedAt     string // file and position of the cut
 	SegmentsDeleted int    // segments after a torn tail, removed
 	LogEndOffset    int64
-	Duration        time.Duration
+	// ProducerSnapshot is the offset of the producer-state snapshot Open
+	// rebuilt the idempotent producers' state from (the state as of that
+	// offset; see the package doc), or -1 when it found none it could use
+	// and replayed the log from its start.
+	ProducerSnapshot int64
+	// ProducerBatchesReplayed counts the batches Open read to bring that
+	// state from the snapshot's offset to the log end offset.
+	ProducerBatchesReplayed int
+	Duration                time.Duration
 }
 
 // Open opens the log in dir, creating the directory if needed, and
@@ -218,10 +229,8 @@ func (l *Log) open() (err error) {
 	if l.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
 		return err
 	}
-	snap, err := readCheckpoint(l.fs, l.dir, producerFile, 6)
-	if err != nil {
-		return err
-	}
+	l.snapshots = snapshotOffsets(names)
+	legacy := slices.Contains(names, producerFile)
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
 
@@ -333,13 +342,22 @@ func (l *Log) open() (err error) {
 			return err
 		}
 	}
-	if err := l.loadProducers(snap); err != nil {
+	if err := l.loadProducers(l.snapshots, legacy); err != nil {
 		return err
 	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a
-		// clean shutdown.
+		// clean shutdown — and the single snapshot file of an older
+		// runnel, replaced by one named by its offset.
+		if legacy {
+			if err := l.replaceLegacySnapshotLocked(); err != nil {
+				return err
+			}
+		}
+		if err := l.removeSnapshotsAboveLocked(next); err != nil {
+			return err
+		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
 		}
@@ -376,11 +394,20 @@ func (l *Log) open() (err error) {
 	}
 	// The producer state as of the end, as Kafka snapshots after a
 	// recovery: below the recovery point just written, compaction may
-	// clean the segments, and must not remove a batch the snapshot on
-	// disk does not hold (the next crash would replay the log from an
-	// older snapshot and forget it); and a snapshot past the end, once
-	// appends pass its offset again, would stand for other batches.
+	// clean the segments, and must not remove a batch the newest snapshot
+	// below it does not hold (the next crash would replay the log from an
+	// older snapshot and forget it); and the snapshots past the end go,
+	// which once appends pass their offsets again would stand for other
+	// batches (see loadProducers for what they were good for until now).
 	if err := l.snapshotProducersLocked(); err != nil {
+		return err
+	}
+	if legacy {
+		if err := l.replaceLegacySnapshotLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return err
 	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
@@ -425,7 +452,7 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 		switch suffix {
 		case segment.LogSuffix:
 			bases = append(bases, base)
-		case segment.IndexSuffix, segment.TimeIndexSuffix:
+		case segment.IndexSuffix, segment.TimeIndexSuffix, snapshotSuffix:
 		case segment.LogSuffix + cleanedSuffix, segment.IndexSuffix + cleanedSuffix, segment.TimeIndexSuffix + cleanedSuffix,
 			segment.IndexSuffix + swapSuffix, segment.TimeIndexSuffix + swapSuffix:
 			// An unfinished cleaning, or index swaps that the rebuilt

@@ -50,6 +50,7 @@ func (l *Log) setStartLocked(offset int64) error {
 	if err := l.epochs.truncateFromStart(offset); err != nil {
 		return l.fence(err)
 	}
+	l.pruneSnapshotsLocked()
 	return nil
 }
 
@@ -216,13 +217,18 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 	}
 	l.producers.dropFrom(next)
-	// The producer-state snapshot on disk may hold batches just removed,
-	// as of an offset the log end will pass again, when Open would take
-	// it for the state below that offset: it is replaced by the state as
-	// of the new end. (A crash before this write leaves the log end below
-	// the old snapshot's offset: Open then takes only its batches below
-	// the end, and replaces it; see loadProducers.)
+	// The producer-state snapshots past the new end hold batches just
+	// removed, as of offsets the log end will pass again, when Open would
+	// take them for the state below those offsets: they go, once the
+	// state as of the new end is written. In that order: a crash between
+	// the two leaves the new one, and one that comes before it leaves the
+	// log end below the old ones, whose batches below the end Open then
+	// takes (compaction may have removed them from the log: see
+	// loadProducers) before it removes them.
 	if err := l.snapshotProducersLocked(); err != nil {
+		return 0, l.fence(err)
+	}
+	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return 0, l.fence(err)
 	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
