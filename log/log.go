@@ -94,12 +94,11 @@ type Log struct {
 	// (written under mu, at the end of TruncateTo): a reader that failed
 	// sees from it whether a truncation cut a segment under its read.
 	truncationsDone atomic.Int64
-	// truncatedAbove has, for each truncation (the i-th at index i-1), the
-	// offset above which an append made before it was lost unsynced: the
-	// larger of the truncation's offset and the durable offset then (mu).
-	// Durability.Wait checks it, since appends after the truncation may
-	// reuse the offsets and be fsynced in the lost append's place.
-	truncatedAbove []int64
+	// era is the current truncation era, which the next truncation ends
+	// (mu; see truncationEra): a Durability holds the era of its append,
+	// and with it the record of every truncation since; the log holds
+	// none of the records of the truncations before.
+	era *truncationEra
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -157,7 +156,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < minCleanerMapBytes {
 		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, minCleanerMapBytes)
 	}
-	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}),
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}), era: &truncationEra{},
 		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
 	if l.cleanerMapBytes == 0 {
 		l.cleanerMapBytes = DefaultCleanerMapBytes

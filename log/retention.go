@@ -143,7 +143,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset < l.start.Load() {
 		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
 	}
-	l.truncatedAbove = append(l.truncatedAbove, max(offset, l.durable.Load()))
+	l.endEraLocked(max(offset, l.durable.Load()))
 	l.truncations.Add(1)
 	defer l.truncationsDone.Add(1) // after the cuts: see truncatedUnder
 	segs := *l.segs.Load()

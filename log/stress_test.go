@@ -346,7 +346,7 @@ func (s *stress) appendOne(ctx context.Context, r *rand.Rand, w int, waiters *sy
 			s.mu.Unlock()
 			if s.cfg.Sync == SyncAlways && !s.closing.Load() {
 				s.l.mu.Lock()
-				truncated := len(s.l.truncatedAbove) > 0
+				truncated := s.l.truncations.Load() > 0
 				durable := s.l.durable.Load()
 				s.l.mu.Unlock()
 				if durable <= res.LastOffset && !truncated {
