@@ -564,8 +564,42 @@ func (l *Log) LogEndOffset() int64 { return l.next.Load() }
 // LogStartOffset is the first offset a reader may read.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
-// DurableOffset is the offset below which every record is fsynced.
+// DurableOffset is the offset below which every record is fsynced. It is
+// never past LogEndOffset at any one moment; a caller that needs both, or
+// the log start offset with them, reads them together with Offsets.
 func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// Offsets are a log's offsets as of one moment: Start <= End and
+// Durable <= End.
+type Offsets struct {
+	Start   int64 // LogStartOffset
+	Durable int64 // DurableOffset
+	End     int64 // LogEndOffset
+}
+
+// Offsets returns the log start offset, the durable offset and the log
+// end offset as of one moment. Read one after another, the three may
+// belong to different moments: appends and fsyncs between the reads raise
+// the end and the durable offset (a durable offset read after the end may
+// be past it), and a truncation between them lowers all three (an end
+// read after the others may be below them). Offsets takes no lock unless a
+// truncation is under way, which it then waits for.
+func (l *Log) Offsets() Offsets {
+	// Only a truncation lowers the end. While none runs, the end read last
+	// is at least the others read before it; every store of the three is
+	// made under mu, so a truncation under way or begun meanwhile is waited
+	// for there.
+	n := l.truncations.Load()
+	if l.truncationsDone.Load() == n {
+		o := Offsets{Start: l.start.Load(), Durable: l.durable.Load(), End: l.next.Load()}
+		if l.truncations.Load() == n {
+			return o
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Offsets{Start: l.start.Load(), Durable: l.durable.Load(), End: l.next.Load()}
+}
 
 // OnDurable registers f to be called each time an fsync has advanced
 // DurableOffset, from the goroutine that ran the fsync — also when the

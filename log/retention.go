@@ -189,17 +189,23 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return 0, l.fence(err)
 	}
-	l.next.Store(next)
+	// The durable offset and the log start offset come down before the
+	// log end offset does, so that neither is ever past it (see Offsets).
+	if l.durable.Load() > next {
+		l.durable.Store(next)
+	}
 	if next < l.start.Load() {
 		// The batch holding offset began below the log start offset: the
 		// log is now empty, and starts at its end.
 		if err := l.setStartLocked(next); err != nil {
+			l.next.Store(next)
 			return 0, err
 		}
 	}
-	if l.durable.Load() > next {
-		l.durable.Store(next)
+	if testHookTruncateStores != nil {
+		testHookTruncateStores(l)
 	}
+	l.next.Store(next)
 	if l.recovery > next {
 		l.recovery = min(l.recovery, last.Base())
 		if err := l.writeRecoveryLocked(l.recovery); err != nil {
@@ -296,3 +302,8 @@ func (l *Log) maintain(ctx context.Context) error {
 	}
 	return nil
 }
+
+// testHookTruncateStores, when set (by tests), runs in TruncateTo between
+// its stores of the offsets it lowers: after the durable offset and the
+// log start offset, before the log end offset.
+var testHookTruncateStores func(*Log)
