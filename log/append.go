@@ -92,7 +92,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
 			// A retry of a batch whose first attempt's fsync failed or was
 			// not waited for: wait for it as the first attempt would have.
-			return res, l.durability(dup.lastOffs+1, l.truncations.Load()), nil
+			return res, l.durabilityLocked(dup.lastOffs + 1), nil
 		}
 		return res, Durability{}, err
 	}
@@ -126,22 +126,21 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
-	truncations := l.truncations.Load()
-	l.mu.Unlock()
-
+	var d Durability
 	if l.cfg.Sync == SyncAlways || flush {
-		return res, Durability{l: l, target: next, truncations: truncations}, nil
+		d = Durability{l: l, target: next, truncations: l.truncations.Load(), era: l.era}
 	}
-	return res, Durability{}, nil
+	l.mu.Unlock()
+	return res, d, nil
 }
 
-// durability is what an append that ended before end waits for: nothing
-// unless the log fsyncs before acknowledging.
-func (l *Log) durability(end, truncations int64) Durability {
+// durabilityLocked is what an append that ended before end waits for:
+// nothing unless the log fsyncs before acknowledging.
+func (l *Log) durabilityLocked(end int64) Durability {
 	if l.cfg.Sync != SyncAlways {
 		return Durability{}
 	}
-	return Durability{l: l, target: end, truncations: truncations}
+	return Durability{l: l, target: end, truncations: l.truncations.Load(), era: l.era}
 }
 
 // Durability is what an append waits for before it is acknowledged: the
@@ -150,7 +149,31 @@ func (l *Log) durability(end, truncations int64) Durability {
 type Durability struct {
 	l           *Log
 	target      int64
-	truncations int64 // the log's truncations when the append was made
+	truncations int64          // the log's truncations when the append was made
+	era         *truncationEra // the truncation era then
+}
+
+// truncationEra is the time between two truncations (that removed
+// records). The truncation that ends an era records in it the offset above
+// which the appends made in it or before were lost unsynced — the larger
+// of the truncation's offset and the durable offset then — and links the
+// era it begins: Durability.Wait walks from its append's era to the
+// current one, since appends after a truncation may reuse the offsets and
+// be fsynced in the lost append's place. The log holds only the current
+// era: the records of the truncations before the era of every Durability
+// still held are garbage, which a log truncated for its whole life does
+// not keep. Written once, under Log.mu; read under it.
+type truncationEra struct {
+	above int64          // once ended: the offset above which appends were lost
+	next  *truncationEra // the era that follows, nil while this one is current
+}
+
+// endEraLocked ends the current era with a truncation that lost the
+// unsynced appends above above, and begins the next.
+func (l *Log) endEraLocked(above int64) {
+	next := &truncationEra{}
+	l.era.above, l.era.next = above, next
+	l.era = next
 }
 
 // Wait returns once the append is durable, fsyncing the log itself if no
@@ -174,17 +197,17 @@ func (d Durability) Wait(ctx context.Context) error {
 	if d.l.truncations.Load() == d.truncations {
 		return nil
 	}
-	return d.l.truncatedSince(d.truncations, d.target)
+	return d.l.truncatedSince(d.era, d.target)
 }
 
-// truncatedSince reports, as an error, whether a truncation since the
-// first n removed an append ending before target before it was fsynced.
-func (l *Log) truncatedSince(n, target int64) error {
+// truncatedSince reports, as an error, whether a truncation since era
+// began removed an append ending before target before it was fsynced.
+func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, above := range l.truncatedAbove[n:] {
-		if target > above {
-			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced (appended again since)", ErrOffsetOutOfRange, target, above)
+	for e := era; e.next != nil; e = e.next {
+		if target > e.above {
+			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced (appended again since)", ErrOffsetOutOfRange, target, e.above)
 		}
 	}
 	return nil
@@ -451,8 +474,8 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 		// The producer state as of the roll, though what it covers is not
 		// synced (Open uses a snapshot past the end a crash left for its
 		// batches below that end): compaction cleans rolled segments only,
-		// and must never remove a batch the snapshot on disk does not hold,
-		// or Open, replaying the log from the snapshot, forgets it.
+		// and must never remove a batch that the snapshot Open would
+		// replay the log from does not hold, or Open forgets it.
 		if err := l.snapshotProducersLocked(); err != nil {
 			return nil, l.fence(err)
 		}

@@ -309,7 +309,7 @@ func TestCompactionCrashMatrix(t *testing.T) {
 				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v", k, mode, snapshot), func(t *testing.T) {
 					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
 					if !snapshot {
-						require.NoError(t, fs.Remove(filepath.Join(dir, producerFile)))
+						removeProducerSnapshots(t, fs, dir)
 					}
 					l2, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
 					require.NoError(t, err)

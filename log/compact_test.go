@@ -265,7 +265,7 @@ func TestCompactionKeepsProducersLastBatch(t *testing.T) {
 	// Reopen after a crash, without the producer-state snapshot: the state
 	// comes from rescanning the log.
 	require.NoError(t, l.Close())
-	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, producerFile)))
+	removeProducerSnapshots(t, e.fs, e.dir)
 	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
 	l = e.open(cfg)
 	defer l.Close()

@@ -7,12 +7,27 @@
 //	log-start-offset-checkpoint   the first offset readers may see
 //	leader-epoch-checkpoint       leader epoch → its first offset (KIP-101)
 //	cleaner-checkpoint            where compaction's dirty section starts
-//	producer-state-checkpoint     idempotent producers' last batches
+//	00000000000000000000.snapshot idempotent producers' last batches as of that offset
 //	clean-shutdown                present only while the log is cleanly closed
 //
 // Checkpoint files use Kafka's text layout (a version line, a count line,
 // one entry per line) and are replaced atomically: written to a .tmp file,
 // synced, renamed, and the directory synced.
+//
+// The idempotent producers' state (each producer's last batches, to answer
+// retries as duplicates) is snapshotted as Kafka does it: a snapshot file
+// per segment roll, named by its offset (the log end offset it was written
+// at), and also at a clean Close, after a recovery and after a truncation.
+// Open loads the newest snapshot at or below the log end offset it
+// recovered and replays the batches after it (an unreadable snapshot is
+// logged and the next older one tried; with none, the log is replayed
+// from its start); RecoveryInfo says which it loaded and how many batches
+// it read. A truncation, and Open, remove the snapshots past the end.
+// Retention and rolls prune them: the snapshots past the recovery point
+// stay, and the two newest at or below it that are not below the log
+// start offset. Unlike Kafka's binary snapshots, these use the checkpoint
+// layout (a Kafka .snapshot file is skipped as unreadable). The single
+// producer-state-checkpoint file of an older runnel is read and replaced.
 //
 // A Log validates and appends batches (assigning offsets by rewriting each
 // batch's base offset in place), rolls segments by size, age and index

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,4 +160,20 @@ func keyedProducerBatch(t testing.TB, seq int32, key string) []byte {
 	out, err := b.AppendTo(nil, compression.None)
 	require.NoError(t, err)
 	return out
+}
+
+// removeProducerSnapshots removes every producer-state snapshot file of
+// the log in dir, so that Open rebuilds the state from the log alone.
+func removeProducerSnapshots(t testing.TB, fsys vfs.FS, dir string) {
+	t.Helper()
+	names, err := fsys.List(dir)
+	require.NoError(t, err)
+	n := 0
+	for _, name := range names {
+		if name == producerFile || strings.HasSuffix(name, snapshotSuffix) {
+			require.NoError(t, fsys.Remove(filepath.Join(dir, name)))
+			n++
+		}
+	}
+	require.Positive(t, n, "no producer-state snapshot in %s", dir)
 }

@@ -79,6 +79,9 @@ type Log struct {
 	rpGen     atomic.Int64
 	epochs    *epochCache // mu
 	producers producers   // idempotent producers' recent batches (mu)
+	// snapshots are the offsets of the producer-state snapshot files, in
+	// order (mu; see snapshots.go).
+	snapshots []int64
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
@@ -92,12 +95,11 @@ type Log struct {
 	// (written under mu, at the end of TruncateTo): a reader that failed
 	// sees from it whether a truncation cut a segment under its read.
 	truncationsDone atomic.Int64
-	// truncatedAbove has, for each truncation (the i-th at index i-1), the
-	// offset above which an append made before it was lost unsynced: the
-	// larger of the truncation's offset and the durable offset then (mu).
-	// Durability.Wait checks it, since appends after the truncation may
-	// reuse the offsets and be fsynced in the lost append's place.
-	truncatedAbove []int64
+	// era is the current truncation era, which the next truncation ends
+	// (mu; see truncationEra): a Durability holds the era of its append,
+	// and with it the record of every truncation since; the log holds
+	// none of the records of the truncations before.
+	era *truncationEra
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -130,7 +132,15 @@ type RecoveryInfo struct {
 	TruncatedAt     string // file and position of the cut
 	SegmentsDeleted int    // segments after a torn tail, removed
 	LogEndOffset    int64
-	Duration        time.Duration
+	// ProducerSnapshot is the offset of the producer-state snapshot Open
+	// rebuilt the idempotent producers' state from (the state as of that
+	// offset; see the package doc), or -1 when it found none it could use
+	// and replayed the log from its start.
+	ProducerSnapshot int64
+	// ProducerBatchesReplayed counts the batches Open read to bring that
+	// state from the snapshot's offset to the log end offset.
+	ProducerBatchesReplayed int
+	Duration                time.Duration
 }
 
 // Open opens the log in dir, creating the directory if needed, and
@@ -147,7 +157,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < MinCleanerMapBytes {
 		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, MinCleanerMapBytes)
 	}
-	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}),
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}), era: &truncationEra{},
 		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
 	if l.cleanerMapBytes == 0 {
 		l.cleanerMapBytes = DefaultCleanerMapBytes
@@ -219,10 +229,8 @@ func (l *Log) open() (err error) {
 	if l.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
 		return err
 	}
-	snap, err := readCheckpoint(l.fs, l.dir, producerFile, 6)
-	if err != nil {
-		return err
-	}
+	l.snapshots = snapshotOffsets(names)
+	legacy := slices.Contains(names, producerFile)
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
 
@@ -334,13 +342,22 @@ func (l *Log) open() (err error) {
 			return err
 		}
 	}
-	if err := l.loadProducers(snap); err != nil {
+	if err := l.loadProducers(l.snapshots, legacy); err != nil {
 		return err
 	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a
-		// clean shutdown.
+		// clean shutdown — and the single snapshot file of an older
+		// runnel, replaced by one named by its offset.
+		if legacy {
+			if err := l.replaceLegacySnapshotLocked(); err != nil {
+				return err
+			}
+		}
+		if err := l.removeSnapshotsAboveLocked(next); err != nil {
+			return err
+		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
 		}
@@ -377,11 +394,20 @@ func (l *Log) open() (err error) {
 	}
 	// The producer state as of the end, as Kafka snapshots after a
 	// recovery: below the recovery point just written, compaction may
-	// clean the segments, and must not remove a batch the snapshot on
-	// disk does not hold (the next crash would replay the log from an
-	// older snapshot and forget it); and a snapshot past the end, once
-	// appends pass its offset again, would stand for other batches.
+	// clean the segments, and must not remove a batch the newest snapshot
+	// below it does not hold (the next crash would replay the log from an
+	// older snapshot and forget it); and the snapshots past the end go,
+	// which once appends pass their offsets again would stand for other
+	// batches (see loadProducers for what they were good for until now).
 	if err := l.snapshotProducersLocked(); err != nil {
+		return err
+	}
+	if legacy {
+		if err := l.replaceLegacySnapshotLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return err
 	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
@@ -426,7 +452,7 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 		switch suffix {
 		case segment.LogSuffix:
 			bases = append(bases, base)
-		case segment.IndexSuffix, segment.TimeIndexSuffix:
+		case segment.IndexSuffix, segment.TimeIndexSuffix, snapshotSuffix:
 		case segment.LogSuffix + cleanedSuffix, segment.IndexSuffix + cleanedSuffix, segment.TimeIndexSuffix + cleanedSuffix,
 			segment.IndexSuffix + swapSuffix, segment.TimeIndexSuffix + swapSuffix:
 			// An unfinished cleaning, or index swaps that the rebuilt
@@ -539,8 +565,42 @@ func (l *Log) LogEndOffset() int64 { return l.next.Load() }
 // LogStartOffset is the first offset a reader may read.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
-// DurableOffset is the offset below which every record is fsynced.
+// DurableOffset is the offset below which every record is fsynced. It is
+// never past LogEndOffset at any one moment; a caller that needs both, or
+// the log start offset with them, reads them together with Offsets.
 func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// Offsets are a log's offsets as of one moment: Start <= End and
+// Durable <= End.
+type Offsets struct {
+	Start   int64 // LogStartOffset
+	Durable int64 // DurableOffset
+	End     int64 // LogEndOffset
+}
+
+// Offsets returns the log start offset, the durable offset and the log
+// end offset as of one moment. Read one after another, the three may
+// belong to different moments: appends and fsyncs between the reads raise
+// the end and the durable offset (a durable offset read after the end may
+// be past it), and a truncation between them lowers all three (an end
+// read after the others may be below them). Offsets takes no lock unless a
+// truncation is under way, which it then waits for.
+func (l *Log) Offsets() Offsets {
+	// Only a truncation lowers the end. While none runs, the end read last
+	// is at least the others read before it; every store of the three is
+	// made under mu, so a truncation under way or begun meanwhile is waited
+	// for there.
+	n := l.truncations.Load()
+	if l.truncationsDone.Load() == n {
+		o := Offsets{Start: l.start.Load(), Durable: l.durable.Load(), End: l.next.Load()}
+		if l.truncations.Load() == n {
+			return o
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Offsets{Start: l.start.Load(), Durable: l.durable.Load(), End: l.next.Load()}
+}
 
 // OnDurable registers f to be called each time an fsync has advanced
 // DurableOffset, from the goroutine that ran the fsync — also when the

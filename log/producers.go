@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 
@@ -157,7 +158,8 @@ func (ps producers) dropLost(offset int64) map[int64]lostHead {
 	return lost
 }
 
-// mergeSnapshot makes ps, the state replayed from the whole log, the
+// mergeSnapshot makes ps, the state as of the log end rebuilt from the log
+// (a snapshot below the end and the batches after it, or the whole log), the
 // state of snap (a snapshot past the end, its batches there dropped) with
 // the older batches the lost ones had pushed out of its window: a
 // producer's batches all share its epoch, so the newer epoch's state wins
@@ -261,40 +263,108 @@ func producersFromRows(rows [][]int64, now int64) producers {
 	return ps
 }
 
-// snapshotProducersLocked writes the producer state as of the log end
-// offset. Its first row is (-1, offset, 0, 0, 0, 0).
-func (l *Log) snapshotProducersLocked() error {
-	rows := append([][]int64{{-1, l.next.Load(), 0, 0, 0, 0}}, l.producers.rows()...)
-	return writeCheckpoint(l.fs, l.dir, producerFile, rows)
+// snapshotFile is a producer-state snapshot Open may load: one named by
+// its offset, or the single file of an older runnel (producerFile), whose
+// offset is its first row's.
+type snapshotFile struct {
+	off  int64
+	name string
+	rows [][]int64 // read already (the older runnel's file), else nil
 }
 
-// loadProducers rebuilds the producer state on open: the snapshot, then
-// every idempotent batch after the snapshot's offset (or the whole log,
-// without a usable snapshot). A snapshot past the log end (one written as
-// of an end a crash did not keep: a SyncNever roll's or TruncateTo's) is
-// used for its batches below the end: the log below it is the log the
-// snapshot described, whose batches compaction may have removed since (see
-// Open, which replaces such a snapshot). If the crash lost some of the
-// snapshot's batches, those had pushed older ones of their producer out of
-// its window, which are still in the log: the whole log is replayed then,
-// and the snapshot's batches merged into what it holds.
-func (l *Log) loadProducers(snap [][]int64) error {
-	from := l.start.Load()
-	now := l.clock.Now().UnixNano()
-	l.producers = producers{}
-	var past producers // a snapshot past the end that lost batches, to merge
-	var lost map[int64]lostHead
-	if len(snap) > 0 && snap[0][0] == -1 && snap[0][1] >= from {
-		l.producers = producersFromRows(snap[1:], now)
-		from = min(snap[0][1], l.next.Load())
-		if snap[0][1] > l.next.Load() {
-			if lost = l.producers.dropLost(l.next.Load()); len(lost) > 0 {
-				past, l.producers, from = l.producers, producers{}, l.start.Load()
-			}
+// readSnapshot reads and decodes the snapshot f as of now (Unix ns). A
+// malformed one gives an error matching ErrBadCheckpoint.
+func (l *Log) readSnapshot(f snapshotFile, now int64) (producers, error) {
+	rows := f.rows
+	if rows == nil {
+		var err error
+		if rows, err = readCheckpoint(l.fs, l.dir, f.name, 6); err != nil {
+			return nil, err
 		}
 	}
-	l.producers.dropFrom(l.next.Load())
-	for off := from; off < l.next.Load(); {
+	if len(rows) == 0 || rows[0][0] != -1 || rows[0][1] != f.off {
+		return nil, fmt.Errorf("%w: %s: no header row of offset %d", ErrBadCheckpoint, filepath.Join(l.dir, f.name), f.off)
+	}
+	return producersFromRows(rows[1:], now), nil
+}
+
+// loadProducers rebuilds the producer state on open from the snapshots
+// (offsets, ascending; legacy names the older runnel's single file if
+// there is one): the newest snapshot at or below the log end offset, then
+// every idempotent batch after its offset (the whole log from its start,
+// without a usable one). A snapshot that cannot be parsed is logged and
+// skipped. A snapshot past the log end (one written as of an end a crash
+// did not keep: a SyncNever roll's or TruncateTo's, before the snapshots
+// past the new end went) describes the log below it, whose batches
+// compaction may have removed since: the one nearest the end is used for
+// its batches below the end. If the crash lost none of its batches, it is
+// the state as of the end. If it lost some, those had pushed older ones of
+// their producer out of its window, which are still in the log: the state
+// is replayed from the snapshot below the end, and the batches of the one
+// past it merged into what that holds.
+func (l *Log) loadProducers(offs []int64, legacy bool) error {
+	start, end := l.start.Load(), l.next.Load()
+	now := l.clock.Now().UnixNano()
+	files := make([]snapshotFile, 0, len(offs)+1)
+	for _, off := range offs {
+		files = append(files, snapshotFile{off: off, name: snapshotName(off)})
+	}
+	if legacy {
+		rows, err := readCheckpoint(l.fs, l.dir, producerFile, 6)
+		switch {
+		case errors.Is(err, ErrBadCheckpoint):
+			l.logger.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", producerFile, "err", err)
+		case err != nil:
+			return err
+		case len(rows) > 0 && rows[0][0] == -1 && !slices.Contains(offs, rows[0][1]):
+			files = append(files, snapshotFile{off: rows[0][1], name: producerFile, rows: rows})
+			slices.SortFunc(files, func(a, b snapshotFile) int { return cmp.Compare(a.off, b.off) })
+		}
+	}
+	// load returns the first snapshot of files, in the order of seq, that
+	// can be read.
+	load := func(seq func(yield func(int, snapshotFile) bool)) (*snapshotFile, producers, error) {
+		for _, f := range seq {
+			ps, err := l.readSnapshot(f, now)
+			if errors.Is(err, ErrBadCheckpoint) {
+				l.logger.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", f.name, "err", err)
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			return &f, ps, nil
+		}
+		return nil, nil, nil
+	}
+	at := sort.Search(len(files), func(i int) bool { return files[i].off > end })
+	first := sort.Search(len(files), func(i int) bool { return files[i].off >= start })
+	below, ps, err := load(slices.Backward(files[first:at]))
+	if err != nil {
+		return err
+	}
+	var past producers // the snapshot past the end, its batches there dropped
+	var lost map[int64]lostHead
+	if below == nil || below.off < end {
+		f, snap, err := load(slices.All(files[at:]))
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			if lost = snap.dropLost(end); len(lost) == 0 {
+				l.producers = snap
+				l.info.ProducerSnapshot = f.off
+				return nil
+			}
+			past = snap
+		}
+	}
+	from := start
+	l.producers, l.info.ProducerSnapshot = producers{}, -1
+	if below != nil {
+		from, l.producers, l.info.ProducerSnapshot = below.off, ps, below.off
+	}
+	for off := from; off < end; {
 		data, err := l.read(nil, off, 1<<20, math.MaxInt64)
 		if err != nil {
 			return err
@@ -306,13 +376,14 @@ func (l *Log) loadProducers(snap [][]int64) error {
 			if err != nil {
 				return err
 			}
+			l.info.ProducerBatchesReplayed++
 			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
 				l.producers.update(b, now)
 			}
 			off = b.NextOffset()
 		}
 	}
-	if len(lost) > 0 {
+	if past != nil {
 		l.producers.mergeSnapshot(past, lost)
 	}
 	return nil

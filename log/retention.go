@@ -50,6 +50,7 @@ func (l *Log) setStartLocked(offset int64) error {
 	if err := l.epochs.truncateFromStart(offset); err != nil {
 		return l.fence(err)
 	}
+	l.pruneSnapshotsLocked()
 	return nil
 }
 
@@ -142,7 +143,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset < l.start.Load() {
 		return 0, fmt.Errorf("%w: cannot truncate to %d below the log start offset %d", ErrOffsetOutOfRange, offset, l.start.Load())
 	}
-	l.truncatedAbove = append(l.truncatedAbove, max(offset, l.durable.Load()))
+	l.endEraLocked(max(offset, l.durable.Load()))
 	l.truncations.Add(1)
 	defer l.truncationsDone.Add(1) // after the cuts: see truncatedUnder
 	segs := *l.segs.Load()
@@ -188,17 +189,23 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return 0, l.fence(err)
 	}
-	l.next.Store(next)
+	// The durable offset and the log start offset come down before the
+	// log end offset does, so that neither is ever past it (see Offsets).
+	if l.durable.Load() > next {
+		l.durable.Store(next)
+	}
 	if next < l.start.Load() {
 		// The batch holding offset began below the log start offset: the
 		// log is now empty, and starts at its end.
 		if err := l.setStartLocked(next); err != nil {
+			l.next.Store(next)
 			return 0, err
 		}
 	}
-	if l.durable.Load() > next {
-		l.durable.Store(next)
+	if testHookTruncateStores != nil {
+		testHookTruncateStores(l)
 	}
+	l.next.Store(next)
 	if l.recovery > next {
 		l.recovery = min(l.recovery, last.Base())
 		if err := l.writeRecoveryLocked(l.recovery); err != nil {
@@ -216,13 +223,18 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 	}
 	l.producers.dropFrom(next)
-	// The producer-state snapshot on disk may hold batches just removed,
-	// as of an offset the log end will pass again, when Open would take
-	// it for the state below that offset: it is replaced by the state as
-	// of the new end. (A crash before this write leaves the log end below
-	// the old snapshot's offset: Open then takes only its batches below
-	// the end, and replaces it; see loadProducers.)
+	// The producer-state snapshots past the new end hold batches just
+	// removed, as of offsets the log end will pass again, when Open would
+	// take them for the state below those offsets: they go, once the
+	// state as of the new end is written. In that order: a crash between
+	// the two leaves the new one, and one that comes before it leaves the
+	// log end below the old ones, whose batches below the end Open then
+	// takes (compaction may have removed them from the log: see
+	// loadProducers) before it removes them.
 	if err := l.snapshotProducersLocked(); err != nil {
+		return 0, l.fence(err)
+	}
+	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return 0, l.fence(err)
 	}
 	if err := l.epochs.truncateFromEnd(next); err != nil {
@@ -290,3 +302,8 @@ func (l *Log) maintain(ctx context.Context) error {
 	}
 	return nil
 }
+
+// testHookTruncateStores, when set (by tests), runs in TruncateTo between
+// its stores of the offsets it lowers: after the durable offset and the
+// log start offset, before the log end offset.
+var testHookTruncateStores func(*Log)

@@ -346,7 +346,7 @@ func (s *stress) appendOne(ctx context.Context, r *rand.Rand, w int, waiters *sy
 			s.mu.Unlock()
 			if s.cfg.Sync == SyncAlways && !s.closing.Load() {
 				s.l.mu.Lock()
-				truncated := len(s.l.truncatedAbove) > 0
+				truncated := s.l.truncations.Load() > 0
 				durable := s.l.durable.Load()
 				s.l.mu.Unlock()
 				if durable <= res.LastOffset && !truncated {
@@ -414,7 +414,11 @@ func (s *stress) truncate(r *rand.Rand) {
 
 func (s *stress) readOne(ctx context.Context, r *rand.Rand) {
 	l := s.l
-	start, end := l.LogStartOffset(), l.LogEndOffset()
+	o := l.Offsets()
+	if o.Start > o.End || o.Durable > o.End {
+		s.fail("Offsets: %+v: the start or the durable offset past the end", o)
+	}
+	start, end := o.Start, o.End
 	off := start
 	if end > start {
 		off += r.Int64N(end - start + 1)
@@ -422,7 +426,7 @@ func (s *stress) readOne(ctx context.Context, r *rand.Rand) {
 	upTo := int64(math.MaxInt64)
 	switch r.IntN(3) {
 	case 0:
-		upTo = l.DurableOffset()
+		upTo = o.Durable
 	case 1:
 		upTo = end
 	}

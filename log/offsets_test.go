@@ -1,0 +1,62 @@
+package log
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestTruncateToLowersTheOffsetsCoherently: a reader that looks at the
+// offsets while TruncateTo lowers them — between its stores — finds the
+// durable offset and the log start offset at most the log end offset.
+// TruncateTo stored the new end first: the durable offset, still the old
+// one, lay past it until it was lowered too. Offsets, which reads the
+// three as of one moment, waits for the truncation under way.
+func TestTruncateToLowersTheOffsetsCoherently(t *testing.T) {
+	for _, below := range []bool{false, true} { // cutting below the log start offset too
+		e := newEnv(t)
+		l := e.open(Config{Sync: SyncAlways})
+		for _, v := range []string{"a", "b", "c", "d"} {
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
+		}
+		if below {
+			// One batch of two records at 4-5, the log start offset inside it.
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "e", "f"))
+			_, err := l.DeleteRecordsBefore(5)
+			require.NoError(t, err)
+		}
+		to := int64(2)
+		if below {
+			to = 5 // the batch at 4 goes: the log ends, and starts, at 4
+		}
+		seen := 0
+		during := make(chan Offsets, 1)
+		testHookTruncateStores = func(l *Log) {
+			seen++
+			go func() { during <- l.Offsets() }() // waits for the truncation
+			d, end := l.DurableOffset(), l.LogEndOffset()
+			require.LessOrEqual(t, d, end, "durable offset past the log end offset")
+			end, d = l.LogEndOffset(), l.DurableOffset()
+			require.LessOrEqual(t, d, end, "durable offset past the log end offset")
+			start, end := l.LogStartOffset(), l.LogEndOffset()
+			require.LessOrEqual(t, start, end, "log start offset past the log end offset")
+		}
+		end, err := l.TruncateTo(to)
+		testHookTruncateStores = nil
+		require.NoError(t, err)
+		require.Equal(t, 1, seen)
+		if below {
+			require.EqualValues(t, 4, end)
+			require.EqualValues(t, 4, l.LogStartOffset())
+		} else {
+			require.EqualValues(t, 2, end)
+		}
+		require.Equal(t, end, l.DurableOffset())
+		after := Offsets{Start: l.LogStartOffset(), Durable: end, End: end}
+		require.Equal(t, after, <-during, "Offsets during the truncation")
+		require.Equal(t, after, l.Offsets())
+		require.NoError(t, l.Flush(context.Background()))
+		require.NoError(t, l.Close())
+	}
+}

@@ -1,0 +1,142 @@
+package log
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"slices"
+
+	"github.com/runnel/runnel/segment"
+)
+
+// Producer-state snapshots, as Kafka keeps them: one file per snapshot,
+// <20-digit offset>.snapshot, holding the idempotent producers' state as
+// of that offset (the log end offset when it was written), in the
+// checkpoint layout (see producers.rows). Open loads the newest at or
+// below the log end offset it recovered and replays the batches after it.
+//
+// A snapshot is written when a segment rolls (under SyncNever too, though
+// what it covers is not synced yet), when the recovery point moves with an
+// fsync, at a clean Close, after a recovery at Open and after a
+// truncation. Every snapshot on disk describes the log as it is below its
+// offset: a truncation removes those past its new end (and Open those past
+// the end it recovered) before anything can be appended there again.
+//
+// Which are kept: every snapshot past the recovery point (a crash may
+// leave the log end anywhere from the recovery point on, and Open needs
+// the newest below it and, to recover what compaction removed, the one
+// just past it), and the newest retainedSnapshots at or below the recovery
+// point that are at or above the log start offset: the newest of them is
+// the oldest that Open may need (the log end never falls below the
+// recovery point), the others are there in case it is unreadable.
+// Snapshots below the log start offset, such as those of the segments
+// retention deleted, go: Open never loads one (Kafka deletes them too).
+// Under SyncNever the rolls between two fsyncs (Maintain) each add one
+// past the recovery point until the fsync moves it past them.
+
+// snapshotSuffix is the suffix of a producer-state snapshot's file name.
+const snapshotSuffix = ".snapshot"
+
+// retainedSnapshots is how many snapshots at or below the recovery point
+// are kept (see above).
+const retainedSnapshots = 2
+
+// snapshotName is the file name of the snapshot as of offset off.
+func snapshotName(off int64) string { return segment.FileName(off, snapshotSuffix) }
+
+// snapshotOffsets returns the offsets of the snapshot files among names,
+// in order.
+func snapshotOffsets(names []string) []int64 {
+	var offs []int64
+	for _, name := range names {
+		if off, suffix, ok := segment.ParseFileName(name); ok && suffix == snapshotSuffix {
+			offs = append(offs, off)
+		}
+	}
+	slices.Sort(offs)
+	return offs
+}
+
+// snapshotProducersLocked writes the producer state as of the log end
+// offset, as the snapshot of that offset (replacing one written there
+// before). Its first row is (-1, offset, 0, 0, 0, 0). It then prunes the
+// snapshots no longer needed (see pruneSnapshotsLocked).
+func (l *Log) snapshotProducersLocked() error {
+	off := l.next.Load()
+	rows := append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...)
+	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), rows); err != nil {
+		return err
+	}
+	if i, found := slices.BinarySearch(l.snapshots, off); !found {
+		l.snapshots = slices.Insert(l.snapshots, i, off)
+	}
+	l.pruneSnapshotsLocked()
+	return nil
+}
+
+// removeSnapshotsAboveLocked removes the snapshots past end, which
+// describe batches the log no longer holds at their offsets, and syncs the
+// directory if it removed any: from then on appends may take the log end
+// past their offsets, and a crash must not bring one back.
+func (l *Log) removeSnapshotsAboveLocked(end int64) error {
+	i, _ := slices.BinarySearch(l.snapshots, end+1)
+	if i == len(l.snapshots) {
+		return nil
+	}
+	for len(l.snapshots) > i {
+		off := l.snapshots[len(l.snapshots)-1]
+		if err := l.fs.Remove(filepath.Join(l.dir, snapshotName(off))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		l.snapshots = l.snapshots[:len(l.snapshots)-1]
+	}
+	return l.fs.SyncDir(l.dir)
+}
+
+// pruneSnapshotsLocked removes the snapshots that Open can no longer need
+// (see the comment at the top of this file): those below the log start
+// offset, and those at or below the recovery point but the newest
+// retainedSnapshots. The removals are not synced: a snapshot a crash
+// brings back still describes the log below its offset, and goes at a
+// later prune. A removal that fails is logged and tried again at the next
+// prune.
+func (l *Log) pruneSnapshotsLocked() {
+	start, rp := l.start.Load(), l.recovery
+	kept := make([]int64, 0, len(l.snapshots))
+	below := 0 // kept at or below the recovery point
+	for _, off := range slices.Backward(l.snapshots) {
+		keep := off >= start && (off > rp || below < retainedSnapshots)
+		if keep && off <= rp {
+			below++
+		}
+		if !keep {
+			err := l.fs.Remove(filepath.Join(l.dir, snapshotName(off)))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				l.logger.Warn("producer-state snapshot not removed", "dir", l.dir, "offset", off, "err", err)
+				keep = true
+			}
+		}
+		if keep {
+			kept = append(kept, off)
+		}
+	}
+	slices.Reverse(kept)
+	l.snapshots = kept
+}
+
+// replaceLegacySnapshotLocked removes the single snapshot file of an older
+// runnel (producerFile), once Open has written the state it loaded as a
+// snapshot named by its offset (on a clean open, now) and the directory is
+// synced.
+func (l *Log) replaceLegacySnapshotLocked() error {
+	if !slices.Contains(l.snapshots, l.next.Load()) {
+		if err := l.snapshotProducersLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.fs.Remove(filepath.Join(l.dir, producerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	l.logger.Info("producer-state snapshot of an older runnel replaced", "dir", l.dir, "by", snapshotName(l.next.Load()))
+	return l.fs.SyncDir(l.dir)
+}

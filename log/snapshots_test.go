@@ -1,0 +1,258 @@
+package log
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestOpenReplaysFromAnOlderSnapshot: a crash that lost batches of the
+// newest producer-state snapshot (a SyncNever roll's, written past what
+// was synced) leaves Open the snapshots older than it: it loads the newest
+// at or below the recovered end and replays only the batches after it,
+// where it replayed the whole log from its start. The state it rebuilds
+// is the same: the retries of the batches that survived are duplicates,
+// the lost ones are appended again in order.
+func TestOpenReplaysFromAnOlderSnapshot(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for seq := range int32(6) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // offsets 0-5
+	}
+	require.NoError(t, l.Roll())     // a snapshot at 6
+	require.NoError(t, l.Flush(ctx)) // 0-5 synced
+	for seq := int32(6); seq < 10; seq++ {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 6-9
+	}
+	require.NoError(t, l.Flush(ctx)) // 6-9 synced
+	var lost [][]byte
+	for seq := int32(10); seq < 12; seq++ {
+		lost = append(lost, idemBatch(t, 1, 0, seq, 1))
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 10-11, never synced
+	}
+	require.NoError(t, l.Roll()) // a snapshot at 12, past what is synced
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.EqualValues(t, 10, l.LogEndOffset(), "%+v", info)
+	require.EqualValues(t, 6, info.ProducerSnapshot, "%+v", info)
+	require.Equal(t, 4, info.ProducerBatchesReplayed, "%+v", info)
+	for _, seq := range []int32{5, 9} {
+		dup := appendOK(t, l, idemBatch(t, 1, 0, seq, 1))
+		require.True(t, dup.Duplicate, "sequence %d", seq)
+		require.EqualValues(t, seq, dup.FirstOffset)
+	}
+	for i, data := range lost {
+		res := appendOK(t, l, data)
+		require.False(t, res.Duplicate)
+		require.EqualValues(t, 10+i, res.FirstOffset)
+	}
+}
+
+// snapshotFiles lists the producer-state snapshot files in e's log
+// directory by offset, and reports whether the single file of an older
+// runnel is there.
+func (e *env) snapshotFiles(t *testing.T) ([]int64, bool) {
+	t.Helper()
+	names, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	return snapshotOffsets(names), slices.Contains(names, producerFile)
+}
+
+// TestOpenSkipsAnUnreadableSnapshot: a snapshot that does not parse (a
+// file gone bad, or another program's: Kafka's own .snapshot files are
+// binary) is logged and skipped, and the next older one loaded; with none
+// left, the state is replayed from the log start.
+func TestOpenSkipsAnUnreadableSnapshot(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for seq := range int32(3) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
+	}
+	require.NoError(t, l.Roll()) // a snapshot at 3
+	for seq := int32(3); seq < 6; seq++ {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 3-5
+	}
+	require.NoError(t, l.Roll()) // a snapshot at 6
+	appendOK(t, l, idemBatch(t, 1, 0, 6, 1))
+	appendOK(t, l, idemBatch(t, 1, 0, 7, 1)) // 6-7
+	offs, _ := e.snapshotFiles(t)
+	require.Equal(t, []int64{3, 6}, offs)
+
+	for _, tc := range []struct {
+		bad      []int64
+		from     int64
+		replayed int
+	}{
+		{bad: []int64{6}, from: 3, replayed: 5},
+		{bad: nil, from: -1, replayed: 8}, // all of them
+	} {
+		mem := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+		bad := tc.bad
+		if bad == nil {
+			names, err := mem.List(e.dir)
+			require.NoError(t, err)
+			bad = snapshotOffsets(names) // with the one Open wrote at 0, whose removal was not synced
+		}
+		for _, off := range bad {
+			f, err := mem.Create(filepath.Join(e.dir, snapshotName(off)))
+			require.NoError(t, err)
+			_, err = f.Write([]byte{0, 0, 0, 1, 0xff, 0x7f}) // not the checkpoint layout
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}
+		l2, err := Open(e.dir, cfg, Options{FS: mem, Clock: e.clock})
+		require.NoError(t, err)
+		info := l2.Recovery()
+		require.EqualValues(t, tc.from, info.ProducerSnapshot, "bad %v: %+v", tc.bad, info)
+		require.Equal(t, tc.replayed, info.ProducerBatchesReplayed, "bad %v: %+v", tc.bad, info)
+		for _, seq := range []int32{3, 7} {
+			dup := appendOK(t, l2, idemBatch(t, 1, 0, seq, 1))
+			require.True(t, dup.Duplicate, "bad %v: sequence %d", tc.bad, seq)
+			require.EqualValues(t, seq, dup.FirstOffset)
+		}
+		_, err = l2.Append(context.Background(), idemBatch(t, 1, 0, 9, 1), AppendOptions{})
+		require.ErrorIs(t, err, ErrOutOfOrderSequence)
+		require.NoError(t, l2.Close())
+	}
+	require.NoError(t, l.Close())
+}
+
+// TestOpenReplacesTheSingleSnapshotFile: a log directory of an older
+// runnel has one producer-state snapshot, producer-state-checkpoint. Open
+// loads it, whether the log was closed cleanly or not, and replaces it
+// with a snapshot named by its offset.
+func TestOpenReplacesTheSingleSnapshotFile(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		e := newEnv(t)
+		cfg := Config{Sync: SyncAlways}
+		l := e.open(cfg)
+		for seq := range int32(4) {
+			appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-3
+		}
+		require.NoError(t, l.Close()) // a snapshot at 4
+		// Made the older runnel's layout: its snapshot under the one name.
+		offs, _ := e.snapshotFiles(t)
+		for _, off := range offs {
+			if off != 4 {
+				require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
+			}
+		}
+		require.NoError(t, e.fs.Rename(filepath.Join(e.dir, snapshotName(4)), filepath.Join(e.dir, producerFile)))
+		if !clean {
+			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
+		}
+
+		l = e.open(cfg)
+		info := l.Recovery()
+		require.Equal(t, clean, info.Clean)
+		require.EqualValues(t, 4, info.ProducerSnapshot, "clean %v: %+v", clean, info)
+		require.Zero(t, info.ProducerBatchesReplayed, "clean %v", clean)
+		offs, legacy := e.snapshotFiles(t)
+		require.False(t, legacy, "clean %v: the older file is still there", clean)
+		require.Contains(t, offs, int64(4), "clean %v", clean)
+		dup := appendOK(t, l, idemBatch(t, 1, 0, 2, 1))
+		require.True(t, dup.Duplicate, "clean %v", clean)
+		require.EqualValues(t, 2, dup.FirstOffset)
+
+		// The next crash finds the state in the new file.
+		appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 4
+		l = e.crashReopen(l, cfg)
+		require.EqualValues(t, 4, l.Recovery().ProducerSnapshot, "clean %v", clean)
+		require.Equal(t, 1, l.Recovery().ProducerBatchesReplayed, "clean %v", clean)
+		require.True(t, appendOK(t, l, idemBatch(t, 1, 0, 4, 1)).Duplicate)
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestSnapshotsArePruned: the snapshots at or below the recovery point
+// are kept only as the newest retainedSnapshots of them, those below the
+// log start offset go, and under SyncNever those of the rolls since the
+// last fsync stay until an fsync moves the recovery point past them.
+func TestSnapshotsArePruned(t *testing.T) {
+	ctx := context.Background()
+	t.Run("rolls", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(Config{Sync: SyncAlways})
+		defer l.Close()
+		for seq := range int32(20) {
+			appendOK(t, l, idemBatch(t, 1, 0, seq, 1))
+			require.NoError(t, l.Roll())
+			offs, _ := e.snapshotFiles(t)
+			require.Len(t, offs, retainedSnapshots) // with the one Open wrote at 0
+			require.EqualValues(t, seq+1, offs[len(offs)-1])
+		}
+		// Below the log start offset, none is kept.
+		_, err := l.DeleteRecordsBefore(19)
+		require.NoError(t, err)
+		offs, _ := e.snapshotFiles(t)
+		require.Equal(t, []int64{19, 20}, offs)
+		_, err = l.DeleteRecordsBefore(20)
+		require.NoError(t, err)
+		offs, _ = e.snapshotFiles(t)
+		require.Equal(t, []int64{20}, offs)
+	})
+	t.Run("sync never", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(Config{Sync: SyncNever})
+		defer l.Close()
+		for seq := range int32(10) {
+			appendOK(t, l, idemBatch(t, 1, 0, seq, 1))
+			require.NoError(t, l.Roll())
+		}
+		offs, _ := e.snapshotFiles(t)
+		require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, offs, "the rolls since the last fsync")
+		require.NoError(t, l.Flush(ctx)) // the recovery point moves to 10
+		offs, _ = e.snapshotFiles(t)
+		require.Equal(t, []int64{9, 10}, offs)
+	})
+}
+
+// TestTruncateToRemovesTheSnapshotsPastItsEnd: the snapshots past the end
+// a truncation leaves go (they hold the batches it removed, as of offsets
+// the log end passes again), and the state as of the new end is written.
+func TestTruncateToRemovesTheSnapshotsPastItsEnd(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for seq := range int32(6) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1))
+		require.NoError(t, l.Roll()) // snapshots at 1 to 6
+	}
+	require.NoError(t, l.Flush(ctx))
+	offs, _ := e.snapshotFiles(t)
+	require.Equal(t, []int64{5, 6}, offs)
+	end, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, end)
+	offs, _ = e.snapshotFiles(t)
+	require.Equal(t, []int64{3}, offs)
+	for seq := range int32(4) {
+		appendOK(t, l, idemBatch(t, 2, 0, seq, 1)) // 3-6
+	}
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 3, l.Recovery().ProducerSnapshot, "%+v", l.Recovery())
+	dup := appendOK(t, l, idemBatch(t, 1, 0, 2, 1))
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 2, dup.FirstOffset)
+	dup = appendOK(t, l, idemBatch(t, 2, 0, 3, 1))
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 6, dup.FirstOffset)
+	res := appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
+	require.False(t, res.Duplicate, "producer 1's batch at 3 was truncated")
+	require.EqualValues(t, 7, res.FirstOffset)
+}
