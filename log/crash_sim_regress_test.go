@@ -243,3 +243,16 @@ func TestTruncateToAfterCompactionGap(t *testing.T) {
 func TestCrashSimSnapshotAfterRecovery(t *testing.T) {
 	runCrashSim(t, 6015140, false)
 }
+
+// TestCrashSimReplayOverCompactedBatches: seed 21002576 of the crash
+// simulation (found in a 3,000-seed run on 2026-11-30). A crash lost the
+// batches of the one producer-state snapshot there was, written past the
+// end the crash left, so Open replayed the whole log; compaction had
+// removed a producer's batch whole (its seq 7 at offset 44), which the
+// replay therefore forgot, and after a truncation just past it the
+// producer's next batch (seq 8) was refused as out of order. With a
+// snapshot per roll (57fed4f) Open replays from the newest one at or below
+// the recovered end, which still holds the batch.
+func TestCrashSimReplayOverCompactedBatches(t *testing.T) {
+	runCrashSim(t, 21002576, false)
+}
