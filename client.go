@@ -428,7 +428,8 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		}
 		out.TopicID = t.ID
 		waits = append(waits, p.Changed())
-		out.HighWatermark, out.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+		o := p.Offsets()
+		out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
 		limit := fp.MaxBytes
 		if limit <= 0 || limit > maxBytes-total {
 			limit = maxBytes - total

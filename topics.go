@@ -596,9 +596,10 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	}
 	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
 	for _, p := range t.Partitions {
+		o := p.Offsets()
 		info.Partitions = append(info.Partitions, PartitionInfo{
-			Partition: p.ID(), LogStartOffset: p.LogStartOffset(), HighWatermark: p.HighWatermark(),
-			LogEndOffset: p.LogEndOffset(), Size: p.Log().Size(),
+			Partition: p.ID(), LogStartOffset: o.LogStart, HighWatermark: o.HighWatermark,
+			LogEndOffset: o.LogEnd, Size: p.Log().Size(),
 		})
 	}
 	return info, nil

@@ -60,3 +60,34 @@ func TestTruncateToLowersTheOffsetsCoherently(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// TestPartitionOffsets: a partition's offsets as of one moment, its high
+// watermark the durable offset under SyncAlways and the log end offset
+// otherwise — also in the middle of a truncation, where the high
+// watermark read before the log end offset was past it.
+func TestPartitionOffsets(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncAlways, SyncNever} {
+		e := newEnv(t)
+		l := e.open(Config{Sync: sync})
+		p := NewPartition("t", 0, l)
+		for _, v := range []string{"a", "b", "c", "d"} {
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
+		}
+		if sync == SyncAlways {
+			_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "e"), AppendOptions{})
+			require.NoError(t, err)
+			require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 4, LogEnd: 5}, p.Offsets(), "the append not yet fsynced")
+			require.NoError(t, d.Wait(context.Background()))
+		} else {
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "e"))
+		}
+		require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 5, LogEnd: 5}, p.Offsets())
+		during := make(chan PartitionOffsets, 1)
+		testHookTruncateStores = func(*Log) { go func() { during <- p.Offsets() }() }
+		_, err := l.TruncateTo(2)
+		testHookTruncateStores = nil
+		require.NoError(t, err)
+		require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 2}, <-during, "%v: during the truncation", sync)
+		require.NoError(t, l.Close())
+	}
+}

@@ -73,6 +73,27 @@ func (p *Partition) Log() *Log {
 // HighWatermark is the offset below which consumers may read.
 func (p *Partition) HighWatermark() int64 { return highWatermark(p.Log()) }
 
+// PartitionOffsets are a partition's offsets as of one moment.
+type PartitionOffsets struct {
+	LogStart      int64 // LogStartOffset
+	HighWatermark int64 // HighWatermark
+	LogEnd        int64 // LogEndOffset
+}
+
+// Offsets returns the partition's log start offset, high watermark and
+// log end offset as of one moment (see Log.Offsets): read one after
+// another, a truncation or an fsync between the reads could report a
+// high watermark past the log end.
+func (p *Partition) Offsets() PartitionOffsets {
+	l := p.Log()
+	o := l.Offsets()
+	hw := o.End
+	if l.Config().Sync == SyncAlways {
+		hw = o.Durable
+	}
+	return PartitionOffsets{LogStart: o.Start, HighWatermark: hw, LogEnd: o.End}
+}
+
 // highWatermark is the high watermark of a partition whose log is l.
 func highWatermark(l *Log) int64 {
 	if l.Config().Sync == SyncAlways {
