@@ -2,6 +2,8 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -131,46 +133,71 @@ func TestMaxWaitZeroRecordsLoopWokenByProduce(t *testing.T) {
 
 // The wait of an idle Records loop under FetchMaxWait(0) ends when a
 // partition backed off after an error may be retried, as its fetches
-// answered at once would have retried it then.
+// answered at once would have retried it then. Whether partition 0 is
+// still backed off when the loop's fetch comes to wait depends on the
+// machine's speed: a fetch that names it again (its backoff passed)
+// answers at once or, idle, waits the whole 500 ms; the loop ends at the
+// first that waits without it, which must wait no longer than the
+// backoff. "slow" stalls the second fetch past the backoff, as a loaded
+// machine may: partition 0 is then due again when the loop's first idle
+// fetch is made (before, that run failed the test, which took the
+// partitions of the first idle fetch for granted).
 func TestMaxWaitZeroIdleWaitEndsForRetry(t *testing.T) {
-	const backoff = 300 * time.Millisecond
-	var reqs []api.FetchRequest
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
-	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
-		reqs = append(reqs, *req)
-		var resp api.FetchResponse
-		for _, p := range req.Partitions {
-			fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition}
-			if p.Partition == 0 {
-				fp.Err = api.ErrUnknownTopicOrPartition // not read yet: retried after the backoff
+	const backoff = 100 * time.Millisecond
+	for _, slow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
+			var reqs []api.FetchRequest
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			names0 := func(req api.FetchRequest) bool {
+				return slices.ContainsFunc(req.Partitions, func(p api.FetchPartition) bool { return p.Partition == 0 })
 			}
-			resp.Partitions = append(resp.Partitions, fp)
-		}
-		if req.MaxWait > 0 {
-			cancel()
-		}
-		return resp, nil
-	}}
-	c := newConsumer(t, client, consumer.FetchMaxWait(0), consumer.RetryBackoff(backoff))
-	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
-	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
-	var errs []error
-	for _, err := range c.Records(ctx) {
-		errs = append(errs, err)
-	}
-	require.NotEmpty(t, errs)
-	for _, err := range errs {
-		require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
-	}
-	// Typically: the error, an empty answer at once, then a wait (on a
-	// machine slow enough to pass the backoff in between, partition 0 is
-	// retried first, at once).
-	last := reqs[len(reqs)-1]
-	require.Positive(t, last.MaxWait)
-	require.Len(t, last.Partitions, 1, "partition 0 backed off")
-	require.LessOrEqual(t, last.MaxWait, backoff, "the wait ends when partition 0 may be retried")
-	for _, r := range reqs[:len(reqs)-1] {
-		require.Zero(t, r.MaxWait)
+			client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+				reqs = append(reqs, *req)
+				if slow && len(reqs) == 2 {
+					time.Sleep(backoff) // a stall past partition 0's backoff
+				}
+				var resp api.FetchResponse
+				for _, p := range req.Partitions {
+					fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition}
+					if p.Partition == 0 {
+						fp.Err = api.ErrUnknownTopicOrPartition // not read yet: retried after the backoff
+					}
+					resp.Partitions = append(resp.Partitions, fp)
+				}
+				if req.MaxWait > 0 && !names0(*req) {
+					cancel() // the wait under test
+				}
+				return resp, nil
+			}}
+			c := newConsumer(t, client, consumer.FetchMaxWait(0), consumer.RetryBackoff(backoff))
+			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+			require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+			var errs []error
+			for _, err := range c.Records(ctx) {
+				errs = append(errs, err)
+			}
+			require.NotEmpty(t, errs)
+			for _, err := range errs {
+				require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
+			}
+			// Typically: the error, an empty answer at once, then a wait
+			// that partition 0's backoff bounds.
+			last := reqs[len(reqs)-1]
+			require.Positive(t, last.MaxWait)
+			require.False(t, names0(last), "partition 0 backed off")
+			require.LessOrEqual(t, last.MaxWait, backoff, "the wait ends when partition 0 may be retried")
+			waitedWhole := false
+			for _, r := range reqs[:len(reqs)-1] {
+				if r.MaxWait > 0 {
+					require.True(t, names0(r), "only a fetch that names partition 0 waits longer than its backoff")
+					require.Equal(t, 500*time.Millisecond, r.MaxWait, "nothing backed off: an idle fetch waits as long as it may")
+					waitedWhole = true
+				}
+			}
+			if slow {
+				require.True(t, waitedWhole, "the stall made partition 0 due at the first idle fetch")
+			}
+		})
 	}
 }

@@ -142,6 +142,29 @@ func TestSpaceGrantedToALeavingWaiterIsPassedOn(t *testing.T) {
 	requireSpace(t, p, 1, 60, 0)
 }
 
+// A reservation larger than MaxBufferedBytes does not wait forever: an
+// empty buffer takes any record, so it gets its space once everything
+// buffered before it is freed, and the one behind it, which would have
+// fitted all along, waits until it is freed in turn.
+func TestOversizedWaiterGetsTheEmptiedBuffer(t *testing.T) {
+	p, waiting := spaceProducer(t, MaxBufferedBytes(100))
+	ctx := context.Background()
+	require.NoError(t, p.reserve(ctx, 30, true))
+	require.NoError(t, p.reserve(ctx, 20, true))
+	huge := reserveAsync(p, ctx, 500)
+	<-waiting
+	small := reserveAsync(p, ctx, 10)
+	<-waiting
+	p.release(1, 30)
+	requireSpace(t, p, 1, 20, 2) // not empty yet: both wait
+	p.release(1, 20)
+	require.NoError(t, <-huge)
+	requireSpace(t, p, 1, 500, 1)
+	p.release(1, 500)
+	require.NoError(t, <-small)
+	requireSpace(t, p, 1, 10, 0)
+}
+
 // Close wakes every waiter with ErrClosed, and none takes space.
 func TestCloseWakesSpaceWaiters(t *testing.T) {
 	p, waiting := spaceProducer(t, MaxBufferedRecords(1))
