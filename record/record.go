@@ -25,7 +25,9 @@ type Record struct {
 	// default topic; decoding fills it from the fetch.
 	Topic string
 	// Offset is the record's position in its partition, assigned by the
-	// log when the batch is appended; a producer's value is ignored.
+	// log when the batch is appended. A producer ignores the caller's
+	// value and sets it on a delivered record (-1 when the broker reported
+	// none, as may happen with acks 0).
 	Offset int64
 	// Timestamp is the record's CreateTime, or the broker's LogAppendTime
 	// when the topic says so (see TimestampType). Millisecond precision.
@@ -39,9 +41,10 @@ type Record struct {
 	// Headers are the record's headers, in order; keys may repeat.
 	Headers []Header
 
-	// The fields below are filled on decode. A producer ignores them,
-	// except Partition, which its manual partitioner reads and which it
-	// sets to the partition the record went to.
+	// The fields below are filled on decode. A producer ignores the
+	// caller's values, except Partition, which its manual partitioner
+	// reads; it sets them all on a delivered record (TimestampType only
+	// for LogAppendTime).
 
 	// ProducerID is the idempotent producer's id, or -1.
 	ProducerID int64
