@@ -121,12 +121,12 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 // at least ts (ms since the epoch), as Kafka's ListOffsets does; ok is
 // false when every record is older (the caller then uses the log end).
 // The answer holds for the log as it is when the search ends: a search
-// that a removal or a compaction's swap overtook is run again (see
-// searchTime).
+// that a removal or a compaction's swap overtook is run again, and after a
+// few such, with the segments pinned (see searchTime).
 //
 // Errors: ErrClosed (also when the log closes during the call);
-// ErrOffsetOutOfRange when segments kept being replaced under the search;
-// record.ErrCorrupt.
+// ErrOffsetOutOfRange when truncations or DeleteRecords kept moving the
+// log under the search; record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
 		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
@@ -178,6 +178,19 @@ type timeView struct {
 // (compaction's swap) while the search read it, which fails the read, or
 // after (see searchStale), which could leave it naming a record the swap
 // removed or missing one the swap kept.
+//
+// The first optimisticSearches attempts hold no lock. A log whose
+// segments keep changing (a compaction swapping small segments, again and
+// again) can make all of them stale: the attempts after that pin the
+// segments (lifeMu, shared: every removal of a segment waits for it), so
+// that none is removed under the search, and one a swap replaced
+// meanwhile is still open when the answer is checked: the answer holds as
+// of the search, when that segment held it. Only a truncation (which may
+// cut inside a segment), or a log start or end that moved past the answer
+// (DeleteRecords), can still make those stale; after pinnedSearches of
+// them the search gives up with ErrOffsetOutOfRange. A pinned search
+// delays Close, a removal of segments, and the appends waiting behind
+// one, for as long as it reads.
 func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.closed.Load() {
@@ -186,14 +199,25 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
 		}
+		pinned := attempt >= optimisticSearches
+		if pinned {
+			l.lifeMu.RLock()
+		}
 		cuts := l.truncationsDone.Load()
 		v := timeView{end: l.next.Load()}
 		v.segs, v.start = *l.segs.Load(), l.start.Load()
 		offset, ok, err = search(ctx, v)
-		if testHookTimeSearched != nil {
+		if testHookTimeSearched != nil && !pinned {
 			testHookTimeSearched(l)
 		}
-		if err == nil && !l.searchStale(v.segs, offset, ok, cuts) {
+		// Checked before the segments are unpinned: while they are, a
+		// segment a swap replaced is not closed yet, and its answer holds
+		// as of the search.
+		stale := err == nil && l.searchStale(v.segs, offset, ok, cuts)
+		if pinned {
+			l.lifeMu.RUnlock()
+		}
+		if err == nil && !stale {
 			return offset, ok, nil
 		}
 		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
@@ -202,7 +226,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if l.closed.Load() {
 			return 0, false, ErrClosed
 		}
-		if attempt == 2 {
+		if attempt == optimisticSearches+pinnedSearches-1 {
 			if err == nil {
 				err = errors.New("the segments kept changing under the search")
 			}
@@ -214,8 +238,13 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 	}
 }
 
+// optimisticSearches and pinnedSearches bound searchTime's attempts
+// without and with the segments pinned.
+const optimisticSearches, pinnedSearches = 3, 3
+
 // testHookTimeSearched, when set (by tests), runs in searchTime between a
-// search and the check of its answer.
+// search and the check of its answer, in the attempts that do not pin the
+// segments (a hook that removed segments there would wait for itself).
 var testHookTimeSearched func(*Log)
 
 // searchStale reports whether the answer of a search over segs, begun when

@@ -194,3 +194,41 @@ func TestTimeSearchAfterTruncateAndAppend(t *testing.T) {
 	require.False(t, ok, "offset %d: no record is stamped 250 or later now", off)
 	require.NoError(t, l.Close())
 }
+
+// TestTimeSearchUnderCompactionChurn: a compaction that replaces the
+// segment holding the answer lands after each of the searches that pin
+// nothing. The search pins the segments then and answers; before, it gave
+// up after three attempts with ErrOffsetOutOfRange ("the segments kept
+// changing"), which a consumer's seek to a time got on a busy compacted
+// topic (a rare failure of TestCompactionConcurrentReaders under -race).
+func TestTimeSearchUnderCompactionChurn(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
+	ts := int64(100)
+	round := func() {
+		for _, k := range []string{"a", "b", "c"} {
+			appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), ts}))
+			ts += 100
+		}
+		require.NoError(t, l.Roll())
+	}
+	round() // a@100, b@200, c@300
+	hooked := 0
+	testHookTimeSearched = func(hl *Log) {
+		hooked++
+		round() // supersedes every record: the next pass replaces their segments
+		res, err := hl.Compact(context.Background())
+		require.NoError(t, err)
+		require.Positive(t, res.SegmentsRewritten)
+	}
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(150)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, optimisticSearches, hooked, "every unpinned search went stale")
+	recs := readAll(t, l, off)
+	require.NotEmpty(t, recs)
+	require.Equal(t, off, recs[0].Offset, "the answer names a record the log holds")
+	require.GreaterOrEqual(t, recs[0].Timestamp.UnixMilli(), int64(150))
+	require.NoError(t, l.Close())
+}
