@@ -153,11 +153,15 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	// Newest first: until SyncDir, a crash may keep any prefix of these
 	// removals, and a prefix of newest-first removals leaves the log
-	// whole, only longer, where oldest-first could leave a hole.
+	// whole, only longer, where oldest-first could leave a hole. For the
+	// same reason a removal that fails ends them: the older segments
+	// stay, and the log is fenced with what it holds whole.
 	l.lifeMu.Lock()
 	var err error
 	for _, s := range slices.Backward(segs[keep:]) {
-		err = errors.Join(err, s.Delete())
+		if err = s.Delete(); err != nil {
+			break
+		}
 	}
 	l.lifeMu.Unlock()
 	l.forgetDeletedLocked()
