@@ -624,6 +624,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	next := make([]*segment.Segment, 0, len(segs)-len(group)+1)
 	next = append(append(append(next, segs[:at]...), s), segs[at+len(group):]...)
 	l.setSegments(next)
+	l.uncleanedFrom = max(l.uncleanedFrom, segs[at+len(group)].Base())
 	res.SegmentsRewritten += len(group)
 	res.RecordsRemoved += removed
 	res.BytesBefore += before

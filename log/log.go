@@ -85,7 +85,14 @@ type Log struct {
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
-	cleanerMapBytes    int64 // Options.CleanerMapBytes, defaulted
+	// uncleanedFrom is an offset from which compaction has cleaned
+	// nothing (mu): the log end offset at Open (a truncation may have
+	// made a cleaned segment active again), raised by each compaction's
+	// swap to the end of what it cleaned; never lowered. A truncation
+	// replays the producer state only from a snapshot at or past it (see
+	// reloadProducersLocked).
+	uncleanedFrom   int64
+	cleanerMapBytes int64 // Options.CleanerMapBytes, defaulted
 	// truncations counts the truncations that removed records (written
 	// under mu): a
 	// compaction that began before one does not swap in what it built
@@ -330,6 +337,7 @@ func (l *Log) open() (err error) {
 	l.start.Store(min(max(start, segs[0].Base()), next))
 	l.durable.Store(next)
 	l.recovery = next
+	l.uncleanedFrom = next
 	if l.cleaned > next {
 		// A cleaner checkpoint past the log end: a truncation lowered it
 		// and a crash came before it was written (or an older runnel kept
