@@ -624,6 +624,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	next := make([]*segment.Segment, 0, len(segs)-len(group)+1)
 	next = append(append(append(next, segs[:at]...), s), segs[at+len(group):]...)
 	l.setSegments(next)
+	l.uncleanedFrom = max(l.uncleanedFrom, segs[at+len(group)].Base())
 	res.SegmentsRewritten += len(group)
 	res.RecordsRemoved += removed
 	res.BytesBefore += before
@@ -654,8 +655,13 @@ func (l *Log) completeSwap(base int64, bases []int64) ([]int64, error) {
 		return nil, err
 	}
 	// The swap's indexes may not all have been renamed: drop them, the
-	// segment rebuilds them.
-	if err := segment.RemoveFiles(l.fs, l.dir, base, segment.IndexSuffix+swapSuffix, segment.TimeIndexSuffix+swapSuffix); err != nil {
+	// segment rebuilds them. So do the indexes under the final names: the
+	// swap's renamed, or those of the replaced segment of the same base
+	// whose .log went before a crash or a failure kept its indexes from
+	// going (a segment's files are removed one by one), which would
+	// otherwise index the cleaned segment with the old one's positions.
+	if err := segment.RemoveFiles(l.fs, l.dir, base, segment.IndexSuffix+swapSuffix, segment.TimeIndexSuffix+swapSuffix,
+		segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
 		return nil, err
 	}
 	if err := l.fs.Rename(filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix+swapSuffix)),

@@ -256,3 +256,16 @@ func TestCrashSimSnapshotAfterRecovery(t *testing.T) {
 func TestCrashSimReplayOverCompactedBatches(t *testing.T) {
 	runCrashSim(t, 21002576, false)
 }
+
+// TestCrashSimTransientStaleSwapIndexes: seeds 30051760 and 30057929 of
+// the crash simulation with transient faults (found in a 20,000-seed run
+// on 2026-11-30). A compaction's swap, committed, removed the .log of the
+// segment it replaced at its base offset, but not its index (the removal
+// failed, and the crash kept the .log's removal alone); Open completed the
+// swap and kept that index for the cleaned segment: time index entries
+// naming offsets the cleaning had removed.
+func TestCrashSimTransientStaleSwapIndexes(t *testing.T) {
+	for _, seed := range []uint64{30051760, 30057929} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSimWith(t, seed, false, true) })
+	}
+}

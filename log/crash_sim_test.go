@@ -51,7 +51,11 @@ import (
 //   - for each idempotent producer, its retries answered as the log's
 //     producer state must answer them: a batch that survived is a
 //     duplicate with its original offsets, one lost with the crash is
-//     appended once, in order.
+//     appended once, in order;
+//   - its producer state and producer-state snapshot files holding only
+//     batches it holds, at least each producer's last batches, and no
+//     snapshot past its end or below its start (checkProducerState,
+//     after every operation too).
 //
 // Between crashes the model checks each operation's answer too, and the
 // records the log holds after each retention, compaction and Maintain.
@@ -69,31 +73,36 @@ import (
 //
 // (RUNNEL_CRASH_SIM_BASE sets the first seed; by default a long run starts
 // at one drawn from the time, which it logs.)
-func TestCrashSim(t *testing.T) {
-	if v := os.Getenv("RUNNEL_CRASH_SIM_SEED"); v != "" {
+func TestCrashSim(t *testing.T) { crashSimSeeds(t, "RUNNEL_CRASH_SIM", 270, false) }
+
+// crashSimSeeds runs the crash simulation over the default number of
+// seeds, or those env (and env_SEED, env_BASE) asks for; transient adds
+// transient faults (see TestCrashSimTransientFaults).
+func crashSimSeeds(t *testing.T, env string, runs int, transient bool) {
+	if v := os.Getenv(env + "_SEED"); v != "" {
 		seed, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("RUNNEL_CRASH_SIM_SEED=%q: %v", v, err)
+			t.Fatalf("%s_SEED=%q: %v", env, v, err)
 		}
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSim(t, seed, true) })
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSimWith(t, seed, true, transient) })
 		return
 	}
-	runs, base := 270, uint64(1)
+	base := uint64(1)
 	if testing.Short() {
-		runs = 90
+		runs /= 3
 	}
 	if raceEnabled {
 		runs /= 3
 	}
-	if v := os.Getenv("RUNNEL_CRASH_SIM"); v != "" {
+	if v := os.Getenv(env); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			t.Fatalf("RUNNEL_CRASH_SIM=%q: want a number of runs", v)
+			t.Fatalf("%s=%q: want a number of runs", env, v)
 		}
 		runs, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
-		if b := os.Getenv("RUNNEL_CRASH_SIM_BASE"); b != "" {
+		if b := os.Getenv(env + "_BASE"); b != "" {
 			if base, err = strconv.ParseUint(b, 10, 64); err != nil {
-				t.Fatalf("RUNNEL_CRASH_SIM_BASE=%q: %v", b, err)
+				t.Fatalf("%s_BASE=%q: %v", env, b, err)
 			}
 		}
 		t.Logf("crash simulation: %d runs, seeds %d to %d", runs, base, base+uint64(runs)-1)
@@ -106,7 +115,7 @@ func TestCrashSim(t *testing.T) {
 			failures := 0
 			for i := w; i < runs && failures < 3; i += workers {
 				seed := base + uint64(i)
-				if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSim(t, seed, false) }) {
+				if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSimWith(t, seed, false, transient) }) {
 					failures++
 				}
 				done.Add(1)
@@ -114,7 +123,7 @@ func TestCrashSim(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if os.Getenv("RUNNEL_CRASH_SIM") != "" {
+		if os.Getenv(env) != "" {
 			t.Logf("crash simulation: %d runs done", done.Load())
 		}
 	})
@@ -122,9 +131,17 @@ func TestCrashSim(t *testing.T) {
 
 // runCrashSim runs the simulation of one seed; verbose logs its operations
 // as it goes (a replay).
-func runCrashSim(t *testing.T, seed uint64, verbose bool) {
+func runCrashSim(t *testing.T, seed uint64, verbose bool) { runCrashSimWith(t, seed, verbose, false) }
+
+// runCrashSimWith is runCrashSim, with transient faults if transient.
+func runCrashSimWith(t *testing.T, seed uint64, verbose, transient bool) {
 	s := newCrashSim(t, seed)
 	s.verbose = verbose
+	replay := fmt.Sprintf("RUNNEL_CRASH_SIM_SEED=%d go test -run 'TestCrashSim$' -v ./log", seed)
+	if transient {
+		s.transient = rand.New(rand.NewPCG(seed, 0x7472616e73))
+		replay = fmt.Sprintf("RUNNEL_CRASH_SIM_TRANSIENT_SEED=%d go test -run TestCrashSimTransientFaults -v ./log", seed)
+	}
 	defer func() {
 		if s.l != nil {
 			s.l.Close()
@@ -134,8 +151,7 @@ func runCrashSim(t *testing.T, seed uint64, verbose bool) {
 			if len(trace) > 150 {
 				trace = append([]string{fmt.Sprintf("... %d operations before", len(trace)-150)}, trace[len(trace)-150:]...)
 			}
-			t.Logf("seed %d: %s\n%s\nreplay: RUNNEL_CRASH_SIM_SEED=%d go test -run TestCrashSim -v ./log",
-				seed, s.describe(), strings.Join(trace, "\n"), seed)
+			t.Logf("seed %d: %s\n%s\nreplay: %s", seed, s.describe(), strings.Join(trace, "\n"), replay)
 		}
 	}()
 	s.run()
@@ -251,7 +267,15 @@ type crashSim struct {
 	clock   *fakeClock
 	mem     *vfs.MemFS
 	failIn  atomic.Int64 // file-system operations left before the disk dies; -1: it does not
-	l       *Log
+	// transient, when not nil, draws the transient faults (see
+	// TestCrashSimTransientFaults); faultIn counts the writing file-system
+	// operations left before one fails alone (-1: none does), and faulted
+	// says that one did since the last crash.
+	transient *rand.Rand
+	faultIn   atomic.Int64
+	faulted   atomic.Bool
+	faultOp   atomic.Pointer[string] // the operation that failed, until logged
+	l         *Log
 
 	recs      []*simRec // by offset, from 0 to the log end offset
 	start     int64
@@ -275,6 +299,7 @@ func newCrashSim(t *testing.T, seed uint64) *crashSim {
 	s := &crashSim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6372617368)), clock: newClock(), mem: vfs.NewMem(),
 		present: map[int64]bool{}, unc: simUncertain{cutFrom: -1}}
 	s.failIn.Store(-1)
+	s.faultIn.Store(-1)
 	r := s.rng
 	s.cfg = Config{
 		Sync:                   []SyncPolicy{SyncAlways, SyncPeriodic, SyncNever}[seed%3],
@@ -329,9 +354,22 @@ func (s *crashSim) end() int64      { return int64(len(s.recs)) }
 func (s *crashSim) compacted() bool { return s.cfg.CleanupPolicy&Compact != 0 }
 
 // fs is the log's file system: the MemFS, whose operations fail once the
-// disk died (failIn).
+// disk died (failIn), and one of whose writing operations fails alone
+// when faultIn comes to 0.
 func (s *crashSim) fs(mem *vfs.MemFS) vfs.FS {
-	return vfs.WithFaults(mem, vfs.InjectorFunc(func(vfs.Op, string) error {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if writes(op) {
+			switch n := s.faultIn.Load(); {
+			case n == 0:
+				s.faultIn.Store(-1)
+				s.faulted.Store(true)
+				what := fmt.Sprintf("%s %s", op, name)
+				s.faultOp.Store(&what)
+				return vfs.ErrInjected
+			case n > 0:
+				s.faultIn.Store(n - 1)
+			}
+		}
 		n := s.failIn.Load()
 		switch {
 		case n < 0:
@@ -342,6 +380,15 @@ func (s *crashSim) fs(mem *vfs.MemFS) vfs.FS {
 		s.failIn.Store(n - 1)
 		return nil
 	}))
+}
+
+// writes reports whether op changes the file system.
+func writes(op vfs.Op) bool {
+	switch op {
+	case vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpTruncate, vfs.OpRemove, vfs.OpRename, vfs.OpSyncDir:
+		return true
+	}
+	return false
 }
 
 func (s *crashSim) openLog(mem *vfs.MemFS) (*Log, error) {
@@ -361,6 +408,11 @@ func (s *crashSim) run() {
 		if s.rng.IntN(2) == 0 {
 			cutAt = s.rng.IntN(n)
 		}
+		if s.transient != nil {
+			k := s.transient.Int64N(1 + s.transient.Int64N(400))
+			s.logf("a writing file-system operation fails alone after %d more", k)
+			s.faultIn.Store(k)
+		}
 		for i := range n {
 			s.ops++
 			s.clock.Advance(time.Duration(s.rng.IntN(90)) * time.Second)
@@ -369,9 +421,14 @@ func (s *crashSim) run() {
 				s.logf("the disk dies after %d more file-system operations", k)
 				s.failIn.Store(k)
 			}
-			if err := s.step(); err != nil || i == cutAt {
+			err := s.step()
+			if p := s.faultOp.Swap(nil); p != nil {
+				s.logf("  transient fault: %s failed", *p)
+			}
+			if err != nil || i == cutAt {
 				break
 			}
+			s.checkProducerState(fmt.Sprintf("operation %d", s.ops))
 		}
 		s.crash()
 	}
@@ -429,7 +486,7 @@ func (s *crashSim) step() error {
 // the test; unc says what the interrupted operation may have done.
 func (s *crashSim) powerCut(what string, err error, unc simUncertain) error {
 	s.t.Helper()
-	if s.failIn.Load() != 0 || !errors.Is(err, vfs.ErrInjected) {
+	if s.failIn.Load() != 0 && !s.faulted.Load() || !errors.Is(err, vfs.ErrInjected) {
 		s.fatalf("%s: %v", what, err)
 	}
 	unc.op = what
@@ -651,6 +708,9 @@ func (s *crashSim) refused() error {
 	s.logf("%s", what)
 	end := s.l.LogEndOffset()
 	_, err := s.l.Append(context.Background(), bytes.Clone(data), AppendOptions{LeaderEpoch: s.epoch})
+	if s.faulted.Load() && errors.Is(err, ErrLogFenced) {
+		return s.powerCut(what, err, s.noUnc())
+	}
 	s.check(errors.Is(err, want), "%s: %v", what, err)
 	s.check(s.l.LogEndOffset() == end, "%s: the log end offset moved from %d to %d", what, end, s.l.LogEndOffset())
 	return nil
@@ -880,7 +940,7 @@ func (s *crashSim) maintain() error {
 	// fails inside an fsync is logged, not returned (it costs a longer
 	// scan at Open, no data).
 	rp, err := readOffset(s.mem, crashDir, recoveryPointFile, 0)
-	s.check(err == nil && (rp >= s.l.DurableOffset() || s.failIn.Load() == 0) && rp <= s.l.LogEndOffset(),
+	s.check(err == nil && (rp >= s.l.DurableOffset() || s.failIn.Load() == 0 || s.faulted.Load()) && rp <= s.l.LogEndOffset(),
 		"%s: recovery point %d (%v), durable offset %d, log end offset %d", what, rp, err, s.l.DurableOffset(), s.l.LogEndOffset())
 	s.observe(what, startMax)
 	return nil
@@ -890,6 +950,9 @@ func (s *crashSim) maintain() error {
 // opens it again: nothing may change.
 func (s *crashSim) reopen() error {
 	s.logf("close")
+	if err := s.l.fenceErr(); err != nil && s.faulted.Load() {
+		return s.powerCut("close of a fenced log", err, s.noUnc())
+	}
 	if err := s.l.Close(); err != nil {
 		return s.powerCut("close", err, s.noUnc())
 	}
@@ -908,7 +971,9 @@ func (s *crashSim) reopen() error {
 	}
 	s.l = l
 	s.unflushed = 0
-	s.check(l.Recovery().Clean, "reopened after a clean close, recovery %+v", l.Recovery())
+	// A write that failed (a transient fault) may have left its .tmp file,
+	// which Open removes, and then scans the log as after a crash.
+	s.check(l.Recovery().Clean || s.faulted.Load(), "reopened after a clean close, recovery %+v", l.Recovery())
 	s.observe("reopen", s.start)
 	return nil
 }
@@ -993,6 +1058,7 @@ func (s *crashSim) checkRemovable(what string, o int64, got map[int64]*record.Re
 func (s *crashSim) crash() {
 	s.crashes++
 	s.ops++
+	s.faultIn.Store(-1)
 	clone := s.mem.CrashClone(s.crashOptions())
 	if s.l != nil {
 		s.failIn.Store(0) // the old log writes nothing more
@@ -1000,6 +1066,7 @@ func (s *crashSim) crash() {
 		s.l = nil
 	}
 	s.failIn.Store(-1)
+	s.faulted.Store(false)
 	s.pending = nil
 	for tries := 0; ; tries++ {
 		s.mem = clone
@@ -1025,6 +1092,8 @@ func (s *crashSim) crash() {
 	}
 	s.unflushed = 0
 	s.checkCrashed()
+	s.checkRecoveryInfo(s.l.Recovery())
+	s.checkProducerState("after the crash")
 	s.unc = simUncertain{cutFrom: -1}
 	s.retryAfterCrash()
 	// The log takes appends again, and reads them back.

@@ -22,10 +22,14 @@
 // recovered and replays the batches after it (an unreadable snapshot is
 // logged and the next older one tried; with none, the log is replayed
 // from its start); RecoveryInfo says which it loaded and how many batches
-// it read. A truncation, and Open, remove the snapshots past the end.
-// Retention and rolls prune them: the snapshots past the recovery point
-// stay, and the two newest at or below it that are not below the log
-// start offset. Unlike Kafka's binary snapshots, these use the checkpoint
+// it read. A truncation, and Open, remove the snapshots past the end; a
+// truncation also rebuilds the state as of its new end, as Kafka's
+// truncateAndReload does, from the newest snapshot at or below it and the
+// batches after, when that snapshot lies at or past the log end offset
+// Open found and all that compaction has cleaned since (else it drops the
+// removed batches from the state it had). Retention and rolls prune the
+// snapshots: those past the recovery point stay, and the two newest at or
+// below it that are not below the log start offset. Unlike Kafka's binary snapshots, these use the checkpoint
 // layout (a Kafka .snapshot file is skipped as unreadable). The single
 // producer-state-checkpoint file of an older runnel is read and replaced.
 //

@@ -85,7 +85,14 @@ type Log struct {
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
-	cleanerMapBytes    int64 // Options.CleanerMapBytes, defaulted
+	// uncleanedFrom is an offset from which compaction has cleaned
+	// nothing (mu): the log end offset at Open (a truncation may have
+	// made a cleaned segment active again), raised by each compaction's
+	// swap to the end of what it cleaned; never lowered. A truncation
+	// replays the producer state only from a snapshot at or past it (see
+	// reloadProducersLocked).
+	uncleanedFrom   int64
+	cleanerMapBytes int64 // Options.CleanerMapBytes, defaulted
 	// truncations counts the truncations that removed records (written
 	// under mu): a
 	// compaction that began before one does not swap in what it built
@@ -205,7 +212,7 @@ func (l *Log) open() (err error) {
 	if err != nil {
 		return err
 	}
-	bases, clean, err := l.sortFiles(names)
+	bases, clean, marker, err := l.sortFiles(names)
 	if err != nil {
 		return err
 	}
@@ -330,6 +337,7 @@ func (l *Log) open() (err error) {
 	l.start.Store(min(max(start, segs[0].Base()), next))
 	l.durable.Store(next)
 	l.recovery = next
+	l.uncleanedFrom = next
 	if l.cleaned > next {
 		// A cleaner checkpoint past the log end: a truncation lowered it
 		// and a crash came before it was written (or an older runnel kept
@@ -413,7 +421,11 @@ func (l *Log) open() (err error) {
 	if err := l.epochs.truncateFromEnd(next); err != nil {
 		return err
 	}
-	if clean {
+	if marker {
+		// The marker of a clean Close whose directory held what a failed
+		// write or an unfinished cleaning left (see sortFiles) goes as
+		// well, or the next crash would be taken for a clean shutdown at
+		// the log end of that Close.
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
 		}
@@ -423,11 +435,12 @@ func (l *Log) open() (err error) {
 }
 
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
-// files, and returns the base offsets of the segments and whether the log
-// was closed cleanly.
-func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
-	var bases []int64
-	clean := false
+// files, and returns the base offsets of the segments, whether the log
+// was closed cleanly, and whether the clean-shutdown marker is there: a
+// log whose directory held such files is not taken for closed cleanly
+// (nothing says what else the failure behind them left), though Close
+// wrote the marker.
+func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err error) {
 	var swaps []int64
 	changed := false
 	for _, name := range names {
@@ -435,19 +448,19 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile:
 			continue
 		case cleanShutdownFile:
-			clean = true
+			marker = true
 			continue
 		}
 		if strings.HasSuffix(name, tmpSuffix) {
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			changed = true
 			continue
 		}
 		base, suffix, ok := segment.ParseFileName(name)
 		if !ok {
-			return nil, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
+			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
 		}
 		switch suffix {
 		case segment.LogSuffix:
@@ -458,32 +471,31 @@ func (l *Log) sortFiles(names []string) ([]int64, bool, error) {
 			// An unfinished cleaning, or index swaps that the rebuilt
 			// indexes replace: the old segments stand.
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			changed = true
 		case segment.LogSuffix + swapSuffix:
 			swaps = append(swaps, base)
 		default:
-			return nil, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
+			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
 		}
 	}
 	for _, sb := range swaps {
 		var err error
 		if bases, err = l.completeSwap(sb, bases); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		changed = true
 	}
 	if changed {
-		clean = false
 		if err := l.fs.SyncDir(l.dir); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 	}
 	// Index files without a .log are removed by segment creation if ever
 	// reused; leave them.
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	return bases, clean, nil
+	return bases, marker && !changed, marker, nil
 }
 
 func closeAll(segs []*segment.Segment) {

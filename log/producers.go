@@ -388,3 +388,88 @@ func (l *Log) loadProducers(offs []int64, legacy bool) error {
 	}
 	return nil
 }
+
+// reloadProducersLocked makes the producer state that of the log as a
+// truncation left it, ending at end, as Kafka's truncateAndReload does:
+// the newest snapshot at or below end, and the batches from it to end.
+// Dropping the removed batches from what each producer remembered is not
+// that state: a producer's last batches kept no older ones, and one whose
+// remembered batches all went was forgotten, though its older batches
+// stay in the log (a zombie of an older epoch was then taken for a new
+// producer, and the producer's own next batch refused as out of order).
+//
+// The rebuilt state holds only the producers the log knew before (the
+// others expired), with the time of their last append, and the batches
+// they remembered below end. It is taken only from a snapshot at or past
+// l.uncleanedFrom, below which compaction may have cleaned the log since
+// it was opened: a replay over cleaned segments may miss a producer's
+// last batch there, and then expect a sequence number the log passed.
+// Without such a snapshot (a truncation below it, or below the segment
+// rolled last: the snapshots below are pruned), or with one that cannot
+// be read, the state keeps the batches below end that it remembered.
+func (l *Log) reloadProducersLocked(end int64) error {
+	known := make(map[int64]int64, len(l.producers)) // id → last append
+	for id, st := range l.producers {
+		known[id] = st.last
+	}
+	l.producers.dropFrom(end)
+	i := sort.Search(len(l.snapshots), func(i int) bool { return l.snapshots[i] > end }) - 1
+	if i < 0 || l.snapshots[i] < max(l.uncleanedFrom, l.start.Load()) {
+		return nil
+	}
+	f := snapshotFile{off: l.snapshots[i], name: snapshotName(l.snapshots[i])}
+	now := l.clock.Now().UnixNano()
+	ps, err := l.readSnapshot(f, now)
+	if errors.Is(err, ErrBadCheckpoint) {
+		// Unreadable, or listed though its write failed (see
+		// snapshotProducersLocked): the state stays as it is.
+		l.logger.Warn("producer-state snapshot unreadable: not reloaded at truncation", "dir", l.dir, "file", f.name, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for off := f.off; off < end; {
+		data, err := l.read(nil, off, 1<<20, end)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			break
+		}
+		for b, err := range record.Batches(data) {
+			if err != nil {
+				return err
+			}
+			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= f.off {
+				ps.update(b, now)
+			}
+			off = b.NextOffset()
+		}
+	}
+	for id, st := range ps {
+		last, ok := known[id]
+		if !ok {
+			continue // expired
+		}
+		if kept := l.producers[id]; kept != nil && kept.epoch == st.epoch {
+			// What it remembered below end is in the rebuilt state too,
+			// unless the snapshot lacked it (written after an expiry):
+			// both, by offset, the latest maxProducerBatches.
+			for _, b := range kept.batches {
+				j, found := slices.BinarySearchFunc(st.batches, b.firstOffset, func(x producerBatch, off int64) int { return cmp.Compare(x.firstOffset, off) })
+				if !found {
+					st.batches = slices.Insert(st.batches, j, b)
+				}
+			}
+			if n := len(st.batches); n > maxProducerBatches {
+				st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
+			}
+		} else if kept != nil && kept.epoch > st.epoch {
+			continue
+		}
+		st.last = last
+		l.producers[id] = st
+	}
+	return nil
+}

@@ -129,8 +129,9 @@ func (l *Log) ApplyRetention() (int, error) {
 // where the last batch it keeps ends, as a segment does: if offset falls
 // inside a batch, at that batch's base offset — unless compaction removed
 // the batches just before it (or offset falls in such a gap), when the
-// gap goes too and the next append takes its offsets. It returns the new
-// log end offset.
+// gap goes too and the next append takes its offsets. The idempotent
+// producers' state becomes that of the log as of the new end (see the
+// package doc). It returns the new log end offset.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -153,11 +154,15 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	// Newest first: until SyncDir, a crash may keep any prefix of these
 	// removals, and a prefix of newest-first removals leaves the log
-	// whole, only longer, where oldest-first could leave a hole.
+	// whole, only longer, where oldest-first could leave a hole. For the
+	// same reason a removal that fails ends them: the older segments
+	// stay, and the log is fenced with what it holds whole.
 	l.lifeMu.Lock()
 	var err error
 	for _, s := range slices.Backward(segs[keep:]) {
-		err = errors.Join(err, s.Delete())
+		if err = s.Delete(); err != nil {
+			break
+		}
 	}
 	l.lifeMu.Unlock()
 	l.forgetDeletedLocked()
@@ -222,7 +227,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 			return 0, l.fence(err)
 		}
 	}
-	l.producers.dropFrom(next)
+	if err := l.reloadProducersLocked(next); err != nil {
+		return 0, l.fence(err)
+	}
 	// The producer-state snapshots past the new end hold batches just
 	// removed, as of offsets the log end will pass again, when Open would
 	// take them for the state below those offsets: they go, once the

@@ -61,14 +61,22 @@ func snapshotOffsets(names []string) []int64 {
 // offset, as the snapshot of that offset (replacing one written there
 // before). Its first row is (-1, offset, 0, 0, 0, 0). It then prunes the
 // snapshots no longer needed (see pruneSnapshotsLocked).
+//
+// The offset is listed before the write: a write that fails may have put
+// the file in place all the same (its rename done, the directory sync
+// failed), and a caller that logs the failure and goes on (syncOnce)
+// must still have the file removed by a truncation below it, or Open
+// would take it, once appends passed its offset again, for the state
+// below that offset. A listed offset without a file is harmless: the
+// removals take a missing file as removed.
 func (l *Log) snapshotProducersLocked() error {
 	off := l.next.Load()
+	if i, found := slices.BinarySearch(l.snapshots, off); !found {
+		l.snapshots = slices.Insert(l.snapshots, i, off)
+	}
 	rows := append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...)
 	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), rows); err != nil {
 		return err
-	}
-	if i, found := slices.BinarySearch(l.snapshots, off); !found {
-		l.snapshots = slices.Insert(l.snapshots, i, off)
 	}
 	l.pruneSnapshotsLocked()
 	return nil
