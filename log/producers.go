@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -364,24 +363,10 @@ func (l *Log) loadProducers(offs []int64, legacy bool) error {
 	if below != nil {
 		from, l.producers, l.info.ProducerSnapshot = below.off, ps, below.off
 	}
-	for off := from; off < end; {
-		data, err := l.read(nil, off, 1<<20, math.MaxInt64)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			break
-		}
-		for b, err := range record.Batches(data) {
-			if err != nil {
-				return err
-			}
-			l.info.ProducerBatchesReplayed++
-			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
-				l.producers.update(b, now)
-			}
-			off = b.NextOffset()
-		}
+	n, err := l.replayProducers(l.producers, from, end, now)
+	l.info.ProducerBatchesReplayed += n
+	if err != nil {
+		return err
 	}
 	if past != nil {
 		l.producers.mergeSnapshot(past, lost)
@@ -429,23 +414,8 @@ func (l *Log) reloadProducersLocked(end int64) error {
 	if err != nil {
 		return err
 	}
-	for off := f.off; off < end; {
-		data, err := l.read(nil, off, 1<<20, end)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			break
-		}
-		for b, err := range record.Batches(data) {
-			if err != nil {
-				return err
-			}
-			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= f.off {
-				ps.update(b, now)
-			}
-			off = b.NextOffset()
-		}
+	if _, err := l.replayProducers(ps, f.off, end, now); err != nil {
+		return err
 	}
 	for id, st := range ps {
 		last, ok := known[id]
@@ -472,4 +442,31 @@ func (l *Log) reloadProducersLocked(end int64) error {
 		l.producers[id] = st
 	}
 	return nil
+}
+
+// replayProducers applies to ps the idempotent batches of the log from
+// offset from to end (those that end at or after from), and returns how
+// many batches it read.
+func (l *Log) replayProducers(ps producers, from, end, now int64) (int, error) {
+	n := 0
+	for off := from; off < end; {
+		data, err := l.read(nil, off, 1<<20, end)
+		if err != nil {
+			return n, err
+		}
+		if len(data) == 0 {
+			break
+		}
+		for b, err := range record.Batches(data) {
+			if err != nil {
+				return n, err
+			}
+			n++
+			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
+				ps.update(b, now)
+			}
+			off = b.NextOffset()
+		}
+	}
+	return n, nil
 }
