@@ -252,6 +252,11 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // watermark; ours answers the largest one can read. It serves
 // consumer.Client.
 //
+// As Kafka's, the answer carries the timestamp of the record at the
+// offset for a look-up by timestamp or MaxTimestamp (read from the log
+// after the search: one small read), and -1 for Latest and Earliest or
+// when no record matched (see api.ListedOffset).
+//
 // The answer also carries the ID of the topic whose partition gave the
 // offset (Kafka's ListOffsets has none: see api.ListedOffset), read from
 // the same topic as the offset, so that a Fetch naming it gets
@@ -265,21 +270,22 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
-	off, err := listOffset(ctx, p, timestamp)
+	lo, err := listOffset(ctx, p, timestamp)
 	if err != nil {
 		return api.ListedOffset{}, b.partitionGone(err, p)
 	}
-	return api.ListedOffset{Offset: off, TopicID: t.ID}, nil
+	lo.TopicID = t.ID
+	return lo, nil
 }
 
 // listOffset is ListOffset's look-up in p.
-func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, error) {
+func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.ListedOffset, error) {
 	hw := p.HighWatermark()
 	switch timestamp {
 	case api.Latest:
-		return hw, nil
+		return api.ListedOffset{Offset: hw, Timestamp: -1}, nil
 	case api.Earliest, api.EarliestLocal:
-		return p.LogStartOffset(), nil
+		return api.ListedOffset{Offset: p.LogStartOffset(), Timestamp: -1}, nil
 	}
 	var off int64
 	var ok bool
@@ -293,12 +299,50 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (int64, 
 		off, ok, err = p.OffsetForTime(timestamp)
 	}
 	if err != nil {
+		return api.ListedOffset{}, err
+	}
+	if !ok || off >= hw {
+		return api.ListedOffset{Offset: hw, Timestamp: -1}, nil
+	}
+	ts, err := timestampAt(p, off, hw)
+	if err != nil {
+		return api.ListedOffset{}, err
+	}
+	return api.ListedOffset{Offset: off, Timestamp: ts}, nil
+}
+
+// timestampAt returns the timestamp of the record at offset off of p,
+// read below upTo; -1 when no record has that offset any more (compaction
+// removed it, or DeleteRecords passed it, since the look-up found it).
+func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
+	data, err := p.ReadInto(nil, off, 1, upTo)
+	if errors.Is(err, log.ErrOffsetOutOfRange) {
+		return -1, nil
+	}
+	if err != nil {
 		return 0, err
 	}
-	if !ok || off > hw {
-		return hw, nil
+	for b, err := range record.Batches(data) {
+		if err != nil {
+			return 0, err
+		}
+		if b.LastOffset() < off {
+			continue
+		}
+		for r, err := range b.Records() {
+			if err != nil {
+				return 0, err
+			}
+			if r.Offset >= off {
+				if r.Offset > off {
+					return -1, nil
+				}
+				return r.Timestamp.UnixMilli(), nil
+			}
+		}
+		return -1, nil
 	}
-	return off, nil
+	return -1, nil
 }
 
 // Fetch reads records of several partitions up to their high watermarks,

@@ -63,7 +63,7 @@ func TestTopicIDs(t *testing.T) {
 
 	listed, err := b.ListOffset(ctx, "a", 0, api.Latest)
 	require.NoError(t, err)
-	require.Equal(t, api.ListedOffset{Offset: 1, TopicID: id}, listed)
+	require.Equal(t, api.ListedOffset{Offset: 1, Timestamp: -1, TopicID: id}, listed)
 
 	require.NoError(t, b.DeleteTopic(ctx, "a"))
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))

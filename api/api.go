@@ -68,7 +68,8 @@ const (
 )
 
 // ListedOffset answers a ListOffsets look-up of one partition: the
-// offset a timestamp, Latest or Earliest resolved to, and the ID of the
+// offset a timestamp, Latest or Earliest resolved to, the timestamp of the
+// record there (as Kafka's ListOffsets answers it), and the ID of the
 // topic whose partition resolved it.
 //
 // Kafka's ListOffsets response names a topic only by its name, with no
@@ -79,7 +80,15 @@ const (
 // which was the old topic's: without the ID, a consumer would read the new
 // topic from there (skipping its first records, or some of them).
 type ListedOffset struct {
+	// Offset is the offset the look-up resolved to.
 	Offset int64
+	// Timestamp is the timestamp (ms) of the record at Offset, when a
+	// timestamp or MaxTimestamp resolved to a record: with MaxTimestamp,
+	// the largest timestamp. It is -1 for Latest and Earliest, when no
+	// record matched (Offset is then the end), and when the record was
+	// removed (compacted) between the look-up and the read of its
+	// timestamp; as a Client reports it (zero from one that gives none).
+	Timestamp int64
 	// TopicID is the ID of the topic the offset is in; zero from a Client
 	// that gives none.
 	TopicID log.TopicID
