@@ -101,6 +101,9 @@ type system interface {
 	produce(ctx context.Context, topic string, partition int32, batch []byte) produceResult
 	fetch(ctx context.Context, topic string, partition int32, offset int64) fetchResult
 	listOffset(ctx context.Context, topic string, partition int32, ts int64) (int16, int64)
+	// listedTimestamp is the timestamp listOffset's answer carries (-1 on
+	// an error).
+	listedTimestamp(ctx context.Context, topic string, partition int32, ts int64) int64
 	deleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int16, int64)
 	initProducerID(ctx context.Context) (int64, int16)
 }
@@ -160,6 +163,14 @@ func (s runnelSys) listOffset(ctx context.Context, topic string, partition int32
 		return api.Code(err), -1
 	}
 	return 0, off.Offset
+}
+
+func (s runnelSys) listedTimestamp(ctx context.Context, topic string, partition int32, ts int64) int64 {
+	off, err := s.b.ListOffset(ctx, topic, partition, ts)
+	if err != nil {
+		return -1
+	}
+	return off.Timestamp
 }
 
 func (s runnelSys) deleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int16, int64) {
@@ -282,6 +293,23 @@ func (s kfakeSys) fetch(ctx context.Context, topic string, partition int32, offs
 }
 
 func (s kfakeSys) listOffset(ctx context.Context, topic string, partition int32, ts int64) (int16, int64) {
+	p := s.listOffsets(ctx, topic, partition, ts)
+	if p.ErrorCode != 0 {
+		return p.ErrorCode, -1
+	}
+	return 0, p.Offset
+}
+
+func (s kfakeSys) listedTimestamp(ctx context.Context, topic string, partition int32, ts int64) int64 {
+	p := s.listOffsets(ctx, topic, partition, ts)
+	if p.ErrorCode != 0 {
+		return -1
+	}
+	return p.Timestamp
+}
+
+// listOffsets sends one ListOffsets request for one partition.
+func (s kfakeSys) listOffsets(ctx context.Context, topic string, partition int32, ts int64) kmsg.ListOffsetsResponseTopicPartition {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	rt := kmsg.NewListOffsetsRequestTopic()
@@ -290,11 +318,7 @@ func (s kfakeSys) listOffset(ctx context.Context, topic string, partition int32,
 	rp.Partition, rp.Timestamp = partition, ts
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	p := s.request(ctx, req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
-	if p.ErrorCode != 0 {
-		return p.ErrorCode, -1
-	}
-	return 0, p.Offset
+	return s.request(ctx, req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
 }
 
 func (s kfakeSys) deleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int16, int64) {
@@ -659,6 +683,13 @@ func TestParityListOffsetsByTime(t *testing.T) {
 			ro = notFound(ro)
 		}
 		expect(t, c.name, c.want, ro, ko)
+		// The answer's timestamp: the found record's, -1 for none and
+		// for latest and earliest.
+		wantTs := int64(-1)
+		if c.ts >= 0 && c.want >= 0 {
+			wantTs = ts[c.want]
+		}
+		expect(t, c.name+": timestamp", wantTs, p.rn.listedTimestamp(p.ctx, "bytime", 0, c.ts), p.kf.listedTimestamp(p.ctx, "bytime", 0, c.ts))
 	}
 
 	// After DeleteRecords, records below the log start offset are not found.
@@ -696,6 +727,7 @@ func TestParityListOffsetsByTime(t *testing.T) {
 		expectOne(t, "max timestamp (-3) on kfake", 4, ko)
 		expectOne(t, "runnel: ListOffsets max timestamp (-3): code", 0, rc)
 		expectOne(t, "runnel: ListOffsets max timestamp (-3)", 4, ro)
+		expect(t, "max timestamp (-3): timestamp", base+30, p.rn.listedTimestamp(p.ctx, "bytime", 0, tsMaxTimestamp), p.kf.listedTimestamp(p.ctx, "bytime", 0, tsMaxTimestamp))
 	})
 	// kfake answers -4 and -5 from ListOffsets v8 and v9 only (Kafka 3.4
 	// and 3.8); these compare runnel with Kafka's UnifiedLog without
