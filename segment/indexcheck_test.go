@@ -919,3 +919,42 @@ func TestTruncateToEntryAtBatchBase(t *testing.T) {
 		}
 	})
 }
+
+// TestTruncateToEntryAtBatchBaseKeepsTrust: the entry of
+// TestTruncateToEntryAtBatchBase is true (its batch holds its offset);
+// TruncateTo drops it with its batch, and blames nothing on the index,
+// which stays trusted: the next Open does not ask for a rebuild.
+func TestTruncateToEntryAtBatchBaseKeepsTrust(t *testing.T) {
+	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newICFixture(t, fsys, dir, 80)
+		k := f.middle(t)
+		i := f.batchAt(t, f.oidx[k].Position)
+		e := f.oidx[k]
+		e.Offset = f.batches[i].base
+		f.setOffsetEntry(t, k, e)
+		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
+		if err != nil || needs {
+			t.Fatalf("Open: needs recovery %v, %v", needs, err)
+		}
+		if _, err := s.TruncateTo(f.batches[i].base + 1); err != nil {
+			s.Close()
+			t.Fatal(err)
+		}
+		f.batches = f.batches[:i]
+		if d := s.IndexDistrusted(); d.Offset || d.Time {
+			s.Close()
+			t.Fatalf("IndexDistrusted after TruncateTo = %+v; the index held no bad entry", d)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, needs, err = Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
+		if err != nil || needs {
+			t.Fatalf("reopen: needs recovery %v, %v", needs, err)
+		}
+		defer s.Close()
+		if err := f.checkOffsets(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -318,6 +318,20 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if err := s.oidx.TruncateTo(offset); err != nil {
 		return 0, err
 	}
+	// An entry below offset may still name a batch the cut removed (one
+	// that also held offset: the entry names another of its offsets than
+	// the last, as a Segment writes it). It goes with its batch: start
+	// would find its position past the new size and blame the index,
+	// which held nothing wrong.
+	for {
+		e, p, ok := s.oidx.Last()
+		if !ok || p < pos {
+			break
+		}
+		if err := s.oidx.TruncateTo(e); err != nil {
+			return 0, err
+		}
+	}
 	// Rescan the batches after the last remaining index entry (checked, as
 	// a read checks it: see start) for the next offset, the timestamps and
 	// the bytes since that entry.

@@ -106,6 +106,14 @@ type FS interface {
 
 // File is an open file. Its methods may be called concurrently, except that
 // Write, WriteAt and Truncate must not run concurrently with each other.
+//
+// A file is changed through one File at a time: the OS FS keeps the size
+// (Write's append position, and Size's answer) in the File, as learnt at
+// Open and moved by its own Write, WriteAt and Truncate, so that another
+// File's changes are not seen there — a Write then lands at the old end,
+// over or short of what the other wrote. MemFS keeps the size in the file
+// itself, so a test that writes a file through two Files at once passes
+// in memory and fails on disk.
 type File interface {
 	// Write appends p at the end of the file.
 	io.Writer
