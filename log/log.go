@@ -353,6 +353,11 @@ func (l *Log) open() (err error) {
 	if err := l.loadProducers(l.snapshots, legacy); err != nil {
 		return err
 	}
+	// A snapshot at or above the log start may hold batches below it,
+	// written before DeleteRecords or retention moved the start: forgotten
+	// now as they were then (as Kafka loads only the producers whose last
+	// offset is at or above the log start).
+	l.producers.dropBefore(l.start.Load())
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a

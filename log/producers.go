@@ -441,6 +441,7 @@ func (l *Log) reloadProducersLocked(end int64) error {
 		st.last = last
 		l.producers[id] = st
 	}
+	l.producers.dropBefore(l.start.Load()) // the snapshot's batches below the log start, as Open drops them
 	return nil
 }
 
