@@ -39,6 +39,20 @@ type producerState struct {
 	last    int64           // when it last appended (or the log opened), Unix ns: see expire
 }
 
+// mergeBatches adds to st's batches those of bs it lacks (same epoch), by
+// offset, and keeps the latest maxProducerBatches.
+func (st *producerState) mergeBatches(bs []producerBatch) {
+	for _, b := range bs {
+		i, found := slices.BinarySearchFunc(st.batches, b.firstOffset, func(x producerBatch, off int64) int { return cmp.Compare(x.firstOffset, off) })
+		if !found {
+			st.batches = slices.Insert(st.batches, i, b)
+		}
+	}
+	if n := len(st.batches); n > maxProducerBatches {
+		st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
+	}
+}
+
 // producers is the log's idempotence state, guarded by Log.mu.
 type producers map[int64]*producerState
 
@@ -188,15 +202,7 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 			}
 			continue
 		}
-		for _, b := range o.batches {
-			i, found := slices.BinarySearchFunc(st.batches, b.firstOffset, func(x producerBatch, off int64) int { return cmp.Compare(x.firstOffset, off) })
-			if !found {
-				st.batches = slices.Insert(st.batches, i, b)
-			}
-		}
-		if n := len(st.batches); n > maxProducerBatches {
-			st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
-		}
+		st.mergeBatches(o.batches)
 		st.last = max(st.last, o.last)
 	}
 	for id, o := range snap {
@@ -426,15 +432,7 @@ func (l *Log) reloadProducersLocked(end int64) error {
 			// What it remembered below end is in the rebuilt state too,
 			// unless the snapshot lacked it (written after an expiry):
 			// both, by offset, the latest maxProducerBatches.
-			for _, b := range kept.batches {
-				j, found := slices.BinarySearchFunc(st.batches, b.firstOffset, func(x producerBatch, off int64) int { return cmp.Compare(x.firstOffset, off) })
-				if !found {
-					st.batches = slices.Insert(st.batches, j, b)
-				}
-			}
-			if n := len(st.batches); n > maxProducerBatches {
-				st.batches = slices.Delete(st.batches, 0, n-maxProducerBatches)
-			}
+			st.mergeBatches(kept.batches)
 		} else if kept != nil && kept.epoch > st.epoch {
 			continue
 		}
