@@ -133,23 +133,8 @@ func TestRecordsBreakKeepsStoppingErrors(t *testing.T) {
 			c := newConsumer(t, client, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(time.Millisecond))
 			require.NoError(t, c.Assign("t", 0, consumer.At(7)))
 			require.NoError(t, c.Assign("t", 1, consumer.At(0)))
-			ctx, cancel := context.WithCancel(testCtx(t))
-			defer cancel()
-			var errs []error
-			for r, err := range c.Records(ctx) {
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				require.Equal(t, "a", string(r.Value))
-				if how == "cancel" {
-					cancel()
-					continue
-				}
-				break
-			}
+			require.Empty(t, firstRecordThenStop(t, c, how))
 			require.EqualValues(t, 1, fetches.Load(), "one fetch, whose records came first")
-			require.Empty(t, errs)
 
 			fs, err := c.Poll(testCtx(t))
 			require.NoError(t, err)
@@ -259,23 +244,8 @@ func TestRecordsBreakKeepsResetErrors(t *testing.T) {
 				c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
 				require.NoError(t, c.Assign("t", 0, consumer.Start())) // looked up: read before
 				require.NoError(t, c.Assign("t", 1, consumer.At(0)))
-				ctx, cancel := context.WithCancel(testCtx(t))
-				defer cancel()
-				var errs []error
-				for r, err := range c.Records(ctx) {
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					require.Equal(t, "a", string(r.Value))
-					if how == "cancel" {
-						cancel()
-						continue
-					}
-					break
-				}
+				require.Empty(t, firstRecordThenStop(t, c, how))
 				require.EqualValues(t, 1, fetches.Load(), "one fetch, whose records came first")
-				require.Empty(t, errs)
 				_, ok := c.Position("t", 0)
 				require.False(t, ok, "partition 0's position was reset")
 
@@ -301,4 +271,28 @@ func TestRecordsBreakKeepsResetErrors(t *testing.T) {
 			})
 		}
 	}
+}
+
+// firstRecordThenStop takes the first record ("a") of a Records loop
+// and stops it before the loop yields anything else: by breaking, or with
+// how "cancel" by cancelling its ctx (the loop then ends on its own). It
+// returns the errors the loop yielded meanwhile.
+func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	var errs []error
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		require.Equal(t, "a", string(r.Value))
+		if how == "cancel" {
+			cancel()
+			continue
+		}
+		break
+	}
+	return errs
 }
