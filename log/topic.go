@@ -87,19 +87,20 @@ type PartitionOffsets struct {
 func (p *Partition) Offsets() PartitionOffsets {
 	l := p.Log()
 	o := l.Offsets()
-	hw := o.End
-	if l.Config().Sync == SyncAlways {
-		hw = o.Durable
-	}
-	return PartitionOffsets{LogStart: o.Start, HighWatermark: hw, LogEnd: o.End}
+	return PartitionOffsets{LogStart: o.Start, HighWatermark: watermarkOf(l, o.Durable, o.End), LogEnd: o.End}
 }
 
 // highWatermark is the high watermark of a partition whose log is l.
-func highWatermark(l *Log) int64 {
+func highWatermark(l *Log) int64 { return watermarkOf(l, l.DurableOffset(), l.LogEndOffset()) }
+
+// watermarkOf is the high watermark of a partition whose log is l, with
+// the given durable and end offsets: the durable offset under SyncAlways
+// (acknowledged once fsynced), else the end.
+func watermarkOf(l *Log, durable, end int64) int64 {
 	if l.Config().Sync == SyncAlways {
-		return l.DurableOffset()
+		return durable
 	}
-	return l.LogEndOffset()
+	return end
 }
 
 // LogEndOffset is the offset the next appended record will get.
