@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -36,22 +37,51 @@ const (
 // file.
 var ErrBadCheckpoint = errors.New("runnel/log: malformed checkpoint file")
 
-// writeCheckpoint atomically replaces dir/name with Kafka's checkpoint
-// layout: version 0, the entry count, then one line per entry of
-// space-separated integers.
-func writeCheckpoint(fsys vfs.FS, dir, name string, entries [][]int64) error {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "0\n%d\n", len(entries))
+// Checkpoint versions, the first line of a checkpoint file.
+const (
+	// checkpointV0 is Kafka's layout (its CheckpointFile): the version,
+	// the entry count, then one line per entry of space-separated
+	// integers. Every checkpoint but the producer-state snapshots has it.
+	checkpointV0 = 0
+	// checkpointV1 is runnel's, for producer-state snapshots: version 0's
+	// lines (with 1 as the version), then one line holding the CRC-32C
+	// (Castagnoli) of every byte before it, in decimal. A change that
+	// would still parse (a digit) fails the checksum. Snapshots written
+	// before it have version 0, and are read as they were.
+	checkpointV1 = 1
+)
+
+// castagnoli is the CRC-32C table of checkpoint checksums.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// appendCheckpoint appends to dst the checkpoint file of entries in the
+// layout of version (checkpointV0 or checkpointV1).
+func appendCheckpoint(dst []byte, version int, entries [][]int64) []byte {
+	start := len(dst)
+	dst = strconv.AppendInt(dst, int64(version), 10)
+	dst = append(dst, '\n')
+	dst = strconv.AppendInt(dst, int64(len(entries)), 10)
+	dst = append(dst, '\n')
 	for _, e := range entries {
 		for i, v := range e {
 			if i > 0 {
-				b.WriteByte(' ')
+				dst = append(dst, ' ')
 			}
-			b.WriteString(strconv.FormatInt(v, 10))
+			dst = strconv.AppendInt(dst, v, 10)
 		}
-		b.WriteByte('\n')
+		dst = append(dst, '\n')
 	}
-	return writeFileAtomic(fsys, dir, name, b.Bytes())
+	if version == checkpointV1 {
+		dst = strconv.AppendUint(dst, uint64(crc32.Checksum(dst[start:], castagnoli)), 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// writeCheckpoint atomically replaces dir/name with the checkpoint file
+// of entries in the layout of version (checkpointV0 or checkpointV1).
+func writeCheckpoint(fsys vfs.FS, dir, name string, version int, entries [][]int64) error {
+	return writeFileAtomic(fsys, dir, name, appendCheckpoint(nil, version, entries))
 }
 
 func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
@@ -76,8 +106,8 @@ func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 	return fsys.SyncDir(dir)
 }
 
-// readCheckpoint reads a checkpoint of entries with width integers each.
-// A missing file gives nil entries and no error.
+// readCheckpoint reads a checkpoint of entries with width integers each,
+// of either version. A missing file gives nil entries and no error.
 func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error) {
 	path := filepath.Join(dir, name)
 	f, err := fsys.Open(path)
@@ -102,8 +132,49 @@ func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error)
 	return parseCheckpoint(data, width, path)
 }
 
+// parseCheckpoint decodes a checkpoint file of entries with width
+// integers each, of either version (a version 1 file whose checksum
+// fails is malformed). A malformed file gives an error matching
+// ErrBadCheckpoint.
 func parseCheckpoint(data []byte, width int, path string) ([][]int64, error) {
 	bad := func(why string) error { return fmt.Errorf("%w: %s: %s", ErrBadCheckpoint, path, why) }
+	if bytes.HasPrefix(data, []byte("1\n")) {
+		// Version 1: the last line is the checksum of what is before it,
+		// whose lines are then parsed as version 0's are.
+		body, sum, ok := splitChecksum(data)
+		if !ok {
+			return nil, bad("no checksum line")
+		}
+		want, err := strconv.ParseUint(string(sum), 10, 32)
+		if err != nil || strconv.FormatUint(want, 10) != string(sum) {
+			return nil, bad("bad checksum line " + strconv.Quote(string(sum)))
+		}
+		if got := crc32.Checksum(body, castagnoli); uint64(got) != want {
+			return nil, bad(fmt.Sprintf("checksum %d, computed %d", want, got))
+		}
+		return parseEntries(body, "1", width, bad)
+	}
+	return parseEntries(data, "0", width, bad)
+}
+
+// splitChecksum splits a version 1 checkpoint file into what its
+// checksum covers and the checksum's digits: the last line, which ends
+// the file with a newline.
+func splitChecksum(data []byte) (body, sum []byte, ok bool) {
+	rest, found := bytes.CutSuffix(data, []byte("\n"))
+	if !found {
+		return nil, nil, false
+	}
+	i := bytes.LastIndexByte(rest, '\n')
+	if i < 0 {
+		return nil, nil, false
+	}
+	return data[:i+1], rest[i+1:], true
+}
+
+// parseEntries parses the lines of a checkpoint file: version, the entry
+// count, the entries. bad makes the error of a malformed one.
+func parseEntries(data []byte, version string, width int, bad func(string) error) ([][]int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	line := func() (string, bool) {
 		if !sc.Scan() {
@@ -112,7 +183,7 @@ func parseCheckpoint(data []byte, width int, path string) ([][]int64, error) {
 		return strings.TrimSpace(sc.Text()), true
 	}
 	v, ok := line()
-	if !ok || v != "0" {
+	if !ok || v != version {
 		return nil, bad("unknown version")
 	}
 	c, ok := line()
@@ -154,5 +225,5 @@ func readOffset(fsys vfs.FS, dir, name string, def int64) (int64, error) {
 }
 
 func writeOffset(fsys vfs.FS, dir, name string, off int64) error {
-	return writeCheckpoint(fsys, dir, name, [][]int64{{off}})
+	return writeCheckpoint(fsys, dir, name, checkpointV0, [][]int64{{off}})
 }

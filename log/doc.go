@@ -29,9 +29,16 @@
 // Open found and all that compaction has cleaned since (else it drops the
 // removed batches from the state it had). Retention and rolls prune the
 // snapshots: those past the recovery point stay, and the two newest at or
-// below it that are not below the log start offset. Unlike Kafka's binary snapshots, these use the checkpoint
-// layout (a Kafka .snapshot file is skipped as unreadable). The single
-// producer-state-checkpoint file of an older runnel is read and replaced.
+// below it that are not below the log start offset. Unlike Kafka's binary
+// snapshots, these use the checkpoint layout (a Kafka .snapshot file is
+// skipped as unreadable), in a version of runnel's own: version 1, whose
+// last line is the CRC-32C (Castagnoli, in decimal) of the bytes before
+// it, as Kafka's snapshots carry one. A snapshot whose checksum fails,
+// such as one with a digit changed, is unreadable: a wrong one would
+// answer retries wrongly. Version 0 snapshots (no checksum, written by an
+// older runnel) are still read. The single producer-state-checkpoint file
+// of an older runnel is read and replaced. The other checkpoints keep
+// Kafka's version 0.
 //
 // A Log validates and appends batches (assigning offsets by rewriting each
 // batch's base offset in place), rolls segments by size, age and index

@@ -37,7 +37,7 @@ func (c *epochCache) save() error {
 	for i, e := range c.entries {
 		rows[i] = []int64{int64(e.Epoch), e.StartOffset}
 	}
-	return writeCheckpoint(c.fs, c.dir, leaderEpochFile, rows)
+	return writeCheckpoint(c.fs, c.dir, leaderEpochFile, checkpointV0, rows)
 }
 
 // assign records that epoch starts at offset, if epoch is newer than the

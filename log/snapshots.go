@@ -12,7 +12,9 @@ import (
 // Producer-state snapshots, as Kafka keeps them: one file per snapshot,
 // <20-digit offset>.snapshot, holding the idempotent producers' state as
 // of that offset (the log end offset when it was written), in the
-// checkpoint layout (see producers.rows). Open loads the newest at or
+// checkpoint layout with a checksum (checkpointV1; see producers.rows).
+// One that does not parse or whose checksum fails is unreadable: Open
+// skips it for an older one, a truncation keeps the state it has. Open loads the newest at or
 // below the log end offset it recovered and replays the batches after it.
 //
 // A snapshot is written when a segment rolls (under SyncNever too, though
@@ -75,7 +77,7 @@ func (l *Log) snapshotProducersLocked() error {
 		l.snapshots = slices.Insert(l.snapshots, i, off)
 	}
 	rows := append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...)
-	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), rows); err != nil {
+	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), checkpointV1, rows); err != nil {
 		return err
 	}
 	l.pruneSnapshotsLocked()
