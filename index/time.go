@@ -92,6 +92,35 @@ func (x *TimeIndex) Lookup(timestamp int64) (entryTimestamp, offset int64) {
 	return ts, x.f.base + rel
 }
 
+// LookupOffset returns the last entry whose offset is at or below offset,
+// which has the greatest timestamp among them (offsets do not decrease);
+// ok is false if there is none. By the entries' meaning, no record up to
+// that entry's offset has a timestamp above it; a segment that adds an
+// entry to both indexes at the same batches knows from it the largest
+// timestamp up to an offset index entry's batch.
+func (x *TimeIndex) LookupOffset(offset int64) (timestamp, entryOffset int64, ok bool) {
+	if offset < x.f.base {
+		return 0, 0, false
+	}
+	x.f.mu.RLock()
+	defer x.f.mu.RUnlock()
+	rel := offset - x.f.base
+	lo, hi := 0, x.f.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if _, r := x.raw(mid); r <= rel {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0, 0, false
+	}
+	ts, r := x.raw(lo - 1)
+	return ts, x.f.base + r, true
+}
+
 // Entries returns the number of entries.
 func (x *TimeIndex) Entries() int { return x.f.entries() }
 

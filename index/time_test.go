@@ -54,6 +54,23 @@ func TestTimeAppendLookup(t *testing.T) {
 				t.Errorf("Lookup(%d) = %d, %d; want %d, %d", tc.target, ts, o, tc.ts, tc.offset)
 			}
 		}
+		for _, tc := range []struct {
+			offset, ts, entry int64
+			ok                bool
+		}{
+			{math.MinInt64, 0, 0, false},
+			{99, 0, 0, false},
+			{100, 1000, 100, true},
+			{104, 1000, 100, true},
+			{105, 1500, 105, true},
+			{109, 1500, 105, true},
+			{110, 2500, 110, true}, // the last of the entries at 110
+			{math.MaxInt64, 2500, 110, true},
+		} {
+			if ts, o, ok := x.LookupOffset(tc.offset); ts != tc.ts || o != tc.entry || ok != tc.ok {
+				t.Errorf("LookupOffset(%d) = %d, %d, %v; want %d, %d, %v", tc.offset, ts, o, ok, tc.ts, tc.entry, tc.ok)
+			}
+		}
 		if ts, o, ok := x.Last(); !ok || ts != 2500 || o != 110 {
 			t.Errorf("Last = %d, %d, %v", ts, o, ok)
 		}
@@ -275,6 +292,16 @@ func TestTimeLookupProperty(t *testing.T) {
 				}
 				if ts, o := x.Lookup(target); ts != wts || o != wo {
 					t.Fatalf("round %d: Lookup(%d) = %d, %d; want %d, %d", round, target, ts, o, wts, wo)
+				}
+				at := base - 2 + rng.Int64N(off-base+5)
+				wts, wo, wok := int64(0), int64(0), false
+				for _, e := range es {
+					if e.Offset <= at {
+						wts, wo, wok = e.Timestamp, e.Offset, true
+					}
+				}
+				if ts, o, ok := x.LookupOffset(at); ts != wts || o != wo || ok != wok {
+					t.Fatalf("round %d: LookupOffset(%d) = %d, %d, %v; want %d, %d, %v", round, at, ts, o, ok, wts, wo, wok)
 				}
 			}
 			cut := base - 2 + rng.Int64N(off-base+5)

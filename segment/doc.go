@@ -46,6 +46,13 @@
 //     An entry moved to a later batch with the same max timestamp (batches
 //     stamped in the same millisecond) is not caught.
 //
+// MaxTimestampBelow uses the two indexes together: both get an entry at
+// the same batches (the time index only when the largest timestamp grew),
+// so the time entry with the greatest offset at or before an offset entry's
+// says the largest max timestamp of the batches up to that entry's batch.
+// It checks both entries as above, and reads every header from the start
+// of the segment when one fails or an index was found bad before.
+//
 // An entry that fails its check is no error and is never followed: the
 // lookup falls back to the entry before it (checked in turn) or to the
 // start of the segment (for a search by time, the batch holding its from

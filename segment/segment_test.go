@@ -1315,6 +1315,31 @@ func (m *model) find(offset int64) (int64, bool) {
 	return 0, false
 }
 
+// maxTsBelow is MaxTimestampBelow(end) read from the batches: the largest
+// max timestamp of those below end, and of the records below end of the
+// one holding it; at least -1, or math.MinInt64 when none lies below end.
+func (m *model) maxTsBelow(end int64) int64 {
+	ts, found := int64(-1), false
+	for _, b := range m.batches {
+		switch {
+		case b.base >= end:
+		case b.last < end:
+			ts, found = max(ts, b.maxTs), true
+		default:
+			found = true
+			for _, r := range b.recs {
+				if r.off < end {
+					ts = max(ts, r.ts)
+				}
+			}
+		}
+	}
+	if !found {
+		return math.MinInt64
+	}
+	return ts
+}
+
 // findTime is the offset of the first record with a timestamp at least ts.
 func (m *model) findTime(ts, from int64) (int64, bool) {
 	for _, b := range m.batches {
@@ -1482,6 +1507,9 @@ func checkState(t testing.TB, s *Segment, m *model) {
 			t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, got, err, want)
 		}
 		checkReadOffset(t, s, m, all, dst, off, want)
+		if got, err := s.MaxTimestampBelow(off); err != nil || got != m.maxTsBelow(off) {
+			t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want %d", off, got, err, m.maxTsBelow(off))
+		}
 	}
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf, 0, s.Size()); err != nil {
@@ -1966,7 +1994,7 @@ func TestAppendRejectsPartialBatches(t *testing.T) {
 // the tail's batch (the next offset), and its seal indexed it there:
 // FindTime(0) then skipped the base's record (found by the log's rapid
 // test of OffsetOfMaxTimestamp). A truncation after the reopen did the
-// same.
+// same. MaxTimestampBelow must not take the lost entry for none either.
 func TestZeroTimestampAtBaseSurvivesReopen(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		const base = 7
@@ -1984,6 +2012,13 @@ func TestZeroTimestampAtBaseSurvivesReopen(t *testing.T) {
 			}
 			if off, ok, err := s.FindTime(0, base); err != nil || !ok || off != base {
 				t.Fatalf("%s: FindTime(0) = %d, %v, %v; want %d", what, off, ok, err, base)
+			}
+			// And the max below an offset, which looks up the time entry
+			// of an offset entry's batch: there is none.
+			for end := int64(base + 1); end <= s.NextOffset(); end++ {
+				if got, err := s.MaxTimestampBelow(end); err != nil || got != 0 {
+					t.Fatalf("%s: MaxTimestampBelow(%d) = %d, %v; want 0", what, end, got, err)
+				}
 			}
 		}
 		check(s, "appended")
@@ -2010,6 +2045,87 @@ func TestZeroTimestampAtBaseSurvivesReopen(t *testing.T) {
 		check(s, "reopened sealed")
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestMaxTimestampBelowAfterLostZeroEntry: the first batch has timestamp
+// 0, every later one none (-1), so that the time index's only entry is
+// (0, base), all zeros, which a reopen drops (see
+// TestZeroTimestampAtBaseSurvivesReopen). MaxTimestampBelow, which finds
+// no time index entry at or before the offset index entry it starts from,
+// still answers 0 below every offset past the first batch: it reads the
+// first batch's header for what the lost entry said.
+func TestMaxTimestampBelowAfterLostZeroEntry(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		const base = 7
+		cfg := Config{IndexIntervalBytes: 1}
+		s := mustCreate(t, fsys, dir, base, cfg)
+		m := &model{base: base}
+		appendBatches(t, s, m, mkBatch(t, 0, []int64{0}, 5, -1))
+		for range 5 {
+			appendBatches(t, s, m, mkBatch(t, 0, []int64{-1}, 5, -1))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, needs := mustOpen(t, fsys, dir, base, cfg, true)
+		defer s.Close()
+		if needs || s.tidx.Entries() != 0 || s.oidx.Entries() == 0 {
+			t.Fatalf("reopened: recovery %v, %d time index entries, %d offset index entries", needs, s.tidx.Entries(), s.oidx.Entries())
+		}
+		for end := int64(base + 1); end <= m.next(); end++ {
+			if got, err := s.MaxTimestampBelow(end); err != nil || got != 0 {
+				t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want 0", end, got, err)
+			}
+		}
+		checkState(t, s, m)
+	})
+}
+
+// TestMaxTimestampBelowChecksTheTimeEntry: a time index entry gone bad in
+// a way that keeps the index's order (a timestamp lowered, not the last
+// entry, which Open checks) would make MaxTimestampBelow answer below the
+// true largest timestamp, which no record has. It checks the entry
+// against its batch as a lookup does, marks it bad, and reads the headers
+// from the segment's start instead; the answers stay right.
+func TestMaxTimestampBelowChecksTheTimeEntry(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		const base = 3
+		cfg := Config{IndexIntervalBytes: 1} // an offset index entry at every batch from the second
+		s := mustCreate(t, fsys, dir, base, cfg)
+		m := &model{base: base}
+		for _, ts := range []int64{100, 500, 200, 300, 200, 300, 600} {
+			appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 5, -1))
+		}
+		want := []index.TimeEntry{{Timestamp: 500, Offset: base + 1}, {Timestamp: 600, Offset: base + 6}}
+		if got := timeEntries(s); !slices.Equal(got, want) {
+			t.Fatalf("time index %v, want %v", got, want)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		editFile(t, fsys, filepath.Join(dir, FileName(base, TimeIndexSuffix)), func(f vfs.File) {
+			if _, err := f.WriteAt(entry12(400, 1), 0); err != nil { // 500 → 400
+				t.Fatal(err)
+			}
+		})
+		s, needs := mustOpen(t, fsys, dir, base, cfg, true)
+		defer s.Close()
+		if needs {
+			t.Fatal("the lowered entry was found at Open")
+		}
+		end := int64(base + 5)
+		if got, err := s.MaxTimestampBelow(end); err != nil || got != 500 {
+			t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want 500", end, got, err)
+		}
+		if !s.IndexDistrusted().Time {
+			t.Fatal("the time index is not distrusted")
+		}
+		for off := int64(base - 1); off <= m.next()+1; off++ {
+			if got, err := s.MaxTimestampBelow(off); err != nil || got != m.maxTsBelow(off) {
+				t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want %d", off, got, err, m.maxTsBelow(off))
+			}
 		}
 	})
 }
