@@ -152,15 +152,17 @@ func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, 
 // upTo alone: the first record with the largest timestamp among those a
 // reader bounded by upTo (a high watermark) can read, whatever larger
 // timestamps the records from upTo on have; ok is false when no record
-// below upTo is left. When the records from upTo on hold the segments'
-// largest max timestamp, the answer is found by reading the records that
-// may hold it, as OffsetOfMaxTimestamp's is when no record has it.
+// below upTo is left. The segment that holds upTo is not read whole for
+// it: its largest timestamp below upTo comes from its indexes and the
+// batch headers after the last index entry below upTo (about
+// index.interval.bytes of them; all of them when an index of the segment
+// proved bad).
 //
 // Errors: as OffsetOfMaxTimestamp's.
 func (l *Log) OffsetOfMaxTimestampBelow(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
 	return l.searchTime(ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
 		v.end = min(v.end, upTo)
-		return l.offsetOfMaxTimestamp(ctx, v)
+		return l.offsetOfMaxTimestamp(ctx, v, true)
 	})
 }
 
@@ -279,29 +281,54 @@ func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool, cuts i
 // set it may claim another. When no record has it, the records are read:
 // those of the segments whose max timestamp could hold the largest, the
 // largest first, and in them of the batches whose max timestamp could.
-func (l *Log) offsetOfMaxTimestamp(ctx context.Context, v timeView) (int64, bool, error) {
-	var cands []*segment.Segment
+//
+// The segment that holds v.end (a high watermark below the log end) may
+// have its max timestamp in a record at or past it: its max below v.end
+// is taken from its indexes and the batches after the last index entry
+// below v.end (see segment.MaxTimestampBelow), not from a read of the
+// whole segment, which a search for a timestamp none of its records
+// below v.end has would be (unless bounded is false: tests compare the
+// two).
+func (l *Log) offsetOfMaxTimestamp(ctx context.Context, v timeView, bounded bool) (int64, bool, error) {
+	type cand struct {
+		s   *segment.Segment
+		max int64 // of its records below v.end (an upper bound)
+	}
+	var cands []cand
+	var segs []*segment.Segment
 	hi := int64(math.MinInt64)
 	for _, s := range v.segs {
-		if s.NextOffset() > v.start && s.Base() < v.end && s.Size() > 0 {
-			cands = append(cands, s)
-			hi = max(hi, s.MaxTimestamp())
+		if s.NextOffset() <= v.start || s.Base() >= v.end || s.Size() == 0 {
+			continue
 		}
+		m := s.MaxTimestamp()
+		if bounded && s.NextOffset() > v.end {
+			var err error
+			if m, err = s.MaxTimestampBelow(v.end); err != nil {
+				return 0, false, err
+			}
+			if m == math.MinInt64 {
+				continue // no batch below v.end
+			}
+		}
+		cands = append(cands, cand{s, m})
+		segs = append(segs, s)
+		hi = max(hi, m)
 	}
 	if len(cands) == 0 {
 		return 0, false, nil
 	}
-	if off, ok, err := l.offsetForTime(ctx, timeView{cands, v.start, v.end}, hi); err != nil || ok {
+	if off, ok, err := l.offsetForTime(ctx, timeView{segs, v.start, v.end}, hi); err != nil || ok {
 		return off, ok, err
 	}
-	slices.SortStableFunc(cands, func(a, b *segment.Segment) int { return cmp.Compare(b.MaxTimestamp(), a.MaxTimestamp()) })
+	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(b.max, a.max) })
 	best, bestOff, found := int64(math.MinInt64), int64(0), false
 	var scratch []byte
-	for _, s := range cands {
-		if found && s.MaxTimestamp() < best {
+	for _, c := range cands {
+		if found && c.max < best {
 			break // nor can those after it
 		}
-		err := l.eachRecordFrom(ctx, s, v.start, &scratch,
+		err := l.eachRecordFrom(ctx, c.s, v.start, &scratch,
 			func(b record.Batch) bool { return b.BaseOffset() >= v.end || found && b.MaxTimestamp() < best },
 			func(r *record.Record) error {
 				if r.Offset >= v.end {
