@@ -135,7 +135,9 @@ type Ack interface {
 // FetchRequest asks for records of several partitions, waiting up to
 // MaxWait for MinBytes of them.
 type FetchRequest struct {
-	MaxWait    time.Duration
+	MaxWait time.Duration
+	// MinBytes below 1 (the zero value) means 1: a fetch that must not
+	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0.
 	MinBytes   int
 	MaxBytes   int // for the whole response; at least one batch is returned
 	Partitions []FetchPartition

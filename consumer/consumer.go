@@ -286,7 +286,10 @@ func (c *Consumer) wakeLocked() {
 // added to the topic later (CreatePartitions) are not assigned, and
 // nothing tells the consumer of them: to read them, Assign them (their
 // number is the Client's Partitions); calling AssignTopic again would also
-// move the partitions already assigned back to at.
+// move the partitions already assigned back to at. It is the Java
+// consumer's assign() of every partition, not kgo's ConsumeTopics, which
+// picks up new partitions at its next metadata refresh; assigned with
+// Start, a new partition loses nothing produced to it before the Assign.
 //
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition

@@ -36,6 +36,20 @@
 // old topic's offset (an offset given with At names no topic: it is read
 // in the topic there at its first fetch).
 //
+// A position saved and given back with At after the broker lost records
+// that had been read (a crash under log.SyncNever or a periodic fsync
+// policy cuts the unsynced tail: the position is then past the log end)
+// is out of range, and reset per ResetOffset, until appends bring the
+// log end past it again: from then on it is read without a word, and
+// the records appended from the cut up to it are never returned. Kafka's
+// consumers tell such a truncation by leader epochs (KIP-320), which
+// this package neither keeps nor checks, and neither does a Java
+// consumer's seek to a bare offset. An application that saves positions
+// across crashes of such a broker can compare each with its partition's
+// log end when it opens the broker again, before anything is appended (a
+// position past it names records lost), or use the default fsync policy,
+// under which a consumer reads only what was fsynced.
+//
 // Only records below the high watermark are returned. The broker sends
 // whole batches, so the first batch of a fetch may begin before the
 // position: its earlier records are skipped. Control batches (transaction

@@ -73,10 +73,19 @@ func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopp
 			next = max(next, b.NextOffset())
 			continue
 		}
+		// The records the batch may still return lie in [next, end): the
+		// slab is sized for them, not for the whole batch, which one
+		// kept record would keep alive (a fetch may begin near the end
+		// of a large batch).
+		end := b.NextOffset()
+		if f.upTo > 0 {
+			end = min(end, f.upTo)
+		}
 		var slab []record.Record
 		for {
 			if len(slab) == 0 {
-				slab = make([]record.Record, min(max(it.Remaining(), 1), maxSlab))
+				n := min(int64(it.Remaining()), end-max(next, b.BaseOffset()))
+				slab = make([]record.Record, min(max(n, 1), maxSlab))
 			}
 			r := &slab[0]
 			if !it.Next(r) {

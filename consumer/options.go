@@ -56,7 +56,9 @@ func (c *config) validate() error {
 
 // FetchMinBytes is how many bytes of records a fetch waits for, up to
 // FetchMaxWait, before it answers (Kafka's fetch.min.bytes). Default 1: a
-// fetch answers as soon as there is anything. New returns
+// fetch answers as soon as there is anything. 0, as in Kafka, makes a
+// fetch answer at once with what there is, maybe nothing: it is
+// FetchMaxWait(0), whatever FetchMaxWait says (see there). New returns
 // ErrInvalidOption for a negative n.
 func FetchMinBytes(n int) Opt {
 	return func(c *config) { c.minBytes = n }

@@ -206,16 +206,29 @@ func (c *Consumer) interrupted(ctx context.Context, out Fetches) (Fetches, error
 }
 
 // waitFor returns how long a fetch waits, and for how many bytes: as
-// configured, except when the caller's last poll found nothing (idle)
-// under FetchMaxWait(0). A Records loop, which never returns empty-handed,
-// would then fetch again and again, each answered at once, burning a core
-// while the partitions stay idle: its fetch waits idleWait instead, for
-// one record, which the broker sends as soon as it is appended.
+// configured (see maxWait), except when the caller's last poll found
+// nothing (idle) and fetches answer at once. A Records loop, which never
+// returns empty-handed, would then fetch again and again, each answered at
+// once, burning a core while the partitions stay idle: its fetch waits
+// idleWait instead, for one record, which the broker sends as soon as it
+// is appended.
 func (c *Consumer) waitFor(idle bool) (time.Duration, int) {
-	if idle && c.cfg.maxWait == 0 {
+	maxWait := c.maxWait()
+	if idle && maxWait == 0 {
 		return idleWait, 1
 	}
-	return c.cfg.maxWait, c.cfg.minBytes
+	return maxWait, c.cfg.minBytes
+}
+
+// maxWait is how long a fetch may wait: FetchMaxWait, or 0 under
+// FetchMinBytes(0), which asks for no bytes and so for no wait, as Kafka's
+// fetch.min.bytes=0 does (api.FetchRequest's MinBytes 0, its zero value,
+// means 1: only a MaxWait of 0 makes the Client answer at once).
+func (c *Consumer) maxWait() time.Duration {
+	if c.cfg.minBytes == 0 {
+		return 0
+	}
+	return c.cfg.maxWait
 }
 
 // idle waits, with nothing to fetch, until FetchMaxWait (see waitFor)
@@ -353,7 +366,7 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	switch {
 	case hurry:
 		req.MaxWait = 0
-	case maxWait > c.cfg.maxWait && !nextRetry.IsZero():
+	case maxWait > c.maxWait() && !nextRetry.IsZero():
 		// Waiting for records (waitFor) does not hold back a partition
 		// that FetchMaxWait(0) would have retried in time.
 		req.MaxWait = min(maxWait, max(nextRetry.Sub(now), 0))
