@@ -449,7 +449,7 @@ func (l *Log) reloadProducersLocked(end int64) error {
 func (l *Log) replayProducers(ps producers, from, end, now int64) (int, error) {
 	n := 0
 	for off := from; off < end; {
-		data, err := l.read(nil, off, 1<<20, end)
+		data, err := l.read(nil, off, 1<<20, end, false)
 		if err != nil {
 			return n, err
 		}

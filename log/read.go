@@ -46,12 +46,24 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		return nil, ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
+		// After optimisticSearches reads overtaken by removals, the
+		// segments are pinned (lifeMu, shared: retention's and
+		// compaction's removals wait for it), so that compaction churn
+		// cannot make a read of an offset the log holds fail; only
+		// truncations can still overtake it.
+		pinned := attempt >= optimisticSearches
+		if pinned {
+			l.lifeMu.RLock()
+		}
 		cuts := l.truncationsDone.Load()
-		data, err := l.read(dst, offset, maxBytes, upTo)
+		data, err := l.read(dst, offset, maxBytes, upTo, !pinned)
+		if pinned {
+			l.lifeMu.RUnlock()
+		}
 		if err == nil || !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return data, err
 		}
-		if attempt == 2 || l.closed.Load() {
+		if attempt == optimisticSearches+pinnedSearches-1 || l.closed.Load() {
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
@@ -61,6 +73,12 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		l.writerBarrier()
 	}
 }
+
+// testHookReadListed, when set (by tests), runs in read between the load
+// of the segment listing and the first segment's read, in the attempts
+// that do not pin the segments (a hook that removed segments there would
+// wait for itself).
+var testHookReadListed func(*Log)
 
 // truncatedUnder reports whether a truncation cut segments during a read
 // that failed, begun when l.truncationsDone was cuts: the read may have
@@ -86,7 +104,9 @@ func removedUnderUs(err error) bool {
 	return errors.Is(err, segment.ErrClosed) || errors.Is(err, fs.ErrClosed)
 }
 
-func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+// read is one attempt of ReadInto; hook says whether testHookReadListed
+// may run.
+func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook bool) ([]byte, error) {
 	segs := *l.segs.Load()
 	start, end := l.start.Load(), l.next.Load()
 	if offset < start || offset > end {
@@ -95,6 +115,9 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, 
 	upTo = min(upTo, end)
 	if offset >= upTo {
 		return nil, nil
+	}
+	if hook && testHookReadListed != nil {
+		testHookReadListed(l)
 	}
 	// The segment whose base is the largest at or below offset; segments
 	// after it when compaction left it without offset.
@@ -240,8 +263,8 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 	}
 }
 
-// optimisticSearches and pinnedSearches bound searchTime's attempts
-// without and with the segments pinned.
+// optimisticSearches and pinnedSearches bound the attempts of searchTime
+// and of ReadInto without and with the segments pinned.
 const optimisticSearches, pinnedSearches = 3, 3
 
 // testHookTimeSearched, when set (by tests), runs in searchTime between a

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,39 @@ func TestTimeSearchUnderCompactionChurn(t *testing.T) {
 	require.NotEmpty(t, recs)
 	require.Equal(t, off, recs[0].Offset, "the answer names a record the log holds")
 	require.GreaterOrEqual(t, recs[0].Timestamp.UnixMilli(), int64(150))
+	require.NoError(t, l.Close())
+}
+
+// A read overtaken by compaction swaps again and again pins the
+// segments and reads the offset, instead of failing with
+// ErrOffsetOutOfRange for an offset the log holds (which a consumer
+// would take as out of range, and reset).
+func TestReadUnderCompactionChurn(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
+	ts := int64(100)
+	round := func() {
+		for _, k := range []string{"a", "b", "c"} {
+			appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), ts}))
+			ts += 100
+		}
+		require.NoError(t, l.Roll())
+	}
+	round() // a, b, c at offsets 0-2
+	round() // supersedes them: the next pass rewrites their segment
+	hooked := 0
+	testHookReadListed = func(hl *Log) {
+		hooked++
+		round() // supersedes every record: the next pass replaces their segments
+		res, err := hl.Compact(context.Background())
+		require.NoError(t, err)
+		require.Positive(t, res.SegmentsRewritten)
+	}
+	defer func() { testHookReadListed = nil }()
+	data, err := l.Read(0, 1<<20, math.MaxInt64)
+	testHookReadListed = nil
+	require.NoError(t, err)
+	require.Equal(t, optimisticSearches, hooked, "every unpinned read was overtaken")
+	require.NotEmpty(t, data, "the read returns the batches the log holds from offset 0")
 	require.NoError(t, l.Close())
 }
