@@ -40,7 +40,9 @@ type Config struct {
 	// AutoCreateTopics creates a topic the first time a client names it
 	// (a producer writing to it, a consumer's AssignTopic, any call of
 	// Partitions), with DefaultPartitions partitions, as Kafka's
-	// auto.create.topics.enable does. Default off.
+	// auto.create.topics.enable does. Default off (Kafka's is on): a
+	// misspelt topic name fails with ErrUnknownTopic rather than
+	// creating a topic.
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
