@@ -21,7 +21,12 @@ type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
 	// vfs.NewMem file system that lives as long as the Broker). The broker
 	// owns it: Open removes the directories named <topic>-<partition> that
-	// no topic of its claims (what a crash during DeleteTopic leaves).
+	// no topic of its claims (what a crash during DeleteTopic leaves), if
+	// they hold nothing but a partition log's files. A directory of such a
+	// name that holds anything else is never removed: Open leaves it (and
+	// logs a warning), and a CreateTopic or CreatePartitions whose
+	// partition it would be fails with log.ErrNotLogDir. Still, give the
+	// broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set.
@@ -35,7 +40,9 @@ type Config struct {
 	// AutoCreateTopics creates a topic the first time a client names it
 	// (a producer writing to it, a consumer's AssignTopic, any call of
 	// Partitions), with DefaultPartitions partitions, as Kafka's
-	// auto.create.topics.enable does. Default off.
+	// auto.create.topics.enable does. Default off (Kafka's is on): a
+	// misspelt topic name fails with ErrUnknownTopic rather than
+	// creating a topic.
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).

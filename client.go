@@ -241,7 +241,8 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 
 // ListOffset returns the offset for timestamp (ms) in a partition: the
 // first offset whose record is at least that recent, or the high
-// watermark when none is; api.Latest gives the high watermark,
+// watermark when none is (Kafka answers offset -1 then; both answer
+// timestamp -1); api.Latest gives the high watermark,
 // api.Earliest (and api.EarliestLocal) the log start offset, and
 // api.MaxTimestamp the offset of the first record with the largest
 // timestamp among those a consumer can read, below the high watermark

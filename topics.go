@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/segment"
 )
 
 const (
@@ -205,8 +206,10 @@ func (b *Broker) load() error {
 // claims, as Kafka removes stray logs at startup: those of a topic whose
 // deletion a crash interrupted after its record was removed, or of a
 // CreateTopic or CreatePartitions that failed before its record was
-// written. Only directories named <valid topic>-<partition> are touched. A
-// failure is logged, not returned: the broker works without the cleanup.
+// written. Only directories named <valid topic>-<partition> that hold
+// nothing but a log's files are touched (see removeLogDir): one holding
+// anything else is not a log's, and is left. A failure is logged, not
+// returned: the broker works without the cleanup.
 func (b *Broker) removeStrays() {
 	names, err := b.fs.List(b.root)
 	if err != nil {
@@ -230,7 +233,7 @@ func (b *Broker) removeStrays() {
 		if fi, err := b.fs.Stat(filepath.Join(b.root, name)); err != nil || !fi.IsDir() {
 			continue
 		}
-		if err := b.fs.RemoveAll(filepath.Join(b.root, name)); err != nil {
+		if err := b.removeLogDir(filepath.Join(b.root, name)); err != nil {
 			b.cfg.Logger.Warn("removing a stray partition directory", "dir", name, "err", err)
 			continue
 		}
@@ -242,6 +245,53 @@ func (b *Broker) removeStrays() {
 			b.cfg.Logger.Warn("syncing the data directory", "err", err)
 		}
 	}
+}
+
+// removeLogDir removes dir, a partition's directory, if it holds nothing
+// but the files a partition's log writes (isLogFile); a missing dir is
+// removed already. A directory named like a partition may be someone
+// else's — the broker's Dir shared with other files, /tmp/tmux-1000 under
+// a Dir of /tmp — and is then left as it is.
+//
+// Errors: log.ErrNotLogDir (naming the first file that is not a log's);
+// file system errors.
+func (b *Broker) removeLogDir(dir string) error {
+	names, err := b.fs.List(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if !isLogFile(name) {
+			return fmt.Errorf("%w: %s holds %q, which no partition's log writes: it is not removed", log.ErrNotLogDir, dir, name)
+		}
+	}
+	return b.fs.RemoveAll(dir)
+}
+
+// isLogFile reports whether name is one a partition's log writes: a
+// segment's .log, .index or .timeindex, a producer-state .snapshot (each
+// <20-digit offset><suffix>, what the compaction's .cleaned and .swap
+// copies follow), a checkpoint (*-checkpoint), the clean-shutdown marker,
+// or any of these as a temporary .tmp file.
+func isLogFile(name string) bool {
+	name = strings.TrimSuffix(name, ".tmp")
+	switch {
+	case name == "clean-shutdown", strings.HasSuffix(name, "-checkpoint"):
+		return true
+	}
+	_, suffix, ok := segment.ParseFileName(name)
+	if !ok {
+		return false
+	}
+	suffix = strings.TrimSuffix(strings.TrimSuffix(suffix, ".cleaned"), ".swap")
+	switch suffix {
+	case segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix, ".snapshot":
+		return true
+	}
+	return false
 }
 
 func (b *Broker) readMeta(path string) (topicMeta, error) {
@@ -384,7 +434,10 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // other, do not wait for them.
 //
 // Errors: ErrInvalidTopic; ErrInvalidPartitions; ErrTopicExists;
-// log.ErrInvalidConfig; ErrClosed; ctx's error; file system errors.
+// log.ErrInvalidConfig; log.ErrNotLogDir when a directory of one of its
+// partitions' names (<topic>-<N>) holds files that are not a log's (it is
+// left as it is; see Config.Dir); ErrClosed; ctx's error; file system
+// errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
@@ -466,9 +519,11 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 		}
 	}
 	// A crash may have left partition directories of a topic deleted, or
-	// never recorded: start clean.
+	// never recorded: start clean. A directory of the name that holds
+	// more than a log's files is not one of those: it stays, and the
+	// topic is not created.
 	for i := range cfg.Partitions {
-		if err := b.fs.RemoveAll(b.partitionDir(name, i)); err != nil {
+		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
 			return err
 		}
 	}
@@ -477,7 +532,7 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 		closePartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
 		for i := range cfg.Partitions {
-			b.fs.RemoveAll(b.partitionDir(name, i))
+			b.removeLogDir(b.partitionDir(name, i))
 		}
 		return err
 	}
@@ -694,7 +749,9 @@ func (b *Broker) logOptions() log.Options {
 // partitioning then maps some keys elsewhere, as it does in Kafka.
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count; ErrClosed; ctx's error; file system errors.
+// current count; log.ErrNotLogDir when a directory of a new partition's
+// name holds files that are not a log's (as CreateTopic); ErrClosed;
+// ctx's error; file system errors.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -709,7 +766,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	added := []*log.Partition{}
 	for i := len(t.Partitions); i < n; i++ {
-		if err := b.fs.RemoveAll(b.partitionDir(name, i)); err != nil {
+		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
 			closePartitions(added)
 			return err
 		}

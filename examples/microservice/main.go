@@ -6,7 +6,7 @@
 // memory, or durably on disk with -dir, where a restart rebuilds the state
 // from the events).
 //
-//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]
+//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]   # Ctrl-C or SIGTERM stops it
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
@@ -23,13 +23,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/runnel/runnel"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Ctrl-C (SIGINT) and a service manager's stop (SIGTERM: Kubernetes,
+	// Docker, systemd) shut down cleanly: HTTP first, then the handlers
+	// and the producer, then the broker, whose logs close cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "microservice:", err)

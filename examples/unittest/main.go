@@ -140,20 +140,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	s := &Signups{P: p, Now: time.Now}
-	registered := 0
+	// The users registered: an address given twice is announced twice,
+	// and welcomed once.
+	users := map[string]bool{}
 	for _, email := range args {
 		if err := s.Register(ctx, email); err != nil {
 			fmt.Fprintln(out, "not registered:", err)
 			continue
 		}
-		registered++
+		users[email] = true
 	}
-	if registered == 0 {
+	if len(users) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	m := &Mailer{C: c, Sender: printSender{out}}
-	_, err = m.Run(ctx, registered)
+	_, err = m.Run(ctx, len(users))
 	return err
 }

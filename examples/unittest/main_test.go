@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,4 +122,15 @@ func TestRun(t *testing.T) {
 	require.Contains(t, s, "mail to ada@example.com: Welcome!")
 	require.Contains(t, s, "mail to bob@example.com: Welcome!")
 	require.Contains(t, s, `not registered: unittest: bad email address: "nope"`)
+}
+
+// TestRunSameAddressTwice: an address given twice is registered twice
+// (two events) and welcomed once; the run ends once every user has been
+// welcomed, not when the wait for a second mail that never comes times
+// out (it failed with context.DeadlineExceeded after 10 s).
+func TestRunSameAddressTwice(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"ada@example.com", "ada@example.com", "bob@example.com"}, &out))
+	require.Equal(t, 1, strings.Count(out.String(), "mail to ada@example.com"), out.String())
+	require.Equal(t, 1, strings.Count(out.String(), "mail to bob@example.com"), out.String())
 }

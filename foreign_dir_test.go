@@ -1,0 +1,99 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestForeignDirectoriesAreNotRemoved: a directory named like a partition
+// (<topic>-<N>) that holds files a log never writes is not the broker's,
+// whatever its name: Open does not take it for a stray partition, and a
+// CreateTopic or CreatePartitions whose partition it would be does not
+// clear it, but fails with log.ErrNotLogDir. A broker opened on a shared
+// directory (-dir /tmp in the quickstart) removed /tmp/tmux-1000, say,
+// and CreateTopic("release", 2) the user's release-1.
+func TestForeignDirectoriesAreNotRemoved(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	for _, f := range []string{"/data/tmux-1000/default", "/data/release-1/notes.txt", "/data/orders-2/00000000000000000000.log.bak"} {
+		require.NoError(t, mem.MkdirAll(filepath.Dir(f), 0o755))
+		w, err := mem.Create(f)
+		require.NoError(t, err)
+		_, err = w.Write([]byte("the user's"))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	kept := func() {
+		t.Helper()
+		for _, f := range []string{"/data/tmux-1000/default", "/data/release-1/notes.txt", "/data/orders-2/00000000000000000000.log.bak"} {
+			_, err := mem.Stat(f)
+			require.NoError(t, err, "%s was removed", f)
+		}
+	}
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	kept()
+
+	err = b.CreateTopic(ctx, "release", log.TopicConfig{Partitions: 2})
+	require.ErrorIs(t, err, log.ErrNotLogDir)
+	require.Contains(t, err.Error(), "notes.txt")
+	require.Empty(t, b.Topics())
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
+	err = b.CreatePartitions(ctx, "orders", 3)
+	require.ErrorIs(t, err, log.ErrNotLogDir)
+	info, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 2)
+	kept()
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	defer b.Close()
+	kept()
+	require.Equal(t, []string{"orders"}, b.Topics())
+}
+
+// TestStrayLogWithEveryKindOfFileIsRemoved: a stray partition whose log
+// has rolled, compacted, snapshotted its producers and closed cleanly
+// holds only files isLogFile knows, and Open removes it.
+func TestStrayLogWithEveryKindOfFileIsRemoved(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "c", log.TopicConfig{Partitions: 1, Config: log.Config{
+		SegmentBytes: 200, CleanupPolicy: log.Compact, MinCleanableDirtyRatio: -1}}))
+	for i := range 30 {
+		produce(t, b, "c", 0, fmt.Sprint(i%3))
+	}
+	require.NoError(t, b.Maintain(ctx))
+	require.NoError(t, b.Close())
+	names, err := mem.List("/data/c-0")
+	require.NoError(t, err)
+	kinds := map[string]bool{}
+	for _, n := range names {
+		require.True(t, isLogFile(n), "a log wrote %q", n)
+		kinds[filepath.Ext(n)] = true
+	}
+	for _, ext := range []string{".log", ".index", ".timeindex", ".snapshot"} {
+		require.True(t, kinds[ext], "no %s file in %v", ext, names)
+	}
+	require.NoError(t, mem.Remove("/data/topics/c.json"))
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = mem.Stat("/data/c-0")
+	require.ErrorIs(t, err, fs.ErrNotExist, "the stray partition stays")
+	for _, n := range []string{"x", "00000000000000000000.log.bak", "00000000000000000000", "0.log", "partition.metadata", "-checkpoint.tmp.tmp"} {
+		require.False(t, isLogFile(n), n)
+	}
+}
