@@ -97,3 +97,37 @@ func TestStrayLogWithEveryKindOfFileIsRemoved(t *testing.T) {
 		require.False(t, isLogFile(n), n)
 	}
 }
+
+// The files an OS's file manager leaves in the directories it shows
+// (macOS Finder's .DS_Store and ._ files, Windows Explorer's Thumbs.db)
+// do not stop a broker from opening its partitions again, as Kafka ignores
+// them; a stray partition that holds one is still removed.
+func TestSystemFilesInPartitionDirs(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "gone", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "orders", 1, "kept")
+	require.NoError(t, b.Close())
+
+	for _, f := range []string{"/data/orders-0/.DS_Store", "/data/orders-1/._00000000000000000000.log", "/data/orders-1/Thumbs.db", "/data/gone-0/.DS_Store",
+		"/data/.DS_Store", "/data/topics/.DS_Store", "/data/topics/._orders.json"} {
+		w, err := mem.Create(f)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	// gone's topic record goes, as if the broker had crashed in the
+	// middle of DeleteTopic: its partition is a stray.
+	require.NoError(t, mem.Remove(filepath.Join("/data", topicsDir, "gone.json")))
+
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err, "Finder's or Explorer's files in partition directories")
+	defer b.Close()
+	info, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.Partitions[1].HighWatermark)
+	_, err = mem.Stat("/data/gone-0")
+	require.ErrorIs(t, err, fs.ErrNotExist, "a stray partition with a .DS_Store is removed")
+}

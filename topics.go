@@ -166,8 +166,8 @@ func (b *Broker) load() error {
 		return err
 	}
 	for _, name := range names {
-		if !strings.HasSuffix(name, ".json") {
-			continue // a .tmp left by a crash
+		if !strings.HasSuffix(name, ".json") || log.SystemFile(name) {
+			continue // a .tmp left by a crash; an OS's file (._orders.json of macOS)
 		}
 		m, err := b.readMeta(filepath.Join(b.root, topicsDir, name))
 		if err != nil {
@@ -275,8 +275,12 @@ func (b *Broker) removeLogDir(dir string) error {
 // segment's .log, .index or .timeindex, a producer-state .snapshot (each
 // <20-digit offset><suffix>, what the compaction's .cleaned and .swap
 // copies follow), a checkpoint (*-checkpoint), the clean-shutdown marker,
-// or any of these as a temporary .tmp file.
+// or any of these as a temporary .tmp file; or a file an OS leaves in
+// directories, which the log ignores (log.SystemFile).
 func isLogFile(name string) bool {
+	if log.SystemFile(name) {
+		return true
+	}
 	name = strings.TrimSuffix(name, ".tmp")
 	switch {
 	case name == "clean-shutdown", strings.HasSuffix(name, "-checkpoint"):

@@ -154,7 +154,7 @@ type RecoveryInfo struct {
 // recovers it (see the package doc). cfg is copied and defaulted.
 //
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
-// files; an error matching record.ErrCorrupt (a *record.CorruptError naming
+// files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
 // file system errors.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
@@ -439,6 +439,18 @@ func (l *Log) open() (err error) {
 	return nil
 }
 
+// SystemFile reports whether name is a file that an operating system's
+// file manager or a network file system leaves in the directories it
+// shows or serves: macOS's .DS_Store and AppleDouble "._" files, NFS's
+// ".nfs" files (of deleted files still open), Windows Explorer's
+// Thumbs.db and desktop.ini — any name that starts with a dot, and those
+// two. A log never writes such a name; Open ignores such files in a log's
+// directory (as Kafka ignores the files it does not know there), where
+// any other file it does not know makes it fail with ErrNotLogDir.
+func SystemFile(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.EqualFold(name, "Thumbs.db") || strings.EqualFold(name, "desktop.ini")
+}
+
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
 // files, and returns the base offsets of the segments, whether the log
 // was closed cleanly, and whether the clean-shutdown marker is there: a
@@ -461,6 +473,9 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 				return nil, false, false, err
 			}
 			changed = true
+			continue
+		}
+		if SystemFile(name) {
 			continue
 		}
 		base, suffix, ok := segment.ParseFileName(name)
