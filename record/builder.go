@@ -160,6 +160,10 @@ func (b *Builder) Add(r *Record) {
 // it. The returned Batch aliases the builder's memory: it is valid until
 // the next Append, Reset or Finish. Finish on an empty builder returns a
 // nil Batch: Kafka has no empty producer batches.
+//
+// Errors: ErrTooLarge when the batch would be 2 GiB or more; a
+// *compression.Error when codec is not a valid codec
+// (compression.ErrUnknownCodec) or cannot compress the records.
 func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	if b.count == 0 && (len(b.buf) == 0 || b.coverDelta < 0) {
 		return nil, nil
@@ -213,6 +217,7 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 }
 
 // AppendTo finishes the batch (see Finish) and appends a copy of it to dst.
+// On error (Finish's) it returns dst unchanged.
 func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
 	batch, err := b.Finish(codec)
 	if err != nil {
