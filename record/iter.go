@@ -3,7 +3,6 @@ package record
 import (
 	"encoding/binary"
 	"iter"
-	"math"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -310,8 +309,8 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 // batch's end. It is the cheap structural check a broker makes on append;
 // the fields inside each record are checked when they are decoded
 // (ValidateRecords, Iter), but for each record's timestamp delta, which
-// it reads to return the records' largest timestamp (the base timestamp
-// plus the largest delta; NoTimestamp without records), for the broker
+// it reads to return the records' largest timestamp (the largest base
+// timestamp plus delta; NoTimestamp without records), for the broker
 // to hold against the header's MaxTimestamp. For a compressed batch it
 // checks nothing more than Validate does, and returns the header's
 // MaxTimestamp: CheckFramingBuffer decompresses it first.
@@ -355,7 +354,10 @@ func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) (out []byte,
 // checkFraming walks b's records, data, by their length prefixes, and
 // returns their largest timestamp (see CheckFraming).
 func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
-	maxDelta := int64(math.MinInt64)
+	// The largest of base + delta, which is not base + the largest delta:
+	// a delta wraps around (as Kafka's do) when the base is far below a
+	// record's timestamp.
+	base, maxTs, none := b.BaseTimestamp(), int64(NoTimestamp), true
 	for i := int32(0); i < b.NumRecords(); i++ {
 		length, m := varintShort(data)
 		if m == 0 {
@@ -374,14 +376,13 @@ func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
 		if k <= 0 {
 			return NoTimestamp, corrupt(pos, "bad record timestamp delta")
 		}
-		maxDelta = max(maxDelta, d)
+		if ts := base + d; none || ts > maxTs {
+			maxTs, none = ts, false
+		}
 		data = data[m+int(length):]
 	}
 	if len(data) != 0 {
 		return NoTimestamp, corrupt(pos, "record count disagrees with the records")
 	}
-	if maxDelta == math.MinInt64 {
-		return NoTimestamp, nil
-	}
-	return b.BaseTimestamp() + maxDelta, nil
+	return maxTs, nil
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -607,6 +608,33 @@ func TestCheckFraming(t *testing.T) {
 	maxTs, err = ts.CheckFraming(0)
 	require.NoError(t, err)
 	require.EqualValues(t, 3000, maxTs)
+
+	// The largest timestamp, not the largest delta: deltas wrap around
+	// (a varlong of timestamp - base, as Kafka's are) when the base is far
+	// below the others, and Kafka's broker takes the largest of the
+	// records' timestamps (base + delta).
+	for _, c := range [][]int64{
+		{math.MinInt64, 1000, 5},
+		{math.MinInt64 + 1, 1_700_000_000_000},
+		{-1 << 62, 1 << 62},
+	} {
+		var recs []rec
+		for _, ts := range c {
+			recs = append(recs, rec{ts: ts, value: []byte("v")})
+		}
+		b.Reset()
+		batch := build(t, &b, recs, compression.None)
+		maxTs, err = batch.CheckFraming(0)
+		require.NoError(t, err)
+		require.Equal(t, slices.Max(c), maxTs, "%v", c)
+		require.Equal(t, slices.Max(c), batch.MaxTimestamp(), "%v", c)
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, c[i], r.Timestamp.UnixMilli())
+			i++
+		}
+	}
 }
 
 // TestCheckFramingBuffer: CheckFramingBuffer decompresses a batch of
