@@ -10,7 +10,7 @@
 //	offset size field
 //	     0    8 baseOffset            first offset of the batch
 //	     8    4 batchLength           bytes after this field (total = 12 + batchLength)
-//	    12    4 partitionLeaderEpoch
+//	    12    4 partitionLeaderEpoch  stamped by the leader; -1 from producers
 //	    16    1 magic                 always 2
 //	    17    4 crc                   CRC-32C (Castagnoli) of bytes 21..end
 //	    21    2 attributes            bits 0-2 codec (0 none, 1 gzip, 2 snappy,
