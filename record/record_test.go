@@ -473,11 +473,26 @@ func TestKafkaSegments(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, b.Validate(int64(pos)))
 			require.NoError(t, b.ValidateRecords(int64(pos), 0))
+			// The builder writes what Kafka wrote, byte for byte, given
+			// the same records and the fields a broker stamps.
+			var bld Builder
+			if b.ProducerID() != NoProducerID {
+				bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+			}
+			bld.SetTransactional(b.IsTransactional())
 			for r, err := range b.Records() {
 				require.NoError(t, err)
 				require.GreaterOrEqual(t, r.Offset, b.BaseOffset())
 				require.True(t, r.Timestamp.After(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)))
+				bld.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
 				records++
+			}
+			if !b.IsControl() && b.Codec() == compression.None {
+				again, err := bld.Finish(compression.None)
+				require.NoError(t, err)
+				again.SetBaseOffset(b.BaseOffset())
+				again.SetLeaderEpoch(b.LeaderEpoch())
+				require.Equal(t, []byte(b), []byte(again), "%s: batch at %d rebuilt", dir, pos)
 			}
 			batches++
 			pos += len(b)
