@@ -39,13 +39,13 @@
 //	attributes      int8    unused, 0
 //	timestampDelta  varint  timestamp - baseTimestamp
 //	offsetDelta     varint  offset - baseOffset
-//	keyLength       varint  -1 for a null key
+//	keyLength       varint  -1 for a null key (any negative reads as null)
 //	key             bytes
-//	valueLength     varint  -1 for a null value (a tombstone)
+//	valueLength     varint  -1 for a null value (a tombstone; as the key)
 //	value           bytes
 //	headerCount     varint
 //	headers         per header: keyLength varint, key, valueLength varint
-//	                (-1 = null), value
+//	                (-1 = null; as the key), value; a header key is never null
 //
 // # Reading without trust
 //

@@ -272,14 +272,17 @@ func (d *decoder) varintLong() int64 {
 	return v
 }
 
+// nullable reads a length-prefixed field. Any negative length is null
+// (nil), not only -1: Kafka's DefaultRecord.readFrom reads a key, value
+// or header value that way, and so accepts them on produce.
 func (d *decoder) nullable() []byte {
 	n := d.varint()
 	switch {
 	case d.bad:
 		return nil
-	case n == -1:
+	case n < 0:
 		return nil
-	case n < -1 || n > int64(len(d.b)):
+	case n > int64(len(d.b)):
 		d.bad = true
 		return nil
 	}

@@ -457,6 +457,63 @@ func TestBuilderIsWhatProducersWrite(t *testing.T) {
 	}
 }
 
+// TestNegativeLengthsAreNull: a key, value or header value whose length
+// is negative reads as null, whatever the negative number, as Kafka's
+// DefaultRecord.readFrom reads it (keySize >= 0 ? bytes : null) and
+// franz-go's kmsg too; a header key's negative length is corrupt, as in
+// Kafka. A broker checks only the framing of what it appends: a record it
+// accepted must decode.
+func TestNegativeLengthsAreNull(t *testing.T) {
+	var body []byte
+	body = append(body, 0)                  // attributes
+	body = binary.AppendVarint(body, 0)     // timestamp delta
+	body = binary.AppendVarint(body, 0)     // offset delta
+	body = binary.AppendVarint(body, -2)    // key: null
+	body = binary.AppendVarint(body, -1000) // value: null
+	body = binary.AppendVarint(body, 2)     // headers
+	body = binary.AppendVarint(body, 1)
+	body = append(body, 'h')
+	body = binary.AppendVarint(body, -7) // null
+	body = binary.AppendVarint(body, 1)
+	body = append(body, 'i')
+	body = binary.AppendVarint(body, math.MinInt32) // null
+	records := append(binary.AppendVarint(nil, int64(len(body))), body...)
+
+	var kr kmsg.Record
+	require.NoError(t, kr.ReadFrom(records))
+	require.Nil(t, kr.Key)
+	require.Nil(t, kr.Value)
+	require.Nil(t, kr.Headers[0].Value)
+
+	kb := kmsg.RecordBatch{
+		Magic: 2, FirstTimestamp: 5, MaxTimestamp: 5, PartitionLeaderEpoch: -1,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: records,
+	}
+	raw := kb.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[offLength:], uint32(len(raw)-LogOverhead))
+	batch := Batch(raw)
+	batch.UpdateCRC()
+	require.NoError(t, batch.Validate(0))
+	maxTs, err := batch.CheckFraming(0)
+	require.NoError(t, err, "the broker's append check takes it")
+	require.EqualValues(t, 5, maxTs)
+	require.NoError(t, batch.ValidateRecords(0, 0))
+	n := 0
+	for r, err := range batch.Records() {
+		require.NoError(t, err)
+		require.Nil(t, r.Key)
+		require.Nil(t, r.Value)
+		require.Equal(t, []Header{{Key: "h"}, {Key: "i"}}, r.Headers)
+		n++
+	}
+	require.Equal(t, 1, n)
+
+	// A header key may not be null, in Kafka either.
+	bad := bytes.Replace(raw, []byte{2, 'h'}, []byte{3, 'h'}, 1) // key length -2
+	Batch(bad).UpdateCRC()
+	require.ErrorIs(t, Batch(bad).ValidateRecords(0, 0), ErrCorrupt)
+}
+
 // TestKafkaSegments reads every batch of .log files written by Apache Kafka.
 func TestKafkaSegments(t *testing.T) {
 	want := map[string][2]int{"a": {2, 4}, "b": {2, 3}}
