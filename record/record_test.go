@@ -709,6 +709,78 @@ func TestCheckFraming(t *testing.T) {
 	}
 }
 
+// TestCheckFramingChecksFields: what a broker takes must decode. A batch
+// whose records are framed right but malformed inside (a field past its
+// record, a header count or key that cannot be, offset deltas out of
+// order) is refused by CheckFraming and CheckFramingBuffer, as by
+// ValidateRecords, as Kafka's broker refuses it (it reads every record of
+// a produced batch with DefaultRecord.readFrom): else it would be stored,
+// acknowledged, and then fail every consumer.
+func TestCheckFramingChecksFields(t *testing.T) {
+	// record returns one record's bytes, its length prefix first, with
+	// the given offset delta, key length field (and key) and header bytes.
+	record := func(offDelta, keyLen int64, key string, headers []byte, tail ...byte) []byte {
+		var body []byte
+		body = append(body, 0)
+		body = binary.AppendVarint(body, 0)
+		body = binary.AppendVarint(body, offDelta)
+		body = binary.AppendVarint(body, keyLen)
+		body = append(body, key...)
+		body = binary.AppendVarint(body, 1)
+		body = append(body, 'v')
+		body = append(body, headers...)
+		body = append(body, tail...)
+		return append(binary.AppendVarint(nil, int64(len(body))), body...)
+	}
+	noHeaders := []byte{0}
+	oneHeader := append(append(binary.AppendVarint(nil, 1), binary.AppendVarint(nil, 1)...), 'h', 1) // "h": null
+	batchOf := func(codec compression.Codec, recs ...[]byte) Batch {
+		var b Builder
+		b.Append(0, nil, nil, nil)
+		h, err := b.Finish(compression.None)
+		require.NoError(t, err)
+		raw := append([]byte(nil), h[:HeaderSize]...)
+		payload, err := codec.AppendEncode(nil, bytes.Join(recs, nil))
+		require.NoError(t, err)
+		raw = append(raw, payload...)
+		binary.BigEndian.PutUint32(raw[offLength:], uint32(len(raw)-LogOverhead))
+		binary.BigEndian.PutUint32(raw[offCount:], uint32(len(recs)))
+		binary.BigEndian.PutUint32(raw[offLastDelta:], uint32(len(recs)-1))
+		binary.BigEndian.PutUint16(raw[offAttributes:], uint16(codec))
+		Batch(raw).UpdateCRC()
+		return Batch(raw)
+	}
+	good := [][]byte{record(0, 1, "k", oneHeader), record(1, -1, "", noHeaders)}
+	for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+		b := batchOf(codec, good...)
+		require.NoError(t, b.ValidateRecords(0, 0), codec)
+		_, _, err := b.CheckFramingBuffer(0, 0, nil)
+		require.NoError(t, err, codec)
+	}
+	for name, recs := range map[string][][]byte{
+		"header count past the record": {good[0], record(1, 1, "k", []byte{10})},
+		"negative header count":        {good[0], record(1, 1, "k", []byte{1})},
+		"null header key":              {good[0], record(1, 1, "k", []byte{2, 1, 1})},
+		"byte after the headers":       {good[0], record(1, 1, "k", noHeaders, 0)},
+		"key past the record":          {good[0], record(1, 40, "k", noHeaders)},
+		"offset deltas out of order":   {record(1, 1, "k", noHeaders), record(0, 1, "k", noHeaders)},
+		"offset delta repeated":        {good[0], record(0, 1, "k", noHeaders)},
+		"offset delta past the last":   {good[0], record(2, 1, "k", noHeaders)},
+		"negative offset delta":        {record(-1, 1, "k", noHeaders), good[1]},
+	} {
+		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+			b := batchOf(codec, recs...)
+			require.ErrorIs(t, b.ValidateRecords(0, 0), ErrCorrupt, "%s, %v: the records do not decode", name, codec)
+			if codec == compression.None {
+				_, err := b.CheckFraming(0)
+				require.ErrorIs(t, err, ErrCorrupt, "%s: CheckFraming", name)
+			}
+			_, _, err := b.CheckFramingBuffer(0, 0, nil)
+			require.ErrorIs(t, err, ErrCorrupt, "%s, %v: CheckFramingBuffer", name, codec)
+		}
+	}
+}
+
 // TestCheckFramingBuffer: CheckFramingBuffer decompresses a batch of
 // every codec and checks its framing, reusing the buffer; records that do
 // not decompress, or not within the limit, or whose count disagrees, are
