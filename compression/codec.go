@@ -17,7 +17,9 @@
 //     Decoding accepts both a raw block and the xerial framing the Java
 //     client writes.
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
-//     uses since KIP-57, written with 64 KiB independent blocks.
+//     uses since KIP-57, written with 64 KiB independent blocks. Decoding
+//     also accepts concatenated frames and frames of dependent blocks,
+//     which Kafka's Java reader refuses.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
 //     its content size. Decoding also accepts frames without one, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.

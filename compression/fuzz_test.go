@@ -34,6 +34,11 @@ func decodeSeeds(t testing.TB) []struct {
 	add(Snappy, xerialStream(small[:100], small[100:]))
 	add(Zstd, zstdStream(t, small))
 	add(Gzip, mustEncode(t, Gzip, mustEncode(t, Gzip, nil, small[:10]), small[10:]))
+	// lz4 frames of dependent blocks, which the lz4 CLI writes: one that
+	// decodes, one whose block copies from before the frame.
+	back16 := lz4Compressed([]byte{0x0c, 0x10, 0x00, 0x50, 'v', 'w', 'x', 'y', 'z'})
+	add(LZ4, lz4HandFrame(0x40, lz4Stored("abcdefghijklmnop"), back16))
+	add(LZ4, lz4HandFrame(0x40, back16))
 	return seeds
 }
 

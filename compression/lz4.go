@@ -69,8 +69,20 @@ func lz4Decode(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) == 0 {
 		return dst, errEmpty
 	}
-	d := lz4Decoders.Get().(*lz4Decoder)
-	defer lz4Decoders.Put(d)
+	// A reader that decodes a frame of dependent blocks keeps the frame's
+	// last 64 KiB as a dictionary, and does not forget it on Reset nor at
+	// the next frame: a later block that refers before its own start would
+	// then read that old output instead of failing. Only frames of
+	// independent blocks, which is what Kafka clients write (Java's reader
+	// refuses any other), go through the pool; anything else gets a reader
+	// of its own, dropped afterwards.
+	var d *lz4Decoder
+	if lz4Independent(src) {
+		d = lz4Decoders.Get().(*lz4Decoder)
+		defer lz4Decoders.Put(d)
+	} else {
+		d = lz4Decoders.New().(*lz4Decoder)
+	}
 	d.br.Reset(src)
 	d.r.Reset(&d.br)
 	out, err := readAppend(dst, d.r, limit, lz4SizeHint(src, limit), &d.probe)
@@ -98,4 +110,81 @@ func lz4SizeHint(src []byte, limit int) int {
 		n = binary.LittleEndian.Uint64(src[6:])
 	}
 	return int(min(n, uint64(len(src))*lz4MaxRatio, uint64(limit)))
+}
+
+// LZ4 frame format constants (github.com/lz4/lz4, doc/lz4_Frame_format.md).
+const (
+	lz4FrameMagic     = 0x184d2204
+	lz4SkippableMagic = 0x184d2a50 // the low 4 bits are free
+	lz4FlagIndep      = 0x20       // FLG: blocks are independent
+	lz4FlagBlockSum   = 0x10       // FLG: each block has a checksum
+	lz4FlagSize       = 0x08       // FLG: an 8-byte content size follows BD
+	lz4FlagContentSum = 0x04       // FLG: a content checksum ends the frame
+	lz4FlagDictID     = 0x01       // FLG: a 4-byte dictionary id follows
+	lz4Uncompressed   = 1 << 31    // block size: the block is stored as is
+)
+
+// lz4Independent reports whether src is a sequence of LZ4 frames (and
+// skippable frames) whose every frame declares independent blocks. It walks
+// the frame headers and block sizes without decompressing anything, and
+// says false for whatever it cannot walk to the end (including legacy
+// frames, whose blocks the reader treats as dependent).
+func lz4Independent(src []byte) bool {
+	for len(src) > 0 {
+		if len(src) < 8 {
+			return false
+		}
+		magic := binary.LittleEndian.Uint32(src)
+		if magic&^0xf == lz4SkippableMagic {
+			n := uint64(binary.LittleEndian.Uint32(src[4:]))
+			if n > uint64(len(src)-8) {
+				return false
+			}
+			src = src[8+n:]
+			continue
+		}
+		flg := src[4]
+		if magic != lz4FrameMagic || flg&lz4FlagIndep == 0 {
+			return false
+		}
+		h := 7 // magic, FLG, BD, header checksum
+		if flg&lz4FlagSize != 0 {
+			h += 8
+		}
+		if flg&lz4FlagDictID != 0 {
+			h += 4
+		}
+		if len(src) < h {
+			return false
+		}
+		src = src[h:]
+		for {
+			if len(src) < 4 {
+				return false
+			}
+			size := binary.LittleEndian.Uint32(src)
+			src = src[4:]
+			if size == 0 { // end mark
+				break
+			}
+			n := uint64(size &^ lz4Uncompressed)
+			if n == 0 {
+				return false
+			}
+			if flg&lz4FlagBlockSum != 0 {
+				n += 4
+			}
+			if n > uint64(len(src)) {
+				return false
+			}
+			src = src[n:]
+		}
+		if flg&lz4FlagContentSum != 0 {
+			if len(src) < 4 {
+				return false
+			}
+			src = src[4:]
+		}
+	}
+	return true
 }

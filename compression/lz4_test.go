@@ -111,3 +111,78 @@ func xxh32(b []byte) uint32 {
 	h ^= h >> 16
 	return h
 }
+
+// lz4HandFrame builds a frame with descriptor flags flg (version 1, 64 KiB
+// blocks) around the given blocks, each a size field (its high bit set
+// for a stored block) and its bytes.
+func lz4HandFrame(flg byte, blocks ...[]byte) []byte {
+	f := []byte{0x04, 0x22, 0x4d, 0x18, flg, 0x40}
+	f = append(f, lz4HeaderChecksum(f[4:6]))
+	for _, b := range blocks {
+		f = append(f, b...)
+	}
+	return binary.LittleEndian.AppendUint32(f, 0) // end mark
+}
+
+func lz4Stored(data string) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(data))|1<<31), data...)
+}
+
+func lz4Compressed(data []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(data))), data...)
+}
+
+// TestLZ4DependentBlocks: a frame of dependent (linked) blocks, which the
+// lz4 CLI writes and Kafka's Java reader refuses, decodes; and the 64 KiB
+// of history the library's reader keeps from it never reaches a later
+// decode. A block that copies from before its own start is corrupt, and
+// must fail as corrupt every time, not read what an earlier call decoded.
+func TestLZ4DependentBlocks(t *testing.T) {
+	// Copy 16 bytes from 16 back, then the literals "vwxyz".
+	back16 := lz4Compressed([]byte{0x0c, 0x10, 0x00, 0x50, 'v', 'w', 'x', 'y', 'z'})
+	linked := lz4HandFrame(0x40, lz4Stored("abcdefghijklmnop"), back16)
+	want := "abcdefghijklmnopabcdefghijklmnopvwxyz"
+	badIndependent := lz4HandFrame(0x60, back16)
+	badLinked := lz4HandFrame(0x40, back16)
+	for i := range 10 {
+		got, err := LZ4.AppendDecode(nil, linked, 0)
+		if err != nil || string(got) != want {
+			t.Fatalf("linked frame: %q, %v", got, err)
+		}
+		for name, bad := range map[string][]byte{"independent": badIndependent, "linked": badLinked} {
+			got, err := LZ4.AppendDecode([]byte("p"), bad, 0)
+			wantErr(t, err, ErrCorrupt, fmt.Sprintf("round %d: %s block copying from before the frame (decoded to %q)", i, name, got))
+		}
+	}
+}
+
+// TestLZ4Independent: the frames Kafka clients and this package write take
+// the pooled reader; anything else is walked to a "no".
+func TestLZ4Independent(t *testing.T) {
+	in := recordLike(300<<10, 52)
+	ours := mustEncode(t, LZ4, nil, in)
+	for name, src := range map[string][]byte{
+		"ours":         ours,
+		"empty input":  mustEncode(t, LZ4, nil, nil),
+		"concatenated": mustEncode(t, LZ4, bytes.Clone(ours), []byte("more")),
+		"java-like":    lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)),
+		"block sums":   lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block256Kb), lz4.BlockChecksumOption(true)),
+		"content size": lz4Frame(t, in, lz4.SizeOption(uint64(len(in)))),
+		"skippable":    append(binary.LittleEndian.AppendUint32([]byte{0x5f, 0x2a, 0x4d, 0x18}, 3), append([]byte("abc"), ours...)...),
+	} {
+		if !lz4Independent(src) {
+			t.Errorf("%s: not taken for independent blocks", name)
+		}
+	}
+	for name, src := range map[string][]byte{
+		"linked":         lz4HandFrame(0x40, lz4Stored("abc")),
+		"linked second":  append(bytes.Clone(ours), lz4HandFrame(0x40, lz4Stored("abc"))...),
+		"truncated":      ours[:len(ours)-1],
+		"trailing bytes": append(bytes.Clone(ours), 1, 2, 3),
+		"legacy":         {0x02, 0x21, 0x4c, 0x18, 4, 0, 0, 0, 0x40, 'a', 'b', 'c'},
+	} {
+		if lz4Independent(src) {
+			t.Errorf("%s: taken for independent blocks", name)
+		}
+	}
+}

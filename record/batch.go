@@ -53,6 +53,11 @@ const (
 	NoSequence      = -1
 )
 
+// NoLeaderEpoch is the partition leader epoch of a batch no leader has
+// stamped yet: what producers write (Kafka's NO_PARTITION_LEADER_EPOCH),
+// and so what Builder.Finish writes.
+const NoLeaderEpoch = -1
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Batch is a view of exactly one encoded RecordBatch v2. Its methods read

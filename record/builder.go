@@ -153,11 +153,17 @@ func (b *Builder) Add(r *Record) {
 }
 
 // Finish completes the batch, compressing its records with codec, and
-// returns it with base offset 0. Its max timestamp is its records' largest,
-// or NoTimestamp when none is larger (all are below -1), as Kafka's
-// MemoryRecordsBuilder and broker write it. The returned Batch aliases the builder's
-// memory: it is valid until the next Append, Reset or Finish. Finish on an
-// empty builder returns a nil Batch: Kafka has no empty producer batches.
+// returns it with base offset 0 and leader epoch NoLeaderEpoch, as Kafka's
+// producers write it (the broker assigns both on append). Its max
+// timestamp is its records' largest, or NoTimestamp when none is larger
+// (all are below -1), as Kafka's MemoryRecordsBuilder and broker write
+// it. The returned Batch aliases the builder's memory: it is valid until
+// the next Append, Reset or Finish. Finish on an empty builder returns a
+// nil Batch: Kafka has no empty producer batches.
+//
+// Errors: ErrTooLarge when the batch would be 2 GiB or more; a
+// *compression.Error when codec is not a valid codec
+// (compression.ErrUnknownCodec) or cannot compress the records.
 func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	if b.count == 0 && (len(b.buf) == 0 || b.coverDelta < 0) {
 		return nil, nil
@@ -192,10 +198,10 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	if b.set {
 		pid, pepoch, seq = b.producerID, b.prodEpoch, b.baseSeq
 	}
-	h := out[:HeaderSize]
+	h := Batch(out[:HeaderSize])
 	binary.BigEndian.PutUint64(h[offBaseOffset:], 0)
 	binary.BigEndian.PutUint32(h[offLength:], uint32(len(out)-LogOverhead))
-	binary.BigEndian.PutUint32(h[offLeaderEpoch:], 0)
+	h.SetLeaderEpoch(NoLeaderEpoch) // the broker stamps its own
 	h[offMagic] = Magic
 	binary.BigEndian.PutUint16(h[offAttributes:], uint16(b.attrs)|uint16(codec)&AttrCodecMask)
 	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(lastDelta))
@@ -211,6 +217,7 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 }
 
 // AppendTo finishes the batch (see Finish) and appends a copy of it to dst.
+// On error (Finish's) it returns dst unchanged.
 func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
 	batch, err := b.Finish(codec)
 	if err != nil {

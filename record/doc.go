@@ -10,7 +10,7 @@
 //	offset size field
 //	     0    8 baseOffset            first offset of the batch
 //	     8    4 batchLength           bytes after this field (total = 12 + batchLength)
-//	    12    4 partitionLeaderEpoch
+//	    12    4 partitionLeaderEpoch  stamped by the leader; -1 from producers
 //	    16    1 magic                 always 2
 //	    17    4 crc                   CRC-32C (Castagnoli) of bytes 21..end
 //	    21    2 attributes            bits 0-2 codec (0 none, 1 gzip, 2 snappy,
@@ -39,13 +39,13 @@
 //	attributes      int8    unused, 0
 //	timestampDelta  varint  timestamp - baseTimestamp
 //	offsetDelta     varint  offset - baseOffset
-//	keyLength       varint  -1 for a null key
+//	keyLength       varint  -1 for a null key (any negative reads as null)
 //	key             bytes
-//	valueLength     varint  -1 for a null value (a tombstone)
+//	valueLength     varint  -1 for a null value (a tombstone; as the key)
 //	value           bytes
 //	headerCount     varint
 //	headers         per header: keyLength varint, key, valueLength varint
-//	                (-1 = null), value
+//	                (-1 = null; as the key), value; a header key is never null
 //
 // # Reading without trust
 //

@@ -13,8 +13,8 @@ var (
 	// ends before the batch it starts does: a torn write, or a read that
 	// cut a batch.
 	ErrTruncated = errors.New("runnel/record: truncated batch")
-	// ErrTooLarge is returned by Builder when a batch would exceed the
-	// builder's MaxBytes, and matched when a record does not fit a limit.
+	// ErrTooLarge is returned by Builder.Finish (and AppendTo) for a
+	// batch whose length would not fit the batch's 32-bit length field.
 	ErrTooLarge = errors.New("runnel/record: batch too large")
 )
 

@@ -20,7 +20,8 @@ func seedBatches(f *testing.F) {
 }
 
 // FuzzBatch feeds arbitrary bytes through Parse, Validate and record
-// decoding: none may panic, and what decodes must be consistent.
+// decoding: none may panic, what decodes must be consistent, and
+// CheckFramingBuffer (a broker's check) must take exactly what decodes.
 func FuzzBatch(f *testing.F) {
 	seedBatches(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -61,6 +62,11 @@ func FuzzBatch(f *testing.F) {
 		if it.Err() == nil && err != nil {
 			t.Fatalf("records decode but framing after decompression fails: %v", err)
 		}
+		// And the other way: what the broker's check takes, consumers
+		// can read.
+		if it.Err() != nil && err == nil {
+			t.Fatalf("the broker's check takes records that do not decode: %v", it.Err())
+		}
 		if it.Err() == nil && b.Attributes()&AttrLogAppendTime == 0 && got != maxTs {
 			t.Fatalf("framing found the largest timestamp %d, the records' is %d", got, maxTs)
 		}
@@ -68,7 +74,8 @@ func FuzzBatch(f *testing.F) {
 }
 
 // FuzzRecords builds a batch from arbitrary record bytes under a valid
-// header (so the CRC passes), then decodes the records.
+// header (so the CRC passes), then decodes the records; CheckFraming must
+// take exactly what decodes.
 func FuzzRecords(f *testing.F) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	var b Builder
@@ -84,7 +91,11 @@ func FuzzRecords(f *testing.F) {
 		batch, _ := bb.Finish(compression.None)
 		full := append(append(Batch(nil), batch[:HeaderSize]...), records...)
 		putHeader(full, count)
-		if err := full.ValidateRecords(0, 1<<20); err == nil {
+		verr := full.ValidateRecords(0, 1<<20)
+		if _, ferr := full.CheckFraming(0); (ferr == nil) != (verr == nil) {
+			t.Fatalf("the broker's check says %v, decoding says %v", ferr, verr)
+		}
+		if verr == nil {
 			n := 0
 			for _, err := range full.Records() {
 				if err != nil {

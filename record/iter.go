@@ -3,7 +3,6 @@ package record
 import (
 	"encoding/binary"
 	"iter"
-	"math"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -273,14 +272,17 @@ func (d *decoder) varintLong() int64 {
 	return v
 }
 
+// nullable reads a length-prefixed field. Any negative length is null
+// (nil), not only -1: Kafka's DefaultRecord.readFrom reads a key, value
+// or header value that way, and so accepts them on produce.
 func (d *decoder) nullable() []byte {
 	n := d.varint()
 	switch {
 	case d.bad:
 		return nil
-	case n == -1:
+	case n < 0:
 		return nil
-	case n < -1 || n > int64(len(d.b)):
+	case n > int64(len(d.b)):
 		d.bad = true
 		return nil
 	}
@@ -304,17 +306,22 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 	}
 }
 
-// CheckFraming walks an uncompressed batch's records by their length
-// prefixes only: every length must be positive and within the batch, and
-// the records must number exactly the record count and end exactly at the
-// batch's end. It is the cheap structural check a broker makes on append;
-// the fields inside each record are checked when they are decoded
-// (ValidateRecords, Iter), but for each record's timestamp delta, which
-// it reads to return the records' largest timestamp (the base timestamp
-// plus the largest delta; NoTimestamp without records), for the broker
-// to hold against the header's MaxTimestamp. For a compressed batch it
+// CheckFraming checks an uncompressed batch's records as a broker checks
+// a produced batch before it appends it: every record's length must be
+// positive and within the batch, its fields must fill it exactly (keys,
+// values and header values within it, header keys not null), its offset
+// delta must be above the previous record's and at most the last offset
+// delta, and the records must number exactly the record count and end
+// exactly at the batch's end: what Iter would refuse, it refuses, so that
+// what a broker takes its consumers can read (Kafka's broker reads every
+// record of a produced batch too). It materializes nothing and allocates
+// nothing. It returns the records' largest timestamp (the largest base
+// timestamp plus delta; NoTimestamp without records), for the broker to
+// hold against the header's MaxTimestamp. For a compressed batch it
 // checks nothing more than Validate does, and returns the header's
 // MaxTimestamp: CheckFramingBuffer decompresses it first.
+//
+// Errors: a *CorruptError (ErrCorrupt).
 func (b Batch) CheckFraming(pos int64) (maxTimestamp int64, err error) {
 	if len(b) < HeaderSize {
 		return NoTimestamp, truncated(pos, "short batch")
@@ -352,36 +359,100 @@ func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) (out []byte,
 	return out, maxTimestamp, err
 }
 
-// checkFraming walks b's records, data, by their length prefixes, and
-// returns their largest timestamp (see CheckFraming).
+// checkFraming walks b's records, data, checking each as Iter decodes it,
+// and returns their largest timestamp (see CheckFraming).
 func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
-	maxDelta := int64(math.MinInt64)
-	for i := int32(0); i < b.NumRecords(); i++ {
+	n := b.NumRecords()
+	if n < 0 {
+		return NoTimestamp, corrupt(pos, "negative record count")
+	}
+	// The largest of base + delta, which is not base + the largest delta:
+	// a delta wraps around (as Kafka's do) when the base is far below a
+	// record's timestamp.
+	base, maxTs, none := b.BaseTimestamp(), int64(NoTimestamp), true
+	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
+	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
 		if m == 0 {
 			length, m = binary.Varint(data)
 		}
-		// A record is at least its attributes byte and its timestamp
-		// delta.
-		if m <= 0 || length < 2 || length > int64(len(data)-m) {
+		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return NoTimestamp, corrupt(pos, "bad record length")
 		}
-		rec := data[m+1 : m+int(length)]
-		d, k := varintShort(rec)
-		if k == 0 {
-			d, k = binary.Varint(rec)
+		tsDelta, offDelta, reason := checkRecord(data[m+1:m+int(length)], prevOff, lastDelta)
+		if reason != "" {
+			return NoTimestamp, corrupt(pos, reason)
 		}
-		if k <= 0 {
-			return NoTimestamp, corrupt(pos, "bad record timestamp delta")
+		prevOff = offDelta
+		if ts := base + tsDelta; none || ts > maxTs {
+			maxTs, none = ts, false
 		}
-		maxDelta = max(maxDelta, d)
 		data = data[m+int(length):]
 	}
 	if len(data) != 0 {
 		return NoTimestamp, corrupt(pos, "record count disagrees with the records")
 	}
-	if maxDelta == math.MinInt64 {
-		return NoTimestamp, nil
+	return maxTs, nil
+}
+
+// checkRecord checks the fields of one record, rec (its body after the
+// attributes byte), as RecordIter.decode reads them, and returns its
+// timestamp and offset deltas, or why it is corrupt. Each varint is read
+// with varintShort, which inlines, before binary.Varint.
+func checkRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64, reason string) {
+	const bad = "bad record field"
+	tsDelta, k := varintShort(rec)
+	if k == 0 {
+		if tsDelta, k = binary.Varint(rec); k <= 0 {
+			return 0, 0, bad
+		}
 	}
-	return b.BaseTimestamp() + maxDelta, nil
+	rec = rec[k:]
+	if offDelta, k = varintShort(rec); k == 0 {
+		if offDelta, k = binary.Varint(rec); k <= 0 {
+			return 0, 0, bad
+		}
+	}
+	rec = rec[k:]
+	if offDelta <= prevOff || offDelta > lastDelta {
+		return 0, 0, "record offset delta out of order or past the last offset delta"
+	}
+	// The length-prefixed fields: the key, the value, then per header its
+	// key (never null) and value. fields is how many there are: two, and
+	// two more per header once the header count, which follows the value,
+	// is read.
+	var nh int64
+	for fields, i := int64(2), 0; int64(i) < fields; i++ {
+		n, k := varintShort(rec)
+		if k == 0 {
+			if n, k = binary.Varint(rec); k <= 0 {
+				return 0, 0, bad
+			}
+		}
+		rec = rec[k:]
+		switch {
+		case n > int64(len(rec)):
+			return 0, 0, bad
+		case n >= 0:
+			rec = rec[n:]
+		case i >= 2 && i%2 == 0: // a header key
+			return 0, 0, "bad record header"
+		}
+		if i == 1 {
+			if nh, k = varintShort(rec); k == 0 {
+				if nh, k = binary.Varint(rec); k <= 0 {
+					return 0, 0, bad
+				}
+			}
+			rec = rec[k:]
+			if nh < 0 || nh > int64(len(rec)/2) {
+				return 0, 0, "bad header count"
+			}
+			fields += 2 * nh
+		}
+	}
+	if len(rec) != 0 {
+		return 0, 0, "record length disagrees with its fields"
+	}
+	return tsDelta, offDelta, ""
 }

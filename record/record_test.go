@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -409,6 +410,110 @@ func TestKmsgEncoded(t *testing.T) {
 	require.Equal(t, 3, i)
 }
 
+// TestBuilderIsWhatProducersWrite compares the builder's uncompressed
+// batches byte for byte with the batch a Kafka producer (Java's
+// MemoryRecordsBuilder, franz-go's kgo) writes for the same records, encoded
+// here with kmsg: base offset 0, partition leader epoch -1 (the broker
+// stamps its own), the first record's timestamp as the base, the largest as
+// the max.
+func TestBuilderIsWhatProducersWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, idempotent := range []bool{false, true} {
+		recs := sampleRecords(rng, 20)
+		var b Builder
+		kb := kmsg.RecordBatch{
+			Magic: 2, LastOffsetDelta: int32(len(recs) - 1), FirstTimestamp: recs[0].ts,
+			PartitionLeaderEpoch: -1, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+			NumRecords: int32(len(recs)),
+		}
+		if idempotent {
+			b.SetProducer(4321, 7, 99)
+			b.SetTransactional(true)
+			kb.ProducerID, kb.ProducerEpoch, kb.FirstSequence = 4321, 7, 99
+			kb.Attributes = AttrTransactional
+		}
+		kb.MaxTimestamp = NoTimestamp
+		for i, r := range recs {
+			kr := kmsg.Record{
+				TimestampDelta64: r.ts - recs[0].ts, OffsetDelta: int32(i),
+				Key: r.key, Value: r.value,
+			}
+			for _, h := range r.headers {
+				kr.Headers = append(kr.Headers, kmsg.Header{Key: h.Key, Value: h.Value})
+			}
+			body := kr.AppendTo(nil)
+			_, n := binary.Varint(body) // kmsg writes the Length field as given: skip it
+			body = body[n:]
+			kb.Records = append(binary.AppendVarint(kb.Records, int64(len(body))), body...)
+			kb.MaxTimestamp = max(kb.MaxTimestamp, r.ts)
+		}
+		want := kb.AppendTo(nil)
+		binary.BigEndian.PutUint32(want[offLength:], uint32(len(want)-LogOverhead))
+		Batch(want).UpdateCRC()
+
+		got := build(t, &b, recs, compression.None)
+		require.Equal(t, want[:HeaderSize], []byte(got[:HeaderSize]), "header, idempotent %v", idempotent)
+		require.Equal(t, want, []byte(got), "idempotent %v", idempotent)
+	}
+}
+
+// TestNegativeLengthsAreNull: a key, value or header value whose length
+// is negative reads as null, whatever the negative number, as Kafka's
+// DefaultRecord.readFrom reads it (keySize >= 0 ? bytes : null) and
+// franz-go's kmsg too; a header key's negative length is corrupt, as in
+// Kafka. A broker checks only the framing of what it appends: a record it
+// accepted must decode.
+func TestNegativeLengthsAreNull(t *testing.T) {
+	var body []byte
+	body = append(body, 0)                  // attributes
+	body = binary.AppendVarint(body, 0)     // timestamp delta
+	body = binary.AppendVarint(body, 0)     // offset delta
+	body = binary.AppendVarint(body, -2)    // key: null
+	body = binary.AppendVarint(body, -1000) // value: null
+	body = binary.AppendVarint(body, 2)     // headers
+	body = binary.AppendVarint(body, 1)
+	body = append(body, 'h')
+	body = binary.AppendVarint(body, -7) // null
+	body = binary.AppendVarint(body, 1)
+	body = append(body, 'i')
+	body = binary.AppendVarint(body, math.MinInt32) // null
+	records := append(binary.AppendVarint(nil, int64(len(body))), body...)
+
+	var kr kmsg.Record
+	require.NoError(t, kr.ReadFrom(records))
+	require.Nil(t, kr.Key)
+	require.Nil(t, kr.Value)
+	require.Nil(t, kr.Headers[0].Value)
+
+	kb := kmsg.RecordBatch{
+		Magic: 2, FirstTimestamp: 5, MaxTimestamp: 5, PartitionLeaderEpoch: -1,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: records,
+	}
+	raw := kb.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[offLength:], uint32(len(raw)-LogOverhead))
+	batch := Batch(raw)
+	batch.UpdateCRC()
+	require.NoError(t, batch.Validate(0))
+	maxTs, err := batch.CheckFraming(0)
+	require.NoError(t, err, "the broker's append check takes it")
+	require.EqualValues(t, 5, maxTs)
+	require.NoError(t, batch.ValidateRecords(0, 0))
+	n := 0
+	for r, err := range batch.Records() {
+		require.NoError(t, err)
+		require.Nil(t, r.Key)
+		require.Nil(t, r.Value)
+		require.Equal(t, []Header{{Key: "h"}, {Key: "i"}}, r.Headers)
+		n++
+	}
+	require.Equal(t, 1, n)
+
+	// A header key may not be null, in Kafka either.
+	bad := bytes.Replace(raw, []byte{2, 'h'}, []byte{3, 'h'}, 1) // key length -2
+	Batch(bad).UpdateCRC()
+	require.ErrorIs(t, Batch(bad).ValidateRecords(0, 0), ErrCorrupt)
+}
+
 // TestKafkaSegments reads every batch of .log files written by Apache Kafka.
 func TestKafkaSegments(t *testing.T) {
 	want := map[string][2]int{"a": {2, 4}, "b": {2, 3}}
@@ -425,11 +530,26 @@ func TestKafkaSegments(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, b.Validate(int64(pos)))
 			require.NoError(t, b.ValidateRecords(int64(pos), 0))
+			// The builder writes what Kafka wrote, byte for byte, given
+			// the same records and the fields a broker stamps.
+			var bld Builder
+			if b.ProducerID() != NoProducerID {
+				bld.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+			}
+			bld.SetTransactional(b.IsTransactional())
 			for r, err := range b.Records() {
 				require.NoError(t, err)
 				require.GreaterOrEqual(t, r.Offset, b.BaseOffset())
 				require.True(t, r.Timestamp.After(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)))
+				bld.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
 				records++
+			}
+			if !b.IsControl() && b.Codec() == compression.None {
+				again, err := bld.Finish(compression.None)
+				require.NoError(t, err)
+				again.SetBaseOffset(b.BaseOffset())
+				again.SetLeaderEpoch(b.LeaderEpoch())
+				require.Equal(t, []byte(b), []byte(again), "%s: batch at %d rebuilt", dir, pos)
 			}
 			batches++
 			pos += len(b)
@@ -560,6 +680,105 @@ func TestCheckFraming(t *testing.T) {
 	maxTs, err = ts.CheckFraming(0)
 	require.NoError(t, err)
 	require.EqualValues(t, 3000, maxTs)
+
+	// The largest timestamp, not the largest delta: deltas wrap around
+	// (a varlong of timestamp - base, as Kafka's are) when the base is far
+	// below the others, and Kafka's broker takes the largest of the
+	// records' timestamps (base + delta).
+	for _, c := range [][]int64{
+		{math.MinInt64, 1000, 5},
+		{math.MinInt64 + 1, 1_700_000_000_000},
+		{-1 << 62, 1 << 62},
+	} {
+		var recs []rec
+		for _, ts := range c {
+			recs = append(recs, rec{ts: ts, value: []byte("v")})
+		}
+		b.Reset()
+		batch := build(t, &b, recs, compression.None)
+		maxTs, err = batch.CheckFraming(0)
+		require.NoError(t, err)
+		require.Equal(t, slices.Max(c), maxTs, "%v", c)
+		require.Equal(t, slices.Max(c), batch.MaxTimestamp(), "%v", c)
+		i := 0
+		for r, err := range batch.Records() {
+			require.NoError(t, err)
+			require.Equal(t, c[i], r.Timestamp.UnixMilli())
+			i++
+		}
+	}
+}
+
+// TestCheckFramingChecksFields: what a broker takes must decode. A batch
+// whose records are framed right but malformed inside (a field past its
+// record, a header count or key that cannot be, offset deltas out of
+// order) is refused by CheckFraming and CheckFramingBuffer, as by
+// ValidateRecords, as Kafka's broker refuses it (it reads every record of
+// a produced batch with DefaultRecord.readFrom): else it would be stored,
+// acknowledged, and then fail every consumer.
+func TestCheckFramingChecksFields(t *testing.T) {
+	// record returns one record's bytes, its length prefix first, with
+	// the given offset delta, key length field (and key) and header bytes.
+	record := func(offDelta, keyLen int64, key string, headers []byte, tail ...byte) []byte {
+		var body []byte
+		body = append(body, 0)
+		body = binary.AppendVarint(body, 0)
+		body = binary.AppendVarint(body, offDelta)
+		body = binary.AppendVarint(body, keyLen)
+		body = append(body, key...)
+		body = binary.AppendVarint(body, 1)
+		body = append(body, 'v')
+		body = append(body, headers...)
+		body = append(body, tail...)
+		return append(binary.AppendVarint(nil, int64(len(body))), body...)
+	}
+	noHeaders := []byte{0}
+	oneHeader := append(append(binary.AppendVarint(nil, 1), binary.AppendVarint(nil, 1)...), 'h', 1) // "h": null
+	batchOf := func(codec compression.Codec, recs ...[]byte) Batch {
+		var b Builder
+		b.Append(0, nil, nil, nil)
+		h, err := b.Finish(compression.None)
+		require.NoError(t, err)
+		raw := append([]byte(nil), h[:HeaderSize]...)
+		payload, err := codec.AppendEncode(nil, bytes.Join(recs, nil))
+		require.NoError(t, err)
+		raw = append(raw, payload...)
+		binary.BigEndian.PutUint32(raw[offLength:], uint32(len(raw)-LogOverhead))
+		binary.BigEndian.PutUint32(raw[offCount:], uint32(len(recs)))
+		binary.BigEndian.PutUint32(raw[offLastDelta:], uint32(len(recs)-1))
+		binary.BigEndian.PutUint16(raw[offAttributes:], uint16(codec))
+		Batch(raw).UpdateCRC()
+		return Batch(raw)
+	}
+	good := [][]byte{record(0, 1, "k", oneHeader), record(1, -1, "", noHeaders)}
+	for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+		b := batchOf(codec, good...)
+		require.NoError(t, b.ValidateRecords(0, 0), codec)
+		_, _, err := b.CheckFramingBuffer(0, 0, nil)
+		require.NoError(t, err, codec)
+	}
+	for name, recs := range map[string][][]byte{
+		"header count past the record": {good[0], record(1, 1, "k", []byte{10})},
+		"negative header count":        {good[0], record(1, 1, "k", []byte{1})},
+		"null header key":              {good[0], record(1, 1, "k", []byte{2, 1, 1})},
+		"byte after the headers":       {good[0], record(1, 1, "k", noHeaders, 0)},
+		"key past the record":          {good[0], record(1, 40, "k", noHeaders)},
+		"offset deltas out of order":   {record(1, 1, "k", noHeaders), record(0, 1, "k", noHeaders)},
+		"offset delta repeated":        {good[0], record(0, 1, "k", noHeaders)},
+		"offset delta past the last":   {good[0], record(2, 1, "k", noHeaders)},
+		"negative offset delta":        {record(-1, 1, "k", noHeaders), good[1]},
+	} {
+		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+			b := batchOf(codec, recs...)
+			require.ErrorIs(t, b.ValidateRecords(0, 0), ErrCorrupt, "%s, %v: the records do not decode", name, codec)
+			if codec == compression.None {
+				_, err := b.CheckFraming(0)
+				require.ErrorIs(t, err, ErrCorrupt, "%s: CheckFraming", name)
+			}
+			_, _, err := b.CheckFramingBuffer(0, 0, nil)
+			require.ErrorIs(t, err, ErrCorrupt, "%s, %v: CheckFramingBuffer", name, codec)
+		}
+	}
 }
 
 // TestCheckFramingBuffer: CheckFramingBuffer decompresses a batch of
