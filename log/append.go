@@ -300,8 +300,9 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			return 0, nil, fmt.Errorf("%w: batch at %d is marked LogAppendTime with no timestamp (-1)", ErrInvalidTimestamp, p)
 		}
 		// A compacted log needs every record's key, so it decodes them
-		// all; otherwise the record framing is checked (consumers decode
-		// the fields, trusting no length). Either way compressed records
+		// all; otherwise every record's fields are checked as a decoder
+		// would read them, without decoding them (record.CheckFraming:
+		// what is taken, consumers can read). Either way compressed records
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
 		// read is refused, not stored.
