@@ -567,10 +567,17 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 		s.setMax(ts, b.LastOffset())
 	}
 	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
-		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
+		// The time entry first: a reader that finds the offset entry
+		// (MaxTimestampBelow) finds the time entry of its index point
+		// too. One that finds the time entry alone loses nothing: its
+		// offset lies past the offset entry before it.
+		if err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset); err != nil {
 			return err
 		}
-		if err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset); err != nil {
+		if testHookBetweenIndexes != nil {
+			testHookBetweenIndexes(s)
+		}
+		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}
 		s.bytesSinceIndex = 0
@@ -578,6 +585,10 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	s.bytesSinceIndex += n
 	return nil
 }
+
+// testHookBetweenIndexes, when set (by tests), runs in indexBatch between
+// the appends of an index point's two entries, as a reader may find them.
+var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
 // SyncIndexes: they can always be rebuilt from the log.

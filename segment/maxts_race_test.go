@@ -1,0 +1,63 @@
+package segment
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestMaxTimestampBelowDuringAppend: MaxTimestampBelow while an Append of
+// several batches indexes them. The segment's next offset counts all of
+// them before their index entries are added, so a reader may ask for the
+// largest timestamp below an offset inside the Append, and find an index
+// point's offset entry without its time entry (or the other way round):
+// the answer must still be the batches'. With the offset entry first, the
+// time entry before it said the largest timestamp up to the index point
+// before, and the batches between the two were not read.
+func TestMaxTimestampBelowDuringAppend(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		s := mustCreate(t, fsys, dir, 100, Config{IndexIntervalBytes: 500})
+		m := &model{base: 100}
+		checks := 0
+		testHookBetweenIndexes = func(seg *Segment) {
+			if seg != s {
+				return
+			}
+			checks++
+			// Below the next offset: at or past it, the answer is
+			// MaxTimestamp, which the Append raises batch by batch
+			// after it raised the next offset.
+			for end := m.base - 1; end < s.NextOffset(); end++ {
+				if got, err := s.MaxTimestampBelow(end); err != nil || got != m.maxTsBelow(end) {
+					for _, b := range m.batches {
+						t.Logf("batch [%d,%d] pos %d size %d max %d", b.base, b.last, b.pos, b.size, b.maxTs)
+					}
+					t.Logf("offset entries %v time entries %v next %d size %d", offsetEntries(s), timeEntries(s), s.NextOffset(), s.Size())
+					t.Fatalf("during an Append: MaxTimestampBelow(%d) = %d, %v; want %d", end, got, err, m.maxTsBelow(end))
+				}
+			}
+		}
+		defer func() { testHookBetweenIndexes = nil }()
+		for range 40 {
+			// Several batches in one Append, the timestamps mostly
+			// growing, so that index points fall inside the Appends with
+			// new maxima between them.
+			bs := make([]record.Batch, 2+rng.IntN(5))
+			for i := range bs {
+				ts := make([]int64, 1+rng.IntN(4))
+				for j := range ts {
+					ts[j] = tsBase + int64(len(m.batches)+i)*10 + rng.Int64N(30) - 10
+				}
+				bs[i] = mkBatch(t, 0, ts, 50+rng.IntN(150), -1)
+			}
+			appendBatches(t, s, m, bs...)
+		}
+		if checks < 10 {
+			t.Fatalf("test bug: %d index points", checks)
+		}
+		checkState(t, s, m)
+	})
+}
