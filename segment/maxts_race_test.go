@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -59,5 +60,46 @@ func TestMaxTimestampBelowDuringAppend(t *testing.T) {
 			t.Fatalf("test bug: %d index points", checks)
 		}
 		checkState(t, s, m)
+	})
+}
+
+// TestMaxTimestampBelowClosedUnder: a Close (a compaction's swap, which
+// deletes the segments it replaced while searches read them) that runs
+// between MaxTimestampBelow's lookups of the offset and the time index.
+// Close sets the segment closed and closes its indexes before its .log;
+// a closed index has no entries, which the time index's lookup must not
+// take for the lost zero entry at the base (the first batch's max
+// timestamp as the answer, read from the .log still open): the call
+// answers correctly or fails with ErrClosed.
+func TestMaxTimestampBelowClosedUnder(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{IndexIntervalBytes: 1})
+		m := &model{}
+		for i := range 10 {
+			ts := tsBase + int64(i)
+			if i == 3 {
+				ts += 100 // the largest, in a batch before the index entry below end
+			}
+			appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 50, -1))
+		}
+		if err := s.Seal(false); err != nil {
+			t.Fatal(err)
+		}
+		end := m.batches[8].base
+		want := m.maxTsBelow(end)
+		testHookMaxTsEntry = func(seg *Segment) {
+			if seg != s || s.closed.Swap(true) {
+				return
+			}
+			// Close's steps before it closes the .log.
+			if err := errors.Join(s.oidx.Close(), s.tidx.Close()); err != nil {
+				t.Error(err)
+			}
+		}
+		defer func() { testHookMaxTsEntry = nil }()
+		got, err := s.MaxTimestampBelow(end)
+		if err == nil && got != want || err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatalf("MaxTimestampBelow(%d) closed under it = %d, %v; want %d or ErrClosed", end, got, err, want)
+		}
 	})
 }
