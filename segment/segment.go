@@ -560,8 +560,8 @@ func (s *Segment) Append(data []byte) error {
 // from which Open scans for the max timestamp. The log rolls on IndexFull.
 func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	ts := b.MaxTimestamp()
-	if s.firstTs.Load() < 0 {
-		s.firstTs.Store(ts)
+	if pos == 0 {
+		s.firstTs.Store(ts) // -1 too: a first batch without a timestamp
 	}
 	if ts > s.maxTs.Load() {
 		s.setMax(ts, b.LastOffset())
