@@ -51,7 +51,10 @@
 // so the time entry with the greatest offset at or before an offset entry's
 // says the largest max timestamp of the batches up to that entry's batch.
 // It checks both entries as above, and reads every header from the start
-// of the segment when one fails or an index was found bad before.
+// of the segment when one fails or an index was found bad before. Append
+// adds an index point's time entry before its offset entry, so that a
+// reader that finds the offset entry during an Append of several batches
+// finds the time entry too.
 //
 // An entry that fails its check is no error and is never followed: the
 // lookup falls back to the entry before it (checked in turn) or to the

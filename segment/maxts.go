@@ -26,9 +26,10 @@ import (
 // the segment was found bad before (IndexDistrusted), every batch header
 // from the segment's start is read instead.
 //
-// Errors: ErrClosed; a *record.CorruptError naming the file for a batch
-// on the way whose offsets are bad, or for the batch holding end when its
-// CRC is bad; file system errors.
+// Errors: ErrClosed (also when the segment closes during the call, or an
+// error of reading its closed file); a *record.CorruptError naming the
+// file for a batch on the way whose offsets are bad, or for the batch
+// holding end when its CRC is bad; file system errors.
 func (s *Segment) MaxTimestampBelow(end int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
@@ -118,7 +119,16 @@ func (s *Segment) maxTimestampStart(hs *headerScan, end int64) (pos, hi int64, e
 		hs.suspects = 0
 		return 0, math.MinInt64, nil
 	}
+	if testHookMaxTsEntry != nil {
+		testHookMaxTsEntry(s)
+	}
 	ts, o, ok := s.tidx.LookupOffset(entry)
+	if !ok && s.closed.Load() {
+		// Close (a compaction's swap deletes the segments it replaced
+		// while searches read them) closed the indexes, which then have
+		// no entries, before the .log: no lost entry at the base.
+		return 0, 0, ErrClosed
+	}
 	if !ok {
 		// No timestamp above -1 up to the entry's batch was indexed,
 		// but for an entry of timestamp 0 at the base, which is all
@@ -148,3 +158,7 @@ func (s *Segment) maxTimestampStart(hs *headerScan, end int64) (pos, hi int64, e
 	s.distrust(&s.badTimes, [2]int64{ts, o})
 	return 0, math.MinInt64, nil
 }
+
+// testHookMaxTsEntry, when set (by tests), runs in maxTimestampStart
+// between its lookups of the offset and the time index.
+var testHookMaxTsEntry func(*Segment)

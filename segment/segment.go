@@ -560,17 +560,24 @@ func (s *Segment) Append(data []byte) error {
 // from which Open scans for the max timestamp. The log rolls on IndexFull.
 func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	ts := b.MaxTimestamp()
-	if s.firstTs.Load() < 0 {
-		s.firstTs.Store(ts)
+	if pos == 0 {
+		s.firstTs.Store(ts) // -1 too: a first batch without a timestamp
 	}
 	if ts > s.maxTs.Load() {
 		s.setMax(ts, b.LastOffset())
 	}
 	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
-		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
+		// The time entry first: a reader that finds the offset entry
+		// (MaxTimestampBelow) finds the time entry of its index point
+		// too. One that finds the time entry alone loses nothing: its
+		// offset lies past the offset entry before it.
+		if err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset); err != nil {
 			return err
 		}
-		if err := s.tidx.Append(s.maxTs.Load(), s.maxTsOffset); err != nil {
+		if testHookBetweenIndexes != nil {
+			testHookBetweenIndexes(s)
+		}
+		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}
 		s.bytesSinceIndex = 0
@@ -578,6 +585,10 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	s.bytesSinceIndex += n
 	return nil
 }
+
+// testHookBetweenIndexes, when set (by tests), runs in indexBatch between
+// the appends of an index point's two entries, as a reader may find them.
+var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
 // SyncIndexes: they can always be rebuilt from the log.
