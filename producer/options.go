@@ -228,9 +228,11 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // added since (Kafka's metadata.max.age.ms). Default 5 minutes. A batch
 // refused for an unknown topic or partition makes it ask at once, and
 // fail the partition's records if the answer confirms that the topic or
-// the partition is gone (see Producer). A partition's goroutine makes
-// these look-ups between its batches, and waits for the broker's answer
-// until the delivery deadline of its next batch at most. New returns
+// the partition is gone (see Producer); so does a record whose
+// partitioner chose a partition past the count it knows (see Produce). A
+// partition's goroutine makes the periodic look-ups between its batches,
+// and waits for the broker's answer until the delivery deadline of its
+// next batch at most. New returns
 // ErrInvalidOption for d <= 0.
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
 

@@ -200,10 +200,25 @@ func (t *topicState) buffer(pr pending, ctx context.Context) error {
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {
 	i := t.part.Partition(r, len(parts))
 	if i < 0 || int(i) >= len(parts) {
-		return nil, fmt.Errorf("%w: partition %d of %s, which has %d", ErrInvalidPartition, i, t.name, len(parts))
+		return nil, &rangeError{topic: t.name, chosen: i, n: len(parts)}
 	}
 	return parts[i], nil
 }
+
+// rangeError is the ErrInvalidPartition of a partitioner's choice out of
+// range: chosen among n.
+type rangeError struct {
+	topic  string
+	chosen int32
+	n      int
+}
+
+func (e *rangeError) Error() string {
+	return fmt.Sprintf("%v: partition %d of %s, which has %d", ErrInvalidPartition, e.chosen, e.topic, e.n)
+}
+
+// Is makes the error match ErrInvalidPartition.
+func (e *rangeError) Is(target error) bool { return target == ErrInvalidPartition }
 
 // pending is one buffered record. Its ctx, if it may end, is kept beside
 // it (batch.ctxs): most records have none, and a batch's records take

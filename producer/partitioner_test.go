@@ -310,3 +310,29 @@ func TestNilTopicPartitioner(t *testing.T) {
 type nilPartitioner struct{}
 
 func (nilPartitioner) ForTopic(string) producer.TopicPartitioner { return nil }
+
+// A record for a partition beyond the partition count the producer knew
+// (CreatePartitions since its last look, MetadataMaxAge not yet passed)
+// makes it ask the broker again, as Kafka's Java producer refreshes its
+// metadata for a record whose partition is not below the count it has
+// (KafkaProducer.waitOnMetadata): the partition exists, and the record is
+// delivered rather than failed with ErrInvalidPartition. One the topic
+// does not have still fails with it.
+func TestManualPartitionBeyondAStaleCountIsLookedUp(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("grow", 1))
+	p := newProducer(t, b, producer.DefaultTopic("grow"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
+	require.NoError(t, b.CreatePartitions(ctx, "grow", 3))
+
+	r := &record.Record{Partition: 2, Value: []byte("2")}
+	require.NoError(t, p.ProduceSync(ctx, r))
+	require.Equal(t, int32(2), r.Partition)
+	require.Equal(t, []string{"2"}, values(readRecords(t, b, "grow", 2)))
+
+	err := p.ProduceSync(ctx, &record.Record{Partition: 3, Value: []byte("3")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	err = p.ProduceSync(ctx, &record.Record{Partition: -1, Value: []byte("-1")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+}
