@@ -408,16 +408,20 @@ func (pp *partition) split(b *batch, err error) {
 }
 
 // backoff is the wait before retry number try (1, 2, ...): RetryBackoff
-// doubled each time up to the maximum, jittered by ±20%.
+// doubled each time up to the maximum, jittered by ±20%. A wait of more
+// than maxBackoff is maxBackoff: the caller cuts it at the delivery
+// deadline anyway, and the jitter of a larger one would overflow.
 func (p *Producer) backoff(try int) time.Duration {
-	d := p.cfg.maxRetryBackoff
-	if try < 32 {
-		if x := p.cfg.retryBackoff << (try - 1); x > 0 && x < d {
-			d = x
-		}
+	d := min(p.cfg.maxRetryBackoff, maxBackoff)
+	if s := uint(try - 1); s < 63 && p.cfg.retryBackoff <= d>>s {
+		d = p.cfg.retryBackoff << s // at most d: no overflow
 	}
-	return d*4/5 + rand.N(d*2/5+1)
+	return d - d/5 + rand.N(d/5*2+1)
 }
+
+// maxBackoff bounds a backoff (146 years), so that d + d/5 stays within a
+// time.Duration.
+const maxBackoff = time.Duration(math.MaxInt64 / 2)
 
 // sleep waits d, or until Close.
 func (p *Producer) sleep(d time.Duration, timer **time.Timer) {
