@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -72,7 +73,7 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
-	t.refreshAt.Store(time.Now().Add(p.cfg.metadataMaxAge).UnixNano())
+	t.refreshAt.Store(p.nextRefresh(time.Now()))
 	m := map[string]*topicState{}
 	if old != nil {
 		m = maps.Clone(*old)
@@ -93,6 +94,17 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
+// nextRefresh is when a partition count looked up at now is looked up
+// again, in Unix ns: MetadataMaxAge later, or never if that is past what
+// an int64 of Unix ns holds (the year 2262).
+func (p *Producer) nextRefresh(now time.Time) int64 {
+	ns := now.UnixNano()
+	if d := int64(p.cfg.metadataMaxAge); ns > 0 && d > math.MaxInt64-ns {
+		return math.MaxInt64
+	}
+	return ns + int64(p.cfg.metadataMaxAge)
+}
+
 // maybeRefresh refreshes the topic's partition count when MetadataMaxAge
 // has passed, for pp's goroutine between two batches: the look-up ends
 // by the delivery deadline of pp's next batch (through dl), so that a
@@ -110,7 +122,7 @@ func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
 // ends, and follows it (see follow); it returns the count, or the
 // broker's error, which changes nothing.
 func (t *topicState) refresh(ctx context.Context, now time.Time) (int, error) {
-	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
+	t.refreshAt.Store(t.p.nextRefresh(now))
 	n, err := t.p.partitions(ctx, t.name)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)

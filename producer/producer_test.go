@@ -615,3 +615,28 @@ func TestLingerEnds(t *testing.T) {
 	require.NoError(t, p.ProduceSync(testCtx(t), batch...))
 	require.Equal(t, values(batch), values(readRecords(t, b, "t", 0)))
 }
+
+// countPartitions counts a Client's Partitions calls.
+type countPartitions struct {
+	*hookClient
+	calls atomic.Int32
+}
+
+func (c *countPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	c.calls.Add(1)
+	return c.hookClient.Partitions(ctx, topic)
+}
+
+// A MetadataMaxAge past the year 2262 (math.MaxInt64, for "never") means
+// no periodic look-up: the time of the next one, kept in Unix
+// nanoseconds, overflowed, and the partition count was asked for again
+// after every batch.
+func TestHugeMetadataMaxAgeNeverRefreshes(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &countPartitions{hookClient: &hookClient{b: b}}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(math.MaxInt64))
+	for i := range 5 {
+		require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte(fmt.Sprint(i))}))
+	}
+	require.EqualValues(t, 1, c.calls.Load(), "Partitions calls")
+}
