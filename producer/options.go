@@ -122,7 +122,10 @@ func (c *config) validate() error {
 //
 // Idempotence (see DisableIdempotence) needs AcksAll: with AcksNone or
 // AcksLeader the producer is not idempotent, as Kafka's Java producer
-// does when acks is set and enable.idempotence is not.
+// does when acks is set and enable.idempotence is not. (franz-go's kgo
+// refuses instead: NewClient fails with "idempotency requires acks=all"
+// unless DisableIdempotentWrite is given too; runnel has no option that
+// asks for idempotence, so there is no conflict to refuse.)
 //
 // In process, handing a request to the broker is calling
 // Client.Produce, which *runnel.Broker answers only after the append
