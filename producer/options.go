@@ -133,7 +133,9 @@ func (c *config) validate() error {
 // for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
-// the call returns one, is still given to the promises.
+// the call returns one, is still given to the promises. (A batch the
+// broker refuses as too large or invalid is still split, as with the
+// other levels, so that only the records at fault fail: see Producer.)
 func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 
 // Linger sets how long a partition's batch may wait for more records

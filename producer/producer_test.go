@@ -150,34 +150,41 @@ func TestRecordTooLargeFailsOnlyThatRecord(t *testing.T) {
 // The broker refuses batches over the topic's max.message.bytes: the
 // producer splits them so that only a record too large on its own fails.
 func TestBrokerMaxMessageBytesSplitsBatches(t *testing.T) {
-	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2000}}))
-	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
-	ctx := testCtx(t)
-	out := newOutcome()
-	var batch []*record.Record
-	for i := range 30 {
-		size := 300
-		if i == 17 {
-			size = 3000
-		}
-		r := &record.Record{Value: append([]byte(fmt.Sprintf("%02d", i)), make([]byte, size)...)}
-		batch = append(batch, r)
-		p.Produce(ctx, r, out.promise())
-	}
-	require.NoError(t, p.Flush(ctx))
-	out.wait()
-	var want []string
-	for i, r := range batch {
-		if i == 17 {
-			require.ErrorIs(t, out.err(r), producer.ErrRecordTooLarge)
-			continue
-		}
-		require.NoError(t, out.err(r), "record %d", i)
-		want = append(want, string(r.Value))
-	}
-	require.Equal(t, want, values(readRecords(t, b, "t", 0)), "in order, each once")
-	for _, bt := range readBatches(t, b, "t", 0) {
-		require.LessOrEqual(t, bt.Size(), 2000)
+	// With every acks level: AcksNone does not retry a failed request,
+	// but a batch refused before its append is split all the same, so
+	// that the records not at fault are not failed with its error.
+	for _, acks := range []api.Acks{producer.AcksAll, producer.AcksLeader, producer.AcksNone} {
+		t.Run(fmt.Sprint("acks=", acks), func(t *testing.T) {
+			b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2000}}))
+			p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"), producer.Acks(acks))
+			ctx := testCtx(t)
+			out := newOutcome()
+			var batch []*record.Record
+			for i := range 30 {
+				size := 300
+				if i == 17 {
+					size = 3000
+				}
+				r := &record.Record{Value: append([]byte(fmt.Sprintf("%02d", i)), make([]byte, size)...)}
+				batch = append(batch, r)
+				p.Produce(ctx, r, out.promise())
+			}
+			require.NoError(t, p.Flush(ctx))
+			out.wait()
+			var want []string
+			for i, r := range batch {
+				if i == 17 {
+					require.ErrorIs(t, out.err(r), producer.ErrRecordTooLarge)
+					continue
+				}
+				require.NoError(t, out.err(r), "record %d", i)
+				want = append(want, string(r.Value))
+			}
+			require.Equal(t, want, values(readRecords(t, b, "t", 0)), "in order, each once")
+			for _, bt := range readBatches(t, b, "t", 0) {
+				require.LessOrEqual(t, bt.Size(), 2000)
+			}
+		})
 	}
 }
 

@@ -135,6 +135,12 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		case p.closed.Load():
 			continue // given up above
+		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
+			// Refused before the append: split, so that only the records
+			// at fault fail (with AcksNone too: the halves are not a
+			// retry of what the broker took).
+			pp.split(b, err)
+			return
 		case p.cfg.acks == AcksNone:
 			// Handed to the broker: not retried, whatever came back.
 			pp.giveUp(b, err)
@@ -151,9 +157,6 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
-			return
-		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
-			pp.split(b, err)
 			return
 		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
 			pp.abandon(b, err)
