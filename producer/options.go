@@ -133,9 +133,12 @@ func (c *config) validate() error {
 // for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
-// the call returns one, is still given to the promises. (A batch the
-// broker refuses as too large or invalid is still split, as with the
-// other levels, so that only the records at fault fail: see Producer.)
+// the call returns one, is still given to the promises. (As with the
+// other levels, a batch the broker refuses as too large or invalid is
+// still split, so that only the records at fault fail, and one refused
+// for an unknown topic or partition still makes the producer look the
+// topic up, failing at once the records of a topic confirmed gone: see
+// Producer.)
 func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 
 // Linger sets how long a partition's batch may wait for more records

@@ -141,6 +141,10 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			// retry of what the broker took).
 			pp.split(b, err)
 			return
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
+			// With AcksNone too: a look-up, not a retry.
+			pp.abandon(b, err)
+			return
 		case p.cfg.acks == AcksNone:
 			// Handed to the broker: not retried, whatever came back.
 			pp.giveUp(b, err)
@@ -157,9 +161,6 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
-			return
-		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
-			pp.abandon(b, err)
 			return
 		case api.IsRetriable(err):
 			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
