@@ -38,7 +38,13 @@ func TestMurmur2KafkaVectors(t *testing.T) {
 }
 
 // franzGoPartitions are the partitions franz-go's
-// kgo.StickyKeyPartitioner(nil) gives these keys, for n = 1, 3, 7, 16, 100.
+// kgo.StickyKeyPartitioner(nil) gives these keys, for n = 1, 3, 7, 16, 100:
+// kgo.StickyKeyPartitioner(nil).ForTopic("t").Partition(&kgo.Record{Key:
+// key}, n), run in the benchmarks/peers module (franz-go v1.22.3), and
+// checked again there on 2026-11-30. TestParityKeyPartitioning, in that
+// module, compares KeyPartition with kgo live over 2000 keys (the empty
+// key, 0x00 and 0xff among them) and 13 partition counts; 200,000 random
+// binary keys of 0 to 39 bytes over 1 to 5000 partitions agreed too.
 var (
 	franzGoKeys       = []string{"", "a", "key-0", "key-1", "key-2", "order-17", "user:42", "21", "foobar", "abc", "a-little-bit-long-string", "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"}
 	franzGoPartitions = []struct {
