@@ -63,6 +63,31 @@ func TestLogAppendTimeIsReported(t *testing.T) {
 	require.Greater(t, r.Timestamp.UnixMilli(), int64(1000))
 }
 
+// A retry answered as a duplicate reports the append time the broker
+// stamped on the batch's first attempt, as Kafka's broker answers a
+// duplicate with the batch's timestamp: the promise got the record's
+// create time (1000) as a CreateTime, while the log holds the append
+// time.
+func TestLogAppendTimeIsReportedForADuplicate(t *testing.T) {
+	b := newBroker(t, runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
+	c := &hookClient{b: b}
+	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		resp, err := next()
+		if call == 0 && err == nil {
+			return api.ProduceResponse{}, api.ErrRequestTimedOut // appended, answer lost
+		}
+		return resp, err
+	})
+	p := newProducer(t, c, producer.RetryBackoff(time.Millisecond), producer.MaxInFlight(1))
+	r := &record.Record{Topic: "lat", Value: []byte("v"), Timestamp: time.UnixMilli(1000)}
+	require.NoError(t, p.ProduceSync(testCtx(t), r))
+	require.Len(t, c.requests(), 2, "retried")
+	got := readRecords(t, b, "lat", 0)
+	require.Len(t, got, 1, "appended once")
+	require.Equal(t, record.LogAppendTime, r.TimestampType)
+	require.Equal(t, got[0].Timestamp.UnixMilli(), r.Timestamp.UnixMilli())
+}
+
 func TestLingerPutsRecordsProducedTogetherInOneBatch(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
