@@ -267,12 +267,17 @@ func TestHugeRetryBackoffWaitsUntilTheDeadline(t *testing.T) {
 			c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
 				return api.ProduceResponse{}, api.ErrNotEnoughReplicas // refused, retriable
 			})
-			p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(20*time.Millisecond), producer.RetryBackoff(d))
+			p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(100*time.Millisecond), producer.RetryBackoff(d))
 			err := p.ProduceSync(testCtx(t), &record.Record{Value: []byte("v")})
 			require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-			require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
 			// The first retry would come after the deadline: none is made.
-			require.Equal(t, 1, len(c.requests()), "requests sent")
+			// (On a machine slow enough, the deadline passes before the
+			// first request: then none is sent.)
+			n := len(c.requests())
+			require.LessOrEqual(t, n, 1, "requests sent")
+			if n == 1 {
+				require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
+			}
 		})
 	}
 }
