@@ -485,7 +485,11 @@ func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
 	c := newAckClient(b)
 	c.deaf.Store(true) // the first two hold their places past every deadline
 	const timeout = 100 * time.Millisecond
-	opts := append(oneRecordBatches()[:1], producer.Linger(time.Millisecond), producer.DeliveryTimeout(timeout),
+	// The first batch goes once the second fills it (or after a linger
+	// of half the timeout): sent alone, with nothing buffered behind it,
+	// it would be waited for on the partition's goroutine (see
+	// MaxInFlight), and the second never sent while its ack is held.
+	opts := append(oneRecordBatches()[:1], producer.Linger(timeout/2), producer.DeliveryTimeout(timeout),
 		producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
 	p := newProducer(t, c, opts...)
 	// Run before the producer's Close (cleanups run last first): should
