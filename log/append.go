@@ -27,7 +27,9 @@ type AppendResult struct {
 	LogAppendTime int64 // ms; -1 when the topic uses CreateTime
 	// Duplicate is true when the batch repeated one of the same idempotent
 	// producer that the log already holds: nothing was written, and the
-	// offsets are the original ones.
+	// offsets (and LogAppendTime) are the original ones — LogAppendTime
+	// is -1 for the duplicate of a batch that the log, as it opened, knew
+	// of from a producer-state snapshot, which does not keep it.
 	Duplicate bool
 }
 
@@ -90,6 +92,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.mu.Unlock()
 		if dup != nil {
 			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
+			res.LogAppendTime = dup.appendTime
 			// A retry of a batch whose first attempt's fsync failed or was
 			// not waited for: wait for it as the first attempt would have.
 			return res, l.durabilityLocked(dup.lastOffs + 1), nil

@@ -30,6 +30,11 @@ const maxProducerBatches = 5
 type producerBatch struct {
 	firstSeq, lastSeq     int32
 	firstOffset, lastOffs int64
+	// appendTime is the LogAppendTime the log stamped on the batch, for
+	// the answer to a duplicate of it (as Kafka answers one with the
+	// batch's timestamp); -1 for a CreateTime batch, and for one loaded
+	// from a snapshot, which does not keep it.
+	appendTime int64
 }
 
 // producerState is what the log knows of one producer id.
@@ -100,9 +105,14 @@ func (ps producers) update(b record.Batch, now int64) {
 		copy(st.batches, st.batches[1:])
 		st.batches = st.batches[:maxProducerBatches-1]
 	}
+	appendTime := int64(-1)
+	if b.TimestampType() == record.LogAppendTime {
+		appendTime = b.MaxTimestamp()
+	}
 	st.batches = append(st.batches, producerBatch{
 		firstSeq: b.BaseSequence(), lastSeq: b.LastSequence(),
 		firstOffset: b.BaseOffset(), lastOffs: b.LastOffset(),
+		appendTime: appendTime,
 	})
 }
 
@@ -255,7 +265,7 @@ func producersFromRows(rows [][]int64, now int64) producers {
 			st = &producerState{epoch: int16(r[1]), last: now}
 			ps[r[0]] = st
 		}
-		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]})
+		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5], appendTime: -1})
 		if len(st.batches) > maxProducerBatches {
 			st.batches = st.batches[1:]
 		}

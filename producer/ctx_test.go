@@ -225,7 +225,13 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
 func TestPipelineCtxEndingWhileWaitingForASlot(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := newAckClient(b)
-	opts := append(oneRecordBatches()[:1], producer.Linger(time.Millisecond),
+	// A batch goes once the next record fills it, not after a linger: a
+	// first batch sent alone, with nothing buffered behind it, would be
+	// waited for on the partition's goroutine (see MaxInFlight), and the
+	// second never sent while the test holds the first's ack (a loaded
+	// machine, the test's goroutine paused past a short linger between
+	// two Produce calls, did that). Flush sends the last.
+	opts := append(oneRecordBatches()[:1], producer.Linger(time.Minute),
 		producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
 	p := newProducer(t, c, opts...)
 	ctx := testCtx(t)
@@ -247,6 +253,7 @@ func TestPipelineCtxEndingWhileWaitingForASlot(t *testing.T) {
 	first.answer <- nil
 	second.answer <- nil
 	stop := c.answerAll(nil)
+	require.NoError(t, p.Flush(ctx))
 	o.wg.Wait()
 	stop()
 	require.Equal(t, values(recs), o.seen, "promises in produce order")

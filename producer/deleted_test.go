@@ -25,10 +25,15 @@ import (
 // produced afterwards fails at once, as for a topic never created; and
 // once the topic is created again, records go to it.
 func TestDeletedTopicFailsItsRecords(t *testing.T) {
-	for _, inFlight := range []int{1, 5} {
-		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
+	// AcksNone too: it retries nothing, but a batch refused for an
+	// unknown topic makes it look the topic up all the same.
+	for _, c := range []struct {
+		inFlight int
+		acks     api.Acks
+	}{{1, producer.AcksAll}, {5, producer.AcksAll}, {5, producer.AcksNone}} {
+		t.Run(fmt.Sprintf("MaxInFlight=%d/acks=%d", c.inFlight, c.acks), func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("t", 2))
-			p := newProducer(t, b, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight))
+			p := newProducer(t, b, producer.DefaultTopic("t"), producer.MaxInFlight(c.inFlight), producer.Acks(c.acks))
 			ctx := testCtx(t)
 			require.NoError(t, p.ProduceSync(ctx, value("before"), value("before")))
 			require.NoError(t, b.DeleteTopic(ctx, "t"))

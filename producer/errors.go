@@ -29,7 +29,8 @@ var (
 	ErrNilRecord = errors.New("runnel/producer: nil record")
 	// ErrInvalidPartition is given to the promise of a record whose
 	// partitioner chose a partition the topic does not have (negative, or
-	// not below the partition count).
+	// not below the partition count, which the producer asks the broker
+	// for again first: see Produce).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
 	// within DeliveryTimeout of being buffered (which the broker may have

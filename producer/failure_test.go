@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -251,6 +252,34 @@ func TestRetriesUntilDeliveryTimeout(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, r))
 	require.Equal(t, int32(0), r.Sequence)
 	require.Equal(t, 1, c.initCount())
+}
+
+// A RetryBackoff near the largest time.Duration waits as long as the
+// delivery deadline allows: its ±20% jitter overflowed, so that the wait
+// came out 0 (retrying at once, in a busy loop, until the deadline) or
+// rand.N got a negative bound and panicked on the partition's goroutine,
+// taking the process down.
+func TestHugeRetryBackoffWaitsUntilTheDeadline(t *testing.T) {
+	for _, d := range []time.Duration{math.MaxInt64, math.MaxInt64/2 + 1e10} {
+		t.Run(fmt.Sprint(d), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &hookClient{b: b}
+			c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+				return api.ProduceResponse{}, api.ErrNotEnoughReplicas // refused, retriable
+			})
+			p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(100*time.Millisecond), producer.RetryBackoff(d))
+			err := p.ProduceSync(testCtx(t), &record.Record{Value: []byte("v")})
+			require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+			// The first retry would come after the deadline: none is made.
+			// (On a machine slow enough, the deadline passes before the
+			// first request: then none is sent.)
+			n := len(c.requests())
+			require.LessOrEqual(t, n, 1, "requests sent")
+			if n == 1 {
+				require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
+			}
+		})
+	}
 }
 
 // A batch that may have been appended and then timed out must not leave

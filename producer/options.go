@@ -122,7 +122,10 @@ func (c *config) validate() error {
 //
 // Idempotence (see DisableIdempotence) needs AcksAll: with AcksNone or
 // AcksLeader the producer is not idempotent, as Kafka's Java producer
-// does when acks is set and enable.idempotence is not.
+// does when acks is set and enable.idempotence is not. (franz-go's kgo
+// refuses instead: NewClient fails with "idempotency requires acks=all"
+// unless DisableIdempotentWrite is given too; runnel has no option that
+// asks for idempotence, so there is no conflict to refuse.)
 //
 // In process, handing a request to the broker is calling
 // Client.Produce, which *runnel.Broker answers only after the append
@@ -130,7 +133,12 @@ func (c *config) validate() error {
 // for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
-// the call returns one, is still given to the promises.
+// the call returns one, is still given to the promises. (As with the
+// other levels, a batch the broker refuses as too large or invalid is
+// still split, so that only the records at fault fail, and one refused
+// for an unknown topic or partition still makes the producer look the
+// topic up, failing at once the records of a topic confirmed gone: see
+// Producer.)
 func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 
 // Linger sets how long a partition's batch may wait for more records
@@ -228,9 +236,11 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // added since (Kafka's metadata.max.age.ms). Default 5 minutes. A batch
 // refused for an unknown topic or partition makes it ask at once, and
 // fail the partition's records if the answer confirms that the topic or
-// the partition is gone (see Producer). A partition's goroutine makes
-// these look-ups between its batches, and waits for the broker's answer
-// until the delivery deadline of its next batch at most. New returns
+// the partition is gone (see Producer); so does a record whose
+// partitioner chose a partition past the count it knows (see Produce). A
+// partition's goroutine makes the periodic look-ups between its batches,
+// and waits for the broker's answer until the delivery deadline of its
+// next batch at most. New returns
 // ErrInvalidOption for d <= 0.
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -72,7 +73,7 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
-	t.refreshAt.Store(time.Now().Add(p.cfg.metadataMaxAge).UnixNano())
+	t.refreshAt.Store(p.nextRefresh(time.Now()))
 	m := map[string]*topicState{}
 	if old != nil {
 		m = maps.Clone(*old)
@@ -93,6 +94,17 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
+// nextRefresh is when a partition count looked up at now is looked up
+// again, in Unix ns: MetadataMaxAge later, or never if that is past what
+// an int64 of Unix ns holds (the year 2262).
+func (p *Producer) nextRefresh(now time.Time) int64 {
+	ns := now.UnixNano()
+	if d := int64(p.cfg.metadataMaxAge); ns > 0 && d > math.MaxInt64-ns {
+		return math.MaxInt64
+	}
+	return ns + int64(p.cfg.metadataMaxAge)
+}
+
 // maybeRefresh refreshes the topic's partition count when MetadataMaxAge
 // has passed, for pp's goroutine between two batches: the look-up ends
 // by the delivery deadline of pp's next batch (through dl), so that a
@@ -110,7 +122,7 @@ func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
 // ends, and follows it (see follow); it returns the count, or the
 // broker's error, which changes nothing.
 func (t *topicState) refresh(ctx context.Context, now time.Time) (int, error) {
-	t.refreshAt.Store(now.Add(t.p.cfg.metadataMaxAge).UnixNano())
+	t.refreshAt.Store(t.p.nextRefresh(now))
 	n, err := t.p.partitions(ctx, t.name)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
@@ -200,10 +212,25 @@ func (t *topicState) buffer(pr pending, ctx context.Context) error {
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {
 	i := t.part.Partition(r, len(parts))
 	if i < 0 || int(i) >= len(parts) {
-		return nil, fmt.Errorf("%w: partition %d of %s, which has %d", ErrInvalidPartition, i, t.name, len(parts))
+		return nil, &rangeError{topic: t.name, chosen: i, n: len(parts)}
 	}
 	return parts[i], nil
 }
+
+// rangeError is the ErrInvalidPartition of a partitioner's choice out of
+// range: chosen among n.
+type rangeError struct {
+	topic  string
+	chosen int32
+	n      int
+}
+
+func (e *rangeError) Error() string {
+	return fmt.Sprintf("%v: partition %d of %s, which has %d", ErrInvalidPartition, e.chosen, e.topic, e.n)
+}
+
+// Is makes the error match ErrInvalidPartition.
+func (e *rangeError) Is(target error) bool { return target == ErrInvalidPartition }
 
 // pending is one buffered record. Its ctx, if it may end, is kept beside
 // it (batch.ctxs): most records have none, and a batch's records take

@@ -15,7 +15,8 @@ type Partitioner interface {
 
 // TopicPartitioner chooses the partition of a record among a topic's n
 // partitions (0 <= p < n). A choice out of range fails the record with
-// ErrInvalidPartition. The producer calls it (and OnNewBatch) under a lock
+// ErrInvalidPartition (a choice of n or more once the broker, asked
+// again, confirms that the topic has no more partitions: see Produce). The producer calls it (and OnNewBatch) under a lock
 // of its topic, so one that serves one topic keeps its state (a sticky
 // partition, a round-robin turn) without a lock of its own; one returned
 // by ForTopic for several topics must be safe for concurrent use.
@@ -122,7 +123,9 @@ func (p *roundRobinTopic) Partition(_ *record.Record, n int) int32 {
 
 // ManualPartitioner returns a partitioner that uses each record's
 // Partition field as it is; a record whose Partition the topic does not
-// have fails with ErrInvalidPartition.
+// have fails with ErrInvalidPartition. A Partition past the count the
+// producer knows makes it ask the broker again first (see Produce), so
+// that a partition just added is written to at once.
 func ManualPartitioner() Partitioner { return manual{} }
 
 type manual struct{}

@@ -38,7 +38,13 @@ func TestMurmur2KafkaVectors(t *testing.T) {
 }
 
 // franzGoPartitions are the partitions franz-go's
-// kgo.StickyKeyPartitioner(nil) gives these keys, for n = 1, 3, 7, 16, 100.
+// kgo.StickyKeyPartitioner(nil) gives these keys, for n = 1, 3, 7, 16, 100:
+// kgo.StickyKeyPartitioner(nil).ForTopic("t").Partition(&kgo.Record{Key:
+// key}, n), run in the benchmarks/peers module (franz-go v1.22.3), and
+// checked again there on 2026-11-30. TestParityKeyPartitioning, in that
+// module, compares KeyPartition with kgo live over 2000 keys (the empty
+// key, 0x00 and 0xff among them) and 13 partition counts; 200,000 random
+// binary keys of 0 to 39 bytes over 1 to 5000 partitions agreed too.
 var (
 	franzGoKeys       = []string{"", "a", "key-0", "key-1", "key-2", "order-17", "user:42", "21", "foobar", "abc", "a-little-bit-long-string", "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"}
 	franzGoPartitions = []struct {
@@ -310,3 +316,29 @@ func TestNilTopicPartitioner(t *testing.T) {
 type nilPartitioner struct{}
 
 func (nilPartitioner) ForTopic(string) producer.TopicPartitioner { return nil }
+
+// A record for a partition beyond the partition count the producer knew
+// (CreatePartitions since its last look, MetadataMaxAge not yet passed)
+// makes it ask the broker again, as Kafka's Java producer refreshes its
+// metadata for a record whose partition is not below the count it has
+// (KafkaProducer.waitOnMetadata): the partition exists, and the record is
+// delivered rather than failed with ErrInvalidPartition. One the topic
+// does not have still fails with it.
+func TestManualPartitionBeyondAStaleCountIsLookedUp(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("grow", 1))
+	p := newProducer(t, b, producer.DefaultTopic("grow"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
+	require.NoError(t, b.CreatePartitions(ctx, "grow", 3))
+
+	r := &record.Record{Partition: 2, Value: []byte("2")}
+	require.NoError(t, p.ProduceSync(ctx, r))
+	require.Equal(t, int32(2), r.Partition)
+	require.Equal(t, []string{"2"}, values(readRecords(t, b, "grow", 2)))
+
+	err := p.ProduceSync(ctx, &record.Record{Partition: 3, Value: []byte("3")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	err = p.ProduceSync(ctx, &record.Record{Partition: -1, Value: []byte("-1")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+}

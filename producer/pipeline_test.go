@@ -32,8 +32,10 @@ type ackClient struct {
 	// the append, or after it when appended is set.
 	fault func(attempt int) (appended bool, err error)
 	// deaf makes acks wait for their answer even after their ctx ended,
-	// as a Client should not.
-	deaf atomic.Bool
+	// as a Client should not: until the answer, or until deafEnd is
+	// closed (see endDeafness).
+	deaf    atomic.Bool
+	deafEnd chan struct{}
 
 	// refreshed, if set, gets the number of ProduceAsync calls made
 	// each time the producer asks for the partition count (a partition's
@@ -56,8 +58,12 @@ func (c *ackClient) InitProducerID(ctx context.Context) (int64, int16, error) {
 }
 
 func newAckClient(b *runnel.Broker) *ackClient {
-	return &ackClient{Broker: b, appended: make(chan *heldAck, 1000)}
+	return &ackClient{Broker: b, appended: make(chan *heldAck, 1000), deafEnd: make(chan struct{})}
 }
+
+// endDeafness makes the deaf acks waiting return (with an error), so that
+// a test that failed while they held their places can close its producer.
+func (c *ackClient) endDeafness() { close(c.deafEnd) }
 
 type heldAck struct {
 	c      *ackClient
@@ -111,7 +117,7 @@ func (c *ackClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (
 func (a *heldAck) Wait(ctx context.Context) error {
 	done := ctx.Done()
 	if a.c.deaf.Load() {
-		done = nil
+		done = a.c.deafEnd
 	}
 	select {
 	case err := <-a.answer:
@@ -126,6 +132,9 @@ func (a *heldAck) Wait(ctx context.Context) error {
 		}
 		return nil
 	case <-done:
+		if ctx.Err() == nil {
+			return errors.New("the test ended the ack's deafness")
+		}
 		return ctx.Err()
 	}
 }
@@ -476,16 +485,27 @@ func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
 	c := newAckClient(b)
 	c.deaf.Store(true) // the first two hold their places past every deadline
 	const timeout = 100 * time.Millisecond
-	opts := append(oneRecordBatches()[:1], producer.Linger(time.Millisecond), producer.DeliveryTimeout(timeout),
+	// The first batch goes once the second fills it (or after a linger
+	// of half the timeout): sent alone, with nothing buffered behind it,
+	// it would be waited for on the partition's goroutine (see
+	// MaxInFlight), and the second never sent while its ack is held.
+	opts := append(oneRecordBatches()[:1], producer.Linger(timeout/2), producer.DeliveryTimeout(timeout),
 		producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
 	p := newProducer(t, c, opts...)
+	// Run before the producer's Close (cleanups run last first): should
+	// the test fail with the deaf acks held, Close does not wait for them
+	// forever.
+	t.Cleanup(c.endDeafness)
 	ctx := testCtx(t)
 	recs := fiveByteRecords(3)
 	o := newOrder()
-	for _, r := range recs {
-		p.Produce(ctx, r, o.promise())
-	}
+	// The first two are appended before the third is produced, so that
+	// only the third's deadline passes while it waits (on a loaded
+	// machine the three produced at once could all pass theirs first).
+	p.Produce(ctx, recs[0], o.promise())
+	p.Produce(ctx, recs[1], o.promise())
 	first, second := c.next(t, ctx), c.next(t, ctx)
+	p.Produce(ctx, recs[2], o.promise())
 	// The third batch waits for a place; let its deadline pass (a sleep
 	// longer than the timeout: the test asserts no duration).
 	time.Sleep(2 * timeout)

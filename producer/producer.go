@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/record"
@@ -196,7 +197,13 @@ func noPromise(*record.Record, error) {}
 // buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
 // calls wait for space before it: they get it in the order they began to
 // wait — and while it asks the broker for the partition count of a topic
-// it has not written to yet, or has found deleted (see Producer).
+// it has not written to yet, or has found deleted (see Producer), or of
+// a topic for which r's partitioner chose a partition past the count the
+// producer knows: partitions may have been added since it last looked
+// (see MetadataMaxAge), and Kafka's Java producer too refreshes its
+// metadata before it fails such a record. If the topic has more
+// partitions now, the partitioner is asked again; else r fails with
+// ErrInvalidPartition.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -301,10 +308,23 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if r.Timestamp.IsZero() {
 		r.Timestamp = p.clock.now()
 	}
+	rctx := ctx
 	if done == nil {
-		ctx = nil // it can never end: nothing to check
+		rctx = nil // it can never end: nothing to check
 	}
-	if err := t.buffer(pending{r: r, promise: promise, size: int32(size), body: int32(body)}, ctx); err != nil {
+	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
+	err = t.buffer(pr, rctx)
+	if re := (*rangeError)(nil); errors.As(err, &re) && re.chosen >= 0 {
+		// A partition past the count the producer knows: partitions may
+		// have been added since its last look (MetadataMaxAge). Ask the
+		// broker, as Kafka's producer refreshes its metadata for a record
+		// whose partition is past the count it has, and choose again if
+		// the topic has more.
+		if n, rerr := t.refresh(ctx, time.Now()); rerr == nil && n > re.n {
+			err = t.buffer(pr, rctx)
+		}
+	}
+	if err != nil {
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
 		r.Topic, r.Timestamp = oldTopic, oldTs

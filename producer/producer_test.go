@@ -63,6 +63,31 @@ func TestLogAppendTimeIsReported(t *testing.T) {
 	require.Greater(t, r.Timestamp.UnixMilli(), int64(1000))
 }
 
+// A retry answered as a duplicate reports the append time the broker
+// stamped on the batch's first attempt, as Kafka's broker answers a
+// duplicate with the batch's timestamp: the promise got the record's
+// create time (1000) as a CreateTime, while the log holds the append
+// time.
+func TestLogAppendTimeIsReportedForADuplicate(t *testing.T) {
+	b := newBroker(t, runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
+	c := &hookClient{b: b}
+	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		resp, err := next()
+		if call == 0 && err == nil {
+			return api.ProduceResponse{}, api.ErrRequestTimedOut // appended, answer lost
+		}
+		return resp, err
+	})
+	p := newProducer(t, c, producer.RetryBackoff(time.Millisecond), producer.MaxInFlight(1))
+	r := &record.Record{Topic: "lat", Value: []byte("v"), Timestamp: time.UnixMilli(1000)}
+	require.NoError(t, p.ProduceSync(testCtx(t), r))
+	require.Len(t, c.requests(), 2, "retried")
+	got := readRecords(t, b, "lat", 0)
+	require.Len(t, got, 1, "appended once")
+	require.Equal(t, record.LogAppendTime, r.TimestampType)
+	require.Equal(t, got[0].Timestamp.UnixMilli(), r.Timestamp.UnixMilli())
+}
+
 func TestLingerPutsRecordsProducedTogetherInOneBatch(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
@@ -150,34 +175,41 @@ func TestRecordTooLargeFailsOnlyThatRecord(t *testing.T) {
 // The broker refuses batches over the topic's max.message.bytes: the
 // producer splits them so that only a record too large on its own fails.
 func TestBrokerMaxMessageBytesSplitsBatches(t *testing.T) {
-	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2000}}))
-	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"))
-	ctx := testCtx(t)
-	out := newOutcome()
-	var batch []*record.Record
-	for i := range 30 {
-		size := 300
-		if i == 17 {
-			size = 3000
-		}
-		r := &record.Record{Value: append([]byte(fmt.Sprintf("%02d", i)), make([]byte, size)...)}
-		batch = append(batch, r)
-		p.Produce(ctx, r, out.promise())
-	}
-	require.NoError(t, p.Flush(ctx))
-	out.wait()
-	var want []string
-	for i, r := range batch {
-		if i == 17 {
-			require.ErrorIs(t, out.err(r), producer.ErrRecordTooLarge)
-			continue
-		}
-		require.NoError(t, out.err(r), "record %d", i)
-		want = append(want, string(r.Value))
-	}
-	require.Equal(t, want, values(readRecords(t, b, "t", 0)), "in order, each once")
-	for _, bt := range readBatches(t, b, "t", 0) {
-		require.LessOrEqual(t, bt.Size(), 2000)
+	// With every acks level: AcksNone does not retry a failed request,
+	// but a batch refused before its append is split all the same, so
+	// that the records not at fault are not failed with its error.
+	for _, acks := range []api.Acks{producer.AcksAll, producer.AcksLeader, producer.AcksNone} {
+		t.Run(fmt.Sprint("acks=", acks), func(t *testing.T) {
+			b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2000}}))
+			p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("t"), producer.Acks(acks))
+			ctx := testCtx(t)
+			out := newOutcome()
+			var batch []*record.Record
+			for i := range 30 {
+				size := 300
+				if i == 17 {
+					size = 3000
+				}
+				r := &record.Record{Value: append([]byte(fmt.Sprintf("%02d", i)), make([]byte, size)...)}
+				batch = append(batch, r)
+				p.Produce(ctx, r, out.promise())
+			}
+			require.NoError(t, p.Flush(ctx))
+			out.wait()
+			var want []string
+			for i, r := range batch {
+				if i == 17 {
+					require.ErrorIs(t, out.err(r), producer.ErrRecordTooLarge)
+					continue
+				}
+				require.NoError(t, out.err(r), "record %d", i)
+				want = append(want, string(r.Value))
+			}
+			require.Equal(t, want, values(readRecords(t, b, "t", 0)), "in order, each once")
+			for _, bt := range readBatches(t, b, "t", 0) {
+				require.LessOrEqual(t, bt.Size(), 2000)
+			}
+		})
 	}
 }
 
@@ -614,4 +646,29 @@ func TestLingerEnds(t *testing.T) {
 	batch := recs("l", 3)
 	require.NoError(t, p.ProduceSync(testCtx(t), batch...))
 	require.Equal(t, values(batch), values(readRecords(t, b, "t", 0)))
+}
+
+// countPartitions counts a Client's Partitions calls.
+type countPartitions struct {
+	*hookClient
+	calls atomic.Int32
+}
+
+func (c *countPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	c.calls.Add(1)
+	return c.hookClient.Partitions(ctx, topic)
+}
+
+// A MetadataMaxAge past the year 2262 (math.MaxInt64, for "never") means
+// no periodic look-up: the time of the next one, kept in Unix
+// nanoseconds, overflowed, and the partition count was asked for again
+// after every batch.
+func TestHugeMetadataMaxAgeNeverRefreshes(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &countPartitions{hookClient: &hookClient{b: b}}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(math.MaxInt64))
+	for i := range 5 {
+		require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Value: []byte(fmt.Sprint(i))}))
+	}
+	require.EqualValues(t, 1, c.calls.Load(), "Partitions calls")
 }

@@ -135,6 +135,16 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		case p.closed.Load():
 			continue // given up above
+		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
+			// Refused before the append: split, so that only the records
+			// at fault fail (with AcksNone too: the halves are not a
+			// retry of what the broker took).
+			pp.split(b, err)
+			return
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
+			// With AcksNone too: a look-up, not a retry.
+			pp.abandon(b, err)
+			return
 		case p.cfg.acks == AcksNone:
 			// Handed to the broker: not retried, whatever came back.
 			pp.giveUp(b, err)
@@ -151,12 +161,6 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
-			return
-		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
-			pp.split(b, err)
-			return
-		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
-			pp.abandon(b, err)
 			return
 		case api.IsRetriable(err):
 			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
@@ -408,16 +412,20 @@ func (pp *partition) split(b *batch, err error) {
 }
 
 // backoff is the wait before retry number try (1, 2, ...): RetryBackoff
-// doubled each time up to the maximum, jittered by ±20%.
+// doubled each time up to the maximum, jittered by ±20%. A wait of more
+// than maxBackoff is maxBackoff: the caller cuts it at the delivery
+// deadline anyway, and the jitter of a larger one would overflow.
 func (p *Producer) backoff(try int) time.Duration {
-	d := p.cfg.maxRetryBackoff
-	if try < 32 {
-		if x := p.cfg.retryBackoff << (try - 1); x > 0 && x < d {
-			d = x
-		}
+	d := min(p.cfg.maxRetryBackoff, maxBackoff)
+	if s := uint(try - 1); s < 63 && p.cfg.retryBackoff <= d>>s {
+		d = p.cfg.retryBackoff << s // at most d: no overflow
 	}
-	return d*4/5 + rand.N(d*2/5+1)
+	return d - d/5 + rand.N(d/5*2+1)
 }
+
+// maxBackoff bounds a backoff (146 years), so that d + d/5 stays within a
+// time.Duration.
+const maxBackoff = time.Duration(math.MaxInt64 / 2)
 
 // sleep waits d, or until Close.
 func (p *Producer) sleep(d time.Duration, timer **time.Timer) {
