@@ -203,24 +203,12 @@ func TestTimeSearchAfterTruncateAndAppend(t *testing.T) {
 // changing"), which a consumer's seek to a time got on a busy compacted
 // topic (a rare failure of TestCompactionConcurrentReaders under -race).
 func TestTimeSearchUnderCompactionChurn(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
-	ts := int64(100)
-	round := func() {
-		for _, k := range []string{"a", "b", "c"} {
-			appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), ts}))
-			ts += 100
-		}
-		require.NoError(t, l.Roll())
-	}
+	l, round, churn := compactionChurn(t)
 	round() // a@100, b@200, c@300
 	hooked := 0
 	testHookTimeSearched = func(hl *Log) {
 		hooked++
-		round() // supersedes every record: the next pass replaces their segments
-		res, err := hl.Compact(context.Background())
-		require.NoError(t, err)
-		require.Positive(t, res.SegmentsRewritten)
+		churn(hl)
 	}
 	defer func() { testHookTimeSearched = nil }()
 	off, ok, err := l.OffsetForTime(150)
@@ -239,25 +227,13 @@ func TestTimeSearchUnderCompactionChurn(t *testing.T) {
 // ErrOffsetOutOfRange for an offset the log holds (which a consumer
 // would take as out of range, and reset).
 func TestReadUnderCompactionChurn(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
-	ts := int64(100)
-	round := func() {
-		for _, k := range []string{"a", "b", "c"} {
-			appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), ts}))
-			ts += 100
-		}
-		require.NoError(t, l.Roll())
-	}
+	l, round, churn := compactionChurn(t)
 	round() // a, b, c at offsets 0-2
 	round() // supersedes them: the next pass rewrites their segment
 	hooked := 0
 	testHookReadListed = func(hl *Log) {
 		hooked++
-		round() // supersedes every record: the next pass replaces their segments
-		res, err := hl.Compact(context.Background())
-		require.NoError(t, err)
-		require.Positive(t, res.SegmentsRewritten)
+		churn(hl)
 	}
 	defer func() { testHookReadListed = nil }()
 	data, err := l.Read(0, 1<<20, math.MaxInt64)
@@ -266,4 +242,28 @@ func TestReadUnderCompactionChurn(t *testing.T) {
 	require.Equal(t, optimisticSearches, hooked, "every unpinned read was overtaken")
 	require.NotEmpty(t, data, "the read returns the batches the log holds from offset 0")
 	require.NoError(t, l.Close())
+}
+
+// compactionChurn opens a compacted log for the churn tests: round
+// appends keys a, b and c (timestamps 100 apart, from 100) and rolls;
+// churn runs a round, which supersedes every record, and a compaction
+// pass that replaces their segments.
+func compactionChurn(t *testing.T) (l *Log, round func(), churn func(*Log)) {
+	e := newEnv(t)
+	l = e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
+	ts := int64(100)
+	round = func() {
+		for _, k := range []string{"a", "b", "c"} {
+			appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), ts}))
+			ts += 100
+		}
+		require.NoError(t, l.Roll())
+	}
+	churn = func(hl *Log) {
+		round()
+		res, err := hl.Compact(context.Background())
+		require.NoError(t, err)
+		require.Positive(t, res.SegmentsRewritten)
+	}
+	return l, round, churn
 }
