@@ -110,6 +110,13 @@ func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) 
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	} else {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+		// Idempotent, kgo keeps 5 requests in flight per broker by itself
+		// (and refuses this option); without idempotence its default is
+		// 1, which would leave kfake's acks=1 runs one request at a time
+		// against runnel's 5 per partition.
+		if cfg.MaxInFlight > 0 {
+			opts = append(opts, kgo.MaxProduceRequestsInflightPerBroker(cfg.MaxInFlight))
+		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
