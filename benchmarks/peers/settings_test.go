@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,7 +15,9 @@ import (
 // settings every system gets (e2e.ProducerConfig as the workloads fill
 // it), at both acks levels. In particular kgo without idempotence
 // (acks=1) keeps e2e.MaxInFlight requests in flight, as runnel's producer
-// and kgo's idempotent producer do, not its default of 1.
+// and kgo's idempotent producer do, not its default of 1; and keyless
+// records go to a sticky partition that changes with each batch, as
+// runnel's default partitioner does, not every 64 KiB (kgo's default).
 func TestKgoProducerSettings(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	tg, err := openKfake(context.Background(), e2e.Config{})
@@ -44,6 +47,9 @@ func TestKgoProducerSettings(t *testing.T) {
 			if got := cl.OptValue(c.opt); got != c.want {
 				t.Errorf("acks=%s: %s %v (%T), want %v (%T)", acks, c.name, got, got, c.want, c.want)
 			}
+		}
+		if got, want := fmt.Sprintf("%T", cl.OptValue(kgo.RecordPartitioner)), fmt.Sprintf("%T", kgo.StickyKeyPartitioner(nil)); got != want {
+			t.Errorf("acks=%s: partitioner %s, want %s (runnel's: producer.StickyKeyPartitioner)", acks, got, want)
 		}
 		// Idempotent, kgo raises its in-flight limit to 5 by itself after
 		// the first response (and refuses the option); otherwise the
