@@ -105,11 +105,25 @@ func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) 
 		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(cfg.MaxBuffered),
+		// runnel's default partitioner: a keyless record goes to the
+		// topic's sticky partition, which changes each time a record
+		// would start a new batch in it.
+		// kgo's default (UniformBytesPartitioner of 64 KiB) changes every
+		// 64 KiB, which at p=8 made kfake's batches ~64 KiB against
+		// runnel's 1 MB (16 times the fsyncs with SyncWrites).
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
 	if cfg.Acks == e2e.AcksAll {
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	} else {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+		// Idempotent, kgo keeps 5 requests in flight per broker by itself
+		// (and refuses this option); without idempotence its default is
+		// 1, which would leave kfake's acks=1 runs one request at a time
+		// against runnel's 5 per partition.
+		if cfg.MaxInFlight > 0 {
+			opts = append(opts, kgo.MaxProduceRequestsInflightPerBroker(cfg.MaxInFlight))
+		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

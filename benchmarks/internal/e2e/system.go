@@ -82,6 +82,12 @@ type ProducerConfig struct {
 	// MaxBuffered is how many records may be produced and not yet
 	// acknowledged; Produce blocks beyond it.
 	MaxBuffered int
+	// MaxInFlight is how many produce requests may wait for their
+	// acknowledgement at once (Kafka's
+	// max.in.flight.requests.per.connection: runnel's producer.MaxInFlight,
+	// per partition; kgo's MaxProduceRequestsInflightPerBroker, which kgo
+	// sets to 5 itself when idempotent and leaves at 1 otherwise).
+	MaxInFlight int
 }
 
 // Producer sends records.
@@ -128,6 +134,11 @@ const (
 	BatchMaxBytes = 1_000_000
 	// MaxBuffered is the producer's buffer limit in records: kgo's default.
 	MaxBuffered = 50_000
+	// MaxInFlight is the producer's limit of requests in flight: Kafka's
+	// default max.in.flight.requests.per.connection, runnel's default, and
+	// what kgo uses when idempotent (acks=all); kgo without idempotence
+	// (acks=1) would otherwise keep one request in flight.
+	MaxInFlight = 5
 	// FetchMaxWait is the consumers' long poll.
 	FetchMaxWait = 500 * time.Millisecond
 )

@@ -121,7 +121,7 @@ func startTopic(ctx context.Context, sys System, c Case) (Target, func() error, 
 }
 
 func throughputProducer(t Target, c Case) (Producer, error) {
-	return t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered})
+	return t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 }
 
 // produceN produces n records of value and flushes.
@@ -264,7 +264,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered})
+	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 	if err != nil {
 		return res, err
 	}

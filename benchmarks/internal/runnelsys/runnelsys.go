@@ -69,6 +69,9 @@ func (t *target) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
 		producer.RecordPartitioner(producer.StickyKeyPartitioner()),
 		producer.MaxBufferedRecords(cfg.MaxBuffered),
 	}
+	if cfg.MaxInFlight > 0 {
+		opts = append(opts, producer.MaxInFlight(cfg.MaxInFlight))
+	}
 	if cfg.Acks == e2e.AcksAll {
 		opts = append(opts, producer.Acks(producer.AcksAll))
 	} else {

@@ -136,3 +136,47 @@ func TestPlanSystems(t *testing.T) {
 		t.Error("-sys with an unknown system: no error")
 	}
 }
+
+// TestPlanGoalDirection: a row's goal points the way its metric improves:
+// latencies and RSS are better lower (a/b ≤ goal), rates higher; and every
+// rate row compares runs of one benchmark and one case, so that its ratio
+// is of the same work.
+func TestPlanGoalDirection(t *testing.T) {
+	for _, r := range makePlan(1).rows {
+		switch r.metric {
+		case "p50-us", "p99-us", "RSS/payload":
+			if !r.lowerBetter {
+				t.Errorf("row %q (%s): not lowerBetter", r.label, r.metric)
+			}
+		case "records/s":
+			if r.lowerBetter {
+				t.Errorf("row %q (%s): lowerBetter", r.label, r.metric)
+			}
+		default:
+			t.Errorf("row %q: metric %q", r.label, r.metric)
+		}
+		if r.b == "" {
+			continue
+		}
+		// The case is what follows sys=…; group commit compares sync=always
+		// with sync=never by design.
+		ca, cb := caseOf(r.a), caseOf(r.b)
+		if strings.HasPrefix(r.a, "BenchmarkGroupCommit/") {
+			ca = strings.Replace(ca, "sync=always", "sync=never", 1)
+		}
+		if ca != cb || benchOf(r.a) != benchOf(r.b) {
+			t.Errorf("row %q: %s against %s", r.label, r.a, r.b)
+		}
+	}
+}
+
+func caseOf(name string) string {
+	_, rest, _ := strings.Cut(name, "/sys=")
+	_, c, _ := strings.Cut(rest, "/")
+	return c
+}
+
+func benchOf(name string) string {
+	b, _, _ := strings.Cut(name, "/")
+	return b
+}
