@@ -384,9 +384,11 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.NoError(t, err)
 
 		require.NoError(t, l.Close())
+		require.NoError(t, l.Close()) // again: nothing to do, on every FS
 		l, err = fsys.Lock(name)
 		require.NoError(t, err)
 		require.NoError(t, l.Close())
+		require.NoError(t, other.Close())
 		require.NoError(t, other.Close())
 	})
 

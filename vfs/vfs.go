@@ -100,7 +100,7 @@ type FS interface {
 	// Lock takes an exclusive advisory lock on the named file, creating it
 	// if needed, and holds it until the returned Closer is closed. If the
 	// lock is held elsewhere it fails at once with an error matching
-	// ErrLocked.
+	// ErrLocked. Closing the Closer again does nothing and returns nil.
 	Lock(name string) (io.Closer, error)
 }
 
