@@ -321,6 +321,32 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.NoError(t, fsys.SyncDir(dir))
 	})
 
+	t.Run("RenameOntoDirectory", func(t *testing.T) {
+		// os.Rename never replaces a directory, not even an empty one
+		// with a directory (Linux's rename(2) would): what works in
+		// memory must work on disk.
+		fsys, dir := newFS(t)
+		f, d, empty := filepath.Join(dir, "f"), filepath.Join(dir, "d"), filepath.Join(dir, "empty")
+		writeFile(t, fsys, f, "ff")
+		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "sub"), 0o755))
+		require.NoError(t, fsys.MkdirAll(empty, 0o755))
+		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty}} {
+			err := fsys.Rename(c[0], c[1])
+			var le *os.LinkError
+			require.ErrorAs(t, err, &le, "%s → %s", c[0], c[1])
+			if !isWindowsOS(fsys) {
+				require.ErrorIs(t, err, fs.ErrExist, "%s → %s", c[0], c[1])
+			}
+		}
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"d", "empty", "f"}, names)
+		names, err = fsys.List(d)
+		require.NoError(t, err)
+		require.Equal(t, []string{"sub"}, names)
+		require.Equal(t, "ff", content(t, fsys, f))
+	})
+
 	t.Run("HandleOutlivesName", func(t *testing.T) {
 		fsys, dir := newFS(t)
 		if isWindowsOS(fsys) {

@@ -525,8 +525,11 @@ func (m *MemFS) unlinkTree(d *memNode, top *memBinding) {
 	}
 }
 
-// Rename renames oldname to newname, replacing newname if it is a file, or
-// an empty directory when oldname is a directory. Open handles keep working.
+// Rename renames oldname to newname, replacing newname if it is a file
+// (and oldname one too). A newname that is a directory, even an empty one,
+// fails it with an error matching fs.ErrExist, as package os does on unix
+// systems (os.Rename never replaces a directory; Windows refuses too, with
+// an error of its own). Open handles keep working.
 // The rename is durable only after SyncDir of both directories involved;
 // until then a crash undoes it (in each directory on its own).
 func (m *MemFS) Rename(oldname, newname string) error {
@@ -560,21 +563,19 @@ func (m *MemFS) Rename(oldname, newname string) error {
 		return fail(errNameTooLong)
 	}
 	t := nd.live[nbase]
+	if t != nil && t.isDir {
+		// os.Rename refuses to replace a directory, even with itself
+		// or with a directory where rename(2) would.
+		return fail(fs.ErrExist)
+	}
 	if t == n { // the same name, or two names of one inode: nothing to do
 		return nil
 	}
 	if n.isDir && len(np) > len(op) && slices.Equal(np[:len(op)], op) {
 		return fail(fs.ErrInvalid) // into its own subtree
 	}
-	if t != nil {
-		switch {
-		case n.isDir && !t.isDir:
-			return fail(errNotDir)
-		case !n.isDir && t.isDir:
-			return fail(errIsDir)
-		case t.isDir && len(t.live) > 0:
-			return fail(errNotEmpty)
-		}
+	if t != nil && n.isDir {
+		return fail(errNotDir)
 	}
 	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil

@@ -176,15 +176,17 @@ func TestMemErrors(t *testing.T) {
 	pathErr(err, "open", errIsDir)
 
 	linkErr(m.Rename("/d", "/d/sub/inside"), fs.ErrInvalid)
-	linkErr(m.Rename("/f", "/d"), errIsDir)
+	linkErr(m.Rename("/f", "/d"), fs.ErrExist) // os.Rename never replaces a directory
 	linkErr(m.Rename("/d", "/f"), errNotDir)
-	linkErr(m.Rename("/empty", "/d"), errNotEmpty)
+	linkErr(m.Rename("/empty", "/d"), fs.ErrExist)
+	linkErr(m.Rename("/d/sub", "/empty"), fs.ErrExist) // not even an empty one
+	linkErr(m.Rename("/d", "/d"), fs.ErrExist)
 	linkErr(m.Rename("/", "/x"), fs.ErrInvalid)
 	linkErr(m.Rename("/f", "/f/x"), errNotDir)
 	require.NoError(t, m.Rename("/f", "/f"))
-	require.NoError(t, m.Rename("/d/sub", "/empty")) // a directory over an empty one
-	require.Equal(t, "g", memRead(t, m, "/empty/g"))
-	require.Equal(t, []string{"d", "empty", "f"}, must[[]string](t)(m.List("/")))
+	require.NoError(t, m.Rename("/d/sub", "/moved"))
+	require.Equal(t, "g", memRead(t, m, "/moved/g"))
+	require.Equal(t, []string{"d", "empty", "f", "moved"}, must[[]string](t)(m.List("/")))
 
 	f := memOpen(t, m, "/f")
 	_, err = f.ReadAt(make([]byte, 1), -1)
