@@ -896,6 +896,7 @@ type memSubject struct {
 	live       []byte
 	synced     []byte
 	appendOnly bool
+	minSize    int // the smallest size since the last Sync
 }
 
 // TestMemModel drives random operations on a file, its crash clones and
@@ -921,7 +922,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 		newSubject := func(m *MemFS, content []byte) *memSubject {
 			f, err := m.Open("/f")
 			require.NoError(t, err)
-			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true}
+			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true, minSize: len(content)}
 		}
 		m := newMemChunked(chunkMin, chunkGrow, chunkMax)
 		memPut(t, m, "/f", "")
@@ -973,10 +974,12 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				if size < len(s.synced) {
 					s.appendOnly = false
 				}
+				s.minSize = min(s.minSize, size)
 			case op < 70:
 				require.NoError(t, s.f.Sync())
 				s.synced = slices.Clone(s.live)
 				s.appendOnly = true
+				s.minSize = len(s.live)
 			case op < 72:
 				// Create over the name: the same inode, truncated.
 				g, err := s.m.Create("/f")
@@ -986,6 +989,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					s.appendOnly = false
 				}
 				s.live = nil
+				s.minSize = 0
 			case op < 80:
 				off := r.IntN(len(s.live) + 1)
 				n := r.IntN(len(s.live) - off + 1)
@@ -1017,6 +1021,38 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					require.ErrorIs(t, err, io.EOF)
 				} else {
 					require.NoError(t, err)
+				}
+			case op < 97:
+				// A crash with Reorder: below the smallest size since the
+				// last Sync, each sector is synced or new; above it, the
+				// synced bytes (a truncation lost), new ones or zeros, or
+				// garbage.
+				mode := TailMode(r.IntN(4))
+				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r, Reorder: true})
+				got := []byte(memRead(t, c, "/f"))
+				keepLo := min(len(s.synced), s.minSize)
+				require.GreaterOrEqual(t, len(got), keepLo, where)
+				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live)), where)
+				cuts := []int{keepLo, len(s.synced), len(s.live), len(got)}
+				for lo := 0; lo < len(got); {
+					hi := (lo/crashSector + 1) * crashSector
+					for _, c := range cuts {
+						if c > lo && c < hi {
+							hi = c
+						}
+					}
+					piece := string(got[lo:hi])
+					if !(mode == TailGarbage && lo >= keepLo) {
+						ok := hi <= len(s.synced) && piece == string(s.synced[lo:hi]) ||
+							hi <= len(s.live) && piece == string(s.live[lo:hi]) ||
+							lo >= keepLo && piece == string(make([]byte, hi-lo))
+						require.True(t, ok, "%s: reorder=%v mode %v: bytes [%d, %d) are neither synced nor new (synced %d, live %d, min %d, got %d)",
+							where, true, mode, lo, hi, len(s.synced), len(s.live), s.minSize, len(got))
+					}
+					lo = hi
+				}
+				if len(subjects) < 6 {
+					subjects = append(subjects, newSubject(c, got))
 				}
 			default:
 				mode := TailMode(r.IntN(4))
