@@ -105,13 +105,22 @@ func TestMemPaths(t *testing.T) {
 	_, err = f.Write([]byte("hi"))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	for _, name := range []string{"/x", "./x", "x", "a/../x", "/../x", "//x/"} {
+	for _, name := range []string{"/x", "./x", "x", "/../x", "//x"} {
 		require.Equal(t, "hi", memRead(t, m, name), name)
 	}
+	// Resolved as on disk: what precedes a separator, "." or ".." must
+	// be a directory.
+	for _, name := range []string{"x/", "x/.", "x/..", "x/../x"} {
+		_, err := m.Stat(name)
+		require.ErrorIs(t, err, errNotDir, name)
+	}
+	_, err = m.Stat("a/../x")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.Equal(t, []string{"x"}, must[[]string](t)(m.List("")))
 	require.Equal(t, []string{"x"}, must[[]string](t)(m.List("/")))
 
 	require.NoError(t, m.MkdirAll("d/e", 0o700))
+	require.Equal(t, "hi", memRead(t, m, "d/e/../../x"))
 	fi, err := m.Stat("/d/e/")
 	require.NoError(t, err)
 	require.Equal(t, "e", fi.Name())
@@ -246,8 +255,12 @@ func TestMemNameTooLong(t *testing.T) {
 	is(err, "open", "/"+long, ErrNameTooLong)
 	_, err = m.Open(long + "/x")
 	is(err, "open", long+"/x", ErrNameTooLong)
+	require.NoError(t, m.MkdirAll("/d", 0o755))
 	_, err = m.Stat("/d/../" + long)
 	is(err, "stat", "/d/../"+long, ErrNameTooLong)
+	_, err = m.Stat("/" + long + "/..")
+	is(err, "stat", "/"+long+"/..", ErrNameTooLong) // resolved before ".." drops it
+	require.NoError(t, m.Remove("/d"))
 	_, err = m.List("/" + long)
 	is(err, "open", "/"+long, ErrNameTooLong)
 	is(m.Remove("/"+long), "remove", "/"+long, ErrNameTooLong)
