@@ -403,6 +403,22 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		names, err := fsys.List(dir)
 		require.NoError(t, err)
 		require.Equal(t, []string{"f"}, names)
+
+		// RemoveAll, as os.RemoveAll: trailing separators dropped, a
+		// final "." or ".." refused, a missing directory on the way
+		// nothing to remove.
+		require.NoError(t, fsys.MkdirAll(d, 0o755))
+		err = fsys.RemoveAll(d + sep + ".")
+		require.Error(t, err) // EINVAL on disk, fs.ErrInvalid in memory
+		require.Contains(t, err.Error(), "invalid argument")
+		// (Not "d/..": os.RemoveAll removes the tree of d's parent.)
+		require.NoError(t, fsys.RemoveAll(missing))
+		require.Equal(t, "ff", content(t, fsys, f))
+		require.NoError(t, fsys.RemoveAll(d+sep))
+		require.NoError(t, fsys.RemoveAll(f+sep))
+		names, err = fsys.List(dir)
+		require.NoError(t, err)
+		require.Empty(t, names)
 	})
 
 	t.Run("HandleOutlivesName", func(t *testing.T) {

@@ -545,13 +545,16 @@ func (m *MemFS) Remove(name string) error {
 }
 
 // RemoveAll removes name and everything below it. A missing name is not an
-// error. The removal is durable only after SyncDir of name's directory
+// error; a name ending in "." or ".." fails with an error matching
+// fs.ErrInvalid (os.RemoveAll refuses the first, and takes the second as
+// the parent directory, which it removes). The removal is durable only after SyncDir of name's directory
 // (and a crash with Reorder may find part of what was below name gone, as
 // os.RemoveAll unlinks it one entry at a time).
 func (m *MemFS) RemoveAll(name string) error {
 	parts := splitPath(name)
 	// Like os.RemoveAll: trailing separators are dropped, and a name
-	// ending in "." or ".." is refused.
+	// ending in "." is refused; one ending in ".." too, which
+	// os.RemoveAll takes as the parent (it removes its whole tree).
 	trimmed := strings.TrimRight(filepath.ToSlash(name), "/")
 	if len(parts) == 0 || trimmed == "." || trimmed == ".." ||
 		strings.HasSuffix(trimmed, "/.") || strings.HasSuffix(trimmed, "/..") {
