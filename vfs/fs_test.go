@@ -321,6 +321,106 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.NoError(t, fsys.SyncDir(dir))
 	})
 
+	t.Run("RenameOntoDirectory", func(t *testing.T) {
+		// os.Rename never replaces a directory, not even an empty one
+		// with a directory (Linux's rename(2) would): what works in
+		// memory must work on disk.
+		fsys, dir := newFS(t)
+		f, d, empty := filepath.Join(dir, "f"), filepath.Join(dir, "d"), filepath.Join(dir, "empty")
+		writeFile(t, fsys, f, "ff")
+		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "sub"), 0o755))
+		require.NoError(t, fsys.MkdirAll(empty, 0o755))
+		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty}} {
+			err := fsys.Rename(c[0], c[1])
+			var le *os.LinkError
+			require.ErrorAs(t, err, &le, "%s → %s", c[0], c[1])
+			if !isWindowsOS(fsys) {
+				require.ErrorIs(t, err, fs.ErrExist, "%s → %s", c[0], c[1])
+			}
+		}
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"d", "empty", "f"}, names)
+		names, err = fsys.List(d)
+		require.NoError(t, err)
+		require.Equal(t, []string{"sub"}, names)
+		require.Equal(t, "ff", content(t, fsys, f))
+	})
+
+	t.Run("NamesResolvedAsOnDisk", func(t *testing.T) {
+		// A name is resolved one component at a time, as the kernel does:
+		// a component followed by a separator, "." or ".." must be an
+		// existing directory, even where cleaning the name would drop it.
+		fsys, dir := newFS(t)
+		if isWindowsOS(fsys) {
+			t.Skip("Windows resolves names in its own way")
+		}
+		f, d := filepath.Join(dir, "f"), filepath.Join(dir, "d")
+		writeFile(t, fsys, f, "ff")
+		require.NoError(t, fsys.MkdirAll(d, 0o755))
+		sep := string(filepath.Separator)
+		notDir := func(err error, what string) {
+			t.Helper()
+			require.Error(t, err, what)
+			require.NotErrorIs(t, err, fs.ErrNotExist, what)
+			require.Contains(t, err.Error(), "not a directory", what)
+		}
+		for _, name := range []string{f + sep, f + sep + ".", f + sep + "..", f + sep + ".." + sep + "d"} {
+			_, err := fsys.Stat(name)
+			notDir(err, "Stat "+name)
+			_, err = fsys.Open(name)
+			notDir(err, "Open "+name)
+			notDir(fsys.Remove(name), "Remove "+name)
+			notDir(fsys.Rename(name, filepath.Join(dir, "g")), "Rename from "+name)
+		}
+		missing := filepath.Join(dir, "missing") + sep + ".." + sep + "f"
+		_, err := fsys.Stat(missing)
+		require.ErrorIs(t, err, fs.ErrNotExist, missing)
+		_, err = fsys.Open(missing)
+		require.ErrorIs(t, err, fs.ErrNotExist, missing)
+
+		notDir(fsys.Rename(f, filepath.Join(dir, "g")+sep), "Rename to g/")
+		for _, name := range []string{f + sep, filepath.Join(dir, "new") + sep, d + sep} {
+			_, err := fsys.Create(name)
+			require.Error(t, err, "Create "+name)
+			_, err = fsys.Lock(name)
+			require.Error(t, err, "Lock "+name)
+		}
+		_, err = fsys.Stat(filepath.Join(dir, "new"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
+		// A directory may be named with a trailing separator or ".".
+		_, err = fsys.Stat(d + sep)
+		require.NoError(t, err)
+		_, err = fsys.Stat(d + sep + ".")
+		require.NoError(t, err)
+		fi, err := fsys.Stat(d + sep + ".." + sep + "f")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, fi.Size())
+		require.NoError(t, fsys.Rename(d+sep, filepath.Join(dir, "e")+sep))
+		require.NoError(t, fsys.Remove(filepath.Join(dir, "e")+sep))
+		require.Equal(t, "ff", content(t, fsys, f))
+		names, err := fsys.List(dir)
+		require.NoError(t, err)
+		require.Equal(t, []string{"f"}, names)
+
+		// RemoveAll, as os.RemoveAll: trailing separators dropped, a
+		// final "." or ".." refused, a missing directory on the way
+		// nothing to remove.
+		require.NoError(t, fsys.MkdirAll(d, 0o755))
+		err = fsys.RemoveAll(d + sep + ".")
+		require.Error(t, err) // EINVAL on disk, fs.ErrInvalid in memory
+		require.Contains(t, err.Error(), "invalid argument")
+		// (Not "d/..": os.RemoveAll removes the tree of d's parent.)
+		require.NoError(t, fsys.RemoveAll(missing))
+		require.Equal(t, "ff", content(t, fsys, f))
+		require.NoError(t, fsys.RemoveAll(d+sep))
+		require.NoError(t, fsys.RemoveAll(f+sep))
+		names, err = fsys.List(dir)
+		require.NoError(t, err)
+		require.Empty(t, names)
+	})
+
 	t.Run("HandleOutlivesName", func(t *testing.T) {
 		fsys, dir := newFS(t)
 		if isWindowsOS(fsys) {
@@ -384,9 +484,11 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.NoError(t, err)
 
 		require.NoError(t, l.Close())
+		require.NoError(t, l.Close()) // again: nothing to do, on every FS
 		l, err = fsys.Lock(name)
 		require.NoError(t, err)
 		require.NoError(t, l.Close())
+		require.NoError(t, other.Close())
 		require.NoError(t, other.Close())
 	})
 

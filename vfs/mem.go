@@ -114,9 +114,16 @@ type CrashOptions struct {
 // MemFS is a strict in-memory FS, for tests and fully in-memory brokers. It
 // is safe for concurrent use. Create one with NewMem.
 //
-// Names are cleaned with path/filepath; absolute ("/a/b") and relative
-// ("a/b") names address the same tree, relative ones being taken from its
-// root, and ".." never leads above the root. A name with a component
+// Names are resolved as the kernel resolves them, one component at a
+// time: absolute ("/a/b") and relative ("a/b") names address the same
+// tree, relative ones being taken from its root, ".." never leads above
+// the root, and a component that a separator, "." or ".." follows must be
+// an existing directory, so that "f/" or "f/.." of a file fails (not a
+// directory) as on disk, and "missing/../x" too (it does not exist), even
+// though cleaning the name would make it good; a name ending in a
+// separator cannot be created as a file (is a directory). MkdirAll alone
+// cleans its name first (os.MkdirAll, given "a/missing/../b", also makes
+// "a/missing"; MemFS makes "a/b" only). A name with a component
 // longer than MaxNameLen bytes fails as it would on disk, with an error
 // matching ErrNameTooLong (and syscall.ENAMETOOLONG): Create, Open, Stat,
 // List, Remove, RemoveAll, Rename (either name), MkdirAll, SyncDir and Lock
@@ -352,6 +359,56 @@ func splitPath(name string) []string {
 	return strings.Split(p[1:], "/")
 }
 
+// resolve checks name as the kernel resolves it, one component at a time,
+// before the name is cleaned (splitPath): each component that a separator,
+// "." or ".." follows must be an existing directory, even where cleaning
+// would drop it ("f/..", "missing/../x"). Its errors are walk's. dirOnly
+// reports that the name ends with a separator, "." or ".." after a
+// component, so that what it names must be a directory: a file there
+// fails (errNotDir), and a missing one cannot be created as a file. After
+// resolve succeeds, the cleaned name finds what the kernel would. m.mu
+// must be held.
+func (m *MemFS) resolve(name string) (dirOnly bool, err error) {
+	stack := []*memNode{m.root} // the directories on the way; a nil top is missing
+	comps := strings.Split(filepath.ToSlash(name), "/")
+	last := len(comps) - 1 // the last component that only "" and "." follow
+	for last > 0 && (comps[last] == "" || comps[last] == ".") {
+		last--
+	}
+	for i, c := range comps {
+		cur := stack[len(stack)-1]
+		if c == "" || c == "." {
+			if i == 0 {
+				continue // a leading separator, or "." itself
+			}
+			if cur != nil && !cur.isDir {
+				return false, errNotDir
+			}
+			dirOnly = true
+			continue
+		}
+		if cur == nil {
+			return false, fs.ErrNotExist
+		}
+		if !cur.isDir {
+			return false, errNotDir
+		}
+		if c == ".." {
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			dirOnly = i > 0
+			continue
+		}
+		if len(c) > MaxNameLen && i < last {
+			return false, errNameTooLong // the last one is the caller's to check, in Linux's order
+		}
+		stack = append(stack, cur.live[c])
+		dirOnly = false
+	}
+	return dirOnly, nil
+}
+
 // walk returns the node at parts, following live entries. Its errors are
 // bare (fs.ErrNotExist, errNotDir or errNameTooLong), for the caller to
 // wrap; like Linux, it finds a file on the way before a name too long, and
@@ -394,22 +451,26 @@ func pathErr(op, name string, err error) error {
 // Create creates the named file, or truncates it if it exists. Its directory
 // must exist. The new entry is durable only after SyncDir of the directory.
 func (m *MemFS) Create(name string) (File, error) {
-	parts := splitPath(name)
-	if len(parts) == 0 {
-		return nil, pathErr("open", name, errIsDir)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, err := m.createLocked(parts, true)
+	n, err := m.createLocked(name, true)
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
 	return &memFile{n: n, name: name}, nil
 }
 
-// createLocked returns the file at parts, creating it if missing and else
+// createLocked returns the named file, creating it if missing and else
 // truncating it if trunc.
-func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
+func (m *MemFS) createLocked(name string, trunc bool) (*memNode, error) {
+	dirOnly, err := m.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	parts := splitPath(name)
+	if dirOnly || len(parts) == 0 {
+		return nil, errIsDir // as open(2) with O_CREAT says of "name/"
+	}
 	d, err := m.parentDir(parts)
 	if err != nil {
 		return nil, err
@@ -436,7 +497,11 @@ func (m *MemFS) createLocked(parts []string, trunc bool) (*memNode, error) {
 // Open opens an existing file for reading and writing.
 func (m *MemFS) Open(name string) (File, error) {
 	m.mu.RLock()
-	n, err := m.walk(splitPath(name))
+	_, err := m.resolve(name)
+	var n *memNode
+	if err == nil {
+		n, err = m.walk(splitPath(name))
+	}
 	m.mu.RUnlock()
 	if err == nil && n.isDir {
 		err = errIsDir
@@ -451,12 +516,15 @@ func (m *MemFS) Open(name string) (File, error) {
 // file keep working. The removal is durable only after SyncDir of the
 // directory that held it.
 func (m *MemFS) Remove(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.resolve(name); err != nil {
+		return pathErr("remove", name, err)
+	}
 	parts := splitPath(name)
 	if len(parts) == 0 {
 		return pathErr("remove", name, fs.ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	d, err := m.parentDir(parts)
 	if err != nil {
 		return pathErr("remove", name, err)
@@ -477,17 +545,28 @@ func (m *MemFS) Remove(name string) error {
 }
 
 // RemoveAll removes name and everything below it. A missing name is not an
-// error. The removal is durable only after SyncDir of name's directory
+// error; a name ending in "." or ".." fails with an error matching
+// fs.ErrInvalid (os.RemoveAll refuses the first, and takes the second as
+// the parent directory, which it removes). The removal is durable only after SyncDir of name's directory
 // (and a crash with Reorder may find part of what was below name gone, as
 // os.RemoveAll unlinks it one entry at a time).
 func (m *MemFS) RemoveAll(name string) error {
 	parts := splitPath(name)
-	if len(parts) == 0 {
+	// Like os.RemoveAll: trailing separators are dropped, and a name
+	// ending in "." is refused; one ending in ".." too, which
+	// os.RemoveAll takes as the parent (it removes its whole tree).
+	trimmed := strings.TrimRight(filepath.ToSlash(name), "/")
+	if len(parts) == 0 || trimmed == "." || trimmed == ".." ||
+		strings.HasSuffix(trimmed, "/.") || strings.HasSuffix(trimmed, "/..") {
 		return pathErr("RemoveAll", name, fs.ErrInvalid)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d, err := m.parentDir(parts)
+	_, err := m.resolve(trimmed)
+	var d *memNode
+	if err == nil {
+		d, err = m.parentDir(parts)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -525,20 +604,31 @@ func (m *MemFS) unlinkTree(d *memNode, top *memBinding) {
 	}
 }
 
-// Rename renames oldname to newname, replacing newname if it is a file, or
-// an empty directory when oldname is a directory. Open handles keep working.
+// Rename renames oldname to newname, replacing newname if it is a file
+// (and oldname one too). A newname that is a directory, even an empty one,
+// fails it with an error matching fs.ErrExist, as package os does on unix
+// systems (os.Rename never replaces a directory; Windows refuses too, with
+// an error of its own). Open handles keep working.
 // The rename is durable only after SyncDir of both directories involved;
 // until then a crash undoes it (in each directory on its own).
 func (m *MemFS) Rename(oldname, newname string) error {
 	fail := func(err error) error {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	oDirOnly, err := m.resolve(oldname)
+	if err != nil {
+		return fail(err)
+	}
+	nDirOnly, err := m.resolve(newname)
+	if err != nil {
+		return fail(err)
+	}
 	op, np := splitPath(oldname), splitPath(newname)
 	if len(op) == 0 || len(np) == 0 {
 		return fail(fs.ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	// Linux's order: both directories, then the old name, then the new.
 	od, err := m.parentDir(op)
 	if err != nil {
@@ -559,22 +649,23 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if len(nbase) > MaxNameLen {
 		return fail(errNameTooLong)
 	}
+	if (oDirOnly || nDirOnly) && !n.isDir {
+		return fail(errNotDir) // "f/", or a file renamed to "g/"
+	}
 	t := nd.live[nbase]
+	if t != nil && t.isDir {
+		// os.Rename refuses to replace a directory, even with itself
+		// or with a directory where rename(2) would.
+		return fail(fs.ErrExist)
+	}
 	if t == n { // the same name, or two names of one inode: nothing to do
 		return nil
 	}
 	if n.isDir && len(np) > len(op) && slices.Equal(np[:len(op)], op) {
 		return fail(fs.ErrInvalid) // into its own subtree
 	}
-	if t != nil {
-		switch {
-		case n.isDir && !t.isDir:
-			return fail(errNotDir)
-		case !n.isDir && t.isDir:
-			return fail(errIsDir)
-		case t.isDir && len(t.live) > 0:
-			return fail(errNotEmpty)
-		}
+	if t != nil && n.isDir {
+		return fail(errNotDir)
 	}
 	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil
@@ -608,7 +699,11 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 func (m *MemFS) List(dir string) ([]string, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	n, err := m.walk(splitPath(dir))
+	_, err := m.resolve(dir)
+	var n *memNode
+	if err == nil {
+		n, err = m.walk(splitPath(dir))
+	}
 	if err != nil {
 		return nil, pathErr("open", dir, err)
 	}
@@ -624,7 +719,11 @@ func (m *MemFS) List(dir string) ([]string, error) {
 func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 	parts := splitPath(name)
 	m.mu.RLock()
-	n, err := m.walk(parts)
+	_, err := m.resolve(name)
+	var n *memNode
+	if err == nil {
+		n, err = m.walk(parts)
+	}
 	m.mu.RUnlock()
 	if err != nil {
 		return nil, pathErr("stat", name, err)
@@ -650,7 +749,11 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, err := m.walk(splitPath(dir))
+	_, err := m.resolve(dir)
+	var n *memNode
+	if err == nil {
+		n, err = m.walk(splitPath(dir))
+	}
 	if err != nil {
 		return pathErr("open", dir, err)
 	}
@@ -677,7 +780,7 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	if m.locks[key] {
 		return nil, pathErr("lock", name, ErrLocked)
 	}
-	if _, err := m.createLocked(parts, false); err != nil {
+	if _, err := m.createLocked(name, false); err != nil {
 		return nil, pathErr("open", name, err)
 	}
 	m.locks[key] = true

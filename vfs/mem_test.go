@@ -105,13 +105,22 @@ func TestMemPaths(t *testing.T) {
 	_, err = f.Write([]byte("hi"))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	for _, name := range []string{"/x", "./x", "x", "a/../x", "/../x", "//x/"} {
+	for _, name := range []string{"/x", "./x", "x", "/../x", "//x"} {
 		require.Equal(t, "hi", memRead(t, m, name), name)
 	}
+	// Resolved as on disk: what precedes a separator, "." or ".." must
+	// be a directory.
+	for _, name := range []string{"x/", "x/.", "x/..", "x/../x"} {
+		_, err := m.Stat(name)
+		require.ErrorIs(t, err, errNotDir, name)
+	}
+	_, err = m.Stat("a/../x")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.Equal(t, []string{"x"}, must[[]string](t)(m.List("")))
 	require.Equal(t, []string{"x"}, must[[]string](t)(m.List("/")))
 
 	require.NoError(t, m.MkdirAll("d/e", 0o700))
+	require.Equal(t, "hi", memRead(t, m, "d/e/../../x"))
 	fi, err := m.Stat("/d/e/")
 	require.NoError(t, err)
 	require.Equal(t, "e", fi.Name())
@@ -176,15 +185,17 @@ func TestMemErrors(t *testing.T) {
 	pathErr(err, "open", errIsDir)
 
 	linkErr(m.Rename("/d", "/d/sub/inside"), fs.ErrInvalid)
-	linkErr(m.Rename("/f", "/d"), errIsDir)
+	linkErr(m.Rename("/f", "/d"), fs.ErrExist) // os.Rename never replaces a directory
 	linkErr(m.Rename("/d", "/f"), errNotDir)
-	linkErr(m.Rename("/empty", "/d"), errNotEmpty)
+	linkErr(m.Rename("/empty", "/d"), fs.ErrExist)
+	linkErr(m.Rename("/d/sub", "/empty"), fs.ErrExist) // not even an empty one
+	linkErr(m.Rename("/d", "/d"), fs.ErrExist)
 	linkErr(m.Rename("/", "/x"), fs.ErrInvalid)
 	linkErr(m.Rename("/f", "/f/x"), errNotDir)
 	require.NoError(t, m.Rename("/f", "/f"))
-	require.NoError(t, m.Rename("/d/sub", "/empty")) // a directory over an empty one
-	require.Equal(t, "g", memRead(t, m, "/empty/g"))
-	require.Equal(t, []string{"d", "empty", "f"}, must[[]string](t)(m.List("/")))
+	require.NoError(t, m.Rename("/d/sub", "/moved"))
+	require.Equal(t, "g", memRead(t, m, "/moved/g"))
+	require.Equal(t, []string{"d", "empty", "f", "moved"}, must[[]string](t)(m.List("/")))
 
 	f := memOpen(t, m, "/f")
 	_, err = f.ReadAt(make([]byte, 1), -1)
@@ -244,8 +255,12 @@ func TestMemNameTooLong(t *testing.T) {
 	is(err, "open", "/"+long, ErrNameTooLong)
 	_, err = m.Open(long + "/x")
 	is(err, "open", long+"/x", ErrNameTooLong)
+	require.NoError(t, m.MkdirAll("/d", 0o755))
 	_, err = m.Stat("/d/../" + long)
 	is(err, "stat", "/d/../"+long, ErrNameTooLong)
+	_, err = m.Stat("/" + long + "/..")
+	is(err, "stat", "/"+long+"/..", ErrNameTooLong) // resolved before ".." drops it
+	require.NoError(t, m.Remove("/d"))
 	_, err = m.List("/" + long)
 	is(err, "open", "/"+long, ErrNameTooLong)
 	is(m.Remove("/"+long), "remove", "/"+long, ErrNameTooLong)
@@ -894,6 +909,7 @@ type memSubject struct {
 	live       []byte
 	synced     []byte
 	appendOnly bool
+	minSize    int // the smallest size since the last Sync
 }
 
 // TestMemModel drives random operations on a file, its crash clones and
@@ -919,7 +935,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 		newSubject := func(m *MemFS, content []byte) *memSubject {
 			f, err := m.Open("/f")
 			require.NoError(t, err)
-			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true}
+			return &memSubject{m: m, f: f, live: slices.Clone(content), synced: slices.Clone(content), appendOnly: true, minSize: len(content)}
 		}
 		m := newMemChunked(chunkMin, chunkGrow, chunkMax)
 		memPut(t, m, "/f", "")
@@ -971,10 +987,12 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				if size < len(s.synced) {
 					s.appendOnly = false
 				}
+				s.minSize = min(s.minSize, size)
 			case op < 70:
 				require.NoError(t, s.f.Sync())
 				s.synced = slices.Clone(s.live)
 				s.appendOnly = true
+				s.minSize = len(s.live)
 			case op < 72:
 				// Create over the name: the same inode, truncated.
 				g, err := s.m.Create("/f")
@@ -984,6 +1002,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					s.appendOnly = false
 				}
 				s.live = nil
+				s.minSize = 0
 			case op < 80:
 				off := r.IntN(len(s.live) + 1)
 				n := r.IntN(len(s.live) - off + 1)
@@ -1015,6 +1034,38 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					require.ErrorIs(t, err, io.EOF)
 				} else {
 					require.NoError(t, err)
+				}
+			case op < 97:
+				// A crash with Reorder: below the smallest size since the
+				// last Sync, each sector is synced or new; above it, the
+				// synced bytes (a truncation lost), new ones or zeros, or
+				// garbage.
+				mode := TailMode(r.IntN(4))
+				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r, Reorder: true})
+				got := []byte(memRead(t, c, "/f"))
+				keepLo := min(len(s.synced), s.minSize)
+				require.GreaterOrEqual(t, len(got), keepLo, where)
+				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live)), where)
+				cuts := []int{keepLo, len(s.synced), len(s.live), len(got)}
+				for lo := 0; lo < len(got); {
+					hi := (lo/crashSector + 1) * crashSector
+					for _, c := range cuts {
+						if c > lo && c < hi {
+							hi = c
+						}
+					}
+					piece := string(got[lo:hi])
+					if !(mode == TailGarbage && lo >= keepLo) {
+						ok := hi <= len(s.synced) && piece == string(s.synced[lo:hi]) ||
+							hi <= len(s.live) && piece == string(s.live[lo:hi]) ||
+							lo >= keepLo && piece == string(make([]byte, hi-lo))
+						require.True(t, ok, "%s: reorder=%v mode %v: bytes [%d, %d) are neither synced nor new (synced %d, live %d, min %d, got %d)",
+							where, true, mode, lo, hi, len(s.synced), len(s.live), s.minSize, len(got))
+					}
+					lo = hi
+				}
+				if len(subjects) < 6 {
+					subjects = append(subjects, newSubject(c, got))
 				}
 			default:
 				mode := TailMode(r.IntN(4))

@@ -91,7 +91,22 @@ func (osFS) Lock(name string) (io.Closer, error) {
 		f.Close()
 		return nil, &os.PathError{Op: "lock", Path: name, Err: err}
 	}
-	return f, nil // closing the descriptor releases the lock
+	return &osLock{f: f}, nil
+}
+
+// osLock holds a lock taken by Lock: closing its descriptor releases the
+// lock. Close is idempotent, as MemFS's is, so that a store that closes
+// its lock twice passes on disk as it does in memory.
+type osLock struct {
+	f      *os.File
+	closed atomic.Bool
+}
+
+func (l *osLock) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // osFile wraps an *os.File without embedding it, so that only the File

@@ -83,7 +83,9 @@ type FS interface {
 	// not an error.
 	RemoveAll(name string) error
 	// Rename atomically renames oldname to newname, replacing newname if it
-	// exists.
+	// is a file. It never replaces a directory, even an empty one: that
+	// fails with an error matching fs.ErrExist (on Windows, with an error
+	// of its own), as os.Rename does.
 	Rename(oldname, newname string) error
 	// MkdirAll creates a directory and its missing parents.
 	MkdirAll(dir string, perm os.FileMode) error
@@ -100,7 +102,7 @@ type FS interface {
 	// Lock takes an exclusive advisory lock on the named file, creating it
 	// if needed, and holds it until the returned Closer is closed. If the
 	// lock is held elsewhere it fails at once with an error matching
-	// ErrLocked.
+	// ErrLocked. Closing the Closer again does nothing and returns nil.
 	Lock(name string) (io.Closer, error)
 }
 
