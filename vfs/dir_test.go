@@ -41,3 +41,23 @@ func TestMkdirAllDurable(t *testing.T) {
 	err = MkdirAllDurable(WithFaults(mem, FailNth(1, OpSyncDir)), "/a/e", 0o755)
 	require.ErrorIs(t, err, ErrInjected)
 }
+
+// A retry after a failed sync makes the directories durable: it used to
+// find them created by the failed call, return nil, and sync nothing, so
+// that a crash lost them (and the log files later put in them). Each
+// sync of a chain fails once in turn.
+func TestMkdirAllDurableRetryAfterFailedSync(t *testing.T) {
+	for nth := 1; nth <= 3; nth++ {
+		mem := NewMem()
+		faulty := WithFaults(mem, FailNth(nth, OpSyncDir))
+		err := MkdirAllDurable(faulty, "/x/y/z", 0o755)
+		require.ErrorIs(t, err, ErrInjected, "sync %d", nth)
+		require.NoError(t, MkdirAllDurable(faulty, "/x/y/z", 0o755), "the retry, sync %d failed", nth)
+		clone := mem.CrashClone(CrashOptions{})
+		for _, d := range []string{"/x", "/x/y", "/x/y/z"} {
+			fi, err := clone.Stat(d)
+			require.NoError(t, err, "%s after a crash, sync %d failed", d, nth)
+			require.True(t, fi.IsDir())
+		}
+	}
+}
