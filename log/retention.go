@@ -88,7 +88,10 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 
 // ApplyRetention deletes the old segments that retention.ms and
 // retention.bytes allow to go (never the active one), for logs whose
-// cleanup policy includes delete. It returns how many it deleted.
+// cleanup policy includes delete. It returns how many it deleted. As in
+// Kafka, a segment goes only below the high watermark (the durable offset
+// under SyncAlways, else the log end), so that the log start offset never
+// passes it.
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -99,10 +102,18 @@ func (l *Log) ApplyRetention() (int, error) {
 		return 0, nil
 	}
 	segs := *l.segs.Load()
+	hw := l.next.Load()
+	if l.cfg.Sync == SyncAlways {
+		hw = l.durable.Load() // see watermarkOf
+	}
+	// below reports whether the sealed segment segs[i] lies wholly below
+	// the high watermark: as Kafka's, retention never moves the log start
+	// offset past it.
+	below := func(i int) bool { return segs[i+1].Base() <= hw }
 	n := 0
 	if l.cfg.RetentionTime >= 0 {
 		cutoff := l.clock.Now().UnixMilli() - l.cfg.RetentionTime.Milliseconds()
-		for n < len(segs)-1 && segs[n].MaxTimestamp() < cutoff {
+		for n < len(segs)-1 && below(n) && segs[n].MaxTimestamp() < cutoff {
 			n++
 		}
 	}
@@ -111,7 +122,7 @@ func (l *Log) ApplyRetention() (int, error) {
 		for _, s := range segs {
 			size += s.Size()
 		}
-		for i := 0; i < len(segs)-1; i++ {
+		for i := 0; i < len(segs)-1 && below(i); i++ {
 			if i >= n {
 				if size-segs[i].Size() < l.cfg.RetentionBytes {
 					break
