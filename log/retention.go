@@ -119,7 +119,8 @@ func (l *Log) ApplyRetention() (int, error) {
 	}
 	n := 0
 	if l.cfg.RetentionTime >= 0 {
-		cutoff := l.clock.Now().UnixMilli() - l.cfg.RetentionTime.Milliseconds()
+		now := l.clock.Now().UnixMilli()
+		cutoff := now - l.cfg.RetentionTime.Milliseconds()
 		for n < len(segs) && below(n) && segs[n].MaxTimestamp() < cutoff {
 			if n == len(segs)-1 && segs[n].MaxTimestamp() == record.NoTimestamp {
 				// An active segment without a timestamp has no age to
@@ -128,6 +129,12 @@ func (l *Log) ApplyRetention() (int, error) {
 				break
 			}
 			n++
+		}
+		if n < len(segs)-1 && segs[n].MaxTimestamp() > now {
+			// As Kafka's: a record stamped in the future keeps its
+			// segment, and those after it, past retention.ms.
+			l.logger.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
+				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
 		}
 	}
 	if l.cfg.RetentionBytes > 0 {

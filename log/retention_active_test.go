@@ -1,8 +1,10 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"testing"
 	"time"
@@ -116,4 +118,26 @@ func TestRetentionKeepsActiveSegmentWithoutTimestamp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.EqualValues(t, 3, l.LogStartOffset())
+}
+
+// TestRetentionWarnsOfFutureTimestamps: a rolled segment whose records are
+// stamped in the future stops time retention there (as in Kafka: the
+// segments after it stay too, however old), and says so in a warning.
+func TestRetentionWarnsOfFutureTimestamps(t *testing.T) {
+	e := newEnv(t)
+	var logs bytes.Buffer
+	l, err := Open(e.dir, Config{RetentionTime: time.Hour}, Options{FS: e.fs, Clock: e.clock,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	require.NoError(t, err)
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	for _, ts := range []int64{now - 3_600_000*3, now + 3_600_000*24, now - 3_600_000*3} {
+		appendOK(t, l, valueBatch(t, ts, fmt.Sprint(ts)))
+		require.NoError(t, l.Roll())
+	}
+	n, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.EqualValues(t, 1, l.LogStartOffset())
+	require.Contains(t, logs.String(), "timestamp in the future")
 }
