@@ -353,7 +353,9 @@ func TestProducerIDExpiration(t *testing.T) {
 	var bl record.Builder
 	bl.Reset()
 	bl.SetProducer(pid, epoch, 0)
-	bl.Append(1, nil, []byte("v"), nil)
+	// Stamped now: a record from 1970 is past retention.ms, and retention
+	// would delete the log, the producer's state with it.
+	bl.Append(clock.Now().UnixMilli(), nil, []byte("v"), nil)
 	data, err := bl.AppendTo(nil, compression.None)
 	require.NoError(t, err)
 	send := func() api.ProduceResponse {

@@ -483,11 +483,16 @@ func TestResetPolicyPastTheEnd(t *testing.T) {
 func TestResetPolicyAfterRetention(t *testing.T) {
 	b := openBroker(t, nil)
 	ctx := testCtx(t)
-	// Tiny segments; records from 2001, long past the 7-day retention.
+	// Tiny segments; records from 2001, long past the 7-day retention,
+	// but the last one, which keeps its segment.
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
 	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	for i := range 6 {
-		produce(t, b, "t", 0, compression.None, rec{ts: old, value: seq("v", i, 1)[0]})
+		ts := old
+		if i == 5 {
+			ts = time.Now().UnixMilli()
+		}
+		produce(t, b, "t", 0, compression.None, rec{ts: ts, value: seq("v", i, 1)[0]})
 	}
 	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
 	require.NoError(t, c.Assign("t", 0, consumer.At(0)))

@@ -146,7 +146,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // and the next pass goes on from there.
 //
 // Errors: ctx's error once it ends, checked at each megabyte read (the
-// groups swapped in before stay); ErrClosed; ErrLogFenced, also when a
+// groups swapped in before stay); ErrClosed, also when a Close begins
+// during the pass, which then stops at its next read as if ctx ended; ErrLogFenced, also when a
 // swap failed (reopen the log: Open completes or undoes the swap); an
 // error matching record.ErrCorrupt; file system errors.
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
@@ -201,6 +202,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	for _, group := range l.groups(toClean) {
 		if err := ctx.Err(); err != nil {
 			return res, err
+		}
+		if l.closing.Load() {
+			return res, ErrClosed
 		}
 		err := l.cleanGroup(ctx, group, latest, mapEnd, lastOf, now, truncations, &res)
 		if errors.Is(err, errTruncatedUnderUs) || err != nil && l.truncations.Load() != truncations {
@@ -334,8 +338,7 @@ func (l *Log) lastProducerBatches() map[int64]int64 {
 }
 
 // eachBatch calls f with each batch of s from position pos, in order,
-// until ctx ends
-// (checked at each read). s.Read checks the
+// until ctx ends or a Close begins (ErrClosed), checked at each read. s.Read checks the
 // batches it returns, and their offsets among themselves; eachBatch checks
 // them across reads, so that a base offset gone bad on disk (no CRC covers
 // it) is not copied into a cleaned segment.
@@ -344,6 +347,9 @@ func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, pos int64, f fu
 	for pos < s.Size() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if l.closing.Load() {
+			return ErrClosed // see close
 		}
 		data, err := s.Read(pos, 1<<20)
 		if err != nil {

@@ -137,7 +137,11 @@ type Config struct {
 	// Default 1048588.
 	MaxMessageBytes int
 	// RetentionTime is retention.ms: segments whose newest record is older
-	// are deleted. Default 7 days; negative means unlimited.
+	// are deleted, oldest first, as in Kafka: the active one too, rolled
+	// first, once every record of the log is older (but for one whose
+	// records have no timestamp, which waits to roll), and none that holds
+	// records at or past the high watermark. Default 7 days; negative
+	// means unlimited.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
 	// the log is larger. Default (0 or negative) unlimited.

@@ -125,6 +125,7 @@ type Log struct {
 
 	fenced    atomic.Pointer[error]
 	closed    atomic.Bool
+	closing   atomic.Bool   // a Close has begun: a compaction under way stops at its next read
 	closeDone chan struct{} // closed when Close has returned
 	info      RecoveryInfo
 	cleanMu   sync.Mutex // one compaction at a time
@@ -536,6 +537,10 @@ func (l *Log) Close() error { return l.close(true) }
 func (l *Log) Discard() error { return l.close(false) }
 
 func (l *Log) close(clean bool) error {
+	// A compaction under way holds cleanMu: it stops at its next read
+	// instead of finishing its pass, which may take long, while the
+	// partition's appends and reads wait for a Reopen's Close.
+	l.closing.Store(true)
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
 	l.mu.Lock()

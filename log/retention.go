@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 )
 
@@ -87,8 +88,13 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 }
 
 // ApplyRetention deletes the old segments that retention.ms and
-// retention.bytes allow to go (never the active one), for logs whose
-// cleanup policy includes delete. It returns how many it deleted.
+// retention.bytes allow to go, for logs whose cleanup policy includes
+// delete, and returns how many it deleted. As in Kafka, a segment goes
+// only whole and only below the high watermark (the durable offset under
+// SyncAlways, else the log end), so that the log start offset never
+// passes it; and when every record of the log is past retention.ms, the
+// active segment rolls and goes too (the log is then empty, and starts at
+// its end), so that a log that went quiet keeps nothing past retention.ms.
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -99,11 +105,36 @@ func (l *Log) ApplyRetention() (int, error) {
 		return 0, nil
 	}
 	segs := *l.segs.Load()
+	hw := l.next.Load()
+	if l.cfg.Sync == SyncAlways {
+		hw = l.durable.Load() // see watermarkOf
+	}
+	// below reports whether segs[i] lies wholly below the high watermark;
+	// the active segment only when it holds something.
+	below := func(i int) bool {
+		if i == len(segs)-1 {
+			return segs[i].Size() > 0 && l.next.Load() <= hw
+		}
+		return segs[i+1].Base() <= hw
+	}
 	n := 0
 	if l.cfg.RetentionTime >= 0 {
-		cutoff := l.clock.Now().UnixMilli() - l.cfg.RetentionTime.Milliseconds()
-		for n < len(segs)-1 && segs[n].MaxTimestamp() < cutoff {
+		now := l.clock.Now().UnixMilli()
+		cutoff := now - l.cfg.RetentionTime.Milliseconds()
+		for n < len(segs) && below(n) && segs[n].MaxTimestamp() < cutoff {
+			if n == len(segs)-1 && segs[n].MaxTimestamp() == record.NoTimestamp {
+				// An active segment without a timestamp has no age to
+				// judge (Kafka would take its file's, that of its last
+				// write): it waits to roll.
+				break
+			}
 			n++
+		}
+		if n < len(segs)-1 && segs[n].MaxTimestamp() > now {
+			// As Kafka's: a record stamped in the future keeps its
+			// segment, and those after it, past retention.ms.
+			l.logger.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
+				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
 		}
 	}
 	if l.cfg.RetentionBytes > 0 {
@@ -111,7 +142,9 @@ func (l *Log) ApplyRetention() (int, error) {
 		for _, s := range segs {
 			size += s.Size()
 		}
-		for i := 0; i < len(segs)-1; i++ {
+		// Never the active segment: what is left would be empty, and so
+		// below retention.bytes.
+		for i := 0; i < len(segs)-1 && below(i); i++ {
 			if i >= n {
 				if size-segs[i].Size() < l.cfg.RetentionBytes {
 					break
@@ -119,6 +152,13 @@ func (l *Log) ApplyRetention() (int, error) {
 				n = i + 1
 			}
 			size -= segs[i].Size()
+		}
+	}
+	if n == len(segs) {
+		// Kafka rolls the active segment so that it may go: a log always
+		// has one.
+		if _, err := l.rollLocked(l.next.Load()); err != nil {
+			return 0, err
 		}
 	}
 	return n, l.deleteSegmentsLocked(n, "retention")
