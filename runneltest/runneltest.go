@@ -76,11 +76,22 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
 // name given twice gives runnel.ErrTopicExists); an error of the Close at
 // cleanup is reported with t.Errorf.
+//
+// Unlike a broker of runnel.Open, its topics keep their records whatever
+// their timestamps unless a retention time is configured (Config's
+// TopicDefaults.RetentionTime, or a topic's): Kafka's default of 7 days,
+// which runnel.Open applies, would delete the records a test stamps with
+// a fixed old time (time.Unix(0, 0), say) at the first maintenance run,
+// 30 s after the broker opens, as kfake, which has no retention, never
+// does.
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.cfg.TopicDefaults.RetentionTime == 0 {
+		o.cfg.TopicDefaults.RetentionTime = -1 // unlimited; see above
 	}
 	b, err := runnel.Open(o.cfg)
 	if err != nil {

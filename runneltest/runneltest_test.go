@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -206,4 +208,21 @@ func TestNewConsumer(t *testing.T) {
 	ft := fails(t, func(ft *fakeT) { runneltest.NewConsumer(ft, b, consumer.FetchMaxWait(-1)) })
 	require.True(t, ft.failed)
 	require.Contains(t, ft.msg, "consumer")
+}
+
+// Records stamped with a fixed old time stay in a test broker through
+// its maintenance, unless the test asks for a retention time.
+func TestOldTimestampsAreKept(t *testing.T) {
+	ctx := context.Background()
+	old := &record.Record{Value: []byte("1970"), Timestamp: time.Unix(1, 0)}
+
+	b := runneltest.NewBroker(t, runneltest.Topic("events", 1))
+	runneltest.Produce(t, b, "events", old)
+	require.NoError(t, b.Maintain(ctx))
+	require.Len(t, runneltest.ConsumeAll(t, b, "events"), 1, "kept: no retention configured")
+
+	b = runneltest.NewBroker(t, runneltest.Config(runnel.Config{TopicDefaults: log.Config{RetentionTime: time.Hour}}), runneltest.Topic("events", 1))
+	runneltest.Produce(t, b, "events", &record.Record{Value: []byte("1970"), Timestamp: time.Unix(1, 0)})
+	require.NoError(t, b.Maintain(ctx))
+	require.Empty(t, runneltest.ConsumeAll(t, b, "events"), "deleted: a retention time was asked for")
 }
