@@ -605,3 +605,31 @@ func TestParityIdempotenceAfterDeleteRecords(t *testing.T) {
 			"not fixed yet (README, What does not work yet): runnel forgets a producer whose batches are all below the log start, as Kafka does only when it loads a log (isProducerRetained): the retry is appended again")
 	})
 }
+
+// TestParityInvalidTopicName: requests on a topic name Kafka would refuse.
+// Kafka's broker answers Produce, Fetch and DeleteRecords of a topic its
+// metadata cache does not hold with UNKNOWN_TOPIC_OR_PARTITION
+// (KafkaApis: metadataCache.contains), ListOffsets likewise
+// (ReplicaManager.getPartitionOrException), DeleteTopics and
+// CreatePartitions of a missing name too; only its Metadata request
+// answers INVALID_TOPIC_EXCEPTION, which is what a Kafka client reports.
+func TestParityInvalidTopicName(t *testing.T) {
+	p := newPair(t)
+	now := time.Now().UnixMilli()
+	for _, name := range []string{"a/b", "", ".."} {
+		expect(t, fmt.Sprintf("%q: delete topic", name), codeUnknownTopic, p.rn.deleteTopic(p.ctx, name), p.kf.deleteTopic(p.ctx, name))
+		expect(t, fmt.Sprintf("%q: create partitions", name), codeUnknownTopic, p.rn.createPartitions(p.ctx, name, 2), p.kf.createPartitions(p.ctx, name, 2))
+		r, k := p.rn.produce(p.ctx, name, 0, values(t, []int64{now})), p.kf.produce(p.ctx, name, 0, values(t, []int64{now}))
+		expectOne(t, fmt.Sprintf("kfake: %q: produce", name), codeUnknownTopic, k.code)
+		rf, kf := p.rn.fetch(p.ctx, name, 0, 0), p.kf.fetch(p.ctx, name, 0, 0)
+		expectOne(t, fmt.Sprintf("kfake: %q: fetch", name), codeUnknownTopic, kf.code)
+		rl, _ := p.rn.listOffset(p.ctx, name, 0, tsLatest)
+		rd, _ := p.rn.deleteRecords(p.ctx, name, 0, 0)
+		for what, code := range map[string]int16{"produce": r.code, "fetch": rf.code, "list offsets": rl, "delete records": rd} {
+			t.Run(fmt.Sprintf("%q_%s", name, what), func(t *testing.T) {
+				diverges(t, fmt.Sprintf("%q: %s", name, what), codeUnknownTopic, code,
+					"deliberate: runnel's in-process calls are also its clients' metadata look-up, and answer ErrInvalidTopic (INVALID_TOPIC_EXCEPTION, what a Kafka client learns from its Metadata request) for a name no topic can have (README)")
+			})
+		}
+	}
+}
