@@ -29,3 +29,25 @@ func TestConfigThatCannotBeRecorded(t *testing.T) {
 	require.Zero(t, info.Config.MinCleanableDirtyRatio, "-1 stands for 0")
 	require.Equal(t, log.Delete, info.Config.CleanupPolicy, "unchanged")
 }
+
+// TestCreateTopicErrorOrder: where several errors apply, CreateTopic
+// answers as Kafka's controller (ReplicationControlManager.createTopics):
+// an existing topic is ErrTopicExists whatever partition count or config
+// the call asks for (a "create unless it exists" call at a service's
+// start was told ErrInvalidPartitions or ErrInvalidConfig instead), and
+// a config error comes before a partition count error. Found by the
+// parity suite (TestParityCreateTopicErrors).
+func TestCreateTopicErrorOrder(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: 2}))
+	bad := log.Config{MinCleanableDirtyRatio: 1.5}
+	require.ErrorIs(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: 0}), ErrTopicExists)
+	require.ErrorIs(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: -2}), ErrTopicExists)
+	require.ErrorIs(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: 1, Config: bad}), ErrTopicExists)
+	require.ErrorIs(t, b.CreateTopic(ctx, "new", log.TopicConfig{Partitions: 0, Config: bad}), log.ErrInvalidConfig)
+	require.ErrorIs(t, b.CreateTopic(ctx, "new", log.TopicConfig{Partitions: 0}), ErrInvalidPartitions)
+	require.ErrorIs(t, b.CreateTopic(ctx, "bad name", log.TopicConfig{Partitions: 0, Config: bad}), ErrInvalidTopic)
+	require.ErrorIs(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: 3}), ErrTopicExists)
+	require.Equal(t, []string{"exists"}, b.Topics())
+}

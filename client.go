@@ -245,13 +245,15 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // timestamp -1); api.Latest gives the high watermark,
 // api.Earliest (and api.EarliestLocal) the log start offset, and
 // api.MaxTimestamp the offset of the first record with the largest
-// timestamp among those a consumer can read, below the high watermark
-// (the high watermark when there is none): a record with a larger
-// timestamp above it (appended, not yet fsynced) is not the answer until
-// it is readable. Kafka's broker looks for the largest timestamp in the
-// whole log and answers no offset (-1) when that record is above the high
-// watermark; ours answers the largest one can read. It serves
-// consumer.Client.
+// timestamp among those a consumer can read, from the log start offset to
+// the high watermark (the high watermark when there is none): a record
+// with a larger timestamp above it (appended, not yet fsynced) is not the
+// answer until it is readable. Kafka's broker looks for the largest
+// timestamp in the whole log and answers no offset (-1) when that record
+// is above the high watermark, and that record's offset when
+// DeleteRecords passed it but not its segment (below the log start
+// offset, where a fetch is out of range); ours answers the largest one
+// can read. It serves consumer.Client.
 //
 // As Kafka's, the answer carries the timestamp of the record at the
 // offset for a look-up by timestamp or MaxTimestamp (read from the log

@@ -437,8 +437,15 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them.
 //
-// Errors: ErrInvalidTopic; ErrInvalidPartitions; ErrTopicExists;
-// log.ErrInvalidConfig; log.ErrNotLogDir when a directory of one of its
+// Where several errors apply, the first of Kafka's order is returned
+// (its controller's createTopics): the name (ErrInvalidTopic), then the
+// topic's existence (ErrTopicExists, whatever the partitions and config
+// asked for, so that a "create unless it exists" call is told it exists),
+// then the config (log.ErrInvalidConfig), then the partition count
+// (ErrInvalidPartitions).
+//
+// Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
+// ErrInvalidPartitions; log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
@@ -446,7 +453,17 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if err := ValidateTopicName(name); err != nil {
 		return err
 	}
+	if err := b.lockAdmin(ctx); err != nil {
+		return err
+	}
+	defer b.unlockAdmin()
+	if _, ok := b.topics[name]; ok { // under admin: no writer
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
 	if err := checkPortableName(name); err != nil {
+		return err
+	}
+	if err := b.validate(cfg.Config); err != nil {
 		return err
 	}
 	if cfg.Partitions == -1 {
@@ -455,13 +472,6 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions < 1 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
-	if err := b.validate(cfg.Config); err != nil {
-		return err
-	}
-	if err := b.lockAdmin(ctx); err != nil {
-		return err
-	}
-	defer b.unlockAdmin()
 	return b.createAdmin(name, cfg)
 }
 

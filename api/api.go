@@ -119,7 +119,10 @@ type ProduceResponse struct {
 	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
 	LogStartOffset int64
 	// Duplicate is true when the batch was a retry of one the broker had
-	// already appended (idempotence): BaseOffset is the original one.
+	// already appended (idempotence): BaseOffset is the original one, and
+	// LogAppendTime the original one (-1 on a CreateTime topic, where
+	// Kafka's broker answers a duplicate with the batch's max timestamp:
+	// its records' largest create time is no log append time).
 	Duplicate bool
 }
 
@@ -138,8 +141,12 @@ type FetchRequest struct {
 	MaxWait time.Duration
 	// MinBytes below 1 (the zero value) means 1: a fetch that must not
 	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0.
-	MinBytes   int
-	MaxBytes   int // for the whole response; at least one batch is returned
+	MinBytes int
+	// MaxBytes bounds the whole response; at least one batch is returned
+	// (KIP-74). Zero or below means 50 MiB, the Java consumer's default
+	// fetch.max.bytes, where Kafka's broker takes a max_bytes of 0 as
+	// it is: the first batch, and nothing more.
+	MaxBytes   int
 	Partitions []FetchPartition
 }
 
@@ -153,7 +160,12 @@ type FetchPartition struct {
 	TopicID   log.TopicID
 	Partition int32
 	Offset    int64
-	MaxBytes  int // for this partition
+	// MaxBytes bounds this partition's batches; the first batch of the
+	// response's first partition with data comes whole whatever its size
+	// (KIP-74). Zero or below means no limit of the partition's own (the
+	// request's applies), where Kafka's broker takes a partition_max_bytes
+	// of 0 as it is: the first batch, if this partition comes first.
+	MaxBytes int
 }
 
 // FetchResponse answers a FetchRequest, one entry per requested partition,
