@@ -29,7 +29,10 @@ type AppendResult struct {
 	// producer that the log already holds: nothing was written, and the
 	// offsets (and LogAppendTime) are the original ones — LogAppendTime
 	// is -1 for the duplicate of a batch that the log, as it opened, knew
-	// of from a producer-state snapshot, which does not keep it.
+	// of from a producer-state snapshot, which does not keep it. The
+	// original offsets may lie below the log start offset: a producer's
+	// state outlives the deletion of its batches by retention or
+	// DeleteRecordsBefore (see the package doc).
 	Duplicate bool
 }
 

@@ -67,8 +67,8 @@ type producers map[int64]*producerState
 func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 	st := ps[b.ProducerID()]
 	if st == nil {
-		// A new producer (or one whose state has gone with retention):
-		// Kafka accepts any first sequence since KIP-360.
+		// A new producer (or one that expired): Kafka accepts any first
+		// sequence since KIP-360.
 		return nil, nil
 	}
 	if b.ProducerEpoch() < st.epoch {
@@ -127,21 +127,6 @@ func (ps producers) expire(cutoff int64) int {
 		}
 	}
 	return n
-}
-
-// dropBefore forgets the batches below offset (retention, truncation
-// from the start) and the producers left with none.
-func (ps producers) dropBefore(offset int64) {
-	for id, st := range ps {
-		i := 0
-		for i < len(st.batches) && st.batches[i].lastOffs < offset {
-			i++
-		}
-		st.batches = st.batches[i:]
-		if len(st.batches) == 0 {
-			delete(ps, id)
-		}
-	}
 }
 
 // dropFrom forgets the batches at or past offset (truncation).
@@ -449,7 +434,6 @@ func (l *Log) reloadProducersLocked(end int64) error {
 		st.last = last
 		l.producers[id] = st
 	}
-	l.producers.dropBefore(l.start.Load()) // the snapshot's batches below the log start, as Open drops them
 	return nil
 }
 
