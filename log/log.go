@@ -34,9 +34,14 @@ type Options struct {
 	// that comes back is taken as a new one, as Kafka does (KIP-360: any
 	// first sequence is accepted), so it should be well above the
 	// producers' delivery timeout: a retry that comes later is appended
-	// again. The time counts from the last append, which the producer
-	// state's snapshot keeps across a clean Close; after a crash, the
-	// producers of the batches replayed from the log count from Open.
+	// again. The time counts from the last append, by the log's clock,
+	// which the producer state's snapshot keeps across a clean Close;
+	// after a crash, the producers of the batches replayed from the log
+	// count from Open. Unlike Kafka, which counts from the last batch's
+	// max timestamp (ProducerStateEntry.lastTimestamp), a CreateTime a
+	// producer set: there, a producer whose records carry old timestamps
+	// (replayed history, say) expires at the next check, between its
+	// retries, and one stamped in the future never does.
 	// Default (0) 1 day; negative means never.
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
