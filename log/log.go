@@ -42,7 +42,8 @@ type Options struct {
 	// producer set: there, a producer whose records carry old timestamps
 	// (replayed history, say) expires at the next check, between its
 	// retries, and one stamped in the future never does.
-	// Default (0) 1 day; negative means never.
+	// Default (0) 1 day; negative means never (the state then holds every
+	// producer id the log has seen, whatever retention deleted).
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
 	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
