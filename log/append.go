@@ -132,7 +132,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
-	if b := record.Batch(data); b.ProducerID() != record.NoProducerID {
+	if b := record.Batch(data); hasProducer(b) {
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
@@ -235,13 +235,13 @@ func (l *Log) checkProducer(data []byte) (*producerBatch, error) {
 		// Several batches (validated whole): none may be an idempotent
 		// producer's, the first or any after it.
 		for p := 0; p < len(data); p += int(record.BatchSize(data[p:])) {
-			if record.Batch(data[p:]).ProducerID() != record.NoProducerID {
+			if hasProducer(record.Batch(data[p:])) {
 				return nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 			}
 		}
 		return nil, nil
 	}
-	if b.ProducerID() == record.NoProducerID {
+	if !hasProducer(b) {
 		return nil, nil
 	}
 	dup, err := l.producers.check(b)

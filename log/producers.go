@@ -58,6 +58,12 @@ func (st *producerState) mergeBatches(bs []producerBatch) {
 	}
 }
 
+// hasProducer reports whether b is an idempotent producer's batch: one
+// with a producer id, which is never negative. Like Kafka's
+// RecordBatch.hasProducerId, any id below 0, not only NoProducerID (-1),
+// is none: such a batch is appended as a plain one.
+func hasProducer(b record.Batch) bool { return b.ProducerID() >= 0 }
+
 // producers is the log's idempotence state, guarded by Log.mu.
 type producers map[int64]*producerState
 
@@ -455,7 +461,7 @@ func (l *Log) replayProducers(ps producers, from, end, now int64) (int, error) {
 				return n, err
 			}
 			n++
-			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
+			if hasProducer(b) && b.LastOffset() >= from {
 				ps.update(b, now)
 			}
 			off = b.NextOffset()
