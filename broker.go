@@ -58,8 +58,9 @@ type Config struct {
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended
-	// nothing (log.Options.ProducerExpiration). Default 1 day; negative
-	// means forever.
+	// nothing (log.Options.ProducerExpiration), counted from its last
+	// append by the broker's clock, not, as in Kafka, from its last
+	// batch's timestamp. Default 1 day; negative means forever.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the

@@ -29,7 +29,10 @@ type AppendResult struct {
 	// producer that the log already holds: nothing was written, and the
 	// offsets (and LogAppendTime) are the original ones — LogAppendTime
 	// is -1 for the duplicate of a batch that the log, as it opened, knew
-	// of from a producer-state snapshot, which does not keep it.
+	// of from a producer-state snapshot, which does not keep it. The
+	// original offsets may lie below the log start offset: a producer's
+	// state outlives the deletion of its batches by retention or
+	// DeleteRecordsBefore (see the package doc).
 	Duplicate bool
 }
 
@@ -51,8 +54,12 @@ type AppendResult struct {
 // A ctx that has ended before Append starts writes nothing.
 //
 // Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord
-// (ErrInvalidTimestamp among them); record.ErrCorrupt for malformed
-// batches (nothing is written); ctx's error.
+// (ErrInvalidTimestamp among them; and an idempotent producer's batch
+// that is not the only one of data, as Kafka's produce requests carry one
+// batch a partition); record.ErrCorrupt for malformed batches (nothing is
+// written); ErrOutOfOrderSequence and ErrProducerFenced for an
+// idempotent producer's batch that does not follow its last sequence or
+// comes from an older epoch; ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -125,7 +132,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
-	if b := record.Batch(data); b.ProducerID() != record.NoProducerID {
+	if b := record.Batch(data); hasProducer(b) {
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
@@ -224,11 +231,18 @@ func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d
 // follow that producer's last sequence, or repeat one of its last batches.
 func (l *Log) checkProducer(data []byte) (*producerBatch, error) {
 	b := record.Batch(data)
-	if b.ProducerID() == record.NoProducerID {
+	if int(record.BatchSize(data)) != len(data) {
+		// Several batches (validated whole): none may be an idempotent
+		// producer's, the first or any after it.
+		for p := 0; p < len(data); p += int(record.BatchSize(data[p:])) {
+			if hasProducer(record.Batch(data[p:])) {
+				return nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
+			}
+		}
 		return nil, nil
 	}
-	if int(record.BatchSize(data)) != len(data) {
-		return nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
+	if !hasProducer(b) {
+		return nil, nil
 	}
 	dup, err := l.producers.check(b)
 	if dup != nil {

@@ -419,7 +419,7 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 		before += s.Size()
 		err := l.eachBatch(ctx, s, 0, func(b record.Batch) error {
 			keepEmpty := b.NextOffset() == groupEnd
-			if id := b.ProducerID(); id != record.NoProducerID {
+			if id := b.ProducerID(); hasProducer(b) {
 				if o, ok := lastOf[id]; ok && o == b.LastOffset() {
 					keepEmpty = true // the producer's last batch: see Compact
 				}

@@ -864,11 +864,11 @@ func (s *crashSim) deleteRecords() error {
 	return nil
 }
 
+// setStart moves the model's log start offset. The producers' windows
+// keep their batches below it: the log's state keeps them until the
+// producer expires, as Kafka's since KIP-360.
 func (s *crashSim) setStart(start int64) {
 	s.start = start
-	for _, p := range s.producers {
-		p.dropBefore(start)
-	}
 }
 
 // retentionMax is where retention at this moment may move the log start
@@ -1154,6 +1154,12 @@ func (s *crashSim) checkCrashed() {
 	// is where it is, and whatever Open kept is durable.
 	s.cut(end, true)
 	s.setStart(start)
+	// A producer's batches below the log start stay in its state only as
+	// far as a snapshot at or above the start holds them (the one at the
+	// start's segment may have been pruned): the model is sure of none.
+	for _, p := range s.producers {
+		p.dropBefore(start)
+	}
 	s.ack(end)
 }
 

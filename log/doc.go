@@ -15,7 +15,16 @@
 // synced, renamed, and the directory synced.
 //
 // The idempotent producers' state (each producer's last batches, to answer
-// retries as duplicates) is snapshotted as Kafka does it: a snapshot file
+// retries as duplicates) outlives the deletion of those batches by
+// retention or DeleteRecordsBefore, until the producer expires
+// (Options.ProducerExpiration), as Kafka's does since KIP-360: a retry of
+// a deleted batch is still answered as a duplicate, with its offsets below
+// the log start offset, and a gap in the producer's sequence still
+// refused. Across a restart it survives as far as a snapshot at or above
+// the log start offset holds it (the clean Close writes one; after a
+// crash, the one at the start's segment may have been pruned, as Kafka
+// deletes its snapshots at or below the log start at a reload). It is
+// snapshotted as Kafka does it: a snapshot file
 // per segment roll, named by its offset (the log end offset it was written
 // at), and also at a clean Close, after a recovery and after a truncation.
 // Open loads the newest snapshot at or below the log end offset it

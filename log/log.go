@@ -28,14 +28,22 @@ type Options struct {
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
 	// long (its sequence numbers, for answering retried duplicates, and on
-	// compacted topics the last batch compaction keeps for it). A producer
+	// compacted topics the last batch compaction keeps for it); until then
+	// it is kept even once retention or DeleteRecordsBefore deleted all its
+	// batches, as Kafka keeps it since KIP-360. A producer
 	// that comes back is taken as a new one, as Kafka does (KIP-360: any
 	// first sequence is accepted), so it should be well above the
 	// producers' delivery timeout: a retry that comes later is appended
-	// again. The time counts from the last append, which the producer
-	// state's snapshot keeps across a clean Close; after a crash, the
-	// producers of the batches replayed from the log count from Open.
-	// Default (0) 1 day; negative means never.
+	// again. The time counts from the last append, by the log's clock,
+	// which the producer state's snapshot keeps across a clean Close;
+	// after a crash, the producers of the batches replayed from the log
+	// count from Open. Unlike Kafka, which counts from the last batch's
+	// max timestamp (ProducerStateEntry.lastTimestamp), a CreateTime a
+	// producer set: there, a producer whose records carry old timestamps
+	// (replayed history, say) expires at the next check, between its
+	// retries, and one stamped in the future never does.
+	// Default (0) 1 day; negative means never (the state then holds every
+	// producer id the log has seen, whatever retention deleted).
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
 	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
@@ -354,11 +362,6 @@ func (l *Log) open() (err error) {
 	if err := l.loadProducers(l.snapshots, legacy); err != nil {
 		return err
 	}
-	// A snapshot at or above the log start may hold batches below it,
-	// written before DeleteRecords or retention moved the start: forgotten
-	// now as they were then (as Kafka loads only the producers whose last
-	// offset is at or above the log start).
-	l.producers.dropBefore(l.start.Load())
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a

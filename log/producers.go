@@ -58,6 +58,12 @@ func (st *producerState) mergeBatches(bs []producerBatch) {
 	}
 }
 
+// hasProducer reports whether b is an idempotent producer's batch: one
+// with a producer id, which is never negative. Like Kafka's
+// RecordBatch.hasProducerId, any id below 0, not only NoProducerID (-1),
+// is none: such a batch is appended as a plain one.
+func hasProducer(b record.Batch) bool { return b.ProducerID() >= 0 }
+
 // producers is the log's idempotence state, guarded by Log.mu.
 type producers map[int64]*producerState
 
@@ -67,8 +73,8 @@ type producers map[int64]*producerState
 func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 	st := ps[b.ProducerID()]
 	if st == nil {
-		// A new producer (or one whose state has gone with retention):
-		// Kafka accepts any first sequence since KIP-360.
+		// A new producer (or one that expired): Kafka accepts any first
+		// sequence since KIP-360.
 		return nil, nil
 	}
 	if b.ProducerEpoch() < st.epoch {
@@ -127,21 +133,6 @@ func (ps producers) expire(cutoff int64) int {
 		}
 	}
 	return n
-}
-
-// dropBefore forgets the batches below offset (retention, truncation
-// from the start) and the producers left with none.
-func (ps producers) dropBefore(offset int64) {
-	for id, st := range ps {
-		i := 0
-		for i < len(st.batches) && st.batches[i].lastOffs < offset {
-			i++
-		}
-		st.batches = st.batches[i:]
-		if len(st.batches) == 0 {
-			delete(ps, id)
-		}
-	}
 }
 
 // dropFrom forgets the batches at or past offset (truncation).
@@ -449,7 +440,6 @@ func (l *Log) reloadProducersLocked(end int64) error {
 		st.last = last
 		l.producers[id] = st
 	}
-	l.producers.dropBefore(l.start.Load()) // the snapshot's batches below the log start, as Open drops them
 	return nil
 }
 
@@ -471,7 +461,7 @@ func (l *Log) replayProducers(ps producers, from, end, now int64) (int, error) {
 				return n, err
 			}
 			n++
-			if b.ProducerID() != record.NoProducerID && b.LastOffset() >= from {
+			if hasProducer(b) && b.LastOffset() >= from {
 				ps.update(b, now)
 			}
 			off = b.NextOffset()

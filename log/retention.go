@@ -47,7 +47,9 @@ func (l *Log) setStartLocked(offset int64) error {
 		return l.fence(err)
 	}
 	l.start.Store(offset)
-	l.producers.dropBefore(offset)
+	// The idempotent producers' state stays, batches below the start
+	// included, until the producer expires, as Kafka's since KIP-360: a
+	// retry of a batch just deleted is still a duplicate.
 	if err := l.epochs.truncateFromStart(offset); err != nil {
 		return l.fence(err)
 	}
