@@ -130,6 +130,7 @@ func (p *Partition) notify() {
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	p.mu.RLock()
 	res, err := p.log.Append(ctx, data, opts)
+	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
 	// OnDurable callback has woken the readers already.
 	durable := p.log.Config().Sync == SyncAlways
