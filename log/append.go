@@ -620,6 +620,9 @@ func (l *Log) checkpointRecovery() error {
 }
 
 // Roll starts a new segment now, if the active one is not empty.
+//
+// Errors: ErrClosed; ErrLogFenced (also when sealing the active segment or
+// creating the new one failed, which fences the log).
 func (l *Log) Roll() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -653,7 +656,11 @@ func (l *Log) flushDueLocked(records int64) bool {
 }
 
 // Flush fsyncs everything appended so far. A truncation meanwhile is no
-// failure: Flush fsyncs what the log holds after it.
+// failure: Flush fsyncs what the log holds after it. A Flush while the log
+// closes waits for Close, which fsyncs everything.
+//
+// Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
+// fences the log); ctx's error.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
