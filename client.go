@@ -87,7 +87,10 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 // topic if the broker auto-creates topics. It serves producer.Client and
 // consumer.Client.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; and when it creates
+// the topic (Config.AutoCreateTopics), CreateTopic's: ctx's error,
+// ErrInvalidTopic for a name CreateTopic refuses, log.ErrNotLogDir, file
+// system errors.
 func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 	t, err := b.topic(topic)
 	if err != nil && b.cfg.AutoCreateTopics && !isClosedOrInvalid(err) {
@@ -133,12 +136,14 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 //
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
-// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error. A
-// ctx that ends after the append (while its fsync is awaited) gives ctx's
-// error with the response filled in: the records are in the log, and
-// the broker fsyncs them itself, so that they become readable; a retry
-// of an idempotent producer's batch is answered as a duplicate.
+// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them);
+// record.ErrCorrupt; log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+// log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
+// (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
+// the append (while its fsync is awaited) gives ctx's error with the
+// response filled in: the records are in the log, and the broker fsyncs
+// them itself, so that they become readable; a retry of an idempotent
+// producer's batch is answered as a duplicate.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
