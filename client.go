@@ -269,8 +269,12 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // ErrUnknownTopicID once the topic is deleted (and maybe created again),
 // rather than the new topic's records from the old topic's offset.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error (the
-// largest timestamp may be found by reading records).
+// Errors: ErrUnknownTopic (also for a topic deleted during the call);
+// ErrInvalidTopic; ErrClosed; ctx's error (the largest timestamp may be
+// found by reading records); log.ErrLogFenced for a partition whose
+// reopen after a config change failed (see AlterTopicConfig);
+// record.ErrCorrupt from the records read; log.ErrOffsetOutOfRange when
+// the log kept moving under the search (see log.Log.OffsetForTime).
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
 	t, p, err := b.topicPartition(ctx, topic, partition, false)
 	if err != nil {
@@ -372,8 +376,10 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // deleted and not created again the error matches ErrUnknownTopic too,
 // which is all a fetch naming no ID gets).
 // Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
-// log.ErrOffsetOutOfRange, record.ErrCorrupt) are in FetchedPartition.Err,
-// and end the wait at once.
+// ErrInvalidTopic, log.ErrOffsetOutOfRange, record.ErrCorrupt, and
+// log.ErrLogFenced for a partition whose reopen after a config change
+// failed: see AlterTopicConfig) are in FetchedPartition.Err, and end the
+// wait at once.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
