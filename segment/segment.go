@@ -504,6 +504,9 @@ func (s *Segment) Fits(n int, last int64) bool {
 // with ErrFull (the log rolls); nothing is written then. On a
 // write error the segment's file may hold part of data; the caller fences
 // the log (it is never retried).
+//
+// Errors: a *record.CorruptError; ErrFull; ErrClosed; index.ErrSealed on
+// a sealed segment; file system errors.
 func (s *Segment) Append(data []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -592,6 +595,8 @@ var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
 // SyncIndexes: they can always be rebuilt from the log.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -601,9 +606,14 @@ func (s *Segment) Sync() error {
 
 // SyncIndexes makes the indexes durable (the log's recovery point may then
 // move past this segment's end).
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) SyncIndexes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if err := s.oidx.Sync(); err != nil {
 		return err
 	}
@@ -612,10 +622,15 @@ func (s *Segment) SyncIndexes() error {
 
 // Seal ends the segment's active life: it indexes the final max timestamp,
 // trims both indexes to their entries, and syncs the log and indexes
-// (unless sync is false).
+// (unless sync is false). Sealing a sealed segment does nothing.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Seal(sync bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	return s.sealLocked(sync)
 }
 
@@ -692,10 +707,15 @@ func (s *Segment) finalTimeEntry() error {
 
 // Unseal makes a sealed segment active again (after the log truncated back
 // into it, or cut a torn tail from it), lifting its limit (see
-// OpenOptions).
+// OpenOptions). Unsealing an active segment does nothing.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Unseal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	s.limit.Store(0)
 	s.exactEnd = false
 	return s.unsealLocked()
