@@ -81,7 +81,7 @@ func ParseFileName(name string) (base int64, suffix string, ok bool) {
 	return base, name[20:], true
 }
 
-// Segment is one .log file with its two indexes. Appends, Truncate, Seal and
+// Segment is one .log file with its two indexes. Append, TruncateTo, Seal and
 // Close come from one goroutine at a time; reads (Find, FindTime, Read,
 // WriteTo, and the getters) may run concurrently with them.
 type Segment struct {
@@ -128,6 +128,9 @@ type Segment struct {
 }
 
 // Create makes a new, empty, active segment in dir. The caller syncs dir.
+//
+// Errors: file system errors; package index's error (matching no
+// sentinel: a misuse) for a negative base.
 func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
 	return CreateTemp(fsys, dir, base, cfg, "")
 }
@@ -170,6 +173,10 @@ type OpenOptions struct {
 // skipped, never trusted (see the package documentation, "Indexes"): a
 // segment whose index proved bad reports it in IndexDistrusted, and Close
 // removes that index's file so that the next Open reports needsRecovery.
+//
+// Errors: file system errors (one matching fs.ErrNotExist when the .log
+// is missing). Corruption is no error of Open: it reports needsRecovery,
+// and Recover returns the error.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
 	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
@@ -231,6 +238,8 @@ func (s *Segment) path(suffix string) string {
 // suffixes (00000000000000000042.log.cleaned, …), so that the log does not
 // see it until RenameFiles gives it its final names. The log cleaner builds
 // its output this way.
+//
+// Errors: as Create's.
 func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (*Segment, error) {
 	cfg = cfg.withDefaults()
 	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, extra: extra}
@@ -253,6 +262,9 @@ func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (
 // extra suffix from to to ("" for the final names): the indexes first and
 // the .log last, so that the .log's rename is the commit point. Missing
 // index files are skipped. The caller syncs dir.
+//
+// Errors: file system errors (one matching fs.ErrNotExist when the .log
+// is missing); the renames before the failed one stay done.
 func RenameFiles(fsys vfs.FS, dir string, base int64, from, to string) error {
 	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
 		err := fsys.Rename(filepath.Join(dir, FileName(base, suf+from)), filepath.Join(dir, FileName(base, suf+to)))
@@ -738,6 +750,10 @@ func (s *Segment) unsealLocked() error {
 // Close closes the segment's files; an active segment's indexes get their
 // final entry and are trimmed. The file of an index that IndexDistrusted
 // reports is removed, so that the next Open rebuilds it. It is idempotent.
+//
+// Errors: the errors.Join of the file system errors of indexing the final
+// max timestamp, closing the three files and removing a distrusted index
+// (the segment is closed all the same); nil for a second call.
 func (s *Segment) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -769,6 +785,9 @@ func (s *Segment) Close() error {
 
 // Delete closes the segment and removes its files. The caller syncs the
 // directory.
+//
+// Errors: those of Close, joined with the file system errors of the
+// removals (a missing file is none).
 func (s *Segment) Delete() error {
 	err := s.Close()
 	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
@@ -789,6 +808,8 @@ func (s *Segment) String() string {
 
 // RemoveFiles removes the files of the segment with base offset base in
 // dir whose suffix is one of suffixes, ignoring missing ones.
+//
+// Errors: file system errors.
 func RemoveFiles(fsys vfs.FS, dir string, base int64, suffixes ...string) error {
 	var err error
 	for _, suf := range suffixes {
