@@ -50,9 +50,13 @@ type AppendResult struct {
 // returns ctx's error: the batches are in the log and may become durable.
 // A ctx that has ended before Append starts writes nothing.
 //
-// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord
-// (ErrInvalidTimestamp among them); record.ErrCorrupt for malformed
-// batches (nothing is written); ctx's error.
+// Errors: ErrClosed (also when Discard closed the log before the fsync);
+// ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
+// among them); record.ErrCorrupt for malformed batches (nothing is
+// written); ErrOutOfOrderSequence and ErrProducerFenced for an idempotent
+// producer's batch (nothing is written); ErrOffsetOutOfRange when a
+// TruncateTo removed the batches before their fsync (see Durability.Wait);
+// ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -67,7 +71,9 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 // a goroutine of its own waits, so that the writes of later batches
 // overlap the fsync of earlier ones and one fsync covers them all.
 //
-// Errors: those of Append, except ctx's error after the write.
+// Errors: those of Append, but for those of the wait (ctx's error after
+// the write, ErrOffsetOutOfRange, a failed fsync's), which Durability.Wait
+// returns.
 func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
 	res := AppendResult{LogAppendTime: -1}
 	if err := l.check(); err != nil {
