@@ -173,7 +173,7 @@ type FetchedPartition struct {
 	// begin before the requested offset. The bytes are the caller's: they
 	// never change.
 	Records []byte
-	// Err is the partition's error, such as ErrOffsetOutOfRange,
+	// Err is the partition's error, such as log.ErrOffsetOutOfRange,
 	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other
 	// partitions may still have data.
 	Err error
