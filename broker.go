@@ -179,6 +179,10 @@ func Open(cfg Config) (*Broker, error) {
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
 // idempotent; afterwards every method returns ErrClosed.
+//
+// Errors: the errors.Join of the partitions' log.Log.Close errors (file
+// system errors of their closing fsyncs and checkpoints) and the lock's
+// release; nil for a second call. The broker is closed all the same.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil

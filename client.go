@@ -87,7 +87,10 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 // topic if the broker auto-creates topics. It serves producer.Client and
 // consumer.Client.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; and when it creates
+// the topic (Config.AutoCreateTopics), CreateTopic's: ctx's error,
+// ErrInvalidTopic for a name CreateTopic refuses, log.ErrNotLogDir, file
+// system errors.
 func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 	t, err := b.topic(topic)
 	if err != nil && b.cfg.AutoCreateTopics && !isClosedOrInvalid(err) {
@@ -133,12 +136,14 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 //
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord; record.ErrCorrupt; log.ErrOutOfOrderSequence;
-// log.ErrProducerFenced; log.ErrLogFenced; ErrClosed; ctx's error. A
-// ctx that ends after the append (while its fsync is awaited) gives ctx's
-// error with the response filled in: the records are in the log, and
-// the broker fsyncs them itself, so that they become readable; a retry
-// of an idempotent producer's batch is answered as a duplicate.
+// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them);
+// record.ErrCorrupt; log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+// log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
+// (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
+// the append (while its fsync is awaited) gives ctx's error with the
+// response filled in: the records are in the log, and the broker fsyncs
+// them itself, so that they become readable; a retry of an idempotent
+// producer's batch is answered as a duplicate.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
@@ -266,8 +271,12 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // ErrUnknownTopicID once the topic is deleted (and maybe created again),
 // rather than the new topic's records from the old topic's offset.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error (the
-// largest timestamp may be found by reading records).
+// Errors: ErrUnknownTopic (also for a topic deleted during the call);
+// ErrInvalidTopic; ErrClosed; ctx's error (the largest timestamp may be
+// found by reading records); log.ErrLogFenced for a partition whose
+// reopen after a config change failed (see AlterTopicConfig);
+// record.ErrCorrupt from the records read; log.ErrOffsetOutOfRange when
+// the log kept moving under the search (see log.Log.OffsetForTime).
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
 	t, p, err := b.topicPartition(ctx, topic, partition, false)
 	if err != nil {
@@ -369,8 +378,10 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // deleted and not created again the error matches ErrUnknownTopic too,
 // which is all a fetch naming no ID gets).
 // Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
-// log.ErrOffsetOutOfRange, record.ErrCorrupt) are in FetchedPartition.Err,
-// and end the wait at once.
+// ErrInvalidTopic, log.ErrOffsetOutOfRange, record.ErrCorrupt, and
+// log.ErrLogFenced for a partition whose reopen after a config change
+// failed: see AlterTopicConfig) are in FetchedPartition.Err, and end the
+// wait at once.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).

@@ -811,7 +811,8 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrPolicyViolation for a
 // compacted topic without the delete policy; log.ErrOffsetOutOfRange for
-// an offset above the high watermark; log.ErrLogFenced; ErrClosed.
+// an offset above the high watermark, or negative but api.Latest;
+// log.ErrLogFenced; ErrClosed.
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {

@@ -115,7 +115,7 @@ type ProduceRequest struct {
 
 // ProduceResponse answers a ProduceRequest.
 type ProduceResponse struct {
-	BaseOffset     int64 // offset of the first record; -1 with AcksNone
+	BaseOffset     int64 // offset of the first record, with AcksNone too (see AcksNone); -1 when refused
 	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
 	LogStartOffset int64
 	// Duplicate is true when the batch was a retry of one the broker had
@@ -185,7 +185,7 @@ type FetchedPartition struct {
 	// begin before the requested offset. The bytes are the caller's: they
 	// never change.
 	Records []byte
-	// Err is the partition's error, such as ErrOffsetOutOfRange,
+	// Err is the partition's error, such as log.ErrOffsetOutOfRange,
 	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other
 	// partitions may still have data.
 	Err error

@@ -9,33 +9,63 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// Errors a broker returns, beyond those of the storage layers (log.*,
-// record.*), which the table below maps too. The root package re-exports
-// them (runnel.ErrUnknownTopic, ...).
+// Errors of a broker and its clients, beyond those of the storage layers
+// (log.*, record.*), which the table below maps too. The root package
+// re-exports the broker's (runnel.ErrUnknownTopic, ...). Some have no
+// sender yet and are here for their Kafka codes, which clients handle
+// (a fake Client may return them): those of replication (ErrNotLeader,
+// ErrNotEnoughReplicas), ErrRequestTimedOut, ErrDuplicateSequence and
+// ErrUnknownProducerID.
 var (
+	// ErrUnknownTopicOrPartition answers a request for a topic, or a
+	// partition of it, that the broker does not have.
 	ErrUnknownTopicOrPartition = errors.New("runnel: unknown topic or partition")
 	// ErrUnknownTopicID answers a request for a topic by an ID no topic
 	// has: the topic was deleted (and maybe created again under its name,
 	// with a new ID). The error of a topic deleted and not created again
 	// may match ErrUnknownTopicOrPartition too (its name is unknown as
 	// well); its code is still UNKNOWN_TOPIC_ID's.
-	ErrUnknownTopicID      = errors.New("runnel: unknown topic id")
-	ErrInvalidTopic        = errors.New("runnel: invalid topic")
-	ErrTopicAlreadyExists  = errors.New("runnel: topic already exists")
-	ErrInvalidPartitions   = errors.New("runnel: invalid number of partitions")
+	ErrUnknownTopicID = errors.New("runnel: unknown topic id")
+	// ErrInvalidTopic refuses a topic name Kafka refuses (see
+	// ValidateTopicName), or one that collides with an existing topic's.
+	ErrInvalidTopic = errors.New("runnel: invalid topic")
+	// ErrTopicAlreadyExists refuses to create a topic that exists.
+	ErrTopicAlreadyExists = errors.New("runnel: topic already exists")
+	// ErrInvalidPartitions refuses a partition count below 1, or one that
+	// would shrink a topic.
+	ErrInvalidPartitions = errors.New("runnel: invalid number of partitions")
+	// ErrInvalidRequiredAcks refuses a ProduceRequest whose Acks is none
+	// of the three levels.
 	ErrInvalidRequiredAcks = errors.New("runnel: invalid acks")
-	ErrInvalidRequest      = errors.New("runnel: invalid request")
+	// ErrInvalidRequest refuses a malformed request (a nil one), or a
+	// Client's answer that breaks the contract.
+	ErrInvalidRequest = errors.New("runnel: invalid request")
 	// ErrPolicyViolation refuses what a topic's configuration forbids,
 	// such as DeleteRecords on a topic that is compacted only.
-	ErrPolicyViolation    = errors.New("runnel: policy violation")
-	ErrNotLeader          = errors.New("runnel: not the leader of the partition")
-	ErrNotEnoughReplicas  = errors.New("runnel: not enough in-sync replicas")
-	ErrRequestTimedOut    = errors.New("runnel: request timed out")
+	ErrPolicyViolation = errors.New("runnel: policy violation")
+	// ErrNotLeader: the broker does not lead the partition (replication).
+	ErrNotLeader = errors.New("runnel: not the leader of the partition")
+	// ErrNotEnoughReplicas: fewer in-sync replicas than
+	// min.insync.replicas (replication).
+	ErrNotEnoughReplicas = errors.New("runnel: not enough in-sync replicas")
+	// ErrRequestTimedOut: the broker did not answer in time.
+	ErrRequestTimedOut = errors.New("runnel: request timed out")
+	// ErrOutOfOrderSequence refuses an idempotent producer's batch whose
+	// sequence number does not follow its last one. It is
+	// log.ErrOutOfOrderSequence.
 	ErrOutOfOrderSequence = log.ErrOutOfOrderSequence
-	ErrDuplicateSequence  = errors.New("runnel: duplicate sequence number")
-	ErrProducerFenced     = log.ErrProducerFenced
-	ErrUnknownProducerID  = errors.New("runnel: unknown producer id")
-	ErrBrokerClosed       = errors.New("runnel: broker is closed")
+	// ErrDuplicateSequence: Kafka's answer to a batch it already has but
+	// can no longer give the offsets of (runnel's log answers a duplicate
+	// with its offsets instead).
+	ErrDuplicateSequence = errors.New("runnel: duplicate sequence number")
+	// ErrProducerFenced refuses a batch of a producer epoch older than
+	// the latest the partition has seen. It is log.ErrProducerFenced.
+	ErrProducerFenced = log.ErrProducerFenced
+	// ErrUnknownProducerID: the broker no longer knows the producer id
+	// (its state was removed by retention, say).
+	ErrUnknownProducerID = errors.New("runnel: unknown producer id")
+	// ErrBrokerClosed answers every call to a closed broker.
+	ErrBrokerClosed = errors.New("runnel: broker is closed")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
 	// one before the Unix epoch (Kafka's producers refuse negative
 	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).

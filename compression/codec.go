@@ -105,8 +105,10 @@ func ParseCodec(s string) (Codec, error) {
 //
 // It never retains src or dst: both may be reused as soon as it returns. If
 // dst has enough spare capacity, the output is written into it. On error
-// (only an unknown codec, or a snappy input over 4 GiB) dst is returned
-// unchanged.
+// dst is returned unchanged.
+//
+// Errors: a *Error matching ErrUnknownCodec for an unknown codec, or
+// ErrTooLarge for a snappy input over 4 GiB (too large for a block).
 func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
 	var (
 		out []byte

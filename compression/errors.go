@@ -19,7 +19,9 @@ var (
 	ErrCorrupt = errors.New("runnel/compression: corrupt compressed data")
 
 	// ErrTooLarge reports that decompressing would produce more bytes than
-	// the limit passed to Codec.AppendDecode allows.
+	// the limit passed to Codec.AppendDecode allows, or (from
+	// Codec.AppendEncode) an input too large for the codec: snappy's
+	// block holds at most 4 GiB.
 	ErrTooLarge = errors.New("runnel/compression: decompressed data exceeds limit")
 )
 

@@ -38,7 +38,7 @@ const snappyMaxRatio = 32
 func snappyEncode(dst, src []byte) ([]byte, error) {
 	n := snappy.MaxEncodedLen(len(src))
 	if n < 0 {
-		return dst, fmt.Errorf("input of %d bytes is too large for a snappy block", len(src))
+		return dst, fmt.Errorf("%w: input of %d bytes is too large for a snappy block", ErrTooLarge, len(src))
 	}
 	dst = reserve(dst, n)
 	out := snappy.Encode(dst[len(dst):len(dst)+n], src)

@@ -70,7 +70,7 @@
 // writes over once handed out (vfs.Viewer: it copies its array instead,
 // should a truncation be followed by appends, and retention drops
 // references rather than memory); on the OS file system each Fetch reads
-// into fresh memory (the broker passes no buffer to Partition.ReadInto).
+// into fresh memory (the broker passes no buffer to log.Partition.ReadInto).
 // Never modify them: on the in-memory FS they are the log itself.
 //
 // Each record yielded is a new *record.Record that the caller may keep;

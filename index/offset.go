@@ -32,6 +32,11 @@ type OffsetEntry struct{ Offset, Position int64 }
 // not trimmed) are dropped; a sealed index's file is trimmed to its entries. A
 // file whose size is not a multiple of OffsetEntrySize is reported as a
 // *CorruptError. The entries are not checked: see Check.
+//
+// Errors: a *CorruptError (matching ErrCorrupt); file system errors; an
+// error (matching no sentinel: a misuse) for a base offset that is
+// negative or leaves no room for relative offsets, or a writable index
+// with a negative maxBytes.
 func OpenOffset(fsys vfs.FS, path string, base int64, maxBytes int, writable bool) (*OffsetIndex, error) {
 	x := new(OffsetIndex)
 	if err := x.f.open(fsys, path, OffsetEntrySize, base, maxBytes, writable); err != nil {
@@ -52,7 +57,9 @@ func (x *OffsetIndex) raw(i int) (rel, pos int64) {
 // index holds all the entries maxBytes allows, and an error matching
 // ErrInvalidEntry if offset is below the base or beyond it by more than
 // math.MaxInt32, if position is negative or above math.MaxInt32, or if
-// either is not greater than the last entry's.
+// either is not greater than the last entry's; an error matching
+// fs.ErrClosed on a closed index, and a file system error when writing the
+// entries it holds to the file fails (see the package doc, Files).
 func (x *OffsetIndex) Append(offset, position int64) error {
 	if err := x.f.writable(); err != nil {
 		return err
@@ -143,6 +150,9 @@ func (x *OffsetIndex) Path() string { return x.f.path }
 // TruncateTo drops every entry whose offset is at or above offset. An active
 // index zeroes the dropped entries in its file, so that none survives a
 // crash once synced; a sealed index trims its file.
+//
+// Errors: an error matching fs.ErrClosed on a closed index; file system
+// errors.
 func (x *OffsetIndex) TruncateTo(offset int64) error {
 	if err := x.f.usable("truncate"); err != nil {
 		return err
@@ -164,6 +174,9 @@ func (x *OffsetIndex) TruncateTo(offset int64) error {
 }
 
 // Reset drops every entry, as before a rebuild from the log.
+//
+// Errors: an error matching fs.ErrClosed on a closed index; file system
+// errors.
 func (x *OffsetIndex) Reset() error { return x.f.truncateEntries(0) }
 
 // Check checks the entries against the log of logSize bytes, as Kafka's
@@ -182,23 +195,36 @@ func (x *OffsetIndex) Check(logSize int64) error {
 
 // Sync makes the entries durable: it writes those the file does not hold
 // yet and syncs it.
+//
+// Errors: an error matching fs.ErrClosed on a closed index; file system
+// errors.
 func (x *OffsetIndex) Sync() error { return x.f.sync() }
 
 // Seal makes an active index sealed: it trims the file to its entries, syncs
 // it and maps it read-only. Append then returns ErrSealed. Sealing a sealed
 // index does nothing.
+//
+// Errors: an error matching fs.ErrClosed on a closed index; file system
+// errors.
 func (x *OffsetIndex) Seal() error { return x.f.seal() }
 
 // Unseal makes a sealed index active again, as when the log is truncated
 // back into its segment: it takes entries up to maxBytes of them, kept in
 // a heap buffer and written to the file with WriteAt, as an index opened
 // writable does. Unsealing an active index does nothing.
+//
+// Errors: an error matching fs.ErrClosed on a closed index; file system
+// errors; an error (matching no sentinel: a misuse) for a negative
+// maxBytes.
 func (x *OffsetIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 
 // Close releases the index. An active index is first trimmed to its entries
 // and synced, so that a clean close leaves a trimmed, durable file. Closing
 // a closed index does nothing; other methods that change the index then
 // return an error matching fs.ErrClosed, and readers see no entries.
+//
+// Errors: file system errors of the trim, the sync and the file's close
+// (the index is closed all the same).
 func (x *OffsetIndex) Close() error { return x.f.close() }
 
 // checkOffsetEntries checks encoded offset entries (relative offsets, so

@@ -20,7 +20,7 @@ type TimeEntry struct{ Timestamp, Offset int64 }
 
 // OpenTime opens the time index at path for the segment with the given base
 // offset, creating the file if it is missing. It works as OpenOffset does,
-// with entries of TimeEntrySize bytes.
+// with entries of TimeEntrySize bytes, and returns its errors.
 func OpenTime(fsys vfs.FS, path string, base int64, maxBytes int, writable bool) (*TimeIndex, error) {
 	x := new(TimeIndex)
 	if err := x.f.open(fsys, path, TimeEntrySize, base, maxBytes, writable); err != nil {
@@ -41,7 +41,9 @@ func (x *TimeIndex) raw(i int) (ts, rel int64) {
 // index, is below 0) Append does nothing and returns nil. It returns
 // ErrSealed on a sealed index, an error matching ErrInvalidEntry if offset
 // is below the base, beyond it by more than math.MaxInt32, or below the last
-// entry's offset, and ErrIndexFull when a new maximum does not fit.
+// entry's offset, and ErrIndexFull when a new maximum does not fit; an
+// error matching fs.ErrClosed on a closed index, and a file system error
+// when writing the entries it holds to the file fails.
 func (x *TimeIndex) Append(timestamp, offset int64) error {
 	if err := x.f.writable(); err != nil {
 		return err
@@ -157,7 +159,7 @@ func (x *TimeIndex) Base() int64 { return x.f.base }
 func (x *TimeIndex) Path() string { return x.f.path }
 
 // TruncateTo drops every entry whose offset is at or above offset, as
-// OffsetIndex.TruncateTo does.
+// OffsetIndex.TruncateTo does, with its errors.
 func (x *TimeIndex) TruncateTo(offset int64) error {
 	if err := x.f.usable("truncate"); err != nil {
 		return err
@@ -179,6 +181,8 @@ func (x *TimeIndex) TruncateTo(offset int64) error {
 }
 
 // Reset drops every entry, as before a rebuild from the log.
+//
+// Errors: as OffsetIndex.Reset's.
 func (x *TimeIndex) Reset() error { return x.f.truncateEntries(0) }
 
 // Check checks the entries against the segment whose next offset (one past
@@ -201,15 +205,19 @@ func (x *TimeIndex) Check(nextOffset int64) error {
 
 // Sync makes the entries durable: it writes those the file does not hold
 // yet and syncs it.
+//
+// Errors: as OffsetIndex.Sync's.
 func (x *TimeIndex) Sync() error { return x.f.sync() }
 
-// Seal makes an active index sealed, as OffsetIndex.Seal does.
+// Seal makes an active index sealed, as OffsetIndex.Seal does, with its
+// errors.
 func (x *TimeIndex) Seal() error { return x.f.seal() }
 
-// Unseal makes a sealed index active again, as OffsetIndex.Unseal does.
+// Unseal makes a sealed index active again, as OffsetIndex.Unseal does,
+// with its errors.
 func (x *TimeIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 
-// Close releases the index, as OffsetIndex.Close does.
+// Close releases the index, as OffsetIndex.Close does, with its errors.
 func (x *TimeIndex) Close() error { return x.f.close() }
 
 // checkTimeEntries checks encoded time entries: timestamps not negative and

@@ -53,13 +53,16 @@ type AppendResult struct {
 // returns ctx's error: the batches are in the log and may become durable.
 // A ctx that has ended before Append starts writes nothing.
 //
-// Errors: ErrClosed; ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord
-// (ErrInvalidTimestamp among them; and an idempotent producer's batch
-// that is not the only one of data, as Kafka's produce requests carry one
-// batch a partition); record.ErrCorrupt for malformed batches (nothing is
-// written); ErrOutOfOrderSequence and ErrProducerFenced for an
-// idempotent producer's batch that does not follow its last sequence or
-// comes from an older epoch; ctx's error.
+// Errors: ErrClosed (also when Discard closed the log before the fsync);
+// ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
+// among them; and an idempotent producer's batch that is not the only one
+// of data, as Kafka's produce requests carry one batch a partition);
+// record.ErrCorrupt for malformed batches (nothing is written);
+// ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
+// batch that does not follow its last sequence or comes from an older
+// epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
+// removed the batches before their fsync (see Durability.Wait); ctx's
+// error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -74,7 +77,9 @@ func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (Appe
 // a goroutine of its own waits, so that the writes of later batches
 // overlap the fsync of earlier ones and one fsync covers them all.
 //
-// Errors: those of Append, except ctx's error after the write.
+// Errors: those of Append, but for those of the wait (ctx's error after
+// the write, ErrOffsetOutOfRange, a failed fsync's), which Durability.Wait
+// returns.
 func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
 	res := AppendResult{LogAppendTime: -1}
 	if err := l.check(); err != nil {
@@ -634,6 +639,9 @@ func (l *Log) checkpointRecovery() error {
 }
 
 // Roll starts a new segment now, if the active one is not empty.
+//
+// Errors: ErrClosed; ErrLogFenced (also when sealing the active segment or
+// creating the new one failed, which fences the log).
 func (l *Log) Roll() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -667,7 +675,11 @@ func (l *Log) flushDueLocked(records int64) bool {
 }
 
 // Flush fsyncs everything appended so far. A truncation meanwhile is no
-// failure: Flush fsyncs what the log holds after it.
+// failure: Flush fsyncs what the log holds after it. A Flush while the log
+// closes waits for Close, which fsyncs everything.
+//
+// Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
+// fences the log); ctx's error.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err

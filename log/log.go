@@ -530,13 +530,20 @@ func closeAll(segs []*segment.Segment) {
 
 // Close flushes and closes the log, marking it cleanly shut down so that
 // the next Open scans nothing. Close is idempotent; afterwards every method
-// returns ErrClosed.
+// returns ErrClosed. A fenced log is closed without the flush (the next
+// Open recovers it).
+//
+// Errors: file system errors of the flush, the checkpoints and the
+// closing of the segments' files (the log is closed all the same); nil
+// for a second call.
 func (l *Log) Close() error { return l.close(true) }
 
 // Discard closes the log without the flush and the checkpoints of Close,
 // for a log whose directory is about to be removed (a deleted topic):
 // appends still waiting for their fsync fail with ErrClosed. It is
 // idempotent, and a no-op after Close.
+//
+// Errors: file system errors of closing the segments' files.
 func (l *Log) Discard() error { return l.close(false) }
 
 func (l *Log) close(clean bool) error {

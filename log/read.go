@@ -41,6 +41,8 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 // file system and dst has room, so that a reader can reuse one buffer
 // instead of allocating per read; on the in-memory FS it returns a view as
 // Read does. The result may alias dst: it is valid until dst is reused.
+//
+// Errors: as Read's.
 func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed

@@ -14,8 +14,9 @@ import (
 // DeleteRecords): records below it are no longer readable, and whole
 // segments below it are deleted. It returns the new log start offset.
 //
-// Errors: ErrOffsetOutOfRange for an offset above LogEndOffset; ErrClosed;
-// ErrLogFenced.
+// Errors: ErrOffsetOutOfRange for a negative offset or one above
+// LogEndOffset; ErrClosed; ErrLogFenced (also when writing the log start
+// offset checkpoint or removing a segment failed, which fences the log).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,6 +98,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // passes it; and when every record of the log is past retention.ms, the
 // active segment rolls and goes too (the log is then empty, and starts at
 // its end), so that a log that went quiet keeps nothing past retention.ms.
+//
+// Errors: ErrClosed; ErrLogFenced (also when the roll, a checkpoint or a
+// segment's removal failed, which fences the log).
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -174,6 +178,10 @@ func (l *Log) ApplyRetention() (int, error) {
 // gap goes too and the next append takes its offsets. The idempotent
 // producers' state becomes that of the log as of the new end (see the
 // package doc). It returns the new log end offset.
+//
+// Errors: ErrOffsetOutOfRange for an offset below LogStartOffset;
+// ErrClosed; ErrLogFenced (also when a file-system step of the truncation
+// failed, which fences the log).
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -303,6 +311,11 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 //
 // The checkpoint is written whatever failed before it: a compaction that
 // fails at every pass must not keep the recovery point where it was.
+//
+// Errors: the errors.Join of the first failure of the work (the errors
+// of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced, ctx's
+// error, record.ErrCorrupt, file system errors) and the file system error
+// of the checkpoint's write, which does not fence the log.
 func (l *Log) Maintain(ctx context.Context) error {
 	err := l.maintain(ctx)
 	return errors.Join(err, l.checkpointRecovery())

@@ -127,9 +127,13 @@ func (p *Partition) notify() {
 
 // Append appends data to the partition's log (see Log.Append) and wakes
 // the readers waiting for it.
+//
+// Errors: Log.Append's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	p.mu.RLock()
 	res, err := p.log.Append(ctx, data, opts)
+	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
 	// OnDurable callback has woken the readers already.
 	durable := p.log.Config().Sync == SyncAlways
@@ -143,6 +147,9 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 // AppendAsync is Append without the wait for the fsync (see
 // Log.AppendAsync): the readers are woken by the fsync that makes the
 // batches durable, or now when the topic does not wait for one.
+//
+// Errors: Log.AppendAsync's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
 	p.mu.RLock()
 	res, d, err := p.log.AppendAsync(ctx, data, opts)
@@ -160,6 +167,9 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 // a high watermark with the batches passes the one it reports as upTo, so
 // the batches never reach past it (an append between the two calls would
 // otherwise add batches the reported watermark does not cover).
+//
+// Errors: Log.ReadInto's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -168,7 +178,9 @@ func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64)
 }
 
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
-// for the call (a Reopen waits for it).
+// for the call (a Reopen waits for it), and its errors, with
+// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -179,7 +191,9 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestampBelow over the records
 // a consumer can read: those below upTo or the high watermark, whichever
 // is lower (as ReadInto's), with the partition's log held open for the
-// call (a Reopen waits for it).
+// call (a Reopen waits for it), and its errors, with
+// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -188,7 +202,9 @@ func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offse
 }
 
 // DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
-// held open for the call (a Reopen waits for it).
+// held open for the call (a Reopen waits for it), and its errors, with
+// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
+// Reopen's open failed (see Reopen).
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -221,6 +237,10 @@ func (p *Partition) failed(err error) error {
 // for durable, and acknowledge appends after them that a power loss takes
 // away with them (or that leave the log unopenable, its files shorter
 // than its checkpoints).
+//
+// Errors: open's error; the old log's Close error when it fails (the
+// partition then answers ErrLogFenced, and no later Reopen opens it); an
+// error matching ErrLogFenced for a partition whose log failed before.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -247,6 +267,8 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 // whether it tried, and open's error. The broker's maintenance calls it,
 // so that a partition whose reopen met a passing error (no file
 // descriptors left, say) serves again without waiting for a restart.
+//
+// Errors: open's error.
 func (p *Partition) RetryReopen() (tried bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -271,10 +293,14 @@ func (p *Partition) openLocked(open func() (*Log, error)) error {
 }
 
 // Close closes the partition's log and wakes its waiting readers.
+//
+// Errors: Log.Close's.
 func (p *Partition) Close() error { return p.close((*Log).Close) }
 
 // Discard closes the partition's log as Log.Discard does (no flush, for a
 // log about to be removed) and wakes its waiting readers.
+//
+// Errors: Log.Discard's.
 func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {

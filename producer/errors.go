@@ -39,7 +39,9 @@ var (
 	// context.Canceled or context.DeadlineExceeded: a promise gets such
 	// an error only from its record's ctx (see Produce).
 	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
-	// ErrInvalidOption is returned by New for an option out of range.
+	// ErrInvalidOption is returned by New for a nil Client or an option
+	// out of range, and given to the promise of a record whose topic's
+	// partitioner the RecordPartitioner's ForTopic returned nil for.
 	ErrInvalidOption = errors.New("runnel/producer: invalid option")
 
 	// ErrRecordTooLarge is given to the promise of a record that is too

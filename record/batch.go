@@ -69,8 +69,10 @@ type Batch []byte
 // Parse returns the batch at the start of b, which may hold more bytes after
 // it. It checks what can be checked without the CRC: that the header fits,
 // the magic is 2, and the length is sane and lies within b. pos is b's
-// position in its file and is only used in errors. A short b gives an error
-// matching ErrTruncated.
+// position in its file and is only used in errors.
+//
+// Errors: a *CorruptError (ErrCorrupt); one for a b shorter than the
+// batch it starts also matches ErrTruncated.
 func Parse(b []byte, pos int64) (Batch, error) {
 	if len(b) < LogOverhead {
 		return nil, truncated(pos, "short batch header")
@@ -106,6 +108,9 @@ func BatchSize(hdr []byte) int64 {
 // Validate checks the batch's CRC and the consistency of its header fields
 // (record count, offset delta, timestamps). pos is used in errors. It does
 // not decode records; ValidateRecords does.
+//
+// Errors: a *CorruptError (ErrCorrupt; ErrTruncated too for a b shorter
+// than a header, compression.ErrUnknownCodec too for an unknown codec).
 func (b Batch) Validate(pos int64) error {
 	if len(b) < HeaderSize {
 		return truncated(pos, "short batch")

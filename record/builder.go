@@ -217,7 +217,9 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 }
 
 // AppendTo finishes the batch (see Finish) and appends a copy of it to dst.
-// On error (Finish's) it returns dst unchanged.
+// On error it returns dst unchanged.
+//
+// Errors: as Finish's.
 func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
 	batch, err := b.Finish(codec)
 	if err != nil {

@@ -40,12 +40,20 @@ type batchFields struct {
 // b itself when the batch is not compressed. pos is the batch's position,
 // used in errors. The batch should have been validated (Validate); Iter
 // and Next never panic on bad bytes either way.
+//
+// Errors: a *CorruptError (ErrCorrupt): for a b shorter than a header
+// (matching ErrTruncated too), a negative record count, or records that
+// cannot be decompressed (wrapping the codec's error, which matches
+// compression.ErrTooLarge when they exceed limit). Next reports the
+// records' own faults (RecordIter.Err).
 func (b Batch) Iter(pos int64, limit int) (RecordIter, error) {
 	return b.IterBuffer(pos, limit, nil)
 }
 
 // IterBuffer is Iter decompressing into buf[:0] instead of a new buffer,
 // for scans that do not keep the records (see Buffer to reuse it).
+//
+// Errors: as Iter's.
 func (b Batch) IterBuffer(pos int64, limit int, buf []byte) (RecordIter, error) {
 	it := RecordIter{pos: pos, prevOff: -1, buf: buf}
 	if len(b) < HeaderSize {
@@ -89,7 +97,8 @@ func (it *RecordIter) Err() error { return it.err }
 func (it *RecordIter) Remaining() int { return int(it.left) }
 
 // Next decodes the next record into r and reports whether it did. At the
-// end, or on corrupt bytes, it returns false; Err tells which.
+// end, or on corrupt bytes, it returns false; Err tells which (a
+// *CorruptError, matching ErrCorrupt).
 func (it *RecordIter) Next(r *Record) bool {
 	if it.err != nil {
 		return false
@@ -194,6 +203,9 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 // ValidateRecords decodes every record (headers checked, not kept) and
 // returns the first problem: the full check a broker makes of a batch it
 // did not write. limit bounds decompression as in Iter.
+//
+// Errors: Iter's, and a *CorruptError (ErrCorrupt) for the first record
+// that does not decode or breaks the batch's count or offsets.
 func (b Batch) ValidateRecords(pos int64, limit int) error {
 	it, err := b.Iter(pos, limit)
 	if err != nil {
@@ -293,7 +305,7 @@ func (d *decoder) nullable() []byte {
 
 // Batches iterates over the whole batches laid end to end in data, as a
 // log read returns them, checking each with Parse (not its CRC: see
-// Validate). It stops after yielding the first error.
+// Validate). It stops after yielding the first error: Parse's.
 func Batches(data []byte) iter.Seq2[Batch, error] {
 	return func(yield func(Batch, error) bool) {
 		for pos := 0; pos < len(data); {

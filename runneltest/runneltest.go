@@ -60,7 +60,7 @@ type topic struct {
 // Config sets the broker's configuration (Dir "" keeps it in memory).
 func Config(cfg runnel.Config) Option { return func(o *options) { o.cfg = cfg } }
 
-// Topic creates a topic with n partitions when the broker opens.
+// Topic creates a topic with that many partitions when the broker opens.
 func Topic(name string, partitions int) Option {
 	return TopicConfig(name, log.TopicConfig{Partitions: partitions})
 }

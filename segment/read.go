@@ -297,6 +297,9 @@ func (s *Segment) withPath(err error) error {
 // has not seen the batch before pos: a caller that walks the segment with
 // it checks that the first batch of each Read starts above the last one of
 // the Read before.
+//
+// Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming
+// the file for a corrupt first batch; file system errors.
 func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 	return s.ReadInto(nil, pos, maxBytes)
 }
@@ -305,6 +308,8 @@ func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 // (the OS FS) and dst has the capacity, so that a reader can reuse one
 // buffer; on the in-memory FS it returns a view and leaves dst alone. The
 // result may alias dst: it is valid until the caller reuses dst.
+//
+// Errors: as Read's.
 func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed

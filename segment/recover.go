@@ -56,6 +56,9 @@ func (r RecoveryResult) String() string {
 // follows it if zeros in its records look like a lost sector: durable
 // must cover what the caller promised, or the caller accepts that loss
 // (Kafka cuts at the first bad batch past its recovery point).
+//
+// Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
+// file and position; file system errors.
 func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
@@ -295,6 +298,8 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 // each index keeps is checked against the log, as a lookup checks entries
 // (see the package documentation), and dropped while it fails, so that
 // appends go on after true entries.
+//
+// Errors: ErrClosed; PositionOf's *record.CorruptError; file system errors.
 func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed

@@ -81,7 +81,7 @@ func ParseFileName(name string) (base int64, suffix string, ok bool) {
 	return base, name[20:], true
 }
 
-// Segment is one .log file with its two indexes. Appends, Truncate, Seal and
+// Segment is one .log file with its two indexes. Append, TruncateTo, Seal and
 // Close come from one goroutine at a time; reads (Find, FindTime, Read,
 // WriteTo, and the getters) may run concurrently with them.
 type Segment struct {
@@ -128,6 +128,9 @@ type Segment struct {
 }
 
 // Create makes a new, empty, active segment in dir. The caller syncs dir.
+//
+// Errors: file system errors; package index's error (matching no
+// sentinel: a misuse) for a negative base.
 func Create(fsys vfs.FS, dir string, base int64, cfg Config) (*Segment, error) {
 	return CreateTemp(fsys, dir, base, cfg, "")
 }
@@ -170,6 +173,10 @@ type OpenOptions struct {
 // skipped, never trusted (see the package documentation, "Indexes"): a
 // segment whose index proved bad reports it in IndexDistrusted, and Close
 // removes that index's file so that the next Open reports needsRecovery.
+//
+// Errors: file system errors (one matching fs.ErrNotExist when the .log
+// is missing). Corruption is no error of Open: it reports needsRecovery,
+// and Recover returns the error.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
 	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
@@ -231,6 +238,8 @@ func (s *Segment) path(suffix string) string {
 // suffixes (00000000000000000042.log.cleaned, …), so that the log does not
 // see it until RenameFiles gives it its final names. The log cleaner builds
 // its output this way.
+//
+// Errors: as Create's.
 func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (*Segment, error) {
 	cfg = cfg.withDefaults()
 	s := &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, extra: extra}
@@ -253,6 +262,9 @@ func CreateTemp(fsys vfs.FS, dir string, base int64, cfg Config, extra string) (
 // extra suffix from to to ("" for the final names): the indexes first and
 // the .log last, so that the .log's rename is the commit point. Missing
 // index files are skipped. The caller syncs dir.
+//
+// Errors: file system errors (one matching fs.ErrNotExist when the .log
+// is missing); the renames before the failed one stay done.
 func RenameFiles(fsys vfs.FS, dir string, base int64, from, to string) error {
 	for _, suf := range []string{IndexSuffix, TimeIndexSuffix, LogSuffix} {
 		err := fsys.Rename(filepath.Join(dir, FileName(base, suf+from)), filepath.Join(dir, FileName(base, suf+to)))
@@ -504,6 +516,9 @@ func (s *Segment) Fits(n int, last int64) bool {
 // with ErrFull (the log rolls); nothing is written then. On a
 // write error the segment's file may hold part of data; the caller fences
 // the log (it is never retried).
+//
+// Errors: a *record.CorruptError; ErrFull; ErrClosed; index.ErrSealed on
+// a sealed segment; file system errors.
 func (s *Segment) Append(data []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -592,6 +607,8 @@ var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
 // SyncIndexes: they can always be rebuilt from the log.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -601,9 +618,14 @@ func (s *Segment) Sync() error {
 
 // SyncIndexes makes the indexes durable (the log's recovery point may then
 // move past this segment's end).
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) SyncIndexes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if err := s.oidx.Sync(); err != nil {
 		return err
 	}
@@ -612,10 +634,15 @@ func (s *Segment) SyncIndexes() error {
 
 // Seal ends the segment's active life: it indexes the final max timestamp,
 // trims both indexes to their entries, and syncs the log and indexes
-// (unless sync is false).
+// (unless sync is false). Sealing a sealed segment does nothing.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Seal(sync bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	return s.sealLocked(sync)
 }
 
@@ -692,10 +719,15 @@ func (s *Segment) finalTimeEntry() error {
 
 // Unseal makes a sealed segment active again (after the log truncated back
 // into it, or cut a torn tail from it), lifting its limit (see
-// OpenOptions).
+// OpenOptions). Unsealing an active segment does nothing.
+//
+// Errors: ErrClosed; file system errors.
 func (s *Segment) Unseal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	s.limit.Store(0)
 	s.exactEnd = false
 	return s.unsealLocked()
@@ -718,6 +750,10 @@ func (s *Segment) unsealLocked() error {
 // Close closes the segment's files; an active segment's indexes get their
 // final entry and are trimmed. The file of an index that IndexDistrusted
 // reports is removed, so that the next Open rebuilds it. It is idempotent.
+//
+// Errors: the errors.Join of the file system errors of indexing the final
+// max timestamp, closing the three files and removing a distrusted index
+// (the segment is closed all the same); nil for a second call.
 func (s *Segment) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -749,6 +785,9 @@ func (s *Segment) Close() error {
 
 // Delete closes the segment and removes its files. The caller syncs the
 // directory.
+//
+// Errors: those of Close, joined with the file system errors of the
+// removals (a missing file is none).
 func (s *Segment) Delete() error {
 	err := s.Close()
 	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
@@ -769,6 +808,8 @@ func (s *Segment) String() string {
 
 // RemoveFiles removes the files of the segment with base offset base in
 // dir whose suffix is one of suffixes, ignoring missing ones.
+//
+// Errors: file system errors.
 func RemoveFiles(fsys vfs.FS, dir string, base int64, suffixes ...string) error {
 	var err error
 	for _, suf := range suffixes {

@@ -860,11 +860,9 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     append, opts.Tail then decides what stands for the unsynced appended
 //     bytes; if the file was truncated below, or overwritten below, its
 //     synced size since, it simply reverts to its synced content.
-//
-// //   - With opts.Reorder, some of what was not synced reached the disk
-//
-//	first: directory operations up to a random point, overwritten
-//	sectors, a truncation (see CrashOptions.Reorder).
+//   - With opts.Reorder, some of what was not synced reached the disk
+//     first: directory operations up to a random point, overwritten
+//     sectors, a truncation (see CrashOptions.Reorder).
 //
 // In the clone everything is durable and no lock is held. m is unchanged
 // and goes on working; the two share no bytes that either could change.
