@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -167,6 +168,11 @@ type lcEnv struct {
 	nextVal int
 	valMu   sync.Mutex
 	ops     map[string]int // steps run, and records verify found, consumers read
+
+	inFlight []int                  // each producer's MaxInFlight
+	codec    []compression.Codec    // each producer's
+	reset    []consumer.ResetPolicy // each consumer's
+	paused   []map[int32]bool       // each consumer's paused partitions
 }
 
 // call runs f with a deadline; a call that overruns it fails the test with
@@ -224,6 +230,13 @@ func lifecycleCase(t *testing.T, rt *rapid.T) {
 		}
 	}
 	ncons := rapid.IntRange(0, 2).Draw(rt, "consumers")
+	for i := range nprod {
+		e.inFlight = append(e.inFlight, rapid.IntRange(1, 5).Draw(rt, fmt.Sprintf("producer%d.maxInFlight", i)))
+		e.codec = append(e.codec, compression.Codec(rapid.IntRange(0, 4).Draw(rt, fmt.Sprintf("producer%d.codec", i))))
+	}
+	for i := range ncons {
+		e.reset = append(e.reset, rapid.SampledFrom([]consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}).Draw(rt, fmt.Sprintf("consumer%d.reset", i)))
+	}
 
 	e.open()
 	e.createTopic(rapid.IntRange(1, 3).Draw(rt, "partitions"), e.drawConfig("config0"))
@@ -333,7 +346,8 @@ func (e *lcEnv) startClients(nprod, ncons int) {
 	for i := range nprod {
 		opts := []producer.Opt{producer.Acks(e.acks[i]), producer.Linger(time.Duration(i) * 200 * time.Microsecond),
 			producer.MaxBufferedRecords(64), producer.MetadataMaxAge(5 * time.Millisecond),
-			producer.RetryBackoff(time.Millisecond), producer.DeliveryTimeout(lcOpTimeout)}
+			producer.RetryBackoff(time.Millisecond), producer.DeliveryTimeout(lcOpTimeout),
+			producer.MaxInFlight(e.inFlight[i]), producer.Compression(e.codec[i])}
 		if !e.idem[i] {
 			opts = append(opts, producer.DisableIdempotence())
 		}
@@ -347,8 +361,10 @@ func (e *lcEnv) startClients(nprod, ncons int) {
 	}
 	e.wg.Add(1)
 	go e.probe(e.ctx)
-	for range ncons {
-		c, err := consumer.New(e.b, consumer.FetchMaxWait(20*time.Millisecond), consumer.ResetOffset(consumer.ResetEarliest),
+	e.paused = nil
+	for i := range ncons {
+		e.paused = append(e.paused, map[int32]bool{})
+		c, err := consumer.New(e.b, consumer.FetchMaxWait(20*time.Millisecond), consumer.ResetOffset(e.reset[i]),
 			consumer.RetryBackoff(time.Millisecond))
 		if err != nil {
 			e.rt.Fatalf("consumer.New: %v", err)
@@ -483,6 +499,8 @@ func (e *lcEnv) consume(c *consumer.Consumer) {
 			switch {
 			case errors.As(err, &pe) && pe.Topic == lcTopic && (errors.Is(err, runnel.ErrUnknownTopic) || errors.Is(err, runnel.ErrUnknownTopicID)):
 				told[pe.Partition] = true
+			case errors.As(err, &pe) && pe.Topic == lcTopic && errors.Is(err, log.ErrOffsetOutOfRange):
+				// ResetNone: the partition stops until a Seek.
 			case errors.Is(err, runnel.ErrClosed):
 			default:
 				e.m.failf("consumer: an undocumented error: %v", err)
@@ -540,7 +558,7 @@ func (e *lcEnv) stopClients() {
 func (e *lcEnv) step(label string) {
 	rt := e.rt
 	ops := []string{"delete", "create", "create", "grow", "alter", "alter", "update", "update", "deleteRecords", "deleteRecords",
-		"maintain", "maintain", "listOffset", "reopen", "crash", "crash"}
+		"maintain", "maintain", "listOffset", "reopen", "crash", "crash", "pause"}
 	op := rapid.SampledFrom(ops).Draw(rt, label)
 	e.ops[op]++
 	e.m.mu.Lock()
@@ -621,6 +639,19 @@ func (e *lcEnv) step(label string) {
 		e.m.mu.Lock()
 		cur.low[p] = max(cur.low[p], low)
 		e.m.mu.Unlock()
+	case "pause":
+		if len(e.cons) == 0 || cur == nil {
+			return
+		}
+		i := rapid.IntRange(0, len(e.cons)-1).Draw(rt, label+".consumer")
+		p := int32(rapid.IntRange(0, cur.parts-1).Draw(rt, label+".p"))
+		tp := api.TopicPartition{Topic: lcTopic, Partition: p}
+		if e.paused[i][p] {
+			e.cons[i].Resume(tp)
+		} else {
+			e.cons[i].Pause(tp)
+		}
+		e.paused[i][p] = !e.paused[i][p]
 	case "maintain":
 		if err := call0(e, op, func(ctx context.Context) error { return e.b.Maintain(ctx) }); err != nil {
 			rt.Fatalf("Maintain: %v", err)
@@ -648,7 +679,56 @@ func (e *lcEnv) step(label string) {
 		nprod, ncons := len(e.prods), len(e.cons)
 		e.verify(label + " before " + op)
 		old := e.b
+		var during string     // an admin call in flight at the crash
+		var duringErr error   // its error
+		var duringLow int64   // deleteRecords': the low it returned, or before
+		var duringDone func() // waits for it
 		if op == "crash" {
+			during = rapid.SampledFrom([]string{"", "", "delete", "grow", "deleteRecords", "alter"}).Draw(rt, label+".during")
+			if cur == nil || during == "grow" && cur.parts == lcMaxParts {
+				during = ""
+			}
+			var f func(ctx context.Context) error
+			switch during {
+			case "delete":
+				e.m.mu.Lock()
+				e.m.gen++
+				e.m.genParts[e.m.gen] = 0
+				e.m.mu.Unlock()
+				f = func(ctx context.Context) error { return old.DeleteTopic(ctx, lcTopic) }
+			case "grow":
+				n := rapid.IntRange(cur.parts+1, lcMaxParts).Draw(rt, label+".n")
+				f = func(ctx context.Context) error { return old.CreatePartitions(ctx, lcTopic, n) }
+			case "deleteRecords":
+				p := int32(rapid.IntRange(0, cur.parts-1).Draw(rt, label+".p"))
+				info, err := old.DescribeTopic(context.Background(), lcTopic)
+				if err != nil {
+					rt.Fatalf("DescribeTopic: %v", err)
+				}
+				duringLow = info.Partitions[p].HighWatermark
+				f = func(ctx context.Context) error {
+					low, err := old.DeleteRecords(ctx, lcTopic, p, duringLow)
+					if err == nil {
+						duringLow = low
+					}
+					return err
+				}
+			case "alter":
+				c := e.drawConfig(label + ".alter")
+				e.m.mu.Lock()
+				cur.retention = cur.retention || c.RetentionBytes > 0 || c.RetentionTime > 0
+				cur.unsynced = cur.unsynced || c.Sync == log.SyncNever
+				e.m.mu.Unlock()
+				f = func(ctx context.Context) error { return old.AlterTopicConfig(ctx, lcTopic, c) }
+			}
+			if f != nil {
+				ch := make(chan error, 1)
+				go func() { ch <- f(context.Background()) }()
+				duringDone = func() {
+					duringErr, _ = call(e, during, func(context.Context) (error, error) { return <-ch, nil })
+				}
+				time.Sleep(time.Duration(rapid.IntRange(0, 2000).Draw(rt, label+".micros")) * time.Microsecond)
+			}
 			// The clients go on while the disk is cloned: what was
 			// acknowledged before is durable, what is acknowledged after
 			// may or may not be.
@@ -663,16 +743,65 @@ func (e *lcEnv) step(label string) {
 			e.fs = e.fs.CrashClone(vfs.CrashOptions{Tail: vfs.TailMode(rapid.IntRange(0, 3).Draw(rt, label+".tail")),
 				Reorder: rapid.Bool().Draw(rt, label+".reorder")})
 		}
-		e.stopClients()
+		// The broker closed under its clients, or after them.
+		closeFirst := rapid.Bool().Draw(rt, label+".closeFirst")
+		if !closeFirst {
+			e.stopClients()
+		}
 		if err := call0(e, "Close", func(context.Context) error { return old.Close() }); err != nil {
 			rt.Fatalf("Close: %v", err)
 		}
+		e.stopClients()
+		if duringDone != nil {
+			duringDone()
+			if duringErr != nil && !errors.Is(duringErr, runnel.ErrClosed) {
+				rt.Fatalf("%s in flight at the crash: %v", during, duringErr)
+			}
+		}
 		e.open()
+		if during != "" {
+			e.reconcile(during, cur, duringLow)
+		}
 		e.verify(label + " after " + op)
 		e.m.mu.Lock()
 		e.m.crashed = false
 		e.m.mu.Unlock()
 		e.startClients(nprod, ncons)
+	}
+}
+
+// reconcile brings the model to what the crash kept of an admin call in
+// flight (during) on cur, the topic's incarnation then: either its effect
+// or none, and nothing else.
+func (e *lcEnv) reconcile(during string, cur *lcInc, low int64) {
+	rt := e.rt
+	info, err := e.b.DescribeTopic(context.Background(), lcTopic)
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	if during == "delete" {
+		if errors.Is(err, runnel.ErrUnknownTopic) {
+			e.m.cur = nil
+			return
+		}
+		if err != nil || info.ID != cur.id {
+			rt.Fatalf("after a crash during DeleteTopic: topic %v, %v; want %s or none", info.ID, err, cur.id)
+		}
+		return // it stays: the records acknowledged before the crash too
+	}
+	if err != nil {
+		rt.Fatalf("after a crash during %s: DescribeTopic: %v", during, err)
+	}
+	switch during {
+	case "grow":
+		if n := len(info.Partitions); n >= cur.parts && n <= lcMaxParts {
+			cur.parts = n
+		}
+	case "deleteRecords":
+		for p, pi := range info.Partitions {
+			if pi.LogStartOffset > cur.low[p] && (cur.retention || pi.LogStartOffset <= low) {
+				cur.low[p] = pi.LogStartOffset
+			}
+		}
 	}
 }
 
