@@ -51,6 +51,10 @@ import (
 //     count across reopens and crashes;
 //   - a consumer's offsets per partition only go up, unless it was told
 //     (a *consumer.PartitionError) that the partition's topic was deleted;
+//     across a reopen, or a crash that loses nothing acknowledged, within
+//     one incarnation of the topic, the consumer that takes over at its
+//     predecessor's positions (At) goes on from them, and after a clean
+//     Close none of them is past the log end;
 //   - each call returns only its documented errors (those the model
 //     allows for the step), within a deadline: a call that takes longer
 //     fails the test with a dump of every goroutine;
@@ -173,6 +177,12 @@ type lcEnv struct {
 	codec    []compression.Codec    // each producer's
 	reset    []consumer.ResetPolicy // each consumer's
 	paused   []map[int32]bool       // each consumer's paused partitions
+	// Across a reopen (and a crash that loses nothing acknowledged), each
+	// new consumer resumes at its predecessor's positions (At), and must
+	// go on from there: saved are the positions, seen the last offsets read.
+	carry, carryCrash bool
+	saved, seen       []map[int32]int64
+	epochInc          *lcInc // the topic's incarnation when the clients started
 }
 
 // call runs f with a deadline; a call that overruns it fails the test with
@@ -340,6 +350,9 @@ func (e *lcEnv) createTopic(parts int, c log.Config) {
 }
 
 func (e *lcEnv) startClients(nprod, ncons int) {
+	e.m.mu.Lock()
+	e.epochInc = e.m.cur
+	e.m.mu.Unlock()
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.halt = make(chan struct{})
 	e.prods, e.cons, e.assign = nil, nil, nil
@@ -362,6 +375,8 @@ func (e *lcEnv) startClients(nprod, ncons int) {
 	e.wg.Add(1)
 	go e.probe(e.ctx)
 	e.paused = nil
+	saved, seen := e.saved, e.seen
+	e.saved, e.seen = make([]map[int32]int64, ncons), make([]map[int32]int64, ncons)
 	for i := range ncons {
 		e.paused = append(e.paused, map[int32]bool{})
 		c, err := consumer.New(e.b, consumer.FetchMaxWait(20*time.Millisecond), consumer.ResetOffset(e.reset[i]),
@@ -372,8 +387,33 @@ func (e *lcEnv) startClients(nprod, ncons int) {
 		e.cons = append(e.cons, c)
 		e.assign = append(e.assign, 0)
 		e.assignNew()
+		last := map[int32]int64{}
+		if e.carry && i < len(saved) {
+			last = seen[i]
+			info, _ := e.b.DescribeTopic(context.Background(), lcTopic)
+			for p, pos := range saved[i] {
+				if int(p) < len(info.Partitions) && pos > info.Partitions[p].LogEndOffset {
+					// Read after the crash's clone, from records it did
+					// not keep: past the log end, the position is reset
+					// without a word (see package consumer), and may go
+					// back. After a clean Close, nothing read is lost.
+					if !e.carryCrash {
+						e.rt.Fatalf("after a reopen, consumer %d's position %d in partition %d is past the log end %d", i, pos, p, info.Partitions[p].LogEndOffset)
+					}
+					delete(last, p)
+				}
+				if int(p) < e.assign[i] {
+					if err := c.Assign(lcTopic, p, consumer.At(pos)); err != nil {
+						e.rt.Fatalf("Assign: %v", err)
+					}
+				} else {
+					delete(last, p)
+				}
+			}
+		}
 		e.wg.Add(1)
-		go e.consume(c)
+		e.seen[i] = last
+		go e.consume(c, last)
 	}
 }
 
@@ -489,10 +529,16 @@ func (e *lcEnv) probe(ctx context.Context) {
 
 // consume reads in a Records loop until the epoch ends, checking what it
 // reads.
-func (e *lcEnv) consume(c *consumer.Consumer) {
+func (e *lcEnv) consume(c *consumer.Consumer, last map[int32]int64) {
 	defer e.wg.Done()
-	last := map[int32]int64{}
 	told := map[int32]bool{}
+	defer func() {
+		for p, ok := range told {
+			if ok {
+				delete(last, p) // told of a reset: a successor may go back
+			}
+		}
+	}()
 	for rec, err := range c.Records(e.ctx) {
 		if err != nil {
 			var pe *consumer.PartitionError
@@ -550,6 +596,19 @@ func (e *lcEnv) stopClients() {
 		}
 	}
 	call0(e, "the consumers' loops", func(context.Context) error { e.wg.Wait(); return nil })
+	for i, c := range e.cons {
+		e.saved[i] = map[int32]int64{}
+		for p := range int32(e.assign[i]) {
+			if _, read := e.seen[i][p]; !read {
+				continue // nothing read, or told of a reset (see consume)
+			}
+			if pos, ok := c.Position(lcTopic, p); ok {
+				e.saved[i][p] = pos
+			} else {
+				delete(e.seen[i], p) // a reset still to resolve: it may go back
+			}
+		}
+	}
 	e.prods, e.cons = nil, nil
 	e.checkFails()
 }
@@ -765,8 +824,13 @@ func (e *lcEnv) step(label string) {
 		e.verify(label + " after " + op)
 		e.m.mu.Lock()
 		e.m.crashed = false
+		// Positions carry over within one incarnation of the topic (one
+		// given with At names no topic: see package consumer).
+		e.carry = (op == "reopen" || during != "delete" && (cur == nil || !cur.unsynced)) && e.m.cur == e.epochInc
 		e.m.mu.Unlock()
+		e.carryCrash = op == "crash"
 		e.startClients(nprod, ncons)
+		e.carry = false
 	}
 }
 
