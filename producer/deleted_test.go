@@ -240,3 +240,36 @@ func TestUnknownTopicNotConfirmedIsRetried(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, value("b")))
 	require.Equal(t, []string{"first", "a", "b"}, values(readRecords(t, b, "t", 0)))
 }
+
+// A record produced after the producer found a deleted topic created
+// again is delivered to it, even when it joins the partition's buffer
+// while the producer is still failing the records buffered before (those
+// of the look-up that found the topic gone): the promise of the refused
+// batch creates the topic again and produces a record, which the
+// producer's own look-up finds back. Before the fix, the failing of
+// "every record then buffered" took it too, at the look-up's
+// ErrUnknownTopicOrPartition (found by TestLifecycleStress in package
+// runnel: a record produced after CreateTopic returned failed with
+// ErrUnknownTopic).
+func TestRecordAfterTopicIsBackIsNotAbandoned(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 1, Value: []byte("before")}))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+
+	var oldErr, newErr, createErr error
+	done := make(chan struct{})
+	fresh := &record.Record{Partition: 1, Value: []byte("new")}
+	p.Produce(ctx, &record.Record{Partition: 1, Value: []byte("old")}, func(_ *record.Record, err error) {
+		oldErr = err
+		createErr = b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2})
+		p.TryProduce(ctx, fresh, func(_ *record.Record, err error) { newErr = err; close(done) })
+	})
+	require.NoError(t, p.Flush(ctx))
+	<-done
+	require.ErrorIs(t, oldErr, runnel.ErrUnknownTopic)
+	require.NoError(t, createErr)
+	require.NoError(t, newErr, "produced after the producer found the topic back")
+	require.Equal(t, []string{"new"}, values(readRecords(t, b, "t", 1)))
+}

@@ -74,6 +74,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			err  error
 		)
 		sent := true
+		var rest []*batch // buffered when the partition was found gone
 		if pp.pipe != nil {
 			waited := pp.pipe.acquire()
 			switch {
@@ -141,9 +142,9 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			// retry of what the broker took).
 			pp.split(b, err)
 			return
-		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline):
+		case errors.Is(err, api.ErrUnknownTopicOrPartition) && pp.gone(dl, deadline, &rest):
 			// With AcksNone too: a look-up, not a retry.
-			pp.abandon(b, err)
+			pp.abandon(b, rest, err)
 			return
 		case p.cfg.acks == AcksNone:
 			// Handed to the broker: not retried, whatever came back.
@@ -241,27 +242,43 @@ func (pp *partition) dropAll(b *batch) {
 // other answer (the topic has the partition: a broker that had not caught
 // up; or an error) is transient, and the batch is retried. The look-up
 // ends by the batch's delivery deadline (through dl).
-func (pp *partition) gone(dl *deadlines, deadline time.Time) bool {
+//
+// When it confirms it, gone also sets *rest to the batches buffered for
+// the partition at the answer, taken from it, for abandon to fail with the
+// refused one: those produced later (after a look-up of Producer.topic,
+// or the promise of a record abandoned, found the topic created again)
+// stay, to be sent.
+func (pp *partition) gone(dl *deadlines, deadline time.Time, rest *[]*batch) bool {
 	n, err := pp.t.refresh(dl.start(deadline), time.Now())
 	dl.stop()
 	switch {
 	case errors.Is(err, api.ErrUnknownTopicOrPartition):
+		// Taken before the topic is marked gone: a record that comes
+		// after the mark waits for Producer.topic's look-up, and is
+		// buffered only if the topic is back.
+		*rest = pp.takeAll()
 		pp.t.gone.Store(true)
 		return true
-	case err != nil:
+	case err != nil || int(pp.id) < n:
 		return false
 	default:
-		return int(pp.id) >= n
+		*rest = pp.takeAll()
+		return true
 	}
 }
 
-// abandon fails a batch for a partition that is gone, and every record
-// then buffered for the partition: none could be delivered.
-func (pp *partition) abandon(b *batch, err error) {
-	pp.giveUp(b, err)
+// takeAll takes every batch buffered for the partition.
+func (pp *partition) takeAll() []*batch {
 	pp.mu.Lock()
-	rest := pp.takeAllLocked()
-	pp.mu.Unlock()
+	defer pp.mu.Unlock()
+	return pp.takeAllLocked()
+}
+
+// abandon fails a batch for a partition that is gone, and rest, the
+// records buffered for the partition when that was confirmed (see gone):
+// none of them could be delivered.
+func (pp *partition) abandon(b *batch, rest []*batch, err error) {
+	pp.giveUp(b, err)
 	for _, x := range rest {
 		pp.fail(x, err)
 	}
