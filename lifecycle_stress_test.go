@@ -941,7 +941,7 @@ func (e *lcEnv) verify(when string) {
 			if next == off {
 				// Compaction removes nothing (keys are unique), but a
 				// batch may end in offsets it emptied: move on.
-				next = nextOffsetOf(resp.Partitions[0].Records, off)
+				next = runnel.NextAfter(resp.Partitions[0].Records, off)
 				if next == off {
 					rt.Fatalf("%s: %d-%d: a fetch below the high watermark %d returned nothing", when, p, off, pi.HighWatermark)
 				}
@@ -960,16 +960,4 @@ func (e *lcEnv) verify(when string) {
 			rt.Fatalf("%s: %q acknowledged at %d-%d (acks %d) is not in the log (partition starts at %d)", when, v, r.part, r.off, r.acks, starts[min(int(r.part), len(starts)-1)])
 		}
 	}
-}
-
-// nextOffsetOf is the offset after the last batch in data, or def.
-func nextOffsetOf(data []byte, def int64) int64 {
-	next := def
-	for bt, err := range record.Batches(data) {
-		if err != nil {
-			break
-		}
-		next = bt.NextOffset()
-	}
-	return next
 }

@@ -1,0 +1,6 @@
+package runnel
+
+// NextAfter is nextAfter, for the tests of package runnel_test
+// (lifecycle_stress_test.go reads on from the end of a fetch as the
+// broker does).
+var NextAfter = nextAfter
