@@ -121,7 +121,8 @@ type Broker struct {
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
 // topic whose config TopicDefaults make invalid; ErrCorruptMetadata
 // (naming the file) for a topic record or producer id counter that cannot
-// be read back; log.Open's errors from recovering
+// be read back; ErrNewerMetadata for a topic record a newer runnel wrote;
+// log.Open's errors from recovering
 // a partition (record.ErrCorrupt for corrupt acknowledged data,
 // log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
 func Open(cfg Config) (*Broker, error) {

@@ -42,6 +42,13 @@ var (
 // and has no Kafka error code.
 var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")
 
+// ErrNewerMetadata is returned by Open for a topic's record in
+// <Dir>/topics written by a newer runnel, of a version this one does not
+// read. The record is not corrupt (it is not ErrCorruptMetadata): open
+// the directory with the runnel that wrote it, or a newer one. The error
+// names the file and the versions.
+var ErrNewerMetadata = errors.New("runnel: broker metadata of a newer version")
+
 // TopicConfigError is returned by Open when a topic's stored config, valid
 // as it was set, is invalid with the broker's Config.TopicDefaults: they
 // changed since the topic was created or altered, and a field the topic

@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -108,5 +109,32 @@ func TestOpenCorruptMetadata(t *testing.T) {
 			require.NoError(t, resp.Partitions[0].Err)
 			require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
 		})
+	}
+}
+
+// A topic record written by a newer runnel is refused as such, not as
+// corrupt: it was reported as ErrCorruptMetadata, which could lead an
+// operator to delete a sound record. A negative version is still corrupt.
+func TestNewerTopicRecord(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "orders", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	path := filepath.Join("/data", topicsDir, "orders.json")
+	for _, tc := range []struct {
+		version int
+		want    error
+		not     error
+	}{{metaVersion + 1, ErrNewerMetadata, ErrCorruptMetadata}, {-1, ErrCorruptMetadata, ErrNewerMetadata}} {
+		f, err := mem.Create(path)
+		require.NoError(t, err)
+		_, err = fmt.Fprintf(f, `{"version":%d,"name":"orders","id":"vDYn0aq0RHqGmQ2RZzqSzA","config":{"Partitions":1}}`, tc.version)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		_, err = Open(Config{Dir: "/data", FS: mem})
+		require.ErrorIs(t, err, tc.want, "version %d", tc.version)
+		require.NotErrorIs(t, err, tc.not, "version %d", tc.version)
+		require.ErrorContains(t, err, "orders.json")
 	}
 }

@@ -338,6 +338,9 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		m.Version = metaVersion
 	case metaVersion:
 	default:
+		if m.Version > metaVersion {
+			return m, fmt.Errorf("%w: %s: a record of version %d, written by a newer runnel (this one reads up to %d)", ErrNewerMetadata, path, m.Version, metaVersion)
+		}
 		return m, fmt.Errorf("%w: %s: a record of version %d (this runnel reads up to %d)", ErrCorruptMetadata, path, m.Version, metaVersion)
 	}
 	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
