@@ -134,7 +134,9 @@ type Config struct {
 	// 1 here, which does the same: no batch is smaller than a byte.
 	IndexIntervalBytes int
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
-	// Default 1048588.
+	// Default 1048588. At least record.HeaderSize (61 bytes, a batch
+	// header alone); a smaller one is ErrInvalidConfig (Kafka takes it,
+	// and then refuses every batch).
 	MaxMessageBytes int
 	// RetentionTime is retention.ms: segments whose newest record is older
 	// are deleted, oldest first, as in Kafka: the active one too, rolled
