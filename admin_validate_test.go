@@ -51,3 +51,18 @@ func TestCreateTopicErrorOrder(t *testing.T) {
 	require.ErrorIs(t, b.CreateTopic(ctx, "exists", log.TopicConfig{Partitions: 3}), ErrTopicExists)
 	require.Equal(t, []string{"exists"}, b.Topics())
 }
+
+// A closed broker answers every admin call ErrClosed, whatever else is
+// wrong with it: CreateTopic gave a bad name's ErrInvalidTopic first.
+func TestAdminCallsAfterCloseAreClosed(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	bad := log.Config{MinCleanableDirtyRatio: 1.5}
+	require.ErrorIs(t, b.CreateTopic(ctx, "bad name", log.TopicConfig{Partitions: 0, Config: bad}), ErrClosed)
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), ErrClosed)
+	require.ErrorIs(t, b.CreatePartitions(ctx, "t", 0), ErrClosed)
+	require.ErrorIs(t, b.AlterTopicConfig(ctx, "t", bad), ErrClosed)
+	require.ErrorIs(t, b.DeleteTopic(ctx, "missing"), ErrClosed)
+}

@@ -453,6 +453,9 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
+	if b.closed.Load() {
+		return ErrClosed // before the name: a closed broker says so first, as its other calls do
+	}
 	if err := ValidateTopicName(name); err != nil {
 		return err
 	}
