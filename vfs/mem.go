@@ -431,6 +431,15 @@ func (m *MemFS) walk(parts []string) (*memNode, error) {
 	return n, nil
 }
 
+// lookup returns the named node: resolve's checks of name, then walk of
+// its cleaned components. m.mu must be held.
+func (m *MemFS) lookup(name string) (*memNode, error) {
+	if _, err := m.resolve(name); err != nil {
+		return nil, err
+	}
+	return m.walk(splitPath(name))
+}
+
 // parentDir returns the directory that holds (or would hold) the last of
 // parts, which must not be empty.
 func (m *MemFS) parentDir(parts []string) (*memNode, error) {
@@ -497,11 +506,7 @@ func (m *MemFS) createLocked(name string, trunc bool) (*memNode, error) {
 // Open opens an existing file for reading and writing.
 func (m *MemFS) Open(name string) (File, error) {
 	m.mu.RLock()
-	_, err := m.resolve(name)
-	var n *memNode
-	if err == nil {
-		n, err = m.walk(splitPath(name))
-	}
+	n, err := m.lookup(name)
 	m.mu.RUnlock()
 	if err == nil && n.isDir {
 		err = errIsDir
@@ -699,11 +704,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 func (m *MemFS) List(dir string) ([]string, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	_, err := m.resolve(dir)
-	var n *memNode
-	if err == nil {
-		n, err = m.walk(splitPath(dir))
-	}
+	n, err := m.lookup(dir)
 	if err != nil {
 		return nil, pathErr("open", dir, err)
 	}
@@ -719,11 +720,7 @@ func (m *MemFS) List(dir string) ([]string, error) {
 func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 	parts := splitPath(name)
 	m.mu.RLock()
-	_, err := m.resolve(name)
-	var n *memNode
-	if err == nil {
-		n, err = m.walk(parts)
-	}
+	n, err := m.lookup(name)
 	m.mu.RUnlock()
 	if err != nil {
 		return nil, pathErr("stat", name, err)
@@ -749,11 +746,7 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.resolve(dir)
-	var n *memNode
-	if err == nil {
-		n, err = m.walk(splitPath(dir))
-	}
+	n, err := m.lookup(dir)
 	if err != nil {
 		return pathErr("open", dir, err)
 	}
