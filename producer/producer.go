@@ -316,12 +316,14 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
 	err = t.buffer(pr, rctx)
-	if re := (*rangeError)(nil); errors.As(err, &re) && re.chosen >= 0 {
+	if re, ok := err.(*rangeError); ok && re.chosen >= 0 {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
 		// broker, as Kafka's producer refreshes its metadata for a record
 		// whose partition is past the count it has, and choose again if
-		// the topic has more.
+		// the topic has more. (buffer returns choose's error as it is: a
+		// type assertion, not errors.As, whose target would be allocated
+		// for every record.)
 		if n, rerr := t.refresh(ctx, time.Now()); rerr == nil && n > re.n {
 			err = t.buffer(pr, rctx)
 		}
