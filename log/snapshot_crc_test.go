@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,21 +11,6 @@ import (
 
 	"github.com/runnel/runnel/vfs"
 )
-
-// readMemFile returns the bytes of the file name in fsys.
-func readMemFile(t *testing.T, fsys vfs.FS, name string) []byte {
-	t.Helper()
-	f, err := fsys.Open(name)
-	require.NoError(t, err)
-	defer f.Close()
-	size, err := f.Size()
-	require.NoError(t, err)
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != io.EOF {
-		require.NoError(t, err)
-	}
-	return data
-}
 
 // replaceMemFile makes data the content of the file name in fsys.
 func replaceMemFile(t *testing.T, fsys vfs.FS, name string, data []byte) {
@@ -60,7 +44,7 @@ func TestOpenSkipsASnapshotWithADigitChanged(t *testing.T) {
 	}
 	require.NoError(t, l.Roll()) // a snapshot at 6: the newest, holding all of the state
 	name := filepath.Join(e.dir, snapshotName(6))
-	good := readMemFile(t, e.fs, name)
+	good := readWhole(t, e.fs, name)
 	// The rows of the batches the producer's window holds, 1-5: id, epoch,
 	// first and last sequence, first and last offset.
 	require.Contains(t, string(good), "\n1 0 1 1 1 1\n1 0 2 2 2 2\n1 0 3 3 3 3\n1 0 4 4 4 4\n1 0 5 5 5 5\n")
@@ -130,7 +114,7 @@ func TestOpenLoadsASnapshotWithoutChecksum(t *testing.T) {
 		require.False(t, res.Duplicate, "clean %v", clean)
 		require.EqualValues(t, 4, res.FirstOffset, "clean %v", clean)
 		require.NoError(t, l.Close()) // a snapshot at 5
-		data := readMemFile(t, e.fs, filepath.Join(e.dir, snapshotName(5)))
+		data := readWhole(t, e.fs, filepath.Join(e.dir, snapshotName(5)))
 		require.True(t, bytes.HasPrefix(data, []byte("1\n")), "clean %v: %q", clean, data)
 	}
 }
