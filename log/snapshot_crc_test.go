@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,21 +11,6 @@ import (
 
 	"github.com/runnel/runnel/vfs"
 )
-
-// readMemFile returns the bytes of the file name in fsys.
-func readMemFile(t *testing.T, fsys vfs.FS, name string) []byte {
-	t.Helper()
-	f, err := fsys.Open(name)
-	require.NoError(t, err)
-	defer f.Close()
-	size, err := f.Size()
-	require.NoError(t, err)
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != io.EOF {
-		require.NoError(t, err)
-	}
-	return data
-}
 
 // replaceMemFile makes data the content of the file name in fsys.
 func replaceMemFile(t *testing.T, fsys vfs.FS, name string, data []byte) {
@@ -60,7 +44,7 @@ func TestOpenSkipsASnapshotWithADigitChanged(t *testing.T) {
 	}
 	require.NoError(t, l.Roll()) // a snapshot at 6: the newest, holding all of the state
 	name := filepath.Join(e.dir, snapshotName(6))
-	good := readMemFile(t, e.fs, name)
+	good := readWhole(t, e.fs, name)
 	// The rows of the batches the producer's window holds, 1-5: id, epoch,
 	// first and last sequence, first and last offset.
 	require.Contains(t, string(good), "\n1 0 1 1 1 1\n1 0 2 2 2 2\n1 0 3 3 3 3\n1 0 4 4 4 4\n1 0 5 5 5 5\n")
@@ -96,41 +80,58 @@ func TestOpenSkipsASnapshotWithADigitChanged(t *testing.T) {
 	require.NoError(t, l.Close())
 }
 
+// reopenWithOlderSnapshot writes producer 1's batches of sequence 0 to 3
+// (offsets 0-3) to a new log and closes it (a snapshot at 4); older then
+// makes that snapshot an older runnel's, and unless clean the log is made
+// one that was not closed cleanly. Reopened, the log loads the snapshot
+// at 4, replays nothing, and answers a retry of sequence 2 as a duplicate
+// at offset 2; reopenWithOlderSnapshot returns it open.
+func reopenWithOlderSnapshot(t *testing.T, clean bool, older func(e *env)) (*env, Config, *Log) {
+	t.Helper()
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for seq := range int32(4) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-3
+	}
+	require.NoError(t, l.Close()) // a snapshot at 4
+	older(e)
+	if !clean {
+		require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
+	}
+
+	l = e.open(cfg)
+	info := l.Recovery()
+	require.Equal(t, clean, info.Clean)
+	require.EqualValues(t, 4, info.ProducerSnapshot, "clean %v: %+v", clean, info)
+	require.Zero(t, info.ProducerBatchesReplayed, "clean %v", clean)
+	dup := appendOK(t, l, idemBatch(t, 1, 0, 2, 1))
+	require.True(t, dup.Duplicate, "clean %v", clean)
+	require.EqualValues(t, 2, dup.FirstOffset, "clean %v", clean)
+	return e, cfg, l
+}
+
 // TestOpenLoadsASnapshotWithoutChecksum: a snapshot written by a runnel
 // before snapshots carried a checksum (version 0, Kafka's checkpoint
 // layout) still loads, and the next snapshot written is of the new
 // version.
 func TestOpenLoadsASnapshotWithoutChecksum(t *testing.T) {
 	for _, clean := range []bool{true, false} {
-		e := newEnv(t)
-		cfg := Config{Sync: SyncAlways}
-		l := e.open(cfg)
-		for seq := range int32(4) {
-			appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-3
-		}
-		require.NoError(t, l.Close()) // a snapshot at 4
-		// The snapshot as the older runnel wrote it: no checksum line, no
-		// producer's last append (older still) and CRLF line ends.
-		old := "0\n5\n-1 4 0 0 0 0\n1 0 0 0 0 0\n1 0 1 1 1 1\n1 0 2 2 2 2\n1 0 3 3 3 3\n"
-		if !clean {
-			old = strings.ReplaceAll(old, "\n", "\r\n")
-			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
-		}
-		replaceMemFile(t, e.fs, filepath.Join(e.dir, snapshotName(4)), []byte(old))
-
-		l = e.open(cfg)
-		info := l.Recovery()
-		require.Equal(t, clean, info.Clean)
-		require.EqualValues(t, 4, info.ProducerSnapshot, "clean %v: %+v", clean, info)
-		require.Zero(t, info.ProducerBatchesReplayed, "clean %v", clean)
-		dup := appendOK(t, l, idemBatch(t, 1, 0, 2, 1))
-		require.True(t, dup.Duplicate, "clean %v", clean)
-		require.EqualValues(t, 2, dup.FirstOffset, "clean %v", clean)
+		e, _, l := reopenWithOlderSnapshot(t, clean, func(e *env) {
+			// The snapshot as the older runnel wrote it: no checksum line,
+			// no producer's last append (older still); in the unclean
+			// case, CRLF line ends too.
+			old := "0\n5\n-1 4 0 0 0 0\n1 0 0 0 0 0\n1 0 1 1 1 1\n1 0 2 2 2 2\n1 0 3 3 3 3\n"
+			if !clean {
+				old = strings.ReplaceAll(old, "\n", "\r\n")
+			}
+			replaceMemFile(t, e.fs, filepath.Join(e.dir, snapshotName(4)), []byte(old))
+		})
 		res := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
 		require.False(t, res.Duplicate, "clean %v", clean)
 		require.EqualValues(t, 4, res.FirstOffset, "clean %v", clean)
 		require.NoError(t, l.Close()) // a snapshot at 5
-		data := readMemFile(t, e.fs, filepath.Join(e.dir, snapshotName(5)))
+		data := readWhole(t, e.fs, filepath.Join(e.dir, snapshotName(5)))
 		require.True(t, bytes.HasPrefix(data, []byte("1\n")), "clean %v: %q", clean, data)
 	}
 }

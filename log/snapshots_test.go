@@ -133,36 +133,19 @@ func TestOpenSkipsAnUnreadableSnapshot(t *testing.T) {
 // with a snapshot named by its offset.
 func TestOpenReplacesTheSingleSnapshotFile(t *testing.T) {
 	for _, clean := range []bool{true, false} {
-		e := newEnv(t)
-		cfg := Config{Sync: SyncAlways}
-		l := e.open(cfg)
-		for seq := range int32(4) {
-			appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-3
-		}
-		require.NoError(t, l.Close()) // a snapshot at 4
-		// Made the older runnel's layout: its snapshot under the one name.
-		offs, _ := e.snapshotFiles(t)
-		for _, off := range offs {
-			if off != 4 {
-				require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
+		e, cfg, l := reopenWithOlderSnapshot(t, clean, func(e *env) {
+			// Made the older runnel's layout: its snapshot under the one name.
+			offs, _ := e.snapshotFiles(t)
+			for _, off := range offs {
+				if off != 4 {
+					require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
+				}
 			}
-		}
-		require.NoError(t, e.fs.Rename(filepath.Join(e.dir, snapshotName(4)), filepath.Join(e.dir, producerFile)))
-		if !clean {
-			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
-		}
-
-		l = e.open(cfg)
-		info := l.Recovery()
-		require.Equal(t, clean, info.Clean)
-		require.EqualValues(t, 4, info.ProducerSnapshot, "clean %v: %+v", clean, info)
-		require.Zero(t, info.ProducerBatchesReplayed, "clean %v", clean)
+			require.NoError(t, e.fs.Rename(filepath.Join(e.dir, snapshotName(4)), filepath.Join(e.dir, producerFile)))
+		})
 		offs, legacy := e.snapshotFiles(t)
 		require.False(t, legacy, "clean %v: the older file is still there", clean)
 		require.Contains(t, offs, int64(4), "clean %v", clean)
-		dup := appendOK(t, l, idemBatch(t, 1, 0, 2, 1))
-		require.True(t, dup.Duplicate, "clean %v", clean)
-		require.EqualValues(t, 2, dup.FirstOffset)
 
 		// The next crash finds the state in the new file.
 		appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 4
