@@ -81,7 +81,7 @@ func TestStrayLogWithEveryKindOfFileIsRemoved(t *testing.T) {
 	require.NoError(t, err)
 	kinds := map[string]bool{}
 	for _, n := range names {
-		require.True(t, isLogFile(n), "a log wrote %q", n)
+		require.True(t, log.IsLogFile(n), "a log wrote %q", n)
 		kinds[filepath.Ext(n)] = true
 	}
 	for _, ext := range []string{".log", ".index", ".timeindex", ".snapshot"} {
@@ -94,7 +94,7 @@ func TestStrayLogWithEveryKindOfFileIsRemoved(t *testing.T) {
 	_, err = mem.Stat("/data/c-0")
 	require.ErrorIs(t, err, fs.ErrNotExist, "the stray partition stays")
 	for _, n := range []string{"x", "00000000000000000000.log.bak", "00000000000000000000", "0.log", "partition.metadata", "-checkpoint.tmp.tmp"} {
-		require.False(t, isLogFile(n), n)
+		require.False(t, log.IsLogFile(n), n)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/segment"
 )
 
 const (
@@ -248,7 +247,7 @@ func (b *Broker) removeStrays() {
 }
 
 // removeLogDir removes dir, a partition's directory, if it holds nothing
-// but the files a partition's log writes (isLogFile); a missing dir is
+// but the files a partition's log writes (log.IsLogFile); a missing dir is
 // removed already. A directory named like a partition may be someone
 // else's — the broker's Dir shared with other files, /tmp/tmux-1000 under
 // a Dir of /tmp — and is then left as it is.
@@ -264,38 +263,11 @@ func (b *Broker) removeLogDir(dir string) error {
 		return err
 	}
 	for _, name := range names {
-		if !isLogFile(name) {
+		if !log.IsLogFile(name) {
 			return fmt.Errorf("%w: %s holds %q, which no partition's log writes: it is not removed", log.ErrNotLogDir, dir, name)
 		}
 	}
 	return b.fs.RemoveAll(dir)
-}
-
-// isLogFile reports whether name is one a partition's log writes: a
-// segment's .log, .index or .timeindex, a producer-state .snapshot (each
-// <20-digit offset><suffix>, what the compaction's .cleaned and .swap
-// copies follow), a checkpoint (*-checkpoint), the clean-shutdown marker,
-// or any of these as a temporary .tmp file; or a file an OS leaves in
-// directories, which the log ignores (log.SystemFile).
-func isLogFile(name string) bool {
-	if log.SystemFile(name) {
-		return true
-	}
-	name = strings.TrimSuffix(name, ".tmp")
-	switch {
-	case name == "clean-shutdown", strings.HasSuffix(name, "-checkpoint"):
-		return true
-	}
-	_, suffix, ok := segment.ParseFileName(name)
-	if !ok {
-		return false
-	}
-	suffix = strings.TrimSuffix(strings.TrimSuffix(suffix, ".cleaned"), ".swap")
-	switch suffix {
-	case segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix, ".snapshot":
-		return true
-	}
-	return false
 }
 
 func (b *Broker) readMeta(path string) (topicMeta, error) {

@@ -455,6 +455,66 @@ func SystemFile(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.EqualFold(name, "Thumbs.db") || strings.EqualFold(name, "desktop.ini")
 }
 
+// fileKind is what a name in a log's directory is to the log (classify).
+type fileKind int
+
+const (
+	foreignFile    fileKind = iota // not the log's: Open refuses the directory
+	systemFile                     // an OS's (SystemFile): ignored
+	checkpointFile                 // a checkpoint, or an older runnel's name of one
+	markerFile                     // the clean-shutdown marker
+	tmpFile                        // a .tmp being written when the log stopped
+	segmentFile                    // a segment's .log
+	keptFile                       // a segment's index, or a producer-state snapshot
+	leftoverFile                   // an unfinished cleaning's .cleaned copy, or an index .swap
+	logSwapFile                    // a compaction's .log.swap, to complete
+)
+
+// classify says what name is to the log, and the base offset in a
+// segment's or a swap's name.
+func classify(name string) (fileKind, int64) {
+	switch name {
+	case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile:
+		return checkpointFile, 0
+	case cleanShutdownFile:
+		return markerFile, 0
+	}
+	if strings.HasSuffix(name, tmpSuffix) {
+		return tmpFile, 0
+	}
+	if SystemFile(name) {
+		return systemFile, 0
+	}
+	base, suffix, ok := segment.ParseFileName(name)
+	if !ok {
+		return foreignFile, 0
+	}
+	switch suffix {
+	case segment.LogSuffix:
+		return segmentFile, base
+	case segment.IndexSuffix, segment.TimeIndexSuffix, snapshotSuffix:
+		return keptFile, base
+	case segment.LogSuffix + cleanedSuffix, segment.IndexSuffix + cleanedSuffix, segment.TimeIndexSuffix + cleanedSuffix,
+		segment.IndexSuffix + swapSuffix, segment.TimeIndexSuffix + swapSuffix:
+		return leftoverFile, base
+	case segment.LogSuffix + swapSuffix:
+		return logSwapFile, base
+	}
+	return foreignFile, 0
+}
+
+// IsLogFile reports whether name is a file a log writes in its directory
+// (a segment's .log, .index or .timeindex, a producer-state .snapshot, a
+// compaction's .cleaned or .swap copy, a checkpoint, the clean-shutdown
+// marker), or such a name with .tmp added (one being written), or a file
+// an OS leaves there (SystemFile), which Open ignores. A directory that
+// holds only such files is a log's, or an empty one: the broker removes
+// no other directory of a partition's name.
+func IsLogFile(name string) bool {
+	k, _ := classify(strings.TrimSuffix(name, tmpSuffix))
+	return k != foreignFile && k != tmpFile
+}
+
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
 // files, and returns the base offsets of the segments, whether the log
 // was closed cleanly, and whether the clean-shutdown marker is there: a
@@ -465,40 +525,21 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 	var swaps []int64
 	changed := false
 	for _, name := range names {
-		switch name {
-		case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile:
-			continue
-		case cleanShutdownFile:
+		kind, base := classify(name)
+		switch kind {
+		case checkpointFile, systemFile, keptFile:
+		case markerFile:
 			marker = true
-			continue
-		}
-		if strings.HasSuffix(name, tmpSuffix) {
+		case tmpFile, leftoverFile:
+			// A write cut short, an unfinished cleaning, or index swaps
+			// that the rebuilt indexes replace: the old segments stand.
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
 				return nil, false, false, err
 			}
 			changed = true
-			continue
-		}
-		if SystemFile(name) {
-			continue
-		}
-		base, suffix, ok := segment.ParseFileName(name)
-		if !ok {
-			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
-		}
-		switch suffix {
-		case segment.LogSuffix:
+		case segmentFile:
 			bases = append(bases, base)
-		case segment.IndexSuffix, segment.TimeIndexSuffix, snapshotSuffix:
-		case segment.LogSuffix + cleanedSuffix, segment.IndexSuffix + cleanedSuffix, segment.TimeIndexSuffix + cleanedSuffix,
-			segment.IndexSuffix + swapSuffix, segment.TimeIndexSuffix + swapSuffix:
-			// An unfinished cleaning, or index swaps that the rebuilt
-			// indexes replace: the old segments stand.
-			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
-				return nil, false, false, err
-			}
-			changed = true
-		case segment.LogSuffix + swapSuffix:
+		case logSwapFile:
 			swaps = append(swaps, base)
 		default:
 			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
