@@ -231,21 +231,12 @@ func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 // Pending reports whether Wait has anything to wait for.
 func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
 
-// checkProducer applies idempotence to an append: a batch of an idempotent
-// producer must come alone (as in Kafka's produce requests since v3) and
-// follow that producer's last sequence, or repeat one of its last batches.
+// checkProducer applies idempotence to an append that validate took: a
+// batch of an idempotent producer (alone in data, as validate checked)
+// must follow that producer's last sequence, or repeat one of its last
+// batches.
 func (l *Log) checkProducer(data []byte) (*producerBatch, error) {
 	b := record.Batch(data)
-	if int(record.BatchSize(data)) != len(data) {
-		// Several batches (validated whole): none may be an idempotent
-		// producer's, the first or any after it.
-		for p := 0; p < len(data); p += int(record.BatchSize(data[p:])) {
-			if hasProducer(record.Batch(data[p:])) {
-				return nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
-			}
-		}
-		return nil, nil
-	}
 	if !hasProducer(b) {
 		return nil, nil
 	}
@@ -269,12 +260,15 @@ type stamp struct {
 // corrections of the batches that need one appended to stamps, in the
 // order of the batches. It does not modify data: the caller applies the
 // corrections once it accepts every batch, so that a refused append leaves
-// the caller's bytes as they were.
+// the caller's bytes as they were. A batch of an idempotent producer must
+// come alone, as in Kafka's produce requests since v3 (checkProducer
+// relies on it).
 func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	if len(data) == 0 {
 		return 0, nil, fmt.Errorf("%w: no batches", ErrInvalidRecord)
 	}
 	records := 0
+	idempotent := false
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
 		if err != nil {
@@ -367,8 +361,14 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		if l.cfg.TimestampType != LogAppendTime && (lat || maxTs != b.MaxTimestamp()) {
 			stamps = append(stamps, stamp{pos: p, maxTs: maxTs})
 		}
+		idempotent = idempotent || hasProducer(b)
 		records += int(n)
 		p += len(b)
+	}
+	if idempotent && int(record.BatchSize(data)) != len(data) {
+		// Several batches: none may be an idempotent producer's, the
+		// first or any after it.
+		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
 	return records, stamps, nil
 }

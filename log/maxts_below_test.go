@@ -110,10 +110,7 @@ func TestOffsetOfMaxTimestampBelowBounded(t *testing.T) {
 				}
 				got, ok, err := l.OffsetOfMaxTimestampBelow(ctx, upTo)
 				require.NoError(rt, err)
-				full, fullOK, err := l.searchTime(ctx, "full", func(ctx context.Context, v timeView) (int64, bool, error) {
-					v.end = min(v.end, upTo)
-					return l.offsetOfMaxTimestamp(ctx, v, false)
-				})
+				full, fullOK, err := offsetOfMaxTimestampBelowUnbounded(ctx, l, upTo)
 				require.NoError(rt, err)
 				require.Equal(rt, want >= 0, ok, "start %d, below %d, timestamps %v", l.LogStartOffset(), upTo, tss)
 				require.Equal(rt, fullOK, ok, "start %d, below %d, timestamps %v", l.LogStartOffset(), upTo, tss)
@@ -123,5 +120,16 @@ func TestOffsetOfMaxTimestampBelowBounded(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// offsetOfMaxTimestampBelowUnbounded is OffsetOfMaxTimestampBelow as it
+// was before segment.MaxTimestampBelow: the segment that holds upTo counts
+// with its max timestamp, and is read whole when no record below upTo has
+// it. Tests compare the two.
+func offsetOfMaxTimestampBelowUnbounded(ctx context.Context, l *Log, upTo int64) (int64, bool, error) {
+	return l.searchTime(ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
+		v.end = min(v.end, upTo)
+		return l.offsetOfMaxTimestamp(ctx, v, false)
 	})
 }

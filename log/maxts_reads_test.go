@@ -100,10 +100,7 @@ func TestOffsetOfMaxTimestampBelowReadsLittle(t *testing.T) {
 				require.Less(t, read, int64(64<<10), "reopen %v: bytes read", reopen)
 
 				fsys.bytes.Store(0)
-				full, ok, err := l.searchTime(ctx, "full", func(ctx context.Context, v timeView) (int64, bool, error) {
-					v.end = min(v.end, n)
-					return l.offsetOfMaxTimestamp(ctx, v, false)
-				})
+				full, ok, err := offsetOfMaxTimestampBelowUnbounded(ctx, l, n)
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.EqualValues(t, tc.want, full, "reopen %v", reopen)

@@ -189,22 +189,35 @@ func (s *Segment) timeStart(hs *headerScan, ts, from int64) (int64, []byte, erro
 		if entryTs < 0 || o <= from {
 			break // no entry, or one that moves the start nowhere
 		}
-		pos, hdr, err := s.scan(hs, o)
-		if err != nil {
-			return 0, nil, err
+		pos, hdr, ok, err := s.checkTimeEntry(hs, entryTs, o)
+		if err != nil || ok {
+			return pos, hdr, err
 		}
-		if hdr != nil {
-			b := record.Batch(hdr)
-			if b.BaseOffset() <= o && b.MaxTimestamp() == entryTs {
-				return pos, hdr, nil
-			}
-			if _, err := s.batchAt(pos, record.BatchSize(hdr)); err != nil {
-				return 0, nil, err
-			}
-		}
-		s.distrust(&s.badTimes, [2]int64{entryTs, o})
 		entryTs, o = s.lookupTime(entryTs - 1)
 	}
 	pos, hdr, err := s.scan(hs, from)
 	return pos, hdr, err
+}
+
+// checkTimeEntry checks the time index entry (ts, o) against the log: the
+// batch holding o (found through the checked offset index) has ts as its
+// max timestamp. It returns that batch's position and header when the
+// entry holds (ok); otherwise it marks the entry bad — unless the batch
+// is corrupt (its CRC fails), which is reported as the error it is.
+func (s *Segment) checkTimeEntry(hs *headerScan, ts, o int64) (pos int64, hdr []byte, ok bool, err error) {
+	pos, hdr, err = s.scan(hs, o)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if hdr != nil {
+		b := record.Batch(hdr)
+		if b.BaseOffset() <= o && b.MaxTimestamp() == ts {
+			return pos, hdr, true, nil
+		}
+		if _, err := s.batchAt(pos, record.BatchSize(hdr)); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	s.distrust(&s.badTimes, [2]int64{ts, o})
+	return 0, nil, false, nil
 }

@@ -888,16 +888,7 @@ func TestTruncateToThroughBadEntry(t *testing.T) {
 // the cut but its batch is gone: the rescan must not start from it.
 func TestTruncateToEntryAtBatchBase(t *testing.T) {
 	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		f := newICFixture(t, fsys, dir, 80)
-		k := f.middle(t)
-		i := f.batchAt(t, f.oidx[k].Position)
-		e := f.oidx[k]
-		e.Offset = f.batches[i].base
-		f.setOffsetEntry(t, k, e)
-		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
-		if err != nil || needs {
-			t.Fatalf("Open: needs recovery %v, %v", needs, err)
-		}
+		f, s, i := openWithEntryAtBatchBase(t, fsys, dir)
 		defer s.Close()
 		next, err := s.TruncateTo(f.batches[i].base + 1)
 		if err != nil {
@@ -926,16 +917,7 @@ func TestTruncateToEntryAtBatchBase(t *testing.T) {
 // which stays trusted: the next Open does not ask for a rebuild.
 func TestTruncateToEntryAtBatchBaseKeepsTrust(t *testing.T) {
 	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		f := newICFixture(t, fsys, dir, 80)
-		k := f.middle(t)
-		i := f.batchAt(t, f.oidx[k].Position)
-		e := f.oidx[k]
-		e.Offset = f.batches[i].base
-		f.setOffsetEntry(t, k, e)
-		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
-		if err != nil || needs {
-			t.Fatalf("Open: needs recovery %v, %v", needs, err)
-		}
+		f, s, i := openWithEntryAtBatchBase(t, fsys, dir)
 		if _, err := s.TruncateTo(f.batches[i].base + 1); err != nil {
 			s.Close()
 			t.Fatal(err)
@@ -948,7 +930,7 @@ func TestTruncateToEntryAtBatchBaseKeepsTrust(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s, needs, err = Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
+		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
 		if err != nil || needs {
 			t.Fatalf("reopen: needs recovery %v, %v", needs, err)
 		}
@@ -957,4 +939,24 @@ func TestTruncateToEntryAtBatchBaseKeepsTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// openWithEntryAtBatchBase writes the fixture of the two tests above, with
+// an offset index entry in the middle moved to its batch's base offset
+// (a true entry, though not the one a Segment writes), and opens the
+// segment active: it returns the fixture, the segment and the index of
+// the entry's batch.
+func openWithEntryAtBatchBase(t *testing.T, fsys vfs.FS, dir string) (*icFixture, *Segment, int) {
+	t.Helper()
+	f := newICFixture(t, fsys, dir, 80)
+	k := f.middle(t)
+	i := f.batchAt(t, f.oidx[k].Position)
+	e := f.oidx[k]
+	e.Offset = f.batches[i].base
+	f.setOffsetEntry(t, k, e)
+	s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{Active: true})
+	if err != nil || needs {
+		t.Fatalf("Open: needs recovery %v, %v", needs, err)
+	}
+	return f, s, i
 }

@@ -140,23 +140,16 @@ func (s *Segment) maxTimestampStart(hs *headerScan, end int64) (pos, hi int64, e
 		}
 		return pos, max(-1, record.Batch(hdr).MaxTimestamp()), nil
 	}
-	// Checked as timeStart checks it: the batch holding o has T as its
-	// max timestamp.
-	p, hdr, err := s.scan(hs, o)
+	// Checked as timeStart checks it; one that fails is marked bad, and
+	// the walk begins at the start.
+	_, _, ok, err = s.checkTimeEntry(hs, ts, o)
 	if err != nil {
 		return 0, 0, err
 	}
-	if hdr != nil {
-		b := record.Batch(hdr)
-		if b.BaseOffset() <= o && b.MaxTimestamp() == ts {
-			return pos, ts, nil
-		}
-		if _, err := s.batchAt(p, record.BatchSize(hdr)); err != nil {
-			return 0, 0, err
-		}
+	if !ok {
+		return 0, math.MinInt64, nil
 	}
-	s.distrust(&s.badTimes, [2]int64{ts, o})
-	return 0, math.MinInt64, nil
+	return pos, ts, nil
 }
 
 // testHookMaxTsEntry, when set (by tests), runs in maxTimestampStart
