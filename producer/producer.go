@@ -294,12 +294,16 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
 		return
 	}
-	t, err := p.topic(ctx, topic)
-	if err != nil {
+	// Space first, then the topic's partition count: a record whose count
+	// is being looked up holds buffer space, so that Flush waits for it
+	// (kgo's Flush, too, counts such a record as buffered).
+	if err := p.reserve(ctx, int64(size), block); err != nil {
 		promise(r, err)
 		return
 	}
-	if err := p.reserve(ctx, int64(size), block); err != nil {
+	t, err := p.topic(ctx, topic)
+	if err != nil {
+		p.release(1, int64(size))
 		promise(r, err)
 		return
 	}
@@ -388,8 +392,9 @@ func (s *syncWait) err() error {
 // Flush sends every buffered batch at once, lingering no more, and waits
 // until every record produced before it returns is done and its promise
 // has run: those buffered when it is called, those produced while it
-// waits, and those of Produce calls that wait for buffer space meanwhile
-// (as kgo's Flush waits for the blocked ones).
+// waits, those of Produce calls that wait for buffer space meanwhile
+// (as kgo's Flush waits for the blocked ones), and those of Produce calls
+// that ask the broker for their topic's partition count.
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
