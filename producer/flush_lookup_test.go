@@ -60,24 +60,66 @@ func TestFlushWaitsForPartitionCountLookup(t *testing.T) {
 		flushed <- delivered.Load()
 	}()
 	// Flush returns at once (too early) or waits: whichever comes first.
-	buf := make([]byte, 1<<20)
-	for waiting := false; !waiting; {
-		select {
-		case ok := <-flushed:
-			t.Fatalf("Flush returned while a record's partition count was being looked up (delivered: %v)", ok)
-		case <-ctx.Done():
-			t.Fatal("Flush neither returns nor waits")
-		case <-time.After(time.Millisecond):
-		}
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "[select") && strings.Contains(g, "producer.(*Producer).Flush") {
-				waiting = true
-			}
-		}
-	}
+	waitFlushing(t, ctx, flushed)
 	close(c.release)
 	require.True(t, <-flushed, "Flush returned once the record was delivered")
 	<-produced
 	require.Equal(t, []string{"v"}, values(append(readRecords(t, b, "t", 0), readRecords(t, b, "t", 1)...)))
+}
+
+// A record whose partition-count look-up fails is done once its promise
+// has run: a Flush waiting for it returns after the promise, not between
+// the release of its buffer space and the promise.
+func TestFlushWaitsForThePromiseOfAFailedLookup(t *testing.T) {
+	ctx := testCtx(t)
+	b := newBroker(t)
+	c := &lookupClient{Broker: b, looking: make(chan struct{}, 10), release: make(chan struct{})}
+	p := newProducer(t, c)
+
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var promised atomic.Bool
+	var perr error
+	go p.Produce(ctx, &record.Record{Topic: "missing", Value: []byte("v")}, func(_ *record.Record, err error) {
+		perr = err
+		close(entered)
+		<-gate
+		promised.Store(true)
+	})
+	<-c.looking
+	flushed := make(chan bool, 1)
+	go func() {
+		require.NoError(t, p.Flush(ctx))
+		flushed <- promised.Load()
+	}()
+	waitFlushing(t, ctx, flushed)
+	close(c.release) // the look-up fails: unknown topic
+	<-entered
+	require.ErrorIs(t, perr, runnel.ErrUnknownTopic)
+	// The promise runs: Flush must still be waiting (in its select, not
+	// woken), whichever comes first.
+	waitFlushing(t, ctx, flushed)
+	close(gate)
+	require.True(t, <-flushed, "Flush returned after the promise")
+}
+
+// waitFlushing waits until a goroutine waits in Flush's select, failing
+// the test if Flush returns first.
+func waitFlushing(t *testing.T, ctx context.Context, flushed <-chan bool) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, "producer.(*Producer).Flush") {
+				return
+			}
+		}
+		select {
+		case ok := <-flushed:
+			t.Fatalf("Flush returned before the record was done (its promise run: %v)", ok)
+		case <-ctx.Done():
+			t.Fatal("Flush neither returns nor waits")
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -307,8 +307,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	t, err := p.topic(ctx, topic)
 	if err != nil {
-		p.release(1, int64(size))
+		// The promise first: the record is done (for Flush) once it ran.
 		promise(r, err)
+		p.release(1, int64(size))
 		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
@@ -340,8 +341,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
 		r.Topic, r.Timestamp = oldTopic, oldTs
-		p.release(1, int64(size))
 		promise(r, err)
+		p.release(1, int64(size))
 		return false
 	}
 	return true
