@@ -78,7 +78,9 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, and that is all
+	} else if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(out, nil))

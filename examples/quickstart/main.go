@@ -85,6 +85,9 @@ func parse(args []string, out io.Writer) (options, error) {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	o, err := parse(args, out)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, and that is all
+	}
 	if err != nil {
 		return err
 	}
