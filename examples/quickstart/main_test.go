@@ -96,3 +96,9 @@ func TestQuickstartHelp(t *testing.T) {
 	require.Contains(t, out.String(), "-dir")
 	require.NotContains(t, out.String(), "opened broker")
 }
+
+func TestQuickstartOnePartition(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-records", "10", "-partitions", "1"}, &out))
+	require.Contains(t, out.String(), `created topic "orders" with 1 partition`+"\n")
+}
