@@ -310,6 +310,16 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if r.Timestamp.IsZero() {
 		r.Timestamp = p.clock.now()
 	}
+	// A partitioner that panics (see RecordPartitioner): r was not
+	// buffered; it is given back as it was, with its space, and the
+	// panic goes on to the caller.
+	settled := false
+	defer func() {
+		if !settled {
+			r.Topic, r.Timestamp = oldTopic, oldTs
+			p.release(1, int64(size))
+		}
+	}()
 	rctx := ctx
 	if done == nil {
 		rctx = nil // it can never end: nothing to check
@@ -328,6 +338,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			err = t.buffer(pr, rctx)
 		}
 	}
+	settled = true
 	if err != nil {
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.

@@ -1,0 +1,92 @@
+package producer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// panicky is a partitioner that panics for records whose key is "boom"
+// (in Partition, or in OnNewBatch when onNew is set), and otherwise sends
+// every record to partition 0.
+type panicky struct{ onNew bool }
+
+func (p panicky) ForTopic(string) producer.TopicPartitioner {
+	if p.onNew {
+		return &panickyNew{}
+	}
+	return p
+}
+
+func (panicky) Partition(r *record.Record, _ int) int32 {
+	if string(r.Key) == "boom" {
+		panic("partitioner: boom")
+	}
+	return 0
+}
+
+// panickyNew panics in OnNewBatch when the record that starts a batch
+// has the key "boom".
+type panickyNew struct{ last *record.Record }
+
+func (p *panickyNew) Partition(r *record.Record, _ int) int32 {
+	p.last = r
+	return 0
+}
+
+func (p *panickyNew) OnNewBatch(int32) {
+	if string(p.last.Key) == "boom" {
+		panic("partitioner: boom in OnNewBatch")
+	}
+}
+
+// A partitioner (user code, called under a lock of its topic) that
+// panics: the panic reaches Produce's caller, as any panic of a function
+// it calls, and the record is neither buffered nor its promise run; but
+// the producer must stay usable — the topic's lock released, the
+// record's buffer space freed — so that a caller that recovers (an HTTP
+// server recovers a handler's panic) can go on producing, and Flush and
+// Close do not wait for a record that was never buffered. Before the
+// fix, the topic's lock stayed held: every later Produce to the topic
+// hung, deaf to its ctx, and so did Flush, for the space never freed.
+func TestPanickingPartitionerLeavesTheProducerUsable(t *testing.T) {
+	for _, onNew := range []bool{false, true} {
+		name := map[bool]string{false: "Partition", true: "OnNewBatch"}[onNew]
+		t.Run(name, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			p := newProducer(t, b, producer.DefaultTopic("t"), producer.RecordPartitioner(panicky{onNew: onNew}))
+			ctx := testCtx(t)
+			// A first record, so that the topic is known and has a batch.
+			require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("first")}))
+
+			bad := &record.Record{Key: []byte("boom"), Value: []byte("bad")}
+			ran := false
+			require.Panics(t, func() {
+				p.Produce(ctx, bad, func(*record.Record, error) { ran = true })
+			})
+			require.False(t, ran, "the promise of a record whose partitioner panicked ran")
+			require.Equal(t, "", bad.Topic, "a record that was not buffered is left as it was")
+			require.True(t, bad.Timestamp.IsZero(), "a record that was not buffered is left as it was")
+			require.Zero(t, p.BufferedRecords(), "the record's buffer space was not freed")
+
+			done := make(chan error, 1)
+			go func() {
+				done <- p.ProduceSync(ctx, &record.Record{Value: []byte("after")})
+			}()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-ctx.Done():
+				t.Fatal("a Produce after the partitioner's panic hangs")
+			}
+			flushCtx, cancel := context.WithCancel(ctx)
+			cancel()
+			require.NoError(t, p.Flush(flushCtx), "Flush waits for the record that was never buffered")
+			require.Equal(t, []string{"first", "after"}, values(readRecords(t, b, "t", 0)))
+		})
+	}
+}
