@@ -239,6 +239,9 @@ func (b *Broker) maintain() {
 func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Partition]string {
 	next := make(map[*log.Partition]string, len(failing))
 	for _, p := range b.partitions() {
+		if b.ctx.Err() != nil {
+			break // Close waits: the partitions left have no need of it
+		}
 		err := b.maintainPartition(b.ctx, p)
 		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
 			continue
@@ -259,20 +262,29 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Parti
 // as the broker's own goroutine does every MaintenanceInterval, and tries
 // again to open the log of a partition whose reopen after a config change
 // failed (see UpdateTopicConfig). Every partition is maintained whatever
-// fails on another.
+// fails on another, until ctx ends: the partitions not maintained by
+// then wait for the next run (the broker's own, or another call).
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
 // failed reopen's (wrapped with the partition's name), log.ErrLogFenced
 // for a partition whose log failed or that a config change closed and
 // could not open again, log.ErrClosed for a partition whose topic was
-// deleted meanwhile, ctx's error from compaction, and file system errors.
+// deleted meanwhile, and file system errors; and ctx's error when ctx
+// ended before the call or during it (a compaction under way stops at
+// its next read).
 func (b *Broker) Maintain(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
 	var err error
 	for _, p := range b.partitions() {
+		if cerr := ctx.Err(); cerr != nil {
+			if !errors.Is(err, cerr) {
+				err = errors.Join(err, cerr)
+			}
+			break
+		}
 		err = errors.Join(err, b.maintainPartition(ctx, p))
 	}
 	return err

@@ -1,0 +1,122 @@
+package runnel
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMaintainHonoursItsCtx: Maintain is a blocking call (retention's
+// file removals, compaction, flushes, over every partition) and takes a
+// ctx; a ctx that has ended must stop it with ctx's error. It ran every
+// partition's retention and checkpoints regardless, and returned nil
+// unless a compaction or a flush was due to see the ctx.
+func TestMaintainHonoursItsCtx(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 3}))
+	for _, cancelled := range []context.Context{cancelledCtx(context.Canceled), cancelledCtx(context.DeadlineExceeded)} {
+		err := b.Maintain(cancelled)
+		require.ErrorIs(t, err, cancelled.Err())
+	}
+	require.NoError(t, b.Maintain(context.Background()))
+}
+
+// cancelledCtx returns a context that has ended with err
+// (context.Canceled or context.DeadlineExceeded).
+func cancelledCtx(err error) context.Context {
+	if err == context.DeadlineExceeded {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+		cancel()
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestCloseStopsTheMaintenanceRound: Close cancels the maintenance
+// goroutine's ctx and waits for it; a round under way must stop at the
+// next partition, not maintain every remaining partition first (retention,
+// checkpoints: file I/O that holds Close up, for as many partitions as
+// the broker has). Retention is made due on every partition; the round's
+// first removal blocks until Close has begun to wait; after that no other
+// partition may be touched by the round.
+func TestCloseStopsTheMaintenanceRound(t *testing.T) {
+	const parts = 6
+	var (
+		armed    atomic.Bool
+		released atomic.Bool
+		first    atomic.Value // the directory of the partition the round blocked in
+		mu       sync.Mutex
+		after    []string // the files of other partitions removed after the release
+	)
+	entered, release := make(chan struct{}), make(chan struct{})
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op != vfs.OpRemove || !strings.Contains(name, "/t-") {
+			return nil
+		}
+		dir := filepath.Dir(name)
+		if armed.CompareAndSwap(true, false) {
+			first.Store(dir)
+			close(entered)
+			<-release
+			return nil
+		}
+		if released.Load() && dir != first.Load() {
+			mu.Lock()
+			after = append(after, name)
+			mu.Unlock()
+		}
+		return nil
+	}))
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	b, err := Open(Config{FS: fs, Clock: clock, MaintenanceInterval: time.Millisecond})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts, Config: log.Config{RetentionTime: time.Hour}}))
+	for p := range int32(parts) {
+		produce(t, b, "t", p, "a", "b")
+	}
+	armed.Store(true)
+	clock.ns.Add(int64(2 * time.Hour)) // every partition's records are past retention now
+	<-entered
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStack(t, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait(")
+	released.Store(true)
+	close(release)
+	require.NoError(t, <-closed)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, after, "the maintenance round went on after Close")
+}
+
+// waitForStack returns once a goroutine's stack holds every one of parts.
+func waitForStack(t *testing.T, parts ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+	next:
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			for _, part := range parts {
+				if !strings.Contains(g, part) {
+					continue next
+				}
+			}
+			return
+		}
+		runtime.Gosched()
+	}
+}
