@@ -77,7 +77,11 @@ type Consumer struct {
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
 	wakeCtx context.Context
 	wake    context.CancelCauseFunc
-	polls   sync.WaitGroup // Polls in progress; Close waits for them
+	// closing ends, with Close, the calls to the Client that are not a
+	// Poll's (AssignTopic's Partitions).
+	closing     context.Context
+	cancelClose context.CancelFunc
+	polls       sync.WaitGroup // Polls and AssignTopic calls in progress; Close waits for them
 
 	// hooks are set only by the package's tests (export_test.go), before
 	// the consumer is used; nil otherwise.
@@ -185,6 +189,7 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	}
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
+	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
 	return cs, nil
 }
 
@@ -291,10 +296,13 @@ func (c *Consumer) wakeLocked() {
 // picks up new partitions at its next metadata refresh; assigned with
 // Start, a new partition loses nothing produced to it before the Assign.
 //
+// A Close during the call ends the Client's call, and waits for it, as it
+// does a Poll's.
+//
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
 // for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
-// error.
+// error; ErrClosed (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if err := checkPartition(topic, 0); err != nil {
 		return err
@@ -302,11 +310,23 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	if err := at.validate(); err != nil {
 		return err
 	}
-	if c.isClosed() {
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	n, err := c.client.Partitions(ctx, topic)
+	c.polls.Add(1) // under mu, before Close's Wait
+	c.mu.Unlock()
+	defer c.polls.Done()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.closing, cancel)
+	defer stop()
+	n, err := c.client.Partitions(cctx, topic)
 	if err != nil {
+		if c.isClosed() {
+			return ErrClosed
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -439,9 +459,9 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	return p, p >= 0
 }
 
-// Close closes the consumer: a Poll in progress returns ErrClosed, and
-// Close waits for it to return, so that no call to the Client is in
-// flight afterwards; the Records iterator yields nothing more, not even
+// Close closes the consumer: a Poll or AssignTopic in progress returns
+// ErrClosed, and Close waits for it to return, so that no call to the
+// Client is in flight afterwards; the Records iterator yields nothing more, not even
 // the rest of what it fetched. The Client is not closed. Close is
 // idempotent and returns nil; afterwards every method returns ErrClosed
 // or does nothing, except Position and Assigned, which still tell where
@@ -457,6 +477,7 @@ func (c *Consumer) Close() error {
 		a.renewLocked() // a Records loop yields nothing more
 	}
 	c.wake(ErrClosed)
+	c.cancelClose()
 	c.mu.Unlock()
 	c.polls.Wait()
 	return nil
