@@ -84,10 +84,19 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	return t, nil
 }
 
-// partitions asks the broker for the partition count of a topic; a
-// count below 1 is ErrUnknownTopicOrPartition.
+// partitions asks the broker for the partition count of a topic, until
+// ctx ends or Close (ErrClosed: not ctx's error, which a record's promise
+// gets only from the record's ctx); a count below 1 is
+// ErrUnknownTopicOrPartition.
 func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel)
+	defer stop()
 	n, err := p.client.Partitions(ctx, name)
+	if err != nil && p.closed.Load() {
+		return 0, closedError(err)
+	}
 	if err == nil && n < 1 {
 		err = fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
 	}

@@ -456,9 +456,10 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
 // anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. A Produce waiting for buffer space returns, its
-// promise given ErrClosed on its own goroutine, maybe after Close has
-// returned. Call Flush first to deliver everything. Close is idempotent
+// goroutines have ended. A Produce waiting for buffer space, or for the
+// broker's answer to its topic's partition count (the Client's
+// Partitions, whose ctx Close cancels), returns, its promise given
+// ErrClosed on its own goroutine, maybe after Close has returned. Call Flush first to deliver everything. Close is idempotent
 // and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
 // fail with ErrClosed. A promise must not call Close, which would wait
 // for the goroutine running the promise: start it on a goroutine of its
