@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -71,7 +72,6 @@ func TestPanickingPartitionerLeavesTheProducerUsable(t *testing.T) {
 			require.False(t, ran, "the promise of a record whose partitioner panicked ran")
 			require.Equal(t, "", bad.Topic, "a record that was not buffered is left as it was")
 			require.True(t, bad.Timestamp.IsZero(), "a record that was not buffered is left as it was")
-			require.Zero(t, p.BufferedRecords(), "the record's buffer space was not freed")
 
 			done := make(chan error, 1)
 			go func() {
@@ -83,10 +83,73 @@ func TestPanickingPartitionerLeavesTheProducerUsable(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("a Produce after the partitioner's panic hangs")
 			}
-			flushCtx, cancel := context.WithCancel(ctx)
-			cancel()
-			require.NoError(t, p.Flush(flushCtx), "Flush waits for the record that was never buffered")
+			require.NoError(t, p.Flush(ctx), "Flush waits for the record that was never buffered")
+			require.Zero(t, p.BufferedRecords(), "the record's buffer space was not freed")
 			require.Equal(t, []string{"first", "after"}, values(readRecords(t, b, "t", 0)))
 		})
 	}
+}
+
+// What a promise may do, as Producer documents it: start Close on a
+// goroutine of its own (Close itself would wait for the promise), call
+// Flush with a ctx that ends (Flush would wait for the promise's own
+// batch), and call TryProduce (Produce could wait for buffer space that
+// only the promise's return frees). None of them may hold up the
+// producer, and none leaves a goroutine behind (TestMain's goleak).
+func TestWhatAPromiseMayDo(t *testing.T) {
+	t.Run("go Close", func(t *testing.T) {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		p, err := producer.New(b, producer.DefaultTopic("t"))
+		require.NoError(t, err)
+		ctx := testCtx(t)
+		closed := make(chan struct{})
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("a")}))
+		p.Produce(ctx, &record.Record{Value: []byte("b")}, func(_ *record.Record, err error) {
+			if err != nil {
+				t.Errorf("b: %v", err)
+			}
+			go func() {
+				if err := p.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				close(closed)
+			}()
+		})
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			t.Fatal("a Close started by a promise does not end")
+		}
+		require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Value: []byte("c")}), producer.ErrClosed)
+		require.Equal(t, []string{"a", "b"}, values(readRecords(t, b, "t", 0)))
+	})
+	t.Run("Flush with a deadline", func(t *testing.T) {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		p := newProducer(t, b, producer.DefaultTopic("t"))
+		ctx := testCtx(t)
+		flushed := make(chan error, 1)
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("a")}))
+		p.Produce(ctx, &record.Record{Value: []byte("b")}, func(*record.Record, error) {
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+			defer cancel()
+			flushed <- p.Flush(fctx)
+		})
+		require.ErrorIs(t, <-flushed, context.DeadlineExceeded)
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("c")}), "the producer goes on")
+		require.NoError(t, p.Flush(ctx))
+		require.Equal(t, []string{"a", "b", "c"}, values(readRecords(t, b, "t", 0)))
+	})
+	t.Run("TryProduce with a full buffer", func(t *testing.T) {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		p := newProducer(t, b, producer.DefaultTopic("t"), producer.MaxBufferedRecords(1))
+		ctx := testCtx(t)
+		tried := make(chan error, 1)
+		p.Produce(ctx, &record.Record{Value: []byte("a")}, func(*record.Record, error) {
+			// a takes the buffer's one place until this promise returns.
+			p.TryProduce(ctx, &record.Record{Value: []byte("b")}, func(_ *record.Record, err error) { tried <- err })
+		})
+		require.ErrorIs(t, <-tried, producer.ErrMaxBuffered)
+		require.NoError(t, p.Flush(ctx))
+		require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
+	})
 }

@@ -73,6 +73,12 @@ type AsyncClient interface {
 // ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
 // its promise run, on the caller's goroutine, before Produce returns. A
 // record's ctx governs it until its batch is first sent (see Produce).
+// A promise that panics on the producer's goroutines crashes the
+// program, as a panic on any goroutine does: the producer does not
+// recover it (Kafka's Java producer logs a callback's exception and goes
+// on; recovered here, the panic would hide a bug and leave the promise's
+// own work half done, unknown to its caller). Recover in the promise if
+// that is what you want.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
@@ -358,6 +364,22 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // at the latest at its DeliveryTimeout or Close. So a nil error means
 // every record was written, and errors.Is(err, ctx.Err()) means that at
 // least one was not.
+//
+// What each *RecordError says of its record (as the outcome of a send
+// does with Kafka's Java producer): an error matching context.Canceled or
+// context.DeadlineExceeded — its ctx's, never the producer's own — means
+// it was never sent, so not written; ErrDeliveryTimeout and ErrClosed
+// mean that it may have been written (a request that held it was sent and
+// not answered: Kafka's TimeoutException), and so do log.ErrLogFenced and
+// api.ErrBrokerClosed (the broker appended it and then could not fsync
+// it) and the errors of a Client of your own that the api table does not
+// know (a network error, say); the broker's refusals (ErrRecordTooLarge,
+// log.ErrInvalidRecord, ErrOutOfOrderSequence, ErrProducerFenced,
+// api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
+// buffered (ErrMaxBuffered, ErrNoTopic, ...) mean it was not. A caller
+// that produces a record again after a "may have been written" produces
+// it twice if it was: idempotence covers the producer's own retries, not
+// a record produced again (deduplicate by a key of your own).
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
