@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -118,5 +119,63 @@ func waitForStack(t *testing.T, parts ...string) {
 			return
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestAutoCreateHeedsItsCtxAndClose: a Produce, a Partitions or an
+// InitProducerID that waits for the admin token (an auto-create waits
+// for an admin call under way) ends with its ctx's error when the ctx
+// ends during the wait, creating nothing; and one still waiting when the
+// broker closes gets ErrClosed once Close has the token, with no
+// goroutine left (TestMain's goleak).
+func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
+	ctx := context.Background()
+	fsys, arm, reached, release := blockSyncs(metaTmp)
+	b, err := Open(Config{Dir: "/data", FS: fsys, AutoCreateTopics: true})
+	require.NoError(t, err)
+	arm()
+	slow := make(chan error, 1)
+	go func() { slow <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
+	<-reached
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"produce", func(ctx context.Context) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batch(t, "x")})
+			return err
+		}},
+		{"partitions", func(ctx context.Context) error { _, err := b.Partitions(ctx, "auto"); return err }},
+		{"init producer id", func(ctx context.Context) error { _, _, err := b.InitProducerID(ctx); return err }},
+	}
+	for _, c := range calls {
+		// Cancelled during the wait.
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.call(cctx) }()
+		waitForStack(t, "runnel.(*Broker).lockAdmin(")
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled, c.name)
+		// A deadline that passes, during the wait or before it.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		require.ErrorIs(t, c.call(dctx), context.DeadlineExceeded, c.name)
+		cancel()
+	}
+	require.NotContains(t, b.Topics(), "auto", "a cancelled auto-create created a topic")
+
+	// Waiting when Close comes: ErrClosed.
+	done := make(chan error, len(calls))
+	for _, c := range calls {
+		go func() { done <- c.call(ctx) }()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStack(t, "runnel.(*Broker).Close(")
+	close(release)
+	require.NoError(t, <-slow)
+	require.NoError(t, <-closed)
+	for range calls {
+		require.ErrorIs(t, <-done, ErrClosed)
 	}
 }
