@@ -18,7 +18,9 @@ import (
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
-// it. Fetch must return batch bytes that the consumer may keep and that
+// it. Every method must return when its ctx ends, with an error: Close
+// cancels the call of a Poll (or AssignTopic) in progress, and waits for
+// it to return. Fetch must return batch bytes that the consumer may keep and that
 // never change afterwards, as api.FetchedPartition promises. A Client
 // closed for good answers every call with an error matching
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);

@@ -14,7 +14,11 @@ import (
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
-// it. Tests fake it to inject failures.
+// it. Tests fake it to inject failures. Every method must return when its
+// ctx ends, with an error: Close cancels the calls in flight (requests,
+// producer id requests, and the partition counts that Produce calls wait
+// for) and waits for those of its goroutines, and a batch's delivery
+// deadline ends the calls made for it.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
