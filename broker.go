@@ -113,6 +113,11 @@ type Broker struct {
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
 // found there: each partition's log recovers as package log describes.
+// It takes no ctx: it cannot be cut short. After a clean Close it is
+// quick (it reads checkpoints); after a crash it rescans, in each
+// partition, the segment that holds the recovery point and those after
+// it (up to segment.bytes each), one partition after another, which
+// takes as long as reading those bytes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
 // directory open; ErrInvalidPartitions for a negative DefaultPartitions;
