@@ -101,9 +101,10 @@ type Broker struct {
 	mu     sync.RWMutex
 	topics map[string]*log.Topic
 
-	closed atomic.Bool
-	ctx    context.Context // cancelled by Close: stops maintenance and waits
-	cancel context.CancelFunc
+	closed    atomic.Bool
+	closeDone chan struct{}   // closed when the first Close returns
+	ctx       context.Context // cancelled by Close: stops maintenance and waits
+	cancel    context.CancelFunc
 	// wg counts the broker's goroutines: maintenance, and the fsyncs of
 	// appends whose producer stopped waiting (syncLater). bgMu orders
 	// their start against Close's wait for them.
@@ -151,7 +152,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1)}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"
@@ -184,15 +185,18 @@ func Open(cfg Config) (*Broker, error) {
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
-// idempotent; afterwards every method returns ErrClosed.
+// idempotent; afterwards every method returns ErrClosed. A second call
+// returns once the first has closed the broker.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
 // release; nil for a second call. The broker is closed all the same.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
+		<-b.closeDone
 		return nil
 	}
+	defer close(b.closeDone)
 	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
 	b.bgMu.Unlock()

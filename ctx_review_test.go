@@ -179,3 +179,66 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 		require.ErrorIs(t, <-done, ErrClosed)
 	}
 }
+
+// TestSecondCloseWaitsForTheFirst: Close is idempotent, and returns once
+// the broker is closed: its goroutines stopped, its logs fsynced and
+// closed, its directory lock released. A second Close while the first was
+// under way returned nil at once: a caller that closes from two places (a
+// signal handler and a defer, say) could go on, or exit, with the logs
+// still being closed and the directory still locked.
+func TestSecondCloseWaitsForTheFirst(t *testing.T) {
+	var armed atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys, TopicDefaults: log.Config{Sync: log.SyncNever}})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	armed.Store(true)
+	first := make(chan error, 1)
+	go func() { first <- b.Close() }()
+	<-reached // the first Close fsyncs the log, held there
+
+	second := make(chan error, 1)
+	go func() { second <- b.Close() }()
+	for waiting := false; !waiting; {
+		select {
+		case <-second:
+			close(release)
+			<-first
+			t.Fatal("a second Close returned while the first was still closing the broker")
+		default:
+		}
+		waiting = stackMatches(func(g string) bool {
+			return strings.Contains(g, "[chan receive") && strings.Contains(g, "runnel.(*Broker).Close(") &&
+				!strings.Contains(g, "closeTopics")
+		})
+		runtime.Gosched()
+	}
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, <-second)
+	// The lock is released: the directory opens again.
+	b, err = Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+}
+
+// stackMatches reports whether some goroutine's stack (its header line
+// included) satisfies match.
+func stackMatches(match func(string) bool) bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if match(g) {
+			return true
+		}
+	}
+	return false
+}
