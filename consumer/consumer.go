@@ -83,6 +83,7 @@ type Consumer struct {
 	// Poll's (AssignTopic's Partitions).
 	closing     context.Context
 	cancelClose context.CancelFunc
+	closeDone   chan struct{}  // closed when the first Close returns
 	polls       sync.WaitGroup // Polls and AssignTopic calls in progress; Close waits for them
 
 	// hooks are set only by the package's tests (export_test.go), before
@@ -192,6 +193,7 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
+	cs.closeDone = make(chan struct{})
 	return cs, nil
 }
 
@@ -463,17 +465,20 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 
 // Close closes the consumer: a Poll or AssignTopic in progress returns
 // ErrClosed, and Close waits for it to return, so that no call to the
-// Client is in flight afterwards; the Records iterator yields nothing more, not even
-// the rest of what it fetched. The Client is not closed. Close is
-// idempotent and returns nil; afterwards every method returns ErrClosed
+// Client is in flight afterwards; the Records iterator yields nothing
+// more, not even the rest of what it fetched. The Client is not closed.
+// Close is idempotent and returns nil (a second call once the first has
+// returned); afterwards every method returns ErrClosed
 // or does nothing, except Position and Assigned, which still tell where
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
+		<-c.closeDone // the first Close's wait
 		return nil
 	}
+	defer close(c.closeDone)
 	c.closed.Store(true)
 	for _, a := range c.order {
 		a.renewLocked() // a Records loop yields nothing more
