@@ -53,3 +53,25 @@ func TestCloseEndsAProduceWaitingForItsTopic(t *testing.T) {
 		t.Fatal("Close does not end a Produce waiting for its topic's partition count")
 	}
 }
+
+// A Produce waiting for its topic's partition count heeds its ctx: the
+// promise gets ctx's error (the record was not written), nothing is
+// buffered, and the record is left as it was.
+func TestCtxEndsAProduceWaitingForItsTopic(t *testing.T) {
+	c := &slowLookup{entered: make(chan struct{}, 1)}
+	p := newProducer(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	r := &record.Record{Topic: "t", Value: []byte("v")}
+	go p.Produce(ctx, r, func(_ *record.Record, err error) { got <- err })
+	<-c.entered
+	cancel()
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-testCtx(t).Done():
+		t.Fatal("a Produce waiting for its topic's partition count does not heed its ctx")
+	}
+	require.Zero(t, p.BufferedRecords())
+	require.True(t, r.Timestamp.IsZero())
+}
