@@ -19,8 +19,9 @@ type Partitioner interface {
 // again, confirms that the topic has no more partitions: see Produce). The producer calls it (and OnNewBatch) under a lock
 // of its topic, so one that serves one topic keeps its state (a sticky
 // partition, a round-robin turn) without a lock of its own; one returned
-// by ForTopic for several topics must be safe for concurrent use. It is
-// called on the goroutine of Produce (TryProduce, ProduceSync): if it
+// by ForTopic for several topics must be safe for concurrent use. It
+// must not block: the topic's other Produce calls wait for the lock,
+// whatever their ctx. It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
 // panics, the panic reaches that caller, the record is not buffered (it
 // is left as it was, its promise not run), and the producer goes on
 // (the lock is released, the record's buffer space freed).
