@@ -8,7 +8,11 @@ import (
 
 // Partitioner spreads records over partitions: the producer calls ForTopic
 // once for each topic it writes to, and asks what it returns where each of
-// that topic's records goes (as franz-go's kgo.Partitioner).
+// that topic's records goes (as franz-go's kgo.Partitioner). ForTopic
+// runs on the goroutine of the first Produce to the topic, under a lock
+// that the first Produce calls to other topics wait for: it must not
+// block, and a panic of its reaches that caller (the record is left as it
+// was, its promise not run).
 type Partitioner interface {
 	ForTopic(topic string) TopicPartitioner
 }
