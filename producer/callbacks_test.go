@@ -153,3 +153,31 @@ func TestWhatAPromiseMayDo(t *testing.T) {
 		require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
 	})
 }
+
+// forTopicPanics is a partitioner whose ForTopic panics for the topic
+// "boom".
+type forTopicPanics struct{}
+
+func (forTopicPanics) ForTopic(topic string) producer.TopicPartitioner {
+	if topic == "boom" {
+		panic("ForTopic: boom")
+	}
+	return producer.ManualPartitioner().ForTopic(topic)
+}
+
+// A Partitioner whose ForTopic panics: the panic reaches Produce's
+// caller, the record is left as it was, and the producer goes on (the
+// lock ForTopic runs under is released: other topics are looked up).
+func TestPanickingForTopicLeavesTheProducerUsable(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("boom", 1), runneltest.Topic("ok", 1))
+	p := newProducer(t, b, producer.RecordPartitioner(forTopicPanics{}))
+	ctx := testCtx(t)
+	bad := &record.Record{Topic: "boom", Value: []byte("bad")}
+	ran := false
+	require.Panics(t, func() { p.Produce(ctx, bad, func(*record.Record, error) { ran = true }) })
+	require.False(t, ran)
+	require.True(t, bad.Timestamp.IsZero())
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "ok", Value: []byte("v")}))
+	require.NoError(t, p.Flush(ctx))
+	require.Zero(t, p.BufferedRecords())
+}
