@@ -249,3 +249,25 @@ func stackMatches(match func(string) bool) bool {
 	}
 	return false
 }
+
+// TestUpdateTopicConfigPanicLeavesTheBrokerUsable: UpdateTopicConfig's
+// update runs while the admin calls wait; one that panics changes
+// nothing, and the admin calls (and Close) go on.
+func TestUpdateTopicConfigPanicLeavesTheBrokerUsable(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 1000}}))
+	require.Panics(t, func() {
+		_ = b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+			c.MaxMessageBytes = 2000
+			panic("update: boom")
+		})
+	})
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.EqualValues(t, 1000, info.Config.MaxMessageBytes)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, b.CreateTopic(cctx, "u", log.TopicConfig{Partitions: 1}), "the admin token was not given back")
+	require.NoError(t, b.Close())
+}
