@@ -781,6 +781,10 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	return nil
 }
 
+// testHookDeleteRecordsChecked, when set (by tests), runs in DeleteRecords
+// once the topic's cleanup policy allowed the deletion, before it is done.
+var testHookDeleteRecordsChecked func()
+
 // DeleteRecords makes the records of a partition below offset unreadable
 // (Kafka's DeleteRecords): the log start offset advances to offset, and
 // whole segments below it are deleted. api.Latest deletes everything up to
@@ -798,16 +802,22 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return 0, err
 	}
-	if p.Log().Config().CleanupPolicy&log.Delete == 0 {
-		return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, p.Log().Config().CleanupPolicy)
-	}
-	hw := p.HighWatermark()
-	if offset == api.Latest {
-		offset = hw
-	}
-	if offset > hw { // the log checks its own end and below 0
-		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
-	}
-	low, err := p.DeleteRecordsBefore(offset)
+	// The policy is checked under the same hold of the partition's log as
+	// the deletion: a config change to compact alone cannot come between.
+	low, err := p.DeleteRecordsChecked(func(cfg log.Config, hw int64) (int64, error) {
+		if cfg.CleanupPolicy&log.Delete == 0 {
+			return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, cfg.CleanupPolicy)
+		}
+		if testHookDeleteRecordsChecked != nil {
+			testHookDeleteRecordsChecked()
+		}
+		if offset == api.Latest {
+			offset = hw
+		}
+		if offset > hw { // the log checks its own end and below 0
+			return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
+		}
+		return offset, nil
+	})
 	return low, b.partitionGone(err, p)
 }

@@ -222,7 +222,9 @@ func noPromise(*record.Record, error) {}
 // space), and writes nothing of r before: a record that fails before it
 // is buffered — its promise run before Produce returns, with
 // ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
-// left as it was, and produced again is stamped then. A record that was
+// left as it was, and produced again is stamped then; its Partition (0
+// unless the caller set it) is then not where it went, since it went
+// nowhere: ProduceSync's RecordError says UnknownPartition (-1). A record that was
 // buffered keeps its timestamp whatever its outcome, as with franz-go's
 // kgo: produced again after its promise got an error, it is sent with
 // that first timestamp (the broker may have appended the first attempt:
@@ -265,7 +267,9 @@ func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise fun
 	p.produce(ctx, r, promise, false)
 }
 
-func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) {
+// produce is Produce and TryProduce; it reports whether r was buffered
+// (false: r failed before it was partitioned, its promise has run).
+func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) (buffered bool) {
 	if promise == nil {
 		promise = noPromise
 	}
@@ -274,7 +278,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	if r == nil {
 		promise(r, ErrNilRecord)
-		return
+		return false
 	}
 	// Nothing of r is written until it is buffered: a record that fails
 	// before is left as it was (see Produce).
@@ -283,17 +287,17 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	switch {
 	case p.closed.Load():
 		promise(r, ErrClosed)
-		return
+		return false
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
-		return
+		return false
 	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
-		return
+		return false
 	case topic == "":
 		if p.cfg.defaultTopic == "" {
 			promise(r, ErrNoTopic)
-			return
+			return false
 		}
 		topic = p.cfg.defaultTopic
 	}
@@ -302,16 +306,21 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if record.HeaderSize+size > p.cfg.batchMaxBytes {
 		promise(r, fmt.Errorf("%w: a record of %d bytes does not fit in a batch of BatchMaxBytes %d",
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
-		return
+		return false
+	}
+	// Space first, then the topic's partition count: a record whose count
+	// is being looked up holds buffer space, so that Flush waits for it
+	// (kgo's Flush, too, counts such a record as buffered).
+	if err := p.reserve(ctx, int64(size), block); err != nil {
+		promise(r, err)
+		return false
 	}
 	t, err := p.topic(ctx, topic)
 	if err != nil {
+		// The promise first: the record is done (for Flush) once it ran.
 		promise(r, err)
-		return
-	}
-	if err := p.reserve(ctx, int64(size), block); err != nil {
-		promise(r, err)
-		return
+		p.release(1, int64(size))
+		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
 	// partitioner sees them, and its batch sizes it with its timestamp.
@@ -353,15 +362,19 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
 		r.Topic, r.Timestamp = oldTopic, oldTs
-		p.release(1, int64(size))
 		promise(r, err)
+		p.release(1, int64(size))
+		return false
 	}
+	return true
 }
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
 // the outcome of every one. It returns nil if all were written (each with
 // its Partition and Offset set), else the errors.Join of a *RecordError
-// per failed record, with the reason Produce's promise would get. ctx
+// per failed record, with the reason Produce's promise would get and the
+// partition the record went to (UnknownPartition if it failed before it
+// was partitioned). ctx
 // governs each record until its batch is first sent (see Produce): a
 // record that fails with ctx's error was not written, and one that was
 // sent is waited for even after ctx ended — until it is written or fails,
@@ -391,7 +404,9 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	s := &syncWait{done: make(chan struct{})}
 	s.left.Store(int64(len(recs)))
 	for _, r := range recs {
-		p.Produce(ctx, r, s.promise)
+		if !p.produce(ctx, r, s.promise, true) {
+			s.unpartitioned(r)
+		}
 	}
 	<-s.done
 	return s.err()
@@ -408,11 +423,29 @@ type syncWait struct {
 func (s *syncWait) promise(r *record.Record, err error) {
 	if err != nil {
 		s.mu.Lock()
-		s.errs = append(s.errs, &RecordError{Record: r, Err: err})
+		re := &RecordError{Record: r, Err: err, Partition: UnknownPartition}
+		if r != nil {
+			re.Partition = r.Partition
+		}
+		s.errs = append(s.errs, re)
 		s.mu.Unlock()
 	}
 	if s.left.Add(-1) == 0 {
 		close(s.done)
+	}
+}
+
+// unpartitioned marks the RecordError of r, which failed before it was
+// partitioned (its promise has run), as of no partition. ProduceSync's
+// goroutine calls it before it reads errs.
+func (s *syncWait) unpartitioned(r *record.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.errs) - 1; i >= 0; i-- {
+		if re := s.errs[i].(*RecordError); re.Record == r {
+			re.Partition = UnknownPartition
+			return
+		}
 	}
 }
 
@@ -425,8 +458,9 @@ func (s *syncWait) err() error {
 // Flush sends every buffered batch at once, lingering no more, and waits
 // until every record produced before it returns is done and its promise
 // has run: those buffered when it is called, those produced while it
-// waits, and those of Produce calls that wait for buffer space meanwhile
-// (as kgo's Flush waits for the blocked ones).
+// waits, those of Produce calls that wait for buffer space meanwhile
+// (as kgo's Flush waits for the blocked ones), and those of Produce calls
+// that ask the broker for their topic's partition count.
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.

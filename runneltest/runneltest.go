@@ -9,8 +9,9 @@
 //
 // Two ways to read what a test produced: ConsumeAll returns every record
 // there is when it is called, at once, so a test can assert "exactly
-// these" and "nothing else"; Consume waits (up to the test's deadline)
-// until n records are there, for code that produces in the background.
+// these" and "nothing else"; Consume waits until n records are there, for
+// code that produces in the background — for DefaultWait (10 s) unless
+// Timeout says otherwise, then fails the test saying how many came.
 // Both return records ordered by partition, then offset.
 //
 // It sits with the clients above the broker; tests of code that takes a
@@ -32,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,10 +122,11 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 // the test (an option out of range, say). When the test ends, its cleanup
 // flushes the producer, so that records the test produced and did not
 // wait for are delivered (or fail) and their promises run while the test
-// can still report from them, then closes it. The flush waits up to the
-// test's deadline (see Consume); a flush that does not finish by then is
-// reported with t.Errorf, and the producer is closed all the same. A
-// producer the test closed itself is left as it is.
+// can still report from them, then closes it. The flush waits for
+// DefaultWait at most, and never past the test's deadline (see Consume);
+// a flush that does not finish by then is reported with t.Errorf, and the
+// producer is closed all the same. A producer the test closed itself is
+// left as it is.
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
@@ -134,7 +137,7 @@ func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer
 		t.Fatalf("runneltest: new producer: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel, limit := waitContext(t)
+		ctx, cancel, limit := waitContext(t, DefaultWait)
 		defer cancel()
 		if err := p.Flush(ctx); err != nil && !errors.Is(err, producer.ErrClosed) {
 			t.Errorf("runneltest: flush producer at cleanup: %d records not delivered %s: %v", p.BufferedRecords(), limit, err)
@@ -222,46 +225,85 @@ func ProduceValues(t testing.TB, b *runnel.Broker, topic string, values ...strin
 	Produce(t, b, topic, recs...)
 }
 
-// DefaultWait is how long Consume waits for its records, and NewProducer's
-// cleanup for its flush, in a test without a deadline (go test
-// -timeout=0, a benchmark, a fuzz test).
+// DefaultWait is how long Consume waits for its records when no Timeout
+// is given, and how long NewProducer's cleanup waits for its flush and
+// ConsumeAll for the records it knows are there: long enough for records
+// produced in the background of a unit test, short enough that a test
+// whose records never come fails in seconds, not at go test's -timeout
+// (10 minutes by default). A test's deadline that comes sooner bounds it.
 const DefaultWait = 10 * time.Second
 
-// deadlineGrace is how long before the test's deadline Consume gives up,
+// deadlineGrace is how long before the test's deadline a helper gives up,
 // so that it can fail the test with what it got before the test binary
 // panics at -timeout.
 const deadlineGrace = time.Second
 
+// ConsumeOpt configures Consume and ConsumeAll.
+type ConsumeOpt func(*consumeOpts)
+
+type consumeOpts struct {
+	timeout time.Duration
+	set     bool // Timeout was given
+}
+
+// Timeout sets how long Consume waits for its records (and ConsumeAll for
+// the records it knows are there) before it fails the test: DefaultWait
+// when not given. The test's deadline (go test -timeout) still bounds it:
+// the helper gives up shortly before it, so that it fails the test with
+// what it got rather than the binary panicking. A d of 0 or less fails
+// the test.
+func Timeout(d time.Duration) ConsumeOpt {
+	return func(o *consumeOpts) { o.timeout, o.set = d, true }
+}
+
 // waitContext returns a context that ends when a helper should stop
-// waiting: shortly before t's deadline when t has one (*testing.T does:
-// go test -timeout), else after DefaultWait; and how to say so in a
-// message.
-func waitContext(t testing.TB) (context.Context, context.CancelFunc, string) {
+// waiting: after wait (DefaultWait if 0), or shortly before t's deadline
+// when t has one (*testing.T does: go test -timeout) that comes sooner;
+// and how to say so in a message.
+func waitContext(t testing.TB, wait time.Duration) (context.Context, context.CancelFunc, string) {
+	if wait <= 0 {
+		wait = DefaultWait
+	}
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if deadline, ok := d.Deadline(); ok {
+		if deadline, ok := d.Deadline(); ok && time.Until(deadline.Add(-deadlineGrace)) < wait {
 			ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
 			return ctx, cancel, "before the test's deadline"
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
-	return ctx, cancel, fmt.Sprintf("within %v", DefaultWait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	return ctx, cancel, fmt.Sprintf("within %v", wait)
+}
+
+// consumeWait applies opts and returns waitContext's answer, failing the
+// test on a bad option.
+func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context, context.CancelFunc, string) {
+	t.Helper()
+	var o consumeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.set && o.timeout <= 0 {
+		t.Fatalf("runneltest: consume %q: Timeout(%v): not positive", topic, o.timeout)
+	}
+	return waitContext(t, o.timeout)
 }
 
 // Consume reads topic's partitions from their start until it has n
 // records and returns n records, ordered by partition then offset: of
 // each partition, the first records, from its log start. It waits for
-// records that are not there yet, as long as the test may run: until
-// shortly before t.Deadline() (go test -timeout) when t has one, else for
-// DefaultWait; it fails the test if n records do not come by then, or on
-// any error. When more than n records are there, which partitions the n
-// come from is not specified: to assert that nothing else is there, use
-// ConsumeAll. Control batches (transaction markers) are not records.
-func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Record {
+// records that are not there yet, for DefaultWait (10 s) or as long as
+// Timeout says, and never past shortly before t.Deadline() (go test
+// -timeout); it fails the test if n records do not come by then, saying
+// how many came of how many and from which partitions, or on any error.
+// When more than n records are there, which partitions the n come from is
+// not specified: to assert that nothing else is there, use ConsumeAll.
+// Control batches (transaction markers) are not records.
+func Consume(t testing.TB, b *runnel.Broker, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
 		t.Fatalf("runneltest: consume %q: n = %d", topic, n)
 	}
-	ctx, cancel, limit := waitContext(t)
+	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
 	r := newReader(t, ctx, b, topic)
 	defer r.close()
@@ -272,9 +314,9 @@ func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Reco
 		fs, err := r.c.Poll(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				t.Fatalf("runneltest: consume %q: got %d of %d records %s", topic, r.total, n, limit)
+				t.Fatalf("runneltest: consume %q: got %d of %d records %s (%s)", topic, r.total, n, limit, r.summary())
 			}
-			t.Fatalf("runneltest: consume %q: got %d of %d records: %v", topic, r.total, n, err)
+			t.Fatalf("runneltest: consume %q: got %d of %d records (%s): %v", topic, r.total, n, r.summary(), err)
 		}
 		r.add(t, fs, nil)
 	}
@@ -285,11 +327,13 @@ func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Reco
 // every partition, from its log start up to its high watermark at the
 // time of the call — ordered by partition then offset. It does not wait
 // for more: a test can assert that what it returns is exactly what was
-// produced. It fails the test on any error (an unknown topic, say).
+// produced. It fails the test on any error (an unknown topic, say), and
+// if the records it knows are there cannot be read within DefaultWait (or
+// Timeout's time, bounded by the test's deadline as Consume's wait).
 // Control batches (transaction markers) are not records.
-func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
+func ConsumeAll(t testing.TB, b *runnel.Broker, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
-	ctx, cancel, limit := waitContext(t)
+	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
 	r := newReader(t, ctx, b, topic)
 	defer r.close()
@@ -316,7 +360,7 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
 	for left > 0 {
 		fs, err := r.c.Poll(ctx)
 		if err != nil {
-			t.Fatalf("runneltest: consume %q: got %d records, more are there %s: %v", topic, r.total, limit, err)
+			t.Fatalf("runneltest: consume %q: got %d records (%s), more are there, not read %s: %v", topic, r.total, r.summary(), limit, err)
 		}
 		r.add(t, fs, ends)
 		for p := range r.parts {
@@ -383,6 +427,19 @@ func (r *reader) records() []*record.Record {
 		out = append(out, recs...)
 	}
 	return out
+}
+
+// summary says how many records came from each partition, for a failure
+// message: "t-0: 2, t-1: 0".
+func (r *reader) summary() string {
+	var sb strings.Builder
+	for p, recs := range r.got {
+		if p > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s-%d: %d", r.topic, p, len(recs))
+	}
+	return sb.String()
 }
 
 // close closes the consumer; its Close returns nil.

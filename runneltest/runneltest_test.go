@@ -226,3 +226,31 @@ func TestOldTimestampsAreKept(t *testing.T) {
 	require.NoError(t, b.Maintain(ctx))
 	require.Empty(t, runneltest.ConsumeAll(t, b, "events"), "deleted: a retention time was asked for")
 }
+
+// Consume that does not get its records fails the test after Timeout's
+// time, even with the test's deadline far away (go test's default
+// -timeout is 10 minutes), saying how many came of how many and from
+// which partitions. A Timeout that is not positive fails the test.
+func TestConsumeTimeout(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
+	runneltest.Produce(t, b, "t", &record.Record{Partition: 1, Value: []byte("a")}, &record.Record{Partition: 1, Value: []byte("b")}, &record.Record{Partition: 2, Value: []byte("c")})
+
+	far := func(ft *fakeT) deadlineT { return deadlineT{ft, time.Now().Add(time.Hour)} }
+	ft := fails(t, func(ft *fakeT) {
+		runneltest.Consume(far(ft), b, "t", 5, runneltest.Timeout(50*time.Millisecond))
+	})
+	require.True(t, ft.failed)
+	require.Equal(t, `runneltest: consume "t": got 3 of 5 records within 50ms (t-0: 0, t-1: 2, t-2: 1)`, ft.msg)
+
+	require.Len(t, runneltest.Consume(t, b, "t", 3, runneltest.Timeout(time.Minute)), 3)
+	require.Len(t, runneltest.ConsumeAll(t, b, "t", runneltest.Timeout(time.Minute)), 3)
+
+	for _, d := range []time.Duration{0, -time.Second} {
+		ft = fails(t, func(ft *fakeT) { runneltest.Consume(ft, b, "t", 1, runneltest.Timeout(d)) })
+		require.True(t, ft.failed)
+		require.Contains(t, ft.msg, "not positive")
+		ft = fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "t", runneltest.Timeout(d)) })
+		require.True(t, ft.failed)
+		require.Contains(t, ft.msg, "not positive")
+	}
+}

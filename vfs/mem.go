@@ -761,7 +761,11 @@ func (m *MemFS) SyncDir(dir string) error {
 // Lock takes an in-process lock on name, creating the file if it is missing
 // (its directory must exist). While the lock is held, another Lock of the
 // same cleaned name fails with an error matching ErrLocked. Closing the
-// returned Closer releases the lock; closing it again does nothing.
+// returned Closer releases the lock; closing it again does nothing. As
+// the OS FS, it opens the file first: a name that cannot be opened (its
+// directory removed, say) fails with that error even while locked. The
+// lock is on the name, where flock(2)'s is on the file: a file removed
+// and created again under a locked name is still locked here.
 func (m *MemFS) Lock(name string) (io.Closer, error) {
 	parts := splitPath(name)
 	if len(parts) == 0 {
@@ -770,11 +774,11 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	key := strings.Join(parts, "/")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.locks[key] {
-		return nil, pathErr("lock", name, ErrLocked)
-	}
 	if _, err := m.createLocked(name, false); err != nil {
 		return nil, pathErr("open", name, err)
+	}
+	if m.locks[key] {
+		return nil, pathErr("lock", name, ErrLocked)
 	}
 	m.locks[key] = true
 	return &memLock{m: m, key: key}, nil
