@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -179,5 +180,26 @@ func TestPanickingForTopicLeavesTheProducerUsable(t *testing.T) {
 	require.True(t, bad.Timestamp.IsZero())
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "ok", Value: []byte("v")}))
 	require.NoError(t, p.Flush(ctx))
+	require.Zero(t, p.BufferedRecords())
+}
+
+// A record that fails before it is buffered has its promise run on the
+// caller's goroutine (an unknown topic here), after it took buffer
+// space: a promise that panics there must not keep that space, or every
+// later Flush would wait for it for ever.
+func TestPanickingPromiseOnTheCallersGoroutineFreesItsSpace(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	r := &record.Record{Topic: "nope", Value: []byte("v")}
+	require.Panics(t, func() {
+		p.Produce(ctx, r, func(_ *record.Record, err error) {
+			require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
+			panic("promise: boom")
+		})
+	})
+	require.Equal(t, "nope", r.Topic)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("after")}))
+	require.NoError(t, p.Flush(ctx), "Flush waits for the space the failed record took")
 	require.Zero(t, p.BufferedRecords())
 }

@@ -315,30 +315,36 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		promise(r, err)
 		return false
 	}
+	// From here r holds buffer space until it is buffered (its batch's
+	// then) or fails. Should the application's code that runs on this
+	// goroutine panic meanwhile — a Partitioner's ForTopic, Partition or
+	// OnNewBatch, a Client's Partitions, a failed record's promise —, r is
+	// given back as it was, with its space, and the panic goes on to the
+	// caller.
+	oldTopic, oldTs := r.Topic, r.Timestamp
+	held, stamped := true, false
+	defer func() {
+		if held {
+			if stamped {
+				r.Topic, r.Timestamp = oldTopic, oldTs
+			}
+			p.release(1, int64(size))
+		}
+	}()
 	t, err := p.topic(ctx, topic)
 	if err != nil {
 		// The promise first: the record is done (for Flush) once it ran.
 		promise(r, err)
+		held = false
 		p.release(1, int64(size))
 		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
 	// partitioner sees them, and its batch sizes it with its timestamp.
-	oldTopic, oldTs := r.Topic, r.Timestamp
-	r.Topic = topic
+	r.Topic, stamped = topic, true
 	if r.Timestamp.IsZero() {
 		r.Timestamp = p.clock.now()
 	}
-	// A partitioner that panics (see RecordPartitioner): r was not
-	// buffered; it is given back as it was, with its space, and the
-	// panic goes on to the caller.
-	settled := false
-	defer func() {
-		if !settled {
-			r.Topic, r.Timestamp = oldTopic, oldTs
-			p.release(1, int64(size))
-		}
-	}()
 	rctx := ctx
 	if done == nil {
 		rctx = nil // it can never end: nothing to check
@@ -357,15 +363,16 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			err = t.buffer(pr, rctx)
 		}
 	}
-	settled = true
 	if err != nil {
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
-		r.Topic, r.Timestamp = oldTopic, oldTs
+		r.Topic, r.Timestamp, stamped = oldTopic, oldTs, false
 		promise(r, err)
+		held = false
 		p.release(1, int64(size))
 		return false
 	}
+	held = false // the batch's now
 	return true
 }
 
