@@ -72,6 +72,7 @@ func TestCtxEndsAProduceWaitingForItsTopic(t *testing.T) {
 	case <-testCtx(t).Done():
 		t.Fatal("a Produce waiting for its topic's partition count does not heed its ctx")
 	}
+	require.NoError(t, p.Flush(testCtx(t))) // the space is freed after the promise
 	require.Zero(t, p.BufferedRecords())
 	require.True(t, r.Timestamp.IsZero())
 }
