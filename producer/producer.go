@@ -393,10 +393,10 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // does with Kafka's Java producer): an error matching context.Canceled or
 // context.DeadlineExceeded — its ctx's, never the producer's own — means
 // it was never sent, so not written; ErrDeliveryTimeout and ErrClosed
-// mean that it may have been written (a request that held it was sent and
-// not answered: Kafka's TimeoutException), and so do log.ErrLogFenced and
-// api.ErrBrokerClosed (the broker appended it and then could not fsync
-// it) and the errors of a Client of your own that the api table does not
+// mean that it may have been written (if a request that held it was sent
+// and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
+// and api.ErrBrokerClosed (the broker may have appended it and then
+// failed to fsync it) and the errors of a Client of your own that the api table does not
 // know (a network error, say); the broker's refusals (ErrRecordTooLarge,
 // log.ErrInvalidRecord, ErrOutOfOrderSequence, ErrProducerFenced,
 // api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
