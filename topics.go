@@ -696,7 +696,9 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // as it was set (without the broker's defaults: a zero field takes them)
 // and changes the fields it wants to. The change is atomic against other
 // admin calls, validated, and applied as AlterTopicConfig applies it.
-// update runs while the broker's admin calls wait: it must not call them.
+// update runs while the broker's admin calls wait: it must not call them,
+// nor Close, which waits for it, and must not block; a panic of its
+// reaches the caller, the topic unchanged and the admin calls free to go.
 //
 // Errors: as AlterTopicConfig's.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {

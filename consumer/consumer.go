@@ -18,7 +18,9 @@ import (
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
-// it. Fetch must return batch bytes that the consumer may keep and that
+// it. Every method must return when its ctx ends, with an error: Close
+// cancels the call of a Poll (or AssignTopic) in progress, and waits for
+// it to return. Fetch must return batch bytes that the consumer may keep and that
 // never change afterwards, as api.FetchedPartition promises. A Client
 // closed for good answers every call with an error matching
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
@@ -77,7 +79,12 @@ type Consumer struct {
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
 	wakeCtx context.Context
 	wake    context.CancelCauseFunc
-	polls   sync.WaitGroup // Polls in progress; Close waits for them
+	// closing ends, with Close, the calls to the Client that are not a
+	// Poll's (AssignTopic's Partitions).
+	closing     context.Context
+	cancelClose context.CancelFunc
+	closeDone   chan struct{}  // closed when the first Close returns
+	polls       sync.WaitGroup // Polls and AssignTopic calls in progress; Close waits for them
 
 	// hooks are set only by the package's tests (export_test.go), before
 	// the consumer is used; nil otherwise.
@@ -185,6 +192,8 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	}
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
+	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
+	cs.closeDone = make(chan struct{})
 	return cs, nil
 }
 
@@ -291,10 +300,13 @@ func (c *Consumer) wakeLocked() {
 // picks up new partitions at its next metadata refresh; assigned with
 // Start, a new partition loses nothing produced to it before the Assign.
 //
+// A Close during the call ends the Client's call, and waits for it, as it
+// does a Poll's.
+//
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
 // for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
-// error.
+// error; ErrClosed (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if err := checkPartition(topic, 0); err != nil {
 		return err
@@ -302,11 +314,23 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	if err := at.validate(); err != nil {
 		return err
 	}
-	if c.isClosed() {
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	n, err := c.client.Partitions(ctx, topic)
+	c.polls.Add(1) // under mu, before Close's Wait
+	c.mu.Unlock()
+	defer c.polls.Done()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.closing, cancel)
+	defer stop()
+	n, err := c.client.Partitions(cctx, topic)
 	if err != nil {
+		if c.isClosed() {
+			return ErrClosed
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -449,24 +473,28 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	return p, p >= 0
 }
 
-// Close closes the consumer: a Poll in progress returns ErrClosed, and
-// Close waits for it to return, so that no call to the Client is in
-// flight afterwards; the Records iterator yields nothing more, not even
-// the rest of what it fetched. The Client is not closed. Close is
-// idempotent and returns nil; afterwards every method returns ErrClosed
+// Close closes the consumer: a Poll or AssignTopic in progress returns
+// ErrClosed, and Close waits for it to return, so that no call to the
+// Client is in flight afterwards; the Records iterator yields nothing
+// more, not even the rest of what it fetched. The Client is not closed.
+// Close is idempotent and returns nil (a second call once the first has
+// returned); afterwards every method returns ErrClosed
 // or does nothing, except Position and Assigned, which still tell where
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
+		<-c.closeDone // the first Close's wait
 		return nil
 	}
+	defer close(c.closeDone)
 	c.closed.Store(true)
 	for _, a := range c.order {
 		a.renewLocked() // a Records loop yields nothing more
 	}
 	c.wake(ErrClosed)
+	c.cancelClose()
 	c.mu.Unlock()
 	c.polls.Wait()
 	return nil

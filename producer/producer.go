@@ -14,7 +14,11 @@ import (
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
-// it. Tests fake it to inject failures.
+// it. Tests fake it to inject failures. Every method must return when its
+// ctx ends, with an error: Close cancels the calls in flight (requests,
+// producer id requests, and the partition counts that Produce calls wait
+// for) and waits for those of its goroutines, and a batch's delivery
+// deadline ends the calls made for it.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -73,6 +77,12 @@ type AsyncClient interface {
 // ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
 // its promise run, on the caller's goroutine, before Produce returns. A
 // record's ctx governs it until its batch is first sent (see Produce).
+// A promise that panics on the producer's goroutines crashes the
+// program, as a panic on any goroutine does: the producer does not
+// recover it (Kafka's Java producer logs a callback's exception and goes
+// on; recovered here, the panic would hide a bug and leave the promise's
+// own work half done, unknown to its caller). Recover in the promise if
+// that is what you want.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
@@ -305,17 +315,33 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		promise(r, err)
 		return false
 	}
+	// From here r holds buffer space until it is buffered (its batch's
+	// then) or fails. Should the application's code that runs on this
+	// goroutine panic meanwhile — a Partitioner's ForTopic, Partition or
+	// OnNewBatch, a Client's Partitions, a failed record's promise —, r is
+	// given back as it was, with its space, and the panic goes on to the
+	// caller.
+	oldTopic, oldTs := r.Topic, r.Timestamp
+	held, stamped := true, false
+	defer func() {
+		if held {
+			if stamped {
+				r.Topic, r.Timestamp = oldTopic, oldTs
+			}
+			p.release(1, int64(size))
+		}
+	}()
 	t, err := p.topic(ctx, topic)
 	if err != nil {
 		// The promise first: the record is done (for Flush) once it ran.
 		promise(r, err)
+		held = false
 		p.release(1, int64(size))
 		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
 	// partitioner sees them, and its batch sizes it with its timestamp.
-	oldTopic, oldTs := r.Topic, r.Timestamp
-	r.Topic = topic
+	r.Topic, stamped = topic, true
 	if r.Timestamp.IsZero() {
 		r.Timestamp = p.clock.now()
 	}
@@ -340,11 +366,13 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if err != nil {
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
-		r.Topic, r.Timestamp = oldTopic, oldTs
+		r.Topic, r.Timestamp, stamped = oldTopic, oldTs, false
 		promise(r, err)
+		held = false
 		p.release(1, int64(size))
 		return false
 	}
+	held = false // the batch's now
 	return true
 }
 
@@ -360,6 +388,22 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // at the latest at its DeliveryTimeout or Close. So a nil error means
 // every record was written, and errors.Is(err, ctx.Err()) means that at
 // least one was not.
+//
+// What each *RecordError says of its record (as the outcome of a send
+// does with Kafka's Java producer): an error matching context.Canceled or
+// context.DeadlineExceeded — its ctx's, never the producer's own — means
+// it was never sent, so not written; ErrDeliveryTimeout and ErrClosed
+// mean that it may have been written (if a request that held it was sent
+// and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
+// and api.ErrBrokerClosed (the broker may have appended it and then
+// failed to fsync it) and the errors of a Client of your own that the api table does not
+// know (a network error, say); the broker's refusals (ErrRecordTooLarge,
+// log.ErrInvalidRecord, ErrOutOfOrderSequence, ErrProducerFenced,
+// api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
+// buffered (ErrMaxBuffered, ErrNoTopic, ...) mean it was not. A caller
+// that produces a record again after a "may have been written" produces
+// it twice if it was: idempotence covers the producer's own retries, not
+// a record produced again (deduplicate by a key of your own).
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -479,9 +523,10 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
 // anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. A Produce waiting for buffer space returns, its
-// promise given ErrClosed on its own goroutine, maybe after Close has
-// returned. Call Flush first to deliver everything. Close is idempotent
+// goroutines have ended. A Produce waiting for buffer space, or for the
+// broker's answer to its topic's partition count (the Client's
+// Partitions, whose ctx Close cancels), returns, its promise given
+// ErrClosed on its own goroutine, maybe after Close has returned. Call Flush first to deliver everything. Close is idempotent
 // and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
 // fail with ErrClosed. A promise must not call Close, which would wait
 // for the goroutine running the promise: start it on a goroutine of its
