@@ -417,14 +417,10 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 // them. Partitions that are not assigned are ignored.
 //
 // A paused partition whose position is still to be looked up (Start,
-// End, AtTime, or a reset) is looked up once it is resumed, by the next
-// Poll, not while it is paused; a look-up in flight when Pause comes is
-// dropped, and made again after Resume. This differs from Kafka's
-// consumer, which looks the position up at the next poll, paused or not:
-// there End is the end at that poll, and the records produced during the
-// pause are read after resume; here End is the end at Resume, and they
-// are not. To start from the end as it is before a pause, Poll once
-// before pausing (Position then tells where), or Assign At an offset.
+// End, AtTime, or a reset) is looked up by the next Poll, paused or not,
+// as Kafka's consumer does: End is the end at that Poll, and the records
+// produced during the pause are read after Resume. (A look-up in flight
+// when Pause ends a Poll is made again by the next one.)
 func (c *Consumer) Pause(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
