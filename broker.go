@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,8 @@ type Config struct {
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
-	// Default 1; Open refuses a negative one (ErrInvalidPartitions).
+	// Default 1; Open refuses a negative one, or one above math.MaxInt32
+	// (ErrInvalidPartitions).
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
 	// run (and producer ids expire), and how often each partition's
@@ -115,7 +117,8 @@ type Broker struct {
 // found there: each partition's log recovers as package log describes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; ErrInvalidPartitions for a negative DefaultPartitions;
+// directory open; ErrInvalidPartitions for a negative DefaultPartitions
+// (or one above math.MaxInt32);
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
 // log.MinCleanerMapBytes; a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
@@ -128,7 +131,7 @@ type Broker struct {
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
-	} else if cfg.DefaultPartitions < 0 {
+	} else if cfg.DefaultPartitions < 0 || cfg.DefaultPartitions > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: DefaultPartitions %d", ErrInvalidPartitions, cfg.DefaultPartitions)
 	}
 	if cfg.MaintenanceInterval <= 0 {

@@ -420,7 +420,8 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // (ErrInvalidPartitions).
 //
 // Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
-// ErrInvalidPartitions; log.ErrNotLogDir when a directory of one of its
+// ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
+// partition count is an int32); log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
@@ -447,7 +448,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions == -1 {
 		cfg.Partitions = b.cfg.DefaultPartitions
 	}
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
+		// Kafka's partition count and IDs are int32s: a larger count
+		// names partitions no request can address.
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	return b.createAdmin(name, cfg)
@@ -492,7 +495,7 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 // createAdmin creates a topic; the caller holds the admin token (and so
 // may read b.topics without mu: every writer holds the token).
 func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	if _, ok := b.topics[name]; ok {
@@ -741,7 +744,7 @@ func (b *Broker) logOptions() log.Options {
 // partitioning then maps some keys elsewhere, as it does in Kafka.
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count; log.ErrNotLogDir when a directory of a new partition's
+// current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's
 // name holds files that are not a log's (as CreateTopic); ErrClosed;
 // ctx's error; file system errors.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
@@ -755,6 +758,9 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	if n <= len(t.Partitions) {
 		return fmt.Errorf("%w: %q has %d partitions; it can only grow", ErrInvalidPartitions, name, len(t.Partitions))
+	}
+	if n > math.MaxInt32 {
+		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
 	for i := len(t.Partitions); i < n; i++ {
