@@ -118,6 +118,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"AlterTopicConfig unknown", func() error { return b.AlterTopicConfig(ctx, "nope", log.Config{}) }, ErrUnknownTopic},
 		{"AlterTopicConfig bad config", func() error { return b.AlterTopicConfig(ctx, "t", log.Config{SegmentBytes: 3}) }, log.ErrInvalidConfig},
 		{"AlterTopicConfig bad policy", func() error { return b.AlterTopicConfig(ctx, "t", log.Config{CleanupPolicy: 9}) }, log.ErrInvalidConfig},
+		{"UpdateTopicConfig nil update", func() error { return b.UpdateTopicConfig(ctx, "t", nil) }, api.ErrInvalidRequest},
 		{"UpdateTopicConfig unknown", func() error { return b.UpdateTopicConfig(ctx, "nope", func(*log.Config) {}) }, ErrUnknownTopic},
 		{"UpdateTopicConfig bad value", func() error {
 			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentIndexBytes = 1 })
@@ -233,7 +234,7 @@ func TestBrokerCallsAfterClose(t *testing.T) {
 			{"DeleteTopic", func() error { return b.DeleteTopic(ctx, name) }},
 			{"DescribeTopic", func() error { _, err := b.DescribeTopic(ctx, name); return err }},
 			{"AlterTopicConfig", func() error { return b.AlterTopicConfig(ctx, name, log.Config{}) }},
-			{"UpdateTopicConfig", func() error { return b.UpdateTopicConfig(ctx, name, func(*log.Config) {}) }},
+			{"UpdateTopicConfig", func() error { return b.UpdateTopicConfig(ctx, name, nil) }},
 			{"DeleteRecords", func() error { _, err := b.DeleteRecords(ctx, name, 0, 0); return err }},
 			{"Produce", func() error {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Acks: api.AcksAll, Batches: batch(t, "x")})

@@ -701,12 +701,16 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // admin calls, validated, and applied as AlterTopicConfig applies it.
 // update runs while the broker's admin calls wait: it must not call them.
 //
-// Errors: as AlterTopicConfig's.
+// Errors: as AlterTopicConfig's, and api.ErrInvalidRequest for a nil
+// update.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
 	defer b.unlockAdmin()
+	if update == nil {
+		return fmt.Errorf("%w: nil update of topic %q's config", api.ErrInvalidRequest, name)
+	}
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
