@@ -26,6 +26,18 @@ func noPanic(t *testing.T, name string, f func() error) (err error) {
 	return f()
 }
 
+// malformedRecordBatch is a batch of one record whose header and CRC are
+// sound but whose record is not: its header count claims two headers
+// where there are no bytes for them.
+func malformedRecordBatch(t testing.TB) []byte {
+	t.Helper()
+	data := batch(t, "x")
+	require.EqualValues(t, 0, data[len(data)-1], "the record ends with its header count, 0")
+	data[len(data)-1] = 4 // zigzag varint 2
+	record.Batch(data).UpdateCRC()
+	return data
+}
+
 // TestBrokerBadInput calls every method of the Broker with bad input: each
 // returns an error matching the sentinel its doc lists, nothing panics,
 // and afterwards every record acknowledged before is still there and the
@@ -152,6 +164,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Produce truncated batch", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = r.Batches[:len(r.Batches)-1] })), record.ErrCorrupt},
 		{"Produce trailing bytes", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = append(r.Batches, 0, 0, 0) })), record.ErrCorrupt},
 		{"Produce bad CRC", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches[len(r.Batches)-2] ^= 1 })), record.ErrCorrupt},
+		{"Produce malformed record, CRC fine", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = malformedRecordBatch(t) })), log.ErrInvalidRecord},
 		{"Produce over max.message.bytes", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = tooLarge })), log.ErrRecordTooLarge},
 		{"Produce null key to a compacted topic", produceErr(&api.ProduceRequest{Topic: "compacted", Acks: api.AcksAll, Batches: func() []byte {
 			var bl record.Builder
@@ -213,6 +226,30 @@ func TestBrokerBadInput(t *testing.T) {
 	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
 	require.NoError(t, err)
 	require.Equal(t, append(acked, "d"), values(t, resp.Partitions[0].Records))
+}
+
+// TestMalformedRecordIsInvalidRecord: a record that does not decode inside
+// a batch whose header and CRC are sound is refused as Kafka's broker
+// refuses it: DefaultRecord.readFrom throws InvalidRecordException, which
+// LogValidator lets through, INVALID_RECORD (87), not retriable; the
+// batch-level checks (size, magic, CRC) answer CORRUPT_MESSAGE.
+func TestMalformedRecordIsInvalidRecord(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: malformedRecordBatch(t)})
+	require.ErrorIs(t, err, log.ErrInvalidRecord)
+	var ce *record.CorruptError
+	require.ErrorAs(t, err, &ce, "what is wrong, and where")
+	require.EqualValues(t, 87, api.Code(err))
+	require.False(t, api.IsRetriable(err))
+
+	bad := batch(t, "x")
+	bad[len(bad)-2] ^= 1 // the CRC no longer holds
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: bad})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.EqualValues(t, 2, api.Code(err))
+	require.True(t, api.IsRetriable(err))
 }
 
 // TestBrokerCallsAfterClose: every method of a closed broker answers

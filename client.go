@@ -136,8 +136,11 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 //
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them);
-// record.ErrCorrupt; log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
+// that does not decode in a batch whose header and CRC are sound, which
+// matches record.ErrCorrupt too: Kafka's INVALID_RECORD); record.ErrCorrupt
+// (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE);
+// log.ErrOutOfOrderSequence; log.ErrProducerFenced;
 // log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
 // (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
 // the append (while its fsync is awaited) gives ctx's error with the

@@ -56,8 +56,10 @@ type AppendResult struct {
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
 // ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
 // among them; and an idempotent producer's batch that is not the only one
-// of data, as Kafka's produce requests carry one batch a partition);
-// record.ErrCorrupt for malformed batches (nothing is written);
+// of data, as Kafka's produce requests carry one batch a partition; and a
+// record that does not decode in a batch whose header and CRC are sound,
+// matching record.ErrCorrupt too); record.ErrCorrupt for malformed batches
+// (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
@@ -333,7 +335,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 				ErrRecordTooLarge, p, compression.DefaultDecodeLimit)
 		}
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, malformedRecord(err)
 		}
 		if lat && l.cfg.CleanupPolicy&Compact != 0 {
 			// validateKeys read the records as LogAppendTime ones, each
@@ -371,6 +373,24 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
 	return records, stamps, nil
+}
+
+// malformedRecord makes err, a record of a batch whose header and CRC
+// passed that does not decode (a bad varint, a length past the batch, a
+// bad header count, a count that disagrees with the records), match
+// ErrInvalidRecord as well as the *record.CorruptError that says what is
+// wrong: Kafka's broker answers it INVALID_RECORD (87, not retriable:
+// DefaultRecord.readFrom throws InvalidRecordException, which
+// LogValidator lets through), and CORRUPT_MESSAGE (retriable) only for a
+// batch whose own framing or CRC fails. A batch that cannot be
+// decompressed (a *record.CorruptError wrapping the codec's error) stays
+// as it is.
+func malformedRecord(err error) error {
+	var ce *record.CorruptError
+	if errors.As(err, &ce) && ce.Err == nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+	return err
 }
 
 // framingBufs holds buffers for the decompressed records of checkFraming.
