@@ -213,3 +213,34 @@ func TestConsumerOnClosedBroker(t *testing.T) {
 	require.True(t, ok)
 	require.Zero(t, pos)
 }
+
+// TestZeroConsumer: a Consumer not made by New is closed: its methods
+// return ErrClosed or do nothing, rather than panic.
+func TestZeroConsumer(t *testing.T) {
+	ctx := testCtx(t)
+	c := &consumer.Consumer{}
+	tp := api.TopicPartition{Topic: "t"}
+	require.ErrorIs(t, catch(t, "Assign", func() error { return c.Assign("t", 0, consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, catch(t, "AssignTopic", func() error { return c.AssignTopic(ctx, "t", consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, catch(t, "Seek", func() error { return c.Seek("t", 0, consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, catch(t, "Poll", func() error { _, err := c.Poll(ctx); return err }), consumer.ErrClosed)
+	require.NoError(t, catch(t, "Records", func() error {
+		for r, err := range c.Records(ctx) {
+			return fmt.Errorf("yielded %v, %v", r, err)
+		}
+		return nil
+	}))
+	require.NoError(t, catch(t, "the others", func() error {
+		c.Pause(tp)
+		c.Resume(tp)
+		c.Unassign("t", 0)
+		if _, ok := c.Position("t", 0); ok {
+			return fmt.Errorf("a position")
+		}
+		if len(c.Assigned()) != 0 {
+			return fmt.Errorf("assigned")
+		}
+		return nil
+	}))
+	require.NoError(t, catch(t, "Close", c.Close))
+}
