@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -317,4 +318,44 @@ func TestOpenBadConfig(t *testing.T) {
 		require.ErrorIs(t, err, tc.want, tc.name)
 		require.Nil(t, b, tc.name)
 	}
+}
+
+// TestZeroBroker: a Broker not made by Open is closed: every method
+// answers ErrClosed (Topics none, Close nil) rather than panic or hang.
+func TestZeroBroker(t *testing.T) {
+	b := new(Broker)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"CreateTopic", func() error { return b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}) }},
+		{"CreatePartitions", func() error { return b.CreatePartitions(ctx, "t", 5) }},
+		{"DeleteTopic", func() error { return b.DeleteTopic(ctx, "t") }},
+		{"DescribeTopic", func() error { _, err := b.DescribeTopic(ctx, "t"); return err }},
+		{"AlterTopicConfig", func() error { return b.AlterTopicConfig(ctx, "t", log.Config{}) }},
+		{"UpdateTopicConfig", func() error { return b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}) }},
+		{"DeleteRecords", func() error { _, err := b.DeleteRecords(ctx, "t", 0, 0); return err }},
+		{"Produce", func() error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "x")})
+			return err
+		}},
+		{"ProduceAsync", func() error {
+			_, _, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "x")})
+			return err
+		}},
+		{"Fetch", func() error {
+			_, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+			return err
+		}},
+		{"ListOffset", func() error { _, err := b.ListOffset(ctx, "t", 0, api.Latest); return err }},
+		{"Partitions", func() error { _, err := b.Partitions(ctx, "t"); return err }},
+		{"InitProducerID", func() error { _, _, err := b.InitProducerID(ctx); return err }},
+		{"Maintain", func() error { return b.Maintain(ctx) }},
+	} {
+		require.ErrorIs(t, noPanic(t, tc.name, tc.call), ErrClosed, tc.name)
+	}
+	require.Empty(t, b.Topics())
+	require.NoError(t, noPanic(t, "Close", b.Close))
 }

@@ -82,7 +82,8 @@ type Config struct {
 }
 
 // Broker is one node: its topics and their partitions. All methods are
-// safe for concurrent use.
+// safe for concurrent use. A Broker is made by Open; a zero Broker (one
+// not made by Open) is closed: its methods answer ErrClosed.
 type Broker struct {
 	cfg  Config
 	fs   vfs.FS
@@ -187,9 +188,12 @@ func Open(cfg Config) (*Broker, error) {
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
 // release; nil for a second call. The broker is closed all the same.
+//
+// A zero Broker (one not made by Open) is closed: its methods answer
+// ErrClosed, and Close nil.
 func (b *Broker) Close() error {
-	if b.closed.Swap(true) {
-		return nil
+	if b.admin == nil || b.closed.Swap(true) {
+		return nil // a zero Broker, or closed already
 	}
 	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
@@ -202,6 +206,10 @@ func (b *Broker) Close() error {
 	err := b.closeTopics()
 	return errors.Join(err, b.lock.Close())
 }
+
+// isClosed reports whether the broker is closed, or is a zero Broker,
+// which is never open.
+func (b *Broker) isClosed() bool { return b.closed.Load() || b.admin == nil }
 
 func (b *Broker) closeTopics() error {
 	var err error
@@ -271,7 +279,7 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Parti
 // could not open again, log.ErrClosed for a partition whose topic was
 // deleted meanwhile, ctx's error from compaction, and file system errors.
 func (b *Broker) Maintain(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
 	}
 	var err error

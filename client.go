@@ -109,7 +109,7 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
 // file system errors from writing the id counter.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return 0, 0, ErrClosed
 	}
 	if err := b.lockAdmin(ctx); err != nil { // Close may have released the directory meanwhile
@@ -403,7 +403,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		maxBytes = 50 << 20
 	}
 	for {
-		if b.closed.Load() {
+		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
 		resp, waits, total, failed := b.fetchOnce(ctx, req, maxBytes)

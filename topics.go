@@ -426,7 +426,7 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
 	}
 	if err := ValidateTopicName(name); err != nil {
@@ -459,7 +459,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 // lockAdmin takes the admin token for an admin call, unless the broker is
 // closed or ctx ends first.
 func (b *Broker) lockAdmin(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
@@ -656,7 +656,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 }
 
 func (b *Broker) topic(name string) (*log.Topic, error) {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return nil, ErrClosed
 	}
 	b.mu.RLock()
