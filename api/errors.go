@@ -118,6 +118,17 @@ var table = []entry{
 // Code returns the Kafka error code of err: 0 for nil, the code of the
 // first sentinel in the table that err matches (errors.Is), or -1
 // (UNKNOWN_SERVER_ERROR).
+//
+// The errors without a Kafka code, -1 here and not retriable, are local:
+// a client's own checks (producer.ErrClosed, ErrMaxBuffered, ErrNoTopic,
+// ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout, ErrInvalidOption;
+// consumer.ErrClosed, ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption),
+// and a broker's own directory and files, which Open and the admin calls
+// report (runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
+// log.ErrNotLogDir, log.ErrBadCheckpoint, vfs.ErrLocked,
+// vfs.ErrNameTooLong, index.ErrCorrupt) or that an encoder refuses
+// (record.ErrTooLarge). benchmarks/peers' TestParityErrorTable checks
+// the table against Kafka's codes, names and retriability.
 func Code(err error) int16 {
 	if err == nil {
 		return 0
