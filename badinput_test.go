@@ -161,8 +161,10 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Produce MinInt32 partition", produceErr(withReq(func(r *api.ProduceRequest) { r.Partition = math.MinInt32 })), ErrUnknownTopic},
 		{"Produce partition past the count", produceErr(withReq(func(r *api.ProduceRequest) { r.Partition = 2 })), ErrUnknownTopic},
 		{"Produce nil batches", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = nil })), log.ErrInvalidRecord},
-		{"Produce garbage", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = []byte("garbage") })), record.ErrCorrupt},
-		{"Produce truncated batch", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = r.Batches[:len(r.Batches)-1] })), record.ErrCorrupt},
+		{"Produce garbage", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = []byte("garbage") })), log.ErrInvalidRecord},
+		{"Produce truncated batch", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = r.Batches[:len(r.Batches)-1] })), log.ErrInvalidRecord},
+		{"Produce magic 1", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches[16] = 1 })), log.ErrInvalidRecord},
+		{"Produce magic 3", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches[16] = 3 })), record.ErrCorrupt},
 		{"Produce trailing bytes", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = append(r.Batches, 0, 0, 0) })), record.ErrCorrupt},
 		{"Produce bad CRC", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches[len(r.Batches)-2] ^= 1 })), record.ErrCorrupt},
 		{"Produce malformed record, CRC fine", produceErr(withReq(func(r *api.ProduceRequest) { r.Batches = malformedRecordBatch(t) })), log.ErrInvalidRecord},
@@ -251,6 +253,41 @@ func TestMalformedRecordIsInvalidRecord(t *testing.T) {
 	require.ErrorIs(t, err, record.ErrCorrupt)
 	require.EqualValues(t, 2, api.Code(err))
 	require.True(t, api.IsRetriable(err))
+}
+
+// TestNoWholeV2BatchIsInvalidRecord: records that hold no whole batch, or
+// a batch of magic 0 or 1, are INVALID_RECORD, as Kafka's
+// ProduceRequest.validateRecords (v3+) refuses them; a batch length below
+// the header and a magic above 2 are CORRUPT_MESSAGE, as Kafka's
+// ByteBufferLogInputStream throws them; and a batch cut short after a
+// whole one stays CORRUPT_MESSAGE (Kafka would append the whole one and
+// drop the rest: runnel takes a request whole or not at all).
+func TestNoWholeV2BatchIsInvalidRecord(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for _, tc := range []struct {
+		name string
+		mod  func([]byte) []byte
+		code int16
+	}{
+		{"5 bytes", func(d []byte) []byte { return d[:5] }, 87},
+		{"the header alone", func(d []byte) []byte { return d[:record.HeaderSize] }, 87},
+		{"one byte short", func(d []byte) []byte { return d[:len(d)-1] }, 87},
+		{"magic 0", func(d []byte) []byte { d[16] = 0; return d }, 87},
+		{"magic 1", func(d []byte) []byte { d[16] = 1; return d }, 87},
+		{"magic 3", func(d []byte) []byte { d[16] = 3; return d }, 2},
+		{"magic -1", func(d []byte) []byte { d[16] = 0xff; return d }, 2},
+		{"length below the header", func(d []byte) []byte { d[11] = 10; d[10], d[9], d[8] = 0, 0, 0; return d }, 2},
+		{"a whole batch, then one cut short", func(d []byte) []byte { return append(d, batch(t, "y")[:20]...) }, 2},
+	} {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tc.mod(batch(t, "x"))})
+		require.ErrorIs(t, err, record.ErrCorrupt, tc.name)
+		require.Equal(t, tc.code, api.Code(err), "%s: %v", tc.name, err)
+	}
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Zero(t, info.Partitions[0].LogEndOffset)
 }
 
 // TestBrokerCallsAfterClose: every method of a closed broker answers

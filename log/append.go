@@ -56,10 +56,11 @@ type AppendResult struct {
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
 // ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
 // among them; and an idempotent producer's batch that is not the only one
-// of data, as Kafka's produce requests carry one batch a partition; and a
-// record that does not decode in a batch whose header and CRC are sound,
-// matching record.ErrCorrupt too); record.ErrCorrupt for malformed batches
-// (nothing is written);
+// of data, as Kafka's produce requests carry one batch a partition; and,
+// matching record.ErrCorrupt too, a record that does not decode in a
+// batch whose header and CRC are sound, data that holds no whole batch,
+// and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
+// batches (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
@@ -274,7 +275,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, notABatch(data[p:], p, err)
 		}
 		if len(b) > l.cfg.MaxMessageBytes {
 			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
@@ -373,6 +374,25 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
 	return records, stamps, nil
+}
+
+// notABatch is the error of data, at position p of an append, that
+// record.Parse refused (err). Kafka's broker takes a produce request's
+// records for INVALID_RECORD, as ProduceRequest.validateRecords finds
+// them (v3 and later), when they hold no whole batch (a first batch cut
+// short, or fewer bytes than a batch's length field) or a batch of magic
+// 0 or 1, which its stream reads as a legacy batch; a batch length below
+// the header or a magic above 2 is CORRUPT_MESSAGE, as
+// ByteBufferLogInputStream throws it. The error matches ErrInvalidRecord
+// in the first two cases, as well as err.
+func notABatch(data []byte, p int, err error) error {
+	switch {
+	case p == 0 && errors.Is(err, record.ErrTruncated):
+		return fmt.Errorf("%w: no whole batch: %w", ErrInvalidRecord, err)
+	case len(data) > 16 && data[16] < record.Magic: // the magic byte
+		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[16], record.Magic, err)
+	}
+	return err
 }
 
 // malformedRecord makes err, a record of a batch whose header and CRC
