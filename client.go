@@ -139,7 +139,10 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
 // that does not decode in a batch whose header and CRC are sound, which
 // matches record.ErrCorrupt too: Kafka's INVALID_RECORD); record.ErrCorrupt
-// (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE);
+// (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE;
+// also whole batches followed by bytes that make no whole batch, where
+// Kafka appends the whole ones and drops the rest: a request is taken or
+// refused whole);
 // log.ErrOutOfOrderSequence; log.ErrProducerFenced;
 // log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
 // (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
