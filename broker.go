@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,8 @@ type Config struct {
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
-	// Default 1; Open refuses a negative one (ErrInvalidPartitions).
+	// Default 1; Open refuses a negative one, or one above math.MaxInt32
+	// (ErrInvalidPartitions).
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
 	// run (and producer ids expire), and how often each partition's
@@ -80,7 +82,8 @@ type Config struct {
 }
 
 // Broker is one node: its topics and their partitions. All methods are
-// safe for concurrent use.
+// safe for concurrent use. A Broker is made by Open; a zero Broker (one
+// not made by Open) is closed: its methods answer ErrClosed.
 type Broker struct {
 	cfg  Config
 	fs   vfs.FS
@@ -121,7 +124,8 @@ type Broker struct {
 // takes as long as reading those bytes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; ErrInvalidPartitions for a negative DefaultPartitions;
+// directory open; ErrInvalidPartitions for a negative DefaultPartitions
+// (or one above math.MaxInt32);
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
 // log.MinCleanerMapBytes; a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
@@ -134,7 +138,7 @@ type Broker struct {
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
-	} else if cfg.DefaultPartitions < 0 {
+	} else if cfg.DefaultPartitions < 0 || cfg.DefaultPartitions > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: DefaultPartitions %d", ErrInvalidPartitions, cfg.DefaultPartitions)
 	}
 	if cfg.MaintenanceInterval <= 0 {
@@ -191,9 +195,15 @@ func Open(cfg Config) (*Broker, error) {
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
 // release; nil for a second call. The broker is closed all the same.
+//
+// A zero Broker (one not made by Open) is closed: its methods answer
+// ErrClosed, and Close nil.
 func (b *Broker) Close() error {
+	if b.admin == nil {
+		return nil // a zero Broker
+	}
 	if b.closed.Swap(true) {
-		<-b.closeDone
+		<-b.closeDone // closed already, or closing: wait for the first Close
 		return nil
 	}
 	defer close(b.closeDone)
@@ -208,6 +218,10 @@ func (b *Broker) Close() error {
 	err := b.closeTopics()
 	return errors.Join(err, b.lock.Close())
 }
+
+// isClosed reports whether the broker is closed, or is a zero Broker,
+// which is never open.
+func (b *Broker) isClosed() bool { return b.closed.Load() || b.admin == nil }
 
 func (b *Broker) closeTopics() error {
 	var err error
@@ -283,7 +297,7 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Parti
 // ended before the call or during it (a compaction under way stops at
 // its next read).
 func (b *Broker) Maintain(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
 	}
 	var err error

@@ -420,12 +420,13 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // (ErrInvalidPartitions).
 //
 // Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
-// ErrInvalidPartitions; log.ErrNotLogDir when a directory of one of its
+// ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
+// partition count is an int32); log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
 	}
 	if err := ValidateTopicName(name); err != nil {
@@ -447,7 +448,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions == -1 {
 		cfg.Partitions = b.cfg.DefaultPartitions
 	}
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
+		// Kafka's partition count and IDs are int32s: a larger count
+		// names partitions no request can address.
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	return b.createAdmin(name, cfg)
@@ -456,7 +459,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 // lockAdmin takes the admin token for an admin call, unless the broker is
 // closed or ctx ends first.
 func (b *Broker) lockAdmin(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
@@ -492,7 +495,7 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 // createAdmin creates a topic; the caller holds the admin token (and so
 // may read b.topics without mu: every writer holds the token).
 func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	if _, ok := b.topics[name]; ok {
@@ -653,7 +656,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 }
 
 func (b *Broker) topic(name string) (*log.Topic, error) {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return nil, ErrClosed
 	}
 	b.mu.RLock()
@@ -700,12 +703,16 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // nor Close, which waits for it, and must not block; a panic of its
 // reaches the caller, the topic unchanged and the admin calls free to go.
 //
-// Errors: as AlterTopicConfig's.
+// Errors: as AlterTopicConfig's, and api.ErrInvalidRequest for a nil
+// update.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
 	defer b.unlockAdmin()
+	if update == nil {
+		return fmt.Errorf("%w: nil update of topic %q's config", api.ErrInvalidRequest, name)
+	}
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -743,7 +750,7 @@ func (b *Broker) logOptions() log.Options {
 // partitioning then maps some keys elsewhere, as it does in Kafka.
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count; log.ErrNotLogDir when a directory of a new partition's
+// current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's
 // name holds files that are not a log's (as CreateTopic); ErrClosed;
 // ctx's error; file system errors.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
@@ -757,6 +764,9 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	if n <= len(t.Partitions) {
 		return fmt.Errorf("%w: %q has %d partitions; it can only grow", ErrInvalidPartitions, name, len(t.Partitions))
+	}
+	if n > math.MaxInt32 {
+		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
 	for i := len(t.Partitions); i < n; i++ {

@@ -64,6 +64,10 @@ var errWoken = errors.New("runnel/consumer: assignment changed")
 // one goroutine at a time: concurrent calls never return a record twice
 // (a fetch whose partition's position moved meanwhile is dropped), but
 // they waste fetches and interleave records.
+//
+// A Consumer is made by New. A zero Consumer (one not made by New) is
+// closed: its methods return ErrClosed or do nothing, and Close returns
+// nil.
 type Consumer struct {
 	client Client
 	cfg    config // cfg.logger is never nil
@@ -229,7 +233,7 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return ErrClosed
 	}
 	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
@@ -399,7 +403,7 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return ErrClosed
 	}
 	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
@@ -478,6 +482,9 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // or does nothing, except Position and Assigned, which still tell where
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
+	if c.client == nil {
+		return nil // a zero Consumer: nothing to stop
+	}
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
@@ -496,7 +503,9 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
-func (c *Consumer) isClosed() bool { return c.closed.Load() }
+// isClosed reports whether c is closed, or is a zero Consumer, which is
+// never open.
+func (c *Consumer) isClosed() bool { return c.closed.Load() || c.client == nil }
 
 // isNilPointer reports whether c is a nil pointer in a non-nil interface,
 // a nil *runnel.Broker say, whose methods would panic on first use.

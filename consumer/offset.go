@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -38,8 +39,24 @@ func End() Offset { return Offset{kind: kindEnd} }
 
 // AtTime is the first record whose timestamp is at or after t
 // (millisecond precision), as Kafka's ListOffsets finds it; the end when
-// every record is older. A t before 1970 means the Unix epoch.
-func AtTime(t time.Time) Offset { return Offset{kind: kindTime, v: max(t.UnixMilli(), 0)} }
+// every record is older. A t before 1970 means the Unix epoch, and one
+// past what an int64 of milliseconds holds (some 292 million years after
+// 1970) the largest timestamp, which no record reaches.
+func AtTime(t time.Time) Offset {
+	var ms int64
+	switch {
+	case t.Before(time.UnixMilli(0)):
+	case t.After(lastMilli):
+		// t.UnixMilli would overflow, to a negative value: the epoch.
+		ms = math.MaxInt64
+	default:
+		ms = t.UnixMilli()
+	}
+	return Offset{kind: kindTime, v: ms}
+}
+
+// lastMilli is the last time whose Unix milliseconds fit an int64.
+var lastMilli = time.UnixMilli(math.MaxInt64)
 
 // String formats o for logs: "42", "start", "end" or a time.
 func (o Offset) String() string {

@@ -90,7 +90,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}

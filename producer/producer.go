@@ -129,6 +129,10 @@ type AsyncClient interface {
 // after the broker may have appended it (a delivery timeout after an
 // unanswered request) also makes the producer take a new id, so that its
 // sequence numbers are never reused for other records.
+//
+// A Producer is made by New. A zero Producer (one not made by New) is
+// closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
+// returns it, and Close returns nil.
 type Producer struct {
 	client Client
 	cfg    config
@@ -285,7 +289,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	topic := r.Topic
 	done := ctx.Done() // nil if ctx can never end
 	switch {
-	case p.closed.Load():
+	case p.closed.Load() || p.client == nil: // closed, or not made by New
 		promise(r, ErrClosed)
 		return false
 	case done != nil && ctx.Err() != nil:
@@ -481,7 +485,7 @@ func (s *syncWait) err() error {
 // ErrClosed if the producer is or gets closed (it returns as Close
 // begins, before the records Close fails have their promises run).
 func (p *Producer) Flush(ctx context.Context) error {
-	if p.closed.Load() {
+	if p.closed.Load() || p.client == nil {
 		return ErrClosed
 	}
 	p.flushing.Add(1)
@@ -532,6 +536,9 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // for the goroutine running the promise: start it on a goroutine of its
 // own (go p.Close()).
 func (p *Producer) Close() error {
+	if p.client == nil {
+		return nil // a zero Producer: nothing to stop
+	}
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
 		p.closed.Store(true)

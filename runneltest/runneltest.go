@@ -77,7 +77,8 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // fails the test (t.Fatalf) if the broker does not open (runnel.Open's
 // errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
 // name given twice gives runnel.ErrTopicExists); an error of the Close at
-// cleanup is reported with t.Errorf.
+// cleanup is reported with t.Errorf. A nil Option is skipped. The other
+// helpers fail the test (t.Fatalf) when given a nil *runnel.Broker.
 //
 // Unlike a broker of runnel.Open, its topics keep their records whatever
 // their timestamps unless a retention time is configured (Config's
@@ -90,7 +91,9 @@ func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
 	}
 	if o.cfg.TopicDefaults.RetentionTime == 0 {
 		o.cfg.TopicDefaults.RetentionTime = -1 // unlimited; see above
@@ -113,6 +116,7 @@ func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 // CreateTopic creates a topic or fails the test.
 func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfig) {
 	t.Helper()
+	notNil(t, b, "create topic "+name)
 	if err := b.CreateTopic(context.Background(), name, cfg); err != nil {
 		t.Fatalf("runneltest: create topic %q: %v", name, err)
 	}
@@ -186,6 +190,7 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
 		}
 	}
+	notNil(t, b, "produce to "+topic)
 	ctx := context.Background()
 	n, err := b.Partitions(ctx, topic)
 	if err != nil {
@@ -373,6 +378,15 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string, opts ...ConsumeOpt
 	return r.records()
 }
 
+// notNil fails the test when b is nil, as the helpers' doc says they fail
+// it on any error, rather than let the call panic.
+func notNil(t testing.TB, b *runnel.Broker, what string) {
+	t.Helper()
+	if b == nil {
+		t.Fatalf("runneltest: %s: nil *runnel.Broker", what)
+	}
+}
+
 // reader is what Consume and ConsumeAll read with: a consumer, and the
 // records it returned, by partition.
 type reader struct {
@@ -385,6 +399,7 @@ type reader struct {
 
 func newReader(t testing.TB, ctx context.Context, b *runnel.Broker, topic string) *reader {
 	t.Helper()
+	notNil(t, b, "consume "+topic)
 	parts, err := b.Partitions(ctx, topic)
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
