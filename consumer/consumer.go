@@ -319,7 +319,7 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 		return err
 	}
 	c.mu.Lock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		c.mu.Unlock()
 		return ErrClosed
 	}
