@@ -323,6 +323,15 @@ func TestBrokerCallsAfterClose(t *testing.T) {
 				_, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name}}})
 				return err
 			}},
+			{"Produce(nil)", func() error { _, err := b.Produce(ctx, nil); return err }},
+			{"Produce(bad acks)", func() error {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Acks: 7, Batches: batch(t, "x")})
+				return err
+			}},
+			{"ProduceAsync(nil)", func() error { _, _, err := b.ProduceAsync(ctx, nil); return err }},
+			{"Fetch(nil)", func() error { _, err := b.Fetch(ctx, nil); return err }},
+			{"ListOffset(-1)", func() error { _, err := b.ListOffset(ctx, name, -1, api.Latest); return err }},
+			{"DeleteRecords(-1)", func() error { _, err := b.DeleteRecords(ctx, name, -1, -5); return err }},
 			{"ListOffset", func() error { _, err := b.ListOffset(ctx, name, 0, api.Latest); return err }},
 			{"Partitions", func() error { _, err := b.Partitions(ctx, name); return err }},
 			{"InitProducerID", func() error { _, _, err := b.InitProducerID(ctx); return err }},

@@ -222,6 +222,9 @@ func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 // appended to.
 func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, *log.Partition, error) {
 	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	if b.isClosed() {
+		return resp, log.Durability{}, nil, ErrClosed
+	}
 	if req == nil {
 		return resp, log.Durability{}, nil, fmt.Errorf("%w: nil produce request", api.ErrInvalidRequest)
 	}
@@ -392,6 +395,9 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
 func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if b.isClosed() {
+		return api.FetchResponse{}, ErrClosed
+	}
 	if req == nil {
 		return api.FetchResponse{}, fmt.Errorf("%w: nil fetch request", api.ErrInvalidRequest)
 	}

@@ -169,7 +169,7 @@ func TestAtTimeFarFuture(t *testing.T) {
 }
 
 // TestConsumerCallsAfterClose: after Close the methods that return an
-// error return ErrClosed for good input, the others do nothing, and
+// error return ErrClosed, for good input and bad, the others do nothing, and
 // Position and Assigned still answer.
 func TestConsumerCallsAfterClose(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
@@ -182,6 +182,11 @@ func TestConsumerCallsAfterClose(t *testing.T) {
 	require.ErrorIs(t, c.Assign("t", 0, consumer.Start()), consumer.ErrClosed)
 	require.ErrorIs(t, c.AssignTopic(ctx, "t", consumer.Start()), consumer.ErrClosed)
 	require.ErrorIs(t, c.Seek("t", 0, consumer.End()), consumer.ErrClosed)
+	// Bad arguments too: a closed consumer says it is closed first, as
+	// its doc says of every method.
+	require.ErrorIs(t, c.Assign("", -1, consumer.At(-7)), consumer.ErrClosed)
+	require.ErrorIs(t, c.AssignTopic(ctx, "a b", consumer.Start()), consumer.ErrClosed)
+	require.ErrorIs(t, c.Seek("t", -1, consumer.End()), consumer.ErrClosed)
 	_, err = c.Poll(ctx)
 	require.ErrorIs(t, err, consumer.ErrClosed)
 	for r, err := range c.Records(ctx) {

@@ -225,6 +225,9 @@ func checkPartition(topic string, partition int32) error {
 // negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
 // not have is not an error here: it comes from Poll, and is retried.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, partition); err != nil {
 		return err
 	}
@@ -312,6 +315,9 @@ func (c *Consumer) wakeLocked() {
 // for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
 // error; ErrClosed (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, 0); err != nil {
 		return err
 	}
@@ -395,6 +401,9 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 // api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
 // ErrInvalidOffset; ErrClosed.
 func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, partition); err != nil {
 		return err
 	}
