@@ -24,15 +24,23 @@ import (
 // sentinels of package fs where one exists (fs.ErrNotExist, fs.ErrExist,
 // fs.ErrInvalid, fs.ErrClosed).
 var (
-	errIsDir     = errors.New("is a directory")
-	errNotDir    = errors.New("not a directory")
-	errNotEmpty  = errors.New("directory not empty")
-	errNegOffset = errors.New("negative offset")
+	errIsDir  = errors.New("is a directory")
+	errNotDir = errors.New("not a directory")
+	// errNotEmpty matches fs.ErrExist, as the OS's error for a
+	// directory not empty does (ENOTEMPTY; Windows' ERROR_DIR_NOT_EMPTY).
+	errNotEmpty  error = existError("directory not empty")
+	errNegOffset       = errors.New("negative offset")
 
 	// errNameTooLong is what the OS FS returns on Linux for a name too
 	// long, errno and all, and matches ErrNameTooLong.
 	errNameTooLong error = &nameTooLongError{syscall.ENAMETOOLONG}
 )
+
+// existError is an error that matches fs.ErrExist.
+type existError string
+
+func (e existError) Error() string        { return string(e) }
+func (e existError) Is(target error) bool { return target == fs.ErrExist }
 
 // TailMode says what CrashClone makes of the bytes a file had appended since
 // its last Sync.
