@@ -333,7 +333,12 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		writeFile(t, fsys, f, "ff")
 		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "sub"), 0o755))
 		require.NoError(t, fsys.MkdirAll(empty, 0o755))
-		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty}} {
+		// A directory named with a trailing separator, "." or ".." too
+		// (MemFS said "not a directory" for a file renamed onto one:
+		// found by FuzzMemNames).
+		sep := string(filepath.Separator)
+		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty},
+			{f, empty + sep}, {f, d + sep + "sub" + sep + ".."}, {f, empty + sep + "."}, {d, empty + sep}} {
 			err := fsys.Rename(c[0], c[1])
 			var le *os.LinkError
 			require.ErrorAs(t, err, &le, "%s → %s", c[0], c[1])

@@ -662,14 +662,18 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if len(nbase) > MaxNameLen {
 		return fail(errNameTooLong)
 	}
-	if (oDirOnly || nDirOnly) && !n.isDir {
-		return fail(errNotDir) // "f/", or a file renamed to "g/"
+	if oDirOnly && !n.isDir {
+		return fail(errNotDir) // "f/"
 	}
 	t := nd.live[nbase]
 	if t != nil && t.isDir {
 		// os.Rename refuses to replace a directory, even with itself
-		// or with a directory where rename(2) would.
+		// or with a directory where rename(2) would; however the
+		// directory is named ("d/", "d/.", "d/sub/..").
 		return fail(fs.ErrExist)
+	}
+	if nDirOnly && !n.isDir {
+		return fail(errNotDir) // a file renamed to "g/"
 	}
 	if t == n { // the same name, or two names of one inode: nothing to do
 		return nil
