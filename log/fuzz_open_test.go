@@ -22,6 +22,9 @@ import (
 // cut off after a Flush (everything durable, no clean-shutdown marker).
 const fuzzDir = "/d/t-0"
 
+// fuzzStart is the fixture's log start offset.
+const fuzzStart = 5
+
 var fuzzLogCfg = Config{SegmentBytes: 400, CleanupPolicy: Compact | Delete, MinCleanableDirtyRatio: 0.01}
 
 // fuzzOpenFixture is what the fixture holds.
@@ -83,7 +86,7 @@ func buildFuzzOpenFixture(t testT) fuzzOpenFixture {
 	}
 	_, err = l.Compact(ctx)
 	require.NoError(t, err)
-	_, err = l.DeleteRecordsBefore(5)
+	_, err = l.DeleteRecordsBefore(fuzzStart)
 	require.NoError(t, err)
 	require.NoError(t, l.Flush(ctx))
 	fx.end = l.LogEndOffset()
@@ -213,6 +216,12 @@ func checkFuzzOpened(t *testing.T, fx *fuzzOpenFixture, l *Log, name string, dat
 	if _, err := parseCheckpoint(data, 6, name); snapshot && err == nil {
 		return // the fuzzer wrote a snapshot: the state is what it says
 	}
+	if name == logStartFile && start > fuzzStart {
+		// A log start the log never had: the snapshots below it, all
+		// of them in the crashed fixture, are not loaded (the state is
+		// replayed from the start), as after DeleteRecordsBefore.
+		return
+	}
 	res, err := l.Append(context.Background(), bytes.Clone(fx.retry), AppendOptions{})
 	require.NoError(t, err, "the producer's retry")
 	require.True(t, res.Duplicate, "the producer's retry appended again at %d", res.FirstOffset)
@@ -264,7 +273,7 @@ func TestFuzzOpenFixture(t *testing.T) {
 		l, err := Open(fuzzDir, fuzzLogCfg, Options{FS: fsys.CrashClone(vfs.CrashOptions{}), Clock: newClock()})
 		require.NoError(t, err)
 		require.Len(t, l.LeaderEpochs(), 2)
-		require.Equal(t, int64(5), l.LogStartOffset())
+		require.Equal(t, int64(fuzzStart), l.LogStartOffset())
 		checkFuzzOpened(t, fx, l, "", nil)
 		require.NoError(t, l.Close())
 	}
