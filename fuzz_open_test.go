@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -169,4 +170,40 @@ func writeMemFile(t testing.TB, fsys vfs.FS, path string, data []byte) {
 	require.NoError(t, err)
 	require.NoError(t, f.Sync())
 	require.NoError(t, f.Close())
+}
+
+// windowsDevice reports whether a file name is a Windows device name: its
+// part before the first '.' is CON, PRN, AUX, NUL, COM1-9 or LPT1-9, in
+// any case.
+func windowsDevice(file string) bool {
+	base, _, _ := strings.Cut(strings.ToUpper(file), ".")
+	switch base {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	return len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) && base[3] >= '1' && base[3] <= '9'
+}
+
+// FuzzTopicName: a name CreateTopic takes (ValidateTopicName, then
+// checkPortableName) gives the topic files whose names are portable: its
+// record <name>.json and a partition directory <name>-<N> are no Windows
+// device name; and a valid name is refused by checkPortableName, with
+// ErrInvalidTopic, only when one of them would be.
+func FuzzTopicName(f *testing.F) {
+	for _, s := range []string{"orders", "CON", "con.orders", "CON-0", "orders.nul", "COM1", "com0", "LPT9.x", "aux_", "NUL.", "Nul.json"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if ValidateTopicName(name) != nil {
+			return
+		}
+		device := windowsDevice(name+".json") || windowsDevice(name+"-0") || windowsDevice(name+"-12")
+		err := checkPortableName(name)
+		if (err != nil) != device {
+			t.Fatalf("checkPortableName(%q) = %v; a device name among its files: %v", name, err, device)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidTopic) {
+			t.Fatalf("checkPortableName(%q) = %v, not ErrInvalidTopic", name, err)
+		}
+	})
 }
