@@ -386,6 +386,14 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.ErrorIs(t, err, fs.ErrNotExist, missing)
 		_, err = fsys.Open(missing)
 		require.ErrorIs(t, err, fs.ErrNotExist, missing)
+		// "." is looked up in the missing directory too (MemFS took
+		// "missing/." for "missing/": found by FuzzMemNames).
+		missingDot := filepath.Join(dir, "missing") + sep + "."
+		require.ErrorIs(t, fsys.Rename(f, missingDot), fs.ErrNotExist, "Rename to "+missingDot)
+		_, err = fsys.Create(missingDot)
+		require.ErrorIs(t, err, fs.ErrNotExist, "Create "+missingDot)
+		_, err = fsys.Stat(missingDot)
+		require.ErrorIs(t, err, fs.ErrNotExist, "Stat "+missingDot)
 
 		notDir(fsys.Rename(f, filepath.Join(dir, "g")+sep), "Rename to g/")
 		for _, name := range []string{f + sep, filepath.Join(dir, "new") + sep, d + sep} {

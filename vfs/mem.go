@@ -392,6 +392,9 @@ func (m *MemFS) resolve(name string) (dirOnly bool, err error) {
 			if cur != nil && !cur.isDir {
 				return false, errNotDir
 			}
+			if cur == nil && c == "." {
+				return false, fs.ErrNotExist // "missing/.": "." is looked up in it
+			}
 			dirOnly = true
 			continue
 		}
