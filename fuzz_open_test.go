@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -204,6 +207,61 @@ func FuzzTopicName(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, ErrInvalidTopic) {
 			t.Fatalf("checkPortableName(%q) = %v, not ErrInvalidTopic", name, err)
+		}
+	})
+}
+
+// partitionDirName is how a partition's directory is named: a valid topic
+// name, '-', the partition's number in decimal without a sign or leading
+// zeros.
+var partitionDirName = regexp.MustCompile(`^(.+)-(0|[1-9][0-9]*)$`)
+
+// FuzzStrayDir adds a directory of any name, holding an empty log's files,
+// to the fixture's data directory, and opens the broker: Open removes it
+// exactly when its name is a partition directory's (<topic>-<N>) that no
+// topic claims, as a deletion cut short leaves it, and never touches the
+// topics' own records.
+func FuzzStrayDir(f *testing.F) {
+	for _, s := range []string{"a-2", "a-1", "b-0", "c-0", "a-02", "a-+2", "a--2", "-0", "a-", "a.b-c-7", "x-9223372036854775807",
+		"x-9223372036854775808", "CON-0", "topics", "a-0x", ".a-0", "Thumbs.db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || len(name) > vfs.MaxNameLen {
+			return // not a file name
+		}
+		mem := fuzzBrokerFix(t).CrashClone(vfs.CrashOptions{})
+		dir := filepath.Join("/data", name)
+		existed := false
+		if _, err := mem.Stat(dir); err == nil {
+			existed = true // a topic's partition, its records, or runnel's own
+		} else {
+			require.NoError(t, mem.MkdirAll(dir, 0o755))
+			writeMemFile(t, mem, filepath.Join(dir, "00000000000000000000.log"), nil)
+			writeMemFile(t, mem, filepath.Join(dir, "recovery-point-checkpoint"), []byte("0\n1\n0\n"))
+		}
+		b, err := Open(Config{Dir: "/data", FS: mem})
+		require.NoError(t, err)
+		defer func() { b.Close() }()
+		checkFuzzBroker(t, b, "", nil)
+		_, err = mem.Stat(dir)
+		stray := false
+		if m := partitionDirName.FindStringSubmatch(name); m != nil && ValidateTopicName(m[1]) == nil {
+			n, perr := strconv.Atoi(m[2])
+			claimed := false
+			if ti, derr := b.DescribeTopic(context.Background(), m[1]); derr == nil {
+				claimed = n < ti.Config.Partitions
+			}
+			stray = perr == nil && !claimed
+		}
+		if existed {
+			require.NoError(t, err, "%s, there before, was removed", name)
+			return
+		}
+		if stray {
+			require.ErrorIs(t, err, fs.ErrNotExist, "the stray partition directory %s was not removed", name)
+		} else {
+			require.NoError(t, err, "%s, no stray partition directory, was removed", name)
 		}
 	})
 }
