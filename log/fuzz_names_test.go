@@ -104,7 +104,7 @@ func FuzzOpenFileName(f *testing.F) {
 		}
 		mem := base.CrashClone(vfs.CrashOptions{})
 		writeMemFile(t, mem, filepath.Join(fuzzDir, name), data)
-		kind, _ := classify(name)
+		kind, segmentBase := classify(name)
 		l, err := Open(fuzzDir, fuzzLogCfg, Options{FS: mem, Clock: newClock()})
 		if kind == foreignFile {
 			require.ErrorIs(t, err, ErrNotLogDir, "%q", name)
@@ -130,6 +130,10 @@ func FuzzOpenFileName(f *testing.F) {
 		defer func() { l.Close() }()
 		if records {
 			checkFuzzOpened(t, fx, l, name, data)
+		} else {
+			// A .log or .log.swap stands for the records from its base
+			// on: those below it are the other files', and stay.
+			checkFuzzBelow(t, fx, l, segmentBase)
 		}
 		end, start := l.LogEndOffset(), l.LogStartOffset()
 		require.NoError(t, l.Close())
@@ -160,4 +164,31 @@ func FuzzOpenFileName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkFuzzBelow checks that l holds the fixture's records from its log
+// start offset up to below.
+func checkFuzzBelow(t *testing.T, fx *fuzzOpenFixture, l *Log, below int64) {
+	start := l.LogStartOffset()
+	got := map[int64]string{}
+	for off := start; off < below; {
+		data, err := l.Read(off, 1<<16, below)
+		require.NoError(t, err, "reading below %d", below)
+		if len(data) == 0 {
+			break
+		}
+		for b, err := range record.Batches(data) {
+			require.NoError(t, err)
+			for r, err := range b.Records() {
+				require.NoError(t, err)
+				got[r.Offset] = string(r.Value)
+			}
+			off = b.NextOffset()
+		}
+	}
+	for o, v := range fx.records {
+		if o >= start && o < below {
+			require.Equal(t, v, got[o], "offset %d, below %d", o, below)
+		}
+	}
 }
