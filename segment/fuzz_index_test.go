@@ -55,12 +55,19 @@ func FuzzIndexFiles(f *testing.F) {
 	late := bytes.Clone(tim)
 	binary.BigEndian.PutUint64(late[len(late)-12:], uint64(fx.batches[len(fx.batches)-1].maxTs+1000))
 	f.Add(uint8(1), late, true)
+	logBytes := icRead(f, fsys, fx.path(LogSuffix))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte, active bool) {
+		// The fixture's files, copied to a new FS (building it again for
+		// each input would take most of the time).
 		mem := vfs.NewMem()
 		if err := mem.MkdirAll("/s", 0o755); err != nil {
 			t.Fatal(err)
 		}
-		fx := newICFixture(t, mem, "/s", 30)
+		fx := *fx
+		fx.fsys = mem
+		icRewrite(t, mem, fx.path(LogSuffix), logBytes)
+		icRewrite(t, mem, fx.path(IndexSuffix), idx)
+		icRewrite(t, mem, fx.path(TimeIndexSuffix), tim)
 		switch which % 3 {
 		case 0:
 			icRewrite(t, mem, fx.path(IndexSuffix), data)
