@@ -405,6 +405,19 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		_, err = fsys.Stat(filepath.Join(dir, "new"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
 
+		// rename(2) renames no "." or "..", nor onto one; another name of
+		// the same directory is a rename to itself, which does nothing
+		// (MemFS renamed "d/." as d, and refused d → "d/" as a directory
+		// replaced: found by FuzzMemNames).
+		for _, c := range [][2]string{{d + sep + ".", filepath.Join(dir, "x")}, {d + sep + "..", filepath.Join(dir, "x")}, {d + sep + ".", d}} {
+			err := fsys.Rename(c[0], c[1])
+			require.Error(t, err, "%s → %s", c[0], c[1])
+			require.NotErrorIs(t, err, fs.ErrNotExist, "%s → %s", c[0], c[1])
+		}
+		require.NoError(t, fsys.Rename(d, d+sep))
+		_, err = fsys.Stat(filepath.Join(dir, "x"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
 		// A directory may be named with a trailing separator or ".".
 		_, err = fsys.Stat(d + sep)
 		require.NoError(t, err)

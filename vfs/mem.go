@@ -669,16 +669,20 @@ func (m *MemFS) Rename(oldname, newname string) error {
 		return fail(errNotDir) // "f/"
 	}
 	t := nd.live[nbase]
-	if t != nil && t.isDir {
+	if t != nil && t.isDir && (t != n || oldname == newname) {
 		// os.Rename refuses to replace a directory, even with itself
-		// or with a directory where rename(2) would; however the
-		// directory is named ("d/", "d/.", "d/sub/..").
+		// (the same name) or with a directory where rename(2) would;
+		// however the directory is named ("d/", "d/.", "d/sub/..").
+		// Another name of the same directory goes to rename(2).
 		return fail(fs.ErrExist)
 	}
 	if nDirOnly && !n.isDir {
 		return fail(errNotDir) // a file renamed to "g/"
 	}
-	if t == n { // the same name, or two names of one inode: nothing to do
+	if dotName(oldname) || dotName(newname) {
+		return fail(syscall.EBUSY) // rename(2) renames no "." or "..", nor onto one
+	}
+	if t == n { // two names of one inode: nothing to do
 		return nil
 	}
 	if n.isDir && len(np) > len(op) && slices.Equal(np[:len(op)], op) {
@@ -689,6 +693,13 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	}
 	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil
+}
+
+// dotName reports whether name's last component (trailing separators
+// dropped) is "." or "..".
+func dotName(name string) bool {
+	last := path.Base(strings.TrimRight(filepath.ToSlash(name), "/"))
+	return last == "." || last == ".."
 }
 
 // MkdirAll creates dir and any missing parents, with permission bits perm.
