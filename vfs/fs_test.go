@@ -415,6 +415,18 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 			require.NotErrorIs(t, err, fs.ErrNotExist, "%s → %s", c[0], c[1])
 		}
 		require.NoError(t, fsys.Rename(d, d+sep))
+		// Nor does rmdir(2) remove "." (EINVAL) or ".." (ENOTEMPTY): MemFS
+		// removed an empty d as "d/." (found by FuzzMemNames).
+		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "empty"), 0o755))
+		for _, name := range []string{filepath.Join(d, "empty") + sep + ".", filepath.Join(d, "empty") + sep + "." + sep, filepath.Join(d, "empty") + sep + ".."} {
+			err := fsys.Remove(name)
+			require.Error(t, err, "Remove "+name)
+			require.NotErrorIs(t, err, fs.ErrNotExist, "Remove "+name)
+		}
+		if !isOS(fsys) || runtime.GOOS == "linux" {
+			require.ErrorIs(t, fsys.Remove(filepath.Join(d, "empty")+sep+".."), fs.ErrExist) // ENOTEMPTY
+		}
+		require.NoError(t, fsys.Remove(filepath.Join(d, "empty")+sep))
 		_, err = fsys.Stat(filepath.Join(dir, "x"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
 

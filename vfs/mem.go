@@ -541,6 +541,13 @@ func (m *MemFS) Remove(name string) error {
 	if len(parts) == 0 {
 		return pathErr("remove", name, fs.ErrInvalid)
 	}
+	if dotName(name) {
+		// rmdir(2) removes no "." (EINVAL) nor ".." (ENOTEMPTY).
+		if path.Base(strings.TrimRight(filepath.ToSlash(name), "/")) == "." {
+			return pathErr("remove", name, fs.ErrInvalid)
+		}
+		return pathErr("remove", name, errNotEmpty)
+	}
 	d, err := m.parentDir(parts)
 	if err != nil {
 		return pathErr("remove", name, err)
