@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -16,7 +17,8 @@ import (
 // FuzzParseMeta: a topic's record either decodes to a topic the broker can
 // open (a valid name that is the file's, partitions, a valid config), which
 // encodes and decodes again to itself, or is refused with
-// ErrCorruptMetadata; never a panic.
+// ErrCorruptMetadata, or ErrNewerMetadata for a version above this
+// runnel's (and only then); never a panic.
 func FuzzParseMeta(f *testing.F) {
 	for _, seed := range []string{
 		`{"name":"orders","config":{"Partitions":3}}`,
@@ -31,6 +33,8 @@ func FuzzParseMeta(f *testing.F) {
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":5}}`,
 		`{"name":"orders","config":{"Partitions":1,"MinCleanableDirtyRatio":2}}`,
 		`{"name":"orders"`,
+		`{"version":2,"name":"orders","config":{"Partitions":3}}`,
+		`{"version":-1,"name":"orders","config":{"Partitions":3}}`,
 		`null`,
 		``,
 	} {
@@ -40,6 +44,11 @@ func FuzzParseMeta(f *testing.F) {
 	path := filepath.Join("/data", topicsDir, "orders.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := b.parseMeta(data, path)
+		if errors.Is(err, ErrNewerMetadata) {
+			require.Greater(t, m.Version, metaVersion)
+			require.NotErrorIs(t, err, ErrCorruptMetadata)
+			return
+		}
 		if err != nil {
 			require.ErrorIs(t, err, ErrCorruptMetadata)
 			return

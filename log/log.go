@@ -383,6 +383,9 @@ func (l *Log) open() (err error) {
 		if err := l.removeSnapshotsAboveLocked(next); err != nil {
 			return err
 		}
+		if err := l.epochs.truncateFromEnd(next); err != nil {
+			return err // epochs past the end: only a damaged checkpoint has them
+		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
 		}
