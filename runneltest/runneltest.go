@@ -122,8 +122,10 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 	}
 }
 
-// NewProducer returns a producer.Producer on b, made with opts, or fails
-// the test (an option out of range, say). When the test ends, its cleanup
+// NewProducer returns a producer.Producer on c, made with opts, or fails
+// the test (an option out of range, say). c is the *runnel.Broker of
+// NewBroker, or a producer.Client of the test's own that wraps it to
+// inject failures (see "Coming from kfake"). When the test ends, its cleanup
 // flushes the producer, so that records the test produced and did not
 // wait for are delivered (or fail) and their promises run while the test
 // can still report from them, then closes it. The flush waits for
@@ -134,9 +136,9 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
-func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer.Producer {
+func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(b, opts...)
+	p, err := producer.New(c, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new producer: %v", err)
 	}
@@ -153,13 +155,14 @@ func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer
 	return p
 }
 
-// NewConsumer returns a consumer.Consumer on b, made with opts, or fails
+// NewConsumer returns a consumer.Consumer on cl, made with opts, or fails
 // the test (an option out of range, say), and closes it when the test
-// ends. Call NewBroker first: cleanups run last-registered first, and the
+// ends. cl is the *runnel.Broker of NewBroker, or a consumer.Client of
+// the test's own that wraps it to inject failures. Call NewBroker first: cleanups run last-registered first, and the
 // consumer must close before its broker.
-func NewConsumer(t testing.TB, b *runnel.Broker, opts ...consumer.Opt) *consumer.Consumer {
+func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consumer.Consumer {
 	t.Helper()
-	c, err := consumer.New(b, opts...)
+	c, err := consumer.New(cl, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new consumer: %v", err)
 	}
