@@ -54,7 +54,8 @@
 //	                                               b.ListOffset(ctx, topic, p, api.Latest)
 //	kgo.ConsumePartitions(... At(o))             c.Assign(topic, p, consumer.At(o))
 //	c.ControlKey(int16(kmsg.Produce), fn),       NewProducer(t, w): w a producer.Client that embeds b
-//	  c.Fault(kfake.Fault{Keys: Produce})          and overrides Produce and ProduceAsync
+//	  c.Fault(kfake.Fault{Keys: Produce})          and overrides Produce and ProduceAsync,
+//	                                               failing before or after calling b's
 //	c.ControlKey(int16(kmsg.Fetch), fn)          NewConsumer(t, w): w a consumer.Client that embeds b
 //	                                               and overrides Fetch (ListOffset, Partitions)
 //

@@ -261,6 +261,32 @@ func TestMigrateBrokerErrors(t *testing.T) {
 		}
 	})
 
+	// The answer is lost after the broker appended: the producer retries,
+	// and idempotence keeps one copy.
+	t.Run("kfake/timeout after append", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.RequestTimedOut})
+		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if got := kgoEnds(t, cl, "orders", 1)[0]; got != 1 || r.Offset != 0 {
+			t.Fatalf("end offset %d, record at %d", got, r.Offset)
+		}
+	})
+	t.Run("runneltest/timeout after append", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		fb := &loseFirstAnswer{Broker: b}
+		p := runneltest.NewProducer(t, fb, producer.RetryBackoff(time.Millisecond))
+		r := &record.Record{Topic: "orders", Value: []byte("x")}
+		if err := p.ProduceSync(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := runneltest.ConsumeAll(t, b, "orders"); len(got) != 1 || r.Offset != 0 || fb.lost.Load() != 1 {
+			t.Fatalf("%d records, record at %d, %d answers lost", len(got), r.Offset, fb.lost.Load())
+		}
+	})
+
 	t.Run("kfake/fatal produce error", func(t *testing.T) {
 		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
 		// The Fault shorthand of recent kfake versions.
@@ -364,6 +390,29 @@ func (f *failFirstProduce) ProduceAsync(ctx context.Context, req *api.ProduceReq
 		return api.ProduceResponse{}, nil, f.err
 	}
 	return f.Broker.ProduceAsync(ctx, req)
+}
+
+// loseFirstAnswer passes produce requests to the broker and answers the
+// first with api.ErrRequestTimedOut, as if its answer was lost.
+type loseFirstAnswer struct {
+	*runnel.Broker
+	lost atomic.Int32
+}
+
+func (f *loseFirstAnswer) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	resp, err := f.Broker.Produce(ctx, req)
+	if err == nil && f.lost.CompareAndSwap(0, 1) {
+		return api.ProduceResponse{}, api.ErrRequestTimedOut
+	}
+	return resp, err
+}
+
+func (f *loseFirstAnswer) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	resp, ack, err := f.Broker.ProduceAsync(ctx, req)
+	if err == nil && f.lost.CompareAndSwap(0, 1) {
+		return api.ProduceResponse{}, nil, api.ErrRequestTimedOut
+	}
+	return resp, ack, err
 }
 
 // failFetch answers every fetch with err.
