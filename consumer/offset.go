@@ -34,7 +34,12 @@ func At(o int64) Offset { return Offset{kind: kindExact, v: o} }
 // Start is the log start offset: the oldest record still kept.
 func Start() Offset { return Offset{kind: kindStart} }
 
-// End is the high watermark: only records produced from now on.
+// End is the high watermark as the next Poll finds it, as Kafka's
+// seekToEnd, which is lazy: only records produced after that Poll's look-up
+// are read, and those produced between Assign (or Seek) and that Poll are
+// skipped. To read everything produced after a point, take the high
+// watermark at that point (the Client's ListOffset with api.Latest) and
+// Assign At it.
 func End() Offset { return Offset{kind: kindEnd} }
 
 // AtTime is the first record whose timestamp is at or after t

@@ -49,7 +49,9 @@ func TestHelpersBadInput(t *testing.T) {
 
 		{"NewProducer nil broker", func(ft *fakeT) { runneltest.NewProducer(ft, nilBroker) }, producer.ErrInvalidOption.Error()},
 		{"NewProducer bad option", func(ft *fakeT) { runneltest.NewProducer(ft, b, producer.MaxInFlight(6)) }, producer.ErrInvalidOption.Error()},
+		{"NewProducer nil client", func(ft *fakeT) { runneltest.NewProducer(ft, nil) }, producer.ErrInvalidOption.Error()},
 		{"NewConsumer nil broker", func(ft *fakeT) { runneltest.NewConsumer(ft, nilBroker) }, consumer.ErrInvalidOption.Error()},
+		{"NewConsumer nil client", func(ft *fakeT) { runneltest.NewConsumer(ft, nil) }, consumer.ErrInvalidOption.Error()},
 		{"NewConsumer bad option", func(ft *fakeT) { runneltest.NewConsumer(ft, b, consumer.FetchMaxBytes(0)) }, consumer.ErrInvalidOption.Error()},
 
 		{"Produce nil broker", func(ft *fakeT) { runneltest.ProduceValues(ft, nilBroker, "t", "x") }, "nil"},

@@ -27,6 +27,61 @@
 // makes itself closes first with a defer (deferred calls run before any
 // cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's cleanup closes the broker even if a client
 // is still open; such a client then fails with runnel.ErrClosed.
+//
+// # Coming from kfake
+//
+// franz-go's kfake is a fake Kafka cluster that code under test reaches
+// with its own *kgo.Client, over the loopback. runnel speaks no Kafka
+// wire protocol: code tested with runneltest produces and consumes
+// through runnel's producer and consumer (or an interface of its own that
+// they satisfy), and gets the *runnel.Broker itself. What kfake calls map
+// to (each pair is exercised side by side by the Migrate tests of the
+// benchmarks/peers module):
+//
+//	kfake / kgo                                  runneltest / runnel
+//	kfake.NewCluster(kfake.NumBrokers(1), ...)   b := NewBroker(t, ...)  (closed by t.Cleanup)
+//	kfake.SeedTopics(3, "a", "b")                Topic("a", 3), Topic("b", 3)  (name first)
+//	kfake.AllowAutoTopicCreation(),              Config(runnel.Config{AutoCreateTopics: true,
+//	  kfake.DefaultNumPartitions(3)                DefaultPartitions: 3})  (default 1; kfake's 10)
+//	kfake.BrokerConfigs({"log.retention.ms"})    runnel.Config{TopicDefaults: log.Config{RetentionTime: d}}
+//	c.ApplyRetention()                           b.Maintain(ctx)
+//	kgo.NewClient(kgo.SeedBrokers(addrs...))     NewProducer(t, b), NewConsumer(t, b)
+//	cl.ProduceSync(ctx, recs...).FirstErr()      p.ProduceSync(ctx, recs...), or Produce(t, b, topic, recs...)
+//	kgo.ConsumeTopics + a PollFetches loop       Consume(t, b, topic, n, Timeout(d))
+//	  under context.WithTimeout
+//	(end offsets, then poll up to them)          ConsumeAll(t, b, topic)
+//	ListOffsets / kadm.ListEndOffsets            b.DescribeTopic(ctx, topic) (LogStartOffset, HighWatermark),
+//	                                               b.ListOffset(ctx, topic, p, api.Latest)
+//	kgo.ConsumePartitions(... At(o))             c.Assign(topic, p, consumer.At(o))
+//	c.ControlKey(int16(kmsg.Produce), fn),       NewProducer(t, w): w a producer.Client that embeds b
+//	  c.Fault(kfake.Fault{Keys: Produce})          and overrides Produce and ProduceAsync,
+//	                                               failing before or after calling b's
+//	c.ControlKey(int16(kmsg.Fetch), fn)          NewConsumer(t, w): w a consumer.Client that embeds b
+//	                                               and overrides Fetch (ListOffset, Partitions)
+//
+// Keys land on the partitions kgo's default partitioner picks (Kafka's
+// murmur2), through the producer and through Produce; a record without a
+// key goes, through Produce, to its Partition field, and through the
+// producer, as kgo's, to a sticky partition unless the
+// producer.ManualPartitioner is asked for. Auto-creation is off by
+// default, as in kfake, and an unknown topic fails at once
+// (runnel.ErrUnknownTopic) where kgo retries it first (until the
+// record's context ends, or kgo.UnknownTopicRetries). Records with old timestamps stay (see NewBroker).
+// consumer.End, like kgo's AtEnd, is looked up by the first poll: to
+// read what the code under test produces from now on, Assign At the
+// high watermark taken before it runs.
+//
+// What runnel does not offer (yet): the Kafka wire protocol (code that
+// holds a *kgo.Client, sarama or confluent-kafka-go client cannot be
+// pointed at a runnel broker); consumer groups and committed offsets, so
+// no group lag (a consumer's lag is the high watermark minus its
+// Position); transactions; several brokers and leader moves
+// (kfake.NumBrokers above 1, MoveTopicPartition, AddNode); intercepting
+// any request at the broker (kfake's Control, KeepControl, SleepControl,
+// Fault): a test wraps the producer.Client or consumer.Client, which
+// covers produce, fetch, offset look-ups and producer ids, not the admin
+// calls the code under test makes on the *runnel.Broker itself; SASL,
+// TLS, ACLs, and older protocol versions (MaxVersions).
 package runneltest
 
 import (
@@ -85,8 +140,9 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // TopicDefaults.RetentionTime, or a topic's): Kafka's default of 7 days,
 // which runnel.Open applies, would delete the records a test stamps with
 // a fixed old time (time.Unix(0, 0), say) at the first maintenance run,
-// 30 s after the broker opens, as kfake, which has no retention, never
-// does.
+// 30 s after the broker opens, as kfake never does on its own (it applies
+// retention when asked to, with Cluster.ApplyRetention, or once a topic
+// has a retention of its own: b.Maintain is the first).
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
@@ -122,8 +178,10 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 	}
 }
 
-// NewProducer returns a producer.Producer on b, made with opts, or fails
-// the test (an option out of range, say). When the test ends, its cleanup
+// NewProducer returns a producer.Producer on c, made with opts, or fails
+// the test (an option out of range, say). c is the *runnel.Broker of
+// NewBroker, or a producer.Client of the test's own that wraps it to
+// inject failures (see "Coming from kfake"). When the test ends, its cleanup
 // flushes the producer, so that records the test produced and did not
 // wait for are delivered (or fail) and their promises run while the test
 // can still report from them, then closes it. The flush waits for
@@ -134,9 +192,9 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
-func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer.Producer {
+func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(b, opts...)
+	p, err := producer.New(c, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new producer: %v", err)
 	}
@@ -153,13 +211,14 @@ func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer
 	return p
 }
 
-// NewConsumer returns a consumer.Consumer on b, made with opts, or fails
+// NewConsumer returns a consumer.Consumer on cl, made with opts, or fails
 // the test (an option out of range, say), and closes it when the test
-// ends. Call NewBroker first: cleanups run last-registered first, and the
+// ends. cl is the *runnel.Broker of NewBroker, or a consumer.Client of
+// the test's own that wraps it to inject failures. Call NewBroker first: cleanups run last-registered first, and the
 // consumer must close before its broker.
-func NewConsumer(t testing.TB, b *runnel.Broker, opts ...consumer.Opt) *consumer.Consumer {
+func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consumer.Consumer {
 	t.Helper()
-	c, err := consumer.New(b, opts...)
+	c, err := consumer.New(cl, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new consumer: %v", err)
 	}

@@ -3,10 +3,12 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -253,4 +255,49 @@ func TestConsumeTimeout(t *testing.T) {
 		require.True(t, ft.failed)
 		require.Contains(t, ft.msg, "not positive")
 	}
+}
+
+// faultyBroker fails the first produce request and every fetch with
+// err, as a test of code that must survive a broker's errors wraps the
+// broker (producer.Client's and consumer.Client's docs invite it).
+type faultyBroker struct {
+	*runnel.Broker
+	err      error
+	produced atomic.Int32
+}
+
+func (f *faultyBroker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if f.produced.Add(1) == 1 {
+		return api.ProduceResponse{}, f.err
+	}
+	return f.Broker.Produce(ctx, req)
+}
+
+func (f *faultyBroker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if f.produced.Add(1) == 1 {
+		return api.ProduceResponse{}, nil, f.err
+	}
+	return f.Broker.ProduceAsync(ctx, req)
+}
+
+func (f *faultyBroker) Fetch(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+	return api.FetchResponse{}, f.err
+}
+
+// NewProducer and NewConsumer take a client of the test's own that
+// wraps the broker, with the same cleanup as for the broker itself.
+func TestNewProducerConsumerWrappedBroker(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := &faultyBroker{Broker: b, err: api.ErrNotLeader} // retriable
+	t.Run("test", func(t *testing.T) {
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+		require.NoError(t, p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}))
+		require.Equal(t, int32(2), f.produced.Load(), "failed once, then retried")
+
+		c := runneltest.NewConsumer(t, f)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		_, err := c.Poll(context.Background())
+		require.ErrorIs(t, err, api.ErrNotLeader)
+	})
+	require.Equal(t, []string{"v"}, values(runneltest.ConsumeAll(t, b, "t")))
 }
