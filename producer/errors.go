@@ -3,6 +3,7 @@ package producer
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -91,6 +92,9 @@ func (e *RecordError) Error() string {
 	case e.Record == nil:
 		return e.Err.Error()
 	case e.Record.Topic == "":
+		if msg := e.Err.Error(); strings.HasPrefix(msg, "runnel/producer: record") {
+			return msg // says what is wrong with the record itself
+		}
 		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
 	case e.Partition < 0:
 		return fmt.Sprintf("runnel/producer: record for %s, not partitioned: %v", e.Record.Topic, e.Err)
