@@ -300,6 +300,9 @@ func (b *Broker) Maintain(ctx context.Context) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return err // ended before the call: also with no partition to maintain
+	}
 	var err error
 	for _, p := range b.partitions() {
 		if cerr := ctx.Err(); cerr != nil {

@@ -29,6 +29,12 @@ func TestMaintainHonoursItsCtx(t *testing.T) {
 		require.ErrorIs(t, err, cancelled.Err())
 	}
 	require.NoError(t, b.Maintain(context.Background()))
+
+	// A broker with no partitions: the ctx's error all the same, as the
+	// doc says for a ctx that ended before the call.
+	empty := open(t, Config{})
+	require.ErrorIs(t, empty.Maintain(cancelledCtx(context.Canceled)), context.Canceled)
+	require.NoError(t, empty.Maintain(context.Background()))
 }
 
 // cancelledCtx returns a context that has ended with err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -28,6 +29,7 @@ func FuzzParseMeta(f *testing.F) {
 		`{"version":1,"name":"orders","id":7,"config":{"Partitions":3}}`,
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":1048576,"RetentionTime":3600000000000,"CleanupPolicy":1}}`,
 		`{"name":"orders","config":{"Partitions":0}}`,
+		`{"name":"orders","config":{"Partitions":2147483648}}`,
 		`{"name":"other","config":{"Partitions":1}}`,
 		`{"name":"..","config":{"Partitions":1}}`,
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":5}}`,
@@ -55,6 +57,7 @@ func FuzzParseMeta(f *testing.F) {
 		}
 		require.Equal(t, "orders", m.Name)
 		require.GreaterOrEqual(t, m.Config.Partitions, 1)
+		require.LessOrEqual(t, int64(m.Config.Partitions), int64(math.MaxInt32))
 		require.NoError(t, b.withDefaults(m.Config.Config).Validate())
 		again, err := json.Marshal(m)
 		require.NoError(t, err)
@@ -75,6 +78,9 @@ func TestOpenCorruptMetadata(t *testing.T) {
 		{"bad JSON", "topics/a.json", `{"name":"a"`},
 		{"a record under another name", "topics/a.json", `{"name":"b","config":{"Partitions":1}}`},
 		{"no partitions", "topics/a.json", `{"name":"a","config":{"Partitions":0}}`},
+		// More than Kafka's int32 count, which CreateTopic refuses: Open
+		// looped creating partitions no request could address.
+		{"more partitions than an int32", "topics/a.json", `{"name":"a","config":{"Partitions":2147483648}}`},
 		{"an invalid config", "topics/a.json", `{"name":"a","config":{"Partitions":1,"SegmentBytes":5}}`},
 		{"a bad topic id", "topics/a.json", `{"version":1,"name":"a","id":"AAAA","config":{"Partitions":1}}`},
 		{"a bad producer id counter", "producer-ids", "-3\n"},

@@ -279,7 +279,7 @@ func (b *Broker) readMeta(path string) (topicMeta, error) {
 }
 
 // parseMeta decodes a topic's record, read from path, and checks it: a
-// valid topic name that is the file's, at least one partition, and a
+// valid topic name that is the file's, 1 to math.MaxInt32 partitions, and a
 // config that validates with the broker's defaults.
 //
 // Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a config
@@ -315,7 +315,10 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		}
 		return m, fmt.Errorf("%w: %s: a record of version %d (this runnel reads up to %d)", ErrCorruptMetadata, path, m.Version, metaVersion)
 	}
-	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
+	// Partitions within Kafka's int32 count, as CreateTopic checks it: a
+	// record of more would have Open create partitions for ever.
+	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) ||
+		m.Config.Partitions < 1 || m.Config.Partitions > math.MaxInt32 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
 	if err := b.validate(m.Config.Config); err != nil {

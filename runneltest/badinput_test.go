@@ -3,6 +3,7 @@ package runneltest_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
@@ -87,4 +88,14 @@ func TestHelpersBadInput(t *testing.T) {
 	runneltest.ProduceValues(t, b, "t", "c")
 	require.Equal(t, []string{"a", "b", "c"}, values(runneltest.Consume(t, b, "t", 3)))
 	require.Equal(t, []string{"other", "t"}, b.Topics())
+}
+
+// TestNilConsumeOptSkipped: a nil ConsumeOpt is skipped, as NewBroker
+// skips a nil Option (and producer.New and consumer.New theirs); it
+// panicked calling a nil func.
+func TestNilConsumeOptSkipped(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a")
+	require.Equal(t, []string{"a"}, values(runneltest.Consume(t, b, "t", 1, nil)))
+	require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "t", nil, runneltest.Timeout(time.Minute))))
 }

@@ -27,7 +27,8 @@ func Example() {
 		}
 
 		// Code under test that produces in the background: Consume waits
-		// for the records (up to the test's deadline).
+		// for the records (10 s, runneltest.DefaultWait, unless runneltest.Timeout
+		// says otherwise; never past the test's deadline).
 		p := runneltest.NewProducer(t, b) // flushed and closed by t.Cleanup
 		p.Produce(context.Background(), &record.Record{Topic: "signups", Key: []byte("bob@example.com"), Value: []byte("welcome")}, nil)
 		for _, r := range runneltest.Consume(t, b, "signups", 2) {
