@@ -486,8 +486,10 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // ErrClosed, and Close waits for it to return, so that no call to the
 // Client is in flight afterwards; the Records iterator yields nothing
 // more, not even the rest of what it fetched. The Client is not closed.
-// Close is idempotent and returns nil (a second call once the first has
-// returned); afterwards every method returns ErrClosed
+// Close is idempotent and returns nil; a second call waits for the first
+// to return, so a Client's method must not call Close (it would wait for
+// itself: run it in a goroutine of its own). Afterwards every method
+// returns ErrClosed
 // or does nothing, except Position and Assigned, which still tell where
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
