@@ -448,7 +448,11 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 			return abandon(err)
 		}
 	}
-	if !changed {
+	if !changed && len(group) == 1 {
+		// Nothing to do. A group of several segments is rewritten
+		// anyway, as one, as Kafka's cleaner merges small segments:
+		// else a log that rolls small ones (segment.ms,
+		// max.compaction.lag.ms) would only ever gain segments.
 		return abandon(nil)
 	}
 	if err := out.Append(outBuf); err != nil {
@@ -508,6 +512,13 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 	*scratch = it.Buffer()
 	if it.Err() != nil {
 		return nil, 0, it.Err()
+	}
+	if all == 0 && !keepEmpty {
+		// An empty batch that an earlier pass kept (the end of its group
+		// then, or a producer's last batch) and that nothing needs any
+		// more goes: else each pass's group ends stayed, one batch
+		// header per pass, for ever.
+		return nil, 0, nil
 	}
 	needHorizon := tombstones > 0 && !b.HasDeleteHorizon()
 	if dropped == 0 && !needHorizon {

@@ -1,0 +1,114 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests in this file run a workload for many cycles and check that the
+// memory the log holds returns, after each cycle's cleanup, to about its
+// level after the first few cycles: growth per cycle, not noise. They run
+// leakCycles cycles (RUNNEL_LEAK_CYCLES for a longer run).
+
+// leakCycles is the number of cycles of a leak test: n, or
+// RUNNEL_LEAK_CYCLES if set.
+func leakCycles(t testing.TB, n int) int {
+	if v := os.Getenv("RUNNEL_LEAK_CYCLES"); v != "" {
+		c, err := strconv.Atoi(v)
+		require.NoError(t, err, "RUNNEL_LEAK_CYCLES")
+		return c
+	}
+	if testing.Short() {
+		return n / 4
+	}
+	return n
+}
+
+// liveHeap is the heap that is live after two collections.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// checkBounded runs cycle warm times, measures, runs it n times more and
+// checks that the live heap stayed within twice its level after the
+// warm-up plus 4 MiB, and what measure reports (0 if nil) within twice
+// its level plus slack.
+func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle func(i int)) {
+	t.Helper()
+	const warm = 5
+	if measure == nil {
+		measure = func() int64 { return 0 }
+	}
+	for i := range warm {
+		cycle(i)
+	}
+	h0, m0 := liveHeap(), measure()
+	for i := warm; i < warm+n; i++ {
+		cycle(i)
+	}
+	h1, m1 := liveHeap(), measure()
+	t.Logf("%d cycles: live heap %d -> %d (%+.0f B/cycle), measure %d -> %d (%+.0f/cycle)",
+		n, h0, h1, float64(h1-h0)/float64(n), m0, m1, float64(m1-m0)/float64(n))
+	require.LessOrEqual(t, h1, 2*h0+4<<20, "the live heap grew with the cycles")
+	require.LessOrEqual(t, m1, 2*m0+slack, "the measure grew with the cycles")
+}
+
+// A compacted log whose keys are all written again each cycle keeps a
+// bounded number of segments: the cleaner merges the small segments it
+// left behind (an empty batch each, when every record was superseded)
+// into groups of up to segment.bytes, as Kafka's does — also when no
+// record of a group goes any more.
+func TestLeakCompactedSegments(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	cfg := Config{SegmentBytes: 16 << 10, CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1}
+	l := e.open(cfg)
+	defer l.Close()
+	val := make([]byte, 1000)
+	ctx := context.Background()
+	maxSegs := 0
+	checkBounded(t, leakCycles(t, 400), 64<<10, mem.Allocated, func(i int) {
+		for k := range 20 {
+			appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(fmt.Sprint(k)), value: val, ts: e.clock.Now().UnixMilli()}))
+		}
+		_, err := l.Compact(ctx)
+		require.NoError(t, err)
+		maxSegs = max(maxSegs, l.Segments())
+	})
+	t.Logf("segments: %d at the end, at most %d", l.Segments(), maxSegs)
+	require.Less(t, l.Segments(), 10, "segments left by compaction are merged")
+}
+
+// A compacted log that rolls small segments (segment.ms, a roll per cycle
+// here) of records that all stay keeps a bounded number of segments: the
+// cleaner merges consecutive small segments into one of up to
+// segment.bytes, as Kafka's does, even when it removes nothing from them.
+func TestLeakCompactedSmallSegments(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 1 << 20, CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1}
+	l := e.open(cfg)
+	defer l.Close()
+	ctx := context.Background()
+	n := leakCycles(t, 400)
+	for i := range n {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(fmt.Sprint(i)), value: []byte("v"), ts: e.clock.Now().UnixMilli()}))
+		require.NoError(t, l.Roll())
+		_, err := l.Compact(ctx)
+		require.NoError(t, err)
+	}
+	t.Logf("%d cycles: %d segments, %d bytes", n, l.Segments(), l.Size())
+	require.Less(t, l.Segments(), 10, "small segments are merged")
+	require.Len(t, readAll(t, l, 0), n, "every record stays")
+}
