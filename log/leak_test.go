@@ -7,8 +7,10 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -111,4 +113,88 @@ func TestLeakCompactedSmallSegments(t *testing.T) {
 	t.Logf("%d cycles: %d segments, %d bytes", n, l.Segments(), l.Size())
 	require.Less(t, l.Segments(), 10, "small segments are merged")
 	require.Len(t, readAll(t, l, 0), n, "every record stays")
+}
+
+// producerBatch1 is producer id's (epoch 0) batch of one record at
+// sequence 0, stamped ts.
+func producerBatch1(t testing.TB, id int64, ts int64) []byte {
+	t.Helper()
+	var b record.Builder
+	b.SetProducer(id, 0, 0)
+	b.Append(ts, []byte("k"), []byte("v"), nil)
+	out, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
+}
+
+// Short-lived idempotent producers, each appending once under a new id,
+// in a log whose segments roll and go by retention: the producer state,
+// its snapshots and the segments stay bounded, each id forgotten once
+// idle for ProducerExpiration.
+func TestLeakProducerIDChurn(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	cfg := Config{SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionTime: -1}
+	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: 5 * time.Minute})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	id := int64(0)
+	files := func() int64 {
+		names, err := e.fs.List(e.dir)
+		require.NoError(t, err)
+		return int64(len(names))
+	}
+	checkBounded(t, leakCycles(t, 400), 64<<10, func() int64 { return mem.Allocated() + files()<<10 }, func(int) {
+		for range 50 {
+			id++
+			appendOK(t, l, producerBatch1(t, id, e.clock.Now().UnixMilli()))
+		}
+		require.NoError(t, l.Roll())
+		e.clock.Advance(time.Minute)
+		require.NoError(t, l.Maintain(ctx))
+	})
+	l.mu.Lock()
+	n := len(l.producers)
+	l.mu.Unlock()
+	require.LessOrEqual(t, n, 6*50, "producer ids idle for ProducerExpiration are forgotten")
+}
+
+// Segments deleted by retention or DeleteRecordsBefore free what they
+// held: their files in the memory FS (MemFS.Allocated), their indexes
+// (an entry per batch here), their producer snapshots, and the leader
+// epochs that ended before the new log start (a new epoch each cycle).
+func TestLeakDeletedSegments(t *testing.T) {
+	for _, how := range []string{"retention", "delete-records"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t)
+			mem := e.fs.(*vfs.MemFS)
+			cfg := Config{SegmentBytes: 8 << 10, IndexIntervalBytes: 1, RetentionTime: -1}
+			if how == "retention" {
+				cfg.RetentionBytes = 32 << 10
+			}
+			l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: 5 * time.Minute})
+			require.NoError(t, err)
+			defer l.Close()
+			ctx := context.Background()
+			val := make([]byte, 500)
+			id := int64(0)
+			checkBounded(t, leakCycles(t, 400), 64<<10, func() int64 { return mem.Allocated() + int64(len(l.LeaderEpochs()))<<10 }, func(i int) {
+				for range 20 {
+					id++
+					_, err := l.Append(ctx, producerBatch1(t, id, e.clock.Now().UnixMilli()), AppendOptions{LeaderEpoch: int32(i)})
+					require.NoError(t, err)
+					appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: val, ts: e.clock.Now().UnixMilli()}))
+				}
+				if how == "delete-records" {
+					_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+					require.NoError(t, err)
+				}
+				e.clock.Advance(time.Minute)
+				require.NoError(t, l.Maintain(ctx))
+			})
+			t.Logf("%d segments, %d leader epochs", l.Segments(), len(l.LeaderEpochs()))
+			require.LessOrEqual(t, len(l.LeaderEpochs()), 20)
+		})
+	}
 }
