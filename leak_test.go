@@ -274,3 +274,51 @@ func TestLeakOpenFiles(t *testing.T) {
 		}
 	})
 }
+
+// A producer writing to ever new topics keeps a small state for each
+// partition it wrote to (its sequence numbers, the partitioner's), as
+// Kafka's clients do (see producer.Producer); its goroutines, and the
+// batch buffers they hold, end once the partition has been idle a
+// second. Skipped under -short: it waits for that second.
+func TestLeakProducerTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the producer's partition goroutines to end")
+	}
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer p.Close()
+	const parts = 4
+	val := make([]byte, 1000)
+	cycle := func(i int) {
+		name := fmt.Sprint("t", i)
+		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: parts}))
+		for k := range parts {
+			require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: name, Partition: int32(k), Value: val}))
+		}
+		require.NoError(t, b.DeleteTopic(ctx, name))
+	}
+	idle := func() (int64, int) {
+		var g int
+		require.Eventually(t, func() bool {
+			g = runtime.NumGoroutine()
+			return g <= 4
+		}, 10*time.Second, 10*time.Millisecond, "the partitions' goroutines end when idle")
+		return liveHeap(), g
+	}
+	for i := range 5 {
+		cycle(i)
+	}
+	h0, g0 := idle()
+	n := leakCycles(t, 400)
+	for i := 5; i < 5+n; i++ {
+		cycle(i)
+	}
+	h1, g1 := idle()
+	perPart := float64(h1-h0) / float64(n*parts)
+	t.Logf("%d topics of %d partitions: live heap %d -> %d (%.0f B a partition), goroutines %d -> %d", n, parts, h0, h1, perPart, g0, g1)
+	require.Less(t, perPart, 2048.0, "more than the documented state a partition (about 1 KiB)")
+}
