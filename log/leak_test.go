@@ -198,3 +198,34 @@ func TestLeakDeletedSegments(t *testing.T) {
 		})
 	}
 }
+
+// A burst of producer ids, all expired since, leaves no table behind: the
+// log's map of producer states is rebuilt once most of its ids are gone
+// (a Go map never gives back the room it grew to). The heap is counted
+// without the memory FS, which keeps the last snapshot taken (of every
+// id) until later rolls take newer ones, as Kafka keeps its.
+func TestLeakProducerStateShrinks(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: 5 * time.Minute})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	appendOK(t, l, producerBatch1(t, 1, e.clock.Now().UnixMilli()))
+	h0 := liveHeap() - mem.Allocated()
+	n := leakCycles(t, 200_000)
+	for id := int64(2); id <= int64(n); id++ {
+		appendOK(t, l, producerBatch1(t, id, e.clock.Now().UnixMilli()))
+	}
+	require.NoError(t, l.Roll())
+	_, err = l.DeleteRecordsBefore(l.LogEndOffset())
+	require.NoError(t, err)
+	e.clock.Advance(10 * time.Minute)
+	require.NoError(t, l.Maintain(ctx))
+	l.mu.Lock()
+	require.Empty(t, l.producers)
+	l.mu.Unlock()
+	h1 := liveHeap() - mem.Allocated()
+	t.Logf("%d producer ids, expired: live heap but the FS %d -> %d (%+.1f B an id)", n, h0, h1, float64(h1-h0)/float64(n))
+	require.Less(t, h1-h0, int64(n)*4+512<<10, "the expired ids' map is kept")
+}
