@@ -1,6 +1,7 @@
 package runnel_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -53,8 +54,9 @@ func liveHeap() int64 {
 // checkBounded runs cycle 5 times, measures, runs it n times more, and
 // checks that the live heap stayed within twice its level after the
 // warm-up plus 4 MiB, the goroutines at their level (plus a few), and
-// what measure reports (0 if nil) within twice its level plus slack.
-func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle func(i int)) {
+// what measure reports (0 if nil) within twice its level plus slack; it
+// returns the measure's two levels.
+func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle func(i int)) (m0, m1 int64) {
 	t.Helper()
 	const warm = 5
 	if measure == nil {
@@ -63,16 +65,19 @@ func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle 
 	for i := range warm {
 		cycle(i)
 	}
-	h0, g0, m0 := liveHeap(), runtime.NumGoroutine(), measure()
+	h0, g0 := liveHeap(), runtime.NumGoroutine()
+	m0 = measure()
 	for i := warm; i < warm+n; i++ {
 		cycle(i)
 	}
-	h1, g1, m1 := liveHeap(), runtime.NumGoroutine(), measure()
+	h1, g1 := liveHeap(), runtime.NumGoroutine()
+	m1 = measure()
 	t.Logf("%d cycles: live heap %d -> %d (%+.0f B/cycle), goroutines %d -> %d, measure %d -> %d (%+.1f/cycle)",
 		n, h0, h1, float64(h1-h0)/float64(n), g0, g1, m0, m1, float64(m1-m0)/float64(n))
 	require.LessOrEqual(t, h1, 2*h0+4<<20, "the live heap grew with the cycles")
 	require.LessOrEqual(t, g1, g0+5, "goroutines were left")
 	require.LessOrEqual(t, m1, 2*m0+slack, "the measure grew with the cycles")
+	return m0, m1
 }
 
 // leakBatch is a batch of one record with the key key (none if "") and
@@ -231,16 +236,24 @@ func openFiles(t testing.TB) int64 {
 	return int64(len(names))
 }
 
+// mappings counts the process's memory mappings (Linux only).
+func mappings(t testing.TB) int64 {
+	data, err := os.ReadFile("/proc/self/maps")
+	require.NoError(t, err)
+	return int64(bytes.Count(data, []byte("\n")))
+}
+
 // On disk, topics created and deleted, and segments deleted by retention,
-// DeleteRecords or swapped by compaction, close their files: the broker's
-// open file descriptors stay bounded.
+// DeleteRecords or swapped by compaction, close their files and unmap
+// their indexes: the broker's open file descriptors and memory mappings
+// stay bounded.
 func TestLeakOpenFiles(t *testing.T) {
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
 		t.Skip("no /proc/self/fd to count open files")
 	}
 	ctx := context.Background()
 	val := make([]byte, 1000)
-	base := openFiles(t)
+	base := openFiles(t) + mappings(t)
 	b, err := runnel.Open(runnel.Config{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer b.Close()
@@ -252,7 +265,7 @@ func TestLeakOpenFiles(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "retention", log.TopicConfig{Partitions: 1, Config: retention}))
 	require.NoError(t, b.CreateTopic(ctx, "deleterecords", log.TopicConfig{Partitions: 1, Config: nosync}))
 	require.NoError(t, b.CreateTopic(ctx, "compacted", log.TopicConfig{Partitions: 1, Config: compacted}))
-	checkBounded(t, leakCycles(t, 200), 10, func() int64 { return openFiles(t) - base }, func(i int) {
+	m0, m1 := checkBounded(t, leakCycles(t, 150), 10, func() int64 { return openFiles(t) + mappings(t) - base }, func(i int) {
 		name := fmt.Sprint("t", i)
 		churn := i%10 == 0 // a topic's creation and deletion take fsyncs: every tenth cycle
 		if churn {
@@ -273,6 +286,8 @@ func TestLeakOpenFiles(t *testing.T) {
 			require.NoError(t, b.DeleteTopic(ctx, name))
 		}
 	})
+	// Descriptors and mappings are not noise: a tighter bound than the heap's.
+	require.LessOrEqual(t, m1, m0+20, "open files or mappings grew with the cycles")
 }
 
 // A producer writing to ever new topics keeps a small state for each
