@@ -229,3 +229,35 @@ func TestLeakProducerStateShrinks(t *testing.T) {
 	t.Logf("%d producer ids, expired: live heap but the FS %d -> %d (%+.1f B an id)", n, h0, h1, float64(h1-h0)/float64(n))
 	require.Less(t, h1-h0, int64(n)*4+512<<10, "the expired ids' map is kept")
 }
+
+// A compacted log written by short-lived idempotent producers keeps each
+// producer's last batch (emptied) only while the producer is remembered:
+// once its id expires, the next pass lets the batch go, so the log, its
+// segments and snapshots stay bounded.
+func TestLeakCompactedProducerChurn(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	cfg := Config{SegmentBytes: 4 << 10, CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1}
+	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: 5 * time.Minute})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	id := int64(0)
+	checkBounded(t, leakCycles(t, 400), 32<<10, func() int64 { return mem.Allocated() + int64(l.Segments())<<10 }, func(int) {
+		for k := range 10 {
+			id++
+			var b record.Builder
+			b.SetProducer(id, 0, 0)
+			b.Append(e.clock.Now().UnixMilli(), []byte(fmt.Sprint(k)), make([]byte, 100), nil)
+			data, err := b.AppendTo(nil, compression.None)
+			require.NoError(t, err)
+			appendOK(t, l, data)
+		}
+		require.NoError(t, l.Roll())
+		e.clock.Advance(time.Minute)
+		require.NoError(t, l.Maintain(ctx))
+		_, err := l.Compact(ctx)
+		require.NoError(t, err)
+	})
+	t.Logf("%d segments, %d bytes", l.Segments(), l.Size())
+}
