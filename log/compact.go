@@ -137,6 +137,9 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
 // keeps it). A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
+// Consecutive segments whose sizes add up to at most segment.bytes are
+// rewritten as one, as Kafka's cleaner groups them, so that the small
+// segments cleaning leaves, or that segment.ms rolls, do not pile up.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
 // section: from the cleaner checkpoint (where the last pass ended; what
