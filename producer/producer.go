@@ -132,7 +132,7 @@ type AsyncClient interface {
 //
 // Memory: a partition's goroutine, and the batch buffers it keeps for
 // reuse, end once the partition has had nothing to send for a second.
-// What stays, for the producer's lifetime, is about 1 KiB for each
+// What stays, for the producer's lifetime, is up to about 1 KiB for each
 // partition it has written to (its sequence numbers, which idempotence
 // needs, and the partitioner's state), also once the topic is deleted,
 // as franz-go keeps its topics' state (until PurgeTopicsFromClient)
