@@ -137,9 +137,8 @@ type AsyncClient interface {
 // needs, and the partitioner's state), also once the topic is deleted,
 // as franz-go keeps its topics' state (until PurgeTopicsFromClient)
 // rather than guess that a partition will not be written again. A
-// long-lived producer that writes
-// to ever new topics (a topic per tenant or per day, say) should be
-// closed and replaced now and then.
+// long-lived producer that writes to ever new topics (a topic per tenant
+// or per day, say) should be closed and replaced now and then.
 //
 // A Producer is made by New. A zero Producer (one not made by New) is
 // closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
