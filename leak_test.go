@@ -3,7 +3,9 @@ package runnel_test
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"fmt"
+	"iter"
 	"os"
 	"runtime"
 	"strconv"
@@ -385,4 +387,61 @@ func TestLeakReopens(t *testing.T) {
 			require.NoError(t, err)
 		}
 	})
+}
+
+// The steady state of a microservice's event log: a producer and a
+// consumer (Poll, and a Records loop) running for long on topics whose
+// retention deletes what they have read, compressed or not, keep the same
+// memory and goroutines.
+func TestLeakSteadyState(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	b, err := runnel.Open(runnel.Config{FS: fs})
+	require.NoError(t, err)
+	defer b.Close()
+	cfg := log.Config{SegmentBytes: 16 << 10, RetentionBytes: 32 << 10}
+	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 4, Config: cfg}))
+	require.NoError(t, b.CreateTopic(ctx, "zstd", log.TopicConfig{Partitions: 1, Config: cfg}))
+	p, err := producer.New(b, producer.Compression(compression.Zstd), producer.Linger(time.Millisecond))
+	require.NoError(t, err)
+	defer p.Close()
+	poll, err := consumer.New(b)
+	require.NoError(t, err)
+	defer poll.Close()
+	require.NoError(t, poll.AssignTopic(ctx, "events", consumer.Start()))
+	loop, err := consumer.New(b)
+	require.NoError(t, err)
+	defer loop.Close()
+	require.NoError(t, loop.AssignTopic(ctx, "zstd", consumer.Start()))
+	next, stop := iter.Pull2(loop.Records(ctx))
+	defer stop()
+	val := func() []byte { // incompressible: retention is reached in the fill
+		v := make([]byte, 200)
+		crand.Read(v)
+		return v
+	}
+	// Filled to its retention first, so that what the cycles add to the
+	// log only replaces what retention deletes.
+	fill := func(n int) {
+		recs := make([]*record.Record, 0, n+1)
+		for k := range n {
+			recs = append(recs, &record.Record{Topic: "events", Key: []byte(fmt.Sprint(k)), Value: val()})
+		}
+		recs = append(recs, &record.Record{Topic: "zstd", Value: val()})
+		require.NoError(t, p.ProduceSync(ctx, recs...))
+		for got := 0; got < n; {
+			f, err := poll.Poll(ctx)
+			require.NoError(t, err)
+			got += f.NumRecords()
+		}
+		r, err, ok := next()
+		require.True(t, ok)
+		require.NoError(t, err)
+		require.Equal(t, "zstd", r.Topic)
+		require.NoError(t, b.Maintain(ctx))
+	}
+	for range 20 {
+		fill(100)
+	}
+	checkBounded(t, leakCycles(t, 400), 64<<10, fs.Allocated, func(int) { fill(20) })
 }
