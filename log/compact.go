@@ -137,6 +137,9 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
 // keeps it). A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
+// Consecutive segments whose sizes add up to at most segment.bytes are
+// rewritten as one, as Kafka's cleaner groups them, so that the small
+// segments cleaning leaves, or that segment.ms rolls, do not pile up.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
 // section: from the cleaner checkpoint (where the last pass ended; what
@@ -448,7 +451,11 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 			return abandon(err)
 		}
 	}
-	if !changed {
+	if !changed && len(group) == 1 {
+		// Nothing to do. A group of several segments is rewritten
+		// anyway, as one, as Kafka's cleaner merges small segments:
+		// else a log that rolls small ones (segment.ms,
+		// max.compaction.lag.ms) would only ever gain segments.
 		return abandon(nil)
 	}
 	if err := out.Append(outBuf); err != nil {
@@ -508,6 +515,13 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 	*scratch = it.Buffer()
 	if it.Err() != nil {
 		return nil, 0, it.Err()
+	}
+	if all == 0 && !keepEmpty {
+		// An empty batch that an earlier pass kept (the end of its group
+		// then, or a producer's last batch) and that nothing needs any
+		// more goes: else each pass's group ends stayed, one batch
+		// header per pass, for ever.
+		return nil, 0, nil
 	}
 	needHorizon := tombstones > 0 && !b.HasDeleteHorizon()
 	if dropped == 0 && !needHorizon {

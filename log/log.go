@@ -87,6 +87,9 @@ type Log struct {
 	rpGen     atomic.Int64
 	epochs    *epochCache // mu
 	producers producers   // idempotent producers' recent batches (mu)
+	// producersPeak is the most ids producers held at a Maintain since
+	// it was last rebuilt (mu; see Maintain).
+	producersPeak int
 	// snapshots are the offsets of the producer-state snapshot files, in
 	// order (mu; see snapshots.go).
 	snapshots []int64

@@ -136,6 +136,20 @@ func (ps producers) expire(cutoff int64) int {
 	return n
 }
 
+// minProducersShrink is the fewest ids a producer map must have held
+// before Maintain rebuilds it once most have expired: below, the room
+// kept is too small to be worth a copy.
+const minProducersShrink = 1024
+
+// clone returns a copy of ps sized for what it holds now.
+func (ps producers) clone() producers {
+	out := make(producers, len(ps))
+	for id, st := range ps {
+		out[id] = st
+	}
+	return out
+}
+
 // dropFrom forgets the batches at or past offset (truncation).
 func (ps producers) dropFrom(offset int64) {
 	for id, st := range ps {

@@ -338,8 +338,17 @@ func (l *Log) maintain(ctx context.Context) error {
 	}
 	if l.producerExpiration > 0 {
 		l.mu.Lock()
+		// Ids are forgotten only here (and by a truncation): the map
+		// was at its largest since the last Maintain just now.
+		l.producersPeak = max(l.producersPeak, len(l.producers))
 		if n := l.producers.expire(l.clock.Now().Add(-l.producerExpiration).UnixNano()); n > 0 {
 			l.logger.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
+		}
+		if l.producersPeak >= minProducersShrink && len(l.producers) <= l.producersPeak/4 {
+			// A Go map keeps the room it grew to: after a burst of ids,
+			// expired since, a map of the few left frees it.
+			l.producers = l.producers.clone()
+			l.producersPeak = len(l.producers)
 		}
 		l.mu.Unlock()
 	}
