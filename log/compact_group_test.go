@@ -1,0 +1,150 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCompactionGroupCrash crashes a compaction pass that rewrites groups
+// of several small segments as one (segments an earlier pass cleaned, with
+// the empty batches it kept, and newer ones segment rolls left) at each of
+// its file-system operations, then opens what each crash tail mode leaves,
+// with and without the producer-state snapshot. With rewrite, keys are
+// rewritten so that records go; without, no record goes and the groups
+// are merged only. After reopening: each record left is the one appended
+// at its offset, each key's latest record is there, offsets increase, the
+// indexes agree with the files, the log end offset is the old one, the
+// idempotent producer's retry of its last batch is a duplicate and a
+// sequence gap is refused.
+func TestCompactionGroupCrash(t *testing.T) {
+	for _, rewrite := range []bool{true, false} {
+		t.Run(fmt.Sprintf("rewrite=%v", rewrite), func(t *testing.T) { testCompactionGroupCrash(t, rewrite) })
+	}
+}
+
+func testCompactionGroupCrash(t *testing.T, rewrite bool) {
+	dir := "/d/t-0"
+	cfg := Config{SegmentBytes: 4000, IndexIntervalBytes: 64, CleanupPolicy: Compact}
+	var prodLast []byte
+	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]kv) {
+		l, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
+		require.NoError(t, err)
+		all := map[int64]kv{}
+		seq := int32(0)
+		phase := func(from, n int) {
+			for i := from; i < from+n; i++ {
+				var bld record.Builder
+				bld.Reset()
+				idem := i%4 == 1
+				if idem {
+					bld.SetProducer(7, 0, seq)
+					seq++
+				}
+				key := fmt.Appendf(nil, "k%d", i%5)
+				if !rewrite {
+					key = fmt.Appendf(nil, "u%d", i) // no key twice
+				}
+				if idem && rewrite {
+					key = []byte("p") // superseded by the next producer batch
+				}
+				a := kv{key: key, value: fmt.Appendf(nil, "v%d", i), ts: clock.Now().UnixMilli()}
+				bld.Append(a.ts, a.key, a.value, nil)
+				data, err := bld.AppendTo(nil, compression.Codec(i%2)*compression.Gzip)
+				require.NoError(t, err)
+				if idem {
+					prodLast = append([]byte(nil), data...)
+				}
+				res := appendOK(t, l, data)
+				all[res.FirstOffset] = a
+				if i%3 == 2 {
+					require.NoError(t, l.Roll())
+				}
+				clock.Advance(1000)
+			}
+			require.NoError(t, l.Roll())
+		}
+		// Phase one, cleaned: its groups end in empty batches kept, and
+		// the producer's last batch then is emptied.
+		phase(0, 24)
+		_, err = l.Compact(context.Background())
+		require.NoError(t, err)
+		// Phase two, small segments to merge with phase one's.
+		phase(24, 24)
+		return l, all
+	}
+
+	mem := vfs.NewMem()
+	counter := vfs.Count()
+	armed := false
+	l, _ := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed {
+			return counter.MaybeError(op, name)
+		}
+		return nil
+	})), newClock())
+	before := l.Segments()
+	armed = true
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Less(t, l.Segments(), before-3, "the pass merged no groups: %+v", res)
+	require.Equal(t, rewrite, res.RecordsRemoved > 0)
+	t.Logf("%d segments merged into %d, %d file-system operations", before, l.Segments(), counter.N())
+	n := counter.N()
+	require.NoError(t, l.Close())
+
+	for _, k := range crashPoints(n, 25) {
+		mem := vfs.NewMem()
+		var fail vfs.Injector = vfs.Count()
+		clock := newClock()
+		l, all := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error { return fail.MaybeError(op, name) })), clock)
+		end := l.LogEndOffset()
+		fail = vfs.FailFrom(k)
+		_, _ = l.Compact(context.Background())
+		for _, mode := range crashTails {
+			for _, snapshot := range []bool{true, false} {
+				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v", k, mode, snapshot), func(t *testing.T) {
+					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
+					if !snapshot {
+						removeProducerSnapshots(t, fs, dir)
+					}
+					l2, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
+					require.NoError(t, err)
+					defer l2.Close()
+					require.Equal(t, end, l2.LogEndOffset())
+					batches, recs := readBatches(t, l2, l2.LogStartOffset())
+					seen := map[string]int64{}
+					for _, r := range recs {
+						a, ok := all[r.Offset]
+						require.True(t, ok, "offset %d was never appended", r.Offset)
+						require.Equal(t, a.key, r.Key, "offset %d", r.Offset)
+						require.Equal(t, a.value, r.Value, "offset %d", r.Offset)
+						require.Equal(t, a.ts, r.Timestamp.UnixMilli(), "offset %d", r.Offset)
+						seen[string(r.Key)] = r.Offset
+					}
+					latest := map[string]int64{}
+					for o, a := range all {
+						latest[string(a.key)] = max(latest[string(a.key)], o)
+					}
+					for key, o := range latest {
+						require.Equal(t, o, seen[key], "key %s: its latest record is gone", key)
+					}
+					checkIndexes(t, l2, scanSegmentFiles(t, fs, dir), batches, recs, l2.LogStartOffset(), end)
+					dup, err := l2.Append(context.Background(), append([]byte(nil), prodLast...), AppendOptions{})
+					require.NoError(t, err)
+					require.True(t, dup.Duplicate, "the producer's retry was appended again")
+					_, err = l2.Append(context.Background(), idemBatch(t, 7, 0, 100, 1), AppendOptions{})
+					require.ErrorIs(t, err, ErrOutOfOrderSequence)
+					require.Equal(t, end, appendOK(t, l2, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
+				})
+			}
+		}
+		l.Close()
+	}
+}
