@@ -148,3 +148,26 @@ func testCompactionGroupCrash(t *testing.T, rewrite bool) {
 		l.Close()
 	}
 }
+
+// TestCompactionGroupIndexLimit: a compaction merges segments only if the
+// merged one's indexes fit segment.index.bytes, as Kafka's cleaner groups
+// them (groupSegmentsBySize): segments rolled because their indexes were
+// full stay apart, else the merged one's indexes fill part way and the
+// rest of it goes unindexed (a read there scans from the last entry).
+func TestCompactionGroupIndexLimit(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 1 << 20, SegmentIndexBytes: 48, IndexIntervalBytes: 64, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	defer l.Close()
+	for i := range 60 {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: fmt.Appendf(nil, "k%d", i), value: fmt.Appendf(nil, "value %d", i), ts: e.clock.Now().UnixMilli()}))
+	}
+	require.NoError(t, l.Roll())
+	before := l.Segments()
+	require.Greater(t, before, 4, "the segments did not roll on a full index")
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, res.RecordsRemoved)
+	require.Equal(t, before, l.Segments(), "segments with full indexes were merged")
+	require.Len(t, readAll(t, l, 0), 60)
+}
