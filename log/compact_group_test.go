@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -170,4 +172,44 @@ func TestCompactionGroupIndexLimit(t *testing.T) {
 	require.Zero(t, res.RecordsRemoved)
 	require.Equal(t, before, l.Segments(), "segments with full indexes were merged")
 	require.Len(t, readAll(t, l, 0), 60)
+}
+
+// TestCompactionKeepsLogEndWithoutActiveSegment: the last batch before the
+// active segment stays, emptied, when compaction removes its records (a
+// tombstone past its delete horizon) after merging its segment with the
+// others, so that the log end offset survives a reopen that finds no
+// active segment file (an empty segment whose creation a crash lost;
+// Kafka keeps that batch since KAFKA-17076 for the same reason).
+func TestCompactionKeepsLogEndWithoutActiveSegment(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{CleanupPolicy: Compact, DeleteRetentionTime: time.Minute}
+	l := e.open(cfg)
+	put := func(k string, v []byte) {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(k), value: v, ts: e.clock.Now().UnixMilli()}))
+		require.NoError(t, l.Roll())
+	}
+	compact := func() {
+		_, err := l.Compact(context.Background())
+		require.NoError(t, err)
+	}
+	for i := range 5 {
+		put(fmt.Sprint("k", i), []byte("v"))
+	}
+	compact()
+	put("k5", []byte("v"))
+	put("k5", nil) // a tombstone: the last batch before the active segment
+	before := l.Segments()
+	compact() // merges the segments, sets the tombstone's horizon
+	require.Less(t, l.Segments(), before)
+	e.clock.Advance(time.Hour)
+	compact() // the tombstone goes, its batch stays empty
+	end := l.LogEndOffset()
+	require.Len(t, readAll(t, l, 0), 5)
+	require.NoError(t, l.Close())
+	require.NoError(t, segment.RemoveFiles(e.fs, e.dir, end, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix))
+	l = e.open(cfg)
+	defer l.Close()
+	require.Equal(t, end, l.LogEndOffset())
+	require.Len(t, readAll(t, l, 0), 5)
+	require.Equal(t, end, appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
 }
