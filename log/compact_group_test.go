@@ -18,7 +18,8 @@ import (
 // of several small segments as one (segments an earlier pass cleaned, with
 // the empty batches it kept, and newer ones segment rolls left) at each of
 // its file-system operations, then opens what each crash tail mode leaves,
-// with and without the producer-state snapshot. With rewrite, keys are
+// with and without Reorder (unsynced directory operations persisting in
+// part), with and without the producer-state snapshot. With rewrite, keys are
 // rewritten so that records go; without, no record goes and the groups
 // are merged only. After reopening: each record left is the one appended
 // at its offset, each key's latest record is there, offsets increase, the
@@ -110,9 +111,10 @@ func testCompactionGroupCrash(t *testing.T, rewrite bool) {
 		fail = vfs.FailFrom(k)
 		_, _ = l.Compact(context.Background())
 		for _, mode := range crashTails {
-			for _, snapshot := range []bool{true, false} {
-				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v", k, mode, snapshot), func(t *testing.T) {
-					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
+			for _, c := range []struct{ snapshot, reorder bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+				snapshot := c.snapshot
+				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v/reorder=%v", k, mode, snapshot, c.reorder), func(t *testing.T) {
+					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Reorder: c.reorder, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
 					if !snapshot {
 						removeProducerSnapshots(t, fs, dir)
 					}
