@@ -215,3 +215,47 @@ func TestCompactionKeepsLogEndWithoutActiveSegment(t *testing.T) {
 	require.Len(t, readAll(t, l, 0), 5)
 	require.Equal(t, end, appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
 }
+
+// TestReadAndTimeSearchDuringGroupMerge: a compaction that merges the
+// segments a read or a time search listed, removing no record, lands
+// between the listing and its use. The read returns the batch at its
+// offset and the search the first record at or after its timestamp, from
+// the merged segment.
+func TestReadAndTimeSearchDuringGroupMerge(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1})
+	defer l.Close()
+	next := 0
+	round := func() {
+		for range 3 {
+			appendOK(t, l, batchOf(t, compression.None, kv{key: fmt.Appendf(nil, "k%d", next), value: fmt.Appendf(nil, "v%d", next), ts: 1000 + int64(next)}))
+			next++
+			require.NoError(t, l.Roll())
+		}
+	}
+	round()
+	merge := func(hl *Log) {
+		round() // new keys: nothing to remove, only segments to merge
+		before := hl.Segments()
+		res, err := hl.Compact(context.Background())
+		require.NoError(t, err)
+		require.Zero(t, res.RecordsRemoved)
+		require.Less(t, hl.Segments(), before)
+	}
+	hooked := 0
+	testHookReadListed = func(hl *Log) { testHookReadListed = nil; hooked++; merge(hl) }
+	defer func() { testHookReadListed = nil }()
+	recs := readAll(t, l, 2)
+	require.Equal(t, 1, hooked)
+	require.NotEmpty(t, recs)
+	require.EqualValues(t, 2, recs[0].Offset)
+	require.Equal(t, "v2", string(recs[0].Value))
+
+	testHookTimeSearched = func(hl *Log) { testHookTimeSearched = nil; hooked++; merge(hl) }
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(1004)
+	require.Equal(t, 2, hooked)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 4, off)
+}
