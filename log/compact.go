@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -137,8 +138,9 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
 // keeps it). A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
-// Consecutive segments whose sizes add up to at most segment.bytes are
-// rewritten as one, as Kafka's cleaner groups them, so that the small
+// Consecutive segments whose sizes add up to at most segment.bytes, with
+// indexes that then fit segment.index.bytes, are rewritten as one, as
+// Kafka's cleaner groups them, so that the small
 // segments cleaning leaves, or that segment.ms rolls, do not pile up.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
@@ -378,12 +380,14 @@ func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, pos int64, f fu
 	return nil
 }
 
-// groups splits segments into runs that fit one segment once cleaned.
+// groups splits segments into runs that fit one segment once cleaned: in
+// segment.bytes, in relative offsets of 32 bits, and with indexes that fit
+// segment.index.bytes (see indexesFit), as Kafka's groupSegmentsBySize.
 func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 	var out [][]*segment.Segment
 	for i := 0; i < len(segs); {
 		j, size := i+1, segs[i].Size()
-		for j < len(segs) && size+segs[j].Size() <= l.cfg.SegmentBytes &&
+		for j < len(segs) && size+segs[j].Size() <= l.cfg.SegmentBytes && l.indexesFit(size+segs[j].Size()) &&
 			segs[j].NextOffset()-segs[i].Base() <= math.MaxInt32 {
 			size += segs[j].Size()
 			j++
@@ -392,6 +396,19 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 		i = j
 	}
 	return out
+}
+
+// indexesFit reports whether the indexes of a segment of size bytes fit
+// segment.index.bytes. An index entry follows more than
+// index.interval.bytes of batches since the one before (segment.Append),
+// so such a segment has at most size/(interval+1) of them, and its time
+// index one more (the max timestamp Seal adds). Else a merged segment's
+// indexes filled part way and the rest of it went unindexed: a read or a
+// time search there scanned it from the last entry, and a log that rolls
+// segments on full indexes had its segments merged as if it had not.
+func (l *Log) indexesFit(size int64) bool {
+	entries := size/(int64(l.cfg.IndexIntervalBytes)+1) + 1
+	return entries <= int64(l.cfg.SegmentIndexBytes/index.TimeEntrySize)
 }
 
 // cleanGroup writes the group's kept records into one new segment and
