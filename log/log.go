@@ -251,6 +251,13 @@ func (l *Log) open(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			closeAll(segs)
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// Durably, the removal of the indexes that a recovery cut
+				// short had rebuilt in part (see segment.RecoverContext):
+				// a crash would bring them back, covering only part of
+				// the segment (sound, but lookups past their end scan).
+				err = errors.Join(err, l.fs.SyncDir(l.dir))
+			}
 		}
 	}()
 	if err := vfs.MkdirAllDurable(l.fs, l.dir, 0o755); err != nil {

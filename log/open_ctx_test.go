@@ -156,9 +156,12 @@ func TestOpenContextCancelledMidScan(t *testing.T) {
 			if !tc.closed {
 				require.Equal(t, before, dirState(t, mem, crashDir), "Open's scan writes nothing")
 			} else {
+				crashed := mem.CrashClone(vfs.CrashOptions{})
 				for _, suf := range []string{segment.IndexSuffix, segment.TimeIndexSuffix} {
 					_, err := mem.Stat(filepath.Join(crashDir, segment.FileName(0, suf)))
 					require.ErrorIs(t, err, fs.ErrNotExist, "the index rebuilt in part is removed: %s", suf)
+					_, err = crashed.Stat(filepath.Join(crashDir, segment.FileName(0, suf)))
+					require.ErrorIs(t, err, fs.ErrNotExist, "durably: %s", suf)
 				}
 			}
 
