@@ -120,24 +120,31 @@ func TestOpenContextAlreadyCancelled(t *testing.T) {
 }
 
 // TestOpenContextCancelledMidScan: a ctx that ends while recovery reads
-// a segment of 20 MiB stops the read at its next 4 MiB mark, before the
-// torn tail is cut; the next Open recovers everything. Two scans read a
+// the first segment of 20 MiB of records (one segment, or the first of
+// three, sealed) stops the read at its next 4 MiB mark, before the torn
+// tail is cut; the next Open, and one after a crash, recover everything. Two scans read a
 // whole segment: segment.OpenContext's, of what the index does not cover
 // (a crash lost the index), which writes nothing, and the rescan of
 // segment.RecoverContext, whose indexes, rebuilt in part, are removed.
 func TestOpenContextCancelledMidScan(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	cfg := Config{Sync: SyncAlways}
 	for _, tc := range []struct {
-		name   string
-		closed bool
-	}{{"index lost", false}, {"rescan", true}} {
+		name         string
+		closed, noRP bool
+		segmentBytes int64
+		scanned      int
+	}{
+		{"index lost", false, false, 0, 1},
+		{"rescan", true, false, 0, 1},
+		{"rescan of a rolled segment", true, true, 8 << 20, 3},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem, want := crashedLog(t, cfg, 160, 64<<10, tc.closed, false) // one segment of 20 MiB
+			cfg := Config{Sync: SyncAlways, SegmentBytes: tc.segmentBytes}
+			mem, want := crashedLog(t, cfg, 160, 64<<10, tc.closed, tc.noRP) // 20 MiB
 			logName := filepath.Join(crashDir, segment.FileName(0, segment.LogSuffix))
 			before := dirState(t, mem, crashDir)
 			sizeBefore := readSize(t, mem, logName)
-			require.Greater(t, sizeBefore, int64(16<<20))
+			require.Greater(t, sizeBefore, int64(6<<20))
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -165,9 +172,10 @@ func TestOpenContextCancelledMidScan(t *testing.T) {
 				}
 			}
 
+			checkRecoversAll(t, mem.CrashClone(vfs.CrashOptions{}), cfg, want)
 			info := checkRecoversAll(t, mem, cfg, want)
 			require.EqualValues(t, len(tornGarbage), info.TruncatedBytes)
-			require.Equal(t, 1, info.SegmentsScanned)
+			require.Equal(t, tc.scanned, info.SegmentsScanned)
 		})
 	}
 }
