@@ -133,10 +133,14 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)
 // and then go; records younger than min.compaction.lag.ms are not touched.
 // Offsets never change and batches keep their offset ranges; batches from
-// which nothing is removed are copied byte for byte. The last batch of
+// which nothing is removed are copied byte for byte, but for the empty
+// batches an earlier pass kept, which go once nothing needs them (as
+// Kafka's cleaner drops a batch left with no record). The last batch of
 // each idempotent producer stays, emptied of its removed records, so that
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
-// keeps it). A truncation while it runs makes it stop without swapping
+// keeps it), and so does the last batch of each group of segments
+// rewritten as one, so that the log end offset survives the loss of the
+// segments after it. A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
 // Consecutive segments whose sizes add up to at most segment.bytes, with
 // indexes that then fit segment.index.bytes, are rewritten as one, as

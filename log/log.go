@@ -425,8 +425,8 @@ func (l *Log) open(ctx context.Context) (err error) {
 		if err := l.removeSnapshotsAboveLocked(next); err != nil {
 			return err
 		}
-		if err := l.epochs.truncateFromEnd(next); err != nil {
-			return err // epochs past the end: only a damaged checkpoint has them
+		if err := l.trimEpochs(next); err != nil {
+			return err
 		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
@@ -480,7 +480,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return err
 	}
-	if err := l.epochs.truncateFromEnd(next); err != nil {
+	if err := l.trimEpochs(next); err != nil {
 		return err
 	}
 	if marker {
@@ -494,6 +494,21 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// trimEpochs drops, at Open, the leader epochs that start past the log
+// end next (only a damaged checkpoint, or a crash during a truncation,
+// has them) and those that end below the log start offset, the first
+// kept one then starting there: a crash between the log start offset's
+// checkpoint and the epochs' (DeleteRecordsBefore, retention) left those.
+// As Kafka's log loading truncates its epoch cache from the end, then
+// from the log start ("the earliest leader epoch may not be flushed
+// during a hard failure").
+func (l *Log) trimEpochs(next int64) error {
+	if err := l.epochs.truncateFromEnd(next); err != nil {
+		return err
+	}
+	return l.epochs.truncateFromStart(l.start.Load())
 }
 
 // SystemFile reports whether name is a file that an operating system's

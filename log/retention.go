@@ -14,9 +14,15 @@ import (
 // DeleteRecords): records below it are no longer readable, and whole
 // segments below it are deleted. It returns the new log start offset.
 //
+// The idempotent producers' state outlives the deleted records (see
+// Options.ProducerExpiration): when no producer-state snapshot would be
+// left at or past the new start, one as of the log end is written first,
+// so that the Open after a crash still has it.
+//
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
 // LogEndOffset; ErrClosed; ErrLogFenced (also when writing the log start
-// offset checkpoint or removing a segment failed, which fences the log).
+// offset checkpoint or that snapshot, or removing a segment, failed, which
+// fences the log).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
