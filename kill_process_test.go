@@ -38,6 +38,8 @@ const (
 	killRetain  = "k-retain"  // small segments, time and size retention, SyncNever
 	killPlain   = "k-plain"   // several partitions, grown by CreatePartitions, SyncAlways (the default)
 
+	killScratch = "k-scratch" // created and deleted by the admin
+
 	killMaxPlain = 6 // killPlain grows from 3 partitions up to this
 	killKeys     = 16
 )
@@ -176,6 +178,9 @@ type killModel struct {
 	parts         map[string]int
 	retBytes      int64
 	retBytesTried int64
+	// killScratch: 1 if its creation was the last acknowledged, 2 if its
+	// deletion was, 0 if either was under way when killed.
+	scratch int
 }
 
 func newKillModel() *killModel {
@@ -283,6 +288,8 @@ func killRound(t *testing.T, exe, dir string, round int, early bool, after time.
 			} else {
 				m.retBytes, m.retBytesTried = v, 0
 			}
+		case len(f) == 2 && f[0] == "X":
+			m.scratch = map[string]int{"try": 0, "created": 1, "deleted": 2}[f[1]]
 		case strings.HasPrefix(l, "E "):
 			t.Errorf("child round %d: %s", round, l[2:])
 		case l == "":
@@ -292,7 +299,7 @@ func killRound(t *testing.T, exe, dir string, round int, early bool, after time.
 			t.Errorf("child round %d: unexpected line %q", round, l)
 		}
 	}
-	t.Logf("round %d: acknowledged records by topic, and admin calls (D DeleteRecords, P CreatePartitions, T/C AlterTopicConfig tried/done) %v", round, admin)
+	t.Logf("round %d: acknowledged records by topic, and admin calls (D DeleteRecords, P CreatePartitions, T/C AlterTopicConfig tried/done, X scratch topic created/deleted/tried) %v", round, admin)
 	return n
 }
 
@@ -356,6 +363,26 @@ func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]i
 			logged[tp] = map[int64]killRec{}
 			if end.Offset > start.Offset {
 				require.NoError(t, c.Assign(topic, p, consumer.Start()))
+			}
+		}
+	}
+	n, err := b.Partitions(ctx, killScratch)
+	switch {
+	case errors.Is(err, runnel.ErrUnknownTopic):
+		if m.scratch == 1 {
+			t.Errorf("%s: gone after the kill, its creation acknowledged", killScratch)
+		}
+		m.scratch = 2
+	case err != nil:
+		t.Errorf("%s: %v", killScratch, err)
+	default:
+		if m.scratch == 2 {
+			t.Errorf("%s: back after the kill, its deletion acknowledged", killScratch)
+		}
+		m.scratch = 1
+		for p := range int32(n) {
+			if _, err := b.ListOffset(ctx, killScratch, p, api.Latest); err != nil {
+				t.Errorf("%s-%d: %v", killScratch, p, err)
 			}
 		}
 	}
@@ -503,7 +530,7 @@ func killChild(dir, round string) {
 		for i := 0; ; i++ {
 			time.Sleep(time.Duration(1+rng.IntN(8)) * time.Millisecond)
 			var err error
-			switch i % 4 {
+			switch i % 5 {
 			case 0:
 				p := int32(rng.IntN(2))
 				end, lerr := b.ListOffset(ctx, killRetain, p, api.Latest)
@@ -535,9 +562,18 @@ func killChild(dir, round string) {
 				}
 			case 3:
 				err = b.Maintain(ctx)
+			case 4:
+				say("X try")
+				if err = b.DeleteTopic(ctx, killScratch); err == nil {
+					say("X deleted")
+				} else if errors.Is(err, runnel.ErrUnknownTopic) {
+					if err = b.CreateTopic(ctx, killScratch, log.TopicConfig{Partitions: 3}); err == nil {
+						say("X created")
+					}
+				}
 			}
 			if err != nil {
-				say("E admin %d: %v", i%4, err)
+				say("E admin %d: %v", i%5, err)
 			}
 		}
 	}()
