@@ -83,8 +83,11 @@ func killRetainConfig(retBytes int64) log.Config {
 // of a new child has a new producer id, so a record is never retried
 // across a kill); offsets increase, consecutively but in the compacted
 // topic; a consumer reads every partition from its start to its high
-// watermark without error; Close succeeds, and a second Open finds the
-// same. The next round's child opens the same directory, so each round
+// watermark without error; what the admin calls acknowledged is kept (a
+// log start DeleteRecords returned, a partition count, a configuration, a
+// topic created or deleted); Close succeeds, and a second Open finds the
+// same (but what retention or compaction removed in between). The next
+// round's child opens the same directory, so each round
 // also recovers the recovery of the last.
 //
 // Every acknowledged record is checked, of SyncNever and SyncPeriodic
@@ -152,9 +155,10 @@ func TestKillProcess(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("round %d failed: replay with RUNNEL_KILL_SEED=%d RUNNEL_KILL_ROUNDS=%d", round, seed, round+1)
 		}
-		found, gone := killCheck(t, dir, m)
+		found, gone, first := killCheck(t, dir, m)
 		t.Logf("round %d: acknowledged records found %v, legitimately gone %v", round, found, gone)
-		killCheck(t, dir, m) // a second Open finds the same
+		_, _, second := killCheck(t, dir, m)
+		killSame(t, first, second)
 		if t.Failed() {
 			t.Fatalf("round %d failed: replay with RUNNEL_KILL_SEED=%d RUNNEL_KILL_ROUNDS=%d", round, seed, round+1)
 		}
@@ -303,10 +307,20 @@ func killRound(t *testing.T, exe, dir string, round int, early bool, after time.
 	return n
 }
 
+// killSpan is a partition's log start offset and high watermark.
+type killSpan struct{ start, end int64 }
+
+// killSeen is what killCheck read: every partition's span and records.
+type killSeen struct {
+	spans  map[api.TopicPartition]killSpan
+	logged map[api.TopicPartition]map[int64]killRec
+}
+
 // killCheck opens dir and checks it against m (see TestKillProcess). It
 // returns, by topic, how many acknowledged records it found, and how many
-// were legitimately gone (below the log start, or compacted).
-func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]int) {
+// were legitimately gone (below the log start, or compacted), and what it
+// read.
+func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]int, seen killSeen) {
 	found, gone = map[string]int{}, map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -322,8 +336,7 @@ func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]i
 	require.NoError(t, err)
 	defer c.Close()
 
-	type span struct{ start, end int64 }
-	spans := map[api.TopicPartition]span{}
+	spans := map[api.TopicPartition]killSpan{}
 	logged := map[api.TopicPartition]map[int64]killRec{}
 	for topic := range killTopics() {
 		n, err := b.Partitions(ctx, topic)
@@ -356,7 +369,7 @@ func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]i
 			require.NoError(t, err)
 			end, err := b.ListOffset(ctx, topic, p, api.Latest)
 			require.NoError(t, err)
-			spans[tp] = span{start.Offset, end.Offset}
+			spans[tp] = killSpan{start.Offset, end.Offset}
 			if start.Offset < m.low[tp] {
 				t.Errorf("%v: log start %d, DeleteRecords acknowledged %d", tp, start.Offset, m.low[tp])
 			}
@@ -475,7 +488,41 @@ func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]i
 	require.NoError(t, c.Close())
 	closed = true
 	require.NoError(t, b.Close(), "Close after the kill")
-	return found, gone
+	return found, gone, killSeen{spans, logged}
+}
+
+// killSame checks that a second Open found what the first did: the same
+// partitions with the same high watermarks, and the same records, but
+// those that retention (or compaction) removed in between.
+func killSame(t *testing.T, first, second killSeen) {
+	for tp, s1 := range first.spans {
+		s2, ok := second.spans[tp]
+		if !ok {
+			t.Errorf("%v: gone at the second Open", tp)
+			continue
+		}
+		if s2.end != s1.end || s2.start < s1.start {
+			t.Errorf("%v: offsets [%d, %d) at the second Open, [%d, %d) at the first", tp, s2.start, s2.end, s1.start, s1.end)
+		}
+		for off, r2 := range second.logged[tp] {
+			if r1, ok := first.logged[tp][off]; !ok || r1 != r2 {
+				t.Errorf("%v offset %d: %v at the second Open, %v (there: %v) at the first", tp, off, r2, r1, ok)
+			}
+		}
+		if tp.Topic == killCompact {
+			continue
+		}
+		for off, r1 := range first.logged[tp] {
+			if _, ok := second.logged[tp][off]; !ok && off >= s2.start {
+				t.Errorf("%v offset %d: %v gone at the second Open", tp, off, r1)
+			}
+		}
+	}
+	for tp := range second.spans {
+		if _, ok := first.spans[tp]; !ok {
+			t.Errorf("%v: new at the second Open", tp)
+		}
+	}
 }
 
 // killChild is TestKillProcess's child: see TestKillProcess. It writes
