@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -211,6 +212,11 @@ func killRound(t *testing.T, exe, dir string, round int, early bool, after time.
 	defer stdout.Close()
 	cmd.Stdout = w
 	cmd.Stderr = os.Stderr
+	// The child ends when its stdin does: should this process die first,
+	// the child does not write on forever.
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	defer stdin.Close()
 	err = cmd.Start()
 	w.Close() // the child has its own copy
 	require.NoError(t, err)
@@ -541,6 +547,10 @@ func killChild(dir, round string) {
 		say("E %v", err)
 		os.Exit(2)
 	}
+	go func() {
+		io.Copy(io.Discard, os.Stdin) // until the parent is gone
+		os.Exit(4)
+	}()
 	b, err := runnel.Open(runnel.Config{Dir: dir, MaintenanceInterval: 50 * time.Millisecond})
 	if err != nil {
 		fail(err)
