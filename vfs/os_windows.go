@@ -4,13 +4,49 @@ package vfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"unicode/utf16"
 
 	"golang.org/x/sys/windows"
 )
+
+// openFile opens a file of the OS FS as os.OpenFile does, but sharing
+// delete access (FILE_SHARE_DELETE) besides read and write, so that the
+// file can be renamed or removed while it is open, as on unix systems:
+// os.OpenFile does not share delete access, and a rename or remove of a
+// file it has open fails with ERROR_SHARING_VIOLATION. It opens the file
+// through an os.Root of its directory, whose opens share delete access
+// (os.Root's methods open with NtCreateFile relative to the directory's
+// handle, so that long paths work as os.OpenFile's do). Errors are those
+// of os.OpenFile: an *os.PathError with Op "open" and the whole name.
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	dir, base := filepath.Split(name)
+	if dir == "" {
+		dir = "."
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: pathErrErr(err)}
+	}
+	defer r.Close()
+	f, err := r.OpenFile(base, flag, perm)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: pathErrErr(err)}
+	}
+	return f, nil
+}
+
+// pathErrErr returns the Err of an *fs.PathError, or err.
+func pathErrErr(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
 
 // isNameTooLong reports whether err, the Err of an error of package os
 // about the given names, says that a name was too long. Windows reports
