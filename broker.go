@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,8 @@ type Config struct {
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
-	// Default 1; Open refuses a negative one (ErrInvalidPartitions).
+	// Default 1; Open refuses a negative one, or one above math.MaxInt32
+	// (ErrInvalidPartitions).
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
 	// run (and producer ids expire), and how often each partition's
@@ -80,7 +82,8 @@ type Config struct {
 }
 
 // Broker is one node: its topics and their partitions. All methods are
-// safe for concurrent use.
+// safe for concurrent use. A Broker is made by Open; a zero Broker (one
+// not made by Open) is closed: its methods answer ErrClosed.
 type Broker struct {
 	cfg  Config
 	fs   vfs.FS
@@ -101,9 +104,10 @@ type Broker struct {
 	mu     sync.RWMutex
 	topics map[string]*log.Topic
 
-	closed atomic.Bool
-	ctx    context.Context // cancelled by Close: stops maintenance and waits
-	cancel context.CancelFunc
+	closed    atomic.Bool
+	closeDone chan struct{}   // closed when the first Close returns
+	ctx       context.Context // cancelled by Close: stops maintenance and waits
+	cancel    context.CancelFunc
 	// wg counts the broker's goroutines: maintenance, and the fsyncs of
 	// appends whose producer stopped waiting (syncLater). bgMu orders
 	// their start against Close's wait for them.
@@ -113,9 +117,15 @@ type Broker struct {
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
 // found there: each partition's log recovers as package log describes.
+// It takes no ctx: it cannot be cut short. After a clean Close it is
+// quick (it reads checkpoints); after a crash it rescans, in each
+// partition, the segment that holds the recovery point and those after
+// it (up to segment.bytes each), one partition after another, which
+// takes as long as reading those bytes.
 //
 // Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; ErrInvalidPartitions for a negative DefaultPartitions;
+// directory open; ErrInvalidPartitions for a negative DefaultPartitions
+// (or one above math.MaxInt32);
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
 // log.MinCleanerMapBytes; a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
@@ -128,7 +138,7 @@ type Broker struct {
 func Open(cfg Config) (*Broker, error) {
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
-	} else if cfg.DefaultPartitions < 0 {
+	} else if cfg.DefaultPartitions < 0 || cfg.DefaultPartitions > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: DefaultPartitions %d", ErrInvalidPartitions, cfg.DefaultPartitions)
 	}
 	if cfg.MaintenanceInterval <= 0 {
@@ -146,7 +156,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1)}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"
@@ -179,15 +189,24 @@ func Open(cfg Config) (*Broker, error) {
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
-// idempotent; afterwards every method returns ErrClosed.
+// idempotent; afterwards every method returns ErrClosed. A second call
+// returns once the first has closed the broker.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
 // release; nil for a second call. The broker is closed all the same.
+//
+// A zero Broker (one not made by Open) is closed: its methods answer
+// ErrClosed, and Close nil.
 func (b *Broker) Close() error {
+	if b.admin == nil {
+		return nil // a zero Broker
+	}
 	if b.closed.Swap(true) {
+		<-b.closeDone // closed already, or closing: wait for the first Close
 		return nil
 	}
+	defer close(b.closeDone)
 	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
 	b.bgMu.Unlock()
@@ -199,6 +218,10 @@ func (b *Broker) Close() error {
 	err := b.closeTopics()
 	return errors.Join(err, b.lock.Close())
 }
+
+// isClosed reports whether the broker is closed, or is a zero Broker,
+// which is never open.
+func (b *Broker) isClosed() bool { return b.closed.Load() || b.admin == nil }
 
 func (b *Broker) closeTopics() error {
 	var err error
@@ -239,6 +262,9 @@ func (b *Broker) maintain() {
 func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Partition]string {
 	next := make(map[*log.Partition]string, len(failing))
 	for _, p := range b.partitions() {
+		if b.ctx.Err() != nil {
+			break // Close waits: the partitions left have no need of it
+		}
 		err := b.maintainPartition(b.ctx, p)
 		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
 			continue
@@ -259,20 +285,32 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Parti
 // as the broker's own goroutine does every MaintenanceInterval, and tries
 // again to open the log of a partition whose reopen after a config change
 // failed (see UpdateTopicConfig). Every partition is maintained whatever
-// fails on another.
+// fails on another, until ctx ends: the partitions not maintained by
+// then wait for the next run (the broker's own, or another call).
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
 // failed reopen's (wrapped with the partition's name), log.ErrLogFenced
 // for a partition whose log failed or that a config change closed and
 // could not open again, log.ErrClosed for a partition whose topic was
-// deleted meanwhile, ctx's error from compaction, and file system errors.
+// deleted meanwhile, and file system errors; and ctx's error when ctx
+// ended before the call or during it (a compaction under way stops at
+// its next read).
 func (b *Broker) Maintain(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err // ended before the call: also with no partition to maintain
 	}
 	var err error
 	for _, p := range b.partitions() {
+		if cerr := ctx.Err(); cerr != nil {
+			if !errors.Is(err, cerr) {
+				err = errors.Join(err, cerr)
+			}
+			break
+		}
 		err = errors.Join(err, b.maintainPartition(ctx, p))
 	}
 	return err

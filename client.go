@@ -109,7 +109,7 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
 // file system errors from writing the id counter.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return 0, 0, ErrClosed
 	}
 	if err := b.lockAdmin(ctx); err != nil { // Close may have released the directory meanwhile
@@ -136,8 +136,14 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 //
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them);
-// record.ErrCorrupt; log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
+// that does not decode in a batch whose header and CRC are sound, which
+// matches record.ErrCorrupt too: Kafka's INVALID_RECORD); record.ErrCorrupt
+// (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE;
+// also whole batches followed by bytes that make no whole batch, where
+// Kafka appends the whole ones and drops the rest: a request is taken or
+// refused whole);
+// log.ErrOutOfOrderSequence; log.ErrProducerFenced;
 // log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
 // (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
 // the append (while its fsync is awaited) gives ctx's error with the
@@ -216,6 +222,9 @@ func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 // appended to.
 func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, *log.Partition, error) {
 	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	if b.isClosed() {
+		return resp, log.Durability{}, nil, ErrClosed
+	}
 	if req == nil {
 		return resp, log.Durability{}, nil, fmt.Errorf("%w: nil produce request", api.ErrInvalidRequest)
 	}
@@ -386,6 +395,9 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
 func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if b.isClosed() {
+		return api.FetchResponse{}, ErrClosed
+	}
 	if req == nil {
 		return api.FetchResponse{}, fmt.Errorf("%w: nil fetch request", api.ErrInvalidRequest)
 	}
@@ -400,7 +412,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		maxBytes = 50 << 20
 	}
 	for {
-		if b.closed.Load() {
+		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
 		resp, waits, total, failed := b.fetchOnce(ctx, req, maxBytes)

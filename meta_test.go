@@ -3,7 +3,9 @@ package runnel
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -16,7 +18,8 @@ import (
 // FuzzParseMeta: a topic's record either decodes to a topic the broker can
 // open (a valid name that is the file's, partitions, a valid config), which
 // encodes and decodes again to itself, or is refused with
-// ErrCorruptMetadata; never a panic.
+// ErrCorruptMetadata, or ErrNewerMetadata for a version above this
+// runnel's (and only then); never a panic.
 func FuzzParseMeta(f *testing.F) {
 	for _, seed := range []string{
 		`{"name":"orders","config":{"Partitions":3}}`,
@@ -26,11 +29,14 @@ func FuzzParseMeta(f *testing.F) {
 		`{"version":1,"name":"orders","id":7,"config":{"Partitions":3}}`,
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":1048576,"RetentionTime":3600000000000,"CleanupPolicy":1}}`,
 		`{"name":"orders","config":{"Partitions":0}}`,
+		`{"name":"orders","config":{"Partitions":2147483648}}`,
 		`{"name":"other","config":{"Partitions":1}}`,
 		`{"name":"..","config":{"Partitions":1}}`,
 		`{"name":"orders","config":{"Partitions":1,"SegmentBytes":5}}`,
 		`{"name":"orders","config":{"Partitions":1,"MinCleanableDirtyRatio":2}}`,
 		`{"name":"orders"`,
+		`{"version":2,"name":"orders","config":{"Partitions":3}}`,
+		`{"version":-1,"name":"orders","config":{"Partitions":3}}`,
 		`null`,
 		``,
 	} {
@@ -40,12 +46,18 @@ func FuzzParseMeta(f *testing.F) {
 	path := filepath.Join("/data", topicsDir, "orders.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := b.parseMeta(data, path)
+		if errors.Is(err, ErrNewerMetadata) {
+			require.Greater(t, m.Version, metaVersion)
+			require.NotErrorIs(t, err, ErrCorruptMetadata)
+			return
+		}
 		if err != nil {
 			require.ErrorIs(t, err, ErrCorruptMetadata)
 			return
 		}
 		require.Equal(t, "orders", m.Name)
 		require.GreaterOrEqual(t, m.Config.Partitions, 1)
+		require.LessOrEqual(t, int64(m.Config.Partitions), int64(math.MaxInt32))
 		require.NoError(t, b.withDefaults(m.Config.Config).Validate())
 		again, err := json.Marshal(m)
 		require.NoError(t, err)
@@ -66,6 +78,9 @@ func TestOpenCorruptMetadata(t *testing.T) {
 		{"bad JSON", "topics/a.json", `{"name":"a"`},
 		{"a record under another name", "topics/a.json", `{"name":"b","config":{"Partitions":1}}`},
 		{"no partitions", "topics/a.json", `{"name":"a","config":{"Partitions":0}}`},
+		// More than Kafka's int32 count, which CreateTopic refuses: Open
+		// looped creating partitions no request could address.
+		{"more partitions than an int32", "topics/a.json", `{"name":"a","config":{"Partitions":2147483648}}`},
 		{"an invalid config", "topics/a.json", `{"name":"a","config":{"Partitions":1,"SegmentBytes":5}}`},
 		{"a bad topic id", "topics/a.json", `{"version":1,"name":"a","id":"AAAA","config":{"Partitions":1}}`},
 		{"a bad producer id counter", "producer-ids", "-3\n"},

@@ -279,7 +279,7 @@ func (b *Broker) readMeta(path string) (topicMeta, error) {
 }
 
 // parseMeta decodes a topic's record, read from path, and checks it: a
-// valid topic name that is the file's, at least one partition, and a
+// valid topic name that is the file's, 1 to math.MaxInt32 partitions, and a
 // config that validates with the broker's defaults.
 //
 // Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a config
@@ -315,7 +315,10 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		}
 		return m, fmt.Errorf("%w: %s: a record of version %d (this runnel reads up to %d)", ErrCorruptMetadata, path, m.Version, metaVersion)
 	}
-	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) || m.Config.Partitions < 1 {
+	// Partitions within Kafka's int32 count, as CreateTopic checks it: a
+	// record of more would have Open create partitions for ever.
+	if err := ValidateTopicName(m.Name); err != nil || m.Name+".json" != filepath.Base(path) ||
+		m.Config.Partitions < 1 || m.Config.Partitions > math.MaxInt32 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
 	if err := b.validate(m.Config.Config); err != nil {
@@ -420,12 +423,13 @@ func (b *Broker) readCounter(name string) (int64, error) {
 // (ErrInvalidPartitions).
 //
 // Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
-// ErrInvalidPartitions; log.ErrNotLogDir when a directory of one of its
+// ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
+// partition count is an int32); log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
 // errors.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
 	}
 	if err := ValidateTopicName(name); err != nil {
@@ -447,7 +451,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions == -1 {
 		cfg.Partitions = b.cfg.DefaultPartitions
 	}
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
+		// Kafka's partition count and IDs are int32s: a larger count
+		// names partitions no request can address.
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	return b.createAdmin(name, cfg)
@@ -456,7 +462,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 // lockAdmin takes the admin token for an admin call, unless the broker is
 // closed or ctx ends first.
 func (b *Broker) lockAdmin(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
@@ -492,7 +498,7 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 // createAdmin creates a topic; the caller holds the admin token (and so
 // may read b.topics without mu: every writer holds the token).
 func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
-	if cfg.Partitions < 1 {
+	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
 	if _, ok := b.topics[name]; ok {
@@ -653,7 +659,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 }
 
 func (b *Broker) topic(name string) (*log.Topic, error) {
-	if b.closed.Load() {
+	if b.isClosed() {
 		return nil, ErrClosed
 	}
 	b.mu.RLock()
@@ -696,14 +702,20 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // as it was set (without the broker's defaults: a zero field takes them)
 // and changes the fields it wants to. The change is atomic against other
 // admin calls, validated, and applied as AlterTopicConfig applies it.
-// update runs while the broker's admin calls wait: it must not call them.
+// update runs while the broker's admin calls wait: it must not call them,
+// nor Close, which waits for it, and must not block; a panic of its
+// reaches the caller, the topic unchanged and the admin calls free to go.
 //
-// Errors: as AlterTopicConfig's.
+// Errors: as AlterTopicConfig's, and api.ErrInvalidRequest for a nil
+// update.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
 	}
 	defer b.unlockAdmin()
+	if update == nil {
+		return fmt.Errorf("%w: nil update of topic %q's config", api.ErrInvalidRequest, name)
+	}
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -741,7 +753,7 @@ func (b *Broker) logOptions() log.Options {
 // partitioning then maps some keys elsewhere, as it does in Kafka.
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count; log.ErrNotLogDir when a directory of a new partition's
+// current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's
 // name holds files that are not a log's (as CreateTopic); ErrClosed;
 // ctx's error; file system errors.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
@@ -755,6 +767,9 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	if n <= len(t.Partitions) {
 		return fmt.Errorf("%w: %q has %d partitions; it can only grow", ErrInvalidPartitions, name, len(t.Partitions))
+	}
+	if n > math.MaxInt32 {
+		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
 	for i := len(t.Partitions); i < n; i++ {
@@ -779,6 +794,10 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	return nil
 }
 
+// testHookDeleteRecordsChecked, when set (by tests), runs in DeleteRecords
+// once the topic's cleanup policy allowed the deletion, before it is done.
+var testHookDeleteRecordsChecked func()
+
 // DeleteRecords makes the records of a partition below offset unreadable
 // (Kafka's DeleteRecords): the log start offset advances to offset, and
 // whole segments below it are deleted. api.Latest deletes everything up to
@@ -796,16 +815,22 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return 0, err
 	}
-	if p.Log().Config().CleanupPolicy&log.Delete == 0 {
-		return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, p.Log().Config().CleanupPolicy)
-	}
-	hw := p.HighWatermark()
-	if offset == api.Latest {
-		offset = hw
-	}
-	if offset > hw { // the log checks its own end and below 0
-		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
-	}
-	low, err := p.DeleteRecordsBefore(offset)
+	// The policy is checked under the same hold of the partition's log as
+	// the deletion: a config change to compact alone cannot come between.
+	low, err := p.DeleteRecordsChecked(func(cfg log.Config, hw int64) (int64, error) {
+		if cfg.CleanupPolicy&log.Delete == 0 {
+			return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, cfg.CleanupPolicy)
+		}
+		if testHookDeleteRecordsChecked != nil {
+			testHookDeleteRecordsChecked()
+		}
+		if offset == api.Latest {
+			offset = hw
+		}
+		if offset > hw { // the log checks its own end and below 0
+			return 0, fmt.Errorf("%w: delete records before %d of %s-%d, high watermark %d", log.ErrOffsetOutOfRange, offset, topic, partition, hw)
+		}
+		return offset, nil
+	})
 	return low, b.partitionGone(err, p)
 }

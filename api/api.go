@@ -130,7 +130,10 @@ type ProduceResponse struct {
 // appended but not yet acknowledged (see producer.AsyncClient): Wait
 // returns once the request is acknowledged per its Acks — on a single
 // node, once its batches are durable under the topic's fsync policy — or
-// with the error that the broker would have answered instead.
+// with the error that the broker would have answered instead. Wait must
+// return when its ctx ends (with ctx's error, or nil if the request was
+// acknowledged meanwhile): a producer's Close and its delivery deadline
+// end a wait that way.
 type Ack interface {
 	Wait(ctx context.Context) error
 }

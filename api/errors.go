@@ -84,6 +84,12 @@ type entry struct {
 // guide, "Error Codes"). The first row for a code is what ForCode returns.
 var table = []entry{
 	{log.ErrOffsetOutOfRange, 1, "OFFSET_OUT_OF_RANGE", false},
+	{ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false},
+	{log.ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false}, // before ErrInvalidRecord, which it matches too
+	// Before record.ErrCorrupt: a record that does not decode in a batch
+	// whose header and CRC are sound matches both, and Kafka's broker
+	// answers it INVALID_RECORD (see log.ErrInvalidRecord).
+	{log.ErrInvalidRecord, 87, "INVALID_RECORD", false},
 	{record.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
 	{compression.ErrCorrupt, 2, "CORRUPT_MESSAGE", true},
 	{compression.ErrTooLarge, 2, "CORRUPT_MESSAGE", true},
@@ -96,8 +102,6 @@ var table = []entry{
 	{ErrInvalidTopic, 17, "INVALID_TOPIC_EXCEPTION", false},
 	{ErrNotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true},
 	{ErrInvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false},
-	{ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false},
-	{log.ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false}, // before ErrInvalidRecord, which it matches too
 	{ErrTopicAlreadyExists, 36, "TOPIC_ALREADY_EXISTS", false},
 	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
 	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},
@@ -109,12 +113,22 @@ var table = []entry{
 	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
-	{log.ErrInvalidRecord, 87, "INVALID_RECORD", false},
 }
 
 // Code returns the Kafka error code of err: 0 for nil, the code of the
 // first sentinel in the table that err matches (errors.Is), or -1
 // (UNKNOWN_SERVER_ERROR).
+//
+// The errors without a Kafka code, -1 here and not retriable, are local:
+// a client's own checks (producer.ErrClosed, ErrMaxBuffered, ErrNoTopic,
+// ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout, ErrInvalidOption;
+// consumer.ErrClosed, ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption),
+// and a broker's own directory and files, which Open and the admin calls
+// report (runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
+// log.ErrNotLogDir, log.ErrBadCheckpoint, vfs.ErrLocked,
+// vfs.ErrNameTooLong, index.ErrCorrupt) or that an encoder refuses
+// (record.ErrTooLarge). benchmarks/peers' TestParityErrorTable checks
+// the table against Kafka's codes, names and retriability.
 func Code(err error) int16 {
 	if err == nil {
 		return 0

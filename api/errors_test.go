@@ -19,6 +19,9 @@ func TestErrorTable(t *testing.T) {
 		require.Equal(t, e.code, Code(fmt.Errorf("wrapped: %w", e.err)), "wrapped %v", e.err)
 		require.Equal(t, e.retriable, IsRetriable(e.err))
 		require.Equal(t, e.name, Name(e.err))
+		// code → error → code, for every row (ForCode gives the code's
+		// first row).
+		require.Equal(t, e.code, Code(ForCode(e.code)), "%v", e.err)
 		if !seen[e.code] {
 			// The first row of a code is its error; it maps back.
 			require.ErrorIs(t, ForCode(e.code), e.err)
@@ -35,6 +38,8 @@ func TestErrorTable(t *testing.T) {
 	require.EqualValues(t, 1, Code(fmt.Errorf("fetch: %w", log.ErrOffsetOutOfRange)))
 	require.EqualValues(t, 2, Code(&record.CorruptError{Reason: "bad crc"}))
 	require.EqualValues(t, 56, Code(fmt.Errorf("%w: %w", log.ErrLogFenced, errors.New("EIO"))))
+	// A malformed record in a sound batch: both, INVALID_RECORD's code.
+	require.EqualValues(t, 87, Code(fmt.Errorf("%w: %w", log.ErrInvalidRecord, &record.CorruptError{Reason: "bad varint"})))
 	// A deleted topic named by its ID: both, with the ID's code.
 	require.EqualValues(t, 100, Code(fmt.Errorf("%w: %w", ErrUnknownTopicOrPartition, ErrUnknownTopicID)))
 }

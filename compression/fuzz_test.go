@@ -2,6 +2,7 @@ package compression
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -97,6 +98,32 @@ func FuzzRoundTrip(f *testing.F) {
 			if !bytes.Equal(dec[1:], data) || enc[0] != 'e' || dec[0] != 'd' {
 				t.Fatalf("%v: round trip of %d bytes differs", c, len(data))
 			}
+		}
+	})
+}
+
+// FuzzParseCodec: a configured codec name (compression.type) is accepted
+// exactly when it is the String of a valid codec, which it then is, and
+// refused with ErrUnknownCodec otherwise.
+func FuzzParseCodec(f *testing.F) {
+	for _, s := range []string{"none", "gzip", "snappy", "lz4", "zstd", "GZIP", "producer", "uncompressed", "codec(7)", "", "zstd\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCodec(s)
+		if err != nil {
+			if !errors.Is(err, ErrUnknownCodec) {
+				t.Fatalf("ParseCodec(%q) = %v, not ErrUnknownCodec", s, err)
+			}
+			for _, v := range allCodecs {
+				if v.String() == s {
+					t.Fatalf("ParseCodec(%q) refuses %v's name", s, v)
+				}
+			}
+			return
+		}
+		if !c.Valid() || c.String() != s {
+			t.Fatalf("ParseCodec(%q) = %v (%s)", s, c, c.String())
 		}
 	})
 }

@@ -18,7 +18,9 @@ import (
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
-// it. Fetch must return batch bytes that the consumer may keep and that
+// it. Every method must return when its ctx ends, with an error: Close
+// cancels the call of a Poll (or AssignTopic) in progress, and waits for
+// it to return. Fetch must return batch bytes that the consumer may keep and that
 // never change afterwards, as api.FetchedPartition promises. A Client
 // closed for good answers every call with an error matching
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
@@ -62,6 +64,10 @@ var errWoken = errors.New("runnel/consumer: assignment changed")
 // one goroutine at a time: concurrent calls never return a record twice
 // (a fetch whose partition's position moved meanwhile is dropped), but
 // they waste fetches and interleave records.
+//
+// A Consumer is made by New. A zero Consumer (one not made by New) is
+// closed: its methods return ErrClosed or do nothing, and Close returns
+// nil.
 type Consumer struct {
 	client Client
 	cfg    config // cfg.logger is never nil
@@ -77,7 +83,12 @@ type Consumer struct {
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
 	wakeCtx context.Context
 	wake    context.CancelCauseFunc
-	polls   sync.WaitGroup // Polls in progress; Close waits for them
+	// closing ends, with Close, the calls to the Client that are not a
+	// Poll's (AssignTopic's Partitions).
+	closing     context.Context
+	cancelClose context.CancelFunc
+	closeDone   chan struct{}  // closed when the first Close returns
+	polls       sync.WaitGroup // Polls and AssignTopic calls in progress; Close waits for them
 
 	// hooks are set only by the package's tests (export_test.go), before
 	// the consumer is used; nil otherwise.
@@ -185,6 +196,8 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	}
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
+	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
+	cs.closeDone = make(chan struct{})
 	return cs, nil
 }
 
@@ -212,6 +225,9 @@ func checkPartition(topic string, partition int32) error {
 // negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
 // not have is not an error here: it comes from Poll, and is retried.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, partition); err != nil {
 		return err
 	}
@@ -220,7 +236,7 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return ErrClosed
 	}
 	c.assignLocked(api.TopicPartition{Topic: topic, Partition: partition}, at)
@@ -291,22 +307,40 @@ func (c *Consumer) wakeLocked() {
 // picks up new partitions at its next metadata refresh; assigned with
 // Start, a new partition loses nothing produced to it before the Assign.
 //
+// A Close during the call ends the Client's call, and waits for it, as it
+// does a Poll's.
+//
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
 // for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
-// error.
+// error; ErrClosed (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, 0); err != nil {
 		return err
 	}
 	if err := at.validate(); err != nil {
 		return err
 	}
+	c.mu.Lock()
 	if c.isClosed() {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	n, err := c.client.Partitions(ctx, topic)
+	c.polls.Add(1) // under mu, before Close's Wait
+	c.mu.Unlock()
+	defer c.polls.Done()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.closing, cancel)
+	defer stop()
+	n, err := c.client.Partitions(cctx, topic)
 	if err != nil {
+		if c.isClosed() {
+			return ErrClosed
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -367,6 +401,9 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 // api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
 // ErrInvalidOffset; ErrClosed.
 func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
 	if err := checkPartition(topic, partition); err != nil {
 		return err
 	}
@@ -375,7 +412,7 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return ErrClosed
 	}
 	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
@@ -391,6 +428,12 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 // stay. A Poll waiting returns early (see Poll); records of them that it
 // fetched are dropped (to be fetched again after Resume), and the Records iterator returns no more of
 // them. Partitions that are not assigned are ignored.
+//
+// A paused partition whose position is still to be looked up (Start,
+// End, AtTime, or a reset) is looked up by the next Poll, paused or not,
+// as Kafka's consumer does: End is the end at that Poll, and the records
+// produced during the pause are read after Resume. (A look-up in flight
+// when Pause ends a Poll is made again by the next one.)
 func (c *Consumer) Pause(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -439,30 +482,41 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	return p, p >= 0
 }
 
-// Close closes the consumer: a Poll in progress returns ErrClosed, and
-// Close waits for it to return, so that no call to the Client is in
-// flight afterwards; the Records iterator yields nothing more, not even
-// the rest of what it fetched. The Client is not closed. Close is
-// idempotent and returns nil; afterwards every method returns ErrClosed
+// Close closes the consumer: a Poll or AssignTopic in progress returns
+// ErrClosed, and Close waits for it to return, so that no call to the
+// Client is in flight afterwards; the Records iterator yields nothing
+// more, not even the rest of what it fetched. The Client is not closed.
+// Close is idempotent and returns nil; a second call waits for the first
+// to return, so a Client's method must not call Close (it would wait for
+// itself: run it in a goroutine of its own). Afterwards every method
+// returns ErrClosed
 // or does nothing, except Position and Assigned, which still tell where
 // each partition stopped, for the application to save.
 func (c *Consumer) Close() error {
+	if c.client == nil {
+		return nil // a zero Consumer: nothing to stop
+	}
 	c.mu.Lock()
 	if c.closed.Load() {
 		c.mu.Unlock()
+		<-c.closeDone // the first Close's wait
 		return nil
 	}
+	defer close(c.closeDone)
 	c.closed.Store(true)
 	for _, a := range c.order {
 		a.renewLocked() // a Records loop yields nothing more
 	}
 	c.wake(ErrClosed)
+	c.cancelClose()
 	c.mu.Unlock()
 	c.polls.Wait()
 	return nil
 }
 
-func (c *Consumer) isClosed() bool { return c.closed.Load() }
+// isClosed reports whether c is closed, or is a zero Consumer, which is
+// never open.
+func (c *Consumer) isClosed() bool { return c.closed.Load() || c.client == nil }
 
 // isNilPointer reports whether c is a nil pointer in a non-nil interface,
 // a nil *runnel.Broker say, whose methods would panic on first use.

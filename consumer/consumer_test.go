@@ -319,8 +319,9 @@ func TestPauseResume(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, fs.NumRecords(), "partition 0 is paused")
 	}
-	_, ok := c.Position("t", 0)
-	require.False(t, ok, "a paused partition is resolved when resumed, not before")
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok, "a paused partition is resolved by the next Poll, as in Kafka")
+	require.EqualValues(t, 0, pos)
 
 	c.Resume(p0)
 	g = pollUntil(t, c, 2)

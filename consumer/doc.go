@@ -86,8 +86,9 @@
 // waits (they take effect at once: Poll returns early, and no record
 // fetched before a Seek is returned after it, also by a Records loop
 // running in another goroutine: see Records). Poll and Records
-// are meant for one goroutine at a time. Close interrupts a Poll in
-// progress, waits for it, and makes later calls return ErrClosed (Position
+// are meant for one goroutine at a time. Close interrupts a Poll (or an
+// AssignTopic) in progress, waits for it, and makes later calls return
+// ErrClosed (Position
 // still answers, so that positions can be saved after Close). A Consumer
 // starts no goroutines of its own.
 //

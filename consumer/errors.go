@@ -36,6 +36,9 @@ type PartitionError struct {
 }
 
 func (e *PartitionError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("runnel/consumer: %s-%d (position not resolved yet): %v", e.Topic, e.Partition, e.Err)
+	}
 	return fmt.Sprintf("runnel/consumer: %s-%d at offset %d: %v", e.Topic, e.Partition, e.Offset, e.Err)
 }
 

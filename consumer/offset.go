@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -33,13 +34,34 @@ func At(o int64) Offset { return Offset{kind: kindExact, v: o} }
 // Start is the log start offset: the oldest record still kept.
 func Start() Offset { return Offset{kind: kindStart} }
 
-// End is the high watermark: only records produced from now on.
+// End is the high watermark as the next Poll finds it, as Kafka's
+// seekToEnd, which is lazy: only records produced after that Poll's look-up
+// are read, and those produced between Assign (or Seek) and that Poll are
+// skipped. To read everything produced after a point, take the high
+// watermark at that point (the Client's ListOffset with api.Latest) and
+// Assign At it.
 func End() Offset { return Offset{kind: kindEnd} }
 
 // AtTime is the first record whose timestamp is at or after t
 // (millisecond precision), as Kafka's ListOffsets finds it; the end when
-// every record is older. A t before 1970 means the Unix epoch.
-func AtTime(t time.Time) Offset { return Offset{kind: kindTime, v: max(t.UnixMilli(), 0)} }
+// every record is older. A t before 1970 means the Unix epoch, and one
+// past what an int64 of milliseconds holds (some 292 million years after
+// 1970) the largest timestamp, which no record reaches.
+func AtTime(t time.Time) Offset {
+	var ms int64
+	switch {
+	case t.Before(time.UnixMilli(0)):
+	case t.After(lastMilli):
+		// t.UnixMilli would overflow, to a negative value: the epoch.
+		ms = math.MaxInt64
+	default:
+		ms = t.UnixMilli()
+	}
+	return Offset{kind: kindTime, v: ms}
+}
+
+// lastMilli is the last time whose Unix milliseconds fit an int64.
+var lastMilli = time.UnixMilli(math.MaxInt64)
 
 // String formats o for logs: "42", "start", "end" or a time.
 func (o Offset) String() string {

@@ -90,7 +90,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -268,7 +268,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 	now := time.Now()
 	c.mu.Lock()
 	for _, a := range c.order {
-		if a.cur.pos.Load() == unresolved && !a.paused && !a.stopped && !a.retryAt.After(now) {
+		if a.cur.pos.Load() == unresolved && !a.stopped && !a.retryAt.After(now) {
 			todo = append(todo, pending{a, a.at, a.cur})
 		}
 	}

@@ -33,6 +33,10 @@ import (
 // loop took before the call (Position is past it) may still be on its way
 // to the loop body.
 //
+// A loop body that panics ends the loop as a break does (the record in
+// hand counts as yielded; the partition errors not yielded are kept for
+// the next Poll or Records), and the panic goes on to the caller.
+//
 // Errors are yielded as (nil, err) and iteration goes on unless the loop
 // breaks: a partition's error as a *PartitionError (see Poll for which
 // errors stop a partition and which retry it after RetryBackoff), a
@@ -53,6 +57,14 @@ import (
 // not spin: see FetchMaxWait.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
+		// The fetches not yet yielded while the loop body runs: should it
+		// panic, they are kept as a break keeps them (see unreported).
+		var rest Fetches
+		defer func() {
+			if rest != nil {
+				c.unreported(rest)
+			}
+		}()
 		idle := false // the last Poll found nothing (see waitFor)
 		for ctx.Err() == nil {
 			fs, err := c.poll(ctx, false, idle)
@@ -62,11 +74,14 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 					return
 				}
 				for i := range fs { // positions that could not be resolved
+					rest = fs[i+1:]
 					if fs[i].Err != nil && !yield(nil, fs[i].Err) {
+						rest = nil
 						c.unreported(fs[i+1:])
 						return
 					}
 				}
+				rest = nil
 				if !yield(nil, err) || permanent(err) || !c.sleep(ctx, c.cfg.backoff) {
 					return
 				}
@@ -74,11 +89,14 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 			}
 			idle = len(fs) == 0
 			for i := range fs {
+				rest = fs[i:]
 				if !c.yieldFetch(ctx, &fs[i], yield) {
+					rest = nil
 					c.unreported(fs[i:]) // fs[i] if its error was not yielded
 					return
 				}
 			}
+			rest = nil
 		}
 	}
 }

@@ -108,12 +108,14 @@ func TestSeekToSameOffsetInsideRecordsRefetches(t *testing.T) {
 	require.EqualValues(t, 12, pos)
 }
 
-// A Records loop that breaks (or whose ctx ends) before it yielded a
-// partition's error that stops the partition (ResetNone) must not lose
-// it: the partition would stay stopped with nothing ever reporting why.
-// The next Poll reports it.
+// A Records loop that breaks (or whose ctx ends, or whose body panics,
+// the panic recovered by the caller) before it yielded a partition's
+// error that stops the partition (ResetNone) must not lose it: the
+// partition would stay stopped with nothing ever reporting why. The next
+// Poll reports it. (A panic lost it: the loop ended without keeping the
+// errors it had not yielded.)
 func TestRecordsBreakKeepsStoppingErrors(t *testing.T) {
-	for _, how := range []string{"break", "cancel"} {
+	for _, how := range []string{"break", "cancel", "panic"} {
 		t.Run(how, func(t *testing.T) {
 			var fetches atomic.Int32
 			client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
@@ -282,15 +284,23 @@ func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	var errs []error
+	defer func() {
+		if how == "panic" {
+			require.Equal(t, "loop body: a", recover())
+		}
+	}()
 	for r, err := range c.Records(ctx) {
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		require.Equal(t, "a", string(r.Value))
-		if how == "cancel" {
+		switch how {
+		case "cancel":
 			cancel()
 			continue
+		case "panic":
+			panic("loop body: a")
 		}
 		break
 	}

@@ -56,8 +56,11 @@ type AppendResult struct {
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
 // ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
 // among them; and an idempotent producer's batch that is not the only one
-// of data, as Kafka's produce requests carry one batch a partition);
-// record.ErrCorrupt for malformed batches (nothing is written);
+// of data, as Kafka's produce requests carry one batch a partition; and,
+// matching record.ErrCorrupt too, a record that does not decode in a
+// batch whose header and CRC are sound, data that holds no whole batch,
+// and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
+// batches (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
@@ -272,7 +275,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, notABatch(data[p:], p, err)
 		}
 		if len(b) > l.cfg.MaxMessageBytes {
 			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
@@ -333,7 +336,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 				ErrRecordTooLarge, p, compression.DefaultDecodeLimit)
 		}
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, malformedRecord(err)
 		}
 		if lat && l.cfg.CleanupPolicy&Compact != 0 {
 			// validateKeys read the records as LogAppendTime ones, each
@@ -371,6 +374,43 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
 	return records, stamps, nil
+}
+
+// notABatch is the error of data, at position p of an append, that
+// record.Parse refused (err). Kafka's broker takes a produce request's
+// records for INVALID_RECORD, as ProduceRequest.validateRecords finds
+// them (v3 and later), when they hold no whole batch (a first batch cut
+// short, or fewer bytes than a batch's length field) or a batch of magic
+// 0 or 1, which its stream reads as a legacy batch; a batch length below
+// the header or a magic above 2 is CORRUPT_MESSAGE, as
+// ByteBufferLogInputStream throws it. The error matches ErrInvalidRecord
+// in the first two cases, as well as err.
+func notABatch(data []byte, p int, err error) error {
+	switch {
+	case p == 0 && errors.Is(err, record.ErrTruncated):
+		return fmt.Errorf("%w: no whole batch: %w", ErrInvalidRecord, err)
+	case len(data) > 16 && data[16] < record.Magic: // the magic byte
+		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[16], record.Magic, err)
+	}
+	return err
+}
+
+// malformedRecord makes err, a record of a batch whose header and CRC
+// passed that does not decode (a bad varint, a length past the batch, a
+// bad header count, a count that disagrees with the records), match
+// ErrInvalidRecord as well as the *record.CorruptError that says what is
+// wrong: Kafka's broker answers it INVALID_RECORD (87, not retriable:
+// DefaultRecord.readFrom throws InvalidRecordException, which
+// LogValidator lets through), and CORRUPT_MESSAGE (retriable) only for a
+// batch whose own framing or CRC fails. A batch that cannot be
+// decompressed (a *record.CorruptError wrapping the codec's error) stays
+// as it is.
+func malformedRecord(err error) error {
+	var ce *record.CorruptError
+	if errors.As(err, &ce) && ce.Err == nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+	return err
 }
 
 // framingBufs holds buffers for the decompressed records of checkFraming.

@@ -64,12 +64,12 @@ import (
 // A failing seed logs its configuration, the operations it ran and the
 // command that replays it alone:
 //
-//	RUNNEL_CRASH_SIM_SEED=123 go test -run TestCrashSim -v ./log
+//	RUNNEL_CRASH_SIM_SEED=123 go test -run 'TestCrashSim$' -v ./log
 //
 // By default (and in -short mode, fewer) a fixed set of seeds runs; a long
 // run over new seeds, spread over the cores:
 //
-//	RUNNEL_CRASH_SIM=20000 go test -run TestCrashSim -timeout 2h ./log
+//	RUNNEL_CRASH_SIM=20000 go test -run 'TestCrashSim$' -timeout 2h ./log
 //
 // (RUNNEL_CRASH_SIM_BASE sets the first seed; by default a long run starts
 // at one drawn from the time, which it logs.)

@@ -1,6 +1,9 @@
 package log
 
 import (
+	"fmt"
+	"math"
+	"path/filepath"
 	"sort"
 
 	"github.com/runnel/runnel/vfs"
@@ -20,6 +23,13 @@ type epochCache struct {
 	entries []EpochEntry
 }
 
+// loadEpochs reads the leader-epoch checkpoint of dir as Kafka's
+// LeaderEpochFileCache does, assigning its entries in turn: an entry
+// removes the earlier ones whose epoch or start offset is not below its
+// own, and one of the latest epoch at a larger start offset is dropped, so
+// that the epochs and their start offsets grow whatever the file holds.
+// An entry with a negative epoch or start offset, or an epoch beyond 32
+// bits, makes it malformed (ErrBadCheckpoint).
 func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 	c := &epochCache{fs: fsys, dir: dir}
 	e, err := readCheckpoint(fsys, dir, leaderEpochFile, 2)
@@ -27,7 +37,17 @@ func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 		return nil, err
 	}
 	for _, v := range e {
-		c.entries = append(c.entries, EpochEntry{Epoch: int32(v[0]), StartOffset: v[1]})
+		if v[0] < 0 || v[0] > math.MaxInt32 || v[1] < 0 {
+			return nil, fmt.Errorf("%w: %s: leader epoch entry %d %d", ErrBadCheckpoint, filepath.Join(dir, leaderEpochFile), v[0], v[1])
+		}
+		entry := EpochEntry{Epoch: int32(v[0]), StartOffset: v[1]}
+		if n := len(c.entries); n > 0 && c.entries[n-1].Epoch == entry.Epoch && c.entries[n-1].StartOffset <= entry.StartOffset {
+			continue
+		}
+		for n := len(c.entries); n > 0 && (c.entries[n-1].Epoch >= entry.Epoch || c.entries[n-1].StartOffset >= entry.StartOffset); n-- {
+			c.entries = c.entries[:n-1]
+		}
+		c.entries = append(c.entries, entry)
 	}
 	return c, nil
 }

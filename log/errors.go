@@ -22,7 +22,10 @@ var (
 	// with the count, a base offset other than 0, a control or
 	// transactional batch, a delete horizon (the cleaner's mark), an
 	// idempotent batch without a sequence number, a null key on a
-	// compacted topic, or a refused timestamp (ErrInvalidTimestamp).
+	// compacted topic, a refused timestamp (ErrInvalidTimestamp), or a
+	// record that does not decode in a batch whose header and CRC are
+	// sound (the error then wraps the *record.CorruptError that says
+	// why, and matches record.ErrCorrupt too). Kafka's INVALID_RECORD.
 	ErrInvalidRecord = errors.New("runnel/log: invalid record")
 	// ErrInvalidTimestamp is returned by Append for a batch whose
 	// timestamps Kafka's broker refuses (INVALID_TIMESTAMP): one a

@@ -141,7 +141,10 @@ type Log struct {
 
 // RecoveryInfo says what Open did to bring the log back.
 type RecoveryInfo struct {
-	Clean           bool  // the log was closed cleanly: nothing was scanned
+	// Clean says the log was closed cleanly: nothing was scanned. It is
+	// false for a new log (SegmentsFound 0), which had nothing to scan.
+	Clean           bool
+	SegmentsFound   int   // segments in the directory; 0: a new log, created by Open
 	RecoveryPoint   int64 // where scanning started
 	SegmentsScanned int
 	TruncatedBytes  int64  // torn tail cut
@@ -198,8 +201,12 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.info.LogEndOffset = l.next.Load()
 	l.lastFlush = l.clock.Now()
 	l.activeCreated = l.lastFlush
-	l.logger.Info("log opened", "dir", dir, "clean", l.info.Clean,
-		"logEndOffset", l.next.Load(), "truncatedBytes", l.info.TruncatedBytes, "duration", l.info.Duration)
+	if l.info.SegmentsFound == 0 {
+		l.logger.Info("log created", "dir", dir, "duration", l.info.Duration)
+	} else {
+		l.logger.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
+			"logEndOffset", l.next.Load(), "truncatedBytes", l.info.TruncatedBytes, "duration", l.info.Duration)
+	}
 	return l, nil
 }
 
@@ -249,6 +256,7 @@ func (l *Log) open() (err error) {
 	legacy := slices.Contains(names, producerFile)
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
+	l.info.SegmentsFound = len(bases)
 
 	var recovered []*segment.Segment
 	for i, base := range bases {
@@ -374,6 +382,9 @@ func (l *Log) open() (err error) {
 		}
 		if err := l.removeSnapshotsAboveLocked(next); err != nil {
 			return err
+		}
+		if err := l.epochs.truncateFromEnd(next); err != nil {
+			return err // epochs past the end: only a damaged checkpoint has them
 		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err

@@ -1005,3 +1005,22 @@ func TestCloseDuringSyncSyncsTheRolledSegments(t *testing.T) {
 	require.Zero(t, l.Recovery().SegmentsScanned, "the Close was not clean")
 	require.Len(t, readAll(t, l, 0), 40)
 }
+
+// A new log says so: Open found no segment, and Clean (nothing was
+// closed) is false; a reopen after Close finds the segments, cleanly.
+func TestRecoveryInfoNewLog(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 4096})
+	info := l.Recovery()
+	require.Zero(t, info.SegmentsFound)
+	require.False(t, info.Clean)
+	for i := range 100 {
+		appendOK(t, l, valueBatch(t, 1000+int64(i), fmt.Sprintf("v%03d", i)))
+	}
+	segs := l.Segments()
+	require.NoError(t, l.Close())
+	l = e.open(Config{SegmentBytes: 4096})
+	info = l.Recovery()
+	require.Equal(t, segs, info.SegmentsFound)
+	require.True(t, info.Clean)
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -291,7 +292,37 @@ func (l *Log) readSnapshot(f snapshotFile, now int64) (producers, error) {
 	if len(rows) == 0 || rows[0][0] != -1 || rows[0][1] != f.off {
 		return nil, fmt.Errorf("%w: %s: no header row of offset %d", ErrBadCheckpoint, filepath.Join(l.dir, f.name), f.off)
 	}
+	if r := badSnapshotRow(rows[1:]); r != nil {
+		return nil, fmt.Errorf("%w: %s: row %v is no producer's", ErrBadCheckpoint, filepath.Join(l.dir, f.name), r)
+	}
 	return producersFromRows(rows[1:], now), nil
+}
+
+// badSnapshotRow returns the first of a snapshot's rows (after its
+// header) that rows cannot have written, which producersFromRows would
+// misread: a negative producer id (but for a last-append row), an epoch
+// beyond int16 or another than the producer's first row's, a sequence
+// beyond int32, or offsets that are negative or out of order. Nil if
+// there is none.
+func badSnapshotRow(rows [][]int64) []int64 {
+	epochs := map[int64]int64{}
+	for _, r := range rows {
+		if r[0] == lastAppendRow {
+			if r[1] < 0 {
+				return r
+			}
+			continue
+		}
+		if e, ok := epochs[r[0]]; ok && e != r[1] {
+			return r
+		}
+		epochs[r[0]] = r[1]
+		if r[0] < 0 || r[1] < math.MinInt16 || r[1] > math.MaxInt16 || r[2] < 0 || r[2] > math.MaxInt32 || r[3] < 0 || r[3] > math.MaxInt32 ||
+			r[4] < 0 || r[4] > r[5] {
+			return r
+		}
+	}
+	return nil
 }
 
 // loadProducers rebuilds the producer state on open from the snapshots

@@ -44,6 +44,16 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 }
 
 func (l *Log) setStartLocked(offset int64) error {
+	if n := len(l.snapshots); len(l.producers) > 0 && (n == 0 || l.snapshots[n-1] < offset) {
+		// No snapshot would be left at or past the new start (the prune
+		// below removes those under it, and Open loads none of them):
+		// one as of the log end keeps the state for the Open after a
+		// crash, which would otherwise replay it from the start, past
+		// every batch of the producers, and forget them.
+		if err := l.snapshotProducersLocked(); err != nil {
+			return l.fence(err)
+		}
+	}
 	if err := writeOffset(l.fs, l.dir, logStartFile, offset); err != nil {
 		return l.fence(err)
 	}

@@ -212,6 +212,25 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	return low, p.failed(err)
 }
 
+// DeleteRecordsChecked is DeleteRecordsBefore with a check that runs
+// under the same hold of the partition's log: check is given the log's
+// configuration and the partition's high watermark, and returns the
+// offset to delete records before, or an error, which is returned as it
+// is with nothing deleted. A Reopen (with a new configuration, say) comes
+// before the check or after the deletion, never between them.
+//
+// Errors: check's; as DeleteRecordsBefore's.
+func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark int64) (int64, error)) (int64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	offset, err := check(p.log.Config(), highWatermark(p.log))
+	if err != nil {
+		return 0, err
+	}
+	low, err := p.log.DeleteRecordsBefore(offset)
+	return low, p.failed(err)
+}
+
 // failed turns the ErrClosed of a log that a Reopen could not open again
 // into ErrLogFenced with the reason. The caller holds mu.
 func (p *Partition) failed(err error) error {

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -59,9 +60,14 @@ func (id *TopicID) UnmarshalText(text []byte) error {
 	if topicIDText.EncodedLen(len(id)) != len(text) {
 		return fmt.Errorf("%w: %q is not 22 characters", ErrInvalidTopicID, text)
 	}
+	if bytes.ContainsAny(text, "\r\n") {
+		// The base64 decoder skips them: 22 newlines would read as the
+		// zero ID, shorter IDs as IDs of fewer bytes.
+		return fmt.Errorf("%w: %q holds a line break", ErrInvalidTopicID, text)
+	}
 	var v TopicID
-	if _, err := topicIDText.Decode(v[:], text); err != nil {
-		return fmt.Errorf("%w: %q: %v", ErrInvalidTopicID, text, err)
+	if n, err := topicIDText.Decode(v[:], text); err != nil || n != len(v) {
+		return fmt.Errorf("%w: %q: %d bytes, %v", ErrInvalidTopicID, text, n, err)
 	}
 	*id = v
 	return nil

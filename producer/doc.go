@@ -23,28 +23,30 @@
 //
 // # The path of a record
 //
-// Produce resolves the record's topic (asking the broker for its
-// partition count once), takes buffer space (waiting in line for it, the
-// Produce calls that wait served in order, when the buffer is full), sets
-// the record's timestamp if it has none, lets the topic's partitioner
-// choose a partition, and appends the record to that partition's open
-// batch, without a channel hop or a goroutine per record. It only sizes
-// the record (for BatchMaxBytes and the buffer bounds); the record is
-// encoded later, with the rest of its batch — which is why a record must
-// not be modified until its promise has run. Each partition with records
-// has one goroutine, which sends its batches one request at a time: a
-// batch goes as soon as the previous request is answered (after Linger,
-// if set) — with an AsyncClient, as soon as it is appended, while up to
-// MaxInFlight requests wait for their acknowledgement — and the records
-// produced meanwhile form the next one, up to BatchMaxBytes. The
-// goroutine drops the records whose ctx has ended (they fail with ctx's
-// error, unsent), encodes and compresses the batch (into one
-// record.Builder per sending partition), stamps the producer id and
-// sequence numbers, calls Client.Produce (or ProduceAsync), retries what
-// is retriable, runs the promises in order (a second goroutine runs those of the requests that
-// wait for their acknowledgement), frees the buffer space, and ends once
-// the partition has had nothing to send for a second. Encoding on that
-// goroutine rather than the caller's lets the two run on two cores.
+// Produce takes buffer space for the record (waiting in line for it, the
+// Produce calls that wait served in order, when the buffer is full),
+// resolves its topic (asking the broker for its partition count once: the
+// record holds its space meanwhile, so that Flush waits for it, as kgo's
+// does), sets the record's timestamp if it has none, lets the topic's
+// partitioner choose a partition, and appends the record to that
+// partition's open batch, without a channel hop or a goroutine per
+// record. It only sizes the record (for BatchMaxBytes and the buffer
+// bounds); the record is encoded later, with the rest of its batch —
+// which is why a record must not be modified until its promise has run.
+// Each partition with records has one goroutine, which sends its batches
+// one request at a time: a batch goes as soon as the previous request is
+// answered (after Linger, if set) — with an AsyncClient, as soon as it is
+// appended, while up to MaxInFlight requests wait for their
+// acknowledgement — and the records produced meanwhile form the next one,
+// up to BatchMaxBytes. The goroutine drops the records whose ctx has
+// ended (they fail with ctx's error, unsent), encodes and compresses the
+// batch (into one record.Builder per sending partition), stamps the
+// producer id and sequence numbers, calls Client.Produce (or
+// ProduceAsync), retries what is retriable, runs the promises in order (a
+// second goroutine runs those of the requests that wait for their
+// acknowledgement), frees the buffer space, and ends once the partition
+// has had nothing to send for a second. Encoding on that goroutine rather
+// than the caller's lets the two run on two cores.
 //
 // See Producer for the ordering, idempotence and failure rules, and Acks
 // for what each acknowledgement level means in process.

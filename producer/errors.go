@@ -3,6 +3,7 @@ package producer
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -64,25 +65,41 @@ var (
 	ErrInvalidTimestamp = api.ErrInvalidTimestamp
 )
 
-// RecordError is one failed record of ProduceSync: which record, and why.
-// ProduceSync joins them (errors.Join), so errors.Is and errors.As see
-// through to each Err.
+// UnknownPartition is RecordError's Partition for a record that failed
+// before it was partitioned, as Kafka's RecordMetadata.UNKNOWN_PARTITION.
+const UnknownPartition int32 = -1
+
+// RecordError is one failed record of ProduceSync: which record, the
+// partition it went to, and why. ProduceSync joins them (errors.Join), so
+// errors.Is and errors.As see through to each Err.
 type RecordError struct {
 	Record *record.Record
-	Err    error
+	// Partition is the partition the record was produced to, or
+	// UnknownPartition (-1, as Kafka's RecordMetadata says) when it failed
+	// before it was partitioned — before it was buffered: a nil record, a
+	// done ctx, no buffer space, an unknown topic, a partitioner's choice
+	// out of range, ... Record.Partition is then as the caller left it (0
+	// unless set), and does not say where the record would have gone.
+	Partition int32
+	Err       error
 }
 
 // Error names the record's topic and partition, when it has a topic: a
 // record that failed before it was buffered has none, if it was to go to
-// DefaultTopic (see Produce).
+// DefaultTopic (see Produce), and no partition.
 func (e *RecordError) Error() string {
-	if e.Record == nil {
+	switch {
+	case e.Record == nil:
 		return e.Err.Error()
-	}
-	if e.Record.Topic == "" {
+	case e.Record.Topic == "":
+		if msg := e.Err.Error(); strings.HasPrefix(msg, "runnel/producer: record") {
+			return msg // says what is wrong with the record itself
+		}
 		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
+	case e.Partition < 0:
+		return fmt.Sprintf("runnel/producer: record for %s, not partitioned: %v", e.Record.Topic, e.Err)
 	}
-	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Record.Partition, e.Err)
+	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Partition, e.Err)
 }
 
 // Unwrap returns Err.

@@ -84,10 +84,19 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	return t, nil
 }
 
-// partitions asks the broker for the partition count of a topic; a
-// count below 1 is ErrUnknownTopicOrPartition.
+// partitions asks the broker for the partition count of a topic, until
+// ctx ends or Close (ErrClosed: not ctx's error, which a record's promise
+// gets only from the record's ctx); a count below 1 is
+// ErrUnknownTopicOrPartition.
 func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel)
+	defer stop()
 	n, err := p.client.Partitions(ctx, name)
+	if err != nil && p.closed.Load() {
+		return 0, closedError(err)
+	}
 	if err == nil && n < 1 {
 		err = fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
 	}
@@ -178,27 +187,7 @@ func (t *topicState) follow(n int) {
 // can never end. An error (ErrInvalidPartition, ErrClosed) means that the
 // record was not buffered: the caller still owns it and its space.
 func (t *topicState) buffer(pr pending, ctx context.Context) error {
-	t.mu.Lock()
-	parts := *t.parts.Load()
-	pp, err := t.choose(pr.r, parts)
-	var yield bool
-	if err == nil && t.onNew == nil {
-		t.mu.Unlock()
-		yield, err = pp.add(pr, ctx)
-	} else if err == nil {
-		var ok bool
-		if ok, yield, err = pp.addOrAbort(pr, ctx); err == nil && !ok {
-			// KIP-480: the record would start a new batch; let the
-			// partitioner move on first.
-			t.onNew.OnNewBatch(pp.id)
-			if pp, err = t.choose(pr.r, parts); err == nil {
-				yield, err = pp.add(pr, ctx)
-			}
-		}
-		t.mu.Unlock()
-	} else {
-		t.mu.Unlock()
-	}
+	yield, err := t.place(pr, ctx)
 	if yield {
 		// The record starts a trickle (see addRecord): yield, so that the
 		// partition's goroutine runs on this thread at once. Not under
@@ -207,6 +196,40 @@ func (t *topicState) buffer(pr pending, ctx context.Context) error {
 		runtime.Gosched()
 	}
 	return err
+}
+
+// place is buffer's work under t.mu: it partitions the record and adds
+// it to its partition. The partitioner is the application's code, and
+// may panic: t.mu is released all the same (a deferred unlock), so that
+// the topic's other records are not held up for ever.
+func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err error) {
+	t.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			t.mu.Unlock()
+		}
+	}()
+	parts := *t.parts.Load()
+	pp, err := t.choose(pr.r, parts)
+	if err != nil {
+		return false, err
+	}
+	if t.onNew == nil {
+		locked = false
+		t.mu.Unlock()
+		return pp.add(pr, ctx)
+	}
+	ok, yield, err := pp.addOrAbort(pr, ctx)
+	if err == nil && !ok {
+		// KIP-480: the record would start a new batch; let the
+		// partitioner move on first.
+		t.onNew.OnNewBatch(pp.id)
+		if pp, err = t.choose(pr.r, parts); err == nil {
+			yield, err = pp.add(pr, ctx)
+		}
+	}
+	return yield, err
 }
 
 func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {

@@ -8,7 +8,11 @@ import (
 
 // Partitioner spreads records over partitions: the producer calls ForTopic
 // once for each topic it writes to, and asks what it returns where each of
-// that topic's records goes (as franz-go's kgo.Partitioner).
+// that topic's records goes (as franz-go's kgo.Partitioner). ForTopic
+// runs on the goroutine of the first Produce to the topic, under a lock
+// that the first Produce calls to other topics wait for: it must not
+// block, and a panic of its reaches that caller (the record is left as it
+// was, its promise not run).
 type Partitioner interface {
 	ForTopic(topic string) TopicPartitioner
 }
@@ -19,7 +23,12 @@ type Partitioner interface {
 // again, confirms that the topic has no more partitions: see Produce). The producer calls it (and OnNewBatch) under a lock
 // of its topic, so one that serves one topic keeps its state (a sticky
 // partition, a round-robin turn) without a lock of its own; one returned
-// by ForTopic for several topics must be safe for concurrent use.
+// by ForTopic for several topics must be safe for concurrent use. It
+// must not block: the topic's other Produce calls wait for the lock,
+// whatever their ctx. It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
+// panics, the panic reaches that caller, the record is not buffered (it
+// is left as it was, its promise not run), and the producer goes on
+// (the lock is released, the record's buffer space freed).
 type TopicPartitioner interface {
 	Partition(r *record.Record, n int) int32
 }

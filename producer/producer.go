@@ -14,7 +14,11 @@ import (
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
-// it. Tests fake it to inject failures.
+// it. Tests fake it to inject failures. Every method must return when its
+// ctx ends, with an error: Close cancels the calls in flight (requests,
+// producer id requests, and the partition counts that Produce calls wait
+// for) and waits for those of its goroutines, and a batch's delivery
+// deadline ends the calls made for it.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -73,6 +77,12 @@ type AsyncClient interface {
 // ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
 // its promise run, on the caller's goroutine, before Produce returns. A
 // record's ctx governs it until its batch is first sent (see Produce).
+// A promise that panics on the producer's goroutines crashes the
+// program, as a panic on any goroutine does: the producer does not
+// recover it (Kafka's Java producer logs a callback's exception and goes
+// on; recovered here, the panic would hide a bug and leave the promise's
+// own work half done, unknown to its caller). Recover in the promise if
+// that is what you want.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
@@ -119,6 +129,10 @@ type AsyncClient interface {
 // after the broker may have appended it (a delivery timeout after an
 // unanswered request) also makes the producer take a new id, so that its
 // sequence numbers are never reused for other records.
+//
+// A Producer is made by New. A zero Producer (one not made by New) is
+// closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
+// returns it, and Close returns nil.
 type Producer struct {
 	client Client
 	cfg    config
@@ -212,7 +226,9 @@ func noPromise(*record.Record, error) {}
 // space), and writes nothing of r before: a record that fails before it
 // is buffered — its promise run before Produce returns, with
 // ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
-// left as it was, and produced again is stamped then. A record that was
+// left as it was, and produced again is stamped then; its Partition (0
+// unless the caller set it) is then not where it went, since it went
+// nowhere: ProduceSync's RecordError says UnknownPartition (-1). A record that was
 // buffered keeps its timestamp whatever its outcome, as with franz-go's
 // kgo: produced again after its promise got an error, it is sent with
 // that first timestamp (the broker may have appended the first attempt:
@@ -255,7 +271,9 @@ func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise fun
 	p.produce(ctx, r, promise, false)
 }
 
-func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) {
+// produce is Produce and TryProduce; it reports whether r was buffered
+// (false: r failed before it was partitioned, its promise has run).
+func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) (buffered bool) {
 	if promise == nil {
 		promise = noPromise
 	}
@@ -264,26 +282,26 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	if r == nil {
 		promise(r, ErrNilRecord)
-		return
+		return false
 	}
 	// Nothing of r is written until it is buffered: a record that fails
 	// before is left as it was (see Produce).
 	topic := r.Topic
 	done := ctx.Done() // nil if ctx can never end
 	switch {
-	case p.closed.Load():
+	case p.closed.Load() || p.client == nil: // closed, or not made by New
 		promise(r, ErrClosed)
-		return
+		return false
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
-		return
+		return false
 	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
-		return
+		return false
 	case topic == "":
 		if p.cfg.defaultTopic == "" {
 			promise(r, ErrNoTopic)
-			return
+			return false
 		}
 		topic = p.cfg.defaultTopic
 	}
@@ -292,21 +310,42 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if record.HeaderSize+size > p.cfg.batchMaxBytes {
 		promise(r, fmt.Errorf("%w: a record of %d bytes does not fit in a batch of BatchMaxBytes %d",
 			ErrRecordTooLarge, size, p.cfg.batchMaxBytes))
-		return
+		return false
 	}
-	t, err := p.topic(ctx, topic)
-	if err != nil {
-		promise(r, err)
-		return
-	}
+	// Space first, then the topic's partition count: a record whose count
+	// is being looked up holds buffer space, so that Flush waits for it
+	// (kgo's Flush, too, counts such a record as buffered).
 	if err := p.reserve(ctx, int64(size), block); err != nil {
 		promise(r, err)
-		return
+		return false
+	}
+	// From here r holds buffer space until it is buffered (its batch's
+	// then) or fails. Should the application's code that runs on this
+	// goroutine panic meanwhile — a Partitioner's ForTopic, Partition or
+	// OnNewBatch, a Client's Partitions, a failed record's promise —, r is
+	// given back as it was, with its space, and the panic goes on to the
+	// caller.
+	oldTopic, oldTs := r.Topic, r.Timestamp
+	held, stamped := true, false
+	defer func() {
+		if held {
+			if stamped {
+				r.Topic, r.Timestamp = oldTopic, oldTs
+			}
+			p.release(1, int64(size))
+		}
+	}()
+	t, err := p.topic(ctx, topic)
+	if err != nil {
+		// The promise first: the record is done (for Flush) once it ran.
+		promise(r, err)
+		held = false
+		p.release(1, int64(size))
+		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
 	// partitioner sees them, and its batch sizes it with its timestamp.
-	oldTopic, oldTs := r.Topic, r.Timestamp
-	r.Topic = topic
+	r.Topic, stamped = topic, true
 	if r.Timestamp.IsZero() {
 		r.Timestamp = p.clock.now()
 	}
@@ -331,22 +370,44 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if err != nil {
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
-		r.Topic, r.Timestamp = oldTopic, oldTs
-		p.release(1, int64(size))
+		r.Topic, r.Timestamp, stamped = oldTopic, oldTs, false
 		promise(r, err)
+		held = false
+		p.release(1, int64(size))
+		return false
 	}
+	held = false // the batch's now
+	return true
 }
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
 // the outcome of every one. It returns nil if all were written (each with
 // its Partition and Offset set), else the errors.Join of a *RecordError
-// per failed record, with the reason Produce's promise would get. ctx
+// per failed record, with the reason Produce's promise would get and the
+// partition the record went to (UnknownPartition if it failed before it
+// was partitioned). ctx
 // governs each record until its batch is first sent (see Produce): a
 // record that fails with ctx's error was not written, and one that was
 // sent is waited for even after ctx ended — until it is written or fails,
 // at the latest at its DeliveryTimeout or Close. So a nil error means
 // every record was written, and errors.Is(err, ctx.Err()) means that at
 // least one was not.
+//
+// What each *RecordError says of its record (as the outcome of a send
+// does with Kafka's Java producer): an error matching context.Canceled or
+// context.DeadlineExceeded — its ctx's, never the producer's own — means
+// it was never sent, so not written; ErrDeliveryTimeout and ErrClosed
+// mean that it may have been written (if a request that held it was sent
+// and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
+// and api.ErrBrokerClosed (the broker may have appended it and then
+// failed to fsync it) and the errors of a Client of your own that the api table does not
+// know (a network error, say); the broker's refusals (ErrRecordTooLarge,
+// log.ErrInvalidRecord, ErrOutOfOrderSequence, ErrProducerFenced,
+// api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
+// buffered (ErrMaxBuffered, ErrNoTopic, ...) mean it was not. A caller
+// that produces a record again after a "may have been written" produces
+// it twice if it was: idempotence covers the producer's own retries, not
+// a record produced again (deduplicate by a key of your own).
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -354,7 +415,9 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	s := &syncWait{done: make(chan struct{})}
 	s.left.Store(int64(len(recs)))
 	for _, r := range recs {
-		p.Produce(ctx, r, s.promise)
+		if !p.produce(ctx, r, s.promise, true) {
+			s.unpartitioned(r)
+		}
 	}
 	<-s.done
 	return s.err()
@@ -371,11 +434,29 @@ type syncWait struct {
 func (s *syncWait) promise(r *record.Record, err error) {
 	if err != nil {
 		s.mu.Lock()
-		s.errs = append(s.errs, &RecordError{Record: r, Err: err})
+		re := &RecordError{Record: r, Err: err, Partition: UnknownPartition}
+		if r != nil {
+			re.Partition = r.Partition
+		}
+		s.errs = append(s.errs, re)
 		s.mu.Unlock()
 	}
 	if s.left.Add(-1) == 0 {
 		close(s.done)
+	}
+}
+
+// unpartitioned marks the RecordError of r, which failed before it was
+// partitioned (its promise has run), as of no partition. ProduceSync's
+// goroutine calls it before it reads errs.
+func (s *syncWait) unpartitioned(r *record.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.errs) - 1; i >= 0; i-- {
+		if re := s.errs[i].(*RecordError); re.Record == r {
+			re.Partition = UnknownPartition
+			return
+		}
 	}
 }
 
@@ -388,8 +469,9 @@ func (s *syncWait) err() error {
 // Flush sends every buffered batch at once, lingering no more, and waits
 // until every record produced before it returns is done and its promise
 // has run: those buffered when it is called, those produced while it
-// waits, and those of Produce calls that wait for buffer space meanwhile
-// (as kgo's Flush waits for the blocked ones).
+// waits, those of Produce calls that wait for buffer space meanwhile
+// (as kgo's Flush waits for the blocked ones), and those of Produce calls
+// that ask the broker for their topic's partition count.
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
@@ -403,7 +485,7 @@ func (s *syncWait) err() error {
 // ErrClosed if the producer is or gets closed (it returns as Close
 // begins, before the records Close fails have their promises run).
 func (p *Producer) Flush(ctx context.Context) error {
-	if p.closed.Load() {
+	if p.closed.Load() || p.client == nil {
 		return ErrClosed
 	}
 	p.flushing.Add(1)
@@ -445,14 +527,18 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
 // anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. A Produce waiting for buffer space returns, its
-// promise given ErrClosed on its own goroutine, maybe after Close has
-// returned. Call Flush first to deliver everything. Close is idempotent
+// goroutines have ended. A Produce waiting for buffer space, or for the
+// broker's answer to its topic's partition count (the Client's
+// Partitions, whose ctx Close cancels), returns, its promise given
+// ErrClosed on its own goroutine, maybe after Close has returned. Call Flush first to deliver everything. Close is idempotent
 // and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
 // fail with ErrClosed. A promise must not call Close, which would wait
 // for the goroutine running the promise: start it on a goroutine of its
 // own (go p.Close()).
 func (p *Producer) Close() error {
+	if p.client == nil {
+		return nil // a zero Producer: nothing to stop
+	}
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
 		p.closed.Store(true)

@@ -179,4 +179,12 @@ func TestRecordErrorOfARecordWithoutTopic(t *testing.T) {
 	require.Equal(t, "runnel/producer: record: context canceled", err.Error())
 	r := &record.Record{Topic: "t", Partition: 0}
 	require.Equal(t, "runnel/producer: record for t-0: boom", (&producer.RecordError{Record: r, Err: errors.New("boom")}).Error())
+
+	// An error that already says it is the record's is not prefixed
+	// again (it read "runnel/producer: record: runnel/producer: record
+	// has no topic ...").
+	p2 := newProducer(t, b)
+	err = p2.ProduceSync(context.Background(), &record.Record{Value: []byte("v")})
+	require.ErrorIs(t, err, producer.ErrNoTopic)
+	require.Equal(t, producer.ErrNoTopic.Error(), err.Error())
 }

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -25,22 +27,34 @@ func seedBatches(f *testing.F) {
 func FuzzBatch(f *testing.F) {
 	seedBatches(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkBatches(t, data)
 		b, err := Parse(data, 0)
 		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Parse: %v, not ErrCorrupt", err)
+			}
 			return
 		}
 		if len(b) > len(data) || int(b.BatchLength())+LogOverhead != len(b) {
 			t.Fatalf("parse returned %d bytes of %d", len(b), len(data))
 		}
-		_ = b.Validate(0)
+		verr := b.Validate(0)
+		if verr != nil && !errors.Is(verr, ErrCorrupt) {
+			t.Fatalf("Validate: %v, not ErrCorrupt", verr)
+		}
 		it, err := b.Iter(0, 1<<20)
 		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Iter: %v, not ErrCorrupt", err)
+			}
 			return
 		}
 		var r Record
+		var recs []Record
 		n := 0
 		maxTs := int64(NoTimestamp)
 		for it.Next(&r) {
+			recs = append(recs, r)
 			if r.Offset < b.BaseOffset() || r.Offset > b.LastOffset() {
 				t.Fatalf("offset %d outside [%d, %d]", r.Offset, b.BaseOffset(), b.LastOffset())
 			}
@@ -52,6 +66,12 @@ func FuzzBatch(f *testing.F) {
 		}
 		if it.Err() == nil && n != int(b.NumRecords()) {
 			t.Fatalf("decoded %d records, count says %d", n, b.NumRecords())
+		}
+		if it.Err() != nil && !errors.Is(it.Err(), ErrCorrupt) {
+			t.Fatalf("Next: %v, not ErrCorrupt", it.Err())
+		}
+		if it.Err() == nil && verr == nil && n > 0 {
+			checkRebuilt(t, b, recs)
 		}
 		// Framing is implied by a full decode, compressed or not, and
 		// finds the records' largest timestamp.
@@ -108,6 +128,83 @@ func FuzzRecords(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkBatches: Batches yields whole batches laid end to end from the
+// start of data, and at most one error, last, matching ErrCorrupt (and
+// ErrTruncated when data ends inside a batch), where Parse fails.
+func checkBatches(t *testing.T, data []byte) {
+	pos := 0
+	failed := false
+	for b, err := range Batches(data) {
+		if failed {
+			t.Fatal("Batches yielded after an error")
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Batches: %v, not ErrCorrupt", err)
+			}
+			if _, perr := Parse(data[pos:], int64(pos)); perr == nil {
+				t.Fatalf("Batches failed at %d where Parse does not", pos)
+			}
+			failed = true
+			continue
+		}
+		if !bytes.Equal(b, data[pos:pos+len(b)]) || len(b) != int(BatchSize(b)) {
+			t.Fatalf("Batches yielded %d bytes at %d that are not the batch there", len(b), pos)
+		}
+		pos += len(b)
+	}
+	if !failed && pos != len(data) {
+		t.Fatalf("Batches stopped at %d of %d bytes without an error", pos, len(data))
+	}
+}
+
+// checkRebuilt: a valid batch whose records decode is encoded again, by
+// the Builder, from what was decoded (records, producer, codec), and
+// decodes to the same records: what a consumer reads of it is what a
+// producer can write.
+func checkRebuilt(t *testing.T, b Batch, recs []Record) {
+	var bb Builder
+	bb.Reset()
+	if b.ProducerID() != NoProducerID || b.ProducerEpoch() != NoProducerEpoch || b.BaseSequence() != NoSequence {
+		bb.SetProducer(b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
+	}
+	for _, r := range recs {
+		bb.AppendAt(r.Offset-b.BaseOffset(), r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+	}
+	bb.SetLastOffsetDelta(b.LastOffsetDelta())
+	again, err := bb.Finish(b.Codec())
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	again = Batch(bytes.Clone(again))
+	again.SetBaseOffset(b.BaseOffset())
+	again.UpdateCRC()
+	i := 0
+	for r, err := range again.Records() {
+		if err != nil {
+			t.Fatalf("rebuilt batch: %v", err)
+		}
+		w := recs[i]
+		if r.Offset != w.Offset || !bytes.Equal(r.Key, w.Key) || (r.Key == nil) != (w.Key == nil) ||
+			!bytes.Equal(r.Value, w.Value) || (r.Value == nil) != (w.Value == nil) || len(r.Headers) != len(w.Headers) ||
+			r.Sequence != w.Sequence || r.ProducerID != w.ProducerID {
+			t.Fatalf("record %d rebuilt as %+v, decoded as %+v", i, r, w)
+		}
+		if b.TimestampType() == CreateTime && r.Timestamp.UnixMilli() != w.Timestamp.UnixMilli() {
+			t.Fatalf("record %d: timestamp %d rebuilt as %d", i, w.Timestamp.UnixMilli(), r.Timestamp.UnixMilli())
+		}
+		for j := range w.Headers {
+			if r.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(r.Headers[j].Value, w.Headers[j].Value) || (r.Headers[j].Value == nil) != (w.Headers[j].Value == nil) {
+				t.Fatalf("record %d header %d rebuilt as %+v, decoded as %+v", i, j, r.Headers[j], w.Headers[j])
+			}
+		}
+		i++
+	}
+	if i != len(recs) {
+		t.Fatalf("rebuilt %d records of %d", i, len(recs))
+	}
 }
 
 func putHeader(b Batch, count int32) {

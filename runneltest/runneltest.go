@@ -9,8 +9,9 @@
 //
 // Two ways to read what a test produced: ConsumeAll returns every record
 // there is when it is called, at once, so a test can assert "exactly
-// these" and "nothing else"; Consume waits (up to the test's deadline)
-// until n records are there, for code that produces in the background.
+// these" and "nothing else"; Consume waits until n records are there, for
+// code that produces in the background — for DefaultWait (10 s) unless
+// Timeout says otherwise, then fails the test saying how many came.
 // Both return records ordered by partition, then offset.
 //
 // It sits with the clients above the broker; tests of code that takes a
@@ -26,12 +27,68 @@
 // makes itself closes first with a defer (deferred calls run before any
 // cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's cleanup closes the broker even if a client
 // is still open; such a client then fails with runnel.ErrClosed.
+//
+// # Coming from kfake
+//
+// franz-go's kfake is a fake Kafka cluster that code under test reaches
+// with its own *kgo.Client, over the loopback. runnel speaks no Kafka
+// wire protocol: code tested with runneltest produces and consumes
+// through runnel's producer and consumer (or an interface of its own that
+// they satisfy), and gets the *runnel.Broker itself. What kfake calls map
+// to (each pair is exercised side by side by the Migrate tests of the
+// benchmarks/peers module):
+//
+//	kfake / kgo                                  runneltest / runnel
+//	kfake.NewCluster(kfake.NumBrokers(1), ...)   b := NewBroker(t, ...)  (closed by t.Cleanup)
+//	kfake.SeedTopics(3, "a", "b")                Topic("a", 3), Topic("b", 3)  (name first)
+//	kfake.AllowAutoTopicCreation(),              Config(runnel.Config{AutoCreateTopics: true,
+//	  kfake.DefaultNumPartitions(3)                DefaultPartitions: 3})  (default 1; kfake's 10)
+//	kfake.BrokerConfigs({"log.retention.ms"})    runnel.Config{TopicDefaults: log.Config{RetentionTime: d}}
+//	c.ApplyRetention()                           b.Maintain(ctx)
+//	kgo.NewClient(kgo.SeedBrokers(addrs...))     NewProducer(t, b), NewConsumer(t, b)
+//	cl.ProduceSync(ctx, recs...).FirstErr()      p.ProduceSync(ctx, recs...), or Produce(t, b, topic, recs...)
+//	kgo.ConsumeTopics + a PollFetches loop       Consume(t, b, topic, n, Timeout(d))
+//	  under context.WithTimeout
+//	(end offsets, then poll up to them)          ConsumeAll(t, b, topic)
+//	ListOffsets / kadm.ListEndOffsets            b.DescribeTopic(ctx, topic) (LogStartOffset, HighWatermark),
+//	                                               b.ListOffset(ctx, topic, p, api.Latest)
+//	kgo.ConsumePartitions(... At(o))             c.Assign(topic, p, consumer.At(o))
+//	c.ControlKey(int16(kmsg.Produce), fn),       NewProducer(t, w): w a producer.Client that embeds b
+//	  c.Fault(kfake.Fault{Keys: Produce})          and overrides Produce and ProduceAsync,
+//	                                               failing before or after calling b's
+//	c.ControlKey(int16(kmsg.Fetch), fn)          NewConsumer(t, w): w a consumer.Client that embeds b
+//	                                               and overrides Fetch (ListOffset, Partitions)
+//
+// Keys land on the partitions kgo's default partitioner picks (Kafka's
+// murmur2), through the producer and through Produce; a record without a
+// key goes, through Produce, to its Partition field, and through the
+// producer, as kgo's, to a sticky partition unless the
+// producer.ManualPartitioner is asked for. Auto-creation is off by
+// default, as in kfake, and an unknown topic fails at once
+// (runnel.ErrUnknownTopic) where kgo retries it first (until the
+// record's context ends, or kgo.UnknownTopicRetries). Records with old timestamps stay (see NewBroker).
+// consumer.End, like kgo's AtEnd, is looked up by the first poll: to
+// read what the code under test produces from now on, Assign At the
+// high watermark taken before it runs.
+//
+// What runnel does not offer (yet): the Kafka wire protocol (code that
+// holds a *kgo.Client, sarama or confluent-kafka-go client cannot be
+// pointed at a runnel broker); consumer groups and committed offsets, so
+// no group lag (a consumer's lag is the high watermark minus its
+// Position); transactions; several brokers and leader moves
+// (kfake.NumBrokers above 1, MoveTopicPartition, AddNode); intercepting
+// any request at the broker (kfake's Control, KeepControl, SleepControl,
+// Fault): a test wraps the producer.Client or consumer.Client, which
+// covers produce, fetch, offset look-ups and producer ids, not the admin
+// calls the code under test makes on the *runnel.Broker itself; SASL,
+// TLS, ACLs, and older protocol versions (MaxVersions).
 package runneltest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,20 +132,24 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // fails the test (t.Fatalf) if the broker does not open (runnel.Open's
 // errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
 // name given twice gives runnel.ErrTopicExists); an error of the Close at
-// cleanup is reported with t.Errorf.
+// cleanup is reported with t.Errorf. A nil Option is skipped. The other
+// helpers fail the test (t.Fatalf) when given a nil *runnel.Broker.
 //
 // Unlike a broker of runnel.Open, its topics keep their records whatever
 // their timestamps unless a retention time is configured (Config's
 // TopicDefaults.RetentionTime, or a topic's): Kafka's default of 7 days,
 // which runnel.Open applies, would delete the records a test stamps with
 // a fixed old time (time.Unix(0, 0), say) at the first maintenance run,
-// 30 s after the broker opens, as kfake, which has no retention, never
-// does.
+// 30 s after the broker opens, as kfake never does on its own (it applies
+// retention when asked to, with Cluster.ApplyRetention, or once a topic
+// has a retention of its own: b.Maintain is the first).
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
 	}
 	if o.cfg.TopicDefaults.RetentionTime == 0 {
 		o.cfg.TopicDefaults.RetentionTime = -1 // unlimited; see above
@@ -111,30 +172,34 @@ func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 // CreateTopic creates a topic or fails the test.
 func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfig) {
 	t.Helper()
+	notNil(t, b, "create topic "+name)
 	if err := b.CreateTopic(context.Background(), name, cfg); err != nil {
 		t.Fatalf("runneltest: create topic %q: %v", name, err)
 	}
 }
 
-// NewProducer returns a producer.Producer on b, made with opts, or fails
-// the test (an option out of range, say). When the test ends, its cleanup
+// NewProducer returns a producer.Producer on c, made with opts, or fails
+// the test (an option out of range, say). c is the *runnel.Broker of
+// NewBroker, or a producer.Client of the test's own that wraps it to
+// inject failures (see "Coming from kfake"). When the test ends, its cleanup
 // flushes the producer, so that records the test produced and did not
 // wait for are delivered (or fail) and their promises run while the test
-// can still report from them, then closes it. The flush waits up to the
-// test's deadline (see Consume); a flush that does not finish by then is
-// reported with t.Errorf, and the producer is closed all the same. A
-// producer the test closed itself is left as it is.
+// can still report from them, then closes it. The flush waits for
+// DefaultWait at most, and never past the test's deadline (see Consume);
+// a flush that does not finish by then is reported with t.Errorf, and the
+// producer is closed all the same. A producer the test closed itself is
+// left as it is.
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
-func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer.Producer {
+func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(b, opts...)
+	p, err := producer.New(c, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new producer: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel, limit := waitContext(t)
+		ctx, cancel, limit := waitContext(t, DefaultWait)
 		defer cancel()
 		if err := p.Flush(ctx); err != nil && !errors.Is(err, producer.ErrClosed) {
 			t.Errorf("runneltest: flush producer at cleanup: %d records not delivered %s: %v", p.BufferedRecords(), limit, err)
@@ -146,13 +211,14 @@ func NewProducer(t testing.TB, b *runnel.Broker, opts ...producer.Opt) *producer
 	return p
 }
 
-// NewConsumer returns a consumer.Consumer on b, made with opts, or fails
+// NewConsumer returns a consumer.Consumer on cl, made with opts, or fails
 // the test (an option out of range, say), and closes it when the test
-// ends. Call NewBroker first: cleanups run last-registered first, and the
+// ends. cl is the *runnel.Broker of NewBroker, or a consumer.Client of
+// the test's own that wraps it to inject failures. Call NewBroker first: cleanups run last-registered first, and the
 // consumer must close before its broker.
-func NewConsumer(t testing.TB, b *runnel.Broker, opts ...consumer.Opt) *consumer.Consumer {
+func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consumer.Consumer {
 	t.Helper()
-	c, err := consumer.New(b, opts...)
+	c, err := consumer.New(cl, opts...)
 	if err != nil {
 		t.Fatalf("runneltest: new consumer: %v", err)
 	}
@@ -183,6 +249,7 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
 		}
 	}
+	notNil(t, b, "produce to "+topic)
 	ctx := context.Background()
 	n, err := b.Partitions(ctx, topic)
 	if err != nil {
@@ -222,46 +289,87 @@ func ProduceValues(t testing.TB, b *runnel.Broker, topic string, values ...strin
 	Produce(t, b, topic, recs...)
 }
 
-// DefaultWait is how long Consume waits for its records, and NewProducer's
-// cleanup for its flush, in a test without a deadline (go test
-// -timeout=0, a benchmark, a fuzz test).
+// DefaultWait is how long Consume waits for its records when no Timeout
+// is given, and how long NewProducer's cleanup waits for its flush and
+// ConsumeAll for the records it knows are there: long enough for records
+// produced in the background of a unit test, short enough that a test
+// whose records never come fails in seconds, not at go test's -timeout
+// (10 minutes by default). A test's deadline that comes sooner bounds it.
 const DefaultWait = 10 * time.Second
 
-// deadlineGrace is how long before the test's deadline Consume gives up,
+// deadlineGrace is how long before the test's deadline a helper gives up,
 // so that it can fail the test with what it got before the test binary
 // panics at -timeout.
 const deadlineGrace = time.Second
 
+// ConsumeOpt configures Consume and ConsumeAll.
+type ConsumeOpt func(*consumeOpts)
+
+type consumeOpts struct {
+	timeout time.Duration
+	set     bool // Timeout was given
+}
+
+// Timeout sets how long Consume waits for its records (and ConsumeAll for
+// the records it knows are there) before it fails the test: DefaultWait
+// when not given. The test's deadline (go test -timeout) still bounds it:
+// the helper gives up shortly before it, so that it fails the test with
+// what it got rather than the binary panicking. A d of 0 or less fails
+// the test. A nil ConsumeOpt is skipped.
+func Timeout(d time.Duration) ConsumeOpt {
+	return func(o *consumeOpts) { o.timeout, o.set = d, true }
+}
+
 // waitContext returns a context that ends when a helper should stop
-// waiting: shortly before t's deadline when t has one (*testing.T does:
-// go test -timeout), else after DefaultWait; and how to say so in a
-// message.
-func waitContext(t testing.TB) (context.Context, context.CancelFunc, string) {
+// waiting: after wait (DefaultWait if 0), or shortly before t's deadline
+// when t has one (*testing.T does: go test -timeout) that comes sooner;
+// and how to say so in a message.
+func waitContext(t testing.TB, wait time.Duration) (context.Context, context.CancelFunc, string) {
+	if wait <= 0 {
+		wait = DefaultWait
+	}
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if deadline, ok := d.Deadline(); ok {
+		if deadline, ok := d.Deadline(); ok && time.Until(deadline.Add(-deadlineGrace)) < wait {
 			ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
 			return ctx, cancel, "before the test's deadline"
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
-	return ctx, cancel, fmt.Sprintf("within %v", DefaultWait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	return ctx, cancel, fmt.Sprintf("within %v", wait)
+}
+
+// consumeWait applies opts and returns waitContext's answer, failing the
+// test on a bad option.
+func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context, context.CancelFunc, string) {
+	t.Helper()
+	var o consumeOpts
+	for _, opt := range opts {
+		if opt != nil { // skipped, as NewBroker skips a nil Option
+			opt(&o)
+		}
+	}
+	if o.set && o.timeout <= 0 {
+		t.Fatalf("runneltest: consume %q: Timeout(%v): not positive", topic, o.timeout)
+	}
+	return waitContext(t, o.timeout)
 }
 
 // Consume reads topic's partitions from their start until it has n
 // records and returns n records, ordered by partition then offset: of
 // each partition, the first records, from its log start. It waits for
-// records that are not there yet, as long as the test may run: until
-// shortly before t.Deadline() (go test -timeout) when t has one, else for
-// DefaultWait; it fails the test if n records do not come by then, or on
-// any error. When more than n records are there, which partitions the n
-// come from is not specified: to assert that nothing else is there, use
-// ConsumeAll. Control batches (transaction markers) are not records.
-func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Record {
+// records that are not there yet, for DefaultWait (10 s) or as long as
+// Timeout says, and never past shortly before t.Deadline() (go test
+// -timeout); it fails the test if n records do not come by then, saying
+// how many came of how many and from which partitions, or on any error.
+// When more than n records are there, which partitions the n come from is
+// not specified: to assert that nothing else is there, use ConsumeAll.
+// Control batches (transaction markers) are not records.
+func Consume(t testing.TB, b *runnel.Broker, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
 		t.Fatalf("runneltest: consume %q: n = %d", topic, n)
 	}
-	ctx, cancel, limit := waitContext(t)
+	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
 	r := newReader(t, ctx, b, topic)
 	defer r.close()
@@ -272,9 +380,9 @@ func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Reco
 		fs, err := r.c.Poll(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				t.Fatalf("runneltest: consume %q: got %d of %d records %s", topic, r.total, n, limit)
+				t.Fatalf("runneltest: consume %q: got %d of %d records %s (%s)", topic, r.total, n, limit, r.summary())
 			}
-			t.Fatalf("runneltest: consume %q: got %d of %d records: %v", topic, r.total, n, err)
+			t.Fatalf("runneltest: consume %q: got %d of %d records (%s): %v", topic, r.total, n, r.summary(), err)
 		}
 		r.add(t, fs, nil)
 	}
@@ -285,11 +393,13 @@ func Consume(t testing.TB, b *runnel.Broker, topic string, n int) []*record.Reco
 // every partition, from its log start up to its high watermark at the
 // time of the call — ordered by partition then offset. It does not wait
 // for more: a test can assert that what it returns is exactly what was
-// produced. It fails the test on any error (an unknown topic, say).
+// produced. It fails the test on any error (an unknown topic, say), and
+// if the records it knows are there cannot be read within DefaultWait (or
+// Timeout's time, bounded by the test's deadline as Consume's wait).
 // Control batches (transaction markers) are not records.
-func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
+func ConsumeAll(t testing.TB, b *runnel.Broker, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
-	ctx, cancel, limit := waitContext(t)
+	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
 	r := newReader(t, ctx, b, topic)
 	defer r.close()
@@ -316,7 +426,7 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
 	for left > 0 {
 		fs, err := r.c.Poll(ctx)
 		if err != nil {
-			t.Fatalf("runneltest: consume %q: got %d records, more are there %s: %v", topic, r.total, limit, err)
+			t.Fatalf("runneltest: consume %q: got %d records (%s), more are there, not read %s: %v", topic, r.total, r.summary(), limit, err)
 		}
 		r.add(t, fs, ends)
 		for p := range r.parts {
@@ -327,6 +437,15 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string) []*record.Record {
 		}
 	}
 	return r.records()
+}
+
+// notNil fails the test when b is nil, as the helpers' doc says they fail
+// it on any error, rather than let the call panic.
+func notNil(t testing.TB, b *runnel.Broker, what string) {
+	t.Helper()
+	if b == nil {
+		t.Fatalf("runneltest: %s: nil *runnel.Broker", what)
+	}
 }
 
 // reader is what Consume and ConsumeAll read with: a consumer, and the
@@ -341,6 +460,7 @@ type reader struct {
 
 func newReader(t testing.TB, ctx context.Context, b *runnel.Broker, topic string) *reader {
 	t.Helper()
+	notNil(t, b, "consume "+topic)
 	parts, err := b.Partitions(ctx, topic)
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
@@ -383,6 +503,19 @@ func (r *reader) records() []*record.Record {
 		out = append(out, recs...)
 	}
 	return out
+}
+
+// summary says how many records came from each partition, for a failure
+// message: "t-0: 2, t-1: 0".
+func (r *reader) summary() string {
+	var sb strings.Builder
+	for p, recs := range r.got {
+		if p > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s-%d: %d", r.topic, p, len(recs))
+	}
+	return sb.String()
 }
 
 // close closes the consumer; its Close returns nil.

@@ -3,10 +3,12 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -225,4 +227,77 @@ func TestOldTimestampsAreKept(t *testing.T) {
 	runneltest.Produce(t, b, "events", &record.Record{Value: []byte("1970"), Timestamp: time.Unix(1, 0)})
 	require.NoError(t, b.Maintain(ctx))
 	require.Empty(t, runneltest.ConsumeAll(t, b, "events"), "deleted: a retention time was asked for")
+}
+
+// Consume that does not get its records fails the test after Timeout's
+// time, even with the test's deadline far away (go test's default
+// -timeout is 10 minutes), saying how many came of how many and from
+// which partitions. A Timeout that is not positive fails the test.
+func TestConsumeTimeout(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
+	runneltest.Produce(t, b, "t", &record.Record{Partition: 1, Value: []byte("a")}, &record.Record{Partition: 1, Value: []byte("b")}, &record.Record{Partition: 2, Value: []byte("c")})
+
+	far := func(ft *fakeT) deadlineT { return deadlineT{ft, time.Now().Add(time.Hour)} }
+	ft := fails(t, func(ft *fakeT) {
+		runneltest.Consume(far(ft), b, "t", 5, runneltest.Timeout(50*time.Millisecond))
+	})
+	require.True(t, ft.failed)
+	require.Equal(t, `runneltest: consume "t": got 3 of 5 records within 50ms (t-0: 0, t-1: 2, t-2: 1)`, ft.msg)
+
+	require.Len(t, runneltest.Consume(t, b, "t", 3, runneltest.Timeout(time.Minute)), 3)
+	require.Len(t, runneltest.ConsumeAll(t, b, "t", runneltest.Timeout(time.Minute)), 3)
+
+	for _, d := range []time.Duration{0, -time.Second} {
+		ft = fails(t, func(ft *fakeT) { runneltest.Consume(ft, b, "t", 1, runneltest.Timeout(d)) })
+		require.True(t, ft.failed)
+		require.Contains(t, ft.msg, "not positive")
+		ft = fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "t", runneltest.Timeout(d)) })
+		require.True(t, ft.failed)
+		require.Contains(t, ft.msg, "not positive")
+	}
+}
+
+// faultyBroker fails the first produce request and every fetch with
+// err, as a test of code that must survive a broker's errors wraps the
+// broker (producer.Client's and consumer.Client's docs invite it).
+type faultyBroker struct {
+	*runnel.Broker
+	err      error
+	produced atomic.Int32
+}
+
+func (f *faultyBroker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if f.produced.Add(1) == 1 {
+		return api.ProduceResponse{}, f.err
+	}
+	return f.Broker.Produce(ctx, req)
+}
+
+func (f *faultyBroker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if f.produced.Add(1) == 1 {
+		return api.ProduceResponse{}, nil, f.err
+	}
+	return f.Broker.ProduceAsync(ctx, req)
+}
+
+func (f *faultyBroker) Fetch(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+	return api.FetchResponse{}, f.err
+}
+
+// NewProducer and NewConsumer take a client of the test's own that
+// wraps the broker, with the same cleanup as for the broker itself.
+func TestNewProducerConsumerWrappedBroker(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := &faultyBroker{Broker: b, err: api.ErrNotLeader} // retriable
+	t.Run("test", func(t *testing.T) {
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+		require.NoError(t, p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}))
+		require.Equal(t, int32(2), f.produced.Load(), "failed once, then retried")
+
+		c := runneltest.NewConsumer(t, f)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		_, err := c.Poll(context.Background())
+		require.ErrorIs(t, err, api.ErrNotLeader)
+	})
+	require.Equal(t, []string{"v"}, values(runneltest.ConsumeAll(t, b, "t")))
 }

@@ -269,6 +269,9 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		err = fsys.Remove(sub)
 		require.Error(t, err)
 		require.NotErrorIs(t, err, fs.ErrNotExist)
+		// ENOTEMPTY (Windows: ERROR_DIR_NOT_EMPTY) matches fs.ErrExist;
+		// MemFS's did not (found by FuzzMemNames).
+		require.ErrorIs(t, err, fs.ErrExist)
 		_, err = fsys.Stat(filepath.Join(sub, "e", "f"))
 		require.NoError(t, err)
 
@@ -330,7 +333,12 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		writeFile(t, fsys, f, "ff")
 		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "sub"), 0o755))
 		require.NoError(t, fsys.MkdirAll(empty, 0o755))
-		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty}} {
+		// A directory named with a trailing separator, "." or ".." too
+		// (MemFS said "not a directory" for a file renamed onto one:
+		// found by FuzzMemNames).
+		sep := string(filepath.Separator)
+		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty},
+			{f, empty + sep}, {f, d + sep + "sub" + sep + ".."}, {f, empty + sep + "."}, {d, empty + sep}} {
 			err := fsys.Rename(c[0], c[1])
 			if isWindowsOS(fsys) && c[0] == c[1] && err == nil {
 				// os.Rename refuses a directory onto itself on unix
@@ -386,6 +394,14 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.ErrorIs(t, err, fs.ErrNotExist, missing)
 		_, err = fsys.Open(missing)
 		require.ErrorIs(t, err, fs.ErrNotExist, missing)
+		// "." is looked up in the missing directory too (MemFS took
+		// "missing/." for "missing/": found by FuzzMemNames).
+		missingDot := filepath.Join(dir, "missing") + sep + "."
+		require.ErrorIs(t, fsys.Rename(f, missingDot), fs.ErrNotExist, "Rename to "+missingDot)
+		_, err = fsys.Create(missingDot)
+		require.ErrorIs(t, err, fs.ErrNotExist, "Create "+missingDot)
+		_, err = fsys.Stat(missingDot)
+		require.ErrorIs(t, err, fs.ErrNotExist, "Stat "+missingDot)
 
 		notDir(fsys.Rename(f, filepath.Join(dir, "g")+sep), "Rename to g/")
 		for _, name := range []string{f + sep, filepath.Join(dir, "new") + sep, d + sep} {
@@ -395,6 +411,31 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 			require.Error(t, err, "Lock "+name)
 		}
 		_, err = fsys.Stat(filepath.Join(dir, "new"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+
+		// rename(2) renames no "." or "..", nor onto one; another name of
+		// the same directory is a rename to itself, which does nothing
+		// (MemFS renamed "d/." as d, and refused d → "d/" as a directory
+		// replaced: found by FuzzMemNames).
+		for _, c := range [][2]string{{d + sep + ".", filepath.Join(dir, "x")}, {d + sep + "..", filepath.Join(dir, "x")}, {d + sep + ".", d}} {
+			err := fsys.Rename(c[0], c[1])
+			require.Error(t, err, "%s → %s", c[0], c[1])
+			require.NotErrorIs(t, err, fs.ErrNotExist, "%s → %s", c[0], c[1])
+		}
+		require.NoError(t, fsys.Rename(d, d+sep))
+		// Nor does rmdir(2) remove "." (EINVAL) or ".." (ENOTEMPTY): MemFS
+		// removed an empty d as "d/." (found by FuzzMemNames).
+		require.NoError(t, fsys.MkdirAll(filepath.Join(d, "empty"), 0o755))
+		for _, name := range []string{filepath.Join(d, "empty") + sep + ".", filepath.Join(d, "empty") + sep + "." + sep, filepath.Join(d, "empty") + sep + ".."} {
+			err := fsys.Remove(name)
+			require.Error(t, err, "Remove "+name)
+			require.NotErrorIs(t, err, fs.ErrNotExist, "Remove "+name)
+		}
+		if !isOS(fsys) || runtime.GOOS == "linux" {
+			require.ErrorIs(t, fsys.Remove(filepath.Join(d, "empty")+sep+".."), fs.ErrExist) // ENOTEMPTY
+		}
+		require.NoError(t, fsys.Remove(filepath.Join(d, "empty")+sep))
+		_, err = fsys.Stat(filepath.Join(dir, "x"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
 
 		// A directory may be named with a trailing separator or ".".

@@ -24,15 +24,23 @@ import (
 // sentinels of package fs where one exists (fs.ErrNotExist, fs.ErrExist,
 // fs.ErrInvalid, fs.ErrClosed).
 var (
-	errIsDir     = errors.New("is a directory")
-	errNotDir    = errors.New("not a directory")
-	errNotEmpty  = errors.New("directory not empty")
-	errNegOffset = errors.New("negative offset")
+	errIsDir  = errors.New("is a directory")
+	errNotDir = errors.New("not a directory")
+	// errNotEmpty matches fs.ErrExist, as the OS's error for a
+	// directory not empty does (ENOTEMPTY; Windows' ERROR_DIR_NOT_EMPTY).
+	errNotEmpty  error = existError("directory not empty")
+	errNegOffset       = errors.New("negative offset")
 
 	// errNameTooLong is what the OS FS returns on Linux for a name too
 	// long, errno and all, and matches ErrNameTooLong.
 	errNameTooLong error = &nameTooLongError{syscall.ENAMETOOLONG}
 )
+
+// existError is an error that matches fs.ErrExist.
+type existError string
+
+func (e existError) Error() string        { return string(e) }
+func (e existError) Is(target error) bool { return target == fs.ErrExist }
 
 // TailMode says what CrashClone makes of the bytes a file had appended since
 // its last Sync.
@@ -384,6 +392,9 @@ func (m *MemFS) resolve(name string) (dirOnly bool, err error) {
 			if cur != nil && !cur.isDir {
 				return false, errNotDir
 			}
+			if cur == nil && c == "." {
+				return false, fs.ErrNotExist // "missing/.": "." is looked up in it
+			}
 			dirOnly = true
 			continue
 		}
@@ -530,6 +541,13 @@ func (m *MemFS) Remove(name string) error {
 	if len(parts) == 0 {
 		return pathErr("remove", name, fs.ErrInvalid)
 	}
+	if dotName(name) {
+		// rmdir(2) removes no "." (EINVAL) nor ".." (ENOTEMPTY).
+		if path.Base(strings.TrimRight(filepath.ToSlash(name), "/")) == "." {
+			return pathErr("remove", name, fs.ErrInvalid)
+		}
+		return pathErr("remove", name, errNotEmpty)
+	}
 	d, err := m.parentDir(parts)
 	if err != nil {
 		return pathErr("remove", name, err)
@@ -654,16 +672,24 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if len(nbase) > MaxNameLen {
 		return fail(errNameTooLong)
 	}
-	if (oDirOnly || nDirOnly) && !n.isDir {
-		return fail(errNotDir) // "f/", or a file renamed to "g/"
+	if oDirOnly && !n.isDir {
+		return fail(errNotDir) // "f/"
 	}
 	t := nd.live[nbase]
-	if t != nil && t.isDir {
+	if t != nil && t.isDir && (t != n || oldname == newname) {
 		// os.Rename refuses to replace a directory, even with itself
-		// or with a directory where rename(2) would.
+		// (the same name) or with a directory where rename(2) would;
+		// however the directory is named ("d/", "d/.", "d/sub/..").
+		// Another name of the same directory goes to rename(2).
 		return fail(fs.ErrExist)
 	}
-	if t == n { // the same name, or two names of one inode: nothing to do
+	if nDirOnly && !n.isDir {
+		return fail(errNotDir) // a file renamed to "g/"
+	}
+	if dotName(oldname) || dotName(newname) {
+		return fail(syscall.EBUSY) // rename(2) renames no "." or "..", nor onto one
+	}
+	if t == n { // two names of one inode: nothing to do
 		return nil
 	}
 	if n.isDir && len(np) > len(op) && slices.Equal(np[:len(op)], op) {
@@ -674,6 +700,13 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	}
 	m.bind(memBinding{dir: od, name: obase}, memBinding{dir: nd, name: nbase, n: n})
 	return nil
+}
+
+// dotName reports whether name's last component (trailing separators
+// dropped) is "." or "..".
+func dotName(name string) bool {
+	last := path.Base(strings.TrimRight(filepath.ToSlash(name), "/"))
+	return last == "." || last == ".."
 }
 
 // MkdirAll creates dir and any missing parents, with permission bits perm.
@@ -761,7 +794,11 @@ func (m *MemFS) SyncDir(dir string) error {
 // Lock takes an in-process lock on name, creating the file if it is missing
 // (its directory must exist). While the lock is held, another Lock of the
 // same cleaned name fails with an error matching ErrLocked. Closing the
-// returned Closer releases the lock; closing it again does nothing.
+// returned Closer releases the lock; closing it again does nothing. As
+// the OS FS, it opens the file first: a name that cannot be opened (its
+// directory removed, say) fails with that error even while locked. The
+// lock is on the name, where flock(2)'s is on the file: a file removed
+// and created again under a locked name is still locked here.
 func (m *MemFS) Lock(name string) (io.Closer, error) {
 	parts := splitPath(name)
 	if len(parts) == 0 {
@@ -770,11 +807,11 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	key := strings.Join(parts, "/")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.locks[key] {
-		return nil, pathErr("lock", name, ErrLocked)
-	}
 	if _, err := m.createLocked(name, false); err != nil {
 		return nil, pathErr("open", name, err)
+	}
+	if m.locks[key] {
+		return nil, pathErr("lock", name, ErrLocked)
 	}
 	m.locks[key] = true
 	return &memLock{m: m, key: key}, nil

@@ -320,6 +320,9 @@ func TestMemLock(t *testing.T) {
 	_, err = m.Lock("/LOCK")
 	require.ErrorIs(t, err, ErrLocked)
 	_, err = m.Lock("./x/../LOCK")
+	require.ErrorIs(t, err, fs.ErrNotExist, "x is not there: the name is checked first, as open(2) does")
+	require.NoError(t, m.MkdirAll("x", 0o755))
+	_, err = m.Lock("./x/../LOCK")
 	require.ErrorIs(t, err, ErrLocked)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close()) // idempotent

@@ -1311,6 +1311,22 @@ func TestParityProduceValidation(t *testing.T) {
 			}},
 		{name: "a producer id with sequence -1", kafka: codeInvalidRecord, idem: true,
 			make: func(t *testing.T, pid int64, epoch int16) []byte { return one(t, pid, epoch, -1) }},
+		// DefaultRecord.readFrom throws InvalidRecordException, which
+		// LogValidator lets through.
+		{name: "a record whose header count runs past it, CRC fine", kafka: codeInvalidRecord,
+			make: func(t *testing.T, _ int64, _ int16) []byte {
+				b := one(t, -1, -1, -1)
+				b[len(b)-1] = 4 // the record's header count: 2, with no bytes for them
+				record.Batch(b).UpdateCRC()
+				return b
+			}},
+		// ProduceRequest.validateRecords: "must have at least one record
+		// batch", "only allowed to contain record batches with magic
+		// version 2".
+		{name: "a batch cut short", kafka: codeInvalidRecord,
+			make: func(t *testing.T, _ int64, _ int16) []byte { b := one(t, -1, -1, -1); return b[:len(b)-1] }},
+		{name: "a batch of magic 1", kafka: codeInvalidRecord,
+			make: func(t *testing.T, _ int64, _ int16) []byte { b := one(t, -1, -1, -1); b[16] = 1; return b }},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {

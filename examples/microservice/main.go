@@ -6,7 +6,7 @@
 // memory, or durably on disk with -dir, where a restart rebuilds the state
 // from the events).
 //
-//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]   # Ctrl-C or SIGTERM stops it
+//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]   # Ctrl-C or SIGTERM stops it, a second one at once
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
@@ -32,14 +32,45 @@ import (
 func main() {
 	// Ctrl-C (SIGINT) and a service manager's stop (SIGTERM: Kubernetes,
 	// Docker, systemd) shut down cleanly: HTTP first, then the handlers
-	// and the producer, then the broker, whose logs close cleanly.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
+	// and the producer, then the broker, whose logs close cleanly. A
+	// second signal during the shutdown (a request that does not finish,
+	// say) exits at once, as most servers do: the broker is then not
+	// closed, and a log on disk recovers at the next start.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for n := 0; ; n++ {
+			select {
+			case sig := <-sigs:
+				if n > 0 {
+					fmt.Fprintf(os.Stderr, "microservice: %v again: exiting at once\n", sig)
+					os.Exit(forcedExit)
+				}
+				fmt.Fprintf(os.Stderr, "microservice: %v: shutting down (again to exit at once)\n", sig)
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, nil)
+	signal.Stop(sigs)
+	close(done)
+	<-watched
+	cancel()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "microservice:", err)
 		os.Exit(1)
 	}
 }
+
+// forcedExit is the exit status after a second signal: 130, what a shell
+// reports for a program that Ctrl-C ended.
+const forcedExit = 130
 
 // run serves until ctx ends; ready, if set, learns the address it listens on.
 func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) error {
@@ -47,7 +78,9 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, and that is all
+	} else if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(out, nil))

@@ -209,6 +209,11 @@ func TestRun(t *testing.T) {
 	require.NoError(t, <-errc)
 	require.Contains(t, out.String(), "serving")
 	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, nil))
+	// -h prints the usage and is no failure; it serves nothing.
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"-h"}, &out, func(string) { t.Error("-h served") }))
+	require.Contains(t, out.String(), "Usage of microservice")
+	require.NotContains(t, out.String(), "serving")
 }
 
 // TestIdempotencyKey: a retry with the same Idempotency-Key and order,

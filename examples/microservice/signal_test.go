@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,6 +76,81 @@ func TestSignalShutsDownCleanly(t *testing.T) {
 				_, err := os.Stat(filepath.Join(dir, OrdersTopic+"-"+strconv.Itoa(p), "clean-shutdown"))
 				require.NoError(t, err, "partition %d not closed cleanly", p)
 			}
+		})
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGINT or SIGTERM during a
+// shutdown that waits (here for a request whose body never comes) exits
+// at once, with status 130, as most servers do, rather than when the
+// shutdown gives up.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if args := os.Getenv(mainChildEnv); args != "" {
+		os.Args = append([]string{"microservice"}, strings.Split(args, "\n")...)
+		main()
+		return
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT or SIGTERM to send on Windows")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestSecondSignalExitsAtOnce$")
+			cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+t.TempDir())
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			require.NoError(t, cmd.Start())
+			defer cmd.Process.Kill()
+
+			lines := bufio.NewScanner(stdout)
+			addrRE := regexp.MustCompile(`msg=serving addr=(\S+)`)
+			var addr string
+			for addr == "" && lines.Scan() {
+				if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+					addr = m[1]
+				}
+			}
+			require.NotEmpty(t, addr, "the child did not say where it serves")
+			go func() { // the rest of its output, so that it never blocks writing
+				for lines.Scan() {
+				}
+			}()
+
+			// A request whose body never comes holds the shutdown up.
+			stuck, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer stuck.Close()
+			_, err = io.WriteString(stuck, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+			require.NoError(t, err)
+			// Connections are accepted in order: once this one is answered,
+			// the stuck one is the server's.
+			resp, err := http.Get("http://" + addr + "/orders/none")
+			require.NoError(t, err)
+			resp.Body.Close()
+
+			require.NoError(t, cmd.Process.Signal(sig))
+			// The shutdown has begun once the listener is closed.
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					break
+				}
+				c.Close()
+				require.NoError(t, ctx.Err(), "the listener stays open after %v", sig)
+				time.Sleep(10 * time.Millisecond)
+			}
+			require.NoError(t, cmd.Process.Signal(sig))
+			err = cmd.Wait()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "stderr: %s", stderr.String())
+			require.Equal(t, forcedExit, exit.ExitCode(), "stderr: %s", stderr.String())
+			require.Contains(t, stderr.String(), "again: exiting at once")
 		})
 	}
 }

@@ -85,6 +85,9 @@ func parse(args []string, out io.Writer) (options, error) {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	o, err := parse(args, out)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, and that is all
+	}
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case err != nil:
 		return err
 	default:
-		fmt.Fprintf(out, "opened broker %s: created topic %q with %d partitions\n", where, o.topic, o.partitions)
+		noun := "partitions"
+		if o.partitions == 1 {
+			noun = "partition"
+		}
+		fmt.Fprintf(out, "opened broker %s: created topic %q with %d %s\n", where, o.topic, o.partitions, noun)
 	}
 	before, err := b.DescribeTopic(ctx, o.topic)
 	if err != nil {

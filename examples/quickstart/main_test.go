@@ -86,3 +86,19 @@ func TestQuickstartBadFlags(t *testing.T) {
 	require.Error(t, run(context.Background(), []string{"-sync", "sometimes"}, &out))
 	require.Error(t, run(context.Background(), []string{"-partitions", "0"}, &out))
 }
+
+// TestQuickstartHelp: -h prints the usage and is no failure (exit 0, as
+// a flag.ExitOnError program's), and runs nothing.
+func TestQuickstartHelp(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-h"}, &out))
+	require.Contains(t, out.String(), "Usage of quickstart")
+	require.Contains(t, out.String(), "-dir")
+	require.NotContains(t, out.String(), "opened broker")
+}
+
+func TestQuickstartOnePartition(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-records", "10", "-partitions", "1"}, &out))
+	require.Contains(t, out.String(), `created topic "orders" with 1 partition`+"\n")
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/mail"
@@ -117,6 +118,18 @@ func main() {
 // run registers each address in args and lets the mailer welcome them,
 // on an in-memory broker.
 func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("unittest", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "usage: unittest EMAIL...\n\nRegisters each address and welcomes each new user once, on an in-memory broker.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	args = fs.Args()
 	b, err := runnel.Open(runnel.Config{})
 	if err != nil {
 		return err

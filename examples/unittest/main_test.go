@@ -134,3 +134,16 @@ func TestRunSameAddressTwice(t *testing.T) {
 	require.Equal(t, 1, strings.Count(out.String(), "mail to ada@example.com"), out.String())
 	require.Equal(t, 1, strings.Count(out.String(), "mail to bob@example.com"), out.String())
 }
+
+// TestRunHelp: -h prints the usage and registers nobody (it was taken for
+// an address).
+func TestRunHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), []string{arg}, &out))
+		require.Contains(t, out.String(), "usage: unittest EMAIL...")
+		require.NotContains(t, out.String(), "not registered")
+	}
+	var out bytes.Buffer
+	require.Error(t, run(context.Background(), []string{"-x"}, &out))
+}

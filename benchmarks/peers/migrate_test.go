@@ -1,0 +1,677 @@
+// Migration tests: typical unit tests written against franz-go's kfake
+// and kgo, as people write them, each next to its runneltest equivalent,
+// asserting the same outcome. They keep the "Coming from kfake" section
+// of runneltest's package doc true: each kfake call it maps has its
+// runneltest counterpart exercised here. Run them alone with
+// `go test -run Migrate` in this module.
+//
+// One difference underlies them all: kfake speaks Kafka's wire protocol,
+// so the code under test keeps its *kgo.Client; runnel has no wire
+// protocol (yet), so code under test must produce through
+// runnel's producer (or an interface of its own that both satisfy) to be
+// tested with runneltest. Each pair below therefore has a kgo and a
+// runnel version of the same small piece of "code under test".
+
+package peers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// newKfake is the helper most kfake users write: a cluster closed by
+// t.Cleanup and a client on it.
+func newKfake(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, cl
+}
+
+// pollKgo reads n records with a kgo consumer from the start of topic,
+// failing the test when they do not come within d: what kfake users
+// write by hand for each test (runneltest.Consume does it).
+func pollKgo(t *testing.T, c *kfake.Cluster, topic string, n int, d time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d records within %v", len(got), n, d)
+		}
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fs.Records()...)
+	}
+	// kgo returns partitions in no set order: sort as runneltest does.
+	slices.SortStableFunc(got, func(a, b *kgo.Record) int {
+		if a.Partition != b.Partition {
+			return int(a.Partition - b.Partition)
+		}
+		return int(a.Offset - b.Offset)
+	})
+	return got
+}
+
+func kgoValues(recs []*kgo.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func runnelValues(recs []*record.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+// 1. Seed topics, produce, consume everything.
+func TestMigrateSeedProduceConsume(t *testing.T) {
+	want := []string{"a", "b", "c"}
+	t.Run("kfake", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(2, "orders", "audit"))
+		ctx := context.Background()
+		for _, v := range want {
+			r := &kgo.Record{Topic: "orders", Partition: 0, Value: []byte(v)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := kgoValues(pollKgo(t, c, "orders", 3, 10*time.Second)); !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 2), runneltest.Topic("audit", 2))
+		runneltest.ProduceValues(t, b, "orders", want...)
+		// ConsumeAll: exactly what is there, without waiting; kgo has no
+		// way to say "and nothing else" short of listing end offsets.
+		if got := runnelValues(runneltest.ConsumeAll(t, b, "orders")); !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		if got := runneltest.ConsumeAll(t, b, "audit"); len(got) != 0 {
+			t.Fatalf("audit: %d records", len(got))
+		}
+	})
+}
+
+// 2. Code under test produces in the background; the test reads what it
+// produced, with a deadline.
+func TestMigrateConsumeWithDeadline(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(3, "signups"))
+		// Code under test: async produce, no waiting.
+		for _, u := range []string{"ada", "bob"} {
+			cl.Produce(context.Background(), &kgo.Record{Topic: "signups", Key: []byte(u), Value: []byte("welcome " + u)}, nil)
+		}
+		got := pollKgo(t, c, "signups", 2, 5*time.Second)
+		if len(got) != 2 {
+			t.Fatalf("got %d records", len(got))
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("signups", 3))
+		p := runneltest.NewProducer(t, b)
+		for _, u := range []string{"ada", "bob"} {
+			p.Produce(context.Background(), &record.Record{Topic: "signups", Key: []byte(u), Value: []byte("welcome " + u)}, nil)
+		}
+		got := runneltest.Consume(t, b, "signups", 2, runneltest.Timeout(5*time.Second))
+		if len(got) != 2 {
+			t.Fatalf("got %d records", len(got))
+		}
+	})
+}
+
+// 3. Keyed records land on the partition kgo's default partitioner picks.
+func TestMigrateKeyedPartitions(t *testing.T) {
+	keys := []string{"ada", "bob", "carol", "dave", "eve", "frank", "grace", "heidi"}
+	const parts = 6
+	kgoParts := make(map[string]int32)
+	t.Run("kfake", func(t *testing.T) {
+		_, cl := newKfake(t, kfake.SeedTopics(parts, "users"))
+		for _, k := range keys {
+			r := &kgo.Record{Topic: "users", Key: []byte(k), Value: []byte("v")}
+			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			kgoParts[k] = r.Partition
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		if len(kgoParts) != len(keys) {
+			t.Skip("the kfake half did not run")
+		}
+		b := runneltest.NewBroker(t, runneltest.Topic("users", parts))
+		// Through the helper (no producer), and through the producer with
+		// its defaults: both hash keys as kgo does.
+		for _, k := range keys {
+			runneltest.Produce(t, b, "users", &record.Record{Key: []byte(k), Value: []byte("v")})
+		}
+		p := runneltest.NewProducer(t, b)
+		for _, k := range keys {
+			r := &record.Record{Topic: "users", Key: []byte(k), Value: []byte("v")}
+			if err := p.ProduceSync(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Partition != kgoParts[k] {
+				t.Errorf("producer: key %q on partition %d, kgo's %d", k, r.Partition, kgoParts[k])
+			}
+		}
+		for _, r := range runneltest.ConsumeAll(t, b, "users") {
+			if r.Partition != kgoParts[string(r.Key)] {
+				t.Errorf("key %q on partition %d, kgo's %d", r.Key, r.Partition, kgoParts[string(r.Key)])
+			}
+		}
+	})
+}
+
+// 4. A test that needs an error from the broker.
+//
+// kfake intercepts any request (ControlKey, or the Fault shorthand) and
+// answers what the test likes. runnel has no interception: a test gets
+// the broker's real errors by causing them (a record over the topic's
+// max.message.bytes, an unknown topic, a deleted topic), and injects
+// others by wrapping the broker in a producer.Client or consumer.Client
+// of its own, which is what those interfaces are for.
+func TestMigrateBrokerErrors(t *testing.T) {
+	t.Run("kfake/retriable produce error", func(t *testing.T) {
+		c, _ := newKfake(t, kfake.SeedTopics(1, "orders"))
+		// kgo refreshes metadata before it retries NOT_LEADER, at most
+		// every MetadataMinAge (5 s by default): without this, the test
+		// takes 5 s.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(10*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var hits atomic.Int32
+		c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			hits.Add(1)
+			req := kreq.(*kmsg.ProduceRequest)
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic = rt.Topic
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewProduceResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true // handled once, then dropped
+		})
+		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if hits.Load() != 1 || r.Offset != 0 {
+			t.Fatalf("hits %d, offset %d", hits.Load(), r.Offset)
+		}
+	})
+	t.Run("runneltest/retriable produce error", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		fb := &failFirstProduce{Broker: b, err: api.ErrNotLeader}
+		p := runneltest.NewProducer(t, fb, producer.RetryBackoff(time.Millisecond))
+		r := &record.Record{Topic: "orders", Value: []byte("x")}
+		if err := p.ProduceSync(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if fb.failed.Load() != 1 || r.Offset != 0 {
+			t.Fatalf("failed %d, offset %d", fb.failed.Load(), r.Offset)
+		}
+	})
+
+	// The answer is lost after the broker appended: the producer retries,
+	// and idempotence keeps one copy.
+	t.Run("kfake/timeout after append", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.RequestTimedOut})
+		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if got := kgoEnds(t, cl, "orders", 1)[0]; got != 1 || r.Offset != 0 {
+			t.Fatalf("end offset %d, record at %d", got, r.Offset)
+		}
+	})
+	t.Run("runneltest/timeout after append", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		fb := &loseFirstAnswer{Broker: b}
+		p := runneltest.NewProducer(t, fb, producer.RetryBackoff(time.Millisecond))
+		r := &record.Record{Topic: "orders", Value: []byte("x")}
+		if err := p.ProduceSync(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := runneltest.ConsumeAll(t, b, "orders"); len(got) != 1 || r.Offset != 0 || fb.lost.Load() != 1 {
+			t.Fatalf("%d records, record at %d, %d answers lost", len(got), r.Offset, fb.lost.Load())
+		}
+	})
+
+	t.Run("kfake/fatal produce error", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		// The Fault shorthand of recent kfake versions.
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "orders", Err: kerr.MessageTooLarge})
+		err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte("x")}).FirstErr()
+		if !errors.Is(err, kerr.MessageTooLarge) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("runneltest/fatal produce error", func(t *testing.T) {
+		// The real thing: a record over the topic's max.message.bytes.
+		b := runneltest.NewBroker(t, runneltest.TopicConfig("orders",
+			log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 100}}))
+		p := runneltest.NewProducer(t, b)
+		err := p.ProduceSync(context.Background(), &record.Record{Topic: "orders", Value: make([]byte, 200)})
+		if !errors.Is(err, log.ErrRecordTooLarge) {
+			t.Fatalf("got %v", err)
+		}
+		if api.Code(err) != kerr.MessageTooLarge.Code {
+			t.Fatalf("code %d", api.Code(err))
+		}
+	})
+
+	t.Run("kfake/unknown topic", func(t *testing.T) {
+		_, cl := newKfake(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		// kgo retries an unknown topic until the record's context ends
+		// (or kgo.UnknownTopicRetries, 4 by default).
+		err := cl.ProduceSync(ctx, &kgo.Record{Topic: "nope", Value: []byte("x")}).FirstErr()
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("runneltest/unknown topic", func(t *testing.T) {
+		b := runneltest.NewBroker(t) // auto-create off, as kfake's default
+		p := runneltest.NewProducer(t, b)
+		err := p.ProduceSync(context.Background(), &record.Record{Topic: "nope", Value: []byte("x")})
+		if !errors.Is(err, runnel.ErrUnknownTopic) {
+			t.Fatalf("got %v", err)
+		}
+	})
+
+	t.Run("kfake/fetch error", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "orders", Err: kerr.TopicAuthorizationFailed, Count: -1})
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("runneltest/fetch error", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		runneltest.ProduceValues(t, b, "orders", "x")
+		c := runneltest.NewConsumer(t, failFetch{b, api.ErrPolicyViolation})
+		if err := c.Assign("orders", 0, consumer.Start()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Poll(ctx)
+		if !errors.Is(err, api.ErrPolicyViolation) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// failFirstProduce fails the first produce request with err and passes
+// the others to the broker. It must override ProduceAsync too: the
+// producer calls that on a Client that has it, and the embedded broker's
+// would bypass the wrapper.
+type failFirstProduce struct {
+	*runnel.Broker
+	err    error
+	calls  atomic.Int32
+	failed atomic.Int32
+}
+
+func (f *failFirstProduce) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if f.calls.Add(1) == 1 {
+		f.failed.Add(1)
+		return api.ProduceResponse{}, f.err
+	}
+	return f.Broker.Produce(ctx, req)
+}
+
+func (f *failFirstProduce) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if f.calls.Add(1) == 1 {
+		f.failed.Add(1)
+		return api.ProduceResponse{}, nil, f.err
+	}
+	return f.Broker.ProduceAsync(ctx, req)
+}
+
+// loseFirstAnswer passes produce requests to the broker and answers the
+// first with api.ErrRequestTimedOut, as if its answer was lost.
+type loseFirstAnswer struct {
+	*runnel.Broker
+	lost atomic.Int32
+}
+
+func (f *loseFirstAnswer) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	resp, err := f.Broker.Produce(ctx, req)
+	if err == nil && f.lost.CompareAndSwap(0, 1) {
+		return api.ProduceResponse{}, api.ErrRequestTimedOut
+	}
+	return resp, err
+}
+
+func (f *loseFirstAnswer) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	resp, ack, err := f.Broker.ProduceAsync(ctx, req)
+	if err == nil && f.lost.CompareAndSwap(0, 1) {
+		return api.ProduceResponse{}, nil, api.ErrRequestTimedOut
+	}
+	return resp, ack, err
+}
+
+// failFetch answers every fetch with err.
+type failFetch struct {
+	*runnel.Broker
+	err error
+}
+
+func (f failFetch) Fetch(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+	return api.FetchResponse{}, f.err
+}
+
+// 5. Offsets and lag: where a partition starts and ends, and how far a
+// consumer is behind.
+func TestMigrateOffsetsAndLag(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) {
+		c, _ := newKfake(t, kfake.SeedTopics(2, "events"))
+		// kgo's default partitioner ignores Record.Partition.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		for i := range 5 {
+			r := &kgo.Record{Topic: "events", Partition: int32(i % 2), Value: []byte("v")}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// End offsets: kadm.ListEndOffsets, from another module, or a raw
+		// ListOffsets request.
+		ends := kgoEnds(t, cl, "events", 2)
+		if ends[0] != 3 || ends[1] != 2 {
+			t.Fatalf("ends %v", ends)
+		}
+		// A consumer that read one record of partition 0 lags 2 there.
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			"events": {0: kgo.NewOffset().AtStart()},
+		}), kgo.FetchMaxPartitionBytes(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		fs := cons.PollRecords(pctx, 1)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		recs := fs.Records()
+		if len(recs) != 1 {
+			t.Fatalf("%d records", len(recs))
+		}
+		if lag := ends[0] - (recs[0].Offset + 1); lag != 2 {
+			t.Fatalf("lag %d", lag)
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("events", 2))
+		for i := range 5 {
+			runneltest.Produce(t, b, "events", &record.Record{Partition: int32(i % 2), Value: []byte("v")})
+		}
+		// End offsets: the high watermarks DescribeTopic lists (or
+		// b.ListOffset(ctx, topic, p, api.Latest), one partition a call).
+		info, err := b.DescribeTopic(context.Background(), "events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends := map[int32]int64{}
+		for _, p := range info.Partitions {
+			ends[p.Partition] = p.HighWatermark
+		}
+		if ends[0] != 3 || ends[1] != 2 {
+			t.Fatalf("ends %v", ends)
+		}
+		c := runneltest.NewConsumer(t, b)
+		if err := c.Assign("events", 0, consumer.Start()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, err := range c.Records(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break // one record
+		}
+		pos, _ := c.Position("events", 0)
+		if lag := ends[0] - pos; lag != 2 {
+			t.Fatalf("lag %d", lag)
+		}
+	})
+}
+
+// 6. Headers and timestamps survive the round trip.
+func TestMigrateHeadersTimestamps(t *testing.T) {
+	t0 := time.Date(2020, 1, 2, 3, 4, 5, 6e6, time.UTC) // ms precision; years old
+	t.Run("kfake", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "traced"))
+		r := &kgo.Record{Topic: "traced", Value: []byte("v"), Timestamp: t0, Headers: []kgo.RecordHeader{
+			{Key: "trace-id", Value: []byte("abc")}, {Key: "empty", Value: []byte{}}, {Key: "null"}, {Key: "trace-id", Value: []byte("again")},
+		}}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		got := pollKgo(t, c, "traced", 1, 5*time.Second)[0]
+		if !got.Timestamp.Equal(t0) {
+			t.Fatalf("timestamp %v", got.Timestamp)
+		}
+		if fmt.Sprint(got.Headers) != fmt.Sprint(r.Headers) || got.Headers[1].Value == nil || got.Headers[2].Value != nil {
+			t.Fatalf("headers %v", got.Headers)
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("traced", 1))
+		r := &record.Record{Value: []byte("v"), Timestamp: t0, Headers: []record.Header{
+			{Key: "trace-id", Value: []byte("abc")}, {Key: "empty", Value: []byte{}}, {Key: "null"}, {Key: "trace-id", Value: []byte("again")},
+		}}
+		runneltest.Produce(t, b, "traced", r)
+		got := runneltest.ConsumeAll(t, b, "traced")[0]
+		if !got.Timestamp.Equal(t0) {
+			t.Fatalf("timestamp %v", got.Timestamp)
+		}
+		if fmt.Sprint(got.Headers) != fmt.Sprint(r.Headers) || got.Headers[1].Value == nil || got.Headers[2].Value != nil {
+			t.Fatalf("headers %v", got.Headers)
+		}
+	})
+}
+
+// 7. Broker settings a kfake test reaches for: auto-created topics and
+// their partition count, retention applied on demand, and a consumer
+// that starts at the end (only what is produced after it started).
+func TestMigrateBrokerSettings(t *testing.T) {
+	old := time.Now().Add(-2 * time.Hour)
+	t.Run("kfake", func(t *testing.T) {
+		c, _ := newKfake(t, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3),
+			kfake.BrokerConfigs(map[string]string{"log.retention.ms": "3600000"}))
+		// The client must ask for auto-creation too.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("old"), Timestamp: old}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Partition: 2, Value: []byte("new")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyRetention() // past log.retention.ms: "old" goes
+		if got := kgoValues(pollKgo(t, c, "auto", 1, 5*time.Second)); !slices.Equal(got, []string{"new"}) {
+			t.Fatalf("got %q", got)
+		}
+
+		// From the end: the records produced after this point. kgo's
+		// AtEnd is resolved by the consumer's first fetch, at a time the
+		// test does not know, so take the end offset first.
+		end := kgoEnds(t, cl, "auto", 3)[2]
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Partition: 2, Value: []byte("newer")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			"auto": {2: kgo.NewOffset().At(end)},
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		fs := cons.PollRecords(pctx, 1)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := kgoValues(fs.Records()); !slices.Equal(got, []string{"newer"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{
+			AutoCreateTopics: true, DefaultPartitions: 3,
+			TopicDefaults: log.Config{RetentionTime: time.Hour},
+		}))
+		p := runneltest.NewProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()))
+		ctx := context.Background()
+		if err := p.ProduceSync(ctx, &record.Record{Topic: "auto", Value: []byte("old"), Timestamp: old}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &record.Record{Topic: "auto", Partition: 2, Value: []byte("new")}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := b.Partitions(ctx, "auto"); err != nil || n != 3 {
+			t.Fatalf("auto-created with %d partitions: %v", n, err)
+		}
+		if err := b.Maintain(ctx); err != nil { // past the retention time: "old" goes
+			t.Fatal(err)
+		}
+		if got := runnelValues(runneltest.ConsumeAll(t, b, "auto")); !slices.Equal(got, []string{"new"}) {
+			t.Fatalf("got %q", got)
+		}
+
+		// From the end: consumer.End is looked up by the first Poll, as
+		// kgo's AtEnd, so take the end offset first.
+		end, err := b.ListOffset(ctx, "auto", 2, api.Latest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &record.Record{Topic: "auto", Partition: 2, Value: []byte("newer")}); err != nil {
+			t.Fatal(err)
+		}
+		c := runneltest.NewConsumer(t, b)
+		if err := c.Assign("auto", 2, consumer.At(end.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		fs, err := c.Poll(pctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for r, err := range fs.Records() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(r.Value))
+		}
+		if !slices.Equal(got, []string{"newer"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
+
+// kgoEnds lists the end offsets of topic's partitions with a raw
+// ListOffsets request.
+func kgoEnds(t *testing.T, cl *kgo.Client, topic string, parts int32) map[int32]int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range parts {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[int32]int64{}
+	for _, p := range resp.Topics[0].Partitions {
+		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+			t.Fatal(err)
+		}
+		ends[p.Partition] = p.Offset
+	}
+	return ends
+}

@@ -1,0 +1,48 @@
+package log
+
+import (
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLoadEpochsNonMonotonic: a leader-epoch checkpoint whose entries do
+// not grow (found by FuzzOpenFile: "3 40" then "1 7") is read as Kafka's
+// LeaderEpochFileCache reads it, each entry assigned in turn: a later
+// entry removes the earlier ones whose epoch or start offset is not
+// below its own, and an entry of the latest epoch at a larger start
+// offset is not needed. The epochs the log then answers with grow.
+func TestLoadEpochsNonMonotonic(t *testing.T) {
+	for _, tc := range []struct {
+		rows [][]int64
+		want []EpochEntry
+	}{
+		{[][]int64{{3, 40}, {1, 7}}, []EpochEntry{{1, 7}}},
+		{[][]int64{{1, 0}, {2, 5}, {4, 9}, {3, 7}}, []EpochEntry{{1, 0}, {2, 5}, {3, 7}}},
+		{[][]int64{{1, 0}, {2, 5}, {5, 5}}, []EpochEntry{{1, 0}, {5, 5}}},
+		{[][]int64{{1, 0}, {2, 5}, {2, 8}}, []EpochEntry{{1, 0}, {2, 5}}},
+		{[][]int64{{1, 0}, {2, 5}, {2, 3}}, []EpochEntry{{1, 0}, {2, 3}}},
+		{[][]int64{{0, 0}, {1, 4}}, []EpochEntry{{0, 0}, {1, 4}}},
+	} {
+		fs := vfs.NewMem()
+		require.NoError(t, fs.MkdirAll("/d", 0o755))
+		require.NoError(t, writeCheckpoint(fs, "/d", leaderEpochFile, checkpointV0, tc.rows))
+		c, err := loadEpochs(fs, "/d")
+		require.NoError(t, err, "%v", tc.rows)
+		require.Equal(t, tc.want, c.entries, "%v", tc.rows)
+	}
+}
+
+// TestLoadEpochsOutOfRange: an entry with a negative epoch or start
+// offset, or an epoch that does not fit 32 bits, makes the checkpoint
+// malformed (Kafka's cache refuses such an entry too).
+func TestLoadEpochsOutOfRange(t *testing.T) {
+	for _, rows := range [][][]int64{{{-1, 0}}, {{1, -5}}, {{1 << 31, 0}}, {{1, 0}, {2, -1}}} {
+		fs := vfs.NewMem()
+		require.NoError(t, fs.MkdirAll("/d", 0o755))
+		require.NoError(t, writeCheckpoint(fs, "/d", leaderEpochFile, checkpointV0, rows))
+		_, err := loadEpochs(fs, "/d")
+		require.ErrorIs(t, err, ErrBadCheckpoint, "%v", rows)
+	}
+}

@@ -1,0 +1,50 @@
+package log
+
+import (
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSnapshotRowsOutOfRange: a snapshot row that rows never writes is
+// malformed (ErrBadCheckpoint; Open then takes an older snapshot or the
+// log itself), not read cut to its field's type or kept as a producer
+// that cannot exist. Found by FuzzSnapshot: a producer id of -7 was read
+// as a producer's, and an epoch of 70000 as 4464.
+func TestSnapshotRowsOutOfRange(t *testing.T) {
+	const now = 1_700_000_000_000_000_000
+	for _, row := range [][]int64{
+		{-7, 1, 0, 4, 10, 14},      // a negative producer id
+		{-1, 1, 0, 4, 10, 14},      // the header's mark again
+		{3, 70000, 0, 4, 10, 14},   // an epoch beyond int16
+		{3, -32769, 0, 4, 10, 14},  // an epoch below int16
+		{3, 1, 1 << 40, 4, 10, 14}, // a sequence beyond int32
+		{3, 1, 0, -4, 10, 14},      // a negative sequence
+		{3, 1, 0, 4, 14, 10},       // offsets out of order
+		{3, 1, 0, 4, -10, 14},      // a negative offset
+		{lastAppendRow, -3, now, 0, 0, 0},
+	} {
+		fs := vfs.NewMem()
+		require.NoError(t, fs.MkdirAll("/d", 0o755))
+		rows := [][]int64{{-1, 40, 0, 0, 0, 0}, {3, 1, 5, 5, 5, 5}, row}
+		require.NoError(t, writeCheckpoint(fs, "/d", snapshotName(40), checkpointV1, rows))
+		l := &Log{fs: fs, dir: "/d"}
+		_, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
+		require.ErrorIs(t, err, ErrBadCheckpoint, "%v", row)
+	}
+	// A producer's rows of two epochs: rows writes one.
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll("/d", 0o755))
+	rows := [][]int64{{-1, 40, 0, 0, 0, 0}, {3, 1, 0, 0, 1, 1}, {3, 2, 1, 1, 2, 2}}
+	require.NoError(t, writeCheckpoint(fs, "/d", snapshotName(40), checkpointV1, rows))
+	l := &Log{fs: fs, dir: "/d"}
+	_, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+	// What rows writes reads back.
+	rows = [][]int64{{-1, 40, 0, 0, 0, 0}, {3, 1, 2147483647, 1, 10, 12}, {lastAppendRow, 3, now - 1, 0, 0, 0}}
+	require.NoError(t, writeCheckpoint(fs, "/d", snapshotName(40), checkpointV1, rows))
+	ps, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
+	require.NoError(t, err)
+	require.Equal(t, rows[1:], ps.rows())
+}

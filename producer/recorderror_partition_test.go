@@ -1,0 +1,56 @@
+package producer_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// ProduceSync's RecordError says partition -1 (UnknownPartition, as
+// Kafka's RecordMetadata) for a record that failed before it was
+// partitioned, whatever its Partition field holds (left as the caller
+// set it), and the partition for one that failed after.
+func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 3), runneltest.TopicConfig("small", log.TopicConfig{Partitions: 3, Config: log.Config{MaxMessageBytes: 200}}))
+	ctx := testCtx(t)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	recordErr := func(err error) *producer.RecordError {
+		t.Helper()
+		var re *producer.RecordError
+		require.ErrorAs(t, err, &re)
+		return re
+	}
+
+	keyed := newProducer(t, b)
+	r := &record.Record{Topic: "t", Key: []byte("k"), Value: []byte("v")}
+	re := recordErr(keyed.ProduceSync(ended, r))
+	require.Equal(t, producer.UnknownPartition, re.Partition)
+	require.Zero(t, r.Partition, "left as it was")
+	require.Equal(t, "runnel/producer: record for t, not partitioned: context canceled", re.Error())
+
+	manual := newProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	r = &record.Record{Topic: "t", Partition: 2, Value: []byte("v")}
+	re = recordErr(manual.ProduceSync(ended, r))
+	require.Equal(t, producer.UnknownPartition, re.Partition)
+	require.EqualValues(t, 2, r.Partition, "left as the caller set it")
+
+	r = &record.Record{Topic: "t", Partition: 7, Value: []byte("v")}
+	err := manual.ProduceSync(ctx, r)
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.Equal(t, producer.UnknownPartition, recordErr(err).Partition)
+
+	// Refused by the broker: it was partitioned.
+	r = &record.Record{Topic: "small", Partition: 1, Value: bytes.Repeat([]byte("x"), 300)}
+	err = manual.ProduceSync(ctx, r)
+	require.ErrorIs(t, err, producer.ErrRecordTooLarge)
+	re = recordErr(err)
+	require.EqualValues(t, 1, re.Partition)
+	require.Contains(t, re.Error(), "runnel/producer: record for small-1: ")
+}

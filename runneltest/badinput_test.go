@@ -1,0 +1,101 @@
+package runneltest_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHelpersBadInput: every helper fails the test, through t.Fatalf,
+// with a message that names the error (the sentinel's text, for the
+// errors that have one), rather than panic; and the records produced
+// before are all still there.
+func TestHelpersBadInput(t *testing.T) {
+	b := runneltest.NewBroker(t,
+		runneltest.TopicConfig("t", log.TopicConfig{Partitions: 2, Config: log.Config{MaxMessageBytes: 1000}}),
+		runneltest.Topic("gone", 1))
+	runneltest.ProduceValues(t, b, "t", "a", "b")
+	runneltest.CreateTopic(t, b, "other", log.TopicConfig{Partitions: 1})
+	require.NoError(t, b.DeleteTopic(t.Context(), "gone"))
+	var nilBroker *runnel.Broker
+
+	for _, tc := range []struct {
+		name string
+		call func(ft *fakeT)
+		want string // in the message
+	}{
+		{"NewBroker invalid topic", func(ft *fakeT) { runneltest.NewBroker(ft, runneltest.Topic("a b", 1)) }, runnel.ErrInvalidTopic.Error()},
+		{"NewBroker empty topic", func(ft *fakeT) { runneltest.NewBroker(ft, runneltest.Topic("", 1)) }, runnel.ErrInvalidTopic.Error()},
+		{"NewBroker zero partitions", func(ft *fakeT) { runneltest.NewBroker(ft, runneltest.Topic("x", 0)) }, runnel.ErrInvalidPartitions.Error()},
+		{"NewBroker topic twice", func(ft *fakeT) { runneltest.NewBroker(ft, runneltest.Topic("x", 1), runneltest.Topic("x", 2)) }, runnel.ErrTopicExists.Error()},
+		{"NewBroker bad topic config", func(ft *fakeT) {
+			runneltest.NewBroker(ft, runneltest.TopicConfig("x", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 1}}))
+		}, log.ErrInvalidConfig.Error()},
+		{"NewBroker bad Config", func(ft *fakeT) {
+			runneltest.NewBroker(ft, runneltest.Config(runnel.Config{DefaultPartitions: -1}))
+		}, runnel.ErrInvalidPartitions.Error()},
+		{"NewBroker nil Option", func(ft *fakeT) { runneltest.NewBroker(ft, nil, runneltest.Topic("", 1)) }, runnel.ErrInvalidTopic.Error()},
+
+		{"CreateTopic invalid", func(ft *fakeT) { runneltest.CreateTopic(ft, b, "..", log.TopicConfig{Partitions: 1}) }, runnel.ErrInvalidTopic.Error()},
+		{"CreateTopic exists", func(ft *fakeT) { runneltest.CreateTopic(ft, b, "t", log.TopicConfig{Partitions: 1}) }, runnel.ErrTopicExists.Error()},
+		{"CreateTopic nil broker", func(ft *fakeT) { runneltest.CreateTopic(ft, nilBroker, "n", log.TopicConfig{Partitions: 1}) }, "nil"},
+
+		{"NewProducer nil broker", func(ft *fakeT) { runneltest.NewProducer(ft, nilBroker) }, producer.ErrInvalidOption.Error()},
+		{"NewProducer bad option", func(ft *fakeT) { runneltest.NewProducer(ft, b, producer.MaxInFlight(6)) }, producer.ErrInvalidOption.Error()},
+		{"NewProducer nil client", func(ft *fakeT) { runneltest.NewProducer(ft, nil) }, producer.ErrInvalidOption.Error()},
+		{"NewConsumer nil broker", func(ft *fakeT) { runneltest.NewConsumer(ft, nilBroker) }, consumer.ErrInvalidOption.Error()},
+		{"NewConsumer nil client", func(ft *fakeT) { runneltest.NewConsumer(ft, nil) }, consumer.ErrInvalidOption.Error()},
+		{"NewConsumer bad option", func(ft *fakeT) { runneltest.NewConsumer(ft, b, consumer.FetchMaxBytes(0)) }, consumer.ErrInvalidOption.Error()},
+
+		{"Produce nil broker", func(ft *fakeT) { runneltest.ProduceValues(ft, nilBroker, "t", "x") }, "nil"},
+		{"Produce unknown topic", func(ft *fakeT) { runneltest.ProduceValues(ft, b, "nope", "x") }, runnel.ErrUnknownTopic.Error()},
+		{"Produce deleted topic", func(ft *fakeT) { runneltest.ProduceValues(ft, b, "gone", "x") }, runnel.ErrUnknownTopic.Error()},
+		{"Produce invalid topic", func(ft *fakeT) { runneltest.ProduceValues(ft, b, "", "x") }, runnel.ErrInvalidTopic.Error()},
+		{"Produce negative partition", func(ft *fakeT) {
+			runneltest.Produce(ft, b, "t", &record.Record{Partition: -1})
+		}, runnel.ErrUnknownTopic.Error()},
+		{"Produce over max.message.bytes", func(ft *fakeT) {
+			runneltest.ProduceValues(ft, b, "t", strings.Repeat("v", 2000))
+		}, log.ErrRecordTooLarge.Error()},
+		{"Produce nil record", func(ft *fakeT) { runneltest.Produce(ft, b, "t", nil) }, "nil"},
+
+		{"Consume nil broker", func(ft *fakeT) { runneltest.Consume(ft, nilBroker, "t", 1) }, "nil"},
+		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},
+		{"Consume unknown topic", func(ft *fakeT) { runneltest.Consume(ft, b, "nope", 1) }, runnel.ErrUnknownTopic.Error()},
+		{"Consume invalid topic", func(ft *fakeT) { runneltest.Consume(ft, b, "a/b", 1) }, runnel.ErrInvalidTopic.Error()},
+		{"ConsumeAll nil broker", func(ft *fakeT) { runneltest.ConsumeAll(ft, nilBroker, "t") }, "nil"},
+		{"ConsumeAll deleted topic", func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "gone") }, runnel.ErrUnknownTopic.Error()},
+		{"ConsumeAll invalid topic", func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "") }, runnel.ErrInvalidTopic.Error()},
+	} {
+		var ft *fakeT
+		t.Run(tc.name, func(t *testing.T) {
+			ft = fails(t, tc.call)
+			require.True(t, ft.failed, "the test did not fail")
+			require.Contains(t, ft.msg, tc.want)
+		})
+	}
+
+	// Nothing lost, and the helpers still work.
+	require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
+	runneltest.ProduceValues(t, b, "t", "c")
+	require.Equal(t, []string{"a", "b", "c"}, values(runneltest.Consume(t, b, "t", 3)))
+	require.Equal(t, []string{"other", "t"}, b.Topics())
+}
+
+// TestNilConsumeOptSkipped: a nil ConsumeOpt is skipped, as NewBroker
+// skips a nil Option (and producer.New and consumer.New theirs); it
+// panicked calling a nil func.
+func TestNilConsumeOptSkipped(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a")
+	require.Equal(t, []string{"a"}, values(runneltest.Consume(t, b, "t", 1, nil)))
+	require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "t", nil, runneltest.Timeout(time.Minute))))
+}
