@@ -109,7 +109,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"CreateTopic zero partitions", func() error { return b.CreateTopic(ctx, "n", log.TopicConfig{}) }, ErrInvalidPartitions},
 		{"CreateTopic -2 partitions", func() error { return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: -2}) }, ErrInvalidPartitions},
 		{"CreateTopic more partitions than int32", func() error {
-			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: math.MaxInt32 + 2})
+			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: pastInt32(2)})
 		}, ErrInvalidPartitions},
 		{"CreateTopic bad config", func() error {
 			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 10}})
@@ -119,7 +119,7 @@ func TestBrokerBadInput(t *testing.T) {
 		}, log.ErrInvalidConfig},
 		{"CreatePartitions fewer", func() error { return b.CreatePartitions(ctx, "t", 1) }, ErrInvalidPartitions},
 		{"CreatePartitions negative", func() error { return b.CreatePartitions(ctx, "t", -1) }, ErrInvalidPartitions},
-		{"CreatePartitions more than int32", func() error { return b.CreatePartitions(ctx, "t", math.MaxInt32+2) }, ErrInvalidPartitions},
+		{"CreatePartitions more than int32", func() error { return b.CreatePartitions(ctx, "t", pastInt32(2)) }, ErrInvalidPartitions},
 		{"CreatePartitions unknown", func() error { return b.CreatePartitions(ctx, "nope", 3) }, ErrUnknownTopic},
 		{"CreatePartitions deleted", func() error { return b.CreatePartitions(ctx, "gone", 3) }, ErrUnknownTopic},
 		{"CreatePartitions empty name", func() error { return b.CreatePartitions(ctx, "", 3) }, ErrUnknownTopic},
@@ -354,7 +354,7 @@ func TestOpenBadConfig(t *testing.T) {
 		want error
 	}{
 		{"negative DefaultPartitions", Config{DefaultPartitions: -1}, ErrInvalidPartitions},
-		{"DefaultPartitions above int32", Config{DefaultPartitions: math.MaxInt32 + 1}, ErrInvalidPartitions},
+		{"DefaultPartitions above int32", Config{DefaultPartitions: pastInt32(1)}, ErrInvalidPartitions},
 		{"CleanerMapBytes below the minimum", Config{CleanerMapBytes: 1}, log.ErrInvalidConfig},
 		{"negative CleanerMapBytes", Config{CleanerMapBytes: -1}, log.ErrInvalidConfig},
 		{"TopicDefaults out of range", Config{TopicDefaults: log.Config{SegmentBytes: 5}}, log.ErrInvalidConfig},
@@ -405,3 +405,8 @@ func TestZeroBroker(t *testing.T) {
 	require.Empty(t, b.Topics())
 	require.NoError(t, noPanic(t, "Close", b.Close))
 }
+
+// pastInt32 is math.MaxInt32+n as an int, computed at run time so that
+// the tests compile where int has 32 bits (there it wraps to a negative
+// count, which is refused too).
+func pastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }

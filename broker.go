@@ -117,7 +117,9 @@ type Broker struct {
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
 // found there: each partition's log recovers as package log describes.
-// It takes no ctx: it cannot be cut short. After a clean Close it is
+// It is OpenContext(context.Background(), cfg), which cannot be cut
+// short: a service that must be able to stop during startup calls
+// OpenContext. After a clean Close it is
 // quick (it reads checkpoints); after a crash it rescans, in each
 // partition, the segment that holds the recovery point and those after
 // it (up to segment.bytes each), one partition after another, which
@@ -136,6 +138,27 @@ type Broker struct {
 // a partition (record.ErrCorrupt for corrupt acknowledged data,
 // log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
 func Open(cfg Config) (*Broker, error) {
+	return OpenContext(context.Background(), cfg)
+}
+
+// OpenContext is Open, cut short when ctx ends (a SIGTERM during a long
+// recovery), as net.Dialer.DialContext is net.Dial. It looks at ctx
+// before each partition, and each partition's recovery looks at it
+// between segments and every few MiB it reads (see log.OpenContext).
+// Cut short, it closes the logs it opened, releases the directory's lock
+// (an Open of it may follow at once) and returns; what recovery had not
+// finished is left for the next Open, which recovers it in full: nothing
+// acknowledged is lost.
+//
+// ctx bounds the opening only: once OpenContext has returned the broker,
+// ctx's end does nothing to it (Close stops it).
+//
+// Errors: Open's; an error matching ctx.Err() when ctx ended (before any
+// other error, when ctx had ended already).
+func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("runnel: opening %q: %w", cfg.Dir, err)
+	}
 	if cfg.DefaultPartitions == 0 {
 		cfg.DefaultPartitions = 1
 	} else if cfg.DefaultPartitions < 0 || cfg.DefaultPartitions > math.MaxInt32 {
@@ -175,7 +198,7 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("runnel: opening %s: %w", b.root, err)
 	}
 	b.lock = lock
-	if err := b.load(); err != nil {
+	if err := b.load(ctx); err != nil {
 		b.closeTopics()
 		lock.Close()
 		return nil, err

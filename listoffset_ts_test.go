@@ -61,5 +61,5 @@ func TestListOffsetTimestamp(t *testing.T) {
 	produceBatch("lat", compression.None, 10, 20)
 	lo, err := b2.ListOffset(ctx, "lat", 0, api.MaxTimestamp)
 	require.NoError(t, err)
-	require.EqualValues(t, 1_700_000_000_000, lo.Timestamp, "the broker's append time")
+	require.EqualValues(t, int64(1_700_000_000_000), lo.Timestamp, "the broker's append time")
 }

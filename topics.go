@@ -150,8 +150,8 @@ func (b *Broker) partitionDir(topic string, id int) string {
 	return filepath.Join(b.root, topic+"-"+strconv.Itoa(id))
 }
 
-func (b *Broker) openPartition(topic string, id int, cfg log.Config) (*log.Partition, error) {
-	l, err := log.Open(b.partitionDir(topic, id), b.withDefaults(cfg), b.logOptions())
+func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg log.Config) (*log.Partition, error) {
+	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.withDefaults(cfg), b.logOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (b *Broker) openPartition(topic string, id int, cfg log.Config) (*log.Parti
 }
 
 // load opens every topic recorded in <Dir>/topics.
-func (b *Broker) load() error {
+func (b *Broker) load(ctx context.Context) error {
 	names, err := b.fs.List(filepath.Join(b.root, topicsDir))
 	if err != nil {
 		return err
@@ -183,7 +183,11 @@ func (b *Broker) load() error {
 		}
 		t := &log.Topic{Name: m.Name, ID: m.ID, Config: m.Config}
 		for i := range m.Config.Partitions {
-			p, err := b.openPartition(m.Name, i, m.Config.Config)
+			if err := ctx.Err(); err != nil {
+				b.topics[m.Name] = t
+				return fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
+			}
+			p, err := b.openPartition(ctx, m.Name, i, m.Config.Config)
 			if err != nil {
 				b.topics[m.Name] = t
 				return err
@@ -535,7 +539,7 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 		return err
 	}
 	for i := range cfg.Partitions {
-		p, err := b.openPartition(name, i, cfg.Config)
+		p, err := b.openPartition(context.Background(), name, i, cfg.Config) // a new, empty log: quick
 		if err != nil {
 			return fail(err)
 		}
@@ -777,7 +781,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 			closePartitions(added)
 			return err
 		}
-		p, err := b.openPartition(name, i, t.Config.Config)
+		p, err := b.openPartition(context.Background(), name, i, t.Config.Config) // a new, empty log: quick
 		if err != nil {
 			closePartitions(added)
 			return err

@@ -44,7 +44,7 @@ func recordLike(n int, seed uint64) []byte {
 		val := `{"event":"` + events[r.IntN(len(events))] +
 			`","user_id":` + strconv.Itoa(r.IntN(5000)) +
 			`,"session":"` + strconv.FormatUint(r.Uint64(), 36) +
-			`","ts":` + strconv.Itoa(1700000000000+i*17) +
+			`","ts":` + strconv.FormatInt(1700000000000+int64(i)*17, 10) +
 			`,"amount":` + strconv.Itoa(r.IntN(100000)) + `}`
 		rec = binary.AppendVarint(rec, int64(len(val)))
 		rec = append(rec, val...)

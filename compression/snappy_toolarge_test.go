@@ -20,7 +20,8 @@ func TestSnappyEncodeTooLarge(t *testing.T) {
 		t.Skip("checkptr (on under -race) refuses a slice longer than its memory")
 	}
 	var b byte
-	huge := unsafe.Slice(&b, 1<<32+1)
+	n := int64(1)<<32 + 1
+	huge := unsafe.Slice(&b, int(n)) // 64-bit only: skipped above
 	dst := make([]byte, 3, 8)
 	out, err := Snappy.AppendEncode(dst, huge)
 	var ce *Error

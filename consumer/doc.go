@@ -71,7 +71,12 @@
 // should a truncation be followed by appends, and retention drops
 // references rather than memory); on the OS file system each Fetch reads
 // into fresh memory (the broker passes no buffer to log.Partition.ReadInto).
-// Never modify them: on the in-memory FS they are the log itself.
+// Never modify them: on the in-memory FS they are the log itself. So
+// memory is held by what is kept: a record kept from the in-memory broker
+// keeps the log's memory chunk it points into (up to 4 MiB, even after
+// retention deleted its segment), and one from a disk-backed broker the
+// Fetch's whole read buffer (up to the fetch's max bytes). To keep a few
+// records for long, copy their Key and Value (bytes.Clone).
 //
 // Each record yielded is a new *record.Record that the caller may keep;
 // the records of one batch are allocated together, in one slice, so a

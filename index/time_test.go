@@ -139,7 +139,7 @@ func TestTimePersistence(t *testing.T) {
 		x := openTime(t, k.fsys, path, 1000, 4096, true)
 		var want []TimeEntry
 		for i := range 30 {
-			e := TimeEntry{int64(1_700_000_000_000 + 7*i), int64(1000 + 2*i)}
+			e := TimeEntry{1_700_000_000_000 + 7*int64(i), int64(1000 + 2*i)}
 			must(t, x.Append(e.Timestamp, e.Offset))
 			want = append(want, e)
 		}

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -132,11 +133,19 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)
 // and then go; records younger than min.compaction.lag.ms are not touched.
 // Offsets never change and batches keep their offset ranges; batches from
-// which nothing is removed are copied byte for byte. The last batch of
+// which nothing is removed are copied byte for byte, but for the empty
+// batches an earlier pass kept, which go once nothing needs them (as
+// Kafka's cleaner drops a batch left with no record). The last batch of
 // each idempotent producer stays, emptied of its removed records, so that
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
-// keeps it). A truncation while it runs makes it stop without swapping
+// keeps it), and so does the last batch of each group of segments
+// rewritten as one, so that the log end offset survives the loss of the
+// segments after it. A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
+// Consecutive segments whose sizes add up to at most segment.bytes, with
+// indexes that then fit segment.index.bytes, are rewritten as one, as
+// Kafka's cleaner groups them, so that the small
+// segments cleaning leaves, or that segment.ms rolls, do not pile up.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
 // section: from the cleaner checkpoint (where the last pass ended; what
@@ -375,12 +384,14 @@ func (l *Log) eachBatch(ctx context.Context, s *segment.Segment, pos int64, f fu
 	return nil
 }
 
-// groups splits segments into runs that fit one segment once cleaned.
+// groups splits segments into runs that fit one segment once cleaned: in
+// segment.bytes, in relative offsets of 32 bits, and with indexes that fit
+// segment.index.bytes (see indexesFit), as Kafka's groupSegmentsBySize.
 func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 	var out [][]*segment.Segment
 	for i := 0; i < len(segs); {
 		j, size := i+1, segs[i].Size()
-		for j < len(segs) && size+segs[j].Size() <= l.cfg.SegmentBytes &&
+		for j < len(segs) && size+segs[j].Size() <= l.cfg.SegmentBytes && l.indexesFit(size+segs[j].Size()) &&
 			segs[j].NextOffset()-segs[i].Base() <= math.MaxInt32 {
 			size += segs[j].Size()
 			j++
@@ -389,6 +400,19 @@ func (l *Log) groups(segs []*segment.Segment) [][]*segment.Segment {
 		i = j
 	}
 	return out
+}
+
+// indexesFit reports whether the indexes of a segment of size bytes fit
+// segment.index.bytes. An index entry follows more than
+// index.interval.bytes of batches since the one before (segment.Append),
+// so such a segment has at most size/(interval+1) of them, and its time
+// index one more (the max timestamp Seal adds). Else a merged segment's
+// indexes filled part way and the rest of it went unindexed: a read or a
+// time search there scanned it from the last entry, and a log that rolls
+// segments on full indexes had its segments merged as if it had not.
+func (l *Log) indexesFit(size int64) bool {
+	entries := size/(int64(l.cfg.IndexIntervalBytes)+1) + 1
+	return entries <= int64(l.cfg.SegmentIndexBytes/index.TimeEntrySize)
 }
 
 // cleanGroup writes the group's kept records into one new segment and
@@ -448,7 +472,11 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 			return abandon(err)
 		}
 	}
-	if !changed {
+	if !changed && len(group) == 1 {
+		// Nothing to do. A group of several segments is rewritten
+		// anyway, as one, as Kafka's cleaner merges small segments:
+		// else a log that rolls small ones (segment.ms,
+		// max.compaction.lag.ms) would only ever gain segments.
 		return abandon(nil)
 	}
 	if err := out.Append(outBuf); err != nil {
@@ -508,6 +536,13 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 	*scratch = it.Buffer()
 	if it.Err() != nil {
 		return nil, 0, it.Err()
+	}
+	if all == 0 && !keepEmpty {
+		// An empty batch that an earlier pass kept (the end of its group
+		// then, or a producer's last batch) and that nothing needs any
+		// more goes: else each pass's group ends stayed, one batch
+		// header per pass, for ever.
+		return nil, 0, nil
 	}
 	needHorizon := tombstones > 0 && !b.HasDeleteHorizon()
 	if dropped == 0 && !needHorizon {

@@ -478,8 +478,9 @@ func TestCompactionConcurrentReaders(t *testing.T) {
 }
 
 // TestCompactionEdges: compaction over LogAppendTime batches, a log start
-// offset inside a segment, and many small segments merged into one whose
-// indexes fill up; each reopened and checked against the files.
+// offset inside a segment, and many small segments whose indexes are full
+// (which compaction leaves apart: see TestCompactionGroupIndexLimit); each
+// reopened and checked against the files.
 func TestCompactionEdges(t *testing.T) {
 	for _, c := range []struct {
 		name string

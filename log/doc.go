@@ -80,7 +80,8 @@
 // the log end offset that Close recorded (see segment.OpenOptions): a batch
 // header gone bad there is an error of Open, never a log end offset that
 // was not reached. Elsewhere reads find it (see package segment,
-// "Offsets").
+// "Offsets"). OpenContext cuts a long recovery short when its ctx ends,
+// leaving the rest of it to the next Open.
 //
 // Time comes from an injected Clock so that retention and compaction are
 // tested without sleeping. Log starts no goroutines: its owner (the broker)

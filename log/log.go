@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +88,9 @@ type Log struct {
 	rpGen     atomic.Int64
 	epochs    *epochCache // mu
 	producers producers   // idempotent producers' recent batches (mu)
+	// producersPeak is the most ids producers held at a Maintain since
+	// it was last rebuilt (mu; see Maintain).
+	producersPeak int
 	// snapshots are the offsets of the producer-state snapshot files, in
 	// order (mu; see snapshots.go).
 	snapshots []int64
@@ -169,7 +173,29 @@ type RecoveryInfo struct {
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
 // file system errors.
+//
+// It takes no ctx: see OpenContext.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
+	return OpenContext(context.Background(), dir, cfg, opts)
+}
+
+// OpenContext is Open, cut short when ctx ends, as net.Dialer.DialContext
+// is net.Dial: recovery looks at ctx before each segment it opens, every
+// 4 MiB of a segment it reads (segment.OpenContext's scan of what its
+// index does not cover, segment.Segment.RecoverContext's rescan) and of
+// the batches it replays into the producer state. Cut short, it closes
+// what it opened and leaves the directory as a crash at that point would,
+// or better: nothing is cut from a segment before its scan has finished
+// (a torn tail is cut, and the segments after it removed, in one go), an
+// index rebuilt only in part is removed, so that the next Open rebuilds
+// it, and the recovery point, the clean-shutdown marker and the
+// producer-state snapshot, written only after that replay, are left as
+// they were: the next Open recovers the log fully. Past the replay, what
+// is left (fsyncs and checkpoints) is done whatever ctx says. ctx bounds
+// the opening only: the Log returned does not keep it.
+//
+// Errors: Open's; an error matching ctx.Err() when ctx ended.
+func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -193,8 +219,14 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("runnel/log: opening %s: %w", dir, err)
+	}
 	begin := time.Now()
-	if err := l.open(); err != nil {
+	if err := l.open(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			return nil, fmt.Errorf("runnel/log: opening %s cut short: %w", dir, err)
+		}
 		return nil, err
 	}
 	l.info.Duration = time.Since(begin)
@@ -214,11 +246,18 @@ func (l *Log) segmentConfig() segment.Config {
 	return segment.Config{IndexIntervalBytes: l.cfg.IndexIntervalBytes, MaxIndexBytes: l.cfg.SegmentIndexBytes}
 }
 
-func (l *Log) open() (err error) {
+func (l *Log) open(ctx context.Context) (err error) {
 	var segs []*segment.Segment
 	defer func() {
 		if err != nil {
 			closeAll(segs)
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// Durably, the removal of the indexes that a recovery cut
+				// short had rebuilt in part (see segment.RecoverContext):
+				// a crash would bring them back, covering only part of
+				// the segment (sound, but lookups past their end scan).
+				err = errors.Join(err, l.fs.SyncDir(l.dir))
+			}
 		}
 	}()
 	if err := vfs.MkdirAllDurable(l.fs, l.dir, 0o755); err != nil {
@@ -260,6 +299,9 @@ func (l *Log) open() (err error) {
 
 	var recovered []*segment.Segment
 	for i, base := range bases {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		active := i == len(bases)-1
 		// What the log knows of where the segment's batches end: below
 		// the next segment's base; and for the active segment of a log
@@ -278,7 +320,7 @@ func (l *Log) open() (err error) {
 		} else if clean {
 			opts.End = rp
 		}
-		s, needs, err := segment.Open(l.fs, l.dir, base, l.segmentConfig(), opts)
+		s, needs, err := segment.OpenContext(ctx, l.fs, l.dir, base, l.segmentConfig(), opts)
 		if err != nil {
 			return err
 		}
@@ -289,7 +331,7 @@ func (l *Log) open() (err error) {
 		if !needs && (clean || !reachesRP) {
 			continue
 		}
-		res, err := s.Recover(rp)
+		res, err := s.RecoverContext(ctx, rp)
 		l.info.SegmentsScanned++
 		if err != nil {
 			return err
@@ -367,7 +409,7 @@ func (l *Log) open() (err error) {
 			return err
 		}
 	}
-	if err := l.loadProducers(l.snapshots, legacy); err != nil {
+	if err := l.loadProducers(ctx, l.snapshots, legacy); err != nil {
 		return err
 	}
 	if clean && len(recovered) == 0 {
@@ -383,8 +425,8 @@ func (l *Log) open() (err error) {
 		if err := l.removeSnapshotsAboveLocked(next); err != nil {
 			return err
 		}
-		if err := l.epochs.truncateFromEnd(next); err != nil {
-			return err // epochs past the end: only a damaged checkpoint has them
+		if err := l.trimEpochs(next); err != nil {
+			return err
 		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err
@@ -438,7 +480,7 @@ func (l *Log) open() (err error) {
 	if err := l.removeSnapshotsAboveLocked(next); err != nil {
 		return err
 	}
-	if err := l.epochs.truncateFromEnd(next); err != nil {
+	if err := l.trimEpochs(next); err != nil {
 		return err
 	}
 	if marker {
@@ -452,6 +494,21 @@ func (l *Log) open() (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// trimEpochs drops, at Open, the leader epochs that start past the log
+// end next (only a damaged checkpoint, or a crash during a truncation,
+// has them) and those that end below the log start offset, the first
+// kept one then starting there: a crash between the log start offset's
+// checkpoint and the epochs' (DeleteRecordsBefore, retention) left those.
+// As Kafka's log loading truncates its epoch cache from the end, then
+// from the log start ("the earliest leader epoch may not be flushed
+// during a hard failure").
+func (l *Log) trimEpochs(next int64) error {
+	if err := l.epochs.truncateFromEnd(next); err != nil {
+		return err
+	}
+	return l.epochs.truncateFromStart(l.start.Load())
 }
 
 // SystemFile reports whether name is a file that an operating system's

@@ -2,6 +2,7 @@ package log
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -134,6 +135,20 @@ func (ps producers) expire(cutoff int64) int {
 		}
 	}
 	return n
+}
+
+// minProducersShrink is the fewest ids a producer map must have held
+// before Maintain rebuilds it once most have expired: below, the room
+// kept is too small to be worth a copy.
+const minProducersShrink = 1024
+
+// clone returns a copy of ps sized for what it holds now.
+func (ps producers) clone() producers {
+	out := make(producers, len(ps))
+	for id, st := range ps {
+		out[id] = st
+	}
+	return out
 }
 
 // dropFrom forgets the batches at or past offset (truncation).
@@ -339,7 +354,7 @@ func badSnapshotRow(rows [][]int64) []int64 {
 // their producer out of its window, which are still in the log: the state
 // is replayed from the snapshot below the end, and the batches of the one
 // past it merged into what that holds.
-func (l *Log) loadProducers(offs []int64, legacy bool) error {
+func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) error {
 	start, end := l.start.Load(), l.next.Load()
 	now := l.clock.Now().UnixNano()
 	files := make([]snapshotFile, 0, len(offs)+1)
@@ -401,7 +416,7 @@ func (l *Log) loadProducers(offs []int64, legacy bool) error {
 	if below != nil {
 		from, l.producers, l.info.ProducerSnapshot = below.off, ps, below.off
 	}
-	n, err := l.replayProducers(l.producers, from, end, now)
+	n, err := l.replayProducers(ctx, l.producers, from, end, now)
 	l.info.ProducerBatchesReplayed += n
 	if err != nil {
 		return err
@@ -452,7 +467,7 @@ func (l *Log) reloadProducersLocked(end int64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := l.replayProducers(ps, f.off, end, now); err != nil {
+	if _, err := l.replayProducers(context.Background(), ps, f.off, end, now); err != nil {
 		return err
 	}
 	for id, st := range ps {
@@ -476,10 +491,16 @@ func (l *Log) reloadProducersLocked(end int64) error {
 
 // replayProducers applies to ps the idempotent batches of the log from
 // offset from to end (those that end at or after from), and returns how
-// many batches it read.
-func (l *Log) replayProducers(ps producers, from, end, now int64) (int, error) {
+// many batches it read; it stops with ctx.Err() when ctx ends (looked at
+// every 4 MiB read), ps then holding only the batches before.
+func (l *Log) replayProducers(ctx context.Context, ps producers, from, end, now int64) (int, error) {
 	n := 0
-	for off := from; off < end; {
+	for i, off := 0, from; off < end; i++ {
+		if i%4 == 0 { // every 4 reads of up to 1 MiB
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+		}
 		data, err := l.read(nil, off, 1<<20, end, false)
 		if err != nil {
 			return n, err

@@ -14,9 +14,15 @@ import (
 // DeleteRecords): records below it are no longer readable, and whole
 // segments below it are deleted. It returns the new log start offset.
 //
+// The idempotent producers' state outlives the deleted records (see
+// Options.ProducerExpiration): when no producer-state snapshot would be
+// left at or past the new start, one as of the log end is written first,
+// so that the Open after a crash still has it.
+//
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
 // LogEndOffset; ErrClosed; ErrLogFenced (also when writing the log start
-// offset checkpoint or removing a segment failed, which fences the log).
+// offset checkpoint or that snapshot, or removing a segment, failed, which
+// fences the log).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -338,8 +344,17 @@ func (l *Log) maintain(ctx context.Context) error {
 	}
 	if l.producerExpiration > 0 {
 		l.mu.Lock()
+		// Ids are forgotten only here (and by a truncation): the map
+		// was at its largest since the last Maintain just now.
+		l.producersPeak = max(l.producersPeak, len(l.producers))
 		if n := l.producers.expire(l.clock.Now().Add(-l.producerExpiration).UnixNano()); n > 0 {
 			l.logger.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
+		}
+		if l.producersPeak >= minProducersShrink && len(l.producers) <= l.producersPeak/4 {
+			// A Go map keeps the room it grew to: after a burst of ids,
+			// expired since, a map of the few left frees it.
+			l.producers = l.producers.clone()
+			l.producersPeak = len(l.producers)
 		}
 		l.mu.Unlock()
 	}

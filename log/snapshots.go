@@ -19,8 +19,11 @@ import (
 //
 // A snapshot is written when a segment rolls (under SyncNever too, though
 // what it covers is not synced yet), when the recovery point moves with an
-// fsync, at a clean Close, after a recovery at Open and after a
-// truncation. Every snapshot on disk describes the log as it is below its
+// fsync, at a clean Close, after a recovery at Open, after a truncation,
+// and when DeleteRecordsBefore or retention moves the log start offset
+// past every snapshot (as of the log end: those below the new start go,
+// and Open would otherwise replay the state from the start, past the
+// producers' batches). Every snapshot on disk describes the log as it is below its
 // offset: a truncation removes those past its new end (and Open those past
 // the end it recovered) before anything can be appended there again.
 //

@@ -48,7 +48,7 @@ func TestNewBadOptions(t *testing.T) {
 		{"BatchMaxBytes 0", b, []producer.Opt{producer.BatchMaxBytes(0)}},
 		{"BatchMaxBytes negative", b, []producer.Opt{producer.BatchMaxBytes(-1)}},
 		{"BatchMaxBytes the header alone", b, []producer.Opt{producer.BatchMaxBytes(record.HeaderSize)}},
-		{"BatchMaxBytes past int32", b, []producer.Opt{producer.BatchMaxBytes(math.MaxInt32 + 1)}},
+		{"BatchMaxBytes past int32", b, []producer.Opt{producer.BatchMaxBytes(pastInt32(1))}},
 		{"Compression unknown", b, []producer.Opt{producer.Compression(compression.Codec(7))}},
 		{"Compression negative", b, []producer.Opt{producer.Compression(compression.Codec(-1))}},
 		{"DefaultTopic invalid", b, []producer.Opt{producer.DefaultTopic("a b")}},
@@ -248,3 +248,8 @@ func TestZeroProducer(t *testing.T) {
 		require.NoError(t, catch(t, "BufferedRecords", func() error { p.BufferedRecords(); return nil }))
 	}
 }
+
+// pastInt32 is math.MaxInt32+n as an int, computed at run time so that
+// the tests compile where int has 32 bits (there it wraps to a negative
+// size, which is refused too).
+func pastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }

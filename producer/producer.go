@@ -130,6 +130,16 @@ type AsyncClient interface {
 // unanswered request) also makes the producer take a new id, so that its
 // sequence numbers are never reused for other records.
 //
+// Memory: a partition's goroutine, and the batch buffers it keeps for
+// reuse, end once the partition has had nothing to send for a second.
+// What stays, for the producer's lifetime, is up to about 1 KiB for each
+// partition it has written to (its sequence numbers, which idempotence
+// needs, and the partitioner's state), also once the topic is deleted,
+// as franz-go keeps its topics' state (until PurgeTopicsFromClient)
+// rather than guess that a partition will not be written again. A
+// long-lived producer that writes to ever new topics (a topic per tenant
+// or per day, say) should be closed and replaced now and then.
+//
 // A Producer is made by New. A zero Producer (one not made by New) is
 // closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
 // returns it, and Close returns nil.

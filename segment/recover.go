@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 
@@ -59,9 +60,30 @@ func (r RecoveryResult) String() string {
 //
 // Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
 // file and position; file system errors.
-func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
+func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
+	return s.RecoverContext(context.Background(), durable)
+}
+
+// recoverCheckBytes is how much of the .log RecoverContext reads between
+// two looks at its ctx.
+const recoverCheckBytes = 4 << 20
+
+// RecoverContext is Recover, cut short when ctx ends: it looks at ctx
+// before it starts and after every recoverCheckBytes (4 MiB) of batches
+// read. Cut short, it has cut nothing from the .log, and its indexes,
+// reset and rebuilt only up to where it stopped, are distrusted (see
+// IndexDistrusted): the segment's state is then that of no finished
+// recovery, and the caller closes it — which removes the index files, so
+// that the next Open reports needsRecovery and the next Recover does it
+// all again.
+//
+// Errors: Recover's; ctx.Err() when ctx ended.
+func (s *Segment) RecoverContext(ctx context.Context, durable int64) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,8 +117,20 @@ func (s *Segment) Recover(durable int64) (res RecoveryResult, err error) {
 	pos, next := int64(0), s.base
 	lastPos := int64(0)
 	var bad error
-	holeAtPos := false // the batch at pos lost its first sector's bytes
+	holeAtPos := false   // the batch at pos lost its first sector's bytes
+	lookedAt := int64(0) // where ctx was last looked at
 	for pos < size {
+		if pos-lookedAt >= recoverCheckBytes {
+			lookedAt = pos
+			if err := ctx.Err(); err != nil {
+				// The indexes hold only what was read: the next Open
+				// must rebuild them.
+				all := &badEntries{all: true}
+				s.badOffsets.Store(all)
+				s.badTimes.Store(all)
+				return res, err
+			}
+		}
 		hdr, err := s.header(pos, size)
 		if err != nil {
 			if !errors.Is(err, record.ErrCorrupt) {

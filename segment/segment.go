@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -178,6 +179,16 @@ type OpenOptions struct {
 // is missing). Corruption is no error of Open: it reports needsRecovery,
 // and Recover returns the error.
 func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
+	return OpenContext(context.Background(), fsys, dir, base, cfg, opts)
+}
+
+// OpenContext is Open, cut short when ctx ends: the scan of the batches
+// after the last index entry, which after a crash that lost the index
+// can cover the whole segment, looks at ctx every 4 MiB (see
+// RecoverContext). Cut short, it closes the files without writing.
+//
+// Errors: Open's; ctx.Err() when ctx ended.
+func OpenContext(ctx context.Context, fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {
 	cfg = cfg.withDefaults()
 	s = &Segment{fs: fsys, dir: dir, base: base, cfg: cfg, sealed: !opts.Active}
 	switch {
@@ -220,9 +231,15 @@ func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s 
 	if missing && n > 0 {
 		return s, true, nil
 	}
-	if err := s.loadTail(); err != nil {
+	if err := s.loadTail(ctx); err != nil {
 		if errors.Is(err, record.ErrCorrupt) || errors.Is(err, index.ErrCorrupt) {
 			return s, true, nil
+		}
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			// Not Close, which would add a time index entry from the
+			// part scanned.
+			s.closed.Store(true)
+			return nil, false, errors.Join(err, s.oidx.Close(), s.tidx.Close(), f.Close())
 		}
 		s.Close()
 		return nil, false, err
@@ -310,7 +327,7 @@ func (s *Segment) recreateIndexes(active bool) error {
 // loadTail checks the indexes' last entries against the log and scans the
 // batches after the last offset index entry to learn the next offset and
 // max timestamp.
-func (s *Segment) loadTail() error {
+func (s *Segment) loadTail(ctx context.Context) error {
 	size := s.size.Load()
 	lastOff, pos, ok := s.oidx.Last()
 	if ok && (pos < 0 || pos >= size || lastOff < s.base) {
@@ -332,7 +349,14 @@ func (s *Segment) loadTail() error {
 		}
 	}
 	lastPos, lastSize := int64(-1), int64(0)
+	lookedAt := pos // where ctx was last looked at
 	for pos < size {
+		if pos-lookedAt >= recoverCheckBytes {
+			lookedAt = pos
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		hdr, err := s.header(pos, size)
 		if err != nil {
 			return err

@@ -141,7 +141,10 @@ type CrashOptions struct {
 // (see CrashClone): a file's content is durable as of its last Sync, and a
 // directory's entries as of its last SyncDir; and, for a crash with
 // CrashOptions.Reorder, the directory operations not durable yet, in the
-// order they were made (up to a few thousand of them).
+// order they were made (up to a few thousand of them). So a removed
+// file's memory is freed once its removal is durable (SyncDir of its
+// directory): until then a crash may bring it back, and in a directory
+// never synced the files of the last few thousand operations stay.
 //
 // A file's content lives in chunks. A small file is one array that starts
 // at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held

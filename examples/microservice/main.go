@@ -85,8 +85,14 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	}
 	logger := slog.New(slog.NewTextHandler(out, nil))
 
-	b, err := runnel.Open(runnel.Config{Dir: *dir, Logger: logger})
+	// OpenContext: a signal during a long recovery after a crash stops
+	// it (the next start recovers from where it was).
+	b, err := runnel.OpenContext(ctx, runnel.Config{Dir: *dir, Logger: logger})
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "stopped while opening the broker")
+			return nil
+		}
 		return err
 	}
 	defer b.Close()

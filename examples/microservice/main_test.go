@@ -214,6 +214,13 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run(ctx, []string{"-h"}, &out, func(string) { t.Error("-h served") }))
 	require.Contains(t, out.String(), "Usage of microservice")
 	require.NotContains(t, out.String(), "serving")
+	// A signal before the broker is open (here: ctx already ended) stops
+	// it quietly: no broker, nothing served, no error.
+	out.Reset()
+	ended, cancelEnded := context.WithCancel(ctx)
+	cancelEnded()
+	require.NoError(t, run(ended, []string{"-addr", "127.0.0.1:0", "-dir", t.TempDir()}, &out, func(string) { t.Error("served") }))
+	require.Contains(t, out.String(), "stopped while opening the broker")
 }
 
 // TestIdempotencyKey: a retry with the same Idempotency-Key and order,
