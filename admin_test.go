@@ -229,7 +229,7 @@ func TestFailedReopen(t *testing.T) {
 	ctx := context.Background()
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if armed.Load() && op == vfs.OpList && name == "/data/t-1" {
+		if armed.Load() && op == vfs.OpList && filepath.ToSlash(name) == "/data/t-1" {
 			return vfs.ErrInjected
 		}
 		return nil
@@ -291,7 +291,7 @@ func TestFailedReopenRetriedByMaintenance(t *testing.T) {
 	defer cancel()
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if armed.Load() && op == vfs.OpList && name == "/data/t-0" {
+		if armed.Load() && op == vfs.OpList && filepath.ToSlash(name) == "/data/t-0" {
 			return vfs.ErrInjected
 		}
 		return nil

@@ -68,7 +68,7 @@ func TestCloseStopsTheMaintenanceRound(t *testing.T) {
 	)
 	entered, release := make(chan struct{}), make(chan struct{})
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op != vfs.OpRemove || !strings.Contains(name, "/t-") {
+		if op != vfs.OpRemove || !strings.Contains(filepath.ToSlash(name), "/t-") {
 			return nil
 		}
 		dir := filepath.Dir(name)

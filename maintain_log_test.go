@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,9 +72,9 @@ func TestMaintenanceLogsAFailureOnce(t *testing.T) {
 	var listFault atomic.Pointer[error]
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		switch {
-		case op == vfs.OpSync && strings.Contains(name, "/fenced-0/") && strings.HasSuffix(name, ".log") && syncFault.CompareAndSwap(true, false):
+		case op == vfs.OpSync && strings.Contains(filepath.ToSlash(name), "/fenced-0/") && strings.HasSuffix(name, ".log") && syncFault.CompareAndSwap(true, false):
 			return vfs.ErrInjected
-		case op == vfs.OpList && strings.Contains(name, "/reopen-0"):
+		case op == vfs.OpList && strings.Contains(filepath.ToSlash(name), "/reopen-0"):
 			if err := listFault.Load(); err != nil {
 				return *err
 			}

@@ -110,7 +110,7 @@ func TestOpenCorruptMetadata(t *testing.T) {
 
 			_, err = Open(Config{Dir: "/data", FS: mem})
 			require.ErrorIs(t, err, ErrCorruptMetadata)
-			require.ErrorContains(t, err, tc.file)
+			require.ErrorContains(t, err, filepath.FromSlash(tc.file))
 			if tc.name == "an invalid config" {
 				require.ErrorIs(t, err, log.ErrInvalidConfig)
 			}

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,7 +39,7 @@ func TestListOffsetDuringAlter(t *testing.T) {
 	reached, release := make(chan struct{}), make(chan struct{})
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		// Hold the search's first read of the partition's log.
-		if op == vfs.OpRead && strings.Contains(name, "/t-0/") && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+		if op == vfs.OpRead && strings.Contains(filepath.ToSlash(name), "/t-0/") && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
 			close(reached)
 			<-release
 		}
@@ -89,7 +90,7 @@ func TestDeleteTopicAfterItsRecordIsGone(t *testing.T) {
 	mem := vfs.NewMem()
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSyncDir && strings.HasSuffix(name, "/"+topicsDir) && armed.CompareAndSwap(true, false) {
+		if op == vfs.OpSyncDir && strings.HasSuffix(filepath.ToSlash(name), "/"+topicsDir) && armed.CompareAndSwap(true, false) {
 			return vfs.ErrInjected
 		}
 		return nil

@@ -543,7 +543,9 @@ func (s *soakRun) sawRecord(b *runnel.Broker, name string, r *record.Record) {
 	var before []soakRec // the acknowledged records just before r
 	if sought && name == "lag-earliest" {
 		delete(s.atTime, tp)
-		for o := r.Offset - 20; o < r.Offset; o++ {
+		// Not below DeleteRecords' floor: the seek answers the log
+		// start when the records of that time were deleted.
+		for o := max(r.Offset-20, m.floor); o < r.Offset; o++ {
 			if rec, ok := m.recs[o]; ok {
 				before = append(before, rec)
 			}

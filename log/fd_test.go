@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -18,6 +19,13 @@ import (
 // where the system does not list them.
 func openFDs(t *testing.T) int {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		// Windows has neither; under Wine (.ci/windows-wine) the
+		// Linux /proc/self/fd of the Wine process is found, whose
+		// descriptors are Wine's and not the Windows handles counted
+		// here.
+		t.Skip("no descriptors to count on Windows")
+	}
 	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
 		if names, err := os.ReadDir(dir); err == nil {
 			return len(names)

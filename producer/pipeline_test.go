@@ -86,6 +86,11 @@ func (c *ackClient) Partitions(ctx context.Context, topic string) (int, error) {
 }
 
 func (c *ackClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if c.refreshed != nil {
+		// The look-up after this batch is due only once the clock has
+		// moved past the last one (see clockTick).
+		defer clockTick()
+	}
 	c.mu.Lock()
 	attempt := c.attempts
 	c.attempts++

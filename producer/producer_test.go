@@ -539,6 +539,7 @@ func TestRefreshToNoPartitionsIsIgnored(t *testing.T) {
 	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Nanosecond))
 	ctx := testCtx(t)
 	for _, v := range []string{"a", "b", "c"} {
+		clockTick() // so that MetadataMaxAge has passed (see clockTick)
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte(v)}))
 	}
 	require.Greater(t, c.calls.Load(), int32(1), "looked again")

@@ -603,7 +603,9 @@ func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
 // are not this segment's. Such a file gives an error matching ErrClosed.
 func (s *Segment) reopenLog(held *os.File) (*os.File, error) {
 	name := s.path(LogSuffix)
-	f, err := os.Open(name)
+	// Not os.Open: on Windows its handle would not share delete access,
+	// and the segment's Delete would fail while this read goes on.
+	f, err := vfs.OpenOS(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("runnel/segment: %s was removed: %w", name, ErrClosed)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
@@ -27,7 +28,21 @@ func TestWriteToReplacedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Rename(other, logPath(dir, 0)); err != nil {
-		t.Fatal(err)
+		if runtime.GOOS != "windows" {
+			t.Fatal(err)
+		}
+		// Windows' MoveFileEx does not replace a file that is open (the
+		// segment has its .log open). Where Windows deletes with POSIX
+		// semantics, the name is free once the .log is removed (as
+		// compaction removes it before its swap); where it does not
+		// (Wine, older versions), the name stays the open file's until
+		// it is closed, and the case this test is about cannot happen.
+		if err := vfs.OS.Remove(logPath(dir, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(other, logPath(dir, 0)); err != nil {
+			t.Skipf("the name of a removed file that is still open cannot be given to another file here: %v", err)
+		}
 	}
 	var buf bytes.Buffer
 	n, err := s.WriteTo(&buf, 0, size)
@@ -55,5 +70,65 @@ func TestWriteToShortFile(t *testing.T) {
 	n, err := s.WriteTo(io.Discard, 0, size)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("WriteTo(0, %d) of a file cut to %d = %d, %v; want io.ErrUnexpectedEOF", size, size/2, n, err)
+	}
+}
+
+// heldWriter holds the first Write until release is closed, having said on
+// started that it is there, and keeps what it is given.
+type heldWriter struct {
+	started, release chan struct{}
+	once             bool
+	buf              bytes.Buffer
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	if !w.once {
+		w.once = true
+		close(w.started)
+		<-w.release
+	}
+	return w.buf.Write(p)
+}
+
+// TestDeleteDuringWriteTo: a segment can be deleted (by retention,
+// compaction, a deleted topic) while a WriteTo holds the .log open of its
+// own to hand it to the kernel, and the WriteTo still sends the bytes it
+// was asked for. On Windows WriteTo's handle was opened without sharing
+// delete access, and the removal failed with a sharing violation (which
+// fences the log).
+func TestDeleteDuringWriteTo(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	m := &model{}
+	appendBatches(t, s, m, simpleBatch(t, 0, 4, 300), simpleBatch(t, 4, 4, 300))
+	size := s.Size()
+	want, err := os.ReadFile(logPath(dir, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &heldWriter{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.WriteTo(w, 0, size)
+		done <- err
+	}()
+	<-w.started
+	derr := s.Delete()
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Errorf("WriteTo across the segment's Delete: %v", err)
+	}
+	if derr != nil {
+		t.Fatalf("Delete during a WriteTo: %v", derr)
+	}
+	if !bytes.Equal(w.buf.Bytes(), want) {
+		t.Errorf("WriteTo sent %d bytes, not the segment's %d", w.buf.Len(), len(want))
+	}
+	names, err := vfs.OS.List(dir)
+	if err != nil || len(names) != 0 {
+		t.Fatalf("directory after Delete holds %v, %v", names, err)
+	}
+	if _, err := s.WriteTo(io.Discard, 0, size); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteTo after Delete: %v; want ErrClosed", err)
 	}
 }

@@ -340,6 +340,14 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		for _, c := range [][2]string{{d, empty}, {f, empty}, {d, d}, {empty, empty}, {filepath.Join(d, "sub"), empty},
 			{f, empty + sep}, {f, d + sep + "sub" + sep + ".."}, {f, empty + sep + "."}, {d, empty + sep}} {
 			err := fsys.Rename(c[0], c[1])
+			if isWindowsOS(fsys) && c[0] == c[1] && err == nil {
+				// os.Rename refuses a directory onto itself on unix
+				// systems by a check of its own; on Windows it is
+				// MoveFileEx's call, and Wine renames the directory
+				// onto itself. Nothing is replaced either way (the
+				// names are checked below).
+				continue
+			}
 			var le *os.LinkError
 			require.ErrorAs(t, err, &le, "%s → %s", c[0], c[1])
 			if !isWindowsOS(fsys) {
@@ -462,11 +470,11 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.Empty(t, names)
 	})
 
+	// A file open through the FS can be renamed and removed, and stays
+	// readable and writable through its File: on Windows too, where the
+	// OS FS opens files sharing delete access (os.OpenFile does not).
 	t.Run("HandleOutlivesName", func(t *testing.T) {
 		fsys, dir := newFS(t)
-		if isWindowsOS(fsys) {
-			t.Skip("Windows does not remove or rename open files")
-		}
 		a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 		f, err := fsys.Create(a)
 		require.NoError(t, err)
@@ -596,6 +604,13 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		l, err := fsys.Lock(filepath.Join(dir, strings.Repeat("l", MaxNameLen)))
 		require.NoError(t, err)
 		require.NoError(t, l.Close())
+		if isWindowsOS(fsys) && onWine() {
+			// Wine keeps Windows' files on a Linux file system and
+			// looks a name up there: a component too long for Linux
+			// is not found (ERROR_FILE_NOT_FOUND, even for a
+			// create), where NTFS refuses the name.
+			t.Skip("Wine answers a name too long as not found")
+		}
 
 		f := filepath.Join(dir, "f")
 		writeFile(t, fsys, f, "abc")

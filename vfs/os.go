@@ -10,6 +10,17 @@ import (
 
 // OS is the operating system's file system. Its errors are package os's,
 // except that those for a name too long also match ErrNameTooLong.
+//
+// On Windows, where a file open without FILE_SHARE_DELETE (as os.OpenFile
+// opens files) can be neither renamed nor removed, OS opens its files
+// sharing read, write and delete access, so that renaming or removing an
+// open file works as on unix systems. One difference stays: where Windows
+// does not delete with POSIX semantics (recent Windows 10 and 11 do on
+// NTFS; older versions, other file systems and Wine do not), a removed
+// file keeps its name until its last handle is closed, and creating a
+// file of that name, or renaming one to it, fails meanwhile (access
+// denied). runnel's storage closes a segment's files before it removes
+// them.
 var OS FS = osFS{}
 
 type osFS struct{}
@@ -32,7 +43,7 @@ func osErr(err error) error {
 }
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, osErr(err)
 	}
@@ -40,7 +51,7 @@ func (osFS) Create(name string) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := openFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return nil, osErr(err)
 	}
@@ -83,7 +94,7 @@ func (osFS) List(dir string) ([]string, error) {
 }
 
 func (osFS) Lock(name string) (io.Closer, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, osErr(err)
 	}
@@ -143,6 +154,21 @@ func (f *osFile) Truncate(size int64) error {
 	}
 	f.size.Store(size)
 	return nil
+}
+
+// OpenOS opens the named file of the OS FS read-only, as the OS FS opens
+// its own files: on Windows sharing delete access (FILE_SHARE_DELETE), so
+// that the file can be renamed or removed while the returned file is open,
+// as on unix systems. The segment layer uses it for a read of its own
+// (sendfile) that must not stop the log from deleting the segment.
+//
+// Errors: those of os.Open, an *os.PathError naming name.
+func OpenOS(name string) (*os.File, error) {
+	f, err := openFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, osErr(err)
+	}
+	return f, nil
 }
 
 // OSFile returns the *os.File under f if f is an OS file, for callers that

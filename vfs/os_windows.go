@@ -4,13 +4,90 @@ package vfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"unicode/utf16"
 
 	"golang.org/x/sys/windows"
 )
+
+// openFile opens a file of the OS FS as os.OpenFile does, but sharing
+// delete access (FILE_SHARE_DELETE) besides read and write, so that the
+// file can be renamed or removed while it is open, as on unix systems:
+// os.OpenFile does not share delete access, and a rename or remove of a
+// file it has open fails with ERROR_SHARING_VIOLATION. It takes the flags
+// the OS FS uses (O_RDONLY, O_RDWR, O_CREATE, O_TRUNC); the handle is not
+// inherited by child processes, as os.OpenFile's is not. A name too long
+// for the Win32 layer is passed with the \\?\ prefix, as package os
+// does. Errors are those of os.OpenFile: an *os.PathError with Op "open".
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	p, err := windows.UTF16PtrFromString(longPath(name))
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	access := uint32(windows.GENERIC_READ)
+	if flag&(os.O_RDWR|os.O_WRONLY) != 0 {
+		access |= windows.GENERIC_WRITE
+	}
+	disposition := uint32(windows.OPEN_EXISTING)
+	if flag&os.O_CREATE != 0 {
+		disposition = windows.OPEN_ALWAYS
+	}
+	attrs := uint32(windows.FILE_ATTRIBUTE_NORMAL)
+	if perm&0o200 == 0 && flag&os.O_CREATE != 0 {
+		attrs = windows.FILE_ATTRIBUTE_READONLY
+	}
+	h, err := windows.CreateFile(p, access,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
+		nil, disposition, attrs, 0)
+	if err != nil {
+		if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+			// As os.OpenFile: a directory opened for writing.
+			if fa, aerr := windows.GetFileAttributes(p); aerr == nil && fa&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
+				err = syscall.EISDIR
+			}
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	f := os.NewFile(uintptr(h), name)
+	if flag&os.O_TRUNC != 0 {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, &fs.PathError{Op: "open", Path: name, Err: pathErrErr(err)}
+		}
+	}
+	return f, nil
+}
+
+// longPath returns name with the \\?\ prefix when it is too long for
+// the Win32 layer's MAX_PATH (package os adds it from 248 characters, the
+// longest directory name Windows takes): the absolute, cleaned path, or
+// \\?\UNC\ for a network share. Other names are returned as they are.
+func longPath(name string) string {
+	if len(name) < 248 || strings.HasPrefix(name, `\\?\`) || strings.HasPrefix(name, `\\.\`) {
+		return name
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return name
+	}
+	if strings.HasPrefix(abs, `\\`) {
+		return `\\?\UNC\` + abs[2:]
+	}
+	return `\\?\` + abs
+}
+
+// pathErrErr returns the Err of an *fs.PathError, or err.
+func pathErrErr(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
 
 // isNameTooLong reports whether err, the Err of an error of package os
 // about the given names, says that a name was too long. Windows reports
