@@ -8,7 +8,6 @@ import (
 	"iter"
 	"os"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -29,58 +29,6 @@ import (
 // open files — returns after each cycle's cleanup to about its level
 // after the first few cycles: they catch growth per cycle, not noise.
 // RUNNEL_LEAK_CYCLES sets the number of cycles for a longer run.
-
-// leakCycles is the number of cycles of a leak test: n (a quarter under
-// -short), or RUNNEL_LEAK_CYCLES if set.
-func leakCycles(t testing.TB, n int) int {
-	if v := os.Getenv("RUNNEL_LEAK_CYCLES"); v != "" {
-		c, err := strconv.Atoi(v)
-		require.NoError(t, err, "RUNNEL_LEAK_CYCLES")
-		return c
-	}
-	if testing.Short() {
-		return n / 4
-	}
-	return n
-}
-
-// liveHeap is the heap that is live after two collections.
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
-// checkBounded runs cycle 5 times, measures, runs it n times more, and
-// checks that the live heap stayed within twice its level after the
-// warm-up plus 4 MiB, the goroutines at their level (plus a few), and
-// what measure reports (0 if nil) within twice its level plus slack; it
-// returns the measure's two levels.
-func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle func(i int)) (m0, m1 int64) {
-	t.Helper()
-	const warm = 5
-	if measure == nil {
-		measure = func() int64 { return 0 }
-	}
-	for i := range warm {
-		cycle(i)
-	}
-	h0, g0 := liveHeap(), runtime.NumGoroutine()
-	m0 = measure()
-	for i := warm; i < warm+n; i++ {
-		cycle(i)
-	}
-	h1, g1 := liveHeap(), runtime.NumGoroutine()
-	m1 = measure()
-	t.Logf("%d cycles: live heap %d -> %d (%+.0f B/cycle), goroutines %d -> %d, measure %d -> %d (%+.1f/cycle)",
-		n, h0, h1, float64(h1-h0)/float64(n), g0, g1, m0, m1, float64(m1-m0)/float64(n))
-	require.LessOrEqual(t, h1, 2*h0+4<<20, "the live heap grew with the cycles")
-	require.LessOrEqual(t, g1, g0+5, "goroutines were left")
-	require.LessOrEqual(t, m1, 2*m0+slack, "the measure grew with the cycles")
-	return m0, m1
-}
 
 // leakBatch is a batch of one record with the key key (none if "") and
 // the value val, stamped now.
@@ -119,7 +67,7 @@ func TestLeakTopicChurn(t *testing.T) {
 			b, err := runnel.Open(runnel.Config{FS: fs})
 			require.NoError(t, err)
 			defer b.Close()
-			checkBounded(t, leakCycles(t, 400), 64<<10, fs.Allocated, func(i int) {
+			leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, true, fs.Allocated, func(i int) {
 				name := fmt.Sprint("t", i)
 				if same {
 					name = "t"
@@ -152,7 +100,7 @@ func TestLeakBrokerMaintenance(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "retention", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: seg, RetentionBytes: 4 * seg}}))
 	require.NoError(t, b.CreateTopic(ctx, "deleterecords", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: seg}}))
 	require.NoError(t, b.CreateTopic(ctx, "compacted", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: seg, CleanupPolicy: log.Compact, MinCleanableDirtyRatio: -1}}))
-	checkBounded(t, leakCycles(t, 400), 64<<10, fs.Allocated, func(i int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, true, fs.Allocated, func(i int) {
 		for k := range 20 {
 			leakProduce(t, b, "retention", 0, "", val)
 			leakProduce(t, b, "deleterecords", 0, "", val)
@@ -183,7 +131,7 @@ func TestLeakProducerIDChurn(t *testing.T) {
 		leakProduce(t, b, "p", 1, "", make([]byte, 1000))
 	}
 	require.NoError(t, b.Maintain(ctx))
-	checkBounded(t, leakCycles(t, 400), 64<<10, fs.Allocated, func(i int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, true, fs.Allocated, func(i int) {
 		p, err := producer.New(b)
 		require.NoError(t, err)
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "p", Value: []byte("x")}))
@@ -205,7 +153,7 @@ func TestLeakWaitsAndAssignments(t *testing.T) {
 	c, err := consumer.New(b)
 	require.NoError(t, err)
 	defer c.Close()
-	checkBounded(t, leakCycles(t, 200), 0, nil, func(i int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 200), 0, true, nil, func(i int) {
 		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Microsecond, Partitions: []api.FetchPartition{{Topic: "f"}, {Topic: "f", Partition: 1}}})
 		require.NoError(t, err)
 		require.Empty(t, resp.Partitions[0].Records)
@@ -267,7 +215,7 @@ func TestLeakOpenFiles(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "retention", log.TopicConfig{Partitions: 1, Config: retention}))
 	require.NoError(t, b.CreateTopic(ctx, "deleterecords", log.TopicConfig{Partitions: 1, Config: nosync}))
 	require.NoError(t, b.CreateTopic(ctx, "compacted", log.TopicConfig{Partitions: 1, Config: compacted}))
-	m0, m1 := checkBounded(t, leakCycles(t, 150), 10, func() int64 { return openFiles(t) + mappings(t) - base }, func(i int) {
+	m0, m1 := leakcheck.Bounded(t, leakcheck.Cycles(t, 150), 10, true, func() int64 { return openFiles(t) + mappings(t) - base }, func(i int) {
 		name := fmt.Sprint("t", i)
 		churn := i%10 == 0 // a topic's creation and deletion take fsyncs: every tenth cycle
 		if churn {
@@ -325,13 +273,13 @@ func TestLeakProducerTopics(t *testing.T) {
 			g = runtime.NumGoroutine()
 			return g <= base+1 // +1: the runtime's finalizer goroutine, started on first use, counts
 		}, 10*time.Second, 10*time.Millisecond, "the partitions' goroutines end when idle")
-		return liveHeap(), g
+		return leakcheck.LiveHeap(), g
 	}
 	for i := range 5 {
 		cycle(i)
 	}
 	h0, g0 := idle()
-	n := leakCycles(t, 400)
+	n := leakcheck.Cycles(t, 400)
 	for i := 5; i < 5+n; i++ {
 		cycle(i)
 	}
@@ -371,7 +319,7 @@ func TestLeakReopens(t *testing.T) {
 		leakProduce(t, b, "r", 1, "", val)
 	}
 	require.NoError(t, b.Maintain(ctx))
-	checkBounded(t, leakCycles(t, 200), 16<<10, func() int64 { return fs.Allocated() + files()<<10 }, func(i int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 200), 16<<10, true, func() int64 { return fs.Allocated() + files()<<10 }, func(i int) {
 		p, err := producer.New(b)
 		require.NoError(t, err)
 		for range 10 {
@@ -443,5 +391,5 @@ func TestLeakSteadyState(t *testing.T) {
 	for range 20 {
 		fill(100)
 	}
-	checkBounded(t, leakCycles(t, 400), 64<<10, fs.Allocated, func(int) { fill(20) })
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, true, fs.Allocated, func(int) { fill(20) })
 }

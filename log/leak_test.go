@@ -3,13 +3,11 @@ package log
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -18,54 +16,7 @@ import (
 // The tests in this file run a workload for many cycles and check that the
 // memory the log holds returns, after each cycle's cleanup, to about its
 // level after the first few cycles: growth per cycle, not noise. They run
-// leakCycles cycles (RUNNEL_LEAK_CYCLES for a longer run).
-
-// leakCycles is the number of cycles of a leak test: n, or
-// RUNNEL_LEAK_CYCLES if set.
-func leakCycles(t testing.TB, n int) int {
-	if v := os.Getenv("RUNNEL_LEAK_CYCLES"); v != "" {
-		c, err := strconv.Atoi(v)
-		require.NoError(t, err, "RUNNEL_LEAK_CYCLES")
-		return c
-	}
-	if testing.Short() {
-		return n / 4
-	}
-	return n
-}
-
-// liveHeap is the heap that is live after two collections.
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
-// checkBounded runs cycle warm times, measures, runs it n times more and
-// checks that the live heap stayed within twice its level after the
-// warm-up plus 4 MiB, and what measure reports (0 if nil) within twice
-// its level plus slack.
-func checkBounded(t *testing.T, n int, slack int64, measure func() int64, cycle func(i int)) {
-	t.Helper()
-	const warm = 5
-	if measure == nil {
-		measure = func() int64 { return 0 }
-	}
-	for i := range warm {
-		cycle(i)
-	}
-	h0, m0 := liveHeap(), measure()
-	for i := warm; i < warm+n; i++ {
-		cycle(i)
-	}
-	h1, m1 := liveHeap(), measure()
-	t.Logf("%d cycles: live heap %d -> %d (%+.0f B/cycle), measure %d -> %d (%+.0f/cycle)",
-		n, h0, h1, float64(h1-h0)/float64(n), m0, m1, float64(m1-m0)/float64(n))
-	require.LessOrEqual(t, h1, 2*h0+4<<20, "the live heap grew with the cycles")
-	require.LessOrEqual(t, m1, 2*m0+slack, "the measure grew with the cycles")
-}
+// leakcheck.Cycles cycles (RUNNEL_LEAK_CYCLES for a longer run).
 
 // A compacted log whose keys are all written again each cycle keeps a
 // bounded number of segments: the cleaner merges the small segments it
@@ -81,7 +32,7 @@ func TestLeakCompactedSegments(t *testing.T) {
 	val := make([]byte, 1000)
 	ctx := context.Background()
 	maxSegs := 0
-	checkBounded(t, leakCycles(t, 400), 64<<10, mem.Allocated, func(i int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, false, mem.Allocated, func(i int) {
 		for k := range 20 {
 			appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(fmt.Sprint(k)), value: val, ts: e.clock.Now().UnixMilli()}))
 		}
@@ -103,7 +54,7 @@ func TestLeakCompactedSmallSegments(t *testing.T) {
 	l := e.open(cfg)
 	defer l.Close()
 	ctx := context.Background()
-	n := leakCycles(t, 400)
+	n := leakcheck.Cycles(t, 400)
 	for i := range n {
 		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(fmt.Sprint(i)), value: []byte("v"), ts: e.clock.Now().UnixMilli()}))
 		require.NoError(t, l.Roll())
@@ -145,7 +96,7 @@ func TestLeakProducerIDChurn(t *testing.T) {
 		require.NoError(t, err)
 		return int64(len(names))
 	}
-	checkBounded(t, leakCycles(t, 400), 64<<10, func() int64 { return mem.Allocated() + files()<<10 }, func(int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, false, func() int64 { return mem.Allocated() + files()<<10 }, func(int) {
 		for range 50 {
 			id++
 			appendOK(t, l, producerBatch1(t, id, e.clock.Now().UnixMilli()))
@@ -179,7 +130,7 @@ func TestLeakDeletedSegments(t *testing.T) {
 			ctx := context.Background()
 			val := make([]byte, 500)
 			id := int64(0)
-			checkBounded(t, leakCycles(t, 400), 64<<10, func() int64 { return mem.Allocated() + int64(len(l.LeaderEpochs()))<<10 }, func(i int) {
+			leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, false, func() int64 { return mem.Allocated() + int64(len(l.LeaderEpochs()))<<10 }, func(i int) {
 				for range 20 {
 					id++
 					_, err := l.Append(ctx, producerBatch1(t, id, e.clock.Now().UnixMilli()), AppendOptions{LeaderEpoch: int32(i)})
@@ -212,8 +163,8 @@ func TestLeakProducerStateShrinks(t *testing.T) {
 	defer l.Close()
 	ctx := context.Background()
 	appendOK(t, l, producerBatch1(t, 1, e.clock.Now().UnixMilli()))
-	h0 := liveHeap() - mem.Allocated()
-	n := leakCycles(t, 200_000)
+	h0 := leakcheck.LiveHeap() - mem.Allocated()
+	n := leakcheck.Cycles(t, 200_000)
 	for id := int64(2); id <= int64(n); id++ {
 		appendOK(t, l, producerBatch1(t, id, e.clock.Now().UnixMilli()))
 	}
@@ -225,7 +176,7 @@ func TestLeakProducerStateShrinks(t *testing.T) {
 	l.mu.Lock()
 	require.Empty(t, l.producers)
 	l.mu.Unlock()
-	h1 := liveHeap() - mem.Allocated()
+	h1 := leakcheck.LiveHeap() - mem.Allocated()
 	t.Logf("%d producer ids, expired: live heap but the FS %d -> %d (%+.1f B an id)", n, h0, h1, float64(h1-h0)/float64(n))
 	require.Less(t, h1-h0, int64(n)*4+512<<10, "the expired ids' map is kept")
 }
@@ -243,7 +194,7 @@ func TestLeakCompactedProducerChurn(t *testing.T) {
 	defer l.Close()
 	ctx := context.Background()
 	id := int64(0)
-	checkBounded(t, leakCycles(t, 400), 32<<10, func() int64 { return mem.Allocated() + int64(l.Segments())<<10 }, func(int) {
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 32<<10, false, func() int64 { return mem.Allocated() + int64(l.Segments())<<10 }, func(int) {
 		for k := range 10 {
 			id++
 			var b record.Builder

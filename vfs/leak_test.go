@@ -2,36 +2,11 @@ package vfs
 
 import (
 	"fmt"
-	"os"
-	"runtime"
-	"strconv"
 	"testing"
 
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/stretchr/testify/require"
 )
-
-// leakCycles is the number of cycles of a leak test: n (a quarter under
-// -short), or RUNNEL_LEAK_CYCLES if set.
-func leakCycles(t testing.TB, n int) int {
-	if v := os.Getenv("RUNNEL_LEAK_CYCLES"); v != "" {
-		c, err := strconv.Atoi(v)
-		require.NoError(t, err, "RUNNEL_LEAK_CYCLES")
-		return c
-	}
-	if testing.Short() {
-		return n / 4
-	}
-	return n
-}
-
-// liveHeap is the heap that is live after two collections.
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
 
 // The memory of files removed from a MemFS is freed once the removal is
 // durable (SyncDir), also through renames over them (a compaction's
@@ -70,12 +45,12 @@ func TestLeakMemRemovedFiles(t *testing.T) {
 			for i := range 5 {
 				cycle(i)
 			}
-			h0 := liveHeap()
-			n := leakCycles(t, 2000)
+			h0 := leakcheck.LiveHeap()
+			n := leakcheck.Cycles(t, 2000)
 			for i := 5; i < 5+n; i++ {
 				cycle(i)
 			}
-			h1 := liveHeap()
+			h1 := leakcheck.LiveHeap()
 			t.Logf("%d cycles: live heap %d -> %d (%+.0f B/cycle)", n, h0, h1, float64(h1-h0)/float64(n))
 			require.Zero(t, m.Allocated())
 			require.LessOrEqual(t, h1, 2*h0+4<<20, "removed files' memory is kept")
