@@ -137,8 +137,10 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
 // log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
-// that does not decode in a batch whose header and CRC are sound, which
-// matches record.ErrCorrupt too: Kafka's INVALID_RECORD); record.ErrCorrupt
+// that does not decode in a batch whose header and CRC are sound, a
+// codec that is unknown and compressed records that do not decompress,
+// which match record.ErrCorrupt too: Kafka's INVALID_RECORD, not
+// retriable); record.ErrCorrupt
 // (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE;
 // also whole batches followed by bytes that make no whole batch, where
 // Kafka appends the whole ones and drops the rest: a request is taken or

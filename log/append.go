@@ -58,7 +58,9 @@ type AppendResult struct {
 // among them; and an idempotent producer's batch that is not the only one
 // of data, as Kafka's produce requests carry one batch a partition; and,
 // matching record.ErrCorrupt too, a record that does not decode in a
-// batch whose header and CRC are sound, data that holds no whole batch,
+// batch whose header and CRC are sound, a batch whose codec is unknown or
+// whose compressed records do not decompress (compression.ErrUnknownCodec,
+// compression.ErrCorrupt), data that holds no whole batch,
 // and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
 // batches (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
@@ -281,7 +283,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
 		}
 		if err := b.Validate(int64(p)); err != nil {
-			return 0, nil, err
+			return 0, nil, undecodable(err)
 		}
 		n := b.NumRecords()
 		if n == 0 || b.LastOffsetDelta() != n-1 {
@@ -336,7 +338,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 				ErrRecordTooLarge, p, compression.DefaultDecodeLimit)
 		}
 		if err != nil {
-			return 0, nil, malformedRecord(err)
+			return 0, nil, undecodable(malformedRecord(err))
 		}
 		if lat && l.cfg.CleanupPolicy&Compact != 0 {
 			// validateKeys read the records as LogAppendTime ones, each
@@ -408,6 +410,31 @@ func notABatch(data []byte, p int, err error) error {
 func malformedRecord(err error) error {
 	var ce *record.CorruptError
 	if errors.As(err, &ce) && ce.Err == nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+	return err
+}
+
+// undecodable makes err match ErrInvalidRecord (not retriable) as well
+// when it is a batch's unknown codec (attributes bits 0-2 of 5, 6 or 7) or
+// compressed records that do not decompress: a batch that will never be
+// taken, which record.ErrCorrupt alone would answer CORRUPT_MESSAGE, a
+// retriable error a producer retries until its delivery timeout. Kafka's
+// broker answers both UNKNOWN_SERVER_ERROR (-1), also not retriable: the
+// IllegalArgumentException of CompressionType.forId
+// (UnifiedLog.analyzeAndValidateRecords), and the KafkaException "Failed
+// to decompress record stream" of the batch's record iterator
+// (LogValidator), are not ApiExceptions and fall through
+// ReplicaManager.appendToLocalLog's catch-all; records that end early
+// once decompressed are INVALID_RECORD there too (InvalidRecordException).
+// runnel answers INVALID_RECORD for all: the same outcome for a producer
+// (the batch fails at once), with the code that says the records are at
+// fault. compression.ErrTooLarge is not matched here (see validate).
+func undecodable(err error) error {
+	if errors.Is(err, ErrInvalidRecord) {
+		return err
+	}
+	if errors.Is(err, compression.ErrUnknownCodec) || errors.Is(err, compression.ErrCorrupt) {
 		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	return err

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
@@ -331,7 +332,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		if !needs && (clean || !reachesRP) {
 			continue
 		}
-		res, err := s.RecoverContext(ctx, rp)
+		res, err := s.RecoverFunc(ctx, rp, l.recoverEpoch)
 		l.info.SegmentsScanned++
 		if err != nil {
 			return err
@@ -492,6 +493,20 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		return l.fs.SyncDir(l.dir)
+	}
+	return nil
+}
+
+// recoverEpoch records, as Open's recovery reads batch b, its leader
+// epoch in the epoch cache if it is newer than the latest there, as
+// Kafka's LogSegment.recover does: an append writes its batches before
+// it records a new epoch (appendLocked), and a crash between the two
+// left the batches without their epoch. A negative epoch is none, as in
+// Kafka. The batches that the recovery then cuts, or that a later
+// segment's loses, lose their epochs in trimEpochs.
+func (l *Log) recoverEpoch(b record.Batch) error {
+	if e := b.LeaderEpoch(); e >= 0 {
+		return l.epochs.assign(e, b.BaseOffset())
 	}
 	return nil
 }

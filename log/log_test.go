@@ -177,6 +177,43 @@ func TestAppendCompressedChecked(t *testing.T) {
 	require.EqualValues(t, 0, l.LogEndOffset())
 }
 
+// TestAppendUndecodableCodecNotRetriable: a batch whose codec bits name
+// no codec (5, 6, 7), or whose compressed records do not decompress, will
+// never be taken, so its error must not be a retriable one (record.ErrCorrupt
+// alone is CORRUPT_MESSAGE, which a producer retries until its delivery
+// timeout): it matches ErrInvalidRecord (INVALID_RECORD, not retriable),
+// as well as the record.ErrCorrupt and compression error that say why.
+func TestAppendUndecodableCodecNotRetriable(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{})
+	for _, id := range []byte{5, 6, 7} {
+		b := valueBatch(t, 1, "v")
+		b[22] = b[22]&^7 | id // the attributes' low byte: codec bits 0-2
+		record.Batch(b).UpdateCRC()
+		_, err := l.Append(ctx, b, AppendOptions{})
+		require.ErrorIs(t, err, ErrInvalidRecord, "codec %d", id)
+		require.ErrorIs(t, err, record.ErrCorrupt, "codec %d", id)
+		require.ErrorIs(t, err, compression.ErrUnknownCodec, "codec %d", id)
+	}
+	require.NoError(t, l.Close())
+	for _, policy := range []CleanupPolicy{Delete, Compact} {
+		l := e.open(Config{CleanupPolicy: policy})
+		for _, codec := range []compression.Codec{compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+			garbage := batchOf(t, codec, kv{key: []byte("k"), value: []byte("v")})
+			for i := record.HeaderSize; i < len(garbage); i++ {
+				garbage[i] = byte(i*13 + 5)
+			}
+			record.Batch(garbage).UpdateCRC()
+			_, err := l.Append(ctx, garbage, AppendOptions{})
+			require.ErrorIs(t, err, ErrInvalidRecord, "%v %v", policy, codec)
+			require.ErrorIs(t, err, record.ErrCorrupt, "%v %v", policy, codec)
+		}
+		require.EqualValues(t, 0, l.LogEndOffset())
+		require.NoError(t, l.Close())
+	}
+}
+
 func TestConfigAndDirErrors(t *testing.T) {
 	e := newEnv(t)
 	_, err := Open(e.dir, Config{SegmentBytes: 1 << 40}, Options{FS: e.fs})

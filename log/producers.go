@@ -19,7 +19,9 @@ var (
 	// sequence number does not follow the producer's last one.
 	ErrOutOfOrderSequence = errors.New("runnel/log: out of order sequence number")
 	// ErrProducerFenced is returned by Append for a batch from a producer
-	// epoch older than the latest the log has seen for that producer id.
+	// epoch older than the latest the log has seen for that producer id,
+	// or, for a producer id it has not seen, an epoch below -1 (no epoch),
+	// as Kafka's broker answers INVALID_PRODUCER_EPOCH.
 	ErrProducerFenced = errors.New("runnel/log: producer fenced by a newer epoch")
 )
 
@@ -76,7 +78,13 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 	st := ps[b.ProducerID()]
 	if st == nil {
 		// A new producer (or one that expired): Kafka accepts any first
-		// sequence since KIP-360.
+		// sequence since KIP-360. It takes the producer as at epoch -1
+		// (ProducerStateEntry.empty), and so refuses an epoch below it
+		// (ProducerAppendInfo.checkProducerEpoch): any negative one but
+		// -1, no epoch.
+		if b.ProducerEpoch() < record.NoProducerEpoch {
+			return nil, fmt.Errorf("%w: producer %d epoch %d, below %d (no epoch)", ErrProducerFenced, b.ProducerID(), b.ProducerEpoch(), record.NoProducerEpoch)
+		}
 		return nil, nil
 	}
 	if b.ProducerEpoch() < st.epoch {

@@ -189,3 +189,27 @@ func TestProducerExpiration(t *testing.T) {
 	require.False(t, dup(l, idemBatch(t, 1, 2, 1, 1)))
 	require.NoError(t, l.Close())
 }
+
+// TestNegativeProducerEpochOfNewProducer: Kafka's broker takes a producer
+// it knows nothing of as at epoch -1 (ProducerStateEntry.empty:
+// RecordBatch.NO_PRODUCER_EPOCH), and refuses a batch of an epoch below
+// it (ProducerAppendInfo.checkProducerEpoch: INVALID_PRODUCER_EPOCH) —
+// any negative epoch but -1. The log took such a batch.
+func TestNegativeProducerEpochOfNewProducer(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	for _, epoch := range []int16{-2, -5, -32768} {
+		_, err := l.Append(ctx, idemBatch(t, 9, epoch, 0, 1), AppendOptions{})
+		require.ErrorIs(t, err, ErrProducerFenced, "epoch %d", epoch)
+	}
+	require.EqualValues(t, 0, l.LogEndOffset(), "nothing written")
+	// -1, no epoch, is taken, as Kafka does; then a lower one is fenced
+	// as before.
+	appendOK(t, l, idemBatch(t, 9, -1, 0, 1))
+	_, err := l.Append(ctx, idemBatch(t, 9, -2, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrProducerFenced)
+	appendOK(t, l, idemBatch(t, 9, 0, 0, 1))
+	require.EqualValues(t, 2, l.LogEndOffset())
+}

@@ -80,6 +80,10 @@ type RecordError struct {
 	// done ctx, no buffer space, an unknown topic, a partitioner's choice
 	// out of range, ... Record.Partition is then as the caller left it (0
 	// unless set), and does not say where the record would have gone.
+	// With ManualPartitioner, whose records carry their partition, it is
+	// the record's Partition whenever that is 0 or more, even one the
+	// topic does not have (ErrInvalidPartition): Kafka's producer reports
+	// a record's explicit partition so (AppendCallbacks.topicPartition).
 	Partition int32
 	Err       error
 }

@@ -238,7 +238,9 @@ func noPromise(*record.Record, error) {}
 // ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
 // left as it was, and produced again is stamped then; its Partition (0
 // unless the caller set it) is then not where it went, since it went
-// nowhere: ProduceSync's RecordError says UnknownPartition (-1). A record that was
+// nowhere: ProduceSync's RecordError says UnknownPartition (-1), or with
+// ManualPartitioner the record's own Partition (as Kafka's producer
+// reports a record's explicit partition). A record that was
 // buffered keeps its timestamp whatever its outcome, as with franz-go's
 // kgo: produced again after its promise got an error, it is sent with
 // that first timestamp (the broker may have appended the first attempt:
@@ -395,7 +397,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // its Partition and Offset set), else the errors.Join of a *RecordError
 // per failed record, with the reason Produce's promise would get and the
 // partition the record went to (UnknownPartition if it failed before it
-// was partitioned). ctx
+// was partitioned, unless ManualPartitioner gave it its own: see
+// RecordError). ctx
 // governs each record until its batch is first sent (see Produce): a
 // record that fails with ctx's error was not written, and one that was
 // sent is waited for even after ctx ended — until it is written or fails,
@@ -425,12 +428,22 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	s := &syncWait{done: make(chan struct{})}
 	s.left.Store(int64(len(recs)))
 	for _, r := range recs {
-		if !p.produce(ctx, r, s.promise, true) {
+		if !p.produce(ctx, r, s.promise, true) && !p.explicitPartition(r) {
 			s.unpartitioned(r)
 		}
 	}
 	<-s.done
 	return s.err()
+}
+
+// explicitPartition reports whether r was given its partition by the
+// caller: a ManualPartitioner's record with a Partition of 0 or more.
+// Kafka's producer reports such a record's partition in the metadata of
+// its failure, even one before it was partitioned
+// (AppendCallbacks.topicPartition), and ProduceSync's RecordError does.
+func (p *Producer) explicitPartition(r *record.Record) bool {
+	_, manual := p.cfg.partitioner.(manual)
+	return manual && r != nil && r.Partition >= 0
 }
 
 // syncWait collects the outcomes of one ProduceSync.

@@ -15,7 +15,11 @@ import (
 // ProduceSync's RecordError says partition -1 (UnknownPartition, as
 // Kafka's RecordMetadata) for a record that failed before it was
 // partitioned, whatever its Partition field holds (left as the caller
-// set it), and the partition for one that failed after.
+// set it), and the partition for one that failed after. A record of a
+// ManualPartitioner was given its partition by the caller: as Kafka's
+// producer reports a record's explicit partition
+// (AppendCallbacks.topicPartition), its RecordError says that partition
+// whenever it failed, even one the topic does not have.
 func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 3), runneltest.TopicConfig("small", log.TopicConfig{Partitions: 3, Config: log.Config{MaxMessageBytes: 200}}))
 	ctx := testCtx(t)
@@ -38,11 +42,19 @@ func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
 	manual := newProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	r = &record.Record{Topic: "t", Partition: 2, Value: []byte("v")}
 	re = recordErr(manual.ProduceSync(ended, r))
-	require.Equal(t, producer.UnknownPartition, re.Partition)
+	require.EqualValues(t, 2, re.Partition, "the record's explicit partition")
 	require.EqualValues(t, 2, r.Partition, "left as the caller set it")
+	require.Equal(t, "runnel/producer: record for t-2: context canceled", re.Error())
 
 	r = &record.Record{Topic: "t", Partition: 7, Value: []byte("v")}
 	err := manual.ProduceSync(ctx, r)
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.EqualValues(t, 7, recordErr(err).Partition, "the record's explicit partition, out of range")
+
+	// A negative partition is no partition (Kafka's ProducerRecord
+	// refuses one).
+	r = &record.Record{Topic: "t", Partition: -3, Value: []byte("v")}
+	err = manual.ProduceSync(ctx, r)
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	require.Equal(t, producer.UnknownPartition, recordErr(err).Partition)
 

@@ -78,7 +78,21 @@ const recoverCheckBytes = 4 << 20
 // all again.
 //
 // Errors: Recover's; ctx.Err() when ctx ended.
-func (s *Segment) RecoverContext(ctx context.Context, durable int64) (res RecoveryResult, err error) {
+func (s *Segment) RecoverContext(ctx context.Context, durable int64) (RecoveryResult, error) {
+	return s.RecoverFunc(ctx, durable, nil)
+}
+
+// RecoverFunc is RecoverContext calling each, unless it is nil, with
+// every batch it keeps, in offset order, as it reads them — what a log
+// learns from its batches as Kafka's LogSegment.recover does (their
+// leader epochs). b is valid only during the call, and each must not
+// call the segment's methods. The batches that follow the last one each
+// saw are those cut, if RecoverFunc returns no error. An error of each
+// stops the scan: nothing is cut, and the indexes are distrusted, as when
+// ctx ends.
+//
+// Errors: RecoverContext's; each's.
+func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b record.Batch) error) (res RecoveryResult, err error) {
 	if s.closed.Load() {
 		return res, ErrClosed
 	}
@@ -164,6 +178,14 @@ func (s *Segment) RecoverContext(ctx context.Context, durable int64) (res Recove
 		}
 		if err := s.indexBatch(b, pos, int(n)); err != nil {
 			return res, err
+		}
+		if each != nil {
+			if err := each(b); err != nil {
+				all := &badEntries{all: true}
+				s.badOffsets.Store(all)
+				s.badTimes.Store(all)
+				return res, err
+			}
 		}
 		next, lastPos = b.NextOffset(), pos
 		pos += n
