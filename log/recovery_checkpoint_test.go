@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -246,4 +247,24 @@ func TestMaintainCheckpointsWhenCompactionFails(t *testing.T) {
 	require.ErrorIs(t, l.Maintain(ctx), context.Canceled)
 	require.Equal(t, int64(7), recoveryPointOnDisk(t, e.fs, e.dir))
 	require.NoError(t, l.Close())
+}
+
+// TestMaintainWithEndedCtx: a Maintain whose ctx ended before the call
+// skips its work (here retention) and returns ctx's error, as the
+// broker's Maintain; it did all its work and returned nil. (It still
+// checkpoints: TestMaintainCheckpointsWhenCompactionFails.)
+func TestMaintainWithEndedCtx(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways, SegmentBytes: 200, RetentionTime: time.Hour})
+	for i := range 10 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	require.Greater(t, l.Segments(), 2)
+	e.clock.Advance(2 * time.Hour) // every record past retention.ms
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, l.Maintain(ended), context.Canceled)
+	require.Zero(t, l.LogStartOffset(), "retention ran")
+	require.NoError(t, l.Maintain(t.Context()))
+	require.Positive(t, l.LogStartOffset())
 }

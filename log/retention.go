@@ -326,14 +326,21 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // torn tail is looked for only past it.
 //
 // The checkpoint is written whatever failed before it: a compaction that
-// fails at every pass must not keep the recovery point where it was.
+// fails at every pass must not keep the recovery point where it was. A
+// ctx already ended when Maintain is called skips the work (retention,
+// expiration, compaction, flushes), as the broker's Maintain does, and
+// only checkpoints.
 //
 // Errors: the errors.Join of the first failure of the work (the errors
 // of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced, ctx's
-// error, record.ErrCorrupt, file system errors) and the file system error
+// error, also when it ended before the call, record.ErrCorrupt, file
+// system errors) and the file system error
 // of the checkpoint's write, which does not fence the log.
 func (l *Log) Maintain(ctx context.Context) error {
-	err := l.maintain(ctx)
+	var err error
+	if err = ctx.Err(); err == nil {
+		err = l.maintain(ctx)
+	}
 	return errors.Join(err, l.checkpointRecovery())
 }
 
