@@ -9,23 +9,11 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
-
-// noPanic runs f and turns a panic into a test failure naming the case, so
-// that one bad case does not hide the others.
-func noPanic(t *testing.T, name string, f func() error) (err error) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panicked: %v", name, r)
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return f()
-}
 
 // malformedRecordBatch is a batch of one record whose header and CRC are
 // sound but whose record is not: its header count claims two headers
@@ -109,7 +97,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"CreateTopic zero partitions", func() error { return b.CreateTopic(ctx, "n", log.TopicConfig{}) }, ErrInvalidPartitions},
 		{"CreateTopic -2 partitions", func() error { return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: -2}) }, ErrInvalidPartitions},
 		{"CreateTopic more partitions than int32", func() error {
-			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: pastInt32(2)})
+			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: testkit.PastInt32(2)})
 		}, ErrInvalidPartitions},
 		{"CreateTopic bad config", func() error {
 			return b.CreateTopic(ctx, "n", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 10}})
@@ -119,7 +107,7 @@ func TestBrokerBadInput(t *testing.T) {
 		}, log.ErrInvalidConfig},
 		{"CreatePartitions fewer", func() error { return b.CreatePartitions(ctx, "t", 1) }, ErrInvalidPartitions},
 		{"CreatePartitions negative", func() error { return b.CreatePartitions(ctx, "t", -1) }, ErrInvalidPartitions},
-		{"CreatePartitions more than int32", func() error { return b.CreatePartitions(ctx, "t", pastInt32(2)) }, ErrInvalidPartitions},
+		{"CreatePartitions more than int32", func() error { return b.CreatePartitions(ctx, "t", testkit.PastInt32(2)) }, ErrInvalidPartitions},
 		{"CreatePartitions unknown", func() error { return b.CreatePartitions(ctx, "nope", 3) }, ErrUnknownTopic},
 		{"CreatePartitions deleted", func() error { return b.CreatePartitions(ctx, "gone", 3) }, ErrUnknownTopic},
 		{"CreatePartitions empty name", func() error { return b.CreatePartitions(ctx, "", 3) }, ErrUnknownTopic},
@@ -202,7 +190,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Partitions deleted", func() error { _, err := b.Partitions(ctx, "gone"); return err }, ErrUnknownTopic},
 		{"Partitions invalid", func() error { _, err := b.Partitions(ctx, ""); return err }, ErrInvalidTopic},
 	} {
-		err := noPanic(t, tc.name, tc.call)
+		err := testkit.NoPanic(t, tc.name, tc.call)
 		if tc.want == nil {
 			require.NoError(t, err, tc.name)
 			continue
@@ -337,7 +325,7 @@ func TestBrokerCallsAfterClose(t *testing.T) {
 			{"InitProducerID", func() error { _, _, err := b.InitProducerID(ctx); return err }},
 			{"Maintain", func() error { return b.Maintain(ctx) }},
 		} {
-			err := noPanic(t, tc.name, tc.call)
+			err := testkit.NoPanic(t, tc.name, tc.call)
 			require.ErrorIs(t, err, ErrClosed, "%s(%q)", tc.name, name)
 			require.EqualValues(t, 8, api.Code(err))
 		}
@@ -354,7 +342,7 @@ func TestOpenBadConfig(t *testing.T) {
 		want error
 	}{
 		{"negative DefaultPartitions", Config{DefaultPartitions: -1}, ErrInvalidPartitions},
-		{"DefaultPartitions above int32", Config{DefaultPartitions: pastInt32(1)}, ErrInvalidPartitions},
+		{"DefaultPartitions above int32", Config{DefaultPartitions: testkit.PastInt32(1)}, ErrInvalidPartitions},
 		{"CleanerMapBytes below the minimum", Config{CleanerMapBytes: 1}, log.ErrInvalidConfig},
 		{"negative CleanerMapBytes", Config{CleanerMapBytes: -1}, log.ErrInvalidConfig},
 		{"TopicDefaults out of range", Config{TopicDefaults: log.Config{SegmentBytes: 5}}, log.ErrInvalidConfig},
@@ -400,13 +388,8 @@ func TestZeroBroker(t *testing.T) {
 		{"InitProducerID", func() error { _, _, err := b.InitProducerID(ctx); return err }},
 		{"Maintain", func() error { return b.Maintain(ctx) }},
 	} {
-		require.ErrorIs(t, noPanic(t, tc.name, tc.call), ErrClosed, tc.name)
+		require.ErrorIs(t, testkit.NoPanic(t, tc.name, tc.call), ErrClosed, tc.name)
 	}
 	require.Empty(t, b.Topics())
-	require.NoError(t, noPanic(t, "Close", b.Close))
+	require.NoError(t, testkit.NoPanic(t, "Close", b.Close))
 }
-
-// pastInt32 is math.MaxInt32+n as an int, computed at run time so that
-// the tests compile where int has 32 bits (there it wraps to a negative
-// count, which is refused too).
-func pastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }

@@ -11,21 +11,10 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
-
-// catch runs f and turns a panic into a test failure naming the case.
-func catch(t *testing.T, name string, f func() error) (err error) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panicked: %v", name, r)
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return f()
-}
 
 // TestNewBadOptions: New refuses a nil Client and every option out of
 // range with ErrInvalidOption.
@@ -50,7 +39,7 @@ func TestNewBadOptions(t *testing.T) {
 		{"RetryBackoff negative", b, []consumer.Opt{consumer.RetryBackoff(-1)}},
 	} {
 		var c *consumer.Consumer
-		err := catch(t, tc.name, func() error {
+		err := testkit.NoPanic(t, tc.name, func() error {
 			var err error
 			c, err = consumer.New(tc.c, tc.opts...)
 			return err
@@ -126,7 +115,7 @@ func TestConsumerBadInput(t *testing.T) {
 			return nil
 		}, nil},
 	} {
-		err := catch(t, tc.name, tc.call)
+		err := testkit.NoPanic(t, tc.name, tc.call)
 		if tc.want == nil {
 			require.NoError(t, err, tc.name)
 			continue
@@ -225,17 +214,17 @@ func TestZeroConsumer(t *testing.T) {
 	ctx := testCtx(t)
 	c := &consumer.Consumer{}
 	tp := api.TopicPartition{Topic: "t"}
-	require.ErrorIs(t, catch(t, "Assign", func() error { return c.Assign("t", 0, consumer.Start()) }), consumer.ErrClosed)
-	require.ErrorIs(t, catch(t, "AssignTopic", func() error { return c.AssignTopic(ctx, "t", consumer.Start()) }), consumer.ErrClosed)
-	require.ErrorIs(t, catch(t, "Seek", func() error { return c.Seek("t", 0, consumer.Start()) }), consumer.ErrClosed)
-	require.ErrorIs(t, catch(t, "Poll", func() error { _, err := c.Poll(ctx); return err }), consumer.ErrClosed)
-	require.NoError(t, catch(t, "Records", func() error {
+	require.ErrorIs(t, testkit.NoPanic(t, "Assign", func() error { return c.Assign("t", 0, consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, testkit.NoPanic(t, "AssignTopic", func() error { return c.AssignTopic(ctx, "t", consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, testkit.NoPanic(t, "Seek", func() error { return c.Seek("t", 0, consumer.Start()) }), consumer.ErrClosed)
+	require.ErrorIs(t, testkit.NoPanic(t, "Poll", func() error { _, err := c.Poll(ctx); return err }), consumer.ErrClosed)
+	require.NoError(t, testkit.NoPanic(t, "Records", func() error {
 		for r, err := range c.Records(ctx) {
 			return fmt.Errorf("yielded %v, %v", r, err)
 		}
 		return nil
 	}))
-	require.NoError(t, catch(t, "the others", func() error {
+	require.NoError(t, testkit.NoPanic(t, "the others", func() error {
 		c.Pause(tp)
 		c.Resume(tp)
 		c.Unassign("t", 0)
@@ -247,5 +236,5 @@ func TestZeroConsumer(t *testing.T) {
 		}
 		return nil
 	}))
-	require.NoError(t, catch(t, "Close", c.Close))
+	require.NoError(t, testkit.NoPanic(t, "Close", c.Close))
 }

@@ -3,7 +3,6 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -12,24 +11,13 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
-
-// catch runs f and turns a panic into a test failure naming the case.
-func catch(t *testing.T, name string, f func() error) (err error) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panicked: %v", name, r)
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return f()
-}
 
 // TestNewBadOptions: New refuses a nil Client and every option out of
 // range with ErrInvalidOption, and starts nothing.
@@ -48,7 +36,7 @@ func TestNewBadOptions(t *testing.T) {
 		{"BatchMaxBytes 0", b, []producer.Opt{producer.BatchMaxBytes(0)}},
 		{"BatchMaxBytes negative", b, []producer.Opt{producer.BatchMaxBytes(-1)}},
 		{"BatchMaxBytes the header alone", b, []producer.Opt{producer.BatchMaxBytes(record.HeaderSize)}},
-		{"BatchMaxBytes past int32", b, []producer.Opt{producer.BatchMaxBytes(pastInt32(1))}},
+		{"BatchMaxBytes past int32", b, []producer.Opt{producer.BatchMaxBytes(testkit.PastInt32(1))}},
 		{"Compression unknown", b, []producer.Opt{producer.Compression(compression.Codec(7))}},
 		{"Compression negative", b, []producer.Opt{producer.Compression(compression.Codec(-1))}},
 		{"DefaultTopic invalid", b, []producer.Opt{producer.DefaultTopic("a b")}},
@@ -72,7 +60,7 @@ func TestNewBadOptions(t *testing.T) {
 		{"RetryBackoff negative", b, []producer.Opt{producer.RetryBackoff(-1)}},
 	} {
 		var p *producer.Producer
-		err := catch(t, tc.name, func() error {
+		err := testkit.NoPanic(t, tc.name, func() error {
 			var err error
 			p, err = producer.New(tc.c, tc.opts...)
 			return err
@@ -133,7 +121,7 @@ func TestProduceBadInput(t *testing.T) {
 	} {
 		// Produce: the promise runs once, with the error.
 		got := make(chan error, 2)
-		err := catch(t, tc.name, func() error {
+		err := testkit.NoPanic(t, tc.name, func() error {
 			p.Produce(tc.ctx, tc.r, func(r *record.Record, err error) {
 				require.Same(t, tc.r, r, tc.name)
 				got <- err
@@ -146,9 +134,9 @@ func TestProduceBadInput(t *testing.T) {
 		err = <-got
 		require.ErrorIs(t, err, tc.want, "%s: Produce", tc.name)
 		// TryProduce with a nil promise, which is allowed.
-		require.NoError(t, catch(t, tc.name, func() error { p.TryProduce(tc.ctx, tc.r, nil); return nil }))
+		require.NoError(t, testkit.NoPanic(t, tc.name, func() error { p.TryProduce(tc.ctx, tc.r, nil); return nil }))
 		// ProduceSync: a *RecordError naming the record.
-		err = catch(t, tc.name, func() error { return p.ProduceSync(tc.ctx, tc.r) })
+		err = testkit.NoPanic(t, tc.name, func() error { return p.ProduceSync(tc.ctx, tc.r) })
 		require.ErrorIs(t, err, tc.want, "%s: ProduceSync", tc.name)
 		var re *producer.RecordError
 		require.ErrorAs(t, err, &re, tc.name)
@@ -237,19 +225,14 @@ func TestZeroProducer(t *testing.T) {
 	for _, p := range []*producer.Producer{new(producer.Producer), {}} {
 		r := &record.Record{Topic: "t"}
 		var got error
-		require.NoError(t, catch(t, "Produce", func() error {
+		require.NoError(t, testkit.NoPanic(t, "Produce", func() error {
 			p.Produce(ctx, r, func(_ *record.Record, err error) { got = err })
 			return nil
 		}))
 		require.ErrorIs(t, got, producer.ErrClosed)
-		require.ErrorIs(t, catch(t, "ProduceSync", func() error { return p.ProduceSync(ctx, r) }), producer.ErrClosed)
-		require.ErrorIs(t, catch(t, "Flush", func() error { return p.Flush(ctx) }), producer.ErrClosed)
-		require.NoError(t, catch(t, "Close", func() error { return p.Close() }))
-		require.NoError(t, catch(t, "BufferedRecords", func() error { p.BufferedRecords(); return nil }))
+		require.ErrorIs(t, testkit.NoPanic(t, "ProduceSync", func() error { return p.ProduceSync(ctx, r) }), producer.ErrClosed)
+		require.ErrorIs(t, testkit.NoPanic(t, "Flush", func() error { return p.Flush(ctx) }), producer.ErrClosed)
+		require.NoError(t, testkit.NoPanic(t, "Close", func() error { return p.Close() }))
+		require.NoError(t, testkit.NoPanic(t, "BufferedRecords", func() error { p.BufferedRecords(); return nil }))
 	}
 }
-
-// pastInt32 is math.MaxInt32+n as an int, computed at run time so that
-// the tests compile where int has 32 bits (there it wraps to a negative
-// size, which is refused too).
-func pastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }
