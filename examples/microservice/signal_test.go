@@ -45,27 +45,8 @@ func TestSignalShutsDownCleanly(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			dir := t.TempDir()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestSignalShutsDownCleanly$")
-			cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+dir)
-			stdout, err := cmd.StdoutPipe()
-			require.NoError(t, err)
-			cmd.Stderr = os.Stderr
-			require.NoError(t, cmd.Start())
-			defer cmd.Process.Kill()
-
-			lines := bufio.NewScanner(stdout)
-			addr := regexp.MustCompile(`msg=serving addr=(\S+)`)
-			var url string
-			for url == "" && lines.Scan() {
-				if m := addr.FindStringSubmatch(lines.Text()); m != nil {
-					url = "http://" + m[1]
-				}
-			}
-			require.NotEmpty(t, url, "the child did not say where it serves")
-			go func() { // the rest of its output, so that it never blocks writing
-				for lines.Scan() {
-				}
-			}()
+			cmd, addr := startChild(ctx, t, exe, "TestSignalShutsDownCleanly", dir, os.Stderr)
+			url := "http://" + addr
 			resp, st := post(t, url, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
 			require.Equal(t, http.StatusCreated, resp.StatusCode)
 			waitDone(ctx, t, url, st.Order.ID)
@@ -78,6 +59,37 @@ func TestSignalShutsDownCleanly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startChild runs the program, on a data directory of its own, in a
+// process of its own: the test binary running test (whose first lines
+// call main when mainChildEnv is set). It returns the process, killed at
+// the test's end, and the address it serves on, read from its log; the
+// rest of its output is read and dropped, so that it never blocks.
+func startChild(ctx context.Context, t *testing.T, exe, test, dir string, stderr io.Writer) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+dir)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	lines := bufio.NewScanner(stdout)
+	addrRE := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	var addr string
+	for addr == "" && lines.Scan() {
+		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	require.NotEmpty(t, addr, "the child did not say where it serves")
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	return cmd, addr
 }
 
 // TestSecondSignalExitsAtOnce: a second SIGINT or SIGTERM during a
@@ -99,28 +111,8 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestSecondSignalExitsAtOnce$")
-			cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+t.TempDir())
-			stdout, err := cmd.StdoutPipe()
-			require.NoError(t, err)
 			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			require.NoError(t, cmd.Start())
-			defer cmd.Process.Kill()
-
-			lines := bufio.NewScanner(stdout)
-			addrRE := regexp.MustCompile(`msg=serving addr=(\S+)`)
-			var addr string
-			for addr == "" && lines.Scan() {
-				if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
-					addr = m[1]
-				}
-			}
-			require.NotEmpty(t, addr, "the child did not say where it serves")
-			go func() { // the rest of its output, so that it never blocks writing
-				for lines.Scan() {
-				}
-			}()
+			cmd, addr := startChild(ctx, t, exe, "TestSecondSignalExitsAtOnce", t.TempDir(), &stderr)
 
 			// A request whose body never comes holds the shutdown up.
 			stuck, err := net.Dial("tcp", addr)
