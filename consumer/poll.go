@@ -12,8 +12,9 @@ import (
 )
 
 // Poll fetches once from every assigned partition that is not paused: it
-// first resolves the positions set with Start, End or AtTime (ListOffset),
-// then sends one long-poll Fetch, which waits up to FetchMaxWait for
+// first resolves the positions set with Start, End or AtTime (ListOffset)
+// of every assigned partition, paused or not (see Pause), then sends one
+// long-poll Fetch, which waits up to FetchMaxWait for
 // FetchMinBytes. It returns a Fetch for each partition that had records or
 // an error, and advances each partition's position past the records
 // returned. Partitions take turns at the head of the request, so that

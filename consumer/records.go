@@ -76,9 +76,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				for i := range fs { // positions that could not be resolved
 					rest = fs[i+1:]
 					if fs[i].Err != nil && !yield(nil, fs[i].Err) {
-						rest = nil
-						c.unreported(fs[i+1:])
-						return
+						return // the deferred call keeps rest
 					}
 				}
 				rest = nil
@@ -91,9 +89,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 			for i := range fs {
 				rest = fs[i:]
 				if !c.yieldFetch(ctx, &fs[i], yield) {
-					rest = nil
-					c.unreported(fs[i:]) // fs[i] if its error was not yielded
-					return
+					return // the deferred call keeps rest: fs[i] too, if its error was not yielded
 				}
 			}
 			rest = nil

@@ -3,7 +3,6 @@ package producer
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -96,8 +95,8 @@ func (e *RecordError) Error() string {
 	case e.Record == nil:
 		return e.Err.Error()
 	case e.Record.Topic == "":
-		if msg := e.Err.Error(); strings.HasPrefix(msg, "runnel/producer: record") {
-			return msg // says what is wrong with the record itself
+		if errors.Is(e.Err, ErrNoTopic) {
+			return e.Err.Error() // says what is wrong with the record itself
 		}
 		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
 	case e.Partition < 0:

@@ -349,10 +349,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}()
 	t, err := p.topic(ctx, topic)
 	if err != nil {
-		// The promise first: the record is done (for Flush) once it ran.
+		// The promise first, then the deferred release: the record is
+		// done (for Flush) once it ran.
 		promise(r, err)
-		held = false
-		p.release(1, int64(size))
 		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
@@ -383,9 +382,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
 		r.Topic, r.Timestamp, stamped = oldTopic, oldTs, false
-		promise(r, err)
-		held = false
-		p.release(1, int64(size))
+		promise(r, err) // then the deferred release
 		return false
 	}
 	held = false // the batch's now
