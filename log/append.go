@@ -391,8 +391,8 @@ func notABatch(data []byte, p int, err error) error {
 	switch {
 	case p == 0 && errors.Is(err, record.ErrTruncated):
 		return fmt.Errorf("%w: no whole batch: %w", ErrInvalidRecord, err)
-	case len(data) > 16 && data[16] < record.Magic: // the magic byte
-		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[16], record.Magic, err)
+	case len(data) > record.MagicOffset && data[record.MagicOffset] < record.Magic:
+		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[record.MagicOffset], record.Magic, err)
 	}
 	return err
 }

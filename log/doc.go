@@ -26,7 +26,9 @@
 // deletes its snapshots at or below the log start at a reload). It is
 // snapshotted as Kafka does it: a snapshot file
 // per segment roll, named by its offset (the log end offset it was written
-// at), and also at a clean Close, after a recovery and after a truncation.
+// at), and also at a clean Close, after a recovery, after a truncation,
+// and before DeleteRecordsBefore or retention moves the log start past
+// every snapshot.
 // Open loads the newest snapshot at or below the log end offset it
 // recovered and replays the batches after it (an unreadable snapshot is
 // logged and the next older one tried; with none, the log is replayed

@@ -127,10 +127,7 @@ func (l *Log) ApplyRetention() (int, error) {
 		return 0, nil
 	}
 	segs := *l.segs.Load()
-	hw := l.next.Load()
-	if l.cfg.Sync == SyncAlways {
-		hw = l.durable.Load() // see watermarkOf
-	}
+	hw := watermarkOf(l, l.durable.Load(), l.next.Load())
 	// below reports whether segs[i] lies wholly below the high watermark;
 	// the active segment only when it holds something.
 	below := func(i int) bool {

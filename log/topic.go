@@ -206,10 +206,7 @@ func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offse
 // ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	low, err := p.log.DeleteRecordsBefore(offset)
-	return low, p.failed(err)
+	return p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return offset, nil })
 }
 
 // DeleteRecordsChecked is DeleteRecordsBefore with a check that runs

@@ -137,11 +137,7 @@ func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b re
 		if pos-lookedAt >= recoverCheckBytes {
 			lookedAt = pos
 			if err := ctx.Err(); err != nil {
-				// The indexes hold only what was read: the next Open
-				// must rebuild them.
-				all := &badEntries{all: true}
-				s.badOffsets.Store(all)
-				s.badTimes.Store(all)
+				s.distrustIndexes() // they hold only what was read
 				return res, err
 			}
 		}
@@ -181,9 +177,7 @@ func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b re
 		}
 		if each != nil {
 			if err := each(b); err != nil {
-				all := &badEntries{all: true}
-				s.badOffsets.Store(all)
-				s.badTimes.Store(all)
+				s.distrustIndexes()
 				return res, err
 			}
 		}
@@ -510,4 +504,13 @@ func (s *Segment) rescan(from, end int64) (next, maxTs, maxTsOffset int64, err e
 		p += record.BatchSize(hdr)
 	}
 	return next, maxTs, maxTsOffset, nil
+}
+
+// distrustIndexes marks both indexes as not to be trusted, for a recovery
+// cut short: they hold only what was read, and the segment's Close
+// removes them, so that the next Open rebuilds them.
+func (s *Segment) distrustIndexes() {
+	all := &badEntries{all: true}
+	s.badOffsets.Store(all)
+	s.badTimes.Store(all)
 }

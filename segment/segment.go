@@ -185,7 +185,9 @@ func Open(fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s 
 // OpenContext is Open, cut short when ctx ends: the scan of the batches
 // after the last index entry, which after a crash that lost the index
 // can cover the whole segment, looks at ctx every 4 MiB (see
-// RecoverContext). Cut short, it closes the files without writing.
+// RecoverContext). Cut short, it closes the files without adding an index
+// entry from the part it scanned (the indexes' own Close still flushes
+// what they held).
 //
 // Errors: Open's; ctx.Err() when ctx ended.
 func OpenContext(ctx context.Context, fsys vfs.FS, dir string, base int64, cfg Config, opts OpenOptions) (s *Segment, needsRecovery bool, err error) {

@@ -581,14 +581,13 @@ func (m *MemFS) RemoveAll(name string) error {
 	// Like os.RemoveAll: trailing separators are dropped, and a name
 	// ending in "." is refused; one ending in ".." too, which
 	// os.RemoveAll takes as the parent (it removes its whole tree).
-	trimmed := strings.TrimRight(filepath.ToSlash(name), "/")
-	if len(parts) == 0 || trimmed == "." || trimmed == ".." ||
-		strings.HasSuffix(trimmed, "/.") || strings.HasSuffix(trimmed, "/..") {
+	if len(parts) == 0 || dotName(name) {
 		return pathErr("RemoveAll", name, fs.ErrInvalid)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.resolve(trimmed)
+	// Trailing separators are dropped (os.RemoveAll("f/") removes a file f).
+	_, err := m.resolve(strings.TrimRight(filepath.ToSlash(name), "/"))
 	var d *memNode
 	if err == nil {
 		d, err = m.parentDir(parts)

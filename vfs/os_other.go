@@ -24,8 +24,3 @@ func lockFile(*os.File) error { return nil }
 func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
 }
-
-// openFile opens a file of the OS FS: os.OpenFile.
-func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(name, flag, perm)
-}

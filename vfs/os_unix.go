@@ -46,8 +46,3 @@ func mapFile(f *os.File, length int) (*Mapping, error) {
 	}
 	return &Mapping{data: b, unmap: unix.Munmap}, nil
 }
-
-// openFile opens a file of the OS FS: os.OpenFile.
-func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(name, flag, perm)
-}

@@ -1,0 +1,11 @@
+//go:build !windows
+
+package vfs
+
+import "os"
+
+// openFile opens a file of the OS FS: os.OpenFile (see os_windows.go for
+// Windows, which needs delete sharing).
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(name, flag, perm)
+}
