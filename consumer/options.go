@@ -109,11 +109,11 @@ func ResetOffset(p ResetPolicy) Opt {
 	return func(c *config) { c.reset = p }
 }
 
-// RetryBackoff is how long a partition whose fetch failed with a
-// retriable error (an unknown or deleted topic, a corrupt batch) is left
-// out of fetches before it is tried again, and how long Records waits
-// after a Poll that failed with an error that is not permanent (see
-// Records). Default 500 ms. New returns ErrInvalidOption for a
+// RetryBackoff is how long a partition whose fetch or look-up failed
+// with an error that is not permanent (an unknown topic, not the leader,
+// a request timed out, a corrupt batch: see Poll) is left out of fetches
+// before it is tried again, and how long Records waits after a Poll that
+// failed with an error that is not permanent (see Records). Default 500 ms. New returns ErrInvalidOption for a
 // negative d.
 func RetryBackoff(d time.Duration) Opt {
 	return func(c *config) { c.backoff = d }
