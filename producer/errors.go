@@ -49,9 +49,11 @@ var (
 	// larger than the topic's max.message.bytes. It is log.ErrRecordTooLarge
 	// (Kafka's MESSAGE_TOO_LARGE).
 	ErrRecordTooLarge = log.ErrRecordTooLarge
-	// ErrOutOfOrderSequence is given to the promises of a partition's
-	// records when the broker refuses the producer's sequence numbers
-	// (see Producer for what follows). It is api.ErrOutOfOrderSequence.
+	// ErrOutOfOrderSequence is given to the promises of a batch's records
+	// when the broker refuses the producer's sequence numbers for a
+	// batch an earlier attempt of which may have been appended; other
+	// refused batches go again under a new producer id (see Producer). It
+	// is api.ErrOutOfOrderSequence.
 	ErrOutOfOrderSequence = api.ErrOutOfOrderSequence
 	// ErrProducerFenced is given to the promises of a partition's records
 	// when the broker has seen a newer epoch of the producer's id. It is

@@ -112,11 +112,17 @@ type AsyncClient interface {
 // records; a retried batch is sent again byte for byte with its numbers,
 // so the broker answers a batch it already has with its original offsets
 // instead of appending it twice. When the broker refuses a partition's
-// sequence numbers (ErrOutOfOrderSequence), the batch and every record
-// then buffered for that partition fail with that error, and the producer
-// takes a new producer id, so that later records start afresh (the failed
-// records leave a gap: the records after them were produced after the
-// failure). When the broker reports that a newer epoch of the producer id
+// sequence numbers (ErrOutOfOrderSequence: a gap before the batch, the
+// broker having lost records it acknowledged — a crash under a lax fsync
+// policy, say — or never had them), the producer takes a new producer id
+// and sends the batch again under it, once the batches before it are
+// done, and the records behind it follow: nothing fails, as franz-go
+// (unless StopProducerOnDataLossDetected) and Kafka's idempotent producer
+// (which bumps its epoch, KIP-360) retry it; the records the broker lost
+// stay lost, and the producer logs the refusal (Warn). If an earlier
+// attempt of the batch may have been appended (answered with a retriable
+// error after the append), the batch fails with ErrOutOfOrderSequence
+// instead, alone, so that it is never there twice. When the broker reports that a newer epoch of the producer id
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
