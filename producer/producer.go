@@ -19,6 +19,17 @@ import (
 // producer id requests, and the partition counts that Produce calls wait
 // for) and waits for those of its goroutines, and a batch's delivery
 // deadline ends the calls made for it.
+//
+// The producer reads a Client's errors by Kafka's table (package api): a
+// batch whose Produce fails with an error the table calls retriable
+// (api.ErrRequestTimedOut, api.ErrNotLeader, ...) is sent again after a
+// backoff, until its delivery timeout; one that fails with an error the
+// table calls not retriable, or does not know, fails at once (as a Kafka
+// producer fails a batch answered UNKNOWN_SERVER_ERROR). So a Client that
+// loses its connection for a while, or times out a request itself, should
+// return api.ErrRequestTimedOut (wrapping its own error if it likes), not
+// an error of its own, and never one matching context.Canceled or
+// context.DeadlineExceeded unless its ctx ended.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
