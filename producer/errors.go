@@ -34,7 +34,9 @@ var (
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
 	// within DeliveryTimeout of being buffered (which the broker may have
-	// appended, if a request was cut short). The error also matches the
+	// appended, if a request was cut short), or whose topic's partition
+	// count Produce could not look up within DeliveryTimeout, the broker
+	// answering with retriable errors (see Produce). The error also matches the
 	// last error of the broker, when there was one, unless that matched
 	// context.Canceled or context.DeadlineExceeded: a promise gets such
 	// an error only from its record's ctx (see Produce).

@@ -246,7 +246,13 @@ func noPromise(*record.Record, error) {}
 // (see MetadataMaxAge), and Kafka's Java producer too refreshes its
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
-// ErrInvalidPartition.
+// ErrInvalidPartition. A look-up of a topic not written to yet (or found
+// deleted) that fails with an error Kafka's table calls retriable (a
+// request timed out, say; not an unknown topic, which fails r at once)
+// is retried with RetryBackoff's backoff, as Kafka's producer waits for
+// its metadata, until ctx ends, Close, or DeliveryTimeout has passed
+// (ErrDeliveryTimeout); TryProduce does not wait for that either, and
+// fails r with the first answer's error.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -364,7 +370,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			p.release(1, int64(size))
 		}
 	}()
-	t, err := p.topic(ctx, topic)
+	t, err := p.topic(ctx, topic, block)
 	if err != nil {
 		// The promise first, then the deferred release: the record is
 		// done (for Flush) once it ran.
