@@ -73,7 +73,7 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 		return nil, err
 	}
 	if _, ok := b.topics[topic]; !ok { // under admin: no writer
-		if err := b.createAdmin(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
+		if err := b.createAdmin(ctx, topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
 			b.unlockAdmin()
 			return nil, err
 		}
