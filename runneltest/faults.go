@@ -57,7 +57,9 @@ const (
 	// that the Fault matches with Err in its api.FetchedPartition, as a
 	// broker reports a partition's error, and fetches the others from the
 	// broker without waiting (a broker answers at once when a partition
-	// fails: see runnel.Broker.Fetch).
+	// fails: see runnel.Broker.Fetch). What a consumer does with a
+	// partition's error, and with a failed Fetch, is consumer.Poll's and
+	// consumer.Consumer.Records' to say.
 	FailPartitions
 	// LoseResponse (OpProduce only) lets the broker append the batches
 	// and acknowledge them (their fsync, under the topic's policy), then
@@ -171,7 +173,8 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 // flight; a request is matched when it arrives, against the rules in the
 // order they were added, and the first that matches applies (one rule
 // per request). Its methods are safe for concurrent use. Faults starts
-// no goroutines: a held request waits on its caller's.
+// no goroutines: a held request waits on its caller's. A Faults is made
+// by NewFaults.
 //
 // It intercepts what goes through it, not what the test or the code
 // under test asks of the *runnel.Broker itself (admin calls, Produce of

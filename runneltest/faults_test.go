@@ -291,13 +291,16 @@ func TestFaultsHoldFetch(t *testing.T) {
 	})
 }
 
-// What the consumer does with fetch errors, as of today, for errors that
-// are not retriable: a failed Fetch is Poll's error, and ends a Records
-// loop; a partition's error is that partition's *PartitionError, the
-// other partitions being read, and the partition is stopped until Seek.
-// For a retriable partition error, what is asserted is only that every
-// record is read once, in order (whether the consumer reports the error
-// or retries it quietly is its business).
+// What the consumer does with injected fetch errors. Not retriable: a
+// failed Fetch is Poll's error, and ends a Records loop; a partition's
+// error is that partition's *PartitionError, the other partitions being
+// read, and the partition is stopped until Seek. Retriable, as of this
+// writing (consumer.Poll and Records document it, and it may change): a
+// failed Fetch is Poll's error, which Records yields before it polls
+// again after RetryBackoff; a partition's error is its *PartitionError,
+// and the partition is fetched again after RetryBackoff. For those only
+// what does not depend on it is asserted: every record is read once, in
+// order, and any error yielded is the one injected.
 func TestFaultsConsumerFetchErrors(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	runneltest.Produce(t, b, "orders",
@@ -351,6 +354,26 @@ func TestFaultsConsumerFetchErrors(t *testing.T) {
 		vals = nil
 		fs.EachRecord(func(r *record.Record) { vals = append(vals, string(r.Value)) })
 		require.Equal(t, []string{"a1", "b1"}, vals)
+	})
+
+	t.Run("request, retriable", func(t *testing.T) {
+		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrRequestTimedOut, Count: 3})
+		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(10*time.Millisecond))
+		require.NoError(t, c.AssignTopic(t.Context(), "orders", consumer.Start()))
+		got := map[int32][]string{}
+		n := 0
+		for rec, err := range c.Records(waitCtx(t)) {
+			if err != nil {
+				require.ErrorIs(t, err, api.ErrRequestTimedOut)
+				continue
+			}
+			got[rec.Partition] = append(got[rec.Partition], string(rec.Value))
+			if n++; n == 4 {
+				break
+			}
+		}
+		require.Equal(t, map[int32][]string{0: {"a0", "b0"}, 1: {"a1", "b1"}}, got)
+		require.Equal(t, 3, r.Hits())
 	})
 
 	t.Run("partition, retriable", func(t *testing.T) {
