@@ -107,6 +107,7 @@ func (a Action) String() string {
 // "") and one of Partitions (any when Partitions is empty); a Fetch
 // matches when one of the partitions it names does.
 type Fault struct {
+	// Op is the kind of request the rule matches; it must be set.
 	Op Op
 	// Topic is the topic the request names; "" matches any. OpInitProducerID
 	// names none: Topic must be "".
