@@ -657,13 +657,29 @@ type TopicInfo struct {
 	Name string
 	// ID is the topic's ID: a topic deleted and created again under the
 	// same name has a new one.
-	ID         log.TopicID
-	Config     log.TopicConfig // with the broker's defaults filled in
+	ID log.TopicID
+	// Config is the configuration the topic's logs run with: the
+	// topic's own fields (Overrides) over the broker's TopicDefaults,
+	// over Kafka's defaults, and the negative values that stand for zero
+	// made zero (see log.Config.WithDefaults). It is for reading: given
+	// back to AlterTopicConfig, a field that reads 0 here but stands for
+	// a default there (DeleteRetentionTime, MinCleanableDirtyRatio, or a
+	// field whose broker default is not 0) takes that default. Give
+	// AlterTopicConfig Overrides to keep the config as it is.
+	Config log.TopicConfig
+	// Overrides is the topic's config as CreateTopic, AlterTopicConfig or
+	// UpdateTopicConfig set it, without the defaults: a non-zero field is
+	// the topic's own (what Kafka's DescribeConfigs reports with source
+	// DYNAMIC_TOPIC_CONFIG), a zero one takes the broker's TopicDefaults
+	// or, where those are zero too, Kafka's default (Kafka's
+	// STATIC_BROKER_CONFIG and DEFAULT_CONFIG). AlterTopicConfig(ctx,
+	// name, info.Overrides) changes nothing.
+	Overrides  log.Config
 	Partitions []PartitionInfo
 }
 
-// DescribeTopic returns a topic's configuration and its partitions'
-// offsets.
+// DescribeTopic returns a topic's configuration (as it runs, and as it
+// was set) and its partitions' offsets.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
@@ -671,7 +687,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
+	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config}
 	for _, p := range t.Partitions {
 		o := p.Offsets()
 		info.Partitions = append(info.Partitions, PartitionInfo{
