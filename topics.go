@@ -730,9 +730,14 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // reopened: it keeps answering log.ErrLogFenced, and takes the new
 // configuration with the next Open of the broker (see log.Partition.Reopen).
 //
+// A config the logs already run with (the same one, or one that sets
+// explicitly what a default gave) reopens nothing: the topic's record
+// is written if the config as set changed (DescribeTopic's Overrides),
+// and only partitions whose last reopen failed are tried again.
+//
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
-// partition whose log failed, not reopened); ErrClosed; ctx's error;
-// file system errors.
+// partition whose log failed, not reopened, when the config changes);
+// ErrClosed; ctx's error; file system errors.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
 }
@@ -760,19 +765,35 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
-	cfg := t.Config.Config
+	old := t.Config.Config
+	cfg := old
 	update(&cfg)
 	if err := b.validate(cfg); err != nil {
 		return err
 	}
-	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
-		return err
+	if cfg != old {
+		tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
+		if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+			return err
+		}
+		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	}
-	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
+	var errs []error
+	if b.withDefaults(cfg) == b.withDefaults(old) {
+		// The logs would run with the config they have: they stay open,
+		// as Kafka leaves a log whose config does not change (a service
+		// that sets the config it wants at each start pauses nothing).
+		// Only those whose last reopen failed are tried again, as a
+		// change would try them.
+		for i, p := range t.Partitions {
+			if _, err := p.RetryReopen(); err != nil {
+				errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
-	var errs []error
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), b.logOptions())
