@@ -1,6 +1,7 @@
 package log
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -48,4 +49,35 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 	require.Equal(t, "never", SyncNever.String())
 	require.Equal(t, "compact,delete", (Compact | Delete).String())
 	require.Equal(t, "LogAppendTime", LogAppendTime.String())
+}
+
+// TestRetentionBelowAMillisecond: durations count in whole milliseconds,
+// as Kafka's *.ms configs, so a RetentionTime below 1 ms is Kafka's
+// retention.ms=0, which the README said could not be set: a record goes
+// once it is 1 ms old (Kafka: now - timestamp > 0), where 1 ms keeps it
+// until it is 2 ms old.
+func TestRetentionBelowAMillisecond(t *testing.T) {
+	for _, tc := range []struct {
+		retention time.Duration
+		kept      bool
+	}{{time.Nanosecond, false}, {999 * time.Microsecond, false}, {time.Millisecond, true}} {
+		e := newEnv(t)
+		l := e.open(Config{RetentionTime: tc.retention, SegmentBytes: 500})
+		now := e.clock.Now().UnixMilli()
+		for i := range 10 {
+			appendOK(t, l, valueBatch(t, now, fmt.Sprint(i)))
+		}
+		_, err := l.ApplyRetention()
+		require.NoError(t, err)
+		require.Zero(t, l.LogStartOffset(), "%v: nothing is older than now", tc.retention)
+		e.clock.Advance(time.Millisecond)
+		_, err = l.ApplyRetention()
+		require.NoError(t, err)
+		if tc.kept {
+			require.Zero(t, l.LogStartOffset(), "%v: 1 ms old", tc.retention)
+		} else {
+			require.EqualValues(t, 10, l.LogStartOffset(), "%v: 1 ms old, past retention.ms=0", tc.retention)
+		}
+		require.NoError(t, l.Close())
+	}
 }
