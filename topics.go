@@ -111,7 +111,7 @@ func (b *Broker) validate(c log.Config) error { return validateWith(c, b.cfg.Top
 // Errors: log.ErrInvalidConfig.
 func validateWith(c, defaults log.Config) error {
 	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
-		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
+		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v (min.cleanable.dirty.ratio: from 0 to 1, a negative value for 0; an infinity cannot be recorded)", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
 	}
 	return withDefaults(c, defaults).Validate()
 }

@@ -281,31 +281,32 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate reports the first field out of range, as an error matching
-// ErrInvalidConfig.
+// ErrInvalidConfig that names the field, its Kafka config and the range
+// it must be in (as Kafka's INVALID_CONFIG message does).
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	bad := func(field string, v any) error {
-		return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+	bad := func(field, kafka string, v any, want string) error {
+		return fmt.Errorf("%w: %s = %v (%s: %s)", ErrInvalidConfig, field, v, kafka, want)
 	}
 	switch {
 	case c.SegmentBytes < 14 || c.SegmentBytes > 1<<31-1:
-		return bad("SegmentBytes", c.SegmentBytes)
+		return bad("SegmentBytes", "segment.bytes", c.SegmentBytes, "from 14 to 2147483647")
 	case c.SegmentIndexBytes < 12:
-		return bad("SegmentIndexBytes", c.SegmentIndexBytes)
+		return bad("SegmentIndexBytes", "segment.index.bytes", c.SegmentIndexBytes, "at least 12")
 	case c.IndexIntervalBytes < 0:
-		return bad("IndexIntervalBytes", c.IndexIntervalBytes)
+		return bad("IndexIntervalBytes", "index.interval.bytes", c.IndexIntervalBytes, "at least 0")
 	case c.MaxMessageBytes < record.HeaderSize:
-		return bad("MaxMessageBytes", c.MaxMessageBytes)
+		return bad("MaxMessageBytes", "max.message.bytes", c.MaxMessageBytes, fmt.Sprintf("at least %d, a batch header", record.HeaderSize))
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
-		return bad("CleanupPolicy", c.CleanupPolicy)
+		return bad("CleanupPolicy", "cleanup.policy", c.CleanupPolicy, "Delete, Compact or both")
 	case c.MaxCompactionLag > 0 && c.MaxCompactionLag < c.MinCompactionLag:
-		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
+		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v (max.compaction.lag.ms: at least min.compaction.lag.ms)", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
 	case !(c.MinCleanableDirtyRatio <= 1): // NaN too
-		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio)
+		return bad("MinCleanableDirtyRatio", "min.cleanable.dirty.ratio", c.MinCleanableDirtyRatio, "from 0 to 1")
 	case c.Sync > SyncNever:
-		return bad("Sync", c.Sync)
+		return bad("Sync", "flush.messages and flush.ms", c.Sync, "SyncDefault, SyncAlways, SyncPeriodic or SyncNever")
 	case c.TimestampType > LogAppendTime:
-		return bad("TimestampType", c.TimestampType)
+		return bad("TimestampType", "message.timestamp.type", c.TimestampType, "TimestampDefault, CreateTime or LogAppendTime")
 	}
 	return nil
 }

@@ -40,6 +40,15 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 		{Config{TimestampType: 5}, "TimestampType = TimestampType(5)"},
 		{Config{MinCleanableDirtyRatio: 2}, "MinCleanableDirtyRatio = 2"},
 		{Config{MinCleanableDirtyRatio: math.NaN()}, "MinCleanableDirtyRatio = NaN"},
+		// The Kafka config and its range, as Kafka's message has them.
+		{Config{SegmentBytes: 13}, "SegmentBytes = 13 (segment.bytes: from 14 to 2147483647)"},
+		{Config{SegmentIndexBytes: 11}, "SegmentIndexBytes = 11 (segment.index.bytes: at least 12)"},
+		{Config{IndexIntervalBytes: -2}, "index.interval.bytes: at least 0"},
+		{Config{MaxMessageBytes: 60}, "max.message.bytes: at least 61"},
+		{Config{MaxCompactionLag: time.Second, MinCompactionLag: time.Minute}, "max.compaction.lag.ms: at least min.compaction.lag.ms"},
+		{Config{MinCleanableDirtyRatio: 1.5}, "min.cleanable.dirty.ratio: from 0 to 1"},
+		{Config{CleanupPolicy: 4}, "cleanup.policy"},
+		{Config{TimestampType: 3}, "message.timestamp.type"},
 	} {
 		err := tc.c.Validate()
 		require.ErrorIs(t, err, ErrInvalidConfig, tc.want)
