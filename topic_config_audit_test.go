@@ -120,3 +120,14 @@ func TestUnchangedConfigReopensNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, log.Config{SegmentBytes: 2 << 20, RetentionTime: time.Hour, MaxMessageBytes: log.DefaultMaxMessageBytes}, info.Overrides)
 }
+
+// TestOpenNamesBadTopicDefaults: Open's error for TopicDefaults out of
+// range said which field was out of range but not that it was one of the
+// broker's defaults, which a caller could take for a topic's. Found by the
+// config audit.
+func TestOpenNamesBadTopicDefaults(t *testing.T) {
+	_, err := Open(Config{TopicDefaults: log.Config{SegmentIndexBytes: 4}})
+	require.ErrorIs(t, err, log.ErrInvalidConfig)
+	require.ErrorContains(t, err, "TopicDefaults")
+	require.ErrorContains(t, err, "SegmentIndexBytes = 4 (segment.index.bytes: at least 12)")
+}
