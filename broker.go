@@ -177,7 +177,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg.Clock = log.SystemClock{}
 	}
 	if err := cfg.TopicDefaults.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("runnel: Config.TopicDefaults: %w", err)
 	}
 	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {

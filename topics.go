@@ -111,7 +111,7 @@ func (b *Broker) validate(c log.Config) error { return validateWith(c, b.cfg.Top
 // Errors: log.ErrInvalidConfig.
 func validateWith(c, defaults log.Config) error {
 	if math.IsInf(c.MinCleanableDirtyRatio, 0) {
-		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
+		return fmt.Errorf("%w: MinCleanableDirtyRatio = %v (min.cleanable.dirty.ratio: from 0 to 1, a negative value for 0; an infinity cannot be recorded)", log.ErrInvalidConfig, c.MinCleanableDirtyRatio)
 	}
 	return withDefaults(c, defaults).Validate()
 }
@@ -657,13 +657,29 @@ type TopicInfo struct {
 	Name string
 	// ID is the topic's ID: a topic deleted and created again under the
 	// same name has a new one.
-	ID         log.TopicID
-	Config     log.TopicConfig // with the broker's defaults filled in
+	ID log.TopicID
+	// Config is the configuration the topic's logs run with: the
+	// topic's own fields (Overrides) over the broker's TopicDefaults,
+	// over Kafka's defaults, and the negative values that stand for zero
+	// made zero (see log.Config.WithDefaults). It is for reading: given
+	// back to AlterTopicConfig, a field that reads 0 here but stands for
+	// a default there (DeleteRetentionTime, MinCleanableDirtyRatio, or a
+	// field whose broker default is not 0) takes that default. Give
+	// AlterTopicConfig Overrides to keep the config as it is.
+	Config log.TopicConfig
+	// Overrides is the topic's config as CreateTopic, AlterTopicConfig or
+	// UpdateTopicConfig set it, without the defaults: a non-zero field is
+	// the topic's own (what Kafka's DescribeConfigs reports with source
+	// DYNAMIC_TOPIC_CONFIG), a zero one takes the broker's TopicDefaults
+	// or, where those are zero too, Kafka's default (Kafka's
+	// STATIC_BROKER_CONFIG and DEFAULT_CONFIG). AlterTopicConfig(ctx,
+	// name, info.Overrides) changes nothing.
+	Overrides  log.Config
 	Partitions []PartitionInfo
 }
 
-// DescribeTopic returns a topic's configuration and its partitions'
-// offsets.
+// DescribeTopic returns a topic's configuration (as it runs, and as it
+// was set) and its partitions' offsets.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
@@ -671,7 +687,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}}
+	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config}
 	for _, p := range t.Partitions {
 		o := p.Offsets()
 		info.Partitions = append(info.Partitions, PartitionInfo{
@@ -714,9 +730,14 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // reopened: it keeps answering log.ErrLogFenced, and takes the new
 // configuration with the next Open of the broker (see log.Partition.Reopen).
 //
+// A config the logs already run with (the same one, or one that sets
+// explicitly what a default gave) reopens nothing: the topic's record
+// is written if the config as set changed (DescribeTopic's Overrides),
+// and only partitions whose last reopen failed are tried again.
+//
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
-// partition whose log failed, not reopened); ErrClosed; ctx's error;
-// file system errors.
+// partition whose log failed, not reopened, when the config changes);
+// ErrClosed; ctx's error; file system errors.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
 }
@@ -744,19 +765,35 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
-	cfg := t.Config.Config
+	old := t.Config.Config
+	cfg := old
 	update(&cfg)
 	if err := b.validate(cfg); err != nil {
 		return err
 	}
-	tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
-		return err
+	if cfg != old {
+		tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
+		if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+			return err
+		}
+		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	}
-	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
+	var errs []error
+	if b.withDefaults(cfg) == b.withDefaults(old) {
+		// The logs would run with the config they have: they stay open,
+		// as Kafka leaves a log whose config does not change (a service
+		// that sets the config it wants at each start pauses nothing).
+		// Only those whose last reopen failed are tried again, as a
+		// change would try them.
+		for i, p := range t.Partitions {
+			if _, err := p.RetryReopen(); err != nil {
+				errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
-	var errs []error
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), b.logOptions())

@@ -119,15 +119,36 @@ func (t TimestampType) String() string {
 // asked for explicitly: the enums' zero values are named ...Default, and
 // where zero is a value of its own (no lag, no limit), a negative value
 // asks for it.
+//
+// Durations count in whole milliseconds, as Kafka's *.ms configs do: a
+// fraction of a millisecond is dropped, so a positive duration below 1 ms
+// is 0 ms (a RetentionTime of time.Nanosecond is Kafka's retention.ms=0;
+// a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
+// below its minimum of 1, rolls the active segment at each append).
+//
+// The fields are Go values, not Kafka's name=value strings: there is no
+// unknown config name to refuse, nor a value that does not parse. Kafka's
+// topic configs that have no field here are listed in the README ("What
+// does not work yet").
+//
 // Open copies the Config; it never changes the caller's.
 type Config struct {
 	// SegmentBytes is segment.bytes: the size at which a new segment is
-	// rolled. Default 1 GiB; at most 2 GiB - 1.
+	// rolled. Default 1 GiB; at least 14 and at most 2 GiB - 1. The least
+	// is Kafka's before 4.0 (Kafka 4 refuses less than 1 MiB, and has
+	// tests set smaller segments through its internal.segment.bytes):
+	// runnel keeps it so that tests can roll small segments. A smaller
+	// value set on a log rolls its active segment at the next append that
+	// would pass it; the segments written stay as they are.
 	SegmentBytes int64
 	// SegmentTime is segment.ms: a segment whose first batch is older than
-	// this rolls. Default 7 days; negative means never.
+	// this rolls. Default 7 days; negative means never (Kafka's is at
+	// least 1 ms; its largest, Long.MAX_VALUE ms, never rolls either).
 	SegmentTime time.Duration
-	// SegmentIndexBytes is segment.index.bytes. Default 10 MiB.
+	// SegmentIndexBytes is segment.index.bytes: the room of each of a
+	// segment's indexes; a full one rolls the segment. Default 10 MiB; at
+	// least 12, one time-index entry (Kafka takes 4 to 11 too, with which
+	// an index holds no entry and each batch rolls a segment).
 	SegmentIndexBytes int
 	// IndexIntervalBytes is index.interval.bytes. Default 4096. Kafka's
 	// 0 (an index entry for every batch but a segment's first) is written
@@ -148,7 +169,12 @@ type Config struct {
 	// RetentionBytes is retention.bytes: old segments are deleted while
 	// the log is larger. Default (0 or negative) unlimited.
 	RetentionBytes int64
-	// CleanupPolicy is cleanup.policy. Default (0) Delete.
+	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
+	// newest brokers also take an empty list (neither policy), which has
+	// no value here: Delete with RetentionTime and RetentionBytes
+	// negative (unlimited) keeps every record likewise. Changed on a log,
+	// it applies to the segments already there at the next Maintain:
+	// retention to compacted ones, compaction to all.
 	CleanupPolicy CleanupPolicy
 	// DeleteRetentionTime is delete.retention.ms: how long a tombstone
 	// stays after compaction first reached it. Default 1 day; negative
@@ -173,15 +199,21 @@ type Config struct {
 	// is dirty).
 	MinCleanableDirtyRatio float64
 	// Sync is the durability policy. Default (SyncDefault) SyncAlways.
+	// Kafka has no such config: its flush.messages and flush.ms, which
+	// default to unlimited, are SyncNever; set, they are SyncPeriodic
+	// (flush.messages=1 is SyncAlways, without the group commit).
 	Sync SyncPolicy
-	// FlushMessages is flush.messages, for SyncPeriodic. Default (0 or
-	// negative) unlimited.
+	// FlushMessages is flush.messages, for SyncPeriodic; the other
+	// policies ignore it (in Kafka it applies whenever it is set).
+	// Default (0 or negative) unlimited.
 	FlushMessages int64
-	// FlushInterval is flush.ms, for SyncPeriodic. Default (0 or negative)
-	// unlimited.
+	// FlushInterval is flush.ms, for SyncPeriodic; the other policies
+	// ignore it. Default (0 or negative) unlimited.
 	FlushInterval time.Duration
 	// TimestampType is message.timestamp.type. Default (TimestampDefault)
-	// CreateTime.
+	// CreateTime. Changed on a log, it applies to the batches appended
+	// from then on; those already there keep the type they were written
+	// with, as in Kafka.
 	TimestampType TimestampType
 }
 
@@ -249,31 +281,32 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate reports the first field out of range, as an error matching
-// ErrInvalidConfig.
+// ErrInvalidConfig that names the field, its Kafka config and the range
+// it must be in (as Kafka's INVALID_CONFIG message does).
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	bad := func(field string, v any) error {
-		return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+	bad := func(field, kafka string, v any, want string) error {
+		return fmt.Errorf("%w: %s = %v (%s: %s)", ErrInvalidConfig, field, v, kafka, want)
 	}
 	switch {
 	case c.SegmentBytes < 14 || c.SegmentBytes > 1<<31-1:
-		return bad("SegmentBytes", c.SegmentBytes)
+		return bad("SegmentBytes", "segment.bytes", c.SegmentBytes, "from 14 to 2147483647")
 	case c.SegmentIndexBytes < 12:
-		return bad("SegmentIndexBytes", c.SegmentIndexBytes)
+		return bad("SegmentIndexBytes", "segment.index.bytes", c.SegmentIndexBytes, "at least 12")
 	case c.IndexIntervalBytes < 0:
-		return bad("IndexIntervalBytes", c.IndexIntervalBytes)
+		return bad("IndexIntervalBytes", "index.interval.bytes", c.IndexIntervalBytes, "at least 0")
 	case c.MaxMessageBytes < record.HeaderSize:
-		return bad("MaxMessageBytes", c.MaxMessageBytes)
+		return bad("MaxMessageBytes", "max.message.bytes", c.MaxMessageBytes, fmt.Sprintf("at least %d, a batch header", record.HeaderSize))
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
-		return bad("CleanupPolicy", c.CleanupPolicy)
+		return bad("CleanupPolicy", "cleanup.policy", c.CleanupPolicy, "Delete, Compact or both")
 	case c.MaxCompactionLag > 0 && c.MaxCompactionLag < c.MinCompactionLag:
-		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
+		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v (max.compaction.lag.ms: at least min.compaction.lag.ms)", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
 	case !(c.MinCleanableDirtyRatio <= 1): // NaN too
-		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio)
+		return bad("MinCleanableDirtyRatio", "min.cleanable.dirty.ratio", c.MinCleanableDirtyRatio, "from 0 to 1")
 	case c.Sync > SyncNever:
-		return bad("Sync", c.Sync)
+		return bad("Sync", "flush.messages and flush.ms", c.Sync, "SyncDefault, SyncAlways, SyncPeriodic or SyncNever")
 	case c.TimestampType > LogAppendTime:
-		return bad("TimestampType", c.TimestampType)
+		return bad("TimestampType", "message.timestamp.type", c.TimestampType, "TimestampDefault, CreateTime or LogAppendTime")
 	}
 	return nil
 }

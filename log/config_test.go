@@ -1,6 +1,7 @@
 package log
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -39,6 +40,15 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 		{Config{TimestampType: 5}, "TimestampType = TimestampType(5)"},
 		{Config{MinCleanableDirtyRatio: 2}, "MinCleanableDirtyRatio = 2"},
 		{Config{MinCleanableDirtyRatio: math.NaN()}, "MinCleanableDirtyRatio = NaN"},
+		// The Kafka config and its range, as Kafka's message has them.
+		{Config{SegmentBytes: 13}, "SegmentBytes = 13 (segment.bytes: from 14 to 2147483647)"},
+		{Config{SegmentIndexBytes: 11}, "SegmentIndexBytes = 11 (segment.index.bytes: at least 12)"},
+		{Config{IndexIntervalBytes: -2}, "index.interval.bytes: at least 0"},
+		{Config{MaxMessageBytes: 60}, "max.message.bytes: at least 61"},
+		{Config{MaxCompactionLag: time.Second, MinCompactionLag: time.Minute}, "max.compaction.lag.ms: at least min.compaction.lag.ms"},
+		{Config{MinCleanableDirtyRatio: 1.5}, "min.cleanable.dirty.ratio: from 0 to 1"},
+		{Config{CleanupPolicy: 4}, "cleanup.policy"},
+		{Config{TimestampType: 3}, "message.timestamp.type"},
 	} {
 		err := tc.c.Validate()
 		require.ErrorIs(t, err, ErrInvalidConfig, tc.want)
@@ -48,4 +58,35 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 	require.Equal(t, "never", SyncNever.String())
 	require.Equal(t, "compact,delete", (Compact | Delete).String())
 	require.Equal(t, "LogAppendTime", LogAppendTime.String())
+}
+
+// TestRetentionBelowAMillisecond: durations count in whole milliseconds,
+// as Kafka's *.ms configs, so a RetentionTime below 1 ms is Kafka's
+// retention.ms=0, which the README said could not be set: a record goes
+// once it is 1 ms old (Kafka: now - timestamp > 0), where 1 ms keeps it
+// until it is 2 ms old.
+func TestRetentionBelowAMillisecond(t *testing.T) {
+	for _, tc := range []struct {
+		retention time.Duration
+		kept      bool
+	}{{time.Nanosecond, false}, {999 * time.Microsecond, false}, {time.Millisecond, true}} {
+		e := newEnv(t)
+		l := e.open(Config{RetentionTime: tc.retention, SegmentBytes: 500})
+		now := e.clock.Now().UnixMilli()
+		for i := range 10 {
+			appendOK(t, l, valueBatch(t, now, fmt.Sprint(i)))
+		}
+		_, err := l.ApplyRetention()
+		require.NoError(t, err)
+		require.Zero(t, l.LogStartOffset(), "%v: nothing is older than now", tc.retention)
+		e.clock.Advance(time.Millisecond)
+		_, err = l.ApplyRetention()
+		require.NoError(t, err)
+		if tc.kept {
+			require.Zero(t, l.LogStartOffset(), "%v: 1 ms old", tc.retention)
+		} else {
+			require.EqualValues(t, 10, l.LogStartOffset(), "%v: 1 ms old, past retention.ms=0", tc.retention)
+		}
+		require.NoError(t, l.Close())
+	}
 }

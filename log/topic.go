@@ -15,7 +15,8 @@ type TopicConfig struct {
 }
 
 // Topic is the public face of a topic on a broker: its name, its ID, its
-// configuration (with the broker's defaults filled in) and its partitions.
+// configuration as it was set (its zero fields take the broker's
+// defaults, which it does not hold) and its partitions.
 type Topic struct {
 	Name       string
 	ID         TopicID
