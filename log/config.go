@@ -299,7 +299,8 @@ func (c Config) Validate() error {
 		return bad("MaxMessageBytes", "max.message.bytes", c.MaxMessageBytes, fmt.Sprintf("at least %d, a batch header", record.HeaderSize))
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
 		return bad("CleanupPolicy", "cleanup.policy", c.CleanupPolicy, "Delete, Compact or both")
-	case c.MaxCompactionLag > 0 && c.MaxCompactionLag < c.MinCompactionLag:
+	case c.MaxCompactionLag > 0 && c.MaxCompactionLag.Milliseconds() < c.MinCompactionLag.Milliseconds():
+		// In whole milliseconds, as they count (and as Kafka's are).
 		return fmt.Errorf("%w: MaxCompactionLag = %v, less than MinCompactionLag = %v (max.compaction.lag.ms: at least min.compaction.lag.ms)", ErrInvalidConfig, c.MaxCompactionLag, c.MinCompactionLag)
 	case !(c.MinCleanableDirtyRatio <= 1): // NaN too
 		return bad("MinCleanableDirtyRatio", "min.cleanable.dirty.ratio", c.MinCleanableDirtyRatio, "from 0 to 1")

@@ -330,6 +330,8 @@ func TestMaxCompactionLagConfig(t *testing.T) {
 	err := Config{MaxCompactionLag: time.Minute, MinCompactionLag: time.Hour}.Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	require.ErrorContains(t, err, "MaxCompactionLag")
+	// Compared in whole milliseconds, as they count and as Kafka's are.
+	require.NoError(t, Config{MaxCompactionLag: 1200 * time.Microsecond, MinCompactionLag: 1500 * time.Microsecond}.Validate())
 
 	c := Config{CleanupPolicy: Compact, MaxCompactionLag: 90 * time.Minute}
 	data, err := json.Marshal(c)
