@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -111,6 +113,51 @@ func TestOpenStaleCleanShutdownMarker(t *testing.T) {
 			defer l.Close()
 			require.True(t, l.Recovery().Clean)
 			require.Equal(t, tc.want+1, l.LogEndOffset())
+		})
+	}
+}
+
+// TestOpenCleanMarkerStillReportsLoss: what TestOpenStaleCleanShutdownMarker
+// recovers is a marker older than the records, with a batch ending where
+// the clean Close ended the log. A log closed cleanly whose active
+// segment lost its last batch (the file cut at a batch boundary), or whose
+// last batch's base offset went bad on disk (no CRC covers it), has no
+// batch ending there: Open still fails with record.ErrCorrupt, touching
+// nothing, rather than open without records, or with offsets made up.
+func TestOpenCleanMarkerStillReportsLoss(t *testing.T) {
+	const ts = 1_700_000_000_000
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, f vfs.File, lastPos int64)
+	}{
+		{"last batch lost", func(t *testing.T, f vfs.File, lastPos int64) {
+			require.NoError(t, f.Truncate(lastPos))
+		}},
+		{"base offset of the last batch raised", func(t *testing.T, f vfs.File, lastPos int64) {
+			_, err := f.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 9}, lastPos)
+			require.NoError(t, err)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{Sync: SyncAlways}
+			l := e.open(cfg)
+			appendOK(t, l, valueBatch(t, ts, "a", "b")) // 0-1
+			seg := *l.segs.Load()
+			lastPos := seg[0].Size()
+			appendOK(t, l, valueBatch(t, ts, "c", "d")) // 2-3
+			require.NoError(t, l.Close())
+
+			f, err := e.fs.Open(filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix)))
+			require.NoError(t, err)
+			tc.damage(t, f, lastPos)
+			require.NoError(t, f.Sync())
+			require.NoError(t, f.Close())
+
+			_, err = Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock})
+			require.ErrorIs(t, err, record.ErrCorrupt)
+			_, err = e.fs.Stat(filepath.Join(e.dir, cleanShutdownFile))
+			require.NoError(t, err, "the marker stays: nothing was opened")
 		})
 	}
 }

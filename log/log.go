@@ -353,9 +353,23 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if uerr := s.Unseal(); uerr != nil {
 				return uerr
 			}
-			if res, err = s.RecoverFunc(ctx, rp, l.recoverEpoch); err == nil {
+			boundary := base == rp // a batch ends at rp, or the segment begins there
+			rres, rerr := s.RecoverFunc(ctx, rp, func(b record.Batch) error {
+				boundary = boundary || b.BaseOffset() == rp || b.NextOffset() == rp
+				return l.recoverEpoch(b)
+			})
+			switch {
+			case rerr != nil:
+				err = rerr
+			case boundary:
+				// Appends after the clean Close (a batch begins at its
+				// end) or nothing after it but a torn tail: a stale
+				// marker, no lost records. Otherwise, the error stands:
+				// records the clean Close recorded are missing, or a
+				// batch header went bad and no batch ends where it ended.
 				l.logger.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
 					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
+				res, err = rres, nil
 				clean = false
 				l.info.Clean = false
 			}
