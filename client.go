@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -117,7 +116,7 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	}
 	defer b.unlockAdmin()
 	id := b.nextPID
-	if err := b.writeFile(b.path(producerIDs), []byte(strconv.FormatInt(id+1, 10)+"\n")); err != nil {
+	if err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
 		return 0, 0, err
 	}
 	b.nextPID++
