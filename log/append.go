@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -378,21 +379,49 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	return records, stamps, nil
 }
 
+// legacyMinLength is the smallest batch length (the field after the base
+// offset) that Kafka's broker reads a produce request's batch by: a
+// magic 0 record's overhead (LegacyRecord.RECORD_OVERHEAD_V0).
+const legacyMinLength = 14
+
 // notABatch is the error of data, at position p of an append, that
-// record.Parse refused (err). Kafka's broker takes a produce request's
-// records for INVALID_RECORD, as ProduceRequest.validateRecords finds
-// them (v3 and later), when they hold no whole batch (a first batch cut
-// short, or fewer bytes than a batch's length field) or a batch of magic
-// 0 or 1, which its stream reads as a legacy batch; a batch length below
-// the header or a magic above 2 is CORRUPT_MESSAGE, as
-// ByteBufferLogInputStream throws it. The error matches ErrInvalidRecord
-// in the first two cases, as well as err.
+// record.Parse refused (err), as Kafka's broker tells it for a produce
+// request (v3 and later), its ByteBufferLogInputStream reading the
+// batches for ProduceRequest.validateRecords, in this order: fewer
+// bytes than a batch's offset and length is no batch (INVALID_RECORD:
+// "at least one record batch"); a length below 14 is CORRUPT_MESSAGE,
+// whatever the magic; fewer bytes than up to the magic is no batch; a
+// magic above 2 is CORRUPT_MESSAGE; fewer bytes than the length says is
+// no batch; a batch of magic 0 or 1 is INVALID_RECORD ("only ... magic
+// version 2"); and a batch of magic 2 shorter than its header fails
+// Kafka's CRC check (CORRUPT_MESSAGE). "No batch" is INVALID_RECORD for
+// the first batch only: later ones, which Kafka's one batch a request
+// never has, stay CORRUPT_MESSAGE (Kafka would drop them and append the
+// first; runnel takes a request whole or not at all). The error matches
+// ErrInvalidRecord in the INVALID_RECORD cases, as well as err.
 func notABatch(data []byte, p int, err error) error {
+	invalid := func(why string) error { return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, why, err) }
+	noBatch := func() error {
+		if p == 0 {
+			return invalid("no whole batch")
+		}
+		return err
+	}
+	if len(data) < record.LogOverhead {
+		return noBatch()
+	}
+	length := int64(int32(binary.BigEndian.Uint32(data[record.LogOverhead-4:])))
 	switch {
-	case p == 0 && errors.Is(err, record.ErrTruncated):
-		return fmt.Errorf("%w: no whole batch: %w", ErrInvalidRecord, err)
-	case len(data) > record.MagicOffset && data[record.MagicOffset] < record.Magic:
-		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[record.MagicOffset], record.Magic, err)
+	case length < legacyMinLength:
+		return err
+	case len(data) <= record.MagicOffset:
+		return noBatch()
+	case data[record.MagicOffset] > record.Magic:
+		return err
+	case int64(len(data)) < record.LogOverhead+length:
+		return noBatch()
+	case data[record.MagicOffset] < record.Magic:
+		return invalid(fmt.Sprintf("a batch of magic %d, where a produced batch's is %d", data[record.MagicOffset], record.Magic))
 	}
 	return err
 }
