@@ -180,7 +180,12 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Fetch unknown topic ID", fetchPartErr(api.FetchPartition{Topic: "t", TopicID: log.NewTopicID()}), ErrUnknownTopicID},
 
 		{"ListOffset -5", listErr("t", 0, -5), nil}, // taken as a timestamp: documented in the README
-		{"ListOffset MinInt64", listErr("t", 0, math.MinInt64), nil},
+		// Other negative timestamps are no special one Kafka's broker
+		// knows: UNSUPPORTED_VERSION, before the topic is looked up.
+		{"ListOffset MinInt64", listErr("t", 0, math.MinInt64), api.ErrUnsupportedVersion},
+		{"ListOffset -6", listErr("t", 0, -6), api.ErrUnsupportedVersion},
+		{"ListOffset -7", listErr("t", 0, -7), api.ErrUnsupportedVersion},
+		{"ListOffset -7 of an unknown topic", listErr("nope", 0, -7), api.ErrUnsupportedVersion},
 		{"ListOffset negative partition", listErr("t", -1, api.Latest), ErrUnknownTopic},
 		{"ListOffset partition past the count", listErr("t", 2, api.Latest), ErrUnknownTopic},
 		{"ListOffset unknown topic", listErr("nope", 0, api.Latest), ErrUnknownTopic},
