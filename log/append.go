@@ -124,6 +124,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	// Every batch passed, and the producer's sequence: data changes only
 	// now.
+	maxTs := int64(record.NoTimestamp)
 	for p := 0; p < len(data); {
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
@@ -135,11 +136,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			b.SetCreateTime(stamps[0].maxTs)
 			stamps = stamps[1:]
 		}
+		maxTs = max(maxTs, b.MaxTimestamp())
 		next = b.NextOffset()
 		p += len(b)
 	}
 	res.LastOffset = next - 1
-	if err := l.appendLocked(data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
+	if err := l.appendLocked(data, res.FirstOffset, next, maxTs, opts.LeaderEpoch); err != nil {
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
@@ -525,11 +527,12 @@ func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
 }
 
 // appendLocked rolls if needed and writes data, whose offsets are
-// [first, next). A write failure fences the log.
-func (l *Log) appendLocked(data []byte, first, next int64, epoch int32) error {
+// [first, next) and largest timestamp maxTs. A write failure fences the
+// log.
+func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) error {
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
-	if l.shouldRoll(active, len(data), next-1) {
+	if l.shouldRoll(active, len(data), next-1, maxTs) {
 		var err error
 		if active, err = l.rollLocked(first); err != nil {
 			return err
@@ -545,7 +548,9 @@ func (l *Log) appendLocked(data []byte, first, next int64, epoch int32) error {
 	return nil
 }
 
-func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
+// shouldRoll reports whether the active segment rolls before an append
+// of n bytes, whose last offset is last and largest timestamp maxTs.
+func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool {
 	if active.Size() == 0 {
 		return false
 	}
@@ -559,11 +564,19 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
 		rollAfter = lag
 	}
 	if rollAfter > 0 {
-		// Age counts from the first batch's timestamp, as in Kafka, but
-		// never from before the segment was created: records with old
-		// timestamps must not roll a segment per append.
-		born := max(active.FirstBatchTimestamp(), l.activeCreated.UnixMilli())
-		if l.clock.Now().UnixMilli()-born >= rollAfter.Milliseconds() {
+		// As Kafka's LogSegment.timeWaitedForRoll: the time from the
+		// first batch's timestamp to the appended batches' largest (the
+		// records' own times: a restart does not reset it, and records
+		// stamped in the past roll by their times, never per append);
+		// the wall clock since the segment was created, or the log
+		// opened, only when the first batch has no timestamp.
+		var waited int64
+		if first := active.FirstBatchTimestamp(); first >= 0 {
+			waited = maxTs - first
+		} else {
+			waited = l.clock.Now().UnixMilli() - l.activeCreated.UnixMilli()
+		}
+		if waited >= rollAfter.Milliseconds() {
 			return true
 		}
 	}
