@@ -72,7 +72,7 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 		return nil, err
 	}
 	if _, ok := b.topics[topic]; !ok { // under admin: no writer
-		if err := b.createAdmin(topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
+		if err := b.createAdmin(ctx, topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
 			b.unlockAdmin()
 			return nil, err
 		}
@@ -289,8 +289,8 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 //
 // Errors: api.ErrUnsupportedVersion; ErrUnknownTopic (also for a topic
 // deleted during the call); ErrInvalidTopic; ErrClosed; ctx's error (the
-// largest timestamp may be found by reading records); log.ErrLogFenced
-// for a partition whose
+// largest timestamp may be found by reading records, which Close ends
+// too, with ErrClosed); log.ErrLogFenced for a partition whose
 // reopen after a config change failed (see AlterTopicConfig);
 // record.ErrCorrupt from the records read; log.ErrOffsetOutOfRange when
 // the log kept moving under the search (see log.Log.OffsetForTime).
@@ -302,8 +302,18 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
+	if timestamp == api.MaxTimestamp {
+		// The search may read records, holding the partition open: Close
+		// ends it, as it ends a Fetch's wait.
+		var stop context.CancelFunc
+		ctx, stop = b.untilClose(ctx)
+		defer stop()
+	}
 	lo, err := listOffset(ctx, p, timestamp)
 	if err != nil {
+		if b.ctx.Err() != nil && ctx.Err() != nil {
+			return api.ListedOffset{}, ErrClosed
+		}
 		return api.ListedOffset{}, b.partitionGone(err, p)
 	}
 	lo.TopicID = t.ID
@@ -313,6 +323,15 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 // latestTiered is Kafka's LATEST_TIERED_TIMESTAMP (KIP-1005), the lowest
 // special timestamp runnel knows: it takes it for a timestamp.
 const latestTiered = -5
+
+// untilClose returns ctx, ended also when the broker closes, for a call
+// that holds a partition open for as long as it works (Close waits for
+// it), and the function that releases it.
+func (b *Broker) untilClose(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 // listOffset is ListOffset's look-up in p.
 func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.ListedOffset, error) {

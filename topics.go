@@ -434,7 +434,9 @@ func decodeCounter(data []byte) (int64, bool) {
 // opens where its files can be.
 //
 // Admin calls run one at a time; produce and fetch, on this topic or any
-// other, do not wait for them.
+// other, do not wait for them. A CreateTopic whose ctx ends, or that the
+// broker's Close overtakes, stops between two partitions and creates
+// nothing.
 //
 // Where several errors apply, the first of Kafka's order is returned
 // (its controller's createTopics): the name (ErrInvalidTopic), then the
@@ -477,7 +479,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 		// names partitions no request can address.
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
-	return b.createAdmin(name, cfg)
+	return b.createAdmin(ctx, name, cfg)
 }
 
 // lockAdmin takes the admin token for an admin call, unless the broker is
@@ -516,9 +518,21 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 	}
 }
 
+// adminStop returns the error that stops an admin call between two
+// partitions it makes: ErrClosed once Close has begun (it waits for the
+// admin call in flight), ctx's error once ctx ended; nil to go on.
+func (b *Broker) adminStop(ctx context.Context) error {
+	if b.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
 // createAdmin creates a topic; the caller holds the admin token (and so
-// may read b.topics without mu: every writer holds the token).
-func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
+// may read b.topics without mu: every writer holds the token). It stops
+// between partitions when ctx ends or the broker closes (adminStop),
+// leaving nothing of the topic.
+func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
 	}
@@ -542,6 +556,9 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 	// more than a log's files is not one of those: it stays, and the
 	// topic is not created.
 	for i := range cfg.Partitions {
+		if err := b.adminStop(ctx); err != nil {
+			return err
+		}
 		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
 			return err
 		}
@@ -556,7 +573,10 @@ func (b *Broker) createAdmin(name string, cfg log.TopicConfig) error {
 		return err
 	}
 	for i := range cfg.Partitions {
-		p, err := b.openPartition(context.Background(), name, i, cfg.Config) // a new, empty log: quick
+		if err := b.adminStop(ctx); err != nil {
+			return fail(err)
+		}
+		p, err := b.openPartition(ctx, name, i, cfg.Config)
 		if err != nil {
 			return fail(err)
 		}
@@ -775,8 +795,10 @@ func (b *Broker) logOptions() log.Options {
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
 // current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's
-// name holds files that are not a log's (as CreateTopic); ErrClosed;
-// ctx's error; file system errors.
+// name holds files that are not a log's (as CreateTopic); ErrClosed
+// (also when Close overtakes it); ctx's error; file system errors. Like
+// CreateTopic it stops between two partitions when ctx ends or the
+// broker closes, and then adds none.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -793,23 +815,31 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
-	for i := len(t.Partitions); i < n; i++ {
-		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
-			closePartitions(added)
-			return err
+	fail := func(err error) error {
+		closePartitions(added)
+		// Best effort, as CreateTopic's: the next growth clears them too.
+		for i := len(t.Partitions); i < len(t.Partitions)+len(added); i++ {
+			b.removeLogDir(b.partitionDir(name, i))
 		}
-		p, err := b.openPartition(context.Background(), name, i, t.Config.Config) // a new, empty log: quick
+		return err
+	}
+	for i := len(t.Partitions); i < n; i++ {
+		if err := b.adminStop(ctx); err != nil {
+			return fail(err)
+		}
+		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
+			return fail(err)
+		}
+		p, err := b.openPartition(ctx, name, i, t.Config.Config)
 		if err != nil {
-			closePartitions(added)
-			return err
+			return fail(err)
 		}
 		added = append(added, p)
 	}
 	tc := t.Config
 	tc.Partitions = n
 	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
-		closePartitions(added)
-		return err
+		return fail(err)
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
 	return nil

@@ -113,37 +113,48 @@ func TestBrokerClosedInAPartitionsAnswer(t *testing.T) {
 }
 
 // The Client's own error (Poll's) ends Records when Kafka's table calls
-// it not retriable; any other is yielded and retried after RetryBackoff.
+// it not retriable; one the table does not know is yielded and retried
+// after RetryBackoff; one it calls retriable is retried without a word
+// (see TestTransientErrorsRetriedQuietly).
 func TestClientErrorEndsRecordsPerTheTable(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		ends bool
+		err     error
+		ends    bool
+		yielded bool
 	}{
-		{api.ErrBrokerClosed, true},
-		{api.ErrInvalidRequest, true},
-		{api.ErrRequestTimedOut, false},
-		{errors.New("connection reset: unknown to the table"), false},
+		{api.ErrBrokerClosed, true, true},
+		{api.ErrInvalidRequest, true, true},
+		{api.ErrRequestTimedOut, false, false},
+		{errors.New("connection reset: unknown to the table"), false, true},
 	} {
 		t.Run(api.Name(tc.err), func(t *testing.T) {
 			var fetches atomic.Int32
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
 			client := &fakeClient{t: t, fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
-				fetches.Add(1)
+				if fetches.Add(1) == 3 && !tc.yielded {
+					cancel() // retried twice: enough
+				}
 				return api.FetchResponse{}, tc.err
 			}}
 			c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
 			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
 			var errs []error
-			for _, err := range c.Records(testCtx(t)) {
+			for _, err := range c.Records(ctx) {
 				require.ErrorIs(t, err, tc.err)
 				if errs = append(errs, err); len(errs) == 3 {
 					break
 				}
 			}
-			if tc.ends {
+			switch {
+			case tc.ends:
 				require.Len(t, errs, 1, "yielded once, then Records ended")
 				require.EqualValues(t, 1, fetches.Load())
-			} else {
+			case tc.yielded:
 				require.Len(t, errs, 3, "retried")
+			default:
+				require.Empty(t, errs, "retried without a word")
+				require.GreaterOrEqual(t, fetches.Load(), int32(3), "retried")
 			}
 		})
 	}

@@ -26,7 +26,10 @@ import (
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
 // the consumer takes that as the end (see Records), so a Client that may
 // come back (a connection being re-established) must return something
-// else meanwhile, such as api.ErrRequestTimedOut. Likewise the consumer
+// else meanwhile, such as api.ErrRequestTimedOut, which Poll retries
+// without a word (see Poll), as it does every error Kafka's table calls
+// retriable; an error the table does not know is returned by Poll, and
+// retried by Records. Likewise the consumer
 // takes api.ErrUnknownTopicOrPartition for a partition the Client has
 // answered for before as the partition gone (its topic deleted: see
 // Poll), so a Client must not answer it for a partition that is only
@@ -223,7 +226,9 @@ func checkPartition(topic string, partition int32) error {
 // Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses
 // (see api.ValidateTopicName); api.ErrUnknownTopicOrPartition for a
 // negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
-// not have is not an error here: it comes from Poll, and is retried.
+// not have is not an error here, nor from Poll, which retries it every
+// RetryBackoff without a word (logging it) until the topic exists, as
+// Kafka's consumers do.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	if c.isClosed() {
 		return ErrClosed

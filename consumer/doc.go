@@ -125,7 +125,13 @@
 // under the consumer, whether or not it was created again (for a deleted
 // topic the broker's error matches ErrUnknownTopicOrPartition too),
 // record.ErrCorrupt for bytes that do not decode. Poll documents which of
-// them stop a partition and which retry it after RetryBackoff. A closed
+// them stop a partition and which retry it after RetryBackoff. Errors
+// Kafka's table calls retriable (not the leader, a request timed out, a
+// storage error, an unknown topic not read yet) are retried after
+// RetryBackoff without a word, as Kafka's consumers retry them, whether a
+// partition's answer, a ListOffset or the whole Fetch returned them; a
+// partition gone from under a position it had read is reported all the
+// same, and so is a corrupt batch. A closed
 // Client (api.ErrBrokerClosed) is not a partition's error but Poll's, and
 // it ends Records; so does any error of Poll itself that Kafka's table
 // calls not retriable (see Records).

@@ -109,11 +109,17 @@ func ResetOffset(p ResetPolicy) Opt {
 	return func(c *config) { c.reset = p }
 }
 
-// RetryBackoff is how long a partition whose fetch failed with a
-// retriable error (an unknown or deleted topic, a corrupt batch) is left
-// out of fetches before it is tried again, and how long Records waits
-// after a Poll that failed with an error that is not permanent (see
-// Records). Default 500 ms. New returns ErrInvalidOption for a
+// RetryBackoff is how long a partition whose fetch or look-up failed
+// with an error that is not permanent (an unknown topic, not the leader,
+// a request timed out, a corrupt batch: see Poll) is left out of fetches
+// before it is tried again, and how long Records waits after a Poll that
+// failed with an error that is not permanent (see Records). The wait does
+// not grow with consecutive failures, where Kafka's consumer doubles
+// retry.backoff.ms (100 ms) up to retry.backoff.max.ms (1 s, KIP-580) and
+// franz-go grows its backoff from 250 ms to 2.5 s: against a broker in
+// the same process a retry costs a call, not a round trip over a network
+// that may be overloaded, and a fixed wait bounds how late a partition
+// that comes back (a topic created at last) is read. Default 500 ms. New returns ErrInvalidOption for a
 // negative d.
 func RetryBackoff(d time.Duration) Opt {
 	return func(c *config) { c.backoff = d }

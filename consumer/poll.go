@@ -46,10 +46,18 @@ import (
 //     resolved once the partition
 //     is back (tried again every RetryBackoff); under ResetNone the
 //     partition is stopped, at its old position, until Seek or Assign;
-//   - any other error — an unknown topic or partition not read yet (a
-//     topic not created yet, say), a corrupt batch (record.ErrCorrupt),
-//     an error the table does not know — is reported and the partition
-//     is left out of fetches for RetryBackoff, then tried again.
+//   - an error the table calls retriable — an unknown topic or
+//     partition not read yet (a topic not created yet, say), not the
+//     leader, a request timed out, a storage error (log.ErrLogFenced) —
+//     is not reported: the partition is left out of fetches for
+//     RetryBackoff, then tried again, and the error is logged (Info), as
+//     Kafka's Java consumer and franz-go retry these without telling the
+//     application; so is a ListOffset's such error, for the position it
+//     was to resolve;
+//   - any other error — a corrupt batch (record.ErrCorrupt, retriable in
+//     the table, but reported by Kafka's consumers too), an error the
+//     table does not know — is reported and the partition is left out
+//     of fetches for RetryBackoff, then tried again.
 //
 // A topic deleted and created again under its name is told from the old
 // one by its topic ID (KIP-516): every fetch names the ID of the topic
@@ -69,7 +77,11 @@ import (
 // and the Fetches returned with it hold only partition errors: of the
 // partitions whose position could not be resolved (their ListOffset
 // errors), and those a Records loop ended before yielding that were kept
-// for this Poll. A closed Client —
+// for this Poll. A Fetch error Kafka's table calls retriable (but
+// record.ErrCorrupt) is not returned: the fetch's partitions are left
+// out of fetches for RetryBackoff, and Poll returns what it has, or
+// waits as a Poll with nothing to fetch does (up to FetchMaxWait, until
+// the backoff ends, or a change), returning nothing. A closed Client —
 // an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
 // returns it, one partition's answer holds it, or a ListOffset does — is
 // Poll's error, not a partition's: no partition is stopped and no
@@ -126,6 +138,16 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 	if err != nil {
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
+		}
+		if transient(err) {
+			// Retried, as Kafka's consumers retry a failed fetch: its
+			// partitions wait RetryBackoff, and the Poll returns what it
+			// has, or waits as one that found nothing would.
+			retry := c.backOff(sent, curs, err)
+			if len(out) > 0 {
+				return out, nil
+			}
+			return c.idle(ctx, pctx, retry, idle)
 		}
 		// The partitions whose positions could not be resolved, and the
 		// errors held for this Poll, are reported with the failure of
@@ -293,9 +315,12 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		// meanwhile, and read on from it: then this answer is stale. (Only
 		// mu's holders move a position away from unresolved.)
 		if c.parts[p.a.tp] == p.a && p.a.cur == p.cur && p.cur.pos.Load() == unresolved {
-			if err != nil {
+			switch {
+			case err != nil && transient(err):
+				c.backOffLocked(p.a, unresolved, err, time.Now())
+			case err != nil:
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
-			} else {
+			default:
 				c.resolvedLocked(p.a, p.at, lo)
 			}
 		}
@@ -399,6 +424,10 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	outOfRange := errors.Is(fp.Err, log.ErrOffsetOutOfRange)
 	gone := a.seen && errors.Is(fp.Err, api.ErrUnknownTopicOrPartition) || errors.Is(fp.Err, api.ErrUnknownTopicID)
+	if !outOfRange && !gone && transient(fp.Err) {
+		c.backOffLocked(a, from, fp.Err, now)
+		return Fetch{}, false
+	}
 	if (!outOfRange && !gone) || (outOfRange && c.cfg.reset == ResetNone) {
 		return c.failLocked(a, from, fp.Err, now, *fp), true
 	}
@@ -432,6 +461,30 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	f := c.failLocked(a, from, fp.Err, now, *fp)
 	f.reset = true
 	return f, true
+}
+
+// backOffLocked leaves a partition out of fetches for RetryBackoff after
+// a transient error, which it logs and does not report (see transient).
+func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now time.Time) {
+	a.retryAt = now.Add(c.cfg.backoff)
+	c.cfg.logger.Info("partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
+		"offset", offset, "backoff", c.cfg.backoff, "err", err)
+}
+
+// backOff backs off the partitions of a fetch that failed as a whole
+// with a transient error (those still at the cursor the fetch was made
+// from), and returns when they may be fetched again.
+func (c *Consumer) backOff(sent []*assignment, curs []*cursor, err error) time.Time {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, a := range sent {
+		if c.parts[a.tp] == a && a.cur == curs[i] {
+			a.retryAt = now.Add(c.cfg.backoff)
+		}
+	}
+	c.cfg.logger.Info("fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
+	return now.Add(c.cfg.backoff)
 }
 
 // failLocked reports a partition's error and leaves the partition out of
@@ -507,6 +560,20 @@ func (c *Consumer) heldLocked() Fetches {
 // (Poll's) ends the Records iterator.
 func permanent(err error) bool {
 	return api.Code(err) != -1 && !api.IsRetriable(err)
+}
+
+// transient reports whether err is one that Kafka's consumers retry
+// without telling the application (the Java consumer's FetchCollector
+// and OffsetFetcher, franz-go's source, which strips retriable partition
+// errors from its fetches): one Kafka's table (package api) calls
+// retriable — an unknown topic or partition, not the leader, a request
+// timed out, a storage error — but for a corrupt batch (CORRUPT_MESSAGE,
+// retriable in the table), which both report. The consumer retries a
+// transient error after RetryBackoff and reports nothing; a partition
+// gone from under a position it had read (see fetchErrorLocked) is
+// reported all the same.
+func transient(err error) bool {
+	return api.IsRetriable(err) && api.Code(err) != api.Code(record.ErrCorrupt)
 }
 
 // clientClosed reports whether err says that the Client is closed for

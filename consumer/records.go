@@ -42,13 +42,14 @@ import (
 // errors stop a partition and which retry it after RetryBackoff), a
 // record that cannot be decoded as a *PartitionError matching
 // record.ErrCorrupt (the partition stays at that record and is retried
-// after RetryBackoff: Seek past it to skip it), and a failed Poll's error.
-// After a Poll's error, Records ends if the error is permanent — Kafka's
-// table (package api) knows it and calls it not retriable, as it does
-// api.ErrBrokerClosed, which is runnel.ErrClosed: the broker was closed
-// under the consumer — and otherwise waits RetryBackoff and polls again (a
-// retriable error, or one the table does not know, such as a network
-// error of a remote Client).
+// after RetryBackoff: Seek past it to skip it), and a failed Poll's error
+// (the errors Kafka's table calls retriable are retried by Poll without a
+// word: see Poll). After a Poll's error, Records ends if the error is
+// permanent — Kafka's table (package api) knows it and calls it not
+// retriable, as it does api.ErrBrokerClosed, which is runnel.ErrClosed:
+// the broker was closed under the consumer — and otherwise waits
+// RetryBackoff and polls again (an error the table does not know, such as
+// a network error of a remote Client).
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.

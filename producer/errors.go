@@ -34,7 +34,9 @@ var (
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record not delivered
 	// within DeliveryTimeout of being buffered (which the broker may have
-	// appended, if a request was cut short). The error also matches the
+	// appended, if a request was cut short), or whose topic's partition
+	// count Produce could not look up within DeliveryTimeout, the broker
+	// answering with retriable errors (see Produce). The error also matches the
 	// last error of the broker, when there was one, unless that matched
 	// context.Canceled or context.DeadlineExceeded: a promise gets such
 	// an error only from its record's ctx (see Produce).
@@ -49,9 +51,11 @@ var (
 	// larger than the topic's max.message.bytes. It is log.ErrRecordTooLarge
 	// (Kafka's MESSAGE_TOO_LARGE).
 	ErrRecordTooLarge = log.ErrRecordTooLarge
-	// ErrOutOfOrderSequence is given to the promises of a partition's
-	// records when the broker refuses the producer's sequence numbers
-	// (see Producer for what follows). It is api.ErrOutOfOrderSequence.
+	// ErrOutOfOrderSequence is given to the promises of a batch's records
+	// when the broker refuses the producer's sequence numbers for a
+	// batch an earlier attempt of which may have been appended; other
+	// refused batches go again under a new producer id (see Producer). It
+	// is api.ErrOutOfOrderSequence.
 	ErrOutOfOrderSequence = api.ErrOutOfOrderSequence
 	// ErrProducerFenced is given to the promises of a partition's records
 	// when the broker has seen a newer epoch of the producer's id. It is

@@ -112,10 +112,10 @@ func TestUnknownProducerIDTakesANewID(t *testing.T) {
 }
 
 // With requests in flight, a batch refused for its sequence numbers
-// (ErrOutOfOrderSequence) fails once the batches before it are done, and
-// with it the records buffered behind it; the batch in flight before it
-// succeeds and its promise runs first; later records go under a new
-// producer id.
+// (ErrOutOfOrderSequence) goes again under a new producer id once the
+// batches before it are done, and the records buffered behind it follow
+// it: every record is delivered once, in order, its promise run in
+// produce order; the batch in flight before it keeps the old id.
 func TestPipelineOutOfOrderWhileInFlight(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := newAckClient(b)
@@ -137,20 +137,57 @@ func TestPipelineOutOfOrderWhileInFlight(t *testing.T) {
 	first := c.next(t, ctx) // in flight, held
 	<-refused
 	first.answer <- nil
+	stop := c.answerAll(nil)
+	defer stop()
+	require.NoError(t, p.Flush(ctx)) // the last lingers otherwise
 	o.wg.Wait()
-	require.Equal(t, values(rs), o.seen, "promises in produce order")
-	require.NoError(t, o.errs[string(rs[0].Value)])
+	requireInOrder(t, b, o, rs)
 	for _, r := range rs[1:] {
-		require.ErrorIs(t, o.errs[string(r.Value)], producer.ErrOutOfOrderSequence)
+		require.NotEqual(t, rs[0].ProducerID, r.ProducerID, "a new producer id")
+	}
+	require.EqualValues(t, 0, rs[1].Sequence)
+	require.Equal(t, 2, c.initCount())
+}
+
+// A batch refused for its sequence numbers after an earlier attempt of it
+// may have been appended (answered with a retriable error after the
+// append) fails, alone, rather than go again under a new producer id and
+// maybe be there twice; the records behind it are delivered under the new
+// id. Nothing is there twice, and every record whose promise succeeded is
+// at its offset.
+func TestOutOfOrderAfterUnsureAttemptFailsOnlyThatBatch(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	c.fault = func(attempt int) (bool, error) {
+		switch attempt {
+		case 1:
+			return true, api.ErrRequestTimedOut // appended, answered as if not
+		case 2:
+			return false, api.ErrOutOfOrderSequence
+		}
+		return false, nil
 	}
 	stop := c.answerAll(nil)
 	defer stop()
-	last := &record.Record{Value: []byte("v9999")}
-	lo := newOrder()
-	p.Produce(ctx, last, lo.promise())
-	require.NoError(t, p.Flush(ctx)) // it lingers otherwise
-	require.NoError(t, lo.errs["v9999"])
-	require.NotEqual(t, rs[0].ProducerID, last.ProducerID)
-	require.EqualValues(t, 0, last.Sequence)
-	require.Equal(t, []string{"v0000", "v9999"}, values(readRecords(t, b, "t", 0)))
+	p := newProducer(t, c, append(oneRecordBatches(), producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))...)
+	ctx := testCtx(t)
+	rs := fiveByteRecords(4)
+	o := newOrder()
+	for _, r := range rs {
+		p.Produce(ctx, r, o.promise())
+	}
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	require.Equal(t, values(rs), o.seen, "promises in produce order")
+	require.ErrorIs(t, o.errs[string(rs[1].Value)], producer.ErrOutOfOrderSequence)
+	log := values(readRecords(t, b, "t", 0))
+	require.Equal(t, []string{"v0000", "v0001", "v0002", "v0003"}, log, "the unsure batch once (its first attempt), nothing twice")
+	for i, r := range rs {
+		if i == 1 {
+			continue
+		}
+		require.NoError(t, o.errs[string(r.Value)])
+		require.Equal(t, string(r.Value), log[r.Offset], "at its offset")
+	}
+	require.NotEqual(t, rs[0].ProducerID, rs[2].ProducerID, "a new producer id")
 }

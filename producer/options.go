@@ -34,6 +34,11 @@ const (
 	DefaultMaxInFlight        = 5 // Kafka's max.in.flight.requests.per.connection
 )
 
+// maxIdempotentInFlight bounds MaxInFlight for an idempotent producer: the
+// broker remembers the last 5 batches of each producer id per partition
+// (Kafka's MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE).
+const maxIdempotentInFlight = 5
+
 // Opt configures a Producer; pass options to New, which returns
 // ErrInvalidOption for a value out of range.
 type Opt func(*config)
@@ -98,7 +103,7 @@ func (c *config) validate() error {
 		return bad("RetryBackoff", c.retryBackoff)
 	case c.metadataMaxAge <= 0:
 		return bad("MetadataMaxAge", c.metadataMaxAge)
-	case c.maxInFlight < 1 || c.maxInFlight > 5:
+	case c.maxInFlight < 1:
 		return bad("MaxInFlight", c.maxInFlight)
 	}
 	if c.defaultTopic != "" {
@@ -113,6 +118,10 @@ func (c *config) validate() error {
 		c.maxRetryBackoff = c.retryBackoff
 	}
 	c.idempotent = c.idempotent && c.acks == AcksAll // see Acks
+	if c.idempotent && c.maxInFlight > maxIdempotentInFlight {
+		return fmt.Errorf("%w: MaxInFlight(%d) must be at most %d for an idempotent producer (see DisableIdempotence)",
+			ErrInvalidOption, c.maxInFlight, maxIdempotentInFlight)
+	}
 	return nil
 }
 
@@ -246,10 +255,18 @@ func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMa
 
 // MaxInFlight bounds the requests of one partition that the broker has
 // appended and not yet acknowledged (Kafka's
-// max.in.flight.requests.per.connection). Default 5, at most 5 (the
-// broker remembers the last 5 batches of each idempotent producer); 1
-// sends a partition's next batch only once the last one is done. New
-// returns ErrInvalidOption for n outside [1, 5].
+// max.in.flight.requests.per.connection). Default 5; 1 sends a
+// partition's next batch only once the last one is done. An idempotent
+// producer (the default: see DisableIdempotence and Acks) takes at most 5,
+// since the broker remembers the last 5 batches of each producer id, as
+// Kafka's producer refuses more with enable.idempotence; without
+// idempotence any n of 1 or more is taken, as Kafka takes it. New returns
+// ErrInvalidOption for n < 1, and for n > 5 when the producer would be
+// idempotent. (Kafka 4's producer also refuses more than 5 with acks other
+// than all unless enable.idempotence=false is given, which its check
+// order makes of an idempotence it then turns off; runnel has no
+// enable.idempotence to give, and takes any n once acks turn idempotence
+// off.)
 //
 // It matters with a Client that acknowledges in two steps (AsyncClient,
 // as *runnel.Broker does): while a batch waits for its fsync, the

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -35,8 +36,9 @@ type topicState struct {
 // partition count the first time, and again while the topic is known to
 // be gone (see partition.gone): a record for a deleted topic fails at
 // once with the broker's error, as one for a topic never created does,
-// until the topic is created again.
-func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) {
+// until the topic is created again. With block (Produce, not TryProduce)
+// a retriable error of the look-up is retried (see lookUp).
+func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicState, error) {
 	t := p.lastTop.Load()
 	if t == nil || t.name != name {
 		t = nil
@@ -46,11 +48,11 @@ func (p *Producer) topic(ctx context.Context, name string) (*topicState, error) 
 	}
 	if t != nil {
 		if t.gone.Load() {
-			return t, t.lookAgain(ctx)
+			return t, t.lookAgain(ctx, block)
 		}
 		return t, nil
 	}
-	n, err := p.partitions(ctx, name)
+	n, err := p.lookUp(ctx, name, block)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +105,50 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
+// lookUp is partitions for a record that Produce is to buffer: with
+// block, an error Kafka's table calls retriable (but an unknown topic or
+// partition, which the broker answers with authority: see Producer) is
+// retried after a backoff, as Kafka's producer waits for its metadata
+// (max.block.ms) and franz-go retries its metadata loads, until ctx ends
+// (ctx's error), Close (ErrClosed) or DeliveryTimeout has passed since the
+// first try (ErrDeliveryTimeout, matching the last error too). Without
+// block (TryProduce, which must not wait) the first answer is the answer.
+func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, error) {
+	deadline := time.Now().Add(p.cfg.deliveryTimeout)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for try := 1; ; try++ {
+		n, err := p.partitions(ctx, name)
+		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) ||
+			p.closed.Load() || ctx.Err() != nil {
+			return n, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, fmt.Errorf("%w: the partition count of %s not known within %v, after %d attempts: %w",
+				ErrDeliveryTimeout, name, p.cfg.deliveryTimeout, try, notCtx(err))
+		}
+		d := min(p.backoff(try), left)
+		p.cfg.logger.Debug("retrying the partition count", "topic", name, "attempt", try, "err", err)
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-p.done:
+			return 0, closedError(err)
+		}
+	}
+}
+
 // nextRefresh is when a partition count looked up at now is looked up
 // again, in Unix ns: MetadataMaxAge later, or never if that is past what
 // an int64 of Unix ns holds (the year 2262).
@@ -144,8 +190,8 @@ func (t *topicState) refresh(ctx context.Context, now time.Time) (int, error) {
 // lookAgain asks the broker for a topic known to be gone: the broker's
 // error if it still is, else nil, the producer following the topic's
 // partition count again.
-func (t *topicState) lookAgain(ctx context.Context) error {
-	n, err := t.p.partitions(ctx, t.name)
+func (t *topicState) lookAgain(ctx context.Context, block bool) error {
+	n, err := t.p.lookUp(ctx, t.name, block)
 	if err != nil {
 		return err
 	}

@@ -129,7 +129,7 @@ func (pp *partition) delivered(it inflight, dl *deadlines) {
 		return
 	}
 	if pl.items == nil {
-		items, done := make(chan inflight, pl.max), make(chan struct{})
+		items, done := make(chan inflight, min(pl.max, maxAckQueue)), make(chan struct{})
 		if !pp.p.spawn(func() { pp.ack(items, done) }) {
 			// Closed: nobody to hand it to, and nothing before it.
 			pp.complete(it, dl)
@@ -138,8 +138,16 @@ func (pp *partition) delivered(it inflight, dl *deadlines) {
 		}
 		pl.items, pl.done = items, done
 	}
-	pl.items <- it // never blocks: at most max are in flight
+	// Blocks only past maxAckQueue in flight (MaxInFlight above it,
+	// without idempotence), until the acker takes the oldest: it never
+	// waits for this goroutine.
+	pl.items <- it
 }
+
+// maxAckQueue bounds the hand-off queue to the acker, whose buffer would
+// otherwise be as large as MaxInFlight, which without idempotence has no
+// bound of its own.
+const maxAckQueue = 64
 
 // buffered reports whether the partition has records waiting to be sent.
 func (pp *partition) buffered() bool {

@@ -539,3 +539,9 @@ func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
 	defer c.mu.Unlock()
 	require.Equal(t, 1, c.inits, "the producer took a new id")
 }
+
+func (c *ackClient) initCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inits
+}

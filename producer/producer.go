@@ -19,6 +19,17 @@ import (
 // producer id requests, and the partition counts that Produce calls wait
 // for) and waits for those of its goroutines, and a batch's delivery
 // deadline ends the calls made for it.
+//
+// The producer reads a Client's errors by Kafka's table (package api): a
+// batch whose Produce fails with an error the table calls retriable
+// (api.ErrRequestTimedOut, api.ErrNotLeader, ...) is sent again after a
+// backoff, until its delivery timeout; one that fails with an error the
+// table calls not retriable, or does not know, fails at once (as a Kafka
+// producer fails a batch answered UNKNOWN_SERVER_ERROR). So a Client that
+// loses its connection for a while, or times out a request itself, should
+// return api.ErrRequestTimedOut (wrapping its own error if it likes), not
+// an error of its own, and never one matching context.Canceled or
+// context.DeadlineExceeded unless its ctx ended.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -112,11 +123,17 @@ type AsyncClient interface {
 // records; a retried batch is sent again byte for byte with its numbers,
 // so the broker answers a batch it already has with its original offsets
 // instead of appending it twice. When the broker refuses a partition's
-// sequence numbers (ErrOutOfOrderSequence), the batch and every record
-// then buffered for that partition fail with that error, and the producer
-// takes a new producer id, so that later records start afresh (the failed
-// records leave a gap: the records after them were produced after the
-// failure). When the broker reports that a newer epoch of the producer id
+// sequence numbers (ErrOutOfOrderSequence: a gap before the batch, the
+// broker having lost records it acknowledged — a crash under a lax fsync
+// policy, say — or never had them), the producer takes a new producer id
+// and sends the batch again under it, once the batches before it are
+// done, and the records behind it follow: nothing fails, as franz-go
+// (unless StopProducerOnDataLossDetected) and Kafka's idempotent producer
+// (which bumps its epoch, KIP-360) retry it; the records the broker lost
+// stay lost, and the producer logs the refusal (Warn). If an earlier
+// attempt of the batch may have been appended (answered with a retriable
+// error after the append), the batch fails with ErrOutOfOrderSequence
+// instead, alone, so that it is never there twice. When the broker reports that a newer epoch of the producer id
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
@@ -229,7 +246,13 @@ func noPromise(*record.Record, error) {}
 // (see MetadataMaxAge), and Kafka's Java producer too refreshes its
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
-// ErrInvalidPartition.
+// ErrInvalidPartition. A look-up of a topic not written to yet (or found
+// deleted) that fails with an error Kafka's table calls retriable (a
+// request timed out, say; not an unknown topic, which fails r at once)
+// is retried with RetryBackoff's backoff, as Kafka's producer waits for
+// its metadata, until ctx ends, Close, or DeliveryTimeout has passed
+// (ErrDeliveryTimeout); TryProduce does not wait for that either, and
+// fails r with the first answer's error.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -347,7 +370,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			p.release(1, int64(size))
 		}
 	}()
-	t, err := p.topic(ctx, topic)
+	t, err := p.topic(ctx, topic, block)
 	if err != nil {
 		// The promise first, then the deferred release: the record is
 		// done (for Flush) once it ran.

@@ -160,6 +160,26 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			p.resetProducerID(b.pidGen, err)
 			pp.unseal(b)
 			continue
+		case errors.Is(err, ErrOutOfOrderSequence) && b.sealed && p.cfg.idempotent:
+			// A gap before the batch: the broker lost records it had
+			// acknowledged (a crash under a lax fsync policy, say), or
+			// never had some. As franz-go resets its producer id and
+			// retries, and Kafka's idempotent producer bumps its epoch and
+			// retries (KIP-360), the batch goes again under a new producer
+			// id, with the batches after it, once the batches before it
+			// are done; nothing else fails. Unless an earlier attempt of
+			// it may have been appended: then it fails (and only it), so
+			// that it is never there twice.
+			pp.settle()
+			p.cfg.logger.Warn("sequence numbers refused: the broker lost records or never had them; retrying under a new producer id",
+				"topic", pp.t.name, "partition", pp.id, "producer_id", b.pid, "base_sequence", b.baseSeq, "err", err)
+			if b.unsure {
+				pp.giveUp(b, err)
+				return
+			}
+			p.resetProducerID(b.pidGen, err)
+			pp.unseal(b)
+			continue
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return

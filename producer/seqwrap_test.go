@@ -34,7 +34,7 @@ func TestSequenceNumbersWrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	ts, err := p.topic(ctx, "t")
+	ts, err := p.topic(ctx, "t", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,25 @@
 // It sits with the clients above the broker; tests of code that takes a
 // producer.Client or consumer.Client can hand it the *runnel.Broker.
 //
+// # Injecting failures
+//
+// To see how code under test copes with a broker's errors, hand it a
+// Faults over the broker instead, and add rules that fail, or hold, the
+// requests they match (ExampleFaults):
+//
+//	f := runneltest.NewFaults(t, b)
+//	p := runneltest.NewProducer(t, f)
+//	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+//
+// A rule fails a request before the broker sees it (FailRequest; for a
+// fetch, FailPartitions fails some of its partitions), lets a produce
+// request be appended and then loses the answer (LoseResponse: what
+// idempotence is for) or fails its acknowledgement (FailAck), or holds
+// the request until the rule is removed or the request's ctx ends
+// (HoldRequest). A request still held when the test ends holds up the
+// flush of NewProducer's cleanup, which reports it after DefaultWait:
+// remove a HoldRequest rule (or close the client) before the test ends.
+//
 // # Cleanup order
 //
 // Clients must close before the broker they use: consumers first, then
@@ -53,11 +72,23 @@
 //	ListOffsets / kadm.ListEndOffsets            b.DescribeTopic(ctx, topic) (LogStartOffset, HighWatermark),
 //	                                               b.ListOffset(ctx, topic, p, api.Latest)
 //	kgo.ConsumePartitions(... At(o))             c.Assign(topic, p, consumer.At(o))
-//	c.ControlKey(int16(kmsg.Produce), fn),       NewProducer(t, w): w a producer.Client that embeds b
-//	  c.Fault(kfake.Fault{Keys: Produce})          and overrides Produce and ProduceAsync,
-//	                                               failing before or after calling b's
-//	c.ControlKey(int16(kmsg.Fetch), fn)          NewConsumer(t, w): w a consumer.Client that embeds b
-//	                                               and overrides Fetch (ListOffset, Partitions)
+//	c.Fault(kfake.Fault{Keys: Produce,           f := NewFaults(t, b); NewProducer(t, f)
+//	  Topic: "a", Err: kerr.X, Count: 2})          r := f.Add(Fault{Op: OpProduce, Topic: "a",
+//	                                                 Err: api.ErrX, Count: 2})  (api.ForCode(kerr.X.Code)
+//	                                                 finds api.ErrX; Count 0 is no limit, kfake's -1)
+//	  Partitions: []int32{1}                       Partitions: []int32{1}
+//	  Keys: Fetch (TopLevel: false, true)          Op: OpFetch, Action: FailPartitions (FailRequest);
+//	                                                 NewConsumer(t, f)
+//	  Keys: ListOffsets, InitProducerID            Op: OpListOffset, OpInitProducerID; OpPartitions
+//	                                                 for the clients' look-up of a partition count
+//	  h.Hits(), h.Wait(ctx, n), h.Remove()         r.Hits(), r.Wait(ctx, n), r.Remove()
+//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse (FailAck: the
+//	    (kfake appends the batch, then fails it,   acknowledgement fails); FailRequest never appends,
+//	    as Kafka's broker times out acks=all)      whatever its Err
+//	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest}: until r.Remove()
+//	                                               or the request's ctx ends
+//	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
+//	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
 // Keys land on the partitions kgo's default partitioner picks (Kafka's
 // murmur2), through the producer and through Produce; a record without a
@@ -78,10 +109,12 @@
 // Position); transactions; several brokers and leader moves
 // (kfake.NumBrokers above 1, MoveTopicPartition, AddNode); intercepting
 // any request at the broker (kfake's Control, KeepControl, SleepControl,
-// Fault): a test wraps the producer.Client or consumer.Client, which
-// covers produce, fetch, offset look-ups and producer ids, not the admin
-// calls the code under test makes on the *runnel.Broker itself; SASL,
-// TLS, ACLs, and older protocol versions (MaxVersions).
+// Fault): Faults intercepts what the producer and consumer ask of it
+// (produce, fetch, offset look-ups, partition counts, producer ids), not
+// the admin calls the code under test makes on the *runnel.Broker
+// itself, nor requests made up to answer anything (a Client of the
+// test's own does that); SASL, TLS, ACLs, and older protocol versions
+// (MaxVersions).
 package runneltest
 
 import (
@@ -180,8 +213,8 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 
 // NewProducer returns a producer.Producer on c, made with opts, or fails
 // the test (an option out of range, say). c is the *runnel.Broker of
-// NewBroker, or a producer.Client of the test's own that wraps it to
-// inject failures (see "Coming from kfake"). When the test ends, its cleanup
+// NewBroker, a Faults over it to inject failures, or a producer.Client
+// of the test's own that wraps it. When the test ends, its cleanup
 // flushes the producer, so that records the test produced and did not
 // wait for are delivered (or fail) and their promises run while the test
 // can still report from them, then closes it. The flush waits for
@@ -213,8 +246,9 @@ func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *produce
 
 // NewConsumer returns a consumer.Consumer on cl, made with opts, or fails
 // the test (an option out of range, say), and closes it when the test
-// ends. cl is the *runnel.Broker of NewBroker, or a consumer.Client of
-// the test's own that wraps it to inject failures. Call NewBroker first: cleanups run last-registered first, and the
+// ends. cl is the *runnel.Broker of NewBroker, a Faults over it to
+// inject failures, or a consumer.Client of the test's own that wraps it.
+// Call NewBroker first: cleanups run last-registered first, and the
 // consumer must close before its broker.
 func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consumer.Consumer {
 	t.Helper()

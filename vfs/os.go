@@ -65,9 +65,18 @@ func (osFS) Open(name string) (File, error) {
 	return of, nil
 }
 
-func (osFS) Remove(name string) error                    { return osErr(os.Remove(name)) }
-func (osFS) RemoveAll(name string) error                 { return osErr(os.RemoveAll(name)) }
-func (osFS) Rename(oldname, newname string) error        { return osErr(os.Rename(oldname, newname)) }
+func (osFS) Remove(name string) error {
+	return osErr(retryBusy(func() error { return os.Remove(name) }))
+}
+
+func (osFS) RemoveAll(name string) error {
+	return osErr(retryBusy(func() error { return os.RemoveAll(name) }))
+}
+
+func (osFS) Rename(oldname, newname string) error {
+	return osErr(retryBusy(func() error { return os.Rename(oldname, newname) }))
+}
+
 func (osFS) MkdirAll(dir string, perm os.FileMode) error { return osErr(os.MkdirAll(dir, perm)) }
 func (osFS) SyncDir(dir string) error                    { return osErr(syncDir(dir)) }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf16"
 
 	"golang.org/x/sys/windows"
@@ -143,4 +144,50 @@ func lockFile(f *os.File) error {
 // mapFile is not offered on Windows; the index falls back to ReadAt/WriteAt.
 func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
+}
+
+// busyRetryFor bounds how long retryBusy retries, as Go's own tools
+// (cmd/internal/robustio) retry such errors for up to 2 s.
+const busyRetryFor = 500 * time.Millisecond
+
+// testHookBusyRetry, when set (by tests), runs before each retry of
+// retryBusy, with the error it retries.
+var testHookBusyRetry func(error)
+
+// retryBusy runs a removal or rename of the OS FS, and again, with a
+// growing pause, while it fails with an error that another program's
+// handle gives for a moment — a virus scanner or a search indexer that
+// opened the file without sharing delete access (ERROR_SHARING_VIOLATION,
+// ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION) — for up to busyRetryFor.
+// Then it returns the last error: a removal that fails fences a log, so a
+// moment's wait is worth it. (ERROR_ACCESS_DENIED is also a lasting
+// refusal, such as a read-only file: that is reported busyRetryFor late.)
+func retryBusy(op func() error) error {
+	deadline := time.Now().Add(busyRetryFor)
+	pause := time.Millisecond
+	for {
+		err := op()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		if testHookBusyRetry != nil {
+			testHookBusyRetry(err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is one that another program's open handle
+// gives a removal or rename (see retryBusy).
+func isBusy(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case windows.ERROR_SHARING_VIOLATION, windows.ERROR_ACCESS_DENIED, windows.ERROR_LOCK_VIOLATION:
+		return true
+	}
+	return false
 }

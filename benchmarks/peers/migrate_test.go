@@ -206,11 +206,11 @@ func TestMigrateKeyedPartitions(t *testing.T) {
 // 4. A test that needs an error from the broker.
 //
 // kfake intercepts any request (ControlKey, or the Fault shorthand) and
-// answers what the test likes. runnel has no interception: a test gets
-// the broker's real errors by causing them (a record over the topic's
-// max.message.bytes, an unknown topic, a deleted topic), and injects
-// others by wrapping the broker in a producer.Client or consumer.Client
-// of its own, which is what those interfaces are for.
+// answers what the test likes. runnel intercepts what its producer and
+// consumer ask of the broker: a test hands them a runneltest.Faults over
+// the broker and adds rules to it; it gets the broker's real errors by
+// causing them (a record over the topic's max.message.bytes, an unknown
+// topic, a deleted topic).
 func TestMigrateBrokerErrors(t *testing.T) {
 	t.Run("kfake/retriable produce error", func(t *testing.T) {
 		c, _ := newKfake(t, kfake.SeedTopics(1, "orders"))
@@ -250,14 +250,16 @@ func TestMigrateBrokerErrors(t *testing.T) {
 	})
 	t.Run("runneltest/retriable produce error", func(t *testing.T) {
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
-		fb := &failFirstProduce{Broker: b, err: api.ErrNotLeader}
-		p := runneltest.NewProducer(t, fb, producer.RetryBackoff(time.Millisecond))
+		f := runneltest.NewFaults(t, b)
+		rule := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders",
+			Err: api.ForCode(kerr.NotLeaderForPartition.Code), Count: 1})
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
 		r := &record.Record{Topic: "orders", Value: []byte("x")}
 		if err := p.ProduceSync(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		if fb.failed.Load() != 1 || r.Offset != 0 {
-			t.Fatalf("failed %d, offset %d", fb.failed.Load(), r.Offset)
+		if rule.Hits() != 1 || r.Offset != 0 {
+			t.Fatalf("hits %d, offset %d", rule.Hits(), r.Offset)
 		}
 	})
 
@@ -276,14 +278,69 @@ func TestMigrateBrokerErrors(t *testing.T) {
 	})
 	t.Run("runneltest/timeout after append", func(t *testing.T) {
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
-		fb := &loseFirstAnswer{Broker: b}
-		p := runneltest.NewProducer(t, fb, producer.RetryBackoff(time.Millisecond))
+		f := runneltest.NewFaults(t, b)
+		lost := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders",
+			Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
 		r := &record.Record{Topic: "orders", Value: []byte("x")}
 		if err := p.ProduceSync(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		if got := runneltest.ConsumeAll(t, b, "orders"); len(got) != 1 || r.Offset != 0 || fb.lost.Load() != 1 {
-			t.Fatalf("%d records, record at %d, %d answers lost", len(got), r.Offset, fb.lost.Load())
+		if got := runneltest.ConsumeAll(t, b, "orders"); len(got) != 1 || r.Offset != 0 || lost.Hits() != 1 {
+			t.Fatalf("%d records, record at %d, %d answers lost", len(got), r.Offset, lost.Hits())
+		}
+	})
+
+	// A request held until the test lets it go: to test timeouts, and
+	// what happens meanwhile.
+	t.Run("kfake/held produce", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		held, release := make(chan struct{}), make(chan struct{})
+		var calls atomic.Int32
+		c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+			if calls.Add(1) == 1 {
+				close(held)
+				c.SleepControl(func() { <-release })
+			}
+			return nil, nil, false // not handled: the cluster answers it
+		})
+		done := make(chan error, 1)
+		go func() {
+			done <- cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte("x")}).FirstErr()
+		}()
+		<-held
+		select {
+		case err := <-done:
+			t.Fatalf("delivered while held: %v", err)
+		default:
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("runneltest/held produce", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+		p := runneltest.NewProducer(t, f)
+		done := make(chan error, 1)
+		go func() {
+			done <- p.ProduceSync(context.Background(), &record.Record{Topic: "orders", Value: []byte("x")})
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hold.Wait(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("delivered while held: %v", err)
+		default:
+		}
+		hold.Remove() // releases it
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -352,77 +409,25 @@ func TestMigrateBrokerErrors(t *testing.T) {
 	t.Run("runneltest/fetch error", func(t *testing.T) {
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
 		runneltest.ProduceValues(t, b, "orders", "x")
-		c := runneltest.NewConsumer(t, failFetch{b, api.ErrPolicyViolation})
+		f := runneltest.NewFaults(t, b)
+		// As kfake's Fault without TopLevel, the partition's answer holds
+		// the error (FailRequest would fail the whole Fetch: Poll's error).
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders",
+			Action: runneltest.FailPartitions, Err: api.ErrPolicyViolation}) // Count 0: until removed
+		c := runneltest.NewConsumer(t, f)
 		if err := c.Assign("orders", 0, consumer.Start()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err := c.Poll(ctx)
-		if !errors.Is(err, api.ErrPolicyViolation) {
+		fs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.Err(); !errors.Is(err, api.ErrPolicyViolation) {
 			t.Fatalf("got %v", err)
 		}
 	})
-}
-
-// failFirstProduce fails the first produce request with err and passes
-// the others to the broker. It must override ProduceAsync too: the
-// producer calls that on a Client that has it, and the embedded broker's
-// would bypass the wrapper.
-type failFirstProduce struct {
-	*runnel.Broker
-	err    error
-	calls  atomic.Int32
-	failed atomic.Int32
-}
-
-func (f *failFirstProduce) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	if f.calls.Add(1) == 1 {
-		f.failed.Add(1)
-		return api.ProduceResponse{}, f.err
-	}
-	return f.Broker.Produce(ctx, req)
-}
-
-func (f *failFirstProduce) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	if f.calls.Add(1) == 1 {
-		f.failed.Add(1)
-		return api.ProduceResponse{}, nil, f.err
-	}
-	return f.Broker.ProduceAsync(ctx, req)
-}
-
-// loseFirstAnswer passes produce requests to the broker and answers the
-// first with api.ErrRequestTimedOut, as if its answer was lost.
-type loseFirstAnswer struct {
-	*runnel.Broker
-	lost atomic.Int32
-}
-
-func (f *loseFirstAnswer) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	resp, err := f.Broker.Produce(ctx, req)
-	if err == nil && f.lost.CompareAndSwap(0, 1) {
-		return api.ProduceResponse{}, api.ErrRequestTimedOut
-	}
-	return resp, err
-}
-
-func (f *loseFirstAnswer) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	resp, ack, err := f.Broker.ProduceAsync(ctx, req)
-	if err == nil && f.lost.CompareAndSwap(0, 1) {
-		return api.ProduceResponse{}, nil, api.ErrRequestTimedOut
-	}
-	return resp, ack, err
-}
-
-// failFetch answers every fetch with err.
-type failFetch struct {
-	*runnel.Broker
-	err error
-}
-
-func (f failFetch) Fetch(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
-	return api.FetchResponse{}, f.err
 }
 
 // 5. Offsets and lag: where a partition starts and ends, and how far a

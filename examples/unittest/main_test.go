@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -44,6 +45,35 @@ func TestRegisterRejectsBadEmail(t *testing.T) {
 		require.ErrorIs(t, s.Register(context.Background(), bad), ErrBadEmail, bad)
 	}
 	require.Empty(t, runneltest.ConsumeAll(t, b, SignupsTopic), "nothing was produced")
+}
+
+// A broker whose answer is lost after it appended the event: the
+// producer retries, and idempotence keeps the event once.
+// runneltest.Faults sits between the producer and the broker, failing
+// what its rules match (kfake's ControlKey and Fault).
+func TestRegisterSurvivesALostAnswer(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 2))
+	f := runneltest.NewFaults(t, b)
+	lost := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: SignupsTopic,
+		Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+	s := &Signups{P: runneltest.NewProducer(t, f), Now: func() time.Time { return t0 }}
+	require.NoError(t, s.Register(context.Background(), "ada@example.com"))
+	require.Equal(t, 1, lost.Hits(), "the first answer was lost")
+
+	recs := runneltest.ConsumeAll(t, b, SignupsTopic)
+	require.Len(t, recs, 1, "appended once, though sent twice")
+	require.Equal(t, "ada@example.com", string(recs[0].Key))
+}
+
+// A refusal that retrying cannot mend reaches Register's caller, with
+// its cause, and nothing is written.
+func TestRegisterReportsARefusal(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation})
+	s := &Signups{P: runneltest.NewProducer(t, f), Now: time.Now}
+	require.ErrorIs(t, s.Register(context.Background(), "ada@example.com"), api.ErrPolicyViolation)
+	require.Empty(t, runneltest.ConsumeAll(t, b, SignupsTopic))
 }
 
 type fakeSender struct {

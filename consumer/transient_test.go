@@ -1,0 +1,181 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// flakyClient wraps a broker and fails its calls with the errors a test
+// queues, one per call, before answering as the broker does: a Client
+// whose broker moves leadership, times out or has a storage hiccup.
+type flakyClient struct {
+	*runnel.Broker
+	mu         sync.Mutex
+	fetchErrs  []error // for the whole Fetch
+	partErrs   []error // for every partition of a Fetch's answer
+	listErrs   []error // for ListOffset
+	fetches    int
+	listOffset int
+}
+
+func pop(errs *[]error) error {
+	if len(*errs) == 0 {
+		return nil
+	}
+	err := (*errs)[0]
+	*errs = (*errs)[1:]
+	return err
+}
+
+func (f *flakyClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
+	f.mu.Lock()
+	f.listOffset++
+	err := pop(&f.listErrs)
+	f.mu.Unlock()
+	if err != nil {
+		return api.ListedOffset{}, err
+	}
+	return f.Broker.ListOffset(ctx, topic, p, ts)
+}
+
+func (f *flakyClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	f.mu.Lock()
+	f.fetches++
+	err, perr := pop(&f.fetchErrs), error(nil)
+	if err == nil {
+		perr = pop(&f.partErrs)
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return api.FetchResponse{}, err
+	}
+	if perr != nil {
+		var resp api.FetchResponse
+		for _, p := range req.Partitions {
+			resp.Partitions = append(resp.Partitions, api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, Err: perr, HighWatermark: -1})
+		}
+		return resp, nil
+	}
+	return f.Broker.Fetch(ctx, req)
+}
+
+// TestTransientErrorsRetriedQuietly: errors Kafka's table calls
+// retriable — not the leader, a request timed out, a storage error, an
+// unknown topic or partition not read yet — whether the Client's Fetch
+// or ListOffset returns them or a partition's answer holds them, are
+// retried after RetryBackoff without a word, as Kafka's consumers and
+// franz-go retry them: Poll returns no error and no partition error, and
+// every record comes, in order, once.
+func TestTransientErrorsRetriedQuietly(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 2})
+	for p := range int32(2) {
+		values(t, b, "t", p, seq("v", 0, 5)...)
+	}
+	transient := []error{api.ErrNotLeader, api.ErrRequestTimedOut, log.ErrLogFenced,
+		api.ErrNotEnoughReplicas, api.ErrUnknownTopicOrPartition}
+	client := &flakyClient{Broker: b,
+		fetchErrs: append([]error(nil), transient...),
+		// Not api.ErrUnknownTopicOrPartition: in a partition's answer,
+		// once the Client has answered for it, that is the partition
+		// gone (see TestUnknownTopicAssigned for one not read yet).
+		partErrs: append([]error(nil), transient[:4]...),
+		listErrs: append([]error(nil), transient...),
+	}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(10*time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	ctx := testCtx(t)
+	g := &got{}
+	polls := 0
+	for len(g.recs) < 10 {
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err, "poll %d", polls)
+		g.add(fs)
+		require.Empty(t, g.errs, "poll %d", polls)
+		polls++
+	}
+	require.Equal(t, seq("v", 0, 5), g.values("t", 0))
+	require.Equal(t, seq("v", 0, 5), g.values("t", 1))
+	client.mu.Lock()
+	left := [][]error{client.fetchErrs, client.partErrs, client.listErrs}
+	client.mu.Unlock()
+	for _, errs := range left {
+		require.Empty(t, errs, "every fault was met")
+	}
+
+	// The Records iterator too.
+	values(t, b, "t", 0, "w")
+	client.mu.Lock()
+	client.fetchErrs = []error{api.ErrNotLeader}
+	client.partErrs = []error{api.ErrRequestTimedOut}
+	client.mu.Unlock()
+	require.Equal(t, []string{"w"}, vals(readN(t, c, 1)))
+	client.mu.Lock()
+	defer client.mu.Unlock()
+	require.Empty(t, client.fetchErrs)
+	require.Empty(t, client.partErrs)
+}
+
+// TestTransientErrorsRetryEndsWithCtxAndClose: a Poll that waits out the
+// backoff of a failed fetch returns at once when its ctx ends (with its
+// error) or the consumer closes (ErrClosed).
+func TestTransientErrorsRetryEndsWithCtxAndClose(t *testing.T) {
+	fetched := make(chan struct{}, 100)
+	client := &fakeClient{t: t, fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+		fetched <- struct{}{}
+		return api.FetchResponse{}, api.ErrNotLeader
+	}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := async(func() error { _, err := c.Poll(ctx); return err })
+	recv(t, fetched)
+	cancel()
+	require.ErrorIs(t, recv(t, done), context.Canceled)
+
+	done = async(func() error { _, err := c.Poll(testCtx(t)); return err })
+	// The partition is still backed off (an hour): the Poll waits with
+	// nothing to fetch, and Close ends it.
+	require.NoError(t, c.Close())
+	require.ErrorIs(t, recv(t, done), consumer.ErrClosed)
+	require.Len(t, fetched, 0, "no fetch during the backoff")
+
+	// Records too, from another goroutine's Close.
+	c2 := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c2.Assign("t", 0, consumer.At(0)))
+	var errs []error
+	ended := async(func() []error {
+		for _, err := range c2.Records(testCtx(t)) {
+			errs = append(errs, err)
+		}
+		return errs
+	})
+	recv(t, fetched)
+	require.NoError(t, c2.Close())
+	require.Empty(t, recv(t, ended), "the transient error is not yielded")
+}
+
+// The errors a Client's Fetch returns that are not transient still come
+// from Poll: one Kafka's table calls not retriable, and one it does not
+// know (a Client's own failure), which the Records loop retries.
+func TestNonTransientFetchErrorsReturned(t *testing.T) {
+	for _, want := range []error{api.ErrInvalidRequest, errors.New("connection reset")} {
+		client := &fakeClient{t: t, fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+			return api.FetchResponse{}, want
+		}}
+		c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		_, err := c.Poll(testCtx(t))
+		require.ErrorIs(t, err, want)
+	}
+}

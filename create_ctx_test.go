@@ -1,0 +1,84 @@
+package runnel
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// partitionDirsMade counts the partition directories of topic "t" made
+// (MkdirAll of a "t-N" directory) through fs, and runs at, once, when the
+// count reaches n.
+func partitionDirsMade(fs vfs.FS, made *atomic.Int32, n int32, at func()) vfs.FS {
+	return vfs.WithFaults(fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op != vfs.OpMkdir || !strings.HasPrefix(filepath.Base(name), "t-") {
+			return nil
+		}
+		if made.Add(1) == n {
+			at()
+		}
+		return nil
+	}))
+}
+
+// TestCreateTopicHeedsItsCtx: CreateTopic and CreatePartitions with many
+// partitions stop between partitions once their ctx ends, with ctx's
+// error, creating nothing (no topic, no partition, no directory left); a
+// CreateTopic under way when the broker closes stops the same way, so
+// that Close, which waits for the admin call in flight, does not wait
+// for thousands of logs to be made; it answers ErrClosed.
+func TestCreateTopicHeedsItsCtx(t *testing.T) {
+	const parts = 200
+	t.Run("create", func(t *testing.T) {
+		mem := vfs.NewMem()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var made atomic.Int32
+		b := open(t, Config{FS: partitionDirsMade(mem, &made, 3, cancel)})
+		err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts})
+		require.ErrorIs(t, err, context.Canceled)
+		require.Less(t, made.Load(), int32(6), "partitions made after the ctx ended")
+		require.Empty(t, b.Topics())
+		names, err := mem.List(".")
+		require.NoError(t, err)
+		for _, n := range names {
+			require.False(t, strings.HasPrefix(n, "t-"), "left behind: %s", n)
+		}
+		require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}), "the name is free")
+	})
+	t.Run("grow", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var made atomic.Int32
+		b := open(t, Config{FS: partitionDirsMade(vfs.NewMem(), &made, 4, cancel)})
+		require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}))
+		err := b.CreatePartitions(ctx, "t", parts)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Less(t, made.Load(), int32(7), "partitions made after the ctx ended")
+		n, err := b.Partitions(context.Background(), "t")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		require.NoError(t, b.CreatePartitions(context.Background(), "t", 3), "the next partition's name is free")
+	})
+	t.Run("close", func(t *testing.T) {
+		var (
+			made   atomic.Int32
+			closed = make(chan error, 1)
+			b      *Broker
+		)
+		b = open(t, Config{FS: partitionDirsMade(vfs.NewMem(), &made, 3, func() {
+			go func() { closed <- b.Close() }()
+			waitForStack(t, "runnel.(*Broker).Close(", "chan send")
+		})})
+		err := b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: parts})
+		require.ErrorIs(t, err, ErrClosed)
+		require.NoError(t, <-closed)
+		require.Less(t, made.Load(), int32(6), "partitions made after Close began")
+	})
+}

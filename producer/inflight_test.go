@@ -1,0 +1,79 @@
+package producer_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMaxInFlightAboveFiveWithoutIdempotence: as Kafka's producer takes
+// max.in.flight.requests.per.connection above 5 once idempotence is off,
+// New takes MaxInFlight above 5 with DisableIdempotence or acks other
+// than all, and that many requests of a partition are then in flight at
+// once, their records still delivered in order; an idempotent producer
+// (the default) still refuses it.
+func TestMaxInFlightAboveFiveWithoutIdempotence(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	_, err := producer.New(b, producer.MaxInFlight(6))
+	require.ErrorIs(t, err, producer.ErrInvalidOption, "idempotent")
+	for _, opts := range [][]producer.Opt{
+		{producer.DisableIdempotence()},
+		{producer.Acks(producer.AcksLeader)},
+		{producer.Acks(producer.AcksNone)},
+	} {
+		for _, n := range []int{6, math.MaxInt} {
+			p, err := producer.New(b, append(opts, producer.MaxInFlight(n))...)
+			require.NoError(t, err, n)
+			require.NoError(t, p.Close())
+		}
+	}
+
+	c := newAckClient(b)
+	p := newProducer(t, c, append(oneRecordBatches(), producer.DisableIdempotence(),
+		producer.MaxInFlight(8), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(12)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	// Eleven full batches are queued (the twelfth lingers): eight go out
+	// before any is acknowledged.
+	var acks []*heldAck
+	for range 8 {
+		acks = append(acks, c.next(t, ctx))
+	}
+	for i := len(acks) - 1; i >= 0; i-- {
+		acks[i].answer <- nil
+	}
+	stop := c.answerAll(nil)
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	stop()
+	requireInOrder(t, b, o, recs)
+	require.Equal(t, 8, c.mostPending(), "requests in flight at most")
+}
+
+// TestMaxInFlightUnbounded: MaxInFlight without a bound of its own (no
+// idempotence) keeps more requests in flight than the acker's hand-off
+// queue holds, and every record is still delivered, in order.
+func TestMaxInFlightUnbounded(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p := newProducer(t, c, append(oneRecordBatches(), producer.DisableIdempotence(),
+		producer.MaxInFlight(math.MaxInt), producer.DefaultTopic("t"))...)
+	ctx := testCtx(t)
+	stop := c.answerAll(nil)
+	recs := fiveByteRecords(300)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	require.NoError(t, p.Flush(ctx))
+	o.wg.Wait()
+	stop()
+	requireInOrder(t, b, o, recs)
+}

@@ -1,0 +1,559 @@
+package runneltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/producer"
+)
+
+// Op names the kind of request a Fault matches: one method of
+// producer.AsyncClient or consumer.Client.
+type Op uint8
+
+// The requests a producer or consumer makes of a broker. The zero Op is
+// none: Add refuses it.
+const (
+	OpProduce        Op = iota + 1 // Produce and ProduceAsync
+	OpFetch                        // Fetch
+	OpListOffset                   // ListOffset
+	OpPartitions                   // Partitions
+	OpInitProducerID               // InitProducerID
+)
+
+// String returns the Op's name, as error messages give it: "produce", ...
+func (o Op) String() string {
+	switch o {
+	case OpProduce:
+		return "produce"
+	case OpFetch:
+		return "fetch"
+	case OpListOffset:
+		return "list offset"
+	case OpPartitions:
+		return "partitions"
+	case OpInitProducerID:
+		return "init producer id"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Action is what a Fault does to a request it matches.
+type Action uint8
+
+const (
+	// FailRequest (the zero Action) fails the call with Err: the request
+	// never reaches the broker. A Fetch fails as a whole, as when the
+	// connection to a broker fails.
+	FailRequest Action = iota
+	// FailPartitions (OpFetch only) answers each partition of the fetch
+	// that the Fault matches with Err in its api.FetchedPartition, as a
+	// broker reports a partition's error, and fetches the others from the
+	// broker without waiting (a broker answers at once when a partition
+	// fails: see runnel.Broker.Fetch). What a consumer does with a
+	// partition's error, and with a failed Fetch, is consumer.Poll's and
+	// consumer.Consumer.Records' to say.
+	FailPartitions
+	// LoseResponse (OpProduce only) lets the broker append the batches
+	// and acknowledge them (their fsync, under the topic's policy), then
+	// loses the answer: the call fails with Err. The records are in the
+	// log; a retry of an idempotent producer is answered as a duplicate,
+	// with their original offsets, where one without idempotence appends
+	// them again. The broker's own error, when it refuses the request, is
+	// returned as it is (the request still counts as a hit).
+	LoseResponse
+	// FailAck (OpProduce only) lets the broker append the batches and
+	// fails their acknowledgement with Err: ProduceAsync returns the
+	// broker's response with an api.Ack whose Wait waits for the broker's
+	// acknowledgement, then returns Err (an fsync that failed, say).
+	// Produce, which answers only once acknowledged, fails with Err after
+	// the acknowledgement, as LoseResponse does: the producer calls it
+	// under producer.MaxInFlight(1). The broker's own error is returned
+	// as it is.
+	FailAck
+	// HoldRequest holds the request before it reaches the broker until
+	// the Rule is removed (Rule.Remove), when it goes on to the broker,
+	// or until its ctx ends, when it fails with ctx's error: to test
+	// timeouts, and what Close does to calls in flight. Err must be nil.
+	HoldRequest
+)
+
+// String returns the Action's Go name: "FailRequest", ...
+func (a Action) String() string {
+	switch a {
+	case FailRequest:
+		return "FailRequest"
+	case FailPartitions:
+		return "FailPartitions"
+	case LoseResponse:
+		return "LoseResponse"
+	case FailAck:
+		return "FailAck"
+	case HoldRequest:
+		return "HoldRequest"
+	}
+	return fmt.Sprintf("Action(%d)", uint8(a))
+}
+
+// Fault says which requests a Rule matches and what it does to them. A
+// request matches when it is of Op, names Topic (any topic when Topic is
+// "") and one of Partitions (any when Partitions is empty); a Fetch
+// matches when one of the partitions it names does.
+type Fault struct {
+	// Op is the kind of request the rule matches; it must be set.
+	Op Op
+	// Topic is the topic the request names; "" matches any. OpInitProducerID
+	// names none: Topic must be "".
+	Topic string
+	// Partitions, unless empty, are the partitions the rule matches: the
+	// request must name one of them. Empty matches any. OpPartitions and
+	// OpInitProducerID name none: Partitions must be nil.
+	Partitions []int32
+	// Action is what the Fault does (FailRequest when not set).
+	Action Action
+	// Err is the error the request fails with, as the Err of an
+	// *InjectedError: a sentinel of package api, say (api.ErrNotLeader
+	// is retriable, api.ErrPolicyViolation is not: see api.IsRetriable).
+	// It must be set but for HoldRequest, for which it must be nil.
+	Err error
+	// Count is how many requests the Fault applies to; 0 means every
+	// request it matches until the Rule is removed (kfake's Fault takes
+	// 0 for one and -1 for no limit).
+	Count int
+}
+
+// InjectedError is the error a Rule fails a request with: its Err (which
+// errors.Is and api.IsRetriable see through it), and where it was
+// injected.
+type InjectedError struct {
+	Op Op
+	// Topic and Partition are those of the request (of a Fetch, the first
+	// partition the Fault matched); "" and -1 for a request that names
+	// none.
+	Topic     string
+	Partition int32
+	Err       error
+}
+
+// Error says what was injected where: "runneltest: injected into
+// produce orders-0: " and Err's message.
+func (e *InjectedError) Error() string {
+	switch {
+	case e.Topic == "":
+		return fmt.Sprintf("runneltest: injected into %s: %v", e.Op, e.Err)
+	case e.Partition < 0:
+		return fmt.Sprintf("runneltest: injected into %s %s: %v", e.Op, e.Topic, e.Err)
+	}
+	return fmt.Sprintf("runneltest: injected into %s %s-%d: %v", e.Op, e.Topic, e.Partition, e.Err)
+}
+
+// Unwrap returns Err, for errors.Is and errors.As.
+func (e *InjectedError) Unwrap() error { return e.Err }
+
+// Faults is a producer.AsyncClient and consumer.Client over a
+// *runnel.Broker that passes every request to the broker, but for those
+// its rules match, which it fails, or holds, as the rule says: what
+// kfake's ControlKey and Fault are for, without a Client of the test's
+// own. Hand it to NewProducer and NewConsumer (or to the code under test
+// that takes a producer.Client or consumer.Client) in place of the broker:
+//
+//	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+//	f := runneltest.NewFaults(t, b)
+//	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+//	p := runneltest.NewProducer(t, f)
+//	// ... the producer retries twice; r.Hits() == 2
+//
+// Rules can be added and removed at any time, also while requests are in
+// flight; a request is matched when it arrives, against the rules in the
+// order they were added, and the first that matches applies (one rule
+// per request). Its methods are safe for concurrent use. Faults starts
+// no goroutines: a held request waits on its caller's. A Faults is made
+// by NewFaults.
+//
+// It intercepts what goes through it, not what the test or the code
+// under test asks of the *runnel.Broker itself (admin calls, Produce of
+// this package).
+type Faults struct {
+	t testing.TB
+	b *runnel.Broker
+
+	mu    sync.Mutex
+	rules []*Rule // the rules that still apply, in the order added
+}
+
+var (
+	_ producer.AsyncClient = (*Faults)(nil)
+	_ consumer.Client      = (*Faults)(nil)
+	_ consumer.CRCChecker  = (*Faults)(nil)
+	_ error                = (*InjectedError)(nil)
+)
+
+// NewFaults returns a Faults over b, with no rules: every request goes to
+// b. It fails the test (t.Fatalf) when b is nil. t is the test's, whose
+// Fatalf Add calls on a bad Fault.
+func NewFaults(t testing.TB, b *runnel.Broker) *Faults {
+	t.Helper()
+	notNil(t, b, "new faults")
+	return &Faults{t: t, b: b}
+}
+
+// Add adds a rule that does what fault says to the requests it matches,
+// and returns it. It fails the test (the Fatalf of NewFaults' t, so call
+// it from that test's goroutine) on a Fault that makes no sense: an Op or Action that
+// is none of those above, an Action for another Op (FailPartitions for
+// OpFetch only; LoseResponse and FailAck for OpProduce only), a nil Err
+// (or one with HoldRequest), a negative Count or partition, a Topic for
+// OpInitProducerID or Partitions for it or OpPartitions.
+func (f *Faults) Add(fault Fault) *Rule {
+	f.t.Helper()
+	if err := fault.check(); err != nil {
+		f.t.Fatalf("runneltest: add fault %+v: %v", fault, err)
+	}
+	fault.Partitions = slices.Clone(fault.Partitions)
+	r := &Rule{f: f, fault: fault, left: fault.Count, hit: make(chan struct{}), release: make(chan struct{})}
+	if fault.Count == 0 {
+		r.left = -1
+	}
+	f.mu.Lock()
+	f.rules = append(f.rules, r)
+	f.mu.Unlock()
+	return r
+}
+
+func (fault *Fault) check() error {
+	switch op := fault.Op; {
+	case op < OpProduce || op > OpInitProducerID:
+		return fmt.Errorf("unknown Op %d", uint8(op))
+	case fault.Action > HoldRequest:
+		return fmt.Errorf("unknown Action %d", uint8(fault.Action))
+	case fault.Action == FailPartitions && op != OpFetch:
+		return fmt.Errorf("FailPartitions applies to OpFetch only, not %s", op)
+	case (fault.Action == LoseResponse || fault.Action == FailAck) && op != OpProduce:
+		return fmt.Errorf("%s applies to OpProduce only, not %s", fault.Action, op)
+	case fault.Action == HoldRequest && fault.Err != nil:
+		return errors.New("HoldRequest takes no Err")
+	case fault.Action != HoldRequest && fault.Err == nil:
+		return fmt.Errorf("%s needs an Err", fault.Action)
+	case fault.Count < 0:
+		return fmt.Errorf("negative Count %d (0 means no limit)", fault.Count)
+	case op == OpInitProducerID && fault.Topic != "":
+		return fmt.Errorf("%s names no topic", op)
+	case (op == OpInitProducerID || op == OpPartitions) && fault.Partitions != nil:
+		return fmt.Errorf("%s names no partition", op)
+	}
+	for _, p := range fault.Partitions {
+		if p < 0 {
+			return fmt.Errorf("partition %d is negative", p)
+		}
+	}
+	return nil
+}
+
+// Rule is a Fault added to a Faults: it applies until its Count is
+// spent or it is removed. Its methods are safe for concurrent use.
+type Rule struct {
+	f     *Faults
+	fault Fault
+
+	// Guarded by f.mu.
+	hits    int
+	left    int           // requests it still applies to; -1: no limit
+	removed bool          // Remove was called
+	hit     chan struct{} // closed, and replaced, at each hit
+	release chan struct{} // closed by Remove: the held requests go on
+}
+
+// Hits returns how many requests the rule has applied to so far: failed,
+// held (counted when the hold begins), or whose answer it lost.
+func (r *Rule) Hits() int {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.hits
+}
+
+// Wait waits until the rule has applied to n requests in all (Hits), and
+// returns nil, or ctx's error if ctx ends first (a rule removed or spent
+// applies to no more requests). After a HoldRequest
+// rule's Wait(ctx, n) returns nil, n requests have been held, and those
+// whose ctx has not ended are still held.
+func (r *Rule) Wait(ctx context.Context, n int) error {
+	for {
+		r.f.mu.Lock()
+		hits, hit := r.hits, r.hit
+		r.f.mu.Unlock()
+		if hits >= n {
+			return nil
+		}
+		select {
+		case <-hit:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Remove takes the rule out: it applies to no request from then on, and
+// the requests it holds go on to the broker. Hits still answers. Calling
+// it again does nothing.
+func (r *Rule) Remove() {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.removed {
+		return
+	}
+	r.removed = true
+	close(r.release)
+	f.dropLocked(r)
+}
+
+func (f *Faults) dropLocked(r *Rule) {
+	if i := slices.Index(f.rules, r); i >= 0 {
+		f.rules = slices.Delete(f.rules, i, i+1)
+	}
+}
+
+// take returns the first rule of op that match accepts, counting the
+// request as its hit, or nil when none does.
+func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.rules {
+		if r.fault.Op != op || !match(r) {
+			continue
+		}
+		r.hits++
+		close(r.hit)
+		r.hit = make(chan struct{})
+		if r.left > 0 {
+			r.left--
+			if r.left == 0 {
+				f.dropLocked(r) // spent; Remove still releases what it holds
+			}
+		}
+		return r
+	}
+	return nil
+}
+
+// matches reports whether the rule's topic and partitions take topic and
+// partition (-1: the request names none).
+func (r *Rule) matches(topic string, partition int32) bool {
+	if r.fault.Topic != "" && r.fault.Topic != topic {
+		return false
+	}
+	return len(r.fault.Partitions) == 0 || slices.Contains(r.fault.Partitions, partition)
+}
+
+// err is the error the rule fails a request with.
+func (r *Rule) err(topic string, partition int32) error {
+	return &InjectedError{Op: r.fault.Op, Topic: topic, Partition: partition, Err: r.fault.Err}
+}
+
+// hold waits until the rule is removed (nil) or ctx ends (ctx's error).
+func (r *Rule) hold(ctx context.Context) error {
+	select {
+	case <-r.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refusedProduce is a produce request's response when it fails, as the
+// broker's.
+var refusedProduce = api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+
+// takeProduce returns the rule that applies to a produce request, if any.
+func (f *Faults) takeProduce(req *api.ProduceRequest) *Rule {
+	if req == nil {
+		return nil // the broker's error
+	}
+	return f.take(OpProduce, func(r *Rule) bool { return r.matches(req.Topic, req.Partition) })
+}
+
+// Produce is b.Produce but for the requests a rule of OpProduce matches.
+// Errors: b.Produce's; an *InjectedError; ctx's error for a held request.
+func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	r := f.takeProduce(req)
+	if r == nil {
+		return f.b.Produce(ctx, req)
+	}
+	switch r.fault.Action {
+	case FailRequest:
+		return refusedProduce, r.err(req.Topic, req.Partition)
+	case HoldRequest:
+		if err := r.hold(ctx); err != nil {
+			return refusedProduce, err
+		}
+		return f.b.Produce(ctx, req)
+	}
+	// LoseResponse, FailAck: appended and acknowledged, then the answer is lost.
+	if resp, err := f.b.Produce(ctx, req); err != nil {
+		return resp, err
+	}
+	return refusedProduce, r.err(req.Topic, req.Partition)
+}
+
+// ProduceAsync is b.ProduceAsync but for the requests a rule of OpProduce
+// matches. Errors: b.ProduceAsync's; an *InjectedError (also from the
+// Ack's Wait, under FailAck); ctx's error for a held request.
+func (f *Faults) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	r := f.takeProduce(req)
+	if r == nil {
+		return f.b.ProduceAsync(ctx, req)
+	}
+	switch r.fault.Action {
+	case FailRequest:
+		return refusedProduce, nil, r.err(req.Topic, req.Partition)
+	case HoldRequest:
+		if err := r.hold(ctx); err != nil {
+			return refusedProduce, nil, err
+		}
+		return f.b.ProduceAsync(ctx, req)
+	}
+	resp, ack, err := f.b.ProduceAsync(ctx, req)
+	if err != nil {
+		return resp, ack, err
+	}
+	if r.fault.Action == FailAck {
+		return resp, &failedAck{ack: ack, err: r.err(req.Topic, req.Partition)}, nil
+	}
+	// LoseResponse. The broker acknowledges it before the answer is lost,
+	// as Produce's: unacknowledged, the records would stay above the high
+	// watermark until a later fsync (see runnel.Broker.ProduceAsync). What
+	// the acknowledgement answers is lost with the rest of the answer.
+	if ack != nil {
+		if err := ack.Wait(ctx); err != nil {
+			return refusedProduce, nil, fmt.Errorf("%w (the acknowledgement, lost too, failed: %v)", r.err(req.Topic, req.Partition), err)
+		}
+	}
+	return refusedProduce, nil, r.err(req.Topic, req.Partition)
+}
+
+// failedAck is the acknowledgement of a request a FailAck rule matched:
+// the broker's, then the rule's error.
+type failedAck struct {
+	ack api.Ack // nil when the broker had none to wait for
+	err error
+}
+
+func (a *failedAck) Wait(ctx context.Context) error {
+	if a.ack != nil {
+		if err := a.ack.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return a.err
+}
+
+// Fetch is b.Fetch but for the requests a rule of OpFetch matches: with
+// FailRequest, the call fails; with FailPartitions, the partitions the
+// rule matches are answered with its error and the others are fetched
+// from b with no wait. It does not modify req. Errors: b.Fetch's; an
+// *InjectedError; ctx's error for a held request.
+func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if req == nil {
+		return f.b.Fetch(ctx, req)
+	}
+	r := f.take(OpFetch, func(r *Rule) bool {
+		return slices.ContainsFunc(req.Partitions, func(fp api.FetchPartition) bool { return r.matches(fp.Topic, fp.Partition) })
+	})
+	if r == nil {
+		return f.b.Fetch(ctx, req)
+	}
+	switch r.fault.Action {
+	case FailRequest:
+		i := slices.IndexFunc(req.Partitions, func(fp api.FetchPartition) bool { return r.matches(fp.Topic, fp.Partition) })
+		return api.FetchResponse{}, r.err(req.Partitions[i].Topic, req.Partitions[i].Partition)
+	case HoldRequest:
+		if err := r.hold(ctx); err != nil {
+			return api.FetchResponse{}, err
+		}
+		return f.b.Fetch(ctx, req)
+	}
+	// FailPartitions.
+	rest := &api.FetchRequest{MinBytes: req.MinBytes, MaxBytes: req.MaxBytes} // MaxWait 0: a partition failed
+	for _, fp := range req.Partitions {
+		if !r.matches(fp.Topic, fp.Partition) {
+			rest.Partitions = append(rest.Partitions, fp)
+		}
+	}
+	var got api.FetchResponse
+	if len(rest.Partitions) > 0 {
+		var err error
+		if got, err = f.b.Fetch(ctx, rest); err != nil {
+			return got, err
+		}
+	}
+	resp := api.FetchResponse{Partitions: make([]api.FetchedPartition, len(req.Partitions))}
+	j := 0
+	for i, fp := range req.Partitions {
+		if r.matches(fp.Topic, fp.Partition) {
+			resp.Partitions[i] = api.FetchedPartition{Topic: fp.Topic, Partition: fp.Partition, Err: r.err(fp.Topic, fp.Partition)}
+			continue
+		}
+		resp.Partitions[i] = got.Partitions[j] // the broker answers in the request's order
+		j++
+	}
+	return resp, nil
+}
+
+// ListOffset is b.ListOffset but for the requests a rule of OpListOffset
+// matches. Errors: b.ListOffset's; an *InjectedError; ctx's error for a
+// held request.
+func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
+	r := f.take(OpListOffset, func(r *Rule) bool { return r.matches(topic, partition) })
+	if r != nil {
+		if err := r.apply(ctx, topic, partition); err != nil {
+			return api.ListedOffset{}, err
+		}
+	}
+	return f.b.ListOffset(ctx, topic, partition, timestamp)
+}
+
+// Partitions is b.Partitions but for the requests a rule of OpPartitions
+// matches. Errors: b.Partitions'; an *InjectedError; ctx's error for a
+// held request.
+func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
+	r := f.take(OpPartitions, func(r *Rule) bool { return r.matches(topic, -1) })
+	if r != nil {
+		if err := r.apply(ctx, topic, -1); err != nil {
+			return 0, err
+		}
+	}
+	return f.b.Partitions(ctx, topic)
+}
+
+// InitProducerID is b.InitProducerID but for the requests a rule of
+// OpInitProducerID matches. Errors: b.InitProducerID's; an
+// *InjectedError; ctx's error for a held request.
+func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
+	r := f.take(OpInitProducerID, func(*Rule) bool { return true })
+	if r != nil {
+		if err := r.apply(ctx, "", -1); err != nil {
+			return 0, 0, err
+		}
+	}
+	return f.b.InitProducerID(ctx)
+}
+
+// apply is what a FailRequest or HoldRequest rule does to a request that
+// names at most one partition: nil when it may go on to the broker.
+func (r *Rule) apply(ctx context.Context, topic string, partition int32) error {
+	if r.fault.Action == HoldRequest {
+		return r.hold(ctx)
+	}
+	return r.err(topic, partition)
+}
+
+// ChecksCRCs reports that the broker checked the batches Fetch returns,
+// which Faults passes on as they are (see runnel.Broker.ChecksCRCs).
+func (f *Faults) ChecksCRCs() bool { return f.b.ChecksCRCs() }

@@ -1,0 +1,50 @@
+package runneltest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+)
+
+// Faults in a test of code that produces: the producer under test gets
+// the Faults in place of the broker, and the test adds rules to fail its
+// requests (the body is a test's, as in the package example).
+func ExampleFaults() {
+	runTest(func(t testing.TB) {
+		ctx := context.Background()
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+
+		// The broker appends the first request, and its answer is lost:
+		// the producer retries, and idempotence keeps one copy.
+		lost := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders",
+			Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+		r := &record.Record{Topic: "orders", Value: []byte("once")}
+		err := p.ProduceSync(ctx, r)
+		fmt.Printf("delivered: %v at offset %d, answers lost: %d\n", err, r.Offset, lost.Hits())
+
+		// An error that is not retriable reaches the caller, typed.
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: 1})
+		err = p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("refused")})
+		var injected *runneltest.InjectedError
+		fmt.Println("refused:", errors.Is(err, api.ErrPolicyViolation), errors.As(err, &injected))
+		fmt.Println(err)
+
+		for _, r := range runneltest.ConsumeAll(t, b, "orders") {
+			fmt.Printf("%s-%d@%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+		}
+	})
+	// Output:
+	// delivered: <nil> at offset 0, answers lost: 1
+	// refused: true true
+	// runnel/producer: record for orders-0: runneltest: injected into produce orders-0: runnel: policy violation
+	// orders-0@0 once
+}
