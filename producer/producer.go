@@ -53,7 +53,9 @@ type Client interface {
 // *runnel.Broker implements it. A Client that wraps *runnel.Broker by
 // embedding it and overrides Produce must override ProduceAsync too: the
 // producer calls ProduceAsync on a Client that has it (MaxInFlight above
-// 1), so the embedded broker's would bypass the wrapper.
+// 1), so the embedded broker's would bypass the wrapper. In tests,
+// runneltest.Faults is such a wrapper, with rules that fail or hold the
+// requests they match.
 type AsyncClient interface {
 	Client
 	ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error)

@@ -294,10 +294,10 @@ func TestNewProducerConsumerWrappedBroker(t *testing.T) {
 		require.NoError(t, p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}))
 		require.Equal(t, int32(2), f.produced.Load(), "failed once, then retried")
 
-		c := runneltest.NewConsumer(t, f)
+		c := runneltest.NewConsumer(t, &faultyBroker{Broker: b, err: api.ErrPolicyViolation}) // not retriable: Poll's error
 		require.NoError(t, c.Assign("t", 0, consumer.Start()))
 		_, err := c.Poll(context.Background())
-		require.ErrorIs(t, err, api.ErrNotLeader)
+		require.ErrorIs(t, err, api.ErrPolicyViolation)
 	})
 	require.Equal(t, []string{"v"}, values(runneltest.ConsumeAll(t, b, "t")))
 }
