@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -179,7 +180,12 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Fetch unknown topic ID", fetchPartErr(api.FetchPartition{Topic: "t", TopicID: log.NewTopicID()}), ErrUnknownTopicID},
 
 		{"ListOffset -5", listErr("t", 0, -5), nil}, // taken as a timestamp: documented in the README
-		{"ListOffset MinInt64", listErr("t", 0, math.MinInt64), nil},
+		// Other negative timestamps are no special one Kafka's broker
+		// knows: UNSUPPORTED_VERSION, before the topic is looked up.
+		{"ListOffset MinInt64", listErr("t", 0, math.MinInt64), api.ErrUnsupportedVersion},
+		{"ListOffset -6", listErr("t", 0, -6), api.ErrUnsupportedVersion},
+		{"ListOffset -7", listErr("t", 0, -7), api.ErrUnsupportedVersion},
+		{"ListOffset -7 of an unknown topic", listErr("nope", 0, -7), api.ErrUnsupportedVersion},
 		{"ListOffset negative partition", listErr("t", -1, api.Latest), ErrUnknownTopic},
 		{"ListOffset partition past the count", listErr("t", 2, api.Latest), ErrUnknownTopic},
 		{"ListOffset unknown topic", listErr("nope", 0, api.Latest), ErrUnknownTopic},
@@ -246,8 +252,9 @@ func TestMalformedRecordIsInvalidRecord(t *testing.T) {
 // TestNoWholeV2BatchIsInvalidRecord: records that hold no whole batch, or
 // a batch of magic 0 or 1, are INVALID_RECORD, as Kafka's
 // ProduceRequest.validateRecords (v3+) refuses them; a batch length below
-// the header and a magic above 2 are CORRUPT_MESSAGE, as Kafka's
-// ByteBufferLogInputStream throws them; and a batch cut short after a
+// 14 and a magic above 2 are CORRUPT_MESSAGE, as Kafka's
+// ByteBufferLogInputStream throws them, and so is a whole magic 2 batch
+// shorter than its header (Kafka's CRC check); and a batch cut short after a
 // whole one stays CORRUPT_MESSAGE (Kafka would append the whole one and
 // drop the rest: runnel takes a request whole or not at all).
 func TestNoWholeV2BatchIsInvalidRecord(t *testing.T) {
@@ -268,6 +275,15 @@ func TestNoWholeV2BatchIsInvalidRecord(t *testing.T) {
 		{"magic -1", func(d []byte) []byte { d[16] = 0xff; return d }, 2},
 		{"length below the header", func(d []byte) []byte { d[11] = 10; d[10], d[9], d[8] = 0, 0, 0; return d }, 2},
 		{"a whole batch, then one cut short", func(d []byte) []byte { return append(d, batch(t, "y")[:20]...) }, 2},
+		// Kafka reads the length before the magic: below 14 it is
+		// CORRUPT_MESSAGE whatever the magic; from 14 up, a batch cut
+		// short is no batch, whatever the length (INVALID_RECORD).
+		{"magic 0, length below 14", func(d []byte) []byte { d[16] = 0; setLength(d, 13); return d }, 2},
+		{"magic 1, length below 14", func(d []byte) []byte { d[16] = 1; setLength(d, 10); return d }, 2},
+		{"magic 1, length 14", func(d []byte) []byte { d[16] = 1; setLength(d, 14); return d[:26] }, 87},
+		{"length 20, cut short", func(d []byte) []byte { setLength(d, 20); return d[:30] }, 87},
+		{"length 20, cut short before the magic", func(d []byte) []byte { setLength(d, 20); return d[:15] }, 87},
+		{"length 40, whole", func(d []byte) []byte { setLength(d, 40); return d[:52] }, 2},
 	} {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tc.mod(batch(t, "x"))})
 		require.ErrorIs(t, err, record.ErrCorrupt, tc.name)
@@ -277,6 +293,9 @@ func TestNoWholeV2BatchIsInvalidRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, info.Partitions[0].LogEndOffset)
 }
+
+// setLength sets the batch length field of batch d.
+func setLength(d []byte, n uint32) { binary.BigEndian.PutUint32(d[8:], n) }
 
 // TestBrokerCallsAfterClose: every method of a closed broker answers
 // ErrClosed, whatever its arguments, good or bad.

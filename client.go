@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -117,7 +116,7 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	}
 	defer b.unlockAdmin()
 	id := b.nextPID
-	if err := b.writeFile(b.path(producerIDs), []byte(strconv.FormatInt(id+1, 10)+"\n")); err != nil {
+	if err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
 		return 0, 0, err
 	}
 	b.nextPID++
@@ -282,13 +281,23 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // ErrUnknownTopicID once the topic is deleted (and maybe created again),
 // rather than the new topic's records from the old topic's offset.
 //
-// Errors: ErrUnknownTopic (also for a topic deleted during the call);
-// ErrInvalidTopic; ErrClosed; ctx's error (the largest timestamp may be
-// found by reading records, which Close ends too, with ErrClosed); log.ErrLogFenced for a partition whose
+// A negative timestamp other than those (and -5, taken as a timestamp:
+// see api's special timestamps) is refused with api.ErrUnsupportedVersion
+// (UNSUPPORTED_VERSION, 35), before the topic is looked up, as Kafka's
+// broker refuses a special timestamp it does not know
+// (ReplicaManager.isListOffsetsTimestampUnsupported).
+//
+// Errors: api.ErrUnsupportedVersion; ErrUnknownTopic (also for a topic
+// deleted during the call); ErrInvalidTopic; ErrClosed; ctx's error (the
+// largest timestamp may be found by reading records, which Close ends
+// too, with ErrClosed); log.ErrLogFenced for a partition whose
 // reopen after a config change failed (see AlterTopicConfig);
 // record.ErrCorrupt from the records read; log.ErrOffsetOutOfRange when
 // the log kept moving under the search (see log.Log.OffsetForTime).
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
+	if timestamp < latestTiered && !b.isClosed() {
+		return api.ListedOffset{}, fmt.Errorf("%w: ListOffsets timestamp %d is negative and none of the special ones (-1 to -5)", api.ErrUnsupportedVersion, timestamp)
+	}
 	t, p, err := b.topicPartition(ctx, topic, partition, false)
 	if err != nil {
 		return api.ListedOffset{}, err
@@ -310,6 +319,10 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	lo.TopicID = t.ID
 	return lo, nil
 }
+
+// latestTiered is Kafka's LATEST_TIERED_TIMESTAMP (KIP-1005), the lowest
+// special timestamp runnel knows: it takes it for a timestamp.
+const latestTiered = -5
 
 // untilClose returns ctx, ended also when the broker closes, for a call
 // that holds a partition open for as long as it works (Close waits for

@@ -84,6 +84,13 @@ func TestOpenCorruptMetadata(t *testing.T) {
 		{"an invalid config", "topics/a.json", `{"name":"a","config":{"Partitions":1,"SegmentBytes":5}}`},
 		{"a bad topic id", "topics/a.json", `{"version":1,"name":"a","id":"AAAA","config":{"Partitions":1}}`},
 		{"a bad producer id counter", "producer-ids", "-3\n"},
+		// The broker writes digits and a newline: what else is in the
+		// file, it did not write (a decoder looser than its encoder read
+		// these as 5).
+		{"a producer id counter with a sign", "producer-ids", "+5\n"},
+		{"a producer id counter with spaces", "producer-ids", " 5 \n"},
+		{"a producer id counter with a leading zero", "producer-ids", "05\n"},
+		{"a producer id counter without its newline", "producer-ids", "5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := vfs.NewMem()

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -394,11 +395,27 @@ func (b *Broker) readCounter(name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil || v < 0 {
+	v, ok := decodeCounter(data)
+	if !ok {
 		return 0, fmt.Errorf("%w: %s: %q", ErrCorruptMetadata, name, data)
 	}
 	return v, nil
+}
+
+// encodeCounter is how a counter (the producer ids') is written: its
+// decimal digits and a newline.
+func encodeCounter(v int64) []byte { return append(strconv.AppendInt(nil, v, 10), '\n') }
+
+// decodeCounter reads what encodeCounter wrote, and nothing else: no
+// sign, space or leading zero (a file changed by something other than
+// the broker is corrupt, not read as a guess), and no negative value.
+func decodeCounter(data []byte) (int64, bool) {
+	digits, _ := bytes.CutSuffix(data, []byte("\n"))
+	v, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || v < 0 || !bytes.Equal(encodeCounter(v), data) {
+		return 0, false
+	}
+	return v, true
 }
 
 // CreateTopic creates a topic with cfg.Partitions partitions (at least 1,

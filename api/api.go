@@ -52,7 +52,12 @@ func (a Acks) String() string {
 	return fmt.Sprintf("acks(%d)", int16(a))
 }
 
-// Special timestamps of ListOffsets.
+// Special timestamps of ListOffsets. Kafka's -5 (LATEST_TIERED, KIP-1005)
+// is taken as a timestamp, since runnel has no tiered storage (Kafka
+// answers offset -1); any other negative timestamp, -6 (KIP-1023's
+// EARLIEST_PENDING_UPLOAD) among them, is refused with
+// ErrUnsupportedVersion, as Kafka's broker refuses the ones it does not
+// know.
 const (
 	// Latest asks for the high watermark: the offset the next record a
 	// consumer can read will get.

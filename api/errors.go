@@ -66,6 +66,12 @@ var (
 	ErrUnknownProducerID = errors.New("runnel: unknown producer id")
 	// ErrBrokerClosed answers every call to a closed broker.
 	ErrBrokerClosed = errors.New("runnel: broker is closed")
+	// ErrUnsupportedVersion refuses a ListOffsets timestamp that is
+	// negative and none of the special ones runnel knows (Latest,
+	// Earliest, MaxTimestamp, EarliestLocal, and -5, see ListOffset), as
+	// Kafka's broker refuses a negative timestamp it does not know
+	// (UNSUPPORTED_VERSION: the request version that would carry it).
+	ErrUnsupportedVersion = errors.New("runnel: unsupported version")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
 	// one before the Unix epoch (Kafka's producers refuse negative
 	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).
@@ -102,6 +108,7 @@ var table = []entry{
 	{ErrInvalidTopic, 17, "INVALID_TOPIC_EXCEPTION", false},
 	{ErrNotEnoughReplicas, 19, "NOT_ENOUGH_REPLICAS", true},
 	{ErrInvalidRequiredAcks, 21, "INVALID_REQUIRED_ACKS", false},
+	{ErrUnsupportedVersion, 35, "UNSUPPORTED_VERSION", false},
 	{ErrTopicAlreadyExists, 36, "TOPIC_ALREADY_EXISTS", false},
 	{ErrInvalidPartitions, 37, "INVALID_PARTITIONS", false},
 	{log.ErrInvalidConfig, 40, "INVALID_CONFIG", false},

@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -123,6 +124,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	// Every batch passed, and the producer's sequence: data changes only
 	// now.
+	maxTs := int64(record.NoTimestamp)
 	for p := 0; p < len(data); {
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
@@ -134,11 +136,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			b.SetCreateTime(stamps[0].maxTs)
 			stamps = stamps[1:]
 		}
+		maxTs = max(maxTs, b.MaxTimestamp())
 		next = b.NextOffset()
 		p += len(b)
 	}
 	res.LastOffset = next - 1
-	if err := l.appendLocked(data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
+	if err := l.appendLocked(data, res.FirstOffset, next, maxTs, opts.LeaderEpoch); err != nil {
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
@@ -378,21 +381,49 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	return records, stamps, nil
 }
 
+// legacyMinLength is the smallest batch length (the field after the base
+// offset) that Kafka's broker reads a produce request's batch by: a
+// magic 0 record's overhead (LegacyRecord.RECORD_OVERHEAD_V0).
+const legacyMinLength = 14
+
 // notABatch is the error of data, at position p of an append, that
-// record.Parse refused (err). Kafka's broker takes a produce request's
-// records for INVALID_RECORD, as ProduceRequest.validateRecords finds
-// them (v3 and later), when they hold no whole batch (a first batch cut
-// short, or fewer bytes than a batch's length field) or a batch of magic
-// 0 or 1, which its stream reads as a legacy batch; a batch length below
-// the header or a magic above 2 is CORRUPT_MESSAGE, as
-// ByteBufferLogInputStream throws it. The error matches ErrInvalidRecord
-// in the first two cases, as well as err.
+// record.Parse refused (err), as Kafka's broker tells it for a produce
+// request (v3 and later), its ByteBufferLogInputStream reading the
+// batches for ProduceRequest.validateRecords, in this order: fewer
+// bytes than a batch's offset and length is no batch (INVALID_RECORD:
+// "at least one record batch"); a length below 14 is CORRUPT_MESSAGE,
+// whatever the magic; fewer bytes than up to the magic is no batch; a
+// magic above 2 is CORRUPT_MESSAGE; fewer bytes than the length says is
+// no batch; a batch of magic 0 or 1 is INVALID_RECORD ("only ... magic
+// version 2"); and a batch of magic 2 shorter than its header fails
+// Kafka's CRC check (CORRUPT_MESSAGE). "No batch" is INVALID_RECORD for
+// the first batch only: later ones, which Kafka's one batch a request
+// never has, stay CORRUPT_MESSAGE (Kafka would drop them and append the
+// first; runnel takes a request whole or not at all). The error matches
+// ErrInvalidRecord in the INVALID_RECORD cases, as well as err.
 func notABatch(data []byte, p int, err error) error {
+	invalid := func(why string) error { return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, why, err) }
+	noBatch := func() error {
+		if p == 0 {
+			return invalid("no whole batch")
+		}
+		return err
+	}
+	if len(data) < record.LogOverhead {
+		return noBatch()
+	}
+	length := int64(int32(binary.BigEndian.Uint32(data[record.LogOverhead-4:])))
 	switch {
-	case p == 0 && errors.Is(err, record.ErrTruncated):
-		return fmt.Errorf("%w: no whole batch: %w", ErrInvalidRecord, err)
-	case len(data) > record.MagicOffset && data[record.MagicOffset] < record.Magic:
-		return fmt.Errorf("%w: a batch of magic %d, where a produced batch's is %d: %w", ErrInvalidRecord, data[record.MagicOffset], record.Magic, err)
+	case length < legacyMinLength:
+		return err
+	case len(data) <= record.MagicOffset:
+		return noBatch()
+	case data[record.MagicOffset] > record.Magic:
+		return err
+	case int64(len(data)) < record.LogOverhead+length:
+		return noBatch()
+	case data[record.MagicOffset] < record.Magic:
+		return invalid(fmt.Sprintf("a batch of magic %d, where a produced batch's is %d", data[record.MagicOffset], record.Magic))
 	}
 	return err
 }
@@ -496,11 +527,12 @@ func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
 }
 
 // appendLocked rolls if needed and writes data, whose offsets are
-// [first, next). A write failure fences the log.
-func (l *Log) appendLocked(data []byte, first, next int64, epoch int32) error {
+// [first, next) and largest timestamp maxTs. A write failure fences the
+// log.
+func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) error {
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
-	if l.shouldRoll(active, len(data), next-1) {
+	if l.shouldRoll(active, len(data), next-1, maxTs) {
 		var err error
 		if active, err = l.rollLocked(first); err != nil {
 			return err
@@ -516,7 +548,9 @@ func (l *Log) appendLocked(data []byte, first, next int64, epoch int32) error {
 	return nil
 }
 
-func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
+// shouldRoll reports whether the active segment rolls before an append
+// of n bytes, whose last offset is last and largest timestamp maxTs.
+func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool {
 	if active.Size() == 0 {
 		return false
 	}
@@ -530,11 +564,19 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last int64) bool {
 		rollAfter = lag
 	}
 	if rollAfter > 0 {
-		// Age counts from the first batch's timestamp, as in Kafka, but
-		// never from before the segment was created: records with old
-		// timestamps must not roll a segment per append.
-		born := max(active.FirstBatchTimestamp(), l.activeCreated.UnixMilli())
-		if l.clock.Now().UnixMilli()-born >= rollAfter.Milliseconds() {
+		// As Kafka's LogSegment.timeWaitedForRoll: the time from the
+		// first batch's timestamp to the appended batches' largest (the
+		// records' own times: a restart does not reset it, and records
+		// stamped in the past roll by their times, never per append);
+		// the wall clock since the segment was created, or the log
+		// opened, only when the first batch has no timestamp.
+		var waited int64
+		if first := active.FirstBatchTimestamp(); first >= 0 {
+			waited = maxTs - first
+		} else {
+			waited = l.clock.Now().UnixMilli() - l.activeCreated.UnixMilli()
+		}
+		if waited >= rollAfter.Milliseconds() {
 			return true
 		}
 	}

@@ -1,11 +1,15 @@
 package log
 
 import (
+	"context"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -39,4 +43,121 @@ func TestOpenRemovesTheCleanShutdownMarkerWhenItScans(t *testing.T) {
 	require.False(t, l2.Recovery().Clean, "a crash taken for a clean shutdown")
 	require.EqualValues(t, 4, l2.LogEndOffset())
 	require.Len(t, readAll(t, l2, 0), 4)
+}
+
+// TestOpenStaleCleanShutdownMarker: a clean-shutdown marker whose
+// recovery point is not where the segments end — a marker a crash brought
+// back, or a directory restored from copies taken at different moments —
+// made Open fail with record.ErrCorrupt, though nothing was lost, until
+// someone removed the marker by hand. Kafka opens such a log. Open now
+// takes the log for one that crashed: it scans from the recovery point,
+// keeps every whole batch past it and cuts a torn tail, as after any
+// crash. Each case: a clean Close (marker, recovery point at its end),
+// more appends, a crash, and the marker put back.
+func TestOpenStaleCleanShutdownMarker(t *testing.T) {
+	const ts = 1_700_000_000_000
+	cases := []struct {
+		name  string
+		cfg   Config
+		after func(t *testing.T, l *Log) // appends after the clean Close's reopen
+		want  int64                      // the log end offset after the crash
+	}{
+		{"past the recovery point in its segment", Config{Sync: SyncAlways}, func(t *testing.T, l *Log) {
+			appendOK(t, l, valueBatch(t, ts, "c"))
+			appendOK(t, l, valueBatch(t, ts, "d"))
+		}, 4},
+		{"past the recovery point in later segments", Config{Sync: SyncAlways, SegmentBytes: 100}, func(t *testing.T, l *Log) {
+			for _, v := range []string{"c", "d", "e"} {
+				appendOK(t, l, valueBatch(t, ts, v)) // a segment each
+			}
+		}, 5},
+		{"past the recovery point, then a torn tail", Config{Sync: SyncNever}, func(t *testing.T, l *Log) {
+			appendOK(t, l, valueBatch(t, ts, "c"))
+			require.NoError(t, l.Flush(context.Background()))
+			appendOK(t, l, valueBatch(t, ts, "d")) // never synced: garbage after the crash
+		}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(tc.cfg)
+			appendOK(t, l, valueBatch(t, ts, "a", "b")) // 0-1
+			require.NoError(t, l.Close())
+			marker := filepath.Join(e.dir, cleanShutdownFile)
+			_, err := e.fs.Stat(marker)
+			require.NoError(t, err, "Close writes the marker")
+
+			l = e.open(tc.cfg)
+			tc.after(t, l)
+			e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{Tail: vfs.TailGarbage})
+			l.Close()
+			writeMemFile(t, e.fs, marker, nil) // the stale marker
+			require.NoError(t, e.fs.SyncDir(e.dir))
+
+			l, err = Open(e.dir, tc.cfg, Options{FS: e.fs, Clock: e.clock})
+			require.NoError(t, err, "Open with a stale clean-shutdown marker")
+			require.False(t, l.Recovery().Clean, "the marker disagrees with the segments: not taken for a clean shutdown")
+			require.Equal(t, tc.want, l.LogEndOffset())
+			recs := readAll(t, l, 0)
+			require.Len(t, recs, int(tc.want))
+			for i, r := range recs {
+				require.Equal(t, "abcde"[i:i+1], string(r.Value))
+			}
+			_, err = e.fs.Stat(marker)
+			require.ErrorIs(t, err, fs.ErrNotExist, "the stale marker goes")
+
+			// It takes an append, and opens again as it closed, cleanly.
+			appendOK(t, l, valueBatch(t, ts, "z"))
+			require.NoError(t, l.Close())
+			l = e.open(tc.cfg)
+			defer l.Close()
+			require.True(t, l.Recovery().Clean)
+			require.Equal(t, tc.want+1, l.LogEndOffset())
+		})
+	}
+}
+
+// TestOpenCleanMarkerStillReportsLoss: what TestOpenStaleCleanShutdownMarker
+// recovers is a marker older than the records, with a batch ending where
+// the clean Close ended the log. A log closed cleanly whose active
+// segment lost its last batch (the file cut at a batch boundary), or whose
+// last batch's base offset went bad on disk (no CRC covers it), has no
+// batch ending there: Open still fails with record.ErrCorrupt, touching
+// nothing, rather than open without records, or with offsets made up.
+func TestOpenCleanMarkerStillReportsLoss(t *testing.T) {
+	const ts = 1_700_000_000_000
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, f vfs.File, lastPos int64)
+	}{
+		{"last batch lost", func(t *testing.T, f vfs.File, lastPos int64) {
+			require.NoError(t, f.Truncate(lastPos))
+		}},
+		{"base offset of the last batch raised", func(t *testing.T, f vfs.File, lastPos int64) {
+			_, err := f.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 9}, lastPos)
+			require.NoError(t, err)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{Sync: SyncAlways}
+			l := e.open(cfg)
+			appendOK(t, l, valueBatch(t, ts, "a", "b")) // 0-1
+			seg := *l.segs.Load()
+			lastPos := seg[0].Size()
+			appendOK(t, l, valueBatch(t, ts, "c", "d")) // 2-3
+			require.NoError(t, l.Close())
+
+			f, err := e.fs.Open(filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix)))
+			require.NoError(t, err)
+			tc.damage(t, f, lastPos)
+			require.NoError(t, f.Sync())
+			require.NoError(t, f.Close())
+
+			_, err = Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock})
+			require.ErrorIs(t, err, record.ErrCorrupt)
+			_, err = e.fs.Stat(filepath.Join(e.dir, cleanShutdownFile))
+			require.NoError(t, err, "the marker stays: nothing was opened")
+		})
+	}
 }

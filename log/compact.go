@@ -33,7 +33,8 @@ type CompactResult struct {
 	BytesBefore       int64
 	BytesAfter        int64
 	// FirstUncleanable is where the cleanable section ended: the active
-	// segment, or the first segment with records younger than
+	// segment, the first segment with records at or above the high
+	// watermark, or the first with records younger than
 	// min.compaction.lag.ms.
 	FirstUncleanable int64
 	// CleanedTo is the cleaner checkpoint after the pass: the offset the
@@ -105,7 +106,11 @@ func (l *Log) compactionOverdue() bool {
 // clean: sealed segments, durable — a segment rolled without an fsync
 // (SyncNever) may yet lose its records to a crash, and the older records
 // of their keys must stay until it cannot (Maintain syncs them first) —
-// and, when min.compaction.lag.ms is set, up to the first dirty segment
+// and ending at or below the high watermark, as Kafka's cleaner stops at
+// its first uncleanable offset, at most the last stable offset (under
+// SyncAlways, a segment an append rolled while its fsync is awaited holds
+// records not yet acknowledged, which must not replace acknowledged
+// ones); and, when min.compaction.lag.ms is set, up to the first dirty segment
 // with a record younger than the lag. As in Kafka (cleanableOffsets) the
 // lag is checked only when set, and only on dirty segments: a record
 // stamped in the future keeps its own segment and those after it
@@ -113,10 +118,11 @@ func (l *Log) compactionOverdue() bool {
 func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 	lag := l.cfg.MinCompactionLag.Milliseconds()
 	dirty := max(l.cleaned, l.start.Load())
+	hw := watermarkOf(l, l.durable.Load(), l.next.Load())
 	n := 0
 	for ; n < len(segs)-1; n++ {
 		s := segs[n]
-		if slices.Contains(l.unsynced, s) {
+		if slices.Contains(l.unsynced, s) || s.NextOffset() > hw {
 			break
 		}
 		if lag > 0 && s.NextOffset() > dirty && s.MaxTimestamp() > now-lag {
@@ -127,7 +133,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 }
 
 // Compact runs the log cleaner over the log's sealed, durable segments
-// (under SyncNever, those synced since they rolled), for logs whose
+// (under SyncNever, those synced since they rolled) below the high
+// watermark (under SyncAlways, the durable offset), for logs whose
 // cleanup policy includes compact: for each key only the latest
 // record stays; tombstones (null values) stay for delete.retention.ms
 // after the cleaner first saw them (their batch's delete horizon, KIP-534)

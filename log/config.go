@@ -141,9 +141,13 @@ type Config struct {
 	// value set on a log rolls its active segment at the next append that
 	// would pass it; the segments written stay as they are.
 	SegmentBytes int64
-	// SegmentTime is segment.ms: a segment whose first batch is older than
-	// this rolls. Default 7 days; negative means never (Kafka's is at
-	// least 1 ms; its largest, Long.MAX_VALUE ms, never rolls either).
+	// SegmentTime is segment.ms: the active segment rolls before an
+	// append whose records are this much newer than its first batch, by
+	// their timestamps, as Kafka's (a restart does not reset the count);
+	// by the wall clock since the segment was created, or the log opened,
+	// when its first batch has no timestamp. Default 7 days; negative
+	// means never (Kafka's is at least 1 ms; its largest, Long.MAX_VALUE
+	// ms, never rolls either).
 	SegmentTime time.Duration
 	// SegmentIndexBytes is segment.index.bytes: the room of each of a
 	// segment's indexes; a full one rolls the segment. Default 10 MiB; at
@@ -188,8 +192,8 @@ type Config struct {
 	// compacts a log with a dirty record older than this (judged, as
 	// Kafka does, by the first batch of each dirty segment that may be
 	// cleaned) even when its dirty ratio is below MinCleanableDirtyRatio;
-	// and the active segment of a compacted log rolls once this old (or
-	// at SegmentTime, whichever comes first), so that its records may be
+	// and the active segment of a compacted log rolls once this old (as
+	// SegmentTime counts, at whichever is shorter), so that its records may be
 	// cleaned. Default (0 or negative) never, as Kafka's; when set, at
 	// least MinCompactionLag.
 	MaxCompactionLag time.Duration

@@ -116,8 +116,8 @@ func fuzzOpenFix(t testT) *fuzzOpenFixture {
 // each kind, a producer-state snapshot, the clean-shutdown marker, an
 // older runnel's file) with arbitrary bytes and opens the log, closed
 // cleanly or not. Open either fails with a typed error (ErrBadCheckpoint,
-// or record.ErrCorrupt when the file was the recovery point or the
-// clean-shutdown marker, which bound where the segments end), or it opens a log that
+// or record.ErrCorrupt when the file was the recovery point, past which
+// nothing durable may be missing), or it opens a log that
 // holds every record of the intact segments at or past its log start
 // offset, ends where they end, has sound leader epochs, still answers the
 // idempotent producer's retry as a duplicate (unless the file was a
@@ -158,12 +158,13 @@ func FuzzOpenFile(f *testing.F) {
 			if errors.Is(err, ErrBadCheckpoint) {
 				return
 			}
-			if (name == recoveryPointFile || name == cleanShutdownFile) && errors.Is(err, record.ErrCorrupt) {
-				// The marker and the recovery point of a clean shutdown
-				// say where the active segment ends (Open checks its
-				// batches against it): a marker the log never wrote, or
-				// a recovery point that is not the log end Close wrote,
-				// reads as corruption. The segments are untouched.
+			if name == recoveryPointFile && errors.Is(err, record.ErrCorrupt) {
+				// A recovery point past where the segments end says that
+				// records below it, now missing, were durable: corruption.
+				// (A marker the log never wrote, or a recovery point that
+				// is not the log end a clean Close wrote, is no error: the
+				// log is recovered as after a crash.) The segments are
+				// untouched.
 				return
 			}
 			t.Fatalf("Open with %s = %q: %v", name, data, err)

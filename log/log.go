@@ -294,6 +294,16 @@ func (l *Log) open(ctx context.Context) (err error) {
 	}
 	l.snapshots = snapshotOffsets(names)
 	legacy := slices.Contains(names, producerFile)
+	if clean && len(bases) > 0 && rp < bases[len(bases)-1] {
+		// A clean Close writes its log end as the recovery point, in the
+		// active segment: a marker with a recovery point below it is
+		// stale (brought back by a crash, or copied with other files than
+		// its own). The log is opened as after a crash, as Kafka opens
+		// one whose marker it cannot trust, rather than refused.
+		l.logger.Warn("clean-shutdown marker with a recovery point below the active segment: recovering as after a crash",
+			"dir", l.dir, "recoveryPoint", rp, "activeBase", bases[len(bases)-1])
+		clean = false
+	}
 	l.info.Clean = clean
 	l.info.RecoveryPoint = rp
 	l.info.SegmentsFound = len(bases)
@@ -334,6 +344,36 @@ func (l *Log) open(ctx context.Context) (err error) {
 		}
 		res, err := s.RecoverFunc(ctx, rp, l.recoverEpoch)
 		l.info.SegmentsScanned++
+		if err != nil && clean && active && errors.Is(err, record.ErrCorrupt) {
+			// The active segment does not end at the log end that the
+			// clean Close recorded (or it does, and is corrupt): the
+			// marker may be stale, the records sound. Recover it as after
+			// a crash, from the recovery point, without that end: what
+			// is corrupt below the recovery point still fails.
+			if uerr := s.Unseal(); uerr != nil {
+				return uerr
+			}
+			boundary := base == rp // a batch ends at rp, or the segment begins there
+			rres, rerr := s.RecoverFunc(ctx, rp, func(b record.Batch) error {
+				boundary = boundary || b.BaseOffset() == rp || b.NextOffset() == rp
+				return l.recoverEpoch(b)
+			})
+			switch {
+			case rerr != nil:
+				err = rerr
+			case boundary:
+				// Appends after the clean Close (a batch begins at its
+				// end) or nothing after it but a torn tail: a stale
+				// marker, no lost records. Otherwise, the error stands:
+				// records the clean Close recorded are missing, or a
+				// batch header went bad and no batch ends where it ended.
+				l.logger.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
+					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
+				res, err = rres, nil
+				clean = false
+				l.info.Clean = false
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"testing"
@@ -45,4 +46,35 @@ func TestPartitionDeleteRecordsChecked(t *testing.T) {
 	require.NoError(t, <-reopened)
 	require.Equal(t, Compact, p.Log().Config().CleanupPolicy)
 	require.EqualValues(t, 2, p.LogStartOffset(), "deleted from the old log, kept by the new")
+}
+
+// TestPartitionDeleteRecordsAboveHighWatermark: a partition refuses to
+// delete records above its high watermark — under SyncAlways, records
+// appended and not yet fsynced, which no consumer can read yet — with
+// ErrOffsetOutOfRange, as Kafka's UnifiedLog.maybeIncrementLogStartOffset
+// does, through DeleteRecordsBefore and through DeleteRecordsChecked
+// whatever its check returns; it took them, up to the log end.
+func TestPartitionDeleteRecordsAboveHighWatermark(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	p := NewPartition("t", 0, l)
+	appendOK(t, l, valueBatch(t, 1, "a", "b")) // 0-1, fsynced
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "c"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 3}, p.Offsets())
+
+	_, err = p.DeleteRecordsBefore(3)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return 3, nil })
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	require.Zero(t, p.LogStartOffset(), "nothing deleted")
+
+	low, err := p.DeleteRecordsBefore(2) // at the high watermark
+	require.NoError(t, err)
+	require.EqualValues(t, 2, low)
+	require.NoError(t, d.Wait(context.Background()))
+	low, err = p.DeleteRecordsBefore(3)
+	require.NoError(t, err, "once fsynced, below the high watermark")
+	require.EqualValues(t, 3, low)
+	require.NoError(t, l.Close())
 }

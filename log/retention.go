@@ -19,6 +19,10 @@ import (
 // left at or past the new start, one as of the log end is written first,
 // so that the Open after a crash still has it.
 //
+// The log has no high watermark of its own (it is its Partition's):
+// Partition.DeleteRecordsBefore refuses an offset above the high
+// watermark, as Kafka does; the log refuses only one past its end.
+//
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
 // LogEndOffset; ErrClosed; ErrLogFenced (also when writing the log start
 // offset checkpoint or that snapshot, or removing a segment, failed, which

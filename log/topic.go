@@ -203,9 +203,13 @@ func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offse
 }
 
 // DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
-// held open for the call (a Reopen waits for it), and its errors, with
-// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
-// Reopen's open failed (see Reopen).
+// held open for the call (a Reopen waits for it), for an offset at most
+// the partition's high watermark: above it (records not yet
+// acknowledged, which a consumer cannot read yet) it is refused with
+// ErrOffsetOutOfRange, as Kafka's UnifiedLog.maybeIncrementLogStartOffset
+// refuses it. Its errors are the log's, with ErrLogFenced (wrapping
+// open's error) in place of ErrClosed once a Reopen's open failed (see
+// Reopen).
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	return p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return offset, nil })
 }
@@ -215,15 +219,23 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 // configuration and the partition's high watermark, and returns the
 // offset to delete records before, or an error, which is returned as it
 // is with nothing deleted. A Reopen (with a new configuration, say) comes
-// before the check or after the deletion, never between them.
+// before the check or after the deletion, never between them. An offset
+// above that high watermark is refused, as by DeleteRecordsBefore.
 //
 // Errors: check's; as DeleteRecordsBefore's.
 func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark int64) (int64, error)) (int64, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	offset, err := check(p.log.Config(), highWatermark(p.log))
+	hw := highWatermark(p.log)
+	offset, err := check(p.log.Config(), hw)
 	if err != nil {
 		return 0, err
+	}
+	if offset > hw {
+		// Read before the deletion, the high watermark can only have
+		// risen since, unless a truncation cut the log meanwhile (the
+		// log then refuses an offset past its new end).
+		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, above the high watermark %d", ErrOffsetOutOfRange, offset, p.topic, p.id, hw)
 	}
 	low, err := p.log.DeleteRecordsBefore(offset)
 	return low, p.failed(err)

@@ -745,7 +745,8 @@ func (s *Segment) finalTimeEntry() error {
 
 // Unseal makes a sealed segment active again (after the log truncated back
 // into it, or cut a torn tail from it), lifting its limit (see
-// OpenOptions). Unsealing an active segment does nothing.
+// OpenOptions). Unsealing an active segment lifts its limit and End, and
+// does nothing else.
 //
 // Errors: ErrClosed; file system errors.
 func (s *Segment) Unseal() error {

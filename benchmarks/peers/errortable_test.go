@@ -78,7 +78,7 @@ func TestParityErrorTable(t *testing.T) {
 		api.ErrInvalidRequest, api.ErrPolicyViolation, api.ErrNotLeader,
 		api.ErrNotEnoughReplicas, api.ErrRequestTimedOut, api.ErrOutOfOrderSequence,
 		api.ErrDuplicateSequence, api.ErrProducerFenced, api.ErrUnknownProducerID,
-		api.ErrBrokerClosed, api.ErrInvalidTimestamp,
+		api.ErrBrokerClosed, api.ErrInvalidTimestamp, api.ErrUnsupportedVersion,
 		log.ErrOffsetOutOfRange, log.ErrRecordTooLarge, log.ErrInvalidRecord,
 		log.ErrInvalidTimestamp, log.ErrInvalidConfig, log.ErrLogFenced, log.ErrClosed,
 		record.ErrCorrupt, &record.CorruptError{Reason: "x"}, compression.ErrCorrupt, compression.ErrTooLarge,

@@ -1,0 +1,65 @@
+package log
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/compression"
+)
+
+// TestSegmentTimeByRecordTimestamps: segment.ms counts, as Kafka's
+// LogSegment.timeWaitedForRoll does, from the timestamp of the active
+// segment's first batch to that of the batch being appended (the wall
+// clock only for a segment whose first batch has no timestamp). It
+// counted from the later of the first batch's timestamp and the time the
+// segment was created or the log opened: a log reopened more often than
+// segment.ms (a service deployed every day, with the week's default)
+// never rolled by time, nor at max.compaction.lag.ms; and records
+// stamped in the past (a backfill) rolled by the wall clock, not by their
+// own times.
+func TestSegmentTimeByRecordTimestamps(t *testing.T) {
+	batch := func(ts int64, v string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(v), value: []byte(v), ts: ts})
+	}
+	t.Run("across reopens", func(t *testing.T) {
+		e := newEnv(t)
+		cfg := Config{SegmentTime: time.Hour}
+		l := e.open(cfg)
+		now := func() int64 { return e.clock.Now().UnixMilli() }
+		appendOK(t, l, batch(now(), "a"))
+		for range 3 {
+			e.clock.Advance(25 * time.Minute)
+			require.NoError(t, l.Close())
+			l = e.open(cfg)
+			appendOK(t, l, batch(now(), "b"))
+		}
+		defer l.Close()
+		require.Equal(t, 2, l.Segments(), "75 minutes after the first batch, reopened every 25: rolled once")
+	})
+	t.Run("a backfill", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(Config{SegmentTime: 24 * time.Hour})
+		defer l.Close()
+		old := e.clock.Now().Add(-30 * 24 * time.Hour).UnixMilli()
+		for day := range 5 {
+			for h := range 4 {
+				appendOK(t, l, batch(old+int64(day)*24*3600_000+int64(h)*3600_000, "x"))
+			}
+		}
+		require.Equal(t, 5, l.Segments(), "a segment per day of the records' times")
+	})
+	t.Run("no timestamps: the wall clock", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(Config{SegmentTime: time.Hour})
+		defer l.Close()
+		appendOK(t, l, batch(-1, "a"))
+		e.clock.Advance(59 * time.Minute)
+		appendOK(t, l, batch(-1, "b"))
+		require.Equal(t, 1, l.Segments())
+		e.clock.Advance(2 * time.Minute)
+		appendOK(t, l, batch(-1, "c"))
+		require.Equal(t, 2, l.Segments())
+	})
+}
