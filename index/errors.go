@@ -18,6 +18,11 @@ var (
 	ErrInvalidEntry = errors.New("runnel/index: entry out of order or out of range")
 	// ErrSealed is returned by Append on a sealed (read-only) index.
 	ErrSealed = errors.New("runnel/index: index is sealed")
+	// ErrInvalidArgument is matched by the errors of OpenOffset,
+	// OpenTime and Unseal for arguments no index can have: a base offset
+	// that is negative or leaves no room for relative offsets, or a
+	// negative maxBytes. A misuse by the caller, not a corrupt file.
+	ErrInvalidArgument = errors.New("runnel/index: invalid argument")
 )
 
 // CorruptError describes a corrupt index: the file (Path, empty for the

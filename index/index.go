@@ -138,10 +138,10 @@ type file struct {
 
 func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, writable bool) error {
 	if err := checkBase(base); err != nil {
-		return fmt.Errorf("runnel/index: %s: %w", path, err)
+		return fmt.Errorf("%w (%s)", err, path)
 	}
 	if writable && maxBytes < 0 {
-		return fmt.Errorf("runnel/index: %s: negative maxBytes %d", path, maxBytes)
+		return fmt.Errorf("%w: %s: negative maxBytes %d", ErrInvalidArgument, path, maxBytes)
 	}
 	f, err := fsys.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -211,7 +211,7 @@ func (x *file) acquire() error {
 
 func checkBase(base int64) error {
 	if base < 0 || base > math.MaxInt64-maxRelative {
-		return fmt.Errorf("base offset %d out of range", base)
+		return fmt.Errorf("%w: base offset %d out of range", ErrInvalidArgument, base)
 	}
 	return nil
 }
@@ -505,7 +505,7 @@ func (x *file) unseal(maxBytes int) error {
 		return err
 	}
 	if maxBytes < 0 {
-		return fmt.Errorf("runnel/index: %s: negative maxBytes %d", x.path, maxBytes)
+		return fmt.Errorf("%w: %s: negative maxBytes %d", ErrInvalidArgument, x.path, maxBytes)
 	}
 	if x.active {
 		return nil

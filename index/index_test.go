@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -169,11 +170,25 @@ func TestOpenCreatesMissingFile(t *testing.T) {
 
 func TestOpenBadArguments(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "a.index"), -1, 1024, true); err == nil {
-		t.Error("negative base: no error")
+	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "a.index"), -1, 1024, true); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("negative base: %v, want ErrInvalidArgument", err)
 	}
-	if _, err := OpenTime(vfs.OS, filepath.Join(dir, "a.timeindex"), 0, -1, true); err == nil {
-		t.Error("negative maxBytes: no error")
+	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "a.index"), math.MaxInt64, 1024, true); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("base with no room for relative offsets: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := OpenTime(vfs.OS, filepath.Join(dir, "a.timeindex"), 0, -1, true); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("negative maxBytes: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := DecodeTimeEntries(nil, -1); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("DecodeTimeEntries of a negative base: %v, want ErrInvalidArgument", err)
+	}
+	x, err := OpenOffset(vfs.OS, filepath.Join(dir, "b.index"), 0, 1024, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.Unseal(-1); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Unseal(-1): %v, want ErrInvalidArgument", err)
 	}
 	if _, err := OpenOffset(vfs.OS, filepath.Join(dir, "missing", "a.index"), 0, 1024, true); err == nil {
 		t.Error("missing directory: no error")

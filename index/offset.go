@@ -33,10 +33,10 @@ type OffsetEntry struct{ Offset, Position int64 }
 // file whose size is not a multiple of OffsetEntrySize is reported as a
 // *CorruptError. The entries are not checked: see Check.
 //
-// Errors: a *CorruptError (matching ErrCorrupt); file system errors; an
-// error (matching no sentinel: a misuse) for a base offset that is
-// negative or leaves no room for relative offsets, or a writable index
-// with a negative maxBytes.
+// Errors: a *CorruptError (matching ErrCorrupt); file system errors;
+// ErrInvalidArgument (a misuse) for a base offset that is negative or
+// leaves no room for relative offsets, or a writable index with a
+// negative maxBytes.
 func OpenOffset(fsys vfs.FS, path string, base int64, maxBytes int, writable bool) (*OffsetIndex, error) {
 	x := new(OffsetIndex)
 	if err := x.f.open(fsys, path, OffsetEntrySize, base, maxBytes, writable); err != nil {
@@ -214,8 +214,7 @@ func (x *OffsetIndex) Seal() error { return x.f.seal() }
 // writable does. Unsealing an active index does nothing.
 //
 // Errors: an error matching fs.ErrClosed on a closed index; file system
-// errors; an error (matching no sentinel: a misuse) for a negative
-// maxBytes.
+// errors; ErrInvalidArgument (a misuse) for a negative maxBytes.
 func (x *OffsetIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 
 // Close releases the index. An active index is first trimmed to its entries
@@ -261,11 +260,11 @@ func checkOffsetEntries(b []byte, logSize int64, limit bool) *CorruptError {
 // them: trailing all-zero entries are dropped, and the rest must be whole
 // entries with offsets strictly increasing and not below base, and positions
 // not negative and strictly increasing. It returns a *CorruptError (with an
-// empty Path) otherwise, and an error if base is negative or too large to
-// add a relative offset to.
+// empty Path) otherwise, and ErrInvalidArgument if base is negative or too
+// large to add a relative offset to.
 func DecodeOffsetEntries(b []byte, base int64) ([]OffsetEntry, error) {
 	if err := checkBase(base); err != nil {
-		return nil, fmt.Errorf("runnel/index: %w", err)
+		return nil, err
 	}
 	if len(b)%OffsetEntrySize != 0 {
 		return nil, &CorruptError{Entry: len(b) / OffsetEntrySize,

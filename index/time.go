@@ -254,11 +254,11 @@ func checkTimeEntries(b []byte, nextRel int64, limit bool) *CorruptError {
 // trailing all-zero entries are dropped, and the rest must be whole entries
 // with timestamps not negative and strictly increasing, and offsets
 // non-decreasing and not below base. It returns a *CorruptError (with an
-// empty Path) otherwise, and an error if base is negative or too large to
-// add a relative offset to.
+// empty Path) otherwise, and ErrInvalidArgument if base is negative or too
+// large to add a relative offset to.
 func DecodeTimeEntries(b []byte, base int64) ([]TimeEntry, error) {
 	if err := checkBase(base); err != nil {
-		return nil, fmt.Errorf("runnel/index: %w", err)
+		return nil, err
 	}
 	if len(b)%TimeEntrySize != 0 {
 		return nil, &CorruptError{Entry: len(b) / TimeEntrySize,
