@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +179,32 @@ func TestNonTransientFetchErrorsReturned(t *testing.T) {
 		_, err := c.Poll(testCtx(t))
 		require.ErrorIs(t, err, want)
 	}
+}
+
+// A Fetch error that matches api.ErrBrokerClosed is the Client closed,
+// Poll's error, even when it also matches an error Kafka's table calls
+// retriable (a remote Client's "timed out: broker closed", say), as it is
+// when a partition's answer or a ListOffset holds it: it is not retried
+// quietly.
+func TestClosedClientFetchErrorNotRetried(t *testing.T) {
+	c := closedClientConsumer(t)
+	// Retried, the Poll would wait out the hour of backoff: the ctx ends
+	// it sooner.
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+	_, err := c.Poll(ctx)
+	require.ErrorIs(t, err, api.ErrBrokerClosed)
+}
+
+// closedClientConsumer returns a consumer of a partition whose Client
+// answers every Fetch with an error that matches both api.ErrBrokerClosed
+// and api.ErrRequestTimedOut, with an hour of RetryBackoff.
+func closedClientConsumer(t *testing.T) *consumer.Consumer {
+	closed := fmt.Errorf("%w: %w", api.ErrRequestTimedOut, api.ErrBrokerClosed)
+	client := &fakeClient{t: t, fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+		return api.FetchResponse{}, closed
+	}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	return c
 }
