@@ -208,3 +208,22 @@ func closedClientConsumer(t *testing.T) *consumer.Consumer {
 	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
 	return c
 }
+
+// A Records loop ends after yielding a Poll error that matches
+// api.ErrBrokerClosed (the Client closed, as Records' doc says), also
+// when the error matches an error Kafka's table calls retriable too,
+// rather than wait RetryBackoff and poll the closed Client again.
+func TestRecordsEndsOnClosedClientError(t *testing.T) {
+	c := closedClientConsumer(t)
+	// Not ended, the loop would wait out the hour of backoff: the ctx
+	// ends it sooner.
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, err := range c.Records(ctx) {
+		errs = append(errs, err)
+	}
+	require.NoError(t, ctx.Err(), "the loop ended by itself")
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], api.ErrBrokerClosed)
+}
