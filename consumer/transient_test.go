@@ -227,3 +227,29 @@ func TestRecordsEndsOnClosedClientError(t *testing.T) {
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], api.ErrBrokerClosed)
 }
+
+// A Seek during the backoff of a retriable error ends it: the next Poll
+// fetches the partition from the new position at once, its records each
+// once, none skipped.
+func TestSeekDuringTransientBackoff(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+	client := &flakyClient{Broker: b, partErrs: []error{api.ErrNotLeader}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.At(2)))
+	ctx := testCtx(t)
+	fs, err := c.Poll(ctx) // the partition's answer fails: backed off for an hour
+	require.NoError(t, err)
+	require.Zero(t, fs.NumRecords())
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 2, pos, "the position is kept")
+	require.NoError(t, c.Seek("t", 0, consumer.At(1)))
+	g := &got{}
+	for len(g.recs) < 4 {
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		g.add(fs)
+	}
+	require.Equal(t, seq("v", 1, 4), g.values("t", 0))
+}
