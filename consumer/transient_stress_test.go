@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
@@ -86,15 +87,31 @@ func transientStress(t *testing.T, poll bool) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 
+	// The batches, encoded here: the producer's goroutine must not fail
+	// the test with require.
+	var reqs []*api.ProduceRequest
+	for i := 0; i < n; i += 10 {
+		for p := range int32(parts) {
+			vs := seq(fmt.Sprintf("p%d-", p), i, 10)
+			recs := make([]rec, len(vs))
+			for k, v := range vs {
+				recs[k].value = v
+			}
+			reqs = append(reqs, &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll,
+				Batches: encode(t, compression.None, recs...)})
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // the producer
 		defer wg.Done()
-		for i := 0; i < n; i += 10 {
-			for p := range int32(parts) {
-				values(t, b, "t", p, seq(fmt.Sprintf("p%d-", p), i, 10)...)
+		for _, req := range reqs {
+			if _, err := b.Produce(context.Background(), req); err != nil {
+				t.Errorf("produce: %v", err)
+				cancel()
+				return
 			}
-			time.Sleep(100 * time.Microsecond)
+			time.Sleep(30 * time.Microsecond)
 		}
 	}()
 	go func() { // pauses and resumes
