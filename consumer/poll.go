@@ -139,7 +139,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 		if pctx.Err() != nil {
 			return c.interrupted(ctx, out)
 		}
-		if transient(err) {
+		if transient(err) && !clientClosed(err) {
 			// Retried, as Kafka's consumers retry a failed fetch: its
 			// partitions wait RetryBackoff, and the Poll returns what it
 			// has, or waits as one that found nothing would.

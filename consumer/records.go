@@ -46,8 +46,9 @@ import (
 // (the errors Kafka's table calls retriable are retried by Poll without a
 // word: see Poll). After a Poll's error, Records ends if the error is
 // permanent — Kafka's table (package api) knows it and calls it not
-// retriable, as it does api.ErrBrokerClosed, which is runnel.ErrClosed:
-// the broker was closed under the consumer — and otherwise waits
+// retriable — or matches api.ErrBrokerClosed, which is runnel.ErrClosed
+// (the broker was closed under the consumer), whatever else it matches,
+// and otherwise waits
 // RetryBackoff and polls again (an error the table does not know, such as
 // a network error of a remote Client).
 //
@@ -81,7 +82,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 					}
 				}
 				rest = nil
-				if !yield(nil, err) || permanent(err) || !c.sleep(ctx, c.cfg.backoff) {
+				if !yield(nil, err) || permanent(err) || clientClosed(err) || !c.sleep(ctx, c.cfg.backoff) {
 					return
 				}
 				continue

@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +179,77 @@ func TestNonTransientFetchErrorsReturned(t *testing.T) {
 		_, err := c.Poll(testCtx(t))
 		require.ErrorIs(t, err, want)
 	}
+}
+
+// A Fetch error that matches api.ErrBrokerClosed is the Client closed,
+// Poll's error, even when it also matches an error Kafka's table calls
+// retriable (a remote Client's "timed out: broker closed", say), as it is
+// when a partition's answer or a ListOffset holds it: it is not retried
+// quietly.
+func TestClosedClientFetchErrorNotRetried(t *testing.T) {
+	c := closedClientConsumer(t)
+	// Retried, the Poll would wait out the hour of backoff: the ctx ends
+	// it sooner.
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+	_, err := c.Poll(ctx)
+	require.ErrorIs(t, err, api.ErrBrokerClosed)
+}
+
+// closedClientConsumer returns a consumer of a partition whose Client
+// answers every Fetch with an error that matches both api.ErrBrokerClosed
+// and api.ErrRequestTimedOut, with an hour of RetryBackoff.
+func closedClientConsumer(t *testing.T) *consumer.Consumer {
+	closed := fmt.Errorf("%w: %w", api.ErrRequestTimedOut, api.ErrBrokerClosed)
+	client := &fakeClient{t: t, fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+		return api.FetchResponse{}, closed
+	}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	return c
+}
+
+// A Records loop ends after yielding a Poll error that matches
+// api.ErrBrokerClosed (the Client closed, as Records' doc says), also
+// when the error matches an error Kafka's table calls retriable too,
+// rather than wait RetryBackoff and poll the closed Client again.
+func TestRecordsEndsOnClosedClientError(t *testing.T) {
+	c := closedClientConsumer(t)
+	// Not ended, the loop would wait out the hour of backoff: the ctx
+	// ends it sooner.
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, err := range c.Records(ctx) {
+		errs = append(errs, err)
+	}
+	require.NoError(t, ctx.Err(), "the loop ended by itself")
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], api.ErrBrokerClosed)
+}
+
+// A Seek during the backoff of a retriable error ends it: the next Poll
+// fetches the partition from the new position at once, its records each
+// once, none skipped.
+func TestSeekDuringTransientBackoff(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+	client := &flakyClient{Broker: b, partErrs: []error{api.ErrNotLeader}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.At(2)))
+	ctx := testCtx(t)
+	fs, err := c.Poll(ctx) // the partition's answer fails: backed off for an hour
+	require.NoError(t, err)
+	require.Zero(t, fs.NumRecords())
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 2, pos, "the position is kept")
+	require.NoError(t, c.Seek("t", 0, consumer.At(1)))
+	g := &got{}
+	for len(g.recs) < 4 {
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		g.add(fs)
+	}
+	require.Equal(t, seq("v", 1, 4), g.values("t", 0))
 }

@@ -77,3 +77,31 @@ func TestMaxInFlightUnbounded(t *testing.T) {
 	stop()
 	requireInOrder(t, b, o, recs)
 }
+
+// TestMaxInFlightUnboundedClose: Close while more requests are in flight
+// than the acker's hand-off queue holds (the partition's goroutine waits
+// to hand over the last one appended) ends the waits: Close returns, and
+// every promise runs once, in produce order, with ErrClosed.
+func TestMaxInFlightUnboundedClose(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newAckClient(b)
+	p, err := producer.New(c, append(oneRecordBatches(), producer.DisableIdempotence(),
+		producer.MaxInFlight(math.MaxInt), producer.DefaultTopic("t"))...)
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	recs := fiveByteRecords(200)
+	o := newOrder()
+	for _, r := range recs {
+		p.Produce(ctx, r, o.promise())
+	}
+	// One in the acker's wait, 64 in its queue, one being handed over.
+	for range 66 {
+		c.next(t, ctx)
+	}
+	require.NoError(t, p.Close())
+	o.wg.Wait()
+	require.Equal(t, values(recs), o.seen, "promises in produce order")
+	for _, r := range recs {
+		require.ErrorIs(t, o.errs[string(r.Value)], producer.ErrClosed, "%s", r.Value)
+	}
+}

@@ -117,3 +117,30 @@ func TestTopicLookUpRetriesEnd(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrClosed)
 	require.False(t, errors.Is(err, context.Canceled))
 }
+
+// cancellingPartitions is a Client whose Partitions ends the record's ctx
+// (cancel) and fails with a retriable error, as a look-up cut short by
+// the ctx ending under it may.
+type cancellingPartitions struct {
+	*runnel.Broker
+	cancel context.CancelFunc
+}
+
+func (c *cancellingPartitions) Partitions(context.Context, string) (int, error) {
+	c.cancel()
+	return 0, api.ErrRequestTimedOut
+}
+
+// A look-up that fails with a retriable error once the record's ctx has
+// ended fails the record with the ctx's error (it was not written, as
+// Produce's doc says of that error), not with the look-up's: the retry
+// ends there.
+func TestTopicLookUpEndedByCtxGivesCtxError(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	c := &cancellingPartitions{Broker: b, cancel: cancel}
+	p := newProducer(t, c, producer.RetryBackoff(time.Millisecond))
+	err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("v")})
+	require.ErrorIs(t, err, context.Canceled)
+}

@@ -123,9 +123,19 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}()
 	for try := 1; ; try++ {
 		n, err := p.partitions(ctx, name)
-		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) ||
-			p.closed.Load() || ctx.Err() != nil {
+		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
+		}
+		// A retry ends with Close or ctx, with their errors rather than
+		// the look-up's (which the ctx ending under it may have caused):
+		// a record failed with its ctx's error was not written.
+		switch {
+		case errors.Is(err, ErrClosed):
+			return 0, err // partitions saw Close
+		case p.closed.Load():
+			return 0, closedError(err)
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
 		}
 		left := time.Until(deadline)
 		if left <= 0 {

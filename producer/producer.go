@@ -435,9 +435,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // mean that it may have been written (if a request that held it was sent
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
-// failed to fsync it) and the errors of a Client of your own that the api table does not
+// failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
+// earlier attempt of which may have been appended: see Producer) and the
+// errors of a Client of your own that the api table does not
 // know (a network error, say); the broker's refusals (ErrRecordTooLarge,
-// log.ErrInvalidRecord, ErrOutOfOrderSequence, ErrProducerFenced,
+// log.ErrInvalidRecord, ErrProducerFenced,
 // api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
 // buffered (ErrMaxBuffered, ErrNoTopic, ...) mean it was not. A caller
 // that produces a record again after a "may have been written" produces

@@ -170,13 +170,13 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			// are done; nothing else fails. Unless an earlier attempt of
 			// it may have been appended: then it fails (and only it), so
 			// that it is never there twice.
+			if b.unsure {
+				pp.giveUp(b, err) // which logs it
+				return
+			}
 			pp.settle()
 			p.cfg.logger.Warn("sequence numbers refused: the broker lost records or never had them; retrying under a new producer id",
 				"topic", pp.t.name, "partition", pp.id, "producer_id", b.pid, "base_sequence", b.baseSeq, "err", err)
-			if b.unsure {
-				pp.giveUp(b, err)
-				return
-			}
 			p.resetProducerID(b.pidGen, err)
 			pp.unseal(b)
 			continue
