@@ -144,3 +144,39 @@ func TestTopicLookUpEndedByCtxGivesCtxError(t *testing.T) {
 	err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("v")})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// ProduceSync of several records to a topic whose partition count cannot
+// be learned (every look-up answered with a retriable error) fails them
+// all after one look-up's DeliveryTimeout, not one DeliveryTimeout per
+// record, one after another: the records after the first take its
+// answer. Measured in look-ups: five records make about as many as one.
+func TestProduceSyncLooksUpATopicOnce(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1), runneltest.Topic("u", 1))
+	always := make([]error, 1<<20)
+	for i := range always {
+		always[i] = api.ErrRequestTimedOut
+	}
+	opts := []producer.Opt{producer.RetryBackoff(time.Millisecond), producer.DeliveryTimeout(50 * time.Millisecond)}
+	records := func(n int, topic string) []*record.Record {
+		var recs []*record.Record
+		for range n {
+			recs = append(recs, &record.Record{Topic: topic, Value: []byte("v")})
+		}
+		return recs
+	}
+
+	one := &flakyPartitions{Broker: b, errs: always}
+	err := newProducer(t, one, opts...).ProduceSync(testCtx(t), records(1, "t")...)
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+
+	five := &flakyPartitions{Broker: b, errs: always}
+	err = newProducer(t, five, opts...).ProduceSync(testCtx(t), records(5, "t")...)
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), 5, "every record failed")
+	require.LessOrEqual(t, five.callCount(), one.callCount()+2, "look-ups of five records against one's")
+
+	// Another topic of the same call is looked up on its own.
+	mixed := &flakyPartitions{Broker: b, errs: always[:1]} // t's first look-up fails once, then all answer
+	err = newProducer(t, mixed, opts...).ProduceSync(testCtx(t), append(records(2, "t"), records(2, "u")...)...)
+	require.NoError(t, err)
+}

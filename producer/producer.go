@@ -297,7 +297,7 @@ func noPromise(*record.Record, error) {}
 // partitioner whose ForTopic returned nil), and the broker's errors for
 // the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
-	p.produce(ctx, r, promise, true)
+	p.produce(ctx, r, promise, true, nil)
 }
 
 // TryProduce is Produce, except that when the buffer is full, or a
@@ -305,12 +305,16 @@ func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*
 // the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
 // governs r as it does for Produce.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
-	p.produce(ctx, r, promise, false)
+	p.produce(ctx, r, promise, false, nil)
 }
 
 // produce is Produce and TryProduce; it reports whether r was buffered
 // (false: r failed before it was partitioned, its promise has run).
-func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool) (buffered bool) {
+// failed, if not nil, holds the topics whose partition count a record
+// of the same ProduceSync could not learn within DeliveryTimeout, with
+// that error: a record of such a topic fails with it at once, rather
+// than wait as long again (and produce adds to it).
+func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool, failed map[string]error) (buffered bool) {
 	if promise == nil {
 		promise = noPromise
 	}
@@ -372,7 +376,13 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			p.release(1, int64(size))
 		}
 	}()
-	t, err := p.topic(ctx, topic, block)
+	var t *topicState
+	var err error
+	if failed != nil && failed[topic] != nil {
+		err = failed[topic]
+	} else if t, err = p.topic(ctx, topic, block); err != nil && failed != nil && errors.Is(err, ErrDeliveryTimeout) {
+		failed[topic] = err
+	}
 	if err != nil {
 		// The promise first, then the deferred release: the record is
 		// done (for Flush) once it ran.
@@ -431,8 +441,12 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // What each *RecordError says of its record (as the outcome of a send
 // does with Kafka's Java producer): an error matching context.Canceled or
 // context.DeadlineExceeded — its ctx's, never the producer's own — means
-// it was never sent, so not written; ErrDeliveryTimeout and ErrClosed
-// mean that it may have been written (if a request that held it was sent
+// it was never sent, so not written, and so does any error of a
+// RecordError whose Partition is UnknownPartition (it failed before it
+// was partitioned: an ErrDeliveryTimeout there says its topic's
+// partition count could not be learned, and the records of that topic
+// after it in the same call fail with it at once); ErrDeliveryTimeout
+// and ErrClosed otherwise mean that it may have been written (if a request that held it was sent
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
 // failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
@@ -451,8 +465,12 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	}
 	s := &syncWait{done: make(chan struct{})}
 	s.left.Store(int64(len(recs)))
+	var failed map[string]error // see produce
+	if len(recs) > 1 {
+		failed = map[string]error{}
+	}
 	for _, r := range recs {
-		if !p.produce(ctx, r, s.promise, true) && !p.explicitPartition(r) {
+		if !p.produce(ctx, r, s.promise, true, failed) && !p.explicitPartition(r) {
 			s.unpartitioned(r)
 		}
 	}
