@@ -81,6 +81,9 @@ type Consumer struct {
 	// enough (the Records iterator, isClosed).
 	closed atomic.Bool
 	order  []*assignment // assignment order; fetches rotate over it
+	// fetchFailing throttles the logs of a retriable error of whole
+	// Fetches that keeps coming back (see backOff); under mu.
+	fetchFailing failing
 	rotate int
 	// wakeCtx is cancelled (cause errWoken) when a change should end a
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
@@ -155,6 +158,9 @@ type assignment struct {
 	// held is an error a Records loop ended before yielding that the
 	// next Poll returns (see unreported); Seek and Assign drop it.
 	held *Fetch
+	// failing throttles the logs of a retriable error of this partition
+	// that keeps coming back (see backOffLocked).
+	failing failing
 	// seen is set once the Client has answered for the partition at this
 	// position (resolved it, or fetched from it without an error): an
 	// unknown partition after that means the partition is gone, and

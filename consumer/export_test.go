@@ -25,3 +25,12 @@ func SetIdle(c *Consumer, f func(d time.Duration)) {
 	}
 	c.hooks.idle = f
 }
+
+// SetStillFailingEvery sets how often a retriable error that keeps
+// coming back is logged at Warn (see stillFailingEvery), until the test
+// ends.
+func SetStillFailingEvery(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := stillFailingEvery
+	stillFailingEvery = d
+	t.Cleanup(func() { stillFailingEvery = old })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -50,10 +51,12 @@ import (
 //     partition not read yet (a topic not created yet, say), not the
 //     leader, a request timed out, a storage error (log.ErrLogFenced) —
 //     is not reported: the partition is left out of fetches for
-//     RetryBackoff, then tried again, and the error is logged (Info), as
-//     Kafka's Java consumer and franz-go retry these without telling the
-//     application; so is a ListOffset's such error, for the position it
-//     was to resolve;
+//     RetryBackoff, then tried again, as Kafka's Java consumer and
+//     franz-go retry these without telling the application; so is a
+//     ListOffset's such error, for the position it was to resolve. The
+//     log tells: the first retry at Info, then one at Warn every 30 s
+//     while the errors go on (a partition fenced on its broker, a
+//     partition number that does not exist), the others at Debug;
 //   - any other error — a corrupt batch (record.ErrCorrupt, retriable in
 //     the table, but reported by Kafka's consumers too), an error the
 //     table does not know — is reported and the partition is left out
@@ -168,6 +171,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	c.fetchFailing.answered()
 	for i, a := range sent {
 		fp, ok := match(&resp, i, a.tp)
 		if !ok {
@@ -184,6 +188,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 			continue
 		}
 		a.seen = true
+		a.failing.answered()
 		if a.topicID.IsZero() {
 			a.topicID = fp.TopicID
 		}
@@ -321,6 +326,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 			case err != nil:
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			default:
+				p.a.failing.answered()
 				c.resolvedLocked(p.a, p.at, lo)
 			}
 		}
@@ -464,12 +470,43 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 }
 
 // backOffLocked leaves a partition out of fetches for RetryBackoff after
-// a transient error, which it logs and does not report (see transient).
+// a transient error, which it logs (see failing) and does not report (see
+// transient).
 func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now time.Time) {
 	a.retryAt = now.Add(c.cfg.backoff)
-	c.cfg.logger.Info("partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
+	a.failing.log(c.cfg.logger, now, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", offset, "backoff", c.cfg.backoff, "err", err)
 }
+
+// stillFailingEvery is how often a retriable error that keeps coming back
+// is logged at Warn (a var: tests shorten it).
+var stillFailingEvery = 30 * time.Second
+
+// failing throttles the logs of a retriable error that the consumer
+// retries without reporting it: the first retry after a good answer is
+// logged at Info, the next ones at Debug, but for one at Warn every
+// stillFailingEvery while the errors go on, with for how long ("failing"),
+// so that a condition that does not go away (a partition fenced on its
+// broker, a partition number that does not exist) shows in the log
+// without a line at every RetryBackoff. Its zero value is a partition
+// that answers.
+type failing struct{ since, warned time.Time }
+
+func (f *failing) log(l *slog.Logger, now time.Time, msg string, args ...any) {
+	switch {
+	case f.since.IsZero():
+		f.since, f.warned = now, now
+		l.Info(msg, args...)
+	case now.Sub(f.warned) >= stillFailingEvery:
+		f.warned = now
+		l.Warn(msg, append(args, "failing", now.Sub(f.since))...)
+	default:
+		l.Debug(msg, args...)
+	}
+}
+
+// answered marks the end of a run of errors: the next one is a first.
+func (f *failing) answered() { f.since = time.Time{} }
 
 // backOff backs off the partitions of a fetch that failed as a whole
 // with a transient error (those still at the cursor the fetch was made
@@ -483,7 +520,7 @@ func (c *Consumer) backOff(sent []*assignment, curs []*cursor, err error) time.T
 			a.retryAt = now.Add(c.cfg.backoff)
 		}
 	}
-	c.cfg.logger.Info("fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
+	c.fetchFailing.log(c.cfg.logger, now, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
 	return now.Add(c.cfg.backoff)
 }
 
