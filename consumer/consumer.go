@@ -84,7 +84,7 @@ type Consumer struct {
 	// fetchFailing throttles the logs of a retriable error of whole
 	// Fetches that keeps coming back (see backOff); under mu.
 	fetchFailing failing
-	rotate int
+	rotate       int
 	// wakeCtx is cancelled (cause errWoken) when a change should end a
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
 	wakeCtx context.Context
