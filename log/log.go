@@ -453,6 +453,17 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err := l.loadProducers(ctx, l.snapshots, legacy); err != nil {
 		return err
 	}
+	if clean && start > next {
+		// A clean Close writes a log start offset at most its log end: a
+		// marker with one past the end is stale (records deleted by
+		// DeleteRecordsBefore after it, then lost to a crash). As after a
+		// crash, the checkpoint comes down to the end on disk too, or the
+		// next Open would move the start above the records appended since.
+		l.logger.Warn("clean-shutdown marker with a log start offset past the log end: recovering as after a crash",
+			"dir", l.dir, "logStartOffset", start, "logEndOffset", next)
+		clean = false
+		l.info.Clean = false
+	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
 		// marker goes, so that a crash from now on is not taken for a
