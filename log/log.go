@@ -353,17 +353,22 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if uerr := s.Unseal(); uerr != nil {
 				return uerr
 			}
-			boundary := base == rp // a batch ends at rp, or the segment begins there
+			// A batch ends at rp, or the segment begins there. One that
+			// merely begins there is no sign of appends after the clean
+			// Close: the active segment's offsets follow each other, so
+			// that the batch before it ends there too, unless its base
+			// offset (which no CRC covers) went bad and was raised to rp.
+			boundary := base == rp
 			rres, rerr := s.RecoverFunc(ctx, rp, func(b record.Batch) error {
-				boundary = boundary || b.BaseOffset() == rp || b.NextOffset() == rp
+				boundary = boundary || b.NextOffset() == rp
 				return l.recoverEpoch(b)
 			})
 			switch {
 			case rerr != nil:
 				err = rerr
 			case boundary:
-				// Appends after the clean Close (a batch begins at its
-				// end) or nothing after it but a torn tail: a stale
+				// Appends after the clean Close (batches after the one
+				// ending at its end) or nothing after it but a torn tail: a stale
 				// marker, no lost records. Otherwise, the error stands:
 				// records the clean Close recorded are missing, or a
 				// batch header went bad and no batch ends where it ended.
