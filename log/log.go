@@ -355,9 +355,10 @@ func (l *Log) open(ctx context.Context) (err error) {
 			}
 			// A batch ends at rp, or the segment begins there. One that
 			// merely begins there is no sign of appends after the clean
-			// Close: the active segment's offsets follow each other, so
-			// that the batch before it ends there too, unless its base
-			// offset (which no CRC covers) went bad and was raised to rp.
+			// Close: the batch the Close ended the log with ends there,
+			// and appends after it follow it, so that a batch beginning
+			// at rp with none ending there had its base offset (which no
+			// CRC covers) go bad.
 			boundary := base == rp
 			rres, rerr := s.RecoverFunc(ctx, rp, func(b record.Batch) error {
 				boundary = boundary || b.NextOffset() == rp
