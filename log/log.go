@@ -336,6 +336,16 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
+		if active && clean && rp == 0 && s.Size() > 0 {
+			// A clean Close at log end 0 leaves an empty log, and End
+			// cannot say 0: a marker beside a recovery point of 0 (a
+			// truncation lowered it) and records is stale. Recovered as
+			// after a crash, the recovery point is written at the end.
+			l.logger.Warn("clean-shutdown marker with a recovery point of 0 beside records: recovering as after a crash",
+				"dir", l.dir, "segment", s.String())
+			clean = false
+			l.info.Clean = false
+		}
 		// Scan the segment holding the recovery point and all after it,
 		// unless the log was closed cleanly; and any whose index is bad.
 		reachesRP := i+1 == len(bases) || bases[i+1] > rp
