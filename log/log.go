@@ -379,10 +379,11 @@ func (l *Log) open(ctx context.Context) (err error) {
 				err = rerr
 			case boundary:
 				// Appends after the clean Close (batches after the one
-				// ending at its end) or nothing after it but a torn tail: a stale
-				// marker, no lost records. Otherwise, the error stands:
-				// records the clean Close recorded are missing, or a
-				// batch header went bad and no batch ends where it ended.
+				// ending at its end) or nothing after it but a torn
+				// tail: a stale marker, no lost records. Otherwise, the
+				// error stands: records the clean Close recorded are
+				// missing, or a batch header went bad and no batch ends
+				// where it ended.
 				l.logger.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
 					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
 				res, err = rres, nil
