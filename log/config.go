@@ -124,7 +124,8 @@ func (t TimestampType) String() string {
 // fraction of a millisecond is dropped, so a positive duration below 1 ms
 // is 0 ms (a RetentionTime of time.Nanosecond is Kafka's retention.ms=0;
 // a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
-// below its minimum of 1, rolls the active segment at each append).
+// below its minimum of 1, rolls the active segment at each append whose
+// records are no older than its first batch, as SegmentTime counts).
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -34,7 +35,9 @@ import (
 // one (the disk dies after a random number of file-system operations);
 // then vfs.MemFS.CrashClone with a random tail mode, with and without
 // Reorder, and Open — itself cut by a power loss now and then, and opened
-// again on what that crash left. The log must then hold:
+// again on what that crash left, and after one crash in eight tried first
+// with a stale clean-shutdown marker put back (see openStale). The log
+// must then hold:
 //
 //   - every acknowledged record (an append whose fsync it waited for: under
 //     SyncAlways every Append, under SyncPeriodic those that made a flush
@@ -275,7 +278,13 @@ type crashSim struct {
 	faultIn   atomic.Int64
 	faulted   atomic.Bool
 	faultOp   atomic.Pointer[string] // the operation that failed, until logged
-	l         *Log
+	// stale draws, apart from rng (so that a seed's run is the same
+	// without it), the crashes after which a stale clean-shutdown marker
+	// is put back (a directory copied with an older marker, say);
+	// staleOpened says that Open took one since the run began.
+	stale       *rand.Rand
+	staleOpened bool
+	l           *Log
 
 	recs      []*simRec // by offset, from 0 to the log end offset
 	start     int64
@@ -297,7 +306,7 @@ type crashSim struct {
 
 func newCrashSim(t *testing.T, seed uint64) *crashSim {
 	s := &crashSim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6372617368)), clock: newClock(), mem: vfs.NewMem(),
-		present: map[int64]bool{}, unc: simUncertain{cutFrom: -1}}
+		present: map[int64]bool{}, unc: simUncertain{cutFrom: -1}, stale: rand.New(rand.NewPCG(seed, 0x7374616c65))}
 	s.failIn.Store(-1)
 	s.faultIn.Store(-1)
 	r := s.rng
@@ -1085,6 +1094,12 @@ func (s *crashSim) crash() {
 			continue
 		}
 		s.logf("open")
+		if s.stale.IntN(8) == 0 {
+			if l := s.openStale(); l != nil {
+				s.l = l
+				break
+			}
+		}
 		l, err := s.openLog(s.mem)
 		s.check(err == nil, "open after a crash (during %q): %v", s.unc.op, err)
 		s.l = l
@@ -1101,6 +1116,37 @@ func (s *crashSim) crash() {
 		s.fatalf("append after the crash: %v", err)
 	}
 	s.observe("append after the crash", s.start)
+}
+
+// openStale puts a clean-shutdown marker back beside what the crash
+// left, as an older marker copied with the directory would be, and opens
+// the log. Whatever it opens is checked as after a crash: a stale marker
+// must neither lose acknowledged records nor serve lost ones. Open may
+// refuse it with record.ErrCorrupt where the segments end below the
+// recovery point (a crash during a truncation, which lowers the recovery
+// point after the cut): loss that a marker cannot tell from a stale one.
+// The marker then goes, and openStale returns nil.
+func (s *crashSim) openStale() *Log {
+	marker := filepath.Join(crashDir, cleanShutdownFile)
+	writeMemFile(s.t, s.mem, marker, nil)
+	if err := s.mem.SyncDir(crashDir); err != nil {
+		s.fatalf("putting a stale marker back: %v", err)
+	}
+	s.logf("a stale clean-shutdown marker put back")
+	l, err := s.openLog(s.mem)
+	if err == nil {
+		s.staleOpened = true
+		return l
+	}
+	s.check(errors.Is(err, record.ErrCorrupt), "open after a crash with a stale marker (during %q): %v", s.unc.op, err)
+	s.logf("  refused: %v", err)
+	if err := s.mem.Remove(marker); err != nil {
+		s.fatalf("removing the stale marker: %v", err)
+	}
+	if err := s.mem.SyncDir(crashDir); err != nil {
+		s.fatalf("removing the stale marker: %v", err)
+	}
+	return nil
 }
 
 func (s *crashSim) crashOptions() vfs.CrashOptions {

@@ -82,7 +82,15 @@
 // the log end offset that Close recorded (see segment.OpenOptions): a batch
 // header gone bad there is an error of Open, never a log end offset that
 // was not reached. Elsewhere reads find it (see package segment,
-// "Offsets"). OpenContext cuts a long recovery short when its ctx ends,
+// "Offsets"). A clean-shutdown marker that the files show stale (a crash
+// brought it back, or it was copied with other files than its own) is
+// not trusted, and the log is recovered as after a crash: a recovery
+// point below the active segment, or of 0 beside records (a clean Close
+// at 0 leaves an empty log), a log start offset past the end, or an
+// active segment that goes on past a batch ending at the recorded end
+// (appends after that Close, or a torn tail). An active segment with no
+// batch ending there lost records the Close recorded: still an error.
+// OpenContext cuts a long recovery short when its ctx ends,
 // leaving the rest of it to the next Open.
 //
 // Time comes from an injected Clock so that retention and compaction are

@@ -336,6 +336,16 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
+		if active && clean && rp == 0 && s.Size() > 0 {
+			// A clean Close at log end 0 leaves an empty log, and End
+			// cannot say 0: a marker beside a recovery point of 0 (a
+			// truncation lowered it) and records is stale. Recovered as
+			// after a crash, the recovery point is written at the end.
+			l.logger.Warn("clean-shutdown marker with a recovery point of 0 beside records: recovering as after a crash",
+				"dir", l.dir, "segment", s.String())
+			clean = false
+			l.info.Clean = false
+		}
 		// Scan the segment holding the recovery point and all after it,
 		// unless the log was closed cleanly; and any whose index is bad.
 		reachesRP := i+1 == len(bases) || bases[i+1] > rp
@@ -353,20 +363,27 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if uerr := s.Unseal(); uerr != nil {
 				return uerr
 			}
-			boundary := base == rp // a batch ends at rp, or the segment begins there
+			// A batch ends at rp, or the segment begins there. One that
+			// merely begins there is no sign of appends after the clean
+			// Close: the batch the Close ended the log with ends there,
+			// and appends after it follow it, so that a batch beginning
+			// at rp with none ending there had its base offset (which no
+			// CRC covers) go bad.
+			boundary := base == rp
 			rres, rerr := s.RecoverFunc(ctx, rp, func(b record.Batch) error {
-				boundary = boundary || b.BaseOffset() == rp || b.NextOffset() == rp
+				boundary = boundary || b.NextOffset() == rp
 				return l.recoverEpoch(b)
 			})
 			switch {
 			case rerr != nil:
 				err = rerr
 			case boundary:
-				// Appends after the clean Close (a batch begins at its
-				// end) or nothing after it but a torn tail: a stale
-				// marker, no lost records. Otherwise, the error stands:
-				// records the clean Close recorded are missing, or a
-				// batch header went bad and no batch ends where it ended.
+				// Appends after the clean Close (batches after the one
+				// ending at its end) or nothing after it but a torn
+				// tail: a stale marker, no lost records. Otherwise, the
+				// error stands: records the clean Close recorded are
+				// missing, or a batch header went bad and no batch ends
+				// where it ended.
 				l.logger.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
 					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
 				res, err = rres, nil
@@ -452,6 +469,17 @@ func (l *Log) open(ctx context.Context) (err error) {
 	}
 	if err := l.loadProducers(ctx, l.snapshots, legacy); err != nil {
 		return err
+	}
+	if clean && start > next {
+		// A clean Close writes a log start offset at most its log end: a
+		// marker with one past the end is stale (records deleted by
+		// DeleteRecordsBefore after it, then lost to a crash). As after a
+		// crash, the checkpoint comes down to the end on disk too, or the
+		// next Open would move the start above the records appended since.
+		l.logger.Warn("clean-shutdown marker with a log start offset past the log end: recovering as after a crash",
+			"dir", l.dir, "logStartOffset", start, "logEndOffset", next)
+		clean = false
+		l.info.Clean = false
 	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
