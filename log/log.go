@@ -294,11 +294,14 @@ func (l *Log) open(ctx context.Context) (err error) {
 	}
 	l.snapshots = snapshotOffsets(names)
 	legacy := slices.Contains(names, producerFile)
-	if clean && len(bases) > 0 && rp < bases[len(bases)-1] {
+	if clean && rpKnown && len(bases) > 0 && rp < bases[len(bases)-1] {
 		// A clean Close writes its log end as the recovery point, in the
 		// active segment: a marker with a recovery point below it is
 		// stale (brought back by a crash, or copied with other files than
-		// its own). The log is opened as after a crash, as Kafka opens
+		// its own). A marker beside no recovery point at all is trusted,
+		// as Kafka trusts its marker: recovered from 0, a batch gone bad
+		// in a sealed segment would be cut as a torn tail, and every
+		// segment after it removed. The log is opened as after a crash, as Kafka opens
 		// one whose marker it cannot trust, rather than refused.
 		l.logger.Warn("clean-shutdown marker with a recovery point below the active segment: recovering as after a crash",
 			"dir", l.dir, "recoveryPoint", rp, "activeBase", bases[len(bases)-1])
@@ -336,7 +339,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
-		if active && clean && rp == 0 && s.Size() > 0 {
+		if active && clean && rpKnown && rp == 0 && s.Size() > 0 {
 			// A clean Close at log end 0 leaves an empty log, and End
 			// cannot say 0: a marker beside a recovery point of 0 (a
 			// truncation lowered it) and records is stale. Recovered as

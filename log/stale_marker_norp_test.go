@@ -1,0 +1,41 @@
+package log
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/segment"
+)
+
+// TestCleanMarkerWithoutRecoveryPointFile: a clean-shutdown marker
+// beside no recovery-point checkpoint at all (a directory copied without
+// it) is trusted, as Kafka trusts its marker, not taken for a stale one
+// and recovered from offset 0: that recovery would take a batch gone bad
+// in a sealed segment for a torn tail, cut it, and remove every segment
+// after it, losing sound records; trusted, the bad batch is reported
+// when it is read, and the rest is read.
+func TestCleanMarkerWithoutRecoveryPointFile(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts, v)) // a segment each
+	}
+	require.NoError(t, l.Close())
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, recoveryPointFile)))
+	first := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	data := readAllFile(t, e.fs, first)
+	data[len(data)-1] ^= 0xff // the value of the first segment's one batch: its CRC fails
+	writeMemFile(t, e.fs, first, data)
+
+	l = e.open(cfg)
+	require.True(t, l.Recovery().Clean, "the marker is trusted")
+	require.EqualValues(t, 3, l.LogEndOffset(), "no segment removed")
+	recs := readAll(t, l, 1)
+	require.Len(t, recs, 2)
+	require.Equal(t, "b", string(recs[0].Value))
+	require.Equal(t, "c", string(recs[1].Value))
+}
