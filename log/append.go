@@ -576,7 +576,7 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 		} else {
 			waited = l.clock.Now().UnixMilli() - l.activeCreated.UnixMilli()
 		}
-		if waited >= rollAfter.Milliseconds() {
+		if waited > rollAfter.Milliseconds() { // strictly, as Kafka's
 			return true
 		}
 	}

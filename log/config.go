@@ -143,7 +143,7 @@ type Config struct {
 	// would pass it; the segments written stay as they are.
 	SegmentBytes int64
 	// SegmentTime is segment.ms: the active segment rolls before an
-	// append whose records are this much newer than its first batch, by
+	// append whose records are more than this newer than its first batch, by
 	// their timestamps, as Kafka's (a restart does not reset the count);
 	// by the wall clock since the segment was created, or the log opened,
 	// when its first batch has no timestamp. Default 7 days; negative

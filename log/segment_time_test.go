@@ -40,7 +40,7 @@ func TestSegmentTimeByRecordTimestamps(t *testing.T) {
 	})
 	t.Run("a backfill", func(t *testing.T) {
 		e := newEnv(t)
-		l := e.open(Config{SegmentTime: 24 * time.Hour})
+		l := e.open(Config{SegmentTime: 20 * time.Hour}) // each day's first batch is 24 h after the day before's
 		defer l.Close()
 		old := e.clock.Now().Add(-30 * 24 * time.Hour).UnixMilli()
 		for day := range 5 {
@@ -62,4 +62,21 @@ func TestSegmentTimeByRecordTimestamps(t *testing.T) {
 		appendOK(t, l, batch(-1, "c"))
 		require.Equal(t, 2, l.Segments())
 	})
+}
+
+// TestSegmentTimeRollsStrictlyPast: the active segment rolls once the
+// records are more than segment.ms newer than its first batch, not at
+// exactly segment.ms, as Kafka's LogSegment.shouldRoll compares
+// (timeWaitedForRoll > maxSegmentMs).
+func TestSegmentTimeRollsStrictlyPast(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: time.Hour})
+	defer l.Close()
+	first := e.clock.Now().UnixMilli()
+	batch := func(ts int64) []byte { return batchOf(t, compression.None, kv{value: []byte("v"), ts: ts}) }
+	appendOK(t, l, batch(first))
+	appendOK(t, l, batch(first+3600_000))
+	require.Equal(t, 1, l.Segments(), "exactly segment.ms after the first batch: not yet")
+	appendOK(t, l, batch(first+3600_001))
+	require.Equal(t, 2, l.Segments(), "past it")
 }
