@@ -308,6 +308,36 @@ func (c *Consumer) wakeLocked() {
 	c.wakeCtx, c.wake = context.WithCancelCause(context.Background())
 }
 
+// assignTopicTimeout bounds AssignTopic's retries of a Client's
+// retriable errors: Kafka's default.api.timeout.ms.
+const assignTopicTimeout = 60 * time.Second
+
+// partitions asks the Client for topic's partition count, again after
+// RetryBackoff while it answers an error Kafka's table calls retriable
+// (but an unknown topic or partition, which is an answer, and a closed
+// Client's), as the Java consumer's partitionsFor retries, for up to
+// assignTopicTimeout; then, or when ctx ends, the last error (ctx's).
+func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
+	deadline := time.Now().Add(assignTopicTimeout)
+	for {
+		n, err := c.client.Partitions(ctx, topic)
+		if err == nil || !transient(err) || clientClosed(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) ||
+			!time.Now().Before(deadline) {
+			return n, err
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		c.cfg.logger.Debug("retrying the partition count", "topic", topic, "backoff", c.cfg.backoff, "err", err)
+		if !c.sleep(ctx, min(c.cfg.backoff, time.Until(deadline))) {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, ErrClosed
+		}
+	}
+}
+
 // AssignTopic assigns every partition of topic (as many as the Client's
 // Partitions reports now), each starting at at; see Assign. Partitions
 // added to the topic later (CreatePartitions) are not assigned, and
@@ -321,10 +351,16 @@ func (c *Consumer) wakeLocked() {
 // A Close during the call ends the Client's call, and waits for it, as it
 // does a Poll's.
 //
+// An error of the Client's Partitions that Kafka's table calls retriable
+// (not the leader, a request timed out) is retried after RetryBackoff,
+// for up to 60 s (Kafka's default.api.timeout.ms), as the Java
+// consumer's partitionsFor retries it.
+//
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
-// for an unknown topic, api.ErrBrokerClosed for a closed broker); ctx's
-// error; ErrClosed (also when Close came during the call).
+// for an unknown topic, api.ErrBrokerClosed for a closed broker, a
+// retriable one that went on for 60 s); ctx's error; ErrClosed (also
+// when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if c.isClosed() {
 		return ErrClosed
@@ -347,7 +383,7 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	defer cancel()
 	stop := context.AfterFunc(c.closing, cancel)
 	defer stop()
-	n, err := c.client.Partitions(cctx, topic)
+	n, err := c.partitions(cctx, topic)
 	if err != nil {
 		if c.isClosed() {
 			return ErrClosed

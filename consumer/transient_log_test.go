@@ -1,10 +1,13 @@
 package consumer_test
 
 import (
+	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/stretchr/testify/require"
@@ -82,4 +85,74 @@ func TestTransientErrorsLoggedOnceThenWarned(t *testing.T) {
 				"after a good answer a first again, then warned while it goes on")
 		})
 	}
+}
+
+// flakyPartitionsClient fails the first len(errs) Partitions calls with
+// errs, one each, then answers as the broker does.
+type flakyPartitionsClient struct {
+	*runnel.Broker
+	mu    sync.Mutex
+	errs  []error
+	calls int
+}
+
+func (f *flakyPartitionsClient) Partitions(ctx context.Context, topic string) (int, error) {
+	f.mu.Lock()
+	f.calls++
+	err := pop(&f.errs)
+	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return f.Broker.Partitions(ctx, topic)
+}
+
+// TestAssignTopicRetriesTransientErrors: AssignTopic asks the Client for
+// the topic's partition count again after RetryBackoff when the answer is
+// an error Kafka's table calls retriable (not the leader, a request timed
+// out), as the Java consumer's partitionsFor retries until
+// default.api.timeout.ms; an unknown topic is its answer at once, and a
+// ctx that ends or a Close ends the retries.
+func TestAssignTopicRetriesTransientErrors(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 3})
+	f := &flakyPartitionsClient{Broker: b, errs: []error{api.ErrNotLeader, api.ErrRequestTimedOut}}
+	c := newConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c.AssignTopic(testCtx(t), "t", consumer.Start()))
+	require.Equal(t, 3, f.calls, "two retries")
+	for p := range int32(3) {
+		values(t, b, "t", p, "v")
+	}
+	got := 0
+	for got < 3 {
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		got += fs.NumRecords()
+	}
+
+	f.calls = 0
+	require.ErrorIs(t, c.AssignTopic(testCtx(t), "missing", consumer.Start()), api.ErrUnknownTopicOrPartition)
+	require.Equal(t, 1, f.calls, "an unknown topic is an answer")
+
+	always := make([]error, 1<<20)
+	for i := range always {
+		always[i] = api.ErrNotLeader
+	}
+	f.errs = always
+	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, c.AssignTopic(ctx, "t", consumer.Start()), context.DeadlineExceeded)
+
+	done := make(chan error, 1)
+	slow := newConsumer(t, f, consumer.RetryBackoff(time.Hour))
+	f.mu.Lock()
+	before := f.calls
+	f.mu.Unlock()
+	go func() { done <- slow.AssignTopic(testCtx(t), "t", consumer.Start()) }()
+	for asked := false; !asked; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		asked = f.calls > before // then in its hour of backoff
+		f.mu.Unlock()
+	}
+	require.NoError(t, slow.Close())
+	require.ErrorIs(t, <-done, consumer.ErrClosed)
 }
