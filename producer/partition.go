@@ -124,10 +124,7 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}()
 	for try := 1; ; try++ {
 		n, err := p.partitions(ctx, name)
-		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) ||
-			errors.Is(err, api.ErrBrokerClosed) {
-			// A closed Client's error is its answer, even if it matches a
-			// retriable one too (IsRetriable goes by the first it matches).
+		if err == nil || !block || !retriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
 		}
 		// A retry ends with Close or ctx, with their errors rather than

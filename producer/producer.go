@@ -99,7 +99,8 @@ type AsyncClient interface {
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
-// is kept. A batch the broker refuses as too large or invalid
+// is kept. An error that matches api.ErrBrokerClosed (a closed Client)
+// is not retried, whatever else it matches. A batch the broker refuses as too large or invalid
 // (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
 // again, so that only the records at fault fail.
 //
