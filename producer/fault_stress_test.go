@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,14 +26,7 @@ var errAckLost = errors.New("acknowledgement failed after the append")
 // error, or acknowledged late.
 type faultClient struct {
 	*runnel.Broker
-	mu  sync.Mutex
-	rnd *rand.Rand
-}
-
-func (c *faultClient) roll(n int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rnd.IntN(n)
+	*dice
 }
 
 func (c *faultClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
@@ -113,7 +104,7 @@ func TestFaultStress(t *testing.T) {
 	for _, inFlight := range []int{1, 5} {
 		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts}))
-			c := &faultClient{Broker: b, rnd: rand.New(rand.NewPCG(seed, uint64(inFlight)))}
+			c := &faultClient{Broker: b, dice: newDice(seed, uint64(inFlight))}
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(400))
 			require.NoError(t, err)

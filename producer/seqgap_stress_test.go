@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -27,18 +26,12 @@ import (
 // append.
 type lossClient struct {
 	*runnel.Broker
-	mu   sync.Mutex
-	rnd  *rand.Rand
+	*dice
+	mu   sync.Mutex      // over lost and timedOut
 	lost map[string]bool // the values of the records lost
 	// timedOut holds the values of the records appended and answered
 	// as timed out.
 	timedOut map[string]bool
-}
-
-func (c *lossClient) roll(n int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rnd.IntN(n)
 }
 
 func (c *lossClient) lose(data []byte) { c.note(data, c.lost) }
@@ -123,7 +116,7 @@ func TestSequenceGapStress(t *testing.T) {
 	for _, inFlight := range []int{1, 5} {
 		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts}))
-			c := &lossClient{Broker: b, rnd: rand.New(rand.NewPCG(*gapSeed, uint64(inFlight))), lost: map[string]bool{}, timedOut: map[string]bool{}}
+			c := &lossClient{Broker: b, dice: newDice(*gapSeed, uint64(inFlight)), lost: map[string]bool{}, timedOut: map[string]bool{}}
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(400))
 			require.NoError(t, err)

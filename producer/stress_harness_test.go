@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,4 +105,20 @@ func readStressLog(t *testing.T, b *runnel.Broker, topic string, parts int) map[
 		}
 	}
 	return inLog
+}
+
+// dice is the seeded random source of a stress test's fault-injecting
+// client, safe for the producer's goroutines.
+type dice struct {
+	mu  sync.Mutex
+	rnd *rand.Rand
+}
+
+func newDice(seed, stream uint64) *dice { return &dice{rnd: rand.New(rand.NewPCG(seed, stream))} }
+
+// roll returns a number in [0, n).
+func (d *dice) roll(n int) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rnd.IntN(n)
 }
