@@ -45,7 +45,7 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		require.Less(t, made.Load(), int32(6), "partitions made after the ctx ended")
 		require.Empty(t, b.Topics())
-		names, err := mem.List(".")
+		names, err := mem.List(b.root) // the broker's directory: "." holds only it
 		require.NoError(t, err)
 		for _, n := range names {
 			require.False(t, strings.HasPrefix(n, "t-"), "left behind: %s", n)
@@ -56,7 +56,8 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var made atomic.Int32
-		b := open(t, Config{FS: partitionDirsMade(vfs.NewMem(), &made, 4, cancel)})
+		mem := vfs.NewMem()
+		b := open(t, Config{FS: partitionDirsMade(mem, &made, 4, cancel)})
 		require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}))
 		err := b.CreatePartitions(ctx, "t", parts)
 		require.ErrorIs(t, err, context.Canceled)
@@ -64,6 +65,11 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		n, err := b.Partitions(context.Background(), "t")
 		require.NoError(t, err)
 		require.Equal(t, 2, n)
+		names, err := mem.List(b.root)
+		require.NoError(t, err)
+		for _, n := range names {
+			require.False(t, strings.HasPrefix(n, "t-") && n != "t-0" && n != "t-1", "left behind: %s", n)
+		}
 		require.NoError(t, b.CreatePartitions(context.Background(), "t", 3), "the next partition's name is free")
 	})
 	t.Run("close", func(t *testing.T) {

@@ -852,31 +852,34 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
-	fail := func(err error) error {
+	// fail undoes the growth up to partition upTo, the one it failed at
+	// (whose open may have made its directory and some of its files).
+	fail := func(upTo int, err error) error {
 		closePartitions(added)
 		// Best effort, as CreateTopic's: the next growth clears them too.
-		for i := len(t.Partitions); i < len(t.Partitions)+len(added); i++ {
+		// (A directory that holds more than a log's files stays.)
+		for i := len(t.Partitions); i <= upTo; i++ {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
 		return err
 	}
 	for i := len(t.Partitions); i < n; i++ {
 		if err := b.adminStop(ctx); err != nil {
-			return fail(err)
+			return fail(i-1, err)
 		}
 		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
-			return fail(err)
+			return fail(i-1, err)
 		}
 		p, err := b.openPartition(ctx, name, i, t.Config.Config)
 		if err != nil {
-			return fail(err)
+			return fail(i, err)
 		}
 		added = append(added, p)
 	}
 	tc := t.Config
 	tc.Partitions = n
 	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
-		return fail(err)
+		return fail(n-1, err)
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
 	return nil

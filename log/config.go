@@ -125,7 +125,8 @@ func (t TimestampType) String() string {
 // is 0 ms (a RetentionTime of time.Nanosecond is Kafka's retention.ms=0;
 // a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
 // below its minimum of 1, rolls the active segment at each append whose
-// records are no older than its first batch, as SegmentTime counts).
+// records are newer than its first batch, as SegmentTime counts: records
+// of the first batch's millisecond stay in its segment).
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's

@@ -80,3 +80,20 @@ func TestSegmentTimeRollsStrictlyPast(t *testing.T) {
 	appendOK(t, l, batch(first+3600_001))
 	require.Equal(t, 2, l.Segments(), "past it")
 }
+
+// TestSegmentTimeBelowAMillisecond: a SegmentTime below 1 ms counts as
+// 0 ms (Config's doc), and a segment rolls once records are more than
+// that newer than its first batch: an append of records 1 ms newer rolls
+// it, one stamped in the same millisecond does not.
+func TestSegmentTimeBelowAMillisecond(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: 500 * time.Microsecond})
+	defer l.Close()
+	first := e.clock.Now().UnixMilli()
+	batch := func(ts int64) []byte { return batchOf(t, compression.None, kv{value: []byte("v"), ts: ts}) }
+	appendOK(t, l, batch(first))
+	appendOK(t, l, batch(first))
+	require.Equal(t, 1, l.Segments(), "the same millisecond as the first batch")
+	appendOK(t, l, batch(first+1))
+	require.Equal(t, 2, l.Segments(), "1 ms newer")
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,7 +77,7 @@ func closeConcurrentCase(rt *rapid.T) {
 	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts}); err != nil {
 		rt.Fatal(err)
 	}
-	c := &faultClient{Broker: b, rnd: rand.New(rand.NewPCG(seed, 1))}
+	c := &faultClient{Broker: b, dice: newDice(seed, 1)}
 	p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 		producer.Linger(linger), producer.MaxBufferedRecords(maxRecs),
 		producer.RetryBackoff(50*time.Microsecond), producer.BatchMaxBytes(300))

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +12,6 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
-	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
@@ -30,14 +26,7 @@ var errAckLost = errors.New("acknowledgement failed after the append")
 // error, or acknowledged late.
 type faultClient struct {
 	*runnel.Broker
-	mu  sync.Mutex
-	rnd *rand.Rand
-}
-
-func (c *faultClient) roll(n int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rnd.IntN(n)
+	*dice
 }
 
 func (c *faultClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
@@ -105,8 +94,6 @@ func (c *faultClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest)
 // failed failed with the injected error after its append (so it is in the
 // log); each goroutine's records are in each partition's log in produce
 // order.
-var faultSeed = flag.Uint64("faultseed", 3, "seed of TestFaultStress")
-
 func TestFaultStress(t *testing.T) {
 	seed := *faultSeed
 	goroutines, perG := 4, 300
@@ -117,74 +104,14 @@ func TestFaultStress(t *testing.T) {
 	for _, inFlight := range []int{1, 5} {
 		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts}))
-			c := &faultClient{Broker: b, rnd: rand.New(rand.NewPCG(seed, uint64(inFlight)))}
+			c := &faultClient{Broker: b, dice: newDice(seed, uint64(inFlight))}
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(400))
 			require.NoError(t, err)
 			defer p.Close()
 
-			type outcome struct {
-				calls atomic.Int32
-				err   error
-				part  int32
-				off   int64
-			}
-			outs := make([][]outcome, goroutines)
-			var (
-				mu       sync.Mutex
-				problems []string
-				lastSeen = map[[2]int]int{}
-			)
-			var wg sync.WaitGroup
-			for g := range goroutines {
-				outs[g] = make([]outcome, perG)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range perG {
-						r := &record.Record{Key: []byte(fmt.Sprintf("g%d-k%d", g, i%parts)), Value: []byte(fmt.Sprintf("%d-%d", g, i))}
-						p.Produce(context.Background(), r, func(r *record.Record, err error) {
-							o := &outs[g][i]
-							mu.Lock()
-							defer mu.Unlock()
-							if o.calls.Add(1) != 1 {
-								problems = append(problems, fmt.Sprintf("promise of %d-%d ran again", g, i))
-								return
-							}
-							o.err, o.part, o.off = err, r.Partition, r.Offset
-							k := [2]int{g, int(r.Partition)}
-							if last, ok := lastSeen[k]; ok && last >= i {
-								problems = append(problems, fmt.Sprintf("%d-%d's promise after %d-%d's", g, i, g, last))
-							}
-							lastSeen[k] = i
-						})
-					}
-				}()
-			}
-			wg.Wait()
-			require.NoError(t, p.Flush(testCtx(t)))
-			require.Zero(t, p.BufferedRecords())
-			mu.Lock()
-			require.Empty(t, problems)
-			mu.Unlock()
-
-			inLog := map[string][2]int64{}
-			for part := range int32(parts) {
-				last := map[int]int{}
-				for _, r := range readRecords(t, b, "t", part) {
-					v := string(r.Value)
-					_, dup := inLog[v]
-					require.False(t, dup, "%s twice in the log", v)
-					inLog[v] = [2]int64{int64(part), r.Offset}
-					var g, i int
-					_, err := fmt.Sscanf(v, "%d-%d", &g, &i)
-					require.NoError(t, err)
-					if prev, ok := last[g]; ok {
-						require.Greater(t, i, prev, "partition %d: %s after %d-%d", part, v, g, prev)
-					}
-					last[g] = i
-				}
-			}
+			outs := produceConcurrently(t, p, goroutines, perG, parts)
+			inLog := readStressLog(t, b, "t", parts)
 			ok, failed := 0, 0
 			for g := range goroutines {
 				for i := range perG {
@@ -196,7 +123,7 @@ func TestFaultStress(t *testing.T) {
 					case o.err == nil:
 						ok++
 						require.True(t, there, "%s acknowledged, not in the log", v)
-						require.Equal(t, [2]int64{int64(o.part), o.off}, at, "%s", v)
+						require.Equal(t, [2]int64{int64(o.part), o.off}, [2]int64{int64(at.part), at.off}, "%s", v)
 					case errors.Is(o.err, errAckLost):
 						failed++
 						require.True(t, there, "%s failed after its append, not in the log", v)
@@ -210,3 +137,5 @@ func TestFaultStress(t *testing.T) {
 		})
 	}
 }
+
+var faultSeed = flag.Uint64("faultseed", 3, "seed of TestFaultStress")

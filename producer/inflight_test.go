@@ -34,27 +34,9 @@ func TestMaxInFlightAboveFiveWithoutIdempotence(t *testing.T) {
 	c := newAckClient(b)
 	p := newProducer(t, c, append(oneRecordBatches(), producer.DisableIdempotence(),
 		producer.MaxInFlight(8), producer.DefaultTopic("t"))...)
-	ctx := testCtx(t)
-	recs := fiveByteRecords(12)
-	o := newOrder()
-	for _, r := range recs {
-		p.Produce(ctx, r, o.promise())
-	}
 	// Eleven full batches are queued (the twelfth lingers): eight go out
 	// before any is acknowledged.
-	var acks []*heldAck
-	for range 8 {
-		acks = append(acks, c.next(t, ctx))
-	}
-	for i := len(acks) - 1; i >= 0; i-- {
-		acks[i].answer <- nil
-	}
-	stop := c.answerAll(nil)
-	require.NoError(t, p.Flush(ctx))
-	o.wg.Wait()
-	stop()
-	requireInOrder(t, b, o, recs)
-	require.Equal(t, 8, c.mostPending(), "requests in flight at most")
+	requireInFlight(t, b, c, p, 12, 8)
 }
 
 // TestMaxInFlightUnbounded: MaxInFlight without a bound of its own (no

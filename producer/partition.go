@@ -107,7 +107,8 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 
 // lookUp is partitions for a record that Produce is to buffer: with
 // block, an error Kafka's table calls retriable (but an unknown topic or
-// partition, which the broker answers with authority: see Producer) is
+// partition, which the broker answers with authority: see Producer, and
+// one that matches api.ErrBrokerClosed: the Client is closed) is
 // retried after a backoff, as Kafka's producer waits for its metadata
 // (max.block.ms) and franz-go retries its metadata loads, until ctx ends
 // (ctx's error), Close (ErrClosed) or DeliveryTimeout has passed since the
@@ -123,7 +124,7 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}()
 	for try := 1; ; try++ {
 		n, err := p.partitions(ctx, name)
-		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
+		if err == nil || !block || !retriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
 		}
 		// A retry ends with Close or ctx, with their errors rather than

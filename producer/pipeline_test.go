@@ -250,19 +250,30 @@ func TestPipelineKeepsRequestsInFlight(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := newAckClient(b)
 	p := newProducer(t, c, append(oneRecordBatches(), producer.MaxInFlight(3), producer.DefaultTopic("t"))...)
+	// Nine full batches are queued (the tenth lingers): three go out
+	// before any is acknowledged.
+	requireInFlight(t, b, c, p, 10, 3)
+}
+
+// requireInFlight produces n one-record batches through p (made with
+// oneRecordBatches over c, to topic "t" of b), waits until inFlight
+// requests are out before any is acknowledged, answers them last to
+// first (the first batch's promise must still run first), then every
+// other, and fails t unless every promise ran in produce order, the
+// records are in the log in that order, and at most inFlight requests
+// were in flight at once.
+func requireInFlight(t *testing.T, b *runnel.Broker, c *ackClient, p *producer.Producer, n, inFlight int) {
+	t.Helper()
 	ctx := testCtx(t)
-	recs := fiveByteRecords(10)
+	recs := fiveByteRecords(n)
 	o := newOrder()
 	for _, r := range recs {
 		p.Produce(ctx, r, o.promise())
 	}
-	// Nine full batches are queued (the tenth lingers): three go out
-	// before any is acknowledged.
 	var acks []*heldAck
-	for range 3 {
+	for range inFlight {
 		acks = append(acks, c.next(t, ctx))
 	}
-	// Answered last to first: the first batch's promise still runs first.
 	for i := len(acks) - 1; i >= 0; i-- {
 		acks[i].answer <- nil
 	}
@@ -271,7 +282,7 @@ func TestPipelineKeepsRequestsInFlight(t *testing.T) {
 	o.wg.Wait()
 	stop()
 	requireInOrder(t, b, o, recs)
-	require.Equal(t, 3, c.mostPending(), "requests in flight at most")
+	require.Equal(t, inFlight, c.mostPending(), "requests in flight at most")
 }
 
 // TestPipelineSendsWhileWaiting: a record produced while the partition's

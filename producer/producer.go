@@ -29,7 +29,9 @@ import (
 // loses its connection for a while, or times out a request itself, should
 // return api.ErrRequestTimedOut (wrapping its own error if it likes), not
 // an error of its own, and never one matching context.Canceled or
-// context.DeadlineExceeded unless its ctx ended.
+// context.DeadlineExceeded unless its ctx ended. A closed Client returns
+// an error matching api.ErrBrokerClosed, which is not retried, whatever
+// else it matches.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -99,7 +101,8 @@ type AsyncClient interface {
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
-// is kept. A batch the broker refuses as too large or invalid
+// is kept. An error that matches api.ErrBrokerClosed (a closed Client)
+// is not retried, whatever else it matches. A batch the broker refuses as too large or invalid
 // (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
 // again, so that only the records at fault fail.
 //

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,18 +26,12 @@ import (
 // append.
 type lossClient struct {
 	*runnel.Broker
-	mu   sync.Mutex
-	rnd  *rand.Rand
+	*dice
+	mu   sync.Mutex      // over lost and timedOut
 	lost map[string]bool // the values of the records lost
 	// timedOut holds the values of the records appended and answered
 	// as timed out.
 	timedOut map[string]bool
-}
-
-func (c *lossClient) roll(n int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rnd.IntN(n)
 }
 
 func (c *lossClient) lose(data []byte) { c.note(data, c.lost) }
@@ -124,81 +116,14 @@ func TestSequenceGapStress(t *testing.T) {
 	for _, inFlight := range []int{1, 5} {
 		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts}))
-			c := &lossClient{Broker: b, rnd: rand.New(rand.NewPCG(*gapSeed, uint64(inFlight))), lost: map[string]bool{}, timedOut: map[string]bool{}}
+			c := &lossClient{Broker: b, dice: newDice(*gapSeed, uint64(inFlight)), lost: map[string]bool{}, timedOut: map[string]bool{}}
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(400))
 			require.NoError(t, err)
 			defer p.Close()
 
-			type outcome struct {
-				calls atomic.Int32
-				err   error
-				part  int32
-				off   int64
-				pid   int64
-				seq   int32
-			}
-			outs := make([][]outcome, goroutines)
-			var (
-				mu       sync.Mutex
-				problems []string
-				lastSeen = map[[2]int]int{}
-			)
-			var wg sync.WaitGroup
-			for g := range goroutines {
-				outs[g] = make([]outcome, perG)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range perG {
-						r := &record.Record{Key: []byte(fmt.Sprintf("g%d-k%d", g, i%parts)), Value: []byte(fmt.Sprintf("%d-%d", g, i))}
-						p.Produce(context.Background(), r, func(r *record.Record, err error) {
-							o := &outs[g][i]
-							mu.Lock()
-							defer mu.Unlock()
-							if o.calls.Add(1) != 1 {
-								problems = append(problems, fmt.Sprintf("promise of %d-%d ran again", g, i))
-								return
-							}
-							o.err, o.part, o.off, o.pid, o.seq = err, r.Partition, r.Offset, r.ProducerID, r.Sequence
-							k := [2]int{g, int(r.Partition)}
-							if last, ok := lastSeen[k]; ok && last >= i {
-								problems = append(problems, fmt.Sprintf("%d-%d's promise after %d-%d's", g, i, g, last))
-							}
-							lastSeen[k] = i
-						})
-					}
-				}()
-			}
-			wg.Wait()
-			require.NoError(t, p.Flush(testCtx(t)))
-			require.Zero(t, p.BufferedRecords())
-			mu.Lock()
-			require.Empty(t, problems)
-			mu.Unlock()
-
-			type where struct {
-				part     int32
-				off, pid int64
-				seq      int32
-			}
-			inLog := map[string]where{}
-			for part := range int32(parts) {
-				last := map[int]int{}
-				for _, r := range readRecords(t, b, "t", part) {
-					v := string(r.Value)
-					_, dup := inLog[v]
-					require.False(t, dup, "%s twice in the log", v)
-					inLog[v] = where{part, r.Offset, r.ProducerID, r.Sequence}
-					var g, i int
-					_, err := fmt.Sscanf(v, "%d-%d", &g, &i)
-					require.NoError(t, err)
-					if prev, ok := last[g]; ok {
-						require.Greater(t, i, prev, "partition %d: %s after %d-%d", part, v, g, prev)
-					}
-					last[g] = i
-				}
-			}
+			outs := produceConcurrently(t, p, goroutines, perG, parts)
+			inLog := readStressLog(t, b, "t", parts)
 			ok, lost, gaps := 0, 0, 0
 			for g := range goroutines {
 				for i := range perG {
