@@ -716,8 +716,8 @@ func pollRunnel(t *testing.T, c *consumer.Consumer, n int, d time.Duration) []*r
 
 // countingClient counts the produce requests a producer makes, passing
 // them on: kfake's ControlKey that returns (nil, nil, false) after
-// counting. A Rule counts only the requests it changes (see the report
-// of this port: there is no Action that only observes).
+// counting. A Rule counts only the requests it changes: no Action only
+// observes, as kfake's Fault.Observe does.
 type countingClient struct {
 	*runneltest.Faults
 	produces atomic.Int32
