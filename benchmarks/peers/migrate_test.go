@@ -920,6 +920,33 @@ func TestMigrateFaultPatterns(t *testing.T) {
 		}
 	})
 
+	// The producer id the idempotent producer asks for first fails
+	// once (kfake's Fault on InitProducerID, Count 0: one request).
+	t.Run("kfake/init producer id fails once", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Err: kerr.RequestTimedOut})
+		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hits() != 1 || r.Offset != 0 || r.ProducerID < 0 {
+			t.Fatalf("%d hits, offset %d, producer id %d", h.Hits(), r.Offset, r.ProducerID)
+		}
+	})
+	t.Run("runneltest/init producer id fails once", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		h := f.Add(runneltest.Fault{Op: runneltest.OpInitProducerID, Err: api.ErrRequestTimedOut, Count: 1})
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+		r := &record.Record{Topic: "orders", Value: []byte("x")}
+		if err := p.ProduceSync(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hits() != 1 || r.Offset != 0 {
+			t.Fatalf("%d hits, offset %d", h.Hits(), r.Offset)
+		}
+	})
+
 	// One partition's fetch fails (kfake's Fault with Partitions, as in
 	// its TestFaultPartition) while the others go on.
 	t.Run("kfake/one partition fails, others progress", func(t *testing.T) {
