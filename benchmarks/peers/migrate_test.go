@@ -680,3 +680,346 @@ func kgoEnds(t *testing.T, cl *kgo.Client, topic string, parts int32) map[int32]
 	}
 	return ends
 }
+
+// 7. Fault patterns of kfake's own tests and of its users' (ControlKey
+// with KeepControl and a counter, SleepControl, Fault with Partitions),
+// each ported to a runneltest.Faults.
+
+// pollRunnel polls c until it holds n records or d passes, failing the
+// test on a Poll error: runneltest.Consume for a consumer of the test's
+// own (Consume makes its consumer over the broker, not over a Faults).
+func pollRunnel(t *testing.T, c *consumer.Consumer, n int, d time.Duration) []*record.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var got []*record.Record
+	for len(got) < n {
+		fs, err := c.Poll(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d records within %v", len(got), n, d)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range fs.Records() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, r)
+		}
+	}
+	return got
+}
+
+// countingClient counts the produce requests a producer makes, passing
+// them on: kfake's ControlKey that returns (nil, nil, false) after
+// counting. A Rule counts only the requests it changes: no Action only
+// observes, as kfake's Fault.Observe does.
+type countingClient struct {
+	*runneltest.Faults
+	produces atomic.Int32
+}
+
+func (c *countingClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.produces.Add(1)
+	return c.Faults.Produce(ctx, req)
+}
+
+func (c *countingClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	c.produces.Add(1)
+	return c.Faults.ProduceAsync(ctx, req)
+}
+
+func TestMigrateFaultPatterns(t *testing.T) {
+	// kfake's consumer tests fail the first ListOffsets a consumer
+	// makes at its start (ControlKey + KeepControl + a once flag) and
+	// check that it retries and reads everything.
+	t.Run("kfake/list offsets fails at start", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		for _, v := range []string{"a", "b"} {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.ListOffsets}, Topic: "orders",
+			Err: kerr.NotLeaderForPartition, Count: 2})
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(10*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return time.Millisecond }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var got []*kgo.Record
+		for len(got) < 2 {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("got %d of 2 records", len(got))
+			}
+			if err := fs.Err(); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fs.Records()...)
+		}
+		if v := kgoValues(got); !slices.Equal(v, []string{"a", "b"}) || h.Hits() != 2 {
+			t.Fatalf("got %q, %d hits", v, h.Hits())
+		}
+	})
+	t.Run("runneltest/list offsets fails at start", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		runneltest.ProduceValues(t, b, "orders", "a", "b")
+		f := runneltest.NewFaults(t, b)
+		h := f.Add(runneltest.Fault{Op: runneltest.OpListOffset, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
+		if err := c.AssignTopic(context.Background(), "orders", consumer.Start()); err != nil {
+			t.Fatal(err)
+		}
+		got := pollRunnel(t, c, 2, 5*time.Second)
+		if v := runnelValues(got); !slices.Equal(v, []string{"a", "b"}) || h.Hits() != 2 {
+			t.Fatalf("got %q, %d hits", v, h.Hits())
+		}
+	})
+
+	// An error on the Nth produce request only, and a count of the
+	// requests the client made: a ControlKey that counts every request
+	// and answers the Nth itself.
+	t.Run("kfake/second produce fails, requests counted", func(t *testing.T) {
+		c, _ := newKfake(t, kfake.SeedTopics(1, "orders"))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(10*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return time.Millisecond }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var n atomic.Int32
+		c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			if n.Add(1) != 2 {
+				return nil, nil, false
+			}
+			req := kreq.(*kmsg.ProduceRequest)
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic = rt.Topic
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewProduceResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		})
+		var offsets []int64
+		for _, v := range []string{"a", "b", "c"} {
+			r := &kgo.Record{Topic: "orders", Value: []byte(v)}
+			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			offsets = append(offsets, r.Offset)
+		}
+		if !slices.Equal(offsets, []int64{0, 1, 2}) || n.Load() != 4 {
+			t.Fatalf("offsets %v, %d produce requests", offsets, n.Load())
+		}
+	})
+	t.Run("runneltest/second produce fails, requests counted", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		cc := &countingClient{Faults: runneltest.NewFaults(t, b)}
+		p := runneltest.NewProducer(t, cc, producer.RetryBackoff(time.Millisecond))
+		var offsets []int64
+		for i, v := range []string{"a", "b", "c"} {
+			if i == 1 {
+				// No Fault says "the Nth request": the test adds the
+				// rule when the requests before it are done.
+				cc.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 1})
+			}
+			r := &record.Record{Topic: "orders", Value: []byte(v)}
+			if err := p.ProduceSync(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			offsets = append(offsets, r.Offset)
+		}
+		if !slices.Equal(offsets, []int64{0, 1, 2}) || cc.produces.Load() != 4 {
+			t.Fatalf("offsets %v, %d produce requests", offsets, cc.produces.Load())
+		}
+	})
+
+	// A fetch held past the poll's deadline (SleepControl in a
+	// ControlKey): the poll ends with its ctx's error, and the records
+	// come once the fetch is let go.
+	t.Run("kfake/fetch held past poll deadline", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		var once atomic.Bool
+		c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+			if !once.Swap(true) {
+				c.SleepControl(func() { <-release })
+			}
+			return nil, nil, false
+		})
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		defer func() {
+			if !once.Load() {
+				return
+			}
+			select {
+			case <-release:
+			default:
+				close(release)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err(); !errors.Is(err, context.DeadlineExceeded) || len(fs.Records()) != 0 {
+			t.Fatalf("got %d records, %v", len(fs.Records()), err)
+		}
+		close(release)
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel2()
+		fs = cons.PollFetches(ctx2)
+		if err := fs.Err(); err != nil || len(fs.Records()) != 1 {
+			t.Fatalf("got %d records, %v", len(fs.Records()), err)
+		}
+	})
+	t.Run("runneltest/fetch held past poll deadline", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		runneltest.ProduceValues(t, b, "orders", "x")
+		f := runneltest.NewFaults(t, b)
+		hold := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.HoldRequest, Count: 1})
+		defer hold.Remove()
+		c := runneltest.NewConsumer(t, f)
+		if err := c.Assign("orders", 0, consumer.Start()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		fs, err := c.Poll(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) || fs.NumRecords() != 0 {
+			t.Fatalf("got %d records, %v", fs.NumRecords(), err)
+		}
+		hold.Remove()
+		got := pollRunnel(t, c, 1, 5*time.Second)
+		if len(got) != 1 || hold.Hits() != 1 {
+			t.Fatalf("got %d records, %d held", len(got), hold.Hits())
+		}
+	})
+
+	// The producer id the idempotent producer asks for first fails
+	// once (kfake's Fault on InitProducerID, Count 0: one request).
+	t.Run("kfake/init producer id fails once", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Err: kerr.RequestTimedOut})
+		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hits() != 1 || r.Offset != 0 || r.ProducerID < 0 {
+			t.Fatalf("%d hits, offset %d, producer id %d", h.Hits(), r.Offset, r.ProducerID)
+		}
+	})
+	t.Run("runneltest/init producer id fails once", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		h := f.Add(runneltest.Fault{Op: runneltest.OpInitProducerID, Err: api.ErrRequestTimedOut, Count: 1})
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+		r := &record.Record{Topic: "orders", Value: []byte("x")}
+		if err := p.ProduceSync(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hits() != 1 || r.Offset != 0 {
+			t.Fatalf("%d hits, offset %d", h.Hits(), r.Offset)
+		}
+	})
+
+	// One partition's fetch fails (kfake's Fault with Partitions, as in
+	// its TestFaultPartition) while the others go on.
+	t.Run("kfake/one partition fails, others progress", func(t *testing.T) {
+		c, _ := newKfake(t, kfake.SeedTopics(2, "orders"))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		for p := range int32(2) {
+			for _, v := range []string{"a", "b"} {
+				r := &kgo.Record{Topic: "orders", Partition: p, Value: []byte(fmt.Sprint(p, v))}
+				if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "orders", Partitions: []int32{1},
+			Err: kerr.NotLeaderForPartition, Count: -1})
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(10*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return time.Millisecond }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var got []string
+		for len(got) < 2 {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("got %q", got)
+			}
+			got = append(got, kgoValues(fs.Records())...)
+		}
+		if !slices.Equal(got, []string{"0a", "0b"}) || h.Hits() == 0 {
+			t.Fatalf("got %q while partition 1 failed (%d hits)", got, h.Hits())
+		}
+		h.Remove()
+		for len(got) < 4 {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("got %q", got)
+			}
+			got = append(got, kgoValues(fs.Records())...)
+		}
+		if !slices.Equal(got, []string{"0a", "0b", "1a", "1b"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("runneltest/one partition fails, others progress", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
+		for p := range int32(2) {
+			for _, v := range []string{"a", "b"} {
+				runneltest.Produce(t, b, "orders", &record.Record{Partition: p, Value: []byte(fmt.Sprint(p, v))})
+			}
+		}
+		f := runneltest.NewFaults(t, b)
+		h := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Partitions: []int32{1},
+			Action: runneltest.FailPartitions, Err: api.ErrNotLeader})
+		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
+		if err := c.AssignTopic(context.Background(), "orders", consumer.Start()); err != nil {
+			t.Fatal(err)
+		}
+		got := runnelValues(pollRunnel(t, c, 2, 5*time.Second))
+		if !slices.Equal(got, []string{"0a", "0b"}) || h.Hits() == 0 {
+			t.Fatalf("got %q while partition 1 failed (%d hits)", got, h.Hits())
+		}
+		h.Remove()
+		got = append(got, runnelValues(pollRunnel(t, c, 2, 5*time.Second))...)
+		if !slices.Equal(got, []string{"0a", "0b", "1a", "1b"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
