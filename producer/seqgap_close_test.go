@@ -26,7 +26,7 @@ func TestSequenceGapRetryEndedByClose(t *testing.T) {
 		require.NoError(t, p.ProduceSync(ctx, first)) // the first id taken
 
 		gap := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "t", Partitions: []int32{1}, Err: api.ErrOutOfOrderSequence, Count: 1})
-		hold := f.Add(runneltest.Fault{Op: runneltest.OpInitProducerID, Action: runneltest.HoldRequest})
+		hold := f.Add(runneltest.Fault{Op: runneltest.OpInitProducerID, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 		errc := make(chan error, 1)
 		go func() { errc <- p.ProduceSync(ctx, &record.Record{Value: []byte("2"), Partition: 1}) }()
 		require.NoError(t, gap.Wait(ctx, 1))

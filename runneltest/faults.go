@@ -83,7 +83,16 @@ const (
 	// or until its ctx ends, when it fails with ctx's error: to test
 	// timeouts, and what Close does to calls in flight. Err must be nil.
 	HoldRequest
+	// Observe lets the request go on unchanged and counts it (Hits,
+	// Wait): kfake's Observe, or a ControlKey that only counts. An
+	// Observe rule does not end the matching: a later rule may still
+	// apply to the request. Err must be nil.
+	Observe
 )
+
+// Unlimited is the Count of a Fault that applies to every request it
+// matches, until its Rule is removed.
+const Unlimited = -1
 
 // String returns the Action's Go name: "FailRequest", ...
 func (a Action) String() string {
@@ -98,6 +107,8 @@ func (a Action) String() string {
 		return "FailAck"
 	case HoldRequest:
 		return "HoldRequest"
+	case Observe:
+		return "Observe"
 	}
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
@@ -121,12 +132,18 @@ type Fault struct {
 	// Err is the error the request fails with, as the Err of an
 	// *InjectedError: a sentinel of package api, say (api.ErrNotLeader
 	// is retriable, api.ErrPolicyViolation is not: see api.IsRetriable).
-	// It must be set but for HoldRequest, for which it must be nil.
+	// It must be set but for HoldRequest and Observe, for which it must
+	// be nil.
 	Err error
-	// Count is how many requests the Fault applies to; 0 means every
-	// request it matches until the Rule is removed (kfake's Fault takes
-	// 0 for one and -1 for no limit).
+	// Count is how many requests the Fault applies to, at least 1, or
+	// Unlimited. It must be set: kfake's Fault takes 0 for one request,
+	// and a test ported from it that kept its 0 would otherwise fail
+	// more requests than it meant to.
 	Count int
+	// Skip is how many of the requests the Fault matches go on
+	// untouched, and uncounted, before it applies: kfake's When, or a
+	// ControlKey that fails only the Nth request (Skip: N-1, Count: 1).
+	Skip int
 }
 
 // InjectedError is the error a Rule fails a request with: its Err (which
@@ -209,18 +226,16 @@ func NewFaults(t testing.TB, b *runnel.Broker) *Faults {
 // it from that test's goroutine) on a Fault that makes no sense: an Op or Action that
 // is none of those above, an Action for another Op (FailPartitions for
 // OpFetch only; LoseResponse and FailAck for OpProduce only), a nil Err
-// (or one with HoldRequest), a negative Count or partition, a Topic for
-// OpInitProducerID or Partitions for it or OpPartitions.
+// (or one with HoldRequest or Observe), a Count of 0 or below Unlimited,
+// a negative Skip or partition, a Topic for OpInitProducerID or
+// Partitions for it or OpPartitions.
 func (f *Faults) Add(fault Fault) *Rule {
 	f.t.Helper()
 	if err := fault.check(); err != nil {
 		f.t.Fatalf("runneltest: add fault %+v: %v", fault, err)
 	}
 	fault.Partitions = slices.Clone(fault.Partitions)
-	r := &Rule{f: f, fault: fault, left: fault.Count, hit: make(chan struct{}), release: make(chan struct{})}
-	if fault.Count == 0 {
-		r.left = -1
-	}
+	r := &Rule{f: f, fault: fault, left: fault.Count, skip: fault.Skip, hit: make(chan struct{}), release: make(chan struct{})}
 	f.mu.Lock()
 	f.rules = append(f.rules, r)
 	f.mu.Unlock()
@@ -231,18 +246,20 @@ func (fault *Fault) check() error {
 	switch op := fault.Op; {
 	case op < OpProduce || op > OpInitProducerID:
 		return fmt.Errorf("unknown Op %d", uint8(op))
-	case fault.Action > HoldRequest:
+	case fault.Action > Observe:
 		return fmt.Errorf("unknown Action %d", uint8(fault.Action))
 	case fault.Action == FailPartitions && op != OpFetch:
 		return fmt.Errorf("FailPartitions applies to OpFetch only, not %s", op)
 	case (fault.Action == LoseResponse || fault.Action == FailAck) && op != OpProduce:
 		return fmt.Errorf("%s applies to OpProduce only, not %s", fault.Action, op)
-	case fault.Action == HoldRequest && fault.Err != nil:
-		return errors.New("HoldRequest takes no Err")
-	case fault.Action != HoldRequest && fault.Err == nil:
+	case (fault.Action == HoldRequest || fault.Action == Observe) && fault.Err != nil:
+		return fmt.Errorf("%s takes no Err", fault.Action)
+	case fault.Action != HoldRequest && fault.Action != Observe && fault.Err == nil:
 		return fmt.Errorf("%s needs an Err", fault.Action)
-	case fault.Count < 0:
-		return fmt.Errorf("negative Count %d (0 means no limit)", fault.Count)
+	case fault.Count < Unlimited:
+		return fmt.Errorf("negative Count %d (Unlimited, -1, for no limit)", fault.Count)
+	case fault.Skip < 0:
+		return fmt.Errorf("negative Skip %d", fault.Skip)
 	case op == OpInitProducerID && fault.Topic != "":
 		return fmt.Errorf("%s names no topic", op)
 	case (op == OpInitProducerID || op == OpPartitions) && fault.Partitions != nil:
@@ -252,6 +269,9 @@ func (fault *Fault) check() error {
 		if p < 0 {
 			return fmt.Errorf("partition %d is negative", p)
 		}
+	}
+	if fault.Count == 0 {
+		return errors.New("Count 0: say how many requests, at least 1, or Unlimited (kfake's Fault takes 0 for one: that is Count 1 here)")
 	}
 	return nil
 }
@@ -265,13 +285,15 @@ type Rule struct {
 	// Guarded by f.mu.
 	hits    int
 	left    int           // requests it still applies to; -1: no limit
+	skip    int           // matching requests still to let through
 	removed bool          // Remove was called
 	hit     chan struct{} // closed, and replaced, at each hit
 	release chan struct{} // closed by Remove: the held requests go on
 }
 
 // Hits returns how many requests the rule has applied to so far: failed,
-// held (counted when the hold begins), or whose answer it lost.
+// held (counted when the hold begins), whose answer it lost, or
+// observed; not those it let through under Skip.
 func (r *Rule) Hits() int {
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
@@ -321,12 +343,19 @@ func (f *Faults) dropLocked(r *Rule) {
 }
 
 // take returns the first rule of op that match accepts, counting the
-// request as its hit, or nil when none does.
+// request as its hit, or nil when none does. A rule still skipping lets
+// the request by, and an Observe rule counts it and lets later rules
+// match it.
 func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, r := range f.rules {
+	for i := 0; i < len(f.rules); i++ {
+		r := f.rules[i]
 		if r.fault.Op != op || !match(r) {
+			continue
+		}
+		if r.skip > 0 {
+			r.skip--
 			continue
 		}
 		r.hits++
@@ -336,9 +365,12 @@ func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
 			r.left--
 			if r.left == 0 {
 				f.dropLocked(r) // spent; Remove still releases what it holds
+				i--
 			}
 		}
-		return r
+		if r.fault.Action != Observe {
+			return r
+		}
 	}
 	return nil
 }

@@ -199,7 +199,7 @@ func TestFaultsHoldProduce(t *testing.T) {
 		t.Run(path.name+"/released", func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
 			f := runneltest.NewFaults(t, b)
-			r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest})
+			r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 			p := runneltest.NewProducer(t, f, path.opts...)
 			promised := make(chan error, 1)
 			p.Produce(t.Context(), &record.Record{Topic: "orders", Value: []byte("held")}, func(_ *record.Record, err error) { promised <- err })
@@ -217,7 +217,7 @@ func TestFaultsHoldProduce(t *testing.T) {
 		t.Run(path.name+"/closed", func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
 			f := runneltest.NewFaults(t, b)
-			r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest})
+			r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 			p := runneltest.NewProducer(t, f, path.opts...)
 			promised := make(chan error, 1)
 			p.Produce(t.Context(), &record.Record{Topic: "orders", Value: []byte("never")}, func(_ *record.Record, err error) { promised <- err })
@@ -241,7 +241,7 @@ func TestFaultsHoldFetch(t *testing.T) {
 	t.Run("ctx", func(t *testing.T) {
 		c := runneltest.NewConsumer(t, f)
 		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Action: runneltest.HoldRequest})
+		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 		defer r.Remove()
 		ctx, cancel := context.WithCancel(t.Context())
 		polled := make(chan error, 1)
@@ -258,7 +258,7 @@ func TestFaultsHoldFetch(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		c := runneltest.NewConsumer(t, f)
 		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.HoldRequest})
+		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 		defer r.Remove()
 		polled := make(chan error, 1)
 		go func() {
@@ -306,7 +306,7 @@ func TestFaultsConsumerFetchErrors(t *testing.T) {
 	f := runneltest.NewFaults(t, b)
 
 	t.Run("request, not retriable", func(t *testing.T) {
-		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrPolicyViolation})
+		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
 		defer r.Remove()
 		c := runneltest.NewConsumer(t, f)
 		require.NoError(t, c.AssignTopic(t.Context(), "orders", consumer.Start()))
@@ -409,7 +409,7 @@ func TestFaultsOtherOps(t *testing.T) {
 	require.EqualValues(t, 1, got.Offset)
 	require.Equal(t, 1, lo.Hits())
 
-	parts := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Topic: "orders", Err: api.ErrUnknownTopicOrPartition})
+	parts := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Topic: "orders", Err: api.ErrUnknownTopicOrPartition, Count: runneltest.Unlimited})
 	_, err = f.Partitions(ctx, "orders")
 	require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
 	n, err := f.Partitions(ctx, "other")
@@ -441,7 +441,7 @@ func TestFaultsOtherOps(t *testing.T) {
 func TestFaultsWait(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	f := runneltest.NewFaults(t, b)
-	r := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrRequestTimedOut})
+	r := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrRequestTimedOut, Count: runneltest.Unlimited})
 	require.NoError(t, r.Wait(t.Context(), 0))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
@@ -527,7 +527,10 @@ func TestFaultsBadInput(t *testing.T) {
 		{"FailAck on list offset", runneltest.Fault{Op: runneltest.OpListOffset, Action: runneltest.FailAck, Err: err}, "OpProduce only"},
 		{"no Err", runneltest.Fault{Op: runneltest.OpProduce}, "needs an Err"},
 		{"hold with Err", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Err: err}, "takes no Err"},
-		{"negative Count", runneltest.Fault{Op: runneltest.OpProduce, Err: err, Count: -1}, "Count -1"},
+		{"negative Count", runneltest.Fault{Op: runneltest.OpProduce, Err: err, Count: -2}, "Count -2"},
+		{"Count 0, kfake's one", runneltest.Fault{Op: runneltest.OpProduce, Err: err}, "kfake's Fault takes 0 for one"},
+		{"negative Skip", runneltest.Fault{Op: runneltest.OpProduce, Err: err, Count: 1, Skip: -1}, "Skip -1"},
+		{"observe with Err", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.Observe, Err: err, Count: 1}, "takes no Err"},
 		{"negative partition", runneltest.Fault{Op: runneltest.OpProduce, Err: err, Partitions: []int32{-1}}, "partition -1"},
 		{"topic of init producer id", runneltest.Fault{Op: runneltest.OpInitProducerID, Topic: "t", Err: err}, "names no topic"},
 		{"partitions of partitions", runneltest.Fault{Op: runneltest.OpPartitions, Partitions: []int32{0}, Err: err}, "names no partition"},
@@ -549,4 +552,37 @@ func TestFaultsBadInput(t *testing.T) {
 	ft := fails(t, func(ft *fakeT) { runneltest.NewFaults(ft, nil) })
 	require.True(t, ft.failed)
 	require.Contains(t, ft.msg, "nil *runnel.Broker")
+}
+
+// TestFaultsSkipAndObserve: Skip lets the first requests a rule matches
+// go on untouched and uncounted, then the rule applies (kfake's When, a
+// ControlKey for the Nth request); an Observe rule counts the requests
+// it matches and lets them go on, and a later rule still applies to
+// them (kfake's Observe).
+func TestFaultsSkipAndObserve(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	seen := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Action: runneltest.Observe, Count: runneltest.Unlimited})
+	third := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrNotLeader, Skip: 2, Count: 1})
+	var errs []error
+	for range 5 {
+		_, err := f.Partitions(t.Context(), "t")
+		errs = append(errs, err)
+	}
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	require.ErrorIs(t, errs[2], api.ErrNotLeader, "the third")
+	require.NoError(t, errs[3])
+	require.NoError(t, errs[4])
+	require.Equal(t, 1, third.Hits(), "the skipped requests are not hits")
+	require.Equal(t, 5, seen.Hits(), "every request observed, the failed one too")
+	require.NoError(t, seen.Wait(t.Context(), 5))
+
+	// An Observe rule with a Count is spent like another.
+	once := f.Add(runneltest.Fault{Op: runneltest.OpInitProducerID, Action: runneltest.Observe, Count: 1})
+	for range 2 {
+		_, _, err := f.InitProducerID(t.Context())
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, once.Hits())
 }

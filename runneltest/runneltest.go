@@ -75,8 +75,8 @@
 //	c.Fault(kfake.Fault{Keys: Produce,           f := NewFaults(t, b); NewProducer(t, f)
 //	  Topic: "a", Err: kerr.X, Count: 2})          r := f.Add(Fault{Op: OpProduce, Topic: "a",
 //	                                                 Err: api.ErrX, Count: 2})  (api.ForCode(kerr.X.Code)
-//	                                                 finds api.ErrX; Count 0 is no limit, kfake's -1,
-//	                                                 and kfake's Count 0, one request, is Count: 1)
+//	                                                 finds api.ErrX; kfake's Count 0, one request, is
+//	                                                 Count: 1, its -1 Count: Unlimited; Add refuses 0)
 //	  Partitions: []int32{1}                       Partitions: []int32{1}
 //	  Keys: Fetch (TopLevel: false, true)          Op: OpFetch, Action: FailPartitions (FailRequest);
 //	                                                 NewConsumer(t, f)
@@ -86,12 +86,13 @@
 //	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse (FailAck: the
 //	    (kfake appends the batch, then fails it,   acknowledgement fails); FailRequest never appends,
 //	    as Kafka's broker times out acks=all)      whatever its Err
-//	  When: func(kmsg.Request) bool,             none: Add the rule once the requests before the one
-//	    a ControlKey + KeepControl that            it is for are done, or test the request in a Client
-//	    counts (fail only the Nth request)         of the test's own that embeds the *Faults
-//	  Observe: true, a ControlKey that counts    none (every rule changes what it matches): count in
-//	    and returns (nil, nil, false)              a Client of the test's own that embeds the *Faults
-//	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest}: until r.Remove()
+//	  When: func(kmsg.Request) bool,             Skip: N-1, Count: 1 (the first N-1 requests the rule
+//	    a ControlKey + KeepControl that            matches go on untouched and uncounted); a test of
+//	    counts (fail only the Nth request)         the request's content: a Client of the test's own
+//	                                                 that embeds the *Faults
+//	  Observe: true, a ControlKey that counts    Action: Observe (counted by Hits and Wait; the
+//	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
+//	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()
 //	                                               or the request's ctx ends
 //	a kgo consumer polled under c.Fault          Consume and ConsumeAll read from b, not through f:
 //	                                               poll NewConsumer(t, f) in the test's own loop

@@ -413,7 +413,7 @@ func TestMigrateBrokerErrors(t *testing.T) {
 		// As kfake's Fault without TopLevel, the partition's answer holds
 		// the error (FailRequest would fail the whole Fetch: Poll's error).
 		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders",
-			Action: runneltest.FailPartitions, Err: api.ErrPolicyViolation}) // Count 0: until removed
+			Action: runneltest.FailPartitions, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited}) // Count 0: until removed
 		c := runneltest.NewConsumer(t, f)
 		if err := c.Assign("orders", 0, consumer.Start()); err != nil {
 			t.Fatal(err)
@@ -714,25 +714,6 @@ func pollRunnel(t *testing.T, c *consumer.Consumer, n int, d time.Duration) []*r
 	return got
 }
 
-// countingClient counts the produce requests a producer makes, passing
-// them on: kfake's ControlKey that returns (nil, nil, false) after
-// counting. A Rule counts only the requests it changes: no Action only
-// observes, as kfake's Fault.Observe does.
-type countingClient struct {
-	*runneltest.Faults
-	produces atomic.Int32
-}
-
-func (c *countingClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	c.produces.Add(1)
-	return c.Faults.Produce(ctx, req)
-}
-
-func (c *countingClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	c.produces.Add(1)
-	return c.Faults.ProduceAsync(ctx, req)
-}
-
 func TestMigrateFaultPatterns(t *testing.T) {
 	// kfake's consumer tests fail the first ListOffsets a consumer
 	// makes at its start (ControlKey + KeepControl + a once flag) and
@@ -831,23 +812,23 @@ func TestMigrateFaultPatterns(t *testing.T) {
 	})
 	t.Run("runneltest/second produce fails, requests counted", func(t *testing.T) {
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
-		cc := &countingClient{Faults: runneltest.NewFaults(t, b)}
-		p := runneltest.NewProducer(t, cc, producer.RetryBackoff(time.Millisecond))
+		f := runneltest.NewFaults(t, b)
+		// Observe counts every produce request and lets it go on; the
+		// second rule lets the first request by (Skip) and fails the
+		// second, once.
+		seen := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.Observe, Count: runneltest.Unlimited})
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Skip: 1, Count: 1})
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
 		var offsets []int64
-		for i, v := range []string{"a", "b", "c"} {
-			if i == 1 {
-				// No Fault says "the Nth request": the test adds the
-				// rule when the requests before it are done.
-				cc.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 1})
-			}
+		for _, v := range []string{"a", "b", "c"} {
 			r := &record.Record{Topic: "orders", Value: []byte(v)}
 			if err := p.ProduceSync(context.Background(), r); err != nil {
 				t.Fatal(err)
 			}
 			offsets = append(offsets, r.Offset)
 		}
-		if !slices.Equal(offsets, []int64{0, 1, 2}) || cc.produces.Load() != 4 {
-			t.Fatalf("offsets %v, %d produce requests", offsets, cc.produces.Load())
+		if !slices.Equal(offsets, []int64{0, 1, 2}) || seen.Hits() != 4 {
+			t.Fatalf("offsets %v, %d produce requests", offsets, seen.Hits())
 		}
 	})
 
@@ -1007,7 +988,7 @@ func TestMigrateFaultPatterns(t *testing.T) {
 		}
 		f := runneltest.NewFaults(t, b)
 		h := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Partitions: []int32{1},
-			Action: runneltest.FailPartitions, Err: api.ErrNotLeader})
+			Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
 		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
 		if err := c.AssignTopic(context.Background(), "orders", consumer.Start()); err != nil {
 			t.Fatal(err)

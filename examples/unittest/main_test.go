@@ -70,7 +70,7 @@ func TestRegisterSurvivesALostAnswer(t *testing.T) {
 func TestRegisterReportsARefusal(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation})
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
 	s := &Signups{P: runneltest.NewProducer(t, f), Now: time.Now}
 	require.ErrorIs(t, s.Register(context.Background(), "ada@example.com"), api.ErrPolicyViolation)
 	require.Empty(t, runneltest.ConsumeAll(t, b, SignupsTopic))
