@@ -271,7 +271,7 @@ func (fault *Fault) check() error {
 		}
 	}
 	if fault.Count == 0 {
-		return errors.New("Count 0: say how many requests, at least 1, or Unlimited (kfake's Fault takes 0 for one: that is Count 1 here)")
+		return errors.New("a Count of 0: say how many requests, at least 1, or Unlimited (kfake's Fault takes 0 for one: that is Count 1 here)")
 	}
 	return nil
 }
