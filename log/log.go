@@ -406,8 +406,12 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// would count offsets it no longer holds. Compaction keeps a
 			// segment's last batch; a directory with no recovery point
 			// (segments copied from Kafka, whose cleaner does not) is
-			// left as it is.
-			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] {
+			// left as it is; and so is a gap below the log start offset,
+			// which a deletion of segments (DeleteRecords, retention)
+			// that a failed removal or a crash cut short left between
+			// the segments it did not remove: the later segments hold
+			// records at and past the log start, durable ones too.
+			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] || bases[i+1] <= start {
 				continue
 			}
 			l.logger.Warn("rolled segment lost its last batches: later segments removed",
