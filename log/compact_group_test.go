@@ -3,7 +3,6 @@ package log
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -36,10 +35,10 @@ func testCompactionGroupCrash(t *testing.T, rewrite bool) {
 	dir := "/d/t-0"
 	cfg := Config{SegmentBytes: 4000, IndexIntervalBytes: 64, CleanupPolicy: Compact}
 	var prodLast []byte
-	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]kv) {
+	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]compactedRec) {
 		l, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
 		require.NoError(t, err)
-		all := map[int64]kv{}
+		all := map[int64]compactedRec{}
 		seq := int32(0)
 		phase := func(from, n int) {
 			for i := from; i < from+n; i++ {
@@ -65,7 +64,7 @@ func testCompactionGroupCrash(t *testing.T, rewrite bool) {
 					prodLast = append([]byte(nil), data...)
 				}
 				res := appendOK(t, l, data)
-				all[res.FirstOffset] = a
+				all[res.FirstOffset] = compactedRec{key: a.key, value: a.value, ts: a.ts}
 				if i%3 == 2 {
 					require.NoError(t, l.Roll())
 				}
@@ -102,55 +101,7 @@ func testCompactionGroupCrash(t *testing.T, rewrite bool) {
 	n := counter.N()
 	require.NoError(t, l.Close())
 
-	for _, k := range crashPoints(n, 25) {
-		mem := vfs.NewMem()
-		var fail vfs.Injector = vfs.Count()
-		clock := newClock()
-		l, all := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error { return fail.MaybeError(op, name) })), clock)
-		end := l.LogEndOffset()
-		fail = vfs.FailFrom(k)
-		_, _ = l.Compact(context.Background())
-		for _, mode := range crashTails {
-			for _, c := range []struct{ snapshot, reorder bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
-				snapshot := c.snapshot
-				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v/reorder=%v", k, mode, snapshot, c.reorder), func(t *testing.T) {
-					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Reorder: c.reorder, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
-					if !snapshot {
-						removeProducerSnapshots(t, fs, dir)
-					}
-					l2, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
-					require.NoError(t, err)
-					defer l2.Close()
-					require.Equal(t, end, l2.LogEndOffset())
-					batches, recs := readBatches(t, l2, l2.LogStartOffset())
-					seen := map[string]int64{}
-					for _, r := range recs {
-						a, ok := all[r.Offset]
-						require.True(t, ok, "offset %d was never appended", r.Offset)
-						require.Equal(t, a.key, r.Key, "offset %d", r.Offset)
-						require.Equal(t, a.value, r.Value, "offset %d", r.Offset)
-						require.Equal(t, a.ts, r.Timestamp.UnixMilli(), "offset %d", r.Offset)
-						seen[string(r.Key)] = r.Offset
-					}
-					latest := map[string]int64{}
-					for o, a := range all {
-						latest[string(a.key)] = max(latest[string(a.key)], o)
-					}
-					for key, o := range latest {
-						require.Equal(t, o, seen[key], "key %s: its latest record is gone", key)
-					}
-					checkIndexes(t, l2, scanSegmentFiles(t, fs, dir), batches, recs, l2.LogStartOffset(), end)
-					dup, err := l2.Append(context.Background(), append([]byte(nil), prodLast...), AppendOptions{})
-					require.NoError(t, err)
-					require.True(t, dup.Duplicate, "the producer's retry was appended again")
-					_, err = l2.Append(context.Background(), idemBatch(t, 7, 0, 100, 1), AppendOptions{})
-					require.ErrorIs(t, err, ErrOutOfOrderSequence)
-					require.Equal(t, end, appendOK(t, l2, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
-				})
-			}
-		}
-		l.Close()
-	}
+	compactionCrashes(t, dir, cfg, n, true, build, &prodLast)
 }
 
 // TestCompactionGroupIndexLimit: a compaction merges segments only if the

@@ -218,16 +218,11 @@ func TestCompactionCrashMatrix(t *testing.T) {
 	dir := "/d/t-0"
 	cfg := Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour}
 	codecs := []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
-	type appended struct {
-		key, value []byte
-		ts         int64
-		hdr        string
-	}
 	var prodLast []byte
-	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]appended) {
+	build := func(fs vfs.FS, clock *fakeClock) (*Log, map[int64]compactedRec) {
 		l, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
 		require.NoError(t, err)
-		all := map[int64]appended{}
+		all := map[int64]compactedRec{}
 		seq := int32(0)
 		for i := range 40 {
 			var bld record.Builder
@@ -237,9 +232,9 @@ func TestCompactionCrashMatrix(t *testing.T) {
 				bld.SetProducer(7, 0, seq)
 				seq += int32(1 + i%3)
 			}
-			var recs []appended
+			var recs []compactedRec
 			for j := range 1 + i%3 {
-				a := appended{key: fmt.Appendf(nil, "k%d", (i+j)%6), ts: clock.Now().UnixMilli() + int64(j), hdr: fmt.Sprint(i, j)}
+				a := compactedRec{key: fmt.Appendf(nil, "k%d", (i+j)%6), ts: clock.Now().UnixMilli() + int64(j), hdr: fmt.Sprint(i, j)}
 				if (i+j)%7 != 3 {
 					a.value = fmt.Appendf(nil, "v%d.%d", i, j)
 				}
@@ -261,7 +256,7 @@ func TestCompactionCrashMatrix(t *testing.T) {
 			clock.Advance(time.Second)
 		}
 		res := appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("p"), value: []byte("final"), ts: clock.Now().UnixMilli()}))
-		all[res.FirstOffset] = appended{key: []byte("p"), value: []byte("final"), ts: clock.Now().UnixMilli()}
+		all[res.FirstOffset] = compactedRec{key: []byte("p"), value: []byte("final"), ts: clock.Now().UnixMilli()}
 		require.NoError(t, l.Roll())
 		// A first pass sets the tombstones' horizons; the one under test
 		// runs after it has passed.
@@ -270,16 +265,6 @@ func TestCompactionCrashMatrix(t *testing.T) {
 		clock.Advance(2 * time.Hour)
 		return l, all
 	}
-	latestOf := func(all map[int64]appended) map[string]int64 {
-		m := map[string]int64{}
-		for o, a := range all {
-			if cur, ok := m[string(a.key)]; !ok || o > cur {
-				m[string(a.key)] = o
-			}
-		}
-		return m
-	}
-
 	mem := vfs.NewMem()
 	counter := vfs.Count()
 	armed := false
@@ -296,63 +281,7 @@ func TestCompactionCrashMatrix(t *testing.T) {
 	n := counter.N()
 	require.NoError(t, l.Close())
 
-	for _, k := range crashPoints(n, 25) {
-		mem := vfs.NewMem()
-		var fail vfs.Injector = vfs.Count()
-		clock := newClock()
-		l, all := build(vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error { return fail.MaybeError(op, name) })), clock)
-		end := l.LogEndOffset()
-		fail = vfs.FailFrom(k)
-		_, _ = l.Compact(context.Background())
-		for _, mode := range crashTails {
-			for _, snapshot := range []bool{true, false} {
-				t.Run(fmt.Sprintf("k=%d/%s/snapshot=%v", k, mode, snapshot), func(t *testing.T) {
-					fs := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
-					if !snapshot {
-						removeProducerSnapshots(t, fs, dir)
-					}
-					l2, err := Open(dir, cfg, Options{FS: fs, Clock: clock})
-					require.NoError(t, err)
-					defer l2.Close()
-					require.Equal(t, end, l2.LogEndOffset())
-					batches, recs := readBatches(t, l2, l2.LogStartOffset())
-					seen := map[string]int64{}
-					for _, r := range recs {
-						a, ok := all[r.Offset]
-						require.True(t, ok, "offset %d was never appended", r.Offset)
-						require.Equal(t, a.key, r.Key, "offset %d", r.Offset)
-						require.Equal(t, a.value, r.Value, "offset %d", r.Offset)
-						require.Equal(t, a.ts, r.Timestamp.UnixMilli(), "offset %d", r.Offset)
-						if a.hdr != "" {
-							require.Len(t, r.Headers, 1, "offset %d", r.Offset)
-							require.Equal(t, a.hdr, string(r.Headers[0].Value), "offset %d", r.Offset)
-						}
-						seen[string(r.Key)] = r.Offset
-					}
-					for key, o := range latestOf(all) {
-						if all[o].value == nil {
-							_, ok := seen[key]
-							if ok {
-								require.Equal(t, o, seen[key], "key %s: an older record outlived its tombstone", key)
-							}
-							continue
-						}
-						require.Equal(t, o, seen[key], "key %s: its latest record is gone", key)
-					}
-					checkIndexes(t, l2, scanSegmentFiles(t, fs, dir), batches, recs, l2.LogStartOffset(), end)
-
-					dup, err := l2.Append(context.Background(), append([]byte(nil), prodLast...), AppendOptions{})
-					require.NoError(t, err)
-					require.True(t, dup.Duplicate, "the producer's retry was appended again")
-					require.Equal(t, record.Batch(prodLast).NumRecords(), int32(dup.LastOffset-dup.FirstOffset+1))
-					_, err = l2.Append(context.Background(), idemBatch(t, 7, 0, 100, 1), AppendOptions{})
-					require.ErrorIs(t, err, ErrOutOfOrderSequence)
-					require.Equal(t, end, appendOK(t, l2, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("y")})).FirstOffset)
-				})
-			}
-		}
-		l.Close()
-	}
+	compactionCrashes(t, dir, cfg, n, false, build, &prodLast)
 }
 
 // TestCompactionConcurrentReaders: readers (Read, ReadInto with a reused
