@@ -353,39 +353,32 @@ func TestFaultsConsumerFetchErrors(t *testing.T) {
 		require.Equal(t, []string{"a1", "b1"}, vals)
 	})
 
-	t.Run("request, retriable", func(t *testing.T) {
-		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrRequestTimedOut, Count: 3})
-		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(10*time.Millisecond))
-		require.NoError(t, c.AssignTopic(t.Context(), "orders", consumer.Start()))
-		got := map[int32][]string{}
-		n := 0
-		for rec, err := range c.Records(waitCtx(t)) {
-			require.NoError(t, err, "a retriable error is retried, not reported")
-			got[rec.Partition] = append(got[rec.Partition], string(rec.Value))
-			if n++; n == 4 {
-				break
+	// Retriable: the consumer reads every record, each once, in order,
+	// and no error reaches the loop, while the rule fails 3 fetches.
+	for _, tc := range []struct {
+		name  string
+		fault runneltest.Fault
+	}{
+		{"request, retriable", runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrRequestTimedOut, Count: 3}},
+		{"partition, retriable", runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Partitions: []int32{0}, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.Add(tc.fault)
+			c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(10*time.Millisecond))
+			require.NoError(t, c.AssignTopic(t.Context(), "orders", consumer.Start()))
+			got := map[int32][]string{}
+			n := 0
+			for rec, err := range c.Records(waitCtx(t)) {
+				require.NoError(t, err, "a retriable error is retried, not reported")
+				got[rec.Partition] = append(got[rec.Partition], string(rec.Value))
+				if n++; n == 4 {
+					break
+				}
 			}
-		}
-		require.Equal(t, map[int32][]string{0: {"a0", "b0"}, 1: {"a1", "b1"}}, got)
-		require.Equal(t, 3, r.Hits())
-	})
-
-	t.Run("partition, retriable", func(t *testing.T) {
-		r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Partitions: []int32{0}, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 3})
-		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond), consumer.FetchMaxWait(10*time.Millisecond))
-		require.NoError(t, c.AssignTopic(t.Context(), "orders", consumer.Start()))
-		got := map[int32][]string{}
-		n := 0
-		for rec, err := range c.Records(waitCtx(t)) {
-			require.NoError(t, err, "a retriable error is retried, not reported")
-			got[rec.Partition] = append(got[rec.Partition], string(rec.Value))
-			if n++; n == 4 {
-				break
-			}
-		}
-		require.Equal(t, map[int32][]string{0: {"a0", "b0"}, 1: {"a1", "b1"}}, got)
-		require.Equal(t, 3, r.Hits())
-	})
+			require.Equal(t, map[int32][]string{0: {"a0", "b0"}, 1: {"a1", "b1"}}, got)
+			require.Equal(t, 3, r.Hits())
+		})
+	}
 }
 
 // ListOffset, Partitions and InitProducerID fail as their rules say,
