@@ -172,10 +172,21 @@ func Name(err error) string {
 }
 
 // IsRetriable reports whether Kafka considers err retriable: a client may
-// send the same request again and expect it to succeed in time.
+// send the same request again and expect it to succeed in time. An error
+// that matches several of the table's errors (one wrapping two, say a
+// request timed out because the broker closed) is retriable only if every
+// one of them is: a closed broker does not come back for a retry.
 func IsRetriable(err error) bool {
-	e, ok := lookup(err)
-	return ok && e.retriable
+	matched := false
+	for _, e := range table {
+		if errors.Is(err, e.err) {
+			if !e.retriable {
+				return false
+			}
+			matched = true
+		}
+	}
+	return matched
 }
 
 func lookup(err error) (entry, bool) {

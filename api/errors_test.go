@@ -52,3 +52,16 @@ func TestAcks(t *testing.T) {
 	require.Equal(t, "all", AcksAll.String())
 	require.Equal(t, "orders-3", TopicPartition{"orders", 3}.String())
 }
+
+// TestIsRetriableOfSeveral: an error that matches a retriable error of
+// the table and one that is not (a request timed out because the broker
+// closed) is not retriable, whichever the table lists first.
+func TestIsRetriableOfSeveral(t *testing.T) {
+	both := fmt.Errorf("%w: %w", ErrRequestTimedOut, ErrBrokerClosed)
+	if IsRetriable(both) {
+		t.Errorf("IsRetriable(%v) = true", both)
+	}
+	if !IsRetriable(fmt.Errorf("%w: %w", ErrRequestTimedOut, ErrNotLeader)) {
+		t.Error("two retriable errors: not retriable")
+	}
+}

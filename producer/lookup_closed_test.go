@@ -18,14 +18,14 @@ import (
 // TestTopicLookUpEndsOnClosedClientError: a look-up answered with an
 // error that matches api.ErrBrokerClosed is not retried, also when the
 // error matches one Kafka's table calls retriable too (api.IsRetriable
-// takes the first row it matches: REQUEST_TIMED_OUT before
-// BROKER_NOT_AVAILABLE), as the consumer ends on such an error: the
+// says no for it: every error of the table it matches must be
+// retriable), as the consumer ends on such an error: the
 // Client is closed, and asking it again until DeliveryTimeout changes
 // nothing. The record fails with the Client's error, once.
 func TestTopicLookUpEndsOnClosedClientError(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	closed := fmt.Errorf("%w: %w", api.ErrBrokerClosed, api.ErrRequestTimedOut)
-	require.True(t, api.IsRetriable(closed), "the case at hand")
+	require.False(t, api.IsRetriable(closed), "a closed Client's error, though it matches a retriable one too")
 	errs := make([]error, 100)
 	for i := range errs {
 		errs[i] = closed

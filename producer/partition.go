@@ -124,7 +124,7 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}()
 	for try := 1; ; try++ {
 		n, err := p.partitions(ctx, name)
-		if err == nil || !block || !retriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
+		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
 		}
 		// A retry ends with Close or ctx, with their errors rather than

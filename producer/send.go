@@ -51,7 +51,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			if err := pp.seal(b, dl, deadline); err != nil {
 				// Past the deadline (a producer id not taken by then),
 				// the next pass fails the batch with ErrDeliveryTimeout.
-				if retriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
+				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
 					last = err
 					p.cfg.logger.Debug("retrying producer id", "err", err)
 					continue
@@ -183,7 +183,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
 			pp.fatal(b, err)
 			return
-		case retriable(err):
+		case api.IsRetriable(err):
 			p.cfg.logger.Debug("retrying batch", "topic", pp.t.name, "partition", pp.id, "attempt", b.attempts, "err", err)
 			continue
 		default:
@@ -478,16 +478,6 @@ func (p *Producer) sleep(d time.Duration, timer **time.Timer) {
 	case <-(*timer).C:
 	case <-p.done:
 	}
-}
-
-// retriable reports whether the producer retries err: Kafka's table
-// calls it retriable (api.IsRetriable), and it is not a closed Client's
-// (api.ErrBrokerClosed), which IsRetriable, going by the first error of
-// the table that err matches, calls retriable when err matches one of
-// those too (a request timed out because the Client closed, say):
-// asking a closed Client again changes nothing until DeliveryTimeout.
-func retriable(err error) bool {
-	return api.IsRetriable(err) && !errors.Is(err, api.ErrBrokerClosed)
 }
 
 func closedError(last error) error {
