@@ -195,8 +195,11 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 // by NewFaults.
 //
 // It intercepts what goes through it, not what the test or the code
-// under test asks of the *runnel.Broker itself (admin calls, Produce of
-// this package).
+// under test asks of the *runnel.Broker itself (admin calls; the helpers
+// of this package handed the broker rather than the Faults). Consume and
+// ConsumeAll handed the Faults read through it, as a consumer does;
+// Produce handed it sends each request once, and fails the test on an
+// injected error.
 type Faults struct {
 	t testing.TB
 	b *runnel.Broker
