@@ -67,7 +67,13 @@ func TestHelpersBadInput(t *testing.T) {
 		}, log.ErrRecordTooLarge.Error()},
 		{"Produce nil record", func(ft *fakeT) { runneltest.Produce(ft, b, "t", nil) }, "nil"},
 
-		{"Consume nil broker", func(ft *fakeT) { runneltest.Consume(ft, nilBroker, "t", 1) }, "nil"},
+		{"Produce nil client", func(ft *fakeT) { runneltest.ProduceValues(ft, nil, "t", "x") }, "nil client"},
+		{"Produce nil Faults", func(ft *fakeT) { runneltest.ProduceValues(ft, (*runneltest.Faults)(nil), "t", "x") }, "nil *runneltest.Faults"},
+
+		{"Consume nil broker", func(ft *fakeT) { runneltest.Consume(ft, nilBroker, "t", 1) }, "nil *runnel.Broker"},
+		{"Consume nil client", func(ft *fakeT) { runneltest.Consume(ft, nil, "t", 1) }, "nil client"},
+		{"Consume nil Faults", func(ft *fakeT) { runneltest.Consume(ft, (*runneltest.Faults)(nil), "t", 1) }, "nil *runneltest.Faults"},
+		{"ConsumeAll nil client", func(ft *fakeT) { runneltest.ConsumeAll(ft, nil, "t") }, "nil client"},
 		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},
 		{"Consume unknown topic", func(ft *fakeT) { runneltest.Consume(ft, b, "nope", 1) }, runnel.ErrUnknownTopic.Error()},
 		{"Consume invalid topic", func(ft *fakeT) { runneltest.Consume(ft, b, "a/b", 1) }, runnel.ErrInvalidTopic.Error()},

@@ -67,7 +67,8 @@ const (
 	// log; a retry of an idempotent producer is answered as a duplicate,
 	// with their original offsets, where one without idempotence appends
 	// them again. The broker's own error, when it refuses the request, is
-	// returned as it is (the request still counts as a hit).
+	// returned as it is, and the rule did not apply: the request is no
+	// hit, and does not count towards Count.
 	LoseResponse
 	// FailAck (OpProduce only) lets the broker append the batches and
 	// fails their acknowledgement with Err: ProduceAsync returns the
@@ -76,7 +77,7 @@ const (
 	// Produce, which answers only once acknowledged, fails with Err after
 	// the acknowledgement, as LoseResponse does: the producer calls it
 	// under producer.MaxInFlight(1). The broker's own error is returned
-	// as it is.
+	// as it is, and the rule did not apply, as with LoseResponse.
 	FailAck
 	// HoldRequest holds the request before it reaches the broker until
 	// the Rule is removed (Rule.Remove), when it goes on to the broker,
@@ -195,14 +196,18 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 // by NewFaults.
 //
 // It intercepts what goes through it, not what the test or the code
-// under test asks of the *runnel.Broker itself (admin calls, Produce of
-// this package).
+// under test asks of the *runnel.Broker itself (admin calls; the helpers
+// of this package handed the broker rather than the Faults). Consume and
+// ConsumeAll handed the Faults read through it, as a consumer does;
+// Produce handed it sends each request once, and fails the test on an
+// injected error.
 type Faults struct {
 	t testing.TB
 	b *runnel.Broker
 
 	mu    sync.Mutex
 	rules []*Rule // the rules that still apply, in the order added
+	added uint64  // the rules added so far: the next Rule's seq
 }
 
 var (
@@ -237,6 +242,8 @@ func (f *Faults) Add(fault Fault) *Rule {
 	fault.Partitions = slices.Clone(fault.Partitions)
 	r := &Rule{f: f, fault: fault, left: fault.Count, skip: fault.Skip, hit: make(chan struct{}), release: make(chan struct{})}
 	f.mu.Lock()
+	r.seq = f.added
+	f.added++
 	f.rules = append(f.rules, r)
 	f.mu.Unlock()
 	return r
@@ -281,6 +288,7 @@ func (fault *Fault) check() error {
 type Rule struct {
 	f     *Faults
 	fault Fault
+	seq   uint64 // its place among the rules of f: the order they were added
 
 	// Guarded by f.mu.
 	hits    int
@@ -292,7 +300,8 @@ type Rule struct {
 }
 
 // Hits returns how many requests the rule has applied to so far: failed,
-// held (counted when the hold begins), whose answer it lost, or
+// held (counted when the hold begins), whose answer it lost or whose
+// acknowledgement it failed (counted once the broker appended them), or
 // observed; not those it let through under Skip.
 func (r *Rule) Hits() int {
 	r.f.mu.Lock()
@@ -336,6 +345,42 @@ func (r *Rule) Remove() {
 	f.dropLocked(r)
 }
 
+// hitLocked counts a request the rule applied to, waking Wait.
+func (r *Rule) hitLocked() {
+	r.hits++
+	close(r.hit)
+	r.hit = make(chan struct{})
+}
+
+// applied counts the request a LoseResponse or FailAck rule was
+// reserved for (see take): the broker appended it.
+func (r *Rule) applied() {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	r.hitLocked()
+}
+
+// refund gives back the Count a LoseResponse or FailAck rule was
+// reserved with (see take) when the broker refused the request: the rule
+// did not apply. A rule that was spent by the reservation and not removed
+// since applies again, in its place among the rules.
+func (r *Rule) refund() {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.fault.Count == Unlimited {
+		return
+	}
+	r.left++
+	if r.left == 1 && !r.removed {
+		i := slices.IndexFunc(f.rules, func(o *Rule) bool { return o.seq > r.seq })
+		if i < 0 {
+			i = len(f.rules)
+		}
+		f.rules = slices.Insert(f.rules, i, r)
+	}
+}
+
 func (f *Faults) dropLocked(r *Rule) {
 	if i := slices.Index(f.rules, r); i >= 0 {
 		f.rules = slices.Delete(f.rules, i, i+1)
@@ -345,7 +390,9 @@ func (f *Faults) dropLocked(r *Rule) {
 // take returns the first rule of op that match accepts, counting the
 // request as its hit, or nil when none does. A rule still skipping lets
 // the request by, and an Observe rule counts it and lets later rules
-// match it.
+// match it. A LoseResponse or FailAck rule is only reserved (its Count
+// taken): the caller counts the hit with applied once the broker has
+// appended the request, or gives the Count back with refund.
 func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -358,9 +405,9 @@ func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
 			r.skip--
 			continue
 		}
-		r.hits++
-		close(r.hit)
-		r.hit = make(chan struct{})
+		if a := r.fault.Action; a != LoseResponse && a != FailAck {
+			r.hitLocked()
+		}
 		if r.left > 0 {
 			r.left--
 			if r.left == 0 {
@@ -427,10 +474,13 @@ func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 		}
 		return f.b.Produce(ctx, req)
 	}
-	// LoseResponse, FailAck: appended and acknowledged, then the answer is lost.
+	// LoseResponse, FailAck: appended and acknowledged, then the answer is
+	// lost; the broker's refusal is its own.
 	if resp, err := f.b.Produce(ctx, req); err != nil {
+		r.refund()
 		return resp, err
 	}
+	r.applied()
 	return refusedProduce, r.err(req.Topic, req.Partition)
 }
 
@@ -453,8 +503,10 @@ func (f *Faults) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 	}
 	resp, ack, err := f.b.ProduceAsync(ctx, req)
 	if err != nil {
+		r.refund() // the broker's refusal is its own
 		return resp, ack, err
 	}
+	r.applied()
 	if r.fault.Action == FailAck {
 		return resp, &failedAck{ack: ack, err: r.err(req.Topic, req.Partition)}, nil
 	}

@@ -15,7 +15,8 @@ import (
 
 // Faults in a test of code that produces: the producer under test gets
 // the Faults in place of the broker, and the test adds rules to fail its
-// requests (the body is a test's, as in the package example).
+// requests; the test reads through it too (the body is a test's, as in
+// the package example).
 func ExampleFaults() {
 	runTest(func(t testing.TB) {
 		ctx := context.Background()
@@ -38,13 +39,18 @@ func ExampleFaults() {
 		fmt.Println("refused:", errors.Is(err, api.ErrPolicyViolation), errors.As(err, &injected))
 		fmt.Println(err)
 
-		for _, r := range runneltest.ConsumeAll(t, b, "orders") {
+		// Consume and ConsumeAll read through the Faults as a consumer
+		// does: a retriable fetch error is retried without a word.
+		fetch := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+		for _, r := range runneltest.ConsumeAll(t, f, "orders") {
 			fmt.Printf("%s-%d@%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
 		}
+		fmt.Println("fetches failed:", fetch.Hits())
 	})
 	// Output:
 	// delivered: <nil> at offset 0, answers lost: 1
 	// refused: true true
 	// runnel/producer: record for orders-0: runneltest: injected into produce orders-0: runnel: policy violation
 	// orders-0@0 once
+	// fetches failed: 2
 }

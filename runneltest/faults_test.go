@@ -579,3 +579,63 @@ func TestFaultsSkipAndObserve(t *testing.T) {
 	}
 	require.Equal(t, 1, once.Hits())
 }
+
+// A LoseResponse or FailAck rule applies only to a request the broker
+// appends: one the broker refuses (a record over the topic's
+// max.message.bytes) gets the broker's error, is not a hit, and leaves
+// the rule's Count as it was, for the next request (it was spent on the
+// refused request, and the next went through untouched).
+func TestFaultsAfterAppendNotSpentOnRefusal(t *testing.T) {
+	for _, action := range []runneltest.Action{runneltest.LoseResponse, runneltest.FailAck} {
+		for _, path := range producePaths {
+			t.Run(action.String()+"/"+path.name, func(t *testing.T) {
+				b := runneltest.NewBroker(t, runneltest.TopicConfig("orders",
+					log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 200}}))
+				f := runneltest.NewFaults(t, b)
+				r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: action, Err: api.ErrRequestTimedOut, Count: 1})
+				p := runneltest.NewProducer(t, f, append(path.opts, producer.RetryBackoff(time.Millisecond))...)
+
+				big := &record.Record{Topic: "orders", Value: make([]byte, 300)}
+				require.ErrorIs(t, p.ProduceSync(t.Context(), big), log.ErrRecordTooLarge)
+				require.Zero(t, r.Hits(), "the broker refused the request: not a hit")
+
+				err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("a")})
+				if action == runneltest.FailAck && path.name == "ProduceAsync" {
+					require.ErrorIs(t, err, api.ErrRequestTimedOut, "a failed acknowledgement fails the batch (TestFaultsFailAck)")
+				} else {
+					require.NoError(t, err, "retried, and answered as a duplicate")
+				}
+				require.Equal(t, 1, r.Hits(), "the rule applied to the next request")
+				require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "orders")))
+			})
+		}
+	}
+}
+
+// A rule spent by a request the broker then refuses applies again, in
+// its place among the rules: before a rule added after it, which the
+// request it applies to does not reach.
+func TestFaultsRefundKeepsRuleOrder(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders",
+		log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 200}}))
+	f := runneltest.NewFaults(t, b)
+	lose := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+	later := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: 1})
+
+	ft := fails(t, func(ft *fakeT) {
+		runneltest.Produce(ft, f, "orders", &record.Record{Value: make([]byte, 300)})
+	})
+	require.Contains(t, ft.msg, log.ErrRecordTooLarge.Error(), "the broker's refusal")
+	require.Zero(t, lose.Hits())
+
+	ft = fails(t, func(ft *fakeT) { runneltest.ProduceValues(ft, f, "orders", "a") })
+	require.Contains(t, ft.msg, "injected into produce orders-0: "+api.ErrRequestTimedOut.Error(), "the answer lost")
+	require.Equal(t, 1, lose.Hits())
+	require.Zero(t, later.Hits())
+	require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "orders")))
+
+	lose.Remove() // spent: nothing to do
+	ft = fails(t, func(ft *fakeT) { runneltest.ProduceValues(ft, f, "orders", "b") })
+	require.Contains(t, ft.msg, api.ErrPolicyViolation.Error())
+	require.Equal(t, 1, later.Hits())
+}

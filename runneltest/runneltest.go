@@ -15,7 +15,9 @@
 // Both return records ordered by partition, then offset.
 //
 // It sits with the clients above the broker; tests of code that takes a
-// producer.Client or consumer.Client can hand it the *runnel.Broker.
+// producer.Client or consumer.Client can hand it the *runnel.Broker. The
+// helpers that produce and consume take those interfaces too: the
+// broker, a Faults over it, or a client of the test's own.
 //
 // # Injecting failures
 //
@@ -26,6 +28,13 @@
 //	f := runneltest.NewFaults(t, b)
 //	p := runneltest.NewProducer(t, f)
 //	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+//
+// Consume and ConsumeAll read through a Faults handed to them as a
+// consumer does, errors Kafka's table calls retriable being retried
+// without a word (ExampleFaults):
+//
+//	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
+//	recs := runneltest.ConsumeAll(t, f, "orders")
 //
 // A rule fails a request before the broker sees it (FailRequest; for a
 // fetch, FailPartitions fails some of its partitions), lets a produce
@@ -94,8 +103,9 @@
 //	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
 //	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()
 //	                                               or the request's ctx ends
-//	a kgo consumer polled under c.Fault          Consume and ConsumeAll read from b, not through f:
-//	                                               poll NewConsumer(t, f) in the test's own loop
+//	a kgo consumer polled under c.Fault          Consume(t, f, topic, n), ConsumeAll(t, f, topic): read
+//	                                               through f, retrying retriable errors quietly
+//	                                               (handed b, they read past the faults)
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
@@ -130,6 +140,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -175,7 +186,8 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
 // name given twice gives runnel.ErrTopicExists); an error of the Close at
 // cleanup is reported with t.Errorf. A nil Option is skipped. The other
-// helpers fail the test (t.Fatalf) when given a nil *runnel.Broker.
+// helpers fail the test (t.Fatalf) when given a nil *runnel.Broker (or,
+// for those that take a client, a nil client).
 //
 // Unlike a broker of runnel.Open, its topics keep their records whatever
 // their timestamps unless a retention time is configured (Config's
@@ -273,16 +285,22 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 	return c
 }
 
-// Produce appends records to topic, each as its own batch, and fails the
-// test on any error. A record with a key goes to the partition its key
-// hashes to with producer.KeyPartition (Kafka's murmur2), where a producer,
-// a Java client or franz-go would put it; one without, to its Partition
-// field. Each record gets its Topic (if empty), Partition, Offset and (if
-// zero) Timestamp set.
+// Produce appends records to topic through c, each as its own batch and
+// its own request, and fails the test on any error. A record with a key
+// goes to the partition its key hashes to with producer.KeyPartition
+// (Kafka's murmur2), where a producer, a Java client or franz-go would
+// put it; one without, to its Partition field. Each record gets its Topic
+// (if empty), Partition, Offset and (if zero) Timestamp set.
+//
+// c is the *runnel.Broker of NewBroker, a Faults over it, or a
+// producer.Client of the test's own. Produce sends each request once: an
+// error a Faults injects fails the test, retriable or not (a producer of
+// NewProducer retries it), and a request it holds fails the test after
+// DefaultWait (or at the test's deadline, if sooner).
 //
 // A nil record, or one whose Topic names another topic, fails the test
 // before anything is produced.
-func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Record) {
+func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Record) {
 	t.Helper()
 	for i, r := range recs {
 		switch {
@@ -292,9 +310,10 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
 		}
 	}
-	notNil(t, b, "produce to "+topic)
-	ctx := context.Background()
-	n, err := b.Partitions(ctx, topic)
+	notNil(t, c, "produce to "+topic)
+	ctx, cancel, _ := waitContext(t, DefaultWait)
+	defer cancel()
+	n, err := c.Partitions(ctx, topic)
 	if err != nil {
 		t.Fatalf("runneltest: produce to %q: %v", topic, err)
 	}
@@ -313,7 +332,7 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 		if err != nil {
 			t.Fatalf("runneltest: encode: %v", err)
 		}
-		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: r.Partition, Acks: api.AcksAll, Batches: data})
+		resp, err := c.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: r.Partition, Acks: api.AcksAll, Batches: data})
 		if err != nil {
 			t.Fatalf("runneltest: produce to %s-%d: %v", topic, r.Partition, err)
 		}
@@ -322,19 +341,20 @@ func Produce(t testing.TB, b *runnel.Broker, topic string, recs ...*record.Recor
 }
 
 // ProduceValues produces one record per value, without keys, to partition
-// 0, and fails the test on any error, as Produce does.
-func ProduceValues(t testing.TB, b *runnel.Broker, topic string, values ...string) {
+// 0, through c, and fails the test on any error, as Produce does.
+func ProduceValues(t testing.TB, c producer.Client, topic string, values ...string) {
 	t.Helper()
 	recs := make([]*record.Record, len(values))
 	for i, v := range values {
 		recs[i] = &record.Record{Value: []byte(v)}
 	}
-	Produce(t, b, topic, recs...)
+	Produce(t, c, topic, recs...)
 }
 
 // DefaultWait is how long Consume waits for its records when no Timeout
-// is given, and how long NewProducer's cleanup waits for its flush and
-// ConsumeAll for the records it knows are there: long enough for records
+// is given, how long NewProducer's cleanup waits for its flush and
+// ConsumeAll for the records it knows are there, and how long Produce
+// waits for its requests (a Faults may hold them): long enough for records
 // produced in the background of a unit test, short enough that a test
 // whose records never come fails in seconds, not at go test's -timeout
 // (10 minutes by default). A test's deadline that comes sooner bounds it.
@@ -407,14 +427,23 @@ func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context
 // When more than n records are there, which partitions the n come from is
 // not specified: to assert that nothing else is there, use ConsumeAll.
 // Control batches (transaction markers) are not records.
-func Consume(t testing.TB, b *runnel.Broker, topic string, n int, opts ...ConsumeOpt) []*record.Record {
+//
+// cl is the *runnel.Broker of NewBroker, a Faults over it, or a
+// consumer.Client of the test's own: Consume reads through it with a
+// consumer.Consumer of its own, made for the call. An error that Kafka's
+// table calls retriable (api.IsRetriable: not the leader, a request timed
+// out), of a whole Fetch, of a partition's answer or of a look-up, is
+// retried every 10 ms without a word, as a consumer retries it, until the
+// wait ends; any other error fails the test at once, and so does a topic
+// that the look-up of its partition count does not know.
+func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
 		t.Fatalf("runneltest: consume %q: n = %d", topic, n)
 	}
 	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
-	r := newReader(t, ctx, b, topic)
+	r := newReader(t, ctx, cl, topic, limit)
 	defer r.close()
 	for p := range r.parts {
 		r.assign(t, int32(p), consumer.Start())
@@ -440,19 +469,26 @@ func Consume(t testing.TB, b *runnel.Broker, topic string, n int, opts ...Consum
 // if the records it knows are there cannot be read within DefaultWait (or
 // Timeout's time, bounded by the test's deadline as Consume's wait).
 // Control batches (transaction markers) are not records.
-func ConsumeAll(t testing.TB, b *runnel.Broker, topic string, opts ...ConsumeOpt) []*record.Record {
+//
+// cl is as Consume's, and read through as Consume reads: the log start
+// and high watermark of each partition are looked up with cl's
+// ListOffset, and a retriable error is retried until the wait ends.
+func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	ctx, cancel, limit := consumeWait(t, topic, opts)
 	defer cancel()
-	r := newReader(t, ctx, b, topic)
+	r := newReader(t, ctx, cl, topic, limit)
 	defer r.close()
 	ends := make([]int64, r.parts)
 	left := 0
 	for p := range r.parts {
+		listOffset := func(ts int64) func() (api.ListedOffset, error) {
+			return func() (api.ListedOffset, error) { return cl.ListOffset(ctx, topic, int32(p), ts) }
+		}
 		var start, end api.ListedOffset
 		var err error
-		if start, err = b.ListOffset(ctx, topic, int32(p), api.Earliest); err == nil {
-			end, err = b.ListOffset(ctx, topic, int32(p), api.Latest)
+		if start, err = retry(ctx, limit, listOffset(api.Earliest)); err == nil {
+			end, err = retry(ctx, limit, listOffset(api.Latest))
 		}
 		if err != nil {
 			t.Fatalf("runneltest: consume %s-%d: %v", topic, p, err)
@@ -482,12 +518,43 @@ func ConsumeAll(t testing.TB, b *runnel.Broker, topic string, opts ...ConsumeOpt
 	return r.records()
 }
 
-// notNil fails the test when b is nil, as the helpers' doc says they fail
-// it on any error, rather than let the call panic.
-func notNil(t testing.TB, b *runnel.Broker, what string) {
+// notNil fails the test when c, a broker or a client, is nil (a nil
+// interface, or one that holds a nil pointer), as the helpers' doc says
+// they fail it on any error, rather than let the call panic.
+func notNil(t testing.TB, c any, what string) {
 	t.Helper()
-	if b == nil {
-		t.Fatalf("runneltest: %s: nil *runnel.Broker", what)
+	if c == nil {
+		t.Fatalf("runneltest: %s: nil client", what)
+	}
+	if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer && v.IsNil() {
+		t.Fatalf("runneltest: %s: nil %T", what, c)
+	}
+}
+
+// retryBackoff is how long Consume and ConsumeAll wait before they retry
+// a retriable error (retry, and their consumer's RetryBackoff): short, as
+// the broker is in memory, and a test's fault is meant to be ridden out.
+const retryBackoff = 10 * time.Millisecond
+
+// retry calls ask until it answers, again after retryBackoff while it
+// returns an error Kafka's table calls retriable — but an unknown topic
+// or partition, which is an answer — as a consumer retries its look-ups.
+// When ctx ends (a request held until then, say), it returns the last
+// error, saying so with limit.
+func retry[T any](ctx context.Context, limit string, ask func() (T, error)) (T, error) {
+	for {
+		v, err := ask()
+		if err != nil && ctx.Err() != nil {
+			return v, fmt.Errorf("no answer %s: %w", limit, err)
+		}
+		if err == nil || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
+			return v, err
+		}
+		select {
+		case <-time.After(retryBackoff):
+		case <-ctx.Done():
+			return v, fmt.Errorf("no answer %s: %w", limit, err)
+		}
 	}
 }
 
@@ -501,16 +568,17 @@ type reader struct {
 	total int
 }
 
-func newReader(t testing.TB, ctx context.Context, b *runnel.Broker, topic string) *reader {
+func newReader(t testing.TB, ctx context.Context, cl consumer.Client, topic, limit string) *reader {
 	t.Helper()
-	notNil(t, b, "consume "+topic)
-	parts, err := b.Partitions(ctx, topic)
+	notNil(t, cl, "consume "+topic)
+	parts, err := retry(ctx, limit, func() (int, error) { return cl.Partitions(ctx, topic) })
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}
 	// ResetNone: records deleted under the reader fail the test rather
 	// than go missing.
-	c, err := consumer.New(b, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(100*time.Millisecond))
+	c, err := consumer.New(cl, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(100*time.Millisecond),
+		consumer.RetryBackoff(retryBackoff))
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}

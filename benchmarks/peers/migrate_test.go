@@ -686,8 +686,9 @@ func kgoEnds(t *testing.T, cl *kgo.Client, topic string, parts int32) map[int32]
 // each ported to a runneltest.Faults.
 
 // pollRunnel polls c until it holds n records or d passes, failing the
-// test on a Poll error: runneltest.Consume for a consumer of the test's
-// own (Consume makes its consumer over the broker, not over a Faults).
+// test on a Poll error: for a test that goes on with a consumer it
+// already polled (runneltest.Consume reads through a Faults too, but
+// with a consumer of its own, from the start, at each call).
 func pollRunnel(t *testing.T, c *consumer.Consumer, n int, d time.Duration) []*record.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -756,11 +757,8 @@ func TestMigrateFaultPatterns(t *testing.T) {
 		runneltest.ProduceValues(t, b, "orders", "a", "b")
 		f := runneltest.NewFaults(t, b)
 		h := f.Add(runneltest.Fault{Op: runneltest.OpListOffset, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
-		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
-		if err := c.AssignTopic(context.Background(), "orders", consumer.Start()); err != nil {
-			t.Fatal(err)
-		}
-		got := pollRunnel(t, c, 2, 5*time.Second)
+		// Consume reads through f, its consumer retrying quietly.
+		got := runneltest.Consume(t, f, "orders", 2, runneltest.Timeout(5*time.Second))
 		if v := runnelValues(got); !slices.Equal(v, []string{"a", "b"}) || h.Hits() != 2 {
 			t.Fatalf("got %q, %d hits", v, h.Hits())
 		}
@@ -989,16 +987,14 @@ func TestMigrateFaultPatterns(t *testing.T) {
 		f := runneltest.NewFaults(t, b)
 		h := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Partitions: []int32{1},
 			Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
-		c := runneltest.NewConsumer(t, f, consumer.RetryBackoff(time.Millisecond))
-		if err := c.AssignTopic(context.Background(), "orders", consumer.Start()); err != nil {
-			t.Fatal(err)
-		}
-		got := runnelValues(pollRunnel(t, c, 2, 5*time.Second))
+		// Consume reads through f: partition 1's retriable error is
+		// retried quietly while partition 0 is read.
+		got := runnelValues(runneltest.Consume(t, f, "orders", 2, runneltest.Timeout(5*time.Second)))
 		if !slices.Equal(got, []string{"0a", "0b"}) || h.Hits() == 0 {
 			t.Fatalf("got %q while partition 1 failed (%d hits)", got, h.Hits())
 		}
 		h.Remove()
-		got = append(got, runnelValues(pollRunnel(t, c, 2, 5*time.Second))...)
+		got = runnelValues(runneltest.ConsumeAll(t, f, "orders"))
 		if !slices.Equal(got, []string{"0a", "0b", "1a", "1b"}) {
 			t.Fatalf("got %q", got)
 		}
