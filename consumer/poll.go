@@ -21,8 +21,9 @@ import (
 // returned. A Fetch may hold no record to return: the batches a
 // compaction emptied (kept as headers, as Kafka's cleaner keeps them, at
 // the end of a cleaned group or as an idempotent producer's last batch)
-// and transaction markers are batches without records, so a Poll may
-// return nothing to read while a later one does, its position moved on.
+// hold no record, and transaction markers (control batches, skipped) none
+// to return, so a Poll may return nothing to read, its position moved on,
+// while a later one does.
 // Partitions take turns at the head of the request, so that FetchMaxBytes
 // does not starve the last ones.
 //
