@@ -8,7 +8,8 @@ import (
 )
 
 // Fetches is what one Poll returned: one Fetch per partition that had
-// records or an error.
+// batches or an error. A Fetch's batches may hold no record to return
+// (see Poll): NumRecords counts those there are.
 type Fetches []Fetch
 
 // Fetch is one partition's part of a Poll.

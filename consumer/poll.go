@@ -16,10 +16,16 @@ import (
 // first resolves the positions set with Start, End or AtTime (ListOffset)
 // of every assigned partition, paused or not (see Pause), then sends one
 // long-poll Fetch, which waits up to FetchMaxWait for
-// FetchMinBytes. It returns a Fetch for each partition that had records or
-// an error, and advances each partition's position past the records
-// returned. Partitions take turns at the head of the request, so that
-// FetchMaxBytes does not starve the last ones.
+// FetchMinBytes. It returns a Fetch for each partition that had batches or
+// an error, and advances each partition's position past the batches
+// returned. A Fetch may hold no record to return: the batches a
+// compaction emptied (kept as headers, as Kafka's cleaner keeps them, at
+// the end of a cleaned group or as an idempotent producer's last batch)
+// hold no record, and transaction markers (control batches, skipped) none
+// to return, so a Poll may return nothing to read, its position moved on,
+// while a later one does.
+// Partitions take turns at the head of the request, so that FetchMaxBytes
+// does not starve the last ones.
 //
 // Poll returns early, with what it has (maybe nothing), when Assign, Seek,
 // Pause, Resume or Unassign changes what it should fetch. With nothing to fetch (nothing
