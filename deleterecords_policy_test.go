@@ -54,3 +54,25 @@ func TestDeleteRecordsPolicyCheckedWithTheDelete(t *testing.T) {
 	_, err = b.DeleteRecords(ctx, "t", 0, 3)
 	require.ErrorIs(t, err, ErrPolicyViolation)
 }
+
+// TestDeleteRecordsHeedsAnEndedCtx: a DeleteRecords whose ctx has ended
+// deletes nothing and says why, as the other admin calls do (Kafka's
+// admin client fails a call whose deadline passed before it was sent);
+// it deleted the records and answered as if nothing had happened.
+func TestDeleteRecordsHeedsAnEndedCtx(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a", "b", "c")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := b.DeleteRecords(ctx, "t", 0, 2)
+	require.ErrorIs(t, err, context.Canceled)
+	info, err := b.DescribeTopic(context.Background(), "t")
+	require.NoError(t, err)
+	require.Equal(t, int64(0), info.Partitions[0].LogStartOffset, "records deleted under an ended ctx")
+
+	low, err := b.DeleteRecords(context.Background(), "t", 0, 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), low)
+}

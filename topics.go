@@ -900,7 +900,7 @@ var testHookDeleteRecordsChecked func()
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrPolicyViolation for a
 // compacted topic without the delete policy; log.ErrOffsetOutOfRange for
 // an offset above the high watermark, or negative but api.Latest;
-// log.ErrLogFenced; ErrClosed.
+// log.ErrLogFenced; ErrClosed; ctx's error (nothing was deleted).
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {
@@ -909,6 +909,11 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	// The policy is checked under the same hold of the partition's log as
 	// the deletion: a config change to compact alone cannot come between.
 	low, err := p.DeleteRecordsChecked(func(cfg log.Config, hw int64) (int64, error) {
+		// Checked under the hold: a ctx that ended while the deletion
+		// waited for appends in flight deletes nothing either.
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		if cfg.CleanupPolicy&log.Delete == 0 {
 			return 0, fmt.Errorf("%w: records of %s-%d cannot be deleted: its cleanup.policy is %s", ErrPolicyViolation, topic, partition, cfg.CleanupPolicy)
 		}
