@@ -63,6 +63,9 @@ func parse(args []string, out io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: quickstart takes flags only (-h lists them)", fs.Arg(0))
+	}
 	var err error
 	if o.codec, err = compression.ParseCodec(codec); err != nil {
 		return o, err

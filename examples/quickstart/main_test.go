@@ -85,6 +85,10 @@ func TestQuickstartBadFlags(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), "brotli"), err.Error())
 	require.Error(t, run(context.Background(), []string{"-sync", "sometimes"}, &out))
 	require.Error(t, run(context.Background(), []string{"-partitions", "0"}, &out))
+	// A stray argument was ignored, and the run went on without it.
+	err = run(context.Background(), []string{"-records", "10", "extra", "-dir", t.TempDir()}, &out)
+	require.ErrorContains(t, err, `unexpected argument "extra"`)
+	require.NotContains(t, out.String(), "opened broker")
 }
 
 // TestQuickstartHelp: -h prints the usage and is no failure (exit 0, as

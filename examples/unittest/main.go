@@ -130,6 +130,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	args = fs.Args()
+	if len(args) == 0 {
+		fs.Usage()
+		return errors.New("no address given")
+	}
 	b, err := runnel.Open(runnel.Config{})
 	if err != nil {
 		return err

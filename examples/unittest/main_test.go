@@ -177,3 +177,11 @@ func TestRunHelp(t *testing.T) {
 	var out bytes.Buffer
 	require.Error(t, run(context.Background(), []string{"-x"}, &out))
 }
+
+// TestRunNoAddress: run with no address prints the usage and fails (it
+// printed nothing and exited 0, as if it had done something).
+func TestRunNoAddress(t *testing.T) {
+	var out bytes.Buffer
+	require.ErrorContains(t, run(context.Background(), nil, &out), "no address given")
+	require.Contains(t, out.String(), "usage: unittest EMAIL...")
+}
