@@ -449,8 +449,9 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// (segments copied from Kafka, whose cleaner does not) is
 			// left as it is; and so is a gap below the log start offset,
 			// which a deletion of segments (DeleteRecords, retention)
-			// that a failed removal or a crash cut short left between
-			// the segments it did not remove: the later segments hold
+			// that a crash cut short (or an older runnel's that went on
+			// past a failed removal) left between the segments it did
+			// not remove: the later segments hold
 			// records at and past the log start, durable ones too.
 			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] || bases[i+1] <= start {
 				continue
