@@ -232,28 +232,31 @@ func writeOffset(fsys vfs.FS, dir, name string, off int64) error {
 // marker, so that Open can tell the files it finds from those the Close
 // left before it skips their recovery: the log end offset (also the
 // recovery point that Close writes), the active segment's base offset,
-// and the active segment's max timestamp (-1 for none). Open finds that
-// max timestamp from the active segment's time index, whose last entry
-// Close makes it (as Kafka's LogSegment.close appends it), and from the
+// and the active segment's max timestamp (-1 for none) with the offset
+// its time index entry holds (segment.Segment.MaxTimestampOffset). Open
+// finds those from the active segment's time index, whose last entry
+// Close makes them (as Kafka's LogSegment.close appends it), and from the
 // batches after the offset index's last entry: a time index that lost
 // its last entries (a failed write, then a crash, and a marker brought
-// back from another moment) gives a lower one, and the active segment is
-// then recovered as after a crash.
+// back from another moment) gives a lower max timestamp, or the same one
+// found in a later batch than the first that held it (whose time index
+// entry would then make OffsetForTime skip that first batch), and the
+// active segment is then recovered as after a crash.
 //
 // On disk it is a checkpoint of version 1 (see checkpointV1) with one
-// entry of those three integers, in that order. An older runnel wrote an
+// entry of those four integers, in that order. An older runnel wrote an
 // empty marker, which records none of it: Open recovers the active
 // segment as after a crash once (see readMarker).
 type cleanMarker struct {
-	end, activeBase, maxTimestamp int64
+	end, activeBase, maxTimestamp, maxTimestampOffset int64
 }
 
 // markerWidth is the number of integers of a marker's entry.
-const markerWidth = 3
+const markerWidth = 4
 
 // appendMarker appends m's marker file to dst.
 func appendMarker(dst []byte, m cleanMarker) []byte {
-	return appendCheckpoint(dst, checkpointV1, [][]int64{{m.end, m.activeBase, m.maxTimestamp}})
+	return appendCheckpoint(dst, checkpointV1, [][]int64{{m.end, m.activeBase, m.maxTimestamp, m.maxTimestampOffset}})
 }
 
 // readMarker reads the clean-shutdown marker in dir. A marker that
@@ -288,5 +291,5 @@ func readMarker(fsys vfs.FS, dir string) (m cleanMarker, why string, err error) 
 	case !bytes.HasPrefix(data, []byte("1\n")) || len(e) != 1:
 		return m, "a marker of another layout", nil
 	}
-	return cleanMarker{end: e[0][0], activeBase: e[0][1], maxTimestamp: e[0][2]}, "", nil
+	return cleanMarker{end: e[0][0], activeBase: e[0][1], maxTimestamp: e[0][2], maxTimestampOffset: e[0][3]}, "", nil
 }

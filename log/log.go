@@ -364,16 +364,18 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
-		if active && clean && !needs && s.MaxTimestamp() != mk.maxTimestamp {
-			// The active segment's max timestamp, from its time index's
-			// last entry and the batches after the offset index's, is not
-			// the one the clean Close recorded: the time index is not the
-			// one that Close left (it lost its last entries to a failed
-			// write before a crash, and the marker is of another moment),
-			// or the segment is not. Recovered as after a crash, the
-			// segment is scanned whole and its indexes rebuilt.
+		if active && clean && !needs && (s.MaxTimestamp() != mk.maxTimestamp || s.MaxTimestampOffset() != mk.maxTimestampOffset) {
+			// The active segment's max timestamp and its offset, from its
+			// time index's last entry and the batches after the offset
+			// index's, are not those the clean Close recorded: the time
+			// index is not the one that Close left (it lost its last
+			// entries to a failed write before a crash, and the marker is
+			// of another moment), or the segment is not. Recovered as
+			// after a crash, the segment is scanned whole and its indexes
+			// rebuilt.
 			l.logger.Warn("clean-shutdown marker whose max timestamp is not the active segment's: recovering as after a crash",
-				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "maxTimestamp", s.MaxTimestamp())
+				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "recordedOffset", mk.maxTimestampOffset,
+				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset())
 			clean = false
 			l.info.Clean = false
 			if err := s.Unseal(); err != nil {
@@ -840,7 +842,8 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	}
 	active := segs[len(segs)-1]
 	return writeFileAtomic(l.fs, l.dir, cleanShutdownFile,
-		appendMarker(nil, cleanMarker{end: next, activeBase: active.Base(), maxTimestamp: active.MaxTimestamp()}))
+		appendMarker(nil, cleanMarker{end: next, activeBase: active.Base(), maxTimestamp: active.MaxTimestamp(),
+			maxTimestampOffset: active.MaxTimestampOffset()}))
 }
 
 // Dir is the log's directory.

@@ -52,6 +52,36 @@ func TestCleanMarkerTimeIndexOfAnotherMoment(t *testing.T) {
 	require.EqualValues(t, 1, off)
 }
 
+// TestCleanMarkerTimeIndexOfAnotherMomentSameMax: as
+// TestCleanMarkerTimeIndexOfAnotherMoment, with the largest timestamp in
+// the batch after the offset index's last entry too (transient-fault
+// simulation seed 170017461): Open found the right max timestamp, but in
+// that batch, not in the first that had it, whose time index entry was
+// lost; the next index entry then said so, and OffsetForTime, starting
+// its scan there, skipped the first batch. The marker records the
+// offset of the max timestamp's entry as well.
+func TestCleanMarkerTimeIndexOfAnotherMomentSameMax(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1} // an index entry a batch
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, ts, "a"))     // 0
+	appendOK(t, l, valueBatch(t, ts+100, "b")) // 1: the largest timestamp, first
+	appendOK(t, l, valueBatch(t, ts+100, "c")) // 2: the largest timestamp again
+	require.NoError(t, l.Close())
+	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.TimeIndexSuffix)), nil)
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.False(t, l.Recovery().Clean, "the time index is not the one the clean Close left")
+	appendOK(t, l, valueBatch(t, ts+50, "d")) // 3
+	appendOK(t, l, valueBatch(t, ts+50, "e")) // 4: an index entry for the max timestamp so far
+	off, ok, err := l.OffsetForTime(ts + 100)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off, "the first record with the largest timestamp")
+}
+
 // TestCleanMarkerOfOlderRunnel: an older runnel's clean Close wrote an
 // empty marker, which records neither the log end nor the active
 // segment's max timestamp: Open recovers the active segment as after a
@@ -92,8 +122,11 @@ func TestCleanMarkerUnreadable(t *testing.T) {
 		edit func(data []byte) []byte
 	}{
 		{"checksum", func(data []byte) []byte { data[2]++; return data }},
-		{"version 0", func([]byte) []byte { return appendCheckpoint(nil, checkpointV0, [][]int64{{2, 0, ts}}) }},
-		{"two entries", func([]byte) []byte { return appendCheckpoint(nil, checkpointV1, [][]int64{{2, 0, ts}, {2, 0, ts}}) }},
+		{"version 0", func([]byte) []byte { return appendCheckpoint(nil, checkpointV0, [][]int64{{2, 0, ts, 1}}) }},
+		{"two entries", func([]byte) []byte {
+			return appendCheckpoint(nil, checkpointV1, [][]int64{{2, 0, ts, 1}, {2, 0, ts, 1}})
+		}},
+		{"three integers", func([]byte) []byte { return appendCheckpoint(nil, checkpointV1, [][]int64{{2, 0, ts}}) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -116,7 +149,8 @@ func TestCleanMarkerUnreadable(t *testing.T) {
 // Close of the files as they are would have written beside them: the
 // recovery point on disk as its log end, the last segment's base offset,
 // and the largest timestamp of that segment's batches that parse (those
-// before a torn tail). It is the stalest marker there can be: nothing
+// before a torn tail), with the last offset of the first batch that has
+// it. It is the stalest marker there can be: nothing
 // but the segments' indexes tells it from a true one.
 func forgeCleanMarker(t testT, fsys vfs.FS, dir string) {
 	t.Helper()
@@ -124,12 +158,13 @@ func forgeCleanMarker(t testT, fsys vfs.FS, dir string) {
 	require.NoError(t, err)
 	names, err := fsys.List(dir)
 	require.NoError(t, err)
-	m := cleanMarker{end: rp, maxTimestamp: -1}
+	m := cleanMarker{end: rp, maxTimestamp: -1, maxTimestampOffset: -1}
 	for _, name := range names {
 		if base, suffix, ok := segment.ParseFileName(name); ok && suffix == segment.LogSuffix && base >= m.activeBase {
 			m.activeBase = base
 		}
 	}
+	m.maxTimestampOffset = m.activeBase
 	data, err := readMemFile(fsys, filepath.Join(dir, segment.FileName(m.activeBase, segment.LogSuffix)))
 	if err == nil {
 		for p := 0; p < len(data); {
@@ -137,7 +172,9 @@ func forgeCleanMarker(t testT, fsys vfs.FS, dir string) {
 			if err != nil || b.Validate(int64(p)) != nil {
 				break
 			}
-			m.maxTimestamp = max(m.maxTimestamp, b.MaxTimestamp())
+			if b.MaxTimestamp() > m.maxTimestamp {
+				m.maxTimestamp, m.maxTimestampOffset = b.MaxTimestamp(), b.LastOffset()
+			}
 			p += len(b)
 		}
 	}
