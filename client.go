@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"time"
@@ -106,7 +107,8 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // producer.Client.
 //
 // Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
-// file system errors from writing the id counter.
+// ErrProducerIDsExhausted; file system errors from writing the id
+// counter.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.isClosed() {
 		return 0, 0, ErrClosed
@@ -116,6 +118,11 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	}
 	defer b.unlockAdmin()
 	id := b.nextPID
+	if id == math.MaxInt64 {
+		// The counter holds the next id: handing this one out would
+		// write one past it, which does not fit.
+		return 0, 0, fmt.Errorf("%w: the counter in %s is at %d", ErrProducerIDsExhausted, b.path(producerIDs), id)
+	}
 	if err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
 		return 0, 0, err
 	}

@@ -42,6 +42,15 @@ var (
 // and has no Kafka error code.
 var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")
 
+// ErrProducerIDsExhausted is returned by InitProducerID once the broker
+// has handed out every producer id: Kafka's producer ids are int64s, the
+// last one math.MaxInt64 - 1 here (the counter of the next id, in
+// <Dir>/producer-ids, stops at math.MaxInt64), and Kafka refuses to go
+// past its last one too ("exhausted all producerIds", as an
+// UNKNOWN_SERVER_ERROR, which Code gives this error). It is not
+// retriable: no id is ever reused.
+var ErrProducerIDsExhausted = errors.New("runnel: producer ids exhausted")
+
 // ErrNewerMetadata is returned by Open for a topic's record in
 // <Dir>/topics written by a newer runnel, of a version this one does not
 // read. The record is not corrupt (it is not ErrCorruptMetadata): open

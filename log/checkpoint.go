@@ -227,3 +227,69 @@ func readOffset(fsys vfs.FS, dir, name string, def int64) (int64, error) {
 func writeOffset(fsys vfs.FS, dir, name string, off int64) error {
 	return writeCheckpoint(fsys, dir, name, checkpointV0, [][]int64{{off}})
 }
+
+// cleanMarker is what a clean Close records in the clean-shutdown
+// marker, so that Open can tell the files it finds from those the Close
+// left before it skips their recovery: the log end offset (also the
+// recovery point that Close writes), the active segment's base offset,
+// and the active segment's max timestamp (-1 for none) with the offset
+// its time index entry holds (segment.Segment.MaxTimestampOffset). Open
+// finds those from the active segment's time index, whose last entry
+// Close makes them (as Kafka's LogSegment.close appends it), and from the
+// batches after the offset index's last entry: a time index that lost
+// its last entries (a failed write, then a crash, and a marker brought
+// back from another moment) gives a lower max timestamp, or the same one
+// found in a later batch than the first that held it (whose time index
+// entry would then make OffsetForTime skip that first batch), and the
+// active segment is then recovered as after a crash.
+//
+// On disk it is a checkpoint of version 1 (see checkpointV1) with one
+// entry of those four integers, in that order. An older runnel wrote an
+// empty marker, which records none of it: Open recovers the active
+// segment as after a crash once (see readMarker).
+type cleanMarker struct {
+	end, activeBase, maxTimestamp, maxTimestampOffset int64
+}
+
+// markerWidth is the number of integers of a marker's entry.
+const markerWidth = 4
+
+// appendMarker appends m's marker file to dst.
+func appendMarker(dst []byte, m cleanMarker) []byte {
+	return appendCheckpoint(dst, checkpointV1, [][]int64{{m.end, m.activeBase, m.maxTimestamp, m.maxTimestampOffset}})
+}
+
+// readMarker reads the clean-shutdown marker in dir. A marker that
+// records nothing (an older runnel's, which was empty) or that does not
+// parse gives why, the reason not to trust it, and no error; the error
+// is a file system error.
+func readMarker(fsys vfs.FS, dir string) (m cleanMarker, why string, err error) {
+	path := filepath.Join(dir, cleanShutdownFile)
+	f, err := fsys.Open(path)
+	if err != nil {
+		return m, "", err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return m, "", err
+	}
+	switch {
+	case size == 0:
+		return m, "an older runnel's marker, which records no log end nor max timestamp", nil
+	case size > 1<<10:
+		return m, fmt.Sprintf("a marker of %d bytes", size), nil
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
+		return m, "", err
+	}
+	e, err := parseCheckpoint(data, markerWidth, path)
+	switch {
+	case err != nil:
+		return m, err.Error(), nil
+	case !bytes.HasPrefix(data, []byte("1\n")) || len(e) != 1:
+		return m, "a marker of another layout", nil
+	}
+	return cleanMarker{end: e[0][0], activeBase: e[0][1], maxTimestamp: e[0][2], maxTimestampOffset: e[0][3]}, "", nil
+}

@@ -91,8 +91,7 @@ func TestOpenStaleCleanShutdownMarker(t *testing.T) {
 			tc.after(t, l)
 			e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{Tail: vfs.TailGarbage})
 			l.Close()
-			writeMemFile(t, e.fs, marker, nil) // the stale marker
-			require.NoError(t, e.fs.SyncDir(e.dir))
+			forgeCleanMarker(t, e.fs, e.dir) // the stale marker
 
 			l, err = Open(e.dir, tc.cfg, Options{FS: e.fs, Clock: e.clock})
 			require.NoError(t, err, "Open with a stale clean-shutdown marker")

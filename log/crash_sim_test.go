@@ -1120,7 +1120,9 @@ func (s *crashSim) crash() {
 
 // openStale puts a clean-shutdown marker back beside what the crash
 // left, as an older marker copied with the directory would be, and opens
-// the log. Whatever it opens is checked as after a crash: a stale marker
+// the log: in three cases out of four, one that records what a clean
+// Close of the files as they are would have (forgeCleanMarker), whose
+// end is the recovery point on disk; else an older runnel's empty one. Whatever it opens is checked as after a crash: a stale marker
 // must neither lose acknowledged records nor serve lost ones. Open may
 // refuse it with record.ErrCorrupt where the segments end below the
 // recovery point (a crash during a truncation, which lowers the recovery
@@ -1128,11 +1130,16 @@ func (s *crashSim) crash() {
 // The marker then goes, and openStale returns nil.
 func (s *crashSim) openStale() *Log {
 	marker := filepath.Join(crashDir, cleanShutdownFile)
-	writeMemFile(s.t, s.mem, marker, nil)
-	if err := s.mem.SyncDir(crashDir); err != nil {
-		s.fatalf("putting a stale marker back: %v", err)
+	if s.stale.IntN(4) == 0 {
+		writeMemFile(s.t, s.mem, marker, nil)
+		if err := s.mem.SyncDir(crashDir); err != nil {
+			s.fatalf("putting a stale marker back: %v", err)
+		}
+		s.logf("an older runnel's stale clean-shutdown marker put back")
+	} else {
+		forgeCleanMarker(s.t, s.mem, crashDir)
+		s.logf("a stale clean-shutdown marker put back")
 	}
-	s.logf("a stale clean-shutdown marker put back")
 	l, err := s.openLog(s.mem)
 	if err == nil {
 		s.staleOpened = true

@@ -9,10 +9,12 @@ import (
 )
 
 // TestOpenKeepsSegmentsPastADeletionGap: a deletion of segments
-// (DeleteRecords, retention) removes them oldest first and goes on past
-// a removal that fails, and a crash may keep the removal of a later one
-// and not of an earlier one: either leaves a gap between the segments it
-// did not remove, below the log start offset it had checkpointed first.
+// (DeleteRecords, retention) removes them oldest first, and a crash may
+// keep the removal of a later one and not of an earlier one (and an
+// older runnel went on past a removal that failed: see
+// TestDeleteSegmentsStopsAtAFailedRemoval): either leaves a gap between
+// the segments it did not remove, below the log start offset it had
+// checkpointed first.
 // Open took such a gap, past the recovery point, for a rolled segment
 // that lost its last batches in a crash, and removed every later
 // segment: acknowledged, fsynced records at and past the log start were

@@ -88,8 +88,16 @@
 // point below the active segment, or of 0 beside records (a clean Close
 // at 0 leaves an empty log), a log start offset past the end, or an
 // active segment that goes on past a batch ending at the recorded end
-// (appends after that Close, or a torn tail). An active segment with no
-// batch ending there lost records the Close recorded: still an error.
+// (appends after that Close, or a torn tail). So is a marker that records
+// another log end or active segment than the files, or another max
+// timestamp of the active segment, or offset of it, than Open finds from
+// its time index's last entry and the batches after its offset index's (a
+// time index that lost its last entries to a failed write: Close makes
+// that max timestamp the time index's last entry, as Kafka does), and an
+// older runnel's
+// empty marker, which records none of them (the active segment is then
+// scanned once). An active segment with no batch ending there lost
+// records the Close recorded: still an error.
 // OpenContext cuts a long recovery short when its ctx ends,
 // leaving the rest of it to the next Open.
 //

@@ -294,6 +294,31 @@ func (l *Log) open(ctx context.Context) (err error) {
 	}
 	l.snapshots = snapshotOffsets(names)
 	legacy := slices.Contains(names, producerFile)
+	var mk cleanMarker
+	if clean {
+		var why string
+		if mk, why, err = readMarker(l.fs, l.dir); err != nil {
+			return err
+		}
+		switch {
+		case why != "":
+			l.logger.Warn("clean-shutdown marker not trusted: recovering as after a crash", "dir", l.dir, "why", why)
+			clean = false
+		case !rpKnown:
+			// The marker records the recovery point that its Close
+			// wrote beside it: a directory copied without that file
+			// has it still.
+			rp, rpKnown = mk.end, true
+		}
+	}
+	if clean && (mk.end != rp || len(bases) > 0 && mk.activeBase != bases[len(bases)-1]) {
+		// A clean Close writes the marker after the recovery point, both
+		// at its log end, and with its active segment's base offset: a
+		// marker that disagrees is of another moment than the files.
+		l.logger.Warn("clean-shutdown marker of another log end or active segment than the files: recovering as after a crash",
+			"dir", l.dir, "recordedEnd", mk.end, "recoveryPoint", rp, "recordedActiveBase", mk.activeBase)
+		clean = false
+	}
 	if clean && rpKnown && len(bases) > 0 && rp < bases[len(bases)-1] {
 		// A clean Close writes its log end as the recovery point, in the
 		// active segment: a marker with a recovery point below it is
@@ -339,6 +364,24 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
+		if active && clean && !needs && (s.MaxTimestamp() != mk.maxTimestamp || s.MaxTimestampOffset() != mk.maxTimestampOffset) {
+			// The active segment's max timestamp and its offset, from its
+			// time index's last entry and the batches after the offset
+			// index's, are not those the clean Close recorded: the time
+			// index is not the one that Close left (it lost its last
+			// entries to a failed write before a crash, and the marker is
+			// of another moment), or the segment is not. Recovered as
+			// after a crash, the segment is scanned whole and its indexes
+			// rebuilt.
+			l.logger.Warn("clean-shutdown marker whose max timestamp is not the active segment's: recovering as after a crash",
+				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "recordedOffset", mk.maxTimestampOffset,
+				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset())
+			clean = false
+			l.info.Clean = false
+			if err := s.Unseal(); err != nil {
+				return err
+			}
+		}
 		if active && clean && rpKnown && rp == 0 && s.Size() > 0 {
 			// A clean Close at log end 0 leaves an empty log, and End
 			// cannot say 0: a marker beside a recovery point of 0 (a
@@ -408,8 +451,9 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// (segments copied from Kafka, whose cleaner does not) is
 			// left as it is; and so is a gap below the log start offset,
 			// which a deletion of segments (DeleteRecords, retention)
-			// that a failed removal or a crash cut short left between
-			// the segments it did not remove: the later segments hold
+			// that a crash cut short (or an older runnel's that went on
+			// past a failed removal) left between the segments it did
+			// not remove: the later segments hold
 			// records at and past the log start, durable ones too.
 			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] || bases[i+1] <= start {
 				continue
@@ -796,7 +840,10 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	if err := writeOffset(l.fs, l.dir, logStartFile, l.start.Load()); err != nil {
 		return err
 	}
-	return writeFileAtomic(l.fs, l.dir, cleanShutdownFile, nil)
+	active := segs[len(segs)-1]
+	return writeFileAtomic(l.fs, l.dir, cleanShutdownFile,
+		appendMarker(nil, cleanMarker{end: next, activeBase: active.Base(), maxTimestamp: active.MaxTimestamp(),
+			maxTimestampOffset: active.MaxTimestampOffset()}))
 }
 
 // Dir is the log's directory.

@@ -79,7 +79,13 @@ func (l *Log) setStartLocked(offset int64) error {
 }
 
 // deleteSegmentsLocked deletes the first n segments (never the active one)
-// and moves the log start offset past them.
+// and moves the log start offset past them. It removes them oldest first
+// and stops at the first that fails to go (the log is then fenced), as
+// Kafka's deletion stops at its first failed one: the segments it did not
+// remove are closed and stay on disk, a run of them below the log start
+// offset, with no gap among them nor between them and the segments that
+// stay (Open still copes with a gap, which a crash after the removals
+// can leave, or an older runnel that went on past a failure).
 func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	segs := *l.segs.Load()
 	n = min(n, len(segs)-1)
@@ -95,9 +101,15 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	l.setSegments(append([]*segment.Segment(nil), segs[n:]...))
 	l.lifeMu.Lock()
 	var err error
-	for _, s := range segs[:n] {
+	for i, s := range segs[:n] {
+		if err != nil {
+			err = errors.Join(err, s.Close())
+			continue
+		}
 		l.logger.Info("deleting segment", "reason", reason, "segment", s.String())
-		err = errors.Join(err, s.Delete())
+		if err = s.Delete(); err != nil {
+			l.logger.Error("deleting segment failed: it and the later ones to delete stay", "segment", s.String(), "left", n-i, "err", err)
+		}
 	}
 	l.lifeMu.Unlock()
 	l.forgetDeletedLocked()

@@ -42,8 +42,7 @@ func TestStaleMarkerRecoveryPointZero(t *testing.T) {
 	rp, err := readOffset(e.fs, e.dir, recoveryPointFile, -1)
 	require.NoError(t, err)
 	require.EqualValues(t, 0, rp, "the truncation lowered the recovery point")
-	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), nil) // the stale marker
-	require.NoError(t, e.fs.SyncDir(e.dir))
+	forgeCleanMarker(t, e.fs, e.dir) // the stale marker
 
 	l = e.open(cfg)
 	require.EqualValues(t, 3, l.LogEndOffset())

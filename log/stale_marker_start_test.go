@@ -2,7 +2,6 @@ package log
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,9 +33,7 @@ func TestStaleMarkerLogStartPastTheEnd(t *testing.T) {
 	require.NoError(t, err)
 	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
 	l.Close()
-	marker := filepath.Join(e.dir, cleanShutdownFile)
-	writeMemFile(t, e.fs, marker, nil) // the stale marker
-	require.NoError(t, e.fs.SyncDir(e.dir))
+	forgeCleanMarker(t, e.fs, e.dir) // the stale marker
 
 	l = e.open(cfg)
 	require.EqualValues(t, 2, l.LogEndOffset())

@@ -388,7 +388,7 @@ func (s *Segment) loadTail(ctx context.Context) error {
 			s.firstTs.Store(b.MaxTimestamp())
 		}
 		if b.MaxTimestamp() > s.maxTs.Load() {
-			s.setMax(b.MaxTimestamp(), b.BaseOffset())
+			s.setMax(b.MaxTimestamp(), b.LastOffset()) // as indexBatch and rescan do
 		}
 		s.next.Store(b.NextOffset())
 		prev, lastPos, lastSize = b.LastOffset(), pos, record.BatchSize(hdr)
@@ -511,6 +511,17 @@ func (s *Segment) NextOffset() int64 { return s.next.Load() }
 
 // MaxTimestamp is the largest timestamp in the segment (ms), -1 if empty.
 func (s *Segment) MaxTimestamp() int64 { return s.maxTs.Load() }
+
+// MaxTimestampOffset is the offset that the time index's entry for the
+// segment's max timestamp holds, or will hold (see Seal and Close): the
+// last offset of the first batch with that timestamp, or the offset of
+// the time index entry that says so; the base offset when the segment
+// has no timestamp.
+func (s *Segment) MaxTimestampOffset() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxTsOffset
+}
 
 // setMax records the largest timestamp and its offset; mu is held or the
 // segment is not yet shared.

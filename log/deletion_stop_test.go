@@ -1,0 +1,64 @@
+package log
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestDeleteSegmentsStopsAtAFailedRemoval: a deletion of segments
+// (DeleteRecords, retention) whose removal of one segment fails stops
+// there, as Kafka's does, leaving that segment and the later ones it was
+// to delete on disk: it went on removing them, leaving a gap below the
+// log start offset between the segment whose removal failed and the
+// segments that stay.
+func TestDeleteSegmentsStopsAtAFailedRemoval(t *testing.T) {
+	const ts = 1_700_000_000_000
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	failing := segment.FileName(1, segment.LogSuffix)
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c", "d", "e"} {
+		appendOK(t, l, valueBatch(t, ts, v)) // a segment each: bases 0 to 4
+	}
+	require.Equal(t, 5, l.Segments())
+
+	armed.Store(true)
+	_, err := l.DeleteRecordsBefore(3)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorIs(t, err, ErrLogFenced)
+	armed.Store(false)
+	require.NoError(t, l.Discard())
+
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	var bases []int64
+	for _, name := range names {
+		if base, suffix, ok := segment.ParseFileName(name); ok && suffix == segment.LogSuffix {
+			bases = append(bases, base)
+		}
+	}
+	require.Equal(t, []int64{1, 2, 3, 4}, bases, "segment 0 removed, the failed one and the next kept: no gap")
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 3, l.LogStartOffset())
+	require.EqualValues(t, 5, l.LogEndOffset())
+	recs := readAll(t, l, 3)
+	require.Len(t, recs, 2)
+	require.Equal(t, "d", string(recs[0].Value))
+	require.Equal(t, "e", string(recs[1].Value))
+}
