@@ -2,14 +2,9 @@ package log
 
 import (
 	"context"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/runnel/runnel/segment"
-	"github.com/runnel/runnel/vfs"
 )
 
 // TestDeleteSegmentsStopLeftovers: what a deletion of segments cut short
@@ -25,27 +20,9 @@ func TestDeleteSegmentsStopLeftovers(t *testing.T) {
 	} {
 		t.Run(cfg.CleanupPolicy.String(), func(t *testing.T) {
 			const ts = 1_700_000_000_000
-			mem := vfs.NewMem()
-			var armed atomic.Bool
-			failing := segment.FileName(1, segment.LogSuffix)
-			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
-					return vfs.ErrInjected
-				}
-				return nil
-			}))
-			e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
-			l := e.open(cfg)
-			for i, v := range []string{"a", "b", "c", "d", "e"} {
-				appendOK(t, l, valueBatch(t, ts+int64(i), v)) // a segment each: bases 0 to 4
-			}
-			armed.Store(true)
-			_, err := l.DeleteRecordsBefore(3)
-			require.ErrorIs(t, err, ErrLogFenced)
-			armed.Store(false)
-			require.NoError(t, l.Discard())
+			e, _ := deletionStoppedAt1(t, cfg)
 
-			l = e.open(cfg)
+			l := e.open(cfg)
 			defer l.Close()
 			require.EqualValues(t, 3, l.LogStartOffset())
 			off, ok, err := l.OffsetForTime(ts + 1)
