@@ -18,30 +18,8 @@ import (
 // log start offset between the segment whose removal failed and the
 // segments that stay.
 func TestDeleteSegmentsStopsAtAFailedRemoval(t *testing.T) {
-	const ts = 1_700_000_000_000
-	mem := vfs.NewMem()
-	var armed atomic.Bool
-	failing := segment.FileName(1, segment.LogSuffix)
-	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
-	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
-	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c", "d", "e"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // a segment each: bases 0 to 4
-	}
-	require.Equal(t, 5, l.Segments())
-
-	armed.Store(true)
-	_, err := l.DeleteRecordsBefore(3)
-	require.ErrorIs(t, err, vfs.ErrInjected)
-	require.ErrorIs(t, err, ErrLogFenced)
-	armed.Store(false)
-	require.NoError(t, l.Discard())
+	e, mem := deletionStoppedAt1(t, cfg)
 
 	names, err := mem.List(e.dir)
 	require.NoError(t, err)
@@ -53,7 +31,7 @@ func TestDeleteSegmentsStopsAtAFailedRemoval(t *testing.T) {
 	}
 	require.Equal(t, []int64{1, 2, 3, 4}, bases, "segment 0 removed, the failed one and the next kept: no gap")
 
-	l = e.open(cfg)
+	l := e.open(cfg)
 	defer l.Close()
 	require.EqualValues(t, 3, l.LogStartOffset())
 	require.EqualValues(t, 5, l.LogEndOffset())
@@ -61,4 +39,36 @@ func TestDeleteSegmentsStopsAtAFailedRemoval(t *testing.T) {
 	require.Len(t, recs, 2)
 	require.Equal(t, "d", string(recs[0].Value))
 	require.Equal(t, "e", string(recs[1].Value))
+}
+
+// deletionStoppedAt1 makes a log of cfg (SegmentBytes of one batch) with
+// segments at bases 0 to 4, one record each, at timestamps ts to ts+4,
+// whose DeleteRecordsBefore(3) fails to remove segment 1, and discards
+// it: e's file system is the faulty one, mem the one under it.
+func deletionStoppedAt1(t *testing.T, cfg Config) (*env, *vfs.MemFS) {
+	t.Helper()
+	const ts = 1_700_000_000_000
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	failing := segment.FileName(1, segment.LogSuffix)
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
+	l := e.open(cfg)
+	for i, v := range []string{"a", "b", "c", "d", "e"} {
+		appendOK(t, l, valueBatch(t, ts+int64(i), v)) // a segment each: bases 0 to 4
+	}
+	require.Equal(t, 5, l.Segments())
+
+	armed.Store(true)
+	_, err := l.DeleteRecordsBefore(3)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorIs(t, err, ErrLogFenced)
+	armed.Store(false)
+	require.NoError(t, l.Discard())
+	return e, mem
 }

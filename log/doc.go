@@ -96,7 +96,8 @@
 // that max timestamp the time index's last entry, as Kafka does), and an
 // older runnel's
 // empty marker, which records none of them (the active segment is then
-// scanned once). An active segment with no batch ending there lost
+// scanned once, from its base when no recovery-point file is beside the
+// marker: the Close that wrote it had synced the segments below). An active segment with no batch ending there lost
 // records the Close recorded: still an error.
 // OpenContext cuts a long recovery short when its ctx ends,
 // leaving the rest of it to the next Open.

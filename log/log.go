@@ -304,6 +304,14 @@ func (l *Log) open(ctx context.Context) (err error) {
 		case why != "":
 			l.logger.Warn("clean-shutdown marker not trusted: recovering as after a crash", "dir", l.dir, "why", why)
 			clean = false
+			if !rpKnown && len(bases) > 0 {
+				// Beside no recovery-point file, the segments below the
+				// active one are those a clean Close sealed and synced,
+				// as an older runnel's marker was trusted to say: durable.
+				// From 0, a batch gone bad in one would be cut as a torn
+				// write, with every segment after it.
+				rp = bases[len(bases)-1]
+			}
 		case !rpKnown:
 			// The marker records the recovery point that its Close
 			// wrote beside it: a directory copied without that file

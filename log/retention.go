@@ -124,7 +124,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 
 // ApplyRetention deletes the old segments that retention.ms and
 // retention.bytes allow to go, for logs whose cleanup policy includes
-// delete, and returns how many it deleted. As in Kafka, a segment goes
+// delete, and, whatever the policy, those wholly below the log start
+// offset (which a deletion cut short by a failed removal or a crash
+// left), and returns how many it deleted. As in Kafka, a segment goes
 // only whole and only below the high watermark (the durable offset under
 // SyncAlways, else the log end), so that the log start offset never
 // passes it; and when every record of the log is past retention.ms, the
@@ -139,10 +141,18 @@ func (l *Log) ApplyRetention() (int, error) {
 	if err := l.check(); err != nil {
 		return 0, err
 	}
-	if l.cfg.CleanupPolicy&Delete == 0 {
-		return 0, nil
-	}
 	segs := *l.segs.Load()
+	// The segments wholly below the log start offset go whatever the
+	// policy, as Kafka's deleteLogStartOffsetBreachedSegments: a deletion
+	// cut short (a failed removal, a crash) left them, and nothing
+	// else removes them.
+	gone := 0
+	for gone < len(segs)-1 && segs[gone+1].Base() <= l.start.Load() {
+		gone++
+	}
+	if l.cfg.CleanupPolicy&Delete == 0 {
+		return gone, l.deleteSegmentsLocked(gone, "log-start-offset")
+	}
 	hw := watermarkOf(l, l.durable.Load(), l.next.Load())
 	// below reports whether segs[i] lies wholly below the high watermark;
 	// the active segment only when it holds something.
@@ -152,7 +162,7 @@ func (l *Log) ApplyRetention() (int, error) {
 		}
 		return segs[i+1].Base() <= hw
 	}
-	n := 0
+	n := gone
 	if l.cfg.RetentionTime >= 0 {
 		now := l.clock.Now().UnixMilli()
 		cutoff := now - l.cfg.RetentionTime.Milliseconds()
