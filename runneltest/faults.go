@@ -162,12 +162,15 @@ type Fault struct {
 	// first). It is called only when the request reaches the rule: not
 	// when an earlier rule applied to it. It runs on the caller's
 	// goroutine (the producer's or the consumer's, so it must be safe for
-	// concurrent use), without the Faults' lock: it may call the Faults'
-	// and its rules' methods (Add, Hits, Remove; not Wait for a hit the
-	// request itself would make). A rule removed or spent while its Match
-	// runs does not apply. A Match that panics fails the test (Errorf)
-	// and the request, with an error that matches ErrMatchPanicked
-	// (which no client retries); the request goes no further.
+	// concurrent use, and must not call t.FailNow, nor require's
+	// assertions: that would end the client's goroutine, not the test),
+	// without the Faults' lock: it may call the Faults' and its rules'
+	// methods (Add, Hits, Remove; not Wait for a hit the request itself
+	// would make). A rule Match adds is matched against the request too,
+	// after it; one removed or spent while its Match runs does not apply.
+	// A Match that panics fails the test (Errorf) and the request, with
+	// an error that matches ErrMatchPanicked and is not retriable (see
+	// api.IsRetriable): the request goes no further.
 	Match func(Request) bool
 }
 
