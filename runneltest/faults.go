@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
 )
 
 // Op names the kind of request a Fault matches: one method of
@@ -116,7 +119,8 @@ func (a Action) String() string {
 
 // Fault says which requests a Rule matches and what it does to them. A
 // request matches when it is of Op, names Topic (any topic when Topic is
-// "") and one of Partitions (any when Partitions is empty); a Fetch
+// "") and one of Partitions (any when Partitions is empty), and Match, if
+// set, accepts it; a Fetch is matched partition by partition, and
 // matches when one of the partitions it names does.
 type Fault struct {
 	// Op is the kind of request the rule matches; it must be set.
@@ -145,6 +149,86 @@ type Fault struct {
 	// untouched, and uncounted, before it applies: kfake's When, or a
 	// ControlKey that fails only the Nth request (Skip: N-1, Count: 1).
 	Skip int
+	// Match, unless nil, looks at a request's content, as kfake's
+	// ControlKey function or When does, and reports whether the rule
+	// matches it: the produce request that carries a record with key
+	// "poison" (Request.Records), the fetch from offset 100 on, the
+	// offset look-up by a timestamp. It is called once a request has
+	// passed the checks of Op, Topic and Partitions, and before Skip and
+	// Count: a request Match refuses is neither skipped nor counted. For
+	// a Fetch it is called once for each partition Topic and Partitions
+	// take, in the request's order, and the rule matches the partitions
+	// it accepts (FailPartitions fails those; FailRequest names the
+	// first). It is called only when the request reaches the rule: not
+	// when an earlier rule applied to it. It runs on the caller's
+	// goroutine (the producer's or the consumer's, so it must be safe for
+	// concurrent use, and must not call t.FailNow, nor require's
+	// assertions: that would end the client's goroutine, not the test),
+	// without the Faults' lock: it may call the Faults' and its rules'
+	// methods (Add, Hits, Remove; not Wait for a hit the request itself
+	// would make). A rule Match adds is matched against the request too,
+	// after it; one removed or spent while its Match runs does not apply.
+	// A Match that panics fails the test (Errorf) and the request, with
+	// an error that matches ErrMatchPanicked and is not retriable (see
+	// api.IsRetriable): the request goes no further.
+	Match func(Request) bool
+}
+
+// ErrMatchPanicked is the error a request fails with when a Fault's
+// Match panicked on it (see Fault.Match).
+var ErrMatchPanicked = errors.New("runneltest: a Fault's Match panicked")
+
+// Request is one request as a Fault's Match sees it: for a Fetch, one of
+// its partitions. Its pointers are the request's own: Match must not
+// modify what they point to, nor keep them after it returns.
+type Request struct {
+	Op Op
+	// Topic and Partition are those the request names: "" for
+	// OpInitProducerID, and -1 for it and OpPartitions.
+	Topic     string
+	Partition int32
+	// Produce is the produce request (OpProduce), as the producer sent it,
+	// before the broker has assigned its offsets; see Records.
+	Produce *api.ProduceRequest
+	// Fetch is the fetch request (OpFetch), of which FetchPartition is the
+	// partition being matched: FetchPartition.Offset is the offset it is
+	// fetched from.
+	Fetch          *api.FetchRequest
+	FetchPartition *api.FetchPartition
+	// Timestamp is the timestamp an offset is looked up by (OpListOffset):
+	// in milliseconds, or api.Latest, api.Earliest, ...
+	Timestamp int64
+}
+
+// Records iterates over the records of a produce request, decoded from
+// its batches with record.Batches and record.Batch.Records (decompressed
+// when compressed; CRCs unchecked). Each record is a new *record.Record
+// with Topic and Partition set to the request's; its Offset is its place
+// in the request as the producer numbered it (from 0 for each batch the
+// producer made: the broker assigns offsets later). Its Key, Value and
+// headers point into the request's bytes: use them while Match runs,
+// copy what is kept. Iteration stops after yielding the first error (a
+// *record.CorruptError). A request of another Op yields nothing.
+func (r Request) Records() iter.Seq2[*record.Record, error] {
+	return func(yield func(*record.Record, error) bool) {
+		if r.Produce == nil {
+			return
+		}
+		for b, err := range record.Batches(r.Produce.Batches) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for rec, err := range b.Records() {
+				if rec != nil {
+					rec.Topic, rec.Partition = r.Produce.Topic, r.Produce.Partition
+				}
+				if !yield(rec, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
 }
 
 // InjectedError is the error a Rule fails a request with: its Err (which
@@ -163,13 +247,7 @@ type InjectedError struct {
 // Error says what was injected where: "runneltest: injected into
 // produce orders-0: " and Err's message.
 func (e *InjectedError) Error() string {
-	switch {
-	case e.Topic == "":
-		return fmt.Sprintf("runneltest: injected into %s: %v", e.Op, e.Err)
-	case e.Partition < 0:
-		return fmt.Sprintf("runneltest: injected into %s %s: %v", e.Op, e.Topic, e.Err)
-	}
-	return fmt.Sprintf("runneltest: injected into %s %s-%d: %v", e.Op, e.Topic, e.Partition, e.Err)
+	return fmt.Sprintf("runneltest: injected into %s: %v", describe(e.Op, e.Topic, e.Partition), e.Err)
 }
 
 // Unwrap returns Err, for errors.Is and errors.As.
@@ -387,39 +465,119 @@ func (f *Faults) dropLocked(r *Rule) {
 	}
 }
 
-// take returns the first rule of op that match accepts, counting the
-// request as its hit, or nil when none does. A rule still skipping lets
-// the request by, and an Observe rule counts it and lets later rules
-// match it. A LoseResponse or FailAck rule is only reserved (its Count
-// taken): the caller counts the hit with applied once the broker has
-// appended the request, or gives the Count back with refund.
-func (f *Faults) take(op Op, match func(*Rule) bool) *Rule {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := 0; i < len(f.rules); i++ {
-		r := f.rules[i]
-		if r.fault.Op != op || !match(r) {
+// take returns the first rule that matches the request reqs describe
+// (one Request, or one per partition of a Fetch), counting the request as
+// its hit, and which of reqs it matched; nil when no rule applies. A rule
+// still skipping lets the request by, and an Observe rule counts it and
+// lets later rules match it. A LoseResponse or FailAck rule is only
+// reserved (its Count taken): the caller counts the hit with applied
+// once the broker has appended the request, or gives the Count back with
+// refund. The error is that of a Match that panicked.
+//
+// The rules are taken in the order they were added, and the lock is let
+// go while a rule's Match runs: a rule added meanwhile, after the one
+// being matched, is matched next; one removed or spent meanwhile no
+// longer applies.
+func (f *Faults) take(reqs []Request) (*Rule, []bool, error) {
+	op := reqs[0].Op
+	var next uint64 // the seq of the next rule to try
+	for {
+		f.mu.Lock()
+		var r *Rule
+		if i := slices.IndexFunc(f.rules, func(r *Rule) bool { return r.seq >= next && r.fault.Op == op }); i >= 0 {
+			r = f.rules[i]
+		}
+		f.mu.Unlock()
+		if r == nil {
+			return nil, nil, nil
+		}
+		next = r.seq + 1
+		matched, err := r.match(reqs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if matched == nil {
 			continue
 		}
-		if r.skip > 0 {
-			r.skip--
-			continue
-		}
-		if a := r.fault.Action; a != LoseResponse && a != FailAck {
-			r.hitLocked()
-		}
-		if r.left > 0 {
-			r.left--
-			if r.left == 0 {
-				f.dropLocked(r) // spent; Remove still releases what it holds
-				i--
-			}
-		}
-		if r.fault.Action != Observe {
-			return r
+		if f.count(r) {
+			return r, matched, nil
 		}
 	}
-	return nil
+}
+
+// count counts a request the rule matched, and reports whether the rule
+// applies to it: not when the rule is removed or spent, still skipping,
+// or Observe.
+func (f *Faults) count(r *Rule) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.removed || r.left == 0 {
+		return false
+	}
+	if r.skip > 0 {
+		r.skip--
+		return false
+	}
+	if a := r.fault.Action; a != LoseResponse && a != FailAck {
+		r.hitLocked()
+	}
+	if r.left > 0 {
+		r.left--
+		if r.left == 0 {
+			f.dropLocked(r) // spent; Remove still releases what it holds
+		}
+	}
+	return r.fault.Action != Observe
+}
+
+// match returns which of reqs the rule matches (its Topic, Partitions and
+// Match), or nil when it matches none; the error is that of a Match that
+// panicked, which it reports to the test. It must be called without f.mu.
+func (r *Rule) match(reqs []Request) (matched []bool, err error) {
+	for i, req := range reqs {
+		if !r.matches(req.Topic, req.Partition) {
+			continue
+		}
+		if r.fault.Match != nil {
+			ok, err := r.callMatch(req)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if matched == nil {
+			matched = make([]bool, len(reqs))
+		}
+		matched[i] = true
+	}
+	return matched, nil
+}
+
+// callMatch calls the rule's Match, turning a panic into an error that
+// fails the request, and the test.
+func (r *Rule) callMatch(req Request) (ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w on %s: %v", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition), v)
+			r.f.t.Errorf("runneltest: the Match of Fault{Op: %s, Topic: %q, Partitions: %v, Action: %s}: %v\n%s",
+				r.fault.Op, r.fault.Topic, r.fault.Partitions, r.fault.Action, err, debug.Stack())
+		}
+	}()
+	return r.fault.Match(req), nil
+}
+
+// describe names a request: "produce orders-0", "partitions orders",
+// "init producer id".
+func describe(op Op, topic string, partition int32) string {
+	switch {
+	case topic == "":
+		return op.String()
+	case partition < 0:
+		return fmt.Sprintf("%s %s", op, topic)
+	}
+	return fmt.Sprintf("%s %s-%d", op, topic, partition)
 }
 
 // matches reports whether the rule's topic and partitions take topic and
@@ -450,18 +608,23 @@ func (r *Rule) hold(ctx context.Context) error {
 // broker's.
 var refusedProduce = api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
 
-// takeProduce returns the rule that applies to a produce request, if any.
-func (f *Faults) takeProduce(req *api.ProduceRequest) *Rule {
+// takeProduce returns the rule that applies to a produce request, if
+// any, or the error of a Match that panicked.
+func (f *Faults) takeProduce(req *api.ProduceRequest) (*Rule, error) {
 	if req == nil {
-		return nil // the broker's error
+		return nil, nil // the broker's error
 	}
-	return f.take(OpProduce, func(r *Rule) bool { return r.matches(req.Topic, req.Partition) })
+	r, _, err := f.take([]Request{{Op: OpProduce, Topic: req.Topic, Partition: req.Partition, Produce: req}})
+	return r, err
 }
 
 // Produce is b.Produce but for the requests a rule of OpProduce matches.
 // Errors: b.Produce's; an *InjectedError; ctx's error for a held request.
 func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	r := f.takeProduce(req)
+	r, err := f.takeProduce(req)
+	if err != nil {
+		return refusedProduce, err
+	}
 	if r == nil {
 		return f.b.Produce(ctx, req)
 	}
@@ -488,7 +651,10 @@ func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 // matches. Errors: b.ProduceAsync's; an *InjectedError (also from the
 // Ack's Wait, under FailAck); ctx's error for a held request.
 func (f *Faults) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	r := f.takeProduce(req)
+	r, err := f.takeProduce(req)
+	if err != nil {
+		return refusedProduce, nil, err
+	}
 	if r == nil {
 		return f.b.ProduceAsync(ctx, req)
 	}
@@ -547,15 +713,23 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	if req == nil {
 		return f.b.Fetch(ctx, req)
 	}
-	r := f.take(OpFetch, func(r *Rule) bool {
-		return slices.ContainsFunc(req.Partitions, func(fp api.FetchPartition) bool { return r.matches(fp.Topic, fp.Partition) })
-	})
+	reqs := make([]Request, len(req.Partitions))
+	for i, fp := range req.Partitions {
+		reqs[i] = Request{Op: OpFetch, Topic: fp.Topic, Partition: fp.Partition, Fetch: req, FetchPartition: &req.Partitions[i]}
+	}
+	if len(reqs) == 0 {
+		return f.b.Fetch(ctx, req) // matches no rule: the broker's answer
+	}
+	r, matched, err := f.take(reqs)
+	if err != nil {
+		return api.FetchResponse{}, err
+	}
 	if r == nil {
 		return f.b.Fetch(ctx, req)
 	}
 	switch r.fault.Action {
 	case FailRequest:
-		i := slices.IndexFunc(req.Partitions, func(fp api.FetchPartition) bool { return r.matches(fp.Topic, fp.Partition) })
+		i := slices.Index(matched, true)
 		return api.FetchResponse{}, r.err(req.Partitions[i].Topic, req.Partitions[i].Partition)
 	case HoldRequest:
 		if err := r.hold(ctx); err != nil {
@@ -565,8 +739,8 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	}
 	// FailPartitions.
 	rest := &api.FetchRequest{MinBytes: req.MinBytes, MaxBytes: req.MaxBytes} // MaxWait 0: a partition failed
-	for _, fp := range req.Partitions {
-		if !r.matches(fp.Topic, fp.Partition) {
+	for i, fp := range req.Partitions {
+		if !matched[i] {
 			rest.Partitions = append(rest.Partitions, fp)
 		}
 	}
@@ -580,7 +754,7 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	resp := api.FetchResponse{Partitions: make([]api.FetchedPartition, len(req.Partitions))}
 	j := 0
 	for i, fp := range req.Partitions {
-		if r.matches(fp.Topic, fp.Partition) {
+		if matched[i] {
 			resp.Partitions[i] = api.FetchedPartition{Topic: fp.Topic, Partition: fp.Partition, Err: r.err(fp.Topic, fp.Partition)}
 			continue
 		}
@@ -594,7 +768,10 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 // matches. Errors: b.ListOffset's; an *InjectedError; ctx's error for a
 // held request.
 func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
-	r := f.take(OpListOffset, func(r *Rule) bool { return r.matches(topic, partition) })
+	r, _, err := f.take([]Request{{Op: OpListOffset, Topic: topic, Partition: partition, Timestamp: timestamp}})
+	if err != nil {
+		return api.ListedOffset{}, err
+	}
 	if r != nil {
 		if err := r.apply(ctx, topic, partition); err != nil {
 			return api.ListedOffset{}, err
@@ -607,7 +784,10 @@ func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, 
 // matches. Errors: b.Partitions'; an *InjectedError; ctx's error for a
 // held request.
 func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
-	r := f.take(OpPartitions, func(r *Rule) bool { return r.matches(topic, -1) })
+	r, _, err := f.take([]Request{{Op: OpPartitions, Topic: topic, Partition: -1}})
+	if err != nil {
+		return 0, err
+	}
 	if r != nil {
 		if err := r.apply(ctx, topic, -1); err != nil {
 			return 0, err
@@ -620,7 +800,10 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 // OpInitProducerID matches. Errors: b.InitProducerID's; an
 // *InjectedError; ctx's error for a held request.
 func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
-	r := f.take(OpInitProducerID, func(*Rule) bool { return true })
+	r, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
+	if err != nil {
+		return 0, 0, err
+	}
 	if r != nil {
 		if err := r.apply(ctx, "", -1); err != nil {
 			return 0, 0, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -53,4 +54,49 @@ func ExampleFaults() {
 	// runnel/producer: record for orders-0: runneltest: injected into produce orders-0: runnel: policy violation
 	// orders-0@0 once
 	// fetches failed: 2
+}
+
+// Match fails only the requests whose content it accepts, as kfake's
+// ControlKey function does: here the produce request that carries a
+// record with key "poison", which the broker refuses as Kafka's would a
+// record it cannot take (INVALID_RECORD, not retriable). The producer's
+// promise for that record gets the error; the records around it are
+// written.
+func ExampleFault_Match() {
+	runTest(func(t testing.TB) {
+		ctx := context.Background()
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		poison := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: log.ErrInvalidRecord,
+			Count: runneltest.Unlimited,
+			Match: func(req runneltest.Request) bool {
+				for r, err := range req.Records() {
+					if err == nil && string(r.Key) == "poison" {
+						return true
+					}
+				}
+				return false
+			}})
+		p := runneltest.NewProducer(t, f)
+		for _, k := range []string{"a", "poison", "b"} {
+			p.Produce(ctx, &record.Record{Topic: "orders", Key: []byte(k), Value: []byte(k + "!")},
+				func(r *record.Record, err error) { fmt.Printf("%s: %v\n", r.Key, err) })
+			// One request per record: a rule fails a request whole, with
+			// every record it carries.
+			if err := p.Flush(ctx); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+		}
+		fmt.Println("poisoned requests:", poison.Hits())
+		for _, r := range runneltest.ConsumeAll(t, b, "orders") {
+			fmt.Printf("%s-%d@%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+		}
+	})
+	// Output:
+	// a: <nil>
+	// poison: runneltest: injected into produce orders-0: runnel/log: invalid record
+	// b: <nil>
+	// poisoned requests: 1
+	// orders-0@0 a!
+	// orders-0@1 b!
 }

@@ -45,6 +45,14 @@
 // flush of NewProducer's cleanup, which reports it after DefaultWait:
 // remove a HoldRequest rule (or close the client) before the test ends.
 //
+// A rule's Match picks requests by their content, as kfake's ControlKey
+// function does: the produce request that carries a record with key
+// "poison" (ExampleFault_Match), the fetch of a partition from an offset
+// on:
+//
+//	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1,
+//		Match: func(req runneltest.Request) bool { return req.FetchPartition.Offset >= 100 }})
+//
 // # Cleanup order
 //
 // Clients must close before the broker they use: consumers first, then
@@ -96,9 +104,14 @@
 //	    (kfake appends the batch, then fails it,   acknowledgement fails); FailRequest never appends,
 //	    as Kafka's broker times out acks=all)      whatever its Err
 //	  When: func(kmsg.Request) bool,             Skip: N-1, Count: 1 (the first N-1 requests the rule
-//	    a ControlKey + KeepControl that            matches go on untouched and uncounted); a test of
-//	    counts (fail only the Nth request)         the request's content: a Client of the test's own
-//	                                                 that embeds the *Faults
+//	    a ControlKey + KeepControl that            matches go on untouched and uncounted)
+//	    counts (fail only the Nth request)
+//	  When, or c.ControlKey(key, fn) whose fn    Match: func(Request) bool (ExampleFault_Match): the
+//	    looks at the request: a record's key,      request as the rule sees it, after Topic and
+//	    a fetch's offset, a ListOffsets            Partitions and before Skip and Count: req.Records()
+//	    timestamp                                  decodes a produce request's records,
+//	                                                 req.FetchPartition.Offset (called once per partition
+//	                                                 of a fetch), req.Timestamp
 //	  Observe: true, a ControlKey that counts    Action: Observe (counted by Hits and Wait; the
 //	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
 //	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()

@@ -225,20 +225,7 @@ func TestMigrateBrokerErrors(t *testing.T) {
 		var hits atomic.Int32
 		c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 			hits.Add(1)
-			req := kreq.(*kmsg.ProduceRequest)
-			resp := req.ResponseKind().(*kmsg.ProduceResponse)
-			for _, rt := range req.Topics {
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic = rt.Topic
-				for _, rp := range rt.Partitions {
-					sp := kmsg.NewProduceResponseTopicPartition()
-					sp.Partition = rp.Partition
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-					st.Partitions = append(st.Partitions, sp)
-				}
-				resp.Topics = append(resp.Topics, st)
-			}
-			return resp, nil, true // handled once, then dropped
+			return kfakeProduceError(kreq.(*kmsg.ProduceRequest), kerr.NotLeaderForPartition.Code), nil, true // handled once, then dropped
 		})
 		r := &kgo.Record{Topic: "orders", Value: []byte("x")}
 		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
@@ -781,20 +768,7 @@ func TestMigrateFaultPatterns(t *testing.T) {
 			if n.Add(1) != 2 {
 				return nil, nil, false
 			}
-			req := kreq.(*kmsg.ProduceRequest)
-			resp := req.ResponseKind().(*kmsg.ProduceResponse)
-			for _, rt := range req.Topics {
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic = rt.Topic
-				for _, rp := range rt.Partitions {
-					sp := kmsg.NewProduceResponseTopicPartition()
-					sp.Partition = rp.Partition
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-					st.Partitions = append(st.Partitions, sp)
-				}
-				resp.Topics = append(resp.Topics, st)
-			}
-			return resp, nil, true
+			return kfakeProduceError(kreq.(*kmsg.ProduceRequest), kerr.NotLeaderForPartition.Code), nil, true
 		})
 		var offsets []int64
 		for _, v := range []string{"a", "b", "c"} {
@@ -999,4 +973,86 @@ func TestMigrateFaultPatterns(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	})
+
+	// Only the produce request that carries a record with key "poison"
+	// fails, with an error no client retries (a ControlKey that decodes
+	// the request's batches, and answers the one it wants with an error):
+	// the records around it are written.
+	t.Run("kfake/poison key fails its request", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "orders"))
+		var hits atomic.Int32
+		c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			req := kreq.(*kmsg.ProduceRequest)
+			for _, rt := range req.Topics {
+				for _, rp := range rt.Partitions {
+					var b kmsg.RecordBatch
+					if err := b.ReadFrom(rp.Records); err != nil {
+						continue
+					}
+					recs, err := kfake.BatchRecords(b)
+					if err != nil {
+						continue
+					}
+					if slices.ContainsFunc(recs, func(r kmsg.Record) bool { return string(r.Key) == "poison" }) {
+						hits.Add(1)
+						return kfakeProduceError(req, kerr.InvalidRecord.Code), nil, true
+					}
+				}
+			}
+			return nil, nil, false
+		})
+		var errs []error
+		for _, k := range []string{"a", "poison", "b"} {
+			errs = append(errs, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Key: []byte(k), Value: []byte(k)}).FirstErr())
+		}
+		if errs[0] != nil || !errors.Is(errs[1], kerr.InvalidRecord) || errs[2] != nil || hits.Load() != 1 {
+			t.Fatalf("errors %v, %d hits", errs, hits.Load())
+		}
+		if got := kgoValues(pollKgo(t, c, "orders", 2, 5*time.Second)); !slices.Equal(got, []string{"a", "b"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("runneltest/poison key fails its request", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		poison := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ForCode(kerr.InvalidRecord.Code),
+			Count: runneltest.Unlimited, Match: func(req runneltest.Request) bool {
+				for r, err := range req.Records() {
+					if err == nil && string(r.Key) == "poison" {
+						return true
+					}
+				}
+				return false
+			}})
+		p := runneltest.NewProducer(t, f)
+		var errs []error
+		for _, k := range []string{"a", "poison", "b"} {
+			errs = append(errs, p.ProduceSync(context.Background(), &record.Record{Topic: "orders", Key: []byte(k), Value: []byte(k)}))
+		}
+		if errs[0] != nil || !errors.Is(errs[1], log.ErrInvalidRecord) || errs[2] != nil || poison.Hits() != 1 {
+			t.Fatalf("errors %v, %d hits", errs, poison.Hits())
+		}
+		if got := runnelValues(runneltest.ConsumeAll(t, b, "orders")); !slices.Equal(got, []string{"a", "b"}) {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
+
+// kfakeProduceError is the answer of a ControlKey that fails every
+// partition of a produce request with the error code.
+func kfakeProduceError(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID // v13 names topics by ID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
