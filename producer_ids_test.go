@@ -28,7 +28,7 @@ func TestProducerIDsExhausted(t *testing.T) {
 	b = open(t, Config{Dir: dir})
 	pid, epoch, err := b.InitProducerID(ctx)
 	require.NoError(t, err)
-	require.EqualValues(t, math.MaxInt64-1, pid, "the last id")
+	require.Equal(t, int64(math.MaxInt64-1), pid, "the last id")
 	require.Zero(t, epoch)
 	_, _, err = b.InitProducerID(ctx)
 	require.ErrorIs(t, err, ErrProducerIDsExhausted)
