@@ -109,27 +109,37 @@ func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 // readCheckpoint reads a checkpoint of entries with width integers each,
 // of either version. A missing file gives nil entries and no error.
 func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error) {
-	path := filepath.Join(dir, name)
-	f, err := fsys.Open(path)
+	data, path, err := readCheckpointFile(fsys, dir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	return parseCheckpoint(data, width, path)
+}
+
+// readCheckpointFile reads the file of a checkpoint, and gives its path.
+// One larger than any checkpoint written (64 MiB) is ErrBadCheckpoint.
+func readCheckpointFile(fsys vfs.FS, dir, name string) (data []byte, path string, err error) {
+	path = filepath.Join(dir, name)
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, path, err
+	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return nil, err
+		return nil, path, err
 	}
 	if size > 64<<20 {
-		return nil, fmt.Errorf("%w: %s: %d bytes", ErrBadCheckpoint, path, size)
+		return nil, path, fmt.Errorf("%w: %s: %d bytes", ErrBadCheckpoint, path, size)
 	}
-	data := make([]byte, size)
+	data = make([]byte, size)
 	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
-		return nil, err
+		return nil, path, err
 	}
-	return parseCheckpoint(data, width, path)
+	return data, path, nil
 }
 
 // parseCheckpoint decodes a checkpoint file of entries with width
@@ -261,28 +271,17 @@ func appendMarker(dst []byte, m cleanMarker) []byte {
 
 // readMarker reads the clean-shutdown marker in dir. A marker that
 // records nothing (an older runnel's, which was empty) or that does not
-// parse gives why, the reason not to trust it, and no error; the error
-// is a file system error.
+// parse as a version 1 checkpoint of one entry gives why, the reason not
+// to trust it, and no error; the error is a file system error.
 func readMarker(fsys vfs.FS, dir string) (m cleanMarker, why string, err error) {
-	path := filepath.Join(dir, cleanShutdownFile)
-	f, err := fsys.Open(path)
-	if err != nil {
-		return m, "", err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return m, "", err
-	}
+	data, path, err := readCheckpointFile(fsys, dir, cleanShutdownFile)
 	switch {
-	case size == 0:
-		return m, "an older runnel's marker, which records no log end nor max timestamp", nil
-	case size > 1<<10:
-		return m, fmt.Sprintf("a marker of %d bytes", size), nil
-	}
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
+	case errors.Is(err, ErrBadCheckpoint):
+		return m, err.Error(), nil
+	case err != nil:
 		return m, "", err
+	case len(data) == 0:
+		return m, "an older runnel's marker, which records no log end nor max timestamp", nil
 	}
 	e, err := parseCheckpoint(data, markerWidth, path)
 	switch {
