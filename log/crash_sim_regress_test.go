@@ -9,6 +9,8 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
 )
 
 // Regression tests for what TestCrashSim found, each reduced to a fixed
@@ -128,11 +130,14 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 
 // TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
 // left (DeleteRecordsBefore into records not synced yet, under SyncNever)
-// comes down to the end, on disk too. Open lowered it in memory only: the
-// checkpoint kept the old one, and after the next crash, once appends had
-// passed it again, Open moved the log start offset above acknowledged
-// records appended since the first crash (found by TestCrashSim, seed
-// 1571).
+// stays where it was, as in Kafka (LogLoader.recoverLog's
+// deleteSegmentsIfLogStartGreaterThanLogEnd): every segment goes, and a
+// new empty one starts at the log start, so that no offset below it is
+// handed out again. Open once lowered the start to the end in memory only
+// (after the next crash, once appends had passed it again, it moved above
+// acknowledged records; found by TestCrashSim, seed 1571), then on disk
+// too: offsets went backwards, and a consumer at the start found other
+// records there.
 func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncNever}
@@ -150,20 +155,125 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	require.EqualValues(t, 7, start)
 
 	l = e.crashReopen(l, cfg)
-	require.EqualValues(t, 5, l.LogEndOffset())
-	require.EqualValues(t, 5, l.LogStartOffset())
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 5, 6, 7
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
+	require.Equal(t, 1, l.Segments())
+	require.Equal(t, 1, l.Recovery().SegmentsDeleted, "%+v", l.Recovery())
+	require.False(t, l.Recovery().Clean)
+	// Durably: the segment at 0 is gone, the new one at 7 is there, and
+	// the recovery point is the log start.
+	crashed := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	segs := scanSegmentFiles(t, crashed, e.dir)
+	require.Len(t, segs, 1)
+	require.EqualValues(t, 7, segs[0].base)
+	rp, err := readOffset(crashed, e.dir, recoveryPointFile, -1)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, rp)
+	for i, v := range []string{"a", "b", "c"} {
+		res := appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
+		require.EqualValues(t, 7+i, res.FirstOffset)
 	}
 	require.NoError(t, l.Flush(ctx)) // acknowledged
 
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	require.EqualValues(t, 8, l.LogEndOffset())
-	require.EqualValues(t, 5, l.LogStartOffset())
+	require.EqualValues(t, 10, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
 	recs := readAll(t, l, l.LogStartOffset())
 	require.Len(t, recs, 3)
-	require.Equal(t, "a", string(recs[0].Value))
+	for i, v := range []string{"a", "b", "c"} {
+		require.EqualValues(t, 7+i, recs[i].Offset)
+		require.Equal(t, v, string(recs[i].Value))
+	}
+}
+
+// TestLogStartPastTheEndForgetsProducers: when Open empties a log whose
+// end a crash left below its log start offset, the idempotent producers'
+// state goes with the segments, and their snapshots, as Kafka's
+// truncateFullyAndStartAt does: a batch of a producer known before the
+// crash is no duplicate afterwards but a new producer's first (KIP-360),
+// appended at the log start; and the state after that is durable.
+func TestLogStartPastTheEndForgetsProducers(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 200}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for seq := range int32(5) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-4, rolls: snapshots
+	}
+	require.NoError(t, l.Flush(ctx))
+	for seq := range int32(5) {
+		appendOK(t, l, idemBatch(t, 2, 0, seq, 1)) // 5-9, not synced
+	}
+	require.True(t, appendOK(t, l, idemBatch(t, 1, 0, 4, 1)).Duplicate)
+	_, err := l.DeleteRecordsBefore(7)
+	require.NoError(t, err)
+
+	l = e.crashReopen(l, cfg)
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
+	require.EqualValues(t, -1, l.Recovery().ProducerSnapshot, "%+v", l.Recovery())
+	names, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	for _, name := range names {
+		if off, suffix, ok := segment.ParseFileName(name); ok && suffix == snapshotSuffix {
+			require.GreaterOrEqual(t, off, int64(7), "snapshot %s of the removed segments", name)
+		}
+	}
+	res := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
+	require.False(t, res.Duplicate, "producer 1's state went with its batches")
+	require.EqualValues(t, 7, res.FirstOffset)
+	res = appendOK(t, l, idemBatch(t, 2, 0, 3, 1))
+	require.False(t, res.Duplicate, "producer 2's batch at 8 was lost")
+	require.EqualValues(t, 8, res.FirstOffset)
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.EqualValues(t, 9, l.LogEndOffset())
+	dup := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 7, dup.FirstOffset)
+	_, err = l.Append(ctx, idemBatch(t, 2, 0, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence, "producer 2 is known from 3 on")
+}
+
+// TestLogStartPastTheEndClearsEpochs: when Open empties a log whose end a
+// crash left below its log start offset, the leader epoch cache is
+// cleared, as Kafka's LogLoader clears it (clearAndFlush): the epochs
+// began at offsets the log no longer holds.
+func TestLogStartPastTheEndClearsEpochs(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	ctx := context.Background()
+	for i := range 5 {
+		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)), AppendOptions{LeaderEpoch: 1})
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.Flush(ctx))
+	for i := range 5 {
+		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i)), AppendOptions{LeaderEpoch: 2}) // not synced
+		require.NoError(t, err)
+	}
+	require.Equal(t, []EpochEntry{{1, 0}, {2, 5}}, l.LeaderEpochs())
+	_, err := l.DeleteRecordsBefore(7)
+	require.NoError(t, err)
+
+	l = e.crashReopen(l, cfg)
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.Empty(t, l.LeaderEpochs())
+	epoch, end := l.EndOffsetForEpoch(1)
+	require.EqualValues(t, -1, epoch)
+	require.EqualValues(t, -1, end)
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{LeaderEpoch: 3})
+	require.NoError(t, err)
+	require.Equal(t, []EpochEntry{{3, 7}}, l.LeaderEpochs())
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.Equal(t, []EpochEntry{{3, 7}}, l.LeaderEpochs())
 }
 
 // TestProducerSnapshotCoversCompactedSegments: under SyncNever a roll
