@@ -128,6 +128,27 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 	require.EqualValues(t, 2, dup.FirstOffset)
 }
 
+// crashPastTheEnd opens a SyncNever log of cfg in e, appends ten
+// batches with add(l, i), i from 0 to 9, each of one record at offset i,
+// fsyncs the first five only, deletes the records before 7 and crashes:
+// the log Open makes of it, whose end the crash left at 5 at most, below
+// its log start offset.
+func crashPastTheEnd(t *testing.T, e *env, cfg Config, add func(l *Log, i int)) *Log {
+	t.Helper()
+	cfg.Sync = SyncNever
+	l := e.open(cfg)
+	for i := range 10 {
+		add(l, i)
+		if i == 4 {
+			require.NoError(t, l.Flush(context.Background()))
+		}
+	}
+	start, err := l.DeleteRecordsBefore(7)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, start)
+	return e.crashReopen(l, cfg)
+}
+
 // TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
 // left (DeleteRecordsBefore into records not synced yet, under SyncNever)
 // stays where it was, as in Kafka (LogLoader.recoverLog's
@@ -141,20 +162,10 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncNever}
-	l := e.open(cfg)
 	ctx := context.Background()
-	for i := range 5 {
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)))
-	}
-	require.NoError(t, l.Flush(ctx))
-	for i := range 5 {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i))) // not synced
-	}
-	start, err := l.DeleteRecordsBefore(7)
-	require.NoError(t, err)
-	require.EqualValues(t, 7, start)
-
-	l = e.crashReopen(l, cfg)
+	})
 	require.EqualValues(t, 7, l.LogEndOffset())
 	require.EqualValues(t, 7, l.LogStartOffset())
 	require.Equal(t, 1, l.Segments())
@@ -195,21 +206,15 @@ func TestLogStartPastTheRecoveredEnd(t *testing.T) {
 // appended at the log start; and the state after that is durable.
 func TestLogStartPastTheEndForgetsProducers(t *testing.T) {
 	e := newEnv(t)
-	cfg := Config{Sync: SyncNever, SegmentBytes: 200}
-	l := e.open(cfg)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 200} // rolls: snapshots
 	ctx := context.Background()
-	for seq := range int32(5) {
-		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-4, rolls: snapshots
-	}
-	require.NoError(t, l.Flush(ctx))
-	for seq := range int32(5) {
-		appendOK(t, l, idemBatch(t, 2, 0, seq, 1)) // 5-9, not synced
-	}
-	require.True(t, appendOK(t, l, idemBatch(t, 1, 0, 4, 1)).Duplicate)
-	_, err := l.DeleteRecordsBefore(7)
-	require.NoError(t, err)
-
-	l = e.crashReopen(l, cfg)
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		// Producer 1 at 0-4, producer 2 at 5-9.
+		appendOK(t, l, idemBatch(t, int64(1+i/5), 0, int32(i%5), 1))
+		if i == 9 {
+			require.True(t, appendOK(t, l, idemBatch(t, 1, 0, 4, 1)).Duplicate)
+		}
+	})
 	require.EqualValues(t, 7, l.LogEndOffset())
 	require.EqualValues(t, 7, l.LogStartOffset())
 	require.EqualValues(t, -1, l.Recovery().ProducerSnapshot, "%+v", l.Recovery())
@@ -245,28 +250,21 @@ func TestLogStartPastTheEndForgetsProducers(t *testing.T) {
 func TestLogStartPastTheEndClearsEpochs(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncNever}
-	l := e.open(cfg)
 	ctx := context.Background()
-	for i := range 5 {
-		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)), AppendOptions{LeaderEpoch: 1})
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		// Epoch 1 at 0-4, epoch 2 at 5-9.
+		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)), AppendOptions{LeaderEpoch: int32(1 + i/5)})
 		require.NoError(t, err)
-	}
-	require.NoError(t, l.Flush(ctx))
-	for i := range 5 {
-		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i)), AppendOptions{LeaderEpoch: 2}) // not synced
-		require.NoError(t, err)
-	}
-	require.Equal(t, []EpochEntry{{1, 0}, {2, 5}}, l.LeaderEpochs())
-	_, err := l.DeleteRecordsBefore(7)
-	require.NoError(t, err)
-
-	l = e.crashReopen(l, cfg)
+		if i == 9 {
+			require.Equal(t, []EpochEntry{{1, 0}, {2, 5}}, l.LeaderEpochs())
+		}
+	})
 	require.EqualValues(t, 7, l.LogEndOffset())
 	require.Empty(t, l.LeaderEpochs())
 	epoch, end := l.EndOffsetForEpoch(1)
 	require.EqualValues(t, -1, epoch)
 	require.EqualValues(t, -1, end)
-	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{LeaderEpoch: 3})
+	_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{LeaderEpoch: 3})
 	require.NoError(t, err)
 	require.Equal(t, []EpochEntry{{3, 7}}, l.LeaderEpochs())
 	require.NoError(t, l.Flush(ctx))
