@@ -657,8 +657,12 @@ func (l *Log) open(ctx context.Context) (err error) {
 // producer-state snapshot (an older runnel's single file too), as Kafka's
 // log loading deletes the segments, clears its epoch cache and truncates
 // its producer state fully to start at the log start. The segments are
-// closed whatever fails. Nothing is synced: Open syncs the directory
-// before anything can be appended.
+// closed whatever fails. The removals are synced before Open creates the
+// new segment at the log start, so that even a file system that does not
+// commit directory operations in order cannot bring back, beside it, an
+// old snapshot at its base (a roll's there, before the crash lost the
+// records), whose producers Open would take for the state below it; a
+// crash before the sync leaves a log that ends below its start again.
 func (l *Log) emptyToStart(segs []*segment.Segment) error {
 	var err error
 	for _, s := range segs {
@@ -684,7 +688,7 @@ func (l *Log) emptyToStart(segs []*segment.Segment) error {
 		}
 	}
 	l.snapshots = nil
-	return nil
+	return l.fs.SyncDir(l.dir)
 }
 
 // recoverEpoch records, as Open's recovery reads batch b, its leader
