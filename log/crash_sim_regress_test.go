@@ -9,6 +9,8 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
 )
 
 // Regression tests for what TestCrashSim found, each reduced to a fixed
@@ -126,44 +128,150 @@ func TestProducerSnapshotPastTheRecoveredEnd(t *testing.T) {
 	require.EqualValues(t, 2, dup.FirstOffset)
 }
 
-// TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
-// left (DeleteRecordsBefore into records not synced yet, under SyncNever)
-// comes down to the end, on disk too. Open lowered it in memory only: the
-// checkpoint kept the old one, and after the next crash, once appends had
-// passed it again, Open moved the log start offset above acknowledged
-// records appended since the first crash (found by TestCrashSim, seed
-// 1571).
-func TestLogStartPastTheRecoveredEnd(t *testing.T) {
-	e := newEnv(t)
-	cfg := Config{Sync: SyncNever}
+// crashPastTheEnd opens a SyncNever log of cfg in e, appends ten
+// batches with add(l, i), i from 0 to 9, each of one record at offset i,
+// fsyncs the first five only, deletes the records before 7 and crashes:
+// the log Open makes of it, whose end the crash left at 5 at most, below
+// its log start offset.
+func crashPastTheEnd(t *testing.T, e *env, cfg Config, add func(l *Log, i int)) *Log {
+	t.Helper()
+	cfg.Sync = SyncNever
 	l := e.open(cfg)
-	ctx := context.Background()
-	for i := range 5 {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)))
-	}
-	require.NoError(t, l.Flush(ctx))
-	for i := range 5 {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(5+i))) // not synced
+	for i := range 10 {
+		add(l, i)
+		if i == 4 {
+			require.NoError(t, l.Flush(context.Background()))
+		}
 	}
 	start, err := l.DeleteRecordsBefore(7)
 	require.NoError(t, err)
 	require.EqualValues(t, 7, start)
+	return e.crashReopen(l, cfg)
+}
 
-	l = e.crashReopen(l, cfg)
-	require.EqualValues(t, 5, l.LogEndOffset())
-	require.EqualValues(t, 5, l.LogStartOffset())
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 5, 6, 7
+// TestLogStartPastTheRecoveredEnd: a log start offset past the end a crash
+// left (DeleteRecordsBefore into records not synced yet, under SyncNever)
+// stays where it was, as in Kafka (LogLoader.recoverLog's
+// deleteSegmentsIfLogStartGreaterThanLogEnd): every segment goes, and a
+// new empty one starts at the log start, so that no offset below it is
+// handed out again. Open once lowered the start to the end in memory only
+// (after the next crash, once appends had passed it again, it moved above
+// acknowledged records; found by TestCrashSim, seed 1571), then on disk
+// too: offsets went backwards, and a consumer at the start found other
+// records there.
+func TestLogStartPastTheRecoveredEnd(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	ctx := context.Background()
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)))
+	})
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
+	require.Equal(t, 1, l.Segments())
+	require.Equal(t, 1, l.Recovery().SegmentsDeleted, "%+v", l.Recovery())
+	require.False(t, l.Recovery().Clean)
+	// Durably: the segment at 0 is gone, the new one at 7 is there, and
+	// the recovery point is the log start.
+	crashed := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	segs := scanSegmentFiles(t, crashed, e.dir)
+	require.Len(t, segs, 1)
+	require.EqualValues(t, 7, segs[0].base)
+	rp, err := readOffset(crashed, e.dir, recoveryPointFile, -1)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, rp)
+	for i, v := range []string{"a", "b", "c"} {
+		res := appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
+		require.EqualValues(t, 7+i, res.FirstOffset)
 	}
 	require.NoError(t, l.Flush(ctx)) // acknowledged
 
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	require.EqualValues(t, 8, l.LogEndOffset())
-	require.EqualValues(t, 5, l.LogStartOffset())
+	require.EqualValues(t, 10, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
 	recs := readAll(t, l, l.LogStartOffset())
 	require.Len(t, recs, 3)
-	require.Equal(t, "a", string(recs[0].Value))
+	for i, v := range []string{"a", "b", "c"} {
+		require.EqualValues(t, 7+i, recs[i].Offset)
+		require.Equal(t, v, string(recs[i].Value))
+	}
+}
+
+// TestLogStartPastTheEndForgetsProducers: when Open empties a log whose
+// end a crash left below its log start offset, the idempotent producers'
+// state goes with the segments, and their snapshots, as Kafka's
+// truncateFullyAndStartAt does: a batch of a producer known before the
+// crash is no duplicate afterwards but a new producer's first (KIP-360),
+// appended at the log start; and the state after that is durable.
+func TestLogStartPastTheEndForgetsProducers(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 200} // rolls: snapshots
+	ctx := context.Background()
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		// Producer 1 at 0-4, producer 2 at 5-9.
+		appendOK(t, l, idemBatch(t, int64(1+i/5), 0, int32(i%5), 1))
+		if i == 9 {
+			require.True(t, appendOK(t, l, idemBatch(t, 1, 0, 4, 1)).Duplicate)
+		}
+	})
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 7, l.LogStartOffset())
+	require.EqualValues(t, -1, l.Recovery().ProducerSnapshot, "%+v", l.Recovery())
+	names, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	for _, name := range names {
+		if off, suffix, ok := segment.ParseFileName(name); ok && suffix == snapshotSuffix {
+			require.GreaterOrEqual(t, off, int64(7), "snapshot %s of the removed segments", name)
+		}
+	}
+	res := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
+	require.False(t, res.Duplicate, "producer 1's state went with its batches")
+	require.EqualValues(t, 7, res.FirstOffset)
+	res = appendOK(t, l, idemBatch(t, 2, 0, 3, 1))
+	require.False(t, res.Duplicate, "producer 2's batch at 8 was lost")
+	require.EqualValues(t, 8, res.FirstOffset)
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.EqualValues(t, 9, l.LogEndOffset())
+	dup := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 7, dup.FirstOffset)
+	_, err = l.Append(ctx, idemBatch(t, 2, 0, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence, "producer 2 is known from 3 on")
+}
+
+// TestLogStartPastTheEndClearsEpochs: when Open empties a log whose end a
+// crash left below its log start offset, the leader epoch cache is
+// cleared, as Kafka's LogLoader clears it (clearAndFlush): the epochs
+// began at offsets the log no longer holds.
+func TestLogStartPastTheEndClearsEpochs(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever}
+	ctx := context.Background()
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		// Epoch 1 at 0-4, epoch 2 at 5-9.
+		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, fmt.Sprint(i)), AppendOptions{LeaderEpoch: int32(1 + i/5)})
+		require.NoError(t, err)
+		if i == 9 {
+			require.Equal(t, []EpochEntry{{1, 0}, {2, 5}}, l.LeaderEpochs())
+		}
+	})
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.Empty(t, l.LeaderEpochs())
+	epoch, end := l.EndOffsetForEpoch(1)
+	require.EqualValues(t, -1, epoch)
+	require.EqualValues(t, -1, end)
+	_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{LeaderEpoch: 3})
+	require.NoError(t, err)
+	require.Equal(t, []EpochEntry{{3, 7}}, l.LeaderEpochs())
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.Equal(t, []EpochEntry{{3, 7}}, l.LeaderEpochs())
 }
 
 // TestProducerSnapshotCoversCompactedSegments: under SyncNever a roll

@@ -86,7 +86,7 @@
 // brought it back, or it was copied with other files than its own) is
 // not trusted, and the log is recovered as after a crash: a recovery
 // point below the active segment, or of 0 beside records (a clean Close
-// at 0 leaves an empty log), a log start offset past the end, or an
+// at 0 leaves an empty log), or an
 // active segment that goes on past a batch ending at the recorded end
 // (appends after that Close, or a torn tail). So is a marker that records
 // another log end or active segment than the files, or another max
@@ -99,6 +99,12 @@
 // scanned once, from its base when no recovery-point file is beside the
 // marker: the Close that wrote it had synced the segments below). An active segment with no batch ending there lost
 // records the Close recorded: still an error.
+// A log end below the log start offset checkpoint (records deleted by
+// DeleteRecordsBefore before they were synced, then lost to a crash; or
+// segment files lost), after a crash or beside a clean-shutdown marker
+// (then stale), empties the log as Kafka's log loading does: every
+// segment, the leader epochs and the producer state go, and the log
+// starts anew at the log start offset, which never comes down (see Open).
 // OpenContext cuts a long recovery short when its ctx ends,
 // leaving the rest of it to the next Open.
 //

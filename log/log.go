@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -154,7 +155,10 @@ type RecoveryInfo struct {
 	SegmentsScanned int
 	TruncatedBytes  int64  // torn tail cut
 	TruncatedAt     string // file and position of the cut
-	SegmentsDeleted int    // segments after a torn tail, removed
+	// SegmentsDeleted counts the segments removed: those after a torn
+	// tail, or every one when the log ended below its log start offset
+	// (see Open).
+	SegmentsDeleted int
 	LogEndOffset    int64
 	// ProducerSnapshot is the offset of the producer-state snapshot Open
 	// rebuilt the idempotent producers' state from (the state as of that
@@ -169,6 +173,20 @@ type RecoveryInfo struct {
 
 // Open opens the log in dir, creating the directory if needed, and
 // recovers it (see the package doc). cfg is copied and defaulted.
+//
+// A log whose recovered end lies below its log start offset checkpoint
+// (DeleteRecordsBefore or retention moved the start into records never
+// synced, under SyncNever, and a crash lost them; or segment files were
+// lost) is emptied, as Kafka's log loading does: every segment is
+// removed, with the leader epochs and the idempotent producers' state and
+// snapshots, and a new empty segment starts at the log start offset,
+// which stays; the log end offset and the recovery point are set to it.
+// Offsets never go backwards: a consumer at the log start stays valid,
+// and no offset below it is given to another record. This is done, and
+// logged as a warning, whether the log was closed cleanly or not (a
+// clean Close never writes a start past its end: such a marker is
+// stale, and Recovery reports Clean false); RecoveryInfo.SegmentsDeleted
+// counts the segments removed.
 //
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
@@ -280,6 +298,12 @@ func (l *Log) open(ctx context.Context) (err error) {
 	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
 	if err != nil {
 		return err
+	}
+	if start > math.MaxInt64-math.MaxInt32 {
+		// No segment can start there (its indexes hold offsets relative
+		// to its base in 32 bits), as a log past its end would (see the
+		// emptying below), nor any log end reach it.
+		return fmt.Errorf("%w: %s: log start offset %d past the largest base offset of a segment", ErrBadCheckpoint, filepath.Join(l.dir, logStartFile), start)
 	}
 	if l.cleaned, err = readOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
 		return err
@@ -497,6 +521,29 @@ func (l *Log) open(ctx context.Context) (err error) {
 		}
 		break
 	}
+	if n := len(segs); n > 0 && segs[n-1].NextOffset() < start {
+		// The log end offset is below the log start offset checkpoint:
+		// DeleteRecordsBefore (or retention) moved the start into records
+		// that were never synced, under SyncNever, and a crash lost them;
+		// or segment files were lost. As Kafka's LogLoader does
+		// (deleteSegmentsIfLogStartGreaterThanLogEnd), whether or not the
+		// log was closed cleanly (a clean Close writes a start at most its
+		// end: such a marker is stale), every segment goes, with the
+		// leader epochs and the producer state and its snapshots, and the
+		// log starts empty at the log start offset, which stays: offsets
+		// never go backwards, and none below the start is handed out
+		// again. The new segment, the removals and the checkpoints are
+		// made durable below, as after any recovery.
+		l.logger.Warn("log end offset below the log start offset: every segment removed, the log starts empty at the log start offset",
+			"dir", l.dir, "logEndOffset", segs[n-1].NextOffset(), "logStartOffset", start, "segments", n, "clean", clean)
+		if err := l.emptyToStart(segs); err != nil {
+			segs = nil
+			return err
+		}
+		segs, recovered, legacy = nil, nil, false
+		clean = false
+		l.info.Clean = false
+	}
 	// An empty directory starts its first segment at the log start offset.
 	if len(segs) == 0 {
 		s, err := segment.Create(l.fs, l.dir, max(start, 0), l.segmentConfig())
@@ -510,7 +557,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	active := segs[len(segs)-1]
 	next := active.NextOffset()
 	l.next.Store(next)
-	l.start.Store(min(max(start, segs[0].Base()), next))
+	l.start.Store(max(start, segs[0].Base()))
 	l.durable.Store(next)
 	l.recovery = next
 	l.uncleanedFrom = next
@@ -528,17 +575,6 @@ func (l *Log) open(ctx context.Context) (err error) {
 	}
 	if err := l.loadProducers(ctx, l.snapshots, legacy); err != nil {
 		return err
-	}
-	if clean && start > next {
-		// A clean Close writes a log start offset at most its log end: a
-		// marker with one past the end is stale (records deleted by
-		// DeleteRecordsBefore after it, then lost to a crash). As after a
-		// crash, the checkpoint comes down to the end on disk too, or the
-		// next Open would move the start above the records appended since.
-		l.logger.Warn("clean-shutdown marker with a log start offset past the log end: recovering as after a crash",
-			"dir", l.dir, "logStartOffset", start, "logEndOffset", next)
-		clean = false
-		l.info.Clean = false
 	}
 	if clean && len(recovered) == 0 {
 		// Everything was synced and checkpointed by Close; only the
@@ -582,14 +618,6 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
 	}
-	if start > next {
-		// A log start offset past the end (records deleted before they
-		// were synced) came down to the end: on disk too, or the next
-		// Open, once appends passed it again, would move it above them.
-		if err := writeOffset(l.fs, l.dir, logStartFile, next); err != nil {
-			return err
-		}
-	}
 	// The producer state as of the end, as Kafka snapshots after a
 	// recovery: below the recovery point just written, compaction may
 	// clean the segments, and must not remove a batch the newest snapshot
@@ -622,6 +650,45 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// emptyToStart removes, at Open, the segments segs (all of the log's,
+// which end below its log start offset), the leader epochs and every
+// producer-state snapshot (an older runnel's single file too), as Kafka's
+// log loading deletes the segments, clears its epoch cache and truncates
+// its producer state fully to start at the log start. The segments are
+// closed whatever fails. The removals are synced before Open creates the
+// new segment at the log start, so that even a file system that does not
+// commit directory operations in order cannot bring back, beside it, an
+// old snapshot at its base (a roll's there, before the crash lost the
+// records), whose producers Open would take for the state below it; a
+// crash before the sync leaves a log that ends below its start again.
+func (l *Log) emptyToStart(segs []*segment.Segment) error {
+	var err error
+	for _, s := range segs {
+		if derr := s.Delete(); derr != nil {
+			err = errors.Join(err, derr)
+			continue
+		}
+		l.info.SegmentsDeleted++
+	}
+	if err != nil {
+		return err
+	}
+	if err := l.epochs.truncateFromEnd(0); err != nil {
+		return err
+	}
+	names := []string{producerFile}
+	for _, off := range l.snapshots {
+		names = append(names, snapshotName(off))
+	}
+	for _, name := range names {
+		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	l.snapshots = nil
+	return l.fs.SyncDir(l.dir)
 }
 
 // recoverEpoch records, as Open's recovery reads batch b, its leader

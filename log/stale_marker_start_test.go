@@ -13,12 +13,15 @@ import (
 // after a crash (see TestOpenStaleCleanShutdownMarker) whose recovery point
 // is where the segments end, with a log start offset checkpoint past that
 // end — DeleteRecordsBefore moved the start up to records appended after
-// the clean Close, never synced, lost to the crash. Open takes the log
-// for closed cleanly and brings the start down to the end in memory only:
-// the checkpoint stayed past the end, so that the Open after the next
-// crash moved the start above the records appended, and synced, in
-// between, hiding them. Such a marker is stale (a clean Close writes a
-// start at most its end): the log is now opened as after a crash.
+// the clean Close, never synced, lost to the crash. Such a marker is stale
+// (a clean Close writes a start at most its end), and the log is emptied
+// as after a crash with a start past the end (see
+// TestLogStartPastTheRecoveredEnd), as Kafka's LogLoader does whether the
+// shutdown was clean or not: a new segment at the log start, which stays.
+// Open once took the log for closed cleanly and brought the start down to
+// the end in memory only (after the next crash the start moved above the
+// records appended, and synced, in between, hiding them); then, as after
+// a crash, on disk too.
 func TestStaleMarkerLogStartPastTheEnd(t *testing.T) {
 	const ts = 1_700_000_000_000
 	e := newEnv(t)
@@ -36,14 +39,21 @@ func TestStaleMarkerLogStartPastTheEnd(t *testing.T) {
 	forgeCleanMarker(t, e.fs, e.dir) // the stale marker
 
 	l = e.open(cfg)
-	require.EqualValues(t, 2, l.LogEndOffset())
-	require.EqualValues(t, 2, l.LogStartOffset())
+	require.EqualValues(t, 4, l.LogEndOffset())
+	require.EqualValues(t, 4, l.LogStartOffset())
 	require.False(t, l.Recovery().Clean, "a start past the end: the marker is stale")
-	appendOK(t, l, valueBatch(t, ts, "e", "f", "g")) // 2-4
+	require.Equal(t, 1, l.Recovery().SegmentsDeleted)
+	names, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.NotContains(t, names, cleanShutdownFile, "the stale marker goes")
+	res := appendOK(t, l, valueBatch(t, ts, "e", "f", "g")) // 4-6
+	require.EqualValues(t, 4, res.FirstOffset)
 	require.NoError(t, l.Flush(context.Background()))
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	require.EqualValues(t, 5, l.LogEndOffset())
-	require.EqualValues(t, 2, l.LogStartOffset(), "the records appended after the open are hidden")
-	require.Len(t, readAll(t, l, l.LogStartOffset()), 3)
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.EqualValues(t, 4, l.LogStartOffset())
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, 3)
+	require.Equal(t, "e", string(recs[0].Value))
 }
