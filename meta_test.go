@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -42,6 +43,15 @@ func FuzzParseMeta(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	// Records as writeMeta writes them: a topic of every setting.
+	for _, m := range []topicMeta{
+		{Name: "orders", ID: log.TopicID{0: 0xbc, 7: 1, 15: 9}, Config: fuzzMetaConfig},
+		{Name: "orders", Config: log.TopicConfig{Partitions: 1}},
+	} {
+		data, err := encodeMeta(m)
+		require.NoError(f, err)
+		f.Add(data)
+	}
 	b := &Broker{}
 	path := filepath.Join("/data", topicsDir, "orders.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -66,6 +76,15 @@ func FuzzParseMeta(f *testing.F) {
 		require.Equal(t, m, m2)
 	})
 }
+
+// fuzzMetaConfig is a topic's configuration with every setting set, and
+// valid.
+var fuzzMetaConfig = log.TopicConfig{Partitions: 4, Config: log.Config{
+	SegmentBytes: 1 << 20, SegmentTime: time.Hour, SegmentIndexBytes: 1 << 16, IndexIntervalBytes: 4096, MaxMessageBytes: 1 << 18,
+	RetentionTime: 24 * time.Hour, RetentionBytes: 1 << 30, CleanupPolicy: log.Compact | log.Delete, DeleteRetentionTime: time.Hour,
+	MinCompactionLag: time.Minute, MaxCompactionLag: 2 * time.Hour, MinCleanableDirtyRatio: 0.3, Sync: log.SyncPeriodic,
+	FlushMessages: 100, FlushInterval: time.Second, TimestampType: log.LogAppendTime,
+}}
 
 // TestOpenCorruptMetadata: a broker whose own files are damaged does not
 // open, says which file, and loses nothing: with the file repaired, the same

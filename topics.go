@@ -379,12 +379,18 @@ func (b *Broker) writeFile(path string, data []byte) error {
 }
 
 func (b *Broker) writeMeta(m topicMeta) error {
-	m.Version = metaVersion
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := encodeMeta(m)
 	if err != nil {
 		return err
 	}
 	return b.writeFile(filepath.Join(b.root, topicsDir, m.Name+".json"), data)
+}
+
+// encodeMeta is the topic record of m, of version metaVersion, as
+// writeMeta writes it.
+func encodeMeta(m topicMeta) ([]byte, error) {
+	m.Version = metaVersion
+	return json.MarshalIndent(m, "", "  ")
 }
 
 func (b *Broker) readCounter(name string) (int64, error) {

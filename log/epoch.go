@@ -40,16 +40,26 @@ func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 		if v[0] < 0 || v[0] > math.MaxInt32 || v[1] < 0 {
 			return nil, fmt.Errorf("%w: %s: leader epoch entry %d %d", ErrBadCheckpoint, filepath.Join(dir, leaderEpochFile), v[0], v[1])
 		}
-		entry := EpochEntry{Epoch: int32(v[0]), StartOffset: v[1]}
-		if n := len(c.entries); n > 0 && c.entries[n-1].Epoch == entry.Epoch && c.entries[n-1].StartOffset <= entry.StartOffset {
-			continue
-		}
-		for n := len(c.entries); n > 0 && (c.entries[n-1].Epoch >= entry.Epoch || c.entries[n-1].StartOffset >= entry.StartOffset); n-- {
-			c.entries = c.entries[:n-1]
-		}
-		c.entries = append(c.entries, entry)
+		c.put(EpochEntry{Epoch: int32(v[0]), StartOffset: v[1]})
 	}
 	return c, nil
+}
+
+// put assigns entry as Kafka's LeaderEpochFileCache.assign does: if the
+// latest entry is of entry's epoch and starts at or below it, nothing
+// changes (false); otherwise the latest entries whose epoch or start
+// offset is not below entry's go, and entry is appended (true). The
+// epochs and their start offsets grow, as the binary searches over them
+// need.
+func (c *epochCache) put(entry EpochEntry) bool {
+	if n := len(c.entries); n > 0 && c.entries[n-1].Epoch == entry.Epoch && c.entries[n-1].StartOffset <= entry.StartOffset {
+		return false
+	}
+	for n := len(c.entries); n > 0 && (c.entries[n-1].Epoch >= entry.Epoch || c.entries[n-1].StartOffset >= entry.StartOffset); n-- {
+		c.entries = c.entries[:n-1]
+	}
+	c.entries = append(c.entries, entry)
+	return true
 }
 
 func (c *epochCache) save() error {
@@ -61,12 +71,14 @@ func (c *epochCache) save() error {
 }
 
 // assign records that epoch starts at offset, if epoch is newer than the
-// latest known one.
+// latest known one. The latest entries that start at or past offset go
+// (see put): at Open, before the epochs are cut to the log end, the
+// checkpoint may hold one past the batches that recovery assigns.
 func (c *epochCache) assign(epoch int32, offset int64) error {
 	if n := len(c.entries); n > 0 && c.entries[n-1].Epoch >= epoch {
 		return nil
 	}
-	c.entries = append(c.entries, EpochEntry{Epoch: epoch, StartOffset: offset})
+	c.put(EpochEntry{Epoch: epoch, StartOffset: offset})
 	return c.save()
 }
 

@@ -66,3 +66,34 @@ func TestOpenRecoversEpochsFromBatches(t *testing.T) {
 	require.Equal(t, []EpochEntry{{0, 0}, {2, 2}, {5, 3}}, l.LeaderEpochs(), "reopened")
 	require.NoError(t, l.Close())
 }
+
+// TestOpenRecoversEpochsBelowACheckpointedOne: a leader-epoch checkpoint
+// with an older epoch that starts past the log end (damaged; found by
+// FuzzOpenFile: "0 70" beside a log ending at 48), and recovery assigns
+// the batches' newer epoch at a lower offset. Before, assign appended it
+// after the checkpoint's, the start offsets no longer grew, and the cut
+// to the log end (a binary search over them) kept the epoch past the
+// end. Assigned as Kafka's LeaderEpochFileCache.assign does, the entry
+// past the batch's start goes: the epoch is the scanned batch's (the
+// segments below the recovery point are not scanned, as in Kafka).
+func TestOpenRecoversEpochsBelowACheckpointedOne(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 100} // a segment each
+	l := e.open(cfg)
+	for i, v := range []string{"a", "b", "c"} {
+		_, err := l.Append(t.Context(), valueBatch(t, 1_700_000_000_000, v), AppendOptions{LeaderEpoch: int32(1 + i/2*2)})
+		require.NoError(t, err)
+	}
+	require.Equal(t, 3, l.Segments())
+	require.NoError(t, l.Flush(t.Context()))
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	require.NoError(t, l.Discard())
+	require.NoError(t, writeCheckpoint(e.fs, e.dir, recoveryPointFile, checkpointV0, [][]int64{{2}}))
+	require.NoError(t, writeCheckpoint(e.fs, e.dir, leaderEpochFile, checkpointV0, [][]int64{{0, 70}}))
+	l = e.open(cfg)
+	require.Equal(t, []EpochEntry{{3, 2}}, l.LeaderEpochs())
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, []EpochEntry{{3, 2}}, l.LeaderEpochs(), "reopened")
+	require.NoError(t, l.Close())
+}

@@ -15,7 +15,8 @@ import (
 // appendSeeds are produce requests' data as clients send them: a batch of
 // each codec, with headers and null keys and values, an idempotent
 // producer's, several batches, a batch a producer marked LogAppendTime,
-// and broken ones (cut, a control batch, an offset set, bytes after).
+// a transactional producer's, and broken ones (cut, a control batch, an
+// offset set, bytes after).
 func appendSeeds(t testing.TB) [][]byte {
 	build := func(codec compression.Codec, setup func(*record.Builder), recs ...kv) []byte {
 		var b record.Builder
@@ -48,6 +49,7 @@ func appendSeeds(t testing.TB) [][]byte {
 	seeds = append(seeds,
 		build(compression.None, func(b *record.Builder) { b.SetProducer(7, 0, 0) }, recs[0], recs[2]),
 		build(compression.Zstd, func(b *record.Builder) { b.SetProducer(7, 3, 5) }, recs...),
+		build(compression.None, func(b *record.Builder) { b.SetProducer(8, 0, 0); b.SetTransactional(true) }, recs[0]),
 		append(bytes.Clone(keyed), build(compression.Gzip, nil, recs[1])...),
 		keyed[:len(keyed)-3],
 		append(bytes.Clone(keyed), 0, 0, 0),

@@ -138,6 +138,15 @@ func FuzzOpenFile(f *testing.F) {
 			}
 		}
 		f.Add(uint8(i), false, []byte{})
+		if name == cleanShutdownFile {
+			// An older runnel's marker, which was empty, after its clean
+			// close.
+			f.Add(uint8(i), true, []byte{})
+		}
+		for _, data := range fuzzOldSnapshots(fx, name) {
+			f.Add(uint8(i), true, data)
+			f.Add(uint8(i), false, data)
+		}
 		f.Add(uint8(i), true, []byte("0\n1\n9223372036854775807\n"))
 		f.Add(uint8(i), false, []byte("0\n2\n3 40\n1 7\n"))
 		f.Add(uint8(i), true, []byte("0\n1\n-5\n"))
@@ -185,6 +194,28 @@ func FuzzOpenFile(f *testing.F) {
 		require.Len(t, got, 1)
 		require.Equal(t, "after", string(got[0].Value))
 	})
+}
+
+// fuzzOldSnapshots are the producer-state snapshots an older runnel wrote
+// that could stand at name, made of the fixture's own snapshots: for a
+// snapshot, itself in version 0 (before the checksum line); for the older
+// runnel's single file (producerFile), each snapshot's rows in version 0.
+func fuzzOldSnapshots(fx *fuzzOpenFixture, name string) [][]byte {
+	list, _ := fx.clean.List(fuzzDir)
+	var out [][]byte
+	for _, off := range snapshotOffsets(list) {
+		if name != producerFile && name != snapshotName(off) {
+			continue
+		}
+		data, err := readMemFile(fx.clean, filepath.Join(fuzzDir, snapshotName(off)))
+		if err != nil {
+			continue
+		}
+		if rows, err := parseCheckpoint(data, 6, snapshotName(off)); err == nil {
+			out = append(out, appendCheckpoint(nil, checkpointV0, rows))
+		}
+	}
+	return out
 }
 
 // checkFuzzOpened checks the state of l, opened with name holding data.
@@ -278,6 +309,7 @@ func TestFuzzOpenFixture(t *testing.T) {
 		require.Contains(t, names, want)
 	}
 	require.GreaterOrEqual(t, len(snapshotOffsets(names)), 2, "%v", names)
+	require.Len(t, fuzzOldSnapshots(fx, producerFile), len(snapshotOffsets(names)), "a version 0 seed of each snapshot")
 	crashed, err := fx.crashed.List(fuzzDir)
 	require.NoError(t, err)
 	require.NotContains(t, crashed, cleanShutdownFile)

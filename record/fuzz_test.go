@@ -17,8 +17,59 @@ func seedBatches(f *testing.F) {
 		batch := build(f, &b, sampleRecords(rng, 5), codec)
 		f.Add([]byte(batch))
 	}
+	// Batches as a broker keeps them: an idempotent and transactional
+	// producer's, LogAppendTime, a base offset and leader epoch stamped;
+	// and as the cleaner writes them: a delete horizon, offsets with gaps,
+	// no records left.
+	recs := sampleRecords(rng, 4)
+	add := func(codec compression.Codec, setup func(*Builder), edit func(Batch), recs ...rec) {
+		b.Reset()
+		if setup != nil {
+			setup(&b)
+		}
+		batch := build(f, &b, recs, codec)
+		if edit != nil {
+			edit(batch)
+		}
+		f.Add([]byte(batch))
+	}
+	add(compression.Zstd, func(b *Builder) { b.SetProducer(7, 2, 40); b.SetTransactional(true) }, nil, recs...)
+	add(compression.None, nil, func(b Batch) { b.SetLogAppendTime(1_700_000_000_123) }, recs...)
+	add(compression.LZ4, nil, func(b Batch) { b.SetBaseOffset(1 << 40); b.SetLeaderEpoch(3) }, recs...)
+	add(compression.None, func(b *Builder) { b.SetDeleteHorizon(1_700_000_086_400) }, nil, recs[:2]...)
+	for _, codec := range []compression.Codec{compression.None, compression.Gzip} {
+		b.Reset()
+		for i, r := range recs {
+			b.AppendAt(int64(3*i), r.ts, r.key, r.value, r.headers)
+		}
+		b.SetLastOffsetDelta(20)
+		f.Add([]byte(mustFinish(f, &b, codec)))
+	}
+	b.Reset()
+	b.SetLastOffsetDelta(9)
+	b.SetEmptyMaxTimestamp(1_700_000_000_000)
+	f.Add([]byte(mustFinish(f, &b, compression.None)))
+	// Segments written by Apache Kafka, whole and batch by batch.
+	for _, dir := range kafkaSegments {
+		data := kafkaSegment(f, dir)
+		f.Add(data)
+		for b, err := range Batches(data) {
+			if err == nil {
+				f.Add([]byte(b))
+			}
+		}
+	}
 	f.Add([]byte{})
 	f.Add(make([]byte, HeaderSize))
+}
+
+// mustFinish is b's batch of codec, copied.
+func mustFinish(t testing.TB, b *Builder, codec compression.Codec) Batch {
+	batch, err := b.Finish(codec)
+	if err != nil || batch == nil {
+		t.Fatalf("Finish: %d bytes, %v", len(batch), err)
+	}
+	return append(Batch(nil), batch...)
 }
 
 // FuzzBatch feeds arbitrary bytes through Parse, Validate and record
@@ -103,6 +154,14 @@ func FuzzRecords(f *testing.F) {
 		b.Reset()
 		batch := build(f, &b, sampleRecords(rng, 3), compression.None)
 		f.Add([]byte(batch[HeaderSize:]), int32(3))
+	}
+	// The records of the uncompressed batches Apache Kafka wrote.
+	for _, dir := range kafkaSegments {
+		for b, err := range Batches(kafkaSegment(f, dir)) {
+			if err == nil && b.Codec() == compression.None {
+				f.Add([]byte(b[HeaderSize:]), b.NumRecords())
+			}
+		}
 	}
 	f.Add([]byte{0x02, 0x00}, int32(1))
 	f.Fuzz(func(t *testing.T, records []byte, count int32) {

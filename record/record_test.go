@@ -514,12 +514,22 @@ func TestNegativeLengthsAreNull(t *testing.T) {
 	require.ErrorIs(t, Batch(bad).ValidateRecords(0, 0), ErrCorrupt)
 }
 
+// kafkaSegments are the directories of testdata/kafka-segments.
+var kafkaSegments = []string{"a", "b"}
+
+// kafkaSegment is the .log file written by Apache Kafka in directory dir
+// of testdata/kafka-segments.
+func kafkaSegment(t testing.TB, dir string) []byte {
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "kafka-segments", dir, "__cluster_metadata-0", "00000000000000000000.log"))
+	require.NoError(t, err)
+	return data
+}
+
 // TestKafkaSegments reads every batch of .log files written by Apache Kafka.
 func TestKafkaSegments(t *testing.T) {
 	want := map[string][2]int{"a": {2, 4}, "b": {2, 3}}
 	for dir, counts := range want {
-		data, err := os.ReadFile(filepath.Join("..", "testdata", "kafka-segments", dir, "__cluster_metadata-0", "00000000000000000000.log"))
-		require.NoError(t, err)
+		data := kafkaSegment(t, dir)
 		batches, records := 0, 0
 		for pos := 0; pos < len(data); {
 			b, err := Parse(data[pos:], int64(pos))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -49,6 +50,24 @@ func FuzzRecover(f *testing.F) {
 	backwards := bytes.Clone(valid)
 	record.Batch(backwards).SetBaseOffset(fuzzBase)
 	f.Add(backwards)
+	// Tails of the other shapes a segment holds: LogAppendTime, two
+	// batches, a gap in the offsets (compaction's), compressed and
+	// idempotent, no records (the cleaner's); and a valid batch after a
+	// hole of zeros (a power loss's).
+	f.Add([]byte(mkBatch(f, fuzzNext, []int64{tsBase + 9, tsBase}, 15, tsBase+50)))
+	f.Add(append(bytes.Clone(valid), simpleBatch(f, fuzzNext+3, 2, 5)...))
+	f.Add([]byte(simpleBatch(f, fuzzNext+40, 1, 5)))
+	var b record.Builder
+	b.SetProducer(4, 1, 0)
+	for i := range 4 {
+		b.Append(tsBase+int64(i), []byte("k"), bytes.Repeat([]byte("z"), 40), nil)
+	}
+	f.Add([]byte(stamped(f, &b, fuzzNext, compression.Zstd)))
+	b.Reset()
+	b.SetLastOffsetDelta(4)
+	b.SetEmptyMaxTimestamp(tsBase + 2)
+	f.Add([]byte(stamped(f, &b, fuzzNext, compression.None)))
+	f.Add(append(make([]byte, 512), valid...))
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		for _, piece := range []int64{0, 1, 61, 100} {
 			mem := vfs.NewMem()
@@ -59,6 +78,17 @@ func FuzzRecover(f *testing.F) {
 			fuzzRecover(t, fsys, mem, tail)
 		}
 	})
+}
+
+// stamped is b's batch of codec at base offset base, as a log writes it.
+func stamped(t testing.TB, b *record.Builder, base int64, codec compression.Codec) record.Batch {
+	batch, err := b.Finish(codec)
+	if err != nil || batch == nil {
+		t.Fatalf("Finish: %d bytes, %v", len(batch), err)
+	}
+	out := append(record.Batch(nil), batch...)
+	out.SetBaseOffset(base)
+	return out
 }
 
 // fuzzRecover is FuzzRecover's check of one tail on fsys, whose files are
