@@ -16,7 +16,7 @@ import (
 // below its log start offset of 7: producer 1 wrote offsets 0-4 in leader
 // epoch 1 (synced), producer 2 offsets 5-9 in epoch 2 (lost), and a
 // snapshot of the producers at 7 and one at 9 were synced.
-func pastTheEndDir(t *testing.T) (*vfs.MemFS, string, Config) {
+func pastTheEndDir(t *testing.T, marker bool) (*vfs.MemFS, string, Config) {
 	t.Helper()
 	e := newEnv(t)
 	cfg := Config{Sync: SyncNever, SegmentBytes: 200}
@@ -43,6 +43,9 @@ func pastTheEndDir(t *testing.T) (*vfs.MemFS, string, Config) {
 	require.NoError(t, e.fs.SyncDir(e.dir))
 	crashed := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
 	require.NoError(t, l.Close())
+	if marker {
+		forgeCleanMarker(t, crashed, e.dir)
+	}
 	return crashed, e.dir, cfg
 }
 
@@ -55,6 +58,10 @@ func checkEmptiedAtStart(t *testing.T, l *Log, what string) {
 	require.EqualValues(t, 7, l.LogStartOffset(), "%s: the log start offset", what)
 	require.EqualValues(t, 7, l.LogEndOffset(), "%s: the log end offset", what)
 	require.Empty(t, readAll(t, l, 7), "%s", what)
+	require.False(t, l.Recovery().Clean, "%s: %+v", what, l.Recovery())
+	names, err := l.fs.List(l.dir)
+	require.NoError(t, err)
+	require.NotContains(t, names, cleanShutdownFile, "%s", what)
 	require.Empty(t, l.LeaderEpochs(), "%s: the epochs of the removed records", what)
 	res, err := l.Append(context.Background(), idemBatch(t, 1, 0, 4, 1), AppendOptions{})
 	require.NoError(t, err, "%s", what)
@@ -67,9 +74,16 @@ func checkEmptiedAtStart(t *testing.T, l *Log, what string) {
 // file-system operations in turn, and then the power cut (with the
 // directory operations it had not synced lost, or persisted in part in
 // their order, as far as seeds 1-8 draw it): the next Open reaches the
-// state that one that did not fail reaches.
+// state that one that did not fail reaches; so with a stale clean-shutdown
+// marker.
 func TestEmptyToStartFaults(t *testing.T) {
-	base, dir, cfg := pastTheEndDir(t)
+	for _, marker := range []bool{false, true} {
+		t.Run(fmt.Sprintf("marker=%v", marker), func(t *testing.T) { testEmptyToStartFaults(t, marker) })
+	}
+}
+
+func testEmptyToStartFaults(t *testing.T, marker bool) {
+	base, dir, cfg := pastTheEndDir(t, marker)
 	count := vfs.Count()
 	l, err := Open(dir, cfg, Options{FS: vfs.WithFaults(base.CrashClone(vfs.CrashOptions{}), count)})
 	require.NoError(t, err)

@@ -540,7 +540,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			segs = nil
 			return err
 		}
-		segs, recovered, legacy = nil, nil, false
+		segs, recovered, legacy, marker = nil, nil, false, false
 		clean = false
 		l.info.Clean = false
 	}
@@ -659,21 +659,23 @@ func (l *Log) open(ctx context.Context) (err error) {
 // its producer state fully to start at the log start. The segments are
 // closed whatever fails.
 //
-// The epochs and the snapshots go first, durably, and the segments last:
-// a crash (or a failure) part way leaves segments that end below the log
-// start, and the next Open empties the log again. Removed first, the
-// segments could all be gone beside the snapshots still there, and the
-// next Open, finding no segment, would start the log at the log start
-// with the producers of the removed records (a retry of a batch
-// answered as a duplicate of one below the start, where the Open that
-// did not fail forgets its producer). The segments' removal is synced
-// before Open creates the new segment at the log start, so that even a
-// file system that does not commit directory operations in order cannot
-// bring back, beside it, an old segment's files.
+// The epochs, the snapshots and a clean-shutdown marker (stale: a clean
+// Close writes a log start at most its end) go first, durably, and the
+// segments last: a crash (or a failure) part way leaves segments that end
+// below the log start, and the next Open empties the log again. Removed
+// first, the segments could all be gone beside the snapshots and the
+// marker still there, and the next Open, finding no segment, would start
+// the log at the log start with the producers of the removed records (a
+// retry of a batch answered as a duplicate of one below the start, where
+// the Open that did not fail forgets its producer), and take the marker
+// for a clean shutdown. The segments' removal is synced before Open
+// creates the new segment at the log start, so that even a file system
+// that does not commit directory operations in order cannot bring back,
+// beside it, an old segment's files.
 func (l *Log) emptyToStart(segs []*segment.Segment) error {
 	err := l.epochs.truncateFromEnd(0)
 	if err == nil {
-		names := []string{producerFile}
+		names := []string{cleanShutdownFile, producerFile}
 		for _, off := range l.snapshots {
 			names = append(names, snapshotName(off))
 		}
