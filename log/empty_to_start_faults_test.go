@@ -108,3 +108,66 @@ func testEmptyToStartFaults(t *testing.T, marker bool) {
 		}
 	}
 }
+
+// TestLogStartPastTheEndThenMaintenance: a compacted log that Open emptied
+// at its log start (see TestLogStartPastTheRecoveredEnd), with a cleaner
+// checkpoint below it: compaction, time look-ups, DeleteRecordsBefore,
+// retention and a truncation afterwards see only the records appended
+// since, from the log start on, and so does the Open after a crash.
+func TestLogStartPastTheEndThenMaintenance(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, SegmentBytes: 200, CleanupPolicy: Compact | Delete}
+	ctx := context.Background()
+	l := crashPastTheEnd(t, e, cfg, func(l *Log, i int) {
+		appendOK(t, l, keyedBatch(t, fmt.Sprint("k", i%2)))
+		if i == 4 {
+			require.NoError(t, l.Flush(ctx))
+			res, err := l.Compact(ctx)
+			require.NoError(t, err)
+			require.Positive(t, res.CleanedTo)
+		}
+	})
+	require.EqualValues(t, 7, l.LogStartOffset())
+	require.Less(t, l.cleaned, int64(7), "the cleaner checkpoint of the removed segments")
+	for i := range 12 {
+		res := appendOK(t, l, keyedBatch(t, fmt.Sprint("n", i%3)))
+		require.EqualValues(t, 7+i, res.FirstOffset)
+	}
+	require.NoError(t, l.Flush(ctx))
+	_, err := l.Compact(ctx)
+	require.NoError(t, err)
+	latest := func(l *Log) map[string]int64 {
+		got := map[string]int64{}
+		for _, r := range readAll(t, l, l.LogStartOffset()) {
+			require.GreaterOrEqual(t, r.Offset, l.LogStartOffset())
+			require.NotContains(t, string(r.Key), "k", "a record of the removed segments at %d", r.Offset)
+			got[string(r.Key)] = r.Offset
+		}
+		return got
+	}
+	want := map[string]int64{"n0": 16, "n1": 17, "n2": 18}
+	require.Equal(t, want, latest(l))
+	off, ok, err := l.OffsetForTime(0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, readAll(t, l, 7)[0].Offset, off, "the first record compaction kept")
+	start, err := l.DeleteRecordsBefore(9)
+	require.NoError(t, err)
+	require.EqualValues(t, 9, start)
+	_, err = l.ApplyRetention()
+	require.NoError(t, err)
+	_, err = l.TruncateTo(8)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange, "below the log start")
+	next, err := l.TruncateTo(18)
+	require.NoError(t, err)
+	require.EqualValues(t, 18, next)
+	want = map[string]int64{"n0": 16, "n1": 17, "n2": 15} // n2 at 18 cut
+	require.Equal(t, want, latest(l))
+	require.NoError(t, l.Flush(ctx))
+
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.EqualValues(t, 9, l.LogStartOffset())
+	require.EqualValues(t, 18, l.LogEndOffset())
+	require.Equal(t, want, latest(l))
+}
