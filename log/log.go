@@ -540,7 +540,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			segs = nil
 			return err
 		}
-		segs, recovered, legacy = nil, nil, false
+		segs, recovered, legacy, marker = nil, nil, false, false
 		clean = false
 		l.info.Clean = false
 	}
@@ -657,14 +657,43 @@ func (l *Log) open(ctx context.Context) (err error) {
 // producer-state snapshot (an older runnel's single file too), as Kafka's
 // log loading deletes the segments, clears its epoch cache and truncates
 // its producer state fully to start at the log start. The segments are
-// closed whatever fails. The removals are synced before Open creates the
-// new segment at the log start, so that even a file system that does not
-// commit directory operations in order cannot bring back, beside it, an
-// old snapshot at its base (a roll's there, before the crash lost the
-// records), whose producers Open would take for the state below it; a
-// crash before the sync leaves a log that ends below its start again.
+// closed whatever fails.
+//
+// The epochs, the snapshots and a clean-shutdown marker (stale: a clean
+// Close writes a log start at most its end) go first, durably, and the
+// segments last: a crash (or a failure) part way leaves segments that end
+// below the log start, and the next Open empties the log again. Removed
+// first, the segments could all be gone beside the snapshots and the
+// marker still there, and the next Open, finding no segment, would start
+// the log at the log start with the producers of the removed records (a
+// retry of a batch answered as a duplicate of one below the start, where
+// the Open that did not fail forgets its producer), and take the marker
+// for a clean shutdown. The segments' removal is synced before Open
+// creates the new segment at the log start, so that even a file system
+// that does not commit directory operations in order cannot bring back,
+// beside it, an old segment's files.
 func (l *Log) emptyToStart(segs []*segment.Segment) error {
-	var err error
+	err := l.epochs.truncateFromEnd(0)
+	if err == nil {
+		names := []string{cleanShutdownFile, producerFile}
+		for _, off := range l.snapshots {
+			names = append(names, snapshotName(off))
+		}
+		for _, name := range names {
+			if rerr := l.fs.Remove(filepath.Join(l.dir, name)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = rerr
+				break
+			}
+		}
+		l.snapshots = nil
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		closeAll(segs)
+		return err
+	}
 	for _, s := range segs {
 		if derr := s.Delete(); derr != nil {
 			err = errors.Join(err, derr)
@@ -675,19 +704,6 @@ func (l *Log) emptyToStart(segs []*segment.Segment) error {
 	if err != nil {
 		return err
 	}
-	if err := l.epochs.truncateFromEnd(0); err != nil {
-		return err
-	}
-	names := []string{producerFile}
-	for _, off := range l.snapshots {
-		names = append(names, snapshotName(off))
-	}
-	for _, name := range names {
-		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	l.snapshots = nil
 	return l.fs.SyncDir(l.dir)
 }
 
