@@ -47,19 +47,17 @@ func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 
 // put assigns entry as Kafka's LeaderEpochFileCache.assign does: if the
 // latest entry is of entry's epoch and starts at or below it, nothing
-// changes (false); otherwise the latest entries whose epoch or start
-// offset is not below entry's go, and entry is appended (true). The
-// epochs and their start offsets grow, as the binary searches over them
-// need.
-func (c *epochCache) put(entry EpochEntry) bool {
+// changes; otherwise the latest entries whose epoch or start offset is
+// not below entry's go, and entry is appended. The epochs and their
+// start offsets grow, as the binary searches over them need.
+func (c *epochCache) put(entry EpochEntry) {
 	if n := len(c.entries); n > 0 && c.entries[n-1].Epoch == entry.Epoch && c.entries[n-1].StartOffset <= entry.StartOffset {
-		return false
+		return
 	}
 	for n := len(c.entries); n > 0 && (c.entries[n-1].Epoch >= entry.Epoch || c.entries[n-1].StartOffset >= entry.StartOffset); n-- {
 		c.entries = c.entries[:n-1]
 	}
 	c.entries = append(c.entries, entry)
-	return true
 }
 
 func (c *epochCache) save() error {

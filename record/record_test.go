@@ -520,6 +520,7 @@ var kafkaSegments = []string{"a", "b"}
 // kafkaSegment is the .log file written by Apache Kafka in directory dir
 // of testdata/kafka-segments.
 func kafkaSegment(t testing.TB, dir string) []byte {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "kafka-segments", dir, "__cluster_metadata-0", "00000000000000000000.log"))
 	require.NoError(t, err)
 	return data
