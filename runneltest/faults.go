@@ -160,22 +160,23 @@ type Fault struct {
 	// take, in the request's order, and the rule matches the partitions
 	// it accepts (FailPartitions fails those; FailRequest names the
 	// first). It is called only when the request reaches the rule: not
-	// when an earlier rule applied to it. It runs on the caller's
-	// goroutine (the producer's or the consumer's, so it must be safe for
-	// concurrent use, and must not call t.FailNow, nor require's
-	// assertions: that would end the client's goroutine, not the test),
-	// without the Faults' lock: it may call the Faults' and its rules'
-	// methods (Add, Hits, Remove; not Wait for a hit the request itself
+	// when an earlier rule applied to it. It runs on a
+	// goroutine of its own, for the producer or consumer that sent the
+	// request, which waits for it (so it must be safe for concurrent
+	// use), without the Faults' lock: it may call the Faults' and its
+	// rules' methods (Add, Hits, Remove; not Wait for a hit the request itself
 	// would make). A rule Match adds is matched against the request too,
 	// after it; one removed or spent while its Match runs does not apply.
-	// A Match that panics fails the test (Errorf) and the request, with
-	// an error that matches ErrMatchPanicked and is not retriable (see
-	// api.IsRetriable): the request goes no further.
+	// A Match that panics, or ends its goroutine (t.FailNow, require's
+	// assertions: use assert's, or return false, instead), fails the
+	// test (Errorf) and the request, with an error that matches
+	// ErrMatchPanicked and is not retriable (see api.IsRetriable): the
+	// request goes no further.
 	Match func(Request) bool
 }
 
 // ErrMatchPanicked is the error a request fails with when a Fault's
-// Match panicked on it (see Fault.Match).
+// Match panicked on it, or ended its goroutine (see Fault.Match).
 var ErrMatchPanicked = errors.New("runneltest: a Fault's Match panicked")
 
 // Request is one request as a Fault's Match sees it: for a Fetch, one of
@@ -556,16 +557,42 @@ func (r *Rule) match(reqs []Request) (matched []bool, err error) {
 }
 
 // callMatch calls the rule's Match, turning a panic into an error that
-// fails the request, and the test.
-func (r *Rule) callMatch(req Request) (ok bool, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%w on %s: %v", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition), v)
-			r.f.t.Errorf("runneltest: the Match of Fault{Op: %s, Topic: %q, Partitions: %v, Action: %s}: %v\n%s",
-				r.fault.Op, r.fault.Topic, r.fault.Partitions, r.fault.Action, err, debug.Stack())
-		}
+// fails the request, and the test. Match runs on a goroutine of its own,
+// which callMatch waits for: a Match that ends its goroutine (t.FailNow,
+// require's assertions, runtime.Goexit) ends that one, not the client's,
+// and fails the request as a panic does, where it would otherwise leave
+// the producer or consumer waiting forever on a goroutine that is gone.
+func (r *Rule) callMatch(req Request) (bool, error) {
+	var (
+		ok, returned bool
+		panicked     any
+		stack        []byte
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if v := recover(); v != nil { // a panic(nil) too: *runtime.PanicNilError
+				panicked, stack = v, debug.Stack()
+			}
+		}()
+		ok = r.fault.Match(req)
+		returned = true
 	}()
-	return r.fault.Match(req), nil
+	<-done
+	var err error
+	switch {
+	case returned:
+		return ok, nil
+	case panicked != nil:
+		err = fmt.Errorf("%w on %s: %v", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition), panicked)
+	default:
+		err = fmt.Errorf("%w on %s: it ended its goroutine (t.FailNow, a require assertion or runtime.Goexit), which Match must not", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition))
+		stack = nil
+	}
+	r.f.t.Errorf("runneltest: the Match of Fault{Op: %s, Topic: %q, Partitions: %v, Action: %s}: %v\n%s",
+		r.fault.Op, r.fault.Topic, r.fault.Partitions, r.fault.Action, err, stack)
+	return false, err
 }
 
 // describe names a request: "produce orders-0", "partitions orders",

@@ -2,6 +2,7 @@ package runneltest_test
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -334,6 +335,49 @@ func TestFaultsMatchPanics(t *testing.T) {
 		ft := &lockedT{TB: t}
 		f := runneltest.NewFaults(ft, b)
 		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: boom})
+		c := runneltest.NewConsumer(t, f)
+		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
+		_, err := c.Poll(t.Context())
+		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+		require.NotEmpty(t, ft.errors())
+	})
+}
+
+// A Match that ends its goroutine, as t.FailNow and require's assertions
+// do, fails the test and the request as a panic does, and nothing hangs:
+// it used to end the producer's or consumer's goroutine, which its caller
+// then waited for forever.
+func TestFaultsMatchEndsItsGoroutine(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+	runneltest.ProduceValues(t, b, "orders", "a")
+	exits := func(runneltest.Request) bool { runtime.Goexit(); return true }
+	for _, tc := range matchCalls {
+		t.Run(tc.op.String(), func(t *testing.T) {
+			ft := &lockedT{TB: t}
+			f := runneltest.NewFaults(ft, b)
+			r := f.Add(runneltest.Fault{Op: tc.op, Err: api.ErrPolicyViolation, Count: 1, Match: exits})
+			err := tc.call(t, f)
+			require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+			require.ErrorContains(t, err, "ended its goroutine")
+			require.False(t, api.IsRetriable(err))
+			require.Zero(t, r.Hits())
+			require.Len(t, ft.errors(), 1)
+			require.Contains(t, ft.errors()[0], "Match of Fault{Op: "+tc.op.String())
+		})
+	}
+	t.Run("producer", func(t *testing.T) {
+		ft := &lockedT{TB: t}
+		f := runneltest.NewFaults(ft, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: exits})
+		p := runneltest.NewProducer(t, f)
+		err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("x")})
+		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+		require.Len(t, ft.errors(), 1, "tried once")
+	})
+	t.Run("consumer", func(t *testing.T) {
+		ft := &lockedT{TB: t}
+		f := runneltest.NewFaults(ft, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: exits})
 		c := runneltest.NewConsumer(t, f)
 		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
 		_, err := c.Poll(t.Context())
