@@ -160,3 +160,49 @@ func TestOpenCleanMarkerStillReportsLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanMarkerBesideNoSegment: a clean Close leaves its active
+// segment behind, so a marker beside no segment at all (the segment
+// files were lost) is not of these files. The log starts empty at its
+// log start offset, as it did, and Recovery says it was not opened
+// clean: it said Clean, though the files the marker spoke of were gone.
+func TestCleanMarkerBesideNoSegment(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, ts, "a", "b", "c")) // 0-2
+	_, err := l.DeleteRecordsBefore(2)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	names, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.Contains(t, names, cleanShutdownFile)
+	removed := 0
+	for _, n := range names {
+		if ext := filepath.Ext(n); ext == ".log" || ext == ".index" || ext == ".timeindex" {
+			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, n)))
+			removed++
+		}
+	}
+	require.Equal(t, 3, removed, "one segment's three files")
+
+	l = e.open(cfg)
+	require.False(t, l.Recovery().Clean, "the marker's segment is gone")
+	require.Zero(t, l.Recovery().SegmentsFound)
+	require.EqualValues(t, 2, l.LogStartOffset())
+	require.EqualValues(t, 2, l.LogEndOffset())
+	names, err = e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.NotContains(t, names, cleanShutdownFile, "the marker goes")
+	res := appendOK(t, l, valueBatch(t, ts, "d")) // 2
+	require.EqualValues(t, 2, res.FirstOffset)
+	require.NoError(t, l.Close())
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.True(t, l.Recovery().Clean)
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, 1)
+	require.Equal(t, "d", string(recs[0].Value))
+}

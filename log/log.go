@@ -351,6 +351,15 @@ func (l *Log) open(ctx context.Context) (err error) {
 			"dir", l.dir, "recordedEnd", mk.end, "recoveryPoint", rp, "recordedActiveBase", mk.activeBase)
 		clean = false
 	}
+	if clean && len(bases) == 0 {
+		// A clean Close leaves its active segment behind: a marker beside
+		// no segment at all is not of these files (they were lost). The
+		// log starts empty at its log start offset below, as after a
+		// crash, and says so.
+		l.logger.Warn("clean-shutdown marker beside no segment: recovering as after a crash",
+			"dir", l.dir, "recordedEnd", mk.end, "recordedActiveBase", mk.activeBase)
+		clean = false
+	}
 	if clean && rpKnown && len(bases) > 0 && rp < bases[len(bases)-1] {
 		// A clean Close writes its log end as the recovery point, in the
 		// active segment: a marker with a recovery point below it is
