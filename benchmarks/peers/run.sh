@@ -12,16 +12,24 @@
 #        benchmarks/peers/run.sh -sys runnel,raw      runnel alone: only its runs and the
 #                                                     raw write's (benchmarks/run.sh e2e)
 #
-# Outputs in benchmarks/peers/out/ (git-ignored): table.md, peers.txt (every
+# Outputs in benchmarks/peers/out/ (git-ignored), or -out DIR: table.md, peers.txt (every
 # benchmark line), benchstat.txt.
 set -eu
 
 cd "$(dirname "$0")"
+# The output directory: cmd/compare's -out, which benchstat follows.
+out=out
+prev=
+for a in "$@"; do
+	case "$prev" in -out | --out) out=$a ;; esac
+	case "$a" in -out=* | --out=*) out=${a#*=} ;; esac
+	prev=$a
+done
 go vet ./...
 status=0
 go run ./cmd/compare "$@" || status=$? # a run failed: benchstat still runs, then its status
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da \
 	-filter '.unit:(records/s OR B/s OR allocs/op OR peak-RSS-MB OR p50-us OR p99-us OR RSS/payload)' \
-	-col /sys out/peers.txt >out/benchstat.txt
-echo "benchstat: benchmarks/peers/out/benchstat.txt" >&2
+	-col /sys "$out/peers.txt" >"$out/benchstat.txt"
+echo "benchstat: $out/benchstat.txt (from benchmarks/peers)" >&2
 exit $status
