@@ -160,12 +160,11 @@ type Fault struct {
 	// take, in the request's order, and the rule matches the partitions
 	// it accepts (FailPartitions fails those; FailRequest names the
 	// first). It is called only when the request reaches the rule: not
-	// when an earlier rule applied to it. It runs on a
-	// goroutine of its own, for the producer or consumer that sent the
-	// request, which waits for it (so it must be safe for concurrent
-	// use), without the Faults' lock: it may call the Faults' and its
-	// rules' methods (Add, Hits, Remove; not Wait for a hit the request itself
-	// would make). A rule Match adds is matched against the request too,
+	// when an earlier rule applied to it. It runs on a goroutine of its
+	// own, for the producer or consumer that sent the request, which
+	// waits for it (so it must be safe for concurrent use), without the
+	// Faults' lock: it may call the Faults' and its rules' methods (Add,
+	// Hits, Remove; not Wait for a hit the request itself would make). A rule Match adds is matched against the request too,
 	// after it; one removed or spent while its Match runs does not apply.
 	// A Match that panics, or ends its goroutine (t.FailNow, require's
 	// assertions: use assert's, or return false, instead), fails the
@@ -587,8 +586,7 @@ func (r *Rule) callMatch(req Request) (bool, error) {
 	case panicked != nil:
 		err = fmt.Errorf("%w on %s: %v", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition), panicked)
 	default:
-		err = fmt.Errorf("%w on %s: it ended its goroutine (t.FailNow, a require assertion or runtime.Goexit), which Match must not", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition))
-		stack = nil
+		err = fmt.Errorf("%w on %s: it ended its goroutine (t.FailNow, a require assertion or runtime.Goexit)", ErrMatchPanicked, describe(req.Op, req.Topic, req.Partition))
 	}
 	r.f.t.Errorf("runneltest: the Match of Fault{Op: %s, Topic: %q, Partitions: %v, Action: %s}: %v\n%s",
 		r.fault.Op, r.fault.Topic, r.fault.Partitions, r.fault.Action, err, stack)
