@@ -397,11 +397,18 @@ func (pp *partition) giveUp(b *batch, err error) {
 }
 
 // fatal fails the batch and every record buffered for the partition, after
-// the broker refused the producer's sequence numbers or epoch.
+// the broker refused the producer's sequence numbers or epoch. A batch
+// refused for its epoch (the producer keeps its id) gives its sequence
+// numbers back to the next batch, as giveUp's does, unless an earlier
+// attempt of it may have been appended: kept, they would leave a gap
+// that the broker refuses in the next batch, if it takes that one.
 func (pp *partition) fatal(b *batch, err error) {
 	pp.settle()
-	if errors.Is(err, ErrOutOfOrderSequence) {
+	switch {
+	case errors.Is(err, ErrOutOfOrderSequence):
 		pp.p.resetProducerID(b.pidGen, err)
+	case b.sealed && pp.p.cfg.idempotent && !b.unsure && pp.pidGen == b.pidGen:
+		pp.seq = b.baseSeq
 	}
 	pp.mu.Lock()
 	rest := pp.takeAllLocked()
