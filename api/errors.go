@@ -128,7 +128,9 @@ var table = []entry{
 //
 // The errors without a Kafka code, -1 here and not retriable, are local:
 // a client's own checks (producer.ErrClosed, ErrMaxBuffered, ErrNoTopic,
-// ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout, ErrInvalidOption;
+// ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout, ErrInvalidOption,
+// ErrMaybeWritten (which comes beside the error that failed a batch:
+// the code is that error's);
 // consumer.ErrClosed, ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption),
 // and a broker's own directory and files, which Open and the admin calls
 // report (runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,

@@ -41,6 +41,16 @@ var (
 	// context.Canceled or context.DeadlineExceeded: a promise gets such
 	// an error only from its record's ctx (see Produce).
 	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
+	// ErrMaybeWritten is given, beside the error that failed it, to the
+	// promises of a batch's records when the batch fails for good after an
+	// earlier attempt of it that the broker may have appended (a request
+	// answered with a timeout, a lost connection or an error the producer
+	// does not know as a refusal): the records may have been written,
+	// once, whatever the other error says. A refusal of the broker
+	// (ErrRecordTooLarge, ErrProducerFenced, api.ErrPolicyViolation, ...),
+	// which alone means that the records were not written, then says only
+	// that the last attempt was refused. See ProduceSync.
+	ErrMaybeWritten = errors.New("runnel/producer: an attempt may have been appended")
 	// ErrInvalidOption is returned by New for a nil Client or an option
 	// out of range, and given to the promise of a record whose topic's
 	// partitioner the RecordPartitioner's ForTopic returned nil for.

@@ -364,6 +364,7 @@ type batch struct {
 	pid      int64                   // producer id and epoch, when idempotent
 	epoch    int16                   //
 	unsure   bool                    // an attempt may have been appended
+	earlier  bool                    // ... an attempt before the latest (see maybeWritten)
 	sent     bool                    // handed to the Client at least once: its records are fixed
 	attempts int                     //
 }

@@ -138,7 +138,7 @@ type AsyncClient interface {
 // stay lost, and the producer logs the refusal (Warn). If an earlier
 // attempt of the batch may have been appended (answered with a retriable
 // error after the append), the batch fails with ErrOutOfOrderSequence
-// instead, alone, so that it is never there twice. When the broker reports that a newer epoch of the producer id
+// (and ErrMaybeWritten) instead, alone, so that it is never there twice. When the broker reports that a newer epoch of the producer id
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
@@ -150,7 +150,10 @@ type AsyncClient interface {
 // appended: then the batch fails with that error. A batch that fails
 // after the broker may have appended it (a delivery timeout after an
 // unanswered request) also makes the producer take a new id, so that its
-// sequence numbers are never reused for other records.
+// sequence numbers are never reused for other records. When an earlier
+// attempt of a batch that fails may have been appended, its error matches
+// ErrMaybeWritten too, whatever the last attempt's error says (a refusal,
+// ErrProducerFenced or ErrRecordTooLarge say, of the attempt after).
 //
 // Memory: a partition's goroutine, and the batch buffers it keeps for
 // reuse, end once the partition has had nothing to send for a second.
@@ -296,7 +299,8 @@ func noPromise(*record.Record, error) {}
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
 // ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
-// ErrOutOfOrderSequence, ErrProducerFenced, ErrInvalidOption (a
+// ErrOutOfOrderSequence, ErrProducerFenced, ErrMaybeWritten (beside
+// another), ErrInvalidOption (a
 // partitioner whose ForTopic returned nil), and the broker's errors for
 // the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
@@ -453,12 +457,16 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
 // failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
-// earlier attempt of which may have been appended: see Producer) and the
+// earlier attempt of which may have been appended: see Producer), the
 // errors of a Client of your own that the api table does not
-// know (a network error, say); the broker's refusals (ErrRecordTooLarge,
-// log.ErrInvalidRecord, ErrProducerFenced,
-// api.ErrUnknownTopicOrPartition, ...) and the errors before a record is
-// buffered (ErrMaxBuffered, ErrNoTopic, ...) mean it was not. A caller
+// know (a network error, say), and any error that matches
+// ErrMaybeWritten, whatever else it matches; the broker's refusals
+// (ErrRecordTooLarge, log.ErrInvalidRecord, ErrProducerFenced,
+// api.ErrUnknownTopicOrPartition, ...) without ErrMaybeWritten and the
+// errors before a record is buffered (ErrMaxBuffered, ErrNoTopic, ...)
+// mean it was not. (A batch refused after an earlier attempt of it may
+// have been appended, its answer lost, fails with the refusal and
+// ErrMaybeWritten.) A caller
 // that produces a record again after a "may have been written" produces
 // it twice if it was: idempotence covers the producer's own retries, not
 // a record produced again (deduplicate by a key of your own).

@@ -122,6 +122,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		last = err
+		b.earlier = b.unsure
 		if sent && !refused(err) {
 			b.unsure = true
 		}
@@ -376,11 +377,12 @@ func (pp *partition) settle() { pp.pipe.idle() }
 
 // giveUp fails a batch for good. Its sequence numbers are reused by the
 // next batch when the broker surely did not append it; otherwise the
-// producer takes a new id, so that they never name other records. The
-// error never matches a ctx's (see notCtx); the records dropped from the
-// batch get their own ctx's.
+// producer takes a new id, so that they never name other records, and
+// the error says that the records may have been written if an earlier
+// attempt may have been appended (see maybeWritten). The error never matches a ctx's (see notCtx); the
+// records dropped from the batch get their own ctx's.
 func (pp *partition) giveUp(b *batch, err error) {
-	err = notCtx(err)
+	err = maybeWritten(b, notCtx(err))
 	pp.settle()
 	if b.sealed && pp.p.cfg.idempotent {
 		if b.unsure {
@@ -395,21 +397,43 @@ func (pp *partition) giveUp(b *batch, err error) {
 }
 
 // fatal fails the batch and every record buffered for the partition, after
-// the broker refused the producer's sequence numbers or epoch.
+// the broker refused the producer's sequence numbers or epoch. A batch
+// refused for its epoch (the producer keeps its id) gives its sequence
+// numbers back to the next batch, as giveUp's does, unless an earlier
+// attempt of it may have been appended: kept, they would leave a gap
+// that the broker refuses in the next batch, if it takes that one.
 func (pp *partition) fatal(b *batch, err error) {
 	pp.settle()
-	if errors.Is(err, ErrOutOfOrderSequence) {
+	switch {
+	case errors.Is(err, ErrOutOfOrderSequence):
 		pp.p.resetProducerID(b.pidGen, err)
+	case b.sealed && pp.p.cfg.idempotent && !b.unsure && pp.pidGen == b.pidGen:
+		pp.seq = b.baseSeq
 	}
 	pp.mu.Lock()
 	rest := pp.takeAllLocked()
 	pp.mu.Unlock()
 	pp.p.cfg.logger.Warn("partition's records failed", "topic", pp.t.name, "partition", pp.id,
 		"records", len(b.recs), "buffered batches", len(rest), "err", err)
-	pp.fail(b, err)
+	pp.fail(b, maybeWritten(b, err))
 	for _, x := range rest {
-		pp.fail(x, err)
+		pp.fail(x, err) // never sent
 	}
+}
+
+// maybeWritten is the error of a batch that fails for good with err, the
+// error of its latest attempt (or one that wraps it): err, with
+// ErrMaybeWritten beside it when an earlier attempt of the batch may have
+// been appended. Then err, even a refusal of the broker's (which says
+// only that the latest attempt was refused), must not read as "not
+// written": the broker may have appended an earlier attempt, whose
+// answer was lost. What err itself says of the latest attempt is
+// ProduceSync's to read.
+func maybeWritten(b *batch, err error) error {
+	if !b.earlier || err == nil || errors.Is(err, ErrMaybeWritten) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, ErrMaybeWritten)
 }
 
 // split sends a refused batch again as two, so that only the records at

@@ -133,7 +133,7 @@ func TestParityErrorTable(t *testing.T) {
 		vfs.ErrLocked, vfs.ErrNameTooLong, vfs.ErrNotSupported,
 		index.ErrCorrupt, record.ErrTooLarge, compression.ErrUnknownCodec,
 		producer.ErrClosed, producer.ErrMaxBuffered, producer.ErrNoTopic, producer.ErrNilRecord,
-		producer.ErrInvalidPartition, producer.ErrDeliveryTimeout, producer.ErrInvalidOption,
+		producer.ErrInvalidPartition, producer.ErrDeliveryTimeout, producer.ErrInvalidOption, producer.ErrMaybeWritten,
 		consumer.ErrClosed, consumer.ErrNotAssigned, consumer.ErrInvalidOffset, consumer.ErrInvalidOption,
 	}
 	for _, err := range local {

@@ -1,0 +1,84 @@
+package producer_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// A batch the broker appended and whose answer was lost, then refused
+// for good on its retry (an error that is not retriable: one ProduceSync
+// calls a refusal, which alone means "not written"), is in the log: its
+// records' error must say that they may have been written
+// (ErrMaybeWritten), beside the refusal. Records buffered behind it that
+// fail with it (ErrProducerFenced fails the partition's) were never sent,
+// and their error says nothing of the kind. Found by TestFaultsProperty
+// (runneltest), seed 38.
+func TestRefusedAfterMaybeAppended(t *testing.T) {
+	paths := []struct {
+		name string
+		opts []producer.Opt
+	}{
+		{"ProduceAsync", nil},
+		{"Produce", []producer.Opt{producer.MaxInFlight(1)}},
+	}
+	refusals := []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge,
+		producer.ErrProducerFenced, api.ErrUnknownProducerID}
+	for _, path := range paths {
+		for _, refusal := range refusals {
+			t.Run(fmt.Sprintf("%s/%s", path.name, api.Name(refusal)), func(t *testing.T) {
+				b := newBroker(t, runneltest.Topic("t", 1))
+				f := runneltest.NewFaults(t, b)
+				// The first batch's first attempt is appended and its
+				// answer lost; its retry waits, while a second record is
+				// buffered behind it, and is refused.
+				lost := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+				retrying, buffered := make(chan struct{}), make(chan struct{})
+				ctx := testCtx(t)
+				refused := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: refusal, Count: 1, Match: func(runneltest.Request) bool {
+					close(retrying)
+					select {
+					case <-buffered:
+					case <-ctx.Done():
+					}
+					return true
+				}})
+				p := newProducer(t, f, append(path.opts, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))...)
+
+				firstErr, secondErr := make(chan error, 1), make(chan error, 1)
+				p.Produce(ctx, &record.Record{Value: []byte("first")}, func(_ *record.Record, err error) { firstErr <- err })
+				select {
+				case <-retrying:
+				case <-ctx.Done():
+					t.Fatal("the retry never came")
+				}
+				p.Produce(ctx, &record.Record{Value: []byte("second")}, func(_ *record.Record, err error) { secondErr <- err })
+				close(buffered)
+
+				err := <-firstErr
+				require.ErrorIs(t, err, refusal)
+				require.ErrorIs(t, err, producer.ErrMaybeWritten, "the first attempt was appended: %v", err)
+				require.Equal(t, 1, lost.Hits())
+				require.Equal(t, 1, refused.Hits())
+
+				err = <-secondErr
+				got := values(runneltest.ConsumeAll(t, b, "t"))
+				if errors.Is(refusal, producer.ErrProducerFenced) {
+					require.ErrorIs(t, err, producer.ErrProducerFenced, "failed with the partition's records")
+					require.NotErrorIs(t, err, producer.ErrMaybeWritten, "never sent")
+					require.Equal(t, []string{"first"}, got)
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, []string{"first", "second"}, got, "once each")
+			})
+		}
+	}
+}
