@@ -173,7 +173,11 @@ func (pp *partition) ack(items <-chan inflight, done chan<- struct{}) {
 // complete waits for an appended batch's acknowledgement, until the
 // batch's delivery deadline, and completes its records. A failed wait
 // fails the batch for good: it is in the log (under the sequence numbers
-// it took), and the broker would answer a retry as a duplicate.
+// it took), and the broker would answer a retry as a duplicate. Its
+// error matches ErrMaybeWritten then, whatever the wait's error is (the
+// log's fsync failed, or a Client of your own answered with an error
+// that reads as a refusal), but for ErrDeliveryTimeout and ErrClosed,
+// which say so already.
 func (pp *partition) complete(it inflight, dl *deadlines) {
 	p, b := pp.p, it.b
 	if it.ack != nil {
@@ -188,7 +192,7 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 			case p.closed.Load():
 				err = closedError(err)
 			default:
-				err = notCtx(err)
+				err = appended(notCtx(err))
 			}
 			p.cfg.logger.Warn("batch failed", "topic", pp.t.name, "partition", pp.id,
 				"records", len(b.recs), "attempts", b.attempts, "err", err)

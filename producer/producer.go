@@ -466,7 +466,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // errors before a record is buffered (ErrMaxBuffered, ErrNoTopic, ...)
 // mean it was not. (A batch refused after an earlier attempt of it may
 // have been appended, its answer lost, fails with the refusal and
-// ErrMaybeWritten.) A caller
+// ErrMaybeWritten; so does one appended whose acknowledgement failed,
+// whatever the error.) A caller
 // that produces a record again after a "may have been written" produces
 // it twice if it was: idempotence covers the producer's own retries, not
 // a record produced again (deduplicate by a key of your own).

@@ -430,7 +430,17 @@ func (pp *partition) fatal(b *batch, err error) {
 // answer was lost. What err itself says of the latest attempt is
 // ProduceSync's to read.
 func maybeWritten(b *batch, err error) error {
-	if !b.earlier || err == nil || errors.Is(err, ErrMaybeWritten) {
+	if !b.earlier {
+		return err
+	}
+	return appended(err)
+}
+
+// appended is err, the error of a batch that the broker may have
+// appended, with ErrMaybeWritten beside it (unless it matches it
+// already, or is nil).
+func appended(err error) error {
+	if err == nil || errors.Is(err, ErrMaybeWritten) {
 		return err
 	}
 	return fmt.Errorf("%w (%w)", err, ErrMaybeWritten)

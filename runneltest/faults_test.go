@@ -176,7 +176,21 @@ func TestFaultsFailAck(t *testing.T) {
 		p := runneltest.NewProducer(t, f)
 		err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("a")})
 		require.ErrorIs(t, err, log.ErrLogFenced)
+		require.ErrorIs(t, err, producer.ErrMaybeWritten)
 		require.Equal(t, 1, r.Hits())
+		require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "orders")), "appended all the same")
+	})
+	t.Run("ProduceAsync/refusal", func(t *testing.T) {
+		// An acknowledgement failed with what reads as a refusal of the
+		// broker's (a Client of your own may answer so): the records are
+		// in the log, and the error says that they may be.
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.FailAck, Err: api.ErrPolicyViolation, Count: 1})
+		p := runneltest.NewProducer(t, f)
+		err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("a")})
+		require.ErrorIs(t, err, api.ErrPolicyViolation)
+		require.ErrorIs(t, err, producer.ErrMaybeWritten)
 		require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "orders")), "appended all the same")
 	})
 	t.Run("Produce", func(t *testing.T) {
