@@ -265,13 +265,18 @@ func (it mItem) tp() api.TopicPartition {
 	return api.TopicPartition{Topic: it.err.Topic, Partition: it.err.Partition}
 }
 
-// mClient is the broker, telling when a Fetch starts to whoever armed it.
+// mClient is the broker, telling when a Fetch starts to whoever armed it,
+// or running an operation before it (after the Poll's look-ups).
 type mClient struct {
 	*runnel.Broker
-	fetching atomic.Pointer[chan struct{}]
+	fetching    atomic.Pointer[chan struct{}]
+	beforeFetch atomic.Pointer[func()]
 }
 
 func (c *mClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if f := c.beforeFetch.Swap(nil); f != nil {
+		(*f)()
+	}
 	if ch := c.fetching.Swap(nil); ch != nil {
 		close(*ch)
 	}
@@ -302,9 +307,12 @@ type mRun struct {
 	// body appended: the loop may still yield the error of one fetched
 	// before the append brought it in range.
 	outInLoop map[api.TopicPartition]map[int64]bool
-	op        int
-	trace     []string
-	stats     map[string]int
+	// lookedUp says that the Poll being checked made its look-ups before
+	// the broker changed (see interlude): the model made them then too.
+	lookedUp bool
+	op       int
+	trace    []string
+	stats    map[string]int
 }
 
 // runConsumerModel runs one seed of TestConsumerModelProperty, adding
@@ -515,8 +523,10 @@ func (r *mRun) step() {
 		}
 	case n < 90:
 		r.pull()
-	case n < 93:
+	case n < 91:
 		r.listOffsets()
+	case n < 93:
+		r.interlude()
 	case n < 97:
 		r.wakeByAppend()
 	default:
@@ -878,16 +888,24 @@ func (r *mRun) resume() {
 }
 
 // pollCtx is a Poll's ctx: under a long max wait, short, as only it ends
-// a Poll with nothing to read; else long enough never to end first.
-func (r *mRun) pollCtx() (context.Context, context.CancelFunc) {
-	if r.longWait {
-		return context.WithTimeout(r.t.Context(), time.Duration(3+r.rng.IntN(10))*time.Millisecond)
+// a Poll with nothing to read; else mostly long enough never to end
+// first, and now and then short enough to end it during its look-ups or
+// its fetch. It reports whether it may end first.
+func (r *mRun) pollCtx() (context.Context, context.CancelFunc, bool) {
+	switch {
+	case r.longWait:
+		ctx, cancel := context.WithTimeout(r.t.Context(), time.Duration(3+r.rng.IntN(10))*time.Millisecond)
+		return ctx, cancel, true
+	case r.rng.IntN(5) == 0:
+		ctx, cancel := context.WithTimeout(r.t.Context(), time.Duration(r.rng.IntN(2000))*time.Microsecond)
+		return ctx, cancel, true
 	}
-	return r.ctx()
+	ctx, cancel := r.ctx()
+	return ctx, cancel, false
 }
 
 func (r *mRun) poll() {
-	ctx, cancel := r.pollCtx()
+	ctx, cancel, short := r.pollCtx()
 	fs, err := r.c.Poll(ctx)
 	cancel()
 	items := r.collect(fs)
@@ -898,7 +916,7 @@ func (r *mRun) poll() {
 		r.checkPoll(items, false)
 		r.checkStarved(had, items)
 		r.stats["poll"]++
-	case r.longWait && errors.Is(err, context.DeadlineExceeded):
+	case short && errors.Is(err, context.DeadlineExceeded):
 		for _, a := range r.assigns {
 			a.starved = 0
 		}
@@ -1056,7 +1074,7 @@ func (r *mRun) pollStep(a *mAssign, c mState, items []mItem, anyRecord, woken bo
 		i++
 		c.owed = false
 	}
-	if res, ok := r.resolved(a.tp, c); ok {
+	if res, ok := r.resolved(a.tp, c); ok && !r.lookedUp {
 		c = res
 	}
 	rest := items[i:]
@@ -1187,12 +1205,18 @@ func (r *mRun) pull() {
 	}
 	ctx, cancel := context.WithTimeout(r.t.Context(), d)
 	defer cancel()
+	// The loop stops with a break, or by the cancellation of its ctx in
+	// the body, after which it yields nothing more.
+	byCancel, cancelled := r.rng.IntN(3) == 0, false
 	var logged []mItem // since the last line logged
 	n := 0
 	r.pausedInLoop = map[api.TopicPartition]bool{}
 	r.outInLoop = map[api.TopicPartition]map[int64]bool{}
 	defer func() { r.pausedInLoop, r.outInLoop = nil, nil }()
 	for rec, err := range r.c.Records(ctx) {
+		if cancelled {
+			r.fatalf("Records yielded (%v, %v) after its ctx was cancelled in the loop body", rec, err)
+		}
 		var it mItem
 		if err != nil {
 			var pe *consumer.PartitionError
@@ -1209,7 +1233,12 @@ func (r *mRun) pull() {
 		logged = append(logged, it)
 		r.pulled(it)
 		if n++; n == k {
-			break
+			if !byCancel {
+				break
+			}
+			cancel()
+			cancelled = true
+			continue
 		}
 		if r.rng.IntN(6) == 0 {
 			r.logf("Records, up to %d: %s, and in the loop body:", k, summarize(logged))
@@ -1640,4 +1669,70 @@ func (r *mRun) checkStarved(had map[api.TopicPartition]bool, items []mItem) {
 			r.fatalf("%v had records to read in %d Polls in a row, and got none (%d partitions assigned)", a.tp, a.starved, len(r.assigns))
 		}
 	}
+}
+
+// interlude runs a Poll during which the broker changes between the
+// look-ups of positions (Start, End, AtTime, resets) and the fetch: a
+// topic deleted, maybe created again with records; DeleteRecords;
+// appends; partitions added. The fetch must see the change: a position
+// looked up in the old topic is reported gone, not read in the new one.
+// Under a long max wait a Poll may wait for a minute: not there.
+func (r *mRun) interlude() {
+	if r.longWait {
+		return
+	}
+	// The Poll looks positions up before it fetches, before the change.
+	for _, a := range r.sortedAssigns() {
+		for i, c := range a.cands {
+			if res, ok := r.resolved(a.tp, c); ok {
+				a.cands[i] = res
+			}
+		}
+		a.cands = dedupe(a.cands)
+	}
+	change := func() {
+		r.logf("between the look-ups and the fetch of a Poll:")
+		switch r.rng.IntN(5) {
+		case 0:
+			r.deleteTopic()
+		case 1:
+			name := mTopics[r.rng.IntN(2)]
+			if r.topics[name] != nil {
+				r.topics[name] = nil
+				r.logf("DeleteTopic(%s)", name)
+				ctx, cancel := r.ctx()
+				defer cancel()
+				if err := r.b.DeleteTopic(ctx, name); err != nil {
+					r.fatalf("DeleteTopic(%s): %v", name, err)
+				}
+			}
+			r.createTopic(name)
+			for range r.rng.IntN(4) {
+				r.produce()
+			}
+		case 2:
+			r.deleteRecords()
+		case 3:
+			r.produce()
+		default:
+			r.createPartitions()
+		}
+	}
+	r.cl.beforeFetch.Store(&change)
+	ctx, cancel := r.ctx()
+	fs, err := r.c.Poll(ctx)
+	cancel()
+	if r.cl.beforeFetch.Swap(nil) != nil {
+		r.logf("(no fetch, no change)")
+	}
+	items := r.collect(fs)
+	r.logf("Poll: %s, %v", summarize(items), err)
+	if err != nil {
+		r.fatalf("Poll: %v", err)
+	}
+	r.lookedUp = true
+	r.checkPoll(items, false)
+	r.lookedUp = false
+	r.checkPositions("after a Poll with a change before its fetch")
+	r.stats["poll with a change before its fetch"]++
 }
