@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -77,32 +77,8 @@ import (
 // RUNNEL_CONSUMER_PROP_LOG=1 logs each operation and the consumer's own
 // logs (debug level).
 func TestConsumerModelProperty(t *testing.T) {
-	seeds, base := 8, uint64(1)
-	if testing.Short() {
-		seeds = 3
-	}
-	if v := os.Getenv("RUNNEL_CONSUMER_PROP"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("RUNNEL_CONSUMER_PROP=%q: want a number of seeds", v)
-		}
-		seeds, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
-	}
-	if v := os.Getenv("RUNNEL_CONSUMER_PROP_BASE"); v != "" {
-		b, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_CONSUMER_PROP_BASE=%q: %v", v, err)
-		}
-		base = b
-	}
-	t.Logf("seeds %d to %d (RUNNEL_CONSUMER_PROP=%d RUNNEL_CONSUMER_PROP_BASE=%d)", base, base+uint64(seeds)-1, seeds, base)
-	failures := 0
 	total := map[string]int{}
-	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
-		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runConsumerModel(t, seed, total) }) {
-			failures++
-		}
-	}
+	testkit.Seeds(t, "RUNNEL_CONSUMER_PROP", 8, 3, func(t *testing.T, seed uint64) { runConsumerModel(t, seed, total) })
 	t.Logf("in all: %v", total)
 }
 
