@@ -176,7 +176,7 @@ type assignment struct {
 	// topic there now), and so does a reset after the partition was
 	// gone; a reset after an offset out of range keeps it, while the
 	// position is unresolved, as the ID last known, for resolve to tell
-	// a topic created again since.
+	// a topic deleted or created again since (and report it).
 	topicID log.TopicID
 }
 

@@ -32,9 +32,10 @@
 // Poll). A position looked up with ListOffset keeps the topic ID
 // ListOffset gives with it, and every fetch names its position's ID, so
 // that a topic deleted and created again under its name, even between a
-// look-up and the first fetch, is seen as gone rather than read from the
-// old topic's offset (an offset given with At names no topic: it is read
-// in the topic there at its first fetch).
+// look-up and the first fetch (or while a position read in it is reset),
+// is seen as gone rather than read from the old topic's offset (an
+// offset given with At names no topic: it is read in the topic there at
+// its first fetch).
 //
 // A position saved and given back with At after the broker lost records
 // that had been read (a crash under log.SyncNever or a periodic fsync

@@ -76,7 +76,13 @@ import (
 // api.ErrUnknownTopicID once the topic has another. So a topic created
 // again between two fetches, or between the look-up of a position and
 // its first fetch, is reported as above, rather than read from the old
-// topic's offset. What is left: an offset given with At names no topic,
+// topic's offset; and so is a topic deleted, or created again, while the
+// position of a partition read in it is being reset after an offset out
+// of range (ListOffset, looking up the reset position, answers an unknown
+// topic or partition, or another topic ID): reported once, as
+// api.ErrUnknownTopicID with Offset -1, before any record of the new
+// topic, and the position is then resolved in the topic there. What is
+// left: an offset given with At names no topic,
 // and is read in the topic that has the name at its first fetch; with a
 // Client that gives no topic IDs, a position carries over to the new
 // topic (or, past its end, is out of range).
@@ -85,9 +91,10 @@ import (
 // error; the Client's Fetch error, in which case positions did not move,
 // and the Fetches returned with it hold only partition errors: of the
 // partitions whose position could not be resolved (their ListOffset
-// errors), and those a Records loop ended before yielding that were kept
-// for this Poll. A Fetch error Kafka's table calls retriable (but
-// record.ErrCorrupt) is not returned: the fetch's partitions are left
+// errors) or whose topic the look-up found gone (see above), and those a
+// Records loop ended before yielding that were kept for this Poll. A
+// Fetch error Kafka's table calls retriable (but record.ErrCorrupt) is
+// not returned: the fetch's partitions are left
 // out of fetches for RetryBackoff, and Poll returns what it has, or
 // waits as a Poll with nothing to fetch does (up to FetchMaxWait, until
 // the backoff ends, or a change), returning nothing. A closed Client —
@@ -327,13 +334,20 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 		// mu's holders move a position away from unresolved.)
 		if c.parts[p.a.tp] == p.a && p.a.cur == p.cur && p.cur.pos.Load() == unresolved {
 			switch {
+			case err != nil && !p.a.topicID.IsZero() && errors.Is(err, api.ErrUnknownTopicOrPartition):
+				// The topic whose ID is known (kept through a reset
+				// after an offset out of range) is gone.
+				err = fmt.Errorf("%w: %s: no topic has ID %s any more (%w)", api.ErrUnknownTopicID, p.a.tp.Topic, p.a.topicID, err)
+				out = append(out, c.replacedLocked(p.a, err, time.Now()))
 			case err != nil && transient(err):
 				c.backOffLocked(p.a, unresolved, err, time.Now())
 			case err != nil:
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			default:
 				p.a.failing.answered()
-				c.resolvedLocked(p.a, p.at, lo)
+				if f, replaced := c.resolvedLocked(p.a, p.at, lo); replaced {
+					out = append(out, f)
+				}
 			}
 		}
 		c.mu.Unlock()
@@ -349,17 +363,41 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 // rather than read from this offset. An ID known before that differs (kept
 // through a reset after an offset out of range) means the topic was
 // created again before the look-up: the offset is the new topic's, and
-// the new ID is the one to name. Zero (a Client that gives none) is taken
-// as it is: the first fetch that answers gives the ID then.
-func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset) {
-	if !a.topicID.IsZero() && !lo.TopicID.IsZero() && a.topicID != lo.TopicID {
+// the new ID is the one to name; the partition the consumer read is gone
+// all the same, which it reports (see replacedLocked), with true. Zero (a
+// Client that gives none) is taken as it is: the first fetch that answers
+// gives the ID then.
+func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset) (Fetch, bool) {
+	var f Fetch
+	replaced := !a.topicID.IsZero() && !lo.TopicID.IsZero() && a.topicID != lo.TopicID
+	if replaced {
 		c.cfg.logger.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
 			"partition", a.tp.Partition, "old_topic_id", a.topicID.String(), "topic_id", lo.TopicID.String())
+		err := fmt.Errorf("%w: %s is not topic %s any more (it is %s: deleted and created again while the position was reset)",
+			api.ErrUnknownTopicID, a.tp.Topic, a.topicID, lo.TopicID)
+		f = c.replacedLocked(a, err, time.Now())
+		a.retryAt = time.Time{} // the new position is there to fetch
 	}
 	a.cur.pos.Store(lo.Offset)
 	a.seen = true
 	a.topicID = lo.TopicID
 	c.cfg.logger.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
+	return f, replaced
+}
+
+// replacedLocked reports err, an api.ErrUnknownTopicID, for a whose
+// position, reset after an offset out of range, was being looked up when
+// the topic it had been read in turned out to be gone (resolve found the
+// topic deleted, or created again): the look-up is the reset, so the
+// error is reported once (held if a Records loop ends before yielding
+// it, see unreported), as that of a partition a fetch finds gone is (see
+// fetchErrorLocked), and the topic ID is forgotten: the position will be
+// the topic's there then.
+func (c *Consumer) replacedLocked(a *assignment, err error, now time.Time) Fetch {
+	a.topicID = log.TopicID{}
+	f := c.failLocked(a, unresolved, err, now, api.FetchedPartition{})
+	f.reset = true
+	return f
 }
 
 // request builds the fetch request, rotating which partition comes first,

@@ -175,19 +175,9 @@ func TestRecreatedAfterListOffsetWithIDKnown(t *testing.T) {
 		// ResetNone stops at an offset out of range: nothing is looked up.
 		for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest} {
 			t.Run(policy.String(), func(t *testing.T) {
-				b := openBroker(t, map[string]int{"t": 1})
-				values(t, b, "t", 0, seq("old", 0, 5)...)
-				h := &listHookClient{Broker: b}
-				c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(policy))
-				require.NoError(t, c.Assign("t", 0, consumer.Start()))
-				require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
-
-				// The position, 5, falls below the log start, 8: it is
-				// reset to 8 (earliest) or 10 (latest), looked up with
+				// Reset to 8 (earliest) or 10 (latest), looked up with
 				// ListOffset.
-				values(t, b, "t", 0, seq("old", 5, 5)...)
-				_, err := b.DeleteRecords(testCtx(t), "t", 0, 8)
-				require.NoError(t, err)
+				b, h, c := readThenOutOfRange(t, consumer.ResetOffset(policy))
 				h.afterNext(func() { recreate(t, b, 12) })
 				pe := pollUntilErr(t, c)
 				require.ErrorIs(t, pe, api.ErrUnknownTopicID, "not new8.. or new10..")
@@ -201,25 +191,104 @@ func TestRecreatedAfterListOffsetWithIDKnown(t *testing.T) {
 // TestRecreatedBeforeListOffsetWithIDKnown: a partition whose topic ID the
 // consumer knows gets an offset out of range, and the topic is deleted
 // and created again before the reset position is looked up: ListOffset
-// answers in the new topic, with its ID, which the consumer takes in
-// place of the one it knew (and logs); it reads the new topic from there,
-// with no error.
+// answers in the new topic, with its ID. The consumer reports the topic
+// gone (ErrUnknownTopicID, once, before any record of the new topic), as
+// it would had the look-up come before the delete (the fetch then names
+// the old ID: see TestRecreatedAfterListOffsetWithIDKnown), takes the
+// new ID (and logs it), and reads the new topic from the position the
+// look-up found, per its policy. It read on silently from there: the
+// application saw offsets go back with no word.
 func TestRecreatedBeforeListOffsetWithIDKnown(t *testing.T) {
+	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			var logs logRecorder
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(policy), consumer.Logger(logs.logger()))
+			oldID := topicID(t, b)
+			// The look-up of the reset position finds the new topic
+			// (new0..new2), which gets "after" at 3 once looked up.
+			var newID log.TopicID
+			h.beforeNext(func() { newID = recreate(t, b, 3) })
+			h.afterNext(func() { values(t, b, "t", 0, "after") })
+			want := map[consumer.ResetPolicy][]string{
+				consumer.ResetEarliest: append(seq("new", 0, 3), "after"),
+				consumer.ResetLatest:   {"after"},
+			}[policy]
+			pe, got := readTold(t, c, len(want))
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, -1, pe.Offset, "found while the position was being reset")
+			require.Equal(t, want, got, "the new topic, from where the look-up found")
+			require.Equal(t, []string{oldID.String() + " " + newID.String()},
+				logs.attrs("topic created again: position resolved in the new topic", "old_topic_id", "topic_id"))
+		})
+	}
+}
+
+// TestDeletedBeforeListOffsetWithIDKnown: as above, but the topic is only
+// deleted when the reset position is looked up: ListOffset answers an
+// unknown topic, which for a partition never read is retried without a
+// word; for this one, read in the topic whose ID the consumer knows, the
+// topic is gone, and the consumer reports it (once), then resolves the
+// position in the topic created again, with no further word. It retried
+// without a word, and read the new topic when it came.
+func TestDeletedBeforeListOffsetWithIDKnown(t *testing.T) {
+	for _, policy := range []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(policy))
+			h.beforeNext(func() { require.NoError(t, b.DeleteTopic(testCtx(t), "t")) })
+			pe := pollUntilErr(t, c)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.ErrorIs(t, pe, runnel.ErrUnknownTopic, "the name is unknown too")
+			require.EqualValues(t, -1, pe.Offset)
+
+			require.NoError(t, b.CreateTopic(testCtx(t), "t", log.TopicConfig{Partitions: 1}))
+			values(t, b, "t", 0, seq("new", 0, 3)...)
+			h.afterNext(func() { values(t, b, "t", 0, "after") })
+			want := map[consumer.ResetPolicy][]string{
+				consumer.ResetEarliest: append(seq("new", 0, 3), "after"),
+				consumer.ResetLatest:   {"after"},
+			}[policy]
+			require.Equal(t, want, vals(readN(t, c, len(want))), "told once: the new topic is read without a word")
+		})
+	}
+}
+
+// readThenOutOfRange opens a broker with topic t (one partition) and a
+// consumer of it through a listHookClient, with opts, which reads
+// old0..old4; then old5..old9 are appended and DeleteRecords moves the
+// log start to 8: the consumer's position, 5, is out of range at its next
+// fetch, and is reset per its policy (looked up with ListOffset).
+func readThenOutOfRange(t *testing.T, opts ...consumer.Opt) (*runnel.Broker, *listHookClient, *consumer.Consumer) {
+	t.Helper()
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, seq("old", 0, 5)...)
-	oldID := topicID(t, b)
 	h := &listHookClient{Broker: b}
-	var logs logRecorder
-	c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.Logger(logs.logger()))
+	c := newConsumer(t, h, append([]consumer.Opt{consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0)}, opts...)...)
 	require.NoError(t, c.Assign("t", 0, consumer.Start()))
 	require.Equal(t, seq("old", 0, 5), vals(readN(t, c, 5)))
-
 	values(t, b, "t", 0, seq("old", 5, 5)...)
 	_, err := b.DeleteRecords(testCtx(t), "t", 0, 8)
 	require.NoError(t, err)
-	var newID log.TopicID
-	h.beforeNext(func() { newID = recreate(t, b, 3) })
-	require.Equal(t, seq("new", 0, 3), vals(readN(t, c, 3)), "reset to the start of the topic there when it was looked up")
-	require.Equal(t, []string{oldID.String() + " " + newID.String()},
-		logs.attrs("topic created again: position resolved in the new topic", "old_topic_id", "topic_id"))
+	return b, h, c
+}
+
+// readTold reads n records in a Records loop, which must first yield one
+// partition error, and no other: it returns that error and the records'
+// values.
+func readTold(t *testing.T, c *consumer.Consumer, n int) (*consumer.PartitionError, []string) {
+	t.Helper()
+	var pe *consumer.PartitionError
+	var got []string
+	for r, err := range c.Records(testCtx(t)) {
+		if err != nil {
+			require.Nil(t, pe, "one error: %v", err)
+			require.ErrorAs(t, err, &pe)
+			continue
+		}
+		require.NotNil(t, pe, "%q read before the error", r.Value)
+		if got = append(got, string(r.Value)); len(got) == n {
+			break
+		}
+	}
+	require.Len(t, got, n, "the test's deadline passed")
+	return pe, got
 }
