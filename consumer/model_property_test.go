@@ -178,10 +178,13 @@ type mState struct {
 	at      mSpec // when pending
 	pos     int64 // the position, when not pending
 	// gen is the topic the position is in (it was looked up there, or
-	// read from it); 0: none yet (an offset given with At).
+	// read from it), or, pending after a reset for an offset out of
+	// range, the topic it was read in; 0: none (an offset given with At).
 	gen     int
-	stopped bool  // by an error under ResetNone, until Seek or Assign
-	owed    bool  // an error of the partition gone is held for the next Poll
+	stopped bool // by an error under ResetNone, until Seek or Assign
+	// owed: an error of the partition gone is held for the next Poll (or,
+	// found by a look-up, on its way in the Poll that made it).
+	owed    bool
 	owedOff int64 // the offset that error names
 }
 
@@ -189,6 +192,9 @@ func (s mState) String() string {
 	var b strings.Builder
 	if s.pending {
 		fmt.Fprintf(&b, "pending %v", s.at)
+		if s.gen != 0 {
+			fmt.Fprintf(&b, " (read in topic gen %d)", s.gen)
+		}
 	} else {
 		fmt.Fprintf(&b, "at %d (topic gen %d)", s.pos, s.gen)
 	}
@@ -466,12 +472,14 @@ func (r *mRun) step() {
 		}
 	}
 	switch {
-	case n < 18:
+	case n < 16:
 		r.produce()
-	case n < 23:
+	case n < 21:
 		r.deleteRecords()
-	case n < 25:
+	case n < 22:
 		r.deleteTopic()
+	case n < 25:
+		r.replaceReset()
 	case n < 28:
 		r.createTopic(mTopics[r.rng.IntN(2)])
 	case n < 29:
@@ -544,6 +552,10 @@ func (r *mRun) deleteTopic() {
 	if r.rng.IntN(3) == 0 {
 		name = mTopics[1]
 	}
+	r.deleteTopicNamed(name)
+}
+
+func (r *mRun) deleteTopicNamed(name string) {
 	if r.topics[name] == nil {
 		return
 	}
@@ -640,7 +652,11 @@ func (r *mRun) deleteRecords() {
 	_, p := r.part(tp)
 	off := r.rng.Int64N(p.hw() + 1)
 	if a := r.assigns[tp]; a != nil && len(a.cands) == 1 && !a.cands[0].pending && r.rng.IntN(2) == 0 {
-		off = min(a.cands[0].pos+r.rng.Int64N(2), p.hw())
+		// At the position, or past it (below the end).
+		off = min(a.cands[0].pos, p.hw())
+		if off < p.hw() && r.rng.IntN(2) == 0 {
+			off += 1 + r.rng.Int64N(p.hw()-off)
+		}
 	}
 	if r.rng.IntN(6) == 0 {
 		off = p.hw()
@@ -923,10 +939,28 @@ func (r *mRun) interrupted() {
 	}
 }
 
-// resolved is c looked up, if Poll looks it up and can.
+// resolved is c after a Poll's look-up, and whether it looked c up. A
+// position reset after an offset out of range remembers the topic it was
+// read in: when that topic is gone at the look-up (deleted, and maybe
+// created again), the look-up reports it (once, as api.ErrUnknownTopicID
+// with Offset -1: the state owes that error, which the Poll returns or,
+// cut short, holds) and forgets it; the position is then looked up in the
+// topic there, if any.
 func (r *mRun) resolved(tp api.TopicPartition, c mState) (mState, bool) {
 	t, p := r.part(tp)
-	if !c.pending || c.stopped || p == nil {
+	if !c.pending || c.stopped {
+		return c, false
+	}
+	if c.gen != 0 && (p == nil || t.gen != c.gen) {
+		if c.owed {
+			r.fatalf("%v: the model has a held error and a reset to report at once: %v", tp, c)
+		}
+		c.gen, c.owed, c.owedOff = 0, true, -1
+		if p == nil {
+			return c, true
+		}
+	}
+	if p == nil {
 		return c, false
 	}
 	c.pending, c.pos, c.gen, c.at = false, p.resolve(c.at), t.gen, mSpec{}
@@ -1053,6 +1087,14 @@ func (r *mRun) pollStep(a *mAssign, c mState, items []mItem, anyRecord, woken bo
 	if res, ok := r.resolved(a.tp, c); ok && !r.lookedUp {
 		c = res
 	}
+	if c.owed {
+		// The look-up found the topic the position was read in gone.
+		if i >= len(items) || !isGone(items[i], c.owedOff) {
+			return nil, false, "the error of the look-up that found the topic read gone"
+		}
+		i++
+		c.owed = false
+	}
 	rest := items[i:]
 	if a.paused || c.stopped || c.pending || woken {
 		if len(rest) > 0 {
@@ -1074,6 +1116,7 @@ func (r *mRun) pollStep(a *mAssign, c mState, items []mItem, anyRecord, woken bo
 		}
 		return []mState{c}, true, ""
 	}
+	read := c.gen // the topic it was read in (0: none yet), kept through a reset
 	c.gen = t.gen
 	if !p.inRange(c.pos) {
 		if anyRecord && len(rest) == 0 {
@@ -1083,7 +1126,8 @@ func (r *mRun) pollStep(a *mAssign, c mState, items []mItem, anyRecord, woken bo
 		}
 		switch {
 		case r.policy != consumer.ResetNone && len(rest) == 0:
-			next = append(next, mState{pending: true, at: resetSpec(r.policy)})
+			next = append(next, mState{pending: true, at: resetSpec(r.policy), gen: read})
+			r.stats[fmt.Sprintf("reset, read %v", read != 0)]++
 			immediate = true
 		case r.policy == consumer.ResetNone && len(rest) == 1 && isOutOfRange(rest[0], c.pos):
 			c.stopped = true
@@ -1335,7 +1379,7 @@ func (r *mRun) closure(a *mAssign, cands []mState) []mState {
 			b.gen = t.gen
 			queue = append(queue, b)
 			if !p.inRange(c.pos) && r.policy != consumer.ResetNone {
-				queue = append(queue, mState{pending: true, at: resetSpec(r.policy), owed: c.owed, owedOff: c.owedOff})
+				queue = append(queue, mState{pending: true, at: resetSpec(r.policy), gen: c.gen, owed: c.owed, owedOff: c.owedOff})
 			}
 		}
 	}
@@ -1572,6 +1616,8 @@ func (r *mRun) count(items []mItem) {
 		switch {
 		case it.rec != nil:
 			r.stats["record"]++
+		case errors.Is(it.err, api.ErrUnknownTopicID) && it.err.Offset < 0:
+			r.stats["error: gone, found by a look-up"]++
 		case errors.Is(it.err, api.ErrUnknownTopicID):
 			r.stats["error: gone"]++
 		case errors.Is(it.err, log.ErrOffsetOutOfRange):
@@ -1673,15 +1719,7 @@ func (r *mRun) interlude() {
 			r.deleteTopic()
 		case 1:
 			name := mTopics[r.rng.IntN(2)]
-			if r.topics[name] != nil {
-				r.topics[name] = nil
-				r.logf("DeleteTopic(%s)", name)
-				ctx, cancel := r.ctx()
-				defer cancel()
-				if err := r.b.DeleteTopic(ctx, name); err != nil {
-					r.fatalf("DeleteTopic(%s): %v", name, err)
-				}
-			}
+			r.deleteTopicNamed(name)
 			r.createTopic(name)
 			for range r.rng.IntN(4) {
 				r.produce()
@@ -1711,4 +1749,52 @@ func (r *mRun) interlude() {
 	r.lookedUp = false
 	r.checkPositions("after a Poll with a change before its fetch")
 	r.stats["poll with a change before its fetch"]++
+}
+
+// replaceReset makes the position of a partition read in its topic fall
+// below the log start (appending if it is at the end, then DeleteRecords
+// past it), Polls (which resets it, or under ResetNone reports it), then
+// deletes the topic and mostly creates it again with records before the
+// next Poll: its look-up of the reset position must report the topic
+// read gone rather than read on in the new one without a word.
+func (r *mRun) replaceReset() {
+	var a *mAssign
+	for _, x := range r.sortedAssigns() {
+		t, p := r.part(x.tp)
+		if len(x.cands) == 1 && !x.cands[0].pending && !x.cands[0].stopped && !x.paused && p != nil && x.cands[0].gen == t.gen {
+			a = x
+			break
+		}
+	}
+	if a == nil {
+		return
+	}
+	tp := a.tp
+	_, p := r.part(tp)
+	if a.cands[0].pos >= p.hw() {
+		r.produceTo(tp, 1+r.rng.IntN(3))
+	}
+	r.logf("to replace the topic of a reset:")
+	ctx, cancel := r.ctx()
+	defer cancel()
+	off := p.hw()
+	low, err := r.b.DeleteRecords(ctx, tp.Topic, tp.Partition, off)
+	if err != nil || low != off {
+		r.fatalf("DeleteRecords(%v, %d) = %d, %v", tp, off, low, err)
+	}
+	p.start = low
+	r.logf("DeleteRecords(%v, %d): [%d, %d)", tp, off, p.start, p.hw())
+	r.poll()
+	if r.t.Failed() {
+		return
+	}
+	r.deleteTopicNamed(tp.Topic)
+	if r.rng.IntN(4) > 0 {
+		r.createTopic(tp.Topic)
+		for range r.rng.IntN(4) {
+			r.produce()
+		}
+	}
+	r.poll()
+	r.stats["replace the topic of a reset"]++
 }
