@@ -1260,7 +1260,7 @@ func (r *mRun) pull() {
 			cancelled = true
 			continue
 		}
-		if r.rng.IntN(6) == 0 {
+		if r.rng.IntN(3) == 0 {
 			r.logf("Records, up to %d: %s, and in the loop body:", k, summarize(logged))
 			logged = nil
 			r.inLoop()
