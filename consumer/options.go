@@ -92,9 +92,12 @@ func FetchMaxBytes(n int) Opt {
 }
 
 // FetchMaxPartitionBytes bounds the bytes of one partition in one fetch
-// (Kafka's max.partition.fetch.bytes), except that the first batch is
-// returned whole however large. Default 1 MiB. New returns
-// ErrInvalidOption for n < 1.
+// (Kafka's max.partition.fetch.bytes), except that the first batch of the
+// first partition with records in the fetch is returned whole however
+// large, as in Kafka: a partition whose next batch is larger than n gets
+// it in a fetch where it is the first with records (at the latest when
+// its turn at the head of the fetch comes: see Poll). Default 1 MiB. New
+// returns ErrInvalidOption for n < 1.
 func FetchMaxPartitionBytes(n int) Opt {
 	return func(c *config) { c.maxPartBytes = n }
 }

@@ -31,7 +31,10 @@ import (
 // when a Seek or Assign gives the offset the loop is at, which may be
 // another topic's (the topic deleted and created again). A record the
 // loop took before the call (Position is past it) may still be on its way
-// to the loop body.
+// to the loop body. Nor is a partition error fetched before a Seek,
+// Assign or Unassign of its partition yielded after it (the Java
+// consumer discards such a stale answer too), while one fetched before a
+// Pause is: the error stopped or reset the partition before the Pause.
 //
 // A loop body that panics ends the loop as a break does (the record in
 // hand counts as yielded; the partition errors not yielded are kept for
@@ -77,7 +80,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				}
 				for i := range fs { // positions that could not be resolved
 					rest = fs[i+1:]
-					if fs[i].Err != nil && !yield(nil, fs[i].Err) {
+					if fs[i].Err != nil && !c.left(&fs[i]) && !yield(nil, fs[i].Err) {
 						return // the deferred call keeps rest
 					}
 				}
@@ -108,6 +111,10 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return false
 	}
 	if f.Err != nil {
+		if c.left(f) {
+			f.owner = nil
+			return true // see Records: an error of a position left is dropped
+		}
 		f.owner = nil // yielded: not for unreported
 		return yield(nil, f.Err)
 	}
@@ -150,6 +157,21 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 	// Past control batches and compacted gaps, to the end of the fetch.
 	cur.pos.CompareAndSwap(pos, f.upTo)
 	return true
+}
+
+// left reports whether the partition of f's error was unassigned, or
+// given another position (Seek, Assign), since the error was found: the
+// error is about a position the application has left, and a Records
+// loop drops it, as Poll drops the answer of a partition changed during
+// its fetch (and as unreported does).
+func (c *Consumer) left(f *Fetch) bool {
+	a := f.owner
+	if a == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.parts[a.tp] != a || a.seq != f.seq
 }
 
 // sleep waits d, and reports false if ctx ended or the consumer closed

@@ -306,3 +306,58 @@ func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error
 	}
 	return errs
 }
+
+// A partition error that a Records loop fetched but had not yielded yet
+// when the loop body unassigned the partition, or gave it another
+// position, is dropped, as that partition's records are, and as Poll
+// drops the answer of a partition changed during its fetch: it is about a
+// position the application has left (the Java consumer discards such a
+// stale answer too). A Pause leaves it: the error stopped the partition
+// before the Pause, and only the error tells why.
+func TestChangeInsideRecordsLoopDropsFetchedError(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(*consumer.Consumer) error
+		yielded bool // the error of t-1 is yielded all the same
+	}{
+		{"Unassign", func(c *consumer.Consumer) error { c.Unassign("t", 1); return nil }, false},
+		{"Seek", func(c *consumer.Consumer) error { return c.Seek("t", 1, consumer.At(0)) }, false},
+		{"Assign", func(c *consumer.Consumer) error { return c.Assign("t", 1, consumer.Start()) }, false},
+		{"Pause", func(c *consumer.Consumer) error { c.Pause(api.TopicPartition{Topic: "t", Partition: 1}); return nil }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBroker(t, map[string]int{"t": 2})
+			values(t, b, "t", 0, "a0", "a1", "a2")
+			c := newConsumer(t, b, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(time.Millisecond))
+			// t-1 out of range, t-0 with records: the first fetch puts
+			// t-0 first (partitions take turns from the second assigned),
+			// so that t-1's error comes after t-0's records.
+			require.NoError(t, c.Assign("t", 1, consumer.At(100)))
+			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+			var got []string
+			var errs []error
+			for r, err := range c.Records(testCtx(t)) {
+				if err != nil {
+					require.NotEmpty(t, got, "t-0's records come first")
+					errs = append(errs, err)
+					continue
+				}
+				got = append(got, string(r.Value))
+				if len(got) == 1 {
+					require.NoError(t, tc.change(c))
+					values(t, b, "t", 0, "a3") // fetched by the next Poll
+				}
+				if len(got) == 4 {
+					break
+				}
+			}
+			require.Equal(t, []string{"a0", "a1", "a2", "a3"}, got)
+			if !tc.yielded {
+				require.Empty(t, errs, "the error of a position the loop body left")
+				return
+			}
+			require.Len(t, errs, 1)
+			require.ErrorIs(t, errs[0], log.ErrOffsetOutOfRange)
+		})
+	}
+}

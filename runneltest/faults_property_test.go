@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -56,31 +56,7 @@ import (
 // RUNNEL_FAULTS_PROP_LOG=1 logs the rules added and the producers' own
 // logs (debug level), to see what happened to a seed that fails.
 func TestFaultsProperty(t *testing.T) {
-	seeds, base := 30, uint64(1)
-	if testing.Short() {
-		seeds = 6
-	}
-	if v := os.Getenv("RUNNEL_FAULTS_PROP"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("RUNNEL_FAULTS_PROP=%q: want a number of seeds", v)
-		}
-		seeds, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
-	}
-	if v := os.Getenv("RUNNEL_FAULTS_PROP_BASE"); v != "" {
-		b, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_FAULTS_PROP_BASE=%q: %v", v, err)
-		}
-		base = b
-	}
-	t.Logf("seeds %d to %d (RUNNEL_FAULTS_PROP=%d RUNNEL_FAULTS_PROP_BASE=%d)", base, base+uint64(seeds)-1, seeds, base)
-	failures := 0
-	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
-		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runFaultsProperty(t, seed) }) {
-			failures++
-		}
-	}
+	testkit.Seeds(t, "RUNNEL_FAULTS_PROP", 30, 6, runFaultsProperty)
 }
 
 // Errors the property test injects: the acknowledgement failures (the

@@ -6,7 +6,10 @@ package testkit
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // NoPanic runs f and turns a panic into a test failure naming the case
@@ -26,3 +29,38 @@ func NoPanic(t testing.TB, name string, f func() error) (err error) {
 // the tests compile where int has 32 bits (there it wraps to a negative
 // number, which the calls under test refuse too).
 func PastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }
+
+// Seeds runs a seeded randomized test: run, in a subtest named seed=S,
+// for each of a few seeds from 1 (seeds of them, short under -short), or
+// as the environment says: $ENV=N runs N seeds from one picked from the
+// clock, $ENV_BASE=S makes S the first (with N=1, replays seed S). It
+// logs the range, so that a failing seed can be replayed, and stops
+// after three seeds failed.
+func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, seed uint64)) {
+	t.Helper()
+	base := uint64(1)
+	if testing.Short() {
+		seeds = short
+	}
+	if v := os.Getenv(env); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want a number of seeds", env, v)
+		}
+		seeds, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
+	}
+	if v := os.Getenv(env + "_BASE"); v != "" {
+		b, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s_BASE=%q: %v", env, v, err)
+		}
+		base = b
+	}
+	t.Logf("seeds %d to %d (%s=%d %s_BASE=%d)", base, base+uint64(seeds)-1, env, seeds, env, base)
+	failures := 0
+	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { run(t, seed) }) {
+			failures++
+		}
+	}
+}
