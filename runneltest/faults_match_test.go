@@ -299,91 +299,60 @@ func TestFaultsMatchCallsFaults(t *testing.T) {
 	require.Zero(t, self.Hits())
 }
 
-// A Match that panics fails the test, saying so, and the request: its
-// caller gets an error that matches ErrMatchPanicked, which the
-// producer and consumer do not retry, and nothing hangs. The rule
-// applied to nothing.
+// A Match that panics, or ends its goroutine as t.FailNow and require's
+// assertions do, fails the test, saying so, and the request: its caller
+// gets an error that matches ErrMatchPanicked, which the producer and
+// consumer do not retry, and nothing hangs (a Match that ended its
+// goroutine used to end the producer's or consumer's, which its caller
+// then waited for forever). The rule applied to nothing.
 func TestFaultsMatchPanics(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
 	runneltest.ProduceValues(t, b, "orders", "a")
-	boom := func(runneltest.Request) bool { panic("boom") }
-	for _, tc := range matchCalls {
-		t.Run(tc.op.String(), func(t *testing.T) {
-			ft := &lockedT{TB: t}
-			f := runneltest.NewFaults(ft, b)
-			r := f.Add(runneltest.Fault{Op: tc.op, Err: api.ErrPolicyViolation, Count: 1, Match: boom})
-			err := tc.call(t, f)
-			require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-			require.ErrorContains(t, err, "boom")
-			require.False(t, api.IsRetriable(err))
-			require.Zero(t, r.Hits())
-			require.Len(t, ft.errors(), 1)
-			require.Contains(t, ft.errors()[0], "boom")
-			require.Contains(t, ft.errors()[0], "Match of Fault{Op: "+tc.op.String())
+	for _, how := range []struct {
+		name  string
+		match func(runneltest.Request) bool
+		says  string // in the error and in the test's report
+	}{
+		{"panic", func(runneltest.Request) bool { panic("boom") }, "boom"},
+		{"Goexit", func(runneltest.Request) bool { runtime.Goexit(); return true }, "ended its goroutine"},
+	} {
+		t.Run(how.name, func(t *testing.T) {
+			for _, tc := range matchCalls {
+				t.Run(tc.op.String(), func(t *testing.T) {
+					ft := &lockedT{TB: t}
+					f := runneltest.NewFaults(ft, b)
+					r := f.Add(runneltest.Fault{Op: tc.op, Err: api.ErrPolicyViolation, Count: 1, Match: how.match})
+					err := tc.call(t, f)
+					require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+					require.ErrorContains(t, err, how.says)
+					require.False(t, api.IsRetriable(err))
+					require.Zero(t, r.Hits())
+					require.Len(t, ft.errors(), 1)
+					require.Contains(t, ft.errors()[0], how.says)
+					require.Contains(t, ft.errors()[0], "Match of Fault{Op: "+tc.op.String())
+				})
+			}
+			t.Run("producer", func(t *testing.T) {
+				ft := &lockedT{TB: t}
+				f := runneltest.NewFaults(ft, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: how.match})
+				p := runneltest.NewProducer(t, f)
+				err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("x")})
+				require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+				require.Len(t, ft.errors(), 1, "tried once")
+			})
+			t.Run("consumer", func(t *testing.T) {
+				ft := &lockedT{TB: t}
+				f := runneltest.NewFaults(ft, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: how.match})
+				c := runneltest.NewConsumer(t, f)
+				require.NoError(t, c.Assign("orders", 0, consumer.Start()))
+				_, err := c.Poll(t.Context())
+				require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
+				require.NotEmpty(t, ft.errors())
+			})
 		})
 	}
-	t.Run("producer", func(t *testing.T) {
-		ft := &lockedT{TB: t}
-		f := runneltest.NewFaults(ft, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: boom})
-		p := runneltest.NewProducer(t, f)
-		err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("x")})
-		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-		require.Len(t, ft.errors(), 1, "tried once")
-	})
-	t.Run("consumer", func(t *testing.T) {
-		ft := &lockedT{TB: t}
-		f := runneltest.NewFaults(ft, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: boom})
-		c := runneltest.NewConsumer(t, f)
-		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-		_, err := c.Poll(t.Context())
-		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-		require.NotEmpty(t, ft.errors())
-	})
-}
-
-// A Match that ends its goroutine, as t.FailNow and require's assertions
-// do, fails the test and the request as a panic does, and nothing hangs:
-// it used to end the producer's or consumer's goroutine, which its caller
-// then waited for forever.
-func TestFaultsMatchEndsItsGoroutine(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
-	runneltest.ProduceValues(t, b, "orders", "a")
-	exits := func(runneltest.Request) bool { runtime.Goexit(); return true }
-	for _, tc := range matchCalls {
-		t.Run(tc.op.String(), func(t *testing.T) {
-			ft := &lockedT{TB: t}
-			f := runneltest.NewFaults(ft, b)
-			r := f.Add(runneltest.Fault{Op: tc.op, Err: api.ErrPolicyViolation, Count: 1, Match: exits})
-			err := tc.call(t, f)
-			require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-			require.ErrorContains(t, err, "ended its goroutine")
-			require.False(t, api.IsRetriable(err))
-			require.Zero(t, r.Hits())
-			require.Len(t, ft.errors(), 1)
-			require.Contains(t, ft.errors()[0], "Match of Fault{Op: "+tc.op.String())
-		})
-	}
-	t.Run("producer", func(t *testing.T) {
-		ft := &lockedT{TB: t}
-		f := runneltest.NewFaults(ft, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: exits})
-		p := runneltest.NewProducer(t, f)
-		err := p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Value: []byte("x")})
-		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-		require.Len(t, ft.errors(), 1, "tried once")
-	})
-	t.Run("consumer", func(t *testing.T) {
-		ft := &lockedT{TB: t}
-		f := runneltest.NewFaults(ft, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited, Match: exits})
-		c := runneltest.NewConsumer(t, f)
-		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-		_, err := c.Poll(t.Context())
-		require.ErrorIs(t, err, runneltest.ErrMatchPanicked)
-		require.NotEmpty(t, ft.errors())
-	})
 }
 
 // lockedT records the Errorf calls made from any goroutine instead of
