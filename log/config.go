@@ -297,12 +297,15 @@ func (c Config) Validate() error {
 	switch {
 	case c.SegmentBytes < 14 || c.SegmentBytes > 1<<31-1:
 		return bad("SegmentBytes", "segment.bytes", c.SegmentBytes, "from 14 to 2147483647")
-	case c.SegmentIndexBytes < 12:
-		return bad("SegmentIndexBytes", "segment.index.bytes", c.SegmentIndexBytes, "at least 12")
-	case c.IndexIntervalBytes < 0:
-		return bad("IndexIntervalBytes", "index.interval.bytes", c.IndexIntervalBytes, "at least 0")
-	case c.MaxMessageBytes < record.HeaderSize:
-		return bad("MaxMessageBytes", "max.message.bytes", c.MaxMessageBytes, fmt.Sprintf("at least %d, a batch header", record.HeaderSize))
+	// Kafka's segment.index.bytes, index.interval.bytes and
+	// max.message.bytes are Java ints: a larger value is not a config
+	// Kafka would take.
+	case c.SegmentIndexBytes < 12 || c.SegmentIndexBytes > 1<<31-1:
+		return bad("SegmentIndexBytes", "segment.index.bytes", c.SegmentIndexBytes, "from 12 to 2147483647")
+	case c.IndexIntervalBytes < 0 || c.IndexIntervalBytes > 1<<31-1:
+		return bad("IndexIntervalBytes", "index.interval.bytes", c.IndexIntervalBytes, "from 0 to 2147483647")
+	case c.MaxMessageBytes < record.HeaderSize || c.MaxMessageBytes > 1<<31-1:
+		return bad("MaxMessageBytes", "max.message.bytes", c.MaxMessageBytes, fmt.Sprintf("from %d, a batch header, to 2147483647", record.HeaderSize))
 	case c.CleanupPolicy&^(Delete|Compact) != 0:
 		return bad("CleanupPolicy", "cleanup.policy", c.CleanupPolicy, "Delete, Compact or both")
 	case c.MaxCompactionLag > 0 && c.MaxCompactionLag.Milliseconds() < c.MinCompactionLag.Milliseconds():

@@ -3,6 +3,7 @@ package log
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,9 +43,9 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 		{Config{MinCleanableDirtyRatio: math.NaN()}, "MinCleanableDirtyRatio = NaN"},
 		// The Kafka config and its range, as Kafka's message has them.
 		{Config{SegmentBytes: 13}, "SegmentBytes = 13 (segment.bytes: from 14 to 2147483647)"},
-		{Config{SegmentIndexBytes: 11}, "SegmentIndexBytes = 11 (segment.index.bytes: at least 12)"},
-		{Config{IndexIntervalBytes: -2}, "index.interval.bytes: at least 0"},
-		{Config{MaxMessageBytes: 60}, "max.message.bytes: at least 61"},
+		{Config{SegmentIndexBytes: 11}, "SegmentIndexBytes = 11 (segment.index.bytes: from 12 to 2147483647)"},
+		{Config{IndexIntervalBytes: -2}, "index.interval.bytes: from 0 to 2147483647"},
+		{Config{MaxMessageBytes: 60}, "max.message.bytes: from 61, a batch header, to 2147483647"},
 		{Config{MaxCompactionLag: time.Second, MinCompactionLag: time.Minute}, "max.compaction.lag.ms: at least min.compaction.lag.ms"},
 		{Config{MinCleanableDirtyRatio: 1.5}, "min.cleanable.dirty.ratio: from 0 to 1"},
 		{Config{CleanupPolicy: 4}, "cleanup.policy"},
@@ -53,6 +54,17 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 		err := tc.c.Validate()
 		require.ErrorIs(t, err, ErrInvalidConfig, tc.want)
 		require.ErrorContains(t, err, tc.want)
+	}
+	// Kafka's ints (segment.index.bytes, index.interval.bytes,
+	// max.message.bytes): the largest is taken, one past it refused.
+	require.NoError(t, Config{SegmentIndexBytes: math.MaxInt32, IndexIntervalBytes: math.MaxInt32, MaxMessageBytes: math.MaxInt32}.Validate())
+	if strconv.IntSize == 64 {
+		tooBig := int(int64(math.MaxInt32) + 1) // not a constant, so that 32-bit builds compile
+		for _, c := range []Config{{SegmentIndexBytes: tooBig}, {IndexIntervalBytes: tooBig}, {MaxMessageBytes: tooBig}} {
+			err := c.Validate()
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			require.ErrorContains(t, err, "= 2147483648 (")
+		}
 	}
 	require.Equal(t, "default", SyncDefault.String())
 	require.Equal(t, "never", SyncNever.String())
