@@ -624,9 +624,7 @@ func (c *Consumer) heldLocked() Fetches {
 	var out Fetches
 	for _, a := range c.order {
 		if a.held != nil {
-			f := *a.held
-			f.seq = a.seq // a reset since moved seq; a Seek would have dropped it
-			out = append(out, f)
+			out = append(out, *a.held) // a Seek or Assign would have dropped it
 			a.held = nil
 		}
 	}

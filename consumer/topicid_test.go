@@ -17,11 +17,30 @@ import (
 // asking the broker, or after the broker answered and before the consumer
 // sees the answer. What an after hook does thus happens between the
 // consumer's look-up of a position and its first fetch from it (Poll
-// resolves positions, then fetches, in one call).
+// resolves positions, then fetches, in one call). Its next Fetch may run
+// a hook too, before asking the broker, which it does not ask if the hook
+// returns an error: it returns the error (fetchNext).
 type listHookClient struct {
 	*runnel.Broker
 	mu            sync.Mutex
 	before, after func()
+	fetch         func() error
+}
+
+// fetchNext sets the hook for the next Fetch only.
+func (h *listHookClient) fetchNext(f func() error) { h.mu.Lock(); h.fetch = f; h.mu.Unlock() }
+
+func (h *listHookClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	h.mu.Lock()
+	f := h.fetch
+	h.fetch = nil
+	h.mu.Unlock()
+	if f != nil {
+		if err := f(); err != nil {
+			return api.FetchResponse{}, err
+		}
+	}
+	return h.Broker.Fetch(ctx, req)
 }
 
 // beforeNext and afterNext set the hook for the next ListOffset only.
@@ -291,4 +310,64 @@ func readTold(t *testing.T, c *consumer.Consumer, n int) (*consumer.PartitionErr
 	}
 	require.Len(t, got, n, "the test's deadline passed")
 	return pe, got
+}
+
+// TestRecreatedBeforeListOffsetThenOutOfRange: as
+// TestRecreatedBeforeListOffsetWithIDKnown (the topic created again
+// before the reset position is looked up: reported once, as
+// ErrUnknownTopicID with Offset -1), but the looked-up position, the new
+// topic's start, falls below its log start before the first fetch from
+// it (DeleteRecords), so that the fetch that follows the report, in the
+// same Poll, resets the position again, per the policy, without a word.
+// That second reset is no move of the application's: a Records loop
+// yields the report all the same, before any record of the new topic,
+// as Poll returns it; and so it does when the report was held by a Poll
+// whose ctx ended during its fetch (see unreported), and the next Poll's
+// fetch resets the position. A Records loop dropped it, as stale (the
+// reset had bumped the partition's seq, which ee84be0's check takes for
+// a Seek or Assign), and read new2 with no word: the topic was replaced
+// under the consumer and nothing said so.
+func TestRecreatedBeforeListOffsetThenOutOfRange(t *testing.T) {
+	for _, how := range []string{"poll", "records", "held"} {
+		t.Run(how, func(t *testing.T) {
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(consumer.ResetEarliest))
+			// The fetch at 5 is out of range: the position is reset to
+			// the start, still unresolved, with the old topic's ID kept.
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.Empty(t, fs)
+			_, ok := c.Position("t", 0)
+			require.False(t, ok, "reset: to be looked up")
+
+			// The look-up finds the new topic (new0..new3) at 0, which
+			// DeleteRecords then moves its log start past.
+			h.beforeNext(func() { recreate(t, b, 4) })
+			deleteTo2 := func() {
+				_, err := b.DeleteRecords(testCtx(t), "t", 0, 2)
+				require.NoError(t, err)
+			}
+			switch how {
+			case "poll":
+				h.afterNext(deleteTo2)
+				pe := pollUntilErr(t, c)
+				require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+				require.EqualValues(t, -1, pe.Offset)
+				return
+			case "records":
+				h.afterNext(deleteTo2)
+			case "held":
+				// The Poll that looks up the position is cancelled during
+				// its fetch: the report is held for the next one, whose
+				// fetch then finds the position out of range.
+				ctx, cancel := context.WithCancel(testCtx(t))
+				h.fetchNext(func() error { cancel(); deleteTo2(); return ctx.Err() })
+				_, err := c.Poll(ctx)
+				require.ErrorIs(t, err, context.Canceled)
+			}
+			pe, got := readTold(t, c, 2)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, -1, pe.Offset)
+			require.Equal(t, seq("new", 2, 2), got, "reset again, to the new log start")
+		})
+	}
 }
