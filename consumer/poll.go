@@ -226,7 +226,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 			Batches: data, from: from, upTo: next, cur: cur,
 		}
 		if !advance {
-			f.owner = a
+			f.owner, f.seq = a, a.seq
 		}
 		out = append(out, f)
 	}
