@@ -81,13 +81,18 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 					return
 				}
 				for i := range fs { // positions that could not be resolved
+					rest = fs[i:]
+					if ctx.Err() != nil || c.closed.Load() {
+						return // at once (the deferred call keeps rest)
+					}
 					rest = fs[i+1:]
 					if fs[i].Err != nil && !c.left(&fs[i]) && !yield(nil, fs[i].Err) {
 						return // the deferred call keeps rest
 					}
 				}
 				rest = nil
-				if !yield(nil, err) || permanent(err) || clientClosed(err) || !c.sleep(ctx, c.cfg.backoff) {
+				if ctx.Err() != nil || c.closed.Load() || !yield(nil, err) || permanent(err) || clientClosed(err) ||
+					!c.sleep(ctx, c.cfg.backoff) {
 					return
 				}
 				continue

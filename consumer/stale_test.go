@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -431,6 +432,48 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 			}
 			require.Len(t, errs, 1)
 			require.ErrorIs(t, errs[0], record.ErrCorrupt)
+		})
+	}
+}
+
+// A Poll that fails (here its fetch, with an error the table does not
+// know, which Records retries) returns with it the errors of the
+// positions it could not resolve; a Records loop yields them, then the
+// Poll's error. Once the loop body has closed the consumer or cancelled
+// the loop's ctx, it yields nothing more (Records' doc: it then simply
+// ends, at once); the errors not yielded are left for the next Poll, as a
+// break leaves them. It yielded the other partition's error and the
+// Poll's after the Close or cancel.
+func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
+	for _, how := range []string{"Close", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			down := errors.New("fetch down")
+			listFail := errors.New("list offsets down")
+			client := &fakeClient{t: t,
+				listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+					return api.ListedOffset{}, listFail
+				},
+				fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+					return api.FetchResponse{}, down
+				},
+			}
+			c := newConsumer(t, client, consumer.RetryBackoff(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.NoError(t, c.Assign("t", 1, consumer.Start()))
+			require.NoError(t, c.Assign("t", 2, consumer.At(0)))
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var errs []error
+			for _, err := range c.Records(ctx) {
+				errs = append(errs, err)
+				if how == "Close" {
+					require.NoError(t, c.Close())
+				} else {
+					cancel()
+				}
+			}
+			require.Len(t, errs, 1, "nothing after the %s: %v", how, errs)
+			require.ErrorIs(t, errs[0], listFail)
 		})
 	}
 }
