@@ -10,6 +10,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -368,6 +369,62 @@ func TestRecreatedBeforeListOffsetThenOutOfRange(t *testing.T) {
 			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
 			require.EqualValues(t, -1, pe.Offset)
 			require.Equal(t, seq("new", 2, 2), got, "reset again, to the new log start")
+		})
+	}
+}
+
+// TestRecreatedTwiceDuringReset: the topic is created again before the
+// reset position is looked up (reported: ErrUnknownTopicID, Offset -1),
+// and again between the look-up and the fetch from the position found,
+// which the fetch, naming the look-up's topic ID, finds gone (reported:
+// ErrUnknownTopicID, at that offset). Two topics were replaced under the
+// consumer: Poll and a Records loop report both, in order, before the
+// records of the last topic. A Records loop dropped the first (the reset
+// after the second had bumped the partition's seq: see
+// TestRecreatedBeforeListOffsetThenOutOfRange).
+func TestRecreatedTwiceDuringReset(t *testing.T) {
+	for _, how := range []string{"poll", "records"} {
+		t.Run(how, func(t *testing.T) {
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(consumer.ResetEarliest))
+			fs, err := c.Poll(testCtx(t)) // out of range: reset
+			require.NoError(t, err)
+			require.Empty(t, fs)
+			h.beforeNext(func() { recreate(t, b, 4) })
+			h.afterNext(func() { recreate(t, b, 2) })
+			var errs []error
+			var got []string
+			take := func(r *record.Record, err error) {
+				if err != nil {
+					require.Empty(t, got, "an error after %q", got)
+					errs = append(errs, err)
+					return
+				}
+				got = append(got, string(r.Value))
+			}
+			if how == "poll" {
+				for len(got) < 2 {
+					fs, err := c.Poll(testCtx(t))
+					require.NoError(t, err)
+					for r, err := range fs.Records() {
+						take(r, err)
+					}
+				}
+			} else {
+				for r, err := range c.Records(testCtx(t)) {
+					if take(r, err); len(got) == 2 {
+						break
+					}
+				}
+			}
+			require.Equal(t, []string{"new0", "new1"}, got, "the last topic, from its start")
+			require.Len(t, errs, 2)
+			var pe *consumer.PartitionError
+			require.ErrorAs(t, errs[0], &pe)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, -1, pe.Offset, "found by the look-up")
+			require.ErrorAs(t, errs[1], &pe)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, 0, pe.Offset, "found by the fetch from the looked-up position")
 		})
 	}
 }
