@@ -157,9 +157,12 @@ type assignment struct {
 	at      Offset    // what to resolve when pos is unresolved
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
-	// held is an error a Records loop ended before yielding that the
-	// next Poll returns (see unreported); Seek and Assign drop it.
-	held *Fetch
+	// held are the errors a Records loop ended before yielding that the
+	// next Poll returns (see unreported), in the order found: one Poll
+	// may find two (the look-up of a reset position and the fetch from
+	// the position found may each find the topic replaced). Seek and
+	// Assign drop them.
+	held []Fetch
 	// failing throttles the logs of a retriable error of this partition
 	// that keeps coming back (see backOffLocked).
 	failing failing

@@ -609,8 +609,7 @@ func (c *Consumer) unreported(fs Fetches) {
 		}
 		switch {
 		case f.reset:
-			held := *f
-			a.held = &held
+			a.held = append(a.held, *f)
 		case a.stopped:
 			a.stopped = false
 			a.retryAt = time.Time{}
@@ -623,10 +622,8 @@ func (c *Consumer) unreported(fs Fetches) {
 func (c *Consumer) heldLocked() Fetches {
 	var out Fetches
 	for _, a := range c.order {
-		if a.held != nil {
-			out = append(out, *a.held) // a Seek or Assign would have dropped it
-			a.held = nil
-		}
+		out = append(out, a.held...) // a Seek or Assign would have dropped them
+		a.held = nil
 	}
 	return out
 }

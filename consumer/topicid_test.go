@@ -428,3 +428,78 @@ func TestRecreatedTwiceDuringReset(t *testing.T) {
 		})
 	}
 }
+
+// TestTwoReportsHeldForOnePartition: one Poll finds two reports for
+// t-0 — its reset position's look-up finds the topic created again, and
+// the fetch from the position found, the topic created again once more
+// (see TestRecreatedTwiceDuringReset) — and a Records loop breaks before
+// yielding either (on u-0's report, before them: u, read and reset too,
+// was deleted). Both are kept for the next Poll or Records (see
+// unreported), and reported there, in order, once each, before the
+// records of t's last topic. Only the last was kept: one error held per
+// partition, the second written over the first, whose topic replacement
+// nothing ever reported.
+func TestTwoReportsHeldForOnePartition(t *testing.T) {
+	b := openBroker(t, map[string]int{"u": 1, "t": 1})
+	values(t, b, "u", 0, "u0", "u1")
+	values(t, b, "t", 0, "old0", "old1")
+	h := &listHookClient{Broker: b}
+	c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(consumer.ResetEarliest))
+	require.NoError(t, c.Assign("u", 0, consumer.Start())) // looked up first
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.Len(t, readN(t, c, 4), 4)
+	for _, topic := range []string{"u", "t"} { // both positions, 2, out of range
+		values(t, b, topic, 0, "x", "y", "z")
+		_, err := b.DeleteRecords(testCtx(t), topic, 0, 4)
+		require.NoError(t, err)
+	}
+	fs, err := c.Poll(testCtx(t)) // both reset, the topics' IDs kept
+	require.NoError(t, err)
+	require.Empty(t, fs)
+
+	require.NoError(t, b.DeleteTopic(testCtx(t), "u"))
+	recreate(t, b, 4)
+	// After u-0's look-up, t-0's: then t is created again.
+	h.afterNext(func() { h.afterNext(func() { recreate(t, b, 2) }) })
+	var errs []error
+	for _, err := range c.Records(testCtx(t)) {
+		require.ErrorIs(t, err, api.ErrUnknownTopicID)
+		errs = append(errs, err)
+		break
+	}
+	pe, got := readAfterErrors(t, c, 2)
+	require.Equal(t, seq("new", 0, 2), got, "t's last topic, from its start")
+	errs = append(errs, pe...)
+	require.Len(t, errs, 3, "%v", errs)
+	want := []struct {
+		partition string
+		offset    int64
+	}{{"u", -1}, {"t", -1}, {"t", 0}}
+	for i, w := range want {
+		var pe *consumer.PartitionError
+		require.ErrorAs(t, errs[i], &pe)
+		require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+		require.Equal(t, w.partition, pe.Topic, "error %d", i)
+		require.Equal(t, w.offset, pe.Offset, "error %d", i)
+	}
+}
+
+// readAfterErrors reads n records in a Records loop, which yields errors only
+// before the first: it returns the errors and the records' values.
+func readAfterErrors(t *testing.T, c *consumer.Consumer, n int) ([]error, []string) {
+	t.Helper()
+	var errs []error
+	var got []string
+	for r, err := range c.Records(testCtx(t)) {
+		if err != nil {
+			require.Empty(t, got, "an error after %q: %v", got, err)
+			errs = append(errs, err)
+			continue
+		}
+		if got = append(got, string(r.Value)); len(got) == n {
+			break
+		}
+	}
+	require.Len(t, got, n, "the test's deadline passed")
+	return errs, got
+}
