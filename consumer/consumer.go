@@ -146,18 +146,23 @@ type assignment struct {
 	// cur holds the position (see cursor), whose pos the Records
 	// iterator advances without mu.
 	cur *cursor
-	// seq is bumped whenever the position is set other than by progress
-	// (Assign, Seek, a reset), not when only its cursor is renewed (Pause,
-	// Close): it tells unreported whether an error's partition was given
-	// another position since.
+	// seq is bumped whenever the application sets the position (Assign,
+	// Seek), not by a reset (which moves the position for the consumer's
+	// own reasons: an error found before it is still the application's
+	// to hear) nor when only its cursor is renewed (Pause, Close): it
+	// tells unreported and a Records loop (left) whether an error's
+	// partition was given another position since.
 	seq     uint64
 	paused  bool
 	at      Offset    // what to resolve when pos is unresolved
 	retryAt time.Time // left out of fetches until then, after an error
 	stopped bool      // left out of fetches until Seek or Assign
-	// held is an error a Records loop ended before yielding that the
-	// next Poll returns (see unreported); Seek and Assign drop it.
-	held *Fetch
+	// held are the errors a Records loop ended before yielding that the
+	// next Poll returns (see unreported), in the order found: one Poll
+	// may find two (the look-up of a reset position and the fetch from
+	// the position found may each find the topic replaced). Seek and
+	// Assign drop them.
+	held []Fetch
 	// failing throttles the logs of a retriable error of this partition
 	// that keeps coming back (see backOffLocked).
 	failing failing
@@ -275,6 +280,7 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 		pos = at.v
 	}
 	a.moveLocked(pos)
+	a.seq++
 	a.at = at
 	a.held = nil
 	a.stopped = false
@@ -284,13 +290,13 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 }
 
 // moveLocked sets a's position to pos (an offset or unresolved), other
-// than by progress: it retires a's cursor for a new one and bumps seq.
+// than by progress: it retires a's cursor for a new one. (setLocked, the
+// application's move, also bumps seq.)
 func (a *assignment) moveLocked(pos int64) {
 	if a.cur != nil {
 		a.cur.pos.Store(retired)
 	}
 	a.cur = newCursor(pos)
-	a.seq++
 }
 
 // renewLocked retires a's cursor for a new one at the same position, so

@@ -32,7 +32,7 @@ type Fetch struct {
 	upTo  int64       // records at or above it are not returned; 0: no limit
 	owner *assignment // set for the Records iterator, which advances it
 	cur   *cursor     // owner's cursor when the fetch was made
-	seq   uint64      // owner's seq when its Err was found (see unreported)
+	seq   uint64      // owner's seq when its Err was found, or its records fetched (see unreported, left)
 	reset bool        // Err came with a reset of the position: it is not found again
 	// skipped is the first decoding error EachRecord met (and skipped
 	// past), for Fetches.Err.

@@ -226,7 +226,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 			Batches: data, from: from, upTo: next, cur: cur,
 		}
 		if !advance {
-			f.owner = a
+			f.owner, f.seq = a, a.seq
 		}
 		out = append(out, f)
 	}
@@ -609,8 +609,7 @@ func (c *Consumer) unreported(fs Fetches) {
 		}
 		switch {
 		case f.reset:
-			held := *f
-			a.held = &held
+			a.held = append(a.held, *f)
 		case a.stopped:
 			a.stopped = false
 			a.retryAt = time.Time{}
@@ -623,12 +622,8 @@ func (c *Consumer) unreported(fs Fetches) {
 func (c *Consumer) heldLocked() Fetches {
 	var out Fetches
 	for _, a := range c.order {
-		if a.held != nil {
-			f := *a.held
-			f.seq = a.seq // a reset since moved seq; a Seek would have dropped it
-			out = append(out, f)
-			a.held = nil
-		}
+		out = append(out, a.held...) // a Seek or Assign would have dropped them
+		a.held = nil
 	}
 	return out
 }

@@ -32,9 +32,11 @@ import (
 // another topic's (the topic deleted and created again). A record the
 // loop took before the call (Position is past it) may still be on its way
 // to the loop body. Nor is a partition error fetched before a Seek,
-// Assign or Unassign of its partition yielded after it (the Java
-// consumer discards such a stale answer too), while one fetched before a
-// Pause is: the error stopped or reset the partition before the Pause.
+// Assign or Unassign of its partition (or met after it in what was
+// fetched before: a record that does not decode) yielded after it (the
+// Java consumer discards such a stale answer too), while one fetched
+// before a Pause is: the error stopped or reset the partition before the
+// Pause.
 //
 // A loop body that panics ends the loop as a break does (the record in
 // hand counts as yielded; the partition errors not yielded are kept for
@@ -79,13 +81,18 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 					return
 				}
 				for i := range fs { // positions that could not be resolved
+					rest = fs[i:]
+					if ctx.Err() != nil || c.closed.Load() {
+						return // at once (the deferred call keeps rest)
+					}
 					rest = fs[i+1:]
 					if fs[i].Err != nil && !c.left(&fs[i]) && !yield(nil, fs[i].Err) {
 						return // the deferred call keeps rest
 					}
 				}
 				rest = nil
-				if !yield(nil, err) || permanent(err) || clientClosed(err) || !c.sleep(ctx, c.cfg.backoff) {
+				if ctx.Err() != nil || c.closed.Load() || !yield(nil, err) || permanent(err) || clientClosed(err) ||
+					!c.sleep(ctx, c.cfg.backoff) {
 					return
 				}
 				continue
@@ -147,6 +154,16 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 	case stopped:
 		return false
 	case err != nil:
+		// Met after the loop body's last record: as a record would not be,
+		// the error is not yielded once ctx ended or the consumer closed
+		// (the position stays at the bad record, for the next Poll), nor
+		// once the body left the partition (see Records).
+		if ctx.Err() != nil || c.closed.Load() {
+			return false
+		}
+		if c.left(f) {
+			return true
+		}
 		c.mu.Lock()
 		if c.parts[a.tp] == a && a.cur == cur && cur.pos.Load() == pos {
 			a.retryAt = time.Now().Add(c.cfg.backoff)
@@ -160,7 +177,8 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 }
 
 // left reports whether the partition of f's error was unassigned, or
-// given another position (Seek, Assign), since the error was found: the
+// given another position (Seek, Assign), since the error was found (or,
+// for a decoding error, since f was fetched): the
 // error is about a position the application has left, and a Records
 // loop drops it, as Poll drops the answer of a partition changed during
 // its fetch (and as unreported does).

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -358,6 +360,120 @@ func TestChangeInsideRecordsLoopDropsFetchedError(t *testing.T) {
 			}
 			require.Len(t, errs, 1)
 			require.ErrorIs(t, errs[0], log.ErrOffsetOutOfRange)
+		})
+	}
+}
+
+// A record that does not decode, met by a Records loop after the loop body
+// left its partition (Seek, also to the offset it is at; Assign;
+// Unassign), or closed the consumer, or cancelled the loop's ctx, on the
+// record before it in the same fetch: the error is about bytes fetched
+// before the call, and is not yielded after it, as no record of them is,
+// nor a partition error fetched before it (Records' doc); nor is anything
+// yielded after Close or the end of ctx. A Pause leaves it, as it leaves
+// a partition error fetched before it. The loop yielded the error in all
+// cases: under the doc's advice (Seek past it to skip it), an application
+// that had moved would have moved again, from the wrong offset.
+func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(*consumer.Consumer, context.CancelFunc) error
+		yielded bool // the decoding error is yielded all the same
+	}{
+		{"Seek", func(c *consumer.Consumer, _ context.CancelFunc) error { return c.Seek("t", 0, consumer.At(5)) }, false},
+		{"SeekSameOffset", func(c *consumer.Consumer, _ context.CancelFunc) error { return c.Seek("t", 0, consumer.At(1)) }, false},
+		{"Assign", func(c *consumer.Consumer, _ context.CancelFunc) error { return c.Assign("t", 0, consumer.At(0)) }, false},
+		{"Unassign", func(c *consumer.Consumer, _ context.CancelFunc) error { c.Unassign("t", 0); return nil }, false},
+		{"Close", func(c *consumer.Consumer, _ context.CancelFunc) error { return c.Close() }, false},
+		{"cancel", func(_ *consumer.Consumer, cancel context.CancelFunc) error { cancel(); return nil }, false},
+		{"Pause", func(c *consumer.Consumer, _ context.CancelFunc) error {
+			c.Pause(api.TopicPartition{Topic: "t", Partition: 0})
+			return nil
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// "a" decodes, "b" does not (see TestUndecodableRecordInRecordsLoop).
+			data := batchAt(t, 0, "a", "b")
+			data[len(data)-1] = 2
+			record.Batch(data).UpdateCRC()
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var fetches atomic.Int32
+			client := &fakeClient{t: t, fetch: func(fctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+				if fetches.Add(1) > 1 { // the loop has had its chance: end it
+					cancel()
+					return api.FetchResponse{}, fctx.Err()
+				}
+				var resp api.FetchResponse
+				for _, p := range req.Partitions {
+					resp.Partitions = append(resp.Partitions, api.FetchedPartition{
+						Topic: p.Topic, Partition: p.Partition, HighWatermark: 2, Records: data,
+					})
+				}
+				return resp, nil
+			}}
+			c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+			consumer.SetIdle(c, func(time.Duration) { cancel() }) // nothing assigned, or all paused
+			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+			var got []string
+			var errs []error
+			for r, err := range c.Records(ctx) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				got = append(got, string(r.Value))
+				require.NoError(t, tc.change(c, cancel))
+			}
+			require.Equal(t, []string{"a"}, got)
+			if !tc.yielded {
+				require.Empty(t, errs, "an error of bytes fetched before the call")
+				return
+			}
+			require.Len(t, errs, 1)
+			require.ErrorIs(t, errs[0], record.ErrCorrupt)
+		})
+	}
+}
+
+// A Poll that fails (here its fetch, with an error the table does not
+// know, which Records retries) returns with it the errors of the
+// positions it could not resolve; a Records loop yields them, then the
+// Poll's error. Once the loop body has closed the consumer or cancelled
+// the loop's ctx, it yields nothing more (Records' doc: it then simply
+// ends, at once); the errors not yielded are left for the next Poll, as a
+// break leaves them. It yielded the other partition's error and the
+// Poll's after the Close or cancel.
+func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
+	for _, how := range []string{"Close", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			down := errors.New("fetch down")
+			listFail := errors.New("list offsets down")
+			client := &fakeClient{t: t,
+				listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+					return api.ListedOffset{}, listFail
+				},
+				fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+					return api.FetchResponse{}, down
+				},
+			}
+			c := newConsumer(t, client, consumer.RetryBackoff(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.NoError(t, c.Assign("t", 1, consumer.Start()))
+			require.NoError(t, c.Assign("t", 2, consumer.At(0)))
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var errs []error
+			for _, err := range c.Records(ctx) {
+				errs = append(errs, err)
+				if how == "Close" {
+					require.NoError(t, c.Close())
+				} else {
+					cancel()
+				}
+			}
+			require.Len(t, errs, 1, "nothing after the %s: %v", how, errs)
+			require.ErrorIs(t, errs[0], listFail)
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,11 +18,30 @@ import (
 // asking the broker, or after the broker answered and before the consumer
 // sees the answer. What an after hook does thus happens between the
 // consumer's look-up of a position and its first fetch from it (Poll
-// resolves positions, then fetches, in one call).
+// resolves positions, then fetches, in one call). Its next Fetch may run
+// a hook too, before asking the broker, which it does not ask if the hook
+// returns an error: it returns the error (fetchNext).
 type listHookClient struct {
 	*runnel.Broker
 	mu            sync.Mutex
 	before, after func()
+	fetch         func() error
+}
+
+// fetchNext sets the hook for the next Fetch only.
+func (h *listHookClient) fetchNext(f func() error) { h.mu.Lock(); h.fetch = f; h.mu.Unlock() }
+
+func (h *listHookClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	h.mu.Lock()
+	f := h.fetch
+	h.fetch = nil
+	h.mu.Unlock()
+	if f != nil {
+		if err := f(); err != nil {
+			return api.FetchResponse{}, err
+		}
+	}
+	return h.Broker.Fetch(ctx, req)
 }
 
 // beforeNext and afterNext set the hook for the next ListOffset only.
@@ -291,4 +311,195 @@ func readTold(t *testing.T, c *consumer.Consumer, n int) (*consumer.PartitionErr
 	}
 	require.Len(t, got, n, "the test's deadline passed")
 	return pe, got
+}
+
+// TestRecreatedBeforeListOffsetThenOutOfRange: as
+// TestRecreatedBeforeListOffsetWithIDKnown (the topic created again
+// before the reset position is looked up: reported once, as
+// ErrUnknownTopicID with Offset -1), but the looked-up position, the new
+// topic's start, falls below its log start before the first fetch from
+// it (DeleteRecords), so that the fetch that follows the report, in the
+// same Poll, resets the position again, per the policy, without a word.
+// That second reset is no move of the application's: a Records loop
+// yields the report all the same, before any record of the new topic,
+// as Poll returns it; and so it does when the report was held by a Poll
+// whose ctx ended during its fetch (see unreported), and the next Poll's
+// fetch resets the position. A Records loop dropped it, as stale (the
+// reset had bumped the partition's seq, which ee84be0's check takes for
+// a Seek or Assign), and read new2 with no word: the topic was replaced
+// under the consumer and nothing said so.
+func TestRecreatedBeforeListOffsetThenOutOfRange(t *testing.T) {
+	for _, how := range []string{"poll", "records", "held"} {
+		t.Run(how, func(t *testing.T) {
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(consumer.ResetEarliest))
+			// The fetch at 5 is out of range: the position is reset to
+			// the start, still unresolved, with the old topic's ID kept.
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.Empty(t, fs)
+			_, ok := c.Position("t", 0)
+			require.False(t, ok, "reset: to be looked up")
+
+			// The look-up finds the new topic (new0..new3) at 0, which
+			// DeleteRecords then moves its log start past.
+			h.beforeNext(func() { recreate(t, b, 4) })
+			deleteTo2 := func() {
+				_, err := b.DeleteRecords(testCtx(t), "t", 0, 2)
+				require.NoError(t, err)
+			}
+			switch how {
+			case "poll":
+				h.afterNext(deleteTo2)
+				pe := pollUntilErr(t, c)
+				require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+				require.EqualValues(t, -1, pe.Offset)
+				return
+			case "records":
+				h.afterNext(deleteTo2)
+			case "held":
+				// The Poll that looks up the position is cancelled during
+				// its fetch: the report is held for the next one, whose
+				// fetch then finds the position out of range.
+				ctx, cancel := context.WithCancel(testCtx(t))
+				h.fetchNext(func() error { cancel(); deleteTo2(); return ctx.Err() })
+				_, err := c.Poll(ctx)
+				require.ErrorIs(t, err, context.Canceled)
+			}
+			pe, got := readTold(t, c, 2)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, -1, pe.Offset)
+			require.Equal(t, seq("new", 2, 2), got, "reset again, to the new log start")
+		})
+	}
+}
+
+// TestRecreatedTwiceDuringReset: the topic is created again before the
+// reset position is looked up (reported: ErrUnknownTopicID, Offset -1),
+// and again between the look-up and the fetch from the position found,
+// which the fetch, naming the look-up's topic ID, finds gone (reported:
+// ErrUnknownTopicID, at that offset). Two topics were replaced under the
+// consumer: Poll and a Records loop report both, in order, before the
+// records of the last topic. A Records loop dropped the first (the reset
+// after the second had bumped the partition's seq: see
+// TestRecreatedBeforeListOffsetThenOutOfRange).
+func TestRecreatedTwiceDuringReset(t *testing.T) {
+	for _, how := range []string{"poll", "records"} {
+		t.Run(how, func(t *testing.T) {
+			b, h, c := readThenOutOfRange(t, consumer.ResetOffset(consumer.ResetEarliest))
+			fs, err := c.Poll(testCtx(t)) // out of range: reset
+			require.NoError(t, err)
+			require.Empty(t, fs)
+			h.beforeNext(func() { recreate(t, b, 4) })
+			h.afterNext(func() { recreate(t, b, 2) })
+			var errs []error
+			var got []string
+			take := func(r *record.Record, err error) {
+				if err != nil {
+					require.Empty(t, got, "an error after %q", got)
+					errs = append(errs, err)
+					return
+				}
+				got = append(got, string(r.Value))
+			}
+			if how == "poll" {
+				for len(got) < 2 {
+					fs, err := c.Poll(testCtx(t))
+					require.NoError(t, err)
+					for r, err := range fs.Records() {
+						take(r, err)
+					}
+				}
+			} else {
+				for r, err := range c.Records(testCtx(t)) {
+					if take(r, err); len(got) == 2 {
+						break
+					}
+				}
+			}
+			require.Equal(t, []string{"new0", "new1"}, got, "the last topic, from its start")
+			require.Len(t, errs, 2)
+			var pe *consumer.PartitionError
+			require.ErrorAs(t, errs[0], &pe)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, -1, pe.Offset, "found by the look-up")
+			require.ErrorAs(t, errs[1], &pe)
+			require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+			require.EqualValues(t, 0, pe.Offset, "found by the fetch from the looked-up position")
+		})
+	}
+}
+
+// TestTwoReportsHeldForOnePartition: one Poll finds two reports for
+// t-0 — its reset position's look-up finds the topic created again, and
+// the fetch from the position found, the topic created again once more
+// (see TestRecreatedTwiceDuringReset) — and a Records loop breaks before
+// yielding either (on u-0's report, before them: u, read and reset too,
+// was deleted). Both are kept for the next Poll or Records (see
+// unreported), and reported there, in order, once each, before the
+// records of t's last topic. Only the last was kept: one error held per
+// partition, the second written over the first, whose topic replacement
+// nothing ever reported.
+func TestTwoReportsHeldForOnePartition(t *testing.T) {
+	b := openBroker(t, map[string]int{"u": 1, "t": 1})
+	values(t, b, "u", 0, "u0", "u1")
+	values(t, b, "t", 0, "old0", "old1")
+	h := &listHookClient{Broker: b}
+	c := newConsumer(t, h, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(0), consumer.ResetOffset(consumer.ResetEarliest))
+	require.NoError(t, c.Assign("u", 0, consumer.Start())) // looked up first
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.Len(t, readN(t, c, 4), 4)
+	for _, topic := range []string{"u", "t"} { // both positions, 2, out of range
+		values(t, b, topic, 0, "x", "y", "z")
+		_, err := b.DeleteRecords(testCtx(t), topic, 0, 4)
+		require.NoError(t, err)
+	}
+	fs, err := c.Poll(testCtx(t)) // both reset, the topics' IDs kept
+	require.NoError(t, err)
+	require.Empty(t, fs)
+
+	require.NoError(t, b.DeleteTopic(testCtx(t), "u"))
+	recreate(t, b, 4)
+	// After u-0's look-up, t-0's: then t is created again.
+	h.afterNext(func() { h.afterNext(func() { recreate(t, b, 2) }) })
+	var errs []error
+	for _, err := range c.Records(testCtx(t)) {
+		require.ErrorIs(t, err, api.ErrUnknownTopicID)
+		errs = append(errs, err)
+		break
+	}
+	pe, got := readAfterErrors(t, c, 2)
+	require.Equal(t, seq("new", 0, 2), got, "t's last topic, from its start")
+	errs = append(errs, pe...)
+	require.Len(t, errs, 3, "%v", errs)
+	want := []struct {
+		partition string
+		offset    int64
+	}{{"u", -1}, {"t", -1}, {"t", 0}}
+	for i, w := range want {
+		var pe *consumer.PartitionError
+		require.ErrorAs(t, errs[i], &pe)
+		require.ErrorIs(t, pe, api.ErrUnknownTopicID)
+		require.Equal(t, w.partition, pe.Topic, "error %d", i)
+		require.Equal(t, w.offset, pe.Offset, "error %d", i)
+	}
+}
+
+// readAfterErrors reads n records in a Records loop, which yields errors only
+// before the first: it returns the errors and the records' values.
+func readAfterErrors(t *testing.T, c *consumer.Consumer, n int) ([]error, []string) {
+	t.Helper()
+	var errs []error
+	var got []string
+	for r, err := range c.Records(testCtx(t)) {
+		if err != nil {
+			require.Empty(t, got, "an error after %q: %v", got, err)
+			errs = append(errs, err)
+			continue
+		}
+		if got = append(got, string(r.Value)); len(got) == n {
+			break
+		}
+	}
+	require.Len(t, got, n, "the test's deadline passed")
+	return errs, got
 }
