@@ -445,11 +445,13 @@ func decodeCounter(data []byte) (int64, bool) {
 // nothing.
 //
 // Where several errors apply, the first of Kafka's order is returned
-// (its controller's createTopics): the name (ErrInvalidTopic), then the
+// (its controller's createTopics): the name (ErrInvalidTopic: Kafka's
+// rule, a device name, a collision with another topic's name), then the
 // topic's existence (ErrTopicExists, whatever the partitions and config
-// asked for, so that a "create unless it exists" call is told it exists),
-// then the config (log.ErrInvalidConfig), then the partition count
-// (ErrInvalidPartitions).
+// asked for, so that a "create unless it exists" call is told it exists;
+// it comes before the device name and the collision, which an existing
+// topic's own name may have), then the config (log.ErrInvalidConfig),
+// then the partition count (ErrInvalidPartitions).
 //
 // Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
 // ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
@@ -472,6 +474,12 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	if err := checkPortableName(name); err != nil {
+		return err
+	}
+	// A collision is a name error too: Kafka's controller tells it with
+	// the name's (validateNewTopicNames), before the config and the
+	// partition count.
+	if err := b.checkCollision(name); err != nil {
 		return err
 	}
 	if err := b.validate(cfg.Config); err != nil {
@@ -548,14 +556,8 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 	if err := checkPortableName(name); err != nil { // an auto-create's name
 		return err
 	}
-	folded := strings.ReplaceAll(name, ".", "_")
-	for other := range b.topics {
-		switch o := strings.ReplaceAll(other, ".", "_"); {
-		case o == folded:
-			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
-		case strings.EqualFold(o, folded):
-			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
-		}
+	if err := b.checkCollision(name); err != nil {
+		return err
 	}
 	// A crash may have left partition directories of a topic deleted, or
 	// never recorded: start clean. A directory of the name that holds
@@ -593,6 +595,26 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		return fail(err)
 	}
 	b.setTopic(name, t)
+	return nil
+}
+
+// checkCollision refuses a new topic's name that collides with an
+// existing topic's: equal once '.' is '_' (Kafka's rule: the two would
+// share their metric names), or, as runnel adds, in another case (on a
+// case-insensitive file system the two would share their files). The
+// caller holds the admin token.
+//
+// Errors: ErrInvalidTopic.
+func (b *Broker) checkCollision(name string) error {
+	folded := strings.ReplaceAll(name, ".", "_")
+	for other := range b.topics {
+		switch o := strings.ReplaceAll(other, ".", "_"); {
+		case o == folded:
+			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+		case strings.EqualFold(o, folded):
+			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
+		}
+	}
 	return nil
 }
 
