@@ -581,6 +581,11 @@ func (r *amRun) createErr(name string, parts int, cfg log.Config) error {
 	if reservedName(name) {
 		return runnel.ErrInvalidTopic
 	}
+	// A name that collides with a topic's is a bad name: Kafka's
+	// validateNewTopicNames tells it before the config and the partitions.
+	if _, ok := r.collides(name); ok {
+		return runnel.ErrInvalidTopic
+	}
 	if amValidate(cfg, r.cfg.TopicDefaults) != nil {
 		return log.ErrInvalidConfig
 	}
@@ -589,9 +594,6 @@ func (r *amRun) createErr(name string, parts int, cfg log.Config) error {
 	}
 	if parts < 1 || int64(parts) > math.MaxInt32 {
 		return runnel.ErrInvalidPartitions
-	}
-	if _, ok := r.collides(name); ok {
-		return runnel.ErrInvalidTopic
 	}
 	return nil
 }
