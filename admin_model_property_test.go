@@ -225,6 +225,10 @@ func errName(err error) string {
 		return "invalid record"
 	case api.ErrInvalidRequest:
 		return "invalid request"
+	case context.Canceled:
+		return "ctx"
+	case vfs.ErrLocked:
+		return "locked"
 	}
 	return fmt.Sprint(err)
 }
@@ -535,6 +539,7 @@ func (r *amRun) step() {
 		{2, func() { r.reopen(false) }},
 		{2, func() { r.reopen(true) }},
 		{1, r.badOpen},
+		{1, r.lockedOpen},
 	}
 	sum := 0
 	for _, o := range ops {
@@ -548,6 +553,17 @@ func (r *amRun) step() {
 		}
 	}
 	r.clock.ms.Add(r.rng.Int64N(5000))
+}
+
+// callCtx is the ctx of an admin call: now and then one that has ended,
+// which the call must heed, changing nothing (ended true).
+func (r *amRun) callCtx() (ctx context.Context, ended bool) {
+	if r.rng.IntN(15) > 0 {
+		return r.ctx, false
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	cancel()
+	return ctx, true
 }
 
 // newTopic records a topic created (by CreateTopic or an auto-create)
@@ -606,8 +622,12 @@ func (r *amRun) create() {
 	}
 	cfg := r.randConfig()
 	want := r.createErr(name, parts, cfg)
-	r.logf("CreateTopic(%.20q, %d, %+v): want %v", name, parts, cfg, want)
-	err := r.b.CreateTopic(r.ctx, name, log.TopicConfig{Partitions: parts, Config: cfg})
+	ctx, ended := r.callCtx()
+	if ended && validName(name) {
+		want = context.Canceled // it waits for the admin token after the name's check
+	}
+	r.logf("CreateTopic(%.20q, %d, %+v, ended ctx %v): want %v", name, parts, cfg, ended, want)
+	err := r.b.CreateTopic(ctx, name, log.TopicConfig{Partitions: parts, Config: cfg})
 	r.expect(fmt.Sprintf("CreateTopic(%q, %d)", name, parts), err, want)
 	if err == nil {
 		if parts == -1 {
@@ -623,8 +643,12 @@ func (r *amRun) delete() {
 	if _, ok := r.topics[name]; !ok {
 		want = runnel.ErrUnknownTopic
 	}
-	r.logf("DeleteTopic(%.20q): want %v", name, want)
-	err := r.b.DeleteTopic(r.ctx, name)
+	ctx, ended := r.callCtx()
+	if ended {
+		want = context.Canceled
+	}
+	r.logf("DeleteTopic(%.20q, ended ctx %v): want %v", name, ended, want)
+	err := r.b.DeleteTopic(ctx, name)
 	r.expect(fmt.Sprintf("DeleteTopic(%q)", name), err, want)
 	if err == nil {
 		delete(r.topics, name)
@@ -675,8 +699,12 @@ func (r *amRun) alter() {
 	case amValidate(cfg, r.cfg.TopicDefaults) != nil:
 		want = log.ErrInvalidConfig
 	}
-	r.logf("AlterTopicConfig(%.20q, %+v): want %v", name, cfg, want)
-	err := r.b.AlterTopicConfig(r.ctx, name, cfg)
+	ctx, ended := r.callCtx()
+	if ended {
+		want = context.Canceled
+	}
+	r.logf("AlterTopicConfig(%.20q, %+v, ended ctx %v): want %v", name, cfg, ended, want)
+	err := r.b.AlterTopicConfig(ctx, name, cfg)
 	r.expect(fmt.Sprintf("AlterTopicConfig(%q)", name), err, want)
 	if err == nil {
 		r.setConfig(t, cfg)
@@ -730,17 +758,41 @@ func (r *amRun) update() {
 			want = log.ErrInvalidConfig
 		}
 	}
-	r.logf("UpdateTopicConfig(%.20q, %+v): want %v %+v", name, changes, want, cfg)
+	ctx, ended := r.callCtx()
+	if ended {
+		want = context.Canceled
+	}
+	// Now and then update panics, having changed the config: the panic
+	// reaches the caller, and the topic is as it was.
+	panics := t != nil && !ended && r.rng.IntN(15) == 0
+	r.logf("UpdateTopicConfig(%.20q, %+v, ended ctx %v, panics %v): want %v %+v", name, changes, ended, panics, want, cfg)
 	calls := 0
-	err := r.b.UpdateTopicConfig(r.ctx, name, func(c *log.Config) {
-		calls++
-		if t != nil && *c != t.set {
-			r.t.Errorf("UpdateTopicConfig(%q) gives update %+v, want the config as set %+v", name, *c, t.set)
+	var recovered any
+	err := func() error {
+		defer func() { recovered = recover() }()
+		return r.b.UpdateTopicConfig(ctx, name, func(c *log.Config) {
+			calls++
+			if t != nil && *c != t.set {
+				r.t.Errorf("UpdateTopicConfig(%q) gives update %+v, want the config as set %+v", name, *c, t.set)
+			}
+			apply(c)
+			if panics {
+				panic("amPanic")
+			}
+		})
+	}()
+	if panics {
+		if recovered != "amPanic" {
+			r.fatalf("UpdateTopicConfig(%q) whose update panics: recovered %v, error %v", name, recovered, err)
 		}
-		apply(c)
-	})
+		r.stats["UpdateTopicConfig panics"]++
+		return
+	}
+	if recovered != nil {
+		panic(recovered)
+	}
 	r.expect(fmt.Sprintf("UpdateTopicConfig(%q)", name), err, want)
-	if t != nil && calls != 1 {
+	if t != nil && !ended && calls != 1 {
 		r.fatalf("UpdateTopicConfig(%q) called update %d times, want once", name, calls)
 	}
 	if err == nil {
@@ -806,8 +858,12 @@ func (r *amRun) createPartitions() {
 	case n <= cur || int64(n) > math.MaxInt32:
 		want = runnel.ErrInvalidPartitions
 	}
-	r.logf("CreatePartitions(%.20q, %d): want %v", name, n, want)
-	err := r.b.CreatePartitions(r.ctx, name, n)
+	ctx, ended := r.callCtx()
+	if ended {
+		want = context.Canceled
+	}
+	r.logf("CreatePartitions(%.20q, %d, ended ctx %v): want %v", name, n, ended, want)
+	err := r.b.CreatePartitions(ctx, name, n)
 	r.expect(fmt.Sprintf("CreatePartitions(%q, %d)", name, n), err, want)
 	if err == nil {
 		for range n - cur {
@@ -861,8 +917,12 @@ func (r *amRun) deleteRecords() {
 	default:
 		low = max(p.start, off)
 	}
-	r.logf("DeleteRecords(%.20q, %d, %d): want %v, %d", name, part, off, want, low)
-	got, err := r.b.DeleteRecords(r.ctx, name, part, off)
+	ctx, ended := r.callCtx()
+	if ended && p != nil {
+		want = context.Canceled // checked once the partition is found, before the policy
+	}
+	r.logf("DeleteRecords(%.20q, %d, %d, ended ctx %v): want %v, %d", name, part, off, ended, want, low)
+	got, err := r.b.DeleteRecords(ctx, name, part, off)
 	r.expect(fmt.Sprintf("DeleteRecords(%q, %d, %d)", name, part, off), err, want)
 	if err == nil {
 		if got != low {
@@ -895,8 +955,12 @@ func (r *amRun) partitions() {
 	if t == nil {
 		want, created = r.autoCreate(name)
 	}
-	r.logf("Partitions(%.20q): want %v (creates: %v)", name, want, created)
-	n, err := r.b.Partitions(r.ctx, name)
+	ctx, ended := r.callCtx()
+	if ended && t == nil && validName(name) && r.cfg.AutoCreateTopics {
+		want, created = context.Canceled, false // an auto-create waits for the admin token
+	}
+	r.logf("Partitions(%.20q, ended ctx %v): want %v (creates: %v)", name, ended, want, created)
+	n, err := r.b.Partitions(ctx, name)
 	r.expect(fmt.Sprintf("Partitions(%q)", name), err, want)
 	if err != nil {
 		return
@@ -1037,6 +1101,17 @@ func (r *amRun) badOpen() {
 	r.expect("Open with a bad config", err, want)
 	r.stats["bad open"]++
 	r.open(r.cfg)
+}
+
+// lockedOpen opens the directory a second time while the broker has it:
+// vfs.ErrLocked, and the broker goes on.
+func (r *amRun) lockedOpen() {
+	r.logf("a second Open")
+	b, err := runnel.Open(r.cfg)
+	if err == nil {
+		b.Close()
+	}
+	r.expect("Open of an open directory", err, vfs.ErrLocked)
 }
 
 // settle is what a clean Close leaves: every record fsynced.
