@@ -95,12 +95,52 @@ type amRec struct {
 type amPart struct {
 	start int64
 	recs  []amRec // from offset 0; those below start are deleted
+	// bounds are the offsets at which a batch ends: a crash keeps whole
+	// batches.
+	bounds map[int64]bool
 	// floor is the offset below which a crash loses nothing: every
 	// record below it was fsynced, as the model knows.
 	floor int64
 }
 
 func (p *amPart) end() int64 { return int64(len(p.recs)) }
+
+func newAmPart() *amPart { return &amPart{bounds: map[int64]bool{0: true}} }
+
+// amFaults is the injector of the brokers' file system: armed, it lets
+// a number of operations by, then fails every one after (a disk that
+// died in the middle of a call).
+type amFaults struct {
+	armed atomic.Bool
+	left  atomic.Int64
+	fired atomic.Bool
+}
+
+func (f *amFaults) MaybeError(vfs.Op, string) error {
+	if f.armed.Load() && f.left.Add(-1) < 0 {
+		f.fired.Store(true)
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// amPending is the call a crash may have cut short: its effect may or may
+// not be found after it.
+type amPending struct {
+	call     string
+	name     string
+	create   bool // a CreateTopic, or a Produce that auto-creates
+	parts    int  // CreateTopic's, CreatePartitions'
+	delete   bool
+	config   bool
+	set      log.Config
+	growth   bool
+	records  bool
+	part     int32
+	low      int64 // DeleteRecords'
+	recs     []amRec
+	lowValid bool
+}
 
 type amTopic struct {
 	id    log.TopicID
@@ -115,10 +155,13 @@ type amRun struct {
 	verbose bool
 	ctx     context.Context
 
-	fs    *vfs.MemFS
-	clock *amClock
-	cfg   runnel.Config // the open broker's
-	b     *runnel.Broker
+	fs     *vfs.MemFS // under faults
+	faults *amFaults
+	clock  *amClock
+	// pending is the call under way when the disk dies (crashDuring).
+	pending *amPending
+	cfg     runnel.Config // the open broker's
+	b       *runnel.Broker
 
 	topics map[string]*amTopic
 	ids    map[log.TopicID]bool // every topic ID seen
@@ -132,7 +175,7 @@ func runAdminModel(t *testing.T, seed uint64, total map[string]int) {
 	r := &amRun{
 		t: t, rng: rand.New(rand.NewPCG(seed, 0x61646d696e)), seed: seed,
 		verbose: os.Getenv("RUNNEL_ADMIN_PROP_LOG") != "", ctx: t.Context(),
-		fs: vfs.NewMem(), clock: &amClock{}, topics: map[string]*amTopic{},
+		fs: vfs.NewMem(), faults: &amFaults{}, clock: &amClock{}, topics: map[string]*amTopic{},
 		ids: map[log.TopicID]bool{}, stats: map[string]int{},
 	}
 	t.Cleanup(func() {
@@ -146,7 +189,7 @@ func runAdminModel(t *testing.T, seed uint64, total map[string]int) {
 	r.clock.ms.Store(1_700_000_000_000)
 	r.names = r.namePool()
 	r.cfg = runnel.Config{
-		Dir: amDir, FS: r.fs, Clock: r.clock, MaintenanceInterval: time.Hour,
+		Dir: amDir, FS: vfs.WithFaults(r.fs, r.faults), Clock: r.clock, MaintenanceInterval: time.Hour,
 		TopicDefaults: r.defaults(), AutoCreateTopics: r.rng.IntN(3) == 0, DefaultPartitions: r.rng.IntN(4),
 	}
 	r.logf("open: defaults %+v, auto-create %v, default partitions %d", r.cfg.TopicDefaults, r.cfg.AutoCreateTopics, r.cfg.DefaultPartitions)
@@ -189,17 +232,24 @@ func (r *amRun) fatalf(format string, args ...any) {
 // error matching want.
 func (r *amRun) expect(call string, err, want error) {
 	r.t.Helper()
+	op, _, _ := strings.Cut(call, "(")
+	if err != nil && r.faults.fired.Load() {
+		// The disk died under the call: whatever it says, the crash that
+		// follows tells what it did (see crashDuring).
+		r.stats[op+" cut short by a crash"]++
+		return
+	}
 	switch {
 	case want == nil && err != nil:
 		r.fatalf("%s: %v, want no error", call, err)
 	case want != nil && !errors.Is(err, want):
 		r.fatalf("%s: %v, want %v", call, err, want)
 	}
-	op, _, _ := strings.Cut(call, "(")
 	if err != nil {
 		r.stats[op+" err "+errName(want)]++
 	} else {
 		r.stats[op+" ok"]++
+		r.pending = nil // acknowledged: the model has it
 	}
 }
 
@@ -540,11 +590,13 @@ func (r *amRun) step() {
 		{2, func() { r.reopen(true) }},
 		{1, r.badOpen},
 		{1, r.lockedOpen},
+		{3, r.crashDuring},
 	}
 	sum := 0
 	for _, o := range ops {
 		sum += o.w
 	}
+	r.pending = nil
 	n := r.rng.IntN(sum)
 	for _, o := range ops {
 		if n -= o.w; n < 0 {
@@ -579,7 +631,7 @@ func (r *amRun) newTopic(name string, parts int, set log.Config) {
 	r.ids[info.ID] = true
 	t := &amTopic{id: info.ID, set: set}
 	for range parts {
-		t.parts = append(t.parts, &amPart{})
+		t.parts = append(t.parts, newAmPart())
 	}
 	r.topics[name] = t
 }
@@ -627,6 +679,12 @@ func (r *amRun) create() {
 		want = context.Canceled // it waits for the admin token after the name's check
 	}
 	r.logf("CreateTopic(%.20q, %d, %+v, ended ctx %v): want %v", name, parts, cfg, ended, want)
+	if want == nil {
+		r.pending = &amPending{call: "CreateTopic", name: name, create: true, parts: parts, set: cfg}
+		if parts == -1 {
+			r.pending.parts = max(r.cfg.DefaultPartitions, 1)
+		}
+	}
 	err := r.b.CreateTopic(ctx, name, log.TopicConfig{Partitions: parts, Config: cfg})
 	r.expect(fmt.Sprintf("CreateTopic(%q, %d)", name, parts), err, want)
 	if err == nil {
@@ -648,6 +706,9 @@ func (r *amRun) delete() {
 		want = context.Canceled
 	}
 	r.logf("DeleteTopic(%.20q, ended ctx %v): want %v", name, ended, want)
+	if want == nil {
+		r.pending = &amPending{call: "DeleteTopic", name: name, delete: true}
+	}
 	err := r.b.DeleteTopic(ctx, name)
 	r.expect(fmt.Sprintf("DeleteTopic(%q)", name), err, want)
 	if err == nil {
@@ -704,6 +765,9 @@ func (r *amRun) alter() {
 		want = context.Canceled
 	}
 	r.logf("AlterTopicConfig(%.20q, %+v, ended ctx %v): want %v", name, cfg, ended, want)
+	if want == nil {
+		r.pending = &amPending{call: "AlterTopicConfig", name: name, config: true, set: cfg}
+	}
 	err := r.b.AlterTopicConfig(ctx, name, cfg)
 	r.expect(fmt.Sprintf("AlterTopicConfig(%q)", name), err, want)
 	if err == nil {
@@ -766,6 +830,9 @@ func (r *amRun) update() {
 	// reaches the caller, and the topic is as it was.
 	panics := t != nil && !ended && r.rng.IntN(15) == 0
 	r.logf("UpdateTopicConfig(%.20q, %+v, ended ctx %v, panics %v): want %v %+v", name, changes, ended, panics, want, cfg)
+	if want == nil && !panics {
+		r.pending = &amPending{call: "UpdateTopicConfig", name: name, config: true, set: cfg}
+	}
 	calls := 0
 	var recovered any
 	err := func() error {
@@ -863,11 +930,14 @@ func (r *amRun) createPartitions() {
 		want = context.Canceled
 	}
 	r.logf("CreatePartitions(%.20q, %d, ended ctx %v): want %v", name, n, ended, want)
+	if want == nil {
+		r.pending = &amPending{call: "CreatePartitions", name: name, growth: true, parts: n}
+	}
 	err := r.b.CreatePartitions(ctx, name, n)
 	r.expect(fmt.Sprintf("CreatePartitions(%q, %d)", name, n), err, want)
 	if err == nil {
 		for range n - cur {
-			t.parts = append(t.parts, &amPart{})
+			t.parts = append(t.parts, newAmPart())
 		}
 	}
 }
@@ -922,6 +992,9 @@ func (r *amRun) deleteRecords() {
 		want = context.Canceled // checked once the partition is found, before the policy
 	}
 	r.logf("DeleteRecords(%.20q, %d, %d, ended ctx %v): want %v, %d", name, part, off, ended, want, low)
+	if want == nil {
+		r.pending = &amPending{call: "DeleteRecords", name: name, part: part, low: low, lowValid: true}
+	}
 	got, err := r.b.DeleteRecords(ctx, name, part, off)
 	r.expect(fmt.Sprintf("DeleteRecords(%q, %d, %d)", name, part, off), err, want)
 	if err == nil {
@@ -1042,8 +1115,20 @@ func (r *amRun) produce() {
 		}
 	}
 	r.logf("Produce(%.20q, %d, %d records, %d bytes): want %v (creates: %v)", name, part, len(recs), len(data), want, created)
+	if want == nil || created {
+		r.pending = &amPending{call: "Produce", name: name, create: created, parts: nparts, records: want == nil, part: part, recs: recs}
+		if cfg.TimestampType == log.LogAppendTime {
+			r.pending.recs = slices.Clone(recs)
+			for i := range r.pending.recs {
+				r.pending.recs[i].ts = now
+			}
+		}
+	}
 	resp, err := r.b.Produce(r.ctx, &api.ProduceRequest{Topic: name, Partition: part, Acks: api.AcksAll, Batches: data})
 	r.expect(fmt.Sprintf("Produce(%q, %d)", name, part), err, want)
+	if err != nil && r.faults.fired.Load() {
+		return // the crash tells whether it created the topic, or appended
+	}
 	if created {
 		r.stats["auto-create"]++
 		r.newTopic(name, nparts, log.Config{})
@@ -1067,6 +1152,7 @@ func (r *amRun) produce() {
 		r.fatalf("Produce(%q, %d) to a CreateTime topic: LogAppendTime %d, want -1", name, part, resp.LogAppendTime)
 	}
 	p.recs = append(p.recs, recs...)
+	p.bounds[p.end()] = true
 	if cfg.Sync == log.SyncAlways {
 		p.floor = p.end()
 	}
@@ -1135,9 +1221,33 @@ func (r *amRun) open(cfg runnel.Config) {
 // reopen closes the broker and opens the directory again, or crashes it
 // (a CrashClone of its file system is opened), now and then with another
 // broker config; then checks every record.
-func (r *amRun) reopen(crash bool) {
+func (r *amRun) reopen(crash bool) { r.reopenWith(crash, r.rng.IntN(3) == 0) }
+
+// crashDuring kills the disk in the middle of a call that writes (after a
+// random number of its file-system operations; now and then it completes
+// first), crashes the broker and opens what the crash left: the call's
+// effect is there whole or not at all (whole if it was acknowledged).
+func (r *amRun) crashDuring() {
+	ops := []func(){r.create, r.delete, r.alter, r.update, r.createPartitions, r.deleteRecords, r.produce, r.produce}
+	k := 1 + r.rng.IntN(1+r.rng.IntN(40)) // mostly early in the call
+	r.logf("the disk dies after %d operations, during:", k)
+	r.faults.fired.Store(false)
+	r.faults.left.Store(int64(k))
+	r.faults.armed.Store(true)
+	ops[r.rng.IntN(len(ops))]()
+	if r.t.Failed() {
+		return
+	}
+	if r.faults.fired.Load() {
+		r.stats["crash during a call"]++
+	}
+	r.reopenWith(true, false)
+}
+
+// reopenWith is reopen, with another broker config if changeConfig.
+func (r *amRun) reopenWith(crash, changeConfig bool) {
 	cfg := r.cfg
-	if r.rng.IntN(3) == 0 {
+	if changeConfig {
 		cfg.TopicDefaults = r.defaults()
 		if r.rng.IntN(3) == 0 {
 			// A min.compaction.lag.ms above a topic's max makes it invalid.
@@ -1155,10 +1265,12 @@ func (r *amRun) reopen(crash bool) {
 		}
 		r.logf("crash (%v, reorder %v), open with defaults %+v, auto-create %v, default partitions %d", opts.Tail, opts.Reorder, cfg.TopicDefaults, cfg.AutoCreateTopics, cfg.DefaultPartitions)
 		clone := r.fs.CrashClone(opts)
-		if err := r.b.Close(); err != nil {
+		if err := r.b.Close(); err != nil && !r.faults.fired.Load() {
 			r.fatalf("Close: %v", err)
 		}
-		r.fs, cfg.FS = clone, clone
+		r.faults.armed.Store(false)
+		r.faults.fired.Store(false)
+		r.fs, cfg.FS = clone, vfs.WithFaults(clone, r.faults)
 		r.stats["crash"]++
 	} else {
 		r.logf("close, open with defaults %+v, auto-create %v, default partitions %d", cfg.TopicDefaults, cfg.AutoCreateTopics, cfg.DefaultPartitions)
@@ -1204,6 +1316,7 @@ func (r *amRun) reopen(crash bool) {
 	}
 	r.open(cfg)
 	if crash {
+		r.reconcile()
 		r.afterCrash()
 	}
 	r.check(true)
@@ -1214,6 +1327,59 @@ func fieldIndex(name string) int {
 		"RetentionTime", "RetentionBytes", "CleanupPolicy", "DeleteRetentionTime", "MinCompactionLag", "MaxCompactionLag",
 		"MinCleanableDirtyRatio", "Sync", "FlushMessages", "FlushInterval", "TimestampType"}
 	return slices.Index(names, name)
+}
+
+// reconcile takes what a crash kept of the call it cut short (pending):
+// its effect whole, or nothing of it; check then compares the rest.
+func (r *amRun) reconcile() {
+	pd := r.pending
+	r.pending = nil
+	if pd == nil {
+		return
+	}
+	info, err := r.b.DescribeTopic(r.ctx, pd.name)
+	exists := err == nil
+	t := r.topics[pd.name]
+	kept := false
+	switch {
+	case pd.create && t == nil:
+		if exists {
+			r.newTopic(pd.name, pd.parts, pd.set)
+			kept = true
+		}
+	case pd.delete:
+		if !exists && t != nil {
+			delete(r.topics, pd.name)
+			kept = true
+		}
+	case pd.config && t != nil:
+		if exists && info.Overrides == pd.set && t.set != pd.set {
+			t.set = pd.set // the logs may not have been reopened (flushed): no floor
+			kept = true
+		}
+	case pd.growth && t != nil:
+		if exists && len(info.Partitions) == pd.parts && len(t.parts) < pd.parts {
+			for range pd.parts - len(t.parts) {
+				t.parts = append(t.parts, newAmPart())
+			}
+			kept = true
+		}
+	case pd.lowValid && t != nil:
+		if exists && int(pd.part) < len(info.Partitions) && info.Partitions[pd.part].LogStartOffset == pd.low && pd.low != t.parts[pd.part].start {
+			t.parts[pd.part].start = pd.low
+			kept = true
+		}
+	}
+	if t = r.topics[pd.name]; pd.records && t != nil && int(pd.part) < len(t.parts) {
+		// Appended in doubt: afterCrash keeps the batch or cuts it.
+		p := t.parts[pd.part]
+		p.recs = append(p.recs, pd.recs...)
+		p.bounds[p.end()] = true
+	}
+	r.logf("after the crash, %s cut short: kept %v", pd.call, kept)
+	if kept {
+		r.stats["crash during: "+pd.call+" kept"]++
+	}
 }
 
 // afterCrash takes what a crash kept of each partition whose appends were
@@ -1233,12 +1399,18 @@ func (r *amRun) afterCrash() {
 			if end == p.end() {
 				continue
 			}
-			if end > p.end() || end < max(p.floor, p.start) {
-				r.fatalf("%q-%d: log end %d after a crash, want from %d (floor %d, start %d) to %d", name, i, end, max(p.floor, p.start), p.floor, p.start, p.end())
+			if end > p.end() || end < max(p.floor, p.start) || !p.bounds[end] && end != p.start {
+				r.fatalf("%q-%d: log end %d after a crash, want from %d (floor %d, start %d) to %d, at the end of a batch", name, i, end, max(p.floor, p.start), p.floor, p.start, p.end())
 			}
 			r.logf("%q-%d: the crash kept records up to %d of %d", name, i, end, p.end())
 			r.stats["crash lost records"]++
 			p.recs = p.recs[:end]
+			for b := range p.bounds {
+				if b > end {
+					delete(p.bounds, b)
+				}
+			}
+			p.bounds[end] = true
 		}
 	}
 	r.settle() // Open recovered them
