@@ -178,7 +178,7 @@ func (b *Broker) load(ctx context.Context) error {
 			// keeps it from here on (as Kafka gives existing topics theirs
 			// when it upgrades).
 			m.ID = log.NewTopicID()
-			if err := b.writeMeta(m); err != nil {
+			if _, err := b.writeMeta(m); err != nil {
 				return err
 			}
 		}
@@ -356,11 +356,15 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 // admin token: the temporary file has one name per directory, short
 // enough for any topic name (<249 characters>.json.tmp would be too long
 // a file name).
-func (b *Broker) writeFile(path string, data []byte) error {
+//
+// placed reports whether path holds data: an error with placed set is
+// the fsync of path's directory, after the rename (the next Open reads
+// the new content, but a crash may undo the rename).
+func (b *Broker) writeFile(path string, data []byte) (placed bool, err error) {
 	tmp := filepath.Join(filepath.Dir(path), metaTmp)
 	f, err := b.fs.Create(tmp)
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -372,18 +376,56 @@ func (b *Broker) writeFile(path string, data []byte) error {
 	if err == nil {
 		err = b.fs.Rename(tmp, path)
 	}
-	if err == nil {
-		err = b.fs.SyncDir(filepath.Dir(path))
+	if err != nil {
+		return false, err
 	}
-	return err
+	return true, b.fs.SyncDir(filepath.Dir(path))
 }
 
-func (b *Broker) writeMeta(m topicMeta) error {
+// writeMeta writes a topic's record (placed as writeFile's).
+func (b *Broker) writeMeta(m topicMeta) (placed bool, err error) {
 	data, err := encodeMeta(m)
 	if err != nil {
+		return false, err
+	}
+	return b.writeFile(b.metaPath(m.Name), data)
+}
+
+func (b *Broker) metaPath(topic string) string {
+	return filepath.Join(b.root, topicsDir, topic+".json")
+}
+
+// replaceMeta writes m, the record of a topic whose record was prev (nil
+// for a topic being created). If the write fails once the new record is
+// in place (the fsync of <Dir>/topics failed after the rename), it puts
+// prev back, removing the record of a topic being created: the call
+// fails, and the next Open must not find a topic, partitions or config
+// that the caller was told failed and that the broker does not serve
+// (nor serve them, acknowledging produces to a topic or partitions whose
+// record a crash could take back). The undo's own fsync may fail too:
+// what a crash leaves of either is in doubt, as a failed call's effect
+// is.
+//
+// Errors: the write's; with the undo's joined when prev could not be put
+// back (the next Open then finds m).
+func (b *Broker) replaceMeta(m topicMeta, prev *topicMeta) error {
+	placed, err := b.writeMeta(m)
+	if err == nil || !placed {
 		return err
 	}
-	return b.writeFile(filepath.Join(b.root, topicsDir, m.Name+".json"), data)
+	err = fmt.Errorf("runnel: %s's record was written, but %s could not be synced; the record is put back as it was: %w", m.Name, topicsDir, err)
+	var undo error
+	if prev == nil {
+		if undo = b.fs.Remove(b.metaPath(m.Name)); undo == nil {
+			b.fs.SyncDir(filepath.Join(b.root, topicsDir)) // best effort, as the undo's write's
+		}
+	} else if placed, uerr := b.writeMeta(*prev); !placed {
+		undo = uerr
+	}
+	if undo != nil {
+		return errors.Join(err, fmt.Errorf("runnel: putting %s's record back: %w", m.Name, undo))
+	}
+	return err
 }
 
 // encodeMeta is the topic record of m, of version metaVersion, as
@@ -591,7 +633,7 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		t.Partitions = append(t.Partitions, p)
 	}
 	// The record makes the topic exist: written last, durably.
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}); err != nil {
+	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
 		return fail(err)
 	}
 	b.setTopic(name, t)
@@ -818,7 +860,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	if cfg != old {
 		tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
-		if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+		if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
 			return err
 		}
 		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
@@ -906,7 +948,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	tc := t.Config
 	tc.Partitions = n
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
 		return fail(n-1, err)
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
