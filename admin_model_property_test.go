@@ -43,8 +43,15 @@ import (
 // must then fail with a *TopicConfigError, and a second Open with the old
 // defaults succeed; or first with a broker config Open refuses), or a
 // crash (CrashClone, every tail mode, with and without Reorder) and an
-// Open of what the crash left. After every call the model is compared with
-// what the broker says:
+// Open of what the crash left; a second Open while the broker has the
+// directory (vfs.ErrLocked); admin calls with a ctx that has ended, and
+// an UpdateTopicConfig whose update panics (neither changes anything); a
+// disk that dies in the middle of a call that writes, then a crash (the
+// call's effect is found whole or not at all, whole if it was
+// acknowledged); and a disk that fails one operation of such a call and
+// goes on, then a clean restart (the broker must find what it said after
+// the failure). After every call the model is compared with what the
+// broker says:
 //
 //   - the call's error, by errors.Is against the documented sentinel (the
 //     first in Kafka's order where several apply), or nil;
@@ -62,8 +69,11 @@ import (
 // fsyncs each append (SyncAlways); a partition that does not may lose the
 // records appended since its last fsync the model knows of (a clean
 // restart, a config change that reopened its log), and keeps a prefix of
-// the others. The broker's maintenance never runs during a seed (its
-// interval is an hour): retention and compaction are not modelled.
+// the others, in whole batches. A topic whose DeleteTopic failed after
+// removing its record may come back after a later crash, with its ID, as
+// DeleteTopic documents. The broker's maintenance never runs during a
+// seed (its interval is an hour): retention and compaction are not
+// modelled.
 //
 // A few seeds run by default (fewer under -short). For a long run:
 //
