@@ -208,6 +208,7 @@ type amRun struct {
 	// durable.
 	zombies map[string]*amTopic
 	ids     map[log.TopicID]bool // every topic ID seen
+	pid     int64                // the last producer id handed out, -1 before the first
 	names   []string             // the names the operations pick from
 	op      int
 	trace   []string
@@ -219,7 +220,7 @@ func runAdminModel(t *testing.T, seed uint64, total map[string]int) {
 		t: t, rng: rand.New(rand.NewPCG(seed, 0x61646d696e)), seed: seed,
 		verbose: os.Getenv("RUNNEL_ADMIN_PROP_LOG") != "", ctx: t.Context(),
 		fs: vfs.NewMem(), faults: &amFaults{}, clock: &amClock{}, topics: map[string]*amTopic{}, zombies: map[string]*amTopic{},
-		ids: map[log.TopicID]bool{}, stats: map[string]int{},
+		ids: map[log.TopicID]bool{}, pid: -1, stats: map[string]int{},
 	}
 	t.Cleanup(func() {
 		if t.Failed() && !r.verbose {
@@ -637,6 +638,7 @@ func (r *amRun) step() {
 		{2, func() { r.reopen(true) }},
 		{1, r.badOpen},
 		{1, r.lockedOpen},
+		{1, r.initProducerID},
 		{3, r.crashDuring},
 		{3, r.failDuring},
 	}
@@ -1237,6 +1239,21 @@ func (r *amRun) badOpen() {
 	r.open(r.cfg)
 }
 
+// initProducerID checks that producer ids are handed out once, across
+// restarts and crashes: each past every one handed out before.
+func (r *amRun) initProducerID() {
+	r.logf("InitProducerID: want past %d", r.pid)
+	id, epoch, err := r.b.InitProducerID(r.ctx)
+	r.expect("InitProducerID()", err, nil)
+	if err != nil {
+		return
+	}
+	if id <= r.pid || epoch != 0 {
+		r.fatalf("InitProducerID = %d, %d, want an id past %d, epoch 0", id, epoch, r.pid)
+	}
+	r.pid = id
+}
+
 // lockedOpen opens the directory a second time while the broker has it:
 // vfs.ErrLocked, and the broker goes on.
 func (r *amRun) lockedOpen() {
@@ -1276,7 +1293,7 @@ func (r *amRun) reopen(crash bool) { r.reopenWith(crash, r.rng.IntN(3) == 0) }
 // first), crashes the broker and opens what the crash left: the call's
 // effect is there whole or not at all (whole if it was acknowledged).
 func (r *amRun) crashDuring() {
-	ops := []func(){r.create, r.delete, r.alter, r.update, r.createPartitions, r.deleteRecords, r.produce, r.produce}
+	ops := []func(){r.create, r.delete, r.alter, r.update, r.createPartitions, r.deleteRecords, r.produce, r.produce, r.initProducerID}
 	k := 1 + r.rng.IntN(1+r.rng.IntN(40)) // mostly early in the call
 	r.logf("the disk dies at its %d-th operation, during:", k)
 	r.faults.arm(k, true)
@@ -1297,7 +1314,7 @@ func (r *amRun) crashDuring() {
 // said before the Close (the topic, its ID, config as set, partition
 // count, log starts and ends).
 func (r *amRun) failDuring() {
-	ops := []func(){r.create, r.delete, r.alter, r.update, r.createPartitions, r.deleteRecords, r.produce, r.produce}
+	ops := []func(){r.create, r.delete, r.alter, r.update, r.createPartitions, r.deleteRecords, r.produce, r.produce, r.initProducerID}
 	k := 1 + r.rng.IntN(1+r.rng.IntN(40))
 	r.logf("the disk fails its %d-th operation, during:", k)
 	r.faults.arm(k, false)
@@ -1596,6 +1613,15 @@ func (r *amRun) check(records bool) {
 			}
 			if records {
 				r.checkRecords(name, int32(i), p)
+				for _, q := range []struct {
+					ts   int64
+					want int64
+				}{{api.Earliest, p.start}, {api.Latest, p.end()}} {
+					lo, err := r.b.ListOffset(r.ctx, name, int32(i), q.ts)
+					if err != nil || lo.Offset != q.want {
+						r.fatalf("ListOffset(%q, %d, %d) = %+v, %v, want offset %d", name, i, q.ts, lo, err, q.want)
+					}
+				}
 			}
 		}
 	}
