@@ -500,7 +500,10 @@ func decodeCounter(data []byte) (int64, bool) {
 // partition count is an int32); log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
-// errors.
+// errors. A CreateTopic that fails with a file system error creates
+// nothing either, also when the fsync of <Dir>/topics fails after the
+// topic's record was written (it is removed again): but a crash then may
+// still find the record, and the next Open the topic, empty.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
@@ -824,7 +827,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 //
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
 // partition whose log failed, not reopened, when the config changes);
-// ErrClosed; ctx's error; file system errors.
+// ErrClosed; ctx's error; file system errors. One from writing the
+// topic's record leaves the config as it was, also when the fsync of
+// <Dir>/topics fails after the record was written (the old one is
+// written back): but a crash then may still find the new one.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
 }
@@ -905,7 +911,10 @@ func (b *Broker) logOptions() log.Options {
 // name holds files that are not a log's (as CreateTopic); ErrClosed
 // (also when Close overtakes it); ctx's error; file system errors. Like
 // CreateTopic it stops between two partitions when ctx ends or the
-// broker closes, and then adds none.
+// broker closes, and then adds none; nor does it add any when it fails
+// with a file system error (as CreateTopic, a crash may then still find
+// the new count in the topic's record, and the next Open the partitions,
+// empty).
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
