@@ -163,19 +163,19 @@ func (f *amFaults) disarm() {
 // amPending is the call a crash may have cut short: its effect may or may
 // not be found after it.
 type amPending struct {
-	call     string
-	name     string
-	create   bool // a CreateTopic, or a Produce that auto-creates
-	parts    int  // CreateTopic's, CreatePartitions'
-	delete   bool
-	config   bool
-	set      log.Config
-	growth   bool
-	records  bool
-	part     int32
-	low      int64 // DeleteRecords'
-	recs     []amRec
-	lowValid bool
+	call       string
+	name       string
+	create     bool // a CreateTopic, or a Produce that auto-creates
+	parts      int  // CreateTopic's, CreatePartitions'
+	delete     bool // a DeleteTopic
+	config     bool // a config change, to set
+	set        log.Config
+	growth     bool // a CreatePartitions, to parts
+	records    bool // a Produce of recs to part
+	part       int32
+	recs       []amRec
+	startMoves bool // a DeleteRecords, to low on part
+	low        int64
 	// syncsTopics: acknowledged, the call synced <Dir>/topics.
 	syncsTopics bool
 }
@@ -1043,7 +1043,7 @@ func (r *amRun) deleteRecords() {
 	}
 	r.logf("DeleteRecords(%.20q, %d, %d, ended ctx %v): want %v, %d", name, part, off, ended, want, low)
 	if want == nil {
-		r.pending = &amPending{call: "DeleteRecords", name: name, part: part, low: low, lowValid: true}
+		r.pending = &amPending{call: "DeleteRecords", name: name, part: part, low: low, startMoves: true}
 	}
 	got, err := r.b.DeleteRecords(ctx, name, part, off)
 	r.expect(fmt.Sprintf("DeleteRecords(%q, %d, %d)", name, part, off), err, want)
@@ -1491,7 +1491,7 @@ func (r *amRun) reconcile(crashed bool) {
 			}
 			kept = true
 		}
-	case pd.lowValid && t != nil:
+	case pd.startMoves && t != nil:
 		if exists && int(pd.part) < len(info.Partitions) && info.Partitions[pd.part].LogStartOffset == pd.low && pd.low != t.parts[pd.part].start {
 			t.parts[pd.part].start = pd.low
 			kept = true
