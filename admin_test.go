@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -366,4 +367,52 @@ func TestCleanerMapBytes(t *testing.T) {
 	unbounded, bounded := left(0), left(log.MinCleanerMapBytes)
 	require.Less(t, unbounded, 40, "the default map cleans in one run")
 	require.Greater(t, bounded, unbounded, "one key a pass leaves more")
+}
+
+// TestFailedAdminCallLeavesItsRecordAsItWas: when the fsync of
+// <Dir>/topics fails after a topic's record was renamed into place,
+// CreateTopic, UpdateTopicConfig and CreatePartitions fail and put the
+// record back as it was, so that a restart finds what the broker served
+// after the failure. They left the new record in place: the topic, config
+// or partitions the caller was told had failed appeared at the next Open
+// (and a later CreatePartitions wrote the failed update's config back
+// over the record). Found by TestAdminModelProperty (seed 2).
+func TestFailedAdminCallLeavesItsRecordAsItWas(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if fail.Load() && op == vfs.OpSyncDir && filepath.Base(name) == topicsDir {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	cfg := Config{Dir: "/data", FS: fsys}
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+	describe := func(b *Broker) []string {
+		var out []string
+		for _, name := range b.Topics() {
+			info, err := b.DescribeTopic(ctx, name)
+			require.NoError(t, err)
+			out = append(out, fmt.Sprintf("%s %v max.message.bytes %d, %d partitions", name, info.ID, info.Overrides.MaxMessageBytes, len(info.Partitions)))
+		}
+		return out
+	}
+	before := describe(b)
+	fail.Store(true)
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}), vfs.ErrInjected)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "u", func(c *log.Config) { c.MaxMessageBytes = 1000 }), vfs.ErrInjected)
+	require.ErrorIs(t, b.CreatePartitions(ctx, "u", 3), vfs.ErrInjected)
+	fail.Store(false)
+	require.Equal(t, before, describe(b), "the failed calls changed nothing")
+	names, err := mem.List(filepath.Join("/data", topicsDir))
+	require.NoError(t, err)
+	require.Equal(t, []string{"u.json"}, names)
+	require.NoError(t, b.Close())
+	b, err = Open(cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	require.Equal(t, before, describe(b), "a restart finds what the broker served")
 }

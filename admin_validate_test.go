@@ -66,3 +66,23 @@ func TestAdminCallsAfterCloseAreClosed(t *testing.T) {
 	require.ErrorIs(t, b.AlterTopicConfig(ctx, "t", bad), ErrClosed)
 	require.ErrorIs(t, b.DeleteTopic(ctx, "missing"), ErrClosed)
 }
+
+// TestCreateTopicCollisionBeforeConfig: a name that collides with an
+// existing topic's ('.' against '_', or, in runnel, case) is a name
+// error, answered before the config and the partition count, as Kafka's
+// controller answers it (validateNewTopicNames runs before the config is
+// looked at). CreateTopic answered log.ErrInvalidConfig or
+// ErrInvalidPartitions instead. Found by TestAdminModelProperty (seed 7).
+func TestCreateTopicCollisionBeforeConfig(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "a.b", log.TopicConfig{Partitions: 1}))
+	bad := log.Config{MaxMessageBytes: 60}
+	for _, name := range []string{"a_b", "A.B", "A_b"} {
+		require.ErrorIs(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 1, Config: bad}), ErrInvalidTopic, name)
+		require.ErrorIs(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 0}), ErrInvalidTopic, name)
+		require.ErrorIs(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: -2, Config: bad}), ErrInvalidTopic, name)
+	}
+	require.ErrorIs(t, b.CreateTopic(ctx, "a.b", log.TopicConfig{Partitions: 0, Config: bad}), ErrTopicExists)
+	require.Equal(t, []string{"a.b"}, b.Topics())
+}

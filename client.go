@@ -123,7 +123,7 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 		// write one past it, which does not fit.
 		return 0, 0, fmt.Errorf("%w: the counter in %s is at %d", ErrProducerIDsExhausted, b.path(producerIDs), id)
 	}
-	if err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
+	if _, err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
 		return 0, 0, err
 	}
 	b.nextPID++

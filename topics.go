@@ -178,7 +178,7 @@ func (b *Broker) load(ctx context.Context) error {
 			// keeps it from here on (as Kafka gives existing topics theirs
 			// when it upgrades).
 			m.ID = log.NewTopicID()
-			if err := b.writeMeta(m); err != nil {
+			if _, err := b.writeMeta(m); err != nil {
 				return err
 			}
 		}
@@ -356,11 +356,15 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 // admin token: the temporary file has one name per directory, short
 // enough for any topic name (<249 characters>.json.tmp would be too long
 // a file name).
-func (b *Broker) writeFile(path string, data []byte) error {
+//
+// placed reports whether path holds data: an error with placed set is
+// the fsync of path's directory, after the rename (the next Open reads
+// the new content, but a crash may undo the rename).
+func (b *Broker) writeFile(path string, data []byte) (placed bool, err error) {
 	tmp := filepath.Join(filepath.Dir(path), metaTmp)
 	f, err := b.fs.Create(tmp)
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -372,18 +376,56 @@ func (b *Broker) writeFile(path string, data []byte) error {
 	if err == nil {
 		err = b.fs.Rename(tmp, path)
 	}
-	if err == nil {
-		err = b.fs.SyncDir(filepath.Dir(path))
+	if err != nil {
+		return false, err
 	}
-	return err
+	return true, b.fs.SyncDir(filepath.Dir(path))
 }
 
-func (b *Broker) writeMeta(m topicMeta) error {
+// writeMeta writes a topic's record (placed as writeFile's).
+func (b *Broker) writeMeta(m topicMeta) (placed bool, err error) {
 	data, err := encodeMeta(m)
 	if err != nil {
+		return false, err
+	}
+	return b.writeFile(b.metaPath(m.Name), data)
+}
+
+func (b *Broker) metaPath(topic string) string {
+	return filepath.Join(b.root, topicsDir, topic+".json")
+}
+
+// replaceMeta writes m, the record of a topic whose record was prev (nil
+// for a topic being created). If the write fails once the new record is
+// in place (the fsync of <Dir>/topics failed after the rename), it puts
+// prev back, removing the record of a topic being created: the call
+// fails, and the next Open must not find a topic, partitions or config
+// that the caller was told failed and that the broker does not serve
+// (nor serve them, acknowledging produces to a topic or partitions whose
+// record a crash could take back). The undo's own fsync may fail too:
+// what a crash leaves of either is in doubt, as a failed call's effect
+// is.
+//
+// Errors: the write's; with the undo's joined when prev could not be put
+// back (the next Open then finds m).
+func (b *Broker) replaceMeta(m topicMeta, prev *topicMeta) error {
+	placed, err := b.writeMeta(m)
+	if err == nil || !placed {
 		return err
 	}
-	return b.writeFile(filepath.Join(b.root, topicsDir, m.Name+".json"), data)
+	err = fmt.Errorf("runnel: %s's record was written, but %s could not be synced; the record is put back as it was: %w", m.Name, topicsDir, err)
+	var undo error
+	if prev == nil {
+		if undo = b.fs.Remove(b.metaPath(m.Name)); undo == nil {
+			b.fs.SyncDir(filepath.Join(b.root, topicsDir)) // best effort, as the undo's write's
+		}
+	} else if placed, uerr := b.writeMeta(*prev); !placed {
+		undo = uerr
+	}
+	if undo != nil {
+		return errors.Join(err, fmt.Errorf("runnel: putting %s's record back: %w", m.Name, undo))
+	}
+	return err
 }
 
 // encodeMeta is the topic record of m, of version metaVersion, as
@@ -445,18 +487,23 @@ func decodeCounter(data []byte) (int64, bool) {
 // nothing.
 //
 // Where several errors apply, the first of Kafka's order is returned
-// (its controller's createTopics): the name (ErrInvalidTopic), then the
+// (its controller's createTopics): the name (ErrInvalidTopic: Kafka's
+// rule, a device name, a collision with another topic's name), then the
 // topic's existence (ErrTopicExists, whatever the partitions and config
-// asked for, so that a "create unless it exists" call is told it exists),
-// then the config (log.ErrInvalidConfig), then the partition count
-// (ErrInvalidPartitions).
+// asked for, so that a "create unless it exists" call is told it exists;
+// it comes before the device name and the collision, which an existing
+// topic's own name may have), then the config (log.ErrInvalidConfig),
+// then the partition count (ErrInvalidPartitions).
 //
 // Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
 // ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
 // partition count is an int32); log.ErrNotLogDir when a directory of one of its
 // partitions' names (<topic>-<N>) holds files that are not a log's (it is
 // left as it is; see Config.Dir); ErrClosed; ctx's error; file system
-// errors.
+// errors. A CreateTopic that fails with a file system error creates
+// nothing either, also when the fsync of <Dir>/topics fails after the
+// topic's record was written (it is removed again): but a crash then may
+// still find the record, and the next Open the topic, empty.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
@@ -472,6 +519,12 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	if err := checkPortableName(name); err != nil {
+		return err
+	}
+	// A collision is a name error too: Kafka's controller tells it with
+	// the name's (validateNewTopicNames), before the config and the
+	// partition count.
+	if err := b.checkCollision(name); err != nil {
 		return err
 	}
 	if err := b.validate(cfg.Config); err != nil {
@@ -548,14 +601,8 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 	if err := checkPortableName(name); err != nil { // an auto-create's name
 		return err
 	}
-	folded := strings.ReplaceAll(name, ".", "_")
-	for other := range b.topics {
-		switch o := strings.ReplaceAll(other, ".", "_"); {
-		case o == folded:
-			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
-		case strings.EqualFold(o, folded):
-			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
-		}
+	if err := b.checkCollision(name); err != nil {
+		return err
 	}
 	// A crash may have left partition directories of a topic deleted, or
 	// never recorded: start clean. A directory of the name that holds
@@ -589,10 +636,30 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		t.Partitions = append(t.Partitions, p)
 	}
 	// The record makes the topic exist: written last, durably.
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}); err != nil {
+	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
 		return fail(err)
 	}
 	b.setTopic(name, t)
+	return nil
+}
+
+// checkCollision refuses a new topic's name that collides with an
+// existing topic's: equal once '.' is '_' (Kafka's rule: the two would
+// share their metric names), or, as runnel adds, in another case (on a
+// case-insensitive file system the two would share their files). The
+// caller holds the admin token.
+//
+// Errors: ErrInvalidTopic.
+func (b *Broker) checkCollision(name string) error {
+	folded := strings.ReplaceAll(name, ".", "_")
+	for other := range b.topics {
+		switch o := strings.ReplaceAll(other, ".", "_"); {
+		case o == folded:
+			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+		case strings.EqualFold(o, folded):
+			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
+		}
+	}
 	return nil
 }
 
@@ -760,7 +827,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 //
 // Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
 // partition whose log failed, not reopened, when the config changes);
-// ErrClosed; ctx's error; file system errors.
+// ErrClosed; ctx's error; file system errors. One from writing the
+// topic's record leaves the config as it was, also when the fsync of
+// <Dir>/topics fails after the record was written (the old one is
+// written back): but a crash then may still find the new one.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
 }
@@ -796,7 +866,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	if cfg != old {
 		tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
-		if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+		if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
 			return err
 		}
 		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
@@ -841,7 +911,10 @@ func (b *Broker) logOptions() log.Options {
 // name holds files that are not a log's (as CreateTopic); ErrClosed
 // (also when Close overtakes it); ctx's error; file system errors. Like
 // CreateTopic it stops between two partitions when ctx ends or the
-// broker closes, and then adds none.
+// broker closes, and then adds none; nor does it add any when it fails
+// with a file system error (as CreateTopic, a crash may then still find
+// the new count in the topic's record, and the next Open the partitions,
+// empty).
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -884,7 +957,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	}
 	tc := t.Config
 	tc.Partitions = n
-	if err := b.writeMeta(topicMeta{Name: name, ID: t.ID, Config: tc}); err != nil {
+	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
 		return fail(n-1, err)
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})

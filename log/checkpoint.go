@@ -103,8 +103,21 @@ func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return fsys.SyncDir(dir)
+	if err := fsys.SyncDir(dir); err != nil {
+		return &inPlaceError{err}
+	}
+	return nil
 }
+
+// inPlaceError is writeFileAtomic's error when the fsync of the file's
+// directory fails after the rename: the file holds the new content, which
+// the next Open reads (a crash may undo the rename). A caller whose state
+// follows the file takes the new content as its own, so as to serve until
+// then what the next Open finds.
+type inPlaceError struct{ err error }
+
+func (e *inPlaceError) Error() string { return e.err.Error() }
+func (e *inPlaceError) Unwrap() error { return e.err }
 
 // readCheckpoint reads a checkpoint of entries with width integers each,
 // of either version. A missing file gives nil entries and no error.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
@@ -71,4 +72,49 @@ func deletionStoppedAt1(t *testing.T, cfg Config) (*env, *vfs.MemFS) {
 	armed.Store(false)
 	require.NoError(t, l.Discard())
 	return e, mem
+}
+
+// TestDeleteRecordsCheckpointInPlace: a DeleteRecordsBefore whose log
+// start checkpoint is renamed into place but whose directory's fsync
+// fails fences the log and starts it at the new offset, as the next Open
+// does: it left the log start where it was, so that reads served the
+// records below the new start until a reopen took them away. Found by
+// runnel's TestAdminModelProperty (seed 300005).
+func TestDeleteRecordsCheckpointInPlace(t *testing.T) {
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	const ts = 1_700_000_000_000
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpSyncDir {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
+	l := e.open(cfg)
+	for i, v := range []string{"a", "b", "c", "d", "e"} {
+		appendOK(t, l, valueBatch(t, ts+int64(i), v))
+	}
+	armed.Store(true)
+	_, err := l.DeleteRecordsBefore(3)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorIs(t, err, ErrLogFenced)
+	armed.Store(false)
+	require.EqualValues(t, 3, l.LogStartOffset(), "the checkpoint in place says 3")
+	require.Equal(t, []string{"d", "e"}, recordValues(readAll(t, l, 3)))
+	require.NoError(t, l.Discard())
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 3, l.LogStartOffset())
+	require.Equal(t, []string{"d", "e"}, recordValues(readAll(t, l, 3)))
+}
+
+func recordValues(recs []*record.Record) []string {
+	var vs []string
+	for _, r := range recs {
+		vs = append(vs, string(r.Value))
+	}
+	return vs
 }

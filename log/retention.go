@@ -65,6 +65,12 @@ func (l *Log) setStartLocked(offset int64) error {
 		}
 	}
 	if err := writeOffset(l.fs, l.dir, logStartFile, offset); err != nil {
+		if placed := (*inPlaceError)(nil); errors.As(err, &placed) {
+			// The checkpoint is in place: the next Open starts the log at
+			// offset, and so do the reads until then (no write comes:
+			// the log is fenced).
+			l.start.Store(offset)
+		}
 		return l.fence(err)
 	}
 	l.start.Store(offset)
