@@ -277,3 +277,21 @@ func TestUpdateTopicConfigPanicLeavesTheBrokerUsable(t *testing.T) {
 	require.NoError(t, b.CreateTopic(cctx, "u", log.TopicConfig{Partitions: 1}), "the admin token was not given back")
 	require.NoError(t, b.Close())
 }
+
+// TestDescribeTopicHeedsItsCtx: a DescribeTopic whose ctx has ended
+// answers with the ctx's error, not with offsets it did not wait for.
+func TestDescribeTopicHeedsItsCtx(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 3}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := b.DescribeTopic(ctx, "t")
+	require.ErrorIs(t, err, context.Canceled)
+	dctx, dcancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer dcancel()
+	_, err = b.DescribeTopic(dctx, "t")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	info, err := b.DescribeTopic(context.Background(), "t")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 3)
+}

@@ -769,16 +769,24 @@ type TopicInfo struct {
 }
 
 // DescribeTopic returns a topic's configuration (as it runs, and as it
-// was set) and its partitions' offsets.
+// was set) and its partitions' offsets. A partition whose log is being
+// opened again (after a config change) is waited for; ctx is checked
+// before each partition.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed.
+// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return TopicInfo{}, err
+	}
 	t, err := b.topic(name)
 	if err != nil {
 		return TopicInfo{}, err
 	}
 	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config}
 	for _, p := range t.Partitions {
+		if err := ctx.Err(); err != nil {
+			return TopicInfo{}, err
+		}
 		o := p.Offsets()
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: o.LogStart, HighWatermark: o.HighWatermark,
