@@ -82,3 +82,31 @@ func TestRefusedAfterMaybeAppended(t *testing.T) {
 		}
 	}
 }
+
+// A batch refused at its first attempt (an error of Kafka's that comes
+// before the append and is not retriable) was never written: its error
+// must not say it may have been, and the producer keeps its id, which it
+// would give up for a batch it is unsure of. api.ErrPolicyViolation was
+// missing from the refusals the producer knows.
+func TestRefusedAtFirstAttemptNotMaybeWritten(t *testing.T) {
+	for _, refusal := range []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge, api.ErrInvalidTopic} {
+		t.Run(api.Name(refusal), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			p := newProducer(t, f, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))
+			ctx := testCtx(t)
+			first := &record.Record{Value: []byte("first")}
+			require.NoError(t, p.ProduceSync(ctx, first))
+
+			f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: refusal, Count: 1})
+			err := p.ProduceSync(ctx, &record.Record{Value: []byte("refused")})
+			require.ErrorIs(t, err, refusal)
+			require.NotErrorIs(t, err, producer.ErrMaybeWritten, "refused before the append: %v", err)
+
+			last := &record.Record{Value: []byte("last")}
+			require.NoError(t, p.ProduceSync(ctx, last))
+			require.Equal(t, first.ProducerID, last.ProducerID, "a new producer id for a batch that was never written")
+			require.Equal(t, []string{"first", "last"}, values(runneltest.ConsumeAll(t, b, "t")))
+		})
+	}
+}

@@ -325,7 +325,7 @@ var refusals = []error{
 	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt,
 	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
 	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
-	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID,
+	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID, api.ErrPolicyViolation,
 }
 
 // succeed completes a delivered batch: its records, and the promises of
