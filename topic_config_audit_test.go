@@ -129,5 +129,5 @@ func TestOpenNamesBadTopicDefaults(t *testing.T) {
 	_, err := Open(Config{TopicDefaults: log.Config{SegmentIndexBytes: 4}})
 	require.ErrorIs(t, err, log.ErrInvalidConfig)
 	require.ErrorContains(t, err, "TopicDefaults")
-	require.ErrorContains(t, err, "SegmentIndexBytes = 4 (segment.index.bytes: at least 12)")
+	require.ErrorContains(t, err, "SegmentIndexBytes = 4 (segment.index.bytes: from 12 to 2147483647)")
 }
