@@ -131,14 +131,6 @@ func (f *amFaults) MaybeError(op vfs.Op, name string) error {
 	if !f.armed.Load() {
 		return nil
 	}
-	if op == vfs.OpSync && strings.HasSuffix(name, ".log") && !f.sticky.Load() {
-		// A segment whose fsync failed never becomes durable again (see
-		// vfs.WithFaults), and a broker opened again without a machine
-		// crash serves it, and appends to it, as if it were: records
-		// acknowledged then are lost by a later crash. A known problem of
-		// package log, not of the admin calls: not tested here.
-		return nil
-	}
 	if n := f.left.Add(-1); n == -1 || n < -1 && f.sticky.Load() {
 		f.fired.Store(true)
 		return vfs.ErrInjected

@@ -30,7 +30,15 @@ const (
 	oldCleanerFile    = "cleaner-offset-checkpoint"
 	cleanShutdownFile = "clean-shutdown"
 	producerFile      = "producer-state-checkpoint"
-	tmpSuffix         = ".tmp"
+	// syncFailedFile is written when the log fails (it is fenced, or its
+	// Close fails) with the durable offset then: the bytes from it on may
+	// be held by the page cache only, which a failed fsync can leave
+	// marked clean, so that the file reads them back and no later fsync
+	// writes them (see vfs.WithFaults). The next Open writes them anew
+	// (segment.Segment.Rewrite) and syncs them before it serves them, and
+	// only then removes the file.
+	syncFailedFile = "sync-failed-checkpoint"
+	tmpSuffix      = ".tmp"
 )
 
 // ErrBadCheckpoint is matched by errors reading a malformed checkpoint

@@ -9,6 +9,7 @@
 //	cleaner-checkpoint            where compaction's dirty section starts
 //	00000000000000000000.snapshot idempotent producers' last batches as of that offset
 //	clean-shutdown                present only while the log is cleanly closed
+//	sync-failed-checkpoint        present after a failed fsync, until Open rewrote the tail
 //
 // Checkpoint files use Kafka's text layout (a version line, a count line,
 // one entry per line) and are replaced atomically: written to a .tmp file,
@@ -64,7 +65,23 @@
 // after its bytes are fsynced, and concurrent appends share one fsync
 // (group commit). A failed fsync is never retried: the log fences itself
 // and every later append fails with ErrLogFenced, because the kernel may
-// already have dropped the dirty pages.
+// already have dropped the dirty pages — or, as Linux may, marked them
+// clean, so that the file still reads them back and no later fsync
+// writes them. The fenced log records its durable offset in a
+// sync-failed-checkpoint file (so does a Close whose flush failed, and an
+// Open whose recovery's fsync failed, at its recovery point), and the
+// next Open, in the same boot or after a crash, recovers the log as after
+// a crash, then writes the bytes from that offset on anew — truncated and
+// written back at the same offsets and positions — and fsyncs them before
+// it serves them or appends after them (RecoveryInfo.RewrittenBytes).
+// Nothing is cut that a reader may have seen: under SyncAlways the high
+// watermark never passed the durable offset, and the records after it
+// (never acknowledged) are kept; under SyncPeriodic and SyncNever the
+// records acknowledged and read past it stay at their offsets. A crash
+// during that rewrite loses those records, which were not durable: as
+// any crash may under SyncPeriodic and SyncNever. A checkpoint that
+// cannot be written (the disk failing) leaves the log fenced; its Close
+// tries again and fails if it still cannot.
 //
 // Opening a log recovers it: segments from the recovery point on are read
 // batch by batch and their indexes rebuilt; a torn tail past the recovery

@@ -9,7 +9,8 @@ var (
 	// ErrClosed is returned by every method of a closed Log.
 	ErrClosed = errors.New("runnel/log: log is closed")
 	// ErrLogFenced is matched by every append after a write or fsync
-	// failed; the log must be closed and reopened (which recovers it).
+	// failed; the log must be closed and reopened (which recovers it, and
+	// writes anew what the failure may have left undurable: see Open).
 	ErrLogFenced = errors.New("runnel/log: log fenced after a failed write or sync")
 	// ErrOffsetOutOfRange is returned for a read or seek outside
 	// [LogStartOffset, LogEndOffset].

@@ -137,12 +137,15 @@ type Log struct {
 	activeCreated time.Time          // when the active segment was created or opened (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 
-	fenced    atomic.Pointer[error]
-	closed    atomic.Bool
-	closing   atomic.Bool   // a Close has begun: a compaction under way stops at its next read
-	closeDone chan struct{} // closed when Close has returned
-	info      RecoveryInfo
-	cleanMu   sync.Mutex // one compaction at a time
+	fenced atomic.Pointer[error]
+	// syncFailedMarked says the sync-failed checkpoint was written (see
+	// markSyncFailed).
+	syncFailedMarked atomic.Bool
+	closed           atomic.Bool
+	closing          atomic.Bool   // a Close has begun: a compaction under way stops at its next read
+	closeDone        chan struct{} // closed when Close has returned
+	info             RecoveryInfo
+	cleanMu          sync.Mutex // one compaction at a time
 }
 
 // RecoveryInfo says what Open did to bring the log back.
@@ -155,6 +158,10 @@ type RecoveryInfo struct {
 	SegmentsScanned int
 	TruncatedBytes  int64  // torn tail cut
 	TruncatedAt     string // file and position of the cut
+	// RewrittenBytes counts the bytes Open wrote anew and synced because
+	// an fsync of the log had failed before (see Open): bytes the page
+	// cache held that no later fsync would have written.
+	RewrittenBytes int64
 	// SegmentsDeleted counts the segments removed: those after a torn
 	// tail, or every one when the log ended below its log start offset
 	// (see Open).
@@ -187,6 +194,20 @@ type RecoveryInfo struct {
 // clean Close never writes a start past its end: such a marker is
 // stale, and Recovery reports Clean false); RecoveryInfo.SegmentsDeleted
 // counts the segments removed.
+//
+// A log that failed before — an fsync, or another write, fenced it
+// (ErrLogFenced), or its Close failed — left a sync-failed checkpoint
+// with its durable offset then. Linux may have marked the pages a failed
+// fsync could not write clean: the files read them back, but no later
+// fsync writes them, and a power loss would take them, with every record
+// appended after them, acknowledged ones too. Open recovers such a log as
+// after a crash, then writes its batches from that offset on anew
+// (truncated and written back at the same offsets and positions) and
+// syncs them before it serves them, and only then removes the checkpoint:
+// no record a consumer may have read goes, nor comes back different
+// (RecoveryInfo.RewrittenBytes). Should an fsync of Open's own recovery
+// fail, it writes the checkpoint at the recovery point and fails; the
+// next Open writes anew from there.
 //
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
@@ -295,6 +316,17 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return err
 	}
 	rpKnown := slices.Contains(names, recoveryPointFile)
+	syncFailed := slices.Contains(names, syncFailedFile)
+	failedAt, err := readOffset(l.fs, l.dir, syncFailedFile, 0)
+	if err != nil {
+		return err
+	}
+	if syncFailed && clean {
+		// A clean Close removes no such checkpoint, and a failed log
+		// closes without the marker: it is stale, or of another moment.
+		l.logger.Warn("clean-shutdown marker beside a sync-failed checkpoint: recovering as after a crash", "dir", l.dir)
+		clean = false
+	}
 	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
 	if err != nil {
 		return err
@@ -606,23 +638,45 @@ func (l *Log) open(ctx context.Context) (err error) {
 		}
 		return l.fs.SyncDir(l.dir)
 	}
+	if syncFailed {
+		// The bytes from failedAt on may be in the page cache only (see
+		// syncFailedFile), scanned above from the recovery point, which
+		// lies at or below failedAt: written anew, they are synced for
+		// real.
+		// The active segment too, whose file's failed fsync may have
+		// had nothing to lose: appends go on there.
+		for i, s := range segs {
+			if s.NextOffset() <= failedAt && i < len(segs)-1 {
+				continue
+			}
+			n, err := s.Rewrite(failedAt)
+			if err != nil {
+				return err
+			}
+			l.info.RewrittenBytes += n
+		}
+		l.logger.Warn("log failed before: its bytes past the durable offset then written anew and synced",
+			"dir", l.dir, "durableOffset", failedAt, "bytes", l.info.RewrittenBytes)
+	}
 	// What recovery found and rebuilt is made durable and checkpointed,
 	// so that the next crash needs to scan only what comes after: the
 	// batches too, which the process that wrote them may never have
-	// synced (a SyncNever log killed, its machine still up).
-	for _, s := range recovered {
-		if err := s.Sync(); err != nil {
-			return err
+	// synced (a SyncNever log killed, its machine still up). Should an
+	// fsync fail, the pages it could not write may read back, never to be
+	// written: the next Open writes them anew from the recovery point.
+	if err := l.syncRecovered(recovered, active); err != nil {
+		if !syncFailed {
+			err = errors.Join(err, writeOffset(l.fs, l.dir, syncFailedFile, rp))
 		}
-		if err := s.SyncIndexes(); err != nil {
-			return err
-		}
-	}
-	if err := active.Sync(); err != nil {
 		return err
 	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		return err
+	if syncFailed {
+		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil {
+			return err
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return err
+		}
 	}
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
@@ -659,6 +713,23 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// syncRecovered syncs the segments Open recovered, their indexes, the
+// active segment and the log's directory.
+func (l *Log) syncRecovered(recovered []*segment.Segment, active *segment.Segment) error {
+	for _, s := range recovered {
+		if err := s.Sync(); err != nil {
+			return err
+		}
+		if err := s.SyncIndexes(); err != nil {
+			return err
+		}
+	}
+	if err := active.Sync(); err != nil {
+		return err
+	}
+	return l.fs.SyncDir(l.dir)
 }
 
 // emptyToStart removes, at Open, the segments segs (all of the log's,
@@ -776,7 +847,7 @@ const (
 // segment's or a swap's name.
 func classify(name string) (fileKind, int64) {
 	switch name {
-	case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile:
+	case recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile, syncFailedFile:
 		return checkpointFile, 0
 	case cleanShutdownFile:
 		return markerFile, 0
@@ -874,11 +945,13 @@ func closeAll(segs []*segment.Segment) {
 // Close flushes and closes the log, marking it cleanly shut down so that
 // the next Open scans nothing. Close is idempotent; afterwards every method
 // returns ErrClosed. A fenced log is closed without the flush (the next
-// Open recovers it).
+// Open recovers it, and writes anew what the failure may have left
+// undurable: see Open); Close writes its sync-failed checkpoint if the
+// fence could not. So does a Close whose flush or checkpoints fail.
 //
-// Errors: file system errors of the flush, the checkpoints and the
-// closing of the segments' files (the log is closed all the same); nil
-// for a second call.
+// Errors: file system errors of the flush, the checkpoints (the
+// sync-failed one too) and the closing of the segments' files (the log is
+// closed all the same); nil for a second call.
 func (l *Log) Close() error { return l.close(true) }
 
 // Discard closes the log without the flush and the checkpoints of Close,
@@ -911,7 +984,14 @@ func (l *Log) close(clean bool) error {
 			// Everything is fsynced: appends still waiting for their
 			// fsync (Durability.Wait) are durable, not failed.
 			l.durable.Store(l.next.Load())
+		} else {
+			// An fsync of the flush may have failed: the next Open must
+			// not take what it did not write for durable.
+			err = errors.Join(err, l.markSyncFailed())
 		}
+	} else if clean {
+		// Fenced: if the checkpoint could not be written then, again.
+		err = l.markSyncFailed()
 	}
 	for _, s := range segs {
 		err = errors.Join(err, s.Close())
@@ -1059,9 +1139,31 @@ func (l *Log) fence(cause error) error {
 	err := fmt.Errorf("%w: %w", ErrLogFenced, cause)
 	if l.fenced.CompareAndSwap(nil, &err) {
 		l.logger.Error("log fenced", "dir", l.dir, "err", cause)
+		if merr := l.markSyncFailed(); merr != nil {
+			// The log stays fenced; Close tries again.
+			l.logger.Error("sync-failed checkpoint not written", "dir", l.dir, "err", merr)
+		}
 		return err
 	}
 	return *l.fenced.Load()
+}
+
+// markSyncFailed writes the sync-failed checkpoint at the durable offset
+// (see syncFailedFile), once: so that the next Open of the log writes
+// anew, and truly syncs, what a failed fsync may have left in the page
+// cache only. A checkpoint renamed into place whose directory's fsync
+// failed counts as written: the next Open without a crash finds it, and
+// a crash takes the page cache with it.
+func (l *Log) markSyncFailed() error {
+	if l.syncFailedMarked.Load() {
+		return nil
+	}
+	err := writeOffset(l.fs, l.dir, syncFailedFile, l.durable.Load())
+	if err == nil || errors.As(err, new(*inPlaceError)) {
+		l.syncFailedMarked.Store(true)
+		return nil
+	}
+	return err
 }
 
 var _ io.Closer = (*Log)(nil)

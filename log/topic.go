@@ -262,10 +262,9 @@ func (p *Partition) failed(err error) error {
 // fsync failed, say). Reopen then leaves the partition as it is (answering
 // ErrLogFenced) and returns an error matching ErrLogFenced. After a failed
 // fsync the kernel may have dropped the pages it could not write while the
-// file still reads them back: a log opened on it would take those bytes
-// for durable, and acknowledge appends after them that a power loss takes
-// away with them (or that leave the log unopenable, its files shorter
-// than its checkpoints).
+// file still reads them back; the next Open of the log (the broker's)
+// writes those bytes anew and syncs them (see Open), and until then the
+// partition answers ErrLogFenced.
 //
 // Errors: open's error; the old log's Close error when it fails (the
 // partition then answers ErrLogFenced, and no later Reopen opens it); an

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -513,4 +514,63 @@ func (s *Segment) distrustIndexes() {
 	all := &badEntries{all: true}
 	s.badOffsets.Store(all)
 	s.badTimes.Store(all)
+}
+
+// Rewrite writes the segment's batches from the one holding offset (or
+// the first later one; all of them when offset is at or below the base;
+// none when it is at or past NextOffset) to its end anew, at the same
+// positions, and syncs the .log: it reads them, truncates the file before
+// them (to its size, with none), writes them back and fsyncs. It returns
+// how many bytes it wrote. The indexes are left as they are: the
+// bytes and their positions do not change.
+//
+// It is for a log whose earlier fsync failed (see package log): the
+// kernel may have marked the pages it could not write clean, so that the
+// file reads them back but no later fsync writes them (vfs.WithFaults
+// models it). Truncated and written again, they are dirty pages that the
+// fsync writes, or fails. A crash before that fsync loses the bytes from
+// offset's batch on, which were not durable anyway. The batches are held
+// in memory meanwhile.
+//
+// Errors: ErrClosed; PositionOf's *record.CorruptError; file system
+// errors (the file may then be cut at the batch of offset, or hold part
+// of the bytes written back).
+func (s *Segment) Rewrite(offset int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	pos := int64(-1) // the end
+	if offset > s.base && offset < s.next.Load() {
+		p, err := s.PositionOf(offset)
+		if err != nil {
+			return 0, err
+		}
+		pos = p
+	} else if offset <= s.base {
+		pos = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := s.size.Load()
+	if pos < 0 || pos > size {
+		pos = size
+	}
+	buf := make([]byte, size-pos)
+	if n, err := s.log.ReadAt(buf, pos); n < len(buf) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	// Also with nothing after pos: the truncation says that nothing
+	// past it is kept from before (see vfs.WithFaults).
+	if err := s.log.Truncate(pos); err != nil {
+		return 0, err
+	}
+	if len(buf) > 0 {
+		if _, err := s.log.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(buf)), s.log.Sync()
 }

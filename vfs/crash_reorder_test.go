@@ -405,3 +405,38 @@ func TestCrashFailedSyncThenRecreate(t *testing.T) {
 	require.NoError(t, g.Sync())
 	require.Equal(t, "newer", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
 }
+
+// A file whose Sync failed with nothing unsynced (every change since the
+// last Sync an append, and none) lost nothing: truncated to its own size,
+// its synced size, it syncs again, as one cut back to its synced size does.
+// Before, only a truncation that shortened it ended the failure.
+func TestCrashFailedSyncNothingToLose(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "synced|")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memOpen(t, fsys, "/f")
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	_, err := f.Write([]byte("lost"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "still failed")
+	require.NoError(t, f.Truncate(int64(len("synced|lost"))))
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "a truncation that keeps unsynced bytes ends nothing")
+	require.NoError(t, f.Truncate(int64(len("synced|"))))
+	require.NoError(t, f.Truncate(int64(len("synced|"))), "again, to its own size")
+	_, err = f.Write([]byte("again"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "synced|again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+
+	m2 := NewMem()
+	memPut(t, m2, "/e", "durable")
+	e := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/e")
+	require.ErrorIs(t, e.Sync(), ErrInjected)
+	require.NoError(t, e.Truncate(int64(len("durable"))), "to its own size, its synced size")
+	_, err = e.Write([]byte("+more"))
+	require.NoError(t, err)
+	require.NoError(t, e.Sync())
+	require.Equal(t, "durable+more", memRead(t, m2.CrashClone(CrashOptions{}), "/e"))
+}

@@ -200,9 +200,7 @@ func (c *memChunk) unshare() {
 // undo), so that later appends go to a new chunk. The caller holds n.mu
 // for writing.
 func (n *memNode) truncate(size int) {
-	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0) {
-		n.noSync = false // what the failed Sync lost is cut off (see failSync)
-	}
+	n.cutLost(size)
 	keep := 0 // chunks kept
 	if size > 0 {
 		keep = n.chunkAt(size-1) + 1
@@ -232,14 +230,28 @@ func (n *memNode) truncate(size int) {
 	n.minSize = min(n.minSize, size)
 }
 
-// resize truncates or zero-extends the file. The caller holds n.mu for
-// writing.
+// cutLost ends what a failed Sync did (see failSync) once the file is
+// truncated to size, if that cuts off all that it may have lost: the file
+// becomes empty, or every change since the last Sync was an append and
+// size is at most the synced size. The caller holds n.mu for writing.
+func (n *memNode) cutLost(size int) {
+	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0) {
+		n.noSync = false
+	}
+}
+
+// resize truncates or zero-extends the file. A truncation to its own size
+// changes nothing but may end what a failed Sync did (cutLost): a file
+// whose failed Sync had nothing unsynced to lose, truncated to its synced
+// size. The caller holds n.mu for writing.
 func (n *memNode) resize(size int) {
 	switch {
 	case size < n.size:
 		n.truncate(size)
 	case size > n.size:
 		clear(n.extend(size - n.size)) // spare capacity may hold cut bytes
+	default:
+		n.cutLost(size)
 	}
 }
 
@@ -343,7 +355,8 @@ func (n *memNode) sync() {
 // not become durable again — every later Sync keeps its synced content as
 // it was (stricter than Linux, which would write pages dirtied later: an
 // application must not go on trusting a file whose sync failed) — until a
-// truncation cuts off what the failed Sync lost: to empty, or, when every
-// change before the failure was an append, to the synced size. The caller
+// truncation cuts off what the failed Sync lost (see cutLost): to empty,
+// or, when every change before the failure was an append, to the synced
+// size. The caller
 // holds n.mu for writing.
 func (n *memNode) failSync() { n.noSync = true }

@@ -1,0 +1,180 @@
+package log
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// failLogSync returns an FS over mem whose next .log fsync fails once
+// armed is set (armed is then cleared).
+func failLogSync(mem *vfs.MemFS, armed *atomic.Bool) vfs.FS {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
+// TestOpenAfterFailedSyncRewritesTail: a log opened again on the file
+// system where an fsync of it failed (no crash between) writes the bytes
+// past its durable offset anew, so that the appends after them become
+// durable; before, they sat after bytes that no fsync wrote, and a power
+// loss cut them all (see TestFailedFsyncThenRestartKeepsAckedRecords in
+// package runnel, which failed without this).
+func TestOpenAfterFailedSyncRewritesTail(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	e := newEnv(t)
+	e.fs = failLogSync(mem, &armed)
+	l := e.open(Config{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
+	require.NoError(t, err)
+	armed.Store(true)
+	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	require.NoError(t, l.Close())
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.NoError(t, err, "the failure is recorded")
+
+	l = e.open(Config{})
+	info := l.Recovery()
+	require.False(t, info.Clean)
+	require.Positive(t, info.RewrittenBytes)
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.ErrorIs(t, err, errNotExist, "removed once the bytes are durable")
+	require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)), "what was read before is there, at its offsets")
+	for _, v := range []string{"three", "four"} {
+		_, err := l.Append(ctx, valueBatch(t, 1, v), AppendOptions{})
+		require.NoError(t, err)
+	}
+	for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros, vfs.TailGarbage} {
+		c := e.clone(mem, tail)
+		require.Equal(t, []string{"one", "two", "three", "four"}, values(readAll(t, c, 0)), "%s", tail)
+		require.NoError(t, c.Close())
+	}
+	require.NoError(t, l.Close())
+	l = e.open(Config{})
+	require.True(t, l.Recovery().Clean)
+	require.NoError(t, l.Close())
+}
+
+// TestOpenWhoseRecoverySyncFails: an Open whose own recovery fsync fails
+// records it, so that the next Open (the broker's RetryReopen, say) writes
+// the tail anew rather than trusting it.
+func TestOpenWhoseRecoverySyncFails(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	e := newEnv(t)
+	e.fs = failLogSync(mem, &armed)
+	l := e.open(Config{Sync: SyncNever})
+	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
+	require.NoError(t, err)
+	// Killed without a Close: the next Open recovers and syncs.
+	l.Discard()
+	armed.Store(true)
+	_, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.False(t, armed.Load())
+
+	l = e.open(Config{})
+	require.Positive(t, l.Recovery().RewrittenBytes)
+	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.NoError(t, err)
+	c := e.clone(mem, vfs.TailDrop)
+	require.Equal(t, []string{"one", "two"}, values(readAll(t, c, 0)))
+	require.NoError(t, c.Close())
+	require.NoError(t, l.Close())
+}
+
+// TestFencedCloseRetriesSyncFailedCheckpoint: when the checkpoint cannot
+// be written as the log is fenced, Close writes it, or fails saying so.
+func TestFencedCloseRetriesSyncFailedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed, deny atomic.Bool
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		if op == vfs.OpCreate && strings.Contains(name, syncFailedFile) && deny.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
+	require.NoError(t, err)
+	deny.Store(true)
+	armed.Store(true)
+	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.ErrorIs(t, err, errNotExist)
+	deny.Store(false)
+	require.NoError(t, l.Close())
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.NoError(t, err, "written by Close")
+
+	l = e.open(Config{})
+	require.Positive(t, l.Recovery().RewrittenBytes)
+	require.NoError(t, l.Close())
+}
+
+var errNotExist = fs.ErrNotExist
+
+// values are the records' values.
+func values(recs []*record.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+// clone opens the log on a crash clone of mem that keeps the unsynced
+// tail per tail.
+func (e *env) clone(mem *vfs.MemFS, tail vfs.TailMode) *Log {
+	e.t.Helper()
+	l, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{Tail: tail}), Clock: e.clock})
+	require.NoError(e.t, err)
+	return l
+}
+
+// TestOpenAfterFailedSyncWithNothingUnsynced: a Close whose fsync fails
+// with nothing unsynced leaves the file unable to become durable as well
+// (vfs.WithFaults is as strict as that); the next Open cuts it at its
+// durable end, which is all of it, so that the appends after it are durable.
+func TestOpenAfterFailedSyncWithNothingUnsynced(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	e := newEnv(t)
+	e.fs = failLogSync(mem, &armed)
+	l := e.open(Config{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
+	require.NoError(t, err)
+	armed.Store(true)
+	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+	require.False(t, armed.Load())
+
+	l = e.open(Config{})
+	require.Zero(t, l.Recovery().RewrittenBytes)
+	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.NoError(t, err)
+	c := e.clone(mem, vfs.TailDrop)
+	require.Equal(t, []string{"one", "two"}, values(readAll(t, c, 0)))
+	require.NoError(t, c.Close())
+	require.NoError(t, l.Close())
+}
