@@ -431,7 +431,11 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // ErrInvalidTopic, log.ErrOffsetOutOfRange, record.ErrCorrupt, and
 // log.ErrLogFenced for a partition whose reopen after a config change
 // failed: see AlterTopicConfig) are in FetchedPartition.Err, and end the
-// wait at once.
+// wait at once. A partition answered log.ErrOffsetOutOfRange carries the
+// log start offset and high watermark as they were after the read that
+// found its offset out of range: an offset that retention or
+// DeleteRecords left below the log start during the call comes with a
+// LogStartOffset above it.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
@@ -524,6 +528,10 @@ func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Tim
 	return min(i, waitMoved)
 }
 
+// testHookFetchRead, when set (by tests), runs in fetchOnce between the
+// look-up of a partition's offsets and its read.
+var testHookFetchRead func()
+
 // fetchOnce reads each requested partition once. It takes each partition's
 // change channel before reading it, so that an append after the read
 // closes a channel the caller then waits on.
@@ -548,8 +556,20 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		if limit <= 0 && total > 0 {
 			continue
 		}
+		if testHookFetchRead != nil {
+			testHookFetchRead()
+		}
 		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
 		if err != nil {
+			if errors.Is(err, log.ErrOffsetOutOfRange) {
+				// Retention or DeleteRecords may have moved the log
+				// start past the offset since the offsets were taken:
+				// answer with those the read found it out of, so that
+				// the offset is outside them (a client that goes on
+				// from LogStartOffset gets there).
+				o := p.Offsets()
+				out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
+			}
 			out.Err, failed = idGone(b.partitionGone(err, p), fp), true
 			continue
 		}

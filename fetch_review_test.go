@@ -200,3 +200,48 @@ func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 	require.NoError(t, cctx.Err(), "B stayed above the high watermark")
 	require.Equal(t, []string{"b"}, values(t, got.Partitions[0].Records))
 }
+
+// TestFetchOutOfRangeCarriesTheLogStartItWasOutOf: a fetch whose offset
+// was in range when its partition's offsets were taken, and fell below
+// the log start before its read (retention, or DeleteRecords, moving the
+// start meanwhile), is answered log.ErrOffsetOutOfRange with the log
+// start the read found, above the offset. The broker answered with the
+// offsets taken before the read, whose log start was at or below the
+// offset: an answer that contradicts itself, and a client that went on
+// from its LogStartOffset fetched the same offset again (found by
+// TestLifecycleStress on disk with retention: its check "Fetch 0-661:
+// offset out of range [735, 864]", whose retry on a LogStartOffset above
+// the offset was not taken). The hook moves the start between the two,
+// as retention did.
+func TestFetchOutOfRangeCarriesTheLogStartItWasOutOf(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for _, v := range []string{"a", "b", "c", "d"} {
+		produce(t, b, "t", 0, v) // a batch each: a read from 3 returns d alone
+	}
+
+	var low int64
+	var lowErr error
+	testHookFetchRead = func() {
+		testHookFetchRead = nil // once: the fetch's one read
+		low, lowErr = b.DeleteRecords(ctx, "t", 0, 3)
+	}
+	defer func() { testHookFetchRead = nil }()
+
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+	require.NoError(t, err)
+	require.NoError(t, lowErr)
+	require.EqualValues(t, 3, low)
+	fp := resp.Partitions[0]
+	require.ErrorIs(t, fp.Err, log.ErrOffsetOutOfRange)
+	require.Empty(t, fp.Records)
+	require.EqualValues(t, 3, fp.LogStartOffset, "the log start the offset was out of")
+	require.EqualValues(t, 4, fp.HighWatermark)
+
+	// From there the fetch goes on.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: fp.LogStartOffset}}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Partitions[0].Err)
+	require.Equal(t, []string{"d"}, values(t, resp.Partitions[0].Records))
+}

@@ -352,6 +352,7 @@ func (e *lcEnv) createTopic(parts int, c log.Config) {
 func (e *lcEnv) startClients(nprod, ncons int) {
 	e.m.mu.Lock()
 	e.epochInc = e.m.cur
+	gen0 := e.m.gen // the consumers' positions are of this topic
 	e.m.mu.Unlock()
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.halt = make(chan struct{})
@@ -413,7 +414,7 @@ func (e *lcEnv) startClients(nprod, ncons int) {
 		}
 		e.wg.Add(1)
 		e.seen[i] = last
-		go e.consume(c, last)
+		go e.consume(c, last, gen0)
 	}
 }
 
@@ -536,12 +537,11 @@ func (e *lcEnv) probe(ctx context.Context) {
 // the consumer was not told (an unknown topic it has not read from yet is
 // retried without a word, as Kafka's consumer retries it), and the new
 // topic may reset the position without a word (out of range): its first
-// record may go back then.
-func (e *lcEnv) consume(c *consumer.Consumer, last map[int32]int64) {
+// record may go back then. gen0 is model.gen when the positions were
+// given: read by the caller, not here, since the driver's next steps (a
+// DeleteTopic and a CreateTopic) may come before this goroutine runs.
+func (e *lcEnv) consume(c *consumer.Consumer, last map[int32]int64, gen0 int64) {
 	defer e.wg.Done()
-	e.m.mu.Lock()
-	gen0 := e.m.gen
-	e.m.mu.Unlock()
 	read := map[int32]bool{} // a record read in this epoch
 	told := map[int32]bool{}
 	defer func() {

@@ -273,3 +273,70 @@ func TestRecordAfterTopicIsBackIsNotAbandoned(t *testing.T) {
 	require.NoError(t, newErr, "produced after the producer found the topic back")
 	require.Equal(t, []string{"new"}, values(readRecords(t, b, "t", 1)))
 }
+
+// heldLookUpClient is a broker whose next Partitions call, once armed,
+// asks the broker and then holds the broker's answer until release is
+// closed: answered is closed once the broker has answered. The topic can
+// be created again between the broker's answer and the producer's
+// reading of it.
+type heldLookUpClient struct {
+	*runnel.Broker
+	armed    atomic.Bool
+	answered chan struct{}
+	release  chan struct{}
+}
+
+func (c *heldLookUpClient) Partitions(ctx context.Context, topic string) (int, error) {
+	n, err := c.Broker.Partitions(ctx, topic)
+	if c.armed.CompareAndSwap(true, false) {
+		close(c.answered)
+		select {
+		case <-c.release:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return n, err
+}
+
+// A record produced after CreateTopic returned is delivered to the new
+// topic, even when it joins the partition's buffer while the look-up
+// that confirms the old topic gone is under way: the broker answered
+// "unknown" before the topic was created again, and the producer reads
+// that answer after the record was buffered. Only the records buffered
+// before the look-up fail with the refused batch. Before the fix, the
+// records buffered when the producer read the answer failed with it,
+// this one too (found by TestLifecycleStress in package runnel: "produced
+// to partition 0 after the topic was created ..., and not deleted since,
+// failed: unknown topic or partition").
+func TestRecordAfterCreateDuringGoneLookUpIsNotAbandoned(t *testing.T) {
+	for _, inFlight := range []int{1, 5} {
+		t.Run(fmt.Sprint("MaxInFlight=", inFlight), func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &heldLookUpClient{Broker: b, answered: make(chan struct{}), release: make(chan struct{})}
+			p := newProducer(t, c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight))
+			ctx := testCtx(t)
+			require.NoError(t, p.ProduceSync(ctx, value("before")))
+			require.NoError(t, b.DeleteTopic(ctx, "t"))
+
+			// "old" is refused, and the look-up that follows is answered
+			// "unknown" and held.
+			c.armed.Store(true)
+			o := newOrder()
+			p.Produce(ctx, value("old"), o.promise())
+			select {
+			case <-c.answered:
+			case <-ctx.Done():
+				t.Fatal("no look-up after the refusal")
+			}
+			runneltest.CreateTopic(t, b, "t", log.TopicConfig{Partitions: 1})
+			p.Produce(ctx, value("new"), o.promise())
+			close(c.release)
+			waitOrFatal(t, ctx, o, "the promises did not run")
+			require.Equal(t, []string{"old", "new"}, o.seen)
+			require.ErrorIs(t, o.errs["old"], runnel.ErrUnknownTopic)
+			require.NoError(t, o.errs["new"], "produced after CreateTopic returned")
+			require.Equal(t, []string{"new"}, values(readRecords(t, b, "t", 0)))
+		})
+	}
+}

@@ -111,10 +111,13 @@ type AsyncClient interface {
 // is) makes the producer ask the broker for the topic's partition count
 // at once. If the answer confirms it — the topic is unknown, or has no
 // such partition (it was created again with fewer) — the batch and every
-// record buffered for that partition when the answer came fail with the
-// broker's error, without waiting for the delivery timeout (a record
-// produced after it, by a promise of theirs say, once the topic is found
-// created again, is sent to it); records produced to the
+// record buffered for that partition before the look-up was sent fail
+// with the broker's error, without waiting for the delivery timeout; a
+// record buffered since (while the look-up was under way, or by a promise
+// of theirs once the topic is found created again) is sent, and
+// delivered if the topic exists by then (it may have been created again
+// between the broker's answer and the producer's reading of it), or
+// refused and failed in turn; records produced to the
 // topic afterwards fail at once, before Produce returns, until the topic
 // exists again (the producer asks the broker for each, as for a topic it
 // never knew). Any other answer (the topic has the partition: a broker

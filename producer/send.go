@@ -74,7 +74,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			err  error
 		)
 		sent := true
-		var rest []*batch // buffered when the partition was found gone
+		var rest []*batch // buffered before the look-up that found the partition gone
 		if pp.pipe != nil {
 			waited := pp.pipe.acquire()
 			switch {
@@ -265,11 +265,14 @@ func (pp *partition) dropAll(b *batch) {
 // ends by the batch's delivery deadline (through dl).
 //
 // When it confirms it, gone also sets *rest to the batches buffered for
-// the partition at the answer, taken from it, for abandon to fail with the
-// refused one: those produced later (after a look-up of Producer.topic,
-// or the promise of a record abandoned, found the topic created again)
-// stay, to be sent.
+// the partition before the look-up was sent, taken from it, for abandon
+// to fail with the refused one: the answer is about them. Those produced
+// since stay, to be sent: the topic may have been created again between
+// the broker's answer and the producer's reading of it, and a record
+// produced after CreateTopic returned must reach the new topic (if the
+// topic is still gone it is refused in turn, and fails the same way).
 func (pp *partition) gone(dl *deadlines, deadline time.Time, rest *[]*batch) bool {
+	asked := pp.closeOpen()
 	n, err := pp.t.refresh(dl.start(deadline), time.Now())
 	dl.stop()
 	switch {
@@ -277,22 +280,41 @@ func (pp *partition) gone(dl *deadlines, deadline time.Time, rest *[]*batch) boo
 		// Taken before the topic is marked gone: a record that comes
 		// after the mark waits for Producer.topic's look-up, and is
 		// buffered only if the topic is back.
-		*rest = pp.takeAll()
+		*rest = pp.takeFirst(asked)
 		pp.t.gone.Store(true)
 		return true
 	case err != nil || int(pp.id) < n:
 		return false
 	default:
-		*rest = pp.takeAll()
+		*rest = pp.takeFirst(asked)
 		return true
 	}
 }
 
-// takeAll takes every batch buffered for the partition.
-func (pp *partition) takeAll() []*batch {
+// closeOpen queues the open batch, so that the records produced from now
+// on go into new batches, and returns the number of batches buffered.
+// Only the partition's goroutine takes batches from the queue's front
+// (and puts split halves there), so the first ones stay those until it
+// takes them (takeFirst).
+func (pp *partition) closeOpen() int {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	return pp.takeAllLocked()
+	if pp.cur != nil {
+		pp.queue = append(pp.queue, pp.cur)
+		pp.cur = nil
+	}
+	return len(pp.queue)
+}
+
+// takeFirst takes the first n batches buffered for the partition.
+func (pp *partition) takeFirst(n int) []*batch {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	bs := append([]*batch(nil), pp.queue[:n]...)
+	k := copy(pp.queue, pp.queue[n:])
+	clear(pp.queue[k:])
+	pp.queue = pp.queue[:k]
+	return bs
 }
 
 // abandon fails a batch for a partition that is gone, and rest, the
