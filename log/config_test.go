@@ -59,7 +59,8 @@ func TestConfigDefaultsAndExplicitValues(t *testing.T) {
 	// max.message.bytes): the largest is taken, one past it refused.
 	require.NoError(t, Config{SegmentIndexBytes: math.MaxInt32, IndexIntervalBytes: math.MaxInt32, MaxMessageBytes: math.MaxInt32}.Validate())
 	if strconv.IntSize == 64 {
-		tooBig := int(int64(math.MaxInt32) + 1) // not a constant, so that 32-bit builds compile
+		tooBig := math.MaxInt32 // a variable, so that 32-bit builds compile
+		tooBig++
 		for _, c := range []Config{{SegmentIndexBytes: tooBig}, {IndexIntervalBytes: tooBig}, {MaxMessageBytes: tooBig}} {
 			err := c.Validate()
 			require.ErrorIs(t, err, ErrInvalidConfig)
