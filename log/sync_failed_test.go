@@ -14,14 +14,41 @@ import (
 )
 
 // failLogSync returns an FS over mem whose next .log fsync fails once
-// armed is set (armed is then cleared).
-func failLogSync(mem *vfs.MemFS, armed *atomic.Bool) vfs.FS {
+// armed is set (armed is then cleared), and whose creation of the
+// sync-failed checkpoint fails while deny (if not nil) is set.
+func failLogSync(mem *vfs.MemFS, armed, deny *atomic.Bool) vfs.FS {
 	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
 			return vfs.ErrInjected
 		}
+		if op == vfs.OpCreate && strings.Contains(name, syncFailedFile) && deny != nil && deny.Load() {
+			return vfs.ErrInjected
+		}
 		return nil
 	}))
+}
+
+// syncFailLog opens a log with cfg on failLogSync(mem, armed, deny) and
+// appends "one" to it, durably.
+func syncFailLog(t *testing.T, cfg Config, deny *atomic.Bool) (e *env, mem *vfs.MemFS, armed *atomic.Bool, l *Log) {
+	t.Helper()
+	mem, armed = vfs.NewMem(), new(atomic.Bool)
+	e = newEnv(t)
+	e.fs = failLogSync(mem, armed, deny)
+	l = e.open(cfg)
+	_, err := l.Append(context.Background(), valueBatch(t, 1, "one"), AppendOptions{})
+	require.NoError(t, err)
+	return e, mem, armed, l
+}
+
+// requireCrashKeeps opens the log on a crash clone of mem that keeps the
+// unsynced tail per tail, and requires its records' values to be want.
+func (e *env) requireCrashKeeps(mem *vfs.MemFS, tail vfs.TailMode, want ...string) {
+	e.t.Helper()
+	l, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{Tail: tail}), Clock: e.clock})
+	require.NoError(e.t, err)
+	require.Equal(e.t, want, values(readAll(e.t, l, 0)), "%s", tail)
+	require.NoError(e.t, l.Close())
 }
 
 // TestOpenAfterFailedSyncRewritesTail: a log opened again on the file
@@ -32,15 +59,9 @@ func failLogSync(mem *vfs.MemFS, armed *atomic.Bool) vfs.FS {
 // package runnel, which failed without this).
 func TestOpenAfterFailedSyncRewritesTail(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewMem()
-	var armed atomic.Bool
-	e := newEnv(t)
-	e.fs = failLogSync(mem, &armed)
-	l := e.open(Config{})
-	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
-	require.NoError(t, err)
+	e, mem, armed, l := syncFailLog(t, Config{}, nil)
 	armed.Store(true)
-	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
 	require.NoError(t, l.Close())
 	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
@@ -51,16 +72,14 @@ func TestOpenAfterFailedSyncRewritesTail(t *testing.T) {
 	require.False(t, info.Clean)
 	require.Positive(t, info.RewrittenBytes)
 	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
-	require.ErrorIs(t, err, errNotExist, "removed once the bytes are durable")
+	require.ErrorIs(t, err, fs.ErrNotExist, "removed once the bytes are durable")
 	require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)), "what was read before is there, at its offsets")
 	for _, v := range []string{"three", "four"} {
 		_, err := l.Append(ctx, valueBatch(t, 1, v), AppendOptions{})
 		require.NoError(t, err)
 	}
 	for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros, vfs.TailGarbage} {
-		c := e.clone(mem, tail)
-		require.Equal(t, []string{"one", "two", "three", "four"}, values(readAll(t, c, 0)), "%s", tail)
-		require.NoError(t, c.Close())
+		e.requireCrashKeeps(mem, tail, "one", "two", "three", "four")
 	}
 	require.NoError(t, l.Close())
 	l = e.open(Config{})
@@ -73,17 +92,11 @@ func TestOpenAfterFailedSyncRewritesTail(t *testing.T) {
 // the tail anew rather than trusting it.
 func TestOpenWhoseRecoverySyncFails(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewMem()
-	var armed atomic.Bool
-	e := newEnv(t)
-	e.fs = failLogSync(mem, &armed)
-	l := e.open(Config{Sync: SyncNever})
-	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
-	require.NoError(t, err)
+	e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, nil)
 	// Killed without a Close: the next Open recovers and syncs.
 	l.Discard()
 	armed.Store(true)
-	_, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	_, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.False(t, armed.Load())
 
@@ -91,9 +104,7 @@ func TestOpenWhoseRecoverySyncFails(t *testing.T) {
 	require.Positive(t, l.Recovery().RewrittenBytes)
 	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
 	require.NoError(t, err)
-	c := e.clone(mem, vfs.TailDrop)
-	require.Equal(t, []string{"one", "two"}, values(readAll(t, c, 0)))
-	require.NoError(t, c.Close())
+	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two")
 	require.NoError(t, l.Close())
 }
 
@@ -101,27 +112,14 @@ func TestOpenWhoseRecoverySyncFails(t *testing.T) {
 // be written as the log is fenced, Close writes it, or fails saying so.
 func TestFencedCloseRetriesSyncFailedCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewMem()
-	var armed, deny atomic.Bool
-	e := newEnv(t)
-	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-			return vfs.ErrInjected
-		}
-		if op == vfs.OpCreate && strings.Contains(name, syncFailedFile) && deny.Load() {
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
-	l := e.open(Config{})
-	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
-	require.NoError(t, err)
+	var deny atomic.Bool
+	e, mem, armed, l := syncFailLog(t, Config{}, &deny)
 	deny.Store(true)
 	armed.Store(true)
-	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
 	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
-	require.ErrorIs(t, err, errNotExist)
+	require.ErrorIs(t, err, fs.ErrNotExist)
 	deny.Store(false)
 	require.NoError(t, l.Close())
 	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
@@ -132,8 +130,6 @@ func TestFencedCloseRetriesSyncFailedCheckpoint(t *testing.T) {
 	require.NoError(t, l.Close())
 }
 
-var errNotExist = fs.ErrNotExist
-
 // values are the records' values.
 func values(recs []*record.Record) []string {
 	out := make([]string, len(recs))
@@ -143,38 +139,21 @@ func values(recs []*record.Record) []string {
 	return out
 }
 
-// clone opens the log on a crash clone of mem that keeps the unsynced
-// tail per tail.
-func (e *env) clone(mem *vfs.MemFS, tail vfs.TailMode) *Log {
-	e.t.Helper()
-	l, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{Tail: tail}), Clock: e.clock})
-	require.NoError(e.t, err)
-	return l
-}
-
 // TestOpenAfterFailedSyncWithNothingUnsynced: a Close whose fsync fails
 // with nothing unsynced leaves the file unable to become durable as well
 // (vfs.WithFaults is as strict as that); the next Open cuts it at its
 // durable end, which is all of it, so that the appends after it are durable.
 func TestOpenAfterFailedSyncWithNothingUnsynced(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewMem()
-	var armed atomic.Bool
-	e := newEnv(t)
-	e.fs = failLogSync(mem, &armed)
-	l := e.open(Config{})
-	_, err := l.Append(ctx, valueBatch(t, 1, "one"), AppendOptions{})
-	require.NoError(t, err)
+	e, mem, armed, l := syncFailLog(t, Config{}, nil)
 	armed.Store(true)
 	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
 	require.False(t, armed.Load())
 
 	l = e.open(Config{})
 	require.Zero(t, l.Recovery().RewrittenBytes)
-	_, err = l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
 	require.NoError(t, err)
-	c := e.clone(mem, vfs.TailDrop)
-	require.Equal(t, []string{"one", "two"}, values(readAll(t, c, 0)))
-	require.NoError(t, c.Close())
+	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two")
 	require.NoError(t, l.Close())
 }
