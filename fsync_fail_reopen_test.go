@@ -13,6 +13,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// failNextLogSync returns an FS over mem whose next fsync of a segment's
+// .log fails (vfs.ErrInjected) once armed is set; armed is then cleared.
+func failNextLogSync(mem *vfs.MemFS) (fsys vfs.FS, armed *atomic.Bool) {
+	armed = new(atomic.Bool)
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	})), armed
+}
+
 // TestFailedFsyncThenRestartKeepsAckedRecords: after a segment's fsync
 // failed, a broker closed and opened again on the same file system (no
 // machine crash) must not take the bytes that fsync lost for durable. It
@@ -27,13 +39,7 @@ func TestFailedFsyncThenRestartKeepsAckedRecords(t *testing.T) {
 		t.Run(sync.String(), func(t *testing.T) {
 			ctx := context.Background()
 			mem := vfs.NewMem()
-			var armed atomic.Bool
-			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-					return vfs.ErrInjected
-				}
-				return nil
-			}))
+			fsys, armed := failNextLogSync(mem)
 			cfg := Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour}
 			b, err := Open(cfg)
 			require.NoError(t, err)

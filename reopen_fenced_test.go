@@ -2,8 +2,6 @@ package runnel
 
 import (
 	"context"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +25,7 @@ func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			ctx := context.Background()
 			mem := vfs.NewMem()
-			var armed atomic.Bool
-			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-					return vfs.ErrInjected
-				}
-				return nil
-			}))
+			fsys, armed := failNextLogSync(mem)
 			cfg := Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour}
 			b, err := Open(cfg)
 			require.NoError(t, err)
