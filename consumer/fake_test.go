@@ -351,12 +351,11 @@ func TestRecordsAfterUnassign(t *testing.T) {
 	require.Empty(t, c.Assigned())
 }
 
-// When the fetch fails as a whole, Poll still reports the partitions whose
-// position could not be resolved, and so does Records.
-func TestFetchFailureKeepsResolveErrors(t *testing.T) {
-	down := errors.New("fetch down")
-	listFail := errors.New("list offsets down")
-	client := &fakeClient{t: t,
+// downClient is a client whose offset look-ups fail with listFail and
+// whose fetches fail with down (errors the table does not know).
+func downClient(t *testing.T) (client *fakeClient, listFail, down error) {
+	listFail, down = errors.New("list offsets down"), errors.New("fetch down")
+	client = &fakeClient{t: t,
 		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
 			return api.ListedOffset{}, listFail
 		},
@@ -364,6 +363,13 @@ func TestFetchFailureKeepsResolveErrors(t *testing.T) {
 			return api.FetchResponse{}, down
 		},
 	}
+	return client, listFail, down
+}
+
+// When the fetch fails as a whole, Poll still reports the partitions whose
+// position could not be resolved, and so does Records.
+func TestFetchFailureKeepsResolveErrors(t *testing.T) {
+	client, listFail, down := downClient(t)
 	c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
 	require.NoError(t, c.Assign("t", 0, consumer.Start()))
 	require.NoError(t, c.Assign("t", 1, consumer.At(0)))

@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -447,16 +446,7 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
 	for _, how := range []string{"Close", "cancel"} {
 		t.Run(how, func(t *testing.T) {
-			down := errors.New("fetch down")
-			listFail := errors.New("list offsets down")
-			client := &fakeClient{t: t,
-				listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
-					return api.ListedOffset{}, listFail
-				},
-				fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
-					return api.FetchResponse{}, down
-				},
-			}
+			client, listFail, _ := downClient(t)
 			c := newConsumer(t, client, consumer.RetryBackoff(time.Hour))
 			require.NoError(t, c.Assign("t", 0, consumer.Start()))
 			require.NoError(t, c.Assign("t", 1, consumer.Start()))
