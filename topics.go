@@ -733,17 +733,28 @@ func (b *Broker) Topics() []string {
 	return names
 }
 
-// PartitionInfo describes one partition's offsets.
+// PartitionInfo describes one partition's offsets, read as of one moment.
 type PartitionInfo struct {
-	Partition      int32
+	// Partition is the partition's number, from 0.
+	Partition int32
+	// LogStartOffset is the first offset a consumer can read: 0 until
+	// retention or DeleteRecords moves it.
 	LogStartOffset int64
-	HighWatermark  int64
-	LogEndOffset   int64
-	Size           int64 // bytes of its segments
+	// HighWatermark is the offset below which consumers read: the end of
+	// what is durable per the topic's fsync policy (the durable offset
+	// under log.SyncAlways, the default; the log end offset otherwise). A
+	// consumer whose Position has reached it has read everything there is
+	// to read: its lag is HighWatermark minus its Position.
+	HighWatermark int64
+	// LogEndOffset is the offset the next record appended gets.
+	LogEndOffset int64
+	// Size is the bytes of its segments.
+	Size int64
 }
 
 // TopicInfo describes a topic.
 type TopicInfo struct {
+	// Name is the topic's name.
 	Name string
 	// ID is the topic's ID: a topic deleted and created again under the
 	// same name has a new one.
@@ -764,7 +775,8 @@ type TopicInfo struct {
 	// or, where those are zero too, Kafka's default (Kafka's
 	// STATIC_BROKER_CONFIG and DEFAULT_CONFIG). AlterTopicConfig(ctx,
 	// name, info.Overrides) changes nothing.
-	Overrides  log.Config
+	Overrides log.Config
+	// Partitions are the topic's partitions, in order of their number.
 	Partitions []PartitionInfo
 }
 
