@@ -536,9 +536,19 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		// Kafka's partition count and IDs are int32s: a larger count
 		// names partitions no request can address.
-		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+		return partitionCountError(cfg.Partitions)
 	}
 	return b.createAdmin(ctx, name, cfg)
+}
+
+// partitionCountError is CreateTopic's error for a partition count out of
+// range, saying which counts it takes: a first user's zero TopicConfig
+// has 0 partitions, which, unlike Config's zero fields, takes no default.
+func partitionCountError(n int) error {
+	if n > math.MaxInt32 {
+		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
+	}
+	return fmt.Errorf("%w: %d (give TopicConfig.Partitions at least 1, or -1 for the broker's DefaultPartitions)", ErrInvalidPartitions, n)
 }
 
 // lockAdmin takes the admin token for an admin call, unless the broker is
@@ -593,7 +603,7 @@ func (b *Broker) adminStop(ctx context.Context) error {
 // leaving nothing of the topic.
 func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
-		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+		return partitionCountError(cfg.Partitions)
 	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
