@@ -51,6 +51,10 @@ func ExampleConsumer_Records() {
 		}
 	}
 
+	if len(left) == 0 {
+		return // nothing there to read: a Records loop would wait for records
+	}
+
 	c, err := consumer.New(b)
 	if err != nil {
 		panic(err)
