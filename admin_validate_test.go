@@ -86,3 +86,16 @@ func TestCreateTopicCollisionBeforeConfig(t *testing.T) {
 	require.ErrorIs(t, b.CreateTopic(ctx, "a.b", log.TopicConfig{Partitions: 0, Config: bad}), ErrTopicExists)
 	require.Equal(t, []string{"a.b"}, b.Topics())
 }
+
+// A zero TopicConfig, a first user's CreateTopic, is refused for its 0
+// partitions: the error says which counts CreateTopic takes (it said only
+// "invalid number of partitions: 0", while Config's zero fields take the
+// broker's defaults).
+func TestCreateTopicZeroPartitionsSaysWhatToGive(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	err := b.CreateTopic(ctx, "orders", log.TopicConfig{})
+	require.ErrorIs(t, err, ErrInvalidPartitions)
+	require.ErrorContains(t, err, "at least 1, or -1 for the broker's DefaultPartitions")
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: -1}), "DefaultPartitions, 1")
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -411,4 +413,16 @@ func TestZeroBroker(t *testing.T) {
 	}
 	require.Empty(t, b.Topics())
 	require.NoError(t, testkit.NoPanic(t, "Close", b.Close))
+}
+
+// TestOpenDirIsAFile: a Dir that is a file fails Open with an error that
+// says it is runnel's Open of that Dir (it said only "stat DIR/topics: not a
+// directory", naming a directory the caller never gave).
+func TestOpenDirIsAFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o644))
+	b, err := Open(Config{Dir: dir})
+	require.Error(t, err)
+	require.Nil(t, b)
+	require.True(t, strings.HasPrefix(err.Error(), "runnel: opening "+dir+": "), "error %q names the broker's Open and its Dir", err)
 }

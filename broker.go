@@ -191,7 +191,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	// Durably: a topic's record in topics/ must not vanish with a
 	// directory entry that was never synced.
 	if err := vfs.MkdirAllDurable(b.fs, filepath.Join(b.root, topicsDir), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("runnel: opening %s: %w", b.root, err)
 	}
 	lock, err := b.fs.Lock(filepath.Join(b.root, lockFile))
 	if err != nil {

@@ -135,3 +135,50 @@ func ExampleOpen_disk() {
 	// after reopen: orders-1 holds offsets [0, 1)
 	// create it again: true
 }
+
+// A service that embeds the broker creates its topics at each start: the
+// first start creates them, and later ones find them there
+// (ErrTopicExists, whatever the partitions and config asked for). A config
+// the service wants applied to a topic that exists is set with
+// UpdateTopicConfig, which reopens nothing when it changes nothing.
+func ExampleBroker_CreateTopic() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "runnel-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+
+	for start := 1; start <= 2; start++ {
+		b, err := runnel.Open(runnel.Config{Dir: dir})
+		if err != nil {
+			panic(err)
+		}
+		err = b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 4})
+		switch {
+		case errors.Is(err, runnel.ErrTopicExists):
+			fmt.Printf("start %d: orders exists\n", start)
+		case err != nil:
+			panic(err)
+		default:
+			fmt.Printf("start %d: orders created\n", start)
+		}
+		err = b.UpdateTopicConfig(ctx, "orders", func(c *log.Config) { c.RetentionTime = 30 * 24 * time.Hour })
+		if err != nil {
+			panic(err)
+		}
+		info, err := b.DescribeTopic(ctx, "orders")
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("start %d: %d partitions, retention %v\n", start, len(info.Partitions), info.Config.RetentionTime)
+		if err := b.Close(); err != nil {
+			panic(err)
+		}
+	}
+	// Output:
+	// start 1: orders created
+	// start 1: 4 partitions, retention 720h0m0s
+	// start 2: orders exists
+	// start 2: 4 partitions, retention 720h0m0s
+}

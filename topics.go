@@ -536,9 +536,19 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConf
 	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
 		// Kafka's partition count and IDs are int32s: a larger count
 		// names partitions no request can address.
-		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+		return partitionCountError(cfg.Partitions)
 	}
 	return b.createAdmin(ctx, name, cfg)
+}
+
+// partitionCountError is CreateTopic's error for a partition count out of
+// range, saying which counts it takes: a first user's zero TopicConfig
+// has 0 partitions, which, unlike Config's zero fields, takes no default.
+func partitionCountError(n int) error {
+	if n > math.MaxInt32 {
+		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
+	}
+	return fmt.Errorf("%w: %d (give TopicConfig.Partitions at least 1, or -1 for the broker's DefaultPartitions)", ErrInvalidPartitions, n)
 }
 
 // lockAdmin takes the admin token for an admin call, unless the broker is
@@ -593,7 +603,7 @@ func (b *Broker) adminStop(ctx context.Context) error {
 // leaving nothing of the topic.
 func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if cfg.Partitions < 1 || cfg.Partitions > math.MaxInt32 {
-		return fmt.Errorf("%w: %d", ErrInvalidPartitions, cfg.Partitions)
+		return partitionCountError(cfg.Partitions)
 	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
@@ -733,17 +743,28 @@ func (b *Broker) Topics() []string {
 	return names
 }
 
-// PartitionInfo describes one partition's offsets.
+// PartitionInfo describes one partition's offsets, read as of one moment.
 type PartitionInfo struct {
-	Partition      int32
+	// Partition is the partition's number, from 0.
+	Partition int32
+	// LogStartOffset is the first offset a consumer can read: 0 until
+	// retention or DeleteRecords moves it.
 	LogStartOffset int64
-	HighWatermark  int64
-	LogEndOffset   int64
-	Size           int64 // bytes of its segments
+	// HighWatermark is the offset below which consumers read: the end of
+	// what is durable per the topic's fsync policy (the durable offset
+	// under log.SyncAlways, the default; the log end offset otherwise). A
+	// consumer whose Position has reached it has read everything there is
+	// to read: its lag is HighWatermark minus its Position.
+	HighWatermark int64
+	// LogEndOffset is the offset the next record appended gets.
+	LogEndOffset int64
+	// Size is the bytes of its segments.
+	Size int64
 }
 
 // TopicInfo describes a topic.
 type TopicInfo struct {
+	// Name is the topic's name.
 	Name string
 	// ID is the topic's ID: a topic deleted and created again under the
 	// same name has a new one.
@@ -764,7 +785,8 @@ type TopicInfo struct {
 	// or, where those are zero too, Kafka's default (Kafka's
 	// STATIC_BROKER_CONFIG and DEFAULT_CONFIG). AlterTopicConfig(ctx,
 	// name, info.Overrides) changes nothing.
-	Overrides  log.Config
+	Overrides log.Config
+	// Partitions are the topic's partitions, in order of their number.
 	Partitions []PartitionInfo
 }
 

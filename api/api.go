@@ -101,17 +101,19 @@ type ListedOffset struct {
 
 // TopicPartition names one partition.
 type TopicPartition struct {
-	Topic     string
-	Partition int32
+	Topic     string // the topic's name
+	Partition int32  // the partition's number, from 0
 }
 
 func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
 
 // ProduceRequest appends record batches to one partition.
 type ProduceRequest struct {
+	// Topic and Partition name the partition the batches go to.
 	Topic     string
 	Partition int32
-	Acks      Acks
+	// Acks is when the broker answers (see Acks).
+	Acks Acks
 	// Batches holds one or more RecordBatch v2, as a producer encoded them.
 	// The broker assigns offsets by rewriting them in place: it modifies
 	// Batches, and keeps none of it after answering.
@@ -122,7 +124,7 @@ type ProduceRequest struct {
 type ProduceResponse struct {
 	BaseOffset     int64 // offset of the first record, with AcksNone too (see AcksNone); -1 when refused
 	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
-	LogStartOffset int64
+	LogStartOffset int64 // the partition's log start offset when it answered
 	// Duplicate is true when the batch was a retry of one the broker had
 	// already appended (idempotence): BaseOffset is the original one, and
 	// LogAppendTime the original one (-1 on a CreateTime topic, where
@@ -146,6 +148,9 @@ type Ack interface {
 // FetchRequest asks for records of several partitions, waiting up to
 // MaxWait for MinBytes of them.
 type FetchRequest struct {
+	// MaxWait is how long the broker may wait for MinBytes before it
+	// answers with what it has (Kafka's fetch.max.wait.ms); 0 answers at
+	// once.
 	MaxWait time.Duration
 	// MinBytes below 1 (the zero value) means 1: a fetch that must not
 	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0.
@@ -154,7 +159,8 @@ type FetchRequest struct {
 	// (KIP-74). Zero or below means 50 MiB, the Java consumer's default
 	// fetch.max.bytes, where Kafka's broker takes a max_bytes of 0 as
 	// it is: the first batch, and nothing more.
-	MaxBytes   int
+	MaxBytes int
+	// Partitions are the partitions to fetch, each from its Offset.
 	Partitions []FetchPartition
 }
 
@@ -167,7 +173,9 @@ type FetchPartition struct {
 	// answered with ErrUnknownTopicID, not with the new topic's records.
 	TopicID   log.TopicID
 	Partition int32
-	Offset    int64
+	// Offset is the offset of the first record wanted: the batch that
+	// holds it comes first.
+	Offset int64
 	// MaxBytes bounds this partition's batches; the first batch of the
 	// response's first partition with data comes whole whatever its size
 	// (KIP-74). Zero or below means no limit of the partition's own (the
@@ -179,14 +187,16 @@ type FetchPartition struct {
 // FetchResponse answers a FetchRequest, one entry per requested partition,
 // in the request's order.
 type FetchResponse struct {
-	Partitions []FetchedPartition
+	Partitions []FetchedPartition // one per FetchRequest.Partitions entry
 }
 
 // FetchedPartition is one partition of a FetchResponse.
 type FetchedPartition struct {
-	Topic          string
-	TopicID        log.TopicID // the topic's ID, when the Client knows it
-	Partition      int32
+	Topic     string
+	TopicID   log.TopicID // the topic's ID, when the Client knows it
+	Partition int32
+	// HighWatermark is the offset below which consumers read, and
+	// LogStartOffset the partition's first offset, as of the answer.
 	HighWatermark  int64
 	LogStartOffset int64
 	// Records holds whole batches (see record.Batches); the first may

@@ -231,15 +231,17 @@ func checkPartition(topic string, partition int32) error {
 // Assign adds a partition to those Poll reads, starting at at; a partition
 // already assigned gets at as its new position (and keeps being paused if
 // it was). Offsets other than At are resolved on the next Poll, with the
-// Client's ListOffset; errors found then (an unknown topic, say) come in
-// that partition's Fetch.Err.
+// Client's ListOffset; the errors found then that Poll reports (see Poll)
+// come in that partition's Fetch.Err.
 //
 // Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses
 // (see api.ValidateTopicName); api.ErrUnknownTopicOrPartition for a
 // negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
-// not have is not an error here, nor from Poll, which retries it every
-// RetryBackoff without a word (logging it) until the topic exists, as
-// Kafka's consumers do.
+// not have, or a partition number it does not have, is not an error here,
+// nor from Poll, which retries it every RetryBackoff without a word
+// (logging it) until the partition exists, as Kafka's consumers do: a
+// misspelt name reads nothing, forever. AssignTopic asks the Client for
+// the topic's partitions first, and fails at once for an unknown topic.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	if c.isClosed() {
 		return ErrClosed

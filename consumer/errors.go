@@ -26,13 +26,15 @@ var (
 // or a decoding error matching record.ErrCorrupt; errors.Is sees through
 // PartitionError to it.
 type PartitionError struct {
+	// Topic and Partition name the partition.
 	Topic     string
 	Partition int32
 	// Offset is the position the consumer was at, or the offset of the
 	// record that could not be decoded; -1 when the position was not
 	// resolved yet.
 	Offset int64
-	Err    error
+	// Err is the broker's error, or the decoding error.
+	Err error
 }
 
 func (e *PartitionError) Error() string {

@@ -14,8 +14,13 @@ type Fetches []Fetch
 
 // Fetch is one partition's part of a Poll.
 type Fetch struct {
-	Topic                         string
-	Partition                     int32
+	// Topic and Partition name the partition.
+	Topic     string
+	Partition int32
+	// HighWatermark and LogStartOffset are the partition's, as the broker
+	// answered the fetch: it holds records from LogStartOffset, and a
+	// consumer reads up to HighWatermark, so HighWatermark minus Position
+	// is the consumer's lag on the partition.
 	HighWatermark, LogStartOffset int64
 	// Batches holds the whole record batches as fetched (Kafka's
 	// RecordBatch v2, see record.Batches), CRC-checked unless CheckCRCs is

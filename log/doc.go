@@ -11,6 +11,15 @@
 //	clean-shutdown                present only while the log is cleanly closed
 //	sync-failed-checkpoint        present after a failed fsync, until Open rewrote the tail
 //
+// It sits in the middle of the layer stack: above package segment (and
+// index, record and vfs below it), below the broker (package runnel),
+// which opens one Log per partition and serves producers and consumers
+// from them. An application embeds the broker rather than this package;
+// what it takes from here are the topic settings the broker's admin calls
+// take — TopicConfig and Config, with SyncPolicy, CleanupPolicy and
+// TimestampType — and errors such as ErrOffsetOutOfRange. Importing it
+// next to the standard library's log needs a name for one of the two.
+//
 // Checkpoint files use Kafka's text layout (a version line, a count line,
 // one entry per line) and are replaced atomically: written to a .tmp file,
 // synced, renamed, and the directory synced.

@@ -8,8 +8,13 @@ import (
 )
 
 // TopicConfig is a topic's configuration: its partition count and the
-// Config of every partition's log (zero fields: the broker's defaults).
+// Config of every partition's log (zero fields of Config: the broker's
+// defaults).
 type TopicConfig struct {
+	// Partitions is the partition count: at least 1, or -1 for the
+	// broker's DefaultPartitions (runnel.Config; KIP-464). Unlike Config's
+	// fields it has no default of its own: CreateTopic refuses 0 with
+	// runnel.ErrInvalidPartitions.
 	Partitions int
 	Config
 }

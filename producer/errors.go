@@ -88,6 +88,7 @@ const UnknownPartition int32 = -1
 // partition it went to, and why. ProduceSync joins them (errors.Join), so
 // errors.Is and errors.As see through to each Err.
 type RecordError struct {
+	// Record is the record that failed, as ProduceSync was given it.
 	Record *record.Record
 	// Partition is the partition the record was produced to, or
 	// UnknownPartition (-1, as Kafka's RecordMetadata says) when it failed
@@ -100,7 +101,8 @@ type RecordError struct {
 	// topic does not have (ErrInvalidPartition): Kafka's producer reports
 	// a record's explicit partition so (AppendCallbacks.topicPartition).
 	Partition int32
-	Err       error
+	// Err is why it failed: what Produce's promise would have been given.
+	Err error
 }
 
 // Error names the record's topic and partition, when it has a topic: a

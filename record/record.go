@@ -48,7 +48,11 @@ type Record struct {
 
 	// ProducerID is the idempotent producer's id, or -1.
 	ProducerID int64
-	// Partition is the record's partition.
+	// Partition is the record's partition. A producer sets it on a
+	// delivered record. Of package producer's partitioners, only
+	// ManualPartitioner reads the caller's value (the default one goes
+	// by Key, and spreads records without one): under the others a
+	// Partition the caller set is overwritten, not refused.
 	Partition int32
 	// LeaderEpoch is the leader epoch the batch was appended under, or -1.
 	LeaderEpoch int32

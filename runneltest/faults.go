@@ -235,13 +235,15 @@ func (r Request) Records() iter.Seq2[*record.Record, error] {
 // errors.Is and api.IsRetriable see through it), and where it was
 // injected.
 type InjectedError struct {
+	// Op is the kind of request it failed.
 	Op Op
 	// Topic and Partition are those of the request (of a Fetch, the first
 	// partition the Fault matched); "" and -1 for a request that names
 	// none.
 	Topic     string
 	Partition int32
-	Err       error
+	// Err is the Fault's Err.
+	Err error
 }
 
 // Error says what was injected where: "runneltest: injected into

@@ -12,6 +12,11 @@
 // read on the OS's), or writes a range to an io.Writer (sendfile-ready for
 // TCP).
 //
+// It sits below package log, which keeps a partition's segments in order
+// and decides when to roll, retain and compact them, and above packages
+// index, record and vfs, which it builds on. Applications do not use it
+// directly: the broker (package runnel) reaches it through package log.
+//
 // Recovery (Recover) reads every batch from the start, checking length,
 // magic and CRC, and rebuilds both indexes. Bad bytes at the end of the
 // file with no valid batch after them are a torn write: they are cut and

@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	took := time.Since(start)
 	fmt.Fprintf(out, "produced %d records (%d B values, %s, sync %s) in %v: %.0f records/s, %.1f MB/s\n",
-		o.records, o.size, o.codec, before.Config.Sync, took.Round(time.Millisecond),
+		o.records, o.size, o.codec, before.Config.Sync, roundTook(took),
 		float64(o.records)/took.Seconds(), float64(o.records*o.size)/took.Seconds()/1e6)
 
 	// Consume exactly what this run produced.
@@ -193,7 +193,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("consumed %d records, produced %d", read, o.records)
 	}
 	took = time.Since(start)
-	fmt.Fprintf(out, "consumed %d records in %v: %.0f records/s\n", read, took.Round(time.Millisecond), float64(read)/took.Seconds())
+	fmt.Fprintf(out, "consumed %d records in %v: %.0f records/s\n", read, roundTook(took), float64(read)/took.Seconds())
 	for _, s := range sample {
 		fmt.Fprintln(out, s)
 	}
@@ -206,4 +206,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%s-%d: offsets [%d, %d), %d bytes\n", o.topic, p.Partition, p.LogStartOffset, p.HighWatermark, p.Size)
 	}
 	return nil
+}
+
+// roundTook rounds a measured duration for printing: to the millisecond,
+// or below 10 ms to the microsecond, so that a short run does not print
+// "in 0s" beside its rate.
+func roundTook(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }

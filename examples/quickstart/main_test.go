@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -105,4 +106,11 @@ func TestQuickstartOnePartition(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"-records", "10", "-partitions", "1"}, &out))
 	require.Contains(t, out.String(), `created topic "orders" with 1 partition`+"\n")
+}
+
+// A run shorter than half a millisecond printed "in 0s" beside its rate.
+func TestRoundTook(t *testing.T) {
+	require.Equal(t, 412*time.Microsecond, roundTook(412*time.Microsecond+300))
+	require.Equal(t, 3457*time.Microsecond, roundTook(3456789*time.Nanosecond))
+	require.Equal(t, 123*time.Millisecond, roundTook(123456789*time.Nanosecond))
 }
