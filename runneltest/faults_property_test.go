@@ -703,6 +703,20 @@ func notWritten(pr *propRec) bool {
 	return false
 }
 
+// saysMaybeWritten reports whether an error says that its record may
+// have been written, as producer.ProduceSync lists them: ErrMaybeWritten,
+// ErrDeliveryTimeout, ErrClosed, log.ErrLogFenced, api.ErrBrokerClosed,
+// ErrOutOfOrderSequence, and an error the api table does not know.
+func saysMaybeWritten(err error) bool {
+	for _, e := range []error{producer.ErrMaybeWritten, producer.ErrDeliveryTimeout, producer.ErrClosed,
+		log.ErrLogFenced, api.ErrBrokerClosed, producer.ErrOutOfOrderSequence} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return api.Code(err) == -1
+}
+
 // explained reports whether a record's error has a cause the test made:
 // its own ctx, cancelled; an injected error that is not retriable; an
 // injected acknowledgement failure (final: the batch is in the log). A
@@ -836,6 +850,9 @@ func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Reco
 				}
 			default:
 				outcomes["may have been written"]++
+				if len(copies) > 0 && !saysMaybeWritten(pr.err) {
+					t.Errorf("%s: failed with %q, which does not say that it may have been written; it is at %v", name, pr.err, copies)
+				}
 			}
 			switch {
 			case pr.err == nil:
