@@ -142,7 +142,9 @@ func (c *config) validate() error {
 // for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
-// the call returns one, is still given to the promises. (As with the
+// the call returns one, is still given to the promises, with
+// ErrMaybeWritten beside it when the broker may have appended the
+// request (it timed out, say, or its answer was lost). (As with the
 // other levels, a batch the broker refuses as too large or invalid is
 // still split, so that only the records at fault fail, and one refused
 // for an unknown topic or partition still makes the producer look the
