@@ -297,6 +297,19 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 		if err := pp.p.Flush(ctx); err != nil && !(pp.closed.Load() && errors.Is(err, producer.ErrClosed)) {
 			t.Fatalf("producer %d: flush: %v (%d records still buffered)", pp.id, err, pp.p.BufferedRecords())
 		}
+		// Flush waits for every promise (and Close, for one closed
+		// early: its plan waited for it, and its Produce calls after it
+		// failed at once).
+		if n := pp.p.BufferedRecords(); n != 0 {
+			t.Errorf("producer %d: %d records still buffered after Flush", pp.id, n)
+		}
+		pp.mu.Lock()
+		for j, pr := range pp.recs {
+			if pr.calls == 0 {
+				t.Errorf("p%d-%d: no outcome once Flush returned (closed early: %v)", pp.id, j, pp.closed.Load())
+			}
+		}
+		pp.mu.Unlock()
 	}
 	for _, pp := range prods {
 		if err := pp.p.Close(); err != nil {
