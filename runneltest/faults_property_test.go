@@ -66,7 +66,9 @@ func TestFaultsProperty(t *testing.T) {
 // idempotence take any MaxInFlight, 1 and above 5 (up to 100) among
 // them. Now and then the topic's max.message.bytes is small, so that the
 // broker itself refuses batches as too large (and the producer splits
-// them) and records larger than it; and a few records name a topic that
+// them) and records larger than it; now and then the topic is compacted,
+// so that the broker refuses the batches with a record without a key
+// (log.ErrInvalidRecord: split too); and a few records name a topic that
 // does not exist. Same records for a seed as TestFaultsProperty's: the
 // modes, and the rest, are drawn from a generator of their own.
 //
@@ -175,16 +177,23 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 	// draws are TestFaultsProperty's.
 	var mrng *rand.Rand
 	maxMsg := 0 // the topic's max.message.bytes, when small
+	var cleanup log.CleanupPolicy
 	if mixed {
 		mrng = rand.New(rand.NewPCG(seed, 0x61636b73))
 		if mrng.IntN(3) == 0 {
 			maxMsg = 300 + mrng.IntN(1200)
 		}
+		if rand.New(rand.NewPCG(seed, 0x636f6d70)).IntN(4) == 0 { // of its own: mrng's draws stay as they were
+			// The broker refuses a batch with a record without a key
+			// (log.ErrInvalidRecord): the producer splits it.
+			cleanup = log.Compact
+		}
 	}
-	b := runneltest.NewBroker(t, runneltest.TopicConfig(propTopic, log.TopicConfig{Partitions: parts, Config: log.Config{MaxMessageBytes: maxMsg}}))
+	b := runneltest.NewBroker(t, runneltest.TopicConfig(propTopic, log.TopicConfig{Partitions: parts,
+		Config: log.Config{MaxMessageBytes: maxMsg, CleanupPolicy: cleanup}}))
 	f := runneltest.NewFaults(t, b)
 	obs := observeRequests(f)
-	t.Logf("seed %d: %d partitions, max.message.bytes %d (0: default)", seed, parts, maxMsg)
+	t.Logf("seed %d: %d partitions, max.message.bytes %d (0: default), cleanup.policy %v", seed, parts, maxMsg, cleanup)
 
 	var progress atomic.Int64
 	prods := make([]*propProducer, 1+rng.IntN(3))
@@ -316,7 +325,7 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 			t.Errorf("producer %d: close: %v", pp.id, err)
 		}
 	}
-	checkFaultsProperty(t, prods, runneltest.ConsumeAll(t, b, propTopic), obs, maxMsg)
+	checkFaultsProperty(t, prods, runneltest.ConsumeAll(t, b, propTopic), obs, propRefusals{maxMsg, cleanup == log.Compact})
 }
 
 // propObserver keeps the produce requests the producers sent, attempts
@@ -708,7 +717,7 @@ func notWritten(pr *propRec) bool {
 	// those the producer retries (api.ErrNotLeader, ...) reach a promise
 	// only with acks 0, which does not retry.
 	for _, refusal := range []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge, producer.ErrProducerFenced, api.ErrUnknownProducerID,
-		api.ErrUnknownTopicOrPartition, api.ErrNotLeader, api.ErrNotEnoughReplicas} {
+		api.ErrUnknownTopicOrPartition, api.ErrNotLeader, api.ErrNotEnoughReplicas, log.ErrInvalidRecord} {
 		if errors.Is(err, refusal) {
 			return true
 		}
@@ -728,6 +737,13 @@ func saysMaybeWritten(err error) bool {
 		}
 	}
 	return api.Code(err) == -1
+}
+
+// propRefusals is what the broker refuses itself in a seed of
+// TestFaultsPropertyAcks.
+type propRefusals struct {
+	maxMsg  int  // batches larger than that (max.message.bytes), when not 0
+	keyless bool // records without a key (a compacted topic)
 }
 
 // explained reports whether a record's error has a cause the test made:
@@ -755,7 +771,7 @@ func saysMaybeWritten(err error) bool {
 // max.message.bytes (maxMsg), and any of a batch that the broker refused
 // as too large after an earlier attempt of it that may have been
 // appended (not split then: see producer.Producer).
-func explained(pr *propRec, mode propMode, fenced bool, maxMsg int) bool {
+func explained(pr *propRec, mode propMode, fenced bool, refusing propRefusals) bool {
 	err := pr.err
 	if errors.Is(err, context.Canceled) {
 		return pr.ctx.Err() != nil
@@ -764,8 +780,10 @@ func explained(pr *propRec, mode propMode, fenced bool, maxMsg int) bool {
 	switch {
 	case pr.missing && errors.Is(err, api.ErrUnknownTopicOrPartition):
 		return !errors.As(err, &ie)
-	case maxMsg > 0 && errors.Is(err, producer.ErrRecordTooLarge) && !errors.As(err, &ie):
+	case refusing.maxMsg > 0 && errors.Is(err, producer.ErrRecordTooLarge) && !errors.As(err, &ie):
 		return pr.big || errors.Is(err, producer.ErrMaybeWritten)
+	case refusing.keyless && errors.Is(err, log.ErrInvalidRecord) && !errors.As(err, &ie):
+		return pr.rec.Key == nil || errors.Is(err, producer.ErrMaybeWritten)
 	case !errors.As(err, &ie):
 		return mode == modeIdempotent && fenced && errors.Is(err, producer.ErrOutOfOrderSequence) && errors.Is(err, producer.ErrMaybeWritten)
 	case mode == modeNone:
@@ -779,8 +797,8 @@ func explained(pr *propRec, mode propMode, fenced bool, maxMsg int) bool {
 
 // checkFaultsProperty checks the outcomes of the producers' records
 // against the log (got, as ConsumeAll returns it) and the requests obs
-// saw; maxMsg is the topic's max.message.bytes when small.
-func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Record, obs *propObserver, maxMsg int) {
+// saw; refusing says what the broker refuses itself.
+func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Record, obs *propObserver, refusing propRefusals) {
 	type at struct {
 		part int32
 		off  int64
@@ -871,7 +889,7 @@ func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Reco
 			case pr.err == nil:
 			case pp.closed.Load() && errors.Is(pr.err, producer.ErrClosed):
 			case pp.timeout < propDeliveryTimeout && errors.Is(pr.err, producer.ErrDeliveryTimeout):
-			case !explained(pr, pp.mode, fenced[pr.part], maxMsg):
+			case !explained(pr, pp.mode, fenced[pr.part], refusing):
 				t.Errorf("%s (%v): failed with %q, which no fault the test injected explains", name, pp.mode, pr.err)
 			}
 			if errors.Is(pr.err, producer.ErrProducerFenced) && errors.Is(pr.err, producer.ErrMaybeWritten) {
