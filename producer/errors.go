@@ -47,8 +47,11 @@ var (
 	// answered with a timeout, a lost connection or an error the producer
 	// does not know as a refusal), or after the broker appended it and
 	// its acknowledgement failed (the log's fsync failed, say; see
-	// AsyncClient): the records may have been written, once, whatever the
-	// other error says. A refusal of the broker
+	// AsyncClient), or, with AcksNone, which does not retry, when its one
+	// attempt may have been appended: the records may have been written
+	// (once; without idempotence, once for each attempt that may have
+	// been appended: see DisableIdempotence), whatever the other error
+	// says. A refusal of the broker
 	// (ErrRecordTooLarge, ErrProducerFenced, api.ErrPolicyViolation, ...),
 	// which alone means that the records were not written, then says only
 	// that the last attempt was refused. See ProduceSync.

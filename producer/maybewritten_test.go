@@ -110,3 +110,32 @@ func TestRefusedAtFirstAttemptNotMaybeWritten(t *testing.T) {
 		})
 	}
 }
+
+// A batch refused as too large after an earlier attempt of it that may
+// have been appended is not split (see Producer): the halves would write
+// its records again. It fails whole, with ErrMaybeWritten, idempotent or
+// not, and its records are in the log once, from that earlier attempt.
+func TestTooLargeAfterMaybeAppendedNotSplit(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts []producer.Opt
+	}{
+		{"idempotent", nil},
+		{"acks=1", []producer.Opt{producer.Acks(producer.AcksLeader)}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
+			tooLarge := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: producer.ErrRecordTooLarge, Count: 1})
+			p := newProducer(t, f, append(mode.opts, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))...)
+			ctx := testCtx(t)
+
+			err := p.ProduceSync(ctx, &record.Record{Value: []byte("a")}, &record.Record{Value: []byte("b")})
+			require.ErrorIs(t, err, producer.ErrRecordTooLarge)
+			require.ErrorIs(t, err, producer.ErrMaybeWritten)
+			require.Equal(t, 1, tooLarge.Hits())
+			require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
+		})
+	}
+}

@@ -142,7 +142,9 @@ func (c *config) validate() error {
 // for its acknowledgement (see MaxInFlight). So AcksNone differs from
 // AcksLeader in that a failed request is not retried, and a record's
 // Offset is -1 unless the Client reported one; the broker's error, when
-// the call returns one, is still given to the promises. (As with the
+// the call returns one, is still given to the promises, with
+// ErrMaybeWritten beside it when the broker may have appended the
+// request (it timed out, say, or its answer was lost). (As with the
 // other levels, a batch the broker refuses as too large or invalid is
 // still split, so that only the records at fault fail, and one refused
 // for an unknown topic or partition still makes the producer look the
@@ -228,7 +230,15 @@ func RetryBackoff(d time.Duration) Opt { return func(c *config) { c.retryBackoff
 // DisableIdempotence turns idempotence off. By default (with AcksAll) the
 // producer takes a producer id from the broker and numbers each
 // partition's batches, so that a retried batch the broker already has is
-// not appended twice.
+// not appended twice. Without it (and with AcksLeader or AcksNone, which
+// turn it off: see Acks), a retry of a batch the broker appended (its
+// answer lost, say) appends it again, as Kafka's producer does with
+// enable.idempotence=false: a record may be in the log more than once,
+// its promise, if it gets nil, told the partition and offset of the last
+// copy, and a record that fails with ErrMaybeWritten may be there more
+// than once too. Order is still kept: a partition's batches are appended
+// one after another, each batch's retries before the next batch, whatever
+// MaxInFlight (see Producer).
 func DisableIdempotence() Opt { return func(c *config) { c.idempotent = false } }
 
 // DefaultTopic sets the topic of records whose Topic is "". New refuses a
@@ -277,7 +287,11 @@ func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMa
 // complete in the order they were produced. An error while waiting for
 // the acknowledgement (the log's fsync failed or the delivery timeout
 // passed) fails the batch without a retry: it was appended, and sending
-// it again could only be answered as a duplicate. (A batch whose topic is
+// it again could only be answered as a duplicate (or, without
+// idempotence, append it again). With 1, the producer calls Produce,
+// which returns that error itself: one the api table calls retriable
+// (api.ErrRequestTimedOut, say) is retried as any other, so that a
+// producer without idempotence appends the batch again. (A batch whose topic is
 // deleted while it waits fails with the broker's ErrUnknownTopicOrPartition:
 // its records went with the topic.)
 func MaxInFlight(n int) Opt { return func(c *config) { c.maxInFlight = n } }

@@ -104,7 +104,10 @@ type AsyncClient interface {
 // is kept. An error that matches api.ErrBrokerClosed (a closed Client)
 // is not retried, whatever else it matches. A batch the broker refuses as too large or invalid
 // (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
-// again, so that only the records at fault fail.
+// again, so that only the records at fault fail — unless an earlier
+// attempt of it may have been appended (its answer lost, say): the
+// halves would write its records again, so the whole batch fails, with
+// ErrMaybeWritten beside the refusal.
 //
 // A deleted topic: a batch the broker refuses for an unknown topic or
 // partition (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic

@@ -148,7 +148,13 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			pp.abandon(b, rest, err)
 			return
 		case p.cfg.acks == AcksNone:
-			// Handed to the broker: not retried, whatever came back.
+			// Handed to the broker: not retried, whatever came back. An
+			// attempt the broker may have appended (a timeout, a lost
+			// answer) says so, as it would with a retry after it: its
+			// error alone (api.ErrRequestTimedOut, say) does not.
+			if b.unsure {
+				err = appended(notCtx(err))
+			}
 			pp.giveUp(b, err)
 			return
 		case errors.Is(err, api.ErrUnknownProducerID) && b.sealed && p.cfg.idempotent && !b.unsure:

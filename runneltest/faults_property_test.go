@@ -56,7 +56,69 @@ import (
 // RUNNEL_FAULTS_PROP_LOG=1 logs the rules added and the producers' own
 // logs (debug level), to see what happened to a seed that fails.
 func TestFaultsProperty(t *testing.T) {
-	testkit.Seeds(t, "RUNNEL_FAULTS_PROP", 30, 6, runFaultsProperty)
+	testkit.Seeds(t, "RUNNEL_FAULTS_PROP", 30, 6, func(t *testing.T, seed uint64) { runFaultsProperty(t, seed, false) })
+}
+
+// TestFaultsPropertyAcks is TestFaultsProperty with producers that are
+// not idempotent mixed in, each seed's producers drawn among four modes
+// (propMode): idempotent (acks all), acks all with DisableIdempotence,
+// acks 1 (with or without DisableIdempotence) and acks 0; those without
+// idempotence take any MaxInFlight, 1 and above 5 (up to 100) among
+// them. Now and then the topic's max.message.bytes is small, so that the
+// broker itself refuses batches as too large (and the producer splits
+// them) and records larger than it; now and then the topic is compacted,
+// so that the broker refuses the batches with a record without a key
+// (log.ErrInvalidRecord: split too); and a few records name a topic that
+// does not exist. Same records for a seed as TestFaultsProperty's: the
+// modes, and the rest, are drawn from a generator of their own.
+//
+// What the producer's docs promise without idempotence (see
+// producer.Acks, producer.MaxInFlight, producer.Producer), checked
+// beside TestFaultsProperty's properties:
+//
+//  1. a record whose outcome was nil is in the log at the partition and
+//     offset it was told, the last of its copies; with acks 0 the offset
+//     may be -1 (the Client reported none), the record still there;
+//
+//  2. a retry may append a batch again (with acks 1 or all), so a record
+//     may be there more than once, but no record is there twice with
+//     acks 0 (never retried); no record whose error says it was not
+//     written is there at all;
+//
+//  3. order: a partition sends one batch at a time, and a batch's
+//     attempts all come before the next batch's first, with any
+//     MaxInFlight ("later batches of the partition wait, so order is
+//     kept"), so each producer's records of a partition are in the log as
+//     a run of whole requests it sent, in the order it sent them (the
+//     requests are observed with an Observe rule); promises run in
+//     produce order;
+//
+//  4. every promise runs once, every failure has a cause the test made
+//     (with acks 0 every injected error is final: nothing is retried),
+//     Flush and Close return, no goroutine is left.
+//
+//     RUNNEL_FAULTS_PROP_ACKS=1000 go test -run TestFaultsPropertyAcks ./runneltest
+//
+// RUNNEL_FAULTS_PROP_ACKS_BASE and RUNNEL_FAULTS_PROP_LOG are as for
+// TestFaultsProperty.
+func TestFaultsPropertyAcks(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_FAULTS_PROP_ACKS", 30, 6, func(t *testing.T, seed uint64) { runFaultsProperty(t, seed, true) })
+}
+
+// propMode is how a property-test producer acknowledges, and whether it
+// is idempotent.
+type propMode int
+
+const (
+	modeIdempotent propMode = iota // the default: acks all, idempotent
+	modeAllPlain                   // acks all, DisableIdempotence
+	modeLeader                     // acks 1: not idempotent (see producer.Acks)
+	modeNone                       // acks 0: not idempotent, never retried
+	numModes
+)
+
+func (m propMode) String() string {
+	return [...]string{"idempotent", "acks=all without idempotence", "acks=1", "acks=0"}[m]
 }
 
 // Errors the property test injects: the acknowledgement failures (the
@@ -73,35 +135,65 @@ const propTopic = "prop"
 
 // propRec is one record a property-test producer wrote, and its outcome.
 type propRec struct {
-	rec   *record.Record
-	ctx   context.Context // the record's ctx, cancelled for some
-	calls int             // promise calls (ProduceSync: 1 once it returned)
-	err   error
-	part  int32
-	off   int64
+	rec     *record.Record
+	ctx     context.Context // the record's ctx, cancelled for some
+	big     bool            // larger than the topic's max.message.bytes
+	missing bool            // to a topic that does not exist
+	calls   int             // promise calls (ProduceSync: 1 once it returned)
+	err     error
+	part    int32
+	off     int64
+	pid     int64 // the ProducerID it was told, if written
 }
 
 // propProducer is one producer of a property-test seed, and its records.
 type propProducer struct {
 	id       int
+	mode     propMode
 	p        *producer.Producer
 	opts     string
 	recs     []*propRec
 	progress *atomic.Int64 // records produced by the seed's producers
+	closeAt  int           // the record before which the plan closes the producer; -1: never
+	closed   atomic.Bool   // closed before the test's Flush
+	timeout  time.Duration // its DeliveryTimeout
 
 	mu       sync.Mutex // guards recs' outcomes and lastProm
 	lastProm map[int32]int
 	problems []string
 }
 
-// runFaultsProperty runs one seed of TestFaultsProperty.
-func runFaultsProperty(t *testing.T, seed uint64) {
+// propMissingTopic is the topic, never created, that a few records of
+// TestFaultsPropertyAcks name.
+const propMissingTopic = "prop-missing"
+
+// runFaultsProperty runs one seed of TestFaultsProperty, or with mixed
+// of TestFaultsPropertyAcks.
+func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 	verbose := os.Getenv("RUNNEL_FAULTS_PROP_LOG") != ""
 	rng := rand.New(rand.NewPCG(seed, 0x6661756c7473))
 	parts := 1 + rng.IntN(4)
-	b := runneltest.NewBroker(t, runneltest.Topic(propTopic, parts))
+	// mrng draws what TestFaultsPropertyAcks adds, so that a seed's other
+	// draws are TestFaultsProperty's.
+	var mrng *rand.Rand
+	maxMsg := 0 // the topic's max.message.bytes, when small
+	var cleanup log.CleanupPolicy
+	if mixed {
+		mrng = rand.New(rand.NewPCG(seed, 0x61636b73))
+		if mrng.IntN(3) == 0 {
+			maxMsg = 300 + mrng.IntN(1200)
+		}
+		if rand.New(rand.NewPCG(seed, 0x636f6d70)).IntN(4) == 0 { // of its own: mrng's draws stay as they were
+			// The broker refuses a batch with a record without a key
+			// (log.ErrInvalidRecord): the producer splits it.
+			cleanup = log.Compact
+		}
+	}
+	b := runneltest.NewBroker(t, runneltest.TopicConfig(propTopic, log.TopicConfig{Partitions: parts,
+		Config: log.Config{MaxMessageBytes: maxMsg, CleanupPolicy: cleanup}}))
 	f := runneltest.NewFaults(t, b)
-	t.Logf("seed %d: %d partitions", seed, parts)
+	obs := observeRequests(f)
+	t.Logf("seed %d: %d partitions, max.message.bytes %d (0: default), cleanup.policy %v", seed, parts, maxMsg, cleanup)
 
 	var progress atomic.Int64
 	prods := make([]*propProducer, 1+rng.IntN(3))
@@ -116,16 +208,50 @@ func runFaultsProperty(t *testing.T, seed uint64) {
 		}
 		inFlight := 1 + rng.IntN(5)
 		backoff := time.Duration(100+rng.IntN(900)) * time.Microsecond
-		pp := &propProducer{id: i, lastProm: map[int32]int{}, progress: &progress,
-			opts: fmt.Sprintf("Linger %v, BatchMaxBytes %d, MaxInFlight %d, RetryBackoff %v", linger, batchMax, inFlight, backoff)}
-		opts := []producer.Opt{producer.DefaultTopic(propTopic), producer.Linger(linger),
+		mode, modeOpts := modeIdempotent, []producer.Opt(nil)
+		if mixed {
+			mode = propMode(mrng.IntN(int(numModes)))
+			if mode != modeIdempotent {
+				switch mrng.IntN(4) {
+				case 0:
+					inFlight = 1
+				case 1:
+					inFlight = 6 + mrng.IntN(95) // past the idempotent bound, and past the acker's queue
+				}
+			}
+			switch mode {
+			case modeAllPlain:
+				modeOpts = []producer.Opt{producer.DisableIdempotence()}
+			case modeLeader:
+				modeOpts = []producer.Opt{producer.Acks(producer.AcksLeader)}
+				if mrng.IntN(2) == 0 {
+					modeOpts = append(modeOpts, producer.DisableIdempotence())
+				}
+			case modeNone:
+				modeOpts = []producer.Opt{producer.Acks(producer.AcksNone)}
+			}
+		}
+		timeout := propDeliveryTimeout
+		if mixed && mrng.IntN(8) == 0 {
+			// Shorter than some holds: batches time out, some in flight.
+			timeout = time.Duration(1000+mrng.IntN(9000)) * time.Microsecond
+			linger = min(linger, timeout/2)
+		}
+		n := 100 + rng.IntN(300)
+		closeAt := -1
+		if mixed && mrng.IntN(6) == 0 {
+			closeAt = mrng.IntN(n)
+		}
+		pp := &propProducer{id: i, mode: mode, lastProm: map[int32]int{}, progress: &progress, closeAt: closeAt, timeout: timeout,
+			opts: fmt.Sprintf("%v, Linger %v, BatchMaxBytes %d, MaxInFlight %d, RetryBackoff %v, DeliveryTimeout %v, closed before record %d",
+				mode, linger, batchMax, inFlight, backoff, timeout, closeAt)}
+		opts := append([]producer.Opt{producer.DefaultTopic(propTopic), producer.Linger(linger),
 			producer.BatchMaxBytes(batchMax), producer.MaxInFlight(inFlight), producer.RetryBackoff(backoff),
-			producer.DeliveryTimeout(propDeliveryTimeout)}
+			producer.DeliveryTimeout(timeout)}, modeOpts...)
 		if verbose {
 			opts = append(opts, producer.Logger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("producer", i)))
 		}
 		pp.p = runneltest.NewProducer(t, f, opts...)
-		n := 100 + rng.IntN(300)
 		for j := range n {
 			var key []byte
 			if rng.IntN(4) > 0 {
@@ -133,6 +259,16 @@ func runFaultsProperty(t *testing.T, seed uint64) {
 			}
 			value := fmt.Appendf(nil, "p%d-%d.%s", i, j, strings.Repeat("x", rng.IntN(100)))
 			pp.recs = append(pp.recs, &propRec{rec: &record.Record{Key: key, Value: value, Partition: -1}})
+		}
+		if mixed {
+			for _, pr := range pp.recs {
+				if maxMsg > 0 && mrng.IntN(60) == 0 {
+					pr.rec.Value, pr.big = append(pr.rec.Value, strings.Repeat("y", maxMsg)...), true
+				}
+				if mrng.IntN(80) == 0 {
+					pr.rec.Topic, pr.missing = propMissingTopic, true
+				}
+			}
 		}
 		t.Logf("producer %d: %d records; %s", i, n, pp.opts)
 		prods[i] = pp
@@ -167,16 +303,136 @@ func runFaultsProperty(t *testing.T, seed uint64) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*propDeliveryTimeout)
 	defer cancel()
 	for _, pp := range prods {
-		if err := pp.p.Flush(ctx); err != nil {
+		if err := pp.p.Flush(ctx); err != nil && !(pp.closed.Load() && errors.Is(err, producer.ErrClosed)) {
 			t.Fatalf("producer %d: flush: %v (%d records still buffered)", pp.id, err, pp.p.BufferedRecords())
 		}
+		// Flush waits for every promise (and Close, for one closed
+		// early: its plan waited for it, and its Produce calls after it
+		// failed at once).
+		if n := pp.p.BufferedRecords(); n != 0 {
+			t.Errorf("producer %d: %d records still buffered after Flush", pp.id, n)
+		}
+		pp.mu.Lock()
+		for j, pr := range pp.recs {
+			if pr.calls == 0 {
+				t.Errorf("p%d-%d: no outcome once Flush returned (closed early: %v)", pp.id, j, pp.closed.Load())
+			}
+		}
+		pp.mu.Unlock()
 	}
 	for _, pp := range prods {
 		if err := pp.p.Close(); err != nil {
 			t.Errorf("producer %d: close: %v", pp.id, err)
 		}
 	}
-	checkFaultsProperty(t, prods, runneltest.ConsumeAll(t, b, propTopic))
+	checkFaultsProperty(t, prods, runneltest.ConsumeAll(t, b, propTopic), obs, propRefusals{maxMsg, cleanup == log.Compact})
+}
+
+// propObserver keeps the produce requests the producers sent, attempts
+// that failed included: for each producer and partition, the numbers of
+// each request's records, in the order sent.
+type propObserver struct {
+	mu   sync.Mutex
+	reqs map[[2]int][][]int // {producer, partition} -> requests
+	bad  []string           // requests it could not read
+}
+
+// observeRequests adds the Observe rule, first of all, that sees every
+// produce request to the property test's topic. Each producer sends a
+// partition's requests one at a time, waiting for the rule's Match, so
+// their order is the order sent.
+func observeRequests(f *runneltest.Faults) *propObserver {
+	o := &propObserver{reqs: map[[2]int][][]int{}}
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: propTopic, Action: runneltest.Observe, Count: runneltest.Unlimited,
+		Match: func(req runneltest.Request) bool {
+			var nums []int
+			id := -1
+			for r, err := range req.Records() {
+				if err != nil {
+					o.problem("a request to partition %d that does not decode: %v", req.Partition, err)
+					return false
+				}
+				var p, j int
+				if _, err := fmt.Sscanf(string(r.Value), "p%d-%d.", &p, &j); err != nil || id >= 0 && p != id {
+					o.problem("a request to partition %d with record %.20q after producer %d's", req.Partition, r.Value, id)
+					return false
+				}
+				id = p
+				nums = append(nums, j)
+			}
+			if id >= 0 {
+				o.mu.Lock()
+				k := [2]int{id, int(req.Partition)}
+				o.reqs[k] = append(o.reqs[k], nums)
+				o.mu.Unlock()
+			}
+			return false // observed here; nothing to count
+		}})
+	return o
+}
+
+func (o *propObserver) problem(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bad = append(o.bad, fmt.Sprintf(format, args...))
+}
+
+// TestWholeRequests checks the order check of TestFaultsPropertyAcks on
+// logs made by hand.
+func TestWholeRequests(t *testing.T) {
+	reqs := [][]int{{1, 2}, {1, 2}, {1}, {2}, {3, 4}, {5}}
+	for _, c := range []struct {
+		log []int
+		ok  bool
+	}{
+		{nil, true},
+		{[]int{1, 2, 3, 4, 5}, true},
+		{[]int{1, 2, 1, 2, 3, 4}, true},       // a retry appended again
+		{[]int{1, 2, 1, 2, 1, 2, 3, 4}, true}, // twice, and the half too
+		{[]int{1, 2, 2, 5}, true},
+		{[]int{1, 3, 4}, true},
+		{[]int{1, 2, 1, 2, 1, 2, 1, 2}, false}, // more copies than attempts
+		{[]int{1, 3}, false},                   // part of a request
+		{[]int{3, 4, 1, 2}, false},             // out of the order sent
+		{[]int{2, 1}, false},
+		{[]int{5, 5}, false},
+	} {
+		if got := wholeRequests(c.log, reqs); got != c.ok {
+			t.Errorf("wholeRequests(%v, %v) = %v, want %v", c.log, reqs, got, c.ok)
+		}
+	}
+}
+
+// wholeRequests reports whether log, the numbers of one producer's
+// records in one partition in log order, is a run of whole requests of
+// reqs, those the producer sent to the partition, in the order sent:
+// each request appended whole or not at all, and none after a later one.
+func wholeRequests(log []int, reqs [][]int) bool {
+	// can[i][pos]: log[pos:] is made of requests among reqs[i:]. 0:
+	// unknown, 1: yes, 2: no.
+	memo := make([][]uint8, len(reqs)+1)
+	for i := range memo {
+		memo[i] = make([]uint8, len(log)+1)
+	}
+	var can func(i, pos int) bool
+	can = func(i, pos int) bool {
+		switch {
+		case pos == len(log):
+			return true
+		case i == len(reqs):
+			return false
+		case memo[i][pos] != 0:
+			return memo[i][pos] == 1
+		}
+		r := reqs[i]
+		ok := pos+len(r) <= len(log) && slices.Equal(log[pos:pos+len(r)], r) && can(i+1, pos+len(r)) || can(i+1, pos)
+		memo[i][pos] = 2
+		if ok {
+			memo[i][pos] = 1
+		}
+		return ok
+	}
+	return can(0, 0)
 }
 
 // propDeliveryTimeout outlives any run of retriable faults the injector
@@ -220,6 +476,8 @@ func (pp *propProducer) plan(t *testing.T, rng *rand.Rand) func() {
 		i = s.to
 	}
 	return func() {
+		var closing sync.WaitGroup
+		defer closing.Wait()
 		ctxs := make([]context.CancelFunc, nctx)
 		ctxOf := make([]context.Context, nctx)
 		for c := range nctx {
@@ -237,6 +495,12 @@ func (pp *propProducer) plan(t *testing.T, rng *rand.Rand) func() {
 			ctx := t.Context()
 			if s.ctx >= 0 {
 				ctx = ctxOf[s.ctx]
+			}
+			if pp.closeAt >= 0 && s.from >= pp.closeAt && !pp.closed.Load() {
+				// Closed while it produces, without a Flush: what is in
+				// flight is cancelled, and the rest fails with ErrClosed.
+				pp.closed.Store(true)
+				closing.Go(func() { pp.p.Close() })
 			}
 			pp.progress.Add(int64(s.to - s.from))
 			if s.sync {
@@ -265,7 +529,7 @@ func (pp *propProducer) produce(ctx context.Context, j int) {
 		if r != pr.rec {
 			pp.problems = append(pp.problems, fmt.Sprintf("promise of p%d-%d got another record", pp.id, j))
 		}
-		pr.err, pr.part, pr.off = err, r.Partition, r.Offset
+		pr.err, pr.part, pr.off, pr.pid = err, r.Partition, r.Offset, r.ProducerID
 		if r.Partition < 0 {
 			return // failed before it was partitioned, on this goroutine
 		}
@@ -308,7 +572,7 @@ func (pp *propProducer) produceSync(ctx context.Context, prs []*propRec) {
 			delete(failed, pr.rec)
 			continue
 		}
-		pr.part, pr.off = pr.rec.Partition, pr.rec.Offset
+		pr.part, pr.off, pr.pid = pr.rec.Partition, pr.rec.Offset, pr.rec.ProducerID
 	}
 	for r := range failed {
 		pp.problems = append(pp.problems, fmt.Sprintf("ProduceSync failed %q, which it was not given", r.Value))
@@ -443,15 +707,43 @@ func notWritten(pr *propRec) bool {
 		return true
 	case errors.As(err, &re) && re.Partition == producer.UnknownPartition:
 		return true
-	case errors.Is(err, producer.ErrMaybeWritten):
+	case errors.Is(err, producer.ErrMaybeWritten), errors.Is(err, producer.ErrDeliveryTimeout), errors.Is(err, producer.ErrClosed):
+		// A delivery timeout's error matches the last attempt's too, a
+		// refusal maybe, after an attempt that may have been appended.
 		return false
 	}
-	for _, refusal := range []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge, producer.ErrProducerFenced, api.ErrUnknownProducerID} {
+	// The refusals (see producer.ProduceSync) the test injects, or the
+	// broker makes (a batch too large, a topic that does not exist);
+	// those the producer retries (api.ErrNotLeader, ...) reach a promise
+	// only with acks 0, which does not retry.
+	for _, refusal := range []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge, producer.ErrProducerFenced, api.ErrUnknownProducerID,
+		api.ErrUnknownTopicOrPartition, api.ErrNotLeader, api.ErrNotEnoughReplicas, log.ErrInvalidRecord} {
 		if errors.Is(err, refusal) {
 			return true
 		}
 	}
 	return false
+}
+
+// saysMaybeWritten reports whether an error says that its record may
+// have been written, as producer.ProduceSync lists them: ErrMaybeWritten,
+// ErrDeliveryTimeout, ErrClosed, log.ErrLogFenced, api.ErrBrokerClosed,
+// ErrOutOfOrderSequence, and an error the api table does not know.
+func saysMaybeWritten(err error) bool {
+	for _, e := range []error{producer.ErrMaybeWritten, producer.ErrDeliveryTimeout, producer.ErrClosed,
+		log.ErrLogFenced, api.ErrBrokerClosed, producer.ErrOutOfOrderSequence} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return api.Code(err) == -1
+}
+
+// propRefusals is what the broker refuses itself in a seed of
+// TestFaultsPropertyAcks.
+type propRefusals struct {
+	maxMsg  int  // batches larger than that (max.message.bytes), when not 0
+	keyless bool // records without a key (a compacted topic)
 }
 
 // explained reports whether a record's error has a cause the test made:
@@ -470,15 +762,33 @@ func notWritten(pr *propRec) bool {
 // broker does not have it (a fence the test made up, which a broker
 // would repeat); then a batch an earlier attempt of which may have been
 // appended fails with it, as producer.Producer says.
-func explained(pr *propRec, fenced bool) bool {
+//
+// Without idempotence a refusal of the producer id or its sequence
+// numbers is final, as any error that is not retriable; with acks 0 so
+// is every error (nothing is retried). The broker's own refusals explain
+// the records of TestFaultsPropertyAcks they are about: a record to a
+// topic that does not exist; one larger than the topic's small
+// max.message.bytes (maxMsg), and any of a batch that the broker refused
+// as too large after an earlier attempt of it that may have been
+// appended (not split then: see producer.Producer).
+func explained(pr *propRec, mode propMode, fenced bool, refusing propRefusals) bool {
 	err := pr.err
 	if errors.Is(err, context.Canceled) {
 		return pr.ctx.Err() != nil
 	}
 	var ie *runneltest.InjectedError
 	switch {
+	case pr.missing && errors.Is(err, api.ErrUnknownTopicOrPartition):
+		return !errors.As(err, &ie)
+	case refusing.maxMsg > 0 && errors.Is(err, producer.ErrRecordTooLarge) && !errors.As(err, &ie):
+		return pr.big || errors.Is(err, producer.ErrMaybeWritten)
+	case refusing.keyless && errors.Is(err, log.ErrInvalidRecord) && !errors.As(err, &ie):
+		return pr.rec.Key == nil || errors.Is(err, producer.ErrMaybeWritten)
 	case !errors.As(err, &ie):
-		return fenced && errors.Is(err, producer.ErrOutOfOrderSequence) && errors.Is(err, producer.ErrMaybeWritten)
+		return mode == modeIdempotent && fenced && errors.Is(err, producer.ErrOutOfOrderSequence) && errors.Is(err, producer.ErrMaybeWritten)
+	case mode == modeNone:
+		return !errors.Is(err, producer.ErrDeliveryTimeout) // failed at once
+	case mode != modeIdempotent:
 	case errors.Is(ie.Err, api.ErrUnknownProducerID), errors.Is(ie.Err, api.ErrOutOfOrderSequence):
 		return errors.Is(err, producer.ErrMaybeWritten)
 	}
@@ -486,32 +796,54 @@ func explained(pr *propRec, fenced bool) bool {
 }
 
 // checkFaultsProperty checks the outcomes of the producers' records
-// against the log (got, as ConsumeAll returns it).
-func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Record) {
+// against the log (got, as ConsumeAll returns it) and the requests obs
+// saw; refusing says what the broker refuses itself.
+func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Record, obs *propObserver, refusing propRefusals) {
 	type at struct {
 		part int32
 		off  int64
 	}
-	inLog := map[string]at{}
-	last := map[[2]int]int{} // {producer, partition} -> last record's number
+	inLog := map[string][]at{} // a record's copies, in log order
+	seq := map[[2]int][]int{}  // {producer, partition} -> its records' numbers, in log order
+	last := map[[2]int]int{}   // {producer, partition} -> last record's number
 	for _, r := range got {
 		var id, j int
-		if _, err := fmt.Sscanf(string(r.Value), "p%d-%d.", &id, &j); err != nil {
-			t.Errorf("%s-%d@%d: a record the test did not write: %q", r.Topic, r.Partition, r.Offset, r.Value)
+		if _, err := fmt.Sscanf(string(r.Value), "p%d-%d.", &id, &j); err != nil || id < 0 || id >= len(prods) || j < 0 || j >= len(prods[id].recs) {
+			t.Errorf("%s-%d@%d: a record the test did not write: %.40q", r.Topic, r.Partition, r.Offset, r.Value)
 			continue
 		}
 		name := fmt.Sprintf("p%d-%d", id, j)
-		if prev, dup := inLog[name]; dup {
-			t.Errorf("%s twice in the log: partition %d at %d and partition %d at %d", name, prev.part, prev.off, r.Partition, r.Offset)
+		mode := prods[id].mode
+		if idem := r.ProducerID >= 0; idem != (mode == modeIdempotent) {
+			t.Errorf("%s-%d@%d: %s has producer id %d; its producer is %v", r.Topic, r.Partition, r.Offset, name, r.ProducerID, mode)
+		}
+		k := [2]int{id, int(r.Partition)}
+		seq[k] = append(seq[k], j)
+		prev := inLog[name]
+		if len(prev) > 0 && (mode == modeIdempotent || mode == modeNone) {
+			t.Errorf("%s twice in the log (%v): partition %d at %d and partition %d at %d", name, mode, prev[0].part, prev[0].off, r.Partition, r.Offset)
 			continue
 		}
-		inLog[name] = at{r.Partition, r.Offset}
-		k := [2]int{id, int(r.Partition)}
+		inLog[name] = append(prev, at{r.Partition, r.Offset})
+		if len(prev) > 0 {
+			continue // a copy: where it may be, wholeRequests says
+		}
 		if prev, ok := last[k]; ok && prev >= j {
 			t.Errorf("partition %d: %s at %d after p%d-%d: out of produce order", r.Partition, name, r.Offset, id, prev)
 		}
 		last[k] = j
 	}
+	obs.mu.Lock()
+	for _, s := range obs.bad {
+		t.Error(s)
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(seq), func(a, b [2]int) int { return a[0]*64 + a[1] - b[0]*64 - b[1] }) {
+		if !wholeRequests(seq[k], obs.reqs[k]) {
+			t.Errorf("producer %d (%v), partition %d: the log's records %v are not a run of whole requests in the order sent, %v",
+				k[0], prods[k[0]].mode, k[1], seq[k], obs.reqs[k])
+		}
+	}
+	obs.mu.Unlock()
 
 	outcomes := map[string]int{}
 	for _, pp := range prods {
@@ -522,25 +854,43 @@ func checkFaultsProperty(t *testing.T, prods []*propProducer, got []*record.Reco
 		fenced := map[int32]bool{} // partitions where a batch that may have been appended was fenced
 		for j, pr := range pp.recs {
 			name := fmt.Sprintf("p%d-%d", pp.id, j)
-			where, there := inLog[name]
+			copies := inLog[name]
+			if len(copies) > 1 {
+				outcomes["written more than once"]++
+			}
 			switch {
 			case pr.calls != 1:
 				t.Errorf("%s: outcome reported %d times", name, pr.calls)
 			case pr.err == nil:
 				outcomes["written"]++
-				if !there || where != (at{pr.part, pr.off}) {
-					t.Errorf("%s: written at partition %d offset %d, says its outcome; the log has it: %v at %v", name, pr.part, pr.off, there, where)
+				switch {
+				case len(copies) == 0:
+					t.Errorf("%s: written at partition %d offset %d, says its outcome; it is not in the log", name, pr.part, pr.off)
+				case pr.off == -1 && pp.mode == modeNone && copies[0].part == pr.part:
+					outcomes["written, offset -1"]++ // the Client reported none (see producer.Acks)
+				case copies[len(copies)-1] != (at{pr.part, pr.off}):
+					t.Errorf("%s: written at partition %d offset %d, says its outcome; the log has it at %v", name, pr.part, pr.off, copies)
+				}
+				if idem := pr.pid >= 0; idem != (pp.mode == modeIdempotent) {
+					t.Errorf("%s: written with producer id %d, says its outcome; its producer is %v", name, pr.pid, pp.mode)
 				}
 			case notWritten(pr):
 				outcomes["not written"]++
-				if there {
-					t.Errorf("%s: failed with %q, which says it was not written; it is at partition %d offset %d", name, pr.err, where.part, where.off)
+				if len(copies) > 0 {
+					t.Errorf("%s: failed with %q, which says it was not written; it is at %v", name, pr.err, copies)
 				}
 			default:
 				outcomes["may have been written"]++
+				if len(copies) > 0 && !saysMaybeWritten(pr.err) {
+					t.Errorf("%s: failed with %q, which does not say that it may have been written; it is at %v", name, pr.err, copies)
+				}
 			}
-			if pr.err != nil && !explained(pr, fenced[pr.part]) {
-				t.Errorf("%s: failed with %q, which no fault the test injected explains", name, pr.err)
+			switch {
+			case pr.err == nil:
+			case pp.closed.Load() && errors.Is(pr.err, producer.ErrClosed):
+			case pp.timeout < propDeliveryTimeout && errors.Is(pr.err, producer.ErrDeliveryTimeout):
+			case !explained(pr, pp.mode, fenced[pr.part], refusing):
+				t.Errorf("%s (%v): failed with %q, which no fault the test injected explains", name, pp.mode, pr.err)
 			}
 			if errors.Is(pr.err, producer.ErrProducerFenced) && errors.Is(pr.err, producer.ErrMaybeWritten) {
 				fenced[pr.part] = true
