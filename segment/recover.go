@@ -532,6 +532,16 @@ func (s *Segment) distrustIndexes() {
 // offset's batch on, which were not durable anyway. The batches are held
 // in memory meanwhile.
 //
+// It truncates rather than writing the same bytes again in place, which
+// would spare the memory and could not lose them should the write fail:
+// on ext4 (dioread_nolock, its default), a kernel with "ext4: do not
+// convert the unwritten extents if data writeback fails" (e856f93e0fb2)
+// leaves the blocks that a failed writeback allocated flagged unwritten,
+// and pages written again in place go to those blocks without the flag
+// being cleared, so the fsync succeeds and the bytes read as zeros once
+// the page cache drops them or the power goes. Truncated, those blocks
+// are freed, and the appends allocate new ones.
+//
 // Errors: ErrClosed; PositionOf's *record.CorruptError; file system
 // errors (the file may then be cut at the batch of offset, or hold part
 // of the bytes written back).
