@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"io/fs"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -169,4 +170,62 @@ func FuzzParseTailCopy(f *testing.F) {
 		require.GreaterOrEqual(t, pos, int64(0))
 		require.Equal(t, data, appendTailCopy(pos, tail))
 	})
+}
+
+// TestSecondFailedWriteBackKeepsTheTail: an Open whose write back fails
+// to sync a segment that an earlier Open had already written back and
+// synced (its tail copy left behind by a failure after that) — when
+// putting the copy back, or in the rewrite after it — leaves a file
+// whose next truncation to the same position must end what that failed
+// fsync lost, so that the next Open's write back is durable before it
+// removes the copy: a power cut after it, the truncation durable and the
+// bytes not, lost the tail (and failed the Open with a CorruptError, the
+// recovery point past it).
+func TestSecondFailedWriteBackKeepsTheTail(t *testing.T) {
+	for name, skip := range map[string]int{"restore": 0, "rewrite": 1} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, nil)
+			require.NoError(t, l.Flush(ctx), "one is durable, two is not")
+			_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+			require.NoError(t, err)
+			armed.Store(true)
+			require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+			copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
+			// The first Open writes the tail back and syncs it, and fails
+			// to remove the copy.
+			_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpRemove && name == copyName {
+					return vfs.ErrInjected
+				}
+				return nil
+			})), Clock: e.clock})
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			// The second one fails to sync the segment: putting the copy
+			// back, or (once that is done) writing the tail back again.
+			syncs := 0
+			_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpSync && strings.HasSuffix(name, "0.log") {
+					if syncs++; syncs == skip+1 {
+						return vfs.ErrInjected
+					}
+				}
+				return nil
+			})), Clock: e.clock})
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			_, err = mem.Stat(copyName)
+			require.NoError(t, err, "the tail copy stays")
+
+			l = e.open(Config{})
+			require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+			require.NoError(t, l.Close())
+			for seed := uint64(0); seed < 8; seed++ {
+				crashed := mem.CrashClone(vfs.CrashOptions{Reorder: true, Rand: rand.New(rand.NewPCG(seed, 1))})
+				l, err := Open(e.dir, Config{}, Options{FS: crashed, Clock: e.clock})
+				require.NoError(t, err, "seed %d", seed)
+				require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)), "seed %d", seed)
+				require.NoError(t, l.Close())
+			}
+		})
+	}
 }
