@@ -229,3 +229,29 @@ func TestSecondFailedWriteBackKeepsTheTail(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreTailOpenFailsNotBad: a failure to open the segment of a
+// tail copy being put back is a file system error, not ErrBadTailCopy
+// (which says the directory was changed by the disk or a hand): the
+// copy is good, and the next Open puts it back.
+func TestRestoreTailOpenFailsNotBad(t *testing.T) {
+	e, mem := failedSyncNever(t)
+	var failWrite atomic.Bool
+	failWrite.Store(true)
+	_, err := Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "the rewrite's write")
+
+	logName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpOpen && name == logName {
+			return vfs.ErrInjected
+		}
+		return nil
+	})), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.NotErrorIs(t, err, ErrBadTailCopy)
+
+	l := e.open(Config{})
+	require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+	require.NoError(t, l.Close())
+}
