@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/runnel/runnel/segment"
@@ -90,8 +91,13 @@ func (l *Log) restoreTail(base int64) error {
 	}
 	logPath := filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix))
 	f, err := l.fs.Open(logPath)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s: its segment: %w", ErrBadTailCopy, path, err)
+	}
+	if err != nil {
+		// A file system error (the segment is there: see sortFiles),
+		// not a bad copy: the next Open puts it back.
+		return err
 	}
 	size, err := f.Size()
 	if err == nil && size < pos {
