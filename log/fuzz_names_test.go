@@ -41,7 +41,7 @@ func FuzzClassify(f *testing.F) {
 			require.Equal(t, name, segment.FileName(b, suffix))
 		}
 		switch kind {
-		case segmentFile, keptFile, leftoverFile, logSwapFile:
+		case segmentFile, keptFile, leftoverFile, logSwapFile, tailCopyFile:
 			require.True(t, ok, "%q is %d without a base offset", name, kind)
 			require.Equal(t, b, base)
 		default:
