@@ -87,6 +87,11 @@ func FuzzOpenFileName(f *testing.F) {
 			// A compaction's swap that kept every batch of the segment.
 			f.Add(n+swapSuffix, false, data)
 			f.Add(n+swapSuffix, true, data[:len(data)/2])
+			// A rewrite's tail copy: of the segment's bytes, of part
+			// of them, and of other bytes.
+			f.Add(n+tailCopySuffix, false, appendTailCopy(0, data))
+			f.Add(n+tailCopySuffix, true, appendTailCopy(int64(len(data)/2), data[len(data)/2:]))
+			f.Add(n+tailCopySuffix, false, appendTailCopy(int64(len(data)/2), []byte("not a batch")))
 		}
 	}
 	for _, n := range []string{"00000000000000000003.log.swap", "00000000000000000100.log", "00000000000000000011.log.cleaned", "00000000000000000011.snapshot",
@@ -106,6 +111,7 @@ func FuzzOpenFileName(f *testing.F) {
 		mem := base.CrashClone(vfs.CrashOptions{})
 		writeMemFile(t, mem, filepath.Join(fuzzDir, name), data)
 		kind, segmentBase := classify(name)
+		before := memSnapshot(t, mem, fuzzDir)
 		l, err := Open(fuzzDir, fuzzLogCfg, Options{FS: mem, Clock: newClock()})
 		if kind == foreignFile {
 			require.ErrorIs(t, err, ErrNotLogDir, "%q", name)
@@ -116,12 +122,18 @@ func FuzzOpenFileName(f *testing.F) {
 			require.ElementsMatch(t, append(want, name), got, "a refused Open changed the directory")
 			return
 		}
-		records := kind != segmentFile && kind != logSwapFile
+		// A .log, a .log.swap and a tail copy (put back into its
+		// segment) stand for records.
+		records := kind != segmentFile && kind != logSwapFile && kind != tailCopyFile
 		if kind == logSwapFile {
 			// A swap that holds the segment of its base as it is: what
 			// compaction writes when it removes nothing.
 			orig, err := readMemFile(base, filepath.Join(fuzzDir, strings.TrimSuffix(name, swapSuffix)))
 			records = err == nil && bytes.Equal(orig, data)
+		}
+		if kind == tailCopyFile && errors.Is(err, ErrBadTailCopy) {
+			require.Equal(t, before, memSnapshot(t, mem, fuzzDir), "%q: a refused tail copy changed the directory", name)
+			return
 		}
 		if err != nil {
 			require.True(t, errors.Is(err, ErrBadCheckpoint) || errors.Is(err, record.ErrCorrupt), "%q: %v", name, err)
@@ -132,8 +144,9 @@ func FuzzOpenFileName(f *testing.F) {
 		if records {
 			checkFuzzOpened(t, fx, l, name, data)
 		} else {
-			// A .log or .log.swap stands for the records from its base
-			// on: those below it are the other files', and stay.
+			// A .log, a .log.swap or a tail copy stands for the records
+			// from its base on: those below it are the other files', and
+			// stay.
 			checkFuzzBelow(t, fx, l, segmentBase)
 		}
 		end, start := l.LogEndOffset(), l.LogStartOffset()
