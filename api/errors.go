@@ -134,7 +134,7 @@ var table = []entry{
 // consumer.ErrClosed, ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption),
 // and a broker's own directory and files, which Open and the admin calls
 // report (runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
-// log.ErrNotLogDir, log.ErrBadCheckpoint, vfs.ErrLocked,
+// log.ErrNotLogDir, log.ErrBadCheckpoint, log.ErrBadTailCopy, vfs.ErrLocked,
 // vfs.ErrNameTooLong, index.ErrCorrupt) or that an encoder refuses
 // (record.ErrTooLarge). benchmarks/peers' TestParityErrorTable checks
 // the table against Kafka's codes, names and retriability.

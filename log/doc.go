@@ -83,6 +83,10 @@
 // a crash, then writes the bytes from that offset on anew — truncated and
 // written back at the same offsets and positions — and fsyncs them before
 // it serves them or appends after them (RecoveryInfo.RewrittenBytes).
+// Before it cuts a segment it saves the bytes it will write back in a
+// synced tail copy, <base>.log.rewrite, removed once they are synced
+// back; an Open that finds one (the write back failed, or the power went)
+// puts it back first, so that a failure part way loses nothing.
 // Nothing is cut that a reader may have seen: under SyncAlways the high
 // watermark never passed the durable offset, and the records after it
 // (never acknowledged) are kept; under SyncPeriodic and SyncNever the

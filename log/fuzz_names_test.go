@@ -23,7 +23,8 @@ func FuzzClassify(f *testing.F) {
 	for _, s := range []string{
 		"00000000000000000000.log", "00000000000000000042.index", "00000000000000000042.timeindex",
 		"00000000000000000100.snapshot", "00000000000000000007.log.cleaned", "00000000000000000007.log.swap",
-		"00000000000000000007.index.swap", "00000000000000000007.timeindex.cleaned", "09223372036854775807.log",
+		"00000000000000000007.index.swap", "00000000000000000007.timeindex.cleaned",
+		"00000000000000000007.log.rewrite", "00000000000000000007.log.rewrite.tmp", "09223372036854775807.log",
 		"09223372036854775808.log", "-0000000000000000001.log", "+0000000000000000001.log", "0000000000000000000.log",
 		"00000000000000000000.log.tmp", "00000000000000000000.log.tmp.tmp", "00000000000000000000.", "00000000000000000000",
 		recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile, cleanShutdownFile,
@@ -40,7 +41,7 @@ func FuzzClassify(f *testing.F) {
 			require.Equal(t, name, segment.FileName(b, suffix))
 		}
 		switch kind {
-		case segmentFile, keptFile, leftoverFile, logSwapFile:
+		case segmentFile, keptFile, leftoverFile, logSwapFile, tailCopyFile:
 			require.True(t, ok, "%q is %d without a base offset", name, kind)
 			require.Equal(t, b, base)
 		default:
@@ -86,10 +87,15 @@ func FuzzOpenFileName(f *testing.F) {
 			// A compaction's swap that kept every batch of the segment.
 			f.Add(n+swapSuffix, false, data)
 			f.Add(n+swapSuffix, true, data[:len(data)/2])
+			// A rewrite's tail copy: of the segment's bytes, of part
+			// of them, and of other bytes.
+			f.Add(n+tailCopySuffix, false, appendTailCopy(0, data))
+			f.Add(n+tailCopySuffix, true, appendTailCopy(int64(len(data)/2), data[len(data)/2:]))
+			f.Add(n+tailCopySuffix, false, appendTailCopy(int64(len(data)/2), []byte("not a batch")))
 		}
 	}
 	for _, n := range []string{"00000000000000000003.log.swap", "00000000000000000100.log", "00000000000000000011.log.cleaned", "00000000000000000011.snapshot",
-		"00000000000000000011.index", ".DS_Store", "x", "Thumbs.db", "00000000000000000002.timeindex.swap"} {
+		"00000000000000000011.index", ".DS_Store", "x", "Thumbs.db", "00000000000000000002.timeindex.swap", "00000000000000000000.log.rewrite"} {
 		f.Add(n, true, []byte{})
 		f.Add(n, false, []byte("0\n1\n7\n"))
 	}
@@ -105,6 +111,7 @@ func FuzzOpenFileName(f *testing.F) {
 		mem := base.CrashClone(vfs.CrashOptions{})
 		writeMemFile(t, mem, filepath.Join(fuzzDir, name), data)
 		kind, segmentBase := classify(name)
+		before := memSnapshot(t, mem, fuzzDir)
 		l, err := Open(fuzzDir, fuzzLogCfg, Options{FS: mem, Clock: newClock()})
 		if kind == foreignFile {
 			require.ErrorIs(t, err, ErrNotLogDir, "%q", name)
@@ -115,12 +122,18 @@ func FuzzOpenFileName(f *testing.F) {
 			require.ElementsMatch(t, append(want, name), got, "a refused Open changed the directory")
 			return
 		}
-		records := kind != segmentFile && kind != logSwapFile
+		// A .log, a .log.swap and a tail copy (put back into its
+		// segment) stand for records.
+		records := kind != segmentFile && kind != logSwapFile && kind != tailCopyFile
 		if kind == logSwapFile {
 			// A swap that holds the segment of its base as it is: what
 			// compaction writes when it removes nothing.
 			orig, err := readMemFile(base, filepath.Join(fuzzDir, strings.TrimSuffix(name, swapSuffix)))
 			records = err == nil && bytes.Equal(orig, data)
+		}
+		if kind == tailCopyFile && errors.Is(err, ErrBadTailCopy) {
+			require.Equal(t, before, memSnapshot(t, mem, fuzzDir), "%q: a refused tail copy changed the directory", name)
+			return
 		}
 		if err != nil {
 			require.True(t, errors.Is(err, ErrBadCheckpoint) || errors.Is(err, record.ErrCorrupt), "%q: %v", name, err)
@@ -131,8 +144,9 @@ func FuzzOpenFileName(f *testing.F) {
 		if records {
 			checkFuzzOpened(t, fx, l, name, data)
 		} else {
-			// A .log or .log.swap stands for the records from its base
-			// on: those below it are the other files', and stay.
+			// A .log, a .log.swap or a tail copy stands for the records
+			// from its base on: those below it are the other files', and
+			// stay.
 			checkFuzzBelow(t, fx, l, segmentBase)
 		}
 		end, start := l.LogEndOffset(), l.LogStartOffset()

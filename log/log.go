@@ -649,7 +649,14 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if s.NextOffset() <= failedAt && i < len(segs)-1 {
 				continue
 			}
-			n, err := s.Rewrite(failedAt)
+			saved := false
+			n, err := s.Rewrite(failedAt, func(pos int64, tail []byte) error {
+				saved = true
+				return l.saveTail(s.Base(), pos, tail)
+			})
+			if err == nil && saved {
+				err = l.removeTail(s.Base())
+			}
 			if err != nil {
 				return err
 			}
@@ -841,6 +848,7 @@ const (
 	keptFile                       // a segment's index, or a producer-state snapshot
 	leftoverFile                   // an unfinished cleaning's .cleaned copy, or an index .swap
 	logSwapFile                    // a compaction's .log.swap, to complete
+	tailCopyFile                   // a rewrite's saved tail (see tailCopySuffix), to put back
 )
 
 // classify says what name is to the log, and the base offset in a
@@ -872,14 +880,16 @@ func classify(name string) (fileKind, int64) {
 		return leftoverFile, base
 	case segment.LogSuffix + swapSuffix:
 		return logSwapFile, base
+	case segment.LogSuffix + tailCopySuffix:
+		return tailCopyFile, base
 	}
 	return foreignFile, 0
 }
 
 // IsLogFile reports whether name is a file a log writes in its directory
 // (a segment's .log, .index or .timeindex, a producer-state .snapshot, a
-// compaction's .cleaned or .swap copy, a checkpoint, the clean-shutdown
-// marker), or such a name with .tmp added (one being written), or a file
+// compaction's .cleaned or .swap copy, a rewrite's .log.rewrite tail copy,
+// a checkpoint, the clean-shutdown marker), or such a name with .tmp added (one being written), or a file
 // an OS leaves there (SystemFile), which Open ignores. A directory that
 // holds only such files is a log's, or an empty one: the broker removes
 // no other directory of a partition's name.
@@ -895,7 +905,7 @@ func IsLogFile(name string) bool {
 // (nothing says what else the failure behind them left), though Close
 // wrote the marker.
 func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err error) {
-	var swaps []int64
+	var swaps, tails []int64
 	changed := false
 	for _, name := range names {
 		kind, base := classify(name)
@@ -914,6 +924,8 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 			bases = append(bases, base)
 		case logSwapFile:
 			swaps = append(swaps, base)
+		case tailCopyFile:
+			tails = append(tails, base)
 		default:
 			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
 		}
@@ -921,6 +933,15 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 	for _, sb := range swaps {
 		var err error
 		if bases, err = l.completeSwap(sb, bases); err != nil {
+			return nil, false, false, err
+		}
+		changed = true
+	}
+	for _, tb := range tails {
+		if !slices.Contains(bases, tb) {
+			return nil, false, false, fmt.Errorf("%w: %s holds the tail copy of segment %d, which it does not hold", ErrBadTailCopy, l.dir, tb)
+		}
+		if err := l.restoreTail(tb); err != nil {
 			return nil, false, false, err
 		}
 		changed = true

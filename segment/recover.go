@@ -528,9 +528,12 @@ func (s *Segment) distrustIndexes() {
 // kernel may have marked the pages it could not write clean, so that the
 // file reads them back but no later fsync writes them (vfs.WithFaults
 // models it). Truncated and written again, they are dirty pages that the
-// fsync writes, or fails. A crash before that fsync loses the bytes from
-// offset's batch on, which were not durable anyway. The batches are held
-// in memory meanwhile.
+// fsync writes, or fails. The batches are held in memory meanwhile. Once
+// they are read, and before the file is cut, save (if not nil, and there
+// are any) is given them and their position: a caller that must not lose
+// them should a write fail or the power go before the fsync saves them
+// durably there (package log does), and puts them back itself; an error
+// of save is Rewrite's, before anything is cut.
 //
 // It truncates rather than writing the same bytes again in place, which
 // would spare the memory and could not lose them should the write fail:
@@ -542,10 +545,10 @@ func (s *Segment) distrustIndexes() {
 // the page cache drops them or the power goes. Truncated, those blocks
 // are freed, and the appends allocate new ones.
 //
-// Errors: ErrClosed; PositionOf's *record.CorruptError; file system
-// errors (the file may then be cut at the batch of offset, or hold part
-// of the bytes written back).
-func (s *Segment) Rewrite(offset int64) (int64, error) {
+// Errors: ErrClosed; PositionOf's *record.CorruptError; save's; file
+// system errors (the file may then be cut at the batch of offset, or hold
+// part of the bytes written back).
+func (s *Segment) Rewrite(offset int64, save func(pos int64, tail []byte) error) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -571,6 +574,11 @@ func (s *Segment) Rewrite(offset int64) (int64, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, err
+	}
+	if save != nil && len(buf) > 0 {
+		if err := save(pos, buf); err != nil {
+			return 0, err
+		}
 	}
 	// Also with nothing after pos: the truncation says that nothing
 	// past it is kept from before (see vfs.WithFaults).

@@ -440,3 +440,59 @@ func TestCrashFailedSyncNothingToLose(t *testing.T) {
 	require.NoError(t, e.Sync())
 	require.Equal(t, "durable+more", memRead(t, m2.CrashClone(CrashOptions{}), "/e"))
 }
+
+// A file cut back below its synced size and written again, whose Sync
+// then failed, lost only what lies past the cut (the bytes below it are
+// the synced ones, and it was never shorter): cut back there once more
+// and written again, it syncs again, as on Linux, where the truncation
+// drops the pages (and frees the blocks) that the failed fsync did not
+// write. Before, only a truncation to empty ended that failure, and a
+// rewrite after a failed fsync whose own fsync failed could never be made
+// durable by another (package log's TestSecondFailedWriteBackKeepsTheTail).
+func TestCrashFailedSyncAfterCutBack(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "synced|tail")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memOpen(t, fsys, "/f")
+	require.NoError(t, f.Truncate(int64(len("synced|"))))
+	_, err := f.Write([]byte("TAIL"))
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.NoError(t, f.Sync())
+	for _, reorder := range []bool{false, true} {
+		require.Contains(t, []string{"synced|tail", "synced|"}, memRead(t, m.CrashClone(CrashOptions{Reorder: reorder}), "/f"), "still failed")
+	}
+	require.NoError(t, f.Truncate(int64(len("synced"))), "below the bytes that changed is not below where it was cut: fine too")
+	_, err = f.Write([]byte("|tail2"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	for _, reorder := range []bool{false, true} {
+		require.Equal(t, "synced|tail2", memRead(t, m.CrashClone(CrashOptions{Reorder: reorder}), "/f"))
+	}
+
+	// Not when a byte below the cut was overwritten since the last Sync.
+	m2 := NewMem()
+	memPut(t, m2, "/g", "synced|tail")
+	g := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/g")
+	_, err = g.WriteAt([]byte("S"), 0)
+	require.NoError(t, err)
+	require.NoError(t, g.Truncate(int64(len("synced|"))))
+	_, err = g.Write([]byte("TAIL"))
+	require.NoError(t, err)
+	require.ErrorIs(t, g.Sync(), ErrInjected)
+	require.NoError(t, g.Truncate(int64(len("synced|"))))
+	require.NoError(t, g.Sync())
+	require.Equal(t, "synced|tail", memRead(t, m2.CrashClone(CrashOptions{}), "/g"), "still failed")
+
+	// Nor when it was shorter than the cut since the last Sync.
+	m3 := NewMem()
+	memPut(t, m3, "/h", "synced|tail")
+	h := memOpen(t, WithFaults(m3, FailNth(1, OpSync)), "/h")
+	require.NoError(t, h.Truncate(int64(len("sync"))))
+	_, err = h.Write([]byte("ed|TAIL"))
+	require.NoError(t, err)
+	require.ErrorIs(t, h.Sync(), ErrInjected)
+	require.NoError(t, h.Truncate(int64(len("synced|"))))
+	require.NoError(t, h.Sync())
+	require.Equal(t, "synced|tail", memRead(t, m3.CrashClone(CrashOptions{}), "/h"), "still failed")
+}

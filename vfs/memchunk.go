@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"slices"
 	"sync/atomic"
 )
@@ -233,11 +234,36 @@ func (n *memNode) truncate(size int) {
 // cutLost ends what a failed Sync did (see failSync) once the file is
 // truncated to size, if that cuts off all that it may have lost: the file
 // becomes empty, or every change since the last Sync was an append and
-// size is at most the synced size. The caller holds n.mu for writing.
+// size is at most the synced size, or the file was never shorter than
+// size since the last Sync and its bytes below size are the synced ones
+// (what changed since, and was lost, all lies past size: a file cut back
+// and written again, as a rewrite after a failed fsync does, whose write
+// back's fsync failed, cut back there once more). The caller holds n.mu
+// for writing.
 func (n *memNode) cutLost(size int) {
-	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0) {
+	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0 || n.syncedBelow(size)) {
 		n.noSync = false
 	}
+}
+
+// syncedBelow reports whether the file was at least size bytes long ever
+// since its last Sync and its first size bytes are as that Sync left
+// them. The caller holds n.mu.
+func (n *memNode) syncedBelow(size int) bool {
+	if size > n.minSize || size > n.size {
+		return false
+	}
+	if n.hasSnap {
+		cur := make([]byte, size)
+		n.copyOut(cur, 0)
+		return bytes.Equal(cur, n.snap[:size])
+	}
+	for _, u := range n.undo {
+		if u.off < size {
+			return false
+		}
+	}
+	return true
 }
 
 // resize truncates or zero-extends the file. A truncation to its own size

@@ -129,7 +129,7 @@ func TestParityErrorTable(t *testing.T) {
 	// none is taken for a Kafka answer, nor retried as one.
 	local := []error{
 		runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
-		log.ErrNotLogDir, log.ErrBadCheckpoint, log.ErrInvalidTopicID,
+		log.ErrNotLogDir, log.ErrBadCheckpoint, log.ErrBadTailCopy, log.ErrInvalidTopicID,
 		vfs.ErrLocked, vfs.ErrNameTooLong, vfs.ErrNotSupported,
 		index.ErrCorrupt, record.ErrTooLarge, compression.ErrUnknownCodec,
 		producer.ErrClosed, producer.ErrMaxBuffered, producer.ErrNoTopic, producer.ErrNilRecord,

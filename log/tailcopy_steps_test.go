@@ -1,0 +1,237 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// stepVals are the records of multiSegFailed's log, one a batch: a1 and
+// a2 durable, the others not; a1 to a4 in the first segment, b1 and b2 in
+// the second, c1 in the third.
+var stepVals = []string{"a1", "a2", "a3", "a4", "b1", "b2", "c1"}
+
+// multiSegFailed leaves on a MemFS a SyncNever log of stepVals whose Close
+// failed to fsync: the next Open rewrites the first segment from a3 on
+// and the others whole, each through its own tail copy.
+func multiSegFailed(t *testing.T) (*env, *vfs.MemFS) {
+	t.Helper()
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{Sync: SyncNever})
+	for i, v := range stepVals {
+		_, err := l.Append(ctx, valueBatch(t, 1, v), AppendOptions{})
+		require.NoError(t, err)
+		switch i {
+		case 1:
+			require.NoError(t, l.Flush(ctx))
+		case 3, 5:
+			require.NoError(t, l.Roll())
+		}
+	}
+	armed.Store(true)
+	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+	require.False(t, armed.Load())
+	return e, mem
+}
+
+type offVal struct {
+	off int64
+	v   string
+}
+
+// offVals are l's records, with their offsets.
+func offVals(t *testing.T, l *Log) []offVal {
+	t.Helper()
+	var out []offVal
+	for _, r := range readAll(t, l, 0) {
+		out = append(out, offVal{r.Offset, string(r.Value)})
+	}
+	return out
+}
+
+// stepPrefix is the first n of stepVals, then extra, at their offsets.
+func stepPrefix(n int, extra ...string) []offVal {
+	var out []offVal
+	for i, v := range append(append([]string(nil), stepVals[:n]...), extra...) {
+		out = append(out, offVal{int64(i), v})
+	}
+	return out
+}
+
+// stepCrashes are the crashes the step tests try: every tail mode, with
+// and without Reorder (a few under -short).
+func stepCrashes(seed uint64) []vfs.CrashOptions {
+	var out []vfs.CrashOptions
+	for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
+		for _, reorder := range []bool{false, true} {
+			if testing.Short() && tail != vfs.TailGarbage && !reorder {
+				continue
+			}
+			out = append(out, vfs.CrashOptions{Tail: tail, Reorder: reorder, Rand: rand.New(rand.NewPCG(seed, uint64(tail)))})
+		}
+	}
+	return out
+}
+
+// requireStepPrefix opens the log on fsys, a crash clone of multiSegFailed's
+// FS, requires at least min of stepVals at their offsets and nothing else,
+// appends "x" and syncs it, and requires every crash after that to keep
+// them all: no tail copy left behind cuts it.
+func requireStepPrefix(t *testing.T, e *env, fsys *vfs.MemFS, min int, what string) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+	require.NoError(t, err, what)
+	got := offVals(t, l)
+	require.GreaterOrEqual(t, len(got), min, what)
+	require.LessOrEqual(t, len(got), len(stepVals), what)
+	require.Equal(t, stepPrefix(len(got)), got, what)
+	_, err = l.Append(ctx, valueBatch(t, 1, "x"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+	require.NoError(t, l.Discard())
+	for i, o := range stepCrashes(7) {
+		l, err := Open(e.dir, Config{}, Options{FS: fsys.CrashClone(o), Clock: e.clock})
+		require.NoError(t, err, "%s: crash %d after x", what, i)
+		require.Equal(t, stepPrefix(len(got), "x"), offVals(t, l), "%s: crash %d after x", what, i)
+		require.NoError(t, l.Close())
+	}
+}
+
+// failingFS is mem under inj until stop is set.
+func failingFS(mem *vfs.MemFS, inj vfs.Injector, stop *atomic.Bool) vfs.FS {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if stop.Load() {
+			return nil
+		}
+		return inj.MaybeError(op, name)
+	}))
+}
+
+// checkFailedOpen checks multiSegFailed's FS mem after an Open of it that
+// failed (err) or not: a crash then keeps at least the durable records
+// and what a strict crash keeps, and no crash keeps them all; either way
+// appends after are kept by a crash.
+func checkFailedOpen(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
+	t.Helper()
+	if err == nil {
+		require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l), what)
+		require.NoError(t, l.Discard())
+		requireStepPrefix(t, e, mem, len(stepVals), what+", Open tolerated it")
+		return
+	}
+	least := 2
+	ls, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{}), Clock: e.clock})
+	require.NoError(t, err, what+", strict crash")
+	least = max(least, len(offVals(t, ls)))
+	require.NoError(t, ls.Close())
+	for i, o := range stepCrashes(uint64(len(what))) {
+		requireStepPrefix(t, e, mem.CrashClone(o), least, fmt.Sprintf("%s, crash %d", what, i))
+	}
+	requireStepPrefix(t, e, mem, len(stepVals), what+", no crash")
+}
+
+// TestRewriteFailsAtEachStep fails each operation of the Open after a
+// failed fsync in turn (that one, and every one from it on), over several
+// segments rewritten through their tail copies: on the FS as it is after,
+// and on what a crash leaves of it, the next Open finds every record it
+// must, at its offset, and a crash after later appends keeps them.
+func TestRewriteFailsAtEachStep(t *testing.T) {
+	e, mem := multiSegFailed(t)
+	c := vfs.Count()
+	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+	require.NoError(t, err)
+	require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
+	require.NoError(t, l.Close())
+	for k := 1; k <= c.N(); k++ {
+		for _, sticky := range []bool{false, true} {
+			if sticky && testing.Short() {
+				continue
+			}
+			e, mem := multiSegFailed(t)
+			inj := vfs.FailNth(k)
+			if sticky {
+				inj = vfs.FailFrom(k)
+			}
+			var stop atomic.Bool
+			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
+			stop.Store(true)
+			checkFailedOpen(t, e, mem, l, err, fmt.Sprintf("op %d fails (sticky %t): %v", k, sticky, err))
+		}
+	}
+}
+
+// TestRestoreFailsAtEachStep: for failures of the Open after a failed
+// fsync that leave a tail copy (every fourth; all with
+// RUNNEL_TAILCOPY_STEPS=all), each operation of the next Open (which puts
+// it back, then rewrites) fails in turn; then as in
+// TestRewriteFailsAtEachStep.
+func TestRestoreFailsAtEachStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: the product of two Opens' operations")
+	}
+	every := 4
+	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
+		every = 1
+	}
+	first := func(k1 int) (*env, *vfs.MemFS, bool) {
+		e, mem := multiSegFailed(t)
+		_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.FailNth(k1)), Clock: e.clock})
+		if err == nil {
+			return e, mem, false
+		}
+		names, err := mem.List(e.dir)
+		require.NoError(t, err)
+		for _, n := range names {
+			if strings.HasSuffix(n, tailCopySuffix) {
+				return e, mem, true
+			}
+		}
+		return e, mem, false
+	}
+	c := vfs.Count()
+	{
+		e, mem := multiSegFailed(t)
+		_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+		require.NoError(t, err)
+	}
+	seen := 0
+	for k1 := 1; k1 <= c.N(); k1++ {
+		if _, _, ok := first(k1); !ok {
+			continue
+		}
+		if seen++; (seen-1)%every != 0 {
+			continue
+		}
+		c2 := vfs.Count()
+		{
+			e, mem, _ := first(k1)
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c2), Clock: e.clock})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+		}
+		for k2 := 1; k2 <= c2.N(); k2++ {
+			e, mem, _ := first(k1)
+			var stop atomic.Bool
+			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, vfs.FailNth(k2), &stop), Clock: e.clock})
+			stop.Store(true)
+			checkFailedOpen(t, e, mem, l, err, fmt.Sprintf("op %d of the first Open fails, then op %d of the second: %v", k1, k2, err))
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package log
+
+import (
+	"context"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// failedSyncNever leaves, on e's FS, a SyncNever log of "one" and "two"
+// whose Close failed to fsync them: the next Open rewrites both.
+func failedSyncNever(t *testing.T) (*env, *vfs.MemFS) {
+	t.Helper()
+	e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, nil)
+	_, err := l.Append(context.Background(), valueBatch(t, 1, "two"), AppendOptions{})
+	require.NoError(t, err)
+	armed.Store(true)
+	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+	return e, mem
+}
+
+// TestOpenWhoseTailCopyFails: a rewrite whose tail copy cannot be saved
+// fails the Open before anything is cut; the next Open rewrites it all.
+// (A power cut meanwhile would lose the two records, which were never
+// synced: SyncNever.)
+func TestOpenWhoseTailCopyFails(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpRename, vfs.OpSyncDir} {
+		t.Run(op.String(), func(t *testing.T) {
+			e, mem := failedSyncNever(t)
+			var armed, copying atomic.Bool
+			armed.Store(true)
+			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(o vfs.Op, name string) error {
+				if strings.Contains(name, tailCopySuffix) {
+					copying.Store(true) // the directory's next sync is the copy's
+				}
+				if o == op && copying.Load() && armed.CompareAndSwap(true, false) {
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			_, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.False(t, armed.Load())
+			l := e.open(Config{})
+			require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+			e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two")
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+// TestRestoreTailCutShort: an Open that finds a tail copy and fails to
+// put it back (its write fails, or the power goes before its fsync)
+// leaves it for the next one, which does.
+func TestRestoreTailCutShort(t *testing.T) {
+	e, mem := failedSyncNever(t)
+	var failWrite atomic.Bool
+	failWrite.Store(true)
+	_, err := Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "the rewrite's write")
+	copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
+	_, err = mem.Stat(copyName)
+	require.NoError(t, err, "the tail copy stays")
+
+	failWrite.Store(true)
+	_, err = Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "putting the copy back")
+	_, err = mem.Stat(copyName)
+	require.NoError(t, err, "the tail copy stays")
+
+	for _, fsys := range []vfs.FS{mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailGarbage}), mem} {
+		l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+		require.NoError(t, err)
+		require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+		_, err = fsys.Stat(copyName)
+		require.ErrorIs(t, err, fs.ErrNotExist, "removed once the rewrite is synced")
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestBadTailCopy: a tail copy that is malformed, or whose segment is
+// missing or shorter than where it starts, fails the Open with
+// ErrBadTailCopy, and leaves the files as they are.
+func TestBadTailCopy(t *testing.T) {
+	cases := map[string]func(t *testing.T, mem *vfs.MemFS, dir string){
+		"checksum": func(t *testing.T, mem *vfs.MemFS, dir string) {
+			putTailCopy(t, mem, dir, 0, corruptLast(appendTailCopy(0, []byte("tail"))))
+		},
+		"short": func(t *testing.T, mem *vfs.MemFS, dir string) {
+			putTailCopy(t, mem, dir, 0, []byte{0, 0, 0})
+		},
+		"no segment": func(t *testing.T, mem *vfs.MemFS, dir string) {
+			putTailCopy(t, mem, dir, 1000, appendTailCopy(0, []byte("tail")))
+		},
+		"past the segment's end": func(t *testing.T, mem *vfs.MemFS, dir string) {
+			putTailCopy(t, mem, dir, 0, appendTailCopy(1<<20, []byte("tail")))
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{})
+			_, err := l.Append(context.Background(), valueBatch(t, 1, "one"), AppendOptions{})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			mem := e.fs.(*vfs.MemFS)
+			setup(t, mem, e.dir)
+			before := memSnapshot(t, mem, e.dir)
+			_, err = Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
+			require.ErrorIs(t, err, ErrBadTailCopy)
+			require.Equal(t, before, memSnapshot(t, mem, e.dir), "nothing changed")
+		})
+	}
+}
+
+func appendTailCopy(pos int64, tail []byte) []byte {
+	return append(appendTailCopyHeader(nil, pos, tail), tail...)
+}
+
+func corruptLast(b []byte) []byte {
+	b[len(b)-1] ^= 1
+	return b
+}
+
+func putTailCopy(t *testing.T, mem *vfs.MemFS, dir string, base int64, data []byte) {
+	t.Helper()
+	f, err := mem.Create(filepath.Join(dir, segment.FileName(base, segment.LogSuffix+tailCopySuffix)))
+	require.NoError(t, err)
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// memSnapshot is the content of every file in dir.
+func memSnapshot(t *testing.T, mem *vfs.MemFS, dir string) map[string]string {
+	t.Helper()
+	names, err := mem.List(dir)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, n := range names {
+		data, err := readFile(mem, filepath.Join(dir, n))
+		require.NoError(t, err)
+		out[n] = string(data)
+	}
+	return out
+}
+
+// FuzzParseTailCopy: a tail copy decodes to what was encoded, and any
+// other input either decodes to a position and tail that encode back to
+// it, or fails with ErrBadTailCopy.
+func FuzzParseTailCopy(f *testing.F) {
+	f.Add(appendTailCopy(0, []byte("tail")))
+	f.Add(appendTailCopy(4096, nil))
+	f.Add(corruptLast(appendTailCopy(61, []byte("tail"))))
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pos, tail, err := parseTailCopy(data, "copy")
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadTailCopy)
+			return
+		}
+		require.GreaterOrEqual(t, pos, int64(0))
+		require.Equal(t, data, appendTailCopy(pos, tail))
+	})
+}
+
+// TestSecondFailedWriteBackKeepsTheTail: an Open whose write back fails
+// to sync a segment that an earlier Open had already written back and
+// synced (its tail copy left behind by a failure after that) — when
+// putting the copy back, or in the rewrite after it — leaves a file
+// whose next truncation to the same position must end what that failed
+// fsync lost, so that the next Open's write back is durable before it
+// removes the copy: a power cut after it, the truncation durable and the
+// bytes not, lost the tail (and failed the Open with a CorruptError, the
+// recovery point past it).
+func TestSecondFailedWriteBackKeepsTheTail(t *testing.T) {
+	for name, skip := range map[string]int{"restore": 0, "rewrite": 1} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, nil)
+			require.NoError(t, l.Flush(ctx), "one is durable, two is not")
+			_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+			require.NoError(t, err)
+			armed.Store(true)
+			require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+			copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
+			// The first Open writes the tail back and syncs it, and fails
+			// to remove the copy.
+			_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpRemove && name == copyName {
+					return vfs.ErrInjected
+				}
+				return nil
+			})), Clock: e.clock})
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			// The second one fails to sync the segment: putting the copy
+			// back, or (once that is done) writing the tail back again.
+			syncs := 0
+			_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpSync && strings.HasSuffix(name, "0.log") {
+					if syncs++; syncs == skip+1 {
+						return vfs.ErrInjected
+					}
+				}
+				return nil
+			})), Clock: e.clock})
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			_, err = mem.Stat(copyName)
+			require.NoError(t, err, "the tail copy stays")
+
+			l = e.open(Config{})
+			require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+			require.NoError(t, l.Close())
+			for seed := uint64(0); seed < 8; seed++ {
+				crashed := mem.CrashClone(vfs.CrashOptions{Reorder: true, Rand: rand.New(rand.NewPCG(seed, 1))})
+				l, err := Open(e.dir, Config{}, Options{FS: crashed, Clock: e.clock})
+				require.NoError(t, err, "seed %d", seed)
+				require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)), "seed %d", seed)
+				require.NoError(t, l.Close())
+			}
+		})
+	}
+}
+
+// TestRestoreTailOpenFailsNotBad: a failure to open the segment of a
+// tail copy being put back is a file system error, not ErrBadTailCopy
+// (which says the directory was changed by the disk or a hand): the
+// copy is good, and the next Open puts it back.
+func TestRestoreTailOpenFailsNotBad(t *testing.T) {
+	e, mem := failedSyncNever(t)
+	var failWrite atomic.Bool
+	failWrite.Store(true)
+	_, err := Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "the rewrite's write")
+
+	logName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpOpen && name == logName {
+			return vfs.ErrInjected
+		}
+		return nil
+	})), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.NotErrorIs(t, err, ErrBadTailCopy)
+
+	l := e.open(Config{})
+	require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
+	require.NoError(t, l.Close())
+}
