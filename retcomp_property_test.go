@@ -1,0 +1,1048 @@
+package runnel_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestRetCompProperty checks log cleaning — retention by time and size,
+// DeleteRecords, compaction with tombstones, min.compaction.lag.ms and
+// delete.retention.ms — against a model while readers race it. For each
+// seed a broker opens on a vfs.MemFS with a fake clock that the test
+// advances, and random topics (cleanup.policy delete, compact or both,
+// small segment.bytes, retention by time and size, random lags, tombstone
+// retention, dirty ratio, fsync policy, and a small cleaner key map now
+// and then); the broker's own maintenance runs every few milliseconds
+// throughout, and the test calls Maintain too. A random sequence of steps
+// follows: produce keyed records, tombstones and headers (from one or two
+// goroutines at once), advance the clock, Maintain, DeleteRecords, a
+// clean Close and Open. All along, 1–3 consumers of random reset policy
+// and fetch limits read every partition (Records loops and Poll, seeking
+// to the start, the end, a time and an offset). After every step:
+//
+//   - every record a consumer or the check reads is the one produced at
+//     its partition and offset (key, value, headers, timestamp; every
+//     record carries its id in a header), and no offset is reused;
+//   - each consumer's offsets in a partition strictly increase but where
+//     it seeked, across restarts too, and what it skipped is what the log
+//     may have lost: records below the log start, records compaction may
+//     remove, and with ResetLatest anything behind a reset;
+//   - the log start, high watermark and log end never go back;
+//   - a read of each partition from its start to its high watermark finds
+//     every record at or past the log start but those compaction may have
+//     removed: on a compacted topic, a record superseded by a later one of
+//     its key where both were older than min.compaction.lag.ms and below
+//     the active segment, or the latest, a tombstone, once
+//     delete.retention.ms passed after it could first have been cleaned;
+//     nothing at all on a topic with the delete policy alone, and nothing
+//     of the active segment;
+//   - ListOffset (earliest, latest, by time, the largest timestamp)
+//     agrees with that read;
+//   - out-of-range fetches under ResetNone name an offset below the log
+//     start (or past the end, after a seek there), and every error is one
+//     of the documented ones.
+//
+// At the end of each seed no goroutine is left.
+//
+// A few seeds run by default (fewer under -short). For a long run:
+//
+//	RUNNEL_RETCOMP_PROP=500 go test -run TestRetCompProperty .
+//
+// RUNNEL_RETCOMP_PROP=N runs N seeds from one the test picks and logs;
+// RUNNEL_RETCOMP_PROP_BASE=S makes S the first (with N=1, replays seed S,
+// up to the scheduling of the goroutines); RUNNEL_RETCOMP_PROP_LOG=1 logs
+// the steps.
+func TestRetCompProperty(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_RETCOMP_PROP", 4, 2, runRetComp)
+}
+
+const rcDir = "/data"
+
+// rcClock is the broker's clock, which the test moves.
+type rcClock struct{ ms atomic.Int64 }
+
+func (c *rcClock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
+
+type rcTP struct {
+	topic string
+	part  int32
+}
+
+func (tp rcTP) String() string { return fmt.Sprintf("%s-%d", tp.topic, tp.part) }
+
+// rcRec is one produced record.
+type rcRec struct {
+	id         int64
+	tp         rcTP
+	key, value []byte // value nil: a tombstone
+	headers    []record.Header
+	ts         int64 // its timestamp (ms)
+	clock      int64 // the broker's clock when it was produced
+	offset     int64 // -1 until acknowledged
+}
+
+type rcPart struct {
+	tp  rcTP
+	cfg log.Config // with the defaults
+	// byOff maps each offset to the id of the record there, as acknowledged
+	// or read first; acked lists the acknowledged records by offset.
+	byOff map[int64]int64
+	acked []*rcRec
+	// the offsets last seen, which never go back
+	start, hw, end int64
+}
+
+// rcGap is what a consumer skipped: offsets (from, to) exclusive.
+type rcGap struct {
+	cons     int
+	tp       rcTP
+	from, to int64
+	reset    consumer.ResetPolicy
+}
+
+type rcRun struct {
+	t       *testing.T
+	rng     *rand.Rand
+	seed    uint64
+	verbose bool
+	ctx     context.Context
+
+	fs    *vfs.MemFS
+	clock *rcClock
+	cfg   runnel.Config
+	b     *runnel.Broker
+	p     *producer.Producer
+
+	mu     sync.Mutex // guards what follows: the consumers read the model
+	recs   map[int64]*rcRec
+	parts  map[rcTP]*rcPart
+	order  []rcTP
+	gaps   []rcGap
+	nextID int64
+	fails  int
+	// compacted and below count the acknowledged records the last check
+	// of each partition found removed by compaction and below the start.
+	compacted, below int
+
+	cons []*rcCons
+}
+
+func (r *rcRun) logf(format string, args ...any) {
+	if r.verbose {
+		r.t.Helper()
+		r.t.Logf(format, args...)
+	}
+}
+
+// failf reports a failure, from any goroutine; after a few the seed stops
+// at its next step.
+func (r *rcRun) failf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failLocked(format, args...)
+}
+
+func (r *rcRun) failLocked(format string, args ...any) {
+	r.fails++
+	if r.fails <= 10 {
+		r.t.Errorf("seed %d: "+format, append([]any{r.seed}, args...)...)
+	}
+}
+
+func runRetComp(t *testing.T, seed uint64) {
+	ignore := goleak.IgnoreCurrent()
+	r := &rcRun{
+		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), seed: seed,
+		verbose: os.Getenv("RUNNEL_RETCOMP_PROP_LOG") != "",
+		fs:      vfs.NewMem(), clock: &rcClock{},
+		recs: map[int64]*rcRec{}, parts: map[rcTP]*rcPart{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r.ctx = ctx
+	r.clock.ms.Store(1_700_000_000_000 + r.rng.Int64N(1e9))
+	r.cfg = runnel.Config{
+		Dir: rcDir, FS: r.fs, Clock: r.clock,
+		MaintenanceInterval: time.Duration(1+r.rng.IntN(10)) * time.Millisecond,
+	}
+	if r.rng.IntN(3) == 0 {
+		r.cfg.CleanerMapBytes = log.MinCleanerMapBytes * int64(1+r.rng.IntN(8))
+	}
+	r.open()
+	for i, n := 0, 1+r.rng.IntN(3); i < n; i++ {
+		r.createTopic(fmt.Sprintf("t%d", i))
+	}
+	for i, n := 0, 1+r.rng.IntN(3); i < n; i++ {
+		r.cons = append(r.cons, r.newCons(i))
+	}
+	r.startClients()
+	steps := 120
+	if testing.Short() {
+		steps = 40
+	}
+	for step := 0; step < steps && r.failures() == 0; step++ {
+		r.step(step)
+		r.check(fmt.Sprintf("after step %d", step))
+	}
+	if r.failures() == 0 {
+		r.step(-1) // a last Maintain
+		r.catchUp()
+		r.check("at the end")
+	}
+	r.stopClients()
+	if err := r.b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	var reads int64
+	for _, c := range r.cons {
+		reads += c.reads.Load()
+	}
+	r.logf("consumers read %d records; the last checks found %d acknowledged records gone by compaction, %d below the log start", reads, r.compacted, r.below)
+	if err := goleak.Find(ignore); err != nil {
+		t.Errorf("goroutines left: %v", err)
+	}
+}
+
+func (r *rcRun) failures() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fails
+}
+
+func (r *rcRun) open() {
+	b, err := runnel.Open(r.cfg)
+	if err != nil {
+		r.t.Fatalf("seed %d: Open: %v", r.seed, err)
+	}
+	r.b = b
+}
+
+func (r *rcRun) pick(choices ...time.Duration) time.Duration {
+	return choices[r.rng.IntN(len(choices))]
+}
+
+func (r *rcRun) createTopic(name string) {
+	pol := []log.CleanupPolicy{log.Delete, log.Compact, log.Compact | log.Delete}[r.rng.IntN(3)]
+	s := time.Second
+	c := log.Config{
+		CleanupPolicy:       pol,
+		SegmentBytes:        int64(150 + r.rng.IntN(700)),
+		RetentionTime:       r.pick(-1, time.Duration(5+r.rng.IntN(60))*s),
+		DeleteRetentionTime: r.pick(-1, time.Duration(1+r.rng.IntN(20))*s),
+		MinCompactionLag:    r.pick(0, 0, time.Duration(1+r.rng.IntN(10))*s),
+		Sync:                []log.SyncPolicy{log.SyncAlways, log.SyncNever}[r.rng.IntN(2)],
+	}
+	if r.rng.IntN(2) == 0 {
+		c.RetentionBytes = int64(600 + r.rng.IntN(4000))
+	}
+	switch r.rng.IntN(3) {
+	case 0:
+		c.MinCleanableDirtyRatio = -1
+	case 1:
+		c.MinCleanableDirtyRatio = 0.1 + 0.8*r.rng.Float64()
+	}
+	if r.rng.IntN(3) == 0 {
+		c.MaxCompactionLag = c.MinCompactionLag + time.Duration(1+r.rng.IntN(10))*s
+	}
+	if r.rng.IntN(3) == 0 {
+		c.SegmentTime = time.Duration(1+r.rng.IntN(10)) * s
+	}
+	if r.rng.IntN(3) == 0 {
+		c.IndexIntervalBytes = 1 + r.rng.IntN(200)
+	}
+	parts := 1 + r.rng.IntN(2)
+	if err := r.b.CreateTopic(r.ctx, name, log.TopicConfig{Partitions: parts, Config: c}); err != nil {
+		r.t.Fatalf("seed %d: CreateTopic %s: %v", r.seed, name, err)
+	}
+	r.logf("topic %s: %d partitions, %+v", name, parts, c)
+	for i := range parts {
+		tp := rcTP{name, int32(i)}
+		r.parts[tp] = &rcPart{tp: tp, cfg: c.WithDefaults(), byOff: map[int64]int64{}}
+		r.order = append(r.order, tp)
+	}
+}
+
+// step runs one random step; -1 is the last, a Maintain.
+func (r *rcRun) step(step int) {
+	op := r.rng.IntN(100)
+	if step < 0 {
+		op = 60
+	}
+	switch {
+	case op < 35:
+		r.produce()
+	case op < 52:
+		d := time.Duration(r.rng.Int64N(3000)) * time.Millisecond
+		if r.rng.IntN(5) == 0 {
+			d = time.Duration(r.rng.Int64N(40_000)) * time.Millisecond
+		}
+		r.logf("step %d: advance the clock %v", step, d)
+		r.clock.ms.Add(d.Milliseconds())
+	case op < 65:
+		r.logf("step %d: Maintain", step)
+		if err := r.b.Maintain(r.ctx); err != nil {
+			r.failf("Maintain: %v", err)
+		}
+	case op < 77:
+		r.deleteRecords(step)
+	case op < 85:
+		r.logf("step %d: let the consumers catch up", step)
+		r.catchUp()
+	case op < 92:
+		r.logf("step %d: restart", step)
+		r.stopClients()
+		if err := r.b.Close(); err != nil {
+			r.failf("Close: %v", err)
+		}
+		r.open()
+		r.startClients()
+	default:
+		// Produce and Maintain at once.
+		r.logf("step %d: produce while maintaining", step)
+		done := make(chan error, 1)
+		go func() { done <- r.b.Maintain(r.ctx) }()
+		r.produce()
+		if err := <-done; err != nil {
+			r.failf("Maintain: %v", err)
+		}
+	}
+}
+
+func (r *rcRun) deleteRecords(step int) {
+	tp := r.order[r.rng.IntN(len(r.order))]
+	r.mu.Lock()
+	part := r.parts[tp]
+	hw := part.hw
+	start := part.start
+	r.mu.Unlock()
+	off := start + r.rng.Int64N(hw-start+1)
+	if r.rng.IntN(5) == 0 {
+		off = api.Latest
+	}
+	r.logf("step %d: DeleteRecords %s before %d", step, tp, off)
+	low, err := r.b.DeleteRecords(r.ctx, tp.topic, tp.part, off)
+	switch {
+	case part.cfg.CleanupPolicy&log.Delete == 0:
+		if !errors.Is(err, runnel.ErrPolicyViolation) {
+			r.failf("DeleteRecords %s (compact only): %v, want ErrPolicyViolation", tp, err)
+		}
+	case err != nil:
+		r.failf("DeleteRecords %s before %d: %v", tp, off, err)
+	case off != api.Latest && low < off:
+		r.failf("DeleteRecords %s before %d: low watermark %d", tp, off, low)
+	default:
+		r.mu.Lock()
+		if low < part.start {
+			r.failLocked("DeleteRecords %s before %d: low watermark %d below the start %d seen before", tp, off, low, part.start)
+		}
+		part.start = max(part.start, low)
+		r.mu.Unlock()
+	}
+}
+
+// produce produces a few records to random partitions, from one or two
+// goroutines.
+func (r *rcRun) produce() {
+	n := 1 + r.rng.IntN(2)
+	batches := make([][]*record.Record, n)
+	for i := range batches {
+		for range 1 + r.rng.IntN(8) {
+			batches[i] = append(batches[i], r.newRecord())
+		}
+	}
+	r.logf("produce %d records in %d calls", len(batches[0])+len(batches[n-1]), n)
+	var wg sync.WaitGroup
+	for _, recs := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.p.ProduceSync(r.ctx, recs...); err != nil {
+				r.failf("ProduceSync: %v", err)
+				return
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, rec := range recs {
+				m := r.recs[rcID(rec)]
+				m.offset = rec.Offset
+				part := r.parts[m.tp]
+				if rec.Partition != m.tp.part {
+					r.failLocked("record %d produced to %s went to partition %d", m.id, m.tp, rec.Partition)
+				}
+				if id, ok := part.byOff[rec.Offset]; ok && id != m.id {
+					r.failLocked("%s offset %d: record %d acknowledged there, record %d read there", m.tp, rec.Offset, m.id, id)
+				}
+				part.byOff[rec.Offset] = m.id
+				i, found := slices.BinarySearchFunc(part.acked, rec.Offset, func(a *rcRec, o int64) int { return int(a.offset - o) })
+				if found {
+					r.failLocked("%s offset %d acknowledged twice", m.tp, rec.Offset)
+				}
+				part.acked = slices.Insert(part.acked, i, m)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func rcID(rec *record.Record) int64 {
+	for _, h := range rec.Headers {
+		if h.Key == "id" {
+			id, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err == nil {
+				return id
+			}
+		}
+	}
+	return -1
+}
+
+func (r *rcRun) newRecord() *record.Record {
+	tp := r.order[r.rng.IntN(len(r.order))]
+	part := r.parts[tp]
+	r.mu.Lock()
+	r.nextID++
+	id := r.nextID
+	r.mu.Unlock()
+	m := &rcRec{id: id, tp: tp, offset: -1, clock: r.clock.ms.Load()}
+	m.ts = m.clock - r.rng.Int64N(2000)
+	if r.rng.IntN(20) == 0 {
+		m.ts = m.clock + r.rng.Int64N(5000) // in the future
+	}
+	compacted := part.cfg.CleanupPolicy&log.Compact != 0
+	if compacted || r.rng.IntN(4) != 0 {
+		m.key = fmt.Appendf(nil, "k%d", r.rng.IntN(6))
+	}
+	if !compacted || r.rng.IntN(5) != 0 {
+		m.value = fmt.Appendf(nil, "v%d-%s", id, strings.Repeat("x", r.rng.IntN(60)))
+	}
+	m.headers = []record.Header{{Key: "id", Value: []byte(strconv.FormatInt(id, 10))}}
+	for i := range r.rng.IntN(3) {
+		var v []byte
+		if r.rng.IntN(3) != 0 {
+			v = fmt.Appendf(nil, "h%d", r.rng.IntN(100))
+		}
+		m.headers = append(m.headers, record.Header{Key: fmt.Sprintf("h%d", i), Value: v})
+	}
+	r.mu.Lock()
+	r.recs[id] = m
+	r.mu.Unlock()
+	return &record.Record{Topic: tp.topic, Partition: tp.part, Key: m.key, Value: m.value,
+		Headers: slices.Clone(m.headers), Timestamp: time.UnixMilli(m.ts)}
+}
+
+// seen checks a record read at tp (by a consumer, or the check) against
+// the model: the record produced there. The caller holds mu.
+func (r *rcRun) seenLocked(who string, tp rcTP, rec *record.Record) *rcRec {
+	id := rcID(rec)
+	m := r.recs[id]
+	if m == nil {
+		r.failLocked("%s: %s offset %d: a record that was never produced (id %d, key %q)", who, tp, rec.Offset, id, rec.Key)
+		return nil
+	}
+	if m.tp != tp {
+		r.failLocked("%s: %s offset %d: record %d was produced to %s", who, tp, rec.Offset, id, m.tp)
+	}
+	if m.offset >= 0 && m.offset != rec.Offset {
+		r.failLocked("%s: %s: record %d read at offset %d, acknowledged at %d", who, tp, id, rec.Offset, m.offset)
+	}
+	part := r.parts[tp]
+	if prev, ok := part.byOff[rec.Offset]; ok && prev != id {
+		r.failLocked("%s: %s offset %d: record %d read, record %d was there", who, tp, rec.Offset, id, prev)
+	}
+	part.byOff[rec.Offset] = id
+	if !bytes.Equal(m.key, rec.Key) || (m.key == nil) != (rec.Key == nil) {
+		r.failLocked("%s: %s offset %d: key %q, produced %q", who, tp, rec.Offset, rec.Key, m.key)
+	}
+	if !bytes.Equal(m.value, rec.Value) || (m.value == nil) != (rec.Value == nil) {
+		r.failLocked("%s: %s offset %d: value %q, produced %q", who, tp, rec.Offset, rec.Value, m.value)
+	}
+	if got := rec.Timestamp.UnixMilli(); got != m.ts {
+		r.failLocked("%s: %s offset %d: timestamp %d, produced %d", who, tp, rec.Offset, got, m.ts)
+	}
+	if len(rec.Headers) != len(m.headers) {
+		r.failLocked("%s: %s offset %d: %d headers, produced %d", who, tp, rec.Offset, len(rec.Headers), len(m.headers))
+	} else {
+		for i, h := range rec.Headers {
+			w := m.headers[i]
+			if h.Key != w.Key || !bytes.Equal(h.Value, w.Value) || (h.Value == nil) != (w.Value == nil) {
+				r.failLocked("%s: %s offset %d: header %d %q=%q, produced %q=%q", who, tp, rec.Offset, i, h.Key, h.Value, w.Key, w.Value)
+			}
+		}
+	}
+	return m
+}
+
+// mayBeGone reports whether the acknowledged record m may have been
+// removed by compaction by now, given the partition's records (acked, by
+// offset) and the first offset of its active segment (act). The caller
+// holds mu.
+func (r *rcRun) mayBeGoneLocked(part *rcPart, m *rcRec, act int64) bool {
+	cfg := part.cfg
+	if cfg.CleanupPolicy&log.Compact == 0 || m.offset >= act {
+		return false
+	}
+	now := r.clock.ms.Load()
+	lag := cfg.MinCompactionLag.Milliseconds()
+	// old reports whether a record stamped ts is past the lag (with no
+	// lag, every record is, whatever its timestamp).
+	old := func(ts int64) bool { return lag <= 0 || now-ts >= lag }
+	if !old(m.ts) {
+		return false // within min.compaction.lag.ms
+	}
+	i, _ := slices.BinarySearchFunc(part.acked, m.offset, func(a *rcRec, o int64) int { return int(a.offset - o) })
+	for _, s := range part.acked[i+1:] {
+		if s.offset >= act {
+			break
+		}
+		if bytes.Equal(s.key, m.key) && old(s.ts) {
+			return true // superseded
+		}
+	}
+	if m.value != nil {
+		return false
+	}
+	// A tombstone goes delete.retention.ms after it was first cleaned, at
+	// the earliest when it was produced and past the lag.
+	first := m.clock
+	if lag > 0 {
+		first = max(first, m.ts+lag)
+	}
+	return now >= first+cfg.DeleteRetentionTime.Milliseconds()
+}
+
+// activeBase returns the base offset of tp's active segment, from the
+// names of its files.
+func (r *rcRun) activeBase(tp rcTP) int64 {
+	names, err := r.fs.List(fmt.Sprintf("%s/%s-%d", rcDir, tp.topic, tp.part))
+	if err != nil {
+		r.failf("listing %s: %v", tp, err)
+		return 0
+	}
+	base := int64(0)
+	for _, n := range names {
+		if b, ok := strings.CutSuffix(n, segment.LogSuffix); ok {
+			if o, err := strconv.ParseInt(b, 10, 64); err == nil {
+				base = max(base, o)
+			}
+		}
+	}
+	return base
+}
+
+// readAll reads tp from its log start to its high watermark through
+// Fetch, and returns the records and the offsets of the read.
+func (r *rcRun) readAll(tp rcTP) (recs []*record.Record, start, hw int64, err error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		recs = recs[:0]
+		lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Earliest)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		start = lo.Offset
+		off := start
+		hw = -1
+		for hw < 0 || off < hw {
+			resp, err := r.b.Fetch(r.ctx, &api.FetchRequest{MaxBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: tp.topic, Partition: tp.part, Offset: off, MaxBytes: 200 + r.rng.IntN(2000)}}})
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			fp := resp.Partitions[0]
+			if errors.Is(fp.Err, log.ErrOffsetOutOfRange) && fp.LogStartOffset > off {
+				hw = -2 // the start moved: again
+				break
+			}
+			if fp.Err != nil {
+				return nil, 0, 0, fp.Err
+			}
+			if hw < 0 {
+				hw = fp.HighWatermark
+			}
+			if len(fp.Records) == 0 {
+				if off < hw {
+					return nil, 0, 0, fmt.Errorf("fetch at %d below the high watermark %d returned nothing", off, hw)
+				}
+				break
+			}
+			for b, err := range record.Batches(fp.Records) {
+				if err != nil {
+					return nil, 0, 0, err
+				}
+				for rec, err := range b.Records() {
+					if err != nil {
+						return nil, 0, 0, err
+					}
+					if rec.Offset >= off && rec.Offset < hw && !b.IsControl() {
+						recs = append(recs, rec)
+					}
+				}
+				off = max(off, b.NextOffset())
+			}
+		}
+		if hw != -2 {
+			return recs, start, hw, nil
+		}
+	}
+	return nil, 0, 0, errors.New("the log start kept moving")
+}
+
+// check compares every partition with the model.
+func (r *rcRun) check(when string) {
+	r.checkGaps(when)
+	r.mu.Lock()
+	r.compacted, r.below = 0, 0
+	r.mu.Unlock()
+	for _, tp := range r.order {
+		r.checkPartition(when, tp)
+	}
+}
+
+func (r *rcRun) checkPartition(when string, tp rcTP) {
+	info, err := r.b.DescribeTopic(r.ctx, tp.topic)
+	if err != nil {
+		r.failf("%s: DescribeTopic %s: %v", when, tp.topic, err)
+		return
+	}
+	pi := info.Partitions[tp.part]
+	r.mu.Lock()
+	part := r.parts[tp]
+	if pi.LogStartOffset < part.start || pi.HighWatermark < part.hw || pi.LogEndOffset < part.end {
+		r.failLocked("%s: %s offsets went back: start %d hw %d end %d, were %d %d %d", when, tp,
+			pi.LogStartOffset, pi.HighWatermark, pi.LogEndOffset, part.start, part.hw, part.end)
+	}
+	part.start, part.hw, part.end = max(part.start, pi.LogStartOffset), max(part.hw, pi.HighWatermark), max(part.end, pi.LogEndOffset)
+	r.mu.Unlock()
+
+	for attempt := 0; ; attempt++ {
+		act := r.activeBase(tp)
+		recs, start, hw, err := r.readAll(tp)
+		if err != nil {
+			r.failf("%s: reading %s: %v", when, tp, err)
+			return
+		}
+		lists, err := r.listOffsets(tp, recs)
+		if err != nil {
+			r.failf("%s: ListOffset %s: %v", when, tp, err)
+			return
+		}
+		again, start2, hw2, err := r.readAll(tp)
+		if err != nil {
+			r.failf("%s: reading %s: %v", when, tp, err)
+			return
+		}
+		stable := start == start2 && hw == hw2 && slices.EqualFunc(recs, again, func(a, b *record.Record) bool { return a.Offset == b.Offset })
+		if !stable && attempt < 5 {
+			continue // maintenance moved the log under the look-ups
+		}
+		r.mu.Lock()
+		r.checkReadLocked(when, part, recs, start, hw, act)
+		if stable {
+			r.checkListsLocked(when, part, recs, start, hw, lists)
+		}
+		r.mu.Unlock()
+		return
+	}
+}
+
+// rcList is one ListOffset look-up and its answer.
+type rcList struct {
+	ts int64
+	lo api.ListedOffset
+}
+
+func (r *rcRun) listOffsets(tp rcTP, recs []*record.Record) ([]rcList, error) {
+	stamps := []int64{api.Earliest, api.Latest, api.MaxTimestamp, 0, math.MaxInt64 - 1}
+	for _, rec := range recs {
+		if r.rng.IntN(4) == 0 {
+			ts := rec.Timestamp.UnixMilli()
+			stamps = append(stamps, ts, ts+1, ts-1)
+		}
+	}
+	stamps = append(stamps, r.clock.ms.Load()-r.rng.Int64N(60_000))
+	var out []rcList
+	for _, ts := range stamps {
+		lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, ts)
+		if err != nil {
+			return nil, fmt.Errorf("timestamp %d: %w", ts, err)
+		}
+		out = append(out, rcList{ts, lo})
+	}
+	return out, nil
+}
+
+// checkReadLocked checks a read of part from start to hw against the
+// model.
+func (r *rcRun) checkReadLocked(when string, part *rcPart, recs []*record.Record, start, hw, act int64) {
+	tp := part.tp
+	who := "read " + when
+	if start < part.start || hw < part.hw {
+		r.failLocked("%s: %s: read from %d to %d, offsets seen before %d to %d", who, tp, start, hw, part.start, part.hw)
+	}
+	part.start, part.hw = max(part.start, start), max(part.hw, hw)
+	present := map[int64]bool{}
+	prev := int64(-1)
+	for _, rec := range recs {
+		if rec.Offset <= prev {
+			r.failLocked("%s: %s: offset %d after %d", who, tp, rec.Offset, prev)
+		}
+		prev = rec.Offset
+		r.seenLocked(who, tp, rec)
+		present[rec.Offset] = true
+	}
+	for _, m := range part.acked {
+		if m.offset < start {
+			r.below++
+		}
+		if m.offset < start || m.offset >= hw || present[m.offset] {
+			continue
+		}
+		r.compacted++
+		if !r.mayBeGoneLocked(part, m, act) {
+			r.failLocked("%s: %s: record %d (key %q, value %.12q, ts %d, produced at %d) at offset %d is gone; log start %d, hw %d, active segment at %d, now %d, config %+v",
+				who, tp, m.id, m.key, m.value, m.ts, m.clock, m.offset, start, hw, act, r.clock.ms.Load(), part.cfg)
+		}
+	}
+	// Every acknowledged record is below the high watermark.
+	if n := len(part.acked); n > 0 && part.acked[n-1].offset >= hw {
+		r.failLocked("%s: %s: offset %d acknowledged, high watermark %d", who, tp, part.acked[n-1].offset, hw)
+	}
+}
+
+// checkListsLocked checks ListOffset's answers against a read of the
+// partition.
+func (r *rcRun) checkListsLocked(when string, part *rcPart, recs []*record.Record, start, hw int64, lists []rcList) {
+	for _, l := range lists {
+		want := api.ListedOffset{Offset: hw, Timestamp: -1}
+		switch l.ts {
+		case api.Earliest:
+			want.Offset = start
+		case api.Latest:
+		case api.MaxTimestamp:
+			best := int64(math.MinInt64)
+			for _, rec := range recs {
+				if ts := rec.Timestamp.UnixMilli(); ts > best {
+					best, want = ts, api.ListedOffset{Offset: rec.Offset, Timestamp: ts}
+				}
+			}
+		default:
+			for _, rec := range recs {
+				if ts := rec.Timestamp.UnixMilli(); ts >= l.ts {
+					want = api.ListedOffset{Offset: rec.Offset, Timestamp: ts}
+					break
+				}
+			}
+		}
+		if l.lo.Offset != want.Offset || l.lo.Timestamp != want.Timestamp {
+			r.failLocked("%s: %s: ListOffset(%d) = offset %d timestamp %d, a read finds offset %d timestamp %d (log %d to %d)",
+				when, part.tp, l.ts, l.lo.Offset, l.lo.Timestamp, want.Offset, want.Timestamp, start, hw)
+		}
+	}
+}
+
+// checkGaps checks what the consumers skipped since the last check.
+func (r *rcRun) checkGaps(when string) {
+	acts := map[rcTP]int64{}
+	starts := map[rcTP]int64{}
+	for _, tp := range r.order {
+		acts[tp] = r.activeBase(tp)
+		lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Earliest)
+		if err != nil {
+			r.failf("%s: ListOffset %s: %v", when, tp, err)
+			return
+		}
+		starts[tp] = lo.Offset
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gaps := r.gaps
+	r.gaps = nil
+	for _, g := range gaps {
+		part := r.parts[g.tp]
+		if g.reset == consumer.ResetLatest && g.from+1 < starts[g.tp] {
+			continue // reset to the end: the records behind it skipped
+		}
+		for _, m := range part.acked {
+			if m.offset <= g.from || m.offset >= g.to || m.offset < starts[g.tp] {
+				continue
+			}
+			if !r.mayBeGoneLocked(part, m, acts[g.tp]) {
+				r.failLocked("%s: consumer %d skipped %s offset %d (record %d, key %q) between %d and %d, log start %d",
+					when, g.cons, g.tp, m.offset, m.id, m.key, g.from, g.to, starts[g.tp])
+			}
+		}
+	}
+}
+
+// catchUp waits until every consumer has read every partition up to its
+// high watermark, its own seeks held back: a position that never gets
+// there is a reader stuck on what cleaning left.
+func (r *rcRun) catchUp() {
+	hws := map[rcTP]int64{}
+	for _, tp := range r.order {
+		lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Latest)
+		if err != nil {
+			r.failf("ListOffset %s: %v", tp, err)
+			return
+		}
+		hws[tp] = lo.Offset
+	}
+	for _, c := range r.cons {
+		c.calm.Store(true)
+	}
+	defer func() {
+		for _, c := range r.cons {
+			c.calm.Store(false)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, c := range r.cons {
+		for _, tp := range r.order {
+			for {
+				pos, ok := c.c.Position(tp.topic, tp.part)
+				if ok && pos == hws[tp] {
+					break
+				}
+				if time.Now().After(deadline) {
+					r.failf("consumer %d (reset %v): %s at %d (resolved %v), high watermark %d, not there after 20 s",
+						c.idx, c.reset, tp, pos, ok, hws[tp])
+					return
+				}
+				time.Sleep(time.Millisecond) // polling a position: nothing to wait on
+			}
+		}
+	}
+}
+
+// rcCons is one consumer, across the broker's restarts.
+type rcCons struct {
+	r     *rcRun
+	idx   int
+	rng   *rand.Rand
+	opts  []consumer.Opt
+	reset consumer.ResetPolicy
+	// last is the offset last read in each partition, -1 after a seek;
+	// beyond says a seek may have gone past the end.
+	last   map[rcTP]int64
+	beyond map[rcTP]bool
+	pos    map[rcTP]int64 // positions kept across a restart
+
+	// calm stops the consumer's own seeks (see catchUp).
+	calm   atomic.Bool
+	c      *consumer.Consumer
+	cancel context.CancelFunc
+	done   chan struct{}
+	reads  atomic.Int64
+}
+
+func (r *rcRun) newCons(i int) *rcCons {
+	reset := []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}[r.rng.IntN(3)]
+	c := &rcCons{r: r, idx: i, rng: rand.New(rand.NewPCG(r.seed, uint64(i+1))), reset: reset,
+		last: map[rcTP]int64{}, beyond: map[rcTP]bool{}, pos: map[rcTP]int64{}}
+	c.opts = []consumer.Opt{consumer.ResetOffset(reset),
+		consumer.FetchMaxWait(time.Duration(r.rng.IntN(20)) * time.Millisecond),
+		consumer.FetchMaxPartitionBytes(100 + r.rng.IntN(2000)),
+		consumer.FetchMaxBytes(100 + r.rng.IntN(4000)),
+		consumer.RetryBackoff(time.Duration(r.rng.IntN(5)) * time.Millisecond)}
+	for _, tp := range r.order {
+		c.last[tp] = -1
+	}
+	return c
+}
+
+func (r *rcRun) startClients() {
+	p, err := producer.New(r.b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.Linger(time.Duration(r.rng.IntN(3))*time.Millisecond))
+	if err != nil {
+		r.t.Fatalf("producer.New: %v", err)
+	}
+	r.p = p
+	for _, c := range r.cons {
+		c.start()
+	}
+}
+
+func (r *rcRun) stopClients() {
+	for _, c := range r.cons {
+		c.stop()
+	}
+	if err := r.p.Close(); err != nil {
+		r.failf("producer Close: %v", err)
+	}
+}
+
+func (c *rcCons) start() {
+	cl, err := consumer.New(c.r.b, c.opts...)
+	if err != nil {
+		c.r.t.Fatalf("consumer.New: %v", err)
+	}
+	c.c = cl
+	for _, tp := range c.r.order {
+		at := c.randomOffset(tp)
+		if p, ok := c.pos[tp]; ok {
+			at = consumer.At(p) // carried over: no seek
+		} else {
+			c.seeked(tp, at)
+		}
+		if err := cl.Assign(tp.topic, tp.part, at); err != nil {
+			c.r.failf("consumer %d: Assign %s: %v", c.idx, tp, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(c.r.ctx)
+	c.cancel, c.done = cancel, make(chan struct{})
+	go c.run(ctx)
+}
+
+func (c *rcCons) stop() {
+	c.cancel()
+	<-c.done
+	for _, tp := range c.r.order {
+		if p, ok := c.c.Position(tp.topic, tp.part); ok {
+			c.pos[tp] = p
+		} else {
+			delete(c.pos, tp)
+		}
+	}
+	if err := c.c.Close(); err != nil {
+		c.r.failf("consumer %d: Close: %v", c.idx, err)
+	}
+}
+
+func (c *rcCons) randomOffset(tp rcTP) consumer.Offset {
+	switch c.rng.IntN(5) {
+	case 0:
+		return consumer.Start()
+	case 1:
+		return consumer.End()
+	case 2:
+		return consumer.AtTime(time.UnixMilli(c.r.clock.ms.Load() - c.rng.Int64N(30_000)))
+	}
+	c.r.mu.Lock()
+	part := c.r.parts[tp]
+	o := part.start + c.rng.Int64N(part.end-part.start+3)
+	c.r.mu.Unlock()
+	return consumer.At(o)
+}
+
+// seeked notes a seek of the test's own.
+func (c *rcCons) seeked(tp rcTP, at consumer.Offset) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.last[tp] = -1
+	c.beyond[tp] = strings.Trim(at.String(), "0123456789") == ""
+}
+
+// run reads until ctx ends.
+func (c *rcCons) run(ctx context.Context) {
+	defer close(c.done)
+	for ctx.Err() == nil {
+		switch c.rng.IntN(4) {
+		case 0:
+			if c.calm.Load() {
+				continue
+			}
+			tp := c.r.order[c.rng.IntN(len(c.r.order))]
+			at := c.randomOffset(tp)
+			c.seeked(tp, at)
+			if err := c.c.Seek(tp.topic, tp.part, at); err != nil {
+				c.r.failf("consumer %d: Seek %s %v: %v", c.idx, tp, at, err)
+			}
+		case 1:
+			fs, err := c.c.Poll(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.r.failf("consumer %d: Poll: %v", c.idx, err)
+				}
+				for _, f := range fs {
+					if f.Err != nil {
+						c.partitionError(f.Err)
+					}
+				}
+				continue
+			}
+			for _, f := range fs {
+				if f.Err != nil {
+					c.partitionError(f.Err)
+					continue
+				}
+				f.EachRecord(func(rec *record.Record) { c.record(rcTP{f.Topic, f.Partition}, rec) })
+			}
+		default:
+			n := 1 + c.rng.IntN(30)
+			for rec, err := range c.c.Records(ctx) {
+				if err != nil {
+					c.partitionError(err)
+				} else {
+					c.record(rcTP{rec.Topic, rec.Partition}, rec)
+				}
+				if n--; n == 0 {
+					break
+				}
+			}
+		}
+	}
+}
+
+func (c *rcCons) partitionError(err error) {
+	var pe *consumer.PartitionError
+	if !errors.As(err, &pe) || !errors.Is(err, log.ErrOffsetOutOfRange) || c.reset != consumer.ResetNone {
+		c.r.failf("consumer %d (reset %v): unexpected error %v", c.idx, c.reset, err)
+		return
+	}
+	tp := rcTP{pe.Topic, pe.Partition}
+	lo, lerr := c.r.b.ListOffset(c.r.ctx, tp.topic, tp.part, api.Earliest)
+	c.r.mu.Lock()
+	beyond := c.beyond[tp]
+	c.r.mu.Unlock()
+	if lerr == nil && pe.Offset >= lo.Offset && !beyond {
+		c.r.failf("consumer %d: %s: offset %d out of range, log start %d, and no seek past the end", c.idx, tp, pe.Offset, lo.Offset)
+	}
+	at := consumer.Start()
+	c.seeked(tp, at)
+	if err := c.c.Seek(tp.topic, tp.part, at); err != nil {
+		c.r.failf("consumer %d: Seek %s: %v", c.idx, tp, err)
+	}
+}
+
+func (c *rcCons) record(tp rcTP, rec *record.Record) {
+	c.reads.Add(1)
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.parts[tp]; !ok {
+		r.failLocked("consumer %d: a record of %s, which is not assigned", c.idx, tp)
+		return
+	}
+	r.seenLocked(fmt.Sprintf("consumer %d", c.idx), tp, rec)
+	last := c.last[tp]
+	if last >= 0 && rec.Offset <= last {
+		r.failLocked("consumer %d: %s: offset %d after %d, without a seek", c.idx, tp, rec.Offset, last)
+	}
+	if last >= 0 && rec.Offset > last+1 {
+		r.gaps = append(r.gaps, rcGap{cons: c.idx, tp: tp, from: last, to: rec.Offset, reset: c.reset})
+	}
+	c.last[tp] = rec.Offset
+	c.beyond[tp] = false
+}
