@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -64,7 +65,13 @@ import (
 //     agrees with that read;
 //   - out-of-range fetches under ResetNone name an offset below the log
 //     start (or past the end, after a seek there), and every error is one
-//     of the documented ones.
+//     of the documented ones;
+//   - after a Maintain step (two Maintains, the clock standing still),
+//     what maintenance must have done is done (see checkMaintained), and
+//     after a DeleteRecords that moved the log start, the segments wholly
+//     below it are gone;
+//   - now and then, and at the end, every consumer reaches the high
+//     watermark of every partition (its own seeks held back).
 //
 // At the end of each seed no goroutine is left.
 //
@@ -103,6 +110,9 @@ type rcRec struct {
 	ts         int64 // its timestamp (ms)
 	clock      int64 // the broker's clock when it was produced
 	offset     int64 // -1 until acknowledged
+	// sealed is the clock at the first check that found the record below
+	// the active segment (0 before): no cleaning reached it before that.
+	sealed int64
 }
 
 type rcPart struct {
@@ -127,6 +137,7 @@ type rcGap struct {
 type rcRun struct {
 	t       *testing.T
 	rng     *rand.Rand
+	crng    *rand.Rand // the checks': their retries must not change the steps
 	seed    uint64
 	verbose bool
 	ctx     context.Context
@@ -176,7 +187,7 @@ func (r *rcRun) failLocked(format string, args ...any) {
 func runRetComp(t *testing.T, seed uint64) {
 	ignore := goleak.IgnoreCurrent()
 	r := &rcRun{
-		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), seed: seed,
+		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), crng: rand.New(rand.NewPCG(seed, 0xc4ec)), seed: seed,
 		verbose: os.Getenv("RUNNEL_RETCOMP_PROP_LOG") != "",
 		fs:      vfs.NewMem(), clock: &rcClock{},
 		recs: map[int64]*rcRec{}, parts: map[rcTP]*rcPart{},
@@ -304,8 +315,16 @@ func (r *rcRun) step(step int) {
 		r.clock.ms.Add(d.Milliseconds())
 	case op < 65:
 		r.logf("step %d: Maintain", step)
-		if err := r.b.Maintain(r.ctx); err != nil {
-			r.failf("Maintain: %v", err)
+		// Twice before the checks: a Maintain runs retention before
+		// compaction, whose cleaned segments may be smaller and older
+		// (their newest records removed) than retention saw them.
+		for range 2 {
+			if err := r.b.Maintain(r.ctx); err != nil {
+				r.failf("Maintain: %v", err)
+			}
+		}
+		for _, tp := range r.order {
+			r.checkMaintained(tp)
 		}
 	case op < 77:
 		r.deleteRecords(step)
@@ -344,6 +363,11 @@ func (r *rcRun) deleteRecords(step int) {
 		off = api.Latest
 	}
 	r.logf("step %d: DeleteRecords %s before %d", step, tp, off)
+	before, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Earliest)
+	if err != nil {
+		r.failf("ListOffset %s: %v", tp, err)
+		return
+	}
 	low, err := r.b.DeleteRecords(r.ctx, tp.topic, tp.part, off)
 	switch {
 	case part.cfg.CleanupPolicy&log.Delete == 0:
@@ -355,6 +379,13 @@ func (r *rcRun) deleteRecords(step int) {
 	case off != api.Latest && low < off:
 		r.failf("DeleteRecords %s before %d: low watermark %d", tp, off, low)
 	default:
+		// The segments wholly below the new start go, when it moved (a
+		// segment rolled since an earlier start went past its end is
+		// left to the next maintenance, as Kafka's
+		// deleteLogStartOffsetBreachedSegments).
+		if segs := r.segments(tp); low > before.Offset && len(segs) > 1 && segs[1].base <= low {
+			r.failf("DeleteRecords %s before %d: low watermark %d, and segment %d is still there: %v", tp, off, low, segs[0].base, segs)
+		}
 		r.mu.Lock()
 		if low < part.start {
 			r.failLocked("DeleteRecords %s before %d: low watermark %d below the start %d seen before", tp, off, low, part.start)
@@ -526,12 +557,29 @@ func (r *rcRun) mayBeGoneLocked(part *rcPart, m *rcRec, act int64) bool {
 		return false
 	}
 	// A tombstone goes delete.retention.ms after it was first cleaned, at
-	// the earliest when it was produced and past the lag.
-	first := m.clock
+	// the earliest once its segment rolled, and past the lag.
+	first := max(m.clock, m.sealed)
+	if m.sealed == 0 {
+		first = now // sealed since the last check
+	}
 	if lag > 0 {
 		first = max(first, m.ts+lag)
 	}
 	return now >= first+cfg.DeleteRetentionTime.Milliseconds()
+}
+
+// noteSealedLocked notes the clock at which part's records below act
+// were first found there. The caller holds mu.
+func (r *rcRun) noteSealedLocked(part *rcPart, act int64) {
+	now := r.clock.ms.Load()
+	for _, m := range part.acked {
+		if m.offset >= act {
+			break
+		}
+		if m.sealed == 0 {
+			m.sealed = now
+		}
+	}
 }
 
 // activeBase returns the base offset of tp's active segment, from the
@@ -567,7 +615,7 @@ func (r *rcRun) readAll(tp rcTP) (recs []*record.Record, start, hw int64, err er
 		hw = -1
 		for hw < 0 || off < hw {
 			resp, err := r.b.Fetch(r.ctx, &api.FetchRequest{MaxBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: tp.topic, Partition: tp.part, Offset: off, MaxBytes: 200 + r.rng.IntN(2000)}}})
+				Partitions: []api.FetchPartition{{Topic: tp.topic, Partition: tp.part, Offset: off, MaxBytes: 200 + r.crng.IntN(2000)}}})
 			if err != nil {
 				return nil, 0, 0, err
 			}
@@ -668,6 +716,154 @@ func (r *rcRun) checkPartition(when string, tp rcTP) {
 	}
 }
 
+// rcSeg is a segment as its files show it.
+type rcSeg struct{ base, size int64 }
+
+// segments lists tp's segments from the names and sizes of their files
+// (again when maintenance removed one between the two).
+func (r *rcRun) segments(tp rcTP) []rcSeg {
+	dir := fmt.Sprintf("%s/%s-%d", rcDir, tp.topic, tp.part)
+again:
+	names, err := r.fs.List(dir)
+	if err != nil {
+		r.failf("listing %s: %v", tp, err)
+		return nil
+	}
+	var segs []rcSeg
+	for _, n := range names {
+		if b, ok := strings.CutSuffix(n, segment.LogSuffix); ok {
+			o, err := strconv.ParseInt(b, 10, 64)
+			if err != nil {
+				continue
+			}
+			fi, err := r.fs.Stat(dir + "/" + n)
+			if errors.Is(err, fs.ErrNotExist) {
+				goto again
+			}
+			if err != nil {
+				r.failf("stat %s: %v", n, err)
+				return nil
+			}
+			segs = append(segs, rcSeg{o, fi.Size()})
+		}
+	}
+	slices.SortFunc(segs, func(a, b rcSeg) int { return int(a.base - b.base) })
+	return segs
+}
+
+// checkMaintained checks what two Maintains in a row must have done by
+// now, the clock standing still and nothing appended since: the segments
+// wholly below the log start are gone; with the delete policy, no
+// segment is left that retention.ms or retention.bytes removes (the
+// first Maintain's compaction may have made a segment smaller and older
+// after its retention ran); and on a compacted topic with no lag and a
+// key map that takes every key, when compaction had to run (a dirty
+// ratio of 0, or max.compaction.lag.ms passed for every record), no
+// record is left that a later one of its key supersedes, both below the
+// active segment.
+func (r *rcRun) checkMaintained(tp rcTP) {
+	segs := r.segments(tp)
+	lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Earliest)
+	if err != nil {
+		r.failf("ListOffset %s: %v", tp, err)
+		return
+	}
+	hi, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, api.Latest)
+	if err != nil {
+		r.failf("ListOffset %s: %v", tp, err)
+		return
+	}
+	start, hw := lo.Offset, hi.Offset
+	var recs []*record.Record
+	if len(segs) == 0 {
+		r.failf("after Maintain: %s has no segment", tp)
+		return
+	}
+	r.mu.Lock()
+	part := r.parts[tp]
+	cfg := part.cfg
+	r.mu.Unlock()
+	// Compaction must have run when anything was dirty: with a dirty
+	// ratio of 0, or with max.compaction.lag.ms passed for every record
+	// below the active segment (so for the first batch of every dirty
+	// segment).
+	act := segs[len(segs)-1].base
+	compacts := cfg.CleanupPolicy&log.Compact != 0 && cfg.MinCompactionLag == 0 && r.cfg.CleanerMapBytes == 0
+	if compacts && cfg.MinCleanableDirtyRatio != 0 {
+		overdue := cfg.MaxCompactionLag > 0
+		r.mu.Lock()
+		for _, m := range part.acked {
+			if m.offset < act && m.ts >= r.clock.ms.Load()-cfg.MaxCompactionLag.Milliseconds() {
+				overdue = false
+			}
+		}
+		r.mu.Unlock()
+		compacts = overdue
+	}
+	if compacts {
+		if recs, _, _, err = r.readAll(tp); err != nil {
+			r.failf("reading %s: %v", tp, err)
+			return
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.ms.Load()
+	end := int64(0)
+	if n := len(part.acked); n > 0 {
+		end = part.acked[n-1].offset + 1
+	}
+	if len(segs) > 1 && segs[1].base <= start {
+		r.failLocked("after Maintain: %s: segment %d is wholly below the log start %d", tp, segs[0].base, start)
+	}
+	if cfg.CleanupPolicy&log.Delete != 0 {
+		segEnd := end
+		if len(segs) > 1 {
+			segEnd = segs[1].base
+		}
+		if cfg.RetentionTime >= 0 && segEnd <= hw && segs[0].size > 0 {
+			maxTs, any := int64(math.MinInt64), false
+			for _, m := range part.acked {
+				if m.offset >= segs[0].base && m.offset < segEnd {
+					maxTs, any = max(maxTs, m.ts), true
+				}
+			}
+			if cutoff := now - cfg.RetentionTime.Milliseconds(); any && maxTs < cutoff {
+				r.failLocked("after Maintain: %s: segment %d (to %d) holds records up to %d, past retention.ms (%d); log start %d, high watermark %d, segments %v",
+					tp, segs[0].base, segEnd, maxTs, cutoff, start, hw, segs)
+			}
+		}
+		if cfg.RetentionBytes > 0 && len(segs) > 1 && segs[1].base <= hw {
+			var total int64
+			for _, sg := range segs {
+				total += sg.size
+			}
+			if total-segs[0].size >= cfg.RetentionBytes {
+				r.failLocked("after Maintain: %s: %d bytes in %d segments, retention.bytes %d, and the first (%d bytes) is still there",
+					tp, total, len(segs), cfg.RetentionBytes, segs[0].size)
+			}
+		}
+	}
+	if compacts {
+		present := map[int64]bool{}
+		for _, rec := range recs {
+			present[rec.Offset] = true
+		}
+		latest := map[string]int64{}
+		for _, m := range part.acked {
+			if m.offset < act {
+				latest[string(m.key)] = m.offset
+			}
+		}
+		for _, m := range part.acked {
+			if m.offset >= start && m.offset < act && present[m.offset] && latest[string(m.key)] > m.offset {
+				r.failLocked("after Maintain: %s: record %d (key %q) at offset %d is superseded at %d, both below the active segment at %d, and still there",
+					tp, m.id, m.key, m.offset, latest[string(m.key)], act)
+			}
+		}
+	}
+}
+
 // rcList is one ListOffset look-up and its answer.
 type rcList struct {
 	ts int64
@@ -677,12 +873,12 @@ type rcList struct {
 func (r *rcRun) listOffsets(tp rcTP, recs []*record.Record) ([]rcList, error) {
 	stamps := []int64{api.Earliest, api.Latest, api.MaxTimestamp, 0, math.MaxInt64 - 1}
 	for _, rec := range recs {
-		if r.rng.IntN(4) == 0 {
+		if r.crng.IntN(4) == 0 {
 			ts := rec.Timestamp.UnixMilli()
 			stamps = append(stamps, ts, ts+1, ts-1)
 		}
 	}
-	stamps = append(stamps, r.clock.ms.Load()-r.rng.Int64N(60_000))
+	stamps = append(stamps, r.clock.ms.Load()-r.crng.Int64N(60_000))
 	var out []rcList
 	for _, ts := range stamps {
 		lo, err := r.b.ListOffset(r.ctx, tp.topic, tp.part, ts)
@@ -699,6 +895,7 @@ func (r *rcRun) listOffsets(tp rcTP, recs []*record.Record) ([]rcList, error) {
 func (r *rcRun) checkReadLocked(when string, part *rcPart, recs []*record.Record, start, hw, act int64) {
 	tp := part.tp
 	who := "read " + when
+	r.noteSealedLocked(part, act)
 	if start < part.start || hw < part.hw {
 		r.failLocked("%s: %s: read from %d to %d, offsets seen before %d to %d", who, tp, start, hw, part.start, part.hw)
 	}
@@ -778,6 +975,9 @@ func (r *rcRun) checkGaps(when string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for tp, act := range acts {
+		r.noteSealedLocked(r.parts[tp], act)
+	}
 	gaps := r.gaps
 	r.gaps = nil
 	for _, g := range gaps {
