@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,15 +34,17 @@ import (
 // TestRetCompProperty checks log cleaning — retention by time and size,
 // DeleteRecords, compaction with tombstones, min.compaction.lag.ms and
 // delete.retention.ms — against a model while readers race it. For each
-// seed a broker opens on a vfs.MemFS with a fake clock that the test
-// advances, and random topics (cleanup.policy delete, compact or both,
-// small segment.bytes, retention by time and size, random lags, tombstone
-// retention, dirty ratio, fsync policy, and a small cleaner key map now
-// and then); the broker's own maintenance runs every few milliseconds
+// seed a broker opens on a vfs.MemFS (one seed in three on disk) with a
+// fake clock that the test advances, and random topics (cleanup.policy
+// delete, compact or both, small segment.bytes, retention by time and
+// size, random lags, tombstone retention, dirty ratio, fsync policy,
+// timestamp type, and a small cleaner key map now and then, over a key
+// space of 1 to 20 keys); the broker's own maintenance runs every few milliseconds
 // throughout, and the test calls Maintain too. A random sequence of steps
 // follows: produce keyed records, tombstones and headers (from one or two
-// goroutines at once), advance the clock, Maintain, DeleteRecords, a
-// clean Close and Open. All along, 1–3 consumers of random reset policy
+// goroutines at once), advance the clock, Maintain, DeleteRecords,
+// AlterTopicConfig (a new random config, which reopens the logs), a clean
+// Close and Open. All along, 1–3 consumers of random reset policy
 // and fetch limits read every partition (Records loops and Poll, seeking
 // to the start, the end, a time and an offset). After every step:
 //
@@ -87,8 +90,6 @@ func TestRetCompProperty(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_RETCOMP_PROP", 4, 2, runRetComp)
 }
 
-const rcDir = "/data"
-
 // rcClock is the broker's clock, which the test moves.
 type rcClock struct{ ms atomic.Int64 }
 
@@ -118,6 +119,9 @@ type rcRec struct {
 type rcPart struct {
 	tp  rcTP
 	cfg log.Config // with the defaults
+	// cfgs are every config the partition had, the current one last: a
+	// record may have gone under any of them.
+	cfgs []log.Config
 	// byOff maps each offset to the id of the record there, as acknowledged
 	// or read first; acked lists the acknowledged records by offset.
 	byOff map[int64]int64
@@ -142,7 +146,8 @@ type rcRun struct {
 	verbose bool
 	ctx     context.Context
 
-	fs    *vfs.MemFS
+	fs    vfs.FS // a MemFS, or the OS's for one seed in three
+	dir   string
 	clock *rcClock
 	cfg   runnel.Config
 	b     *runnel.Broker
@@ -155,6 +160,7 @@ type rcRun struct {
 	gaps   []rcGap
 	nextID int64
 	fails  int
+	keys   int // how many keys the records take
 	// compacted and below count the acknowledged records the last check
 	// of each partition found removed by compaction and below the start.
 	compacted, below int
@@ -189,20 +195,24 @@ func runRetComp(t *testing.T, seed uint64) {
 	r := &rcRun{
 		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), crng: rand.New(rand.NewPCG(seed, 0xc4ec)), seed: seed,
 		verbose: os.Getenv("RUNNEL_RETCOMP_PROP_LOG") != "",
-		fs:      vfs.NewMem(), clock: &rcClock{},
+		fs:      vfs.NewMem(), dir: "/data", clock: &rcClock{},
 		recs: map[int64]*rcRec{}, parts: map[rcTP]*rcPart{},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r.ctx = ctx
 	r.clock.ms.Store(1_700_000_000_000 + r.rng.Int64N(1e9))
+	if r.rng.IntN(3) == 0 {
+		r.fs, r.dir = vfs.OS, t.TempDir()
+	}
 	r.cfg = runnel.Config{
-		Dir: rcDir, FS: r.fs, Clock: r.clock,
+		Dir: r.dir, FS: r.fs, Clock: r.clock,
 		MaintenanceInterval: time.Duration(1+r.rng.IntN(10)) * time.Millisecond,
 	}
 	if r.rng.IntN(3) == 0 {
 		r.cfg.CleanerMapBytes = log.MinCleanerMapBytes * int64(1+r.rng.IntN(8))
 	}
+	r.keys = []int{1, 3, 6, 20}[r.rng.IntN(4)]
 	r.open()
 	for i, n := 0, 1+r.rng.IntN(3); i < n; i++ {
 		r.createTopic(fmt.Sprintf("t%d", i))
@@ -257,15 +267,58 @@ func (r *rcRun) pick(choices ...time.Duration) time.Duration {
 }
 
 func (r *rcRun) createTopic(name string) {
+	c := r.randomConfig()
+	parts := 1 + r.rng.IntN(2)
+	if err := r.b.CreateTopic(r.ctx, name, log.TopicConfig{Partitions: parts, Config: c}); err != nil {
+		r.t.Fatalf("seed %d: CreateTopic %s: %v", r.seed, name, err)
+	}
+	r.logf("topic %s: %d partitions, %+v", name, parts, c)
+	for i := range parts {
+		tp := rcTP{name, int32(i)}
+		r.parts[tp] = &rcPart{tp: tp, cfg: c.WithDefaults(), cfgs: []log.Config{c.WithDefaults()}, byOff: map[int64]int64{}}
+		r.order = append(r.order, tp)
+	}
+}
+
+// alterTopic gives one topic a new random config (AlterTopicConfig,
+// which reopens its logs under the readers and the maintenance).
+func (r *rcRun) alterTopic(step int) {
+	name := r.order[r.rng.IntN(len(r.order))].topic
+	c := r.randomConfig()
+	r.logf("step %d: AlterTopicConfig %s %+v", step, name, c)
+	if err := r.b.AlterTopicConfig(r.ctx, name, c); err != nil {
+		r.failf("AlterTopicConfig %s: %v", name, err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, part := range r.parts {
+		if part.tp.topic == name {
+			part.cfg = c.WithDefaults()
+			part.cfgs = append(part.cfgs, part.cfg)
+		}
+	}
+}
+
+func (r *rcRun) randomConfig() log.Config {
 	pol := []log.CleanupPolicy{log.Delete, log.Compact, log.Compact | log.Delete}[r.rng.IntN(3)]
 	s := time.Second
 	c := log.Config{
 		CleanupPolicy:       pol,
 		SegmentBytes:        int64(150 + r.rng.IntN(700)),
+		Sync:                []log.SyncPolicy{log.SyncAlways, log.SyncNever, log.SyncPeriodic}[r.rng.IntN(3)],
 		RetentionTime:       r.pick(-1, time.Duration(5+r.rng.IntN(60))*s),
 		DeleteRetentionTime: r.pick(-1, time.Duration(1+r.rng.IntN(20))*s),
 		MinCompactionLag:    r.pick(0, 0, time.Duration(1+r.rng.IntN(10))*s),
-		Sync:                []log.SyncPolicy{log.SyncAlways, log.SyncNever}[r.rng.IntN(2)],
+	}
+	if r.rng.IntN(8) == 0 {
+		c.SegmentBytes = 14 // a segment per batch
+	}
+	if c.Sync == log.SyncPeriodic {
+		c.FlushMessages = int64(1 + r.rng.IntN(10))
+	}
+	if r.rng.IntN(6) == 0 {
+		c.TimestampType = log.LogAppendTime
 	}
 	if r.rng.IntN(2) == 0 {
 		c.RetentionBytes = int64(600 + r.rng.IntN(4000))
@@ -285,16 +338,7 @@ func (r *rcRun) createTopic(name string) {
 	if r.rng.IntN(3) == 0 {
 		c.IndexIntervalBytes = 1 + r.rng.IntN(200)
 	}
-	parts := 1 + r.rng.IntN(2)
-	if err := r.b.CreateTopic(r.ctx, name, log.TopicConfig{Partitions: parts, Config: c}); err != nil {
-		r.t.Fatalf("seed %d: CreateTopic %s: %v", r.seed, name, err)
-	}
-	r.logf("topic %s: %d partitions, %+v", name, parts, c)
-	for i := range parts {
-		tp := rcTP{name, int32(i)}
-		r.parts[tp] = &rcPart{tp: tp, cfg: c.WithDefaults(), byOff: map[int64]int64{}}
-		r.order = append(r.order, tp)
-	}
+	return c
 }
 
 // step runs one random step; -1 is the last, a Maintain.
@@ -331,7 +375,9 @@ func (r *rcRun) step(step int) {
 	case op < 85:
 		r.logf("step %d: let the consumers catch up", step)
 		r.catchUp()
-	case op < 92:
+	case op < 88:
+		r.alterTopic(step)
+	case op < 94:
 		r.logf("step %d: restart", step)
 		r.stopClients()
 		if err := r.b.Close(); err != nil {
@@ -463,9 +509,13 @@ func (r *rcRun) newRecord() *record.Record {
 	if r.rng.IntN(20) == 0 {
 		m.ts = m.clock + r.rng.Int64N(5000) // in the future
 	}
+	ts := m.ts
+	if part.cfg.TimestampType == log.LogAppendTime {
+		m.ts = m.clock // the broker's, which stands still during a step
+	}
 	compacted := part.cfg.CleanupPolicy&log.Compact != 0
 	if compacted || r.rng.IntN(4) != 0 {
-		m.key = fmt.Appendf(nil, "k%d", r.rng.IntN(6))
+		m.key = fmt.Appendf(nil, "k%d", r.rng.IntN(r.keys))
 	}
 	if !compacted || r.rng.IntN(5) != 0 {
 		m.value = fmt.Appendf(nil, "v%d-%s", id, strings.Repeat("x", r.rng.IntN(60)))
@@ -482,7 +532,7 @@ func (r *rcRun) newRecord() *record.Record {
 	r.recs[id] = m
 	r.mu.Unlock()
 	return &record.Record{Topic: tp.topic, Partition: tp.part, Key: m.key, Value: m.value,
-		Headers: slices.Clone(m.headers), Timestamp: time.UnixMilli(m.ts)}
+		Headers: slices.Clone(m.headers), Timestamp: time.UnixMilli(ts)}
 }
 
 // seen checks a record read at tp (by a consumer, or the check) against
@@ -532,7 +582,16 @@ func (r *rcRun) seenLocked(who string, tp rcTP, rec *record.Record) *rcRec {
 // offset) and the first offset of its active segment (act). The caller
 // holds mu.
 func (r *rcRun) mayBeGoneLocked(part *rcPart, m *rcRec, act int64) bool {
-	cfg := part.cfg
+	for _, cfg := range part.cfgs {
+		if r.mayBeGoneUnder(cfg, part, m, act) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayBeGoneUnder is mayBeGoneLocked under one config of the partition's.
+func (r *rcRun) mayBeGoneUnder(cfg log.Config, part *rcPart, m *rcRec, act int64) bool {
 	if cfg.CleanupPolicy&log.Compact == 0 || m.offset >= act {
 		return false
 	}
@@ -543,6 +602,9 @@ func (r *rcRun) mayBeGoneLocked(part *rcPart, m *rcRec, act int64) bool {
 	old := func(ts int64) bool { return lag <= 0 || now-ts >= lag }
 	if !old(m.ts) {
 		return false // within min.compaction.lag.ms
+	}
+	if m.key == nil {
+		return true // produced before the topic was compacted: the cleaner drops it
 	}
 	i, _ := slices.BinarySearchFunc(part.acked, m.offset, func(a *rcRec, o int64) int { return int(a.offset - o) })
 	for _, s := range part.acked[i+1:] {
@@ -585,7 +647,7 @@ func (r *rcRun) noteSealedLocked(part *rcPart, act int64) {
 // activeBase returns the base offset of tp's active segment, from the
 // names of its files.
 func (r *rcRun) activeBase(tp rcTP) int64 {
-	names, err := r.fs.List(fmt.Sprintf("%s/%s-%d", rcDir, tp.topic, tp.part))
+	names, err := r.fs.List(filepath.Join(r.dir, fmt.Sprintf("%s-%d", tp.topic, tp.part)))
 	if err != nil {
 		r.failf("listing %s: %v", tp, err)
 		return 0
@@ -722,7 +784,7 @@ type rcSeg struct{ base, size int64 }
 // segments lists tp's segments from the names and sizes of their files
 // (again when maintenance removed one between the two).
 func (r *rcRun) segments(tp rcTP) []rcSeg {
-	dir := fmt.Sprintf("%s/%s-%d", rcDir, tp.topic, tp.part)
+	dir := filepath.Join(r.dir, fmt.Sprintf("%s-%d", tp.topic, tp.part))
 again:
 	names, err := r.fs.List(dir)
 	if err != nil {
@@ -736,7 +798,7 @@ again:
 			if err != nil {
 				continue
 			}
-			fi, err := r.fs.Stat(dir + "/" + n)
+			fi, err := r.fs.Stat(filepath.Join(dir, n))
 			if errors.Is(err, fs.ErrNotExist) {
 				goto again
 			}
@@ -851,12 +913,12 @@ func (r *rcRun) checkMaintained(tp rcTP) {
 		}
 		latest := map[string]int64{}
 		for _, m := range part.acked {
-			if m.offset < act {
+			if m.offset < act && m.key != nil {
 				latest[string(m.key)] = m.offset
 			}
 		}
 		for _, m := range part.acked {
-			if m.offset >= start && m.offset < act && present[m.offset] && latest[string(m.key)] > m.offset {
+			if m.key != nil && m.offset >= start && m.offset < act && present[m.offset] && latest[string(m.key)] > m.offset {
 				r.failLocked("after Maintain: %s: record %d (key %q) at offset %d is superseded at %d, both below the active segment at %d, and still there",
 					tp, m.id, m.key, m.offset, latest[string(m.key)], act)
 			}
@@ -1064,7 +1126,7 @@ func (r *rcRun) newCons(i int) *rcCons {
 		last: map[rcTP]int64{}, beyond: map[rcTP]bool{}, pos: map[rcTP]int64{}}
 	c.opts = []consumer.Opt{consumer.ResetOffset(reset),
 		consumer.FetchMaxWait(time.Duration(r.rng.IntN(20)) * time.Millisecond),
-		consumer.FetchMaxPartitionBytes(100 + r.rng.IntN(2000)),
+		consumer.FetchMaxPartitionBytes(1 + r.rng.IntN(2000)),
 		consumer.FetchMaxBytes(100 + r.rng.IntN(4000)),
 		consumer.RetryBackoff(time.Duration(r.rng.IntN(5)) * time.Millisecond)}
 	for _, tp := range r.order {
