@@ -836,6 +836,17 @@ func (r *rcRun) checkMaintained(tp rcTP) {
 		return
 	}
 	start, hw := lo.Offset, hi.Offset
+	if info, err := r.b.DescribeTopic(r.ctx, tp.topic); err != nil {
+		r.failf("DescribeTopic %s: %v", tp.topic, err)
+	} else {
+		var total int64
+		for _, sg := range segs {
+			total += sg.size
+		}
+		if got := info.Partitions[tp.part].Size; got != total {
+			r.failf("after Maintain: %s: DescribeTopic's Size %d, its segments' files hold %d: %v", tp, got, total, segs)
+		}
+	}
 	var recs []*record.Record
 	if len(segs) == 0 {
 		r.failf("after Maintain: %s has no segment", tp)
