@@ -111,6 +111,9 @@ type rcRec struct {
 	ts         int64 // its timestamp (ms)
 	clock      int64 // the broker's clock when it was produced
 	offset     int64 // -1 until acknowledged
+	// appendTime: its topic stamps records with LogAppendTime, which the
+	// model knows once the record is acknowledged.
+	appendTime bool
 	// sealed is the clock at the first check that found the record below
 	// the active segment (0 before): no cleaning reached it before that.
 	sealed int64
@@ -372,9 +375,11 @@ func (r *rcRun) step(step int) {
 		}
 	case op < 77:
 		r.deleteRecords(step)
-	case op < 85:
+	case op < 83:
 		r.logf("step %d: let the consumers catch up", step)
 		r.catchUp()
+	case op < 86:
+		r.burst(step)
 	case op < 88:
 		r.alterTopic(step)
 	case op < 94:
@@ -397,6 +402,57 @@ func (r *rcRun) step(step int) {
 	}
 }
 
+// burst produces without a pause from a goroutine while the clock moves
+// and Maintain and DeleteRecords run.
+func (r *rcRun) burst(step int) {
+	r.logf("step %d: a burst of appends", step)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var recs [][]*record.Record
+	for range 50 {
+		var batch []*record.Record
+		for range 1 + r.rng.IntN(4) {
+			batch = append(batch, r.newRecord())
+		}
+		recs = append(recs, batch)
+	}
+	go func() {
+		defer close(done)
+		for _, batch := range recs {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r.produceSync(batch)
+		}
+	}()
+	for range 2 + r.rng.IntN(6) {
+		switch r.rng.IntN(3) {
+		case 0:
+			r.clock.ms.Add(r.rng.Int64N(5000))
+		case 1:
+			if err := r.b.Maintain(r.ctx); err != nil {
+				r.failf("Maintain: %v", err)
+			}
+		case 2:
+			r.deleteRecords(step)
+		}
+	}
+	close(stop)
+	<-done
+	// The records never sent are no one's.
+	r.mu.Lock()
+	for _, batch := range recs {
+		for _, rec := range batch {
+			if m := r.recs[rcID(rec)]; m.offset < 0 {
+				delete(r.recs, m.id)
+			}
+		}
+	}
+	r.mu.Unlock()
+}
+
 func (r *rcRun) deleteRecords(step int) {
 	tp := r.order[r.rng.IntN(len(r.order))]
 	r.mu.Lock()
@@ -404,7 +460,7 @@ func (r *rcRun) deleteRecords(step int) {
 	hw := part.hw
 	start := part.start
 	r.mu.Unlock()
-	off := start + r.rng.Int64N(hw-start+1)
+	off := start + r.rng.Int64N(max(hw-start, 0)+1)
 	if r.rng.IntN(5) == 0 {
 		off = api.Latest
 	}
@@ -457,32 +513,40 @@ func (r *rcRun) produce() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.p.ProduceSync(r.ctx, recs...); err != nil {
-				r.failf("ProduceSync: %v", err)
-				return
-			}
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for _, rec := range recs {
-				m := r.recs[rcID(rec)]
-				m.offset = rec.Offset
-				part := r.parts[m.tp]
-				if rec.Partition != m.tp.part {
-					r.failLocked("record %d produced to %s went to partition %d", m.id, m.tp, rec.Partition)
-				}
-				if id, ok := part.byOff[rec.Offset]; ok && id != m.id {
-					r.failLocked("%s offset %d: record %d acknowledged there, record %d read there", m.tp, rec.Offset, m.id, id)
-				}
-				part.byOff[rec.Offset] = m.id
-				i, found := slices.BinarySearchFunc(part.acked, rec.Offset, func(a *rcRec, o int64) int { return int(a.offset - o) })
-				if found {
-					r.failLocked("%s offset %d acknowledged twice", m.tp, rec.Offset)
-				}
-				part.acked = slices.Insert(part.acked, i, m)
-			}
+			r.produceSync(recs)
 		}()
 	}
 	wg.Wait()
+}
+
+// produceSync produces recs and notes their offsets in the model.
+func (r *rcRun) produceSync(recs []*record.Record) {
+	if err := r.p.ProduceSync(r.ctx, recs...); err != nil {
+		r.failf("ProduceSync: %v", err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		m := r.recs[rcID(rec)]
+		m.offset = rec.Offset
+		if m.appendTime {
+			m.ts = rec.Timestamp.UnixMilli()
+		}
+		part := r.parts[m.tp]
+		if rec.Partition != m.tp.part {
+			r.failLocked("record %d produced to %s went to partition %d", m.id, m.tp, rec.Partition)
+		}
+		if id, ok := part.byOff[rec.Offset]; ok && id != m.id {
+			r.failLocked("%s offset %d: record %d acknowledged there, record %d read there", m.tp, rec.Offset, m.id, id)
+		}
+		part.byOff[rec.Offset] = m.id
+		i, found := slices.BinarySearchFunc(part.acked, rec.Offset, func(a *rcRec, o int64) int { return int(a.offset - o) })
+		if found {
+			r.failLocked("%s offset %d acknowledged twice", m.tp, rec.Offset)
+		}
+		part.acked = slices.Insert(part.acked, i, m)
+	}
 }
 
 func rcID(rec *record.Record) int64 {
@@ -511,7 +575,9 @@ func (r *rcRun) newRecord() *record.Record {
 	}
 	ts := m.ts
 	if part.cfg.TimestampType == log.LogAppendTime {
-		m.ts = m.clock // the broker's, which stands still during a step
+		// The broker's clock at the append: its answer tells (the clock
+		// moves during a burst).
+		m.ts, m.appendTime = m.clock, true
 	}
 	compacted := part.cfg.CleanupPolicy&log.Compact != 0
 	if compacted || r.rng.IntN(4) != 0 {
@@ -561,7 +627,7 @@ func (r *rcRun) seenLocked(who string, tp rcTP, rec *record.Record) *rcRec {
 	if !bytes.Equal(m.value, rec.Value) || (m.value == nil) != (rec.Value == nil) {
 		r.failLocked("%s: %s offset %d: value %q, produced %q", who, tp, rec.Offset, rec.Value, m.value)
 	}
-	if got := rec.Timestamp.UnixMilli(); got != m.ts {
+	if got := rec.Timestamp.UnixMilli(); got != m.ts && (!m.appendTime || m.offset >= 0) {
 		r.failLocked("%s: %s offset %d: timestamp %d, produced %d", who, tp, rec.Offset, got, m.ts)
 	}
 	if len(rec.Headers) != len(m.headers) {
@@ -836,17 +902,7 @@ func (r *rcRun) checkMaintained(tp rcTP) {
 		return
 	}
 	start, hw := lo.Offset, hi.Offset
-	if info, err := r.b.DescribeTopic(r.ctx, tp.topic); err != nil {
-		r.failf("DescribeTopic %s: %v", tp.topic, err)
-	} else {
-		var total int64
-		for _, sg := range segs {
-			total += sg.size
-		}
-		if got := info.Partitions[tp.part].Size; got != total {
-			r.failf("after Maintain: %s: DescribeTopic's Size %d, its segments' files hold %d: %v", tp, got, total, segs)
-		}
-	}
+	r.checkSize(tp)
 	var recs []*record.Record
 	if len(segs) == 0 {
 		r.failf("after Maintain: %s has no segment", tp)
@@ -935,6 +991,33 @@ func (r *rcRun) checkMaintained(tp rcTP) {
 			}
 		}
 	}
+}
+
+// checkSize checks that DescribeTopic's Size is what tp's segment files
+// hold. Maintenance may be removing files as they are listed (a second
+// Maintain's compaction can call for more retention): a mismatch must
+// last to count.
+func (r *rcRun) checkSize(tp rcTP) {
+	var msg string
+	for range 20 {
+		segs := r.segments(tp)
+		info, err := r.b.DescribeTopic(r.ctx, tp.topic)
+		if err != nil {
+			r.failf("DescribeTopic %s: %v", tp.topic, err)
+			return
+		}
+		var total int64
+		for _, sg := range segs {
+			total += sg.size
+		}
+		got := info.Partitions[tp.part].Size
+		if got == total {
+			return
+		}
+		msg = fmt.Sprintf("DescribeTopic's Size %d, its segments' files hold %d: %v", got, total, segs)
+		time.Sleep(time.Millisecond) // a file system has nothing to wait on
+	}
+	r.failf("after Maintain: %s: %s", tp, msg)
 }
 
 // rcList is one ListOffset look-up and its answer.
