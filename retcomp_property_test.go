@@ -114,8 +114,9 @@ type rcRec struct {
 	// appendTime: its topic stamps records with LogAppendTime, which the
 	// model knows once the record is acknowledged.
 	appendTime bool
-	// sealed is the clock at the first check that found the record below
-	// the active segment (0 before): no cleaning reached it before that.
+	// sealed is the clock at the check before the first that found the
+	// record below the active segment (0 before): no cleaning reached it
+	// before that.
 	sealed int64
 }
 
@@ -164,6 +165,8 @@ type rcRun struct {
 	nextID int64
 	fails  int
 	keys   int // how many keys the records take
+	// checked is the clock at the end of the last check.
+	checked int64
 	// compacted and below count the acknowledged records the last check
 	// of each partition found removed by compaction and below the start.
 	compacted, below int
@@ -205,6 +208,7 @@ func runRetComp(t *testing.T, seed uint64) {
 	defer cancel()
 	r.ctx = ctx
 	r.clock.ms.Store(1_700_000_000_000 + r.rng.Int64N(1e9))
+	r.checked = r.clock.ms.Load()
 	if r.rng.IntN(3) == 0 {
 		r.fs, r.dir = vfs.OS, t.TempDir()
 	}
@@ -385,8 +389,24 @@ func (r *rcRun) step(step int) {
 	case op < 94:
 		r.logf("step %d: restart", step)
 		r.stopClients()
+		var maintained chan error
+		if r.rng.IntN(3) == 0 {
+			// Close while a Maintain runs: it ends with ErrClosed, or
+			// finished first.
+			r.clock.ms.Add(r.rng.Int64N(20_000))
+			maintained = make(chan error, 1)
+			go func() { maintained <- r.b.Maintain(r.ctx) }()
+		}
 		if err := r.b.Close(); err != nil {
 			r.failf("Close: %v", err)
+		}
+		if maintained != nil {
+			if err := <-maintained; err != nil && !errors.Is(err, runnel.ErrClosed) {
+				r.failf("Maintain during Close: %v", err)
+			}
+		}
+		if r.rng.IntN(3) == 0 {
+			r.cfg.CleanerMapBytes = log.MinCleanerMapBytes * int64(r.rng.IntN(8))
 		}
 		r.open()
 		r.startClients()
@@ -688,7 +708,7 @@ func (r *rcRun) mayBeGoneUnder(cfg log.Config, part *rcPart, m *rcRec, act int64
 	// the earliest once its segment rolled, and past the lag.
 	first := max(m.clock, m.sealed)
 	if m.sealed == 0 {
-		first = now // sealed since the last check
+		first = max(m.clock, r.checked) // sealed since the last check
 	}
 	if lag > 0 {
 		first = max(first, m.ts+lag)
@@ -696,10 +716,11 @@ func (r *rcRun) mayBeGoneUnder(cfg log.Config, part *rcPart, m *rcRec, act int64
 	return now >= first+cfg.DeleteRetentionTime.Milliseconds()
 }
 
-// noteSealedLocked notes the clock at which part's records below act
-// were first found there. The caller holds mu.
+// noteSealedLocked notes, for part's records below act first found
+// there, the clock at the check before, which their segment rolled
+// after. The caller holds mu.
 func (r *rcRun) noteSealedLocked(part *rcPart, act int64) {
-	now := r.clock.ms.Load()
+	now := r.checked // a step may move the clock after an append rolls
 	for _, m := range part.acked {
 		if m.offset >= act {
 			break
@@ -795,6 +816,9 @@ func (r *rcRun) check(when string) {
 	for _, tp := range r.order {
 		r.checkPartition(when, tp)
 	}
+	r.mu.Lock()
+	r.checked = r.clock.ms.Load()
+	r.mu.Unlock()
 }
 
 func (r *rcRun) checkPartition(when string, tp rcTP) {
@@ -1205,6 +1229,9 @@ type rcCons struct {
 	last   map[rcTP]int64
 	beyond map[rcTP]bool
 	pos    map[rcTP]int64 // positions kept across a restart
+	// starts and hws are the largest log start and high watermark its
+	// polls were answered with: they never go back.
+	starts, hws map[rcTP]int64
 
 	// calm stops the consumer's own seeks (see catchUp).
 	calm   atomic.Bool
@@ -1217,7 +1244,8 @@ type rcCons struct {
 func (r *rcRun) newCons(i int) *rcCons {
 	reset := []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}[r.rng.IntN(3)]
 	c := &rcCons{r: r, idx: i, rng: rand.New(rand.NewPCG(r.seed, uint64(i+1))), reset: reset,
-		last: map[rcTP]int64{}, beyond: map[rcTP]bool{}, pos: map[rcTP]int64{}}
+		last: map[rcTP]int64{}, beyond: map[rcTP]bool{}, pos: map[rcTP]int64{},
+		starts: map[rcTP]int64{}, hws: map[rcTP]int64{}}
 	c.opts = []consumer.Opt{consumer.ResetOffset(reset),
 		consumer.FetchMaxWait(time.Duration(r.rng.IntN(20)) * time.Millisecond),
 		consumer.FetchMaxPartitionBytes(1 + r.rng.IntN(2000)),
@@ -1343,6 +1371,12 @@ func (c *rcCons) run(ctx context.Context) {
 					c.partitionError(f.Err)
 					continue
 				}
+				tp := rcTP{f.Topic, f.Partition}
+				if f.LogStartOffset < c.starts[tp] || f.HighWatermark < c.hws[tp] {
+					c.r.failf("consumer %d: %s: a poll answered log start %d, high watermark %d; an earlier one %d, %d",
+						c.idx, tp, f.LogStartOffset, f.HighWatermark, c.starts[tp], c.hws[tp])
+				}
+				c.starts[tp], c.hws[tp] = max(c.starts[tp], f.LogStartOffset), max(c.hws[tp], f.HighWatermark)
 				f.EachRecord(func(rec *record.Record) { c.record(rcTP{f.Topic, f.Partition}, rec) })
 			}
 		default:
