@@ -1249,7 +1249,7 @@ func (r *rcRun) newCons(i int) *rcCons {
 	c.opts = []consumer.Opt{consumer.ResetOffset(reset),
 		consumer.FetchMaxWait(time.Duration(r.rng.IntN(20)) * time.Millisecond),
 		consumer.FetchMaxPartitionBytes(1 + r.rng.IntN(2000)),
-		consumer.FetchMaxBytes(100 + r.rng.IntN(4000)),
+		consumer.FetchMaxBytes(1 + r.rng.IntN(4000)),
 		consumer.RetryBackoff(time.Duration(r.rng.IntN(5)) * time.Millisecond)}
 	for _, tp := range r.order {
 		c.last[tp] = -1
@@ -1325,7 +1325,7 @@ func (c *rcCons) randomOffset(tp rcTP) consumer.Offset {
 	}
 	c.r.mu.Lock()
 	part := c.r.parts[tp]
-	o := part.start + c.rng.Int64N(part.end-part.start+3)
+	o := part.start + c.rng.Int64N(max(part.end-part.start, 0)+3)
 	c.r.mu.Unlock()
 	return consumer.At(o)
 }
