@@ -84,9 +84,22 @@ func checkPortableName(name string) error {
 // withDefaults fills the zero fields of c from the broker's defaults.
 func (b *Broker) withDefaults(c log.Config) log.Config { return withDefaults(c, b.cfg.TopicDefaults) }
 
+// logConfig is the config a topic's logs are opened with: c's zero fields
+// filled from the broker's defaults, and no more. log.Open fills those
+// still zero with Kafka's defaults itself (log.Config.WithDefaults); a
+// config that went through WithDefaults already would reach it with the
+// negative values that stand for 0 (DeleteRetentionTime,
+// MinCleanableDirtyRatio) made 0, which Open takes for "the default".
+func (b *Broker) logConfig(c log.Config) log.Config { return overDefaults(c, b.cfg.TopicDefaults) }
+
 // withDefaults fills the zero fields of c from defaults, and those left
 // zero from Kafka's.
 func withDefaults(c, defaults log.Config) log.Config {
+	return overDefaults(c, defaults).WithDefaults()
+}
+
+// overDefaults fills the zero fields of c from defaults.
+func overDefaults(c, defaults log.Config) log.Config {
 	out := reflect.ValueOf(&c).Elem()
 	def := reflect.ValueOf(defaults)
 	for i := range out.NumField() {
@@ -94,7 +107,7 @@ func withDefaults(c, defaults log.Config) log.Config {
 			out.Field(i).Set(def.Field(i))
 		}
 	}
-	return c.WithDefaults()
+	return c
 }
 
 // validate checks a topic's config as set, its zero fields taking the
@@ -152,7 +165,7 @@ func (b *Broker) partitionDir(topic string, id int) string {
 }
 
 func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg log.Config) (*log.Partition, error) {
-	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.withDefaults(cfg), b.logOptions())
+	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.logConfig(cfg), b.logOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -919,7 +932,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	// log.ErrLogFenced until maintenance or a later call reopens it.
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.withDefaults(cfg), b.logOptions())
+			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.logOptions())
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
