@@ -236,6 +236,11 @@ const (
 // WithDefaults returns c with every zero field replaced by Kafka's default,
 // and the negative values that mean zero made zero. Negative "unlimited"
 // and "never" values are kept.
+//
+// Its result is the config in effect, to read; give Open the config as
+// set (Open applies WithDefaults itself). A config that went through
+// WithDefaults once is not the same config to it: a zero it made from a
+// negative value would become the default.
 func (c Config) WithDefaults() Config {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes
