@@ -158,11 +158,27 @@ func TestOpenAfterFailedSyncWithNothingUnsynced(t *testing.T) {
 	require.NoError(t, l.Close())
 }
 
-// writeFailsOnce returns an FS over mem whose next write of a .log fails
-// while armed is set (armed is then cleared).
-func writeFailsOnce(mem *vfs.MemFS, armed *atomic.Bool) vfs.FS {
-	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+// openFailingLogWrite opens the log on mem with its first write of a .log
+// failing, and requires the Open to fail with it (msg says which write).
+func (e *env) openFailingLogWrite(mem *vfs.MemFS, msg string) {
+	e.t.Helper()
+	var armed atomic.Bool
+	armed.Store(true)
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	_, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+	require.ErrorIs(e.t, err, vfs.ErrInjected, msg)
+	require.False(e.t, armed.Load(), msg)
+}
+
+// failOn returns an FS over mem whose every op on the file name fails.
+func failOn(mem *vfs.MemFS, op vfs.Op, name string) vfs.FS {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(o vfs.Op, n string) error {
+		if o == op && n == name {
 			return vfs.ErrInjected
 		}
 		return nil
@@ -176,21 +192,12 @@ func writeFailsOnce(mem *vfs.MemFS, armed *atomic.Bool) vfs.FS {
 // under SyncNever, whose offsets were then handed out again.
 func TestOpenWhoseRewriteFailsKeepsTheTail(t *testing.T) {
 	ctx := context.Background()
-	e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, nil)
-	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
-	require.NoError(t, err)
-	armed.Store(true)
-	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
-
-	var failWrite atomic.Bool
-	failWrite.Store(true)
-	_, err = Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
-	require.ErrorIs(t, err, vfs.ErrInjected)
-	require.False(t, failWrite.Load(), "the rewrite's write failed")
+	e, mem := failedSyncNever(t)
+	e.openFailingLogWrite(mem, "the rewrite's write")
 
 	// Twice: on the FS as it is, and on what a power cut would leave of it.
 	for _, fsys := range []vfs.FS{mem.CrashClone(vfs.CrashOptions{}), mem} {
-		l, err = Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+		l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
 		require.NoError(t, err)
 		require.Positive(t, l.Recovery().RewrittenBytes)
 		require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))

@@ -61,17 +61,12 @@ func TestOpenWhoseTailCopyFails(t *testing.T) {
 // leaves it for the next one, which does.
 func TestRestoreTailCutShort(t *testing.T) {
 	e, mem := failedSyncNever(t)
-	var failWrite atomic.Bool
-	failWrite.Store(true)
-	_, err := Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
-	require.ErrorIs(t, err, vfs.ErrInjected, "the rewrite's write")
+	e.openFailingLogWrite(mem, "the rewrite's write")
 	copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
-	_, err = mem.Stat(copyName)
+	_, err := mem.Stat(copyName)
 	require.NoError(t, err, "the tail copy stays")
 
-	failWrite.Store(true)
-	_, err = Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
-	require.ErrorIs(t, err, vfs.ErrInjected, "putting the copy back")
+	e.openFailingLogWrite(mem, "putting the copy back")
 	_, err = mem.Stat(copyName)
 	require.NoError(t, err, "the tail copy stays")
 
@@ -194,12 +189,7 @@ func TestSecondFailedWriteBackKeepsTheTail(t *testing.T) {
 			copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
 			// The first Open writes the tail back and syncs it, and fails
 			// to remove the copy.
-			_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpRemove && name == copyName {
-					return vfs.ErrInjected
-				}
-				return nil
-			})), Clock: e.clock})
+			_, err = Open(e.dir, Config{}, Options{FS: failOn(mem, vfs.OpRemove, copyName), Clock: e.clock})
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			// The second one fails to sync the segment: putting the copy
 			// back, or (once that is done) writing the tail back again.
@@ -236,18 +226,10 @@ func TestSecondFailedWriteBackKeepsTheTail(t *testing.T) {
 // copy is good, and the next Open puts it back.
 func TestRestoreTailOpenFailsNotBad(t *testing.T) {
 	e, mem := failedSyncNever(t)
-	var failWrite atomic.Bool
-	failWrite.Store(true)
-	_, err := Open(e.dir, Config{}, Options{FS: writeFailsOnce(mem, &failWrite), Clock: e.clock})
-	require.ErrorIs(t, err, vfs.ErrInjected, "the rewrite's write")
+	e.openFailingLogWrite(mem, "the rewrite's write")
 
 	logName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
-	_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpOpen && name == logName {
-			return vfs.ErrInjected
-		}
-		return nil
-	})), Clock: e.clock})
+	_, err := Open(e.dir, Config{}, Options{FS: failOn(mem, vfs.OpOpen, logName), Clock: e.clock})
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.NotErrorIs(t, err, ErrBadTailCopy)
 
