@@ -889,8 +889,9 @@ func classify(name string) (fileKind, int64) {
 // IsLogFile reports whether name is a file a log writes in its directory
 // (a segment's .log, .index or .timeindex, a producer-state .snapshot, a
 // compaction's .cleaned or .swap copy, a rewrite's .log.rewrite tail copy,
-// a checkpoint, the clean-shutdown marker), or such a name with .tmp added (one being written), or a file
-// an OS leaves there (SystemFile), which Open ignores. A directory that
+// a checkpoint, the clean-shutdown marker), or such a name with .tmp added
+// (one being written), or a file an OS leaves there (SystemFile), which
+// Open ignores. A directory that
 // holds only such files is a log's, or an empty one: the broker removes
 // no other directory of a partition's name.
 func IsLogFile(name string) bool {
