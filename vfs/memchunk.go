@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"slices"
 	"sync/atomic"
 )
@@ -232,12 +233,35 @@ func (n *memNode) truncate(size int) {
 
 // cutLost ends what a failed Sync did (see failSync) once the file is
 // truncated to size, if that cuts off all that it may have lost: the file
-// becomes empty, or every change since the last Sync was an append and
-// size is at most the synced size. The caller holds n.mu for writing.
+// becomes empty, or size is at most the synced size and the bytes below
+// it are the synced ones (no change since the last Sync reached below
+// size: appends only, truncations and overwrites at or past it). What a
+// truncation since the last Sync cut, whose own durability the failed
+// Sync may have lost, this one cuts again. The caller holds n.mu for
+// writing.
 func (n *memNode) cutLost(size int) {
-	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0) {
+	if n.noSync && (size == 0 || size <= n.syncedLen && n.syncedBelow(size)) {
 		n.noSync = false
 	}
+}
+
+// syncedBelow reports whether the file's first size bytes (at most its
+// synced size, and its size) are those it had at its last Sync: no undo
+// record starts below size (each holds synced bytes changed or cut from
+// its offset on), or, with the synced content kept whole, the bytes are
+// the same. The caller holds n.mu.
+func (n *memNode) syncedBelow(size int) bool {
+	if n.hasSnap {
+		b := make([]byte, size)
+		n.copyOut(b, 0)
+		return bytes.Equal(b, n.snap[:size])
+	}
+	for _, u := range n.undo {
+		if u.off < size {
+			return false
+		}
+	}
+	return true
 }
 
 // resize truncates or zero-extends the file. A truncation to its own size
