@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/runnel/runnel/vfs"
@@ -45,13 +47,13 @@ import (
 // boot did: a long run logs them (see crashSimSeeds), to show the paths
 // were taken.
 var sameBootStats struct {
-	reopened, openFailed, rewritten, gap, powerAfterFailedOpen atomic.Int64
+	reopened, openFailed, rewritten, gap, powerAfterFailedOpen, tailCopyLeft atomic.Int64
 }
 
 func sameBootSummary() string {
 	st := &sameBootStats
-	return fmt.Sprintf("reopens in the same boot: %d opened (%d of them rewrote bytes), %d opens failed, %d powered off after a failed open, %d known gaps left out",
-		st.reopened.Load(), st.rewritten.Load(), st.openFailed.Load(), st.powerAfterFailedOpen.Load(), st.gap.Load())
+	return fmt.Sprintf("reopens in the same boot: %d opened (%d of them rewrote bytes), %d opens failed (%d leaving a tail copy to put back), %d powered off after a failed open, %d known gaps left out",
+		st.reopened.Load(), st.rewritten.Load(), st.openFailed.Load(), st.tailCopyLeft.Load(), st.powerAfterFailedOpen.Load(), st.gap.Load())
 }
 
 // armFault makes the writing file-system operation after k more (of
@@ -159,6 +161,9 @@ func (s *crashSim) reopenAfterFailure() bool {
 		}
 		s.logf("  failed: %v", err)
 		sameBootStats.openFailed.Add(1)
+		if names, err := s.mem.List(crashDir); err == nil && slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, tailCopySuffix) }) {
+			sameBootStats.tailCopyLeft.Add(1)
+		}
 		s.check(faulted && errors.Is(err, vfs.ErrInjected), "open in the same boot after a failure (during %q): %v", s.unc.op, err)
 		if r.IntN(4) == 0 {
 			s.logf("  the power goes before the next open")
