@@ -20,9 +20,9 @@ import (
 // checkpoint, the rewrite of the bytes past the durable offset
 // (segment.Rewrite) and the tail copy it saves first (see tailcopy.go).
 // The Close of the failed log may itself meet a fault, and so may each
-// Open (anywhere, or on the tail copy, the segments' .log files, or the
-// sync-failed checkpoint, so that the rewrite or the tail copy's save or
-// restore fails part way); an Open that fails is tried again, or the
+// Open (anywhere, or on the tail copy, the segments' .log files, their
+// indexes, or the sync-failed checkpoint, so that the rewrite, the
+// indexes' rebuild or the tail copy's save or restore fails part way); an Open that fails is tried again, or the
 // power goes then. And the phase's fault is now and then a burst: a few
 // writing operations in a row fail, so that the sync-failed checkpoint
 // the log writes after a failed fsync may fail too.
@@ -130,13 +130,15 @@ func (s *crashSim) reopenAfterFailure() bool {
 		}
 		fault := tries < 4 && r.IntN(2) == 0
 		if fault {
-			switch r.IntN(4) {
+			switch r.IntN(5) {
 			case 0:
 				s.armFault(r.Int64N(1+r.Int64N(60)), "", 1+r.IntN(2))
 			case 1:
 				s.armFault(r.Int64N(8), tailCopySuffix, 1)
 			case 2:
 				s.armFault(r.Int64N(6), ".log", 1+r.IntN(2))
+			case 3:
+				s.armFault(r.Int64N(6), "index", 1+r.IntN(2)) // the indexes recovery rebuilds
 			default:
 				s.armFault(r.Int64N(6), syncFailedFile, 1)
 			}
