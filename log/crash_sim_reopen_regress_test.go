@@ -144,3 +144,66 @@ func TestIndexWhoseSyncFailsThenReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyToStartAfterFailedTruncation: a truncation into a batch that
+// begins below the log start offset fails after cutting the segment
+// (unsynced) and fences the log; an Open in the same boot finds the log
+// end below the log start and empties the log (emptyToStart), and fails
+// part way; then the power goes. The log must be either as it was, with
+// the producer-state snapshot that holds its producers, or emptied at its
+// start. Open removed the snapshots (and the leader epochs) durably
+// first, then the segments, whose end below the start was in the page
+// cache only: after the power cut the segment was back, whole, its
+// snapshots gone, and an idempotent producer's batch kept in the state
+// past the log start was forgotten (its retry appended again). Now
+// emptyToStart cuts the segments to nothing and syncs them first. Found
+// by TestCrashSimTransientFaults (seed 4649, with a compacted-away batch).
+func TestEmptyToStartAfterFailedTruncation(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	seg0 := segment.FileName(2, "") // the segment of offsets 2-4
+	var cut, failIndex, failRemove atomic.Bool
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		switch {
+		case op == vfs.OpTruncate && strings.HasSuffix(name, seg0+segment.LogSuffix) && failIndex.Load():
+			cut.Store(true)
+		case cut.Load() && strings.Contains(name, seg0) && strings.Contains(name, "index") && (op == vfs.OpWrite || op == vfs.OpTruncate) && failIndex.CompareAndSwap(true, false):
+			return vfs.ErrInjected // the truncation of the indexes, after the segment's
+		case op == vfs.OpRemove && strings.HasSuffix(name, seg0+segment.LogSuffix) && failRemove.CompareAndSwap(true, false):
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	appendOK(t, l, idemBatch(t, 1, 0, 0, 2))                        // 0-1
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "c", "d", "e")) // 2-4
+	require.NoError(t, l.Roll())                                    // the snapshot at 5 holds producer 1's batch
+	start, err := l.DeleteRecordsBefore(3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, start)
+	failIndex.Store(true)
+	_, err = l.TruncateTo(3) // the batch holding 3 begins at 2: the log would start at 2 = its end
+	require.ErrorIs(t, err, ErrLogFenced)
+	require.True(t, cut.Load())
+	require.NoError(t, l.Close())
+
+	failRemove.Store(true)
+	_, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "emptying the log fails part way")
+	require.False(t, failRemove.Load())
+
+	l2, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{}), Clock: e.clock})
+	require.NoError(t, err)
+	defer l2.Close()
+	// The segments were cut to nothing, durably, before the snapshots
+	// went: the power cut leaves the log to empty again, at its start.
+	// (Before, the cut was the truncation's, unsynced: the log was back at
+	// its end 5 without the snapshot at 5, and producer 1's retry was
+	// appended again.)
+	require.EqualValues(t, 3, l2.LogStartOffset())
+	require.EqualValues(t, 3, l2.LogEndOffset(), "emptied at its start: %+v", l2.Recovery())
+	res, err := l2.Append(ctx, valueBatch(t, 1_700_000_000_001, "f"), AppendOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, res.FirstOffset)
+}
