@@ -406,10 +406,13 @@ func (x *file) flush() error {
 	return nil
 }
 
-var zeros [4096]byte
-
-// truncateEntries keeps the first k entries. An active index zeroes the
-// dropped entries in its file; a sealed one trims the file.
+// truncateEntries keeps the first k entries; the file is cut after them
+// (an active index's, if it holds more). Cut rather than zeroed in place:
+// entries written anew after a failed fsync of the file (a log's recovery
+// rebuilds its indexes with Reset) then go to pages and blocks of their
+// own, which the next fsync writes; written in place over pages the
+// failed fsync could not write, they might never be (see vfs.WithFaults,
+// and segment.Segment.Rewrite for ext4's unwritten extents).
 func (x *file) truncateEntries(k int) error {
 	if err := x.usable("truncate"); err != nil {
 		return err
@@ -417,19 +420,15 @@ func (x *file) truncateEntries(k int) error {
 	if k >= x.n {
 		return nil
 	}
-	old := x.n
 	if x.active {
 		x.mu.Lock()
 		x.n = k
 		x.mu.Unlock()
-		from, to := k*x.sz, min(old, x.written)*x.sz // the file holds no more
-		x.written = min(x.written, k)
-		for from < to {
-			m := min(to-from, len(zeros))
-			if _, err := x.f.WriteAt(zeros[:m], int64(from)); err != nil {
+		if x.written > k {
+			x.written = k
+			if err := x.f.Truncate(int64(k * x.sz)); err != nil {
 				return err
 			}
-			from += m
 		}
 		return nil
 	}

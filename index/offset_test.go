@@ -502,7 +502,7 @@ func TestOffsetWritesInBlocks(t *testing.T) {
 		must(t, y.Append(5000, 500_000))
 		want = append(want, OffsetEntry{5000, 500_000})
 		must(t, y.Sync())
-		y.f.abandon() // the file: the entries kept, the new one, zeros where the dropped ones were
+		y.f.abandon() // the file: the entries kept and the new one (cut after the kept ones)
 		z := openOffset(t, k.fsys, path, 0, 1<<20, false)
 		if got := offsetEntries(z); !slices.Equal(got, want) {
 			t.Errorf("after truncation and Sync: %v, want %v", got, want)

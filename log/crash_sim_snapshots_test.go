@@ -99,7 +99,9 @@ func (s *crashSim) checkRecoveryInfo(info RecoveryInfo) {
 // failure — the phase then ends in a power cut, as for a disk that died —
 // or goes on as it says it does (a failure it logs and survives), when
 // the checks after each operation and after the crash must hold as
-// without the fault. A failing seed replays alone with
+// without the fault. In some phases the failed log is closed and opened
+// again on the same file system, in the same boot, before the power cut
+// (see crash_sim_reopen_test.go). A failing seed replays alone with
 //
 //	RUNNEL_CRASH_SIM_TRANSIENT_SEED=123 go test -run TestCrashSimTransientFaults -v ./log
 //

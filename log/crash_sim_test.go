@@ -128,6 +128,9 @@ func crashSimSeeds(t *testing.T, env string, runs int, transient bool) {
 	t.Cleanup(func() {
 		if os.Getenv(env) != "" {
 			t.Logf("crash simulation: %d runs done", done.Load())
+			if transient {
+				t.Logf("crash simulation: %s", sameBootSummary())
+			}
 		}
 	})
 }
@@ -143,6 +146,7 @@ func runCrashSimWith(t *testing.T, seed uint64, verbose, transient bool) {
 	replay := fmt.Sprintf("RUNNEL_CRASH_SIM_SEED=%d go test -run 'TestCrashSim$' -v ./log", seed)
 	if transient {
 		s.transient = rand.New(rand.NewPCG(seed, 0x7472616e73))
+		s.reopenRng = rand.New(rand.NewPCG(seed, 0x72656f70656e))
 		replay = fmt.Sprintf("RUNNEL_CRASH_SIM_TRANSIENT_SEED=%d go test -run TestCrashSimTransientFaults -v ./log", seed)
 	}
 	defer func() {
@@ -255,6 +259,12 @@ type simUncertain struct {
 	op       string
 	cutFrom  int64 // >= 0: a truncation may have removed the records from here on
 	startMax int64 // the log start offset may have moved up to here
+	// keepTo: the offsets below it were appended before the interrupted
+	// operation began (an append's own records may or may not have been
+	// written): an Open in the same boot, without a crash, keeps them
+	// (see reopenAfterFailure), but for what a truncation (cutFrom) may
+	// have cut.
+	keepTo int64
 }
 
 // errPowerCut ends a phase: an operation failed because the disk died.
@@ -278,6 +288,18 @@ type crashSim struct {
 	faultIn   atomic.Int64
 	faulted   atomic.Bool
 	faultOp   atomic.Pointer[string] // the operation that failed, until logged
+	// faultMatch, when not empty, makes faultIn count (and fail) only the
+	// writing operations on a name holding it; faultBurst is how many such
+	// operations in a row fail once faultIn comes to 0 (0 counts as 1).
+	// ckptFaulted says that a fault hit the writing of the sync-failed
+	// checkpoint since the log last opened (see reopenAfterFailure).
+	faultMatch  atomic.Pointer[string]
+	faultBurst  atomic.Int64
+	ckptFaulted atomic.Bool
+	// reopenRng, when not nil (transient faults only), draws apart from
+	// rng whether a phase whose log failed reopens it in the same boot,
+	// and how (see reopenAfterFailure).
+	reopenRng *rand.Rand
 	// stale draws, apart from rng (so that a seed's run is the same
 	// without it), the crashes after which a stale clean-shutdown marker
 	// is put back (a directory copied with an older marker, say);
@@ -367,12 +389,20 @@ func (s *crashSim) compacted() bool { return s.cfg.CleanupPolicy&Compact != 0 }
 // when faultIn comes to 0.
 func (s *crashSim) fs(mem *vfs.MemFS) vfs.FS {
 	return vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if writes(op) {
+		if m := s.faultMatch.Load(); writes(op) && (m == nil || strings.Contains(name, *m)) {
 			switch n := s.faultIn.Load(); {
 			case n == 0:
-				s.faultIn.Store(-1)
+				if s.faultBurst.Add(-1) <= 0 {
+					s.faultIn.Store(-1)
+				}
 				s.faulted.Store(true)
+				if strings.Contains(name, syncFailedFile) {
+					s.ckptFaulted.Store(true)
+				}
 				what := fmt.Sprintf("%s %s", op, name)
+				if p := s.faultOp.Load(); p != nil {
+					what = *p + ", " + what
+				}
 				s.faultOp.Store(&what)
 				return vfs.ErrInjected
 			case n > 0:
@@ -419,8 +449,7 @@ func (s *crashSim) run() {
 		}
 		if s.transient != nil {
 			k := s.transient.Int64N(1 + s.transient.Int64N(400))
-			s.logf("a writing file-system operation fails alone after %d more", k)
-			s.faultIn.Store(k)
+			s.armFault(k, "", s.faultBurstDraw())
 		}
 		for i := range n {
 			s.ops++
@@ -433,6 +462,9 @@ func (s *crashSim) run() {
 			err := s.step()
 			if p := s.faultOp.Swap(nil); p != nil {
 				s.logf("  transient fault: %s failed", *p)
+			}
+			if err != nil && i != cutAt && s.reopenRng != nil && s.reopenRng.IntN(2) == 0 && s.reopenAfterFailure() {
+				continue // the log failed, and opened again in the same boot
 			}
 			if err != nil || i == cutAt {
 				break
@@ -504,7 +536,17 @@ func (s *crashSim) powerCut(what string, err error, unc simUncertain) error {
 	return errPowerCut
 }
 
-func (s *crashSim) noUnc() simUncertain { return simUncertain{cutFrom: -1, startMax: s.start} }
+func (s *crashSim) noUnc() simUncertain {
+	return simUncertain{cutFrom: -1, startMax: s.start, keepTo: s.end()}
+}
+
+// appendUnc is what an append of records from first on that failed may
+// have done: written them, or not.
+func (s *crashSim) appendUnc(first int64) simUncertain {
+	unc := s.noUnc()
+	unc.keepTo = first
+	return unc
+}
 
 var simCodecs = []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
 
@@ -611,7 +653,7 @@ func (s *crashSim) appendPlain() error {
 		res, err := s.l.Append(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
 		if err != nil {
 			s.add(first, recs, sizes)
-			return s.powerCut(what, err, s.noUnc())
+			return s.powerCut(what, err, s.appendUnc(first))
 		}
 		s.checkResult(what, res, first, len(recs), false)
 		s.add(first, recs, sizes)
@@ -623,7 +665,7 @@ func (s *crashSim) appendPlain() error {
 	res, d, err := s.l.AppendAsync(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
 	s.add(first, recs, sizes)
 	if err != nil {
-		return s.powerCut(what, err, s.noUnc())
+		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
 	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
@@ -668,7 +710,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 	p.history = append(p.history, b)
 	p.update(b)
 	if err != nil {
-		return s.powerCut(what, err, s.noUnc())
+		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
 	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
@@ -1067,7 +1109,7 @@ func (s *crashSim) checkRemovable(what string, o int64, got map[int64]*record.Re
 func (s *crashSim) crash() {
 	s.crashes++
 	s.ops++
-	s.faultIn.Store(-1)
+	s.disarmFault()
 	clone := s.mem.CrashClone(s.crashOptions())
 	if s.l != nil {
 		s.failIn.Store(0) // the old log writes nothing more
@@ -1076,6 +1118,7 @@ func (s *crashSim) crash() {
 	}
 	s.failIn.Store(-1)
 	s.faulted.Store(false)
+	s.ckptFaulted.Store(false)
 	s.pending = nil
 	for tries := 0; ; tries++ {
 		s.mem = clone
@@ -1105,17 +1148,25 @@ func (s *crashSim) crash() {
 		s.l = l
 		break
 	}
+	s.afterOpen("after the crash", -1)
+}
+
+// afterOpen checks the log Open made, after a crash, or in the same boot
+// (keepTo >= 0: the offsets below it must be there, see
+// simUncertain.keepTo), makes the model what the log kept, and retries
+// what each producer did not see acknowledged.
+func (s *crashSim) afterOpen(what string, keepTo int64) {
 	s.unflushed = 0
-	s.checkCrashed()
+	s.checkCrashed(what, keepTo)
 	s.checkRecoveryInfo(s.l.Recovery())
-	s.checkProducerState("after the crash")
+	s.checkProducerState(what)
 	s.unc = simUncertain{cutFrom: -1}
 	s.retryAfterCrash()
 	// The log takes appends again, and reads them back.
 	if err := s.appendPlain(); err != nil {
-		s.fatalf("append after the crash: %v", err)
+		s.fatalf("append %s: %v", what, err)
 	}
-	s.observe("append after the crash", s.start)
+	s.observe("append "+what, s.start)
 }
 
 // openStale puts a clean-shutdown marker back beside what the crash
@@ -1163,16 +1214,22 @@ func (s *crashSim) crashOptions() vfs.CrashOptions {
 	return opts
 }
 
-// checkCrashed checks the log Open made of a crash against the model,
-// then makes the model what the log kept.
-func (s *crashSim) checkCrashed() {
+// checkCrashed checks the log Open made of a crash (or, keepTo >= 0, in
+// the same boot: see afterOpen) against the model, then makes the model
+// what the log kept.
+func (s *crashSim) checkCrashed(what string, keepTo int64) {
 	l := s.l
 	start, end := l.LogStartOffset(), l.LogEndOffset()
 	info := l.Recovery()
 	info.Duration = 0 // a replay logs the same lines
 	s.logf("  opened: start %d, end %d (model %d, %d), %+v", start, end, s.start, s.end(), info)
-	what := "after the crash"
 	s.check(end <= s.end(), "%s: log end offset %d past the %d offsets appended", what, end, s.end())
+	if keepTo >= 0 {
+		if s.unc.cutFrom >= 0 {
+			keepTo = min(keepTo, s.unc.cutFrom)
+		}
+		s.check(end >= keepTo, "%s: log end offset %d, below the %d offsets appended before the failure (no crash came)", what, end, keepTo)
+	}
 	s.check(l.DurableOffset() == end, "%s: durable offset %d, log end offset %d", what, l.DurableOffset(), end)
 	for o, r := range s.recs[end:] {
 		off := end + int64(o)

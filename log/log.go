@@ -759,8 +759,29 @@ func (l *Log) syncRecovered(recovered []*segment.Segment, active *segment.Segmen
 // creates the new segment at the log start, so that even a file system
 // that does not commit directory operations in order cannot bring back,
 // beside it, an old segment's files.
+//
+// Before anything goes, the segments are cut to nothing and synced:
+// what Open found may be in the page cache only — a truncation that
+// failed before its fsync (the log fenced), and an Open in the same
+// boot — and a power cut would take the end below the start back, after
+// the epochs and snapshots had gone. Cut to nothing rather than only
+// synced, so that a segment whose fsync failed before (and cannot be
+// trusted to sync what it holds, see vfs.WithFaults) is durable too.
 func (l *Log) emptyToStart(segs []*segment.Segment) error {
-	err := l.epochs.truncateFromEnd(0)
+	var err error
+	for _, s := range segs {
+		if err = s.Unseal(); err == nil {
+			_, err = s.TruncateTo(s.Base())
+		}
+		if err == nil {
+			err = s.Sync()
+		}
+		if err != nil {
+			closeAll(segs)
+			return err
+		}
+	}
+	err = l.epochs.truncateFromEnd(0)
 	if err == nil {
 		names := []string{cleanShutdownFile, producerFile}
 		for _, off := range l.snapshots {

@@ -496,3 +496,68 @@ func TestCrashFailedSyncAfterCutBack(t *testing.T) {
 	require.NoError(t, h.Sync())
 	require.Equal(t, "synced|tail", memRead(t, m3.CrashClone(CrashOptions{}), "/h"), "still failed")
 }
+
+// A file whose Sync failed after a truncation below its synced size lost
+// at most that truncation (and what was written after it): truncated
+// again to that size, or below, with its bytes below it the synced ones,
+// it syncs again, as on Linux, where the truncation frees the blocks past
+// it and the next fsync commits the new size. Before, only a truncation to
+// empty ended the failure: a log that cut its segment (TruncateTo, or the
+// rewrite after a failed fsync) and whose fsync then failed could never
+// make that segment durable again. A truncation that keeps a synced byte
+// overwritten since (the pages the failure may have lost) ends nothing.
+func TestCrashFailedSyncAfterTruncation(t *testing.T) {
+	// A short file keeps its synced content whole once changed, a long
+	// one undo records of the bytes changed: both ways.
+	for _, synced := range []string{"synced|", strings.Repeat("s", 500) + "|"} {
+		t.Run(fmt.Sprint(len(synced)), func(t *testing.T) { testCrashFailedSyncAfterTruncation(t, synced) })
+	}
+}
+
+func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
+	m := NewMem()
+	memPut(t, m, "/f", synced+"cut")
+	fsys := WithFaults(m, FailNth(1, OpSync))
+	f := memOpen(t, fsys, "/f")
+	require.NoError(t, f.Truncate(int64(len(synced))))
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.NoError(t, f.Sync())
+	require.Equal(t, synced+"cut", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "still failed")
+	require.NoError(t, f.Truncate(int64(len(synced))))
+	_, err = f.Write([]byte("again"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, synced+"again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+
+	// Cut to its own size (nothing written after the cut), it syncs too.
+	m2 := NewMem()
+	memPut(t, m2, "/g", synced+"cut")
+	g := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/g")
+	require.NoError(t, g.Truncate(int64(len(synced))))
+	require.ErrorIs(t, g.Sync(), ErrInjected)
+	require.NoError(t, g.Truncate(int64(len(synced))), "to its own size")
+	_, err = g.Write([]byte("more"))
+	require.NoError(t, err)
+	require.NoError(t, g.Sync())
+	require.Equal(t, synced+"more", memRead(t, m2.CrashClone(CrashOptions{}), "/g"))
+
+	// A synced byte below the cut overwritten since: the failure may have
+	// lost it, and the cut keeps it.
+	m3 := NewMem()
+	memPut(t, m3, "/h", synced+"cut")
+	h := memOpen(t, WithFaults(m3, FailNth(1, OpSync)), "/h")
+	_, err = h.WriteAt([]byte("S"), 0)
+	require.NoError(t, err)
+	require.NoError(t, h.Truncate(int64(len(synced))))
+	require.ErrorIs(t, h.Sync(), ErrInjected)
+	require.NoError(t, h.Truncate(int64(len(synced))))
+	require.NoError(t, h.Sync())
+	require.Equal(t, synced+"cut", memRead(t, m3.CrashClone(CrashOptions{}), "/h"), "an overwrite below the cut: still failed")
+	require.NoError(t, h.Truncate(0))
+	_, err = h.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, h.Sync())
+	require.Equal(t, "x", memRead(t, m3.CrashClone(CrashOptions{}), "/h"))
+}

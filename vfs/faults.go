@@ -157,10 +157,11 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // A failed File.Sync of a MemFS file (fs a *MemFS) leaves that file unable
 // to become durable again: every later Sync of it, through any handle,
 // succeeds but changes nothing a CrashClone finds, until the file is
-// truncated to empty (Create of its name, say) or, if it had only been
-// appended to since its last Sync, to its synced size (or below; also
-// when that is its size already, the failed Sync having had nothing to
-// lose). Linux may do as
+// truncated to empty (Create of its name, say) or to its synced size or
+// below, if nothing since its last Sync changed its bytes below that size
+// (appends only, or truncations and overwrites at or past it: the
+// truncation cuts what they may have lost; also when that is its size
+// already, the failed Sync having had nothing to lose). Linux may do as
 // much (a failed fsync(2) can leave the pages it could not write marked
 // clean, and the next fsync then succeeds without writing them), so a
 // store must not go on trusting a file whose sync failed.

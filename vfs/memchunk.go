@@ -233,22 +233,23 @@ func (n *memNode) truncate(size int) {
 
 // cutLost ends what a failed Sync did (see failSync) once the file is
 // truncated to size, if that cuts off all that it may have lost: the file
-// becomes empty, or every change since the last Sync was an append and
-// size is at most the synced size, or the file was never shorter than
-// size since the last Sync and its bytes below size are the synced ones
-// (what changed since, and was lost, all lies past size: a file cut back
-// and written again, as a rewrite after a failed fsync does, whose write
-// back's fsync failed, cut back there once more). The caller holds n.mu
-// for writing.
+// becomes empty, or the file was never shorter than size since its last
+// Sync and its bytes below size are the synced ones (no change since that
+// Sync reached below size: appends only, truncations and overwrites at or
+// past it) — a file cut back and written again, as the rewrite after a
+// failed fsync does, whose fsync failed, cut back there once more. The
+// caller holds n.mu for writing.
 func (n *memNode) cutLost(size int) {
-	if n.noSync && (size == 0 || size <= n.syncedLen && !n.hasSnap && len(n.undo) == 0 || n.syncedBelow(size)) {
+	if n.noSync && (size == 0 || n.syncedBelow(size)) {
 		n.noSync = false
 	}
 }
 
 // syncedBelow reports whether the file was at least size bytes long ever
 // since its last Sync and its first size bytes are as that Sync left
-// them. The caller holds n.mu.
+// them: no undo record starts below size (each holds synced bytes changed
+// or cut from its offset on), or, with the synced content kept whole, the
+// bytes are the same. The caller holds n.mu.
 func (n *memNode) syncedBelow(size int) bool {
 	if size > n.minSize || size > n.size {
 		return false
