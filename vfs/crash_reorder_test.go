@@ -561,3 +561,24 @@ func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
 	require.NoError(t, h.Sync())
 	require.Equal(t, "x", memRead(t, m3.CrashClone(CrashOptions{}), "/h"))
 }
+
+// A file empty when its Sync fails holds nothing that Sync could have
+// lost (no page of it reads back unwritten): later Syncs make it durable,
+// as a truncation to empty after the failure would (and as on Linux, whose
+// next fsync commits the size and writes the pages dirtied since). Before,
+// it stayed undurable until truncated again: an index file emptied by a
+// log's truncation whose fsync then failed, and appended to after, lost
+// its entries to the next power cut although the log's recovery point had
+// passed them (TestCrashSimTransientFaults seed 91005047).
+func TestCrashFailedSyncOfEmptyFile(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "old entries")
+	f := memOpen(t, WithFaults(m, FailNth(1, OpSync)), "/f")
+	require.NoError(t, f.Truncate(0))
+	require.ErrorIs(t, f.Sync(), ErrInjected)
+	require.Equal(t, "old entries", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "the truncation was not synced")
+	_, err := f.Write([]byte("new"))
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.Equal(t, "new", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+}

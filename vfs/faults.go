@@ -154,8 +154,8 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // same, as close(2) does). File.Name and File.Size are passed through
 // unasked, as is the Closer that Lock returns.
 //
-// A failed File.Sync of a MemFS file (fs a *MemFS) leaves that file unable
-// to become durable again: every later Sync of it, through any handle,
+// A failed File.Sync of a MemFS file (fs a *MemFS) that is not empty
+// leaves that file unable to become durable again: every later Sync of it, through any handle,
 // succeeds but changes nothing a CrashClone finds, until the file is
 // truncated to empty (Create of its name, say) or to its synced size or
 // below, if nothing since its last Sync changed its bytes below that size

@@ -384,6 +384,12 @@ func (n *memNode) sync() {
 // application must not go on trusting a file whose sync failed) — until a
 // truncation cuts off what the failed Sync lost (see cutLost): to empty,
 // or, when every change before the failure was an append, to the synced
-// size. The caller
-// holds n.mu for writing.
-func (n *memNode) failSync() { n.noSync = true }
+// size. A file that is empty when its Sync fails holds nothing it could
+// have lost, as one truncated to empty afterwards: it is not marked (its
+// synced content stays as it was until a Sync succeeds). The caller holds
+// n.mu for writing.
+func (n *memNode) failSync() {
+	if n.size > 0 {
+		n.noSync = true
+	}
+}
