@@ -45,14 +45,7 @@ func (l *Log) saveTail(base, pos int64, tail []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(appendTailCopyHeader(nil, pos, tail))
-	if err == nil {
-		_, err = f.Write(tail)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
+	if err := writeSyncClose(f, nil, appendTailCopyHeader(nil, pos, tail), tail); err != nil {
 		return err
 	}
 	if err := l.fs.Rename(name+tmpSuffix, name); err != nil {
@@ -106,17 +99,26 @@ func (l *Log) restoreTail(base int64) error {
 	if err == nil {
 		err = f.Truncate(pos)
 	}
-	if err == nil {
-		_, err = f.Write(tail)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
+	if err := writeSyncClose(f, err, tail); err != nil {
 		return err
 	}
 	l.logger.Warn("a rewrite after a failed fsync was cut short: its saved bytes put back", "segment", logPath, "position", pos, "bytes", len(tail))
 	return l.fs.Remove(filepath.Join(l.dir, name))
+}
+
+// writeSyncClose appends data to f, in order, syncs f and closes it,
+// unless err (a failure before) is not nil: then it only closes f. It
+// returns the first failure, joined with Close's.
+func writeSyncClose(f vfs.File, err error, data ...[]byte) error {
+	for _, d := range data {
+		if err == nil {
+			_, err = f.Write(d)
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // readFile reads the named file whole.
