@@ -128,7 +128,11 @@ func rawFile(c Case) (write func(b []byte) error, done func() error, err error) 
 // and, when c.Sync, to sync it, for n records sent at rate records per
 // second on Latency's fixed schedule. No broker and no reader: what the
 // file system and the device take. Only c.Store, c.Size and c.Sync
-// matter.
+// matter. Each latency runs from when its write was due, not from when it
+// began: a write held up by a slow one before it counts the wait, as a
+// record produced on schedule waits in a broker behind a stalled fsync
+// (measured from its start instead, a 100 ms fsync stall would count once
+// where a broker's Latency counts it for the hundred records behind it).
 //
 // Errors: ErrInvalidCase; the file system's errors.
 func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res Result, err error) {
@@ -158,11 +162,10 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		start := time.Now()
 		if err = write(batch); err != nil {
 			break
 		}
-		lat = append(lat, time.Since(start))
+		lat = append(lat, time.Since(sched.due(i)))
 	}
 	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()
