@@ -128,11 +128,12 @@ func rawFile(c Case) (write func(b []byte) error, done func() error, err error) 
 // and, when c.Sync, to sync it, for n records sent at rate records per
 // second on Latency's fixed schedule. No broker and no reader: what the
 // file system and the device take. Only c.Store, c.Size and c.Sync
-// matter. Each latency runs from when its write was due, not from when it
-// began: a write held up by a slow one before it counts the wait, as a
-// record produced on schedule waits in a broker behind a stalled fsync
-// (measured from its start instead, a 100 ms fsync stall would count once
-// where a broker's Latency counts it for the hundred records behind it).
+// matter. The records are sent on the schedule by a goroutine of their
+// own and written one at a time, each latency running from its send: a
+// record sent while a write stalls waits for it, as a record produced on
+// schedule waits in a broker behind a stalled fsync. (Timed from each
+// write's start instead, a 100 ms fsync stall counted once where a
+// broker's Latency counts it for the hundred records behind it.)
 //
 // Errors: ErrInvalidCase; the file system's errors.
 func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res Result, err error) {
@@ -156,16 +157,35 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	lat := make([]time.Duration, 0, n)
 	tm.ResetTimer()
 	tm.StartTimer()
+	// Sent on the schedule by a goroutine of their own, as Latency's
+	// producer sends its records, each stamped as it is sent; written one
+	// at a time by this one, so that a record sent while a write stalls
+	// waits for it, as in a broker.
 	sched := newSchedule(rate)
-	for i := range n {
-		sched.wait(i)
-		if err = ctx.Err(); err != nil {
-			break
+	sent := make(chan time.Time, n)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(sent)
+		for i := range n {
+			sched.wait(i)
+			if pctx.Err() != nil {
+				return
+			}
+			sent <- time.Now()
 		}
+	}()
+	for at := range sent {
 		if err = write(batch); err != nil {
+			stop()
+			for range sent { // the sender ends at its next send
+			}
 			break
 		}
-		lat = append(lat, time.Since(sched.due(i)))
+		lat = append(lat, time.Since(at))
+	}
+	if err == nil {
+		err = ctx.Err()
 	}
 	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()

@@ -53,13 +53,13 @@ func TestRawLatency(t *testing.T) {
 	}
 }
 
-// TestRawLatencyFromDue: a write held up by those before it counts the
-// wait. Sent faster than they can be written, the records are all due at
-// about the start, so the last one's latency is about the whole run. From
-// each write's own start, as before, it was one write's time, and a
-// device's stall counted once where a broker's Latency counts it for every
-// record behind it.
-func TestRawLatencyFromDue(t *testing.T) {
+// TestRawLatencyFromSend: a record whose write waits for those before it
+// counts the wait. Sent faster than they can be written, the records are
+// all sent at about the start, so the last one's latency is about the
+// whole run. Timed from each write's own start, as before, it was one
+// write's time, and a device's stall counted once where a broker's Latency
+// counts it for every record behind it.
+func TestRawLatencyFromSend(t *testing.T) {
 	c := Case{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll}
 	res, err := RawLatency(context.Background(), NoTimer{}, c, 200, 1e9)
 	if err != nil {
