@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -376,4 +377,40 @@ func TestCrashSimTransientStaleSwapIndexes(t *testing.T) {
 	for _, seed := range []uint64{30051760, 30057929} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSimWith(t, seed, false, true) })
 	}
+}
+
+// TestCleanOpenWithoutEndSnapshotWritesOne: an Open that takes the log for
+// cleanly closed (its marker there) though no producer-state snapshot as of
+// the end is (a stale marker put back, snapshots lost) writes one, as Open
+// does after a recovery. Without it the state was replayed from the log,
+// compaction (free below the end) removed a batch only that state held,
+// and after a crash the producer's retry of it was not taken for a
+// duplicate (found by TestCrashSimTransientFaults, seed 81011425).
+func TestCleanOpenWithoutEndSnapshotWritesOne(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ctx := context.Background()
+	keyed := func(seq int32, key string) []byte { return keyedProducerBatch(t, seq, key) }
+	appendOK(t, l, keyed(0, "a")) // 0
+	appendOK(t, l, keyed(1, "b")) // 1: compaction removes it
+	appendOK(t, l, keyed(2, "b")) // 2
+	require.NoError(t, l.Roll())  // a snapshot at 3
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "c"))
+	require.NoError(t, l.Close()) // a snapshot at 4, and the marker
+	for _, off := range []int64{3, 4} {
+		require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
+	}
+
+	l = e.open(cfg)
+	require.True(t, l.Recovery().Clean)
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, dup.Duplicate)
+	require.EqualValues(t, 1, dup.FirstOffset)
 }

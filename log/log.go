@@ -626,6 +626,15 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if err := l.replaceLegacySnapshotLocked(); err != nil {
 				return err
 			}
+		} else if !slices.Contains(l.snapshots, next) {
+			// Close writes one as of the end: without it (a stale
+			// marker put back, a snapshot lost), the state was replayed
+			// from an older one, and compaction, free below the end
+			// (uncleanedFrom), must not remove a batch that no snapshot
+			// holds: a crash would then forget it.
+			if err := l.snapshotProducersLocked(); err != nil {
+				return err
+			}
 		}
 		if err := l.removeSnapshotsAboveLocked(next); err != nil {
 			return err
