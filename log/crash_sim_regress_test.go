@@ -237,9 +237,7 @@ func TestLogStartPastTheEndForgetsProducers(t *testing.T) {
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
 	require.EqualValues(t, 9, l.LogEndOffset())
-	dup := appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
-	require.True(t, dup.Duplicate)
-	require.EqualValues(t, 7, dup.FirstOffset)
+	requireDuplicate(t, l, idemBatch(t, 1, 0, 4, 1), 7)
 	_, err = l.Append(ctx, idemBatch(t, 2, 0, 1, 1), AppendOptions{})
 	require.ErrorIs(t, err, ErrOutOfOrderSequence, "producer 2 is known from 3 on")
 }
@@ -307,10 +305,7 @@ func TestProducerSnapshotCoversCompactedSegments(t *testing.T) {
 
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
-	require.NoError(t, err)
-	require.True(t, dup.Duplicate)
-	require.EqualValues(t, 1, dup.FirstOffset)
+	requireDuplicate(t, l, keyed(1, "b"), 1)
 }
 
 // TestTruncateToAfterCompactionGap: truncating to a batch that follows a
@@ -409,8 +404,5 @@ func TestCleanOpenWithoutEndSnapshotWritesOne(t *testing.T) {
 	require.Equal(t, 1, res.RecordsRemoved)
 	l = e.crashReopen(l, cfg)
 	defer l.Close()
-	dup, err := l.Append(ctx, keyed(1, "b"), AppendOptions{})
-	require.NoError(t, err)
-	require.True(t, dup.Duplicate)
-	require.EqualValues(t, 1, dup.FirstOffset)
+	requireDuplicate(t, l, keyed(1, "b"), 1)
 }

@@ -103,6 +103,15 @@ func appendOK(t testT, l *Log, data []byte) AppendResult {
 	return res
 }
 
+// requireDuplicate appends data, a retry of a producer's batch, and
+// requires the log to answer it as the duplicate of the batch at first.
+func requireDuplicate(t testT, l *Log, data []byte, first int64) {
+	t.Helper()
+	res := appendOK(t, l, data)
+	require.True(t, res.Duplicate)
+	require.Equal(t, first, res.FirstOffset)
+}
+
 // readAll reads every record from offset from to the log end.
 func readAll(t testT, l *Log, from int64) []*record.Record {
 	t.Helper()
