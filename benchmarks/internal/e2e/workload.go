@@ -457,12 +457,9 @@ func newSchedule(rate float64) schedule {
 	return schedule{begin: time.Now(), interval: time.Duration(float64(time.Second) / rate)}
 }
 
-// due is when the i-th send (from 0) is due.
-func (s schedule) due(i int) time.Time { return s.begin.Add(time.Duration(i) * s.interval) }
-
 // wait sleeps until the i-th send (from 0) is due.
 func (s schedule) wait(i int) {
-	if d := time.Until(s.due(i)); d > 0 {
+	if d := time.Until(s.begin.Add(time.Duration(i) * s.interval)); d > 0 {
 		time.Sleep(d)
 	}
 }
