@@ -144,23 +144,33 @@ func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error)
 // One larger than any checkpoint written (64 MiB) is ErrBadCheckpoint.
 func readCheckpointFile(fsys vfs.FS, dir, name string) (data []byte, path string, err error) {
 	path = filepath.Join(dir, name)
+	data, err = readFile(fsys, path, 64<<20)
+	return data, path, err
+}
+
+// readFile reads the named file whole. One larger than limit bytes is
+// ErrBadCheckpoint, unread.
+func readFile(fsys vfs.FS, path string, limit int64) ([]byte, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
-		return nil, path, err
+		return nil, err
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return nil, path, err
+		return nil, err
 	}
-	if size > 64<<20 {
-		return nil, path, fmt.Errorf("%w: %s: %d bytes", ErrBadCheckpoint, path, size)
+	if size > limit {
+		return nil, fmt.Errorf("%w: %s: %d bytes", ErrBadCheckpoint, path, size)
 	}
-	data = make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
-		return nil, path, err
+	data := make([]byte, size)
+	if n, err := f.ReadAt(data, 0); n < len(data) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
 	}
-	return data, path, nil
+	return data, nil
 }
 
 // parseCheckpoint decodes a checkpoint file of entries with width

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
+	"math"
 	"path/filepath"
 
 	"github.com/runnel/runnel/segment"
@@ -74,7 +74,7 @@ func (l *Log) removeTail(base int64) error {
 func (l *Log) restoreTail(base int64) error {
 	name := segment.FileName(base, segment.LogSuffix+tailCopySuffix)
 	path := filepath.Join(l.dir, name)
-	data, err := readFile(l.fs, path)
+	data, err := readFile(l.fs, path, math.MaxInt64)
 	if err != nil {
 		return err
 	}
@@ -119,27 +119,6 @@ func writeSyncClose(f vfs.File, err error, data ...[]byte) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
-}
-
-// readFile reads the named file whole.
-func readFile(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	data := make([]byte, size)
-	if n, err := f.ReadAt(data, 0); n < len(data) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return data, nil
 }
 
 // appendTailCopyHeader appends the header of a tail copy of tail, from

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -140,7 +141,7 @@ func memSnapshot(t *testing.T, mem *vfs.MemFS, dir string) map[string]string {
 	require.NoError(t, err)
 	out := map[string]string{}
 	for _, n := range names {
-		data, err := readFile(mem, filepath.Join(dir, n))
+		data, err := readFile(mem, filepath.Join(dir, n), math.MaxInt64)
 		require.NoError(t, err)
 		out[n] = string(data)
 	}
