@@ -139,14 +139,8 @@ func (l *Log) pruneSnapshotsLocked() {
 
 // replaceLegacySnapshotLocked removes the single snapshot file of an older
 // runnel (producerFile), once Open has written the state it loaded as a
-// snapshot named by its offset (on a clean open, now) and the directory is
-// synced.
+// snapshot named by its offset (the caller has), and syncs the directory.
 func (l *Log) replaceLegacySnapshotLocked() error {
-	if !slices.Contains(l.snapshots, l.next.Load()) {
-		if err := l.snapshotProducersLocked(); err != nil {
-			return err
-		}
-	}
 	if err := l.fs.Remove(filepath.Join(l.dir, producerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
