@@ -154,39 +154,10 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	}
 	defer func() { err = errors.Join(err, done()) }()
 
-	lat := make([]time.Duration, 0, n)
 	tm.ResetTimer()
 	tm.StartTimer()
-	// Sent on the schedule by a goroutine of their own, as Latency's
-	// producer sends its records, each stamped as it is sent; written one
-	// at a time by this one, so that a record sent while a write stalls
-	// waits for it, as in a broker.
 	sched := newSchedule(rate)
-	sent := make(chan time.Time, n)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		defer close(sent)
-		for i := range n {
-			sched.wait(i)
-			if pctx.Err() != nil {
-				return
-			}
-			sent <- time.Now()
-		}
-	}()
-	for at := range sent {
-		if err = write(batch); err != nil {
-			stop()
-			for range sent { // the sender ends at its next send
-			}
-			break
-		}
-		lat = append(lat, time.Since(at))
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
+	lat, err := timeFromSend(ctx, n, sched, time.Now, func() error { return write(batch) })
 	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()
 	if err != nil {
@@ -195,4 +166,37 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	res.Records = int64(n)
 	res.Latencies = slices.Sorted(slices.Values(lat))
 	return res, nil
+}
+
+// timeFromSend sends n records on sched from a goroutine of its own, as
+// Latency's producer sends them, each stamped with now as it is sent, and
+// writes them one at a time on this one, so that a record sent while a
+// write stalls waits for it, as in a broker. It returns each record's time
+// from its send to the end of its write, in order of sending; on an error
+// it stops the sender and returns the error, or ctx's.
+func timeFromSend(ctx context.Context, n int, sched schedule, now func() time.Time, write func() error) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, n)
+	sent := make(chan time.Time, n)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(sent)
+		for i := range n {
+			sched.wait(i)
+			if sctx.Err() != nil {
+				return
+			}
+			sent <- now()
+		}
+	}()
+	for at := range sent {
+		if err := write(); err != nil {
+			stop()
+			for range sent { // the sender ends at its next send
+			}
+			return nil, err
+		}
+		lat = append(lat, now().Sub(at))
+	}
+	return lat, ctx.Err()
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestRawWriteCounts: RawWrite writes any number of records, none
@@ -54,18 +56,47 @@ func TestRawLatency(t *testing.T) {
 }
 
 // TestRawLatencyFromSend: a record whose write waits for those before it
-// counts the wait. Sent faster than they can be written, the records are
-// all sent at about the start, so the last one's latency is about the
-// whole run. Timed from each write's own start, as before, it was one
-// write's time, and a device's stall counted once where a broker's Latency
-// counts it for every record behind it.
+// counts the wait. On a fake clock, all records are sent before the first
+// write ends and each write takes a millisecond, so the k-th record's
+// latency is k ms. Timed from each write's own start, as before, each was
+// 1 ms, and a device's stall counted once where a broker's Latency counts
+// it for every record behind it.
 func TestRawLatencyFromSend(t *testing.T) {
-	c := Case{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll}
-	res, err := RawLatency(context.Background(), NoTimer{}, c, 200, 1e9)
-	if err != nil {
-		t.Fatal(err)
+	const n = 50
+	var (
+		mu      sync.Mutex
+		clock   = time.Unix(0, 0)
+		stamps  int
+		allSent = make(chan struct{})
+	)
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if stamps++; stamps == n {
+			close(allSent) // the sender's last stamp; writes stamp only after this
+		}
+		return clock
 	}
-	if last := res.Latencies[len(res.Latencies)-1]; last < res.Elapsed/2 {
-		t.Errorf("the last record's latency %v, want about the run's %v", last, res.Elapsed)
+	write := func() error {
+		<-allSent
+		mu.Lock()
+		clock = clock.Add(time.Millisecond)
+		mu.Unlock()
+		return nil
+	}
+	lat, err := timeFromSend(context.Background(), n, newSchedule(1e9), now, write)
+	if err != nil || len(lat) != n {
+		t.Fatalf("%d latencies, %v", len(lat), err)
+	}
+	for k, l := range lat {
+		if want := time.Duration(k+1) * time.Millisecond; l != want {
+			t.Errorf("record %d: latency %v, want %v", k, l, want)
+		}
+	}
+
+	// A failed write stops the sender and is returned.
+	errWrite := errors.New("write failed")
+	if _, err := timeFromSend(context.Background(), n, newSchedule(1e9), time.Now, func() error { return errWrite }); !errors.Is(err, errWrite) {
+		t.Errorf("a failed write: %v, want it returned", err)
 	}
 }
