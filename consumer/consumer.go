@@ -183,6 +183,11 @@ type assignment struct {
 	// position is unresolved, as the ID last known, for resolve to tell
 	// a topic deleted or created again since (and report it).
 	topicID log.TopicID
+	// hw is the high watermark the last fetch that answered for the
+	// position without an error gave (see Lag); -1 when unknown: before
+	// such a fetch, and after the application or a reset moved the
+	// position (the topic may be another by then).
+	hw int64
 }
 
 // New returns a Consumer reading through c, with no partition assigned.
@@ -288,6 +293,7 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.stopped = false
 	a.seen = false
 	a.topicID = log.TopicID{}
+	a.hw = -1
 	a.retryAt = time.Time{}
 }
 
@@ -535,6 +541,27 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	}
 	p := a.cur.pos.Load()
 	return p, p >= 0
+}
+
+// Lag returns how many offsets a partition's position is behind its high
+// watermark as the last fetch that answered for the partition saw it
+// (Kafka's KafkaConsumer.currentLag, KIP-695): 0 once the records
+// fetched are all taken (inside the Records iterator, once the record in
+// hand is the last below that high watermark), so a loop that reads what
+// is there and stops can stop at 0. It is not the lag now: records
+// appended since that fetch are not counted. It is negative when the log
+// lost records past the position (see the package doc). Lag returns false
+// when the partition is not assigned, its position is not resolved, or no
+// fetch has answered for it since Assign, Seek or a reset moved it.
+func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.parts[api.TopicPartition{Topic: topic, Partition: partition}]
+	if a == nil || a.hw < 0 {
+		return 0, false
+	}
+	p := a.cur.pos.Load()
+	return a.hw - p, p >= 0
 }
 
 // Close closes the consumer: a Poll or AssignTopic in progress returns

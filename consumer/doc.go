@@ -25,7 +25,9 @@
 // ListOffset on the next Poll. Poll sends one Fetch request for every
 // assigned, unpaused partition with a position, and advances each past
 // the records it returns; the Records iterator advances a position record
-// by record instead, so that breaking out of its loop loses nothing. A
+// by record instead, so that breaking out of its loop loses nothing. Lag
+// tells how far a position is behind the high watermark the last fetch
+// saw, so that a loop can stop once it has caught up. A
 // position out of range (below the log start after retention or
 // DeleteRecords, or past the end) is reset per ResetOffset; so is the
 // position of a partition whose topic the consumer sees deleted (see

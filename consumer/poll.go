@@ -205,6 +205,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 		if a.topicID.IsZero() {
 			a.topicID = fp.TopicID
 		}
+		a.hw = fp.HighWatermark
 		data, next, err := trim(fp.Records, from, fp.HighWatermark, c.cfg.checkCRCs)
 		if len(data) == 0 {
 			if err != nil {
@@ -496,6 +497,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	at := c.cfg.reset.offset()
 	a.at = at
 	a.seen = false
+	a.hw = -1
 	if gone {
 		// The ID names a topic that is no more: the position, once
 		// resolved, will name the topic there then.

@@ -1,0 +1,82 @@
+package consumer_test
+
+import (
+	"testing"
+
+	"github.com/runnel/runnel/consumer"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLag: Lag is the high watermark the last answering fetch saw, less
+// the position: counted down record by record inside a Records loop (0 at
+// the last record there), unchanged by appends until a fetch sees them,
+// and unknown for a partition not assigned, not resolved, or moved by
+// Seek or a reset until a fetch answers for it again.
+func TestLag(t *testing.T) {
+	ctx := testCtx(t)
+	b := openBroker(t, map[string]int{"t": 2})
+	values(t, b, "t", 0, seq("a", 0, 5)...)
+	c := newConsumer(t, b)
+
+	lag := func(p int32) (int64, bool) { return c.Lag("t", p) }
+	_, ok := lag(0)
+	require.False(t, ok, "not assigned")
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	_, ok = lag(0)
+	require.False(t, ok, "not resolved")
+
+	var lags []int64
+	for r, err := range c.Records(ctx) {
+		require.NoError(t, err)
+		l, ok := lag(0)
+		require.True(t, ok, "at offset %d", r.Offset)
+		lags = append(lags, l)
+		if l == 0 {
+			break
+		}
+	}
+	require.Equal(t, []int64{4, 3, 2, 1, 0}, lags)
+
+	// Appends are not counted until a fetch sees them.
+	values(t, b, "t", 0, seq("b", 0, 3)...)
+	l, ok := lag(0)
+	require.True(t, ok)
+	require.Zero(t, l)
+	pollUntil(t, c, 3)
+	l, ok = lag(0)
+	require.True(t, ok)
+	require.Zero(t, l, "Poll took all 3")
+
+	// Seek: unknown until a fetch answers at the new position.
+	require.NoError(t, c.Seek("t", 0, consumer.At(6)))
+	_, ok = lag(0)
+	require.False(t, ok, "after Seek")
+	require.Len(t, readN(t, c, 1), 1)
+	l, ok = lag(0)
+	require.True(t, ok)
+	require.Equal(t, int64(1), l, "at 7 of 8")
+
+	// A reset (offset out of range, ResetEarliest by default) forgets it:
+	// the log's records up to 8 are deleted.
+	_, err := b.DeleteRecords(ctx, "t", 0, 8)
+	require.NoError(t, err)
+	values(t, b, "t", 0, seq("c", 0, 2)...)
+	got := readN(t, c, 2)
+	require.Equal(t, int64(8), got[0].Offset)
+	l, ok = lag(0)
+	require.True(t, ok)
+	require.Zero(t, l)
+
+	// An empty partition, read to its end: 0 at once after a Poll.
+	require.NoError(t, c.Assign("t", 1, consumer.End()))
+	for {
+		_, ok := lag(1)
+		if ok {
+			break
+		}
+		_, err := c.Poll(ctx)
+		require.NoError(t, err)
+	}
+	l, _ = lag(1)
+	require.Zero(t, l)
+}
