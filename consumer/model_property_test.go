@@ -755,6 +755,7 @@ func (r *mRun) assign() {
 	r.setPosition(tp, s)
 	r.checkAssigned()
 	r.checkPositions("after Assign")
+	r.checkLagUnknown(tp, "after Assign")
 	r.stats["assign"]++
 }
 
@@ -832,6 +833,7 @@ func (r *mRun) seek() {
 	}
 	r.setPosition(tp, s)
 	r.checkPositions("after Seek")
+	r.checkLagUnknown(tp, "after Seek")
 	r.stats["seek"]++
 }
 
@@ -906,6 +908,7 @@ func (r *mRun) poll() {
 	case err == nil:
 		had := r.hadRecords()
 		r.checkPoll(items, false)
+		r.checkLag(fs)
 		r.checkStarved(had, items)
 		r.stats["poll"]++
 	case short && errors.Is(err, context.DeadlineExceeded):
@@ -1004,6 +1007,30 @@ func (r *mRun) collect(fs consumer.Fetches) []mItem {
 		}
 	}
 	return items
+}
+
+// checkLag checks Lag after a Poll: for each partition it returned
+// records of, the fetch's high watermark less the position Poll moved to.
+func (r *mRun) checkLag(fs consumer.Fetches) {
+	for i := range fs {
+		f := &fs[i]
+		if f.Err != nil || len(f.Batches) == 0 {
+			continue
+		}
+		pos, ok := r.c.Position(f.Topic, f.Partition)
+		lag, lok := r.c.Lag(f.Topic, f.Partition)
+		if !ok || !lok || lag != f.HighWatermark-pos {
+			r.fatalf("after Poll: %s-%d fetched up to %d, Position %d, %v, Lag %d, %v", f.Topic, f.Partition, f.HighWatermark, pos, ok, lag, lok)
+		}
+	}
+}
+
+// checkLagUnknown checks that Lag does not know tp's lag: the
+// application just moved its position.
+func (r *mRun) checkLagUnknown(tp api.TopicPartition, when string) {
+	if lag, ok := r.c.Lag(tp.Topic, tp.Partition); ok {
+		r.fatalf("%s: Lag(%v) = %d, true; want unknown", when, tp, lag)
+	}
 }
 
 // summarize describes items per partition, for the log.
@@ -1248,6 +1275,11 @@ func (r *mRun) pull() {
 			it.rec = rec
 			if pos, ok := r.c.Position(rec.Topic, rec.Partition); !ok || pos != rec.Offset+1 {
 				r.fatalf("Records yielded record %d of %s-%d: Position in the loop body is %d, %v", rec.Offset, rec.Topic, rec.Partition, pos, ok)
+			}
+			// The fetch that brought the record saw a high watermark
+			// past it.
+			if lag, ok := r.c.Lag(rec.Topic, rec.Partition); !ok || lag < 0 {
+				r.fatalf("Records yielded record %d of %s-%d: Lag in the loop body is %d, %v", rec.Offset, rec.Topic, rec.Partition, lag, ok)
 			}
 		}
 		logged = append(logged, it)
