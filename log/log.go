@@ -141,11 +141,15 @@ type Log struct {
 	// syncFailedMarked says the sync-failed checkpoint was written (see
 	// markSyncFailed).
 	syncFailedMarked atomic.Bool
-	closed           atomic.Bool
-	closing          atomic.Bool   // a Close has begun: a compaction under way stops at its next read
-	closeDone        chan struct{} // closed when Close has returned
-	info             RecoveryInfo
-	cleanMu          sync.Mutex // one compaction at a time
+	// failedKey is the log's key in failedLogs, if hasFailedKey: where it
+	// is remembered when its sync-failed checkpoint cannot be written.
+	failedKey    failedKey
+	hasFailedKey bool
+	closed       atomic.Bool
+	closing      atomic.Bool   // a Close has begun: a compaction under way stops at its next read
+	closeDone    chan struct{} // closed when Close has returned
+	info         RecoveryInfo
+	cleanMu      sync.Mutex // one compaction at a time
 }
 
 // RecoveryInfo says what Open did to bring the log back.
@@ -253,6 +257,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}
+	l.failedKey, l.hasFailedKey = failedKeyOf(l.fs, dir)
 	if l.clock == nil {
 		l.clock = SystemClock{}
 	}
@@ -320,6 +325,25 @@ func (l *Log) open(ctx context.Context) (err error) {
 	failedAt, err := readOffset(l.fs, l.dir, syncFailedFile, 0)
 	if err != nil {
 		return err
+	}
+	if off, ok := l.failedInProcess(); ok && (!syncFailed || off < failedAt) {
+		// The log failed in this process and its sync-failed checkpoint
+		// could not be written (see failedLogs): as if it had been. It is
+		// written now, so that an Open after this one that fails knows it
+		// too, in another process as well (the process remembers until
+		// the rewrite below is durable). A disk that cannot write it
+		// fails the Open, as it would fail the rewrite; one renamed into
+		// place whose directory's fsync failed counts as written, as in
+		// markSyncFailed.
+		attrs := []any{"dir", l.dir, "durableOffset", off}
+		if syncFailed {
+			attrs = append(attrs, "checkpointOffset", failedAt)
+		}
+		l.logger.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
+		syncFailed, failedAt = true, off
+		if err := writeOffset(l.fs, l.dir, syncFailedFile, off); err != nil && !errors.As(err, new(*inPlaceError)) {
+			return err
+		}
 	}
 	if syncFailed && clean {
 		// A clean Close removes no such checkpoint, and a failed log
@@ -684,12 +708,20 @@ func (l *Log) open(ctx context.Context) (err error) {
 	// written: the next Open writes them anew from the recovery point.
 	if err := l.syncRecovered(recovered, active); err != nil {
 		if !syncFailed {
-			err = errors.Join(err, writeOffset(l.fs, l.dir, syncFailedFile, rp))
+			werr := writeOffset(l.fs, l.dir, syncFailedFile, rp)
+			if werr != nil && !errors.As(werr, new(*inPlaceError)) {
+				l.rememberFailed(rp)
+			}
+			err = errors.Join(err, werr)
 		}
 		return err
 	}
 	if syncFailed {
-		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil {
+		// Durable now: the process forgets (see failedLogs), and the
+		// checkpoint goes (it may be missing: the process remembered
+		// what it could not write).
+		l.forgetFailed(failedAt)
+		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		if err := l.fs.SyncDir(l.dir); err != nil {
@@ -1014,7 +1046,13 @@ func (l *Log) Close() error { return l.close(true) }
 // idempotent, and a no-op after Close.
 //
 // Errors: file system errors of closing the segments' files.
-func (l *Log) Discard() error { return l.close(false) }
+func (l *Log) Discard() error {
+	err := l.close(false)
+	// Closed, the log fences itself no more: what the process remembers
+	// of its failure goes with its directory (see failedLogs).
+	l.forgetFailed(math.MinInt64)
+	return err
+}
 
 func (l *Log) close(clean bool) error {
 	// A compaction under way holds cleanMu: it stops at its next read
@@ -1212,12 +1250,42 @@ func (l *Log) markSyncFailed() error {
 	if l.syncFailedMarked.Load() {
 		return nil
 	}
-	err := writeOffset(l.fs, l.dir, syncFailedFile, l.durable.Load())
+	durable := l.durable.Load()
+	err := writeOffset(l.fs, l.dir, syncFailedFile, durable)
 	if err == nil || errors.As(err, new(*inPlaceError)) {
 		l.syncFailedMarked.Store(true)
 		return nil
 	}
+	// Not written (the disk failing still): the process remembers, so
+	// that an Open in it writes anew what the checkpoint would have made
+	// it write (see failedLogs).
+	l.rememberFailed(durable)
 	return err
+}
+
+// rememberFailed records in failedLogs that the log failed at durable
+// offset off and that its sync-failed checkpoint could not be written.
+func (l *Log) rememberFailed(off int64) {
+	if l.hasFailedKey {
+		failedLogs.record(l.failedKey, off)
+	}
+}
+
+// failedInProcess returns the durable offset that failedLogs holds for
+// the log, if any.
+func (l *Log) failedInProcess() (int64, bool) {
+	if !l.hasFailedKey {
+		return 0, false
+	}
+	return failedLogs.lookup(l.failedKey)
+}
+
+// forgetFailed removes the log's entry in failedLogs if it is at least
+// from (see failedRegistry.forget).
+func (l *Log) forgetFailed(from int64) {
+	if l.hasFailedKey {
+		failedLogs.forget(l.failedKey, from)
+	}
 }
 
 var _ io.Closer = (*Log)(nil)
