@@ -213,6 +213,17 @@ type RecoveryInfo struct {
 // fail, it writes the checkpoint at the recovery point and fails; the
 // next Open writes anew from there.
 //
+// A log whose sync-failed checkpoint could not be written (the disk
+// failing still) is remembered by the process, with the offset the
+// checkpoint would have held: an Open in the same process, of the same
+// directory on the same file system (under any vfs.Wrapper, such as
+// vfs.WithFaults; the OS file system's directories by their absolute
+// path), takes it as the checkpoint (the lower offset of the two, if it
+// finds the file as well), writes the checkpoint — failing if it cannot
+// — and writes the tail anew as above; the process forgets once that is
+// durable. An Open in another process in the same boot does not know,
+// and trusts the tail (see the package doc).
+//
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
@@ -1033,7 +1044,9 @@ func closeAll(segs []*segment.Segment) {
 // returns ErrClosed. A fenced log is closed without the flush (the next
 // Open recovers it, and writes anew what the failure may have left
 // undurable: see Open); Close writes its sync-failed checkpoint if the
-// fence could not. So does a Close whose flush or checkpoints fail.
+// fence could not. So does a Close whose flush or checkpoints fail. If it
+// cannot either, the process remembers, for the next Open of the log in
+// it (see Open).
 //
 // Errors: file system errors of the flush, the checkpoints (the
 // sync-failed one too) and the closing of the segments' files (the log is
@@ -1042,8 +1055,11 @@ func (l *Log) Close() error { return l.close(true) }
 
 // Discard closes the log without the flush and the checkpoints of Close,
 // for a log whose directory is about to be removed (a deleted topic):
-// appends still waiting for their fsync fail with ErrClosed. It is
-// idempotent, and a no-op after Close.
+// appends still waiting for their fsync fail with ErrClosed. The process
+// forgets the log's failure it remembered (see Open), also after Close,
+// so that a new log created at the same path (a topic deleted and created
+// again) is not taken for it. It is idempotent, and a no-op after Close
+// otherwise.
 //
 // Errors: file system errors of closing the segments' files.
 func (l *Log) Discard() error {
