@@ -203,3 +203,34 @@ func TestOpenWhoseRecoverySyncAndCheckpointFail(t *testing.T) {
 	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two", "three")
 	require.NoError(t, l.Close())
 }
+
+// TestFailedLogsConcurrent: failedLogs is safe for concurrent use (under
+// -race): logs of several directories recorded, looked up and forgotten
+// at once, each ending with what its own calls left.
+func TestFailedLogsConcurrent(t *testing.T) {
+	mem := vfs.NewMem()
+	const logs = 8
+	done := make(chan failedKey, logs)
+	for i := range logs {
+		go func() {
+			k, _ := failedKeyOf(mem, filepath.Join("/data", "t-"+string(rune('a'+i))))
+			for off := int64(100); off > 0; off-- {
+				failedLogs.record(k, off)
+				if got, ok := failedLogs.lookup(k); !ok || got != off {
+					t.Errorf("%v: recorded %d, found %d, %v", k.dir, off, got, ok)
+				}
+				if off%2 == 0 {
+					failedLogs.forget(k, off)
+				}
+			}
+			done <- k
+		}()
+	}
+	for range logs {
+		k := <-done
+		off, ok := failedLogs.lookup(k)
+		require.True(t, ok)
+		require.Equal(t, int64(1), off)
+		failedLogs.forget(k, math.MinInt64)
+	}
+}
