@@ -23,10 +23,11 @@ import (
 // An Open in another process (the broker restarted, the machine not) has
 // no such memory: the gap stays open there (see the package doc).
 //
-// An entry only ever makes Open do more — write anew and sync bytes that
-// may be durable already — never less, so that a stale one (a directory
-// removed behind the log's back and a new log made at its path) costs one
-// needless rewrite, and no record. Entries go once an Open's rewrite is
+// An entry only ever makes Open do more — write the checkpoint (failing
+// if it cannot), and write anew and sync bytes that may be durable
+// already — never less, so that a stale one (a directory removed behind
+// the log's back and a new log made at its path) costs one needless
+// rewrite, and no record. Entries go once an Open's rewrite is
 // durable, when the log is discarded (Discard: its directory is about to
 // be removed, as DeleteTopic does, so that a topic created again under
 // the name is not taken for the old one), and with their in-memory file
