@@ -36,7 +36,8 @@ const (
 	// marked clean, so that the file reads them back and no later fsync
 	// writes them (see vfs.WithFaults). The next Open writes them anew
 	// (segment.Segment.Rewrite) and syncs them before it serves them, and
-	// only then removes the file.
+	// only then removes the file. Should the file not be written (the
+	// disk failing still), the process remembers it (failedLogs).
 	syncFailedFile = "sync-failed-checkpoint"
 	tmpSuffix      = ".tmp"
 )

@@ -147,6 +147,7 @@ func runCrashSimWith(t *testing.T, seed uint64, verbose, transient bool) {
 	if transient {
 		s.transient = rand.New(rand.NewPCG(seed, 0x7472616e73))
 		s.reopenRng = rand.New(rand.NewPCG(seed, 0x72656f70656e))
+		s.processRng = rand.New(rand.NewPCG(seed, 0x70726f63))
 		replay = fmt.Sprintf("RUNNEL_CRASH_SIM_TRANSIENT_SEED=%d go test -run TestCrashSimTransientFaults -v ./log", seed)
 	}
 	defer func() {
@@ -300,6 +301,10 @@ type crashSim struct {
 	// rng whether a phase whose log failed reopens it in the same boot,
 	// and how (see reopenAfterFailure).
 	reopenRng *rand.Rand
+	// processRng, when not nil (transient faults only), draws apart from
+	// the rest whether a reopen in the same boot is by another process
+	// (see reopenAfterFailure).
+	processRng *rand.Rand
 	// stale draws, apart from rng (so that a seed's run is the same
 	// without it), the crashes after which a stale clean-shutdown marker
 	// is put back (a directory copied with an older marker, say);

@@ -141,11 +141,15 @@ type Log struct {
 	// syncFailedMarked says the sync-failed checkpoint was written (see
 	// markSyncFailed).
 	syncFailedMarked atomic.Bool
-	closed           atomic.Bool
-	closing          atomic.Bool   // a Close has begun: a compaction under way stops at its next read
-	closeDone        chan struct{} // closed when Close has returned
-	info             RecoveryInfo
-	cleanMu          sync.Mutex // one compaction at a time
+	// failedKey is the log's key in failedLogs, if hasFailedKey: where it
+	// is remembered when its sync-failed checkpoint cannot be written.
+	failedKey    failedKey
+	hasFailedKey bool
+	closed       atomic.Bool
+	closing      atomic.Bool   // a Close has begun: a compaction under way stops at its next read
+	closeDone    chan struct{} // closed when Close has returned
+	info         RecoveryInfo
+	cleanMu      sync.Mutex // one compaction at a time
 }
 
 // RecoveryInfo says what Open did to bring the log back.
@@ -209,6 +213,17 @@ type RecoveryInfo struct {
 // fail, it writes the checkpoint at the recovery point and fails; the
 // next Open writes anew from there.
 //
+// A log whose sync-failed checkpoint could not be written (the disk
+// failing still) is remembered by the process, with the offset the
+// checkpoint would have held: an Open in the same process, of the same
+// directory on the same file system (under any vfs.Wrapper, such as
+// vfs.WithFaults; the OS file system's directories by their absolute
+// path), takes it as the checkpoint (the lower offset of the two, if it
+// finds the file as well), writes the checkpoint — failing if it cannot
+// — and writes the tail anew as above; the process forgets once that is
+// durable. An Open in another process in the same boot does not know,
+// and trusts the tail (see the package doc).
+//
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
@@ -253,6 +268,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}
+	l.failedKey, l.hasFailedKey = failedKeyOf(l.fs, dir)
 	if l.clock == nil {
 		l.clock = SystemClock{}
 	}
@@ -320,6 +336,25 @@ func (l *Log) open(ctx context.Context) (err error) {
 	failedAt, err := readOffset(l.fs, l.dir, syncFailedFile, 0)
 	if err != nil {
 		return err
+	}
+	if off, ok := l.failedInProcess(); ok && (!syncFailed || off < failedAt) {
+		// The log failed in this process and its sync-failed checkpoint
+		// could not be written (see failedLogs): as if it had been. It is
+		// written now, so that an Open after this one that fails knows it
+		// too, in another process as well (the process remembers until
+		// the rewrite below is durable). A disk that cannot write it
+		// fails the Open, as it would fail the rewrite; one renamed into
+		// place whose directory's fsync failed counts as written, as in
+		// markSyncFailed.
+		attrs := []any{"dir", l.dir, "durableOffset", off}
+		if syncFailed {
+			attrs = append(attrs, "checkpointOffset", failedAt)
+		}
+		l.logger.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
+		syncFailed, failedAt = true, off
+		if err := writeOffset(l.fs, l.dir, syncFailedFile, off); err != nil && !errors.As(err, new(*inPlaceError)) {
+			return err
+		}
 	}
 	if syncFailed && clean {
 		// A clean Close removes no such checkpoint, and a failed log
@@ -684,12 +719,20 @@ func (l *Log) open(ctx context.Context) (err error) {
 	// written: the next Open writes them anew from the recovery point.
 	if err := l.syncRecovered(recovered, active); err != nil {
 		if !syncFailed {
-			err = errors.Join(err, writeOffset(l.fs, l.dir, syncFailedFile, rp))
+			werr := writeOffset(l.fs, l.dir, syncFailedFile, rp)
+			if werr != nil && !errors.As(werr, new(*inPlaceError)) {
+				l.rememberFailed(rp)
+			}
+			err = errors.Join(err, werr)
 		}
 		return err
 	}
 	if syncFailed {
-		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil {
+		// Durable now: the process forgets (see failedLogs), and the
+		// checkpoint goes (it may be missing: the process remembered
+		// what it could not write).
+		l.forgetFailed(failedAt)
+		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		if err := l.fs.SyncDir(l.dir); err != nil {
@@ -1001,7 +1044,9 @@ func closeAll(segs []*segment.Segment) {
 // returns ErrClosed. A fenced log is closed without the flush (the next
 // Open recovers it, and writes anew what the failure may have left
 // undurable: see Open); Close writes its sync-failed checkpoint if the
-// fence could not. So does a Close whose flush or checkpoints fail.
+// fence could not. So does a Close whose flush or checkpoints fail. If it
+// cannot either, the process remembers, for the next Open of the log in
+// it (see Open).
 //
 // Errors: file system errors of the flush, the checkpoints (the
 // sync-failed one too) and the closing of the segments' files (the log is
@@ -1010,11 +1055,20 @@ func (l *Log) Close() error { return l.close(true) }
 
 // Discard closes the log without the flush and the checkpoints of Close,
 // for a log whose directory is about to be removed (a deleted topic):
-// appends still waiting for their fsync fail with ErrClosed. It is
-// idempotent, and a no-op after Close.
+// appends still waiting for their fsync fail with ErrClosed. The process
+// forgets the log's failure it remembered (see Open), also after Close,
+// so that a new log created at the same path (a topic deleted and created
+// again) is not taken for it. It is idempotent, and a no-op after Close
+// otherwise.
 //
 // Errors: file system errors of closing the segments' files.
-func (l *Log) Discard() error { return l.close(false) }
+func (l *Log) Discard() error {
+	err := l.close(false)
+	// Closed, the log fences itself no more: what the process remembers
+	// of its failure goes with its directory (see failedLogs).
+	l.forgetFailed(math.MinInt64)
+	return err
+}
 
 func (l *Log) close(clean bool) error {
 	// A compaction under way holds cleanMu: it stops at its next read
@@ -1212,12 +1266,42 @@ func (l *Log) markSyncFailed() error {
 	if l.syncFailedMarked.Load() {
 		return nil
 	}
-	err := writeOffset(l.fs, l.dir, syncFailedFile, l.durable.Load())
+	durable := l.durable.Load()
+	err := writeOffset(l.fs, l.dir, syncFailedFile, durable)
 	if err == nil || errors.As(err, new(*inPlaceError)) {
 		l.syncFailedMarked.Store(true)
 		return nil
 	}
+	// Not written (the disk failing still): the process remembers, so
+	// that an Open in it writes anew what the checkpoint would have made
+	// it write (see failedLogs).
+	l.rememberFailed(durable)
 	return err
+}
+
+// rememberFailed records in failedLogs that the log failed at durable
+// offset off and that its sync-failed checkpoint could not be written.
+func (l *Log) rememberFailed(off int64) {
+	if l.hasFailedKey {
+		failedLogs.record(l.failedKey, off)
+	}
+}
+
+// failedInProcess returns the durable offset that failedLogs holds for
+// the log, if any.
+func (l *Log) failedInProcess() (int64, bool) {
+	if !l.hasFailedKey {
+		return 0, false
+	}
+	return failedLogs.lookup(l.failedKey)
+}
+
+// forgetFailed removes the log's entry in failedLogs if it is at least
+// from (see failedRegistry.forget).
+func (l *Log) forgetFailed(from int64) {
+	if l.hasFailedKey {
+		failedLogs.forget(l.failedKey, from)
+	}
 }
 
 var _ io.Closer = (*Log)(nil)

@@ -167,7 +167,9 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // store must not go on trusting a file whose sync failed.
 //
 // The files it returns implement each of Viewer, PrefixViewer and Mapper
-// exactly when fs's files do. A nil inj returns fs itself.
+// exactly when fs's files do. The FS is a Wrapper of fs: Unwrap sees
+// through it, so that a new WithFaults of the same fs is taken for the
+// same file system. A nil inj returns fs itself.
 func WithFaults(fs FS, inj Injector) FS {
 	if inj == nil {
 		return fs
@@ -394,3 +396,6 @@ func (f *faultFile) mmap(n int) (*Mapping, error) {
 	}
 	return f.f.(Mapper).Map(n)
 }
+
+// Unwrap returns the FS that f passes its operations on to (see Wrapper).
+func (f *faultFS) Unwrap() FS { return f.fs }

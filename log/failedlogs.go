@@ -1,0 +1,136 @@
+package log
+
+import (
+	"path/filepath"
+	"reflect"
+	"sync"
+	"weak"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// failedLogs is the process's memory of the logs whose sync-failed
+// checkpoint (syncFailedFile) could not be written: the disk failed the
+// fsync, then the checkpoint's write too. Each entry holds the durable
+// offset the checkpoint would have held. Should the disk work again before
+// the log is opened in the same boot, Open finds no checkpoint, and would
+// trust the bytes past that offset, which a failed fsync may have left in
+// the page cache only, marked clean (see vfs.WithFaults), so that no later
+// fsync writes them: a power cut then takes them, and every record
+// appended after them, acknowledged ones too. An Open in this process
+// consults failedLogs as if it had found the checkpoint (see Open).
+//
+// An Open in another process (the broker restarted, the machine not) has
+// no such memory: the gap stays open there (see the package doc).
+//
+// An entry only ever makes Open do more — write the checkpoint (failing
+// if it cannot), and write anew and sync bytes that may be durable
+// already — never less, so that a stale one (a directory removed behind
+// the log's back and a new log made at its path) costs one needless
+// rewrite, and no record. Entries go once an Open's rewrite is
+// durable, when the log is discarded (Discard: its directory is about to
+// be removed, as DeleteTopic does, so that a topic created again under
+// the name is not taken for the old one), and with their in-memory file
+// system, once it is garbage (see failedKey). There is one entry per log
+// directory, so that their number is bounded by the logs the process has
+// opened.
+var failedLogs = failedRegistry{m: map[failedKey]int64{}}
+
+// failedRegistry is failedLogs's type.
+type failedRegistry struct {
+	mu sync.Mutex
+	m  map[failedKey]int64
+}
+
+// failedKey names a log directory in failedLogs: its file system, under
+// its wrappers (vfs.Unwrap: the broker and the tests may wrap the same
+// one anew for each Open, as vfs.WithFaults does), and its path, cleaned.
+// The OS file system is one, whatever the value that stands for it, and
+// its paths are made absolute (symbolic links are not resolved: a log
+// opened again by another path to its directory is not recognized). A
+// *vfs.MemFS is held by a weak pointer, so that its entries do not keep
+// it alive, and go once it is garbage (a crash test's disk after its
+// power cut, which a CrashClone replaced). Any other file system is its
+// value, which must be comparable (a pointer, say): an entry keeps it
+// alive; a file system that is not comparable has no key, and its logs
+// no entry.
+type failedKey struct {
+	fs  any
+	dir string
+}
+
+// osKey is the fs of the OS file system's keys.
+type osKey struct{}
+
+// failedKeyOf returns the key of the log in dir on fsys, and false if
+// there is none.
+func failedKeyOf(fsys vfs.FS, dir string) (failedKey, bool) {
+	root := vfs.Unwrap(fsys)
+	switch r := root.(type) {
+	case nil:
+		return failedKey{}, false
+	case *vfs.MemFS:
+		return failedKey{fs: weak.Make(r), dir: filepath.Clean(dir)}, true
+	}
+	if root == vfs.OS {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return failedKey{}, false
+		}
+		return failedKey{fs: osKey{}, dir: abs}, true
+	}
+	if !reflect.ValueOf(root).Comparable() {
+		return failedKey{}, false
+	}
+	return failedKey{fs: root, dir: filepath.Clean(dir)}, true
+}
+
+// dead reports whether k's file system is an in-memory one that is
+// garbage: no log can open on it again.
+func (k failedKey) dead() bool {
+	w, ok := k.fs.(weak.Pointer[vfs.MemFS])
+	return ok && w.Value() == nil
+}
+
+// record notes that the log of k failed at durable offset off and that
+// its sync-failed checkpoint could not be written; an entry there already
+// keeps the lower offset. The entries of in-memory file systems that are
+// garbage go.
+func (r *failedRegistry) record(k failedKey, off int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for o := range r.m {
+		if o.dead() {
+			delete(r.m, o)
+		}
+	}
+	if old, ok := r.m[k]; !ok || off < old {
+		r.m[k] = off
+	}
+}
+
+// lookup returns the offset recorded for k, if any.
+func (r *failedRegistry) lookup(k failedKey) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	off, ok := r.m[k]
+	return off, ok
+}
+
+// forget removes k's entry if it is at least from: the bytes from
+// from on were made durable (a lower offset, recorded since, stays).
+// math.MinInt64 removes it whatever it holds.
+func (r *failedRegistry) forget(k failedKey, from int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if off, ok := r.m[k]; ok && off >= from {
+		delete(r.m, k)
+	}
+}
+
+// len returns the number of entries, for tests.
+func (r *failedRegistry) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}

@@ -1,0 +1,236 @@
+package log
+
+import (
+	"context"
+	"io/fs"
+	"math"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOpenKeepsRememberedFailureUntilRewriteDurable: an Open that cannot
+// write the sync-failed checkpoint the process remembered fails, and the
+// process remembers still; the next Open, the disk working, rewrites.
+// A power cut between the two takes nothing acknowledged.
+func TestOpenKeepsRememberedFailureUntilRewriteDurable(t *testing.T) {
+	e, mem, deny, _ := doubleFault(t, Config{})
+	_, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected, "the checkpoint cannot be written yet")
+	key, ok := failedKeyOf(e.fs, e.dir)
+	require.True(t, ok)
+	off, ok := failedLogs.lookup(key)
+	require.True(t, ok, "still remembered")
+	require.Equal(t, int64(1), off, "the durable offset when the fsync failed")
+	e.requireCrashKeeps(mem, vfs.TailDrop, "one")
+
+	deny.Store(false)
+	l := e.open(Config{})
+	require.Positive(t, l.Recovery().RewrittenBytes)
+	_, ok = failedLogs.lookup(key)
+	require.False(t, ok)
+	require.NoError(t, l.Close())
+	l = e.open(Config{})
+	require.True(t, l.Recovery().Clean, "nothing left to rewrite")
+	require.NoError(t, l.Close())
+}
+
+// TestDiscardForgetsUnwrittenSyncFailedCheckpoint: a log discarded (its
+// directory about to go, as DeleteTopic removes it) is forgotten, so that
+// a new log at its path is not taken for it.
+func TestDiscardForgetsUnwrittenSyncFailedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	var deny atomic.Bool
+	e, _, armed, l := syncFailLog(t, Config{}, &deny)
+	deny.Store(true)
+	armed.Store(true)
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	_, ok := l.failedInProcess()
+	require.True(t, ok, "remembered as the log fenced")
+	require.NoError(t, l.Discard())
+	_, ok = l.failedInProcess()
+	require.False(t, ok, "forgotten by Discard")
+	require.NoError(t, e.fs.RemoveAll(e.dir))
+	deny.Store(false)
+
+	l = e.open(Config{})
+	require.Zero(t, l.Recovery().SegmentsFound)
+	require.Zero(t, l.Recovery().RewrittenBytes)
+	require.NoError(t, l.Close())
+}
+
+// TestRememberedFailureBelowCheckpoint: Open takes the lower of the
+// offsets of the checkpoint it finds and of the process's memory; and an
+// entry for a log that did not fail (a stale one) costs a rewrite of
+// bytes that were durable already, and no record.
+func TestRememberedFailureBelowCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{})
+	for _, v := range []string{"one", "two", "three"} {
+		_, err := l.Append(ctx, valueBatch(t, 1, v), AppendOptions{})
+		require.NoError(t, err)
+	}
+	size := l.Size()
+	require.NoError(t, l.Close())
+
+	rewritten := func(checkpoint, remembered int64) int64 {
+		t.Helper()
+		if checkpoint >= 0 {
+			require.NoError(t, writeOffset(e.fs, e.dir, syncFailedFile, checkpoint))
+		}
+		key, ok := failedKeyOf(e.fs, e.dir)
+		require.True(t, ok)
+		if remembered >= 0 {
+			failedLogs.record(key, remembered)
+		}
+		l := e.open(Config{})
+		defer func() { require.NoError(t, l.Close()) }()
+		_, ok = failedLogs.lookup(key)
+		require.False(t, ok)
+		_, err := e.fs.Stat(filepath.Join(e.dir, syncFailedFile))
+		require.ErrorIs(t, err, fs.ErrNotExist)
+		require.Equal(t, []string{"one", "two", "three"}, values(readAll(t, l, 0)))
+		require.False(t, l.Recovery().Clean)
+		return l.Recovery().RewrittenBytes
+	}
+	all := rewritten(-1, 0)
+	require.Equal(t, size, all, "a stale entry at 0: the whole log written anew")
+	fromTwo := rewritten(2, -1)
+	require.Positive(t, fromTwo)
+	require.Less(t, fromTwo, all)
+	require.Equal(t, all, rewritten(2, 0), "the memory's offset, the lower")
+	require.Equal(t, fromTwo, rewritten(2, 3), "the checkpoint's offset, the lower")
+}
+
+// TestFailedKeyOf: the key of a log in failedLogs sees through the
+// wrappers of its file system, cleans its path, makes the OS file
+// system's absolute, and tells file systems apart.
+func TestFailedKeyOf(t *testing.T) {
+	key := func(fsys vfs.FS, dir string) failedKey {
+		t.Helper()
+		k, ok := failedKeyOf(fsys, dir)
+		require.True(t, ok)
+		return k
+	}
+	nop := vfs.InjectorFunc(func(vfs.Op, string) error { return nil })
+	mem, other := vfs.NewMem(), vfs.NewMem()
+	require.Equal(t, key(mem, "/data/t-0"), key(vfs.WithFaults(vfs.WithFaults(mem, nop), nop), "/data//t-0/"))
+	require.NotEqual(t, key(mem, "/data/t-0"), key(other, "/data/t-0"))
+	require.NotEqual(t, key(mem, "/data/t-0"), key(mem, "/data/t-1"))
+
+	abs, err := filepath.Abs("t-0")
+	require.NoError(t, err)
+	require.Equal(t, key(vfs.OS, abs), key(vfs.WithFaults(vfs.OS, nop), "t-0"))
+	require.NotEqual(t, key(vfs.OS, abs), key(mem, abs))
+
+	_, ok := failedKeyOf(uncomparableFS{FS: mem, names: []string{"x"}}, "/data/t-0")
+	require.False(t, ok, "a file system that is not comparable has no key")
+}
+
+// uncomparableFS is an FS whose values cannot be compared.
+type uncomparableFS struct {
+	vfs.FS
+	names []string
+}
+
+// TestFailedLogsForgetGarbageMemFS: the entries of an in-memory file
+// system go once it is garbage (a crash test's disk, replaced by its
+// crash clone), with the next record.
+func TestFailedLogsForgetGarbageMemFS(t *testing.T) {
+	gone := func() failedKey {
+		k, ok := failedKeyOf(vfs.NewMem(), "/data/t-0")
+		require.True(t, ok)
+		failedLogs.record(k, 7)
+		return k
+	}()
+	runtime.GC()
+	require.True(t, gone.dead())
+	live := vfs.NewMem()
+	k, ok := failedKeyOf(live, "/data/t-0")
+	require.True(t, ok)
+	failedLogs.record(k, 3)
+	_, ok = failedLogs.lookup(gone)
+	require.False(t, ok, "swept")
+	off, ok := failedLogs.lookup(k)
+	require.True(t, ok)
+	require.Equal(t, int64(3), off)
+	failedLogs.record(k, 5)
+	off, _ = failedLogs.lookup(k)
+	require.Equal(t, int64(3), off, "the lower offset kept")
+	failedLogs.forget(k, math.MinInt64)
+	_, ok = failedLogs.lookup(k)
+	require.False(t, ok)
+	runtime.KeepAlive(live)
+}
+
+// TestOpenWhoseRecoverySyncAndCheckpointFail: an Open whose recovery
+// fsync fails, and then the write of the sync-failed checkpoint at its
+// recovery point too, is remembered by the process as a log that failed
+// is; the next Open, the disk working, writes the tail anew.
+func TestOpenWhoseRecoverySyncAndCheckpointFail(t *testing.T) {
+	ctx := context.Background()
+	var deny atomic.Bool
+	e, mem, armed, l := syncFailLog(t, Config{Sync: SyncNever}, &deny)
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.NoError(t, err)
+	// Killed without a Close (an Open of another process would follow):
+	// the next Open recovers and syncs.
+	require.NoError(t, l.Discard())
+	armed.Store(true)
+	deny.Store(true)
+	_, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.False(t, armed.Load(), "the recovery's fsync failed")
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	key, ok := failedKeyOf(e.fs, e.dir)
+	require.True(t, ok)
+	_, ok = failedLogs.lookup(key)
+	require.True(t, ok, "remembered")
+
+	deny.Store(false)
+	l = e.open(Config{})
+	require.Positive(t, l.Recovery().RewrittenBytes)
+	_, err = l.Append(ctx, valueBatch(t, 1, "three"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two", "three")
+	require.NoError(t, l.Close())
+}
+
+// TestFailedLogsConcurrent: failedLogs is safe for concurrent use (under
+// -race): logs of several directories recorded, looked up and forgotten
+// at once, each ending with what its own calls left.
+func TestFailedLogsConcurrent(t *testing.T) {
+	mem := vfs.NewMem()
+	const logs = 8
+	done := make(chan failedKey, logs)
+	for i := range logs {
+		go func() {
+			k, _ := failedKeyOf(mem, filepath.Join("/data", "t-"+string(rune('a'+i))))
+			for off := int64(100); off > 0; off-- {
+				failedLogs.record(k, off)
+				if got, ok := failedLogs.lookup(k); !ok || got != off {
+					t.Errorf("%v: recorded %d, found %d, %v", k.dir, off, got, ok)
+				}
+				if off%2 == 0 {
+					failedLogs.forget(k, off)
+				}
+			}
+			done <- k
+		}()
+	}
+	for range logs {
+		k := <-done
+		off, ok := failedLogs.lookup(k)
+		require.True(t, ok)
+		require.Equal(t, int64(1), off)
+		failedLogs.forget(k, math.MinInt64)
+	}
+}
