@@ -691,7 +691,10 @@ func (l *Log) completeSwap(base int64, bases []int64) ([]int64, error) {
 	}
 	kept := bases[:0:0]
 	for _, b := range bases {
-		if b >= base && b < end {
+		// The swap takes the name of the segment of its base, which it
+		// replaces even where it holds no batch (end is base): kept, it
+		// was listed twice, as two segments of one base.
+		if b == base || (b > base && b < end) {
 			if err := segment.RemoveFiles(l.fs, l.dir, b, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix); err != nil {
 				return nil, err
 			}

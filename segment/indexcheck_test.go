@@ -274,6 +274,10 @@ func (f *icFixture) setTimeEntry(t testing.TB, k int, e index.TimeEntry) {
 // the segment (and around it) against the model; it returns the first
 // wrong answer.
 func (f *icFixture) checkOffsets(s *Segment) error {
+	// One buffer for every offset's read into a buffer (a result is valid
+	// until its dst is reused, and is checked before): a new 64 KiB for
+	// each was most of the cost of FuzzIndexFiles's exec.
+	buf := make([]byte, 0, 64<<10)
 	for off := int64(icBase - 1); off <= f.next(); off++ {
 		want := f.batches[0]
 		for _, b := range f.batches {
@@ -295,7 +299,7 @@ func (f *icFixture) checkOffsets(s *Segment) error {
 		if pos, err := s.PositionOf(off); err != nil || pos != want.pos {
 			return fmt.Errorf("PositionOf(%d) = %d, %v; want %d", off, pos, err, want.pos)
 		}
-		dsts := [][]byte{nil, make([]byte, 0, 64<<10)}
+		dsts := [][]byte{nil, buf}
 		if testing.Short() {
 			dsts = dsts[off&1:][:1] // one or the other
 		}
