@@ -366,7 +366,10 @@ func badSnapshotRow(rows [][]int64) []int64 {
 // the state as of the end. If it lost some, those had pushed older ones of
 // their producer out of its window, which are still in the log: the state
 // is replayed from the snapshot below the end, and the batches of the one
-// past it merged into what that holds.
+// past it merged into what that holds; a producer that lost every batch
+// the one past it held keeps the replayed state only if the lost batches
+// followed it in the same epoch (see mergeSnapshot), and is forgotten
+// otherwise.
 func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) error {
 	start, end := l.start.Load(), l.next.Load()
 	now := l.clock.Now().UnixNano()
