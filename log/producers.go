@@ -204,9 +204,16 @@ func (ps producers) dropLost(offset int64) map[int64]lostHead {
 // whole; under the same epoch it keeps the latest maxProducerBatches of
 // both, by offset. A producer that snap no longer holds, having lost
 // every batch it held (lost), keeps the replayed batches only if its lost
-// batches followed them: compaction may have removed those between, and
-// the replay would then expect a sequence number the log passed. Only
-// snap's producers are kept (the others had expired).
+// batches followed them, in the same epoch from the next sequence number:
+// compaction may have removed those between, and the replay would then
+// expect a sequence number the log passed. A lost batch that began a newer
+// epoch (sequence 0) does not show that: snap held that epoch's batches
+// only, and the older epoch may have gone on past the replayed batches,
+// in batches compaction removed below the end or the crash lost past it;
+// such a producer is forgotten, as one whose batches the log no longer
+// holds (its next batch is taken at any sequence number, as Kafka takes an
+// unknown producer's). Only snap's producers are kept (the others had
+// expired).
 func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 	for id, st := range ps {
 		o, h := snap[id], lost[id]
@@ -214,8 +221,6 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 		switch {
 		case o != nil:
 		case inLost && st.epoch == h.epoch && record.AddSequence(st.batches[len(st.batches)-1].lastSeq, 1) == h.seq:
-			continue
-		case inLost && st.epoch < h.epoch && h.seq == 0:
 			continue
 		default:
 			delete(ps, id)
@@ -361,7 +366,10 @@ func badSnapshotRow(rows [][]int64) []int64 {
 // the state as of the end. If it lost some, those had pushed older ones of
 // their producer out of its window, which are still in the log: the state
 // is replayed from the snapshot below the end, and the batches of the one
-// past it merged into what that holds.
+// past it merged into what that holds; a producer that lost every batch
+// the one past it held keeps the replayed state only if the lost batches
+// followed it in the same epoch (see mergeSnapshot), and is forgotten
+// otherwise.
 func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) error {
 	start, end := l.start.Load(), l.next.Load()
 	now := l.clock.Now().UnixNano()
