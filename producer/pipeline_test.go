@@ -416,18 +416,27 @@ func TestPipelineCloseFailsWhatWaits(t *testing.T) {
 }
 
 // TestPipelineDeliveryTimeout: a batch whose acknowledgement does not come
-// by its delivery deadline fails with ErrDeliveryTimeout.
+// by its delivery deadline fails with ErrDeliveryTimeout. (The scenario
+// needs the request sent before the deadline, which a loaded machine may
+// not do within 50 ms: the test then waited 30 s for a request that never
+// came. See untilInTime.)
 func TestPipelineDeliveryTimeout(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := newAckClient(b)
-	p := newProducer(t, c, producer.Linger(10*time.Millisecond), producer.DeliveryTimeout(50*time.Millisecond), producer.DefaultTopic("t"))
-	ctx := testCtx(t)
-	o := newOrder()
-	r := &record.Record{Value: []byte("late")}
-	p.Produce(ctx, r, o.promise())
-	c.next(t, ctx) // never answered
-	o.wg.Wait()
-	require.ErrorIs(t, o.errs["late"], producer.ErrDeliveryTimeout)
+	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := newAckClient(b)
+		p := newProducer(t, c, producer.Linger(timeout/5), producer.DeliveryTimeout(timeout), producer.DefaultTopic("t"))
+		ctx := testCtx(t)
+		o := newOrder()
+		p.Produce(ctx, &record.Record{Value: []byte("late")}, o.promise())
+		waitOrFatal(t, ctx, o, "the record's promise did not run")
+		require.ErrorIs(t, o.errs["late"], producer.ErrDeliveryTimeout)
+		select {
+		case <-c.appended: // sent, and never answered
+			return true
+		default:
+			return false // the deadline passed before the request: too slow
+		}
+	})
 }
 
 // TestPipelineWithFsync: through a broker that fsyncs before every
