@@ -230,31 +230,45 @@ func TestFencedProducer(t *testing.T) {
 	require.Equal(t, []string{"1", "newer epoch"}, values(readRecords(t, b, "t", 0)))
 }
 
+// A batch refused with a retriable error is retried until its delivery
+// deadline, then fails with ErrDeliveryTimeout and the last error. (The
+// scenario needs a retry before the deadline, which a loaded machine may
+// not make in 50 ms: the test failed so, "retried" with one request, under
+// -race with the CPU busy; see untilInTime.)
 func TestRetriesUntilDeliveryTimeout(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
-		return api.ProduceResponse{}, api.ErrNotEnoughReplicas // refused, retriable
-	})
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(50*time.Millisecond), producer.RetryBackoff(time.Millisecond))
-	ctx := testCtx(t)
-	err := p.ProduceSync(ctx, &record.Record{Value: []byte("lost")})
-	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-	require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
-	reqs := c.requests()
-	require.Greater(t, len(reqs), 1, "retried")
-	for _, r := range reqs[1:] {
-		require.Equal(t, reqs[0].batch, r.batch)
-	}
-	require.Empty(t, readRecords(t, b, "t", 0))
+	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := &hookClient{b: b}
+		c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+			return api.ProduceResponse{}, api.ErrNotEnoughReplicas // refused, retriable
+		})
+		p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(timeout), producer.RetryBackoff(time.Millisecond))
+		ctx := testCtx(t)
+		err := p.ProduceSync(ctx, &record.Record{Value: []byte("lost")})
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		reqs := c.requests()
+		if len(reqs) < 2 {
+			return false // not retried before the deadline: too slow
+		}
+		require.ErrorIs(t, err, api.ErrNotEnoughReplicas)
+		for _, r := range reqs[1:] {
+			require.Equal(t, reqs[0].batch, r.batch)
+		}
+		require.Empty(t, readRecords(t, b, "t", 0))
 
-	// The broker surely did not append it: its sequence numbers are
-	// reused, under the same id.
-	c.setHook(nil)
-	r := &record.Record{Value: []byte("next")}
-	require.NoError(t, p.ProduceSync(ctx, r))
-	require.Equal(t, int32(0), r.Sequence)
-	require.Equal(t, 1, c.initCount())
+		// The broker surely did not append it: its sequence numbers are
+		// reused, under the same id.
+		c.setHook(nil)
+		r := &record.Record{Value: []byte("next")}
+		err = p.ProduceSync(ctx, r)
+		if errors.Is(err, producer.ErrDeliveryTimeout) {
+			return false // not delivered within the timeout: too slow
+		}
+		require.NoError(t, err)
+		require.Equal(t, int32(0), r.Sequence)
+		require.Equal(t, 1, c.initCount())
+		return true
+	})
 }
 
 // A RetryBackoff near the largest time.Duration waits as long as the
@@ -287,26 +301,38 @@ func TestHugeRetryBackoffWaitsUntilTheDeadline(t *testing.T) {
 
 // A batch that may have been appended and then timed out must not leave
 // its sequence numbers to other records: the producer takes a new id.
+// (The scenario needs the first request sent before the deadline, which
+// a loaded machine may not do in 30 ms: see untilInTime.)
 func TestUncertainTimeoutTakesANewProducerID(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
-		if call == 0 {
-			if _, err := next(); err != nil {
-				return api.ProduceResponse{}, err
+	untilInTime(t, 30*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := &hookClient{b: b}
+		c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+			if call == 0 {
+				if _, err := next(); err != nil {
+					return api.ProduceResponse{}, err
+				}
 			}
+			return api.ProduceResponse{}, api.ErrRequestTimedOut
+		})
+		p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(timeout), producer.RetryBackoff(time.Millisecond))
+		ctx := testCtx(t)
+		first := &record.Record{Value: []byte("maybe")}
+		require.ErrorIs(t, p.ProduceSync(ctx, first), producer.ErrDeliveryTimeout)
+		c.setHook(nil)
+		if len(c.requests()) == 0 {
+			return false // the deadline passed before the first request: too slow
 		}
-		return api.ProduceResponse{}, api.ErrRequestTimedOut
+		second := &record.Record{Value: []byte("next")}
+		err := p.ProduceSync(ctx, second)
+		if errors.Is(err, producer.ErrDeliveryTimeout) {
+			return false // not delivered within the timeout: too slow
+		}
+		require.NoError(t, err)
+		require.Equal(t, 2, c.initCount())
+		require.Equal(t, []string{"maybe", "next"}, values(readRecords(t, b, "t", 0)))
+		return true
 	})
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(30*time.Millisecond), producer.RetryBackoff(time.Millisecond))
-	ctx := testCtx(t)
-	first := &record.Record{Value: []byte("maybe")}
-	require.ErrorIs(t, p.ProduceSync(ctx, first), producer.ErrDeliveryTimeout)
-	c.setHook(nil)
-	second := &record.Record{Value: []byte("next")}
-	require.NoError(t, p.ProduceSync(ctx, second))
-	require.Equal(t, 2, c.initCount())
-	require.Equal(t, []string{"maybe", "next"}, values(readRecords(t, b, "t", 0)))
 }
 
 func TestInitProducerIDErrors(t *testing.T) {
@@ -437,50 +463,69 @@ func TestUnknownErrorFailsTheBatch(t *testing.T) {
 // A request the broker sits on is cut at the delivery deadline: the promise
 // runs with ErrDeliveryTimeout, the buffer is freed, and the next records
 // go under a new producer id (the broker may have appended the batch).
+// (The scenario needs the request sent before the deadline, which a
+// loaded machine may not do in 50 ms: see untilInTime.)
 func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
-		if call == 0 {
-			<-ctx.Done() // a broker that never answers
-			return api.ProduceResponse{}, ctx.Err()
+	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := &hookClient{b: b}
+		c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+			if call == 0 {
+				<-ctx.Done() // a broker that never answers
+				return api.ProduceResponse{}, ctx.Err()
+			}
+			return next()
+		})
+		p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(timeout))
+		ctx := testCtx(t)
+		err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		if len(c.requests()) == 0 {
+			return false // the deadline passed before the request: too slow
 		}
-		return next()
-	})
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(50*time.Millisecond))
-	ctx := testCtx(t)
-	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
-	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-	// Not a ctx's error: that would say the record was not written.
-	require.NotErrorIs(t, err, context.DeadlineExceeded)
-	require.NotErrorIs(t, err, context.Canceled)
-	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
-	require.Zero(t, p.BufferedRecords())
+		// Not a ctx's error: that would say the record was not written.
+		require.NotErrorIs(t, err, context.DeadlineExceeded)
+		require.NotErrorIs(t, err, context.Canceled)
+		require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
+		require.Zero(t, p.BufferedRecords())
 
-	r := &record.Record{Value: []byte("next")}
-	require.NoError(t, p.ProduceSync(ctx, r))
-	require.Equal(t, 2, c.initCount(), "a new producer id after an uncertain timeout")
-	require.Equal(t, []string{"next"}, values(readRecords(t, b, "t", 0)))
+		r := &record.Record{Value: []byte("next")}
+		err = p.ProduceSync(ctx, r)
+		if errors.Is(err, producer.ErrDeliveryTimeout) {
+			return false // not delivered within the timeout: too slow
+		}
+		require.NoError(t, err)
+		require.Equal(t, 2, c.initCount(), "a new producer id after an uncertain timeout")
+		require.Equal(t, []string{"next"}, values(readRecords(t, b, "t", 0)))
+		return true
+	})
 }
 
 // With AcksNone too, a request the broker sits on is cut at the delivery
-// deadline and its records fail with ErrDeliveryTimeout.
+// deadline and its records fail with ErrDeliveryTimeout. (The scenario
+// needs the request sent before the deadline: see untilInTime.)
 func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := &hookClient{b: b}
-	c.setHook(func(ctx context.Context, _ int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
-		<-ctx.Done() // a broker that never answers
-		return api.ProduceResponse{}, ctx.Err()
+	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := &hookClient{b: b}
+		c.setHook(func(ctx context.Context, _ int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+			<-ctx.Done() // a broker that never answers
+			return api.ProduceResponse{}, ctx.Err()
+		})
+		p := newProducer(t, c, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.DeliveryTimeout(timeout))
+		ctx := testCtx(t)
+		err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		if len(c.requests()) == 0 {
+			return false // the deadline passed before the request: too slow
+		}
+		require.NotErrorIs(t, err, context.DeadlineExceeded)
+		require.NotErrorIs(t, err, context.Canceled)
+		require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
+		require.Zero(t, p.BufferedRecords())
+		require.Len(t, c.requests(), 1, "AcksNone does not retry")
+		return true
 	})
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.DeliveryTimeout(50*time.Millisecond))
-	ctx := testCtx(t)
-	err := p.ProduceSync(ctx, &record.Record{Value: []byte("stuck")})
-	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-	require.NotErrorIs(t, err, context.DeadlineExceeded)
-	require.NotErrorIs(t, err, context.Canceled)
-	require.NoError(t, p.Flush(ctx)) // the space is freed after the promises: see BufferedRecords
-	require.Zero(t, p.BufferedRecords())
-	require.Len(t, c.requests(), 1, "AcksNone does not retry")
 }
 
 // bufferSize is the buffer space a record of value takes (no key, no

@@ -416,18 +416,27 @@ func TestPipelineCloseFailsWhatWaits(t *testing.T) {
 }
 
 // TestPipelineDeliveryTimeout: a batch whose acknowledgement does not come
-// by its delivery deadline fails with ErrDeliveryTimeout.
+// by its delivery deadline fails with ErrDeliveryTimeout. (The scenario
+// needs the request sent before the deadline, which a loaded machine may
+// not do within 50 ms: the test then waited 30 s for a request that never
+// came. See untilInTime.)
 func TestPipelineDeliveryTimeout(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := newAckClient(b)
-	p := newProducer(t, c, producer.Linger(10*time.Millisecond), producer.DeliveryTimeout(50*time.Millisecond), producer.DefaultTopic("t"))
-	ctx := testCtx(t)
-	o := newOrder()
-	r := &record.Record{Value: []byte("late")}
-	p.Produce(ctx, r, o.promise())
-	c.next(t, ctx) // never answered
-	o.wg.Wait()
-	require.ErrorIs(t, o.errs["late"], producer.ErrDeliveryTimeout)
+	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := newAckClient(b)
+		p := newProducer(t, c, producer.Linger(timeout/5), producer.DeliveryTimeout(timeout), producer.DefaultTopic("t"))
+		ctx := testCtx(t)
+		o := newOrder()
+		p.Produce(ctx, &record.Record{Value: []byte("late")}, o.promise())
+		waitOrFatal(t, ctx, o, "the record's promise did not run")
+		require.ErrorIs(t, o.errs["late"], producer.ErrDeliveryTimeout)
+		select {
+		case <-c.appended: // sent, and never answered
+			return true
+		default:
+			return false // the deadline passed before the request: too slow
+		}
+	})
 }
 
 // TestPipelineWithFsync: through a broker that fsyncs before every
@@ -501,54 +510,97 @@ func TestPipelineWithFsync(t *testing.T) {
 // fails with ErrDeliveryTimeout, and its sequence numbers go to the next
 // batch under the same producer id (no new id, as for a batch the broker
 // may have appended).
+//
+// (The scenario needs the first two batches sent, as two requests, before
+// the linger or their deadlines pass: under -race with the CPU busy they
+// were not, and the test waited 30 s for a request that never came. See
+// untilInTime.)
 func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	c := newAckClient(b)
-	c.deaf.Store(true) // the first two hold their places past every deadline
-	const timeout = 100 * time.Millisecond
-	// The first batch goes once the second fills it (or after a linger
-	// of half the timeout): sent alone, with nothing buffered behind it,
-	// it would be waited for on the partition's goroutine (see
-	// MaxInFlight), and the second never sent while its ack is held.
-	opts := append(oneRecordBatches()[:1], producer.Linger(timeout/2), producer.DeliveryTimeout(timeout),
-		producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
-	p := newProducer(t, c, opts...)
-	// Run before the producer's Close (cleanups run last first): should
-	// the test fail with the deaf acks held, Close does not wait for them
-	// forever.
-	t.Cleanup(c.endDeafness)
-	ctx := testCtx(t)
-	recs := fiveByteRecords(3)
-	o := newOrder()
-	// The first two are appended before the third is produced, so that
-	// only the third's deadline passes while it waits (on a loaded
-	// machine the three produced at once could all pass theirs first).
-	p.Produce(ctx, recs[0], o.promise())
-	p.Produce(ctx, recs[1], o.promise())
-	first, second := c.next(t, ctx), c.next(t, ctx)
-	p.Produce(ctx, recs[2], o.promise())
-	// The third batch waits for a place; let its deadline pass (a sleep
-	// longer than the timeout: the test asserts no duration).
-	time.Sleep(2 * timeout)
-	first.answer <- nil
-	second.answer <- nil
-	o.wg.Wait()
-	require.NoError(t, o.errs[string(recs[0].Value)])
-	require.NoError(t, o.errs[string(recs[1].Value)])
-	require.ErrorIs(t, o.errs[string(recs[2].Value)], producer.ErrDeliveryTimeout)
+	untilInTime(t, 100*time.Millisecond, func(timeout time.Duration) bool {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		c := newAckClient(b)
+		c.deaf.Store(true) // the first two hold their places past every deadline
+		// The first batch goes once the second fills it (or after a linger
+		// of half the timeout): sent alone, with nothing buffered behind it,
+		// it would be waited for on the partition's goroutine (see
+		// MaxInFlight), and the second never sent while its ack is held.
+		opts := append(oneRecordBatches()[:1], producer.Linger(timeout/2), producer.DeliveryTimeout(timeout),
+			producer.MaxInFlight(2), producer.RecordPartitioner(producer.RoundRobinPartitioner()), producer.DefaultTopic("t"))
+		p := newProducer(t, c, opts...)
+		// Run before the producer's Close (cleanups run last first): should
+		// the test fail with the deaf acks held, Close does not wait for them
+		// forever.
+		t.Cleanup(c.endDeafness)
+		ctx := testCtx(t)
+		recs := fiveByteRecords(3)
+		o := newOrder()
+		ran := make(chan struct{}, len(recs))
+		promise := func() func(*record.Record, error) {
+			f := o.promise()
+			return func(r *record.Record, err error) { f(r, err); ran <- struct{}{} }
+		}
+		// The first two are appended before the third is produced, so that
+		// only the third's deadline passes while it waits (on a loaded
+		// machine the three produced at once could all pass theirs first).
+		p.Produce(ctx, recs[0], promise())
+		p.Produce(ctx, recs[1], promise())
+		// Both are appended before their deadlines, or the machine was too
+		// slow: a record past its deadline is failed, not sent; the first
+		// sent alone after the linger holds the partition's goroutine, and
+		// the second is neither sent nor failed.
+		late := time.NewTimer(2 * timeout)
+		defer late.Stop()
+		var held []*heldAck
+		for len(held) < 2 {
+			select {
+			case a := <-c.appended:
+				held = append(held, a)
+			case <-ran:
+				return false // a record failed before both were sent: too slow
+			case <-late.C:
+				return false // the second not sent by its deadline: too slow
+			}
+		}
+		p.Produce(ctx, recs[2], promise())
+		// The third batch waits for a place; let its deadline pass (a sleep
+		// longer than the timeout: the test asserts no duration).
+		time.Sleep(2 * timeout)
+		held[0].answer <- nil
+		held[1].answer <- nil
+		done := make(chan struct{})
+		go func() { o.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-c.appended:
+			// Deaf, it would hold its promise until the test's end (the
+			// test hung so: the timer that ends the attempt at the
+			// deadline had not run when the batch got its place).
+			t.Fatal("the third batch was sent after its deadline")
+		case <-ctx.Done():
+			t.Fatal("the promises did not run")
+		}
+		require.NoError(t, o.errs[string(recs[0].Value)])
+		require.NoError(t, o.errs[string(recs[1].Value)])
+		require.ErrorIs(t, o.errs[string(recs[2].Value)], producer.ErrDeliveryTimeout)
 
-	// The next record goes under the same producer id, with the third
-	// batch's sequence number.
-	c.deaf.Store(false)
-	stop := c.answerAll(nil)
-	last := &record.Record{Value: []byte("v9999")}
-	require.NoError(t, p.ProduceSync(ctx, last))
-	stop()
-	require.EqualValues(t, 2, last.Offset)
-	require.EqualValues(t, 2, last.Sequence)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	require.Equal(t, 1, c.inits, "the producer took a new id")
+		// The next record goes under the same producer id, with the third
+		// batch's sequence number.
+		c.deaf.Store(false)
+		stop := c.answerAll(nil)
+		last := &record.Record{Value: []byte("v9999")}
+		err := p.ProduceSync(ctx, last)
+		stop()
+		if errors.Is(err, producer.ErrDeliveryTimeout) {
+			return false // not delivered within the timeout: too slow
+		}
+		require.NoError(t, err)
+		require.EqualValues(t, 2, last.Offset)
+		require.EqualValues(t, 2, last.Sequence)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		require.Equal(t, 1, c.inits, "the producer kept its id")
+		return true
+	})
 }
 
 func (c *ackClient) initCount() int {

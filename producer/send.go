@@ -74,6 +74,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			err  error
 		)
 		sent := true
+		late := false     // the deadline passed while the batch waited for a place
 		var rest []*batch // buffered before the look-up that found the partition gone
 		if pp.pipe != nil {
 			waited := pp.pipe.acquire()
@@ -82,6 +83,11 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 				// The deadline passed, or Close came, while the batch
 				// waited for a place: it was not sent.
 				err, sent = attempt.Err(), false
+			case waited && !time.Now().Before(deadline):
+				// The deadline passed while it waited, and the timer that
+				// ends attempt has not run yet (its goroutine may run
+				// after this one): not sent either.
+				err, sent, late = context.DeadlineExceeded, false, true
 			case waited && !b.sent && b.dropEnded():
 				// Records' ctxs ended while the batch, sealed, waited for
 				// a place: give the place back and seal it again without
@@ -102,7 +108,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			b.attempts++
 			resp, err = p.client.Produce(attempt, &pp.req)
 		}
-		expired := err != nil && attempt.Err() != nil && p.ctx.Err() == nil
+		expired := err != nil && (attempt.Err() != nil || late) && p.ctx.Err() == nil
 		dl.stop()
 		pp.req.Batches = nil
 		if err != nil && pp.pipe != nil {

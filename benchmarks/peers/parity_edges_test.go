@@ -283,12 +283,10 @@ func TestParityFetchEdges(t *testing.T) {
 		expect(t, "delete topic", codeNone, p.rn.deleteTopic(p.ctx, "fe-gone"), p.kf.deleteTopic(p.ctx, "fe-gone"))
 		// kfake deletes asynchronously: wait until it answers unknown.
 		var k2 fetchResult
-		for i := 0; i < 100; i++ {
-			if k2 = p.kf.fetch(p.ctx, "fe-gone", 0, 0); k2.code != codeNone {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		p.eventually(t, "the deleted topic answers a fetch", func() bool {
+			k2 = p.kf.fetch(p.ctx, "fe-gone", 0, 0)
+			return k2.code != codeNone
+		})
 		r = p.rn.fetch(p.ctx, "fe-gone", 0, 0)
 		expect(t, "fetch a deleted topic (fetch by name, v12)", codeUnknownTopic, r.code, k2.code)
 	})

@@ -354,6 +354,22 @@ type pair struct {
 	kf  kfakeSys
 }
 
+// eventually polls cond every 10 ms until it holds, for work kfake does
+// in the background (it removes a deleted topic asynchronously). It fails
+// the test when p's ctx ends first: a hang guard, not a bound on kfake's
+// speed (the polls were limited to 100, a second, which a loaded machine
+// could outlast).
+func (p *pair) eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-p.ctx.Done():
+			t.Fatalf("kfake: %s: not so by the test's deadline", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func newPair(t *testing.T) *pair {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
@@ -1044,9 +1060,9 @@ func TestParityUnknownTopicOrPartition(t *testing.T) {
 	r, k := p.rn.produce(p.ctx, "two", 0, batch), p.kf.produce(p.ctx, "two", 0, batch)
 	expect(t, "produce to a deleted topic", codeUnknownTopic, r.code, k.code)
 	// kfake removes a deleted topic asynchronously: wait for it.
-	for i := 0; p.kf.createTopic(p.ctx, "two", topicSpec{partitions: 1}) == codeTopicExists && i < 100; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.eventually(t, "the deleted topic can be created again", func() bool {
+		return p.kf.createTopic(p.ctx, "two", topicSpec{partitions: 1}) != codeTopicExists
+	})
 	if c := p.rn.createTopic(p.ctx, "two", topicSpec{partitions: 1}); c != 0 {
 		t.Fatalf("runnel: create a deleted topic again: code %d", c)
 	}

@@ -6,7 +6,7 @@
 // memory, or durably on disk with -dir, where a restart rebuilds the state
 // from the events).
 //
-//	go run ./examples/microservice -addr localhost:8080 [-dir DIR]   # Ctrl-C or SIGTERM stops it, a second one at once
+//	go run ./examples/microservice -addr localhost:8080 [-dir DIR] [-shutdown-timeout 5s]   # Ctrl-C or SIGTERM stops it, a second one at once
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for the requests under way")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, and that is all
 	} else if err != nil {
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(shutdown)
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {

@@ -69,7 +69,10 @@ func TestSignalShutsDownCleanly(t *testing.T) {
 func startChild(ctx context.Context, t *testing.T, exe, test, dir string, stderr io.Writer) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$")
-	cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+dir)
+	// A shutdown that waits for a request (TestSecondSignalExitsAtOnce)
+	// must not give up before the test's second signal, however slow the
+	// machine: its timeout is far past the test's own (30 s).
+	cmd.Env = append(os.Environ(), mainChildEnv+"=-addr\n127.0.0.1:0\n-dir\n"+dir+"\n-shutdown-timeout\n10m")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = stderr
