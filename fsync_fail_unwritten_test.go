@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -45,14 +44,8 @@ func TestDoubleFaultThenBrokerReopenKeepsAckedRecords(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { b.Close() }()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	var acked []string
-	send := func(v string) error {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, v)})
-		if err == nil {
-			acked = append(acked, v)
-		}
-		return err
-	}
+	a := &acks{t: t}
+	send := func(v string) error { return a.send(b, v) }
 	require.NoError(t, send("one"))
 	armed.Store(true)
 	deny.Store(true)
@@ -67,13 +60,7 @@ func TestDoubleFaultThenBrokerReopenKeepsAckedRecords(t *testing.T) {
 	require.NoError(t, send("three"))
 	require.NoError(t, send("four"))
 
-	for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros} {
-		b2, err := Open(Config{Dir: "/data", FS: mem.CrashClone(vfs.CrashOptions{Tail: tail})})
-		require.NoError(t, err, "%s: the broker opens after a power loss", tail)
-		resp, err := b2.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1 << 20}}})
-		require.NoError(t, err)
-		require.NoError(t, resp.Partitions[0].Err)
-		require.Subset(t, values(t, resp.Partitions[0].Records), acked, "%s: every acknowledged record is there", tail)
-		require.NoError(t, b2.Close())
-	}
+	afterPowerLoss(t, mem, func(tail vfs.TailMode, got []string) {
+		require.Subset(t, got, a.acked, "%s: every acknowledged record is there", tail)
+	})
 }

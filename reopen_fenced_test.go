@@ -31,14 +31,8 @@ func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
 			require.NoError(t, err)
 			defer func() { b.Close() }()
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-			acked := []string{}
-			send := func(v string) error {
-				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, v)})
-				if err == nil {
-					acked = append(acked, v)
-				}
-				return err
-			}
+			a := &acks{t: t}
+			send := func(v string) error { return a.send(b, v) }
 			require.NoError(t, send("before"))
 
 			armed.Store(true)
@@ -62,16 +56,9 @@ func TestConfigChangeDoesNotReopenAFailedLog(t *testing.T) {
 			require.ErrorIs(t, b.Maintain(ctx), log.ErrLogFenced, "maintenance does not reopen it either")
 			require.ErrorIs(t, send("after maintenance"), log.ErrLogFenced)
 
-			for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailZeros} {
-				b2, err := Open(Config{Dir: "/data", FS: mem.CrashClone(vfs.CrashOptions{Tail: tail})})
-				require.NoError(t, err, "%s: the broker opens after a power loss", tail)
-				resp, err := b2.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1 << 20}}})
-				require.NoError(t, err)
-				require.NoError(t, resp.Partitions[0].Err)
-				got := values(t, resp.Partitions[0].Records)
-				require.Equal(t, acked, got[:min(len(acked), len(got))], "%s: every acknowledged record is there", tail)
-				require.NoError(t, b2.Close())
-			}
+			afterPowerLoss(t, mem, func(tail vfs.TailMode, got []string) {
+				require.Equal(t, a.acked, got[:min(len(a.acked), len(got))], "%s: every acknowledged record is there", tail)
+			})
 			// The config change applies once the broker opens again.
 			require.NoError(t, b.Close())
 			b, err = Open(Config{Dir: "/data", FS: mem})
