@@ -531,7 +531,7 @@ func (c *Consumer) Resume(tps ...api.TopicPartition) {
 // when the partition is not assigned or its position is not resolved yet
 // (Start, End or AtTime before the next Poll). After Poll it is the offset
 // after the records Poll returned; inside the Records iterator, the offset
-// after the record just yielded.
+// after the record just yielded (see Records).
 func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

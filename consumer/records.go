@@ -16,8 +16,11 @@ import (
 // until the Client fails for good (see below).
 //
 // A partition's position advances with each record yielded: Position
-// inside the loop body is the offset after the record in hand, and
-// breaking out of the loop loses nothing. The next Poll or Records goes
+// inside the loop body is the offset after the record in hand (for the
+// last record of a fetch, the end of the fetch, past the control batches
+// and compacted gaps after the record, so that Lag is 0 there once the
+// fetch reached the high watermark), and breaking out of the loop loses
+// nothing. The next Poll or Records goes
 // on from there, and reports the partition errors of the fetch that the
 // loop did not yield: one that stops its partition is found again; that
 // of a partition found gone, whose position was reset (see Poll), was
@@ -129,7 +132,11 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 	pos := f.from
 	halted := false // the partition moved, went or paused under us
 	ended := false  // ctx ended, or the consumer closed
-	stopped, err := f.scan(func(r *record.Record) bool {
+	// take yields r, advancing the position to to: past r, or, for the
+	// fetch's last record, to the end of the fetch, past the control
+	// batches and compacted gaps after it, so that Lag is 0 there once
+	// the fetch reached the high watermark (see Lag).
+	take := func(r *record.Record, to int64) bool {
 		if ctx.Err() != nil || c.closed.Load() {
 			ended = true
 			return false
@@ -139,13 +146,28 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		}
 		// The record is taken here, or the partition changed (Seek,
 		// Assign, a reset, Pause, Unassign, Close: see cursor).
-		if !cur.pos.CompareAndSwap(pos, r.Offset+1) {
+		if !cur.pos.CompareAndSwap(pos, to) {
 			halted = true
 			return false
 		}
-		pos = r.Offset + 1
+		pos = to
 		return yield(r, nil)
+	}
+	// Each record is taken once the next is decoded (or the fetch ends),
+	// so that the last one is known.
+	var held *record.Record
+	stopped, err := f.scan(func(r *record.Record) bool {
+		h := held
+		held = r
+		return h == nil || take(h, h.Offset+1)
 	}, func(error) bool { return false }) // stop there, retry after a backoff
+	if held != nil && !stopped && !ended && !halted {
+		to := held.Offset + 1
+		if err == nil && f.upTo > to {
+			to = f.upTo
+		}
+		stopped = !take(held, to)
+	}
 	switch {
 	case ended:
 		return false

@@ -1,0 +1,42 @@
+package consumer_test
+
+import (
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLagZeroAtLastRecordBeforeGap: a fetch whose last batch ends past its
+// last record (the records after it compacted away, as a tombstone past
+// its delete horizon is at the end of a compacted topic) still brings Lag
+// to 0 at that record inside a Records loop, so that a loop that stops at
+// 0 stops there (it waited for new records before: Lag stayed 1).
+func TestLagZeroAtLastRecordBeforeGap(t *testing.T) {
+	var bld record.Builder
+	bld.Append(1, []byte("k1"), []byte("a"), nil)
+	bld.Append(1, []byte("k2"), []byte("b"), nil)
+	bld.SetLastOffsetDelta(2) // offset 2, a tombstone, cleaned away
+	data, err := bld.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	var n atomic.Int32
+	c := newConsumer(t, serve(t, 3, data, &n))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+
+	var lags []int64
+	for r, err := range c.Records(testCtx(t)) {
+		require.NoError(t, err)
+		l, ok := c.Lag("t", 0)
+		require.True(t, ok)
+		lags = append(lags, l)
+		if l == 0 || r.Offset == 1 {
+			break
+		}
+	}
+	require.Equal(t, []int64{2, 0}, lags)
+	pos, _ := c.Position("t", 0)
+	require.EqualValues(t, 3, pos, "past the gap: the next fetch is from the end")
+}
