@@ -127,10 +127,3 @@ func (r *failedRegistry) forget(k failedKey, from int64) {
 		delete(r.m, k)
 	}
 }
-
-// len returns the number of entries, for tests.
-func (r *failedRegistry) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.m)
-}
