@@ -1017,6 +1017,21 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		if !slices.Contains(bases, tb) {
 			return nil, false, false, fmt.Errorf("%w: %s holds the tail copy of segment %d, which it does not hold", ErrBadTailCopy, l.dir, tb)
 		}
+	}
+	if len(tails) > 0 {
+		// A tail copy's name may not be durable yet: the Open that saved
+		// it failed to fsync the directory after the rename, or its
+		// process died before that fsync, and this is the same boot.
+		// restoreTail cuts the segment before it writes the copy back:
+		// nothing orders that truncation after the rename on disk, and a
+		// power cut that kept the one and not the other would lose the
+		// tail, bytes below the recovery point too. The copy's bytes were
+		// synced before the rename (see saveTail).
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return nil, false, false, err
+		}
+	}
+	for _, tb := range tails {
 		if err := l.restoreTail(tb); err != nil {
 			return nil, false, false, err
 		}

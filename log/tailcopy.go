@@ -66,9 +66,10 @@ func (l *Log) removeTail(base int64) error {
 
 // restoreTail puts the tail copy of the segment at base back into its
 // .log — cut at the copy's position, the copy appended, synced — and
-// removes the copy (the caller syncs the directory). The segment is then
-// as before the rewrite that saved the copy, which the sync-failed
-// checkpoint, still there, makes the rest of Open do again.
+// removes the copy. The caller has made the copy's name durable first (a
+// directory fsync: see sortFiles), and syncs the directory after. The
+// segment is then as before the rewrite that saved the copy, which the
+// sync-failed checkpoint, still there, makes the rest of Open do again.
 //
 // Errors: ErrBadTailCopy; file system errors.
 func (l *Log) restoreTail(base int64) error {

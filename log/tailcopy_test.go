@@ -238,3 +238,71 @@ func TestRestoreTailOpenFailsNotBad(t *testing.T) {
 	require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)))
 	require.NoError(t, l.Close())
 }
+
+// TestRestoreTailSyncsCopyNameFirst: an Open that finds a tail copy whose
+// name is not durable yet — the Open that saved it failed to fsync the
+// directory after the copy's rename (or its process died before that
+// fsync) — makes the name durable before it cuts the segment to put the
+// copy back. Before, it cut at once; its write back then failed to sync,
+// and a power cut that kept the truncation and undid the rename (nothing
+// orders the two without that fsync) lost the tail: here "two", synced
+// by the roll and below the recovery point — silently where the segment
+// then ended at the cut, and failing the next Open with a CorruptError
+// ("were durable up to") where garbage followed. Crash simulation seed
+// RUNNEL_CRASH_SIM_TRANSIENT_SEED=1050151085631.
+func TestRestoreTailSyncsCopyNameFirst(t *testing.T) {
+	ctx := context.Background()
+	e, mem, armed, l := syncFailLog(t, Config{Sync: SyncPeriodic}, nil)
+	require.NoError(t, l.Flush(ctx), "one is durable")
+	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Roll(), "the roll syncs the segment of one and two")
+	require.Equal(t, int64(1), l.DurableOffset(), "a roll's fsync moves the recovery point, not the durable offset")
+	rp, err := readOffset(mem, e.dir, recoveryPointFile, 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), rp)
+	_, err = l.Append(ctx, valueBatch(t, 1, "three"), AppendOptions{})
+	require.NoError(t, err)
+	armed.Store(true)
+	require.ErrorIs(t, l.Flush(ctx), vfs.ErrInjected, "the fsync of the second segment fails")
+	require.NoError(t, l.Close(), "a fenced log closes without the marker")
+
+	// The first Open saves the tail of the first segment ("two", from the
+	// durable offset 1 on) and fails to sync the directory after the
+	// copy's rename: the copy is there, its name not durable.
+	var copying atomic.Bool
+	_, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if strings.Contains(name, tailCopySuffix) {
+			copying.Store(true)
+		}
+		if op == vfs.OpSyncDir && copying.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	})), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	copyName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix))
+	_, err = mem.Stat(copyName)
+	require.NoError(t, err, "the tail copy is there")
+
+	// The second Open puts the copy back and fails to sync the segment.
+	logName := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	_, err = Open(e.dir, Config{}, Options{FS: failOn(mem, vfs.OpSync, logName), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+
+	// Then the power goes: whatever a crash keeps of the truncation and
+	// of the directory, one and two are there.
+	for _, tail := range []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage} {
+		for seed := uint64(0); seed < 8; seed++ {
+			o := vfs.CrashOptions{Tail: tail, Reorder: true, Rand: rand.New(rand.NewPCG(seed, 2))}
+			l, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(o), Clock: e.clock})
+			require.NoError(t, err, "%s, seed %d", tail, seed)
+			require.Equal(t, []string{"one", "two"}, values(readAll(t, l, 0)), "%s, seed %d", tail, seed)
+			require.NoError(t, l.Close())
+		}
+	}
+	// And without one.
+	l = e.open(Config{})
+	require.Equal(t, []string{"one", "two", "three"}, values(readAll(t, l, 0)))
+	require.NoError(t, l.Close())
+}
