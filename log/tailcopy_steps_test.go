@@ -13,15 +13,49 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// stepVals are the records of multiSegFailed's log, one a batch: a1 and
-// a2 durable, the others not; a1 to a4 in the first segment, b1 and b2 in
-// the second, c1 in the third.
+// stepVals are the records of the step fixtures' logs, one a batch: a1
+// and a2 flushed (acknowledged as durable), the others not; a1 to a4 in
+// the first segment, b1 and b2 in the second, c1 in the third.
 var stepVals = []string{"a1", "a2", "a3", "a4", "b1", "b2", "c1"}
+
+// stepFixture is a log of stepVals, on a MemFS, that the step tests open
+// after an fsync of it failed.
+type stepFixture struct {
+	name string
+	// kept is how many of stepVals every crash must keep, whatever step
+	// of the Opens after failed: those acknowledged as durable, and those
+	// below the recovery point when the fsync failed.
+	kept int
+	make func(t *testing.T) (*env, *vfs.MemFS)
+}
+
+// stepFixtures are the logs the step tests start from: under SyncNever,
+// where the bytes the Open rewrites were never durable, and under
+// SyncPeriodic, where rolls made most of them durable.
+var stepFixtures = []stepFixture{
+	{"never", 2, multiSegFailed},
+	{"rolled", 6, multiSegRolled},
+}
 
 // multiSegFailed leaves on a MemFS a SyncNever log of stepVals whose Close
 // failed to fsync: the next Open rewrites the first segment from a3 on
 // and the others whole, each through its own tail copy.
 func multiSegFailed(t *testing.T) (*env, *vfs.MemFS) {
+	return failedStepLog(t, false)
+}
+
+// multiSegRolled leaves on a MemFS a SyncPeriodic log of stepVals whose
+// rolls synced the first two segments (the recovery point 6, at c1) and
+// whose fsync of the third (the Flush after c1) failed, the durable
+// offset still 2: the next Open rewrites as multiSegFailed's, but a3 to
+// b2, in the tails it saves first, were durable. A crash at any step of
+// it must keep them (see TestRestoreTailSyncsCopyNameFirst).
+func multiSegRolled(t *testing.T) (*env, *vfs.MemFS) {
+	return failedStepLog(t, true)
+}
+
+// failedStepLog is multiSegFailed's log, or multiSegRolled's if rolled.
+func failedStepLog(t *testing.T, rolled bool) (*env, *vfs.MemFS) {
 	t.Helper()
 	ctx := context.Background()
 	mem := vfs.NewMem()
@@ -33,7 +67,11 @@ func multiSegFailed(t *testing.T) (*env, *vfs.MemFS) {
 		}
 		return nil
 	}))
-	l := e.open(Config{Sync: SyncNever})
+	cfg := Config{Sync: SyncNever}
+	if rolled {
+		cfg.Sync = SyncPeriodic
+	}
+	l := e.open(cfg)
 	for i, v := range stepVals {
 		_, err := l.Append(ctx, valueBatch(t, 1, v), AppendOptions{})
 		require.NoError(t, err)
@@ -44,9 +82,20 @@ func multiSegFailed(t *testing.T) (*env, *vfs.MemFS) {
 			require.NoError(t, l.Roll())
 		}
 	}
+	if !rolled {
+		armed.Store(true)
+		require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+		require.False(t, armed.Load())
+		return e, mem
+	}
+	require.Equal(t, int64(2), l.DurableOffset(), "a roll's fsync moves the recovery point, not the durable offset")
+	rp, err := readOffset(mem, e.dir, recoveryPointFile, 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(6), rp)
 	armed.Store(true)
-	require.ErrorIs(t, l.Close(), vfs.ErrInjected)
+	require.ErrorIs(t, l.Flush(ctx), vfs.ErrInjected, "the fsync of the third segment fails")
 	require.False(t, armed.Load())
+	require.NoError(t, l.Close(), "a fenced log closes without the marker")
 	return e, mem
 }
 
@@ -89,8 +138,8 @@ func stepCrashes(seed uint64) []vfs.CrashOptions {
 	return out
 }
 
-// requireStepPrefix opens the log on fsys, a crash clone of multiSegFailed's
-// FS, requires at least min of stepVals at their offsets and nothing else,
+// requireStepPrefix opens the log on fsys, a step fixture's FS or a crash
+// clone of it, requires at least min of stepVals at their offsets and nothing else,
 // appends "x" and syncs it, and requires every crash after that to keep
 // them all: no tail copy left behind cuts it.
 func requireStepPrefix(t *testing.T, e *env, fsys *vfs.MemFS, min int, what string) {
@@ -124,11 +173,12 @@ func failingFS(mem *vfs.MemFS, inj vfs.Injector, stop *atomic.Bool) vfs.FS {
 	}))
 }
 
-// checkFailedOpen checks multiSegFailed's FS mem after an Open of it that
-// failed (err) or not: a crash then keeps at least the durable records
-// and what a strict crash keeps, and no crash keeps them all; either way
-// appends after are kept by a crash.
-func checkFailedOpen(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
+// checkFailedOpen checks f's FS mem after an Open of it that failed
+// (err) or not: a crash then keeps at least f.kept records and what a
+// strict crash keeps (itself at least f.kept), and without a crash the
+// next Open finds them all; either way appends after are kept by a
+// crash.
+func checkFailedOpen(t *testing.T, f stepFixture, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
 	t.Helper()
 	if err == nil {
 		require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l), what)
@@ -136,44 +186,51 @@ func checkFailedOpen(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, wh
 		requireStepPrefix(t, e, mem, len(stepVals), what+", Open tolerated it")
 		return
 	}
-	least := 2
 	ls, err := Open(e.dir, Config{}, Options{FS: mem.CrashClone(vfs.CrashOptions{}), Clock: e.clock})
 	require.NoError(t, err, what+", strict crash")
-	least = max(least, len(offVals(t, ls)))
+	strict := offVals(t, ls)
+	require.GreaterOrEqual(t, len(strict), f.kept, what+", strict crash")
+	require.LessOrEqual(t, len(strict), len(stepVals), what+", strict crash")
+	require.Equal(t, stepPrefix(len(strict)), strict, what+", strict crash")
 	require.NoError(t, ls.Close())
 	for i, o := range stepCrashes(uint64(len(what))) {
-		requireStepPrefix(t, e, mem.CrashClone(o), least, fmt.Sprintf("%s, crash %d", what, i))
+		requireStepPrefix(t, e, mem.CrashClone(o), len(strict), fmt.Sprintf("%s, crash %d", what, i))
 	}
 	requireStepPrefix(t, e, mem, len(stepVals), what+", no crash")
 }
 
 // TestRewriteFailsAtEachStep fails each operation of the Open after a
 // failed fsync in turn (that one, and every one from it on), over several
-// segments rewritten through their tail copies: on the FS as it is after,
-// and on what a crash leaves of it, the next Open finds every record it
-// must, at its offset, and a crash after later appends keeps them.
+// segments rewritten through their tail copies, for each of stepFixtures:
+// on the FS as it is after, and on what a crash leaves of it, the next
+// Open finds every record it must, at its offset, and a crash after later
+// appends keeps them.
 func TestRewriteFailsAtEachStep(t *testing.T) {
-	e, mem := multiSegFailed(t)
-	c := vfs.Count()
-	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
-	require.NoError(t, err)
-	require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
-	require.NoError(t, l.Close())
-	for k := 1; k <= c.N(); k++ {
-		for _, sticky := range []bool{false, true} {
-			if sticky && testing.Short() {
-				continue
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := f.make(t)
+			c := vfs.Count()
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+			require.NoError(t, err)
+			require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
+			require.NoError(t, l.Close())
+			for k := 1; k <= c.N(); k++ {
+				for _, sticky := range []bool{false, true} {
+					if sticky && testing.Short() {
+						continue
+					}
+					e, mem := f.make(t)
+					inj := vfs.FailNth(k)
+					if sticky {
+						inj = vfs.FailFrom(k)
+					}
+					var stop atomic.Bool
+					l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
+					stop.Store(true)
+					checkFailedOpen(t, f, e, mem, l, err, fmt.Sprintf("op %d fails (sticky %t): %v", k, sticky, err))
+				}
 			}
-			e, mem := multiSegFailed(t)
-			inj := vfs.FailNth(k)
-			if sticky {
-				inj = vfs.FailFrom(k)
-			}
-			var stop atomic.Bool
-			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
-			stop.Store(true)
-			checkFailedOpen(t, e, mem, l, err, fmt.Sprintf("op %d fails (sticky %t): %v", k, sticky, err))
-		}
+		})
 	}
 }
 
@@ -190,48 +247,52 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
 		every = 1
 	}
-	first := func(k1 int) (*env, *vfs.MemFS, bool) {
-		e, mem := multiSegFailed(t)
-		_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.FailNth(k1)), Clock: e.clock})
-		if err == nil {
-			return e, mem, false
-		}
-		names, err := mem.List(e.dir)
-		require.NoError(t, err)
-		for _, n := range names {
-			if strings.HasSuffix(n, tailCopySuffix) {
-				return e, mem, true
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			first := func(k1 int) (*env, *vfs.MemFS, bool) {
+				e, mem := f.make(t)
+				_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.FailNth(k1)), Clock: e.clock})
+				if err == nil {
+					return e, mem, false
+				}
+				names, err := mem.List(e.dir)
+				require.NoError(t, err)
+				for _, n := range names {
+					if strings.HasSuffix(n, tailCopySuffix) {
+						return e, mem, true
+					}
+				}
+				return e, mem, false
 			}
-		}
-		return e, mem, false
-	}
-	c := vfs.Count()
-	{
-		e, mem := multiSegFailed(t)
-		_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
-		require.NoError(t, err)
-	}
-	seen := 0
-	for k1 := 1; k1 <= c.N(); k1++ {
-		if _, _, ok := first(k1); !ok {
-			continue
-		}
-		if seen++; (seen-1)%every != 0 {
-			continue
-		}
-		c2 := vfs.Count()
-		{
-			e, mem, _ := first(k1)
-			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c2), Clock: e.clock})
-			require.NoError(t, err)
-			require.NoError(t, l.Close())
-		}
-		for k2 := 1; k2 <= c2.N(); k2++ {
-			e, mem, _ := first(k1)
-			var stop atomic.Bool
-			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, vfs.FailNth(k2), &stop), Clock: e.clock})
-			stop.Store(true)
-			checkFailedOpen(t, e, mem, l, err, fmt.Sprintf("op %d of the first Open fails, then op %d of the second: %v", k1, k2, err))
-		}
+			c := vfs.Count()
+			{
+				e, mem := f.make(t)
+				_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+				require.NoError(t, err)
+			}
+			seen := 0
+			for k1 := 1; k1 <= c.N(); k1++ {
+				if _, _, ok := first(k1); !ok {
+					continue
+				}
+				if seen++; (seen-1)%every != 0 {
+					continue
+				}
+				c2 := vfs.Count()
+				{
+					e, mem, _ := first(k1)
+					l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c2), Clock: e.clock})
+					require.NoError(t, err)
+					require.NoError(t, l.Close())
+				}
+				for k2 := 1; k2 <= c2.N(); k2++ {
+					e, mem, _ := first(k1)
+					var stop atomic.Bool
+					l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, vfs.FailNth(k2), &stop), Clock: e.clock})
+					stop.Store(true)
+					checkFailedOpen(t, f, e, mem, l, err, fmt.Sprintf("op %d of the first Open fails, then op %d of the second: %v", k1, k2, err))
+				}
+			}
+		})
 	}
 }
