@@ -383,8 +383,8 @@ func (n *memNode) sync() {
 // it was (stricter than Linux, which would write pages dirtied later: an
 // application must not go on trusting a file whose sync failed) — until a
 // truncation cuts off what the failed Sync lost (see cutLost): to empty,
-// or, when every change before the failure was an append, to the synced
-// size. A file that is empty when its Sync fails holds nothing it could
+// or to at most the synced size when nothing since the last Sync changed
+// the bytes below the cut. A file that is empty when its Sync fails holds nothing it could
 // have lost, as one truncated to empty afterwards: it is not marked (its
 // synced content stays as it was until a Sync succeeds). The caller holds
 // n.mu for writing.
