@@ -94,9 +94,14 @@ func (k failedKey) dead() bool {
 
 // record notes that the log of k failed at durable offset off and that
 // its sync-failed checkpoint could not be written; an entry there already
-// keeps the lower offset. The entries of in-memory file systems that are
-// garbage go.
+// keeps the lower offset. The zero key (of a file system that has none,
+// see failedKeyOf) is not recorded, so that lookup and forget find
+// nothing for it. The entries of in-memory file systems that are garbage
+// go.
 func (r *failedRegistry) record(k failedKey, off int64) {
+	if k.fs == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for o := range r.m {

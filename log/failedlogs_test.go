@@ -50,10 +50,10 @@ func TestDiscardForgetsUnwrittenSyncFailedCheckpoint(t *testing.T) {
 	armed.Store(true)
 	_, err := l.Append(ctx, valueBatch(t, 1, "two"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
-	_, ok := l.failedInProcess()
+	_, ok := failedLogs.lookup(l.failedKey)
 	require.True(t, ok, "remembered as the log fenced")
 	require.NoError(t, l.Discard())
-	_, ok = l.failedInProcess()
+	_, ok = failedLogs.lookup(l.failedKey)
 	require.False(t, ok, "forgotten by Discard")
 	require.NoError(t, e.fs.RemoveAll(e.dir))
 	deny.Store(false)
@@ -131,6 +131,9 @@ func TestFailedKeyOf(t *testing.T) {
 
 	_, ok := failedKeyOf(uncomparableFS{FS: mem, names: []string{"x"}}, "/data/t-0")
 	require.False(t, ok, "a file system that is not comparable has no key")
+	failedLogs.record(failedKey{}, 1)
+	_, ok = failedLogs.lookup(failedKey{})
+	require.False(t, ok, "the zero key, of a file system that has none, is not recorded")
 }
 
 // uncomparableFS is an FS whose values cannot be compared.

@@ -141,15 +141,15 @@ type Log struct {
 	// syncFailedMarked says the sync-failed checkpoint was written (see
 	// markSyncFailed).
 	syncFailedMarked atomic.Bool
-	// failedKey is the log's key in failedLogs, if hasFailedKey: where it
-	// is remembered when its sync-failed checkpoint cannot be written.
-	failedKey    failedKey
-	hasFailedKey bool
-	closed       atomic.Bool
-	closing      atomic.Bool   // a Close has begun: a compaction under way stops at its next read
-	closeDone    chan struct{} // closed when Close has returned
-	info         RecoveryInfo
-	cleanMu      sync.Mutex // one compaction at a time
+	// failedKey is the log's key in failedLogs (the zero key, which
+	// failedLogs ignores, for a file system that has none): where it is
+	// remembered when its sync-failed checkpoint cannot be written.
+	failedKey failedKey
+	closed    atomic.Bool
+	closing   atomic.Bool   // a Close has begun: a compaction under way stops at its next read
+	closeDone chan struct{} // closed when Close has returned
+	info      RecoveryInfo
+	cleanMu   sync.Mutex // one compaction at a time
 }
 
 // RecoveryInfo says what Open did to bring the log back.
@@ -268,7 +268,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}
-	l.failedKey, l.hasFailedKey = failedKeyOf(l.fs, dir)
+	l.failedKey, _ = failedKeyOf(l.fs, dir)
 	if l.clock == nil {
 		l.clock = SystemClock{}
 	}
@@ -337,22 +337,20 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if off, ok := l.failedInProcess(); ok && (!syncFailed || off < failedAt) {
+	if off, ok := failedLogs.lookup(l.failedKey); ok && (!syncFailed || off < failedAt) {
 		// The log failed in this process and its sync-failed checkpoint
 		// could not be written (see failedLogs): as if it had been. It is
 		// written now, so that an Open after this one that fails knows it
 		// too, in another process as well (the process remembers until
 		// the rewrite below is durable). A disk that cannot write it
-		// fails the Open, as it would fail the rewrite; one renamed into
-		// place whose directory's fsync failed counts as written, as in
-		// markSyncFailed.
+		// fails the Open, as it would fail the rewrite.
 		attrs := []any{"dir", l.dir, "durableOffset", off}
 		if syncFailed {
 			attrs = append(attrs, "checkpointOffset", failedAt)
 		}
 		l.logger.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
 		syncFailed, failedAt = true, off
-		if err := writeOffset(l.fs, l.dir, syncFailedFile, off); err != nil && !errors.As(err, new(*inPlaceError)) {
+		if err := l.writeSyncFailed(off); err != nil {
 			return err
 		}
 	}
@@ -719,11 +717,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	// written: the next Open writes them anew from the recovery point.
 	if err := l.syncRecovered(recovered, active); err != nil {
 		if !syncFailed {
-			werr := writeOffset(l.fs, l.dir, syncFailedFile, rp)
-			if werr != nil && !errors.As(werr, new(*inPlaceError)) {
-				l.rememberFailed(rp)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, l.writeSyncFailed(rp))
 		}
 		return err
 	}
@@ -731,7 +725,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// Durable now: the process forgets (see failedLogs), and the
 		// checkpoint goes (it may be missing: the process remembered
 		// what it could not write).
-		l.forgetFailed(failedAt)
+		failedLogs.forget(l.failedKey, failedAt)
 		if err := l.fs.Remove(filepath.Join(l.dir, syncFailedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -1081,7 +1075,7 @@ func (l *Log) Discard() error {
 	err := l.close(false)
 	// Closed, the log fences itself no more: what the process remembers
 	// of its failure goes with its directory (see failedLogs).
-	l.forgetFailed(math.MinInt64)
+	failedLogs.forget(l.failedKey, math.MinInt64)
 	return err
 }
 
@@ -1274,49 +1268,31 @@ func (l *Log) fence(cause error) error {
 // markSyncFailed writes the sync-failed checkpoint at the durable offset
 // (see syncFailedFile), once: so that the next Open of the log writes
 // anew, and truly syncs, what a failed fsync may have left in the page
-// cache only. A checkpoint renamed into place whose directory's fsync
-// failed counts as written: the next Open without a crash finds it, and
-// a crash takes the page cache with it.
+// cache only.
 func (l *Log) markSyncFailed() error {
 	if l.syncFailedMarked.Load() {
 		return nil
 	}
-	durable := l.durable.Load()
-	err := writeOffset(l.fs, l.dir, syncFailedFile, durable)
+	if err := l.writeSyncFailed(l.durable.Load()); err != nil {
+		return err
+	}
+	l.syncFailedMarked.Store(true)
+	return nil
+}
+
+// writeSyncFailed writes the sync-failed checkpoint at off. One renamed
+// into place whose directory's fsync failed counts as written: the next
+// Open without a crash finds it, and a crash takes the page cache with
+// it. If it is not written (the disk failing still), the process
+// remembers off (see failedLogs), so that an Open in it writes anew what
+// the checkpoint would have made it write.
+func (l *Log) writeSyncFailed(off int64) error {
+	err := writeOffset(l.fs, l.dir, syncFailedFile, off)
 	if err == nil || errors.As(err, new(*inPlaceError)) {
-		l.syncFailedMarked.Store(true)
 		return nil
 	}
-	// Not written (the disk failing still): the process remembers, so
-	// that an Open in it writes anew what the checkpoint would have made
-	// it write (see failedLogs).
-	l.rememberFailed(durable)
+	failedLogs.record(l.failedKey, off)
 	return err
-}
-
-// rememberFailed records in failedLogs that the log failed at durable
-// offset off and that its sync-failed checkpoint could not be written.
-func (l *Log) rememberFailed(off int64) {
-	if l.hasFailedKey {
-		failedLogs.record(l.failedKey, off)
-	}
-}
-
-// failedInProcess returns the durable offset that failedLogs holds for
-// the log, if any.
-func (l *Log) failedInProcess() (int64, bool) {
-	if !l.hasFailedKey {
-		return 0, false
-	}
-	return failedLogs.lookup(l.failedKey)
-}
-
-// forgetFailed removes the log's entry in failedLogs if it is at least
-// from (see failedRegistry.forget).
-func (l *Log) forgetFailed(from int64) {
-	if l.hasFailedKey {
-		failedLogs.forget(l.failedKey, from)
-	}
 }
 
 var _ io.Closer = (*Log)(nil)
