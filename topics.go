@@ -641,7 +641,7 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 	}
 	t := &log.Topic{Name: name, ID: b.newTopicID(), Config: cfg}
 	fail := func(err error) error {
-		closePartitions(t.Partitions)
+		discardPartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
 		for i := range cfg.Partitions {
 			b.removeLogDir(b.partitionDir(name, i))
@@ -702,9 +702,14 @@ next:
 	}
 }
 
-func closePartitions(ps []*log.Partition) {
+// discardPartitions closes the partitions of a topic or growth that
+// failed before it was served: their directories are about to be
+// removed, so they are discarded (no flush, and the process forgets any
+// fsync failure it remembered for their paths, which would otherwise
+// cost a needless rewrite at the next open of a partition created there).
+func discardPartitions(ps []*log.Partition) {
 	for _, p := range ps {
-		p.Close()
+		p.Discard()
 	}
 }
 
@@ -977,7 +982,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	// fail undoes the growth up to partition upTo, the one it failed at
 	// (whose open may have made its directory and some of its files).
 	fail := func(upTo int, err error) error {
-		closePartitions(added)
+		discardPartitions(added)
 		// Best effort, as CreateTopic's: the next growth clears them too.
 		// (A directory that holds more than a log's files stays.)
 		for i := len(t.Partitions); i <= upTo; i++ {
