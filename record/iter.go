@@ -37,7 +37,9 @@ type batchFields struct {
 // Iter returns an iterator over the batch's records. Compressed records are
 // decompressed at once into a new buffer of at most limit bytes (limit <= 0
 // means compression.DefaultDecodeLimit); records then point into it, or into
-// b itself when the batch is not compressed. pos is the batch's position,
+// b itself when the batch is not compressed. The buffer is about the size
+// of the records (see keptSlack), since a record kept keeps it all. pos is
+// the batch's position,
 // used in errors. The batch should have been validated (Validate); Iter
 // and Next never panic on bad bytes either way.
 //
@@ -47,8 +49,23 @@ type batchFields struct {
 // compression.ErrTooLarge when they exceed limit). Next reports the
 // records' own faults (RecordIter.Err).
 func (b Batch) Iter(pos int64, limit int) (RecordIter, error) {
-	return b.IterBuffer(pos, limit, nil)
+	it, err := b.IterBuffer(pos, limit, nil)
+	if err == nil && cap(it.buf)-len(it.buf) > max(len(it.buf), keptSlack) {
+		// The decoder's buffer outgrew the records by more than their
+		// size: a zstd frame that does not state its size (Java's
+		// ZstdOutputStream writes them) is decoded into at least 64 KiB,
+		// and gzip's and lz4's outputs grow by doubling. One copy keeps
+		// the records' memory at most about twice their size.
+		out := append(make([]byte, 0, len(it.buf)), it.buf...)
+		it.data, it.buf = out, out
+	}
+	return it, err
 }
+
+// keptSlack is how much spare room Iter leaves in a decompression buffer
+// whose records may be kept: below it, a copy would cost more than the
+// memory it saves.
+const keptSlack = 4 << 10
 
 // IterBuffer is Iter decompressing into buf[:0] instead of a new buffer,
 // for scans that do not keep the records (see Buffer to reuse it).
