@@ -107,15 +107,19 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		return res, Durability{}, err
 	}
 	if dup, err := l.checkProducer(data); err != nil || dup != nil {
-		l.mu.Unlock()
-		if dup != nil {
-			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
-			res.LogAppendTime = dup.appendTime
-			// A retry of a batch whose first attempt's fsync failed or was
-			// not waited for: wait for it as the first attempt would have.
-			return res, l.durabilityLocked(dup.lastOffs + 1), nil
+		if dup == nil {
+			l.mu.Unlock()
+			return res, Durability{}, err
 		}
-		return res, Durability{}, err
+		// A retry of a batch whose first attempt's fsync failed or was
+		// not waited for: wait for it as the first attempt would have.
+		// Taken under mu, as a fresh append's: a truncation replaces the
+		// era it holds.
+		d := l.durabilityLocked(dup.lastOffs + 1)
+		l.mu.Unlock()
+		res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
+		res.LogAppendTime = dup.appendTime
+		return res, d, nil
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
