@@ -501,7 +501,9 @@ func (e *lcEnv) probe(ctx context.Context) {
 	}
 	for i := 0; ctx.Err() == nil; i++ {
 		info, err := b.DescribeTopic(ctx, lcTopic)
-		ok("DescribeTopic", err, runnel.ErrUnknownTopic)
+		// ctx's error: the epoch may end during the call, which looks
+		// at ctx before each partition.
+		ok("DescribeTopic", err, runnel.ErrUnknownTopic, context.Canceled)
 		if err != nil {
 			time.Sleep(time.Millisecond)
 			continue

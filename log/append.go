@@ -28,9 +28,11 @@ type AppendResult struct {
 	LogAppendTime int64 // ms; -1 when the topic uses CreateTime
 	// Duplicate is true when the batch repeated one of the same idempotent
 	// producer that the log already holds: nothing was written, and the
-	// offsets (and LogAppendTime) are the original ones — LogAppendTime
-	// is -1 for the duplicate of a batch that the log, as it opened, knew
-	// of from a producer-state snapshot, which does not keep it. The
+	// offsets (and LogAppendTime) are the original ones — for the
+	// duplicate of a batch that the log, as it opened, knew of from a
+	// producer-state snapshot, which does not keep it, LogAppendTime is
+	// read from the batch in the log, and is -1 when the log no longer
+	// holds it (below the log start offset). The
 	// original offsets may lie below the log start offset: a producer's
 	// state outlives the deletion of its batches by retention or
 	// DeleteRecordsBefore (see the package doc).
@@ -107,15 +109,22 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		return res, Durability{}, err
 	}
 	if dup, err := l.checkProducer(data); err != nil || dup != nil {
-		l.mu.Unlock()
-		if dup != nil {
-			res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
-			res.LogAppendTime = dup.appendTime
-			// A retry of a batch whose first attempt's fsync failed or was
-			// not waited for: wait for it as the first attempt would have.
-			return res, l.durabilityLocked(dup.lastOffs + 1), nil
+		if dup == nil {
+			l.mu.Unlock()
+			return res, Durability{}, err
 		}
-		return res, Durability{}, err
+		// A retry of a batch whose first attempt's fsync failed or was
+		// not waited for: wait for it as the first attempt would have.
+		// Taken under mu, as a fresh append's: a truncation replaces the
+		// era it holds.
+		d := l.durabilityLocked(dup.lastOffs + 1)
+		l.mu.Unlock()
+		res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
+		res.LogAppendTime = dup.appendTime
+		if dup.appendTime == unknownAppendTime {
+			res.LogAppendTime = l.appendTimeOf(dup.firstOffset, dup.lastOffs)
+		}
+		return res, d, nil
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
@@ -238,6 +247,25 @@ func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 
 // Pending reports whether Wait has anything to wait for.
 func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
+
+// appendTimeOf returns the LogAppendTime stamped on the batch that holds
+// the offsets first to last, read from the log: for the duplicate of a
+// batch the log knew of from a producer-state snapshot, which does not
+// keep it. It is -1 for a CreateTime batch, and for one the log no longer
+// holds (below the log start offset) or cannot read.
+func (l *Log) appendTimeOf(first, last int64) int64 {
+	data, err := l.Read(first, 1, last+1)
+	if err != nil {
+		return record.NoTimestamp
+	}
+	for b, err := range record.Batches(data) {
+		if err == nil && b.BaseOffset() <= last && b.LastOffset() >= first && b.TimestampType() == record.LogAppendTime {
+			return b.MaxTimestamp()
+		}
+		break
+	}
+	return record.NoTimestamp
+}
 
 // checkProducer applies idempotence to an append that validate took: a
 // batch of an idempotent producer (alone in data, as validate checked)

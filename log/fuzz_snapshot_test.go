@@ -55,7 +55,7 @@ func FuzzSnapshot(f *testing.F) {
 			require.Equal(t, r[1], int64(st.epoch), "row %v", r)
 			kept := false
 			for _, b := range st.batches {
-				kept = kept || b == producerBatch{int32(r[2]), int32(r[3]), r[4], r[5], -1}
+				kept = kept || b == producerBatch{int32(r[2]), int32(r[3]), r[4], r[5], unknownAppendTime}
 				require.True(t, int64(b.firstSeq) >= 0 && int64(b.lastSeq) >= 0 && b.firstOffset <= b.lastOffs, "batch %+v", b)
 			}
 			require.True(t, kept || len(st.batches) == maxProducerBatches, "row %v lost", r)

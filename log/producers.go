@@ -36,10 +36,14 @@ type producerBatch struct {
 	firstOffset, lastOffs int64
 	// appendTime is the LogAppendTime the log stamped on the batch, for
 	// the answer to a duplicate of it (as Kafka answers one with the
-	// batch's timestamp); -1 for a CreateTime batch, and for one loaded
-	// from a snapshot, which does not keep it.
+	// batch's timestamp); -1 for a CreateTime batch; unknownAppendTime
+	// for one loaded from a snapshot, which does not keep it (the log
+	// reads it from the batch when a duplicate asks: Log.appendTimeOf).
 	appendTime int64
 }
+
+// unknownAppendTime is the appendTime of a batch loaded from a snapshot.
+const unknownAppendTime = -2
 
 // producerState is what the log knows of one producer id.
 type producerState struct {
@@ -285,7 +289,7 @@ func producersFromRows(rows [][]int64, now int64) producers {
 			st = &producerState{epoch: int16(r[1]), last: now}
 			ps[r[0]] = st
 		}
-		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5], appendTime: -1})
+		st.batches = append(st.batches, producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5], appendTime: unknownAppendTime})
 		if len(st.batches) > maxProducerBatches {
 			st.batches = st.batches[1:]
 		}

@@ -1,0 +1,263 @@
+package runnel_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"go.uber.org/goleak"
+)
+
+// TestConfigChurnUnderProducers changes a topic's config (UpdateTopicConfig,
+// each change reopening every partition's log) and grows it
+// (CreatePartitions) while idempotent producers write to it through a
+// runneltest.Faults that loses the answers of some appended requests, so
+// that their retries straddle the changes. The changes are the ones that
+// decide whether a batch is taken and how it is stamped: max.message.bytes
+// between a size that refuses the large records and the default,
+// cleanup.policy between delete, compact (which refuses records without a
+// key) and both, message.timestamp.type between CreateTime and
+// LogAppendTime. The producers send small and large records, with and
+// without keys. Once they are flushed, every record's outcome is checked
+// against the log:
+//
+//   - a record whose promise succeeded is in the log once, at the
+//     partition and offset it was told, with the timestamp and timestamp
+//     type it was told (its create time, or the broker's append time);
+//   - a record that failed is in the log only if its error says it may
+//     have been written (producer.ErrMaybeWritten), and its error is the
+//     broker's refusal of it: ErrRecordTooLarge only for a large record,
+//     log.ErrInvalidRecord only for one without a key (a refused batch is
+//     split until only the records at fault fail), unless an earlier
+//     attempt of its batch may have been appended;
+//   - no record is in the log twice, and none that was not produced;
+//   - no goroutine is left once the producers and the broker are closed.
+//
+// The broker's maintenance never runs (compaction would drop the records
+// without a key that a delete policy took).
+//
+// A few seeds run by default (fewer under -short); RUNNEL_CONFIG_CHURN=N
+// runs N seeds, RUNNEL_CONFIG_CHURN_BASE=S from seed S.
+func TestConfigChurnUnderProducers(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_CONFIG_CHURN", 6, 2, runConfigChurn)
+}
+
+// churnOutcome is what a record's promise said.
+type churnOutcome struct {
+	value     string
+	large     bool
+	keyless   bool
+	err       error
+	partition int32
+	offset    int64
+	ts        int64 // ms
+	tsType    record.TimestampType
+}
+
+func runConfigChurn(t *testing.T, seed uint64) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 0x636875726e))
+	const (
+		smallMax     = 1024 // max.message.bytes that refuses the large records
+		largeValue   = 2000
+		churnRecords = 3000 // at most, per producer
+	)
+	clock := &amClock{}
+	clock.ms.Store(1_700_000_000_000)
+	b, err := runnel.Open(runnel.Config{Clock: clock, MaintenanceInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	parts := 1 + rng.IntN(2)
+	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+
+	f := runneltest.NewFaults(t, b)
+	var requests atomic.Int64
+	lose := int64(3 + rng.IntN(5)) // every lose-th produce request loses its answer
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut,
+		Count: runneltest.Unlimited, Match: func(runneltest.Request) bool { return requests.Add(1)%lose == 0 }})
+
+	nprod := 1 + rng.IntN(2)
+	var (
+		mu       sync.Mutex
+		outcomes []*churnOutcome
+		wg       sync.WaitGroup
+		done     atomic.Int64             // promises run
+		progress = make(chan struct{}, 1) // a promise ran
+	)
+	producers := make([]*producer.Producer, nprod)
+	for i := range producers {
+		p, err := producer.New(f, producer.MaxInFlight(1+rng.IntN(5)), producer.Linger(time.Duration(rng.IntN(2))*time.Millisecond),
+			producer.RetryBackoff(time.Millisecond), producer.MetadataMaxAge(5*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		producers[i] = p
+	}
+	// Each producer writes until the driver is done (or it has written
+	// churnRecords), drawing its records from a source of its own.
+	stop := make(chan struct{})
+	for i, p := range producers {
+		prng := rand.New(rand.NewPCG(seed, uint64(i)))
+		wg.Go(func() {
+			for n := range churnRecords {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out := &churnOutcome{value: fmt.Sprintf("p%d-%d-", i, n), large: prng.IntN(8) == 0, keyless: prng.IntN(4) == 0}
+				r := &record.Record{Topic: "t", Value: []byte(out.value), Timestamp: time.UnixMilli(1_600_000_000_000 + int64(n))}
+				if out.large {
+					r.Value = append(r.Value, make([]byte, largeValue)...)
+				}
+				if !out.keyless {
+					r.Key = []byte(out.value)
+				}
+				mu.Lock()
+				outcomes = append(outcomes, out)
+				mu.Unlock()
+				p.Produce(ctx, r, func(r *record.Record, err error) {
+					mu.Lock()
+					out.err, out.partition, out.offset = err, r.Partition, r.Offset
+					out.ts, out.tsType = r.Timestamp.UnixMilli(), r.TimestampType
+					mu.Unlock()
+					done.Add(1)
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				})
+			}
+		})
+	}
+	producing := make(chan struct{}) // closed once the producers have produced all they will
+	go func() {
+		wg.Wait()
+		close(producing)
+	}()
+	// waitFor waits until n more promises have run, or none will.
+	waitFor := func(n int64) {
+		for want := done.Load() + n; done.Load() < want; {
+			select {
+			case <-progress:
+			case <-producing:
+				return
+			}
+		}
+	}
+
+	// The driver: config changes (and now and then a growth) while the
+	// producers write.
+	changes := 10 + rng.IntN(15)
+	policies := []log.CleanupPolicy{log.Delete, log.Compact, log.Delete | log.Compact}
+	for range changes {
+		maxBytes := []int{0, smallMax}[rng.IntN(2)]
+		policy := policies[rng.IntN(len(policies))]
+		tsType := []log.TimestampType{log.CreateTime, log.LogAppendTime}[rng.IntN(2)]
+		segment := []int64{0, 4096}[rng.IntN(2)]
+		clock.ms.Add(int64(1 + rng.IntN(1000)))
+		if rng.IntN(6) == 0 && parts < 4 {
+			parts++
+			if err := b.CreatePartitions(ctx, "t", parts); err != nil {
+				t.Fatalf("CreatePartitions: %v", err)
+			}
+		}
+		err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+			c.MaxMessageBytes, c.CleanupPolicy, c.TimestampType, c.SegmentBytes = maxBytes, policy, tsType, segment
+		})
+		if err != nil {
+			t.Fatalf("UpdateTopicConfig: %v", err)
+		}
+		waitFor(int64(rng.IntN(40))) // some records go under this config
+	}
+	close(stop)
+	<-producing
+	for _, p := range producers {
+		if err := p.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+
+	type at struct {
+		partition int32
+		offset    int64
+	}
+	inLog := map[string]*record.Record{}
+	for _, r := range runneltest.ConsumeAll(t, b, "t") {
+		v := string(r.Value)
+		if len(v) > largeValue {
+			v = v[:len(v)-largeValue]
+		}
+		if _, ok := inLog[v]; ok {
+			t.Errorf("%q is in the log twice", v)
+		}
+		inLog[v] = r
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	produced := map[string]bool{}
+	counts := map[string]int{}
+	for _, o := range outcomes {
+		produced[o.value] = true
+		r, there := inLog[o.value]
+		maybe := errors.Is(o.err, producer.ErrMaybeWritten)
+		switch {
+		case o.err == nil:
+			counts["ok"]++
+			if !there {
+				t.Errorf("%q: acknowledged at %d/%d, not in the log", o.value, o.partition, o.offset)
+				continue
+			}
+			if got := (at{r.Partition, r.Offset}); got != (at{o.partition, o.offset}) {
+				t.Errorf("%q: acknowledged at %d/%d, in the log at %d/%d", o.value, o.partition, o.offset, got.partition, got.offset)
+			}
+			if r.TimestampType != o.tsType || r.Timestamp.UnixMilli() != o.ts {
+				t.Errorf("%q: acknowledged with timestamp %d (type %v), read with %d (type %v)",
+					o.value, o.ts, o.tsType, r.Timestamp.UnixMilli(), r.TimestampType)
+			}
+		case there && !maybe:
+			t.Errorf("%q: failed (%v), yet in the log at %d/%d", o.value, o.err, r.Partition, r.Offset)
+		case errors.Is(o.err, producer.ErrRecordTooLarge):
+			counts["too large"]++
+			if !o.large && !maybe {
+				t.Errorf("%q: a small record failed as too large: %v", o.value, o.err)
+			}
+		case errors.Is(o.err, log.ErrInvalidRecord):
+			counts["invalid"]++
+			if !o.keyless && !maybe {
+				t.Errorf("%q: a record with a key failed as invalid: %v", o.value, o.err)
+			}
+		default:
+			t.Errorf("%q: an unexpected error: %v", o.value, o.err)
+		}
+		if maybe {
+			counts["maybe written"]++
+		}
+	}
+	for v := range inLog {
+		if !produced[v] {
+			t.Errorf("%q is in the log, never produced", v)
+		}
+	}
+	t.Logf("%d records, %d requests, %d config changes: %v", len(outcomes), requests.Load(), changes, counts)
+}

@@ -1,0 +1,68 @@
+package log
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDuplicateAppendTimeAfterReopen: a retry of an idempotent producer's
+// batch that the log stamped with LogAppendTime is answered with that
+// append time also once the log was closed and opened again (a restart,
+// or a config change, which reopens each partition's log), when the
+// producer's state comes from the snapshot the clean close wrote, which
+// keeps no append time. It was answered with -1, and the producer then
+// told its caller the record's create time, as a CreateTime record,
+// where consumers read the append time. The answer follows the batch's
+// own timestamp type, not the log's config: a batch appended under
+// CreateTime is answered -1 after a change to LogAppendTime, and one
+// stamped under LogAppendTime keeps its time after a change back.
+func TestDuplicateAppendTimeAfterReopen(t *testing.T) {
+	e := newEnv(t)
+	app := Config{TimestampType: LogAppendTime}
+	l := e.open(app)
+	first := appendOK(t, l, idemBatch(t, 1, 0, 0, 2))
+	require.Equal(t, e.clock.Now().UnixMilli(), first.LogAppendTime)
+	e.clock.Advance(time.Second)
+	second := appendOK(t, l, idemBatch(t, 1, 0, 2, 2))
+	require.Equal(t, e.clock.Now().UnixMilli(), second.LogAppendTime)
+	require.NotEqual(t, first.LogAppendTime, second.LogAppendTime)
+
+	check := func(l *Log, seq int32, want AppendResult, what string) {
+		t.Helper()
+		res := appendOK(t, l, idemBatch(t, 1, 0, seq, 2)) // a new copy: the log stamps the one it appends
+		require.True(t, res.Duplicate, what)
+		require.Equal(t, want.FirstOffset, res.FirstOffset, what)
+		require.Equal(t, want.LogAppendTime, res.LogAppendTime, "%s: sequence %d", what, seq)
+	}
+	check(l, 0, first, "before the reopen")
+	check(l, 2, second, "before the reopen")
+
+	for _, c := range []struct {
+		what string
+		cfg  Config
+	}{
+		{"reopened with the same config", app},
+		{"reopened as CreateTime", Config{}},
+		{"reopened as LogAppendTime again", app},
+	} {
+		require.NoError(t, l.Close())
+		e.clock.Advance(time.Minute)
+		l = e.open(c.cfg)
+		check(l, 0, first, c.what)
+		check(l, 2, second, c.what)
+	}
+
+	// A batch appended under CreateTime is answered -1 on a LogAppendTime
+	// log too, before and after a reopen.
+	require.NoError(t, l.Close())
+	l = e.open(Config{})
+	created := appendOK(t, l, idemBatch(t, 1, 0, 4, 2))
+	require.EqualValues(t, -1, created.LogAppendTime)
+	require.NoError(t, l.Close())
+	l = e.open(app)
+	defer l.Close()
+	check(l, 4, created, "a CreateTime batch on a LogAppendTime log")
+	check(l, 0, first, "a LogAppendTime batch")
+}
