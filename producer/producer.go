@@ -422,8 +422,17 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// the topic has more. (buffer returns choose's error as it is: a
 		// type assertion, not errors.As, whose target would be allocated
 		// for every record.)
-		if n, rerr := t.refresh(ctx, time.Now()); rerr == nil && n > re.n {
+		n, rerr := t.refresh(ctx, time.Now())
+		switch {
+		case rerr == nil && n > re.n:
 			err = t.buffer(pr, rctx)
+		case rerr == nil:
+		case errors.Is(rerr, ErrClosed):
+			// Close ended the wait for the answer (see Close): the
+			// producer never learnt whether the partition exists.
+			err = rerr
+		case ctx.Err() != nil:
+			err = ctx.Err() // as for any wait of Produce's
 		}
 	}
 	if err != nil {
