@@ -294,7 +294,8 @@ func noPromise(*record.Record, error) {}
 // of the records produced before it to its partition. A batch lingering
 // for more records (Linger) is sent at once when one of its records'
 // ctx ends, and one waiting for a place among the requests in flight
-// (MaxInFlight) is looked at again once it has one. Once r's batch was
+// (MaxInFlight), or for the producer id of an idempotent producer, is
+// looked at again once it has it. Once r's batch was
 // sent, even once, ctx no longer matters: the broker may have appended
 // r, and a retry must send the same records again. The promise gets an
 // error matching context.Canceled or context.DeadlineExceeded only from
