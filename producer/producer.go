@@ -260,7 +260,8 @@ func noPromise(*record.Record, error) {}
 // (see MetadataMaxAge), and Kafka's Java producer too refreshes its
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
-// ErrInvalidPartition. A look-up of a topic not written to yet (or found
+// ErrInvalidPartition (with ErrClosed or ctx's error if Close or the end
+// of ctx cuts the look-up short, as any wait of Produce). A look-up of a topic not written to yet (or found
 // deleted) that fails with an error Kafka's table calls retriable (a
 // request timed out, say; not an unknown topic, which fails r at once)
 // is retried with RetryBackoff's backoff, as Kafka's producer waits for
