@@ -261,13 +261,14 @@ func noPromise(*record.Record, error) {}
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
 // ErrInvalidPartition (with ErrClosed or ctx's error if Close or the end
-// of ctx cuts the look-up short, as any wait of Produce). A look-up of a topic not written to yet (or found
-// deleted) that fails with an error Kafka's table calls retriable (a
-// request timed out, say; not an unknown topic, which fails r at once)
-// is retried with RetryBackoff's backoff, as Kafka's producer waits for
-// its metadata, until ctx ends, Close, or DeliveryTimeout has passed
-// (ErrDeliveryTimeout); TryProduce does not wait for that either, and
-// fails r with the first answer's error.
+// of ctx cuts the look-up short, as any wait of Produce). A look-up of a
+// topic not written to yet (or found deleted) that fails with an error
+// Kafka's table calls retriable (a request timed out, say; not an
+// unknown topic, which fails r at once) is retried with RetryBackoff's
+// backoff, as Kafka's producer waits for its metadata, until ctx ends,
+// Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
+// does not wait for that either, and fails r with the first answer's
+// error.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -296,9 +297,9 @@ func noPromise(*record.Record, error) {}
 // for more records (Linger) is sent at once when one of its records'
 // ctx ends, and one waiting for a place among the requests in flight
 // (MaxInFlight), or for the producer id of an idempotent producer, is
-// looked at again once it has it. Once r's batch was
-// sent, even once, ctx no longer matters: the broker may have appended
-// r, and a retry must send the same records again. The promise gets an
+// looked at again once it has it. Once r's batch was sent, even once,
+// ctx no longer matters: the broker may have appended r, and a retry
+// must send the same records again. The promise gets an
 // error matching context.Canceled or context.DeadlineExceeded only from
 // r's ctx (the producer's own deadlines and Close give errors that match
 // neither, ErrDeliveryTimeout and ErrClosed), so such an error means
