@@ -162,11 +162,14 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // (the first record of a trickle) yields the processor to it for a
 // moment, so that the record leaves at once rather than once another
 // thread has woken. A batch that reaches BatchMaxBytes, and every batch
-// during Flush, is sent without waiting, and so is a batch one of whose
-// records' ctx ends (see Produce): to notice that, a lingering batch
-// watches its records' ctxs that may end with context.AfterFunc, one per
-// run of records with the same ctx. New fails with ErrInvalidOption for a
-// negative d, or one not shorter than DeliveryTimeout.
+// during Flush or while a Produce waits for buffer space (see
+// MaxBufferedRecords; as Kafka's producer sends its batches once its
+// buffer.memory is exhausted), is sent without waiting, and so is a
+// batch one of whose records' ctx ends (see Produce): to notice that, a
+// lingering batch watches its records' ctxs that may end with
+// context.AfterFunc, one per run of records with the same ctx. New fails
+// with ErrInvalidOption for a negative d, or one not shorter than
+// DeliveryTimeout.
 func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 
 // BatchMaxBytes bounds a batch's uncompressed size, RecordBatch header
@@ -208,7 +211,8 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 // Produce calls that wait for space get it in the order they began to
 // wait, as the waiters of Java's BufferPool do: a large record that does
 // not fit yet is not overtaken, and starved, by smaller ones produced
-// after it that would.
+// after it that would. While one waits, batches do not linger (see
+// Linger): the space they hold is freed as soon as they can be sent.
 func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 
 // DeliveryTimeout bounds the time from a record's buffering to its

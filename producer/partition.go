@@ -861,9 +861,12 @@ func (pp *partition) nextDeadline() time.Time {
 
 // lingerLeft is how long the open batch may still wait for records: no
 // more once a flush began or a record's ctx ended (its promise should not
-// wait for the linger; the batch goes without it).
+// wait for the linger; the batch goes without it), nor while a Produce
+// waits for buffer space, which the lingering batches may hold (as
+// Kafka's RecordAccumulator sends its batches once its memory is
+// exhausted: reserve wakes the partitions then).
 func (pp *partition) lingerLeft() time.Duration {
-	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.ctxEnded.Load() {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.ctxEnded.Load() || pp.p.space.n.Load() > 0 {
 		return 0
 	}
 	return time.Until(pp.cur.created.Add(pp.p.cfg.linger))

@@ -260,13 +260,15 @@ func noPromise(*record.Record, error) {}
 // (see MetadataMaxAge), and Kafka's Java producer too refreshes its
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
-// ErrInvalidPartition. A look-up of a topic not written to yet (or found
-// deleted) that fails with an error Kafka's table calls retriable (a
-// request timed out, say; not an unknown topic, which fails r at once)
-// is retried with RetryBackoff's backoff, as Kafka's producer waits for
-// its metadata, until ctx ends, Close, or DeliveryTimeout has passed
-// (ErrDeliveryTimeout); TryProduce does not wait for that either, and
-// fails r with the first answer's error.
+// ErrInvalidPartition (with ErrClosed or ctx's error if Close or the end
+// of ctx cuts the look-up short, as any wait of Produce). A look-up of a
+// topic not written to yet (or found deleted) that fails with an error
+// Kafka's table calls retriable (a request timed out, say; not an
+// unknown topic, which fails r at once) is retried with RetryBackoff's
+// backoff, as Kafka's producer waits for its metadata, until ctx ends,
+// Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
+// does not wait for that either, and fails r with the first answer's
+// error.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -294,9 +296,10 @@ func noPromise(*record.Record, error) {}
 // of the records produced before it to its partition. A batch lingering
 // for more records (Linger) is sent at once when one of its records'
 // ctx ends, and one waiting for a place among the requests in flight
-// (MaxInFlight) is looked at again once it has one. Once r's batch was
-// sent, even once, ctx no longer matters: the broker may have appended
-// r, and a retry must send the same records again. The promise gets an
+// (MaxInFlight), or for the producer id of an idempotent producer, is
+// looked at again once it has it. Once r's batch was sent, even once,
+// ctx no longer matters: the broker may have appended r, and a retry
+// must send the same records again. The promise gets an
 // error matching context.Canceled or context.DeadlineExceeded only from
 // r's ctx (the producer's own deadlines and Close give errors that match
 // neither, ErrDeliveryTimeout and ErrClosed), so such an error means
@@ -422,8 +425,17 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// the topic has more. (buffer returns choose's error as it is: a
 		// type assertion, not errors.As, whose target would be allocated
 		// for every record.)
-		if n, rerr := t.refresh(ctx, time.Now()); rerr == nil && n > re.n {
+		n, rerr := t.refresh(ctx, time.Now())
+		switch {
+		case rerr == nil && n > re.n:
 			err = t.buffer(pr, rctx)
+		case rerr == nil:
+		case errors.Is(rerr, ErrClosed):
+			// Close ended the wait for the answer (see Close): the
+			// producer never learnt whether the partition exists.
+			err = rerr
+		case ctx.Err() != nil:
+			err = ctx.Err() // as for any wait of Produce's
 		}
 	}
 	if err != nil {

@@ -48,7 +48,8 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		if !b.sealed {
-			if err := pp.seal(b, dl, deadline); err != nil {
+			waited, err := pp.seal(b, dl, deadline)
+			if err != nil {
 				// Past the deadline (a producer id not taken by then),
 				// the next pass fails the batch with ErrDeliveryTimeout.
 				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
@@ -58,6 +59,15 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 				}
 				pp.giveUp(b, err)
 				return
+			}
+			if waited && !b.sent && b.dropEnded() {
+				// Records' ctxs ended while the batch waited for its
+				// producer id: seal it again without them (or drop it),
+				// at once, from the top, as after a wait for a place
+				// among the requests in flight (below).
+				pp.unseal(b)
+				reseal = true
+				continue
 			}
 		} else {
 			copy(b.data, b.hdr[:]) // the broker rewrote offsets in place
@@ -207,9 +217,10 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 }
 
 // seal gives the batch its producer id and sequence numbers (when
-// idempotent) and encodes it. Taking a producer id waits until the
-// batch's deadline at most (through dl).
-func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
+// idempotent) and encodes it, and reports whether it waited for a
+// producer id: the records' ctxs may have ended meanwhile. Taking a
+// producer id waits until the batch's deadline at most (through dl).
+func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) (waited bool, err error) {
 	p := pp.p
 	if pp.bld == nil {
 		pp.bld = p.builders.Get().(*record.Builder)
@@ -219,11 +230,11 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	if p.cfg.idempotent {
 		id, epoch, gen, ok := p.knownPID()
 		if !ok {
-			var err error
+			waited = true
 			id, epoch, gen, err = p.producerID(dl.start(deadline))
 			dl.stop()
 			if err != nil {
-				return err
+				return waited, err
 			}
 		}
 		if gen != pp.pidGen {
@@ -235,7 +246,7 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	b.encode(bld)
 	data, err := bld.Finish(p.cfg.codec)
 	if err != nil {
-		return err
+		return waited, err
 	}
 	if p.cfg.idempotent {
 		pp.seq = record.AddSequence(pp.seq, int64(b.live()))
@@ -243,7 +254,7 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	b.data = data
 	copy(b.hdr[:], data)
 	b.sealed = true
-	return nil
+	return waited, nil
 }
 
 // unseal undoes the seal of a batch never sent, after records were

@@ -27,9 +27,14 @@ func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
 	if !block {
 		return ErrMaxBuffered
 	}
-	w := p.space.enqueue(p, size)
+	w, first := p.space.enqueue(p, size)
 	if w == nil {
 		return nil
+	}
+	if first && p.cfg.linger > 0 {
+		// Batches do not linger while a Produce waits for space (see
+		// lingerLeft): the lingering ones go now, freeing it.
+		p.wakeAll()
 	}
 	if p.testWaiting != nil {
 		p.testWaiting()
@@ -105,9 +110,10 @@ type spaceWaiter struct {
 
 // enqueue reserves size bytes at once if nobody waits and there is room,
 // and returns nil; else it queues a waiter, whose granted channel is
-// closed once the space is reserved for it. The waiter must then wait,
-// and leave if it stops waiting before.
-func (q *spaceQueue) enqueue(p *Producer, size int64) *spaceWaiter {
+// closed once the space is reserved for it, and reports whether it is
+// the only one. The waiter must then wait, and leave if it stops waiting
+// before.
+func (q *spaceQueue) enqueue(p *Producer, size int64) (w *spaceWaiter, first bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// Counted before it looks at the space again: a release that frees
@@ -115,11 +121,11 @@ func (q *spaceQueue) enqueue(p *Producer, size int64) *spaceWaiter {
 	q.n.Add(1)
 	if len(q.q) == 0 && p.tryReserve(size) {
 		q.n.Add(-1)
-		return nil
+		return nil, false
 	}
-	w := &spaceWaiter{size: size, granted: make(chan struct{})}
+	w = &spaceWaiter{size: size, granted: make(chan struct{})}
 	q.q = append(q.q, w)
-	return w
+	return w, len(q.q) == 1
 }
 
 // grantLocked reserves space for the waiters at the head of the queue,

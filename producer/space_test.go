@@ -130,8 +130,8 @@ func TestSpaceWaiterLeavingLetsTheNextIn(t *testing.T) {
 func TestSpaceGrantedToALeavingWaiterIsPassedOn(t *testing.T) {
 	p, _ := spaceProducer(t, MaxBufferedBytes(100))
 	require.NoError(t, p.reserve(context.Background(), 100, true))
-	w1 := p.space.enqueue(p, 60)
-	w2 := p.space.enqueue(p, 60)
+	w1, _ := p.space.enqueue(p, 60)
+	w2, _ := p.space.enqueue(p, 60)
 	require.NotNil(t, w1)
 	require.NotNil(t, w2)
 	p.release(1, 100)
@@ -187,7 +187,7 @@ func TestCloseWakesSpaceWaiters(t *testing.T) {
 func TestFlushWaitsForProduceWaitingForSpace(t *testing.T) {
 	p, _ := spaceProducer(t, MaxBufferedRecords(1))
 	require.NoError(t, p.reserve(context.Background(), 10, true))
-	w := p.space.enqueue(p, 10)
+	w, _ := p.space.enqueue(p, 10)
 	require.NotNil(t, w)
 	// What release does first: the space is free, the waiter not yet
 	// served.

@@ -1,0 +1,78 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// holdingPartitions is a Client whose Partitions answers as the broker
+// until hold is set; from then on each call announces itself on entered
+// and waits for its ctx to end, as a broker that does not answer.
+type holdingPartitions struct {
+	*runnel.Broker
+	hold    atomic.Bool
+	entered chan struct{}
+}
+
+func (c *holdingPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	if !c.hold.Load() {
+		return c.Broker.Partitions(ctx, topic)
+	}
+	c.entered <- struct{}{}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A record for a partition past the count the producer knows makes
+// Produce ask the broker again (see Produce). A Produce waiting for that
+// answer is one waiting "for the broker's answer to its topic's partition
+// count": Close ends it with ErrClosed, and the end of the record's ctx
+// with ctx's error (see Close and Produce), not ErrInvalidPartition,
+// which would say that the topic has no such partition when the producer
+// never learnt whether it has.
+func TestProduceWaitingForARefreshEndsWithCloseOrCtx(t *testing.T) {
+	for _, end := range []string{"close", "ctx"} {
+		t.Run(end, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &holdingPartitions{Broker: b, entered: make(chan struct{}, 1)}
+			p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()))
+			require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("0")}))
+
+			c.hold.Store(true)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			r := &record.Record{Topic: "t", Partition: 3, Value: []byte("3")}
+			got := make(chan error, 2)
+			returned := make(chan struct{})
+			go func() {
+				defer close(returned)
+				p.Produce(ctx, r, func(_ *record.Record, err error) { got <- err })
+			}()
+			<-c.entered // Produce waits for the broker's answer
+			if end == "close" {
+				require.NoError(t, p.Close())
+			} else {
+				cancel()
+			}
+			<-returned
+			require.Len(t, got, 1, "promise runs once, before Produce returns")
+			err := <-got
+			if end == "close" {
+				require.ErrorIs(t, err, producer.ErrClosed)
+			} else {
+				require.ErrorIs(t, err, context.Canceled)
+			}
+			require.False(t, errors.Is(err, producer.ErrInvalidPartition), "%v", err)
+			require.Equal(t, int32(3), r.Partition, "the record is left as it was")
+			require.Zero(t, p.BufferedRecords())
+		})
+	}
+}
