@@ -55,6 +55,11 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
 					last = err
 					p.cfg.logger.Debug("retrying producer id", "err", err)
+					// A failed seal is retried after the backoff, also
+					// when this pass came at once to seal again: else a
+					// producer id whose look-up keeps failing at once
+					// would be asked for in a busy loop.
+					reseal = false
 					continue
 				}
 				pp.giveUp(b, err)
