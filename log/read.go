@@ -62,16 +62,28 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		if pinned {
 			l.lifeMu.RUnlock()
 		}
-		if err == nil || !removedUnderUs(err) && !l.truncatedUnder(cuts) {
+		if err == nil && l.truncations.Load() == cuts {
+			return data, nil
+		}
+		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return data, err
 		}
 		if attempt == optimisticSearches+pinnedSearches-1 || l.closed.Load() {
+			if err == nil {
+				err = errors.New("truncations kept cutting the log under the read")
+			}
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
 		// while we read it, or cut by a truncation (its file shorter than
-		// the size the read began with, or holding other batches): wait
-		// for that writer to finish, look again.
+		// the size the read began with, or holding other batches). A
+		// read that a truncation overtook fails, or not: its scan may
+		// have found the position of offset's batch before the cut, and
+		// read there after appends put another batch at that position,
+		// one that begins past offset (returned, it would make the
+		// reader skip offsets), or one past upTo (returned as nothing,
+		// the log end). Either way: wait for that writer to finish, look
+		// again.
 		l.writerBarrier()
 	}
 }
