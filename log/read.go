@@ -68,7 +68,13 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return data, err
 		}
-		if attempt == optimisticSearches+pinnedSearches-1 || l.closed.Load() {
+		if l.closed.Load() {
+			// Close closed the segments under the read (or the read was
+			// overtaken and the log closed since): the log is closed,
+			// not its records gone.
+			return nil, ErrClosed
+		}
+		if attempt == optimisticSearches+pinnedSearches-1 {
 			if err == nil {
 				err = errors.New("truncations kept cutting the log under the read")
 			}

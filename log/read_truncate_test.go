@@ -137,3 +137,37 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 		break
 	}
 }
+
+// TestReadOvertakenByCloseIsErrClosed: a Read of a log that Close closes
+// while the read is under way fails with ErrClosed, as Read documents,
+// and as OffsetForTime does. Before, the read of the segment that Close
+// had closed failed, ReadInto took it for a segment removed under the
+// read, and, the log being closed, gave up with ErrOffsetOutOfRange: a
+// reader that resets its position on that error (a consumer) would have
+// taken a closed log for one whose records had gone.
+func TestReadOvertakenByCloseIsErrClosed(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{RetentionTime: -1}, &hook)
+	appendOK(t, l, batchOf(t, compression.None, recordsOf("a", 0, 10, 0)...))
+	logName := segment.FileName(0, segment.LogSuffix)
+	var armed atomic.Bool
+	arrived, release := make(chan struct{}), make(chan struct{})
+	hook = func(op vfs.Op, name string) {
+		if op == vfs.OpRead && strings.HasSuffix(name, logName) && armed.CompareAndSwap(true, false) {
+			close(arrived)
+			<-release
+		}
+	}
+	armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Read(5, 1<<20, math.MaxInt64)
+		done <- err
+	}()
+	<-arrived
+	require.NoError(t, l.Close())
+	close(release)
+	err := <-done
+	require.ErrorIs(t, err, ErrClosed)
+	require.NotErrorIs(t, err, ErrOffsetOutOfRange, "the log's records did not go: it closed")
+}
