@@ -300,16 +300,24 @@ var testHookTimeSearched func(*Log)
 // truncation began since, or was under way when the search began (the
 // answer's offset may hold another record now, appended after the cut:
 // the count of truncations begun is compared with that of truncations
-// finished before the search). Nothing else makes it stale:
+// finished before the search). A truncation makes an answer of none
+// stale too: the search may have read, at a position it found before
+// the cut, a batch appended after it, past the end it had loaded, and
+// taken it for one appended since the search began, when the batches
+// appended below that end hold the timestamp. Nothing else makes it
+// stale:
 // segments are immutable but the active one, which only grows past the
 // search's end; a swap only drops records, so it makes no answer of a
 // segment it replaced, nor a larger timestamp; and the reads of a segment
 // removed before the search read it fail (see removedUnderUs).
 func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool, cuts int64) bool {
+	if l.truncations.Load() != cuts {
+		return true
+	}
 	if !ok {
 		return false
 	}
-	if l.truncations.Load() != cuts || offset < l.start.Load() || offset >= l.next.Load() {
+	if offset < l.start.Load() || offset >= l.next.Load() {
 		return true
 	}
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1

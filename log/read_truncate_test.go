@@ -15,7 +15,7 @@ import (
 )
 
 // recordsOf returns n records whose values are tag and a number, from
-// first, with pad bytes added to the first value.
+// first, with pad bytes added to the first value, stamped baseTs.
 func recordsOf(tag string, first, n, pad int) []kv {
 	recs := make([]kv, n)
 	for i := range recs {
@@ -23,17 +23,26 @@ func recordsOf(tag string, first, n, pad int) []kv {
 		if i == 0 {
 			v += strings.Repeat("p", pad)
 		}
-		recs[i] = kv{key: []byte("k"), value: []byte(v), ts: 1_700_000_000_000}
+		recs[i] = kv{key: []byte("k"), value: []byte(v), ts: baseTs}
 	}
 	return recs
 }
 
+// baseTs is the timestamp of recordsOf's records.
+const baseTs = 1_700_000_000_000
+
+// stamped returns recs with the last one's timestamp set to ts.
+func stamped(recs []kv, ts int64) []kv {
+	recs[len(recs)-1].ts = ts
+	return recs
+}
+
 // batchSized returns a batch of n records tagged tag, from first, padded
-// to exactly size bytes.
-func batchSized(t *testing.T, tag string, first, n, size int) []byte {
+// to exactly size bytes, the last one stamped lastTs.
+func batchSized(t *testing.T, tag string, first, n, size int, lastTs int64) []byte {
 	t.Helper()
 	for pad := 0; pad < size; pad++ {
-		b := batchOf(t, compression.None, recordsOf(tag, first, n, pad)...)
+		b := batchOf(t, compression.None, stamped(recordsOf(tag, first, n, pad), lastTs)...)
 		if len(b) == size {
 			return b
 		}
@@ -79,7 +88,7 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 	for _, data := range [][]byte{a, b, c} {
 		appendOK(t, l, data)
 	}
-	b2 := batchSized(t, "B", 10, cFirst-10, len(b))
+	b2 := batchSized(t, "B", 10, cFirst-10, len(b), baseTs)
 	c2 := batchOf(t, compression.None, recordsOf("C", cFirst, 5, 0)...)
 	d2 := batchOf(t, compression.None, recordsOf("D", cFirst+5, 10, 0)...)
 
@@ -170,4 +179,91 @@ func TestReadOvertakenByCloseIsErrClosed(t *testing.T) {
 	err := <-done
 	require.ErrorIs(t, err, ErrClosed)
 	require.NotErrorIs(t, err, ErrOffsetOutOfRange, "the log's records did not go: it closed")
+}
+
+// TestTimeSearchOvertakenByTruncateAndAppends: OffsetForTime whose scan
+// found the batch holding the first record at or after the timestamp,
+// then read that batch's records after a TruncateTo and new appends put
+// another batch at its position, must not answer that no record is that
+// recent.
+//
+// The log holds A (offsets 0-9) and B (10-19) stamped baseTs, and C
+// (20-29) stamped baseTs+100, in one segment: OffsetForTime(baseTs+100)
+// is 20. Its scan finds C's header; before it reads C's records, the log
+// is truncated to 10 and B' (10-29, as many bytes as B, its last record
+// stamped baseTs+100), C' (30-39, as many bytes as C, stamped
+// baseTs+100) and D' are appended: C' now lies where C did. The search
+// read C' and found offset 30, at the log end it had loaded, so it took
+// it for a record appended since, and answered none (a consumer
+// positioned by that time would start at the high watermark, past offset
+// 29, which has the timestamp); a truncation under way was taken for
+// stale only for an answer found. It now reads again: offset 29.
+func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, _ := hookedLog(t, Config{RetentionTime: -1}, &hook)
+	const late = baseTs + 100
+	a := batchOf(t, compression.None, recordsOf("a", 0, 10, 0)...)
+	b := batchOf(t, compression.None, recordsOf("b", 10, 10, 200)...)
+	c := batchOf(t, compression.None, stampedAll(recordsOf("c", 20, 10, 0), late)...)
+	for _, data := range [][]byte{a, b, c} {
+		appendOK(t, l, data)
+	}
+	b2 := batchSized(t, "B", 10, 20, len(b), late)
+	c2 := batchOf(t, compression.None, stampedAll(recordsOf("C", 30, 10, 0), late)...)
+	require.Len(t, c2, len(c), "C' as large as C")
+	d2 := batchOf(t, compression.None, stampedAll(recordsOf("D", 40, 10, 0), late)...)
+
+	logName := segment.FileName(0, segment.LogSuffix)
+	var reads, blockAt atomic.Int64
+	arrived, release := make(chan struct{}), make(chan struct{})
+	hook = func(op vfs.Op, name string) {
+		if op != vfs.OpRead || !strings.HasSuffix(name, logName) {
+			return
+		}
+		n := reads.Add(1)
+		if n == blockAt.Load() {
+			blockAt.Store(0)
+			close(arrived)
+			<-release
+		}
+	}
+	off, ok, err := l.OffsetForTime(late)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 20, off, "OffsetForTime of the log as it is")
+	n := reads.Load()
+	require.Greater(t, n, int64(1), "a scan, then a read of the records")
+
+	reads.Store(0)
+	blockAt.Store(n)
+	type result struct {
+		off int64
+		ok  bool
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		off, ok, err := l.OffsetForTime(late)
+		done <- result{off, ok, err}
+	}()
+	<-arrived
+	end, err := l.TruncateTo(10)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, end)
+	for _, data := range [][]byte{b2, c2, d2} {
+		appendOK(t, l, data)
+	}
+	close(release)
+	res := <-done
+	require.NoError(t, res.err)
+	require.True(t, res.ok, "OffsetForTime(%d) found no record: offset 29 has that timestamp", late)
+	require.EqualValues(t, 29, res.off, "the first record at or after the timestamp, in the log as it is now")
+}
+
+// stampedAll returns recs with every timestamp set to ts.
+func stampedAll(recs []kv, ts int64) []kv {
+	for i := range recs {
+		recs[i].ts = ts
+	}
+	return recs
 }
