@@ -27,11 +27,11 @@ import (
 // compacted (its segments swapped for cleaned ones), lost its segments
 // to DeleteRecords and retention, was closed and opened again by a config
 // change, and after the topic was deleted and created again under its
-// name, each step followed by appends of records of the same sizes,
-// which on the in-memory FS may take the very positions the kept ones
-// had, and a garbage collection. At each step the records read anew are
-// those of the log as it is: no bytes of another record, or of the old
-// topic.
+// name, each step followed by appends of records of the same sizes, which
+// on the in-memory FS may take the very positions the kept ones had, and
+// a garbage collection; and after the broker closed. At each step the
+// records read anew are those of the log as it is: no bytes of another
+// record, or of the old topic.
 func TestKeptRecordsOutliveTheirLog(t *testing.T) {
 	for _, fs := range []string{"mem", "os"} {
 		t.Run(fs, func(t *testing.T) {
@@ -164,5 +164,12 @@ func keptRecordsOutliveTheirLog(t *testing.T, dir string) {
 	round(7)
 	require.NoError(t, b.Maintain(ctx))
 	check("compaction of the new topic")
-	require.Less(t, len(read(0)), 2*keys, "compaction removed superseded records")
+	recs = read(0)
+	require.Less(t, len(recs), 2*keys, "compaction removed superseded records")
+	keep(recs)
+
+	// The broker closed: its logs' files closed (on disk) and their
+	// memory let go (in memory).
+	require.NoError(t, b.Close())
+	check("broker closed")
 }
