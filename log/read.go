@@ -31,8 +31,14 @@ import (
 // the in-memory FS when it was appended (see segment.Read); corrupt bytes
 // are reported as a *record.CorruptError and never returned.
 //
+// A read overtaken by a removal of segments (retention, compaction,
+// DeleteRecords, TruncateTo) or by a truncation is read again, so that
+// its answer holds for the log as it was at some moment during the call;
+// after a few such, with the segments pinned against removals.
+//
 // Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
-// LogEndOffset; ErrClosed; record.ErrCorrupt.
+// LogEndOffset, or when truncations kept cutting the log under the read;
+// ErrClosed (also when the log closes during the call); record.ErrCorrupt.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	return l.ReadInto(nil, offset, maxBytes, upTo)
 }
