@@ -31,8 +31,14 @@ import (
 // the in-memory FS when it was appended (see segment.Read); corrupt bytes
 // are reported as a *record.CorruptError and never returned.
 //
+// A read overtaken by a removal of segments (retention, compaction,
+// DeleteRecords, TruncateTo) or by a truncation is read again, so that
+// its answer holds for the log as it was at some moment during the call;
+// after a few such, with the segments pinned against removals.
+//
 // Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
-// LogEndOffset; ErrClosed; record.ErrCorrupt.
+// LogEndOffset, or when truncations kept cutting the log under the read;
+// ErrClosed (also when the log closes during the call); record.ErrCorrupt.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	return l.ReadInto(nil, offset, maxBytes, upTo)
 }
@@ -62,16 +68,34 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 		if pinned {
 			l.lifeMu.RUnlock()
 		}
-		if err == nil || !removedUnderUs(err) && !l.truncatedUnder(cuts) {
+		if err == nil && l.truncations.Load() == cuts {
+			return data, nil
+		}
+		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
 			return data, err
 		}
-		if attempt == optimisticSearches+pinnedSearches-1 || l.closed.Load() {
+		if l.closed.Load() {
+			// Close closed the segments under the read (or the read was
+			// overtaken and the log closed since): the log is closed,
+			// not its records gone.
+			return nil, ErrClosed
+		}
+		if attempt == optimisticSearches+pinnedSearches-1 {
+			if err == nil {
+				err = errors.New("truncations kept cutting the log under the read")
+			}
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
 		// while we read it, or cut by a truncation (its file shorter than
-		// the size the read began with, or holding other batches): wait
-		// for that writer to finish, look again.
+		// the size the read began with, or holding other batches). A
+		// read that a truncation overtook fails, or not: its scan may
+		// have found the position of offset's batch before the cut, and
+		// read there after appends put another batch at that position,
+		// one that begins past offset (returned, it would make the
+		// reader skip offsets), or one past upTo (returned as nothing,
+		// the log end). Either way: wait for that writer to finish, look
+		// again.
 		l.writerBarrier()
 	}
 }
@@ -282,16 +306,24 @@ var testHookTimeSearched func(*Log)
 // truncation began since, or was under way when the search began (the
 // answer's offset may hold another record now, appended after the cut:
 // the count of truncations begun is compared with that of truncations
-// finished before the search). Nothing else makes it stale:
+// finished before the search). A truncation makes an answer of none
+// stale too: the search may have read, at a position it found before
+// the cut, a batch appended after it, past the end it had loaded, and
+// taken it for one appended since the search began, when the batches
+// appended below that end hold the timestamp. Nothing else makes it
+// stale:
 // segments are immutable but the active one, which only grows past the
 // search's end; a swap only drops records, so it makes no answer of a
 // segment it replaced, nor a larger timestamp; and the reads of a segment
 // removed before the search read it fail (see removedUnderUs).
 func (l *Log) searchStale(segs []*segment.Segment, offset int64, ok bool, cuts int64) bool {
+	if l.truncations.Load() != cuts {
+		return true
+	}
 	if !ok {
 		return false
 	}
-	if l.truncations.Load() != cuts || offset < l.start.Load() || offset >= l.next.Load() {
+	if offset < l.start.Load() || offset >= l.next.Load() {
 		return true
 	}
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -57,7 +58,7 @@ func TestConcurrentStress(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RUNNEL_STRESS_SEED=%q: %v", v, err)
 		}
-		runStress(t, seed, 4000)
+		runStress(t, seed, 4000, false)
 		return
 	}
 	seeds, ops := 6, 1500
@@ -81,7 +82,50 @@ func TestConcurrentStress(t *testing.T) {
 		base = b
 	}
 	for seed := base; seed < base+uint64(seeds); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops) })
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops, false) })
+	}
+}
+
+// TestConcurrentStressOS is TestConcurrentStress on the OS's file system
+// (a t.TempDir), where reads are preads into fresh memory checked by their
+// CRCs, a scan reads the headers a block at a time, and sealed indexes are
+// mapped: the same workers and checks, but the crash clones of the MemFS
+// (the Discard ending checks nothing more than the readers did). Its seeds
+// are TestConcurrentStress's; RUNNEL_STRESS_SEED replays one, and
+// RUNNEL_STRESS_OS=N runs N seeds from RUNNEL_STRESS_BASE (1 by default):
+//
+//	RUNNEL_STRESS_OS=100 go test -race -run TestConcurrentStressOS -timeout 1h ./log
+func TestConcurrentStressOS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	if v := os.Getenv("RUNNEL_STRESS_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_STRESS_SEED=%q: %v", v, err)
+		}
+		runStress(t, seed, 4000, true)
+		return
+	}
+	seeds, ops := 3, 800
+	if testing.Short() {
+		seeds, ops = 2, 200
+	}
+	if v := os.Getenv("RUNNEL_STRESS_OS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("RUNNEL_STRESS_OS=%q: %v", v, err)
+		}
+		seeds, ops = n, 4000
+	}
+	base := uint64(1)
+	if v := os.Getenv("RUNNEL_STRESS_BASE"); v != "" {
+		b, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_STRESS_BASE=%q: %v", v, err)
+		}
+		base = b
+	}
+	for seed := base; seed < base+uint64(seeds); seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops, true) })
 	}
 }
 
@@ -100,7 +144,9 @@ type stress struct {
 	seed  uint64
 	cfg   Config
 	clock *fakeClock
-	mem   *vfs.MemFS
+	mem   *vfs.MemFS // nil on the OS's file system
+	fs    vfs.FS
+	dir   string
 	l     *Log
 
 	gate sync.RWMutex // appends in flight (read) against truncations (write)
@@ -138,10 +184,16 @@ func (s *stress) expected(err error, also ...error) bool {
 	return false
 }
 
-func runStress(t *testing.T, seed uint64, ops int) {
+func runStress(t *testing.T, seed uint64, ops int, onDisk bool) {
 	r := rand.New(rand.NewPCG(seed, 0x737472657373))
-	s := &stress{t: t, seed: seed, clock: newClock(), mem: vfs.NewMem(),
+	s := &stress{t: t, seed: seed, clock: newClock(), dir: "/d/t-0",
 		recs: map[int64]stressRec{}, hist: map[int64]map[string]bool{}, byID: map[string]stressRec{}, seen: map[int64]map[string]bool{}}
+	if onDisk {
+		s.fs, s.dir = vfs.OS, filepath.Join(t.TempDir(), "t-0")
+	} else {
+		s.mem = vfs.NewMem()
+		s.fs = s.mem
+	}
 	s.cfg = Config{
 		Sync:                   []SyncPolicy{SyncAlways, SyncPeriodic, SyncNever}[seed%3],
 		CleanupPolicy:          []CleanupPolicy{Delete, Compact, Compact | Delete}[seed/3%3],
@@ -155,16 +207,19 @@ func runStress(t *testing.T, seed uint64, ops int) {
 		s.cfg.FlushMessages = int64(1 + r.IntN(8))
 	}
 	ending := r.IntN(3) // 0 quiesce, 1 Close races, 2 Discard races
-	opts := Options{FS: s.mem, Clock: s.clock, ProducerExpiration: -1, CleanerMapBytes: []int64{0, 64, 256}[r.IntN(3)]}
-	l, err := Open("/d/t-0", s.cfg, opts)
+	opts := Options{FS: s.fs, Clock: s.clock, ProducerExpiration: -1, CleanerMapBytes: []int64{0, 64, 256}[r.IntN(3)]}
+	l, err := Open(s.dir, s.cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.l = l
 	defer func() {
 		if t.Failed() {
-			t.Logf("seed %d (sync %v, cleanup %v, ending %d): replay: RUNNEL_STRESS_SEED=%d go test -race -run TestConcurrentStress -v ./log",
-				seed, s.cfg.Sync, s.cfg.CleanupPolicy, ending, seed)
+			replay := fmt.Sprintf("RUNNEL_STRESS_SEED=%d go test -race -run 'TestConcurrentStress$' -v ./log", seed)
+			if onDisk {
+				replay = fmt.Sprintf("RUNNEL_STRESS_SEED=%d go test -race -run TestConcurrentStressOS -v ./log", seed)
+			}
+			t.Logf("seed %d (sync %v, cleanup %v, ending %d): replay: %s", seed, s.cfg.Sync, s.cfg.CleanupPolicy, ending, replay)
 		}
 	}()
 
@@ -270,7 +325,7 @@ func runStress(t *testing.T, seed uint64, ops int) {
 		s.report()
 		return
 	}
-	l2, err := Open("/d/t-0", s.cfg, opts)
+	l2, err := Open(s.dir, s.cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,6 +630,9 @@ func (s *stress) compare(what string, l *Log) {
 // original) and checks the reopened clone: it ends at or past durable,
 // and holds every acknowledged append that no truncation cut since.
 func (s *stress) crashCheck(what string, l *Log, durable int64) {
+	if s.mem == nil {
+		return // the OS's file system: no crash clone
+	}
 	clone := s.mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailTorn, Reorder: true, Rand: rand.New(rand.NewPCG(s.seed, 7))})
 	cl, err := Open("/d/t-0", s.cfg, Options{FS: clone, Clock: s.clock, ProducerExpiration: -1})
 	if err != nil {
