@@ -105,6 +105,24 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
+// partitionsBy is partitions, with the call cut short at deadline (a
+// record's DeliveryTimeout) should the Client not answer by then: as
+// Kafka's send waits for its metadata no longer than max.block.ms, a
+// record with a ctx that never ends is not held for ever by a broker
+// that does not answer. That ends with ErrDeliveryTimeout (matching the
+// call's error, but not ctx's: the record's own ctx did not end); Close
+// and the end of ctx end it as partitions does.
+func (p *Producer) partitionsBy(ctx context.Context, name string, deadline time.Time) (int, error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	n, err := p.partitions(dctx, name)
+	if err != nil && dctx.Err() != nil && ctx.Err() == nil && !p.closed.Load() {
+		return 0, fmt.Errorf("%w: the partition count of %s not known within %v: %w",
+			ErrDeliveryTimeout, name, p.cfg.deliveryTimeout, notCtx(err))
+	}
+	return n, err
+}
+
 // lookUp is partitions for a record that Produce is to buffer: with
 // block, an error Kafka's table calls retriable (but an unknown topic or
 // partition, which the broker answers with authority: see Producer, and
@@ -123,7 +141,7 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 		}
 	}()
 	for try := 1; ; try++ {
-		n, err := p.partitions(ctx, name)
+		n, err := p.partitionsBy(ctx, name, deadline)
 		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
 		}
@@ -180,16 +198,17 @@ func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
 		return
 	}
 	defer t.refreshOnce.Store(false)
-	t.refresh(dl.start(pp.nextDeadline()), now)
+	deadline := pp.nextDeadline()
+	t.refresh(dl.start(deadline), now, deadline)
 	dl.stop()
 }
 
 // refresh asks the broker for the topic's partition count, until ctx
-// ends, and follows it (see follow); it returns the count, or the
-// broker's error, which changes nothing.
-func (t *topicState) refresh(ctx context.Context, now time.Time) (int, error) {
+// ends or deadline (see partitionsBy), and follows it (see follow); it
+// returns the count, or the broker's error, which changes nothing.
+func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(now))
-	n, err := t.p.partitions(ctx, t.name)
+	n, err := t.p.partitionsBy(ctx, t.name, deadline)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err

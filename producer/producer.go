@@ -268,7 +268,10 @@ func noPromise(*record.Record, error) {}
 // backoff, as Kafka's producer waits for its metadata, until ctx ends,
 // Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
 // does not wait for that either, and fails r with the first answer's
-// error.
+// error. A look-up the Client does not answer is cut short at
+// DeliveryTimeout too (as Kafka's send waits no longer than
+// max.block.ms), so a record whose ctx never ends is not held for ever;
+// it fails with ErrDeliveryTimeout, not written.
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
 // to the current time when it buffers r (after any wait for buffer
@@ -425,14 +428,16 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// the topic has more. (buffer returns choose's error as it is: a
 		// type assertion, not errors.As, whose target would be allocated
 		// for every record.)
-		n, rerr := t.refresh(ctx, time.Now())
+		now := time.Now()
+		n, rerr := t.refresh(ctx, now, now.Add(p.cfg.deliveryTimeout))
 		switch {
 		case rerr == nil && n > re.n:
 			err = t.buffer(pr, rctx)
 		case rerr == nil:
-		case errors.Is(rerr, ErrClosed):
-			// Close ended the wait for the answer (see Close): the
-			// producer never learnt whether the partition exists.
+		case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
+			// Close, or DeliveryTimeout, ended the wait for the answer
+			// (see Close and Produce): the producer never learnt
+			// whether the partition exists.
 			err = rerr
 		case ctx.Err() != nil:
 			err = ctx.Err() // as for any wait of Produce's

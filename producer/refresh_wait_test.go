@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/producer"
@@ -73,6 +74,47 @@ func TestProduceWaitingForARefreshEndsWithCloseOrCtx(t *testing.T) {
 			require.False(t, errors.Is(err, producer.ErrInvalidPartition), "%v", err)
 			require.Equal(t, int32(3), r.Partition, "the record is left as it was")
 			require.Zero(t, p.BufferedRecords())
+		})
+	}
+}
+
+// A broker that does not answer the look-up of a topic's partition count
+// holds a Produce with a ctx that never ends no longer than
+// DeliveryTimeout: the record fails with ErrDeliveryTimeout, unwritten
+// (as Kafka's send fails once max.block.ms passed waiting for metadata),
+// whether the topic is new to the producer or a partition past the count
+// it knows is asked for. A retriable error answered at once was already
+// bounded so; a call that hangs was bounded only by the record's ctx.
+func TestHangingPartitionCountBoundedByDeliveryTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		partition int32
+	}{{"new topic", 0}, {"past the count", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &holdingPartitions{Broker: b, entered: make(chan struct{}, 1)}
+			p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()),
+				producer.DeliveryTimeout(50*time.Millisecond))
+			if tc.partition > 0 {
+				require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("0")}))
+			}
+			c.hold.Store(true)
+			got := make(chan error, 1)
+			go p.Produce(context.Background(), &record.Record{Topic: "t", Partition: tc.partition, Value: []byte("x")},
+				func(_ *record.Record, err error) { got <- err })
+			<-c.entered
+			select {
+			case err := <-got:
+				require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+				require.NotErrorIs(t, err, context.DeadlineExceeded, "the record's ctx did not end")
+			case <-time.After(30 * time.Second): // a hang guard, not a timing check
+				t.Fatal("Produce still waits for the partition count, past its DeliveryTimeout")
+			}
+			require.NoError(t, p.Flush(testCtx(t)))
+			recs := runneltest.ConsumeAll(t, b, "t")
+			for _, r := range recs {
+				require.NotEqual(t, "x", string(r.Value), "a record failed before it was partitioned was written")
+			}
 		})
 	}
 }

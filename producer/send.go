@@ -301,7 +301,7 @@ func (pp *partition) dropAll(b *batch) {
 // topic is still gone it is refused in turn, and fails the same way).
 func (pp *partition) gone(dl *deadlines, deadline time.Time, rest *[]*batch) bool {
 	asked := pp.closeOpen()
-	n, err := pp.t.refresh(dl.start(deadline), time.Now())
+	n, err := pp.t.refresh(dl.start(deadline), time.Now(), deadline)
 	dl.stop()
 	switch {
 	case errors.Is(err, api.ErrUnknownTopicOrPartition):
