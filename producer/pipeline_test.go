@@ -335,6 +335,15 @@ func TestPipelineAckErrorFailsOnlyThatBatch(t *testing.T) {
 	for _, r := range recs {
 		p.Produce(ctx, r, o.promise())
 	}
+	// Two requests in flight before any is answered: with records
+	// buffered behind it, a request's acknowledgement is waited for on
+	// the acker, and the next one goes (answered as they came, the
+	// requests could each be answered before the next went out, on a
+	// loaded machine: the test then failed, "no two requests were in
+	// flight").
+	for _, a := range []*heldAck{c.next(t, ctx), c.next(t, ctx)} {
+		a.answer <- nil
+	}
 	errAck := errors.New("acknowledgement failed")
 	stop := c.answerAll(func(call int) error {
 		if call == 2 {
