@@ -44,7 +44,7 @@ func TestProduceSyncPastTheCountTimesOutOnce(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := &countingHold{Broker: b}
 	p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()),
-		producer.DeliveryTimeout(50*time.Millisecond))
+		producer.DeliveryTimeout(time.Second)) // long enough for the records it delivers, under load
 	require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("first")}))
 
 	c.hold.Store(true)
