@@ -32,10 +32,11 @@ type AppendResult struct {
 	// duplicate of a batch that the log, as it opened, knew of from a
 	// producer-state snapshot, which does not keep it, LogAppendTime is
 	// read from the batch in the log, and is -1 when the log no longer
-	// holds it (below the log start offset). The
-	// original offsets may lie below the log start offset: a producer's
-	// state outlives the deletion of its batches by retention or
-	// DeleteRecordsBefore (see the package doc).
+	// holds it (wholly below the log start offset, or compacted away: of
+	// the batches compaction empties it keeps a producer's last only).
+	// The original offsets may lie below the log start offset: a
+	// producer's state outlives the deletion of its batches by retention
+	// or DeleteRecordsBefore (see the package doc).
 	Duplicate bool
 }
 
@@ -252,9 +253,11 @@ func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d
 // the offsets first to last, read from the log: for the duplicate of a
 // batch the log knew of from a producer-state snapshot, which does not
 // keep it. It is -1 for a CreateTime batch, and for one the log no longer
-// holds (below the log start offset) or cannot read.
+// holds (wholly below the log start offset, or compacted away) or cannot
+// read. A log start inside the batch (DeleteRecordsBefore an offset
+// within it) leaves the batch in the log: it is read from there.
 func (l *Log) appendTimeOf(first, last int64) int64 {
-	data, err := l.Read(first, 1, last+1)
+	data, err := l.Read(max(first, l.start.Load()), 1, last+1)
 	if err != nil {
 		return record.NoTimestamp
 	}

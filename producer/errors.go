@@ -36,10 +36,11 @@ var (
 	// within DeliveryTimeout of being buffered (which the broker may have
 	// appended, if a request was cut short), or whose topic's partition
 	// count Produce could not look up within DeliveryTimeout, the broker
-	// answering with retriable errors (see Produce). The error also matches the
-	// last error of the broker, when there was one, unless that matched
-	// context.Canceled or context.DeadlineExceeded: a promise gets such
-	// an error only from its record's ctx (see Produce).
+	// answering with retriable errors or not at all (see Produce). The
+	// error also matches the last error of the broker, when there was
+	// one, unless that matched context.Canceled or
+	// context.DeadlineExceeded: a promise gets such an error only from
+	// its record's ctx (see Produce).
 	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
 	// ErrMaybeWritten is given, beside the error that failed it, to the
 	// promises of a batch's records when the batch fails for good after an

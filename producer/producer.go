@@ -332,7 +332,10 @@ func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise fun
 // failed, if not nil, holds the topics whose partition count a record
 // of the same ProduceSync could not learn within DeliveryTimeout, with
 // that error: a record of such a topic fails with it at once, rather
-// than wait as long again (and produce adds to it).
+// than wait as long again (and produce adds to it). Under pastCount and
+// the topic's name, it holds the error of a look-up for a partition past
+// the count the producer knew: a record for such a partition fails with
+// it at once, one for a partition it knows is buffered.
 func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool, failed map[string]error) (buffered bool) {
 	if promise == nil {
 		promise = noPromise
@@ -428,19 +431,29 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// the topic has more. (buffer returns choose's error as it is: a
 		// type assertion, not errors.As, whose target would be allocated
 		// for every record.)
-		now := time.Now()
-		n, rerr := t.refresh(ctx, now, now.Add(p.cfg.deliveryTimeout))
-		switch {
-		case rerr == nil && n > re.n:
-			err = t.buffer(pr, rctx)
-		case rerr == nil:
-		case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
-			// Close, or DeliveryTimeout, ended the wait for the answer
-			// (see Close and Produce): the producer never learnt
-			// whether the partition exists.
-			err = rerr
-		case ctx.Err() != nil:
-			err = ctx.Err() // as for any wait of Produce's
+		// A ProduceSync's record after one whose look-up DeliveryTimeout
+		// ended fails with its error at once (see ProduceSync), under a
+		// key no topic name has.
+		if ferr := failed[pastCount+topic]; ferr != nil {
+			err = ferr
+		} else {
+			now := time.Now()
+			n, rerr := t.refresh(ctx, now, now.Add(p.cfg.deliveryTimeout))
+			switch {
+			case rerr == nil && n > re.n:
+				err = t.buffer(pr, rctx)
+			case rerr == nil:
+			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
+				// Close, or DeliveryTimeout, ended the wait for the
+				// answer (see Close and Produce): the producer never
+				// learnt whether the partition exists.
+				err = rerr
+				if failed != nil && errors.Is(rerr, ErrDeliveryTimeout) {
+					failed[pastCount+topic] = rerr
+				}
+			case ctx.Err() != nil:
+				err = ctx.Err() // as for any wait of Produce's
+			}
 		}
 	}
 	if err != nil {
@@ -453,6 +466,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	held = false // the batch's now
 	return true
 }
+
+// pastCount prefixes a topic's name in produce's failed map for the look-up
+// of a partition past the count the producer knew; no topic's name
+// holds it.
+const pastCount = "\x00"
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
 // the outcome of every one. It returns nil if all were written (each with
@@ -475,7 +493,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 // RecordError whose Partition is UnknownPartition (it failed before it
 // was partitioned: an ErrDeliveryTimeout there says its topic's
 // partition count could not be learned, and the records of that topic
-// after it in the same call fail with it at once); ErrDeliveryTimeout
+// after it in the same call fail with it at once — if it was looked up
+// again for a partition past the count the producer knew, those for such
+// a partition); ErrDeliveryTimeout
 // and ErrClosed otherwise mean that it may have been written (if a request that held it was sent
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
