@@ -666,7 +666,14 @@ func clientClosed(err error) bool { return errors.Is(err, api.ErrBrokerClosed) }
 // below hw: a sub-slice of data, the offset after it, and the error of
 // the batch it stopped at, if any (a batch cut short after whole ones is
 // not an error: a fetch's byte limit may cut it). check verifies CRCs.
+// Nothing is readable from a position at or above hw (a Seek past it):
+// whatever the Client sent, trim keeps nothing, so that the position does
+// not move (a batch that straddles hw and holds from would take it back
+// to hw, and the records below it would be returned later).
 func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err error) {
+	if from >= hw {
+		return nil, from, nil
+	}
 	start, end := -1, 0
 	next = from
 	for pos := 0; pos < len(data); {
