@@ -1,0 +1,250 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/stretchr/testify/require"
+)
+
+// TestChangesFromAnotherGoroutineTakeEffectAtNextRecord: a Records loop
+// reads three partitions while another goroutine seeks them, assigns
+// them again, pauses, resumes, unassigns and assigns them, at random
+// moments. The Records doc promises that such a change takes effect at the
+// loop's next record: once the call has returned, no record fetched
+// before it is yielded, but for the one record the loop may have taken
+// before the call (Position past it), still on its way to the loop body.
+// The test logs each change, once it has returned, and each record the
+// body gets, under one lock, and checks every record against that log:
+// a partition's records follow one another without gap or duplicate from
+// where the last change put its position, but for that one record in
+// hand (the first the body gets after the change, of the position the
+// partition had); a paused or unassigned partition yields nothing more
+// but that one. The record in hand is of the position the partition had
+// at one of the changes since the body's last record (taken before the
+// first, or between two). Seeks never go to the offset the partition is
+// at, nor to one a record in hand may have, where a record may
+// legitimately come twice (see Records). After the loop, Position is
+// where the log says.
+//
+// A few seeds run by default; RUNNEL_CONSUMER_CHAOS=N runs N seeds (see
+// testkit.Seeds), RUNNEL_CONSUMER_CHAOS_BASE=S replays seed S.
+func TestChangesFromAnotherGoroutineTakeEffectAtNextRecord(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_CONSUMER_CHAOS", 6, 2, runChaos)
+}
+
+const (
+	chaosParts = 3
+	chaosN     = 300 // records per partition, offsets 0 to chaosN-1
+	chaosOps   = 300
+)
+
+// chaosModel is where each partition's next record must come from, as
+// the changes logged so far put it.
+type chaosModel struct {
+	mu       sync.Mutex
+	next     [chaosParts]int64   // the next offset the partition's records continue from
+	hand     [chaosParts][]int64 // the offsets a record the loop has in hand may have
+	assigned [chaosParts]bool
+	paused   [chaosParts]bool
+	records  int
+	finished chan struct{} // closed once finishing and every partition read to its end
+	finish   bool
+	closed   bool
+}
+
+// changeLocked logs that p's position or state is about to change: the
+// loop may have taken the record at p's position before.
+func (m *chaosModel) changeLocked(p int) {
+	m.hand[p] = append(m.hand[p], m.next[p])
+}
+
+// target picks an offset to seek p to, other than those where a record
+// may come twice.
+func (m *chaosModel) targetLocked(rng *rand.Rand, p int) int64 {
+	for {
+		x := rng.Int64N(chaosN + 1)
+		if x != m.next[p] && !slices.Contains(m.hand[p], x) {
+			return x
+		}
+	}
+}
+
+// record checks a record the body got, and reports what is wrong.
+func (m *chaosModel) record(p int, off int64, value string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.records++
+	if want := fmt.Sprintf("%d-%d", p, off); value != want {
+		return fmt.Sprintf("partition %d offset %d: value %q, want %q", p, off, value, want)
+	}
+	blocked := !m.assigned[p] || m.paused[p]
+	var bad string
+	switch {
+	case slices.Contains(m.hand[p], off):
+		// The record in hand when a change came.
+		if off == m.next[p] {
+			m.next[p]++ // no seek since: the position went past it
+		}
+	case !blocked && off == m.next[p]:
+		m.next[p]++
+	default:
+		bad = fmt.Sprintf("partition %d: got offset %d, want %d (in hand: %v; assigned %v, paused %v)",
+			p, off, m.next[p], m.hand[p], m.assigned[p], m.paused[p])
+	}
+	for q := range chaosParts {
+		m.hand[q] = m.hand[q][:0]
+	}
+	m.checkFinishedLocked()
+	return bad
+}
+
+func (m *chaosModel) checkFinishedLocked() {
+	if !m.finish || m.closed {
+		return
+	}
+	for p := range chaosParts {
+		if m.next[p] != chaosN {
+			return
+		}
+	}
+	m.closed = true
+	close(m.finished)
+}
+
+func runChaos(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	b := openBroker(t, map[string]int{"c": chaosParts})
+	for p := range chaosParts {
+		for i := 0; i < chaosN; i += 10 {
+			vs := make([]string, 10)
+			for j := range vs {
+				vs[j] = fmt.Sprintf("%d-%d", p, i+j)
+			}
+			values(t, b, "c", int32(p), vs...)
+		}
+	}
+	// Fetches of a few batches or of one, so that changes come inside
+	// fetches and between them.
+	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond),
+		consumer.FetchMaxPartitionBytes(1+rng.IntN(1500)), consumer.FetchMaxBytes(1+rng.IntN(4000)))
+	m := &chaosModel{finished: make(chan struct{})}
+	for p := range chaosParts {
+		require.NoError(t, c.Assign("c", int32(p), consumer.At(0)))
+		m.assigned[p] = true
+	}
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	errs := make(chan error, 1)
+	go func() {
+		defer cancel()
+		errs <- chaos(ctx, rng, c, m)
+	}()
+	var bad string
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			bad = fmt.Sprintf("error yielded: %v", err)
+			break
+		}
+		if bad = m.record(int(r.Partition), r.Offset, string(r.Value)); bad != "" {
+			break
+		}
+	}
+	cancel()
+	require.NoError(t, <-errs)
+	require.Empty(t, bad, "seed %d", seed)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range chaosParts {
+		pos, ok := c.Position("c", int32(p))
+		require.True(t, ok, "partition %d", p)
+		require.Equal(t, m.next[p], pos, "partition %d", p)
+	}
+	t.Logf("seed %d: %d records", seed, m.records)
+}
+
+// chaos makes chaosOps changes, each logged once it has returned, then
+// resumes and assigns every partition and waits until the loop has read
+// them to their ends.
+func chaos(ctx context.Context, rng *rand.Rand, c *consumer.Consumer, m *chaosModel) error {
+	tp := func(p int) api.TopicPartition { return api.TopicPartition{Topic: "c", Partition: int32(p)} }
+	for range chaosOps {
+		if ctx.Err() != nil {
+			return nil // the loop ended: it failed
+		}
+		p := rng.IntN(chaosParts)
+		m.mu.Lock()
+		var err error
+		switch op := rng.IntN(10); {
+		case op < 4 && m.assigned[p]:
+			x := m.targetLocked(rng, p)
+			if err = c.Seek("c", int32(p), consumer.At(x)); err == nil {
+				m.changeLocked(p)
+				m.next[p] = x
+			}
+		case op < 5:
+			x := m.targetLocked(rng, p)
+			if err = c.Assign("c", int32(p), consumer.At(x)); err == nil {
+				m.changeLocked(p)
+				if !m.assigned[p] {
+					m.assigned[p], m.paused[p] = true, false
+				}
+				m.next[p] = x
+			}
+		case op < 7 && m.assigned[p] && !m.paused[p]:
+			c.Pause(tp(p))
+			m.changeLocked(p)
+			m.paused[p] = true
+		case op < 9 && m.paused[p]:
+			c.Resume(tp(p))
+			m.paused[p] = false
+		case op == 9 && m.assigned[p]:
+			c.Unassign("c", int32(p))
+			m.changeLocked(p)
+			m.assigned[p], m.paused[p] = false, false
+		}
+		m.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		// Pacing, not synchronization: some changes come in bursts,
+		// others after the loop went on.
+		if rng.IntN(3) == 0 {
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+		}
+	}
+	m.mu.Lock()
+	for p := range chaosParts {
+		if !m.assigned[p] {
+			x := m.targetLocked(rng, p)
+			if err := c.Assign("c", int32(p), consumer.At(x)); err != nil {
+				m.mu.Unlock()
+				return err
+			}
+			m.changeLocked(p)
+			m.assigned[p] = true
+			m.next[p] = x
+		}
+		if m.paused[p] {
+			c.Resume(tp(p))
+			m.paused[p] = false
+		}
+	}
+	m.finish = true
+	m.checkFinishedLocked()
+	m.mu.Unlock()
+	select {
+	case <-m.finished:
+	case <-ctx.Done():
+	}
+	return nil
+}
