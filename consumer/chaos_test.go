@@ -16,24 +16,24 @@ import (
 )
 
 // TestChangesFromAnotherGoroutineTakeEffectAtNextRecord: a Records loop
-// reads three partitions while another goroutine seeks them, assigns
-// them again, pauses, resumes, unassigns and assigns them, at random
-// moments. The Records doc promises that such a change takes effect at the
-// loop's next record: once the call has returned, no record fetched
-// before it is yielded, but for the one record the loop may have taken
-// before the call (Position past it), still on its way to the loop body.
-// The test logs each change, once it has returned, and each record the
-// body gets, under one lock, and checks every record against that log:
-// a partition's records follow one another without gap or duplicate from
+// reads three partitions while another goroutine seeks them (to an
+// offset, the start or the end), assigns them again, pauses, resumes,
+// unassigns and assigns them, at random moments. The Records doc
+// promises that such a change takes effect at the loop's next record:
+// once the call has returned, no record fetched before it is yielded,
+// but for the one record the loop may have taken before the call
+// (Position past it), still on its way to the loop body. The test logs
+// each change, once it has returned, and each record the body gets,
+// under one lock, and checks every record against that log: a
+// partition's records follow one another without gap or duplicate from
 // where the last change put its position, but for that one record in
-// hand (the first the body gets after the change, of the position the
-// partition had); a paused or unassigned partition yields nothing more
-// but that one. The record in hand is of the position the partition had
-// at one of the changes since the body's last record (taken before the
-// first, or between two). Seeks never go to the offset the partition is
-// at, nor to one a record in hand may have, where a record may
-// legitimately come twice (see Records). After the loop, Position is
-// where the log says.
+// hand (the first the body gets after the change); a paused or
+// unassigned partition yields nothing more but that one. The record in
+// hand is at the position the partition had at one of the changes since
+// the body's last record (taken before the first, or between two).
+// Seeks never go to the offset the partition is at, nor to one a record
+// in hand may have, where a record may legitimately come twice (see
+// Records). After the loop, Position is where the log says.
 //
 // A few seeds run by default; RUNNEL_CONSUMER_CHAOS=N runs N seeds (see
 // testkit.Seeds), RUNNEL_CONSUMER_CHAOS_BASE=S replays seed S.
@@ -162,6 +162,11 @@ func runChaos(t *testing.T, seed uint64) {
 	cancel()
 	require.NoError(t, <-errs)
 	require.Empty(t, bad, "seed %d", seed)
+	// A Seek to End may not be looked up yet: one Poll does, and finds
+	// nothing to return, every partition being at its end.
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Zero(t, fs.NumRecords())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for p := range chaosParts {
@@ -185,9 +190,22 @@ func chaos(ctx context.Context, rng *rand.Rand, c *consumer.Consumer, m *chaosMo
 		m.mu.Lock()
 		var err error
 		switch op := rng.IntN(10); {
-		case op < 4 && m.assigned[p]:
+		case op < 3 && m.assigned[p]:
 			x := m.targetLocked(rng, p)
 			if err = c.Seek("c", int32(p), consumer.At(x)); err == nil {
+				m.changeLocked(p)
+				m.next[p] = x
+			}
+		case op < 4 && m.assigned[p]:
+			// Start or End, looked up by the loop's next Poll.
+			at, x := consumer.Start(), int64(0)
+			if rng.IntN(2) == 0 {
+				at, x = consumer.End(), chaosN
+			}
+			if x == m.next[p] || slices.Contains(m.hand[p], x) {
+				break
+			}
+			if err = c.Seek("c", int32(p), at); err == nil {
 				m.changeLocked(p)
 				m.next[p] = x
 			}
