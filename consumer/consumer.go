@@ -581,8 +581,9 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // to return, so a Client's method must not call Close (it would wait for
 // itself: run it in a goroutine of its own). Afterwards every method
 // returns ErrClosed
-// or does nothing, except Position and Assigned, which still tell where
-// each partition stopped, for the application to save.
+// or does nothing (Unassign, Pause and Resume too), except Position and
+// Assigned, which still tell where each partition stopped, for the
+// application to save, and Lag, which still tells how far behind it was.
 func (c *Consumer) Close() error {
 	if c.client == nil {
 		return nil // a zero Consumer: nothing to stop
