@@ -37,8 +37,22 @@ import (
 //
 // A few seeds run by default; RUNNEL_CONSUMER_CHAOS=N runs N seeds (see
 // testkit.Seeds), RUNNEL_CONSUMER_CHAOS_BASE=S replays seed S.
+//
+// The same runs with a loop of Polls in place of the Records loop, whose
+// answers are checked in the same way: each partition's records in a
+// Poll follow on from where the last change put its position, or, for
+// the one Poll that may have been made before the change (under the
+// consumer's lock, which the change waits for) and returned after it,
+// from the position the partition had at a change since the last Poll;
+// a partition paused or unassigned before a Poll began has no records in
+// it (Poll's doc: records fetched of a partition changed meanwhile are
+// dropped).
 func TestChangesFromAnotherGoroutineTakeEffectAtNextRecord(t *testing.T) {
-	testkit.Seeds(t, "RUNNEL_CONSUMER_CHAOS", 6, 2, runChaos)
+	for _, mode := range []string{"Records", "Poll"} {
+		t.Run(mode, func(t *testing.T) {
+			testkit.Seeds(t, "RUNNEL_CONSUMER_CHAOS", 6, 2, func(t *testing.T, seed uint64) { runChaos(t, seed, mode == "Poll") })
+		})
+	}
 }
 
 const (
@@ -82,6 +96,53 @@ func (m *chaosModel) targetLocked(rng *rand.Rand, p int) int64 {
 func (m *chaosModel) record(p int, off int64, value string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	bad := m.checkLocked(p, off, value)
+	m.newTurnLocked()
+	return bad
+}
+
+// polled checks the records a Poll returned, and reports what is wrong.
+func (m *chaosModel) polled(fs consumer.Fetches) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer m.newTurnLocked()
+	for _, f := range fs {
+		if f.Err != nil {
+			return fmt.Sprintf("partition %d: %v", f.Partition, f.Err)
+		}
+		p := int(f.Partition)
+		prev := int64(-1)
+		current := false // the fetch is from the position the last change set
+		for r, err := range f.Records() {
+			if err != nil {
+				return fmt.Sprintf("partition %d: %v", p, err)
+			}
+			m.records++
+			if want := fmt.Sprintf("%d-%d", p, r.Offset); string(r.Value) != want {
+				return fmt.Sprintf("partition %d offset %d: value %q, want %q", p, r.Offset, r.Value, want)
+			}
+			switch {
+			case prev >= 0 && r.Offset != prev+1:
+				return fmt.Sprintf("partition %d: offset %d after %d in one fetch", p, r.Offset, prev)
+			case prev < 0:
+				blocked := !m.assigned[p] || m.paused[p]
+				current = r.Offset == m.next[p]
+				if !slices.Contains(m.hand[p], r.Offset) && (blocked || !current) {
+					return fmt.Sprintf("partition %d: fetch from offset %d, want %d (before a change: %v; assigned %v, paused %v)",
+						p, r.Offset, m.next[p], m.hand[p], m.assigned[p], m.paused[p])
+				}
+			}
+			prev = r.Offset
+		}
+		if current {
+			m.next[p] = prev + 1
+		}
+	}
+	return ""
+}
+
+// checkLocked checks a record against the log of changes.
+func (m *chaosModel) checkLocked(p int, off int64, value string) string {
 	m.records++
 	if want := fmt.Sprintf("%d-%d", p, off); value != want {
 		return fmt.Sprintf("partition %d offset %d: value %q, want %q", p, off, value, want)
@@ -100,11 +161,16 @@ func (m *chaosModel) record(p int, off int64, value string) string {
 		bad = fmt.Sprintf("partition %d: got offset %d, want %d (in hand: %v; assigned %v, paused %v)",
 			p, off, m.next[p], m.hand[p], m.assigned[p], m.paused[p])
 	}
+	return bad
+}
+
+// newTurnLocked starts a new turn of the loop: what it returns from now
+// on was taken after the changes logged so far.
+func (m *chaosModel) newTurnLocked() {
 	for q := range chaosParts {
 		m.hand[q] = m.hand[q][:0]
 	}
 	m.checkFinishedLocked()
-	return bad
 }
 
 func (m *chaosModel) checkFinishedLocked() {
@@ -120,7 +186,7 @@ func (m *chaosModel) checkFinishedLocked() {
 	close(m.finished)
 }
 
-func runChaos(t *testing.T, seed uint64) {
+func runChaos(t *testing.T, seed uint64, poll bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	b := openBroker(t, map[string]int{"c": chaosParts})
 	for p := range chaosParts {
@@ -150,13 +216,26 @@ func runChaos(t *testing.T, seed uint64) {
 		errs <- chaos(ctx, rng, c, m)
 	}()
 	var bad string
-	for r, err := range c.Records(ctx) {
-		if err != nil {
-			bad = fmt.Sprintf("error yielded: %v", err)
-			break
+	if poll {
+		for ctx.Err() == nil && bad == "" {
+			fs, err := c.Poll(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					bad = fmt.Sprintf("Poll: %v", err)
+				}
+				break
+			}
+			bad = m.polled(fs)
 		}
-		if bad = m.record(int(r.Partition), r.Offset, string(r.Value)); bad != "" {
-			break
+	} else {
+		for r, err := range c.Records(ctx) {
+			if err != nil {
+				bad = fmt.Sprintf("error yielded: %v", err)
+				break
+			}
+			if bad = m.record(int(r.Partition), r.Offset, string(r.Value)); bad != "" {
+				break
+			}
 		}
 	}
 	cancel()
