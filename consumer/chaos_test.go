@@ -202,11 +202,10 @@ func runChaos(t *testing.T, seed uint64, poll bool) {
 	// fetches and between them. With an hour's max wait, a loop that
 	// has caught up, or whose partitions are all paused, waits until a
 	// change wakes it (a Poll returns early on a change): one that did
-	// not wake would wait for the test's deadline.
-	maxWait := time.Millisecond
-	if rng.IntN(2) == 0 {
-		maxWait = time.Hour
-	}
+	// not wake would wait for the test's deadline. With none, fetches
+	// answer at once (and a Records loop that found nothing waits for a
+	// record: see FetchMaxWait).
+	maxWait := []time.Duration{0, time.Millisecond, time.Hour, time.Hour}[rng.IntN(4)]
 	c := newConsumer(t, b, consumer.FetchMaxWait(maxWait),
 		consumer.FetchMaxPartitionBytes(1+rng.IntN(1500)), consumer.FetchMaxBytes(1+rng.IntN(4000)))
 	m := &chaosModel{finished: make(chan struct{})}
