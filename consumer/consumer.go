@@ -420,10 +420,15 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 
 // Unassign stops reading a partition. A Poll waiting returns early (see
 // Poll); records of the partition that it fetched are dropped; the Records iterator returns no more of
-// it. Unassigning a partition that is not assigned does nothing.
+// it. Unassigning a partition that is not assigned does nothing, and so
+// does Unassign after Close: the partition's position stays for Position
+// to tell (see Close).
 func (c *Consumer) Unassign(topic string, partition int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.isClosed() {
+		return
+	}
 	tp := api.TopicPartition{Topic: topic, Partition: partition}
 	a := c.parts[tp]
 	if a == nil {
@@ -432,9 +437,7 @@ func (c *Consumer) Unassign(topic string, partition int32) {
 	delete(c.parts, tp)
 	c.order = slices.DeleteFunc(c.order, func(x *assignment) bool { return x == a })
 	a.cur.pos.Store(retired)
-	if !c.closed.Load() {
-		c.wakeLocked()
-	}
+	c.wakeLocked()
 }
 
 // Assigned returns the assigned partitions, sorted.
@@ -498,6 +501,9 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 func (c *Consumer) Pause(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.isClosed() {
+		return // see Close
+	}
 	paused := false
 	for _, tp := range tps {
 		if a := c.parts[tp]; a != nil && !a.paused {
@@ -506,7 +512,7 @@ func (c *Consumer) Pause(tps ...api.TopicPartition) {
 			paused = true
 		}
 	}
-	if paused && !c.closed.Load() {
+	if paused {
 		c.wakeLocked()
 	}
 }
@@ -515,6 +521,9 @@ func (c *Consumer) Pause(tps ...api.TopicPartition) {
 func (c *Consumer) Resume(tps ...api.TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.isClosed() {
+		return // see Close
+	}
 	resumed := false
 	for _, tp := range tps {
 		if a := c.parts[tp]; a != nil && a.paused {
@@ -522,7 +531,7 @@ func (c *Consumer) Resume(tps ...api.TopicPartition) {
 			resumed = true
 		}
 	}
-	if resumed && !c.closed.Load() {
+	if resumed {
 		c.wakeLocked()
 	}
 }
@@ -572,8 +581,9 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // to return, so a Client's method must not call Close (it would wait for
 // itself: run it in a goroutine of its own). Afterwards every method
 // returns ErrClosed
-// or does nothing, except Position and Assigned, which still tell where
-// each partition stopped, for the application to save.
+// or does nothing (Unassign, Pause and Resume too), except Position and
+// Assigned, which still tell where each partition stopped, for the
+// application to save, and Lag, which still tells how far behind it was.
 func (c *Consumer) Close() error {
 	if c.client == nil {
 		return nil // a zero Consumer: nothing to stop

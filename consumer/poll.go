@@ -59,7 +59,10 @@ import (
 //     is not reported: the partition is left out of fetches for
 //     RetryBackoff, then tried again, as Kafka's Java consumer and
 //     franz-go retry these without telling the application; so is a
-//     ListOffset's such error, for the position it was to resolve. The
+//     ListOffset's such error, for the position it was to resolve, and
+//     a ListOffset's offset out of range (log.ErrOffsetOutOfRange, which
+//     *runnel.Broker answers when the log kept moving under its search:
+//     no position is out of range, and the look-up made again finds one). The
 //     log tells: the first retry at Info, then one at Warn every 30 s
 //     while the errors go on (a partition fenced on its broker, a
 //     partition number that does not exist), the others at Debug;
@@ -340,7 +343,11 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 				// after an offset out of range) is gone.
 				err = fmt.Errorf("%w: %s: no topic has ID %s any more (%w)", api.ErrUnknownTopicID, p.a.tp.Topic, p.a.topicID, err)
 				out = append(out, c.replacedLocked(p.a, err, time.Now()))
-			case err != nil && transient(err):
+			case err != nil && (transient(err) || errors.Is(err, log.ErrOffsetOutOfRange)):
+				// An offset out of range is no position's here: the log
+				// moved under the look-up's search (*runnel.Broker's
+				// ListOffset says so), which the same look-up made again
+				// gets past.
 				c.backOffLocked(p.a, unresolved, err, time.Now())
 			case err != nil:
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
@@ -666,7 +673,14 @@ func clientClosed(err error) bool { return errors.Is(err, api.ErrBrokerClosed) }
 // below hw: a sub-slice of data, the offset after it, and the error of
 // the batch it stopped at, if any (a batch cut short after whole ones is
 // not an error: a fetch's byte limit may cut it). check verifies CRCs.
+// Nothing is readable from a position at or above hw (a Seek past it):
+// whatever the Client sent, trim keeps nothing, so that the position does
+// not move (a batch that straddles hw and holds from would take it back
+// to hw, and the records below it would be returned later).
 func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err error) {
+	if from >= hw {
+		return nil, from, nil
+	}
 	start, end := -1, 0
 	next = from
 	for pos := 0; pos < len(data); {
