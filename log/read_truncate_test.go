@@ -256,7 +256,7 @@ func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
 	close(release)
 	res := <-done
 	require.NoError(t, res.err)
-	require.True(t, res.ok, "OffsetForTime(%d) found no record: offset 29 has that timestamp", late)
+	require.True(t, res.ok, "OffsetForTime(%d) found no record: offset 29 has that timestamp", int64(late))
 	require.EqualValues(t, 29, res.off, "the first record at or after the timestamp, in the log as it is now")
 }
 
