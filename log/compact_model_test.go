@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"pgregory.net/rapid"
@@ -81,6 +82,7 @@ func runCompactModel(t *rapid.T) {
 		"reopen":          m.Reopen,
 		"crash":           m.Crash,
 		"crash-compact":   m.CrashCompact,
+		"concurrent":      m.Concurrent,
 		"read-from":       m.ReadFrom,
 		"offset-for-time": m.OffsetForTime,
 		"":                m.Check,
@@ -555,16 +557,16 @@ func (m *compactModel) Crash(t *rapid.T) {
 	m.check(t)
 }
 
-// CrashCompact runs a compaction (or a Maintain) whose file system dies
-// at a random operation, and reopens what a power cut leaves: the log is
-// as before the pass or after it, group by group.
+// CrashCompact runs a compaction (or a Maintain: retention too) whose
+// file system dies at a random operation, and reopens what a power cut
+// leaves: the log is as before the pass or after it, group by group, and
+// retention removed only what it may.
 func (m *compactModel) CrashCompact(t *rapid.T) {
 	m.pass()
 	maintain := rapid.Bool().Draw(t, "maintain")
+	var before []*record.Record
 	if maintain {
-		if m.cfg.CleanupPolicy&Delete != 0 {
-			t.Skip("retention may run, and the model checks it only when it completes")
-		}
+		before = m.readable(t)
 	}
 	m.fail = vfs.FailFrom(rapid.IntRange(1, 60).Draw(t, "fail-from"))
 	if maintain {
@@ -572,13 +574,125 @@ func (m *compactModel) CrashCompact(t *rapid.T) {
 	} else {
 		_, _ = m.l.Compact(context.Background())
 	}
+	start := m.start
 	m.openAfter(t, m.crashClone(t))
+	if maintain {
+		// What retention removed before the crash, it could remove.
+		m.start = start
+		m.checkRetained(t, before, false)
+	}
 	// A pass cut short may leave removed records back: the records
 	// are taken as seen anew.
 	for i := range m.recs {
 		m.recs[i].gone = false
 	}
 	m.check(t)
+}
+
+// Concurrent runs a compaction (or a Maintain) while appends, reads,
+// DeleteRecordsBefore and ApplyRetention run on the test's goroutine.
+func (m *compactModel) Concurrent(t *rapid.T) {
+	type op struct {
+		kind string
+		data []byte
+		recs []cmRec
+		to   int64
+	}
+	var ops []op
+	for range rapid.IntRange(1, 6).Draw(t, "ops") {
+		o := op{kind: rapid.SampledFrom([]string{"append", "append", "delete-records", "retention", "read"}).Draw(t, "op")}
+		switch o.kind {
+		case "append":
+			var b record.Builder
+			b.Reset()
+			for range rapid.IntRange(1, 4).Draw(t, "records") {
+				r := m.drawRecord(t, m.cfg.CleanupPolicy&Compact == 0)
+				b.Append(r.ts, r.key, r.value, nil)
+				o.recs = append(o.recs, r)
+			}
+			var err error
+			if o.data, err = b.AppendTo(nil, compression.None); err != nil {
+				t.Fatalf("encoding: %v", err)
+			}
+		case "delete-records":
+			if m.cfg.CleanupPolicy&Delete == 0 {
+				continue
+			}
+			o.to = int64(rapid.IntRange(0, 8).Draw(t, "delete-ahead"))
+		}
+		ops = append(ops, o)
+	}
+	maintain := rapid.Bool().Draw(t, "maintain")
+	m.pass()
+	done := make(chan error, 1)
+	go func() {
+		if maintain {
+			done <- m.l.Maintain(context.Background())
+			return
+		}
+		_, err := m.l.Compact(context.Background())
+		done <- err
+	}()
+	for _, o := range ops {
+		switch o.kind {
+		case "append":
+			m.append(t, o.data, o.recs)
+		case "delete-records":
+			to := min(m.l.LogStartOffset()+o.to, m.l.LogEndOffset())
+			if _, err := m.l.DeleteRecordsBefore(to); err != nil {
+				t.Fatalf("delete records before %d: %v", to, err)
+			}
+		case "retention":
+			if _, err := m.l.ApplyRetention(); err != nil {
+				t.Fatalf("retention: %v", err)
+			}
+		case "read":
+			m.readDuring(t)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("compaction (maintain %v): %v", maintain, err)
+	}
+	// What the pass could reach: at most what lay below the active
+	// segment when it ended.
+	m.pass()
+	m.check(t)
+}
+
+// readDuring reads the log from its start to its end while a compaction
+// (and its retention) runs: every record read is the one appended at its
+// offset, in increasing order; the read ends early if the log start moves
+// past it.
+func (m *compactModel) readDuring(t *rapid.T) {
+	prev := int64(-1)
+	for off := m.l.LogStartOffset(); off < m.l.LogEndOffset(); {
+		data, err := m.l.Read(off, 1<<10, math.MaxInt64)
+		if errors.Is(err, ErrOffsetOutOfRange) && off < m.l.LogStartOffset() {
+			return
+		}
+		if err != nil || len(data) == 0 {
+			t.Fatalf("read at %d during a compaction: %d bytes, %v", off, len(data), err)
+		}
+		for b, err := range record.Batches(data) {
+			if err != nil {
+				t.Fatalf("read at %d during a compaction: %v", off, err)
+			}
+			for r, err := range b.Records() {
+				if err != nil {
+					t.Fatalf("decoding batch at offset %d: %v", b.BaseOffset(), err)
+				}
+				if r.Offset < off {
+					continue
+				}
+				want := m.recs[r.Offset]
+				if r.Offset <= prev || !bytes.Equal(r.Key, want.key) || !bytes.Equal(r.Value, want.value) || r.Timestamp.UnixMilli() != want.ts {
+					t.Fatalf("offset %d read during a compaction (after %d): key %q value %q, want %q %q", r.Offset, prev, r.Key, r.Value, want.key, want.value)
+				}
+				prev = r.Offset
+			}
+			off = max(off, b.NextOffset())
+		}
+	}
 }
 
 // ReadFrom reads from a random offset: the first record served is the
