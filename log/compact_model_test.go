@@ -23,9 +23,12 @@ import (
 // is not compacted then), idempotent producers, a fake clock, Compact,
 // Maintain, ApplyRetention, DeleteRecordsBefore, config changes (cleanup
 // policy, min/max.compaction.lag.ms, delete.retention.ms, retention by
-// time and size, dirty ratio, segment size), a key map as small as one
-// entry, clean reopens, crashes, and crashes in the middle of a
-// compaction — against a model of what Kafka's rules allow the log to
+// time and size, dirty ratio, segment size, sync policy, timestamp type),
+// a key map as small as one entry, clean reopens (some without the
+// producer-state snapshots), crashes (under SyncPeriodic and SyncNever
+// losing what was not fsynced), crashes in the middle of a compaction or
+// a Maintain, and compactions that race appends, reads, DeleteRecords and
+// retention — against a model of what Kafka's rules allow the log to
 // hold. After every step:
 //
 //   - every record read is the one appended at its offset, offsets
@@ -36,22 +39,27 @@ import (
 //     record of its key that some compaction pass could have cleaned
 //     (below the active segment, and older than min.compaction.lag.ms
 //     then); a tombstone that some pass could have cleaned at least
-//     delete.retention.ms (as then) ago. Once missing, a record stays
+//     delete.retention.ms (as then) ago; never because the record that
+//     superseded it was lost to a crash. Once missing, a record stays
 //     missing but after a crash in the middle of a compaction;
 //   - below the cleaner checkpoint, no key is held twice and no record
 //     lacks a key (what a pass reaches, it deduplicates);
 //   - each idempotent producer's last batch is still in the log (maybe
-//     emptied) while it is at or past the log start, and its retry is a
-//     duplicate;
-//   - a read from any offset starts at the next record kept, and
-//     OffsetForTime answers the first record kept at or after the time;
+//     emptied) while it is at or past the log start, unless a crash lost
+//     a later one, and its retry is a duplicate;
+//   - a read from any offset starts at the next record kept,
+//     OffsetForTime answers the first record kept at or after the time,
+//     and OffsetOfMaxTimestamp the first kept with the largest;
 //   - after Maintain with a key map large enough, the log is neither
 //     dirty enough nor overdue for compaction; after ApplyRetention, the
 //     oldest segment left is not past retention.ms nor in excess of
 //     retention.bytes, and what went was past them.
 //
-// RUNNEL_COMPACT_MODEL=N runs N rapid checks (default rapid's, fewer under
-// -short).
+// It runs rapid's default number of checks (fewer steps each under
+// -short); RUNNEL_COMPACT_MODEL=N runs that N times over, as does
+// -rapid.checks with N times as many:
+//
+//	RUNNEL_COMPACT_MODEL=30 go test -run TestCompactionModel ./log
 func TestCompactionModel(t *testing.T) {
 	if n, _ := strconv.Atoi(os.Getenv("RUNNEL_COMPACT_MODEL")); n > 0 {
 		// rapid reads its flags once; its -rapid.checks flag is the
@@ -178,6 +186,9 @@ func (m *compactModel) drawConfig(t *rapid.T) Config {
 	if rapid.IntRange(0, 3).Draw(t, "retention-bytes") == 0 {
 		cfg.RetentionBytes = int64(rapid.IntRange(500, 5000).Draw(t, "retention.bytes"))
 	}
+	if rapid.IntRange(0, 3).Draw(t, "log-append-time") == 0 {
+		cfg.TimestampType = LogAppendTime
+	}
 	cfg.Sync = rapid.SampledFrom([]SyncPolicy{SyncAlways, SyncAlways, SyncPeriodic, SyncNever}).Draw(t, "sync")
 	if cfg.Sync == SyncPeriodic {
 		cfg.FlushMessages = int64(rapid.IntRange(1, 20).Draw(t, "flush.messages"))
@@ -296,6 +307,11 @@ func (m *compactModel) append(t *rapid.T, data []byte, recs []cmRec) AppendResul
 	}
 	if res.Duplicate || res.FirstOffset != int64(len(m.recs)) || res.LastOffset != res.FirstOffset+int64(len(recs))-1 {
 		t.Fatalf("append of %d records at %d: %+v", len(recs), len(m.recs), res)
+	}
+	if res.LogAppendTime >= 0 {
+		for i := range recs {
+			recs[i].ts = res.LogAppendTime
+		}
 	}
 	m.recs = append(m.recs, recs...)
 	return res
