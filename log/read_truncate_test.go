@@ -94,28 +94,11 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 
 	// The number of reads of the .log that Read(20) makes: the last one
 	// reads the batches, after the scan found their position.
-	logName := segment.FileName(0, segment.LogSuffix)
-	var reads, blockAt atomic.Int64
-	arrived, release := make(chan struct{}), make(chan struct{})
-	hook = func(op vfs.Op, name string) {
-		if op != vfs.OpRead || !strings.HasSuffix(name, logName) {
-			return
-		}
-		n := reads.Add(1)
-		if n == blockAt.Load() {
-			blockAt.Store(0)
-			close(arrived)
-			<-release
-		}
-	}
+	blk := blockLogReads(&hook)
 	data, err := l.Read(20, 1<<20, math.MaxInt64)
 	require.NoError(t, err)
 	require.Equal(t, c, data, "Read(20) of the log as it is")
-	n := reads.Load()
-	require.Greater(t, n, int64(1), "a scan, then a read")
-
-	reads.Store(0)
-	blockAt.Store(n)
+	require.Greater(t, blk.armAtLast(), int64(1), "a scan, then a read")
 	type result struct {
 		data []byte
 		err  error
@@ -125,14 +108,9 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 		data, err := l.Read(20, 1<<20, math.MaxInt64)
 		done <- result{data, err}
 	}()
-	<-arrived
-	end, err := l.TruncateTo(10)
-	require.NoError(t, err)
-	require.EqualValues(t, 10, end)
-	for _, data := range [][]byte{b2, c2, d2} {
-		appendOK(t, l, data)
-	}
-	close(release)
+	<-blk.arrived
+	truncateAndRefill(t, l, 10, b2, c2, d2)
+	close(blk.release)
 	res := <-done
 
 	// The read goes again over the log as it is now: B' holds offset 20.
@@ -213,29 +191,12 @@ func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
 	require.Len(t, c2, len(c), "C' as large as C")
 	d2 := batchOf(t, compression.None, stampedAll(recordsOf("D", 40, 10, 0), late)...)
 
-	logName := segment.FileName(0, segment.LogSuffix)
-	var reads, blockAt atomic.Int64
-	arrived, release := make(chan struct{}), make(chan struct{})
-	hook = func(op vfs.Op, name string) {
-		if op != vfs.OpRead || !strings.HasSuffix(name, logName) {
-			return
-		}
-		n := reads.Add(1)
-		if n == blockAt.Load() {
-			blockAt.Store(0)
-			close(arrived)
-			<-release
-		}
-	}
+	blk := blockLogReads(&hook)
 	off, ok, err := l.OffsetForTime(late)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.EqualValues(t, 20, off, "OffsetForTime of the log as it is")
-	n := reads.Load()
-	require.Greater(t, n, int64(1), "a scan, then a read of the records")
-
-	reads.Store(0)
-	blockAt.Store(n)
+	require.Greater(t, blk.armAtLast(), int64(1), "a scan, then a read of the records")
 	type result struct {
 		off int64
 		ok  bool
@@ -246,14 +207,9 @@ func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
 		off, ok, err := l.OffsetForTime(late)
 		done <- result{off, ok, err}
 	}()
-	<-arrived
-	end, err := l.TruncateTo(10)
-	require.NoError(t, err)
-	require.EqualValues(t, 10, end)
-	for _, data := range [][]byte{b2, c2, d2} {
-		appendOK(t, l, data)
-	}
-	close(release)
+	<-blk.arrived
+	truncateAndRefill(t, l, 10, b2, c2, d2)
+	close(blk.release)
 	res := <-done
 	require.NoError(t, res.err)
 	require.True(t, res.ok, "OffsetForTime(%d) found no record: offset 29 has that timestamp", int64(late))
@@ -266,4 +222,49 @@ func stampedAll(recs []kv, ts int64) []kv {
 		recs[i].ts = ts
 	}
 	return recs
+}
+
+// logReadBlocker counts the reads of segment 0's .log that a hookedLog's
+// hook sees and, once armed, holds the one it was armed for until
+// release is closed: a reader held after its scan found a position,
+// before it reads there.
+type logReadBlocker struct {
+	reads, blockAt   atomic.Int64
+	arrived, release chan struct{}
+}
+
+// blockLogReads makes *hook a logReadBlocker's, not armed yet.
+func blockLogReads(hook *func(op vfs.Op, name string)) *logReadBlocker {
+	b := &logReadBlocker{arrived: make(chan struct{}), release: make(chan struct{})}
+	logName := segment.FileName(0, segment.LogSuffix)
+	*hook = func(op vfs.Op, name string) {
+		if op != vfs.OpRead || !strings.HasSuffix(name, logName) {
+			return
+		}
+		if n := b.reads.Add(1); n == b.blockAt.Load() {
+			b.blockAt.Store(0)
+			close(b.arrived)
+			<-b.release
+		}
+	}
+	return b
+}
+
+// armAtLast returns the number of reads counted so far (those of one
+// call), and arms the blocker for the last read of the next such call.
+func (b *logReadBlocker) armAtLast() int64 {
+	n := b.reads.Swap(0)
+	b.blockAt.Store(n)
+	return n
+}
+
+// truncateAndRefill truncates l to end and appends batches.
+func truncateAndRefill(t *testing.T, l *Log, end int64, batches ...[]byte) {
+	t.Helper()
+	got, err := l.TruncateTo(end)
+	require.NoError(t, err)
+	require.Equal(t, end, got)
+	for _, data := range batches {
+		appendOK(t, l, data)
+	}
 }
