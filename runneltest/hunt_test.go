@@ -1,0 +1,144 @@
+package runneltest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// Skip and Count are exact under concurrent requests: of many offset
+// look-ups racing through one rule, exactly Count are failed, Skip go by
+// untouched before any is failed, and Hits says Count.
+func TestFaultsSkipCountExactUnderConcurrency(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	runneltest.ProduceValues(t, b, "t", "a", "b")
+	f := runneltest.NewFaults(t, b)
+	const (
+		goroutines = 8
+		each       = 25
+		skip       = 17
+		count      = 41
+	)
+	r := f.Add(runneltest.Fault{Op: runneltest.OpListOffset, Topic: "t", Err: api.ErrNotLeader, Skip: skip, Count: count})
+	var failed, ok atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				lo, err := f.ListOffset(t.Context(), "t", 0, api.Latest)
+				switch {
+				case errors.Is(err, api.ErrNotLeader):
+					failed.Add(1)
+				case err == nil:
+					if lo.Offset != 2 {
+						t.Errorf("offset %d, want 2", lo.Offset)
+					}
+					ok.Add(1)
+				default:
+					t.Errorf("unexpected error %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, count, failed.Load())
+	require.EqualValues(t, goroutines*each-count, ok.Load())
+	require.Equal(t, count, r.Hits())
+	require.NoError(t, r.Wait(t.Context(), count))
+}
+
+// Of requests held by one HoldRequest rule, those whose ctx ends return
+// ctx's error and reach no broker, and Remove lets the others go on to
+// the broker: their records are appended, once each.
+func TestFaultsHoldRemoveAndCancel(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "t", Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	const n = 6
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, n)
+	cancels := make([]context.CancelFunc, n)
+	for i := range n {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels[i] = cancel
+		go func() {
+			var bld record.Builder
+			bld.Add(&record.Record{Value: fmt.Appendf(nil, "%d", i)})
+			data, err := bld.AppendTo(nil, 0)
+			if err != nil {
+				results <- result{i, err}
+				return
+			}
+			_, err = f.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
+			results <- result{i, err}
+		}()
+	}
+	require.NoError(t, r.Wait(waitCtx(t), n))
+	require.Equal(t, n, r.Hits())
+	// The odd ones give up.
+	for i := 1; i < n; i += 2 {
+		cancels[i]()
+	}
+	for range n / 2 {
+		res := <-results
+		require.Equal(t, 1, res.i%2, "request %d went on before Remove", res.i)
+		require.ErrorIs(t, res.err, context.Canceled)
+	}
+	require.Empty(t, runneltest.ConsumeAll(t, b, "t"), "a held request reached the broker")
+	r.Remove()
+	r.Remove()
+	for range n / 2 {
+		res := <-results
+		require.Equal(t, 0, res.i%2)
+		require.NoError(t, res.err)
+	}
+	for _, c := range cancels {
+		c()
+	}
+	got := values(runneltest.ConsumeAll(t, b, "t"))
+	require.ElementsMatch(t, []string{"0", "2", "4"}, got)
+	require.Equal(t, n, r.Hits())
+	// Removed, it holds no more.
+	runneltest.ProduceValues(t, f, "t", "x")
+	require.Len(t, runneltest.ConsumeAll(t, f, "t"), 4)
+}
+
+// Several brokers in one test, each in parallel subtests, with their
+// producers, consumers and faults: each sees only its own records.
+func TestSeveralBrokersParallel(t *testing.T) {
+	for i := range 4 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			b1 := runneltest.NewBroker(t, runneltest.Topic("t", 3))
+			b2 := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+			f := runneltest.NewFaults(t, b1)
+			f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 3})
+			f.Add(runneltest.Fault{Op: runneltest.OpListOffset, Err: api.ErrRequestTimedOut, Count: 2})
+			p := runneltest.NewProducer(t, f)
+			c := runneltest.NewConsumer(t, b2)
+			_ = c
+			var want1, want2 []string
+			for j := range 20 {
+				v := fmt.Sprintf("%d-%d", i, j)
+				require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Key: []byte(v), Value: []byte(v)}))
+				want1 = append(want1, v)
+				runneltest.Produce(t, b2, "t", &record.Record{Key: []byte(v), Value: []byte("b2" + v)})
+				want2 = append(want2, "b2"+v)
+			}
+			require.ElementsMatch(t, want1, values(runneltest.ConsumeAll(t, f, "t")))
+			require.ElementsMatch(t, want1, values(runneltest.Consume(t, b1, "t", 20)))
+			require.ElementsMatch(t, want2, values(runneltest.ConsumeAll(t, b2, "t")))
+		})
+	}
+}
