@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,6 +141,64 @@ func TestSeveralBrokersParallel(t *testing.T) {
 			require.ElementsMatch(t, want1, values(runneltest.ConsumeAll(t, f, "t")))
 			require.ElementsMatch(t, want1, values(runneltest.Consume(t, b1, "t", 20)))
 			require.ElementsMatch(t, want2, values(runneltest.ConsumeAll(t, b2, "t")))
+		})
+	}
+}
+
+// TestMatchFailsTheRightTest runs, in a subprocess, parallel subtests
+// each with its own Faults, one of whose Match calls require on its own
+// *testing.T: that subtest alone fails, with require's message and
+// runneltest's report, its request fails with ErrMatchPanicked, and the
+// other subtests pass.
+func TestMatchFailsTheRightTest(t *testing.T) {
+	if os.Getenv("RUNNEL_HUNT_MATCH_CHILD") == "1" {
+		t.Skip("run by TestMatchFailsTheRightTest")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestMatchFailsTheRightTestChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "RUNNEL_HUNT_MATCH_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child should fail:\n%s", out)
+	s := string(out)
+	require.Contains(t, s, "--- FAIL: TestMatchFailsTheRightTestChild/bad", s)
+	require.Contains(t, s, "poisoned", s)
+	require.Contains(t, s, "runneltest: the Match of Fault{Op: produce", s)
+	require.Contains(t, s, "--- PASS: TestMatchFailsTheRightTestChild/good0", s)
+	require.Contains(t, s, "--- PASS: TestMatchFailsTheRightTestChild/good1", s)
+	require.Contains(t, s, "request failed: true", s)
+	require.NotContains(t, s, "panic:", s)
+	require.NotContains(t, s, "DATA RACE", s)
+}
+
+func TestMatchFailsTheRightTestChild(t *testing.T) {
+	if os.Getenv("RUNNEL_HUNT_MATCH_CHILD") != "1" {
+		t.Skip("run by TestMatchFailsTheRightTest")
+	}
+	for _, name := range []string{"good0", "bad", "good1"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited,
+				Match: func(req runneltest.Request) bool {
+					for rec, err := range req.Records() {
+						require.NoError(t, err)
+						require.NotEqual(t, "poison", string(rec.Value), "poisoned")
+					}
+					return false
+				}})
+			p := runneltest.NewProducer(t, f)
+			v := "fine"
+			if name == "bad" {
+				v = "poison"
+			}
+			err := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte(v)})
+			if name == "bad" {
+				t.Logf("request failed: %v", errors.Is(err, runneltest.ErrMatchPanicked))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, []string{"fine"}, values(runneltest.ConsumeAll(t, f, "t")))
 		})
 	}
 }
