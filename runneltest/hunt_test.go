@@ -202,3 +202,64 @@ func TestMatchFailsTheRightTestChild(t *testing.T) {
 		})
 	}
 }
+
+// A LoseResponse rule counts only requests the broker appended, also when
+// requests the broker refuses race with ones it appends: every request
+// whose answer was lost is in the log and is a hit, no refused one is,
+// the rule never applies to more than Count, and what Count the refused
+// requests gave back applies to the requests that come after.
+func TestFaultsLoseResponseRacingRefusals(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	f := runneltest.NewFaults(t, b)
+	const count = 10
+	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "t", Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: count})
+	produce := func(partition int32, v string) error {
+		var bld record.Builder
+		bld.Add(&record.Record{Value: []byte(v)})
+		data, err := bld.AppendTo(nil, 0)
+		require.NoError(t, err)
+		_, err = f.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: partition, Acks: api.AcksAll, Batches: data})
+		return err
+	}
+	var lost, refused, okN atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 8 {
+				partition := int32(0)
+				if (g+i)%2 == 1 {
+					partition = 7 // no such partition: refused
+				}
+				err := produce(partition, fmt.Sprintf("%d-%d", g, i))
+				var inj *runneltest.InjectedError
+				switch {
+				case errors.As(err, &inj):
+					if partition != 0 {
+						t.Errorf("a refused request got the injected error: %v", err)
+					}
+					lost.Add(1)
+				case err != nil:
+					if partition == 0 {
+						t.Errorf("an appendable request failed: %v", err)
+					}
+					refused.Add(1)
+				default:
+					okN.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 24, refused.Load())
+	require.EqualValues(t, 24, lost.Load()+okN.Load())
+	require.EqualValues(t, lost.Load(), r.Hits())
+	require.LessOrEqual(t, r.Hits(), count)
+	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 24, "every appendable request appended, lost answer or not")
+	// What is left of Count applies to the next requests, then no more.
+	for i := r.Hits(); i < count; i++ {
+		require.ErrorIs(t, produce(0, "late"), api.ErrRequestTimedOut)
+	}
+	require.Equal(t, count, r.Hits())
+	require.NoError(t, produce(0, "last"))
+	require.Equal(t, count, r.Hits())
+}
