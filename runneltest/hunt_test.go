@@ -263,3 +263,50 @@ func TestFaultsLoseResponseRacingRefusals(t *testing.T) {
 	require.NoError(t, produce(0, "last"))
 	require.Equal(t, count, r.Hits())
 }
+
+// ConsumeAll while a producer keeps appending: each call returns, of
+// every partition, the records from offset 0 on without a gap or a
+// duplicate, each call at least as many as the one before, and never
+// more than the high watermark right after it.
+func TestConsumeAllWhileProducing(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
+	p := runneltest.NewProducer(t, b)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	runneltest.Consume(t, b, "t", 1) // the producer is under way
+	prev := make([]int64, 3)
+	for range 20 {
+		got := runneltest.ConsumeAll(t, b, "t")
+		per := make([]int64, 3)
+		last := int32(-1)
+		for _, r := range got {
+			require.GreaterOrEqual(t, r.Partition, last, "ordered by partition")
+			last = r.Partition
+			require.Equal(t, per[r.Partition], r.Offset, "partition %d: a gap or a duplicate", r.Partition)
+			per[r.Partition]++
+		}
+		for part := range int32(3) {
+			require.GreaterOrEqual(t, per[part], prev[part])
+			lo, err := b.ListOffset(t.Context(), "t", part, api.Latest)
+			require.NoError(t, err)
+			require.LessOrEqual(t, per[part], lo.Offset)
+		}
+		prev = per
+	}
+	require.Positive(t, prev[0]+prev[1]+prev[2])
+}
