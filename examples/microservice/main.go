@@ -84,6 +84,9 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	} else if err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: microservice takes flags only (-h lists them)", fs.Arg(0))
+	}
 	logger := slog.New(slog.NewTextHandler(out, nil))
 
 	// OpenContext: a signal during a long recovery after a crash stops

@@ -287,3 +287,15 @@ func TestDuplicateEventsHandledOnce(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("INV-%d-%d", want.Partition, want.Offset), got.Invoice)
 	require.Equal(t, "SHP-"+got.Order.Customer+"-1", got.Shipment)
 }
+
+// An argument that is no flag (a port given as "8081", say) is refused,
+// as quickstart refuses it, rather than ignored while the service serves
+// on -addr's default: nothing is opened or served.
+func TestRunRefusesArguments(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	err := run(ctx, []string{"-addr", "127.0.0.1:0", "8081"}, &out, func(string) { t.Error("served"); cancel() })
+	require.ErrorContains(t, err, `unexpected argument "8081"`)
+	require.NotContains(t, out.String(), "serving")
+}

@@ -79,6 +79,9 @@ func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 		m.sent = map[string]bool{}
 	}
 	count := 0
+	if n == 0 {
+		return 0, nil // its n mails are sent: none
+	}
 	for r, err := range m.C.Records(ctx) {
 		if err != nil {
 			return count, err
@@ -95,7 +98,7 @@ func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 		}
 		m.sent[s.Email] = true
 		if count++; count == n {
-			break
+			return count, nil // even if ctx ended meanwhile: all n were sent
 		}
 	}
 	return count, ctx.Err()

@@ -185,3 +185,28 @@ func TestRunNoAddress(t *testing.T) {
 	require.ErrorContains(t, run(context.Background(), nil, &out), "no address given")
 	require.Contains(t, out.String(), "usage: unittest EMAIL...")
 }
+
+// Run(ctx, 0) has sent its n mails before it reads anything: it returns
+// 0 at once and mails no one. It used to mail every user there was and
+// then wait for ctx to end (count++ never equals 0).
+func TestMailerRunZero(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"), signup(t, "bob@example.com"))
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	ctx, cancel := context.WithTimeout(context.Background(), runneltest.DefaultWait)
+	defer cancel()
+
+	var f fakeSender
+	m := &Mailer{C: c, Sender: &f}
+	n, err := m.Run(ctx, 0)
+	require.NoError(t, err, "it waited for ctx")
+	require.Zero(t, n)
+	require.Empty(t, f.sent)
+
+	// The records are still there for the next Run.
+	n, err = m.Run(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, []string{"ada@example.com", "bob@example.com"}, f.sent)
+}
