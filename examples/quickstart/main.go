@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	took := time.Since(start)
 	fmt.Fprintf(out, "produced %d records (%d B values, %s, sync %s) in %v: %.0f records/s, %.1f MB/s\n",
 		o.records, o.size, o.codec, before.Config.Sync, roundTook(took),
-		float64(o.records)/took.Seconds(), float64(o.records*o.size)/took.Seconds()/1e6)
+		float64(o.records)/took.Seconds(), float64(o.records)*float64(o.size)/took.Seconds()/1e6)
 
 	// Consume exactly what this run produced.
 	start = time.Now()
