@@ -1,0 +1,200 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+// listCase is one ListOffset look-up and the answer Kafka's broker gives
+// (or the one runnel documents where it differs).
+type listCase struct {
+	ts, off, at int64
+	what        string
+}
+
+func checkListed(t *testing.T, b *Broker, topic string, cases []listCase) {
+	t.Helper()
+	for _, c := range cases {
+		lo, err := b.ListOffset(context.Background(), topic, 0, c.ts)
+		require.NoError(t, err, c.what)
+		require.Equal(t, c.off, lo.Offset, "offset: %s", c.what)
+		require.Equal(t, c.at, lo.Timestamp, "timestamp: %s", c.what)
+	}
+}
+
+// TestListOffsetByTimeFromLogStartMidBatch: after DeleteRecords moved the
+// log start into the middle of a batch, a look-up by timestamp answers
+// the first record at or after the log start whose timestamp is at least
+// the one asked for, with that record's timestamp (Kafka's
+// findOffsetByTimestamp(ts, logStartOffset) skips the records below the
+// log start), never an offset below the log start, where a fetch is out
+// of range.
+func TestListOffsetByTimeFromLogStartMidBatch(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 100, 200, 300, 400)}) // 0-3
+	require.NoError(t, err)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 500, 50)}) // 4-5
+	require.NoError(t, err)
+	low, err := b.DeleteRecords(ctx, "t", 0, 2)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, low)
+	checkListed(t, b, "t", []listCase{
+		{50, 2, 300, "every record is recent enough: the first from the log start"},
+		{150, 2, 300, "the record stamped 200 is below the log start"},
+		{300, 2, 300, "exactly"},
+		{301, 3, 400, "the next"},
+		{450, 4, 500, "in the next batch"},
+		{501, 6, -1, "none: the high watermark"},
+		{api.MaxTimestamp, 4, 500, "the largest"},
+		{api.Earliest, 2, -1, "the log start"},
+		{api.Latest, 6, -1, "the high watermark"},
+	})
+
+	// What the answer names, a fetch reads: the batch that holds it.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 2}}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Partitions[0].Err)
+	bt, err := firstBatch(resp.Partitions[0].Records)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, bt.BaseOffset(), "the whole batch, from before the offset")
+
+	// Below the log start, though in the same batch: out of range.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}, {Topic: "t", Offset: 4}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+	require.EqualValues(t, 2, resp.Partitions[0].LogStartOffset)
+	require.NoError(t, resp.Partitions[1].Err, "the other partition is answered")
+	require.Len(t, values(t, resp.Partitions[1].Records), 2)
+}
+
+func firstBatch(data []byte) (record.Batch, error) {
+	for bt, err := range record.Batches(data) {
+		return bt, err
+	}
+	return record.Batch{}, errors.New("no batch")
+}
+
+// TestListOffsetByTimeNonMonotonic: with CreateTime timestamps that go
+// backwards, Kafka's look-up (the segment whose largest timestamp is at
+// least t, its time index's entry at or below t — entries hold the largest
+// timestamp so far — then the batches from there) answers the first
+// record in offset order whose timestamp is at least t, not the record
+// whose timestamp is closest to t.
+func TestListOffsetByTimeNonMonotonic(t *testing.T) {
+	ctx := context.Background()
+	for _, seg := range []int64{0, 100} { // one segment; or a segment a batch
+		t.Run(fmt.Sprint("segment.bytes=", seg), func(t *testing.T) {
+			b := open(t, Config{})
+			cfg := log.TopicConfig{Partitions: 1}
+			if seg > 0 {
+				cfg.Config.SegmentBytes = seg
+			}
+			require.NoError(t, b.CreateTopic(ctx, "t", cfg))
+			for _, tss := range [][]int64{{500}, {100}, {300, 50}, {700, 600}, {200}} { // 0; 1; 2-3; 4-5; 6
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, tss...)})
+				require.NoError(t, err)
+			}
+			checkListed(t, b, "t", []listCase{
+				{0, 0, 500, "the first record"},
+				{200, 0, 500, "the first in offset order, though later ones are closer"},
+				{501, 4, 700, "the first past 500"},
+				{650, 4, 700, "the first of its batch at least 650"},
+				{700, 4, 700, "exactly the largest"},
+				{701, 7, -1, "none"},
+				{api.MaxTimestamp, 4, 700, "the largest"},
+			})
+			// Once the first batches are gone, the look-up starts at the log
+			// start.
+			_, err := b.DeleteRecords(ctx, "t", 0, 3)
+			require.NoError(t, err)
+			checkListed(t, b, "t", []listCase{
+				{0, 3, 50, "the log start"},
+				{60, 4, 700, "past the log start's record"},
+				{200, 4, 700, "the record stamped 200 comes after 700"},
+			})
+		})
+	}
+}
+
+// TestListOffsetByTimeLogAppendTime: on a LogAppendTime topic a look-up by
+// timestamp searches, and answers, the broker's append times, not the
+// producer's timestamps.
+func TestListOffsetByTimeLogAppendTime(t *testing.T) {
+	ctx := context.Background()
+	clock := &stepClock{}
+	clock.ns.Store(1_700_000_000_000 * 1e6)
+	b := open(t, Config{Clock: clock})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
+	r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 10, 9_000_000_000_000)}) // 0-1
+	require.NoError(t, err)
+	require.EqualValues(t, 1_700_000_000_000, r.LogAppendTime)
+	clock.ns.Store(1_700_000_000_010 * 1e6)
+	r, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 20)}) // 2
+	require.NoError(t, err)
+	require.EqualValues(t, 1_700_000_000_010, r.LogAppendTime)
+	require.EqualValues(t, 2, r.BaseOffset)
+	checkListed(t, b, "t", []listCase{
+		{5, 0, 1_700_000_000_000, "the append time, not the producer's 10"},
+		{1_700_000_000_001, 2, 1_700_000_000_010, "the second append"},
+		{1_700_000_000_011, 3, -1, "the producer's larger timestamp does not count"},
+		{api.MaxTimestamp, 2, 1_700_000_000_010, "the latest append"},
+	})
+}
+
+// TestProduceAsyncAnswers: ProduceAsync's answer carries the batch's base
+// offset, -1 for the append time on a CreateTime topic, and the log start
+// offset after DeleteRecords; a batch of many records takes as many
+// offsets; acks 0 is answered as acks 1.
+func TestProduceAsyncAnswers(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	var bl record.Builder
+	bl.Reset()
+	const n = 1000
+	for i := range n {
+		bl.Append(int64(1000+i), nil, []byte{byte(i)}, nil)
+	}
+	many, err := bl.AppendTo(nil, compression.LZ4)
+	require.NoError(t, err)
+	resp, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: many})
+	require.NoError(t, err)
+	if ack != nil {
+		require.NoError(t, ack.Wait(ctx))
+	}
+	require.EqualValues(t, 0, resp.BaseOffset)
+	require.EqualValues(t, -1, resp.LogAppendTime)
+	require.EqualValues(t, 0, resp.LogStartOffset)
+	_, err = b.DeleteRecords(ctx, "t", 0, 500)
+	require.NoError(t, err)
+	for i, acks := range []api.Acks{api.AcksNone, api.AcksLeader} {
+		resp, ack, err = b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: acks, Batches: stamped(t, 1, 2)})
+		require.NoError(t, err)
+		if ack != nil {
+			require.NoError(t, ack.Wait(ctx))
+		}
+		require.EqualValues(t, n+2*i, resp.BaseOffset, "acks %d", acks)
+		require.EqualValues(t, 500, resp.LogStartOffset, "acks %d", acks)
+		lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
+		require.NoError(t, err)
+		require.EqualValues(t, n+2*i+2, lo.Offset, "acks %d", acks)
+	}
+	lo, err := b.ListOffset(ctx, "t", 0, 1500)
+	require.NoError(t, err)
+	require.EqualValues(t, 500, lo.Offset, "the first record at or after 1500 is the log start's")
+	require.EqualValues(t, 1500, lo.Timestamp)
+	lo, err = b.ListOffset(ctx, "t", 0, 1999)
+	require.NoError(t, err)
+	require.EqualValues(t, 999, lo.Offset, "in the middle of the compressed batch")
+	require.EqualValues(t, 1999, lo.Timestamp)
+}
