@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
@@ -197,4 +198,147 @@ func TestProduceAsyncAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 999, lo.Offset, "in the middle of the compressed batch")
 	require.EqualValues(t, 1999, lo.Timestamp)
+}
+
+// TestFetchLongPollWokenByAnyPartition: a long poll over several
+// partitions of several topics is answered when an append reaches any of
+// them (here the last one listed), not by MaxWait, and answers that
+// partition's records.
+func TestFetchLongPollWokenByAnyPartition(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 1}))
+	req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, Partitions: []api.FetchPartition{{Topic: "a"}, {Topic: "a", Partition: 1}, {Topic: "b"}}}
+	done := make(chan api.FetchResponse, 1)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, req)
+		errc <- err
+		done <- resp
+	}()
+	waitForWaiter(t)
+	produce(t, b, "b", 0, "woke")
+	require.NoError(t, <-errc)
+	resp := <-done
+	require.Empty(t, resp.Partitions[0].Records)
+	require.Empty(t, resp.Partitions[1].Records)
+	require.Equal(t, []string{"woke"}, values(t, resp.Partitions[2].Records))
+	require.EqualValues(t, 1, resp.Partitions[2].HighWatermark)
+}
+
+// TestFetchMinBytesAcrossPartitions: MinBytes counts the bytes of every
+// partition of the request, as Kafka's delayed fetch sums them: two
+// partitions that hold MinBytes between them answer at once, however
+// long MaxWait; one that holds less waits until an append on the other
+// brings the sum to MinBytes.
+func TestFetchMinBytesAcrossPartitions(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	produce(t, b, "t", 0, "x")
+	produce(t, b, "t", 1, "y")
+	one := len(batch(t, "x"))
+	parts := []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * one, Partitions: parts})
+	require.NoError(t, err)
+	require.Equal(t, []string{"x"}, values(t, resp.Partitions[0].Records))
+	require.Equal(t, []string{"y"}, values(t, resp.Partitions[1].Records))
+
+	// Three batches' worth: the third partition's append completes it.
+	errc := make(chan error, 1)
+	done := make(chan api.FetchResponse, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * one, Partitions: parts})
+		errc <- err
+		done <- resp
+	}()
+	waitForWaiter(t)
+	produce(t, b, "t", 2, "z")
+	require.NoError(t, <-errc)
+	resp = <-done
+	for i, v := range []string{"x", "y", "z"} {
+		require.NoError(t, resp.Partitions[i].Err)
+		require.Equal(t, []string{v}, values(t, resp.Partitions[i].Records), "partition %d", i)
+	}
+}
+
+// TestFetchLongPollEndsWithDeletion: a long poll on a topic that is
+// deleted during the wait ends at once with the partition's error:
+// ErrUnknownTopicID (and ErrUnknownTopic) for a fetch that names the
+// topic's ID, ErrUnknownTopic for one that does not; a fetch that names
+// the old ID after the name was created again gets ErrUnknownTopicID, not
+// the new topic's records.
+func TestFetchLongPollEndsWithDeletion(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	id := info.ID
+	errc := make(chan error, 1)
+	done := make(chan api.FetchResponse, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, Partitions: []api.FetchPartition{{Topic: "other"}, {Topic: "t", TopicID: id}, {Topic: "t"}}})
+		errc <- err
+		done <- resp
+	}()
+	waitForWaiter(t)
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, <-errc)
+	resp := <-done
+	require.NoError(t, resp.Partitions[0].Err)
+	require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopicID)
+	require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopic)
+	require.ErrorIs(t, resp.Partitions[2].Err, ErrUnknownTopic)
+	require.NotErrorIs(t, resp.Partitions[2].Err, ErrUnknownTopicID)
+
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "new")
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", TopicID: id}, {Topic: "t"}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, ErrUnknownTopicID)
+	require.Empty(t, resp.Partitions[0].Records)
+	require.Equal(t, []string{"new"}, values(t, resp.Partitions[1].Records))
+	require.NotEqual(t, id, resp.Partitions[1].TopicID)
+}
+
+// TestFetchOversizedBatchAfterFullRequest: a batch larger than both the
+// request's and its partition's MaxBytes is returned whole when its
+// partition is the first with data, so a consumer makes progress; listed
+// after a partition that filled the request, it returns nothing (no
+// error, no partial batch), and comes whole once listed first. A fetch
+// from an offset inside it returns it whole too.
+func TestFetchOversizedBatchAfterFullRequest(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	vals := make([]string, 100)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("%0100d", i)
+	}
+	produce(t, b, "t", 0, vals...) // 0-99, one batch
+	produce(t, b, "t", 1, vals...)
+	size := len(batch(t, vals...))
+	for _, off := range []int64{0, 57, 99} {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "t", Offset: off, MaxBytes: 10}, {Topic: "t", Partition: 1, MaxBytes: 10}}})
+		require.NoError(t, err)
+		require.Equal(t, vals, values(t, resp.Partitions[0].Records), "offset %d", off)
+		require.NoError(t, resp.Partitions[1].Err)
+		require.Empty(t, resp.Partitions[1].Records)
+		require.EqualValues(t, 100, resp.Partitions[1].HighWatermark)
+	}
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: size, Partitions: []api.FetchPartition{{Topic: "t", Offset: 100}, {Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.Empty(t, resp.Partitions[0].Records, "at the high watermark: nothing, no error")
+	require.NoError(t, resp.Partitions[0].Err)
+	require.Equal(t, vals, values(t, resp.Partitions[1].Records))
+
+	// Past the high watermark: out of range, the other partition answered.
+	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 101}, {Topic: "t", Partition: 1, Offset: 100}}})
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+	require.EqualValues(t, 100, resp.Partitions[0].HighWatermark)
+	require.NoError(t, resp.Partitions[1].Err)
 }
