@@ -342,3 +342,43 @@ func TestFetchOversizedBatchAfterFullRequest(t *testing.T) {
 	require.EqualValues(t, 100, resp.Partitions[0].HighWatermark)
 	require.NoError(t, resp.Partitions[1].Err)
 }
+
+// TestListOffsetMaxTimestampFromLogStartMidBatch: MAX_TIMESTAMP answers
+// the first record with the largest timestamp among those from the log
+// start offset on: a larger one in the same batch but below the log start
+// (DeleteRecords into the batch) is not the answer (Kafka's broker would
+// answer it, below the log start; runnel documents the difference), nor
+// is a later record with a timestamp equal to the largest.
+func TestListOffsetMaxTimestampFromLogStartMidBatch(t *testing.T) {
+	ctx := context.Background()
+	for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			var bl record.Builder
+			bl.Reset()
+			for _, ts := range []int64{900, 100, 300, 300, 200} { // 0-4
+				bl.Append(ts, []byte("k"), []byte("v"), nil)
+			}
+			data, err := bl.AppendTo(nil, codec)
+			require.NoError(t, err)
+			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
+			require.NoError(t, err)
+			checkListed(t, b, "t", []listCase{{api.MaxTimestamp, 0, 900, "the first record"}})
+			_, err = b.DeleteRecords(ctx, "t", 0, 1)
+			require.NoError(t, err)
+			checkListed(t, b, "t", []listCase{
+				{api.MaxTimestamp, 2, 300, "the first of the two largest from the log start"},
+				{250, 2, 300, "by time"},
+				{901, 5, -1, "the record stamped 900 is gone"},
+			})
+			_, err = b.DeleteRecords(ctx, "t", 0, 5)
+			require.NoError(t, err)
+			checkListed(t, b, "t", []listCase{
+				{api.MaxTimestamp, 5, -1, "no record left: the high watermark"},
+				{0, 5, -1, "no record left"},
+				{api.Earliest, 5, -1, "the log start"},
+			})
+		})
+	}
+}
