@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -381,4 +383,93 @@ func TestListOffsetMaxTimestampFromLogStartMidBatch(t *testing.T) {
 			})
 		})
 	}
+}
+
+// answersWithoutWaiting runs fetch and fails the test if it waits in a
+// long poll (its stack in waitAny) instead of answering: its data are
+// there already. The wait is ended (ctx) before the test fails.
+func answersWithoutWaiting(t *testing.T, b *Broker, req *api.FetchRequest) api.FetchResponse {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type answer struct {
+		resp api.FetchResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, req)
+		done <- answer{resp, err}
+	}()
+	buf := make([]byte, 1<<20)
+	for {
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			return a.resp
+		default:
+		}
+		n := runtime.Stack(buf, true)
+		if strings.Contains(string(buf[:n]), "runnel.waitAny(") {
+			cancel()
+			<-done
+			t.Fatal("the fetch waits for an append though the log holds MinBytes within the partitions' limits (Kafka's delayed fetch answers at once)")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestFetchMinBytesCountsWhatLimitsHoldBack: Kafka's delayed fetch counts,
+// for each partition, the bytes it holds from the fetch offset up to the
+// high watermark, at most the partition's max bytes, and answers once
+// their sum reaches MinBytes: bytes the limits keep out of this answer
+// (a batch that does not fit in the partition's room left, a partition
+// after one that filled the request's MaxBytes) count, for they are
+// there and the next fetch reads them. The broker counted only whole
+// batches within the request's room, and waited the whole MaxWait for an
+// append where Kafka answers at once: a consumer whose FetchMinBytes is
+// its per-partition max bytes (or near the request's) got one answer per
+// MaxWait however far behind it was. It failed before the fix.
+func TestFetchMinBytesCountsWhatLimitsHoldBack(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	for range 4 {
+		produce(t, b, "t", 0, "aaaaaaaaaaaaaaaaaaaa")
+	}
+	one := len(batch(t, "aaaaaaaaaaaaaaaaaaaa"))
+	produce(t, b, "t", 1, "bbbbbbbbbbbbbbbbbbbb")
+
+	// One partition: its limit is 2.5 batches, MinBytes that limit. Two
+	// batches come back; the third, which does not fit, makes the limit.
+	limit := one * 5 / 2
+	resp := answersWithoutWaiting(t, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: limit,
+		Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: limit}}})
+	require.Len(t, values(t, resp.Partitions[0].Records), 2)
+
+	// Two partitions, MinBytes the request's MaxBytes of 1.5 batches: the
+	// second partition's batch does not fit after the first's, and is
+	// there.
+	resp = answersWithoutWaiting(t, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: one * 3 / 2, MaxBytes: one * 3 / 2,
+		Partitions: []api.FetchPartition{{Topic: "t", Offset: 3}, {Topic: "t", Partition: 1}}})
+	require.Len(t, values(t, resp.Partitions[0].Records), 1)
+	require.Empty(t, resp.Partitions[1].Records)
+
+	// What is not there still waits: at the high watermark, with less than
+	// MinBytes, an append ends the wait.
+	type answer struct {
+		resp api.FetchResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * one,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}, {Topic: "t", Partition: 1}}})
+		done <- answer{resp, err}
+	}()
+	waitForWaiter(t)
+	produce(t, b, "t", 0, "c")
+	a := <-done
+	require.NoError(t, a.err)
+	require.Equal(t, []string{"c"}, values(t, a.resp.Partitions[0].Records))
 }
