@@ -463,7 +463,7 @@ func TestFetchMinBytesCountsWhatLimitsHoldBack(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * one,
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: one + 1,
 			Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}, {Topic: "t", Partition: 1}}})
 		done <- answer{resp, err}
 	}()
