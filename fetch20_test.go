@@ -140,11 +140,11 @@ func TestListOffsetByTimeLogAppendTime(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
 	r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 10, 9_000_000_000_000)}) // 0-1
 	require.NoError(t, err)
-	require.EqualValues(t, 1_700_000_000_000, r.LogAppendTime)
+	require.EqualValues(t, int64(1_700_000_000_000), r.LogAppendTime)
 	clock.ns.Store(1_700_000_000_010 * 1e6)
 	r, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: stamped(t, 20)}) // 2
 	require.NoError(t, err)
-	require.EqualValues(t, 1_700_000_000_010, r.LogAppendTime)
+	require.EqualValues(t, int64(1_700_000_000_010), r.LogAppendTime)
 	require.EqualValues(t, 2, r.BaseOffset)
 	checkListed(t, b, "t", []listCase{
 		{5, 0, 1_700_000_000_000, "the append time, not the producer's 10"},
