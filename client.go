@@ -411,9 +411,12 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
-// Like Kafka's, a partition's read stops at the end of a segment: once
-// the partitions hold MinBytes within the request's limits the answer
-// comes, though its batches may be fewer (the next fetch reads on).
+// Like Kafka's, a partition's read stops at the end of a segment, and the
+// limits below may keep batches out of the answer: once the partitions
+// hold MinBytes below their high watermarks, each counted up to its
+// MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's
+// delayed fetch counts them, the answer comes, though its batches may be
+// fewer (the next fetch reads on).
 //
 // The batches of a partition stay within its MaxBytes, and those of the
 // response within req.MaxBytes (50 MiB when not set), except that the
@@ -468,7 +471,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		if total > 0 && total+b.readable(req, resp, maxBytes, total, want-total) >= want {
+		if total > 0 && total+b.readable(req, resp, maxBytes, want-total) >= want {
 			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
@@ -620,51 +623,53 @@ func idGone(err error, fp api.FetchPartition) error {
 	return fmt.Errorf("%w: %s: no topic has ID %s (it was deleted: %w)", ErrUnknownTopicID, fp.Topic, fp.TopicID, err)
 }
 
-// readable counts the bytes, up to need, that resp's partitions hold below
-// their high watermarks after the batches resp has, within the request's
-// limits (total is what resp has): a read stops at the end of a segment
-// (and on the memory FS at the end of a chunk of its file), so one pass
-// of fetchOnce may find less than MinBytes where the log holds more.
-// Kafka's delayed fetch completes then (its fetch offset is on an older
-// segment than the high watermark); a wait for an append would wait for
-// records the log already has. The reads are probes: their bytes are not
-// returned (that would copy, where a read is a view), the consumer's next
-// fetch reads them.
-func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, total, need int) int {
+// readable counts the bytes, up to need, that resp's partitions hold
+// below their high watermarks after the batches resp has, as Kafka's
+// delayed fetch counts them: each partition's up to its limit (its
+// MaxBytes, or the request's) less what resp has of it. A read stops at
+// the end of a segment (and on the memory FS at the end of a chunk of its
+// file), so one pass of fetchOnce may find less than MinBytes where the
+// log holds more below the high watermark; and the limits may keep out
+// of resp bytes that are there: a batch larger than its partition's room
+// left, a partition after one that filled the request's MaxBytes. Kafka's
+// delayed fetch counts those (bytes from the fetch offset to the high
+// watermark, at most the partition's max bytes, whatever the request's
+// max bytes) and completes; a wait for an append would wait for records
+// the log already has, and the answer would be no larger for it. A batch
+// that does not fit counts as the room it fills. The reads are probes:
+// their bytes are not returned (that would copy, where a read is a view),
+// the consumer's next fetch reads them.
+func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, need int) int {
 	more := 0
 	var buf []byte
 	for i, fp := range req.Partitions {
 		out := resp.Partitions[i]
-		if out.Err != nil || len(out.Records) == 0 {
+		if out.Err != nil {
 			continue
 		}
 		t, p, err := b.topicPartition(context.Background(), fp.Topic, fp.Partition, false)
 		if err != nil || t.ID != out.TopicID {
 			continue
 		}
-		end := nextAfter(out.Records, -1)
-		room := len(out.Records) // the partition's room left: its limit less what it has
-		if fp.MaxBytes > 0 {
-			room = fp.MaxBytes - room
-		} else {
-			room = maxBytes - room
+		end := nextAfter(out.Records, fp.Offset)
+		limit := fp.MaxBytes
+		if limit <= 0 {
+			limit = maxBytes
 		}
-		for end >= 0 && end < out.HighWatermark && more < need {
-			room = min(room, maxBytes-total-more)
-			if room <= 0 {
-				break
-			}
+		room := limit - len(out.Records) // the partition's room left
+		for end < out.HighWatermark && room > 0 && more < need {
 			data, err := p.ReadInto(buf[:0], end, min(room, need-more), out.HighWatermark)
-			if err != nil || len(data) == 0 || len(data) > room {
+			if err != nil || len(data) == 0 {
 				break
 			}
 			buf = data // reused by the next probe (on the OS's FS; a view in memory)
+			n := min(len(data), room)
+			more += n
+			room -= n
 			next := nextAfter(data, end)
 			if next <= end {
 				break
 			}
-			more += len(data)
-			room -= len(data)
 			end = next
 		}
 		if more >= need {
