@@ -52,38 +52,7 @@ import (
 //
 // (RUNNEL_STRESS_BASE sets the first seed; RUNNEL_STRESS_SEED replays one.)
 func TestConcurrentStress(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	if v := os.Getenv("RUNNEL_STRESS_SEED"); v != "" {
-		seed, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_STRESS_SEED=%q: %v", v, err)
-		}
-		runStress(t, seed, 4000, false)
-		return
-	}
-	seeds, ops := 6, 1500
-	if testing.Short() {
-		seeds, ops = 3, 300
-	}
-	base := uint64(1)
-	if v := os.Getenv("RUNNEL_STRESS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("RUNNEL_STRESS=%q: %v", v, err)
-		}
-		seeds, ops = n, 4000
-		base = uint64(time.Now().UnixNano() % 1_000_000)
-	}
-	if v := os.Getenv("RUNNEL_STRESS_BASE"); v != "" {
-		b, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_STRESS_BASE=%q: %v", v, err)
-		}
-		base = b
-	}
-	for seed := base; seed < base+uint64(seeds); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops, false) })
-	}
+	stressSeeds(t, false, "RUNNEL_STRESS", stressScale{seeds: 6, ops: 1500, shortSeeds: 3, shortOps: 300, randomBase: true})
 }
 
 // TestConcurrentStressOS is TestConcurrentStress on the OS's file system
@@ -96,27 +65,45 @@ func TestConcurrentStress(t *testing.T) {
 //
 //	RUNNEL_STRESS_OS=100 go test -race -run TestConcurrentStressOS -timeout 1h ./log
 func TestConcurrentStressOS(t *testing.T) {
+	stressSeeds(t, true, "RUNNEL_STRESS_OS", stressScale{seeds: 3, ops: 800, shortSeeds: 2, shortOps: 200})
+}
+
+// stressScale is how many seeds of how many operations a stress test
+// runs by default and under -short; with its env var set to N it runs N
+// seeds of 4000 operations, from a random first seed if randomBase.
+type stressScale struct {
+	seeds, ops, shortSeeds, shortOps int
+	randomBase                       bool
+}
+
+// stressSeeds runs runStress (on the OS's file system if osFS) over the
+// seeds sc and env say; RUNNEL_STRESS_SEED replays one seed and
+// RUNNEL_STRESS_BASE sets the first.
+func stressSeeds(t *testing.T, osFS bool, env string, sc stressScale) {
 	defer goleak.VerifyNone(t)
 	if v := os.Getenv("RUNNEL_STRESS_SEED"); v != "" {
 		seed, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			t.Fatalf("RUNNEL_STRESS_SEED=%q: %v", v, err)
 		}
-		runStress(t, seed, 4000, true)
+		runStress(t, seed, 4000, osFS)
 		return
 	}
-	seeds, ops := 3, 800
+	seeds, ops := sc.seeds, sc.ops
 	if testing.Short() {
-		seeds, ops = 2, 200
-	}
-	if v := os.Getenv("RUNNEL_STRESS_OS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("RUNNEL_STRESS_OS=%q: %v", v, err)
-		}
-		seeds, ops = n, 4000
+		seeds, ops = sc.shortSeeds, sc.shortOps
 	}
 	base := uint64(1)
+	if v := os.Getenv(env); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", env, v, err)
+		}
+		seeds, ops = n, 4000
+		if sc.randomBase {
+			base = uint64(time.Now().UnixNano() % 1_000_000)
+		}
+	}
 	if v := os.Getenv("RUNNEL_STRESS_BASE"); v != "" {
 		b, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -125,7 +112,7 @@ func TestConcurrentStressOS(t *testing.T) {
 		base = b
 	}
 	for seed := base; seed < base+uint64(seeds); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops, true) })
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runStress(t, seed, ops, osFS) })
 	}
 }
 
