@@ -48,8 +48,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		}
 		if !b.sealed {
-			waited, err := pp.seal(b, dl, deadline)
-			if err != nil {
+			if err := pp.seal(b, dl, deadline); err != nil {
 				// Past the deadline (a producer id not taken by then),
 				// the next pass fails the batch with ErrDeliveryTimeout.
 				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
@@ -65,11 +64,12 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 				pp.giveUp(b, err)
 				return
 			}
-			if waited && !b.sent && b.dropEnded() {
-				// Records' ctxs ended while the batch waited for its
-				// producer id: seal it again without them (or drop it),
-				// at once, from the top, as after a wait for a place
-				// among the requests in flight (below).
+			if !b.sent && b.dropEnded() {
+				// Records' ctxs ended while the batch was sealed (it may
+				// have waited for its producer id): seal it again without
+				// them (or drop it), at once, from the top, as after a
+				// wait for a place among the requests in flight (below).
+				// With no ctx that may end, dropEnded costs a compare.
 				pp.unseal(b)
 				reseal = true
 				continue
@@ -222,10 +222,9 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 }
 
 // seal gives the batch its producer id and sequence numbers (when
-// idempotent) and encodes it, and reports whether it waited for a
-// producer id: the records' ctxs may have ended meanwhile. Taking a
-// producer id waits until the batch's deadline at most (through dl).
-func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) (waited bool, err error) {
+// idempotent) and encodes it. Taking a producer id waits until the
+// batch's deadline at most (through dl).
+func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	p := pp.p
 	if pp.bld == nil {
 		pp.bld = p.builders.Get().(*record.Builder)
@@ -235,11 +234,11 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) (waited b
 	if p.cfg.idempotent {
 		id, epoch, gen, ok := p.knownPID()
 		if !ok {
-			waited = true
+			var err error
 			id, epoch, gen, err = p.producerID(dl.start(deadline))
 			dl.stop()
 			if err != nil {
-				return waited, err
+				return err
 			}
 		}
 		if gen != pp.pidGen {
@@ -251,7 +250,7 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) (waited b
 	b.encode(bld)
 	data, err := bld.Finish(p.cfg.codec)
 	if err != nil {
-		return waited, err
+		return err
 	}
 	if p.cfg.idempotent {
 		pp.seq = record.AddSequence(pp.seq, int64(b.live()))
@@ -259,7 +258,7 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) (waited b
 	b.data = data
 	copy(b.hdr[:], data)
 	b.sealed = true
-	return waited, nil
+	return nil
 }
 
 // unseal undoes the seal of a batch never sent, after records were
