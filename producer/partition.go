@@ -538,7 +538,7 @@ type partition struct {
 	mu       sync.Mutex
 	cur      *batch    // open batch, or nil
 	queue    []*batch  // full batches waiting, oldest first
-	spare    *batch    // a sent batch, empty, for the next one (see reuse)
+	spares   []*batch  // sent batches, empty, for the next ones (see reuse)
 	draining bool      // the partition's goroutine runs
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
@@ -697,28 +697,33 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool)
 	return true, trickle, nil
 }
 
-// newBatchLocked returns an empty batch: the spare, or one from the pool.
+// newBatchLocked returns an empty batch: a spare, or one from the pool.
 func (pp *partition) newBatchLocked(created time.Time) *batch {
-	b := pp.spare
-	if b == nil {
+	n := len(pp.spares)
+	if n == 0 {
 		return pp.p.newBatch(created)
 	}
-	pp.spare = nil
+	b := pp.spares[n-1]
+	pp.spares[n-1] = nil
+	pp.spares = pp.spares[:n-1]
 	b.created = created
 	return b
 }
 
-// reuse empties a batch that is done and keeps it as the partition's
-// spare, so that the next batch starts with the buffers this one grew: a
-// sync.Pool drops its batches at every other collection, and under load
-// (collections every few milliseconds) a 1 MB batch then grows again by
-// copying itself. A second spare goes to the pool. The spare goes back to
-// the pool when the partition's goroutine ends (dropSpareLocked).
+// reuse empties a batch that is done and keeps it as one of the
+// partition's spares, so that the next batches start with the buffers
+// this one grew: a sync.Pool drops its batches at every other
+// collection, and under load (collections every few milliseconds) a
+// 1 MB batch then grows again by copying itself, as every batch in
+// flight did when only one was kept. It keeps as many as can be in use
+// at once — the open one and those in flight — up to maxSpares; another
+// goes to the pool. The spares go back to the pool when the partition's
+// goroutine ends (dropSpareLocked).
 func (pp *partition) reuse(b *batch) {
 	b.reset()
 	pp.mu.Lock()
-	if pp.spare == nil {
-		pp.spare, b = b, nil
+	if len(pp.spares) < min(pp.p.cfg.maxInFlight, maxSpares) {
+		pp.spares, b = append(pp.spares, b), nil
 	}
 	pp.mu.Unlock()
 	if b != nil {
@@ -726,13 +731,18 @@ func (pp *partition) reuse(b *batch) {
 	}
 }
 
-// dropSpareLocked hands the spare batch and the builder back to their
+// maxSpares bounds a partition's spare batches (see reuse) for a producer
+// without idempotence whose MaxInFlight is large.
+const maxSpares = 8
+
+// dropSpareLocked hands the spare batches and the builder back to their
 // pools as the partition's goroutine ends (no batch is in flight then).
 func (pp *partition) dropSpareLocked() {
-	if pp.spare != nil {
-		pp.p.batches.Put(pp.spare)
-		pp.spare = nil
+	for i, b := range pp.spares {
+		pp.p.batches.Put(b)
+		pp.spares[i] = nil
 	}
+	pp.spares = pp.spares[:0]
 	if pp.bld != nil {
 		pp.p.builders.Put(pp.bld)
 		pp.bld = nil
