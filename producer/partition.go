@@ -217,6 +217,22 @@ func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int,
 	return n, nil
 }
 
+// lookUpNow is refresh for a record whose partitioner chose a partition
+// past the count the producer knows, with lookUp's retries: with block,
+// a retriable error is retried until ctx ends, Close or DeliveryTimeout,
+// as the look-up of a topic's first count is (Kafka's producer waits for
+// the metadata of such a record, too, up to max.block.ms).
+func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
+	t.refreshAt.Store(t.p.nextRefresh(time.Now()))
+	n, err := t.p.lookUp(ctx, t.name, block)
+	if err != nil {
+		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
+		return 0, err
+	}
+	t.follow(n)
+	return n, nil
+}
+
 // lookAgain asks the broker for a topic known to be gone: the broker's
 // error if it still is, else nil, the producer following the topic's
 // partition count again.

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/record"
@@ -261,10 +260,10 @@ func noPromise(*record.Record, error) {}
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
 // ErrInvalidPartition (with ErrClosed or ctx's error if Close or the end
-// of ctx cuts the look-up short, as any wait of Produce). A look-up of a
-// topic not written to yet (or found deleted) that fails with an error
-// Kafka's table calls retriable (a request timed out, say; not an
-// unknown topic, which fails r at once) is retried with RetryBackoff's
+// of ctx cuts the look-up short, as any wait of Produce). Any of these
+// look-ups that fails with an error Kafka's table calls retriable (a
+// request timed out, say; not an unknown topic, which fails r at once)
+// is retried with RetryBackoff's
 // backoff, as Kafka's producer waits for its metadata, until ctx ends,
 // Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
 // does not wait for that either, and fails r with the first answer's
@@ -437,8 +436,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		if ferr := failed[pastCount+topic]; ferr != nil {
 			err = ferr
 		} else {
-			now := time.Now()
-			n, rerr := t.refresh(ctx, now, now.Add(p.cfg.deliveryTimeout))
+			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
 				err = t.buffer(pr, rctx)
