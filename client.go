@@ -144,6 +144,8 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
 // log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
 // that does not decode in a batch whose header and CRC are sound, a
+// header whose record count is not its offset range, a base offset
+// other than 0 (whatever the CRC, as Kafka checks it first), a
 // codec that is unknown and compressed records that do not decompress,
 // which match record.ErrCorrupt too: Kafka's INVALID_RECORD, not
 // retriable); record.ErrCorrupt
