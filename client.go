@@ -231,7 +231,7 @@ func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 // produce is the append of Produce and ProduceAsync, and the partition
 // appended to.
 func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, *log.Partition, error) {
-	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	if b.isClosed() {
 		return resp, log.Durability{}, nil, ErrClosed
 	}

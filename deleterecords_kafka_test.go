@@ -63,3 +63,30 @@ func TestDeleteRecordsAgainstTheHighWatermark(t *testing.T) {
 }
 
 func withoutSize(p PartitionInfo) PartitionInfo { p.Size = 0; return p }
+
+// TestRefusedProduceAnswersNoOffsets: a refused produce answers base
+// offset, log append time and log start offset -1, as Kafka's
+// PartitionResponse for an error does (INVALID_OFFSET, NO_TIMESTAMP,
+// INVALID_OFFSET), not a log start offset of 0 that the partition may
+// not have.
+func TestRefusedProduceAnswersNoOffsets(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a", "b")
+	_, err := b.DeleteRecords(ctx, "t", 0, 2)
+	require.NoError(t, err)
+	bad := batch(t, "x")
+	bad[len(bad)-1] ^= 1
+	for _, req := range []*api.ProduceRequest{
+		{Topic: "t", Acks: api.AcksAll, Batches: bad},
+		{Topic: "t", Partition: 7, Acks: api.AcksAll, Batches: batch(t, "x")},
+		{Topic: "t", Acks: 2, Batches: batch(t, "x")},
+	} {
+		resp, err := b.Produce(ctx, req)
+		require.Error(t, err)
+		require.Equal(t, api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, resp, "%v", err)
+	}
+	resp := produce(t, b, "t", 0, "c")
+	require.EqualValues(t, 2, resp.LogStartOffset)
+}
