@@ -230,6 +230,9 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	defer close(b.closeDone)
+	if testHookCloseMarked != nil {
+		testHookCloseMarked()
+	}
 	b.bgMu.Lock() // syncLater sees closed from here on: no goroutine starts
 	b.cancel()
 	b.bgMu.Unlock()
@@ -241,6 +244,10 @@ func (b *Broker) Close() error {
 	err := b.closeTopics()
 	return errors.Join(err, b.lock.Close())
 }
+
+// testHookCloseMarked, when set (by tests), runs in Close once it has
+// marked the broker closed, before it cancels the broker's ctx.
+var testHookCloseMarked func()
 
 // isClosed reports whether the broker is closed, or is a zero Broker,
 // which is never open.

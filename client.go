@@ -144,6 +144,8 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
 // log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
 // that does not decode in a batch whose header and CRC are sound, a
+// header whose record count is not its offset range, a base offset
+// other than 0 (whatever the CRC, as Kafka checks it first), a
 // codec that is unknown and compressed records that do not decompress,
 // which match record.ErrCorrupt too: Kafka's INVALID_RECORD, not
 // retriable); record.ErrCorrupt
@@ -229,7 +231,7 @@ func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api
 // produce is the append of Produce and ProduceAsync, and the partition
 // appended to.
 func (b *Broker) produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, log.Durability, *log.Partition, error) {
-	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+	resp := api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	if b.isClosed() {
 		return resp, log.Durability{}, nil, ErrClosed
 	}

@@ -602,9 +602,12 @@ func (b *Broker) setTopic(name string, t *log.Topic) {
 
 // adminStop returns the error that stops an admin call between two
 // partitions it makes: ErrClosed once Close has begun (it waits for the
-// admin call in flight), ctx's error once ctx ended; nil to go on.
+// admin call in flight) — from the moment it marks the broker closed,
+// when every other call starts answering ErrClosed, not only once it has
+// cancelled the broker's ctx a moment later — ctx's error once ctx ended;
+// nil to go on.
 func (b *Broker) adminStop(ctx context.Context) error {
-	if b.ctx.Err() != nil {
+	if b.closed.Load() || b.ctx.Err() != nil {
 		return ErrClosed
 	}
 	return ctx.Err()

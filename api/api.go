@@ -124,7 +124,7 @@ type ProduceRequest struct {
 type ProduceResponse struct {
 	BaseOffset     int64 // offset of the first record, with AcksNone too (see AcksNone); -1 when refused
 	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
-	LogStartOffset int64 // the partition's log start offset when it answered
+	LogStartOffset int64 // the partition's log start offset when it answered; -1 when refused, as Kafka's
 	// Duplicate is true when the batch was a retry of one the broker had
 	// already appended (idempotence): BaseOffset is the original one, and
 	// LogAppendTime the original one (-1 on a CreateTime topic, where

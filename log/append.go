@@ -64,9 +64,11 @@ type AppendResult struct {
 // matching record.ErrCorrupt too, a record that does not decode in a
 // batch whose header and CRC are sound, a batch whose codec is unknown or
 // whose compressed records do not decompress (compression.ErrUnknownCodec,
-// compression.ErrCorrupt), data that holds no whole batch,
+// compression.ErrCorrupt), a batch whose CRC holds but whose header
+// does not (a record count that is not its offset range, more records
+// than its bytes hold), data that holds no whole batch,
 // and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
-// batches (nothing is written);
+// batches, a failed CRC among them (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
@@ -313,11 +315,18 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		if err != nil {
 			return 0, nil, notABatch(data[p:], p, err)
 		}
+		// Kafka's broker looks at a produced batch's base offset first
+		// (UnifiedLog.analyzeAndValidateRecords), before its size and
+		// CRC: offsets are the log's to assign (and the CRC does not
+		// cover them).
+		if b.BaseOffset() != 0 {
+			return 0, nil, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
+		}
 		if len(b) > l.cfg.MaxMessageBytes {
 			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
 		}
 		if err := b.Validate(int64(p)); err != nil {
-			return 0, nil, undecodable(err)
+			return 0, nil, badHeader(b, err)
 		}
 		n := b.NumRecords()
 		if n == 0 || b.LastOffsetDelta() != n-1 {
@@ -328,8 +337,6 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// assign, control batches the broker's to write, and an idempotent
 		// batch needs its sequence number.
 		switch {
-		case b.BaseOffset() != 0:
-			return 0, nil, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
 		case b.IsControl():
 			return 0, nil, fmt.Errorf("%w: batch at %d is a control batch, which producers may not write", ErrInvalidRecord, p)
 		case b.IsTransactional():
@@ -500,6 +507,23 @@ func undecodable(err error) error {
 		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	return err
+}
+
+// badHeader is the error of b, a batch that record.Parse took, whose
+// Validate failed with err. A CRC that fails is CORRUPT_MESSAGE, as
+// Kafka's broker answers it (retriable: the bytes went bad on their way).
+// Once the CRC holds, what fails is the header's own fields, as the
+// producer wrote them — a record count that is not the offset range
+// (last offset delta + 1), a negative count or delta, more records than
+// the batch's bytes can hold, an unknown codec — which Kafka's
+// LogValidator (validateBatch, and the record iterator for records that
+// are not there) refuses with InvalidRecordException: INVALID_RECORD,
+// not retriable, for a batch that no retry will change.
+func badHeader(b record.Batch, err error) error {
+	if b.CRC() != b.ComputeCRC() {
+		return err
+	}
+	return undecodable(malformedRecord(err))
 }
 
 // framingBufs holds buffers for the decompressed records of checkFraming.

@@ -633,7 +633,7 @@ func (r *Rule) hold(ctx context.Context) error {
 
 // refusedProduce is a produce request's response when it fails, as the
 // broker's.
-var refusedProduce = api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1}
+var refusedProduce = api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 
 // takeProduce returns the rule that applies to a produce request, if
 // any, or the error of a Match that panicked.

@@ -1307,6 +1307,29 @@ func TestParityProduceValidation(t *testing.T) {
 			record.Batch(b).UpdateCRC()
 			return b
 		}},
+		// LogValidator.validateBatch: "Inconsistent batch offset range",
+		// "Invalid reported count" (InvalidRecordException), after the
+		// CRC check; not CORRUPT_MESSAGE, which a producer retries.
+		{name: "a record count above the offset range", kafka: codeInvalidRecord, make: func(t *testing.T, _ int64, _ int16) []byte {
+			b := values(t, []int64{now.UnixMilli(), now.UnixMilli()})
+			binary.BigEndian.PutUint32(b[57:], 3)
+			record.Batch(b).UpdateCRC()
+			return b
+		}},
+		{name: "a negative record count", kafka: codeInvalidRecord, make: func(t *testing.T, _ int64, _ int16) []byte {
+			b := values(t, []int64{now.UnixMilli(), now.UnixMilli()})
+			binary.BigEndian.PutUint32(b[57:], 0xffffffff)
+			record.Batch(b).UpdateCRC()
+			return b
+		}},
+		// UnifiedLog.analyzeAndValidateRecords looks at the base offset
+		// before the CRC.
+		{name: "a base offset other than 0 and a bad CRC", kafka: codeInvalidRecord, make: func(t *testing.T, _ int64, _ int16) []byte {
+			b := one(t, -1, -1, -1)
+			binary.BigEndian.PutUint64(b, 5)
+			b[len(b)-1] ^= 1
+			return b
+		}},
 		{name: "a base offset other than 0", kafka: codeInvalidRecord,
 			make: func(t *testing.T, _ int64, _ int16) []byte {
 				b := one(t, -1, -1, -1)
