@@ -134,7 +134,7 @@ type Log struct {
 	unflushed int64
 	lastFlush time.Time
 
-	activeCreated time.Time          // when the active segment was created or opened (mu)
+	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 
 	fenced atomic.Pointer[error]
