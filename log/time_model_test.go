@@ -108,6 +108,10 @@ type timeModel struct {
 	recs     []timeRec
 	batchMax map[int64]int64 // batch base offset -> its max timestamp
 	start    int64
+	// created is when the active segment was created, the log opened or
+	// a truncation emptied the segment: segment.ms counts from it when
+	// the first batch has no timestamp.
+	created int64
 }
 
 func newTimeModel(t *rapid.T) *timeModel {
@@ -129,6 +133,7 @@ func (m *timeModel) open(t *rapid.T) {
 		t.Fatalf("open: %v", err)
 	}
 	m.l = l
+	m.created = m.clock.Now().UnixMilli()
 }
 
 func (m *timeModel) end() int64 { return int64(len(m.recs)) }
@@ -225,8 +230,12 @@ func (m *timeModel) Append(t *rapid.T) {
 	rolled := len(m.segs()) > len(segsBefore)
 	bySize := activeSize+int64(len(data)) > cfg.SegmentBytes
 	byTime := false
-	if activeSize > 0 && cfg.SegmentTime > 0 && firstTs >= 0 {
-		byTime = appendMax-firstTs > cfg.SegmentTime.Milliseconds()
+	if activeSize > 0 && cfg.SegmentTime > 0 {
+		if firstTs >= 0 {
+			byTime = appendMax-firstTs > cfg.SegmentTime.Milliseconds()
+		} else {
+			byTime = now-m.created > cfg.SegmentTime.Milliseconds()
+		}
 	}
 	switch {
 	case activeSize > 0 && byTime && !rolled:
@@ -234,9 +243,12 @@ func (m *timeModel) Append(t *rapid.T) {
 			firstTs, appendMax, cfg.SegmentTime.Milliseconds())
 	case rolled && activeSize == 0:
 		t.Fatalf("rolled an empty active segment")
-	case rolled && !bySize && !byTime && !indexFull && firstTs >= 0:
-		t.Fatalf("rolled for no reason: size %d + %d of %d, first batch %d, append max %d, segment.ms %d",
-			activeSize, len(data), cfg.SegmentBytes, firstTs, appendMax, cfg.SegmentTime.Milliseconds())
+	case rolled && !bySize && !byTime && !indexFull:
+		t.Fatalf("rolled for no reason: size %d + %d of %d, first batch %d, append max %d, created %d, now %d, segment.ms %d",
+			activeSize, len(data), cfg.SegmentBytes, firstTs, appendMax, m.created, now, cfg.SegmentTime.Milliseconds())
+	}
+	if rolled {
+		m.created = now
 	}
 }
 
@@ -267,8 +279,12 @@ func (m *timeModel) Reconfigure(t *rapid.T) {
 
 // Roll rolls the active segment.
 func (m *timeModel) Roll(t *rapid.T) {
+	n := len(m.segs())
 	if err := m.l.Roll(); err != nil {
 		t.Fatalf("roll: %v", err)
+	}
+	if len(m.segs()) > n {
+		m.created = m.clock.Now().UnixMilli()
 	}
 }
 
@@ -317,6 +333,7 @@ func (m *timeModel) Retention(t *rapid.T) {
 	wantStart := m.start
 	if n == len(segs) {
 		wantStart = m.end()
+		m.created = now // rolled
 	} else if n > 0 {
 		wantStart = max(m.start, segs[n].Base())
 	}
@@ -362,6 +379,9 @@ func (m *timeModel) Truncate(t *rapid.T) {
 	}
 	m.recs = m.recs[:want]
 	m.start = min(m.start, want)
+	if segs := m.segs(); segs[len(segs)-1].Size() == 0 {
+		m.created = m.clock.Now().UnixMilli()
+	}
 }
 
 // DeleteRecords moves the log start offset.
