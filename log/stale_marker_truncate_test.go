@@ -1,0 +1,51 @@
+package log
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/segment"
+)
+
+// TestCleanMarkerTimeIndexLostEntryBeforeTheMax: as
+// TestCleanMarkerTimeIndexOfAnotherMoment, with the active segment's
+// largest timestamp in its last batch, after the offset index's last
+// entry: Open finds the max timestamp and its offset that the marker
+// recorded, from that batch, though the time index lost the entry of an
+// earlier batch (found by TestTimeModel). The segment's later answers
+// rest on the entries the time index has at its index points: a
+// truncation that cut the last batch took the max timestamp of what was
+// left from the batches after the offset index entry below the cut, and
+// missed the earlier batch's larger one; OffsetForTime then skipped the
+// segment, and retention would have judged it by a timestamp too low.
+func TestCleanMarkerTimeIndexLostEntryBeforeTheMax(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1} // an index entry a batch
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, ts, "a"))     // 0
+	appendOK(t, l, valueBatch(t, ts+100, "b")) // 1: a time index entry
+	appendOK(t, l, valueBatch(t, ts+50, "c"))  // 2
+	appendOK(t, l, valueBatch(t, ts+200, "d")) // 3: the largest, another entry
+	require.NoError(t, l.Close())
+	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.TimeIndexSuffix)), nil)
+
+	l = e.open(cfg)
+	defer l.Close()
+	end, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, end)
+	off, ok, err := l.OffsetForTime(ts + 100)
+	require.NoError(t, err)
+	require.True(t, ok, "record 1 has timestamp %d", ts+100)
+	require.EqualValues(t, 1, off)
+	off, ok, err = l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+	segs := *l.segs.Load()
+	require.EqualValues(t, ts+100, segs[0].MaxTimestamp())
+}
