@@ -2,7 +2,10 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -361,6 +364,7 @@ func (m *timeModel) Truncate(t *rapid.T) {
 		return
 	}
 	off := rapid.Int64Range(m.start, m.end()).Draw(t, "truncateTo")
+	oldEnd := m.end()
 	want := m.end()
 	if off < m.end() {
 		want = m.recs[off].batch
@@ -379,7 +383,9 @@ func (m *timeModel) Truncate(t *rapid.T) {
 	}
 	m.recs = m.recs[:want]
 	m.start = min(m.start, want)
-	if segs := m.segs(); segs[len(segs)-1].Size() == 0 {
+	if segs := m.segs(); off < oldEnd && segs[len(segs)-1].Size() == 0 {
+		// Emptied by the cut (a truncation to the end does nothing, as
+		// Kafka's).
 		m.created = m.clock.Now().UnixMilli()
 	}
 }
@@ -415,6 +421,11 @@ func (m *timeModel) DamageTimeIndex(t *rapid.T) {
 	}
 	path := filepath.Join(m.dir, segment.FileName(base, segment.TimeIndexSuffix))
 	f, err := m.fs.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Close removed an index that lookups had found bad.
+		m.open(t)
+		return
+	}
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
@@ -423,7 +434,63 @@ func (m *timeModel) DamageTimeIndex(t *rapid.T) {
 	if err != nil {
 		t.Fatalf("size %s: %v", path, err)
 	}
-	switch rapid.IntRange(0, 3).Draw(t, "damage") {
+	switch rapid.IntRange(0, 5).Draw(t, "damage") {
+	case 5:
+		// An entry changed within the orders (bit rot that a check of
+		// the index alone cannot see): its timestamp or its offset moved
+		// between its neighbours'.
+		n := int(size / 12)
+		if n == 0 {
+			break
+		}
+		buf := make([]byte, size)
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		i := rapid.IntRange(0, n-1).Draw(t, "entry")
+		ts := func(j int) int64 { return int64(binary.BigEndian.Uint64(buf[12*j:])) }
+		rel := func(j int) int64 { return int64(binary.BigEndian.Uint32(buf[12*j+8:])) }
+		loTs, hiTs := int64(0), ts(i)+1e6
+		loRel, hiRel := int64(0), s.NextOffset()-base-1
+		if i > 0 {
+			loTs, loRel = ts(i-1)+1, rel(i-1)
+		}
+		if i < n-1 {
+			hiTs, hiRel = ts(i+1)-1, rel(i+1)
+		}
+		// Only a change that the log can tell from the truth: the
+		// batch holding the entry's offset does not have the entry's
+		// timestamp as its max (one moved to another batch of the same
+		// max timestamp, or to all zeros, which reads as padding, is
+		// beyond any check, as in Kafka).
+		batchMaxAt := func(rel int64) int64 { return m.batchMax[m.recs[base+rel].batch] }
+		newTs, newRel := ts(i), rel(i)
+		if rapid.Bool().Draw(t, "moveTs") {
+			if loTs <= hiTs {
+				newTs = rapid.Int64Range(loTs, hiTs).Draw(t, "ts")
+			}
+		} else if loRel <= hiRel {
+			newRel = rapid.Int64Range(loRel, hiRel).Draw(t, "rel")
+		}
+		if batchMaxAt(newRel) == newTs || newTs == 0 && newRel == 0 {
+			break
+		}
+		binary.BigEndian.PutUint64(buf[12*i:], uint64(newTs))
+		binary.BigEndian.PutUint32(buf[12*i+8:], uint32(newRel))
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	case 4:
+		// A whole entry past the true ones, as bit rot or a bad copy
+		// may leave: a larger timestamp at an offset of the segment.
+		if n := s.NextOffset() - base; n > 0 {
+			var e [12]byte
+			binary.BigEndian.PutUint64(e[:], uint64(max(s.MaxTimestamp(), 0)+rapid.Int64Range(1, 1e9).Draw(t, "ahead")))
+			binary.BigEndian.PutUint32(e[8:], uint32(rapid.Int64Range(0, n-1).Draw(t, "rel")))
+			if _, err := f.WriteAt(e[:], size); err != nil {
+				t.Fatalf("entry: %v", err)
+			}
+		}
 	case 3:
 		// Whole entries lost: Open cannot tell for a sealed segment
 		// (Kafka's sanity check cannot either), only for the active
