@@ -35,6 +35,7 @@ func TestCleanMarkerTimeIndexLostEntryBeforeTheMax(t *testing.T) {
 
 	l = e.open(cfg)
 	defer l.Close()
+	require.False(t, l.Recovery().Clean, "the time index is not the one the clean Close left")
 	end, err := l.TruncateTo(3)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, end)
@@ -48,4 +49,33 @@ func TestCleanMarkerTimeIndexLostEntryBeforeTheMax(t *testing.T) {
 	require.EqualValues(t, 1, off)
 	segs := *l.segs.Load()
 	require.EqualValues(t, ts+100, segs[0].MaxTimestamp())
+}
+
+// TestCleanMarkerTimeIndexLostEntryMaxBelow: as
+// TestCleanMarkerTimeIndexLostEntryBeforeTheMax, without a truncation:
+// the largest timestamp below a high watermark inside the active segment
+// (MAX_TIMESTAMP) rests on the time index entries of its index points
+// too. With the entry of batch 1 lost, it came out as the first batch's,
+// and the answer was record 0, not record 1, the first with the largest
+// timestamp below offset 3. The marker's count of time index entries
+// tells Open that the time index is not the one Close left.
+func TestCleanMarkerTimeIndexLostEntryMaxBelow(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1} // an index entry a batch
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, ts+60, "a"))  // 0
+	appendOK(t, l, valueBatch(t, ts+100, "b")) // 1: a time index entry
+	appendOK(t, l, valueBatch(t, ts+50, "c"))  // 2
+	appendOK(t, l, valueBatch(t, ts+200, "d")) // 3: the largest, another entry
+	require.NoError(t, l.Close())
+	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.TimeIndexSuffix)), nil)
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.False(t, l.Recovery().Clean, "the time index is not the one the clean Close left")
+	off, ok, err := l.OffsetOfMaxTimestampBelow(context.Background(), 3)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off, "the first record with the largest timestamp below offset 3")
 }
