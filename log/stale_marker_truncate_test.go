@@ -22,7 +22,7 @@ import (
 // missed the earlier batch's larger one; OffsetForTime then skipped the
 // segment, and retention would have judged it by a timestamp too low.
 func TestCleanMarkerTimeIndexLostEntryBeforeTheMax(t *testing.T) {
-	const ts = 1_700_000_000_000
+	const ts int64 = 1_700_000_000_000
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1} // an index entry a batch
 	l := e.open(cfg)
@@ -60,7 +60,7 @@ func TestCleanMarkerTimeIndexLostEntryBeforeTheMax(t *testing.T) {
 // timestamp below offset 3. The marker's count of time index entries
 // tells Open that the time index is not the one Close left.
 func TestCleanMarkerTimeIndexLostEntryMaxBelow(t *testing.T) {
-	const ts = 1_700_000_000_000
+	const ts int64 = 1_700_000_000_000
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1} // an index entry a batch
 	l := e.open(cfg)

@@ -21,7 +21,7 @@ import (
 // TestTimeModel.
 func TestTruncateMaxTimestampWithoutTimeEntries(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		const ts = 1_700_000_000_000
+		const ts int64 = 1_700_000_000_000
 		cfg := Config{IndexIntervalBytes: 1} // an index point a batch
 		s := mustCreate(t, fsys, dir, 0, cfg)
 		for i, x := range []int64{ts, ts + 100, ts + 50, ts + 200} {
