@@ -614,4 +614,20 @@ func (m *timeModel) Check(t *rapid.T) {
 	if ok != wantOK || ok && got != want {
 		t.Fatalf("offset of max timestamp: %d, %v; want %d, %v", got, ok, want, wantOK)
 	}
+	// And below a high watermark anywhere: the segment holding it answers
+	// from its indexes and the batch headers after them.
+	upTo := rapid.Int64Range(m.start, m.end()).Draw(t, "upTo")
+	want, wantOK = 0, false
+	for o := m.start; o < upTo; o++ {
+		if !wantOK || m.recs[o].ts > m.recs[want].ts {
+			want, wantOK = o, true
+		}
+	}
+	got, ok, err = m.l.OffsetOfMaxTimestampBelow(context.Background(), upTo)
+	if err != nil {
+		t.Fatalf("offset of max timestamp below %d: %v", upTo, err)
+	}
+	if ok != wantOK || ok && got != want {
+		t.Fatalf("offset of max timestamp below %d: %d, %v; want %d, %v (segments %v)", upTo, got, ok, want, wantOK, describeSegs(m.segs()))
+	}
 }
