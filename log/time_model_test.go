@@ -244,6 +244,8 @@ func (m *timeModel) Append(t *rapid.T) {
 	case activeSize > 0 && byTime && !rolled:
 		t.Fatalf("no roll: the active segment's first batch has timestamp %d, the append's largest is %d, segment.ms %d",
 			firstTs, appendMax, cfg.SegmentTime.Milliseconds())
+	case activeSize > 0 && indexFull && !rolled:
+		t.Fatalf("no roll: the active segment's index is full (segment.index.bytes %d)", cfg.SegmentIndexBytes)
 	case rolled && activeSize == 0:
 		t.Fatalf("rolled an empty active segment")
 	case rolled && !bySize && !byTime && !indexFull:
