@@ -191,8 +191,16 @@ func (m *timeModel) Append(t *rapid.T) {
 		if data, err = b.AppendTo(data, codec); err != nil {
 			t.Fatalf("encoding: %v", err)
 		}
-		if rapid.IntRange(0, 3).Draw(t, "wrongMax") == 0 {
+		switch rapid.IntRange(0, 5).Draw(t, "wrongMax") {
+		case 0:
 			record.Batch(data[p:]).SetMaxTimestamp(drawTs(t, now))
+		case 1:
+			// Marked LogAppendTime by the client, with a time of its
+			// own: a CreateTime topic stores it as CreateTime (Kafka's
+			// LogValidator), a LogAppendTime topic refuses it.
+			if m.cfg.WithDefaults().TimestampType == CreateTime {
+				record.Batch(data[p:]).SetLogAppendTime(now + int64(rapid.IntRange(0, 1000).Draw(t, "claimed")))
+			}
 		}
 		batches = append(batches, pending{n, max(maxTs, -1)})
 	}
@@ -276,6 +284,9 @@ func (m *timeModel) Reconfigure(t *rapid.T) {
 	m.cfg.SegmentBytes = rapid.SampledFrom([]int64{300, 600, 4000}).Draw(t, "segmentBytes")
 	m.cfg.SegmentTime = rapid.SampledFrom([]time.Duration{0, -1, time.Hour, 10 * time.Minute}).Draw(t, "segmentTime")
 	m.cfg.RetentionTime = rapid.SampledFrom([]time.Duration{time.Hour, 24 * time.Hour, -1}).Draw(t, "retention")
+	// Compact|Delete: appends decode every record for its key, and take
+	// the max timestamp from them (nothing here compacts).
+	m.cfg.CleanupPolicy = rapid.SampledFrom([]CleanupPolicy{Delete, Compact | Delete}).Draw(t, "policy")
 	if err := m.l.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
