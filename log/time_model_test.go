@@ -25,17 +25,27 @@ import (
 // TestTimeModel runs random sequences of operations on a Log and checks
 // its time semantics against Kafka's after each: timestamps that go
 // backwards, lie far in the future, are -1 (no timestamp) or below it,
-// batches whose max timestamp disagrees with their records', the topic
-// switched between CreateTime and LogAppendTime (and its index sizes and
-// interval changed) by a reopen as AlterTopicConfig does, a clock that
-// goes backwards, crashes, time indexes removed or cut while the log is
-// closed, truncations and DeleteRecords. What it checks: each segment's
-// max timestamp is its batches' largest (Kafka's largestTimestamp), the
-// active segment's first batch timestamp (segment.ms), OffsetForTime and
-// OffsetOfMaxTimestamp against the records, the rolls segment.ms calls
-// for, and which segments retention.ms deletes (Kafka's
-// deleteRetentionMsBreachedSegments, with runnel's documented rule for a
-// segment without a timestamp).
+// batches whose max timestamp disagrees with their records' (or that a
+// client marked LogAppendTime), the topic switched between CreateTime and
+// LogAppendTime, and its index sizes and interval, segment size and time,
+// retention and cleanup policy changed, by a reopen as AlterTopicConfig
+// does, a clock that goes backwards, crashes, time indexes damaged while
+// the log is closed (removed, cut, padded with zeros, given an entry past
+// the true ones, an entry moved within the orders; whole entries cut from
+// the active segment's, which the clean-shutdown marker tells), rolls,
+// truncations and DeleteRecords. What it checks: each batch's max
+// timestamp and each record's, each segment's max timestamp (Kafka's
+// largestTimestamp: its batches' largest), the active segment's first
+// batch timestamp, OffsetForTime, OffsetOfMaxTimestamp and
+// OffsetOfMaxTimestampBelow against the records, the rolls that
+// segment.ms and a full index call for and no others, and which segments
+// retention.ms deletes (Kafka's deleteRetentionMsBreachedSegments, with
+// runnel's documented rule for a segment without a timestamp).
+//
+// Not modelled: whole entries cut from a sealed segment's time index
+// (Open cannot tell, nor can Kafka's sanity check: both then take the
+// segment's max timestamp from the last entry left), and an entry moved
+// to another batch of the same max timestamp (beyond any check).
 //
 // The "os" run, on disk, takes a few seconds and is skipped under -short;
 // RUNNEL_TIME_MODEL=N runs both N times over (or -rapid.checks with N
