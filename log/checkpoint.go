@@ -283,22 +283,33 @@ func writeOffset(fsys vfs.FS, dir, name string, off int64) error {
 // back from another moment) gives a lower max timestamp, or the same one
 // found in a later batch than the first that held it (whose time index
 // entry would then make OffsetForTime skip that first batch), and the
-// active segment is then recovered as after a crash.
+// active segment is then recovered as after a crash. So it is when the
+// time index lost entries before the one of the max timestamp (which
+// Open then finds in a batch after the offset index's last entry): the
+// marker also records the number of the time index's entries
+// (segment.Segment.TimeIndexEntries), which the time index's own
+// answers rest on — that each index point whose batches raised the max
+// timestamp has its entry (a truncation takes the max timestamp of what
+// it keeps from them, and so does OffsetOfMaxTimestampBelow).
 //
 // On disk it is a checkpoint of version 1 (see checkpointV1) with one
-// entry of those four integers, in that order. An older runnel wrote an
+// entry of those five integers, in that order; a marker of four, without
+// the count, written by a runnel of before 2026-12-01 evening, is read
+// with timeEntries -1 (unknown: not checked). An older runnel wrote an
 // empty marker, which records none of it: Open recovers the active
 // segment as after a crash once (see readMarker).
 type cleanMarker struct {
 	end, activeBase, maxTimestamp, maxTimestampOffset int64
+	timeEntries                                       int64
 }
 
-// markerWidth is the number of integers of a marker's entry.
-const markerWidth = 4
+// markerWidth is the number of integers of a marker's entry, and
+// oldMarkerWidth that of a marker without the time index's entry count.
+const markerWidth, oldMarkerWidth = 5, 4
 
 // appendMarker appends m's marker file to dst.
 func appendMarker(dst []byte, m cleanMarker) []byte {
-	return appendCheckpoint(dst, checkpointV1, [][]int64{{m.end, m.activeBase, m.maxTimestamp, m.maxTimestampOffset}})
+	return appendCheckpoint(dst, checkpointV1, [][]int64{{m.end, m.activeBase, m.maxTimestamp, m.maxTimestampOffset, m.timeEntries}})
 }
 
 // readMarker reads the clean-shutdown marker in dir. A marker that
@@ -316,11 +327,20 @@ func readMarker(fsys vfs.FS, dir string) (m cleanMarker, why string, err error) 
 		return m, "an older runnel's marker, which records no log end nor max timestamp", nil
 	}
 	e, err := parseCheckpoint(data, markerWidth, path)
+	if err != nil {
+		if old, oerr := parseCheckpoint(data, oldMarkerWidth, path); oerr == nil {
+			e, err = old, nil
+		}
+	}
 	switch {
 	case err != nil:
 		return m, err.Error(), nil
 	case !bytes.HasPrefix(data, []byte("1\n")) || len(e) != 1:
 		return m, "a marker of another layout", nil
 	}
-	return cleanMarker{end: e[0][0], activeBase: e[0][1], maxTimestamp: e[0][2], maxTimestampOffset: e[0][3]}, "", nil
+	m = cleanMarker{end: e[0][0], activeBase: e[0][1], maxTimestamp: e[0][2], maxTimestampOffset: e[0][3], timeEntries: -1}
+	if len(e[0]) == markerWidth {
+		m.timeEntries = e[0][4]
+	}
+	return m, "", nil
 }

@@ -106,7 +106,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add(appendCheckpoint(nil, checkpointV1, [][]int64{{-1, 6, 0, 0, 0, 0}, {1, 0, 5, 5, 5, 5}, {lastAppendRow, 1, 1700000000000000000, 0, 0, 0}}), 6)
 	f.Add(appendCheckpoint(nil, checkpointV1, [][]int64{{42}}), 1)
 	f.Add(appendCheckpoint(nil, checkpointV1, nil), 2)
-	f.Add(appendMarker(nil, cleanMarker{end: 48, activeBase: 40, maxTimestamp: 1_700_000_000_023, maxTimestampOffset: 47}), 4)
+	f.Add(appendMarker(nil, cleanMarker{end: 48, activeBase: 40, maxTimestamp: 1_700_000_000_023, maxTimestampOffset: 47, timeEntries: 3}), markerWidth)
 	f.Add([]byte("1\n0\n"), 1)
 	f.Add([]byte("1\n0\n4294967296\n"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, width int) {

@@ -139,7 +139,10 @@
 // timestamp of the active segment, or offset of it, than Open finds from
 // its time index's last entry and the batches after its offset index's (a
 // time index that lost its last entries to a failed write: Close makes
-// that max timestamp the time index's last entry, as Kafka does), and an
+// that max timestamp the time index's last entry, as Kafka does), or
+// another number of time index entries (one that lost entries before
+// that of the max timestamp, found again in the batches after the offset
+// index's last entry: later answers rest on those entries), and an
 // older runnel's
 // empty marker, which records none of them (the active segment is then
 // scanned once, from its base when no recovery-point file is beside the

@@ -134,7 +134,7 @@ type Log struct {
 	unflushed int64
 	lastFlush time.Time
 
-	activeCreated time.Time          // when the active segment was created or opened (mu)
+	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 
 	fenced atomic.Pointer[error]
@@ -470,18 +470,22 @@ func (l *Log) open(ctx context.Context) (err error) {
 			return err
 		}
 		segs = append(segs, s)
-		if active && clean && !needs && (s.MaxTimestamp() != mk.maxTimestamp || s.MaxTimestampOffset() != mk.maxTimestampOffset) {
+		if active && clean && !needs && (s.MaxTimestamp() != mk.maxTimestamp || s.MaxTimestampOffset() != mk.maxTimestampOffset ||
+			mk.timeEntries >= 0 && int64(s.TimeIndexEntries()) != mk.timeEntries) {
 			// The active segment's max timestamp and its offset, from its
 			// time index's last entry and the batches after the offset
 			// index's, are not those the clean Close recorded: the time
 			// index is not the one that Close left (it lost its last
 			// entries to a failed write before a crash, and the marker is
-			// of another moment), or the segment is not. Recovered as
+			// of another moment: it may have lost entries before that of
+			// the max timestamp too, which its count of entries tells),
+			// or the segment is not. Recovered as
 			// after a crash, the segment is scanned whole and its indexes
 			// rebuilt.
-			l.logger.Warn("clean-shutdown marker whose max timestamp is not the active segment's: recovering as after a crash",
+			l.logger.Warn("clean-shutdown marker whose max timestamp or time index is not the active segment's: recovering as after a crash",
 				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "recordedOffset", mk.maxTimestampOffset,
-				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset())
+				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset(),
+				"recordedTimeEntries", mk.timeEntries, "timeEntries", s.TimeIndexEntries())
 			clean = false
 			l.info.Clean = false
 			if err := s.Unseal(); err != nil {
@@ -1140,7 +1144,7 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	active := segs[len(segs)-1]
 	return writeFileAtomic(l.fs, l.dir, cleanShutdownFile,
 		appendMarker(nil, cleanMarker{end: next, activeBase: active.Base(), maxTimestamp: active.MaxTimestamp(),
-			maxTimestampOffset: active.MaxTimestampOffset()}))
+			maxTimestampOffset: active.MaxTimestampOffset(), timeEntries: int64(active.TimeIndexEntries())}))
 }
 
 // Dir is the log's directory.

@@ -283,6 +283,12 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err != nil {
 		return 0, l.fence(err)
 	}
+	if last.Size() == 0 {
+		// Emptied: segment.ms's wall-clock wait (for a first batch
+		// without a timestamp) starts again, as Kafka's
+		// LogSegment.truncateTo resets the segment's created time.
+		l.activeCreated = l.clock.Now()
+	}
 	if err := last.Sync(); err != nil {
 		return 0, l.fence(err)
 	}

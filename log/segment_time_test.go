@@ -97,3 +97,28 @@ func TestSegmentTimeBelowAMillisecond(t *testing.T) {
 	appendOK(t, l, batch(first+1))
 	require.Equal(t, 2, l.Segments(), "1 ms newer")
 }
+
+// TestSegmentTimeAfterTruncationEmptiesTheSegment: a truncation that
+// leaves the active segment empty starts its wall-clock wait for
+// segment.ms again, as Kafka's LogSegment.truncateTo resets its created
+// time then: records without a timestamp appended after it roll
+// segment.ms after the truncation, not after the segment was first
+// created. The wait counted from the creation, so the second append after
+// such a truncation rolled a segment.
+func TestSegmentTimeAfterTruncationEmptiesTheSegment(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, -1, "a"))
+	e.clock.Advance(2 * time.Hour)
+	end, err := l.TruncateTo(0)
+	require.NoError(t, err)
+	require.Zero(t, end)
+	appendOK(t, l, valueBatch(t, -1, "b"))
+	e.clock.Advance(time.Minute)
+	appendOK(t, l, valueBatch(t, -1, "c"))
+	require.Equal(t, 1, l.Segments(), "a minute after the truncation emptied the segment")
+	e.clock.Advance(time.Hour)
+	appendOK(t, l, valueBatch(t, -1, "d"))
+	require.Equal(t, 2, l.Segments(), "past segment.ms since the truncation")
+}

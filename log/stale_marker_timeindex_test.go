@@ -1,11 +1,13 @@
 package log
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -177,6 +179,16 @@ func forgeCleanMarker(t testT, fsys vfs.FS, dir string) {
 			}
 			p += len(b)
 		}
+	}
+	// And the number of entries its time index holds, as Open counts
+	// them (trailing all-zero entries are padding).
+	m.timeEntries = -1
+	if idx, err := readMemFile(fsys, filepath.Join(dir, segment.FileName(m.activeBase, segment.TimeIndexSuffix))); err == nil {
+		n := len(idx) / index.TimeEntrySize
+		for n > 0 && bytes.Count(idx[(n-1)*index.TimeEntrySize:n*index.TimeEntrySize], []byte{0}) == index.TimeEntrySize {
+			n--
+		}
+		m.timeEntries = int64(n)
 	}
 	writeMemFile(t, fsys, filepath.Join(dir, cleanShutdownFile), appendMarker(nil, m))
 	require.NoError(t, fsys.SyncDir(dir))

@@ -408,7 +408,7 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 			return 0, err
 		}
 	}
-	next, scanMax, scanMaxOff, err := s.rescan(from, pos)
+	next, _, _, err := s.rescan(from, pos)
 	if err != nil {
 		return 0, err
 	}
@@ -427,44 +427,46 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	if err := s.tidx.TruncateTo(next); err != nil {
 		return 0, err
 	}
-	// The time index's last entry gives the max timestamp up to the
-	// batch at from, and appends add entries only above its timestamp:
-	// while it is not true, it goes.
-	dropped := false
+	// The time index's last entry gives the max timestamp up to its
+	// batch, and appends add entries only above its timestamp: while it
+	// is not true, it goes.
+	entryPos := int64(-1) // the position of its batch, once checked
 	for {
 		ts, off, ok := s.tidx.Last()
 		if !ok {
 			break
 		}
-		if _, hdr, err := s.scan(&hs, off); err != nil {
+		if p, hdr, err := s.scan(&hs, off); err != nil {
 			return 0, err
 		} else if b := record.Batch(hdr); hdr != nil && b.BaseOffset() <= off && b.MaxTimestamp() == ts {
+			entryPos = p
 			break
 		}
 		s.distrust(&s.badTimes, [2]int64{ts, off})
 		if err := s.tidx.TruncateTo(off); err != nil {
 			return 0, err
 		}
-		dropped = true
 	}
-	if dropped {
-		// The max timestamp of the batches before from is not known.
-		if _, m, mOff, err := s.rescan(0, from); err != nil {
-			return 0, err
-		} else if m > scanMax {
-			scanMax, scanMaxOff = m, mOff
-		}
+	// The max timestamp of what is kept: the last time index entry's and
+	// that of the batches from its own on, as Kafka's
+	// LogSegment.truncateTo reads it (all of them when there is none).
+	// Not that of the batches after the offset index entry below the cut
+	// alone: the time index entries between them, which index points add
+	// when the max timestamp grows, may have been lost (a time index of
+	// another moment) or cut here for being bad.
+	scanFrom := int64(0)
+	if entryPos >= 0 {
+		scanFrom = entryPos
+	}
+	_, scanMax, scanMaxOff, err := s.rescan(scanFrom, pos)
+	if err != nil {
+		return 0, err
 	}
 	s.setMax(-1, s.base)
 	s.firstTs.Store(-1)
-	if ts, off, ok := s.tidx.Last(); ok {
+	if ts, off, ok := s.tidx.Last(); ok && entryPos >= 0 && ts >= scanMax {
 		s.setMax(ts, off)
-	} else if from > 0 && !dropped {
-		if err := s.lostZeroEntry(from); err != nil {
-			return 0, err
-		}
-	}
-	if scanMax > s.maxTs.Load() {
+	} else if scanMax >= 0 {
 		s.setMax(scanMax, scanMaxOff)
 	}
 	if pos > 0 {

@@ -119,6 +119,9 @@ type Segment struct {
 	bytesSinceIndex int
 	sealed          bool
 	closed          atomic.Bool
+	// closedTimeEntries is what TimeIndexEntries said as Close closed
+	// the time index (mu).
+	closedTimeEntries int
 
 	// The index entries a lookup found bad (see start and timeStart),
 	// nil while there is none; replaced whole under badMu by distrust,
@@ -802,6 +805,7 @@ func (s *Segment) Close() error {
 	if !s.sealed {
 		errs = append(errs, s.finalTimeEntry())
 	}
+	s.closedTimeEntries = s.timeIndexEntries()
 	errs = append(errs, s.oidx.Close(), s.tidx.Close(), s.log.Close())
 	// An index that proved bad goes, so that the next Open reports
 	// needsRecovery and Recover rebuilds it (the caller syncs dir, or a
@@ -834,6 +838,33 @@ func (s *Segment) Delete() error {
 		}
 	}
 	return err
+}
+
+// TimeIndexEntries is the number of entries of the segment's time index,
+// as an Open of its files would count them: without a last entry
+// (0, base), which reads as the padding of a file preallocated and not
+// trimmed (see package index). A closed segment reports the count its
+// Close left in the file. The log's clean-shutdown marker records it for
+// the active segment, so that an Open can tell a time index that lost
+// entries (which later answers would miss: see Open) from the one Close
+// left.
+func (s *Segment) TimeIndexEntries() int {
+	if s.closed.Load() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.closedTimeEntries
+	}
+	return s.timeIndexEntries()
+}
+
+func (s *Segment) timeIndexEntries() int {
+	n := s.tidx.Entries()
+	if n == 1 {
+		if ts, off, ok := s.tidx.Last(); ok && ts == 0 && off == s.base {
+			return 0
+		}
+	}
+	return n
 }
 
 // Closed reports whether Close or Delete ran.
