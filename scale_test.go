@@ -68,6 +68,7 @@ func TestScalePartitions(t *testing.T) {
 	measure("maintained", start)
 	start = time.Now()
 	require.NoError(t, b.Close())
+	t.Logf("closed (%v)", time.Since(start).Round(time.Millisecond))
 	require.Equal(t, fd0, openFiles(t), "Close releases every descriptor")
 	start = time.Now()
 	b, err = runnel.Open(runnel.Config{Dir: dir})
