@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -87,6 +88,11 @@ func fdLimitChild(t *testing.T) {
 	require.NotEmpty(t, created)
 	require.Equal(t, created, b.Topics(), "the topic that failed is not there")
 	failed := fmt.Sprint("t", len(created))
+	names, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range names {
+		require.False(t, strings.HasPrefix(e.Name(), failed+"-"), "the failed topic's partition directory %s is left", e.Name())
+	}
 
 	// Appends to one partition until a roll needs descriptors there are
 	// not.
