@@ -154,8 +154,8 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // Kafka appends the whole ones and drops the rest: a request is taken or
 // refused whole);
 // log.ErrOutOfOrderSequence; log.ErrProducerFenced;
-// log.ErrLogFenced; ErrClosed; ctx's error; and when it creates the topic
-// (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
+// log.ErrLogFenced; log.ErrRollFailed; ErrClosed; ctx's error; and when it
+// creates the topic (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
 // the append (while its fsync is awaited) gives ctx's error with the
 // response filled in: the records are in the log, and the broker fsyncs
 // them itself, so that they become readable; a retry of an idempotent

@@ -119,6 +119,7 @@ var table = []entry{
 	{ErrProducerFenced, 47, "INVALID_PRODUCER_EPOCH", false},
 	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
+	{log.ErrRollFailed, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 }
 

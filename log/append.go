@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 
@@ -58,7 +59,8 @@ type AppendResult struct {
 // A ctx that has ended before Append starts writes nothing.
 //
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
-// ErrLogFenced; ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
+// ErrLogFenced; ErrRollFailed (a roll that could not create the new
+// segment: nothing written, the log not fenced); ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
 // among them; and an idempotent producer's batch that is not the only one
 // of data, as Kafka's produce requests carry one batch a partition; and,
 // matching record.ErrCorrupt too, a record that does not decode in a
@@ -638,20 +640,27 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 	return false
 }
 
-// rollLocked seals the active segment (synced, unless SyncNever) and starts
-// a new one at base.
+// rollLocked starts a new segment at base and seals the active one
+// (synced, unless SyncNever). The new segment's files are created, and
+// their names synced, before the active segment is sealed: a roll that
+// cannot create them (the process at its limit of open files, say) has
+// changed nothing of the log, and fails with ErrRollFailed without
+// fencing it; the next append tries again.
 func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	segs := *l.segs.Load()
 	old := segs[len(segs)-1]
-	if err := old.Seal(l.cfg.Sync != SyncNever); err != nil {
-		return nil, l.fence(err)
-	}
 	s, err := segment.Create(l.fs, l.dir, base, l.segmentConfig())
 	if err != nil {
-		return nil, l.fence(err)
+		return nil, l.unroll(nil, base, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
+		return nil, l.unroll(s, base, err)
+	}
+	if err := old.Seal(l.cfg.Sync != SyncNever); err != nil {
+		// The new segment goes: the next Open finds the log as it was
+		// before the roll, the old segment last.
 		s.Close()
+		segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
 		return nil, l.fence(err)
 	}
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
@@ -677,6 +686,31 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
+}
+
+// unroll undoes a roll that failed before it sealed the active segment:
+// it closes the new segment s (nil if its creation failed) and removes
+// its files. A creation that failed, or a directory that could not be
+// opened for its fsync (an *fs.PathError of Op "open", as os.Open's),
+// wrote nothing of the log: err comes back wrapped with ErrRollFailed,
+// the log unfenced. A failed directory fsync itself fences the log, as
+// every failed fsync does.
+func (l *Log) unroll(s *segment.Segment, base int64, err error) error {
+	if s != nil {
+		s.Close()
+	}
+	// Best effort: files left (an empty segment at the log end) are
+	// harmless to Open, and the next roll's Create truncates them.
+	rerr := segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
+	var pe *fs.PathError
+	if s != nil && !(errors.As(err, &pe) && pe.Op == "open") {
+		return l.fence(err)
+	}
+	if rerr != nil {
+		l.logger.Warn("files of a failed roll not removed", "dir", l.dir, "base", base, "err", rerr)
+	}
+	l.logger.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
 }
 
 func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }
@@ -804,8 +838,9 @@ func (l *Log) checkpointRecovery() error {
 
 // Roll starts a new segment now, if the active one is not empty.
 //
-// Errors: ErrClosed; ErrLogFenced (also when sealing the active segment or
-// creating the new one failed, which fences the log).
+// Errors: ErrClosed; ErrLogFenced (also when sealing the active segment
+// failed, which fences the log); ErrRollFailed when the new segment's files
+// could not be created (nothing changed, the log not fenced).
 func (l *Log) Roll() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

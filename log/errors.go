@@ -12,6 +12,13 @@ var (
 	// failed; the log must be closed and reopened (which recovers it, and
 	// writes anew what the failure may have left undurable: see Open).
 	ErrLogFenced = errors.New("runnel/log: log fenced after a failed write or sync")
+	// ErrRollFailed is matched by an append that had to roll the active
+	// segment and could not create the new segment's files (nor open the
+	// directory to sync their names): the process at its limit of open
+	// files (EMFILE), say. Nothing was written, the log is not fenced,
+	// and the next append tries the roll again; the error wraps the file
+	// system's. Retriable, as Kafka's KAFKA_STORAGE_ERROR.
+	ErrRollFailed = errors.New("runnel/log: the segment roll could not create the new segment")
 	// ErrOffsetOutOfRange is returned for a read or seek outside
 	// [LogStartOffset, LogEndOffset].
 	ErrOffsetOutOfRange = errors.New("runnel/log: offset out of range")

@@ -80,7 +80,7 @@ func TestParityErrorTable(t *testing.T) {
 		api.ErrDuplicateSequence, api.ErrProducerFenced, api.ErrUnknownProducerID,
 		api.ErrBrokerClosed, api.ErrInvalidTimestamp, api.ErrUnsupportedVersion,
 		log.ErrOffsetOutOfRange, log.ErrRecordTooLarge, log.ErrInvalidRecord,
-		log.ErrInvalidTimestamp, log.ErrInvalidConfig, log.ErrLogFenced, log.ErrClosed,
+		log.ErrInvalidTimestamp, log.ErrInvalidConfig, log.ErrLogFenced, log.ErrClosed, log.ErrRollFailed,
 		record.ErrCorrupt, &record.CorruptError{Reason: "x"}, compression.ErrCorrupt, compression.ErrTooLarge,
 		// The root package's and the clients' aliases.
 		runnel.ErrUnknownTopic, runnel.ErrUnknownTopicID, runnel.ErrInvalidTopic,
