@@ -640,28 +640,27 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 	return false
 }
 
-// rollLocked starts a new segment at base and seals the active one
-// (synced, unless SyncNever). The new segment's files are created, and
-// their names synced, before the active segment is sealed: a roll that
-// cannot create them (the process at its limit of open files, say) has
-// changed nothing of the log, and fails with ErrRollFailed without
-// fencing it; the next append tries again.
+// rollLocked seals the active segment (synced, unless SyncNever) and
+// starts a new one at base. The seal comes first, so that whatever a
+// crash leaves of the new segment follows a segment sealed whole: a new
+// segment on disk next to a seal cut short would make Open take the old
+// segment, no longer last, for a sealed one, and trust indexes its seal
+// never finished (the crash simulation found that). A roll that cannot
+// create the new segment's files (the process at its limit of open
+// files, say) unseals the old segment again and fails with ErrRollFailed
+// without fencing the log (see unroll); the next append tries again.
 func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	segs := *l.segs.Load()
 	old := segs[len(segs)-1]
+	if err := old.Seal(l.cfg.Sync != SyncNever); err != nil {
+		return nil, l.fence(err)
+	}
 	s, err := segment.Create(l.fs, l.dir, base, l.segmentConfig())
 	if err != nil {
-		return nil, l.unroll(nil, base, err)
+		return nil, l.unroll(old, nil, base, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return nil, l.unroll(s, base, err)
-	}
-	if err := old.Seal(l.cfg.Sync != SyncNever); err != nil {
-		// The new segment goes: the next Open finds the log as it was
-		// before the roll, the old segment last.
-		s.Close()
-		segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
-		return nil, l.fence(err)
+		return nil, l.unroll(old, s, base, err)
 	}
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.activeCreated = l.clock.Now()
@@ -688,23 +687,29 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	return s, nil
 }
 
-// unroll undoes a roll that failed before it sealed the active segment:
-// it closes the new segment s (nil if its creation failed) and removes
-// its files. A creation that failed, or a directory that could not be
+// unroll undoes a roll that sealed the active segment old and then
+// failed to start the new one: it closes the new segment s (nil if its
+// creation failed), removes its files, and unseals old, which stays
+// active. A creation that failed, or a directory that could not be
 // opened for its fsync (an *fs.PathError of Op "open", as os.Open's),
-// wrote nothing of the log: err comes back wrapped with ErrRollFailed,
-// the log unfenced. A failed directory fsync itself fences the log, as
-// every failed fsync does.
-func (l *Log) unroll(s *segment.Segment, base int64, err error) error {
+// wrote nothing of the log but old's seal, which an Open undoes too: err
+// comes back wrapped with ErrRollFailed, the log unfenced. A failed
+// directory fsync itself fences the log, as every failed fsync does, and
+// so does an unseal that fails.
+func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	if s != nil {
 		s.Close()
 	}
-	// Best effort: files left (an empty segment at the log end) are
-	// harmless to Open, and the next roll's Create truncates them.
+	// Best effort: files left (an empty segment after a sealed one, as a
+	// crash right after a roll leaves) are harmless to Open, and the
+	// next roll's Create truncates them.
 	rerr := segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
 	var pe *fs.PathError
 	if s != nil && !(errors.As(err, &pe) && pe.Op == "open") {
 		return l.fence(err)
+	}
+	if uerr := old.Unseal(); uerr != nil {
+		return l.fence(errors.Join(err, uerr))
 	}
 	if rerr != nil {
 		l.logger.Warn("files of a failed roll not removed", "dir", l.dir, "base", base, "err", rerr)

@@ -111,3 +111,55 @@ func (f *openDirFailFS) SyncDir(dir string) error {
 	}
 	return f.FS.SyncDir(dir)
 }
+
+// A roll whose seal of the active segment fails leaves no new segment
+// behind: the seal comes before the new segment's files are created and
+// their names synced, so that what a crash then leaves is the old
+// segment last, which Open recovers as the active one. With the new
+// segment made first, a seal cut short (here its index's Close fails,
+// and the disk with it) left a durable empty segment after the old one, and Open took the old
+// segment for a sealed one and trusted a time index its seal never
+// finished: OffsetForTime answered nothing for a record it held (the
+// transient-fault crash simulation, seed 21205145, found it; this test
+// fails on that order).
+func TestRollWhoseSealFailsLeavesNoNewSegment(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	// From the seal's Close of the active segment's index on, the disk
+	// is dead: every operation fails, the removal of a new segment's
+	// files too.
+	var armed, dead atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpClose && filepath.Ext(name) == ".index" {
+			dead.Store(true)
+		}
+		if dead.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 400, IndexIntervalBytes: 1, Sync: SyncNever}
+	l, err := Open("/p", cfg, Options{FS: fsys})
+	require.NoError(t, err)
+	defer l.Close()
+	const ts = 1_700_000_000_000
+	appendOK(t, l, valueBatch(t, ts+10, string(make([]byte, 60))))
+	appendOK(t, l, valueBatch(t, ts+30, string(make([]byte, 60))))
+	armed.Store(true)
+	_, err = l.Append(ctx, valueBatch(t, ts+40, string(make([]byte, 200))), AppendOptions{}) // rolls at 2
+	require.ErrorIs(t, err, ErrLogFenced)
+	names, err := mem.List("/p")
+	require.NoError(t, err)
+	for _, n := range names {
+		if base, _, ok := segment.ParseFileName(n); ok {
+			require.Zero(t, base, "a file %s of a new segment is left after the failed seal", n)
+		}
+	}
+	l.Close()
+	l, err = Open("/p", cfg, Options{FS: mem})
+	require.NoError(t, err)
+	off, found, err := l.OffsetForTime(ts + 20)
+	require.NoError(t, err)
+	require.True(t, found, "OffsetForTime finds the second record")
+	require.Equal(t, int64(1), off)
+}
