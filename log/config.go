@@ -126,7 +126,9 @@ func (t TimestampType) String() string {
 // a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
 // below its minimum of 1, rolls the active segment at each append whose
 // records are newer than its first batch, as SegmentTime counts: records
-// of the first batch's millisecond stay in its segment).
+// of the first batch's millisecond stay in its segment; a FlushInterval
+// below 1 ms is flush.ms=0, due at every append, and one of 1.5 ms is due
+// 1 ms after the last flush).
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -101,5 +102,38 @@ func TestRetentionBelowAMillisecond(t *testing.T) {
 			require.EqualValues(t, 10, l.LogStartOffset(), "%v: 1 ms old, past retention.ms=0", tc.retention)
 		}
 		require.NoError(t, l.Close())
+	}
+}
+
+// TestFlushIntervalInWholeMilliseconds: FlushInterval counts in whole
+// milliseconds, as Config says of every duration and as Kafka's flush.ms
+// counts (time.milliseconds - lastFlushTime >= flushMs). A FlushInterval
+// of 1.5 ms is flush.ms=1, due 1 ms after the last flush; one below 1 ms
+// is flush.ms=0, due at every append. The log compared the time since the
+// last flush with the duration as given, fraction and all, so that 1.5 ms
+// waited 2 ms of the clock, and 0.5 ms was not due at an append in the
+// same millisecond.
+func TestFlushIntervalInWholeMilliseconds(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		advance  time.Duration // before the second append
+	}{
+		{1500 * time.Microsecond, time.Millisecond},
+		{500 * time.Microsecond, 0},
+		{time.Second, time.Second},
+	} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{Sync: SyncPeriodic, FlushInterval: tc.interval})
+			defer l.Close()
+			e.clock.Advance(tc.advance)
+			appendOK(t, l, valueBatch(t, 1, "a"))
+			require.EqualValues(t, 1, l.DurableOffset(), "flush.ms=%d is due %v after the last flush", tc.interval.Milliseconds(), tc.advance)
+			// By Maintain too.
+			appendOK(t, l, valueBatch(t, 1, "b")) // not due: no time passed (but at flush.ms=0)
+			e.clock.Advance(tc.advance)
+			require.NoError(t, l.Maintain(context.Background()))
+			require.EqualValues(t, 2, l.DurableOffset(), "Maintain: flush.ms=%d is due %v after the last flush", tc.interval.Milliseconds(), tc.advance)
+		})
 	}
 }
