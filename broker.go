@@ -56,7 +56,9 @@ type Config struct {
 	// log.flush.offset.checkpoint.interval.ms): after a crash, records
 	// fsynced before the last run are never cut, and those since are cut
 	// if they went bad on disk, as Kafka cuts them (see log.Log.Maintain).
-	// Default 30 s.
+	// Default (0 or negative) 30 s, more often than Kafka's: its
+	// log.flush.offset.checkpoint.interval.ms is 60 s, and its
+	// log.retention.check.interval.ms, which runs retention, 5 minutes.
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended

@@ -115,10 +115,12 @@ func (t TimestampType) String() string {
 
 // Config is a log's (topic's) configuration, named after Kafka's topic
 // configs. The zero value of each field means the default, noted on it: a
-// broker's TopicDefaults for a topic, else Kafka's. Every value can still be
-// asked for explicitly: the enums' zero values are named ...Default, and
-// where zero is a value of its own (no lag, no limit), a negative value
-// asks for it.
+// broker's TopicDefaults for a topic, else Kafka's. Every value but one
+// can still be asked for explicitly: the enums' zero values are named
+// ...Default, where zero is a value of its own (no lag, no limit) a
+// negative value asks for it, and Kafka's index.interval.bytes=0 is
+// IndexIntervalBytes 1, which does the same. The one is Kafka's
+// retention.bytes=0, which has no value here (see RetentionBytes).
 //
 // Durations count in whole milliseconds, as Kafka's *.ms configs do: a
 // fraction of a millisecond is dropped, so a positive duration below 1 ms
@@ -159,9 +161,10 @@ type Config struct {
 	// least 12, one time-index entry (Kafka takes 4 to 11 too, with which
 	// an index holds no entry and each batch rolls a segment).
 	SegmentIndexBytes int
-	// IndexIntervalBytes is index.interval.bytes. Default 4096. Kafka's
-	// 0 (an index entry for every batch but a segment's first) is written
-	// 1 here, which does the same: no batch is smaller than a byte.
+	// IndexIntervalBytes is index.interval.bytes. Default 4096; at most
+	// 2147483647, a negative one is ErrInvalidConfig. Kafka's 0 (an index
+	// entry for every batch but a segment's first) is written 1 here,
+	// which does the same: no batch is smaller than a byte.
 	IndexIntervalBytes int
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
 	// Default 1048588. At least record.HeaderSize (61 bytes, a batch
@@ -176,7 +179,10 @@ type Config struct {
 	// means unlimited.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
-	// the log is larger. Default (0 or negative) unlimited.
+	// the log is larger. Default (0 or negative) unlimited (Kafka's
+	// default is -1). Kafka's 0, which deletes every segment, the active
+	// one rolled first, cannot be set: 1 comes closest, and keeps the
+	// active segment.
 	RetentionBytes int64
 	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
 	// newest brokers also take an empty list (neither policy), which has

@@ -137,3 +137,77 @@ func TestFlushIntervalInWholeMilliseconds(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigDefaultsAndRangesAreKafkas pins what Config's field docs say
+// of each field: its default is Kafka's (the numbers of Kafka 4's
+// LogConfig and ServerLogConfigs, in Kafka's units), and the least and
+// largest values Validate takes are the documented ones (where they
+// differ from Kafka's, the field doc and the README say so).
+func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
+	d := Config{}.WithDefaults()
+	for _, tc := range []struct {
+		kafka string
+		got   any
+		want  any
+	}{
+		{"segment.bytes", d.SegmentBytes, int64(1073741824)},
+		{"segment.ms", d.SegmentTime.Milliseconds(), int64(604800000)},
+		{"segment.index.bytes", d.SegmentIndexBytes, 10485760},
+		{"index.interval.bytes", d.IndexIntervalBytes, 4096},
+		{"max.message.bytes", d.MaxMessageBytes, 1048588}, // 1 MiB + the 12-byte log overhead
+		{"retention.ms", d.RetentionTime.Milliseconds(), int64(604800000)},
+		{"retention.bytes (Kafka -1: unlimited)", d.RetentionBytes, int64(0)},
+		{"cleanup.policy", d.CleanupPolicy.String(), "delete"},
+		{"delete.retention.ms", d.DeleteRetentionTime.Milliseconds(), int64(86400000)},
+		{"min.compaction.lag.ms", d.MinCompactionLag.Milliseconds(), int64(0)},
+		{"max.compaction.lag.ms (Kafka Long.MAX_VALUE: never)", d.MaxCompactionLag, time.Duration(0)},
+		{"min.cleanable.dirty.ratio", d.MinCleanableDirtyRatio, 0.5},
+		{"flush.messages (Kafka Long.MAX_VALUE: unlimited)", d.FlushMessages, int64(0)},
+		{"flush.ms (Kafka Long.MAX_VALUE: unlimited)", d.FlushInterval, time.Duration(0)},
+		{"message.timestamp.type", d.TimestampType.String(), "CreateTime"},
+	} {
+		require.Equal(t, tc.want, tc.got, tc.kafka)
+	}
+
+	for _, tc := range []struct {
+		c  Config
+		ok bool
+	}{
+		{Config{SegmentBytes: 14}, true}, // Kafka before 4.0; Kafka 4: 1 MiB
+		{Config{SegmentBytes: 13}, false},
+		{Config{SegmentBytes: math.MaxInt32}, true},
+		{Config{SegmentBytes: math.MaxInt32 + 1}, false},
+		{Config{SegmentTime: -1}, true}, // never (Kafka: at least 1 ms)
+		{Config{SegmentTime: time.Nanosecond}, true},
+		{Config{SegmentIndexBytes: 12}, true}, // Kafka: 4
+		{Config{SegmentIndexBytes: 11}, false},
+		{Config{IndexIntervalBytes: 1}, true}, // Kafka's 0
+		{Config{IndexIntervalBytes: -1}, false},
+		{Config{MaxMessageBytes: record.HeaderSize}, true}, // Kafka: 0
+		{Config{MaxMessageBytes: record.HeaderSize - 1}, false},
+		{Config{RetentionTime: -2}, true}, // unlimited (Kafka: -1 only)
+		{Config{RetentionBytes: math.MinInt64}, true},
+		{Config{CleanupPolicy: Compact | Delete}, true},
+		{Config{CleanupPolicy: 4}, false},
+		{Config{DeleteRetentionTime: -1}, true}, // zero
+		{Config{MinCompactionLag: -1}, true},    // zero
+		{Config{MaxCompactionLag: -1, MinCompactionLag: time.Hour}, true},
+		{Config{MaxCompactionLag: time.Hour, MinCompactionLag: time.Hour}, true},
+		{Config{MaxCompactionLag: time.Hour, MinCompactionLag: time.Hour + time.Millisecond}, false},
+		{Config{MinCleanableDirtyRatio: 1}, true},
+		{Config{MinCleanableDirtyRatio: math.Nextafter(1, 2)}, false},
+		{Config{MinCleanableDirtyRatio: -0.5}, true}, // zero
+		{Config{Sync: SyncNever}, true},
+		{Config{Sync: SyncNever + 1}, false},
+		{Config{FlushMessages: -1, FlushInterval: -1}, true}, // unlimited
+		{Config{TimestampType: LogAppendTime}, true},
+		{Config{TimestampType: LogAppendTime + 1}, false},
+	} {
+		err := tc.c.Validate()
+		if tc.ok {
+			require.NoError(t, err, "%+v", tc.c)
+		} else {
+			require.ErrorIs(t, err, ErrInvalidConfig, "%+v", tc.c)
+		}
+	}
+}
