@@ -17,7 +17,9 @@ import (
 )
 
 // Config configures a Broker. The zero value is an in-memory broker with
-// Kafka's topic defaults. Open copies it.
+// Kafka's topic defaults, but for durability: a topic fsyncs before it
+// acknowledges (log.SyncAlways), where Kafka's defaults leave flushing to
+// the operating system (log.SyncNever). Open copies it.
 type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
 	// vfs.NewMem file system that lives as long as the Broker). The broker

@@ -115,7 +115,9 @@ func (t TimestampType) String() string {
 
 // Config is a log's (topic's) configuration, named after Kafka's topic
 // configs. The zero value of each field means the default, noted on it: a
-// broker's TopicDefaults for a topic, else Kafka's. Every value but one
+// broker's TopicDefaults for a topic, else Kafka's, but for Sync, whose
+// default is SyncAlways (Kafka's flush.messages and flush.ms defaults are
+// SyncNever). Every value but one
 // can still be asked for explicitly: the enums' zero values are named
 // ...Default, where zero is a value of its own (no lag, no limit) a
 // negative value asks for it, and Kafka's index.interval.bytes=0 is
@@ -242,9 +244,9 @@ const (
 	DefaultDirtyRatio      = 0.5
 )
 
-// WithDefaults returns c with every zero field replaced by Kafka's default,
-// and the negative values that mean zero made zero. Negative "unlimited"
-// and "never" values are kept.
+// WithDefaults returns c with every zero field replaced by its default
+// (Kafka's, but Sync's: SyncAlways), and the negative values that mean
+// zero made zero. Negative "unlimited" and "never" values are kept.
 //
 // Its result is the config in effect, to read; give Open the config as
 // set (Open applies WithDefaults itself). A config that went through
