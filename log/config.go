@@ -211,9 +211,10 @@ type Config struct {
 	// least MinCompactionLag.
 	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
-	// compacts when the dirty part is at least this share of the log.
-	// Default 0.5; at most 1; negative means 0 (compact whenever anything
-	// is dirty).
+	// compacts when the dirty part is more than this share of the log, as
+	// Kafka's cleaner does (or when MaxCompactionLag calls for it).
+	// Default 0.5; at most 1 (with which only MaxCompactionLag makes the
+	// log compact); negative means 0 (compact whenever anything is dirty).
 	MinCleanableDirtyRatio float64
 	// Sync is the durability policy. Default (SyncDefault) SyncAlways.
 	// Kafka has no such config: its flush.messages and flush.ms, which
