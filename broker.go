@@ -17,7 +17,9 @@ import (
 )
 
 // Config configures a Broker. The zero value is an in-memory broker with
-// Kafka's topic defaults. Open copies it.
+// Kafka's topic defaults, but for durability: a topic fsyncs before it
+// acknowledges (log.SyncAlways), where Kafka's defaults leave flushing to
+// the operating system (log.SyncNever). Open copies it.
 type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
 	// vfs.NewMem file system that lives as long as the Broker). The broker
@@ -56,7 +58,9 @@ type Config struct {
 	// log.flush.offset.checkpoint.interval.ms): after a crash, records
 	// fsynced before the last run are never cut, and those since are cut
 	// if they went bad on disk, as Kafka cuts them (see log.Log.Maintain).
-	// Default 30 s.
+	// Default (0 or negative) 30 s, more often than Kafka's: its
+	// log.flush.offset.checkpoint.interval.ms is 60 s, and its
+	// log.retention.check.interval.ms, which runs retention, 5 minutes.
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended

@@ -20,12 +20,18 @@ var (
 	// name, with a new ID). For a topic deleted and not created again, the
 	// error matches ErrUnknownTopic too; its Kafka code is this one's.
 	ErrUnknownTopicID = api.ErrUnknownTopicID
-	// ErrInvalidTopic is returned for a topic name Kafka would refuse.
+	// ErrInvalidTopic is returned for a topic name Kafka would refuse
+	// (see ValidateTopicName), and by CreateTopic for names Kafka
+	// accepts but runnel does not: one that differs from an existing
+	// topic's in case only (or in case and '.' against '_'), and one that
+	// would give the topic's files a Windows device name (CON, aux.orders).
 	ErrInvalidTopic = api.ErrInvalidTopic
 	// ErrTopicExists is returned by CreateTopic for an existing topic.
 	ErrTopicExists = api.ErrTopicAlreadyExists
-	// ErrInvalidPartitions is returned for a partition count below 1, or
-	// one that would shrink a topic.
+	// ErrInvalidPartitions is returned for a partition count below 1 (but
+	// CreateTopic's -1), above math.MaxInt32, or not above a topic's
+	// count in CreatePartitions (which only grows a topic), and by Open for
+	// a DefaultPartitions out of range.
 	ErrInvalidPartitions = api.ErrInvalidPartitions
 	// ErrPolicyViolation is returned by DeleteRecords on a topic whose
 	// cleanup.policy is compact alone, as Kafka refuses it.

@@ -27,12 +27,15 @@ var (
 	// well); its code is still UNKNOWN_TOPIC_ID's.
 	ErrUnknownTopicID = errors.New("runnel: unknown topic id")
 	// ErrInvalidTopic refuses a topic name Kafka refuses (see
-	// ValidateTopicName), or one that collides with an existing topic's.
+	// ValidateTopicName), one that collides with an existing topic's
+	// (in '.' against '_', as Kafka refuses it, or in case), or one that
+	// would give a topic's files a Windows device name (see
+	// runnel.Broker.CreateTopic).
 	ErrInvalidTopic = errors.New("runnel: invalid topic")
 	// ErrTopicAlreadyExists refuses to create a topic that exists.
 	ErrTopicAlreadyExists = errors.New("runnel: topic already exists")
-	// ErrInvalidPartitions refuses a partition count below 1, or one that
-	// would shrink a topic.
+	// ErrInvalidPartitions refuses a partition count below 1 (but -1, the
+	// default), above math.MaxInt32, or one that would not grow a topic.
 	ErrInvalidPartitions = errors.New("runnel: invalid number of partitions")
 	// ErrInvalidRequiredAcks refuses a ProduceRequest whose Acks is none
 	// of the three levels.

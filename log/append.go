@@ -868,7 +868,7 @@ func (l *Log) flushDueLocked(records int64) bool {
 	}
 	l.unflushed += records
 	due := l.cfg.FlushMessages > 0 && l.unflushed >= l.cfg.FlushMessages
-	if l.cfg.FlushInterval > 0 && l.clock.Now().Sub(l.lastFlush) >= l.cfg.FlushInterval {
+	if l.flushIntervalPassedLocked() {
 		due = true
 	}
 	if due {
@@ -876,6 +876,16 @@ func (l *Log) flushDueLocked(records int64) bool {
 		l.lastFlush = l.clock.Now()
 	}
 	return due
+}
+
+// flushIntervalPassedLocked reports whether SyncPeriodic's FlushInterval
+// is set and has passed since the last flush, in whole milliseconds, as
+// Config counts every duration and Kafka counts flush.ms
+// (time.milliseconds - lastFlushTime >= flushMs): a FlushInterval of
+// 1.5 ms is due 1 ms after the last flush, and one below 1 ms (flush.ms=0)
+// at every append.
+func (l *Log) flushIntervalPassedLocked() bool {
+	return l.cfg.FlushInterval > 0 && l.clock.Now().UnixMilli()-l.lastFlush.UnixMilli() >= l.cfg.FlushInterval.Milliseconds()
 }
 
 // Flush fsyncs everything appended so far. A truncation meanwhile is no

@@ -75,12 +75,13 @@ func (l *Log) DirtyRatio() float64 {
 }
 
 // dirtyEnough reports whether the dirty ratio calls for a compaction, as
-// min.cleanable.dirty.ratio says: at least the ratio, and something dirty
-// (with a ratio of 0, Maintain ran a pass over the whole cleanable log
-// every time, dirty or not; Kafka asks for more than the ratio).
+// min.cleanable.dirty.ratio says: more than the ratio, as Kafka's cleaner
+// asks (LogCleanerManager: cleanableRatio > minCleanableRatio), so that
+// at 0 something must be dirty (Maintain once ran a pass over the whole
+// cleanable log every time, dirty or not) and at 1 only
+// max.compaction.lag.ms makes a log compact.
 func (l *Log) dirtyEnough() bool {
-	r := l.DirtyRatio()
-	return r > 0 && r >= l.cfg.MinCleanableDirtyRatio
+	return l.DirtyRatio() > l.cfg.MinCleanableDirtyRatio
 }
 
 // compactionOverdue reports whether max.compaction.lag.ms calls for a

@@ -413,7 +413,7 @@ func (m *compactModel) Maintain(t *rapid.T) {
 	m.checkRetained(t, before, false)
 	if m.cfg.CleanupPolicy&Compact != 0 && m.bigMap() {
 		if m.l.dirtyEnough() {
-			t.Fatalf("dirty ratio %v after Maintain, at least %v", m.l.DirtyRatio(), m.l.cfg.MinCleanableDirtyRatio)
+			t.Fatalf("dirty ratio %v after Maintain, more than %v", m.l.DirtyRatio(), m.l.cfg.MinCleanableDirtyRatio)
 		}
 		if m.l.compactionOverdue() {
 			t.Fatalf("compaction overdue after Maintain (max.compaction.lag.ms %v)", m.cfg.MaxCompactionLag)

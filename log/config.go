@@ -115,10 +115,14 @@ func (t TimestampType) String() string {
 
 // Config is a log's (topic's) configuration, named after Kafka's topic
 // configs. The zero value of each field means the default, noted on it: a
-// broker's TopicDefaults for a topic, else Kafka's. Every value can still be
-// asked for explicitly: the enums' zero values are named ...Default, and
-// where zero is a value of its own (no lag, no limit), a negative value
-// asks for it.
+// broker's TopicDefaults for a topic, else Kafka's, but for Sync, whose
+// default is SyncAlways (Kafka's flush.messages and flush.ms defaults are
+// SyncNever). Every value but one
+// can still be asked for explicitly: the enums' zero values are named
+// ...Default, where zero is a value of its own (no lag, no limit) a
+// negative value asks for it, and Kafka's index.interval.bytes=0 is
+// IndexIntervalBytes 1, which does the same. The one is Kafka's
+// retention.bytes=0, which has no value here (see RetentionBytes).
 //
 // Durations count in whole milliseconds, as Kafka's *.ms configs do: a
 // fraction of a millisecond is dropped, so a positive duration below 1 ms
@@ -126,7 +130,9 @@ func (t TimestampType) String() string {
 // a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
 // below its minimum of 1, rolls the active segment at each append whose
 // records are newer than its first batch, as SegmentTime counts: records
-// of the first batch's millisecond stay in its segment).
+// of the first batch's millisecond stay in its segment; a FlushInterval
+// below 1 ms is flush.ms=0, due at every append, and one of 1.5 ms is due
+// 1 ms after the last flush).
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's
@@ -157,9 +163,10 @@ type Config struct {
 	// least 12, one time-index entry (Kafka takes 4 to 11 too, with which
 	// an index holds no entry and each batch rolls a segment).
 	SegmentIndexBytes int
-	// IndexIntervalBytes is index.interval.bytes. Default 4096. Kafka's
-	// 0 (an index entry for every batch but a segment's first) is written
-	// 1 here, which does the same: no batch is smaller than a byte.
+	// IndexIntervalBytes is index.interval.bytes. Default 4096; at most
+	// 2147483647, a negative one is ErrInvalidConfig. Kafka's 0 (an index
+	// entry for every batch but a segment's first) is written 1 here,
+	// which does the same: no batch is smaller than a byte.
 	IndexIntervalBytes int
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
 	// Default 1048588. At least record.HeaderSize (61 bytes, a batch
@@ -174,7 +181,10 @@ type Config struct {
 	// means unlimited.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
-	// the log is larger. Default (0 or negative) unlimited.
+	// the log is larger. Default (0 or negative) unlimited (Kafka's
+	// default is -1). Kafka's 0, which deletes every segment, the active
+	// one rolled first, cannot be set: 1 comes closest, and keeps the
+	// active segment.
 	RetentionBytes int64
 	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
 	// newest brokers also take an empty list (neither policy), which has
@@ -201,9 +211,10 @@ type Config struct {
 	// least MinCompactionLag.
 	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
-	// compacts when the dirty part is at least this share of the log.
-	// Default 0.5; at most 1; negative means 0 (compact whenever anything
-	// is dirty).
+	// compacts when the dirty part is more than this share of the log, as
+	// Kafka's cleaner does (or when MaxCompactionLag calls for it).
+	// Default 0.5; at most 1 (with which only MaxCompactionLag makes the
+	// log compact); negative means 0 (compact whenever anything is dirty).
 	MinCleanableDirtyRatio float64
 	// Sync is the durability policy. Default (SyncDefault) SyncAlways.
 	// Kafka has no such config: its flush.messages and flush.ms, which
@@ -234,9 +245,9 @@ const (
 	DefaultDirtyRatio      = 0.5
 )
 
-// WithDefaults returns c with every zero field replaced by Kafka's default,
-// and the negative values that mean zero made zero. Negative "unlimited"
-// and "never" values are kept.
+// WithDefaults returns c with every zero field replaced by its default
+// (Kafka's, but Sync's: SyncAlways), and the negative values that mean
+// zero made zero. Negative "unlimited" and "never" values are kept.
 //
 // Its result is the config in effect, to read; give Open the config as
 // set (Open applies WithDefaults itself). A config that went through

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -101,5 +102,112 @@ func TestRetentionBelowAMillisecond(t *testing.T) {
 			require.EqualValues(t, 10, l.LogStartOffset(), "%v: 1 ms old, past retention.ms=0", tc.retention)
 		}
 		require.NoError(t, l.Close())
+	}
+}
+
+// TestFlushIntervalInWholeMilliseconds: FlushInterval counts in whole
+// milliseconds, as Config says of every duration and as Kafka's flush.ms
+// counts (time.milliseconds - lastFlushTime >= flushMs). A FlushInterval
+// of 1.5 ms is flush.ms=1, due 1 ms after the last flush; one below 1 ms
+// is flush.ms=0, due at every append. The log compared the time since the
+// last flush with the duration as given, fraction and all, so that 1.5 ms
+// waited 2 ms of the clock, and 0.5 ms was not due at an append in the
+// same millisecond.
+func TestFlushIntervalInWholeMilliseconds(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		advance  time.Duration // before the second append
+	}{
+		{1500 * time.Microsecond, time.Millisecond},
+		{500 * time.Microsecond, 0},
+		{time.Second, time.Second},
+	} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{Sync: SyncPeriodic, FlushInterval: tc.interval})
+			defer l.Close()
+			e.clock.Advance(tc.advance)
+			appendOK(t, l, valueBatch(t, 1, "a"))
+			require.EqualValues(t, 1, l.DurableOffset(), "flush.ms=%d is due %v after the last flush", tc.interval.Milliseconds(), tc.advance)
+			// By Maintain too.
+			appendOK(t, l, valueBatch(t, 1, "b")) // not due: no time passed (but at flush.ms=0)
+			e.clock.Advance(tc.advance)
+			require.NoError(t, l.Maintain(context.Background()))
+			require.EqualValues(t, 2, l.DurableOffset(), "Maintain: flush.ms=%d is due %v after the last flush", tc.interval.Milliseconds(), tc.advance)
+		})
+	}
+}
+
+// TestConfigDefaultsAndRangesAreKafkas pins what Config's field docs say
+// of each field: its default is Kafka's (the numbers of Kafka 4's
+// LogConfig and ServerLogConfigs, in Kafka's units), and the least and
+// largest values Validate takes are the documented ones (where they
+// differ from Kafka's, the field doc and the README say so).
+func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
+	d := Config{}.WithDefaults()
+	for _, tc := range []struct {
+		kafka string
+		got   any
+		want  any
+	}{
+		{"segment.bytes", d.SegmentBytes, int64(1073741824)},
+		{"segment.ms", d.SegmentTime.Milliseconds(), int64(604800000)},
+		{"segment.index.bytes", d.SegmentIndexBytes, 10485760},
+		{"index.interval.bytes", d.IndexIntervalBytes, 4096},
+		{"max.message.bytes", d.MaxMessageBytes, 1048588}, // 1 MiB + the 12-byte log overhead
+		{"retention.ms", d.RetentionTime.Milliseconds(), int64(604800000)},
+		{"retention.bytes (Kafka -1: unlimited)", d.RetentionBytes, int64(0)},
+		{"cleanup.policy", d.CleanupPolicy.String(), "delete"},
+		{"delete.retention.ms", d.DeleteRetentionTime.Milliseconds(), int64(86400000)},
+		{"min.compaction.lag.ms", d.MinCompactionLag.Milliseconds(), int64(0)},
+		{"max.compaction.lag.ms (Kafka Long.MAX_VALUE: never)", d.MaxCompactionLag, time.Duration(0)},
+		{"min.cleanable.dirty.ratio", d.MinCleanableDirtyRatio, 0.5},
+		{"flush.messages (Kafka Long.MAX_VALUE: unlimited)", d.FlushMessages, int64(0)},
+		{"flush.ms (Kafka Long.MAX_VALUE: unlimited)", d.FlushInterval, time.Duration(0)},
+		{"message.timestamp.type", d.TimestampType.String(), "CreateTime"},
+	} {
+		require.Equal(t, tc.want, tc.got, tc.kafka)
+	}
+
+	for _, tc := range []struct {
+		c  Config
+		ok bool
+	}{
+		{Config{SegmentBytes: 14}, true}, // Kafka before 4.0; Kafka 4: 1 MiB
+		{Config{SegmentBytes: 13}, false},
+		{Config{SegmentBytes: math.MaxInt32}, true},
+		{Config{SegmentBytes: math.MaxInt32 + 1}, false},
+		{Config{SegmentTime: -1}, true}, // never (Kafka: at least 1 ms)
+		{Config{SegmentTime: time.Nanosecond}, true},
+		{Config{SegmentIndexBytes: 12}, true}, // Kafka: 4
+		{Config{SegmentIndexBytes: 11}, false},
+		{Config{IndexIntervalBytes: 1}, true}, // Kafka's 0
+		{Config{IndexIntervalBytes: -1}, false},
+		{Config{MaxMessageBytes: record.HeaderSize}, true}, // Kafka: 0
+		{Config{MaxMessageBytes: record.HeaderSize - 1}, false},
+		{Config{RetentionTime: -2}, true}, // unlimited (Kafka: -1 only)
+		{Config{RetentionBytes: math.MinInt64}, true},
+		{Config{CleanupPolicy: Compact | Delete}, true},
+		{Config{CleanupPolicy: 4}, false},
+		{Config{DeleteRetentionTime: -1}, true}, // zero
+		{Config{MinCompactionLag: -1}, true},    // zero
+		{Config{MaxCompactionLag: -1, MinCompactionLag: time.Hour}, true},
+		{Config{MaxCompactionLag: time.Hour, MinCompactionLag: time.Hour}, true},
+		{Config{MaxCompactionLag: time.Hour, MinCompactionLag: time.Hour + time.Millisecond}, false},
+		{Config{MinCleanableDirtyRatio: 1}, true},
+		{Config{MinCleanableDirtyRatio: math.Nextafter(1, 2)}, false},
+		{Config{MinCleanableDirtyRatio: -0.5}, true}, // zero
+		{Config{Sync: SyncNever}, true},
+		{Config{Sync: SyncNever + 1}, false},
+		{Config{FlushMessages: -1, FlushInterval: -1}, true}, // unlimited
+		{Config{TimestampType: LogAppendTime}, true},
+		{Config{TimestampType: LogAppendTime + 1}, false},
+	} {
+		err := tc.c.Validate()
+		if tc.ok {
+			require.NoError(t, err, "%+v", tc.c)
+		} else {
+			require.ErrorIs(t, err, ErrInvalidConfig, "%+v", tc.c)
+		}
 	}
 }

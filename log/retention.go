@@ -420,7 +420,7 @@ func (l *Log) maintain(ctx context.Context) error {
 	}
 	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
 		l.mu.Lock()
-		due := l.clock.Now().Sub(l.lastFlush) >= l.cfg.FlushInterval
+		due := l.flushIntervalPassedLocked()
 		if due {
 			l.unflushed, l.lastFlush = 0, l.clock.Now()
 		}

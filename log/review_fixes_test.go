@@ -297,3 +297,38 @@ func TestMaintainAtRatioZeroCompactsOnlyWhatIsDirty(t *testing.T) {
 	require.NoError(t, l.Maintain(context.Background()))
 	require.Positive(t, passes, "a new dirty segment")
 }
+
+// TestDirtyRatioMustExceedMinCleanable: as Kafka's cleaner
+// (LogCleanerManager: cleanableRatio > minCleanableRatio), Maintain
+// compacts a log whose dirty ratio is more than min.cleanable.dirty.ratio,
+// not one whose ratio equals it: at 1, only max.compaction.lag.ms makes a
+// log compact, as in Kafka. Maintain compacted at a ratio equal to it (at
+// least), so that a never-compacted log (ratio 1) compacted at 1 too.
+func TestDirtyRatioMustExceedMinCleanable(t *testing.T) {
+	for _, tc := range []struct {
+		cfg       Config
+		compacted bool
+	}{
+		{Config{MinCleanableDirtyRatio: 1}, false},
+		{Config{MinCleanableDirtyRatio: 0.99}, true},
+		{Config{MinCleanableDirtyRatio: 1, MaxCompactionLag: time.Millisecond}, true}, // overdue
+	} {
+		e := newEnv(t)
+		cfg := tc.cfg
+		cfg.CleanupPolicy, cfg.SegmentBytes = Compact, 300
+		l := e.open(cfg)
+		ts := e.clock.Now().UnixMilli()
+		for range 20 {
+			appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(strings.Repeat("v", 50)), ts: ts}))
+		}
+		e.clock.Advance(time.Second)
+		require.Equal(t, 1.0, l.DirtyRatio(), "nothing compacted yet")
+		require.NoError(t, l.Maintain(context.Background()))
+		if tc.compacted {
+			require.Zero(t, l.DirtyRatio(), "%+v", tc.cfg)
+		} else {
+			require.Equal(t, 1.0, l.DirtyRatio(), "%+v: a ratio of 1 is not more than 1", tc.cfg)
+		}
+		require.NoError(t, l.Close())
+	}
+}
