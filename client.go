@@ -142,13 +142,13 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 //
 // Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
 // ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord (log.ErrInvalidTimestamp among them, and a record
-// that does not decode in a batch whose header and CRC are sound, a
-// header whose record count is not its offset range, a base offset
-// other than 0 (whatever the CRC, as Kafka checks it first), a
-// codec that is unknown and compressed records that do not decompress,
-// which match record.ErrCorrupt too: Kafka's INVALID_RECORD, not
-// retriable); record.ErrCorrupt
+// log.ErrInvalidRecord (Kafka's INVALID_RECORD, not retriable:
+// log.ErrInvalidTimestamp among them, a base offset other than 0
+// (whatever the batch's size and CRC, as Kafka checks it first), a
+// header whose record count is not its offset range, and, matching
+// record.ErrCorrupt too, a record that does not decode in a batch whose
+// header and CRC are sound, a codec that is unknown and compressed
+// records that do not decompress); record.ErrCorrupt
 // (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE;
 // also whole batches followed by bytes that make no whole batch, where
 // Kafka appends the whole ones and drops the rest: a request is taken or

@@ -62,13 +62,15 @@ type AppendResult struct {
 // ErrLogFenced; ErrRollFailed (a roll that could not create the new
 // segment: nothing written, the log not fenced); ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
 // among them; and an idempotent producer's batch that is not the only one
-// of data, as Kafka's produce requests carry one batch a partition; and,
-// matching record.ErrCorrupt too, a record that does not decode in a
+// of data, as Kafka's produce requests carry one batch a partition; a
+// batch whose base offset is not 0, whatever its size and CRC; a batch
+// whose record count is not its offset range; and, matching
+// record.ErrCorrupt too, a record that does not decode in a
 // batch whose header and CRC are sound, a batch whose codec is unknown or
 // whose compressed records do not decompress (compression.ErrUnknownCodec,
 // compression.ErrCorrupt), a batch whose CRC holds but whose header
-// does not (a record count that is not its offset range, more records
-// than its bytes hold), data that holds no whole batch,
+// does not (a negative record count or last offset delta, more records
+// than its offset range or its bytes hold), data that holds no whole batch,
 // and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
 // batches, a failed CRC among them (nothing is written);
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's

@@ -731,10 +731,12 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // this one grew: a sync.Pool drops its batches at every other
 // collection, and under load (collections every few milliseconds) a
 // 1 MB batch then grows again by copying itself, as every batch in
-// flight did when only one was kept. It keeps as many as can be in use
-// at once — the open one and those in flight — up to maxSpares; another
-// goes to the pool. The spares go back to the pool when the partition's
-// goroutine ends (dropSpareLocked).
+// flight did when only one was kept. It keeps MaxInFlight of them, up to
+// maxSpares (as many as an AsyncClient's requests in flight; with a
+// Client that has one in flight at a time they are the batches a burst
+// queued); another goes to the pool. The spares go back to the pool when
+// the partition's goroutine ends (dropSpareLocked), not before: a
+// partition whose records keep coming, however slowly, keeps them.
 func (pp *partition) reuse(b *batch) {
 	b.reset()
 	pp.mu.Lock()

@@ -267,7 +267,11 @@ func noPromise(*record.Record, error) {}
 // backoff, as Kafka's producer waits for its metadata, until ctx ends,
 // Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
 // does not wait for that either, and fails r with the first answer's
-// error. A look-up the Client does not answer is cut short at
+// error. The look-up of a partition past the count is the exception: one
+// that fails otherwise than by Close, ctx or DeliveryTimeout (TryProduce's
+// first retriable answer among them, or a topic found unknown) leaves the
+// count the producer knows as it was, and r fails with
+// ErrInvalidPartition. A look-up the Client does not answer is cut short at
 // DeliveryTimeout too (as Kafka's send waits no longer than
 // max.block.ms), so a record whose ctx never ends is not held for ever;
 // it fails with ErrDeliveryTimeout, not written.

@@ -364,6 +364,7 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	hadMax := s.maxTs.Load() >= 0 // a batch with a timestamp (see below)
 	if err := s.log.Truncate(pos); err != nil {
 		return 0, err
 	}
@@ -408,7 +409,7 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 			return 0, err
 		}
 	}
-	next, _, _, err := s.rescan(from, pos)
+	next, tailMax, tailMaxOff, err := s.rescan(from, pos)
 	if err != nil {
 		return 0, err
 	}
@@ -453,14 +454,21 @@ func (s *Segment) TruncateTo(offset int64) (int64, error) {
 	// Not that of the batches after the offset index entry below the cut
 	// alone: the time index entries between them, which index points add
 	// when the max timestamp grows, may have been lost (a time index of
-	// another moment) or cut here for being bad.
-	scanFrom := int64(0)
-	if entryPos >= 0 {
-		scanFrom = entryPos
-	}
-	_, scanMax, scanMaxOff, err := s.rescan(scanFrom, pos)
-	if err != nil {
-		return 0, err
+	// another moment) or cut here for being bad. A segment none of whose
+	// batches had a timestamp has no entry to start from, and nothing to
+	// find before the batches rescanned above: as Kafka's, which looks
+	// for it only when the segment had a max timestamp, it is not read
+	// from the start (every header of a segment of records without
+	// timestamps, at each truncation).
+	scanMax, scanMaxOff := tailMax, tailMaxOff
+	if entryPos >= 0 || hadMax {
+		scanFrom := int64(0)
+		if entryPos >= 0 {
+			scanFrom = entryPos
+		}
+		if _, scanMax, scanMaxOff, err = s.rescan(scanFrom, pos); err != nil {
+			return 0, err
+		}
 	}
 	s.setMax(-1, s.base)
 	s.firstTs.Store(-1)
