@@ -551,13 +551,17 @@ type partition struct {
 	id   int32
 	wake chan struct{} // buffered: a batch is full, a flush began, or Close
 
-	mu       sync.Mutex
-	cur      *batch    // open batch, or nil
-	queue    []*batch  // full batches waiting, oldest first
-	spares   []*batch  // sent batches, empty, for the next ones (see reuse)
-	draining bool      // the partition's goroutine runs
-	idle     bool      // ... and waits for records (wake it)
-	idleAt   time.Time // when it began to wait
+	mu     sync.Mutex
+	cur    *batch   // open batch, or nil
+	queue  []*batch // full batches waiting, oldest first
+	spares []*batch // sent batches, empty, for the next ones (see reuse)
+	// The fewest spares there were since trimAt: so many went unused
+	// meanwhile (see reuse).
+	sparesLow int
+	trimAt    time.Time
+	draining  bool      // the partition's goroutine runs
+	idle      bool      // ... and waits for records (wake it)
+	idleAt    time.Time // when it began to wait
 
 	ctxEnded  atomic.Bool // a lingering record's ctx ended: send the open batch now
 	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
@@ -722,6 +726,7 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 	b := pp.spares[n-1]
 	pp.spares[n-1] = nil
 	pp.spares = pp.spares[:n-1]
+	pp.sparesLow = min(pp.sparesLow, n-1)
 	b.created = created
 	return b
 }
@@ -734,20 +739,43 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // flight did when only one was kept. It keeps MaxInFlight of them, up to
 // maxSpares (as many as an AsyncClient's requests in flight; with a
 // Client that has one in flight at a time they are the batches a burst
-// queued); another goes to the pool. The spares go back to the pool when
-// the partition's goroutine ends (dropSpareLocked), not before: a
-// partition whose records keep coming, however slowly, keeps them.
+// queued); another goes to the pool. Spares that went unused for a whole
+// sparesTrim (all but one: a trickle after a burst needs one at a time)
+// go to the pool too, at the first batch done after it (so within two
+// sparesTrim of the load dropping), and every spare once the partition's goroutine
+// ends (dropSpareLocked): a partition's spares follow what its load
+// needs, not what its biggest burst did.
 func (pp *partition) reuse(b *batch) {
 	b.reset()
+	now := time.Now()
+	var unused []*batch
 	pp.mu.Lock()
 	if len(pp.spares) < min(pp.p.cfg.maxInFlight, maxSpares) {
 		pp.spares, b = append(pp.spares, b), nil
+	}
+	if now.Sub(pp.trimAt) >= sparesTrim {
+		// newBatchLocked takes the last spare: the first sparesLow were
+		// not taken since trimAt.
+		if n := min(pp.sparesLow, len(pp.spares)-1); n > 0 {
+			unused = append(unused, pp.spares[:n]...)
+			k := copy(pp.spares, pp.spares[n:])
+			clear(pp.spares[k:])
+			pp.spares = pp.spares[:k]
+		}
+		pp.sparesLow, pp.trimAt = len(pp.spares), now
 	}
 	pp.mu.Unlock()
 	if b != nil {
 		pp.p.batches.Put(b)
 	}
+	for _, u := range unused {
+		pp.p.batches.Put(u)
+	}
 }
+
+// sparesTrim is how long a partition keeps spare batches it does not use
+// (see reuse); a variable for tests.
+var sparesTrim = time.Second
 
 // maxSpares bounds a partition's spare batches (see reuse) for a producer
 // without idempotence whose MaxInFlight is large.
@@ -760,7 +788,7 @@ func (pp *partition) dropSpareLocked() {
 		pp.p.batches.Put(b)
 		pp.spares[i] = nil
 	}
-	pp.spares = pp.spares[:0]
+	pp.spares, pp.sparesLow = pp.spares[:0], 0
 	if pp.bld != nil {
 		pp.p.builders.Put(pp.bld)
 		pp.bld = nil

@@ -142,3 +142,51 @@ func TestPartitionSpares(t *testing.T) {
 		})
 	}
 }
+
+// Spares a partition's load stops needing go back to the pool: after a
+// burst that had MaxInFlight batches in flight, a trickle that takes one
+// batch at a time keeps one spare once sparesTrim has passed twice (the
+// first trim looks back to the burst, which took spares; here sparesTrim
+// is 0: every batch done trims), rather than the burst's five for as long
+// as records keep coming.
+func TestPartitionSparesTrimmed(t *testing.T) {
+	c := &heldClient{gate: make(chan struct{}), sent: make(chan struct{}, 100)}
+	p, err := New(c, DefaultTopic("t"), MaxInFlight(5), Linger(time.Minute), BatchMaxBytes(record.HeaderSize+30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for i := range 10 {
+		p.Produce(ctx, &record.Record{Value: fmt.Appendf(nil, "value %010d", i)}, nil)
+	}
+	for range 5 {
+		<-c.sent
+	}
+	close(c.gate)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pp := (*(*p.topics.Load())["t"].parts.Load())[0]
+	spares := func() int {
+		pp.mu.Lock()
+		defer pp.mu.Unlock()
+		return len(pp.spares)
+	}
+	if n := spares(); n != 5 {
+		t.Fatalf("%d spares after the burst, want 5", n)
+	}
+
+	old := sparesTrim
+	sparesTrim = 0
+	defer func() { sparesTrim = old }()
+	for i := range 3 {
+		p.Produce(ctx, &record.Record{Value: fmt.Appendf(nil, "trickle %08d", i)}, nil)
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := spares(); i > 0 && n != 1 {
+			t.Fatalf("%d spares after trickle batch %d, want 1", n, i)
+		}
+	}
+}
