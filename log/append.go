@@ -596,6 +596,10 @@ func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) e
 		if active, err = l.rollLocked(first); err != nil {
 			return err
 		}
+	} else if l.rollRemoved {
+		if err := l.syncRollRemovalLocked(); err != nil {
+			return err
+		}
 	}
 	if err := active.Append(data); err != nil {
 		return l.fence(err)
@@ -664,6 +668,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return nil, l.unroll(old, s, base, err)
 	}
+	l.rollRemoved = false // that fsync made any removal before it durable
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.activeCreated = l.clock.Now()
 	if l.cfg.Sync == SyncNever {
@@ -697,27 +702,59 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 // wrote nothing of the log but old's seal, which an Open undoes too: err
 // comes back wrapped with ErrRollFailed, the log unfenced. A failed
 // directory fsync itself fences the log, as every failed fsync does, and
-// so does an unseal that fails.
+// so do a removal that fails and an unseal that fails.
+//
+// The removal is made durable (the directory synced) before old takes
+// another batch: that batch holds base, and an empty segment at base that
+// a crash brought back (its creation durable and its removal not, as a
+// journal that committed the one and not the other leaves) would end
+// old's offsets there: Open would report old's batches from base as
+// corrupt, and not open the log. unroll syncs the directory before it
+// unseals old (which opens old's index files again), when a process at
+// its limit of open files has the descriptors the seal and the failed
+// creation released; if the directory cannot be opened even so, the next
+// append that does not roll syncs it first (syncRollRemovalLocked).
 func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	if s != nil {
 		s.Close()
 	}
-	// Best effort: files left (an empty segment after a sealed one, as a
-	// crash right after a roll leaves) are harmless to Open, and the
-	// next roll's Create truncates them.
 	rerr := segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
 	var pe *fs.PathError
 	if s != nil && !(errors.As(err, &pe) && pe.Op == "open") {
 		return l.fence(err)
 	}
+	if rerr != nil {
+		// The files stay: old must not take base.
+		return l.fence(errors.Join(err, fmt.Errorf("files of the failed roll at %d not removed: %w", base, rerr)))
+	}
+	l.rollRemoved = true
+	if serr := l.syncRollRemovalLocked(); serr != nil && !errors.Is(serr, ErrRollFailed) {
+		return errors.Join(err, serr) // fenced
+	}
 	if uerr := old.Unseal(); uerr != nil {
 		return l.fence(errors.Join(err, uerr))
 	}
-	if rerr != nil {
-		l.logger.Warn("files of a failed roll not removed", "dir", l.dir, "base", base, "err", rerr)
-	}
 	l.logger.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
 	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
+}
+
+// syncRollRemovalLocked syncs the directory, to make the removal of a
+// failed roll's files durable (see unroll). A directory that cannot be
+// opened (an *fs.PathError of Op "open": the process at its limit of
+// open files) gives ErrRollFailed, the log unfenced, the removal still
+// to sync; a failed fsync fences the log.
+func (l *Log) syncRollRemovalLocked() error {
+	err := l.fs.SyncDir(l.dir)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		l.rollRemoved = false
+		return nil
+	case errors.As(err, &pe) && pe.Op == "open":
+		l.logger.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
+		return fmt.Errorf("%w: the removal of a failed roll's files in %s is not synced: %w", ErrRollFailed, l.dir, err)
+	}
+	return l.fence(err)
 }
 
 func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }

@@ -656,6 +656,9 @@ func (s *crashSim) appendPlain() error {
 	if s.rng.IntN(3) == 0 {
 		// Append itself: it waits when the policy says so.
 		res, err := s.l.Append(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
+		if s.rollFailed(what, err, first) {
+			return nil
+		}
 		if err != nil {
 			s.add(first, recs, sizes)
 			return s.powerCut(what, err, s.appendUnc(first))
@@ -668,12 +671,30 @@ func (s *crashSim) appendPlain() error {
 		return nil
 	}
 	res, d, err := s.l.AppendAsync(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
+	if s.rollFailed(what, err, first) {
+		return nil
+	}
 	s.add(first, recs, sizes)
 	if err != nil {
 		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
 	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
+}
+
+// rollFailed reports whether err is that of an append whose roll failed
+// (a transient fault on the new segment's files), which wrote nothing and
+// left the log working: the simulation goes on with the log as it was,
+// whose next appends that fit go to the old segment, unsealed again.
+func (s *crashSim) rollFailed(what string, err error, first int64) bool {
+	s.t.Helper()
+	if !errors.Is(err, ErrRollFailed) || errors.Is(err, ErrLogFenced) || s.failIn.Load() == 0 {
+		return false
+	}
+	s.check(errors.Is(err, vfs.ErrInjected), "%s: %v", what, err)
+	s.check(s.l.LogEndOffset() == first, "%s: the roll failed (%v), yet the log end offset is %d", what, err, s.l.LogEndOffset())
+	s.logf("%s: roll failed, nothing written: %v", what, err)
+	return true
 }
 
 func (s *crashSim) checkResult(what string, res AppendResult, first int64, n int, dup bool) {

@@ -17,7 +17,9 @@ var (
 	// directory to sync their names): the process at its limit of open
 	// files (EMFILE), say. Nothing was written, the log is not fenced,
 	// and the next append tries the roll again; the error wraps the file
-	// system's. Retriable, as Kafka's KAFKA_STORAGE_ERROR.
+	// system's. An append after it that does not roll matches it too
+	// while the directory cannot be opened to sync the removal of the
+	// failed roll's files. Retriable, as Kafka's KAFKA_STORAGE_ERROR.
 	ErrRollFailed = errors.New("runnel/log: the segment roll could not create the new segment")
 	// ErrOffsetOutOfRange is returned for a read or seek outside
 	// [LogStartOffset, LogEndOffset].

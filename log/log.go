@@ -136,6 +136,10 @@ type Log struct {
 
 	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
+	// rollRemoved says a failed roll removed files whose removal no
+	// directory fsync has made durable yet (mu): the active segment takes
+	// no batch until one has (see unroll).
+	rollRemoved bool
 
 	fenced atomic.Pointer[error]
 	// syncFailedMarked says the sync-failed checkpoint was written (see

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -162,4 +163,108 @@ func TestRollWhoseSealFailsLeavesNoNewSegment(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, found, "OffsetForTime finds the second record")
 	require.Equal(t, int64(1), off)
+}
+
+// The files a failed roll removes must stay removed: the old segment,
+// unsealed, takes the next batch when it fits (a smaller one than the
+// batch that rolled), and that batch holds the offset the new segment
+// was to begin at. The old code removed the files without syncing the
+// directory, so that a crash whose journal had committed their creation
+// and not their removal (vfs.CrashOptions.Reorder) brought back an empty
+// segment there, and Open then reported the old segment's batch at that
+// offset as corrupt ("reach 1, where the segment after it begins"): the
+// log would not open, an acknowledged record with it. This test failed on
+// it (Reorder seeds 6, 7, 12 and more).
+func TestRollFailedFilesStayRemovedAfterACrash(t *testing.T) {
+	ctx := context.Background()
+	for _, failOp := range []string{"create .index", "open dir"} {
+		t.Run(failOp, func(t *testing.T) {
+			mem := vfs.NewMem()
+			var armed atomic.Bool
+			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if armed.Load() && failOp == "create .index" && op == vfs.OpCreate && filepath.Ext(name) == ".index" {
+					return syscall.EMFILE
+				}
+				return nil
+			}))
+			if failOp == "open dir" {
+				fsys = &openDirFailFS{FS: fsys, armed: &armed, err: &os.PathError{Op: "open", Err: syscall.EMFILE}}
+			}
+			cfg := Config{SegmentBytes: 300}
+			l, err := Open("/p", cfg, Options{FS: fsys})
+			require.NoError(t, err)
+			defer l.Close()
+			const ts = 1_700_000_000_000
+			appendOK(t, l, valueBatch(t, ts+1, string(make([]byte, 50))))
+			armed.Store(true)
+			_, err = l.Append(ctx, valueBatch(t, ts+2, string(make([]byte, 200))), AppendOptions{})
+			require.ErrorIs(t, err, ErrRollFailed)
+			if failOp == "open dir" {
+				// The directory still cannot be opened: the removal is
+				// not durable, and the old segment takes nothing.
+				_, err = l.Append(ctx, valueBatch(t, ts+3, "small"), AppendOptions{})
+				require.ErrorIs(t, err, ErrRollFailed)
+				require.NotErrorIs(t, err, ErrLogFenced)
+				require.Equal(t, int64(1), l.LogEndOffset())
+			}
+			armed.Store(false)
+			appendOK(t, l, valueBatch(t, ts+3, "small")) // fits: no roll
+			require.Len(t, *l.segs.Load(), 1, "the small batch went to the old segment")
+			want := []string{string(make([]byte, 50)), "small"}
+			for seed := range uint64(64) {
+				for _, mode := range crashTails {
+					clone := mem.CrashClone(vfs.CrashOptions{Tail: mode, Reorder: true, Rand: rand.New(rand.NewPCG(seed, uint64(mode)))})
+					l2, err := Open("/p", cfg, Options{FS: clone})
+					require.NoError(t, err, "seed %d, tail %v: Open after the crash", seed, mode)
+					require.Equal(t, want, values(readAll(t, l2, 0)), "seed %d, tail %v", seed, mode)
+					off, ok, err := l2.OffsetForTime(ts + 3)
+					require.NoError(t, err)
+					require.True(t, ok)
+					require.Equal(t, int64(1), off)
+					require.NoError(t, l2.Close())
+				}
+			}
+		})
+	}
+}
+
+// A failed roll whose files cannot be removed fences the log: the old
+// segment must not take the offset where a segment's files remain, which
+// Open, even after a clean Close, would then report as corrupt. The old
+// code answered ErrRollFailed, took the next (smaller) batch into the old
+// segment, and the log did not open again; this test failed on it.
+func TestRollWhoseFilesStayFences(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		switch {
+		case !armed.Load():
+		case op == vfs.OpCreate && filepath.Ext(name) == ".index":
+			return syscall.EMFILE
+		case op == vfs.OpRemove && filepath.Ext(name) == ".log":
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 300}
+	l, err := Open("/p", cfg, Options{FS: fsys})
+	require.NoError(t, err)
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, 1, string(make([]byte, 50))))
+	armed.Store(true)
+	_, err = l.Append(ctx, valueBatch(t, 2, string(make([]byte, 200))), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	armed.Store(false)
+	_, err = l.Append(ctx, valueBatch(t, 3, "small"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	l.Close()
+	l, err = Open("/p", cfg, Options{FS: mem})
+	require.NoError(t, err)
+	require.Equal(t, []string{string(make([]byte, 50))}, values(readAll(t, l, 0)))
+	appendOK(t, l, valueBatch(t, 3, "small"))
+	require.NoError(t, l.Close())
+	l, err = Open("/p", cfg, Options{FS: mem})
+	require.NoError(t, err)
+	require.Equal(t, []string{string(make([]byte, 50)), "small"}, values(readAll(t, l, 0)))
 }
