@@ -551,17 +551,13 @@ type partition struct {
 	id   int32
 	wake chan struct{} // buffered: a batch is full, a flush began, or Close
 
-	mu     sync.Mutex
-	cur    *batch   // open batch, or nil
-	queue  []*batch // full batches waiting, oldest first
-	spares []*batch // sent batches, empty, for the next ones (see reuse)
-	// The fewest spares there were since trimAt: so many went unused
-	// meanwhile (see reuse).
-	sparesLow int
-	trimAt    time.Time
-	draining  bool      // the partition's goroutine runs
-	idle      bool      // ... and waits for records (wake it)
-	idleAt    time.Time // when it began to wait
+	mu       sync.Mutex
+	cur      *batch    // open batch, or nil
+	queue    []*batch  // full batches waiting, oldest first
+	spare    *batch    // a sent batch, empty, for the next one (see reuse)
+	draining bool      // the partition's goroutine runs
+	idle     bool      // ... and waits for records (wake it)
+	idleAt   time.Time // when it began to wait
 
 	ctxEnded  atomic.Bool // a lingering record's ctx ended: send the open batch now
 	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
@@ -717,78 +713,42 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool)
 	return true, trickle, nil
 }
 
-// newBatchLocked returns an empty batch: a spare, or one from the pool.
+// newBatchLocked returns an empty batch: the spare, or one from the pool.
 func (pp *partition) newBatchLocked(created time.Time) *batch {
-	n := len(pp.spares)
-	if n == 0 {
+	b := pp.spare
+	if b == nil {
 		return pp.p.newBatch(created)
 	}
-	b := pp.spares[n-1]
-	pp.spares[n-1] = nil
-	pp.spares = pp.spares[:n-1]
-	pp.sparesLow = min(pp.sparesLow, n-1)
+	pp.spare = nil
 	b.created = created
 	return b
 }
 
-// reuse empties a batch that is done and keeps it as one of the
-// partition's spares, so that the next batches start with the buffers
-// this one grew: a sync.Pool drops its batches at every other
-// collection, and under load (collections every few milliseconds) a
-// 1 MB batch then grows again by copying itself, as every batch in
-// flight did when only one was kept. It keeps MaxInFlight of them, up to
-// maxSpares (as many as an AsyncClient's requests in flight; with a
-// Client that has one in flight at a time they are the batches a burst
-// queued); another goes to the pool. Spares that went unused for a whole
-// sparesTrim (all but one: a trickle after a burst needs one at a time)
-// go to the pool too, at the first batch done after it (so within two
-// sparesTrim of the load dropping), and every spare once the partition's goroutine
-// ends (dropSpareLocked): a partition's spares follow what its load
-// needs, not what its biggest burst did.
+// reuse empties a batch that is done and keeps it as the partition's
+// spare, so that the next batch starts with the buffers this one grew: a
+// sync.Pool drops its batches at every other collection, and under load
+// (collections every few milliseconds) a 1 MB batch then grows again by
+// copying itself. A second spare goes to the pool. The spare goes back to
+// the pool when the partition's goroutine ends (dropSpareLocked).
 func (pp *partition) reuse(b *batch) {
 	b.reset()
-	now := time.Now()
-	var unused []*batch
 	pp.mu.Lock()
-	if len(pp.spares) < min(pp.p.cfg.maxInFlight, maxSpares) {
-		pp.spares, b = append(pp.spares, b), nil
-	}
-	if now.Sub(pp.trimAt) >= sparesTrim {
-		// newBatchLocked takes the last spare: the first sparesLow were
-		// not taken since trimAt.
-		if n := min(pp.sparesLow, len(pp.spares)-1); n > 0 {
-			unused = append(unused, pp.spares[:n]...)
-			k := copy(pp.spares, pp.spares[n:])
-			clear(pp.spares[k:])
-			pp.spares = pp.spares[:k]
-		}
-		pp.sparesLow, pp.trimAt = len(pp.spares), now
+	if pp.spare == nil {
+		pp.spare, b = b, nil
 	}
 	pp.mu.Unlock()
 	if b != nil {
 		pp.p.batches.Put(b)
 	}
-	for _, u := range unused {
-		pp.p.batches.Put(u)
-	}
 }
 
-// sparesTrim is how long a partition keeps spare batches it does not use
-// (see reuse); a variable for tests.
-var sparesTrim = time.Second
-
-// maxSpares bounds a partition's spare batches (see reuse) for a producer
-// without idempotence whose MaxInFlight is large.
-const maxSpares = 8
-
-// dropSpareLocked hands the spare batches and the builder back to their
+// dropSpareLocked hands the spare batch and the builder back to their
 // pools as the partition's goroutine ends (no batch is in flight then).
 func (pp *partition) dropSpareLocked() {
-	for i, b := range pp.spares {
-		pp.p.batches.Put(b)
-		pp.spares[i] = nil
+	if pp.spare != nil {
+		pp.p.batches.Put(pp.spare)
+		pp.spare = nil
 	}
-	pp.spares, pp.sparesLow = pp.spares[:0], 0
 	if pp.bld != nil {
 		pp.p.builders.Put(pp.bld)
 		pp.bld = nil
