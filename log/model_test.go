@@ -197,14 +197,22 @@ func (m *logModel) OffsetForTime(t *rapid.T) {
 	if m.end() > 0 {
 		ts = m.recs[rapid.Int64Range(0, m.end()-1).Draw(t, "record")].ts + rapid.Int64Range(-1, 1).Draw(t, "delta")
 	}
+	checkOffsetForTime(t, m.l, ts, m.start, m.end(), func(o int64) int64 { return m.recs[o].ts })
+}
+
+// checkOffsetForTime fails unless l.OffsetForTime(ts) answers the first of
+// the offsets [start, end) whose timestamp (tsOf) is at least ts, or
+// nothing if none is: Kafka's ListOffsets by time. The model tests of the
+// log and of its time semantics share it.
+func checkOffsetForTime(t interface{ Fatalf(string, ...any) }, l *Log, ts, start, end int64, tsOf func(int64) int64) {
 	want, wantOK := int64(0), false
-	for o := m.start; o < m.end(); o++ {
-		if m.recs[o].ts >= ts {
+	for o := start; o < end; o++ {
+		if tsOf(o) >= ts {
 			want, wantOK = o, true
 			break
 		}
 	}
-	got, ok, err := m.l.OffsetForTime(ts)
+	got, ok, err := l.OffsetForTime(ts)
 	if err != nil {
 		t.Fatalf("offset for time %d: %v", ts, err)
 	}

@@ -608,20 +608,7 @@ func (m *timeModel) Check(t *rapid.T) {
 	}
 	slices.Sort(probes)
 	for _, ts := range slices.Compact(probes) {
-		want, wantOK := int64(0), false
-		for o := m.start; o < m.end(); o++ {
-			if m.recs[o].ts >= ts {
-				want, wantOK = o, true
-				break
-			}
-		}
-		got, ok, err := m.l.OffsetForTime(ts)
-		if err != nil {
-			t.Fatalf("offset for time %d: %v", ts, err)
-		}
-		if ok != wantOK || ok && got != want {
-			t.Fatalf("offset for time %d: %d, %v; want %d, %v", ts, got, ok, want, wantOK)
-		}
+		checkOffsetForTime(t, m.l, ts, m.start, m.end(), func(o int64) int64 { return m.recs[o].ts })
 	}
 	// MAX_TIMESTAMP: the first record with the largest timestamp.
 	want, wantOK := int64(0), false
