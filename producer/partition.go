@@ -207,14 +207,7 @@ func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
 // ends or deadline (see partitionsBy), and follows it (see follow); it
 // returns the count, or the broker's error, which changes nothing.
 func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int, error) {
-	t.refreshAt.Store(t.p.nextRefresh(now))
-	n, err := t.p.partitionsBy(ctx, t.name, deadline)
-	if err != nil {
-		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
-		return 0, err
-	}
-	t.follow(n)
-	return n, nil
+	return t.refreshBy(now, func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
@@ -223,8 +216,15 @@ func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int,
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
-	t.refreshAt.Store(t.p.nextRefresh(time.Now()))
-	n, err := t.p.lookUp(ctx, t.name, block)
+	return t.refreshBy(time.Now(), func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+}
+
+// refreshBy is refresh and lookUpNow, with look the look-up: the next
+// refresh is due MetadataMaxAge after now, and the count found is
+// followed; an error changes nothing.
+func (t *topicState) refreshBy(now time.Time, look func() (int, error)) (int, error) {
+	t.refreshAt.Store(t.p.nextRefresh(now))
+	n, err := look()
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
