@@ -938,10 +938,14 @@ func (l *Log) Flush(ctx context.Context) error {
 		return err
 	}
 	for {
-		truncations := l.truncations.Load()
+		// The truncations done before target is read (not those begun: a
+		// TruncateTo counts itself begun under the log's lock long before
+		// it lowers the log end, so one begun before target is read may
+		// lower it after).
+		cuts := l.truncationsDone.Load()
 		target := l.next.Load()
 		err := l.syncTo(ctx, target)
-		if !errors.Is(err, ErrOffsetOutOfRange) || l.truncations.Load() == truncations {
+		if !errors.Is(err, ErrOffsetOutOfRange) || l.truncations.Load() == cuts {
 			return err
 		}
 		// TruncateTo cut the log below target before the fsync covered
