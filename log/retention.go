@@ -261,10 +261,16 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	l.lifeMu.Unlock()
 	l.forgetDeletedLocked()
-	if err == nil && keep < len(segs) {
+	if err == nil && (keep < len(segs) || l.rollRemoved) {
 		// The removals are durable before the cut: a crash must not find
 		// the segment below cut and the ones after it still there, a hole.
+		// So is that of a failed roll's files (see unroll), which would
+		// otherwise come back, an empty segment past the cut, below the
+		// recovery point: Open would end the log at its base.
 		err = l.fs.SyncDir(l.dir)
+		if err == nil {
+			l.rollRemoved = false
+		}
 	}
 	if err != nil {
 		return 0, l.fence(err)
