@@ -719,8 +719,7 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 		s.Close()
 	}
 	rerr := segment.RemoveFiles(l.fs, l.dir, base, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix)
-	var pe *fs.PathError
-	if s != nil && !(errors.As(err, &pe) && pe.Op == "open") {
+	if s != nil && !dirNotOpened(err) {
 		return l.fence(err)
 	}
 	if rerr != nil {
@@ -745,16 +744,24 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 // to sync; a failed fsync fences the log.
 func (l *Log) syncRollRemovalLocked() error {
 	err := l.fs.SyncDir(l.dir)
-	var pe *fs.PathError
 	switch {
 	case err == nil:
 		l.rollRemoved = false
 		return nil
-	case errors.As(err, &pe) && pe.Op == "open":
+	case dirNotOpened(err):
 		l.logger.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
 		return fmt.Errorf("%w: the removal of a failed roll's files in %s is not synced: %w", ErrRollFailed, l.dir, err)
 	}
 	return l.fence(err)
+}
+
+// dirNotOpened reports whether err, of FS.SyncDir, is the directory's
+// open failing (an *fs.PathError of Op "open", as os.Open's: the process
+// at its limit of open files), before any fsync: nothing was synced, and
+// nothing failed to be.
+func dirNotOpened(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Op == "open"
 }
 
 func (l *Log) setSegments(segs []*segment.Segment) { l.segs.Store(&segs) }
@@ -941,11 +948,11 @@ func (l *Log) Flush(ctx context.Context) error {
 		// The truncations done before target is read (not those begun: a
 		// TruncateTo counts itself begun under the log's lock long before
 		// it lowers the log end, so one begun before target is read may
-		// lower it after).
+		// lower it after), as a read counts them (see truncatedUnder).
 		cuts := l.truncationsDone.Load()
 		target := l.next.Load()
 		err := l.syncTo(ctx, target)
-		if !errors.Is(err, ErrOffsetOutOfRange) || l.truncations.Load() == cuts {
+		if !errors.Is(err, ErrOffsetOutOfRange) || !l.truncatedUnder(cuts) {
 			return err
 		}
 		// TruncateTo cut the log below target before the fsync covered
