@@ -1,0 +1,38 @@
+package producer_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTimestampPastInt64Millis: a Timestamp whose Unix milliseconds do not
+// fit an int64 (time.Time reaches far past them) is refused with
+// ErrInvalidTimestamp, as one before the epoch is: its UnixMilli wraps, and
+// the record was stored with whatever the wrap gave (384 ms for the first
+// case: 1970). The largest Kafka timestamp, math.MaxInt64 ms, is kept as
+// it is.
+func TestTimestampPastInt64Millis(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b)
+	ctx := testCtx(t)
+	for _, ts := range []time.Time{
+		time.Unix(2*(math.MaxInt64/1000+1), 0), // UnixMilli wraps to 384
+		time.Unix(math.MaxInt64/1000+1, 0),     // UnixMilli wraps negative
+		time.UnixMilli(math.MaxInt64).Add(time.Millisecond),
+		time.Unix(-2*(math.MaxInt64/1000+1)+1, 0), // before the epoch, UnixMilli wraps positive
+	} {
+		err := p.ProduceSync(ctx, &record.Record{Topic: "t", Timestamp: ts, Value: []byte("far")})
+		require.ErrorIs(t, err, producer.ErrInvalidTimestamp, "%v (UnixMilli %d)", ts, ts.UnixMilli())
+	}
+	last := &record.Record{Topic: "t", Timestamp: time.UnixMilli(math.MaxInt64), Value: []byte("last")}
+	require.NoError(t, p.ProduceSync(ctx, last))
+	got := readRecords(t, b, "t", 0)
+	require.Len(t, got, 1)
+	require.Equal(t, int64(math.MaxInt64), got[0].Timestamp.UnixMilli())
+}
