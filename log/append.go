@@ -17,7 +17,8 @@ import (
 // AppendOptions qualify an append.
 type AppendOptions struct {
 	// LeaderEpoch is stamped on every batch and, when it is new, recorded
-	// in the leader epoch cache.
+	// in the leader epoch cache. A negative one (Kafka's -1,
+	// NO_PARTITION_LEADER_EPOCH) is none: stamped, never recorded.
 	LeaderEpoch int32
 }
 
@@ -604,8 +605,13 @@ func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) e
 	if err := active.Append(data); err != nil {
 		return l.fence(err)
 	}
-	if err := l.epochs.assign(epoch, first); err != nil {
-		return l.fence(err)
+	// A negative epoch is none, as recovery takes it (recoverEpoch): the
+	// checkpoint holds none, which Open refuses (and Kafka's epoch cache
+	// throws on).
+	if epoch >= 0 {
+		if err := l.epochs.assign(epoch, first); err != nil {
+			return l.fence(err)
+		}
 	}
 	l.next.Store(next)
 	return nil
