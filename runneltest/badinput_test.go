@@ -1,6 +1,7 @@
 package runneltest_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,15 @@ func TestHelpersBadInput(t *testing.T) {
 			runneltest.ProduceValues(ft, b, "t", strings.Repeat("v", 2000))
 		}, log.ErrRecordTooLarge.Error()},
 		{"Produce nil record", func(ft *fakeT) { runneltest.Produce(ft, b, "t", nil) }, "nil"},
+		// A Timestamp past an int64 of Unix milliseconds: its UnixMilli
+		// wraps (to 384 ms here, 1970), and the record was stored with
+		// that timestamp.
+		{"Produce timestamp past int64 ms", func(ft *fakeT) {
+			runneltest.Produce(ft, b, "t", &record.Record{Value: []byte("far"), Timestamp: time.Unix(2*(math.MaxInt64/1000+1), 0)})
+		}, "past what an int64"},
+		{"Produce timestamp before int64 ms", func(ft *fakeT) {
+			runneltest.Produce(ft, b, "t", &record.Record{Value: []byte("far"), Timestamp: time.UnixMilli(math.MinInt64).Add(-time.Millisecond)})
+		}, "past what an int64"},
 
 		{"Produce nil client", func(ft *fakeT) { runneltest.ProduceValues(ft, nil, "t", "x") }, "nil client"},
 		{"Produce nil Faults", func(ft *fakeT) { runneltest.ProduceValues(ft, (*runneltest.Faults)(nil), "t", "x") }, "nil *runneltest.Faults"},

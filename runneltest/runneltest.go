@@ -153,6 +153,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -311,8 +312,12 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 // NewProducer retries it), and a request it holds fails the test after
 // DefaultWait (or at the test's deadline, if sooner).
 //
-// A nil record, or one whose Topic names another topic, fails the test
-// before anything is produced.
+// A nil record, one whose Topic names another topic, or one whose
+// Timestamp lies past what an int64 of Unix milliseconds holds (some 292
+// million years either side of 1970: its UnixMilli would wrap), fails the
+// test before anything is produced. Timestamps before 1970 within that
+// range are produced as they are (negative Kafka timestamps, which the
+// broker takes and a producer.Producer refuses).
 func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Record) {
 	t.Helper()
 	for i, r := range recs {
@@ -321,6 +326,11 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %q: record %d is nil", topic, i)
 		case r.Topic != "" && r.Topic != topic:
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
+		case r.Timestamp.Before(firstMilli) || r.Timestamp.After(lastMilli):
+			// Its UnixMilli would wrap, and the record be stored with
+			// another timestamp, any one.
+			t.Fatalf("runneltest: produce to %q: record %d has timestamp %v, past what an int64 of Unix milliseconds (a Kafka timestamp) holds",
+				topic, i, r.Timestamp)
 		}
 	}
 	notNil(t, c, "produce to "+topic)
@@ -352,6 +362,12 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 		r.Offset = resp.BaseOffset
 	}
 }
+
+// The times whose Unix milliseconds an int64 holds (see Produce).
+var (
+	firstMilli = time.UnixMilli(math.MinInt64)
+	lastMilli  = time.UnixMilli(math.MaxInt64)
+)
 
 // ProduceValues produces one record per value, without keys, to partition
 // 0, through c, and fails the test on any error, as Produce does.
