@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
@@ -129,6 +130,38 @@ func TestConsumerBadInput(t *testing.T) {
 	require.EqualValues(t, 1, pos)
 	values(t, b, "t", 0, "d")
 	require.Equal(t, []string{"b", "c", "d"}, vals(readN(t, c, 3)))
+}
+
+// TestAtTimePastLargestTimestamp: AtTime of a time past what an int64 of
+// Unix milliseconds holds is past a record stamped math.MaxInt64 ms (Kafka's
+// largest timestamp, which a record may have): the end, as End. It was
+// looked up at math.MaxInt64 ms, and so resolved to that record.
+func TestAtTimePastLargestTimestamp(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	produce(t, b, "t", 0, compression.None, rec{ts: 1, value: "a"}, rec{ts: math.MaxInt64, value: "last"}, rec{ts: 2, value: "b"})
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{time.UnixMilli(math.MaxInt64), 1}, // the record at the largest timestamp
+		{time.UnixMilli(math.MaxInt64).Add(time.Millisecond), 3},
+		{time.UnixMilli(math.MaxInt64).Add(time.Millisecond - 1), 1}, // within its millisecond (UnixMilli truncates)
+		{time.Unix(math.MaxInt64/1000+1, 0), 3},
+		{time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC), 3},
+	} {
+		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.AtTime(tc.at)))
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		first := int64(3) // the end: no record
+		for r, err := range fs.Records() {
+			require.NoError(t, err)
+			first = r.Offset
+			break
+		}
+		require.Equal(t, tc.want, first, "AtTime(%v) (%s)", tc.at, consumer.AtTime(tc.at))
+		require.NotEmpty(t, consumer.AtTime(tc.at).String())
+	}
 }
 
 // TestAtTimeFarFuture: AtTime of a time whose Unix milliseconds do not fit
