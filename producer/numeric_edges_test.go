@@ -22,17 +22,22 @@ func TestTimestampPastInt64Millis(t *testing.T) {
 	p := newProducer(t, b)
 	ctx := testCtx(t)
 	for _, ts := range []time.Time{
-		time.Unix(2*(math.MaxInt64/1000+1), 0), // UnixMilli wraps to 384
-		time.Unix(math.MaxInt64/1000+1, 0),     // UnixMilli wraps negative
-		time.UnixMilli(math.MaxInt64).Add(time.Millisecond),
-		time.Unix(-2*(math.MaxInt64/1000+1)+1, 0), // before the epoch, UnixMilli wraps positive
+		time.Unix(2*(math.MaxInt64/1000+1), 0),              // UnixMilli wraps to 384
+		time.Unix(math.MaxInt64/1000+1, 0),                  // UnixMilli wraps negative
+		time.UnixMilli(math.MaxInt64).Add(time.Millisecond), // UnixMilli wraps negative
+		time.Unix(-2*(math.MaxInt64/1000+1)+1, 0),           // before the epoch, UnixMilli wraps positive
 	} {
 		err := p.ProduceSync(ctx, &record.Record{Topic: "t", Timestamp: ts, Value: []byte("far")})
 		require.ErrorIs(t, err, producer.ErrInvalidTimestamp, "%v (UnixMilli %d)", ts, ts.UnixMilli())
 	}
-	last := &record.Record{Topic: "t", Timestamp: time.UnixMilli(math.MaxInt64), Value: []byte("last")}
-	require.NoError(t, p.ProduceSync(ctx, last))
+	// The largest Kafka timestamp, also from a time within its
+	// millisecond (UnixMilli truncates, as for any other).
+	for _, ts := range []time.Time{time.UnixMilli(math.MaxInt64), time.UnixMilli(math.MaxInt64).Add(time.Millisecond - 1)} {
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Timestamp: ts, Value: []byte("last")}))
+	}
 	got := readRecords(t, b, "t", 0)
-	require.Len(t, got, 1)
-	require.Equal(t, int64(math.MaxInt64), got[0].Timestamp.UnixMilli())
+	require.Len(t, got, 2)
+	for _, r := range got {
+		require.Equal(t, int64(math.MaxInt64), r.Timestamp.UnixMilli())
+	}
 }

@@ -15,12 +15,13 @@ import (
 )
 
 // The range of a record's Timestamp that Kafka's timestamps, Unix
-// milliseconds in an int64, hold: Produce refuses one outside it (but the
-// zero Timestamp, which it stamps), whose UnixMilli would be negative or
-// wrap (a time.Time reaches far past it, both ways).
+// milliseconds in an int64, hold: from the epoch to the end of the
+// millisecond math.MaxInt64 (pastMillis excluded). Produce refuses one
+// outside it (but the zero Timestamp, which it stamps), whose UnixMilli
+// would be negative or wrap (a time.Time reaches far past it, both ways).
 var (
-	unixEpoch = time.Unix(0, 0)
-	lastMilli = time.UnixMilli(math.MaxInt64)
+	unixEpoch  = time.Unix(0, 0)
+	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
@@ -375,7 +376,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case !r.Timestamp.IsZero() && r.Timestamp.Before(unixEpoch):
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
 		return false
-	case r.Timestamp.After(lastMilli):
+	case !r.Timestamp.Before(pastMillis):
 		// Its UnixMilli would wrap, to any value: compared, not converted.
 		promise(r, fmt.Errorf("%w: %v is past the largest Kafka timestamp (math.MaxInt64 ms)", ErrInvalidTimestamp, r.Timestamp))
 		return false
