@@ -271,3 +271,26 @@ func TestZeroConsumer(t *testing.T) {
 	}))
 	require.NoError(t, testkit.NoPanic(t, "Close", c.Close))
 }
+
+// hugeCountClient is a Client that reports a partition count past an
+// int32, which no Kafka topic has.
+type hugeCountClient struct {
+	*runnel.Broker
+	n int
+}
+
+func (c hugeCountClient) Partitions(context.Context, string) (int, error) { return c.n, nil }
+
+// TestAssignTopicCountPastInt32: AssignTopic refuses a partition count
+// past an int32 from its Client with api.ErrInvalidRequest, and assigns
+// nothing. It assigned every partition, the int32 ids wrapping, until
+// memory ran out.
+func TestAssignTopicCountPastInt32(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("an int holds no count past an int32")
+	}
+	b := openBroker(t, map[string]int{"t": 1})
+	c := newConsumer(t, hugeCountClient{Broker: b, n: math.MaxInt32 + 2})
+	require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.Start()), api.ErrInvalidRequest)
+	require.Empty(t, c.Assigned())
+}

@@ -1,10 +1,14 @@
 package producer_test
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -40,4 +44,31 @@ func TestTimestampPastInt64Millis(t *testing.T) {
 	for _, r := range got {
 		require.Equal(t, int64(math.MaxInt64), r.Timestamp.UnixMilli())
 	}
+}
+
+// hugeCountClient is a Client that reports a partition count past an
+// int32, which no Kafka topic has.
+type hugeCountClient struct {
+	*runnel.Broker
+	n int
+}
+
+func (c hugeCountClient) Partitions(context.Context, string) (int, error) { return c.n, nil }
+
+// TestPartitionCountPastInt32: a Client that reports more partitions than
+// an int32 numbers breaks its contract: the record fails with
+// api.ErrInvalidRequest, and the producer goes on. It made a partition of
+// each: make panicked ("len out of range") for a count past memory, and a
+// count past math.MaxInt32 that fits took it all, with int32 ids wrapping.
+func TestPartitionCountPastInt32(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("an int holds no count past an int32")
+	}
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, hugeCountClient{Broker: b, n: 1 << 46})
+	err := testkit.NoPanic(t, "produce", func() error {
+		return p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("v")})
+	})
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	require.Empty(t, readRecords(t, b, "t", 0))
 }
