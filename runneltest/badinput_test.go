@@ -1,6 +1,7 @@
 package runneltest_test
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -84,6 +85,10 @@ func TestHelpersBadInput(t *testing.T) {
 		{"Consume nil client", func(ft *fakeT) { runneltest.Consume(ft, nil, "t", 1) }, "nil client"},
 		{"Consume nil Faults", func(ft *fakeT) { runneltest.Consume(ft, (*runneltest.Faults)(nil), "t", 1) }, "nil *runneltest.Faults"},
 		{"ConsumeAll nil client", func(ft *fakeT) { runneltest.ConsumeAll(ft, nil, "t") }, "nil client"},
+		// A Client that says a topic has a negative partition count: the
+		// reader's make panicked.
+		{"Consume negative partition count", func(ft *fakeT) { runneltest.Consume(ft, countClient{b, -1}, "t", 1) }, "-1 partitions"},
+		{"ConsumeAll negative partition count", func(ft *fakeT) { runneltest.ConsumeAll(ft, countClient{b, -1}, "t") }, "-1 partitions"},
 		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},
 		{"Consume unknown topic", func(ft *fakeT) { runneltest.Consume(ft, b, "nope", 1) }, runnel.ErrUnknownTopic.Error()},
 		{"Consume invalid topic", func(ft *fakeT) { runneltest.Consume(ft, b, "a/b", 1) }, runnel.ErrInvalidTopic.Error()},
@@ -115,3 +120,11 @@ func TestNilConsumeOptSkipped(t *testing.T) {
 	require.Equal(t, []string{"a"}, values(runneltest.Consume(t, b, "t", 1, nil)))
 	require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "t", nil, runneltest.Timeout(time.Minute))))
 }
+
+// countClient is a Client that reports n partitions for every topic.
+type countClient struct {
+	*runnel.Broker
+	n int
+}
+
+func (c countClient) Partitions(context.Context, string) (int, error) { return c.n, nil }

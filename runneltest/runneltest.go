@@ -605,6 +605,11 @@ func newReader(t testing.TB, ctx context.Context, cl consumer.Client, topic, lim
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}
+	if parts < 0 || parts > math.MaxInt32 {
+		// A Client's answer no Kafka topic gives (partition ids are
+		// int32s): make would panic, or take the memory.
+		t.Fatalf("runneltest: consume %q: the client says it has %d partitions", topic, parts)
+	}
 	// ResetNone: records deleted under the reader fail the test rather
 	// than go missing.
 	c, err := consumer.New(cl, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(100*time.Millisecond),
