@@ -87,6 +87,10 @@ func TestHelpersBadInput(t *testing.T) {
 		{"ConsumeAll nil client", func(ft *fakeT) { runneltest.ConsumeAll(ft, nil, "t") }, "nil client"},
 		// A Client that says a topic has a negative partition count: the
 		// reader's make panicked.
+		// And no partition at all: a key's partition divided by zero.
+		{"Produce zero partition count", func(ft *fakeT) {
+			runneltest.Produce(ft, countClient{b, 0}, "t", &record.Record{Key: []byte("k")})
+		}, "0 partitions"},
 		{"Consume negative partition count", func(ft *fakeT) { runneltest.Consume(ft, countClient{b, -1}, "t", 1) }, "-1 partitions"},
 		{"ConsumeAll negative partition count", func(ft *fakeT) { runneltest.ConsumeAll(ft, countClient{b, -1}, "t") }, "-1 partitions"},
 		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},

@@ -340,6 +340,11 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 	if err != nil {
 		t.Fatalf("runneltest: produce to %q: %v", topic, err)
 	}
+	if n < 1 || n > math.MaxInt32 {
+		// A Client's answer no Kafka topic gives: a key's partition
+		// would divide by zero, or be out of an int32.
+		t.Fatalf("runneltest: produce to %q: the client says it has %d partitions", topic, n)
+	}
 	var bld record.Builder
 	for _, r := range recs {
 		r.Topic = topic
