@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"sync"
 
@@ -312,6 +313,12 @@ type stamp struct {
 func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	if len(data) == 0 {
 		return 0, nil, fmt.Errorf("%w: no batches", ErrInvalidRecord)
+	}
+	if len(data) > math.MaxInt32 {
+		// No segment holds it (its positions are int32s): the write would
+		// fail, and fence the log. Kafka refuses an append larger than
+		// segment.bytes (RECORD_LIST_TOO_LARGE).
+		return 0, nil, fmt.Errorf("%w: %d bytes in one append, more than a segment holds (%d)", ErrRecordTooLarge, len(data), math.MaxInt32)
 	}
 	records := 0
 	idempotent := false

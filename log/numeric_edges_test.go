@@ -2,9 +2,11 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"testing"
 
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,4 +40,55 @@ func TestNegativeLeaderEpochIsNone(t *testing.T) {
 		require.Len(t, readAll(t, l, 0), 2)
 		require.NoError(t, l.Close())
 	}
+}
+
+// hugeBatches returns data holding batches, each of one record whose
+// value is size zero bytes, without touching the values' memory (a fresh
+// large allocation is zero pages, which reads, the CRC's, do not make
+// resident).
+func hugeBatches(t *testing.T, batches, size int) []byte {
+	t.Helper()
+	var rec []byte
+	rec = append(rec, 0)                        // attributes
+	rec = binary.AppendVarint(rec, 0)           // timestamp delta
+	rec = binary.AppendVarint(rec, 0)           // offset delta
+	rec = binary.AppendVarint(rec, -1)          // null key
+	rec = binary.AppendVarint(rec, int64(size)) // value length
+	body := len(rec) + size + 1                 // and the header count, 0
+	prefix := binary.AppendVarint(nil, int64(body))
+	one := record.HeaderSize + len(prefix) + body
+	tmpl := valueBatch(t, 1, "x")
+	data := make([]byte, batches*one)
+	for i := range batches {
+		b := data[i*one : (i+1)*one]
+		copy(b, tmpl[:record.HeaderSize])
+		binary.BigEndian.PutUint32(b[8:], uint32(one-12)) // the batch length
+		p := copy(b[record.HeaderSize:], prefix) + record.HeaderSize
+		copy(b[p:], rec)
+		// The value's bytes are zero already, and so is the header count.
+		record.Batch(b).UpdateCRC()
+	}
+	return data
+}
+
+// TestAppendPastASegmentIsRefused: an append of several batches, each
+// within max.message.bytes, that add up to more than a segment can hold
+// (2 GiB - 1: its positions are int32s) is refused with ErrRecordTooLarge,
+// and the log takes the next append. It fenced the log: the empty active
+// segment refused the write (segment.ErrFull), a write failure to the log.
+func TestAppendPastASegmentIsRefused(t *testing.T) {
+	if testing.Short() || raceEnabled || math.MaxInt == math.MaxInt32 {
+		t.Skip("a 2 GiB append: not under -short, -race, nor on 32 bits")
+	}
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: math.MaxInt32, MaxMessageBytes: math.MaxInt32, Sync: SyncNever}
+	l := e.open(cfg)
+	defer l.Close()
+	data := hugeBatches(t, 2, 1<<30+1<<22)
+	require.Greater(t, len(data), math.MaxInt32)
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	data = nil
+	appendOK(t, l, valueBatch(t, 1, "a"))
+	require.Equal(t, int64(1), l.LogEndOffset())
 }
