@@ -290,7 +290,7 @@ func TestAssignTopicCountPastInt32(t *testing.T) {
 		t.Skip("an int holds no count past an int32")
 	}
 	b := openBroker(t, map[string]int{"t": 1})
-	c := newConsumer(t, hugeCountClient{Broker: b, n: math.MaxInt32 + 2})
+	c := newConsumer(t, hugeCountClient{Broker: b, n: testkit.PastInt32(2)})
 	require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.Start()), api.ErrInvalidRequest)
 	require.Empty(t, c.Assigned())
 }

@@ -65,7 +65,7 @@ func TestPartitionCountPastInt32(t *testing.T) {
 		t.Skip("an int holds no count past an int32")
 	}
 	b := newBroker(t, runneltest.Topic("t", 1))
-	p := newProducer(t, hugeCountClient{Broker: b, n: 1 << 46})
+	p := newProducer(t, hugeCountClient{Broker: b, n: testkit.PastInt32(1 << 46)})
 	err := testkit.NoPanic(t, "produce", func() error {
 		return p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("v")})
 	})
