@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -91,4 +93,33 @@ func TestAppendPastASegmentIsRefused(t *testing.T) {
 	data = nil
 	appendOK(t, l, valueBatch(t, 1, "a"))
 	require.Equal(t, int64(1), l.LogEndOffset())
+}
+
+// TestSegmentBasePastTheLargestIsCorrupt: a directory whose segment file
+// names a base offset past the largest a segment can have (its indexes
+// hold offsets relative to it in 32 bits) makes Open fail with
+// record.ErrCorrupt, as other damage it cannot recover from does. Open
+// failed with the index's untyped invalid-argument error, none of those
+// it documents.
+func TestSegmentBasePastTheLargestIsCorrupt(t *testing.T) {
+	for _, base := range []int64{maxSegmentBase + 1, math.MaxInt64} {
+		fs := vfs.NewMem()
+		require.NoError(t, fs.MkdirAll("/d", 0o755))
+		f, err := fs.Create("/d/" + segment.FileName(base, segment.LogSuffix))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		_, err = Open("/d", Config{}, Options{FS: fs})
+		require.ErrorIs(t, err, record.ErrCorrupt, "base %d", base)
+	}
+	// The largest base itself is a segment's.
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll("/d", 0o755))
+	f, err := fs.Create("/d/" + segment.FileName(maxSegmentBase, segment.LogSuffix))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	l, err := Open("/d", Config{}, Options{FS: fs})
+	require.NoError(t, err)
+	require.Equal(t, int64(maxSegmentBase), l.LogEndOffset())
+	appendOK(t, l, valueBatch(t, 1, "a"))
+	require.NoError(t, l.Close())
 }
