@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
@@ -131,6 +132,38 @@ func TestConsumerBadInput(t *testing.T) {
 	require.Equal(t, []string{"b", "c", "d"}, vals(readN(t, c, 3)))
 }
 
+// TestAtTimePastLargestTimestamp: AtTime of a time past what an int64 of
+// Unix milliseconds holds is past a record stamped math.MaxInt64 ms (Kafka's
+// largest timestamp, which a record may have): the end, as End. It was
+// looked up at math.MaxInt64 ms, and so resolved to that record.
+func TestAtTimePastLargestTimestamp(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	produce(t, b, "t", 0, compression.None, rec{ts: 1, value: "a"}, rec{ts: math.MaxInt64, value: "last"}, rec{ts: 2, value: "b"})
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{time.UnixMilli(math.MaxInt64), 1}, // the record at the largest timestamp
+		{time.UnixMilli(math.MaxInt64).Add(time.Millisecond), 3},
+		{time.UnixMilli(math.MaxInt64).Add(time.Millisecond - 1), 1}, // within its millisecond (UnixMilli truncates)
+		{time.Unix(math.MaxInt64/1000+1, 0), 3},
+		{time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC), 3},
+	} {
+		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.AtTime(tc.at)))
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		first := int64(3) // the end: no record
+		for r, err := range fs.Records() {
+			require.NoError(t, err)
+			first = r.Offset
+			break
+		}
+		require.Equal(t, tc.want, first, "AtTime(%v) (%s)", tc.at, consumer.AtTime(tc.at))
+		require.NotEmpty(t, consumer.AtTime(tc.at).String())
+	}
+}
+
 // TestAtTimeFarFuture: AtTime of a time whose Unix milliseconds do not fit
 // an int64 is past every record (the end), not the Unix epoch (the start)
 // that an overflowed, negative, value would be clamped to.
@@ -237,4 +270,27 @@ func TestZeroConsumer(t *testing.T) {
 		return nil
 	}))
 	require.NoError(t, testkit.NoPanic(t, "Close", c.Close))
+}
+
+// hugeCountClient is a Client that reports a partition count past an
+// int32, which no Kafka topic has.
+type hugeCountClient struct {
+	*runnel.Broker
+	n int
+}
+
+func (c hugeCountClient) Partitions(context.Context, string) (int, error) { return c.n, nil }
+
+// TestAssignTopicCountPastInt32: AssignTopic refuses a partition count
+// past an int32 from its Client with api.ErrInvalidRequest, and assigns
+// nothing. It assigned every partition, the int32 ids wrapping, until
+// memory ran out.
+func TestAssignTopicCountPastInt32(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("an int holds no count past an int32")
+	}
+	b := openBroker(t, map[string]int{"t": 1})
+	c := newConsumer(t, hugeCountClient{Broker: b, n: testkit.PastInt32(2)})
+	require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.Start()), api.ErrInvalidRequest)
+	require.Empty(t, c.Assigned())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
@@ -373,8 +374,9 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
 // for an unknown topic, api.ErrBrokerClosed for a closed broker, a
-// retriable one that went on for 60 s); ctx's error; ErrClosed (also
-// when Close came during the call).
+// retriable one that went on for 60 s); api.ErrInvalidRequest for a count
+// above math.MaxInt32, which no Kafka topic has; ctx's error; ErrClosed
+// (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if c.isClosed() {
 		return ErrClosed
@@ -403,6 +405,11 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 			return ErrClosed
 		}
 		return err
+	}
+	if n > math.MaxInt32 {
+		// Kafka's partition ids are int32s: no topic has more. Each would
+		// be assigned, the ids wrapping, until memory ran out.
+		return fmt.Errorf("%w: the Client says %s has %d partitions, more than an int32 numbers", api.ErrInvalidRequest, topic, n)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

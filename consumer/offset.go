@@ -46,22 +46,34 @@ func End() Offset { return Offset{kind: kindEnd} }
 // (millisecond precision), as Kafka's ListOffsets finds it; the end when
 // every record is older. A t before 1970 means the Unix epoch, and one
 // past what an int64 of milliseconds holds (some 292 million years after
-// 1970) the largest timestamp, which no record reaches.
+// 1970) is past every timestamp, the largest (math.MaxInt64 ms, which a
+// record may have) too: it resolves as End does.
 func AtTime(t time.Time) Offset {
 	var ms int64
 	switch {
 	case t.Before(time.UnixMilli(0)):
-	case t.After(lastMilli):
+	case !t.Before(pastMillis):
 		// t.UnixMilli would overflow, to a negative value: the epoch.
-		ms = math.MaxInt64
+		// No timestamp is at or after t: the look-up is Latest's,
+		// which no time in range is (they are not negative).
+		ms = pastLastMilli
 	default:
 		ms = t.UnixMilli()
 	}
 	return Offset{kind: kindTime, v: ms}
 }
 
-// lastMilli is the last time whose Unix milliseconds fit an int64.
-var lastMilli = time.UnixMilli(math.MaxInt64)
+// pastLastMilli is the v of AtTime's Offset for a time past lastMilli:
+// api.Latest, which listTimestamp passes on as it is.
+const pastLastMilli = api.Latest
+
+// lastMilli is the last time whose Unix milliseconds fit an int64, and
+// pastMillis the first time past its millisecond: t.UnixMilli() of one
+// between the two is still math.MaxInt64.
+var (
+	lastMilli  = time.UnixMilli(math.MaxInt64)
+	pastMillis = lastMilli.Add(time.Millisecond)
+)
 
 // String formats o for logs: "42", "start", "end" or a time.
 func (o Offset) String() string {
@@ -71,6 +83,9 @@ func (o Offset) String() string {
 	case kindExact:
 		return fmt.Sprint(o.v)
 	case kindTime:
+		if o.v == pastLastMilli {
+			return "time " + pastMillis.UTC().Format(time.RFC3339Nano) + " or later"
+		}
 		return "time " + time.UnixMilli(o.v).UTC().Format(time.RFC3339Nano)
 	}
 	return "start"

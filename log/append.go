@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"sync"
 
@@ -17,7 +18,8 @@ import (
 // AppendOptions qualify an append.
 type AppendOptions struct {
 	// LeaderEpoch is stamped on every batch and, when it is new, recorded
-	// in the leader epoch cache.
+	// in the leader epoch cache. A negative one (Kafka's -1,
+	// NO_PARTITION_LEADER_EPOCH) is none: stamped, never recorded.
 	LeaderEpoch int32
 }
 
@@ -312,6 +314,12 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	if len(data) == 0 {
 		return 0, nil, fmt.Errorf("%w: no batches", ErrInvalidRecord)
 	}
+	if len(data) > math.MaxInt32 {
+		// No segment holds it (its positions are int32s): the write would
+		// fail, and fence the log. Kafka refuses an append larger than
+		// segment.bytes (RECORD_LIST_TOO_LARGE).
+		return 0, nil, fmt.Errorf("%w: %d bytes in one append, more than a segment holds (%d)", ErrRecordTooLarge, len(data), math.MaxInt32)
+	}
 	records := 0
 	idempotent := false
 	for p := 0; p < len(data); {
@@ -604,8 +612,13 @@ func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) e
 	if err := active.Append(data); err != nil {
 		return l.fence(err)
 	}
-	if err := l.epochs.assign(epoch, first); err != nil {
-		return l.fence(err)
+	// A negative epoch is none, as recovery takes it (recoverEpoch): the
+	// checkpoint holds none, which Open refuses (and Kafka's epoch cache
+	// throws on).
+	if epoch >= 0 {
+		if err := l.epochs.assign(epoch, first); err != nil {
+			return l.fence(err)
+		}
 	}
 	l.next.Store(next)
 	return nil

@@ -169,19 +169,36 @@ func (m *compactModel) drawConfig(t *rapid.T) Config {
 		CleanupPolicy:      policy,
 		RetentionTime:      -1,
 	}
+	// Each duration is sometimes the largest (some 292 years, as near
+	// Kafka's Long.MAX_VALUE ms as a time.Duration goes): no sum or
+	// difference with it may wrap.
+	longest := func(name string) bool { return rapid.IntRange(0, 7).Draw(t, name) == 0 }
 	if rapid.Bool().Draw(t, "min-lag") {
 		cfg.MinCompactionLag = time.Duration(rapid.IntRange(1, 120).Draw(t, "min.compaction.lag.min")) * time.Minute
+		if longest("min.compaction.lag.longest") {
+			cfg.MinCompactionLag = math.MaxInt64
+		}
 	}
 	if rapid.Bool().Draw(t, "max-lag") {
-		cfg.MaxCompactionLag = cfg.MinCompactionLag + time.Duration(rapid.IntRange(1, 120).Draw(t, "max.compaction.lag.min"))*time.Minute
+		if cfg.MinCompactionLag == math.MaxInt64 || longest("max.compaction.lag.longest") {
+			cfg.MaxCompactionLag = math.MaxInt64
+		} else {
+			cfg.MaxCompactionLag = cfg.MinCompactionLag + time.Duration(rapid.IntRange(1, 120).Draw(t, "max.compaction.lag.min"))*time.Minute
+		}
 	}
 	if dr := rapid.IntRange(-1, 180).Draw(t, "delete.retention.min"); dr != 0 {
 		cfg.DeleteRetentionTime = time.Duration(dr) * time.Minute
 	} else {
 		cfg.DeleteRetentionTime = -1 // zero
 	}
+	if longest("delete.retention.longest") {
+		cfg.DeleteRetentionTime = math.MaxInt64
+	}
 	if rapid.Bool().Draw(t, "retention") {
 		cfg.RetentionTime = time.Duration(rapid.IntRange(30, 600).Draw(t, "retention.min")) * time.Minute
+		if longest("retention.longest") {
+			cfg.RetentionTime = math.MaxInt64
+		}
 	}
 	if rapid.IntRange(0, 3).Draw(t, "retention-bytes") == 0 {
 		cfg.RetentionBytes = int64(rapid.IntRange(500, 5000).Draw(t, "retention.bytes"))
@@ -265,6 +282,11 @@ func (m *compactModel) drawRecord(t *rapid.T, keyless bool) cmRec {
 	r := cmRec{ts: m.now() + int64(rapid.IntRange(-10, 10).Draw(t, "ts.min"))*60_000}
 	if rapid.IntRange(0, 15).Draw(t, "old") == 0 {
 		r.ts = m.now() - int64(rapid.IntRange(1, 48).Draw(t, "ts.hours.ago"))*3_600_000
+	}
+	if rapid.IntRange(0, 31).Draw(t, "far") == 0 {
+		// The ends of an int64: Kafka's largest timestamp, and the most
+		// negative one a client can send.
+		r.ts = rapid.SampledFrom([]int64{math.MaxInt64, math.MinInt64, -1}).Draw(t, "ts.far")
 	}
 	if !keyless || rapid.IntRange(0, 3).Draw(t, "keyed") > 0 {
 		r.key = fmt.Appendf(nil, "k%d", rapid.IntRange(0, 9).Draw(t, "key"))
@@ -771,7 +793,9 @@ func (m *compactModel) OffsetForTime(t *rapid.T) {
 	var wantMax int64 = -1
 	maxTs := int64(math.MinInt64)
 	for _, r := range readable {
-		if ts := r.Timestamp.UnixMilli(); ts > maxTs {
+		// wantMax < 0: the first record, whatever its timestamp
+		// (math.MinInt64 too).
+		if ts := r.Timestamp.UnixMilli(); wantMax < 0 || ts > maxTs {
 			maxTs, wantMax = ts, r.Offset
 		}
 	}

@@ -25,7 +25,8 @@ var (
 	// [LogStartOffset, LogEndOffset].
 	ErrOffsetOutOfRange = errors.New("runnel/log: offset out of range")
 	// ErrRecordTooLarge is returned by Append for a batch larger than
-	// MaxMessageBytes.
+	// MaxMessageBytes, or batches that add up to more than a segment
+	// holds (2 GiB - 1).
 	ErrRecordTooLarge = errors.New("runnel/log: record batch larger than max.message.bytes")
 	// ErrInvalidRecord is returned by Append for a well-formed batch that
 	// breaks a rule of the log: no records, offsets deltas that disagree

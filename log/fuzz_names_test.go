@@ -95,7 +95,9 @@ func FuzzOpenFileName(f *testing.F) {
 		}
 	}
 	for _, n := range []string{"00000000000000000003.log.swap", "00000000000000000100.log", "00000000000000000011.log.cleaned", "00000000000000000011.snapshot",
-		"00000000000000000011.index", ".DS_Store", "x", "Thumbs.db", "00000000000000000002.timeindex.swap", "00000000000000000000.log.rewrite"} {
+		"00000000000000000011.index", ".DS_Store", "x", "Thumbs.db", "00000000000000000002.timeindex.swap", "00000000000000000000.log.rewrite",
+		// Base offsets past the largest a segment can have.
+		"09223372034707292161.log", "09223372036854775807.log", "09223372036854775807.index", "09223372036854775807.log.swap"} {
 		f.Add(n, true, []byte{})
 		f.Add(n, false, []byte("0\n1\n7\n"))
 	}

@@ -230,7 +230,9 @@ type RecoveryInfo struct {
 //
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
-// file and position) when acknowledged data is corrupt; ErrBadCheckpoint;
+// file and position) when acknowledged data is corrupt, or a segment's
+// file names a base offset past the largest a segment can have
+// (math.MaxInt64 - math.MaxInt32); ErrBadCheckpoint;
 // file system errors.
 //
 // It takes no ctx: see OpenContext.
@@ -368,7 +370,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if start > math.MaxInt64-math.MaxInt32 {
+	if start > maxSegmentBase {
 		// No segment can start there (its indexes hold offsets relative
 		// to its base in 32 bits), as a log past its end would (see the
 		// emptying below), nor any log end reach it.
@@ -976,6 +978,10 @@ func IsLogFile(name string) bool {
 	return k != foreignFile && k != tmpFile
 }
 
+// maxSegmentBase is the largest base offset of a segment: its indexes
+// hold offsets relative to it in 32 bits, up to math.MaxInt64.
+const maxSegmentBase = math.MaxInt64 - math.MaxInt32
+
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
 // files, and returns the base offsets of the segments, whether the log
 // was closed cleanly, and whether the clean-shutdown marker is there: a
@@ -999,6 +1005,12 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 			}
 			changed = true
 		case segmentFile:
+			if base > maxSegmentBase {
+				// No segment starts there (see maxSegmentBase): runnel
+				// never wrote it, and its indexes would refuse the base.
+				return nil, false, false, &record.CorruptError{Path: filepath.Join(l.dir, name),
+					Reason: fmt.Sprintf("segment base offset %d past the largest a segment can have, %d", base, int64(maxSegmentBase))}
+			}
 			bases = append(bases, base)
 		case logSwapFile:
 			swaps = append(swaps, base)

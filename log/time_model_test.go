@@ -154,9 +154,14 @@ func (m *timeModel) end() int64 { return int64(len(m.recs)) }
 func (m *timeModel) segs() []*segment.Segment { return *m.l.segs.Load() }
 
 // drawTs draws a record timestamp around now: near it, hours back, days
-// ahead, -1, below -1, 0.
+// ahead, -1, below -1, 0, and at the ends of an int64 (Kafka's largest
+// timestamp, Long.MAX_VALUE, and the most negative one a client can send).
 func drawTs(t *rapid.T, now int64) int64 {
-	switch rapid.IntRange(0, 7).Draw(t, "tsKind") {
+	switch rapid.IntRange(0, 9).Draw(t, "tsKind") {
+	case 8:
+		return rapid.SampledFrom([]int64{math.MaxInt64, math.MaxInt64 - 1}).Draw(t, "far")
+	case 9:
+		return rapid.SampledFrom([]int64{math.MinInt64, math.MinInt64 + 1}).Draw(t, "farBack")
 	case 0:
 		return now - int64(rapid.IntRange(1, 48).Draw(t, "hoursBack"))*3600_000
 	case 1:
@@ -292,8 +297,10 @@ func (m *timeModel) Reconfigure(t *rapid.T) {
 	m.cfg.SegmentIndexBytes = rapid.SampledFrom([]int{0, 12, 24, 36, 120}).Draw(t, "indexBytes")
 	m.cfg.IndexIntervalBytes = rapid.SampledFrom([]int{0, 1, 100, 1<<31 - 1}).Draw(t, "interval")
 	m.cfg.SegmentBytes = rapid.SampledFrom([]int64{300, 600, 4000}).Draw(t, "segmentBytes")
-	m.cfg.SegmentTime = rapid.SampledFrom([]time.Duration{0, -1, time.Hour, 10 * time.Minute}).Draw(t, "segmentTime")
-	m.cfg.RetentionTime = rapid.SampledFrom([]time.Duration{time.Hour, 24 * time.Hour, -1}).Draw(t, "retention")
+	// Durations at their ends too: below a millisecond (0 ms) and the
+	// largest (some 292 years), which no sum or difference may wrap.
+	m.cfg.SegmentTime = rapid.SampledFrom([]time.Duration{0, -1, time.Hour, 10 * time.Minute, time.Nanosecond, math.MaxInt64}).Draw(t, "segmentTime")
+	m.cfg.RetentionTime = rapid.SampledFrom([]time.Duration{time.Hour, 24 * time.Hour, -1, time.Nanosecond, math.MaxInt64, math.MinInt64}).Draw(t, "retention")
 	// Compact|Delete: appends decode every record for its key, and take
 	// the max timestamp from them (nothing here compacts).
 	m.cfg.CleanupPolicy = rapid.SampledFrom([]CleanupPolicy{Delete, Compact | Delete}).Draw(t, "policy")

@@ -79,8 +79,10 @@ var (
 	ErrProducerFenced = api.ErrProducerFenced
 	// ErrInvalidTimestamp is given to the promise of a record whose
 	// Timestamp is before the Unix epoch (a negative Kafka timestamp), as
-	// Kafka's Java producer refuses one. It is api.ErrInvalidTimestamp
-	// (Kafka's INVALID_TIMESTAMP).
+	// Kafka's Java producer refuses one, or past the largest Kafka
+	// timestamp, math.MaxInt64 ms (some 292 million years from 1970),
+	// which a time.Time can be and a Kafka timestamp cannot. It is
+	// api.ErrInvalidTimestamp (Kafka's INVALID_TIMESTAMP).
 	ErrInvalidTimestamp = api.ErrInvalidTimestamp
 )
 

@@ -89,7 +89,8 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 // partitions asks the broker for the partition count of a topic, until
 // ctx ends or Close (ErrClosed: not ctx's error, which a record's promise
 // gets only from the record's ctx); a count below 1 is
-// ErrUnknownTopicOrPartition.
+// ErrUnknownTopicOrPartition, and one above math.MaxInt32, which no Kafka
+// topic has, api.ErrInvalidRequest.
 func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -101,6 +102,12 @@ func (p *Producer) partitions(ctx context.Context, name string) (int, error) {
 	}
 	if err == nil && n < 1 {
 		err = fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, name, n)
+	}
+	if err == nil && n > math.MaxInt32 {
+		// Kafka's partition ids are int32s: no topic has more. The
+		// producer would make a partition of each (make panicked for a
+		// count past memory, or took it all).
+		return 0, fmt.Errorf("%w: the Client says %s has %d partitions, more than an int32 numbers", api.ErrInvalidRequest, name, n)
 	}
 	return n, err
 }

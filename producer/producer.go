@@ -4,12 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/record"
+)
+
+// The range of a record's Timestamp that Kafka's timestamps, Unix
+// milliseconds in an int64, hold: from the epoch to the end of the
+// millisecond math.MaxInt64 (pastMillis excluded). Produce refuses one
+// outside it (but the zero Timestamp, which it stamps), whose UnixMilli
+// would be negative or wrap (a time.Time reaches far past it, both ways).
+var (
+	unixEpoch  = time.Unix(0, 0)
+	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
@@ -361,8 +373,12 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
 		return false
-	case !r.Timestamp.IsZero() && r.Timestamp.UnixMilli() < 0:
+	case !r.Timestamp.IsZero() && r.Timestamp.Before(unixEpoch):
 		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
+		return false
+	case !r.Timestamp.Before(pastMillis):
+		// Its UnixMilli would wrap, to any value: compared, not converted.
+		promise(r, fmt.Errorf("%w: %v is past the largest Kafka timestamp (math.MaxInt64 ms)", ErrInvalidTimestamp, r.Timestamp))
 		return false
 	case topic == "":
 		if p.cfg.defaultTopic == "" {

@@ -147,7 +147,11 @@ func (b *Builder) SetDeleteHorizon(ts int64) {
 	b.attrs |= AttrDeleteHorizon
 }
 
-// Add encodes r's timestamp, key, value and headers; see Append.
+// Add encodes r's timestamp, key, value and headers; see Append. The
+// timestamp is r.Timestamp.UnixMilli(), as it is: a zero Timestamp is
+// year 1's (negative), and one past what an int64 of Unix milliseconds
+// holds (some 292 million years either side of 1970) wraps to another;
+// callers set and check it first (producer.Producer does).
 func (b *Builder) Add(r *Record) {
 	b.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
 }

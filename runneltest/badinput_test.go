@@ -1,6 +1,8 @@
 package runneltest_test
 
 import (
+	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,15 @@ func TestHelpersBadInput(t *testing.T) {
 			runneltest.ProduceValues(ft, b, "t", strings.Repeat("v", 2000))
 		}, log.ErrRecordTooLarge.Error()},
 		{"Produce nil record", func(ft *fakeT) { runneltest.Produce(ft, b, "t", nil) }, "nil"},
+		// A Timestamp past an int64 of Unix milliseconds: its UnixMilli
+		// wraps (to 384 ms here, 1970), and the record was stored with
+		// that timestamp.
+		{"Produce timestamp past int64 ms", func(ft *fakeT) {
+			runneltest.Produce(ft, b, "t", &record.Record{Value: []byte("far"), Timestamp: time.Unix(2*(math.MaxInt64/1000+1), 0)})
+		}, "past what an int64"},
+		{"Produce timestamp before int64 ms", func(ft *fakeT) {
+			runneltest.Produce(ft, b, "t", &record.Record{Value: []byte("far"), Timestamp: time.UnixMilli(math.MinInt64).Add(-time.Millisecond)})
+		}, "past what an int64"},
 
 		{"Produce nil client", func(ft *fakeT) { runneltest.ProduceValues(ft, nil, "t", "x") }, "nil client"},
 		{"Produce nil Faults", func(ft *fakeT) { runneltest.ProduceValues(ft, (*runneltest.Faults)(nil), "t", "x") }, "nil *runneltest.Faults"},
@@ -74,6 +85,14 @@ func TestHelpersBadInput(t *testing.T) {
 		{"Consume nil client", func(ft *fakeT) { runneltest.Consume(ft, nil, "t", 1) }, "nil client"},
 		{"Consume nil Faults", func(ft *fakeT) { runneltest.Consume(ft, (*runneltest.Faults)(nil), "t", 1) }, "nil *runneltest.Faults"},
 		{"ConsumeAll nil client", func(ft *fakeT) { runneltest.ConsumeAll(ft, nil, "t") }, "nil client"},
+		// A Client that says a topic has a negative partition count: the
+		// reader's make panicked.
+		// And no partition at all: a key's partition divided by zero.
+		{"Produce zero partition count", func(ft *fakeT) {
+			runneltest.Produce(ft, countClient{b, 0}, "t", &record.Record{Key: []byte("k")})
+		}, "0 partitions"},
+		{"Consume negative partition count", func(ft *fakeT) { runneltest.Consume(ft, countClient{b, -1}, "t", 1) }, "-1 partitions"},
+		{"ConsumeAll negative partition count", func(ft *fakeT) { runneltest.ConsumeAll(ft, countClient{b, -1}, "t") }, "-1 partitions"},
 		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},
 		{"Consume unknown topic", func(ft *fakeT) { runneltest.Consume(ft, b, "nope", 1) }, runnel.ErrUnknownTopic.Error()},
 		{"Consume invalid topic", func(ft *fakeT) { runneltest.Consume(ft, b, "a/b", 1) }, runnel.ErrInvalidTopic.Error()},
@@ -105,3 +124,11 @@ func TestNilConsumeOptSkipped(t *testing.T) {
 	require.Equal(t, []string{"a"}, values(runneltest.Consume(t, b, "t", 1, nil)))
 	require.Equal(t, []string{"a"}, values(runneltest.ConsumeAll(t, b, "t", nil, runneltest.Timeout(time.Minute))))
 }
+
+// countClient is a Client that reports n partitions for every topic.
+type countClient struct {
+	*runnel.Broker
+	n int
+}
+
+func (c countClient) Partitions(context.Context, string) (int, error) { return c.n, nil }

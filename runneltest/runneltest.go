@@ -153,6 +153,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -311,8 +312,12 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 // NewProducer retries it), and a request it holds fails the test after
 // DefaultWait (or at the test's deadline, if sooner).
 //
-// A nil record, or one whose Topic names another topic, fails the test
-// before anything is produced.
+// A nil record, one whose Topic names another topic, or one whose
+// Timestamp lies past what an int64 of Unix milliseconds holds (some 292
+// million years either side of 1970: its UnixMilli would wrap), fails the
+// test before anything is produced. Timestamps before 1970 within that
+// range are produced as they are (negative Kafka timestamps, which the
+// broker takes and a producer.Producer refuses).
 func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Record) {
 	t.Helper()
 	for i, r := range recs {
@@ -321,6 +326,11 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %q: record %d is nil", topic, i)
 		case r.Topic != "" && r.Topic != topic:
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
+		case r.Timestamp.Before(firstMilli) || !r.Timestamp.Before(pastMillis):
+			// Its UnixMilli would wrap, and the record be stored with
+			// another timestamp, any one.
+			t.Fatalf("runneltest: produce to %q: record %d has timestamp %v, past what an int64 of Unix milliseconds (a Kafka timestamp) holds",
+				topic, i, r.Timestamp)
 		}
 	}
 	notNil(t, c, "produce to "+topic)
@@ -329,6 +339,11 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 	n, err := c.Partitions(ctx, topic)
 	if err != nil {
 		t.Fatalf("runneltest: produce to %q: %v", topic, err)
+	}
+	if n < 1 || n > math.MaxInt32 {
+		// A Client's answer no Kafka topic gives: a key's partition
+		// would divide by zero, or be out of an int32.
+		t.Fatalf("runneltest: produce to %q: the client says it has %d partitions", topic, n)
 	}
 	var bld record.Builder
 	for _, r := range recs {
@@ -352,6 +367,13 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 		r.Offset = resp.BaseOffset
 	}
 }
+
+// The times whose Unix milliseconds an int64 holds (see Produce): from
+// firstMilli up to pastMillis, the end of the millisecond math.MaxInt64.
+var (
+	firstMilli = time.UnixMilli(math.MinInt64)
+	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
+)
 
 // ProduceValues produces one record per value, without keys, to partition
 // 0, through c, and fails the test on any error, as Produce does.
@@ -587,6 +609,11 @@ func newReader(t testing.TB, ctx context.Context, cl consumer.Client, topic, lim
 	parts, err := retry(ctx, limit, func() (int, error) { return cl.Partitions(ctx, topic) })
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
+	}
+	if parts < 0 || parts > math.MaxInt32 {
+		// A Client's answer no Kafka topic gives (partition ids are
+		// int32s): make would panic, or take the memory.
+		t.Fatalf("runneltest: consume %q: the client says it has %d partitions", topic, parts)
 	}
 	// ResetNone: records deleted under the reader fail the test rather
 	// than go missing.
