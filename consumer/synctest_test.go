@@ -1,0 +1,254 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func bubbleBroker(t *testing.T) *runnel.Broker {
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+	return b
+}
+
+// syncProduce produces vals to topic "t" one at a time; it may run on a
+// goroutine of the test's (it does not stop the test).
+func syncProduce(t *testing.T, b *runnel.Broker, vals ...string) {
+	p, err := producer.New(b)
+	if !assert.NoError(t, err) {
+		return
+	}
+	defer p.Close()
+	for _, v := range vals {
+		assert.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte(v)}))
+	}
+}
+
+func TestSynctestPollMaxWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		c, err := consumer.New(b, consumer.FetchMaxWait(300*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		fs, err := c.Poll(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, fs.NumRecords())
+		require.Equal(t, t0.Add(300*time.Millisecond), time.Now())
+	})
+}
+
+func TestSynctestPollWokenByAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		c, err := consumer.New(b, consumer.FetchMaxWait(300*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			syncProduce(t, b, "a")
+		}()
+		fs, err := c.Poll(t.Context())
+		require.NoError(t, err)
+		recs := records(t, fs)
+		require.Len(t, recs, 1)
+		require.Equal(t, t0.Add(100*time.Millisecond), time.Now())
+		require.True(t, t0.Add(100*time.Millisecond).Equal(recs[0].Timestamp), "stamped %v", recs[0].Timestamp)
+	})
+}
+
+func TestSynctestPollMinBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Second), consumer.FetchMinBytes(250))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			for range 10 {
+				time.Sleep(10 * time.Millisecond)
+				syncProduce(t, b, string(make([]byte, 50)))
+			}
+		}()
+		fs, err := c.Poll(t.Context())
+		require.NoError(t, err)
+		n := fs.NumRecords()
+		t.Logf("%d records after %v", n, time.Since(t0))
+		require.Less(t, n, 10)
+		require.Equal(t, t0.Add(time.Duration(n)*10*time.Millisecond), time.Now())
+		// The rest came by; MinBytes not reached within MaxWait: the wait ends at MaxWait.
+		time.Sleep(time.Second)
+		t1 := time.Now()
+		fs, err = c.Poll(t.Context())
+		require.NoError(t, err)
+		t.Logf("%d records after %v", fs.NumRecords(), time.Since(t1))
+	})
+}
+
+func TestSynctestFetchRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a")
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "t", Err: api.ErrNotLeader, Count: 2})
+		obs := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.Observe, Count: runneltest.Unlimited})
+		c, err := consumer.New(f, consumer.RetryBackoff(200*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		var got int
+		for got == 0 {
+			fs, err := c.Poll(t.Context())
+			require.NoError(t, err)
+			t.Logf("poll at %v: %d records, errs %v", time.Since(t0), fs.NumRecords(), fs.Err())
+			got = fs.NumRecords()
+		}
+		require.Equal(t, t0.Add(400*time.Millisecond), time.Now())
+		_ = obs
+	})
+}
+
+func records(t *testing.T, fs consumer.Fetches) []*record.Record {
+	var out []*record.Record
+	for r, err := range fs.Records() {
+		require.NoError(t, err)
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestSynctestCloseEndsPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, err)
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			c.Close()
+		}()
+		_, err = c.Poll(t.Context())
+		require.ErrorIs(t, err, consumer.ErrClosed)
+		require.Equal(t, t0.Add(time.Second), time.Now())
+	})
+}
+
+func TestSynctestBrokerCloseEndsPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			b.Close()
+		}()
+		_, err = c.Poll(t.Context())
+		require.ErrorIs(t, err, runnel.ErrClosed)
+		require.Equal(t, t0.Add(time.Second), time.Now())
+	})
+}
+
+// Under FetchMaxWait(0) a Records loop over an idle partition waits
+// 500 ms a fetch (idleWait), and a record appended meanwhile comes at once.
+func TestSynctestRecordsIdleWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		f := runneltest.NewFaults(t, b)
+		obs := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.Observe, Count: runneltest.Unlimited})
+		c, err := consumer.New(f, consumer.FetchMaxWait(0))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			time.Sleep(1200 * time.Millisecond)
+			syncProduce(t, b, "a")
+		}()
+		for r, err := range c.Records(t.Context()) {
+			require.NoError(t, err)
+			require.Equal(t, "a", string(r.Value))
+			break
+		}
+		require.Equal(t, t0.Add(1200*time.Millisecond), time.Now())
+		// One fetch answered at once, then one each 500 ms, the third woken by the append.
+		require.Equal(t, 4, obs.Hits())
+	})
+}
+
+// Records waits RetryBackoff after a Poll's error that is not permanent.
+func TestSynctestRecordsBackoffAfterPollError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a")
+		f := runneltest.NewFaults(t, b)
+		errNet := errors.New("network down")
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: errNet, Count: 2})
+		c, err := consumer.New(f, consumer.RetryBackoff(300*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		var errs []time.Duration
+		for r, err := range c.Records(t.Context()) {
+			if err != nil {
+				require.ErrorIs(t, err, errNet)
+				errs = append(errs, time.Since(t0))
+				continue
+			}
+			require.Equal(t, "a", string(r.Value))
+			break
+		}
+		require.Equal(t, []time.Duration{0, 300 * time.Millisecond}, errs)
+		require.Equal(t, t0.Add(600*time.Millisecond), time.Now())
+	})
+}
+
+type failingPartitions struct {
+	*runnel.Broker
+	calls []time.Time
+}
+
+func (c *failingPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	c.calls = append(c.calls, time.Now())
+	return 0, api.ErrNotLeader
+}
+
+func TestSynctestAssignTopicRetriesFor60s(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := &failingPartitions{Broker: bubbleBroker(t)}
+		c, err := consumer.New(cl, consumer.RetryBackoff(7*time.Second))
+		require.NoError(t, err)
+		defer c.Close()
+		t0 := time.Now()
+		require.ErrorIs(t, c.AssignTopic(t.Context(), "t", consumer.Start()), api.ErrNotLeader)
+		require.Equal(t, t0.Add(60*time.Second), time.Now())
+		require.Len(t, cl.calls, 10) // 0, 7, ..., 56, 60
+		require.Equal(t, t0.Add(60*time.Second), cl.calls[9])
+	})
+}
