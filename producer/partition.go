@@ -501,6 +501,20 @@ func (b *batch) dropEnded() bool {
 	return any
 }
 
+// anyEnded reports whether the ctx of one of the batch's records not
+// dropped has ended.
+func (b *batch) anyEnded() bool {
+	if len(b.ctxs) == b.dropped {
+		return false
+	}
+	for _, c := range b.ctxs {
+		if !b.recs[c.i].dropped() && c.ctx.Err() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // resize sizes the batch anew, without its dropped records, as add does.
 func (b *batch) resize() {
 	b.size = record.HeaderSize
@@ -901,8 +915,20 @@ func (pp *partition) nextDeadline() time.Time {
 // Kafka's RecordAccumulator sends its batches once its memory is
 // exhausted: reserve wakes the partitions then).
 func (pp *partition) lingerLeft() time.Duration {
-	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.ctxEnded.Load() || pp.p.space.n.Load() > 0 {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.p.space.n.Load() > 0 {
 		return 0
+	}
+	if pp.ctxEnded.Load() {
+		// Set by the ctx of a record of this batch, or of a batch
+		// before it, still watched while it waited in the queue (full)
+		// or until its send began: only the batch's own records cut
+		// its linger. Cleared before the look, so that a ctx of the
+		// batch that ends after it sets it again (its AfterFunc runs
+		// once the ctx has ended).
+		pp.ctxEnded.Store(false)
+		if pp.cur.anyEnded() {
+			return 0
+		}
 	}
 	return time.Until(pp.cur.created.Add(pp.p.cfg.linger))
 }
