@@ -137,3 +137,72 @@ func TestSynctestFetchMaxWait(t *testing.T) {
 		require.Equal(t, t1.Add(300*time.Millisecond), time.Now())
 	})
 }
+
+func (b *Broker) testLog(t *testing.T, topic string) *log.Log {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.topics[topic].Partitions[0].Log()
+}
+
+func keyed(t *testing.T, kv ...string) []byte {
+	t.Helper()
+	var bl record.Builder
+	bl.Reset()
+	for i := 0; i < len(kv); i += 2 {
+		bl.Append(time.Now().UnixMilli(), []byte(kv[i]), []byte(kv[i+1]), nil)
+	}
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return data
+}
+
+// segment.ms rolls the active segment at the first append more than
+// segment.ms after its first batch (by the records' timestamps, here the
+// fake clock's), as Kafka's; and max.compaction.lag.ms, shorter, rolls
+// it sooner, then makes the next maintenance run compact a log whose
+// dirty ratio alone would not.
+func TestSynctestSegmentTimeAndCompactionLag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		b := open(t, Config{MaintenanceInterval: time.Minute})
+		require.NoError(t, b.CreateTopic(t.Context(), "s", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentTime: time.Hour}}))
+		require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{
+			CleanupPolicy: log.Compact, MaxCompactionLag: 10 * time.Minute, MinCleanableDirtyRatio: 1}}))
+		put := func(topic string, kv ...string) {
+			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: keyed(t, kv...)})
+			require.NoError(t, err)
+		}
+		put("s", "k", "1")
+		put("c", "a", "1", "a", "2")
+		time.Sleep(10 * time.Minute)
+		put("c", "b", "1") // exactly the lag: no roll
+		require.Equal(t, 1, b.testLog(t, "c").Segments())
+		time.Sleep(time.Millisecond)
+		put("c", "b", "2") // past it
+		require.Equal(t, 2, b.testLog(t, "c").Segments())
+		sleepTo(t0.Add(11*time.Minute - time.Nanosecond))
+		fetchFirst := func() int64 {
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "c"}}})
+			require.NoError(t, err)
+			for bt, err := range record.Batches(resp.Partitions[0].Records) {
+				require.NoError(t, err)
+				for r, err := range bt.Records() {
+					require.NoError(t, err)
+					return r.Offset
+				}
+			}
+			return -1
+		}
+		require.Zero(t, fetchFirst(), "compacted before the maintenance run")
+		sleepTo(t0.Add(11 * time.Minute))
+		require.EqualValues(t, 1, fetchFirst(), "not compacted at the first maintenance run past max.compaction.lag.ms")
+
+		sleepTo(t0.Add(time.Hour))
+		put("s", "k", "2")
+		require.Equal(t, 1, b.testLog(t, "s").Segments(), "rolled at segment.ms, not past it")
+		time.Sleep(time.Millisecond)
+		put("s", "k", "3")
+		require.Equal(t, 2, b.testLog(t, "s").Segments())
+	})
+}

@@ -252,3 +252,31 @@ func TestSynctestAssignTopicRetriesFor60s(t *testing.T) {
 		require.Equal(t, t0.Add(60*time.Second), cl.calls[9])
 	})
 }
+
+// A partition whose topic does not exist yet is looked up again every
+// RetryBackoff, without a word, and read from the first look-up after
+// the topic comes.
+func TestSynctestTopicCreatedLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		c, err := consumer.New(b, consumer.RetryBackoff(400*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		c.Assign("t", 0, consumer.Start())
+		t0 := time.Now()
+		go func() {
+			time.Sleep(1100 * time.Millisecond)
+			assert.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+			time.Sleep(100 * time.Millisecond)
+			syncProduce(t, b, "a")
+		}()
+		for r, err := range c.Records(t.Context()) {
+			require.NoError(t, err)
+			require.Equal(t, "a", string(r.Value))
+			break
+		}
+		require.Equal(t, t0.Add(1200*time.Millisecond), time.Now(), "looked up at 0, 0.4, 0.8, 1.2 s: read at once")
+	})
+}
