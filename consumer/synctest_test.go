@@ -280,3 +280,38 @@ func TestSynctestTopicCreatedLater(t *testing.T) {
 		require.Equal(t, t0.Add(1200*time.Millisecond), time.Now(), "looked up at 0, 0.4, 0.8, 1.2 s: read at once")
 	})
 }
+
+// AtTime finds the first record stamped at or after the time, by the
+// producer's stamps on the fake clock, to the millisecond (Kafka's
+// timestamps' precision).
+func TestSynctestAtTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		t0 := time.Now()
+		for _, v := range []string{"a", "b", "c"} {
+			syncProduce(t, b, v)
+			time.Sleep(time.Second)
+		}
+		for _, tc := range []struct {
+			at   time.Time
+			want string
+		}{
+			{t0.Add(-time.Hour), "a"},
+			{t0, "a"},
+			{t0.Add(time.Nanosecond), "a"}, // the same millisecond
+			{t0.Add(time.Millisecond), "b"},
+			{t0.Add(time.Second), "b"},
+			{t0.Add(2 * time.Second), "c"},
+		} {
+			c, err := consumer.New(b, consumer.FetchMaxWait(0))
+			require.NoError(t, err)
+			c.Assign("t", 0, consumer.AtTime(tc.at))
+			fs, err := c.Poll(t.Context())
+			require.NoError(t, err)
+			recs := records(t, fs)
+			require.NotEmpty(t, recs, "at %v", tc.at.Sub(t0))
+			require.Equal(t, tc.want, string(recs[0].Value), "at %v", tc.at.Sub(t0))
+			require.NoError(t, c.Close())
+		}
+	})
+}

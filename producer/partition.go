@@ -573,7 +573,7 @@ type partition struct {
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
 
-	ctxEnded  atomic.Bool // a lingering record's ctx ended: send the open batch now
+	ctxEnded  atomic.Bool // a watched record's ctx ended: lingerLeft looks whether one of the open batch's did
 	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
 
 	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil

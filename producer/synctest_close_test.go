@@ -187,3 +187,33 @@ func TestSynctestCloseLeavesNoGoroutine(t *testing.T) {
 		})
 	})
 }
+
+// A batch that waits for a place among the requests in flight past its
+// delivery deadline is not sent: it fails at the deadline, after the
+// batches before it, whose acknowledgements never came.
+func TestSynctestDeadlineWhileWaitingForPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &ackHolder{clockedClient: bubbleBroker(t), gate: make(chan struct{}), release: make(chan struct{})}
+		const dt = 10 * time.Second
+		p, err := producer.New(c, producer.DeliveryTimeout(dt), producer.MaxInFlight(2), producer.BatchMaxBytes(100))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		var outs []<-chan timedOutcome
+		for range 3 {
+			ch := make(chan timedOutcome, 1)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Value: make([]byte, 30)}, func(r *record.Record, err error) {
+				ch <- timedOutcome{time.Now(), err, r}
+			}) // a batch each: two do not fit in 100 bytes
+			outs = append(outs, ch)
+			synctest.Wait()
+		}
+		close(c.gate)
+		for i, ch := range outs {
+			o := <-ch
+			require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout, "record %d", i)
+			require.Equal(t, t0.Add(dt), o.at, "record %d", i)
+		}
+		require.Len(t, c.sent(), 2, "the third batch was sent")
+	})
+}
