@@ -218,7 +218,7 @@ func TestSynctestLingerModel(t *testing.T) {
 			cancels := make([]context.CancelFunc, nrec)
 			var flushed []chan time.Duration
 			for _, e := range evs {
-				time.Sleep(t0.Add(e.at).Sub(time.Now()))
+				time.Sleep(time.Until(t0.Add(e.at)))
 				switch {
 				case e.rec < 0:
 					ch := make(chan time.Duration, 1)
