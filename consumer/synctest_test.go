@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -314,4 +315,85 @@ func TestSynctestAtTime(t *testing.T) {
 			require.NoError(t, c.Close())
 		}
 	})
+}
+
+// A change of the assignment wakes a Records loop's wait at once: an
+// Assign while it waits with nothing assigned, a Resume while everything
+// is paused, a Seek back while it long-polls at the end.
+func TestSynctestChangesWakeTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a", "b")
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, err)
+		defer c.Close()
+		t0 := time.Now()
+		tp := api.TopicPartition{Topic: "t", Partition: 0}
+		go func() {
+			time.Sleep(time.Second)
+			assert.NoError(t, c.Assign("t", 0, consumer.At(1)))
+		}()
+		next := func() string {
+			for r, err := range c.Records(t.Context()) {
+				require.NoError(t, err)
+				return string(r.Value)
+			}
+			return ""
+		}
+		require.Equal(t, "b", next())
+		require.Equal(t, t0.Add(time.Second), time.Now(), "Assign did not wake the wait")
+
+		c.Pause(tp)
+		go func() {
+			time.Sleep(time.Second)
+			assert.NoError(t, c.Seek("t", 0, consumer.At(0)))
+			time.Sleep(time.Second)
+			c.Resume(tp)
+		}()
+		require.Equal(t, "a", next())
+		require.Equal(t, t0.Add(3*time.Second), time.Now(), "Resume did not wake the wait")
+
+		require.Equal(t, "b", next())
+		go func() {
+			time.Sleep(time.Second)
+			assert.NoError(t, c.Seek("t", 0, consumer.At(0)))
+		}()
+		require.Equal(t, "a", next(), "the long poll at the end was not cut by the Seek")
+		require.Equal(t, t0.Add(4*time.Second), time.Now())
+	})
+}
+
+// Under FetchMaxWait(0) a Records loop's wait for a first record (500 ms)
+// ends when a partition backed off after an error may be retried.
+func TestSynctestIdleWaitEndsAtRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		_, err = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: oneRecord(t, "x")})
+		require.NoError(t, err)
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{1}, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+		c, err := consumer.New(f, consumer.FetchMaxWait(0), consumer.RetryBackoff(200*time.Millisecond))
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
+		t0 := time.Now()
+		for r, err := range c.Records(t.Context()) {
+			require.NoError(t, err)
+			require.Equal(t, "x", string(r.Value))
+			break
+		}
+		require.Equal(t, t0.Add(200*time.Millisecond), time.Now())
+	})
+}
+
+func oneRecord(t *testing.T, v string) []byte {
+	var bl record.Builder
+	bl.Reset()
+	bl.Append(time.Now().UnixMilli(), nil, []byte(v), nil)
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return data
 }
