@@ -36,17 +36,24 @@ type lingerEvent struct {
 }
 
 // lingerModel computes when each record's promise runs and whether its
-// ctx's error is its outcome, and when each Flush returns: a batch opens
-// with its first record and takes up to per records; one that has per
-// when another comes is full, and waits in the queue, not lingering; the
-// open batch is sent once the partition's goroutine is free (the request
-// before it answered, the full batches sent) and its linger passed, a
-// Flush runs, or the ctx of one of its records ended; records whose ctx
-// ended by then are dropped (a batch of dropped records only is not
-// sent); a request takes d. All times differ (see
-// TestSynctestLingerModel), so no two steps tie but a request's answer
-// and the next batch's send.
-func lingerModel(evs []lingerEvent, linger, d time.Duration, per int) (done []time.Duration, canceled []bool, flushes []time.Duration) {
+// ctx's error is its outcome, and when each Flush returns, for a producer
+// with MaxInFlight(inFlight) whose requests take d: with 1, a call to
+// Produce that returns after d; with more, an AsyncClient whose append is
+// at once and whose acknowledgement comes d after it.
+//
+// A batch opens with its first record and takes up to per records; one
+// that has per when another comes is full, and waits in the queue, not
+// lingering. The partition's goroutine takes the first full batch, or
+// the open one once its linger passed, a Flush runs, or the ctx of one
+// of its records ended, as soon as it is free; it appends the batch once
+// fewer than inFlight requests wait for their acknowledgement, without
+// the records whose ctx ended by then (a batch of those only is not
+// sent: its promises run once the requests before it are done). A
+// request alone in flight with nothing buffered behind it, or any with
+// inFlight 1, holds the goroutine until its acknowledgement; others are
+// acknowledged in order while it goes on. All times differ (see
+// TestSynctestLingerModel), so that no two steps tie but as ordered here.
+func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) (done []time.Duration, canceled []bool, flushes []time.Duration) {
 	const never = time.Duration(1<<63 - 1)
 	nrec := 0
 	for _, e := range evs {
@@ -60,68 +67,118 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per int) (done []ti
 		recs []int
 		at   time.Duration // queued
 	}
+	type request struct {
+		recs  []int
+		ackAt time.Duration
+		held  bool // the partition's goroutine waits for it
+	}
 	var (
 		open        []int   // records of the open batch
 		trigger     = never // when the open batch stops lingering
 		queue       []full
-		busyUntil   time.Duration
-		inFlight    []int
+		requests    []request // in flight, oldest first
+		taken       []int     // the batch the goroutine holds, waiting for a place
+		settling    []int     // the dropped batch the goroutine holds, waiting for no request in flight
+		held        bool      // the goroutine waits for requests[len-1]
 		outstanding int
 		flushing    []int // the Flushes waiting, by index
 	)
+	complete := func(recs []int, now time.Duration) {
+		for _, r := range recs {
+			done[r] = now
+			outstanding--
+		}
+	}
+	// drop marks the records of b whose ctx ended by now, and returns
+	// those left.
+	drop := func(b []int, now time.Duration) (live []int) {
+		for _, r := range b {
+			if cancelAt[r] != 0 && cancelAt[r] <= now {
+				canceled[r] = true
+			} else {
+				live = append(live, r)
+			}
+		}
+		return live
+	}
+	// appendNow appends the batch the goroutine has taken, if it may.
+	appendNow := func(now time.Duration) {
+		if len(requests) >= inFlight {
+			return
+		}
+		b := taken
+		taken = nil
+		if drop(b, now) == nil {
+			if len(requests) == 0 {
+				complete(b, now)
+			} else {
+				settling = b
+			}
+			return
+		}
+		alone := inFlight == 1 || len(requests) == 0 && open == nil && queue == nil
+		requests = append(requests, request{b, now + d, alone})
+		held = alone
+	}
+	var now time.Duration
 	for next := 0; ; {
-		sendAt := never
-		switch {
-		case queue != nil:
-			sendAt = max(queue[0].at, busyUntil)
-		case open != nil:
-			sendAt = max(trigger, busyUntil)
+		actAt := never // the goroutine takes a batch
+		if !held && taken == nil && settling == nil {
+			switch {
+			case queue != nil:
+				actAt = max(queue[0].at, now)
+			case open != nil:
+				actAt = max(trigger, now)
+			}
+		}
+		ackAt := never
+		if len(requests) > 0 {
+			ackAt = requests[0].ackAt
 		}
 		evAt := never
 		if next < len(evs) {
 			evAt = evs[next].at
 		}
-		ackAt := never
-		if inFlight != nil {
-			ackAt = busyUntil
-		}
-		now := min(sendAt, evAt, ackAt)
+		now = min(ackAt, actAt, evAt)
 		if now == never {
 			return done, canceled, flushes
 		}
 		switch {
-		case now == ackAt: // before a send at the same instant
-			for _, r := range inFlight {
-				done[r] = now
-				outstanding--
+		case now == ackAt:
+			r := requests[0]
+			requests = requests[1:]
+			complete(r.recs, now)
+			if r.held {
+				held = false
 			}
-			inFlight = nil
-		case now == sendAt:
-			var b []int
+			if taken != nil {
+				appendNow(now)
+			}
+			if settling != nil && len(requests) == 0 {
+				complete(settling, now)
+				settling = nil
+			}
+		case now == actAt:
 			if queue != nil {
-				b = queue[0].recs
+				taken = queue[0].recs
 				if queue = queue[1:]; len(queue) == 0 {
 					queue = nil
 				}
 			} else {
-				b = open
+				taken = open
 				open, trigger = nil, never
 			}
-			var live []int
-			for _, r := range b {
-				if cancelAt[r] != 0 && cancelAt[r] <= now {
-					canceled[r] = true
+			if drop(taken, now) == nil {
+				// Dropped before it waits for a place.
+				b := taken
+				taken = nil
+				if len(requests) == 0 {
+					complete(b, now)
 				} else {
-					live = append(live, r)
-				}
-			}
-			if live == nil {
-				for _, r := range b {
-					done[r] = now
-					outstanding--
+					settling = b
 				}
 			} else {
-				inFlight, busyUntil = b, now+d
+				appendNow(now)
 			}
 		default:
 			e := evs[next]
@@ -163,11 +220,44 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per int) (done []ti
 	}
 }
 
+// delayedAck is an acknowledgement that comes at a time.
+type delayedAck struct{ at time.Time }
+
+func (a delayedAck) Wait(ctx context.Context) error {
+	t := time.NewTimer(time.Until(a.at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ackLater appends at once and acknowledges d later.
+type ackLater struct {
+	*clockedClient
+	d time.Duration
+}
+
+func (c *ackLater) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	resp, ack, err := c.clockedClient.ProduceAsync(ctx, req)
+	if err == nil && ack != nil {
+		err = ack.Wait(ctx) // in memory: at once
+	}
+	if err != nil {
+		return resp, nil, err
+	}
+	return resp, delayedAck{time.Now().Add(c.d)}, nil
+}
+
 // A model of Linger on the fake clock: records produced at random
 // times, some with a ctx cancelled later, and Flushes, into batches of a
 // few records at most, against a broker that takes a few milliseconds a
-// request; every promise runs, and every Flush returns, at the very
-// nanosecond the model says.
+// request — each seed twice: with MaxInFlight(1), a call to Produce that
+// takes them; with 2 to 4, an acknowledgement that comes that long after
+// an append at once (see lingerModel) — every promise runs, and every
+// Flush returns, at the very nanosecond the model says.
 func TestSynctestLingerModel(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_LINGER_MODEL_SEEDS", 100, 20, func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 22))
@@ -202,64 +292,75 @@ func TestSynctestLingerModel(t *testing.T) {
 		small, large := record.RecordSize(0, 0, nil, value, nil), record.RecordSize(1<<20, 63, nil, value, nil)
 		maxBytes := record.HeaderSize + per*large
 		require.Less(t, maxBytes, record.HeaderSize+(per+1)*small)
-		wantDone, wantCanceled, wantFlushes := lingerModel(evs, linger, d, per)
+		for _, inFlight := range []int{1, 2 + rng.IntN(3)} {
+			runLingerModel(t, evs, nrec, linger, d, per, maxBytes, value, inFlight)
+		}
+	})
+}
 
-		synctest.Test(t, func(t *testing.T) {
-			c := &slowClient{clockedClient: bubbleBroker(t), d: d}
-			p, err := producer.New(c, producer.Linger(linger), producer.MaxInFlight(1), producer.BatchMaxBytes(maxBytes))
-			require.NoError(t, err)
-			defer p.Close()
-			t0 := time.Now()
-			type out struct {
-				at  time.Duration
-				err error
-			}
-			outs := make([]chan out, nrec)
-			cancels := make([]context.CancelFunc, nrec)
-			var flushed []chan time.Duration
-			for _, e := range evs {
-				time.Sleep(time.Until(t0.Add(e.at)))
-				switch {
-				case e.rec < 0:
-					ch := make(chan time.Duration, 1)
-					flushed = append(flushed, ch)
-					go func() {
-						if err := p.Flush(context.Background()); err != nil {
-							t.Errorf("Flush: %v", err)
-						}
-						ch <- time.Since(t0)
-					}()
-				case e.at == e.cancel:
-					cancels[e.rec]()
-				default:
-					ctx := context.Background()
-					if e.cancel != 0 {
-						ctx, cancels[e.rec] = context.WithCancel(ctx)
+// runLingerModel runs the events of a linger scenario against a producer
+// with MaxInFlight(inFlight) inside a bubble, and checks each promise and
+// Flush against lingerModel's times.
+func runLingerModel(t *testing.T, evs []lingerEvent, nrec int, linger, d time.Duration, per, maxBytes int, value []byte, inFlight int) {
+	wantDone, wantCanceled, wantFlushes := lingerModel(evs, linger, d, per, inFlight)
+	synctest.Test(t, func(t *testing.T) {
+		var c producer.Client = &slowClient{clockedClient: bubbleBroker(t), d: d}
+		if inFlight > 1 {
+			c = &ackLater{clockedClient: c.(*slowClient).clockedClient, d: d}
+		}
+		p, err := producer.New(c, producer.Linger(linger), producer.MaxInFlight(inFlight), producer.BatchMaxBytes(maxBytes))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		type out struct {
+			at  time.Duration
+			err error
+		}
+		outs := make([]chan out, nrec)
+		cancels := make([]context.CancelFunc, nrec)
+		var flushed []chan time.Duration
+		for _, e := range evs {
+			time.Sleep(time.Until(t0.Add(e.at)))
+			switch {
+			case e.rec < 0:
+				ch := make(chan time.Duration, 1)
+				flushed = append(flushed, ch)
+				go func() {
+					if err := p.Flush(context.Background()); err != nil {
+						t.Errorf("Flush: %v", err)
 					}
-					ch := make(chan out, 1)
-					outs[e.rec] = ch
-					p.Produce(ctx, &record.Record{Topic: "t", Value: value}, func(_ *record.Record, err error) {
-						ch <- out{time.Since(t0), err}
-					})
+					ch <- time.Since(t0)
+				}()
+			case e.at == e.cancel:
+				cancels[e.rec]()
+			default:
+				ctx := context.Background()
+				if e.cancel != 0 {
+					ctx, cancels[e.rec] = context.WithCancel(ctx)
 				}
+				ch := make(chan out, 1)
+				outs[e.rec] = ch
+				p.Produce(ctx, &record.Record{Topic: "t", Value: value}, func(_ *record.Record, err error) {
+					ch <- out{time.Since(t0), err}
+				})
 			}
-			for r, ch := range outs {
-				o := <-ch
-				require.Equal(t, wantDone[r], o.at, "record %d (linger %v, request %v)", r, linger, d)
-				if wantCanceled[r] {
-					require.ErrorIs(t, o.err, context.Canceled, "record %d", r)
-				} else {
-					require.NoError(t, o.err, "record %d", r)
-				}
+		}
+		for r, ch := range outs {
+			o := <-ch
+			require.Equal(t, wantDone[r], o.at, "record %d (linger %v, request %v, %d in flight, %d a batch)", r, linger, d, inFlight, per)
+			if wantCanceled[r] {
+				require.ErrorIs(t, o.err, context.Canceled, "record %d", r)
+			} else {
+				require.NoError(t, o.err, "record %d", r)
 			}
-			for i, ch := range flushed {
-				require.Equal(t, wantFlushes[i], <-ch, "flush %d", i)
+		}
+		for i, ch := range flushed {
+			require.Equal(t, wantFlushes[i], <-ch, "flush %d", i)
+		}
+		for _, cancel := range cancels {
+			if cancel != nil {
+				cancel()
 			}
-			for _, cancel := range cancels {
-				if cancel != nil {
-					cancel()
-				}
-			}
-		})
+		}
 	})
 }
