@@ -314,6 +314,7 @@ func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err err
 	}
 	ok, yield, err := pp.addOrAbort(pr, ctx)
 	if err == nil && !ok {
+		defer pp.placed() // also should the partitioner panic
 		// KIP-480: the record would start a new batch; let the
 		// partitioner move on first.
 		t.onNew.OnNewBatch(pp.id)
@@ -572,6 +573,7 @@ type partition struct {
 	draining bool      // the partition's goroutine runs
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
+	placing  int       // records addOrAbort turned back, being placed again (see buffered)
 
 	ctxEnded  atomic.Bool // a watched record's ctx ended: lingerLeft looks whether one of the open batch's did
 	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
@@ -662,9 +664,17 @@ func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
-// when the record would open a new batch.
+// when the record would open a new batch; then the caller calls placed
+// once it has placed the record (here or elsewhere) or failed it.
 func (pp *partition) addOrAbort(pr pending, ctx context.Context) (ok, yield bool, err error) {
 	return pp.addRecord(pr, ctx, true)
+}
+
+// placed ends the wait of a record that addOrAbort turned back.
+func (pp *partition) placed() {
+	pp.mu.Lock()
+	pp.placing--
+	pp.mu.Unlock()
 }
 
 // addRecord is add and addOrAbort; it takes pp.mu itself.
@@ -682,6 +692,9 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool)
 			pp.wakeUp()
 		}
 		if abortOnNew {
+			// The caller calls placed once the record is placed,
+			// likely here, in a new batch.
+			pp.placing++
 			pp.mu.Unlock()
 			return false, false, nil
 		}

@@ -68,3 +68,51 @@ func TestSynctestLingerNotCutByQueuedBatchCtx(t *testing.T) {
 		require.Equal(t, []time.Time{t0.Add(linger + 3*time.Second), created.Add(linger)}, c.sent())
 	})
 }
+
+// slowSticky puts every record in partition 0, and takes a millisecond of
+// the bubble's clock to hear of a new batch: the time in which a Produce,
+// its record having filled the open batch, has not yet opened the next.
+type slowSticky struct{}
+
+func (slowSticky) ForTopic(string) producer.TopicPartitioner { return slowSticky{} }
+func (slowSticky) Partition(*record.Record, int) int32       { return 0 }
+func (slowSticky) OnNewBatch(int32)                          { time.Sleep(time.Millisecond) }
+
+// A batch appended while the Produce whose record filled it is still
+// placing that record (a KIP-480 partitioner is told of the new batch
+// first) is not "alone with nothing behind it": the partition's goroutine
+// hands its acknowledgement to the acker and appends the next batch
+// without waiting for it. It waited for the acknowledgement (an fsync,
+// here 100 ms) itself: the record the Produce then added was appended
+// only once it came.
+func TestSynctestFullBatchNotAloneWhileItsSuccessorIsPlaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ackAfter = 100 * time.Millisecond
+		c := &ackLater{clockedClient: bubbleBroker(t), d: ackAfter}
+		value := make([]byte, 20)
+		p, err := producer.New(c, producer.Linger(time.Second), producer.MaxInFlight(3),
+			producer.RecordPartitioner(slowSticky{}),
+			producer.BatchMaxBytes(record.HeaderSize+record.RecordSize(1<<20, 63, nil, value, nil))) // one record a batch
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		var outs []<-chan timedOutcome
+		for i := range 3 {
+			time.Sleep(time.Until(t0.Add(time.Duration(10*i) * time.Millisecond)))
+			ch := make(chan timedOutcome, 1)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
+				ch <- timedOutcome{time.Now(), err, r}
+			})
+			outs = append(outs, ch)
+		}
+		// Each record fills the open batch with the one before it: that
+		// one goes at once, the last lingers its second.
+		want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 20*time.Millisecond + time.Second + time.Millisecond}
+		for i, ch := range outs {
+			o := <-ch
+			require.NoError(t, o.err)
+			require.Equal(t, t0.Add(want[i]+requestTime(ackAfter, int64(i))), o.at, "record %d", i)
+		}
+		require.Equal(t, []time.Time{t0.Add(want[0]), t0.Add(want[1]), t0.Add(want[2])}, c.sent())
+	})
+}
