@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,15 +17,29 @@ import (
 )
 
 // slowClient takes d to answer each produce request (one at a time:
-// MaxInFlight(1)).
+// MaxInFlight(1)), and a nanosecond more for each request before it.
 type slowClient struct {
 	*clockedClient
 	d time.Duration
+	n atomic.Int64
 }
 
+// requestTime is how long a request takes: d, and k ns for the request
+// numbered k (from 0), so that no two requests are acknowledged at the
+// same instant (which of two goroutines woken at one instant runs first
+// is not known, and a partition's goroutine decides whether to wait for
+// an acknowledgement itself by the requests in flight).
+func requestTime(d time.Duration, k int64) time.Duration { return d + time.Duration(k) }
+
 func (c *slowClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	time.Sleep(c.d)
-	return c.clockedClient.Produce(ctx, req)
+	t := time.NewTimer(requestTime(c.d, c.n.Add(1)-1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return c.clockedClient.Produce(ctx, req)
+	case <-ctx.Done():
+		return api.ProduceResponse{}, ctx.Err()
+	}
 }
 
 // lingerEvent is a step of a linger scenario: a record produced (with a
@@ -37,9 +52,11 @@ type lingerEvent struct {
 
 // lingerModel computes when each record's promise runs and whether its
 // ctx's error is its outcome, and when each Flush returns, for a producer
-// with MaxInFlight(inFlight) whose requests take d: with 1, a call to
-// Produce that returns after d; with more, an AsyncClient whose append is
-// at once and whose acknowledgement comes d after it.
+// with MaxInFlight(inFlight) whose requests take requestTime: with 1, a
+// call to Produce that returns after it; with more, an AsyncClient whose
+// append is at once and whose acknowledgement comes that long after it. A batch not
+// acknowledged by dt after it opened fails then (ErrDeliveryTimeout, its
+// records reported in expired), its request cut short.
 //
 // A batch opens with its first record and takes up to per records; one
 // that has per when another comes is full, and waits in the queue, not
@@ -53,7 +70,7 @@ type lingerEvent struct {
 // inFlight 1, holds the goroutine until its acknowledgement; others are
 // acknowledged in order while it goes on. All times differ (see
 // TestSynctestLingerModel), so that no two steps tie but as ordered here.
-func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) (done []time.Duration, canceled []bool, flushes []time.Duration) {
+func lingerModel(evs []lingerEvent, linger, d, dt time.Duration, per, inFlight int) (done []time.Duration, canceled, expired []bool, flushes []time.Duration) {
 	const never = time.Duration(1<<63 - 1)
 	nrec := 0
 	for _, e := range evs {
@@ -61,25 +78,29 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) 
 			nrec++
 		}
 	}
-	done, canceled = make([]time.Duration, nrec), make([]bool, nrec)
+	done, canceled, expired = make([]time.Duration, nrec), make([]bool, nrec), make([]bool, nrec)
 	cancelAt := make([]time.Duration, nrec)
-	type full struct {
-		recs []int
-		at   time.Duration // queued
+	type batch struct {
+		recs    []int
+		created time.Duration
+		at      time.Duration // queued, when full
 	}
 	type request struct {
-		recs  []int
-		ackAt time.Duration
-		held  bool // the partition's goroutine waits for it
+		recs    []int
+		ackAt   time.Duration // or the deadline
+		expired bool
+		held    bool // the partition's goroutine waits for it
 	}
 	var (
-		open        []int   // records of the open batch
+		open        []int // records of the open batch
+		opened      time.Duration
 		trigger     = never // when the open batch stops lingering
-		queue       []full
+		queue       []batch
 		requests    []request // in flight, oldest first
-		taken       []int     // the batch the goroutine holds, waiting for a place
+		taken       *batch    // the batch the goroutine holds, waiting for a place
 		settling    []int     // the dropped batch the goroutine holds, waiting for no request in flight
 		held        bool      // the goroutine waits for requests[len-1]
+		sent        int64     // requests made
 		outstanding int
 		flushing    []int // the Flushes waiting, by index
 	)
@@ -108,16 +129,19 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) 
 		}
 		b := taken
 		taken = nil
-		if drop(b, now) == nil {
+		if drop(b.recs, now) == nil {
 			if len(requests) == 0 {
-				complete(b, now)
+				complete(b.recs, now)
 			} else {
-				settling = b
+				settling = b.recs
 			}
 			return
 		}
 		alone := inFlight == 1 || len(requests) == 0 && open == nil && queue == nil
-		requests = append(requests, request{b, now + d, alone})
+		deadline := b.created + dt
+		ack := now + requestTime(d, sent)
+		sent++
+		requests = append(requests, request{b.recs, min(ack, deadline), ack > deadline, alone})
 		held = alone
 	}
 	var now time.Duration
@@ -141,12 +165,17 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) 
 		}
 		now = min(ackAt, actAt, evAt)
 		if now == never {
-			return done, canceled, flushes
+			return done, canceled, expired, flushes
 		}
 		switch {
 		case now == ackAt:
 			r := requests[0]
 			requests = requests[1:]
+			if r.expired {
+				for _, rec := range r.recs {
+					expired[rec] = !canceled[rec]
+				}
+			}
 			complete(r.recs, now)
 			if r.held {
 				held = false
@@ -160,17 +189,17 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) 
 			}
 		case now == actAt:
 			if queue != nil {
-				taken = queue[0].recs
+				taken = &queue[0]
 				if queue = queue[1:]; len(queue) == 0 {
 					queue = nil
 				}
 			} else {
-				taken = open
+				taken = &batch{recs: open, created: opened}
 				open, trigger = nil, never
 			}
-			if drop(taken, now) == nil {
+			if drop(taken.recs, now) == nil {
 				// Dropped before it waits for a place.
-				b := taken
+				b := taken.recs
 				taken = nil
 				if len(requests) == 0 {
 					complete(b, now)
@@ -199,10 +228,11 @@ func lingerModel(evs []lingerEvent, linger, d time.Duration, per, inFlight int) 
 				cancelAt[r] = e.cancel
 				outstanding++
 				if len(open) == per {
-					queue = append(queue, full{open, now})
+					queue = append(queue, batch{open, opened, now})
 					open = nil
 				}
 				if open == nil {
+					opened = now
 					trigger = now + linger
 					if len(flushing) > 0 {
 						trigger = now
@@ -234,10 +264,11 @@ func (a delayedAck) Wait(ctx context.Context) error {
 	}
 }
 
-// ackLater appends at once and acknowledges d later.
+// ackLater appends at once and acknowledges requestTime later.
 type ackLater struct {
 	*clockedClient
 	d time.Duration
+	n atomic.Int64
 }
 
 func (c *ackLater) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
@@ -248,7 +279,7 @@ func (c *ackLater) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (a
 	if err != nil {
 		return resp, nil, err
 	}
-	return resp, delayedAck{time.Now().Add(c.d)}, nil
+	return resp, delayedAck{time.Now().Add(requestTime(c.d, c.n.Add(1)-1))}, nil
 }
 
 // A model of Linger on the fake clock: records produced at random
@@ -292,8 +323,11 @@ func TestSynctestLingerModel(t *testing.T) {
 		small, large := record.RecordSize(0, 0, nil, value, nil), record.RecordSize(1<<20, 63, nil, value, nil)
 		maxBytes := record.HeaderSize + per*large
 		require.Less(t, maxBytes, record.HeaderSize+(per+1)*small)
+		// A delivery timeout a little longer than the linger, so that
+		// some batches miss it (off the other times by 300 µs).
+		dt := linger + time.Duration(rng.IntN(12))*time.Millisecond + 300*time.Microsecond
 		for _, inFlight := range []int{1, 2 + rng.IntN(3)} {
-			runLingerModel(t, evs, nrec, linger, d, per, maxBytes, value, inFlight)
+			runLingerModel(t, evs, nrec, linger, d, dt, per, maxBytes, value, inFlight)
 		}
 	})
 }
@@ -301,14 +335,14 @@ func TestSynctestLingerModel(t *testing.T) {
 // runLingerModel runs the events of a linger scenario against a producer
 // with MaxInFlight(inFlight) inside a bubble, and checks each promise and
 // Flush against lingerModel's times.
-func runLingerModel(t *testing.T, evs []lingerEvent, nrec int, linger, d time.Duration, per, maxBytes int, value []byte, inFlight int) {
-	wantDone, wantCanceled, wantFlushes := lingerModel(evs, linger, d, per, inFlight)
+func runLingerModel(t *testing.T, evs []lingerEvent, nrec int, linger, d, dt time.Duration, per, maxBytes int, value []byte, inFlight int) {
+	wantDone, wantCanceled, wantExpired, wantFlushes := lingerModel(evs, linger, d, dt, per, inFlight)
 	synctest.Test(t, func(t *testing.T) {
 		var c producer.Client = &slowClient{clockedClient: bubbleBroker(t), d: d}
 		if inFlight > 1 {
 			c = &ackLater{clockedClient: c.(*slowClient).clockedClient, d: d}
 		}
-		p, err := producer.New(c, producer.Linger(linger), producer.MaxInFlight(inFlight), producer.BatchMaxBytes(maxBytes))
+		p, err := producer.New(c, producer.Linger(linger), producer.DeliveryTimeout(dt), producer.MaxInFlight(inFlight), producer.BatchMaxBytes(maxBytes))
 		require.NoError(t, err)
 		defer p.Close()
 		t0 := time.Now()
@@ -345,12 +379,31 @@ func runLingerModel(t *testing.T, evs []lingerEvent, nrec int, linger, d time.Du
 				})
 			}
 		}
+		got := make([]out, len(outs))
+		ok := true
 		for r, ch := range outs {
-			o := <-ch
-			require.Equal(t, wantDone[r], o.at, "record %d (linger %v, request %v, %d in flight, %d a batch)", r, linger, d, inFlight, per)
-			if wantCanceled[r] {
+			got[r] = <-ch
+			ok = ok && got[r].at == wantDone[r]
+		}
+		if !ok { // the scenario, to see where the model and the producer part
+			for _, e := range evs {
+				t.Logf("event at %v: record %d (-1: Flush), cancel at %v", e.at, e.rec, e.cancel)
+			}
+			for _, at := range c.(interface{ sent() []time.Time }).sent() {
+				t.Logf("request at %v", at.Sub(t0))
+			}
+			for r, o := range got {
+				t.Logf("record %d: done at %v (%v), model %v", r, o.at, o.err, wantDone[r])
+			}
+		}
+		for r, o := range got {
+			require.Equal(t, wantDone[r], o.at, "record %d (linger %v, request %v, delivery timeout %v, %d in flight, %d a batch)", r, linger, d, dt, inFlight, per)
+			switch {
+			case wantCanceled[r]:
 				require.ErrorIs(t, o.err, context.Canceled, "record %d", r)
-			} else {
+			case wantExpired[r]:
+				require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout, "record %d", r)
+			default:
 				require.NoError(t, o.err, "record %d", r)
 			}
 		}
