@@ -314,12 +314,26 @@ func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err err
 	}
 	ok, yield, err := pp.addOrAbort(pr, ctx)
 	if err == nil && !ok {
-		defer pp.placed() // also should the partitioner panic
+		// The record's wait on pp (see addOrAbort) ends as it is
+		// added, or at the latest here, should the partitioner panic,
+		// choose another partition or fail.
+		back := false
+		defer func() {
+			if !back {
+				pp.placed()
+			}
+		}()
 		// KIP-480: the record would start a new batch; let the
 		// partitioner move on first.
 		t.onNew.OnNewBatch(pp.id)
-		if pp, err = t.choose(pr.r, parts); err == nil {
-			yield, err = pp.add(pr, ctx)
+		var to *partition
+		if to, err = t.choose(pr.r, parts); err == nil {
+			back = true
+			if to == pp {
+				return pp.addPlaced(pr, ctx)
+			}
+			pp.placed()
+			yield, err = to.add(pr, ctx)
 		}
 	}
 	return yield, err
@@ -659,27 +673,48 @@ func (pp *partition) wakeUp() {
 // that the record starts a trickle: the caller yields the processor to
 // the partition's goroutine once it holds no lock (see addRecord).
 func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, false)
+	_, yield, err = pp.addRecord(pr, ctx, addNew)
 	return yield, err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
-// when the record would open a new batch; then the caller calls placed
-// once it has placed the record (here or elsewhere) or failed it.
+// when the record would open a new batch; then the caller places the
+// record with addPlaced here, or calls placed and places it elsewhere
+// (or fails it).
 func (pp *partition) addOrAbort(pr pending, ctx context.Context) (ok, yield bool, err error) {
-	return pp.addRecord(pr, ctx, true)
+	return pp.addRecord(pr, ctx, abortNew)
 }
 
-// placed ends the wait of a record that addOrAbort turned back.
+// addPlaced is add for a record that addOrAbort turned back: it ends the
+// record's wait (placing) as it adds it, under the same lock, so that the
+// partition's goroutine never sees the record neither placing nor
+// buffered (see buffered).
+func (pp *partition) addPlaced(pr pending, ctx context.Context) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack)
+	return yield, err
+}
+
+// placed ends the wait of a record that addOrAbort turned back, placed
+// elsewhere or failed.
 func (pp *partition) placed() {
 	pp.mu.Lock()
 	pp.placing--
 	pp.mu.Unlock()
 }
 
-// addRecord is add and addOrAbort; it takes pp.mu itself.
-func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool) (ok, yield bool, err error) {
+// How addRecord adds a record.
+const (
+	addNew        = iota // opening a new batch if need be
+	abortNew             // not if it would open one (addOrAbort)
+	addTurnedBack        // addNew, for a record abortNew turned back (addPlaced)
+)
+
+// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself.
+func (pp *partition) addRecord(pr pending, ctx context.Context, how int) (ok, yield bool, err error) {
 	pp.mu.Lock()
+	if how == addTurnedBack {
+		pp.placing--
+	}
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
 		return false, false, ErrClosed
@@ -691,9 +726,9 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool)
 			pp.cur = nil
 			pp.wakeUp()
 		}
-		if abortOnNew {
-			// The caller calls placed once the record is placed,
-			// likely here, in a new batch.
+		if how == abortNew {
+			// The record is on its way, likely back here, in a new
+			// batch (see addPlaced).
 			pp.placing++
 			pp.mu.Unlock()
 			return false, false, nil
