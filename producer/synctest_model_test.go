@@ -329,6 +329,9 @@ func TestSynctestLingerModel(t *testing.T) {
 		for _, inFlight := range []int{1, 2 + rng.IntN(3)} {
 			runLingerModel(t, evs, nrec, linger, d, dt, per, maxBytes, value, inFlight)
 		}
+		if rng.IntN(4) == 0 { // and without a linger
+			runLingerModel(t, evs, nrec, 0, d, dt-linger, per, maxBytes, value, 1+rng.IntN(4))
+		}
 	})
 }
 
