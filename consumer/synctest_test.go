@@ -93,39 +93,48 @@ func TestSynctestPollMinBytes(t *testing.T) {
 		fs, err := c.Poll(t.Context())
 		require.NoError(t, err)
 		n := fs.NumRecords()
-		t.Logf("%d records after %v", n, time.Since(t0))
 		require.Less(t, n, 10)
 		require.Equal(t, t0.Add(time.Duration(n)*10*time.Millisecond), time.Now())
-		// The rest came by; MinBytes not reached within MaxWait: the wait ends at MaxWait.
+		// The rest came meanwhile: more than MinBytes, returned at once.
 		time.Sleep(time.Second)
 		t1 := time.Now()
 		fs, err = c.Poll(t.Context())
 		require.NoError(t, err)
-		t.Logf("%d records after %v", fs.NumRecords(), time.Since(t1))
+		require.Equal(t, 10-n, fs.NumRecords())
+		require.Equal(t, t1, time.Now())
+		// Nothing more comes: the wait ends at MaxWait, empty-handed.
+		fs, err = c.Poll(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, fs.NumRecords())
+		require.Equal(t, t1.Add(time.Second), time.Now())
 	})
 }
 
+// A fetch that fails with a retriable error is retried after
+// RetryBackoff, without a word: each Poll in between returns nothing
+// once the backoff ends.
 func TestSynctestFetchRetryBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bubbleBroker(t)
 		syncProduce(t, b, "a")
 		f := runneltest.NewFaults(t, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "t", Err: api.ErrNotLeader, Count: 2})
-		obs := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.Observe, Count: runneltest.Unlimited})
+		fail := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "t", Err: api.ErrNotLeader, Count: 2})
 		c, err := consumer.New(f, consumer.RetryBackoff(200*time.Millisecond))
 		require.NoError(t, err)
 		defer c.Close()
 		c.Assign("t", 0, consumer.Start())
 		t0 := time.Now()
-		var got int
-		for got == 0 {
+		var polls []time.Duration
+		for {
 			fs, err := c.Poll(t.Context())
 			require.NoError(t, err)
-			t.Logf("poll at %v: %d records, errs %v", time.Since(t0), fs.NumRecords(), fs.Err())
-			got = fs.NumRecords()
+			polls = append(polls, time.Since(t0))
+			if fs.NumRecords() > 0 {
+				break
+			}
 		}
-		require.Equal(t, t0.Add(400*time.Millisecond), time.Now())
-		_ = obs
+		require.Equal(t, []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond}, polls)
+		require.Equal(t, 2, fail.Hits())
 	})
 }
 

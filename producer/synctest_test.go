@@ -155,7 +155,7 @@ func TestSynctestDeliveryTimeoutRetriable(t *testing.T) {
 			for _, s := range sends {
 				require.True(t, s.Before(t0.Add(dt)), "sent at %v, past the deadline", s.Sub(t0))
 			}
-			t.Logf("in flight %d: %d sends: %v", inflight, len(sends), sends)
+			require.Greater(t, len(sends), 3, "retried")
 		})
 	}
 }
@@ -220,7 +220,6 @@ func TestSynctestMetadataRefresh(t *testing.T) {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		t.Logf("partitions looked up at %v", c.partitions)
 		require.Equal(t, t0, c.partitions[0])
 		require.Equal(t, []time.Time{t0, t0.Add(age), t0.Add(2 * age)}, c.partitions)
 	})
