@@ -321,11 +321,26 @@ func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err err
 	}
 	ok, yield, err := pp.addOrAbort(pr, ctx)
 	if err == nil && !ok {
+		// The record's wait on pp (see addOrAbort) ends as it is
+		// added, or at the latest here, should the partitioner panic,
+		// choose another partition or fail.
+		back := false
+		defer func() {
+			if !back {
+				pp.placed()
+			}
+		}()
 		// KIP-480: the record would start a new batch; let the
 		// partitioner move on first.
 		t.onNew.OnNewBatch(pp.id)
-		if pp, err = t.choose(pr.r, parts); err == nil {
-			yield, err = pp.add(pr, ctx)
+		var to *partition
+		if to, err = t.choose(pr.r, parts); err == nil {
+			back = true
+			if to == pp {
+				return pp.addPlaced(pr, ctx)
+			}
+			pp.placed()
+			yield, err = to.add(pr, ctx)
 		}
 	}
 	return yield, err
@@ -508,6 +523,20 @@ func (b *batch) dropEnded() bool {
 	return any
 }
 
+// anyEnded reports whether the ctx of one of the batch's records not
+// dropped has ended.
+func (b *batch) anyEnded() bool {
+	if len(b.ctxs) == b.dropped {
+		return false
+	}
+	for _, c := range b.ctxs {
+		if !b.recs[c.i].dropped() && c.ctx.Err() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // resize sizes the batch anew, without its dropped records, as add does.
 func (b *batch) resize() {
 	b.size = record.HeaderSize
@@ -565,8 +594,9 @@ type partition struct {
 	draining bool      // the partition's goroutine runs
 	idle     bool      // ... and waits for records (wake it)
 	idleAt   time.Time // when it began to wait
+	placing  int       // records addOrAbort turned back, being placed again (see buffered)
 
-	ctxEnded  atomic.Bool // a lingering record's ctx ended: send the open batch now
+	ctxEnded  atomic.Bool // a watched record's ctx ended: lingerLeft looks whether one of the open batch's did
 	onCtxDone func()      // sets ctxEnded and wakes the goroutine (see batch.watch)
 
 	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil
@@ -650,19 +680,48 @@ func (pp *partition) wakeUp() {
 // that the record starts a trickle: the caller yields the processor to
 // the partition's goroutine once it holds no lock (see addRecord).
 func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, false)
+	_, yield, err = pp.addRecord(pr, ctx, addNew)
 	return yield, err
 }
 
 // addOrAbort is add, except that it returns false, buffering nothing,
-// when the record would open a new batch.
+// when the record would open a new batch; then the caller places the
+// record with addPlaced here, or calls placed and places it elsewhere
+// (or fails it).
 func (pp *partition) addOrAbort(pr pending, ctx context.Context) (ok, yield bool, err error) {
-	return pp.addRecord(pr, ctx, true)
+	return pp.addRecord(pr, ctx, abortNew)
 }
 
-// addRecord is add and addOrAbort; it takes pp.mu itself.
-func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool) (ok, yield bool, err error) {
+// addPlaced is add for a record that addOrAbort turned back: it ends the
+// record's wait (placing) as it adds it, under the same lock, so that the
+// partition's goroutine never sees the record neither placing nor
+// buffered (see buffered).
+func (pp *partition) addPlaced(pr pending, ctx context.Context) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack)
+	return yield, err
+}
+
+// placed ends the wait of a record that addOrAbort turned back, placed
+// elsewhere or failed.
+func (pp *partition) placed() {
 	pp.mu.Lock()
+	pp.placing--
+	pp.mu.Unlock()
+}
+
+// How addRecord adds a record.
+const (
+	addNew        = iota // opening a new batch if need be
+	abortNew             // not if it would open one (addOrAbort)
+	addTurnedBack        // addNew, for a record abortNew turned back (addPlaced)
+)
+
+// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself.
+func (pp *partition) addRecord(pr pending, ctx context.Context, how int) (ok, yield bool, err error) {
+	pp.mu.Lock()
+	if how == addTurnedBack {
+		pp.placing--
+	}
 	if pp.p.closed.Load() {
 		pp.mu.Unlock()
 		return false, false, ErrClosed
@@ -674,7 +733,10 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, abortOnNew bool)
 			pp.cur = nil
 			pp.wakeUp()
 		}
-		if abortOnNew {
+		if how == abortNew {
+			// The record is on its way, likely back here, in a new
+			// batch (see addPlaced).
+			pp.placing++
 			pp.mu.Unlock()
 			return false, false, nil
 		}
@@ -908,8 +970,20 @@ func (pp *partition) nextDeadline() time.Time {
 // Kafka's RecordAccumulator sends its batches once its memory is
 // exhausted: reserve wakes the partitions then).
 func (pp *partition) lingerLeft() time.Duration {
-	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.ctxEnded.Load() || pp.p.space.n.Load() > 0 {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.p.space.n.Load() > 0 {
 		return 0
+	}
+	if pp.ctxEnded.Load() {
+		// Set by the ctx of a record of this batch, or of a batch
+		// before it, still watched while it waited in the queue (full)
+		// or until its send began: only the batch's own records cut
+		// its linger. Cleared before the look, so that a ctx of the
+		// batch that ends after it sets it again (its AfterFunc runs
+		// once the ctx has ended).
+		pp.ctxEnded.Store(false)
+		if pp.cur.anyEnded() {
+			return 0
+		}
 	}
 	return time.Until(pp.cur.created.Add(pp.p.cfg.linger))
 }

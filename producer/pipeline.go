@@ -149,11 +149,15 @@ func (pp *partition) delivered(it inflight, dl *deadlines) {
 // bound of its own.
 const maxAckQueue = 64
 
-// buffered reports whether the partition has records waiting to be sent.
+// buffered reports whether the partition has records waiting to be sent,
+// or one on its way: a Produce whose record filled the open batch (or
+// found none) queues that batch and wakes the partition's goroutine
+// before a KIP-480 partitioner, told of the new batch, places the record
+// (see placing), most likely here, in a new batch.
 func (pp *partition) buffered() bool {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	return pp.cur != nil || len(pp.queue) > 0
+	return pp.cur != nil || len(pp.queue) > 0 || pp.placing > 0
 }
 
 // ack is the acker: it completes the batches of items in order until

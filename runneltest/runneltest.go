@@ -64,6 +64,18 @@
 // cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's cleanup closes the broker even if a client
 // is still open; such a client then fails with runnel.ErrClosed.
 //
+// # Fake time
+//
+// A test can run inside a testing/synctest bubble (synctest.Test): a
+// broker, producers and consumers made there keep all their goroutines
+// in it, so a producer's Linger and DeliveryTimeout, a consumer's
+// FetchMaxWait, the broker's MaintenanceInterval and retention.ms (with
+// the default runnel.Config.Clock) and the helpers' own waits (Timeout,
+// DefaultWait) count on the bubble's fake clock, and a test of code that
+// waits for minutes runs at once and to the nanosecond. There the test's
+// deadline does not bound the helpers' waits: a *testing.T has none to
+// give inside a bubble.
+//
 // # Coming from kfake
 //
 // franz-go's kfake is a fake Kafka cluster that code under test reaches
@@ -426,14 +438,35 @@ func waitContext(t testing.TB, wait time.Duration) (context.Context, context.Can
 	if wait <= 0 {
 		wait = DefaultWait
 	}
-	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if deadline, ok := d.Deadline(); ok && time.Until(deadline.Add(-deadlineGrace)) < wait {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
-			return ctx, cancel, "before the test's deadline"
-		}
+	if deadline, ok := testDeadline(t); ok && time.Until(deadline.Add(-deadlineGrace)) < wait {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
+		return ctx, cancel, "before the test's deadline"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	return ctx, cancel, fmt.Sprintf("within %v", wait)
+}
+
+// testDeadline returns t's deadline (go test -timeout), if t has one. A
+// *testing.T inside a testing/synctest bubble has none to give: its
+// Deadline panics there, a deadline of the real clock meaning nothing on
+// the bubble's fake one, on which the helpers then wait (and which moves
+// on at once when every goroutine of the bubble is blocked, so that
+// DefaultWait costs no real time). That panic reads as no deadline; any
+// other goes on.
+func testDeadline(t testing.TB) (deadline time.Time, ok bool) {
+	d, has := t.(interface{ Deadline() (time.Time, bool) })
+	if !has {
+		return time.Time{}, false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if s, isString := r.(string); !isString || !strings.Contains(s, "synctest") {
+				panic(r)
+			}
+			deadline, ok = time.Time{}, false
+		}
+	}()
+	return d.Deadline()
 }
 
 // consumeWait applies opts and returns waitContext's answer, failing the

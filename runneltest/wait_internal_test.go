@@ -43,3 +43,25 @@ func TestWaitIsShortWhateverTheDeadline(t *testing.T) {
 	require.Equal(t, near.deadline.Add(-deadlineGrace), deadline, "never past the test's deadline")
 	require.Equal(t, "before the test's deadline", limit)
 }
+
+// panickyTB is a testing.TB whose Deadline panics with v, as a
+// *testing.T's does inside a synctest bubble.
+type panickyTB struct {
+	testing.TB
+	v any
+}
+
+func (p panickyTB) Deadline() (time.Time, bool) { panic(p.v) }
+
+// The panic of t.Deadline inside a synctest bubble reads as no deadline
+// (the helpers wait DefaultWait on the bubble's clock); any other panic
+// of a Deadline goes on.
+func TestTestDeadlineInsideSynctestBubble(t *testing.T) {
+	ctx, cancel, limit := waitContext(panickyTB{t, "testing: t.Deadline called inside synctest bubble"}, 0)
+	defer cancel()
+	deadline, ok := ctx.Deadline()
+	require.True(t, ok)
+	require.False(t, deadline.After(time.Now().Add(DefaultWait)))
+	require.Equal(t, "within 10s", limit)
+	require.PanicsWithValue(t, "other", func() { testDeadline(panickyTB{t, "other"}) })
+}

@@ -1,0 +1,118 @@
+package producer_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+// firstHeldClient holds its first produce request until gate is closed.
+type firstHeldClient struct {
+	*clockedClient
+	gate chan struct{}
+	n    int
+}
+
+func (c *firstHeldClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.n++ // one request at a time: MaxInFlight(1)
+	if c.n == 1 {
+		<-c.gate
+	}
+	return c.clockedClient.Produce(ctx, req)
+}
+
+// A record's ctx that ends while its batch waits, full, behind a request
+// in flight sends that batch at once (it is no longer lingering), not the
+// batch opened after it: that one still lingers its full Linger. The
+// partition's "a lingering record's ctx ended" mark was not cleared by
+// the batch taken from the queue, and the next open batch, whose records'
+// ctxs had not ended, went at once.
+func TestSynctestLingerNotCutByQueuedBatchCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &firstHeldClient{clockedClient: bubbleBroker(t), gate: make(chan struct{})}
+		const linger = time.Minute
+		p, err := producer.New(c, producer.Linger(linger), producer.MaxInFlight(1), producer.BatchMaxBytes(200))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		a := produceAt(t, p, "a")
+		time.Sleep(linger + time.Second) // "a" sent at t0+linger, held
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		bch := make(chan timedOutcome, 1)
+		p.Produce(ctx, &record.Record{Topic: "t", Value: make([]byte, 100)}, func(r *record.Record, err error) {
+			bch <- timedOutcome{time.Now(), err, r}
+		})
+		cch := make(chan timedOutcome, 1)
+		created := time.Now()
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: make([]byte, 100)}, func(r *record.Record, err error) {
+			cch <- timedOutcome{time.Now(), err, r}
+		}) // does not fit "b"'s batch: opens the next one
+		time.Sleep(time.Second)
+		cancel()
+		time.Sleep(time.Second)
+		close(c.gate)
+		require.NoError(t, (<-a).err)
+		ob := <-bch
+		require.ErrorIs(t, ob.err, context.Canceled)
+		oc := <-cch
+		require.NoError(t, oc.err)
+		require.Equal(t, created.Add(linger), oc.at, "the batch opened after the one whose record's ctx ended did not linger")
+		// "a" reached the broker once let through; "b"'s batch, emptied, not at all.
+		require.Equal(t, []time.Time{t0.Add(linger + 3*time.Second), created.Add(linger)}, c.sent())
+	})
+}
+
+// slowSticky puts every record in partition 0, and takes a millisecond of
+// the bubble's clock to hear of a new batch: the time in which a Produce,
+// its record having filled the open batch, has not yet opened the next.
+type slowSticky struct{}
+
+func (slowSticky) ForTopic(string) producer.TopicPartitioner { return slowSticky{} }
+func (slowSticky) Partition(*record.Record, int) int32       { return 0 }
+func (slowSticky) OnNewBatch(int32)                          { time.Sleep(time.Millisecond) }
+
+// A batch appended while the Produce whose record filled it is still
+// placing that record (a KIP-480 partitioner is told of the new batch
+// first) is not "alone with nothing behind it": the partition's goroutine
+// hands its acknowledgement to the acker and appends the next batch
+// without waiting for it. It waited for the acknowledgement (an fsync,
+// here 100 ms) itself: the record the Produce then added was appended
+// only once it came.
+func TestSynctestFullBatchNotAloneWhileItsSuccessorIsPlaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ackAfter = 100 * time.Millisecond
+		c := &ackLater{clockedClient: bubbleBroker(t), d: ackAfter}
+		value := make([]byte, 20)
+		p, err := producer.New(c, producer.Linger(time.Second), producer.MaxInFlight(3),
+			producer.RecordPartitioner(slowSticky{}),
+			producer.BatchMaxBytes(record.HeaderSize+record.RecordSize(1<<20, 63, nil, value, nil))) // one record a batch
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		var outs []<-chan timedOutcome
+		for i := range 3 {
+			time.Sleep(time.Until(t0.Add(time.Duration(10*i) * time.Millisecond)))
+			ch := make(chan timedOutcome, 1)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
+				ch <- timedOutcome{time.Now(), err, r}
+			})
+			outs = append(outs, ch)
+		}
+		// Each record fills the open batch with the one before it: that
+		// one goes at once, the last lingers its second.
+		want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 20*time.Millisecond + time.Second + time.Millisecond}
+		for i, ch := range outs {
+			o := <-ch
+			require.NoError(t, o.err)
+			require.Equal(t, t0.Add(want[i]+requestTime(ackAfter, int64(i))), o.at, "record %d", i)
+		}
+		require.Equal(t, []time.Time{t0.Add(want[0]), t0.Add(want[1]), t0.Add(want[2])}, c.sent())
+	})
+}

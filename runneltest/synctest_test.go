@@ -1,0 +1,38 @@
+package runneltest_test
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// The helpers work inside a testing/synctest bubble, where t.Deadline
+// panics: they wait on the bubble's fake clock, without the real
+// clock's test deadline. A record produced in the background after a
+// minute of fake time comes to Consume, which waits for it as it would
+// outside, and nothing is left running when the bubble ends (the
+// cleanups of NewBroker and NewProducer run inside it).
+func TestHelpersInsideSynctestBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+		p := runneltest.NewProducer(t, b, producer.Linger(time.Second))
+		runneltest.ProduceValues(t, b, "t", "a", "b")
+		t0 := time.Now()
+		go func() {
+			time.Sleep(time.Minute)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Partition: 1, Value: []byte("c")}, nil)
+		}()
+		recs := runneltest.Consume(t, b, "t", 3, runneltest.Timeout(2*time.Minute))
+		require.Len(t, recs, 3)
+		// Linger counts on the fake clock too.
+		require.Equal(t, t0.Add(time.Minute+time.Second), time.Now())
+		require.Len(t, runneltest.ConsumeAll(t, b, "t"), 3)
+		runneltest.Produce(t, b, "t", &record.Record{Value: []byte("d")})
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("e")}, nil) // flushed by the cleanup
+	})
+}
