@@ -1,0 +1,1188 @@
+// A randomized differential test: sequences of Kafka requests (topic
+// creation and deletion, produce with and without idempotence, fetch,
+// ListOffsets, DeleteRecords, CreatePartitions, retention) generated from a
+// seed, applied to a runnel broker, to kfake, and to a model of Kafka's
+// broker written from its source (UnifiedLog, LogValidator, LogSegment,
+// ProducerStateManager, ReplicaManager), which decides what each answer
+// should be. runnel must answer what the model answers but where it
+// differs from Kafka on purpose (the README lists these; each is named
+// below, logged and counted); kfake is checked against the same model,
+// and where one of its known quirks makes its partition's state part from
+// Kafka's, that partition is no longer compared on kfake's side (until
+// its topic is created again).
+//
+// The default run is short (a few seeds of a few hundred operations); set
+// RUNNEL_PARITY_OPS (operations per run), RUNNEL_PARITY_RUNS (runs) and
+// RUNNEL_PARITY_SEED (the first run's seed; "random" for the clock's) for
+// a long run, e.g.
+//
+//	RUNNEL_PARITY_RUNS=200 RUNNEL_PARITY_OPS=2000 RUNNEL_PARITY_SEED=random go test -run TestParityRandomized .
+//
+// A failure names the seed and the operation; RUNNEL_PARITY_SEED=<seed>
+// RUNNEL_PARITY_RUNS=1 repeats it (LogAppendTime and retention read the
+// clock, the rest is the seed's).
+
+package peers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+	"go.uber.org/goleak"
+)
+
+// envInt reads a positive integer from the environment, or def.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// TestParityRandomized runs random operation sequences on runnel, kfake
+// and the model of Kafka (see the file's comment).
+func TestParityRandomized(t *testing.T) {
+	ops := envInt(t, "RUNNEL_PARITY_OPS", 300)
+	runs := envInt(t, "RUNNEL_PARITY_RUNS", 3)
+	first := uint64(1)
+	switch v := os.Getenv("RUNNEL_PARITY_SEED"); v {
+	case "":
+	case "random":
+		first = uint64(time.Now().UnixNano())
+	default:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_PARITY_SEED=%q: want a number or \"random\"", v)
+		}
+		first = n
+	}
+	known := map[string]int{}
+	for i := range runs {
+		seed := first + uint64(i)
+		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			runRandom(t, seed, ops, known)
+		})
+		if !ok {
+			t.Logf("repeat with RUNNEL_PARITY_SEED=%d RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=%d", seed, ops)
+			break
+		}
+	}
+	keys := make([]string, 0, len(known))
+	for k := range known {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		t.Logf("%5d× %s", known[k], k)
+	}
+}
+
+// rtopic is a topic's config as the random test sets it: topicSpec and
+// retention.ms (0: unlimited, -1 on both systems).
+type rtopic struct {
+	topicSpec
+	retentionMs int64
+}
+
+// Timestamps the generator stamps records with, besides -1.
+var (
+	tsOld = time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC).UnixMilli()
+)
+
+// grec is a generated record.
+type grec struct {
+	key, value []byte
+	headers    []record.Header
+	ts         int64
+}
+
+// gbatch is a generated batch: the same records go to both systems, under
+// each system's producer id for the slot.
+type gbatch struct {
+	recs  []grec
+	codec compression.Codec
+	slot  int   // producer slot, -1 for none
+	epoch int16 // added to the slot's first epoch
+	seq   int32
+	mark  bool  // marked LogAppendTime by the producer
+	claim int64 // the marked batch's max timestamp
+}
+
+func (g *gbatch) encode(t *testing.T, pid int64, epoch int16) []byte {
+	t.Helper()
+	var bl record.Builder
+	if g.slot >= 0 {
+		bl.SetProducer(pid, epoch+g.epoch, g.seq)
+	}
+	for _, r := range g.recs {
+		bl.Append(r.ts, r.key, r.value, r.headers)
+	}
+	out, err := bl.AppendTo(nil, g.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.mark {
+		record.Batch(out).SetLogAppendTime(g.claim)
+	}
+	return out
+}
+
+func (g *gbatch) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d records, %s", len(g.recs), g.codec)
+	if g.slot >= 0 {
+		fmt.Fprintf(&b, ", producer %d epoch +%d seq %d", g.slot, g.epoch, g.seq)
+	}
+	if g.mark {
+		fmt.Fprintf(&b, ", marked LogAppendTime %d", g.claim)
+	}
+	ts := make([]string, len(g.recs))
+	keyless := 0
+	for i, r := range g.recs {
+		ts[i] = strconv.FormatInt(r.ts, 10)
+		if r.key == nil {
+			keyless++
+		}
+	}
+	fmt.Fprintf(&b, ", %d without a key, ts [%s]", keyless, strings.Join(ts, " "))
+	return b.String()
+}
+
+// The model of Kafka's broker.
+
+// mbatch is a batch in a modelled partition.
+type mbatch struct {
+	base, last int64
+	size       int
+	maxTS      int64 // the stored max timestamp
+	recs       []rec
+}
+
+// mseq is one of a producer's last batches (ProducerStateEntry's
+// batchMetadata).
+type mseq struct {
+	first, last int32
+	base        int64
+	ts          int64
+}
+
+// mproducer is a producer's state in a partition (ProducerStateEntry).
+type mproducer struct {
+	epoch   int16
+	batches []mseq
+}
+
+// mpart is a modelled partition: one segment (segment.ms and segment.bytes
+// are never reached), whose batches stay until retention deletes the
+// segment, however far DeleteRecords moves the log start.
+type mpart struct {
+	batches        []mbatch
+	logStart, end  int64
+	producers      map[int]*mproducer
+	kfakeDiverged  string // why kfake's state left Kafka's, "" while it follows
+	runnelDiverged string // likewise for runnel, after a known divergence
+}
+
+type mtopic struct {
+	cfg   rtopic
+	parts []*mpart
+}
+
+// rproducer is a producer slot: one id on each system.
+type rproducer struct {
+	rpid, kpid     int64
+	repoch, kepoch int16
+	epoch          int16               // the client's current epoch (added to the first)
+	next           map[string]int32    // the client's next sequence per "topic/partition"
+	sent           map[string][]gbatch // the last batches it sent per "topic/partition"
+	created        map[string]int      // the topic generation the sequences belong to
+}
+
+// rstate is one run: the systems, the model and the generator.
+type rstate struct {
+	t      *testing.T
+	ctx    context.Context
+	rng    *rand.Rand
+	rn     runnelSys
+	kf     kfakeSys
+	topics map[string]*mtopic
+	gen    map[string]int // topic generation (creations so far) by name
+	prods  []*rproducer
+	now    int64
+	op     int
+	desc   string
+	known  map[string]int
+}
+
+var topicNames = []string{"r0", "r1", "r2"}
+
+func runRandom(t *testing.T, seed uint64, ops int, known map[string]int) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ops)*100*time.Millisecond+20*time.Second)
+	t.Cleanup(cancel)
+	b, err := runnel.Open(runnel.Config{MaintenanceInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MaxVersions(kversion.V3_0_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	s := &rstate{t: t, ctx: ctx, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rn: runnelSys{b}, kf: kfakeSys{t: t, c: c, cl: cl},
+		topics: map[string]*mtopic{}, gen: map[string]int{}, known: known}
+	for range 3 {
+		p := &rproducer{next: map[string]int32{}, sent: map[string][]gbatch{}, created: map[string]int{}}
+		p.rpid, p.repoch = s.rn.initProducerID(ctx)
+		p.kpid, p.kepoch = s.kf.initProducerID(ctx)
+		s.prods = append(s.prods, p)
+	}
+	for s.op = 0; s.op < ops && !t.Failed(); s.op++ {
+		s.now = time.Now().UnixMilli()
+		s.step()
+	}
+}
+
+// fail reports a mismatch with the operation that found it.
+func (s *rstate) fail(format string, args ...any) {
+	s.t.Helper()
+	s.t.Errorf("op %d (%s): %s", s.op, s.desc, fmt.Sprintf(format, args...))
+}
+
+// knownDivergence counts and logs a documented difference of runnel's.
+func (s *rstate) knownDivergence(what string) {
+	s.known["runnel diverges: "+what]++
+}
+
+// quirk counts a known kfake quirk, and marks the partition (if any) as
+// no longer compared on kfake's side when the quirk changed its state.
+func (s *rstate) quirk(p *mpart, what string, stateful bool) {
+	s.known["kfake quirk: "+what]++
+	if stateful && p != nil && p.kfakeDiverged == "" {
+		p.kfakeDiverged = what
+	}
+}
+
+func (s *rstate) part(topic string, partition int32) *mpart {
+	tp := s.topics[topic]
+	if tp == nil || partition < 0 || int(partition) >= len(tp.parts) {
+		return nil
+	}
+	return tp.parts[partition]
+}
+
+// pick chooses a topic name (mostly an existing one) and a partition
+// (mostly an existing one).
+func (s *rstate) pick() (string, int32) {
+	var names []string
+	for _, n := range topicNames {
+		if s.topics[n] != nil {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 || s.rng.IntN(20) == 0 {
+		return topicNames[s.rng.IntN(len(topicNames))], int32(s.rng.IntN(2))
+	}
+	name := names[s.rng.IntN(len(names))]
+	n := len(s.topics[name].parts)
+	if s.rng.IntN(25) == 0 {
+		return name, int32(n) // one past the last
+	}
+	return name, int32(s.rng.IntN(n))
+}
+
+func (s *rstate) step() {
+	switch r := s.rng.IntN(100); {
+	case r < 6 || len(s.topics) == 0 && r < 50:
+		s.createTopic()
+	case r < 9:
+		s.deleteTopic()
+	case r < 11:
+		s.createPartitions()
+	case r < 48:
+		s.produce()
+	case r < 68:
+		s.fetch()
+	case r < 86:
+		s.listOffsets()
+	case r < 94:
+		s.deleteRecords()
+	default:
+		s.retention()
+	}
+}
+
+// Topic administration.
+
+func (s *rstate) createTopic() {
+	name := topicNames[s.rng.IntN(len(topicNames))]
+	cfg := rtopic{topicSpec: topicSpec{partitions: 1 + s.rng.IntN(3)}}
+	if s.rng.IntN(15) == 0 {
+		cfg.partitions = 0
+	}
+	switch s.rng.IntN(6) {
+	case 0:
+		cfg.compact = true
+	case 1:
+		cfg.compactDelete = true
+	}
+	if s.rng.IntN(4) == 0 {
+		cfg.maxMessageBytes = 150 + s.rng.IntN(400)
+	}
+	cfg.logAppendTime = s.rng.IntN(4) == 0
+	if s.rng.IntN(2) == 0 {
+		cfg.retentionMs = 30 * 24 * 3600 * 1000 // 30 days
+	}
+	s.desc = fmt.Sprintf("create topic %s %+v", name, cfg)
+	want := codeNone
+	switch {
+	case s.topics[name] != nil:
+		want = codeTopicExists
+	case cfg.partitions == 0:
+		want = codeInvalidPartitions
+	}
+	rc := s.rnCreate(name, cfg)
+	kc := s.kfCreate(name, cfg)
+	if rc != want {
+		s.fail("runnel code %d, Kafka %d", rc, want)
+	}
+	if kc != want {
+		s.fail("kfake code %d, Kafka %d", kc, want)
+	}
+	if want != codeNone {
+		return
+	}
+	tp := &mtopic{cfg: cfg}
+	for range cfg.partitions {
+		tp.parts = append(tp.parts, &mpart{producers: map[int]*mproducer{}})
+	}
+	s.topics[name] = tp
+	s.gen[name]++
+}
+
+func (s *rstate) rnCreate(name string, cfg rtopic) int16 {
+	tc := log.TopicConfig{Partitions: cfg.partitions}
+	tc.MaxMessageBytes = cfg.maxMessageBytes
+	switch {
+	case cfg.compactDelete:
+		tc.CleanupPolicy = log.Compact | log.Delete
+	case cfg.compact:
+		tc.CleanupPolicy = log.Compact
+	}
+	if cfg.logAppendTime {
+		tc.TimestampType = log.LogAppendTime
+	}
+	tc.RetentionTime = -1
+	if cfg.retentionMs > 0 {
+		tc.RetentionTime = time.Duration(cfg.retentionMs) * time.Millisecond
+	}
+	tc.SegmentTime = -1 // one segment: see mpart
+	return api.Code(s.rn.b.CreateTopic(s.ctx, name, tc))
+}
+
+func (s *rstate) kfCreate(name string, cfg rtopic) int16 {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, int32(cfg.partitions), 1
+	config := func(k, v string) {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		rt.Configs = append(rt.Configs, c)
+	}
+	if cfg.maxMessageBytes != 0 {
+		config("max.message.bytes", strconv.Itoa(cfg.maxMessageBytes))
+	}
+	switch {
+	case cfg.compactDelete:
+		config("cleanup.policy", "compact,delete")
+	case cfg.compact:
+		config("cleanup.policy", "compact")
+	}
+	if cfg.logAppendTime {
+		config("message.timestamp.type", "LogAppendTime")
+	}
+	ret := int64(-1)
+	if cfg.retentionMs > 0 {
+		ret = cfg.retentionMs
+	}
+	config("retention.ms", strconv.FormatInt(ret, 10))
+	config("segment.ms", "9223372036854775807")
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 5000
+	return s.kf.request(s.ctx, req).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode
+}
+
+func (s *rstate) deleteTopic() {
+	name := topicNames[s.rng.IntN(len(topicNames))]
+	s.desc = "delete topic " + name
+	want := codeNone
+	if s.topics[name] == nil {
+		want = codeUnknownTopic
+	}
+	rc, kc := s.rn.deleteTopic(s.ctx, name), s.kf.deleteTopic(s.ctx, name)
+	if rc != want {
+		s.fail("runnel code %d, Kafka %d", rc, want)
+	}
+	if kc != want {
+		s.fail("kfake code %d, Kafka %d", kc, want)
+	}
+	if want != codeNone {
+		return
+	}
+	delete(s.topics, name)
+	// kfake removes a deleted topic in the background: wait until a
+	// fetch answers it unknown and it can be created again (a create
+	// that succeeds is deleted again at once).
+	for {
+		if s.kf.fetch(s.ctx, name, 0, 0).code != codeNone {
+			break
+		}
+		select {
+		case <-s.ctx.Done():
+			s.t.Fatalf("kfake: deleted topic %s still answers fetches", name)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (s *rstate) createPartitions() {
+	name := topicNames[s.rng.IntN(len(topicNames))]
+	tp := s.topics[name]
+	n := 1 + s.rng.IntN(4)
+	if tp != nil {
+		n = len(tp.parts) - 1 + s.rng.IntN(4)
+	}
+	s.desc = fmt.Sprintf("create partitions %s to %d", name, n)
+	want := codeNone
+	switch {
+	case tp == nil:
+		want = codeUnknownTopic
+	case n <= len(tp.parts):
+		want = codeInvalidPartitions
+	}
+	rc, kc := s.rn.createPartitions(s.ctx, name, n), s.kf.createPartitions(s.ctx, name, n)
+	if rc != want {
+		s.fail("runnel code %d, Kafka %d", rc, want)
+	}
+	if kc != want {
+		if tp != nil && n == len(tp.parts) && kc == codeNone {
+			s.quirk(nil, "CreatePartitions to the current count is taken (Kafka: INVALID_PARTITIONS)", false)
+		} else {
+			s.fail("kfake code %d, Kafka %d", kc, want)
+		}
+	}
+	if want == codeNone {
+		for len(tp.parts) < n {
+			tp.parts = append(tp.parts, &mpart{producers: map[int]*mproducer{}})
+		}
+	}
+}
+
+// Produce.
+
+// genTS draws a record timestamp.
+func (s *rstate) genTS() int64 {
+	switch s.rng.IntN(10) {
+	case 0:
+		return -1
+	case 1, 2:
+		return tsOld + int64(s.rng.IntN(1000))
+	case 3:
+		return s.now + int64(10*time.Minute/time.Millisecond) + int64(s.rng.IntN(1000)) // within message.timestamp.after.max.ms (1 h)
+	default:
+		return s.now - int64(s.rng.IntN(100000))
+	}
+}
+
+func (s *rstate) genRecords() []grec {
+	n := 1 + s.rng.IntN(5)
+	if s.rng.IntN(10) == 0 {
+		n = 6 + s.rng.IntN(20)
+	}
+	recs := make([]grec, n)
+	shared := s.genTS()
+	for i := range recs {
+		r := &recs[i]
+		if s.rng.IntN(12) != 0 {
+			r.key = []byte("k" + strconv.Itoa(s.rng.IntN(8)))
+		}
+		if s.rng.IntN(30) == 0 {
+			r.key = []byte{}
+		}
+		switch s.rng.IntN(10) {
+		case 0:
+			r.value = nil
+		case 1:
+			r.value = []byte{}
+		default:
+			r.value = []byte(strings.Repeat(strconv.Itoa(s.rng.IntN(10)), 1+s.rng.IntN(60)))
+		}
+		for range s.rng.IntN(3) {
+			h := record.Header{Key: "h" + strconv.Itoa(s.rng.IntN(3))}
+			if s.rng.IntN(4) != 0 {
+				h.Value = []byte(strconv.Itoa(s.rng.IntN(100)))
+			}
+			r.headers = append(r.headers, h)
+		}
+		r.ts = shared
+		if s.rng.IntN(3) == 0 {
+			r.ts = s.genTS()
+		}
+	}
+	return recs
+}
+
+var codecs = []compression.Codec{compression.None, compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+
+func tpKey(topic string, partition int32) string { return topic + "/" + strconv.Itoa(int(partition)) }
+
+func (s *rstate) produce() {
+	topic, partition := s.pick()
+	g := gbatch{recs: s.genRecords(), codec: codecs[s.rng.IntN(len(codecs))], slot: -1}
+	if s.rng.IntN(2) == 0 {
+		g.slot = s.rng.IntN(len(s.prods))
+		pr := s.prods[g.slot]
+		key := tpKey(topic, partition)
+		if pr.created[key] != s.gen[topic] {
+			// A new topic of the name: the client starts over.
+			pr.created[key], pr.next[key], pr.sent[key] = s.gen[topic], 0, nil
+		}
+		sent := pr.sent[key]
+		switch r := s.rng.IntN(20); {
+		case r < 4 && len(sent) > 0: // a retry of a batch it sent
+			g = sent[len(sent)-1-s.rng.IntN(len(sent))]
+			g.slot = slices.Index(s.prods, pr)
+		case r < 5: // a gap, or a repeat of part of the last batch
+			g.epoch = pr.epoch
+			g.seq = max(0, pr.next[key]+int32(s.rng.IntN(5))-2)
+		case r < 6: // the client bumps its epoch (KIP-360) and starts over
+			pr.epoch++
+			for k := range pr.next {
+				pr.next[k] = 0
+			}
+			g.epoch = pr.epoch
+		case r < 7 && pr.epoch > 0: // a stale epoch
+			g.epoch = pr.epoch - 1 - int16(s.rng.IntN(int(pr.epoch)))
+			g.seq = int32(s.rng.IntN(10))
+		default: // the next batch
+			g.epoch = pr.epoch
+			g.seq = pr.next[key]
+		}
+		if g.epoch == pr.epoch && g.seq == pr.next[key] {
+			pr.next[key] += int32(len(g.recs))
+		}
+		pr.sent[key] = append(pr.sent[key], g)
+		if len(pr.sent[key]) > 7 {
+			pr.sent[key] = pr.sent[key][1:]
+		}
+	}
+	if s.rng.IntN(25) == 0 {
+		g.mark = true
+		g.claim = s.now
+		if s.rng.IntN(3) == 0 {
+			g.claim = -1
+		}
+	}
+	s.desc = fmt.Sprintf("produce to %s-%d: %s", topic, partition, g.String())
+	rpid, kpid, repoch, kepoch := int64(-1), int64(-1), int16(-1), int16(-1)
+	if g.slot >= 0 {
+		pr := s.prods[g.slot]
+		rpid, kpid, repoch, kepoch = pr.rpid, pr.kpid, pr.repoch, pr.kepoch
+	}
+	rb, kb := g.encode(s.t, rpid, repoch), g.encode(s.t, kpid, kepoch)
+	r := s.rn.produce(s.ctx, topic, partition, rb)
+	k := s.kf.produce(s.ctx, topic, partition, kb)
+	s.checkProduce(topic, partition, &g, len(rb), r, k)
+}
+
+// checkProduce applies a produce to the model and compares both answers.
+func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int, r, k produceResult) {
+	tp, p := s.topics[topic], s.part(topic, partition)
+	want := produceResult{code: codeNone, baseOffset: -1, logAppendTime: -1, logStartOffset: -1}
+	var dup *mseq
+	var prod *mproducer
+	compacted := tp != nil && (tp.cfg.compact || tp.cfg.compactDelete)
+	switch {
+	case p == nil:
+		want.code = codeUnknownTopic
+	case size > maxMessageBytes(tp.cfg):
+		// UnifiedLog.analyzeAndValidateRecords: RecordTooLargeException.
+		want.code = codeMessageTooLarge
+	case g.mark && (tp.cfg.logAppendTime || g.claim == -1):
+		// LogValidator.validateBatch (3.6+): a LogAppendTime mark is the
+		// broker's to set; refused on a LogAppendTime topic and with
+		// no max timestamp.
+		want.code = codeInvalidTimestamp
+	case compacted && slices.ContainsFunc(g.recs, func(r grec) bool { return r.key == nil }):
+		// LogValidator.validateRecord: a compacted topic needs keys.
+		want.code = codeInvalidRecord
+	case g.slot >= 0:
+		prod = p.producers[g.slot]
+		n := int32(len(g.recs))
+		// UnifiedLog.analyzeAndValidateProducerState: a duplicate of one
+		// of the last 5 batches of the same epoch is answered with its
+		// offsets, before the epoch and sequence are checked.
+		if prod != nil && prod.epoch == g.epoch {
+			for i := range prod.batches {
+				if b := &prod.batches[i]; b.first == g.seq && b.last == g.seq+n-1 {
+					dup = b
+				}
+			}
+		}
+		switch {
+		case dup != nil:
+		case prod != nil && g.epoch < prod.epoch:
+			// ProducerAppendInfo.checkProducerEpoch.
+			want.code = codeInvalidEpoch
+		case prod == nil:
+			// checkSequence: no state (NO_PRODUCER_EPOCH) takes any sequence.
+		case g.epoch != prod.epoch:
+			if g.seq != 0 {
+				want.code = codeOutOfOrderSequence
+			}
+		case len(prod.batches) == 0 || g.seq != prod.batches[len(prod.batches)-1].last+1:
+			want.code = codeOutOfOrderSequence
+		}
+	}
+	if dup != nil {
+		want.baseOffset, want.logAppendTime, want.logStartOffset = dup.base, dup.ts, p.logStart
+	} else if want.code == codeNone {
+		want.baseOffset, want.logStartOffset = p.end, p.logStart
+		if tp.cfg.logAppendTime {
+			want.logAppendTime = r.logAppendTime // the broker's clock: runnel's, if it is in range
+			if r.code != codeNone || r.logAppendTime < s.now || r.logAppendTime > time.Now().UnixMilli() {
+				s.fail("runnel: log append time %d not within the produce (from %d)", r.logAppendTime, s.now)
+			}
+		}
+	}
+
+	// runnel against Kafka.
+	rwant := want
+	if dup != nil && !tp.cfg.logAppendTime && r.logAppendTime == -1 && r.code == codeNone {
+		s.knownDivergence("a duplicate's log append time on a CreateTime topic is -1 (Kafka: the batch's max timestamp)")
+		rwant.logAppendTime = -1
+	}
+	if r != rwant {
+		s.fail("runnel %+v, Kafka %+v", r, rwant)
+	}
+
+	// kfake against Kafka.
+	if p == nil || p.kfakeDiverged == "" {
+		kwant := want
+		switch {
+		case dup != nil && k.code == codeNone && k.baseOffset == dup.base:
+			if k.logAppendTime != want.logAppendTime {
+				s.quirk(nil, fmt.Sprintf("a duplicate's log append time is %d (Kafka: the batch's max timestamp)", k.logAppendTime), false)
+				kwant.logAppendTime = k.logAppendTime
+			}
+			if k.logStartOffset == -1 {
+				s.quirk(nil, "a duplicate's answer has log start offset -1 (Kafka: the log's)", false)
+				kwant.logStartOffset = -1
+			}
+		case want.code == codeNone && k.code == codeNone && tp.cfg.logAppendTime:
+			if k.code == codeNone && k.logAppendTime == -1 {
+				s.quirk(p, "message.timestamp.type=LogAppendTime is ignored (the records keep their create times)", false)
+				kwant.logAppendTime = -1
+			} else {
+				kwant.logAppendTime = k.logAppendTime
+			}
+		case want.code == codeNone && k.code == codeNone && g.mark:
+			s.quirk(p, "a LogAppendTime mark on a CreateTime topic is kept and stamped (Kafka stores it as CreateTime)", true)
+			kwant.logAppendTime = k.logAppendTime
+		case want.code == codeInvalidTimestamp && k.code == codeNone:
+			s.quirk(p, "a LogAppendTime mark is taken on a LogAppendTime topic or with max timestamp -1 (Kafka: INVALID_TIMESTAMP)", true)
+			kwant = k
+		case want.code == codeInvalidRecord && k.code == codeNone:
+			s.quirk(p, "records without a key are taken on a compacted topic (Kafka: INVALID_RECORD)", true)
+			kwant = k
+		case want.code == codeNone && dup == nil && g.slot >= 0 && prod == nil && p.end == 0 && g.seq != 0 && k.code == codeOutOfOrderSequence:
+			// Kafka 4.5's KAFKA-15591 (apache/kafka#23234): a partition
+			// that never held a record takes only sequence 0 from a
+			// producer it has no state for. The model is Kafka 2.5 to
+			// 4.2's (KIP-360: any first sequence), as runnel is.
+			s.quirk(p, "kfake refuses a nonzero first sequence on a never-written partition, as Kafka 4.5 does (KAFKA-15591; Kafka 2.5-4.2 take it, as runnel)", true)
+			kwant = k
+		case (want.code == codeInvalidRecord || want.code == codeInvalidTimestamp) && (k.code == codeOutOfOrderSequence || k.code == codeInvalidEpoch):
+			s.quirk(nil, "the producer's epoch and sequence are checked before the records (Kafka: LogValidator first, then analyzeAndValidateProducerState)", false)
+			kwant = k
+		case k.code == codeInvalidEpoch && want.code != codeInvalidEpoch && g.slot >= 0 && g.epoch < s.prods[g.slot].epoch:
+			s.quirk(p, "a producer's epoch is checked across partitions (Kafka: per partition, ProducerStateManager)", true)
+			kwant = k
+		}
+		if k != kwant {
+			s.fail("kfake %+v, Kafka %+v", k, kwant)
+		}
+	}
+	if want.code != codeNone || dup != nil {
+		return
+	}
+
+	// Append to the model.
+	b := mbatch{base: p.end, last: p.end + int64(len(g.recs)) - 1, size: size, maxTS: -1}
+	for i, gr := range g.recs {
+		rc := rec{Offset: p.end + int64(i), Key: show(gr.key), Value: show(gr.value), TS: gr.ts, TSType: record.CreateTime}
+		hs := make([]string, len(gr.headers))
+		for j, h := range gr.headers {
+			hs[j] = strconv.Quote(h.Key) + "=" + show(h.Value)
+		}
+		rc.Headers = strings.Join(hs, ",")
+		if tp.cfg.logAppendTime {
+			rc.TS, rc.TSType = want.logAppendTime, record.LogAppendTime
+		}
+		b.maxTS = max(b.maxTS, rc.TS)
+		b.recs = append(b.recs, rc)
+	}
+	p.batches = append(p.batches, b)
+	p.end = b.last + 1
+	if g.slot >= 0 {
+		if prod == nil || prod.epoch != g.epoch {
+			prod = &mproducer{epoch: g.epoch}
+			p.producers[g.slot] = prod
+		}
+		prod.batches = append(prod.batches, mseq{first: g.seq, last: g.seq + int32(len(g.recs)) - 1, base: b.base, ts: b.maxTS})
+		if len(prod.batches) > 5 {
+			prod.batches = prod.batches[1:]
+		}
+	}
+}
+
+// dump shows the partition's model, for a failure.
+func (p *mpart) dump() string {
+	if p == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\npartition: log start %d, end %d", p.logStart, p.end)
+	for _, bt := range p.batches {
+		fmt.Fprintf(&b, "\n  batch %d-%d (%d bytes, max timestamp %d):", bt.base, bt.last, bt.size, bt.maxTS)
+		for _, r := range bt.recs {
+			fmt.Fprintf(&b, " %d@%d", r.Offset, r.TS)
+		}
+	}
+	return b.String()
+}
+
+// maxMessageBytes is the topic's max.message.bytes.
+func maxMessageBytes(cfg rtopic) int {
+	if cfg.maxMessageBytes != 0 {
+		return cfg.maxMessageBytes
+	}
+	return 1048588
+}
+
+// Fetch.
+
+func (s *rstate) fetch() {
+	topic, partition := s.pick()
+	p := s.part(topic, partition)
+	var offset int64
+	if p != nil {
+		switch r := s.rng.IntN(10); {
+		case r == 0:
+			offset = p.logStart - 1
+		case r == 1:
+			offset = p.end
+		case r == 2:
+			offset = p.end + 1
+		case r == 3:
+			offset = 0
+		default:
+			offset = p.logStart + s.rng.Int64N(p.end-p.logStart+1)
+		}
+	}
+	limits := []int{1, 80, 200, 500, 1 << 20}
+	partMax, reqMax := limits[s.rng.IntN(len(limits))], limits[s.rng.IntN(len(limits))]
+	s.desc = fmt.Sprintf("fetch %s-%d from %d, max bytes %d (request %d)", topic, partition, offset, partMax, reqMax)
+	rf, kf := s.fetchLimits(topic, partition, offset, partMax, reqMax)
+
+	want := fetchResult{code: codeNone}
+	var wantBatches []mbatch
+	switch {
+	case p == nil:
+		want.code = codeUnknownTopic
+	case offset < p.logStart || offset > p.end:
+		want.code = codeOffsetOutOfRange
+	default:
+		want.highWatermark, want.logStartOffset = p.end, p.logStart
+		// LocalLog.read: the batch that holds offset, whole (KIP-74's
+		// minOneMessage), then whole batches within both limits.
+		limit, used := min(partMax, reqMax), 0
+		for _, b := range p.batches {
+			if b.last < offset {
+				continue
+			}
+			if len(wantBatches) > 0 && used+b.size > limit {
+				break
+			}
+			wantBatches = append(wantBatches, b)
+			used += b.size
+		}
+	}
+	check := func(who string, got fetchResult, lat bool) {
+		if got.code != want.code {
+			s.fail("%s: code %d, Kafka %d", who, got.code, want.code)
+			return
+		}
+		if want.code != codeNone {
+			return
+		}
+		if got.highWatermark != want.highWatermark || got.logStartOffset != want.logStartOffset {
+			s.fail("%s: high watermark %d, log start %d; Kafka %d, %d", who, got.highWatermark, got.logStartOffset, want.highWatermark, want.logStartOffset)
+		}
+		var gotBases, wantBases []int64
+		var gotRecs, wantRecs []rec
+		for b, err := range record.Batches(got.records) {
+			if err != nil {
+				s.fail("%s: fetched batches: %v", who, err)
+				return
+			}
+			gotBases = append(gotBases, b.BaseOffset())
+		}
+		gotRecs = decode(s.t, got.records, 0)
+		for _, b := range wantBatches {
+			wantBases = append(wantBases, b.base)
+			wantRecs = append(wantRecs, b.recs...)
+		}
+		if lat {
+			for i := range gotRecs {
+				gotRecs[i].TS, gotRecs[i].TSType = 0, 0
+			}
+			for i := range wantRecs {
+				wantRecs[i].TS, wantRecs[i].TSType = 0, 0
+			}
+		}
+		if !slices.Equal(gotBases, wantBases) {
+			s.fail("%s: batches at %v, Kafka %v", who, gotBases, wantBases)
+		}
+		if !slices.Equal(gotRecs, wantRecs) {
+			s.fail("%s: records\n%v\nKafka\n%v", who, gotRecs, wantRecs)
+		}
+	}
+	check("runnel", rf, false)
+	if p == nil {
+		check("kfake", kf, false)
+	} else if p.kfakeDiverged == "" {
+		check("kfake", kf, s.topics[topic].cfg.logAppendTime)
+	}
+}
+
+func (s *rstate) fetchLimits(topic string, partition int32, offset int64, partMax, reqMax int) (rn, kf fetchResult) {
+	resp, err := s.rn.b.Fetch(s.ctx, &api.FetchRequest{MaxBytes: reqMax, Partitions: []api.FetchPartition{{Topic: topic, Partition: partition, Offset: offset, MaxBytes: partMax}}})
+	if err != nil {
+		rn = fetchResult{code: api.Code(err)}
+	} else {
+		fp := resp.Partitions[0]
+		rn = fetchResult{code: api.Code(fp.Err), highWatermark: fp.HighWatermark, logStartOffset: fp.LogStartOffset, records: fp.Records}
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 0, 0, int32(reqMax)
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = partition, offset, int32(partMax)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	kresp := s.kf.request(s.ctx, req).(*kmsg.FetchResponse)
+	if kresp.ErrorCode != 0 || len(kresp.Topics) != 1 || len(kresp.Topics[0].Partitions) != 1 {
+		return rn, fetchResult{code: kresp.ErrorCode}
+	}
+	kp := kresp.Topics[0].Partitions[0]
+	return rn, fetchResult{code: kp.ErrorCode, highWatermark: kp.HighWatermark, logStartOffset: kp.LogStartOffset, records: kp.RecordBatches}
+}
+
+// ListOffsets.
+
+func (s *rstate) listOffsets() {
+	topic, partition := s.pick()
+	p := s.part(topic, partition)
+	var ts int64
+	switch r := s.rng.IntN(12); {
+	case r < 2:
+		ts = tsLatest
+	case r < 4:
+		ts = tsEarliest
+	case r < 6:
+		ts = tsMaxTimestamp
+	case r < 7:
+		ts = 0
+	case r < 8:
+		ts = s.genTS()
+	default:
+		// A record's timestamp, or next to one.
+		ts = s.now
+		if p != nil && len(p.batches) > 0 {
+			b := p.batches[s.rng.IntN(len(p.batches))]
+			ts = b.recs[s.rng.IntN(len(b.recs))].TS + int64(s.rng.IntN(3)) - 1
+		}
+		if ts < 0 {
+			ts = 0
+		}
+	}
+	s.desc = fmt.Sprintf("list offsets %s-%d at %d", topic, partition, ts)
+	rc, ro := s.rn.listOffset(s.ctx, topic, partition, ts)
+	rts := s.rn.listedTimestamp(s.ctx, topic, partition, ts)
+	kresp := s.kf.listOffsets(s.ctx, topic, partition, ts)
+	kc, ko, kts := kresp.ErrorCode, kresp.Offset, kresp.Timestamp
+	if kc != codeNone {
+		ko, kts = -1, -1
+	}
+
+	wantCode, wantOff, wantTS := codeNone, int64(-1), int64(-1)
+	var rnOff, rnTS = int64(-1), int64(-1) // runnel's documented answer, where it differs
+	switch {
+	case p == nil:
+		wantCode = codeUnknownTopic
+	case ts == tsLatest:
+		wantOff = p.end
+	case ts == tsEarliest:
+		wantOff = p.logStart
+	case ts == tsMaxTimestamp:
+		// UnifiedLog.fetchOffsetByTimestamp: the segment's
+		// maxTimestampSoFar (-1 before a batch stamped 0 or later), the
+		// first batch whose max timestamp is it, and its first record
+		// with it (offsetOfMaxTimestamp); records below the log start
+		// count while their segment stays.
+		if len(p.batches) > 0 {
+			wantOff, wantTS = maxTimestampOffset(p.batches, -1)
+		}
+		// runnel: among the records at or past the log start (README).
+		rnOff, rnTS = p.end, -1 // none: the high watermark
+		if p.logStart < p.end {
+			rnOff, rnTS = maxTimestampOffset(p.batches, p.logStart)
+		}
+	default:
+		// LogSegment.findOffsetByTimestamp: the first record at or past
+		// the log start stamped at or after ts.
+	search:
+		for _, b := range p.batches {
+			for _, r := range b.recs {
+				if r.Offset >= p.logStart && r.TS >= ts {
+					wantOff, wantTS = r.Offset, r.TS
+					break search
+				}
+			}
+		}
+	}
+	if p != nil && wantOff == -1 && ts != tsLatest && ts != tsEarliest && rnOff == -1 {
+		// runnel answers "none" with the high watermark (README).
+		rnOff = p.end
+	}
+	if rc != wantCode || ro != wantOff || rts != wantTS {
+		switch {
+		case rc == wantCode && ts >= 0 && wantOff == -1 && ro == p.end && rts == -1:
+			s.knownDivergence("ListOffsets by a time no record reaches answers the high watermark (Kafka: -1)")
+		case rc == wantCode && ts == tsMaxTimestamp && ro == rnOff && rts == rnTS && rnOff != -1:
+			s.knownDivergence("MAX_TIMESTAMP answers among the records at or past the log start (Kafka: the segment's, below it too)")
+		case rc == wantCode && ts == tsMaxTimestamp && wantOff == -1 && ro == p.end && rts == -1:
+			s.knownDivergence("MAX_TIMESTAMP with nothing to answer answers the high watermark (Kafka: -1)")
+		default:
+			s.fail("runnel code %d offset %d timestamp %d; Kafka %d, %d, %d (runnel's documented differences: %d, %d)", rc, ro, rts, wantCode, wantOff, wantTS, rnOff, rnTS)
+		}
+	}
+	if p != nil && p.kfakeDiverged != "" {
+		return
+	}
+	lat := p != nil && s.topics[topic].cfg.logAppendTime
+	if kc != wantCode || ko != wantOff || kts != wantTS {
+		switch {
+		case lat && ts != tsLatest && ts != tsEarliest:
+			// kfake keeps the create times on a LogAppendTime topic.
+		case kc == wantCode && wantOff == -1 && ts >= 0:
+			s.quirk(nil, "ListOffsets by a time no record reaches answers "+kfakeNone(ko, p), false)
+		case kc == wantCode && ts == tsMaxTimestamp && p != nil && p.logStart > 0 && kfakeMaxTimestamp(p) == [2]int64{ko, kts}:
+			s.quirk(nil, "MAX_TIMESTAMP answers among the batches that hold records at or past the log start (Kafka: the segment's, below it too)", false)
+		case kc == wantCode && ts == tsMaxTimestamp && wantOff == -1:
+			s.quirk(nil, "MAX_TIMESTAMP on an empty partition answers "+kfakeNone(ko, p), false)
+		default:
+			s.fail("kfake code %d offset %d timestamp %d; Kafka %d, %d, %d%s", kc, ko, kts, wantCode, wantOff, wantTS, p.dump())
+		}
+	}
+}
+
+// kfakeMaxTimestamp is kfake's MAX_TIMESTAMP answer: among the batches
+// that hold records at or past the log start, whole.
+func kfakeMaxTimestamp(p *mpart) [2]int64 {
+	var live []mbatch
+	for _, b := range p.batches {
+		if b.last >= p.logStart {
+			live = append(live, b)
+		}
+	}
+	off, ts := maxTimestampOffset(live, -1)
+	return [2]int64{off, ts}
+}
+
+// kfakeNone says what kfake answered for "none".
+func kfakeNone(off int64, p *mpart) string {
+	switch {
+	case p != nil && off == p.end:
+		return "the high watermark (Kafka: -1)"
+	case off == -1:
+		return "-1"
+	default:
+		return "an offset (Kafka: -1)"
+	}
+}
+
+// maxTimestampOffset is the offset and timestamp of the first record with
+// the largest timestamp among the batches' records at or past from (-1:
+// all), by Kafka's rule: the largest batch max timestamp, -1 at least, and
+// the first record stamped with it.
+func maxTimestampOffset(batches []mbatch, from int64) (int64, int64) {
+	top := int64(-1)
+	for _, b := range batches {
+		for _, r := range b.recs {
+			if r.Offset >= from {
+				top = max(top, r.TS)
+			}
+		}
+	}
+	for _, b := range batches {
+		for _, r := range b.recs {
+			if r.Offset >= from && r.TS == top {
+				return r.Offset, r.TS
+			}
+		}
+	}
+	return -1, -1
+}
+
+// DeleteRecords and retention.
+
+func (s *rstate) deleteRecords() {
+	topic, partition := s.pick()
+	p := s.part(topic, partition)
+	var offset int64
+	if p != nil {
+		switch r := s.rng.IntN(12); {
+		case r == 0:
+			offset = -1
+		case r == 1:
+			offset = -5
+		case r == 2:
+			offset = p.logStart - 1
+		case r == 3:
+			offset = p.end + 1
+		case r == 4:
+			offset = p.end
+		default:
+			offset = p.logStart + s.rng.Int64N(p.end-p.logStart+1)
+		}
+	}
+	s.desc = fmt.Sprintf("delete records %s-%d before %d", topic, partition, offset)
+	rc, rl := s.rn.deleteRecords(s.ctx, topic, partition, offset)
+	kc, kl := s.kf.deleteRecords(s.ctx, topic, partition, offset)
+	wantCode, wantLow := codeNone, int64(-1)
+	switch tp := s.topics[topic]; {
+	case p == nil:
+		wantCode = codeUnknownTopic
+	case tp.cfg.compact && !tp.cfg.compactDelete:
+		// Partition.deleteRecordsOnLeader.
+		wantCode = codePolicyViolation
+	case offset == -1:
+		offset = p.end
+		fallthrough
+	case offset >= 0 && offset <= p.end:
+		// UnifiedLog.maybeIncrementLogStartOffset moves only forward.
+		p.logStart = max(p.logStart, offset)
+		wantLow = p.logStart
+	default:
+		wantCode = codeOffsetOutOfRange
+	}
+	if rc != wantCode || rl != wantLow {
+		s.fail("runnel code %d low watermark %d; Kafka %d, %d", rc, rl, wantCode, wantLow)
+	}
+	if p != nil && p.kfakeDiverged != "" {
+		return
+	}
+	if kc != wantCode || kl != wantLow {
+		switch {
+		case wantCode == codePolicyViolation && kc == codeOffsetOutOfRange:
+			s.quirk(nil, "DeleteRecords checks the offset before the policy (Kafka: Partition.deleteRecordsOnLeader checks the policy first)", false)
+		case wantCode == codePolicyViolation && kc == codeNone:
+			s.quirk(p, "DeleteRecords on a compact-only topic is taken (Kafka: POLICY_VIOLATION)", true)
+		case wantCode == codeNone && offset >= 0 && offset < wantLow && kc == codeOffsetOutOfRange:
+			s.quirk(nil, "DeleteRecords below the log start is refused (Kafka: no change, no error)", false)
+		default:
+			s.fail("kfake code %d low watermark %d; Kafka %d, %d", kc, kl, wantCode, wantLow)
+		}
+	}
+}
+
+// retention runs runnel's maintenance and kfake's retention pass, and
+// applies Kafka's time retention to the model: a segment whose largest
+// timestamp (its file's modification time, now, if it has none) is more
+// than retention.ms old goes, the active one rolled first, while it holds
+// records (UnifiedLog.deleteRetentionMsBreachedSegments).
+func (s *rstate) retention() {
+	s.desc = "retention"
+	if err := s.rn.b.Maintain(s.ctx); err != nil {
+		s.fail("runnel maintain: %v", err)
+	}
+	s.kf.c.ApplyRetention()
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range s.topics {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		tp := s.topics[name]
+		for i, p := range tp.parts {
+			if tp.cfg.retentionMs > 0 && !(tp.cfg.compact && !tp.cfg.compactDelete) && len(p.batches) > 0 {
+				largest := int64(-1)
+				for _, b := range p.batches {
+					largest = max(largest, b.maxTS)
+				}
+				if largest >= 0 && s.now-largest > tp.cfg.retentionMs {
+					p.batches, p.logStart = nil, p.end
+				}
+			}
+			rc, ro := s.rn.listOffset(s.ctx, name, int32(i), tsEarliest)
+			if rc != codeNone || ro != p.logStart {
+				s.fail("%s-%d: runnel's log start %d (code %d), Kafka %d", name, i, ro, rc, p.logStart)
+			}
+			if p.kfakeDiverged != "" {
+				continue
+			}
+			if kc, ko := s.kf.listOffset(s.ctx, name, int32(i), tsEarliest); kc != codeNone || ko != p.logStart {
+				s.quirk(p, "retention goes by batch, not by segment (Kafka: a segment goes whole, once all of it is past retention.ms)", true)
+			}
+		}
+	}
+}
