@@ -27,6 +27,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -517,6 +518,9 @@ func (s *rstate) createPartitions() {
 func (s *rstate) genTS() int64 {
 	switch s.rng.IntN(10) {
 	case 0:
+		if s.rng.IntN(6) == 0 {
+			return -2 - int64(s.rng.IntN(10)) // below -1: only Kafka's Java producer refuses them
+		}
 		return -1
 	case 1, 2:
 		return tsOld + int64(s.rng.IntN(1000))
@@ -695,6 +699,9 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 	}
 
 	// runnel against Kafka.
+	if want.code == codeNone && dup == nil && g.slot >= 0 && prod == nil && p.end == 0 && g.seq != 0 {
+		s.knownDivergence("a nonzero first sequence on a never-written partition is taken (Kafka 2.5 to 4.2, the model; Kafka 4.5 refuses it: KAFKA-15591)")
+	}
 	rwant := want
 	if dup != nil && !tp.cfg.logAppendTime && r.logAppendTime == -1 && r.code == codeNone {
 		s.knownDivergence("a duplicate's log append time on a CreateTime topic is -1 (Kafka: the batch's max timestamp)")
@@ -1095,7 +1102,7 @@ func (s *rstate) listOffsets() {
 	case r < 7:
 		ts = 0
 	case r < 8:
-		ts = s.genTS()
+		ts = max(0, s.genTS()) // other negative values are special (parity_edges_test.go)
 	default:
 		// A record's timestamp, or next to one.
 		ts = s.now
@@ -1132,12 +1139,12 @@ func (s *rstate) listOffsets() {
 		// with it (offsetOfMaxTimestamp); records below the log start
 		// count while their segment stays.
 		if len(p.batches) > 0 {
-			wantOff, wantTS = maxTimestampOffset(p.batches, -1)
+			wantOff, wantTS = kafkaMaxTimestamp(p.batches)
 		}
 		// runnel: among the records at or past the log start (README).
 		rnOff, rnTS = p.end, -1 // none: the high watermark
 		if p.logStart < p.end {
-			rnOff, rnTS = maxTimestampOffset(p.batches, p.logStart)
+			rnOff, rnTS = firstLargest(p.batches, p.logStart)
 		}
 	default:
 		// LogSegment.findOffsetByTimestamp: the first record at or past
@@ -1161,7 +1168,7 @@ func (s *rstate) listOffsets() {
 		case rc == wantCode && ts >= 0 && wantOff == -1 && ro == p.end && rts == -1:
 			s.knownDivergence("ListOffsets by a time no record reaches answers the high watermark (Kafka: -1)")
 		case rc == wantCode && ts == tsMaxTimestamp && ro == rnOff && rts == rnTS && rnOff != -1:
-			s.knownDivergence("MAX_TIMESTAMP answers among the records at or past the log start (Kafka: the segment's, below it too)")
+			s.knownDivergence("MAX_TIMESTAMP answers the first record with the largest timestamp at or past the log start, of any sign (Kafka: the segment's max timestamp, -1 at least, below the log start too)")
 		case rc == wantCode && ts == tsMaxTimestamp && wantOff == -1 && ro == p.end && rts == -1:
 			s.knownDivergence("MAX_TIMESTAMP with nothing to answer answers the high watermark (Kafka: -1)")
 		default:
@@ -1203,27 +1210,44 @@ func kfakeNone(off int64, p *mpart) string {
 	}
 }
 
-// maxTimestampOffset is the offset and timestamp of the first record with
-// the largest timestamp among the batches' records at or past from (-1:
-// all), by Kafka's rule: the largest batch max timestamp, -1 at least, and
-// the first record stamped with it.
-func maxTimestampOffset(batches []mbatch, from int64) (int64, int64) {
+// kafkaMaxTimestamp is Kafka's MAX_TIMESTAMP answer over a segment's
+// batches: its maxTimestampSoFar (the batches' max timestamps, -1 at
+// least), the first batch whose max timestamp is it, and that batch's
+// first record stamped with it (offsetOfMaxTimestamp), or none.
+func kafkaMaxTimestamp(batches []mbatch) (int64, int64) {
 	top := int64(-1)
 	for _, b := range batches {
-		for _, r := range b.recs {
-			if r.Offset >= from {
-				top = max(top, r.TS)
-			}
-		}
+		top = max(top, b.maxTS)
 	}
 	for _, b := range batches {
+		if b.maxTS != top {
+			continue
+		}
 		for _, r := range b.recs {
-			if r.Offset >= from && r.TS == top {
+			if r.TS == top {
 				return r.Offset, r.TS
 			}
 		}
+		break
 	}
 	return -1, -1
+}
+
+// firstLargest is runnel's MAX_TIMESTAMP answer (README): the first record
+// at or past from with the largest timestamp, whatever its sign.
+func firstLargest(batches []mbatch, from int64) (int64, int64) {
+	off, top := int64(-1), int64(math.MinInt64)
+	for _, b := range batches {
+		for _, r := range b.recs {
+			if r.Offset >= from && r.TS > top {
+				off, top = r.Offset, r.TS
+			}
+		}
+	}
+	if off == -1 {
+		return -1, -1
+	}
+	return off, top
 }
 
 // DeleteRecords and retention.
