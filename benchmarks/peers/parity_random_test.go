@@ -199,11 +199,10 @@ type mproducer struct {
 // are never reached), whose batches stay until retention deletes the
 // segment, however far DeleteRecords moves the log start.
 type mpart struct {
-	batches        []mbatch
-	logStart, end  int64
-	producers      map[int]*mproducer // by rproducer.id
-	kfakeDiverged  string             // why kfake's state left Kafka's, "" while it follows
-	runnelDiverged string             // likewise for runnel, after a known divergence
+	batches       []mbatch
+	logStart, end int64
+	producers     map[int]*mproducer // by rproducer.id
+	kfakeDiverged string             // why kfake's state left Kafka's, "" while it follows
 }
 
 type mtopic struct {
@@ -1130,7 +1129,9 @@ func (s *rstate) listOffsets() {
 	topic, partition := s.pick()
 	p := s.part(topic, partition)
 	var ts int64
-	switch r := s.rng.IntN(12); {
+	switch r := s.rng.IntN(13); {
+	case r == 12:
+		ts = tsEarliestLocal // runnel only: kfake takes it from ListOffsets v8
 	case r < 2:
 		ts = tsLatest
 	case r < 4:
@@ -1168,7 +1169,8 @@ func (s *rstate) listOffsets() {
 		wantCode = codeUnknownTopic
 	case ts == tsLatest:
 		wantOff = p.end
-	case ts == tsEarliest:
+	case ts == tsEarliest || ts == tsEarliestLocal:
+		// Without tiered storage, the local log start is the log start.
 		wantOff = p.logStart
 	case ts == tsMaxTimestamp:
 		// UnifiedLog.fetchOffsetByTimestamp: the segment's
@@ -1197,7 +1199,7 @@ func (s *rstate) listOffsets() {
 			}
 		}
 	}
-	if p != nil && wantOff == -1 && ts != tsLatest && ts != tsEarliest && rnOff == -1 {
+	if p != nil && wantOff == -1 && ts >= 0 && rnOff == -1 {
 		// runnel answers "none" with the high watermark (README).
 		rnOff = p.end
 	}
@@ -1213,7 +1215,7 @@ func (s *rstate) listOffsets() {
 			s.fail("runnel code %d offset %d timestamp %d; Kafka %d, %d, %d (runnel's documented differences: %d, %d)", rc, ro, rts, wantCode, wantOff, wantTS, rnOff, rnTS)
 		}
 	}
-	if p != nil && p.kfakeDiverged != "" {
+	if p != nil && p.kfakeDiverged != "" || ts == tsEarliestLocal {
 		return
 	}
 	lat := p != nil && s.topics[topic].cfg.logAppendTime
