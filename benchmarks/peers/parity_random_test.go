@@ -41,6 +41,7 @@ import (
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -187,6 +188,10 @@ type mseq struct {
 	first, last int32
 	base        int64
 	ts          int64
+	// forgotten is set on all but a producer's last batch by a restart
+	// (of runnel: the model's Kafka restarts with it), whose snapshot
+	// keeps only the last.
+	forgotten bool
 }
 
 // mproducer is a producer's state in a partition (ProducerStateEntry).
@@ -203,6 +208,9 @@ type mpart struct {
 	logStart, end int64
 	producers     map[int]*mproducer // by rproducer.id
 	kfakeDiverged string             // why kfake's state left Kafka's, "" while it follows
+	// restarted is set once a restart of runnel dropped batches from a
+	// producer's state here, where kfake (not restarted) keeps them.
+	restarted bool
 }
 
 type mtopic struct {
@@ -237,6 +245,7 @@ type rstate struct {
 	op     int
 	desc   string
 	known  map[string]int
+	cfg    runnel.Config // runnel's, for a restart
 }
 
 var topicNames = []string{"r0", "r1", "r2"}
@@ -245,15 +254,13 @@ func runRandom(t *testing.T, seed uint64, ops int, known map[string]int) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ops)*100*time.Millisecond+20*time.Second)
 	t.Cleanup(cancel)
-	b, err := runnel.Open(runnel.Config{MaintenanceInterval: time.Hour})
+	// On an in-memory file system that outlives the broker, so that a
+	// restart finds the logs again.
+	cfg := runnel.Config{Dir: "/data", FS: vfs.NewMem(), MaintenanceInterval: time.Hour}
+	b, err := runnel.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +273,12 @@ func runRandom(t *testing.T, seed uint64, ops int, known map[string]int) {
 	t.Cleanup(cl.Close)
 	s := &rstate{t: t, ctx: ctx, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		rn: runnelSys{b}, kf: kfakeSys{t: t, c: c, cl: cl},
-		topics: map[string]*mtopic{}, gen: map[string]int{}, known: known}
+		topics: map[string]*mtopic{}, gen: map[string]int{}, known: known, cfg: cfg}
+	t.Cleanup(func() {
+		if err := s.rn.b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	for range 3 {
 		p := &rproducer{next: map[string]int32{}, sent: map[string][]gbatch{}, created: map[string]int{}}
 		p.rpid, p.repoch = s.rn.initProducerID(ctx)
@@ -349,8 +361,10 @@ func (s *rstate) step() {
 		s.listOffsets()
 	case r < 94:
 		s.deleteRecords()
-	default:
+	case r < 99:
 		s.retention()
+	default:
+		s.restart()
 	}
 }
 
@@ -662,6 +676,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 	tp, p := s.topics[topic], s.part(topic, partition)
 	want := produceResult{code: codeNone, baseOffset: -1, logAppendTime: -1, logStartOffset: -1}
 	var dup *mseq
+	var forgotten *mseq // a duplicate that only runnel's restart remembers
 	var prod *mproducer
 	switch {
 	case p == nil:
@@ -680,7 +695,11 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 		if prod != nil && prod.epoch == g.epoch {
 			for i := range prod.batches {
 				if b := &prod.batches[i]; b.first == g.seq && b.last == seqAdd(g.seq, n-1) {
-					dup = b
+					if b.forgotten {
+						forgotten = b
+					} else {
+						dup = b
+					}
 				}
 			}
 		}
@@ -726,6 +745,10 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 		s.knownDivergence("a nonzero first sequence on a never-written partition is taken (Kafka 2.5 to 4.2, the model; Kafka 4.5 refuses it: KAFKA-15591)")
 	}
 	rwant := want
+	if forgotten != nil && r.code == codeNone && r.baseOffset == forgotten.base {
+		s.knownDivergence("after a restart, a retry of any of a producer's last 5 batches is a duplicate (Kafka's snapshot keeps the last batch only: OUT_OF_ORDER_SEQUENCE_NUMBER)")
+		rwant = r
+	}
 	if dup != nil && !tp.cfg.logAppendTime && r.logAppendTime == -1 && r.code == codeNone {
 		s.knownDivergence("a duplicate's log append time on a CreateTime topic is -1 (Kafka: the batch's max timestamp)")
 		rwant.logAppendTime = -1
@@ -777,6 +800,10 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 			kwant = k
 		case (want.code == codeInvalidRecord || want.code == codeInvalidTimestamp) && (k.code == codeOutOfOrderSequence || k.code == codeInvalidEpoch):
 			s.quirk(nil, "the producer's epoch and sequence are checked before the records (Kafka: LogValidator first, then analyzeAndValidateProducerState)", false)
+			kwant = k
+		case p != nil && p.restarted && want.code == codeOutOfOrderSequence && k.code == codeNone:
+			// Kafka, restarted, has forgotten the batch; kfake, which was
+			// not, answers it as a duplicate. Not a quirk.
 			kwant = k
 		case (k.code == codeInvalidEpoch || k.code == codeOutOfOrderSequence) && k.code != want.code && g.slot >= 0 && g.epoch < s.prods[g.slot].epoch:
 			s.quirk(p, "a producer's epoch is checked across partitions (Kafka: per partition, ProducerStateManager)", true)
@@ -1348,6 +1375,33 @@ func (s *rstate) deleteRecords() {
 			s.quirk(nil, "DeleteRecords below the log start is refused (Kafka: no change, no error)", false)
 		default:
 			s.fail("kfake code %d low watermark %d; Kafka %d, %d", kc, kl, wantCode, wantLow)
+		}
+	}
+}
+
+// restart closes runnel's broker and opens it again (kfake goes on). The
+// model loses what a restart of Kafka's broker loses: a clean shutdown
+// writes a producer-state snapshot at the log end, which keeps each
+// producer's last batch only (ProducerStateManager's snapshot entries), so
+// that a retry of an earlier one of its last 5 is out of sequence after.
+func (s *rstate) restart() {
+	s.desc = "restart runnel"
+	if err := s.rn.b.Close(); err != nil {
+		s.t.Fatalf("op %d: close: %v", s.op, err)
+	}
+	b, err := runnel.Open(s.cfg)
+	if err != nil {
+		s.t.Fatalf("op %d: open: %v", s.op, err)
+	}
+	s.rn.b = b
+	for _, tp := range s.topics {
+		for _, p := range tp.parts {
+			for _, prod := range p.producers {
+				for i := range len(prod.batches) - 1 {
+					prod.batches[i].forgotten = true
+					p.restarted = true
+				}
+			}
 		}
 	}
 }
