@@ -101,11 +101,12 @@ func TestParityRandomized(t *testing.T) {
 	}
 }
 
-// rtopic is a topic's config as the random test sets it: topicSpec and
-// retention.ms (0: unlimited, -1 on both systems).
+// rtopic is a topic's config as the random test sets it: topicSpec,
+// retention.ms (0: unlimited, -1 on both systems) and retention.bytes.
 type rtopic struct {
 	topicSpec
-	retentionMs int64
+	retentionMs    int64
+	retentionBytes int64 // retention.bytes; 0: unlimited
 }
 
 // Timestamps the generator stamps records with, besides -1.
@@ -389,6 +390,9 @@ func (s *rstate) createTopic() {
 	if s.rng.IntN(2) == 0 {
 		cfg.retentionMs = 30 * 24 * 3600 * 1000 // 30 days
 	}
+	if s.rng.IntN(4) == 0 {
+		cfg.retentionBytes = []int64{1, 100, 1000}[s.rng.IntN(3)]
+	}
 	s.desc = fmt.Sprintf("create topic %s %+v", name, cfg)
 	want := codeNone
 	switch {
@@ -432,6 +436,7 @@ func (s *rstate) rnCreate(name string, cfg rtopic) int16 {
 	if cfg.retentionMs > 0 {
 		tc.RetentionTime = time.Duration(cfg.retentionMs) * time.Millisecond
 	}
+	tc.RetentionBytes = cfg.retentionBytes
 	tc.SegmentTime = -1 // one segment: see mpart
 	return api.Code(s.rn.b.CreateTopic(s.ctx, name, tc))
 }
@@ -462,6 +467,9 @@ func (s *rstate) kfCreate(name string, cfg rtopic) int16 {
 		ret = cfg.retentionMs
 	}
 	config("retention.ms", strconv.FormatInt(ret, 10))
+	if cfg.retentionBytes > 0 {
+		config("retention.bytes", strconv.FormatInt(cfg.retentionBytes, 10))
+	}
 	config("segment.ms", "9223372036854775807")
 	req.Topics = append(req.Topics, rt)
 	req.TimeoutMillis = 5000
@@ -1410,7 +1418,10 @@ func (s *rstate) restart() {
 // applies Kafka's time retention to the model: a segment whose largest
 // timestamp (its file's modification time, now, if it has none) is more
 // than retention.ms old goes, the active one rolled first, while it holds
-// records (UnifiedLog.deleteRetentionMsBreachedSegments).
+// records (UnifiedLog.deleteRetentionMsBreachedSegments). Size retention
+// (deleteRetentionSizeBreachedSegments) deletes a segment only while the
+// log less that segment is still at least retention.bytes: never the one
+// segment of these logs, for a retention.bytes above 0.
 func (s *rstate) retention() {
 	s.desc = "retention"
 	if err := s.rn.b.Maintain(s.ctx); err != nil {
@@ -1444,7 +1455,7 @@ func (s *rstate) retention() {
 				continue
 			}
 			if kc, ko := s.kf.listOffset(s.ctx, name, int32(i), tsEarliest); kc != codeNone || ko != p.logStart {
-				s.quirk(p, "retention goes by batch, not by segment (Kafka: a segment goes whole, once all of it is past retention.ms)", true)
+				s.quirk(p, "retention goes by batch, not by segment (Kafka: a segment goes whole, once all of it is past retention.ms, or while the log less it is still at least retention.bytes)", true)
 			}
 		}
 	}
