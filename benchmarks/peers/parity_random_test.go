@@ -189,6 +189,7 @@ type mseq struct {
 	first, last int32
 	base        int64
 	ts          int64
+	lat         bool // stamped LogAppendTime
 	// forgotten is set on all but a producer's last batch by a restart
 	// (of runnel: the model's Kafka restarts with it), whose snapshot
 	// keeps only the last.
@@ -354,6 +355,8 @@ func (s *rstate) step() {
 		s.deleteTopic()
 	case r < 11:
 		s.createPartitions()
+	case r < 13:
+		s.alterConfig()
 	case r < 48:
 		s.produce()
 	case r < 68:
@@ -539,6 +542,101 @@ func (s *rstate) createPartitions() {
 		for len(tp.parts) < n {
 			tp.parts = append(tp.parts, &mpart{producers: map[int]*mproducer{}})
 		}
+	}
+}
+
+// alterConfig changes a topic's config as IncrementalAlterConfigs does
+// (runnel: UpdateTopicConfig, which reopens each partition's log; Kafka
+// and kfake change it in place): cleanup.policy, max.message.bytes,
+// message.timestamp.type, retention.ms and retention.bytes. It applies to
+// what comes next: batches already appended keep their timestamp type.
+func (s *rstate) alterConfig() {
+	name := topicNames[s.rng.IntN(len(topicNames))]
+	tp := s.topics[name]
+	cfg := rtopic{}
+	if tp != nil {
+		cfg = tp.cfg
+	}
+	switch s.rng.IntN(5) {
+	case 0:
+		cfg.compact, cfg.compactDelete = false, false
+		switch s.rng.IntN(3) {
+		case 0:
+			cfg.compact = true
+		case 1:
+			cfg.compactDelete = true
+		}
+	case 1:
+		cfg.maxMessageBytes = []int{150, 300, 1048588}[s.rng.IntN(3)]
+	case 2:
+		cfg.logAppendTime = !cfg.logAppendTime
+	case 3:
+		cfg.retentionMs = []int64{0, 30 * 24 * 3600 * 1000}[s.rng.IntN(2)]
+	default:
+		cfg.retentionBytes = []int64{0, 100}[s.rng.IntN(2)]
+	}
+	s.desc = fmt.Sprintf("alter config %s %+v", name, cfg)
+	want := codeNone
+	if tp == nil {
+		want = codeUnknownTopic
+	}
+	rc := api.Code(s.rn.b.UpdateTopicConfig(s.ctx, name, func(c *log.Config) {
+		c.CleanupPolicy = log.Delete
+		switch {
+		case cfg.compactDelete:
+			c.CleanupPolicy = log.Compact | log.Delete
+		case cfg.compact:
+			c.CleanupPolicy = log.Compact
+		}
+		c.MaxMessageBytes = cfg.maxMessageBytes
+		c.TimestampType = log.CreateTime
+		if cfg.logAppendTime {
+			c.TimestampType = log.LogAppendTime
+		}
+		c.RetentionTime = -1
+		if cfg.retentionMs > 0 {
+			c.RetentionTime = time.Duration(cfg.retentionMs) * time.Millisecond
+		}
+		c.RetentionBytes = cfg.retentionBytes
+	}))
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, name
+	set := func(k, v string) {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(v)
+		rr.Configs = append(rr.Configs, c)
+	}
+	policy := "delete"
+	switch {
+	case cfg.compactDelete:
+		policy = "compact,delete"
+	case cfg.compact:
+		policy = "compact"
+	}
+	set("cleanup.policy", policy)
+	set("max.message.bytes", strconv.Itoa(maxMessageBytes(cfg)))
+	set("message.timestamp.type", map[bool]string{false: "CreateTime", true: "LogAppendTime"}[cfg.logAppendTime])
+	ret := int64(-1)
+	if cfg.retentionMs > 0 {
+		ret = cfg.retentionMs
+	}
+	set("retention.ms", strconv.FormatInt(ret, 10))
+	retBytes := int64(-1)
+	if cfg.retentionBytes > 0 {
+		retBytes = cfg.retentionBytes
+	}
+	set("retention.bytes", strconv.FormatInt(retBytes, 10))
+	req.Resources = append(req.Resources, rr)
+	kc := s.kf.request(s.ctx, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode
+	if rc != want {
+		s.fail("runnel code %d, Kafka %d", rc, want)
+	}
+	if kc != want {
+		s.fail("kfake code %d, Kafka %d", kc, want)
+	}
+	if want == codeNone {
+		tp.cfg = cfg
 	}
 }
 
@@ -757,7 +855,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 		s.knownDivergence("after a restart, a retry of any of a producer's last 5 batches is a duplicate (Kafka's snapshot keeps the last batch only: OUT_OF_ORDER_SEQUENCE_NUMBER)")
 		rwant = r
 	}
-	if dup != nil && !tp.cfg.logAppendTime && r.logAppendTime == -1 && r.code == codeNone {
+	if dup != nil && !dup.lat && r.logAppendTime == -1 && r.code == codeNone {
 		s.knownDivergence("a duplicate's log append time on a CreateTime topic is -1 (Kafka: the batch's max timestamp)")
 		rwant.logAppendTime = -1
 	}
@@ -847,7 +945,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 			prod = &mproducer{epoch: g.epoch}
 			p.producers[s.prods[g.slot].id] = prod
 		}
-		prod.batches = append(prod.batches, mseq{first: g.seq, last: seqAdd(g.seq, int32(len(g.recs))-1), base: b.base, ts: b.maxTS})
+		prod.batches = append(prod.batches, mseq{first: g.seq, last: seqAdd(g.seq, int32(len(g.recs))-1), base: b.base, ts: b.maxTS, lat: tp.cfg.logAppendTime})
 		if len(prod.batches) > 5 {
 			prod.batches = prod.batches[1:]
 		}
@@ -978,9 +1076,8 @@ func (s *rstate) fetch() {
 				s.fail("%s", d)
 			}
 		}
-		lat := p != nil && s.topics[f.topic].cfg.logAppendTime
 		if p == nil || p.kfakeDiverged == "" {
-			if d := s.diffFetch("kfake", f, i > 0, kfs[i], wants[i], wantBatches[i], lat); d != "" {
+			if d := s.diffFetch("kfake", f, i > 0, kfs[i], wants[i], wantBatches[i], true); d != "" {
 				s.fail("%s", d)
 			}
 		}
@@ -1041,8 +1138,9 @@ func (s *rstate) planFetch(parts []fpart, reqMax int, cutCounts bool) ([]fetchRe
 	return wants, batches
 }
 
-// diffFetch compares one partition of a fetch with Kafka's answer (its
-// records' timestamps left out when lat is set), and says how they
+// diffFetch compares one partition of a fetch with Kafka's answer (the
+// timestamps of records Kafka stamps LogAppendTime left out when lat is
+// set), and says how they
 // differ ("" for not); later is set for a partition after the first of
 // the request.
 func (s *rstate) diffFetch(who string, f fpart, later bool, got, want fetchResult, wantBatches []mbatch, lat bool) string {
@@ -1074,11 +1172,12 @@ func (s *rstate) diffFetch(who string, f fpart, later bool, got, want fetchResul
 		wantRecs = append(wantRecs, b.recs...)
 	}
 	if lat {
-		for i := range gotRecs {
-			gotRecs[i].TS, gotRecs[i].TSType = 0, 0
-		}
+		// kfake keeps the create times of a batch Kafka stamps.
 		for i := range wantRecs {
-			wantRecs[i].TS, wantRecs[i].TSType = 0, 0
+			if wantRecs[i].TSType == record.LogAppendTime && i < len(gotRecs) {
+				gotRecs[i].TS, gotRecs[i].TSType = 0, 0
+				wantRecs[i].TS, wantRecs[i].TSType = 0, 0
+			}
 		}
 	}
 	if later && who == "kfake" && !slices.Equal(gotBases, wantBases) {
@@ -1253,7 +1352,8 @@ func (s *rstate) listOffsets() {
 	if p != nil && p.kfakeDiverged != "" || ts == tsEarliestLocal {
 		return
 	}
-	lat := p != nil && s.topics[topic].cfg.logAppendTime
+	// Has Kafka stamped any batch here (kfake keeps the create times)?
+	lat := p != nil && slices.ContainsFunc(p.batches, func(b mbatch) bool { return b.recs[0].TSType == record.LogAppendTime })
 	if kc != wantCode || ko != wantOff || kts != wantTS {
 		switch {
 		case lat && ts != tsLatest && ts != tsEarliest:
