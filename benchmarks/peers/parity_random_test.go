@@ -1,7 +1,8 @@
 // A randomized differential test: sequences of Kafka requests (topic
-// creation and deletion, produce with and without idempotence, fetch,
-// ListOffsets, DeleteRecords, CreatePartitions, retention) generated from a
-// seed, applied to a runnel broker, to kfake, and to a model of Kafka's
+// creation and deletion, config changes, produce with and without
+// idempotence, fetch, ListOffsets, DeleteRecords, CreatePartitions,
+// retention; and restarts of runnel's broker) generated from a seed,
+// applied to a runnel broker, to kfake, and to a model of Kafka's
 // broker written from its source (UnifiedLog, LogValidator, LogSegment,
 // ProducerStateManager, ReplicaManager), which decides what each answer
 // should be. runnel must answer what the model answers but where it
