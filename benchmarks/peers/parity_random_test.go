@@ -125,13 +125,14 @@ type grec struct {
 // gbatch is a generated batch: the same records go to both systems, under
 // each system's producer id for the slot.
 type gbatch struct {
-	recs  []grec
-	codec compression.Codec
-	slot  int   // producer slot, -1 for none
-	epoch int16 // added to the slot's first epoch
-	seq   int32
-	mark  bool  // marked LogAppendTime by the producer
-	claim int64 // the marked batch's max timestamp
+	recs    []grec
+	codec   compression.Codec
+	slot    int   // producer slot, -1 for none
+	epoch   int16 // added to the slot's first epoch
+	seq     int32
+	mark    bool  // marked LogAppendTime by the producer
+	claim   int64 // the marked batch's max timestamp
+	corrupt bool  // its last byte changed after the CRC was computed
 }
 
 func (g *gbatch) encode(t *testing.T, pid int64, epoch int16) []byte {
@@ -150,6 +151,9 @@ func (g *gbatch) encode(t *testing.T, pid int64, epoch int16) []byte {
 	if g.mark {
 		record.Batch(out).SetLogAppendTime(g.claim)
 	}
+	if g.corrupt {
+		out[len(out)-1] ^= 0x55
+	}
 	return out
 }
 
@@ -161,6 +165,9 @@ func (g *gbatch) String() string {
 	}
 	if g.mark {
 		fmt.Fprintf(&b, ", marked LogAppendTime %d", g.claim)
+	}
+	if g.corrupt {
+		b.WriteString(", its CRC wrong")
 	}
 	ts := make([]string, len(g.recs))
 	keyless := 0
@@ -772,6 +779,9 @@ func (s *rstate) produce() {
 		pr := s.prods[g.slot]
 		rpid, kpid, repoch, kepoch = pr.rpid, pr.kpid, pr.repoch, pr.kepoch
 	}
+	if s.rng.IntN(60) == 0 {
+		g.corrupt = true
+	}
 	rb, kb := g.encode(s.t, rpid, repoch), g.encode(s.t, kpid, kepoch)
 	r := s.rn.produce(s.ctx, topic, partition, rb)
 	k := s.kf.produce(s.ctx, topic, partition, kb)
@@ -789,8 +799,11 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 	case p == nil:
 		want.code = codeUnknownTopic
 	case size > maxMessageBytes(tp.cfg):
-		// UnifiedLog.analyzeAndValidateRecords: RecordTooLargeException.
+		// UnifiedLog.analyzeAndValidateRecords: RecordTooLargeException,
+		// then the CRC (CorruptRecordException).
 		want.code = codeMessageTooLarge
+	case g.corrupt:
+		want.code = codeCorruptMessage
 	case validate(tp.cfg, g, s.now, false) != codeNone:
 		want.code = validate(tp.cfg, g, s.now, false)
 	case g.slot >= 0:
