@@ -559,6 +559,15 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 			limit = maxBytes - total
 		}
 		if limit <= 0 && total > 0 {
+			// No room left for records, but the offset is checked all
+			// the same, as Kafka's broker reads every partition of a
+			// fetch whatever the request's max bytes left
+			// (ReplicaManager.readFromLocalLog: a read of 0 bytes, which
+			// fails with OFFSET_OUT_OF_RANGE for an offset below the log
+			// start or past the log end).
+			if fp.Offset < o.LogStart || fp.Offset > o.LogEnd {
+				out.Err, failed = fmt.Errorf("%w: offset %d not in [%d, %d]", log.ErrOffsetOutOfRange, fp.Offset, o.LogStart, o.LogEnd), true
+			}
 			continue
 		}
 		if testHookFetchRead != nil {

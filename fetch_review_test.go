@@ -65,6 +65,43 @@ func TestFetchMaxBytesOversizedBatchOnlyFirst(t *testing.T) {
 	require.Equal(t, []string{big}, values(t, resp.Partitions[1].Records))
 }
 
+// TestFetchOutOfRangeAfterMaxBytes: a partition that comes after the
+// request's MaxBytes is used up still has its offset checked, as Kafka's
+// broker reads every partition of a fetch (a read of 0 bytes there):
+// OFFSET_OUT_OF_RANGE for an offset past the log end or below the log
+// start, and no error at the log end. fetchOnce skipped such a partition
+// and answered it without an error. Found by TestParityRandomized in
+// benchmarks/peers.
+func TestFetchOutOfRangeAfterMaxBytes(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	big := strings.Repeat("x", 1000)
+	produce(t, b, "t", 0, big)
+	produce(t, b, "t", 1, big)
+	produce(t, b, "t", 1, big)
+	_, err := b.DeleteRecords(ctx, "t", 1, 1)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		offset int64
+		want   error
+	}{{3, log.ErrOffsetOutOfRange}, {0, log.ErrOffsetOutOfRange}, {2, nil}, {1, nil}} {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, Offset: c.offset}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+		p := resp.Partitions[1]
+		require.Empty(t, p.Records, "offset %d: no room left", c.offset)
+		if c.want != nil {
+			require.ErrorIs(t, p.Err, c.want, "offset %d", c.offset)
+			require.Equal(t, int16(1), api.Code(p.Err), "OFFSET_OUT_OF_RANGE")
+		} else {
+			require.NoError(t, p.Err, "offset %d", c.offset)
+		}
+		require.Equal(t, int64(1), p.LogStartOffset)
+		require.Equal(t, int64(2), p.HighWatermark)
+	}
+}
+
 // TestFetchMinBytesAcrossSegments: a read stops at the end of a segment,
 // so one pass may find fewer than MinBytes where the log holds more below
 // the high watermark. Kafka's delayed fetch completes then (the fetch

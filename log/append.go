@@ -366,22 +366,35 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// topic when its records' timestamp, which the bit makes the max
 		// timestamp, is -1 (no timestamp); it takes any other on a
 		// CreateTime topic, and clears the bit (below).
+		//
+		// The mark is refused as its records are read: LogValidator's
+		// validateRecord checks each record's key before its timestamp
+		// (validateKey, then validateTimestamp, where the mark is
+		// refused), an error decoding a record ends the batch's
+		// validation at once, and processRecordErrors answers
+		// INVALID_TIMESTAMP when any record had that error, else
+		// INVALID_RECORD. So a record that does not decode wins over the
+		// mark, and the mark over a missing key but on a compacted topic
+		// whose records all lack one: INVALID_RECORD.
 		lat := b.TimestampType() == record.LogAppendTime
+		var markErr error
 		switch {
 		case lat && l.cfg.TimestampType == LogAppendTime:
-			return 0, nil, fmt.Errorf("%w: batch at %d is marked LogAppendTime by its producer; the log stamps the append time", ErrInvalidTimestamp, p)
+			markErr = fmt.Errorf("%w: batch at %d is marked LogAppendTime by its producer; the log stamps the append time", ErrInvalidTimestamp, p)
 		case lat && b.MaxTimestamp() == record.NoTimestamp:
-			return 0, nil, fmt.Errorf("%w: batch at %d is marked LogAppendTime with no timestamp (-1)", ErrInvalidTimestamp, p)
+			markErr = fmt.Errorf("%w: batch at %d is marked LogAppendTime with no timestamp (-1)", ErrInvalidTimestamp, p)
 		}
+		compacted := l.cfg.CleanupPolicy&Compact != 0
 		// A compacted log needs every record's key, so it decodes them
-		// all; otherwise every record's fields are checked as a decoder
+		// all; otherwise (and for a refused mark, whose records are read
+		// whole first) every record's fields are checked as a decoder
 		// would read them, without decoding them (record.CheckFraming:
 		// what is taken, consumers can read). Either way compressed records
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
 		// read is refused, not stored.
 		var maxTs int64
-		if l.cfg.CleanupPolicy&Compact != 0 {
+		if compacted && markErr == nil {
 			maxTs, err = l.validateKeys(b, int64(p))
 		} else {
 			maxTs, err = checkFraming(b, int64(p))
@@ -392,6 +405,18 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		}
 		if err != nil {
 			return 0, nil, undecodable(malformedRecord(err))
+		}
+		if markErr != nil {
+			if compacted {
+				keyed, err := hasKey(b, int64(p))
+				if err != nil {
+					return 0, nil, undecodable(malformedRecord(err))
+				}
+				if !keyed {
+					return 0, nil, fmt.Errorf("%w: a compacted topic needs a key on every record (batch at %d has none)", ErrInvalidRecord, p)
+				}
+			}
+			return 0, nil, markErr
 		}
 		if lat && l.cfg.CleanupPolicy&Compact != 0 {
 			// validateKeys read the records as LogAppendTime ones, each
@@ -591,6 +616,26 @@ func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
 		return it.Buffer()
 	})
 	return maxTs, err
+}
+
+// hasKey reports whether any record of b, at position pos of an append,
+// has a key.
+func hasKey(b record.Batch, pos int64) (keyed bool, err error) {
+	withPooledBuf(func(buf []byte) []byte {
+		it, ierr := b.IterBuffer(pos, 0, buf)
+		if ierr != nil {
+			err = ierr
+			return buf
+		}
+		it.SkipHeaders()
+		var r record.Record
+		for !keyed && it.Next(&r) {
+			keyed = r.Key != nil
+		}
+		err = it.Err()
+		return it.Buffer()
+	})
+	return keyed, err
 }
 
 // appendLocked rolls if needed and writes data, whose offsets are

@@ -105,6 +105,61 @@ func TestAppendRefusesLogAppendTimeBit(t *testing.T) {
 	}
 }
 
+// TestAppendLogAppendTimeBitAfterRecords: Kafka's LogValidator refuses a
+// producer's LogAppendTime mark record by record, after the record's key
+// (validateRecord: validateKey, then validateTimestamp), and a record that
+// does not decode ends the validation at once: a compacted topic answers a
+// marked batch whose records all lack a key with INVALID_RECORD (no
+// record reached the timestamp check), one with a keyed record with
+// INVALID_TIMESTAMP (processRecordErrors: any INVALID_TIMESTAMP wins), and
+// a marked batch whose record does not decode gets the decoding error.
+// Append checked the mark before the records, and refused all three with
+// ErrInvalidTimestamp. Found by TestParityRandomized in benchmarks/peers.
+func TestAppendLogAppendTimeBitAfterRecords(t *testing.T) {
+	badHeaders := func(data []byte) []byte {
+		data[len(data)-1] = 4 // the last record's header count: 2, with no bytes for them
+		record.Batch(data).UpdateCRC()
+		return data
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		claim   int64
+		codec   compression.Codec
+		recs    []kv
+		corrupt func([]byte) []byte
+		want    error // ErrInvalidTimestamp, or ErrInvalidRecord without it
+	}{
+		{name: "compacted, no record with a key", cfg: Config{CleanupPolicy: Compact}, claim: record.NoTimestamp,
+			recs: []kv{{nil, []byte("1"), 1000}, {nil, []byte("2"), 1000}}, want: ErrInvalidRecord},
+		{name: "compacted zstd, no record with a key", cfg: Config{CleanupPolicy: Compact | Delete}, claim: record.NoTimestamp, codec: compression.Zstd,
+			recs: []kv{{nil, []byte("1"), 1000}}, want: ErrInvalidRecord},
+		{name: "compacted LogAppendTime topic, no record with a key", cfg: Config{CleanupPolicy: Compact, TimestampType: LogAppendTime}, claim: 1_700_000_000_000,
+			recs: []kv{{nil, []byte("1"), 1000}}, want: ErrInvalidRecord},
+		{name: "compacted, one record with a key", cfg: Config{CleanupPolicy: Compact}, claim: record.NoTimestamp,
+			recs: []kv{{nil, []byte("1"), 1000}, {[]byte("a"), []byte("2"), 1000}}, want: ErrInvalidTimestamp},
+		{name: "a record that does not decode", cfg: Config{TimestampType: LogAppendTime}, claim: 1_700_000_000_000,
+			recs: []kv{{[]byte("a"), []byte("1"), 1000}}, corrupt: badHeaders, want: ErrInvalidRecord},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(c.cfg)
+			defer l.Close()
+			data := batchOf(t, c.codec, c.recs...)
+			if c.corrupt != nil {
+				data = c.corrupt(data)
+			}
+			record.Batch(data).SetLogAppendTime(c.claim)
+			_, err := l.Append(context.Background(), data, AppendOptions{})
+			require.ErrorIs(t, err, c.want)
+			if c.want != ErrInvalidTimestamp {
+				require.NotErrorIs(t, err, ErrInvalidTimestamp)
+			}
+			require.Zero(t, l.LogEndOffset())
+		})
+	}
+}
+
 // TestAppendMaxTimestampOfNegativeTimestamps: Kafka's LogValidator
 // starts a batch's max timestamp at -1 (NO_TIMESTAMP) and only a record
 // above it raises it, so a batch whose records all have timestamps below

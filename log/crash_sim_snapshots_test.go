@@ -44,7 +44,7 @@ func (s *crashSim) checkProducerState(what string) {
 		rows, err := readCheckpoint(s.mem, crashDir, snapshotName(off), 6)
 		s.check(err == nil && len(rows) > 0 && rows[0][0] == -1 && rows[0][1] == off, "%s: snapshot at %d: %v, %v", what, off, err, rows)
 		for _, r := range rows[1:] {
-			if r[0] == lastAppendRow {
+			if r[0] == lastAppendRow || r[0] == appendTimeRow {
 				continue
 			}
 			b := producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]}

@@ -66,3 +66,37 @@ func TestDuplicateAppendTimeAfterReopen(t *testing.T) {
 	check(l, 4, created, "a CreateTime batch on a LogAppendTime log")
 	check(l, 0, first, "a LogAppendTime batch")
 }
+
+// TestDuplicateAppendTimeBelowLogStartAfterReopen: the append time of a
+// batch that DeleteRecordsBefore passed is kept across a reopen, as
+// Kafka's producer-state snapshot keeps each batch's timestamp: a retry
+// of it is answered with the time of the first answer. The snapshot kept
+// none, and the log read it from the batch, which was no longer there to
+// read: the retry was answered with -1. Found by TestParityRandomized in
+// benchmarks/peers (a restart of the broker).
+func TestDuplicateAppendTimeBelowLogStartAfterReopen(t *testing.T) {
+	e := newEnv(t)
+	app := Config{TimestampType: LogAppendTime}
+	l := e.open(app)
+	first := appendOK(t, l, idemBatch(t, 1, 0, 0, 2))
+	e.clock.Advance(time.Second)
+	second := appendOK(t, l, idemBatch(t, 1, 0, 2, 2))
+	created := appendOK(t, l, idemBatch(t, 2, 0, 0, 1))
+	_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+	require.NoError(t, err)
+	e.clock.Advance(time.Minute)
+	require.NoError(t, l.Close())
+	l = e.open(app)
+	defer l.Close()
+	for _, c := range []struct {
+		pid  int64
+		seq  int32
+		n    int
+		want AppendResult
+	}{{1, 0, 2, first}, {1, 2, 2, second}, {2, 0, 1, created}} {
+		res := appendOK(t, l, idemBatch(t, c.pid, 0, c.seq, c.n))
+		require.True(t, res.Duplicate, "producer %d sequence %d", c.pid, c.seq)
+		require.Equal(t, c.want.FirstOffset, res.FirstOffset)
+		require.Equal(t, c.want.LogAppendTime, res.LogAppendTime, "producer %d sequence %d", c.pid, c.seq)
+	}
+}

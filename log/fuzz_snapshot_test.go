@@ -23,6 +23,8 @@ func FuzzSnapshot(f *testing.F) {
 		{{-1, 40, 0, 0, 0, 0}},
 		{{-1, 40, 0, 0, 0, 0}, {3, 1, 0, 4, 10, 14}},
 		{{-1, 40, 0, 0, 0, 0}, {lastAppendRow, 3, now, 0, 0, 0}},
+		{{-1, 40, 0, 0, 0, 0}, {3, 1, 0, 4, 10, 14}, {appendTimeRow, 3, 10, now / 1e6, 0, 0}},
+		{{-1, 40, 0, 0, 0, 0}, {3, 1, 0, 4, 10, 14}, {appendTimeRow, 3, 11, -1, 0, 0}},
 		{{-1, 40, 0, 0, 0, 0}, {3, 1, 0, 0, 1, 1}, {3, 1, 1, 1, 2, 2}, {3, 1, 2, 2, 3, 3}, {3, 1, 3, 3, 4, 4}, {3, 1, 4, 4, 5, 5}, {3, 1, 5, 5, 6, 6}},
 		{{-1, 40, 0, 0, 0, 0}, {3, 70000, 0, 4, 10, 14}},
 		{{-1, 40, 0, 0, 0, 0}, {-7, 1, 0, 4, 10, 14}},
@@ -47,7 +49,7 @@ func FuzzSnapshot(f *testing.F) {
 		in, err := parseCheckpoint(data, 6, "snapshot")
 		require.NoError(t, err)
 		for _, r := range in[1:] {
-			if r[0] == lastAppendRow {
+			if r[0] == lastAppendRow || r[0] == appendTimeRow {
 				continue
 			}
 			st := got[r[0]]
@@ -55,7 +57,7 @@ func FuzzSnapshot(f *testing.F) {
 			require.Equal(t, r[1], int64(st.epoch), "row %v", r)
 			kept := false
 			for _, b := range st.batches {
-				kept = kept || b == producerBatch{int32(r[2]), int32(r[3]), r[4], r[5], unknownAppendTime}
+				kept = kept || b.firstSeq == int32(r[2]) && b.lastSeq == int32(r[3]) && b.firstOffset == r[4] && b.lastOffs == r[5]
 				require.True(t, int64(b.firstSeq) >= 0 && int64(b.lastSeq) >= 0 && b.firstOffset <= b.lastOffs, "batch %+v", b)
 			}
 			require.True(t, kept || len(st.batches) == maxProducerBatches, "row %v lost", r)

@@ -36,13 +36,15 @@ type producerBatch struct {
 	firstOffset, lastOffs int64
 	// appendTime is the LogAppendTime the log stamped on the batch, for
 	// the answer to a duplicate of it (as Kafka answers one with the
-	// batch's timestamp); -1 for a CreateTime batch; unknownAppendTime
-	// for one loaded from a snapshot, which does not keep it (the log
-	// reads it from the batch when a duplicate asks: Log.appendTimeOf).
+	// batch's timestamp, which its producer-state snapshots keep); -1 for
+	// a CreateTime batch; unknownAppendTime for one loaded from a
+	// snapshot of an older runnel, which did not keep it (the log reads
+	// it from the batch when a duplicate asks: Log.appendTimeOf).
 	appendTime int64
 }
 
-// unknownAppendTime is the appendTime of a batch loaded from a snapshot.
+// unknownAppendTime is the appendTime of a batch loaded from a snapshot
+// without it.
 const unknownAppendTime = -2
 
 // producerState is what the log knows of one producer id.
@@ -249,7 +251,11 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 // rows encodes the state for a checkpoint file: one row per remembered
 // batch: producer id, epoch, first and last sequence, first and last
 // offset; then one row per producer: -2, producer id, its last append
-// (Unix ns), and three zeros.
+// (Unix ns), and three zeros; then one row per remembered batch whose
+// append time is known: -3, producer id, the batch's first offset, its
+// append time (-1 for a CreateTime batch), and two zeros. (An older
+// runnel refuses a snapshot with -3 rows as malformed, and loads an older
+// one or replays the log.)
 func (ps producers) rows() [][]int64 {
 	ids := make([]int64, 0, len(ps))
 	for id := range ps {
@@ -266,6 +272,13 @@ func (ps producers) rows() [][]int64 {
 	for _, id := range ids {
 		rows = append(rows, []int64{lastAppendRow, id, ps[id].last, 0, 0, 0})
 	}
+	for _, id := range ids {
+		for _, b := range ps[id].batches {
+			if b.appendTime != unknownAppendTime {
+				rows = append(rows, []int64{appendTimeRow, id, b.firstOffset, b.appendTime, 0, 0})
+			}
+		}
+	}
 	return rows
 }
 
@@ -273,15 +286,23 @@ func (ps producers) rows() [][]int64 {
 // time (see rows). Producer ids are never negative.
 const lastAppendRow = -2
 
+// appendTimeRow marks a checkpoint row that holds a batch's append time
+// (see rows).
+const appendTimeRow = -3
+
 // producersFromRows decodes rows. A producer without a last-append row
 // (a snapshot written before they were kept) counts as appending now
 // (Unix ns), and none counts as appending after now.
 func producersFromRows(rows [][]int64, now int64) producers {
 	ps := producers{}
-	var times [][]int64
+	var times, appendTimes [][]int64
 	for _, r := range rows {
-		if r[0] == lastAppendRow {
+		switch r[0] {
+		case lastAppendRow:
 			times = append(times, r)
+			continue
+		case appendTimeRow:
+			appendTimes = append(appendTimes, r)
 			continue
 		}
 		st := ps[r[0]]
@@ -297,6 +318,15 @@ func producersFromRows(rows [][]int64, now int64) producers {
 	for _, r := range times {
 		if st := ps[r[1]]; st != nil {
 			st.last = min(r[2], now)
+		}
+	}
+	for _, r := range appendTimes {
+		if st := ps[r[1]]; st != nil {
+			for i := range st.batches {
+				if st.batches[i].firstOffset == r[2] {
+					st.batches[i].appendTime = r[3]
+				}
+			}
 		}
 	}
 	return ps
@@ -332,15 +362,22 @@ func (l *Log) readSnapshot(f snapshotFile, now int64) (producers, error) {
 
 // badSnapshotRow returns the first of a snapshot's rows (after its
 // header) that rows cannot have written, which producersFromRows would
-// misread: a negative producer id (but for a last-append row), an epoch
+// misread: a negative producer id (but for a last-append or append-time
+// row, whose own fields must not be negative either), an epoch
 // beyond int16 or another than the producer's first row's, a sequence
 // beyond int32, or offsets that are negative or out of order. Nil if
 // there is none.
 func badSnapshotRow(rows [][]int64) []int64 {
 	epochs := map[int64]int64{}
 	for _, r := range rows {
-		if r[0] == lastAppendRow {
+		switch r[0] {
+		case lastAppendRow:
 			if r[1] < 0 {
+				return r
+			}
+			continue
+		case appendTimeRow:
+			if r[1] < 0 || r[2] < 0 || r[3] < record.NoTimestamp {
 				return r
 			}
 			continue

@@ -24,6 +24,9 @@ func TestSnapshotRowsOutOfRange(t *testing.T) {
 		{3, 1, 0, 4, 14, 10},       // offsets out of order
 		{3, 1, 0, 4, -10, 14},      // a negative offset
 		{lastAppendRow, -3, now, 0, 0, 0},
+		{appendTimeRow, -3, 5, 1000, 0, 0}, // a negative producer id
+		{appendTimeRow, 3, -5, 1000, 0, 0}, // a negative offset
+		{appendTimeRow, 3, 5, -2, 0, 0},    // a time below -1
 	} {
 		fs := vfs.NewMem()
 		require.NoError(t, fs.MkdirAll("/d", 0o755))
@@ -42,7 +45,7 @@ func TestSnapshotRowsOutOfRange(t *testing.T) {
 	_, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
 	require.ErrorIs(t, err, ErrBadCheckpoint)
 	// What rows writes reads back.
-	rows = [][]int64{{-1, 40, 0, 0, 0, 0}, {3, 1, 2147483647, 1, 10, 12}, {lastAppendRow, 3, now - 1, 0, 0, 0}}
+	rows = [][]int64{{-1, 40, 0, 0, 0, 0}, {3, 1, 2147483647, 1, 10, 12}, {lastAppendRow, 3, now - 1, 0, 0, 0}, {appendTimeRow, 3, 10, 1_700_000_000_000, 0, 0}}
 	require.NoError(t, writeCheckpoint(fs, "/d", snapshotName(40), checkpointV1, rows))
 	ps, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
 	require.NoError(t, err)

@@ -11,5 +11,8 @@
 // runnel/peer ratios against the goals; run.sh is its front door. See
 // ../README.md. parity_test.go is a differential test of runnel's
 // semantics against kfake and Kafka's documented behaviour (go test -run
-// Parity).
+// Parity); parity_random_test.go's TestParityRandomized runs random
+// request sequences on both against a model of Kafka's broker, a short run
+// by default and a long one with RUNNEL_PARITY_RUNS, RUNNEL_PARITY_OPS and
+// RUNNEL_PARITY_SEED (see its file comment).
 package peers
