@@ -100,3 +100,45 @@ func TestDuplicateAppendTimeBelowLogStartAfterReopen(t *testing.T) {
 		require.Equal(t, c.want.LogAppendTime, res.LogAppendTime, "producer %d sequence %d", c.pid, c.seq)
 	}
 }
+
+// TestSnapshotAppendTimeRowsOnlyForLogAppendTime: a snapshot keeps the
+// append time (rows -3) only of batches the log stamped with
+// LogAppendTime, so that the snapshots of a log of CreateTime batches —
+// most logs — have none of the rows an older runnel refuses as malformed,
+// and stay readable after a downgrade; a CreateTime batch's duplicate is
+// answered -1 without one, also once DeleteRecordsBefore passed it.
+func TestSnapshotAppendTimeRowsOnlyForLogAppendTime(t *testing.T) {
+	for _, typ := range []TimestampType{CreateTime, LogAppendTime} {
+		t.Run(typ.String(), func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{TimestampType: typ}
+			l := e.open(cfg)
+			first := appendOK(t, l, idemBatch(t, 1, 0, 0, 2))
+			_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			offs, _ := e.snapshotFiles(t)
+			require.NotEmpty(t, offs)
+			rows, err := readCheckpoint(e.fs, e.dir, snapshotName(offs[len(offs)-1]), 6)
+			require.NoError(t, err)
+			timeRows := 0
+			for _, r := range rows[1:] {
+				if r[0] == appendTimeRow {
+					timeRows++
+					require.Equal(t, first.LogAppendTime, r[3])
+				}
+			}
+			if typ == CreateTime {
+				require.Zero(t, timeRows, "rows %v", rows)
+				require.EqualValues(t, -1, first.LogAppendTime)
+			} else {
+				require.Equal(t, 1, timeRows, "rows %v", rows)
+			}
+			l = e.open(cfg)
+			defer l.Close()
+			res := appendOK(t, l, idemBatch(t, 1, 0, 0, 2))
+			require.True(t, res.Duplicate)
+			require.Equal(t, first.LogAppendTime, res.LogAppendTime)
+		})
+	}
+}

@@ -251,11 +251,14 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 // rows encodes the state for a checkpoint file: one row per remembered
 // batch: producer id, epoch, first and last sequence, first and last
 // offset; then one row per producer: -2, producer id, its last append
-// (Unix ns), and three zeros; then one row per remembered batch whose
-// append time is known: -3, producer id, the batch's first offset, its
-// append time (-1 for a CreateTime batch), and two zeros. (An older
-// runnel refuses a snapshot with -3 rows as malformed, and loads an older
-// one or replays the log.)
+// (Unix ns), and three zeros; then one row per remembered batch that the
+// log stamped with LogAppendTime: -3, producer id, the batch's first
+// offset, its append time, and two zeros. (An older runnel refuses a
+// snapshot with -3 rows as malformed, and loads an older one or replays
+// the log: so a log of CreateTime topics writes none, and its snapshots
+// stay readable there. A batch without one is loaded with
+// unknownAppendTime, and a duplicate of it reads its time from the batch:
+// -1, for a CreateTime batch, also once the batch is gone.)
 func (ps producers) rows() [][]int64 {
 	ids := make([]int64, 0, len(ps))
 	for id := range ps {
@@ -274,7 +277,7 @@ func (ps producers) rows() [][]int64 {
 	}
 	for _, id := range ids {
 		for _, b := range ps[id].batches {
-			if b.appendTime != unknownAppendTime {
+			if b.appendTime >= 0 {
 				rows = append(rows, []int64{appendTimeRow, id, b.firstOffset, b.appendTime, 0, 0})
 			}
 		}
@@ -321,7 +324,10 @@ func producersFromRows(rows [][]int64, now int64) producers {
 		}
 	}
 	for _, r := range appendTimes {
-		if st := ps[r[1]]; st != nil {
+		// A negative time (-1, a CreateTime batch) says no more than no
+		// row: the batch is left unknownAppendTime, as rows leaves a
+		// CreateTime batch out.
+		if st := ps[r[1]]; st != nil && r[3] >= 0 {
 			for i := range st.batches {
 				if st.batches[i].firstOffset == r[2] {
 					st.batches[i].appendTime = r[3]
