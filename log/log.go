@@ -231,8 +231,8 @@ type RecoveryInfo struct {
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt, or a segment's
-// file names a base offset past the largest a segment can have
-// (math.MaxInt64 - math.MaxInt32); ErrBadCheckpoint;
+// file, or a compaction's swap file, names a base offset past the largest
+// a segment can have (math.MaxInt64 - math.MaxInt32); ErrBadCheckpoint;
 // file system errors.
 //
 // It takes no ctx: see OpenContext.
@@ -992,6 +992,16 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 	var swaps, tails []int64
 	changed := false
 	for _, name := range names {
+		// Before anything is changed (a temporary file removed, a swap
+		// completed): a segment's .log, or a compaction's swap, whose
+		// base no segment can have (see maxSegmentBase) was never
+		// written by runnel, and its indexes would refuse the base.
+		if kind, base := classify(name); (kind == segmentFile || kind == logSwapFile) && base > maxSegmentBase {
+			return nil, false, false, &record.CorruptError{Path: filepath.Join(l.dir, name),
+				Reason: fmt.Sprintf("segment base offset %d past the largest a segment can have, %d", base, int64(maxSegmentBase))}
+		}
+	}
+	for _, name := range names {
 		kind, base := classify(name)
 		switch kind {
 		case checkpointFile, systemFile, keptFile:
@@ -1005,12 +1015,6 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 			}
 			changed = true
 		case segmentFile:
-			if base > maxSegmentBase {
-				// No segment starts there (see maxSegmentBase): runnel
-				// never wrote it, and its indexes would refuse the base.
-				return nil, false, false, &record.CorruptError{Path: filepath.Join(l.dir, name),
-					Reason: fmt.Sprintf("segment base offset %d past the largest a segment can have, %d", base, int64(maxSegmentBase))}
-			}
 			bases = append(bases, base)
 		case logSwapFile:
 			swaps = append(swaps, base)

@@ -123,3 +123,42 @@ func TestSegmentBasePastTheLargestIsCorrupt(t *testing.T) {
 	appendOK(t, l, valueBatch(t, 1, "a"))
 	require.NoError(t, l.Close())
 }
+
+// TestSwapBasePastTheLargestIsCorrupt: a compaction's swap file whose
+// base offset no segment can have makes Open fail with record.ErrCorrupt,
+// as such a segment file does, before Open changes anything (the swap is
+// not completed, nor a temporary file removed); beside a log's segments
+// it is not taken for their tail and removed. Open renamed it to a
+// segment's .log and then failed with the index's untyped error (where
+// no other segment was), or dropped it (where one was); a temporary file
+// listed before a bad segment file was removed first.
+func TestSwapBasePastTheLargestIsCorrupt(t *testing.T) {
+	for _, withLog := range []bool{false, true} {
+		for _, name := range []string{
+			segment.FileName(maxSegmentBase+1, segment.LogSuffix+swapSuffix),
+			segment.FileName(math.MaxInt64, segment.LogSuffix+swapSuffix),
+			segment.FileName(maxSegmentBase+1, segment.LogSuffix),
+		} {
+			fs := vfs.NewMem()
+			require.NoError(t, fs.MkdirAll("/d", 0o755))
+			if withLog {
+				l, err := Open("/d", Config{}, Options{FS: fs})
+				require.NoError(t, err)
+				appendOK(t, l, valueBatch(t, 1, "a"))
+				require.NoError(t, l.Close())
+			}
+			for _, n := range []string{name, segment.FileName(0, segment.IndexSuffix+".tmp")} {
+				f, err := fs.Create("/d/" + n)
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			}
+			before, err := fs.List("/d")
+			require.NoError(t, err)
+			_, err = Open("/d", Config{}, Options{FS: fs})
+			require.ErrorIs(t, err, record.ErrCorrupt, "%s, with a log %v", name, withLog)
+			after, err := fs.List("/d")
+			require.NoError(t, err)
+			require.ElementsMatch(t, before, after, "%s, with a log %v: a refused Open changed the directory", name, withLog)
+		}
+	}
+}

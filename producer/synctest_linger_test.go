@@ -116,3 +116,50 @@ func TestSynctestFullBatchNotAloneWhileItsSuccessorIsPlaced(t *testing.T) {
 		require.Equal(t, []time.Time{t0.Add(want[0]), t0.Add(want[1]), t0.Add(want[2])}, c.sent())
 	})
 }
+
+// After a queued batch's record ctx ended (its mark looked at, and
+// cleared, by the open batch's linger), a record of the open batch whose
+// ctx ends still cuts that batch's linger, at once: the mark is set again
+// by the ctx that ends after the look.
+func TestSynctestLingerCutAfterQueuedBatchCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &firstHeldClient{clockedClient: bubbleBroker(t), gate: make(chan struct{})}
+		const linger = time.Minute
+		p, err := producer.New(c, producer.Linger(linger), producer.MaxInFlight(1), producer.BatchMaxBytes(200))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		a := produceAt(t, p, "a")
+		time.Sleep(linger + time.Second) // "a" sent, held
+		outcome := func(ctx context.Context, value []byte) <-chan timedOutcome {
+			ch := make(chan timedOutcome, 1)
+			p.Produce(ctx, &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
+				ch <- timedOutcome{time.Now(), err, r}
+			})
+			return ch
+		}
+		bctx, bcancel := context.WithCancel(context.Background())
+		defer bcancel()
+		b := outcome(bctx, make([]byte, 100))
+		cctx, ccancel := context.WithCancel(context.Background())
+		defer ccancel()
+		c1 := outcome(cctx, make([]byte, 100)) // does not fit "b"'s batch: opens the next one
+		c2 := outcome(context.Background(), []byte("c2"))
+		time.Sleep(time.Second)
+		bcancel()
+		time.Sleep(time.Second)
+		close(c.gate)
+		require.NoError(t, (<-a).err)
+		require.ErrorIs(t, (<-b).err, context.Canceled)
+		time.Sleep(time.Second) // the open batch lingers, its mark cleared
+		cut := time.Now()
+		ccancel()
+		o1, o2 := <-c1, <-c2
+		require.ErrorIs(t, o1.err, context.Canceled)
+		require.NoError(t, o2.err)
+		require.Equal(t, cut, o2.at, "the open batch's record's ctx ended and its linger was not cut")
+		// "a" reached the broker once let through; "b"'s batch, emptied,
+		// not at all.
+		require.Equal(t, []time.Time{t0.Add(linger + 3*time.Second), cut}, c.sent())
+	})
+}

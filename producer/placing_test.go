@@ -1,0 +1,197 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
+)
+
+// countClient answers every request at once; its topics have n
+// partitions (n may change between look-ups).
+type countClient struct{ n atomic.Int64 }
+
+func (c *countClient) Partitions(context.Context, string) (int, error) {
+	return int(c.n.Load()), nil
+}
+func (*countClient) InitProducerID(context.Context) (int64, int16, error) { return 1, 0, nil }
+func (*countClient) Produce(context.Context, *api.ProduceRequest) (api.ProduceResponse, error) {
+	return api.ProduceResponse{BaseOffset: 0, LogAppendTime: -1}, nil
+}
+
+// scriptedSticky is a KIP-480 partitioner: Partition answers first,
+// but right after OnNewBatch, when it answers again(n) (which may
+// panic); OnNewBatch runs onNew (which may panic, or close the
+// producer).
+type scriptedSticky struct {
+	first int32
+	again func(n int) int32
+	onNew func()
+	told  bool
+}
+
+func (s *scriptedSticky) ForTopic(string) TopicPartitioner { return s }
+
+func (s *scriptedSticky) Partition(_ *record.Record, n int) int32 {
+	if s.told {
+		s.told = false
+		return s.again(n)
+	}
+	return s.first
+}
+
+func (s *scriptedSticky) OnNewBatch(int32) {
+	s.told = true
+	if s.onNew != nil {
+		s.onNew()
+	}
+}
+
+// A record that addOrAbort turned back counts on its partition
+// (placing) only while it is placed again: whatever the partitioner
+// does then — choose the same partition or another, panic in OnNewBatch
+// or in Partition, choose out of range, past the count (which the
+// producer then looks up, and places the record again), Close the
+// producer, or the record's ctx ending —, every partition's count is
+// back at 0 once the records are done. One left above 0 would have the
+// partition's goroutine take every request it appends for one with
+// records behind it (see delivered); one below 0, a record being placed
+// for none.
+func TestPlacingEndsOnEveryPath(t *testing.T) {
+	same := func(int) int32 { return 0 }
+	other := func(int) int32 { return 1 }
+	var p *Producer
+	var cancel context.CancelFunc
+	cases := []struct {
+		name    string
+		again   func(n int) int32
+		onNew   func()
+		grow    bool // the client's count is 3 once the producer knows 2
+		want    error
+		panics  bool
+		closing bool
+	}{
+		{name: "same partition", again: same},
+		{name: "other partition", again: other},
+		{name: "OnNewBatch panics", again: same, onNew: func() { panic("onNew") }, panics: true},
+		{name: "Partition panics", again: func(int) int32 { panic("again") }, panics: true},
+		{name: "negative choice", again: func(int) int32 { return -1 }, want: ErrInvalidPartition},
+		{name: "past the count", again: func(n int) int32 { return int32(n) }, want: ErrInvalidPartition},
+		{name: "past the count, grown", again: func(int) int32 { return 2 }, grow: true},
+		{name: "Close in OnNewBatch", again: same, onNew: func() { p.Close() }, want: ErrClosed, closing: true},
+		{name: "Close in OnNewBatch, other partition", again: other, onNew: func() { p.Close() }, want: ErrClosed, closing: true},
+		{name: "ctx ends in OnNewBatch", again: same, onNew: func() { cancel() }, want: context.Canceled},
+	}
+	for _, tc := range cases {
+		for _, isSync := range []bool{false, true} {
+			name := tc.name
+			if isSync {
+				name += ", ProduceSync"
+			}
+			t.Run(name, func(t *testing.T) {
+				c := &countClient{}
+				c.n.Store(2)
+				sp := &scriptedSticky{again: same}
+				// One record a batch: the second record finds the first's
+				// batch full, and queues it as it is turned back. A
+				// ProduceSync does not wait for a linger.
+				linger := time.Minute
+				if isSync {
+					linger = 0
+				}
+				var err error
+				p, err = New(c, DefaultTopic("t"), RecordPartitioner(sp), Linger(linger),
+					BatchMaxBytes(record.HeaderSize+150), MetadataMaxAge(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				// The topic's count is looked up before the scripted
+				// records.
+				warm := make(chan error, 1)
+				p.Produce(context.Background(), &record.Record{}, func(_ *record.Record, err error) { warm <- err })
+				if err := p.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-warm; err != nil {
+					t.Fatal(err)
+				}
+				sp.again, sp.onNew = tc.again, tc.onNew
+				if tc.grow {
+					c.n.Store(3)
+				}
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				var errs []error
+				promise := func(_ *record.Record, err error) {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					wg.Done()
+				}
+				panicked := 0
+				for i := range 3 {
+					var ctx context.Context
+					ctx, cancel = context.WithCancel(context.Background())
+					func() {
+						defer func() {
+							if recover() != nil {
+								panicked++
+								if !isSync {
+									wg.Done() // its promise does not run
+								}
+							}
+						}()
+						r := &record.Record{Value: make([]byte, 100)}
+						if isSync {
+							err := p.ProduceSync(ctx, r)
+							mu.Lock()
+							errs = append(errs, err)
+							mu.Unlock()
+							return
+						}
+						wg.Add(1)
+						if i == 2 {
+							p.TryProduce(ctx, r, promise)
+						} else {
+							p.Produce(ctx, r, promise)
+						}
+					}()
+					if isSync && i == 0 {
+						p.Flush(context.Background()) // the next record opens a batch
+					}
+				}
+				if tc.panics != (panicked == 3) || panicked%3 != 0 {
+					t.Fatalf("%d of 3 Produce calls panicked", panicked)
+				}
+				ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+				defer stop()
+				if ferr := p.Flush(ctx); ferr != nil && !tc.closing {
+					t.Fatal(ferr)
+				}
+				wg.Wait()
+				for _, err := range errs {
+					switch {
+					case tc.want == nil && err != nil:
+						t.Errorf("a record failed: %v", err)
+					case tc.want != nil && !errors.Is(err, tc.want) && !(tc.closing && err == nil):
+						t.Errorf("a record failed with %v, want %v", err, tc.want)
+					}
+				}
+				for _, pp := range *(*p.topics.Load())["t"].all.Load() {
+					pp.mu.Lock()
+					n := pp.placing
+					pp.mu.Unlock()
+					if n != 0 {
+						t.Errorf("partition %d: placing %d once every record is done", pp.id, n)
+					}
+				}
+			})
+		}
+	}
+}
