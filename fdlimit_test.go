@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/runneltest"
 )
@@ -53,6 +54,7 @@ func TestFileDescriptorLimit(t *testing.T) {
 	cmd := exec.Command(exe, "-test.run=^TestFileDescriptorLimit$", "-test.v")
 	cmd.Env = append(os.Environ(), fdLimitChildEnv+"=1")
 	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
 	require.NoError(t, err, "the child failed:\n%s", out)
 	t.Logf("child:\n%s", out)
 }

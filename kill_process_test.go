@@ -21,6 +21,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -219,6 +220,7 @@ func killRound(t *testing.T, exe, dir string, round int, early bool, after time.
 	defer stdin.Close()
 	err = cmd.Start()
 	w.Close() // the child has its own copy
+	testkit.SkipIfCannotExec(t, err)
 	require.NoError(t, err)
 	waited := false
 	defer func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 )
@@ -39,7 +40,9 @@ func TestLockAcrossProcesses(t *testing.T) {
 	stdin, err := cmd.StdinPipe() // the child waits on it: killed, not ended
 	require.NoError(t, err)
 	defer stdin.Close()
-	require.NoError(t, cmd.Start())
+	err = cmd.Start()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err)
 	killed := false
 	defer func() {
 		if !killed {

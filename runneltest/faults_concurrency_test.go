@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -157,6 +158,7 @@ func TestMatchFailsTheRightTest(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestMatchFailsTheRightTestChild$", "-test.v")
 	cmd.Env = append(os.Environ(), "RUNNEL_HUNT_MATCH_CHILD=1")
 	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, "the child should fail:\n%s", out)
 	s := string(out)

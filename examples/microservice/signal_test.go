@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // mainChildEnv holds the arguments (newline-separated) with which
@@ -76,7 +78,9 @@ func startChild(ctx context.Context, t *testing.T, exe, test, dir string, stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = stderr
-	require.NoError(t, cmd.Start())
+	err = cmd.Start()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 	lines := bufio.NewScanner(stdout)

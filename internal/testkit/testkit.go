@@ -4,10 +4,13 @@
 package testkit
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,6 +32,21 @@ func NoPanic(t testing.TB, name string, f func() error) (err error) {
 // the tests compile where int has 32 bits (there it wraps to a negative
 // number, which the calls under test refuse too).
 func PastInt32(n int64) int { return int(int64(math.MaxInt32) + n) }
+
+// SkipIfCannotExec skips t when err, from starting a child copy of the
+// test binary (os.Executable or os.Args[0]), says that this machine
+// cannot execute the binary at all (ENOEXEC, "exec format error"): the
+// binary is built for another architecture and runs under user-mode
+// emulation (qemu-aarch64 ./pkg.test, or go test -exec qemu-aarch64)
+// without binfmt_misc to hand the child to the emulator as well. The
+// test needs the child, so it cannot run there; it says so rather than
+// fail. Any other err is left to the caller.
+func SkipIfCannotExec(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, syscall.ENOEXEC) {
+		t.Skipf("cannot start a copy of the test binary (%v): it is built for %s/%s, which this machine runs only under emulation (qemu-user without binfmt_misc runs the test binary, not the children it starts)", err, runtime.GOOS, runtime.GOARCH)
+	}
+}
 
 // Seeds runs a seeded randomized test: run, in a subtest named seed=S,
 // for each of a few seeds from 1 (seeds of them, short under -short), or
