@@ -73,7 +73,8 @@ type Config struct {
 	// maintenance compacts one partition at a time, so this is the
 	// cleaner's memory for the whole broker. Default (0)
 	// log.DefaultCleanerMapBytes, 128 MiB; at least log.MinCleanerMapBytes
-	// (48: one key a pass).
+	// (48: one key a pass); more than log.MaxCleanerMapBytes (2 GiB - 1,
+	// Kafka's cap) counts as that.
 	CleanerMapBytes int64
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock.

@@ -2,6 +2,7 @@ package log
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 
 	"github.com/cespare/xxhash/v2"
@@ -47,12 +48,27 @@ const DefaultCleanerMapBytes = 128 << 20
 // one entry.
 const MinCleanerMapBytes = 2 * keySlotBytes
 
+// MaxCleanerMapBytes is the most memory a key map takes, whatever
+// Options.CleanerMapBytes says: math.MaxInt32 bytes, as Kafka caps its
+// cleaner's dedupe buffer at Int.MaxValue bytes, so that the map's slots
+// are counted in an int on 32-bit platforms too (where a larger map could
+// not be made at all).
+const MaxCleanerMapBytes = math.MaxInt32
+
 // newKeyMap returns a map of at most maxBytes for a dirty section of want
 // offsets: no larger than that section needs.
+// maxBytes above MaxCleanerMapBytes counts as that.
 func newKeyMap(maxBytes, want int64) *keyMap {
-	most := max(maxBytes/keySlotBytes, 2)
-	n := max(min(max(want, 1)*10/9+1, most), 2)
-	return &keyMap{slots: make([]keySlot, n), limit: max(int(n*9/10), 1), seed: maphash.MakeSeed()}
+	n := keyMapSlots(maxBytes, want)
+	return &keyMap{slots: make([]keySlot, n), limit: max(n*9/10, 1), seed: maphash.MakeSeed()}
+}
+
+// keyMapSlots is the number of slots of newKeyMap(maxBytes, want): at
+// least 2, and few enough that their bytes are an int's on every platform.
+func keyMapSlots(maxBytes, want int64) int {
+	most := max(min(maxBytes, MaxCleanerMapBytes)/keySlotBytes, 2)
+	// want is capped before it is scaled, so that no product wraps.
+	return int(max(min(min(max(want, 1), most)*10/9+1, most), 2))
 }
 
 // lo is the first half of key's hash: its xxhash64 (0 taken as 1).

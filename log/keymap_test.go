@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -413,4 +414,31 @@ func TestOpenResetsCheckpointPastLogEnd(t *testing.T) {
 	recs := readAll(t, l, 0)
 	require.Len(t, recs, 1)
 	require.Equal(t, "3", string(recs[0].Value))
+}
+
+// TestKeyMapSlotsCapped: the key map's size follows the dirty section
+// and CleanerMapBytes, and never passes MaxCleanerMapBytes (Kafka's cap
+// on its dedupe buffer, Int.MaxValue bytes), whatever either says: a
+// CleanerMapBytes of 2 GiB or more made a map that 32-bit platforms
+// cannot make ("makeslice: len out of range"), and a dirty section of
+// more than MaxInt64/10 offsets wrapped the size to the least, 2 slots.
+func TestKeyMapSlotsCapped(t *testing.T) {
+	most := int(MaxCleanerMapBytes / keySlotBytes)
+	for _, c := range []struct {
+		maxBytes, want int64
+		slots          int
+	}{
+		{DefaultCleanerMapBytes, 100, 112},
+		{DefaultCleanerMapBytes, 0, 2},
+		{MinCleanerMapBytes, 1000, 2},
+		{DefaultCleanerMapBytes, 1 << 40, DefaultCleanerMapBytes / keySlotBytes},
+		{MaxCleanerMapBytes, 1 << 40, most},
+		{1 << 40, 1 << 33, most},
+		{math.MaxInt64, math.MaxInt64, most},
+		{DefaultCleanerMapBytes, math.MaxInt64, DefaultCleanerMapBytes / keySlotBytes},
+	} {
+		n := keyMapSlots(c.maxBytes, c.want)
+		require.Equal(t, c.slots, n, "CleanerMapBytes %d, %d offsets", c.maxBytes, c.want)
+		require.LessOrEqual(t, int64(n)*keySlotBytes, int64(MaxCleanerMapBytes))
+	}
 }

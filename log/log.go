@@ -57,7 +57,8 @@ type Options struct {
 	// that needs; a dirty section with more distinct keys is cleaned in
 	// several passes. Default (0) DefaultCleanerMapBytes; at least
 	// MinCleanerMapBytes (one key a pass), else Open returns
-	// ErrInvalidConfig.
+	// ErrInvalidConfig; more than MaxCleanerMapBytes (2 GiB - 1, Kafka's
+	// cap) counts as that.
 	CleanerMapBytes int64
 }
 
