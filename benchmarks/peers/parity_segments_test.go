@@ -3,7 +3,8 @@
 // each: small segment.bytes and segment.ms roll segments, retention.ms and
 // retention.bytes delete them, and ListOffsets by time, MAX_TIMESTAMP,
 // DeleteRecords and fetches run across them, on records stamped out of
-// order. runnel's broker runs on a stepped clock (runnel.Config.Clock), and
+// order (CreateTime) or by the broker's clock (LogAppendTime). runnel's
+// broker runs on a stepped clock (runnel.Config.Clock), and
 // is compared with a model of Kafka's broker (UnifiedLog, LocalLog,
 // LogSegment) on the same clock. kfake has no clock to step and no
 // segments of Kafka's kind, so it is not compared here: the model alone
@@ -92,10 +93,11 @@ type scfg struct {
 	segMs    int64 // segment.ms; -1: never
 	retMs    int64 // retention.ms; -1: unlimited
 	retBytes int64 // retention.bytes; -1: unlimited
+	lat      bool  // message.timestamp.type=LogAppendTime
 }
 
 func (c scfg) String() string {
-	return fmt.Sprintf("segment.bytes=%d segment.ms=%d retention.ms=%d retention.bytes=%d", c.segBytes, c.segMs, c.retMs, c.retBytes)
+	return fmt.Sprintf("segment.bytes=%d segment.ms=%d retention.ms=%d retention.bytes=%d LogAppendTime=%t", c.segBytes, c.segMs, c.retMs, c.retBytes, c.lat)
 }
 
 // logConfig sets c's fields on runnel's config.
@@ -112,6 +114,9 @@ func (c scfg) logConfig(lc *log.Config) {
 	lc.RetentionBytes = max(0, c.retBytes)
 	lc.CleanupPolicy = log.Delete
 	lc.TimestampType = log.CreateTime
+	if c.lat {
+		lc.TimestampType = log.LogAppendTime
+	}
 }
 
 // sseg is a modelled segment (LogSegment).
@@ -291,6 +296,7 @@ func (s *sstate) genConfig() scfg {
 		segMs:    []int64{-1, -1, 60 * 1000, 3600 * 1000, 24 * 3600 * 1000}[s.rng.IntN(5)],
 		retMs:    []int64{-1, 0, 3600 * 1000, 24 * 3600 * 1000, 3 * 24 * 3600 * 1000}[s.rng.IntN(5)],
 		retBytes: []int64{-1, -1, 1, 200, 800, 3000}[s.rng.IntN(6)],
+		lat:      s.rng.IntN(5) == 0,
 	}
 }
 
@@ -342,15 +348,17 @@ func (s *sstate) alterConfig() {
 		return
 	}
 	cfg, next := p.cfg, s.genConfig()
-	switch s.rng.IntN(4) {
+	switch s.rng.IntN(5) {
 	case 0:
 		cfg.segBytes = next.segBytes
 	case 1:
 		cfg.segMs = next.segMs
 	case 2:
 		cfg.retMs = next.retMs
-	default:
+	case 3:
 		cfg.retBytes = next.retBytes
+	default:
+		cfg.lat = !cfg.lat
 	}
 	s.desc = fmt.Sprintf("alter %s %s", name, cfg)
 	err := s.b.UpdateTopicConfig(s.ctx, name, func(c *log.Config) {
@@ -427,12 +435,20 @@ func (s *sstate) produce() {
 		s.fail(p, "runnel: %v", err)
 		return
 	}
-	if resp.BaseOffset != p.end || resp.LogStartOffset != p.logStart {
-		s.fail(p, "runnel base offset %d log start %d, Kafka %d, %d", resp.BaseOffset, resp.LogStartOffset, p.end, p.logStart)
+	wantLAT := int64(-1)
+	if p.cfg.lat {
+		wantLAT = s.now()
+	}
+	if resp.BaseOffset != p.end || resp.LogStartOffset != p.logStart || resp.LogAppendTime != wantLAT {
+		s.fail(p, "runnel base offset %d log start %d log append time %d, Kafka %d, %d, %d", resp.BaseOffset, resp.LogStartOffset, resp.LogAppendTime, p.end, p.logStart, wantLAT)
 	}
 	mb := mbatch{base: p.end, last: p.end + int64(n) - 1, size: len(batch), maxTS: -1}
 	for _, r := range decode(s.t, batch, 0) {
 		r.Offset += p.end
+		if p.cfg.lat {
+			// LogValidator stamps the broker's clock on every record.
+			r.TS, r.TSType = s.now(), record.LogAppendTime
+		}
 		mb.maxTS = max(mb.maxTS, r.TS)
 		mb.recs = append(mb.recs, r)
 	}
