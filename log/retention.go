@@ -171,10 +171,11 @@ func (l *Log) ApplyRetention() (int, error) {
 	n := gone
 	// Size first, then time from where size stopped, as Kafka's
 	// UnifiedLog.deleteOldSegments runs deleteRetentionSizeBreachedSegments
-	// before deleteRetentionMsBreachedSegments, each from the oldest
-	// segment left: a segment that time alone keeps (one stamped later
-	// than those after it) may go for its size, and time then goes on past
-	// it in the same run.
+	// before deleteRetentionMsBreachedSegments (Kafka 3's UnifiedLog.scala
+	// and 4's UnifiedLog.java; 2.x's Log.scala ran time first), each from
+	// the oldest segment left: a segment that time alone keeps (one stamped
+	// later than those after it) may go for its size, and time then goes on
+	// past it in the same run.
 	if l.cfg.RetentionBytes > 0 {
 		var size int64
 		for _, s := range segs[gone:] {
