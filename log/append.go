@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
@@ -702,6 +703,27 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 		}
 	}
 	return false
+}
+
+// activeCreatedAt is the active segment's base offset and when it was
+// created, opened or emptied by a truncation (segment.ms's wall clock).
+func (l *Log) activeCreatedAt() (int64, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := *l.segs.Load()
+	return segs[len(segs)-1].Base(), l.activeCreated
+}
+
+// keepActiveCreated takes created, from activeCreatedAt of the log that
+// this one reopens, for the active segment's creation time if the active
+// segment is the same (base) and created is earlier.
+func (l *Log) keepActiveCreated(base int64, created time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := *l.segs.Load()
+	if segs[len(segs)-1].Base() == base && created.Before(l.activeCreated) {
+		l.activeCreated = created
+	}
 }
 
 // rollLocked seals the active segment (synced, unless SyncNever) and

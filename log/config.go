@@ -154,7 +154,8 @@ type Config struct {
 	// their timestamps, as Kafka's (a restart does not reset the count);
 	// by the wall clock since the segment was created, the log opened or
 	// a truncation emptied the segment, when its first batch has no
-	// timestamp. Default 7 days; negative
+	// timestamp (a Partition.Reopen, the broker's config change, keeps
+	// the count, as Kafka's change in place does). Default 7 days; negative
 	// means never (Kafka's is at least 1 ms; its largest, Long.MAX_VALUE
 	// ms, never rolls either).
 	SegmentTime time.Duration

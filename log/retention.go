@@ -169,6 +169,25 @@ func (l *Log) ApplyRetention() (int, error) {
 		return segs[i+1].Base() <= hw
 	}
 	n := gone
+	// Size first, then time from where size stopped, as Kafka's
+	// UnifiedLog.deleteOldSegments runs deleteRetentionSizeBreachedSegments
+	// before deleteRetentionMsBreachedSegments (Kafka 3's UnifiedLog.scala
+	// and 4's UnifiedLog.java; 2.x's Log.scala ran time first), each from
+	// the oldest segment left: a segment that time alone keeps (one stamped
+	// later than those after it) may go for its size, and time then goes on
+	// past it in the same run.
+	if l.cfg.RetentionBytes > 0 {
+		var size int64
+		for _, s := range segs[gone:] {
+			size += s.Size()
+		}
+		// Never the active segment: what is left would be empty, and so
+		// below retention.bytes.
+		for n < len(segs)-1 && below(n) && size-segs[n].Size() >= l.cfg.RetentionBytes {
+			size -= segs[n].Size()
+			n++
+		}
+	}
 	if l.cfg.RetentionTime >= 0 {
 		now := l.clock.Now().UnixMilli()
 		cutoff := now - l.cfg.RetentionTime.Milliseconds()
@@ -186,23 +205,6 @@ func (l *Log) ApplyRetention() (int, error) {
 			// segment, and those after it, past retention.ms.
 			l.logger.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
 				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
-		}
-	}
-	if l.cfg.RetentionBytes > 0 {
-		var size int64
-		for _, s := range segs {
-			size += s.Size()
-		}
-		// Never the active segment: what is left would be empty, and so
-		// below retention.bytes.
-		for i := 0; i < len(segs)-1 && below(i); i++ {
-			if i >= n {
-				if size-segs[i].Size() < l.cfg.RetentionBytes {
-					break
-				}
-				n = i + 1
-			}
-			size -= segs[i].Size()
 		}
 	}
 	if n == len(segs) {

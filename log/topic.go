@@ -288,11 +288,20 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 		}
 		return fmt.Errorf("%s-%d failed before, it is not reopened: %w", p.topic, p.id, err)
 	}
+	// A config change reopens the log, where Kafka changes its config in
+	// place (UnifiedLog.updateConfig): segment.ms's wall-clock wait for an
+	// active segment whose first batch has no timestamp goes on from the
+	// segment's creation, not from the reopen.
+	base, created := p.log.activeCreatedAt()
 	if err := p.log.Close(); err != nil {
 		p.reopenErr, p.broken = err, err
 		return err
 	}
-	return p.openLocked(open)
+	if err := p.openLocked(open); err != nil {
+		return err
+	}
+	p.log.keepActiveCreated(base, created)
+	return nil
 }
 
 // RetryReopen calls again the open of the last Reopen if that open failed

@@ -14,5 +14,7 @@
 // Parity); parity_random_test.go's TestParityRandomized runs random
 // request sequences on both against a model of Kafka's broker, a short run
 // by default and a long one with RUNNEL_PARITY_RUNS, RUNNEL_PARITY_OPS and
-// RUNNEL_PARITY_SEED (see its file comment).
+// RUNNEL_PARITY_SEED (see its file comment); parity_segments_test.go's
+// TestParitySegments does the same for logs of many segments (rolls,
+// retention, look-ups by time across segments) against the model alone.
 package peers
