@@ -160,6 +160,43 @@ func TestFetchFencedAfterMaxBytes(t *testing.T) {
 	}
 }
 
+// TestFetchDeletedAfterMaxBytes: a partition past the request's MaxBytes
+// whose topic is deleted between its look-up and its read (of 0 bytes)
+// answers ErrUnknownTopic, with ErrUnknownTopicID for a fetch that names
+// the topic's ID, as the read of a partition with room does.
+func TestFetchDeletedAfterMaxBytes(t *testing.T) {
+	for _, byID := range []bool{false, true} {
+		b := open(t, Config{})
+		ctx := context.Background()
+		require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		big := strings.Repeat("x", 1000)
+		produce(t, b, "a", 0, big)
+		produce(t, b, "t", 0, big)
+		fp := api.FetchPartition{Topic: "t"}
+		if byID {
+			fp.TopicID = b.topics["t"].ID
+		}
+		reads := 0
+		var delErr error
+		testHookFetchRead = func() {
+			if reads++; reads == 2 { // t's read, after a's
+				delErr = b.DeleteTopic(ctx, "t")
+			}
+		}
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "a"}, fp}})
+		testHookFetchRead = nil
+		require.NoError(t, err)
+		require.NoError(t, delErr)
+		require.Equal(t, 2, reads)
+		require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+		require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopic, "by ID %v", byID)
+		if byID {
+			require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopicID)
+		}
+	}
+}
+
 // TestFetchMinBytesAcrossSegments: a read stops at the end of a segment,
 // so one pass may find fewer than MinBytes where the log holds more below
 // the high watermark. Kafka's delayed fetch completes then (the fetch
