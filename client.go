@@ -558,22 +558,24 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		if limit <= 0 || limit > maxBytes-total {
 			limit = maxBytes - total
 		}
+		upTo := out.HighWatermark
 		if limit <= 0 && total > 0 {
-			// No room left for records, but the offset is checked all
+			// No room left for records, but the partition is read all
 			// the same, as Kafka's broker reads every partition of a
 			// fetch whatever the request's max bytes left
-			// (ReplicaManager.readFromLocalLog: a read of 0 bytes, which
-			// fails with OFFSET_OUT_OF_RANGE for an offset below the log
-			// start or past the log end).
-			if fp.Offset < o.LogStart || fp.Offset > o.LogEnd {
-				out.Err, failed = fmt.Errorf("%w: offset %d not in [%d, %d]", log.ErrOffsetOutOfRange, fp.Offset, o.LogStart, o.LogEnd), true
-			}
-			continue
+			// (ReplicaManager.readFromLocalLog: a read of 0 bytes): a
+			// read up to the offset itself, which returns nothing and
+			// reads no segment, but fails as a read does — with
+			// OFFSET_OUT_OF_RANGE for an offset below the log start or
+			// past the log end, ErrLogFenced for a partition whose
+			// reopen failed (Kafka's KAFKA_STORAGE_ERROR for an offline
+			// partition), ErrUnknownTopic for one deleted meanwhile.
+			limit, upTo = 0, fp.Offset
 		}
 		if testHookFetchRead != nil {
 			testHookFetchRead()
 		}
-		data, err := p.ReadInto(nil, fp.Offset, limit, out.HighWatermark)
+		data, err := p.ReadInto(nil, fp.Offset, limit, upTo)
 		if err != nil {
 			if errors.Is(err, log.ErrOffsetOutOfRange) {
 				// Retention or DeleteRecords may have moved the log

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -99,6 +100,100 @@ func TestFetchOutOfRangeAfterMaxBytes(t *testing.T) {
 		}
 		require.Equal(t, int64(1), p.LogStartOffset)
 		require.Equal(t, int64(2), p.HighWatermark)
+	}
+}
+
+// TestFetchFencedAfterMaxBytes: a partition that comes after the
+// request's MaxBytes is used up is still read (a read of 0 bytes), as
+// Kafka's broker reads every partition of a fetch: one whose log a failed
+// reopen left closed answers log.ErrLogFenced (KAFKA_STORAGE_ERROR, as
+// Kafka answers an offline partition whatever the bytes left), as it does
+// when it comes first. fetchOnce only compared the offset with the
+// offsets it had taken, and answered it without an error (found by
+// review of the fix that added that comparison).
+func TestFetchFencedAfterMaxBytes(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpList && filepath.ToSlash(name) == "/data/t-1" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	big := strings.Repeat("x", 1000)
+	produce(t, b, "t", 0, big)
+	produce(t, b, "t", 1, big)
+	armed.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+
+	for _, maxBytes := range []int{1 << 20, 10} {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: maxBytes, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+		p := resp.Partitions[1]
+		require.Empty(t, p.Records)
+		require.ErrorIs(t, p.Err, log.ErrLogFenced, "max bytes %d", maxBytes)
+		require.EqualValues(t, 56, api.Code(p.Err), "KAFKA_STORAGE_ERROR")
+	}
+
+	// Once it opens again, past MaxBytes it answers no error, and its
+	// offset is checked.
+	armed.Store(false)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {}))
+	for _, c := range []struct {
+		offset int64
+		want   error
+	}{{0, nil}, {1, nil}, {2, log.ErrOffsetOutOfRange}} {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, Offset: c.offset}}})
+		require.NoError(t, err)
+		p := resp.Partitions[1]
+		require.Empty(t, p.Records)
+		if c.want == nil {
+			require.NoError(t, p.Err, "offset %d", c.offset)
+		} else {
+			require.ErrorIs(t, p.Err, c.want, "offset %d", c.offset)
+		}
+		require.EqualValues(t, 0, p.LogStartOffset)
+		require.EqualValues(t, 1, p.HighWatermark)
+	}
+}
+
+// TestFetchDeletedAfterMaxBytes: a partition past the request's MaxBytes
+// whose topic is deleted between its look-up and its read (of 0 bytes)
+// answers ErrUnknownTopic, with ErrUnknownTopicID for a fetch that names
+// the topic's ID, as the read of a partition with room does.
+func TestFetchDeletedAfterMaxBytes(t *testing.T) {
+	for _, byID := range []bool{false, true} {
+		b := open(t, Config{})
+		ctx := context.Background()
+		require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		big := strings.Repeat("x", 1000)
+		produce(t, b, "a", 0, big)
+		produce(t, b, "t", 0, big)
+		fp := api.FetchPartition{Topic: "t"}
+		if byID {
+			fp.TopicID = b.topics["t"].ID
+		}
+		reads := 0
+		var delErr error
+		testHookFetchRead = func() {
+			if reads++; reads == 2 { // t's read, after a's
+				delErr = b.DeleteTopic(ctx, "t")
+			}
+		}
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "a"}, fp}})
+		testHookFetchRead = nil
+		require.NoError(t, err)
+		require.NoError(t, delErr)
+		require.Equal(t, 2, reads)
+		require.Equal(t, []string{big}, values(t, resp.Partitions[0].Records))
+		require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopic, "by ID %v", byID)
+		if byID {
+			require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopicID)
+		}
 	}
 }
 

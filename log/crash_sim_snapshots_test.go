@@ -44,7 +44,12 @@ func (s *crashSim) checkProducerState(what string) {
 		rows, err := readCheckpoint(s.mem, crashDir, snapshotName(off), 6)
 		s.check(err == nil && len(rows) > 0 && rows[0][0] == -1 && rows[0][1] == off, "%s: snapshot at %d: %v, %v", what, off, err, rows)
 		for _, r := range rows[1:] {
-			if r[0] == lastAppendRow || r[0] == appendTimeRow {
+			if r[0] == appendTimeRow {
+				// Only a batch the log stamped has one, with its time.
+				s.checkAppendTime(what, "snapshot at "+snapshotName(off), r[1], r[2], r[3])
+				continue
+			}
+			if r[0] == lastAppendRow {
 				continue
 			}
 			b := producerBatch{firstSeq: int32(r[2]), lastSeq: int32(r[3]), firstOffset: r[4], lastOffs: r[5]}
@@ -55,6 +60,9 @@ func (s *crashSim) checkProducerState(what string) {
 	for id, st := range state {
 		for _, b := range st.batches {
 			s.checkHeld(what, "the producer state", id, st.epoch, b)
+			if b.appendTime != unknownAppendTime {
+				s.checkAppendTime(what, "the producer state", id, b.firstOffset, b.appendTime)
+			}
 		}
 	}
 	for _, p := range s.producers {
@@ -79,6 +87,19 @@ func (s *crashSim) checkHeld(what, where string, id int64, epoch int16, b produc
 	})
 	s.check(ok, "%s: %s holds producer %d's batch epoch %d seq [%d, %d] at [%d, %d], which the log does not hold",
 		what, where, id, epoch, b.firstSeq, b.lastSeq, b.firstOffset, b.lastOffs)
+}
+
+// checkAppendTime checks that where keeps append time t for producer id's
+// batch at first, a batch the log holds: the time the model's batch was
+// appended at on a LogAppendTime log, -1 on a CreateTime one.
+func (s *crashSim) checkAppendTime(what, where string, id, first, t int64) {
+	s.t.Helper()
+	i := slices.IndexFunc(s.producers, func(p *simProducer) bool { return p.id == id })
+	s.check(i >= 0, "%s: %s holds the append time of unknown producer %d", what, where, id)
+	j := slices.IndexFunc(s.producers[i].history, func(x *simBatch) bool { return x.state == batchLive && x.first == first })
+	s.check(j >= 0, "%s: %s holds the append time of producer %d's batch at %d, which the log does not hold", what, where, id, first)
+	want := s.producers[i].history[j].appendTime
+	s.check(t == want, "%s: %s holds append time %d for producer %d's batch at %d, want %d", what, where, t, id, first, want)
 }
 
 // checkRecoveryInfo checks what Open says of the producer-state snapshot

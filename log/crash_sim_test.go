@@ -192,6 +192,10 @@ type simBatch struct {
 	seq, lastSq int32
 	data        []byte // as the producer encoded it, for retries
 	state       simBatchState
+	// appendTime is the log append time of a LogAppendTime log's append
+	// (the fake clock's ms then), -1 on a CreateTime log: what a
+	// duplicate of the batch is answered with.
+	appendTime int64
 }
 
 type simBatchState uint8
@@ -352,6 +356,12 @@ func newCrashSim(t *testing.T, seed uint64) *crashSim {
 	if r.IntN(3) == 0 {
 		s.cfg.SegmentTime = time.Duration(5+r.IntN(20)) * time.Minute
 	}
+	// A LogAppendTime log in a third of the runs, drawn apart from rng so
+	// that a seed's run is otherwise the same: its records read with
+	// their append time, and its snapshots keep its batches' (rows -3).
+	if rand.New(rand.NewPCG(seed, 0x6c6174)).IntN(3) == 0 {
+		s.cfg.TimestampType = LogAppendTime
+	}
 	s.opts = Options{Clock: s.clock, ProducerExpiration: -1, CleanerMapBytes: []int64{0, 64, 256}[r.IntN(3)]}
 	for i := range 1 + r.IntN(3) {
 		s.producers = append(s.producers, &simProducer{id: int64(1000 + i)})
@@ -361,8 +371,8 @@ func newCrashSim(t *testing.T, seed uint64) *crashSim {
 
 func (s *crashSim) describe() string {
 	c := s.cfg
-	return fmt.Sprintf("sync %s (flush.messages %d), cleanup %s, segment %d B (%v), index interval %d B, retention %v, delete retention %v, dirty ratio %v, cleaner map %d B, %d producers",
-		c.Sync, c.FlushMessages, c.CleanupPolicy, c.SegmentBytes, c.SegmentTime, c.IndexIntervalBytes, c.RetentionTime, c.DeleteRetentionTime,
+	return fmt.Sprintf("sync %s (flush.messages %d), cleanup %s, timestamps %s, segment %d B (%v), index interval %d B, retention %v, delete retention %v, dirty ratio %v, cleaner map %d B, %d producers",
+		c.Sync, c.FlushMessages, c.CleanupPolicy, c.TimestampType, c.SegmentBytes, c.SegmentTime, c.IndexIntervalBytes, c.RetentionTime, c.DeleteRetentionTime,
 		c.MinCleanableDirtyRatio, s.opts.CleanerMapBytes, len(s.producers))
 }
 
@@ -388,6 +398,26 @@ func (s *crashSim) check(ok bool, format string, args ...any) {
 
 func (s *crashSim) end() int64      { return int64(len(s.recs)) }
 func (s *crashSim) compacted() bool { return s.cfg.CleanupPolicy&Compact != 0 }
+
+// appendTime is the log append time of an append now: the fake clock's on
+// a LogAppendTime log, else -1.
+func (s *crashSim) appendTime() int64 {
+	if s.cfg.TimestampType == LogAppendTime {
+		return s.clock.Now().UnixMilli()
+	}
+	return -1
+}
+
+// stamped sets the timestamps of recs, appended now, to what the log
+// reads them with: the append time on a LogAppendTime log.
+func (s *crashSim) stamped(recs []simRec) []simRec {
+	if t := s.appendTime(); t >= 0 {
+		for i := range recs {
+			recs[i].ts = t
+		}
+	}
+	return recs
+}
 
 // fs is the log's file system: the MemFS, whose operations fail once the
 // disk died (failIn), and one of whose writing operations fails alone
@@ -578,7 +608,7 @@ func (s *crashSim) batch(pid int64, epoch int16, seq int32) ([]byte, []simRec) {
 	}
 	data, err := b.AppendTo(nil, simCodecs[s.rng.IntN(len(simCodecs))])
 	s.check(err == nil, "encoding: %v", err)
-	return data, recs
+	return data, s.stamped(recs)
 }
 
 // add puts the records of an append at [first, ...) into the model.
@@ -721,6 +751,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 			now := s.clock.Now().UnixMilli()
 			recs = append(recs, simRec{key: bytes.Clone(r.Key), value: bytes.Clone(r.Value), ts: r.Timestamp.UnixMilli(), at: now})
 		}
+		recs = s.stamped(recs)
 	} else {
 		data, recs = s.batch(p.id, epoch, seq)
 	}
@@ -730,7 +761,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 		what = "retry of lost batch: " + what
 	}
 	s.logf("%s", what)
-	b := &simBatch{pid: p.id, epoch: epoch, seq: seq, lastSq: seq + int32(len(recs)) - 1, first: first, last: first + int64(len(recs)) - 1, data: data}
+	b := &simBatch{pid: p.id, epoch: epoch, seq: seq, lastSq: seq + int32(len(recs)) - 1, first: first, last: first + int64(len(recs)) - 1, data: data, appendTime: s.appendTime()}
 	res, d, err := s.l.AppendAsync(context.Background(), bytes.Clone(data), AppendOptions{LeaderEpoch: s.epoch})
 	s.add(first, recs, []int{len(recs)})
 	p.history = append(p.history, b)
@@ -739,6 +770,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
+	s.check(res.LogAppendTime == b.appendTime, "%s: log append time %d, want %d", what, res.LogAppendTime, b.appendTime)
 	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
 }
 
@@ -762,6 +794,7 @@ func (s *crashSim) retryDuplicate(p *simProducer, b *simBatch) error {
 		return s.powerCut(what, err, s.noUnc())
 	}
 	s.checkResult(what, res, b.first, int(b.last-b.first+1), true)
+	s.check(res.LogAppendTime == b.appendTime, "%s: log append time %d, the first answer's %d", what, res.LogAppendTime, b.appendTime)
 	return s.settle(what, d, b.last+1, s.cfg.Sync == SyncAlways)
 }
 

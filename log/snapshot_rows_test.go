@@ -51,3 +51,46 @@ func TestSnapshotRowsOutOfRange(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rows[1:], ps.rows())
 }
+
+// TestSnapshotAppendTimeRowsMatching: an append-time row (-3) gives its
+// time to the batch of its producer that begins at its offset, wherever
+// it lies among the rows (before the producer's rows too); a row for a
+// batch the snapshot does not hold (another offset, a producer it does
+// not know, a batch pushed out of the last maxProducerBatches) and a row
+// of time -1 give nothing: the batch stays unknownAppendTime, its time
+// read from the log when a duplicate asks. Of two rows for one batch the
+// last wins. (Review of the rows -3 of diff22; no bug found.)
+func TestSnapshotAppendTimeRowsMatching(t *testing.T) {
+	const now = 1_700_000_000_000_000_000
+	rows := [][]int64{
+		{-1, 40, 0, 0, 0, 0},
+		{appendTimeRow, 3, 20, 7000, 0, 0}, // before its producer's rows
+		{3, 1, 0, 0, 10, 10},               // pushed out by the five after it
+		{3, 1, 1, 1, 20, 20},
+		{3, 1, 2, 2, 21, 21},
+		{3, 1, 3, 3, 22, 22},
+		{3, 1, 4, 4, 23, 23},
+		{3, 1, 5, 5, 24, 24},
+		{appendTimeRow, 3, 10, 6000, 0, 0}, // the batch pushed out
+		{appendTimeRow, 3, 25, 6500, 0, 0}, // no batch at 25
+		{appendTimeRow, 9, 20, 6600, 0, 0}, // no producer 9
+		{appendTimeRow, 3, 21, -1, 0, 0},   // -1: none
+		{appendTimeRow, 3, 22, 8000, 0, 0},
+		{appendTimeRow, 3, 22, 8100, 0, 0}, // again: the last wins
+	}
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll("/d", 0o755))
+	require.NoError(t, writeCheckpoint(fs, "/d", snapshotName(40), checkpointV1, rows))
+	l := &Log{fs: fs, dir: "/d"}
+	ps, err := l.readSnapshot(snapshotFile{off: 40, name: snapshotName(40)}, now)
+	require.NoError(t, err)
+	require.Len(t, ps, 1)
+	got := map[int64]int64{}
+	for _, b := range ps[3].batches {
+		got[b.firstOffset] = b.appendTime
+	}
+	require.Equal(t, map[int64]int64{20: 7000, 21: unknownAppendTime, 22: 8100, 23: unknownAppendTime, 24: unknownAppendTime}, got)
+	// Written back: one row per batch with a time, after the others.
+	out := ps.rows()
+	require.Equal(t, [][]int64{{appendTimeRow, 3, 20, 7000, 0, 0}, {appendTimeRow, 3, 22, 8100, 0, 0}}, out[len(out)-2:])
+}
