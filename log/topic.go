@@ -318,7 +318,14 @@ func (p *Partition) RetryReopen() (tried bool, err error) {
 		return false, nil
 	}
 	defer p.notify()
-	return true, p.openLocked(p.retry)
+	// p.log is still the log the failed Reopen closed: its active
+	// segment's creation time carries over as in Reopen.
+	base, created := p.log.activeCreatedAt()
+	if err := p.openLocked(p.retry); err != nil {
+		return true, err
+	}
+	p.log.keepActiveCreated(base, created)
+	return true, nil
 }
 
 // openLocked opens the partition's log with open, after its old log was
