@@ -291,12 +291,14 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 	// A config change reopens the log, where Kafka changes its config in
 	// place (UnifiedLog.updateConfig): segment.ms's wall-clock wait for an
 	// active segment whose first batch has no timestamp goes on from the
-	// segment's creation, not from the reopen.
-	base, created := p.log.activeCreatedAt()
+	// segment's creation, not from the reopen. Read once the log is
+	// closed (it keeps its segments), so that nothing — a TruncateTo
+	// of a caller of the bare Log, emptying the segment — comes between.
 	if err := p.log.Close(); err != nil {
 		p.reopenErr, p.broken = err, err
 		return err
 	}
+	base, created := p.log.activeCreatedAt()
 	if err := p.openLocked(open); err != nil {
 		return err
 	}
