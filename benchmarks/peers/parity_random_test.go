@@ -28,6 +28,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -66,8 +67,15 @@ func envInt(t *testing.T, name string, def int) int {
 
 // TestParityRandomized runs random operation sequences on runnel, kfake
 // and the model of Kafka (see the file's comment).
-func TestParityRandomized(t *testing.T) {
-	ops := envInt(t, "RUNNEL_PARITY_OPS", 300)
+func TestParityRandomized(t *testing.T) { paritySeeds(t, 300, runRandom) }
+
+// paritySeeds runs run over the seeds RUNNEL_PARITY_SEED (a number, or
+// "random"; 1 by default) and RUNNEL_PARITY_RUNS (3) ask for, ops
+// operations each (RUNNEL_PARITY_OPS, else defaultOps), stopping at the
+// first that fails with the command that repeats it, and logs how often
+// each known difference (run's known map) showed.
+func paritySeeds(t *testing.T, defaultOps int, run func(t *testing.T, seed uint64, ops int, known map[string]int)) {
+	ops := envInt(t, "RUNNEL_PARITY_OPS", defaultOps)
 	runs := envInt(t, "RUNNEL_PARITY_RUNS", 3)
 	first := uint64(1)
 	switch v := os.Getenv("RUNNEL_PARITY_SEED"); v {
@@ -85,19 +93,14 @@ func TestParityRandomized(t *testing.T) {
 	for i := range runs {
 		seed := first + uint64(i)
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			runRandom(t, seed, ops, known)
+			run(t, seed, ops, known)
 		})
 		if !ok {
 			t.Logf("repeat with RUNNEL_PARITY_SEED=%d RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=%d", seed, ops)
 			break
 		}
 	}
-	keys := make([]string, 0, len(known))
-	for k := range known {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(known)) {
 		t.Logf("%5d× %s", known[k], k)
 	}
 }

@@ -50,43 +50,7 @@ func (c *stepClock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
 
 // TestParitySegments runs random operation sequences on multi-segment
 // logs against the model of Kafka (see the file's comment).
-func TestParitySegments(t *testing.T) {
-	ops := envInt(t, "RUNNEL_PARITY_OPS", 400)
-	runs := envInt(t, "RUNNEL_PARITY_RUNS", 3)
-	first := uint64(1)
-	switch v := os.Getenv("RUNNEL_PARITY_SEED"); v {
-	case "":
-	case "random":
-		first = uint64(time.Now().UnixNano())
-	default:
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_PARITY_SEED=%q: want a number or \"random\"", v)
-		}
-		first = n
-	}
-	known := map[string]int{}
-	for i := range runs {
-		seed := first + uint64(i)
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			runSegments(t, seed, ops, known)
-		})
-		if !ok {
-			t.Logf("repeat with RUNNEL_PARITY_SEED=%d RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=%d", seed, ops)
-			break
-		}
-	}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range known {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, k := range keys {
-		t.Logf("%5d× %s", known[k], k)
-	}
-}
+func TestParitySegments(t *testing.T) { paritySeeds(t, 400, runSegments) }
 
 // scfg is a topic's config in this test.
 type scfg struct {
