@@ -419,7 +419,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			}
 			return 0, nil, markErr
 		}
-		if lat && l.cfg.CleanupPolicy&Compact != 0 {
+		if lat && compacted {
 			// validateKeys read the records as LogAppendTime ones, each
 			// with the max timestamp: take their own create times.
 			if maxTs, err = checkFraming(b, int64(p)); err != nil {

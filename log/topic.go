@@ -288,22 +288,11 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 		}
 		return fmt.Errorf("%s-%d failed before, it is not reopened: %w", p.topic, p.id, err)
 	}
-	// A config change reopens the log, where Kafka changes its config in
-	// place (UnifiedLog.updateConfig): segment.ms's wall-clock wait for an
-	// active segment whose first batch has no timestamp goes on from the
-	// segment's creation, not from the reopen. Read once the log is
-	// closed (it keeps its segments), so that nothing — a TruncateTo
-	// of a caller of the bare Log, emptying the segment — comes between.
 	if err := p.log.Close(); err != nil {
 		p.reopenErr, p.broken = err, err
 		return err
 	}
-	base, created := p.log.activeCreatedAt()
-	if err := p.openLocked(open); err != nil {
-		return err
-	}
-	p.log.keepActiveCreated(base, created)
-	return nil
+	return p.openLocked(open)
 }
 
 // RetryReopen calls again the open of the last Reopen if that open failed
@@ -320,24 +309,28 @@ func (p *Partition) RetryReopen() (tried bool, err error) {
 		return false, nil
 	}
 	defer p.notify()
-	// p.log is still the log the failed Reopen closed: its active
-	// segment's creation time carries over as in Reopen.
-	base, created := p.log.activeCreatedAt()
-	if err := p.openLocked(p.retry); err != nil {
-		return true, err
-	}
-	p.log.keepActiveCreated(base, created)
-	return true, nil
+	return true, p.openLocked(p.retry)
 }
 
 // openLocked opens the partition's log with open, after its old log was
-// closed. The caller holds mu.
+// closed (by Reopen, now or before a failed open that RetryReopen tries
+// again). The caller holds mu.
+//
+// The config change that reopens the log is one Kafka makes in place
+// (UnifiedLog.updateConfig): segment.ms's wall-clock wait for an active
+// segment whose first batch has no timestamp goes on from the segment's
+// creation, not from the reopen. So the old log's creation time carries
+// over to the same active segment, read once that log is closed (it keeps
+// its segments), so that nothing — a TruncateTo of a caller of the bare
+// Log, emptying the segment — comes between.
 func (p *Partition) openLocked(open func() (*Log, error)) error {
+	base, created := p.log.activeCreatedAt()
 	l, err := open()
 	if err != nil {
 		p.reopenErr, p.retry = err, open
 		return err
 	}
+	l.keepActiveCreated(base, created)
 	l.OnDurable(p.notify)
 	p.log, p.reopenErr, p.retry = l, nil, nil
 	return nil
