@@ -2,10 +2,10 @@ package consumer
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
 )
 
 type offsetKind uint8
@@ -52,10 +52,11 @@ func AtTime(t time.Time) Offset {
 	var ms int64
 	switch {
 	case t.Before(time.UnixMilli(0)):
-	case !t.Before(pastMillis):
-		// t.UnixMilli would overflow, to a negative value: the epoch.
-		// No timestamp is at or after t: the look-up is Latest's,
-		// which no time in range is (they are not negative).
+	case !record.MillisFit(t):
+		// Past the largest timestamp, math.MaxInt64 ms (t.UnixMilli
+		// would wrap): no timestamp is at or after t, and the look-up
+		// is Latest's, which no time in range is (they are not
+		// negative).
 		ms = pastLastMilli
 	default:
 		ms = t.UnixMilli()
@@ -63,17 +64,9 @@ func AtTime(t time.Time) Offset {
 	return Offset{kind: kindTime, v: ms}
 }
 
-// pastLastMilli is the v of AtTime's Offset for a time past lastMilli:
-// api.Latest, which listTimestamp passes on as it is.
+// pastLastMilli is the v of AtTime's Offset for a time past the largest
+// timestamp: api.Latest, which listTimestamp passes on as it is.
 const pastLastMilli = api.Latest
-
-// lastMilli is the last time whose Unix milliseconds fit an int64, and
-// pastMillis the first time past its millisecond: t.UnixMilli() of one
-// between the two is still math.MaxInt64.
-var (
-	lastMilli  = time.UnixMilli(math.MaxInt64)
-	pastMillis = lastMilli.Add(time.Millisecond)
-)
 
 // String formats o for logs: "42", "start", "end" or a time.
 func (o Offset) String() string {
@@ -84,7 +77,7 @@ func (o Offset) String() string {
 		return fmt.Sprint(o.v)
 	case kindTime:
 		if o.v == pastLastMilli {
-			return "time " + pastMillis.UTC().Format(time.RFC3339Nano) + " or later"
+			return "time past math.MaxInt64 ms"
 		}
 		return "time " + time.UnixMilli(o.v).UTC().Format(time.RFC3339Nano)
 	}

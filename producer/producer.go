@@ -4,24 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/record"
-)
-
-// The range of a record's Timestamp that Kafka's timestamps, Unix
-// milliseconds in an int64, hold: from the epoch to the end of the
-// millisecond math.MaxInt64 (pastMillis excluded). Produce refuses one
-// outside it (but the zero Timestamp, which it stamps), whose UnixMilli
-// would be negative or wrap (a time.Time reaches far past it, both ways).
-var (
-	unixEpoch  = time.Unix(0, 0)
-	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
@@ -373,12 +361,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
 		return false
-	case !r.Timestamp.IsZero() && r.Timestamp.Before(unixEpoch):
-		promise(r, fmt.Errorf("%w: %v is before the Unix epoch", ErrInvalidTimestamp, r.Timestamp))
-		return false
-	case !r.Timestamp.Before(pastMillis):
-		// Its UnixMilli would wrap, to any value: compared, not converted.
-		promise(r, fmt.Errorf("%w: %v is past the largest Kafka timestamp (math.MaxInt64 ms)", ErrInvalidTimestamp, r.Timestamp))
+	case !r.Timestamp.IsZero() && (!record.MillisFit(r.Timestamp) || r.Timestamp.UnixMilli() < 0):
+		// The zero Timestamp is stamped (below); another must be a Kafka
+		// timestamp that is not negative (checked before UnixMilli,
+		// which would wrap past an int64, to any value).
+		promise(r, fmt.Errorf("%w: %v is outside Kafka's timestamps, from the Unix epoch to math.MaxInt64 ms", ErrInvalidTimestamp, r.Timestamp))
 		return false
 	case topic == "":
 		if p.cfg.defaultTopic == "" {

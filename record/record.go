@@ -1,6 +1,9 @@
 package record
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Header is a record header. A nil Value is a null header value.
 type Header struct {
@@ -84,3 +87,18 @@ func (t TimestampType) String() string {
 	}
 	return "CreateTime"
 }
+
+// MillisFit reports whether t's Unix milliseconds, t.UnixMilli(), the
+// Kafka timestamp of a record stamped t, fit an int64: whether t lies
+// within some 292 million years of 1970, from the millisecond
+// math.MinInt64 to the end of the millisecond math.MaxInt64. A time.Time
+// reaches far past that both ways, and UnixMilli then wraps, to any
+// value: callers that take a time from their caller check it first.
+func MillisFit(t time.Time) bool { return !t.Before(firstMilli) && t.Before(pastMillis) }
+
+// The bounds of MillisFit: firstMilli is the first instant whose Unix
+// milliseconds fit an int64, pastMillis the first past the last.
+var (
+	firstMilli = time.UnixMilli(math.MinInt64)
+	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
+)

@@ -954,3 +954,30 @@ func TestAddSequence(t *testing.T) {
 	require.NoError(t, it.Err())
 	require.Equal(t, []int32{math.MaxInt32 - 1, math.MaxInt32, 0, 1}, seqs)
 }
+
+// TestMillisFit: the instants whose Unix milliseconds fit an int64 are
+// exactly those MillisFit takes — at each end, the first and last
+// nanosecond in, and the nearest out, whose UnixMilli wraps.
+func TestMillisFit(t *testing.T) {
+	first := time.UnixMilli(math.MinInt64)
+	last := time.UnixMilli(math.MaxInt64).Add(time.Millisecond - 1)
+	for _, c := range []struct {
+		t  time.Time
+		ms int64 // its UnixMilli, when it fits
+		ok bool
+	}{
+		{first, math.MinInt64, true},
+		{first.Add(-1), 0, false},
+		{last, math.MaxInt64, true},
+		{last.Add(1), 0, false},
+		{time.Unix(0, 0), 0, true},
+		{time.Time{}, time.Time{}.UnixMilli(), true},
+		{time.Unix(2*(math.MaxInt64/1000+1), 0), 0, false},
+		{time.Unix(-2*(math.MaxInt64/1000+1), 0), 0, false},
+	} {
+		require.Equal(t, c.ok, MillisFit(c.t), "%v", c.t)
+		if c.ok {
+			require.Equal(t, c.ms, c.t.UnixMilli(), "%v", c.t)
+		}
+	}
+}

@@ -338,7 +338,7 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %q: record %d is nil", topic, i)
 		case r.Topic != "" && r.Topic != topic:
 			t.Fatalf("runneltest: produce to %q: record %d names topic %q", topic, i, r.Topic)
-		case r.Timestamp.Before(firstMilli) || !r.Timestamp.Before(pastMillis):
+		case !record.MillisFit(r.Timestamp):
 			// Its UnixMilli would wrap, and the record be stored with
 			// another timestamp, any one.
 			t.Fatalf("runneltest: produce to %q: record %d has timestamp %v, past what an int64 of Unix milliseconds (a Kafka timestamp) holds",
@@ -379,13 +379,6 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 		r.Offset = resp.BaseOffset
 	}
 }
-
-// The times whose Unix milliseconds an int64 holds (see Produce): from
-// firstMilli up to pastMillis, the end of the millisecond math.MaxInt64.
-var (
-	firstMilli = time.UnixMilli(math.MinInt64)
-	pastMillis = time.UnixMilli(math.MaxInt64).Add(time.Millisecond)
-)
 
 // ProduceValues produces one record per value, without keys, to partition
 // 0, through c, and fails the test on any error, as Produce does.
