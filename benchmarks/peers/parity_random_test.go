@@ -435,17 +435,7 @@ func (s *rstate) createTopic() {
 }
 
 func (s *rstate) rnCreate(name string, cfg rtopic) int16 {
-	tc := log.TopicConfig{Partitions: cfg.partitions}
-	tc.MaxMessageBytes = cfg.maxMessageBytes
-	switch {
-	case cfg.compactDelete:
-		tc.CleanupPolicy = log.Compact | log.Delete
-	case cfg.compact:
-		tc.CleanupPolicy = log.Compact
-	}
-	if cfg.logAppendTime {
-		tc.TimestampType = log.LogAppendTime
-	}
+	tc := cfg.runnelConfig()
 	tc.RetentionTime = -1
 	if cfg.retentionMs > 0 {
 		tc.RetentionTime = time.Duration(cfg.retentionMs) * time.Millisecond
@@ -456,38 +446,15 @@ func (s *rstate) rnCreate(name string, cfg rtopic) int16 {
 }
 
 func (s *rstate) kfCreate(name string, cfg rtopic) int16 {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, int32(cfg.partitions), 1
-	config := func(k, v string) {
-		c := kmsg.NewCreateTopicsRequestTopicConfig()
-		c.Name, c.Value = k, kmsg.StringPtr(v)
-		rt.Configs = append(rt.Configs, c)
-	}
-	if cfg.maxMessageBytes != 0 {
-		config("max.message.bytes", strconv.Itoa(cfg.maxMessageBytes))
-	}
-	switch {
-	case cfg.compactDelete:
-		config("cleanup.policy", "compact,delete")
-	case cfg.compact:
-		config("cleanup.policy", "compact")
-	}
-	if cfg.logAppendTime {
-		config("message.timestamp.type", "LogAppendTime")
-	}
 	ret := int64(-1)
 	if cfg.retentionMs > 0 {
 		ret = cfg.retentionMs
 	}
-	config("retention.ms", strconv.FormatInt(ret, 10))
+	extra := []string{"retention.ms", strconv.FormatInt(ret, 10), "segment.ms", "9223372036854775807"}
 	if cfg.retentionBytes > 0 {
-		config("retention.bytes", strconv.FormatInt(cfg.retentionBytes, 10))
+		extra = append(extra, "retention.bytes", strconv.FormatInt(cfg.retentionBytes, 10))
 	}
-	config("segment.ms", "9223372036854775807")
-	req.Topics = append(req.Topics, rt)
-	req.TimeoutMillis = 5000
-	return s.kf.request(s.ctx, req).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode
+	return s.kf.createTopicWith(s.ctx, name, cfg.topicSpec, extra...)
 }
 
 func (s *rstate) deleteTopic() {

@@ -118,6 +118,11 @@ var (
 type runnelSys struct{ b *runnel.Broker }
 
 func (s runnelSys) createTopic(ctx context.Context, name string, spec topicSpec) int16 {
+	return api.Code(s.b.CreateTopic(ctx, name, spec.runnelConfig()))
+}
+
+// runnelConfig is spec as runnel's topic config.
+func (spec topicSpec) runnelConfig() log.TopicConfig {
 	cfg := log.TopicConfig{Partitions: spec.partitions}
 	cfg.MaxMessageBytes = spec.maxMessageBytes
 	switch {
@@ -129,7 +134,7 @@ func (s runnelSys) createTopic(ctx context.Context, name string, spec topicSpec)
 	if spec.logAppendTime {
 		cfg.TimestampType = log.LogAppendTime
 	}
-	return api.Code(s.b.CreateTopic(ctx, name, cfg))
+	return cfg
 }
 
 func (s runnelSys) deleteTopic(ctx context.Context, name string) int16 {
@@ -208,6 +213,12 @@ func (s kfakeSys) request(ctx context.Context, req kmsg.Request) kmsg.Response {
 }
 
 func (s kfakeSys) createTopic(ctx context.Context, name string, spec topicSpec) int16 {
+	return s.createTopicWith(ctx, name, spec)
+}
+
+// createTopicWith creates the topic spec says, with the configs of extra
+// (name, value, name, value, ...) too.
+func (s kfakeSys) createTopicWith(ctx context.Context, name string, spec topicSpec, extra ...string) int16 {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, int32(spec.partitions), 1
@@ -227,6 +238,9 @@ func (s kfakeSys) createTopic(ctx context.Context, name string, spec topicSpec) 
 	}
 	if spec.logAppendTime {
 		config("message.timestamp.type", "LogAppendTime")
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		config(extra[i], extra[i+1])
 	}
 	req.Topics = append(req.Topics, rt)
 	req.TimeoutMillis = 5000
