@@ -68,6 +68,18 @@ func main() {
 	}
 }
 
+// stopped is run's answer to err, the failure of a start-up step that
+// ctx governs: a signal during the step (ctx ended) is a clean stop, not
+// a failure, so the service exits 0 saying where it stopped; any other
+// error is returned.
+func stopped(ctx context.Context, err error, out io.Writer, step string) error {
+	if ctx.Err() != nil {
+		fmt.Fprintln(out, "stopped while", step)
+		return nil
+	}
+	return err
+}
+
 // forcedExit is the exit status after a second signal: 130, what a shell
 // reports for a program that Ctrl-C ended.
 const forcedExit = 130
@@ -93,16 +105,12 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	// it (the next start recovers from where it was).
 	b, err := runnel.OpenContext(ctx, runnel.Config{Dir: *dir, Logger: logger})
 	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(out, "stopped while opening the broker")
-			return nil
-		}
-		return err
+		return stopped(ctx, err, out, "opening the broker")
 	}
 	defer b.Close()
 	svc, err := NewService(ctx, b, logger)
 	if err != nil {
-		return err
+		return stopped(ctx, err, out, "starting the service")
 	}
 	defer svc.Close()
 

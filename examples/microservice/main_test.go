@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,6 +222,43 @@ func TestRun(t *testing.T) {
 	cancelEnded()
 	require.NoError(t, run(ended, []string{"-addr", "127.0.0.1:0", "-dir", t.TempDir()}, &out, func(string) { t.Error("served") }))
 	require.Contains(t, out.String(), "stopped while opening the broker")
+}
+
+// TestRunStoppedWhileStarting: a signal after the broker is open but
+// while the service starts (here: ctx ends when the orders topic's first
+// log is created) is a clean stop too, as one during the open is — no
+// error, so the service exits 0 — where it was reported as a failure.
+// Fails on the run that returned NewService's error as it was.
+func TestRunStoppedWhileStarting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOnWrite{marker: "log created", cancel: cancel}
+	require.NoError(t, run(ctx, []string{"-addr", "127.0.0.1:0"}, out, func(string) { t.Error("served") }))
+	require.Contains(t, out.String(), "stopped while starting the service")
+}
+
+// cancelOnWrite is an io.Writer that keeps what is written and calls
+// cancel once a write holds marker.
+type cancelOnWrite struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.Contains(p, []byte(w.marker)) {
+		w.cancel()
+	}
+	return w.buf.Write(p)
+}
+
+func (w *cancelOnWrite) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // TestIdempotencyKey: a retry with the same Idempotency-Key and order,
