@@ -723,11 +723,13 @@ func (l *Log) open(ctx context.Context) (err error) {
 	// What recovery found and rebuilt is made durable and checkpointed,
 	// so that the next crash needs to scan only what comes after: the
 	// batches too, which the process that wrote them may never have
-	// synced (a SyncNever log killed, its machine still up). Should an
-	// fsync fail, the pages it could not write may read back, never to be
-	// written: the next Open writes them anew from the recovery point.
-	if err := l.syncRecovered(recovered, active); err != nil {
-		if !syncFailed {
+	// synced (a SyncNever log killed, its machine still up). Should a log
+	// file's fsync fail, the pages it could not write may read back, never
+	// to be written: the next Open writes them anew from the recovery
+	// point. Any other failure here (an index's, the directory's, a file
+	// the descriptor limit kept closed) needs no such rewrite.
+	if logFsync, err := l.syncRecovered(recovered, active); err != nil {
+		if logFsync && !syncFailed {
 			err = errors.Join(err, l.writeSyncFailed(rp))
 		}
 		return err
@@ -782,20 +784,26 @@ func (l *Log) open(ctx context.Context) (err error) {
 }
 
 // syncRecovered syncs the segments Open recovered, their indexes, the
-// active segment and the log's directory.
-func (l *Log) syncRecovered(recovered []*segment.Segment, active *segment.Segment) error {
+// active segment and the log's directory. logFsync reports whether its
+// error is a log file's fsync's, which may have marked pages clean that
+// it did not write (see syncFailedFile). An index's or the directory's
+// failure (an fsync, or the open of a file that the process's descriptor
+// limit refused) leaves the log's bytes as they were, durable or dirty,
+// and the recovery point where it was: the next Open recovers them, and
+// the indexes, again, with nothing to write anew.
+func (l *Log) syncRecovered(recovered []*segment.Segment, active *segment.Segment) (logFsync bool, err error) {
 	for _, s := range recovered {
 		if err := s.Sync(); err != nil {
-			return err
+			return true, err
 		}
 		if err := s.SyncIndexes(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := active.Sync(); err != nil {
-		return err
+		return true, err
 	}
-	return l.fs.SyncDir(l.dir)
+	return false, l.fs.SyncDir(l.dir)
 }
 
 // emptyToStart removes, at Open, the segments segs (all of the log's,

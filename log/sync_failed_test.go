@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/runnel/runnel/record"
@@ -207,4 +208,80 @@ func TestOpenWhoseRewriteFailsKeepsTheTail(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two", "three")
+}
+
+// TestOpenWhoseRecoveryFailsPastTheLogSyncsWritesNothingAnew: an Open
+// whose recovery fails after the log files' fsyncs — an index's fsync, or
+// the open of an index or of the directory that the process's descriptor
+// limit refuses (EMFILE) — records no sync failure: the log's bytes are as
+// they were, and the next Open recovers them without writing anything
+// anew. Before, the last step, the directory's fsync (its open refused
+// here), was taken for a failed fsync of the log, and the next Open
+// rewrote the tail, warning of a failure that had not happened: that
+// case fails on the old syncRecovered; the index cases (failing in the
+// recovery's own sync of the rebuilt indexes) passed already, and guard
+// the rule.
+func TestOpenWhoseRecoveryFailsPastTheLogSyncsWritesNothingAnew(t *testing.T) {
+	emfile := &fs.PathError{Op: "open", Path: "x", Err: syscall.EMFILE}
+	for _, c := range []struct {
+		name string
+		fail func(op vfs.Op, name string) error
+	}{
+		{"index fsync", func(op vfs.Op, name string) error {
+			if op == vfs.OpSync && strings.HasSuffix(name, ".index") {
+				return vfs.ErrInjected
+			}
+			return nil
+		}},
+		{"index open at the descriptor limit", func(op vfs.Op, name string) error {
+			if op == vfs.OpOpen && strings.HasSuffix(name, ".timeindex") {
+				return emfile
+			}
+			return nil
+		}},
+		{"directory fsync", func(op vfs.Op, _ string) error {
+			if op == vfs.OpSyncDir {
+				return emfile
+			}
+			return nil
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := vfs.NewMem()
+			var armed, hit atomic.Bool
+			e := newEnv(t)
+			e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if !armed.Load() {
+					return nil
+				}
+				err := c.fail(op, name)
+				if err != nil {
+					hit.Store(true)
+				}
+				return err
+			}))
+			// Two segments, synced only by the recovery: the first is
+			// sealed (its indexes closed, opened again to be synced).
+			l := e.open(Config{Sync: SyncNever, SegmentBytes: 100})
+			for _, v := range []string{"one", "two", "three"} {
+				_, err := l.Append(ctx, valueBatch(t, 1, strings.Repeat(v, 20)), AppendOptions{})
+				require.NoError(t, err)
+			}
+			// Killed without a Close: the next Open recovers and syncs.
+			require.NoError(t, l.Discard())
+			armed.Store(true)
+			_, err := Open(e.dir, Config{Sync: SyncNever, SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock})
+			require.Error(t, err)
+			require.True(t, hit.Load(), "the failure was injected")
+			armed.Store(false)
+			_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+			require.ErrorIs(t, err, fs.ErrNotExist, "no sync failure recorded")
+
+			l = e.open(Config{Sync: SyncNever, SegmentBytes: 100})
+			require.Zero(t, l.Recovery().RewrittenBytes)
+			require.Len(t, readAll(t, l, 0), 3)
+			require.NoError(t, l.Close())
+		})
+	}
 }
