@@ -1,0 +1,1098 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSynctestConsumerTimingModel is a randomized model of the consumer's
+// timing on the fake clock: a Poll loop (each Poll started a random gap
+// after the last returned) over 1–3 partitions of an in-memory broker,
+// with random FetchMaxWait, FetchMinBytes, byte limits, ResetOffset and
+// RetryBackoff, while events come at random whole milliseconds: appends
+// of batches (through the broker, or a producer), Seek to each kind of
+// Offset, Pause, Resume, Unassign, Assign, DeleteRecords (maybe past the
+// position), the topic deleted and created again, the Poll's ctx
+// cancelled, the broker closed, and at the end the consumer closed. The
+// model (tmModel) says, to the nanosecond, when each Poll returns and
+// with what: the records of each partition (by offset), each partition's
+// error, Poll's error, and every partition's Position afterwards. It
+// follows the package's docs and Kafka's long poll: a fetch answers at
+// once when FetchMinBytes are there (counted as the broker counts them,
+// up to each partition's max bytes), when a partition fails, or with
+// nothing to wait for; it waits for an append to one of its partitions,
+// not a timer tick, and otherwise answers at FetchMaxWait; a change of
+// the assignment, a ctx, Close end the wait.
+//
+// The times never tie but where one causes the other: events on whole
+// milliseconds, the waits off them by a few micro- or nanoseconds.
+//
+// A few seeds run by default; for a long run:
+//
+//	RUNNEL_CONSUMER_TIMING_SEEDS=3000 go test -run TestSynctestConsumerTimingModel ./consumer
+//
+// A failing seed S repeats with RUNNEL_CONSUMER_TIMING_SEEDS=1
+// RUNNEL_CONSUMER_TIMING_SEEDS_BASE=S (the failure prints the command).
+func TestSynctestConsumerTimingModel(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_CONSUMER_TIMING_SEEDS", 150, 30, func(t *testing.T, seed uint64) {
+		sc := newTimingScenario(seed)
+		got := sc.run(t)
+		want := sc.model()
+		if d := diffPolls(want, got); d != "" {
+			t.Log(sc.String())
+			t.Errorf("seed %d: %s\nrepeat: RUNNEL_CONSUMER_TIMING_SEEDS=1 RUNNEL_CONSUMER_TIMING_SEEDS_BASE=%d go test -run 'TestSynctestConsumerTimingModel' ./consumer", seed, d, seed)
+		}
+	})
+}
+
+const tmTopic = "tm"
+
+// Event kinds.
+const (
+	evAppend = iota
+	evSeek
+	evPause
+	evResume
+	evUnassign
+	evAssign
+	evDeleteRecords
+	evDeleteTopic
+	evCreateTopic
+	evCancel
+	evCloseBroker
+	evClose
+)
+
+var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close"}
+
+// tmSpec is an Offset: kind is mStart, mEnd, mTime (v in ms since the
+// bubble's start) or mAt.
+type tmSpec struct {
+	kind int
+	v    int64
+}
+
+// tmT0 is the bubble's start, in Unix ms.
+var tmT0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+
+func (s tmSpec) tmOffset() consumer.Offset {
+	switch s.kind {
+	case mEnd:
+		return consumer.End()
+	case mTime:
+		return consumer.AtTime(time.UnixMilli(tmT0 + s.v))
+	case mAt:
+		return consumer.At(s.v)
+	}
+	return consumer.Start()
+}
+
+type tmEvent struct {
+	at   time.Duration
+	kind int
+	p    int32
+	spec tmSpec  // seek, assign
+	vals []int   // append: the value lengths of the batch's records
+	prod bool    // append through the producer (one record)
+	frac float64 // delete-records: where between the log start and end
+}
+
+type timingScenario struct {
+	seed              uint64
+	parts             int
+	maxWait           time.Duration
+	minBytes          int
+	maxBytes, maxPart int
+	reset             consumer.ResetPolicy
+	backoff           time.Duration
+	gaps              []time.Duration // before each Poll after the first (cycled)
+	initial           []tmSpec        // of each partition; kind -1: not assigned
+	events            []tmEvent
+	producer          bool
+	// sizes are the sizes of the batches appended, by event index: set
+	// by run, for the model to count bytes.
+	sizes    map[int]int
+	maxPolls int
+}
+
+func newTimingScenario(seed uint64) *timingScenario {
+	rng := rand.New(rand.NewPCG(seed, 23))
+	sc := &timingScenario{seed: seed, parts: 1 + rng.IntN(3), maxPolls: 400}
+	switch rng.IntN(4) {
+	case 0:
+		sc.maxWait = 0
+	default:
+		sc.maxWait = time.Duration(20+rng.IntN(400))*time.Millisecond + 3*time.Microsecond
+	}
+	switch rng.IntN(4) {
+	case 0:
+		sc.minBytes = 0
+	case 1:
+		sc.minBytes = 1
+	default:
+		sc.minBytes = 60 + rng.IntN(400)
+	}
+	sc.maxBytes, sc.maxPart = 50<<20, 1<<20
+	if rng.IntN(2) == 0 {
+		sc.maxPart = 40 + rng.IntN(300)
+	}
+	if rng.IntN(2) == 0 {
+		sc.maxBytes = 40 + rng.IntN(500)
+	}
+	sc.reset = consumer.ResetPolicy(rng.IntN(3))
+	sc.backoff = time.Duration(30+rng.IntN(300))*time.Millisecond + 170*time.Nanosecond
+	for range 5 {
+		g := time.Duration(0)
+		if sc.maxWait == 0 || sc.minBytes == 0 || rng.IntN(2) == 0 {
+			g = time.Duration(1+rng.IntN(80))*time.Millisecond + 11*time.Nanosecond
+		}
+		sc.gaps = append(sc.gaps, g)
+	}
+	randSpec := func(now int64) tmSpec {
+		switch rng.IntN(5) {
+		case 0:
+			return tmSpec{kind: mStart}
+		case 1:
+			return tmSpec{kind: mEnd}
+		case 2:
+			return tmSpec{kind: mTime, v: rng.Int64N(now + 2)}
+		}
+		return tmSpec{kind: mAt, v: rng.Int64N(12)}
+	}
+	for range sc.parts {
+		if rng.IntN(5) == 0 {
+			sc.initial = append(sc.initial, tmSpec{kind: -1})
+		} else {
+			sc.initial = append(sc.initial, randSpec(0))
+		}
+	}
+	sc.producer = rng.IntN(3) == 0
+	n := 10 + rng.IntN(30)
+	ms := rng.Perm(3000)[:n]
+	slices.Sort(ms)
+	closeBroker := rng.IntN(6) == 0
+	for i, m := range ms {
+		e := tmEvent{at: time.Duration(m+1) * time.Millisecond, p: int32(rng.IntN(sc.parts))}
+		r := rng.IntN(100)
+		switch {
+		case r < 40:
+			e.kind = evAppend
+			e.vals = make([]int, 1+rng.IntN(3))
+			for k := range e.vals {
+				e.vals[k] = 5 + rng.IntN(40)
+			}
+			if sc.producer && rng.IntN(2) == 0 {
+				e.prod, e.vals = true, e.vals[:1]
+			}
+		case r < 50:
+			e.kind, e.spec = evSeek, randSpec(int64(m+1))
+		case r < 56:
+			e.kind = evPause
+		case r < 62:
+			e.kind = evResume
+		case r < 66:
+			e.kind = evUnassign
+		case r < 71:
+			e.kind, e.spec = evAssign, randSpec(int64(m+1))
+		case r < 79:
+			e.kind, e.frac = evDeleteRecords, rng.Float64()*1.2
+		case r < 83 && !sc.producer:
+			e.kind = evDeleteTopic
+		case r < 88 && !sc.producer:
+			e.kind = evCreateTopic
+		case r < 95:
+			e.kind = evCancel
+		default:
+			e.kind = evAppend
+			e.vals = []int{5}
+		}
+		if closeBroker && i == n-3 {
+			e.kind = evCloseBroker
+		}
+		sc.events = append(sc.events, e)
+	}
+	sc.events = append(sc.events, tmEvent{at: time.Duration(ms[n-1]+2) * time.Millisecond, kind: evClose})
+	return sc
+}
+
+func (sc *timingScenario) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v\n",
+		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer)
+	for p, s := range sc.initial {
+		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
+	}
+	for _, e := range sc.events {
+		fmt.Fprintf(&b, "  %v: %s p%d", e.at, evNames[e.kind], e.p)
+		switch e.kind {
+		case evAppend:
+			fmt.Fprintf(&b, " vals %v prod %v", e.vals, e.prod)
+		case evSeek, evAssign:
+			fmt.Fprintf(&b, " %v", e.spec)
+		case evDeleteRecords:
+			fmt.Fprintf(&b, " frac %.2f", e.frac)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// tmBatch is a batch in the model's log.
+type tmBatch struct {
+	base, n int64
+	size    int
+	ts      int64 // ms since the bubble's start, of every record
+}
+
+type tmPart struct {
+	batches    []tmBatch
+	start, end int64 // log start, and end (the high watermark)
+}
+
+// tmLog is the topic as the broker has it: nil parts when deleted.
+type tmLog struct {
+	gen   int // the topic's incarnation: its ID
+	parts []*tmPart
+}
+
+// deleteTo is the offset a delete-records event deletes up to.
+func (p *tmPart) deleteTo(frac float64) int64 {
+	return min(p.end, p.start+int64(frac*float64(p.end-p.start)))
+}
+
+// timeOffset is ListOffset's answer for a timestamp: the first record at
+// or after it, not below the log start; the end when none is.
+func (p *tmPart) timeOffset(ms int64) int64 {
+	for _, b := range p.batches {
+		if b.base+b.n > p.start && b.ts >= ms {
+			return max(b.base, p.start)
+		}
+	}
+	return p.end
+}
+
+// read is the broker's ReadInto: whole batches from the one holding off,
+// as many as fit in limit but at least one, below upTo.
+func (p *tmPart) read(off int64, limit int, upTo int64) (bs []tmBatch, size int) {
+	for _, b := range p.batches {
+		if b.base+b.n <= off || b.base+b.n > upTo {
+			continue
+		}
+		if len(bs) > 0 && size+b.size > limit {
+			break
+		}
+		bs = append(bs, b)
+		size += b.size
+	}
+	return bs, size
+}
+
+// Results of a partition in a Poll.
+const (
+	resRecords = iota
+	resOutOfRange
+	resTopicID // api.ErrUnknownTopicID
+	resUnknown // api.ErrUnknownTopicOrPartition, not an ID's
+	resOther
+)
+
+type tmResult struct {
+	p        int32
+	kind     int
+	from, to int64 // records [from, to), or the error's Offset in from
+	gen      int   // the topic's incarnation the records are of
+}
+
+func (r tmResult) String() string {
+	if r.kind == resRecords {
+		return fmt.Sprintf("p%d[%d,%d)g%d", r.p, r.from, r.to, r.gen)
+	}
+	return fmt.Sprintf("p%d:err%d@%d", r.p, r.kind, r.from)
+}
+
+// tmPoll is what one Poll did.
+type tmPoll struct {
+	start, end time.Duration
+	res        []tmResult
+	err        string  // "", "ctx", "closed" (ErrClosed), "broker" (runnel.ErrClosed), or another
+	pos        []int64 // Position of each partition afterwards: -1 unresolved, -2 unassigned
+}
+
+func (p tmPoll) String() string {
+	return fmt.Sprintf("poll %v..%v %v err=%q pos=%v", p.start, p.end, p.res, p.err, p.pos)
+}
+
+// diffPolls returns where got parts from want, or "".
+func diffPolls(want, got []tmPoll) string {
+	for i := range max(len(want), len(got)) {
+		if i < len(want) && i < len(got) && want[i].String() == got[i].String() {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "poll %d differs\n", i)
+		for j := max(0, i-6); j < min(i+3, max(len(want), len(got))); j++ {
+			w, g := "-", "-"
+			if j < len(want) {
+				w = want[j].String()
+			}
+			if j < len(got) {
+				g = got[j].String()
+			}
+			mark := " "
+			if w != g {
+				mark = "!"
+			}
+			fmt.Fprintf(&b, "%s%3d model: %s\n%s    real:  %s\n", mark, j, w, mark, g)
+		}
+		return b.String()
+	}
+	return ""
+}
+
+// batchBytes builds the batch an append event adds: one record per value,
+// valued "g<gen> p<p> o<offset>" padded to its length, stamped ts.
+func batchBytes(gen int, p int32, base int64, vals []int, ts int64) []byte {
+	var bl record.Builder
+	bl.Reset()
+	for k, n := range vals {
+		bl.Append(ts, nil, tmValue(gen, p, base+int64(k), n), nil)
+	}
+	data, err := bl.AppendTo(nil, compression.None)
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+func tmValue(gen int, p int32, off int64, n int) []byte {
+	v := fmt.Sprintf("g%d p%d o%d ", gen, p, off)
+	if len(v) < n {
+		v += strings.Repeat("x", n-len(v))
+	}
+	return []byte(v)
+}
+
+// run runs the scenario in a bubble and returns what each Poll did.
+func (sc *timingScenario) run(t *testing.T) []tmPoll {
+	var polls []tmPoll
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		require.Equal(t, tmT0, t0.UnixMilli())
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		brokerClosed := false
+		defer func() {
+			if !brokerClosed {
+				require.NoError(t, b.Close())
+			}
+		}()
+		require.NoError(t, b.CreateTopic(t.Context(), tmTopic, log.TopicConfig{Partitions: sc.parts}))
+		var prod *producer.Producer
+		if sc.producer {
+			prod, err = producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+			require.NoError(t, err)
+		}
+		closeProd := func() {
+			if prod != nil {
+				require.NoError(t, prod.Close())
+				prod = nil
+			}
+		}
+		defer closeProd()
+		c, err := consumer.New(b, consumer.FetchMaxWait(sc.maxWait), consumer.FetchMinBytes(sc.minBytes),
+			consumer.FetchMaxBytes(sc.maxBytes), consumer.FetchMaxPartitionBytes(sc.maxPart),
+			consumer.ResetOffset(sc.reset), consumer.RetryBackoff(sc.backoff))
+		require.NoError(t, err)
+		for p, s := range sc.initial {
+			if s.kind >= 0 {
+				require.NoError(t, c.Assign(tmTopic, int32(p), s.tmOffset()))
+			}
+		}
+		// The Poll loop, with the ctx the events cancel.
+		var mu sync.Mutex
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < sc.maxPolls; i++ {
+				if i > 0 {
+					time.Sleep(sc.gaps[(i-1)%len(sc.gaps)])
+				}
+				mu.Lock()
+				pctx := ctx
+				mu.Unlock()
+				start := time.Since(t0)
+				fs, err := c.Poll(pctx)
+				poll := tmPoll{start: start, end: time.Since(t0)}
+				for _, f := range fs {
+					poll.res = append(poll.res, sc.result(t, f))
+				}
+				sortResults(poll.res)
+				for p := range sc.parts {
+					pos, ok := c.Position(tmTopic, int32(p))
+					switch {
+					case ok:
+					case slices.Contains(c.Assigned(), api.TopicPartition{Topic: tmTopic, Partition: int32(p)}):
+						pos = -1
+					default:
+						pos = -2
+					}
+					poll.pos = append(poll.pos, pos)
+				}
+				switch {
+				case err == nil:
+				case errors.Is(err, consumer.ErrClosed):
+					poll.err = "closed"
+				case errors.Is(err, runnel.ErrClosed):
+					poll.err = "broker"
+				case errors.Is(err, context.Canceled):
+					poll.err = "ctx"
+					mu.Lock()
+					ctx, cancel = context.WithCancel(t.Context())
+					mu.Unlock()
+				default:
+					poll.err = err.Error()
+				}
+				polls = append(polls, poll)
+				if poll.err == "closed" {
+					return
+				}
+			}
+		}()
+		gen := 1
+		deleted := false
+		for i, e := range sc.events {
+			time.Sleep(time.Until(t0.Add(e.at)))
+			tp := api.TopicPartition{Topic: tmTopic, Partition: e.p}
+			switch e.kind {
+			case evAppend:
+				if deleted || brokerClosed {
+					continue
+				}
+				lo, err := b.ListOffset(t.Context(), tmTopic, e.p, api.Latest)
+				require.NoError(t, err)
+				ts := time.Now().UnixMilli()
+				if e.prod {
+					require.NoError(t, prod.ProduceSync(t.Context(), &record.Record{Topic: tmTopic, Partition: e.p,
+						Value: tmValue(gen, e.p, lo.Offset, e.vals[0]), Timestamp: time.UnixMilli(ts)}))
+					require.Equal(t, e.at, time.Since(t0), "the producer took time")
+				} else {
+					_, err = b.Produce(t.Context(), &api.ProduceRequest{Topic: tmTopic, Partition: e.p, Acks: api.AcksAll,
+						Batches: batchBytes(gen, e.p, lo.Offset, e.vals, ts)})
+					require.NoError(t, err)
+				}
+				// The batch's size, as the model counts bytes.
+				resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: tmTopic, Partition: e.p, Offset: lo.Offset, MaxBytes: 1}}})
+				require.NoError(t, err)
+				if sc.sizes == nil {
+					sc.sizes = map[int]int{}
+				}
+				sc.sizes[i] = len(resp.Partitions[0].Records)
+			case evSeek:
+				err := c.Seek(tmTopic, e.p, e.spec.tmOffset())
+				if err != nil {
+					require.ErrorIs(t, err, consumer.ErrNotAssigned)
+				}
+			case evPause:
+				c.Pause(tp)
+			case evResume:
+				c.Resume(tp)
+			case evUnassign:
+				c.Unassign(tmTopic, e.p)
+			case evAssign:
+				require.NoError(t, c.Assign(tmTopic, e.p, e.spec.tmOffset()))
+			case evDeleteRecords:
+				if deleted || brokerClosed {
+					continue
+				}
+				lo, err := b.ListOffset(t.Context(), tmTopic, e.p, api.Earliest)
+				require.NoError(t, err)
+				hi, err := b.ListOffset(t.Context(), tmTopic, e.p, api.Latest)
+				require.NoError(t, err)
+				to := min(hi.Offset, lo.Offset+int64(e.frac*float64(hi.Offset-lo.Offset)))
+				_, err = b.DeleteRecords(t.Context(), tmTopic, e.p, to)
+				require.NoError(t, err)
+			case evDeleteTopic:
+				if deleted || brokerClosed {
+					continue
+				}
+				require.NoError(t, b.DeleteTopic(t.Context(), tmTopic))
+				deleted = true
+			case evCreateTopic:
+				if !deleted || brokerClosed {
+					continue
+				}
+				require.NoError(t, b.CreateTopic(t.Context(), tmTopic, log.TopicConfig{Partitions: sc.parts}))
+				deleted = false
+				gen++
+			case evCancel:
+				mu.Lock()
+				cancel()
+				mu.Unlock()
+			case evCloseBroker:
+				closeProd()
+				require.NoError(t, b.Close())
+				brokerClosed = true
+			case evClose:
+				require.NoError(t, c.Close())
+			}
+		}
+		<-done
+		cancel()
+	})
+	return polls
+}
+
+// result summarizes a Fetch, checking its records' values.
+func (sc *timingScenario) result(t *testing.T, f consumer.Fetch) tmResult {
+	r := tmResult{p: f.Partition, from: -1}
+	if f.Err != nil {
+		var pe *consumer.PartitionError
+		if errors.As(f.Err, &pe) {
+			r.from = pe.Offset
+		}
+		switch {
+		case errors.Is(f.Err, log.ErrOffsetOutOfRange):
+			r.kind = resOutOfRange
+		case errors.Is(f.Err, api.ErrUnknownTopicID):
+			r.kind = resTopicID
+		case errors.Is(f.Err, api.ErrUnknownTopicOrPartition):
+			r.kind = resUnknown
+		default:
+			r.kind = resOther
+			t.Logf("other error: %v", f.Err)
+		}
+		return r
+	}
+	r.to = -1
+	for rec, err := range f.Records() {
+		if err != nil {
+			t.Errorf("record error: %v", err)
+			continue
+		}
+		if r.from < 0 {
+			r.from = rec.Offset
+			fmt.Sscanf(string(rec.Value), "g%d", &r.gen)
+		} else if rec.Offset != r.to {
+			t.Errorf("p%d: offset %d after %d", f.Partition, rec.Offset, r.to-1)
+		}
+		r.to = rec.Offset + 1
+		if want := fmt.Sprintf(" p%d o%d ", f.Partition, rec.Offset); !strings.Contains(string(rec.Value), want) {
+			t.Errorf("p%d offset %d: value %q", f.Partition, rec.Offset, rec.Value)
+		}
+	}
+	return r
+}
+
+func sortResults(rs []tmResult) {
+	slices.SortStableFunc(rs, func(a, b tmResult) int {
+		if a.p != b.p {
+			return int(a.p - b.p)
+		}
+		return a.kind - b.kind
+	})
+}
+
+// tmAssign is an assigned partition in the model (see consumer's
+// assignment).
+type tmAssign struct {
+	pos             int64 // -1: to look up (at)
+	at              tmSpec
+	paused, stopped bool
+	retryAt         time.Duration // 0: none
+	seen            bool
+	topicID         int // the topic's gen; 0: none
+	cur             int // bumped when the consumer's cursor is replaced
+}
+
+// tmModel is the consumer and the broker as the docs describe them.
+type tmModel struct {
+	sc                   *timingScenario
+	gen                  int
+	parts                []*tmPart // nil while the topic is deleted
+	brokerClosed, closed bool
+	ctxCancelled         bool
+	as                   map[int32]*tmAssign
+	order                []int32
+	rotate               int
+	curs                 int
+}
+
+// What an event means for a Poll waiting.
+const (
+	effNone = iota
+	effAppend
+	effDelete
+	effWake // a change of the assignment
+	effCtx
+	effClosed
+	effBroker
+)
+
+func (m *tmModel) set(a *tmAssign, s tmSpec) {
+	a.pos = -1
+	if s.kind == mAt {
+		a.pos = s.v
+	}
+	m.curs++
+	a.cur = m.curs
+	a.at, a.stopped, a.seen, a.topicID, a.retryAt = s, false, false, 0, 0
+}
+
+func (m *tmModel) newParts() {
+	m.parts = nil
+	for range m.sc.parts {
+		m.parts = append(m.parts, &tmPart{})
+	}
+}
+
+// apply applies event i, and says what it means for a waiting Poll.
+func (m *tmModel) apply(i int) (int, int32) {
+	e := m.sc.events[i]
+	a := m.as[e.p]
+	switch e.kind {
+	case evAppend:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0
+		}
+		p := m.parts[e.p]
+		n := int64(len(e.vals))
+		p.batches = append(p.batches, tmBatch{base: p.end, n: n, size: m.sc.sizes[i], ts: int64(e.at / time.Millisecond)})
+		p.end += n
+		return effAppend, e.p
+	case evSeek:
+		if a == nil {
+			return effNone, 0
+		}
+		m.set(a, e.spec)
+		return effWake, 0
+	case evPause:
+		if a == nil || a.paused {
+			return effNone, 0
+		}
+		a.paused = true
+		m.curs++
+		a.cur = m.curs
+		return effWake, 0
+	case evResume:
+		if a == nil || !a.paused {
+			return effNone, 0
+		}
+		a.paused = false
+		return effWake, 0
+	case evUnassign:
+		if a == nil {
+			return effNone, 0
+		}
+		delete(m.as, e.p)
+		m.order = slices.DeleteFunc(m.order, func(p int32) bool { return p == e.p })
+		return effWake, 0
+	case evAssign:
+		if a == nil {
+			a = &tmAssign{}
+			m.as[e.p] = a
+			m.order = append(m.order, e.p)
+		}
+		m.set(a, e.spec)
+		return effWake, 0
+	case evDeleteRecords:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0
+		}
+		p := m.parts[e.p]
+		p.start = max(p.start, p.deleteTo(e.frac))
+		return effNone, 0
+	case evDeleteTopic:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0
+		}
+		m.parts = nil
+		return effDelete, 0
+	case evCreateTopic:
+		if m.parts != nil || m.brokerClosed {
+			return effNone, 0
+		}
+		m.gen++
+		m.newParts()
+		return effNone, 0
+	case evCancel:
+		m.ctxCancelled = true
+		return effCtx, 0
+	case evCloseBroker:
+		m.brokerClosed = true
+		return effBroker, 0
+	case evClose:
+		m.closed = true
+		return effClosed, 0
+	}
+	panic(e.kind)
+}
+
+// resolve looks up the positions to look up, as Poll does first.
+func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
+	for _, p := range slices.Clone(m.order) {
+		a := m.as[p]
+		if a.pos != -1 || a.stopped || a.retryAt > now {
+			continue
+		}
+		if m.brokerClosed {
+			return out, true
+		}
+		if m.parts == nil {
+			if a.topicID != 0 { // the topic read is gone: reported
+				out = append(out, tmResult{p: p, kind: resTopicID, from: -1})
+				a.topicID = 0
+			}
+			a.retryAt = now + m.sc.backoff
+			continue
+		}
+		part := m.parts[p]
+		off := part.start
+		switch a.at.kind {
+		case mEnd:
+			off = part.end
+		case mTime:
+			off = part.timeOffset(a.at.v)
+		}
+		if a.topicID != 0 && a.topicID != m.gen {
+			out = append(out, tmResult{p: p, kind: resTopicID, from: -1})
+			a.retryAt = 0
+		}
+		a.pos, a.seen, a.topicID = off, true, m.gen
+	}
+	return out, false
+}
+
+type tmSent struct {
+	p       int32
+	off     int64
+	topicID int
+	cur     int
+}
+
+type tmFetched struct {
+	err     int // a result kind; resRecords: none
+	batches []tmBatch
+	size    int
+	hw      int64
+	gen     int
+}
+
+// request is the fetch a Poll sends, and when the next backed off
+// partition may be retried (0: none is).
+func (m *tmModel) request(now time.Duration, hurry bool) (sent []tmSent, maxWait, nextRetry time.Duration) {
+	maxWait = m.sc.maxWait
+	if m.sc.minBytes == 0 || hurry {
+		maxWait = 0
+	}
+	n := len(m.order)
+	if n == 0 {
+		return nil, maxWait, 0
+	}
+	m.rotate = (m.rotate + 1) % n
+	for i := range n {
+		p := m.order[(m.rotate+i)%n]
+		a := m.as[p]
+		if a.stopped || a.paused {
+			continue
+		}
+		if a.retryAt > now {
+			if nextRetry == 0 || a.retryAt < nextRetry {
+				nextRetry = a.retryAt
+			}
+			continue
+		}
+		if a.pos < 0 {
+			continue
+		}
+		sent = append(sent, tmSent{p: p, off: a.pos, topicID: a.topicID, cur: a.cur})
+	}
+	return sent, maxWait, nextRetry
+}
+
+// fetchOnce is the broker's read of a fetch, and whether the fetch
+// answers now.
+func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetched, done bool) {
+	sc := m.sc
+	total, failed := 0, false
+	for _, s := range sent {
+		f := tmFetched{gen: m.gen}
+		switch {
+		case m.parts == nil && s.topicID != 0, m.parts != nil && s.topicID != 0 && s.topicID != m.gen:
+			f.err = resTopicID
+		case m.parts == nil:
+			f.err = resUnknown
+		}
+		if f.err != resRecords {
+			failed = true
+			resp = append(resp, f)
+			continue
+		}
+		part := m.parts[s.p]
+		f.hw = part.end
+		limit := min(sc.maxPart, sc.maxBytes-total)
+		upTo := part.end
+		if limit <= 0 && total > 0 {
+			limit, upTo = 0, s.off
+		}
+		if s.off < part.start || s.off > part.end {
+			f.err, failed = resOutOfRange, true
+			resp = append(resp, f)
+			continue
+		}
+		bs, size := part.read(s.off, limit, upTo)
+		if !(size > limit && total > 0) {
+			f.batches, f.size = bs, size
+			total += size
+		}
+		resp = append(resp, f)
+	}
+	want := max(sc.minBytes, 1)
+	if total >= want || failed || maxWait <= 0 {
+		return resp, true
+	}
+	if total == 0 {
+		return resp, false
+	}
+	// What the log holds past what was read, up to each partition's max
+	// bytes (see the broker's readable).
+	more := 0
+	for i, s := range sent {
+		f := resp[i]
+		end := s.off
+		if len(f.batches) > 0 {
+			last := f.batches[len(f.batches)-1]
+			end = last.base + last.n
+		}
+		room := sc.maxPart - f.size
+		rest := 0
+		for _, b := range m.parts[s.p].batches {
+			if b.base+b.n > end && b.base+b.n <= f.hw {
+				rest += b.size
+			}
+		}
+		if room > 0 {
+			more += min(room, rest)
+		}
+	}
+	return resp, total+more >= want
+}
+
+// process is what the consumer makes of a fetch's answer.
+func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched) (out []tmResult) {
+	for i, s := range sent {
+		a := m.as[s.p]
+		if a == nil || a.cur != s.cur || a.pos != s.off || a.paused {
+			continue
+		}
+		f := resp[i]
+		if f.err != resRecords {
+			if r, ok := m.fetchError(a, s, f.err, now); ok {
+				out = append(out, r)
+			}
+			continue
+		}
+		a.seen = true
+		if a.topicID == 0 {
+			a.topicID = f.gen
+		}
+		if s.off >= f.hw || len(f.batches) == 0 {
+			continue
+		}
+		last := f.batches[len(f.batches)-1]
+		next := min(last.base+last.n, f.hw)
+		a.pos, a.retryAt = next, 0
+		out = append(out, tmResult{p: s.p, kind: resRecords, from: s.off, to: next, gen: f.gen})
+	}
+	return out
+}
+
+func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration) (tmResult, bool) {
+	outOfRange := kind == resOutOfRange
+	gone := a.seen && kind == resUnknown || kind == resTopicID
+	r := tmResult{p: s.p, kind: kind, from: s.off}
+	switch {
+	case !outOfRange && !gone:
+		a.retryAt = now + m.sc.backoff
+		return r, false
+	case m.sc.reset == consumer.ResetNone:
+		a.stopped = true
+		return r, true
+	}
+	a.pos = -1
+	m.curs++
+	a.cur = m.curs
+	a.at = tmSpec{kind: mStart}
+	if m.sc.reset == consumer.ResetLatest {
+		a.at = tmSpec{kind: mEnd}
+	}
+	a.seen = false
+	if outOfRange {
+		return r, false
+	}
+	a.topicID = 0
+	a.retryAt = now + m.sc.backoff
+	return r, true
+}
+
+func (m *tmModel) positions() []int64 {
+	var pos []int64
+	for p := range m.sc.parts {
+		a := m.as[int32(p)]
+		if a == nil {
+			pos = append(pos, -2)
+		} else {
+			pos = append(pos, a.pos)
+		}
+	}
+	return pos
+}
+
+// model runs the scenario's model: what each Poll does, and when.
+func (sc *timingScenario) model() []tmPoll {
+	m := &tmModel{sc: sc, gen: 1, as: map[int32]*tmAssign{}}
+	m.newParts()
+	for p, s := range sc.initial {
+		if s.kind >= 0 {
+			a := &tmAssign{}
+			m.as[int32(p)] = a
+			m.order = append(m.order, int32(p))
+			m.set(a, s)
+		}
+	}
+	var polls []tmPoll
+	ev := 0
+	var end time.Duration
+	for i := 0; i < sc.maxPolls; i++ {
+		start := time.Duration(0)
+		if i > 0 {
+			start = end + sc.gaps[(i-1)%len(sc.gaps)]
+		}
+		for ev < len(sc.events) && sc.events[ev].at <= start {
+			m.apply(ev)
+			ev++
+		}
+		poll := m.poll(start, &ev)
+		poll.pos = m.positions()
+		sortResults(poll.res)
+		polls = append(polls, poll)
+		if poll.err == "closed" {
+			break
+		}
+		end = poll.end
+	}
+	return polls
+}
+
+// poll is one Poll from start; it applies the events that come while it
+// waits.
+func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
+	ret := func(at time.Duration, res []tmResult, err string) tmPoll {
+		return tmPoll{start: start, end: at, res: res, err: err}
+	}
+	if m.ctxCancelled {
+		m.ctxCancelled = false
+		return ret(start, nil, "ctx")
+	}
+	if m.closed {
+		return ret(start, nil, "closed")
+	}
+	out, closed := m.resolve(start)
+	if closed {
+		return ret(start, out, "broker")
+	}
+	sent, maxWait, nextRetry := m.request(start, len(out) > 0)
+	events := m.sc.events
+	if len(sent) == 0 {
+		if len(out) > 0 {
+			return ret(start, out, "")
+		}
+		d := maxWait
+		if nextRetry != 0 {
+			d = min(d, nextRetry-start)
+		}
+		deadline := start + d
+		for d > 0 && *ev < len(events) && events[*ev].at < deadline {
+			at := events[*ev].at
+			eff, _ := m.apply(*ev)
+			*ev++
+			switch eff {
+			case effWake:
+				return ret(at, nil, "")
+			case effCtx:
+				m.ctxCancelled = false
+				return ret(at, nil, "ctx")
+			case effClosed:
+				return ret(at, nil, "closed")
+			}
+		}
+		return ret(max(deadline, start), nil, "")
+	}
+	if m.brokerClosed {
+		return ret(start, out, "broker")
+	}
+	resp, done := m.fetchOnce(sent, maxWait)
+	if done {
+		return ret(start, append(out, m.process(start, sent, resp)...), "")
+	}
+	total := 0
+	for _, f := range resp {
+		total += f.size
+	}
+	deadline := start + maxWait
+	for *ev < len(events) && events[*ev].at < deadline {
+		at := events[*ev].at
+		eff, p := m.apply(*ev)
+		*ev++
+		switch eff {
+		case effAppend:
+			if !slices.ContainsFunc(sent, func(s tmSent) bool { return s.p == p }) {
+				continue
+			}
+			fallthrough
+		case effDelete:
+			if resp, done = m.fetchOnce(sent, maxWait); done {
+				return ret(at, append(out, m.process(at, sent, resp)...), "")
+			}
+			total = 0
+			for _, f := range resp {
+				total += f.size
+			}
+		case effWake:
+			if total > 0 {
+				return ret(at, append(out, m.process(at, sent, resp)...), "")
+			}
+			return ret(at, out, "")
+		case effCtx:
+			if total > 0 {
+				return ret(at, append(out, m.process(at, sent, resp)...), "")
+			}
+			m.ctxCancelled = false
+			return ret(at, nil, "ctx")
+		case effClosed:
+			return ret(at, nil, "closed")
+		case effBroker:
+			return ret(at, out, "broker")
+		}
+	}
+	resp, _ = m.fetchOnce(sent, 0)
+	return ret(deadline, append(out, m.process(deadline, sent, resp)...), "")
+}
