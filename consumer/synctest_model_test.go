@@ -20,6 +20,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,8 +43,9 @@ import (
 // not a timer tick, and otherwise answers at FetchMaxWait; a change of
 // the assignment, a ctx, Close end the wait.
 //
-// The times never tie but where one causes the other: events on whole
-// milliseconds, the waits off them by a few micro- or nanoseconds.
+// The times never tie but where one causes the other: events at random
+// fractions of a millisecond, the waits off whole milliseconds by a few
+// micro- or nanoseconds.
 //
 // A few seeds run by default; for a long run:
 //
@@ -54,9 +56,14 @@ import (
 func TestSynctestConsumerTimingModel(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_CONSUMER_TIMING_SEEDS", 150, 30, func(t *testing.T, seed uint64) {
 		sc := newTimingScenario(seed)
-		got := sc.run(t)
-		want := sc.model()
-		if d := diffPolls(want, got); d != "" {
+		got, gotYields := sc.run(t)
+		d := ""
+		if sc.records {
+			d = diffLines(sc.modelRecords(), gotYields)
+		} else {
+			d = diffPolls(sc.model(), got)
+		}
+		if d != "" {
 			t.Log(sc.String())
 			t.Errorf("seed %d: %s\nrepeat: RUNNEL_CONSUMER_TIMING_SEEDS=1 RUNNEL_CONSUMER_TIMING_SEEDS_BASE=%d go test -run 'TestSynctestConsumerTimingModel' ./consumer", seed, d, seed)
 		}
@@ -79,9 +86,10 @@ const (
 	evCancel
 	evCloseBroker
 	evClose
+	evFault
 )
 
-var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close"}
+var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault"}
 
 // tmSpec is an Offset: kind is mStart, mEnd, mTime (v in ms since the
 // bubble's start) or mAt.
@@ -113,6 +121,9 @@ type tmEvent struct {
 	vals []int   // append: the value lengths of the batch's records
 	prod bool    // append through the producer (one record)
 	frac float64 // delete-records: where between the log start and end
+	// fault: the next fetch naming p fails with api.ErrNotLeader, whole
+	// or for p (runneltest's FailRequest, FailPartitions)
+	whole bool
 }
 
 type timingScenario struct {
@@ -127,6 +138,8 @@ type timingScenario struct {
 	initial           []tmSpec        // of each partition; kind -1: not assigned
 	events            []tmEvent
 	producer          bool
+	records           bool  // a Records loop rather than a Poll loop
+	breaks            []int // a Records loop breaks after so many yields (cycled; 0: never)
 	// sizes are the sizes of the batches appended, by event index: set
 	// by run, for the model to count bytes.
 	sizes    map[int]int
@@ -185,12 +198,29 @@ func newTimingScenario(seed uint64) *timingScenario {
 		}
 	}
 	sc.producer = rng.IntN(3) == 0
+	sc.records = rng.IntN(2) == 0
+	for range 4 {
+		b := 0
+		if rng.IntN(2) == 0 {
+			b = 1 + rng.IntN(8)
+		}
+		sc.breaks = append(sc.breaks, b)
+	}
+	if sc.records {
+		for i, g := range sc.gaps { // a Records loop that ends at once is not started again at once
+			if g == 0 {
+				sc.gaps[i] = time.Duration(1+rng.IntN(30))*time.Millisecond + 11*time.Nanosecond
+			}
+		}
+	}
 	n := 10 + rng.IntN(30)
 	ms := rng.Perm(3000)[:n]
 	slices.Sort(ms)
 	closeBroker := rng.IntN(6) == 0
 	for i, m := range ms {
-		e := tmEvent{at: time.Duration(m+1) * time.Millisecond, p: int32(rng.IntN(sc.parts))}
+		// Off the whole millisecond by a random fraction, so that no wait
+		// from one event (idleWait is 500 ms) ends at another.
+		e := tmEvent{at: time.Duration(m+1)*time.Millisecond + time.Duration(rng.IntN(1e6)), p: int32(rng.IntN(sc.parts))}
 		r := rng.IntN(100)
 		switch {
 		case r < 40:
@@ -218,8 +248,10 @@ func newTimingScenario(seed uint64) *timingScenario {
 			e.kind = evDeleteTopic
 		case r < 88 && !sc.producer:
 			e.kind = evCreateTopic
-		case r < 95:
+		case r < 92:
 			e.kind = evCancel
+		case r < 96:
+			e.kind, e.whole = evFault, rng.IntN(2) == 0
 		default:
 			e.kind = evAppend
 			e.vals = []int{5}
@@ -235,8 +267,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 
 func (sc *timingScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v\n",
-		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer)
+	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v\n",
+		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks)
 	for p, s := range sc.initial {
 		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
 	}
@@ -249,6 +281,8 @@ func (sc *timingScenario) String() string {
 			fmt.Fprintf(&b, " %v", e.spec)
 		case evDeleteRecords:
 			fmt.Fprintf(&b, " frac %.2f", e.frac)
+		case evFault:
+			fmt.Fprintf(&b, " whole %v", e.whole)
 		}
 		b.WriteByte('\n')
 	}
@@ -309,8 +343,9 @@ func (p *tmPart) read(off int64, limit int, upTo int64) (bs []tmBatch, size int)
 const (
 	resRecords = iota
 	resOutOfRange
-	resTopicID // api.ErrUnknownTopicID
-	resUnknown // api.ErrUnknownTopicOrPartition, not an ID's
+	resTopicID   // api.ErrUnknownTopicID
+	resUnknown   // api.ErrUnknownTopicOrPartition, not an ID's
+	resNotLeader // api.ErrNotLeader, of a fault
 	resOther
 )
 
@@ -319,6 +354,7 @@ type tmResult struct {
 	kind     int
 	from, to int64 // records [from, to), or the error's Offset in from
 	gen      int   // the topic's incarnation the records are of
+	reset    bool  // the error came with a reset of the position (model only)
 }
 
 func (r tmResult) String() string {
@@ -367,6 +403,33 @@ func diffPolls(want, got []tmPoll) string {
 	return ""
 }
 
+// diffLines returns where got parts from want, or "".
+func diffLines(want, got []string) string {
+	for i := range max(len(want), len(got)) {
+		if i < len(want) && i < len(got) && want[i] == got[i] {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "yield %d differs\n", i)
+		for j := max(0, i-10); j < min(i+4, max(len(want), len(got))); j++ {
+			w, g := "-", "-"
+			if j < len(want) {
+				w = want[j]
+			}
+			if j < len(got) {
+				g = got[j]
+			}
+			mark := " "
+			if w != g {
+				mark = "!"
+			}
+			fmt.Fprintf(&b, "%s%3d model: %s\n%s    real:  %s\n", mark, j, w, mark, g)
+		}
+		return b.String()
+	}
+	return ""
+}
+
 // batchBytes builds the batch an append event adds: one record per value,
 // valued "g<gen> p<p> o<offset>" padded to its length, stamped ts.
 func batchBytes(gen int, p int32, base int64, vals []int, ts int64) []byte {
@@ -390,9 +453,9 @@ func tmValue(gen int, p int32, off int64, n int) []byte {
 	return []byte(v)
 }
 
-// run runs the scenario in a bubble and returns what each Poll did.
-func (sc *timingScenario) run(t *testing.T) []tmPoll {
-	var polls []tmPoll
+// run runs the scenario in a bubble and returns what each Poll did, or
+// what the Records loops yielded.
+func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		require.Equal(t, tmT0, t0.UnixMilli())
@@ -417,7 +480,8 @@ func (sc *timingScenario) run(t *testing.T) []tmPoll {
 			}
 		}
 		defer closeProd()
-		c, err := consumer.New(b, consumer.FetchMaxWait(sc.maxWait), consumer.FetchMinBytes(sc.minBytes),
+		faults := runneltest.NewFaults(t, b)
+		c, err := consumer.New(faults, consumer.FetchMaxWait(sc.maxWait), consumer.FetchMinBytes(sc.minBytes),
 			consumer.FetchMaxBytes(sc.maxBytes), consumer.FetchMaxPartitionBytes(sc.maxPart),
 			consumer.ResetOffset(sc.reset), consumer.RetryBackoff(sc.backoff))
 		require.NoError(t, err)
@@ -430,53 +494,105 @@ func (sc *timingScenario) run(t *testing.T) []tmPoll {
 		var mu sync.Mutex
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
-		go func() {
+		newCtx := func() {
+			mu.Lock()
+			ctx, cancel = context.WithCancel(t.Context())
+			mu.Unlock()
+		}
+		records := func() {
 			defer close(done)
-			for i := 0; i < sc.maxPolls; i++ {
-				if i > 0 {
-					time.Sleep(sc.gaps[(i-1)%len(sc.gaps)])
+			for loop := 0; loop < sc.maxPolls; loop++ {
+				if loop > 0 {
+					time.Sleep(sc.gaps[(loop-1)%len(sc.gaps)])
 				}
 				mu.Lock()
-				pctx := ctx
+				rctx := ctx
 				mu.Unlock()
-				start := time.Since(t0)
-				fs, err := c.Poll(pctx)
-				poll := tmPoll{start: start, end: time.Since(t0)}
-				for _, f := range fs {
-					poll.res = append(poll.res, sc.result(t, f))
-				}
-				sortResults(poll.res)
-				for p := range sc.parts {
-					pos, ok := c.Position(tmTopic, int32(p))
+				breakAfter := sc.breaks[loop%len(sc.breaks)]
+				n := 0
+				for rec, err := range c.Records(rctx) {
+					now := time.Since(t0)
 					switch {
-					case ok:
-					case slices.Contains(c.Assigned(), api.TopicPartition{Topic: tmTopic, Partition: int32(p)}):
-						pos = -1
+					case rec != nil:
+						pos, _ := c.Position(tmTopic, rec.Partition)
+						var gen int
+						fmt.Sscanf(string(rec.Value), "g%d", &gen)
+						yields = append(yields, fmt.Sprintf("%v p%d o%d g%d pos %d", now, rec.Partition, rec.Offset, gen, pos))
+					case errors.Is(err, runnel.ErrClosed):
+						yields = append(yields, fmt.Sprintf("%v err broker", now))
 					default:
-						pos = -2
+						var pe *consumer.PartitionError
+						if !errors.As(err, &pe) {
+							yields = append(yields, fmt.Sprintf("%v err %v", now, err))
+							break
+						}
+						yields = append(yields, fmt.Sprintf("%v %v", now, sc.result(t, consumer.Fetch{Partition: pe.Partition, Err: err})))
 					}
-					poll.pos = append(poll.pos, pos)
+					if n++; n == breakAfter {
+						break
+					}
 				}
-				switch {
-				case err == nil:
-				case errors.Is(err, consumer.ErrClosed):
-					poll.err = "closed"
-				case errors.Is(err, runnel.ErrClosed):
-					poll.err = "broker"
-				case errors.Is(err, context.Canceled):
-					poll.err = "ctx"
-					mu.Lock()
-					ctx, cancel = context.WithCancel(t.Context())
-					mu.Unlock()
-				default:
-					poll.err = err.Error()
+				now := time.Since(t0)
+				if rctx.Err() != nil {
+					newCtx()
 				}
-				polls = append(polls, poll)
-				if poll.err == "closed" {
+				// Assign refuses a negative offset, but first a closed consumer.
+				if err := c.Assign(tmTopic, 0, consumer.At(-1)); errors.Is(err, consumer.ErrClosed) {
+					yields = append(yields, fmt.Sprintf("%v end closed", now))
 					return
 				}
+				yields = append(yields, fmt.Sprintf("%v end", now))
 			}
-		}()
+		}
+		if sc.records {
+			go records()
+		} else {
+			go func() {
+				defer close(done)
+				for i := 0; i < sc.maxPolls; i++ {
+					if i > 0 {
+						time.Sleep(sc.gaps[(i-1)%len(sc.gaps)])
+					}
+					mu.Lock()
+					pctx := ctx
+					mu.Unlock()
+					start := time.Since(t0)
+					fs, err := c.Poll(pctx)
+					poll := tmPoll{start: start, end: time.Since(t0)}
+					for _, f := range fs {
+						poll.res = append(poll.res, sc.result(t, f))
+					}
+					sortResults(poll.res)
+					for p := range sc.parts {
+						pos, ok := c.Position(tmTopic, int32(p))
+						switch {
+						case ok:
+						case slices.Contains(c.Assigned(), api.TopicPartition{Topic: tmTopic, Partition: int32(p)}):
+							pos = -1
+						default:
+							pos = -2
+						}
+						poll.pos = append(poll.pos, pos)
+					}
+					switch {
+					case err == nil:
+					case errors.Is(err, consumer.ErrClosed):
+						poll.err = "closed"
+					case errors.Is(err, runnel.ErrClosed):
+						poll.err = "broker"
+					case errors.Is(err, context.Canceled):
+						poll.err = "ctx"
+						newCtx()
+					default:
+						poll.err = err.Error()
+					}
+					polls = append(polls, poll)
+					if poll.err == "closed" {
+						return
+					}
+				}
+			}()
+		}
 		gen := 1
 		deleted := false
 		for i, e := range sc.events {
@@ -553,12 +669,18 @@ func (sc *timingScenario) run(t *testing.T) []tmPoll {
 				brokerClosed = true
 			case evClose:
 				require.NoError(t, c.Close())
+			case evFault:
+				f := runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{e.p}, Err: api.ErrNotLeader, Count: 1}
+				if !e.whole {
+					f.Action = runneltest.FailPartitions
+				}
+				faults.Add(f)
 			}
 		}
 		<-done
 		cancel()
 	})
-	return polls
+	return polls, yields
 }
 
 // result summarizes a Fetch, checking its records' values.
@@ -576,6 +698,8 @@ func (sc *timingScenario) result(t *testing.T, f consumer.Fetch) tmResult {
 			r.kind = resTopicID
 		case errors.Is(f.Err, api.ErrUnknownTopicOrPartition):
 			r.kind = resUnknown
+		case errors.Is(f.Err, api.ErrNotLeader):
+			r.kind = resNotLeader
 		default:
 			r.kind = resOther
 			t.Logf("other error: %v", f.Err)
@@ -621,6 +745,14 @@ type tmAssign struct {
 	seen            bool
 	topicID         int // the topic's gen; 0: none
 	cur             int // bumped when the consumer's cursor is replaced
+	held            []tmResult
+}
+
+// tmFault is a fault rule pending: the next fetch naming p fails, whole
+// (FailRequest) or for p (FailPartitions), with api.ErrNotLeader.
+type tmFault struct {
+	p     int32
+	whole bool
 }
 
 // tmModel is the consumer and the broker as the docs describe them.
@@ -634,6 +766,7 @@ type tmModel struct {
 	order                []int32
 	rotate               int
 	curs                 int
+	faults               []tmFault
 }
 
 // What an event means for a Poll waiting.
@@ -654,7 +787,7 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	}
 	m.curs++
 	a.cur = m.curs
-	a.at, a.stopped, a.seen, a.topicID, a.retryAt = s, false, false, 0, 0
+	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held = s, false, false, 0, 0, nil
 }
 
 func (m *tmModel) newParts() {
@@ -742,6 +875,9 @@ func (m *tmModel) apply(i int) (int, int32) {
 	case evClose:
 		m.closed = true
 		return effClosed, 0
+	case evFault:
+		m.faults = append(m.faults, tmFault{p: e.p, whole: e.whole})
+		return effNone, 0
 	}
 	panic(e.kind)
 }
@@ -758,7 +894,7 @@ func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
 		}
 		if m.parts == nil {
 			if a.topicID != 0 { // the topic read is gone: reported
-				out = append(out, tmResult{p: p, kind: resTopicID, from: -1})
+				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true})
 				a.topicID = 0
 			}
 			a.retryAt = now + m.sc.backoff
@@ -773,7 +909,7 @@ func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
 			off = part.timeOffset(a.at.v)
 		}
 		if a.topicID != 0 && a.topicID != m.gen {
-			out = append(out, tmResult{p: p, kind: resTopicID, from: -1})
+			out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true})
 			a.retryAt = 0
 		}
 		a.pos, a.seen, a.topicID = off, true, m.gen
@@ -796,16 +932,30 @@ type tmFetched struct {
 	gen     int
 }
 
+// waitFor is the consumer's waitFor: how long a fetch waits, for how
+// many bytes.
+func (m *tmModel) waitFor(idle bool) (time.Duration, int) {
+	mw := m.configuredWait()
+	if idle && mw == 0 {
+		return 500 * time.Millisecond, 1
+	}
+	return mw, m.sc.minBytes
+}
+
+func (m *tmModel) configuredWait() time.Duration {
+	if m.sc.minBytes == 0 {
+		return 0
+	}
+	return m.sc.maxWait
+}
+
 // request is the fetch a Poll sends, and when the next backed off
 // partition may be retried (0: none is).
-func (m *tmModel) request(now time.Duration, hurry bool) (sent []tmSent, maxWait, nextRetry time.Duration) {
-	maxWait = m.sc.maxWait
-	if m.sc.minBytes == 0 || hurry {
-		maxWait = 0
-	}
+func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, maxWait time.Duration, minBytes int, nextRetry time.Duration) {
+	maxWait, minBytes = m.waitFor(idle)
 	n := len(m.order)
 	if n == 0 {
-		return nil, maxWait, 0
+		return nil, maxWait, minBytes, 0
 	}
 	m.rotate = (m.rotate + 1) % n
 	for i := range n {
@@ -825,24 +975,35 @@ func (m *tmModel) request(now time.Duration, hurry bool) (sent []tmSent, maxWait
 		}
 		sent = append(sent, tmSent{p: p, off: a.pos, topicID: a.topicID, cur: a.cur})
 	}
-	return sent, maxWait, nextRetry
+	switch {
+	case hurry:
+		maxWait = 0
+	case maxWait > m.configuredWait() && nextRetry != 0:
+		maxWait = min(maxWait, max(nextRetry-now, 0))
+	}
+	return sent, maxWait, minBytes, nextRetry
 }
 
 // fetchOnce is the broker's read of a fetch, and whether the fetch
-// answers now.
-func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetched, done bool) {
+// answers now. failed marks the partitions a fault fails (their answer
+// is resOther, a retriable error).
+func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration, minBytes int, failed []bool) (resp []tmFetched, done bool) {
 	sc := m.sc
-	total, failed := 0, false
-	for _, s := range sent {
+	total, anyFailed := 0, false
+	for i, s := range sent {
 		f := tmFetched{gen: m.gen}
 		switch {
+		case failed != nil && failed[i]:
+			f.err = resNotLeader
+			resp = append(resp, f)
+			continue // not the broker's
 		case m.parts == nil && s.topicID != 0, m.parts != nil && s.topicID != 0 && s.topicID != m.gen:
 			f.err = resTopicID
 		case m.parts == nil:
 			f.err = resUnknown
 		}
 		if f.err != resRecords {
-			failed = true
+			anyFailed = true
 			resp = append(resp, f)
 			continue
 		}
@@ -854,7 +1015,7 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetc
 			limit, upTo = 0, s.off
 		}
 		if s.off < part.start || s.off > part.end {
-			f.err, failed = resOutOfRange, true
+			f.err, anyFailed = resOutOfRange, true
 			resp = append(resp, f)
 			continue
 		}
@@ -865,8 +1026,8 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetc
 		}
 		resp = append(resp, f)
 	}
-	want := max(sc.minBytes, 1)
-	if total >= want || failed || maxWait <= 0 {
+	want := max(minBytes, 1)
+	if total >= want || anyFailed || maxWait <= 0 {
 		return resp, true
 	}
 	if total == 0 {
@@ -877,6 +1038,9 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetc
 	more := 0
 	for i, s := range sent {
 		f := resp[i]
+		if f.err != resRecords {
+			continue
+		}
 		end := s.off
 		if len(f.batches) > 0 {
 			last := f.batches[len(f.batches)-1]
@@ -896,8 +1060,9 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration) (resp []tmFetc
 	return resp, total+more >= want
 }
 
-// process is what the consumer makes of a fetch's answer.
-func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched) (out []tmResult) {
+// process is what the consumer makes of a fetch's answer; advance is
+// Poll's (a Records loop moves positions as it yields).
+func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, advance bool) (out []tmResult) {
 	for i, s := range sent {
 		a := m.as[s.p]
 		if a == nil || a.cur != s.cur || a.pos != s.off || a.paused {
@@ -919,7 +1084,10 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched) (o
 		}
 		last := f.batches[len(f.batches)-1]
 		next := min(last.base+last.n, f.hw)
-		a.pos, a.retryAt = next, 0
+		a.retryAt = 0
+		if advance {
+			a.pos = next
+		}
 		out = append(out, tmResult{p: s.p, kind: resRecords, from: s.off, to: next, gen: f.gen})
 	}
 	return out
@@ -950,7 +1118,25 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration)
 	}
 	a.topicID = 0
 	a.retryAt = now + m.sc.backoff
+	r.reset = true
 	return r, true
+}
+
+// unreported is the consumer's: the errors of rs not yielded are held
+// (those that came with a reset) or undo their stop.
+func (m *tmModel) unreported(rs []tmResult) {
+	for _, r := range rs {
+		a := m.as[r.p]
+		if r.kind == resRecords || a == nil {
+			continue
+		}
+		switch {
+		case r.reset:
+			a.held = append(a.held, r)
+		case a.stopped:
+			a.stopped, a.retryAt = false, 0
+		}
+	}
 }
 
 func (m *tmModel) positions() []int64 {
@@ -966,8 +1152,7 @@ func (m *tmModel) positions() []int64 {
 	return pos
 }
 
-// model runs the scenario's model: what each Poll does, and when.
-func (sc *timingScenario) model() []tmPoll {
+func newTmModel(sc *timingScenario) *tmModel {
 	m := &tmModel{sc: sc, gen: 1, as: map[int32]*tmAssign{}}
 	m.newParts()
 	for p, s := range sc.initial {
@@ -978,6 +1163,12 @@ func (sc *timingScenario) model() []tmPoll {
 			m.set(a, s)
 		}
 	}
+	return m
+}
+
+// model runs the scenario's model: what each Poll does, and when.
+func (sc *timingScenario) model() []tmPoll {
+	m := newTmModel(sc)
 	var polls []tmPoll
 	ev := 0
 	var end time.Duration
@@ -990,7 +1181,7 @@ func (sc *timingScenario) model() []tmPoll {
 			m.apply(ev)
 			ev++
 		}
-		poll := m.poll(start, &ev)
+		poll := m.poll(start, &ev, false, true)
 		poll.pos = m.positions()
 		sortResults(poll.res)
 		polls = append(polls, poll)
@@ -1002,9 +1193,91 @@ func (sc *timingScenario) model() []tmPoll {
 	return polls
 }
 
+// modelRecords runs the scenario's model with Records loops: what each
+// yields, and when.
+func (sc *timingScenario) modelRecords() []string {
+	m := newTmModel(sc)
+	var out []string
+	ev := 0
+	now := time.Duration(0)
+	for loop := 0; loop < sc.maxPolls; loop++ {
+		if loop > 0 {
+			now += sc.gaps[(loop-1)%len(sc.gaps)]
+		}
+		for ev < len(sc.events) && sc.events[ev].at <= now {
+			m.apply(ev)
+			ev++
+		}
+		breakAfter := sc.breaks[loop%len(sc.breaks)]
+		yields := 0
+		yield := func(s string) bool {
+			out = append(out, s)
+			yields++
+			return yields != breakAfter
+		}
+		idle := false
+	polls:
+		for polls := 0; polls < sc.maxPolls; polls++ {
+			if m.ctxCancelled {
+				break
+			}
+			poll := m.poll(now, &ev, idle, false)
+			now = poll.end
+			switch poll.err {
+			case "closed":
+				out = append(out, fmt.Sprintf("%v end closed", now))
+				return out
+			case "ctx":
+				m.unreported(poll.res)
+				break polls
+			case "":
+			default:
+				for i, r := range poll.res {
+					if !yield(fmt.Sprintf("%v %v", now, r)) {
+						m.unreported(poll.res[i+1:])
+						break polls
+					}
+				}
+				yield(fmt.Sprintf("%v err %s", now, poll.err))
+				break polls // the broker closed: Records ends
+			}
+			idle = len(poll.res) == 0
+			if m.ctxCancelled && len(poll.res) > 0 {
+				m.unreported(poll.res)
+				break // ended at once
+			}
+			for i, r := range poll.res {
+				if r.kind != resRecords {
+					if !yield(fmt.Sprintf("%v %v", now, r)) {
+						m.unreported(poll.res[i+1:])
+						break polls
+					}
+					continue
+				}
+				a := m.as[r.p]
+				for off := r.from; off < r.to; off++ {
+					a.pos = off + 1
+					if !yield(fmt.Sprintf("%v p%d o%d g%d pos %d", now, r.p, off, r.gen, a.pos)) {
+						m.unreported(poll.res[i+1:])
+						break polls
+					}
+				}
+			}
+		}
+		if m.ctxCancelled {
+			m.ctxCancelled = false
+		}
+		if m.closed {
+			return append(out, fmt.Sprintf("%v end closed", now))
+		}
+		out = append(out, fmt.Sprintf("%v end", now))
+	}
+	return out
+}
+
 // poll is one Poll from start; it applies the events that come while it
-// waits.
-func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
+// waits. idle and advance are the consumer's poll's.
+func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll {
 	ret := func(at time.Duration, res []tmResult, err string) tmPoll {
 		return tmPoll{start: start, end: at, res: res, err: err}
 	}
@@ -1015,22 +1288,21 @@ func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
 	if m.closed {
 		return ret(start, nil, "closed")
 	}
-	out, closed := m.resolve(start)
+	var out []tmResult
+	for _, p := range m.order {
+		out = append(out, m.as[p].held...)
+		m.as[p].held = nil
+	}
+	failed, closed := m.resolve(start)
+	out = append(out, failed...)
 	if closed {
 		return ret(start, out, "broker")
 	}
-	sent, maxWait, nextRetry := m.request(start, len(out) > 0)
+	sent, maxWait, minBytes, nextRetry := m.request(start, len(out) > 0, idle)
 	events := m.sc.events
-	if len(sent) == 0 {
-		if len(out) > 0 {
-			return ret(start, out, "")
-		}
-		d := maxWait
-		if nextRetry != 0 {
-			d = min(d, nextRetry-start)
-		}
-		deadline := start + d
-		for d > 0 && *ev < len(events) && events[*ev].at < deadline {
+	// wait waits, with nothing to fetch, until deadline or a change.
+	wait := func(deadline time.Duration) tmPoll {
+		for deadline > start && *ev < len(events) && events[*ev].at < deadline {
 			at := events[*ev].at
 			eff, _ := m.apply(*ev)
 			*ev++
@@ -1046,12 +1318,49 @@ func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
 		}
 		return ret(max(deadline, start), nil, "")
 	}
-	if m.brokerClosed {
+	if len(sent) == 0 {
+		if len(out) > 0 {
+			return ret(start, out, "")
+		}
+		d, _ := m.waitFor(idle)
+		if nextRetry != 0 {
+			d = min(d, nextRetry-start)
+		}
+		return wait(start + d)
+	}
+	// A fault rule takes the fetch if it names the rule's partition.
+	var failedParts []bool
+	if i := slices.IndexFunc(m.faults, func(f tmFault) bool {
+		return slices.ContainsFunc(sent, func(s tmSent) bool { return s.p == f.p })
+	}); i >= 0 {
+		f := m.faults[i]
+		m.faults = slices.Delete(m.faults, i, i+1)
+		if f.whole {
+			// The consumer backs the fetch's partitions off, and waits
+			// as with nothing to fetch.
+			for _, s := range sent {
+				m.as[s.p].retryAt = start + m.sc.backoff
+			}
+			if len(out) > 0 {
+				return ret(start, out, "")
+			}
+			d, _ := m.waitFor(idle)
+			return wait(start + min(d, m.sc.backoff))
+		}
+		failedParts = make([]bool, len(sent))
+		for k, s := range sent {
+			failedParts[k] = s.p == f.p
+		}
+		maxWait = 0 // the rest is fetched at once
+	}
+	// A closed broker answers the fetch (but for a fault's partitions,
+	// which Faults answers without it).
+	if m.brokerClosed && (failedParts == nil || slices.Contains(failedParts, false)) {
 		return ret(start, out, "broker")
 	}
-	resp, done := m.fetchOnce(sent, maxWait)
+	resp, done := m.fetchOnce(sent, maxWait, minBytes, failedParts)
 	if done {
-		return ret(start, append(out, m.process(start, sent, resp)...), "")
+		return ret(start, append(out, m.process(start, sent, resp, advance)...), "")
 	}
 	total := 0
 	for _, f := range resp {
@@ -1069,8 +1378,8 @@ func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
 			}
 			fallthrough
 		case effDelete:
-			if resp, done = m.fetchOnce(sent, maxWait); done {
-				return ret(at, append(out, m.process(at, sent, resp)...), "")
+			if resp, done = m.fetchOnce(sent, maxWait, minBytes, nil); done {
+				return ret(at, append(out, m.process(at, sent, resp, advance)...), "")
 			}
 			total = 0
 			for _, f := range resp {
@@ -1078,12 +1387,12 @@ func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
 			}
 		case effWake:
 			if total > 0 {
-				return ret(at, append(out, m.process(at, sent, resp)...), "")
+				return ret(at, append(out, m.process(at, sent, resp, advance)...), "")
 			}
 			return ret(at, out, "")
 		case effCtx:
 			if total > 0 {
-				return ret(at, append(out, m.process(at, sent, resp)...), "")
+				return ret(at, append(out, m.process(at, sent, resp, advance)...), "")
 			}
 			m.ctxCancelled = false
 			return ret(at, nil, "ctx")
@@ -1093,6 +1402,6 @@ func (m *tmModel) poll(start time.Duration, ev *int) tmPoll {
 			return ret(at, out, "broker")
 		}
 	}
-	resp, _ = m.fetchOnce(sent, 0)
-	return ret(deadline, append(out, m.process(deadline, sent, resp)...), "")
+	resp, _ = m.fetchOnce(sent, 0, minBytes, nil)
+	return ret(deadline, append(out, m.process(deadline, sent, resp, advance)...), "")
 }
