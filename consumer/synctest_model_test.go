@@ -140,6 +140,10 @@ type timingScenario struct {
 	producer          bool
 	records           bool  // a Records loop rather than a Poll loop
 	breaks            []int // a Records loop breaks after so many yields (cycled; 0: never)
+	// thinks are how long a Records loop's body takes after each yield
+	// (cycled): the events meanwhile (a Seek, Pause, Close...) take
+	// effect at the next record
+	thinks []time.Duration
 	// sizes are the sizes of the batches appended, by event index: set
 	// by run, for the model to count bytes.
 	sizes    map[int]int
@@ -205,6 +209,13 @@ func newTimingScenario(seed uint64) *timingScenario {
 			b = 1 + rng.IntN(8)
 		}
 		sc.breaks = append(sc.breaks, b)
+	}
+	for range 7 {
+		d := time.Duration(0)
+		if rng.IntN(3) == 0 {
+			d = time.Duration(1+rng.IntN(60))*time.Millisecond + 13*time.Nanosecond
+		}
+		sc.thinks = append(sc.thinks, d)
 	}
 	if sc.records {
 		for i, g := range sc.gaps { // a Records loop that ends at once is not started again at once
@@ -355,6 +366,10 @@ type tmResult struct {
 	from, to int64 // records [from, to), or the error's Offset in from
 	gen      int   // the topic's incarnation the records are of
 	reset    bool  // the error came with a reset of the position (model only)
+	// The partition's cursor the records were fetched at, its assignment
+	// and seq when the error was found (model only).
+	cur, seq int
+	owner    *tmAssign
 }
 
 func (r tmResult) String() string {
@@ -531,6 +546,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 					if n++; n == breakAfter {
 						break
 					}
+					time.Sleep(sc.thinks[len(yields)%len(sc.thinks)])
 				}
 				now := time.Since(t0)
 				if rctx.Err() != nil {
@@ -745,6 +761,7 @@ type tmAssign struct {
 	seen            bool
 	topicID         int // the topic's gen; 0: none
 	cur             int // bumped when the consumer's cursor is replaced
+	seq             int // bumped when the application sets the position
 	held            []tmResult
 }
 
@@ -787,6 +804,7 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	}
 	m.curs++
 	a.cur = m.curs
+	a.seq++
 	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held = s, false, false, 0, 0, nil
 }
 
@@ -894,7 +912,7 @@ func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
 		}
 		if m.parts == nil {
 			if a.topicID != 0 { // the topic read is gone: reported
-				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true})
+				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
 				a.topicID = 0
 			}
 			a.retryAt = now + m.sc.backoff
@@ -909,7 +927,7 @@ func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
 			off = part.timeOffset(a.at.v)
 		}
 		if a.topicID != 0 && a.topicID != m.gen {
-			out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true})
+			out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
 			a.retryAt = 0
 		}
 		a.pos, a.seen, a.topicID = off, true, m.gen
@@ -1088,7 +1106,7 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 		if advance {
 			a.pos = next
 		}
-		out = append(out, tmResult{p: s.p, kind: resRecords, from: s.off, to: next, gen: f.gen})
+		out = append(out, tmResult{p: s.p, kind: resRecords, from: s.off, to: next, gen: f.gen, cur: a.cur})
 	}
 	return out
 }
@@ -1096,7 +1114,7 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration) (tmResult, bool) {
 	outOfRange := kind == resOutOfRange
 	gone := a.seen && kind == resUnknown || kind == resTopicID
-	r := tmResult{p: s.p, kind: kind, from: s.off}
+	r := tmResult{p: s.p, kind: kind, from: s.off, seq: a.seq, owner: a}
 	switch {
 	case !outOfRange && !gone:
 		a.retryAt = now + m.sc.backoff
@@ -1126,8 +1144,8 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration)
 // (those that came with a reset) or undo their stop.
 func (m *tmModel) unreported(rs []tmResult) {
 	for _, r := range rs {
-		a := m.as[r.p]
-		if r.kind == resRecords || a == nil {
+		a := r.owner
+		if r.kind == resRecords || m.as[r.p] != a || a.seq != r.seq {
 			continue
 		}
 		switch {
@@ -1200,73 +1218,93 @@ func (sc *timingScenario) modelRecords() []string {
 	var out []string
 	ev := 0
 	now := time.Duration(0)
-	for loop := 0; loop < sc.maxPolls; loop++ {
-		if loop > 0 {
-			now += sc.gaps[(loop-1)%len(sc.gaps)]
-		}
-		for ev < len(sc.events) && sc.events[ev].at <= now {
+	// advance lets time pass to t, applying the events meanwhile.
+	advance := func(t time.Duration) {
+		for ev < len(sc.events) && sc.events[ev].at <= t {
 			m.apply(ev)
 			ev++
 		}
+		now = t
+	}
+	for loop := 0; loop < sc.maxPolls; loop++ {
+		if loop > 0 {
+			advance(now + sc.gaps[(loop-1)%len(sc.gaps)])
+		}
 		breakAfter := sc.breaks[loop%len(sc.breaks)]
 		yields := 0
+		// yield yields s, and runs the body: a break, or its think time.
 		yield := func(s string) bool {
-			out = append(out, s)
-			yields++
-			return yields != breakAfter
+			out = append(out, fmt.Sprintf("%v %s", now, s))
+			if yields++; yields == breakAfter {
+				return false
+			}
+			advance(now + sc.thinks[len(out)%len(sc.thinks)])
+			return true
 		}
+		ended := func() bool { return m.ctxCancelled || m.closed }
+		// left is the consumer's: the error's partition was unassigned,
+		// or given another position, since the error was found.
+		left := func(r tmResult) bool { return m.as[r.p] != r.owner || r.owner.seq != r.seq }
 		idle := false
 	polls:
-		for polls := 0; polls < sc.maxPolls; polls++ {
-			if m.ctxCancelled {
-				break
-			}
+		for polls := 0; polls < sc.maxPolls && !m.ctxCancelled; polls++ {
 			poll := m.poll(now, &ev, idle, false)
 			now = poll.end
 			switch poll.err {
 			case "closed":
-				out = append(out, fmt.Sprintf("%v end closed", now))
-				return out
+				break polls
 			case "ctx":
 				m.unreported(poll.res)
 				break polls
 			case "":
 			default:
 				for i, r := range poll.res {
-					if !yield(fmt.Sprintf("%v %v", now, r)) {
+					if ended() {
+						m.unreported(poll.res[i:])
+						break polls
+					}
+					if !left(r) && !yield(r.String()) {
 						m.unreported(poll.res[i+1:])
 						break polls
 					}
 				}
-				yield(fmt.Sprintf("%v err %s", now, poll.err))
+				if !ended() {
+					yield("err " + poll.err)
+				}
 				break polls // the broker closed: Records ends
 			}
 			idle = len(poll.res) == 0
-			if m.ctxCancelled && len(poll.res) > 0 {
-				m.unreported(poll.res)
-				break // ended at once
-			}
+		fetches:
 			for i, r := range poll.res {
+				if ended() {
+					m.unreported(poll.res[i:])
+					break polls
+				}
 				if r.kind != resRecords {
-					if !yield(fmt.Sprintf("%v %v", now, r)) {
+					if !left(r) && !yield(r.String()) {
 						m.unreported(poll.res[i+1:])
 						break polls
 					}
 					continue
 				}
-				a := m.as[r.p]
 				for off := r.from; off < r.to; off++ {
+					if ended() {
+						m.unreported(poll.res[i:])
+						break polls
+					}
+					a := m.as[r.p]
+					if a == nil || a.cur != r.cur {
+						continue fetches // halted: the partition changed
+					}
 					a.pos = off + 1
-					if !yield(fmt.Sprintf("%v p%d o%d g%d pos %d", now, r.p, off, r.gen, a.pos)) {
+					if !yield(fmt.Sprintf("p%d o%d g%d pos %d", r.p, off, r.gen, a.pos)) {
 						m.unreported(poll.res[i+1:])
 						break polls
 					}
 				}
 			}
 		}
-		if m.ctxCancelled {
-			m.ctxCancelled = false
-		}
+		m.ctxCancelled = false
 		if m.closed {
 			return append(out, fmt.Sprintf("%v end closed", now))
 		}
