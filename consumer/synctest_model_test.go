@@ -87,9 +87,10 @@ const (
 	evCloseBroker
 	evClose
 	evFault
+	evRetention
 )
 
-var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault"}
+var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault", "retention"}
 
 // tmSpec is an Offset: kind is mStart, mEnd, mTime (v in ms since the
 // bubble's start) or mAt.
@@ -138,15 +139,23 @@ type timingScenario struct {
 	initial           []tmSpec        // of each partition; kind -1: not assigned
 	events            []tmEvent
 	producer          bool
-	records           bool  // a Records loop rather than a Poll loop
-	breaks            []int // a Records loop breaks after so many yields (cycled; 0: never)
+	records           bool // a Records loop rather than a Poll loop
+	// oneSeg makes every batch a segment of its own (SegmentBytes(14)),
+	// so that a read returns one batch, and retention (RetentionTime
+	// retention, run by retention events: Broker.Maintain) deletes batches
+	oneSeg    bool
+	retention time.Duration
+	breaks    []int // a Records loop breaks after so many yields (cycled; 0: never)
 	// thinks are how long a Records loop's body takes after each yield
 	// (cycled): the events meanwhile (a Seek, Pause, Close...) take
 	// effect at the next record
 	thinks []time.Duration
 	// sizes are the sizes of the batches appended, by event index: set
 	// by run, for the model to count bytes.
-	sizes    map[int]int
+	sizes map[int]int
+	// starts are the log starts of each partition after a retention
+	// event, by event index: set by run, the model applies them
+	starts   map[int][]int64
 	maxPolls int
 }
 
@@ -203,6 +212,9 @@ func newTimingScenario(seed uint64) *timingScenario {
 	}
 	sc.producer = rng.IntN(3) == 0
 	sc.records = rng.IntN(2) == 0
+	if rng.IntN(3) == 0 {
+		sc.oneSeg, sc.retention = true, time.Duration(200+rng.IntN(1500))*time.Millisecond
+	}
 	for range 4 {
 		b := 0
 		if rng.IntN(2) == 0 {
@@ -263,6 +275,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 			e.kind = evCancel
 		case r < 96:
 			e.kind, e.whole = evFault, rng.IntN(2) == 0
+		case r < 99 && sc.oneSeg:
+			e.kind = evRetention
 		default:
 			e.kind = evAppend
 			e.vals = []int{5}
@@ -278,8 +292,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 
 func (sc *timingScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v\n",
-		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks)
+	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v\n",
+		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention)
 	for p, s := range sc.initial {
 		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
 	}
@@ -335,14 +349,15 @@ func (p *tmPart) timeOffset(ms int64) int64 {
 }
 
 // read is the broker's ReadInto: whole batches from the one holding off,
-// as many as fit in limit but at least one, below upTo.
-func (p *tmPart) read(off int64, limit int, upTo int64) (bs []tmBatch, size int) {
+// as many as fit in limit but at least one, below upTo, and no further
+// than the segment's end (oneSeg: the batch's).
+func (p *tmPart) read(off int64, limit int, upTo int64, oneSeg bool) (bs []tmBatch, size int) {
 	for _, b := range p.batches {
 		if b.base+b.n <= off || b.base+b.n > upTo {
 			continue
 		}
-		if len(bs) > 0 && size+b.size > limit {
-			break
+		if len(bs) > 0 && (oneSeg || size+b.size > limit) {
+			break // a read stops at the end of a segment
 		}
 		bs = append(bs, b)
 		size += b.size
@@ -482,7 +497,11 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				require.NoError(t, b.Close())
 			}
 		}()
-		require.NoError(t, b.CreateTopic(t.Context(), tmTopic, log.TopicConfig{Partitions: sc.parts}))
+		tcfg := log.TopicConfig{Partitions: sc.parts}
+		if sc.oneSeg {
+			tcfg.SegmentBytes, tcfg.RetentionTime = 14, sc.retention
+		}
+		require.NoError(t, b.CreateTopic(t.Context(), tmTopic, tcfg))
 		var prod *producer.Producer
 		if sc.producer {
 			prod, err = producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
@@ -672,7 +691,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				if !deleted || brokerClosed {
 					continue
 				}
-				require.NoError(t, b.CreateTopic(t.Context(), tmTopic, log.TopicConfig{Partitions: sc.parts}))
+				require.NoError(t, b.CreateTopic(t.Context(), tmTopic, tcfg))
 				deleted = false
 				gen++
 			case evCancel:
@@ -685,6 +704,21 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				brokerClosed = true
 			case evClose:
 				require.NoError(t, c.Close())
+			case evRetention:
+				if deleted || brokerClosed {
+					continue
+				}
+				require.NoError(t, b.Maintain(t.Context()))
+				var starts []int64
+				for p := range sc.parts {
+					lo, err := b.ListOffset(t.Context(), tmTopic, int32(p), api.Earliest)
+					require.NoError(t, err)
+					starts = append(starts, lo.Offset)
+				}
+				if sc.starts == nil {
+					sc.starts = map[int][]int64{}
+				}
+				sc.starts[i] = starts
 			case evFault:
 				f := runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{e.p}, Err: api.ErrNotLeader, Count: 1}
 				if !e.whole {
@@ -896,6 +930,14 @@ func (m *tmModel) apply(i int) (int, int32) {
 	case evFault:
 		m.faults = append(m.faults, tmFault{p: e.p, whole: e.whole})
 		return effNone, 0
+	case evRetention:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0
+		}
+		for p, start := range m.sc.starts[i] {
+			m.parts[p].start = max(m.parts[p].start, start)
+		}
+		return effNone, 0
 	}
 	panic(e.kind)
 }
@@ -1037,7 +1079,7 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration, minBytes int, 
 			resp = append(resp, f)
 			continue
 		}
-		bs, size := part.read(s.off, limit, upTo)
+		bs, size := part.read(s.off, limit, upTo, sc.oneSeg)
 		if !(size > limit && total > 0) {
 			f.batches, f.size = bs, size
 			total += size
