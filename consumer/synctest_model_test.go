@@ -145,7 +145,10 @@ type timingScenario struct {
 	// retention, run by retention events: Broker.Maintain) deletes batches
 	oneSeg    bool
 	retention time.Duration
-	breaks    []int // a Records loop breaks after so many yields (cycled; 0: never)
+	// latency is how long each ListOffset and Fetch takes to reach the
+	// broker (see slowCalls)
+	latency time.Duration
+	breaks  []int // a Records loop breaks after so many yields (cycled; 0: never)
 	// thinks are how long a Records loop's body takes after each yield
 	// (cycled): the events meanwhile (a Seek, Pause, Close...) take
 	// effect at the next record
@@ -212,6 +215,9 @@ func newTimingScenario(seed uint64) *timingScenario {
 	}
 	sc.producer = rng.IntN(3) == 0
 	sc.records = rng.IntN(2) == 0
+	if rng.IntN(3) == 0 {
+		sc.latency = time.Duration(1+rng.IntN(40))*time.Millisecond + 5*time.Nanosecond
+	}
 	if rng.IntN(3) == 0 {
 		sc.oneSeg, sc.retention = true, time.Duration(200+rng.IntN(1500))*time.Millisecond
 	}
@@ -292,8 +298,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 
 func (sc *timingScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v\n",
-		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention)
+	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v latency %v\n",
+		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention, sc.latency)
 	for p, s := range sc.initial {
 		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
 	}
@@ -515,7 +521,11 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 		}
 		defer closeProd()
 		faults := runneltest.NewFaults(t, b)
-		c, err := consumer.New(faults, consumer.FetchMaxWait(sc.maxWait), consumer.FetchMinBytes(sc.minBytes),
+		var client consumer.Client = faults
+		if sc.latency > 0 {
+			client = &slowCalls{Client: faults, d: sc.latency}
+		}
+		c, err := consumer.New(client, consumer.FetchMaxWait(sc.maxWait), consumer.FetchMinBytes(sc.minBytes),
 			consumer.FetchMaxBytes(sc.maxBytes), consumer.FetchMaxPartitionBytes(sc.maxPart),
 			consumer.ResetOffset(sc.reset), consumer.RetryBackoff(sc.backoff))
 		require.NoError(t, err)
@@ -733,6 +743,38 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 	return polls, yields
 }
 
+// slowCalls is a Client whose ListOffset and Fetch take d to reach the
+// broker (a ctx that ends meanwhile ends them).
+type slowCalls struct {
+	consumer.Client
+	d time.Duration
+}
+
+func (c *slowCalls) wait(ctx context.Context) error {
+	t := time.NewTimer(c.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *slowCalls) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
+	if err := c.wait(ctx); err != nil {
+		return api.ListedOffset{}, err
+	}
+	return c.Client.ListOffset(ctx, topic, partition, timestamp)
+}
+
+func (c *slowCalls) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	if err := c.wait(ctx); err != nil {
+		return api.FetchResponse{}, err
+	}
+	return c.Client.Fetch(ctx, req)
+}
+
 // result summarizes a Fetch, checking its records' values.
 func (sc *timingScenario) result(t *testing.T, f consumer.Fetch) tmResult {
 	r := tmResult{p: f.Partition, from: -1}
@@ -942,22 +984,36 @@ func (m *tmModel) apply(i int) (int, int32) {
 	panic(e.kind)
 }
 
-// resolve looks up the positions to look up, as Poll does first.
-func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
-	for _, p := range slices.Clone(m.order) {
+// resolve looks up the positions to look up, as Poll does first, each
+// look-up a call that takes the Client's latency (call): it stops at an
+// event that ends the call, which it returns (effNone: none did).
+func (m *tmModel) resolve(now *time.Duration, call func() (int, time.Duration)) (out []tmResult, closed bool, eff int, at time.Duration) {
+	var todo []*tmAssign
+	var ps []int32
+	var curs []int
+	for _, p := range m.order {
 		a := m.as[p]
-		if a.pos != -1 || a.stopped || a.retryAt > now {
-			continue
+		if a.pos == -1 && !a.stopped && a.retryAt <= *now {
+			todo, ps, curs = append(todo, a), append(ps, p), append(curs, a.cur)
+		}
+	}
+	for i, a := range todo {
+		p := ps[i]
+		if eff, at := call(); eff != effNone {
+			return out, false, eff, at
 		}
 		if m.brokerClosed {
-			return out, true
+			return out, true, effNone, 0
+		}
+		if m.as[p] != a || a.cur != curs[i] || a.pos != -1 {
+			continue // stale
 		}
 		if m.parts == nil {
 			if a.topicID != 0 { // the topic read is gone: reported
 				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
 				a.topicID = 0
 			}
-			a.retryAt = now + m.sc.backoff
+			a.retryAt = *now + m.sc.backoff
 			continue
 		}
 		part := m.parts[p]
@@ -974,7 +1030,7 @@ func (m *tmModel) resolve(now time.Duration) (out []tmResult, closed bool) {
 		}
 		a.pos, a.seen, a.topicID = off, true, m.gen
 	}
-	return out, false
+	return out, false, effNone, 0
 }
 
 type tmSent struct {
@@ -1373,16 +1429,50 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 		out = append(out, m.as[p].held...)
 		m.as[p].held = nil
 	}
-	failed, closed := m.resolve(start)
-	out = append(out, failed...)
-	if closed {
-		return ret(start, out, "broker")
-	}
-	sent, maxWait, minBytes, nextRetry := m.request(start, len(out) > 0, idle)
 	events := m.sc.events
+	now := start
+	// call lets a call to the Client take its latency: it returns the
+	// event that ended it (a change, the ctx, Close), if one did.
+	call := func() (int, time.Duration) {
+		end := now + m.sc.latency
+		for m.sc.latency > 0 && *ev < len(events) && events[*ev].at < end {
+			at := events[*ev].at
+			eff, _ := m.apply(*ev)
+			*ev++
+			switch eff {
+			case effWake, effCtx, effClosed:
+				now = at
+				return eff, at
+			}
+		}
+		now = end
+		return effNone, end
+	}
+	// interrupted is the consumer's: what a Poll whose call an event
+	// ended returns.
+	interrupted := func(eff int, at time.Duration, out []tmResult) tmPoll {
+		switch eff {
+		case effClosed:
+			return ret(at, nil, "closed")
+		case effCtx:
+			m.ctxCancelled = false
+			m.unreported(out)
+			return ret(at, nil, "ctx")
+		}
+		return ret(at, out, "")
+	}
+	failed, closed, eff, at := m.resolve(&now, call)
+	out = append(out, failed...)
+	if eff != effNone {
+		return interrupted(eff, at, out)
+	}
+	if closed {
+		return ret(now, out, "broker")
+	}
+	sent, maxWait, minBytes, nextRetry := m.request(now, len(out) > 0, idle)
 	// wait waits, with nothing to fetch, until deadline or a change.
 	wait := func(deadline time.Duration) tmPoll {
-		for deadline > start && *ev < len(events) && events[*ev].at < deadline {
+		for deadline > now && *ev < len(events) && events[*ev].at < deadline {
 			at := events[*ev].at
 			eff, _ := m.apply(*ev)
 			*ev++
@@ -1396,18 +1486,22 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 				return ret(at, nil, "closed")
 			}
 		}
-		return ret(max(deadline, start), nil, "")
+		return ret(max(deadline, now), nil, "")
 	}
 	if len(sent) == 0 {
 		if len(out) > 0 {
-			return ret(start, out, "")
+			return ret(now, out, "")
 		}
 		d, _ := m.waitFor(idle)
 		if nextRetry != 0 {
-			d = min(d, nextRetry-start)
+			d = min(d, nextRetry-now)
 		}
-		return wait(start + d)
+		return wait(now + d)
 	}
+	if eff, at := call(); eff != effNone {
+		return interrupted(eff, at, out)
+	}
+	// The fetch reaches the faults and the broker now.
 	// A fault rule takes the fetch if it names the rule's partition.
 	var failedParts []bool
 	if i := slices.IndexFunc(m.faults, func(f tmFault) bool {
@@ -1419,13 +1513,13 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 			// The consumer backs the fetch's partitions off, and waits
 			// as with nothing to fetch.
 			for _, s := range sent {
-				m.as[s.p].retryAt = start + m.sc.backoff
+				m.as[s.p].retryAt = now + m.sc.backoff
 			}
 			if len(out) > 0 {
-				return ret(start, out, "")
+				return ret(now, out, "")
 			}
 			d, _ := m.waitFor(idle)
-			return wait(start + min(d, m.sc.backoff))
+			return wait(now + min(d, m.sc.backoff))
 		}
 		failedParts = make([]bool, len(sent))
 		for k, s := range sent {
@@ -1436,17 +1530,17 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 	// A closed broker answers the fetch (but for a fault's partitions,
 	// which Faults answers without it).
 	if m.brokerClosed && (failedParts == nil || slices.Contains(failedParts, false)) {
-		return ret(start, out, "broker")
+		return ret(now, out, "broker")
 	}
 	resp, done := m.fetchOnce(sent, maxWait, minBytes, failedParts)
 	if done {
-		return ret(start, append(out, m.process(start, sent, resp, advance)...), "")
+		return ret(now, append(out, m.process(now, sent, resp, advance)...), "")
 	}
 	total := 0
 	for _, f := range resp {
 		total += f.size
 	}
-	deadline := start + maxWait
+	deadline := now + maxWait
 	for *ev < len(events) && events[*ev].at < deadline {
 		at := events[*ev].at
 		eff, p := m.apply(*ev)
