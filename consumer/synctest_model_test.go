@@ -88,9 +88,10 @@ const (
 	evClose
 	evFault
 	evRetention
+	evAddPartitions
 )
 
-var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault", "retention"}
+var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault", "retention", "add-partitions"}
 
 // tmSpec is an Offset: kind is mStart, mEnd, mTime (v in ms since the
 // bubble's start) or mAt.
@@ -125,9 +126,11 @@ type tmEvent struct {
 	// fault: the next fetch naming p fails with api.ErrNotLeader, whole
 	// or for p (runneltest's FailRequest, FailPartitions)
 	whole bool
+	n     int // create-topic, add-partitions: the topic's partitions
 }
 
 type timingScenario struct {
+	count0            int // the topic's partitions at first (the consumer may assign up to parts)
 	seed              uint64
 	parts             int
 	maxWait           time.Duration
@@ -165,6 +168,10 @@ type timingScenario struct {
 func newTimingScenario(seed uint64) *timingScenario {
 	rng := rand.New(rand.NewPCG(seed, 23))
 	sc := &timingScenario{seed: seed, parts: 1 + rng.IntN(3), maxPolls: 400}
+	sc.count0 = sc.parts
+	if rng.IntN(4) == 0 {
+		sc.count0 = 1 + rng.IntN(sc.parts)
+	}
 	switch rng.IntN(4) {
 	case 0:
 		sc.maxWait = 0
@@ -276,13 +283,18 @@ func newTimingScenario(seed uint64) *timingScenario {
 		case r < 83 && !sc.producer:
 			e.kind = evDeleteTopic
 		case r < 88 && !sc.producer:
-			e.kind = evCreateTopic
+			e.kind, e.n = evCreateTopic, sc.parts
+			if rng.IntN(3) == 0 {
+				e.n = 1 + rng.IntN(sc.parts)
+			}
 		case r < 92:
 			e.kind = evCancel
 		case r < 96:
 			e.kind, e.whole = evFault, rng.IntN(2) == 0
 		case r < 99 && sc.oneSeg:
 			e.kind = evRetention
+		case r < 99:
+			e.kind, e.n = evAddPartitions, 1+rng.IntN(sc.parts)
 		default:
 			e.kind = evAppend
 			e.vals = []int{5}
@@ -298,8 +310,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 
 func (sc *timingScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario: %d partitions, FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v latency %v\n",
-		sc.parts, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention, sc.latency)
+	fmt.Fprintf(&b, "scenario: %d partitions (%d at first), FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v latency %v\n",
+		sc.parts, sc.count0, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention, sc.latency)
 	for p, s := range sc.initial {
 		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
 	}
@@ -314,6 +326,8 @@ func (sc *timingScenario) String() string {
 			fmt.Fprintf(&b, " frac %.2f", e.frac)
 		case evFault:
 			fmt.Fprintf(&b, " whole %v", e.whole)
+		case evCreateTopic, evAddPartitions:
+			fmt.Fprintf(&b, " n %d", e.n)
 		}
 		b.WriteByte('\n')
 	}
@@ -503,7 +517,8 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				require.NoError(t, b.Close())
 			}
 		}()
-		tcfg := log.TopicConfig{Partitions: sc.parts}
+		tcfg := log.TopicConfig{Partitions: sc.count0}
+		count := sc.count0
 		if sc.oneSeg {
 			tcfg.SegmentBytes, tcfg.RetentionTime = 14, sc.retention
 		}
@@ -645,7 +660,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 			tp := api.TopicPartition{Topic: tmTopic, Partition: e.p}
 			switch e.kind {
 			case evAppend:
-				if deleted || brokerClosed {
+				if deleted || brokerClosed || int(e.p) >= count {
 					continue
 				}
 				lo, err := b.ListOffset(t.Context(), tmTopic, e.p, api.Latest)
@@ -681,7 +696,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 			case evAssign:
 				require.NoError(t, c.Assign(tmTopic, e.p, e.spec.tmOffset()))
 			case evDeleteRecords:
-				if deleted || brokerClosed {
+				if deleted || brokerClosed || int(e.p) >= count {
 					continue
 				}
 				lo, err := b.ListOffset(t.Context(), tmTopic, e.p, api.Earliest)
@@ -701,6 +716,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				if !deleted || brokerClosed {
 					continue
 				}
+				tcfg.Partitions, count = e.n, e.n
 				require.NoError(t, b.CreateTopic(t.Context(), tmTopic, tcfg))
 				deleted = false
 				gen++
@@ -720,7 +736,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				}
 				require.NoError(t, b.Maintain(t.Context()))
 				var starts []int64
-				for p := range sc.parts {
+				for p := range count {
 					lo, err := b.ListOffset(t.Context(), tmTopic, int32(p), api.Earliest)
 					require.NoError(t, err)
 					starts = append(starts, lo.Offset)
@@ -729,6 +745,12 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 					sc.starts = map[int][]int64{}
 				}
 				sc.starts[i] = starts
+			case evAddPartitions:
+				if deleted || brokerClosed || e.n <= count {
+					continue
+				}
+				require.NoError(t, b.CreatePartitions(t.Context(), tmTopic, e.n))
+				count = e.n
 			case evFault:
 				f := runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{e.p}, Err: api.ErrNotLeader, Count: 1}
 				if !e.whole {
@@ -884,9 +906,9 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held = s, false, false, 0, 0, nil
 }
 
-func (m *tmModel) newParts() {
+func (m *tmModel) newParts(n int) {
 	m.parts = nil
-	for range m.sc.parts {
+	for range n {
 		m.parts = append(m.parts, &tmPart{})
 	}
 }
@@ -897,7 +919,7 @@ func (m *tmModel) apply(i int) (int, int32) {
 	a := m.as[e.p]
 	switch e.kind {
 	case evAppend:
-		if m.parts == nil || m.brokerClosed {
+		if m.parts == nil || m.brokerClosed || int(e.p) >= len(m.parts) {
 			return effNone, 0
 		}
 		p := m.parts[e.p]
@@ -941,7 +963,7 @@ func (m *tmModel) apply(i int) (int, int32) {
 		m.set(a, e.spec)
 		return effWake, 0
 	case evDeleteRecords:
-		if m.parts == nil || m.brokerClosed {
+		if m.parts == nil || m.brokerClosed || int(e.p) >= len(m.parts) {
 			return effNone, 0
 		}
 		p := m.parts[e.p]
@@ -958,7 +980,7 @@ func (m *tmModel) apply(i int) (int, int32) {
 			return effNone, 0
 		}
 		m.gen++
-		m.newParts()
+		m.newParts(e.n)
 		return effNone, 0
 	case evCancel:
 		m.ctxCancelled = true
@@ -969,6 +991,14 @@ func (m *tmModel) apply(i int) (int, int32) {
 	case evClose:
 		m.closed = true
 		return effClosed, 0
+	case evAddPartitions:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0
+		}
+		for len(m.parts) < e.n {
+			m.parts = append(m.parts, &tmPart{})
+		}
+		return effNone, 0
 	case evFault:
 		m.faults = append(m.faults, tmFault{p: e.p, whole: e.whole})
 		return effNone, 0
@@ -1008,7 +1038,7 @@ func (m *tmModel) resolve(now *time.Duration, call func() (int, time.Duration)) 
 		if m.as[p] != a || a.cur != curs[i] || a.pos != -1 {
 			continue // stale
 		}
-		if m.parts == nil {
+		if m.parts == nil || int(p) >= len(m.parts) {
 			if a.topicID != 0 { // the topic read is gone: reported
 				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
 				a.topicID = 0
@@ -1115,7 +1145,7 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration, minBytes int, 
 			continue // not the broker's
 		case m.parts == nil && s.topicID != 0, m.parts != nil && s.topicID != 0 && s.topicID != m.gen:
 			f.err = resTopicID
-		case m.parts == nil:
+		case m.parts == nil, int(s.p) >= len(m.parts):
 			f.err = resUnknown
 		}
 		if f.err != resRecords {
@@ -1270,7 +1300,7 @@ func (m *tmModel) positions() []int64 {
 
 func newTmModel(sc *timingScenario) *tmModel {
 	m := &tmModel{sc: sc, gen: 1, as: map[int32]*tmAssign{}}
-	m.newParts()
+	m.newParts(sc.count0)
 	for p, s := range sc.initial {
 		if s.kind >= 0 {
 			a := &tmAssign{}
