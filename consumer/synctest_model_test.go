@@ -250,6 +250,9 @@ func newTimingScenario(seed uint64) *timingScenario {
 		}
 	}
 	n := 10 + rng.IntN(30)
+	if rng.IntN(4) == 0 { // dense
+		n = 40 + rng.IntN(80)
+	}
 	ms := rng.Perm(3000)[:n]
 	slices.Sort(ms)
 	closeBroker := rng.IntN(6) == 0
@@ -420,10 +423,11 @@ type tmPoll struct {
 	res        []tmResult
 	err        string  // "", "ctx", "closed" (ErrClosed), "broker" (runnel.ErrClosed), or another
 	pos        []int64 // Position of each partition afterwards: -1 unresolved, -2 unassigned
+	lag        []int64 // Lag of each partition afterwards: -1 when it says false
 }
 
 func (p tmPoll) String() string {
-	return fmt.Sprintf("poll %v..%v %v err=%q pos=%v", p.start, p.end, p.res, p.err, p.pos)
+	return fmt.Sprintf("poll %v..%v %v err=%q pos=%v lag=%v", p.start, p.end, p.res, p.err, p.pos, p.lag)
 }
 
 // diffPolls returns where got parts from want, or "".
@@ -576,7 +580,11 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 						pos, _ := c.Position(tmTopic, rec.Partition)
 						var gen int
 						fmt.Sscanf(string(rec.Value), "g%d", &gen)
-						yields = append(yields, fmt.Sprintf("%v p%d o%d g%d pos %d", now, rec.Partition, rec.Offset, gen, pos))
+						lag, ok := c.Lag(tmTopic, rec.Partition)
+						if !ok {
+							lag = -1
+						}
+						yields = append(yields, fmt.Sprintf("%v p%d o%d g%d pos %d lag %d", now, rec.Partition, rec.Offset, gen, pos, lag))
 					case errors.Is(err, runnel.ErrClosed):
 						yields = append(yields, fmt.Sprintf("%v err broker", now))
 					default:
@@ -633,6 +641,11 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 							pos = -2
 						}
 						poll.pos = append(poll.pos, pos)
+						lag, ok := c.Lag(tmTopic, int32(p))
+						if !ok {
+							lag = -1
+						}
+						poll.lag = append(poll.lag, lag)
 					}
 					switch {
 					case err == nil:
@@ -857,9 +870,10 @@ type tmAssign struct {
 	paused, stopped bool
 	retryAt         time.Duration // 0: none
 	seen            bool
-	topicID         int // the topic's gen; 0: none
-	cur             int // bumped when the consumer's cursor is replaced
-	seq             int // bumped when the application sets the position
+	topicID         int   // the topic's gen; 0: none
+	cur             int   // bumped when the consumer's cursor is replaced
+	seq             int   // bumped when the application sets the position
+	hw              int64 // the high watermark of the last fetch that answered; -1: none
 	held            []tmResult
 }
 
@@ -903,7 +917,7 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	m.curs++
 	a.cur = m.curs
 	a.seq++
-	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held = s, false, false, 0, 0, nil
+	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held, a.hw = s, false, false, 0, 0, nil, -1
 }
 
 func (m *tmModel) newParts(n int) {
@@ -1225,6 +1239,7 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 		if a.topicID == 0 {
 			a.topicID = f.gen
 		}
+		a.hw = f.hw
 		if s.off >= f.hw || len(f.batches) == 0 {
 			continue
 		}
@@ -1258,7 +1273,7 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration)
 	if m.sc.reset == consumer.ResetLatest {
 		a.at = tmSpec{kind: mEnd}
 	}
-	a.seen = false
+	a.seen, a.hw = false, -1
 	if outOfRange {
 		return r, false
 	}
@@ -1283,6 +1298,26 @@ func (m *tmModel) unreported(rs []tmResult) {
 			a.stopped, a.retryAt = false, 0
 		}
 	}
+}
+
+// lag is Lag's answer, -1 for false.
+func (a *tmAssign) lag() int64 {
+	if a.hw < 0 || a.pos < 0 {
+		return -1
+	}
+	return a.hw - a.pos
+}
+
+func (m *tmModel) lags() []int64 {
+	var lags []int64
+	for p := range m.sc.parts {
+		if a := m.as[int32(p)]; a == nil {
+			lags = append(lags, -1)
+		} else {
+			lags = append(lags, a.lag())
+		}
+	}
+	return lags
 }
 
 func (m *tmModel) positions() []int64 {
@@ -1328,7 +1363,7 @@ func (sc *timingScenario) model() []tmPoll {
 			ev++
 		}
 		poll := m.poll(start, &ev, false, true)
-		poll.pos = m.positions()
+		poll.pos, poll.lag = m.positions(), m.lags()
 		sortResults(poll.res)
 		polls = append(polls, poll)
 		if poll.err == "closed" {
@@ -1425,7 +1460,7 @@ func (sc *timingScenario) modelRecords() []string {
 						continue fetches // halted: the partition changed
 					}
 					a.pos = off + 1
-					if !yield(fmt.Sprintf("p%d o%d g%d pos %d", r.p, off, r.gen, a.pos)) {
+					if !yield(fmt.Sprintf("p%d o%d g%d pos %d lag %d", r.p, off, r.gen, a.pos, a.lag())) {
 						m.unreported(poll.res[i+1:])
 						break polls
 					}
