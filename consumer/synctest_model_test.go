@@ -349,12 +349,6 @@ type tmPart struct {
 	start, end int64 // log start, and end (the high watermark)
 }
 
-// tmLog is the topic as the broker has it: nil parts when deleted.
-type tmLog struct {
-	gen   int // the topic's incarnation: its ID
-	parts []*tmPart
-}
-
 // deleteTo is the offset a delete-records event deletes up to.
 func (p *tmPart) deleteTo(frac float64) int64 {
 	return min(p.end, p.start+int64(frac*float64(p.end-p.start)))
