@@ -25,31 +25,43 @@ import (
 )
 
 // TestSynctestConsumerTimingModel is a randomized model of the consumer's
-// timing on the fake clock: a Poll loop (each Poll started a random gap
-// after the last returned) over 1–3 partitions of an in-memory broker,
-// with random FetchMaxWait, FetchMinBytes, byte limits, ResetOffset and
-// RetryBackoff, while events come at random whole milliseconds: appends
-// of batches (through the broker, or a producer), Seek to each kind of
-// Offset, Pause, Resume, Unassign, Assign, DeleteRecords (maybe past the
-// position), the topic deleted and created again, the Poll's ctx
-// cancelled, the broker closed, and at the end the consumer closed. The
-// model (tmModel) says, to the nanosecond, when each Poll returns and
-// with what: the records of each partition (by offset), each partition's
-// error, Poll's error, and every partition's Position afterwards. It
-// follows the package's docs and Kafka's long poll: a fetch answers at
-// once when FetchMinBytes are there (counted as the broker counts them,
-// up to each partition's max bytes), when a partition fails, or with
-// nothing to wait for; it waits for an append to one of its partitions,
-// not a timer tick, and otherwise answers at FetchMaxWait; a change of
-// the assignment, a ctx, Close end the wait.
+// timing on the fake clock. Each seed runs, in a synctest bubble, either a
+// Poll loop (each Poll started a random gap after the last returned) or
+// Records loops (each breaking after a few yields, or ended by its ctx or
+// Close; the body taking a random time after some records) over 1–3
+// partitions of an in-memory broker, with random FetchMaxWait,
+// FetchMinBytes, byte limits, ResetOffset and RetryBackoff; for some
+// seeds every batch is a segment of its own (a read returns one batch)
+// under a RetentionTime, and for some the Client takes a few milliseconds
+// to pass each ListOffset and Fetch to the broker. Events come at random
+// times: appends of batches (through the broker, or a producer), Seek to
+// each kind of Offset, Pause, Resume, Unassign, Assign, DeleteRecords
+// (maybe past the position), retention (Broker.Maintain), the topic
+// deleted and created again (maybe with another partition count),
+// CreatePartitions, a fetch failing with api.ErrNotLeader (whole, or for
+// one partition), the ctx cancelled, the broker closed, and at the end
+// the consumer closed. The model (tmModel) says, to the nanosecond, when
+// each Poll returns and with what — the records of each partition (by
+// offset, and of which incarnation of the topic), each partition's
+// error, Poll's error, every partition's Position and Lag afterwards —
+// or when a Records loop yields each record (with Position and Lag in
+// the body) and error, and when it ends. It follows the package's docs
+// and Kafka's long poll: a fetch answers at once when FetchMinBytes are
+// there (counted as the broker counts them, up to each partition's max
+// bytes), when a partition fails, or with nothing to wait for; it waits
+// for an append to one of its partitions, not a timer tick, and
+// otherwise answers at FetchMaxWait; a change of the assignment, a ctx,
+// Close end the wait; records come below the high watermark, in offset
+// order, none twice and none skipped but by a reset.
 //
 // The times never tie but where one causes the other: events at random
 // fractions of a millisecond, the waits off whole milliseconds by a few
 // micro- or nanoseconds.
 //
-// A few seeds run by default; for a long run:
+// 150 seeds run by default (30 under -short), in well under a second;
+// for a long run:
 //
-//	RUNNEL_CONSUMER_TIMING_SEEDS=3000 go test -run TestSynctestConsumerTimingModel ./consumer
+//	RUNNEL_CONSUMER_TIMING_SEEDS=5000 go test -run TestSynctestConsumerTimingModel ./consumer
 //
 // A failing seed S repeats with RUNNEL_CONSUMER_TIMING_SEEDS=1
 // RUNNEL_CONSUMER_TIMING_SEEDS_BASE=S (the failure prints the command).
