@@ -155,6 +155,7 @@ type timingScenario struct {
 	events            []tmEvent
 	producer          bool
 	records           bool // a Records loop rather than a Poll loop
+	mixed             bool // records, and a Poll after each Records loop
 	// oneSeg makes every batch a segment of its own (SegmentBytes(14)),
 	// so that a read returns one batch, and retention (RetentionTime
 	// retention, run by retention events: Broker.Maintain) deletes batches
@@ -234,6 +235,7 @@ func newTimingScenario(seed uint64) *timingScenario {
 	}
 	sc.producer = rng.IntN(3) == 0
 	sc.records = rng.IntN(2) == 0
+	sc.mixed = sc.records && rng.IntN(2) == 0
 	if rng.IntN(3) == 0 {
 		sc.latency = time.Duration(1+rng.IntN(40))*time.Millisecond + 5*time.Nanosecond
 	}
@@ -325,8 +327,8 @@ func newTimingScenario(seed uint64) *timingScenario {
 
 func (sc *timingScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario: %d partitions (%d at first), FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v breaks %v thinks %v one-batch segments %v retention %v latency %v\n",
-		sc.parts, sc.count0, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.breaks, sc.thinks, sc.oneSeg, sc.retention, sc.latency)
+	fmt.Fprintf(&b, "scenario: %d partitions (%d at first), FetchMaxWait(%v) FetchMinBytes(%d) FetchMaxBytes(%d) FetchMaxPartitionBytes(%d) ResetOffset(%v) RetryBackoff(%v) gaps %v producer %v records %v mixed %v breaks %v thinks %v one-batch segments %v retention %v latency %v\n",
+		sc.parts, sc.count0, sc.maxWait, sc.minBytes, sc.maxBytes, sc.maxPart, sc.reset, sc.backoff, sc.gaps, sc.producer, sc.records, sc.mixed, sc.breaks, sc.thinks, sc.oneSeg, sc.retention, sc.latency)
 	for p, s := range sc.initial {
 		fmt.Fprintf(&b, "  assign p%d %v (kind -1: not)\n", p, s)
 	}
@@ -568,6 +570,48 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 			ctx, cancel = context.WithCancel(t.Context())
 			mu.Unlock()
 		}
+		// doPoll polls once, with the ctx the events cancel.
+		doPoll := func() tmPoll {
+			mu.Lock()
+			pctx := ctx
+			mu.Unlock()
+			start := time.Since(t0)
+			fs, err := c.Poll(pctx)
+			poll := tmPoll{start: start, end: time.Since(t0)}
+			for _, f := range fs {
+				poll.res = append(poll.res, sc.result(t, f))
+			}
+			sortResults(poll.res)
+			for p := range sc.parts {
+				pos, ok := c.Position(tmTopic, int32(p))
+				switch {
+				case ok:
+				case slices.Contains(c.Assigned(), api.TopicPartition{Topic: tmTopic, Partition: int32(p)}):
+					pos = -1
+				default:
+					pos = -2
+				}
+				poll.pos = append(poll.pos, pos)
+				lag, ok := c.Lag(tmTopic, int32(p))
+				if !ok {
+					lag = -1
+				}
+				poll.lag = append(poll.lag, lag)
+			}
+			switch {
+			case err == nil:
+			case errors.Is(err, consumer.ErrClosed):
+				poll.err = "closed"
+			case errors.Is(err, runnel.ErrClosed):
+				poll.err = "broker"
+			case errors.Is(err, context.Canceled):
+				poll.err = "ctx"
+				newCtx()
+			default:
+				poll.err = err.Error()
+			}
+			return poll
+		}
 		records := func() {
 			defer close(done)
 			for loop := 0; loop < sc.maxPolls; loop++ {
@@ -616,6 +660,14 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 					return
 				}
 				yields = append(yields, fmt.Sprintf("%v end", now))
+				if sc.mixed {
+					// A Poll between two Records loops.
+					poll := doPoll()
+					yields = append(yields, poll.String())
+					if poll.err == "closed" {
+						return
+					}
+				}
 			}
 		}
 		if sc.records {
@@ -627,44 +679,7 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 					if i > 0 {
 						time.Sleep(sc.gaps[(i-1)%len(sc.gaps)])
 					}
-					mu.Lock()
-					pctx := ctx
-					mu.Unlock()
-					start := time.Since(t0)
-					fs, err := c.Poll(pctx)
-					poll := tmPoll{start: start, end: time.Since(t0)}
-					for _, f := range fs {
-						poll.res = append(poll.res, sc.result(t, f))
-					}
-					sortResults(poll.res)
-					for p := range sc.parts {
-						pos, ok := c.Position(tmTopic, int32(p))
-						switch {
-						case ok:
-						case slices.Contains(c.Assigned(), api.TopicPartition{Topic: tmTopic, Partition: int32(p)}):
-							pos = -1
-						default:
-							pos = -2
-						}
-						poll.pos = append(poll.pos, pos)
-						lag, ok := c.Lag(tmTopic, int32(p))
-						if !ok {
-							lag = -1
-						}
-						poll.lag = append(poll.lag, lag)
-					}
-					switch {
-					case err == nil:
-					case errors.Is(err, consumer.ErrClosed):
-						poll.err = "closed"
-					case errors.Is(err, runnel.ErrClosed):
-						poll.err = "broker"
-					case errors.Is(err, context.Canceled):
-						poll.err = "ctx"
-						newCtx()
-					default:
-						poll.err = err.Error()
-					}
+					poll := doPoll()
 					polls = append(polls, poll)
 					if poll.err == "closed" {
 						return
@@ -1478,6 +1493,16 @@ func (sc *timingScenario) modelRecords() []string {
 			return append(out, fmt.Sprintf("%v end closed", now))
 		}
 		out = append(out, fmt.Sprintf("%v end", now))
+		if sc.mixed {
+			poll := m.poll(now, &ev, false, true)
+			poll.pos, poll.lag = m.positions(), m.lags()
+			sortResults(poll.res)
+			out = append(out, poll.String())
+			if poll.err == "closed" {
+				return out
+			}
+			now = poll.end
+		}
 	}
 	return out
 }
