@@ -101,9 +101,10 @@ const (
 	evFault
 	evRetention
 	evAddPartitions
+	evAssignTopic
 )
 
-var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault", "retention", "add-partitions"}
+var evNames = []string{"append", "seek", "pause", "resume", "unassign", "assign", "delete-records", "delete-topic", "create-topic", "cancel", "close-broker", "close", "fault", "retention", "add-partitions", "assign-topic"}
 
 // tmSpec is an Offset: kind is mStart, mEnd, mTime (v in ms since the
 // bubble's start) or mAt.
@@ -293,8 +294,10 @@ func newTimingScenario(seed uint64) *timingScenario {
 			e.kind = evResume
 		case r < 66:
 			e.kind = evUnassign
-		case r < 71:
+		case r < 70:
 			e.kind, e.spec = evAssign, randSpec(int64(m+1))
+		case r < 71:
+			e.kind, e.spec = evAssignTopic, randSpec(int64(m+1))
 		case r < 79:
 			e.kind, e.frac = evDeleteRecords, rng.Float64()*1.2
 		case r < 83 && !sc.producer:
@@ -337,7 +340,7 @@ func (sc *timingScenario) String() string {
 		switch e.kind {
 		case evAppend:
 			fmt.Fprintf(&b, " vals %v prod %v", e.vals, e.prod)
-		case evSeek, evAssign:
+		case evSeek, evAssign, evAssignTopic:
 			fmt.Fprintf(&b, " %v", e.spec)
 		case evDeleteRecords:
 			fmt.Fprintf(&b, " frac %.2f", e.frac)
@@ -729,6 +732,16 @@ func (sc *timingScenario) run(t *testing.T) (polls []tmPoll, yields []string) {
 				c.Unassign(tmTopic, e.p)
 			case evAssign:
 				require.NoError(t, c.Assign(tmTopic, e.p, e.spec.tmOffset()))
+			case evAssignTopic:
+				err := c.AssignTopic(t.Context(), tmTopic, e.spec.tmOffset())
+				switch {
+				case brokerClosed:
+					require.ErrorIs(t, err, runnel.ErrClosed)
+				case deleted:
+					require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)
+				default:
+					require.NoError(t, err)
+				}
 			case evDeleteRecords:
 				if deleted || brokerClosed || int(e.p) >= count {
 					continue
@@ -941,6 +954,16 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held, a.hw = s, false, false, 0, 0, nil, -1
 }
 
+func (m *tmModel) assign(p int32, s tmSpec) {
+	a := m.as[p]
+	if a == nil {
+		a = &tmAssign{}
+		m.as[p] = a
+		m.order = append(m.order, p)
+	}
+	m.set(a, s)
+}
+
 func (m *tmModel) newParts(n int) {
 	m.parts = nil
 	for range n {
@@ -990,12 +1013,15 @@ func (m *tmModel) apply(i int) (int, int32) {
 		m.order = slices.DeleteFunc(m.order, func(p int32) bool { return p == e.p })
 		return effWake, 0
 	case evAssign:
-		if a == nil {
-			a = &tmAssign{}
-			m.as[e.p] = a
-			m.order = append(m.order, e.p)
+		m.assign(e.p, e.spec)
+		return effWake, 0
+	case evAssignTopic:
+		if m.parts == nil || m.brokerClosed {
+			return effNone, 0 // an error
 		}
-		m.set(a, e.spec)
+		for p := range len(m.parts) {
+			m.assign(int32(p), e.spec)
+		}
 		return effWake, 0
 	case evDeleteRecords:
 		if m.parts == nil || m.brokerClosed || int(e.p) >= len(m.parts) {
