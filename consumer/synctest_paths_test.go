@@ -1,0 +1,201 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The timing paths TestSynctestConsumerTimingModel does not reach: the
+// waits of AssignTopic's retries and of a Records loop after a Poll's
+// error, and the throttle of the logs of an error that goes on.
+
+// notLeaderPartitions answers Partitions with api.ErrNotLeader n times,
+// then as the broker does, and keeps the time of each call.
+type notLeaderPartitions struct {
+	*runnel.Broker
+	mu    sync.Mutex
+	n     int
+	calls []time.Duration
+	t0    time.Time
+}
+
+func (c *notLeaderPartitions) Partitions(ctx context.Context, topic string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, time.Since(c.t0))
+	if len(c.calls) <= c.n {
+		return 0, api.ErrNotLeader
+	}
+	return c.Broker.Partitions(ctx, topic)
+}
+
+// AssignTopic's wait between retries is RetryBackoff whatever happens to
+// the assignment meanwhile (an Assign, a Seek: changes that end a Poll's
+// wait, not this one), and it ends at once, with ErrClosed or ctx's
+// error, when Close comes or ctx ends.
+func TestSynctestAssignTopicBackoff(t *testing.T) {
+	t.Run("changes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cl := &notLeaderPartitions{Broker: bubbleBroker(t), n: 3, t0: time.Now()}
+			c, err := consumer.New(cl, consumer.RetryBackoff(7*time.Second))
+			require.NoError(t, err)
+			defer c.Close()
+			go func() {
+				for _, at := range []time.Duration{3 * time.Second, 8 * time.Second, 15 * time.Second} {
+					time.Sleep(time.Until(cl.t0.Add(at)))
+					assert.NoError(t, c.Assign("other", 0, consumer.Start()))
+					assert.NoError(t, c.Seek("other", 0, consumer.At(1)))
+				}
+			}()
+			require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
+			require.Equal(t, []time.Duration{0, 7 * time.Second, 14 * time.Second, 21 * time.Second}, cl.calls)
+			require.Equal(t, []api.TopicPartition{{Topic: "other"}, {Topic: "t"}}, c.Assigned())
+		})
+	})
+	t.Run("close", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cl := &notLeaderPartitions{Broker: bubbleBroker(t), n: 100, t0: time.Now()}
+			c, err := consumer.New(cl, consumer.RetryBackoff(7*time.Second))
+			require.NoError(t, err)
+			go func() {
+				time.Sleep(10 * time.Second)
+				assert.NoError(t, c.Close())
+			}()
+			require.ErrorIs(t, c.AssignTopic(t.Context(), "t", consumer.Start()), consumer.ErrClosed)
+			require.Equal(t, cl.t0.Add(10*time.Second), time.Now())
+			require.Equal(t, []time.Duration{0, 7 * time.Second}, cl.calls)
+			require.Empty(t, c.Assigned())
+		})
+	})
+	t.Run("ctx", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cl := &notLeaderPartitions{Broker: bubbleBroker(t), n: 100, t0: time.Now()}
+			c, err := consumer.New(cl, consumer.RetryBackoff(7*time.Second))
+			require.NoError(t, err)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			require.ErrorIs(t, c.AssignTopic(ctx, "t", consumer.Start()), context.DeadlineExceeded)
+			require.Equal(t, cl.t0.Add(10*time.Second), time.Now())
+			require.Equal(t, []time.Duration{0, 7 * time.Second}, cl.calls)
+		})
+	})
+}
+
+// A Records loop waits RetryBackoff after a Poll's error that it goes on
+// after (one Kafka's table does not know), whatever changes meanwhile (a
+// Seek does not end the wait), and Close or the ctx ends it at once.
+func TestSynctestRecordsBackoffEnds(t *testing.T) {
+	errNet := errors.New("network down")
+	for _, end := range []string{"close", "ctx"} {
+		t.Run(end, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bubbleBroker(t)
+				syncProduce(t, b, "a")
+				f := runneltest.NewFaults(t, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: errNet, Count: runneltest.Unlimited})
+				c, err := consumer.New(f, consumer.RetryBackoff(300*time.Millisecond))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				t0 := time.Now()
+				go func() {
+					time.Sleep(100 * time.Millisecond)
+					assert.NoError(t, c.Seek("t", 0, consumer.At(0)))
+					time.Sleep(350 * time.Millisecond)
+					if end == "close" {
+						assert.NoError(t, c.Close())
+					} else {
+						cancel()
+					}
+				}()
+				var errs []time.Duration
+				for r, err := range c.Records(ctx) {
+					require.Nil(t, r)
+					require.ErrorIs(t, err, errNet)
+					errs = append(errs, time.Since(t0))
+				}
+				require.Equal(t, []time.Duration{0, 300 * time.Millisecond}, errs)
+				require.Equal(t, t0.Add(450*time.Millisecond), time.Now(), "the loop did not end at once")
+			})
+		})
+	}
+}
+
+// timedLogs keeps the level and fake time of each log of one message.
+type timedLogs struct {
+	msg string
+	t0  time.Time
+	mu  sync.Mutex
+	got []string
+}
+
+func (h *timedLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (h *timedLogs) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *timedLogs) WithGroup(string) slog.Handler            { return h }
+func (h *timedLogs) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.Level != slog.LevelDebug {
+		s := r.Level.String() + " at " + time.Since(h.t0).String()
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "failing" {
+				s += " failing " + a.Value.String()
+			}
+			return true
+		})
+		h.got = append(h.got, s)
+	}
+	return nil
+}
+
+// A retriable error that goes on is logged at Info once, then at Warn
+// every 30 s (with for how long it has been failing), at Debug between:
+// a partition's error and a whole fetch's.
+func TestSynctestStillFailingWarnEvery30s(t *testing.T) {
+	for _, whole := range []bool{false, true} {
+		msg := "partition error: retrying"
+		if whole {
+			msg = "fetch failed: retrying"
+		}
+		t.Run(msg, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bubbleBroker(t)
+				f := runneltest.NewFaults(t, b)
+				fault := runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrNotLeader, Count: runneltest.Unlimited}
+				if !whole {
+					fault.Action = runneltest.FailPartitions
+				}
+				rule := f.Add(fault)
+				logs := &timedLogs{msg: msg, t0: time.Now()}
+				c, err := consumer.New(f, consumer.RetryBackoff(time.Second), consumer.Logger(slog.New(logs)))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				for time.Since(logs.t0) < 65*time.Second {
+					_, err := c.Poll(t.Context())
+					require.NoError(t, err)
+				}
+				require.Equal(t, 65, rule.Hits(), "a fetch each second, from 0 to 64 s")
+				require.Equal(t, []string{"INFO at 0s", "WARN at 30s failing 30s", "WARN at 1m0s failing 1m0s"}, logs.got)
+			})
+		})
+	}
+}
