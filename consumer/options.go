@@ -122,7 +122,10 @@ func ResetOffset(p ResetPolicy) Opt {
 // franz-go grows its backoff from 250 ms to 2.5 s: against a broker in
 // the same process a retry costs a call, not a round trip over a network
 // that may be overloaded, and a fixed wait bounds how late a partition
-// that comes back (a topic created at last) is read. Default 500 ms. 0
+// that comes back (a topic created at last) is read: after RetryBackoff,
+// or, if other partitions' long poll is under way then, when it ends
+// (at most FetchMaxWait later: one fetch at a time, as Kafka's consumer
+// has one in flight per broker). Default 500 ms. 0
 // retries at once: against a Client that keeps answering a retriable
 // error, a loop that only calls it. New returns ErrInvalidOption for a
 // negative d.
