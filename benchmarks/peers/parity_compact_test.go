@@ -27,7 +27,9 @@
 package peers
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -37,6 +39,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
 )
 
 // TestParityCompaction runs random operation sequences on compacted
@@ -307,7 +310,7 @@ func (s *sstate) maintain() {
 				c := *p
 				c.segs = slices.Clone(p.segs)
 				c.applyRetention(now, ret)
-				c.clean(now, rules)
+				c.clean(now, rules, s.cfg.CleanerMapBytes)
 				cands = append(cands, cand{p: c, ret: ret, rules: rules})
 			}
 		}
@@ -315,9 +318,10 @@ func (s *sstate) maintain() {
 		segs := s.runnelSegments(name)
 		sizes := s.segmentSizes(name, segs)
 		all, ferr := s.fetchAll(name, got.Offset)
+		checkpoint := s.cleanerCheckpoint(name)
 		match := -1
 		for i, c := range cands {
-			if err == nil && ferr == nil && got.Offset == c.p.logStart && slices.Equal(segs, c.p.bases()) &&
+			if err == nil && ferr == nil && got.Offset == c.p.logStart && slices.Equal(segs, c.p.bases()) && checkpoint == c.p.cleanedTo &&
 				slices.Equal(sizes, c.p.sizes()) && s.sameFetch(&c.p, all) == "" {
 				match = i
 				break
@@ -329,8 +333,8 @@ func (s *sstate) maintain() {
 			if ferr != nil {
 				why = ferr.Error()
 			}
-			s.fail(k, "runnel's log start %d (%v), segments %v of %v bytes; Kafka %d, %v of %v (runnel's documented rules: %d, %v of %v; fetched: %s); fetched: %s; before:%s",
-				got.Offset, err, segs, sizes, k.logStart, k.bases(), k.sizes(), d.logStart, d.bases(), d.sizes(), s.sameFetch(d, all), why, before)
+			s.fail(k, "runnel's log start %d (%v), segments %v of %v bytes, cleaned to %d; Kafka %d, %v of %v, %d (runnel's documented rules: %d, %v of %v, %d; fetched: %s); fetched: %s; before:%s",
+				got.Offset, err, segs, sizes, checkpoint, k.logStart, k.bases(), k.sizes(), k.cleanedTo, d.logStart, d.bases(), d.sizes(), d.cleanedTo, s.sameFetch(d, all), why, before)
 			*p = *k
 			return
 		}
@@ -380,6 +384,7 @@ const (
 	docIndexFit                        // groups by the most index entries their size may need
 	docLagNoTS                         // min.compaction.lag.ms: a segment without a timestamp has no age
 	docRatio                           // the dirty ratio counts the segment holding the log start once
+	docMapFull                         // a full key map takes keys it holds, and ends at the first it cannot
 )
 
 var docRuleNames = map[docRules]string{
@@ -387,13 +392,14 @@ var docRuleNames = map[docRules]string{
 	docBelowStart: "compaction drops the records below the log start (Kafka's cleaner keeps the latest of each key)",
 	docIndexFit:   "compaction merges segments only if the indexes the size of the merged one may need fit segment.index.bytes (Kafka: the sum of their entries)",
 	docLagNoTS:    "min.compaction.lag.ms takes a segment with no timestamp above -1 as past it (Kafka ages it by its file's modification time)",
+	docMapFull:    "a full key map still takes the keys it holds, the pass cleans up to the first record whose key did not fit, also inside a batch, and sets no delete horizon past it (Kafka's ends at the last batch it mapped whole, and starts the delete horizon of the tombstones it keeps past it)",
 	docRatio:      "the dirty ratio counts a segment the log start lies in, past the cleaner's checkpoint, as dirty (Kafka counts it as clean and as dirty)",
 }
 
 // docRuleSets is every set of docRules, the smaller first.
 var docRuleSets = func() []docRules {
 	var out []docRules
-	for r := range docRules(32) {
+	for r := range docRules(64) {
 		out = append(out, r)
 	}
 	slices.SortStableFunc(out, func(a, b docRules) int { return bits.OnesCount8(uint8(a)) - bits.OnesCount8(uint8(b)) })
@@ -411,6 +417,37 @@ func (s *sstate) segmentSizes(topic string, bases []int64) []int64 {
 		out[i] = fi.Size()
 	}
 	return out
+}
+
+// cleanerCheckpoint is runnel's cleaner checkpoint of topic's partition
+// 0 (the log's cleaner-checkpoint file: version, count, offset), 0 if
+// none was written.
+func (s *sstate) cleanerCheckpoint(topic string) int64 {
+	f, err := s.cfg.FS.Open(s.cfg.Dir + "/" + topic + "-0/cleaner-checkpoint")
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		s.t.Fatalf("op %d: %v", s.op, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		s.t.Fatalf("op %d: %v", s.op, err)
+	}
+	data, err := vfs.ReadView(f, 0, int(size))
+	if err != nil {
+		s.t.Fatalf("op %d: %v", s.op, err)
+	}
+	lines := strings.Fields(string(data))
+	if len(lines) < 3 {
+		s.t.Fatalf("op %d: cleaner checkpoint %q", s.op, data)
+	}
+	off, err := strconv.ParseInt(lines[2], 10, 64)
+	if err != nil {
+		s.t.Fatalf("op %d: cleaner checkpoint %q: %v", s.op, data, err)
+	}
+	return off
 }
 
 // sizes is the model's segment sizes.
@@ -515,7 +552,7 @@ func (s *sstate) sameFetch(p *spart, got []fbatch) string {
 // LogCleanerManager would choose the log; with doc, runnel's documented
 // rules (README): the last batch of each group stays (emptied), and the
 // records below the log start go.
-func (p *spart) clean(now int64, doc docRules) {
+func (p *spart) clean(now int64, doc docRules, mapBytes int64) {
 	if !p.cfg.compacted() {
 		return
 	}
@@ -598,18 +635,42 @@ func (p *spart) clean(now int64, doc docRules) {
 	if !(overdue && cleanable > 0 || ratio > p.cfg.ratio) {
 		return
 	}
-	// Cleaner.buildOffsetMap over [firstDirty, fuo).
+	// Cleaner.buildOffsetMap over [firstDirty, fuo), into a map of
+	// mapBytes (log.cleaner.dedupe.buffer.size; 0: large enough) of
+	// 24-byte slots filled to 90%: full when it holds that many keys,
+	// also for a key it holds. The map ends after the last batch mapped
+	// whole (endOffset). With docMapFull, runnel's (log.keyMap): at most
+	// as many slots as the section has offsets, and full only for a new
+	// key, where the map ends (mapEnd).
 	latest := map[string]int64{}
 	latestOffset := int64(-1)
+	limit := 0
+	if mapBytes > 0 {
+		slots := mapBytes / 24
+		if doc&docMapFull != 0 {
+			slots = max(min(min(max(fuo-firstDirty, 1), slots)*10/9+1, slots), 2)
+			limit = int(max(slots*9/10, 1))
+		} else {
+			limit = int(float64(slots) * 0.9)
+		}
+	}
+	mapEnd := fuo
+	full := false
+mapping:
 	for _, g := range p.segs[floor(firstDirty):] {
 		if g.base >= fuo {
 			break
 		}
 		for _, b := range g.batches {
 			for _, r := range b.recs {
-				if r.Key != "null" && r.Offset >= firstDirty {
-					latest[r.Key] = r.Offset
+				if r.Key == "null" || r.Offset < firstDirty {
+					continue
 				}
+				if _, in := latest[r.Key]; limit > 0 && len(latest) >= limit && (doc&docMapFull == 0 || !in) {
+					mapEnd, full = r.Offset, true
+					break mapping
+				}
+				latest[r.Key] = r.Offset
 			}
 			if b.last >= firstDirty {
 				latestOffset = b.last
@@ -617,6 +678,11 @@ func (p *spart) clean(now int64, doc docRules) {
 		}
 	}
 	endOffset := latestOffset + 1
+	if doc&docMapFull != 0 {
+		endOffset = mapEnd
+	} else if full {
+		mapEnd = endOffset
+	}
 	lastOf := map[int64]int64{}
 	for id, pr := range p.prods {
 		lastOf[id] = pr.lastEnd
@@ -630,7 +696,7 @@ func (p *spart) clean(now int64, doc docRules) {
 	out := slices.Clone(p.segs[len(segs):])
 	var cleaned []*sseg
 	for _, group := range p.groupBySize(segs, doc) {
-		cleaned = append(cleaned, p.cleanGroup(group, latest, latestOffset, lastOf, now, doc))
+		cleaned = append(cleaned, p.cleanGroup(group, latest, endOffset, lastOf, now, doc))
 	}
 	p.segs = append(cleaned, out...)
 	p.cleanedTo = endOffset
@@ -671,7 +737,7 @@ func (p *spart) groupBySize(segs []*sseg, doc docRules) [][]*sseg {
 // one new segment (cleanInto, MemoryRecords.filterTo), appended to it as
 // LogSegment.append does, its time index closed, its modification time
 // the group's last segment's.
-func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, latestOffset int64, lastOf map[int64]int64, now int64, doc docRules) *sseg {
+func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64, lastOf map[int64]int64, now int64, doc docRules) *sseg {
 	last := group[len(group)-1]
 	groupEnd := last.base
 	if n := len(last.batches); n > 0 {
@@ -690,7 +756,7 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, latestOffset 
 				ok := false
 				switch {
 				case doc&docBelowStart != 0 && r.Offset < p.logStart:
-				case r.Offset > latestOffset:
+				case r.Offset >= mapped:
 					ok = true
 				case r.Key == "null":
 				default:
@@ -702,7 +768,7 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, latestOffset 
 				}
 				if ok {
 					keep = append(keep, i)
-					tombstones = tombstones || r.Value == "null"
+					tombstones = tombstones || r.Value == "null" && (doc&docMapFull == 0 || r.Offset < mapped)
 				}
 			}
 			needHorizon := tombstones && (b.meta == nil || b.meta.horizon == 0)

@@ -257,6 +257,10 @@ func runSegmentsMode(t *testing.T, seed uint64, ops int, known map[string]int, c
 		// producer.id.expiration.ms from the last append, Kafka from the
 		// last batch's timestamp).
 		cfg.ProducerIDExpiration = -1
+		if seed%3 == 0 {
+			// A key map of a few keys: passes that end where it fills.
+			cfg.CleanerMapBytes = []int64{48, 72, 96, 120, 240}[seed/3%5]
+		}
 	}
 	b, err := runnel.Open(cfg)
 	if err != nil {
@@ -437,6 +441,11 @@ func (s *sstate) alterConfig() {
 		// segment as a restart does (README); with the default
 		// segment.index.bytes no roll can tell.
 		s.knownDivergence("a config change reopens the log: the active segment's time index gets its final entry and its index byte count starts over, as at a restart (Kafka changes the config in place)")
+	}
+	if (cfg.idxBytes != p.cfg.idxBytes || cfg.idxInterval != p.cfg.idxInterval) && p.active().size > 0 {
+		// The model's active segment takes them at once, as runnel's
+		// reopen does (README).
+		s.knownDivergence("a config change reopens the log: a new segment.index.bytes or index.interval.bytes applies to the active segment at once, as at a restart (Kafka's keeps those it was created with until it rolls)")
 	}
 	p.cfg = cfg
 }
