@@ -150,6 +150,23 @@ func (s *sstate) compactStep() {
 		s.maintain()
 	default:
 		s.restart()
+		// What the broker opens again is what it closed.
+		for _, name := range slices.Sorted(mapKeys(s.topics)) {
+			p := s.topics[name]
+			got, err := s.b.ListOffset(s.ctx, name, 0, tsEarliest)
+			segs := s.runnelSegments(name)
+			all, ferr := s.fetchAll(name, got.Offset)
+			// runnel removes at once (DeleteRecords, but for the active
+			// segment) some of the segments wholly below the log start
+			// that Kafka's next retention check removes.
+			k := len(p.segs) - len(segs)
+			if k < 0 || k > 0 && p.segs[k].base > p.logStart || err != nil || ferr != nil || got.Offset != p.logStart ||
+				!slices.Equal(segs, p.bases()[k:]) || !slices.Equal(s.segmentSizes(name, segs), p.sizes()[k:]) {
+				s.fail(p, "after the restart runnel's log start %d (%v), segments %v of %v bytes (%v)", got.Offset, err, segs, s.segmentSizes(name, segs), ferr)
+			} else if why := s.sameFetch(p, all); why != "" {
+				s.fail(p, "after the restart: %s", why)
+			}
+		}
 	}
 }
 
@@ -304,7 +321,14 @@ func (s *sstate) maintain() {
 			ret   bool
 			rules docRules
 		}
+		got, err := s.b.ListOffset(s.ctx, name, 0, tsEarliest)
+		segs := s.runnelSegments(name)
+		sizes := s.segmentSizes(name, segs)
+		all, ferr := s.fetchAll(name, got.Offset)
+		checkpoint := s.cleanerCheckpoint(name)
 		var cands []cand
+		match := -1
+	search:
 		for _, ret := range []bool{false, true} {
 			for _, rules := range docRuleSets {
 				c := *p
@@ -312,19 +336,11 @@ func (s *sstate) maintain() {
 				c.applyRetention(now, ret)
 				c.clean(now, rules, s.cfg.CleanerMapBytes)
 				cands = append(cands, cand{p: c, ret: ret, rules: rules})
-			}
-		}
-		got, err := s.b.ListOffset(s.ctx, name, 0, tsEarliest)
-		segs := s.runnelSegments(name)
-		sizes := s.segmentSizes(name, segs)
-		all, ferr := s.fetchAll(name, got.Offset)
-		checkpoint := s.cleanerCheckpoint(name)
-		match := -1
-		for i, c := range cands {
-			if err == nil && ferr == nil && got.Offset == c.p.logStart && slices.Equal(segs, c.p.bases()) && checkpoint == c.p.cleanedTo &&
-				slices.Equal(sizes, c.p.sizes()) && s.sameFetch(&c.p, all) == "" {
-				match = i
-				break
+				if err == nil && ferr == nil && got.Offset == c.logStart && slices.Equal(segs, c.bases()) && checkpoint == c.cleanedTo &&
+					slices.Equal(sizes, c.sizes()) && s.sameFetch(&c, all) == "" {
+					match = len(cands) - 1
+					break search
+				}
 			}
 		}
 		if match < 0 {
@@ -385,6 +401,7 @@ const (
 	docLagNoTS                         // min.compaction.lag.ms: a segment without a timestamp has no age
 	docRatio                           // the dirty ratio counts the segment holding the log start once
 	docMapFull                         // a full key map takes keys it holds, and ends at the first it cannot
+	docOverdue                         // max.compaction.lag.ms: only the dirty segments the pass may clean count
 )
 
 var docRuleNames = map[docRules]string{
@@ -392,14 +409,15 @@ var docRuleNames = map[docRules]string{
 	docBelowStart: "compaction drops the records below the log start (Kafka's cleaner keeps the latest of each key)",
 	docIndexFit:   "compaction merges segments only if the indexes the size of the merged one may need fit segment.index.bytes (Kafka: the sum of their entries)",
 	docLagNoTS:    "min.compaction.lag.ms takes a segment with no timestamp above -1 as past it (Kafka ages it by its file's modification time)",
-	docMapFull:    "a full key map still takes the keys it holds, the pass cleans up to the first record whose key did not fit, also inside a batch, and sets no delete horizon past it (Kafka's ends at the last batch it mapped whole, and starts the delete horizon of the tombstones it keeps past it)",
+	docMapFull:    "a full key map still takes the keys it holds, the pass cleans up to the first record whose key did not fit, also inside a batch, sets no delete horizon past it and drops the records without a key there too (Kafka's ends at the last batch it mapped whole, keeps every record past it, and starts the delete horizon of the tombstones it keeps there)",
+	docOverdue:    "max.compaction.lag.ms calls for a pass only for a dirty segment the pass may clean (Kafka: any dirty segment but the active one, past min.compaction.lag.ms or the high watermark too)",
 	docRatio:      "the dirty ratio counts a segment the log start lies in, past the cleaner's checkpoint, as dirty (Kafka counts it as clean and as dirty)",
 }
 
 // docRuleSets is every set of docRules, the smaller first.
 var docRuleSets = func() []docRules {
 	var out []docRules
-	for r := range docRules(64) {
+	for r := range docRules(128) {
 		out = append(out, r)
 	}
 	slices.SortStableFunc(out, func(a, b docRules) int { return bits.OnesCount8(uint8(a)) - bits.OnesCount8(uint8(b)) })
@@ -631,6 +649,23 @@ func (p *spart) clean(now int64, doc docRules, mapBytes int64) {
 				overdue = true
 			}
 		}
+		if doc&docOverdue != 0 {
+			// runnel's Log.compactionOverdue: the segments below the
+			// first uncleanable one that end past the checkpoint.
+			overdue = false
+			for _, g := range p.segs {
+				if g.base >= fuo {
+					break
+				}
+				next := g.base
+				if n := len(g.batches); n > 0 {
+					next = g.batches[n-1].last + 1
+				}
+				if next > p.cleanedTo && len(g.batches) > 0 && g.batches[0].maxTS >= 0 && g.batches[0].maxTS < now-p.cfg.maxLagMs {
+					overdue = true
+				}
+			}
+		}
 	}
 	if !(overdue && cleanable > 0 || ratio > p.cfg.ratio) {
 		return
@@ -756,6 +791,7 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64,
 				ok := false
 				switch {
 				case doc&docBelowStart != 0 && r.Offset < p.logStart:
+				case doc&docMapFull != 0 && r.Key == "null":
 				case r.Offset >= mapped:
 					ok = true
 				case r.Key == "null":
