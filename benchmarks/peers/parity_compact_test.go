@@ -188,8 +188,14 @@ func (s *sstate) produceKeyed() {
 		if s.rng.IntN(3) == 0 {
 			r.ts = s.genTS()
 		}
+		if s.rng.IntN(40) == 0 {
+			r.ts = -2 - s.rng.Int64N(1000) // below -1: LogValidator takes it
+		}
 		if !keyless || s.rng.IntN(3) > 0 {
 			r.key = []byte("k" + strconv.Itoa(s.rng.IntN(6)))
+			if s.rng.IntN(20) == 0 {
+				r.key = []byte{} // empty, not null: a key
+			}
 		}
 		if s.rng.IntN(4) > 0 {
 			r.value = []byte(strings.Repeat("v", s.rng.IntN(40)))
