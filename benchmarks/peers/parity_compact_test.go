@@ -38,6 +38,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -87,6 +88,12 @@ func (s *sstate) genCompaction(c *scfg) {
 		c.minLagMs = c.maxLagMs
 	}
 	c.ratio = []float64{0, 0.1, 0.5, 0.5, 0.9, 1}[s.rng.IntN(6)]
+	switch s.rng.IntN(4) {
+	case 0:
+		c.sync = log.SyncNever
+	case 1:
+		c.sync, c.flushMsgs = log.SyncPeriodic, 1+s.rng.Int64N(5)
+	}
 	// Smaller segments: the cleaner's groups are what is compared.
 	c.segBytes = []int64{14, 150, 300, 600, 1500, 1 << 20}[s.rng.IntN(6)]
 	if s.rng.IntN(3) == 0 {
@@ -96,7 +103,9 @@ func (s *sstate) genCompaction(c *scfg) {
 
 // alterCompaction changes one of the configs the segments test keeps.
 func (s *sstate) alterCompaction(c *scfg, next scfg) {
-	switch s.rng.IntN(7) {
+	switch s.rng.IntN(8) {
+	case 7:
+		c.sync, c.flushMsgs = next.sync, next.flushMsgs
 	case 0:
 		c.idxBytes = next.idxBytes
 	case 1:

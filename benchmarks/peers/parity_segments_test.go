@@ -73,6 +73,11 @@ type scfg struct {
 	delRetMs               int64
 	minLagMs, maxLagMs     int64
 	ratio                  float64
+	// sync is the fsync policy (SyncDefault: SyncAlways), flushMsgs
+	// flush.messages for SyncPeriodic: Kafka's are flush.messages and
+	// flush.ms, which a single broker's answers do not show.
+	sync      log.SyncPolicy
+	flushMsgs int64
 }
 
 func (c scfg) String() string {
@@ -81,6 +86,9 @@ func (c scfg) String() string {
 	if c.compacted() {
 		out += fmt.Sprintf(" compact=%t delete=%t delete.retention.ms=%d min.compaction.lag.ms=%d max.compaction.lag.ms=%d min.cleanable.dirty.ratio=%g",
 			c.compact || c.compactDelete, c.deletes(), c.delRetMs, c.minLagMs, c.maxLagMs, c.ratio)
+	}
+	if c.sync != log.SyncDefault {
+		out += fmt.Sprintf(" sync=%s flush.messages=%d", c.sync, c.flushMsgs)
 	}
 	return out
 }
@@ -131,6 +139,7 @@ func (c scfg) logConfig(lc *log.Config) {
 	if c.ratio == 0 {
 		lc.MinCleanableDirtyRatio = -1 // zero (log.Config)
 	}
+	lc.Sync, lc.FlushMessages = c.sync, c.flushMsgs
 	lc.TimestampType = log.CreateTime
 	if c.lat {
 		lc.TimestampType = log.LogAppendTime
