@@ -23,6 +23,9 @@
 // The same variables as TestParitySegments set a long run:
 //
 //	RUNNEL_PARITY_RUNS=300 RUNNEL_PARITY_OPS=1000 RUNNEL_PARITY_SEED=random go test -run TestParityCompaction .
+//
+// RUNNEL_PARITY_TRACE=1 logs each operation, and RUNNEL_PARITY_LOG=1
+// runnel's own log (compactions, segment deletions) on stderr.
 
 package peers
 
@@ -30,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -160,7 +164,7 @@ func (s *sstate) compactStep() {
 	default:
 		s.restart()
 		// What the broker opens again is what it closed.
-		for _, name := range slices.Sorted(mapKeys(s.topics)) {
+		for _, name := range slices.Sorted(maps.Keys(s.topics)) {
 			p := s.topics[name]
 			got, err := s.b.ListOffset(s.ctx, name, 0, tsEarliest)
 			segs := s.runnelSegments(name)
@@ -326,7 +330,7 @@ func (s *sstate) maintain() {
 		s.fail(nil, "runnel maintain: %v", err)
 	}
 	now := s.now()
-	for _, name := range slices.Sorted(mapKeys(s.topics)) {
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
 		p := s.topics[name]
 		before := p.dump()
 		// Kafka's rules first, then runnel's documented ones (retention's
@@ -390,16 +394,6 @@ func (s *sstate) maintain() {
 						s.checkListOffset(name, p, r.TS)
 					}
 				}
-			}
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
 			}
 		}
 	}
