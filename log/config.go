@@ -204,8 +204,9 @@ type Config struct {
 	MinCompactionLag time.Duration
 	// MaxCompactionLag is max.compaction.lag.ms (KIP-354): Maintain
 	// compacts a log with a dirty record older than this (judged, as
-	// Kafka does, by the first batch of each dirty segment that may be
-	// cleaned) even when its dirty ratio is below MinCleanableDirtyRatio;
+	// Kafka does, by the first batch of each dirty segment; of those the
+	// pass may clean, where Kafka's looks at every one but the active
+	// segment: see README) even when its dirty ratio is below MinCleanableDirtyRatio;
 	// and the active segment of a compacted log rolls once this old (as
 	// SegmentTime counts, at whichever is shorter), so that its records may be
 	// cleaned. Default (0 or negative) never, as Kafka's; when set, at

@@ -830,3 +830,42 @@ func TestFindTimeConfirmsABatchAfterAGap(t *testing.T) {
 		}
 	})
 }
+
+// TestReadConfirmsBatchAfterGap: a read that maxBytes cuts within the
+// header of the batch after one that follows a gap returns that batch
+// (the batch after it, read from the file, confirms it), as it does when
+// the header is within maxBytes, and as Kafka's broker returns every
+// whole batch that fits. It returned one batch fewer (found by
+// TestParityCompaction in benchmarks/peers, seed 145).
+func TestReadConfirmsBatchAfterGap(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, true)
+		s, _, err := f.open(t, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		tried := 0
+		for i := 1; i+1 < len(f.batches); i++ {
+			v := f.batches[i]
+			if v.base == f.batches[i-1].last+1 {
+				continue // no gap before it
+			}
+			for _, cut := range []int64{1, record.HeaderSize - 1} {
+				maxBytes := int(v.pos + v.size + cut)
+				data, err := s.ReadOffset(nil, ofBase, maxBytes, f.next())
+				if err != nil {
+					t.Fatalf("batch %d, maxBytes %d: %v", i, maxBytes, err)
+				}
+				if int64(len(data)) != v.pos+v.size {
+					t.Fatalf("batch %d [%d, %d] after a gap, maxBytes %d (the next header cut %d bytes in): read %d bytes; want %d, up to its end",
+						i, v.base, v.last, maxBytes, cut, len(data), v.pos+v.size)
+				}
+				tried++
+			}
+		}
+		if tried == 0 {
+			t.Fatal("no batch after a gap")
+		}
+	})
+}

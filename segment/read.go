@@ -467,7 +467,16 @@ func (s *Segment) read(hs *headerScan, dst []byte, pos int64, maxBytes int, end,
 		// confirmed it (the segment's last batch needs none: it ends
 		// below the segment's limit, see Segment.limit).
 		if gap > 0 {
-			p = gap // the next read starts there, and its scan tells
+			// The batch after it, cut by maxBytes, is read for its
+			// header, as for the first batch below: dropped, the batch
+			// left this read one batch short of what fits, and of what
+			// Kafka's broker returns (a consumer then fetched again for
+			// it). One that does not confirm it, or does not read, ends
+			// the read before it: the next read starts there, and its
+			// scan tells.
+			if s.confirmAt(pos+int64(gap), int64(p-gap), prev, end) != nil {
+				p = gap
+			}
 		} else if err := s.confirmAt(pos, int64(p), prev, end); err != nil {
 			return nil, err
 		}

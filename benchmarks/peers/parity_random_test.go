@@ -192,6 +192,7 @@ type mbatch struct {
 	size       int
 	maxTS      int64 // the stored max timestamp
 	recs       []rec
+	meta       *cmeta // what compaction needs (parity_compact_test.go), or nil
 }
 
 // mseq is one of a producer's last batches (ProducerStateEntry's

@@ -24,6 +24,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -64,11 +65,47 @@ type scfg struct {
 	// creates the segment; runnel's reopen for a config change would apply
 	// them to the active segment at once).
 	idxBytes, idxInterval int
+	// The compaction configs (parity_compact_test.go): cleanup.policy
+	// compact or compact,delete (neither: delete), delete.retention.ms,
+	// min.compaction.lag.ms and max.compaction.lag.ms (0: none) and
+	// min.cleanable.dirty.ratio.
+	compact, compactDelete bool
+	delRetMs               int64
+	minLagMs, maxLagMs     int64
+	ratio                  float64
+	// sync is the fsync policy (SyncDefault: SyncAlways), flushMsgs
+	// flush.messages for SyncPeriodic: Kafka's are flush.messages and
+	// flush.ms, which a single broker's answers do not show.
+	sync      log.SyncPolicy
+	flushMsgs int64
 }
 
 func (c scfg) String() string {
-	return fmt.Sprintf("segment.bytes=%d segment.ms=%d retention.ms=%d retention.bytes=%d LogAppendTime=%t segment.index.bytes=%d index.interval.bytes=%d",
+	out := fmt.Sprintf("segment.bytes=%d segment.ms=%d retention.ms=%d retention.bytes=%d LogAppendTime=%t segment.index.bytes=%d index.interval.bytes=%d",
 		c.segBytes, c.segMs, c.retMs, c.retBytes, c.lat, c.idxBytes, c.idxInterval)
+	if c.compacted() {
+		out += fmt.Sprintf(" compact=%t delete=%t delete.retention.ms=%d min.compaction.lag.ms=%d max.compaction.lag.ms=%d min.cleanable.dirty.ratio=%g",
+			c.compact || c.compactDelete, c.deletes(), c.delRetMs, c.minLagMs, c.maxLagMs, c.ratio)
+	}
+	if c.sync != log.SyncDefault {
+		out += fmt.Sprintf(" sync=%s flush.messages=%d", c.sync, c.flushMsgs)
+	}
+	return out
+}
+
+// compacted reports whether cleanup.policy has compact.
+func (c scfg) compacted() bool { return c.compact || c.compactDelete }
+
+// deletes reports whether cleanup.policy has delete.
+func (c scfg) deletes() bool { return !c.compact || c.compactDelete }
+
+// rollMs is LogConfig.maxSegmentMs: segment.ms, or max.compaction.lag.ms
+// if shorter on a compacted log (KIP-354); -1: never.
+func (c scfg) rollMs() int64 {
+	if c.compacted() && c.maxLagMs > 0 && (c.segMs <= 0 || c.maxLagMs < c.segMs) {
+		return c.maxLagMs
+	}
+	return c.segMs
 }
 
 // logConfig sets c's fields on runnel's config.
@@ -85,7 +122,24 @@ func (c scfg) logConfig(lc *log.Config) {
 	lc.RetentionBytes = max(0, c.retBytes)
 	lc.SegmentIndexBytes = c.idxBytes
 	lc.IndexIntervalBytes = max(1, c.idxInterval) // Kafka's 0 is runnel's 1 (log.Config)
-	lc.CleanupPolicy = log.Delete
+	lc.CleanupPolicy = topicSpec{compact: c.compact, compactDelete: c.compactDelete}.runnelConfig().CleanupPolicy
+	if lc.CleanupPolicy == 0 {
+		lc.CleanupPolicy = log.Delete
+	}
+	lc.DeleteRetentionTime = time.Duration(c.delRetMs) * time.Millisecond
+	if c.delRetMs == 0 {
+		lc.DeleteRetentionTime = -1 // zero (log.Config)
+	}
+	lc.MinCompactionLag = time.Duration(c.minLagMs) * time.Millisecond
+	lc.MaxCompactionLag = -1
+	if c.maxLagMs > 0 {
+		lc.MaxCompactionLag = time.Duration(c.maxLagMs) * time.Millisecond
+	}
+	lc.MinCleanableDirtyRatio = c.ratio
+	if c.ratio == 0 {
+		lc.MinCleanableDirtyRatio = -1 // zero (log.Config)
+	}
+	lc.Sync, lc.FlushMessages = c.sync, c.flushMsgs
 	lc.TimestampType = log.CreateTime
 	if c.lat {
 		lc.TimestampType = log.LogAppendTime
@@ -131,6 +185,10 @@ type spart struct {
 	cfg           scfg
 	segs          []*sseg
 	logStart, end int64
+	// cleanedTo is the cleaner's checkpoint (parity_compact_test.go), and
+	// prods the idempotent producers' state by producer id.
+	cleanedTo int64
+	prods     map[int64]*sprod
 }
 
 // bases is the segments' base offsets.
@@ -180,23 +238,45 @@ type sstate struct {
 	op     int
 	desc   string
 	known  map[string]int
+	// compaction: a run of TestParityCompaction, with its producer ids.
+	compaction bool
+	pids       []int64
 }
 
 var segTopics = []string{"s0", "s1"}
 
 func runSegments(t *testing.T, seed uint64, ops int, known map[string]int) {
+	runSegmentsMode(t, seed, ops, known, false)
+}
+
+// runSegmentsMode is a run of TestParitySegments, or with compaction set
+// one of TestParityCompaction (parity_compact_test.go).
+func runSegmentsMode(t *testing.T, seed uint64, ops int, known map[string]int, compaction bool) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ops)*100*time.Millisecond+20*time.Second)
 	t.Cleanup(cancel)
 	clock := &stepClock{}
 	clock.ms.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
 	cfg := runnel.Config{Dir: "/data", FS: vfs.NewMem(), MaintenanceInterval: time.Hour, Clock: clock}
+	if os.Getenv("RUNNEL_PARITY_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if compaction {
+		// The model's Kafka never expires a producer id (runnel counts
+		// producer.id.expiration.ms from the last append, Kafka from the
+		// last batch's timestamp).
+		cfg.ProducerIDExpiration = -1
+		if seed%3 == 0 {
+			// A key map of a few keys: passes that end where it fills.
+			cfg.CleanerMapBytes = []int64{48, 72, 96, 120, 240}[seed/3%5]
+		}
+	}
 	b, err := runnel.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sstate{t: t, ctx: ctx, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)), clock: clock,
-		b: b, cfg: cfg, topics: map[string]*spart{}, known: known}
+		b: b, cfg: cfg, topics: map[string]*spart{}, known: known, compaction: compaction}
 	t.Cleanup(func() {
 		if err := s.b.Close(); err != nil {
 			t.Error(err)
@@ -245,6 +325,10 @@ func (s *sstate) fail(p *spart, format string, args ...any) {
 func (s *sstate) knownDivergence(what string) { s.known["runnel diverges: "+what]++ }
 
 func (s *sstate) step() {
+	if s.compaction {
+		s.compactStep()
+		return
+	}
 	switch r := s.rng.IntN(100); {
 	case r < 4 || len(s.topics) == 0:
 		s.createTopic()
@@ -270,7 +354,7 @@ func (s *sstate) step() {
 }
 
 func (s *sstate) genConfig() scfg {
-	return scfg{
+	c := scfg{
 		segBytes:    []int64{14, 150, 300, 600, 1500, 1 << 20}[s.rng.IntN(6)],
 		segMs:       []int64{-1, -1, 60 * 1000, 3600 * 1000, 24 * 3600 * 1000}[s.rng.IntN(5)],
 		retMs:       []int64{-1, 0, 3600 * 1000, 24 * 3600 * 1000, 3 * 24 * 3600 * 1000}[s.rng.IntN(5)],
@@ -279,6 +363,10 @@ func (s *sstate) genConfig() scfg {
 		idxBytes:    []int{10 << 20, 10 << 20, 12, 24, 40, 100}[s.rng.IntN(6)],
 		idxInterval: []int{4096, 4096, 0, 100, 300}[s.rng.IntN(5)],
 	}
+	if s.compaction {
+		s.genCompaction(&c)
+	}
+	return c
 }
 
 func (s *sstate) createTopic() {
@@ -329,7 +417,11 @@ func (s *sstate) alterConfig() {
 		return
 	}
 	cfg, next := p.cfg, s.genConfig()
-	switch s.rng.IntN(5) {
+	fields := 5
+	if s.compaction {
+		fields = 12
+	}
+	switch s.rng.IntN(fields) {
 	case 0:
 		cfg.segBytes = next.segBytes
 	case 1:
@@ -338,8 +430,10 @@ func (s *sstate) alterConfig() {
 		cfg.retMs = next.retMs
 	case 3:
 		cfg.retBytes = next.retBytes
-	default:
+	case 4:
 		cfg.lat = !cfg.lat
+	default:
+		s.alterCompaction(&cfg, next)
 	}
 	s.desc = fmt.Sprintf("alter %s %s", name, cfg)
 	err := s.b.UpdateTopicConfig(s.ctx, name, func(c *log.Config) {
@@ -356,6 +450,11 @@ func (s *sstate) alterConfig() {
 		// segment as a restart does (README); with the default
 		// segment.index.bytes no roll can tell.
 		s.knownDivergence("a config change reopens the log: the active segment's time index gets its final entry and its index byte count starts over, as at a restart (Kafka changes the config in place)")
+	}
+	if (cfg.idxBytes != p.cfg.idxBytes || cfg.idxInterval != p.cfg.idxInterval) && p.active().size > 0 {
+		// The model's active segment takes them at once, as runnel's
+		// reopen does (README).
+		s.knownDivergence("a config change reopens the log: a new segment.index.bytes or index.interval.bytes applies to the active segment at once, as at a restart (Kafka's keeps those it was created with until it rolls)")
 	}
 	p.cfg = cfg
 }
@@ -473,16 +572,22 @@ func (s *sstate) append(p *spart, mb mbatch) {
 	// maxIndexSize / entry size (8 and 12 bytes).
 	roll := act.size > 0 && act.size+int64(mb.size) > p.cfg.segBytes ||
 		act.offEntries >= p.cfg.idxBytes/8 || act.timeEntries >= p.cfg.idxBytes/12
-	if !roll && act.size > 0 && p.cfg.segMs > 0 {
+	if ms := p.cfg.rollMs(); !roll && act.size > 0 && ms > 0 {
 		var waited int64
 		if first := act.batches[0].maxTS; first >= 0 {
 			waited = mb.maxTS - first
 		} else {
 			waited = now - act.created
 		}
-		roll = waited > p.cfg.segMs
+		roll = waited > ms
 	}
 	if roll {
+		// LogSegment.onBecomeInactiveSegment: the time index's final
+		// entry (which the cleaner's grouping counts).
+		if m := act.maxTS(); act.size > 0 && m > act.lastTimeTS {
+			act.timeEntries++
+			act.lastTimeTS = m
+		}
 		p.segs = append(p.segs, &sseg{base: p.end, created: now, written: now, lastTimeTS: -1})
 		act = p.active()
 	}
@@ -638,6 +743,12 @@ func (s *sstate) listOffsets() {
 		}
 	}
 	s.desc = fmt.Sprintf("list offsets %s at %d", name, ts)
+	s.checkListOffset(name, p, ts)
+}
+
+// checkListOffset compares runnel's ListOffsets answer for ts with the
+// model's.
+func (s *sstate) checkListOffset(name string, p *spart, ts int64) {
 	got, err := s.b.ListOffset(s.ctx, name, 0, ts)
 	if err != nil {
 		s.fail(p, "runnel: %v", err)
@@ -739,6 +850,13 @@ func (s *sstate) deleteRecords() {
 		off = -1
 	}
 	s.desc = fmt.Sprintf("delete records %s before %d", name, off)
+	if !p.cfg.deletes() {
+		// Kafka refuses it on a topic compacted only.
+		if _, err := s.b.DeleteRecords(s.ctx, name, 0, off); api.Code(err) != codePolicyViolation {
+			s.fail(p, "runnel code %d (%v), Kafka %d", api.Code(err), err, codePolicyViolation)
+		}
+		return
+	}
 	low, err := s.b.DeleteRecords(s.ctx, name, 0, off)
 	if off == -1 {
 		off = p.end
@@ -838,6 +956,9 @@ func (s *sstate) retention() {
 // documented rule for segments without a timestamp if doc is set.
 func (p *spart) applyRetention(now int64, doc bool) {
 	p.deleteOld(func(g *sseg, next *sseg) bool { return next != nil && next.base <= p.logStart }, now)
+	if !p.cfg.deletes() {
+		return // deleteOldSegments: only the log start's, without delete
+	}
 	if p.cfg.retBytes >= 0 && p.size() >= p.cfg.retBytes {
 		diff := p.size() - p.cfg.retBytes
 		p.deleteOld(func(g *sseg, _ *sseg) bool {
