@@ -75,3 +75,29 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 	require.NoError(t, resp.Partitions[0].Err)
 	require.Equal(t, []string{"c"}, values(t, resp.Partitions[0].Records))
 }
+
+// TestUpdateTopicConfigSeesTheConfigAsSet pins UpdateTopicConfig's doc:
+// update is given the topic's config as it was set, without the broker's
+// defaults (a zero field takes them), so that a field it leaves zero keeps
+// following them; and Topics' doc: the names come sorted, whatever the
+// order of their creation.
+func TestUpdateTopicConfigSeesTheConfigAsSet(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{TopicDefaults: log.Config{RetentionTime: time.Hour, MaxMessageBytes: 5000}})
+	for _, name := range []string{"t", "b", "Z", "a_", "a.b"} {
+		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 4096}}))
+	}
+	require.Equal(t, []string{"Z", "a.b", "a_", "b", "t"}, b.Topics())
+
+	var seen log.Config
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+		seen = *c
+		c.MaxMessageBytes = 7000
+	}))
+	require.Equal(t, log.Config{SegmentBytes: 4096}, seen, "the config as set, without the defaults")
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, log.Config{SegmentBytes: 4096, MaxMessageBytes: 7000}, info.Overrides)
+	require.Equal(t, time.Hour, info.Config.RetentionTime, "a field left zero takes the broker's default")
+	require.Equal(t, 7000, info.Config.MaxMessageBytes)
+}
