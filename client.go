@@ -418,7 +418,10 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
-// Like Kafka's, a partition's read stops at the end of a segment, and the
+// Like Kafka's, a partition's read stops at the end of a segment (in
+// memory, also at the end of the chunk of the file that holds its first
+// batch: up to 4 MiB, or one larger batch; see segment.Segment.Read, which
+// hands out views rather than copies), and the
 // limits below may keep batches out of the answer: once the partitions
 // hold MinBytes below their high watermarks, each counted up to its
 // MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's

@@ -101,3 +101,27 @@ func TestUpdateTopicConfigSeesTheConfigAsSet(t *testing.T) {
 	require.Equal(t, time.Hour, info.Config.RetentionTime, "a field left zero takes the broker's default")
 	require.Equal(t, 7000, info.Config.MaxMessageBytes)
 }
+
+// TestFetchMaxBytesZero pins the README's and api's word on a fetch's
+// MaxBytes of 0: for the request it is 50 MiB (the Java consumer's
+// fetch.max.bytes), for a partition no limit of its own; Kafka's broker
+// would answer the first batch only. On disk: in memory a read also stops
+// at the end of the chunk that holds its first batch (see Broker.Fetch).
+func TestFetchMaxBytesZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 52 MiB")
+	}
+	ctx := context.Background()
+	b := open(t, Config{Dir: t.TempDir(), TopicDefaults: log.Config{Sync: log.SyncNever}})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2 << 20}}))
+	half := strings.Repeat("v", 1<<19) // batch() adds it as the key too: batches of 1 MiB
+	const batches = 52                 // past the request's 50 MiB
+	for range batches {
+		produce(t, b, "t", 0, half)
+	}
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	got := len(resp.Partitions[0].Records)
+	require.LessOrEqual(t, got, 50<<20, "the request's 50 MiB bounds it")
+	require.Greater(t, got+(1<<20)+200, 50<<20, "the partition has no limit of its own: 50 MiB less part of a batch")
+}
