@@ -5,10 +5,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -124,4 +127,45 @@ func TestFetchMaxBytesZero(t *testing.T) {
 	got := len(resp.Partitions[0].Records)
 	require.LessOrEqual(t, got, 50<<20, "the request's 50 MiB bounds it")
 	require.Greater(t, got+(1<<20)+200, 50<<20, "the partition has no limit of its own: 50 MiB less part of a batch")
+}
+
+// TestDeliveryTimeoutDoesNotCutAnFsyncShort pins the limit the README
+// states ("What does not work yet"): a ctx or a producer's delivery
+// timeout does not cut short an fsync in progress. The producer's acker,
+// waiting for its batch's acknowledgement, runs the group commit's fsync
+// itself; held in it past the batch's delivery deadline, the record's
+// promise waits for the fsync, and then tells its outcome (written).
+func TestDeliveryTimeoutDoesNotCutAnFsyncShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var armed atomic.Bool
+		reached, release := make(chan struct{}), make(chan struct{})
+		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+				close(reached)
+				<-release
+			}
+			return nil
+		}))
+		b, err := Open(Config{Dir: "/data", FS: fsys})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		p, err := producer.New(b, producer.DeliveryTimeout(time.Second))
+		require.NoError(t, err)
+		defer p.Close()
+
+		armed.Store(true)
+		done := make(chan error, 1)
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { done <- err })
+		<-reached
+		time.Sleep(time.Minute) // far past the delivery deadline
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the promise ran during the fsync: %v", err)
+		default:
+		}
+		close(release)
+		require.NoError(t, <-done, "the fsync succeeded: the record is written")
+	})
 }
