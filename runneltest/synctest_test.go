@@ -36,3 +36,21 @@ func TestHelpersInsideSynctestBubble(t *testing.T) {
 		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("e")}, nil) // flushed by the cleanup
 	})
 }
+
+// TestProduceHeldFailsAfterDefaultWait pins DefaultWait's and Produce's
+// word: a request a Faults holds fails Produce's test once DefaultWait
+// has passed (here on the bubble's fake clock), and nothing is written.
+func TestProduceHeldFailsAfterDefaultWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		f := runneltest.NewFaults(t, b)
+		r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+		t0 := time.Now()
+		ft := fails(t, func(ft *fakeT) { runneltest.ProduceValues(ft, f, "t", "held") })
+		require.True(t, ft.failed, "the test did not fail")
+		require.Equal(t, t0.Add(runneltest.DefaultWait), time.Now(), "after DefaultWait")
+		require.Equal(t, 1, r.Hits())
+		r.Remove()
+		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+	})
+}
