@@ -324,3 +324,21 @@ func TestProduceSetsWhatItsDocSays(t *testing.T) {
 	require.Equal(t, plain.Timestamp.UnixMilli(), got[0].Timestamp.UnixMilli())
 	require.Equal(t, int64(-5000), got[1].Timestamp.UnixMilli(), "stored before 1970")
 }
+
+// TestBrokerClosedUnderAClient pins NewBroker's cleanup (package doc,
+// "Cleanup order"): it closes the broker even if a client made outside
+// the helpers is still open, and that client then fails with
+// runnel.ErrClosed.
+func TestBrokerClosedUnderAClient(t *testing.T) {
+	var p *producer.Producer
+	t.Run("test", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		var err error
+		p, err = producer.New(b)
+		require.NoError(t, err)
+		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+	})
+	defer p.Close()
+	err := p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("after")})
+	require.ErrorIs(t, err, runnel.ErrClosed)
+}
