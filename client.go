@@ -420,7 +420,7 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 //
 // Like Kafka's, a partition's read stops at the end of a segment (in
 // memory, also at the end of the chunk of the file that holds its first
-// batch: up to 4 MiB, or one larger batch; see segment.Segment.Read, which
+// batch: up to 4 MiB, or what one larger append wrote; see segment.Segment.Read, which
 // hands out views rather than copies), and the
 // limits below may keep batches out of the answer: once the partitions
 // hold MinBytes below their high watermarks, each counted up to its
