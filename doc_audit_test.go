@@ -169,3 +169,21 @@ func TestDeliveryTimeoutDoesNotCutAnFsyncShort(t *testing.T) {
 		require.NoError(t, <-done, "the fsync succeeded: the record is written")
 	})
 }
+
+// TestProduceEveryAcksWaitsForTheFsync pins Produce's doc: on one node
+// every acks level waits for the append and, under the default fsync
+// policy, for its fsync: once Produce returns, with acks 0 and 1 as with
+// all, the records are below the high watermark, readable.
+func TestProduceEveryAcksWaitsForTheFsync(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for i, acks := range []api.Acks{api.AcksNone, api.AcksLeader, api.AcksAll} {
+		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: acks, Batches: batch(t, "v")})
+		require.NoError(t, err)
+		require.EqualValues(t, i, resp.BaseOffset, "acks %v", acks)
+		info, err := b.DescribeTopic(ctx, "t")
+		require.NoError(t, err)
+		require.EqualValues(t, i+1, info.Partitions[0].HighWatermark, "acks %v: fsynced before the answer", acks)
+	}
+}
