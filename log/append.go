@@ -1023,7 +1023,8 @@ func (l *Log) flushIntervalPassedLocked() bool {
 // closes waits for Close, which fsyncs everything.
 //
 // Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
-// fences the log); ctx's error.
+// fences the log); ctx's error (ending a wait for another caller's fsync,
+// not one Flush runs itself: see Durability.Wait).
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
