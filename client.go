@@ -159,7 +159,11 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // the append (while its fsync is awaited) gives ctx's error with the
 // response filled in: the records are in the log, and the broker fsyncs
 // them itself, so that they become readable; a retry of an idempotent
-// producer's batch is answered as a duplicate.
+// producer's batch is answered as a duplicate. But the call that is
+// running the fsync itself (group commit: the first to wait runs it for
+// those behind it) returns when that fsync does, whatever its ctx, since
+// a system call is not cut short: then with the fsync's outcome (nil, or
+// log.ErrLogFenced). A disk that hangs in an fsync holds that one call.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
@@ -217,7 +221,8 @@ func (b *Broker) syncLater(d log.Durability) {
 // fsync is run by those who wait for it (group commit), and records whose
 // acknowledgement nobody waits for stay above the high watermark, unread
 // by consumers, until a later append's fsync or Close covers
-// them. (A Wait whose ctx ends hands the fsync to the broker.)
+// them. (A Wait whose ctx ends hands the fsync to the broker; a Wait
+// running the fsync itself returns when that fsync does, as Produce.)
 //
 // Errors: those of Produce, the ones of the fsync excepted.
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
@@ -413,7 +418,10 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
-// Like Kafka's, a partition's read stops at the end of a segment, and the
+// Like Kafka's, a partition's read stops at the end of a segment (in
+// memory, also at the end of the chunk of the file that holds its first
+// batch: up to 4 MiB, or what one larger append wrote; see segment.Segment.Read, which
+// hands out views rather than copies), and the
 // limits below may keep batches out of the answer: once the partitions
 // hold MinBytes below their high watermarks, each counted up to its
 // MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's

@@ -51,13 +51,17 @@ func TestReadmeErrorCodes(t *testing.T) {
 		{log.ErrInvalidRecord, 87, false},
 		{log.ErrInvalidTimestamp, 32, false},
 		{log.ErrLogFenced, 56, true},
+		{log.ErrClosed, 56, true},
 		{log.ErrRollFailed, 56, true},
 		{log.ErrInvalidConfig, 40, false},
 		{log.ErrNotLogDir, -1, false},
+		{log.ErrBadCheckpoint, -1, false},
 		{log.ErrBadTailCopy, -1, false},
 		{api.ErrOutOfOrderSequence, 45, false},
 		{api.ErrProducerFenced, 47, false},
 		{api.ErrUnsupportedVersion, 35, false},
+		{api.ErrInvalidRequest, 42, false},
+		{api.ErrInvalidRequiredAcks, 21, false},
 		{producer.ErrMaxBuffered, -1, false},
 		{producer.ErrDeliveryTimeout, -1, false},
 		{producer.ErrClosed, -1, false},
@@ -66,6 +70,8 @@ func TestReadmeErrorCodes(t *testing.T) {
 		{producer.ErrNilRecord, -1, false},
 		{producer.ErrInvalidPartition, -1, false},
 		{producer.ErrInvalidOption, -1, false},
+		{producer.ErrRecordTooLarge, 10, false},
+		{producer.ErrMaybeWritten, -1, false}, // alone; it comes beside the error whose code a record gets
 		{consumer.ErrClosed, -1, false},
 		{consumer.ErrNotAssigned, -1, false},
 		{consumer.ErrInvalidOffset, -1, false},
@@ -81,6 +87,7 @@ func TestReadmeErrorCodes(t *testing.T) {
 		require.Equal(t, tc.code, api.Code(tc.err), "%v", tc.err)
 		require.Equal(t, tc.retriable, api.IsRetriable(tc.err), "%v", tc.err)
 	}
+	require.ErrorIs(t, producer.ErrRecordTooLarge, log.ErrRecordTooLarge)
 	require.ErrorIs(t, log.ErrInvalidTimestamp, log.ErrInvalidRecord)
 	require.False(t, errors.Is(log.ErrInvalidTimestamp, producer.ErrInvalidTimestamp))
 	require.ErrorIs(t, topicConfig, log.ErrInvalidConfig)

@@ -59,6 +59,8 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
+// An Append that runs the fsync itself (see Durability.Wait) returns when
+// the fsync does, whatever ctx: a system call is not cut short.
 // A ctx that has ended before Append starts writes nothing.
 //
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
@@ -220,7 +222,9 @@ func (l *Log) endEraLocked(above int64) {
 
 // Wait returns once the append is durable, fsyncing the log itself if no
 // other caller is (group commit: one fsync serves every append before it).
-// It returns at once if the append had nothing to wait for. A wait while
+// It returns at once if the append had nothing to wait for. ctx ends a wait
+// for another caller's fsync, not one Wait runs itself: that returns when
+// the fsync does (a system call is not cut short), with its outcome. A wait while
 // the log closes waits for Close, which fsyncs everything: it succeeds
 // then.
 //
@@ -1019,7 +1023,8 @@ func (l *Log) flushIntervalPassedLocked() bool {
 // closes waits for Close, which fsyncs everything.
 //
 // Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
-// fences the log); ctx's error.
+// fences the log); ctx's error (ending a wait for another caller's fsync,
+// not one Flush runs itself: see Durability.Wait).
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err

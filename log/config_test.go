@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
@@ -169,10 +170,11 @@ func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 		require.Equal(t, tc.want, tc.got, tc.kafka)
 	}
 
-	for _, tc := range []struct {
+	type rangeCase struct {
 		c  Config
 		ok bool
-	}{
+	}
+	cases := []rangeCase{
 		{Config{SegmentBytes: 14}, true}, // Kafka before 4.0; Kafka 4: 1 MiB
 		{Config{SegmentBytes: 13}, false},
 		{Config{SegmentBytes: math.MaxInt32}, true},
@@ -202,7 +204,18 @@ func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 		{Config{FlushMessages: -1, FlushInterval: -1}, true}, // unlimited
 		{Config{TimestampType: LogAppendTime}, true},
 		{Config{TimestampType: LogAppendTime + 1}, false},
-	} {
+		// Java ints, as in Kafka.
+		{Config{SegmentIndexBytes: math.MaxInt32}, true},
+		{Config{IndexIntervalBytes: math.MaxInt32}, true},
+		{Config{MaxMessageBytes: math.MaxInt32}, true},
+	}
+	if math.MaxInt > math.MaxInt32 {
+		cases = append(cases,
+			rangeCase{Config{SegmentIndexBytes: testkit.PastInt32(1)}, false},
+			rangeCase{Config{IndexIntervalBytes: testkit.PastInt32(1)}, false},
+			rangeCase{Config{MaxMessageBytes: testkit.PastInt32(1)}, false})
+	}
+	for _, tc := range cases {
 		err := tc.c.Validate()
 		if tc.ok {
 			require.NoError(t, err, "%+v", tc.c)

@@ -46,6 +46,11 @@ func TestProduceWaitingForARefreshEndsWithCloseOrCtx(t *testing.T) {
 			c := &holdingPartitions{Broker: b, entered: make(chan struct{}, 1)}
 			p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()))
 			require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("0")}))
+			// Its batch frees its space once its promises have returned,
+			// maybe after ProduceSync does (see BufferedRecords): a Flush
+			// waits for that, so that the count below is the held record's.
+			require.NoError(t, p.Flush(testCtx(t)))
+			require.Zero(t, p.BufferedRecords())
 
 			c.hold.Store(true)
 			ctx, cancel := context.WithCancel(testCtx(t))

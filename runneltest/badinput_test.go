@@ -94,6 +94,8 @@ func TestHelpersBadInput(t *testing.T) {
 		{"Consume negative partition count", func(ft *fakeT) { runneltest.Consume(ft, countClient{b, -1}, "t", 1) }, "-1 partitions"},
 		{"ConsumeAll negative partition count", func(ft *fakeT) { runneltest.ConsumeAll(ft, countClient{b, -1}, "t") }, "-1 partitions"},
 		{"Consume negative n", func(ft *fakeT) { runneltest.Consume(ft, b, "t", -1) }, "n = -1"},
+		{"Consume Timeout 0", func(ft *fakeT) { runneltest.Consume(ft, b, "t", 1, runneltest.Timeout(0)) }, "not positive"},
+		{"ConsumeAll negative Timeout", func(ft *fakeT) { runneltest.ConsumeAll(ft, b, "t", runneltest.Timeout(-time.Second)) }, "not positive"},
 		{"Consume unknown topic", func(ft *fakeT) { runneltest.Consume(ft, b, "nope", 1) }, runnel.ErrUnknownTopic.Error()},
 		{"Consume invalid topic", func(ft *fakeT) { runneltest.Consume(ft, b, "a/b", 1) }, runnel.ErrInvalidTopic.Error()},
 		{"ConsumeAll nil broker", func(ft *fakeT) { runneltest.ConsumeAll(ft, nilBroker, "t") }, "nil"},

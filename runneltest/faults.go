@@ -272,8 +272,9 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 // flight; a request is matched when it arrives, against the rules in the
 // order they were added, and the first that matches applies (one rule
 // per request). Its methods are safe for concurrent use. Faults starts
-// no goroutines: a held request waits on its caller's. A Faults is made
-// by NewFaults.
+// no goroutine that outlives a call: a held request waits on its caller's,
+// and a rule's Match runs on one of its own that the call waits for (see
+// Fault.Match). A Faults is made by NewFaults.
 //
 // It intercepts what goes through it, not what the test or the code
 // under test asks of the *runnel.Broker itself (admin calls; the helpers

@@ -541,6 +541,8 @@ func TestFaultsBadInput(t *testing.T) {
 		{"negative partition", runneltest.Fault{Op: runneltest.OpProduce, Err: err, Partitions: []int32{-1}}, "partition -1"},
 		{"topic of init producer id", runneltest.Fault{Op: runneltest.OpInitProducerID, Topic: "t", Err: err}, "names no topic"},
 		{"partitions of partitions", runneltest.Fault{Op: runneltest.OpPartitions, Partitions: []int32{0}, Err: err}, "names no partition"},
+		{"partitions of init producer id", runneltest.Fault{Op: runneltest.OpInitProducerID, Partitions: []int32{0}, Err: err, Count: 1}, "names no partition"},
+		{"FailAck without Err", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.FailAck, Count: 1}, "needs an Err"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fa *runneltest.Faults

@@ -301,3 +301,44 @@ func TestNewProducerConsumerWrappedBroker(t *testing.T) {
 	})
 	require.Equal(t, []string{"v"}, values(runneltest.ConsumeAll(t, b, "t")))
 }
+
+// TestProduceSetsWhatItsDocSays: Produce gives each record its Topic (if
+// empty), Partition, Offset and (if zero) Timestamp; a timestamp before
+// 1970 is produced as it is (a negative Kafka timestamp, which the broker
+// takes and a producer.Producer refuses), and read back so.
+func TestProduceSetsWhatItsDocSays(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	before := time.Now()
+	plain := &record.Record{Partition: 1, Value: []byte("plain")}
+	old := &record.Record{Topic: "t", Partition: 1, Value: []byte("old"), Timestamp: time.UnixMilli(-5000)}
+	runneltest.Produce(t, b, "t", plain, old)
+	require.Equal(t, "t", plain.Topic)
+	require.EqualValues(t, 1, plain.Partition)
+	require.EqualValues(t, 0, plain.Offset)
+	require.False(t, plain.Timestamp.Before(before.Truncate(time.Millisecond)), "a zero Timestamp is set to the time of the call")
+	require.EqualValues(t, 1, old.Offset)
+	require.Equal(t, int64(-5000), old.Timestamp.UnixMilli(), "kept")
+
+	got := runneltest.ConsumeAll(t, b, "t")
+	require.Len(t, got, 2)
+	require.Equal(t, plain.Timestamp.UnixMilli(), got[0].Timestamp.UnixMilli())
+	require.Equal(t, int64(-5000), got[1].Timestamp.UnixMilli(), "stored before 1970")
+}
+
+// TestBrokerClosedUnderAClient pins NewBroker's cleanup (package doc,
+// "Cleanup order"): it closes the broker even if a client made outside
+// the helpers is still open, and that client then fails with
+// runnel.ErrClosed.
+func TestBrokerClosedUnderAClient(t *testing.T) {
+	var p *producer.Producer
+	t.Run("test", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		var err error
+		p, err = producer.New(b)
+		require.NoError(t, err)
+		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+	})
+	defer p.Close()
+	err := p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("after")})
+	require.ErrorIs(t, err, runnel.ErrClosed)
+}

@@ -36,3 +36,58 @@ func TestHelpersInsideSynctestBubble(t *testing.T) {
 		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("e")}, nil) // flushed by the cleanup
 	})
 }
+
+// TestProduceHeldFailsAfterDefaultWait pins DefaultWait's and Produce's
+// word: a request a Faults holds fails Produce's test once DefaultWait
+// has passed (here on the bubble's fake clock), and nothing is written.
+func TestProduceHeldFailsAfterDefaultWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		f := runneltest.NewFaults(t, b)
+		r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+		t0 := time.Now()
+		ft := fails(t, func(ft *fakeT) { runneltest.ProduceValues(ft, f, "t", "held") })
+		require.True(t, ft.failed, "the test did not fail")
+		require.Equal(t, t0.Add(runneltest.DefaultWait), time.Now(), "after DefaultWait")
+		require.Equal(t, 1, r.Hits())
+		r.Remove()
+		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+	})
+}
+
+// cleanupT is a fakeT that keeps the cleanups registered on it, for the
+// test to run when it likes.
+type cleanupT struct {
+	*fakeT
+	cleanups []func()
+}
+
+func (c *cleanupT) Cleanup(f func()) { c.cleanups = append(c.cleanups, f) }
+
+// TestNewProducerCleanupFlushBounded pins NewProducer's word on its
+// cleanup: the flush waits DefaultWait at most, one that does not finish
+// by then is reported with Errorf, and the producer is closed all the
+// same (the held record's promise then fails with producer.ErrClosed).
+func TestNewProducerCleanupFlushBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		f := runneltest.NewFaults(t, b)
+		r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+		ct := &cleanupT{fakeT: &fakeT{TB: t}}
+		p := runneltest.NewProducer(ct, f)
+		promised := make(chan error, 1)
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("held")}, func(_ *record.Record, err error) { promised <- err })
+		require.NoError(t, r.Wait(t.Context(), 1))
+
+		t0 := time.Now()
+		require.Len(t, ct.cleanups, 1)
+		ct.cleanups[0]()
+		require.Equal(t, t0.Add(runneltest.DefaultWait), time.Now(), "the flush waited DefaultWait")
+		require.True(t, ct.failed, "the unfinished flush was reported")
+		require.Contains(t, ct.msg, "flush")
+		require.ErrorIs(t, <-promised, producer.ErrClosed, "closed all the same")
+		require.ErrorIs(t, p.Flush(t.Context()), producer.ErrClosed)
+		r.Remove()
+		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+	})
+}

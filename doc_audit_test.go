@@ -1,0 +1,189 @@
+package runnel
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestProduceCtxEndsDuringAnFsync pins what Produce's doc says of a ctx
+// that ends after the append: a Produce waiting for another's fsync (group
+// commit) returns ctx's error with its response filled in, and the broker
+// fsyncs the records itself, so that they become readable; a Produce that
+// is running the fsync itself returns when that fsync does (a system call
+// is not cut short), with the fsync's outcome. The doc promised ctx's
+// error for both: the second returned nil once its fsync came back.
+func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
+	var armed atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	type result struct {
+		resp api.ProduceResponse
+		err  error
+	}
+	send := func(ctx context.Context, value string) chan result {
+		done := make(chan result, 1)
+		go func() {
+			resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, value)})
+			done <- result{resp, err}
+		}()
+		return done
+	}
+	armed.Store(true)
+	fsyncerCtx, cancelFsyncer := context.WithCancel(ctx)
+	defer cancelFsyncer()
+	fsyncer := send(fsyncerCtx, "b") // runs the fsync, held in it
+	<-reached
+	waiterCtx, cancelWaiter := context.WithCancel(ctx)
+	waiter := send(waiterCtx, "c") // appended, waits for the next fsync
+	waitForStack(t, "log.(*Log).syncTo(", "[select")
+	cancelWaiter()
+	got := <-waiter
+	require.ErrorIs(t, got.err, context.Canceled)
+	require.EqualValues(t, 2, got.resp.BaseOffset, "the response is filled in")
+
+	cancelFsyncer()
+	close(release)
+	got = <-fsyncer
+	require.NoError(t, got.err, "the fsync it ran covered its append")
+	require.EqualValues(t, 1, got.resp.BaseOffset)
+
+	// The broker fsyncs the waiter's record: a long poll sees it come.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, Partitions: []api.FetchPartition{{Topic: "t", Offset: 2}}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Partitions[0].Err)
+	require.Equal(t, []string{"c"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestUpdateTopicConfigSeesTheConfigAsSet pins UpdateTopicConfig's doc:
+// update is given the topic's config as it was set, without the broker's
+// defaults (a zero field takes them), so that a field it leaves zero keeps
+// following them; and Topics' doc: the names come sorted, whatever the
+// order of their creation.
+func TestUpdateTopicConfigSeesTheConfigAsSet(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{TopicDefaults: log.Config{RetentionTime: time.Hour, MaxMessageBytes: 5000}})
+	for _, name := range []string{"t", "b", "Z", "a_", "a.b"} {
+		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 4096}}))
+	}
+	require.Equal(t, []string{"Z", "a.b", "a_", "b", "t"}, b.Topics())
+
+	var seen log.Config
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+		seen = *c
+		c.MaxMessageBytes = 7000
+	}))
+	require.Equal(t, log.Config{SegmentBytes: 4096}, seen, "the config as set, without the defaults")
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, log.Config{SegmentBytes: 4096, MaxMessageBytes: 7000}, info.Overrides)
+	require.Equal(t, time.Hour, info.Config.RetentionTime, "a field left zero takes the broker's default")
+	require.Equal(t, 7000, info.Config.MaxMessageBytes)
+}
+
+// TestFetchMaxBytesZero pins the README's and api's word on a fetch's
+// MaxBytes of 0: for the request it is 50 MiB (the Java consumer's
+// fetch.max.bytes), for a partition no limit of its own; Kafka's broker
+// would answer the first batch only. On disk: in memory a read also stops
+// at the end of the chunk that holds its first batch (see Broker.Fetch).
+func TestFetchMaxBytesZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 52 MiB")
+	}
+	ctx := context.Background()
+	b := open(t, Config{Dir: t.TempDir(), TopicDefaults: log.Config{Sync: log.SyncNever}})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 2 << 20}}))
+	half := strings.Repeat("v", 1<<19) // batch() adds it as the key too: batches of 1 MiB
+	const batches = 52                 // past the request's 50 MiB
+	for range batches {
+		produce(t, b, "t", 0, half)
+	}
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	got := len(resp.Partitions[0].Records)
+	require.LessOrEqual(t, got, 50<<20, "the request's 50 MiB bounds it")
+	require.Greater(t, got+(1<<20)+200, 50<<20, "the partition has no limit of its own: 50 MiB less part of a batch")
+}
+
+// TestDeliveryTimeoutDoesNotCutAnFsyncShort pins the limit the README
+// states ("What does not work yet"): a ctx or a producer's delivery
+// timeout does not cut short an fsync in progress. The producer's acker,
+// waiting for its batch's acknowledgement, runs the group commit's fsync
+// itself; held in it past the batch's delivery deadline, the record's
+// promise waits for the fsync, and then tells its outcome (written).
+func TestDeliveryTimeoutDoesNotCutAnFsyncShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var armed atomic.Bool
+		reached, release := make(chan struct{}), make(chan struct{})
+		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+				close(reached)
+				<-release
+			}
+			return nil
+		}))
+		b, err := Open(Config{Dir: "/data", FS: fsys})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		p, err := producer.New(b, producer.DeliveryTimeout(time.Second))
+		require.NoError(t, err)
+		defer p.Close()
+
+		armed.Store(true)
+		done := make(chan error, 1)
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { done <- err })
+		<-reached
+		time.Sleep(time.Minute) // far past the delivery deadline
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the promise ran during the fsync: %v", err)
+		default:
+		}
+		close(release)
+		require.NoError(t, <-done, "the fsync succeeded: the record is written")
+	})
+}
+
+// TestProduceEveryAcksWaitsForTheFsync pins Produce's doc: on one node
+// every acks level waits for the append and, under the default fsync
+// policy, for its fsync: once Produce returns, with acks 0 and 1 as with
+// all, the records are below the high watermark, readable.
+func TestProduceEveryAcksWaitsForTheFsync(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for i, acks := range []api.Acks{api.AcksNone, api.AcksLeader, api.AcksAll} {
+		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: acks, Batches: batch(t, "v")})
+		require.NoError(t, err)
+		require.EqualValues(t, i, resp.BaseOffset, "acks %v", acks)
+		info, err := b.DescribeTopic(ctx, "t")
+		require.NoError(t, err)
+		require.EqualValues(t, i+1, info.Partitions[0].HighWatermark, "acks %v: fsynced before the answer", acks)
+	}
+}
