@@ -159,11 +159,7 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // the append (while its fsync is awaited) gives ctx's error with the
 // response filled in: the records are in the log, and the broker fsyncs
 // them itself, so that they become readable; a retry of an idempotent
-// producer's batch is answered as a duplicate. But the call that is
-// running the fsync itself (group commit: the first to wait runs it for
-// those behind it) returns when that fsync does, whatever its ctx, since
-// a system call is not cut short: then with the fsync's outcome (nil, or
-// log.ErrLogFenced). A disk that hangs in an fsync holds that one call.
+// producer's batch is answered as a duplicate.
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
@@ -221,8 +217,7 @@ func (b *Broker) syncLater(d log.Durability) {
 // fsync is run by those who wait for it (group commit), and records whose
 // acknowledgement nobody waits for stay above the high watermark, unread
 // by consumers, until a later append's fsync or Close covers
-// them. (A Wait whose ctx ends hands the fsync to the broker; a Wait
-// running the fsync itself returns when that fsync does, as Produce.)
+// them. (A Wait whose ctx ends hands the fsync to the broker.)
 //
 // Errors: those of Produce, the ones of the fsync excepted.
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {

@@ -140,11 +140,7 @@ type ProduceResponse struct {
 // with the error that the broker would have answered instead. Wait must
 // return when its ctx ends (with ctx's error, or nil if the request was
 // acknowledged meanwhile): a producer's Close and its delivery deadline
-// end a wait that way. One exception: a Wait that is itself running the
-// fsync it waits for (a *runnel.Broker's, whose group commit has the first
-// waiter fsync for those behind it) returns when that fsync does, a
-// system call not being cut short; a disk that hangs in it holds the wait,
-// and the producer's Close, until then.
+// end a wait that way.
 type Ack interface {
 	Wait(ctx context.Context) error
 }

@@ -59,8 +59,6 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
-// An Append that runs the fsync itself (see Durability.Wait) returns when
-// the fsync does, whatever ctx: a system call is not cut short.
 // A ctx that has ended before Append starts writes nothing.
 //
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
@@ -222,9 +220,11 @@ func (l *Log) endEraLocked(above int64) {
 
 // Wait returns once the append is durable, fsyncing the log itself if no
 // other caller is (group commit: one fsync serves every append before it).
-// It returns at once if the append had nothing to wait for. ctx ends a wait
-// for another caller's fsync, not one Wait runs itself: that returns when
-// the fsync does (a system call is not cut short), with its outcome. A wait while
+// It returns at once if the append had nothing to wait for. ctx ends the
+// wait, also one for an fsync that this Wait started (a ctx that has
+// ended already starts it, and returns): the fsync, which runs on a
+// goroutine of its own then (a system call is not cut short), goes on,
+// and may make the append durable. A wait while
 // the log closes waits for Close, which fsyncs everything: it succeeds
 // then.
 //
@@ -1023,8 +1023,7 @@ func (l *Log) flushIntervalPassedLocked() bool {
 // closes waits for Close, which fsyncs everything.
 //
 // Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
-// fences the log); ctx's error (ending a wait for another caller's fsync,
-// not one Flush runs itself: see Durability.Wait).
+// fences the log); ctx's error.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
@@ -1087,30 +1086,60 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			l.syncMu.Unlock()
 			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced", ErrOffsetOutOfRange, target, next)
 		}
-		if l.syncing {
-			done := l.syncDone
+		if r := l.sync; r != nil {
 			l.syncMu.Unlock()
 			select {
-			case <-done:
+			case <-r.done:
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		l.syncing = true
-		l.syncDone = make(chan struct{})
+		r := &syncRound{done: make(chan struct{})}
+		l.sync = r
 		l.syncMu.Unlock()
-
-		err := l.syncOnce()
-
-		l.syncMu.Lock()
-		l.syncing = false
-		close(l.syncDone)
-		l.syncMu.Unlock()
-		if err != nil && l.durable.Load() < target {
-			return err // else Close fsynced everything meanwhile
+		if ctx.Done() == nil {
+			l.runSync(r) // nothing can end the wait: here
+		} else {
+			// On a goroutine of its own, so that ctx ends this wait as it
+			// ends a wait for another caller's fsync: a system call is not
+			// cut short, and a disk that hangs in fsync would otherwise
+			// hold the caller (and a producer's delivery timeout) for as
+			// long. The goroutine ends with the fsync, which Close waits
+			// for (syncOnce holds lifeMu). A ctx that has ended already
+			// starts the fsync all the same, and returns.
+			go l.runSync(r)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if r.err != nil && l.durable.Load() < target {
+			return r.err // else Close fsynced everything meanwhile
 		}
 	}
+}
+
+// syncRound is one fsync of syncTo's: done is closed when it returned,
+// err (set before) its outcome.
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+// runSync runs r's fsync (syncOnce), records its outcome, and lets the
+// next round begin.
+func (l *Log) runSync(r *syncRound) {
+	err := l.syncOnce()
+	l.syncMu.Lock()
+	l.sync = nil
+	r.err = err
+	close(r.done)
+	l.syncMu.Unlock()
 }
 
 // syncOnce fsyncs the active segment, and the segments rolled without an

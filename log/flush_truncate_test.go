@@ -32,7 +32,7 @@ func TestFlushOvertakenByTruncateTo(t *testing.T) {
 		// runs (which needs the log's lock, held here).
 		for {
 			l.syncMu.Lock()
-			syncing := l.syncing
+			syncing := l.sync != nil
 			l.syncMu.Unlock()
 			if syncing {
 				return

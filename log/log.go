@@ -123,10 +123,9 @@ type Log struct {
 	// none of the records of the truncations before.
 	era *truncationEra
 
-	// Group commit.
-	syncMu   sync.Mutex
-	syncing  bool
-	syncDone chan struct{}
+	// Group commit: the fsync under way, if any (syncMu).
+	syncMu sync.Mutex
+	sync   *syncRound
 	// lifeMu keeps a segment open while a sync runs outside mu: syncers
 	// hold it shared, deleting segments holds it exclusively.
 	lifeMu sync.RWMutex

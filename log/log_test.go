@@ -788,9 +788,11 @@ func TestAppendAsyncWaitFailures(t *testing.T) {
 	require.NoError(t, err)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	// The wait runs the fsync itself when no one else is: a ctx ended
-	// before the call still gets the fsync done (the wait is not cut).
-	require.NoError(t, d.Wait(cancelled))
+	// The wait starts the fsync when no one else has: a ctx ended before
+	// the call still gets it started, and ends the wait; the fsync makes
+	// the append durable.
+	require.ErrorIs(t, d.Wait(cancelled), context.Canceled)
+	require.NoError(t, d.Wait(context.Background()))
 
 	fail.Store(true)
 	_, d1, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})

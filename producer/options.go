@@ -222,10 +222,7 @@ func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBytes = n } }
 // return, and not the wait for buffer space before. Default 2 minutes. A
 // record not delivered in time fails with an error matching
 // ErrDeliveryTimeout. New returns ErrInvalidOption for d <= 0, or one not
-// longer than Linger. An fsync in progress is not cut short: waiting for
-// its batch's acknowledgement, the producer may run the broker's group
-// commit fsync itself (see runnel.Broker.ProduceAsync), and a batch whose
-// deadline passes during it waits for the fsync, then gets its outcome.
+// longer than Linger.
 func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryTimeout = d } }
 
 // RetryBackoff sets the wait before the first retry of a failed request.

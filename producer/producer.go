@@ -17,9 +17,7 @@ import (
 // ctx ends, with an error: Close cancels the calls in flight (requests,
 // producer id requests, and the partition counts that Produce calls wait
 // for) and waits for those of its goroutines, and a batch's delivery
-// deadline ends the calls made for it. (*runnel.Broker's Produce, and its
-// acknowledgement's Wait, make the exception api.Ack states: running a
-// group commit's fsync, they return when the fsync does.)
+// deadline ends the calls made for it.
 //
 // The producer reads a Client's errors by Kafka's table (package api): a
 // batch whose Produce fails with an error the table calls retriable
