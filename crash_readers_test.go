@@ -179,25 +179,39 @@ func runReadersCrash(t *testing.T, seed uint64) {
 	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
 	tail := tails[rng.IntN(len(tails))]
 	reorder := rng.IntN(2) == 0
-	dieAt := int64(200 + rng.IntN(30000))
+	var dieAt atomic.Int64
+	dieAt.Store(int64(200 + rng.IntN(30000)))
 	failSync := int64(0) // the .log fsync that fails, 0 for none
 	if rng.IntN(2) == 0 {
 		failSync = int64(1 + rng.IntN(60))
 	}
-	t.Logf("policy %s, tail %s, reorder %v, the disk dies at operation %d after the topics' creation, fsync %d of a .log fails", policy, tail, reorder, dieAt, failSync)
+	// inRewrite: the disk dies instead within the first Open after the
+	// failed fsync, that many operations in: in its rewrite of the tail.
+	inRewrite := int64(0)
+	if failSync > 0 && rng.IntN(3) == 0 {
+		inRewrite = int64(1 + rng.IntN(80))
+		dieAt.Store(1 << 40)
+	}
+	// anyFile: the fsync that fails is the failSync-th of any file (an
+	// index, a checkpoint, a snapshot, the topic's metadata), not of a
+	// segment's .log.
+	anyFile := rng.IntN(2) == 0
+	t.Logf("policy %s, tail %s, reorder %v, the disk dies at operation %d after the topics' creation (%d into the Open after the failed fsync), fsync %d of a .log (any file: %v) fails", policy, tail, reorder, dieAt.Load(), inRewrite, failSync, anyFile)
 
 	mem := vfs.NewMem()
 	var ops, syncs atomic.Int64
+	var failedSync atomic.Pointer[string]
 	var dead, live atomic.Bool // live: the topics are created, the faults armed
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if !live.Load() {
 			return nil
 		}
-		if ops.Add(1) >= dieAt {
+		if ops.Add(1) >= dieAt.Load() {
 			dead.Store(true)
 			return vfs.ErrInjected
 		}
-		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && syncs.Add(1) == failSync {
+		if op == vfs.OpSync && (anyFile || strings.HasSuffix(name, ".log")) && syncs.Add(1) == failSync {
+			failedSync.Store(&name)
 			return vfs.ErrInjected
 		}
 		return nil
@@ -379,6 +393,10 @@ func runReadersCrash(t *testing.T, seed uint64) {
 			}
 			rb.b.Close()
 			restarts.Add(1)
+			if inRewrite > 0 && syncs.Load() >= failSync {
+				dieAt.Store(ops.Load() + inRewrite)
+				inRewrite = 0
+			}
 			b, err := Open(rb.cfg)
 			if err != nil {
 				rb.b = nil // the disk is dead
@@ -389,7 +407,7 @@ func runReadersCrash(t *testing.T, seed uint64) {
 	})
 	wg.Wait()
 	require.Empty(t, m.errs, "before the crash")
-	t.Logf("%d file-system operations, dead %v, the fsync failed %v, %d restarts", ops.Load(), dead.Load(), failSync > 0 && syncs.Load() >= failSync, restarts.Load())
+	t.Logf("%d file-system operations, dead %v, the fsync that failed %q, %d restarts", ops.Load(), dead.Load(), deref(failedSync.Load()), restarts.Load())
 	if rb.b != nil {
 		// The broker is left as the crash finds it: its close after the
 		// clone only frees its resources.
@@ -454,4 +472,12 @@ func readAll(t *testing.T, b *Broker, tp api.TopicPartition) (start, end int64, 
 		}
 	}
 	return pi.LogStartOffset, pi.HighWatermark, recs
+}
+
+// deref is *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
