@@ -565,8 +565,14 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // fetched are all taken (inside the Records iterator, once the record in
 // hand is the last below that high watermark), so a loop that reads what
 // is there and stops can stop at 0. It is not the lag now: records
-// appended since that fetch are not counted. It is negative when the log
-// lost records past the position (see the package doc). Lag returns false
+// appended since that fetch are not counted. It is negative when the
+// position is past that high watermark, as Kafka's is: the log lost
+// records past the position (see the package doc), or At put it there —
+// at an offset appended but not yet below the high watermark, such as
+// one a producer with acks=1 was given before the fsync of a topic that
+// fsyncs before acknowledging (a consumer that takes positions from the
+// Start, the End, a time or its own reads is never past it; neither is
+// the high watermark ever lower at a later fetch). Lag returns false
 // when the partition is not assigned, its position is not resolved, or no
 // fetch has answered for it since Assign, Seek or a reset moved it.
 func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {

@@ -49,7 +49,11 @@ const (
 	// its replicas behind one power supply.
 	SyncAlways
 	// SyncPeriodic fsyncs after FlushMessages messages or FlushInterval,
-	// whichever comes first (Kafka's flush.messages and flush.ms).
+	// whichever comes first (Kafka's flush.messages and flush.ms). Under
+	// it and SyncNever the high watermark is the log end: consumers read
+	// records that are not durable yet, which a power cut may take, their
+	// offsets then going to the records appended after it (only those
+	// below the log start are never handed out again).
 	SyncPeriodic
 	// SyncNever leaves flushing to the operating system and durability to
 	// replication (Kafka's default). Segments are not synced when they

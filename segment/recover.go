@@ -600,5 +600,10 @@ func (s *Segment) Rewrite(offset int64, save func(pos int64, tail []byte) error)
 			return 0, err
 		}
 	}
-	return int64(len(buf)), s.log.Sync()
+	// Written anew from a durable position: the file is worth syncing
+	// again, whatever fsync of it failed before (see syncLog).
+	s.syncMu.Lock()
+	s.syncErr = nil
+	s.syncMu.Unlock()
+	return int64(len(buf)), s.syncLog()
 }

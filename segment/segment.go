@@ -112,6 +112,11 @@ type Segment struct {
 	checkedFrom atomic.Int64
 	next        atomic.Int64 // offset after the last batch
 
+	// syncMu makes the fsyncs of the .log one at a time (see syncLog);
+	// syncErr is the error of the first that failed, nil while none did.
+	syncMu  sync.Mutex
+	syncErr error
+
 	mu              sync.Mutex   // guards the fields below (writer side)
 	maxTs           atomic.Int64 // largest timestamp, -1 when none (read without mu)
 	maxTsOffset     int64        // first offset with maxTs
@@ -646,14 +651,37 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
-// SyncIndexes: they can always be rebuilt from the log.
+// SyncIndexes: they can always be rebuilt from the log. Once an fsync of
+// the .log failed, every later Sync and Seal fails with its error (see
+// syncLog).
 //
 // Errors: ErrClosed; file system errors.
 func (s *Segment) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.log.Sync()
+	return s.syncLog()
+}
+
+// syncLog fsyncs the .log. A failed fsync may leave the pages it could
+// not write marked clean, so that the next fsync of the file succeeds
+// without writing them, as Linux's may (see vfs.WithFaults): every fsync
+// after a failed one fails with its error, and the fsyncs run one at a
+// time, so that none that began before a failed one ended succeeds after
+// it. Two of them can meet: a log's group commit and a roll's Seal. Only
+// Rewrite, which writes the bytes past a durable position anew, makes the
+// file worth syncing again.
+func (s *Segment) syncLog() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.syncErr != nil {
+		return fmt.Errorf("an fsync of %s failed before: %w", s.log.Name(), s.syncErr)
+	}
+	if err := s.log.Sync(); err != nil {
+		s.syncErr = err
+		return err
+	}
+	return nil
 }
 
 // SyncIndexes makes the indexes durable (the log's recovery point may then
@@ -694,7 +722,7 @@ func (s *Segment) sealLocked(sync bool) error {
 		return err
 	}
 	if sync {
-		if err := s.log.Sync(); err != nil {
+		if err := s.syncLog(); err != nil {
 			return err
 		}
 	}
