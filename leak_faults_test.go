@@ -1,0 +1,282 @@
+package runnel_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests in this file look for files and mappings left open by the
+// broker's failure paths: each fails the k-th file-system operation of an
+// admin call (or of Open), for every k the call makes, on the OS file
+// system, and checks that once the broker is closed (or its Open has
+// failed) no descriptor and no mapping of a file under its directory is
+// left — anything left there would be kept for the process's lifetime,
+// one more at each failure. They count /proc/self/fd and /proc/self/maps,
+// so run on Linux only.
+
+// armedFaults is a vfs.Injector that fails nothing until a Counter is
+// armed, and then asks it.
+type armedFaults struct{ c atomic.Pointer[vfs.Counter] }
+
+func (a *armedFaults) MaybeError(op vfs.Op, name string) error {
+	if c := a.c.Load(); c != nil {
+		return c.MaybeError(op, name)
+	}
+	return nil
+}
+
+// handlesUnder returns the process's open descriptors and memory mappings
+// of files under dir (Linux only).
+func handlesUnder(t testing.TB, dir string) (fds, maps []string) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the descriptor of ReadDir itself, closed since
+		}
+		if strings.HasPrefix(target, dir+"/") {
+			fds = append(fds, target)
+		}
+	}
+	data, err := os.ReadFile("/proc/self/maps")
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if i := strings.Index(line, dir+"/"); i >= 0 {
+			maps = append(maps, line[i:])
+		}
+	}
+	return fds, maps
+}
+
+// requireNoHandles fails t if a descriptor or mapping of a file under dir
+// is open.
+func requireNoHandles(t testing.TB, dir, when string) {
+	t.Helper()
+	fds, maps := handlesUnder(t, dir)
+	require.Empty(t, fds, "descriptors left open %s", when)
+	require.Empty(t, maps, "mappings left %s", when)
+}
+
+// fastTempDir returns a directory for the test, removed when it ends: on
+// /dev/shm if there is one (a tmpfs: its fsyncs cost nothing, and its
+// files are opened and mapped as a disk's are), else t.TempDir().
+func fastTempDir(t *testing.T) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "runnel-leak-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
+// faultSweepStep returns the stride of a sweep over n operations: about
+// 100 of them (25 under -short), or every one if RUNNEL_LEAK_FAULTS is
+// "all", for a long run.
+func faultSweepStep(n int) int {
+	switch {
+	case os.Getenv("RUNNEL_LEAK_FAULTS") == "all":
+		return 1
+	case testing.Short():
+		return max(1, n/25)
+	}
+	return max(1, n/100)
+}
+
+// leakFaultCase is an admin call whose failures TestLeakFailedAdminCalls
+// sweeps: prepare runs before the faults are armed, call with them.
+type leakFaultCase struct {
+	name    string
+	prepare func(t *testing.T, b *runnel.Broker, k int)
+	call    func(b *runnel.Broker, k int) error
+}
+
+// A broker whose admin calls (CreateTopic, DeleteTopic, a config change's
+// reopen, CreatePartitions, DeleteRecords, maintenance: retention,
+// compaction, rolls) fail at any file-system operation keeps open no file
+// but those of its partitions: once closed, none. And an Open that fails
+// at any operation closes every file it opened.
+func TestLeakFailedAdminCalls(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd to count open files")
+	}
+	ctx := context.Background()
+	val := make([]byte, 1000)
+	seg := int64(8 << 10)
+	nosync := log.Config{SegmentBytes: seg, Sync: log.SyncNever}
+	compacted := nosync
+	compacted.CleanupPolicy, compacted.MinCleanableDirtyRatio = log.Compact, -1
+	retention := nosync
+	retention.RetentionBytes = 2 * seg
+	// fill writes enough to topic's partition to roll segments (sealed:
+	// their indexes mapped).
+	fill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
+		t.Helper()
+		for i := range n {
+			leakProduce(t, b, topic, p, fmt.Sprint(i%5), val)
+		}
+	}
+	// tryFill is fill on a broker whose partitions a fault may have
+	// fenced: their refusals are no matter.
+	tryFill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
+		t.Helper()
+		for i := range n {
+			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader, Batches: leakBatch(t, fmt.Sprint(i%5), val)})
+		}
+	}
+	setup := func(t *testing.T, dir string, inj vfs.Injector) *runnel.Broker {
+		t.Helper()
+		b, err := runnel.Open(runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)})
+		require.NoError(t, err)
+		for _, tc := range []struct {
+			name string
+			cfg  log.Config
+		}{{"plain", nosync}, {"compacted", compacted}, {"retention", retention}} {
+			require.NoError(t, b.CreateTopic(ctx, tc.name, log.TopicConfig{Partitions: 2, Config: tc.cfg}))
+			fill(t, b, tc.name, 0, 30)
+			fill(t, b, tc.name, 1, 10)
+		}
+		return b
+	}
+	cases := []leakFaultCase{
+		{name: "open"}, // Open itself: see below
+		{
+			name: "create-topic",
+			call: func(b *runnel.Broker, k int) error {
+				return b.CreateTopic(ctx, fmt.Sprint("new", k), log.TopicConfig{Partitions: 3, Config: nosync})
+			},
+		},
+		{
+			name: "delete-topic",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				name := fmt.Sprint("gone", k)
+				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: nosync}))
+				fill(t, b, name, 0, 20)
+			},
+			call: func(b *runnel.Broker, k int) error { return b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
+		},
+		{
+			name: "alter-config",
+			call: func(b *runnel.Broker, k int) error {
+				return b.UpdateTopicConfig(ctx, "plain", func(c *log.Config) { c.FlushMessages = int64(k + 1) })
+			},
+		},
+		{
+			name: "create-partitions",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				require.NoError(t, b.CreateTopic(ctx, fmt.Sprint("grow", k), log.TopicConfig{Partitions: 1, Config: nosync}))
+			},
+			call: func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
+		},
+		{
+			name: "delete-records",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) { tryFill(t, b, "plain", 0, 20) },
+			call: func(b *runnel.Broker, k int) error {
+				_, err := b.DeleteRecords(ctx, "plain", 0, api.Latest)
+				return err
+			},
+		},
+		{
+			name: "maintain",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				tryFill(t, b, "compacted", 0, 20)
+				tryFill(t, b, "retention", 0, 20)
+			},
+			call: func(b *runnel.Broker, k int) error { return b.Maintain(ctx) },
+		},
+	}
+	for _, tc := range cases {
+		for _, sticky := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sticky=%v", tc.name, sticky), func(t *testing.T) {
+				dir := fastTempDir(t)
+				inj := &armedFaults{}
+				b := setup(t, dir, inj)
+				fds, maps := handlesUnder(t, dir)
+				require.NotEmpty(t, fds, "the partitions' files are open: the count sees them")
+				require.NotEmpty(t, maps, "the sealed segments' indexes are mapped: the count sees them")
+				require.NoError(t, b.Close())
+				requireNoHandles(t, dir, "by a clean Close")
+				g0 := runtime.NumGoroutine()
+				// run runs the case with the Counters mk makes armed, and
+				// returns whether the call failed: Open once; an admin
+				// call reps times on one broker, whose descriptors and
+				// mappings are then at most those of a broker opened
+				// afresh on what the calls left (a few more for the
+				// files a failed roll or swap may leave open until the
+				// next Open: not one more a failure).
+				run := func(mk func() *vfs.Counter, k, reps int) (failed bool) {
+					cfg := runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
+					if tc.call == nil { // Open
+						inj.c.Store(mk())
+						b, err := runnel.Open(cfg)
+						inj.c.Store(nil)
+						if err != nil {
+							requireNoHandles(t, dir, fmt.Sprintf("by an Open failed at op %d: %v", k, err))
+							return true
+						}
+						require.NoError(t, b.Close())
+						return false
+					}
+					b, err := runnel.Open(cfg)
+					require.NoError(t, err)
+					var errs []error
+					for r := range reps {
+						i := k*reps + r
+						if tc.prepare != nil {
+							tc.prepare(t, b, i)
+						}
+						inj.c.Store(mk())
+						err := tc.call(b, i)
+						inj.c.Store(nil)
+						if err != nil {
+							failed = true
+							errs = append(errs, err)
+						}
+					}
+					live, liveMaps := handlesUnder(t, dir)
+					b.Close() // its error is the fault's, for some k
+					requireNoHandles(t, dir, fmt.Sprintf("after a %s failed at op %d (%v) and Close", tc.name, k, errs))
+					b, err = runnel.Open(cfg)
+					require.NoError(t, err)
+					fresh, freshMaps := handlesUnder(t, dir)
+					require.NoError(t, b.Close())
+					require.LessOrEqual(t, len(live)+len(liveMaps), len(fresh)+len(freshMaps)+reps-1,
+						"a %s failed %d times at op %d (%v) left open files behind:\nlive %q %q\nafresh %q %q",
+						tc.name, reps, k, errs, live, liveMaps, fresh, freshMaps)
+					return failed
+				}
+				count := vfs.Count()
+				require.False(t, run(func() *vfs.Counter { return count }, 0, 1), "the call without faults")
+				n := count.N()
+				step := faultSweepStep(n)
+				fails := 0
+				for k := 1; k <= n; k += step {
+					mk := func() *vfs.Counter { return vfs.FailNth(k) }
+					if sticky {
+						mk = func() *vfs.Counter { return vfs.FailFrom(k) }
+					}
+					if run(mk, k, 3) {
+						fails++
+					}
+				}
+				t.Logf("%d operations, swept every %d: %d calls failed", n, step, fails)
+				require.LessOrEqual(t, runtime.NumGoroutine(), g0+5, "goroutines left")
+			})
+		}
+	}
+}
