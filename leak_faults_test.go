@@ -2,6 +2,7 @@ package runnel_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -174,6 +175,15 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			name: "alter-config",
 			call: func(b *runnel.Broker, k int) error {
 				return b.UpdateTopicConfig(ctx, "plain", func(c *log.Config) { c.FlushMessages = int64(k + 1) })
+			},
+		},
+		{
+			// A reopen that fails, then maintenance's retries of it.
+			name: "alter-config-retry",
+			call: func(b *runnel.Broker, k int) error {
+				return errors.Join(
+					b.UpdateTopicConfig(ctx, "compacted", func(c *log.Config) { c.FlushMessages = int64(k + 1) }),
+					b.Maintain(ctx), b.Maintain(ctx))
 			},
 		},
 		{
