@@ -230,3 +230,68 @@ func TestLeakFaultsRules(t *testing.T) {
 		require.Equal(t, 1, n)
 	})
 }
+
+// A long-lived consumer and producer whose calls are cut short, over and
+// over — a Poll waiting on an idle partition whose ctx ends, a Records
+// loop left after one record, Pause and Resume, a Flush whose ctx ends
+// with records lingering, whose own ctx ends then — keep no goroutine and no memory for the calls
+// that ended.
+func TestLeakCutShortCalls(t *testing.T) {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.CreateTopic(ctx, "idle", log.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "busy", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 16 << 10, RetentionBytes: 32 << 10}}))
+	c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.AssignTopic(ctx, "idle", consumer.End()))
+	r, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, r.AssignTopic(ctx, "busy", consumer.Start()))
+	p, err := producer.New(b, producer.Linger(time.Minute))
+	require.NoError(t, err)
+	defer p.Close()
+	val := make([]byte, 500)
+	leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 0, true, nil, func(i int) {
+		pctx, cancel := context.WithCancel(ctx)
+		polled := make(chan error)
+		go func() {
+			_, err := c.Poll(pctx)
+			polled <- err
+		}()
+		cancel()
+		require.ErrorIs(t, <-polled, context.Canceled)
+		c.Pause(api.TopicPartition{Topic: "idle"})
+		c.Resume(api.TopicPartition{Topic: "idle"})
+
+		// Lingering records, a Flush cut short, then the records' own
+		// ctx ends: they fail, or are delivered by the Flush that
+		// follows.
+		rctx, rcancel := context.WithCancel(ctx)
+		for range 5 {
+			p.Produce(rctx, &record.Record{Topic: "busy", Value: val}, nil)
+		}
+		fctx, fcancel := context.WithCancel(ctx)
+		fcancel()
+		if err := p.Flush(fctx); err != nil { // nil if the records went already
+			require.ErrorIs(t, err, context.Canceled)
+		}
+		rcancel()
+		// One more record, flushed: ProduceSync would wait out its linger.
+		sent := make(chan error, 1)
+		p.Produce(ctx, &record.Record{Topic: "busy", Value: val}, func(_ *record.Record, err error) { sent <- err })
+		require.NoError(t, p.Flush(ctx))
+		require.NoError(t, <-sent)
+		for rec, err := range r.Records(ctx) {
+			require.NoError(t, err)
+			require.Equal(t, "busy", rec.Topic)
+			break
+		}
+		if i%10 == 0 {
+			require.NoError(t, b.Maintain(ctx))
+		}
+	})
+}

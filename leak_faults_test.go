@@ -194,7 +194,7 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			call: func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
 		},
 		{
-			name: "delete-records",
+			name:    "delete-records",
 			prepare: func(t *testing.T, b *runnel.Broker, k int) { tryFill(t, b, "plain", 0, 20) },
 			call: func(b *runnel.Broker, k int) error {
 				_, err := b.DeleteRecords(ctx, "plain", 0, api.Latest)
