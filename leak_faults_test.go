@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -20,12 +24,13 @@ import (
 
 // The tests in this file look for files and mappings left open by the
 // broker's failure paths: each fails the k-th file-system operation of an
-// admin call (or of Open), for every k the call makes, on the OS file
-// system, and checks that once the broker is closed (or its Open has
-// failed) no descriptor and no mapping of a file under its directory is
-// left — anything left there would be kept for the process's lifetime,
-// one more at each failure. They count /proc/self/fd and /proc/self/maps,
-// so run on Linux only.
+// admin call (or of Open), for every k the call makes (or a sample of
+// them), and checks that once the broker is closed (or its Open has
+// failed) no file under its directory is left open — anything left there
+// would be kept for the process's lifetime, one more at each failure. On
+// the OS file system they count the descriptors and mappings of
+// /proc/self/fd and /proc/self/maps (on Linux only); on a MemFS, the
+// files a wrapper opened and saw not closed.
 
 // armedFaults is a vfs.Injector that fails nothing until a Counter is
 // armed, and then asks it.
@@ -61,15 +66,6 @@ func handlesUnder(t testing.TB, dir string) (fds, maps []string) {
 		}
 	}
 	return fds, maps
-}
-
-// requireNoHandles fails t if a descriptor or mapping of a file under dir
-// is open.
-func requireNoHandles(t testing.TB, dir, when string) {
-	t.Helper()
-	fds, maps := handlesUnder(t, dir)
-	require.Empty(t, fds, "descriptors left open %s", when)
-	require.Empty(t, maps, "mappings left %s", when)
 }
 
 // fastTempDir returns a directory for the test, removed when it ends: on
@@ -113,9 +109,6 @@ type leakFaultCase struct {
 // but those of its partitions: once closed, none. And an Open that fails
 // at any operation closes every file it opened.
 func TestLeakFailedAdminCalls(t *testing.T) {
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd to count open files")
-	}
 	ctx := context.Background()
 	val := make([]byte, 1000)
 	seg := int64(8 << 10)
@@ -140,9 +133,9 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader, Batches: leakBatch(t, fmt.Sprint(i%5), val)})
 		}
 	}
-	setup := func(t *testing.T, dir string, inj vfs.Injector) *runnel.Broker {
+	setup := func(t *testing.T, cfg runnel.Config) *runnel.Broker {
 		t.Helper()
-		b, err := runnel.Open(runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)})
+		b, err := runnel.Open(cfg)
 		require.NoError(t, err)
 		for _, tc := range []struct {
 			name string
@@ -210,83 +203,212 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			call: func(b *runnel.Broker, k int) error { return b.Maintain(ctx) },
 		},
 	}
-	for _, tc := range cases {
-		for _, sticky := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/sticky=%v", tc.name, sticky), func(t *testing.T) {
-				dir := fastTempDir(t)
-				inj := &armedFaults{}
-				b := setup(t, dir, inj)
-				fds, maps := handlesUnder(t, dir)
-				require.NotEmpty(t, fds, "the partitions' files are open: the count sees them")
-				require.NotEmpty(t, maps, "the sealed segments' indexes are mapped: the count sees them")
-				require.NoError(t, b.Close())
-				requireNoHandles(t, dir, "by a clean Close")
-				g0 := runtime.NumGoroutine()
-				// run runs the case with the Counters mk makes armed, and
-				// returns whether the call failed: Open once; an admin
-				// call reps times on one broker, whose descriptors and
-				// mappings are then at most those of a broker opened
-				// afresh on what the calls left (a few more for the
-				// files a failed roll or swap may leave open until the
-				// next Open: not one more a failure).
-				run := func(mk func() *vfs.Counter, k, reps int) (failed bool) {
-					cfg := runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
-					if tc.call == nil { // Open
-						inj.c.Store(mk())
-						b, err := runnel.Open(cfg)
-						inj.c.Store(nil)
-						if err != nil {
-							requireNoHandles(t, dir, fmt.Sprintf("by an Open failed at op %d: %v", k, err))
-							return true
-						}
-						require.NoError(t, b.Close())
-						return false
-					}
-					b, err := runnel.Open(cfg)
-					require.NoError(t, err)
-					var errs []error
-					for r := range reps {
-						i := k*reps + r
-						if tc.prepare != nil {
-							tc.prepare(t, b, i)
-						}
-						inj.c.Store(mk())
-						err := tc.call(b, i)
-						inj.c.Store(nil)
-						if err != nil {
-							failed = true
-							errs = append(errs, err)
-						}
-					}
-					live, liveMaps := handlesUnder(t, dir)
-					b.Close() // its error is the fault's, for some k
-					requireNoHandles(t, dir, fmt.Sprintf("after a %s failed at op %d (%v) and Close", tc.name, k, errs))
-					b, err = runnel.Open(cfg)
-					require.NoError(t, err)
-					fresh, freshMaps := handlesUnder(t, dir)
+	for _, fsName := range []string{"os", "mem"} {
+		for _, tc := range cases {
+			for _, sticky := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/sticky=%v", fsName, tc.name, sticky), func(t *testing.T) {
+					inj := &armedFaults{}
+					w := newLeakWorld(t, fsName, inj)
+					b := setup(t, w.cfg)
+					require.NoError(t, w.opened(), "the partitions' files are open: the count sees them")
 					require.NoError(t, b.Close())
-					require.LessOrEqual(t, len(live)+len(liveMaps), len(fresh)+len(freshMaps)+reps-1,
-						"a %s failed %d times at op %d (%v) left open files behind:\nlive %q %q\nafresh %q %q",
-						tc.name, reps, k, errs, live, liveMaps, fresh, freshMaps)
-					return failed
-				}
-				count := vfs.Count()
-				require.False(t, run(func() *vfs.Counter { return count }, 0, 1), "the call without faults")
-				n := count.N()
-				step := faultSweepStep(n)
-				fails := 0
-				for k := 1; k <= n; k += step {
-					mk := func() *vfs.Counter { return vfs.FailNth(k) }
-					if sticky {
-						mk = func() *vfs.Counter { return vfs.FailFrom(k) }
+					w.requireNone("by a clean Close")
+					g0 := runtime.NumGoroutine()
+					// run runs the case with the Counters mk makes armed,
+					// and returns whether the call failed: Open once; an
+					// admin call reps times on one broker, which then
+					// holds open at most the files of a broker opened
+					// afresh on what the calls left (a few more for the
+					// files a failed roll or swap may leave open until
+					// the next Open: not one more a failure).
+					run := func(mk func() *vfs.Counter, k, reps int) (failed bool) {
+						if tc.call == nil { // Open
+							inj.c.Store(mk())
+							b, err := runnel.Open(w.cfg)
+							inj.c.Store(nil)
+							if err != nil {
+								w.requireNone(fmt.Sprintf("by an Open failed at op %d: %v", k, err))
+								return true
+							}
+							require.NoError(t, b.Close())
+							return false
+						}
+						b, err := runnel.Open(w.cfg)
+						require.NoError(t, err)
+						var errs []error
+						for r := range reps {
+							i := k*reps + r
+							if tc.prepare != nil {
+								tc.prepare(t, b, i)
+							}
+							inj.c.Store(mk())
+							err := tc.call(b, i)
+							inj.c.Store(nil)
+							if err != nil {
+								failed = true
+								errs = append(errs, err)
+							}
+						}
+						live := w.handles()
+						b.Close() // its error is the fault's, for some k
+						w.requireNone(fmt.Sprintf("after a %s failed at op %d (%v) and Close", tc.name, k, errs))
+						b, err = runnel.Open(w.cfg)
+						require.NoError(t, err)
+						fresh := w.handles()
+						require.NoError(t, b.Close())
+						require.LessOrEqual(t, len(live), len(fresh)+reps-1,
+							"a %s failed %d times at op %d (%v) left open files behind:\nlive %q\nafresh %q",
+							tc.name, reps, k, errs, live, fresh)
+						return failed
 					}
-					if run(mk, k, 3) {
-						fails++
+					count := vfs.Count()
+					require.False(t, run(func() *vfs.Counter { return count }, 0, 1), "the call without faults")
+					n := count.N()
+					step := faultSweepStep(n)
+					fails := 0
+					for k := 1; k <= n; k += step {
+						mk := func() *vfs.Counter { return vfs.FailNth(k) }
+						if sticky {
+							mk = func() *vfs.Counter { return vfs.FailFrom(k) }
+						}
+						if run(mk, k, 3) {
+							fails++
+						}
 					}
-				}
-				t.Logf("%d operations, swept every %d: %d calls failed", n, step, fails)
-				require.LessOrEqual(t, runtime.NumGoroutine(), g0+5, "goroutines left")
-			})
+					t.Logf("%d operations, swept every %d: %d calls failed", n, step, fails)
+					require.LessOrEqual(t, runtime.NumGoroutine(), g0+5, "goroutines left")
+				})
+			}
 		}
 	}
+}
+
+// leakWorld is where TestLeakFailedAdminCalls opens its brokers, and how
+// it counts the files they hold open.
+type leakWorld struct {
+	t   *testing.T
+	cfg runnel.Config
+	// handles returns the open files (and, on disk, mappings) under the
+	// broker's directory.
+	handles func() []string
+	// opened returns an error unless handles sees both files and, on
+	// disk, mappings: the count is not blind.
+	opened func() error
+}
+
+// newLeakWorld returns the world of fs ("os": the OS file system, in
+// fastTempDir, counted through /proc, skipped elsewhere; "mem": a MemFS,
+// counted by a countingFS wrapper) with the faults of inj.
+func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
+	w := &leakWorld{t: t}
+	switch fs {
+	case "os":
+		if _, err := os.Stat("/proc/self/fd"); err != nil {
+			t.Skip("no /proc/self/fd to count open files")
+		}
+		dir := fastTempDir(t)
+		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
+		w.handles = func() []string {
+			fds, maps := handlesUnder(t, dir)
+			return append(fds, maps...)
+		}
+		w.opened = func() error {
+			fds, maps := handlesUnder(t, dir)
+			if len(fds) == 0 || len(maps) == 0 {
+				return fmt.Errorf("%d descriptors and %d mappings seen", len(fds), len(maps))
+			}
+			return nil
+		}
+	default:
+		c := &countingFS{FS: vfs.WithFaults(vfs.NewMem(), inj), open: map[*countedFile]string{}}
+		w.cfg = runnel.Config{FS: c}
+		w.handles = c.openFiles
+		w.opened = func() error {
+			if len(c.openFiles()) == 0 {
+				return errors.New("no open file seen")
+			}
+			return nil
+		}
+	}
+	return w
+}
+
+// requireNone fails the test if a file is open.
+func (w *leakWorld) requireNone(when string) {
+	w.t.Helper()
+	require.Empty(w.t, w.handles(), "files left open %s", when)
+}
+
+// countingFS is a vfs.Wrapper that keeps the files (and locks) opened
+// through it and not closed yet.
+type countingFS struct {
+	vfs.FS
+	mu   sync.Mutex
+	open map[*countedFile]string
+}
+
+func (c *countingFS) Unwrap() vfs.FS { return c.FS }
+
+func (c *countingFS) Create(name string) (vfs.File, error) { return c.wrap(c.FS.Create(name)) }
+func (c *countingFS) Open(name string) (vfs.File, error)   { return c.wrap(c.FS.Open(name)) }
+
+func (c *countingFS) Lock(name string) (io.Closer, error) {
+	l, err := c.FS.Lock(name)
+	if err != nil {
+		return nil, err
+	}
+	f := &countedFile{c: c, closer: l}
+	c.add(f, name+" (lock)")
+	return f, nil
+}
+
+func (c *countingFS) add(f *countedFile, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open[f] = name
+}
+
+func (c *countingFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	cf := &countedFile{File: f, c: c, closer: f}
+	c.add(cf, f.Name())
+	if _, ok := f.(vfs.PrefixViewer); ok {
+		return &countedViewFile{cf}, nil
+	}
+	return cf, nil
+}
+
+// openFiles returns the names of the files open, sorted.
+func (c *countingFS) openFiles() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Values(c.open))
+}
+
+// countedFile is a file (or lock) of a countingFS.
+type countedFile struct {
+	vfs.File
+	c      *countingFS
+	closer io.Closer
+}
+
+func (f *countedFile) Close() error {
+	f.c.mu.Lock()
+	delete(f.c.open, f)
+	f.c.mu.Unlock()
+	return f.closer.Close()
+}
+
+// countedViewFile is a countedFile of a file that is a vfs.PrefixViewer
+// (a MemFS's), which it stays.
+type countedViewFile struct{ *countedFile }
+
+func (f *countedViewFile) View(off int64, n int) ([]byte, error) {
+	return f.File.(vfs.Viewer).View(off, n)
+}
+
+func (f *countedViewFile) ViewPrefix(off int64, n int) ([]byte, error) {
+	return f.File.(vfs.PrefixViewer).ViewPrefix(off, n)
 }
