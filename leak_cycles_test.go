@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,4 +297,102 @@ func TestLeakCutShortCalls(t *testing.T) {
 			require.NoError(t, b.Maintain(ctx))
 		}
 	})
+}
+
+// countdownCtx is a context that ends (context.Canceled) at its n-th
+// look (Err), as a ctx cancelled at some point of a long call would: a
+// test reaches each point of the call by its n, without timing.
+type countdownCtx struct {
+	context.Context
+	n    atomic.Int64
+	once sync.Once
+	done chan struct{}
+}
+
+func newCountdownCtx(n int) *countdownCtx {
+	c := &countdownCtx{Context: context.Background(), done: make(chan struct{})}
+	c.n.Store(int64(n))
+	return c
+}
+
+func (c *countdownCtx) Err() error {
+	if c.n.Add(-1) < 0 {
+		c.once.Do(func() { close(c.done) })
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *countdownCtx) Done() <-chan struct{} { return c.done }
+
+// Maintenance cut short by its ctx at every point in turn — in the
+// middle of a compaction pass, of retention — and then run in full leaves
+// no file behind (a compaction's unfinished copy), and keeps the memory
+// bounded. (Cut short every time, a compaction pass would never end: it
+// starts over, from the key map, at each call. The broker's own
+// maintenance runs under a ctx that only Close ends.)
+func TestLeakMaintainCutShort(t *testing.T) {
+	for _, where := range []string{"mem", "disk"} {
+		t.Run(where, func(t *testing.T) {
+			ctx := context.Background()
+			var (
+				cfg     runnel.Config
+				measure func() int64 // open files and mappings on disk, bytes in memory
+				list    func(dir string) ([]string, error)
+			)
+			switch where {
+			case "mem":
+				fs := vfs.NewMem()
+				cfg, measure, list = runnel.Config{FS: fs}, fs.Allocated, fs.List
+			default:
+				if _, err := os.Stat("/proc/self/fd"); err != nil {
+					t.Skip("no /proc/self/fd to count open files")
+				}
+				dir := fastTempDir(t)
+				cfg = runnel.Config{Dir: dir}
+				measure = func() int64 {
+					fds, maps := handlesUnder(t, dir)
+					return int64(len(fds)+len(maps)) << 10
+				}
+				list = func(name string) ([]string, error) { return vfs.OS.List(filepath.Join(dir, name)) }
+			}
+			b, err := runnel.Open(cfg)
+			require.NoError(t, err)
+			defer b.Close()
+			seg := int64(8 << 10)
+			nosync := log.Config{SegmentBytes: seg, Sync: log.SyncNever}
+			compacted, retention := nosync, nosync
+			compacted.CleanupPolicy, compacted.MinCleanableDirtyRatio = log.Compact, -1
+			retention.RetentionBytes = 4 * seg
+			require.NoError(t, b.CreateTopic(ctx, "compacted", log.TopicConfig{Partitions: 1, Config: compacted}))
+			require.NoError(t, b.CreateTopic(ctx, "retention", log.TopicConfig{Partitions: 1, Config: retention}))
+			files := func() int64 {
+				var n int64
+				for _, dir := range []string{"compacted-0", "retention-0"} {
+					if cfg.Dir == "" {
+						dir = "/runnel/" + dir
+					}
+					names, err := list(dir)
+					require.NoError(t, err)
+					n += int64(len(names))
+				}
+				return n
+			}
+			val := make([]byte, 1000)
+			cut := 0
+			leakcheck.Bounded(t, leakcheck.Cycles(t, 400), 64<<10, true, func() int64 { return measure() + files()<<10 }, func(i int) {
+				for k := range 20 {
+					leakProduce(t, b, "compacted", 0, fmt.Sprint(k), val)
+					leakProduce(t, b, "retention", 0, "", val)
+				}
+				if err := b.Maintain(newCountdownCtx(i % 60)); err != nil {
+					require.ErrorIs(t, err, context.Canceled)
+					cut++
+				}
+				require.NoError(t, b.Maintain(ctx))
+			})
+			t.Logf("%d of the passes cut short; %d files", cut, files())
+			require.NotZero(t, cut)
+		})
+	}
 }
