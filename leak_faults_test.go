@@ -331,7 +331,7 @@ type leakWorld struct {
 
 // newLeakWorld returns the world of fs ("os": the OS file system, in
 // fastTempDir, counted through /proc, skipped elsewhere; "mem": a MemFS,
-// counted by a countingFS wrapper) with the faults of inj.
+// counted by a countingFS wrapper) with the faults of inj (none if nil).
 func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	w := &leakWorld{t: t}
 	switch fs {
@@ -444,4 +444,41 @@ func (f *countedViewFile) View(off int64, n int) ([]byte, error) {
 
 func (f *countedViewFile) ViewPrefix(off int64, n int) ([]byte, error) {
 	return f.File.(vfs.PrefixViewer).ViewPrefix(off, n)
+}
+
+// An OpenContext whose ctx ends at any of its looks, on disk or in
+// memory, closes every file it had opened: none is left once it returns
+// its error.
+func TestLeakOpenCutShort(t *testing.T) {
+	ctx := context.Background()
+	for _, fsName := range []string{"os", "mem"} {
+		t.Run(fsName, func(t *testing.T) {
+			w := newLeakWorld(t, fsName, nil)
+			b, err := runnel.Open(w.cfg)
+			require.NoError(t, err)
+			cfg := log.Config{SegmentBytes: 8 << 10, Sync: log.SyncNever}
+			for _, name := range []string{"a", "b", "c"} {
+				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: cfg}))
+				for k := range 40 {
+					leakProduce(t, b, name, int32(k%2), "", make([]byte, 1000))
+				}
+			}
+			require.NoError(t, w.opened())
+			require.NoError(t, b.Close())
+			cut := 0
+			for n := 0; ; n++ {
+				b, err := runnel.OpenContext(newCountdownCtx(n), w.cfg)
+				if err == nil {
+					require.NoError(t, b.Close())
+					w.requireNone("by Close")
+					break
+				}
+				require.ErrorIs(t, err, context.Canceled)
+				w.requireNone(fmt.Sprintf("by an Open cut short at its look %d", n))
+				cut++
+			}
+			t.Logf("%d opens cut short", cut)
+			require.NotZero(t, cut)
+		})
+	}
 }
