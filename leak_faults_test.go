@@ -83,16 +83,16 @@ func fastTempDir(t *testing.T) string {
 }
 
 // faultSweepStep returns the stride of a sweep over n operations: about
-// 100 of them (25 under -short), or every one if RUNNEL_LEAK_FAULTS is
+// 50 of them (12 under -short), or every one if RUNNEL_LEAK_FAULTS is
 // "all", for a long run.
 func faultSweepStep(n int) int {
 	switch {
 	case os.Getenv("RUNNEL_LEAK_FAULTS") == "all":
 		return 1
 	case testing.Short():
-		return max(1, n/25)
+		return max(1, n/12)
 	}
-	return max(1, n/100)
+	return max(1, n/50)
 }
 
 // leakFaultCase is an admin call whose failures TestLeakFailedAdminCalls
