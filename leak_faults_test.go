@@ -101,6 +101,10 @@ type leakFaultCase struct {
 	name    string
 	prepare func(t *testing.T, b *runnel.Broker, k int)
 	call    func(b *runnel.Broker, k int) error
+	// cleanup, if set, runs after the call, without faults: it deletes
+	// the topics the call made, so that they do not pile up over the
+	// sweep (each Open of it opening them all).
+	cleanup func(b *runnel.Broker, k int)
 }
 
 // A broker whose admin calls (CreateTopic, DeleteTopic, a config change's
@@ -154,6 +158,7 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			call: func(b *runnel.Broker, k int) error {
 				return b.CreateTopic(ctx, fmt.Sprint("new", k), log.TopicConfig{Partitions: 3, Config: nosync})
 			},
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("new", k)) },
 		},
 		{
 			name: "delete-topic",
@@ -162,7 +167,8 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: nosync}))
 				fill(t, b, name, 0, 20)
 			},
-			call: func(b *runnel.Broker, k int) error { return b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
+			call:    func(b *runnel.Broker, k int) error { return b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
 		},
 		{
 			name: "alter-config",
@@ -184,7 +190,8 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 			prepare: func(t *testing.T, b *runnel.Broker, k int) {
 				require.NoError(t, b.CreateTopic(ctx, fmt.Sprint("grow", k), log.TopicConfig{Partitions: 1, Config: nosync}))
 			},
-			call: func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
+			call:    func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("grow", k)) },
 		},
 		{
 			name:    "delete-records",
@@ -244,6 +251,9 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 							inj.c.Store(mk())
 							err := tc.call(b, i)
 							inj.c.Store(nil)
+							if tc.cleanup != nil {
+								tc.cleanup(b, i)
+							}
 							if err != nil {
 								failed = true
 								errs = append(errs, err)
