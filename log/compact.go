@@ -158,6 +158,14 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // indexes that then fit segment.index.bytes, are rewritten as one, as
 // Kafka's cleaner groups them, so that the small
 // segments cleaning leaves, or that segment.ms rolls, do not pile up.
+// The groups are made of the segments as they are before the pass: those
+// it leaves small (emptied, when every record of theirs was replaced) are
+// merged by a later pass, which Maintain runs once the dirty ratio calls
+// for it (min.cleanable.dirty.ratio) — as Kafka's cleaner merges them.
+// Until then each keeps its files (on disk a descriptor and the mappings
+// of its two indexes): after a burst of 500 segments rewriting the same
+// few keys, 500 nearly empty segments, until new records make the log
+// dirty enough.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
 // section: from the cleaner checkpoint (where the last pass ended; what
