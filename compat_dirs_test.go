@@ -1,0 +1,407 @@
+package runnel
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+)
+
+// compatRec, compatPart and compatManifest are what
+// testdata/compat/gen.go.txt writes beside each directory: the records an
+// older runnel acknowledged, and what it said of each partition.
+type compatRec struct {
+	Offset int64
+	Key    string
+	Value  *string
+	TS     int64
+}
+
+type compatPart struct {
+	Topic      string
+	Partition  int32
+	Records    []compatRec
+	LogStart   int64
+	HW, LEO    int64
+	PID        int64
+	Epoch      int16
+	NextSeq    int32
+	LastBatch  string
+	LastOffset int64
+	LastAppend int64
+}
+
+type compatManifest struct {
+	Commit   string
+	Mode     string
+	Clock    time.Time
+	TopicIDs map[string]string
+	Configs  map[string]json.RawMessage
+	Parts    []*compatPart
+}
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+// TestOpenDirsOfOlderRunnels opens data directories that older runnels
+// wrote (testdata/compat: each released shape of the on-disk files,
+// closed cleanly and left without a Close, as after a kill; README.md
+// there says which commit wrote which) and checks that today's code finds
+// every topic, ID, config, record, log start and leader epoch, and each
+// idempotent producer's state (its last batch answered as a duplicate, a
+// gap refused), and that it goes on: appends, compaction, Close and a
+// second Open.
+func TestOpenDirsOfOlderRunnels(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "compat", "*-*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, dirs)
+	for _, src := range dirs {
+		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+			continue
+		}
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(src, "manifest.json"))
+			require.NoError(t, err)
+			var m compatManifest
+			require.NoError(t, json.Unmarshal(data, &m))
+			if _, ok := m.Configs["wide"]; ok && strconv.IntSize == 32 {
+				t.Skip("a topic record with ints past 32 bits, which a 32-bit runnel never wrote nor reads")
+			}
+			dir := t.TempDir()
+			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
+			checkCompatDir(t, dir, &m)
+		})
+	}
+}
+
+func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
+	ctx := context.Background()
+	now := m.Clock.Add(time.Minute)
+	open := func() *Broker {
+		b, err := Open(Config{Dir: dir, Clock: fixedClock{now}, MaintenanceInterval: time.Hour})
+		require.NoError(t, err)
+		return b
+	}
+	epochsBefore := map[string][]string{}
+	cleanerBefore := map[string]string{}
+	for _, p := range m.Parts {
+		pd := filepath.Join(dir, p.Topic+"-"+strconv.Itoa(int(p.Partition)))
+		epochsBefore[pd] = readCheckpointEntries(t, filepath.Join(pd, "leader-epoch-checkpoint"))
+		if e := readCheckpointEntries(t, filepath.Join(pd, "cleaner-checkpoint")); len(e) > 0 {
+			cleanerBefore[pd] = e[0]
+		}
+	}
+
+	b := open()
+	ids := checkCompatTopics(t, b, m)
+	for _, p := range m.Parts {
+		checkCompatRecords(t, b, p, p.LEO)
+	}
+
+	// The old producer's last batch is a duplicate, with its offset (and
+	// append time); a gap is refused; the next batch goes at the end.
+	lat := func(p *compatPart) bool { return p.Topic == "lat" }
+	for _, p := range m.Parts {
+		batch, err := hex.DecodeString(p.LastBatch)
+		require.NoError(t, err)
+		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: p.Topic, Partition: p.Partition, Acks: api.AcksAll, Batches: batch})
+		require.NoError(t, err, "%s-%d: retry of the last batch", p.Topic, p.Partition)
+		require.True(t, resp.Duplicate, "%s-%d: retry of the last batch", p.Topic, p.Partition)
+		require.Equal(t, p.LastOffset, resp.BaseOffset, "%s-%d: the duplicate's offset", p.Topic, p.Partition)
+		if lat(p) {
+			require.Equal(t, p.LastAppend, resp.LogAppendTime, "%s-%d: the duplicate's append time", p.Topic, p.Partition)
+		}
+		_, err = b.Produce(ctx, compatBatch(t, p, p.NextSeq+10, now))
+		require.ErrorIs(t, err, api.ErrOutOfOrderSequence, "%s-%d: a gap after the old producer's sequence", p.Topic, p.Partition)
+		req := compatBatch(t, p, p.NextSeq, now)
+		resp, err = b.Produce(ctx, req)
+		require.NoError(t, err)
+		require.False(t, resp.Duplicate)
+		require.Equal(t, p.LEO, resp.BaseOffset, "%s-%d: the next batch at the log end", p.Topic, p.Partition)
+		if lat(p) {
+			require.Equal(t, now.UnixMilli(), resp.LogAppendTime)
+		}
+		v := "today-" + p.Topic
+		p.Records = append(p.Records, compatRec{Offset: resp.BaseOffset, Key: "k0", Value: &v, TS: now.UnixMilli()})
+		p.NextSeq++
+		p.LastOffset, p.LastAppend = resp.BaseOffset, resp.LogAppendTime
+		p.LEO++
+	}
+	if _, ok := m.Configs["wide"]; ok {
+		// The topic whose config an older runnel took past a Java int works.
+		var bl record.Builder
+		bl.Append(now.UnixMilli(), []byte("k"), []byte("wide"), nil)
+		batch, err := bl.Finish(0)
+		require.NoError(t, err)
+		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: "wide", Acks: api.AcksAll, Batches: batch})
+		require.NoError(t, err)
+		require.Equal(t, int64(0), resp.BaseOffset)
+		checkCompatRecords(t, b, &compatPart{Topic: "wide", Records: []compatRec{{Key: "k", Value: ptr("wide")}}}, 1)
+	}
+	require.NoError(t, b.Maintain(ctx))
+	for _, p := range m.Parts {
+		// Retention may move the log start on; nothing else.
+		info, err := b.DescribeTopic(ctx, p.Topic)
+		require.NoError(t, err)
+		start := info.Partitions[p.Partition].LogStartOffset
+		require.GreaterOrEqual(t, start, p.LogStart, "%s-%d: log start", p.Topic, p.Partition)
+		if p.Topic != "ret" {
+			require.Equal(t, p.LogStart, start, "%s-%d: log start", p.Topic, p.Partition)
+		}
+		p.LogStart = start
+		checkCompatRecords(t, b, p, p.LEO)
+	}
+	require.NoError(t, b.Close())
+
+	for _, p := range m.Parts {
+		// Each old epoch is kept, from the log start at the earliest (as
+		// Kafka's cache is truncated from the start).
+		pd := filepath.Join(dir, p.Topic+"-"+strconv.Itoa(int(p.Partition)))
+		before := epochsBefore[pd]
+		after := readCheckpointEntries(t, filepath.Join(pd, "leader-epoch-checkpoint"))
+		for i, e := range before {
+			f := strings.Fields(e)
+			require.Len(t, f, 2, "%s: %q", pd, e)
+			if i+1 < len(before) && atoi(t, strings.Fields(before[i+1])[1]) <= p.LogStart {
+				continue
+			}
+			want := f[0] + " " + strconv.FormatInt(max(atoi(t, f[1]), p.LogStart), 10)
+			require.Contains(t, after, want, "%s: a leader epoch of the old log", pd)
+		}
+		names, err := os.ReadDir(pd)
+		require.NoError(t, err)
+		for _, n := range names {
+			require.NotEqual(t, "producer-state-checkpoint", n.Name(), "%s: the old snapshot is replaced", pd)
+		}
+		if old, ok := cleanerBefore[pd]; ok {
+			now := readCheckpointEntries(t, filepath.Join(pd, "cleaner-checkpoint"))
+			require.NotEmpty(t, now, "%s: the cleaner checkpoint", pd)
+			require.GreaterOrEqual(t, atoi(t, now[0]), atoi(t, old), "%s: the cleaner checkpoint", pd)
+		}
+	}
+
+	// A second Open finds it all again, today's batches too.
+	b = open()
+	defer func() { require.NoError(t, b.Close()) }()
+	require.Equal(t, ids, checkCompatTopics(t, b, m))
+	for _, p := range m.Parts {
+		checkCompatRecords(t, b, p, p.LEO)
+		resp, err := b.Produce(ctx, compatBatch(t, p, p.NextSeq-1, now))
+		require.NoError(t, err)
+		require.True(t, resp.Duplicate, "%s-%d: today's batch after a restart", p.Topic, p.Partition)
+		require.Equal(t, p.LastOffset, resp.BaseOffset)
+		_, err = b.Produce(ctx, compatBatch(t, p, p.NextSeq+10, now))
+		require.ErrorIs(t, err, api.ErrOutOfOrderSequence, "%s-%d: a gap after a restart", p.Topic, p.Partition)
+	}
+}
+
+// compatBatch is a one-record batch of p's producer at seq.
+func compatBatch(t *testing.T, p *compatPart, seq int32, now time.Time) *api.ProduceRequest {
+	var bl record.Builder
+	bl.SetProducer(p.PID, p.Epoch, seq)
+	bl.Append(now.UnixMilli(), []byte("k0"), []byte("today-"+p.Topic), nil)
+	batch, err := bl.Finish(0)
+	require.NoError(t, err)
+	return &api.ProduceRequest{Topic: p.Topic, Partition: p.Partition, Acks: api.AcksAll, Batches: batch}
+}
+
+// checkCompatTopics checks the topics, their configs and IDs against the
+// manifest, and returns the IDs.
+func checkCompatTopics(t *testing.T, b *Broker, m *compatManifest) map[string]log.TopicID {
+	ctx := context.Background()
+	names := b.Topics()
+	slices.Sort(names)
+	want := slices.Sorted(maps.Keys(m.Configs))
+	require.Equal(t, want, names)
+	ids := map[string]log.TopicID{}
+	for _, n := range names {
+		info, err := b.DescribeTopic(ctx, n)
+		require.NoError(t, err)
+		require.False(t, info.ID.IsZero(), "%s: an ID", n)
+		if want, ok := m.TopicIDs[n]; ok {
+			require.Equal(t, want, info.ID.String(), "%s: the ID the old runnel gave", n)
+		}
+		ids[n] = info.ID
+		var old struct {
+			Partitions             int
+			SegmentBytes           int64
+			SegmentIndexBytes      int
+			IndexIntervalBytes     int
+			MaxMessageBytes        int
+			RetentionTime          time.Duration
+			RetentionBytes         int64
+			MinCleanableDirtyRatio float64
+			DeleteRetentionTime    time.Duration
+		}
+		require.NoError(t, json.Unmarshal(m.Configs[n], &old))
+		c := info.Config
+		require.Equal(t, old.Partitions, c.Partitions, n)
+		require.Len(t, info.Partitions, old.Partitions, n)
+		if old.SegmentBytes != 0 {
+			require.Equal(t, old.SegmentBytes, c.SegmentBytes, n)
+		}
+		require.Equal(t, old.RetentionTime, c.RetentionTime, n)
+		require.Equal(t, old.RetentionBytes, info.Overrides.RetentionBytes, n)
+		if n == "wide" {
+			// Values past a Java int, which older runnels took, are read
+			// as the largest.
+			require.Greater(t, old.MaxMessageBytes, math.MaxInt32)
+			require.Greater(t, old.IndexIntervalBytes, math.MaxInt32)
+			require.Equal(t, math.MaxInt32, c.MaxMessageBytes)
+			require.Equal(t, math.MaxInt32, c.IndexIntervalBytes)
+		} else {
+			require.Equal(t, old.SegmentIndexBytes, c.SegmentIndexBytes, n)
+		}
+		wantPolicy, wantTS, wantSync := log.Delete, log.CreateTime, log.SyncAlways
+		switch n {
+		case "compact":
+			wantPolicy = log.Compact
+			require.Equal(t, old.MinCleanableDirtyRatio, c.MinCleanableDirtyRatio, n)
+			require.Equal(t, old.DeleteRetentionTime, c.DeleteRetentionTime, n)
+		case "lat":
+			wantTS, wantSync = log.LogAppendTime, log.SyncNever
+		}
+		require.Equal(t, wantPolicy, c.CleanupPolicy, n)
+		require.Equal(t, wantTS, c.TimestampType, n)
+		require.Equal(t, wantSync, c.Sync, n)
+		for _, p := range m.Parts {
+			if p.Topic == n {
+				pi := info.Partitions[p.Partition]
+				require.Equal(t, p.LogStart, pi.LogStartOffset, "%s-%d: log start", n, p.Partition)
+				require.Equal(t, p.LEO, pi.LogEndOffset, "%s-%d: log end", n, p.Partition)
+				require.Equal(t, p.LEO, pi.HighWatermark, "%s-%d: high watermark", n, p.Partition)
+			}
+		}
+	}
+	return ids
+}
+
+// checkCompatRecords reads p from its log start to end and checks every
+// record against what was acknowledged: all of them on a topic that is
+// not compacted, the latest of each key on the compacted one.
+func checkCompatRecords(t *testing.T, b *Broker, p *compatPart, end int64) {
+	ctx := context.Background()
+	want := map[int64]compatRec{}
+	latest := map[string]int64{}
+	for _, r := range p.Records {
+		want[r.Offset] = r
+		latest[r.Key] = r.Offset
+	}
+	got := map[int64]bool{}
+	next := p.LogStart
+	for next < end {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: p.Topic, Partition: p.Partition, Offset: next, MaxBytes: 1 << 20}}})
+		require.NoError(t, err)
+		fp := resp.Partitions[0]
+		require.NoError(t, fp.Err, "%s-%d at %d", p.Topic, p.Partition, next)
+		require.NotEmpty(t, fp.Records, "%s-%d at %d: nothing below %d", p.Topic, p.Partition, next, end)
+		for bt, err := range record.Batches(fp.Records) {
+			require.NoError(t, err)
+			if p.Topic == "lat" {
+				require.Equal(t, record.LogAppendTime, bt.TimestampType(), "%s-%d: a batch's timestamp type", p.Topic, p.Partition)
+			}
+			next = max(next, bt.LastOffset()+1)
+			for r, err := range bt.Records() {
+				require.NoError(t, err)
+				if r.Offset < p.LogStart {
+					continue
+				}
+				w, ok := want[r.Offset]
+				require.True(t, ok, "%s-%d: a record at %d that was not produced", p.Topic, p.Partition, r.Offset)
+				require.Equal(t, w.Key, string(r.Key), "%s-%d at %d", p.Topic, p.Partition, r.Offset)
+				if w.Value == nil {
+					require.Nil(t, r.Value, "%s-%d at %d: a tombstone", p.Topic, p.Partition, r.Offset)
+				} else {
+					require.Equal(t, *w.Value, string(r.Value), "%s-%d at %d", p.Topic, p.Partition, r.Offset)
+				}
+				got[r.Offset] = true
+			}
+		}
+	}
+	for _, r := range p.Records {
+		if r.Offset < p.LogStart || r.Offset >= end {
+			continue
+		}
+		if p.Topic == "compact" && latest[r.Key] != r.Offset {
+			continue
+		}
+		require.True(t, got[r.Offset], "%s-%d: the record at %d (key %s) is missing", p.Topic, p.Partition, r.Offset, r.Key)
+	}
+}
+
+// readCheckpointEntries returns the entry lines of a checkpoint file (none
+// if it is missing).
+func readCheckpointEntries(t *testing.T, path string) []string {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 2 {
+		return nil
+	}
+	return lines[2:]
+}
+
+func atoi(t *testing.T, s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return n
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestOpenRecordPastJavaInts: a topic record of an older runnel with
+// SegmentIndexBytes, IndexIntervalBytes and MaxMessageBytes past
+// math.MaxInt32, which CreateTopic took before 8c436e3, opens with them
+// at math.MaxInt32 (Open failed with ErrCorruptMetadata).
+func TestOpenRecordPastJavaInts(t *testing.T) {
+	if strconv.IntSize == 32 {
+		t.Skip("ints past 32 bits")
+	}
+	for _, version := range []string{``, `"version":1,`} {
+		dir := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "topics"), 0o755))
+		rec := `{` + version + `"name":"big","config":{"Partitions":1,"SegmentIndexBytes":2147483648,"IndexIntervalBytes":1099511627776,"MaxMessageBytes":9223372036854775807}}`
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "topics", "big.json"), []byte(rec), 0o644))
+		b, err := Open(Config{Dir: dir})
+		require.NoError(t, err, rec)
+		info, err := b.DescribeTopic(context.Background(), "big")
+		require.NoError(t, err)
+		for _, c := range []log.Config{info.Config.Config, info.Overrides} {
+			require.Equal(t, math.MaxInt32, c.SegmentIndexBytes)
+			require.Equal(t, math.MaxInt32, c.IndexIntervalBytes)
+			require.Equal(t, math.MaxInt32, c.MaxMessageBytes)
+		}
+		runneltestProduceOne(t, b, "big")
+		require.NoError(t, b.Close())
+	}
+}
+
+// runneltestProduceOne appends one plain record to topic's partition 0.
+func runneltestProduceOne(t *testing.T, b *Broker, topic string) {
+	var bl record.Builder
+	bl.Append(0, []byte("k"), []byte("v"), nil)
+	batch, err := bl.Finish(0)
+	require.NoError(t, err)
+	_, err = b.Produce(context.Background(), &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: batch})
+	require.NoError(t, err)
+}
