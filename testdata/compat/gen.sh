@@ -8,6 +8,7 @@ repo=${REPO:-/work/main}
 for c in "$@"; do
 	wt=$(mktemp -d /tmp/old-XXXXXX)
 	git -C "$repo" worktree add --detach "$wt" "$c" >/dev/null
+	trap 'git -C "$repo" worktree remove --force "$wt"' EXIT
 	mkdir -p "$wt/compatgen"
 	lat=log.LogAppendTime
 	drop=''
@@ -17,7 +18,11 @@ for c in "$@"; do
 	if grep -q 'c.MaxMessageBytes > 1<<31-1' "$wt/log/config.go"; then drop="$drop -e /V:wide/d"; fi
 	if [ -z "$drop" ]; then drop='-e /V:none/d'; fi
 	sed -e "s/\bLAT\b/$lat/" $drop "$here/gen.go.txt" >"$wt/compatgen/main.go"
-	for mode in clean kill; do
+	modes='clean kill'
+	# Before a25b121 the broker did not sync its directory's creation, so
+	# that a MemFS power cut loses it all: no power cut for those.
+	if grep -q MkdirAllDurable "$wt/broker.go"; then modes="$modes powercut"; fi
+	for mode in $modes; do
 		out="$here/$c-$mode"
 		rm -rf "$out"
 		mkdir -p "$out"
@@ -25,4 +30,5 @@ for c in "$@"; do
 		rm -f "$out/data/runnel.lock"
 	done
 	git -C "$repo" worktree remove --force "$wt"
+	trap - EXIT
 done
