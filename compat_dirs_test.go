@@ -353,6 +353,7 @@ func checkCompatRecords(t *testing.T, b *Broker, p *compatPart, end int64) {
 		latest[r.Key] = r.Offset
 	}
 	got := map[int64]bool{}
+	var times [][2]int64 // offset, timestamp of each record read
 	next := p.LogStart
 	for next < end {
 		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: p.Topic, Partition: p.Partition, Offset: next, MaxBytes: 1 << 20}}})
@@ -380,6 +381,7 @@ func checkCompatRecords(t *testing.T, b *Broker, p *compatPart, end int64) {
 					require.Equal(t, *w.Value, string(r.Value), "%s-%d at %d", p.Topic, p.Partition, r.Offset)
 				}
 				got[r.Offset] = true
+				times = append(times, [2]int64{r.Offset, r.Timestamp.UnixMilli()})
 			}
 		}
 	}
@@ -392,6 +394,47 @@ func checkCompatRecords(t *testing.T, b *Broker, p *compatPart, end int64) {
 		}
 		require.True(t, got[r.Offset], "%s-%d: the record at %d (key %s) is missing", p.Topic, p.Partition, r.Offset, r.Key)
 	}
+	checkCompatTimes(t, b, p, times, end)
+}
+
+// checkCompatTimes checks ListOffset by time against the records read
+// (the time indexes the older runnel wrote, and today's on top): a look-up
+// answers the first record at or past the log start stamped at or after
+// the time, else the high watermark (end); MAX_TIMESTAMP the first record
+// of the largest timestamp.
+func checkCompatTimes(t *testing.T, b *Broker, p *compatPart, times [][2]int64, end int64) {
+	ctx := context.Background()
+	if len(times) == 0 {
+		return
+	}
+	var queries []int64
+	maxAt := 0
+	for i, ot := range times {
+		queries = append(queries, ot[1], ot[1]-1, ot[1]+1)
+		if ot[1] > times[maxAt][1] {
+			maxAt = i
+		}
+	}
+	for _, q := range queries {
+		if q < 0 {
+			continue
+		}
+		want, wantTS := end, int64(-1)
+		for _, ot := range times {
+			if ot[1] >= q {
+				want, wantTS = ot[0], ot[1]
+				break
+			}
+		}
+		got, err := b.ListOffset(ctx, p.Topic, p.Partition, q)
+		require.NoError(t, err)
+		require.Equal(t, want, got.Offset, "%s-%d: ListOffset(%d)", p.Topic, p.Partition, q)
+		require.Equal(t, wantTS, got.Timestamp, "%s-%d: ListOffset(%d)'s timestamp", p.Topic, p.Partition, q)
+	}
+	got, err := b.ListOffset(ctx, p.Topic, p.Partition, api.MaxTimestamp)
+	require.NoError(t, err)
+	require.Equal(t, times[maxAt][0], got.Offset, "%s-%d: MAX_TIMESTAMP", p.Topic, p.Partition)
+	require.Equal(t, times[maxAt][1], got.Timestamp, "%s-%d: MAX_TIMESTAMP's timestamp", p.Topic, p.Partition)
 }
 
 // readCheckpointEntries returns the entry lines of a checkpoint file (none
