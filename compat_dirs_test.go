@@ -133,7 +133,7 @@ func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
 	if m.Mode == "powercut" {
 		adjustPowerCut(t, b, m)
 	}
-	ids := checkCompatTopics(t, b, m)
+	ids := checkCompatTopics(t, b, m, false)
 	checkCompatGone(t, b, m, now, rows3)
 	for _, p := range m.Parts {
 		checkCompatRecords(t, b, p, p.LEO)
@@ -199,6 +199,11 @@ func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
 		require.Equal(t, int64(0), resp.BaseOffset)
 		checkCompatRecords(t, b, &compatPart{Topic: "wide", Records: []compatRec{{Key: "k", Value: ptr("wide")}}}, 1)
 	}
+	// A config change rewrites each older record as today's: the
+	// second Open must find the same config (checkCompatTopics).
+	for n := range m.Configs {
+		require.NoError(t, b.UpdateTopicConfig(ctx, n, func(c *log.Config) { c.SegmentTime = 30 * 24 * time.Hour }), n)
+	}
 	require.NoError(t, b.Maintain(ctx))
 	for _, p := range m.Parts {
 		// Retention may move the log start on; nothing else.
@@ -244,7 +249,7 @@ func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
 	// A second Open finds it all again, today's batches too.
 	b = open()
 	defer func() { require.NoError(t, b.Close()) }()
-	require.Equal(t, ids, checkCompatTopics(t, b, m))
+	require.Equal(t, ids, checkCompatTopics(t, b, m, true))
 	checkCompatGone(t, b, m, now, rows3)
 	for _, p := range m.Parts {
 		checkCompatRecords(t, b, p, p.LEO)
@@ -272,7 +277,7 @@ func compatBatch(t *testing.T, p *compatPart, seq int32, now time.Time) *api.Pro
 
 // checkCompatTopics checks the topics, their configs and IDs against the
 // manifest, and returns the IDs.
-func checkCompatTopics(t *testing.T, b *Broker, m *compatManifest) map[string]log.TopicID {
+func checkCompatTopics(t *testing.T, b *Broker, m *compatManifest, rewritten bool) map[string]log.TopicID {
 	ctx := context.Background()
 	names := b.Topics()
 	slices.Sort(names)
@@ -329,6 +334,9 @@ func checkCompatTopics(t *testing.T, b *Broker, m *compatManifest) map[string]lo
 		require.Equal(t, wantPolicy, c.CleanupPolicy, n)
 		require.Equal(t, wantTS, c.TimestampType, n)
 		require.Equal(t, wantSync, c.Sync, n)
+		if rewritten {
+			require.Equal(t, 30*24*time.Hour, c.SegmentTime, n)
+		}
 		for _, p := range m.Parts {
 			if p.Topic == n {
 				pi := info.Partitions[p.Partition]
