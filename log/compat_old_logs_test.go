@@ -44,3 +44,33 @@ func TestOpenOldLogWithNegativeEpoch(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenOldLogSyncFailed opens a log that commit 90ef3ed left after a
+// failed fsync (testdata/compat/90ef3ed-sync-failed: three appends
+// synced, a fourth whose fsync failed, its sync-failed-checkpoint at 3,
+// then a Close): today's Open writes the bytes past 3 anew, keeps every
+// record, and goes on.
+func TestOpenOldLogSyncFailed(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "compat", "90ef3ed-sync-failed"))))
+	cfg := Config{SegmentBytes: 200, SegmentIndexBytes: 240}
+	l, err := Open(dir, cfg, Options{})
+	require.NoError(t, err)
+	require.Positive(t, l.Recovery().RewrittenBytes)
+	require.Len(t, readAll(t, l, 0), 4)
+	require.Equal(t, []EpochEntry{{Epoch: 1, StartOffset: 0}}, l.LeaderEpochs())
+	_, err = os.Stat(filepath.Join(dir, syncFailedFile))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	var b record.Builder
+	b.Append(1796083200004, []byte("k"), []byte("v4"), nil)
+	batch, err := b.Finish(0)
+	require.NoError(t, err)
+	res, err := l.Append(context.Background(), batch, AppendOptions{LeaderEpoch: 1})
+	require.NoError(t, err)
+	require.Equal(t, int64(4), res.FirstOffset)
+	require.NoError(t, l.Close())
+	l, err = Open(dir, cfg, Options{})
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, 0), 5)
+	require.NoError(t, l.Close())
+}
