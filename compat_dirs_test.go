@@ -84,6 +84,11 @@ func TestOpenDirsOfOlderRunnels(t *testing.T) {
 			continue
 		}
 		t.Run(filepath.Base(src), func(t *testing.T) {
+			if testing.Short() && strings.HasSuffix(src, "-kill") && !strings.Contains(src, "636bb62") {
+				// A power cut's shape covers a kill's (and more) where
+				// there is one.
+				t.Skip("-short: the -powercut directory of the commit covers it")
+			}
 			data, err := os.ReadFile(filepath.Join(src, "manifest.json"))
 			require.NoError(t, err)
 			var m compatManifest
