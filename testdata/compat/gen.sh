@@ -18,15 +18,17 @@ for c in "$@"; do
 	if grep -q 'c.MaxMessageBytes > 1<<31-1' "$wt/log/config.go"; then drop="$drop -e /V:wide/d"; fi
 	if [ -z "$drop" ]; then drop='-e /V:none/d'; fi
 	sed -e "s/\bLAT\b/$lat/" $drop "$here/gen.go.txt" >"$wt/compatgen/main.go"
-	modes='clean kill'
 	# Before a25b121 the broker did not sync its directory's creation, so
-	# that a MemFS power cut loses it all: no power cut for those.
-	if grep -q MkdirAllDurable "$wt/broker.go"; then modes="$modes powercut"; fi
-	for mode in $modes; do
+	# that a MemFS power cut loses it all: for those, the power cut comes
+	# after every directory was synced (as a file system commits its
+	# metadata within seconds).
+	syncdirs=false
+	if ! grep -q MkdirAllDurable "$wt/broker.go"; then syncdirs=true; fi
+	for mode in clean kill powercut; do
 		out="$here/$c-$mode"
 		rm -rf "$out"
 		mkdir -p "$out"
-		(cd "$wt" && go run ./compatgen -dir "$out" -mode "$mode" -commit "$c")
+		(cd "$wt" && go run ./compatgen -dir "$out" -mode "$mode" -commit "$c" -syncdirs=$syncdirs)
 		rm -f "$out/data/runnel.lock"
 	done
 	git -C "$repo" worktree remove --force "$wt"
