@@ -144,6 +144,13 @@ func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
 		checkCompatRecords(t, b, p, p.LEO)
 	}
 
+	// A new producer id is none the older runnel handed out.
+	newPID, _, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	for _, p := range append(slices.Clone(m.Parts), m.Gone...) {
+		require.Greater(t, newPID, p.PID, "a new producer id after the older runnel's")
+	}
+
 	// The old producer's last batch is a duplicate, with its offset (and
 	// append time); a gap is refused; the next batch goes at the end.
 	lat := func(p *compatPart) bool { return p.Topic == "lat" }
@@ -242,7 +249,8 @@ func checkCompatDir(t *testing.T, dir string, m *compatManifest) {
 		names, err := os.ReadDir(pd)
 		require.NoError(t, err)
 		for _, n := range names {
-			require.NotEqual(t, "producer-state-checkpoint", n.Name(), "%s: the old snapshot is replaced", pd)
+			require.NotEqual(t, "producer-state-checkpoint", n.Name(), "%s: the older runnel's snapshot is replaced", pd)
+			require.NotEqual(t, "cleaner-offset-checkpoint", n.Name(), "%s: the older runnel's cleaner checkpoint is removed", pd)
 		}
 		if old, ok := cleanerBefore[pd]; ok {
 			now := readCheckpointEntries(t, filepath.Join(pd, "cleaner-checkpoint"))
