@@ -16,6 +16,7 @@ for c in "$@"; do
 	if ! grep -q 'func (b \*Broker) DeleteRecords' "$wt"/*.go; then drop="$drop -e /V:deleterecords/d"; fi
 	if ! grep -q 'ID log.TopicID' "$wt/topics.go"; then drop="$drop -e /V:topicid/d"; fi
 	if grep -q 'c.MaxMessageBytes > 1<<31-1' "$wt/log/config.go"; then drop="$drop -e /V:wide/d"; fi
+	if grep -q 'IsTransactional()' "$wt/log/append.go"; then drop="$drop -e /V:odd/d"; fi
 	if [ -z "$drop" ]; then drop='-e /V:none/d'; fi
 	sed -e "s/\bLAT\b/$lat/" $drop "$here/gen.go.txt" >"$wt/compatgen/main.go"
 	# Before a25b121 the broker did not sync its directory's creation, so
