@@ -653,7 +653,7 @@ func (c *countCtx) Err() error {
 // TestOpenDirsOfOlderRunnels checks it. It cuts the -kill directories
 // at every sixth point (-short: 636bb62-kill's at every fifth;
 // RUNNEL_COMPAT_CUT=all: every point of every -kill and -powercut
-// directory, some 450 Opens, a minute and a half).
+// directory, some 450 Opens: five minutes on a 2-core VM).
 func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "compat", "*-*"))
 	require.NoError(t, err)
