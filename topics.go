@@ -339,6 +339,7 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		m.Config.Partitions < 1 || m.Config.Partitions > math.MaxInt32 {
 		return m, fmt.Errorf("%w: %s: a record of topic %q with %d partitions", ErrCorruptMetadata, path, m.Name, m.Config.Partitions)
 	}
+	clampJavaInts(&m.Config.Config)
 	if err := b.validate(m.Config.Config); err != nil {
 		if fields := b.blameDefaults(m.Config.Config); fields != nil {
 			return m, &TopicConfigError{Topic: m.Name, Path: path, Defaults: fields, Err: err}
@@ -346,6 +347,27 @@ func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	return m, nil
+}
+
+// clampJavaInts makes SegmentIndexBytes, IndexIntervalBytes and
+// MaxMessageBytes above math.MaxInt32 math.MaxInt32. Runnels before
+// 2026-12-01 (8c436e3) took such values, which log.Config.Validate now
+// refuses as Kafka refuses them (its configs are Java ints): a record
+// they wrote would otherwise make Open fail with ErrCorruptMetadata. The
+// largest int32 works the same as anything above it: a segment holds at
+// most that many bytes, so no batch is larger, no index entry further
+// from the last, and no index fuller. CreateTopic and the config changes
+// still refuse them.
+func clampJavaInts(c *log.Config) {
+	if c.SegmentIndexBytes > math.MaxInt32 {
+		c.SegmentIndexBytes = math.MaxInt32
+	}
+	if c.IndexIntervalBytes > math.MaxInt32 {
+		c.IndexIntervalBytes = math.MaxInt32
+	}
+	if c.MaxMessageBytes > math.MaxInt32 {
+		c.MaxMessageBytes = math.MaxInt32
+	}
 }
 
 func (b *Broker) readFile(path string) ([]byte, error) {

@@ -28,8 +28,12 @@ type epochCache struct {
 // removes the earlier ones whose epoch or start offset is not below its
 // own, and one of the latest epoch at a larger start offset is dropped, so
 // that the epochs and their start offsets grow whatever the file holds.
-// An entry with a negative epoch or start offset, or an epoch beyond 32
-// bits, makes it malformed (ErrBadCheckpoint).
+// An entry with a negative start offset, or an epoch beyond 32 bits,
+// makes it malformed (ErrBadCheckpoint). One with a negative epoch is
+// skipped: a runnel before 47bb5d7 recorded an append's negative
+// LeaderEpoch (Kafka's -1, NO_PARTITION_LEADER_EPOCH), which is none, and
+// then could not open the log again; Kafka's cache refuses such an entry,
+// which its brokers never write.
 func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 	c := &epochCache{fs: fsys, dir: dir}
 	e, err := readCheckpoint(fsys, dir, leaderEpochFile, 2)
@@ -37,6 +41,9 @@ func loadEpochs(fsys vfs.FS, dir string) (*epochCache, error) {
 		return nil, err
 	}
 	for _, v := range e {
+		if v[0] < 0 && v[0] >= math.MinInt32 && v[1] >= 0 {
+			continue
+		}
 		if v[0] < 0 || v[0] > math.MaxInt32 || v[1] < 0 {
 			return nil, fmt.Errorf("%w: %s: leader epoch entry %d %d", ErrBadCheckpoint, filepath.Join(dir, leaderEpochFile), v[0], v[1])
 		}

@@ -256,7 +256,11 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 // offset, its append time, and two zeros. (An older runnel refuses a
 // snapshot with -3 rows as malformed, and loads an older one or replays
 // the log: so a log of CreateTime topics writes none, and its snapshots
-// stay readable there. A batch without one is loaded with
+// stay readable there. On a LogAppendTime topic, that older runnel then
+// forgets each producer whose batches retention or DeleteRecordsBefore
+// removed since the older snapshot, and appends a retry of one of them
+// again: see the README on opening a directory with an older runnel.
+// A batch without one is loaded with
 // unknownAppendTime, and a duplicate of it reads its time from the batch:
 // -1, for a CreateTime batch, also once the batch is gone.)
 func (ps producers) rows() [][]int64 {
