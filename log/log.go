@@ -1262,7 +1262,8 @@ func (l *Log) Offsets() Offsets {
 // DurableOffset, from the goroutine that ran the fsync — also when the
 // Append that waited for it had already returned (its ctx ended), so that
 // readers waiting for the durable offset to move are woken by the move
-// itself. f must not block. A later call replaces f; nil removes it.
+// itself. f must not block, nor close the log (Close waits for the fsync
+// that calls f). A later call replaces f; nil removes it.
 func (l *Log) OnDurable(f func()) {
 	if f == nil {
 		l.onDurable.Store(nil)
