@@ -1105,9 +1105,11 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			// ends a wait for another caller's fsync: a system call is not
 			// cut short, and a disk that hangs in fsync would otherwise
 			// hold the caller (and a producer's delivery timeout) for as
-			// long. The goroutine ends with the fsync, which Close waits
-			// for (syncOnce holds lifeMu). A ctx that has ended already
-			// starts the fsync all the same, and returns.
+			// long. Close waits for the goroutine (an fsync under way
+			// holds lifeMu; a round that begins after Close took the
+			// log's locks finds the segments closed: see waitSyncRound).
+			// A ctx that has ended already starts the fsync all the
+			// same, and returns.
 			go l.runSync(r)
 			if err := ctx.Err(); err != nil {
 				return err

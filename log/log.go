@@ -1087,12 +1087,19 @@ func closeAll(segs []*segment.Segment) {
 // undurable: see Open); Close writes its sync-failed checkpoint if the
 // fence could not. So does a Close whose flush or checkpoints fail. If it
 // cannot either, the process remembers, for the next Open of the log in
-// it (see Open).
+// it (see Open). Close returns once the group commit's fsync under way,
+// if any, has ended, also one whose waiters' ctx ended (see
+// Durability.Wait): a disk that hangs in fsync holds it, as it would
+// hold Close's own flush.
 //
 // Errors: file system errors of the flush, the checkpoints (the
 // sync-failed one too) and the closing of the segments' files (the log is
 // closed all the same); nil for a second call.
-func (l *Log) Close() error { return l.close(true) }
+func (l *Log) Close() error {
+	err := l.close(true)
+	l.waitSyncRound()
+	return err
+}
 
 // Discard closes the log without the flush and the checkpoints of Close,
 // for a log whose directory is about to be removed (a deleted topic):
@@ -1100,15 +1107,42 @@ func (l *Log) Close() error { return l.close(true) }
 // forgets the log's failure it remembered (see Open), also after Close,
 // so that a new log created at the same path (a topic deleted and created
 // again) is not taken for it. It is idempotent, and a no-op after Close
-// otherwise.
+// otherwise. As Close, it returns once the group commit's fsync under
+// way, if any, has ended.
 //
 // Errors: file system errors of closing the segments' files.
 func (l *Log) Discard() error {
 	err := l.close(false)
+	l.waitSyncRound()
 	// Closed, the log fences itself no more: what the process remembers
 	// of its failure goes with its directory (see failedLogs).
 	failedLogs.forget(l.failedKey, math.MinInt64)
 	return err
+}
+
+// testHookCloseWaitsSync, when set (by tests), runs in waitSyncRound
+// before it waits for a round under way.
+var testHookCloseWaitsSync func(*Log)
+
+// waitSyncRound waits, once the log is closed, for the group commit's
+// fsync round under way, if any: one that syncTo runs on a goroutine of its
+// own (its starter's ctx ended) may begin its syncOnce after close took
+// the log's locks, find the segments closed and end; so that no goroutine
+// of the log's outlives Close (nor calls OnDurable's f after it). It is
+// called without the log's locks, which the round takes. No round begins
+// after it: syncTo starts one under syncMu only while the log is not
+// closed.
+func (l *Log) waitSyncRound() {
+	l.syncMu.Lock()
+	r := l.sync
+	l.syncMu.Unlock()
+	if r == nil {
+		return
+	}
+	if testHookCloseWaitsSync != nil {
+		testHookCloseWaitsSync(l)
+	}
+	<-r.done
 }
 
 func (l *Log) close(clean bool) error {
@@ -1228,7 +1262,8 @@ func (l *Log) Offsets() Offsets {
 // DurableOffset, from the goroutine that ran the fsync — also when the
 // Append that waited for it had already returned (its ctx ended), so that
 // readers waiting for the durable offset to move are woken by the move
-// itself. f must not block. A later call replaces f; nil removes it.
+// itself. f must not block, nor close the log (Close waits for the fsync
+// that calls f). A later call replaces f; nil removes it.
 func (l *Log) OnDurable(f func()) {
 	if f == nil {
 		l.onDurable.Store(nil)

@@ -1023,17 +1023,25 @@ func TestRecoverySyncsWhatItScanned(t *testing.T) {
 // TestCloseDuringSyncSyncsTheRolledSegments: a Close that runs while a
 // Flush has listed the segments rolled without an fsync, but not synced
 // them yet, syncs them itself before it marks the log clean (the next
-// Open trusts a clean log without a scan).
+// Open trusts a clean log without a scan). Close runs on a goroutine of
+// its own, as a caller's does, and the sync goes on once Close has
+// closed the log (closeDone): Close returns only after the sync (see
+// waitSyncRound).
 func TestCloseDuringSyncSyncsTheRolledSegments(t *testing.T) {
 	e, mem, cfg, l := rolledSyncNeverLog(t)
 	var once sync.Once
+	closed := make(chan error, 1)
 	testHookSyncListed = func(hl *Log) {
 		if hl == l {
-			once.Do(func() { require.NoError(t, l.Close()) })
+			once.Do(func() {
+				go func() { closed <- l.Close() }()
+				<-l.closeDone
+			})
 		}
 	}
 	defer func() { testHookSyncListed = nil }()
 	require.NoError(t, l.Flush(context.Background()), "the Close made everything durable")
+	require.NoError(t, <-closed)
 	e.fs = mem.CrashClone(vfs.CrashOptions{}) // power lost after the clean Close
 	l = e.open(cfg)
 	defer l.Close()

@@ -380,8 +380,27 @@ func (s *stress) appendOne(ctx context.Context, r *rand.Rand, w int, waiters *sy
 		s.check("append", err, context.Canceled)
 		return
 	}
+	// The wait's ctx: one that cannot end (the fsync, if this wait starts
+	// it, runs in place), or one that can and does not (it runs on a
+	// goroutine of its own: see syncTo), or, first, one that has ended
+	// (it starts the fsync, if none is under way, and returns). Drawn from
+	// the offset rather than r, so that r's draws stay those of a seed.
+	waitCtx := int(res.FirstOffset % 3)
 	wait := func() {
-		err := d.Wait(context.Background())
+		ctx := context.Background()
+		switch waitCtx {
+		case 1:
+			c, cancel := context.WithCancel(ctx)
+			defer cancel()
+			ctx = c
+		case 2:
+			ended, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := d.Wait(ended); err != nil {
+				s.check("wait (ctx ended)", err, context.Canceled, ErrOffsetOutOfRange)
+			}
+		}
+		err := d.Wait(ctx)
 		if err == nil && d.l != nil { // a Durability with nothing to wait for acknowledges nothing
 			s.mu.Lock()
 			s.acks = append(s.acks, stressAck{first: res.FirstOffset, end: res.LastOffset + 1, gen: gen})

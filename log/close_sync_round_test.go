@@ -1,0 +1,84 @@
+package log
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCloseWaitsForASyncRound: Close and Discard return only once the
+// group commit's fsync round under way has ended, also one that a Wait
+// whose ctx had ended started on a goroutine of its own and left, and
+// that reaches its fsyncs only after Close took the log's locks (it then
+// finds the segments closed): no goroutine of the log's outlives Close,
+// as syncTo's comment says. Fails on the code as merged (1e5c055): Close
+// returned with that round still under way (held here, as the scheduler
+// may hold it, between its listing of the segments and their fsyncs),
+// its goroutine left running.
+func TestCloseWaitsForASyncRound(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		name := "Close"
+		if discard {
+			name = "Discard"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{}) // SyncAlways
+			_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+			require.NoError(t, err)
+
+			listed, release := make(chan struct{}), make(chan struct{})
+			releaseOnce := sync.OnceFunc(func() { close(release) })
+			var held atomic.Bool
+			testHookSyncListed = func(*Log) {
+				if held.CompareAndSwap(false, true) {
+					close(listed)
+					<-release
+				}
+			}
+			testHookCloseWaitsSync = func(*Log) { releaseOnce() }
+			var round *syncRound
+			t.Cleanup(func() {
+				// On failure, the round is let go, and ended, before the
+				// hooks are reset.
+				releaseOnce()
+				if round != nil {
+					<-round.done
+				}
+				testHookSyncListed, testHookCloseWaitsSync = nil, nil
+			})
+
+			cancelled, cancel := context.WithCancel(context.Background())
+			cancel()
+			require.ErrorIs(t, d.Wait(cancelled), context.Canceled)
+			<-listed // the round's goroutine is in syncOnce, before its fsyncs
+			l.syncMu.Lock()
+			round = l.sync
+			l.syncMu.Unlock()
+			require.NotNil(t, round)
+
+			if discard {
+				require.NoError(t, l.Discard())
+			} else {
+				require.NoError(t, l.Close())
+			}
+			select {
+			case <-round.done:
+			default:
+				t.Fatalf("%s returned with the fsync round under way", name)
+			}
+			require.ErrorIs(t, round.err, ErrClosed, "the round found the segments closed")
+			l.syncMu.Lock()
+			require.Nil(t, l.sync)
+			l.syncMu.Unlock()
+			if discard {
+				require.ErrorIs(t, d.Wait(context.Background()), ErrClosed)
+			} else {
+				require.NoError(t, d.Wait(context.Background()), "Close fsynced the append")
+			}
+		})
+	}
+}
