@@ -1100,6 +1100,15 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 		l.syncMu.Unlock()
 		if ctx.Done() == nil {
 			l.runSync(r) // nothing can end the wait: here
+		} else if l.memFS {
+			// An fsync of the in-memory FS returns at once: here too,
+			// sparing a goroutine per round (a record's, for a producer
+			// that waits for each), with ctx's outcome as below.
+			ended := ctx.Err()
+			l.runSync(r)
+			if ended != nil {
+				return ended
+			}
 		} else {
 			// On a goroutine of its own, so that ctx ends this wait as it
 			// ends a wait for another caller's fsync: a system call is not

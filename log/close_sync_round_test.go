@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,6 +27,9 @@ func TestCloseWaitsForASyncRound(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
+			// Not the bare in-memory FS, whose fsync syncTo runs in place:
+			// the round goes on a goroutine of its own.
+			e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
 			l := e.open(Config{}) // SyncAlways
 			_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
 			require.NoError(t, err)
@@ -81,4 +85,33 @@ func TestCloseWaitsForASyncRound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWaitInPlaceOnMemFS: on the bare in-memory FS, whose fsync returns
+// at once, a Wait whose ctx can end runs the round in place (no goroutine
+// per round) with the outcome the goroutine path gives: a ctx that had
+// ended gets its error, the fsync done all the same; a live one, nil.
+func TestWaitInPlaceOnMemFS(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{}) // SyncAlways, on vfs.NewMem()
+	defer l.Close()
+	require.True(t, l.memFS)
+	var rounds atomic.Int32
+	testHookSyncListed = func(*Log) { rounds.Add(1) }
+	defer func() { testHookSyncListed = nil }()
+
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, d.Wait(cancelled), context.Canceled)
+	o := l.Offsets()
+	require.Equal(t, o.End, o.Durable, "the fsync ran, in place, before Wait returned")
+
+	_, d, err = l.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	live, cancelLive := context.WithCancel(context.Background())
+	defer cancelLive()
+	require.NoError(t, d.Wait(live))
+	require.EqualValues(t, 2, rounds.Load())
 }

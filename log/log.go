@@ -123,6 +123,11 @@ type Log struct {
 	// none of the records of the truncations before.
 	era *truncationEra
 
+	// memFS: fs is the bare in-memory FS, whose fsync returns at once
+	// (not one with faults, whose fsync a test may hold): syncTo runs it
+	// in place whatever the ctx.
+	memFS bool
+
 	// Group commit: the fsync under way, if any (syncMu).
 	syncMu sync.Mutex
 	sync   *syncRound
@@ -274,6 +279,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.fs == nil {
 		l.fs = vfs.OS
 	}
+	_, l.memFS = l.fs.(*vfs.MemFS)
 	l.failedKey, _ = failedKeyOf(l.fs, dir)
 	if l.clock == nil {
 		l.clock = SystemClock{}
