@@ -16,8 +16,8 @@ import (
 // keepActiveCreated kept the old creation time only if it was earlier
 // than the reopen's, so after a step back the wait counted from the
 // reopen and the segment rolled an hour early (2 segments, want 1).
-// found by TestParitySegments with backward clock steps
-// (RUNNEL_PARITY_STEP_BACK).
+// Found by benchmarks/peers' TestParityClockSteps (RUNNEL_PARITY_SEED=80
+// RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=1500).
 func TestSegmentTimeWaitAcrossReopenAfterClockStepBack(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
