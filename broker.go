@@ -80,7 +80,11 @@ type Config struct {
 	// Kafka's cap) counts as that.
 	CleanerMapBytes int64
 	// Clock tells the time to the logs (retention, timestamps). Default
-	// the system clock.
+	// the system clock. Its wall time counts, as in Kafka: see log.Clock
+	// for what a step of the system clock does. The broker's
+	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
+	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
+	// monotonic timers instead, which neither Clock nor a step moves.
 	Clock log.Clock
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or
