@@ -67,9 +67,9 @@ type Config struct {
 	// nothing (log.Options.ProducerExpiration), counted from its last
 	// append by the broker's clock, not, as in Kafka, from its last
 	// batch's timestamp; an append that the clock has since stepped back
-	// past (an NTP step, a VM restored) counts, after a restart, as made
-	// at the restart (Kafka keeps the id until the clock passes the
-	// batch's timestamp again). Default 1 day; negative means forever.
+	// past (an NTP step, a VM restored) counts, after a restart or a
+	// config change (which reopens the logs), as made then (Kafka keeps
+	// the id until the clock passes the batch's timestamp again). Default 1 day; negative means forever.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the

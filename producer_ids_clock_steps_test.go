@@ -21,15 +21,16 @@ import (
 // TestProducerIDExpirationClockSteps steps the broker's wall clock
 // forwards and backwards (seconds to days: an NTP step, a VM restored, a
 // laptop waking) among idempotent appends, segment rolls, maintenance
-// runs and restarts, and checks after each that a retry of each
+// runs, restarts and config changes (which reopen the log), and checks after each that a retry of each
 // producer's last batch is a duplicate exactly when the producer id must
 // still be known: as Kafka's, an id is forgotten once the clock is
 // producer.id.expiration.ms past its last append (its batches are stamped
 // with the clock, so Kafka's count from the batch's timestamp is the
 // same), and kept while the clock is below that, a step back included.
 // The one difference runnel documents (Config.ProducerIDExpiration): a
-// restart counts an append that the clock has stepped back past as made
-// at the restart, so from then on the id may go sooner than Kafka's.
+// restart, or a config change's reopen, counts an append that the clock
+// has stepped back past as made then, so the id may go sooner than
+// Kafka's (never before producer.id.expiration.ms of the clock since).
 //
 // RUNNEL_PID_STEPS=N runs N seeds (default 20) of 300 operations.
 func TestProducerIDExpirationClockSteps(t *testing.T) {
@@ -65,7 +66,8 @@ func pidClockSteps(t *testing.T, seed uint64) {
 	b, err := Open(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 300, RetentionTime: -1}}))
+	segBytes := int64(300)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: segBytes, RetentionTime: -1}}))
 	var ps []*pidState
 	for range 3 {
 		id, _, err := b.InitProducerID(ctx)
@@ -115,15 +117,22 @@ func pidClockSteps(t *testing.T, seed uint64) {
 			}
 			desc = "maintain"
 		default:
-			require.NoError(t, b.Close())
-			b, err = Open(cfg)
-			require.NoError(t, err)
+			if rng.IntN(2) == 0 {
+				require.NoError(t, b.Close())
+				b, err = Open(cfg)
+				require.NoError(t, err)
+				desc = "restart"
+			} else {
+				// A config change reopens the partition's log.
+				segBytes++
+				require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = segBytes }))
+				desc = "config change"
+			}
 			for _, p := range ps {
 				// The snapshot's time, or at most now; a producer replayed
 				// from the log, now.
 				p.lo, p.hi = min(p.lo, now), now
 			}
-			desc = "restart"
 		}
 		for _, p := range ps {
 			if p.last == nil {
