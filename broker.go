@@ -66,7 +66,10 @@ type Config struct {
 	// a partition remembers an idempotent producer id that has appended
 	// nothing (log.Options.ProducerExpiration), counted from its last
 	// append by the broker's clock, not, as in Kafka, from its last
-	// batch's timestamp. Default 1 day; negative means forever.
+	// batch's timestamp; an append that the clock has since stepped back
+	// past (an NTP step, a VM restored) counts, after a restart or a
+	// config change (which reopens the logs), as made then (Kafka keeps
+	// the id until the clock passes the batch's timestamp again). Default 1 day; negative means forever.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
@@ -77,7 +80,11 @@ type Config struct {
 	// Kafka's cap) counts as that.
 	CleanerMapBytes int64
 	// Clock tells the time to the logs (retention, timestamps). Default
-	// the system clock.
+	// the system clock. Its wall time counts, as in Kafka: see log.Clock
+	// for what a step of the system clock does. The broker's
+	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
+	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
+	// monotonic timers instead, which neither Clock nor a step moves.
 	Clock log.Clock
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or

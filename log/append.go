@@ -720,12 +720,15 @@ func (l *Log) activeCreatedAt() (int64, time.Time) {
 
 // keepActiveCreated takes created, from activeCreatedAt of the log that
 // this one reopens, for the active segment's creation time if the active
-// segment is the same (base) and created is earlier.
+// segment is the same (base). Later than the reopen too: after the wall
+// clock stepped back, the segment was created in the clock's future, and
+// Kafka's in-place config change keeps that (its wait is then negative
+// until the clock passes it again).
 func (l *Log) keepActiveCreated(base int64, created time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := *l.segs.Load()
-	if segs[len(segs)-1].Base() == base && created.Before(l.activeCreated) {
+	if segs[len(segs)-1].Base() == base {
 		l.activeCreated = created
 	}
 }

@@ -345,6 +345,18 @@ func (c Config) Validate() error {
 }
 
 // Clock tells the time. Tests inject a fake one.
+//
+// A Log reads only the wall time of what Now returns (Unix milliseconds
+// and nanoseconds), never a monotonic reading, as Kafka's brokers read
+// time.milliseconds: a step of the system clock (an NTP step, a VM
+// restored) acts on retention.ms, segment.ms, the compaction lags, the
+// tombstones' delete horizons, flush.ms, LogAppendTime and the producer
+// ids' expiration as it does in Kafka (but for a reopen after a step
+// back: see Options.ProducerExpiration). A step forward may delete
+// segments, expire producer ids and remove tombstones that long before
+// their time; a step back holds them, and flush.ms's fsyncs, off by the
+// step's length, and stamps LogAppendTime batches below those before it
+// (the segments' and the time index's largest timestamps stay).
 type Clock interface {
 	Now() time.Time
 }

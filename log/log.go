@@ -40,7 +40,9 @@ type Options struct {
 	// again. The time counts from the last append, by the log's clock,
 	// which the producer state's snapshot keeps across a clean Close;
 	// after a crash, the producers of the batches replayed from the log
-	// count from Open. Unlike Kafka, which counts from the last batch's
+	// count from Open, and so does an append that the clock has since
+	// stepped back past (an Open then reads the time as at most its own).
+	// Unlike Kafka, which counts from the last batch's
 	// max timestamp (ProducerStateEntry.lastTimestamp), a CreateTime a
 	// producer set: there, a producer whose records carry old timestamps
 	// (replayed history, say) expires at the next check, between its

@@ -256,7 +256,11 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 
 // MetadataMaxAge sets how often the producer asks the broker again for
 // the partition count of the topics it writes to, to find partitions
-// added since (Kafka's metadata.max.age.ms). Default 5 minutes. A batch
+// added since (Kafka's metadata.max.age.ms). Default 5 minutes. It is
+// counted on the wall clock, as Kafka's client counts it: after the
+// system clock steps back (an NTP step, a VM restored), the next periodic
+// look-up comes that much later (the producer's other waits, Linger and
+// DeliveryTimeout, run on Go's monotonic clock, which no step moves). A batch
 // refused for an unknown topic or partition makes it ask at once, and
 // fail the partition's records if the answer confirms that the topic or
 // the partition is gone (see Producer); so does a record whose

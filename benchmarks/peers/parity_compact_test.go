@@ -52,7 +52,7 @@ import (
 func TestParityCompaction(t *testing.T) { paritySeeds(t, 300, runCompaction) }
 
 func runCompaction(t *testing.T, seed uint64, ops int, known map[string]int) {
-	runSegmentsMode(t, seed, ops, known, true)
+	runSegmentsMode(t, seed, ops, known, true, false)
 }
 
 // cmeta is what the cleaner needs of a modelled batch beyond mbatch.

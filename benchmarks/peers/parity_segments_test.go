@@ -240,18 +240,44 @@ type sstate struct {
 	known  map[string]int
 	// compaction: a run of TestParityCompaction, with its producer ids.
 	compaction bool
-	pids       []int64
+	// stepBack: the clock also steps backwards (an NTP step, a VM
+	// restored), a third of its steps (TestParityClockSteps).
+	stepBack bool
+	pids     []int64
 }
 
 var segTopics = []string{"s0", "s1"}
 
 func runSegments(t *testing.T, seed uint64, ops int, known map[string]int) {
-	runSegmentsMode(t, seed, ops, known, false)
+	runSegmentsMode(t, seed, ops, known, false, false)
+}
+
+// TestParityClockSteps is TestParitySegments and TestParityCompaction on a
+// clock that steps backwards too (an NTP step, a VM restored, a laptop
+// waking), by a millisecond to eight days, among appends, rolls by
+// segment.ms, retention.ms, compaction's lags and delete horizons,
+// config changes and restarts: the model's Kafka takes each step as its
+// wall clock (time.milliseconds) would. The default run is short; the
+// RUNNEL_PARITY_* variables set a long one, as for the others:
+//
+//	RUNNEL_PARITY_RUNS=400 RUNNEL_PARITY_OPS=1500 go test -run TestParityClockSteps .
+func TestParityClockSteps(t *testing.T) {
+	t.Run("segments", func(t *testing.T) {
+		paritySeeds(t, 400, func(t *testing.T, seed uint64, ops int, known map[string]int) {
+			runSegmentsMode(t, seed, ops, known, false, true)
+		})
+	})
+	t.Run("compaction", func(t *testing.T) {
+		paritySeeds(t, 300, func(t *testing.T, seed uint64, ops int, known map[string]int) {
+			runSegmentsMode(t, seed, ops, known, true, true)
+		})
+	})
 }
 
 // runSegmentsMode is a run of TestParitySegments, or with compaction set
-// one of TestParityCompaction (parity_compact_test.go).
-func runSegmentsMode(t *testing.T, seed uint64, ops int, known map[string]int, compaction bool) {
+// one of TestParityCompaction (parity_compact_test.go); with stepBack,
+// one of TestParityClockSteps.
+func runSegmentsMode(t *testing.T, seed uint64, ops int, known map[string]int, compaction, stepBack bool) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ops)*100*time.Millisecond+20*time.Second)
 	t.Cleanup(cancel)
@@ -276,7 +302,7 @@ func runSegmentsMode(t *testing.T, seed uint64, ops int, known map[string]int, c
 		t.Fatal(err)
 	}
 	s := &sstate{t: t, ctx: ctx, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)), clock: clock,
-		b: b, cfg: cfg, topics: map[string]*spart{}, known: known, compaction: compaction}
+		b: b, cfg: cfg, topics: map[string]*spart{}, known: known, compaction: compaction, stepBack: stepBack}
 	t.Cleanup(func() {
 		if err := s.b.Close(); err != nil {
 			t.Error(err)
@@ -459,10 +485,14 @@ func (s *sstate) alterConfig() {
 	p.cfg = cfg
 }
 
-// advance steps the clock.
+// advance steps the clock: forwards, or with stepBack a third of the
+// time backwards.
 func (s *sstate) advance() {
 	d := []int64{1, 1000, 60 * 1000, 30 * 60 * 1000, 2 * 3600 * 1000, 24 * 3600 * 1000, 4 * 24 * 3600 * 1000}[s.rng.IntN(7)]
 	d += s.rng.Int64N(d)
+	if s.stepBack && s.rng.IntN(3) == 0 {
+		d = -d
+	}
 	s.desc = fmt.Sprintf("advance the clock %d ms", d)
 	s.clock.ms.Add(d)
 }
