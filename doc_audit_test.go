@@ -26,20 +26,11 @@ import (
 // it, held in the system call. The second returned only when its fsync
 // did (nil then): a disk hanging in fsync held it whatever its ctx.
 func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
-	var armed atomic.Bool
-	reached, release := make(chan struct{}), make(chan struct{})
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-			close(reached)
-			<-release
-		}
-		return nil
-	}))
-	b, err := Open(Config{Dir: "/data", FS: fsys})
+	h := newHeldFsync()
+	b, err := Open(Config{Dir: "/data", FS: h.fs})
 	require.NoError(t, err)
 	defer b.Close()
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce() // before Close, which waits for the fsync
+	defer h.release() // before Close, which waits for the fsync
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
@@ -57,11 +48,11 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 		}()
 		return done
 	}
-	armed.Store(true)
+	h.armed.Store(true)
 	fsyncerCtx, cancelFsyncer := context.WithCancel(ctx)
 	defer cancelFsyncer()
 	fsyncer := send(fsyncerCtx, "b") // runs the fsync, held in it
-	<-reached
+	<-h.reached
 	waiterCtx, cancelWaiter := context.WithCancel(ctx)
 	waiter := send(waiterCtx, "c") // appended, waits for the next fsync
 	for {
@@ -82,7 +73,7 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 	got = <-fsyncer
 	require.ErrorIs(t, got.err, context.Canceled)
 	require.EqualValues(t, 1, got.resp.BaseOffset, "the response is filled in")
-	releaseOnce()
+	h.release()
 
 	// The fsync goes on, and the broker fsyncs the waiter's record: a long
 	// poll sees both come.
@@ -94,6 +85,30 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 		seen = append(seen, values(t, resp.Partitions[0].Records)...)
 	}
 	require.Equal(t, []string{"b", "c"}, seen)
+}
+
+// heldFsync is an in-memory FS whose next fsync of a .log, once armed,
+// is held until release (which may be called more than once); reached is
+// closed when that fsync begins.
+type heldFsync struct {
+	fs      vfs.FS
+	armed   atomic.Bool
+	reached chan struct{}
+	release func()
+}
+
+func newHeldFsync() *heldFsync {
+	h := &heldFsync{reached: make(chan struct{})}
+	release := make(chan struct{})
+	h.release = sync.OnceFunc(func() { close(release) })
+	h.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && h.armed.CompareAndSwap(true, false) {
+			close(h.reached)
+			<-release
+		}
+		return nil
+	}))
+	return h
 }
 
 // TestUpdateTopicConfigSeesTheConfigAsSet pins UpdateTopicConfig's doc:
@@ -155,35 +170,26 @@ func TestFetchMaxBytesZero(t *testing.T) {
 // long as a hung disk held it.
 func TestDeliveryTimeoutCutsAnFsyncShort(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var armed atomic.Bool
-		reached, release := make(chan struct{}), make(chan struct{})
-		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-				close(reached)
-				<-release
-			}
-			return nil
-		}))
-		b, err := Open(Config{Dir: "/data", FS: fsys})
+		h := newHeldFsync()
+		b, err := Open(Config{Dir: "/data", FS: h.fs})
 		require.NoError(t, err)
 		defer b.Close()
-		releaseOnce := sync.OnceFunc(func() { close(release) })
-		defer releaseOnce() // before Close, which waits for the fsync
+		defer h.release() // before Close, which waits for the fsync
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
 		p, err := producer.New(b, producer.DeliveryTimeout(time.Second))
 		require.NoError(t, err)
 		defer p.Close()
 
-		armed.Store(true)
+		h.armed.Store(true)
 		done := make(chan error, 1)
 		start := time.Now()
 		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { done <- err })
-		<-reached
+		<-h.reached
 		err = <-done
 		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 		require.Equal(t, time.Second, time.Since(start), "at the delivery deadline, on the fake clock")
 
-		releaseOnce()
+		h.release()
 		synctest.Wait()
 		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
 		require.NoError(t, err)
