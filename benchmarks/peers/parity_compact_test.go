@@ -261,13 +261,7 @@ func (s *sstate) produceKeyed() {
 		s.fail(p, "runnel: %v", err)
 		return
 	}
-	wantLAT := int64(-1)
-	if p.cfg.lat {
-		wantLAT = s.now()
-	}
-	if resp.BaseOffset != p.end || resp.LogStartOffset != p.logStart || resp.LogAppendTime != wantLAT || resp.Duplicate {
-		s.fail(p, "runnel base offset %d log start %d log append time %d duplicate %t, Kafka %d, %d, %d, false", resp.BaseOffset, resp.LogStartOffset, resp.LogAppendTime, resp.Duplicate, p.end, p.logStart, wantLAT)
-	}
+	s.checkAppended(p, resp)
 	mb := mbatch{base: p.end, last: p.end + int64(n) - 1, size: len(batch), maxTS: -1,
 		meta: &cmeta{pid: pid, seq: -1, codec: codec, lat: p.cfg.lat, src: recs}}
 	for _, r := range decode(s.t, batch, 0) {

@@ -339,6 +339,20 @@ func (s *sstate) runnelSegments(topic string) []int64 {
 
 func (s *sstate) now() int64 { return s.clock.ms.Load() }
 
+// checkAppended checks a produce's answer against Kafka's for a batch
+// appended (not a duplicate) at p's end: the base offset, the log start,
+// and the append time, the broker's clock on a LogAppendTime topic and
+// -1 otherwise.
+func (s *sstate) checkAppended(p *spart, resp api.ProduceResponse) {
+	wantLAT := int64(-1)
+	if p.cfg.lat {
+		wantLAT = s.now()
+	}
+	if resp.BaseOffset != p.end || resp.LogStartOffset != p.logStart || resp.LogAppendTime != wantLAT || resp.Duplicate {
+		s.fail(p, "runnel base offset %d log start %d log append time %d duplicate %t, Kafka %d, %d, %d, false", resp.BaseOffset, resp.LogStartOffset, resp.LogAppendTime, resp.Duplicate, p.end, p.logStart, wantLAT)
+	}
+}
+
 func (s *sstate) fail(p *spart, format string, args ...any) {
 	s.t.Helper()
 	d := ""
@@ -551,13 +565,7 @@ func (s *sstate) produce() {
 		s.fail(p, "runnel: %v", err)
 		return
 	}
-	wantLAT := int64(-1)
-	if p.cfg.lat {
-		wantLAT = s.now()
-	}
-	if resp.BaseOffset != p.end || resp.LogStartOffset != p.logStart || resp.LogAppendTime != wantLAT {
-		s.fail(p, "runnel base offset %d log start %d log append time %d, Kafka %d, %d, %d", resp.BaseOffset, resp.LogStartOffset, resp.LogAppendTime, p.end, p.logStart, wantLAT)
-	}
+	s.checkAppended(p, resp)
 	mb := mbatch{base: p.end, last: p.end + int64(n) - 1, size: len(batch), maxTS: -1}
 	for _, r := range decode(s.t, batch, 0) {
 		r.Offset += p.end
