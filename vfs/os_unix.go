@@ -21,9 +21,24 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = dirSyncErr(d.Sync())
 	if cerr := d.Close(); err == nil {
 		err = cerr
+	}
+	return err
+}
+
+// dirSyncErr is what SyncDir makes of the error of a directory's fsync.
+// Some file systems cannot sync a directory and refuse with EINVAL, as
+// fsync(2) does for a descriptor that "does not support synchronization":
+// SMB and other network shares (WSL's drvfs among them), some FUSE file
+// systems. There a directory's entries are as durable as the file system
+// makes them, and failing would keep runnel from running on them at all;
+// PostgreSQL, SQLite and goleveldb take that answer as success too. Any
+// other error (EIO, ENOSPC, ...) is the directory's and is returned.
+func dirSyncErr(err error) error {
+	if errors.Is(err, syscall.EINVAL) {
+		return nil
 	}
 	return err
 }

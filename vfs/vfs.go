@@ -97,7 +97,10 @@ type FS interface {
 	// durable. The OS FS does it with fsync(2) of the directory on Linux
 	// and other unix systems (F_FULLFSYNC on macOS); on Windows, which
 	// offers no way to flush a directory, it does nothing, and NTFS
-	// commits the change with its journal later.
+	// commits the change with its journal later. A file system that
+	// cannot sync a directory and says so with EINVAL (SMB and other
+	// network shares, some FUSE file systems) is taken at its word: SyncDir
+	// returns nil there, and the entries are as durable as it makes them.
 	SyncDir(dir string) error
 	// Lock takes an exclusive advisory lock on the named file, creating it
 	// if needed, and holds it until the returned Closer is closed. If the
