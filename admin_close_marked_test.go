@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,7 @@ func TestAdminCallStopsOnceCloseBegins(t *testing.T) {
 	)
 	gate := vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		mu.Lock()
-		hold := on && op == vfs.OpList && strings.HasPrefix(name, "/d/t-1")
+		hold := on && op == vfs.OpList && strings.HasPrefix(name, filepath.Join("/d", "t-1"))
 		mu.Unlock()
 		if hold {
 			armed.Do(func() { close(reached); <-release })
