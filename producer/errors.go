@@ -133,3 +133,29 @@ func (e *RecordError) Error() string {
 
 // Unwrap returns Err.
 func (e *RecordError) Unwrap() error { return e.Err }
+
+// RecordErrors returns the *RecordError of each failed record in err, an
+// error that ProduceSync returned (the errors.Join of them, maybe wrapped
+// since with fmt.Errorf's %w), in the order the records failed; nil when
+// err holds none (nil, or an error of another kind). A caller that
+// produces the failed records again, or reports each, ranges over it
+// rather than unwrapping the join itself.
+func RecordErrors(err error) []*RecordError {
+	var out []*RecordError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *RecordError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
