@@ -3,10 +3,18 @@
 // package log), served to producers and consumers in the same process.
 //
 //	b, err := runnel.Open(runnel.Config{Dir: "data"}) // Dir "" runs in memory
-//	defer b.Close()
+//	if err != nil {
+//		return err // vfs.ErrLocked: another process has the directory
+//	}
+//	defer b.Close() // deferred first, runs last
 //	err = b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 8})
-//	p, err := producer.New(b)
-//	c, err := consumer.New(b)
+//	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
+//		return err
+//	}
+//	p, err := producer.New(b) // see package producer
+//	c, err := consumer.New(b) // see package consumer
+//
+// The README's first program is this, whole (ExampleOpen in memory).
 //
 // A Broker is one node. Its layout on disk is Kafka's: one directory per
 // partition, <Dir>/<topic>-<partition>, holding that partition's segments

@@ -4,18 +4,29 @@
 // assign()/seek()/poll() consumer. Consumer groups — membership,
 // partitions balanced across members, committed offsets — are not built
 // yet: an application that must resume where it stopped saves Position
-// (it still answers after Close) and starts from it with At.
+// (it still answers after Close) once it has handled the records before
+// it, and starts from it with At (Example_resume): what a Kafka consumer
+// commits, kept where the application likes, such as in the database
+// its handler writes to, in the same transaction.
 //
 // It sits with the other clients above package api. It never imports the
 // root package: it declares the Client it needs (Partitions, ListOffset,
 // Fetch), which *runnel.Broker satisfies, so tests can hand it a fake.
 //
 //	c, err := consumer.New(b) // b is a *runnel.Broker
+//	if err != nil {
+//		return err
+//	}
 //	defer c.Close()
-//	c.Assign("orders", 0, consumer.AtTime(t0))
-//	for rec, err := range c.Records(ctx) {
-//		if err != nil { ... } // a *PartitionError, say
+//	if err := c.Assign("orders", 0, consumer.AtTime(t0)); err != nil {
+//		return err
+//	}
+//	for rec, err := range c.Records(ctx) { // until ctx ends or c closes
+//		if err != nil {
+//			continue // a *PartitionError (log it): the loop goes on
+//		}
 //		handle(rec)
+//		saved, _ = c.Position(rec.Topic, rec.Partition) // the next offset: At(saved) resumes
 //	}
 //
 // # Positions

@@ -119,9 +119,10 @@ func ResetOffset(p ResetPolicy) Opt {
 // failed with an error that is not permanent (see Records). The wait does
 // not grow with consecutive failures, where Kafka's consumer doubles
 // retry.backoff.ms (100 ms) up to retry.backoff.max.ms (1 s, KIP-580) and
-// franz-go grows its backoff from 250 ms to 2.5 s: against a broker in
-// the same process a retry costs a call, not a round trip over a network
-// that may be overloaded, and a fixed wait bounds how late a partition
+// franz-go grows its backoff from 250 ms to 5 s (v1.22; 2.5 s in older
+// releases, v1.15 say): against a broker in the same process a retry
+// costs a call, not a round trip over a network that may be overloaded,
+// and a fixed wait bounds how late a partition
 // that comes back (a topic created at last) is read: after RetryBackoff,
 // or, if other partitions' long poll is under way then, when it ends
 // (at most FetchMaxWait later: one fetch at a time, as Kafka's consumer

@@ -340,7 +340,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			return 0, nil, fmt.Errorf("%w: batch at %d has base offset %d; a produced batch's is 0 (the log assigns offsets)", ErrInvalidRecord, p, b.BaseOffset())
 		}
 		if len(b) > l.cfg.MaxMessageBytes {
-			return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
+			return 0, nil, fmt.Errorf("%w: %d bytes, more than max.message.bytes (%d)", ErrRecordTooLarge, len(b), l.cfg.MaxMessageBytes)
 		}
 		if err := b.Validate(int64(p)); err != nil {
 			return 0, nil, badHeader(b, err)

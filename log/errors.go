@@ -27,7 +27,7 @@ var (
 	// ErrRecordTooLarge is returned by Append for a batch larger than
 	// MaxMessageBytes, or batches that add up to more than a segment
 	// holds (2 GiB - 1).
-	ErrRecordTooLarge = errors.New("runnel/log: record batch larger than max.message.bytes")
+	ErrRecordTooLarge = errors.New("runnel/log: record batch too large")
 	// ErrInvalidRecord is returned by Append for a well-formed batch that
 	// breaks a rule of the log: no records, offsets deltas that disagree
 	// with the count, a base offset other than 0, a control or

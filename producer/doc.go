@@ -7,11 +7,14 @@
 //
 //	p, err := producer.New(b, producer.Linger(5*time.Millisecond),
 //		producer.Compression(compression.Zstd))
-//	defer p.Close()
+//	if err != nil {
+//		return err // ErrInvalidOption
+//	}
+//	defer p.Close() // fails what is still buffered: Flush first
 //	p.Produce(ctx, &record.Record{Topic: "orders", Key: k, Value: v},
-//		func(r *record.Record, err error) { /* r.Partition, r.Offset */ })
-//	err = p.ProduceSync(ctx, recs...)
-//	err = p.Flush(ctx)
+//		func(r *record.Record, err error) { /* err, or r.Partition and r.Offset */ })
+//	err = p.Flush(ctx) // waits for every record produced so far and its promise
+//	err = p.ProduceSync(ctx, recs...) // waits; a *RecordError per failed record
 //
 // The API follows franz-go's kgo: asynchronous Produce with a promise,
 // TryProduce that fails fast on a full buffer, ProduceSync and Flush that

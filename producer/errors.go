@@ -113,7 +113,9 @@ type RecordError struct {
 
 // Error names the record's topic and partition, when it has a topic: a
 // record that failed before it was buffered has none, if it was to go to
-// DefaultTopic (see Produce), and no partition.
+// DefaultTopic (see Produce), and no partition. A record that failed
+// before it was partitioned (Partition UnknownPartition) was never sent,
+// so not written (see ProduceSync), and the message says "not sent".
 func (e *RecordError) Error() string {
 	switch {
 	case e.Record == nil:
@@ -122,12 +124,38 @@ func (e *RecordError) Error() string {
 		if errors.Is(e.Err, ErrNoTopic) {
 			return e.Err.Error() // says what is wrong with the record itself
 		}
-		return fmt.Sprintf("runnel/producer: record: %v", e.Err)
+		return fmt.Sprintf("runnel/producer: record not sent: %v", e.Err)
 	case e.Partition < 0:
-		return fmt.Sprintf("runnel/producer: record for %s, not partitioned: %v", e.Record.Topic, e.Err)
+		return fmt.Sprintf("runnel/producer: record for %s not sent: %v", e.Record.Topic, e.Err)
 	}
 	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Partition, e.Err)
 }
 
 // Unwrap returns Err.
 func (e *RecordError) Unwrap() error { return e.Err }
+
+// RecordErrors returns the *RecordError of each failed record in err, an
+// error that ProduceSync returned (the errors.Join of them, maybe wrapped
+// since with fmt.Errorf's %w), in the order the records failed; nil when
+// err holds none (nil, or an error of another kind). A caller that
+// produces the failed records again, or reports each, ranges over it
+// rather than unwrapping the join itself.
+func RecordErrors(err error) []*RecordError {
+	var out []*RecordError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *RecordError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}

@@ -157,8 +157,10 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // has no request in flight (with an AsyncClient: no request being
 // appended, and fewer than MaxInFlight waiting for their
 // acknowledgement), and records produced meanwhile form the next
-// batch, so batches grow with load by themselves (as in franz-go). With
-// linger 0, a Produce that wakes its partition's sender after a pause
+// batch, so batches grow with load by themselves (as in franz-go before
+// v1.20, and Kafka's Java producer before 4.0; kgo now lingers 10 ms by
+// default, but not in ProduceSync, and Kafka's linger.ms is 5 ms since
+// KIP-1030). With linger 0, a Produce that wakes its partition's sender after a pause
 // (the first record of a trickle) yields the processor to it for a
 // moment, so that the record leaves at once rather than once another
 // thread has woken. A batch that reaches BatchMaxBytes, and every batch

@@ -483,7 +483,7 @@ const pastCount = "\x00"
 // per failed record, with the reason Produce's promise would get and the
 // partition the record went to (UnknownPartition if it failed before it
 // was partitioned, unless ManualPartitioner gave it its own: see
-// RecordError). ctx
+// RecordError); RecordErrors lists them. ctx
 // governs each record until its batch is first sent (see Produce): a
 // record that fails with ctx's error was not written, and one that was
 // sent is waited for even after ctx ended — until it is written or fails,

@@ -37,7 +37,7 @@ func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
 	re := recordErr(keyed.ProduceSync(ended, r))
 	require.Equal(t, producer.UnknownPartition, re.Partition)
 	require.Zero(t, r.Partition, "left as it was")
-	require.Equal(t, "runnel/producer: record for t, not partitioned: context canceled", re.Error())
+	require.Equal(t, "runnel/producer: record for t not sent: context canceled", re.Error())
 
 	manual := newProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	r = &record.Record{Topic: "t", Partition: 2, Value: []byte("v")}

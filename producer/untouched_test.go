@@ -176,7 +176,7 @@ func TestRecordErrorOfARecordWithoutTopic(t *testing.T) {
 	cancel()
 	err := p.ProduceSync(ended, unsent())
 	require.ErrorIs(t, err, context.Canceled)
-	require.Equal(t, "runnel/producer: record: context canceled", err.Error())
+	require.Equal(t, "runnel/producer: record not sent: context canceled", err.Error())
 	r := &record.Record{Topic: "t", Partition: 0}
 	require.Equal(t, "runnel/producer: record for t-0: boom", (&producer.RecordError{Record: r, Err: errors.New("boom")}).Error())
 

@@ -81,9 +81,11 @@ type Service struct {
 // NewService creates the orders topic if it is not there yet, and starts
 // the billing and shipping handlers. They first read the topic from its
 // start, so a service restarted on a broker directory rebuilds its state
-// from the events. Close stops them.
+// from the events — all of them: the topic keeps its records for ever,
+// where Kafka's default retention, 7 days, would forget older orders at
+// the next restart. Close stops them.
 func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Service, error) {
-	err := b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4})
+	err := b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4, Config: log.Config{RetentionTime: -1}})
 	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
 		return nil, err
 	}
