@@ -2,6 +2,7 @@ package runnel_test
 
 import (
 	"context"
+	"path/filepath"
 	"errors"
 	"fmt"
 	"runtime"
@@ -33,7 +34,7 @@ type gate struct {
 }
 
 func newGate(prefix string, op vfs.Op) *gate {
-	return &gate{prefix: prefix, op: op, reached: make(chan struct{}), release: make(chan struct{})}
+	return &gate{prefix: filepath.FromSlash(prefix), op: op, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (g *gate) MaybeError(op vfs.Op, name string) error {
