@@ -160,9 +160,14 @@ type AsyncClient interface {
 // ErrMaybeWritten too, whatever the last attempt's error says (a refusal,
 // ErrProducerFenced or ErrRecordTooLarge say, of the attempt after).
 //
-// Memory: a partition's goroutine, and the batch buffers it keeps for
-// reuse, end once the partition has had nothing to send for a second.
-// What stays, for the producer's lifetime, is up to about 1 KiB for each
+// Memory: what a producer holds follows what it buffers
+// (MaxBufferedBytes and MaxBufferedRecords, and the records' own memory,
+// which the producer references until their promises have run), not the
+// number of partitions it writes to: a partition keeps the buffers it
+// encodes batches in only while it is sending, and hands them back (to
+// a pool the partitions share) as soon as it waits for records, a
+// batch's linger or its requests in flight. A partition's goroutine ends
+// once the partition has had nothing to send for a second. What stays, for the producer's lifetime, is up to about 1 KiB for each
 // partition it has written to (its sequence numbers, which idempotence
 // needs, and the partitioner's state), also once the topic is deleted,
 // as franz-go keeps its topics' state (until PurgeTopicsFromClient)
