@@ -45,7 +45,9 @@ type Config struct {
 	// Partitions), with DefaultPartitions partitions, as Kafka's
 	// auto.create.topics.enable does. Default off (Kafka's is on): a
 	// misspelt topic name fails with ErrUnknownTopic rather than
-	// creating a topic.
+	// creating a topic. Each topic so made stays, with its memory (see
+	// CreateTopic), until DeleteTopic: with topic names from outside your
+	// code, their number is bounded by nothing else.
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
