@@ -832,7 +832,7 @@ func (pp *partition) dropSpareLocked() {
 // partition holds no builder and no spare batch: they are sized by the
 // largest batch it sent lately (up to BatchMaxBytes of encoding, and a
 // slot per record), and kept by every partition written to within the
-// last second they made memory grow with the partition count, far past
+// last second, they made memory grow with the partition count, far past
 // MaxBufferedBytes (200 partitions sent a 1 MB batch each: 177 MiB
 // held, with 4 MiB buffered at most). The pools hand them to the
 // partitions that send next.
