@@ -45,7 +45,9 @@ type Config struct {
 	// Partitions), with DefaultPartitions partitions, as Kafka's
 	// auto.create.topics.enable does. Default off (Kafka's is on): a
 	// misspelt topic name fails with ErrUnknownTopic rather than
-	// creating a topic.
+	// creating a topic. Each topic so made stays, with its memory (see
+	// CreateTopic), until DeleteTopic: with topic names from outside your
+	// code, their number is bounded by nothing else.
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
@@ -70,11 +72,18 @@ type Config struct {
 	// past (an NTP step, a VM restored) counts, after a restart or a
 	// config change (which reopens the logs), as made then (Kafka keeps
 	// the id until the clock passes the batch's timestamp again). Default 1 day; negative means forever.
+	//
+	// Until then an id takes about 115 bytes of heap in each partition it
+	// wrote to (with one batch remembered; about 350 with five, the most),
+	// and nothing else bounds the number of ids, as in Kafka: clients
+	// that take a new id for each producer they make (a producer for each
+	// request, say) hold that much for each for this long.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
-	// maintenance compacts one partition at a time, so this is the
-	// cleaner's memory for the whole broker. Default (0)
+	// maintenance compacts one partition at a time (the broker's own and
+	// Maintain calls take turns), so this is the cleaner's memory for the
+	// whole broker. Default (0)
 	// log.DefaultCleanerMapBytes, 128 MiB; at least log.MinCleanerMapBytes
 	// (48: one key a pass); more than log.MaxCleanerMapBytes (2 GiB - 1,
 	// Kafka's cap) counts as that.
@@ -109,6 +118,12 @@ type Broker struct {
 	// I/O, which produce and fetch never wait for.
 	admin   chan struct{}
 	nextPID int64 // admin
+
+	// maint (a one-token semaphore) lets one partition's maintenance run
+	// at a time, the broker's own and Maintain calls' alike: a compaction
+	// holds a key map of up to CleanerMapBytes, which is the cleaner's
+	// memory for the whole broker only if compactions never overlap.
+	maint chan struct{}
 
 	// mu guards topics, and is held only to read or replace entries:
 	// produce and fetch look their partition up under it. A *log.Topic in
@@ -191,7 +206,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, fmt.Errorf("runnel: Config.TopicDefaults: %w", err)
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), closeDone: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), maint: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"
@@ -328,7 +343,11 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Parti
 // again to open the log of a partition whose reopen after a config change
 // failed (see UpdateTopicConfig). Every partition is maintained whatever
 // fails on another, until ctx ends: the partitions not maintained by
-// then wait for the next run (the broker's own, or another call).
+// then wait for the next run (the broker's own, or another call). One
+// partition is maintained at a time, whatever the calls: a Maintain waits
+// for the partition another one, or the broker's own maintenance, is
+// working on (a compaction's key map takes up to CleanerMapBytes, the
+// cleaner's memory for the whole broker).
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
@@ -358,8 +377,29 @@ func (b *Broker) Maintain(ctx context.Context) error {
 	return err
 }
 
-// maintainPartition is one partition's share of Maintain.
+// testHookMaintainWaits, when set (by tests), runs when a partition's
+// maintenance waits for another partition's to end.
+var testHookMaintainWaits func()
+
+// maintainPartition is one partition's share of Maintain, run once no
+// other partition's is under way (see maint): it waits until then, or
+// until ctx ends (ctx's error) or Close (ErrClosed).
 func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error {
+	select {
+	case b.maint <- struct{}{}:
+	default:
+		if testHookMaintainWaits != nil {
+			testHookMaintainWaits()
+		}
+		select {
+		case b.maint <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.ctx.Done():
+			return ErrClosed
+		}
+	}
+	defer func() { <-b.maint }()
 	if tried, err := p.RetryReopen(); err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {

@@ -51,7 +51,7 @@ const maxSlab = 1024
 // scan decodes f's records from f.from below f.upTo, outside control
 // batches, and calls fn with each until it returns false (stopped). Each
 // record is new, filled with f's Topic and Partition; the records of one
-// batch are allocated together. A batch whose records do not decode is
+// batch are allocated together, maxSlab at a time. A batch whose records do not decode is
 // reported to skip as a *PartitionError whose Offset is the first offset
 // not returned: if skip returns true, scan goes on with the next batch
 // (batches are framed and checked apart), else it returns the error.

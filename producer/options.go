@@ -210,6 +210,13 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 // the same moment may each pass the bound by one record. New returns
 // ErrInvalidOption for a negative n.
 //
+// The memory a producer holds for its buffer is the records themselves
+// (yours: it references each until its promise has run), the encoding of
+// the batches being sent (up to these bytes again, less with
+// compression), and 24 bytes a record (48 for one whose ctx can end), so
+// that small records are bounded by MaxBufferedRecords rather than by
+// this; see Producer for what it holds besides.
+//
 // Produce calls that wait for space get it in the order they began to
 // wait, as the waiters of Java's BufferPool do: a large record that does
 // not fit yet is not overtaken, and starved, by smaller ones produced

@@ -593,6 +593,7 @@ type partition struct {
 	spare    *batch    // a sent batch, empty, for the next one (see reuse)
 	draining bool      // the partition's goroutine runs
 	idle     bool      // ... and waits for records (wake it)
+	parked   bool      // ... and waits, for records, a batch's linger or the requests in flight: it keeps no buffers (see parkLocked)
 	idleAt   time.Time // when it began to wait
 	placing  int       // records addOrAbort turned back, being placed again (see buffered)
 
@@ -602,7 +603,7 @@ type partition struct {
 	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil
 
 	// Owned by the draining goroutine.
-	bld    *record.Builder // encodes the batch in flight; pooled when the goroutine ends
+	bld    *record.Builder // encodes the batch being sent; pooled while the goroutine waits (see parkLocked)
 	req    api.ProduceRequest
 	pidGen uint64 // producer id generation the sequence numbers are of
 	seq    int32  // next sequence number
@@ -797,12 +798,13 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // spare, so that the next batch starts with the buffers this one grew: a
 // sync.Pool drops its batches at every other collection, and under load
 // (collections every few milliseconds) a 1 MB batch then grows again by
-// copying itself. A second spare goes to the pool. The spare goes back to
-// the pool when the partition's goroutine ends (dropSpareLocked).
+// copying itself. A second spare goes to the pool, and so does a batch
+// done while the partition's goroutine waits (see parkLocked): a partition
+// keeps buffers only while it is sending.
 func (pp *partition) reuse(b *batch) {
 	b.reset()
 	pp.mu.Lock()
-	if pp.spare == nil {
+	if pp.spare == nil && !pp.parked {
 		pp.spare, b = b, nil
 	}
 	pp.mu.Unlock()
@@ -812,7 +814,7 @@ func (pp *partition) reuse(b *batch) {
 }
 
 // dropSpareLocked hands the spare batch and the builder back to their
-// pools as the partition's goroutine ends (no batch is in flight then).
+// pools, as the partition's goroutine ends or begins to wait (park).
 func (pp *partition) dropSpareLocked() {
 	if pp.spare != nil {
 		pp.p.batches.Put(pp.spare)
@@ -822,6 +824,21 @@ func (pp *partition) dropSpareLocked() {
 		pp.p.builders.Put(pp.bld)
 		pp.bld = nil
 	}
+}
+
+// park marks the partition's goroutine as waiting (for records, a
+// batch's linger or the requests in flight) and hands its buffers back to
+// the pools (see dropSpareLocked); drain's next pass ends the wait. A waiting
+// partition holds no builder and no spare batch: they are sized by the
+// largest batch it sent lately (up to BatchMaxBytes of encoding, and a
+// slot per record), and kept by every partition written to within the
+// last second, they made memory grow with the partition count, far past
+// MaxBufferedBytes (200 partitions sent a 1 MB batch each: 177 MiB
+// held, with 4 MiB buffered at most). The pools hand them to the
+// partitions that send next.
+func (pp *partition) parkLocked() {
+	pp.parked = true
+	pp.dropSpareLocked()
 }
 
 // takeAllLocked removes and returns every batch not in flight, oldest
@@ -852,6 +869,7 @@ func (pp *partition) drain() {
 	}()
 	for {
 		pp.mu.Lock()
+		pp.parked = false
 		if p.closed.Load() {
 			if pp.pipe.running() {
 				// The batches in flight complete first (in order).
@@ -877,6 +895,7 @@ func (pp *partition) drain() {
 			pp.queue = pp.queue[:n]
 		case pp.cur != nil:
 			if wait := pp.lingerLeft(); wait > 0 {
+				pp.parkLocked()
 				pp.mu.Unlock()
 				if timer == nil {
 					timer = time.NewTimer(wait)
@@ -912,6 +931,7 @@ func (pp *partition) drain() {
 				// last request to complete (the acker wakes it), then look
 				// again. The goroutine ends only once none is in flight.
 				pp.idle, pp.idleAt = true, time.Now()
+				pp.parkLocked()
 				pp.mu.Unlock()
 				select {
 				case <-pp.wake:
@@ -926,6 +946,7 @@ func (pp *partition) drain() {
 			// that a steady trickle of records (linger 0, one record a
 			// request) finds the goroutine running, its stack grown.
 			pp.idle, pp.idleAt = true, time.Now()
+			pp.parkLocked()
 			pp.mu.Unlock()
 			if timer == nil {
 				timer = time.NewTimer(time.Duration(p.idleKeep.Load()))

@@ -733,6 +733,10 @@ func (s *Segment) sealLocked(sync bool) error {
 		return err
 	}
 	s.sealed = true
+	if t, ok := s.log.(vfs.Trimmer); ok {
+		// In memory, the room left for appends goes (see vfs.Trimmer).
+		t.Trim()
+	}
 	if next := s.next.Load(); next > s.base {
 		s.limit.Store(next)
 	}

@@ -318,6 +318,14 @@ func (f faultPM) View(off int64, n int) ([]byte, error)       { return f.view(of
 func (f faultPM) ViewPrefix(off int64, n int) ([]byte, error) { return f.viewPrefix(off, n) }
 func (f faultPM) Map(n int) (*Mapping, error)                 { return f.mmap(n) }
 
+// Trim forwards to the inner file if it is a Trimmer: no operation for
+// the injector (see Trimmer).
+func (f *faultFile) Trim() {
+	if t, ok := f.f.(Trimmer); ok {
+		t.Trim()
+	}
+}
+
 func (f *faultFile) check(op Op, opName string) error {
 	if err := f.inj.MaybeError(op, f.name); err != nil {
 		return pathErr(opName, f.name, err)

@@ -1272,6 +1272,18 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
+// Trim gives back the room the file's last chunk has spare (see
+// Trimmer). It does nothing on a closed file.
+func (f *memFile) Trim() {
+	if f.closed.Load() {
+		return
+	}
+	n := f.n
+	n.mu.Lock()
+	n.trim()
+	n.mu.Unlock()
+}
+
 func (f *memFile) Size() (int64, error) {
 	if f.closed.Load() {
 		return 0, f.closedErr("stat")

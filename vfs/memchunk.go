@@ -195,6 +195,31 @@ func (c *memChunk) unshare() {
 	c.pin.Store(0)
 }
 
+// trim gives the file's last chunk an array of its exact size when it
+// has much room to spare (a quarter of it or more, and at least
+// memTrimMin bytes), as unshare copies a chunk: the old array stays as it
+// is for whoever holds some of it (views, clones, undo records), and goes
+// with them. The caller holds n.mu for writing.
+func (n *memNode) trim() {
+	l := len(n.chunks)
+	if l == 0 {
+		return
+	}
+	c := n.chunks[l-1]
+	spare := c.alloc - len(c.buf)
+	if spare < memTrimMin || spare*4 < c.alloc {
+		return
+	}
+	b := make([]byte, len(c.buf))
+	copy(b, c.buf)
+	c.buf, c.alloc = b, len(b)
+	c.pin.Store(0)
+}
+
+// memTrimMin is the least spare room trim gives back: below it, the copy
+// is not worth it.
+const memTrimMin = 4 << 10
+
 // truncate cuts the file to size < n.size. The cut bytes that were synced
 // are kept for a crash by reference, not copied; the chunk cut in the
 // middle is capped if its cut bytes may be held outside (views, clones,

@@ -514,3 +514,58 @@ func TestMemCrossChunkViewHoldsNothing(t *testing.T) {
 	require.Equal(t, before, unsafe.SliceData(first.buf), "the chunk was not copied")
 	require.Equal(t, string(fill(20, 'a')), string(v))
 }
+
+// Trim gives back the room the last chunk has spare, and changes nothing
+// else: the content, views taken before (which keep the old array), what
+// a crash keeps, appends after it (into a new chunk), through WithFaults
+// too; a file with little room to spare is left as it is.
+func TestMemTrim(t *testing.T) {
+	m := NewMem()
+	f := memCreate(t, m, "/f")
+	p := fill(100_000, 'x')
+	for range 10 { // chunks of 100,000, 100,000, 200,000, 400,000 and 800,000, the last holding 200,000
+		_, err := f.Write(p)
+		require.NoError(t, err)
+	}
+	require.NoError(t, m.SyncDir("/"))
+	require.NoError(t, f.Sync())
+	require.EqualValues(t, 1_000_000, m.Usage())
+	before := m.Allocated()
+	require.Greater(t, before-m.Usage(), int64(400_000), "the last chunk's room")
+	v, err := f.(Viewer).View(900_000, 100_000)
+	require.NoError(t, err)
+	require.True(t, ownBytes(f, v))
+	chunks := memChunks(f)
+
+	ops := 0
+	ff, err := WithFaults(m, InjectorFunc(func(Op, string) error { ops++; return nil })).Open("/f")
+	require.NoError(t, err)
+	opened := ops
+	ff.(Trimmer).Trim()
+	require.Equal(t, opened, ops, "no operation for the injector")
+	require.NoError(t, ff.Close())
+	require.Equal(t, m.Usage(), m.Allocated(), "no room left")
+	require.Equal(t, chunks, memChunks(f), "the same chunks, at the same places")
+	require.False(t, ownBytes(f, v), "the view keeps the old array")
+	require.Equal(t, p, v)
+	require.Equal(t, strings.Repeat("x", 1_000_000), memRead(t, m, "/f"))
+	require.Equal(t, strings.Repeat("x", 1_000_000), memRead(t, m.CrashClone(CrashOptions{Tail: TailDrop}), "/f"))
+
+	f.(Trimmer).Trim() // nothing to give back
+	require.Equal(t, m.Usage(), m.Allocated())
+	_, err = f.Write([]byte("yz"))
+	require.NoError(t, err)
+	require.Len(t, memChunks(f), len(chunks)+1, "an append after it opens a chunk")
+	require.Equal(t, strings.Repeat("x", 1_000_000)+"yz", memRead(t, m, "/f"))
+	require.Equal(t, strings.Repeat("x", 1_000_000), memRead(t, m.CrashClone(CrashOptions{Tail: TailDrop}), "/f"), "not synced")
+
+	g := memCreate(t, m, "/g")
+	_, err = g.Write(fill(1000, 'g'))
+	require.NoError(t, err)
+	room := chunkRoom(g)
+	g.(Trimmer).Trim()
+	require.Equal(t, room, chunkRoom(g), "less than memTrimMin to spare: kept")
+	require.NoError(t, g.Close())
+	g.(Trimmer).Trim() // closed: nothing
+	require.NoError(t, f.Close())
+}

@@ -149,6 +149,19 @@ type Viewer interface {
 	View(off int64, n int) ([]byte, error)
 }
 
+// Trimmer is implemented by files that keep room to spare for appends in
+// memory (the in-memory FS, whose files grow by chunks each about as large
+// as the file so far): Trim gives back the room the file's last chunk has
+// spare, for a file that is not expected to grow any more (a sealed
+// segment: with small segments, up to about half of each segment's memory
+// went unused). It changes nothing of the file's content, views or
+// durability, and the file may still grow (into a new chunk). It does no
+// I/O and cannot fail; wrappers (WithFaults) forward it, and it is no
+// operation for their injectors.
+type Trimmer interface {
+	Trim()
+}
+
 // PrefixViewer is implemented by Viewers that hold their bytes in pieces
 // and can hand out the piece that holds a given offset without copying
 // (the in-memory FS). ViewPrefix returns the longest prefix of bytes [off,

@@ -1,0 +1,91 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// The cleaner's key map takes up to CleanerMapBytes, "the cleaner's
+// memory for the whole broker" since a broker compacts one partition at
+// a time: also when Maintain calls overlap each other or the broker's
+// own maintenance. Each partition's maintenance took no turn, so that
+// two calls compacted two partitions at once, each with its key map (8
+// MiB each here: the heap held 16 MiB more while both were about to
+// write their cleaned segments; the test fails so on the code before the
+// fix, the second compaction reaching that point too). Now the second
+// waits for the first.
+func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
+	const mapBytes = 8 << 20
+	entered := make(chan string, 2)
+	release := make(chan struct{})
+	inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, ".log.cleaned") {
+			select {
+			case <-release: // the test is over
+			case entered <- name: // the key map is built, and held
+				<-release
+			}
+		}
+		return nil
+	})
+	b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), MaintenanceInterval: time.Hour, CleanerMapBytes: mapBytes,
+		TopicDefaults: log.Config{Sync: log.SyncNever}})
+	ctx := context.Background()
+	// 400,000 distinct keys a partition, in sealed segments: a key map of
+	// CleanerMapBytes each.
+	var parts []*log.Partition
+	for _, topic := range []string{"a", "b"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: 1,
+			Config: log.Config{CleanupPolicy: log.Compact, SegmentBytes: 1 << 20}}))
+		for i := range 400 {
+			var bl record.Builder
+			for j := range 1000 {
+				bl.Append(time.Now().UnixMilli(), fmt.Appendf(nil, "%d", i*1000+j), nil, nil)
+			}
+			batch, err := bl.Finish(compression.None)
+			require.NoError(t, err)
+			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: 0, Acks: api.AcksAll, Batches: batch})
+			require.NoError(t, err)
+		}
+		p, err := b.partition(ctx, topic, 0, false)
+		require.NoError(t, err)
+		parts = append(parts, p)
+	}
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := int64(ms.HeapInuse)
+
+	waits := make(chan struct{}, 1)
+	testHookMaintainWaits = func() { waits <- struct{}{} }
+	t.Cleanup(func() { testHookMaintainWaits = nil })
+	done := make(chan error, 2)
+	go func() { done <- b.maintainPartition(ctx, parts[0]) }()
+	<-entered
+	go func() { done <- b.maintainPartition(ctx, parts[1]) }()
+	select {
+	case <-waits: // the fix: the second waits for the first
+	case name := <-entered:
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		t.Errorf("two compactions at once (the second about to write %s): the heap holds %.1f MiB more, with CleanerMapBytes %d MiB",
+			name, float64(int64(ms.HeapInuse)-before)/(1<<20), mapBytes>>20)
+	}
+	close(release)
+	require.NoError(t, <-done)
+	require.NoError(t, <-done)
+}
