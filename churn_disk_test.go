@@ -3,7 +3,6 @@ package runnel_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -31,9 +30,7 @@ func TestLeakClientAndConfigChurnOnDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about half a second of fsyncs a cycle")
 	}
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd to count open files")
-	}
+	skipWithoutProcFD(t)
 	ctx := context.Background()
 	base := openFiles(t) + mappings(t)
 	b, err := runnel.Open(runnel.Config{Dir: t.TempDir()})

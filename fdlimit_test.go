@@ -46,9 +46,7 @@ func TestFileDescriptorLimit(t *testing.T) {
 		fdLimitChild(t)
 		return
 	}
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd to count open files")
-	}
+	skipWithoutProcFD(t)
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "-test.run=^TestFileDescriptorLimit$", "-test.v")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -95,9 +94,7 @@ func TestLeakAdminCyclesMem(t *testing.T) {
 // files under the broker's directory: those of the topic "base" (and of
 // the broker's lock and metadata), not one more a cycle.
 func TestLeakAdminCyclesDisk(t *testing.T) {
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd to count open files")
-	}
+	skipWithoutProcFD(t)
 	dir := fastTempDir(t)
 	cfg := runnel.Config{Dir: dir}
 	b := leakAdminBase(t, cfg)
@@ -354,9 +351,7 @@ func TestLeakMaintainCutShort(t *testing.T) {
 				fs := vfs.NewMem()
 				cfg, measure, list = runnel.Config{FS: fs}, fs.Allocated, fs.List
 			default:
-				if _, err := os.Stat("/proc/self/fd"); err != nil {
-					t.Skip("no /proc/self/fd to count open files")
-				}
+				skipWithoutProcFD(t)
 				dir := fastTempDir(t)
 				cfg = runnel.Config{Dir: dir}
 				measure = func() int64 {

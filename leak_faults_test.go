@@ -346,9 +346,7 @@ func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	w := &leakWorld{t: t}
 	switch fs {
 	case "os":
-		if _, err := os.Stat("/proc/self/fd"); err != nil {
-			t.Skip("no /proc/self/fd to count open files")
-		}
+		skipWithoutProcFD(t)
 		dir := fastTempDir(t)
 		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
 		w.handles = func() []string {

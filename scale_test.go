@@ -38,9 +38,7 @@ func scalePartitions(t *testing.T) int {
 // every descriptor is released, and a clean Open takes the same again.
 // It logs the figures (go test -run TestScalePartitions -v).
 func TestScalePartitions(t *testing.T) {
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd to count open files")
-	}
+	skipWithoutProcFD(t)
 	ctx := context.Background()
 	n := scalePartitions(t)
 	dir := t.TempDir()
