@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -56,6 +57,54 @@ func mountTmpfs(t *testing.T, size int64, inodes int) string {
 	return dir
 }
 
+// mountExt4 makes an ext4 image of size bytes (no blocks reserved for
+// root, which the tests run as) and mounts it on a new directory through a
+// loop device, unmounted (and the device released) by t.Cleanup; it skips
+// the test unless the process may (root, mkfs.ext4 and loop devices).
+// ext4 fails otherwise than tmpfs: delayed allocation reserves blocks at
+// write and allocates them at writeback, metadata takes blocks of its own.
+func mountExt4(t *testing.T, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount an ext4 image that fills up")
+	}
+	if testing.Short() {
+		t.Skip("-short: tmpfs only (an ext4 image takes a second or two)")
+	}
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		t.Skip("no mkfs.ext4")
+	}
+	img := filepath.Join(t.TempDir(), "ext4.img")
+	require.NoError(t, os.WriteFile(img, nil, 0o600))
+	require.NoError(t, os.Truncate(img, size))
+	if out, err := exec.Command(mkfs, "-q", "-F", "-m", "0", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.ext4: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount an ext4 image through a loop device (%v): %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-d", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// diskKinds are the file systems the tests fill: mount gives a mounted
+// directory with about size bytes of room.
+var diskKinds = []struct {
+	name  string
+	mount func(t *testing.T, size int64) string
+}{
+	{"tmpfs", func(t *testing.T, size int64) string { return mountTmpfs(t, size, 0) }},
+	// ext4's own metadata (journal, inode tables) takes about a third of
+	// a few MiB.
+	{"ext4", func(t *testing.T, size int64) string { return mountExt4(t, size*2) }},
+}
+
 // growTmpfs gives the tmpfs at dir size bytes: room freed, as an operator
 // frees it.
 func growTmpfs(t *testing.T, dir string, size int64) {
@@ -76,11 +125,11 @@ func fillDisk(t *testing.T, path string) {
 	t.Helper()
 	f, err := os.Create(path)
 	require.NoError(t, err)
-	buf := make([]byte, 4096)
-	for {
+	buf := make([]byte, 64<<10)
+	for len(buf) > 0 {
 		if _, err := f.Write(buf); err != nil {
 			require.ErrorIs(t, err, syscall.ENOSPC)
-			break
+			buf = buf[:len(buf)/2] // the last blocks, smaller than buf
 		}
 	}
 	require.NoError(t, f.Close())
@@ -121,58 +170,66 @@ func diskfullValues(t *testing.T, b *runnel.Broker, topic string) (start int64, 
 //     (and at most the one whose produce failed after its bytes were
 //     written: a torn tail cut), and the partition takes records again.
 func TestDiskFullProduce(t *testing.T) {
-	for _, sync := range []log.SyncPolicy{log.SyncAlways, log.SyncPeriodic, log.SyncNever} {
-		t.Run(sync.String(), func(t *testing.T) {
-			ctx := context.Background()
-			mnt := mountTmpfs(t, 512<<10, 0)
-			dir := filepath.Join(mnt, "data")
-			b, err := runnel.Open(runnel.Config{Dir: dir})
-			require.NoError(t, err)
-			defer func() { b.Close() }()
-			cfg := log.Config{SegmentBytes: 64 << 10, Sync: sync, FlushMessages: 7}
-			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: cfg}))
-			acked := 0
-			var perr error
-			for perr == nil {
-				_, perr = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 1000)})
-				if perr == nil {
-					acked++
-				}
-				require.Less(t, acked, 10000, "the disk never fills")
-			}
-			t.Logf("after %d records: %v", acked, perr)
-			require.ErrorIs(t, perr, syscall.ENOSPC)
-			require.ErrorIs(t, perr, log.ErrLogFenced)
-			require.True(t, api.IsRetriable(perr))
-			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 8)})
-			require.ErrorIs(t, err, log.ErrLogFenced, "fenced until the broker opens again")
-			_, vals := diskfullValues(t, b, "t")
-			require.GreaterOrEqual(t, len(vals), acked, "a consumer reads what was acknowledged")
-			for i := range acked {
-				require.Equal(t, i, vals[i])
-			}
-			t.Logf("Close on the full disk: %v", b.Close())
-
-			_, err = runnel.Open(runnel.Config{Dir: dir})
-			t.Logf("Open on the full disk: %v", err)
-			require.ErrorIs(t, err, syscall.ENOSPC)
-
-			growTmpfs(t, mnt, 2<<20)
-			b, err = runnel.Open(runnel.Config{Dir: dir})
-			require.NoError(t, err, "the failed Open released the directory")
-			_, vals = diskfullValues(t, b, "t")
-			require.GreaterOrEqual(t, len(vals), acked)
-			require.LessOrEqual(t, len(vals), acked+1, "nothing but the record whose produce failed")
-			for i := range vals {
-				require.Equal(t, i, vals[i])
-			}
-			for i := range 100 {
-				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, len(vals)+i, 1000)})
-				require.NoError(t, err, "the partition takes records again")
-			}
-			require.NoError(t, b.Close())
-		})
+	for _, kind := range diskKinds {
+		for _, sync := range []log.SyncPolicy{log.SyncAlways, log.SyncPeriodic, log.SyncNever} {
+			t.Run(kind.name+"/"+sync.String(), func(t *testing.T) {
+				diskfullProduce(t, kind.mount(t, 1<<20), sync)
+			})
+		}
 	}
+}
+
+func diskfullProduce(t *testing.T, mnt string, sync log.SyncPolicy) {
+	ctx := context.Background()
+	// Room to free later: a ballast file of someone else's.
+	ballast := filepath.Join(mnt, "ballast")
+	require.NoError(t, os.WriteFile(ballast, make([]byte, 512<<10), 0o600))
+	dir := filepath.Join(mnt, "data")
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { b.Close() }()
+	cfg := log.Config{SegmentBytes: 64 << 10, Sync: sync, FlushMessages: 7}
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: cfg}))
+	acked := 0
+	var perr error
+	for perr == nil {
+		_, perr = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 1000)})
+		if perr == nil {
+			acked++
+		}
+		require.Less(t, acked, 10000, "the disk never fills")
+	}
+	t.Logf("after %d records: %v", acked, perr)
+	require.ErrorIs(t, perr, syscall.ENOSPC)
+	require.ErrorIs(t, perr, log.ErrLogFenced)
+	require.True(t, api.IsRetriable(perr))
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 8)})
+	require.ErrorIs(t, err, log.ErrLogFenced, "fenced until the broker opens again")
+	_, vals := diskfullValues(t, b, "t")
+	require.GreaterOrEqual(t, len(vals), acked, "a consumer reads what was acknowledged")
+	for i := range acked {
+		require.Equal(t, i, vals[i])
+	}
+	t.Logf("Close on the full disk: %v", b.Close())
+
+	_, err = runnel.Open(runnel.Config{Dir: dir})
+	t.Logf("Open on the full disk: %v", err)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+
+	require.NoError(t, os.Remove(ballast))
+	b, err = runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err, "the failed Open released the directory")
+	_, vals = diskfullValues(t, b, "t")
+	require.GreaterOrEqual(t, len(vals), acked)
+	require.LessOrEqual(t, len(vals), acked+1, "nothing but the record whose produce failed")
+	for i := range vals {
+		require.Equal(t, i, vals[i])
+	}
+	for i := range 100 {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, len(vals)+i, 1000)})
+		require.NoError(t, err, "the partition takes records again")
+	}
+	require.NoError(t, b.Close())
 }
 
 // TestDiskFullProducer runs the producer client into a full disk: the
@@ -221,8 +278,13 @@ func TestDiskFullProducer(t *testing.T) {
 //
 // and that a reopened broker finds what each partition kept.
 func TestDiskFullFreeSpace(t *testing.T) {
+	for _, kind := range diskKinds {
+		t.Run(kind.name, func(t *testing.T) { diskfullFreeSpace(t, kind.mount(t, 2<<20)) })
+	}
+}
+
+func diskfullFreeSpace(t *testing.T, mnt string) {
 	ctx := context.Background()
-	mnt := mountTmpfs(t, 2<<20, 0)
 	dir := filepath.Join(mnt, "data")
 	// No maintenance but the test's.
 	bcfg := runnel.Config{Dir: dir, MaintenanceInterval: time.Hour}
@@ -587,4 +649,51 @@ func TestDiskFullOpenClean(t *testing.T) {
 	for i, v := range vals {
 		require.Equal(t, i, v)
 	}
+}
+
+// TestDiskFullCompaction runs the log cleaner on a full disk: it needs
+// room for the cleaned copy, so the pass fails with syscall.ENOSPC, but
+// it fences nothing and leaves no file of its own behind; the partition
+// takes records, and the pass runs once room is freed, keeping each key's
+// last record.
+func TestDiskFullCompaction(t *testing.T) {
+	ctx := context.Background()
+	mnt := mountTmpfs(t, 1<<20, 0)
+	dir := filepath.Join(mnt, "data")
+	b, err := runnel.Open(runnel.Config{Dir: dir, MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	cfg := log.Config{SegmentBytes: 32 << 10, CleanupPolicy: log.Compact, MinCleanableDirtyRatio: 0.01}
+	require.NoError(t, b.CreateTopic(ctx, "c", log.TopicConfig{Partitions: 1, Config: cfg}))
+	const n = 400
+	for i := range n {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "c", Acks: api.AcksAll, Batches: diskfullBatchKeyed(t, i, 1000)})
+		require.NoError(t, err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	fillDisk(t, filler)
+	err = b.Maintain(ctx)
+	t.Logf("Maintain on the full disk: %v", err)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.NotErrorIs(t, err, log.ErrLogFenced)
+	names, err := os.ReadDir(filepath.Join(dir, "c-0"))
+	require.NoError(t, err)
+	for _, e := range names {
+		require.NotContains(t, e.Name(), ".cleaned", "the failed pass left %s", e.Name())
+	}
+	require.NoError(t, os.Remove(filler))
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "c", Acks: api.AcksAll, Batches: diskfullBatchKeyed(t, n, 1000)})
+	require.NoError(t, err, "the partition takes records")
+	before := freeBytes(t, mnt)
+	require.NoError(t, b.Maintain(ctx))
+	require.Greater(t, freeBytes(t, mnt), before, "the pass freed room")
+	_, vals := diskfullValues(t, b, "c")
+	last := map[int]int{} // key → its last value
+	for i := range n + 1 {
+		last[i%7] = i
+	}
+	for _, v := range last {
+		require.Contains(t, vals, v, "a key's last record is gone")
+	}
+	require.Less(t, len(vals), n/2, "nothing was compacted")
 }
