@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -696,4 +698,98 @@ func TestDiskFullCompaction(t *testing.T) {
 		require.Contains(t, vals, v, "a key's last record is gone")
 	}
 	require.Less(t, len(vals), n/2, "nothing was compacted")
+}
+
+// diskfullChildEnv marks the child process of TestDiskFullKilled: the
+// data directory it fills.
+const diskfullChildEnv = "RUNNEL_TEST_DISKFULL_CHILD_DIR"
+
+// TestDiskFullKilled fills a disk from a child process (the test binary
+// again), one topic per fsync policy, and kills it there (it exits without
+// Close), as a broker that stops on a full disk: the next process's Open,
+// which knows nothing of the failures, recovers each log as after a crash.
+// On the full disk that Open succeeds or fails with syscall.ENOSPC (it
+// writes the recovered logs' indexes and checkpoints); once room is freed
+// it succeeds and finds every acknowledged record of each topic in order.
+func TestDiskFullKilled(t *testing.T) {
+	if dir := os.Getenv(diskfullChildEnv); dir != "" {
+		diskfullChild(t, dir)
+		return
+	}
+	for _, kind := range diskKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			mnt := kind.mount(t, 1<<20)
+			ballast := filepath.Join(mnt, "ballast")
+			require.NoError(t, os.WriteFile(ballast, make([]byte, 256<<10), 0o600))
+			dir := filepath.Join(mnt, "data")
+			exe, err := os.Executable()
+			require.NoError(t, err)
+			cmd := exec.Command(exe, "-test.run=^TestDiskFullKilled$", "-test.v")
+			cmd.Env = append(os.Environ(), diskfullChildEnv+"="+dir)
+			out, err := cmd.CombinedOutput()
+			testkit.SkipIfCannotExec(t, err)
+			require.NoError(t, err, "the child failed:\n%s", out)
+			acked := map[string]int{}
+			for _, line := range strings.Split(string(out), "\n") {
+				var topic string
+				var n int
+				if _, err := fmt.Sscanf(strings.TrimSpace(line), "ACKED %s %d", &topic, &n); err == nil {
+					acked[topic] = n
+				}
+			}
+			require.Len(t, acked, 3, "the child's output:\n%s", out)
+			b, err := runnel.Open(runnel.Config{Dir: dir})
+			t.Logf("Open on the full disk: %v", err)
+			if err != nil {
+				require.ErrorIs(t, err, syscall.ENOSPC)
+				require.NoError(t, os.Remove(ballast))
+				b, err = runnel.Open(runnel.Config{Dir: dir})
+				require.NoError(t, err)
+			}
+			defer b.Close()
+			for topic, n := range acked {
+				_, vals := diskfullValues(t, b, topic)
+				require.GreaterOrEqual(t, len(vals), n, "%s: acknowledged records lost", topic)
+				require.LessOrEqual(t, len(vals), n+1, "%s: more than the record whose produce failed", topic)
+				for i, v := range vals {
+					require.Equal(t, i, v, topic)
+				}
+			}
+		})
+	}
+}
+
+// diskfullChild is TestDiskFullKilled's child: it produces to each topic
+// in turn until every one has failed, prints how many records each
+// acknowledged, and exits without closing the broker.
+func diskfullChild(t *testing.T, dir string) {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	policies := map[string]log.SyncPolicy{"always": log.SyncAlways, "periodic": log.SyncPeriodic, "never": log.SyncNever}
+	acked := map[string]int{}
+	failed := map[string]bool{}
+	for topic, sync := range policies {
+		cfg := log.Config{SegmentBytes: 32 << 10, Sync: sync, FlushMessages: 5}
+		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: 1, Config: cfg}))
+	}
+	for len(failed) < len(policies) {
+		for topic := range policies {
+			if failed[topic] {
+				continue
+			}
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: diskfullBatch(t, acked[topic], 1000)})
+			if err != nil {
+				require.ErrorIs(t, err, syscall.ENOSPC)
+				failed[topic] = true
+				continue
+			}
+			acked[topic]++
+			require.Less(t, acked[topic], 10000, "the disk never fills")
+		}
+	}
+	for topic, n := range acked {
+		fmt.Printf("ACKED %s %d\n", topic, n)
+	}
+	os.Exit(0) // killed: no Close
 }
