@@ -412,6 +412,7 @@ func (b *Broker) writeFile(path string, data []byte) (placed bool, err error) {
 		err = b.fs.Rename(tmp, path)
 	}
 	if err != nil {
+		_ = b.fs.Remove(tmp) // best effort: on a full disk, its room
 		return false, err
 	}
 	return true, b.fs.SyncDir(filepath.Dir(path))
