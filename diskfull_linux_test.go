@@ -806,3 +806,39 @@ func diskfullChild(t *testing.T, dir string) {
 	}
 	os.Exit(0) // killed: no Close
 }
+
+// TestDiskFullRetentionTime: time retention on a full disk, every record
+// of a topic past retention.ms, rolls the active segment so that it may
+// go too, and the roll's seal writes the active segment's indexes, which
+// needs room: the older segments go first, making it. (The old code
+// rolled first: on a full disk the seal failed, fenced the partition and
+// freed nothing.)
+func TestDiskFullRetentionTime(t *testing.T) {
+	for _, kind := range diskKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			mnt := kind.mount(t, 1<<20)
+			clock := &leakClock{}
+			clock.ns.Store(time.Now().UnixNano())
+			b, err := runnel.Open(runnel.Config{Dir: filepath.Join(mnt, "data"), MaintenanceInterval: time.Hour, Clock: clock})
+			require.NoError(t, err)
+			defer b.Close()
+			cfg := log.Config{SegmentBytes: 32 << 10, RetentionTime: time.Hour, IndexIntervalBytes: 1}
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: cfg}))
+			const n = 200
+			for i := range n {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, i, 1000)})
+				require.NoError(t, err)
+			}
+			fillDisk(t, filepath.Join(mnt, "filler"))
+			clock.ns.Add(int64(2 * time.Hour))
+			require.NoError(t, b.Maintain(ctx), "time retention on a full disk")
+			require.Positive(t, freeBytes(t, mnt), "retention freed room")
+			d, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.EqualValues(t, n, d.Partitions[0].LogStartOffset, "every record is past retention.ms")
+			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, n, 1000)})
+			require.NoError(t, err, "retention fenced nothing")
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -93,4 +94,38 @@ func TestFullDiskFreesSpace(t *testing.T) {
 			require.Equal(t, start, l.LogStartOffset())
 		})
 	}
+}
+
+// TestFullDiskTimeRetention: time retention with every record past
+// retention.ms rolls the active segment so that it may go too, and the
+// roll's seal writes the active segment's indexes. On a disk that is full
+// until a segment is removed, the older segments go first and make the
+// room (the old code rolled first: the seal failed, fenced the log and
+// removed nothing).
+func TestFullDiskTimeRetention(t *testing.T) {
+	e := newEnv(t)
+	var full atomic.Bool
+	inner := fullDisk(&full)
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && strings.HasSuffix(name, ".log") {
+			full.Store(false) // room freed
+		}
+		return inner.MaybeError(op, name)
+	}))
+	l := e.open(Config{SegmentBytes: 400, RetentionTime: time.Hour, IndexIntervalBytes: 1})
+	defer l.Close()
+	ctx := context.Background()
+	for i := range 30 {
+		_, err := l.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)), AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.Greater(t, l.Segments(), 2)
+	e.clock.Advance(2 * time.Hour)
+	full.Store(true)
+	_, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.Equal(t, l.LogEndOffset(), l.LogStartOffset(), "every record went")
+	require.Equal(t, 1, l.Segments())
+	_, err = l.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "after"), AppendOptions{})
+	require.NoError(t, err, "the log is not fenced")
 }

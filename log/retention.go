@@ -271,10 +271,16 @@ func (l *Log) ApplyRetention() (int, error) {
 	}
 	if n == len(segs) {
 		// Kafka rolls the active segment so that it may go: a log always
-		// has one.
+		// has one. The older segments go first: the roll's seal writes
+		// the active segment's indexes, which on a full disk needs the
+		// room they free.
+		if err := l.deleteSegmentsLocked(n-1, "retention"); err != nil {
+			return 0, err
+		}
 		if _, err := l.rollLocked(l.next.Load()); err != nil {
 			return 0, err
 		}
+		return n, l.deleteSegmentsLocked(1, "retention")
 	}
 	return n, l.deleteSegmentsLocked(n, "retention")
 }
