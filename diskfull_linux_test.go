@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -67,6 +68,14 @@ func mountTmpfs(t *testing.T, size int64, inodes int) string {
 // write and allocates them at writeback, metadata takes blocks of its own.
 func mountExt4(t *testing.T, size int64) string {
 	t.Helper()
+	dir, _ := mountExt4Image(t, size)
+	return dir
+}
+
+// mountExt4Image is mountExt4, which also gives the image's path (to
+// mount it again: see remountExt4).
+func mountExt4Image(t *testing.T, size int64) (dir, img string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to mount an ext4 image that fills up")
 	}
@@ -77,13 +86,13 @@ func mountExt4(t *testing.T, size int64) string {
 	if err != nil {
 		t.Skip("no mkfs.ext4")
 	}
-	img := filepath.Join(t.TempDir(), "ext4.img")
+	img = filepath.Join(t.TempDir(), "ext4.img")
 	require.NoError(t, os.WriteFile(img, nil, 0o600))
 	require.NoError(t, os.Truncate(img, size))
 	if out, err := exec.Command(mkfs, "-q", "-F", "-m", "0", img).CombinedOutput(); err != nil {
 		t.Skipf("mkfs.ext4: %v: %s", err, out)
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount an ext4 image through a loop device (%v): %s", err, out)
 	}
@@ -92,7 +101,17 @@ func mountExt4(t *testing.T, size int64) string {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
-	return dir
+	return dir, img
+}
+
+// remountExt4 unmounts the ext4 image img from dir and mounts it there
+// again (replaying its journal).
+func remountExt4(t *testing.T, dir, img string) {
+	t.Helper()
+	out, err := exec.Command("umount", "-d", dir).CombinedOutput()
+	require.NoError(t, err, "umount: %s", out)
+	out, err = exec.Command("mount", "-o", "loop", img, dir).CombinedOutput()
+	require.NoError(t, err, "mount: %s", out)
 }
 
 // diskKinds are the file systems the tests fill: mount gives a mounted
@@ -841,4 +860,78 @@ func TestDiskFullRetentionTime(t *testing.T) {
 			require.NoError(t, err, "retention fenced nothing")
 		})
 	}
+}
+
+// ext4ShutdownNoLogFlush is EXT4_IOC_SHUTDOWN's flag for a shutdown that
+// neither syncs the file system nor flushes its journal: what a power cut
+// leaves, the page cache lost (the ioctl is _IOR('X', 125, __u32)).
+const (
+	ext4IocShutdown        = 0x8004587d
+	ext4ShutdownNoLogFlush = 2
+)
+
+// TestFSShutdown shuts an ext4 file system down under a running broker
+// (EXT4_IOC_SHUTDOWN without a journal flush: every later operation fails
+// with EIO, and what was not fsynced is lost, as in a power cut), then
+// mounts it again: every call fails with an error matching syscall.EIO
+// (a produce also log.ErrLogFenced), Close too, and the broker opened
+// again finds every record acknowledged under SyncAlways, and under
+// SyncNever a prefix of what was appended.
+func TestFSShutdown(t *testing.T) {
+	ctx := context.Background()
+	mnt, img := mountExt4Image(t, 4<<20)
+	dir := filepath.Join(mnt, "data")
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { b.Close() }()
+	for topic, sync := range map[string]log.SyncPolicy{"always": log.SyncAlways, "never": log.SyncNever} {
+		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 32 << 10, Sync: sync}}))
+	}
+	const n = 200
+	for i := range n {
+		for _, topic := range []string{"always", "never"} {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: diskfullBatch(t, i, 1000)})
+			require.NoError(t, err)
+		}
+	}
+	f, err := os.Open(mnt)
+	require.NoError(t, err)
+	flags := uint32(ext4ShutdownNoLogFlush)
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), ext4IocShutdown, uintptr(unsafe.Pointer(&flags)))
+	require.NoError(t, f.Close())
+	if errno != 0 {
+		t.Skipf("EXT4_IOC_SHUTDOWN: %v", errno)
+	}
+	for _, topic := range []string{"always", "never"} {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: diskfullBatch(t, n, 1000)})
+		t.Logf("produce to %s after the shutdown: %v", topic, err)
+		if topic == "always" {
+			// The append may go to the page cache; its fsync fails.
+			require.ErrorIs(t, err, syscall.EIO)
+			require.ErrorIs(t, err, log.ErrLogFenced)
+		}
+	}
+	err = b.CreateTopic(ctx, "new", log.TopicConfig{Partitions: 1})
+	t.Logf("CreateTopic after the shutdown: %v", err)
+	require.ErrorIs(t, err, syscall.EIO)
+	err = b.Close()
+	t.Logf("Close after the shutdown: %v", err)
+	require.ErrorIs(t, err, syscall.EIO)
+
+	remountExt4(t, mnt, img)
+	b, err = runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	require.Equal(t, []string{"always", "never"}, b.Topics())
+	_, vals := diskfullValues(t, b, "always")
+	require.GreaterOrEqual(t, len(vals), n, "records acknowledged under SyncAlways lost")
+	for i, v := range vals {
+		require.Equal(t, i, v)
+	}
+	_, vals = diskfullValues(t, b, "never")
+	t.Logf("SyncNever kept %d of %d", len(vals), n)
+	for i, v := range vals {
+		require.Equal(t, i, v)
+	}
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "always", Acks: api.AcksAll, Batches: diskfullBatch(t, len(vals), 1000)})
+	require.NoError(t, err)
 }
