@@ -36,9 +36,11 @@ import (
 // These tests run the broker on a real kernel file system that fills up: a
 // tmpfs of a few hundred KiB (or few inodes) that each test mounts for
 // itself, and unmounts in t.Cleanup. Mounting needs root on Linux: as
-// another user they skip, saying so. RUNNEL_DISKFULL_RUNS=N runs
+// another user they skip, saying so; under -short, the ext4 image ones
+// skip too (an image takes a second or two). RUNNEL_DISKFULL_RUNS=N runs
 // TestDiskFullRandom for N seeds rather than 2 (RUNNEL_DISKFULL_SEED the
-// first one).
+// first one); RUNNEL_FSSHUTDOWN_RUNS=N runs TestFSShutdownUnderLoad N
+// times rather than once.
 
 // mountTmpfs mounts a tmpfs of size bytes and, if inodes > 0, that many
 // inodes on a new directory, unmounted by t.Cleanup; it skips the test
