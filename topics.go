@@ -412,6 +412,7 @@ func (b *Broker) writeFile(path string, data []byte) (placed bool, err error) {
 		err = b.fs.Rename(tmp, path)
 	}
 	if err != nil {
+		_ = b.fs.Remove(tmp) // best effort: on a full disk, its room
 		return false, err
 	}
 	return true, b.fs.SyncDir(filepath.Dir(path))
@@ -1060,7 +1061,12 @@ var testHookDeleteRecordsChecked func()
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrPolicyViolation for a
 // compacted topic without the delete policy; log.ErrOffsetOutOfRange for
 // an offset above the high watermark, or negative but api.Latest;
-// log.ErrLogFenced; ErrClosed; ctx's error (nothing was deleted).
+// log.ErrLogFenced; ErrClosed; ctx's error (nothing was deleted); the file
+// system's error (syscall.ENOSPC on a full disk) when the log start offset
+// checkpoint could not be written even once the whole segments below
+// offset were removed to make room for it: the partition is not fenced,
+// its log start is then the base of its first segment left, and a
+// DeleteRecords again moves it on (see log.Log.DeleteRecordsBefore).
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {

@@ -524,8 +524,8 @@ func (x *file) unseal(maxBytes int) error {
 }
 
 // close trims and syncs an active index, then releases the mapping and the
-// file.
-func (x *file) close() error {
+// file. With discard it writes nothing (see OffsetIndex.Discard).
+func (x *file) close(discard bool) error {
 	if x.closed {
 		return nil
 	}
@@ -535,13 +535,13 @@ func (x *file) close() error {
 			err = e
 		}
 	}
-	if x.active {
+	if x.active && !discard {
 		keep(x.flush())
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	keep(x.unmap())
-	if x.active && x.err == nil {
+	if x.active && x.err == nil && !discard {
 		keep(x.f.Truncate(int64(x.n * x.sz)))
 		keep(x.f.Sync())
 	}

@@ -224,7 +224,16 @@ func (x *OffsetIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 //
 // Errors: file system errors of the trim, the sync and the file's close
 // (the index is closed all the same).
-func (x *OffsetIndex) Close() error { return x.f.close() }
+func (x *OffsetIndex) Close() error { return x.f.close(false) }
+
+// Discard releases the index as Close does, but writes nothing: the
+// entries not yet in the file are dropped, and the file is neither trimmed
+// nor synced. It is for an index whose file is about to be removed (a
+// deleted segment), which a full disk must not keep from going.
+//
+// Errors: file system errors of the file's close (the index is closed all
+// the same).
+func (x *OffsetIndex) Discard() error { return x.f.close(true) }
 
 // checkOffsetEntries checks encoded offset entries (relative offsets, so
 // independent of the base): offsets not negative and strictly increasing,

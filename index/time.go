@@ -218,7 +218,11 @@ func (x *TimeIndex) Seal() error { return x.f.seal() }
 func (x *TimeIndex) Unseal(maxBytes int) error { return x.f.unseal(maxBytes) }
 
 // Close releases the index, as OffsetIndex.Close does, with its errors.
-func (x *TimeIndex) Close() error { return x.f.close() }
+func (x *TimeIndex) Close() error { return x.f.close(false) }
+
+// Discard releases the index without writing anything, as
+// OffsetIndex.Discard does, with its errors.
+func (x *TimeIndex) Discard() error { return x.f.close(true) }
 
 // checkTimeEntries checks encoded time entries: timestamps not negative and
 // strictly increasing, relative offsets not negative, non-decreasing and, if

@@ -93,11 +93,16 @@ func writeCheckpoint(fsys vfs.FS, dir, name string, version int, entries [][]int
 	return writeFileAtomic(fsys, dir, name, appendCheckpoint(nil, version, entries))
 }
 
+// writeFileAtomic writes data to dir/name.tmp, syncs it and renames it
+// over dir/name, then syncs dir. An error before the rename is a
+// *notWrittenError (dir/name is as it was, and the temporary file is
+// removed, so that a full disk gets its room back); one of the directory's
+// fsync after it an *inPlaceError.
 func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := fsys.Create(tmp)
 	if err != nil {
-		return err
+		return &notWrittenError{err}
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -107,7 +112,10 @@ func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		// Best effort: a tmp file left is ignored, and replaced by the
+		// next write.
+		_ = fsys.Remove(tmp)
+		return &notWrittenError{err}
 	}
 	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
@@ -117,6 +125,14 @@ func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
 	}
 	return nil
 }
+
+// notWrittenError is writeFileAtomic's error when the new content never
+// reached the file's name (its temporary file could not be created,
+// written or synced: the disk full, say): the file is as it was.
+type notWrittenError struct{ err error }
+
+func (e *notWrittenError) Error() string { return e.err.Error() }
+func (e *notWrittenError) Unwrap() error { return e.err }
 
 // inPlaceError is writeFileAtomic's error when the fsync of the file's
 // directory fails after the rename: the file holds the new content, which

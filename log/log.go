@@ -1185,7 +1185,13 @@ func (l *Log) close(clean bool) error {
 		err = l.markSyncFailed()
 	}
 	for _, s := range segs {
-		err = errors.Join(err, s.Close())
+		if clean {
+			err = errors.Join(err, s.Close())
+		} else {
+			// Discard: the files are about to go, and need nothing
+			// written (on a full disk, nothing could be).
+			err = errors.Join(err, s.Discard())
+		}
 	}
 	return err
 }

@@ -23,10 +23,18 @@ import (
 // Partition.DeleteRecordsBefore refuses an offset above the high
 // watermark, as Kafka does; the log refuses only one past its end.
 //
+// On a full disk, where the log start offset checkpoint cannot be written,
+// the whole segments below offset are removed first, which frees room for
+// it (see deleteSegmentsLocked); if it still cannot be written, the call
+// fails with the file system's error (syscall.ENOSPC, say), the log not
+// fenced, its start at the base of its first segment left: a later call
+// moves it on.
+//
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
-// LogEndOffset; ErrClosed; ErrLogFenced (also when writing the log start
-// offset checkpoint or that snapshot, or removing a segment, failed, which
-// fences the log).
+// LogEndOffset; ErrClosed; ErrLogFenced (also when writing that snapshot,
+// or the checkpoint once its temporary file was written, or removing a
+// segment, failed, which fences the log); the file system's error of a
+// checkpoint that could not be written at all (the log not fenced).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -42,17 +50,41 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset <= l.start.Load() {
 		return l.start.Load(), nil
 	}
-	if err := l.setStartLocked(offset); err != nil {
-		return 0, err
-	}
 	segs := *l.segs.Load()
 	n := 0
 	for n < len(segs)-1 && segs[n+1].Base() <= offset {
 		n++
 	}
+	if err := l.setStartLocked(offset); err != nil {
+		if !notWritten(err) || n == 0 {
+			return 0, err
+		}
+		// No room for the checkpoint: the whole segments below offset
+		// go first, and make some.
+		l.logger.Warn("log start offset checkpoint not written: deleting the segments below it first", "dir", l.dir, "offset", offset, "err", err)
+		if err := l.deleteSegmentsLocked(n, "delete-records"); err != nil {
+			return 0, err
+		}
+		if err := l.setStartLocked(offset); err != nil {
+			return 0, err
+		}
+		return l.start.Load(), nil
+	}
 	return l.start.Load(), l.deleteSegmentsLocked(n, "delete-records")
 }
 
+// notWritten reports whether err, of setStartLocked, is a checkpoint that
+// could not be written at all (see notWrittenError): nothing changed on
+// disk, and the log is not fenced.
+func notWritten(err error) bool {
+	return errors.As(err, new(*notWrittenError)) && !errors.Is(err, ErrLogFenced)
+}
+
+// setStartLocked moves the log start offset to offset: a producer-state
+// snapshot first if need be, then the checkpoint. A checkpoint that could
+// not be written at all (its temporary file: the disk full, say) fails it
+// without fencing the log (notWritten), the start where it was; any other
+// failure fences the log.
 func (l *Log) setStartLocked(offset int64) error {
 	if n := len(l.snapshots); len(l.producers) > 0 && (n == 0 || l.snapshots[n-1] < offset) {
 		// No snapshot would be left at or past the new start (the prune
@@ -70,6 +102,9 @@ func (l *Log) setStartLocked(offset int64) error {
 			// offset, and so do the reads until then (no write comes:
 			// the log is fenced).
 			l.start.Store(offset)
+		}
+		if errors.As(err, new(*notWrittenError)) {
+			return err
 		}
 		return l.fence(err)
 	}
@@ -92,6 +127,18 @@ func (l *Log) setStartLocked(offset int64) error {
 // offset, with no gap among them nor between them and the segments that
 // stay (Open still copes with a gap, which a crash after the removals
 // can leave, or an older runnel that went on past a failure).
+//
+// The log start offset checkpoint comes first. If it cannot be written at
+// all (notWritten: the disk full), the segments are removed first, since
+// they start the log at newStart on their own (Open takes the first
+// segment's base for the log start when the checkpoint is below it), and
+// the checkpoint is written after them, in the room they made; the
+// producer-state snapshot that the new start may need was written before
+// (setStartLocked), or the log is fenced and nothing removed. Should the
+// checkpoint still not be written, the call fails with its error, the log
+// not fenced, its start newStart (as an Open would find it). Kafka frees
+// a full disk the same way: its retention and DeleteRecords move the log
+// start in memory and remove the segments, and checkpoint the start later.
 func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	segs := *l.segs.Load()
 	n = min(n, len(segs)-1)
@@ -99,9 +146,15 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 		return nil
 	}
 	newStart := max(l.start.Load(), segs[n].Base())
+	checkpointAfter := false
 	if newStart != l.start.Load() {
 		if err := l.setStartLocked(newStart); err != nil {
-			return err
+			if !notWritten(err) {
+				return err
+			}
+			l.logger.Warn("log start offset checkpoint not written: removing the segments below it first", "dir", l.dir, "offset", newStart, "err", err)
+			checkpointAfter = true
+			l.start.Store(newStart)
 		}
 	}
 	l.setSegments(append([]*segment.Segment(nil), segs[n:]...))
@@ -125,6 +178,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	if err != nil {
 		return l.fence(err)
 	}
+	if checkpointAfter {
+		return l.setStartLocked(newStart)
+	}
 	return nil
 }
 
@@ -139,8 +195,14 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // active segment rolls and goes too (the log is then empty, and starts at
 // its end), so that a log that went quiet keeps nothing past retention.ms.
 //
+// On a full disk the segments go before the log start offset checkpoint
+// is written (see deleteSegmentsLocked), so that retention frees room.
+//
 // Errors: ErrClosed; ErrLogFenced (also when the roll, a checkpoint or a
-// segment's removal failed, which fences the log).
+// segment's removal failed, which fences the log); the file system's
+// error of a log start offset checkpoint that could not be written at all
+// once the segments were removed (the log not fenced: the next run writes
+// it).
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -209,10 +271,16 @@ func (l *Log) ApplyRetention() (int, error) {
 	}
 	if n == len(segs) {
 		// Kafka rolls the active segment so that it may go: a log always
-		// has one.
+		// has one. The older segments go first: the roll's seal writes
+		// the active segment's indexes, which on a full disk needs the
+		// room they free.
+		if err := l.deleteSegmentsLocked(n-1, "retention"); err != nil {
+			return 0, err
+		}
 		if _, err := l.rollLocked(l.next.Load()); err != nil {
 			return 0, err
 		}
+		return n, l.deleteSegmentsLocked(1, "retention")
 	}
 	return n, l.deleteSegmentsLocked(n, "retention")
 }
@@ -313,7 +381,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		// log is now empty, and starts at its end.
 		if err := l.setStartLocked(next); err != nil {
 			l.next.Store(next)
-			return 0, err
+			return 0, l.fence(err)
 		}
 	}
 	if testHookTruncateStores != nil {

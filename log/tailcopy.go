@@ -46,6 +46,10 @@ func (l *Log) saveTail(base, pos int64, tail []byte) error {
 		return err
 	}
 	if err := writeSyncClose(f, nil, appendTailCopyHeader(nil, pos, tail), tail); err != nil {
+		// Best effort (the next Open removes it too): on a full disk,
+		// the cause of many a failed fsync, a copy cut short holds what
+		// room there was.
+		_ = l.fs.Remove(name + tmpSuffix)
 		return err
 	}
 	if err := l.fs.Rename(name+tmpSuffix, name); err != nil {

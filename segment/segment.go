@@ -827,13 +827,29 @@ func (s *Segment) unsealLocked() error {
 // Errors: the errors.Join of the file system errors of indexing the final
 // max timestamp, closing the three files and removing a distrusted index
 // (the segment is closed all the same); nil for a second call.
-func (s *Segment) Close() error {
+func (s *Segment) Close() error { return s.close(false) }
+
+// Discard closes the segment's files without writing to them, for a
+// segment whose files are about to be removed (Delete, a deleted topic's):
+// an active segment's indexes get no final entry and are neither written
+// nor trimmed, so that a full disk does not fail it. It is idempotent, and
+// a no-op after Close.
+//
+// Errors: the errors.Join of the file system errors of closing the three
+// files (the segment is closed all the same); nil for a second call.
+func (s *Segment) Discard() error { return s.close(true) }
+
+func (s *Segment) close(discard bool) error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	if discard {
+		s.closedTimeEntries = s.timeIndexEntries()
+		return errors.Join(s.oidx.Discard(), s.tidx.Discard(), s.log.Close())
+	}
 	if !s.sealed {
 		errs = append(errs, s.finalTimeEntry())
 	}
@@ -857,13 +873,14 @@ func (s *Segment) Close() error {
 	return errors.Join(errs...)
 }
 
-// Delete closes the segment and removes its files. The caller syncs the
+// Delete closes the segment, writing nothing (see Discard: on a full
+// disk it still goes), and removes its files. The caller syncs the
 // directory.
 //
-// Errors: those of Close, joined with the file system errors of the
+// Errors: those of Discard, joined with the file system errors of the
 // removals (a missing file is none).
 func (s *Segment) Delete() error {
-	err := s.Close()
+	err := s.Discard()
 	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
 		if rerr := s.fs.Remove(s.path(suf)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
