@@ -565,7 +565,7 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	// partition whose goroutine runs the promise, and waits here, so that
 	// nobody would ever send or fail them. It then returns rather than
 	// wait for ever.
-	if inPromise() {
+	if onProducerGoroutine() {
 		select {
 		case <-s.done:
 		default:
@@ -718,12 +718,12 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // nil; a second call waits for the goroutines too. Afterwards Produce,
 // TryProduce, ProduceSync and Flush fail with ErrClosed.
 //
-// Close called from a promise that a producer's goroutine runs (of this
-// producer or of another: Close cannot tell them apart) closes the
-// producer all the same, but returns without waiting for the goroutines,
-// one of which runs the promise: it ends once the promise returns, and
-// the other promises still run. A later Close from elsewhere waits for
-// them.
+// Close called from a promise that a producer's goroutine runs, or from
+// a Client's method (of this producer or of another: Close cannot tell
+// them apart), closes the producer all the same, but returns without
+// waiting for the goroutines, one of which is its caller: it ends once
+// the promise or the method returns, and the other promises still run.
+// A later Close from elsewhere waits for them.
 func (p *Producer) Close() error {
 	if p.client == nil {
 		return nil // a zero Producer: nothing to stop
@@ -740,39 +740,37 @@ func (p *Producer) Close() error {
 		p.wakeAll()
 		p.emptied.broadcast()
 	})
-	if inPromise() {
+	if onProducerGoroutine() {
 		// One of the goroutines to wait for is this one: it ends once the
-		// promise returns (see Close).
+		// promise (or the Client's method) returns (see Close).
 		return nil
 	}
 	p.wg.Wait() // no goroutine is added once closed is set (see spawn)
 	return nil
 }
 
-// promiseRunners are the functions that run promises on the producer's
-// goroutines (and, for records Close came before, on Produce's).
-var promiseRunners = [...]string{
-	"github.com/runnel/runnel/producer.(*partition).succeed",
-	"github.com/runnel/runnel/producer.(*partition).fail",
-}
+// goroutineRoot is the function every goroutine of a producer starts
+// with (see spawn).
+const goroutineRoot = "github.com/runnel/runnel/producer.(*Producer).spawn.func1"
 
-// inPromise reports whether the caller runs inside a promise that a
-// producer's goroutine runs (of this producer or another: the stack does
-// not tell which). It walks the stack, a few microseconds: it is for the
+// onProducerGoroutine reports whether the caller runs on a goroutine of a
+// producer (of this one or another: the stack does not tell which): in a
+// promise, or in a Client's method, the only code of the application's
+// that runs there. It walks the stack, a few microseconds: it is for the
 // calls that wait for those goroutines (Close, and ProduceSync once
-// Close has begun), never for a record's path.
-func inPromise() bool {
+// Close has begun or its ctx ended), never for a record's path.
+func onProducerGoroutine() bool {
 	var pcs [64]uintptr
-	skip := 2 // runtime.Callers and inPromise
+	skip := 2 // runtime.Callers and onProducerGoroutine
 	for {
 		n := runtime.Callers(skip, pcs[:])
 		frames := runtime.CallersFrames(pcs[:n])
 		for {
+			// goroutineRoot is the goroutine's first function: the last
+			// frame but runtime.goexit's.
 			f, more := frames.Next()
-			for _, name := range promiseRunners {
-				if f.Function == name {
-					return true
-				}
+			if f.Function == goroutineRoot {
+				return true
 			}
 			if !more {
 				break

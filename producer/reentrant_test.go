@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -105,6 +106,39 @@ func TestCloseInAPromiseDuringClose(t *testing.T) {
 	require.ErrorIs(t, next(inner), producer.ErrClosed, "the promise of the record Close failed")
 	require.NoError(t, next(inner), "the promise's Close")
 	require.NoError(t, next(outer), "the first Close")
+}
+
+// A Client of the application's whose Produce closes the producer (on
+// an error it deems fatal, say): as from a promise, Close cannot wait for
+// the goroutine it runs on, so it closes and returns. Before the fix it
+// waited for itself for ever.
+func TestCloseInAClientMethod(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	p, err := producer.New(c, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	closed := make(chan error, 1)
+	c.setHook(func(_ context.Context, _ int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		closed <- p.Close()
+		return next()
+	})
+	promised := make(chan error, 1)
+	p.Produce(ctx, value("v"), func(_ *record.Record, err error) { promised <- err })
+	for _, ch := range []chan error{closed, promised} {
+		select {
+		case err := <-ch:
+			if ch == closed {
+				require.NoError(t, err)
+			} else if err != nil {
+				// Unless the broker answered the request anyway.
+				require.ErrorIs(t, err, producer.ErrClosed)
+			}
+		case <-ctx.Done():
+			t.Fatal("a Close called from a Client's Produce does not return")
+		}
+	}
+	require.NoError(t, p.Close(), "a second Close waits for the goroutines")
 }
 
 // A promise that calls ProduceSync, which Producer forbids: its record
