@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,9 @@ import (
 // bound), nothing panics, every promise runs exactly once, and -race
 // finds nothing.
 //
-// A few seeds run by default; RUNNEL_MISUSE_STRESS=N runs N seeds (see
-// testkit.Seeds), RUNNEL_MISUSE_STRESS_BASE=S replays seed S.
+// A few seeds run by default, with 6 goroutines; RUNNEL_MISUSE_STRESS=N
+// runs N seeds (see testkit.Seeds) with 50, RUNNEL_MISUSE_STRESS_BASE=S
+// replays seed S.
 func TestMisuseStress(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_MISUSE_STRESS", 4, 2, runMisuse)
 }
@@ -123,7 +125,10 @@ func runMisuse(t *testing.T, seed uint64) {
 			}
 		}
 	}
-	const goroutines, perG = 6, 60
+	goroutines, perG := 6, 60
+	if os.Getenv("RUNNEL_MISUSE_STRESS") != "" {
+		goroutines = 50 // a producer shared by a server's handlers
+	}
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
