@@ -525,8 +525,9 @@ const pastCount = "\x00"
 // it twice if it was: idempotence covers the producer's own retries, not
 // a record produced again (deduplicate by a key of your own).
 //
-// Called from a promise, which Producer forbids, ProduceSync may wait
-// for a record that only the goroutine running the promise would send or
+// Called from a promise, which Producer forbids (or from a Client's
+// method: any code on a producer's goroutine), ProduceSync may wait for a
+// record that only the goroutine running the promise would send or
 // fail. The end of ctx or Close then ends the wait, and ProduceSync
 // returns the RecordErrors of the records that failed so far and, for
 // the rest, which the producer may still deliver (their outcome no
