@@ -80,7 +80,7 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 		t.Error("a Close returned while the Poll's Fetch was in flight")
 		close(release)
 		recv(t, first)
-	case <-waitForCloses(t):
+	case <-waitForCloses(t, 2):
 		close(release)
 		require.NoError(t, recv(t, first))
 		require.NoError(t, recv(t, second))
@@ -89,9 +89,9 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 	require.ErrorIs(t, recv(t, polled), consumer.ErrClosed)
 }
 
-// waitForCloses returns a channel closed once two goroutines wait in
+// waitForCloses returns a channel closed once want goroutines wait in
 // Consumer.Close (or never, until the test ends).
-func waitForCloses(t *testing.T) <-chan struct{} {
+func waitForCloses(t *testing.T, want int) <-chan struct{} {
 	ctx := testCtx(t)
 	ch := make(chan struct{})
 	go func() {
@@ -105,7 +105,7 @@ func waitForCloses(t *testing.T) <-chan struct{} {
 					waiting++
 				}
 			}
-			if waiting >= 2 {
+			if waiting >= want {
 				close(ch)
 				return
 			}
@@ -113,4 +113,80 @@ func waitForCloses(t *testing.T) <-chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// A Client's method that closes the consumer (a Client of the
+// application's that gives up on a broker for good, say): Close cannot
+// wait for the call in flight, its own caller's, so it closes the
+// consumer and returns, and the Poll, the Records loop or the
+// AssignTopic that made the call returns ErrClosed (ends) once the
+// method returns. A second Close from elsewhere then waits for nothing.
+// Before the fix Close waited for the call, that is for itself, for
+// ever.
+func TestCloseFromAClientMethod(t *testing.T) {
+	for _, via := range []string{"Poll", "Records", "AssignTopic", "second Close"} {
+		t.Run(via, func(t *testing.T) {
+			var c *consumer.Consumer
+			closed := make(chan error, 1)
+			closeIt := func() { closed <- c.Close() }
+			fc := &fakeClient{t: t,
+				fetch: func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+					closeIt()
+					return api.FetchResponse{}, api.ErrRequestTimedOut
+				},
+				partitions: func(context.Context, string) (int, error) {
+					closeIt()
+					return 1, nil
+				},
+			}
+			var err error
+			c, err = consumer.New(fc)
+			require.NoError(t, err)
+			ctx := testCtx(t)
+			if via != "AssignTopic" {
+				require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+			}
+			var second <-chan error
+			if via == "second Close" {
+				// Close from elsewhere first, its wait for the Poll under
+				// way; the Fetch's Close comes second.
+				entered, release := make(chan struct{}), make(chan struct{})
+				fc.fetch = func(ctx context.Context, _ *api.FetchRequest) (api.FetchResponse, error) {
+					close(entered)
+					<-release
+					closeIt()
+					return api.FetchResponse{}, ctx.Err()
+				}
+				polled := async(func() error { _, err := c.Poll(ctx); return err })
+				recv(t, entered)
+				second = async(func() error { return c.Close() })
+				recv(t, async(func() struct{} { return <-waitForCloses(t, 1) }))
+				close(release)
+				require.ErrorIs(t, recv(t, polled), consumer.ErrClosed)
+			} else {
+				done := async(func() error {
+					switch via {
+					case "Poll":
+						_, err := c.Poll(ctx)
+						return err
+					case "Records":
+						for _, err := range c.Records(ctx) {
+							return err
+						}
+						return consumer.ErrClosed // it ended
+					default:
+						return c.AssignTopic(ctx, "t", consumer.Start())
+					}
+				})
+				require.ErrorIs(t, recv(t, done), consumer.ErrClosed)
+			}
+			require.NoError(t, recv(t, closed), "the Client's Close")
+			if second != nil {
+				require.NoError(t, recv(t, second), "the first Close")
+			}
+			require.NoError(t, c.Close())
+			_, err = c.Poll(ctx)
+			require.ErrorIs(t, err, consumer.ErrClosed)
+		})
+	}
 }

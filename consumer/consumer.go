@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -94,7 +95,6 @@ type Consumer struct {
 	// Poll's (AssignTopic's Partitions).
 	closing     context.Context
 	cancelClose context.CancelFunc
-	closeDone   chan struct{}  // closed when the first Close returns
 	polls       sync.WaitGroup // Polls and AssignTopic calls in progress; Close waits for them
 
 	// hooks are set only by the package's tests (export_test.go), before
@@ -217,7 +217,6 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
-	cs.closeDone = make(chan struct{})
 	return cs, nil
 }
 
@@ -590,33 +589,74 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // ErrClosed, and Close waits for it to return, so that no call to the
 // Client is in flight afterwards; the Records iterator yields nothing
 // more, not even the rest of what it fetched. The Client is not closed.
-// Close is idempotent and returns nil; a second call waits for the first
-// to return, so a Client's method must not call Close (it would wait for
-// itself: run it in a goroutine of its own). Afterwards every method
-// returns ErrClosed
-// or does nothing (Unassign, Pause and Resume too), except Position and
-// Assigned, which still tell where each partition stopped, for the
-// application to save, and Lag, which still tells how far behind it was.
+// Close is idempotent and returns nil; a second call, too, returns once
+// no call to the Client is in flight. Afterwards every method returns
+// ErrClosed or does nothing (Unassign, Pause and Resume too), except
+// Position and Assigned, which still tell where each partition stopped,
+// for the application to save, and Lag, which still tells how far behind
+// it was.
+//
+// Close called from a Client's method that a Poll or AssignTopic called
+// (of this consumer or of another: Close cannot tell them apart) closes
+// the consumer all the same, but returns without waiting for the calls
+// in flight, one of which is its caller's: that Poll or AssignTopic
+// returns ErrClosed once the method returns. A later Close from elsewhere
+// waits for them.
 func (c *Consumer) Close() error {
 	if c.client == nil {
 		return nil // a zero Consumer: nothing to stop
 	}
 	c.mu.Lock()
-	if c.closed.Load() {
-		c.mu.Unlock()
-		<-c.closeDone // the first Close's wait
+	if !c.closed.Load() {
+		c.closed.Store(true)
+		for _, a := range c.order {
+			a.renewLocked() // a Records loop yields nothing more
+		}
+		c.wake(ErrClosed)
+		c.cancelClose()
+	}
+	c.mu.Unlock()
+	if inClientCall() {
+		// One of the calls to wait for is this one's caller.
 		return nil
 	}
-	defer close(c.closeDone)
-	c.closed.Store(true)
-	for _, a := range c.order {
-		a.renewLocked() // a Records loop yields nothing more
-	}
-	c.wake(ErrClosed)
-	c.cancelClose()
-	c.mu.Unlock()
-	c.polls.Wait()
+	c.polls.Wait() // no call is added once closed is set (see poll)
 	return nil
+}
+
+// clientCallers are the consumer's functions that call the Client's
+// methods, with a Poll's or AssignTopic's place in polls.
+var clientCallers = [...]string{
+	"github.com/runnel/runnel/consumer.(*Consumer).poll",
+	"github.com/runnel/runnel/consumer.(*Consumer).AssignTopic",
+}
+
+// inClientCall reports whether the caller runs inside a Client's method
+// that a consumer's Poll (or Records) or AssignTopic called — of this
+// consumer or another: the stack does not tell which. It walks the
+// stack, a few microseconds: it is for Close only.
+func inClientCall() bool {
+	var pcs [64]uintptr
+	skip := 2 // runtime.Callers and inClientCall
+	for {
+		n := runtime.Callers(skip, pcs[:])
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			for _, name := range clientCallers {
+				if f.Function == name {
+					return true
+				}
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		skip += n
+	}
 }
 
 // isClosed reports whether c is closed, or is a zero Consumer, which is

@@ -16,7 +16,8 @@ var (
 	// ErrClosed is returned by Flush, and given to the promise of every
 	// record produced, once the Producer is closed; and to the promise of
 	// every record Close found not yet delivered (which the broker may
-	// have appended, if its request was in flight).
+	// have appended, if its request was in flight). A ProduceSync called
+	// from a promise that Close ended returns it too (see ProduceSync).
 	ErrClosed = errors.New("runnel/producer: producer is closed")
 	// ErrMaxBuffered is given to TryProduce's promise when the buffer
 	// holds MaxBufferedRecords records or MaxBufferedBytes bytes, or a
@@ -55,7 +56,9 @@ var (
 	// says. A refusal of the broker
 	// (ErrRecordTooLarge, ErrProducerFenced, api.ErrPolicyViolation, ...),
 	// which alone means that the records were not written, then says only
-	// that the last attempt was refused. See ProduceSync.
+	// that the last attempt was refused. See ProduceSync, which also
+	// returns it when, called from a promise, it stops waiting for
+	// records that may still be written.
 	ErrMaybeWritten = errors.New("runnel/producer: an attempt may have been appended")
 	// ErrInvalidOption is returned by New for a nil Client or an option
 	// out of range, and given to the promise of a record whose topic's

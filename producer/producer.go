@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -82,8 +83,12 @@ type AsyncClient interface {
 // (and Timestamp, for a topic with LogAppendTime) were set. A promise
 // must not block for long, and must not call Produce or ProduceSync
 // (which may wait for buffer space, or records, that only finished
-// promises free): use TryProduce there; nor Flush or Close, which wait
-// for the promises to finish (see them). A record must not be modified
+// promises free: a ProduceSync whose record goes to the partition whose
+// goroutine runs the promise waits for itself, until its ctx ends or
+// Close, see ProduceSync): use TryProduce there; nor Flush, which waits
+// for the promises to finish (see it). A promise may call Close, which
+// then returns without waiting for the producer's goroutines (see
+// Close). A record must not be modified
 // until its promise has run. A record that fails before it reaches a
 // partition (ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp,
 // ErrRecordTooLarge for BatchMaxBytes, the broker's error for the
@@ -147,7 +152,7 @@ type AsyncClient interface {
 // exists (ErrProducerFenced), the batch and the records buffered for that
 // partition fail with that error and the producer keeps its id: another
 // producer has taken its place, and the broker will refuse its later
-// batches too; close it (not from a promise: see Close). When the
+// batches too; close it (from a promise too: see Close). When the
 // broker no longer knows the producer id (api.ErrUnknownProducerID:
 // retention removed its state, say), the producer takes a new id and
 // sends the batch again under it, as Kafka's producer bumps its epoch
@@ -528,6 +533,17 @@ const pastCount = "\x00"
 // that produces a record again after a "may have been written" produces
 // it twice if it was: idempotence covers the producer's own retries, not
 // a record produced again (deduplicate by a key of your own).
+//
+// Called from a promise, which Producer forbids (or from a Client's
+// method: any code on a producer's goroutine), ProduceSync may wait for a
+// record that only the goroutine running the promise would send or
+// fail. The end of ctx or Close then ends the wait, and ProduceSync
+// returns the RecordErrors of the records that failed so far and, for
+// the rest, which the producer may still deliver (their outcome no
+// longer reported), an error matching ErrMaybeWritten, and ErrClosed for
+// Close — not ctx's error, which would say that they were not written.
+// (Only from a promise: elsewhere ProduceSync waits for every outcome, as
+// above.)
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -541,6 +557,29 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	for _, r := range recs {
 		if !p.produce(ctx, r, s.promise, true, failed) && !p.explicitPartition(r) {
 			s.unpartitioned(r)
+		}
+	}
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
+	select {
+	case <-s.done:
+		return s.err()
+	case <-p.done: // nil for a zero Producer, whose records failed at once
+	case <-ctxDone:
+	}
+	// Close began, or ctx ended: a record that was sent is still waited
+	// for (see above) — unless the call comes from a promise, which the
+	// docs forbid (see Producer): its records may have gone to the
+	// partition whose goroutine runs the promise, and waits here, so that
+	// nobody would ever send or fail them. It then returns rather than
+	// wait for ever.
+	if onProducerGoroutine() {
+		select {
+		case <-s.done:
+		default:
+			return s.gaveUp(p.closed.Load())
 		}
 	}
 	<-s.done
@@ -592,6 +631,26 @@ func (s *syncWait) unpartitioned(r *record.Record) {
 			return
 		}
 	}
+}
+
+// gaveUp is the error of a ProduceSync called from a promise that Close
+// or the end of its ctx ended before all its records were done: those
+// that failed so far, and for the rest ErrMaybeWritten, with ErrClosed
+// if Close ended it: the producer may still deliver them (their promise,
+// ProduceSync's, no longer reports them).
+func (s *syncWait) gaveUp(closed bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why := "the end of its ctx"
+	if closed {
+		why = "Close"
+	}
+	err := fmt.Errorf("%w: ProduceSync, called from a promise, ended by %s with %d of its records not done",
+		ErrMaybeWritten, why, s.left.Load())
+	if closed {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return errors.Join(append(append([]error(nil), s.errs...), err)...)
 }
 
 func (s *syncWait) err() error {
@@ -664,15 +723,24 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // goroutines have ended. A Produce waiting for buffer space, or for the
 // broker's answer to its topic's partition count (the Client's
 // Partitions, whose ctx Close cancels), returns, its promise given
-// ErrClosed on its own goroutine, maybe after Close has returned. Call Flush first to deliver everything. Close is idempotent
-// and returns nil; afterwards Produce, TryProduce, ProduceSync and Flush
-// fail with ErrClosed. A promise must not call Close, which would wait
-// for the goroutine running the promise: start it on a goroutine of its
-// own (go p.Close()).
+// ErrClosed on its own goroutine, maybe after Close has returned. Call
+// Flush first to deliver everything. Close is idempotent and returns
+// nil; a second call waits for the goroutines too. Afterwards Produce,
+// TryProduce, ProduceSync and Flush fail with ErrClosed.
+//
+// Close called from a promise that a producer's goroutine runs, or from
+// a Client's method (of this producer or of another: Close cannot tell
+// them apart), closes the producer all the same, but returns without
+// waiting for the goroutines, one of which is its caller: it ends once
+// the promise or the method returns, and the other promises still run.
+// A later Close from elsewhere waits for them.
 func (p *Producer) Close() error {
 	if p.client == nil {
 		return nil // a zero Producer: nothing to stop
 	}
+	// The shutdown itself waits for nothing, so that a Close called
+	// meanwhile from a promise (which sync.Once holds until it returns)
+	// is not held behind a wait for the promise's own goroutine.
 	p.closeOnce.Do(func() {
 		p.goMu.Lock()
 		p.closed.Store(true)
@@ -681,9 +749,48 @@ func (p *Producer) Close() error {
 		p.cancel()
 		p.wakeAll()
 		p.emptied.broadcast()
-		p.wg.Wait()
 	})
+	if onProducerGoroutine() {
+		// One of the goroutines to wait for is this one: it ends once the
+		// promise (or the Client's method) returns (see Close).
+		return nil
+	}
+	p.wg.Wait() // no goroutine is added once closed is set (see spawn)
 	return nil
+}
+
+// goroutineRoot is the function every goroutine of a producer starts
+// with (see spawn).
+const goroutineRoot = "github.com/runnel/runnel/producer.(*Producer).spawn.func1"
+
+// onProducerGoroutine reports whether the caller runs on a goroutine of a
+// producer (of this one or another: the stack does not tell which): in a
+// promise, or in a Client's method, the only code of the application's
+// that runs there. It walks the stack, a few microseconds: it is for the
+// calls that wait for those goroutines (Close, and ProduceSync once
+// Close has begun or its ctx ended), never for a record's path.
+func onProducerGoroutine() bool {
+	var pcs [64]uintptr
+	skip := 2 // runtime.Callers and onProducerGoroutine
+	for {
+		n := runtime.Callers(skip, pcs[:])
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			// goroutineRoot is the goroutine's first function: the last
+			// frame but runtime.goexit's.
+			f, more := frames.Next()
+			if f.Function == goroutineRoot {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		skip += n
+	}
 }
 
 // spawn starts f on a goroutine that Close waits for, unless the

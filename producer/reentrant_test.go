@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -38,6 +39,167 @@ func TestCloseEndsAFlushInAPromise(t *testing.T) {
 		t.Fatal("Close waits for a promise that waits in Flush")
 	}
 	require.ErrorIs(t, <-flushed, producer.ErrClosed)
+}
+
+// A promise that calls Close itself: Close cannot wait for the goroutine
+// that runs the promise, its own caller, so it closes the producer and
+// returns; the goroutine ends once the promise has returned, and a later
+// Close waits for it (TestMain's goleak). Before the fix, Close waited
+// for that goroutine, that is for itself, for ever.
+func TestCloseInAPromise(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p, err := producer.New(b, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	closed := make(chan error, 1)
+	p.Produce(ctx, value("v"), func(_ *record.Record, err error) {
+		if err != nil {
+			t.Errorf("v: %v", err)
+		}
+		closed <- p.Close()
+	})
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("a Close called from a promise does not return")
+	}
+	require.ErrorIs(t, p.ProduceSync(ctx, value("w")), producer.ErrClosed)
+	require.ErrorIs(t, p.Flush(ctx), producer.ErrClosed)
+	require.NoError(t, p.Close(), "a second Close waits for the goroutines")
+	require.Equal(t, []string{"v"}, values(readRecords(t, b, "t", 0)))
+}
+
+// A promise that calls Close while Close runs (the application's
+// shutdown, say, and a promise that closes the producer on an error):
+// the first Close fails the request in flight, whose promise calls Close
+// in turn. Before the fix the second Close waited, inside sync.Once, for
+// the first, which waited for the promise's goroutine: both hung.
+func TestCloseInAPromiseDuringClose(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c, g := gatedClient(b)
+	p, err := producer.New(c, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	inner := make(chan error, 2)
+	p.Produce(ctx, value("v"), func(_ *record.Record, err error) {
+		inner <- err
+		inner <- p.Close()
+	})
+	select {
+	case <-g.entered:
+	case <-ctx.Done():
+		t.Fatal("the request was not sent")
+	}
+	outer := make(chan error, 1)
+	go func() { outer <- p.Close() }()
+	next := func(ch chan error) error {
+		t.Helper()
+		select {
+		case err := <-ch:
+			return err
+		case <-ctx.Done():
+			t.Fatal("Close called from a promise during Close hangs")
+			return nil
+		}
+	}
+	require.ErrorIs(t, next(inner), producer.ErrClosed, "the promise of the record Close failed")
+	require.NoError(t, next(inner), "the promise's Close")
+	require.NoError(t, next(outer), "the first Close")
+}
+
+// A Client of the application's whose Produce closes the producer (on
+// an error it deems fatal, say): as from a promise, Close cannot wait for
+// the goroutine it runs on, so it closes and returns. Before the fix it
+// waited for itself for ever.
+func TestCloseInAClientMethod(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &hookClient{b: b}
+	p, err := producer.New(c, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	closed := make(chan error, 1)
+	c.setHook(func(_ context.Context, _ int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+		closed <- p.Close()
+		return next()
+	})
+	promised := make(chan error, 1)
+	p.Produce(ctx, value("v"), func(_ *record.Record, err error) { promised <- err })
+	for _, ch := range []chan error{closed, promised} {
+		select {
+		case err := <-ch:
+			if ch == closed {
+				require.NoError(t, err)
+			} else if err != nil {
+				// Unless the broker answered the request anyway.
+				require.ErrorIs(t, err, producer.ErrClosed)
+			}
+		case <-ctx.Done():
+			t.Fatal("a Close called from a Client's Produce does not return")
+		}
+	}
+	require.NoError(t, p.Close(), "a second Close waits for the goroutines")
+}
+
+// A promise that calls ProduceSync, which Producer forbids: its record
+// goes to the partition whose goroutine runs the promise, and nobody
+// sends it while ProduceSync waits. Before the fix it waited for ever,
+// deaf to its ctx, and Close, which waits for that goroutine, hung too.
+// Now the end of the ctx, or Close, ends it with an error that matches
+// ErrMaybeWritten (with ErrClosed for Close), never the ctx's error,
+// which would say that its records were not written: the stack does not
+// tell which producer's promise it is called from, and another's records
+// may be in flight.
+func TestProduceSyncInAPromise(t *testing.T) {
+	for _, byClose := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ctx ends", true: "Close"}[byClose], func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			p, err := producer.New(b, producer.DefaultTopic("t"))
+			require.NoError(t, err)
+			ctx := testCtx(t)
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			synced := make(chan error, 1)
+			p.Produce(ctx, value("v"), func(*record.Record, error) {
+				synced <- p.ProduceSync(sctx, value("w"))
+			})
+			waitForGoroutine(t, ctx, "producer.(*Producer).ProduceSync", "producer.(*partition).succeed")
+			closed := make(chan struct{})
+			if byClose {
+				go func() {
+					require.NoError(t, p.Close())
+					close(closed)
+				}()
+			} else {
+				cancel()
+			}
+			select {
+			case err := <-synced:
+				require.ErrorIs(t, err, producer.ErrMaybeWritten)
+				require.NotErrorIs(t, err, context.Canceled)
+				if byClose {
+					require.ErrorIs(t, err, producer.ErrClosed)
+				} else {
+					require.NotErrorIs(t, err, producer.ErrClosed)
+				}
+			case <-ctx.Done():
+				t.Fatal("a ProduceSync called from a promise hangs")
+			}
+			if byClose {
+				select {
+				case <-closed:
+				case <-ctx.Done():
+					t.Fatal("Close hangs")
+				}
+			} else {
+				require.NoError(t, p.Flush(ctx), "the producer goes on")
+				require.NoError(t, p.Close())
+				// w's ctx ended before its batch was sent: it was
+				// dropped, never written.
+				require.Equal(t, []string{"v"}, values(readRecords(t, b, "t", 0)))
+			}
+		})
+	}
 }
 
 // waitForGoroutine waits until a goroutine's stack, its header line

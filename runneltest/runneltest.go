@@ -267,8 +267,11 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 // can still report from them, then closes it. The flush waits for
 // DefaultWait at most, and never past the test's deadline (see Consume);
 // a flush that does not finish by then is reported with t.Errorf, and the
-// producer is closed all the same. A producer the test closed itself is
-// left as it is.
+// producer is closed all the same. Close waits for every promise to
+// return: a promise that blocks (on a channel the test no longer reads,
+// say) is reported with t.Errorf after DefaultWait (or before the test's
+// deadline), and the cleanup goes on, leaving the goroutine that waits in
+// Close behind. A producer the test closed itself is left as it is.
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
@@ -284,8 +287,21 @@ func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *produce
 		if err := p.Flush(ctx); err != nil && !errors.Is(err, producer.ErrClosed) {
 			t.Errorf("runneltest: flush producer at cleanup: %d records not delivered %s: %v", p.BufferedRecords(), limit, err)
 		}
-		if err := p.Close(); err != nil {
-			t.Errorf("runneltest: close producer: %v", err)
+		// Close waits for every promise to return: one that never does (a
+		// send on a channel the test no longer reads, say) would hold the
+		// test binary until go test's -timeout. The wait is bounded as
+		// the flush's, and the test told.
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close() }()
+		cctx, ccancel, climit := waitContext(t, DefaultWait)
+		defer ccancel()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("runneltest: close producer: %v", err)
+			}
+		case <-cctx.Done():
+			t.Errorf("runneltest: close producer: its goroutines did not end %s: a promise that does not return? (Close waits for every promise)", climit)
 		}
 	})
 	return p

@@ -91,3 +91,43 @@ func TestNewProducerCleanupFlushBounded(t *testing.T) {
 		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
 	})
 }
+
+// A promise that never returns (it sends on a channel that nobody reads
+// any more, as a test that failed early leaves it) holds producer.Close,
+// which waits for every promise. NewProducer's cleanup bounds that wait
+// as it does its flush, and says why, rather than hold the test binary
+// until go test's -timeout. Before the fix the cleanup waited for ever
+// (here: synctest's deadlock panic, every goroutine of the bubble
+// blocked).
+func TestNewProducerCleanupCloseBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		ct := &cleanupT{fakeT: &fakeT{TB: t}}
+		p := runneltest.NewProducer(ct, b)
+		results := make(chan error) // unbuffered, and never read by the "test"
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { results <- err })
+		synctest.Wait() // the promise blocks in its send
+
+		t0 := time.Now()
+		require.Len(t, ct.cleanups, 1)
+		cleaned := make(chan struct{})
+		go func() {
+			ct.cleanups[0]()
+			close(cleaned)
+		}()
+		select {
+		case <-cleaned:
+		case <-time.After(3 * runneltest.DefaultWait):
+			<-results // the promise returns, and with it Close
+			<-cleaned
+			t.Fatal("NewProducer's cleanup waits for ever for a promise that does not return")
+		}
+		require.Equal(t, t0.Add(2*runneltest.DefaultWait), time.Now(), "the flush and the close each waited DefaultWait")
+		require.True(t, ct.failed)
+		require.Contains(t, ct.msg, "close producer")
+		require.Contains(t, ct.msg, "promise")
+		require.NoError(t, <-results, "the promise ends once its send is taken")
+		require.ErrorIs(t, p.Flush(t.Context()), producer.ErrClosed)
+		require.NoError(t, p.Close(), "the producer's goroutines end")
+	})
+}
