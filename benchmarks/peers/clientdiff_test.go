@@ -187,6 +187,9 @@ type cdiff struct {
 	// readd: partitions purged from kgo (see recreate) while paused, to
 	// be added back at Resume or a seek.
 	readd map[ctp]bool
+	// belowStart: partitions whose position fell below the log start
+	// under ResetLatest, with the end runnel's consumer resets them to.
+	belowStart map[ctp]int64
 
 	rnGot, kgGot   map[ctp][]crec
 	rnErrs, kgErrs map[ctp][]int16
@@ -214,7 +217,7 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 		manual: rng.IntN(2) == 0, autoCreate: rng.IntN(2) == 0,
 		policy: []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}[rng.IntN(3)],
 		start:  time.Now().UnixMilli(), base: time.Now().Add(-48 * time.Hour).UnixMilli(),
-		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, topics: map[string]int{}, maxBytes: map[string]int{}, gen: map[string]int{},
+		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, belowStart: map[ctp]int64{}, topics: map[string]int{}, maxBytes: map[string]int{}, gen: map[string]int{},
 		assigned: map[ctp]*cpart{}, watch: map[ctp]*kwatch{}, topicID: map[[16]byte]string{}}
 	if rng.IntN(2) == 0 {
 		s.partMax = 600 // smaller than some records: each must still come
@@ -486,6 +489,8 @@ func (s *cdiff) step() {
 		s.produceUnknown()
 	case n < 38:
 		s.produceSplit()
+	case n < 39:
+		s.produceOdd()
 	case n < 52:
 		s.assign()
 	case n < 56:
@@ -589,6 +594,25 @@ func (s *cdiff) assign() {
 		return
 	}
 	o := s.genOffset(tp)
+	if name := "auto" + strconv.Itoa(s.rng.IntN(3)); s.topics[name] == 0 && s.rng.IntN(8) == 0 {
+		// A topic that does not exist yet (produceUnknown may create
+		// it): read from its start once it does. (End, or a time,
+		// would be looked up whenever each consumer first finds it.)
+		tp, o = ctp{name, 0}, offsetSpec{kind: "start"}
+		if _, ok := s.assigned[tp]; ok {
+			return
+		}
+	}
+	if lo, hi := s.bounds(tp); o.kind == "at" && (o.at < lo || o.at > hi) {
+		// kgo bounds an offset given to AddConsumePartitions (or
+		// ConsumePartitions) by the log, ignoring ConsumeResetOffset
+		// (its doc: "At(3) when the partition starts at 8 resumes at
+		// offset 8"); Kafka's consumer, after assign and seek, resets
+		// it per auto.offset.reset, as runnel's Assign does. Seeks
+		// (SetOffsets) compare the out-of-range offsets.
+		s.knownDiff("kgo: AddConsumePartitions bounds an offset out of range by the log, ignoring ConsumeResetOffset (Kafka's consumer and runnel's Assign reset it by the policy)")
+		o = offsetSpec{kind: "start"}
+	}
 	s.desc = fmt.Sprintf("assign %v at %v", tp, o)
 	if err := s.rc.Assign(tp.topic, tp.partition, o.runnel()); err != nil {
 		s.fail("runnel Assign: %v", err)
@@ -614,6 +638,17 @@ func (s *cdiff) unassign() {
 	s.mu.Lock()
 	delete(s.watch, tp)
 	s.mu.Unlock()
+}
+
+// fellBelowStart notes a position pos below the log start lo under
+// ResetLatest: runnel's consumer resets it to the end, hi, as Kafka's
+// (auto.offset.reset=latest) does; kgo resumes at the log start when it
+// has consumed from the partition (its ConsumeResetOffset doc: "If instead
+// the client fell below the log start, it resumes at the log start").
+func (s *cdiff) fellBelowStart(tp ctp, pos, lo, hi int64) {
+	if s.policy == consumer.ResetLatest && pos < lo {
+		s.belowStart[tp] = hi
+	}
 }
 
 // forgetPause resumes a partition kgo no longer consumes: kgo keeps a
@@ -651,7 +686,13 @@ func (s *cdiff) seekTo(tp ctp, o offsetSpec) {
 		s.fail("runnel seek: %v", err)
 		return
 	}
-	s.unwatch(tp, s.needsList(tp, o))
+	list := s.needsList(tp, o)
+	if list && o.kind == "at" {
+		s.desc += " (out of range)"
+		lo, hi := s.bounds(tp)
+		s.fellBelowStart(tp, o.at, lo, hi)
+	}
+	s.unwatch(tp, list)
 	if s.readd[tp] {
 		// Purged from kgo (see recreate): added back at o.
 		delete(s.readd, tp)
@@ -677,7 +718,9 @@ func (s *cdiff) pause() {
 		s.desc = fmt.Sprintf("resume %v", tp)
 		if pos, ok := s.rc.Position(tp.topic, tp.partition); ok && !p.stopped && !s.recreated[tp] && s.policy != consumer.ResetNone {
 			if lo, hi := s.bounds(tp); pos < lo || pos > hi {
+				s.desc += fmt.Sprintf(" (its position %d out of range [%d, %d])", pos, lo, hi)
 				s.unwatch(tp, true) // out of range: kgo looks its reset up
+				s.fellBelowStart(tp, pos, lo, hi)
 			}
 		}
 		s.rc.Resume(atp)
@@ -697,6 +740,13 @@ func (s *cdiff) pause() {
 
 func (s *cdiff) deleteRecords() {
 	tp, ok := s.pickTP()
+	if s.rng.IntN(2) == 0 {
+		// Under a consumer: past it if it is paused (the others have
+		// read everything).
+		if atp, ok2 := s.pickAssigned(); ok2 {
+			tp, ok = atp, true
+		}
+	}
 	if !ok {
 		return
 	}
@@ -716,7 +766,10 @@ func (s *cdiff) deleteRecords() {
 	// position up.
 	if p := s.assigned[tp]; p != nil && !p.paused && s.policy != consumer.ResetNone {
 		if pos, ok := s.rc.Position(tp.topic, tp.partition); ok && pos < off {
+			s.desc += fmt.Sprintf(", past the consumer's position %d", pos)
 			s.unwatch(tp, true)
+			_, hi := s.bounds(tp)
+			s.fellBelowStart(tp, pos, off, hi)
 		}
 	}
 }
@@ -866,6 +919,8 @@ func errCode(err error) string {
 		return "client closed"
 	case errors.As(err, &ke):
 		return ke.Message
+	case errors.Is(err, producer.ErrInvalidPartition), strings.Contains(err.Error(), "invalid record partitioning choice"):
+		return "invalid partition" // kgo's has no sentinel
 	}
 	if c := api.Code(err); c != -1 {
 		return kerr.ErrorForCode(c).(*kerr.Error).Message
@@ -886,6 +941,32 @@ func (s *cdiff) produce() {
 	}
 	s.desc = fmt.Sprintf("Produce %d records to %s, Flush", len(gens), topic)
 	s.compareProduce(gens, s.produceFlushBoth(gens))
+}
+
+// produceOdd produces a record that a producer refuses before it is sent:
+// to a partition the topic does not have (manual partitioner), or stamped
+// before 1970.
+func (s *cdiff) produceOdd() {
+	g := s.genRecords(cdEdge, 1)
+	if s.manual && s.rng.IntN(2) == 0 {
+		g[0].partition = int32(1 + s.rng.IntN(3)) // edge has one
+		s.desc = fmt.Sprintf("ProduceSync to %s partition %d", cdEdge, g[0].partition)
+		s.compareProduce(g, s.produceSyncBoth(g))
+		return
+	}
+	g[0].ts = -1 - s.rng.Int64N(1e12)
+	s.desc = fmt.Sprintf("ProduceSync to %s stamped %d", cdEdge, g[0].ts)
+	out := s.produceSyncBoth(g)
+	r, k := out[0][0].code, out[1][0].code
+	if r == kerr.InvalidTimestamp.Message && k == "ok" {
+		// Kafka's ProducerRecord refuses a negative timestamp
+		// (IllegalArgumentException), as runnel's producer does.
+		s.knownDiff("kgo: a record stamped before 1970 is sent (Kafka's producer, as runnel's, refuses a negative timestamp)")
+		return
+	}
+	if r != k {
+		s.fail("runnel %q, kgo %q", r, k)
+	}
 }
 
 // produceSplit produces records that each fit the topic's
@@ -1162,7 +1243,7 @@ func (s *cdiff) pollRunnel() {
 // position at its high watermark.
 func (s *cdiff) rnCaughtUp() bool {
 	for tp, p := range s.assigned {
-		if p.stopped {
+		if p.stopped || !s.exists(tp) {
 			continue
 		}
 		pos, ok := s.rc.Position(tp.topic, tp.partition)
@@ -1178,6 +1259,9 @@ func (s *cdiff) rnCaughtUp() bool {
 	}
 	return true
 }
+
+// exists says whether tp's topic, and the partition, exist.
+func (s *cdiff) exists(tp ctp) bool { return int(tp.partition) < s.topics[tp.topic] }
 
 func (s *cdiff) positions() string {
 	var b strings.Builder
@@ -1238,6 +1322,9 @@ func (s *cdiff) kgCaughtUp() bool {
 		if len(s.kgGot[tp]) < len(s.rnGot[tp]) {
 			return false
 		}
+		if !s.exists(tp) {
+			continue
+		}
 		if p.stopped {
 			if len(s.kgErrs[tp]) == 0 {
 				return false
@@ -1258,6 +1345,13 @@ func (s *cdiff) kgCaughtUp() bool {
 func (s *cdiff) compareGot() {
 	for _, tp := range slices.SortedFunc(maps.Keys(s.assigned), func(a, b ctp) int { return strings.Compare(a.String(), b.String()) }) {
 		rn, kg := s.rnGot[tp], s.kgGot[tp]
+		if end, ok := s.belowStart[tp]; ok {
+			delete(s.belowStart, tp)
+			if len(kg) > len(rn) && kg[0].offset < end {
+				s.knownDiff("kgo: a position that fell below the log start resumes at the start under ResetOffset AtEnd, once the partition was consumed (Kafka's consumer, auto.offset.reset=latest, and runnel's ResetLatest go to the end)")
+				kg = slices.DeleteFunc(slices.Clone(kg), func(r crec) bool { return r.offset < end })
+			}
+		}
 		for i := range max(len(rn), len(kg)) {
 			if i >= len(rn) || i >= len(kg) {
 				var extra []crec
