@@ -179,10 +179,10 @@ type cdiff struct {
 	seq        int
 	stamped    map[string]bool // values produced with a zero timestamp
 
-	topics   map[string]int // topic → partitions, on both
-	maxBytes map[string]int // topic → max.message.bytes
+	topics   map[string]int  // topic → partitions, on both
+	maxBytes map[string]int  // topic → max.message.bytes
 	lat      map[string]bool // topic → message.timestamp.type=LogAppendTime
-	gen      map[string]int // topic → times created
+	gen      map[string]int  // topic → times created
 	assigned map[ctp]*cpart
 	// recreated: partitions whose topic was created again under them,
 	// until runnel's consumer reports it (kgo, purged, does not).
