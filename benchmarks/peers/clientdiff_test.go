@@ -175,6 +175,7 @@ type cdiff struct {
 	autoCreate bool
 	policy     consumer.ResetPolicy
 	partMax    int
+	reqMax     int
 	start      int64 // wall clock at the start, ms
 	base       int64 // explicit timestamps are base + a few hours
 	seq        int
@@ -295,6 +296,13 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 	if s.partMax > 0 {
 		copts = append(copts, consumer.FetchMaxPartitionBytes(s.partMax))
 		kcopts = append(kcopts, kgo.FetchMaxPartitionBytes(int32(s.partMax)))
+		if rng.IntN(2) == 0 {
+			// A request limit smaller than some records too (KIP-74:
+			// the first batch comes whatever its size).
+			copts = append(copts, consumer.FetchMaxBytes(1000))
+			kcopts = append(kcopts, kgo.FetchMaxBytes(1000))
+			s.reqMax = 1000
+		}
 	}
 	if s.rc, err = consumer.New(b, copts...); err != nil {
 		t.Fatal(err)
@@ -313,7 +321,7 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 			t.Error(err)
 		}
 	})
-	t.Logf("manual=%v autoCreate=%v reset=%v partMax=%d", s.manual, s.autoCreate, s.policy, s.partMax)
+	t.Logf("manual=%v autoCreate=%v reset=%v partMax=%d reqMax=%d", s.manual, s.autoCreate, s.policy, s.partMax, s.reqMax)
 
 	for i := range cdTopics {
 		s.createTopic("c"+strconv.Itoa(i), 0)
