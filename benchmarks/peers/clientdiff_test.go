@@ -161,15 +161,14 @@ type cdiff struct {
 	desc  string
 	known map[string]int
 
-	b     *runnel.Broker
-	rn    runnelSys
-	kf    kfakeSys
-	c     *kfake.Cluster
-	rp    *producer.Producer
-	kp    *kgo.Client
-	rc    *consumer.Consumer
-	kc    *kgo.Client
-	kcOff func() kgo.Offset
+	b  *runnel.Broker
+	rn runnelSys
+	kf kfakeSys
+	c  *kfake.Cluster
+	rp *producer.Producer
+	kp *kgo.Client
+	rc *consumer.Consumer
+	kc *kgo.Client
 
 	manual     bool
 	autoCreate bool
@@ -184,7 +183,6 @@ type cdiff struct {
 	topics   map[string]int  // topic → partitions, on both
 	maxBytes map[string]int  // topic → max.message.bytes
 	lat      map[string]bool // topic → message.timestamp.type=LogAppendTime
-	gen      map[string]int  // topic → times created
 	assigned map[ctp]*cpart
 	// recreated: partitions whose topic was created again under them,
 	// until runnel's consumer reports it (kgo, purged, does not).
@@ -222,7 +220,7 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 		manual: rng.IntN(2) == 0, autoCreate: rng.IntN(2) == 0,
 		policy: []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}[rng.IntN(3)],
 		start:  time.Now().UnixMilli(), base: time.Now().Add(-48 * time.Hour).UnixMilli(),
-		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, belowStart: map[ctp]int64{}, topics: map[string]int{}, maxBytes: map[string]int{}, lat: map[string]bool{}, gen: map[string]int{},
+		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, belowStart: map[ctp]int64{}, topics: map[string]int{}, maxBytes: map[string]int{}, lat: map[string]bool{},
 		assigned: map[ctp]*cpart{}, watch: map[ctp]*kwatch{}, topicID: map[[16]byte]string{}}
 	if rng.IntN(2) == 0 {
 		s.partMax = 600 // smaller than some records: each must still come
@@ -447,7 +445,6 @@ func (s *cdiff) createTopic(name string, parts int) {
 		return
 	}
 	s.topics[name], s.maxBytes[name], s.lat[name] = parts, spec.maxMessageBytes, spec.logAppendTime
-	s.gen[name]++
 	s.learnTopicID(name)
 }
 
@@ -1234,7 +1231,6 @@ func (s *cdiff) produceUnknown() {
 	s.compareProduce(g, out)
 	if s.autoCreate && out[0][0].code == "ok" {
 		s.topics[name], s.maxBytes[name], s.lat[name] = 2, 0, false
-		s.gen[name]++
 		s.learnTopicID(name)
 	}
 }
