@@ -811,13 +811,15 @@ func (s *cdiff) deleteRecords() {
 // kgo (1.22) does not follow a topic created again: once its metadata
 // shows the new topic ID, it fails the topic's produce with
 // UNKNOWN_TOPIC_ID and stops consuming it until the user purges the topic
-// from the client and adds it back (its README says so). Kafka's Java
+// from the client and adds it back (its log says so). Kafka's Java
 // clients and runnel's go on with the new topic: runnel's consumer
 // reports the deletion once (api.ErrUnknownTopicID) and resets the
-// position per its policy, stopping the partition under ResetNone. The
+// position per its policy at its next fetch of the partition (after
+// Resume, for a paused one), stopping the partition under ResetNone. The
 // test does on kgo's side what a kgo user must (purge, add the partitions
-// back at offset 0 of the new, empty topic), counts the difference, and
-// compares runnel's report against what Kafka's consumer does.
+// back: at offset 0 of the new, empty topic, or a paused one at the
+// policy's offset when it is resumed), counts the difference, and drops
+// the partitions under ResetNone (kgo, purged, cannot report them).
 func (s *cdiff) recreate() {
 	name := s.pickTopic()
 	if name == "" {
