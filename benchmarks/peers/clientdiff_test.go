@@ -1280,7 +1280,7 @@ func (s *cdiff) sortedAssigned() []ctp {
 // the record after).
 func (s *cdiff) pollRunnel() {
 	for i := 0; ; i++ {
-		if i == 0 && s.rnCaughtUp() {
+		if i == 0 && s.rnCaughtUp() && !s.rnToSeeRecreated() {
 			return // every position resolved and at its high watermark
 		}
 		if s.drng.IntN(2) == 0 {
@@ -1313,6 +1313,22 @@ func (s *cdiff) pollRunnel() {
 			return
 		}
 	}
+}
+
+// rnToSeeRecreated says whether a partition that runnel's consumer
+// fetches had its topic created again since its last fetch: the consumer
+// sees it, and resets the position (see recreate), at its next fetch,
+// which must come before the next step (kgo's, purged, is added back at
+// the new topic's start at once). A position that looks caught up (0 in
+// the old topic, 0 in the new) would otherwise wait for a later step, and
+// under ResetLatest skip the records produced to the new topic meanwhile.
+func (s *cdiff) rnToSeeRecreated() bool {
+	for tp := range s.recreated {
+		if p := s.assigned[tp]; p != nil && !p.paused {
+			return true
+		}
+	}
+	return false
 }
 
 // rnTake records what runnel's consumer yielded.
