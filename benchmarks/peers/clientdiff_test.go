@@ -1507,7 +1507,7 @@ func (s *cdiff) compareGot() {
 		rnErrs := s.rnErrs[tp]
 		if s.recreated[tp] && len(rnErrs) > 0 {
 			if rnErrs[0] == kerr.UnknownTopicID.Code {
-				s.knownDiff("runnel reports a topic created again under an assigned partition once (UNKNOWN_TOPIC_ID), resetting it per its policy (kgo must be purged; Kafka's consumer resets it without a word)")
+				s.knownDiff("runnel reports a topic created again under an assigned partition once (UNKNOWN_TOPIC_ID), resetting it per its policy (kgo must be purged; Kafka's consumer goes on in the new topic without a word)")
 				rnErrs = rnErrs[1:]
 			}
 			delete(s.recreated, tp)
