@@ -518,6 +518,8 @@ func (s *cdiff) step() {
 		s.produceSplit()
 	case n < 39:
 		s.produceOdd()
+	case n < 41:
+		s.createPartitions()
 	case n < 52:
 		s.assign()
 	case n < 56:
@@ -972,14 +974,58 @@ func (s *cdiff) produce() {
 		return
 	}
 	gens := s.genRecords(topic, 1+s.rng.IntN(6))
+	var out [2][]prodOutcome
 	if s.rng.IntN(2) == 0 {
 		s.desc = fmt.Sprintf("ProduceSync %d records to %s", len(gens), topic)
-		s.compareProduce(gens, s.produceSyncBoth(gens))
+		out = s.produceSyncBoth(gens)
+	} else {
+		s.desc = fmt.Sprintf("Produce %d records to %s, Flush", len(gens), topic)
+		out = s.produceFlushBoth(gens)
+	}
+	s.compareProduce(gens, out)
+}
+
+// createPartitions adds a partition to a topic (manual partitioning only:
+// keys would go to other partitions on each side from whenever each
+// producer learns the new count, at its own next metadata refresh).
+func (s *cdiff) createPartitions() {
+	name := s.pickTopic()
+	if !s.manual || name == "" || s.topics[name] >= 4 {
 		return
 	}
-	s.desc = fmt.Sprintf("Produce %d records to %s, Flush", len(gens), topic)
-	s.compareProduce(gens, s.produceFlushBoth(gens))
+	n := s.topics[name] + 1
+	s.desc = fmt.Sprintf("create partitions of %s: %d", name, n)
+	rc, kc := s.rn.createPartitions(s.ctx, name, n), s.kf.createPartitions(s.ctx, name, n)
+	if rc != 0 || kc != 0 {
+		s.fail("runnel %d, kfake %d", rc, kc)
+		return
+	}
+	s.topics[name] = n
+	// kgo's producer fails a record for a partition past the count it
+	// knows at once (its manual partitioner), until its metadata
+	// refresh finds the partition (MetadataMaxAge, 5 minutes); Kafka's
+	// producer, as runnel's, looks the topic up again first. A kgo user
+	// calls ForceMetadataRefresh (its doc says so), and so does the test,
+	// waiting for kgo to know the partition if it knows the topic.
+	if l, _, _ := s.kp.PartitionLeader(name, 0); l < 0 {
+		return // not loaded: the first record will look it up
+	}
+	s.kp.ForceMetadataRefresh()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if l, _, _ := s.kp.PartitionLeader(name, int32(n-1)); l >= 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.fail("kgo's producer does not learn of partition %d", n-1)
+			return
+		}
+		<-tick.C
+	}
 }
+
 
 // produceOdd produces a record that a producer refuses before it is sent:
 // to a partition the topic does not have (manual partitioner), or stamped
