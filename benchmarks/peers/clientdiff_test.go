@@ -1026,7 +1026,6 @@ func (s *cdiff) createPartitions() {
 	}
 }
 
-
 // produceOdd produces a record that a producer refuses before it is sent:
 // to a partition the topic does not have (manual partitioner), or stamped
 // before 1970.
