@@ -131,6 +131,10 @@ type cpart struct {
 	// stopped: runnel's consumer reported an error that stops the
 	// partition until a seek (ResetNone).
 	stopped bool
+	// atUnread: paused, and moved with an offset (At) since its last
+	// fetch: runnel's position names no topic until a fetch reads it
+	// (see recreate).
+	atUnread bool
 }
 
 // kwatch is what kfake saw kgo's consumer ask for one partition.
@@ -727,10 +731,18 @@ func (s *cdiff) seekTo(tp ctp, o offsetSpec) {
 		s.fellBelowStart(tp, o.at, lo, hi)
 	}
 	s.unwatch(tp, list)
+	p := s.assigned[tp]
+	p.atUnread = p.paused && o.kind == "at"
 	if s.readd[tp] {
-		// Purged from kgo (see recreate): added back at o.
+		// Purged from kgo (see recreate): added back at o (an offset
+		// out of range at its policy's, as AddConsumePartitions would
+		// bound it by the log: see assign).
 		delete(s.readd, tp)
-		s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: o.kgo()}})
+		ko := o.kgo()
+		if lo, hi := s.bounds(tp); o.kind == "at" && (o.at < lo || o.at > hi) {
+			ko = s.kcReset()
+		}
+		s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: ko}})
 	} else if o.kind == "at" {
 		s.kc.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: o.at}}})
 	} else {
@@ -761,9 +773,19 @@ func (s *cdiff) pause() {
 		s.kc.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
 		if s.readd[tp] {
 			delete(s.readd, tp)
+			ko := s.kcReset()
 			s.unwatch(tp, true)
-			s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: s.kcReset()}})
+			if pos, ok := s.rc.Position(tp.topic, tp.partition); ok && p.atUnread {
+				// An offset that names no topic: read in the new
+				// one, or reset if out of range there.
+				if lo, hi := s.bounds(tp); pos >= lo && pos <= hi {
+					ko = kgo.NewOffset().At(pos)
+					s.unwatch(tp, false)
+				}
+			}
+			s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: ko}})
 		}
+		p.atUnread = false
 	} else {
 		s.desc = fmt.Sprintf("pause %v", tp)
 		s.rc.Pause(atp)
@@ -857,13 +879,19 @@ func (s *cdiff) recreate() {
 			delete(s.assigned, tp)
 			continue
 		}
-		s.recreated[tp] = true
-		if s.assigned[tp].paused {
+		if p := s.assigned[tp]; p.paused {
 			// runnel's consumer sees the deletion at its first
-			// fetch, after Resume, and resets the position then.
+			// fetch, after Resume, and resets the position then;
+			// unless the position was given as an offset since the
+			// last fetch, which names no topic, and is read in the
+			// new one.
 			s.readd[tp] = true
+			if !p.atUnread {
+				s.recreated[tp] = true
+			}
 			continue
 		}
+		s.recreated[tp] = true
 		s.unwatch(tp, false)
 		readd[tp.partition] = kgo.NewOffset().At(0) // the new topic's start and end
 	}
