@@ -734,15 +734,14 @@ func (s *cdiff) seekTo(tp ctp, o offsetSpec) {
 	p := s.assigned[tp]
 	p.atUnread = p.paused && o.kind == "at"
 	if s.readd[tp] {
-		// Purged from kgo (see recreate): added back at o (an offset
-		// out of range at its policy's, as AddConsumePartitions would
-		// bound it by the log: see assign).
-		delete(s.readd, tp)
-		ko := o.kgo()
-		if lo, hi := s.bounds(tp); o.kind == "at" && (o.at < lo || o.at > hi) {
-			ko = s.kcReset()
+		// Purged from kgo while paused (see recreate): added back at
+		// o, looked up now by both; an offset, which runnel's
+		// consumer reads (or finds out of range) at its first fetch,
+		// after Resume, is added back then (see pause).
+		if o.kind != "at" {
+			delete(s.readd, tp)
+			s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: o.kgo()}})
 		}
-		s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp.topic: {tp.partition: ko}})
 	} else if o.kind == "at" {
 		s.kc.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: o.at}}})
 	} else {
