@@ -207,9 +207,12 @@ type cdiff struct {
 	rnErrs, kgErrs map[ctp][]int16
 	kgHW           map[ctp]int64 // kgo's last high watermark with records
 
-	mu      sync.Mutex
-	watch   map[ctp]*kwatch
-	topicID map[[16]byte]string
+	mu    sync.Mutex
+	watch map[ctp]*kwatch
+	// pausing, pausedDone: see waitPaused.
+	pausing    ctp
+	pausedDone chan struct{}
+	topicID    map[[16]byte]string
 }
 
 const (
@@ -218,6 +221,7 @@ const (
 	cdEdge      = "edge"   // topics that no consumer reads
 	cdEdgeSmall = "edge2"  // with max.message.bytes cdSmallMax
 	cdSmallMax  = 4000
+	cdIdle      = "idle" // a topic without records both consumers fetch
 )
 
 func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
@@ -336,11 +340,15 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 	for _, spec := range []struct {
 		name string
 		topicSpec
-	}{{cdEdge, topicSpec{partitions: 1}}, {cdEdgeSmall, topicSpec{partitions: 1, maxMessageBytes: cdSmallMax}}} {
+	}{{cdEdge, topicSpec{partitions: 1}}, {cdEdgeSmall, topicSpec{partitions: 1, maxMessageBytes: cdSmallMax}}, {cdIdle, topicSpec{partitions: 1}}} {
 		if rc, kc := s.rn.createTopic(ctx, spec.name, spec.topicSpec), s.kf.createTopic(ctx, spec.name, spec.topicSpec); rc != 0 || kc != 0 {
 			t.Fatalf("create %s: runnel %d, kfake %d", spec.name, rc, kc)
 		}
 	}
+	if err := s.rc.Assign(cdIdle, 0, consumer.Start()); err != nil {
+		t.Fatal(err)
+	}
+	s.kc.AddConsumePartitions(map[string]map[int32]kgo.Offset{cdIdle: {0: kgo.NewOffset().AtStart()}})
 	trace := os.Getenv("RUNNEL_CLIENTDIFF_TRACE") != ""
 	for s.op = 0; s.op < ops && !t.Failed(); s.op++ {
 		s.step()
@@ -389,18 +397,51 @@ func (s *cdiff) seeFetch(req kmsg.Request) (kmsg.Response, error, bool) {
 	r := req.(*kmsg.FetchRequest)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	paused := false
 	for _, rt := range r.Topics {
 		name := rt.Topic
 		if name == "" {
 			name = s.topicID[rt.TopicID]
 		}
 		for _, rp := range rt.Partitions {
-			if w := s.watch[ctp{name, rp.Partition}]; w != nil && !w.needList {
+			tp := ctp{name, rp.Partition}
+			if w := s.watch[tp]; w != nil && !w.needList {
 				w.fetchAt = rp.FetchOffset
 			}
+			paused = paused || tp == s.pausing
 		}
 	}
+	if s.pausedDone != nil && !paused {
+		close(s.pausedDone)
+		s.pausedDone = nil
+	}
 	return nil, nil, false
+}
+
+// waitPaused waits for kgo's consumer to send a fetch without tp, which
+// it has just paused: kgo sends one fetch at a time to a broker, so the
+// fetch that was in flight with tp has been answered (with nothing: the
+// step produced nothing since the pause). Otherwise that fetch, answered
+// by a produce of the next steps, would give kgo records of tp that it
+// buffers and returns after Resume, even those DeleteRecords removed in
+// between; runnel's consumer fetches a paused partition again after
+// Resume. A partition of cdIdle, always fetched, keeps kgo's fetches
+// coming.
+func (s *cdiff) waitPaused(tp ctp) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.pausing, s.pausedDone = tp, done
+	s.mu.Unlock()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.fail("kgo's consumer goes on fetching %v after its pause", tp)
+		s.mu.Lock()
+		s.pausedDone = nil
+		s.mu.Unlock()
+	}
 }
 
 func (s *cdiff) seeListOffsets(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -789,6 +830,7 @@ func (s *cdiff) pause() {
 		s.desc = fmt.Sprintf("pause %v", tp)
 		s.rc.Pause(atp)
 		s.kc.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+		s.waitPaused(tp)
 	}
 	p.paused = !p.paused
 }
