@@ -1,0 +1,126 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestFullDiskDeleteRecordsWithProducers: DeleteRecordsBefore into the
+// active segment of a log that idempotent producers write (a producer-state
+// snapshot as of the log end is needed first: none is at or past the new
+// start) on a disk where nothing can be written removes the whole segments
+// below the offset, which the snapshot at the active segment's base covers,
+// fencing nothing; it fails unfenced, and once room is freed it moves the
+// start on, the producer's retries still answered as duplicates, also after
+// a crash. The merged code wrote the snapshot first: on a full disk it
+// failed, fenced the log and freed nothing.
+func TestFullDiskDeleteRecordsWithProducers(t *testing.T) {
+	e := newEnv(t)
+	var full atomic.Bool
+	mem := e.fs.(*vfs.MemFS)
+	e.fs = vfs.WithFaults(mem, fullDisk(&full))
+	cfg := Config{SegmentBytes: 400}
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	var batches [][]byte
+	for i := range 30 {
+		b := keyedProducerBatch(t, int32(i), "k")
+		batches = append(batches, slices.Clone(b)) // Append stamps b
+		appendOK(t, l, b)
+	}
+	segs := l.Segments()
+	require.Greater(t, segs, 3)
+	end := l.LogEndOffset()
+	full.Store(true)
+	_, err := l.DeleteRecordsBefore(end)
+	require.ErrorIs(t, err, vfs.ErrInjected, "nothing can be written")
+	require.NotErrorIs(t, err, ErrLogFenced, "a full disk fences nothing")
+	require.Equal(t, 1, l.Segments(), "the whole segments below the offset removed all the same")
+	names, lerr := e.fs.List(e.dir)
+	require.NoError(t, lerr)
+	for _, n := range names {
+		require.False(t, strings.HasSuffix(n, tmpSuffix), "temporary file %s left", n)
+	}
+	// What a crash now finds: the log start at the active segment's base,
+	// the producer's batches remembered.
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	full.Store(false)
+	got, err := l.DeleteRecordsBefore(end)
+	require.NoError(t, err, "the log is not fenced")
+	require.Equal(t, end, got)
+	requireDuplicate(t, l, slices.Clone(batches[29]), 29)
+	// A crash now: the snapshot as of the new start was written (the
+	// failed write of the first call listed it, and unlisted it).
+	after := mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, end, l.LogStartOffset())
+	requireDuplicate(t, l, slices.Clone(batches[29]), 29)
+	require.NoError(t, l.Close())
+
+	require.NoError(t, l.Close())
+
+	for _, c := range []struct {
+		name  string
+		fs    vfs.FS
+		start int64 // at least
+	}{{"crash after the failed call", crashed, 1}, {"crash after the call that moved the start", after, end}} {
+		e.fs = c.fs
+		l = e.open(cfg)
+		require.Equal(t, end, l.LogEndOffset(), c.name)
+		require.GreaterOrEqual(t, l.LogStartOffset(), c.start, c.name)
+		requireDuplicate(t, l, slices.Clone(batches[29]), 29)
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestSnapshotNotWrittenIsNotListed: under SyncNever a Flush moves the
+// recovery point and writes a producer-state snapshot as of the log end;
+// one that fails is logged, the log going on. A write that failed before
+// its rename placed no file, and must leave no offset listed: the merged
+// code listed it all the same, and a DeleteRecordsBefore to that offset
+// then took it for the snapshot the new start needs, wrote none, and
+// pruned the older ones, so that after a crash the producer's state was
+// gone and its retry appended a second time.
+func TestSnapshotNotWrittenIsNotListed(t *testing.T) {
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	var failSnapshot atomic.Bool
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if failSnapshot.Load() && op == vfs.OpCreate && strings.HasSuffix(name, snapshotSuffix+tmpSuffix) {
+			return fmt.Errorf("%w: no space left", vfs.ErrInjected)
+		}
+		return nil
+	}))
+	cfg := Config{SegmentBytes: 400, Sync: SyncNever}
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	var last []byte
+	for i := range 30 {
+		b := keyedProducerBatch(t, int32(i), "k")
+		last = slices.Clone(b) // Append stamps b
+		appendOK(t, l, b)
+	}
+	require.Greater(t, l.Segments(), 3)
+	end := l.LogEndOffset()
+	failSnapshot.Store(true)
+	require.NoError(t, l.Flush(context.Background()), "a snapshot not written is logged, not returned")
+	failSnapshot.Store(false)
+	got, err := l.DeleteRecordsBefore(end)
+	require.NoError(t, err)
+	require.Equal(t, end, got)
+
+	e.fs = mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, end, l.LogStartOffset())
+	requireDuplicate(t, l, last, 29)
+}
