@@ -124,3 +124,40 @@ func TestSnapshotNotWrittenIsNotListed(t *testing.T) {
 	require.Equal(t, end, l.LogStartOffset())
 	requireDuplicate(t, l, last, 29)
 }
+
+// TestFullDiskStartMovedDropsEpochs: retention on a disk where no
+// checkpoint can be written removes the segments below the new start and
+// fails unfenced; the start is then the first segment's base, as an Open
+// would find it, and so are the leader epochs: none ends below the start
+// (Open's trimEpochs drops them). The merged code moved the start without
+// truncating the epochs from it (setStartLocked's step after the
+// checkpoint), so that OffsetForLeaderEpoch answered an epoch whose
+// records were all deleted with an end offset below the start, until the
+// start moved again.
+func TestFullDiskStartMovedDropsEpochs(t *testing.T) {
+	e := newEnv(t)
+	var full atomic.Bool
+	e.fs = vfs.WithFaults(e.fs, fullDisk(&full))
+	cfg := Config{SegmentBytes: 400, RetentionBytes: 1000}
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	for i := range 30 {
+		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)), AppendOptions{LeaderEpoch: int32(i / 3)})
+		require.NoError(t, err)
+	}
+	full.Store(true)
+	_, err := l.ApplyRetention()
+	require.ErrorIs(t, err, vfs.ErrInjected, "the checkpoint is not written")
+	require.NotErrorIs(t, err, ErrLogFenced)
+	start := l.LogStartOffset()
+	require.Positive(t, start)
+	epochs := l.LeaderEpochs()
+	require.Equal(t, start, epochs[0].StartOffset, "the first epoch starts at the log start: %v", epochs)
+	got := slices.Clone(epochs)
+
+	full.Store(false)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, start, l.LogStartOffset())
+	require.Equal(t, got, l.LeaderEpochs(), "as an Open finds them")
+}

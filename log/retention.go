@@ -153,7 +153,9 @@ func (l *Log) needsSnapshotLocked(offset int64) bool {
 // (setStartLocked), or nothing is removed (the log fenced, or not if the
 // snapshot could not be written at all: the call fails). Should the
 // checkpoint still not be written, the call fails with its error, the log
-// not fenced, its start newStart (as an Open would find it). Kafka frees
+// not fenced, its start newStart (as an Open would find it, the leader
+// epochs below it dropped in memory), and the checkpoint written at the
+// start's next move, or by Close. Kafka frees
 // a full disk the same way: its retention and DeleteRecords move the log
 // start in memory and remove the segments, and checkpoint the start later.
 func (l *Log) deleteSegmentsLocked(n int, reason string) error {
@@ -199,7 +201,20 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 		return l.fence(err)
 	}
 	if checkpointAfter {
-		return l.setStartLocked(newStart)
+		if err := l.setStartLocked(newStart); err != nil {
+			if !notWritten(err) {
+				return err
+			}
+			// The segments start the log at newStart on their own: the
+			// leader epochs that end below it go, as Open drops them
+			// (trimEpochs: their checkpoint, which could not be written
+			// either, is rewritten at their next change), and so do the
+			// snapshots no longer needed. The start's checkpoint follows
+			// at its next move, or Close.
+			l.epochs.trimFromStart(newStart)
+			l.pruneSnapshotsLocked()
+			return err
+		}
 	}
 	return nil
 }
@@ -221,8 +236,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // Errors: ErrClosed; ErrLogFenced (also when the roll, a checkpoint or a
 // segment's removal failed, which fences the log); the file system's
 // error of a log start offset checkpoint that could not be written at all
-// once the segments were removed (the log not fenced: the next run writes
-// it).
+// once the segments were removed (the log not fenced, and started at its
+// first segment, as an Open would start it: the checkpoint is written at
+// the start's next move, or by Close).
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
