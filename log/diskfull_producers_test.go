@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -160,4 +161,82 @@ func TestFullDiskStartMovedDropsEpochs(t *testing.T) {
 	l = e.open(cfg)
 	require.Equal(t, start, l.LogStartOffset())
 	require.Equal(t, got, l.LeaderEpochs(), "as an Open finds them")
+}
+
+// TestFullDiskDeleteRecordsCrashes cuts the power at each file-system
+// operation of a DeleteRecordsBefore to the log end on a full disk, of a
+// log an idempotent producer writes (the segments go first, the call
+// fails unfenced), then of the one that moves the start once room is
+// freed, with and without reordered directory operations: whatever the
+// crash leaves, the log ends where it did, starts at most at the offset,
+// reads every record from its start, and answers the producer's retry of
+// its last batch as a duplicate (TestFullDiskDeleteRecordsWithProducers
+// crashes after the second call).
+func TestFullDiskDeleteRecordsCrashes(t *testing.T) {
+	for _, reorder := range []bool{false, true} {
+		k := 0
+		for fullDiskDeleteRecordsCrash(t, k, reorder) {
+			k++
+		}
+		t.Logf("reorder %v: %d operations", reorder, k)
+		require.Greater(t, k, 10)
+	}
+}
+
+// fullDiskDeleteRecordsCrash runs TestFullDiskDeleteRecordsCrashes with the
+// power cut at the k-th file-system operation of the two calls; it reports
+// whether the calls made that many.
+func fullDiskDeleteRecordsCrash(t *testing.T, k int, reorder bool) bool {
+	t.Helper()
+	e := newEnv(t)
+	mem := e.fs.(*vfs.MemFS)
+	var full, armed atomic.Bool
+	var ops atomic.Int64
+	var crashed *vfs.MemFS
+	inner := fullDisk(&full)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() {
+			if ops.Add(1) == int64(k+1) && crashed == nil {
+				crashed = mem.CrashClone(vfs.CrashOptions{Reorder: reorder, Rand: rand.New(rand.NewPCG(uint64(k), 1))})
+			}
+		}
+		return inner.MaybeError(op, name)
+	}))
+	cfg := Config{SegmentBytes: 400}
+	l := e.open(cfg)
+	var last []byte
+	for i := range 30 {
+		b := keyedProducerBatch(t, int32(i), "k")
+		last = slices.Clone(b)
+		appendOK(t, l, b)
+	}
+	end := l.LogEndOffset()
+	full.Store(true)
+	armed.Store(true)
+	_, err := l.DeleteRecordsBefore(end)
+	require.NotErrorIs(t, err, ErrLogFenced)
+	full.Store(false)
+	got, err := l.DeleteRecordsBefore(end)
+	require.NoError(t, err)
+	require.Equal(t, end, got)
+	armed.Store(false)
+	require.NoError(t, l.Close())
+	if crashed == nil {
+		return false
+	}
+	e.fs = crashed
+	l = e.open(cfg)
+	defer l.Close()
+	what := fmt.Sprintf("power cut at operation %d (reorder %v)", k, reorder)
+	require.Equal(t, end, l.LogEndOffset(), what)
+	require.LessOrEqual(t, l.LogStartOffset(), end, what)
+	recs := readAll(t, l, l.LogStartOffset())
+	require.Len(t, recs, int(end-l.LogStartOffset()), what)
+	for i, r := range recs {
+		require.Equal(t, l.LogStartOffset()+int64(i), r.Offset, what)
+	}
+	res, err := l.Append(context.Background(), last, AppendOptions{})
+	require.NoError(t, err, what)
+	require.True(t, res.Duplicate, "%s: the retry of the last batch appended again", what)
+	return true
 }
