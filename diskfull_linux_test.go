@@ -1077,3 +1077,60 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestDiskFullDeleteRecordsIdempotent: DeleteRecords to the high watermark
+// of a partition that an idempotent producer writes (as the producer
+// client does by default), on a full tmpfs: the producer-state snapshot
+// the new start needs cannot be written, and the whole segments below go
+// first, in whose room it then is; the partition is not fenced, and the
+// producer's retry of its last batch is still a duplicate after a reopen.
+// The merged code fenced the partition and freed nothing.
+func TestDiskFullDeleteRecordsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	mnt := mountTmpfs(t, 2<<20, 0)
+	bcfg := runnel.Config{Dir: filepath.Join(mnt, "data"), MaintenanceInterval: time.Hour}
+	b, err := runnel.Open(bcfg)
+	require.NoError(t, err)
+	defer func() { b.Close() }()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 32 << 10}}))
+	pid, epoch, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	batch := func(seq int) []byte {
+		val := make([]byte, 1000)
+		binary.BigEndian.PutUint64(val, uint64(seq))
+		var rb record.Builder
+		rb.Reset()
+		rb.SetProducer(pid, epoch, int32(seq))
+		rb.Append(time.Now().UnixMilli(), nil, val, nil)
+		out, err := rb.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return out
+	}
+	const n = 300
+	for i := range n {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(i)})
+		require.NoError(t, err)
+	}
+	fillDisk(t, filepath.Join(mnt, "filler"))
+	low, err := b.DeleteRecords(ctx, "t", 0, api.Latest)
+	if err != nil {
+		// The snapshot or checkpoint may still find no room: unfenced.
+		require.ErrorIs(t, err, syscall.ENOSPC)
+		require.NotErrorIs(t, err, log.ErrLogFenced, "DeleteRecords on a full disk fenced the partition")
+		low, err = b.DeleteRecords(ctx, "t", 0, api.Latest)
+	}
+	require.NoError(t, err, "DeleteRecords again, in the room the first made")
+	require.EqualValues(t, n, low)
+	require.Positive(t, freeBytes(t, mnt), "DeleteRecords freed room")
+	require.NoError(t, b.Close())
+
+	b, err = runnel.Open(bcfg)
+	require.NoError(t, err)
+	resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(n - 1)})
+	require.NoError(t, err, "the retry of the last batch")
+	require.True(t, resp.Duplicate, "the retry of the last batch is a duplicate")
+	require.EqualValues(t, n-1, resp.BaseOffset)
+	d, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.EqualValues(t, n, d.Partitions[0].LogEndOffset, "nothing appended")
+}

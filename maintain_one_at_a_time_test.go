@@ -89,3 +89,32 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 	require.NoError(t, <-done)
 	require.NoError(t, <-done)
 }
+
+// A Maintain waiting for its turn (another partition's maintenance under
+// way) ends with its ctx, with ctx's error, and with the broker's Close,
+// with ErrClosed; the partitions it had left are not maintained, and
+// nothing waits for the turn it never took.
+func TestMaintainWaitingForItsTurnEnds(t *testing.T) {
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	waits := make(chan struct{}, 1)
+	testHookMaintainWaits = func() { waits <- struct{}{} }
+	t.Cleanup(func() { testHookMaintainWaits = nil })
+
+	b.maint <- struct{}{} // another partition's maintenance under way
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Maintain(cctx) }()
+	<-waits
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	<-b.maint // that maintenance ends: the turn is free, none taken
+	require.NoError(t, b.Maintain(ctx), "the turn was given back")
+
+	b.maint <- struct{}{}
+	go func() { done <- b.Maintain(ctx) }()
+	<-waits
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, <-done, ErrClosed)
+}

@@ -1063,10 +1063,11 @@ var testHookDeleteRecordsChecked func()
 // an offset above the high watermark, or negative but api.Latest;
 // log.ErrLogFenced; ErrClosed; ctx's error (nothing was deleted); the file
 // system's error (syscall.ENOSPC on a full disk) when the log start offset
-// checkpoint could not be written even once the whole segments below
-// offset were removed to make room for it: the partition is not fenced,
-// its log start is then the base of its first segment left, and a
-// DeleteRecords again moves it on (see log.Log.DeleteRecordsBefore).
+// checkpoint, or the producer-state snapshot it may need, could not be
+// written even once the whole segments below offset were removed to make
+// room for it: the partition is not fenced, its log start is then the
+// base of its first segment left, and a DeleteRecords again moves it on
+// (see log.Log.DeleteRecordsBefore).
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {

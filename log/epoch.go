@@ -100,14 +100,24 @@ func (c *epochCache) truncateFromEnd(offset int64) error {
 // truncateFromStart drops epochs that end before offset; the epoch holding
 // offset is moved to start there.
 func (c *epochCache) truncateFromStart(offset int64) error {
+	if !c.trimFromStart(offset) {
+		return nil
+	}
+	return c.save()
+}
+
+// trimFromStart is truncateFromStart in memory only, the checkpoint left
+// as it was (Open drops the epochs below the log start it finds: see
+// trimEpochs); it reports whether it changed anything.
+func (c *epochCache) trimFromStart(offset int64) bool {
 	i := sort.Search(len(c.entries), func(i int) bool { return c.entries[i].StartOffset > offset })
 	if i <= 1 && (len(c.entries) == 0 || c.entries[0].StartOffset >= offset) {
-		return nil
+		return false
 	}
 	kept := append([]EpochEntry(nil), c.entries[i-1:]...)
 	kept[0].StartOffset = offset
 	c.entries = kept
-	return c.save()
+	return true
 }
 
 // endOffsetFor answers OffsetForLeaderEpoch: the largest epoch <= epoch the

@@ -23,18 +23,20 @@ import (
 // Partition.DeleteRecordsBefore refuses an offset above the high
 // watermark, as Kafka does; the log refuses only one past its end.
 //
-// On a full disk, where the log start offset checkpoint cannot be written,
-// the whole segments below offset are removed first, which frees room for
-// it (see deleteSegmentsLocked); if it still cannot be written, the call
-// fails with the file system's error (syscall.ENOSPC, say), the log not
-// fenced, its start at the base of its first segment left: a later call
-// moves it on.
+// On a full disk, where that snapshot or the log start offset checkpoint
+// cannot be written, the whole segments below offset are removed first,
+// which frees room for them (see deleteSegmentsLocked: the snapshot of an
+// earlier roll, at or past the first segment left, covers their removal);
+// if they still cannot be written, the call fails with the file system's
+// error (syscall.ENOSPC, say), the log not fenced, its start at the base
+// of its first segment left: a later call moves it on.
 //
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
-// LogEndOffset; ErrClosed; ErrLogFenced (also when writing that snapshot,
-// or the checkpoint once its temporary file was written, or removing a
-// segment, failed, which fences the log); the file system's error of a
-// checkpoint that could not be written at all (the log not fenced).
+// LogEndOffset; ErrClosed; ErrLogFenced (also when writing that snapshot
+// or the checkpoint failed once its temporary file was written, or
+// removing a segment failed, which fences the log); the file system's
+// error of a snapshot or checkpoint that could not be written at all (the
+// log not fenced).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -81,18 +83,23 @@ func notWritten(err error) bool {
 }
 
 // setStartLocked moves the log start offset to offset: a producer-state
-// snapshot first if need be, then the checkpoint. A checkpoint that could
-// not be written at all (its temporary file: the disk full, say) fails it
-// without fencing the log (notWritten), the start where it was; any other
-// failure fences the log.
+// snapshot first if need be, then the checkpoint. A snapshot or checkpoint
+// that could not be written at all (its temporary file: the disk full,
+// say) fails it without fencing the log (notWritten), the start where it
+// was; any other failure fences the log.
 func (l *Log) setStartLocked(offset int64) error {
-	if n := len(l.snapshots); len(l.producers) > 0 && (n == 0 || l.snapshots[n-1] < offset) {
+	if l.needsSnapshotLocked(offset) {
 		// No snapshot would be left at or past the new start (the prune
 		// below removes those under it, and Open loads none of them):
 		// one as of the log end keeps the state for the Open after a
 		// crash, which would otherwise replay it from the start, past
-		// every batch of the producers, and forget them.
+		// every batch of the producers, and forget them. One that could
+		// not be written at all changed nothing either (see
+		// snapshotProducersLocked): the log is not fenced.
 		if err := l.snapshotProducersLocked(); err != nil {
+			if errors.As(err, new(*notWrittenError)) {
+				return err
+			}
 			return l.fence(err)
 		}
 	}
@@ -119,6 +126,15 @@ func (l *Log) setStartLocked(offset int64) error {
 	return nil
 }
 
+// needsSnapshotLocked reports whether the log start may move to offset
+// only once a producer-state snapshot as of the log end is written (see
+// setStartLocked): the producers have state, and no snapshot is listed at
+// or past offset.
+func (l *Log) needsSnapshotLocked(offset int64) bool {
+	n := len(l.snapshots)
+	return len(l.producers) > 0 && (n == 0 || l.snapshots[n-1] < offset)
+}
+
 // deleteSegmentsLocked deletes the first n segments (never the active one)
 // and moves the log start offset past them. It removes them oldest first
 // and stops at the first that fails to go (the log is then fenced), as
@@ -134,9 +150,12 @@ func (l *Log) setStartLocked(offset int64) error {
 // segment's base for the log start when the checkpoint is below it), and
 // the checkpoint is written after them, in the room they made; the
 // producer-state snapshot that the new start may need was written before
-// (setStartLocked), or the log is fenced and nothing removed. Should the
+// (setStartLocked), or nothing is removed (the log fenced, or not if the
+// snapshot could not be written at all: the call fails). Should the
 // checkpoint still not be written, the call fails with its error, the log
-// not fenced, its start newStart (as an Open would find it). Kafka frees
+// not fenced, its start newStart (as an Open would find it, the leader
+// epochs below it dropped in memory), and the checkpoint written at the
+// start's next move, or by Close. Kafka frees
 // a full disk the same way: its retention and DeleteRecords move the log
 // start in memory and remove the segments, and checkpoint the start later.
 func (l *Log) deleteSegmentsLocked(n int, reason string) error {
@@ -149,7 +168,10 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	checkpointAfter := false
 	if newStart != l.start.Load() {
 		if err := l.setStartLocked(newStart); err != nil {
-			if !notWritten(err) {
+			if !notWritten(err) || l.needsSnapshotLocked(newStart) {
+				// Fenced; or the producer-state snapshot that the new
+				// start needs could not be written, and the segments
+				// must stay until it is.
 				return err
 			}
 			l.logger.Warn("log start offset checkpoint not written: removing the segments below it first", "dir", l.dir, "offset", newStart, "err", err)
@@ -179,7 +201,20 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 		return l.fence(err)
 	}
 	if checkpointAfter {
-		return l.setStartLocked(newStart)
+		if err := l.setStartLocked(newStart); err != nil {
+			if !notWritten(err) {
+				return err
+			}
+			// The segments start the log at newStart on their own: the
+			// leader epochs that end below it go, as Open drops them
+			// (trimEpochs: their checkpoint, which could not be written
+			// either, is rewritten at their next change), and so do the
+			// snapshots no longer needed. The start's checkpoint follows
+			// at its next move, or Close.
+			l.epochs.trimFromStart(newStart)
+			l.pruneSnapshotsLocked()
+			return err
+		}
 	}
 	return nil
 }
@@ -201,8 +236,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // Errors: ErrClosed; ErrLogFenced (also when the roll, a checkpoint or a
 // segment's removal failed, which fences the log); the file system's
 // error of a log start offset checkpoint that could not be written at all
-// once the segments were removed (the log not fenced: the next run writes
-// it).
+// once the segments were removed (the log not fenced, and started at its
+// first segment, as an Open would start it: the checkpoint is written at
+// the start's next move, or by Close).
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

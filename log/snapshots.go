@@ -72,15 +72,23 @@ func snapshotOffsets(names []string) []int64 {
 // failed), and a caller that logs the failure and goes on (syncOnce)
 // must still have the file removed by a truncation below it, or Open
 // would take it, once appends passed its offset again, for the state
-// below that offset. A listed offset without a file is harmless: the
-// removals take a missing file as removed.
+// below that offset. A listed offset without a file is harmless to the
+// removals, which take a missing file as removed, but not to
+// setStartLocked, which moves the log start past the producers' batches
+// only with a snapshot listed at or past it: a write that failed before
+// its rename (a *notWrittenError: the disk full) placed nothing, and
+// unlists the offset it listed.
 func (l *Log) snapshotProducersLocked() error {
 	off := l.next.Load()
-	if i, found := slices.BinarySearch(l.snapshots, off); !found {
+	i, found := slices.BinarySearch(l.snapshots, off)
+	if !found {
 		l.snapshots = slices.Insert(l.snapshots, i, off)
 	}
 	rows := append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...)
 	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), checkpointV1, rows); err != nil {
+		if !found && errors.As(err, new(*notWrittenError)) {
+			l.snapshots = slices.Delete(l.snapshots, i, i+1)
+		}
 		return err
 	}
 	l.pruneSnapshotsLocked()

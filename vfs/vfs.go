@@ -152,9 +152,11 @@ type Viewer interface {
 // Trimmer is implemented by files that keep room to spare for appends in
 // memory (the in-memory FS, whose files grow by chunks each about as large
 // as the file so far): Trim gives back the room the file's last chunk has
-// spare, for a file that is not expected to grow any more (a sealed
-// segment: with small segments, up to about half of each segment's memory
-// went unused). It changes nothing of the file's content, views or
+// spare when that is a quarter of the chunk or more, and at least 4 KiB
+// (the room kept is then under about 14% of the file's bytes), for a
+// file that is not expected to grow any more (a sealed segment: with
+// small segments, up to about half of each segment's memory went
+// unused). It changes nothing of the file's content, views or
 // durability, and the file may still grow (into a new chunk). It does no
 // I/O and cannot fail; wrappers (WithFaults) forward it, and it is no
 // operation for their injectors.
