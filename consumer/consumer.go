@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -636,27 +636,7 @@ var clientCallers = [...]string{
 // consumer or another: the stack does not tell which. It walks the
 // stack, a few microseconds: it is for Close only.
 func inClientCall() bool {
-	var pcs [64]uintptr
-	skip := 2 // runtime.Callers and inClientCall
-	for {
-		n := runtime.Callers(skip, pcs[:])
-		frames := runtime.CallersFrames(pcs[:n])
-		for {
-			f, more := frames.Next()
-			for _, name := range clientCallers {
-				if f.Function == name {
-					return true
-				}
-			}
-			if !more {
-				break
-			}
-		}
-		if n < len(pcs) {
-			return false
-		}
-		skip += n
-	}
+	return callstack.Within(clientCallers[:]...)
 }
 
 // isClosed reports whether c is closed, or is a zero Consumer, which is

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/record"
 )
 
@@ -770,27 +770,7 @@ const goroutineRoot = "github.com/runnel/runnel/producer.(*Producer).spawn.func1
 // calls that wait for those goroutines (Close, and ProduceSync once
 // Close has begun or its ctx ended), never for a record's path.
 func onProducerGoroutine() bool {
-	var pcs [64]uintptr
-	skip := 2 // runtime.Callers and onProducerGoroutine
-	for {
-		n := runtime.Callers(skip, pcs[:])
-		frames := runtime.CallersFrames(pcs[:n])
-		for {
-			// goroutineRoot is the goroutine's first function: the last
-			// frame but runtime.goexit's.
-			f, more := frames.Next()
-			if f.Function == goroutineRoot {
-				return true
-			}
-			if !more {
-				break
-			}
-		}
-		if n < len(pcs) {
-			return false
-		}
-		skip += n
-	}
+	return callstack.Within(goroutineRoot)
 }
 
 // spawn starts f on a goroutine that Close waits for, unless the

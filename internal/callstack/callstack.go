@@ -1,0 +1,37 @@
+// Package callstack tells whether the calling goroutine runs inside given
+// functions. The clients use it to notice a call that would wait for its
+// own caller — a producer's Close from a promise, a consumer's Close from
+// a Client's method — and return rather than deadlock. It walks the
+// stack, a few microseconds a call: it is for such rare calls, never for
+// a record's path. It sits below producer and consumer and uses nothing
+// of runnel's.
+package callstack
+
+import "runtime"
+
+// Within reports whether a function named in names (as runtime.Frame's
+// Function gives it: "path/to/pkg.(*T).Method", a closure's with its
+// ".funcN") is on the calling goroutine's stack, below Within's caller.
+func Within(names ...string) bool {
+	var pcs [64]uintptr
+	skip := 2 // runtime.Callers and Within
+	for {
+		n := runtime.Callers(skip, pcs[:])
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			for _, name := range names {
+				if f.Function == name {
+					return true
+				}
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		skip += n
+	}
+}
