@@ -4,7 +4,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 )
 
@@ -107,11 +109,43 @@ func (osFS) Lock(name string) (io.Closer, error) {
 	if err != nil {
 		return nil, osErr(err)
 	}
-	if err := lockFile(f); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, osErr(err)
+	}
+	held.Lock()
+	defer held.Unlock()
+	for _, h := range held.files {
+		if os.SameFile(h, fi) {
+			f.Close()
+			return nil, &os.PathError{Op: "lock", Path: name, Err: ErrLocked}
+		}
+	}
+	if err := lockSys(f); err != nil {
 		f.Close()
 		return nil, &os.PathError{Op: "lock", Path: name, Err: err}
 	}
-	return &osLock{f: f}, nil
+	held.files = append(held.files, fi)
+	return &osLock{f: f, fi: fi}, nil
+}
+
+// lockSys takes the system's lock on f (lockFile); tests replace it to
+// play a file system whose locks belong to the process.
+var lockSys = lockFile
+
+// held lists the files this process holds a Lock on. The system's lock
+// alone does not keep a second Lock in the same process out everywhere:
+// flock(2) locks belong to the open file, but on NFS (and wherever flock
+// is emulated with fcntl's locks) they belong to the process, which would
+// get the lock twice. Kafka's JVM keeps such a table for the same reason
+// (OverlappingFileLockException). Files are told apart as os.SameFile
+// does (device and inode, or Windows' file ID), so another name of the
+// same file (a symbolic link, another case on a case-insensitive file
+// system) is the same lock.
+var held struct {
+	sync.Mutex
+	files []os.FileInfo
 }
 
 // osLock holds a lock taken by Lock: closing its descriptor releases the
@@ -119,6 +153,7 @@ func (osFS) Lock(name string) (io.Closer, error) {
 // its lock twice passes on disk as it does in memory.
 type osLock struct {
 	f      *os.File
+	fi     os.FileInfo // in held until Close
 	closed atomic.Bool
 }
 
@@ -126,7 +161,11 @@ func (l *osLock) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
-	return l.f.Close()
+	err := l.f.Close()
+	held.Lock()
+	held.files = slices.DeleteFunc(held.files, func(h os.FileInfo) bool { return h == l.fi })
+	held.Unlock()
+	return err
 }
 
 // osFile wraps an *os.File without embedding it, so that only the File
