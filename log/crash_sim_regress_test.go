@@ -423,3 +423,18 @@ func TestCrashSimTransientRollFailedThenAppended(t *testing.T) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runCrashSimWith(t, seed, false, true) })
 	}
 }
+
+// TestCrashSimTransientRecoveryLeftIndexAheadOfTimeIndex: seed
+// 688352733590 of the crash simulation with transient faults (found by a
+// review on 2026-12-02; it failed at 363c4b5 too). A compaction's swap
+// failed at its directory sync; the reopen in the same boot recovered
+// the compacted segment (its time index missing), and the rebuild failed
+// at "sync .index, write .timeindex": the .index held its entries, the
+// .timeindex none. The next reopen trusted the segment (below the
+// recovery point) and took its max timestamp from the batches after the
+// last offset index entry, below the largest: OffsetForTime(1700001623000)
+// = 23, want 19. The segment-level test is
+// segment.TestRecoverFailedLeavesNoIndexAheadOfTimeIndex.
+func TestCrashSimTransientRecoveryLeftIndexAheadOfTimeIndex(t *testing.T) {
+	runCrashSimWith(t, 688352733590, false, true)
+}

@@ -61,6 +61,19 @@
 // reader that finds the offset entry during an Append of several batches
 // finds the time entry too.
 //
+// Open cannot tell a time index that lost entries before the offset
+// index's last one (it scans only the batches after that entry for the max
+// timestamp), so the files are written so that a .index never holds
+// entries the .timeindex beside it does not cover, whatever write or fsync
+// fails, in the same boot or before a power cut: Seal seals (writes and
+// syncs) the time index before the offset index; Open, finding one index
+// file missing, recreates both, the .index removed first; and Recover of a
+// sealed segment empties the .index durably before it resets the
+// .timeindex, and writes the rebuilt offset entries only once the time
+// index is sealed. Nothing orders the two files' writes while a segment is
+// active: Open recovers the active segment after a crash, and Close syncs
+// both before a clean-shutdown marker may vouch for them.
+//
 // An entry that fails its check is no error and is never followed: the
 // lookup falls back to the entry before it (checked in turn) or to the
 // start of the segment (for a search by time, the batch holding its from

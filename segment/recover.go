@@ -107,13 +107,34 @@ func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b re
 		if err := s.unsealLocked(); err != nil {
 			return res, err
 		}
+		// Open trusts a sealed segment's offset index up to its last
+		// entry and learns the max timestamp from its time index and
+		// the batches after that entry alone: a .index holding entries
+		// that the .timeindex beside it does not (one rebuilt here, the
+		// other reset and not written again because a write or fsync
+		// failed, in this boot or before a power cut) would make it
+		// miss a larger timestamp before that entry. So the .index is
+		// emptied durably before the .timeindex is touched, and gets
+		// its entries back only once the time index is sealed (written
+		// and synced): see holding, and sealLocked. An empty .index
+		// makes Open scan the whole segment.
+		s.holding, s.held = true, nil
 		defer func() {
+			if err != nil {
+				// Not the entries of a rebuild that did not finish.
+				s.holding, s.held = false, nil
+			}
 			if serr := s.sealLocked(false); err == nil {
 				err = serr
 			}
 		}()
-	}
-	if err := s.oidx.Reset(); err != nil {
+		if err := s.oidx.Reset(); err != nil {
+			return res, err
+		}
+		if err := s.oidx.Sync(); err != nil {
+			return res, err
+		}
+	} else if err := s.oidx.Reset(); err != nil {
 		return res, err
 	}
 	if err := s.tidx.Reset(); err != nil {

@@ -127,6 +127,12 @@ type Segment struct {
 	// closedTimeEntries is what TimeIndexEntries said as Close closed
 	// the time index (mu).
 	closedTimeEntries int
+	// holding (mu): Recover is rebuilding a sealed segment's indexes, and
+	// keeps the offset index entries in held until the time index is
+	// sealed (see RecoverFunc): no .index may hold an entry that the
+	// .timeindex beside it does not cover.
+	holding bool
+	held    [][2]int64 // {offset, position}
 
 	// The index entries a lookup found bad (see start and timeStart),
 	// nil while there is none; replaced whole under badMu by distrust,
@@ -226,6 +232,18 @@ func OpenContext(ctx context.Context, fsys vfs.FS, dir string, base int64, cfg C
 	_, ierr := fsys.Stat(s.path(IndexSuffix))
 	_, terr := fsys.Stat(s.path(TimeIndexSuffix))
 	missing := ierr != nil || terr != nil
+	if missing && n > 0 {
+		// Both start over, the .index removed first: an index file
+		// created beside the other's entries would be trusted by the
+		// next Open should this one's Recover not finish (an empty
+		// .timeindex beside a whole .index: see loadTail). Recover
+		// fills them.
+		if err := s.recreateIndexes(opts.Active); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return s, true, nil
+	}
 	if err := s.openIndexes(opts.Active, false); err != nil {
 		if !errors.Is(err, index.ErrCorrupt) {
 			f.Close()
@@ -236,9 +254,6 @@ func OpenContext(ctx context.Context, fsys vfs.FS, dir string, base int64, cfg C
 			f.Close()
 			return nil, false, err
 		}
-		return s, true, nil
-	}
-	if missing && n > 0 {
 		return s, true, nil
 	}
 	if err := s.loadTail(ctx); err != nil {
@@ -626,7 +641,7 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 	if ts > s.maxTs.Load() {
 		s.setMax(ts, b.LastOffset())
 	}
-	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.oidx.Full() && !s.tidx.Full() {
+	if s.bytesSinceIndex > s.cfg.IndexIntervalBytes && !s.offsetIndexFull() && !s.tidx.Full() {
 		// The time entry first: a reader that finds the offset entry
 		// (MaxTimestampBelow) finds the time entry of its index point
 		// too. One that finds the time entry alone loses nothing: its
@@ -637,13 +652,24 @@ func (s *Segment) indexBatch(b record.Batch, pos int64, n int) error {
 		if testHookBetweenIndexes != nil {
 			testHookBetweenIndexes(s)
 		}
-		if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
+		if s.holding {
+			s.held = append(s.held, [2]int64{b.LastOffset(), pos})
+		} else if err := s.oidx.Append(b.LastOffset(), pos); err != nil {
 			return err
 		}
 		s.bytesSinceIndex = 0
 	}
 	s.bytesSinceIndex += n
 	return nil
+}
+
+// offsetIndexFull is the offset index's Full, counting the entries held
+// back from it (see holding).
+func (s *Segment) offsetIndexFull() bool {
+	if s.holding {
+		return len(s.held) >= s.cfg.MaxIndexBytes/index.OffsetEntrySize
+	}
+	return s.oidx.Full()
 }
 
 // testHookBetweenIndexes, when set (by tests), runs in indexBatch between
@@ -726,10 +752,26 @@ func (s *Segment) sealLocked(sync bool) error {
 			return err
 		}
 	}
-	if err := s.oidx.Seal(); err != nil {
+	// The time index first (each Seal writes and syncs it): an offset
+	// index that a failure left holding more than the time index beside
+	// it would be trusted by the next Open, whose max timestamp would
+	// then miss the batches between (see loadTail).
+	if err := s.tidx.Seal(); err != nil {
 		return err
 	}
-	if err := s.tidx.Seal(); err != nil {
+	if s.holding {
+		// Recover's rebuild: the offset index entries go in now that
+		// the time index holds its own durably (once: a failed Append
+		// leaves a prefix of them, which is sound).
+		held := s.held
+		s.holding, s.held = false, nil
+		for _, e := range held {
+			if err := s.oidx.Append(e[0], e[1]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.oidx.Seal(); err != nil {
 		return err
 	}
 	s.sealed = true
