@@ -597,7 +597,9 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // it was.
 //
 // Close called from a Client's method that a Poll or AssignTopic called
-// (of this consumer or of another: Close cannot tell them apart) closes
+// (of this consumer or of another: Close cannot tell them apart; a
+// runneltest.Fault's Match is one, though it runs on a goroutine of its
+// own that the method waits for) closes
 // the consumer all the same, but returns without waiting for the calls
 // in flight, one of which is its caller's: that Poll or AssignTopic
 // returns ErrClosed once the method returns. A later Close from elsewhere
@@ -626,9 +628,13 @@ func (c *Consumer) Close() error {
 
 // clientCallers are the consumer's functions that call the Client's
 // methods, with a Poll's or AssignTopic's place in polls.
+// A runneltest.Fault's Match runs for a Client's method on a goroutine
+// of its own, which the method waits for: as if on the method's
+// goroutine.
 var clientCallers = [...]string{
 	"github.com/runnel/runnel/consumer.(*Consumer).poll",
 	"github.com/runnel/runnel/consumer.(*Consumer).AssignTopic",
+	callstack.FaultsMatch,
 }
 
 // inClientCall reports whether the caller runs inside a Client's method

@@ -730,7 +730,8 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 //
 // Close called from a promise that a producer's goroutine runs, or from
 // a Client's method (of this producer or of another: Close cannot tell
-// them apart), closes the producer all the same, but returns without
+// them apart; a runneltest.Fault's Match is one, though it runs on a
+// goroutine of its own that the method waits for), closes the producer all the same, but returns without
 // waiting for the goroutines, one of which is its caller: it ends once
 // the promise or the method returns, and the other promises still run.
 // A later Close from elsewhere waits for them.
@@ -770,7 +771,10 @@ const goroutineRoot = "github.com/runnel/runnel/producer.(*Producer).spawn.func1
 // calls that wait for those goroutines (Close, and ProduceSync once
 // Close has begun or its ctx ended), never for a record's path.
 func onProducerGoroutine() bool {
-	return callstack.Within(goroutineRoot)
+	// A runneltest.Fault's Match runs for a Client's method on a
+	// goroutine of its own, which the method waits for: as if on the
+	// method's goroutine.
+	return callstack.Within(goroutineRoot, callstack.FaultsMatch)
 }
 
 // spawn starts f on a goroutine that Close waits for, unless the

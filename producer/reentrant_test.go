@@ -2,8 +2,10 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // A Flush called from a promise waits for that promise's own batch, which
@@ -225,4 +228,41 @@ func waitForGoroutine(t *testing.T, ctx context.Context, parts ...string) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// A promise's Close, the only one the producer ever gets (a service that
+// shuts down on a fatal error, say): it returns without waiting for the
+// goroutines, and they end on their own all the same — the one running
+// the promise once it returns, the others' requests failed or answered
+// — without a later Close to wait for them (goleak waits for them to
+// end, and fails if one stays).
+func TestCloseOnlyInAPromiseLeavesNoGoroutine(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	ignore := goleak.IgnoreCurrent()
+	p, err := producer.New(b, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	closed := make(chan error, 1)
+	var promised sync.WaitGroup
+	for part := range int32(4) {
+		for i := range 20 {
+			promised.Add(1)
+			r := value(fmt.Sprint(part, "-", i))
+			r.Partition = part
+			p.Produce(ctx, r, func(_ *record.Record, err error) {
+				defer promised.Done()
+				if part == 1 && i == 0 {
+					closed <- p.Close()
+				}
+			})
+		}
+	}
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("a Close called from a promise does not return")
+	}
+	promised.Wait() // every promise runs, the goroutines then end
+	goleak.VerifyNone(t, ignore)
 }

@@ -9,6 +9,15 @@ package callstack
 
 import "runtime"
 
+// FaultsMatch is the function a runneltest.Fault's Match runs under, on
+// a goroutine of its own that a Client's method (runneltest.Faults')
+// waits for: code there runs on behalf of the method, as if on its
+// goroutine, and the clients look for it beside their own functions (a
+// Close from a Match returns, as one from a Client's method does). It
+// is runneltest's, named here, below both clients, as a string:
+// runneltest's TestFaultsMatchCloses fails (hangs) should it be renamed.
+const FaultsMatch = "github.com/runnel/runnel/runneltest.(*Rule).callMatch.func1"
+
 // Within reports whether a function named in names (as runtime.Frame's
 // Function gives it: "path/to/pkg.(*T).Method", a closure's with its
 // ".funcN") is on the calling goroutine's stack, below Within's caller.

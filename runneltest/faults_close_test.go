@@ -1,0 +1,77 @@
+package runneltest_test
+
+import (
+	"testing"
+
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// A Fault's Match runs for the producer's or consumer's request, as the
+// Client's method it is part of: a Match that closes the producer (or
+// the consumer) that sent the request returns, as a Close from a
+// Client's method does (see producer.Producer.Close and
+// consumer.Consumer.Close), and the call in flight then ends. Match runs
+// on a goroutine of its own, which the Close did not tell from the
+// application's: it waited for the request, which waited for Match —
+// both hung for ever (the test fails on the old code at its ctx).
+func TestFaultsMatchCloses(t *testing.T) {
+	t.Run("producer", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		f := runneltest.NewFaults(t, b)
+		var p *producer.Producer
+		closed := make(chan error, 1)
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.Observe, Count: 1,
+			Match: func(runneltest.Request) bool { closed <- p.Close(); return true }})
+		p = runneltest.NewProducer(t, f, producer.DefaultTopic("orders"))
+		ctx := waitCtx(t)
+		promised := make(chan error, 1)
+		p.Produce(ctx, &record.Record{Value: []byte("v")}, func(_ *record.Record, err error) { promised <- err })
+		for _, ch := range []chan error{closed, promised} {
+			select {
+			case err := <-ch:
+				if ch == closed {
+					require.NoError(t, err)
+				} else if err != nil {
+					require.ErrorIs(t, err, producer.ErrClosed) // unless the broker answered anyway
+				}
+			case <-ctx.Done():
+				t.Fatal("a Close called from a Fault's Match of the producer's request does not return")
+			}
+		}
+		require.NoError(t, p.Close(), "a second Close waits for the goroutines")
+	})
+	t.Run("consumer", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+		runneltest.ProduceValues(t, b, "orders", "a")
+		f := runneltest.NewFaults(t, b)
+		var c *consumer.Consumer
+		closed := make(chan error, 1)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.Observe, Count: 1,
+			Match: func(runneltest.Request) bool { closed <- c.Close(); return true }})
+		c = runneltest.NewConsumer(t, f)
+		require.NoError(t, c.Assign("orders", 0, consumer.Start()))
+		ctx := waitCtx(t)
+		polled := make(chan error, 1)
+		go func() {
+			_, err := c.Poll(ctx)
+			polled <- err
+		}()
+		for _, ch := range []chan error{closed, polled} {
+			select {
+			case err := <-ch:
+				if ch == closed {
+					require.NoError(t, err)
+				} else if err != nil {
+					require.ErrorIs(t, err, consumer.ErrClosed)
+				}
+			case <-ctx.Done():
+				t.Fatal("a Close called from a Fault's Match of the consumer's fetch does not return")
+			}
+		}
+		require.NoError(t, c.Close())
+	})
+}
