@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -74,4 +75,20 @@ func TestFaultsMatchCloses(t *testing.T) {
 		}
 		require.NoError(t, c.Close())
 	})
+}
+
+// TestFaultsMatchNamedForTheClients: callstack.FaultsMatch, the name by
+// which the clients tell a Match's goroutine (a string, since the clients
+// sit below runneltest), is the function a Match runs under: renaming
+// callMatch's closure fails this test at once, rather than leaving a
+// Close from a Match to hang.
+func TestFaultsMatchNamedForTheClients(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+	f := runneltest.NewFaults(t, b)
+	within := make(chan bool, 1)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.Observe, Count: 1,
+		Match: func(runneltest.Request) bool { within <- callstack.Within(callstack.FaultsMatch); return true }})
+	runneltest.Produce(t, f, "orders", &record.Record{Value: []byte("v")})
+	require.True(t, <-within, "callstack.FaultsMatch does not name the function a Match runs under")
+	require.False(t, callstack.Within(callstack.FaultsMatch), "nor the test's own goroutine")
 }

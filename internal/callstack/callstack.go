@@ -15,7 +15,8 @@ import "runtime"
 // goroutine, and the clients look for it beside their own functions (a
 // Close from a Match returns, as one from a Client's method does). It
 // is runneltest's, named here, below both clients, as a string:
-// runneltest's TestFaultsMatchCloses fails (hangs) should it be renamed.
+// runneltest's TestFaultsMatchNamedForTheClients fails at once should it
+// be renamed (and TestFaultsMatchCloses hangs).
 const FaultsMatch = "github.com/runnel/runnel/runneltest.(*Rule).callMatch.func1"
 
 // Within reports whether a function named in names (as runtime.Frame's
