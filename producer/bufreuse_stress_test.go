@@ -29,29 +29,34 @@ import (
 // changed meanwhile — a builder or batch handed back to the producer's
 // pools, and to another partition, while its request was in flight.
 type heldClient struct {
-	*runnel.Broker
+	faultyBroker
 	*dice
 	changed atomic.Int64
 	calls   atomic.Int64
 }
 
-// before copies the request's records (the broker rewrites only the
-// header: offsets, timestamps, CRC) and yields; after compares them.
-func (c *heldClient) before(req *api.ProduceRequest) []byte {
+func newHeldClient(b *runnel.Broker, d *dice) *heldClient {
+	c := &heldClient{dice: d}
+	c.faultyBroker = faultyBroker{Broker: b, fault: c.fault, watch: c.hold}
+	return c
+}
+
+// hold copies the request's records (the broker rewrites only the
+// header: offsets, timestamps, CRC) and yields; what it returns yields
+// again and compares them.
+func (c *heldClient) hold(req *api.ProduceRequest) func() {
 	c.calls.Add(1)
 	kept := bytes.Clone(req.Batches[record.HeaderSize:])
 	for range 1 + c.roll(8) {
 		runtime.Gosched()
 	}
-	return kept
-}
-
-func (c *heldClient) after(req *api.ProduceRequest, kept []byte) {
-	for range c.roll(4) {
-		runtime.Gosched()
-	}
-	if !bytes.Equal(req.Batches[record.HeaderSize:], kept) {
-		c.changed.Add(1)
+	return func() {
+		for range c.roll(4) {
+			runtime.Gosched()
+		}
+		if !bytes.Equal(req.Batches[record.HeaderSize:], kept) {
+			c.changed.Add(1)
+		}
 	}
 }
 
@@ -64,37 +69,6 @@ func (c *heldClient) fault() (error, bool) {
 		return api.ErrRequestTimedOut, true
 	}
 	return nil, false
-}
-
-func (c *heldClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	kept := c.before(req)
-	defer c.after(req, kept)
-	err, after := c.fault()
-	if err != nil && !after {
-		return api.ProduceResponse{}, err
-	}
-	resp, berr := c.Broker.Produce(ctx, req)
-	if berr != nil || err == nil {
-		return resp, berr
-	}
-	return api.ProduceResponse{}, err
-}
-
-func (c *heldClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	kept := c.before(req)
-	defer c.after(req, kept)
-	err, after := c.fault()
-	if err != nil && !after {
-		return api.ProduceResponse{}, nil, err
-	}
-	resp, ack, berr := c.Broker.ProduceAsync(ctx, req)
-	if berr != nil || err == nil {
-		return resp, ack, berr
-	}
-	if ack != nil {
-		_ = ack.Wait(ctx)
-	}
-	return api.ProduceResponse{}, nil, err
 }
 
 // TestBuffersNotReusedInFlight produces to many partitions at once (so
@@ -128,7 +102,7 @@ func TestBuffersNotReusedInFlight(t *testing.T) {
 		t.Run(fmt.Sprintf("MaxInFlight=%d/%v/linger=%v", tc.inFlight, tc.codec, tc.linger), func(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts,
 				Config: log.Config{MaxMessageBytes: 3000, Sync: log.SyncNever}}))
-			c := &heldClient{Broker: b, dice: newDice(7, uint64(tc.inFlight))}
+			c := newHeldClient(b, newDice(7, uint64(tc.inFlight)))
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()), producer.MaxInFlight(tc.inFlight),
 				producer.Compression(tc.codec), producer.Linger(tc.linger),
 				producer.RetryBackoff(50*time.Microsecond), producer.BatchMaxBytes(6000))

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -20,56 +19,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// splitFaultClient fails requests at random around a real broker whose
-// topic refuses batches over a small max.message.bytes (so that the
-// producer splits batches, and fails the records too large alone):
-// refused before the append as not the leader (retriable) or for their
-// sequence numbers (a new producer id), or appended and answered as
-// timed out (the retry is a duplicate).
-type splitFaultClient struct {
-	*runnel.Broker
-	*dice
-}
-
-func (c *splitFaultClient) fault() (error, bool) {
-	switch c.roll(25) {
-	case 0:
-		return api.ErrNotLeader, false
-	case 1:
-		return api.ErrOutOfOrderSequence, false
-	case 2:
-		return api.ErrRequestTimedOut, true
+// splitFault fails requests at random around a real broker whose topic
+// refuses batches over a small max.message.bytes (so that the producer
+// splits batches, and fails the records too large alone): refused before
+// the append as not the leader (retriable) or for their sequence numbers
+// (a new producer id), or appended and answered as timed out (the retry
+// is a duplicate).
+func splitFault(d *dice) func() (error, bool) {
+	return func() (error, bool) {
+		switch d.roll(25) {
+		case 0:
+			return api.ErrNotLeader, false
+		case 1:
+			return api.ErrOutOfOrderSequence, false
+		case 2:
+			return api.ErrRequestTimedOut, true
+		}
+		return nil, false
 	}
-	return nil, false
-}
-
-func (c *splitFaultClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
-	err, after := c.fault()
-	if err != nil && !after {
-		return api.ProduceResponse{}, err
-	}
-	resp, berr := c.Broker.Produce(ctx, req)
-	if berr != nil || err == nil {
-		return resp, berr
-	}
-	return api.ProduceResponse{}, err
-}
-
-func (c *splitFaultClient) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	err, after := c.fault()
-	if err != nil && !after {
-		return api.ProduceResponse{}, nil, err
-	}
-	resp, ack, berr := c.Broker.ProduceAsync(ctx, req)
-	if berr != nil || err == nil {
-		return resp, ack, berr
-	}
-	if ack != nil {
-		// Appended: its fsync is still waited for (or handed to the
-		// broker) before the answer is lost.
-		_ = ack.Wait(ctx)
-	}
-	return api.ProduceResponse{}, nil, err
 }
 
 // splitRec is one record of TestSplitFaultStress and what became of it.
@@ -107,7 +74,7 @@ func TestSplitFaultStress(t *testing.T) {
 			b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: parts,
 				Config: log.Config{MaxMessageBytes: 700, Sync: log.SyncNever}}))
 			d := newDice(*splitSeed, uint64(inFlight))
-			c := &splitFaultClient{Broker: b, dice: d}
+			c := &faultyBroker{Broker: b, fault: splitFault(d)}
 			p, err := producer.New(c, producer.DefaultTopic("t"), producer.MaxInFlight(inFlight),
 				producer.RetryBackoff(100*time.Microsecond), producer.BatchMaxBytes(2500))
 			require.NoError(t, err)

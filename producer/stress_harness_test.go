@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -121,4 +122,51 @@ func (d *dice) roll(n int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.rnd.IntN(n)
+}
+
+// faultyBroker is a broker behind a fault injector, for the stress tests'
+// producers: fault says which error a request meets (nil: none) and
+// whether it comes after the append — the request appended and its
+// answer lost, so that the producer's retry is a duplicate — or before it,
+// nothing appended. watch, if set, is called as each request comes in,
+// and what it returns as the request leaves.
+type faultyBroker struct {
+	*runnel.Broker
+	fault func() (err error, afterAppend bool)
+	watch func(req *api.ProduceRequest) (leave func())
+}
+
+func (c *faultyBroker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if c.watch != nil {
+		defer c.watch(req)()
+	}
+	err, after := c.fault()
+	if err != nil && !after {
+		return api.ProduceResponse{}, err
+	}
+	resp, berr := c.Broker.Produce(ctx, req)
+	if berr != nil || err == nil {
+		return resp, berr
+	}
+	return api.ProduceResponse{}, err
+}
+
+func (c *faultyBroker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if c.watch != nil {
+		defer c.watch(req)()
+	}
+	err, after := c.fault()
+	if err != nil && !after {
+		return api.ProduceResponse{}, nil, err
+	}
+	resp, ack, berr := c.Broker.ProduceAsync(ctx, req)
+	if berr != nil || err == nil {
+		return resp, ack, berr
+	}
+	if ack != nil {
+		// Appended: its fsync is still waited for (or handed to the
+		// broker) before the answer is lost.
+		_ = ack.Wait(ctx)
+	}
+	return api.ProduceResponse{}, nil, err
 }
