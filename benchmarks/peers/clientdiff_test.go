@@ -65,34 +65,7 @@ import (
 
 // TestClientDifferential runs the schedules (see the file's comment).
 func TestClientDifferential(t *testing.T) {
-	seeds := envInt(t, "RUNNEL_CLIENTDIFF_SEEDS", 3)
-	ops := envInt(t, "RUNNEL_CLIENTDIFF_OPS", 60)
-	first := uint64(1)
-	switch v := os.Getenv("RUNNEL_CLIENTDIFF_SEED"); v {
-	case "":
-	case "random":
-		first = uint64(time.Now().UnixNano())
-	default:
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RUNNEL_CLIENTDIFF_SEED=%q: want a number or \"random\"", v)
-		}
-		first = n
-	}
-	known := map[string]int{}
-	for i := range seeds {
-		seed := first + uint64(i)
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			runClientDiff(t, seed, ops, known)
-		})
-		if !ok {
-			t.Logf("repeat with RUNNEL_CLIENTDIFF_SEED=%d RUNNEL_CLIENTDIFF_SEEDS=1 RUNNEL_CLIENTDIFF_OPS=%d", seed, ops)
-			break
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(known)) {
-		t.Logf("%5d× %s", known[k], k)
-	}
+	envSeeds(t, seedVars{seed: "RUNNEL_CLIENTDIFF_SEED", runs: "RUNNEL_CLIENTDIFF_SEEDS", ops: "RUNNEL_CLIENTDIFF_OPS"}, 3, 60, runClientDiff)
 }
 
 // ctp is a topic partition.

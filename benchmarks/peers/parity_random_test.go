@@ -71,21 +71,32 @@ func TestParityRandomized(t *testing.T) { paritySeeds(t, 300, runRandom) }
 
 // paritySeeds runs run over the seeds RUNNEL_PARITY_SEED (a number, or
 // "random"; 1 by default) and RUNNEL_PARITY_RUNS (3) ask for, ops
-// operations each (RUNNEL_PARITY_OPS, else defaultOps), stopping at the
-// first that fails with the command that repeats it, and logs how often
-// each known difference (run's known map) showed.
+// operations each (RUNNEL_PARITY_OPS, else defaultOps): see envSeeds.
 func paritySeeds(t *testing.T, defaultOps int, run func(t *testing.T, seed uint64, ops int, known map[string]int)) {
-	ops := envInt(t, "RUNNEL_PARITY_OPS", defaultOps)
-	runs := envInt(t, "RUNNEL_PARITY_RUNS", 3)
+	envSeeds(t, seedVars{seed: "RUNNEL_PARITY_SEED", runs: "RUNNEL_PARITY_RUNS", ops: "RUNNEL_PARITY_OPS"}, 3, defaultOps, run)
+}
+
+// seedVars names the environment variables of a seeded random test: the
+// first seed (a number, or "random"), how many seeds, and how many
+// operations a seed runs.
+type seedVars struct{ seed, runs, ops string }
+
+// envSeeds runs run over the seeds vars ask for (defaultRuns from seed 1,
+// defaultOps operations each, where unset), stopping at the first that
+// fails with the command that repeats it, and logs how often each known
+// difference (run's known map) showed.
+func envSeeds(t *testing.T, vars seedVars, defaultRuns, defaultOps int, run func(t *testing.T, seed uint64, ops int, known map[string]int)) {
+	ops := envInt(t, vars.ops, defaultOps)
+	runs := envInt(t, vars.runs, defaultRuns)
 	first := uint64(1)
-	switch v := os.Getenv("RUNNEL_PARITY_SEED"); v {
+	switch v := os.Getenv(vars.seed); v {
 	case "":
 	case "random":
 		first = uint64(time.Now().UnixNano())
 	default:
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("RUNNEL_PARITY_SEED=%q: want a number or \"random\"", v)
+			t.Fatalf("%s=%q: want a number or \"random\"", vars.seed, v)
 		}
 		first = n
 	}
@@ -96,7 +107,7 @@ func paritySeeds(t *testing.T, defaultOps int, run func(t *testing.T, seed uint6
 			run(t, seed, ops, known)
 		})
 		if !ok {
-			t.Logf("repeat with RUNNEL_PARITY_SEED=%d RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=%d", seed, ops)
+			t.Logf("repeat with %s=%d %s=1 %s=%d", vars.seed, seed, vars.runs, vars.ops, ops)
 			break
 		}
 	}
