@@ -161,64 +161,50 @@ func TestBadRequests(t *testing.T) {
 }
 
 // TestRestartRebuildsState: on disk, a new service on the same directory
-// rebuilds every order's state from the events.
+// rebuilds every order's state from the events — also an order placed
+// more than Kafka's default retention (7 days) before the restart, the
+// broker's maintenance having run meanwhile: the orders topic keeps its
+// events for ever (with the default, its segment was deleted and the
+// order gone).
 func TestRestartRebuildsState(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	for _, tc := range []struct {
+		name  string
+		clock log.Clock // the restarted broker's; nil: the system's
+	}{
+		{"at once", nil},
+		{"8 days on", laterClock{8 * 24 * time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 
-	b, err := runnel.Open(runnel.Config{Dir: dir})
-	require.NoError(t, err)
-	svc, err := NewService(ctx, b, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	srv := httptest.NewServer(svc.Handler())
-	_, st := post(t, srv.URL, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
-	waitDone(ctx, t, srv.URL, st.Order.ID)
-	srv.Close()
-	require.NoError(t, svc.Close())
-	require.NoError(t, b.Close())
+			b, err := runnel.Open(runnel.Config{Dir: dir})
+			require.NoError(t, err)
+			svc, err := NewService(ctx, b, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			srv := httptest.NewServer(svc.Handler())
+			_, st := post(t, srv.URL, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
+			waitDone(ctx, t, srv.URL, st.Order.ID)
+			srv.Close()
+			require.NoError(t, svc.Close())
+			require.NoError(t, b.Close())
 
-	b, err = runnel.Open(runnel.Config{Dir: dir})
-	require.NoError(t, err)
-	defer b.Close()
-	_, srv2 := newService(t, b)
-	got := waitDone(ctx, t, srv2.URL, st.Order.ID)
-	require.Equal(t, st.Order, got.Order)
+			b, err = runnel.Open(runnel.Config{Dir: dir, Clock: tc.clock})
+			require.NoError(t, err)
+			defer b.Close()
+			require.NoError(t, b.Maintain(ctx)) // retention, as the maintenance goroutine runs it
+			_, srv2 := newService(t, b)
+			got := waitDone(ctx, t, srv2.URL, st.Order.ID)
+			require.Equal(t, st.Order, got.Order)
+		})
+	}
 }
 
 // laterClock is the system clock moved on by d.
 type laterClock struct{ d time.Duration }
 
 func (c laterClock) Now() time.Time { return time.Now().Add(c.d) }
-
-// TestRestartRebuildsOldOrders: an order placed more than Kafka's default
-// retention (7 days) before a restart is still rebuilt, the broker's
-// maintenance having run meanwhile: the orders topic keeps its events for
-// ever (with the default, its segment was deleted and the order gone).
-func TestRestartRebuildsOldOrders(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	b, err := runnel.Open(runnel.Config{Dir: dir})
-	require.NoError(t, err)
-	svc, err := NewService(ctx, b, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	srv := httptest.NewServer(svc.Handler())
-	_, st := post(t, srv.URL, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
-	waitDone(ctx, t, srv.URL, st.Order.ID)
-	srv.Close()
-	require.NoError(t, svc.Close())
-	require.NoError(t, b.Close())
-
-	b, err = runnel.Open(runnel.Config{Dir: dir, Clock: laterClock{8 * 24 * time.Hour}})
-	require.NoError(t, err)
-	defer b.Close()
-	require.NoError(t, b.Maintain(ctx)) // retention, as the maintenance goroutine runs it
-	_, srv2 := newService(t, b)
-	got := waitDone(ctx, t, srv2.URL, st.Order.ID)
-	require.Equal(t, st.Order, got.Order)
-}
 
 // TestRun runs the program itself: serve, place an order, shut down on
 // ctx.
