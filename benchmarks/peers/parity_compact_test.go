@@ -826,29 +826,11 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64,
 			default:
 				continue
 			}
-			appendCleaned(ng, nb, p.cfg.idxInterval)
+			ng.appendBatch(nb, p.cfg.idxInterval) // into the cleaned segment
 		}
 	}
-	if m := ng.maxTS(); ng.size > 0 && m > ng.lastTimeTS {
-		ng.timeEntries++
-		ng.lastTimeTS = m
-	}
+	ng.finalTimeEntry()
 	return ng
-}
-
-// appendCleaned is LogSegment.append of one batch into a cleaned segment.
-func appendCleaned(g *sseg, b mbatch, interval int) {
-	g.batches = append(g.batches, b)
-	if g.bytesSince > interval {
-		g.offEntries++
-		if m := g.maxTS(); m > g.lastTimeTS {
-			g.timeEntries++
-			g.lastTimeTS = m
-		}
-		g.bytesSince = 0
-	}
-	g.bytesSince += b.size
-	g.size += int64(b.size)
 }
 
 // rebuild is MemoryRecords.buildRetainedRecordsInto (keep not empty) or

@@ -161,6 +161,37 @@ type sseg struct {
 	lastTimeTS              int64
 }
 
+// appendBatch is LogSegment.append of one batch: the max timestamp so
+// far first (this batch's too), then an index entry if more than interval
+// (index.interval.bytes) bytes passed since the last (never for a
+// segment's first batch).
+func (g *sseg) appendBatch(b mbatch, interval int) {
+	g.batches = append(g.batches, b)
+	if g.bytesSince > interval {
+		g.offEntries++
+		if m := g.maxTS(); m > g.lastTimeTS {
+			g.timeEntries++
+			g.lastTimeTS = m
+		}
+		g.bytesSince = 0
+	}
+	g.bytesSince += b.size
+	g.size += int64(b.size)
+}
+
+// finalTimeEntry adds the max timestamp so far to a segment's time index
+// as it becomes inactive or closes (TimeIndex.maybeAppend with
+// skipFullCheck: only a larger one than its last entry's), and reports
+// whether it did.
+func (g *sseg) finalTimeEntry() bool {
+	if m := g.maxTS(); g.size > 0 && m > g.lastTimeTS {
+		g.timeEntries++
+		g.lastTimeTS = m
+		return true
+	}
+	return false
+}
+
 // maxTS is the segment's maxTimestampSoFar: -1 until a batch stamped 0 or
 // later (LogSegment.append keeps the largest batch max timestamp).
 func (g *sseg) maxTS() int64 {
@@ -622,27 +653,11 @@ func (s *sstate) append(p *spart, mb mbatch) {
 	if roll {
 		// LogSegment.onBecomeInactiveSegment: the time index's final
 		// entry (which the cleaner's grouping counts).
-		if m := act.maxTS(); act.size > 0 && m > act.lastTimeTS {
-			act.timeEntries++
-			act.lastTimeTS = m
-		}
+		act.finalTimeEntry()
 		p.segs = append(p.segs, &sseg{base: p.end, created: now, written: now, lastTimeTS: -1})
 		act = p.active()
 	}
-	act.batches = append(act.batches, mb)
-	// LogSegment.append: the max timestamp so far first (this batch's
-	// too), then an index entry if more than index.interval.bytes passed
-	// since the last (never for a segment's first batch).
-	if act.bytesSince > p.cfg.idxInterval {
-		act.offEntries++
-		if m := act.maxTS(); m > act.lastTimeTS {
-			act.timeEntries++
-			act.lastTimeTS = m
-		}
-		act.bytesSince = 0
-	}
-	act.bytesSince += mb.size
-	act.size += int64(mb.size)
+	act.appendBatch(mb, p.cfg.idxInterval)
 	act.written = now
 	p.end = mb.last + 1
 }
@@ -933,12 +948,7 @@ func (s *sstate) restart() {
 // anything.
 func (p *spart) closeActive() bool {
 	act := p.active()
-	changed := false
-	if m := act.maxTS(); act.size > 0 && m > act.lastTimeTS {
-		act.timeEntries++
-		act.lastTimeTS = m
-		changed = true
-	}
+	changed := act.finalTimeEntry()
 	if act.bytesSince > 0 {
 		act.bytesSince = 0
 		changed = true
