@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -41,10 +40,7 @@ type topicState struct {
 func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicState, error) {
 	t := p.lastTop.Load()
 	if t == nil || t.name != name {
-		t = nil
-		if m := p.topics.Load(); m != nil {
-			t = (*m)[name]
-		}
+		t = p.knownTopic(name)
 	}
 	if t != nil {
 		if t.gone.Load() {
@@ -58,11 +54,8 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	p.topicsMu.Lock()
 	defer p.topicsMu.Unlock()
-	old := p.topics.Load()
-	if old != nil {
-		if t := (*old)[name]; t != nil {
-			return t, nil
-		}
+	if t := p.knownTopic(name); t != nil {
+		return t, nil
 	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
 	if t.part == nil {
@@ -76,14 +69,21 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
 	t.refreshAt.Store(p.nextRefresh(time.Now()))
-	m := map[string]*topicState{}
-	if old != nil {
-		m = maps.Clone(*old)
-	}
-	m[name] = t
-	p.topics.Store(&m)
+	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
 	return t, nil
+}
+
+// knownTopic returns the state of a topic the producer knows, or nil. It
+// takes no lock: a sync.Map's Load, which a topic added does not slow
+// down. The map was copied on write, each new topic copying every
+// topic's entry: a producer's first record to each of 10,000 topics took
+// 7.3 s and allocated 2.3 GB (BenchmarkProduceTopics/new=10000).
+func (p *Producer) knownTopic(name string) *topicState {
+	if v, ok := p.topics.Load(name); ok {
+		return v.(*topicState)
+	}
+	return nil
 }
 
 // partitions asks the broker for the partition count of a topic, until

@@ -205,9 +205,9 @@ type Producer struct {
 	space      spaceQueue // Produce calls waiting for buffer space
 	emptied    waitSet    // Flush calls waiting for an empty buffer
 
-	topicsMu sync.Mutex
-	topics   atomic.Pointer[map[string]*topicState] // copy on write
-	lastTop  atomic.Pointer[topicState]             // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
+	topicsMu sync.Mutex                 // held while a topic's state is made, so that a topic gets one
+	topics   sync.Map                   // topic name → *topicState: stored under topicsMu, loaded without a lock (see knownTopic)
+	lastTop  atomic.Pointer[topicState] // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
 
 	pidMu   sync.Mutex
 	pid     int64
@@ -795,15 +795,12 @@ func (p *Producer) spawn(f func()) bool {
 
 // wakeAll wakes every partition's goroutine (for Flush and Close).
 func (p *Producer) wakeAll() {
-	m := p.topics.Load()
-	if m == nil {
-		return
-	}
-	for _, t := range *m {
-		for _, pp := range *t.all.Load() {
+	p.topics.Range(func(_, v any) bool {
+		for _, pp := range *v.(*topicState).all.Load() {
 			pp.wakeUp()
 		}
-	}
+		return true
+	})
 }
 
 // knownPID returns the producer id to stamp on a new batch, if the
