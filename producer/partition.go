@@ -800,11 +800,19 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // (collections every few milliseconds) a 1 MB batch then grows again by
 // copying itself. A second spare goes to the pool, and so does a batch
 // done while the partition's goroutine waits (see parkLocked): a partition
-// keeps buffers only while it is sending.
+// keeps buffers only while it is sending. Once the producer is closed a
+// batch is neither kept nor pooled, but left to the collector: the
+// batches that Close fails are done after the partition's goroutine
+// dropped its spare (see drain), and a closed producer that the
+// application still references held one batch, grown to the largest
+// the partition sent, per partition written to.
 func (pp *partition) reuse(b *batch) {
 	b.reset()
+	if pp.p.closed.Load() {
+		return
+	}
 	pp.mu.Lock()
-	if pp.spare == nil && !pp.parked {
+	if pp.spare == nil && !pp.parked && !pp.p.closed.Load() {
 		pp.spare, b = b, nil
 	}
 	pp.mu.Unlock()
@@ -814,14 +822,20 @@ func (pp *partition) reuse(b *batch) {
 }
 
 // dropSpareLocked hands the spare batch and the builder back to their
-// pools, as the partition's goroutine ends or begins to wait (park).
+// pools, as the partition's goroutine ends or begins to wait (park), or
+// drops them once the producer is closed (see reuse).
 func (pp *partition) dropSpareLocked() {
+	closed := pp.p.closed.Load()
 	if pp.spare != nil {
-		pp.p.batches.Put(pp.spare)
+		if !closed {
+			pp.p.batches.Put(pp.spare)
+		}
 		pp.spare = nil
 	}
 	if pp.bld != nil {
-		pp.p.builders.Put(pp.bld)
+		if !closed {
+			pp.p.builders.Put(pp.bld)
+		}
 		pp.bld = nil
 	}
 }
