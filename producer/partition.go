@@ -26,7 +26,7 @@ type topicState struct {
 	onNew       NewBatchPartitioner          // part, if it wants OnNewBatch
 	parts       atomic.Pointer[[]*partition] // the topic's partitions now: a prefix of all
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
-	refreshAt   atomic.Int64                 // unix ns of the next partition count check
+	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
 	refreshOnce atomic.Bool                  // a check is running
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 }
@@ -68,7 +68,7 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
-	t.refreshAt.Store(p.nextRefresh(time.Now()))
+	t.refreshAt.Store(p.nextRefresh(p.monoNow()))
 	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
 	return t, nil
@@ -185,36 +185,49 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}
 }
 
-// nextRefresh is when a partition count looked up at now is looked up
-// again, in Unix ns: MetadataMaxAge later, or never if that is past what
-// an int64 of Unix ns holds (the year 2262).
-func (p *Producer) nextRefresh(now time.Time) int64 {
-	ns := now.UnixNano()
-	if d := int64(p.cfg.metadataMaxAge); ns > 0 && d > math.MaxInt64-ns {
+// monoNow returns the time since New on Go's monotonic clock, in ns:
+// what MetadataMaxAge is counted on. The times of the periodic look-ups
+// were kept in Unix ns, on the wall clock, which an NTP step or a VM
+// restored moves: stepped back, the next look-up came that much later
+// (never, for a year's step); stepped forward, at once. time.Since of a
+// reading with a monotonic part reads only the monotonic clock, cheaper
+// than time.Now, which reads both.
+func (p *Producer) monoNow() int64 {
+	if p.testMono != nil {
+		return p.testMono()
+	}
+	return int64(time.Since(p.start))
+}
+
+// nextRefresh is when a partition count looked up at now (monoNow) is
+// looked up again: MetadataMaxAge later, or never if that is past what
+// an int64 of ns holds (292 years).
+func (p *Producer) nextRefresh(now int64) int64 {
+	if d := int64(p.cfg.metadataMaxAge); now > 0 && d > math.MaxInt64-now {
 		return math.MaxInt64
 	}
-	return ns + int64(p.cfg.metadataMaxAge)
+	return now + int64(p.cfg.metadataMaxAge)
 }
 
 // maybeRefresh refreshes the topic's partition count when MetadataMaxAge
 // has passed, for pp's goroutine between two batches: the look-up ends
 // by the delivery deadline of pp's next batch (through dl), so that a
 // broker that does not answer cannot hold the batch past it.
-func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
-	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
+func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
+	if t.p.monoNow() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
 		return
 	}
 	defer t.refreshOnce.Store(false)
 	deadline := pp.nextDeadline()
-	t.refresh(dl.start(deadline), now, deadline)
+	t.refresh(dl.start(deadline), deadline)
 	dl.stop()
 }
 
 // refresh asks the broker for the topic's partition count, until ctx
 // ends or deadline (see partitionsBy), and follows it (see follow); it
 // returns the count, or the broker's error, which changes nothing.
-func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int, error) {
-	return t.refreshBy(now, func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
+func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, error) {
+	return t.refreshBy(func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
@@ -223,14 +236,14 @@ func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int,
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
-	return t.refreshBy(time.Now(), func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+	return t.refreshBy(func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
 }
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
 // refresh is due MetadataMaxAge after now, and the count found is
 // followed; an error changes nothing.
-func (t *topicState) refreshBy(now time.Time, look func() (int, error)) (int, error) {
-	t.refreshAt.Store(t.p.nextRefresh(now))
+func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
+	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
 	n, err := look()
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
@@ -979,7 +992,7 @@ func (pp *partition) drain() {
 		}
 		pp.mu.Unlock()
 		pp.send(b, &timer, &dl)
-		pp.t.maybeRefresh(time.Now(), pp, &dl)
+		pp.t.maybeRefresh(pp, &dl)
 	}
 }
 

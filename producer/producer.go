@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
@@ -221,10 +222,13 @@ type Producer struct {
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
+	start    time.Time    // New's time.Now, for monoNow
 
 	// Tests only (export_test.go), nil otherwise: called as a Produce
 	// begins to wait for buffer space, once it is sure to be woken.
 	testWaiting func()
+	// Tests only, nil otherwise: monoNow's clock.
+	testMono func() int64
 }
 
 // New returns a producer that sends records through c, configured by
@@ -253,6 +257,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 		done:   make(chan struct{}),
 	}
 	p.idleKeep.Store(int64(idleKeep))
+	p.start = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
 	p.builders.New = func() any { return new(record.Builder) }
