@@ -107,8 +107,10 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // producer.Client.
 //
 // Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
-// ErrProducerIDsExhausted; file system errors from writing the id
-// counter.
+// ErrProducerIDsExhausted; api.ErrStorage (KAFKA_STORAGE_ERROR,
+// retriable: a producer asks again until its delivery timeout) wrapping
+// the file system's error (syscall.ENOSPC on a full disk) from writing
+// the id counter, which is left as it was: no id is handed out.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.isClosed() {
 		return 0, 0, ErrClosed
@@ -124,7 +126,15 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 		return 0, 0, fmt.Errorf("%w: the counter in %s is at %d", ErrProducerIDsExhausted, b.path(producerIDs), id)
 	}
 	if _, err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
-		return 0, 0, err
+		// A retriable error, as Kafka's storage errors are (its
+		// producer retries an InitProducerId that fails with one): room
+		// may be freed meanwhile (see README, full disk). It was the
+		// file system's error alone, which no error table calls
+		// retriable, so an idempotent producer's first records failed
+		// at once where those to a partition a full disk fenced are
+		// retried. The id is not handed out: the next call writes the
+		// same counter again.
+		return 0, 0, fmt.Errorf("%w: writing the producer id counter %s: %w", api.ErrStorage, b.path(producerIDs), err)
 	}
 	b.nextPID++
 	return id, 0, nil

@@ -67,6 +67,12 @@ var (
 	// ErrUnknownProducerID: the broker no longer knows the producer id
 	// (its state was removed by retention, say).
 	ErrUnknownProducerID = errors.New("runnel: unknown producer id")
+	// ErrStorage: the broker could not write a file of its own, outside
+	// a partition's log (the id counter of InitProducerID): a full disk
+	// (the file system's error, syscall.ENOSPC, wrapped beside it), an
+	// I/O error. Kafka's KAFKA_STORAGE_ERROR, retriable, as a log's
+	// failed write is (log.ErrLogFenced): room may be freed meanwhile.
+	ErrStorage = errors.New("runnel: storage error")
 	// ErrBrokerClosed answers every call to a closed broker.
 	ErrBrokerClosed = errors.New("runnel: broker is closed")
 	// ErrUnsupportedVersion refuses a ListOffsets timestamp that is
@@ -123,6 +129,7 @@ var table = []entry{
 	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrRollFailed, 56, "KAFKA_STORAGE_ERROR", true},
+	{ErrStorage, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 }
 

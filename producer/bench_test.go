@@ -241,3 +241,81 @@ func BenchmarkBurst(b *testing.B) {
 	}
 	b.ReportMetric(float64(c.requests.Load())/float64(b.N), "requests/op")
 }
+
+// BenchmarkProduceTopics measures the producer's state of many topics.
+// new=N: a new producer produces one record to each of N topics (then
+// flushes and closes), so that each record makes a topic's state; it
+// reports ns/topic, which stays flat as N grows when adding a topic costs
+// the same however many the producer knows. known=N: records produced
+// round robin to N topics the producer knows already, past the one it
+// looks up first (the first topic produced to): the cost of finding a
+// record's topic among N.
+func BenchmarkProduceTopics(b *testing.B) {
+	ctx := context.Background()
+	value := make([]byte, 100)
+	for _, n := range []int{1, 100, 1000, 10_000} {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("topic-%05d", i)
+		}
+		b.Run(fmt.Sprintf("new=%d", n), func(b *testing.B) {
+			var failed atomic.Int64
+			promise := func(_ *record.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := producer.New(&discard{}, producer.Acks(producer.AcksLeader), producer.DisableIdempotence())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, name := range names {
+					p.Produce(ctx, &record.Record{Topic: name, Value: value}, promise)
+				}
+				if err := p.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+				p.Close()
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d records failed", n)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/topic")
+		})
+	}
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("known=%d", n), func(b *testing.B) {
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("topic-%05d", i)
+			}
+			p := benchProducer(b, &discard{}, producer.Linger(10*time.Millisecond))
+			for _, name := range names {
+				if err := p.ProduceSync(ctx, &record.Record{Topic: name, Value: value}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var failed atomic.Int64
+			promise := func(_ *record.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(value)))
+			i := 0
+			for b.Loop() {
+				p.Produce(ctx, &record.Record{Topic: names[1+i%(n-1)], Value: value}, promise)
+				i++
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d records failed", n)
+			}
+		})
+	}
+}

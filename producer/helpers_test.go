@@ -241,14 +241,15 @@ func recs(prefix string, n int) []*record.Record {
 	return out
 }
 
-// clockTick waits until the wall clock reads later than when it was
-// called. Windows' clock moves in steps (of up to 15.6 ms), so two
-// readings in a row are often equal, and a MetadataMaxAge of a nanosecond
-// has not passed between them: a test that counts on a look-up before a
-// batch waits for the step first. Elsewhere it returns at once.
+// clockTick waits until the monotonic clock (which MetadataMaxAge is
+// counted on) reads later than when it was called. Windows' clocks move
+// in steps (of up to 15.6 ms), so two readings in a row are often equal,
+// and a MetadataMaxAge of a nanosecond has not passed between them: a
+// test that counts on a look-up before a batch waits for the step first.
+// Elsewhere it returns at once.
 func clockTick() {
-	t0 := time.Now().UnixNano()
-	for time.Now().UnixNano() == t0 {
+	t0 := time.Now()
+	for time.Since(t0) <= 0 {
 		time.Sleep(100 * time.Microsecond)
 	}
 }

@@ -32,7 +32,7 @@ func TestPartitionGoroutineIdles(t *testing.T) {
 	p.idleKeep.Store(int64(time.Hour)) // stays: the next record wakes it
 	ctx := context.Background()
 	running := func() (draining, idle bool) {
-		pp := (*(*p.topics.Load())["t"].parts.Load())[0]
+		pp := (*p.knownTopic("t").parts.Load())[0]
 		pp.mu.Lock()
 		defer pp.mu.Unlock()
 		return pp.draining, pp.idle

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -163,5 +164,60 @@ func TestMemoryPerPartitionOfATopic(t *testing.T) {
 	t.Logf("one record to a topic of %d partitions: %d B of heap a partition", parts, per)
 	if per > 768 {
 		t.Errorf("one record to a topic of %d partitions: %d B of heap a partition, more than 768", parts, per)
+	}
+}
+
+// A closed producer holds no batch buffers. Close fails the batches that
+// a partition's goroutine has not sent (lingering, or queued behind a
+// full one) after the goroutine handed its spare batch and builder back
+// (dropSpareLocked), and each failed batch went through reuse, the first
+// kept as the partition's spare, the others pooled: a closed producer
+// that the application still referenced held a batch per partition
+// written to, grown to the largest it had sent (the test fails so on
+// the code before the fix: spare set on every partition). What the pool
+// holds (batches done before Close, say) the collector frees within two
+// cycles, as any sync.Pool's: a spare it never frees.
+func TestClosedProducerHoldsNoBatch(t *testing.T) {
+	const parts = 4
+	p, err := New(&manyClient{n: parts}, RecordPartitioner(ManualPartitioner()),
+		Linger(time.Minute), BatchMaxBytes(1<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var closed, other sync.Map // a record failed with ErrClosed, or otherwise
+	promise := func(r *record.Record, err error) {
+		switch {
+		case errors.Is(err, ErrClosed):
+			closed.Store(r, err)
+		case err != nil:
+			other.Store(r, err)
+		}
+	}
+	value := make([]byte, 300) // 3 a batch: the 8 records of a partition make 2 full batches (queued) and 1 lingering
+	for part := range int32(parts) {
+		for range 8 {
+			p.Produce(ctx, &record.Record{Topic: "t", Partition: part, Value: value}, promise)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	closed.Range(func(_, _ any) bool { n++; return true })
+	other.Range(func(_, v any) bool { t.Errorf("a record failed: %v", v); return false })
+	if n == 0 {
+		t.Fatal("no record failed with ErrClosed: Close found no batch to fail")
+	}
+	for _, pp := range *p.knownTopic("t").all.Load() {
+		pp.mu.Lock()
+		spare, bld := pp.spare, pp.bld
+		pp.mu.Unlock()
+		if spare != nil {
+			t.Errorf("partition %d keeps a spare batch (%d record slots) once closed", pp.id, cap(spare.recs))
+		}
+		if bld != nil {
+			t.Errorf("partition %d keeps its builder once closed", pp.id)
+		}
 	}
 }

@@ -266,10 +266,10 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // MetadataMaxAge sets how often the producer asks the broker again for
 // the partition count of the topics it writes to, to find partitions
 // added since (Kafka's metadata.max.age.ms). Default 5 minutes. It is
-// counted on the wall clock, as Kafka's client counts it: after the
-// system clock steps back (an NTP step, a VM restored), the next periodic
-// look-up comes that much later (the producer's other waits, Linger and
-// DeliveryTimeout, run on Go's monotonic clock, which no step moves). A batch
+// counted on Go's monotonic clock, as Linger and DeliveryTimeout are, which
+// no step of the system clock moves (an NTP step, a VM restored): Kafka's
+// client counts it on the wall clock, where a step back delays the next
+// periodic look-up by as much. A batch
 // refused for an unknown topic or partition makes it ask at once, and
 // fail the partition's records if the answer confirms that the topic or
 // the partition is gone (see Producer); so does a record whose

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -27,7 +26,7 @@ type topicState struct {
 	onNew       NewBatchPartitioner          // part, if it wants OnNewBatch
 	parts       atomic.Pointer[[]*partition] // the topic's partitions now: a prefix of all
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
-	refreshAt   atomic.Int64                 // unix ns of the next partition count check
+	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
 	refreshOnce atomic.Bool                  // a check is running
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 }
@@ -41,10 +40,7 @@ type topicState struct {
 func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicState, error) {
 	t := p.lastTop.Load()
 	if t == nil || t.name != name {
-		t = nil
-		if m := p.topics.Load(); m != nil {
-			t = (*m)[name]
-		}
+		t = p.knownTopic(name)
 	}
 	if t != nil {
 		if t.gone.Load() {
@@ -58,11 +54,8 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	p.topicsMu.Lock()
 	defer p.topicsMu.Unlock()
-	old := p.topics.Load()
-	if old != nil {
-		if t := (*old)[name]; t != nil {
-			return t, nil
-		}
+	if t := p.knownTopic(name); t != nil {
+		return t, nil
 	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
 	if t.part == nil {
@@ -75,15 +68,22 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
-	t.refreshAt.Store(p.nextRefresh(time.Now()))
-	m := map[string]*topicState{}
-	if old != nil {
-		m = maps.Clone(*old)
-	}
-	m[name] = t
-	p.topics.Store(&m)
+	t.refreshAt.Store(p.nextRefresh(p.monoNow()))
+	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
 	return t, nil
+}
+
+// knownTopic returns the state of a topic the producer knows, or nil. It
+// takes no lock: a sync.Map's Load, which a topic added does not slow
+// down. The map was copied on write, each new topic copying every
+// topic's entry: a producer's first record to each of 10,000 topics took
+// 7.3 s and allocated 2.3 GB (BenchmarkProduceTopics/new=10000).
+func (p *Producer) knownTopic(name string) *topicState {
+	if v, ok := p.topics.Load(name); ok {
+		return v.(*topicState)
+	}
+	return nil
 }
 
 // partitions asks the broker for the partition count of a topic, until
@@ -185,36 +185,49 @@ func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, er
 	}
 }
 
-// nextRefresh is when a partition count looked up at now is looked up
-// again, in Unix ns: MetadataMaxAge later, or never if that is past what
-// an int64 of Unix ns holds (the year 2262).
-func (p *Producer) nextRefresh(now time.Time) int64 {
-	ns := now.UnixNano()
-	if d := int64(p.cfg.metadataMaxAge); ns > 0 && d > math.MaxInt64-ns {
+// monoNow returns the time since New on Go's monotonic clock, in ns:
+// what MetadataMaxAge is counted on. The times of the periodic look-ups
+// were kept in Unix ns, on the wall clock, which an NTP step or a VM
+// restored moves: stepped back, the next look-up came that much later
+// (never, for a year's step); stepped forward, at once. time.Since of a
+// reading with a monotonic part reads only the monotonic clock, cheaper
+// than time.Now, which reads both.
+func (p *Producer) monoNow() int64 {
+	if p.testMono != nil {
+		return p.testMono()
+	}
+	return int64(time.Since(p.start))
+}
+
+// nextRefresh is when a partition count looked up at now (monoNow) is
+// looked up again: MetadataMaxAge later, or never if that is past what
+// an int64 of ns holds (292 years).
+func (p *Producer) nextRefresh(now int64) int64 {
+	if d := int64(p.cfg.metadataMaxAge); now > 0 && d > math.MaxInt64-now {
 		return math.MaxInt64
 	}
-	return ns + int64(p.cfg.metadataMaxAge)
+	return now + int64(p.cfg.metadataMaxAge)
 }
 
 // maybeRefresh refreshes the topic's partition count when MetadataMaxAge
 // has passed, for pp's goroutine between two batches: the look-up ends
 // by the delivery deadline of pp's next batch (through dl), so that a
 // broker that does not answer cannot hold the batch past it.
-func (t *topicState) maybeRefresh(now time.Time, pp *partition, dl *deadlines) {
-	if now.UnixNano() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
+func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
+	if t.p.monoNow() < t.refreshAt.Load() || !t.refreshOnce.CompareAndSwap(false, true) {
 		return
 	}
 	defer t.refreshOnce.Store(false)
 	deadline := pp.nextDeadline()
-	t.refresh(dl.start(deadline), now, deadline)
+	t.refresh(dl.start(deadline), deadline)
 	dl.stop()
 }
 
 // refresh asks the broker for the topic's partition count, until ctx
 // ends or deadline (see partitionsBy), and follows it (see follow); it
 // returns the count, or the broker's error, which changes nothing.
-func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int, error) {
-	return t.refreshBy(now, func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
+func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, error) {
+	return t.refreshBy(func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
@@ -223,14 +236,14 @@ func (t *topicState) refresh(ctx context.Context, now, deadline time.Time) (int,
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
-	return t.refreshBy(time.Now(), func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+	return t.refreshBy(func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
 }
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
 // refresh is due MetadataMaxAge after now, and the count found is
 // followed; an error changes nothing.
-func (t *topicState) refreshBy(now time.Time, look func() (int, error)) (int, error) {
-	t.refreshAt.Store(t.p.nextRefresh(now))
+func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
+	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
 	n, err := look()
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
@@ -800,11 +813,19 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // (collections every few milliseconds) a 1 MB batch then grows again by
 // copying itself. A second spare goes to the pool, and so does a batch
 // done while the partition's goroutine waits (see parkLocked): a partition
-// keeps buffers only while it is sending.
+// keeps buffers only while it is sending. Once the producer is closed a
+// batch is neither kept nor pooled, but left to the collector: the
+// batches that Close fails are done after the partition's goroutine
+// dropped its spare (see drain), and a closed producer that the
+// application still references held one batch, grown to the largest
+// the partition sent, per partition written to.
 func (pp *partition) reuse(b *batch) {
 	b.reset()
+	if pp.p.closed.Load() {
+		return
+	}
 	pp.mu.Lock()
-	if pp.spare == nil && !pp.parked {
+	if pp.spare == nil && !pp.parked && !pp.p.closed.Load() {
 		pp.spare, b = b, nil
 	}
 	pp.mu.Unlock()
@@ -814,14 +835,20 @@ func (pp *partition) reuse(b *batch) {
 }
 
 // dropSpareLocked hands the spare batch and the builder back to their
-// pools, as the partition's goroutine ends or begins to wait (park).
+// pools, as the partition's goroutine ends or begins to wait (park), or
+// drops them once the producer is closed (see reuse).
 func (pp *partition) dropSpareLocked() {
+	closed := pp.p.closed.Load()
 	if pp.spare != nil {
-		pp.p.batches.Put(pp.spare)
+		if !closed {
+			pp.p.batches.Put(pp.spare)
+		}
 		pp.spare = nil
 	}
 	if pp.bld != nil {
-		pp.p.builders.Put(pp.bld)
+		if !closed {
+			pp.p.builders.Put(pp.bld)
+		}
 		pp.bld = nil
 	}
 }
@@ -965,7 +992,7 @@ func (pp *partition) drain() {
 		}
 		pp.mu.Unlock()
 		pp.send(b, &timer, &dl)
-		pp.t.maybeRefresh(time.Now(), pp, &dl)
+		pp.t.maybeRefresh(pp, &dl)
 	}
 }
 

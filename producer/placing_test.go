@@ -183,7 +183,7 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 						t.Errorf("a record failed with %v, want %v", err, tc.want)
 					}
 				}
-				for _, pp := range *(*p.topics.Load())["t"].all.Load() {
+				for _, pp := range *p.knownTopic("t").all.Load() {
 					pp.mu.Lock()
 					n := pp.placing
 					pp.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
@@ -205,9 +206,9 @@ type Producer struct {
 	space      spaceQueue // Produce calls waiting for buffer space
 	emptied    waitSet    // Flush calls waiting for an empty buffer
 
-	topicsMu sync.Mutex
-	topics   atomic.Pointer[map[string]*topicState] // copy on write
-	lastTop  atomic.Pointer[topicState]             // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
+	topicsMu sync.Mutex                 // held while a topic's state is made, so that a topic gets one
+	topics   sync.Map                   // topic name → *topicState: stored under topicsMu, loaded without a lock (see knownTopic)
+	lastTop  atomic.Pointer[topicState] // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
 
 	pidMu   sync.Mutex
 	pid     int64
@@ -221,10 +222,13 @@ type Producer struct {
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
+	start    time.Time    // New's time.Now, for monoNow
 
 	// Tests only (export_test.go), nil otherwise: called as a Produce
 	// begins to wait for buffer space, once it is sure to be woken.
 	testWaiting func()
+	// Tests only, nil otherwise: monoNow's clock.
+	testMono func() int64
 }
 
 // New returns a producer that sends records through c, configured by
@@ -253,6 +257,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 		done:   make(chan struct{}),
 	}
 	p.idleKeep.Store(int64(idleKeep))
+	p.start = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
 	p.builders.New = func() any { return new(record.Builder) }
@@ -795,15 +800,12 @@ func (p *Producer) spawn(f func()) bool {
 
 // wakeAll wakes every partition's goroutine (for Flush and Close).
 func (p *Producer) wakeAll() {
-	m := p.topics.Load()
-	if m == nil {
-		return
-	}
-	for _, t := range *m {
-		for _, pp := range *t.all.Load() {
+	p.topics.Range(func(_, v any) bool {
+		for _, pp := range *v.(*topicState).all.Load() {
 			pp.wakeUp()
 		}
-	}
+		return true
+	})
 }
 
 // knownPID returns the producer id to stamp on a new batch, if the

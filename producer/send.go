@@ -300,7 +300,7 @@ func (pp *partition) dropAll(b *batch) {
 // topic is still gone it is refused in turn, and fails the same way).
 func (pp *partition) gone(dl *deadlines, deadline time.Time, rest *[]*batch) bool {
 	asked := pp.closeOpen()
-	n, err := pp.t.refresh(dl.start(deadline), time.Now(), deadline)
+	n, err := pp.t.refresh(dl.start(deadline), deadline)
 	dl.stop()
 	switch {
 	case errors.Is(err, api.ErrUnknownTopicOrPartition):

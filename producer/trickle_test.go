@@ -22,13 +22,11 @@ type lockSpyClient struct {
 
 func (c *lockSpyClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	c.requests.Add(1)
-	if m := c.p.Load().topics.Load(); m != nil {
-		if t := (*m)[req.Topic]; t != nil {
-			if t.mu.TryLock() {
-				t.mu.Unlock()
-			} else {
-				c.underMu.Add(1)
-			}
+	if t := c.p.Load().knownTopic(req.Topic); t != nil {
+		if t.mu.TryLock() {
+			t.mu.Unlock()
+		} else {
+			c.underMu.Add(1)
 		}
 	}
 	return c.oneClient.Produce(ctx, req)

@@ -78,7 +78,7 @@ func TestParityErrorTable(t *testing.T) {
 		api.ErrInvalidRequest, api.ErrPolicyViolation, api.ErrNotLeader,
 		api.ErrNotEnoughReplicas, api.ErrRequestTimedOut, api.ErrOutOfOrderSequence,
 		api.ErrDuplicateSequence, api.ErrProducerFenced, api.ErrUnknownProducerID,
-		api.ErrBrokerClosed, api.ErrInvalidTimestamp, api.ErrUnsupportedVersion,
+		api.ErrBrokerClosed, api.ErrInvalidTimestamp, api.ErrUnsupportedVersion, api.ErrStorage,
 		log.ErrOffsetOutOfRange, log.ErrRecordTooLarge, log.ErrInvalidRecord,
 		log.ErrInvalidTimestamp, log.ErrInvalidConfig, log.ErrLogFenced, log.ErrClosed, log.ErrRollFailed,
 		record.ErrCorrupt, &record.CorruptError{Reason: "x"}, compression.ErrCorrupt, compression.ErrTooLarge,
