@@ -107,7 +107,7 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // producer.Client.
 //
 // Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
-// ErrProducerIDsExhausted; api.ErrStorage (KAFKA_STORAGE_ERROR,
+// ErrProducerIDsExhausted; ErrStorage (KAFKA_STORAGE_ERROR,
 // retriable: a producer asks again until its delivery timeout) wrapping
 // the file system's error (syscall.ENOSPC on a full disk) from writing
 // the id counter, which is left as it was: no id is handed out.
@@ -134,7 +134,7 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 		// at once where those to a partition a full disk fenced are
 		// retried. The id is not handed out: the next call writes the
 		// same counter again.
-		return 0, 0, fmt.Errorf("%w: writing the producer id counter %s: %w", api.ErrStorage, b.path(producerIDs), err)
+		return 0, 0, fmt.Errorf("%w: writing the producer id counter %s: %w", ErrStorage, b.path(producerIDs), err)
 	}
 	b.nextPID++
 	return id, 0, nil

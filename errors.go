@@ -38,6 +38,12 @@ var (
 	ErrPolicyViolation = api.ErrPolicyViolation
 	// ErrClosed is returned by every method of a closed Broker.
 	ErrClosed = api.ErrBrokerClosed
+	// ErrStorage is returned by InitProducerID when it cannot write the
+	// producer id counter (a full disk: the file system's error, such as
+	// syscall.ENOSPC, is wrapped beside it). It is Kafka's
+	// KAFKA_STORAGE_ERROR, retriable: a producer asks again until its
+	// delivery timeout.
+	ErrStorage = api.ErrStorage
 )
 
 // ErrCorruptMetadata is returned by Open when a file the broker keeps of its

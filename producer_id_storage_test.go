@@ -54,7 +54,7 @@ func TestInitProducerIDFullDiskRetried(t *testing.T) {
 
 	_, _, err := b.InitProducerID(ctx)
 	require.ErrorIs(t, err, syscall.ENOSPC)
-	require.ErrorIs(t, err, api.ErrStorage)
+	require.ErrorIs(t, err, ErrStorage)
 	require.True(t, api.IsRetriable(err), "retriable: %v", err)
 	require.Equal(t, "KAFKA_STORAGE_ERROR", api.Name(err))
 	<-failed
