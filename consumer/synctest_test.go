@@ -76,6 +76,46 @@ func TestSynctestPollWokenByAppend(t *testing.T) {
 	})
 }
 
+// A Poll waiting for FetchMinBytes, for as long as FetchMaxWait allows,
+// from a position that DeleteRecords leaves below the log start returns
+// at once: under ResetNone with the offset out of range, under
+// ResetEarliest having reset the position quietly (the next Poll looks
+// the log start up). Before the broker woke such a fetch (log.Log.OnCut),
+// the Poll waited the hour out.
+func TestSynctestPollWokenByDeleteRecords(t *testing.T) {
+	for _, reset := range []consumer.ResetPolicy{consumer.ResetNone, consumer.ResetEarliest} {
+		t.Run(reset.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bubbleBroker(t)
+				syncProduce(t, b, "a", "b", "c")
+				c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour), consumer.FetchMinBytes(1<<20), consumer.ResetOffset(reset))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.At(1)))
+				t0 := time.Now()
+				go func() {
+					synctest.Wait() // the Poll's fetch waits for MinBytes
+					_, err := b.DeleteRecords(t.Context(), "t", 0, 2)
+					assert.NoError(t, err)
+				}()
+				fs, err := c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Equal(t, t0, time.Now(), "the Poll waited for FetchMaxWait")
+				require.Zero(t, fs.NumRecords())
+				_, ok := c.Position("t", 0)
+				if reset == consumer.ResetNone {
+					require.Len(t, fs, 1)
+					require.ErrorIs(t, fs[0].Err, log.ErrOffsetOutOfRange)
+					require.True(t, ok)
+				} else {
+					require.Empty(t, fs)
+					require.False(t, ok, "the position was not reset")
+				}
+			})
+		})
+	}
+}
+
 func TestSynctestPollMinBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bubbleBroker(t)
