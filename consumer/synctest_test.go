@@ -412,6 +412,71 @@ func TestSynctestChangesWakeTheWait(t *testing.T) {
 	})
 }
 
+// A partition backed off after a retriable error while another
+// partition long-polls: when its backoff ends by itself it joins the next
+// fetch, once the long poll under way ends (at FetchMaxWait), as Kafka's
+// consumer and franz-go, with one fetch in flight per broker, add a
+// partition that became fetchable to the next fetch rather than cut the
+// one in flight (see RetryBackoff); but a Seek or Assign of it from
+// another goroutine ends the long poll at once, and the next fetch reads
+// it from the new position then, as a kgo seek cancels the fetch in
+// flight.
+func TestSynctestBackedOffPartitionDuringLongPoll(t *testing.T) {
+	for _, change := range []string{"none", "seek", "assign"} {
+		t.Run(change, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, err := runnel.Open(runnel.Config{})
+				require.NoError(t, err)
+				defer b.Close()
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+				for _, v := range []string{"a", "b", "c"} {
+					_, err = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: oneRecord(t, v)})
+					require.NoError(t, err)
+				}
+				f := runneltest.NewFaults(t, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{0}, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+				c, err := consumer.New(f, consumer.FetchMaxWait(10*time.Second), consumer.RetryBackoff(time.Second))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.At(0)))
+				t0 := time.Now()
+				// Partition 0's answer fails: backed off for a second;
+				// partition 1, with nothing, is answered at once.
+				fs, err := c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Empty(t, fs)
+				require.Equal(t, t0, time.Now())
+				go func() {
+					time.Sleep(3 * time.Second)
+					switch change {
+					case "seek":
+						assert.NoError(t, c.Seek("t", 0, consumer.At(1)))
+					case "assign":
+						assert.NoError(t, c.Assign("t", 0, consumer.At(1)))
+					}
+				}()
+				// Partition 1 alone long-polls.
+				fs, err = c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Empty(t, fs)
+				want, at := []string{"a", "b", "c"}, t0.Add(10*time.Second)
+				if change != "none" {
+					want, at = []string{"b", "c"}, t0.Add(3*time.Second)
+				}
+				require.Equal(t, at, time.Now(), "when the long poll ended")
+				fs, err = c.Poll(t.Context())
+				require.NoError(t, err)
+				var got []string
+				for _, r := range records(t, fs) {
+					got = append(got, string(r.Value))
+				}
+				require.Equal(t, want, got)
+				require.Equal(t, at, time.Now())
+			})
+		})
+	}
+}
+
 // Under FetchMaxWait(0) a Records loop's wait for a first record (500 ms)
 // ends when a partition backed off after an error may be retried.
 func TestSynctestIdleWaitEndsAtRetry(t *testing.T) {
