@@ -116,6 +116,55 @@ func TestSynctestPollWokenByDeleteRecords(t *testing.T) {
 	}
 }
 
+// A Poll whose ctx ends while its fetch waits for FetchMinBytes returns
+// the records found by then (fewer bytes than FetchMinBytes) with a nil
+// error, its positions past them, as a Kafka consumer's poll(timeout)
+// returns what it has when the timeout passes: a ctx with a timeout
+// bounds a Poll's wait without losing what it found. A Poll that found
+// nothing returns ctx's error. A Records loop whose ctx ends then yields
+// none of them: they are the next Poll's.
+func TestSynctestPollCtxEndsWithPartialFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a", "b")
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour), consumer.FetchMinBytes(1<<20))
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		for r, err := range c.Records(ctx) {
+			t.Fatalf("the loop yielded %v, %v after its ctx ended", r, err)
+		}
+		pos, ok := c.Position("t", 0)
+		require.True(t, ok)
+		require.Zero(t, pos, "the loop moved the position")
+
+		t0 := time.Now()
+		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Second), time.Now())
+		var got []string
+		for _, r := range records(t, fs) {
+			got = append(got, string(r.Value))
+		}
+		require.Equal(t, []string{"a", "b"}, got)
+		pos, ok = c.Position("t", 0)
+		require.True(t, ok)
+		require.EqualValues(t, 2, pos)
+
+		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		fs, err = c.Poll(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Empty(t, fs)
+		require.Equal(t, t0.Add(2*time.Second), time.Now())
+	})
+}
+
 func TestSynctestPollMinBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bubbleBroker(t)
