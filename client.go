@@ -423,6 +423,16 @@ func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
+// A wait also ends, at once, when a partition's offset falls out of range
+// under it — DeleteRecords, or retention (Maintain), moved the log start
+// past it — answered log.ErrOffsetOutOfRange, and when a partition's
+// topic is deleted, answered ErrUnknownTopic: a fetch waiting for
+// MinBytes never waits out MaxWait (which has no bound) on an offset the
+// consumer must reset. (Kafka's DelayedFetch completes at a deletion but
+// does not look at the log start: its wait for MinBytes ends at
+// fetch.max.wait.ms, 500 ms by default, and the fetch then finds the
+// offset out of range.)
+//
 // Like Kafka's, a partition's read stops at the end of a segment (in
 // memory, also at the end of the chunk of the file that holds its first
 // batch: up to 4 MiB, or what one larger append wrote; see segment.Segment.Read, which

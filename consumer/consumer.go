@@ -20,9 +20,11 @@ import (
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
-// it. Every method must return when its ctx ends, with an error: Close
-// cancels the call of a Poll (or AssignTopic) in progress, and waits for
-// it to return. Fetch must return batch bytes that the consumer may keep and that
+// it. Every method must return when its ctx ends (Close cancels the call
+// of a Poll, or AssignTopic, in progress, and waits for it to return),
+// with an error; but a Fetch that has found records by then, fewer than
+// its MinBytes, may return them without one, as *runnel.Broker's does
+// (see Poll). Fetch must return batch bytes that the consumer may keep and that
 // never change afterwards, as api.FetchedPartition promises. A Client
 // closed for good answers every call with an error matching
 // api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
@@ -343,7 +345,7 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 			return 0, ctx.Err()
 		}
 		c.cfg.logger.Debug("retrying the partition count", "topic", topic, "backoff", c.cfg.backoff, "err", err)
-		if !c.sleep(ctx, min(c.cfg.backoff, time.Until(deadline))) {
+		if !c.sleep(ctx, min(c.cfg.backoff, time.Until(deadline)), false) {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}

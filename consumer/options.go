@@ -116,7 +116,8 @@ func ResetOffset(p ResetPolicy) Opt {
 // with an error that is not permanent (an unknown topic, not the leader,
 // a request timed out, a corrupt batch: see Poll) is left out of fetches
 // before it is tried again, and how long Records waits after a Poll that
-// failed with an error that is not permanent (see Records). The wait does
+// failed with an error that is not permanent (a Seek, Assign, Unassign,
+// Pause or Resume ends that wait: see Records). The wait does
 // not grow with consecutive failures, where Kafka's consumer doubles
 // retry.backoff.ms (100 ms) up to retry.backoff.max.ms (1 s, KIP-580) and
 // franz-go grows its backoff from 250 ms to 5 s (v1.22; 2.5 s in older

@@ -90,6 +90,14 @@ import (
 // Client that gives no topic IDs, a position carries over to the new
 // topic (or, past its end, is out of range).
 //
+// A Poll whose ctx ends while its fetch waits for FetchMinBytes returns
+// what the fetch found by then (fewer bytes than FetchMinBytes) with a nil
+// error, the positions moved past it, as Kafka's consumer's poll returns
+// what it has when its timeout passes: a ctx with a timeout bounds the
+// wait without losing what was found. It returns ctx's error when the
+// fetch had found nothing. (A Records loop whose ctx ends yields none of
+// it: see Records.)
+//
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,
 // and the Fetches returned with it hold only partition errors: of the

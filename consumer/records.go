@@ -58,7 +58,10 @@ import (
 // (the broker was closed under the consumer), whatever else it matches,
 // and otherwise waits
 // RetryBackoff and polls again (an error the table does not know, such as
-// a network error of a remote Client).
+// a network error of a remote Client). A Seek, Assign, Unassign, Pause or
+// Resume from another goroutine ends that wait, as a seek ends a kgo
+// source's backoff after a failed fetch: the loop polls again at once,
+// from the new positions.
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
@@ -95,7 +98,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				}
 				rest = nil
 				if ctx.Err() != nil || c.closed.Load() || !yield(nil, err) || permanent(err) || clientClosed(err) ||
-					!c.sleep(ctx, c.cfg.backoff) {
+					!c.sleep(ctx, c.cfg.backoff, true) {
 					return
 				}
 				continue
@@ -215,8 +218,10 @@ func (c *Consumer) left(f *Fetch) bool {
 }
 
 // sleep waits d, and reports false if ctx ended or the consumer closed
-// first.
-func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
+// first. When changes is set, a change of what Poll fetches (Assign,
+// Seek, Pause, Resume, Unassign: see wakeLocked) ends the wait too, and
+// sleep reports true.
+func (c *Consumer) sleep(ctx context.Context, d time.Duration, changes bool) bool {
 	c.mu.Lock()
 	closed, wakeCtx := c.closed.Load(), c.wakeCtx
 	c.mu.Unlock()
@@ -234,6 +239,9 @@ func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
 		case <-wakeCtx.Done():
 			if c.isClosed() {
 				return false
+			}
+			if changes {
+				return true
 			}
 			c.mu.Lock()
 			wakeCtx = c.wakeCtx

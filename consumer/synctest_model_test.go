@@ -937,6 +937,7 @@ const (
 	effNone = iota
 	effAppend
 	effDelete
+	effCut  // records cut: a log start moved (DeleteRecords, retention), which wakes a fetch of the partition
 	effWake // a change of the assignment
 	effCtx
 	effClosed
@@ -1028,7 +1029,10 @@ func (m *tmModel) apply(i int) (int, int32) {
 			return effNone, 0
 		}
 		p := m.parts[e.p]
-		p.start = max(p.start, p.deleteTo(e.frac))
+		if to := p.deleteTo(e.frac); to > p.start {
+			p.start = to
+			return effCut, e.p
+		}
 		return effNone, 0
 	case evDeleteTopic:
 		if m.parts == nil || m.brokerClosed {
@@ -1067,10 +1071,14 @@ func (m *tmModel) apply(i int) (int, int32) {
 		if m.parts == nil || m.brokerClosed {
 			return effNone, 0
 		}
+		eff := effNone
 		for p, start := range m.sc.starts[i] {
-			m.parts[p].start = max(m.parts[p].start, start)
+			if start > m.parts[p].start {
+				m.parts[p].start = start
+				eff = effCut // of several partitions maybe: a fetch of those that did not move finds nothing new
+			}
 		}
-		return effNone, 0
+		return eff, -1
 	}
 	panic(e.kind)
 }
@@ -1668,8 +1676,10 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 		eff, p := m.apply(*ev)
 		*ev++
 		switch eff {
-		case effAppend:
-			if !slices.ContainsFunc(sent, func(s tmSent) bool { return s.p == p }) {
+		case effAppend, effCut:
+			// Only a fetched partition's wakes the fetch (retention's,
+			// p < 0, may be of several).
+			if p >= 0 && !slices.ContainsFunc(sent, func(s tmSent) bool { return s.p == p }) {
 				continue
 			}
 			fallthrough

@@ -95,8 +95,11 @@ func TestSynctestAssignTopicBackoff(t *testing.T) {
 }
 
 // A Records loop waits RetryBackoff after a Poll's error that it goes on
-// after (one Kafka's table does not know), whatever changes meanwhile (a
-// Seek does not end the wait), and Close or the ctx ends it at once.
+// after (one Kafka's table does not know); a Seek from another goroutine
+// ends the wait, and the loop polls from the new position at once, as a
+// seek kills a kgo source's backoff after a failed fetch (its session's
+// ctx ends); and Close or the ctx ends it at once, the loop with it.
+// (The wait ran its course through the Seek before.)
 func TestSynctestRecordsBackoffEnds(t *testing.T) {
 	errNet := errors.New("network down")
 	for _, end := range []string{"close", "ctx"} {
@@ -129,8 +132,70 @@ func TestSynctestRecordsBackoffEnds(t *testing.T) {
 					require.ErrorIs(t, err, errNet)
 					errs = append(errs, time.Since(t0))
 				}
-				require.Equal(t, []time.Duration{0, 300 * time.Millisecond}, errs)
+				// The Seek at 100 ms ends the first wait; the second runs
+				// to 400 ms.
+				require.Equal(t, []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond}, errs)
 				require.Equal(t, t0.Add(450*time.Millisecond), time.Now(), "the loop did not end at once")
+			})
+		})
+	}
+}
+
+// A Seek, Assign or Resume from another goroutine during a Records
+// loop's wait after a failed Poll (an error Kafka's table does not know,
+// RetryBackoff an hour) takes effect at once: the loop polls again
+// and yields the records from the new position at the change's time, not
+// an hour later. Before, the loop slept the hour out.
+func TestSynctestRecordsChangeEndsBackoff(t *testing.T) {
+	errNet := errors.New("network down")
+	for _, change := range []string{"seek", "assign", "resume"} {
+		t.Run(change, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bubbleBroker(t)
+				syncProduce(t, b, "a", "b", "c")
+				f := runneltest.NewFaults(t, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: errNet, Count: 1})
+				c, err := consumer.New(f, consumer.RetryBackoff(time.Hour))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+				other := api.TopicPartition{Topic: "other"}
+				if change == "resume" {
+					require.NoError(t, c.Assign(other.Topic, 0, consumer.Start()))
+					c.Pause(other)
+				}
+				t0 := time.Now()
+				go func() {
+					time.Sleep(time.Second)
+					switch change {
+					case "seek":
+						assert.NoError(t, c.Seek("t", 0, consumer.At(1)))
+					case "assign":
+						assert.NoError(t, c.Assign("t", 0, consumer.At(1)))
+					case "resume":
+						c.Resume(other)
+					}
+				}()
+				var vals []string
+				var at []time.Duration
+				for r, err := range c.Records(t.Context()) {
+					if err != nil {
+						require.ErrorIs(t, err, errNet)
+						vals = append(vals, "err")
+					} else {
+						vals = append(vals, string(r.Value))
+					}
+					at = append(at, time.Since(t0))
+					if len(vals) == 3 {
+						break
+					}
+				}
+				want := []string{"err", "b", "c"}
+				if change == "resume" {
+					want = []string{"err", "a", "b"} // the position stays
+				}
+				require.Equal(t, want, vals)
+				require.Equal(t, []time.Duration{0, time.Second, time.Second}, at, "the change did not end the wait")
 			})
 		})
 	}

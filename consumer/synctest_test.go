@@ -76,6 +76,95 @@ func TestSynctestPollWokenByAppend(t *testing.T) {
 	})
 }
 
+// A Poll waiting for FetchMinBytes, for as long as FetchMaxWait allows,
+// from a position that DeleteRecords leaves below the log start returns
+// at once: under ResetNone with the offset out of range, under
+// ResetEarliest having reset the position quietly (the next Poll looks
+// the log start up). Before the broker woke such a fetch (log.Log.OnCut),
+// the Poll waited the hour out.
+func TestSynctestPollWokenByDeleteRecords(t *testing.T) {
+	for _, reset := range []consumer.ResetPolicy{consumer.ResetNone, consumer.ResetEarliest} {
+		t.Run(reset.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bubbleBroker(t)
+				syncProduce(t, b, "a", "b", "c")
+				c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour), consumer.FetchMinBytes(1<<20), consumer.ResetOffset(reset))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.At(1)))
+				t0 := time.Now()
+				go func() {
+					synctest.Wait() // the Poll's fetch waits for MinBytes
+					_, err := b.DeleteRecords(t.Context(), "t", 0, 2)
+					assert.NoError(t, err)
+				}()
+				fs, err := c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Equal(t, t0, time.Now(), "the Poll waited for FetchMaxWait")
+				require.Zero(t, fs.NumRecords())
+				_, ok := c.Position("t", 0)
+				if reset == consumer.ResetNone {
+					require.Len(t, fs, 1)
+					require.ErrorIs(t, fs[0].Err, log.ErrOffsetOutOfRange)
+					require.True(t, ok)
+				} else {
+					require.Empty(t, fs)
+					require.False(t, ok, "the position was not reset")
+				}
+			})
+		})
+	}
+}
+
+// A Poll whose ctx ends while its fetch waits for FetchMinBytes returns
+// the records found by then (fewer bytes than FetchMinBytes) with a nil
+// error, its positions past them, as a Kafka consumer's poll(timeout)
+// returns what it has when the timeout passes: a ctx with a timeout
+// bounds a Poll's wait without losing what it found. A Poll that found
+// nothing returns ctx's error. A Records loop whose ctx ends then yields
+// none of them: they are the next Poll's.
+func TestSynctestPollCtxEndsWithPartialFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a", "b")
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour), consumer.FetchMinBytes(1<<20))
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		for r, err := range c.Records(ctx) {
+			t.Fatalf("the loop yielded %v, %v after its ctx ended", r, err)
+		}
+		pos, ok := c.Position("t", 0)
+		require.True(t, ok)
+		require.Zero(t, pos, "the loop moved the position")
+
+		t0 := time.Now()
+		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Second), time.Now())
+		var got []string
+		for _, r := range records(t, fs) {
+			got = append(got, string(r.Value))
+		}
+		require.Equal(t, []string{"a", "b"}, got)
+		pos, ok = c.Position("t", 0)
+		require.True(t, ok)
+		require.EqualValues(t, 2, pos)
+
+		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		fs, err = c.Poll(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Empty(t, fs)
+		require.Equal(t, t0.Add(2*time.Second), time.Now())
+	})
+}
+
 func TestSynctestPollMinBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bubbleBroker(t)
@@ -370,6 +459,71 @@ func TestSynctestChangesWakeTheWait(t *testing.T) {
 		require.Equal(t, "a", next(), "the long poll at the end was not cut by the Seek")
 		require.Equal(t, t0.Add(4*time.Second), time.Now())
 	})
+}
+
+// A partition backed off after a retriable error while another
+// partition long-polls: when its backoff ends by itself it joins the next
+// fetch, once the long poll under way ends (at FetchMaxWait), as Kafka's
+// consumer and franz-go, with one fetch in flight per broker, add a
+// partition that became fetchable to the next fetch rather than cut the
+// one in flight (see RetryBackoff); but a Seek or Assign of it from
+// another goroutine ends the long poll at once, and the next fetch reads
+// it from the new position then, as a kgo seek cancels the fetch in
+// flight.
+func TestSynctestBackedOffPartitionDuringLongPoll(t *testing.T) {
+	for _, change := range []string{"none", "seek", "assign"} {
+		t.Run(change, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, err := runnel.Open(runnel.Config{})
+				require.NoError(t, err)
+				defer b.Close()
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+				for _, v := range []string{"a", "b", "c"} {
+					_, err = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: oneRecord(t, v)})
+					require.NoError(t, err)
+				}
+				f := runneltest.NewFaults(t, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{0}, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+				c, err := consumer.New(f, consumer.FetchMaxWait(10*time.Second), consumer.RetryBackoff(time.Second))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.At(0)))
+				t0 := time.Now()
+				// Partition 0's answer fails: backed off for a second;
+				// partition 1, with nothing, is answered at once.
+				fs, err := c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Empty(t, fs)
+				require.Equal(t, t0, time.Now())
+				go func() {
+					time.Sleep(3 * time.Second)
+					switch change {
+					case "seek":
+						assert.NoError(t, c.Seek("t", 0, consumer.At(1)))
+					case "assign":
+						assert.NoError(t, c.Assign("t", 0, consumer.At(1)))
+					}
+				}()
+				// Partition 1 alone long-polls.
+				fs, err = c.Poll(t.Context())
+				require.NoError(t, err)
+				require.Empty(t, fs)
+				want, at := []string{"a", "b", "c"}, t0.Add(10*time.Second)
+				if change != "none" {
+					want, at = []string{"b", "c"}, t0.Add(3*time.Second)
+				}
+				require.Equal(t, at, time.Now(), "when the long poll ended")
+				fs, err = c.Poll(t.Context())
+				require.NoError(t, err)
+				var got []string
+				for _, r := range records(t, fs) {
+					got = append(got, string(r.Value))
+				}
+				require.Equal(t, want, got)
+				require.Equal(t, at, time.Now())
+			})
+		})
+	}
 }
 
 // Under FetchMaxWait(0) a Records loop's wait for a first record (500 ms)

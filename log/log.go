@@ -84,6 +84,7 @@ type Log struct {
 	start     atomic.Int64           // log start offset
 	durable   atomic.Int64           // offsets below are fsynced
 	onDurable atomic.Pointer[func()] // see OnDurable
+	onCut     atomic.Pointer[func()] // see OnCut
 	recovery  int64                  // recovery point: below it, log and indexes are synced (mu)
 	// rpMu serializes writes of the recovery-point checkpoint file, and
 	// rpGen counts them (written under rpMu): a checkpoint written outside
@@ -1284,6 +1285,33 @@ func (l *Log) OnDurable(f func()) {
 		return
 	}
 	l.onDurable.Store(&f)
+}
+
+// OnCut registers f to be called each time records were cut from the
+// log: its start offset moved up (DeleteRecordsBefore, ApplyRetention and
+// so Maintain) or its end offset came down (TruncateTo), also when the
+// call then failed. It is called after the log's lock is released, from
+// the goroutine of the call that cut. A reader waiting for more records
+// from an offset the cut left out of range learns it so, at once (see
+// Partition.Changed). f must not block. A later call replaces f; nil
+// removes it.
+func (l *Log) OnCut(f func()) {
+	if f == nil {
+		l.onCut.Store(nil)
+		return
+	}
+	l.onCut.Store(&f)
+}
+
+// unlockCut releases mu, held by a call that may cut records (see OnCut)
+// since the log started at start and ended at end, and then calls
+// OnCut's f if the call did cut.
+func (l *Log) unlockCut(start, end int64) {
+	cut := l.start.Load() > start || l.next.Load() < end
+	l.mu.Unlock()
+	if f := l.onCut.Load(); cut && f != nil {
+		(*f)()
+	}
 }
 
 // Recovery tells what Open found and did.

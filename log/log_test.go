@@ -635,6 +635,41 @@ func TestDurableWakesPartition(t *testing.T) {
 	require.NoError(t, p.Close())
 }
 
+// TestCutWakesPartition: records cut from the log — its start moved up
+// (DeleteRecordsBefore, retention) or its end down (TruncateTo) — wake
+// the partition's readers, whose offset may now be out of range: a
+// long-polling fetch answers that at once rather than at its MaxWait.
+// A call that cuts nothing wakes no one. Before OnCut, none of them woke
+// the readers.
+func TestCutWakesPartition(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{RetentionTime: time.Hour}))
+	defer p.Close()
+	now := e.clock.Now().UnixMilli()
+	for _, v := range []string{"a", "b", "c"} {
+		_, err := p.Append(context.Background(), valueBatch(t, now, v), AppendOptions{})
+		require.NoError(t, err)
+	}
+	l := p.Log()
+	for _, step := range []struct {
+		name string
+		do   func() error
+		cut  bool
+	}{
+		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(1); return err }, true},
+		{"DeleteRecordsBefore again", func() error { _, err := p.DeleteRecordsBefore(1); return err }, false},
+		{"TruncateTo", func() error { _, err := l.TruncateTo(2); return err }, true},
+		{"TruncateTo past the end", func() error { _, err := l.TruncateTo(5); return err }, false},
+		{"ApplyRetention, nothing old", func() error { _, err := l.ApplyRetention(); return err }, false},
+		{"Maintain past retention.ms", func() error { e.clock.Advance(2 * time.Hour); return l.Maintain(context.Background()) }, true},
+	} {
+		ch := p.Changed()
+		require.NoError(t, step.do(), step.name)
+		require.Equal(t, step.cut, closed(ch), step.name)
+	}
+	require.Equal(t, Offsets{Start: 2, Durable: 2, End: 2}, l.Offsets())
+}
+
 // TestDurableWakesReopenedPartition: after Partition.Reopen the new log's
 // fsyncs wake the partition's readers, and the old, closed log's never
 // call into it again.

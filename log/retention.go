@@ -39,7 +39,7 @@ import (
 // log not fenced).
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
 		return 0, err
 	}
@@ -241,7 +241,7 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // the start's next move, or by Close).
 func (l *Log) ApplyRetention() (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
 		return 0, err
 	}
@@ -335,7 +335,7 @@ func (l *Log) ApplyRetention() (int, error) {
 // failed, which fences the log).
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
 		return 0, err
 	}

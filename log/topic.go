@@ -60,6 +60,7 @@ type Partition struct {
 func NewPartition(topic string, id int32, l *Log) *Partition {
 	p := &Partition{topic: topic, id: id, log: l, changed: make(chan struct{})}
 	l.OnDurable(p.notify)
+	l.OnCut(p.notify)
 	return p
 }
 
@@ -116,8 +117,11 @@ func (p *Partition) LogEndOffset() int64 { return p.Log().LogEndOffset() }
 func (p *Partition) LogStartOffset() int64 { return p.Log().LogStartOffset() }
 
 // Changed returns a channel that is closed the next time the high
-// watermark may have moved (an append, a reopen, a close). Long-polling
-// readers take it before reading, then wait on it if they found nothing.
+// watermark may have moved (an append, a reopen, a close), or records were
+// cut from the log (see Log.OnCut: DeleteRecords, retention, a
+// truncation), which may leave a reader's offset out of range. Long-polling
+// readers take it before reading, then wait on it if they found not
+// enough.
 func (p *Partition) Changed() <-chan struct{} {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
@@ -332,6 +336,7 @@ func (p *Partition) openLocked(open func() (*Log, error)) error {
 	}
 	l.keepActiveCreated(base, created)
 	l.OnDurable(p.notify)
+	l.OnCut(p.notify)
 	p.log, p.reopenErr, p.retry = l, nil, nil
 	return nil
 }

@@ -1,0 +1,97 @@
+package runnel
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// longFetch starts, on a goroutine of the bubble's, a Fetch of topic t's
+// partition 0 from offset that waits up to maxWait for more bytes than
+// the test ever appends, and returns the channel its answer comes on,
+// with the fake time it came at.
+type fetchAnswer struct {
+	resp api.FetchResponse
+	err  error
+	at   time.Time
+}
+
+func longFetch(b *Broker, offset int64, maxWait time.Duration) <-chan fetchAnswer {
+	done := make(chan fetchAnswer, 1)
+	go func() {
+		resp, err := b.Fetch(context.Background(), &api.FetchRequest{
+			MaxWait: maxWait, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: offset}},
+		})
+		done <- fetchAnswer{resp, err, time.Now()}
+	}()
+	return done
+}
+
+// A fetch waiting for MinBytes whose offset a DeleteRecords, or
+// retention, leaves below the log start answers at once, out of range,
+// rather than at MaxWait (an hour, or more: a consumer's FetchMaxWait has
+// no bound), with the log start the client resets to; so does one whose
+// topic is deleted. Before the fix only appends (and a reopen or close of
+// the log) woke a waiting fetch: the first two answered at MaxWait.
+func TestFetchWokenByLogStartMove(t *testing.T) {
+	t.Run("DeleteRecords", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a")
+			produce(t, b, "t", 0, "b")
+			produce(t, b, "t", 0, "c")
+			t0 := time.Now()
+			done := longFetch(b, 1, 100*time.Hour)
+			synctest.Wait() // the fetch waits for MinBytes
+			_, err := b.DeleteRecords(t.Context(), "t", 0, 2)
+			require.NoError(t, err)
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+			fp := a.resp.Partitions[0]
+			require.ErrorIs(t, fp.Err, log.ErrOffsetOutOfRange)
+			require.EqualValues(t, 2, fp.LogStartOffset)
+			require.EqualValues(t, 3, fp.HighWatermark)
+		})
+	})
+	t.Run("retention", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: time.Minute})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{RetentionTime: time.Hour}}))
+			t0 := time.Now()
+			produce(t, b, "t", 0, "a")
+			produce(t, b, "t", 0, "b")
+			done := longFetch(b, 0, 100*time.Hour)
+			a := <-done
+			require.NoError(t, a.err)
+			// The broker's maintenance deletes the records at its first
+			// run past retention.ms (see TestSynctestMaintenanceRetention).
+			require.Equal(t, t0.Add(time.Hour+time.Minute), a.at, "the fetch was not answered when retention moved the log start")
+			fp := a.resp.Partitions[0]
+			require.ErrorIs(t, fp.Err, log.ErrOffsetOutOfRange)
+			require.EqualValues(t, 2, fp.LogStartOffset)
+		})
+	})
+	t.Run("DeleteTopic", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a")
+			t0 := time.Now()
+			done := longFetch(b, 0, 100*time.Hour)
+			synctest.Wait()
+			require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+			require.ErrorIs(t, a.resp.Partitions[0].Err, ErrUnknownTopic)
+		})
+	})
+}
