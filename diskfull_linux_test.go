@@ -843,7 +843,7 @@ func TestDiskFullRetentionTime(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
 			mnt := kind.mount(t, 1<<20)
-			clock := &leakClock{}
+			clock := &stepClock{}
 			clock.ns.Store(time.Now().UnixNano())
 			b, err := runnel.Open(runnel.Config{Dir: filepath.Join(mnt, "data"), MaintenanceInterval: time.Hour, Clock: clock})
 			require.NoError(t, err)

@@ -27,7 +27,13 @@ func TestIdleMaintenanceDoesNoIO(t *testing.T) {
 		ops.Add(1)
 		return nil
 	}))
-	b, err := runnel.Open(runnel.Config{FS: fs})
+	// The broker's clock moves only when the test says: SyncPeriodic's
+	// FlushInterval (1 ms) has passed at the first run, and not again
+	// after. On the system clock, the first two runs could both fall in
+	// the millisecond of the appends, leaving the flush to an idle run.
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	b, err := runnel.Open(runnel.Config{FS: fs, Clock: clock})
 	require.NoError(t, err)
 	defer b.Close()
 	for i, c := range []log.Config{
@@ -43,6 +49,7 @@ func TestIdleMaintenanceDoesNoIO(t *testing.T) {
 			leakProduce(t, b, name, p, "k", []byte("v"))
 		}
 	}
+	clock.ns.Add(int64(time.Second))
 	before := ops.Load()
 	require.NoError(t, b.Maintain(ctx))
 	require.Positive(t, ops.Load()-before, "the first run checkpoints the appends: the count counts")

@@ -8,7 +8,6 @@ import (
 	"iter"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,10 +43,6 @@ func leakBatch(t testing.TB, key string, val []byte) []byte {
 	return out
 }
 
-// leakClock is a log.Clock a test moves by hand.
-type leakClock struct{ ns atomic.Int64 }
-
-func (c *leakClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 func leakProduce(t testing.TB, b *runnel.Broker, topic string, partition int32, key string, val []byte) {
 	t.Helper()
@@ -118,7 +113,7 @@ func TestLeakBrokerMaintenance(t *testing.T) {
 func TestLeakProducerIDChurn(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
-	clock := &leakClock{}
+	clock := &stepClock{}
 	clock.ns.Store(time.Now().UnixNano())
 	b, err := runnel.Open(runnel.Config{FS: fs, Clock: clock, ProducerIDExpiration: 10 * time.Minute})
 	require.NoError(t, err)
@@ -316,7 +311,7 @@ func TestLeakReopens(t *testing.T) {
 		}
 		return n
 	}
-	clock := &leakClock{}
+	clock := &stepClock{}
 	clock.ns.Store(time.Now().UnixNano())
 	cfg := runnel.Config{FS: fs, Clock: clock, ProducerIDExpiration: 10 * time.Minute}
 	b, err := runnel.Open(cfg)
