@@ -43,7 +43,6 @@ func leakBatch(t testing.TB, key string, val []byte) []byte {
 	return out
 }
 
-
 func leakProduce(t testing.TB, b *runnel.Broker, topic string, partition int32, key string, val []byte) {
 	t.Helper()
 	_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: topic, Partition: partition, Acks: api.AcksLeader, Batches: leakBatch(t, key, val)})
