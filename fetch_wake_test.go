@@ -2,6 +2,8 @@ package runnel
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,6 +94,96 @@ func TestFetchWokenByLogStartMove(t *testing.T) {
 			require.NoError(t, a.err)
 			require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
 			require.ErrorIs(t, a.resp.Partitions[0].Err, ErrUnknownTopic)
+		})
+	})
+}
+
+// A cut that leaves a waiting fetch's offset in range wakes it all the
+// same (the log does not know the readers' offsets): the fetch reads
+// again, finds less than MinBytes still, and goes back to waiting until
+// MaxWait, the records it found then in the answer; with one partition
+// (a plain select) and with two (reflect.Select). A truncation below a
+// waiting fetch's offset answers it at once, out of range; and so does a
+// DeleteRecords after a config change reopened the log (the new log wakes
+// the partition's readers too).
+func TestFetchWokenByCutInRange(t *testing.T) {
+	for _, parts := range []int32{1, 2} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
+				for p := range parts {
+					for _, v := range []string{"a", "b", "c"} {
+						produce(t, b, "t", p, v) // a batch each
+					}
+				}
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				t0 := time.Now()
+				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20}
+				for p := range parts {
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p, Offset: 2})
+				}
+				done := make(chan fetchAnswer, 1)
+				go func() {
+					resp, err := b.Fetch(context.Background(), req)
+					done <- fetchAnswer{resp, err, time.Now()}
+				}()
+				synctest.Wait()
+				_, err := b.DeleteRecords(t.Context(), "t", parts-1, 1)
+				require.NoError(t, err)
+				synctest.Wait()
+				select {
+				case a := <-done:
+					t.Fatalf("a cut below the offset answered the fetch early: %+v", a)
+				default:
+				}
+				require.EqualValues(t, 2*parts, reads.Load(), "the cut did not wake the fetch")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0.Add(time.Hour), a.at, "the fetch did not wait for MaxWait")
+				for p, fp := range a.resp.Partitions {
+					require.NoError(t, fp.Err)
+					require.Equal(t, []string{"c"}, values(t, fp.Records), p)
+				}
+				require.EqualValues(t, 1, a.resp.Partitions[parts-1].LogStartOffset)
+			})
+		})
+	}
+	t.Run("TruncateTo", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a", "b", "c")
+			t0 := time.Now()
+			done := longFetch(b, 3, 100*time.Hour)
+			synctest.Wait()
+			_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+			require.NoError(t, err)
+			_, err = p.Log().TruncateTo(1)
+			require.NoError(t, err)
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+			require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+		})
+	})
+	t.Run("reopened", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a", "b", "c")
+			require.NoError(t, b.AlterTopicConfig(t.Context(), "t", log.Config{RetentionTime: 2 * time.Hour}))
+			t0 := time.Now()
+			done := longFetch(b, 1, 100*time.Hour)
+			synctest.Wait()
+			_, err := b.DeleteRecords(t.Context(), "t", 0, 2)
+			require.NoError(t, err)
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+			require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
 		})
 	})
 }

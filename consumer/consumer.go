@@ -345,7 +345,7 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 			return 0, ctx.Err()
 		}
 		c.cfg.logger.Debug("retrying the partition count", "topic", topic, "backoff", c.cfg.backoff, "err", err)
-		if !c.sleep(ctx, min(c.cfg.backoff, time.Until(deadline)), false) {
+		if !c.sleep(ctx, min(c.cfg.backoff, time.Until(deadline)), nil) {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}

@@ -114,7 +114,7 @@ import (
 // Poll's error, not a partition's: no partition is stopped and no
 // position moves, and every Poll that asks the Client returns it again.
 // Records ends after yielding it.
-func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true, false) }
+func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true, false, nil) }
 
 // idleWait is how long a fetch of a Records loop waits for a first record
 // under FetchMaxWait(0), after a Poll that found nothing (see
@@ -124,8 +124,10 @@ const idleWait = 500 * time.Millisecond
 // poll is Poll. When advance is false, positions do not move and each
 // Fetch carries its assignment, for the Records iterator to advance. idle
 // says that the caller's last poll found nothing: under FetchMaxWait(0),
-// this one waits for a first record instead (see waitFor).
-func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error) {
+// this one waits for a first record instead (see waitFor). When woken is
+// not nil, it is set to the wakeCtx the poll began with, whose end tells
+// of a change made since (see sleep).
+func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.Context) (Fetches, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -136,6 +138,9 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool) (Fetches, error
 	}
 	c.polls.Add(1)
 	wakeCtx := c.wakeCtx
+	if woken != nil {
+		*woken = wakeCtx
+	}
 	out := c.heldLocked()
 	c.mu.Unlock()
 	defer c.polls.Done()

@@ -59,9 +59,12 @@ import (
 // and otherwise waits
 // RetryBackoff and polls again (an error the table does not know, such as
 // a network error of a remote Client). A Seek, Assign, Unassign, Pause or
-// Resume from another goroutine ends that wait, as a seek ends a kgo
-// source's backoff after a failed fetch: the loop polls again at once,
-// from the new positions.
+// Resume made after that Poll began — from another goroutine, during the
+// wait or before it, while the loop body handles the error, or by the
+// body itself — ends that wait, as a seek ends a kgo source's backoff
+// after a failed fetch: the loop polls again at once, from the new
+// positions. (A body that seeks at each such error thus polls again at
+// once each time.)
 //
 // Records are as Fetch.Records describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
@@ -80,7 +83,8 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 		}()
 		idle := false // the last Poll found nothing (see waitFor)
 		for ctx.Err() == nil {
-			fs, err := c.poll(ctx, false, idle)
+			var woken context.Context // the changes as of the Poll (see sleep)
+			fs, err := c.poll(ctx, false, idle, &woken)
 			if err != nil {
 				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 					c.unreported(fs)
@@ -98,7 +102,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 				}
 				rest = nil
 				if ctx.Err() != nil || c.closed.Load() || !yield(nil, err) || permanent(err) || clientClosed(err) ||
-					!c.sleep(ctx, c.cfg.backoff, true) {
+					!c.sleep(ctx, c.cfg.backoff, woken) {
 					return
 				}
 				continue
@@ -218,15 +222,19 @@ func (c *Consumer) left(f *Fetch) bool {
 }
 
 // sleep waits d, and reports false if ctx ended or the consumer closed
-// first. When changes is set, a change of what Poll fetches (Assign,
-// Seek, Pause, Resume, Unassign: see wakeLocked) ends the wait too, and
-// sleep reports true.
-func (c *Consumer) sleep(ctx context.Context, d time.Duration, changes bool) bool {
+// first. When woken is not nil (a wakeCtx taken before the wait), a
+// change of what Poll fetches since it was taken (Assign, Seek, Pause,
+// Resume, Unassign: see wakeLocked) ends the wait too, at once if one
+// came before the wait began, and sleep reports true.
+func (c *Consumer) sleep(ctx context.Context, d time.Duration, woken context.Context) bool {
 	c.mu.Lock()
 	closed, wakeCtx := c.closed.Load(), c.wakeCtx
 	c.mu.Unlock()
 	if closed {
 		return false
+	}
+	if woken != nil {
+		wakeCtx = woken
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -240,7 +248,7 @@ func (c *Consumer) sleep(ctx context.Context, d time.Duration, changes bool) boo
 			if c.isClosed() {
 				return false
 			}
-			if changes {
+			if woken != nil {
 				return true
 			}
 			c.mu.Lock()

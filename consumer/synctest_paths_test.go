@@ -264,3 +264,97 @@ func TestSynctestStillFailingWarnEvery30s(t *testing.T) {
 		})
 	}
 }
+
+// A change made after a Records loop's Poll failed but before the loop's
+// RetryBackoff wait began — by another goroutine while the loop body
+// handles the error, or by the body itself — ends that wait as one made
+// during it does: the loop polls again at once, from the new position.
+// Before, the wait took the changes as of its own start: such a change
+// was lost, and the loop waited RetryBackoff (an hour here).
+func TestSynctestRecordsChangeBeforeBackoff(t *testing.T) {
+	for _, by := range []string{"other", "body"} {
+		t.Run(by, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				errNet := errors.New("network down")
+				b := bubbleBroker(t)
+				syncProduce(t, b, "a", "b", "c")
+				f := runneltest.NewFaults(t, b)
+				f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: errNet, Count: 1})
+				c, err := consumer.New(f, consumer.RetryBackoff(time.Hour))
+				require.NoError(t, err)
+				defer c.Close()
+				require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+				t0 := time.Now()
+				var vals []string
+				var at []time.Duration
+				for r, err := range c.Records(t.Context()) {
+					if err != nil {
+						require.ErrorIs(t, err, errNet)
+						vals = append(vals, "err")
+						if by == "body" {
+							require.NoError(t, c.Seek("t", 0, consumer.At(1)))
+						} else {
+							seeked := make(chan struct{})
+							go func() {
+								defer close(seeked)
+								assert.NoError(t, c.Seek("t", 0, consumer.At(1)))
+							}()
+							<-seeked
+						}
+					} else {
+						vals = append(vals, string(r.Value))
+					}
+					at = append(at, time.Since(t0))
+					if len(vals) == 3 {
+						break
+					}
+				}
+				require.Equal(t, []string{"err", "b", "c"}, vals)
+				require.Equal(t, []time.Duration{0, 0, 0}, at, "the Seek made before the wait began was lost: the loop waited RetryBackoff")
+			})
+		})
+	}
+}
+
+// A change ends one RetryBackoff wait only: the Poll after it fails again
+// and the loop waits RetryBackoff anew (no busy loop), through a Pause of
+// a partition already paused and an Unassign of one not assigned, which
+// change nothing; a Pause and an Unassign of another partition end a wait
+// each.
+func TestSynctestRecordsChangeEndsOneBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errNet := errors.New("network down")
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a")
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: errNet, Count: runneltest.Unlimited})
+		c, err := consumer.New(f, consumer.RetryBackoff(time.Hour))
+		require.NoError(t, err)
+		defer c.Close()
+		other := api.TopicPartition{Topic: "other"}
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		require.NoError(t, c.Assign(other.Topic, 0, consumer.At(0)))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		t0 := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			c.Pause(other)
+			time.Sleep(time.Second)
+			c.Pause(other) // no change
+			c.Unassign("none", 0)
+			time.Sleep(time.Second)
+			c.Unassign(other.Topic, 0)
+			time.Sleep(150 * time.Minute)
+			cancel()
+		}()
+		var errs []time.Duration
+		for r, err := range c.Records(ctx) {
+			require.Nil(t, r)
+			require.ErrorIs(t, err, errNet)
+			errs = append(errs, time.Since(t0))
+		}
+		require.Equal(t, []time.Duration{0, time.Second, 3 * time.Second, time.Hour + 3*time.Second, 2*time.Hour + 3*time.Second}, errs)
+		require.Equal(t, t0.Add(150*time.Minute+3*time.Second), time.Now(), "the ctx's end did not end the wait at once")
+	})
+}
