@@ -21,6 +21,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 )
 
 // These tests run a data directory's life (topics created, produced to,
@@ -29,8 +30,10 @@ import (
 // meets outside ext4 and tmpfs. As root on Linux they mount their own:
 // an overlay as a container's root (the data directory on its upper
 // layer, or baked into a lower one, also a copy of a directory whose
-// broker ran, also with no room on the upper layer for the copy-up). As
-// another user they skip; under -short, all but TestOverlayLowerLayer
+// broker ran, also with no room on the upper layer for the copy-up), and
+// an exFAT image through FUSE (case-insensitive; no links; inode numbers
+// made up per name). As another user, or without the tools, they skip;
+// under -short, all but TestOverlayLowerLayer and TestLockDirInAnotherCase
 // skip.
 // RUNNEL_OVERLAY_OPTS adds options to the overlays' (metacopy=on,
 // redirect_dir=on, index=on, xino=on, ...). TestFSScenario runs the life
@@ -299,4 +302,71 @@ func TestFSScenario(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	fsSetUp(t, dir)
 	fsLive(t, dir, nil)
+}
+
+// mountExfatFuse makes an exFAT image of size bytes and mounts it through
+// FUSE (exfat-fuse) on a new directory: a case-insensitive file system
+// without hard links, symbolic links or sparse files, whose inode numbers
+// FUSE makes up per name. Unmounted (and the device released) by
+// t.Cleanup; it skips the test unless the process may (root, mkfs.exfat,
+// mount.exfat-fuse and /dev/fuse).
+func mountExfatFuse(t *testing.T, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount an exFAT image")
+	}
+	mkfs, err := exec.LookPath("mkfs.exfat")
+	if err != nil {
+		t.Skip("no mkfs.exfat")
+	}
+	mount, err := exec.LookPath("mount.exfat-fuse")
+	if err != nil {
+		t.Skip("no mount.exfat-fuse")
+	}
+	img := filepath.Join(t.TempDir(), "exfat.img")
+	require.NoError(t, os.WriteFile(img, nil, 0o600))
+	require.NoError(t, os.Truncate(img, size))
+	if out, err := exec.Command(mkfs, img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.exfat: %v: %s", err, out)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", img).Output()
+	if err != nil {
+		t.Skipf("no loop device (%v)", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	dir := t.TempDir()
+	if out, err := exec.Command(mount, dev, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount an exFAT image through FUSE (%v): %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// TestLockDirInAnotherCase: on a case-insensitive file system, a broker
+// directory named in another case is the same directory, and its lock
+// keeps a second broker out. exfat-fuse (as other FUSE file systems on
+// libfuse's high-level API) gives a file reached by two spellings two
+// inode numbers, and flock(2) two locks: the second broker, given the
+// directory as "data", used to open it while the first ran on "Data".
+func TestLockDirInAnotherCase(t *testing.T) {
+	mnt := mountExfatFuse(t, 64<<20)
+	b, err := runnel.Open(runnel.Config{Dir: filepath.Join(mnt, "Data")})
+	require.NoError(t, err)
+	defer b.Close()
+	for _, name := range []string{"Data", "data", "DATA", "dATA"} {
+		b2, err := runnel.Open(runnel.Config{Dir: filepath.Join(mnt, name)})
+		if err == nil {
+			b2.Close()
+		}
+		require.ErrorIs(t, err, vfs.ErrLocked, name)
+	}
 }
