@@ -65,21 +65,31 @@ func mapFile(f *os.File, length int) (*Mapping, error) {
 	return &Mapping{data: b, unmap: unix.Munmap}, nil
 }
 
-// lockName is the name Lock opens for name: name with each element that
-// its directory holds in another case only spelled as the directory
-// spells it. On a case-insensitive file system, "Data/runnel.lock" and
-// "data/runnel.lock" are one file; but a FUSE file system that numbers
-// its files by the name they were looked up by (exfat-fuse, and others
-// built on libfuse's high-level API) gives the two spellings two inode
-// numbers, and flock(2) two locks, so that two brokers given the
-// directory in two cases would both run on it. Spelled as their entries
-// are, the two are one name, one inode, one lock. An element that is
-// there as given is kept (a case-sensitive file system may hold both
+// lockName is the name Lock opens for name: name, or on a FUSE file
+// system name respelled as its directories spell it (respell). On a
+// case-insensitive file system, "Data/runnel.lock" and "data/runnel.lock"
+// are one file; but a FUSE file system that numbers its files by the
+// name they were looked up by (exfat-fuse, and others built on libfuse's
+// high-level API) gives the two spellings two inode numbers, and flock(2)
+// two locks, so that two brokers given the directory in two cases would
+// both run on it. Spelled as their entries are, the two are one name, one
+// inode, one lock. Other file systems find one inode under every
+// spelling, and are spared respell's listings.
+func lockName(name string) string {
+	if !fuse(filepath.Dir(name)) {
+		return name
+	}
+	return respell(name)
+}
+
+// respell returns name with each element that its directory holds in
+// another case only spelled as the directory spells it. An element that
+// is there as given is kept (a case-sensitive file system may hold both
 // spellings), as are the elements from the first that is not there, or
 // whose directory cannot be listed or holds no entry, or several, that
-// differ from it in case only. A name with nothing respelled is
-// returned as given.
-func lockName(name string) string {
+// differ from it in case only. A name with nothing respelled is returned
+// as given.
+func respell(name string) string {
 	abs, err := filepath.Abs(name)
 	if err != nil {
 		return name
