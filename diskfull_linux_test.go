@@ -180,6 +180,14 @@ var diskKinds = []struct {
 	{"ext4", func(t *testing.T, size int64) string { return mountExt4(t, size*2) }},
 	{"xfs", func(t *testing.T, size int64) string { return mountImage(t, "xfs", 320<<20, size, "-q") }},
 	{"btrfs", func(t *testing.T, size int64) string { return mountImage(t, "btrfs", 128<<20, size, "-q") }},
+	// exFAT through FUSE (see mountExfatFuse): little overhead; no
+	// fallocate to pad it with, so the image is the room.
+	{"exfat", func(t *testing.T, size int64) string {
+		if testing.Short() {
+			t.Skip("-short: no exFAT image")
+		}
+		return mountExfatFuse(t, size*2)
+	}},
 }
 
 // growTmpfs gives the tmpfs at dir size bytes: room freed, as an operator
