@@ -28,6 +28,11 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 	defer b.Close()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	stop := make(chan struct{})
+	// appendedOne says an append went in since the last config change:
+	// each change waits for one, so that appends run across every
+	// change (the 150 changes used to be over before the producer's
+	// first append, now and then, on a busy machine).
+	appendedOne := make(chan struct{}, 1)
 	var (
 		wg, acks sync.WaitGroup
 		appended int64
@@ -45,6 +50,10 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 				return
 			}
 			appended = resp.BaseOffset + 1
+			select {
+			case appendedOne <- struct{}{}:
+			default:
+			}
 			if ack == nil {
 				continue
 			}
@@ -92,6 +101,7 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 	})
 	policies := []log.SyncPolicy{log.SyncNever, log.SyncAlways, log.SyncPeriodic}
 	for i := range 150 {
+		<-appendedOne
 		require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.Sync, c.FlushMessages = policies[i%3], 3 }))
 	}
 	close(stop)

@@ -5,6 +5,7 @@ package runnel_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -110,6 +111,53 @@ func mountExt4Image(t *testing.T, size int64) (dir, img string) {
 	return dir, img
 }
 
+// mountImage makes an image of the file system fstype (mkfs.<fstype>
+// with args) of imgSize bytes, mounts it through a loop device on a new
+// directory, unmounted (and the device released) by t.Cleanup, and, if
+// room > 0, takes all but room bytes of its free space with a file of
+// someone else's (pad), so that the tests fill it as fast as a small
+// tmpfs: xfs and btrfs images have a minimum size (300 MiB, 110 MiB). It
+// skips the test unless the process may (root, the mkfs and loop
+// devices), and under -short.
+func mountImage(t *testing.T, fstype string, imgSize, room int64, args ...string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root, to mount a %s image", fstype)
+	}
+	if testing.Short() {
+		t.Skipf("-short: no %s image", fstype)
+	}
+	mkfs, err := exec.LookPath("mkfs." + fstype)
+	if err != nil {
+		t.Skipf("no mkfs.%s", fstype)
+	}
+	img := filepath.Join(t.TempDir(), fstype+".img")
+	require.NoError(t, os.WriteFile(img, nil, 0o600))
+	require.NoError(t, os.Truncate(img, imgSize))
+	if out, err := exec.Command(mkfs, append(args, img)...).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.%s: %v: %s", fstype, err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a %s image through a loop device (%v): %s", fstype, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-d", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	if room > 0 {
+		f, err := os.Create(filepath.Join(dir, "pad"))
+		require.NoError(t, err)
+		if free := freeBytes(t, dir); free > room {
+			require.NoError(t, syscall.Fallocate(int(f.Fd()), 0, 0, free-room))
+		}
+		require.NoError(t, f.Close())
+		syscall.Sync()
+	}
+	return dir
+}
+
 // remountExt4 unmounts the ext4 image img from dir and mounts it there
 // again (replaying its journal).
 func remountExt4(t *testing.T, dir, img string) {
@@ -130,6 +178,16 @@ var diskKinds = []struct {
 	// ext4's own metadata (journal, inode tables) takes about a third of
 	// a few MiB.
 	{"ext4", func(t *testing.T, size int64) string { return mountExt4(t, size*2) }},
+	{"xfs", func(t *testing.T, size int64) string { return mountImage(t, "xfs", 320<<20, size, "-q") }},
+	{"btrfs", func(t *testing.T, size int64) string { return mountImage(t, "btrfs", 128<<20, size, "-q") }},
+	// exFAT through FUSE (see mountExfatFuse): little overhead; no
+	// fallocate to pad it with, so the image is the room.
+	{"exfat", func(t *testing.T, size int64) string {
+		if testing.Short() {
+			t.Skip("-short: no exFAT image")
+		}
+		return mountExfatFuse(t, size*2)
+	}},
 }
 
 // growTmpfs gives the tmpfs at dir size bytes: room freed, as an operator
@@ -147,8 +205,11 @@ func freeBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * int64(st.Bsize) // Bsize: an int32 on 386
 }
 
-// fillDisk writes a file at path until the file system is full.
-func fillDisk(t *testing.T, path string) {
+// fillDisk writes a file at path until the file system is full, and
+// returns what the full file system says it has free: nothing on tmpfs
+// and ext4 (no blocks reserved for root), a few blocks that no file may
+// take on xfs (its reserve). Room freed is more than that.
+func fillDisk(t *testing.T, path string) (full int64) {
 	t.Helper()
 	f, err := os.Create(path)
 	require.NoError(t, err)
@@ -160,6 +221,7 @@ func fillDisk(t *testing.T, path string) {
 		}
 	}
 	require.NoError(t, f.Close())
+	return freeBytes(t, filepath.Dir(path))
 }
 
 // diskfullBatch is one record whose value is i, padded to size bytes.
@@ -228,10 +290,21 @@ func diskfullProduce(t *testing.T, mnt string, sync log.SyncPolicy) {
 	}
 	t.Logf("after %d records: %v", acked, perr)
 	require.ErrorIs(t, perr, syscall.ENOSPC)
-	require.ErrorIs(t, perr, log.ErrLogFenced)
 	require.True(t, api.IsRetriable(perr))
-	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 8)})
-	require.ErrorIs(t, err, log.ErrLogFenced, "fenced until the broker opens again")
+	if errors.Is(perr, log.ErrRollFailed) {
+		// xfs allocates inodes as it goes: the disk filled at a roll,
+		// whose new segment could not be created. Nothing was written,
+		// nothing is fenced; the next append that rolls tries again,
+		// and fails again.
+		require.NotErrorIs(t, perr, log.ErrLogFenced)
+		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 1000)})
+		require.ErrorIs(t, err, log.ErrRollFailed)
+		require.ErrorIs(t, err, syscall.ENOSPC)
+	} else {
+		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, acked, 8)})
+		require.ErrorIs(t, perr, log.ErrLogFenced)
+		require.ErrorIs(t, err, log.ErrLogFenced, "fenced until the broker opens again")
+	}
 	d, err := b.DescribeTopic(ctx, "t")
 	require.NoError(t, err)
 	logs, err := filepath.Glob(filepath.Join(dir, "t-0", "*.log"))
@@ -344,8 +417,8 @@ func diskfullFreeSpace(t *testing.T, mnt string) {
 			require.NoError(t, err)
 		}
 	}
-	fillDisk(t, filepath.Join(mnt, "filler"))
-	require.Zero(t, freeBytes(t, mnt))
+	full := fillDisk(t, filepath.Join(mnt, "filler"))
+	require.Less(t, full, int64(64<<10))
 
 	if err := b.Maintain(ctx); err != nil {
 		// The recovery-point checkpoints of the partitions maintained
@@ -354,24 +427,24 @@ func diskfullFreeSpace(t *testing.T, mnt string) {
 		require.NotErrorIs(t, err, log.ErrLogFenced, "retention on a full disk fenced a partition")
 	}
 	freed := freeBytes(t, mnt)
-	require.Positive(t, freed, "retention freed room")
+	require.Greater(t, freed, full, "retention freed room")
 	start, vals := diskfullValues(t, b, "retention")
 	require.Positive(t, start)
 	require.Equal(t, n-int(start), len(vals))
 	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "retention", Acks: api.AcksAll, Batches: diskfullBatch(t, n, 1000)})
 	require.NoError(t, err, "retention fenced nothing")
 
-	fillDisk(t, filepath.Join(mnt, "filler2"))
+	full = fillDisk(t, filepath.Join(mnt, "filler2"))
 	low, err := b.DeleteRecords(ctx, "deleterecords", 0, 200)
 	require.NoError(t, err, "DeleteRecords on a full disk")
 	require.EqualValues(t, 200, low)
-	require.Positive(t, freeBytes(t, mnt), "DeleteRecords freed room")
+	require.Greater(t, freeBytes(t, mnt), full, "DeleteRecords freed room")
 	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "deleterecords", Acks: api.AcksAll, Batches: diskfullBatch(t, n, 1000)})
 	require.NoError(t, err, "DeleteRecords fenced nothing")
 
-	fillDisk(t, filepath.Join(mnt, "filler3"))
+	full = fillDisk(t, filepath.Join(mnt, "filler3"))
 	require.NoError(t, b.DeleteTopic(ctx, "deletetopic"), "DeleteTopic on a full disk")
-	require.Positive(t, freeBytes(t, mnt), "DeleteTopic freed room")
+	require.Greater(t, freeBytes(t, mnt), full, "DeleteTopic freed room")
 	require.Equal(t, []string{"deleterecords", "retention"}, b.Topics())
 
 	require.NoError(t, b.Close())
@@ -514,7 +587,9 @@ func TestInodesExhausted(t *testing.T) {
 // record acknowledged to a topic that was not deleted is there, in order,
 // unless DeleteRecords or retention passed it (compaction keeps each
 // key's last record). RUNNEL_DISKFULL_RUNS seeds (default 2), from
-// RUNNEL_DISKFULL_SEED (default 1).
+// RUNNEL_DISKFULL_SEED (default 1); RUNNEL_DISKFULL_FS=xfs or btrfs runs
+// them on an image of that file system rather than a tmpfs (see
+// mountImage), grown by shrinking its pad.
 func TestDiskFullRandom(t *testing.T) {
 	runs, first := 2, uint64(1)
 	if s := os.Getenv("RUNNEL_DISKFULL_RUNS"); s != "" {
@@ -532,6 +607,32 @@ func TestDiskFullRandom(t *testing.T) {
 	}
 }
 
+// randomDisk mounts the file system of TestDiskFullRandom
+// (RUNNEL_DISKFULL_FS) with size bytes of room, and gives a function that
+// gives it size bytes of room again, more than before.
+func randomDisk(t *testing.T, size int64) (mnt string, grow func(size int64)) {
+	var imgSize int64
+	switch fs := os.Getenv("RUNNEL_DISKFULL_FS"); fs {
+	case "", "tmpfs":
+		mnt = mountTmpfs(t, size, 0)
+		return mnt, func(size int64) { growTmpfs(t, mnt, size) }
+	case "xfs":
+		imgSize = 320 << 20
+	case "btrfs":
+		imgSize = 128 << 20
+	default:
+		t.Fatalf("RUNNEL_DISKFULL_FS=%s: tmpfs, xfs or btrfs", fs)
+	}
+	mnt = mountImage(t, os.Getenv("RUNNEL_DISKFULL_FS"), imgSize, size, "-q")
+	return mnt, func(newSize int64) {
+		pad := filepath.Join(mnt, "pad")
+		fi, err := os.Stat(pad)
+		require.NoError(t, err)
+		require.NoError(t, os.Truncate(pad, max(0, fi.Size()-(newSize-size))))
+		size = newSize
+	}
+}
+
 // diskfullTopic is what the random run knows of a topic: the values
 // acknowledged to partition 0, and those of failed produces.
 type diskfullTopic struct {
@@ -544,7 +645,7 @@ func diskfullRandom(t *testing.T, seed uint64) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	size := int64(256<<10) + rng.Int64N(256<<10)
-	mnt := mountTmpfs(t, size, 0)
+	mnt, grow := randomDisk(t, size)
 	dir := filepath.Join(mnt, "data")
 	bcfg := runnel.Config{Dir: dir, MaintenanceInterval: time.Hour}
 	b, err := runnel.Open(bcfg)
@@ -576,7 +677,7 @@ func diskfullRandom(t *testing.T, seed uint64) {
 		// first: it needs room for it (see README).
 		for {
 			size += 64 << 10
-			growTmpfs(t, mnt, size)
+			grow(size)
 			if b, err = runnel.Open(bcfg); err == nil {
 				break
 			}
@@ -625,6 +726,12 @@ func diskfullRandom(t *testing.T, seed uint64) {
 			batch := diskfullBatchKeyed(t, v, 200+rng.IntN(1800))
 			if _, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Acks: api.AcksAll, Batches: batch}); err == nil {
 				tp.acked = append(tp.acked, v)
+			} else if errors.Is(err, log.ErrRollFailed) {
+				// xfs allocates inodes as it goes: the roll could not
+				// create the new segment. Nothing was written.
+				require.ErrorIs(t, err, syscall.ENOSPC)
+				require.NotErrorIs(t, err, log.ErrLogFenced)
+				failed++
 			} else {
 				require.ErrorIs(t, err, log.ErrLogFenced)
 				tp.maybe[v] = true
@@ -855,10 +962,10 @@ func TestDiskFullRetentionTime(t *testing.T) {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: diskfullBatch(t, i, 1000)})
 				require.NoError(t, err)
 			}
-			fillDisk(t, filepath.Join(mnt, "filler"))
+			full := fillDisk(t, filepath.Join(mnt, "filler"))
 			clock.ns.Add(int64(2 * time.Hour))
 			require.NoError(t, b.Maintain(ctx), "time retention on a full disk")
-			require.Positive(t, freeBytes(t, mnt), "retention freed room")
+			require.Greater(t, freeBytes(t, mnt), full, "retention freed room")
 			d, err := b.DescribeTopic(ctx, "t")
 			require.NoError(t, err)
 			require.EqualValues(t, n, d.Partitions[0].LogStartOffset, "every record is past retention.ms")
@@ -1111,7 +1218,7 @@ func TestDiskFullDeleteRecordsIdempotent(t *testing.T) {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(i)})
 		require.NoError(t, err)
 	}
-	fillDisk(t, filepath.Join(mnt, "filler"))
+	full := fillDisk(t, filepath.Join(mnt, "filler"))
 	low, err := b.DeleteRecords(ctx, "t", 0, api.Latest)
 	if err != nil {
 		// The snapshot or checkpoint may still find no room: unfenced.
@@ -1121,7 +1228,7 @@ func TestDiskFullDeleteRecordsIdempotent(t *testing.T) {
 	}
 	require.NoError(t, err, "DeleteRecords again, in the room the first made")
 	require.EqualValues(t, n, low)
-	require.Positive(t, freeBytes(t, mnt), "DeleteRecords freed room")
+	require.Greater(t, freeBytes(t, mnt), full, "DeleteRecords freed room")
 	require.NoError(t, b.Close())
 
 	b, err = runnel.Open(bcfg)

@@ -1,9 +1,11 @@
 package vfs
 
 import (
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,7 +34,14 @@ func TestLockChecksTheNameFirst(t *testing.T) {
 			l, err := fsys.Lock(name)
 			require.NoError(t, err)
 			defer l.Close()
-			require.NoError(t, fsys.RemoveAll(dir))
+			if err := fsys.RemoveAll(dir); tc.name == "OS" && errors.Is(err, syscall.ENOTEMPTY) {
+				// A FUSE file system (exfat-fuse, ntfs-3g, sshfs) keeps
+				// a removed file that is open under a hidden name
+				// (.fuse_hidden...) until it is closed.
+				t.Skipf("the file system keeps the open lock file's directory: %v", err)
+			} else {
+				require.NoError(t, err)
+			}
 
 			_, err = fsys.Lock(name)
 			require.ErrorIs(t, err, fs.ErrNotExist)

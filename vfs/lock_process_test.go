@@ -28,9 +28,13 @@ func TestLockTwiceInOneProcess(t *testing.T) {
 	require.ErrorIs(t, err, ErrLocked, "a second Lock in the same process")
 	if runtime.GOOS != "windows" {
 		link := filepath.Join(dir, "link")
-		require.NoError(t, os.Symlink(name, link))
-		_, err = OS.Lock(link)
-		require.ErrorIs(t, err, ErrLocked, "the same file by another name")
+		if err := os.Symlink(name, link); err != nil {
+			// exFAT and FAT have no symbolic links (ENOSYS, EPERM).
+			t.Logf("no other name for the file: %v", err)
+		} else {
+			_, err = OS.Lock(link)
+			require.ErrorIs(t, err, ErrLocked, "the same file by another name")
+		}
 	}
 	other, err := OS.Lock(filepath.Join(dir, ".other"))
 	require.NoError(t, err, "another file locks")

@@ -105,7 +105,7 @@ func (osFS) List(dir string) ([]string, error) {
 }
 
 func (osFS) Lock(name string) (io.Closer, error) {
-	f, err := openFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(lockName(name), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, osErr(err)
 	}
@@ -142,7 +142,9 @@ var lockSys = lockFile
 // (OverlappingFileLockException). Files are told apart as os.SameFile
 // does (device and inode, or Windows' file ID), so another name of the
 // same file (a symbolic link, another case on a case-insensitive file
-// system) is the same lock.
+// system) is the same lock. Where the file system numbers a file by the
+// name it was reached by, the lock is taken under one spelling: see
+// lockName.
 var held struct {
 	sync.Mutex
 	files []os.FileInfo

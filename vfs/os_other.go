@@ -24,3 +24,6 @@ func lockFile(*os.File) error { return nil }
 func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
 }
+
+// lockName is the name Lock opens for name (see os_unix.go).
+func lockName(name string) string { return name }

@@ -191,3 +191,8 @@ func isBusy(err error) bool {
 	}
 	return false
 }
+
+// lockName is the name Lock opens for name: name itself. Windows locks
+// the file, which NTFS and FAT find under any case of its name (see
+// os_unix.go for FUSE's file systems).
+func lockName(name string) string { return name }
