@@ -1,6 +1,7 @@
 package log
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,4 +24,38 @@ func TestDeleteRecordsBeforeNegative(t *testing.T) {
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", off)
 	}
 	require.Zero(t, l.LogStartOffset())
+}
+
+// segmentBases lists l's segments' base offsets, oldest first.
+func segmentBases(l *Log) []int64 {
+	var out []int64
+	for _, s := range *l.segs.Load() {
+		out = append(out, s.Base())
+	}
+	return out
+}
+
+// TestDeleteRecordsBeforeAtSegmentBase: an offset that is exactly the base
+// of a segment deletes every segment before it at once, the one just below
+// included (it holds nothing at or past the new start), as Kafka's
+// deletion of the segments whose next one starts at or below the log
+// start offset.
+func TestDeleteRecordsBeforeAtSegmentBase(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 200})
+	defer l.Close()
+	for i := range 12 {
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)))
+	}
+	bases := segmentBases(l)
+	require.Greater(t, len(bases), 3)
+	start, err := l.DeleteRecordsBefore(bases[2])
+	require.NoError(t, err)
+	require.Equal(t, bases[2], start)
+	require.Equal(t, bases[2:], segmentBases(l), "the segments wholly below the new start are deleted")
+	// One past a base keeps the segment holding it.
+	start, err = l.DeleteRecordsBefore(bases[3] + 1)
+	require.NoError(t, err)
+	require.Equal(t, bases[3]+1, start)
+	require.Equal(t, bases[3:], segmentBases(l))
 }
