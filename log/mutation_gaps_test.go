@@ -1,9 +1,11 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,4 +60,48 @@ func TestDeleteRecordsBeforeAtSegmentBase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, bases[3]+1, start)
 	require.Equal(t, bases[3:], segmentBases(l))
+}
+
+// TestDeleteRecordsOnePastLastSnapshotKeepsProducers: DeleteRecordsBefore
+// to one past the last producer-state snapshot (which the prune then
+// removes, below the new start) writes a snapshot as of the log end first,
+// so that a crash does not lose the producers: their retry of a deleted
+// batch is still a duplicate. TestDeleteRecordsKeepsProducersAcrossCrash
+// deletes to the log end only, far past every snapshot.
+func TestDeleteRecordsOnePastLastSnapshotKeepsProducers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 300}
+	l := e.open(cfg)
+	var batches [][]byte
+	// Until a roll has written a snapshot (past the one at 0), and a batch
+	// follows the one at its offset.
+	lastSnap := func() int64 {
+		if len(l.snapshots) == 0 {
+			return 0
+		}
+		return l.snapshots[len(l.snapshots)-1]
+	}
+	for seq := int32(0); lastSnap() == 0 || l.LogEndOffset() < lastSnap()+2; seq++ {
+		require.Less(t, seq, int32(100), "no snapshot written at a roll")
+		b := keyedProducerBatch(t, seq, "k")
+		batches = append(batches, append([]byte(nil), b...))
+		appendOK(t, l, b)
+	}
+	snap := lastSnap()
+	require.Greater(t, l.Segments(), 1)
+	_, err := l.DeleteRecordsBefore(snap + 1)
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	require.NoError(t, l.Discard())
+	l = e.open(cfg)
+	defer l.Close()
+	require.Equal(t, snap+1, l.LogStartOffset())
+	// Batch i holds offset i (one record each); batch snap is below the
+	// start now.
+	res, err := l.Append(ctx, batches[snap], AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate, "the retry of the deleted batch at %d was appended again at %d", snap, res.FirstOffset)
+	require.Equal(t, snap, res.FirstOffset)
 }
