@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
@@ -104,4 +105,63 @@ func TestDeleteRecordsOnePastLastSnapshotKeepsProducers(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Duplicate, "the retry of the deleted batch at %d was appended again at %d", snap, res.FirstOffset)
 	require.Equal(t, snap, res.FirstOffset)
+}
+
+// TestTruncateToEndChangesNothing: TruncateTo at or past the log end is a
+// no-op, as Kafka's ("has no effect"): no write, no fsync, no snapshot, and
+// no truncation for a concurrent fsync or compaction to see (a follower
+// asks for it at each reconciliation with its leader).
+func TestTruncateToEndChangesNothing(t *testing.T) {
+	var ops atomic.Int64
+	var counting atomic.Bool
+	hook := func(op vfs.Op, name string) {
+		if counting.Load() && op != vfs.OpRead && op != vfs.OpStat && op != vfs.OpList {
+			ops.Add(1)
+			t.Logf("%v %s", op, name)
+		}
+	}
+	h := &hook
+	l, _ := hookedLog(t, Config{SegmentBytes: 300}, h)
+	for seq := range int32(8) {
+		appendOK(t, l, keyedProducerBatch(t, seq, "k"))
+	}
+	end, cuts := l.LogEndOffset(), l.truncations.Load()
+	counting.Store(true)
+	for _, off := range []int64{end, end + 1, end + 100} {
+		got, err := l.TruncateTo(off)
+		require.NoError(t, err)
+		require.Equal(t, end, got)
+	}
+	counting.Store(false)
+	require.Zero(t, ops.Load(), "file system operations of a truncation at or past the end")
+	require.Equal(t, cuts, l.truncations.Load(), "a truncation counted")
+}
+
+// TestTruncateToSegmentBase: a truncation to a segment's base removes that
+// segment with those after it, and the segment before it, which ends
+// there, becomes the active one again (no empty segment is left at the
+// cut); appends go on from the cut.
+func TestTruncateToSegmentBase(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 200}
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	for i := range 12 {
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)))
+	}
+	bases := segmentBases(l)
+	require.Greater(t, len(bases), 3)
+	cut := bases[2]
+	got, err := l.TruncateTo(cut)
+	require.NoError(t, err)
+	require.Equal(t, cut, got)
+	require.Equal(t, bases[:2], segmentBases(l))
+	res := appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "again"))
+	require.Equal(t, cut, res.FirstOffset)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, cut+1, l.LogEndOffset())
+	recs := readAll(t, l, cut)
+	require.Len(t, recs, 1)
+	require.Equal(t, "again", string(recs[0].Value))
 }
