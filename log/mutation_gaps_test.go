@@ -3,6 +3,8 @@ package log
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -164,4 +166,32 @@ func TestTruncateToSegmentBase(t *testing.T) {
 	recs := readAll(t, l, cut)
 	require.Len(t, recs, 1)
 	require.Equal(t, "again", string(recs[0].Value))
+}
+
+// TestProducerSequenceWraps: a producer's sequence numbers wrap from
+// math.MaxInt32 to 0, as Kafka's (DefaultRecordBatch.incrementSequence):
+// the batch after one ending at math.MaxInt32 starts at 0, and one that
+// starts anywhere else is out of order.
+func TestProducerSequenceWraps(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	first := idemBatch(t, 3, 0, math.MaxInt32-1, 2) // sequences MaxInt32-1 and MaxInt32
+	appendOK(t, l, slices.Clone(first))
+	_, err := l.Append(ctx, idemBatch(t, 3, 0, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res := appendOK(t, l, idemBatch(t, 3, 0, 0, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 2, res.FirstOffset)
+	requireDuplicate(t, l, first, 0)
+
+	// A batch across the wrap: sequences MaxInt32 and 0; the next is 1.
+	across := idemBatch(t, 4, 0, math.MaxInt32, 2)
+	appendOK(t, l, slices.Clone(across))
+	_, err = l.Append(ctx, idemBatch(t, 4, 0, 0, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res = appendOK(t, l, idemBatch(t, 4, 0, 1, 1))
+	require.False(t, res.Duplicate)
+	requireDuplicate(t, l, across, 3)
 }
