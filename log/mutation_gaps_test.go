@@ -195,3 +195,23 @@ func TestProducerSequenceWraps(t *testing.T) {
 	require.False(t, res.Duplicate)
 	requireDuplicate(t, l, across, 3)
 }
+
+// TestProducerDuplicateNeedsSameSequenceRange: a batch is the duplicate of
+// a remembered one only if both its first and its last sequence number
+// match, as Kafka's findDuplicateBatch: one from the same first sequence
+// with a different record count is out of order, not answered with the
+// other batch's offsets.
+func TestProducerDuplicateNeedsSameSequenceRange(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	appendOK(t, l, idemBatch(t, 5, 0, 0, 3))
+	appendOK(t, l, idemBatch(t, 5, 0, 3, 2))
+	for _, b := range [][]byte{idemBatch(t, 5, 0, 0, 2), idemBatch(t, 5, 0, 0, 4), idemBatch(t, 5, 0, 3, 1)} {
+		res, err := l.Append(ctx, b, AppendOptions{})
+		require.ErrorIs(t, err, ErrOutOfOrderSequence, "answered as a duplicate at %d", res.FirstOffset)
+	}
+	require.EqualValues(t, 5, l.LogEndOffset())
+	requireDuplicate(t, l, idemBatch(t, 5, 0, 0, 3), 0)
+}
