@@ -215,3 +215,26 @@ func TestProducerDuplicateNeedsSameSequenceRange(t *testing.T) {
 	require.EqualValues(t, 5, l.LogEndOffset())
 	requireDuplicate(t, l, idemBatch(t, 5, 0, 0, 3), 0)
 }
+
+// TestMergeSnapshotNewerEpochWins: merging the state replayed from the log
+// with that of a snapshot past the end a crash left, a producer whose epoch
+// differs between the two takes the newer epoch's state whole (its
+// batches all share its epoch), whichever side holds it.
+func TestMergeSnapshotNewerEpochWins(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10},
+		2: {epoch: 3, batches: []producerBatch{batch(0, 5)}, last: 10},
+	}
+	snap := producers{
+		1: {epoch: 1, batches: []producerBatch{batch(0, 4)}, last: 20},
+		2: {epoch: 2, batches: []producerBatch{batch(7, 3)}, last: 20},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{9: {epoch: 0, seq: 0}})
+	require.EqualValues(t, 1, replayed[1].epoch, "the snapshot's newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 4)}, replayed[1].batches)
+	require.EqualValues(t, 3, replayed[2].epoch, "the replayed newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 5)}, replayed[2].batches)
+}
