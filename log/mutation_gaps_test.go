@@ -238,3 +238,18 @@ func TestMergeSnapshotNewerEpochWins(t *testing.T) {
 	require.EqualValues(t, 3, replayed[2].epoch, "the replayed newer epoch")
 	require.Equal(t, []producerBatch{batch(0, 5)}, replayed[2].batches)
 }
+
+// TestProducerIDZero: producer id 0 is an idempotent producer's, as in
+// Kafka (RecordBatch.hasProducerId: any id above -1): its retries are
+// duplicates and its gaps out of order.
+func TestProducerIDZero(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	first := idemBatch(t, 0, 0, 0, 2)
+	appendOK(t, l, slices.Clone(first))
+	requireDuplicate(t, l, first, 0)
+	_, err := l.Append(context.Background(), idemBatch(t, 0, 0, 5, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	require.EqualValues(t, 2, l.LogEndOffset())
+}
