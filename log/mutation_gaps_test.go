@@ -253,3 +253,28 @@ func TestProducerIDZero(t *testing.T) {
 	require.ErrorIs(t, err, ErrOutOfOrderSequence)
 	require.EqualValues(t, 2, l.LogEndOffset())
 }
+
+// TestMergeSnapshotLostProducers: a producer that the snapshot past the end
+// no longer holds (a crash lost every batch of its there) keeps its
+// replayed batches only if its first lost batch followed them, in their
+// epoch, at the next sequence number; after a gap (compaction removed the
+// batches between) it is forgotten. One both hold under the same epoch
+// keeps the later of the two last-append times, for its expiration.
+func TestMergeSnapshotLostProducers(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10}, // lost seq 2: kept
+		2: {epoch: 0, batches: []producerBatch{batch(0, 2), batch(1, 3)}, last: 10}, // lost seq 5: a gap
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 10},
+	}
+	snap := producers{
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 30},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{1: {epoch: 0, seq: 2}, 2: {epoch: 0, seq: 5}})
+	require.Contains(t, replayed, int64(1))
+	require.Equal(t, []producerBatch{batch(0, 0), batch(1, 1)}, replayed[1].batches)
+	require.NotContains(t, replayed, int64(2), "lost batches after a gap: forgotten")
+	require.EqualValues(t, 30, replayed[3].last, "the snapshot's later last append")
+}
