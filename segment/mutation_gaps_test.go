@@ -1,0 +1,126 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// Tests that close gaps a mutation-testing pass over recover.go found:
+// each fails with a mutant of the code that the rest of the suite let
+// through (the boundaries of what Recover takes for a lost sector).
+
+// recoverTail writes f's batches, pad to end them at a chosen position,
+// then tail, and runs Recover past durable on the segment reopened.
+func recoverTail(t *testing.T, fsys vfs.FS, f *recoverFixture, tail func(at int64) []byte) (*Segment, RecoveryResult, int64, error) {
+	t.Helper()
+	s := f.open(t)
+	mustClose(t, s)
+	data := tail(f.m.size())
+	appendToFile(t, fsys, f.path, data)
+	s, _, err := Open(fsys, f.dir, f.base, f.cfg, OpenOptions{Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Recover(f.m.next())
+	return s, res, f.m.size() + int64(len(data)), err
+}
+
+// padTo appends to f a batch that makes its batches end at the first
+// position past its end, and a sector past it, that is off modulo
+// sectorSize.
+func padTo(t *testing.T, fsys vfs.FS, f *recoverFixture, off int64) {
+	t.Helper()
+	s := f.open(t)
+	end := (f.m.size()/sectorSize+2)*sectorSize + off
+	appendBatches(t, s, f.m, padBatch(t, f.m.next(), end-f.m.size()))
+	mustClose(t, s)
+}
+
+// TestRecoverLostSectorEndsElevenBytesIn: a sector the disk never wrote
+// may end 11 bytes into the next whole batch (its base offset and the high
+// three bytes of its length, zeros for a batch under 256 bytes): the
+// largest overlap zeroSectorIn allows. A whole aligned sector, or the end
+// of the first one, so lost is a hole before that batch.
+func TestRecoverLostSectorEndsElevenBytesIn(t *testing.T) {
+	for _, aligned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("aligned=%v", aligned), func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				f := newRecoverFixture(t, fsys, dir, 3)
+				padTo(t, fsys, f, 250)
+				var q int64
+				s, res, size, err := recoverTail(t, fsys, f, func(at int64) []byte {
+					lost := (at/sectorSize + 1) * sectorSize
+					if aligned {
+						lost += sectorSize
+					}
+					q = lost - 11
+					torn := padBatch(t, f.m.next(), q-at)
+					after := simpleBatch(t, f.m.next()+1, 2, 20)
+					if len(after) >= 256 {
+						t.Fatalf("a batch of %d bytes", len(after))
+					}
+					data := append(bytes.Clone([]byte(torn)), after...)
+					from := at
+					if aligned {
+						from = lost - sectorSize
+					}
+					clear(data[from-at : lost-at])
+					return data
+				})
+				defer s.Close()
+				if err != nil {
+					t.Fatalf("aligned %v: Recover: %v", aligned, err)
+				}
+				if res.HoleBefore != q {
+					t.Fatalf("aligned %v: Recover = %v: want a hole before the valid batch at %d", aligned, res, q)
+				}
+				res.HoleBefore = 0
+				f.checkRecovered(t, s, res, err, size)
+			})
+		})
+	}
+}
+
+// TestRecoverElevenZerosAreNoLostSector: zeros from the end of the valid
+// batches to the end of their sector are a lost sector's only if there are
+// at least 12 of them (a batch's base offset and length, never all zero):
+// 11 zeros, then bad bytes and a valid batch, are corruption, not cut.
+func TestRecoverElevenZerosAreNoLostSector(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newRecoverFixture(t, fsys, dir, 3)
+		padTo(t, fsys, f, sectorSize-11)
+		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+			data := bytes.Repeat([]byte{0xff}, 11+600)
+			clear(data[:11])
+			return append(data, simpleBatch(t, f.m.next()+1, 2, 20)...)
+		})
+		defer s.Close()
+		var ce *record.CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
+		}
+	})
+}
+
+// TestRecoverValidBatchOneByteAfterBadBytes: Recover looks for a valid
+// batch from the byte after the bad one on: one bad byte and a whole valid
+// batch after it are corruption (nothing lost a sector), not a torn tail
+// to cut.
+func TestRecoverValidBatchOneByteAfterBadBytes(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newRecoverFixture(t, fsys, dir, 3)
+		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+			return append([]byte{0xff}, simpleBatch(t, f.m.next(), 2, 20)...)
+		})
+		defer s.Close()
+		var ce *record.CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
+		}
+	})
+}
