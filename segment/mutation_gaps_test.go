@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -116,6 +117,38 @@ func TestRecoverValidBatchOneByteAfterBadBytes(t *testing.T) {
 		f := newRecoverFixture(t, fsys, dir, 3)
 		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
 			return append([]byte{0xff}, simpleBatch(t, f.m.next(), 2, 20)...)
+		})
+		defer s.Close()
+		var ce *record.CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
+		}
+	})
+}
+
+// emptyBatch is a batch of no records at base, a header alone (as Kafka's
+// cleaner leaves one to keep a producer's state), valid.
+func emptyBatch(t *testing.T, base int64) record.Batch {
+	t.Helper()
+	b := append(record.Batch(nil), simpleBatch(t, base, 1, 1)[:record.HeaderSize]...)
+	binary.BigEndian.PutUint32(b[8:], record.HeaderSize-12) // the length
+	binary.BigEndian.PutUint32(b[57:], 0)                   // the record count
+	b.UpdateCRC()
+	if err := b.Validate(0); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestRecoverValidEmptyBatchAtTheEnd: Recover looks for a valid batch
+// after bad bytes up to the last position one fits at: a batch of a
+// header alone ending the file, after bad bytes, is corruption, not a
+// torn tail to cut.
+func TestRecoverValidEmptyBatchAtTheEnd(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newRecoverFixture(t, fsys, dir, 3)
+		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+			return append(bytes.Repeat([]byte{0xff}, 40), emptyBatch(t, f.m.next())...)
 		})
 		defer s.Close()
 		var ce *record.CorruptError
