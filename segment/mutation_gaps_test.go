@@ -157,3 +157,23 @@ func TestRecoverValidEmptyBatchAtTheEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverWrongBaseOffsetIsNoLostSector: a whole batch with a valid CRC
+// whose base offset is wrong (it overlaps the batch before) is corruption, past durable too, even when
+// it starts k bytes before a sector boundary and its first k bytes are
+// zeros (those of any base offset below 2^32): a lost sector would have
+// left the bytes of the base offset past the boundary those of the offset
+// that follows.
+func TestRecoverWrongBaseOffsetIsNoLostSector(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newRecoverFixture(t, fsys, dir, 3)
+		padTo(t, fsys, f, sectorSize-4)
+		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+			return simpleBatch(t, f.m.next()-1, 2, 20) // overlaps the last batch
+		})
+		defer s.Close()
+		if !errors.Is(err, record.ErrCorrupt) {
+			t.Fatalf("Recover = %v, %v: want record.ErrCorrupt", res, err)
+		}
+	})
+}
