@@ -159,11 +159,11 @@ func TestRecoverValidEmptyBatchAtTheEnd(t *testing.T) {
 }
 
 // TestRecoverWrongBaseOffsetIsNoLostSector: a whole batch with a valid CRC
-// whose base offset is wrong (it overlaps the batch before) is corruption, past durable too, even when
-// it starts k bytes before a sector boundary and its first k bytes are
-// zeros (those of any base offset below 2^32): a lost sector would have
-// left the bytes of the base offset past the boundary those of the offset
-// that follows.
+// whose base offset is wrong (it overlaps the batch before) is corruption,
+// past durable too, even when it starts 4 bytes before a sector boundary
+// and those 4 bytes are zeros (as in any base offset below 2^32): a lost
+// sector would have left the base offset's bytes past the boundary those
+// of the offset that follows.
 func TestRecoverWrongBaseOffsetIsNoLostSector(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f := newRecoverFixture(t, fsys, dir, 3)
