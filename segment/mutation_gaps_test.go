@@ -177,3 +177,34 @@ func TestRecoverWrongBaseOffsetIsNoLostSector(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverCutFirstBatchResetsFirstTimestamp: a Recover that cuts every
+// batch (the first one torn) leaves the segment empty, its first batch
+// timestamp -1 (segment.ms then waits for a new first batch), not that of
+// the batch cut, which Open read.
+func TestRecoverCutFirstBatchResetsFirstTimestamp(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		const base = 1000
+		s := mustCreate(t, fsys, dir, base, Config{})
+		b := simpleBatch(t, base, 3, 20)
+		if err := s.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, s)
+		path := logPath(dir, base)
+		editFile(t, fsys, path, func(f vfs.File) {
+			if _, err := f.WriteAt([]byte{^b[len(b)-1]}, int64(len(b)-1)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		s, _ = mustOpen(t, fsys, dir, base, Config{}, true)
+		defer s.Close()
+		res, err := s.Recover(base)
+		if err != nil || res.Truncated != int64(len(b)) {
+			t.Fatalf("Recover = %v, %v: want the torn batch cut", res, err)
+		}
+		if got := s.FirstBatchTimestamp(); got != -1 {
+			t.Fatalf("FirstBatchTimestamp = %d of an empty segment, want -1", got)
+		}
+	})
+}
