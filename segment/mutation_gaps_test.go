@@ -16,7 +16,8 @@ import (
 // through (the boundaries of what Recover takes for a lost sector).
 
 // recoverTail writes f's batches, pad to end them at a chosen position,
-// then tail, and runs Recover past durable on the segment reopened.
+// then tail, and runs Recover past durable on the segment reopened, which
+// closes with the test.
 func recoverTail(t *testing.T, fsys vfs.FS, f *recoverFixture, tail func(at int64) []byte) (*Segment, RecoveryResult, int64, error) {
 	t.Helper()
 	s := f.open(t)
@@ -27,6 +28,7 @@ func recoverTail(t *testing.T, fsys vfs.FS, f *recoverFixture, tail func(at int6
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	res, err := s.Recover(f.m.next())
 	return s, res, f.m.size() + int64(len(data)), err
 }
@@ -73,7 +75,6 @@ func TestRecoverLostSectorEndsElevenBytesIn(t *testing.T) {
 					clear(data[from-at : lost-at])
 					return data
 				})
-				defer s.Close()
 				if err != nil {
 					t.Fatalf("aligned %v: Recover: %v", aligned, err)
 				}
@@ -95,12 +96,11 @@ func TestRecoverElevenZerosAreNoLostSector(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f := newRecoverFixture(t, fsys, dir, 3)
 		padTo(t, fsys, f, sectorSize-11)
-		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+		_, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
 			data := bytes.Repeat([]byte{0xff}, 11+600)
 			clear(data[:11])
 			return append(data, simpleBatch(t, f.m.next()+1, 2, 20)...)
 		})
-		defer s.Close()
 		var ce *record.CorruptError
 		if !errors.As(err, &ce) {
 			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
@@ -115,10 +115,9 @@ func TestRecoverElevenZerosAreNoLostSector(t *testing.T) {
 func TestRecoverValidBatchOneByteAfterBadBytes(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f := newRecoverFixture(t, fsys, dir, 3)
-		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+		_, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
 			return append([]byte{0xff}, simpleBatch(t, f.m.next(), 2, 20)...)
 		})
-		defer s.Close()
 		var ce *record.CorruptError
 		if !errors.As(err, &ce) {
 			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
@@ -147,10 +146,9 @@ func emptyBatch(t *testing.T, base int64) record.Batch {
 func TestRecoverValidEmptyBatchAtTheEnd(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f := newRecoverFixture(t, fsys, dir, 3)
-		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+		_, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
 			return append(bytes.Repeat([]byte{0xff}, 40), emptyBatch(t, f.m.next())...)
 		})
-		defer s.Close()
 		var ce *record.CorruptError
 		if !errors.As(err, &ce) {
 			t.Fatalf("Recover = %v, %v: want a *record.CorruptError", res, err)
@@ -168,10 +166,9 @@ func TestRecoverWrongBaseOffsetIsNoLostSector(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f := newRecoverFixture(t, fsys, dir, 3)
 		padTo(t, fsys, f, sectorSize-4)
-		s, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
+		_, res, _, err := recoverTail(t, fsys, f, func(at int64) []byte {
 			return simpleBatch(t, f.m.next()-1, 2, 20) // overlaps the last batch
 		})
-		defer s.Close()
 		if !errors.Is(err, record.ErrCorrupt) {
 			t.Fatalf("Recover = %v, %v: want record.ErrCorrupt", res, err)
 		}
