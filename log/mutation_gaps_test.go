@@ -1,0 +1,280 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests that close gaps a mutation-testing pass over retention.go,
+// producers.go and segment recovery found: each fails with a mutant of the
+// code that the rest of the suite let through.
+
+// TestDeleteRecordsBeforeNegative: any negative offset is refused as out of
+// range, -1 too (a log whose start offset is 0 would otherwise take it for
+// one at or below its start and answer 0, no error).
+func TestDeleteRecordsBeforeNegative(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a", "b"))
+	for _, off := range []int64{-1, -2, -1 << 62} {
+		_, err := l.DeleteRecordsBefore(off)
+		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", off)
+	}
+	require.Zero(t, l.LogStartOffset())
+}
+
+// segmentBases lists l's segments' base offsets, oldest first.
+func segmentBases(l *Log) []int64 {
+	var out []int64
+	for _, s := range *l.segs.Load() {
+		out = append(out, s.Base())
+	}
+	return out
+}
+
+// TestDeleteRecordsBeforeAtSegmentBase: an offset that is exactly the base
+// of a segment deletes every segment before it at once, the one just below
+// included (it holds nothing at or past the new start), as Kafka's
+// deletion of the segments whose next one starts at or below the log
+// start offset.
+func TestDeleteRecordsBeforeAtSegmentBase(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 200})
+	defer l.Close()
+	for i := range 12 {
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)))
+	}
+	bases := segmentBases(l)
+	require.Greater(t, len(bases), 3)
+	start, err := l.DeleteRecordsBefore(bases[2])
+	require.NoError(t, err)
+	require.Equal(t, bases[2], start)
+	require.Equal(t, bases[2:], segmentBases(l), "the segments wholly below the new start are deleted")
+	// One past a base keeps the segment holding it.
+	start, err = l.DeleteRecordsBefore(bases[3] + 1)
+	require.NoError(t, err)
+	require.Equal(t, bases[3]+1, start)
+	require.Equal(t, bases[3:], segmentBases(l))
+}
+
+// TestDeleteRecordsOnePastLastSnapshotKeepsProducers: DeleteRecordsBefore
+// to one past the last producer-state snapshot (which the prune then
+// removes, below the new start) writes a snapshot as of the log end first,
+// so that a crash does not lose the producers: their retry of a deleted
+// batch is still a duplicate. TestDeleteRecordsKeepsProducersAcrossCrash
+// deletes to the log end only, far past every snapshot.
+func TestDeleteRecordsOnePastLastSnapshotKeepsProducers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 300}
+	l := e.open(cfg)
+	var batches [][]byte
+	// Until a roll has written a snapshot (past the one at 0), and a batch
+	// follows the one at its offset.
+	lastSnap := func() int64 {
+		if len(l.snapshots) == 0 {
+			return 0
+		}
+		return l.snapshots[len(l.snapshots)-1]
+	}
+	for seq := int32(0); lastSnap() == 0 || l.LogEndOffset() < lastSnap()+2; seq++ {
+		require.Less(t, seq, int32(100), "no snapshot written at a roll")
+		b := keyedProducerBatch(t, seq, "k")
+		batches = append(batches, append([]byte(nil), b...))
+		appendOK(t, l, b)
+	}
+	snap := lastSnap()
+	require.Greater(t, l.Segments(), 1)
+	_, err := l.DeleteRecordsBefore(snap + 1)
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	require.NoError(t, l.Discard())
+	l = e.open(cfg)
+	defer l.Close()
+	require.Equal(t, snap+1, l.LogStartOffset())
+	// Batch i holds offset i (one record each); batch snap is below the
+	// start now.
+	res, err := l.Append(ctx, batches[snap], AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate, "the retry of the deleted batch at %d was appended again at %d", snap, res.FirstOffset)
+	require.Equal(t, snap, res.FirstOffset)
+}
+
+// TestTruncateToEndChangesNothing: TruncateTo at or past the log end is a
+// no-op, as Kafka's ("has no effect"): no write, no fsync, no snapshot, and
+// no truncation for a concurrent fsync or compaction to see (a follower
+// asks for it at each reconciliation with its leader).
+func TestTruncateToEndChangesNothing(t *testing.T) {
+	var ops atomic.Int64
+	var counting atomic.Bool
+	hook := func(op vfs.Op, name string) {
+		if counting.Load() && op != vfs.OpRead && op != vfs.OpStat && op != vfs.OpList {
+			ops.Add(1)
+			t.Logf("%v %s", op, name)
+		}
+	}
+	h := &hook
+	l, _ := hookedLog(t, Config{SegmentBytes: 300}, h)
+	for seq := range int32(8) {
+		appendOK(t, l, keyedProducerBatch(t, seq, "k"))
+	}
+	end, cuts := l.LogEndOffset(), l.truncations.Load()
+	counting.Store(true)
+	for _, off := range []int64{end, end + 1, end + 100} {
+		got, err := l.TruncateTo(off)
+		require.NoError(t, err)
+		require.Equal(t, end, got)
+	}
+	counting.Store(false)
+	require.Zero(t, ops.Load(), "file system operations of a truncation at or past the end")
+	require.Equal(t, cuts, l.truncations.Load(), "a truncation counted")
+}
+
+// TestTruncateToSegmentBase: a truncation to a segment's base removes that
+// segment with those after it, and the segment before it, which ends
+// there, becomes the active one again (no empty segment is left at the
+// cut); appends go on from the cut.
+func TestTruncateToSegmentBase(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 200}
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	for i := range 12 {
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), fmt.Sprint(i)))
+	}
+	bases := segmentBases(l)
+	require.Greater(t, len(bases), 3)
+	cut := bases[2]
+	got, err := l.TruncateTo(cut)
+	require.NoError(t, err)
+	require.Equal(t, cut, got)
+	require.Equal(t, bases[:2], segmentBases(l))
+	res := appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "again"))
+	require.Equal(t, cut, res.FirstOffset)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, cut+1, l.LogEndOffset())
+	recs := readAll(t, l, cut)
+	require.Len(t, recs, 1)
+	require.Equal(t, "again", string(recs[0].Value))
+}
+
+// TestProducerSequenceWraps: a producer's sequence numbers wrap from
+// math.MaxInt32 to 0, as Kafka's (DefaultRecordBatch.incrementSequence):
+// the batch after one ending at math.MaxInt32 starts at 0, and one that
+// starts anywhere else is out of order.
+func TestProducerSequenceWraps(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	first := idemBatch(t, 3, 0, math.MaxInt32-1, 2) // sequences MaxInt32-1 and MaxInt32
+	appendOK(t, l, slices.Clone(first))
+	_, err := l.Append(ctx, idemBatch(t, 3, 0, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res := appendOK(t, l, idemBatch(t, 3, 0, 0, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 2, res.FirstOffset)
+	requireDuplicate(t, l, first, 0)
+
+	// A batch across the wrap: sequences MaxInt32 and 0; the next is 1.
+	across := idemBatch(t, 4, 0, math.MaxInt32, 2)
+	appendOK(t, l, slices.Clone(across))
+	_, err = l.Append(ctx, idemBatch(t, 4, 0, 0, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res = appendOK(t, l, idemBatch(t, 4, 0, 1, 1))
+	require.False(t, res.Duplicate)
+	requireDuplicate(t, l, across, 3)
+}
+
+// TestProducerDuplicateNeedsSameSequenceRange: a batch is the duplicate of
+// a remembered one only if both its first and its last sequence number
+// match, as Kafka's findDuplicateBatch: one from the same first sequence
+// with a different record count is out of order, not answered with the
+// other batch's offsets.
+func TestProducerDuplicateNeedsSameSequenceRange(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	appendOK(t, l, idemBatch(t, 5, 0, 0, 3))
+	appendOK(t, l, idemBatch(t, 5, 0, 3, 2))
+	for _, b := range [][]byte{idemBatch(t, 5, 0, 0, 2), idemBatch(t, 5, 0, 0, 4), idemBatch(t, 5, 0, 3, 1)} {
+		res, err := l.Append(ctx, b, AppendOptions{})
+		require.ErrorIs(t, err, ErrOutOfOrderSequence, "answered as a duplicate at %d", res.FirstOffset)
+	}
+	require.EqualValues(t, 5, l.LogEndOffset())
+	requireDuplicate(t, l, idemBatch(t, 5, 0, 0, 3), 0)
+}
+
+// TestMergeSnapshotNewerEpochWins: merging the state replayed from the log
+// with that of a snapshot past the end a crash left, a producer whose epoch
+// differs between the two takes the newer epoch's state whole (its
+// batches all share its epoch), whichever side holds it.
+func TestMergeSnapshotNewerEpochWins(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10},
+		2: {epoch: 3, batches: []producerBatch{batch(0, 5)}, last: 10},
+	}
+	snap := producers{
+		1: {epoch: 1, batches: []producerBatch{batch(0, 4)}, last: 20},
+		2: {epoch: 2, batches: []producerBatch{batch(7, 3)}, last: 20},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{9: {epoch: 0, seq: 0}})
+	require.EqualValues(t, 1, replayed[1].epoch, "the snapshot's newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 4)}, replayed[1].batches)
+	require.EqualValues(t, 3, replayed[2].epoch, "the replayed newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 5)}, replayed[2].batches)
+}
+
+// TestProducerIDZero: producer id 0 is an idempotent producer's, as in
+// Kafka (RecordBatch.hasProducerId: any id above -1): its retries are
+// duplicates and its gaps out of order.
+func TestProducerIDZero(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	first := idemBatch(t, 0, 0, 0, 2)
+	appendOK(t, l, slices.Clone(first))
+	requireDuplicate(t, l, first, 0)
+	_, err := l.Append(context.Background(), idemBatch(t, 0, 0, 5, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// TestMergeSnapshotLostProducers: a producer that the snapshot past the end
+// no longer holds (a crash lost every batch of its there) keeps its
+// replayed batches only if its first lost batch followed them, in their
+// epoch, at the next sequence number; after a gap (compaction removed the
+// batches between) it is forgotten. One both hold under the same epoch
+// keeps the later of the two last-append times, for its expiration.
+func TestMergeSnapshotLostProducers(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10}, // lost seq 2: kept
+		2: {epoch: 0, batches: []producerBatch{batch(0, 2), batch(1, 3)}, last: 10}, // lost seq 5: a gap
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 10},
+	}
+	snap := producers{
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 30},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{1: {epoch: 0, seq: 2}, 2: {epoch: 0, seq: 5}})
+	require.Contains(t, replayed, int64(1))
+	require.Equal(t, []producerBatch{batch(0, 0), batch(1, 1)}, replayed[1].batches)
+	require.NotContains(t, replayed, int64(2), "lost batches after a gap: forgotten")
+	require.EqualValues(t, 30, replayed[3].last, "the snapshot's later last append")
+}
