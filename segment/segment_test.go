@@ -1481,6 +1481,15 @@ func checkState(t testing.TB, s *Segment, m *model) {
 		}
 	}
 	checkTimeIndex(t, s, m)
+	checkLookups(t, s, m)
+}
+
+// checkLookups checks Find, PositionOf, ReadOffset and MaxTimestampBelow
+// for every offset around the segment, and the bytes of the segment,
+// against m: what a segment answers whatever its index entries before the
+// last ones hold (a lookup skips a bad entry).
+func checkLookups(t testing.TB, s *Segment, m *model) {
+	t.Helper()
 	all := m.bytes()
 	// One buffer for the reads into a buffer, reused dirty: a read must
 	// not depend on what a buffer held before.
