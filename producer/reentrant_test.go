@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -128,19 +129,7 @@ func TestCloseInAClientMethod(t *testing.T) {
 	})
 	promised := make(chan error, 1)
 	p.Produce(ctx, value("v"), func(_ *record.Record, err error) { promised <- err })
-	for _, ch := range []chan error{closed, promised} {
-		select {
-		case err := <-ch:
-			if ch == closed {
-				require.NoError(t, err)
-			} else if err != nil {
-				// Unless the broker answered the request anyway.
-				require.ErrorIs(t, err, producer.ErrClosed)
-			}
-		case <-ctx.Done():
-			t.Fatal("a Close called from a Client's Produce does not return")
-		}
-	}
+	testkit.CloseFromCall(t, ctx, closed, promised, producer.ErrClosed, "a Close called from a Client's Produce")
 	require.NoError(t, p.Close(), "a second Close waits for the goroutines")
 }
 

@@ -1,6 +1,7 @@
 package runneltest_test
 
 import (
+	"github.com/runnel/runnel/internal/testkit"
 	"testing"
 
 	"github.com/runnel/runnel/consumer"
@@ -31,18 +32,7 @@ func TestFaultsMatchCloses(t *testing.T) {
 		ctx := waitCtx(t)
 		promised := make(chan error, 1)
 		p.Produce(ctx, &record.Record{Value: []byte("v")}, func(_ *record.Record, err error) { promised <- err })
-		for _, ch := range []chan error{closed, promised} {
-			select {
-			case err := <-ch:
-				if ch == closed {
-					require.NoError(t, err)
-				} else if err != nil {
-					require.ErrorIs(t, err, producer.ErrClosed) // unless the broker answered anyway
-				}
-			case <-ctx.Done():
-				t.Fatal("a Close called from a Fault's Match of the producer's request does not return")
-			}
-		}
+		testkit.CloseFromCall(t, ctx, closed, promised, producer.ErrClosed, "a Close called from a Fault's Match of the producer's request")
 		require.NoError(t, p.Close(), "a second Close waits for the goroutines")
 	})
 	t.Run("consumer", func(t *testing.T) {
@@ -61,18 +51,7 @@ func TestFaultsMatchCloses(t *testing.T) {
 			_, err := c.Poll(ctx)
 			polled <- err
 		}()
-		for _, ch := range []chan error{closed, polled} {
-			select {
-			case err := <-ch:
-				if ch == closed {
-					require.NoError(t, err)
-				} else if err != nil {
-					require.ErrorIs(t, err, consumer.ErrClosed)
-				}
-			case <-ctx.Done():
-				t.Fatal("a Close called from a Fault's Match of the consumer's fetch does not return")
-			}
-		}
+		testkit.CloseFromCall(t, ctx, closed, polled, consumer.ErrClosed, "a Close called from a Fault's Match of the consumer's fetch")
 		require.NoError(t, c.Close())
 	})
 }

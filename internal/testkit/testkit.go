@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -79,6 +80,29 @@ func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, se
 	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
 		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { run(t, seed) }) {
 			failures++
+		}
+	}
+}
+
+// CloseFromCall waits for a client's Close called from inside one of its
+// own calls (a promise, a Client's method, a Fault's Match), and for the
+// call: Close's error comes on closed, the call's on call. Close must
+// return nil, and the call nil or an error matching errClosed (the
+// broker may have answered it anyway), both before ctx ends; what names
+// the scenario when they do not.
+func CloseFromCall(t testing.TB, ctx context.Context, closed, call <-chan error, errClosed error, what string) {
+	t.Helper()
+	for i, ch := range []<-chan error{closed, call} {
+		select {
+		case err := <-ch:
+			switch {
+			case i == 0 && err != nil:
+				t.Fatalf("%s: Close returned %v", what, err)
+			case i == 1 && err != nil && !errors.Is(err, errClosed):
+				t.Fatalf("%s: the call ended with %v, not nil or %v", what, err, errClosed)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s does not return", what)
 		}
 	}
 }
