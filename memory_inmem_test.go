@@ -3,26 +3,17 @@ package runnel_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
-
-// heapInUse returns the heap's bytes in use once the collector has run.
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse)
-}
 
 // What the README's "Memory" bullet says of an in-memory topic: records
 // that DeleteRecords or retention.bytes remove give their memory back
@@ -61,7 +52,7 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 				if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: cfg}); err != nil {
 					t.Fatal(err)
 				}
-				before := heapInUse()
+				before := leakcheck.HeapInUse()
 				var end int64
 				for n := 0; n < written; n += len(batch) {
 					r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: append([]byte(nil), batch...)})
@@ -70,7 +61,7 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 					}
 					end = r.BaseOffset + 100
 				}
-				full := heapInUse() - before
+				full := leakcheck.HeapInUse() - before
 				if how == "DeleteRecords" {
 					if _, err := b.DeleteRecords(ctx, "t", 0, end); err != nil {
 						t.Fatal(err)
@@ -79,7 +70,7 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 				if err := b.Maintain(ctx); err != nil {
 					t.Fatal(err)
 				}
-				held := heapInUse() - before
+				held := leakcheck.HeapInUse() - before
 				segBytes := seg
 				if segBytes == 0 {
 					segBytes = log.DefaultSegmentBytes

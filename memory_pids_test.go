@@ -9,6 +9,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -41,7 +42,7 @@ func TestProducerIDStateMemory(t *testing.T) {
 		if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}); err != nil {
 			t.Fatal(err)
 		}
-		before := heapInUse()
+		before := leakcheck.HeapInUse()
 		for id := range int64(ids) {
 			for seq := range int32(tc.batches) {
 				var bl record.Builder
@@ -56,12 +57,12 @@ func TestProducerIDStateMemory(t *testing.T) {
 				}
 			}
 		}
-		per := (heapInUse() - before) / ids
+		per := (leakcheck.HeapInUse() - before) / ids
 		clock.ns.Add(int64(2 * time.Hour))
 		if err := b.Maintain(ctx); err != nil {
 			t.Fatal(err)
 		}
-		after := (heapInUse() - before) / ids
+		after := (leakcheck.HeapInUse() - before) / ids
 		t.Logf("%d ids of %d batches: %d B of heap an id; %d B once expired", ids, tc.batches, per, after)
 		if per > tc.bound {
 			t.Errorf("%d ids of %d batches: %d B of heap an id, more than %d", ids, tc.batches, per, tc.bound)

@@ -3,12 +3,12 @@ package producer
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/record"
 )
 
@@ -22,17 +22,6 @@ func (*manyClient) InitProducerID(context.Context) (int64, int16, error) {
 }
 func (*manyClient) Produce(context.Context, *api.ProduceRequest) (api.ProduceResponse, error) {
 	return api.ProduceResponse{BaseOffset: 0, LogAppendTime: -1}, nil
-}
-
-// heapInUse returns the heap's bytes in use once the collector has run
-// (twice: a sync.Pool keeps what it drops at one collection until the
-// next).
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse)
 }
 
 // A partition that has sent its batch keeps no buffer sized by it while
@@ -114,7 +103,7 @@ func TestMemoryDoesNotGrowWithPartitionsSentTo(t *testing.T) {
 					failed.Store(r, err)
 				}
 			}
-			before := heapInUse()
+			before := leakcheck.HeapInUse()
 			for part := range int32(parts) {
 				for _, r := range tc.recs(part) {
 					p.Produce(ctx, r, promise)
@@ -128,7 +117,7 @@ func TestMemoryDoesNotGrowWithPartitionsSentTo(t *testing.T) {
 					p.Produce(ctx, &record.Record{Topic: "t", Partition: part, Value: []byte("x")}, promise)
 				}
 			}
-			grown := heapInUse() - before
+			grown := leakcheck.HeapInUse() - before
 			t.Logf("%d partitions: the heap grew by %.1f MiB (bound %d MiB)", parts, float64(grown)/(1<<20), tc.bound>>20)
 			if grown > tc.bound {
 				t.Errorf("the heap grew by %.1f MiB over %d partitions, more than %d MiB, with MaxBufferedBytes 4 MiB",
@@ -156,11 +145,11 @@ func TestMemoryPerPartitionOfATopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	before := heapInUse()
+	before := leakcheck.HeapInUse()
 	if err := p.ProduceSync(context.Background(), &record.Record{Topic: "t", Partition: 0}); err != nil {
 		t.Fatal(err)
 	}
-	per := (heapInUse() - before) / parts
+	per := (leakcheck.HeapInUse() - before) / parts
 	t.Logf("one record to a topic of %d partitions: %d B of heap a partition", parts, per)
 	if per > 768 {
 		t.Errorf("one record to a topic of %d partitions: %d B of heap a partition, more than 768", parts, per)

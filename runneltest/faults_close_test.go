@@ -1,11 +1,11 @@
 package runneltest_test
 
 import (
-	"github.com/runnel/runnel/internal/testkit"
 	"testing"
 
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/callstack"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"

@@ -32,6 +32,17 @@ func Cycles(t testing.TB, n int) int {
 	return n
 }
 
+// HeapInUse is the heap's bytes in use (its spans, with the room
+// fragmentation keeps in them) after two collections: a sync.Pool keeps
+// what it drops at one collection until the next.
+func HeapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
 // LiveHeap is the heap that is live after two collections.
 func LiveHeap() int64 {
 	runtime.GC()
