@@ -820,11 +820,13 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // application still references held one batch, grown to the largest
 // the partition sent, per partition written to.
 func (pp *partition) reuse(b *batch) {
-	b.reset()
 	if pp.p.closed.Load() {
 		return
 	}
+	b.reset()
 	pp.mu.Lock()
+	// closed again, under mu: a Close since the check above may have
+	// dropped the spare already (drain's dropSpareLocked, under mu).
 	if pp.spare == nil && !pp.parked && !pp.p.closed.Load() {
 		pp.spare, b = b, nil
 	}
