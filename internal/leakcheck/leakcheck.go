@@ -2,8 +2,9 @@
 // leak_test.go files of the root package, log and vfs): they run a
 // workload for many cycles and check that what it holds returns, after
 // each cycle's cleanup, to about its level after the first few cycles, so
-// that they catch growth per cycle, not noise. It is internal: test
-// support, imported only by tests.
+// that they catch growth per cycle, not noise. The memory tests of the
+// root package and the producer measure the heap with it too
+// (HeapInUse). It is internal: test support, imported only by tests.
 package leakcheck
 
 import (
