@@ -15,7 +15,7 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// What the README's "Memory" bullet says of an in-memory topic: records
+// What the README's "Memory" section says of an in-memory topic: records
 // that DeleteRecords or retention.bytes remove give their memory back
 // with their whole segment only, so a partition holds up to about a
 // segment (segment.bytes) whatever they remove — the active segment is
