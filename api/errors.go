@@ -72,6 +72,7 @@ var (
 	// (the file system's error, syscall.ENOSPC, wrapped beside it), an
 	// I/O error. Kafka's KAFKA_STORAGE_ERROR, retriable, as a log's
 	// failed write is (log.ErrLogFenced): room may be freed meanwhile.
+	// ForCode(56) returns it, whichever of those the broker met.
 	ErrStorage = errors.New("runnel: storage error")
 	// ErrBrokerClosed answers every call to a closed broker.
 	ErrBrokerClosed = errors.New("runnel: broker is closed")
@@ -126,10 +127,13 @@ var table = []entry{
 	{ErrOutOfOrderSequence, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER", false},
 	{ErrDuplicateSequence, 46, "DUPLICATE_SEQUENCE_NUMBER", false},
 	{ErrProducerFenced, 47, "INVALID_PRODUCER_EPOCH", false},
+	// ErrStorage first: a client told KAFKA_STORAGE_ERROR learns no more
+	// than that (a fenced log, a failed roll, a closed log or a file
+	// outside the logs), so ForCode(56) is the general one.
+	{ErrStorage, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrRollFailed, 56, "KAFKA_STORAGE_ERROR", true},
-	{ErrStorage, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 }
 

@@ -38,6 +38,11 @@ func TestErrorTable(t *testing.T) {
 	require.EqualValues(t, 1, Code(fmt.Errorf("fetch: %w", log.ErrOffsetOutOfRange)))
 	require.EqualValues(t, 2, Code(&record.CorruptError{Reason: "bad crc"}))
 	require.EqualValues(t, 56, Code(fmt.Errorf("%w: %w", log.ErrLogFenced, errors.New("EIO"))))
+	// KAFKA_STORAGE_ERROR read back is the general storage error, not
+	// one of its causes: a client cannot tell a fenced log from a failed
+	// roll by the code.
+	require.Same(t, ErrStorage, ForCode(56))
+	require.NotErrorIs(t, ForCode(56), log.ErrLogFenced)
 	// A malformed record in a sound batch: both, INVALID_RECORD's code.
 	require.EqualValues(t, 87, Code(fmt.Errorf("%w: %w", log.ErrInvalidRecord, &record.CorruptError{Reason: "bad varint"})))
 	// A deleted topic named by its ID: both, with the ID's code.
