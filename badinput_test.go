@@ -181,7 +181,7 @@ func TestBrokerBadInput(t *testing.T) {
 		{"Fetch invalid topic", fetchPartErr(api.FetchPartition{Topic: ""}), ErrInvalidTopic},
 		{"Fetch unknown topic ID", fetchPartErr(api.FetchPartition{Topic: "t", TopicID: log.NewTopicID()}), ErrUnknownTopicID},
 
-		{"ListOffset -5", listErr("t", 0, -5), nil}, // taken as a timestamp: documented in the README
+		{"ListOffset -5", listErr("t", 0, -5), nil}, // taken as a timestamp: documented in docs/details.md
 		// Other negative timestamps are no special one Kafka's broker
 		// knows: UNSUPPORTED_VERSION, before the topic is looked up.
 		{"ListOffset MinInt64", listErr("t", 0, math.MinInt64), api.ErrUnsupportedVersion},

@@ -586,7 +586,8 @@ func checkCompatGone(t *testing.T, b *Broker, m *compatManifest, now time.Time, 
 		require.Equal(t, g.LastOffset, resp.BaseOffset, "%s-%d: the deleted duplicate's offset", g.Topic, g.Partition)
 		// Its append time: from the snapshot's -3 rows (since 52e1b7f);
 		// an older snapshot has none, and the batch is gone from the log
-		// to read it from, so -1 (see the README).
+		// to read it from, so -1 (see docs/details.md, "Answers that differ
+		// from Kafka's").
 		if rows3[g.Topic] {
 			require.Equal(t, g.LastAppend, resp.LogAppendTime, "%s-%d: the deleted duplicate's append time", g.Topic, g.Partition)
 		} else {

@@ -21,12 +21,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCrashReadersSee checks the promise the README's log row makes to
-// readers — "nothing a consumer read is cut or handed out again" — and
-// the high watermark's durability per sync policy, by recording what
-// readers saw before a power cut and checking it after. The other crash
-// tests check what producers were acknowledged; this one checks what
-// fetches, ListOffset latest and DescribeTopic reported.
+// TestCrashReadersSee checks the promise docs/details.md's `log` section
+// makes to readers — "nothing a consumer read is cut or handed out again"
+// — and the high watermark's durability per sync policy, by recording
+// what readers saw before a power cut and checking it after. The other
+// crash tests check what producers were acknowledged; this one checks
+// what fetches, ListOffset latest and DescribeTopic reported.
 //
 // Producers (acks=all, acks=1, an idempotent one), a fetching reader, an
 // observer of the high watermarks and an admin (AlterTopicConfig reopens,

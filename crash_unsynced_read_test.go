@@ -11,12 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPowerCutTakesReadRecordsUnderSyncNever pins what the README and the
-// log package promise readers of a log that does not fsync before
+// TestPowerCutTakesReadRecordsUnderSyncNever pins what docs/details.md
+// and the log package promise readers of a log that does not fsync before
 // acknowledging (SyncPeriodic between flushes, SyncNever): the high
 // watermark is the log end, so a consumer reads records that are not
-// durable yet, and a power cut may take them, their offsets then going
-// to the records appended after it — also above a log start that
+// durable yet, and a power cut may take them, their offsets then going to
+// the records appended after it — also above a log start that
 // DeleteRecords moved past what was durable (the log is emptied at its
 // start, which never comes back down: only the offsets below it are never
 // handed out again). The docs said "Nothing a consumer read is cut or

@@ -253,7 +253,7 @@ func diskfullValues(t *testing.T, b *runnel.Broker, topic string) (start int64, 
 //     later one: the partition is fenced until the broker opens again;
 //   - a consumer still reads every acknowledged record;
 //   - Open on the full disk fails with syscall.ENOSPC (it writes a log
-//     that failed anew: see README, "What does not work yet"), releasing
+//     that failed anew: see docs/details.md, "A full disk"), releasing
 //     the directory;
 //   - once room is freed, Open finds every acknowledged record in order
 //     (and at most the one whose produce failed after its bytes were
@@ -674,7 +674,8 @@ func diskfullRandom(t *testing.T, seed uint64) {
 			t.Logf("Close: %v", err)
 		}
 		// Open rewrites the tails of the logs that failed, saving a copy
-		// first: it needs room for it (see README).
+		// first: it needs room for it (see docs/details.md, "After a failed
+		// fsync").
 		for {
 			size += 64 << 10
 			grow(size)

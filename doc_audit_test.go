@@ -137,7 +137,7 @@ func TestUpdateTopicConfigSeesTheConfigAsSet(t *testing.T) {
 	require.Equal(t, 7000, info.Config.MaxMessageBytes)
 }
 
-// TestFetchMaxBytesZero pins the README's and api's word on a fetch's
+// TestFetchMaxBytesZero pins docs/details.md's and api's word on a fetch's
 // MaxBytes of 0: for the request it is 50 MiB (the Java consumer's
 // fetch.max.bytes), for a partition no limit of its own; Kafka's broker
 // would answer the first batch only. On disk: in memory a read also stops

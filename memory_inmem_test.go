@@ -15,9 +15,9 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// What the README's "Memory" section says of an in-memory topic: records
-// that DeleteRecords or retention.bytes remove give their memory back
-// with their whole segment only, so a partition holds up to about a
+// What docs/details.md's "Memory" section says of an in-memory topic:
+// records that DeleteRecords or retention.bytes remove give their memory
+// back with their whole segment only, so a partition holds up to about a
 // segment (segment.bytes) whatever they remove — the active segment is
 // removed only by retention.ms — and a smaller segment.bytes bounds it.
 // 64 MB of 100 KB batches in one partition; then DeleteRecords to the

@@ -19,12 +19,13 @@ type stepClock struct{ ns atomic.Int64 }
 
 func (c *stepClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 
-// What the README says an idempotent producer id costs a partition it
-// wrote to: about 110 bytes of heap with one batch remembered and 340
-// with five (its last 5), until producer.id.expiration.ms after its last
-// append, when the maintenance forgets it and the memory goes; nothing
-// else bounds the number of ids (as in Kafka). On disk, so that the
-// records are not on the heap: 20,000 ids.
+// What docs/details.md (`log`) says an idempotent producer id costs a
+// partition it wrote to: about 110 bytes of heap with one batch
+// remembered and 340 with five (its last 5), until
+// producer.id.expiration.ms after its last append, when the maintenance
+// forgets it and the memory goes; nothing else bounds the number of ids
+// (as in Kafka). On disk, so that the records are not on the heap: 20,000
+// ids.
 func TestProducerIDStateMemory(t *testing.T) {
 	const ids = 20_000
 	for _, tc := range []struct {

@@ -103,12 +103,12 @@ func TestProduceHeaderCountsAreInvalidRecord(t *testing.T) {
 // and the max timestamp it corrects, as Kafka's does): attribute bits
 // Kafka does not use (it ignores them); timestamps before the epoch and
 // at the ends of an int64 (message.timestamp.before/after.max.ms are not
-// supported: see the README); an idempotent producer's batch sent with
-// acks 0 or 1 (Kafka's broker does not tie idempotence to acks; the
-// producer client does); sequence numbers that wrap past MaxInt32 to 0,
-// the retry of the batch that wrapped answered as a duplicate; and a
-// compressed batch under max.message.bytes whose records are over it
-// uncompressed (Kafka compares the batch as sent).
+// supported: see docs/details.md, "Topic configs"); an idempotent
+// producer's batch sent with acks 0 or 1 (Kafka's broker does not tie
+// idempotence to acks; the producer client does); sequence numbers that
+// wrap past MaxInt32 to 0, the retry of the batch that wrapped answered
+// as a duplicate; and a compressed batch under max.message.bytes whose
+// records are over it uncompressed (Kafka compares the batch as sent).
 func TestProduceAcceptsWhatKafkaAccepts(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()

@@ -18,14 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReadmeErrorCodes pins the README's list of errors ("Errors are
-// typed and matchable with errors.Is/errors.As"): api.Code gives each its
-// Kafka error code, -1 for the local ones (a client's own checks, a
-// broker's directory and files), and the retriable ones are those Kafka
-// retries; and the matches the list names hold (log.ErrInvalidTimestamp
-// is a log.ErrInvalidRecord, not a producer.ErrInvalidTimestamp, though
-// both are INVALID_TIMESTAMP; a *runnel.TopicConfigError is a
-// log.ErrInvalidConfig).
+// TestReadmeErrorCodes pins the list of errors in docs/details.md
+// ("Errors"): api.Code gives each its Kafka error code, -1 for the local
+// ones (a client's own checks, a broker's directory and files), and the
+// retriable ones are those Kafka retries; and the matches the list names
+// hold (log.ErrInvalidTimestamp is a log.ErrInvalidRecord, not a
+// producer.ErrInvalidTimestamp, though both are INVALID_TIMESTAMP; a
+// *runnel.TopicConfigError is a log.ErrInvalidConfig).
 func TestReadmeErrorCodes(t *testing.T) {
 	topicConfig := &runnel.TopicConfigError{Topic: "t", Err: fmt.Errorf("%w: MaxCompactionLag", log.ErrInvalidConfig)}
 	corrupt := &record.CorruptError{Reason: "short batch", Err: record.ErrTruncated}

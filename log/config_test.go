@@ -143,7 +143,8 @@ func TestFlushIntervalInWholeMilliseconds(t *testing.T) {
 // of each field: its default is Kafka's (the numbers of Kafka 4's
 // LogConfig and ServerLogConfigs, in Kafka's units), and the least and
 // largest values Validate takes are the documented ones (where they
-// differ from Kafka's, the field doc and the README say so).
+// differ from Kafka's, the field doc and docs/details.md, "Topic configs",
+// say so).
 func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 	d := Config{}.WithDefaults()
 	for _, tc := range []struct {

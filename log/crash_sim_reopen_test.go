@@ -41,8 +41,8 @@ import (
 //
 // Now and then the reopen is by another process (the broker restarted,
 // the machine not): the simulation makes the process forget (what a
-// restart does to failedLogs). One case is left out, as README's "What
-// does not work yet" and the log docs tell: such an Open, after the
+// restart does to failedLogs). One case is left out, as docs/details.md
+// ("After a failed fsync") and the log docs tell: such an Open, after the
 // checkpoint could not be written, does not know, and trusts the tail
 // that a failed fsync may have left undurable; a later power cut may take
 // records it served as durable. When a fault hit the writing of that
@@ -211,10 +211,10 @@ func (s *crashSim) noteUnwrittenCheckpoint() {
 	s.logf("  the sync-failed checkpoint could not be written: the process remembers the failure")
 }
 
-// knownGap reports whether the log is in the state that README's "What
-// does not work yet" tells of, for an Open by another process: a fault hit
-// the writing of the sync-failed checkpoint, and none is there. Then the
-// reopen stays in the same process.
+// knownGap reports whether the log is in the state that docs/details.md
+// ("After a failed fsync") tells of, for an Open by another process: a
+// fault hit the writing of the sync-failed checkpoint, and none is there.
+// Then the reopen stays in the same process.
 func (s *crashSim) knownGap() bool {
 	if !s.ckptFaulted.Load() {
 		return false

@@ -18,11 +18,11 @@
 // waiting for kgo's ListOffsets first where a step made it look a
 // position up. Any difference fails the test, but those found to be
 // kgo's or kfake's (where they differ from Kafka's own clients and
-// broker) and runnel's deliberate ones (README, "What does not work
-// yet"): each of these is counted and logged, as the parity tests count
-// kfake's quirks, and the test does on kgo's side what a kgo user must
-// (purge a topic created again, resume a removed partition's pause) or
-// leaves the case out where the two logs would otherwise part.
+// broker) and runnel's deliberate ones (docs/details.md, "The consumer's
+// two differences"): each of these is counted and logged, as the parity
+// tests count kfake's quirks, and the test does on kgo's side what a kgo
+// user must (purge a topic created again, resume a removed partition's
+// pause) or leaves the case out where the two logs would otherwise part.
 //
 // 3 seeds of 60 steps by default (about a second each); a long run:
 // RUNNEL_CLIENTDIFF_SEEDS=200 RUNNEL_CLIENTDIFF_OPS=150

@@ -393,8 +393,8 @@ func (s *sstate) maintain() {
 	}
 }
 
-// docRules is a set of runnel's documented cleaning rules (README) where
-// they differ from Kafka's.
+// docRules is a set of runnel's documented cleaning rules (docs/details.md,
+// "The log cleaner's rules") where they differ from Kafka's.
 type docRules uint8
 
 const (
@@ -571,8 +571,8 @@ func (s *sstate) sameFetch(p *spart, got []fbatch) string {
 
 // clean is a pass of Kafka's LogCleaner on the model, if
 // LogCleanerManager would choose the log; with doc, runnel's documented
-// rules (README): the last batch of each group stays (emptied), and the
-// records below the log start go.
+// rules (docs/details.md): the last batch of each group stays (emptied),
+// and the records below the log start go.
 func (p *spart) clean(now int64, doc docRules, mapBytes int64) {
 	if !p.cfg.compacted() {
 		return
@@ -741,11 +741,11 @@ mapping:
 }
 
 // groupBySize is Cleaner.groupSegmentsBySize; with doc, runnel's rule
-// (README) for the indexes: a group's time index could hold one entry
-// for each more than index.interval.bytes of its size and one more, the
-// most a segment of that size may need, rather than the sum of its
-// segments' entries (which a merge can pass: a segment's first batch
-// gets no entry, the merged segment's gets one).
+// (docs/details.md) for the indexes: a group's time index could hold one
+// entry for each more than index.interval.bytes of its size and one more,
+// the most a segment of that size may need, rather than the sum of its
+// segments' entries (which a merge can pass: a segment's first batch gets
+// no entry, the merged segment's gets one).
 func (p *spart) groupBySize(segs []*sseg, doc docRules) [][]*sseg {
 	var out [][]*sseg
 	fit := func(size, idx, tidx int64) bool {

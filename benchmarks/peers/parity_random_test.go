@@ -6,7 +6,7 @@
 // broker written from its source (UnifiedLog, LogValidator, LogSegment,
 // ProducerStateManager, ReplicaManager), which decides what each answer
 // should be. runnel must answer what the model answers but where it
-// differs from Kafka on purpose (the README lists these; each is named
+// differs from Kafka on purpose (docs/details.md lists these; each is named
 // below, logged and counted); kfake is checked against the same model,
 // and where one of its known quirks makes its partition's state part from
 // Kafka's, that partition is no longer compared on kfake's side (until
@@ -825,7 +825,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 	if farFuture {
 		// Kafka 4 refuses a record stamped more than
 		// message.timestamp.after.max.ms (1 h, KIP-1030) ahead of its
-		// clock; runnel (README) and kfake take it. The model takes it,
+		// clock; runnel (docs/details.md) and kfake take it. The model takes it,
 		// as 3.x did.
 		s.knownDivergence("a record stamped more than an hour ahead is taken (Kafka 4: INVALID_TIMESTAMP, message.timestamp.after.max.ms)")
 		s.quirk(nil, "a record stamped more than an hour ahead is taken (Kafka 4: INVALID_TIMESTAMP)", false)
@@ -1311,7 +1311,7 @@ func (s *rstate) listOffsets() {
 		if len(p.batches) > 0 {
 			wantOff, wantTS = kafkaMaxTimestamp(p.batches)
 		}
-		// runnel: among the records at or past the log start (README).
+		// runnel: among the records at or past the log start (docs/details.md).
 		rnOff, rnTS = p.end, -1 // none: the high watermark
 		if p.logStart < p.end {
 			rnOff, rnTS = firstLargest(p.batches, p.logStart)
@@ -1330,7 +1330,7 @@ func (s *rstate) listOffsets() {
 		}
 	}
 	if p != nil && wantOff == -1 && ts >= 0 && rnOff == -1 {
-		// runnel answers "none" with the high watermark (README).
+		// runnel answers "none" with the high watermark (docs/details.md).
 		rnOff = p.end
 	}
 	if rc != wantCode || ro != wantOff || rts != wantTS {
@@ -1404,8 +1404,9 @@ func kafkaMaxTimestamp(batches []mbatch) (int64, int64) {
 	return -1, -1
 }
 
-// firstLargest is runnel's MAX_TIMESTAMP answer (README): the first record
-// at or past from with the largest timestamp, whatever its sign.
+// firstLargest is runnel's MAX_TIMESTAMP answer (docs/details.md): the
+// first record at or past from with the largest timestamp, whatever its
+// sign.
 func firstLargest(batches []mbatch, from int64) (int64, int64) {
 	off, top := int64(-1), int64(math.MinInt64)
 	for _, b := range batches {

@@ -518,7 +518,7 @@ func (s *sstate) alterConfig() {
 	}
 	if cfg != p.cfg && p.closeActive() && p.cfg.idxBytes < 10<<20 {
 		// runnel reopens the log for the change, which closes the active
-		// segment as a restart does (README); with the default
+		// segment as a restart does (docs/details.md); with the default
 		// segment.index.bytes no roll can tell.
 		s.knownDivergence("a config change reopens the log: the active segment's time index gets its final entry and its index byte count starts over, as at a restart (Kafka changes the config in place)")
 	}
@@ -626,7 +626,7 @@ func (s *sstate) append(p *spart, mb mbatch) {
 	if int64(mb.size) > p.cfg.segBytes {
 		// UnifiedLog.append refuses a batch larger than segment.bytes
 		// (RecordBatchTooLargeException); runnel takes it into a segment
-		// of its own (README).
+		// of its own (docs/details.md).
 		s.knownDivergence("a batch larger than segment.bytes is taken into a segment of its own (Kafka: RECORD_LIST_TOO_LARGE)")
 	}
 	// LogSegment.shouldRoll: size > maxSegmentBytes - messagesSize, or
@@ -828,7 +828,7 @@ func (s *sstate) checkListOffset(name string, p *spart, ts int64) {
 		}
 		wantOff, wantTS = kafkaMaxTimestamp(p.segs[at].batches)
 		// runnel: the first record with the largest timestamp at or
-		// past the log start (README); none: the high watermark.
+		// past the log start (docs/details.md); none: the high watermark.
 		var bs []mbatch
 		for _, g := range p.segs {
 			bs = append(bs, g.batches...)
@@ -859,7 +859,7 @@ func (s *sstate) checkListOffset(name string, p *spart, ts int64) {
 			break
 		}
 		// Across the log: the first record at or past the log start
-		// stamped ts or later, else the high watermark (README).
+		// stamped ts or later, else the high watermark (docs/details.md).
 		docOff = p.end
 	all:
 		for _, g := range p.segs {
