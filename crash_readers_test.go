@@ -22,8 +22,8 @@ import (
 )
 
 // TestCrashReadersSee checks the promise docs/details.md's `log` section
-// makes to readers — "nothing a consumer read is cut or handed out again"
-// — and the high watermark's durability per sync policy, by recording
+// makes to readers — "That rewrite cuts nothing a consumer read and
+// hands no offset out again" — and the high watermark's durability per sync policy, by recording
 // what readers saw before a power cut and checking it after. The other
 // crash tests check what producers were acknowledged; this one checks
 // what fetches, ListOffset latest and DescribeTopic reported.

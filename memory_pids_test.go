@@ -20,8 +20,8 @@ type stepClock struct{ ns atomic.Int64 }
 func (c *stepClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 
 // What docs/details.md (`log`) says an idempotent producer id costs a
-// partition it wrote to: about 110 bytes of heap with one batch
-// remembered and 340 with five (its last 5), until
+// partition it wrote to: about 115 bytes of heap with one batch
+// remembered and 350 with five (its last 5), until
 // producer.id.expiration.ms after its last append, when the maintenance
 // forgets it and the memory goes; nothing else bounds the number of ids
 // (as in Kafka). On disk, so that the records are not on the heap: 20,000

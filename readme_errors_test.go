@@ -44,6 +44,7 @@ func TestReadmeErrorCodes(t *testing.T) {
 		{runnel.ErrProducerIDsExhausted, -1, false},
 		{runnel.ErrCorruptMetadata, -1, false},
 		{runnel.ErrNewerMetadata, -1, false},
+		{runnel.ErrStorage, 56, true},
 		{topicConfig, 40, false},
 		{log.ErrOffsetOutOfRange, 1, false},
 		{log.ErrRecordTooLarge, 10, false},

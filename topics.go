@@ -523,8 +523,8 @@ func decodeCounter(data []byte) (int64, bool) {
 // nothing.
 //
 // Each partition holds memory for as long as the topic exists: about
-// 2.6 KiB of heap idle on disk, 5 KiB in memory (README, "Many
-// partitions"), and more as it is written to. CreateTopic and
+// 2.6 KiB of heap idle on disk, 5 KiB in memory (docs/details.md,
+// "Many partitions"), and more as it is written to. CreateTopic and
 // CreatePartitions take up to math.MaxInt32 partitions in one call,
 // where Kafka 4's controller refuses more than 10,000 new partitions a
 // request (KAFKA-17870): bound a count that comes from outside your

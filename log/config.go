@@ -140,8 +140,8 @@ func (t TimestampType) String() string {
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's
-// topic configs that have no field here are listed in the README ("What
-// does not work yet").
+// topic configs that have no field here are listed in the repository's
+// docs/details.md ("Topic configs").
 //
 // Open copies the Config; it never changes the caller's.
 type Config struct {
@@ -210,7 +210,7 @@ type Config struct {
 	// compacts a log with a dirty record older than this (judged, as
 	// Kafka does, by the first batch of each dirty segment; of those the
 	// pass may clean, where Kafka's looks at every one but the active
-	// segment: see README) even when its dirty ratio is below MinCleanableDirtyRatio;
+	// segment: see docs/details.md, "The log cleaner's rules") even when its dirty ratio is below MinCleanableDirtyRatio;
 	// and the active segment of a compacted log rolls once this old (as
 	// SegmentTime counts, at whichever is shorter), so that its records may be
 	// cleaned. Default (0 or negative) never, as Kafka's; when set, at

@@ -259,7 +259,7 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 // stay readable there. On a LogAppendTime topic, that older runnel then
 // forgets each producer whose batches retention or DeleteRecordsBefore
 // removed since the older snapshot, and appends a retry of one of them
-// again: see the README on opening a directory with an older runnel.
+// again: see docs/details.md, "Data directories and older runnels".
 // A batch without one is loaded with
 // unknownAppendTime, and a duplicate of it reads its time from the batch:
 // -1, for a CreateTime batch, also once the batch is gone.)

@@ -99,8 +99,8 @@ func TestRetentionStopsAtHighWatermark(t *testing.T) {
 // TestRetentionKeepsActiveSegmentWithoutTimestamp: an active segment whose
 // records carry no timestamp (max timestamp -1) has no age to judge, and
 // stays until it rolls (a rolled one goes: see docs/details.md, "Producer
-// timestamps": "time retention takes a segment with no timestamp above -1
-// as past retention.ms").
+// timestamps": "time retention takes a rolled segment with no timestamp above
+// -1 as past retention.ms").
 func TestRetentionKeepsActiveSegmentWithoutTimestamp(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{RetentionTime: time.Hour})
