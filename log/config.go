@@ -210,8 +210,8 @@ type Config struct {
 	// compacts a log with a dirty record older than this (judged, as
 	// Kafka does, by the first batch of each dirty segment; of those the
 	// pass may clean, where Kafka's looks at every one but the active
-	// segment: see docs/details.md, "The log cleaner's rules") even when its dirty ratio is below MinCleanableDirtyRatio;
-	// and the active segment of a compacted log rolls once this old (as
+	// segment: see docs/details.md, "The log cleaner's rules") even when
+	// its dirty ratio is below MinCleanableDirtyRatio; and the active segment of a compacted log rolls once this old (as
 	// SegmentTime counts, at whichever is shorter), so that its records may be
 	// cleaned. Default (0 or negative) never, as Kafka's; when set, at
 	// least MinCompactionLag.
