@@ -128,12 +128,25 @@ func TestTooLargeAfterMaybeAppendedNotSplit(t *testing.T) {
 			f := runneltest.NewFaults(t, b)
 			f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrRequestTimedOut, Count: 1})
 			tooLarge := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: producer.ErrRecordTooLarge, Count: 1})
-			p := newProducer(t, f, append(mode.opts, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond))...)
+			p := newProducer(t, f, append(mode.opts, producer.DefaultTopic("t"), producer.RetryBackoff(time.Millisecond),
+				producer.Linger(time.Minute))...)
 			ctx := testCtx(t)
 
-			err := p.ProduceSync(ctx, &record.Record{Value: []byte("a")}, &record.Record{Value: []byte("b")})
-			require.ErrorIs(t, err, producer.ErrRecordTooLarge)
-			require.ErrorIs(t, err, producer.ErrMaybeWritten)
+			// One batch of both, lingering until Flush. (A ProduceSync of
+			// the two without Linger sent "a" alone at once: a batch of
+			// one record, which is never split, and the test passed with
+			// the split allowed, as a mutation-testing pass found.)
+			o := newOutcome()
+			recs := []*record.Record{{Value: []byte("a")}, {Value: []byte("b")}}
+			for _, r := range recs {
+				p.Produce(ctx, r, o.promise())
+			}
+			require.NoError(t, p.Flush(ctx))
+			o.wait()
+			for _, r := range recs {
+				require.ErrorIs(t, o.err(r), producer.ErrRecordTooLarge)
+				require.ErrorIs(t, o.err(r), producer.ErrMaybeWritten)
+			}
 			require.Equal(t, 1, tooLarge.Hits())
 			require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
 		})
