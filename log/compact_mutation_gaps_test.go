@@ -1,0 +1,368 @@
+package log
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests that close gaps a mutation-testing pass over the log cleaner
+// (compact.go, keymap.go, and Maintain's scheduling of compaction) found:
+// each fails with a mutant of the code that the rest of the suite let
+// through.
+
+// countCleanerPasses makes *hook count, in *passes, the cleaned segments
+// compaction begins to write (each .log.cleaned file created).
+func countCleanerPasses(hook *func(op vfs.Op, name string), passes *int) {
+	*hook = func(op vfs.Op, name string) {
+		if op == vfs.OpCreate && strings.HasSuffix(name, segment.LogSuffix+cleanedSuffix) {
+			(*passes)++
+		}
+	}
+}
+
+// TestCompactionOverdueOnlyWithDirtyRecords: max.compaction.lag.ms calls
+// for a compaction only when a cleanable segment holds records past the
+// cleaner checkpoint (Kafka's maxCompactionDelay looks at the dirty
+// segments only). A log cleaned up to its active segment, its segments
+// far older than the lag, runs no pass at Maintain: not when the last
+// cleaned segment ends exactly at the checkpoint, nor at all.
+func TestCompactionOverdueOnlyWithDirtyRecords(t *testing.T) {
+	var hook func(op vfs.Op, name string)
+	l, clock := hookedLog(t, Config{SegmentBytes: 300, CleanupPolicy: Compact, MinCleanableDirtyRatio: 1, MaxCompactionLag: time.Hour}, &hook)
+	ts := clock.Now().UnixMilli()
+	for i := range 20 {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte{byte('a' + i%3)}, value: []byte(strings.Repeat("v", 50)), ts: ts}))
+	}
+	clock.Advance(2 * time.Hour)
+	require.True(t, l.compactionOverdue())
+	passes := 0
+	countCleanerPasses(&hook, &passes)
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Positive(t, passes, "dirty records older than max.compaction.lag.ms")
+	require.Zero(t, l.DirtyRatio())
+	segs := *l.segs.Load()
+	require.Equal(t, segs[len(segs)-1].Base(), l.cleaned, "cleaned up to the active segment")
+	require.Equal(t, l.cleaned, segs[len(segs)-2].NextOffset(), "the last cleaned segment ends at the checkpoint")
+
+	clock.Advance(2 * time.Hour)
+	require.False(t, l.compactionOverdue(), "nothing dirty")
+	passes = 0
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Zero(t, passes, "nothing dirty: no pass")
+}
+
+// TestMaxCompactionLagBoundary: as Kafka's maxCompactionDelay, a dirty
+// segment makes compaction overdue once its first batch is older than
+// max.compaction.lag.ms (now - lag > first batch timestamp), not when it
+// is exactly that old.
+func TestMaxCompactionLagBoundary(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, MinCleanableDirtyRatio: 1, MaxCompactionLag: time.Hour})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
+	}
+	require.NoError(t, l.Roll())
+	e.clock.Advance(time.Hour)
+	require.False(t, l.compactionOverdue(), "exactly max.compaction.lag.ms old")
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Equal(t, 1.0, l.DirtyRatio(), "not compacted")
+	require.Len(t, readAll(t, l, 0), 2)
+
+	e.clock.Advance(time.Millisecond)
+	require.True(t, l.compactionOverdue(), "older than max.compaction.lag.ms")
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Zero(t, l.DirtyRatio(), "compacted")
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.Equal(t, "2", string(recs[0].Value))
+}
+
+// TestMinCompactionLagBoundary: as Kafka's cleanableOffsets, a segment
+// stays uncleanable while its largest timestamp is later than now -
+// min.compaction.lag.ms: one exactly that old is cleaned.
+func TestMinCompactionLagBoundary(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, MinCompactionLag: 10 * time.Minute})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
+	}
+	require.NoError(t, l.Roll())
+	e.clock.Advance(10*time.Minute - time.Millisecond)
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, res.FirstUncleanable, "younger than min.compaction.lag.ms")
+	require.Len(t, readAll(t, l, 0), 2)
+
+	e.clock.Advance(time.Millisecond)
+	res, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.FirstUncleanable, "exactly min.compaction.lag.ms old: cleanable")
+	require.Equal(t, 1, res.RecordsRemoved)
+}
+
+// TestCompactionSkipsSegmentPastHighWatermark: under SyncAlways a sealed
+// segment holding records past the high watermark (the durable offset)
+// is not cleaned, even when it begins below it: its records not yet
+// acknowledged must not replace acknowledged ones (a crash may lose
+// them). TestCompactionStopsAtHighWatermark has one record a segment,
+// whose base is then past the high watermark too.
+func TestCompactionSkipsSegmentPastHighWatermark(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways, CleanupPolicy: Compact, SegmentBytes: 150})
+	defer l.Close()
+	p := NewPartition("t", 0, l)
+	ts := e.clock.Now().UnixMilli()
+	rec := func(k, v string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(k), value: []byte(v), ts: ts})
+	}
+	appendOK(t, l, rec("k", "v1")) // 0, acknowledged
+	_, d, err := l.AppendAsync(ctx, rec("k", "v2"), AppendOptions{})
+	require.NoError(t, err)
+	_, _, err = l.AppendAsync(ctx, rec("x", "x1"), AppendOptions{}) // rolls
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, 2}, segmentBases(l), "v1 and v2 in the sealed segment")
+	require.EqualValues(t, 1, p.HighWatermark())
+
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.FirstUncleanable)
+	require.Zero(t, res.RecordsRemoved, "v2 is past the high watermark")
+	require.Equal(t, "v1", string(readAll(t, l, 0)[0].Value))
+
+	require.NoError(t, d.Wait(ctx))
+	res, err = l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved, "v1, once v2 is durable")
+	require.Equal(t, "v2", string(readAll(t, l, 0)[0].Value))
+}
+
+// TestMinCompactionLagIgnoresCleanedSegments: min.compaction.lag.ms is
+// checked on dirty segments only (Kafka's cleanableOffsets looks at the
+// segments from the first dirty offset): a cleaned segment with a record
+// stamped in the future, which ends exactly at the cleaner checkpoint,
+// does not hold back the dirty segments after it once the lag is set
+// (a topic config change, here a reopen with it).
+func TestMinCompactionLagIgnoresCleanedSegments(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	now := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("f"), value: []byte("future"), ts: now + 24*3_600_000}))
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.CleanedTo, "the future segment is cleaned (no lag)")
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: now}))
+	}
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Close())
+
+	cfg.MinCompactionLag = time.Hour
+	l = e.open(cfg)
+	defer l.Close()
+	e.clock.Advance(2 * time.Hour)
+	res, err = l.Compact(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, res.FirstUncleanable, "the dirty segment is older than the lag")
+	require.Equal(t, 1, res.RecordsRemoved)
+}
+
+// TestTombstoneGoesAtDeleteHorizon: a tombstone stays while now is before
+// its batch's delete horizon (the time the cleaner first saw it plus
+// delete.retention.ms) and goes at the horizon itself, as Kafka's cleaner
+// retains it only while currentTime < deleteHorizonMs.
+func TestTombstoneGoesAtDeleteHorizon(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("1"), ts: ts}))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), ts: ts}))
+	require.NoError(t, l.Roll())
+	_, err := l.Compact(ctx) // the horizon: now + 1h
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.Nil(t, recs[0].Value)
+
+	e.clock.Advance(time.Hour - time.Millisecond)
+	_, err = l.Compact(ctx)
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, 0), 1, "before the delete horizon")
+	e.clock.Advance(time.Millisecond)
+	_, err = l.Compact(ctx)
+	require.NoError(t, err)
+	require.Empty(t, readAll(t, l, 0), "at the delete horizon")
+}
+
+// TestRebuiltBatchKeepsDeleteHorizon: a batch that already has a delete
+// horizon keeps it when a later pass rebuilds it (another of its records
+// superseded): its tombstones still go at the horizon the cleaner set
+// when it first saw them, not delete.retention.ms after the rebuild.
+func TestRebuiltBatchKeepsDeleteHorizon(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("t"), ts: ts}, kv{key: []byte("a"), value: []byte("1"), ts: ts}))
+	require.NoError(t, l.Roll())
+	_, err := l.Compact(ctx) // the horizon: ts + 1h
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, 0), 2)
+
+	e.clock.Advance(30 * time.Minute)
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("2"), ts: ts}))
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(ctx) // rebuilds the first batch without a=1
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	require.Len(t, readAll(t, l, 0), 2, "the tombstone and a=2")
+
+	e.clock.Advance(30 * time.Minute)
+	_, err = l.Compact(ctx)
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1, "the tombstone went at the horizon first set")
+	require.Equal(t, "2", string(recs[0].Value))
+}
+
+// compactUntilClean runs passes until one cleans the whole cleanable
+// section (CleanedTo reaches FirstUncleanable), at most 10.
+func compactUntilClean(t *testing.T, l *Log) {
+	t.Helper()
+	for range 10 {
+		res, err := l.Compact(context.Background())
+		require.NoError(t, err)
+		if res.CleanedTo >= res.FirstUncleanable {
+			return
+		}
+	}
+	t.Fatal("the cleaner checkpoint did not reach the first uncleanable offset in 10 passes")
+}
+
+// keysOf lists the keys and values of l's records, "key=value", in order.
+func keysOf(t *testing.T, l *Log) []string {
+	t.Helper()
+	var out []string
+	for _, r := range readAll(t, l, l.LogStartOffset()) {
+		out = append(out, string(r.Key)+"="+string(r.Value))
+	}
+	return out
+}
+
+// TestKeyMapFullStopsAtTheKeyThatDidNotFit: a pass whose key map fills
+// cleans up to the record whose key did not fit, not past it: the next
+// pass maps that record, which then supersedes the older records of its
+// key below the checkpoint. A checkpoint one past it left the older
+// record of that key in the log for good.
+func TestKeyMapFullStopsAtTheKeyThatDidNotFit(t *testing.T) {
+	e := newEnv(t)
+	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	rec := func(k, v string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(k), value: []byte(v), ts: ts})
+	}
+	appendOK(t, l, rec("k", "old")) // 0
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.CleanedTo)
+	appendOK(t, l, rec("a", "1"))   // 1: fills the map (one key)
+	appendOK(t, l, rec("k", "new")) // 2: does not fit
+	require.NoError(t, l.Roll())
+	res, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.CleanedTo, "cleaned up to the key that did not fit")
+	compactUntilClean(t, l)
+	require.Equal(t, []string{"a=1", "k=new"}, keysOf(t, l))
+}
+
+// TestKeyMapFullCleansTheSegmentItFilledIn: when the key map fills part
+// way through a segment, that segment is cleaned too, up to where the
+// map filled: the checkpoint moves there, so that what it leaves there
+// would never be deduplicated again.
+func TestKeyMapFullCleansTheSegmentItFilledIn(t *testing.T) {
+	e := newEnv(t)
+	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	rec := func(k, v string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(k), value: []byte(v), ts: ts})
+	}
+	appendOK(t, l, rec("x", "1")) // 0
+	appendOK(t, l, rec("x", "2")) // 1
+	appendOK(t, l, rec("y", "1")) // 2: does not fit
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.CleanedTo)
+	require.Equal(t, 1, res.RecordsRemoved, "x=1, in the segment the map filled in")
+	compactUntilClean(t, l)
+	require.Equal(t, []string{"x=2", "y=1"}, keysOf(t, l))
+}
+
+// TestCompactionKeepsTheRecordAtLogStart: records below the log start
+// offset go when their batch is rewritten; the one at it stays (it is
+// the first a consumer may read).
+func TestCompactionKeepsTheRecordAtLogStart(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None,
+		kv{key: []byte("a"), value: []byte("1"), ts: ts},
+		kv{key: []byte("b"), value: []byte("1"), ts: ts},
+		kv{key: []byte("c"), value: []byte("1"), ts: ts}))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("2"), ts: ts}))
+	require.NoError(t, l.Roll())
+	_, err := l.DeleteRecordsBefore(1)
+	require.NoError(t, err)
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 2, res.RecordsRemoved, "a=1 below the start, c=1 superseded")
+	require.Equal(t, []string{"b=1", "c=2"}, keysOf(t, l))
+}
+
+// TestCompactionCheckpointSurvivesCrash: the cleaner checkpoint is
+// written (and synced) at the end of a pass: after a crash the cleaned
+// part is not dirty again, and the next pass maps only what is new.
+func TestCompactionCheckpointSurvivesCrash(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	ts := e.clock.Now().UnixMilli()
+	for _, v := range []string{"1", "2", "3"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
+	}
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 3, res.CleanedTo)
+	require.Equal(t, 3, res.RecordsMapped)
+	l = e.crashReopen(l, cfg)
+	defer l.Close()
+	require.Zero(t, l.DirtyRatio(), "cleaned before the crash")
+	res, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, res.RecordsMapped, "nothing dirty")
+	require.EqualValues(t, 3, res.CleanedTo)
+}
