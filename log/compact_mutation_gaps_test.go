@@ -366,3 +366,28 @@ func TestCompactionCheckpointSurvivesCrash(t *testing.T) {
 	require.Zero(t, res.RecordsMapped, "nothing dirty")
 	require.EqualValues(t, 3, res.CleanedTo)
 }
+
+// TestMaxCompactionLagIgnoresTimestampsNotAboveZero: as Kafka's
+// maxCompactionDelay, which leaves out first-batch timestamps not above
+// 0, a dirty segment whose first batch is stamped 0 does not make
+// compaction overdue; one stamped 1 ms after the epoch does. Regression:
+// compactionOverdue counted timestamps from 0 (ts >= 0), so that records
+// stamped 0 made every Maintain compact at min.cleanable.dirty.ratio 1.
+func TestMaxCompactionLagIgnoresTimestampsNotAboveZero(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, MinCleanableDirtyRatio: 1, MaxCompactionLag: time.Hour})
+	defer l.Close()
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: 0}))
+	}
+	require.NoError(t, l.Roll())
+	require.False(t, l.compactionOverdue(), "first batch stamped 0")
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Len(t, readAll(t, l, 0), 2, "not compacted")
+
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte("3"), ts: 1}))
+	require.NoError(t, l.Roll())
+	require.True(t, l.compactionOverdue(), "first batch stamped 1")
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Equal(t, []string{"k=3"}, keysOf(t, l))
+}
