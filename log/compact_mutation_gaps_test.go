@@ -2,11 +2,14 @@ package log
 
 import (
 	"context"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -390,4 +393,83 @@ func TestMaxCompactionLagIgnoresTimestampsNotAboveZero(t *testing.T) {
 	require.True(t, l.compactionOverdue(), "first batch stamped 1")
 	require.NoError(t, l.Maintain(context.Background()))
 	require.Equal(t, []string{"k=3"}, keysOf(t, l))
+}
+
+// rawBatches returns l's batches from the log start, as stored.
+func rawBatches(t *testing.T, l *Log) []record.Batch {
+	t.Helper()
+	var out []record.Batch
+	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
+		data, err := l.Read(off, 1<<20, math.MaxInt64)
+		require.NoError(t, err)
+		require.NotEmpty(t, data)
+		for p := 0; p < len(data); {
+			b, err := record.Parse(data[p:], 0)
+			require.NoError(t, err)
+			out = append(out, slices.Clone(b))
+			off = max(off, b.NextOffset())
+			p += len(b)
+		}
+	}
+	return out
+}
+
+// TestRebuiltBatchKeepsItsAttributes: a batch the cleaner rebuilds (one
+// of its records superseded) keeps its codec, its leader epoch and, on a
+// LogAppendTime topic, its timestamp type and the time the log stamped
+// it, as Kafka's cleaner writes the retained records with the batch's
+// own magic, compression, epoch and timestamp type.
+func TestRebuiltBatchKeepsItsAttributes(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, TimestampType: LogAppendTime})
+	defer l.Close()
+	stamped := e.clock.Now().UnixMilli()
+	_, err := l.Append(context.Background(), batchOf(t, compression.Gzip,
+		kv{key: []byte("a"), value: []byte("1"), ts: 5},
+		kv{key: []byte("b"), value: []byte("1"), ts: 5}), AppendOptions{LeaderEpoch: 3})
+	require.NoError(t, err)
+	e.clock.Advance(time.Minute)
+	_, err = l.Append(context.Background(), batchOf(t, compression.None, kv{key: []byte("a"), value: []byte("2"), ts: 5}), AppendOptions{LeaderEpoch: 4})
+	require.NoError(t, err)
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+
+	b := rawBatches(t, l)[0]
+	require.EqualValues(t, 0, b.BaseOffset())
+	require.Equal(t, compression.Gzip, b.Codec())
+	require.EqualValues(t, 3, b.LeaderEpoch())
+	require.Equal(t, record.LogAppendTime, b.TimestampType())
+	require.Equal(t, stamped, b.MaxTimestamp())
+	recs := readAll(t, l, 0)
+	require.Equal(t, "b", string(recs[0].Key))
+	require.Equal(t, stamped, recs[0].Timestamp.UnixMilli(), "the time the log appended it")
+}
+
+// TestKeylessRecordDoesNotSupersedeEmptyKey: a record without a key (of
+// a topic not compacted when it was appended) is not a key to the cleaner:
+// it goes, and supersedes nothing. Mapped, it hashed as the empty key,
+// and removed the older record whose key is empty (not absent).
+func TestKeylessRecordDoesNotSupersedeEmptyKey(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 1000}
+	l := e.open(cfg)
+	ts := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte{}, value: []byte("empty key"), ts: ts}))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: nil, value: []byte("no key"), ts: ts}))
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Close())
+
+	cfg.CleanupPolicy = Compact
+	l = e.open(cfg)
+	defer l.Close()
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved, "the keyless record")
+	require.Equal(t, 1, res.RecordsMapped, "the record with the empty key only")
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.NotNil(t, recs[0].Key)
+	require.Equal(t, "empty key", string(recs[0].Value))
 }
