@@ -473,3 +473,150 @@ func TestKeylessRecordDoesNotSupersedeEmptyKey(t *testing.T) {
 	require.NotNil(t, recs[0].Key)
 	require.Equal(t, "empty key", string(recs[0].Value))
 }
+
+// TestCompactionGroupFillsSegmentBytesExactly: segments whose sizes add
+// up to segment.bytes exactly are rewritten as one (Kafka's
+// groupSegmentsBySize takes a segment while the group's size stays at
+// most segment.bytes).
+func TestCompactionGroupFillsSegmentBytesExactly(t *testing.T) {
+	e := newEnv(t)
+	ts := e.clock.Now().UnixMilli()
+	batch := func(k string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(k), value: []byte("v"), ts: ts})
+	}
+	n := int64(len(batch("a")))
+	l := e.open(Config{SegmentBytes: 2 * n, CleanupPolicy: Compact})
+	defer l.Close()
+	for _, k := range []string{"a", "b", "c", "d"} {
+		appendOK(t, l, batch(k))
+		require.NoError(t, l.Roll())
+	}
+	require.Equal(t, []int64{0, 1, 2, 3, 4}, segmentBases(l))
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 4, res.SegmentsRewritten)
+	require.Equal(t, []int64{0, 2, 4}, segmentBases(l), "two segments of segment.bytes each")
+	require.Equal(t, []string{"a=v", "b=v", "c=v", "d=v"}, keysOf(t, l))
+}
+
+// TestCompactionGroupsStayInInt32Offsets: a group's offsets stay within
+// the 32 bits of a segment's relative offsets (Kafka's
+// groupSegmentsBySize checks the offset range too): two small segments
+// 2³¹ offsets apart are two groups, two close ones one.
+func TestCompactionGroupsStayInInt32Offsets(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact})
+	defer l.Close()
+	const dir = "/other"
+	require.NoError(t, e.fs.MkdirAll(dir, 0o755))
+	seg := func(base int64) *segment.Segment {
+		s, err := segment.Create(e.fs, dir, base, l.segmentConfig())
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		b := record.Batch(valueBatch(t, e.clock.Now().UnixMilli(), "x"))
+		b.SetBaseOffset(base)
+		b.UpdateCRC()
+		require.NoError(t, s.Append(b))
+		return s
+	}
+	first, near, far := seg(0), seg(100), seg(1<<31+10)
+	require.Len(t, l.groups([]*segment.Segment{first, near}), 1)
+	require.Len(t, l.groups([]*segment.Segment{first, far}), 2, "offsets past the 32 bits of the first segment's relative offsets")
+}
+
+// TestMaintainSyncNeverCompactsSegmentsItSyncs: under SyncNever, Maintain
+// fsyncs the segments rolled since its last call before it compacts, so
+// that the same call cleans them (compaction cleans durable segments
+// only).
+func TestMaintainSyncNeverCompactsSegmentsItSyncs(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, Sync: SyncNever, MinCleanableDirtyRatio: -1})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
+	}
+	require.NoError(t, l.Roll())
+	require.NoError(t, l.Maintain(context.Background()))
+	require.Equal(t, []string{"k=2"}, keysOf(t, l))
+}
+
+// TestCompactionDirtySectionStartsAtLogStart: the dirty section starts at
+// the cleaner checkpoint or the log start offset, whichever is later: a
+// pass maps no record below the log start, and one with nothing
+// cleanable reports the log start as what the log is cleaned up to.
+func TestCompactionDirtySectionStartsAtLogStart(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, MinCompactionLag: time.Hour})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for _, k := range []string{"a", "b", "c"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(k), value: []byte("v"), ts: ts}))
+	}
+	require.NoError(t, l.Roll())
+	_, err := l.DeleteRecordsBefore(2)
+	require.NoError(t, err)
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, res.FirstUncleanable, "younger than min.compaction.lag.ms")
+	require.EqualValues(t, 2, res.CleanedTo, "the log start, past the checkpoint")
+
+	e.clock.Advance(time.Hour)
+	res, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsMapped, "c only: a and b lie below the log start")
+	require.EqualValues(t, 3, res.CleanedTo)
+	require.Equal(t, []string{"c=v"}, keysOf(t, l))
+}
+
+// TestTombstonePastFullKeyMapGetsNoHorizonYet: a tombstone past where the
+// key map filled is not seen by that pass: its batch stays as it is,
+// without a delete horizon, which the pass that maps it sets (Kafka's
+// cleaner does not touch what lies past the end of its cleaning). Set by
+// the earlier pass, the horizon came that much early and the tombstone
+// went before delete.retention.ms from when the cleaner saw it.
+func TestTombstonePastFullKeyMapGetsNoHorizonYet(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour},
+		Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
+	require.NoError(t, err)
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("1"), ts: ts})) // 0
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("y"), value: []byte("1"), ts: ts})) // 1: does not fit
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("t"), ts: ts}))                     // 2: a tombstone
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.CleanedTo)
+	require.False(t, rawBatches(t, l)[2].HasDeleteHorizon(), "past where the map filled")
+
+	e.clock.Advance(50 * time.Minute)
+	compactUntilClean(t, l) // sees the tombstone: the horizon is now + 1h
+	e.clock.Advance(11 * time.Minute)
+	_, err = l.Compact(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"x=1", "y=1", "t="}, keysOf(t, l), "the tombstone stays for delete.retention.ms from when a pass saw it")
+}
+
+// TestCompactionSyncPeriodicCleansRolledSegments: under SyncPeriodic the
+// high watermark is the log end, not the durable offset (that is
+// SyncAlways's): compaction cleans a rolled segment (which its roll
+// synced) though no flush has moved the durable offset past it yet.
+func TestCompactionSyncPeriodicCleansRolledSegments(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, Sync: SyncPeriodic, FlushInterval: time.Hour})
+	defer l.Close()
+	ts := e.clock.Now().UnixMilli()
+	for _, v := range []string{"1", "2"} {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
+	}
+	require.Less(t, l.durable.Load(), int64(2), "no flush yet")
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte("3"), ts: ts}))
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 3, res.FirstUncleanable)
+	require.Equal(t, []string{"k=3"}, keysOf(t, l))
+}
