@@ -323,53 +323,6 @@ func TestKeyMapFullCleansTheSegmentItFilledIn(t *testing.T) {
 	require.Equal(t, []string{"x=2", "y=1"}, keysOf(t, l))
 }
 
-// TestCompactionKeepsTheRecordAtLogStart: records below the log start
-// offset go when their batch is rewritten; the one at it stays (it is
-// the first a consumer may read).
-func TestCompactionKeepsTheRecordAtLogStart(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
-	defer l.Close()
-	ts := e.clock.Now().UnixMilli()
-	appendOK(t, l, batchOf(t, compression.None,
-		kv{key: []byte("a"), value: []byte("1"), ts: ts},
-		kv{key: []byte("b"), value: []byte("1"), ts: ts},
-		kv{key: []byte("c"), value: []byte("1"), ts: ts}))
-	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("c"), value: []byte("2"), ts: ts}))
-	require.NoError(t, l.Roll())
-	_, err := l.DeleteRecordsBefore(1)
-	require.NoError(t, err)
-	res, err := l.Compact(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, 2, res.RecordsRemoved, "a=1 below the start, c=1 superseded")
-	require.Equal(t, []string{"b=1", "c=2"}, keysOf(t, l))
-}
-
-// TestCompactionCheckpointSurvivesCrash: the cleaner checkpoint is
-// written (and synced) at the end of a pass: after a crash the cleaned
-// part is not dirty again, and the next pass maps only what is new.
-func TestCompactionCheckpointSurvivesCrash(t *testing.T) {
-	e := newEnv(t)
-	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
-	l := e.open(cfg)
-	ts := e.clock.Now().UnixMilli()
-	for _, v := range []string{"1", "2", "3"} {
-		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
-	}
-	require.NoError(t, l.Roll())
-	res, err := l.Compact(context.Background())
-	require.NoError(t, err)
-	require.EqualValues(t, 3, res.CleanedTo)
-	require.Equal(t, 3, res.RecordsMapped)
-	l = e.crashReopen(l, cfg)
-	defer l.Close()
-	require.Zero(t, l.DirtyRatio(), "cleaned before the crash")
-	res, err = l.Compact(context.Background())
-	require.NoError(t, err)
-	require.Zero(t, res.RecordsMapped, "nothing dirty")
-	require.EqualValues(t, 3, res.CleanedTo)
-}
-
 // TestMaxCompactionLagIgnoresTimestampsNotAboveZero: as Kafka's
 // maxCompactionDelay, which leaves out first-batch timestamps not above
 // 0, a dirty segment whose first batch is stamped 0 does not make
@@ -522,23 +475,6 @@ func TestCompactionGroupsStayInInt32Offsets(t *testing.T) {
 	first, near, far := seg(0), seg(100), seg(1<<31+10)
 	require.Len(t, l.groups([]*segment.Segment{first, near}), 1)
 	require.Len(t, l.groups([]*segment.Segment{first, far}), 2, "offsets past the 32 bits of the first segment's relative offsets")
-}
-
-// TestMaintainSyncNeverCompactsSegmentsItSyncs: under SyncNever, Maintain
-// fsyncs the segments rolled since its last call before it compacts, so
-// that the same call cleans them (compaction cleans durable segments
-// only).
-func TestMaintainSyncNeverCompactsSegmentsItSyncs(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact, Sync: SyncNever, MinCleanableDirtyRatio: -1})
-	defer l.Close()
-	ts := e.clock.Now().UnixMilli()
-	for _, v := range []string{"1", "2"} {
-		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: []byte(v), ts: ts}))
-	}
-	require.NoError(t, l.Roll())
-	require.NoError(t, l.Maintain(context.Background()))
-	require.Equal(t, []string{"k=2"}, keysOf(t, l))
 }
 
 // TestCompactionDirtySectionStartsAtLogStart: the dirty section starts at
