@@ -86,9 +86,10 @@ func (l *Log) dirtyEnough() bool {
 
 // compactionOverdue reports whether max.compaction.lag.ms calls for a
 // compaction (KIP-354): a segment compaction may clean holds dirty records
-// and its first batch is older than the lag, as Kafka judges it. Only
-// cleanable segments count, so that the compaction it calls for moves the
-// checkpoint on.
+// and its first batch is older than the lag, as Kafka judges it (its
+// maxCompactionDelay, which leaves out first-batch timestamps not above 0:
+// none, or the epoch itself). Only cleanable segments count, so that the
+// compaction it calls for moves the checkpoint on.
 func (l *Log) compactionOverdue() bool {
 	if l.cfg.MaxCompactionLag <= 0 {
 		return false
@@ -100,7 +101,7 @@ func (l *Log) compactionOverdue() bool {
 	n := l.cleanableLocked(segs, now)
 	l.mu.Unlock()
 	for _, s := range segs[:n] {
-		if ts := s.FirstBatchTimestamp(); s.NextOffset() > cleaned && ts >= 0 && ts < now-l.cfg.MaxCompactionLag.Milliseconds() {
+		if ts := s.FirstBatchTimestamp(); s.NextOffset() > cleaned && ts > 0 && ts < now-l.cfg.MaxCompactionLag.Milliseconds() {
 			return true
 		}
 	}
