@@ -664,7 +664,7 @@ func (p *spart) clean(now int64, doc docRules, mapBytes int64) {
 				if n := len(g.batches); n > 0 {
 					next = g.batches[n-1].last + 1
 				}
-				if next > p.cleanedTo && len(g.batches) > 0 && g.batches[0].maxTS >= 0 && g.batches[0].maxTS < now-p.cfg.maxLagMs {
+				if next > p.cleanedTo && len(g.batches) > 0 && g.batches[0].maxTS > 0 && g.batches[0].maxTS < now-p.cfg.maxLagMs {
 					overdue = true
 				}
 			}
