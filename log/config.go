@@ -207,14 +207,15 @@ type Config struct {
 	// default).
 	MinCompactionLag time.Duration
 	// MaxCompactionLag is max.compaction.lag.ms (KIP-354): Maintain
-	// compacts a log with a dirty record older than this (judged, as
-	// Kafka does, by the first batch of each dirty segment; of those the
-	// pass may clean, where Kafka's looks at every one but the active
-	// segment: see docs/details.md, "The log cleaner's rules") even when
-	// its dirty ratio is below MinCleanableDirtyRatio; and the active segment of a compacted log rolls once this old (as
-	// SegmentTime counts, at whichever is shorter), so that its records may be
-	// cleaned. Default (0 or negative) never, as Kafka's; when set, at
-	// least MinCompactionLag.
+	// compacts a log with a dirty record older than this even when its
+	// dirty ratio is below MinCleanableDirtyRatio. Age is judged, as
+	// Kafka does, by the first batch of each dirty segment (one stamped 0
+	// or earlier has none), among the segments the pass may clean, where
+	// Kafka's looks at every one but the active segment (docs/details.md,
+	// "The log cleaner's rules"). The active segment of a compacted log
+	// rolls once this old (as SegmentTime counts, at whichever is
+	// shorter), so that its records may be cleaned. Default (0 or
+	// negative) never, as Kafka's; when set, at least MinCompactionLag.
 	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
 	// compacts when the dirty part is more than this share of the log, as
