@@ -1,0 +1,102 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"testing"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests that close gaps a mutation-testing pass over the broker's admin
+// code (topics.go, broker.go, the produce and InitProducerID parts of
+// client.go) found: each fails with a mutant of the code that the rest
+// of the suite let through.
+
+// TestFailedRecordWriteLeavesNoTemporaryFile: a topic record whose write
+// fails before its rename (here the temporary file's fsync) leaves no
+// temporary file behind in <Dir>/topics: on a full disk it holds room.
+func TestFailedRecordWriteLeavesNoTemporaryFile(t *testing.T) {
+	ctx := context.Background()
+	var fail bool
+	mem := vfs.NewMem()
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if fail && op == vfs.OpSync && filepath.Base(name) == metaTmp {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys})
+	fail = true
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), vfs.ErrInjected)
+	names, err := mem.List("/data/" + topicsDir)
+	require.NoError(t, err)
+	require.Empty(t, names)
+	require.Empty(t, b.Topics())
+}
+
+// closingCtx is a context whose Err, the first time lockAdmin asks it
+// (after its own check of the broker's closed mark), marks the broker
+// closed, as a Close that begins at that moment does.
+type closingCtx struct {
+	context.Context
+	mark func()
+}
+
+func (c *closingCtx) Err() error {
+	if c.mark != nil {
+		c.mark()
+		c.mark = nil
+	}
+	return c.Context.Err()
+}
+
+// TestAdminCallOvertakenByCloseBeforeItsTokenDoesNothing: an admin call
+// that a Close marks the broker closed under, between lockAdmin's first
+// check and its taking the admin token, answers ErrClosed and changes
+// nothing (the topic it deletes stays, the counter it would advance
+// stays): Close is about to release the directory.
+func TestAdminCallOvertakenByCloseBeforeItsTokenDoesNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+	mark := func() { b.closed.Store(true) }
+
+	err = b.DeleteTopic(&closingCtx{Context: context.Background(), mark: mark}, "t")
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = mem.Stat("/data/" + topicsDir + "/t.json")
+	require.NoError(t, err, "the topic's record was removed")
+	b.closed.Store(false)
+
+	_, _, err = b.InitProducerID(&closingCtx{Context: context.Background(), mark: mark})
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = mem.Stat("/data/" + producerIDs)
+	require.True(t, errors.Is(err, fs.ErrNotExist), "the producer id counter was written: %v", err)
+	b.closed.Store(false)
+	require.NoError(t, b.Close())
+}
+
+// TestDeleteTopicReportsTheDataDirectorysFailedSync: DeleteTopic syncs
+// the data directory once it removed the partitions' directories, and a
+// failure of that fsync is its error (the deletion may not be durable),
+// the topic gone all the same.
+func TestDeleteTopicReportsTheDataDirectorysFailedSync(t *testing.T) {
+	ctx := context.Background()
+	var fail bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if fail && op == vfs.OpSyncDir && filepath.Clean(name) == filepath.Clean("/data") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	fail = true
+	require.ErrorIs(t, b.DeleteTopic(ctx, "t"), vfs.ErrInjected)
+	require.Empty(t, b.Topics())
+}
