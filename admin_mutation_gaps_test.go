@@ -100,3 +100,26 @@ func TestDeleteTopicReportsTheDataDirectorysFailedSync(t *testing.T) {
 	require.ErrorIs(t, b.DeleteTopic(ctx, "t"), vfs.ErrInjected)
 	require.Empty(t, b.Topics())
 }
+
+// TestAlterTopicConfigUnchangedWritesNoRecord: a config change that
+// changes nothing as set (Overrides given back) writes no topic record:
+// here every record write fails, as on a full disk, and the call still
+// succeeds.
+func TestAlterTopicConfigUnchangedWritesNoRecord(t *testing.T) {
+	ctx := context.Background()
+	var fail bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if fail && op == vfs.OpCreate && filepath.Base(name) == metaTmp {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 1 << 20}}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	fail = true
+	require.NoError(t, b.AlterTopicConfig(ctx, "t", info.Overrides))
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {}))
+	require.Error(t, b.AlterTopicConfig(ctx, "t", log.Config{SegmentBytes: 2 << 20}), "the fault did not apply")
+}
