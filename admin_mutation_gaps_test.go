@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/runnel/runnel/log"
@@ -122,4 +124,62 @@ func TestAlterTopicConfigUnchangedWritesNoRecord(t *testing.T) {
 	require.NoError(t, b.AlterTopicConfig(ctx, "t", info.Overrides))
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {}))
 	require.Error(t, b.AlterTopicConfig(ctx, "t", log.Config{SegmentBytes: 2 << 20}), "the fault did not apply")
+}
+
+// TestCreateTopicOverAStrayLogItCannotRemoveFails: a stray partition
+// directory of the new topic's name (a deleted topic's log, its record
+// gone) that CreateTopic cannot clear fails the call: the topic is not
+// created on the old log, which would serve the deleted topic's records.
+func TestCreateTopicOverAStrayLogItCannotRemoveFails(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "deleted")
+	require.NoError(t, b.Close())
+	require.NoError(t, mem.Remove("/data/"+topicsDir+"/t.json")) // a crash in DeleteTopic
+
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && filepath.Clean(name) == filepath.Clean("/data/t-0") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b = open(t, Config{Dir: "/data", FS: fsys}) // its removal of the stray fails too
+	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), vfs.ErrInjected)
+	require.Empty(t, b.Topics())
+}
+
+// endsAfterFirstCheck is a context whose Err is nil the first time it is
+// asked (lockAdmin's check) and context.Canceled from then on.
+type endsAfterFirstCheck struct {
+	context.Context
+	asked bool
+}
+
+func (c *endsAfterFirstCheck) Err() error {
+	if !c.asked {
+		c.asked = true
+		return nil
+	}
+	return context.Canceled
+}
+
+// TestCreatePartitionsRefusesOnePastTheInt32Count: CreatePartitions to
+// math.MaxInt32+1 partitions is refused with ErrInvalidPartitions before
+// it makes any (here a mutant that let it through stopped at the ctx,
+// ended after lockAdmin's check, with the ctx's error).
+func TestCreatePartitionsRefusesOnePastTheInt32Count(t *testing.T) {
+	if strconv.IntSize == 32 {
+		t.Skip("an int holds no count past math.MaxInt32")
+	}
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	n := math.MaxInt32
+	n++
+	err := b.CreatePartitions(&endsAfterFirstCheck{Context: ctx}, "t", n)
+	require.ErrorIs(t, err, ErrInvalidPartitions)
+	require.NotErrorIs(t, err, context.Canceled)
 }
