@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
@@ -182,4 +183,23 @@ func TestCreatePartitionsRefusesOnePastTheInt32Count(t *testing.T) {
 	err := b.CreatePartitions(&endsAfterFirstCheck{Context: ctx}, "t", n)
 	require.ErrorIs(t, err, ErrInvalidPartitions)
 	require.NotErrorIs(t, err, context.Canceled)
+}
+
+// TestMaintainCutShortReportsItsCtxOnce: a Maintain whose ctx ends while
+// a partition waits for its turn (another maintenance holds it) returns
+// the ctx's error once, not once for that partition and again for the
+// partitions it then leaves.
+func TestMaintainCutShortReportsItsCtxOnce(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.maint <- struct{}{} // another maintenance's turn
+	defer func() { <-b.maint }()
+	testHookMaintainWaits = cancel
+	defer func() { testHookMaintainWaits = nil }()
+	err := b.Maintain(mctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, context.Canceled.Error(), err.Error())
 }
