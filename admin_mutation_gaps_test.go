@@ -203,3 +203,18 @@ func TestMaintainCutShortReportsItsCtxOnce(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, context.Canceled.Error(), err.Error())
 }
+
+// TestAutoCreateOfATopicAnotherCreatedMeanwhileSucceeds: an auto-create
+// that finds, once it holds the admin token, the topic created meanwhile
+// (two produces to a new topic at once: both found it missing) serves
+// that topic, and does not fail with ErrTopicExists.
+func TestAutoCreateOfATopicAnotherCreatedMeanwhileSucceeds(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{AutoCreateTopics: true, DefaultPartitions: 2})
+	first, err := b.autoCreate(ctx, "t")
+	require.NoError(t, err)
+	second, err := b.autoCreate(ctx, "t")
+	require.NoError(t, err)
+	require.Same(t, first, second)
+	require.Len(t, second.Partitions, 2)
+}
