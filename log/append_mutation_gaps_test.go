@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -25,4 +26,25 @@ func TestAppendLogAppendTimeAtEpoch(t *testing.T) {
 	require.Len(t, bs, 1)
 	require.Equal(t, record.LogAppendTime, bs[0].TimestampType())
 	require.Zero(t, bs[0].MaxTimestamp())
+}
+
+// TestAppendMaxMessageBytesBoundary: max.message.bytes bounds a batch's
+// whole size, its offset and length fields included (Kafka's
+// batch.sizeInBytes > maxMessageSize): a batch of exactly that many bytes
+// is taken, one byte more is RecordTooLarge, and the refused append
+// writes nothing.
+func TestAppendMaxMessageBytesBoundary(t *testing.T) {
+	size := len(valueBatch(t, 1_700_000_000_000, "a"))
+	e := newEnv(t)
+	l := e.open(Config{MaxMessageBytes: size})
+	defer l.Close()
+	res := appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
+	require.Zero(t, res.FirstOffset)
+
+	e2 := newEnv(t)
+	l2 := e2.open(Config{MaxMessageBytes: size - 1})
+	defer l2.Close()
+	_, err := l2.Append(context.Background(), valueBatch(t, e2.clock.Now().UnixMilli(), "a"), AppendOptions{})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	require.Zero(t, l2.LogEndOffset())
 }
