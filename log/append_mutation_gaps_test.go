@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
@@ -47,4 +48,23 @@ func TestAppendMaxMessageBytesBoundary(t *testing.T) {
 	_, err := l2.Append(context.Background(), valueBatch(t, e2.clock.Now().UnixMilli(), "a"), AppendOptions{})
 	require.ErrorIs(t, err, ErrRecordTooLarge)
 	require.Zero(t, l2.LogEndOffset())
+}
+
+// TestAppendRefusesProducerZeroWithoutSequence: producer id 0 is a
+// producer (Kafka's ids start at 0; only -1 is none), so its batch needs a
+// sequence number: one of sequence -1 is INVALID_RECORD, as
+// LogValidator's, and nothing is written.
+func TestAppendRefusesProducerZeroWithoutSequence(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(0, 0, -1)
+	b.Append(e.clock.Now().UnixMilli(), []byte("k"), []byte("v"), nil)
+	data, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	_, err = l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
 }
