@@ -68,3 +68,27 @@ func TestAppendRefusesProducerZeroWithoutSequence(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidRecord)
 	require.Zero(t, l.LogEndOffset())
 }
+
+// TestAppendResetsLogAppendTimeBitAtRecordsMax: a batch marked
+// LogAppendTime on a CreateTime topic is stored as a CreateTime batch even
+// when the time its producer claims is its records' largest create time
+// (the max timestamp needs no change, the bit still does), as Kafka's
+// setMaxTimestamp(CREATE_TIME, ...) clears it: readers see the records'
+// own times.
+func TestAppendResetsLogAppendTimeBitAtRecordsMax(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	data := batchOf(t, compression.None, kv{[]byte("a"), []byte("1"), now - 5}, kv{[]byte("b"), []byte("2"), now})
+	record.Batch(data).SetLogAppendTime(now)
+	appendOK(t, l, data)
+	bs, recs := readBatches(t, l, 0)
+	require.Len(t, bs, 1)
+	require.NoError(t, bs[0].Validate(0))
+	require.Equal(t, record.CreateTime, bs[0].TimestampType())
+	require.Equal(t, now, bs[0].MaxTimestamp())
+	require.Len(t, recs, 2)
+	require.Equal(t, record.CreateTime, recs[0].TimestampType)
+	require.Equal(t, now-5, recs[0].Timestamp.UnixMilli())
+}
