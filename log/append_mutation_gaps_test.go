@@ -92,3 +92,17 @@ func TestAppendResetsLogAppendTimeBitAtRecordsMax(t *testing.T) {
 	require.Equal(t, record.CreateTime, recs[0].TimestampType)
 	require.Equal(t, now-5, recs[0].Timestamp.UnixMilli())
 }
+
+// TestAppendRefusesIdempotentBatchFollowedByPlainOne: an idempotent
+// producer's batch must come alone, also when the batches after it are
+// not an idempotent producer's: data of such a batch and a plain one is
+// INVALID_RECORD, and nothing is written.
+func TestAppendRefusesIdempotentBatchFollowedByPlainOne(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	data := append(idemBatch(t, 1, 0, 0, 1), valueBatch(t, e.clock.Now().UnixMilli(), "a")...)
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
+}
