@@ -106,3 +106,19 @@ func TestAppendRefusesIdempotentBatchFollowedByPlainOne(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidRecord)
 	require.Zero(t, l.LogEndOffset())
 }
+
+// TestMaxCompactionLagRollsWithoutSegmentTime: on a compacted topic with
+// max.compaction.lag.ms set, the active segment (which is never cleaned)
+// rolls once its records span more than the lag even when segment.ms is
+// off (-1): otherwise a record could wait in it past the lag forever.
+func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, SegmentTime: -1, MaxCompactionLag: time.Hour})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	appendOK(t, l, valueBatch(t, now, "a"))
+	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds(), "b"))
+	require.Equal(t, 1, l.Segments(), "exactly the lag after the first batch: not yet")
+	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds()+1, "c"))
+	require.Equal(t, 2, l.Segments())
+}
