@@ -2,6 +2,8 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"testing"
 	"time"
 
@@ -121,4 +123,68 @@ func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
 	require.Equal(t, 1, l.Segments(), "exactly the lag after the first batch: not yet")
 	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds()+1, "c"))
 	require.Equal(t, 2, l.Segments())
+}
+
+// TestCompactedTopicTakesEmptyKey: a compacted topic needs every record's
+// key to be present (not null), as Kafka's LogValidator.validateKey; an
+// empty key is a key.
+func TestCompactedTopicTakesEmptyKey(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact})
+	defer l.Close()
+	data := batchOf(t, compression.None, kv{[]byte{}, []byte("v"), e.clock.Now().UnixMilli()})
+	appendOK(t, l, data)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.NotNil(t, recs[0].Key)
+	require.Empty(t, recs[0].Key)
+}
+
+// TestAppendRefusesOffsetRangeWiderThanRecords: a batch whose last offset
+// delta says more offsets than it holds records (two records, delta 2),
+// its CRC sound, is INVALID_RECORD, as Kafka's LogValidator.validateBatch
+// refuses a count that is not lastOffset - baseOffset + 1: the log would
+// otherwise hold an offset no record has, and nothing is written.
+func TestAppendRefusesOffsetRangeWiderThanRecords(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	data := valueBatch(t, e.clock.Now().UnixMilli(), "a", "b")
+	binary.BigEndian.PutUint32(data[23:], 2) // the last offset delta, after the attributes
+	record.Batch(data).UpdateCRC()
+	require.EqualValues(t, 2, record.Batch(data).LastOffsetDelta())
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
+}
+
+// TestAppendRefusesNegativeSequences: an idempotent producer's batch
+// needs a sequence number: any negative one (not only -1, none) is
+// INVALID_RECORD, as Kafka's LogValidator (baseSequence < 0), and nothing
+// is written.
+func TestAppendRefusesNegativeSequences(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for _, seq := range []int32{-1, -2, math.MinInt32} {
+		_, err := l.Append(context.Background(), idemBatch(t, 1, 0, seq, 1), AppendOptions{})
+		require.ErrorIs(t, err, ErrInvalidRecord, "sequence %d", seq)
+	}
+	require.Zero(t, l.LogEndOffset())
+}
+
+// TestAppendRefusesDeleteHorizon: a produced batch carrying the log
+// cleaner's delete-horizon mark (KIP-534), its CRC sound, is
+// INVALID_RECORD, and nothing is written.
+func TestAppendRefusesDeleteHorizon(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	data := valueBatch(t, e.clock.Now().UnixMilli(), "a")
+	binary.BigEndian.PutUint16(data[21:], binary.BigEndian.Uint16(data[21:])|record.AttrDeleteHorizon)
+	record.Batch(data).UpdateCRC()
+	require.True(t, record.Batch(data).HasDeleteHorizon())
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
 }
