@@ -188,3 +188,35 @@ func TestAppendRefusesDeleteHorizon(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidRecord)
 	require.Zero(t, l.LogEndOffset())
 }
+
+// TestAppendCRCFailureIsCorruptMessage: a batch whose CRC fails went bad
+// on its way (CORRUPT_MESSAGE, retriable, as Kafka's broker answers it):
+// record.ErrCorrupt, not ErrInvalidRecord, which a producer does not
+// retry.
+func TestAppendCRCFailureIsCorruptMessage(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	data := valueBatch(t, e.clock.Now().UnixMilli(), "a")
+	data[len(data)-2] ^= 0xff // in the record's value: the CRC fails
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.NotErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
+}
+
+// TestAppendCutLaterBatchIsCorruptMessage: data whose second batch is cut
+// short is CORRUPT_MESSAGE (record.ErrCorrupt), not INVALID_RECORD: only
+// a first batch that is not whole is "no batch" (see notABatch).
+func TestAppendCutLaterBatchIsCorruptMessage(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	second := valueBatch(t, now, "b")
+	data := append(valueBatch(t, now, "a"), second[:len(second)-5]...)
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.NotErrorIs(t, err, ErrInvalidRecord)
+	require.Zero(t, l.LogEndOffset())
+}
