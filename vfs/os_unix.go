@@ -104,7 +104,7 @@ func respell(name string) string {
 		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
 			break // not there (in any case): nothing to spell
 		}
-		names, err := listDir(dir)
+		names, err := osFS{}.List(dir)
 		if err != nil {
 			break
 		}
@@ -131,14 +131,4 @@ func respell(name string) string {
 		return name
 	}
 	return filepath.Join(string(filepath.Separator), filepath.Join(parts...))
-}
-
-// listDir lists the names in dir.
-func listDir(dir string) ([]string, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Readdirnames(-1)
 }
