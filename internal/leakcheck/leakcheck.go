@@ -36,21 +36,18 @@ func Cycles(t testing.TB, n int) int {
 // HeapInUse is the heap's bytes in use (its spans, with the room
 // fragmentation keeps in them) after two collections: a sync.Pool keeps
 // what it drops at one collection until the next.
-func HeapInUse() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse)
-}
+func HeapInUse() int64 { return int64(collected().HeapInuse) }
 
 // LiveHeap is the heap that is live after two collections.
-func LiveHeap() int64 {
+func LiveHeap() int64 { return int64(collected().HeapAlloc) }
+
+// collected reads the memory statistics after two collections.
+func collected() *runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
+	return &ms
 }
 
 // Bounded runs cycle Warm times, measures, runs it n times more, and
