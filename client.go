@@ -132,9 +132,9 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if _, err := b.writeFile(b.path(producerIDs), encodeCounter(id+1)); err != nil {
 		// A retriable error, as Kafka's storage errors are (its
 		// producer retries an InitProducerId that fails with one): room
-		// may be freed meanwhile (see docs/details.md, "A full disk"). It was the
-		// file system's error alone, which no error table calls
-		// retriable, so an idempotent producer's first records failed
+		// may be freed meanwhile (see docs/details.md, "A full disk").
+		// It was the file system's error alone, which no error table
+		// calls retriable, so an idempotent producer's first records failed
 		// at once where those to a partition a full disk fenced are
 		// retried. The id is not handed out: the next call writes the
 		// same counter again.
