@@ -47,9 +47,7 @@ func TestAppendMaxMessageBytesBoundary(t *testing.T) {
 	e2 := newEnv(t)
 	l2 := e2.open(Config{MaxMessageBytes: size - 1})
 	defer l2.Close()
-	_, err := l2.Append(context.Background(), valueBatch(t, e2.clock.Now().UnixMilli(), "a"), AppendOptions{})
-	require.ErrorIs(t, err, ErrRecordTooLarge)
-	require.Zero(t, l2.LogEndOffset())
+	requireRefused(t, l2, valueBatch(t, e2.clock.Now().UnixMilli(), "a"), ErrRecordTooLarge)
 }
 
 // TestAppendRefusesProducerZeroWithoutSequence: producer id 0 is a
@@ -66,9 +64,7 @@ func TestAppendRefusesProducerZeroWithoutSequence(t *testing.T) {
 	b.Append(e.clock.Now().UnixMilli(), []byte("k"), []byte("v"), nil)
 	data, err := b.AppendTo(nil, compression.None)
 	require.NoError(t, err)
-	_, err = l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
+	requireRefused(t, l, data, ErrInvalidRecord)
 }
 
 // TestAppendResetsLogAppendTimeBitAtRecordsMax: a batch marked
@@ -104,9 +100,7 @@ func TestAppendRefusesIdempotentBatchFollowedByPlainOne(t *testing.T) {
 	l := e.open(Config{})
 	defer l.Close()
 	data := append(idemBatch(t, 1, 0, 0, 1), valueBatch(t, e.clock.Now().UnixMilli(), "a")...)
-	_, err := l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
+	requireRefused(t, l, data, ErrInvalidRecord)
 }
 
 // TestMaxCompactionLagRollsWithoutSegmentTime: on a compacted topic with
@@ -153,9 +147,7 @@ func TestAppendRefusesOffsetRangeWiderThanRecords(t *testing.T) {
 	binary.BigEndian.PutUint32(data[23:], 2) // the last offset delta, after the attributes
 	record.Batch(data).UpdateCRC()
 	require.EqualValues(t, 2, record.Batch(data).LastOffsetDelta())
-	_, err := l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
+	requireRefused(t, l, data, ErrInvalidRecord)
 }
 
 // TestAppendRefusesNegativeSequences: an idempotent producer's batch
@@ -184,9 +176,7 @@ func TestAppendRefusesDeleteHorizon(t *testing.T) {
 	binary.BigEndian.PutUint16(data[21:], binary.BigEndian.Uint16(data[21:])|record.AttrDeleteHorizon)
 	record.Batch(data).UpdateCRC()
 	require.True(t, record.Batch(data).HasDeleteHorizon())
-	_, err := l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
+	requireRefused(t, l, data, ErrInvalidRecord)
 }
 
 // TestAppendCRCFailureIsCorruptMessage: a batch whose CRC fails went bad
@@ -199,10 +189,8 @@ func TestAppendCRCFailureIsCorruptMessage(t *testing.T) {
 	defer l.Close()
 	data := valueBatch(t, e.clock.Now().UnixMilli(), "a")
 	data[len(data)-2] ^= 0xff // in the record's value: the CRC fails
-	_, err := l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, record.ErrCorrupt)
+	err := requireRefused(t, l, data, record.ErrCorrupt)
 	require.NotErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
 }
 
 // TestAppendCutLaterBatchIsCorruptMessage: data whose second batch is cut
@@ -215,8 +203,16 @@ func TestAppendCutLaterBatchIsCorruptMessage(t *testing.T) {
 	now := e.clock.Now().UnixMilli()
 	second := valueBatch(t, now, "b")
 	data := append(valueBatch(t, now, "a"), second[:len(second)-5]...)
-	_, err := l.Append(context.Background(), data, AppendOptions{})
-	require.ErrorIs(t, err, record.ErrCorrupt)
+	err := requireRefused(t, l, data, record.ErrCorrupt)
 	require.NotErrorIs(t, err, ErrInvalidRecord)
-	require.Zero(t, l.LogEndOffset())
+}
+
+// requireRefused appends data to l, which must refuse it with an error
+// matching want and write nothing; it returns the error.
+func requireRefused(t *testing.T, l *Log, data []byte, want error) error {
+	t.Helper()
+	_, err := l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, want)
+	require.Zero(t, l.LogEndOffset(), "a refused append writes nothing")
+	return err
 }
