@@ -79,14 +79,15 @@ func TestTimestampAtCompactedOffset(t *testing.T) {
 		var bl record.Builder
 		bl.Reset()
 		for i := 0; i < len(kv); i += 2 {
-			bl.Append(ts, []byte(kv[i]), []byte(kv[i+1]), nil)
+			bl.Append(ts+int64(i/2), []byte(kv[i]), []byte(kv[i+1]), nil) // a time of its own each
 		}
 		data, err := bl.AppendTo(nil, compression.None)
 		require.NoError(t, err)
 		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "c", Acks: api.AcksAll, Batches: data})
 		require.NoError(t, err)
 	}
-	// One batch: offset 0 (k, superseded), offset 1 (other), offset 2 (k).
+	// One batch: offset 0 (k, superseded; 1000), offset 1 (other; 1001),
+	// offset 2 (k; 1002).
 	put(1_000, "k", "old", "other", "x", "k", "new")
 	l := b.testLog(t, "c")
 	require.NoError(t, l.Roll())
@@ -101,5 +102,5 @@ func TestTimestampAtCompactedOffset(t *testing.T) {
 	require.EqualValues(t, -1, ts, "offset 0 was compacted away: no record, no timestamp")
 	ts, err = timestampAt(p, 1, 3)
 	require.NoError(t, err)
-	require.EqualValues(t, 1_000, ts, "offset 1 is still there")
+	require.EqualValues(t, 1_001, ts, "offset 1 is still there")
 }
