@@ -11,10 +11,12 @@ import (
 // batch that the log stamped with LogAppendTime is answered with that
 // append time also once the log was closed and opened again (a restart,
 // or a config change, which reopens each partition's log), when the
-// producer's state comes from the snapshot the clean close wrote, which
-// keeps no append time. It was answered with -1, and the producer then
-// told its caller the record's create time, as a CreateTime record,
-// where consumers read the append time. The answer follows the batch's
+// producer's state comes from the snapshot the clean close wrote (which
+// now keeps the append time, in rows -3; for an older runnel's, without
+// them, see TestDuplicateAppendTimeFromOlderSnapshot). Before either, it
+// was answered with -1, and the producer then told its caller the
+// record's create time, as a CreateTime record, where consumers read the
+// append time. The answer follows the batch's
 // own timestamp type, not the log's config: a batch appended under
 // CreateTime is answered -1 after a change to LogAppendTime, and one
 // stamped under LogAppendTime keeps its time after a change back.
