@@ -1,0 +1,185 @@
+package compression
+
+// Tests that close gaps found by mutation testing: each fails against a
+// mutant of the package that its other tests let through. They are in the
+// package itself, like its other tests, to reach readAppend and the lz4
+// frame walkers.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"testing"
+
+	"github.com/pierrec/lz4/v4"
+)
+
+// TestDecodeCapWithinLimit: the output buffer never grows past the limit,
+// even when the limit is exactly the decoded size and smaller than the
+// decoders' smallest growth step. (None is left out: it is append, whose
+// capacity rounds up to a size class.)
+func TestDecodeCapWithinLimit(t *testing.T) {
+	in := recordLike(1000, 60)
+	for _, c := range packed {
+		enc := mustEncode(t, c, nil, in)
+		out := mustDecode(t, c, nil, enc, len(in))
+		if !bytes.Equal(out, in) {
+			t.Fatalf("%v: decoded wrong", c)
+		}
+		if cap(out) > len(in) {
+			t.Errorf("%v: cap %d past the limit %d", c, cap(out), len(in))
+		}
+	}
+}
+
+// TestDecodeMaxLimitAfterDst: a limit of math.MaxInt with a non-empty dst
+// is cut to what len(dst)+limit can hold, rather than overflowing into a
+// limit that refuses everything.
+func TestDecodeMaxLimitAfterDst(t *testing.T) {
+	in := recordLike(10<<10, 61)
+	for _, c := range allCodecs {
+		enc := mustEncode(t, c, nil, in)
+		out := mustDecode(t, c, []byte("prefix"), enc, math.MaxInt)
+		if string(out[:6]) != "prefix" || !bytes.Equal(out[6:], in) {
+			t.Fatalf("%v: decoded wrong", c)
+		}
+	}
+}
+
+// stuckReader returns neither data nor an error, up to a bound past which
+// it fails, so that a reader loop without a stall guard ends quickly.
+type stuckReader struct{ reads int }
+
+var errStillReading = errors.New("still reading after 10000 empty reads")
+
+func (r *stuckReader) Read([]byte) (int, error) {
+	if r.reads++; r.reads > 10000 {
+		return 0, errStillReading
+	}
+	return 0, nil
+}
+
+// TestReadAppendStall: readAppend gives up on a reader that makes no
+// progress, after a bounded number of empty reads.
+func TestReadAppendStall(t *testing.T) {
+	var probe [1]byte
+	for _, dst := range [][]byte{nil, make([]byte, 0, 16)} {
+		r := new(stuckReader)
+		_, err := readAppend(dst, r, 100, 0, &probe)
+		if !errors.Is(err, errNoProgress) {
+			t.Fatalf("cap %d: got %v after %d reads, want errNoProgress", cap(dst), err, r.reads)
+		}
+	}
+}
+
+// TestLZ4ShortInputs: inputs that end inside a skippable frame's header, or
+// inside a frame header that declares a content size, are corrupt: the
+// frame walker must not read past them.
+func TestLZ4ShortInputs(t *testing.T) {
+	skippable := binary.LittleEndian.AppendUint32([]byte{0x50, 0x2a, 0x4d, 0x18}, 3)
+	sized := lz4Frame(t, recordLike(1000, 62), lz4.SizeOption(1000))
+	inputs := map[string][]byte{}
+	for n := 5; n < 8; n++ {
+		inputs[fmt.Sprintf("skippable header of %d bytes", n)] = skippable[:n]
+	}
+	for n := 8; n < 15; n++ {
+		inputs[fmt.Sprintf("sized frame header of %d bytes", n)] = sized[:n]
+	}
+	for name, src := range inputs {
+		if lz4Independent(src) {
+			t.Errorf("%s: taken for independent blocks", name)
+		}
+		_, err := LZ4.AppendDecode(nil, src, 0)
+		wantErr(t, err, ErrCorrupt, name)
+	}
+}
+
+// TestLZ4IndependentHeaders: the frame walker steps over a dictionary id
+// in the header and a skippable frame that ends the input exactly.
+func TestLZ4IndependentHeaders(t *testing.T) {
+	ours := mustEncode(t, LZ4, nil, recordLike(1000, 63))
+	dict := []byte{0x04, 0x22, 0x4d, 0x18, 0x40 | lz4FlagIndep | lz4FlagDictID, 0x40, 0, 0, 0, 0}
+	dict = append(dict, lz4HeaderChecksum(dict[4:]))
+	dict = append(dict, lz4Stored("abc")...)
+	dict = binary.LittleEndian.AppendUint32(dict, 0) // end mark
+	skipLast := append(bytes.Clone(ours), 0x5f, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c')
+	for name, src := range map[string][]byte{"dictionary id": dict, "skippable last": skipLast} {
+		if !lz4Independent(src) {
+			t.Errorf("%s: not taken for independent blocks", name)
+		}
+	}
+}
+
+// TestLZ4SizeHint: the hint is the content size a frame states, else four
+// times the input; the content checksum flag is not the size flag.
+func TestLZ4SizeHint(t *testing.T) {
+	in := recordLike(100<<10, 64)
+	sized := lz4Frame(t, in, lz4.SizeOption(uint64(len(in))))
+	if got := lz4SizeHint(sized, DefaultDecodeLimit); got != len(in) {
+		t.Errorf("frame stating its size: hint %d, want %d", got, len(in))
+	}
+	ours := mustEncode(t, LZ4, nil, in) // a content checksum, no size
+	if ours[4]&lz4FlagContentSum == 0 || ours[4]&lz4FlagSize != 0 {
+		t.Fatalf("FLG %#x: want a content checksum and no size", ours[4])
+	}
+	if got := lz4SizeHint(ours, DefaultDecodeLimit); got != 4*len(ours) {
+		t.Errorf("frame without a size: hint %d, want %d", got, 4*len(ours))
+	}
+}
+
+// TestSnappyClaimTooLargeForInt: a block that claims 2 GiB is ErrTooLarge
+// on every platform: on 32-bit ones the library itself refuses it as too
+// large for an int, which must not turn into ErrCorrupt.
+func TestSnappyClaimTooLargeForInt(t *testing.T) {
+	block := binary.AppendUvarint(nil, 1<<31)
+	block = append(block, 0, 'x')
+	_, err := Snappy.AppendDecode(nil, block, 0)
+	wantErr(t, err, ErrTooLarge, "block claiming 2 GiB")
+}
+
+// zstdRLEFrame returns a frame of n RLE blocks of zstdMaxBlock bytes each,
+// four bytes a block: the densest input there is, at the bound
+// zstdMaxDecoded assumes.
+func zstdRLEFrame(n int) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	b = append(b, 0xC0|0x20) // FHD: 8-byte content size, single segment
+	b = binary.LittleEndian.AppendUint64(b, uint64(n)*zstdMaxBlock)
+	for i := range n {
+		h := uint32(zstdMaxBlock)<<3 | 1<<1 // an RLE block
+		if i == n-1 {
+			h |= 1 // last
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 'z')
+	}
+	return b
+}
+
+// TestZstdDensestFrame: a frame at the densest ratio zstd allows is not
+// taken for one that lies about its size.
+func TestZstdDensestFrame(t *testing.T) {
+	const n = 16
+	out := mustDecode(t, Zstd, nil, zstdRLEFrame(n), 0)
+	if len(out) != n*zstdMaxBlock || bytes.Count(out, []byte{'z'}) != len(out) {
+		t.Fatalf("decoded %d bytes, want %d bytes of 'z'", len(out), n*zstdMaxBlock)
+	}
+}
+
+// TestZstdLaterFrameLargerThanRoom: in concatenated frames that state
+// their sizes, only the first sizes the room; a later, larger frame does
+// not fit, which the decoder reports with little output, and which is a
+// reason to retry with more room, not corruption.
+func TestZstdLaterFrameLargerThanRoom(t *testing.T) {
+	small, large := []byte("tiny"), recordLike(600<<10, 65)
+	enc := mustEncode(t, Zstd, nil, small)
+	enc = mustEncode(t, Zstd, enc, large)
+	want := append(bytes.Clone(small), large...)
+	out := mustDecode(t, Zstd, make([]byte, 0, 300<<10), enc, 0)
+	if !bytes.Equal(out, want) {
+		t.Fatal("concatenated frames decode wrong")
+	}
+}
+
+var _ io.Reader = (*stuckReader)(nil)
