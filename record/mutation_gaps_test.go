@@ -456,3 +456,77 @@ func TestBuilderGrowOnWarmBuilder(t *testing.T) {
 	require.Greater(t, len(last), n-200)
 	require.Same(t, start, &last[0])
 }
+
+// TestCorruptErrorMessage: the message names the file when there is one.
+func TestCorruptErrorMessage(t *testing.T) {
+	e := &record.CorruptError{Position: 5, Reason: "CRC mismatch"}
+	require.Equal(t, "runnel/record: corrupt batch at position 5: CRC mismatch", e.Error())
+	e.Path = "00000000000000000000.log"
+	e.Err = record.ErrTruncated
+	require.Equal(t, "runnel/record: corrupt batch in 00000000000000000000.log at position 5: "+
+		"CRC mismatch: runnel/record: truncated batch", e.Error())
+}
+
+// TestCompactedBatchOffsets: a batch whose records the cleaner thinned out
+// keeps its offset range, so its next offset and last sequence follow the
+// last offset delta, not the record count (Kafka's
+// DefaultRecordBatch.lastSequence).
+func TestCompactedBatchOffsets(t *testing.T) {
+	var bl record.Builder
+	bl.SetProducer(9, 1, 10)
+	bl.SetLastOffsetDelta(5)
+	bl.AppendAt(0, 1000, []byte("a"), nil, nil)
+	bl.AppendAt(3, 1000, []byte("b"), nil, nil)
+	b, err := bl.Finish(compression.None)
+	require.NoError(t, err)
+	b.SetBaseOffset(100)
+	require.EqualValues(t, 2, b.NumRecords())
+	require.EqualValues(t, 105, b.LastOffset())
+	require.EqualValues(t, 106, b.NextOffset())
+	require.EqualValues(t, 15, b.LastSequence())
+}
+
+// TestFinishUnknownCodec: Finish refuses a codec it cannot compress with,
+// and AppendTo then leaves dst as it was.
+func TestFinishUnknownCodec(t *testing.T) {
+	var bl record.Builder
+	bl.Append(1000, nil, []byte("v"), nil)
+	b, err := bl.Finish(compression.Codec(6))
+	require.ErrorIs(t, err, compression.ErrUnknownCodec)
+	require.Nil(t, b)
+
+	dst := []byte("earlier batches")
+	out, err := bl.AppendTo(dst, compression.Codec(6))
+	require.ErrorIs(t, err, compression.ErrUnknownCodec)
+	require.Equal(t, "earlier batches", string(out))
+}
+
+// TestSkipHeaders: after SkipHeaders, records come without headers, which
+// are still checked.
+func TestSkipHeaders(t *testing.T) {
+	var bl record.Builder
+	bl.Append(1000, nil, []byte("v"), []record.Header{{Key: "h", Value: []byte("hv")}})
+	b, err := bl.Finish(compression.None)
+	require.NoError(t, err)
+	it, err := b.Iter(0, 0)
+	require.NoError(t, err)
+	it.SkipHeaders()
+	var r record.Record
+	require.True(t, it.Next(&r))
+	require.Nil(t, r.Headers)
+	require.Equal(t, "v", string(r.Value))
+	require.False(t, it.Next(&r))
+	require.NoError(t, it.Err())
+}
+
+// TestCheckFramingBufferKeepsBuf: for an uncompressed batch,
+// CheckFramingBuffer hands back the caller's buffer for the next call.
+func TestCheckFramingBufferKeepsBuf(t *testing.T) {
+	b := gapBatch(t, 3, 1000, compression.None)
+	buf := make([]byte, 0, 4096)
+	out, maxTs, err := b.CheckFramingBuffer(0, 0, buf)
+	require.NoError(t, err)
+	require.EqualValues(t, 1002, maxTs)
+	require.Equal(t, cap(buf), cap(out))
+	require.Same(t, &buf[:1][0], &out[:1][0])
+}
