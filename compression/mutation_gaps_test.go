@@ -111,6 +111,21 @@ func TestLZ4IndependentHeaders(t *testing.T) {
 			t.Errorf("%s: not taken for independent blocks", name)
 		}
 	}
+
+	// A legacy frame (whose blocks the reader treats as dependent) with a
+	// block size of 0x60, whose bytes after the magic would also walk as a
+	// frame of independent blocks: FLG 0x60, BD and header checksum, an
+	// end mark, then a skippable frame to the end. Only the magic tells.
+	legacy := []byte{0x02, 0x21, 0x4c, 0x18, 0x60, 0, 0, 0, 0, 0, 0}
+	legacy = binary.LittleEndian.AppendUint32(legacy, lz4SkippableMagic)
+	legacy = binary.LittleEndian.AppendUint32(legacy, 85)
+	legacy = append(legacy, make([]byte, 85)...)
+	if len(legacy) != 8+0x60 {
+		t.Fatalf("legacy frame of %d bytes", len(legacy))
+	}
+	if lz4Independent(legacy) {
+		t.Error("legacy frame: taken for independent blocks")
+	}
 }
 
 // TestLZ4SizeHint: the hint is the content size a frame states, else four
