@@ -14,6 +14,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -198,3 +199,33 @@ func TestZstdLaterFrameLargerThanRoom(t *testing.T) {
 }
 
 var _ io.Reader = (*stuckReader)(nil)
+
+// TestDecodeCauseKept: a stream decoder's error reaches the caller
+// wrapped, so that errors.Is finds the library's error as well as
+// ErrCorrupt, even when the decoder reports it after output.
+func TestDecodeCauseKept(t *testing.T) {
+	enc := mustEncode(t, Gzip, nil, recordLike(10<<10, 66))
+	enc[len(enc)-8] ^= 0xff // the trailer's CRC-32
+	_, err := Gzip.AppendDecode(nil, enc, 0)
+	wantErr(t, err, ErrCorrupt, "gzip stream with a bad CRC")
+	wantErr(t, err, gzip.ErrChecksum, "gzip stream with a bad CRC")
+}
+
+// TestDecodeNotCompressed: input that is not in the codec's format at all
+// is corrupt, not too large, and zstd finds so from the frame header,
+// before it allocates room for an output.
+func TestDecodeNotCompressed(t *testing.T) {
+	src := []byte("this is not compressed data, and it is not short either")
+	for _, c := range packed {
+		_, _ = c.AppendDecode(nil, mustEncode(t, c, nil, src), 0) // warm the decoders
+		var err error
+		alloc := allocatedBy(func() { _, err = c.AppendDecode(nil, src, 0) })
+		wantErr(t, err, ErrCorrupt, c.String())
+		if errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v: %v, want no ErrTooLarge", c, err)
+		}
+		if c == Zstd && alloc > 16<<10 {
+			t.Errorf("zstd: %d bytes allocated to refuse %d bytes without a frame header", alloc, len(src))
+		}
+	}
+}

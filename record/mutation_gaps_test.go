@@ -7,11 +7,13 @@ package record_test
 // shows.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -529,4 +531,41 @@ func TestCheckFramingBufferKeepsBuf(t *testing.T) {
 	require.EqualValues(t, 1002, maxTs)
 	require.Equal(t, cap(buf), cap(out))
 	require.Same(t, &buf[:1][0], &out[:1][0])
+}
+
+// TestIterSmallStreamBufferCopied: a batch of about 1 KiB of records in a
+// zstd frame that does not state its size (as Java's ZstdOutputStream
+// writes it) is decoded into a 64 KiB guess; the buffer the records keep
+// alive is then within a few KiB of their size, not that guess.
+func TestIterSmallStreamBufferCopied(t *testing.T) {
+	var bl record.Builder
+	for i := range 10 {
+		bl.Append(1000, []byte{'k', byte(i)}, make([]byte, 100), nil)
+	}
+	plain, err := bl.Finish(compression.None)
+	require.NoError(t, err)
+	var frame bytes.Buffer
+	w, err := zstd.NewWriter(&frame, zstd.WithEncoderConcurrency(1))
+	require.NoError(t, err)
+	_, err = w.Write(plain[record.HeaderSize:])
+	require.NoError(t, err)
+	require.NoError(t, w.Flush()) // the header goes out before the size is known
+	require.NoError(t, w.Close())
+	var h zstd.Header
+	require.NoError(t, h.Decode(frame.Bytes()))
+	require.False(t, h.HasFCS)
+
+	b := append(record.Batch(nil), plain[:record.HeaderSize]...)
+	b = append(b, frame.Bytes()...)
+	binary.BigEndian.PutUint32(b[posLength:], uint32(len(b)-record.LogOverhead))
+	binary.BigEndian.PutUint16(b[posAttributes:], uint16(compression.Zstd))
+	b.UpdateCRC()
+	require.NoError(t, b.Validate(0))
+
+	it, err := b.Iter(0, 0)
+	require.NoError(t, err)
+	out := it.Buffer()
+	require.Equal(t, len(plain)-record.HeaderSize, len(out))
+	require.LessOrEqual(t, cap(out), len(out)+4<<10)
+	require.NoError(t, b.ValidateRecords(0, 0))
 }
