@@ -229,3 +229,26 @@ func TestDecodeNotCompressed(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdStreamLimitWithSpareDst: a frame that does not state its size is
+// held to the limit even when dst has spare capacity far beyond it, for
+// every codec; and a small one is decoded into a modest first guess, not
+// the most its input could decode to.
+func TestZstdStreamLimitWithSpareDst(t *testing.T) {
+	in := recordLike(10<<10, 67)
+	for _, c := range allCodecs {
+		enc := mustEncode(t, c, nil, in)
+		if c == Zstd {
+			enc = zstdStream(t, in)
+		}
+		_, err := c.AppendDecode(make([]byte, 0, 1<<20), enc, 1000)
+		wantErr(t, err, ErrTooLarge, c.String()+", 10 KiB with limit 1000 and 1 MiB of spare dst")
+	}
+
+	small := zstdStream(t, recordLike(1<<10, 68))
+	mustDecode(t, Zstd, nil, small, 0) // warm the decoder
+	alloc := allocatedBy(func() { mustDecode(t, Zstd, nil, small, 0) })
+	if alloc > 256<<10 {
+		t.Errorf("a %d-byte frame without its size: %d bytes allocated", len(small), alloc)
+	}
+}

@@ -569,3 +569,31 @@ func TestIterSmallStreamBufferCopied(t *testing.T) {
 	require.LessOrEqual(t, cap(out), len(out)+4<<10)
 	require.NoError(t, b.ValidateRecords(0, 0))
 }
+
+// TestNextStopsAfterError: once Next has failed, it keeps failing with the
+// same error, even though well-formed records follow the bad one.
+func TestNextStopsAfterError(t *testing.T) {
+	var bl record.Builder
+	for i := range 3 {
+		bl.Append(1000, []byte{'k'}, []byte{byte(i)}, nil)
+	}
+	b, err := bl.Finish(compression.None)
+	require.NoError(t, err)
+	b = append(record.Batch(nil), b...)
+	// The first record is [length 8] [attributes] [ts delta] [offset delta 0]
+	// [key length 1] 'k' [value length 1] v [0 headers]: make its header
+	// count 1, past its end.
+	require.EqualValues(t, 16, b[record.HeaderSize]) // zigzag 8
+	b[record.HeaderSize+8] = 2
+	b.UpdateCRC()
+
+	it, err := b.Iter(0, 0)
+	require.NoError(t, err)
+	var r record.Record
+	require.False(t, it.Next(&r))
+	first := it.Err()
+	requireCorrupt(t, first, false)
+	require.False(t, it.Next(&r))
+	require.False(t, it.Next(&r))
+	require.Same(t, first, it.Err())
+}
