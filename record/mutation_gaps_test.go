@@ -139,7 +139,7 @@ func TestValidateLastOffsetOverflow(t *testing.T) {
 	b := gapBatch(t, 3, 1000, compression.None)
 	b.SetBaseOffset(math.MaxInt64 - 2)
 	require.NoError(t, b.Validate(0))
-	require.EqualValues(t, math.MaxInt64, b.LastOffset())
+	require.Equal(t, int64(math.MaxInt64), b.LastOffset())
 	b.SetBaseOffset(math.MaxInt64 - 1)
 	requireCorrupt(t, b.Validate(0), false)
 }
