@@ -252,3 +252,15 @@ func TestZstdStreamLimitWithSpareDst(t *testing.T) {
 		t.Errorf("a %d-byte frame without its size: %d bytes allocated", len(small), alloc)
 	}
 }
+
+// TestLZ4SkippableOnePastTheEnd: a skippable frame whose size claims one
+// byte more than the input holds is corrupt, not a panic.
+func TestLZ4SkippableOnePastTheEnd(t *testing.T) {
+	src := binary.LittleEndian.AppendUint32([]byte{0x50, 0x2a, 0x4d, 0x18}, 4)
+	src = append(src, "abc"...)
+	if lz4Independent(src) {
+		t.Error("taken for independent blocks")
+	}
+	_, err := LZ4.AppendDecode(nil, src, 0)
+	wantErr(t, err, ErrCorrupt, "skippable frame of 4 bytes with 3 left")
+}

@@ -597,3 +597,40 @@ func TestNextStopsAfterError(t *testing.T) {
 	require.False(t, it.Next(&r))
 	require.Same(t, first, it.Err())
 }
+
+// oneRecord returns a copy of a batch of one record, [length 8]
+// [attributes] [ts delta] [offset delta] [key length 1] 'k' [value length
+// 1] 'v' [0 headers], with the byte at i of the record (its length varint
+// at 0) set to v, and its CRC recomputed. Its capacity ends with it, so
+// that a decoder that slices past its end panics rather than reading on.
+func oneRecord(t *testing.T, i int, v byte) record.Batch {
+	t.Helper()
+	var bl record.Builder
+	bl.Append(1000, []byte{'k'}, []byte{'v'}, nil)
+	b, err := bl.Finish(compression.None)
+	require.NoError(t, err)
+	b = append(record.Batch(nil), b...)
+	require.Len(t, b, record.HeaderSize+9)
+	b[record.HeaderSize+i] = v
+	b.UpdateCRC()
+	require.NoError(t, b.Validate(0))
+	return b[:len(b):len(b)]
+}
+
+// TestLengthOnePastTheEnd: a record length, or a field length, that claims
+// exactly one byte more than is left is corrupt for every decoder, never a
+// panic nor a read into the bytes after it.
+func TestLengthOnePastTheEnd(t *testing.T) {
+	for name, b := range map[string]record.Batch{
+		"record length 9 of 8": oneRecord(t, 0, 18), // zigzag 9
+		"value length 3 of 2":  oneRecord(t, 6, 6),  // zigzag 3: 'v' and the header count left
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				requireCorrupt(t, b.ValidateRecords(0, 0), false)
+				_, err := b.CheckFraming(0)
+				requireCorrupt(t, err, false)
+			})
+		})
+	}
+}
