@@ -264,3 +264,12 @@ func TestLZ4SkippableOnePastTheEnd(t *testing.T) {
 	_, err := LZ4.AppendDecode(nil, src, 0)
 	wantErr(t, err, ErrCorrupt, "skippable frame of 4 bytes with 3 left")
 }
+
+// TestParseCodecCaseSensitive: no spelling but the lower-case one is a
+// codec's name, not even a capitalized one.
+func TestParseCodecCaseSensitive(t *testing.T) {
+	for _, s := range []string{"None", "Gzip", "Snappy", "Lz4", "LZ4", "Zstd", "gziP"} {
+		c, err := ParseCodec(s)
+		wantErr(t, err, ErrUnknownCodec, fmt.Sprintf("ParseCodec(%q) = %v", s, c))
+	}
+}
