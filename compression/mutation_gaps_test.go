@@ -273,3 +273,21 @@ func TestParseCodecCaseSensitive(t *testing.T) {
 		wantErr(t, err, ErrUnknownCodec, fmt.Sprintf("ParseCodec(%q) = %v", s, c))
 	}
 }
+
+// TestEncodedFormats: what the encoders write, beyond being decodable:
+// every codec compresses (gzip at a real level, not stored blocks), and
+// lz4 writes frames of independent 64 KiB blocks with a content checksum,
+// as Kafka's Java client does.
+func TestEncodedFormats(t *testing.T) {
+	in := recordLike(64<<10, 69)
+	for _, c := range packed {
+		if enc := mustEncode(t, c, nil, in); len(enc) > len(in)/2 {
+			t.Errorf("%v: %d bytes of records compressed to %d", c, len(in), len(enc))
+		}
+	}
+
+	enc := mustEncode(t, LZ4, nil, in)
+	if flg, bd := enc[4], enc[5]; flg&lz4FlagIndep == 0 || flg&lz4FlagContentSum == 0 || bd != 0x40 {
+		t.Errorf("lz4 FLG %#x BD %#x: want independent blocks, a content checksum, 64 KiB blocks", flg, bd)
+	}
+}

@@ -634,3 +634,9 @@ func TestLengthOnePastTheEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestTimestampTypeString: the names of the timestamp types.
+func TestTimestampTypeString(t *testing.T) {
+	require.Equal(t, "CreateTime", record.CreateTime.String())
+	require.Equal(t, "LogAppendTime", record.LogAppendTime.String())
+}
