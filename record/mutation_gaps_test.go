@@ -640,3 +640,11 @@ func TestTimestampTypeString(t *testing.T) {
 	require.Equal(t, "CreateTime", record.CreateTime.String())
 	require.Equal(t, "LogAppendTime", record.LogAppendTime.String())
 }
+
+// TestBatchSizeAndLength: Size is the batch's bytes, BatchLength its length
+// field, LogOverhead less.
+func TestBatchSizeAndLength(t *testing.T) {
+	b := gapBatch(t, 3, 1000, compression.None)
+	require.Equal(t, len(b), b.Size())
+	require.EqualValues(t, len(b)-record.LogOverhead, b.BatchLength())
+}
