@@ -392,19 +392,27 @@ func TestTimeIndexFullFirst(t *testing.T) {
 
 // TestTimeIndexEntriesAfterClose: a closed segment reports the number of
 // entries its Close left in the .timeindex, not those of the index it
-// closed (none).
+// closed (none); a discarded one, those it had.
 func TestTimeIndexEntriesAfterClose(t *testing.T) {
-	fsys := newMemDir(t)
-	s := mustCreate(t, fsys, memDir, 0, Config{IndexIntervalBytes: 1})
-	m := &model{}
-	for i := range 4 {
-		appendBatches(t, s, m, simpleBatch(t, int64(10*i), 2, 10))
+	for _, discard := range []bool{false, true} {
+		fsys := newMemDir(t)
+		s := mustCreate(t, fsys, memDir, 0, Config{IndexIntervalBytes: 1})
+		m := &model{}
+		for i := range 4 {
+			appendBatches(t, s, m, simpleBatch(t, int64(10*i), 2, 10))
+		}
+		want := s.TimeIndexEntries()
+		require.NotZero(t, want)
+		if discard {
+			require.NoError(t, s.Discard())
+			require.Equal(t, want, s.TimeIndexEntries(), "after Discard")
+			continue
+		}
+		mustClose(t, s)
+		entries, err := index.DecodeTimeEntries(readFile(t, fsys, filepath.Join(memDir, FileName(0, TimeIndexSuffix))), 0)
+		require.NoError(t, err)
+		require.Equal(t, len(entries), s.TimeIndexEntries(), "after Close")
 	}
-	mustClose(t, s)
-	entries, err := index.DecodeTimeEntries(readFile(t, fsys, filepath.Join(memDir, FileName(0, TimeIndexSuffix))), 0)
-	require.NoError(t, err)
-	require.NotEmpty(t, entries)
-	require.Equal(t, len(entries), s.TimeIndexEntries())
 }
 
 // TestScanConfirmsAtABlockEnd: on the OS, where a scan reads the file a
@@ -526,4 +534,40 @@ func TestMaxTimestampOffsetIsTheBatchsLast(t *testing.T) {
 		require.Equal(t, int64(500), s.MaxTimestamp())
 		require.Equal(t, tail.LastOffset(), s.MaxTimestampOffset())
 	})
+}
+
+// TestAppendRefusesABatchOneByteShort: data that ends one byte before its
+// last batch does is not whole batches: Append refuses it and writes
+// nothing.
+func TestAppendRefusesABatchOneByteShort(t *testing.T) {
+	fsys := newMemDir(t)
+	s := mustCreate(t, fsys, memDir, 0, Config{})
+	b := simpleBatch(t, 0, 2, 10)
+	var ce *record.CorruptError
+	require.ErrorAs(t, s.Append(b[:len(b)-1]), &ce)
+	require.Zero(t, s.Size())
+	require.Zero(t, s.NextOffset())
+}
+
+// TestReadHeaderAcrossChunks: on the memory FS, a batch whose header two
+// chunks hold (it was not written by one Write), in a segment that Recover
+// checked, is read whole from its position and from its offset, however
+// few of its bytes the first chunk holds.
+func TestReadHeaderAcrossChunks(t *testing.T) {
+	for _, in := range []int64{5, 20, 40, record.HeaderSize - 1} {
+		fsys := newMemDir(t)
+		m, k := splitModel(t)
+		split := m.batches[k]
+		writeSplit(t, fsys, m.bytes(), int(split.pos+in))
+		s, _ := mustOpen(t, fsys, memDir, 0, Config{}, true)
+		_, err := s.Recover(0)
+		require.NoError(t, err)
+		data, err := s.Read(split.pos, 1)
+		require.NoErrorf(t, err, "header cut %d bytes in", in)
+		require.Equalf(t, split.data, data, "Read: header cut %d bytes in", in)
+		data, err = s.ReadOffset(nil, split.base, 1, split.last+1)
+		require.NoErrorf(t, err, "header cut %d bytes in", in)
+		require.Equalf(t, split.data, data, "ReadOffset: header cut %d bytes in", in)
+		mustClose(t, s)
+	}
 }
