@@ -595,3 +595,29 @@ func TestOSReadsCheckAppendedBatches(t *testing.T) {
 	_, err = s.ReadOffset(nil, victim.base, 1<<20, math.MaxInt64)
 	require.ErrorAs(t, err, &ce)
 }
+
+// TestOpenChecksTheLastBatchEndingShort: a sealed segment whose batches
+// end below the limit it is opened with (the base offset of the segment
+// after it) has its last batch's CRC checked by Open: a last offset delta
+// that shrank on disk would hide that batch's last record, which a read of
+// its offset would then skip for the next segment's. (The last batch has
+// not the segment's max timestamp, so that the time index does not tell.)
+func TestOpenChecksTheLastBatchEndingShort(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		appendBatches(t, s, m, mkBatch(t, 0, []int64{500, 500, 500}, 10, -1), mkBatch(t, 0, []int64{100, 101, 102}, 10, -1))
+		mustClose(t, s)
+		last := m.batches[1]
+		editFile(t, fsys, logPath(dir, 0), func(f vfs.File) {
+			_, err := f.WriteAt([]byte{0, 0, 0, 1}, last.pos+lastDeltaOffset) // 2 → 1
+			require.NoError(t, err)
+		})
+		s, needs, err := Open(fsys, dir, 0, Config{}, OpenOptions{Limit: m.next()})
+		require.NoError(t, err)
+		defer s.Close()
+		require.Truef(t, needs, "Open does not ask for recovery; NextOffset %d, want %d", s.NextOffset(), m.next())
+		_, err = s.Recover(math.MaxInt64)
+		require.ErrorIs(t, err, record.ErrCorrupt)
+	})
+}
