@@ -621,3 +621,49 @@ func TestOpenChecksTheLastBatchEndingShort(t *testing.T) {
 		require.ErrorIs(t, err, record.ErrCorrupt)
 	})
 }
+
+// TestSealSetsTheLimit: Seal of a segment that appended nothing since it
+// was opened (with no End: after a crash, say) still sets its limit at the
+// offset after its last batch, so that a base offset of that batch that
+// grows on disk afterwards is reported, not served.
+func TestSealSetsTheLimit(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 10, Config{})
+		m := &model{base: 10}
+		appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
+		mustClose(t, s)
+		s, needs := mustOpen(t, fsys, dir, 10, Config{}, true)
+		require.False(t, needs)
+		require.NoError(t, s.Seal(false))
+		editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
+			var x [8]byte
+			binary.BigEndian.PutUint64(x[:], 13)
+			_, err := f.WriteAt(x[:], m.batches[1].pos)
+			require.NoError(t, err)
+		})
+		data, err := s.ReadOffset(nil, 12, 1<<20, math.MaxInt64)
+		var ce *record.CorruptError
+		require.Truef(t, errors.As(err, &ce), "ReadOffset = %d bytes, %v; want a *record.CorruptError", len(data), err)
+	})
+}
+
+// TestUnsealLiftsTheEnd: a segment opened with an End its batches pass (a
+// stale clean-shutdown marker) asks for recovery; Unseal lifts that End,
+// and Recover then keeps every batch instead of refusing those past it.
+func TestUnsealLiftsTheEnd(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10), simpleBatch(t, 0, 3, 10))
+		mustClose(t, s)
+		s, needs, err := Open(fsys, dir, 0, Config{}, OpenOptions{Active: true, End: m.batches[0].last + 1})
+		require.NoError(t, err)
+		defer s.Close()
+		require.True(t, needs)
+		require.NoError(t, s.Unseal())
+		res, err := s.Recover(0)
+		require.NoError(t, err)
+		require.Equal(t, len(m.batches), res.Batches)
+		require.Equal(t, m.next(), s.NextOffset())
+	})
+}
