@@ -174,9 +174,10 @@ type OpenOptions struct {
 // indexes are checked cheaply: whole entries, and their last entries
 // against the log — the batch at the last offset index entry's position
 // holds its offset, and the batch holding the last time index entry's
-// offset has its timestamp as max timestamp. If an index is missing,
-// corrupt or fails the check, Open reports needsRecovery and the caller
-// runs Recover, which rebuilds it. Otherwise the next offset and the
+// offset has its timestamp as max timestamp. If an index is missing
+// (beside a .log that holds bytes: for an empty one Open makes it
+// anew), corrupt or fails the check, Open reports needsRecovery and the
+// caller runs Recover, which rebuilds it. Otherwise the next offset and the
 // largest timestamp come from the indexes and a scan of the batches after
 // the last index entry, which is what a segment closed cleanly needs.
 // That scan checks the batches' offsets as a read does (see the package
