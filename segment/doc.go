@@ -49,7 +49,10 @@
 //     the first batch that has it; so every batch before o's has a smaller
 //     max timestamp and holds no record a search for T (or later) wants.
 //     An entry moved to a later batch with the same max timestamp (batches
-//     stamped in the same millisecond) is not caught.
+//     stamped in the same millisecond) is not caught, nor one whose
+//     timestamp and offset are both changed to a batch's own max timestamp
+//     and offset when an earlier batch has a larger one (two fields
+//     corrupted consistently; a lookup then starts past records it wants).
 //
 // MaxTimestampBelow uses the two indexes together: both get an entry at
 // the same batches (the time index only when the largest timestamp grew),
