@@ -52,7 +52,8 @@
 //     stamped in the same millisecond) is not caught, nor one whose
 //     timestamp and offset are both changed to a batch's own max timestamp
 //     and offset when an earlier batch has a larger one (two fields
-//     corrupted consistently; a lookup then starts past records it wants).
+//     corrupted consistently: a time lookup may then start past records
+//     it wants, and MaxTimestampBelow answer too low).
 //
 // MaxTimestampBelow uses the two indexes together: both get an entry at
 // the same batches (the time index only when the largest timestamp grew),
