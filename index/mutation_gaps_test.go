@@ -303,3 +303,21 @@ func TestOpenEmptyEOFReader(t *testing.T) {
 	must(t, x.Append(1, 10))
 	must(t, x.Close())
 }
+
+// TestTruncateToFarBelowBase: TruncateTo an offset so far below the base
+// that offset - base overflows drops every entry, as it drops them for any
+// offset at or below the base (a bug found by mutation testing: the
+// guard tested offset - base <= 0, which the overflow made positive, and
+// every entry stayed).
+func TestTruncateToFarBelowBase(t *testing.T) {
+	fsys := vfs.NewMem()
+	o := openOffset(t, fsys, "a.index", 100, 1024, true)
+	ti := openTime(t, fsys, "a.timeindex", 100, 1024, true)
+	must(t, o.Append(110, 10))
+	must(t, ti.Append(5, 110))
+	must(t, o.TruncateTo(math.MinInt64))
+	must(t, ti.TruncateTo(math.MinInt64))
+	if o.Entries() != 0 || ti.Entries() != 0 {
+		t.Errorf("TruncateTo(MinInt64) kept %d offset and %d time entries", o.Entries(), ti.Entries())
+	}
+}
