@@ -181,3 +181,20 @@ func TestCheckpointUnknownVersion(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadCheckpoint, "%q", in)
 	}
 }
+
+// TestCheckpointNothingAfterBlankLine: blank lines may follow a
+// checkpoint's entries, but no further entry, after them either (a bug
+// found by mutation testing: a line after a blank one was not read, so
+// that "0\n1\n5\n\n6\n" read as the one entry 5, where Kafka's
+// CheckpointFile refuses it).
+func TestCheckpointNothingAfterBlankLine(t *testing.T) {
+	for _, in := range []string{"0\n1\n5\n\n6\n", "0\n1\n5\n\n\n6\n", "0\n0\n\nx\n"} {
+		_, err := parseCheckpoint([]byte(in), 1, "cp")
+		require.ErrorIs(t, err, ErrBadCheckpoint, "%q", in)
+	}
+	for _, in := range []string{"0\n1\n5\n\n", "0\n1\n5\n\n \n"} {
+		got, err := parseCheckpoint([]byte(in), 1, "cp")
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, [][]int64{{5}}, got, "%q", in)
+	}
+}
