@@ -321,3 +321,30 @@ func TestTruncateToFarBelowBase(t *testing.T) {
 		t.Errorf("TruncateTo(MinInt64) kept %d offset and %d time entries", o.Entries(), ti.Entries())
 	}
 }
+
+// TestOpenReadFailure: a read that fails while Open counts the entries
+// fails Open, and leaves the file as it was (mutant: the failed read's
+// buffer taken for zeros, the entries dropped and the file trimmed).
+func TestOpenReadFailure(t *testing.T) {
+	mem := vfs.NewMem()
+	x := openOffset(t, mem, "a.index", 0, 1024, true)
+	must(t, x.Append(1, 10))
+	must(t, x.Append(2, 20))
+	must(t, x.Close())
+	_, err := OpenOffset(vfs.WithFaults(mem, vfs.FailNth(1, vfs.OpRead)), "a.index", 0, 0, false)
+	if !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("OpenOffset with a failing read: %v, want the injected fault", err)
+	}
+	if got := fileSizeFS(t, mem, "a.index"); got != 2*OffsetEntrySize {
+		t.Errorf("file size %d after the failed open, want %d", got, 2*OffsetEntrySize)
+	}
+}
+
+// TestOpenSealedIgnoresMaxBytes: a sealed index ignores maxBytes, a
+// negative one too (mutant: a negative maxBytes refused whether or not
+// the index is writable).
+func TestOpenSealedIgnoresMaxBytes(t *testing.T) {
+	x, err := OpenTime(vfs.NewMem(), "a.timeindex", 0, -1, false)
+	must(t, err)
+	must(t, x.Close())
+}
