@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -347,4 +350,57 @@ func TestOpenSealedIgnoresMaxBytes(t *testing.T) {
 	x, err := OpenTime(vfs.NewMem(), "a.timeindex", 0, -1, false)
 	must(t, err)
 	must(t, x.Close())
+}
+
+// TestMapFailureOnceOnly: a sealed index whose mapping failed for a reason
+// other than ErrNotSupported is on the heap that once, and mapped when it
+// is sealed again (mutant: the failure taken as for good). TestMapFailure
+// injects its failure while the index is active, which maps nothing.
+func TestMapFailureOnceOnly(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("no mapping on " + runtime.GOOS)
+	}
+	fl := new(faults)
+	fsys := wrapFS{vfs.OS, func(f vfs.File) vfs.File { return faultyFile{f, fl} }}
+	x := openOffset(t, fsys, filepath.Join(t.TempDir(), "a.index"), 0, 1024, true)
+	must(t, x.Append(1, 10))
+	fl.mapErr = errInjected
+	must(t, x.Seal())
+	if x.f.m != nil || !x.f.heap {
+		t.Fatal("not on the heap after a failed map")
+	}
+	fl.mapErr = nil
+	must(t, x.Unseal(1024))
+	must(t, x.Append(2, 20))
+	must(t, x.Seal())
+	if x.f.m == nil {
+		t.Error("not mapped when sealed again")
+	}
+}
+
+// countingUnsupported is a Mapper that cannot map, and counts the tries.
+type countingUnsupported struct {
+	vfs.File
+	tries *atomic.Int64
+}
+
+func (f countingUnsupported) Map(int) (*vfs.Mapping, error) {
+	f.tries.Add(1)
+	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: vfs.ErrNotSupported}
+}
+
+// TestMapNotSupportedForGood: a file whose Map says ErrNotSupported is not
+// asked again (mutant: mapping tried again at each seal).
+func TestMapNotSupportedForGood(t *testing.T) {
+	var tries atomic.Int64
+	fsys := wrapFS{vfs.NewMem(), func(f vfs.File) vfs.File { return countingUnsupported{f, &tries} }}
+	x := openOffset(t, fsys, "a.index", 0, 1024, true)
+	must(t, x.Append(1, 10))
+	must(t, x.Seal())
+	must(t, x.Unseal(1024))
+	must(t, x.Append(2, 20))
+	must(t, x.Seal())
+	if n := tries.Load(); n != 1 {
+		t.Errorf("Map tried %d times, want once", n)
+	}
 }
