@@ -159,7 +159,7 @@ func (x *OffsetIndex) TruncateTo(offset int64) error {
 	}
 	target := offset - x.f.base
 	lo, hi := 0, x.f.n
-	if target <= 0 {
+	if offset <= x.f.base { // not target <= 0: far below the base, it overflows
 		hi = 0
 	}
 	for lo < hi {

@@ -267,8 +267,12 @@ func parseEntries(data []byte, version string, width int, bad func(string) error
 		}
 		entries = append(entries, e)
 	}
-	if l, ok := line(); ok && l != "" {
-		return nil, bad("more entries than the count")
+	// Blank lines may follow the entries; nothing else may, after a blank
+	// line either.
+	for l, ok := line(); ok; l, ok = line() {
+		if l != "" {
+			return nil, bad("more entries than the count")
+		}
 	}
 	return entries, nil
 }
