@@ -1,0 +1,199 @@
+package log
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTruncateAfterASnapshotWhoseRenameFailed: a snapshot write that fails
+// at its rename leaves its offset listed (see snapshotProducersLocked)
+// and no file under its name: a truncation below it takes the missing
+// file as removed, and succeeds.
+func TestTruncateAfterASnapshotWhoseRenameFailed(t *testing.T) {
+	var armed atomic.Bool
+	mem := vfs.NewMem()
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRename && armed.Load() && strings.HasSuffix(name, snapshotName(5)+tmpSuffix) {
+			armed.Store(false)
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
+	cfg := Config{Sync: SyncNever}
+	l := e.open(cfg)
+	defer l.Close()
+	ctx := context.Background()
+	for seq := range int32(3) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
+	}
+	require.NoError(t, l.Roll()) // a snapshot at 3
+	appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
+	appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 3-4
+	// The fsync writes the snapshot at 5, whose rename fails: logged, not
+	// returned.
+	armed.Store(true)
+	require.NoError(t, l.Flush(ctx))
+	require.False(t, armed.Load(), "the fault was not injected")
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	require.NotContains(t, snapshotOffsets(names), int64(5))
+
+	end, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, end)
+	res := appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 3, res.FirstOffset)
+}
+
+// TestLogStartAtTheLargestSegmentBase: a log start offset checkpoint at
+// the largest base offset a segment can have is a log's (an empty one
+// starts its segment there); only one past it is refused.
+func TestLogStartAtTheLargestSegmentBase(t *testing.T) {
+	for _, start := range []int64{maxSegmentBase, maxSegmentBase + 1} {
+		e := newEnv(t)
+		require.NoError(t, vfs.MkdirAllDurable(e.fs, e.dir, 0o755))
+		require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, start))
+		l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+		if start > maxSegmentBase {
+			require.ErrorIs(t, err, ErrBadCheckpoint)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())
+		require.EqualValues(t, start, appendOK(t, l, valueBatch(t, 1, "a")).FirstOffset)
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestUntrustedMarkerBesideARecoveryPoint: a clean-shutdown marker that
+// is not trusted (unreadable) beside a recovery-point file leaves the
+// recovery point as the file says: the segments from it on are scanned,
+// and a bad batch in a sealed one past it is cut as a torn write, with
+// the segments after it. Only beside no recovery-point file does the
+// active segment's base stand for it.
+func TestUntrustedMarkerBesideARecoveryPoint(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, 1, v)) // a segment each
+	}
+	require.Equal(t, 3, l.Segments())
+	require.NoError(t, l.Close())
+	require.NoError(t, writeOffset(e.fs, e.dir, recoveryPointFile, 1))
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), []byte("1\n1\n3 3\n"))
+	second := filepath.Join(e.dir, segment.FileName(1, segment.LogSuffix))
+	data := readAllFile(t, e.fs, second)
+	data[len(data)-1] ^= 0xff // a bad CRC in the sealed segment past the recovery point
+	writeMemFile(t, e.fs, second, data)
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean)
+	require.EqualValues(t, 1, info.RecoveryPoint, "%+v", info)
+	require.Positive(t, info.TruncatedBytes, "%+v", info)
+	require.Equal(t, 1, info.SegmentsDeleted, "%+v", info)
+	require.EqualValues(t, 1, l.LogEndOffset())
+}
+
+// TestStaleMarkerAtZeroWithoutRecoveryPointFile: a clean-shutdown marker
+// stands for the recovery point of a directory copied without that file,
+// and is checked as one: a marker at log end 0 beside records is stale
+// (see TestStaleMarkerRecoveryPointZero), the log recovered as after a
+// crash, and the recovery point written at its end.
+func TestStaleMarkerAtZeroWithoutRecoveryPointFile(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts, v)) // 0, 1, 2
+	}
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	_, err := l.TruncateTo(1) // the recovery point lowered to 0
+	require.NoError(t, err)
+	appendOK(t, l, valueBatch(t, ts, "x")) // 1
+	appendOK(t, l, valueBatch(t, ts, "y")) // 2
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	l.Close()
+	forgeCleanMarker(t, e.fs, e.dir) // the stale marker, at 0
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, recoveryPointFile)))
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 3, l.LogEndOffset())
+	require.False(t, l.Recovery().Clean, "a clean Close at 0 leaves an empty log: the marker is stale")
+	rp, err := readOffset(e.fs, e.dir, recoveryPointFile, -1)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, rp)
+}
+
+// TestStaleMarkerPastTheRecoveryPoint: a clean-shutdown marker whose log
+// end is past the recovery point checkpoint is of another moment than
+// the files, though all else in it (the active segment's base, its max
+// timestamp and time index) is theirs and the segment ends at the
+// recovery point: the log is recovered as after a crash.
+func TestStaleMarkerPastTheRecoveryPoint(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts, v)) // 0-2
+	}
+	require.NoError(t, l.Close())
+	mk, why, err := readMarker(e.fs, e.dir)
+	require.NoError(t, err)
+	require.Empty(t, why)
+	require.EqualValues(t, 3, mk.end)
+	mk.end = 5 // records 3 and 4, which the files do not hold
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean, "%+v", info)
+	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
+	require.EqualValues(t, 3, l.LogEndOffset())
+	require.Equal(t, []string{"a", "b", "c"}, values(readAll(t, l, 0)))
+}
+
+// TestCleanMarkerOfAnEmptyTimeIndex: a clean-shutdown marker that counts
+// no entry in the active segment's time index, beside a time index that
+// holds some, is of another moment than the files (a count of 0 is a
+// count; only -1, an older layout's, is none): recovered as after a
+// crash.
+func TestCleanMarkerOfAnEmptyTimeIndex(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts+int64(len(v)), v))
+	}
+	require.NoError(t, l.Close())
+	mk, why, err := readMarker(e.fs, e.dir)
+	require.NoError(t, err)
+	require.Empty(t, why)
+	require.Positive(t, mk.timeEntries)
+	mk.timeEntries = 0
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean, "%+v", info)
+	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
+	require.EqualValues(t, 3, l.LogEndOffset())
+}
