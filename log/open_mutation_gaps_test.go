@@ -223,3 +223,22 @@ func TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart(t *testing.T) {
 	require.EqualValues(t, 4, l.LogEndOffset(), "the segments past the gap are kept")
 	require.Equal(t, []string{"c", "d"}, values(readAll(t, l, 2)))
 }
+
+// TestTailCopyOfNoSegmentBesideAGoodOne: a tail copy of a segment the
+// directory does not hold makes Open fail with ErrBadTailCopy before it
+// puts back any tail copy, a good one of another segment too: nothing
+// changed.
+func TestTailCopyOfNoSegmentBesideAGoodOne(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	size := l.Size()
+	require.NoError(t, l.Close())
+	mem := e.fs.(*vfs.MemFS)
+	putTailCopy(t, mem, e.dir, 0, appendTailCopy(size, []byte("tail")))
+	putTailCopy(t, mem, e.dir, 1000, appendTailCopy(0, []byte("tail")))
+	before := memSnapshot(t, mem, e.dir)
+	_, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
+	require.ErrorIs(t, err, ErrBadTailCopy)
+	require.Equal(t, before, memSnapshot(t, mem, e.dir), "nothing changed")
+}
