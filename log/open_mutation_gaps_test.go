@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -241,4 +242,72 @@ func TestTailCopyOfNoSegmentBesideAGoodOne(t *testing.T) {
 	_, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
 	require.ErrorIs(t, err, ErrBadTailCopy)
 	require.Equal(t, before, memSnapshot(t, mem, e.dir), "nothing changed")
+}
+
+// TestOffsetsDuringATruncationWaitForIt: Offsets called while a
+// truncation is under way, its durable offset lowered and its log end
+// offset not yet, waits for it and returns the offsets it left — not the
+// durable offset of after it with the log end of before.
+func TestOffsetsDuringATruncationWaitForIt(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	defer l.Close()
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
+	}
+	during := make(chan Offsets, 1)
+	testHookTruncateStores = func(l *Log) {
+		started := make(chan struct{})
+		go func() {
+			close(started)
+			during <- l.Offsets()
+		}()
+		<-started
+		// Room for Offsets to return, if it does not wait for the
+		// truncation (it must: mu is held).
+		for range 100 {
+			runtime.Gosched()
+		}
+	}
+	end, err := l.TruncateTo(2)
+	testHookTruncateStores = nil
+	require.NoError(t, err)
+	require.EqualValues(t, 2, end)
+	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, <-during)
+}
+
+// TestSyncFailedCheckpointInPlaceCountsAsWritten: a sync-failed checkpoint
+// renamed into place whose directory fsync failed counts as written (see
+// writeSyncFailed): the process does not remember the log as one whose
+// checkpoint it could not write, and the next Open finds the checkpoint
+// and writes the tail anew.
+func TestSyncFailedCheckpointInPlaceCountsAsWritten(t *testing.T) {
+	var armed, denyDir atomic.Bool
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			denyDir.Store(true)
+			return vfs.ErrInjected
+		}
+		if op == vfs.OpSyncDir && denyDir.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	armed.Store(true)
+	_, err := l.Append(context.Background(), valueBatch(t, 1, "two"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.NoError(t, err, "in place")
+	_, remembered := failedLogs.lookup(l.failedKey)
+	require.False(t, remembered)
+	denyDir.Store(false)
+	require.NoError(t, l.Close())
+
+	l = e.open(Config{})
+	defer l.Close()
+	require.Positive(t, l.Recovery().RewrittenBytes)
 }
