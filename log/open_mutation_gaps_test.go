@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -310,4 +311,22 @@ func TestSyncFailedCheckpointInPlaceCountsAsWritten(t *testing.T) {
 	l = e.open(Config{})
 	defer l.Close()
 	require.Positive(t, l.Recovery().RewrittenBytes)
+}
+
+// TestParseTailCopyEdges: a tail copy of no bytes (its header alone)
+// decodes; a position up to 1<<62 decodes, one past it (a negative
+// int64 too) is refused, though its checksum holds.
+func TestParseTailCopyEdges(t *testing.T) {
+	pos, tail, err := parseTailCopy(appendTailCopy(7, nil), "x")
+	require.NoError(t, err)
+	require.EqualValues(t, 7, pos)
+	require.Empty(t, tail)
+	pos, tail, err = parseTailCopy(appendTailCopy(1<<62, []byte("t")), "x")
+	require.NoError(t, err)
+	require.EqualValues(t, int64(1)<<62, pos)
+	require.Equal(t, "t", string(tail))
+	for _, p := range []int64{1<<62 + 1, -1, math.MinInt64} {
+		_, _, err = parseTailCopy(appendTailCopy(p, []byte("t")), "x")
+		require.ErrorIs(t, err, ErrBadTailCopy, "position %d", p)
+	}
 }
