@@ -330,3 +330,59 @@ func TestParseTailCopyEdges(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadTailCopy, "position %d", p)
 	}
 }
+
+// TestOpenWithoutRecoveryPointKeepsSegmentsAfterAShortOne: beside no
+// recovery-point file (segments copied from Kafka, whose cleaner may
+// remove a segment's last batch), a rolled segment whose batches end
+// below the next one's base is left as it is: not taken for one that
+// lost its last batches in a crash, with every later segment removed.
+func TestOpenWithoutRecoveryPointKeepsSegmentsAfterAShortOne(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, ts, "a"))
+	size := l.Size()
+	appendOK(t, l, valueBatch(t, ts, "b")) // segment 0 holds 0-1
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, ts, "c"))
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, ts, "d")) // segments 2 and 3
+	require.NoError(t, l.Discard())
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, recoveryPointFile)))
+	first := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	writeMemFile(t, e.fs, first, readAllFile(t, e.fs, first)[:size]) // "b" gone
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.Zero(t, info.SegmentsDeleted, "%+v", info)
+	require.Equal(t, 3, l.Segments())
+	require.EqualValues(t, 4, l.LogEndOffset())
+	require.Equal(t, []string{"a", "c", "d"}, values(readAll(t, l, 0)))
+}
+
+// TestOpenIgnoresDotFiles: any name that starts with a dot is an OS's
+// (macOS's .DS_Store and ._ files, NFS's .nfs ones): Open ignores it in
+// a log's directory and leaves it there.
+func TestOpenIgnoresDotFiles(t *testing.T) {
+	names := []string{".DS_Store", "._00000000000000000000.log", ".nfs0001", ".x"}
+	for _, name := range names {
+		require.True(t, SystemFile(name), name)
+		require.True(t, IsLogFile(name), name)
+	}
+	e := newEnv(t)
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "a"))
+	require.NoError(t, l.Close())
+	for _, name := range names {
+		writeMemFile(t, e.fs, filepath.Join(e.dir, name), []byte("x"))
+	}
+	l = e.open(Config{})
+	defer l.Close()
+	require.EqualValues(t, 1, l.LogEndOffset())
+	for _, name := range names {
+		_, err := e.fs.Stat(filepath.Join(e.dir, name))
+		require.NoError(t, err, name)
+	}
+}
