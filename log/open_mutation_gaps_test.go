@@ -410,3 +410,44 @@ func TestCleanOpenRemovesSnapshotsPastTheEnd(t *testing.T) {
 	offs, _ := e.snapshotFiles(t)
 	require.NotContains(t, offs, int64(10))
 }
+
+// TestFailedRegistryForgetKeepsALowerOffset: forget removes an entry only
+// if it is at least the offset from which the bytes were made durable: a
+// lower offset, recorded since, stays; math.MinInt64 removes any.
+func TestFailedRegistryForgetKeepsALowerOffset(t *testing.T) {
+	r := failedRegistry{m: map[failedKey]int64{}}
+	k := failedKey{fs: "fs", dir: "/d"}
+	r.record(k, 5)
+	r.forget(k, 7)
+	off, ok := r.lookup(k)
+	require.True(t, ok, "a lower offset stays")
+	require.EqualValues(t, 5, off)
+	r.forget(k, 5)
+	_, ok = r.lookup(k)
+	require.False(t, ok)
+	r.record(k, 5)
+	r.forget(k, math.MinInt64)
+	_, ok = r.lookup(k)
+	require.False(t, ok)
+}
+
+// TestCloseCheckpointsTheLogStartOfItsFirstSegment: a log whose directory
+// holds no log start offset checkpoint starts at its first segment's
+// base (segments copied in): Close checkpoints that start, so that the
+// log never starts lower again, even once its segment files are lost.
+func TestCloseCheckpointsTheLogStartOfItsFirstSegment(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, vfs.MkdirAllDurable(e.fs, e.dir, 0o755))
+	require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, 100))
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "a")) // 100
+	require.NoError(t, l.Close())
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, logStartFile)))
+
+	l = e.open(Config{})
+	require.EqualValues(t, 100, l.LogStartOffset())
+	require.NoError(t, l.Close())
+	start, err := readOffset(e.fs, e.dir, logStartFile, -1)
+	require.NoError(t, err)
+	require.EqualValues(t, 100, start)
+}
