@@ -451,3 +451,31 @@ func TestCloseCheckpointsTheLogStartOfItsFirstSegment(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 100, start)
 }
+
+// TestCleanMarkerOfAnotherMaxTimestampOffset: a clean-shutdown marker
+// whose offset of the max timestamp is not the active segment's, all else
+// in it being theirs, is of another moment than the files: recovered as
+// after a crash.
+func TestCleanMarkerOfAnotherMaxTimestampOffset(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for i, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts+int64(i), v)) // the max at 2
+	}
+	require.NoError(t, l.Close())
+	mk, why, err := readMarker(e.fs, e.dir)
+	require.NoError(t, err)
+	require.Empty(t, why)
+	require.EqualValues(t, 2, mk.maxTimestampOffset)
+	mk.maxTimestampOffset = 1
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean, "%+v", info)
+	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
+	require.EqualValues(t, 3, l.LogEndOffset())
+}
