@@ -147,28 +147,10 @@ func TestStaleMarkerAtZeroWithoutRecoveryPointFile(t *testing.T) {
 // timestamp and time index) is theirs and the segment ends at the
 // recovery point: the log is recovered as after a crash.
 func TestStaleMarkerPastTheRecoveryPoint(t *testing.T) {
-	const ts = 1_700_000_000_000
-	e := newEnv(t)
-	cfg := Config{Sync: SyncAlways}
-	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // 0-2
-	}
-	require.NoError(t, l.Close())
-	mk, why, err := readMarker(e.fs, e.dir)
-	require.NoError(t, err)
-	require.Empty(t, why)
-	require.EqualValues(t, 3, mk.end)
-	mk.end = 5 // records 3 and 4, which the files do not hold
-	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
-
-	l = e.open(cfg)
-	defer l.Close()
-	info := l.Recovery()
-	require.False(t, info.Clean, "%+v", info)
-	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
-	require.EqualValues(t, 3, l.LogEndOffset())
-	require.Equal(t, []string{"a", "b", "c"}, values(readAll(t, l, 0)))
+	requireForgedMarkerRecovered(t, Config{Sync: SyncAlways}, func(int) int64 { return 1_700_000_000_000 }, func(mk *cleanMarker) {
+		require.EqualValues(t, 3, mk.end)
+		mk.end = 5 // records 3 and 4, which the files do not hold
+	})
 }
 
 // TestCleanMarkerOfAnEmptyTimeIndex: a clean-shutdown marker that counts
@@ -177,27 +159,11 @@ func TestStaleMarkerPastTheRecoveryPoint(t *testing.T) {
 // count; only -1, an older layout's, is none): recovered as after a
 // crash.
 func TestCleanMarkerOfAnEmptyTimeIndex(t *testing.T) {
-	const ts = 1_700_000_000_000
-	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1}
-	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts+int64(len(v)), v))
-	}
-	require.NoError(t, l.Close())
-	mk, why, err := readMarker(e.fs, e.dir)
-	require.NoError(t, err)
-	require.Empty(t, why)
-	require.Positive(t, mk.timeEntries)
-	mk.timeEntries = 0
-	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
-
-	l = e.open(cfg)
-	defer l.Close()
-	info := l.Recovery()
-	require.False(t, info.Clean, "%+v", info)
-	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
-	require.EqualValues(t, 3, l.LogEndOffset())
+	requireForgedMarkerRecovered(t, cfg, func(int) int64 { return 1_700_000_000_001 }, func(mk *cleanMarker) {
+		require.Positive(t, mk.timeEntries)
+		mk.timeEntries = 0
+	})
 }
 
 // TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart: as
@@ -457,19 +423,29 @@ func TestCloseCheckpointsTheLogStartOfItsFirstSegment(t *testing.T) {
 // in it being theirs, is of another moment than the files: recovered as
 // after a crash.
 func TestCleanMarkerOfAnotherMaxTimestampOffset(t *testing.T) {
-	const ts = 1_700_000_000_000
+	requireForgedMarkerRecovered(t, Config{Sync: SyncAlways}, func(i int) int64 { return 1_700_000_000_000 + int64(i) }, func(mk *cleanMarker) {
+		require.EqualValues(t, 2, mk.maxTimestampOffset) // the max at 2
+		mk.maxTimestampOffset = 1
+	})
+}
+
+// requireForgedMarkerRecovered closes a log of three records (a, b and c,
+// record i stamped ts(i)) cleanly, changes its clean-shutdown marker with
+// forge, and opens it again: the marker is of another moment than the
+// files, and the log is recovered as after a crash (its one segment
+// scanned), whole.
+func requireForgedMarkerRecovered(t *testing.T, cfg Config, ts func(i int) int64, forge func(mk *cleanMarker)) {
+	t.Helper()
 	e := newEnv(t)
-	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
 	for i, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts+int64(i), v)) // the max at 2
+		appendOK(t, l, valueBatch(t, ts(i), v))
 	}
 	require.NoError(t, l.Close())
 	mk, why, err := readMarker(e.fs, e.dir)
 	require.NoError(t, err)
 	require.Empty(t, why)
-	require.EqualValues(t, 2, mk.maxTimestampOffset)
-	mk.maxTimestampOffset = 1
+	forge(&mk)
 	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
 
 	l = e.open(cfg)
@@ -478,4 +454,5 @@ func TestCleanMarkerOfAnotherMaxTimestampOffset(t *testing.T) {
 	require.False(t, info.Clean, "%+v", info)
 	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
 	require.EqualValues(t, 3, l.LogEndOffset())
+	require.Equal(t, []string{"a", "b", "c"}, values(readAll(t, l, 0)))
 }
