@@ -351,24 +351,35 @@ func TestFitsBoundaries(t *testing.T) {
 // batch, which the batch now reaches.
 func TestLastBatchMovedUpByOneWhileOpen(t *testing.T) {
 	for _, seal := range []bool{false, true} {
-		forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-			s := mustCreate(t, fsys, dir, 10, Config{})
-			m := &model{base: 10}
-			appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
-			if seal {
-				require.NoError(t, s.Seal(false))
-			}
-			editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
-				var x [8]byte
-				binary.BigEndian.PutUint64(x[:], 13)
-				_, err := f.WriteAt(x[:], m.batches[1].pos)
-				require.NoError(t, err)
+		t.Run(map[bool]string{false: "active", true: "sealed"}[seal], func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				s := mustCreate(t, fsys, dir, 10, Config{})
+				m := &model{base: 10}
+				appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
+				if seal {
+					require.NoError(t, s.Seal(false))
+				}
+				requireSecondBatchMovedUpCorrupt(t, fsys, dir, s, m)
 			})
-			data, err := s.ReadOffset(nil, 12, 1<<20, math.MaxInt64)
-			var ce *record.CorruptError
-			require.Truef(t, errors.As(err, &ce), "seal=%v: ReadOffset = %d bytes, %v; want a *record.CorruptError", seal, len(data), err)
 		})
 	}
+}
+
+// requireSecondBatchMovedUpCorrupt moves the base offset of s's second
+// batch (offsets 12-14, at m.batches[1]) up by one on disk, so that the
+// batch reaches the offset after the segment's end: a ReadOffset at 12
+// must answer a *record.CorruptError.
+func requireSecondBatchMovedUpCorrupt(t *testing.T, fsys vfs.FS, dir string, s *Segment, m *model) {
+	t.Helper()
+	editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
+		var x [8]byte
+		binary.BigEndian.PutUint64(x[:], 13)
+		_, err := f.WriteAt(x[:], m.batches[1].pos)
+		require.NoError(t, err)
+	})
+	data, err := s.ReadOffset(nil, 12, 1<<20, math.MaxInt64)
+	var ce *record.CorruptError
+	require.Truef(t, errors.As(err, &ce), "ReadOffset = %d bytes, %v; want a *record.CorruptError", len(data), err)
 }
 
 // TestTimeIndexFullFirst: a time index that fills before the offset index
@@ -635,15 +646,7 @@ func TestSealSetsTheLimit(t *testing.T) {
 		s, needs := mustOpen(t, fsys, dir, 10, Config{}, true)
 		require.False(t, needs)
 		require.NoError(t, s.Seal(false))
-		editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
-			var x [8]byte
-			binary.BigEndian.PutUint64(x[:], 13)
-			_, err := f.WriteAt(x[:], m.batches[1].pos)
-			require.NoError(t, err)
-		})
-		data, err := s.ReadOffset(nil, 12, 1<<20, math.MaxInt64)
-		var ce *record.CorruptError
-		require.Truef(t, errors.As(err, &ce), "ReadOffset = %d bytes, %v; want a *record.CorruptError", len(data), err)
+		requireSecondBatchMovedUpCorrupt(t, fsys, dir, s, m)
 	})
 }
 
