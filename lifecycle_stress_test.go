@@ -95,6 +95,12 @@ func TestLifecycleStress(t *testing.T) {
 const (
 	lcTopic    = "life"
 	lcMaxParts = 5
+	// lcMaxRecords bounds the records of a case, whatever its steps
+	// take: a case whose steps ran long (a Maintain of thousands of tiny
+	// segments, under -race) produced ever more, in ever more segments,
+	// each with a descriptor of its own, until they ran out (EMFILE at
+	// 20,000 descriptors, past offset 205,000 of one partition, once).
+	lcMaxRecords = 20000
 	// lcOpTimeout: a call that takes longer is stuck. It is generous: on
 	// btrfs on a busy machine, with fsyncs at 14 ms, one Maintain of a
 	// case's many small segments took over 20 s (seed
@@ -441,7 +447,8 @@ func (e *lcEnv) assignNew() {
 	}
 }
 
-// produce produces records until the epoch ends.
+// produce produces records until the epoch ends, or the case has
+// lcMaxRecords.
 func (e *lcEnv) produce(i int, p *producer.Producer, halt <-chan struct{}) {
 	defer e.pwg.Done()
 	for n := 1; ; n++ {
@@ -454,6 +461,11 @@ func (e *lcEnv) produce(i int, p *producer.Producer, halt <-chan struct{}) {
 			time.Sleep(time.Millisecond) // a bounded rate: the model keeps every record
 		}
 		e.valMu.Lock()
+		if e.nextVal >= lcMaxRecords {
+			e.valMu.Unlock()
+			<-halt
+			return
+		}
 		e.nextVal++
 		v := fmt.Sprintf("v%d", e.nextVal)
 		e.valMu.Unlock()
