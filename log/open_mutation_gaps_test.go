@@ -19,31 +19,8 @@ import (
 // and no file under its name: a truncation below it takes the missing
 // file as removed, and succeeds.
 func TestTruncateAfterASnapshotWhoseRenameFailed(t *testing.T) {
-	var armed atomic.Bool
-	mem := vfs.NewMem()
-	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpRename && armed.Load() && strings.HasSuffix(name, snapshotName(5)+tmpSuffix) {
-			armed.Store(false)
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
-	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
-	cfg := Config{Sync: SyncNever}
-	l := e.open(cfg)
+	e, mem, l := logWithFailedSnapshotAt5(t, vfs.OpRename)
 	defer l.Close()
-	ctx := context.Background()
-	for seq := range int32(3) {
-		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
-	}
-	require.NoError(t, l.Roll()) // a snapshot at 3
-	appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
-	appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 3-4
-	// The fsync writes the snapshot at 5, whose rename fails: logged, not
-	// returned.
-	armed.Store(true)
-	require.NoError(t, l.Flush(ctx))
-	require.False(t, armed.Load(), "the fault was not injected")
 	names, err := mem.List(e.dir)
 	require.NoError(t, err)
 	require.NotContains(t, snapshotOffsets(names), int64(5))

@@ -22,33 +22,10 @@ import (
 // truncation had removed, so that the producer's retry of one was
 // answered as a duplicate at offsets that held other records.
 func TestSnapshotWrittenDespiteAFailureIsRemovedByTruncation(t *testing.T) {
-	var renamed, armed atomic.Bool
-	mem := vfs.NewMem()
-	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		switch {
-		case op == vfs.OpRename && strings.HasSuffix(name, snapshotName(5)+tmpSuffix):
-			renamed.Store(true)
-		case op == vfs.OpSyncDir && armed.Load() && renamed.Load():
-			armed.Store(false)
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
-	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
-	cfg := Config{Sync: SyncNever}
-	l := e.open(cfg)
-	ctx := context.Background()
-	for seq := range int32(3) {
-		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
-	}
-	require.NoError(t, l.Roll()) // a snapshot at 3
-	appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
-	appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 3-4
 	// The fsync moves the recovery point to 3 and writes the snapshot at
 	// 5, whose directory sync fails: logged, not returned.
-	armed.Store(true)
-	require.NoError(t, l.Flush(ctx))
-	require.False(t, armed.Load(), "the fault was not injected")
+	e, mem, l := logWithFailedSnapshotAt5(t, vfs.OpSyncDir)
+	cfg, ctx := Config{Sync: SyncNever}, context.Background()
 	names, err := mem.List(e.dir)
 	require.NoError(t, err)
 	require.Contains(t, snapshotOffsets(names), int64(5), "the snapshot at 5 is in place")
@@ -78,4 +55,40 @@ func TestSnapshotWrittenDespiteAFailureIsRemovedByTruncation(t *testing.T) {
 	res := appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
 	require.False(t, res.Duplicate, "answered as a duplicate at %d, a truncated batch's offsets (recovery %+v)", res.FirstOffset, l.Recovery())
 	require.EqualValues(t, 6, res.FirstOffset)
+}
+
+// logWithFailedSnapshotAt5 opens a log (Config{Sync: SyncNever}), appends producer 1's
+// batches at sequences 0-2, rolls (a snapshot at 3), appends sequences 3
+// and 4, and flushes: the flush writes the snapshot at 5, and the file
+// system fails op there — the rename of its temporary file (OpRename),
+// or the first directory sync after that rename (OpSyncDir). The failure
+// is logged, not returned. It returns the env, the memory FS under the
+// faults (to list what is there) and the open log.
+func logWithFailedSnapshotAt5(t *testing.T, op vfs.Op) (*env, *vfs.MemFS, *Log) {
+	t.Helper()
+	var renamed, armed atomic.Bool
+	mem := vfs.NewMem()
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(o vfs.Op, name string) error {
+		isRename := o == vfs.OpRename && strings.HasSuffix(name, snapshotName(5)+tmpSuffix)
+		if armed.Load() && o == op && (isRename || op != vfs.OpRename && renamed.Load()) {
+			armed.Store(false)
+			return vfs.ErrInjected
+		}
+		if isRename {
+			renamed.Store(true)
+		}
+		return nil
+	}))
+	e := &env{t: t, fs: fsys, dir: "/data/topic-0", clock: newClock()}
+	l := e.open(Config{Sync: SyncNever})
+	for seq := range int32(3) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
+	}
+	require.NoError(t, l.Roll()) // a snapshot at 3
+	appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
+	appendOK(t, l, idemBatch(t, 1, 0, 4, 1)) // 3-4
+	armed.Store(true)
+	require.NoError(t, l.Flush(context.Background()))
+	require.False(t, armed.Load(), "the fault was not injected")
+	return e, mem, l
 }
