@@ -441,7 +441,10 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	c.rotate = (c.rotate + 1) % n
 	for i := range n {
 		a := c.order[(c.rotate+i)%n]
-		if a.stopped || a.paused {
+		// A paused partition is not fetched, but a position of it still
+		// to be looked up is (see Pause): the backoff of a failed look-up
+		// ends a wait as a fetch's does.
+		if a.stopped || a.paused && a.cur.pos.Load() != unresolved {
 			continue
 		}
 		if a.retryAt.After(now) {

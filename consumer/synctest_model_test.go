@@ -1176,7 +1176,7 @@ func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, m
 	for i := range n {
 		p := m.order[(m.rotate+i)%n]
 		a := m.as[p]
-		if a.stopped || a.paused {
+		if a.stopped || a.paused && a.pos >= 0 { // a paused look-up's backoff counts
 			continue
 		}
 		if a.retryAt > now {
