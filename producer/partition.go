@@ -818,9 +818,12 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // batches that Close fails are done after the partition's goroutine
 // dropped its spare (see drain), and a closed producer that the
 // application still references held one batch, grown to the largest
-// the partition sent, per partition written to.
+// the partition sent, per partition written to. Such a batch still
+// stops watching its records' ctxs (unwatch), which would otherwise keep
+// the closed producer referenced for as long as they live.
 func (pp *partition) reuse(b *batch) {
 	if pp.p.closed.Load() {
+		b.unwatch()
 		return
 	}
 	b.reset()
