@@ -1,10 +1,13 @@
 package producer_test
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -79,4 +82,82 @@ func TestReview28CloseStopsWatchingCtxs(t *testing.T) {
 		require.ErrorIs(t, out.err(r), producer.ErrClosed)
 	}
 	require.Zero(t, ctx.registered(), "watches left on the ctx of records Close failed")
+}
+
+// countClient is a broker whose Partitions answers go through a hook.
+type countClient struct {
+	*runnel.Broker
+	mu   sync.Mutex
+	hook func(ctx context.Context, topic string, next func() (int, error)) (int, error)
+}
+
+func (c *countClient) Partitions(ctx context.Context, topic string) (int, error) {
+	c.mu.Lock()
+	hook := c.hook
+	c.mu.Unlock()
+	next := func() (int, error) { return c.Broker.Partitions(ctx, topic) }
+	if hook == nil {
+		return next()
+	}
+	return hook(ctx, topic, next)
+}
+
+func (c *countClient) setHook(h func(ctx context.Context, topic string, next func() (int, error)) (int, error)) {
+	c.mu.Lock()
+	c.hook = h
+	c.mu.Unlock()
+}
+
+// Two look-ups of a topic's partition count under way at once (two
+// records for partitions past the count the producer knows, here) may
+// be answered out of order: the answer of the one asked first, read by
+// the broker before CreatePartitions, comes after that of the one asked
+// next, which saw the new partitions. The older answer must not take the
+// topic back to its old count: the record whose look-up it answered is
+// for a partition the topic has (as the newer answer says), and is
+// delivered, not failed with ErrInvalidPartition; and the partitions
+// stay known, so that a record for one is buffered without another
+// look-up (keyed records, too, stay spread over them all).
+func TestReview28StaleCountAnswerDoesNotShrinkTopic(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	c := &countClient{Broker: b}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
+
+	// The next look-up reads the count (2), and answers only once let go.
+	read, answer := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return next()
+		}
+		n, err := next()
+		close(read)
+		select {
+		case <-answer:
+		case <-ctx.Done():
+		}
+		return n, err
+	})
+	r2 := &record.Record{Partition: 2, Value: []byte("2")}
+	done := make(chan error, 1)
+	go func() { done <- p.ProduceSync(ctx, r2) }()
+	<-read
+	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
+	r3 := &record.Record{Partition: 3, Value: []byte("3")}
+	require.NoError(t, p.ProduceSync(ctx, r3)) // its look-up answers 4 at once
+	close(answer)                              // then the first one's answer, 2
+	require.NoError(t, <-done)
+
+	// The producer still knows partition 3: no further look-up.
+	c.setHook(func(context.Context, string, func() (int, error)) (int, error) {
+		return 0, errors.New("a look-up, though the producer knew the topic's 4 partitions")
+	})
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 3, Value: []byte("3b")}))
+	require.Equal(t, []string{"2"}, values(readRecords(t, b, "t", 2)))
+	require.Equal(t, []string{"3", "3b"}, values(readRecords(t, b, "t", 3)))
 }
