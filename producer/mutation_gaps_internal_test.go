@@ -25,9 +25,9 @@ func TestFollowKeepsPartitionsThatComeBack(t *testing.T) {
 	had := slices.Clone(*ts.parts.Load())
 	require.Len(t, had, 3)
 
-	ts.follow(1)
+	ts.follow(1, ts.looks.Add(1))
 	require.Equal(t, had[:1], *ts.parts.Load())
-	ts.follow(5)
+	ts.follow(5, ts.looks.Add(1))
 	now := *ts.parts.Load()
 	require.Len(t, now, 5)
 	for i, pp := range had {

@@ -29,6 +29,8 @@ type topicState struct {
 	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
 	refreshOnce atomic.Bool                  // a check is running
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
+	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
+	followed    uint64                       // guarded by mu: the number (in looks) of the look-up whose answer parts follows
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -241,27 +243,29 @@ func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
 // refresh is due MetadataMaxAge after now, and the count found is
-// followed; an error changes nothing.
+// followed (see follow, whose count it returns); an error changes
+// nothing.
 func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
+	ticket := t.looks.Add(1)
 	n, err := look()
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
 	}
-	t.follow(n)
-	return n, nil
+	return t.follow(n, ticket), nil
 }
 
 // lookAgain asks the broker for a topic known to be gone: the broker's
 // error if it still is, else nil, the producer following the topic's
 // partition count again.
 func (t *topicState) lookAgain(ctx context.Context, block bool) error {
+	ticket := t.looks.Add(1)
 	n, err := t.p.lookUp(ctx, t.name, block)
 	if err != nil {
 		return err
 	}
-	t.follow(n)
+	t.follow(n, ticket)
 	t.gone.Store(false)
 	t.p.cfg.logger.Info("topic is back", "topic", t.name, "partitions", n)
 	return nil
@@ -272,13 +276,23 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 // later records are spread over those it has, and the batches already
 // made for the others fail once the broker refuses them (see
 // partition.gone). A partition that comes back is the same one, with its
-// sequence numbers.
-func (t *topicState) follow(n int) {
+// sequence numbers. ticket is the look-up's number in looks, taken as it
+// began: look-ups under way at once (a Produce's, a partition's goroutine's)
+// may be answered out of order, and the answer of one begun before the
+// look-up followed last is older than that one's: it is ignored, so that
+// a count read before CreatePartitions does not take the topic back to
+// its old partitions after one read since. follow returns the count
+// followed now.
+func (t *topicState) follow(n int, ticket uint64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
+	if ticket < t.followed {
+		return len(old)
+	}
+	t.followed = ticket
 	if n == len(old) {
-		return
+		return n
 	}
 	if n > len(all) {
 		grown := make([]*partition, n)
@@ -292,6 +306,7 @@ func (t *topicState) follow(n int) {
 	parts := all[:n:n]
 	t.parts.Store(&parts)
 	t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", len(old), "to", n)
+	return n
 }
 
 // buffer partitions a record whose buffer space is reserved and appends
@@ -818,9 +833,12 @@ func (pp *partition) newBatchLocked(created time.Time) *batch {
 // batches that Close fails are done after the partition's goroutine
 // dropped its spare (see drain), and a closed producer that the
 // application still references held one batch, grown to the largest
-// the partition sent, per partition written to.
+// the partition sent, per partition written to. Such a batch still
+// stops watching its records' ctxs (unwatch), which would otherwise keep
+// the closed producer referenced for as long as they live.
 func (pp *partition) reuse(b *batch) {
 	if pp.p.closed.Load() {
+		b.unwatch()
 		return
 	}
 	b.reset()
