@@ -918,7 +918,8 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // is written if the config as set changed (DescribeTopic's Overrides),
 // and only partitions whose last reopen failed are tried again.
 //
-// Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
+// Errors: ErrUnknownTopic; ErrInvalidTopic (a name no topic can have, as
+// Kafka's AlterConfigs answers it); log.ErrInvalidConfig; log.ErrLogFenced (a
 // partition whose log failed, not reopened, when the config changes);
 // ErrClosed; ctx's error; file system errors. One from writing the
 // topic's record leaves the config as it was, also when the fsync of
@@ -949,6 +950,11 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	t, ok := b.topics[name]
 	if !ok {
+		// The name first, as Kafka's controller validates a topic
+		// resource's name before it looks the topic up.
+		if err := ValidateTopicName(name); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	old := t.Config.Config
