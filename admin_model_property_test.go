@@ -797,6 +797,8 @@ func (r *amRun) alter() {
 	}
 	var want error
 	switch {
+	case t == nil && !validName(name):
+		want = runnel.ErrInvalidTopic
 	case t == nil:
 		want = runnel.ErrUnknownTopic
 	case amValidate(cfg, r.cfg.TopicDefaults) != nil:
@@ -855,7 +857,9 @@ func (r *amRun) update() {
 	}
 	var want error
 	var cfg log.Config
-	if t == nil {
+	if t == nil && !validName(name) {
+		want = runnel.ErrInvalidTopic
+	} else if t == nil {
 		want = runnel.ErrUnknownTopic
 	} else {
 		cfg = t.set

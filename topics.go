@@ -265,8 +265,9 @@ func (b *Broker) removeStrays() {
 }
 
 // removeLogDir removes dir, a partition's directory, if it holds nothing
-// but the files a partition's log writes (log.IsLogFile); a missing dir is
-// removed already. A directory named like a partition may be someone
+// but the files a partition's log writes (log.IsLogFile), and no
+// directory (a hidden one passes IsLogFile); a missing dir is removed
+// already. A directory named like a partition may be someone
 // else's — the broker's Dir shared with other files, /tmp/tmux-1000 under
 // a Dir of /tmp — and is then left as it is.
 //
@@ -283,6 +284,16 @@ func (b *Broker) removeLogDir(dir string) error {
 	for _, name := range names {
 		if !log.IsLogFile(name) {
 			return fmt.Errorf("%w: %s holds %q, which no partition's log writes: it is not removed", log.ErrNotLogDir, dir, name)
+		}
+		// A log makes no directory, and the names an OS leaves that
+		// IsLogFile passes (any '.' name) are its files: a hidden
+		// directory (a user's .git) is someone else's, with all it holds.
+		fi, err := b.fs.Stat(filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err == nil && fi.IsDir() {
+			return fmt.Errorf("%w: %s holds the directory %q, which no partition's log makes: it is not removed", log.ErrNotLogDir, dir, name)
 		}
 	}
 	return b.fs.RemoveAll(dir)
@@ -907,7 +918,8 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // is written if the config as set changed (DescribeTopic's Overrides),
 // and only partitions whose last reopen failed are tried again.
 //
-// Errors: ErrUnknownTopic; log.ErrInvalidConfig; log.ErrLogFenced (a
+// Errors: ErrUnknownTopic; ErrInvalidTopic (a name no topic can have, as
+// Kafka's AlterConfigs answers it); log.ErrInvalidConfig; log.ErrLogFenced (a
 // partition whose log failed, not reopened, when the config changes);
 // ErrClosed; ctx's error; file system errors. One from writing the
 // topic's record leaves the config as it was, also when the fsync of
@@ -938,6 +950,11 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	t, ok := b.topics[name]
 	if !ok {
+		// The name first, as Kafka's controller validates a topic
+		// resource's name before it looks the topic up.
+		if err := ValidateTopicName(name); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	old := t.Config.Config
