@@ -1,0 +1,214 @@
+package testkit
+
+// Tests that close gaps found by mutation testing: each fails against a
+// mutant of the package that its other tests let through (the tests that
+// use it pass whether or not it would catch what it is for).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// recorder is a testing.TB that records failures and skips instead of
+// failing or skipping the test; FailNow and SkipNow end the goroutine it
+// runs on (see run).
+type recorder struct {
+	testing.TB
+	failed, skipped bool
+	msgs            []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(f string, a ...any) {
+	r.failed = true
+	r.msgs = append(r.msgs, fmt.Sprintf(f, a...))
+}
+func (r *recorder) FailNow()                  { r.failed = true; runtime.Goexit() }
+func (r *recorder) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.FailNow() }
+func (r *recorder) Skipf(f string, a ...any)  { r.skipped = true; runtime.Goexit() }
+
+// run runs f on a goroutine of its own with a recorder, and returns it.
+func run(t *testing.T, f func(tb testing.TB)) *recorder {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r
+}
+
+// TestNoPanic: a panic becomes a failure naming the case, and an error; a
+// call that returns is left alone, its error returned.
+func TestNoPanic(t *testing.T) {
+	var err error
+	r := run(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { panic("boom") }) })
+	require.True(t, r.failed)
+	require.Contains(t, strings.Join(r.msgs, "\n"), "the case: panicked: boom")
+	require.ErrorContains(t, err, "panic: boom")
+
+	want := errors.New("refused")
+	r = run(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { return want }) })
+	require.False(t, r.failed)
+	require.Same(t, want, err)
+}
+
+// TestPastInt32: math.MaxInt32+n where int has 64 bits; a negative
+// number where it has 32.
+func TestPastInt32(t *testing.T) {
+	if strconv.IntSize == 64 {
+		require.EqualValues(t, int64(math.MaxInt32)+5, PastInt32(5))
+	} else {
+		require.Negative(t, PastInt32(5))
+	}
+}
+
+// TestSkipIfCannotExec: only ENOEXEC, wrapped or not, skips.
+func TestSkipIfCannotExec(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		skip bool
+	}{
+		{nil, false},
+		{errors.New("exit status 1"), false},
+		{syscall.ENOENT, false},
+		{syscall.ENOEXEC, true},
+		{&os.PathError{Op: "fork/exec", Path: "/x.test", Err: syscall.ENOEXEC}, true},
+	} {
+		r := run(t, func(tb testing.TB) { SkipIfCannotExec(tb, c.err) })
+		require.Equal(t, c.skip, r.skipped, "%v", c.err)
+		require.False(t, r.failed)
+	}
+}
+
+// TestSeeds: seeds from 1, as many as asked (the short number under
+// -short); $ENV=N runs N; $ENV_BASE=S starts from S.
+func TestSeeds(t *testing.T) {
+	seeds := func(n, short int) []uint64 {
+		var got []uint64
+		Seeds(t, "RUNNEL_TESTKIT_SEEDS", n, short, func(t *testing.T, seed uint64) { got = append(got, seed) })
+		return got
+	}
+	t.Setenv("RUNNEL_TESTKIT_SEEDS", "")
+	t.Setenv("RUNNEL_TESTKIT_SEEDS_BASE", "")
+	if testing.Short() {
+		require.Equal(t, []uint64{1, 2}, seeds(4, 2))
+	} else {
+		require.Equal(t, []uint64{1, 2, 3, 4}, seeds(4, 2))
+	}
+	t.Setenv("RUNNEL_TESTKIT_SEEDS_BASE", "40")
+	require.Equal(t, []uint64{40}, seeds(1, 1))
+	t.Setenv("RUNNEL_TESTKIT_SEEDS", "3")
+	require.Equal(t, []uint64{40, 41, 42}, seeds(1, 1))
+	t.Setenv("RUNNEL_TESTKIT_SEEDS_BASE", "")
+	got := seeds(1, 1)
+	require.Len(t, got, 3)
+	require.Equal(t, []uint64{got[0], got[0] + 1, got[0] + 2}, got)
+	require.NotEqual(t, uint64(1), got[0], "the first seed is picked from the clock")
+}
+
+// TestSeedsChild is TestSeedsStops' child: it runs only in a copy of the
+// test binary that TestSeedsStops starts, with
+// RUNNEL_TESTKIT_CHILD naming what to run.
+func TestSeedsChild(t *testing.T) {
+	switch os.Getenv("RUNNEL_TESTKIT_CHILD") {
+	case "fail":
+		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) { t.Fatal("fails") })
+	case "env":
+		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) {})
+	default:
+		t.Skip("TestSeedsStops' child")
+	}
+}
+
+// TestSeedsStops: Seeds stops after three seeds failed, and fails a test
+// whose $ENV is no positive number, or whose $ENV_BASE is no number.
+func TestSeedsStops(t *testing.T) {
+	child := func(mode string, env ...string) string {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSeedsChild$", "-test.v")
+		cmd.Env = append(os.Environ(), append([]string{"RUNNEL_TESTKIT_CHILD=" + mode, "RUNNEL_TESTKIT_SEEDS=", "RUNNEL_TESTKIT_SEEDS_BASE="}, env...)...)
+		out, err := cmd.CombinedOutput()
+		SkipIfCannotExec(t, err)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s", out)
+		return string(out)
+	}
+	out := child("fail")
+	require.Equal(t, 3, strings.Count(out, "--- FAIL: TestSeedsChild/seed="), out)
+	for _, env := range []string{"RUNNEL_TESTKIT_SEEDS=0", "RUNNEL_TESTKIT_SEEDS=-2", "RUNNEL_TESTKIT_SEEDS=many", "RUNNEL_TESTKIT_SEEDS_BASE=x"} {
+		out := child("env", env)
+		require.Contains(t, out, "--- FAIL: TestSeedsChild ", env)
+		require.NotContains(t, out, "TestSeedsChild/seed=", env)
+	}
+}
+
+// endsAtSecondWait is a context that ends for the second wait on it (its
+// second Done), so that a wait for a call whose Close came is the one
+// that ends.
+type endsAtSecondWait struct {
+	context.Context
+	waits int
+}
+
+func (c *endsAtSecondWait) Done() <-chan struct{} {
+	if c.waits++; c.waits < 2 {
+		return nil // never ends
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+// TestCloseFromCall: Close's nil and the call's nil or errClosed pass;
+// any other error of either, or either not coming before ctx ends, fails.
+func TestCloseFromCall(t *testing.T) {
+	errClosed := errors.New("closed")
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	ch := func(err error) <-chan error {
+		c := make(chan error, 1)
+		c <- err
+		return c
+	}
+	never := make(chan error)
+	for _, c := range []struct {
+		name         string
+		closed, call <-chan error
+		fails        string
+	}{
+		{"both nil", ch(nil), ch(nil), ""},
+		{"call closed", ch(nil), ch(fmt.Errorf("produce: %w", errClosed)), ""},
+		{"Close fails", ch(errors.New("x")), ch(nil), "Close returned x"},
+		{"call fails", ch(nil), ch(errors.New("y")), "the call ended with y"},
+		{"Close hangs", never, ch(nil), "does not return"},
+		{"call hangs", ch(nil), never, "does not return"},
+	} {
+		ctx := context.Background()
+		switch c.name {
+		case "Close hangs":
+			ctx = canceled
+		case "call hangs":
+			ctx = &endsAtSecondWait{Context: ctx}
+		}
+		r := run(t, func(tb testing.TB) { CloseFromCall(tb, ctx, c.closed, c.call, errClosed, c.name) })
+		if c.fails == "" {
+			require.False(t, r.failed, "%s: %v", c.name, r.msgs)
+		} else {
+			require.True(t, r.failed, c.name)
+			require.Contains(t, strings.Join(r.msgs, "\n"), c.name, c.name)
+			require.Contains(t, strings.Join(r.msgs, "\n"), c.fails, c.name)
+		}
+	}
+}
