@@ -546,12 +546,16 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 	it.SkipHeaders()
 	var r record.Record
 	all, tombstones, dropped := 0, 0, 0
+	unmapped := false // a tombstone kept past where the key map filled
 	for it.Next(&r) {
 		all++
-		if !keep(&r) {
+		switch {
+		case !keep(&r):
 			dropped++
-		} else if r.Value == nil && r.Offset < mapEnd {
+		case r.Value == nil && r.Offset < mapEnd:
 			tombstones++
+		case r.Value == nil:
+			unmapped = true
 		}
 	}
 	*scratch = it.Buffer()
@@ -565,7 +569,11 @@ func (l *Log) cleanBatch(b record.Batch, latest *keyMap, mapEnd, start, now int6
 		// header per pass, for ever.
 		return nil, 0, nil
 	}
-	needHorizon := tombstones > 0 && !b.HasDeleteHorizon()
+	// No horizon on a batch that also holds a tombstone this pass did
+	// not map: the batch's horizon is every tombstone's in it, and that
+	// one's delete.retention.ms starts at the pass that maps it (the next:
+	// this batch's tombstones get their horizon then).
+	needHorizon := tombstones > 0 && !unmapped && !b.HasDeleteHorizon()
 	if dropped == 0 && !needHorizon {
 		return b, 0, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/runnel/runnel/record"
@@ -128,11 +129,23 @@ func (l *Log) setStartLocked(offset int64) error {
 
 // needsSnapshotLocked reports whether the log start may move to offset
 // only once a producer-state snapshot as of the log end is written (see
-// setStartLocked): the producers have state, and no snapshot is listed at
-// or past offset.
+// setStartLocked): the producers have state, and no snapshot file is at
+// or past offset. Listed is not enough: a write that failed at its
+// rename, which syncOnce logs and goes on from, leaves its offset listed
+// and no file (see snapshotProducersLocked).
 func (l *Log) needsSnapshotLocked(offset int64) bool {
-	n := len(l.snapshots)
-	return len(l.producers) > 0 && (n == 0 || l.snapshots[n-1] < offset)
+	if len(l.producers) == 0 {
+		return false
+	}
+	for _, off := range slices.Backward(l.snapshots) {
+		if off < offset {
+			break
+		}
+		if _, err := l.fs.Stat(filepath.Join(l.dir, snapshotName(off))); err == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // deleteSegmentsLocked deletes the first n segments (never the active one)

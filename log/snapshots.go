@@ -75,9 +75,10 @@ func snapshotOffsets(names []string) []int64 {
 // below that offset. A listed offset without a file is harmless to the
 // removals, which take a missing file as removed, but not to
 // setStartLocked, which moves the log start past the producers' batches
-// only with a snapshot listed at or past it: a write that failed before
-// its rename (a *notWrittenError: the disk full) placed nothing, and
-// unlists the offset it listed.
+// only with a snapshot at or past it, and so looks for its file (see
+// needsSnapshotLocked): a rename that failed placed nothing. A write
+// that failed before its rename (a *notWrittenError: the disk full)
+// placed nothing either, and unlists the offset it listed.
 func (l *Log) snapshotProducersLocked() error {
 	off := l.next.Load()
 	i, found := slices.BinarySearch(l.snapshots, off)

@@ -412,7 +412,7 @@ var docRuleNames = map[docRules]string{
 	docBelowStart: "compaction drops the records below the log start (Kafka's cleaner keeps the latest of each key)",
 	docIndexFit:   "compaction merges segments only if the indexes the size of the merged one may need fit segment.index.bytes (Kafka: the sum of their entries)",
 	docLagNoTS:    "min.compaction.lag.ms takes a segment with no timestamp above -1 as past it (Kafka ages it by its file's modification time)",
-	docMapFull:    "a full key map still takes the keys it holds, the pass cleans up to the first record whose key did not fit, also inside a batch, sets no delete horizon past it and drops the records without a key there too (Kafka's ends at the last batch it mapped whole, keeps every record past it, and starts the delete horizon of the tombstones it keeps there)",
+	docMapFull:    "a full key map still takes the keys it holds, the pass cleans up to the first record whose key did not fit, also inside a batch, sets no delete horizon past it (nor on a batch holding a tombstone past it) and drops the records without a key there too (Kafka's ends at the last batch it mapped whole, keeps every record past it, and starts the delete horizon of the tombstones it keeps there)",
 	docOverdue:    "max.compaction.lag.ms calls for a pass only for a dirty segment the pass may clean (Kafka: any dirty segment but the active one, past min.compaction.lag.ms or the high watermark too)",
 	docRatio:      "the dirty ratio counts a segment the log start lies in, past the cleaner's checkpoint, as dirty (Kafka counts it as clean and as dirty)",
 }
@@ -789,7 +789,9 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64,
 				retainEmpty = true
 			}
 			var keep []int
-			tombstones := false
+			// unmapped: a tombstone kept past where runnel's full map
+			// ended, which keeps the batch from a horizon (docMapFull).
+			tombstones, unmapped := false, false
 			for i, r := range b.recs {
 				ok := false
 				switch {
@@ -808,9 +810,10 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64,
 				if ok {
 					keep = append(keep, i)
 					tombstones = tombstones || r.Value == "null" && (doc&docMapFull == 0 || r.Offset < mapped)
+					unmapped = unmapped || r.Value == "null" && doc&docMapFull != 0 && r.Offset >= mapped
 				}
 			}
-			needHorizon := tombstones && (b.meta == nil || b.meta.horizon == 0)
+			needHorizon := tombstones && !unmapped && (b.meta == nil || b.meta.horizon == 0)
 			var nb mbatch
 			switch {
 			case len(keep) == len(b.recs) && len(keep) > 0 && !needHorizon:
