@@ -486,16 +486,19 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // torn tail is looked for only past it.
 //
 // The checkpoint is written whatever failed before it: a compaction that
-// fails at every pass must not keep the recovery point where it was. A
-// ctx already ended when Maintain is called skips the work (retention,
+// fails at every pass must not keep the recovery point where it was. So
+// is the flush flush.ms makes due, unless the log is fenced or closed or
+// ctx ended: such a compaction must not keep an idle log's appends
+// unsynced either (Kafka's flush scheduler runs apart from its cleaner).
+// A ctx already ended when Maintain is called skips the work (retention,
 // expiration, compaction, flushes), as the broker's Maintain does, and
 // only checkpoints.
 //
-// Errors: the errors.Join of the first failure of the work (the errors
-// of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced, ctx's
-// error, also when it ended before the call, record.ErrCorrupt, file
-// system errors) and the file system error
-// of the checkpoint's write, which does not fence the log.
+// Errors: the errors.Join of the first failure of the cleanup (the
+// errors of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced,
+// ctx's error, also when it ended before the call, record.ErrCorrupt,
+// file system errors), that of the flush.ms flush, and the file system
+// error of the checkpoint's write, which does not fence the log.
 func (l *Log) Maintain(ctx context.Context) error {
 	var err error
 	if err = ctx.Err(); err == nil {
@@ -504,8 +507,32 @@ func (l *Log) Maintain(ctx context.Context) error {
 	return errors.Join(err, l.checkpointRecovery())
 }
 
-// maintain is Maintain's work before the checkpoint.
+// maintain is Maintain's work before the checkpoint: cleanup, then the
+// flush flush.ms makes due, which runs also when the cleanup failed (a
+// compaction with no room for its cleaned segment, at every pass), as
+// Kafka's flush scheduler flushes a log whatever its cleaner does.
 func (l *Log) maintain(ctx context.Context) error {
+	err := l.cleanUp(ctx)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, ErrLogFenced) || errors.Is(err, ErrClosed)) {
+		return err // a flush would fail as well
+	}
+	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
+		l.mu.Lock()
+		due := l.flushIntervalPassedLocked()
+		if due {
+			l.unflushed, l.lastFlush = 0, l.clock.Now()
+		}
+		l.mu.Unlock()
+		if due {
+			err = errors.Join(err, l.Flush(ctx))
+		}
+	}
+	return err
+}
+
+// cleanUp is maintain's cleanup: retention, producer id expiry, the
+// rolled segments' sync under SyncNever, and compaction.
+func (l *Log) cleanUp(ctx context.Context) error {
 	if _, err := l.ApplyRetention(); err != nil {
 		return err
 	}
@@ -541,17 +568,6 @@ func (l *Log) maintain(ctx context.Context) error {
 	if l.cfg.CleanupPolicy&Compact != 0 && (l.dirtyEnough() || l.compactionOverdue()) {
 		if _, err := l.Compact(ctx); err != nil {
 			return err
-		}
-	}
-	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
-		l.mu.Lock()
-		due := l.flushIntervalPassedLocked()
-		if due {
-			l.unflushed, l.lastFlush = 0, l.clock.Now()
-		}
-		l.mu.Unlock()
-		if due {
-			return l.Flush(ctx)
 		}
 	}
 	return nil
