@@ -141,13 +141,34 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if l.cfg.TimestampType == LogAppendTime {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
-	// Every batch passed, and the producer's sequence: data changes only
-	// now.
+	// Every batch passed, and the producer's sequence. The batches'
+	// offsets and largest timestamp as they will be stamped, for the
+	// roll: data changes only once a roll that is due has succeeded (one
+	// that fails, ErrRollFailed, refuses the append).
 	maxTs := int64(record.NoTimestamp)
-	for p := 0; p < len(data); {
+	for p, st := 0, stamps; p < len(data); {
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
-		b.SetBaseOffset(next)
+		ts := b.MaxTimestamp()
+		if res.LogAppendTime >= 0 {
+			ts = res.LogAppendTime
+		} else if len(st) > 0 && st[0].pos == p {
+			ts, st = st[0].maxTs, st[1:]
+		}
+		maxTs = max(maxTs, ts)
+		next += int64(b.LastOffsetDelta()) + 1 // validate: the record count
+		p += len(b)
+	}
+	res.LastOffset = next - 1
+	active, err := l.rollIfDueLocked(len(data), res.FirstOffset, res.LastOffset, maxTs)
+	if err != nil {
+		l.mu.Unlock()
+		return res, Durability{}, err
+	}
+	for p, off := 0, res.FirstOffset; p < len(data); {
+		b := record.Batch(data[p:])
+		b = b[:record.BatchSize(b)]
+		b.SetBaseOffset(off)
 		b.SetLeaderEpoch(opts.LeaderEpoch)
 		if res.LogAppendTime >= 0 {
 			b.SetLogAppendTime(res.LogAppendTime)
@@ -155,12 +176,10 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			b.SetCreateTime(stamps[0].maxTs)
 			stamps = stamps[1:]
 		}
-		maxTs = max(maxTs, b.MaxTimestamp())
-		next = b.NextOffset()
+		off = b.NextOffset()
 		p += len(b)
 	}
-	res.LastOffset = next - 1
-	if err := l.appendLocked(data, res.FirstOffset, next, maxTs, opts.LeaderEpoch); err != nil {
+	if err := l.appendLocked(active, data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
@@ -643,22 +662,28 @@ func hasKey(b record.Batch, pos int64) (keyed bool, err error) {
 	return keyed, err
 }
 
-// appendLocked rolls if needed and writes data, whose offsets are
-// [first, next) and largest timestamp maxTs. A write failure fences the
-// log.
-func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) error {
+// rollIfDueLocked rolls the active segment if an append of n bytes,
+// whose offsets are [first, last] and largest timestamp maxTs, calls for
+// it, and returns the segment the append goes to. It writes nothing of
+// the append: on an error (ErrRollFailed, or the log fenced) the append
+// is refused.
+func (l *Log) rollIfDueLocked(n int, first, last, maxTs int64) (*segment.Segment, error) {
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
-	if l.shouldRoll(active, len(data), next-1, maxTs) {
-		var err error
-		if active, err = l.rollLocked(first); err != nil {
-			return err
-		}
-	} else if l.rollRemoved {
+	if l.shouldRoll(active, n, last, maxTs) {
+		return l.rollLocked(first)
+	}
+	if l.rollRemoved {
 		if err := l.syncRollRemovalLocked(); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return active, nil
+}
+
+// appendLocked writes data, whose offsets are [first, next), to active,
+// the segment rollIfDueLocked returned. A write failure fences the log.
+func (l *Log) appendLocked(active *segment.Segment, data []byte, first, next int64, epoch int32) error {
 	if err := active.Append(data); err != nil {
 		return l.fence(err)
 	}
