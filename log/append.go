@@ -1054,7 +1054,15 @@ func (l *Log) flushIntervalPassedLocked() bool {
 // fences the log); ctx's error.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
-		return err
+		select {
+		case <-l.closeDone:
+			return err // closed before the Flush
+		default:
+		}
+		if !l.closed.Load() {
+			return err // fenced
+		}
+		// Close is under way: syncTo waits for it.
 	}
 	for {
 		// The truncations done before target is read (not those begun: a
@@ -1072,6 +1080,10 @@ func (l *Log) Flush(ctx context.Context) error {
 		// what the log holds now is what there is to flush.
 	}
 }
+
+// testHookWaitsForClose, when set (by tests), runs in syncTo when it
+// waits for a Close under way.
+var testHookWaitsForClose func(*Log)
 
 // syncTo returns once every offset below target is fsynced. One caller at a
 // time runs the fsync; the others wait for it and, if it did not cover
@@ -1093,6 +1105,9 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			}
 			// Close is under way, and fsyncs everything before it
 			// returns unless the log is fenced: wait for it.
+			if testHookWaitsForClose != nil {
+				testHookWaitsForClose(l)
+			}
 			select {
 			case <-l.closeDone:
 			case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -52,4 +53,41 @@ func TestReview28RollFailedLeavesDataAsItWas(t *testing.T) {
 			require.Equal(t, int64(1), res.FirstOffset)
 		})
 	}
+}
+
+// A Flush while the log closes waits for Close, which fsyncs everything,
+// as Flush's doc says (and as Durability.Wait does): it succeeds. The old
+// code answered ErrClosed at once once Close had begun (its closed flag
+// set), before Close had synced anything. Close's fsync is held until the
+// Flush waits for it (testHookWaitsForClose).
+func TestReview28FlushWhileClosingWaitsForClose(t *testing.T) {
+	var hold atomic.Bool
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && hold.CompareAndSwap(true, false) {
+			close(inSync)
+			<-release
+		}
+		return nil
+	}))
+	l, err := Open("/p", Config{Sync: SyncNever}, Options{FS: fsys, Clock: newClock()})
+	require.NoError(t, err)
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	testHookWaitsForClose = func(hl *Log) {
+		if hl == l {
+			releaseOnce()
+		}
+	}
+	defer func() { testHookWaitsForClose = nil }()
+	hold.Store(true)
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	<-inSync // Close is syncing the active segment
+	err = l.Flush(context.Background())
+	releaseOnce() // the old code's Flush returned without waiting
+	require.NoError(t, <-closed)
+	require.NoError(t, err, "a Flush while the log closes")
+	require.ErrorIs(t, l.Flush(context.Background()), ErrClosed, "a Flush after Close")
 }
