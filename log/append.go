@@ -187,6 +187,9 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
+	if flush {
+		l.flushDueTo = next
+	}
 	var d Durability
 	if l.cfg.Sync == SyncAlways || flush {
 		d = Durability{l: l, target: next, truncations: l.truncations.Load(), era: l.era}
@@ -195,10 +198,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	return res, d, nil
 }
 
-// durabilityLocked is what an append that ended before end waits for:
-// nothing unless the log fsyncs before acknowledging.
+// durabilityLocked is what the duplicate of an append that ended before
+// end waits for: what its first attempt waited for — the fsync under
+// SyncAlways, and under SyncPeriodic the flush that an append made due at
+// or past end (flushDueTo) — else nothing.
 func (l *Log) durabilityLocked(end int64) Durability {
-	if l.cfg.Sync != SyncAlways {
+	if l.cfg.Sync != SyncAlways && (l.cfg.Sync != SyncPeriodic || end > l.flushDueTo) {
 		return Durability{}
 	}
 	return Durability{l: l, target: end, truncations: l.truncations.Load(), era: l.era}
