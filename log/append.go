@@ -141,13 +141,34 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if l.cfg.TimestampType == LogAppendTime {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
-	// Every batch passed, and the producer's sequence: data changes only
-	// now.
+	// Every batch passed, and the producer's sequence. The batches'
+	// offsets and largest timestamp as they will be stamped, for the
+	// roll: data changes only once a roll that is due has succeeded (one
+	// that fails, ErrRollFailed, refuses the append).
 	maxTs := int64(record.NoTimestamp)
-	for p := 0; p < len(data); {
+	for p, st := 0, stamps; p < len(data); {
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
-		b.SetBaseOffset(next)
+		ts := b.MaxTimestamp()
+		if res.LogAppendTime >= 0 {
+			ts = res.LogAppendTime
+		} else if len(st) > 0 && st[0].pos == p {
+			ts, st = st[0].maxTs, st[1:]
+		}
+		maxTs = max(maxTs, ts)
+		next += int64(b.LastOffsetDelta()) + 1 // validate: the record count
+		p += len(b)
+	}
+	res.LastOffset = next - 1
+	active, err := l.rollIfDueLocked(len(data), res.FirstOffset, res.LastOffset, maxTs)
+	if err != nil {
+		l.mu.Unlock()
+		return res, Durability{}, err
+	}
+	for p, off := 0, res.FirstOffset; p < len(data); {
+		b := record.Batch(data[p:])
+		b = b[:record.BatchSize(b)]
+		b.SetBaseOffset(off)
 		b.SetLeaderEpoch(opts.LeaderEpoch)
 		if res.LogAppendTime >= 0 {
 			b.SetLogAppendTime(res.LogAppendTime)
@@ -155,12 +176,10 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			b.SetCreateTime(stamps[0].maxTs)
 			stamps = stamps[1:]
 		}
-		maxTs = max(maxTs, b.MaxTimestamp())
-		next = b.NextOffset()
+		off = b.NextOffset()
 		p += len(b)
 	}
-	res.LastOffset = next - 1
-	if err := l.appendLocked(data, res.FirstOffset, next, maxTs, opts.LeaderEpoch); err != nil {
+	if err := l.appendLocked(active, data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
 		l.mu.Unlock()
 		return res, Durability{}, err
 	}
@@ -168,6 +187,9 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
 	flush := l.flushDueLocked(int64(records))
+	if flush {
+		l.flushDueTo = next
+	}
 	var d Durability
 	if l.cfg.Sync == SyncAlways || flush {
 		d = Durability{l: l, target: next, truncations: l.truncations.Load(), era: l.era}
@@ -176,10 +198,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	return res, d, nil
 }
 
-// durabilityLocked is what an append that ended before end waits for:
-// nothing unless the log fsyncs before acknowledging.
+// durabilityLocked is what the duplicate of an append that ended before
+// end waits for: what its first attempt waited for — the fsync under
+// SyncAlways, and under SyncPeriodic the flush that an append made due at
+// or past end (flushDueTo) — else nothing.
 func (l *Log) durabilityLocked(end int64) Durability {
-	if l.cfg.Sync != SyncAlways {
+	if l.cfg.Sync != SyncAlways && (l.cfg.Sync != SyncPeriodic || end > l.flushDueTo) {
 		return Durability{}
 	}
 	return Durability{l: l, target: end, truncations: l.truncations.Load(), era: l.era}
@@ -643,22 +667,28 @@ func hasKey(b record.Batch, pos int64) (keyed bool, err error) {
 	return keyed, err
 }
 
-// appendLocked rolls if needed and writes data, whose offsets are
-// [first, next) and largest timestamp maxTs. A write failure fences the
-// log.
-func (l *Log) appendLocked(data []byte, first, next, maxTs int64, epoch int32) error {
+// rollIfDueLocked rolls the active segment if an append of n bytes,
+// whose offsets are [first, last] and largest timestamp maxTs, calls for
+// it, and returns the segment the append goes to. It writes nothing of
+// the append: on an error (ErrRollFailed, or the log fenced) the append
+// is refused.
+func (l *Log) rollIfDueLocked(n int, first, last, maxTs int64) (*segment.Segment, error) {
 	segs := *l.segs.Load()
 	active := segs[len(segs)-1]
-	if l.shouldRoll(active, len(data), next-1, maxTs) {
-		var err error
-		if active, err = l.rollLocked(first); err != nil {
-			return err
-		}
-	} else if l.rollRemoved {
+	if l.shouldRoll(active, n, last, maxTs) {
+		return l.rollLocked(first)
+	}
+	if l.rollRemoved {
 		if err := l.syncRollRemovalLocked(); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return active, nil
+}
+
+// appendLocked writes data, whose offsets are [first, next), to active,
+// the segment rollIfDueLocked returned. A write failure fences the log.
+func (l *Log) appendLocked(active *segment.Segment, data []byte, first, next int64, epoch int32) error {
 	if err := active.Append(data); err != nil {
 		return l.fence(err)
 	}
@@ -1029,7 +1059,15 @@ func (l *Log) flushIntervalPassedLocked() bool {
 // fences the log); ctx's error.
 func (l *Log) Flush(ctx context.Context) error {
 	if err := l.check(); err != nil {
-		return err
+		select {
+		case <-l.closeDone:
+			return err // closed before the Flush
+		default:
+		}
+		if !l.closed.Load() {
+			return err // fenced
+		}
+		// Close is under way: syncTo waits for it.
 	}
 	for {
 		// The truncations done before target is read (not those begun: a
@@ -1047,6 +1085,10 @@ func (l *Log) Flush(ctx context.Context) error {
 		// what the log holds now is what there is to flush.
 	}
 }
+
+// testHookWaitsForClose, when set (by tests), runs in syncTo when it
+// waits for a Close under way.
+var testHookWaitsForClose func(*Log)
 
 // syncTo returns once every offset below target is fsynced. One caller at a
 // time runs the fsync; the others wait for it and, if it did not cover
@@ -1068,6 +1110,9 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			}
 			// Close is under way, and fsyncs everything before it
 			// returns unless the log is fenced: wait for it.
+			if testHookWaitsForClose != nil {
+				testHookWaitsForClose(l)
+			}
 			select {
 			case <-l.closeDone:
 			case <-ctx.Done():

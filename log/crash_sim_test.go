@@ -324,6 +324,10 @@ type crashSim struct {
 	pending   []simPending
 	epoch     int32 // leader epoch
 	unflushed int64 // SyncPeriodic: records appended since the last flush due
+	// flushDueTo is, under SyncPeriodic, the log end after the last
+	// append that made a flush due: a duplicate of a batch below it waits
+	// for the flush, as that append did.
+	flushDueTo int64
 	// compactions counts the compaction passes begun (Compact, Maintain);
 	// lastCompactAt is the clock (ms) when the last began.
 	compactions   int
@@ -638,6 +642,7 @@ func (s *crashSim) waits(n int) bool {
 		s.unflushed += int64(n)
 		if s.unflushed >= s.cfg.FlushMessages {
 			s.unflushed = 0
+			s.flushDueTo = s.end()
 			return true
 		}
 	}
@@ -775,8 +780,9 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 }
 
 // retry sends again a batch the log's producer state remembers: a
-// duplicate, answered with its offsets, and under SyncAlways waited for
-// as the first attempt was.
+// duplicate, answered with its offsets, and waited for as the first
+// attempt was: under SyncAlways, and under SyncPeriodic when an append at
+// or past it made a flush due.
 func (s *crashSim) retry() error {
 	p := s.producers[s.rng.IntN(len(s.producers))]
 	if len(p.window) == 0 {
@@ -795,7 +801,7 @@ func (s *crashSim) retryDuplicate(p *simProducer, b *simBatch) error {
 	}
 	s.checkResult(what, res, b.first, int(b.last-b.first+1), true)
 	s.check(res.LogAppendTime == b.appendTime, "%s: log append time %d, the first answer's %d", what, res.LogAppendTime, b.appendTime)
-	return s.settle(what, d, b.last+1, s.cfg.Sync == SyncAlways)
+	return s.settle(what, d, b.last+1, s.cfg.Sync == SyncAlways || s.cfg.Sync == SyncPeriodic && b.last+1 <= s.flushDueTo)
 }
 
 // refused sends a batch the log must refuse: one of an epoch older than
@@ -1080,7 +1086,7 @@ func (s *crashSim) reopen() error {
 		return s.powerCut("open after a clean close", err, s.noUnc())
 	}
 	s.l = l
-	s.unflushed = 0
+	s.unflushed, s.flushDueTo = 0, 0
 	// A write that failed (a transient fault) may have left its .tmp file,
 	// which Open removes, and then scans the log as after a crash.
 	s.check(l.Recovery().Clean || s.faulted.Load(), "reopened after a clean close, recovery %+v", l.Recovery())
@@ -1215,7 +1221,7 @@ func (s *crashSim) crash() {
 // simUncertain.keepTo), makes the model what the log kept, and retries
 // what each producer did not see acknowledged.
 func (s *crashSim) afterOpen(what string, keepTo int64) {
-	s.unflushed = 0
+	s.unflushed, s.flushDueTo = 0, 0
 	s.checkCrashed(what, keepTo)
 	s.checkRecoveryInfo(s.l.Recovery())
 	s.checkProducerState(what)

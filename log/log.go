@@ -138,9 +138,12 @@ type Log struct {
 	// hold it shared, deleting segments holds it exclusively.
 	lifeMu sync.RWMutex
 
-	// SyncPeriodic bookkeeping (mu).
-	unflushed int64
-	lastFlush time.Time
+	// SyncPeriodic bookkeeping (mu). flushDueTo is the end of the last
+	// append that made a flush due: a duplicate of a batch below it waits
+	// for the flush, as that append did (see durabilityLocked).
+	unflushed  int64
+	lastFlush  time.Time
+	flushDueTo int64
 
 	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)

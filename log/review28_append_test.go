@@ -1,0 +1,125 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// An append whose roll cannot create the new segment's files fails with
+// ErrRollFailed having written nothing, and, as Append's doc promises of
+// every refusal but a failed write, leaves the caller's bytes as they
+// were: a producer that retries the same bytes (ErrRollFailed is
+// retriable, KAFKA_STORAGE_ERROR) has them appended. The old code
+// assigned the offsets (and the LogAppendTime, with the CRC) before the
+// roll, so the retry was refused as a batch whose base offset is not 0
+// (ErrInvalidRecord, not retriable).
+func TestReview28RollFailedLeavesDataAsItWas(t *testing.T) {
+	for _, ts := range []TimestampType{CreateTime, LogAppendTime} {
+		t.Run(ts.String(), func(t *testing.T) {
+			var armed atomic.Bool
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if armed.Load() && op == vfs.OpCreate && filepath.Ext(name) == ".log" {
+					return syscall.EMFILE
+				}
+				return nil
+			}))
+			cfg := Config{SegmentBytes: 200, TimestampType: ts}
+			l, err := Open("/p", cfg, Options{FS: fsys, Clock: newClock()})
+			require.NoError(t, err)
+			defer l.Close()
+			appendOK(t, l, valueBatch(t, 1, string(make([]byte, 150))))
+			// A max timestamp the log corrects on a CreateTime topic (the
+			// records' largest is 2), so that every kind of rewrite is
+			// tried.
+			data := valueBatch(t, 2, "two")
+			record.Batch(data).SetCreateTime(-1)
+			orig := bytes.Clone(data)
+			armed.Store(true)
+			_, err = l.Append(context.Background(), data, AppendOptions{LeaderEpoch: 3})
+			require.ErrorIs(t, err, ErrRollFailed)
+			require.Equal(t, orig, data, "the refused append changed the caller's bytes")
+			armed.Store(false)
+			res, err := l.Append(context.Background(), data, AppendOptions{LeaderEpoch: 3})
+			require.NoError(t, err, "the retry of the same bytes")
+			require.Equal(t, int64(1), res.FirstOffset)
+		})
+	}
+}
+
+// A Flush while the log closes waits for Close, which fsyncs everything,
+// as Flush's doc says (and as Durability.Wait does): it succeeds. The old
+// code answered ErrClosed at once once Close had begun (its closed flag
+// set), before Close had synced anything. Close's fsync is held until the
+// Flush waits for it (testHookWaitsForClose).
+func TestReview28FlushWhileClosingWaitsForClose(t *testing.T) {
+	var hold atomic.Bool
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && hold.CompareAndSwap(true, false) {
+			close(inSync)
+			<-release
+		}
+		return nil
+	}))
+	l, err := Open("/p", Config{Sync: SyncNever}, Options{FS: fsys, Clock: newClock()})
+	require.NoError(t, err)
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	testHookWaitsForClose = func(hl *Log) {
+		if hl == l {
+			releaseOnce()
+		}
+	}
+	defer func() { testHookWaitsForClose = nil }()
+	hold.Store(true)
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	<-inSync // Close is syncing the active segment
+	err = l.Flush(context.Background())
+	releaseOnce() // the old code's Flush returned without waiting
+	require.NoError(t, <-closed)
+	require.NoError(t, err, "a Flush while the log closes")
+	require.ErrorIs(t, l.Flush(context.Background()), ErrClosed, "a Flush after Close")
+}
+
+// Under SyncPeriodic, an append that makes a flush due (flush.messages
+// reached) is acknowledged once that flush is done, and so is a retry of
+// it that the log answers as a duplicate: the retry waits for the flush
+// as its first attempt would have, as under SyncAlways. The old code
+// answered the duplicate at once, with nothing to wait for, while the
+// first attempt's flush had not run (its wait given up, as a delivery
+// timeout or a lost answer leaves it): acknowledged, the record was lost
+// to a power cut.
+func TestReview28DuplicateWaitsForTheFlushItsFirstAttemptMadeDue(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{Sync: SyncPeriodic, FlushMessages: 1}
+	l, err := Open("/p", cfg, Options{FS: mem, Clock: newClock()})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	batch := keyedProducerBatch(t, 0, "k")
+	first, d, err := l.AppendAsync(ctx, bytes.Clone(batch), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "flush.messages=1: the append waits for a flush")
+	// Its wait given up: the producer retries.
+	res, d2, err := l.AppendAsync(ctx, bytes.Clone(batch), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+	require.Equal(t, first.FirstOffset, res.FirstOffset)
+	require.NoError(t, d2.Wait(ctx)) // acknowledged
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	l2, err := Open("/p", cfg, Options{FS: crashed, Clock: newClock()})
+	require.NoError(t, err)
+	defer l2.Close()
+	require.Equal(t, first.LastOffset+1, l2.LogEndOffset(), "the acknowledged duplicate's record survives a power cut")
+}
