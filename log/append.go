@@ -59,7 +59,11 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
-// A ctx that has ended before Append starts writes nothing.
+// A ctx that has ended before Append starts writes nothing. Under
+// SyncPeriodic, an append that makes a flush due (flush.messages,
+// flush.ms) waits for that flush the same way, and so does a retry
+// answered as a duplicate of a batch the flush covers. A duplicate under
+// SyncAlways waits for its batch's fsync.
 //
 // Errors: ErrClosed (also when Discard closed the log before the fsync);
 // ErrLogFenced; ErrRollFailed (a roll that could not create the new
