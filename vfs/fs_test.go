@@ -187,6 +187,18 @@ func testFS(t *testing.T, newFS func(t *testing.T) (fs FS, dir string)) {
 		require.Equal(t, "\x00ab\x00\x00xYZ!", readAll(t, f))
 		_, err = f.WriteAt([]byte("q"), -1)
 		require.Error(t, err)
+		// Nothing written beyond the end extends nothing, as pwrite(2)
+		// does: the append position stays (the OS FS's moved to the
+		// offset, and the next Write left a hole).
+		n, err = f.WriteAt(nil, 20)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		size, err := f.Size()
+		require.NoError(t, err)
+		require.EqualValues(t, 9, size)
+		_, err = f.Write([]byte("."))
+		require.NoError(t, err)
+		require.Equal(t, "\x00ab\x00\x00xYZ!.", readAll(t, f))
 	})
 
 	t.Run("Truncate", func(t *testing.T) {

@@ -186,7 +186,8 @@ func (f *osFile) Write(p []byte) (int, error) {
 
 func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 	n, err := f.f.WriteAt(p, off)
-	if end := off + int64(n); end > f.size.Load() {
+	// Nothing written (p empty, or the write failed) extends nothing.
+	if end := off + int64(n); n > 0 && end > f.size.Load() {
 		f.size.Store(end)
 	}
 	return n, err

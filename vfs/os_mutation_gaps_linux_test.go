@@ -1,0 +1,88 @@
+package vfs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// Tests that close gaps mutation testing found in the OS FS's Linux code
+// (os.go, sync_linux.go, fuse_linux.go).
+
+// A write that fails moves the append position by what it wrote only:
+// /dev/full refuses every write (ENOSPC) having written nothing, so that
+// Size stays 0 after a Write and a WriteAt that fail.
+func TestOSFailedWriteMovesNoAppendPosition(t *testing.T) {
+	f, err := OS.Open("/dev/full")
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer f.Close()
+	n, err := f.Write([]byte("abc"))
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.Zero(t, n)
+	n, err = f.WriteAt([]byte("abc"), 5)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.Zero(t, n)
+	size, err := f.Size()
+	require.NoError(t, err)
+	require.Zero(t, size)
+}
+
+// Sync returns fdatasync(2)'s error, as an *os.PathError naming the file:
+// /dev/null cannot be synced (EINVAL). Unlike SyncDir's, a file's EINVAL
+// is not taken for "nothing to do".
+func TestOSSyncError(t *testing.T) {
+	f, err := OS.Open("/dev/null")
+	if err != nil {
+		t.Skipf("no /dev/null: %v", err)
+	}
+	defer f.Close()
+	err = f.Sync()
+	require.ErrorIs(t, err, syscall.EINVAL)
+	var pe *os.PathError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "/dev/null", pe.Path)
+}
+
+// fuse is false for a directory on a file system other than FUSE (here
+// the test's temporary directory, unless that is on FUSE) and for one
+// that is missing.
+func TestFuseOnlyOnFUSE(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	require.NoError(t, unix.Statfs(dir, &st))
+	if st.Type == unix.FUSE_SUPER_MAGIC {
+		t.Skip("the temporary directory is on FUSE")
+	}
+	require.False(t, fuse(dir))
+	require.False(t, fuse(dir+"/missing"))
+}
+
+// Closing a Mapping unmaps it: the file is no longer among the process's
+// mappings (/proc/self/maps).
+func TestOSMappingCloseUnmaps(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "mapped")
+	f, err := OS.Create(name)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.Write(make([]byte, 8192))
+	require.NoError(t, err)
+	mapped := func() bool {
+		b, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skipf("no /proc/self/maps: %v", err)
+		}
+		return strings.Contains(string(b), name)
+	}
+	m, err := f.(Mapper).Map(8192)
+	require.NoError(t, err)
+	require.True(t, mapped())
+	require.NoError(t, m.Close())
+	require.False(t, mapped(), "still mapped after Close")
+}
