@@ -30,7 +30,7 @@ type topicState struct {
 	refreshOnce atomic.Bool                  // a check is running
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
-	followed    uint64                       // guarded by mu: the number (in looks) of the look-up whose answer parts follows
+	grownBy     uint64                       // guarded by mu: looks when parts last grew; a look-up begun by then may have read the count before (see follow)
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -277,22 +277,24 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 // made for the others fail once the broker refuses them (see
 // partition.gone). A partition that comes back is the same one, with its
 // sequence numbers. ticket is the look-up's number in looks, taken as it
-// began: look-ups under way at once (a Produce's, a partition's goroutine's)
-// may be answered out of order, and the answer of one begun before the
-// look-up followed last is older than that one's: it is ignored, so that
-// a count read before CreatePartitions does not take the topic back to
-// its old partitions after one read since. follow returns the count
-// followed now.
+// began. Look-ups under way at once (a Produce's, a partition's
+// goroutine's) reach follow in any order, whatever order they read the
+// count in. A topic's count only grows while the topic lives, so a
+// larger count is followed whichever look-up brings it; a smaller one
+// is ignored if its look-up began before the count last grew here: it
+// may have read the count before that growth (before CreatePartitions),
+// and would take the topic back to its old partitions. One begun since
+// read it since, and a smaller count then is a topic deleted and created
+// again with fewer. follow returns the count followed now.
 func (t *topicState) follow(n int, ticket uint64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
-	if ticket < t.followed {
+	if n == len(old) || n < len(old) && ticket <= t.grownBy {
 		return len(old)
 	}
-	t.followed = ticket
-	if n == len(old) {
-		return n
+	if n > len(old) {
+		t.grownBy = t.looks.Load()
 	}
 	if n > len(all) {
 		grown := make([]*partition, n)

@@ -161,3 +161,47 @@ func TestReview28StaleCountAnswerDoesNotShrinkTopic(t *testing.T) {
 	require.Equal(t, []string{"2"}, values(readRecords(t, b, "t", 2)))
 	require.Equal(t, []string{"3", "3b"}, values(readRecords(t, b, "t", 3)))
 }
+
+// TestReview28NewerCountAnswerOfAnOlderLookUpIsFollowed is the mirror of
+// TestReview28StaleCountAnswerDoesNotShrinkTopic: a look-up begun first
+// but that reads the count last, after CreatePartitions, answers the
+// newer count, and it is followed though a look-up begun later was
+// followed before it (with the old count). The count of a topic only
+// grows while the topic lives: a larger answer is never the staler one.
+func TestReview28NewerCountAnswerOfAnOlderLookUpIsFollowed(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	c := &countClient{Broker: b}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
+
+	// The next look-up waits before it reads the count.
+	waiting, read := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return next()
+		}
+		close(waiting)
+		select {
+		case <-read:
+		case <-ctx.Done():
+		}
+		return next()
+	})
+	r2 := &record.Record{Partition: 2, Value: []byte("2")}
+	done := make(chan error, 1)
+	go func() { done <- p.ProduceSync(ctx, r2) }()
+	<-waiting
+	// A second look-up, begun later, reads 2 and is followed first: its
+	// record is refused, the topic having 2 partitions then.
+	err := p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("early")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
+	close(read) // the first look-up reads 4 now
+	require.NoError(t, <-done, "the first look-up's answer (4) is the newer")
+	require.Equal(t, []string{"2"}, values(readRecords(t, b, "t", 2)))
+}
