@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -198,6 +199,12 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
 		http.Error(w, "bad order: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	// One order per request: anything after it (a second order, say)
+	// would otherwise be dropped without a word.
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
+		http.Error(w, "bad order: the body holds more than one JSON value", http.StatusBadRequest)
 		return
 	}
 	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
