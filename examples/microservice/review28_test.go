@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,4 +24,13 @@ func TestReview28TrailingDataRefused(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
 	}
 	require.Empty(t, runneltest.ConsumeAll(t, b, OrdersTopic), "nothing placed")
+}
+
+// A body over the limit is 413 Content Too Large, not 400.
+func TestReview28BodyTooLarge(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	_, srv := newService(t, b)
+	body := `{"customer":"c","items":["` + strings.Repeat("x", 64<<10) + `"],"amount_cents":1}`
+	resp, _ := post(t, srv.URL, body)
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }

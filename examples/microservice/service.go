@@ -197,14 +197,23 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	var o Order
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
-		http.Error(w, "bad order: "+err.Error(), http.StatusBadRequest)
-		return
+	err := dec.Decode(&o)
+	if err == nil {
+		// One order per request: anything after it (a second order,
+		// say) would otherwise be dropped without a word.
+		var more json.RawMessage
+		if err = dec.Decode(&more); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("the body holds more than one JSON value")
+		}
 	}
-	// One order per request: anything after it (a second order, say)
-	// would otherwise be dropped without a word.
-	if err := dec.Decode(&struct{}{}); err != io.EOF {
-		http.Error(w, "bad order: the body holds more than one JSON value", http.StatusBadRequest)
+	if err != nil {
+		code := http.StatusBadRequest
+		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "bad order: "+err.Error(), code)
 		return
 	}
 	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
