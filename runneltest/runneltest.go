@@ -332,7 +332,8 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 // goes to the partition its key hashes to with producer.KeyPartition
 // (Kafka's murmur2), where a producer, a Java client or franz-go would
 // put it; one without, to its Partition field. Each record gets its Topic
-// (if empty), Partition, Offset and (if zero) Timestamp set.
+// (if empty), Partition, Offset and (if zero) Timestamp set; on a topic
+// with LogAppendTime, its Timestamp and TimestampType are the broker's.
 //
 // c is the *runnel.Broker of NewBroker, a Faults over it, or a
 // producer.Client of the test's own. Produce sends each request once: an
@@ -393,6 +394,11 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %s-%d: %v", topic, r.Partition, err)
 		}
 		r.Offset = resp.BaseOffset
+		if resp.LogAppendTime >= 0 {
+			// The broker stamped it (a topic with LogAppendTime): the
+			// timestamp it is stored with, as a producer's promise sees.
+			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
+		}
 	}
 }
 

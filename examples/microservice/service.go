@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -62,7 +63,8 @@ type Status struct {
 // client that retries then places it a second time. So a client may name
 // its order with an Idempotency-Key header, which becomes the order's ID:
 // a retry with the same key and order is answered from the order already
-// seen (the same key with another order is refused), and the handlers act
+// seen (the same key with another order is refused, also before the
+// handlers have seen the first, if this process wrote it), and the handlers act
 // on an ID's first event only, whatever duplicates follow. A retry that
 // comes before the handlers have seen the first event is written again,
 // and answered with its own offset; the handlers skip it.
@@ -73,6 +75,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	orders map[string]*Status
+	keyed  map[string]Order // orders this process wrote (or is writing) under an Idempotency-Key
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -196,8 +199,23 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	var o Order
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
-		http.Error(w, "bad order: "+err.Error(), http.StatusBadRequest)
+	err := dec.Decode(&o)
+	if err == nil {
+		// One order per request: anything after it (a second order,
+		// say) would otherwise be dropped without a word.
+		var more json.RawMessage
+		if err = dec.Decode(&more); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("the body holds more than one JSON value")
+		}
+	}
+	if err != nil {
+		code := http.StatusBadRequest
+		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "bad order: "+err.Error(), code)
 		return
 	}
 	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
@@ -210,7 +228,15 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		o.ID = "order-" + key
-		if st, ok := s.status(o.ID); ok {
+		st, ok, other := s.claim(o)
+		if other {
+			// Written by this process already, not yet seen by
+			// the handlers, which would skip this one as its
+			// duplicate: refused as below.
+			http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
+			return
+		}
+		if ok {
 			if !sameOrder(st.Order, o) {
 				// The key names another order: refuse, as the
 				// Idempotency-Key draft says, rather than answer
@@ -265,6 +291,27 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/orders/"+o.ID)
 	writeJSON(w, http.StatusCreated, Status{Order: o, Partition: rec.Partition, Offset: rec.Offset})
+}
+
+// claim returns the status of the keyed order o's ID, if a handler has
+// seen it, as status does; if not, it reports whether this process has
+// written (or is writing) another order under that ID, and otherwise
+// takes the ID for o, so that a concurrent request or a later one with
+// another order is refused before the handlers have caught up.
+func (s *Service) claim(o Order) (st Status, seen, other bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.orders[o.ID]; ok {
+		return *st, true, false
+	}
+	if prev, ok := s.keyed[o.ID]; ok {
+		return Status{}, false, !sameOrder(prev, o)
+	}
+	if s.keyed == nil {
+		s.keyed = map[string]Order{}
+	}
+	s.keyed[o.ID] = o
+	return Status{}, false, false
 }
 
 // status returns a copy of the order's status, if a handler has seen it.

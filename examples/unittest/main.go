@@ -73,7 +73,8 @@ type Mailer struct {
 }
 
 // Run sends welcome mails until ctx ends or n mails are sent (n < 0: no
-// limit). It returns the number sent.
+// limit). It returns the number sent. A Send that fails ends it, and the
+// next Run tries that mail again.
 func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 	if m.sent == nil {
 		m.sent = map[string]bool{}
@@ -94,6 +95,11 @@ func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 			continue
 		}
 		if err := m.Sender.Send(ctx, s.Email, "Welcome!"); err != nil {
+			// Not sent: back to this event, for the next Run to
+			// send it (Records has moved the position past it).
+			if serr := m.C.Seek(r.Topic, r.Partition, consumer.At(r.Offset)); serr != nil {
+				return count, errors.Join(err, serr)
+			}
 			return count, err
 		}
 		m.sent[s.Email] = true
