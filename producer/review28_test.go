@@ -119,39 +119,14 @@ func (c *countClient) setHook(h func(ctx context.Context, topic string, next fun
 // stay known, so that a record for one is buffered without another
 // look-up (keyed records, too, stay spread over them all).
 func TestReview28StaleCountAnswerDoesNotShrinkTopic(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 2))
-	c := &countClient{Broker: b}
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(producer.ManualPartitioner()))
-	ctx := testCtx(t)
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
-
-	// The next look-up reads the count (2), and answers only once let go.
-	read, answer := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
-		first := false
-		once.Do(func() { first = true })
-		if !first {
-			return next()
-		}
-		n, err := next()
-		close(read)
-		select {
-		case <-answer:
-		case <-ctx.Done():
-		}
-		return n, err
-	})
-	r2 := &record.Record{Partition: 2, Value: []byte("2")}
-	done := make(chan error, 1)
-	go func() { done <- p.ProduceSync(ctx, r2) }()
-	<-read
-	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
+	// The first look-up reads the count (2), and answers only once let go.
+	r := newLookUpRace(t, true)
+	require.NoError(t, r.b.CreatePartitions(r.ctx, "t", 4))
 	r3 := &record.Record{Partition: 3, Value: []byte("3")}
-	require.NoError(t, p.ProduceSync(ctx, r3)) // its look-up answers 4 at once
-	close(answer)                              // then the first one's answer, 2
-	require.NoError(t, <-done)
+	require.NoError(t, r.p.ProduceSync(r.ctx, r3)) // its look-up answers 4 at once
+	close(r.release)                               // then the first one's answer, 2
+	require.NoError(t, <-r.done)
+	b, c, p, ctx := r.b, r.c, r.p, r.ctx
 
 	// The producer still knows partition 3: no further look-up.
 	c.setHook(func(context.Context, string, func() (int, error)) (int, error) {
@@ -169,39 +144,63 @@ func TestReview28StaleCountAnswerDoesNotShrinkTopic(t *testing.T) {
 // followed before it (with the old count). The count of a topic only
 // grows while the topic lives: a larger answer is never the staler one.
 func TestReview28NewerCountAnswerOfAnOlderLookUpIsFollowed(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 2))
-	c := &countClient{Broker: b}
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(producer.ManualPartitioner()))
-	ctx := testCtx(t)
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("0")}))
+	// The first look-up waits before it reads the count.
+	r := newLookUpRace(t, false)
+	// A second look-up, begun later, reads 2 and is followed first: its
+	// record is refused, the topic having 2 partitions then.
+	err := r.p.ProduceSync(r.ctx, &record.Record{Partition: 2, Value: []byte("early")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.NoError(t, r.b.CreatePartitions(r.ctx, "t", 4))
+	close(r.release) // the first look-up reads 4 now
+	require.NoError(t, <-r.done, "the first look-up's answer (4) is the newer")
+	require.Equal(t, []string{"2"}, values(readRecords(t, r.b, "t", 2)))
+}
 
-	// The next look-up waits before it reads the count.
-	waiting, read := make(chan struct{}), make(chan struct{})
+// lookUpRace is a producer of manually partitioned records to topic t,
+// of 2 partitions, whose record for partition 2 (done: its ProduceSync's
+// error) is under way with its look-up of the count held: the look-up
+// reads the count before it is held if readFirst, else once release is
+// closed.
+type lookUpRace struct {
+	b       *runnel.Broker
+	c       *countClient
+	p       *producer.Producer
+	ctx     context.Context
+	release chan struct{}
+	done    chan error
+}
+
+func newLookUpRace(t *testing.T, readFirst bool) *lookUpRace {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	r := &lookUpRace{b: b, c: &countClient{Broker: b}, ctx: testCtx(t),
+		release: make(chan struct{}), done: make(chan error, 1)}
+	r.p = newProducer(t, r.c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, r.p.ProduceSync(r.ctx, &record.Record{Value: []byte("0")}))
+	held := make(chan struct{})
 	var once sync.Once
-	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+	r.c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
 		first := false
 		once.Do(func() { first = true })
 		if !first {
 			return next()
 		}
-		close(waiting)
+		var n int
+		var err error
+		if readFirst {
+			n, err = next()
+		}
+		close(held)
 		select {
-		case <-read:
+		case <-r.release:
 		case <-ctx.Done():
 		}
-		return next()
+		if !readFirst {
+			n, err = next()
+		}
+		return n, err
 	})
-	r2 := &record.Record{Partition: 2, Value: []byte("2")}
-	done := make(chan error, 1)
-	go func() { done <- p.ProduceSync(ctx, r2) }()
-	<-waiting
-	// A second look-up, begun later, reads 2 and is followed first: its
-	// record is refused, the topic having 2 partitions then.
-	err := p.ProduceSync(ctx, &record.Record{Partition: 2, Value: []byte("early")})
-	require.ErrorIs(t, err, producer.ErrInvalidPartition)
-	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
-	close(read) // the first look-up reads 4 now
-	require.NoError(t, <-done, "the first look-up's answer (4) is the newer")
-	require.Equal(t, []string{"2"}, values(readRecords(t, b, "t", 2)))
+	go func() { r.done <- r.p.ProduceSync(r.ctx, &record.Record{Partition: 2, Value: []byte("2")}) }()
+	<-held
+	return r
 }
