@@ -148,8 +148,8 @@ func (x *OffsetIndex) Base() int64 { return x.f.base }
 func (x *OffsetIndex) Path() string { return x.f.path }
 
 // TruncateTo drops every entry whose offset is at or above offset. An active
-// index zeroes the dropped entries in its file, so that none survives a
-// crash once synced; a sealed index trims its file.
+// index cuts its file before the dropped entries it has written, so that
+// none survives a crash once synced; a sealed index trims its file.
 //
 // Errors: an error matching fs.ErrClosed on a closed index; file system
 // errors.

@@ -471,7 +471,7 @@ func TestOffsetLookupProperty(t *testing.T) {
 // TestOffsetWritesInBlocks: an active index writes its entries to the file
 // flushEntries at a time, and all of them on Sync; a crash loses at most
 // the entries since the last write, and a truncation below what the file
-// holds zeroes the dropped entries in it.
+// holds cuts the dropped entries from it.
 func TestOffsetWritesInBlocks(t *testing.T) {
 	eachFS(t, func(t *testing.T, k fsKind, dir string) {
 		path := filepath.Join(dir, "a.index")
