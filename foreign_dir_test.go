@@ -19,11 +19,17 @@ import (
 // CreateTopic or CreatePartitions whose partition it would be does not
 // clear it, but fails with log.ErrNotLogDir. A broker opened on a shared
 // directory (-dir /tmp in the quickstart) removed /tmp/tmux-1000, say,
-// and CreateTopic("release", 2) the user's release-1.
+// and CreateTopic("release", 2) the user's release-1. A hidden directory
+// (a user's .git) counts as such a file: a log makes no directory, and
+// only the files an OS leaves (.DS_Store, ._x, .nfsXXXX) are ignored
+// there; a '.' name counted as one whether file or directory, and notes-2
+// holding only a .git went with everything in it.
 func TestForeignDirectoriesAreNotRemoved(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	for _, f := range []string{"/data/tmux-1000/default", "/data/release-1/notes.txt", "/data/orders-2/00000000000000000000.log.bak"} {
+	files := []string{"/data/tmux-1000/default", "/data/release-1/notes.txt", "/data/orders-2/00000000000000000000.log.bak",
+		"/data/notes-2/.git/HEAD"}
+	for _, f := range files {
 		require.NoError(t, mem.MkdirAll(filepath.Dir(f), 0o755))
 		w, err := mem.Create(f)
 		require.NoError(t, err)
@@ -33,7 +39,7 @@ func TestForeignDirectoriesAreNotRemoved(t *testing.T) {
 	}
 	kept := func() {
 		t.Helper()
-		for _, f := range []string{"/data/tmux-1000/default", "/data/release-1/notes.txt", "/data/orders-2/00000000000000000000.log.bak"} {
+		for _, f := range files {
 			_, err := mem.Stat(f)
 			require.NoError(t, err, "%s was removed", f)
 		}
@@ -45,6 +51,10 @@ func TestForeignDirectoriesAreNotRemoved(t *testing.T) {
 	err = b.CreateTopic(ctx, "release", log.TopicConfig{Partitions: 2})
 	require.ErrorIs(t, err, log.ErrNotLogDir)
 	require.Contains(t, err.Error(), "notes.txt")
+	require.Empty(t, b.Topics())
+	err = b.CreateTopic(ctx, "notes", log.TopicConfig{Partitions: 3})
+	require.ErrorIs(t, err, log.ErrNotLogDir)
+	require.Contains(t, err.Error(), ".git")
 	require.Empty(t, b.Topics())
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
 	err = b.CreatePartitions(ctx, "orders", 3)

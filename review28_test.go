@@ -2,7 +2,6 @@ package runnel
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,46 +9,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/vfs"
 )
-
-// TestHiddenDirectoryIsNotALogs: a directory named like a partition
-// (<topic>-<N>) that holds a hidden directory — a user's git repository,
-// say — is not a stray partition: a log never makes a subdirectory, and
-// only the files an OS leaves (.DS_Store, ._x, .nfsXXXX) are ignored
-// there. Open removed it with everything in it (a '.' name counted as an
-// OS's file, a directory's as much as a file's), and so did a CreateTopic
-// whose partition it would be, where a directory holding anything but a
-// log's files fails with log.ErrNotLogDir.
-func TestHiddenDirectoryIsNotALogs(t *testing.T) {
-	ctx := context.Background()
-	mem := vfs.NewMem()
-	files := []string{"/data/notes-2/.git/HEAD", "/data/release-0/.git/config"}
-	for _, f := range files {
-		require.NoError(t, mem.MkdirAll(filepath.Dir(f), 0o755))
-		w, err := mem.Create(f)
-		require.NoError(t, err)
-		_, err = w.Write([]byte("the user's"))
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-	}
-	kept := func() {
-		t.Helper()
-		for _, f := range files {
-			_, err := mem.Stat(f)
-			require.NoError(t, err, "%s was removed", f)
-		}
-	}
-	b, err := Open(Config{Dir: "/data", FS: mem})
-	require.NoError(t, err)
-	defer b.Close()
-	kept()
-	err = b.CreateTopic(ctx, "release", log.TopicConfig{Partitions: 1})
-	require.ErrorIs(t, err, log.ErrNotLogDir)
-	require.Contains(t, err.Error(), ".git")
-	require.Empty(t, b.Topics())
-	kept()
-}
 
 // TestAlterConfigOfAnInvalidNameIsInvalidTopic: AlterTopicConfig and
 // UpdateTopicConfig of a name no topic can have answer ErrInvalidTopic, as
