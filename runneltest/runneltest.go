@@ -61,8 +61,17 @@
 // NewProducer, and the producer is flushed and closed before the broker
 // closes, and so is a consumer made with NewConsumer. A consumer the test
 // makes itself closes first with a defer (deferred calls run before any
-// cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's cleanup closes the broker even if a client
-// is still open; such a client then fails with runnel.ErrClosed.
+// cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's
+// cleanup closes the broker even if a client is still open; such a
+// client then fails with runnel.ErrClosed.
+//
+// # Goroutines
+//
+// The helpers fail the test with t.Fatalf, so, like t.Fatalf, call them
+// from the goroutine running the test: called on another goroutine, a
+// failing helper ends only that goroutine (runtime.Goexit) and the test
+// goes on without it. Code under test may use the broker, and the
+// clients the helpers made, from any goroutine.
 //
 // # Fake time
 //
