@@ -11,15 +11,24 @@
 // The wire formats are the ones Kafka clients exchange:
 //
 //   - gzip: an RFC 1952 gzip stream (github.com/klauspost/compress/gzip).
-//     Concatenated gzip members are decoded as one stream.
+//     Concatenated gzip members are decoded as one stream. Bytes after a
+//     member that do not start another are refused (Java's
+//     GZIPInputStream, Kafka's reader, ignores them).
 //   - snappy: encoded as one raw snappy block (github.com/golang/snappy), as
 //     franz-go writes it and as Java's xerial SnappyInputStream reads it.
 //     Decoding accepts both a raw block and the xerial framing the Java
-//     client writes.
+//     client writes; not xerial streams laid end to end, nor one to three
+//     stray bytes after the last chunk, which SnappyInputStream also
+//     reads (the first) or ignores (the second).
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
 //     uses since KIP-57, written with 64 KiB independent blocks. Decoding
-//     also accepts concatenated frames and frames of dependent blocks,
-//     which Kafka's Java reader refuses.
+//     also accepts frames of dependent blocks and legacy frames (magic
+//     0x184c2102), which Kafka's Java reader (KafkaLZ4BlockInputStream)
+//     refuses, and reads on past the first frame's end, where Kafka's
+//     reader stops and ignores what follows: frames laid end to end are
+//     decoded as one stream, and bytes after a frame that do not start
+//     another are refused. It also checks the content checksum, which
+//     Kafka's reader skips.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
 //     its content size. Decoding also accepts frames without one, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.

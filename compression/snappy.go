@@ -101,7 +101,7 @@ func snappyDecodeBlock(dst, block []byte, remaining, limit, produced int) ([]byt
 	if n > remaining {
 		return dst, tooLarge(limit)
 	}
-	if n > len(block)*snappyMaxRatio {
+	if uint64(n) > uint64(len(block))*snappyMaxRatio { // not in int: it wraps at 64 MiB on 32-bit platforms
 		return dst, corruptf("snappy block of %d bytes claims to decode to %d", len(block), n)
 	}
 	if cap(dst)-len(dst) < n {

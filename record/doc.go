@@ -33,7 +33,10 @@
 // # The record
 //
 // Each record is varint-framed; varints are zigzag-encoded (as
-// encoding/binary.PutVarint writes them):
+// encoding/binary.PutVarint writes them) and read as Kafka's ByteUtils
+// reads them: the timestamp delta's in at most 10 bytes (a varlong), every
+// other's in at most 5 (a 32-bit varint; Kafka refuses a longer one, and
+// drops the bits of a 5th byte past the 32nd):
 //
 //	length          varint  bytes that follow
 //	attributes      int8    unused, 0

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"encoding/binary"
 	"iter"
 	"time"
 
@@ -132,7 +131,7 @@ func (it *RecordIter) Next(r *Record) bool {
 	}
 	length, n := varintShort(it.data)
 	if n == 0 {
-		length, n = binary.Varint(it.data)
+		length, n = varint(it.data)
 	}
 	if n <= 0 || length <= 0 || length > int64(len(it.data)-n) {
 		it.err = corrupt(it.pos, "bad record length")
@@ -155,7 +154,7 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	if n > 0 {
 		d.b = d.b[n:]
 	} else {
-		tsDelta = d.varintLong()
+		tsDelta = d.varlongLong()
 	}
 	offDelta, n := varintShort(d.b)
 	if n > 0 {
@@ -265,6 +264,8 @@ type decoder struct {
 	bad bool
 }
 
+// varint reads a field Kafka reads with ByteUtils.readVarint (all but
+// the timestamp delta): see the function varint.
 func (d *decoder) varint() int64 {
 	if v, n := varintShort(d.b); n > 0 {
 		d.b = d.b[n:]
@@ -275,8 +276,8 @@ func (d *decoder) varint() int64 {
 
 // varintShort decodes a zigzag varint of one or two bytes (values within
 // ±8 KiB: nearly every record length, delta and key or value length) as
-// binary.Varint does, and returns n = 0 for anything else, which the
-// caller then gives to binary.Varint. It inlines.
+// varint and varlong do, and returns n = 0 for anything else, which the
+// caller then gives to one of them. It inlines.
 func varintShort(b []byte) (v int64, n int) {
 	if len(b) > 0 && b[0] < 0x80 {
 		c := b[0]
@@ -290,8 +291,13 @@ func varintShort(b []byte) (v int64, n int) {
 }
 
 // varintLong is varint past varintShort's one- and two-byte forms.
-func (d *decoder) varintLong() int64 {
-	v, n := binary.Varint(d.b)
+func (d *decoder) varintLong() int64 { return d.advance(varint(d.b)) }
+
+// varlongLong is varlong past varintShort's one- and two-byte forms.
+func (d *decoder) varlongLong() int64 { return d.advance(varlong(d.b)) }
+
+// advance consumes the n bytes of v, or marks d bad when n <= 0.
+func (d *decoder) advance(v int64, n int) int64 {
 	if n <= 0 {
 		d.bad = true
 		d.b = nil
@@ -299,6 +305,45 @@ func (d *decoder) varintLong() int64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+// varint decodes a zigzag varint of a 32-bit field (a record's length,
+// offset delta, key, value and header lengths and header count) as
+// Kafka's ByteUtils.readVarint reads it: at most 5 bytes, the bits of the
+// 5th past the 32nd dropped. It returns the value and the bytes it took,
+// n = 0 when b ends first, or n < 0 for a 5th byte that is not the last,
+// which Kafka refuses ("Varint is too long") where binary.Varint would
+// read on to 10 bytes.
+func varint(b []byte) (v int64, n int) {
+	var x uint32
+	for i := 0; i < 5; i++ {
+		if i == len(b) {
+			return 0, 0
+		}
+		x |= uint32(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return int64(int32(x>>1) ^ -int32(x&1)), i + 1
+		}
+	}
+	return 0, -1
+}
+
+// varlong decodes a zigzag varint of a 64-bit field (a record's
+// timestamp delta) as Kafka's ByteUtils.readVarlong reads it: at most 10
+// bytes, the bits of the 10th past the 64th dropped. It returns n as
+// varint does.
+func varlong(b []byte) (v int64, n int) {
+	var x uint64
+	for i := 0; i < 10; i++ {
+		if i == len(b) {
+			return 0, 0
+		}
+		x |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return int64(x>>1) ^ -int64(x&1), i + 1
+		}
+	}
+	return 0, -1
 }
 
 // nullable reads a length-prefixed field. Any negative length is null
@@ -403,7 +448,7 @@ func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
 	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
 		if m == 0 {
-			length, m = binary.Varint(data)
+			length, m = varint(data)
 		}
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return NoTimestamp, corrupt(pos, "bad record length")
@@ -427,18 +472,18 @@ func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
 // checkRecord checks the fields of one record, rec (its body after the
 // attributes byte), as RecordIter.decode reads them, and returns its
 // timestamp and offset deltas, or why it is corrupt. Each varint is read
-// with varintShort, which inlines, before binary.Varint.
+// with varintShort, which inlines, before varint (or varlong).
 func checkRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64, reason string) {
 	const bad = "bad record field"
 	tsDelta, k := varintShort(rec)
 	if k == 0 {
-		if tsDelta, k = binary.Varint(rec); k <= 0 {
+		if tsDelta, k = varlong(rec); k <= 0 {
 			return 0, 0, bad
 		}
 	}
 	rec = rec[k:]
 	if offDelta, k = varintShort(rec); k == 0 {
-		if offDelta, k = binary.Varint(rec); k <= 0 {
+		if offDelta, k = varint(rec); k <= 0 {
 			return 0, 0, bad
 		}
 	}
@@ -454,7 +499,7 @@ func checkRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64,
 	for fields, i := int64(2), 0; int64(i) < fields; i++ {
 		n, k := varintShort(rec)
 		if k == 0 {
-			if n, k = binary.Varint(rec); k <= 0 {
+			if n, k = varint(rec); k <= 0 {
 				return 0, 0, bad
 			}
 		}
@@ -469,7 +514,7 @@ func checkRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64,
 		}
 		if i == 1 {
 			if nh, k = varintShort(rec); k == 0 {
-				if nh, k = binary.Varint(rec); k <= 0 {
+				if nh, k = varint(rec); k <= 0 {
 					return 0, 0, bad
 				}
 			}

@@ -826,10 +826,11 @@ func TestCheckFramingBuffer(t *testing.T) {
 }
 
 // TestVarint: the decoder's varints, fast paths and all, agree with
-// binary.Varint.
+// Kafka's ByteUtils.readVarint (kafkaVarint, see TestReview29VarintsAsKafka),
+// and varlong with its readVarlong (kafkaVarlong).
 func TestVarint(t *testing.T) {
 	// varint as the decoder reads it: the value and the bytes it took, or
-	// bad and n <= 0 as binary.Varint says.
+	// bad and n <= 0.
 	varint := func(data []byte) (int64, int) {
 		d := decoder{b: data}
 		v := d.varint()
@@ -838,22 +839,30 @@ func TestVarint(t *testing.T) {
 		}
 		return v, len(data) - len(d.b)
 	}
-	for _, v := range []int64{0, 1, -1, 63, 64, -64, -65, 100, 8191, -8192, 8192, 1 << 20, -(1 << 40)} {
+	for _, v := range []int64{0, 1, -1, 63, 64, -64, -65, 100, 8191, -8192, 8192, 1 << 20, math.MaxInt32, math.MinInt32, -(1 << 40), math.MinInt64} {
 		buf := binary.AppendVarint(nil, v)
 		for _, tail := range [][]byte{nil, {0}, {0x80, 0x80}} {
 			data := append(append([]byte{}, buf...), tail...)
 			got, m := varint(data)
-			want, wm := binary.Varint(data)
-			require.Equal(t, want, got, "%d", v)
+			want, wm, ok := kafkaVarint(data)
+			require.Equal(t, ok, m > 0, "%d", v)
+			if ok {
+				require.EqualValues(t, want, got, "%d", v)
+				require.Equal(t, wm, m, "%d", v)
+			}
+			got, m = varlong(data)
+			wantl, wm, ok := kafkaVarlong(data)
+			require.True(t, ok, "%d", v)
+			require.Equal(t, v, got, "%d", v)
+			require.Equal(t, wantl, got, "%d", v)
 			require.Equal(t, wm, m, "%d", v)
 		}
 	}
 	for _, bad := range [][]byte{nil, {0x80}, {0x80, 0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
-		got, m := varint(bad)
-		want, wm := binary.Varint(bad)
-		require.Equal(t, want, got)
-		require.LessOrEqual(t, wm, 0)
+		_, m := varint(bad)
 		require.Negative(t, m, "bad")
+		_, m = varlong(bad)
+		require.LessOrEqual(t, m, 0, "bad")
 	}
 	// varintShort, every one- and two-byte input: binary.Varint's answer
 	// when that is one or two bytes long, else n = 0.
