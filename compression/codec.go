@@ -69,7 +69,10 @@ const (
 // Codec.AppendDecode applies when it is passed a limit <= 0: 64 MiB. That is
 // well above Kafka's default maximum batch size (1 MiB, message.max.bytes)
 // even for highly compressible data, while keeping what one malicious batch
-// can make a decoder allocate modest.
+// can make a decoder allocate modest. The bound is on the decompressed
+// bytes only: decoding them into records allocates more where a record
+// holds many small headers (a record.Header takes 40 bytes for an encoded
+// header of at least 2), as Kafka's Java consumer does.
 const DefaultDecodeLimit = 64 << 20
 
 var codecNames = [...]string{
