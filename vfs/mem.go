@@ -1306,6 +1306,15 @@ func (f *memFile) Sync() error {
 	return nil
 }
 
+// markSyncFailed records that a Sync of the file failed (see failSync),
+// for WithFaults, which fails Syncs without running them.
+func (f *memFile) markSyncFailed() {
+	n := f.n
+	n.mu.Lock()
+	n.failSync()
+	n.mu.Unlock()
+}
+
 func (f *memFile) Close() error {
 	if f.closed.Swap(true) {
 		return f.closedErr("close")
