@@ -480,7 +480,7 @@ func (m *MemFS) Create(name string) (File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &memFile{n: n, name: name}, nil
+	return newMemFile(n, name), nil
 }
 
 // createLocked returns the named file, creating it if missing and else
@@ -528,7 +528,7 @@ func (m *MemFS) Open(name string) (File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &memFile{n: n, name: name}, nil
+	return newMemFile(n, name), nil
 }
 
 // Remove removes a file or an empty directory. Open handles of a removed
@@ -1146,10 +1146,25 @@ func (fi *memFileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi *memFileInfo) Sys() any           { return nil }
 
 // memFile is an open handle of a MemFS file.
+//
+// Like the OS FS's File, it keeps the file's size as it knows it — learnt
+// at Open, moved by its own Write, WriteAt and Truncate only — and Write
+// appends there, and Size answers it: a file changed through two Files at
+// once (which the File contract forbids) goes as wrong in memory as on
+// disk, rather than passing in memory only.
 type memFile struct {
 	n      *memNode
 	name   string
 	closed atomic.Bool
+	size   atomic.Int64 // the append position; changed under n.mu
+}
+
+func newMemFile(n *memNode, name string) *memFile {
+	f := &memFile{n: n, name: name}
+	n.mu.RLock()
+	f.size.Store(int64(n.size))
+	n.mu.RUnlock()
+	return f
 }
 
 var (
@@ -1169,7 +1184,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 	}
 	n := f.n
 	n.mu.Lock()
-	n.appendBytes(p)
+	if off := int(f.size.Load()); off == n.size {
+		n.appendBytes(p)
+	} else if len(p) > 0 {
+		n.writeAt(p, off) // at the end this File knows, as the OS FS's Write
+	}
+	f.size.Add(int64(len(p)))
 	n.mu.Unlock()
 	return len(p), nil
 }
@@ -1190,6 +1210,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	n := f.n
 	n.mu.Lock()
 	n.writeAt(p, int(off))
+	if end := off + int64(len(p)); end > f.size.Load() {
+		f.size.Store(end)
+	}
 	n.mu.Unlock()
 	return len(p), nil
 }
@@ -1268,6 +1291,7 @@ func (f *memFile) Truncate(size int64) error {
 	n := f.n
 	n.mu.Lock()
 	n.resize(int(size))
+	f.size.Store(size)
 	n.mu.Unlock()
 	return nil
 }
@@ -1288,11 +1312,7 @@ func (f *memFile) Size() (int64, error) {
 	if f.closed.Load() {
 		return 0, f.closedErr("stat")
 	}
-	n := f.n
-	n.mu.RLock()
-	s := n.size
-	n.mu.RUnlock()
-	return int64(s), nil
+	return f.size.Load(), nil
 }
 
 func (f *memFile) Sync() error {

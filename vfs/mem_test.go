@@ -421,7 +421,7 @@ func TestMemViewImmutable(t *testing.T) {
 	require.NoError(t, m.Remove("/f"))
 	_, err = f.WriteAt([]byte("gone"), 4)
 	require.NoError(t, err)
-	require.NoError(t, g.Truncate(0))
+	require.NoError(t, f.Truncate(0)) // through f, whose Write follows (see File)
 	_, err = f.Write(bytes.Repeat([]byte{'#'}, 100))
 	require.NoError(t, err)
 	check()
@@ -997,10 +997,13 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				s.appendOnly = true
 				s.minSize = len(s.live)
 			case op < 72:
-				// Create over the name: the same inode, truncated.
+				// Create over the name: the same inode, truncated. The
+				// file goes on through the new File: the old one still
+				// has the old size, as on disk (see File).
 				g, err := s.m.Create("/f")
 				require.NoError(t, err)
-				require.NoError(t, g.Close())
+				require.NoError(t, s.f.Close())
+				s.f = g
 				if len(s.synced) > 0 {
 					s.appendOnly = false
 				}

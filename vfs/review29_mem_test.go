@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,6 +31,67 @@ func TestReview29FailedSyncThroughStackedFaults(t *testing.T) {
 			require.NoError(t, f.Sync(), "the retry succeeds")
 			require.Equal(t, "synced|lost", memRead(t, m, "/f"))
 			require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+		})
+	}
+}
+
+// Two Files of one file each keep the size they know — learnt at Open,
+// moved by their own Write, WriteAt and Truncate — in memory as on disk,
+// and Write appends there: a store that changes a file through two Files
+// at once (which File's contract forbids) fails in memory as it would on
+// disk. Before, MemFS kept one size per file, so such a store passed every
+// test in memory and wrote over its own bytes, or left holes, on disk.
+func TestReview29TwoFilesAsOnDisk(t *testing.T) {
+	for name, newFS := range map[string]func(t *testing.T) (FS, string){
+		"OS":     func(t *testing.T) (FS, string) { return OS, t.TempDir() },
+		"Mem":    func(t *testing.T) (FS, string) { return NewMem(), "/" },
+		"Faults": func(t *testing.T) (FS, string) { return WithFaults(NewMem(), Count()), "/" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			fsys, dir := newFS(t)
+			f := filepath.Join(dir, "f")
+			size := func(file File) int64 {
+				t.Helper()
+				s, err := file.Size()
+				require.NoError(t, err)
+				return s
+			}
+			write := func(file File, s string) {
+				t.Helper()
+				n, err := file.Write([]byte(s))
+				require.NoError(t, err)
+				require.Equal(t, len(s), n)
+			}
+			a := memCreate(t, fsys, f)
+			write(a, "hello")
+			b := memOpen(t, fsys, f)
+			require.EqualValues(t, 5, size(b))
+
+			write(a, "12")
+			require.EqualValues(t, 7, size(a))
+			require.EqualValues(t, 5, size(b), "b has not seen a's Write")
+			write(b, "XY") // at the end b knows: over a's bytes
+			require.Equal(t, "helloXY", memRead(t, fsys, f))
+			require.EqualValues(t, 7, size(b))
+
+			require.NoError(t, a.Truncate(2))
+			require.EqualValues(t, 7, size(b), "b has not seen a's Truncate")
+			write(b, "!") // past the end: a hole of zeros
+			require.Equal(t, "he\x00\x00\x00\x00\x00!", memRead(t, fsys, f))
+			require.EqualValues(t, 2, size(a))
+			require.EqualValues(t, 8, size(b))
+
+			_, err := a.WriteAt([]byte("ab"), 1) // moves a's size to 3
+			require.NoError(t, err)
+			require.EqualValues(t, 3, size(a))
+			write(a, "c")
+			require.Equal(t, "habc\x00\x00\x00!", memRead(t, fsys, f))
+
+			c := memCreate(t, fsys, f) // truncates the file under a and b
+			require.EqualValues(t, 0, size(c))
+			require.EqualValues(t, 4, size(a))
+			write(c, "new")
+			require.Equal(t, "new", memRead(t, fsys, f))
 		})
 	}
 }
