@@ -888,10 +888,11 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     missing (and with it a directory's whole subtree), a removal or rename
 //     not followed by SyncDir is undone, and every durable name is bound to
 //     the inode it named at that SyncDir.
-//   - Each file's content as of its last Sync. If every change since was an
-//     append, opts.Tail then decides what stands for the unsynced appended
-//     bytes; if the file was truncated below, or overwritten below, its
-//     synced size since, it simply reverts to its synced content.
+//   - Each file's content as of its last Sync, and what opts.Tail makes of
+//     the bytes appended since, beyond its synced size — unless the file
+//     was truncated below its synced size since: that truncation is lost,
+//     and with it what was appended after it, so the file simply reverts
+//     to its synced content. Overwrites in place of synced bytes are lost.
 //   - With opts.Reorder, some of what was not synced reached the disk
 //     first: directory operations up to a random point, overwritten
 //     sectors, a truncation (see CrashOptions.Reorder).
@@ -1008,20 +1009,29 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	switch {
 	case c.reorder && (n.hasSnap || len(n.undo) > 0):
 		c.reordered(nf, n)
-	case n.hasSnap:
-		// snap is never written: share it.
-		if len(n.snap) > 0 {
-			ch := &memChunk{buf: n.snap[:len(n.snap):len(n.snap)], alloc: cap(n.snap)}
-			ch.pin.Store(int64(len(n.snap)))
-			nf.chunks = []*memChunk{ch}
+	case n.hasSnap || len(n.undo) > 0:
+		if n.hasSnap {
+			// snap is never written: share it.
+			if len(n.snap) > 0 {
+				ch := &memChunk{buf: n.snap[:len(n.snap):len(n.snap)], alloc: cap(n.snap)}
+				ch.pin.Store(int64(len(n.snap)))
+				nf.chunks = []*memChunk{ch}
+			}
+			nf.size = len(n.snap)
+		} else {
+			b := n.syncedContent() // a fresh copy
+			if len(b) > 0 {
+				nf.chunks = []*memChunk{{buf: b, alloc: cap(b)}}
+			}
+			nf.size = len(b)
 		}
-		nf.size = len(n.snap)
-	case len(n.undo) > 0:
-		b := n.syncedContent() // a fresh copy
-		if len(b) > 0 {
-			nf.chunks = []*memChunk{{buf: b, alloc: cap(b)}}
+		// Overwritten in place, and not cut below its synced size: the
+		// overwrite is lost, and what was appended since is a tail as
+		// for any file. (A truncation lost takes along what was
+		// appended after it.)
+		if n.minSize >= n.syncedLen {
+			c.appendTail(nf, n, n.syncedLen)
 		}
-		nf.size = len(b)
 	default:
 		// The synced bytes, and what the tail mode leaves of the rest, in
 		// the file's own arrays; zeros or garbage in a chunk of their own.
@@ -1046,6 +1056,25 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	nf.syncedLen = nf.size
 	nf.minSize = nf.size
 	return nf
+}
+
+// appendTail appends to nf, which holds what the crash leaves of n's first
+// from bytes, what the tail mode makes of n's bytes from there on, which
+// were appended since n's last Sync: a prefix of them (TailTorn), or zeros
+// or garbage (TailZeros, TailGarbage). The caller holds n.mu for writing.
+func (c *crashCloner) appendTail(nf, n *memNode, from int) {
+	tail := n.size - from
+	if tail <= 0 {
+		return
+	}
+	switch c.tail {
+	case TailTorn:
+		if k := c.r.IntN(tail + 1); k > 0 {
+			n.copyOut(nf.extend(k), from)
+		}
+	case TailZeros, TailGarbage:
+		c.fill(nf.extend(1 + c.r.IntN(tail)))
+	}
 }
 
 // fill fills b with zeros or garbage, as the tail mode says.

@@ -553,10 +553,30 @@ func TestMemCrashTail(t *testing.T) {
 		}
 	})
 
-	t.Run("RevertedFileGetsNoTail", func(t *testing.T) {
+	// An overwrite in place is lost, but the appended bytes are still a
+	// tail; a truncation below the synced size lost takes them along.
+	t.Run("OverwrittenFileKeepsTail", func(t *testing.T) {
 		m := setup(t)
 		f := memOpen(t, m, "/f")
 		_, err := f.WriteAt([]byte("S"), 0)
+		require.NoError(t, err)
+		require.Equal(t, base, memRead(t, m.CrashClone(CrashOptions{Tail: TailDrop}), "/f"))
+		for _, mode := range []TailMode{TailTorn, TailZeros, TailGarbage} {
+			got := memRead(t, m.CrashClone(CrashOptions{Tail: mode}), "/f")
+			require.True(t, strings.HasPrefix(got, base), "%v: %q", mode, got)
+			require.LessOrEqual(t, len(got), len(base+tail))
+			if mode == TailTorn {
+				require.Equal(t, (base + tail)[:len(got)], got)
+			} else {
+				require.Greater(t, len(got), len(base), "%v", mode)
+			}
+		}
+	})
+	t.Run("TruncatedFileGetsNoTail", func(t *testing.T) {
+		m := setup(t)
+		f := memOpen(t, m, "/f")
+		require.NoError(t, f.Truncate(1))
+		_, err := f.Write([]byte("S"))
 		require.NoError(t, err)
 		for _, mode := range []TailMode{TailDrop, TailTorn, TailZeros, TailGarbage} {
 			require.Equal(t, base, memRead(t, m.CrashClone(CrashOptions{Tail: mode}), "/f"))
@@ -1077,8 +1097,11 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				mode := TailMode(r.IntN(4))
 				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r})
 				got := []byte(memRead(t, c, "/f"))
+				// Overwrites in place are lost, and so is a truncation
+				// below the synced size, with what was appended after it;
+				// else the bytes appended since are a tail, as Tail says.
 				switch {
-				case !s.appendOnly || mode == TailDrop:
+				case s.minSize < len(s.synced) || mode == TailDrop:
 					require.Equal(t, string(s.synced), string(got), where)
 				default:
 					require.True(t, bytes.HasPrefix(got, s.synced), where)
@@ -1086,7 +1109,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					unsynced := len(s.live) - len(s.synced)
 					switch mode {
 					case TailTorn:
-						require.Equal(t, string(s.live[:len(got)]), string(got), where)
+						require.Equal(t, string(s.live[len(s.synced):len(got)]), string(tail), where)
 					case TailZeros:
 						require.Equal(t, string(make([]byte, len(tail))), string(tail), where)
 						fallthrough

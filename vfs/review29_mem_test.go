@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,58 @@ func TestReview29TwoFilesAsOnDisk(t *testing.T) {
 			require.Equal(t, "new", memRead(t, fsys, f))
 		})
 	}
+}
+
+// Without Reorder, the bytes appended since the last Sync go as Tail says
+// whatever else changed: a file also overwritten in place below its synced
+// size (the overwrite lost, as every unsynced change is) still has a torn,
+// zeroed or garbage tail, as a disk that wrote the file's new size but not
+// the overwritten sector leaves it. Before, such a file simply reverted to
+// its synced content, whatever the Tail mode: kinder than the append-only
+// file next to it, and than a real disk.
+func TestReview29OverwriteKeepsTailMode(t *testing.T) {
+	for _, mode := range []TailMode{TailTorn, TailZeros, TailGarbage} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := NewMem()
+			memPut(t, m, "/f", "synced|")
+			f := memOpen(t, m, "/f")
+			_, err := f.WriteAt([]byte("S"), 0)
+			require.NoError(t, err)
+			_, err = f.Write([]byte("appended"))
+			require.NoError(t, err)
+			longer := false
+			for seed := range uint64(20) {
+				c := m.CrashClone(CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(seed, 1))})
+				got := memRead(t, c, "/f")
+				require.Equal(t, "synced|", got[:len("synced|")], "the overwrite is lost, as without Reorder every change is")
+				tail := got[len("synced|"):]
+				require.LessOrEqual(t, len(tail), len("appended"))
+				switch mode {
+				case TailTorn:
+					require.Equal(t, "appended"[:len(tail)], tail)
+				case TailZeros:
+					require.Equal(t, strings.Repeat("\x00", len(tail)), tail)
+					require.NotEmpty(t, tail)
+				case TailGarbage:
+					require.NotEmpty(t, tail)
+				}
+				longer = longer || len(tail) > 0
+			}
+			require.True(t, longer, "some crash keeps some of the tail")
+		})
+	}
+	t.Run("truncated below", func(t *testing.T) {
+		// A truncation below the synced size lost takes what was
+		// appended after it along (as with Reorder): the synced content.
+		m := NewMem()
+		memPut(t, m, "/f", "synced|")
+		f := memOpen(t, m, "/f")
+		require.NoError(t, f.Truncate(3))
+		_, err := f.Write([]byte("appended"))
+		require.NoError(t, err)
+		for seed := range uint64(10) {
+			c := m.CrashClone(CrashOptions{Tail: TailGarbage, Rand: rand.New(rand.NewPCG(seed, 1))})
+			require.Equal(t, "synced|", memRead(t, c, "/f"))
+		}
+	})
 }
