@@ -112,6 +112,12 @@ type CrashOptions struct {
 	//     what was appended since) or the truncated size (the truncation
 	//     durable), and then Tail decides what stands for what was
 	//     appended after the truncation.
+	//   - A file truncated since its last Sync may have lost that (first)
+	//     truncation, and what was appended after it, while the unsynced
+	//     bytes it cut off reached the disk: Tail then decides what stands
+	//     for those bytes, as they were just before the truncation (a
+	//     truncation at or past the synced size too: the bytes a file cut
+	//     off, never synced, may come back until its next Sync).
 	//
 	// Without Reorder, every unsynced change is lost whole (but for what
 	// Tail makes of appended bytes): a strict crash, but only one of the
@@ -241,6 +247,18 @@ type memNode struct {
 	undoBytes int
 	snap      []byte
 	hasSnap   bool
+
+	// A crash with Reorder may find the file's first truncation since its
+	// last Sync lost, and the unsynced bytes it cut off written back
+	// (see CrashOptions.Reorder): cut holds the file's chunks from its
+	// synced size on as they were just before that truncation, shared as
+	// a crash clone shares them (capped and pinned, so that the file
+	// never writes them again), and cutSize its size then; hasCut says
+	// that there was such a truncation (cutSize <= syncedLen if it cut
+	// no unsynced bytes, and cut is then nil).
+	cut     []*memChunk
+	cutSize int
+	hasCut  bool
 }
 
 // memPendingMax bounds the directory operations a MemFS remembers for a
@@ -847,8 +865,9 @@ func (m *MemFS) Usage() int64 {
 // reserved for appends and the room left unused at the end of chunks that
 // a write did not fit. An array shared with a crash clone is counted by
 // both file systems. Not counted: memory that only views, removed files
-// still open, or the synced bytes kept for a crash (overwritten or cut off
-// since the last Sync) still hold. It is for tests and benchmarks that
+// still open, or the bytes kept for a crash (synced ones overwritten or
+// cut off since the last Sync, unsynced ones a truncation cut off) still
+// hold. It is for tests and benchmarks that
 // check what the memory FS costs.
 func (m *MemFS) Allocated() int64 {
 	return m.sumFiles((*memNode).allocated)
@@ -1041,6 +1060,15 @@ func (c *crashCloner) file(n *memNode) *memNode {
 		if tail > 0 && c.tail == TailTorn {
 			k = s + c.r.IntN(tail+1)
 		}
+		if old := n.cutTail(); c.reorder && old != nil && c.r.IntN(2) == 1 {
+			// The file's truncation since its Sync is lost, and with
+			// it what was appended after it; what it cut off is the
+			// tail instead.
+			nf.chunks = n.shareChunks(s)
+			nf.size = s
+			c.reorderedTail(nf, old, s)
+			break
+		}
 		if k > s && c.reorder && c.r.IntN(2) == 1 {
 			nf.chunks = n.shareChunks(s)
 			nf.size = s
@@ -1131,19 +1159,34 @@ func (c *crashCloner) reordered(nf, n *memNode) {
 			}
 		}
 	}
-	if trunc && keep == len(old) {
-		return // the truncation was lost, and what was appended after it
+	cut := n.cutTail()
+	if trunc && keep == len(old) || !trunc && cut != nil && c.r.IntN(2) == 1 {
+		// The (first) truncation was lost, and what was appended after
+		// it; what it cut off from the unsynced bytes, if anything, is
+		// the tail instead.
+		if cut != nil {
+			c.reorderedTail(nf, cut, keep)
+		}
+		return
 	}
 	// What was appended since (after the truncation, if it reached the
 	// disk) is a tail, as the tail mode says.
-	tail := n.size - keep
+	c.reorderedTail(nf, n, keep)
+}
+
+// reorderedTail appends to nf, which holds from bytes, what a crash with
+// Reorder leaves of src's bytes from there on, appended since the last
+// Sync: as the tail mode says, a torn tail torn by sectors too (see
+// holes). The caller holds the file's mu for writing.
+func (c *crashCloner) reorderedTail(nf, src *memNode, from int) {
+	tail := src.size - from
 	if tail <= 0 {
 		return
 	}
 	switch c.tail {
 	case TailTorn:
 		if k := c.r.IntN(tail + 1); k > 0 {
-			c.holes(nf, n, keep, keep+k)
+			c.holes(nf, src, from, from+k)
 		}
 	case TailZeros, TailGarbage:
 		c.fill(nf.extend(1 + c.r.IntN(tail)))

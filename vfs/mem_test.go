@@ -932,7 +932,15 @@ type memSubject struct {
 	live       []byte
 	synced     []byte
 	appendOnly bool
-	minSize    int // the smallest size since the last Sync
+	minSize    int    // the smallest size since the last Sync
+	cut        []byte // the live bytes just before the first truncation since the last Sync
+}
+
+// truncated records a truncation of the subject's file (to a smaller size).
+func (s *memSubject) truncated() {
+	if s.cut == nil {
+		s.cut = slices.Clone(s.live)
+	}
 }
 
 // TestMemModel drives random operations on a file, its crash clones and
@@ -1003,6 +1011,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				size := r.IntN(len(s.live) + 20)
 				require.NoError(t, s.f.Truncate(int64(size)))
 				if size < len(s.live) {
+					s.truncated()
 					s.live = s.live[:size:size]
 				} else {
 					s.live = append(s.live, make([]byte, size-len(s.live))...)
@@ -1016,6 +1025,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				s.synced = slices.Clone(s.live)
 				s.appendOnly = true
 				s.minSize = len(s.live)
+				s.cut = nil
 			case op < 72:
 				// Create over the name: the same inode, truncated. The
 				// file goes on through the new File: the old one still
@@ -1024,6 +1034,9 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				require.NoError(t, err)
 				require.NoError(t, s.f.Close())
 				s.f = g
+				if len(s.live) > 0 {
+					s.truncated()
+				}
 				if len(s.synced) > 0 {
 					s.appendOnly = false
 				}
@@ -1065,14 +1078,15 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				// A crash with Reorder: below the smallest size since the
 				// last Sync, each sector is synced or new; above it, the
 				// synced bytes (a truncation lost), new ones or zeros, or
-				// garbage.
+				// garbage; past the synced size, also the bytes the first
+				// truncation since cut off (that truncation lost).
 				mode := TailMode(r.IntN(4))
 				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r, Reorder: true})
 				got := []byte(memRead(t, c, "/f"))
 				keepLo := min(len(s.synced), s.minSize)
 				require.GreaterOrEqual(t, len(got), keepLo, where)
-				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live)), where)
-				cuts := []int{keepLo, len(s.synced), len(s.live), len(got)}
+				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live), len(s.cut)), where)
+				cuts := []int{keepLo, len(s.synced), len(s.live), len(s.cut), len(got)}
 				for lo := 0; lo < len(got); {
 					hi := (lo/crashSector + 1) * crashSector
 					for _, c := range cuts {
@@ -1084,7 +1098,8 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					if !(mode == TailGarbage && lo >= keepLo) {
 						ok := hi <= len(s.synced) && piece == string(s.synced[lo:hi]) ||
 							hi <= len(s.live) && piece == string(s.live[lo:hi]) ||
-							lo >= keepLo && piece == string(make([]byte, hi-lo))
+							lo >= keepLo && piece == string(make([]byte, hi-lo)) ||
+							lo >= len(s.synced) && hi <= len(s.cut) && piece == string(s.cut[lo:hi])
 						require.True(t, ok, "%s: reorder=%v mode %v: bytes [%d, %d) are neither synced nor new (synced %d, live %d, min %d, got %d)",
 							where, true, mode, lo, hi, len(s.synced), len(s.live), s.minSize, len(got))
 					}

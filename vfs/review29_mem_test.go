@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -150,4 +151,49 @@ func TestReview29OverwriteKeepsTailMode(t *testing.T) {
 			require.Equal(t, "synced|", memRead(t, c, "/f"))
 		}
 	})
+}
+
+// A truncation is an unsynced change like any other: until the file's
+// next Sync, a crash with Reorder may find it lost while the bytes
+// appended before it, unsynced, reached the disk (writeback wrote them,
+// and the journal had not committed the truncation) — bytes the file cut
+// off come back. Before, a truncation at or past the synced size was
+// always durable in a crash: a follower's log that cut diverged records
+// and did not sync the cut would never see them back in memory, as it
+// may on disk.
+func TestReview29TruncatedTailMayComeBack(t *testing.T) {
+	for _, below := range []bool{false, true} {
+		t.Run(fmt.Sprintf("below synced=%v", below), func(t *testing.T) {
+			m := NewMem()
+			memPut(t, m, "/f", "synced|")
+			f := memOpen(t, m, "/f")
+			_, err := f.Write([]byte("old-tail"))
+			require.NoError(t, err)
+			cut := int64(len("synced|old"))
+			if below {
+				cut = 3
+			}
+			require.NoError(t, f.Truncate(cut))
+			_, err = f.Write([]byte("NEW"))
+			require.NoError(t, err)
+			contents := func() map[string]bool {
+				seen := map[string]bool{}
+				for seed := range uint64(300) {
+					c := m.CrashClone(CrashOptions{Tail: TailTorn, Reorder: true, Rand: rand.New(rand.NewPCG(seed, 7))})
+					seen[memRead(t, c, "/f")] = true
+				}
+				return seen
+			}
+			got := contents()
+			require.True(t, got["synced|old-tail"], "the truncation lost, the tail before it written back: %q", got)
+			for o := range got {
+				require.NotContains(t, o, "-tailNEW", "what was appended after a lost truncation is lost with it")
+			}
+			// A Sync makes the truncation durable.
+			require.NoError(t, f.Sync())
+			for o := range contents() {
+				require.NotContains(t, o, "tail")
+			}
+		})
+	}
 }
