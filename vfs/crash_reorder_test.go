@@ -117,8 +117,8 @@ func TestCrashReorderPartialSector(t *testing.T) {
 }
 
 // Bytes appended after an unsynced overwrite are a tail like any other:
-// without Reorder the overwrite made the crash drop them whatever the tail
-// mode; with it the tail mode decides.
+// without Reorder the overwrite is lost and the tail mode decides what
+// follows; with it the overwritten sector is old or new besides.
 func TestCrashReorderOverwriteThenAppend(t *testing.T) {
 	m := NewMem()
 	memPut(t, m, "/f", strings.Repeat("a", crashSector))
@@ -128,7 +128,12 @@ func TestCrashReorderOverwriteThenAppend(t *testing.T) {
 	_, err = f.Write([]byte("ccc"))
 	require.NoError(t, err)
 
-	require.Equal(t, []string{"/f=512xa;"}, crashOutcomes(t, m, CrashOptions{Tail: TailTorn}))
+	var strict []string
+	for k := range 4 {
+		strict = append(strict, "/f="+abbrev(strings.Repeat("a", crashSector)+strings.Repeat("c", k))+";")
+	}
+	sort.Strings(strict)
+	require.Equal(t, strict, crashOutcomes(t, m, CrashOptions{Tail: TailTorn}))
 	var want []string
 	for _, head := range []string{"a", "b"} {
 		for k := range 4 {

@@ -154,9 +154,11 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // same, as close(2) does). File.Name and File.Size are passed through
 // unasked, as is the Closer that Lock returns.
 //
-// A failed File.Sync of a MemFS file (fs a *MemFS) that is not empty
-// leaves that file unable to become durable again: every later Sync of it, through any handle,
-// succeeds but changes nothing a CrashClone finds, until the file is
+// A failed File.Sync of a MemFS file (fs a *MemFS, or a WithFaults of
+// one, however deep: whichever of the wrappers fails it) that is not
+// empty leaves that file unable to become durable again: every later Sync
+// of it, through any handle, succeeds but changes nothing a CrashClone
+// finds, until the file is
 // truncated to empty (Create of its name, say) or to its synced size or
 // below, if nothing since its last Sync changed its bytes below that size
 // (appends only, or truncations and overwrites at or past it: the
@@ -356,14 +358,22 @@ func (f *faultFile) ReadAt(p []byte, off int64) (int, error) {
 
 func (f *faultFile) Sync() error {
 	if err := f.check(OpSync, "sync"); err != nil {
-		if mf, ok := f.f.(*memFile); ok {
-			mf.n.mu.Lock()
-			mf.n.failSync()
-			mf.n.mu.Unlock()
-		}
+		f.markSyncFailed()
 		return err
 	}
 	return f.f.Sync()
+}
+
+// syncFailedMarker is a file that can record that a Sync of it failed:
+// a MemFS file (see memNode.failSync), or a faultFile, which passes it on
+// to the file it wraps, so that a Sync failed by any of a stack of
+// WithFaults wrappers reaches the MemFS file under them all.
+type syncFailedMarker interface{ markSyncFailed() }
+
+func (f *faultFile) markSyncFailed() {
+	if m, ok := f.f.(syncFailedMarker); ok {
+		m.markSyncFailed()
+	}
 }
 
 func (f *faultFile) Truncate(size int64) error {

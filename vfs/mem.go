@@ -112,6 +112,12 @@ type CrashOptions struct {
 	//     what was appended since) or the truncated size (the truncation
 	//     durable), and then Tail decides what stands for what was
 	//     appended after the truncation.
+	//   - A file truncated since its last Sync may have lost that (first)
+	//     truncation, and what was appended after it, while the unsynced
+	//     bytes it cut off reached the disk: Tail then decides what stands
+	//     for those bytes, as they were just before the truncation (a
+	//     truncation at or past the synced size too: the bytes a file cut
+	//     off, never synced, may come back until its next Sync).
 	//
 	// Without Reorder, every unsynced change is lost whole (but for what
 	// Tail makes of appended bytes): a strict crash, but only one of the
@@ -241,6 +247,18 @@ type memNode struct {
 	undoBytes int
 	snap      []byte
 	hasSnap   bool
+
+	// A crash with Reorder may find the file's first truncation since its
+	// last Sync lost, and the unsynced bytes it cut off written back
+	// (see CrashOptions.Reorder): cut holds the file's chunks from its
+	// synced size on as they were just before that truncation, shared as
+	// a crash clone shares them (capped and pinned, so that the file
+	// never writes them again), and cutSize its size then; hasCut says
+	// that there was such a truncation (cutSize <= syncedLen if it cut
+	// no unsynced bytes, and cut is then nil).
+	cut     []*memChunk
+	cutSize int
+	hasCut  bool
 }
 
 // memPendingMax bounds the directory operations a MemFS remembers for a
@@ -480,7 +498,7 @@ func (m *MemFS) Create(name string) (File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &memFile{n: n, name: name}, nil
+	return newMemFile(n, name), nil
 }
 
 // createLocked returns the named file, creating it if missing and else
@@ -528,7 +546,7 @@ func (m *MemFS) Open(name string) (File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &memFile{n: n, name: name}, nil
+	return newMemFile(n, name), nil
 }
 
 // Remove removes a file or an empty directory. Open handles of a removed
@@ -847,8 +865,9 @@ func (m *MemFS) Usage() int64 {
 // reserved for appends and the room left unused at the end of chunks that
 // a write did not fit. An array shared with a crash clone is counted by
 // both file systems. Not counted: memory that only views, removed files
-// still open, or the synced bytes kept for a crash (overwritten or cut off
-// since the last Sync) still hold. It is for tests and benchmarks that
+// still open, or the bytes kept for a crash (synced ones overwritten or
+// cut off since the last Sync, unsynced ones a truncation cut off) still
+// hold. It is for tests and benchmarks that
 // check what the memory FS costs.
 func (m *MemFS) Allocated() int64 {
 	return m.sumFiles((*memNode).allocated)
@@ -888,10 +907,11 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 //     missing (and with it a directory's whole subtree), a removal or rename
 //     not followed by SyncDir is undone, and every durable name is bound to
 //     the inode it named at that SyncDir.
-//   - Each file's content as of its last Sync. If every change since was an
-//     append, opts.Tail then decides what stands for the unsynced appended
-//     bytes; if the file was truncated below, or overwritten below, its
-//     synced size since, it simply reverts to its synced content.
+//   - Each file's content as of its last Sync, and what opts.Tail makes of
+//     the bytes appended since, beyond its synced size — unless the file
+//     was truncated below its synced size since: that truncation is lost,
+//     and with it what was appended after it, so the file simply reverts
+//     to its synced content. Overwrites in place of synced bytes are lost.
 //   - With opts.Reorder, some of what was not synced reached the disk
 //     first: directory operations up to a random point, overwritten
 //     sectors, a truncation (see CrashOptions.Reorder).
@@ -1008,20 +1028,29 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	switch {
 	case c.reorder && (n.hasSnap || len(n.undo) > 0):
 		c.reordered(nf, n)
-	case n.hasSnap:
-		// snap is never written: share it.
-		if len(n.snap) > 0 {
-			ch := &memChunk{buf: n.snap[:len(n.snap):len(n.snap)], alloc: cap(n.snap)}
-			ch.pin.Store(int64(len(n.snap)))
-			nf.chunks = []*memChunk{ch}
+	case n.hasSnap || len(n.undo) > 0:
+		if n.hasSnap {
+			// snap is never written: share it.
+			if len(n.snap) > 0 {
+				ch := &memChunk{buf: n.snap[:len(n.snap):len(n.snap)], alloc: cap(n.snap)}
+				ch.pin.Store(int64(len(n.snap)))
+				nf.chunks = []*memChunk{ch}
+			}
+			nf.size = len(n.snap)
+		} else {
+			b := n.syncedContent() // a fresh copy
+			if len(b) > 0 {
+				nf.chunks = []*memChunk{{buf: b, alloc: cap(b)}}
+			}
+			nf.size = len(b)
 		}
-		nf.size = len(n.snap)
-	case len(n.undo) > 0:
-		b := n.syncedContent() // a fresh copy
-		if len(b) > 0 {
-			nf.chunks = []*memChunk{{buf: b, alloc: cap(b)}}
+		// Overwritten in place, and not cut below its synced size: the
+		// overwrite is lost, and what was appended since is a tail as
+		// for any file. (A truncation lost takes along what was
+		// appended after it.)
+		if n.minSize >= n.syncedLen {
+			c.appendTail(nf, n, n.syncedLen)
 		}
-		nf.size = len(b)
 	default:
 		// The synced bytes, and what the tail mode leaves of the rest, in
 		// the file's own arrays; zeros or garbage in a chunk of their own.
@@ -1030,6 +1059,15 @@ func (c *crashCloner) file(n *memNode) *memNode {
 		k := s
 		if tail > 0 && c.tail == TailTorn {
 			k = s + c.r.IntN(tail+1)
+		}
+		if old := n.cutTail(); c.reorder && old != nil && c.r.IntN(2) == 1 {
+			// The file's truncation since its Sync is lost, and with
+			// it what was appended after it; what it cut off is the
+			// tail instead.
+			nf.chunks = n.shareChunks(s)
+			nf.size = s
+			c.reorderedTail(nf, old, s)
+			break
 		}
 		if k > s && c.reorder && c.r.IntN(2) == 1 {
 			nf.chunks = n.shareChunks(s)
@@ -1046,6 +1084,25 @@ func (c *crashCloner) file(n *memNode) *memNode {
 	nf.syncedLen = nf.size
 	nf.minSize = nf.size
 	return nf
+}
+
+// appendTail appends to nf, which holds what the crash leaves of n's first
+// from bytes, what the tail mode makes of n's bytes from there on, which
+// were appended since n's last Sync: a prefix of them (TailTorn), or zeros
+// or garbage (TailZeros, TailGarbage). The caller holds n.mu for writing.
+func (c *crashCloner) appendTail(nf, n *memNode, from int) {
+	tail := n.size - from
+	if tail <= 0 {
+		return
+	}
+	switch c.tail {
+	case TailTorn:
+		if k := c.r.IntN(tail + 1); k > 0 {
+			n.copyOut(nf.extend(k), from)
+		}
+	case TailZeros, TailGarbage:
+		c.fill(nf.extend(1 + c.r.IntN(tail)))
+	}
 }
 
 // fill fills b with zeros or garbage, as the tail mode says.
@@ -1102,19 +1159,34 @@ func (c *crashCloner) reordered(nf, n *memNode) {
 			}
 		}
 	}
-	if trunc && keep == len(old) {
-		return // the truncation was lost, and what was appended after it
+	cut := n.cutTail()
+	if trunc && keep == len(old) || !trunc && cut != nil && c.r.IntN(2) == 1 {
+		// The (first) truncation was lost, and what was appended after
+		// it; what it cut off from the unsynced bytes, if anything, is
+		// the tail instead.
+		if cut != nil {
+			c.reorderedTail(nf, cut, keep)
+		}
+		return
 	}
 	// What was appended since (after the truncation, if it reached the
 	// disk) is a tail, as the tail mode says.
-	tail := n.size - keep
+	c.reorderedTail(nf, n, keep)
+}
+
+// reorderedTail appends to nf, which holds from bytes, what a crash with
+// Reorder leaves of src's bytes from there on, appended since the last
+// Sync: as the tail mode says, a torn tail torn by sectors too (see
+// holes). The caller holds the file's mu for writing.
+func (c *crashCloner) reorderedTail(nf, src *memNode, from int) {
+	tail := src.size - from
 	if tail <= 0 {
 		return
 	}
 	switch c.tail {
 	case TailTorn:
 		if k := c.r.IntN(tail + 1); k > 0 {
-			c.holes(nf, n, keep, keep+k)
+			c.holes(nf, src, from, from+k)
 		}
 	case TailZeros, TailGarbage:
 		c.fill(nf.extend(1 + c.r.IntN(tail)))
@@ -1146,10 +1218,25 @@ func (fi *memFileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi *memFileInfo) Sys() any           { return nil }
 
 // memFile is an open handle of a MemFS file.
+//
+// Like the OS FS's File, it keeps the file's size as it knows it — learnt
+// at Open, moved by its own Write, WriteAt and Truncate only — and Write
+// appends there, and Size answers it: a file changed through two Files at
+// once (which the File contract forbids) goes as wrong in memory as on
+// disk, rather than passing in memory only.
 type memFile struct {
 	n      *memNode
 	name   string
 	closed atomic.Bool
+	size   atomic.Int64 // the append position; changed under n.mu
+}
+
+func newMemFile(n *memNode, name string) *memFile {
+	f := &memFile{n: n, name: name}
+	n.mu.RLock()
+	f.size.Store(int64(n.size))
+	n.mu.RUnlock()
+	return f
 }
 
 var (
@@ -1169,7 +1256,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 	}
 	n := f.n
 	n.mu.Lock()
-	n.appendBytes(p)
+	if off := int(f.size.Load()); off == n.size {
+		n.appendBytes(p)
+	} else if len(p) > 0 {
+		n.writeAt(p, off) // at the end this File knows, as the OS FS's Write
+	}
+	f.size.Add(int64(len(p)))
 	n.mu.Unlock()
 	return len(p), nil
 }
@@ -1190,6 +1282,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	n := f.n
 	n.mu.Lock()
 	n.writeAt(p, int(off))
+	if end := off + int64(len(p)); end > f.size.Load() {
+		f.size.Store(end)
+	}
 	n.mu.Unlock()
 	return len(p), nil
 }
@@ -1268,6 +1363,7 @@ func (f *memFile) Truncate(size int64) error {
 	n := f.n
 	n.mu.Lock()
 	n.resize(int(size))
+	f.size.Store(size)
 	n.mu.Unlock()
 	return nil
 }
@@ -1288,11 +1384,7 @@ func (f *memFile) Size() (int64, error) {
 	if f.closed.Load() {
 		return 0, f.closedErr("stat")
 	}
-	n := f.n
-	n.mu.RLock()
-	s := n.size
-	n.mu.RUnlock()
-	return int64(s), nil
+	return f.size.Load(), nil
 }
 
 func (f *memFile) Sync() error {
@@ -1304,6 +1396,15 @@ func (f *memFile) Sync() error {
 	n.sync()
 	n.mu.Unlock()
 	return nil
+}
+
+// markSyncFailed records that a Sync of the file failed (see failSync),
+// for WithFaults, which fails Syncs without running them.
+func (f *memFile) markSyncFailed() {
+	n := f.n
+	n.mu.Lock()
+	n.failSync()
+	n.mu.Unlock()
 }
 
 func (f *memFile) Close() error {

@@ -421,7 +421,7 @@ func TestMemViewImmutable(t *testing.T) {
 	require.NoError(t, m.Remove("/f"))
 	_, err = f.WriteAt([]byte("gone"), 4)
 	require.NoError(t, err)
-	require.NoError(t, g.Truncate(0))
+	require.NoError(t, f.Truncate(0)) // through f, whose Write follows (see File)
 	_, err = f.Write(bytes.Repeat([]byte{'#'}, 100))
 	require.NoError(t, err)
 	check()
@@ -553,10 +553,30 @@ func TestMemCrashTail(t *testing.T) {
 		}
 	})
 
-	t.Run("RevertedFileGetsNoTail", func(t *testing.T) {
+	// An overwrite in place is lost, but the appended bytes are still a
+	// tail; a truncation below the synced size lost takes them along.
+	t.Run("OverwrittenFileKeepsTail", func(t *testing.T) {
 		m := setup(t)
 		f := memOpen(t, m, "/f")
 		_, err := f.WriteAt([]byte("S"), 0)
+		require.NoError(t, err)
+		require.Equal(t, base, memRead(t, m.CrashClone(CrashOptions{Tail: TailDrop}), "/f"))
+		for _, mode := range []TailMode{TailTorn, TailZeros, TailGarbage} {
+			got := memRead(t, m.CrashClone(CrashOptions{Tail: mode}), "/f")
+			require.True(t, strings.HasPrefix(got, base), "%v: %q", mode, got)
+			require.LessOrEqual(t, len(got), len(base+tail))
+			if mode == TailTorn {
+				require.Equal(t, (base + tail)[:len(got)], got)
+			} else {
+				require.Greater(t, len(got), len(base), "%v", mode)
+			}
+		}
+	})
+	t.Run("TruncatedFileGetsNoTail", func(t *testing.T) {
+		m := setup(t)
+		f := memOpen(t, m, "/f")
+		require.NoError(t, f.Truncate(1))
+		_, err := f.Write([]byte("S"))
 		require.NoError(t, err)
 		for _, mode := range []TailMode{TailDrop, TailTorn, TailZeros, TailGarbage} {
 			require.Equal(t, base, memRead(t, m.CrashClone(CrashOptions{Tail: mode}), "/f"))
@@ -912,7 +932,15 @@ type memSubject struct {
 	live       []byte
 	synced     []byte
 	appendOnly bool
-	minSize    int // the smallest size since the last Sync
+	minSize    int    // the smallest size since the last Sync
+	cut        []byte // the live bytes just before the first truncation since the last Sync
+}
+
+// truncated records a truncation of the subject's file (to a smaller size).
+func (s *memSubject) truncated() {
+	if s.cut == nil {
+		s.cut = slices.Clone(s.live)
+	}
 }
 
 // TestMemModel drives random operations on a file, its crash clones and
@@ -983,6 +1011,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				size := r.IntN(len(s.live) + 20)
 				require.NoError(t, s.f.Truncate(int64(size)))
 				if size < len(s.live) {
+					s.truncated()
 					s.live = s.live[:size:size]
 				} else {
 					s.live = append(s.live, make([]byte, size-len(s.live))...)
@@ -996,11 +1025,18 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				s.synced = slices.Clone(s.live)
 				s.appendOnly = true
 				s.minSize = len(s.live)
+				s.cut = nil
 			case op < 72:
-				// Create over the name: the same inode, truncated.
+				// Create over the name: the same inode, truncated. The
+				// file goes on through the new File: the old one still
+				// has the old size, as on disk (see File).
 				g, err := s.m.Create("/f")
 				require.NoError(t, err)
-				require.NoError(t, g.Close())
+				require.NoError(t, s.f.Close())
+				s.f = g
+				if len(s.live) > 0 {
+					s.truncated()
+				}
 				if len(s.synced) > 0 {
 					s.appendOnly = false
 				}
@@ -1042,14 +1078,15 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				// A crash with Reorder: below the smallest size since the
 				// last Sync, each sector is synced or new; above it, the
 				// synced bytes (a truncation lost), new ones or zeros, or
-				// garbage.
+				// garbage; past the synced size, also the bytes the first
+				// truncation since cut off (that truncation lost).
 				mode := TailMode(r.IntN(4))
 				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r, Reorder: true})
 				got := []byte(memRead(t, c, "/f"))
 				keepLo := min(len(s.synced), s.minSize)
 				require.GreaterOrEqual(t, len(got), keepLo, where)
-				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live)), where)
-				cuts := []int{keepLo, len(s.synced), len(s.live), len(got)}
+				require.LessOrEqual(t, len(got), max(len(s.synced), len(s.live), len(s.cut)), where)
+				cuts := []int{keepLo, len(s.synced), len(s.live), len(s.cut), len(got)}
 				for lo := 0; lo < len(got); {
 					hi := (lo/crashSector + 1) * crashSector
 					for _, c := range cuts {
@@ -1061,7 +1098,8 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					if !(mode == TailGarbage && lo >= keepLo) {
 						ok := hi <= len(s.synced) && piece == string(s.synced[lo:hi]) ||
 							hi <= len(s.live) && piece == string(s.live[lo:hi]) ||
-							lo >= keepLo && piece == string(make([]byte, hi-lo))
+							lo >= keepLo && piece == string(make([]byte, hi-lo)) ||
+							lo >= len(s.synced) && hi <= len(s.cut) && piece == string(s.cut[lo:hi])
 						require.True(t, ok, "%s: reorder=%v mode %v: bytes [%d, %d) are neither synced nor new (synced %d, live %d, min %d, got %d)",
 							where, true, mode, lo, hi, len(s.synced), len(s.live), s.minSize, len(got))
 					}
@@ -1074,8 +1112,11 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 				mode := TailMode(r.IntN(4))
 				c := s.m.CrashClone(CrashOptions{Tail: mode, Rand: r})
 				got := []byte(memRead(t, c, "/f"))
+				// Overwrites in place are lost, and so is a truncation
+				// below the synced size, with what was appended after it;
+				// else the bytes appended since are a tail, as Tail says.
 				switch {
-				case !s.appendOnly || mode == TailDrop:
+				case s.minSize < len(s.synced) || mode == TailDrop:
 					require.Equal(t, string(s.synced), string(got), where)
 				default:
 					require.True(t, bytes.HasPrefix(got, s.synced), where)
@@ -1083,7 +1124,7 @@ func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
 					unsynced := len(s.live) - len(s.synced)
 					switch mode {
 					case TailTorn:
-						require.Equal(t, string(s.live[:len(got)]), string(got), where)
+						require.Equal(t, string(s.live[len(s.synced):len(got)]), string(tail), where)
 					case TailZeros:
 						require.Equal(t, string(make([]byte, len(tail))), string(tail), where)
 						fallthrough

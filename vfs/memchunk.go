@@ -227,6 +227,12 @@ const memTrimMin = 4 << 10
 // for writing.
 func (n *memNode) truncate(size int) {
 	n.cutLost(size)
+	if !n.hasCut {
+		n.hasCut, n.cutSize = true, n.size
+		if n.size > n.syncedLen {
+			n.cut = n.shareChunksFrom(n.syncedLen, n.size)
+		}
+	}
 	keep := 0 // chunks kept
 	if size > 0 {
 		keep = n.chunkAt(size-1) + 1
@@ -367,10 +373,19 @@ func (n *memNode) syncedContent() []byte {
 // elsewhere and pinned on both sides, so that neither side's overwrites
 // reach the other. The caller holds n.mu for writing.
 func (n *memNode) shareChunks(k int) []*memChunk {
+	return n.shareChunksFrom(0, k)
+}
+
+// shareChunksFrom is shareChunks of the chunks that hold bytes [lo, k)
+// only: the first one returned may start below lo.
+func (n *memNode) shareChunksFrom(lo, k int) []*memChunk {
 	var out []*memChunk
 	for _, c := range n.chunks {
 		if c.start >= k {
 			break
+		}
+		if c.end() <= lo {
+			continue
 		}
 		l := min(len(c.buf), k-c.start)
 		c.pinAtLeast(l)
@@ -398,6 +413,18 @@ func (n *memNode) sync() {
 	n.syncedLen, n.minSize = n.size, n.size
 	n.undo, n.undoBytes = nil, 0
 	n.snap, n.hasSnap = nil, false
+	n.cut, n.cutSize, n.hasCut = nil, 0, false
+}
+
+// cutTail returns a node that reads as the file did just before its first
+// truncation since its last Sync, from its synced size on (see cut), for
+// a crash to take those bytes from; nil if that truncation cut no
+// unsynced bytes. The caller holds n.mu.
+func (n *memNode) cutTail() *memNode {
+	if !n.hasCut || n.cutSize <= n.syncedLen {
+		return nil
+	}
+	return &memNode{chunks: n.cut, size: n.cutSize}
 }
 
 // failSync records that a Sync of the file failed. On Linux a failed

@@ -112,13 +112,12 @@ type FS interface {
 // File is an open file. Its methods may be called concurrently, except that
 // Write, WriteAt and Truncate must not run concurrently with each other.
 //
-// A file is changed through one File at a time: the OS FS keeps the size
+// A file is changed through one File at a time: both FSs keep the size
 // (Write's append position, and Size's answer) in the File, as learnt at
 // Open and moved by its own Write, WriteAt and Truncate, so that another
 // File's changes are not seen there — a Write then lands at the old end,
-// over or short of what the other wrote. MemFS keeps the size in the file
-// itself, so a test that writes a file through two Files at once passes
-// in memory and fails on disk.
+// over or short of what the other wrote (leaving zeros between), in
+// memory as on disk.
 type File interface {
 	// Write appends p at the end of the file.
 	io.Writer
@@ -131,7 +130,8 @@ type File interface {
 	Sync() error
 	// Truncate changes the file's size.
 	Truncate(size int64) error
-	// Size returns the file's current size, including unsynced writes.
+	// Size returns the file's current size, including unsynced writes, as
+	// this File knows it (see above).
 	Size() (int64, error)
 	// Name returns the name the file was opened with.
 	Name() string
