@@ -677,10 +677,11 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// marker goes, so that a crash from now on is not taken for a
 		// clean shutdown — and the single snapshot file of an older
 		// runnel, replaced by one named by its offset.
-		if !slices.Contains(l.snapshots, next) {
+		if !slices.Contains(l.snapshots, next) || l.info.ProducerSnapshot != next {
 			// Close writes one as of the end: without it (a stale
 			// marker put back, a snapshot lost, an older runnel's single
-			// file), the state was replayed or read from elsewhere, and
+			// file) or with it unreadable (loadProducers skipped it),
+			// the state was replayed or read from elsewhere, and
 			// compaction, free below the end (uncleanedFrom), must not
 			// remove a batch that no snapshot holds: a crash would then
 			// forget it.
