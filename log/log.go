@@ -943,7 +943,7 @@ const (
 	systemFile                     // an OS's (SystemFile): ignored
 	checkpointFile                 // a checkpoint, or an older runnel's name of one
 	markerFile                     // the clean-shutdown marker
-	tmpFile                        // a .tmp being written when the log stopped
+	tmpFile                        // a name of the log's with .tmp added: a write cut short
 	segmentFile                    // a segment's .log
 	keptFile                       // a segment's index, or a producer-state snapshot
 	leftoverFile                   // an unfinished cleaning's .cleaned copy, or an index .swap
@@ -960,8 +960,14 @@ func classify(name string) (fileKind, int64) {
 	case cleanShutdownFile:
 		return markerFile, 0
 	}
-	if strings.HasSuffix(name, tmpSuffix) {
-		return tmpFile, 0
+	if written, ok := strings.CutSuffix(name, tmpSuffix); ok {
+		// The log's own names only (a write cut short): any other name
+		// with .tmp is foreign, or an OS's, as IsLogFile says.
+		switch k, _ := classify(written); k {
+		case foreignFile, systemFile, tmpFile:
+		default:
+			return tmpFile, 0
+		}
 	}
 	if SystemFile(name) {
 		return systemFile, 0

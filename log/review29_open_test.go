@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
 )
 
 // TestReview29CleanOpenRewritesAnUnreadableEndSnapshot: a log closed
@@ -48,4 +50,38 @@ func TestReview29CleanOpenRewritesAnUnreadableEndSnapshot(t *testing.T) {
 	defer l.Close()
 	requireDuplicate(t, l, keyedProducerBatch(t, 3, "k"), 3)
 	requireDuplicate(t, l, keyedProducerBatch(t, 4, "k"), 4)
+}
+
+// TestReview29OpenKeepsAForeignTmpFile: Open removes the temporary files
+// the log leaves when a write is cut short (a checkpoint's, a snapshot's,
+// a tail copy's: its own names with .tmp added), and refuses a directory
+// holding a file no log writes with ErrNotLogDir, leaving it as it is —
+// also one whose name merely ends in .tmp (IsLogFile says it is no log's,
+// and the broker does not remove a directory holding it). An OS's file
+// with .tmp added is ignored, as the OS's file is.
+func TestReview29OpenKeepsAForeignTmpFile(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+	require.NoError(t, l.Close())
+	for _, name := range []string{"notes.tmp", "00000000000000000000.tmp", recoveryPointFile + ".tmp.tmp"} {
+		require.False(t, IsLogFile(name), name)
+		mem := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+		path := filepath.Join(e.dir, name)
+		replaceMemFile(t, mem, path, []byte("someone's\n"))
+		_, err := Open(e.dir, cfg, Options{FS: mem, Clock: e.clock})
+		require.ErrorIs(t, err, ErrNotLogDir, name)
+		require.Equal(t, "someone's\n", string(readWhole(t, mem, path)), name)
+	}
+	for _, name := range []string{recoveryPointFile + ".tmp", snapshotName(1) + ".tmp", ".DS_Store.tmp"} {
+		mem := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+		path := filepath.Join(e.dir, name)
+		replaceMemFile(t, mem, path, []byte("cut short\n"))
+		l, err := Open(e.dir, cfg, Options{FS: mem, Clock: e.clock})
+		require.NoError(t, err, name)
+		require.NoError(t, l.Close())
+		_, err = mem.Stat(path)
+		require.Equal(t, SystemFile(name), err == nil, "%s: %v", name, err)
+	}
 }
