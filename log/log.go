@@ -243,7 +243,8 @@ type RecoveryInfo struct {
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt, or a segment's
 // file, or a compaction's swap file, names a base offset past the largest
-// a segment can have (math.MaxInt64 - math.MaxInt32); ErrBadCheckpoint;
+// a segment can have (math.MaxInt64 - math.MaxInt32), or a compaction's
+// swap file went bad (then before Open changed anything); ErrBadCheckpoint;
 // file system errors.
 //
 // It takes no ctx: see OpenContext.
@@ -1016,7 +1017,7 @@ const maxSegmentBase = math.MaxInt64 - math.MaxInt32
 // (nothing says what else the failure behind them left), though Close
 // wrote the marker.
 func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err error) {
-	var swaps, tails []int64
+	var swaps, swapEnds, tails []int64
 	changed := false
 	for _, name := range names {
 		// Before anything is changed (a temporary file removed, a swap
@@ -1026,6 +1027,18 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		if kind, base := classify(name); (kind == segmentFile || kind == logSwapFile) && base > maxSegmentBase {
 			return nil, false, false, &record.CorruptError{Path: filepath.Join(l.dir, name),
 				Reason: fmt.Sprintf("segment base offset %d past the largest a segment can have, %d", base, int64(maxSegmentBase))}
+		}
+	}
+	for _, name := range names {
+		// Before anything is changed too: a swap whose batches went bad
+		// (scanEnd) would have its completion remove segments it does
+		// not replace.
+		if kind, base := classify(name); kind == logSwapFile {
+			end, err := scanEnd(l.fs, filepath.Join(l.dir, name), base)
+			if err != nil {
+				return nil, false, false, err
+			}
+			swaps, swapEnds = append(swaps, base), append(swapEnds, end)
 		}
 	}
 	for _, name := range names {
@@ -1044,16 +1057,15 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		case segmentFile:
 			bases = append(bases, base)
 		case logSwapFile:
-			swaps = append(swaps, base)
 		case tailCopyFile:
 			tails = append(tails, base)
 		default:
 			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
 		}
 	}
-	for _, sb := range swaps {
+	for i, sb := range swaps {
 		var err error
-		if bases, err = l.completeSwap(sb, bases); err != nil {
+		if bases, err = l.completeSwap(sb, swapEnds[i], bases); err != nil {
 			return nil, false, false, err
 		}
 		changed = true

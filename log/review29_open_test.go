@@ -2,12 +2,15 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -83,5 +86,59 @@ func TestReview29OpenKeepsAForeignTmpFile(t *testing.T) {
 		require.NoError(t, l.Close())
 		_, err = mem.Stat(path)
 		require.Equal(t, SystemFile(name), err == nil, "%s: %v", name, err)
+	}
+}
+
+// TestReview29OpenRefusesASwapGoneBadBeforeItRemovesAnything: a
+// compaction's swap file (found when a crash came after its commit) is
+// synced whole before it takes its name; one whose bytes went bad since
+// (a batch's CRC fails, its last offset delta changed; bytes after its
+// last batch; a batch below the one before it) is corrupt, and Open fails
+// with record.ErrCorrupt before it changes anything. Its completion took
+// the changed end for the swap's and removed the segments up to it, the
+// active one too, acknowledged records with them, and then failed on the
+// bad batch all the same. With the bad swap file removed, the log opens
+// whole.
+func TestReview29OpenRefusesASwapGoneBadBeforeItRemovesAnything(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, CleanupPolicy: Compact}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
+		require.NoError(t, l.Roll()) // segments at 0, 2, 4 and 6
+	}
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "z")) // 6
+	require.NoError(t, l.Close())
+	seg0 := readWhole(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix)))
+	second := int(record.BatchSize(seg0)) // position of the batch at 1
+
+	for _, tc := range []struct {
+		what   string
+		change func([]byte) []byte
+	}{
+		{"a last offset delta changed", func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[second+23:], 1000) // the batch at 1 said to end at 1001
+			return b
+		}},
+		{"bytes after the last batch", func(b []byte) []byte { return append(b, make([]byte, record.HeaderSize)...) }},
+		{"a batch below the one before it", func(b []byte) []byte {
+			binary.BigEndian.PutUint64(b[second:], 0)
+			return b
+		}},
+	} {
+		mem := e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+		swap := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+swapSuffix))
+		writeMemFile(t, mem, swap, tc.change(append([]byte(nil), seg0...)))
+		before := memSnapshot(t, mem, e.dir)
+		_, err := Open(e.dir, cfg, Options{FS: mem, Clock: e.clock})
+		require.ErrorIs(t, err, record.ErrCorrupt, tc.what)
+		require.Equal(t, before, memSnapshot(t, mem, e.dir), "%s: a refused Open changed the directory", tc.what)
+
+		require.NoError(t, mem.Remove(swap))
+		l, err := Open(e.dir, cfg, Options{FS: mem, Clock: e.clock})
+		require.NoError(t, err, tc.what)
+		require.Len(t, readAll(t, l, 0), 7, tc.what)
+		require.NoError(t, l.Close())
 	}
 }
