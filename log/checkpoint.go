@@ -152,11 +152,12 @@ func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error)
 }
 
 // readSnapshotRows reads a producer-state snapshot (rows of 6 integers)
-// as readCheckpoint reads a checkpoint, whatever its size: the log
-// writes one of any size (a row per remembered batch of each producer
-// id, and no bound on their number: see Options.ProducerExpiration).
+// as readCheckpoint reads a checkpoint, whatever its size (up to what a
+// slice can hold): the log writes one of any size (a row per remembered
+// batch of each producer id, and no bound on their number: see
+// Options.ProducerExpiration).
 func readSnapshotRows(fsys vfs.FS, dir, name string) ([][]int64, error) {
-	return readCheckpointLimit(fsys, dir, name, 6, math.MaxInt64)
+	return readCheckpointLimit(fsys, dir, name, 6, math.MaxInt)
 }
 
 // readCheckpointLimit is readCheckpoint of a file of at most limit bytes
