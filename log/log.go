@@ -169,8 +169,10 @@ type Log struct {
 
 // RecoveryInfo says what Open did to bring the log back.
 type RecoveryInfo struct {
-	// Clean says the log was closed cleanly: nothing was scanned. It is
-	// false for a new log (SegmentsFound 0), which had nothing to scan.
+	// Clean says the log was closed cleanly: nothing was scanned but the
+	// segments whose index was missing or bad, rebuilt (SegmentsScanned).
+	// It is false for a new log (SegmentsFound 0), which had nothing to
+	// scan.
 	Clean           bool
 	SegmentsFound   int   // segments in the directory; 0: a new log, created by Open
 	RecoveryPoint   int64 // where scanning started
