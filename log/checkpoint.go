@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -147,7 +148,23 @@ func (e *inPlaceError) Unwrap() error { return e.err }
 // readCheckpoint reads a checkpoint of entries with width integers each,
 // of either version. A missing file gives nil entries and no error.
 func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error) {
-	data, path, err := readCheckpointFile(fsys, dir, name)
+	return readCheckpointLimit(fsys, dir, name, width, maxCheckpointBytes)
+}
+
+// readSnapshotRows reads a producer-state snapshot (rows of 6 integers)
+// as readCheckpoint reads a checkpoint, whatever its size (up to what a
+// slice can hold): the log writes one of any size (a row per remembered
+// batch of each producer id, and no bound on their number: see
+// Options.ProducerExpiration).
+func readSnapshotRows(fsys vfs.FS, dir, name string) ([][]int64, error) {
+	return readCheckpointLimit(fsys, dir, name, 6, math.MaxInt)
+}
+
+// readCheckpointLimit is readCheckpoint of a file of at most limit bytes
+// (a larger one is ErrBadCheckpoint).
+func readCheckpointLimit(fsys vfs.FS, dir, name string, width int, limit int64) ([][]int64, error) {
+	path := filepath.Join(dir, name)
+	data, err := readFile(fsys, path, limit)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -157,11 +174,16 @@ func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error)
 	return parseCheckpoint(data, width, path)
 }
 
+// maxCheckpointBytes bounds the size of the checkpoint files but the
+// producer-state snapshots, larger than any of them written.
+const maxCheckpointBytes = 64 << 20
+
 // readCheckpointFile reads the file of a checkpoint, and gives its path.
-// One larger than any checkpoint written (64 MiB) is ErrBadCheckpoint.
+// One larger than any checkpoint written (maxCheckpointBytes) is
+// ErrBadCheckpoint.
 func readCheckpointFile(fsys vfs.FS, dir, name string) (data []byte, path string, err error) {
 	path = filepath.Join(dir, name)
-	data, err = readFile(fsys, path, 64<<20)
+	data, err = readFile(fsys, path, maxCheckpointBytes)
 	return data, path, err
 }
 

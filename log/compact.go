@@ -704,13 +704,10 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 }
 
 // completeSwap finishes a swap that a crash interrupted after its commit
-// point: the segments the swap file covers are deleted and it takes its
-// final name. It returns the remaining segment bases.
-func (l *Log) completeSwap(base int64, bases []int64) ([]int64, error) {
-	end, err := scanEnd(l.fs, filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix+swapSuffix)), base)
-	if err != nil {
-		return nil, err
-	}
+// point: the segments the swap file covers (up to end, its batches' end:
+// see scanEnd) are deleted and it takes its final name. It returns the
+// remaining segment bases.
+func (l *Log) completeSwap(base, end int64, bases []int64) ([]int64, error) {
 	kept := bases[:0:0]
 	for _, b := range bases {
 		// The swap takes the name of the segment of its base, which it
@@ -745,7 +742,13 @@ func (l *Log) completeSwap(base int64, bases []int64) ([]int64, error) {
 }
 
 // scanEnd returns the offset after the last batch of a .log file that was
-// synced whole (a swap file).
+// synced whole (a swap file of the segment at base), checking each batch
+// (its CRC and header: see record.Batch.Validate), that their offsets
+// grow from base on, and that they fill the file: the end decides which
+// segments the swap replaces, and a batch gone bad on disk must not make
+// Open remove segments it does not hold.
+//
+// Errors: a *record.CorruptError naming path; file system errors.
 func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
@@ -757,17 +760,37 @@ func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
 		return 0, err
 	}
 	end := base
-	for pos := int64(0); pos+record.HeaderSize <= size; {
+	pos := int64(0)
+	for pos+record.HeaderSize <= size {
 		hdr, err := vfs.ReadView(f, pos, record.HeaderSize)
 		if err != nil {
 			return 0, err
 		}
 		n := record.BatchSize(hdr)
-		if n < record.HeaderSize {
+		if n < record.HeaderSize || n > size-pos {
 			return 0, &record.CorruptError{Path: path, Position: pos, Reason: "bad batch length in swap file"}
 		}
-		end = record.Batch(hdr).NextOffset()
+		data, err := vfs.ReadView(f, pos, int(n))
+		if err != nil {
+			return 0, err
+		}
+		b := record.Batch(data)
+		if err := b.Validate(pos); err != nil {
+			var ce *record.CorruptError
+			if errors.As(err, &ce) {
+				ce.Path = path
+			}
+			return 0, err
+		}
+		if b.BaseOffset() < end {
+			return 0, &record.CorruptError{Path: path, Position: pos,
+				Reason: fmt.Sprintf("batch at offset %d in swap file, below the end of the batches before it, %d", b.BaseOffset(), end)}
+		}
+		end = b.NextOffset()
 		pos += n
+	}
+	if pos != size {
+		return 0, &record.CorruptError{Path: path, Position: pos, Reason: "bytes after the last batch in swap file"}
 	}
 	return end, nil
 }

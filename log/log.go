@@ -169,8 +169,10 @@ type Log struct {
 
 // RecoveryInfo says what Open did to bring the log back.
 type RecoveryInfo struct {
-	// Clean says the log was closed cleanly: nothing was scanned. It is
-	// false for a new log (SegmentsFound 0), which had nothing to scan.
+	// Clean says the log was closed cleanly: nothing was scanned but the
+	// segments whose index was missing or bad, rebuilt (SegmentsScanned).
+	// It is false for a new log (SegmentsFound 0), which had nothing to
+	// scan.
 	Clean           bool
 	SegmentsFound   int   // segments in the directory; 0: a new log, created by Open
 	RecoveryPoint   int64 // where scanning started
@@ -243,7 +245,8 @@ type RecoveryInfo struct {
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
 // file and position) when acknowledged data is corrupt, or a segment's
 // file, or a compaction's swap file, names a base offset past the largest
-// a segment can have (math.MaxInt64 - math.MaxInt32); ErrBadCheckpoint;
+// a segment can have (math.MaxInt64 - math.MaxInt32), or a compaction's
+// swap file went bad (then before Open changed anything); ErrBadCheckpoint;
 // file system errors.
 //
 // It takes no ctx: see OpenContext.
@@ -677,10 +680,11 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// marker goes, so that a crash from now on is not taken for a
 		// clean shutdown — and the single snapshot file of an older
 		// runnel, replaced by one named by its offset.
-		if !slices.Contains(l.snapshots, next) {
+		if !slices.Contains(l.snapshots, next) || l.info.ProducerSnapshot != next {
 			// Close writes one as of the end: without it (a stale
 			// marker put back, a snapshot lost, an older runnel's single
-			// file), the state was replayed or read from elsewhere, and
+			// file) or with it unreadable (loadProducers skipped it),
+			// the state was replayed or read from elsewhere, and
 			// compaction, free below the end (uncleanedFrom), must not
 			// remove a batch that no snapshot holds: a crash would then
 			// forget it.
@@ -942,7 +946,7 @@ const (
 	systemFile                     // an OS's (SystemFile): ignored
 	checkpointFile                 // a checkpoint, or an older runnel's name of one
 	markerFile                     // the clean-shutdown marker
-	tmpFile                        // a .tmp being written when the log stopped
+	tmpFile                        // a name of the log's with .tmp added: a write cut short
 	segmentFile                    // a segment's .log
 	keptFile                       // a segment's index, or a producer-state snapshot
 	leftoverFile                   // an unfinished cleaning's .cleaned copy, or an index .swap
@@ -959,8 +963,14 @@ func classify(name string) (fileKind, int64) {
 	case cleanShutdownFile:
 		return markerFile, 0
 	}
-	if strings.HasSuffix(name, tmpSuffix) {
-		return tmpFile, 0
+	if written, ok := strings.CutSuffix(name, tmpSuffix); ok {
+		// The log's own names only (a write cut short): any other name
+		// with .tmp is foreign, or an OS's, as IsLogFile says.
+		switch k, _ := classify(written); k {
+		case foreignFile, systemFile, tmpFile:
+		default:
+			return tmpFile, 0
+		}
 	}
 	if SystemFile(name) {
 		return systemFile, 0
@@ -1009,7 +1019,7 @@ const maxSegmentBase = math.MaxInt64 - math.MaxInt32
 // (nothing says what else the failure behind them left), though Close
 // wrote the marker.
 func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err error) {
-	var swaps, tails []int64
+	var swaps, swapEnds, tails []int64
 	changed := false
 	for _, name := range names {
 		// Before anything is changed (a temporary file removed, a swap
@@ -1019,6 +1029,18 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		if kind, base := classify(name); (kind == segmentFile || kind == logSwapFile) && base > maxSegmentBase {
 			return nil, false, false, &record.CorruptError{Path: filepath.Join(l.dir, name),
 				Reason: fmt.Sprintf("segment base offset %d past the largest a segment can have, %d", base, int64(maxSegmentBase))}
+		}
+	}
+	for _, name := range names {
+		// Before anything is changed too: a swap whose batches went bad
+		// (scanEnd) would have its completion remove segments it does
+		// not replace.
+		if kind, base := classify(name); kind == logSwapFile {
+			end, err := scanEnd(l.fs, filepath.Join(l.dir, name), base)
+			if err != nil {
+				return nil, false, false, err
+			}
+			swaps, swapEnds = append(swaps, base), append(swapEnds, end)
 		}
 	}
 	for _, name := range names {
@@ -1037,16 +1059,15 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		case segmentFile:
 			bases = append(bases, base)
 		case logSwapFile:
-			swaps = append(swaps, base)
 		case tailCopyFile:
 			tails = append(tails, base)
 		default:
 			return nil, false, false, fmt.Errorf("%w: %s holds %q", ErrNotLogDir, l.dir, name)
 		}
 	}
-	for _, sb := range swaps {
+	for i, sb := range swaps {
 		var err error
-		if bases, err = l.completeSwap(sb, bases); err != nil {
+		if bases, err = l.completeSwap(sb, swapEnds[i], bases); err != nil {
 			return nil, false, false, err
 		}
 		changed = true

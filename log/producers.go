@@ -357,7 +357,7 @@ func (l *Log) readSnapshot(f snapshotFile, now int64) (producers, error) {
 	rows := f.rows
 	if rows == nil {
 		var err error
-		if rows, err = readCheckpoint(l.fs, l.dir, f.name, 6); err != nil {
+		if rows, err = readSnapshotRows(l.fs, l.dir, f.name); err != nil {
 			return nil, err
 		}
 	}
@@ -429,7 +429,7 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 		files = append(files, snapshotFile{off: off, name: snapshotName(off)})
 	}
 	if legacy {
-		rows, err := readCheckpoint(l.fs, l.dir, producerFile, 6)
+		rows, err := readSnapshotRows(l.fs, l.dir, producerFile)
 		switch {
 		case errors.Is(err, ErrBadCheckpoint):
 			l.logger.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", producerFile, "err", err)
