@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -77,4 +79,42 @@ func TestReview29AutoCreateFullDiskRetried(t *testing.T) {
 	full.Store(false) // room freed
 	require.NoError(t, <-done)
 	require.Equal(t, []string{"orders"}, b.Topics())
+}
+
+// What another try of an auto-creation would meet again is not made
+// ErrStorage: a directory of the partition's name holding foreign files
+// (log.ErrNotLogDir), a name too long for the file system
+// (vfs.ErrNameTooLong), a refusal with a Kafka code (ErrInvalidTopic),
+// ctx's error.
+func TestReview29AutoCreatePermanentErrorsStay(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	long := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpMkdir && strings.HasPrefix(filepath.Base(name), "long-") {
+			return fmt.Errorf("mkdir %s: %w", name, vfs.ErrNameTooLong)
+		}
+		return nil
+	})
+	b := open(t, Config{FS: vfs.WithFaults(mem, long), AutoCreateTopics: true})
+	require.NoError(t, mem.MkdirAll(filepath.Join(b.root, "foreign-0"), 0o755))
+	f, err := mem.Create(filepath.Join(b.root, "foreign-0", "notes.txt"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = b.Partitions(ctx, "foreign")
+	require.ErrorIs(t, err, log.ErrNotLogDir)
+	require.NotErrorIs(t, err, ErrStorage)
+	require.False(t, api.IsRetriable(err))
+	_, err = b.Partitions(ctx, "long")
+	require.ErrorIs(t, err, vfs.ErrNameTooLong)
+	require.NotErrorIs(t, err, ErrStorage)
+	require.False(t, api.IsRetriable(err))
+	_, err = b.Partitions(ctx, "CON") // a Kafka-coded refusal: ErrInvalidTopic
+	require.ErrorIs(t, err, ErrInvalidTopic)
+	require.NotErrorIs(t, err, ErrStorage)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = b.Partitions(done, "orders")
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, ErrStorage)
 }
