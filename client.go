@@ -12,6 +12,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
 )
 
 // partition returns a topic's partition, creating the topic first when
@@ -75,12 +76,32 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 	if _, ok := b.topics[topic]; !ok { // under admin: no writer
 		if err := b.createAdmin(ctx, topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
 			b.unlockAdmin()
-			return nil, err
+			return nil, autoCreateError(topic, err)
 		}
 		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
 	}
 	b.unlockAdmin()
 	return b.topic(topic)
+}
+
+// autoCreateError is the error of an auto-creation of topic that failed
+// with err: err, or, for a file system's error (a full disk, an I/O
+// error), err wrapped in ErrStorage (KAFKA_STORAGE_ERROR, retriable), as
+// InitProducerID's and a partition's failed append are. A producer then
+// asks again until its delivery timeout, as Kafka's waits for the
+// metadata of a topic whose partitions a failed log directory holds,
+// and its records go once room is freed; the file system's error alone
+// is retriable by no error table, and failed them at once. Errors that
+// another try would meet again are left as they are: those with a Kafka
+// code (ErrInvalidTopic, ErrClosed, ...), ctx's, log.ErrNotLogDir (a
+// directory of the partition's name holds foreign files) and
+// vfs.ErrNameTooLong.
+func autoCreateError(topic string, err error) error {
+	if api.Code(err) != -1 || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, log.ErrNotLogDir) || errors.Is(err, vfs.ErrNameTooLong) {
+		return err
+	}
+	return fmt.Errorf("%w: auto-creating topic %s: %w", ErrStorage, topic, err)
 }
 
 // Partitions returns the number of partitions of topic, creating the
@@ -89,8 +110,9 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; and when it creates
 // the topic (Config.AutoCreateTopics), CreateTopic's: ctx's error,
-// ErrInvalidTopic for a name CreateTopic refuses, log.ErrNotLogDir, file
-// system errors.
+// ErrInvalidTopic for a name CreateTopic refuses, log.ErrNotLogDir, and
+// file system errors wrapped in ErrStorage (retriable: a full disk, say;
+// see autoCreateError), but for vfs.ErrNameTooLong.
 func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 	t, err := b.topic(topic)
 	if err != nil && b.cfg.AutoCreateTopics && !isClosedOrInvalid(err) {

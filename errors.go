@@ -39,10 +39,11 @@ var (
 	// ErrClosed is returned by every method of a closed Broker.
 	ErrClosed = api.ErrBrokerClosed
 	// ErrStorage is returned by InitProducerID when it cannot write the
-	// producer id counter (a full disk: the file system's error, such as
-	// syscall.ENOSPC, is wrapped beside it). It is Kafka's
-	// KAFKA_STORAGE_ERROR, retriable: a producer asks again until its
-	// delivery timeout.
+	// producer id counter, and by Partitions and Produce when
+	// Config.AutoCreateTopics cannot create the topic's files (a full
+	// disk: the file system's error, such as syscall.ENOSPC, is wrapped
+	// beside it). It is Kafka's KAFKA_STORAGE_ERROR, retriable: a
+	// producer asks again until its delivery timeout.
 	ErrStorage = api.ErrStorage
 )
 

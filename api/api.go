@@ -123,11 +123,12 @@ type ProduceRequest struct {
 // ProduceResponse answers a ProduceRequest.
 type ProduceResponse struct {
 	BaseOffset     int64 // offset of the first record, with AcksNone too (see AcksNone); -1 when refused
-	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime
+	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime (for a Duplicate: when the original batch was appended under CreateTime)
 	LogStartOffset int64 // the partition's log start offset when it answered; -1 when refused, as Kafka's
 	// Duplicate is true when the batch was a retry of one the broker had
 	// already appended (idempotence): BaseOffset is the original one, and
-	// LogAppendTime the original one (-1 on a CreateTime topic, where
+	// LogAppendTime the original one, whatever the topic's timestamp type
+	// has become since (-1 for a batch appended under CreateTime, where
 	// Kafka's broker answers a duplicate with the batch's max timestamp:
 	// its records' largest create time is no log append time).
 	Duplicate bool

@@ -68,7 +68,8 @@ var (
 	// (its state was removed by retention, say).
 	ErrUnknownProducerID = errors.New("runnel: unknown producer id")
 	// ErrStorage: the broker could not write a file of its own, outside
-	// a partition's log (the id counter of InitProducerID): a full disk
+	// a partition's log (the id counter of InitProducerID, an
+	// auto-created topic's files): a full disk
 	// (the file system's error, syscall.ENOSPC, wrapped beside it), an
 	// I/O error. Kafka's KAFKA_STORAGE_ERROR, retriable, as a log's
 	// failed write is (log.ErrLogFenced): room may be freed meanwhile.

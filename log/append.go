@@ -29,7 +29,7 @@ type AppendResult struct {
 	FirstOffset   int64
 	LastOffset    int64
 	Records       int
-	LogAppendTime int64 // ms; -1 when the topic uses CreateTime
+	LogAppendTime int64 // ms; -1 when the topic uses CreateTime (for a Duplicate: when the original batch was appended under CreateTime)
 	// Duplicate is true when the batch repeated one of the same idempotent
 	// producer that the log already holds: nothing was written, and the
 	// offsets (and LogAppendTime) are the original ones — for the

@@ -16,7 +16,9 @@ import (
 // Errors of idempotent appends (Kafka's idempotent producer, KIP-98).
 var (
 	// ErrOutOfOrderSequence is returned by Append for a batch whose
-	// sequence number does not follow the producer's last one.
+	// sequence number does not follow the producer's last one, or that
+	// starts a new epoch at a sequence other than 0 (a producer whose
+	// batches carry no epoch, -1, is taken at any sequence, as in Kafka).
 	ErrOutOfOrderSequence = errors.New("runnel/log: out of order sequence number")
 	// ErrProducerFenced is returned by Append for a batch from a producer
 	// epoch older than the latest the log has seen for that producer id,
@@ -97,7 +99,9 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 		return nil, fmt.Errorf("%w: producer %d epoch %d, latest %d", ErrProducerFenced, b.ProducerID(), b.ProducerEpoch(), st.epoch)
 	}
 	if b.ProducerEpoch() > st.epoch {
-		if b.BaseSequence() != 0 {
+		// A new epoch starts at sequence 0, after a real one: after none
+		// (-1) at any, as Kafka's checkSequence takes it.
+		if b.BaseSequence() != 0 && st.epoch != record.NoProducerEpoch {
 			return nil, fmt.Errorf("%w: producer %d starts epoch %d at sequence %d", ErrOutOfOrderSequence, b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
 		}
 		return nil, nil
@@ -107,6 +111,12 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 		if st.batches[i].firstSeq == first && st.batches[i].lastSeq == last {
 			return &st.batches[i], nil
 		}
+	}
+	if st.epoch == record.NoProducerEpoch {
+		// Batches without an epoch: Kafka checks no sequence while the
+		// producer has none (checkSequence), though it answers their
+		// retries as duplicates (findDuplicateBatch, above).
+		return nil, nil
 	}
 	if n := len(st.batches); n > 0 && first != record.AddSequence(st.batches[n-1].lastSeq, 1) {
 		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSequence, b.ProducerID(), record.AddSequence(st.batches[n-1].lastSeq, 1), first)
