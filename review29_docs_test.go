@@ -1,0 +1,122 @@
+package runnel_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview29ErrorsListComplete keeps the README's promise that
+// docs/details.md's "Errors" is the whole list: every exported error
+// sentinel (a package-level var named Err...) and error type (a type
+// named ...Error) of the library's packages is named there, as
+// `pkg.Name` (the root package's as `runnel.Name` or `Name`), or is
+// another name of one that is (a var whose value is another package's
+// sentinel, such as runnel.ErrUnknownTopic = api.ErrUnknownTopicOrPartition).
+// The list named none of api's replication and producer-id errors, nor
+// the lower layers' own (segment.ErrFull, index.ErrIndexFull, ...).
+func TestReview29ErrorsListComplete(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("docs", "details.md"))
+	require.NoError(t, err)
+	doc := string(data)
+	start := strings.Index(doc, "\n## Errors\n")
+	require.GreaterOrEqual(t, start, 0, "docs/details.md has no Errors section")
+	section := doc[start:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+
+	pkgs := []string{".", "api", "compression", "consumer", "index", "log", "producer", "record", "runneltest", "segment", "vfs"}
+	qualified := func(dir, name string) string {
+		if dir == "." {
+			return "runnel." + name
+		}
+		return dir + "." + name
+	}
+	listed := func(q string) bool {
+		if strings.Contains(section, "`"+q+"`") || strings.Contains(section, "`*"+q+"`") {
+			return true
+		}
+		name, ok := strings.CutPrefix(q, "runnel.")
+		return ok && (strings.Contains(section, "`"+name+"`") || strings.Contains(section, "`*"+name+"`"))
+	}
+	// alias links a var to the var it is another name of, both ways.
+	alias := map[string][]string{}
+	var names []string
+	for _, dir := range pkgs {
+		fset := token.NewFileSet()
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		require.NoError(t, err)
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+			require.NoError(t, err)
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok {
+					continue
+				}
+				for _, spec := range g.Specs {
+					switch s := spec.(type) {
+					case *ast.TypeSpec:
+						if s.Name.IsExported() && strings.HasSuffix(s.Name.Name, "Error") {
+							names = append(names, qualified(dir, s.Name.Name))
+						}
+					case *ast.ValueSpec:
+						if g.Tok != token.VAR {
+							continue
+						}
+						for i, n := range s.Names {
+							if !n.IsExported() || !strings.HasPrefix(n.Name, "Err") {
+								continue
+							}
+							q := qualified(dir, n.Name)
+							names = append(names, q)
+							if i < len(s.Values) {
+								if sel, ok := s.Values[i].(*ast.SelectorExpr); ok {
+									if pkg, ok := sel.X.(*ast.Ident); ok {
+										other := qualified(pkg.Name, sel.Sel.Name)
+										alias[q] = append(alias[q], other)
+										alias[other] = append(alias[other], q)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, names)
+	var missing []string
+	for _, q := range names {
+		seen := map[string]bool{q: true}
+		queue := []string{q}
+		found := false
+		for len(queue) > 0 && !found {
+			cur := queue[0]
+			queue = queue[1:]
+			found = listed(cur)
+			for _, a := range alias[cur] {
+				if !seen[a] {
+					seen[a] = true
+					queue = append(queue, a)
+				}
+			}
+		}
+		if !found {
+			missing = append(missing, q)
+		}
+	}
+	sort.Strings(missing)
+	require.Empty(t, missing, "docs/details.md's Errors, which the README calls the whole list, does not name these")
+}
