@@ -120,3 +120,66 @@ func TestReview29ErrorsListComplete(t *testing.T) {
 	sort.Strings(missing)
 	require.Empty(t, missing, "docs/details.md's Errors, which the README calls the whole list, does not name these")
 }
+
+// TestReview29FuzzTableComplete keeps docs/details.md's "Fuzzing" true:
+// every fuzz target of the module (benchmarks aside) is in the table's
+// row of its package, and every target the table names exists there.
+// The table left out log's FuzzParseTailCopy.
+func TestReview29FuzzTableComplete(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("docs", "details.md"))
+	require.NoError(t, err)
+	doc := string(data)
+	start := strings.Index(doc, "\n### Fuzzing\n")
+	require.GreaterOrEqual(t, start, 0, "docs/details.md has no Fuzzing section")
+	section := doc[start+1:]
+	if end := strings.Index(section, "\n### "); end >= 0 {
+		section = section[:end]
+	}
+	rows := map[string]string{} // package -> its row
+	for line := range strings.SplitSeq(section, "\n") {
+		if pkg, ok := strings.CutPrefix(line, "| `"); ok {
+			if i := strings.Index(pkg, "`"); i > 0 {
+				rows[pkg[:i]] = line
+			}
+		}
+	}
+	require.NotEmpty(t, rows)
+	found := map[string]map[string]bool{} // package -> its targets
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (path == "benchmarks" || path == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if pkg == "." {
+			pkg = "runnel"
+		}
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Fuzz") {
+				if found[pkg] == nil {
+					found[pkg] = map[string]bool{}
+				}
+				found[pkg][fn.Name.Name] = true
+				require.Contains(t, rows[pkg], "`"+fn.Name.Name+"`", "docs/details.md's Fuzzing table: %s's row does not name %s (%s)", pkg, fn.Name.Name, path)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	for pkg, row := range rows {
+		for _, cell := range strings.Split(row, "`")[1:] {
+			if strings.HasPrefix(cell, "Fuzz") && !strings.ContainsAny(cell, " (") {
+				require.True(t, found[pkg][cell], "docs/details.md's Fuzzing table names %s in %s, which has no such target", cell, pkg)
+			}
+		}
+	}
+}
