@@ -9,7 +9,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/stretchr/testify/require"
 )
 
@@ -182,4 +185,43 @@ func TestReview29FuzzTableComplete(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReview29DocumentedDefaults pins the defaults README.md and
+// docs/details.md state (and the doc comments of the options and of
+// log.Config): the producer's buffer bounds, batch size, delivery
+// timeout, requests in flight, retry backoff and metadata age; a topic's
+// config (Kafka's topic defaults, but SyncAlways); the cleaner's key map.
+func TestReview29DocumentedDefaults(t *testing.T) {
+	require.Equal(t, 10000, producer.DefaultMaxBufferedRecords, "MaxBufferedRecords 10,000 (kgo: 50,000)")
+	require.Equal(t, 32<<20, producer.DefaultMaxBufferedBytes, "MaxBufferedBytes 32 MiB, Kafka's buffer.memory")
+	require.Equal(t, 1<<20, producer.DefaultBatchMaxBytes, "BatchMaxBytes 1 MiB")
+	require.Equal(t, 2*time.Minute, producer.DefaultDeliveryTimeout, "Kafka's delivery.timeout.ms")
+	require.Equal(t, 5, producer.DefaultMaxInFlight, "Kafka's max.in.flight.requests.per.connection")
+	require.Equal(t, 100*time.Millisecond, producer.DefaultRetryBackoff, "Kafka's retry.backoff.ms")
+	require.Equal(t, time.Second, producer.DefaultMaxRetryBackoff, "Kafka's retry.backoff.max.ms")
+	require.Equal(t, 5*time.Minute, producer.DefaultMetadataMaxAge, "Kafka's metadata.max.age.ms")
+
+	week := 7 * 24 * time.Hour
+	require.Equal(t, log.Config{
+		SegmentBytes:           1 << 30,  // segment.bytes
+		SegmentTime:            week,     // segment.ms
+		SegmentIndexBytes:      10 << 20, // segment.index.bytes
+		IndexIntervalBytes:     4096,     // index.interval.bytes
+		MaxMessageBytes:        1048588,  // max.message.bytes
+		RetentionTime:          week,     // retention.ms
+		RetentionBytes:         0,        // retention.bytes: unlimited
+		CleanupPolicy:          log.Delete,
+		DeleteRetentionTime:    24 * time.Hour, // delete.retention.ms
+		MinCompactionLag:       0,
+		MaxCompactionLag:       0, // never
+		MinCleanableDirtyRatio: 0.5,
+		Sync:                   log.SyncAlways, // runnel's own: Kafka's flush defaults are SyncNever
+		FlushMessages:          0,
+		FlushInterval:          0,
+		TimestampType:          log.CreateTime,
+	}, log.Config{}.WithDefaults())
+
+	require.Equal(t, 128<<20, log.DefaultCleanerMapBytes, "Kafka's log.cleaner.dedupe.buffer.size")
+	require.Equal(t, 1<<31-1, log.MaxCleanerMapBytes, "2 GiB - 1, Kafka's cap")
 }
