@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -62,6 +63,11 @@ func TestReadmeErrorCodes(t *testing.T) {
 		{api.ErrUnsupportedVersion, 35, false},
 		{api.ErrInvalidRequest, 42, false},
 		{api.ErrInvalidRequiredAcks, 21, false},
+		{api.ErrNotLeader, 6, true},
+		{api.ErrRequestTimedOut, 7, true},
+		{api.ErrNotEnoughReplicas, 19, true},
+		{api.ErrUnknownProducerID, 59, false},
+		{api.ErrDuplicateSequence, 46, false},
 		{producer.ErrMaxBuffered, -1, false},
 		{producer.ErrDeliveryTimeout, -1, false},
 		{producer.ErrClosed, -1, false},
@@ -77,12 +83,26 @@ func TestReadmeErrorCodes(t *testing.T) {
 		{consumer.ErrInvalidOffset, -1, false},
 		{consumer.ErrInvalidOption, -1, false},
 		{injected, 6, true}, // the code of the error it injects
+		{runneltest.ErrMatchPanicked, -1, false},
 		{record.ErrCorrupt, 2, true},
 		{corrupt, 2, true}, // record.ErrTruncated comes with record.ErrCorrupt
 		{compression.ErrTooLarge, 2, true},
+		{compression.ErrCorrupt, 2, true},
+		{compression.ErrUnknownCodec, -1, false},
 		{index.ErrCorrupt, -1, false},
 		{vfs.ErrLocked, -1, false},
 		{vfs.ErrNameTooLong, -1, false},
+		{record.ErrTooLarge, -1, false},
+		{segment.ErrFull, -1, false},
+		{segment.ErrOffsetNotHere, -1, false},
+		{segment.ErrClosed, -1, false},
+		{index.ErrIndexFull, -1, false},
+		{index.ErrSealed, -1, false},
+		{index.ErrInvalidEntry, -1, false},
+		{index.ErrInvalidArgument, -1, false},
+		{log.ErrInvalidTopicID, -1, false},
+		{vfs.ErrInjected, -1, false},
+		{vfs.ErrNotSupported, -1, false},
 	} {
 		require.Equal(t, tc.code, api.Code(tc.err), "%v", tc.err)
 		require.Equal(t, tc.retriable, api.IsRetriable(tc.err), "%v", tc.err)
