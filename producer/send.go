@@ -355,7 +355,14 @@ func (pp *partition) abandon(b *batch, rest []*batch, err error) {
 }
 
 // refused reports whether err says the broker did not append the batch.
+// An error matching log.ErrLogFenced never does, whatever it wraps
+// beside: a log fenced while the batch waited for its fsync fails it
+// after the append, with the fencing's cause (record.ErrCorrupt, say,
+// for a compaction that met a corrupt batch).
 func refused(err error) bool {
+	if errors.Is(err, log.ErrLogFenced) {
+		return false
+	}
 	for _, e := range refusals {
 		if errors.Is(err, e) {
 			return true
