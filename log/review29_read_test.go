@@ -1,0 +1,67 @@
+package log
+
+import (
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview29TimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
+// that moves the log start past the record a time search found, between
+// the search and the check of its answer, makes the answer stale: the
+// search runs again and answers the first record at or past the new log
+// start (mutant: searchStale without its check of the log start, which
+// answered an offset below the log start, out of range to fetch).
+func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for i := range 6 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	testHookTimeSearched = func(hl *Log) {
+		testHookTimeSearched = nil
+		_, err := hl.DeleteRecordsBefore(4)
+		require.NoError(t, err)
+	}
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(1_700_000_000_001)
+	require.NoError(t, err)
+	require.Nil(t, testHookTimeSearched, "the hook did not run")
+	require.True(t, ok)
+	require.EqualValues(t, 4, off, "the first record at or past the new log start")
+}
+
+// TestReview29MaxTimestampTieAcrossSegments: OffsetOfMaxTimestamp reads
+// the records of the segments whose max timestamp could hold the
+// largest, the largest bound first; a later segment whose bound is a
+// batch compaction emptied (kept, as the last of its segment, with its
+// max timestamp) is read before an earlier one, and the largest
+// timestamp it finds there ties a record of the earlier segment: the
+// answer is the earlier record, the first with the largest timestamp
+// (mutant: the tie not taken, which answered the later segment's record).
+func TestReview29MaxTimestampTieAcrossSegments(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, SegmentBytes: 150})
+	defer l.Close()
+	rec := func(key string, ts int64) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(key), value: []byte("v"), ts: ts})
+	}
+	appendOK(t, l, rec("a", 50)) // offset 0, segment 0
+	require.NoError(t, l.Roll())
+	appendOK(t, l, rec("b", 50))  // offset 1, segment 1
+	appendOK(t, l, rec("c", 100)) // offset 2, segment 1's last batch
+	require.NoError(t, l.Roll())
+	appendOK(t, l, rec("c", 10)) // offset 3: c@100 goes
+	require.NoError(t, l.Roll())
+	require.Equal(t, 4, l.Segments())
+	res, err := l.Compact(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	require.Equal(t, 4, l.Segments(), "the segments were merged")
+	off, ok, err := l.OffsetOfMaxTimestamp(t.Context())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 0, off, "a@50, the first record stamped 50")
+}
