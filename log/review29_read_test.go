@@ -1,9 +1,11 @@
 package log
 
 import (
+	"math"
 	"testing"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -64,4 +66,51 @@ func TestReview29MaxTimestampTieAcrossSegments(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.EqualValues(t, 0, off, "a@50, the first record stamped 50")
+}
+
+// TestReview29PartitionReadsBelowItsHighWatermark: a Partition's ReadInto
+// and OffsetOfMaxTimestamp stop at its high watermark whatever upTo they
+// are given — under SyncAlways, records appended and not yet fsynced are
+// neither read nor answered, as Kafka's fetch and ListOffsets (isolation
+// READ_UNCOMMITTED) stop at the high watermark (mutants: upTo alone).
+func TestReview29PartitionReadsBelowItsHighWatermark(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	defer l.Close()
+	p := NewPartition("t", 0, l)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // 0, fsynced
+	_, d, err := l.AppendAsync(t.Context(), valueBatch(t, 1_700_000_000_005, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 2}, p.Offsets())
+
+	data, err := p.ReadInto(nil, 1, 1<<20, math.MaxInt64)
+	require.NoError(t, err)
+	require.Empty(t, data, "a record above the high watermark")
+	data, err = p.ReadInto(nil, 0, 1<<20, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, batchValues(t, data))
+	off, ok, err := p.OffsetOfMaxTimestamp(t.Context(), math.MaxInt64)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 0, off, "b@+5 is above the high watermark")
+
+	require.NoError(t, d.Wait(t.Context()))
+	off, ok, err = p.OffsetOfMaxTimestamp(t.Context(), math.MaxInt64)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off, "once fsynced")
+}
+
+// batchValues returns the values of the records in data, whole batches.
+func batchValues(t *testing.T, data []byte) []string {
+	t.Helper()
+	var out []string
+	for b, err := range record.Batches(data) {
+		require.NoError(t, err)
+		for r, err := range b.Records() {
+			require.NoError(t, err)
+			out = append(out, string(r.Value))
+		}
+	}
+	return out
 }

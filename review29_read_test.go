@@ -1,0 +1,37 @@
+package runnel
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview29FetchMinBytesCountsAPartitionUpToItsLimit: a fetch's wait
+// for MinBytes counts each partition's bytes up to its MaxBytes, those it
+// returns included, as Kafka's delayed fetch does (at most the
+// partition's max bytes from the fetch offset): a partition that returned
+// one batch counts only its room left of the next, so a MinBytes above
+// its MaxBytes is never reached and the fetch answers at MaxWait (mutant:
+// the room counted whole, the returned batch left out, which answered at
+// once).
+func TestReview29FetchMinBytesCountsAPartitionUpToItsLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		for range 3 {
+			produce(t, b, "t", 0, "aaaaaaaaaaaaaaaaaaaa")
+		}
+		one := len(batch(t, "aaaaaaaaaaaaaaaaaaaa"))
+		limit := one * 3 / 2
+		t0 := time.Now()
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: limit + 1,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: limit}}})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Hour), time.Now(), "the fetch did not wait for MaxWait")
+		require.Len(t, values(t, resp.Partitions[0].Records), 1)
+	})
+}
