@@ -63,3 +63,46 @@ func TestReview29FetchCtxEndAnswersWhatItFound(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+// TestReview29FetchWokenByAppend: a fetch waiting for MinBytes is woken
+// by the append that brings them, not by MaxWait: on a topic that
+// acknowledges without an fsync (SyncNever, SyncPeriodic), where the
+// high watermark moves with the append itself (mutant: no wake-up there,
+// only the fsync's, which such a topic may not run for long), and under
+// SyncAlways after a config change reopened the partition's log, whose
+// fsyncs move the high watermark (mutant: the new log's fsyncs wake no
+// one).
+func TestReview29FetchWokenByAppend(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		cfg    log.Config
+		reopen bool
+	}{
+		{"SyncNever", log.Config{Sync: log.SyncNever}, false},
+		{"SyncPeriodic", log.Config{Sync: log.SyncPeriodic}, false},
+		{"SyncAlways_reopened", log.Config{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: c.cfg}))
+				if c.reopen {
+					require.NoError(t, b.AlterTopicConfig(t.Context(), "t", log.Config{RetentionTime: 2 * time.Hour}))
+				}
+				t0 := time.Now()
+				done := make(chan fetchAnswer, 1)
+				go func() {
+					resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour,
+						Partitions: []api.FetchPartition{{Topic: "t"}}})
+					done <- fetchAnswer{resp, err, time.Now()}
+				}()
+				synctest.Wait() // the fetch waits
+				produce(t, b, "t", 0, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
+}
