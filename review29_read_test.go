@@ -106,3 +106,23 @@ func TestReview29FetchWokenByAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestReview29FetchPartitionLimitWithinTheRequests: a partition's
+// MaxBytes above what is left of the request's MaxBytes is cut to it, as
+// Kafka's broker reads min(partition max bytes, request bytes left): the
+// response stays within the request's MaxBytes (mutant: the partition's
+// own limit alone, which returned all its batches).
+func TestReview29FetchPartitionLimitWithinTheRequests(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+	for range 3 {
+		produce(t, b, "t", 0, "aaaaaaaaaaaaaaaaaaaa")
+		produce(t, b, "t", 1, "bbbbbbbbbbbbbbbbbbbb")
+	}
+	one := len(batch(t, "aaaaaaaaaaaaaaaaaaaa"))
+	resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: one * 3 / 2, Partitions: []api.FetchPartition{
+		{Topic: "t", MaxBytes: 10 * one}, {Topic: "t", Partition: 1, MaxBytes: 10 * one}}})
+	require.NoError(t, err)
+	require.Len(t, values(t, resp.Partitions[0].Records), 1, "past the request's MaxBytes")
+	require.Empty(t, resp.Partitions[1].Records, "past the request's MaxBytes")
+}
