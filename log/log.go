@@ -1363,6 +1363,13 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 // EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch: the largest
 // epoch at most epoch that the log has, and the first offset after it (the
 // log end offset for the latest epoch); (-1, -1) when there is none.
+//
+// Kafka's LeaderEpochFileCache.endOffsetFor answers two cases otherwise:
+// an epoch above the latest the log has (after a TruncateTo dropped it)
+// gets (-1, -1) there, here the latest epoch and the log end offset; and
+// an epoch below the earliest it has (retention or DeleteRecords dropped
+// it) gets that epoch and the earliest one's start offset (the log start)
+// there, here (-1, -1).
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
