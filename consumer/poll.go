@@ -434,6 +434,7 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	var sent []*assignment
 	var curs []*cursor
 	var nextRetry time.Time
+	due := false // a position is to be looked up now (see below)
 	n := len(c.order)
 	if n == 0 {
 		return req, nil, nil, nextRetry
@@ -455,6 +456,11 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		}
 		pos := a.cur.pos.Load()
 		if pos < 0 {
+			// A look-up due now that this Poll's resolve did not make:
+			// its backoff ended while resolve looked up others, or
+			// RetryBackoff is 0. It is not left to wait for the fetch:
+			// the fetch answers at once, and the next Poll makes it.
+			due = true
 			continue
 		}
 		req.Partitions = append(req.Partitions, api.FetchPartition{
@@ -462,6 +468,9 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		})
 		sent = append(sent, a)
 		curs = append(curs, a.cur)
+	}
+	if due {
+		hurry, nextRetry = true, now
 	}
 	switch {
 	case hurry:
