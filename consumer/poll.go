@@ -179,6 +179,9 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.
 			if len(out) > 0 {
 				return out, nil
 			}
+			if !nextRetry.IsZero() && nextRetry.Before(retry) {
+				retry = nextRetry // a partition backed off before may be retried first
+			}
 			return c.idle(ctx, pctx, retry, idle)
 		}
 		// The partitions whose positions could not be resolved, and the

@@ -96,3 +96,52 @@ func TestReview29LookUpDueDuringOthersLookUpsIsNotLeftToTheLongPoll(t *testing.T
 		require.EqualValues(t, 5, pos)
 	})
 }
+
+// TestReview29FailedFetchWaitEndsAtOtherRetry: a whole Fetch that fails
+// with a retriable error backs off its partitions, and the Poll then
+// "waits as a Poll with nothing to fetch does" — until the next backed
+// off partition may be retried. It waited for the failed fetch's own
+// backoff instead, though a partition backed off earlier (by its own
+// error) was due before: that partition was fetched RetryBackoff late.
+func TestReview29FailedFetchWaitEndsAtOtherRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var fetches []api.FetchRequest
+		fc := &fakeClient{t: t,
+			fetch: func(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+				fetches = append(fetches, *req)
+				switch len(fetches) {
+				case 1: // partition 1 fails on its own, partition 0 has nothing
+					var resp api.FetchResponse
+					for _, p := range req.Partitions {
+						fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition}
+						if p.Partition == 1 {
+							fp.Err = api.ErrNotLeader
+						}
+						resp.Partitions = append(resp.Partitions, fp)
+					}
+					return resp, nil
+				case 2: // the whole fetch (partition 0's) fails
+					return api.FetchResponse{}, api.ErrRequestTimedOut
+				}
+				<-ctx.Done() // a long poll with nothing to read
+				return api.FetchResponse{}, ctx.Err()
+			},
+		}
+		c, err := consumer.New(fc, consumer.FetchMaxWait(time.Hour), consumer.RetryBackoff(time.Second))
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+		t0 := time.Now()
+		fs, err := c.Poll(t.Context())
+		require.NoError(t, err)
+		require.Empty(t, fs)
+		time.Sleep(500 * time.Millisecond)
+		fs, err = c.Poll(t.Context()) // fetches partition 0 alone; the fetch fails
+		require.NoError(t, err)
+		require.Empty(t, fs)
+		require.Len(t, fetches, 2)
+		require.Len(t, fetches[1].Partitions, 1)
+		require.Equal(t, t0.Add(time.Second), time.Now(), "the wait ends when partition 1 may be retried")
+	})
+}

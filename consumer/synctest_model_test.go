@@ -1654,7 +1654,11 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 				return ret(now, out, "")
 			}
 			d, _ := m.waitFor(idle)
-			return wait(now + min(d, m.sc.backoff))
+			d = min(d, m.sc.backoff)
+			if nextRetry != 0 {
+				d = min(d, nextRetry-now) // a partition backed off before comes first
+			}
+			return wait(now + d)
 		}
 		failedParts = make([]bool, len(sent))
 		for k, s := range sent {
