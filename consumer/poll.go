@@ -108,7 +108,8 @@ import (
 // not returned: the fetch's partitions are left
 // out of fetches for RetryBackoff, and Poll returns what it has, or
 // waits as a Poll with nothing to fetch does (up to FetchMaxWait, until
-// the backoff ends, or a change), returning nothing. A closed Client —
+// a partition's backoff ends, the fetch's or an earlier one's, or a
+// change), returning nothing. A closed Client —
 // an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
 // returns it, one partition's answer holds it, or a ListOffset does — is
 // Poll's error, not a partition's: no partition is stopped and no
