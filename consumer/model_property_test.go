@@ -1127,7 +1127,10 @@ func (r *mRun) pollStep(a *mAssign, c mState, items []mItem, anyRecord, woken bo
 		if len(rest) > 0 {
 			return nil, false, "nothing (not fetched)"
 		}
-		return []mState{c}, false, ""
+		// A position whose look-up failed (retried without a word) is
+		// due again at once under RetryBackoff(0): the fetch answers
+		// at once, for the next Poll to look it up.
+		return []mState{c}, c.pending && !c.stopped && !woken, ""
 	}
 	if c.gen != 0 && (t == nil || t.gen != c.gen) {
 		// The topic it read was deleted, and maybe created again.

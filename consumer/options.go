@@ -104,9 +104,12 @@ func FetchMaxPartitionBytes(n int) Opt {
 
 // ResetOffset sets what happens when a partition's position is out of
 // range: below the log start offset (retention or DeleteRecords removed
-// the records) or above the high watermark (a Seek past the end); and
-// when a partition read before is unknown to the Client (its topic was
-// deleted: see Poll). Default ResetEarliest. New returns ErrInvalidOption
+// the records) or past the log end (a Seek past the end, records the
+// broker lost: see the package doc), as Kafka's auto.offset.reset applies
+// to both (a position above the high watermark but not past the log end
+// is not out of range, in Kafka either: its fetches wait for the high
+// watermark to reach it); and when a partition read before is unknown to
+// the Client (its topic was deleted: see Poll). Default ResetEarliest. New returns ErrInvalidOption
 // for an unknown policy.
 func ResetOffset(p ResetPolicy) Opt {
 	return func(c *config) { c.reset = p }

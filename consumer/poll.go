@@ -108,7 +108,8 @@ import (
 // not returned: the fetch's partitions are left
 // out of fetches for RetryBackoff, and Poll returns what it has, or
 // waits as a Poll with nothing to fetch does (up to FetchMaxWait, until
-// the backoff ends, or a change), returning nothing. A closed Client —
+// a partition's backoff ends, the fetch's or an earlier one's, or a
+// change), returning nothing. A closed Client —
 // an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
 // returns it, one partition's answer holds it, or a ListOffset does — is
 // Poll's error, not a partition's: no partition is stopped and no
@@ -178,6 +179,9 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.
 			retry := c.backOff(sent, curs, err)
 			if len(out) > 0 {
 				return out, nil
+			}
+			if !nextRetry.IsZero() && nextRetry.Before(retry) {
+				retry = nextRetry // a partition backed off before may be retried first
 			}
 			return c.idle(ctx, pctx, retry, idle)
 		}
@@ -434,6 +438,7 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	var sent []*assignment
 	var curs []*cursor
 	var nextRetry time.Time
+	due := false // a position is to be looked up now (see below)
 	n := len(c.order)
 	if n == 0 {
 		return req, nil, nil, nextRetry
@@ -455,6 +460,11 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		}
 		pos := a.cur.pos.Load()
 		if pos < 0 {
+			// A look-up due now that this Poll's resolve did not make:
+			// its backoff ended while resolve looked up others, or
+			// RetryBackoff is 0. It is not left to wait for the fetch:
+			// the fetch answers at once, and the next Poll makes it.
+			due = true
 			continue
 		}
 		req.Partitions = append(req.Partitions, api.FetchPartition{
@@ -462,6 +472,9 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		})
 		sent = append(sent, a)
 		curs = append(curs, a.cur)
+	}
+	if due {
+		hurry, nextRetry = true, now
 	}
 	switch {
 	case hurry:

@@ -1164,13 +1164,14 @@ func (m *tmModel) configuredWait() time.Duration {
 	return m.sc.maxWait
 }
 
-// request is the fetch a Poll sends, and when the next backed off
-// partition may be retried (0: none is).
-func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, maxWait time.Duration, minBytes int, nextRetry time.Duration) {
+// request is the fetch a Poll sends, when the next backed off partition
+// may be retried (0: none is), and whether a look-up resolve did not make
+// is due (the fetch, or the wait, then ends at once).
+func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, maxWait time.Duration, minBytes int, nextRetry time.Duration, due bool) {
 	maxWait, minBytes = m.waitFor(idle)
 	n := len(m.order)
 	if n == 0 {
-		return nil, maxWait, minBytes, 0
+		return nil, maxWait, minBytes, 0, false
 	}
 	m.rotate = (m.rotate + 1) % n
 	for i := range n {
@@ -1186,17 +1187,18 @@ func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, m
 			continue
 		}
 		if a.pos < 0 {
+			due = true // a look-up due that resolve did not make: no wait
 			continue
 		}
 		sent = append(sent, tmSent{p: p, off: a.pos, topicID: a.topicID, cur: a.cur})
 	}
 	switch {
-	case hurry:
+	case hurry || due:
 		maxWait = 0
 	case maxWait > m.configuredWait() && nextRetry != 0:
 		maxWait = min(maxWait, max(nextRetry-now, 0))
 	}
-	return sent, maxWait, minBytes, nextRetry
+	return sent, maxWait, minBytes, nextRetry, due
 }
 
 // fetchOnce is the broker's read of a fetch, and whether the fetch
@@ -1599,7 +1601,7 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 	if closed {
 		return ret(now, out, "broker")
 	}
-	sent, maxWait, minBytes, nextRetry := m.request(now, len(out) > 0, idle)
+	sent, maxWait, minBytes, nextRetry, due := m.request(now, len(out) > 0, idle)
 	// wait waits, with nothing to fetch, until deadline or a change.
 	wait := func(deadline time.Duration) tmPoll {
 		for deadline > now && *ev < len(events) && events[*ev].at < deadline {
@@ -1626,6 +1628,9 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 		if nextRetry != 0 {
 			d = min(d, nextRetry-now)
 		}
+		if due {
+			d = 0
+		}
 		return wait(now + d)
 	}
 	if eff, at := call(); eff != effNone {
@@ -1649,7 +1654,11 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 				return ret(now, out, "")
 			}
 			d, _ := m.waitFor(idle)
-			return wait(now + min(d, m.sc.backoff))
+			d = min(d, m.sc.backoff)
+			if nextRetry != 0 {
+				d = min(d, nextRetry-now) // a partition backed off before comes first
+			}
+			return wait(now + d)
 		}
 		failedParts = make([]bool, len(sent))
 		for k, s := range sent {
