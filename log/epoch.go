@@ -120,16 +120,28 @@ func (c *epochCache) trimFromStart(offset int64) bool {
 	return true
 }
 
-// endOffsetFor answers OffsetForLeaderEpoch: the largest epoch <= epoch the
-// log knows, and the offset where the next epoch after it starts (or leo).
-// (-1, -1) when the log has no epoch at or below epoch.
+// endOffsetFor answers OffsetForLeaderEpoch as Kafka's
+// LeaderEpochFileCache.endOffsetFor does: for the latest epoch, that epoch
+// and leo; for an epoch below it, the largest epoch the log knows at or
+// below epoch and the start offset of the next one after it — or, for an
+// epoch below every one the log knows (retention or DeleteRecords removed
+// its records), epoch itself and the earliest one's start offset (the log
+// start); (-1, -1) for UNDEFINED_EPOCH (-1), for an epoch above the
+// latest, and when the log knows no epoch.
 func (c *epochCache) endOffsetFor(epoch int32, leo int64) (int32, int64) {
-	i := sort.Search(len(c.entries), func(i int) bool { return c.entries[i].Epoch > epoch })
-	if i == 0 {
+	n := len(c.entries)
+	switch {
+	case epoch == -1 || n == 0:
 		return -1, -1
+	case c.entries[n-1].Epoch == epoch:
+		return epoch, leo
 	}
-	if i == len(c.entries) {
-		return c.entries[i-1].Epoch, leo
+	i := sort.Search(n, func(i int) bool { return c.entries[i].Epoch > epoch })
+	switch i {
+	case n:
+		return -1, -1
+	case 0:
+		return epoch, c.entries[0].StartOffset
 	}
 	return c.entries[i-1].Epoch, c.entries[i].StartOffset
 }

@@ -1360,16 +1360,15 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 	return append([]EpochEntry(nil), l.epochs.entries...)
 }
 
-// EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch: the largest
-// epoch at most epoch that the log has, and the first offset after it (the
-// log end offset for the latest epoch); (-1, -1) when there is none.
-//
-// Kafka's LeaderEpochFileCache.endOffsetFor answers two cases otherwise:
-// an epoch above the latest the log has (after a TruncateTo dropped it)
-// gets (-1, -1) there, here the latest epoch and the log end offset; and
-// an epoch below the earliest it has (retention or DeleteRecords dropped
-// it) gets that epoch and the earliest one's start offset (the log start)
-// there, here (-1, -1).
+// EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch as Kafka's
+// LeaderEpochFileCache.endOffsetFor does: the largest epoch at most epoch
+// that the log has, and the first offset after it (the log end offset for
+// the latest epoch). An epoch below the earliest the log has (retention or
+// DeleteRecords removed its records) gets itself and the earliest one's
+// start offset, the log start; an epoch above the latest (one a TruncateTo
+// dropped, say), -1 (UNDEFINED_EPOCH) and a log without epochs get
+// (-1, -1). Whether an epoch is past the partition leader's own is the
+// caller's to check (Kafka's FENCED_LEADER_EPOCH).
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
