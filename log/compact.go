@@ -34,8 +34,9 @@ type CompactResult struct {
 	BytesAfter        int64
 	// FirstUncleanable is where the cleanable section ended: the active
 	// segment, the first segment with records at or above the high
-	// watermark, or the first with records younger than
-	// min.compaction.lag.ms.
+	// watermark, the first rolled without an fsync not yet synced
+	// (SyncNever: see Maintain), or the first dirty one with records
+	// younger than min.compaction.lag.ms.
 	FirstUncleanable int64
 	// CleanedTo is the cleaner checkpoint after the pass, or the log start
 	// offset if that is past it: the offset the log is cleaned up to. It
@@ -515,7 +516,8 @@ func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *
 
 // cleanBatch returns the batch to write for b: b itself when every record
 // stays (records at or past mapEnd, which the key map did not reach, stay
-// as they are), a rebuilt batch when some go, nil when all go — except when
+// as they are, but for those without a key, and those below start, which
+// go wherever they are), a rebuilt batch when some go, nil when all go — except when
 // keepEmpty is set (the group's last batch, so that the cleaned segment
 // keeps the group's offset range; an idempotent producer's last batch, so
 // that its state survives), which then stays as an empty batch.
