@@ -327,7 +327,7 @@ func (l *Log) ApplyRetention() (int, error) {
 			return 0, err
 		}
 		if _, err := l.rollLocked(l.next.Load()); err != nil {
-			return 0, err
+			return n - 1, err // the older ones went
 		}
 		return n, l.deleteSegmentsLocked(1, "retention")
 	}
