@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -62,4 +63,26 @@ func TestReview29FetchClosedDuringItsRead(t *testing.T) {
 			require.Equal(t, read, reads)
 		})
 	}
+}
+
+// TestReview29MaintenanceQuietOnADeletedTopic: a topic deleted during a
+// round of the broker's maintenance, after the round listed its
+// partitions, is no maintenance failure: its partitions' closed logs
+// (log.ErrClosed) are not logged as errors.
+func TestReview29MaintenanceQuietOnADeletedTopic(t *testing.T) {
+	ctx := context.Background()
+	h := &captured{}
+	b := open(t, Config{Logger: slog.New(h), MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	var delErr error
+	testHookMaintainLog = func() {
+		testHookMaintainLog = nil
+		delErr = b.DeleteTopic(ctx, "t")
+	}
+	defer func() { testHookMaintainLog = nil }()
+	failing := b.maintainRound(nil)
+	require.NoError(t, delErr)
+	require.Empty(t, failing)
+	require.Empty(t, h.errs(slog.LevelError, "maintenance failed", "t"))
 }
