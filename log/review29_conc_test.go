@@ -43,3 +43,27 @@ func TestReview29ReopenWakesReaders(t *testing.T) {
 	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, boom }), boom)
 	requireWoken(t, ch, "a failed Reopen")
 }
+
+// TestReview29AppendWakesReadersWithoutFsync: on a topic that does not
+// fsync before acknowledging (SyncNever, SyncPeriodic) the high watermark
+// is the log end, which an append moves with no fsync to call OnDurable:
+// Append and AppendAsync wake the readers waiting on Changed themselves.
+func TestReview29AppendWakesReadersWithoutFsync(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncNever, SyncPeriodic} {
+		t.Run(sync.String(), func(t *testing.T) {
+			e := newEnv(t)
+			p := NewPartition("t", 0, e.open(Config{Sync: sync}))
+			defer p.Close()
+			ch := p.Changed()
+			_, _, err := p.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+			require.NoError(t, err)
+			require.EqualValues(t, 1, p.HighWatermark())
+			requireWoken(t, ch, "AppendAsync")
+			ch = p.Changed()
+			_, err = p.Append(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
+			require.NoError(t, err)
+			require.EqualValues(t, 2, p.HighWatermark())
+			requireWoken(t, ch, "Append")
+		})
+	}
+}
