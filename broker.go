@@ -381,6 +381,10 @@ func (b *Broker) Maintain(ctx context.Context) error {
 // maintenance waits for another partition's to end.
 var testHookMaintainWaits func()
 
+// testHookMaintainLog, when set (by tests), runs in maintainPartition
+// between its look-up of the partition's log and that log's maintenance.
+var testHookMaintainLog func()
+
 // maintainPartition is one partition's share of Maintain, run once no
 // other partition's is under way (see maint): it waits until then, or
 // until ctx ends (ctx's error) or Close (ErrClosed).
@@ -406,6 +410,9 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
 	}
 	l := p.Log()
+	if testHookMaintainLog != nil {
+		testHookMaintainLog()
+	}
 	err := l.Maintain(ctx)
 	for errors.Is(err, log.ErrClosed) && p.Log() != l {
 		// A config change reopened the partition meanwhile: the new log

@@ -134,8 +134,10 @@ type Log struct {
 	// Group commit: the fsync under way, if any (syncMu).
 	syncMu sync.Mutex
 	sync   *syncRound
-	// lifeMu keeps a segment open while a sync runs outside mu: syncers
-	// hold it shared, deleting segments holds it exclusively.
+	// lifeMu keeps a segment open while a sync runs outside mu: syncers,
+	// checkpointRecovery and the reads that pin the segments (see
+	// ReadInto) hold it shared, and never take mu meanwhile; deleting
+	// segments and close hold it exclusively, under mu.
 	lifeMu sync.RWMutex
 
 	// SyncPeriodic bookkeeping (mu). flushDueTo is the end of the last
@@ -164,7 +166,10 @@ type Log struct {
 	closing   atomic.Bool   // a Close has begun: a compaction under way stops at its next read
 	closeDone chan struct{} // closed when Close has returned
 	info      RecoveryInfo
-	cleanMu   sync.Mutex // one compaction at a time
+	// cleanMu lets one compaction run at a time; close takes it too,
+	// after it sets closing and before mu, to wait for the compaction
+	// under way (which stops at its next read). Order: cleanMu, then mu.
+	cleanMu sync.Mutex
 }
 
 // RecoveryInfo says what Open did to bring the log back.
