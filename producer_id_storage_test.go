@@ -17,12 +17,12 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// fullCounterFS returns a broker file system whose writes of the producer
-// id counter (through its temporary file) fail with syscall.ENOSPC while
-// full is set, sending on failed each time one does.
-func fullCounterFS(full *atomic.Bool, failed chan<- struct{}) vfs.FS {
+// fullFS returns a broker file system on which the operations full
+// matches fail with syscall.ENOSPC while isFull is set, sending on failed
+// each time one does.
+func fullFS(isFull *atomic.Bool, failed chan<- struct{}, full func(op vfs.Op, name string) bool) vfs.FS {
 	return vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && filepath.Base(name) == metaTmp && full.Load() {
+		if isFull.Load() && full(op, name) {
 			select {
 			case failed <- struct{}{}:
 			default:
@@ -31,6 +31,14 @@ func fullCounterFS(full *atomic.Bool, failed chan<- struct{}) vfs.FS {
 		}
 		return nil
 	}))
+}
+
+// fullCounterFS is a fullFS whose writes of the producer id counter
+// (through its temporary file) fail.
+func fullCounterFS(full *atomic.Bool, failed chan<- struct{}) vfs.FS {
+	return fullFS(full, failed, func(op vfs.Op, name string) bool {
+		return op == vfs.OpWrite && filepath.Base(name) == metaTmp
+	})
 }
 
 // An InitProducerID that cannot write the id counter (a full disk) fails

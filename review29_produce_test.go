@@ -19,20 +19,12 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// fullTopicFS returns a broker file system on which creating the files of
-// topic's partitions fails with syscall.ENOSPC while full is set, sending
-// on failed each time one does.
+// fullTopicFS is a fullFS on which creating the files of topic's
+// partitions fails.
 func fullTopicFS(topic string, full *atomic.Bool, failed chan<- struct{}) vfs.FS {
-	return vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if (op == vfs.OpCreate || op == vfs.OpMkdir) && full.Load() && strings.HasPrefix(filepath.Base(name), topic+"-") {
-			select {
-			case failed <- struct{}{}:
-			default:
-			}
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
+	return fullFS(full, failed, func(op vfs.Op, name string) bool {
+		return (op == vfs.OpCreate || op == vfs.OpMkdir) && strings.HasPrefix(filepath.Base(name), topic+"-")
+	})
 }
 
 // A topic that AutoCreateTopics cannot create for a full disk fails the
