@@ -22,13 +22,19 @@
 //     reads (the first) or ignores (the second).
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
 //     uses since KIP-57, written with 64 KiB independent blocks. Decoding
-//     also accepts frames of dependent blocks and legacy frames (magic
-//     0x184c2102), which Kafka's Java reader (KafkaLZ4BlockInputStream)
-//     refuses, and reads on past the first frame's end, where Kafka's
-//     reader stops and ignores what follows: frames laid end to end are
-//     decoded as one stream, and bytes after a frame that do not start
-//     another are refused. It also checks the content checksum, which
-//     Kafka's reader skips.
+//     also accepts frames of dependent blocks, legacy frames (magic
+//     0x184c2102) and skippable frames, which Kafka's Java reader
+//     (Lz4BlockInputStream, formerly KafkaLZ4BlockInputStream) refuses,
+//     and reads on past the first frame's end, where Kafka's reader stops
+//     and ignores what follows: frames laid end to end are decoded as one
+//     stream, and bytes after a frame that do not start another are
+//     refused. It also checks the content size, which Kafka's reader
+//     skips, and the content checksum, which some versions of it skip.
+//     Codec.CheckKafka refuses, without decompressing, what
+//     decoding takes beyond Kafka's reader (any byte after the first
+//     frame included): a broker runs it on produce, so that it stores
+//     only lz4 batches Kafka's broker would, while decoding stays lenient
+//     for what an older runnel stored.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
 //     its content size. Decoding also accepts frames without one, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.
@@ -202,4 +208,32 @@ func (c Codec) AppendDecode(dst, src []byte, limit int) ([]byte, error) {
 		return dst, &Error{Codec: c, Op: opDecode, Err: err}
 	}
 	return out, nil
+}
+
+// CheckKafka reports compressed records, src, that AppendDecode takes but
+// Kafka's Java reader of codec c refuses, so that a broker can refuse on
+// produce what Kafka's broker refuses, while AppendDecode goes on reading
+// what an older runnel stored. Only lz4 has such forms: CheckKafka refuses
+// input that does not start with a frame (magic 0x184d2204: not a legacy
+// frame, magic 0x184c2102, nor a skippable one), a frame of dependent
+// blocks, and any byte after the first frame, where Kafka's reader stops
+// (records that go on into a second frame are cut short for it; runnel
+// refuses even empty frames or stray bytes there, which Kafka's reader
+// would ignore but AppendDecode would not). For every other codec it
+// returns nil.
+//
+// It decompresses nothing, and allocates only to refuse: it walks the lz4 frame's
+// header and block sizes, leaving everything else (the header and block
+// checksums, the frame's flags) to AppendDecode, which a caller runs
+// after it.
+//
+// Errors: an *Error (Op "decode") matching ErrCorrupt.
+func (c Codec) CheckKafka(src []byte) error {
+	if c != LZ4 {
+		return nil
+	}
+	if err := lz4CheckKafka(src); err != nil {
+		return &Error{Codec: c, Op: opDecode, Err: err}
+	}
+	return nil
 }

@@ -143,48 +143,98 @@ func lz4Independent(src []byte) bool {
 			src = src[8+n:]
 			continue
 		}
-		flg := src[4]
-		if magic != lz4FrameMagic || flg&lz4FlagIndep == 0 {
+		if magic != lz4FrameMagic || src[4]&lz4FlagIndep == 0 {
 			return false
 		}
-		h := 7 // magic, FLG, BD, header checksum
-		if flg&lz4FlagSize != 0 {
-			h += 8
-		}
-		if flg&lz4FlagDictID != 0 {
-			h += 4
-		}
-		if len(src) < h {
+		n, ok := lz4FrameLen(src)
+		if !ok {
 			return false
 		}
-		src = src[h:]
-		for {
-			if len(src) < 4 {
-				return false
-			}
-			size := binary.LittleEndian.Uint32(src)
-			src = src[4:]
-			if size == 0 { // end mark
-				break
-			}
-			n := uint64(size &^ lz4Uncompressed)
-			if n == 0 {
-				return false
-			}
-			if flg&lz4FlagBlockSum != 0 {
-				n += 4
-			}
-			if n > uint64(len(src)) {
-				return false
-			}
-			src = src[n:]
-		}
-		if flg&lz4FlagContentSum != 0 {
-			if len(src) < 4 {
-				return false
-			}
-			src = src[4:]
-		}
+		src = src[n:]
 	}
 	return true
+}
+
+// lz4FrameLen walks the frame (magic 0x184d2204) that src starts with,
+// through its header, block sizes and checksums, and returns its length;
+// ok is false if src ends before the frame does. It decompresses and
+// checks nothing.
+func lz4FrameLen(src []byte) (n int, ok bool) {
+	if len(src) < 7 {
+		return 0, false
+	}
+	flg := src[4]
+	h := 7 // magic, FLG, BD, header checksum
+	if flg&lz4FlagSize != 0 {
+		h += 8
+	}
+	if flg&lz4FlagDictID != 0 {
+		h += 4
+	}
+	if len(src) < h {
+		return 0, false
+	}
+	rest := src[h:]
+	for {
+		if len(rest) < 4 {
+			return 0, false
+		}
+		size := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		if size == 0 { // end mark
+			break
+		}
+		n := uint64(size &^ lz4Uncompressed)
+		if n == 0 {
+			return 0, false
+		}
+		if flg&lz4FlagBlockSum != 0 {
+			n += 4
+		}
+		if n > uint64(len(rest)) {
+			return 0, false
+		}
+		rest = rest[n:]
+	}
+	if flg&lz4FlagContentSum != 0 {
+		if len(rest) < 4 {
+			return 0, false
+		}
+		rest = rest[4:]
+	}
+	return len(src) - len(rest), true
+}
+
+// lz4CheckKafka refuses what lz4Decode takes but Kafka's Java reader
+// (Lz4BlockInputStream, formerly KafkaLZ4BlockInputStream) refuses:
+// anything but a frame of magic 0x184d2204 first (a legacy frame, magic
+// 0x184c2102, or a skippable one), a frame of dependent blocks (FLG bit 5
+// clear), and anything after the first frame: Kafka's reader stops at its
+// end, so records that go on into a second frame are cut short for it. It
+// refuses all bytes after the first frame, also those Kafka's reader would
+// merely ignore (empty or skippable frames, garbage), which no Kafka
+// client writes and which lz4Decode would read on into. The rest of what
+// Kafka's reader checks (FLG version 1, reserved FLG and BD bits clear,
+// no dictionary id, a block size index of 4 to 7, the header checksum,
+// block sizes within the maximum, block and content checksums), the
+// library's reader checks too. It walks the frame's header and block
+// sizes only: a few byte reads per 64 KiB block.
+func lz4CheckKafka(src []byte) error {
+	if len(src) < 7 {
+		return corruptf("lz4 frame header cut short (%d bytes)", len(src))
+	}
+	if m := binary.LittleEndian.Uint32(src); m != lz4FrameMagic {
+		return corruptf("lz4 magic %#08x where Kafka's reader takes only a frame's (%#08x)", m, lz4FrameMagic)
+	}
+	if src[4]&lz4FlagIndep == 0 {
+		return corruptf("lz4 frame of dependent blocks, which Kafka's reader refuses")
+	}
+	n, ok := lz4FrameLen(src)
+	if !ok {
+		return corruptf("lz4 frame cut short")
+	}
+	if n != len(src) {
+		return corruptf("%d bytes after the first lz4 frame, where Kafka's reader stops", len(src)-n)
+	}
+	return nil
 }

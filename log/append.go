@@ -426,6 +426,14 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
 		// read is refused, not stored.
+		// Compressed records that runnel's decoder reads but Kafka's
+		// reader refuses (an lz4 payload that is not one frame of
+		// independent blocks) are refused as Kafka's broker refuses them,
+		// before they are decompressed: AppendDecode stays lenient so that
+		// what an older runnel stored stays readable.
+		if err := b.Codec().CheckKafka(b[record.HeaderSize:]); err != nil {
+			return 0, nil, undecodable(&record.CorruptError{Position: int64(p), Reason: "compressed records that Kafka's reader refuses", Err: err})
+		}
 		var maxTs int64
 		if compacted && markErr == nil {
 			maxTs, err = l.validateKeys(b, int64(p))
