@@ -111,7 +111,9 @@
 // AssignTopic) in progress, waits for it, and makes later calls return
 // ErrClosed (Position
 // still answers, so that positions can be saved after Close). A Consumer
-// starts no goroutines of its own.
+// starts no goroutines of its own that outlive a call: a wake-up or a
+// Close during a Poll runs a short one (context.AfterFunc) that cancels
+// the Poll's wait and ends there.
 //
 // # Shutdown
 //
