@@ -5,42 +5,13 @@ package leakcheck
 // that use it pass whether or not it would catch a leak).
 
 import (
-	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
+
 	"github.com/stretchr/testify/require"
 )
-
-// recorder is a testing.TB that records failures instead of failing the
-// test; FailNow ends the goroutine it runs on (see run).
-type recorder struct {
-	testing.TB
-	failed bool
-	msgs   []string
-}
-
-func (r *recorder) Helper()             {}
-func (r *recorder) Logf(string, ...any) {}
-func (r *recorder) Errorf(f string, a ...any) {
-	r.failed = true
-	r.msgs = append(r.msgs, fmt.Sprintf(f, a...))
-}
-func (r *recorder) FailNow()                  { r.failed = true; runtime.Goexit() }
-func (r *recorder) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.FailNow() }
-
-// run runs f on a goroutine of its own with a recorder, and returns it.
-func run(t *testing.T, f func(tb testing.TB)) *recorder {
-	r := &recorder{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f(r)
-	}()
-	<-done
-	return r
-}
 
 // TestBoundedCatchesGrowth: Bounded passes cycles that hold nothing more
 // after the warm-up (5 MiB all along, more than its slack of 4 MiB, which
@@ -81,15 +52,15 @@ func TestBoundedCatchesGrowth(t *testing.T) {
 	} {
 		held, count = nil, 1
 		var m0, m1 int64
-		r := run(t, func(tb testing.TB) {
+		r := testkit.Record(t, func(tb testing.TB) {
 			m0, m1 = Bounded(tb, 20, 5, c.goroutines, func() int64 { return count }, c.cycle)
 		})
 		if c.fails == "" {
-			require.False(t, r.failed, "%s: %v", c.name, r.msgs)
+			require.False(t, r.Failed(), "%s: %v", c.name, r.Msgs)
 			require.Equal(t, [2]int64{1, count}, [2]int64{m0, m1}, c.name)
 		} else {
-			require.True(t, r.failed, c.name)
-			require.Contains(t, strings.Join(r.msgs, "\n"), c.fails, c.name)
+			require.True(t, r.Failed(), c.name)
+			require.Contains(t, strings.Join(r.Msgs, "\n"), c.fails, c.name)
 		}
 	}
 	held = nil
@@ -127,6 +98,6 @@ func TestCycles(t *testing.T) {
 	t.Setenv("RUNNEL_LEAK_CYCLES", "7")
 	require.Equal(t, 7, Cycles(t, 100))
 	t.Setenv("RUNNEL_LEAK_CYCLES", "many")
-	r := run(t, func(tb testing.TB) { Cycles(tb, 100) })
-	require.True(t, r.failed)
+	r := testkit.Record(t, func(tb testing.TB) { Cycles(tb, 100) })
+	require.True(t, r.Failed())
 }

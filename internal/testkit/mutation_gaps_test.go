@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,48 +19,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// recorder is a testing.TB that records failures and skips instead of
-// failing or skipping the test; FailNow and SkipNow end the goroutine it
-// runs on (see run).
-type recorder struct {
-	testing.TB
-	failed, skipped bool
-	msgs            []string
-}
-
-func (r *recorder) Helper() {}
-func (r *recorder) Errorf(f string, a ...any) {
-	r.failed = true
-	r.msgs = append(r.msgs, fmt.Sprintf(f, a...))
-}
-func (r *recorder) FailNow()                  { r.failed = true; runtime.Goexit() }
-func (r *recorder) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.FailNow() }
-func (r *recorder) Skipf(f string, a ...any)  { r.skipped = true; runtime.Goexit() }
-
-// run runs f on a goroutine of its own with a recorder, and returns it.
-func run(t *testing.T, f func(tb testing.TB)) *recorder {
-	r := &recorder{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f(r)
-	}()
-	<-done
-	return r
-}
-
 // TestNoPanic: a panic becomes a failure naming the case, and an error; a
 // call that returns is left alone, its error returned.
 func TestNoPanic(t *testing.T) {
 	var err error
-	r := run(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { panic("boom") }) })
-	require.True(t, r.failed)
-	require.Contains(t, strings.Join(r.msgs, "\n"), "the case: panicked: boom")
+	r := Record(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { panic("boom") }) })
+	require.True(t, r.Failed())
+	require.Contains(t, strings.Join(r.Msgs, "\n"), "the case: panicked: boom")
 	require.ErrorContains(t, err, "panic: boom")
 
 	want := errors.New("refused")
-	r = run(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { return want }) })
-	require.False(t, r.failed)
+	r = Record(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { return want }) })
+	require.False(t, r.Failed())
 	require.Same(t, want, err)
 }
 
@@ -87,9 +56,9 @@ func TestSkipIfCannotExec(t *testing.T) {
 		{syscall.ENOEXEC, true},
 		{&os.PathError{Op: "fork/exec", Path: "/x.test", Err: syscall.ENOEXEC}, true},
 	} {
-		r := run(t, func(tb testing.TB) { SkipIfCannotExec(tb, c.err) })
-		require.Equal(t, c.skip, r.skipped, "%v", c.err)
-		require.False(t, r.failed)
+		r := Record(t, func(tb testing.TB) { SkipIfCannotExec(tb, c.err) })
+		require.Equal(t, c.skip, r.Skipped(), "%v", c.err)
+		require.False(t, r.Failed())
 	}
 }
 
@@ -202,13 +171,13 @@ func TestCloseFromCall(t *testing.T) {
 		case "call hangs":
 			ctx = &endsAtSecondWait{Context: ctx}
 		}
-		r := run(t, func(tb testing.TB) { CloseFromCall(tb, ctx, c.closed, c.call, errClosed, c.name) })
+		r := Record(t, func(tb testing.TB) { CloseFromCall(tb, ctx, c.closed, c.call, errClosed, c.name) })
 		if c.fails == "" {
-			require.False(t, r.failed, "%s: %v", c.name, r.msgs)
+			require.False(t, r.Failed(), "%s: %v", c.name, r.Msgs)
 		} else {
-			require.True(t, r.failed, c.name)
-			require.Contains(t, strings.Join(r.msgs, "\n"), c.name, c.name)
-			require.Contains(t, strings.Join(r.msgs, "\n"), c.fails, c.name)
+			require.True(t, r.Failed(), c.name)
+			require.Contains(t, strings.Join(r.Msgs, "\n"), c.name, c.name)
+			require.Contains(t, strings.Join(r.Msgs, "\n"), c.fails, c.name)
 		}
 	}
 }

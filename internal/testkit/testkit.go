@@ -106,3 +106,54 @@ func CloseFromCall(t testing.TB, ctx context.Context, closed, call <-chan error,
 		}
 	}
 }
+
+// Recorder is a testing.TB that records failures and skips instead of
+// failing or skipping the test, for tests of test helpers (that a check
+// fails when it should); FailNow, Fatalf and Skipf end the goroutine it
+// runs on, as the testing package's do (see Record).
+type Recorder struct {
+	testing.TB
+	failed, skipped bool
+	Msgs            []string // the failures' messages
+}
+
+// Failed reports whether a failure was recorded.
+func (r *Recorder) Failed() bool { return r.failed }
+
+// Skipped reports whether a skip was recorded.
+func (r *Recorder) Skipped() bool { return r.skipped }
+
+// Helper does nothing: a Recorder reports no lines.
+func (r *Recorder) Helper() {}
+
+// Logf drops the message.
+func (r *Recorder) Logf(string, ...any) {}
+
+// Errorf records a failure.
+func (r *Recorder) Errorf(f string, a ...any) {
+	r.failed = true
+	r.Msgs = append(r.Msgs, fmt.Sprintf(f, a...))
+}
+
+// FailNow records a failure and ends the goroutine.
+func (r *Recorder) FailNow() { r.failed = true; runtime.Goexit() }
+
+// Fatalf records a failure and ends the goroutine.
+func (r *Recorder) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.FailNow() }
+
+// Skipf records a skip and ends the goroutine.
+func (r *Recorder) Skipf(string, ...any) { r.skipped = true; runtime.Goexit() }
+
+// Record runs f with a Recorder on a goroutine of its own (so that its
+// FailNow ends only that goroutine), and returns the Recorder once f has
+// returned or ended.
+func Record(t testing.TB, f func(tb testing.TB)) *Recorder {
+	r := &Recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r
+}
