@@ -5,10 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,19 +28,7 @@ func TestReview29DocumentedBrokerDefaults(t *testing.T) {
 		sleepTo(t0.Add(30 * time.Second))
 		require.EqualValues(t, 1, logStart(t, b, "r"), "no maintenance at 30 s")
 
-		pid, epoch, err := b.InitProducerID(ctx)
-		require.NoError(t, err)
-		var bl record.Builder
-		bl.Reset()
-		bl.SetProducer(pid, epoch, 0)
-		bl.Append(time.Now().UnixMilli(), nil, []byte("v"), nil)
-		data, err := bl.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		send := func() api.ProduceResponse {
-			r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "p", Acks: api.AcksAll, Batches: append([]byte(nil), data...)})
-			require.NoError(t, err)
-			return r
-		}
+		send := idempotentSend(t, b, "p")
 		t1 := time.Now()
 		require.False(t, send().Duplicate)
 		sleepTo(t1.Add(24*time.Hour - time.Nanosecond))

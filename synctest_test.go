@@ -85,25 +85,35 @@ func TestSynctestFlushMs(t *testing.T) {
 	})
 }
 
+// idempotentSend returns a function that produces one batch of an
+// idempotent producer (a new producer id, sequence 0) to partition 0 of
+// topic, the same batch each time it is called: its first call appends
+// it, the next ones are its retries, answered as duplicates while the
+// broker remembers the producer id.
+func idempotentSend(t *testing.T, b *Broker, topic string) func() api.ProduceResponse {
+	t.Helper()
+	pid, epoch, err := b.InitProducerID(t.Context())
+	require.NoError(t, err)
+	var bl record.Builder
+	bl.Reset()
+	bl.SetProducer(pid, epoch, 0)
+	bl.Append(time.Now().UnixMilli(), nil, []byte("v"), nil)
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return func() api.ProduceResponse {
+		r, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: topic, Acks: api.AcksAll, Batches: append([]byte(nil), data...)})
+		require.NoError(t, err)
+		return r
+	}
+}
+
 func TestSynctestProducerIDExpiration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		b := open(t, Config{MaintenanceInterval: time.Minute, ProducerIDExpiration: time.Hour})
 		ctx := t.Context()
 		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-		pid, epoch, err := b.InitProducerID(ctx)
-		require.NoError(t, err)
-		var bl record.Builder
-		bl.Reset()
-		bl.SetProducer(pid, epoch, 0)
-		bl.Append(time.Now().UnixMilli(), nil, []byte("v"), nil)
-		data, err := bl.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		send := func() api.ProduceResponse {
-			r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: append([]byte(nil), data...)})
-			require.NoError(t, err)
-			return r
-		}
+		send := idempotentSend(t, b, "t")
 		require.False(t, send().Duplicate)
 		sleepTo(t0.Add(time.Hour - time.Nanosecond))
 		require.True(t, send().Duplicate)
