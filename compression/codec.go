@@ -222,10 +222,10 @@ func (c Codec) AppendDecode(dst, src []byte, limit int) ([]byte, error) {
 // would ignore but AppendDecode would not). For every other codec it
 // returns nil.
 //
-// It decompresses nothing, and allocates only to refuse: it walks the lz4 frame's
-// header and block sizes, leaving everything else (the header and block
-// checksums, the frame's flags) to AppendDecode, which a caller runs
-// after it.
+// It decompresses nothing, and allocates only to refuse: it walks the
+// lz4 frame's header and block sizes, leaving everything else (the header
+// and block checksums, the frame's flags) to AppendDecode, which a caller
+// runs after it.
 //
 // Errors: an *Error (Op "decode") matching ErrCorrupt.
 func (c Codec) CheckKafka(src []byte) error {

@@ -426,6 +426,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
 		// read is refused, not stored.
+		//
 		// Compressed records that runnel's decoder reads but Kafka's
 		// reader refuses (an lz4 payload that is not one frame of
 		// independent blocks) are refused as Kafka's broker refuses them,
