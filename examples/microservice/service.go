@@ -96,7 +96,7 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}}
+	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]Order{}}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	for _, h := range []struct {
@@ -306,9 +306,6 @@ func (s *Service) claim(o Order) (st Status, seen, other bool) {
 	}
 	if prev, ok := s.keyed[o.ID]; ok {
 		return Status{}, false, !sameOrder(prev, o)
-	}
-	if s.keyed == nil {
-		s.keyed = map[string]Order{}
 	}
 	s.keyed[o.ID] = o
 	return Status{}, false, false
