@@ -13,8 +13,8 @@
 //     so that benchstat and TestReportRatios can compare them.
 //   - BenchmarkRead against BenchmarkRawReadAt: reading a 1 GiB log (four
 //     segments, written once per process) from the page cache through
-//     Log.Read in 1 MiB fetches, against ReadAt of 1 MiB chunks over the
-//     same .log files.
+//     Log.ReadInto in 1 MiB fetches into one reused buffer, against ReadAt
+//     of 1 MiB chunks over the same .log files.
 //   - BenchmarkLookupOffset and BenchmarkOffsetForTime: random lookups in
 //     the 1 GiB log.
 //   - BenchmarkOpenClean and BenchmarkOpenAfterCrash: reopening the 1 GiB

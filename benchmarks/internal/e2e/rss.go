@@ -157,7 +157,7 @@ func rssChild(spec string, systems []System) (r RSS, err error) {
 	}
 	defer func() { err = errors.Join(err, stop()) }()
 	n := payload / int64(size)
-	if err := fillTopic(ctx, t, c, int(n)); err != nil {
+	if err := fillTopic(ctx, t, c, int(n), nil); err != nil {
 		return r, err
 	}
 	r.Payload = n * int64(size)

@@ -129,8 +129,8 @@ const (
 	// ThroughputLinger is the linger of the produce, consume and group
 	// commit workloads: kgo's default.
 	ThroughputLinger = 10 * time.Millisecond
-	// BatchMaxBytes is the batch size limit of every producer: kgo's
-	// default (Kafka's max.message.bytes less the batch overhead).
+	// BatchMaxBytes is the batch size limit of every producer (kgo's
+	// default is 1,000,012, Kafka's old default max.message.bytes).
 	BatchMaxBytes = 1_000_000
 	// MaxBuffered is the producer's buffer limit in records: kgo's default.
 	MaxBuffered = 50_000

@@ -136,17 +136,42 @@ func produceN(ctx context.Context, p Producer, value []byte, n int) error {
 
 // fillTopic writes n records of c.Size bytes to Topic with a producer
 // configured as Produce's, closes it, and checks that the topic holds
-// exactly n records.
-func fillTopic(ctx context.Context, t Target, c Case, n int) error {
+// exactly n records. The i-th record's value is value(i), or Value(c.Size)
+// when value is nil.
+func fillTopic(ctx context.Context, t Target, c Case, n int, value func(i int) []byte) error {
 	p, err := throughputProducer(t, c)
 	if err != nil {
 		return err
 	}
-	err = produceN(ctx, p, Value(c.Size), n)
+	if value == nil {
+		err = produceN(ctx, p, Value(c.Size), n)
+	} else {
+		for i := range n {
+			if err = p.Produce(ctx, Topic, value(i)); err != nil {
+				err = fmt.Errorf("record %d: %w", i, err)
+				break
+			}
+		}
+		if err == nil {
+			err = p.Flush(ctx)
+		}
+	}
 	if err = errors.Join(err, p.Close()); err != nil {
 		return fmt.Errorf("filling the topic: %w", err)
 	}
 	return checkCount(ctx, t, c, int64(n))
+}
+
+// seqValues returns n distinct values of size bytes (size ≥ 8), the i-th
+// starting with i as a little-endian uint64, as windows of one array of
+// n×8+size bytes instead of n values: value i is the numbers i, i+1, …
+// (as many as fit, then a part of the next). The values are read-only.
+func seqValues(size, n int) func(i int) []byte {
+	buf := make([]byte, 8*n+size+8)
+	for i := range len(buf) / 8 {
+		binary.LittleEndian.PutUint64(buf[8*i:], uint64(i))
+	}
+	return func(i int) []byte { return buf[8*i : 8*i+size : 8*i+size] }
 }
 
 // checkCount fails unless the topic holds want records.
@@ -200,8 +225,9 @@ func Produce(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 // Consume measures one consumer reading n records of c.Size bytes, from
 // the start of a topic that holds exactly them (written untimed by a
 // producer as in Produce). The consumer is created untimed; its first
-// fetch is timed. It checks that exactly n records of the right size
-// arrive.
+// fetch is timed. It checks that each of the n records arrives once, with
+// the right size: every value starts with its record's number, 0 to n-1
+// (seqValues).
 //
 // Errors: ErrInvalidCase; ErrMismatch; the system's errors.
 func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Result, err error) {
@@ -211,7 +237,7 @@ func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	if err := fillTopic(ctx, t, c, n); err != nil {
+	if err := fillTopic(ctx, t, c, n, seqValues(c.Size, n)); err != nil {
 		return res, err
 	}
 	cons, err := t.NewConsumer(ConsumerConfig{Topic: Topic, Partitions: c.Partitions, MaxWait: FetchMaxWait})
@@ -220,10 +246,17 @@ func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 	}
 	defer func() { err = errors.Join(err, cons.Close()) }()
 
-	var got, badSize int
+	var got, badSize, again int
+	seen := make([]bool, n)
 	count := func(v []byte) {
 		if len(v) != c.Size {
 			badSize++
+			return
+		}
+		if seq := binary.LittleEndian.Uint64(v); seq >= uint64(n) || seen[seq] {
+			again++ // read twice, or not one of the n
+		} else {
+			seen[seq] = true
 		}
 	}
 	tm.ResetTimer()
@@ -240,8 +273,8 @@ func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 	res.Elapsed = time.Since(begin)
 	tm.StopTimer()
 	res.Records = int64(got)
-	if got != n || badSize > 0 {
-		return res, fmt.Errorf("%w: consumed %d records (want %d), %d of the wrong size", ErrMismatch, got, n, badSize)
+	if got != n || badSize > 0 || again > 0 {
+		return res, fmt.Errorf("%w: consumed %d records (want %d), %d of the wrong size, %d read twice or unknown", ErrMismatch, got, n, badSize, again)
 	}
 	return res, nil
 }

@@ -98,6 +98,30 @@ func verdict(r row, cmp stats) (goal, met string) {
 	return goal, "**no**"
 }
 
+// median writes a row's median with two decimals, or with as many more
+// (up to six) as it takes to print it on the side of the goal it is on:
+// 2.996 against "≥ 3" is "2.996", not a "3.00" next to a "no".
+func median(r row, cmp stats) string {
+	s := fmt.Sprintf("%.2f", cmp.med)
+	if r.goal == 0 {
+		return s
+	}
+	met := func(v float64) bool {
+		if r.lowerBetter {
+			return v <= r.goal
+		}
+		return v >= r.goal
+	}
+	for prec := 3; prec <= 6; prec++ {
+		var printed float64
+		if _, err := fmt.Sscan(s, &printed); err == nil && met(printed) == met(cmp.med) {
+			break
+		}
+		s = fmt.Sprintf("%.*f", prec, cmp.med)
+	}
+	return s
+}
+
 // writeTable writes the table as Markdown.
 func writeTable(w io.Writer, rows []row, res results, rounds int) error {
 	var b strings.Builder
@@ -112,14 +136,14 @@ func writeTable(w io.Writer, rows []row, res results, rounds int) error {
 		}
 		switch {
 		case r.absolute:
-			peer, ratio = "(absolute)", fmt.Sprintf("%.2f (%.2f–%.2f, %d)", cmp.med, cmp.min, cmp.max, cmp.n)
+			peer, ratio = "(absolute)", fmt.Sprintf("%s (%.2f–%.2f, %d)", median(r, cmp), cmp.min, cmp.max, cmp.n)
 		default:
 			peer = r.peer
 			if p.n > 0 {
 				peerVal = format(p.med, r.metric)
 			}
 			if cmp.n > 0 {
-				ratio = fmt.Sprintf("%.2f (%.2f–%.2f, %d)", cmp.med, cmp.min, cmp.max, cmp.n)
+				ratio = fmt.Sprintf("%s (%.2f–%.2f, %d)", median(r, cmp), cmp.min, cmp.max, cmp.n)
 			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.label, r.metric, runnel, peer, peerVal, ratio, goal, met)
