@@ -1,0 +1,45 @@
+package runnel
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview30ExplicitUnlimitedReopensNothing: a config change that only
+// spells "unlimited" or "never" another way — Kafka's retention.bytes=-1
+// over the default (0, unlimited), -1 over a broker default of -2 for
+// retention.ms and segment.ms, max.compaction.lag.ms -1 over the default
+// (0, never) — leaves the logs running as they do, and, as
+// UpdateTopicConfig documents for "one that sets explicitly what a
+// default gave", reopens nothing; it closed and reopened every partition
+// (pausing its appends and reads, and fencing it should the open fail),
+// the comparison keeping each negative value as it was.
+func TestReview30ExplicitUnlimitedReopensNothing(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{TopicDefaults: log.Config{RetentionTime: -2, SegmentTime: -3}, MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	logs := func() []*log.Log {
+		var out []*log.Log
+		for _, p := range b.topics["t"].Partitions {
+			out = append(out, p.Log())
+		}
+		return out
+	}
+	before := logs()
+	set := log.Config{RetentionBytes: -1, RetentionTime: -1, SegmentTime: -1, MaxCompactionLag: -1}
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { *c = set }))
+	for i, l := range logs() {
+		require.True(t, before[i] == l, "partition %d was reopened", i)
+	}
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, set, info.Overrides, "the config as set is recorded")
+
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.RetentionBytes = 1 << 30 }))
+	require.True(t, before[0] != logs()[0], "a change reopens")
+	require.EqualValues(t, 1<<30, logs()[1].Config().RetentionBytes)
+}
