@@ -13,7 +13,8 @@ import (
 // spells "unlimited" or "never" another way — Kafka's retention.bytes=-1
 // over the default (0, unlimited), -1 over a broker default of -2 for
 // retention.ms and segment.ms, max.compaction.lag.ms -1 over the default
-// (0, never) — leaves the logs running as they do, and, as
+// (0, never), flush.messages and flush.ms under SyncAlways, which ignores
+// them — leaves the logs running as they do, and, as
 // UpdateTopicConfig documents for "one that sets explicitly what a
 // default gave", reopens nothing; it closed and reopened every partition
 // (pausing its appends and reads, and fencing it should the open fail),
@@ -30,7 +31,8 @@ func TestReview30ExplicitUnlimitedReopensNothing(t *testing.T) {
 		return out
 	}
 	before := logs()
-	set := log.Config{RetentionBytes: -1, RetentionTime: -1, SegmentTime: -1, MaxCompactionLag: -1}
+	set := log.Config{RetentionBytes: -1, RetentionTime: -1, SegmentTime: -1, MaxCompactionLag: -1,
+		FlushMessages: 10, FlushInterval: time.Second} // which SyncAlways, the default, ignores
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { *c = set }))
 	for i, l := range logs() {
 		require.True(t, before[i] == l, "partition %d was reopened", i)

@@ -99,11 +99,16 @@ func withDefaults(c, defaults log.Config) log.Config {
 }
 
 // runsAs is withDefaults(c) with each "unlimited" or "never" made one
-// value, so that two configs the logs run alike with are equal: Kafka's
-// retention.bytes=-1 and the default's 0, a RetentionTime or SegmentTime
-// of -1 and one of -2, a MaxCompactionLag of -1 and the default's 0.
+// value, and FlushMessages and FlushInterval, which only SyncPeriodic
+// reads, cleared under the other policies, so that two configs the logs
+// run alike with are equal: Kafka's retention.bytes=-1 and the default's
+// 0, a RetentionTime or SegmentTime of -1 and one of -2, a
+// MaxCompactionLag of -1 and the default's 0.
 func (b *Broker) runsAs(c log.Config) log.Config {
 	c = b.withDefaults(c)
+	if c.Sync != log.SyncPeriodic {
+		c.FlushMessages, c.FlushInterval = 0, 0
+	}
 	if c.RetentionBytes < 0 {
 		c.RetentionBytes = 0
 	}
