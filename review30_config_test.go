@@ -44,4 +44,17 @@ func TestReview30ExplicitUnlimitedReopensNothing(t *testing.T) {
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.RetentionBytes = 1 << 30 }))
 	require.True(t, before[0] != logs()[0], "a change reopens")
 	require.EqualValues(t, 1<<30, logs()[1].Config().RetentionBytes)
+
+	// Under SyncPeriodic, which reads them, a change of either reopens.
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.Sync = log.SyncPeriodic }))
+	for _, change := range []func(*log.Config){
+		func(c *log.Config) { c.FlushMessages = 20 },
+		func(c *log.Config) { c.FlushInterval = 2 * time.Second },
+	} {
+		before = logs()
+		require.NoError(t, b.UpdateTopicConfig(ctx, "t", change))
+		require.True(t, before[0] != logs()[0], "a change of flush.messages or flush.ms under SyncPeriodic reopens")
+	}
+	require.EqualValues(t, 20, logs()[0].Config().FlushMessages)
+	require.Equal(t, 2*time.Second, logs()[1].Config().FlushInterval)
 }
