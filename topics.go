@@ -98,6 +98,32 @@ func withDefaults(c, defaults log.Config) log.Config {
 	return overDefaults(c, defaults).WithDefaults()
 }
 
+// runsAs is withDefaults(c) with each "unlimited" or "never" made one
+// value, and FlushMessages and FlushInterval, which only SyncPeriodic
+// reads, cleared under the other policies, so that two configs the logs
+// run alike with are equal: Kafka's retention.bytes=-1 and the default's
+// 0, a RetentionTime or SegmentTime of -1 and one of -2, a
+// MaxCompactionLag of -1 and the default's 0.
+func (b *Broker) runsAs(c log.Config) log.Config {
+	c = b.withDefaults(c)
+	if c.Sync != log.SyncPeriodic {
+		c.FlushMessages, c.FlushInterval = 0, 0
+	}
+	if c.RetentionBytes < 0 {
+		c.RetentionBytes = 0
+	}
+	if c.RetentionTime < 0 {
+		c.RetentionTime = -1
+	}
+	if c.SegmentTime < 0 {
+		c.SegmentTime = -1
+	}
+	if c.MaxCompactionLag < 0 {
+		c.MaxCompactionLag = 0
+	}
+	return c
+}
+
 // overDefaults fills the zero fields of c from defaults.
 func overDefaults(c, defaults log.Config) log.Config {
 	out := reflect.ValueOf(&c).Elem()
@@ -913,8 +939,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // reopened: it keeps answering log.ErrLogFenced, and takes the new
 // configuration with the next Open of the broker (see log.Partition.Reopen).
 //
-// A config the logs already run with (the same one, or one that sets
-// explicitly what a default gave) reopens nothing: the topic's record
+// A config the logs already run with (the same one, one that sets
+// explicitly what a default gave, or one that says "unlimited" or "never"
+// another way: a RetentionBytes of -1 for the default's 0) reopens
+// nothing: the topic's record
 // is written if the config as set changed (DescribeTopic's Overrides),
 // and only partitions whose last reopen failed are tried again.
 //
@@ -971,8 +999,8 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	}
 	var errs []error
-	if b.withDefaults(cfg) == b.withDefaults(old) {
-		// The logs would run with the config they have: they stay open,
+	if b.runsAs(cfg) == b.runsAs(old) {
+		// The logs would run as they do: they stay open,
 		// as Kafka leaves a log whose config does not change (a service
 		// that sets the config it wants at each start pauses nothing).
 		// Only those whose last reopen failed are tried again, as a
