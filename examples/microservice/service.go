@@ -64,8 +64,9 @@ type Status struct {
 // its order with an Idempotency-Key header, which becomes the order's ID:
 // a retry with the same key and order is answered from the order already
 // seen (the same key with another order is refused, also before the
-// handlers have seen the first, if this process wrote it), and the handlers act
-// on an ID's first event only, whatever duplicates follow. A retry that
+// handlers have seen the first, if this process wrote it: NewService
+// has them read the orders placed before it started), and the handlers
+// act on an ID's first event only, whatever duplicates follow. A retry that
 // comes before the handlers have seen the first event is written again,
 // and answered with its own offset; the handlers skip it.
 type Service struct {
@@ -86,11 +87,25 @@ type Service struct {
 // start, so a service restarted on a broker directory rebuilds its state
 // from the events — all of them: the topic keeps its records for ever,
 // where Kafka's default retention, 7 days, would forget older orders at
-// the next restart. Close stops them.
+// the next restart. NewService returns once both handlers have read every
+// event the topic held when it started, so that the service knows every
+// order placed before (and every Idempotency-Key they were placed under)
+// when it takes its first request; ctx ending first ends that wait, with
+// ctx's error. Close stops the handlers.
 func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Service, error) {
 	err := b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4, Config: log.Config{RetentionTime: -1}})
 	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
 		return nil, err
+	}
+	// What the topic holds now: the handlers read up to here before the
+	// service answers anything.
+	info, err := b.DescribeTopic(ctx, OrdersTopic)
+	if err != nil {
+		return nil, err
+	}
+	ends := make([]int64, len(info.Partitions))
+	for _, p := range info.Partitions {
+		ends[p.Partition] = p.HighWatermark
 	}
 	p, err := producer.New(b, producer.Linger(0), producer.DeliveryTimeout(deliveryTimeout))
 	if err != nil {
@@ -99,6 +114,7 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]Order{}}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	var readies []chan error
 	for _, h := range []struct {
 		name   string
 		handle func(*record.Record, Order)
@@ -114,12 +130,29 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 			s.Close()
 			return nil, err
 		}
+		ready := make(chan error, 1)
+		readies = append(readies, ready)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
-			s.consume(runCtx, h.name, c, h.handle)
+			s.consume(runCtx, h.name, c, ends, ready, h.handle)
+			select {
+			case ready <- fmt.Errorf("the %s handler stopped before it read the topic", h.name):
+			default: // it had caught up
+			}
 		}()
+	}
+	for _, ready := range readies {
+		select {
+		case err = <-ready:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -131,8 +164,22 @@ func (s *Service) Close() error {
 	return s.producer.Close()
 }
 
-// consume hands every OrderPlaced event to handle until ctx ends.
-func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer, handle func(*record.Record, Order)) {
+// consume hands every OrderPlaced event to handle until ctx ends. Once
+// c's position is at ends (each partition's), past the events the topic
+// held when the service started, it sends nil on ready.
+func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer, ends []int64, ready chan<- error, handle func(*record.Record, Order)) {
+	caughtUp := func() bool {
+		for p, end := range ends {
+			if pos, ok := c.Position(OrdersTopic, int32(p)); end > 0 && (!ok || pos < end) {
+				return false
+			}
+		}
+		return true
+	}
+	if caughtUp() {
+		ready <- nil
+		ready = nil
+	}
 	for r, err := range c.Records(ctx) {
 		if err != nil {
 			s.logger.Error("consume", "handler", name, "err", err)
@@ -146,9 +193,13 @@ func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer
 			// A poison event: log it and go on, as a real handler
 			// would send it to a dead-letter topic.
 			s.logger.Error("bad event", "handler", name, "partition", r.Partition, "offset", r.Offset, "err", err)
-			continue
+		} else {
+			handle(r, o)
 		}
-		handle(r, o)
+		if ready != nil && caughtUp() {
+			ready <- nil
+			ready = nil
+		}
 	}
 }
 

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+)
+
+// gateHandler is a slog.Handler that holds each "bad event" log (a
+// handler meeting a poison event) until open is closed: it stands for
+// handlers that have not caught up yet.
+type gateHandler struct {
+	slog.Handler
+	open <-chan struct{}
+}
+
+func (gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h gateHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "bad event" {
+		<-h.open
+	}
+	return nil
+}
+
+// A service started on a topic that already holds orders (a restart
+// with -dir: another process wrote them) rebuilds their state before it
+// takes any request. Until its handlers have read what the topic held,
+// an order placed earlier under an Idempotency-Key was unknown to it: the
+// key reused for another order was answered 201 and written, and the
+// handlers then skipped that order as the first one's duplicate — placed
+// for the client, never billed nor shipped; and GET of the earlier order
+// answered 404. Here each partition starts with a poison event, whose
+// log line holds the handlers until the test lets them go.
+func TestReview30RestartedServiceKnowsEarlierKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+		for p := range 4 {
+			runneltest.Produce(t, b, OrdersTopic, &record.Record{Partition: int32(p), Value: []byte("not json")})
+		}
+		v, err := json.Marshal(Order{ID: "order-k1", Customer: "ada", Items: []string{"book"}, AmountCents: 1299})
+		require.NoError(t, err)
+		runneltest.Produce(t, b, OrdersTopic, &record.Record{Key: []byte("ada"), Value: v})
+
+		open := make(chan struct{})
+		var once sync.Once
+		var svc *Service
+		t.Cleanup(func() {
+			once.Do(func() { close(open) })
+			if svc != nil {
+				require.NoError(t, svc.Close())
+			}
+		})
+		started := make(chan *Service, 1)
+		go func() {
+			s, err := NewService(t.Context(), b, slog.New(gateHandler{slog.DiscardHandler, open}))
+			require.NoError(t, err)
+			started <- s
+		}()
+		synctest.Wait() // the handlers are held at their first event
+		select {
+		case svc = <-started: // started before the handlers caught up
+		default:
+			once.Do(func() { close(open) })
+			svc = <-started
+		}
+
+		get := httptest.NewRecorder()
+		svc.Handler().ServeHTTP(get, httptest.NewRequest(http.MethodGet, "/orders/order-k1", nil))
+		require.Equal(t, http.StatusOK, get.Code, "the earlier order, right after the start")
+
+		req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{"customer":"bob","items":["pen"],"amount_cents":5}`))
+		req.Header.Set("Idempotency-Key", "k1")
+		w := httptest.NewRecorder()
+		svc.Handler().ServeHTTP(w, req)
+		require.Equal(t, http.StatusUnprocessableEntity, w.Code, "k1 names an earlier order: %s", w.Body)
+	})
+}
