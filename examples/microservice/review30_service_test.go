@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -86,4 +88,24 @@ func TestReview30RestartedServiceKnowsEarlierKeys(t *testing.T) {
 		svc.Handler().ServeHTTP(w, req)
 		require.Equal(t, http.StatusUnprocessableEntity, w.Code, "k1 names an earlier order: %s", w.Body)
 	})
+}
+
+// The map of keyed orders this process is writing holds an order only
+// until a handler has seen it: from then on claim answers from the
+// order's status, and the entry was dead weight, one copy of every keyed
+// order kept for the life of the process.
+func TestReview30KeyedOrdersForgottenOnceSeen(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	svc, srv := newService(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		resp, st := postKey(t, srv.URL, fmt.Sprintf("k-%d", i), `{"customer":"ada","items":["book"],"amount_cents":1299}`)
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+		waitDone(ctx, t, srv.URL, st.Order.ID)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	require.Empty(t, svc.keyed)
+	require.Len(t, svc.orders, 3)
 }

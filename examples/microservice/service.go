@@ -76,7 +76,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	orders map[string]*Status
-	keyed  map[string]Order // orders this process wrote (or is writing) under an Idempotency-Key
+	keyed  map[string]Order // orders this process wrote (or is writing) under an Idempotency-Key, until a handler sees them
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -222,6 +222,7 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	if !ok {
 		st = &Status{Order: o, Offset: r.Offset, Partition: r.Partition}
 		s.orders[o.ID] = st
+		delete(s.keyed, o.ID) // claim answers from st now
 	}
 	if st.Partition != r.Partition || st.Offset != r.Offset {
 		s.logger.Info("duplicate order event skipped", "order", o.ID, "partition", r.Partition, "offset", r.Offset)
