@@ -109,3 +109,25 @@ func TestReview30KeyedOrdersForgottenOnceSeen(t *testing.T) {
 	require.Empty(t, svc.keyed)
 	require.Len(t, svc.orders, 3)
 }
+
+// A topic whose records were all deleted (DeleteRecords, or the 7-day
+// retention of a topic made before it kept its records for ever) has
+// nothing for the handlers to read up to: NewService starts at once
+// rather than wait, with no record to come, until ctx ends.
+func TestReview30StartsOnATopicWhoseRecordsAreGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+		v, err := json.Marshal(Order{ID: "order-k1", Customer: "ada", Items: []string{"book"}, AmountCents: 1299})
+		require.NoError(t, err)
+		r := &record.Record{Key: []byte("ada"), Value: v}
+		runneltest.Produce(t, b, OrdersTopic, r)
+		_, err = b.DeleteRecords(t.Context(), OrdersTopic, r.Partition, r.Offset+1)
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		svc, err := NewService(ctx, b, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		require.NoError(t, svc.Close())
+	})
+}

@@ -98,14 +98,17 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 		return nil, err
 	}
 	// What the topic holds now: the handlers read up to here before the
-	// service answers anything.
+	// service answers anything. A partition with nothing to read (none
+	// written, or all deleted) has no record to take them there.
 	info, err := b.DescribeTopic(ctx, OrdersTopic)
 	if err != nil {
 		return nil, err
 	}
 	ends := make([]int64, len(info.Partitions))
 	for _, p := range info.Partitions {
-		ends[p.Partition] = p.HighWatermark
+		if p.LogStartOffset < p.HighWatermark {
+			ends[p.Partition] = p.HighWatermark
+		}
 	}
 	p, err := producer.New(b, producer.Linger(0), producer.DeliveryTimeout(deliveryTimeout))
 	if err != nil {
