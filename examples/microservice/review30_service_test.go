@@ -131,3 +131,18 @@ func TestReview30StartsOnATopicWhoseRecordsAreGone(t *testing.T) {
 		require.NoError(t, svc.Close())
 	})
 }
+
+// An order whose body names its own "id" is refused, as a body with any
+// other field the service does not take is: the service sets the ID
+// (from the Idempotency-Key, or at random), so a client's "id" was
+// dropped without a word, and a client counting on it to name (and
+// deduplicate) its order placed it under another ID each time.
+func TestReview30ClientIDRefused(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	_, srv := newService(t, b)
+	for _, key := range []string{"", "k-1"} {
+		resp, _ := postKey(t, srv.URL, key, `{"id":"mine","customer":"c","items":["x"],"amount_cents":1}`)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "key %q", key)
+	}
+	require.Empty(t, runneltest.ConsumeAll(t, b, OrdersTopic), "nothing placed")
+}

@@ -273,6 +273,13 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: "+err.Error(), code)
 		return
 	}
+	if o.ID != "" {
+		// Not taken, as no field the service does not take is: a
+		// client counting on it to name its order would place it
+		// under another ID each time.
+		http.Error(w, "bad order: the service sets its id (name an order with an Idempotency-Key header)", http.StatusBadRequest)
+		return
+	}
 	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
