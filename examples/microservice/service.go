@@ -242,6 +242,27 @@ func sameOrder(a, b Order) bool {
 // idempotencyKey is what an Idempotency-Key header may hold.
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// idempotencyKeyOf returns the Idempotency-Key of a request's header h
+// ("" when it has none) and whether it is well-formed: one field line
+// (two are one list, "k1, k2", as RFC 9110 combines them, which the
+// draft says a client must not send), holding a key of idempotencyKey's
+// characters, bare (as many APIs take it) or quoted (the draft's
+// Structured Field String: "k1" is the key k1).
+func idempotencyKeyOf(h http.Header) (key string, ok bool) {
+	vs := h.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0 || len(vs) == 1 && vs[0] == "":
+		return "", true
+	case len(vs) > 1:
+		return "", false
+	}
+	key = vs[0]
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	return key, idempotencyKey.MatchString(key)
+}
+
 // Handler serves POST /orders and GET /orders/{id}.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -284,9 +305,9 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
 	}
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		if !idempotencyKey.MatchString(key) {
-			http.Error(w, "bad Idempotency-Key: 1 to 64 of A-Z a-z 0-9 _ -", http.StatusBadRequest)
+	if key, ok := idempotencyKeyOf(r.Header); key != "" || !ok {
+		if !ok {
+			http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
 			return
 		}
 		o.ID = "order-" + key
