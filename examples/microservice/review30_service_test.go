@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 )
@@ -187,4 +188,81 @@ func TestReview30TwoIdempotencyKeysRefused(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	require.Empty(t, runneltest.ConsumeAll(t, b, OrdersTopic), "nothing placed")
+}
+
+// newServiceWithoutHandlers is a Service whose handlers have not caught
+// up (it runs none), producing with p.
+func newServiceWithoutHandlers(t *testing.T, p *producer.Producer) *httptest.Server {
+	svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A retry after the order was placed (answered 201), before the handlers
+// have seen it, is answered with the result of that request, as the
+// Idempotency-Key draft says: the order's place, not a second event's.
+// It was written again and answered 201 with its own offset, which named
+// an event the handlers skip, and GET then gave another.
+func TestReview30RetryAfterPlacedAnsweredWithItsResult(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	srv := newServiceWithoutHandlers(t, runneltest.NewProducer(t, b))
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, first := postKey(t, srv.URL, "k-1", ada)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	resp, again := postKey(t, srv.URL, "k-1", ada)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
+	require.Equal(t, first, again)
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1, "written once")
+}
+
+// A retry while the first request with its key is still placing the
+// order is refused with 409 Conflict, as the draft says a server must:
+// it was written a second time (it waited behind the first in the
+// producer, and was answered 201 with an offset of its own).
+func TestReview30RetryWhilePlacingConflicts(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+	p := runneltest.NewProducer(t, f)
+	srv := newServiceWithoutHandlers(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	firstCode := make(chan int, 1)
+	go func() {
+		resp, _ := postKey(t, srv.URL, "k-1", ada)
+		firstCode <- resp.StatusCode
+	}()
+	require.NoError(t, held.Wait(ctx, 1))
+	secondCode := make(chan int, 1)
+	go func() {
+		resp, _ := postKey(t, srv.URL, "k-1", ada)
+		secondCode <- resp.StatusCode
+	}()
+	var second int
+	select {
+	case second = <-secondCode:
+	case <-buffered(ctx, p, 2): // the retry is being written too
+		held.Remove()
+		second = <-secondCode
+	}
+	held.Remove()
+	require.Equal(t, http.StatusConflict, second)
+	require.Equal(t, http.StatusCreated, <-firstCode)
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1, "written once")
+}
+
+// buffered is closed once p holds n records, or ctx ends.
+func buffered(ctx context.Context, p *producer.Producer, n int64) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		for p.BufferedRecords() < n && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return c
 }

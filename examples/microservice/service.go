@@ -61,14 +61,16 @@ type Status struct {
 // Delivery is at least once: a produce that fails with an unknown outcome
 // (the delivery timeout, say) may still have written its event, and a
 // client that retries then places it a second time. So a client may name
-// its order with an Idempotency-Key header, which becomes the order's ID:
-// a retry with the same key and order is answered from the order already
-// seen (the same key with another order is refused, also before the
-// handlers have seen the first, if this process wrote it: NewService
-// has them read the orders placed before it started), and the handlers
-// act on an ID's first event only, whatever duplicates follow. A retry that
-// comes before the handlers have seen the first event is written again,
-// and answered with its own offset; the handlers skip it.
+// its order with an Idempotency-Key header, which becomes the order's ID,
+// as the Idempotency-Key draft has it: a retry with the same key and
+// order is answered (200) from the order already placed, seen by the
+// handlers or placed by this process; one while this process is placing
+// it is refused (409 Conflict), to retry once the first is answered; the
+// same key with another order is refused (422). NewService has the
+// handlers read the orders placed before it started, so that a restart
+// forgets no key. A retry after a request that failed places the order
+// again: the first may have written it too, and the handlers act on an
+// ID's first event only, whatever duplicates follow.
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -76,7 +78,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	orders map[string]*Status
-	keyed  map[string]Order // orders this process wrote (or is writing) under an Idempotency-Key, until a handler sees them
+	keyed  map[string]*keyedOrder // orders this process wrote (or is writing) under an Idempotency-Key, until a handler sees them
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -114,7 +116,7 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]Order{}}
+	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var readies []chan error
@@ -234,6 +236,24 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	f(st)
 }
 
+// keyedOrder is an order placed under an Idempotency-Key by this
+// process, which no handler has seen yet.
+type keyedOrder struct {
+	order   Order
+	placing bool    // a request is placing it
+	placed  *Status // where a request wrote it, if one did
+}
+
+// claimed is claim's answer.
+type claimed int
+
+const (
+	claimPlace  claimed = iota // place the order
+	claimPlaced                // placed already: answer with its status
+	claimOther                 // the key names another order
+	claimBusy                  // another request is placing it
+)
+
 // sameOrder reports whether a and b are the same order, IDs aside.
 func sameOrder(a, b Order) bool {
 	return a.Customer == b.Customer && a.AmountCents == b.AmountCents && slices.Equal(a.Items, b.Items)
@@ -305,38 +325,45 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
 	}
+	release := func(*Status) {} // ends the claim of the order's key, if it has one
 	if key, ok := idempotencyKeyOf(r.Header); key != "" || !ok {
 		if !ok {
 			http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
 			return
 		}
 		o.ID = "order-" + key
-		st, ok, other := s.claim(o)
-		if other {
-			// Written by this process already, not yet seen by
-			// the handlers, which would skip this one as its
-			// duplicate: refused as below.
+		st, c := s.claim(o)
+		switch c {
+		case claimOther:
+			// The key names another order: refuse, as the
+			// Idempotency-Key draft says, rather than answer with
+			// that order or place this one, which the handlers
+			// would skip as the other's duplicate.
 			http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
 			return
-		}
-		if ok {
-			if !sameOrder(st.Order, o) {
-				// The key names another order: refuse, as the
-				// Idempotency-Key draft says, rather than answer
-				// with that order or place this one unnamed.
-				http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
-				return
-			}
-			// A retry of an order already placed: its status.
+		case claimBusy:
+			// The draft's concurrent request: 409, to retry once
+			// the first is answered.
+			http.Error(w, "a request with this Idempotency-Key is placing the order: retry once it is answered", http.StatusConflict)
+			return
+		case claimPlaced:
+			// A retry of an order already placed: where it was
+			// placed, and how far the handlers have got with it.
 			w.Header().Set("Location", "/orders/"+o.ID)
 			writeJSON(w, http.StatusOK, st)
 			return
 		}
+		// This request places it: the next with its key is
+		// answered from how this one ends, once it has (before
+		// the answer goes out, so that a client's next request
+		// finds it).
+		release = func(st *Status) { s.placed(o.ID, st) }
 	} else {
 		o.ID = "order-" + rand.Text()[:12] // unique across restarts
 	}
 	value, err := json.Marshal(o)
 	if err != nil {
+		release(nil)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -369,29 +396,56 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 			// cannot place it twice.
 			msg = "the order may or may not have been placed (retry with an Idempotency-Key to be sure): "
 		}
+		release(nil)
 		http.Error(w, msg+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	placed := Status{Order: o, Partition: rec.Partition, Offset: rec.Offset}
+	release(&placed)
 	w.Header().Set("Location", "/orders/"+o.ID)
-	writeJSON(w, http.StatusCreated, Status{Order: o, Partition: rec.Partition, Offset: rec.Offset})
+	writeJSON(w, http.StatusCreated, placed)
 }
 
-// claim returns the status of the keyed order o's ID, if a handler has
-// seen it, as status does; if not, it reports whether this process has
-// written (or is writing) another order under that ID, and otherwise
-// takes the ID for o, so that a concurrent request or a later one with
-// another order is refused before the handlers have caught up.
-func (s *Service) claim(o Order) (st Status, seen, other bool) {
+// claim answers how a request with the keyed order o goes on:
+// claimPlaced, with the order's status, when a handler has seen it or a
+// request has placed it; claimOther when the key names another order;
+// claimBusy while another request places it; otherwise claimPlace,
+// taking the key for this request, which must then call placed.
+func (s *Service) claim(o Order) (Status, claimed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.orders[o.ID]; ok {
-		return *st, true, false
+		if !sameOrder(st.Order, o) {
+			return Status{}, claimOther
+		}
+		return *st, claimPlaced
 	}
-	if prev, ok := s.keyed[o.ID]; ok {
-		return Status{}, false, !sameOrder(prev, o)
+	k, ok := s.keyed[o.ID]
+	switch {
+	case !ok:
+		s.keyed[o.ID] = &keyedOrder{order: o, placing: true}
+		return Status{}, claimPlace
+	case !sameOrder(k.order, o):
+		return Status{}, claimOther
+	case k.placing:
+		return Status{}, claimBusy
+	case k.placed != nil:
+		return *k.placed, claimPlaced
 	}
-	s.keyed[o.ID] = o
-	return Status{}, false, false
+	k.placing = true // the request before failed: this one places it again
+	return Status{}, claimPlace
+}
+
+// placed ends the claim of a request that placed the keyed order id:
+// st is where it was written, nil if that failed (it may have been
+// written all the same: a retry then writes it again, and the handlers
+// skip the duplicate).
+func (s *Service) placed(id string, st *Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keyed[id]; ok { // not yet seen by a handler
+		k.placing, k.placed = false, st
+	}
 }
 
 // status returns a copy of the order's status, if a handler has seen it.
