@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -265,4 +269,41 @@ func buffered(ctx context.Context, p *producer.Producer, n int64) <-chan struct{
 		}
 	}()
 	return c
+}
+
+// A broker Close that fails at shutdown (here the partitions'
+// directories are gone, so the logs cannot be closed cleanly) fails the
+// run, so that the service exits 1 and says why: the error was dropped,
+// and a shutdown that left the logs to recover exited 0.
+func TestReview30CloseErrorFailsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 1)
+	addrc := make(chan string, 1)
+	go func() {
+		errc <- run(runCtx, []string{"-addr", "127.0.0.1:0", "-dir", dir}, io.Discard, func(a string) { addrc <- a })
+	}()
+	var url string
+	select {
+	case a := <-addrc:
+		url = "http://" + a
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	resp, st := post(t, url, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	waitDone(ctx, t, url, st.Order.ID)
+	for p := range 4 {
+		path := filepath.Join(dir, OrdersTopic+"-"+strconv.Itoa(p))
+		if err := os.RemoveAll(path); err != nil { // Windows: its files are open
+			stop()
+			<-errc
+			t.Skip("the partition's directory cannot be removed while its files are open:", err)
+		}
+	}
+	stop()
+	require.ErrorContains(t, <-errc, "close broker")
 }
