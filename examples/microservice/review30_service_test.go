@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -306,4 +307,21 @@ func TestReview30CloseErrorFailsTheRun(t *testing.T) {
 	}
 	stop()
 	require.ErrorContains(t, <-errc, "close broker")
+}
+
+// A retry after a request whose placing failed places the order: the
+// failed request gives its key up (it would otherwise answer 409 for
+// ever).
+func TestReview30RetryAfterFailurePlaces(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: 1})
+	srv := newServiceWithoutHandlers(t, runneltest.NewProducer(t, f))
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, srv.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, st := postKey(t, srv.URL, "k-1", ada)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Equal(t, "order-k-1", st.Order.ID)
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1)
 }
