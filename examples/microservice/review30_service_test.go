@@ -325,3 +325,35 @@ func TestReview30RetryAfterFailurePlaces(t *testing.T) {
 	require.Equal(t, "order-k-1", st.Order.ID)
 	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1)
 }
+
+// When an order without an Idempotency-Key may have been placed, the
+// answer names the ID it may have been placed as, for GET to find it, and
+// does not tell the client that a retry with a key is safe: the retry
+// gets another ID, which no handler links to the first, so it was placed
+// twice when the first had been written. A keyed order's answer says a
+// retry with its key is safe.
+func TestReview30MaybePlacedAnswerNamesTheOrder(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
+	srv := newServiceWithoutHandlers(t, runneltest.NewProducer(t, f))
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/orders", strings.NewReader(ada))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	recs := runneltest.ConsumeAll(t, b, OrdersTopic)
+	require.Len(t, recs, 1, "written, its answer lost")
+	var o Order
+	require.NoError(t, json.Unmarshal(recs[0].Value, &o))
+	require.Contains(t, string(body), o.ID, "the ID it may have been placed as")
+	require.NotContains(t, string(body), "retry with an Idempotency-Key to be sure")
+
+	resp, _ = postKey(t, srv.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}

@@ -326,7 +326,9 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	release := func(*Status) {} // ends the claim of the order's key, if it has one
-	if key, ok := idempotencyKeyOf(r.Header); key != "" || !ok {
+	key, ok := idempotencyKeyOf(r.Header)
+	keyed := key != ""
+	if keyed || !ok {
 		if !ok {
 			http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
 			return
@@ -393,8 +395,14 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		if ctxErr := ctx.Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
 			// ErrDeliveryTimeout, a producer closing: the event may
 			// have been written. A retry with the same Idempotency-Key
-			// cannot place it twice.
-			msg = "the order may or may not have been placed (retry with an Idempotency-Key to be sure): "
+			// cannot place it twice; one without, or with a key the
+			// first did not have, gets another ID, and places it a
+			// second time if it was: the client is told the ID.
+			msg = "the order may or may not have been placed (a retry with the same Idempotency-Key cannot place it twice): "
+			if !keyed {
+				msg = "the order may or may not have been placed, as " + o.ID + " (GET /orders/" + o.ID +
+					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely): "
+			}
 		}
 		release(nil)
 		http.Error(w, msg+err.Error(), http.StatusServiceUnavailable)
