@@ -85,7 +85,7 @@ func stopped(ctx context.Context, err error, out io.Writer, step string) error {
 const forcedExit = 130
 
 // run serves until ctx ends; ready, if set, learns the address it listens on.
-func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) error {
+func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) (err error) {
 	fs := flag.NewFlagSet("microservice", flag.ContinueOnError)
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
@@ -107,12 +107,22 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	if err != nil {
 		return stopped(ctx, err, out, "opening the broker")
 	}
-	defer b.Close()
+	// Close closes the logs cleanly: its error (a write or fsync that
+	// failed) is the run's, so that the service exits 1 saying so.
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close broker: %w", cerr))
+		}
+	}()
 	svc, err := NewService(ctx, b, logger)
 	if err != nil {
 		return stopped(ctx, err, out, "starting the service")
 	}
-	defer svc.Close()
+	defer func() {
+		if cerr := svc.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close service: %w", cerr))
+		}
+	}()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -61,13 +61,16 @@ type Status struct {
 // Delivery is at least once: a produce that fails with an unknown outcome
 // (the delivery timeout, say) may still have written its event, and a
 // client that retries then places it a second time. So a client may name
-// its order with an Idempotency-Key header, which becomes the order's ID:
-// a retry with the same key and order is answered from the order already
-// seen (the same key with another order is refused, also before the
-// handlers have seen the first, if this process wrote it), and the handlers act
-// on an ID's first event only, whatever duplicates follow. A retry that
-// comes before the handlers have seen the first event is written again,
-// and answered with its own offset; the handlers skip it.
+// its order with an Idempotency-Key header, which becomes the order's ID,
+// as the Idempotency-Key draft has it: a retry with the same key and
+// order is answered (200) from the order already placed, seen by the
+// handlers or placed by this process; one while this process is placing
+// it is refused (409 Conflict), to retry once the first is answered; the
+// same key with another order is refused (422). NewService has the
+// handlers read the orders placed before it started, so that a restart
+// forgets no key. A retry after a request that failed places the order
+// again: the first may have written it too, and the handlers act on an
+// ID's first event only, whatever duplicates follow.
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -75,7 +78,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	orders map[string]*Status
-	keyed  map[string]Order // orders this process wrote (or is writing) under an Idempotency-Key
+	keyed  map[string]*keyedOrder // orders this process wrote (or is writing) under an Idempotency-Key, until a handler sees them
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -86,19 +89,37 @@ type Service struct {
 // start, so a service restarted on a broker directory rebuilds its state
 // from the events — all of them: the topic keeps its records for ever,
 // where Kafka's default retention, 7 days, would forget older orders at
-// the next restart. Close stops them.
+// the next restart. NewService returns once both handlers have read every
+// event the topic held when it started, so that the service knows every
+// order placed before (and every Idempotency-Key they were placed under)
+// when it takes its first request; ctx ending first ends that wait, with
+// ctx's error. Close stops the handlers.
 func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Service, error) {
 	err := b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4, Config: log.Config{RetentionTime: -1}})
 	if err != nil && !errors.Is(err, runnel.ErrTopicExists) {
 		return nil, err
 	}
+	// What the topic holds now: the handlers read up to here before the
+	// service answers anything. A partition with nothing to read (none
+	// written, or all deleted) has no record to take them there.
+	info, err := b.DescribeTopic(ctx, OrdersTopic)
+	if err != nil {
+		return nil, err
+	}
+	ends := make([]int64, len(info.Partitions))
+	for _, p := range info.Partitions {
+		if p.LogStartOffset < p.HighWatermark {
+			ends[p.Partition] = p.HighWatermark
+		}
+	}
 	p, err := producer.New(b, producer.Linger(0), producer.DeliveryTimeout(deliveryTimeout))
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]Order{}}
+	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	var readies []chan error
 	for _, h := range []struct {
 		name   string
 		handle func(*record.Record, Order)
@@ -114,12 +135,29 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 			s.Close()
 			return nil, err
 		}
+		ready := make(chan error, 1)
+		readies = append(readies, ready)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
-			s.consume(runCtx, h.name, c, h.handle)
+			s.consume(runCtx, h.name, c, ends, ready, h.handle)
+			select {
+			case ready <- fmt.Errorf("the %s handler stopped before it read the topic", h.name):
+			default: // it had caught up
+			}
 		}()
+	}
+	for _, ready := range readies {
+		select {
+		case err = <-ready:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -131,8 +169,22 @@ func (s *Service) Close() error {
 	return s.producer.Close()
 }
 
-// consume hands every OrderPlaced event to handle until ctx ends.
-func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer, handle func(*record.Record, Order)) {
+// consume hands every OrderPlaced event to handle until ctx ends. Once
+// c's position is at ends (each partition's), past the events the topic
+// held when the service started, it sends nil on ready.
+func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer, ends []int64, ready chan<- error, handle func(*record.Record, Order)) {
+	caughtUp := func() bool {
+		for p, end := range ends {
+			if pos, ok := c.Position(OrdersTopic, int32(p)); end > 0 && (!ok || pos < end) {
+				return false
+			}
+		}
+		return true
+	}
+	if caughtUp() {
+		ready <- nil
+		ready = nil
+	}
 	for r, err := range c.Records(ctx) {
 		if err != nil {
 			s.logger.Error("consume", "handler", name, "err", err)
@@ -146,9 +198,13 @@ func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer
 			// A poison event: log it and go on, as a real handler
 			// would send it to a dead-letter topic.
 			s.logger.Error("bad event", "handler", name, "partition", r.Partition, "offset", r.Offset, "err", err)
-			continue
+		} else {
+			handle(r, o)
 		}
-		handle(r, o)
+		if ready != nil && caughtUp() {
+			ready <- nil
+			ready = nil
+		}
 	}
 }
 
@@ -171,6 +227,7 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	if !ok {
 		st = &Status{Order: o, Offset: r.Offset, Partition: r.Partition}
 		s.orders[o.ID] = st
+		delete(s.keyed, o.ID) // claim answers from st now
 	}
 	if st.Partition != r.Partition || st.Offset != r.Offset {
 		s.logger.Info("duplicate order event skipped", "order", o.ID, "partition", r.Partition, "offset", r.Offset)
@@ -179,6 +236,24 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	f(st)
 }
 
+// keyedOrder is an order placed under an Idempotency-Key by this
+// process, which no handler has seen yet.
+type keyedOrder struct {
+	order   Order
+	placing bool    // a request is placing it
+	placed  *Status // where a request wrote it, if one did
+}
+
+// claimed is claim's answer.
+type claimed int
+
+const (
+	claimPlace  claimed = iota // place the order
+	claimPlaced                // placed already: answer with its status
+	claimOther                 // the key names another order
+	claimBusy                  // another request is placing it
+)
+
 // sameOrder reports whether a and b are the same order, IDs aside.
 func sameOrder(a, b Order) bool {
 	return a.Customer == b.Customer && a.AmountCents == b.AmountCents && slices.Equal(a.Items, b.Items)
@@ -186,6 +261,27 @@ func sameOrder(a, b Order) bool {
 
 // idempotencyKey is what an Idempotency-Key header may hold.
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// idempotencyKeyOf returns the Idempotency-Key of a request's header h
+// ("" when it has none) and whether it is well-formed: one field line
+// (two are one list, "k1, k2", as RFC 9110 combines them, which the
+// draft says a client must not send), holding a key of idempotencyKey's
+// characters, bare (as many APIs take it) or quoted (the draft's
+// Structured Field String: "k1" is the key k1).
+func idempotencyKeyOf(h http.Header) (key string, ok bool) {
+	vs := h.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0 || len(vs) == 1 && vs[0] == "":
+		return "", true
+	case len(vs) > 1:
+		return "", false
+	}
+	key = vs[0]
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	return key, idempotencyKey.MatchString(key)
+}
 
 // Handler serves POST /orders and GET /orders/{id}.
 func (s *Service) Handler() http.Handler {
@@ -218,42 +314,58 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: "+err.Error(), code)
 		return
 	}
+	if o.ID != "" {
+		// Not taken, as no field the service does not take is: a
+		// client counting on it to name its order would place it
+		// under another ID each time.
+		http.Error(w, "bad order: the service sets its id (name an order with an Idempotency-Key header)", http.StatusBadRequest)
+		return
+	}
 	if o.Customer == "" || len(o.Items) == 0 || o.AmountCents <= 0 {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
 	}
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		if !idempotencyKey.MatchString(key) {
-			http.Error(w, "bad Idempotency-Key: 1 to 64 of A-Z a-z 0-9 _ -", http.StatusBadRequest)
+	release := func(*Status) {} // ends the claim of the order's key, if it has one
+	key, ok := idempotencyKeyOf(r.Header)
+	keyed := key != ""
+	if keyed || !ok {
+		if !ok {
+			http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
 			return
 		}
 		o.ID = "order-" + key
-		st, ok, other := s.claim(o)
-		if other {
-			// Written by this process already, not yet seen by
-			// the handlers, which would skip this one as its
-			// duplicate: refused as below.
+		st, c := s.claim(o)
+		switch c {
+		case claimOther:
+			// The key names another order: refuse, as the
+			// Idempotency-Key draft says, rather than answer with
+			// that order or place this one, which the handlers
+			// would skip as the other's duplicate.
 			http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
 			return
-		}
-		if ok {
-			if !sameOrder(st.Order, o) {
-				// The key names another order: refuse, as the
-				// Idempotency-Key draft says, rather than answer
-				// with that order or place this one unnamed.
-				http.Error(w, "Idempotency-Key already used for another order", http.StatusUnprocessableEntity)
-				return
-			}
-			// A retry of an order already placed: its status.
+		case claimBusy:
+			// The draft's concurrent request: 409, to retry once
+			// the first is answered.
+			http.Error(w, "a request with this Idempotency-Key is placing the order: retry once it is answered", http.StatusConflict)
+			return
+		case claimPlaced:
+			// A retry of an order already placed: where it was
+			// placed, and how far the handlers have got with it.
 			w.Header().Set("Location", "/orders/"+o.ID)
 			writeJSON(w, http.StatusOK, st)
 			return
 		}
+		// This request places it: the next with its key is
+		// answered from how this one ends, once it has (before
+		// the answer goes out, so that a client's next request
+		// finds it).
+		release = func(st *Status) { s.placed(o.ID, st) }
 	} else {
 		o.ID = "order-" + rand.Text()[:12] // unique across restarts
 	}
 	value, err := json.Marshal(o)
 	if err != nil {
+		release(nil)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -283,32 +395,65 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		if ctxErr := ctx.Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
 			// ErrDeliveryTimeout, a producer closing: the event may
 			// have been written. A retry with the same Idempotency-Key
-			// cannot place it twice.
-			msg = "the order may or may not have been placed (retry with an Idempotency-Key to be sure): "
+			// cannot place it twice; one without, or with a key the
+			// first did not have, gets another ID, and places it a
+			// second time if it was: the client is told the ID.
+			msg = "the order may or may not have been placed (a retry with the same Idempotency-Key cannot place it twice): "
+			if !keyed {
+				msg = "the order may or may not have been placed, as " + o.ID + " (GET /orders/" + o.ID +
+					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely): "
+			}
 		}
+		release(nil)
 		http.Error(w, msg+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	placed := Status{Order: o, Partition: rec.Partition, Offset: rec.Offset}
+	release(&placed)
 	w.Header().Set("Location", "/orders/"+o.ID)
-	writeJSON(w, http.StatusCreated, Status{Order: o, Partition: rec.Partition, Offset: rec.Offset})
+	writeJSON(w, http.StatusCreated, placed)
 }
 
-// claim returns the status of the keyed order o's ID, if a handler has
-// seen it, as status does; if not, it reports whether this process has
-// written (or is writing) another order under that ID, and otherwise
-// takes the ID for o, so that a concurrent request or a later one with
-// another order is refused before the handlers have caught up.
-func (s *Service) claim(o Order) (st Status, seen, other bool) {
+// claim answers how a request with the keyed order o goes on:
+// claimPlaced, with the order's status, when a handler has seen it or a
+// request has placed it; claimOther when the key names another order;
+// claimBusy while another request places it; otherwise claimPlace,
+// taking the key for this request, which must then call placed.
+func (s *Service) claim(o Order) (Status, claimed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.orders[o.ID]; ok {
-		return *st, true, false
+		if !sameOrder(st.Order, o) {
+			return Status{}, claimOther
+		}
+		return *st, claimPlaced
 	}
-	if prev, ok := s.keyed[o.ID]; ok {
-		return Status{}, false, !sameOrder(prev, o)
+	k, ok := s.keyed[o.ID]
+	switch {
+	case !ok:
+		s.keyed[o.ID] = &keyedOrder{order: o, placing: true}
+		return Status{}, claimPlace
+	case !sameOrder(k.order, o):
+		return Status{}, claimOther
+	case k.placing:
+		return Status{}, claimBusy
+	case k.placed != nil:
+		return *k.placed, claimPlaced
 	}
-	s.keyed[o.ID] = o
-	return Status{}, false, false
+	k.placing = true // the request before failed: this one places it again
+	return Status{}, claimPlace
+}
+
+// placed ends the claim of a request that placed the keyed order id:
+// st is where it was written, nil if that failed (it may have been
+// written all the same: a retry then writes it again, and the handlers
+// skip the duplicate).
+func (s *Service) placed(id string, st *Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keyed[id]; ok { // not yet seen by a handler
+		k.placing, k.placed = false, st
+	}
 }
 
 // status returns a copy of the order's status, if a handler has seen it.

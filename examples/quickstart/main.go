@@ -86,7 +86,7 @@ func parse(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	o, err := parse(args, out)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, and that is all
@@ -104,7 +104,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	// Close flushes and closes the logs: its error (a write or fsync that
+	// failed) is the run's, not to be dropped.
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close broker: %w", cerr))
+		}
+	}()
 
 	err = b.CreateTopic(ctx, o.topic, log.TopicConfig{Partitions: o.partitions, Config: log.Config{Sync: o.sync, FlushMessages: 10_000}})
 	switch {

@@ -124,9 +124,14 @@ func TestMailerStopsOnSendFailure(t *testing.T) {
 	defer c.Close()
 	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
 
+	// Every wait bounded: a Mailer that went on past the failure would
+	// fail the test in seconds, not hang it until go test's -timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), runneltest.DefaultWait)
+	defer cancel()
+
 	down := errors.New("smtp down")
 	m := &Mailer{C: c, Sender: &fakeSender{fail: down}}
-	n, err := m.Run(context.Background(), 1)
+	n, err := m.Run(ctx, 1)
 	require.ErrorIs(t, err, down)
 	require.Zero(t, n)
 }
@@ -138,8 +143,10 @@ func TestMailerRejectsBadEvent(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	ctx, cancel := context.WithTimeout(context.Background(), runneltest.DefaultWait)
+	defer cancel()
 	m := &Mailer{C: c, Sender: &fakeSender{}}
-	_, err = m.Run(context.Background(), 1)
+	_, err = m.Run(ctx, 1)
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax)
 	require.Contains(t, err.Error(), "signups-0@0")
