@@ -403,6 +403,10 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 		}
 		if resp.LogAppendTime >= 0 {
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
+		} else {
+			// Its own time, whatever TimestampType the caller left (a
+			// record forwarded from a LogAppendTime topic, say).
+			r.TimestampType = record.CreateTime
 		}
 		if idem {
 			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, record.AddSequence(b.baseSeq, i)
