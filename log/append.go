@@ -142,7 +142,10 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
-	if l.cfg.TimestampType == LogAppendTime {
+	// The topic's type, not the sign of the time, says whether the log
+	// stamps the batches: a clock before 1970 tells a negative time.
+	lat := l.cfg.TimestampType == LogAppendTime
+	if lat {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
 	// Every batch passed, and the producer's sequence. The batches'
@@ -154,7 +157,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
 		ts := b.MaxTimestamp()
-		if res.LogAppendTime >= 0 {
+		if lat {
 			ts = res.LogAppendTime
 		} else if len(st) > 0 && st[0].pos == p {
 			ts, st = st[0].maxTs, st[1:]
@@ -174,7 +177,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		b = b[:record.BatchSize(b)]
 		b.SetBaseOffset(off)
 		b.SetLeaderEpoch(opts.LeaderEpoch)
-		if res.LogAppendTime >= 0 {
+		if lat {
 			b.SetLogAppendTime(res.LogAppendTime)
 		} else if len(stamps) > 0 && stamps[0].pos == p {
 			b.SetCreateTime(stamps[0].maxTs)
