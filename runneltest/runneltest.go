@@ -404,9 +404,10 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %s-%d: %v", topic, r.Partition, err)
 		}
 		r.Offset = resp.BaseOffset
-		if resp.LogAppendTime >= 0 {
-			// The broker stamped it (a topic with LogAppendTime): the
-			// timestamp it is stored with, as a producer's promise sees.
+		if resp.LogAppendTime != record.NoTimestamp {
+			// The broker stamped it (a topic with LogAppendTime, at any
+			// time but -1, negative before 1970): the timestamp it is
+			// stored with, as a producer's promise sees.
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
 		} else {
 			r.TimestampType = record.CreateTime // whatever r came with
