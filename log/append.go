@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -804,6 +805,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	l.rollRemoved = false // that fsync made any removal before it durable
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.activeCreated = l.clock.Now()
+	l.noteRolledLocked(base)
 	if l.cfg.Sync == SyncNever {
 		l.unsynced = append(l.unsynced, old)
 		// The producer state as of the roll, though what it covers is not
@@ -825,6 +827,24 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
+}
+
+// noteRolledLocked records that the active segment, at base, was created
+// at activeCreated, and forgets the segments no longer listed (removed, or
+// merged by compaction), so that rolledAt holds at most one entry per
+// live segment.
+func (l *Log) noteRolledLocked(base int64) {
+	if l.rolledAt == nil {
+		l.rolledAt = make(map[int64]time.Time)
+	}
+	segs := *l.segs.Load()
+	for b := range l.rolledAt {
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
+		if i == len(segs) || segs[i].Base() != b {
+			delete(l.rolledAt, b)
+		}
+	}
+	l.rolledAt[base] = l.activeCreated
 }
 
 // unroll undoes a roll that sealed the active segment old and then

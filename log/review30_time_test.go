@@ -39,3 +39,29 @@ func TestReview30LogAppendTimeBeforeTheEpoch(t *testing.T) {
 		require.EqualValues(t, -5000, r.Timestamp.UnixMilli())
 	}
 }
+
+// TestReview30SegmentTimeAfterTruncateIntoOlderSegment: segment.ms's
+// wall-clock wait, for an active segment whose first batch has no
+// timestamp, counts from when that segment was created or the log opened
+// (Kafka: its LogSegment's created time). A truncation that removes the
+// active segment makes the one before it active again, not emptied: its
+// wait goes on from its own creation, not from that of the segment the
+// truncation removed.
+func TestReview30SegmentTimeAfterTruncateIntoOlderSegment(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentTime: time.Hour, SegmentBytes: 300}
+	l := e.open(cfg)
+	defer l.Close()
+	small := func(v string) []byte { return batchOf(t, compression.None, kv{value: []byte(v), ts: -1}) }
+	appendOK(t, l, small("a")) // the first segment, its wait from the open
+	e.clock.Advance(50 * time.Minute)
+	big := batchOf(t, compression.None, kv{value: make([]byte, 250), ts: -1})
+	appendOK(t, l, big) // rolls by size: the second segment, created now
+	require.Equal(t, 2, l.Segments())
+	_, err := l.TruncateTo(1)
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Segments())
+	e.clock.Advance(20 * time.Minute) // 70 minutes after the first segment's creation
+	appendOK(t, l, small("c"))
+	require.Equal(t, 2, l.Segments(), "the first segment, 70 minutes old by the wall clock, rolled")
+}
