@@ -65,3 +65,30 @@ func TestReview30SegmentTimeAfterTruncateIntoOlderSegment(t *testing.T) {
 	appendOK(t, l, small("c"))
 	require.Equal(t, 2, l.Segments(), "the first segment, 70 minutes old by the wall clock, rolled")
 }
+
+// TestReview30SegmentTimeAfterTruncateIntoRolledSegment: as
+// TestReview30SegmentTimeAfterTruncateIntoOlderSegment, for a segment
+// that rolled after the log opened: its wait counts from its roll.
+func TestReview30SegmentTimeAfterTruncateIntoRolledSegment(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: time.Hour, SegmentBytes: 1000})
+	defer l.Close()
+	small := batchOf(t, compression.None, kv{value: []byte("a"), ts: -1})
+	big := func() []byte { return batchOf(t, compression.None, kv{value: make([]byte, 600), ts: -1}) }
+	appendOK(t, l, small)
+	appendOK(t, l, big())
+	e.clock.Advance(10 * time.Minute)
+	require.EqualValues(t, 2, appendOK(t, l, big()).FirstOffset) // rolls: the second segment, at 10 minutes
+	e.clock.Advance(10 * time.Minute)
+	appendOK(t, l, big()) // rolls: the third, at 20 minutes
+	require.Equal(t, 3, l.Segments())
+	_, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.Equal(t, 2, l.Segments())
+	e.clock.Advance(45 * time.Minute) // 55 minutes after the second segment's roll
+	appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("b"), ts: -1}))
+	require.Equal(t, 2, l.Segments(), "55 minutes old: not yet")
+	e.clock.Advance(10 * time.Minute)
+	appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("c"), ts: -1}))
+	require.Equal(t, 3, l.Segments(), "65 minutes old: rolled")
+}
