@@ -147,7 +147,7 @@ type Log struct {
 	lastFlush  time.Time
 	flushDueTo int64
 
-	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
+	activeCreated time.Time          // when the active segment was created (see rolledAt), opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 	// openedAt is when the log opened, and rolledAt when each segment
 	// it rolled since was created, by base offset (the live segments'
