@@ -85,7 +85,9 @@ var (
 	ErrUnsupportedVersion = errors.New("runnel: unsupported version")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
 	// one before the Unix epoch (Kafka's producers refuse negative
-	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets).
+	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets),
+	// or past math.MaxInt64 ms, which a time.Time can be and a Kafka
+	// timestamp cannot.
 	ErrInvalidTimestamp = errors.New("runnel: invalid timestamp")
 )
 

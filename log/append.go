@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -142,7 +143,10 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	next := l.next.Load()
 	res.FirstOffset = next
-	if l.cfg.TimestampType == LogAppendTime {
+	// The topic's type, not the sign of the time, says whether the log
+	// stamps the batches: a clock before 1970 tells a negative time.
+	lat := l.cfg.TimestampType == LogAppendTime
+	if lat {
 		res.LogAppendTime = l.clock.Now().UnixMilli()
 	}
 	// Every batch passed, and the producer's sequence. The batches'
@@ -154,7 +158,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		b := record.Batch(data[p:])
 		b = b[:record.BatchSize(b)]
 		ts := b.MaxTimestamp()
-		if res.LogAppendTime >= 0 {
+		if lat {
 			ts = res.LogAppendTime
 		} else if len(st) > 0 && st[0].pos == p {
 			ts, st = st[0].maxTs, st[1:]
@@ -174,7 +178,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		b = b[:record.BatchSize(b)]
 		b.SetBaseOffset(off)
 		b.SetLeaderEpoch(opts.LeaderEpoch)
-		if res.LogAppendTime >= 0 {
+		if lat {
 			b.SetLogAppendTime(res.LogAppendTime)
 		} else if len(stamps) > 0 && stamps[0].pos == p {
 			b.SetCreateTime(stamps[0].maxTs)
@@ -801,6 +805,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	l.rollRemoved = false // that fsync made any removal before it durable
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.activeCreated = l.clock.Now()
+	l.noteRolledLocked(base)
 	if l.cfg.Sync == SyncNever {
 		l.unsynced = append(l.unsynced, old)
 		// The producer state as of the roll, though what it covers is not
@@ -822,6 +827,24 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
+}
+
+// noteRolledLocked records that the active segment, at base, was created
+// at activeCreated, and forgets the segments no longer listed (removed, or
+// merged by compaction), so that rolledAt holds at most one entry per
+// live segment.
+func (l *Log) noteRolledLocked(base int64) {
+	if l.rolledAt == nil {
+		l.rolledAt = make(map[int64]time.Time)
+	}
+	segs := *l.segs.Load()
+	for b := range l.rolledAt {
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
+		if i == len(segs) || segs[i].Base() != b {
+			delete(l.rolledAt, b)
+		}
+	}
+	l.rolledAt[base] = l.activeCreated
 }
 
 // unroll undoes a roll that sealed the active segment old and then

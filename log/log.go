@@ -147,8 +147,15 @@ type Log struct {
 	lastFlush  time.Time
 	flushDueTo int64
 
-	activeCreated time.Time          // when the active segment was created, opened or emptied by a truncation (mu)
+	activeCreated time.Time          // when the active segment was created (see rolledAt), opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
+	// openedAt is when the log opened, and rolledAt when each segment
+	// it rolled since was created, by base offset (the live segments'
+	// only: see noteRolledLocked): the creation time of a segment that a
+	// truncation makes active again (mu), as Kafka's LogSegment keeps
+	// its own.
+	openedAt time.Time
+	rolledAt map[int64]time.Time
 	// rollRemoved says a failed roll removed files whose removal no
 	// directory fsync has made durable yet (mu): the active segment takes
 	// no batch until one has (see unroll).
@@ -314,7 +321,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.info.Duration = time.Since(begin)
 	l.info.LogEndOffset = l.next.Load()
 	l.lastFlush = l.clock.Now()
-	l.activeCreated = l.lastFlush
+	l.activeCreated, l.openedAt = l.lastFlush, l.lastFlush
 	if l.info.SegmentsFound == 0 {
 		l.logger.Info("log created", "dir", dir, "duration", l.info.Duration)
 	} else {

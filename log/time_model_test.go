@@ -123,8 +123,12 @@ type timeModel struct {
 	start    int64
 	// created is when the active segment was created, the log opened or
 	// a truncation emptied the segment: segment.ms counts from it when
-	// the first batch has no timestamp.
+	// the first batch has no timestamp. A truncation that makes an older
+	// segment active again takes that segment's: rolled[its base] if it
+	// rolled since the log opened, else opened.
 	created int64
+	opened  int64
+	rolled  map[int64]int64
 }
 
 func newTimeModel(t *rapid.T) *timeModel {
@@ -147,6 +151,14 @@ func (m *timeModel) open(t *rapid.T) {
 	}
 	m.l = l
 	m.created = m.clock.Now().UnixMilli()
+	m.opened, m.rolled = m.created, map[int64]int64{}
+}
+
+// rolledAt records that the active segment was created at now.
+func (m *timeModel) rolledAt(now int64) {
+	segs := m.segs()
+	m.created = now
+	m.rolled[segs[len(segs)-1].Base()] = now
 }
 
 func (m *timeModel) end() int64 { return int64(len(m.recs)) }
@@ -276,7 +288,7 @@ func (m *timeModel) Append(t *rapid.T) {
 			activeSize, len(data), cfg.SegmentBytes, firstTs, appendMax, m.created, now, cfg.SegmentTime.Milliseconds())
 	}
 	if rolled {
-		m.created = now
+		m.rolledAt(now)
 	}
 }
 
@@ -317,7 +329,7 @@ func (m *timeModel) Roll(t *rapid.T) {
 		t.Fatalf("roll: %v", err)
 	}
 	if len(m.segs()) > n {
-		m.created = m.clock.Now().UnixMilli()
+		m.rolledAt(m.clock.Now().UnixMilli())
 	}
 }
 
@@ -366,12 +378,14 @@ func (m *timeModel) Retention(t *rapid.T) {
 	wantStart := m.start
 	if n == len(segs) {
 		wantStart = m.end()
-		m.created = now // rolled
 	} else if n > 0 {
 		wantStart = max(m.start, segs[n].Base())
 	}
 	if _, err := m.l.ApplyRetention(); err != nil {
 		t.Fatalf("retention: %v", err)
+	}
+	if n == len(segs) {
+		m.rolledAt(now)
 	}
 	if got := m.l.LogStartOffset(); got != wantStart {
 		t.Fatalf("retention at %d (retention.ms %d): log start %d, want %d (segments %v)",
@@ -394,7 +408,7 @@ func (m *timeModel) Truncate(t *rapid.T) {
 		return
 	}
 	off := rapid.Int64Range(m.start, m.end()).Draw(t, "truncateTo")
-	oldEnd := m.end()
+	oldEnd, oldSegs := m.end(), len(m.segs())
 	want := m.end()
 	if off < m.end() {
 		want = m.recs[off].batch
@@ -413,7 +427,16 @@ func (m *timeModel) Truncate(t *rapid.T) {
 	}
 	m.recs = m.recs[:want]
 	m.start = min(m.start, want)
-	if segs := m.segs(); off < oldEnd && segs[len(segs)-1].Size() == 0 {
+	segs := m.segs()
+	if len(segs) < oldSegs {
+		// An older segment active again: its own creation time.
+		created, ok := m.rolled[segs[len(segs)-1].Base()]
+		if !ok {
+			created = m.opened
+		}
+		m.created = created
+	}
+	if off < oldEnd && segs[len(segs)-1].Size() == 0 {
 		// Emptied by the cut (a truncation to the end does nothing, as
 		// Kafka's).
 		m.created = m.clock.Now().UnixMilli()

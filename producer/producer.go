@@ -80,9 +80,10 @@ type AsyncClient interface {
 // them all.
 //
 // Promises run on those goroutines, one partition's in the order its
-// records were produced, after a delivered record's Partition and Offset
-// (and Timestamp, for a topic with LogAppendTime) were set. A promise
-// must not block for long, and must not call Produce or ProduceSync
+// records were produced, after a delivered record's Partition, Offset
+// and TimestampType (and Timestamp, for a topic with LogAppendTime) were
+// set. A promise must not block for long, and must not call Produce or
+// ProduceSync
 // (which may wait for buffer space, or records, that only finished
 // promises free: a ProduceSync whose record goes to the partition whose
 // goroutine runs the promise waits for itself, until its ctx ends or

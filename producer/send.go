@@ -401,8 +401,14 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 		if resp.BaseOffset >= 0 {
 			r.Offset = resp.BaseOffset + i
 		}
-		if resp.LogAppendTime >= 0 {
+		if resp.LogAppendTime != record.NoTimestamp {
+			// Any time but -1, as Kafka's producer takes it: a broker
+			// whose clock is before 1970 stamps negative ones.
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
+		} else {
+			// Its own time, whatever TimestampType the caller left (a
+			// record forwarded from a LogAppendTime topic, say).
+			r.TimestampType = record.CreateTime
 		}
 		if idem {
 			r.ProducerID, r.ProducerEpoch, r.Sequence = b.pid, b.epoch, record.AddSequence(b.baseSeq, i)

@@ -46,8 +46,8 @@ type Record struct {
 
 	// The fields below are filled on decode. A producer ignores the
 	// caller's values, except Partition, which its manual partitioner
-	// reads; it sets them all on a delivered record (TimestampType only
-	// for LogAppendTime).
+	// reads; it sets them all on a delivered record (TimestampType to
+	// LogAppendTime when the broker answered one, else CreateTime).
 
 	// ProducerID is the idempotent producer's id, or -1.
 	ProducerID int64

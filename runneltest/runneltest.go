@@ -341,8 +341,9 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 // goes to the partition its key hashes to with producer.KeyPartition
 // (Kafka's murmur2), where a producer, a Java client or franz-go would
 // put it; one without, to its Partition field. Each record gets its Topic
-// (if empty), Partition, Offset and (if zero) Timestamp set; on a topic
-// with LogAppendTime, its Timestamp and TimestampType are the broker's.
+// (if empty), Partition, Offset and (if zero) Timestamp set, and its
+// TimestampType as stored: on a topic with LogAppendTime, its Timestamp
+// and TimestampType are the broker's, elsewhere the type is CreateTime.
 //
 // c is the *runnel.Broker of NewBroker, a Faults over it, or a
 // producer.Client of the test's own. Produce sends each request once: an
@@ -403,10 +404,13 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			t.Fatalf("runneltest: produce to %s-%d: %v", topic, r.Partition, err)
 		}
 		r.Offset = resp.BaseOffset
-		if resp.LogAppendTime >= 0 {
-			// The broker stamped it (a topic with LogAppendTime): the
-			// timestamp it is stored with, as a producer's promise sees.
+		if resp.LogAppendTime != record.NoTimestamp {
+			// The broker stamped it (a topic with LogAppendTime, at any
+			// time but -1, negative before 1970): the timestamp it is
+			// stored with, as a producer's promise sees.
 			r.Timestamp, r.TimestampType = time.UnixMilli(resp.LogAppendTime), record.LogAppendTime
+		} else {
+			r.TimestampType = record.CreateTime // whatever r came with
 		}
 	}
 }
