@@ -80,6 +80,16 @@ func stopped(ctx context.Context, err error, out io.Writer, step string) error {
 	return err
 }
 
+// The HTTP server's limits on a client: one that sends its request
+// slowly, or keeps a connection idle, holds a goroutine and a socket no
+// longer than this (an order is a few hundred bytes; a placing request
+// then waits on its produce, bounded by the delivery timeout, which no
+// server timeout cuts short).
+var (
+	readTimeout = 30 * time.Second // the request, headers and body
+	idleTimeout = 2 * time.Minute  // a kept-alive connection between requests
+)
+
 // forcedExit is the exit status after a second signal: 130, what a shell
 // reports for a program that Ctrl-C ended.
 const forcedExit = 130
@@ -128,7 +138,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	logger.Info("serving", "addr", ln.Addr().String(), "dir", *dir)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSlowClientsAreCut: a client that sends its headers and then stalls
+// in the body, or one that keeps its connection idle after a request,
+// has its connection closed once the server's limits pass; the server
+// had only a limit on the headers, and such a client held a goroutine
+// and a socket for as long as it liked. The limits are made short here;
+// the test waits for the server to close each connection, never for a
+// time.
+func TestSlowClientsAreCut(t *testing.T) {
+	oldRead, oldIdle := readTimeout, idleTimeout
+	readTimeout, idleTimeout = 100*time.Millisecond, 100*time.Millisecond
+	t.Cleanup(func() { readTimeout, idleTimeout = oldRead, oldIdle })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	addrc, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- run(runCtx, []string{"-addr", "127.0.0.1:0"}, io.Discard, func(a string) { addrc <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	defer func() {
+		stop()
+		require.NoError(t, <-errc)
+	}()
+
+	// closed reads from c (through r) until the server closes it, after
+	// answering or not, failing the test if that takes its whole budget.
+	closed := func(c net.Conn, r io.Reader) {
+		t.Helper()
+		deadline, _ := ctx.Deadline()
+		require.NoError(t, c.SetReadDeadline(deadline))
+		_, err := io.Copy(io.Discard, r)
+		require.NoError(t, err, "the server kept the connection open")
+	}
+
+	// A body that stalls.
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"customer\":")
+	require.NoError(t, err)
+	closed(c, c)
+
+	// A kept-alive connection left idle after its request was answered.
+	c2, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = io.WriteString(c2, "GET /orders/none HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(c2)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	closed(c2, br)
+}
