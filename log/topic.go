@@ -23,10 +23,10 @@ type TopicConfig struct {
 // configuration as it was set (its zero fields take the broker's
 // defaults, which it does not hold) and its partitions.
 type Topic struct {
-	Name       string
-	ID         TopicID
-	Config     TopicConfig
-	Partitions []*Partition
+	Name       string       // the topic's name
+	ID         TopicID      // new for a topic deleted and created again under its name
+	Config     TopicConfig  // its partition count and Config as set, without defaults
+	Partitions []*Partition // in order of their number, from 0
 }
 
 // Partition is the public face of one partition of a topic: its log, and,
