@@ -264,7 +264,8 @@ func (p *Partition) failed(err error) error {
 //
 // If open fails, the partition stays closed: its appends, reads and
 // look-ups fail with ErrLogFenced (wrapping open's error) instead of
-// ErrClosed, until a later Reopen, or RetryReopen, succeeds.
+// ErrClosed, until a later Reopen, or RetryReopen, succeeds, or Close or
+// Discard closes the partition (ErrClosed then).
 //
 // A log that failed is never opened again by Reopen: one fenced by a
 // failed write or fsync, and one that a Reopen could not close (its final
@@ -354,7 +355,10 @@ func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {
 	p.mu.Lock()
-	p.retry = nil
+	// Closed by its owner (a deleted topic, the broker's Close), the
+	// partition answers ErrClosed as its log does, not the ErrLogFenced
+	// of a Reopen whose open failed: a caller tells the two apart.
+	p.retry, p.reopenErr = nil, nil
 	err := how(p.log)
 	p.mu.Unlock()
 	p.notify()
