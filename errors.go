@@ -90,6 +90,8 @@ type TopicConfigError struct {
 	Err      error // the validation's error, matching log.ErrInvalidConfig
 }
 
+// Error names the topic, its record, the defaults at fault and the
+// validation's error.
 func (e *TopicConfigError) Error() string {
 	return fmt.Sprintf("runnel: topic %q (%s): its config is invalid with the broker's TopicDefaults.%s: %v",
 		e.Topic, e.Path, strings.Join(e.Defaults, ", TopicDefaults."), e.Err)

@@ -935,9 +935,10 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // tries again every MaintenanceInterval (and at each Maintain call), by a
 // later AlterTopicConfig or UpdateTopicConfig, or by a new Open of the
 // broker. A partition whose log failed (log.ErrLogFenced: a write or
-// fsync failed, also the fsync of the close that would reopen it) is not
-// reopened: it keeps answering log.ErrLogFenced, and takes the new
-// configuration with the next Open of the broker (see log.Partition.Reopen).
+// fsync failed, also in the close that would reopen it: its fsync, or a
+// checkpoint it writes, on a full disk say) is not reopened: it keeps
+// answering log.ErrLogFenced, and takes the new configuration with the
+// next Open of the broker (see log.Partition.Reopen).
 //
 // A config the logs already run with (the same one, one that sets
 // explicitly what a default gave, or one that says "unlimited" or "never"

@@ -37,6 +37,8 @@ type PartitionError struct {
 	Err error
 }
 
+// Error names the partition and the offset (or that the position was not
+// resolved yet), then Err's message.
 func (e *PartitionError) Error() string {
 	if e.Offset < 0 {
 		return fmt.Sprintf("runnel/consumer: %s-%d (position not resolved yet): %v", e.Topic, e.Partition, e.Err)

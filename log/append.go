@@ -27,8 +27,11 @@ type AppendOptions struct {
 
 // AppendResult describes an append.
 type AppendResult struct {
-	FirstOffset   int64
-	LastOffset    int64
+	// FirstOffset and LastOffset are the offsets of the first and last
+	// records appended (of a Duplicate: of the batch the log holds).
+	FirstOffset int64
+	LastOffset  int64
+	// Records is the number of records in the batches given.
 	Records       int
 	LogAppendTime int64 // ms; -1 when the topic uses CreateTime (for a Duplicate: when the original batch was appended under CreateTime)
 	// Duplicate is true when the batch repeated one of the same idempotent

@@ -28,10 +28,18 @@ const (
 
 // CompactResult describes one compaction.
 type CompactResult struct {
+	// SegmentsRewritten counts the segments replaced by cleaned ones
+	// (each group of segments cleaned into one).
 	SegmentsRewritten int
-	RecordsRemoved    int
-	BytesBefore       int64
-	BytesAfter        int64
+	// RecordsRemoved counts the records the rewritten segments lost:
+	// those a later record of their key supersedes, tombstones past their
+	// delete horizon, records without a key and records below the log
+	// start offset (see Compact).
+	RecordsRemoved int
+	// BytesBefore and BytesAfter are the sizes of the segments rewritten,
+	// before and after.
+	BytesBefore int64
+	BytesAfter  int64
 	// FirstUncleanable is where the cleanable section ended: the active
 	// segment, the first segment with records at or above the high
 	// watermark, the first rolled without an fsync not yet synced

@@ -25,9 +25,9 @@ import (
 // value means the OS file system, the system clock, no logging and Kafka's
 // defaults.
 type Options struct {
-	FS     vfs.FS
-	Clock  Clock
-	Logger *slog.Logger
+	FS     vfs.FS       // the file system; nil: vfs.OS
+	Clock  Clock        // the time for retention, timestamps, segment.ms; nil: SystemClock
+	Logger *slog.Logger // where recovery, retention and compaction log; nil: nowhere
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
 	// long (its sequence numbers, for answering retried duplicates, and on
@@ -186,9 +186,9 @@ type RecoveryInfo struct {
 	// It is false for a new log (SegmentsFound 0), which had nothing to
 	// scan.
 	Clean           bool
-	SegmentsFound   int   // segments in the directory; 0: a new log, created by Open
-	RecoveryPoint   int64 // where scanning started
-	SegmentsScanned int
+	SegmentsFound   int    // segments in the directory; 0: a new log, created by Open
+	RecoveryPoint   int64  // where scanning started
+	SegmentsScanned int    // segments read through to check their batches (see Clean)
 	TruncatedBytes  int64  // torn tail cut
 	TruncatedAt     string // file and position of the cut
 	// RewrittenBytes counts the bytes Open wrote anew and synced because
@@ -199,7 +199,8 @@ type RecoveryInfo struct {
 	// tail, or every one when the log ended below its log start offset
 	// (see Open).
 	SegmentsDeleted int
-	LogEndOffset    int64
+	// LogEndOffset is the log end offset Open recovered.
+	LogEndOffset int64
 	// ProducerSnapshot is the offset of the producer-state snapshot Open
 	// rebuilt the idempotent producers' state from (the state as of that
 	// offset; see the package doc), or -1 when it found none it could use
@@ -208,7 +209,8 @@ type RecoveryInfo struct {
 	// ProducerBatchesReplayed counts the batches Open read to bring that
 	// state from the snapshot's offset to the log end offset.
 	ProducerBatchesReplayed int
-	Duration                time.Duration
+	// Duration is how long Open took.
+	Duration time.Duration
 }
 
 // Open opens the log in dir, creating the directory if needed, and

@@ -23,10 +23,10 @@ type TopicConfig struct {
 // configuration as it was set (its zero fields take the broker's
 // defaults, which it does not hold) and its partitions.
 type Topic struct {
-	Name       string
-	ID         TopicID
-	Config     TopicConfig
-	Partitions []*Partition
+	Name       string       // the topic's name
+	ID         TopicID      // new for a topic deleted and created again under its name
+	Config     TopicConfig  // its partition count and Config as set, without defaults
+	Partitions []*Partition // in order of their number, from 0
 }
 
 // Partition is the public face of one partition of a topic: its log, and,
@@ -264,7 +264,8 @@ func (p *Partition) failed(err error) error {
 //
 // If open fails, the partition stays closed: its appends, reads and
 // look-ups fail with ErrLogFenced (wrapping open's error) instead of
-// ErrClosed, until a later Reopen, or RetryReopen, succeeds.
+// ErrClosed, until a later Reopen, or RetryReopen, succeeds, or Close or
+// Discard closes the partition (ErrClosed then).
 //
 // A log that failed is never opened again by Reopen: one fenced by a
 // failed write or fsync, and one that a Reopen could not close (its final
@@ -354,7 +355,10 @@ func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {
 	p.mu.Lock()
-	p.retry = nil
+	// Closed by its owner (a deleted topic, the broker's Close), the
+	// partition answers ErrClosed as its log does, not the ErrLogFenced
+	// of a Reopen whose open failed: a caller tells the two apart.
+	p.retry, p.reopenErr = nil, nil
 	err := how(p.log)
 	p.mu.Unlock()
 	p.notify()

@@ -187,6 +187,7 @@ var ErrMatchPanicked = errors.New("runneltest: a Fault's Match panicked")
 // its partitions. Its pointers are the request's own: Match must not
 // modify what they point to, nor keep them after it returns.
 type Request struct {
+	// Op is the kind of request.
 	Op Op
 	// Topic and Partition are those the request names: "" for
 	// OpInitProducerID, and -1 for it and OpPartitions.
