@@ -22,7 +22,9 @@ import (
 // the operating system (log.SyncNever). Open copies it.
 type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
-	// vfs.NewMem file system that lives as long as the Broker). The broker
+	// vfs.NewMem file system that lives as long as the Broker). On disk, a
+	// relative Dir is taken against the working directory at Open: a
+	// later change of the working directory does not move it. The broker
 	// owns it: Open removes the directories named <topic>-<partition> that
 	// no topic of its claims (what a crash during DeleteTopic leaves), if
 	// they hold nothing but a partition log's files. A directory of such a
@@ -214,6 +216,15 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 		b.fs = vfs.OS
 	case b.root == "":
 		b.root = "/runnel"
+	}
+	if vfs.Unwrap(b.fs) == vfs.OS && !filepath.IsAbs(b.root) {
+		// As Kafka's log dirs (getAbsoluteFile): the directory locked
+		// now, whatever the process's working directory is later.
+		abs, err := filepath.Abs(b.root)
+		if err != nil {
+			return nil, fmt.Errorf("runnel: opening %s: %w", b.root, err)
+		}
+		b.root = abs
 	}
 	// Durably: a topic's record in topics/ must not vanish with a
 	// directory entry that was never synced.

@@ -214,7 +214,11 @@ type RecoveryInfo struct {
 }
 
 // Open opens the log in dir, creating the directory if needed, and
-// recovers it (see the package doc). cfg is copied and defaulted.
+// recovers it (see the package doc). cfg is copied and defaulted. On the
+// OS file system (under any vfs.Wrapper) a relative dir is made absolute
+// against the working directory at Open, as Kafka makes its log dirs
+// absolute: a later change of the working directory does not move the
+// log (see Dir).
 //
 // A log whose recovered end lies below its log start offset checkpoint
 // (DeleteRecordsBefore or retention moved the start into records never
@@ -301,6 +305,15 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	}
 	if l.fs == nil {
 		l.fs = vfs.OS
+	}
+	if vfs.Unwrap(l.fs) == vfs.OS && !filepath.IsAbs(dir) {
+		// As Kafka's log dirs (getAbsoluteFile): the directory opened
+		// now, whatever the process's working directory is later.
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("runnel/log: opening %s: %w", dir, err)
+		}
+		l.dir = abs
 	}
 	_, l.memFS = l.fs.(*vfs.MemFS)
 	l.failedKey, _ = failedKeyOf(l.fs, dir)
@@ -1262,7 +1275,8 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 			maxTimestampOffset: active.MaxTimestampOffset(), timeEntries: int64(active.TimeIndexEntries())}))
 }
 
-// Dir is the log's directory.
+// Dir is the log's directory: the dir Open was given, made absolute on
+// the OS file system (see Open).
 func (l *Log) Dir() string { return l.dir }
 
 // Config returns the log's configuration, defaults filled in.

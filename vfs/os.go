@@ -105,7 +105,17 @@ func (osFS) List(dir string) ([]string, error) {
 }
 
 func (osFS) Lock(name string) (io.Closer, error) {
-	f, err := openFile(lockName(name), os.O_RDWR|os.O_CREATE, 0o644)
+	path := lockName(name)
+	held.Lock()
+	defer held.Unlock()
+	// A file this process holds is refused before it is opened: where the
+	// system's lock belongs to the process (fcntl's), closing any
+	// descriptor of the file releases it, and a refused Lock would close
+	// the one it opened (see held).
+	if fi, err := os.Stat(path); err == nil && held.has(fi) {
+		return nil, &os.PathError{Op: "lock", Path: name, Err: ErrLocked}
+	}
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, osErr(err)
 	}
@@ -114,13 +124,12 @@ func (osFS) Lock(name string) (io.Closer, error) {
 		f.Close()
 		return nil, osErr(err)
 	}
-	held.Lock()
-	defer held.Unlock()
-	for _, h := range held.files {
-		if os.SameFile(h, fi) {
-			f.Close()
-			return nil, &os.PathError{Op: "lock", Path: name, Err: ErrLocked}
-		}
+	if held.has(fi) {
+		// Moved to the name since the Stat above (a rename or a link,
+		// which nothing of runnel's makes): closing f may release the
+		// lock as above, and refusing is all that is left.
+		f.Close()
+		return nil, &os.PathError{Op: "lock", Path: name, Err: ErrLocked}
 	}
 	if err := lockSys(f); err != nil {
 		f.Close()
@@ -145,9 +154,21 @@ var lockSys = lockFile
 // system) is the same lock. Where the file system numbers a file by the
 // name it was reached by, the lock is taken under one spelling: see
 // lockName.
-var held struct {
+//
+// Where the system's lock belongs to the process, as fcntl's record locks
+// do, closing any descriptor of the file releases it: so Lock refuses a
+// held file before it opens one (the trap for which SQLite keeps a table
+// of its open files, and of which Java's FileChannel.lock warns).
+var held heldFiles
+
+type heldFiles struct {
 	sync.Mutex
 	files []os.FileInfo
+}
+
+// has reports whether fi is one of the files held; the caller holds h.
+func (h *heldFiles) has(fi os.FileInfo) bool {
+	return slices.ContainsFunc(h.files, func(f os.FileInfo) bool { return os.SameFile(f, fi) })
 }
 
 // osLock holds a lock taken by Lock: closing its descriptor releases the

@@ -46,14 +46,6 @@ func dirSyncErr(err error) error {
 	return err
 }
 
-func lockFile(f *os.File) error {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return ErrLocked
-	}
-	return err
-}
-
 func mapFile(f *os.File, length int) (*Mapping, error) {
 	if length <= 0 {
 		return &Mapping{data: []byte{}, unmap: func([]byte) error { return nil }}, nil
