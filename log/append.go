@@ -834,15 +834,21 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 // merged by compaction), so that rolledAt holds at most one entry per
 // live segment.
 func (l *Log) noteRolledLocked(base int64) {
-	if l.rolledAt == nil {
-		l.rolledAt = make(map[int64]time.Time)
-	}
 	segs := *l.segs.Load()
 	for b := range l.rolledAt {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
 		if i == len(segs) || segs[i].Base() != b {
 			delete(l.rolledAt, b)
 		}
+	}
+	l.noteCreatedLocked(base)
+}
+
+// noteCreatedLocked records that the active segment, at base, was
+// created (or emptied by a truncation) at activeCreated.
+func (l *Log) noteCreatedLocked(base int64) {
+	if l.rolledAt == nil {
+		l.rolledAt = make(map[int64]time.Time)
 	}
 	l.rolledAt[base] = l.activeCreated
 }

@@ -1,0 +1,48 @@
+package log
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/compression"
+)
+
+// TestReview31SegmentTimeAfterEmptiedSegmentRolled: a truncation that
+// empties a segment starts its segment.ms wall-clock wait again (Kafka's
+// LogSegment.truncateTo resets its created time), and the segment keeps
+// that time: rolled afterwards, and made active again by a truncation
+// that removes the segment after it, it counts from when it was emptied,
+// not from its first roll (rolledAt kept the roll's time).
+func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: time.Hour})
+	defer l.Close()
+	noTs := func(vs ...string) []byte {
+		recs := make([]kv, len(vs))
+		for i, v := range vs {
+			recs[i] = kv{value: []byte(v), ts: -1}
+		}
+		return batchOf(t, compression.None, recs...)
+	}
+	appendOK(t, l, noTs("a"))
+	require.NoError(t, l.Roll()) // the second segment, at 1, created at 0
+	e.clock.Advance(50 * time.Minute)
+	appendOK(t, l, noTs("b", "c"))
+	_, err := l.TruncateTo(2) // inside the batch at 1: the second segment emptied, at 50 minutes
+	require.NoError(t, err)
+	require.Equal(t, 2, l.Segments())
+	appendOK(t, l, noTs("d"))
+	require.NoError(t, l.Roll()) // the third segment, at 2
+	appendOK(t, l, noTs("x"))
+	_, err = l.TruncateTo(2) // removes it: the second is active again
+	require.NoError(t, err)
+	require.Equal(t, 2, l.Segments())
+	e.clock.Advance(20 * time.Minute) // 70 minutes after its roll, 20 after it was emptied
+	appendOK(t, l, noTs("e"))
+	require.Equal(t, 2, l.Segments(), "emptied 20 minutes ago: not yet rolled")
+	e.clock.Advance(41 * time.Minute)
+	appendOK(t, l, noTs("f"))
+	require.Equal(t, 3, l.Segments(), "emptied 61 minutes ago: rolled")
+}
