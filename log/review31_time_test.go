@@ -46,3 +46,53 @@ func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
 	appendOK(t, l, noTs("f"))
 	require.Equal(t, 3, l.Segments(), "emptied 61 minutes ago: rolled")
 }
+
+// TestReview31SegmentTimeKeptByReopenOutlivesRoll: a Partition.Reopen (a
+// config change, which Kafka makes in place) keeps the active segment's
+// creation time, and the log must keep it for that segment after it rolls
+// too: made active again by a truncation that removes the segment after
+// it, it counts from its creation, as Kafka's LogSegment keeps it, not
+// from the reopen (rolledAt did not know of the kept time).
+func TestReview31SegmentTimeKeptByReopenOutlivesRoll(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
+	p := NewPartition("t", 0, e.open(cfg))
+	t.Cleanup(func() { p.Close() })
+	appendOK(t, p.Log(), valueBatch(t, -1, "a")) // no timestamp: the wall clock counts, from 0
+	e.clock.Advance(50 * time.Minute)
+	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock}) }))
+	l := p.Log()
+	require.NoError(t, l.Roll()) // the second segment, at 1
+	appendOK(t, l, valueBatch(t, -1, "b"))
+	_, err := l.TruncateTo(1) // removes it: the first is active again
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Segments())
+	e.clock.Advance(20 * time.Minute) // 70 minutes after its creation, 20 after the reopen
+	appendOK(t, l, valueBatch(t, -1, "c"))
+	require.Equal(t, 2, l.Segments(), "created 70 minutes ago: rolled")
+}
+
+// TestReview31SegmentTimeOfOlderSegmentKeptByReopen: as
+// TestReview31SegmentTimeKeptByReopenOutlivesRoll, for a segment older
+// than the one active at the reopen: made active again by a truncation,
+// it counts from when it was created (here, when the log first opened),
+// not from the reopen.
+func TestReview31SegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
+	p := NewPartition("t", 0, e.open(cfg))
+	t.Cleanup(func() { p.Close() })
+	appendOK(t, p.Log(), valueBatch(t, -1, "a")) // the first segment, from the open at 0
+	e.clock.Advance(10 * time.Minute)
+	require.NoError(t, p.Log().Roll()) // the second, at 1, created at 10 minutes
+	appendOK(t, p.Log(), valueBatch(t, -1, "b"))
+	e.clock.Advance(40 * time.Minute)
+	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock}) }))
+	l := p.Log()
+	_, err := l.TruncateTo(1) // removes the second: the first is active again
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Segments())
+	e.clock.Advance(20 * time.Minute) // 70 minutes after the open, 20 after the reopen
+	appendOK(t, l, valueBatch(t, -1, "c"))
+	require.Equal(t, 2, l.Segments(), "created 70 minutes ago: rolled")
+}
