@@ -791,7 +791,7 @@ func (l *Log) keepSegmentTimes(t segmentTimes) {
 	segs := *l.segs.Load()
 	if segs[len(segs)-1].Base() == t.base {
 		l.activeCreated, l.openedAt, l.rolledAt = t.created, t.opened, t.rolled
-		l.noteCreatedLocked(t.base)
+		l.noteCreatedLocked(t.base, t.created)
 	}
 }
 
@@ -856,16 +856,16 @@ func (l *Log) noteRolledLocked(base int64) {
 			delete(l.rolledAt, b)
 		}
 	}
-	l.noteCreatedLocked(base)
+	l.noteCreatedLocked(base, l.activeCreated)
 }
 
-// noteCreatedLocked records that the active segment, at base, was
-// created (or emptied by a truncation) at activeCreated.
-func (l *Log) noteCreatedLocked(base int64) {
+// noteCreatedLocked records that the segment at base was created (or
+// emptied by a truncation) at t.
+func (l *Log) noteCreatedLocked(base int64, t time.Time) {
 	if l.rolledAt == nil {
 		l.rolledAt = make(map[int64]time.Time)
 	}
-	l.rolledAt[base] = l.activeCreated
+	l.rolledAt[base] = t
 }
 
 // unroll undoes a roll that sealed the active segment old and then

@@ -423,7 +423,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		// from now, also once the segment has rolled and a later
 		// truncation makes it active again (rolledAt).
 		l.activeCreated = l.clock.Now()
-		l.noteCreatedLocked(last.Base())
+		l.noteCreatedLocked(last.Base(), l.activeCreated)
 	}
 	if err := last.Sync(); err != nil {
 		return 0, l.fence(err)

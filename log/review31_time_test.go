@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -95,4 +96,39 @@ func TestReview31SegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
 	e.clock.Advance(20 * time.Minute) // 70 minutes after the open, 20 after the reopen
 	appendOK(t, l, valueBatch(t, -1, "c"))
 	require.Equal(t, 2, l.Segments(), "created 70 minutes ago: rolled")
+}
+
+// TestReview31SegmentTimeOfCleanedSegment: compaction writes its cleaned
+// segment anew, as Kafka's cleaner does (a new LogSegment, created when
+// it cleans): made active again by a truncation, the cleaned segment
+// counts segment.ms's wall-clock wait from the cleaning, not from when
+// the first segment of its group rolled, which rolledAt kept for its base.
+func TestReview31SegmentTimeOfCleanedSegment(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentTime: time.Hour, CleanupPolicy: Compact, RetentionTime: -1})
+	defer l.Close()
+	keyed := func(k, v string) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(k), value: []byte(v), ts: -1})
+	}
+	appendOK(t, l, keyed("k", "a"))
+	require.NoError(t, l.Roll()) // the second segment, at 1, created at 0
+	appendOK(t, l, keyed("k", "b"))
+	appendOK(t, l, keyed("j", "c"))
+	require.NoError(t, l.Roll()) // the third, at 3
+	appendOK(t, l, keyed("k", "d"))
+	require.NoError(t, l.Roll()) // the fourth, at 4
+	appendOK(t, l, keyed("i", "e"))
+	e.clock.Advance(50 * time.Minute)
+	res, err := l.Compact(context.Background())
+	require.NoError(t, err)
+	require.NotZero(t, res.SegmentsRewritten)
+	_, err = l.TruncateTo(4) // removes the fourth: the last cleaned segment is active again
+	require.NoError(t, err)
+	segs := l.Segments()
+	e.clock.Advance(20 * time.Minute) // 70 minutes after the log opened, 20 after the cleaning
+	appendOK(t, l, keyed("h", "f"))
+	require.Equal(t, segs, l.Segments(), "cleaned 20 minutes ago: not rolled")
+	e.clock.Advance(41 * time.Minute)
+	appendOK(t, l, keyed("g", "g"))
+	require.Equal(t, segs+1, l.Segments(), "cleaned 61 minutes ago: rolled")
 }
