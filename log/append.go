@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -759,27 +760,41 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 	return false
 }
 
-// activeCreatedAt is the active segment's base offset and when it was
-// created, opened or emptied by a truncation (segment.ms's wall clock).
-func (l *Log) activeCreatedAt() (int64, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	segs := *l.segs.Load()
-	return segs[len(segs)-1].Base(), l.activeCreated
+// segmentTimes is what a log knows of when its segments were created,
+// for segment.ms's wall clock: the active segment's base offset and its
+// creation time (or when the log opened, or a truncation emptied it), the
+// log's open and its rolls (see Log.rolledAt).
+type segmentTimes struct {
+	base    int64
+	created time.Time
+	opened  time.Time
+	rolled  map[int64]time.Time
 }
 
-// keepActiveCreated takes created, from activeCreatedAt of the log that
-// this one reopens, for the active segment's creation time if the active
-// segment is the same (base). Later than the reopen too: after the wall
-// clock stepped back, the segment was created in the clock's future, and
-// Kafka's in-place config change keeps that (its wait is then negative
-// until the clock passes it again).
-func (l *Log) keepActiveCreated(base int64, created time.Time) {
+// segmentTimes returns the log's segmentTimes.
+func (l *Log) segmentTimes() segmentTimes {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := *l.segs.Load()
-	if segs[len(segs)-1].Base() == base {
-		l.activeCreated = created
+	return segmentTimes{base: segs[len(segs)-1].Base(), created: l.activeCreated, opened: l.openedAt, rolled: maps.Clone(l.rolledAt)}
+}
+
+// keepSegmentTimes takes t, from segmentTimes of the log that this one
+// reopens, for its segments' creation times if its active segment is the
+// same (t.base): the segments are then those the old log had, created
+// when it opened (or one it reopened did) or rolled them, and its active
+// one at t.created, which a later truncation that makes it active again
+// finds too. Later than the reopen too: after the wall clock stepped
+// back, the segment was created in the clock's future, and Kafka's
+// in-place config change keeps that (its wait is then negative until the
+// clock passes it again).
+func (l *Log) keepSegmentTimes(t segmentTimes) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := *l.segs.Load()
+	if segs[len(segs)-1].Base() == t.base {
+		l.activeCreated, l.openedAt, l.rolledAt = t.created, t.opened, t.rolled
+		l.noteCreatedLocked(t.base, t.created)
 	}
 }
 
@@ -837,9 +852,6 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 // merged by compaction), so that rolledAt holds at most one entry per
 // live segment.
 func (l *Log) noteRolledLocked(base int64) {
-	if l.rolledAt == nil {
-		l.rolledAt = make(map[int64]time.Time)
-	}
 	segs := *l.segs.Load()
 	for b := range l.rolledAt {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
@@ -847,7 +859,16 @@ func (l *Log) noteRolledLocked(base int64) {
 			delete(l.rolledAt, b)
 		}
 	}
-	l.rolledAt[base] = l.activeCreated
+	l.noteCreatedLocked(base, l.activeCreated)
+}
+
+// noteCreatedLocked records that the segment at base was created (or
+// emptied by a truncation) at t.
+func (l *Log) noteCreatedLocked(base int64, t time.Time) {
+	if l.rolledAt == nil {
+		l.rolledAt = make(map[int64]time.Time)
+	}
+	l.rolledAt[base] = t
 }
 
 // unroll undoes a roll that sealed the active segment old and then

@@ -704,6 +704,10 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	next := make([]*segment.Segment, 0, len(segs)-len(group)+1)
 	next = append(append(append(next, segs[:at]...), s), segs[at+len(group):]...)
 	l.setSegments(next)
+	// A segment of its own, created now, as Kafka's cleaner creates its
+	// cleaned segment: segment.ms's wall clock counts from the cleaning
+	// should a truncation make it active (see rolledAt).
+	l.noteCreatedLocked(base, l.clock.Now())
 	l.uncleanedFrom = max(l.uncleanedFrom, segs[at+len(group)].Base())
 	res.SegmentsRewritten += len(group)
 	res.RecordsRemoved += removed

@@ -156,10 +156,11 @@ type Config struct {
 	// SegmentTime is segment.ms: the active segment rolls before an
 	// append whose records are more than this newer than its first batch, by
 	// their timestamps, as Kafka's (a restart does not reset the count);
-	// by the wall clock since the segment was created, the log opened or
-	// a truncation emptied the segment, when its first batch has no
-	// timestamp (a Partition.Reopen, the broker's config change, keeps
-	// the count, as Kafka's change in place does). Default 7 days; negative
+	// by the wall clock since the segment was created (a cleaned one: by
+	// compaction), the log opened or a truncation emptied the segment,
+	// when its first batch has no timestamp (a Partition.Reopen, the
+	// broker's config change, keeps the count, as Kafka's change in place
+	// does). Default 7 days; negative
 	// means never (Kafka's is at least 1 ms; its largest, Long.MAX_VALUE
 	// ms, never rolls either).
 	SegmentTime time.Duration

@@ -150,10 +150,11 @@ type Log struct {
 	activeCreated time.Time          // when the active segment was created (see rolledAt), opened or emptied by a truncation (mu)
 	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
 	// openedAt is when the log opened, and rolledAt when each segment
-	// it rolled since was created, by base offset (the live segments'
-	// only: see noteRolledLocked): the creation time of a segment that a
+	// it rolled (or compaction wrote) since was created, or a truncation
+	// last emptied it, by base offset (the live segments' only: see
+	// noteRolledLocked): the creation time of a segment that a
 	// truncation makes active again (mu), as Kafka's LogSegment keeps
-	// its own.
+	// its own. A Partition.Reopen carries both over (keepSegmentTimes).
 	openedAt time.Time
 	rolledAt map[int64]time.Time
 	// rollRemoved says a failed roll removed files whose removal no

@@ -419,8 +419,11 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if last.Size() == 0 {
 		// Emptied: segment.ms's wall-clock wait (for a first batch
 		// without a timestamp) starts again, as Kafka's
-		// LogSegment.truncateTo resets the segment's created time.
+		// LogSegment.truncateTo resets the segment's created time:
+		// from now, also once the segment has rolled and a later
+		// truncation makes it active again (rolledAt).
 		l.activeCreated = l.clock.Now()
+		l.noteCreatedLocked(last.Base(), l.activeCreated)
 	}
 	if err := last.Sync(); err != nil {
 		return 0, l.fence(err)

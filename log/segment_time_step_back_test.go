@@ -13,9 +13,10 @@ import (
 // UnifiedLog.updateConfig does: segment.ms's wall-clock wait (for a first
 // batch without a timestamp) still counts from the creation, now in the
 // clock's future, not from the reopen. Fails on the code before the fix:
-// keepActiveCreated kept the old creation time only if it was earlier
-// than the reopen's, so after a step back the wait counted from the
-// reopen and the segment rolled an hour early (2 segments, want 1).
+// keepActiveCreated (now keepSegmentTimes) kept the old creation time
+// only if it was earlier than the reopen's, so after a step back the wait
+// counted from the reopen and the segment rolled an hour early (2
+// segments, want 1).
 // Found by benchmarks/peers' TestParityClockSteps (RUNNEL_PARITY_SEED=80
 // RUNNEL_PARITY_RUNS=1 RUNNEL_PARITY_OPS=1500).
 func TestSegmentTimeWaitAcrossReopenAfterClockStepBack(t *testing.T) {

@@ -438,8 +438,9 @@ func (m *timeModel) Truncate(t *rapid.T) {
 	}
 	if off < oldEnd && segs[len(segs)-1].Size() == 0 {
 		// Emptied by the cut (a truncation to the end does nothing, as
-		// Kafka's).
-		m.created = m.clock.Now().UnixMilli()
+		// Kafka's): the segment's creation time from now on, also once
+		// it has rolled and a truncation makes it active again.
+		m.rolledAt(m.clock.Now().UnixMilli())
 	}
 }
 

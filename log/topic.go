@@ -324,18 +324,19 @@ func (p *Partition) RetryReopen() (tried bool, err error) {
 // The config change that reopens the log is one Kafka makes in place
 // (UnifiedLog.updateConfig): segment.ms's wall-clock wait for an active
 // segment whose first batch has no timestamp goes on from the segment's
-// creation, not from the reopen. So the old log's creation time carries
-// over to the same active segment, read once that log is closed (it keeps
+// creation, not from the reopen, and so does that of an older segment
+// that a truncation makes active again. So the old log's creation times
+// carry over to the same segments, read once that log is closed (it keeps
 // its segments), so that nothing — a TruncateTo of a caller of the bare
 // Log, emptying the segment — comes between.
 func (p *Partition) openLocked(open func() (*Log, error)) error {
-	base, created := p.log.activeCreatedAt()
+	times := p.log.segmentTimes()
 	l, err := open()
 	if err != nil {
 		p.reopenErr, p.retry = err, open
 		return err
 	}
-	l.keepActiveCreated(base, created)
+	l.keepSegmentTimes(times)
 	l.OnDurable(p.notify)
 	l.OnCut(p.notify)
 	p.log, p.reopenErr, p.retry = l, nil, nil
