@@ -206,28 +206,44 @@ type laterClock struct{ d time.Duration }
 
 func (c laterClock) Now() time.Time { return time.Now().Add(c.d) }
 
+// startRun runs the program with args on a free port of 127.0.0.1 until
+// stop, which returns run's error; it fails the test if run ends before
+// it serves. stop is also called, its error dropped, at the test's end.
+func startRun(ctx context.Context, t *testing.T, out io.Writer, args ...string) (addr string, stop func() error) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	addrc, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- run(runCtx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, func(a string) { addrc <- a })
+	}()
+	select {
+	case addr = <-addrc:
+	case err := <-errc:
+		cancel()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-errc })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return addr, stop
+}
+
 // TestRun runs the program itself: serve, place an order, shut down on
 // ctx.
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	addrc := make(chan string, 1)
 	var out bytes.Buffer
-	errc := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { errc <- run(runCtx, []string{"-addr", "127.0.0.1:0"}, &out, func(a string) { addrc <- a }) }()
-	var url string
-	select {
-	case a := <-addrc:
-		url = "http://" + a
-	case err := <-errc:
-		t.Fatal(err)
-	}
+	addr, stop := startRun(ctx, t, &out)
+	url := "http://" + addr
 	resp, st := post(t, url, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	waitDone(ctx, t, url, st.Order.ID)
-	stop()
-	require.NoError(t, <-errc)
+	require.NoError(t, stop())
 	require.Contains(t, out.String(), "serving")
 	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, nil))
 	// -h prints the usage and is no failure; it serves nothing.

@@ -280,33 +280,19 @@ func TestReview30CloseErrorFailsTheRun(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	errc := make(chan error, 1)
-	addrc := make(chan string, 1)
-	go func() {
-		errc <- run(runCtx, []string{"-addr", "127.0.0.1:0", "-dir", dir}, io.Discard, func(a string) { addrc <- a })
-	}()
-	var url string
-	select {
-	case a := <-addrc:
-		url = "http://" + a
-	case err := <-errc:
-		t.Fatal(err)
-	}
+	addr, stop := startRun(ctx, t, io.Discard, "-dir", dir)
+	url := "http://" + addr
 	resp, st := post(t, url, `{"customer":"ada","items":["book"],"amount_cents":1299}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	waitDone(ctx, t, url, st.Order.ID)
 	for p := range 4 {
 		path := filepath.Join(dir, OrdersTopic+"-"+strconv.Itoa(p))
 		if err := os.RemoveAll(path); err != nil { // Windows: its files are open
-			stop()
-			<-errc
+			_ = stop()
 			t.Skip("the partition's directory cannot be removed while its files are open:", err)
 		}
 	}
-	stop()
-	require.ErrorContains(t, <-errc, "close broker")
+	require.ErrorContains(t, stop(), "close broker")
 }
 
 // A retry after a request whose placing failed places the order: the

@@ -26,21 +26,8 @@ func TestSlowClientsAreCut(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	addrc, errc := make(chan string, 1), make(chan error, 1)
-	go func() {
-		errc <- run(runCtx, []string{"-addr", "127.0.0.1:0"}, io.Discard, func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-errc:
-		t.Fatal(err)
-	}
-	defer func() {
-		stop()
-		require.NoError(t, <-errc)
-	}()
+	addr, stop := startRun(ctx, t, io.Discard)
+	defer func() { require.NoError(t, stop()) }()
 
 	// closed reads from c (through r) until the server closes it, after
 	// answering or not, failing the test if that takes its whole budget.
