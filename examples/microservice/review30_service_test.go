@@ -235,29 +235,34 @@ func TestReview30RetryWhilePlacingConflicts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-	firstCode := make(chan int, 1)
-	go func() {
-		resp, _ := postKey(t, srv.URL, "k-1", ada)
-		firstCode <- resp.StatusCode
-	}()
+	first, second := postTwiceWhileHeld(ctx, t, srv.URL, p, held, "k-1", `{"customer":"ada","items":["book"],"amount_cents":1299}`)
+	require.Equal(t, http.StatusConflict, second)
+	require.Equal(t, http.StatusCreated, first)
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1, "written once")
+}
+
+// postTwiceWhileHeld posts body under key twice, the second while held
+// holds the first's produce, and returns both status codes: the second's
+// once it is answered, or once it is being written too (p buffers both),
+// when held lets the first go.
+func postTwiceWhileHeld(ctx context.Context, t *testing.T, url string, p *producer.Producer, held *runneltest.Rule, key, body string) (first, second int) {
+	t.Helper()
+	firstCode, secondCode := make(chan int, 1), make(chan int, 1)
+	post := func(code chan<- int) {
+		resp, _ := postKey(t, url, key, body)
+		code <- resp.StatusCode
+	}
+	go post(firstCode)
 	require.NoError(t, held.Wait(ctx, 1))
-	secondCode := make(chan int, 1)
-	go func() {
-		resp, _ := postKey(t, srv.URL, "k-1", ada)
-		secondCode <- resp.StatusCode
-	}()
-	var second int
+	go post(secondCode)
 	select {
 	case second = <-secondCode:
-	case <-buffered(ctx, p, 2): // the retry is being written too
+	case <-buffered(ctx, p, 2): // the second is being written too
 		held.Remove()
 		second = <-secondCode
 	}
 	held.Remove()
-	require.Equal(t, http.StatusConflict, second)
-	require.Equal(t, http.StatusCreated, <-firstCode)
-	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1, "written once")
+	return <-firstCode, second
 }
 
 // buffered is closed once p holds n records, or ctx ends.

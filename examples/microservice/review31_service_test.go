@@ -33,27 +33,9 @@ func TestReview31RetryAfterFailureHoldsTheKey(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 
 	held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
-	retryCode := make(chan int, 1)
-	go func() {
-		resp, _ := postKey(t, srv.URL, "k-1", ada)
-		retryCode <- resp.StatusCode
-	}()
-	require.NoError(t, held.Wait(ctx, 1))
-	againCode := make(chan int, 1)
-	go func() {
-		resp, _ := postKey(t, srv.URL, "k-1", ada)
-		againCode <- resp.StatusCode
-	}()
-	var again int
-	select {
-	case again = <-againCode:
-	case <-buffered(ctx, p, 2): // the second retry is being written too
-		held.Remove()
-		again = <-againCode
-	}
-	held.Remove()
+	retry, again := postTwiceWhileHeld(ctx, t, srv.URL, p, held, "k-1", ada)
 	require.Equal(t, http.StatusConflict, again)
-	require.Equal(t, http.StatusCreated, <-retryCode)
+	require.Equal(t, http.StatusCreated, retry)
 	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 1, "written once")
 }
 
