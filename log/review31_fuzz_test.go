@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/record"
@@ -59,7 +60,9 @@ func compactSeeds(t testing.TB) [][]byte {
 // still holds is the one appended at its offset, as a consumer read it
 // before the pass (key, value, headers, timestamp and its type); the last
 // record of each key stays; a record goes only when a later one has its
-// key; the log end offset stays; and the log reopens as it was.
+// key; the log end offset stays; and the log reopens as it was. Past
+// delete.retention.ms a second pass removes every tombstone and nothing
+// else.
 func FuzzCompactAppended(f *testing.F) {
 	for _, s := range compactSeeds(f) {
 		f.Add(s, uint8(0))
@@ -87,7 +90,7 @@ func FuzzCompactAppended(f *testing.F) {
 		}
 		_, err := l.Compact(ctx)
 		require.NoError(t, err)
-		check := func(l *Log) {
+		check := func(l *Log, horizonPassed bool) {
 			require.Equal(t, end, l.LogEndOffset())
 			after := readAll(t, l, 0)
 			kept := map[int64]*record.Record{}
@@ -98,6 +101,9 @@ func FuzzCompactAppended(f *testing.F) {
 			for _, w := range before {
 				r, ok := kept[w.Offset]
 				if !ok {
+					if horizonPassed && w.Value == nil {
+						continue // a tombstone past its delete horizon
+					}
 					require.Greater(t, last[string(w.Key)], w.Offset, "offset %d, the last of its key %q, was removed", w.Offset, w.Key)
 					continue
 				}
@@ -116,11 +122,23 @@ func FuzzCompactAppended(f *testing.F) {
 				}
 			}
 			require.Empty(t, kept, "records the log did not have")
+			if horizonPassed {
+				for _, r := range after {
+					require.NotNil(t, r.Value, "offset %d: a tombstone past its delete horizon stayed", r.Offset)
+				}
+			}
 		}
-		check(l)
+		check(l, false)
 		require.NoError(t, l.Close())
 		l = e.open(cfg)
-		check(l)
+		check(l, false)
+		// Past delete.retention.ms, a second pass removes every tombstone
+		// (the first gave them their delete horizon) and changes nothing
+		// else.
+		e.clock.Advance(cfg.WithDefaults().DeleteRetentionTime + time.Millisecond)
+		_, err = l.Compact(ctx)
+		require.NoError(t, err)
+		check(l, true)
 	})
 }
 
