@@ -69,7 +69,8 @@ func fuzzFetchSeeds(t testing.TB) [][]byte {
 // yields in increasing offset order exactly the records of those batches
 // in [from, next) outside control batches (none is lost: the position is
 // past them), or a *PartitionError matching record.ErrCorrupt for a batch
-// that does not decode; EachRecord yields the same records and keeps the
+// that does not decode (where the batches pass record.Validate, as they
+// do when trim checks them or the Client did); EachRecord yields the same records and keeps the
 // first such error for Fetches.Err; NumRecords counts what Records yields
 // when nothing failed to decode; and the data is left as it was.
 func FuzzFetchRecords(f *testing.F) {
@@ -98,11 +99,16 @@ func FuzzFetchRecords(f *testing.F) {
 		prev := int64(math.MinInt64)
 		decodes := true // as far as Records reads: to the first record at or past next
 		reached := false
+		// Without check, the Client vouches for the batches (a
+		// CRCChecker, or CheckCRCs off): what Records yields is checked
+		// against the model only for batches that would pass the check.
+		sound := true
 		for b, err := range record.Batches(kept) {
 			require.NoError(t, err, "trim kept a batch that does not parse")
 			if check {
 				require.NoError(t, b.Validate(0), "trim kept a batch whose CRC fails")
 			}
+			sound = sound && b.Validate(0) == nil
 			require.Less(t, b.BaseOffset(), hw)
 			require.GreaterOrEqual(t, b.BaseOffset(), prev, "batches out of order")
 			prev = b.NextOffset()
@@ -149,7 +155,9 @@ func FuzzFetchRecords(f *testing.F) {
 			}
 			got = append(got, r)
 		}
-		if decodes {
+		// A header that disagrees with itself (a last offset below the
+		// base, say) is the Client's to refuse: nothing to compare with.
+		if sound && decodes {
 			require.Empty(t, errs, "Records failed on batches that decode")
 			require.Len(t, got, len(want), "the records in [%d, %d)", from, next)
 			for i, r := range got {
@@ -161,7 +169,7 @@ func FuzzFetchRecords(f *testing.F) {
 				require.Equal(t, w.Headers, r.Headers, "offset %d", w.Offset)
 			}
 			require.Equal(t, len(got), fe.NumRecords())
-		} else {
+		} else if sound {
 			require.NotEmpty(t, errs, "a batch that does not decode, and Records said nothing")
 		}
 
