@@ -14,8 +14,8 @@ import (
 // fuzzFetchSeeds are a fetch's answers as a Client sends them: batches of
 // every codec laid end to end from offset 0 (one with headers, one with
 // offset gaps as the cleaner leaves them, a control batch, an empty
-// batch), the same cut short, twice over (offsets going back), with a bad
-// CRC, and with junk after.
+// batch, one whose record does not decode), the same cut short, twice
+// over (offsets going back), with a bad CRC, and with junk after.
 func fuzzFetchSeeds(t testing.TB) [][]byte {
 	var out []byte
 	next := int64(0)
@@ -52,6 +52,9 @@ func fuzzFetchSeeds(t testing.TB) [][]byte {
 		b.AppendAt(4, 1_700_000_000_001, []byte("b"), []byte("2"), nil)
 		b.SetLastOffsetDelta(6)
 	}, nil, 0)
+	// A record that does not decode (its header count claims two
+	// headers, with no bytes for them) in a batch whose CRC is sound.
+	add(compression.None, nil, func(b record.Batch) { b[len(b)-1] = 4 }, 1)
 	add(compression.LZ4, nil, nil, 2)
 	add(compression.Snappy, nil, nil, 1)
 	add(compression.None, func(b *record.Builder) { b.SetLastOffsetDelta(2) }, nil, 0)
