@@ -47,12 +47,20 @@ func decodeSeeds(t testing.TB) []struct {
 // a failure must be ErrCorrupt or ErrTooLarge and leave dst as it was; a
 // success must stay within the limit and be reproducible: the same output
 // with exactly enough room, and ErrTooLarge with a limit one byte short.
+// CheckKafka refuses only lz4 input, with an *Error matching ErrCorrupt.
 func FuzzDecode(f *testing.F) {
 	for _, s := range decodeSeeds(f) {
 		f.Add(byte(s.codec), s.data)
 	}
 	f.Fuzz(func(t *testing.T, codec byte, data []byte) {
 		c := Codec(codec % 5)
+		// Kafka's check refuses with ErrCorrupt, and only lz4 input.
+		if err := c.CheckKafka(data); err != nil {
+			var ce *Error
+			if c != LZ4 || !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) || ce.Codec != c {
+				t.Fatalf("%v: CheckKafka: %v", c, err)
+			}
+		}
 		out, err := c.AppendDecode([]byte("pre"), data, fuzzLimit)
 		if err != nil {
 			if !decodeFailure(err) {
@@ -84,7 +92,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // FuzzRoundTrip checks that every codec decodes its own encoding of any
-// input back to that input.
+// input back to that input, and that Kafka's check (CheckKafka) takes it.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("x"))
@@ -94,6 +102,9 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, c := range allCodecs {
 			enc := mustEncode(t, c, []byte("e"), data)
+			if err := c.CheckKafka(enc[1:]); err != nil {
+				t.Fatalf("%v: Kafka's check refuses what the encoder wrote: %v", c, err)
+			}
 			dec := mustDecode(t, c, []byte("d"), enc[1:], max(len(data), 1))
 			if !bytes.Equal(dec[1:], data) || enc[0] != 'e' || dec[0] != 'd' {
 				t.Fatalf("%v: round trip of %d bytes differs", c, len(data))

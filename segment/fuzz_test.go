@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -36,8 +37,10 @@ const fuzzNext = fuzzBase + 3 + 1 + 5
 // the valid batches are all kept, what it cut does not start with a whole
 // batch, every batch left reads back with a valid CRC and increasing
 // offsets, and the segment reopens as recovered. It runs on the memory FS
-// as it is, and with its files cut into small pieces (piecesFS), so that
-// batches and headers straddle the pieces that ViewPrefix returns.
+// as it is, with its files cut into small pieces (piecesFS), so that
+// batches and headers straddle the pieces that ViewPrefix returns, and
+// with no views at all (plainFS), as a file system that only reads, so
+// that ReadOffset's scan hands it the batches it read.
 func FuzzRecover(f *testing.F) {
 	valid := simpleBatch(f, fuzzNext, 3, 20)
 	f.Add([]byte{})
@@ -69,11 +72,13 @@ func FuzzRecover(f *testing.F) {
 	f.Add([]byte(stamped(f, &b, fuzzNext, compression.None)))
 	f.Add(append(make([]byte, 512), valid...))
 	f.Fuzz(func(t *testing.T, tail []byte) {
-		for _, piece := range []int64{0, 1, 61, 100} {
+		for _, piece := range []int64{0, 1, 61, 100, -1} {
 			mem := vfs.NewMem()
 			var fsys vfs.FS = mem
 			if piece > 0 {
 				fsys = piecesFS{mem, piece}
+			} else if piece < 0 {
+				fsys = plainFS{mem}
 			}
 			fuzzRecover(t, fsys, mem, tail)
 		}
@@ -199,6 +204,10 @@ func fuzzRecover(t *testing.T, fsys vfs.FS, mem *vfs.MemFS, tail []byte) {
 		}
 	}
 
+	checkReadPaths(t, s, after, func(i int) (pos, base, last int64) {
+		return batches[i].pos, batches[i].base, batches[i].last
+	}, len(batches))
+
 	maxTs := s.MaxTimestamp()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -213,3 +222,79 @@ func fuzzRecover(t *testing.T, fsys vfs.FS, mem *vfs.MemFS, tail []byte) {
 			needs, s.NextOffset(), s.Size(), s.MaxTimestamp(), next, len(after), maxTs)
 	}
 }
+
+// checkReadPaths checks that the ways of reading a recovered segment, s,
+// whose file holds file and whose n batches span(i) gives, agree: from
+// each batch's first and last offset, ReadOffset (whose scan may hand it
+// the batches) reads what PositionOf and then ReadInto read, with and
+// without a buffer for its scan, for any maxBytes; and up to the offset
+// after the batch, it reads exactly that batch. ReadOffset's answers are
+// compared after all of them were read: none is memory a later read
+// reuses.
+func checkReadPaths(t *testing.T, s *Segment, file []byte, span func(int) (pos, base, last int64), n int) {
+	t.Helper()
+	type read struct {
+		what string
+		got  []byte
+		want func() []byte
+	}
+	var reads []read
+	for i := range n {
+		pos, base, last := span(i)
+		end := int64(len(file))
+		if i+1 < n {
+			end, _, _ = span(i + 1)
+		}
+		for _, off := range []int64{base, last} {
+			if p, err := s.PositionOf(off); err != nil || p != pos {
+				t.Fatalf("PositionOf(%d) = %d, %v; want %d", off, p, err, pos)
+			}
+			for _, maxBytes := range []int{1, 100, 1 << 20} {
+				slow := func() []byte {
+					data, err := s.ReadInto(nil, pos, maxBytes)
+					if err != nil {
+						t.Fatalf("ReadInto(%d, %d): %v", pos, maxBytes, err)
+					}
+					return data
+				}
+				fast, err := s.ReadOffset(nil, off, maxBytes, math.MaxInt64)
+				if err != nil {
+					t.Fatalf("ReadOffset(%d, %d): %v", off, maxBytes, err)
+				}
+				reads = append(reads, read{fmt.Sprintf("ReadOffset(%d, %d)", off, maxBytes), fast, slow})
+				into, err := s.ReadOffset(make([]byte, 0, headerScanBlock), off, maxBytes, math.MaxInt64)
+				if err != nil {
+					t.Fatalf("ReadOffset(%d, %d) into a buffer: %v", off, maxBytes, err)
+				}
+				reads = append(reads, read{fmt.Sprintf("ReadOffset(%d, %d) into a buffer", off, maxBytes), into, slow})
+			}
+			one, err := s.ReadOffset(nil, off, 1<<20, last+1)
+			if err != nil {
+				t.Fatalf("ReadOffset(%d) up to %d: %v", off, last+1, err)
+			}
+			reads = append(reads, read{fmt.Sprintf("ReadOffset(%d) up to %d", off, last+1), one, func() []byte { return file[pos:end] }})
+		}
+	}
+	for _, r := range reads {
+		if want := r.want(); !bytes.Equal(r.got, want) {
+			t.Fatalf("%s = %d bytes %x; PositionOf and ReadInto read %d bytes %x", r.what, len(r.got), r.got, len(want), want)
+		}
+	}
+}
+
+// plainFS is an FS whose files only read and write: no views, as the
+// OS's files without a mapping.
+type plainFS struct{ vfs.FS }
+
+func (p plainFS) Create(name string) (vfs.File, error) { return p.wrap(p.FS.Create(name)) }
+func (p plainFS) Open(name string) (vfs.File, error)   { return p.wrap(p.FS.Open(name)) }
+
+func (p plainFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return plainFile{f}, nil
+}
+
+// plainFile has vfs.File's methods only.
+type plainFile struct{ vfs.File }
