@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -701,7 +702,9 @@ func clientClosed(err error) bool { return errors.Is(err, api.ErrBrokerClosed) }
 // trim returns the whole batches of data that hold records from from
 // below hw: a sub-slice of data, the offset after it, and the error of
 // the batch it stopped at, if any (a batch cut short after whole ones is
-// not an error: a fetch's byte limit may cut it). check verifies CRCs.
+// not an error: a fetch's byte limit may cut it). check verifies CRCs
+// and headers; unchecked, a batch whose last offset lies below its base
+// is refused all the same, so that the position never moves back.
 // Nothing is readable from a position at or above hw (a Seek past it):
 // whatever the Client sent, trim keeps nothing, so that the position does
 // not move (a batch that straddles hw and holds from would take it back
@@ -716,6 +719,11 @@ func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err
 		b, perr := record.Parse(data[pos:], int64(pos))
 		if perr == nil && check {
 			perr = b.Validate(int64(pos))
+		} else if perr == nil && (b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-int64(b.LastOffsetDelta())) {
+			// Unchecked, the batch is the Client's word, but offsets
+			// that run backwards (or wrap) would move the position
+			// back: refused as the check would refuse them.
+			perr = &record.CorruptError{Position: int64(pos), Reason: "last offset below the base offset"}
 		}
 		if perr != nil {
 			if start < 0 || !errors.Is(perr, record.ErrTruncated) {

@@ -63,19 +63,20 @@ func fuzzFetchSeeds(t testing.TB) [][]byte {
 	return [][]byte{out, out[:len(out)-5], append(bytes.Clone(out), out...), append(bytes.Clone(out), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13), badCRC, nil, make([]byte, record.HeaderSize)}
 }
 
-// FuzzFetchRecords: a fetch's answer from a Client (data, any bytes), at
-// position from, below the high watermark hw, trimmed as Poll trims it and
-// decoded as a Fetch. trim fails only with record.ErrCorrupt; it keeps
-// whole batches that parse (and pass their CRC check when asked), laid
-// end to end, holding records from from on and starting below hw, and
-// moves the position to next, within [from, hw]. The Fetch's Records
-// yields in increasing offset order exactly the records of those batches
-// in [from, next) outside control batches (none is lost: the position is
-// past them), or a *PartitionError matching record.ErrCorrupt for a batch
-// that does not decode; EachRecord yields the same records and keeps the
-// first such error for Fetches.Err; NumRecords counts what Records yields
-// when nothing failed to decode; and the data is left as it was. All but
-// the first and the last are checked for batches that pass
+// FuzzFetchRecords: a fetch's answer from a Client (data, any bytes),
+// at position from, below the high watermark hw, trimmed as Poll trims
+// it and decoded as a Fetch. trim fails only with record.ErrCorrupt; it
+// keeps whole batches that parse (and pass their CRC check when asked),
+// laid end to end, holding records from from on and starting below hw,
+// and moves the position to next, within (from, hw], also unchecked.
+// The Fetch's Records yields in increasing offset order exactly the
+// records of those batches in [from, next) outside control batches
+// (none is lost: the position is past them), or a *PartitionError
+// matching record.ErrCorrupt for a batch that does not decode;
+// EachRecord yields the same records and keeps the first such error for
+// Fetches.Err; NumRecords counts what Records yields when nothing
+// failed to decode; and the data is left as it was. All but the first,
+// the position's bounds and the last are checked for batches that pass
 // record.Validate, as they do when trim checks them or the Client did.
 func FuzzFetchRecords(f *testing.F) {
 	for _, s := range fuzzFetchSeeds(f) {
@@ -94,12 +95,14 @@ func FuzzFetchRecords(f *testing.F) {
 			require.Equal(t, from, next, "no batch kept, the position moved")
 			return
 		}
+		// The position moves forward, checked or not (a last offset
+		// below the base is refused either way).
+		require.Less(t, from, next)
+		require.LessOrEqual(t, next, hw)
 		// Without check, the Client vouches for the batches (a
 		// CRCChecker, or CheckCRCs off), as Kafka's consumer trusts them
-		// under check.crcs=false: a header that disagrees with itself (a
-		// last offset below the base, which can move next back) is the
-		// Client's to refuse. The rest is checked for batches that would
-		// pass the check.
+		// under check.crcs=false. The rest is checked for batches that
+		// would pass the check.
 		for b, err := range record.Batches(kept) {
 			require.NoError(t, err, "trim kept a batch that does not parse")
 			if check {
@@ -108,8 +111,6 @@ func FuzzFetchRecords(f *testing.F) {
 				return
 			}
 		}
-		require.Less(t, from, next)
-		require.LessOrEqual(t, next, hw)
 		// Whole batches of data, end to end, each one after the last.
 		start := bytes.Index(data, kept) // kept is a sub-slice of data
 		require.GreaterOrEqual(t, start, 0)

@@ -1,0 +1,48 @@
+package consumer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+)
+
+// TestReview31TrimRefusesOffsetsRunningBack: with CRCs unchecked (the
+// Client vouches for them), a batch whose last offset lies below its base
+// is refused with record.ErrCorrupt, where trim kept it and moved the
+// position back below where the fetch began (fuzz31's FuzzFetchRecords
+// found it): a consumer would read records again, or loop.
+func TestReview31TrimRefusesOffsetsRunningBack(t *testing.T) {
+	batch := func(base int64) []byte {
+		var b record.Builder
+		b.Reset()
+		b.Append(1_700_000_000_000, nil, []byte("v"), nil)
+		data, err := b.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		record.Batch(data).SetBaseOffset(base)
+		record.Batch(data).UpdateCRC()
+		return data
+	}
+	first, back := batch(5), batch(6)
+	binary.BigEndian.PutUint32(back[23:], uint32(0xfffffff0)) // lastOffsetDelta -16: last offset -10
+	require.Equal(t, int32(-16), record.Batch(back).LastOffsetDelta())
+	data := append(bytes.Clone(first), back...)
+
+	kept, next, err := trim(data, 5, 100, false)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.Equal(t, first, kept, "the good batch before it is kept")
+	require.EqualValues(t, 6, next, "the position moves past the good batch only")
+
+	kept, next, err = trim(back, 6, 100, false)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.Empty(t, kept)
+	require.EqualValues(t, 6, next)
+
+	// Checked, the CRC (changed with the field) refuses it already.
+	_, _, err = trim(data, 5, 100, true)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+}
