@@ -141,7 +141,9 @@ func RetryBackoff(d time.Duration) Opt {
 // CheckCRCs sets whether Poll verifies the CRC-32C of every fetched batch
 // (Kafka's check.crcs). Default true, unless the Client is a CRCChecker
 // that says it has checked them (as *runnel.Broker, in the same process,
-// does): then checking again would only repeat its work.
+// does): then checking again would only repeat its work. Unchecked, a
+// batch whose last offset lies below its base is still refused
+// (record.ErrCorrupt), so that a position never moves back.
 func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs, c.crcsSet = on, true } }
 
 // CRCChecker is an optional ability of a Client: ChecksCRCs reports
