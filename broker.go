@@ -30,8 +30,11 @@ type Config struct {
 	// they hold nothing but a partition log's files. A directory of such a
 	// name that holds anything else is never removed: Open leaves it (and
 	// logs a warning), and a CreateTopic or CreatePartitions whose
-	// partition it would be fails with log.ErrNotLogDir. Still, give the
-	// broker a directory of its own.
+	// partition it would be fails with log.ErrNotLogDir. Its own files
+	// are runnel.lock, producer-ids, the topics directory and a
+	// runnel.tmp in either directory while it writes a record (a user's
+	// file of one of these names is overwritten). Still, give the broker
+	// a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set.
