@@ -32,8 +32,9 @@ type Config struct {
 	// logs a warning), and a CreateTopic or CreatePartitions whose
 	// partition it would be fails with log.ErrNotLogDir. Its own files
 	// are runnel.lock, producer-ids, the topics directory and a
-	// runnel.tmp in either directory while it writes a record (a user's
-	// file of one of these names is overwritten). Still, give the broker
+	// runnel.tmp in either directory while it replaces a topic's record
+	// or the producer-id counter (a user's file of one of these names is
+	// overwritten). Still, give the broker
 	// a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
