@@ -34,8 +34,7 @@ type Config struct {
 	// are runnel.lock, producer-ids, the topics directory and a
 	// runnel.tmp in either directory while it replaces a topic's record
 	// or the producer-id counter (a user's file of one of these names is
-	// overwritten). Still, give the broker
-	// a directory of its own.
+	// overwritten). Still, give the broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set.
