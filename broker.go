@@ -31,10 +31,12 @@ type Config struct {
 	// name that holds anything else is never removed: Open leaves it (and
 	// logs a warning), and a CreateTopic or CreatePartitions whose
 	// partition it would be fails with log.ErrNotLogDir. Its own files
-	// are runnel.lock, producer-ids, the topics directory and a
-	// runnel.tmp in either directory while it replaces a topic's record
-	// or the producer-id counter (a user's file of one of these names is
-	// overwritten). Still, give the broker a directory of its own.
+	// are runnel.lock (locked, never written), producer-ids, the topics
+	// directory, and a runnel.tmp in either of the two directories while
+	// it replaces a topic's record or the producer-id counter (a user's
+	// runnel.tmp there is overwritten; a user's topics file, or a
+	// producer-ids that holds no counter, makes Open fail). Still, give
+	// the broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set.

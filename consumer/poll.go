@@ -704,7 +704,9 @@ func clientClosed(err error) bool { return errors.Is(err, api.ErrBrokerClosed) }
 // the batch it stopped at, if any (a batch cut short after whole ones is
 // not an error: a fetch's byte limit may cut it). check verifies CRCs
 // and headers; unchecked, a batch whose last offset lies below its base
-// is refused all the same, so that the position never moves back.
+// is refused all the same, and so, checked or not, is one whose last
+// offset is math.MaxInt64 (no offset after it), so that the position
+// never moves back.
 // Nothing is readable from a position at or above hw (a Seek past it):
 // whatever the Client sent, trim keeps nothing, so that the position does
 // not move (a batch that straddles hw and holds from would take it back
@@ -719,11 +721,17 @@ func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err
 		b, perr := record.Parse(data[pos:], int64(pos))
 		if perr == nil && check {
 			perr = b.Validate(int64(pos))
-		} else if perr == nil && (b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-int64(b.LastOffsetDelta())) {
+		}
+		if perr == nil && b.LastOffsetDelta() < 0 {
 			// Unchecked, the batch is the Client's word, but offsets
-			// that run backwards (or wrap) would move the position
-			// back: refused as the check would refuse them.
+			// that run backwards would move the position back:
+			// refused as the check would refuse them.
 			perr = &record.CorruptError{Position: int64(pos), Reason: "last offset below the base offset"}
+		} else if perr == nil && b.BaseOffset() >= math.MaxInt64-int64(b.LastOffsetDelta()) {
+			// A last offset at (or past) math.MaxInt64 has no offset
+			// after it: NextOffset would wrap and move the position
+			// back, checked or not.
+			perr = &record.CorruptError{Position: int64(pos), Reason: "no offset after the last offset"}
 		}
 		if perr != nil {
 			if start < 0 || !errors.Is(perr, record.ErrTruncated) {
