@@ -616,7 +616,11 @@ func (s *Segment) Append(data []byte) error {
 		return err
 	}
 	s.size.Store(pos + int64(len(data)))
-	s.next.Store(last + 1)
+	// The next offset goes last, after the max timestamp and the index
+	// entries: a reader that sees it past a batch finds the batch by time
+	// too (FindTime answered "none" for a batch below the NextOffset it
+	// had seen while its max timestamp was not yet set).
+	defer s.next.Store(last + 1)
 	for p := 0; p < len(data); {
 		b := record.Batch(data[p:])
 		n := int(record.BatchSize(data[p:]))
