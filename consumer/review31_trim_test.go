@@ -3,6 +3,7 @@ package consumer
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,17 +18,7 @@ import (
 // position back below where the fetch began (fuzz31's FuzzFetchRecords
 // found it): a consumer would read records again, or loop.
 func TestReview31TrimRefusesOffsetsRunningBack(t *testing.T) {
-	batch := func(base int64) []byte {
-		var b record.Builder
-		b.Reset()
-		b.Append(1_700_000_000_000, nil, []byte("v"), nil)
-		data, err := b.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		record.Batch(data).SetBaseOffset(base)
-		record.Batch(data).UpdateCRC()
-		return data
-	}
-	first, back := batch(5), batch(6)
+	first, back := trimBatch(t, 5, 1), trimBatch(t, 6, 1)
 	binary.BigEndian.PutUint32(back[23:], uint32(0xfffffff0)) // lastOffsetDelta -16: last offset -10
 	require.Equal(t, int32(-16), record.Batch(back).LastOffsetDelta())
 	data := append(bytes.Clone(first), back...)
@@ -45,4 +36,33 @@ func TestReview31TrimRefusesOffsetsRunningBack(t *testing.T) {
 	// Checked, the CRC (changed with the field) refuses it already.
 	_, _, err = trim(data, 5, 100, true)
 	require.ErrorIs(t, err, record.ErrCorrupt)
+}
+
+// TestReview31TrimLastOffsetAtMaxInt64: a batch whose last offset is
+// math.MaxInt64 has no offset after it (NextOffset wraps to
+// math.MinInt64); kept after another batch, it moved the position back
+// to math.MinInt64, checked or not, though trim promises it never moves
+// back.
+func TestReview31TrimLastOffsetAtMaxInt64(t *testing.T) {
+	first, last := trimBatch(t, math.MaxInt64-3, 1), trimBatch(t, math.MaxInt64-2, 3)
+	require.Equal(t, int64(math.MaxInt64), record.Batch(last).LastOffset())
+	data := append(bytes.Clone(first), last...)
+	for _, check := range []bool{true, false} {
+		_, next, _ := trim(data, math.MaxInt64-3, math.MaxInt64, check)
+		require.GreaterOrEqual(t, next, int64(math.MaxInt64-3), "check %v: the position moved back", check)
+	}
+}
+
+// trimBatch is a batch of n records at base, its CRC sound.
+func trimBatch(t *testing.T, base int64, n int) []byte {
+	var b record.Builder
+	b.Reset()
+	for range n {
+		b.Append(1_700_000_000_000, nil, []byte("v"), nil)
+	}
+	data, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	record.Batch(data).SetBaseOffset(base)
+	record.Batch(data).UpdateCRC()
+	return data
 }
