@@ -29,36 +29,59 @@ func TestSlowClientsAreCut(t *testing.T) {
 	addr, stop := startRun(ctx, t, io.Discard)
 	defer func() { require.NoError(t, stop()) }()
 
-	// closed reads from c (through r) until the server closes it, after
-	// answering or not, failing the test if that takes its whole budget.
-	closed := func(c net.Conn, r io.Reader) {
-		t.Helper()
-		deadline, _ := ctx.Deadline()
-		require.NoError(t, c.SetReadDeadline(deadline))
-		_, err := io.Copy(io.Discard, r)
-		require.NoError(t, err, "the server kept the connection open")
-	}
-
 	// A body that stalls.
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = io.WriteString(c, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"customer\":")
 	require.NoError(t, err)
-	closed(c, c)
+	deadline, _ := ctx.Deadline()
+	require.NoError(t, c.SetReadDeadline(deadline))
+	_, err = io.Copy(io.Discard, c)
+	require.NoError(t, err, "the server kept the connection open")
 
 	// A kept-alive connection left idle after its request was answered.
-	c2, err := net.Dial("tcp", addr)
+	idleClosed(ctx, t, addr)
+}
+
+// idleClosed sends a request on a new connection to addr, reads its
+// answer, and then waits for the server to close the connection left
+// idle, failing the test if that takes until ctx's deadline.
+func idleClosed(ctx context.Context, t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	defer c2.Close()
-	_, err = io.WriteString(c2, "GET /orders/none HTTP/1.1\r\nHost: x\r\n\r\n")
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /orders/none HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.NoError(t, err)
-	br := bufio.NewReader(c2)
+	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	_, err = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
-	closed(c2, br)
+	deadline, _ := ctx.Deadline()
+	require.NoError(t, c.SetReadDeadline(deadline))
+	_, err = io.Copy(io.Discard, br)
+	require.NoError(t, err, "the server kept the idle connection open")
+}
+
+// TestReview31IdleTimeoutIsItsOwn: a kept-alive connection left idle is
+// closed once idleTimeout passes, even when readTimeout is long. In
+// TestSlowClientsAreCut both limits are short, and net/http falls back
+// to ReadTimeout for a server without an IdleTimeout, so a server that
+// lost its IdleTimeout passed it (an idle connection then stays for
+// readTimeout's 30 s, not idleTimeout's 2 minutes).
+func TestReview31IdleTimeoutIsItsOwn(t *testing.T) {
+	oldRead, oldIdle := readTimeout, idleTimeout
+	readTimeout, idleTimeout = time.Hour, 100*time.Millisecond
+	t.Cleanup(func() { readTimeout, idleTimeout = oldRead, oldIdle })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr, stop := startRun(ctx, t, io.Discard)
+	defer func() { require.NoError(t, stop()) }()
+
+	idleClosed(ctx, t, addr)
 }
