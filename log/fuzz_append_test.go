@@ -12,29 +12,33 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// seedBatch encodes recs as one batch with codec, after setup (if
+// set) has configured the builder; every second record carries two
+// headers.
+func seedBatch(t testing.TB, codec compression.Codec, setup func(*record.Builder), recs ...kv) []byte {
+	var b record.Builder
+	b.Reset()
+	if setup != nil {
+		setup(&b)
+	}
+	for i, r := range recs {
+		var hs []record.Header
+		if i%2 == 1 {
+			hs = []record.Header{{Key: "h", Value: r.value}, {Key: "n"}}
+		}
+		b.Append(r.ts, r.key, r.value, hs)
+	}
+	out, err := b.AppendTo(nil, codec)
+	require.NoError(t, err)
+	return out
+}
+
 // appendSeeds are produce requests' data as clients send them: a batch of
 // each codec, with headers and null keys and values, an idempotent
 // producer's, several batches, a batch a producer marked LogAppendTime,
 // a transactional producer's, and broken ones (cut, a control batch, an
 // offset set, bytes after).
 func appendSeeds(t testing.TB) [][]byte {
-	build := func(codec compression.Codec, setup func(*record.Builder), recs ...kv) []byte {
-		var b record.Builder
-		b.Reset()
-		if setup != nil {
-			setup(&b)
-		}
-		for i, r := range recs {
-			var hs []record.Header
-			if i%2 == 1 {
-				hs = []record.Header{{Key: "h", Value: r.value}, {Key: "n"}}
-			}
-			b.Append(r.ts, r.key, r.value, hs)
-		}
-		out, err := b.AppendTo(nil, codec)
-		require.NoError(t, err)
-		return out
-	}
 	recs := []kv{
 		{key: []byte("k1"), value: []byte("v1"), ts: 1_700_000_000_000},
 		{key: nil, value: []byte("no key"), ts: 1_700_000_000_005},
@@ -43,14 +47,14 @@ func appendSeeds(t testing.TB) [][]byte {
 	}
 	var seeds [][]byte
 	for _, c := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
-		seeds = append(seeds, build(c, nil, recs...))
+		seeds = append(seeds, seedBatch(t, c, nil, recs...))
 	}
-	keyed := build(compression.None, nil, recs[0], recs[2])
+	keyed := seedBatch(t, compression.None, nil, recs[0], recs[2])
 	seeds = append(seeds,
-		build(compression.None, func(b *record.Builder) { b.SetProducer(7, 0, 0) }, recs[0], recs[2]),
-		build(compression.Zstd, func(b *record.Builder) { b.SetProducer(7, 3, 5) }, recs...),
-		build(compression.None, func(b *record.Builder) { b.SetProducer(8, 0, 0); b.SetTransactional(true) }, recs[0]),
-		append(bytes.Clone(keyed), build(compression.Gzip, nil, recs[1])...),
+		seedBatch(t, compression.None, func(b *record.Builder) { b.SetProducer(7, 0, 0) }, recs[0], recs[2]),
+		seedBatch(t, compression.Zstd, func(b *record.Builder) { b.SetProducer(7, 3, 5) }, recs...),
+		seedBatch(t, compression.None, func(b *record.Builder) { b.SetProducer(8, 0, 0); b.SetTransactional(true) }, recs[0]),
+		append(bytes.Clone(keyed), seedBatch(t, compression.Gzip, nil, recs[1])...),
 		keyed[:len(keyed)-3],
 		append(bytes.Clone(keyed), 0, 0, 0),
 		nil,

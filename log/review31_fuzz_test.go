@@ -15,23 +15,6 @@ import (
 // repeat within a batch and across batches, tombstones, headers, every
 // codec, an idempotent producer's batch, and timestamps far apart.
 func compactSeeds(t testing.TB) [][]byte {
-	build := func(codec compression.Codec, setup func(*record.Builder), recs ...kv) []byte {
-		var b record.Builder
-		b.Reset()
-		if setup != nil {
-			setup(&b)
-		}
-		for i, r := range recs {
-			var hs []record.Header
-			if i%2 == 1 {
-				hs = []record.Header{{Key: "h", Value: r.value}, {Key: "n"}}
-			}
-			b.Append(r.ts, r.key, r.value, hs)
-		}
-		out, err := b.AppendTo(nil, codec)
-		require.NoError(t, err)
-		return out
-	}
 	const ts = 1_700_000_000_000
 	recs := []kv{
 		{key: []byte("a"), value: []byte("a1"), ts: ts},
@@ -43,13 +26,13 @@ func compactSeeds(t testing.TB) [][]byte {
 	}
 	var seeds [][]byte
 	for _, c := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
-		seeds = append(seeds, build(c, nil, recs...))
+		seeds = append(seeds, seedBatch(t, c, nil, recs...))
 	}
 	seeds = append(seeds,
-		append(build(compression.None, nil, recs[:3]...), build(compression.Zstd, nil, recs[3:]...)...),
-		build(compression.None, func(b *record.Builder) { b.SetProducer(7, 0, 0) }, recs...),
-		build(compression.None, nil, kv{key: []byte("x"), value: []byte("1"), ts: 0}, kv{key: []byte("x"), value: []byte("2"), ts: 1 << 62}, kv{key: []byte("y"), value: []byte("3"), ts: -(1 << 62)}),
-		build(compression.None, nil, recs[0], recs[1]),
+		append(seedBatch(t, compression.None, nil, recs[:3]...), seedBatch(t, compression.Zstd, nil, recs[3:]...)...),
+		seedBatch(t, compression.None, func(b *record.Builder) { b.SetProducer(7, 0, 0) }, recs...),
+		seedBatch(t, compression.None, nil, kv{key: []byte("x"), value: []byte("1"), ts: 0}, kv{key: []byte("x"), value: []byte("2"), ts: 1 << 62}, kv{key: []byte("y"), value: []byte("3"), ts: -(1 << 62)}),
+		seedBatch(t, compression.None, nil, recs[0], recs[1]),
 	)
 	return seeds
 }
