@@ -751,7 +751,7 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 		if first := active.FirstBatchTimestamp(); first >= 0 {
 			waited = maxTs - first
 		} else {
-			waited = l.clock.Now().UnixMilli() - l.activeCreated.UnixMilli()
+			waited = l.clock.Now().UnixMilli() - l.createdLocked(active.Base()).UnixMilli()
 		}
 		if waited > rollAfter.Milliseconds() { // strictly, as Kafka's
 			return true
@@ -761,14 +761,12 @@ func (l *Log) shouldRoll(active *segment.Segment, n int, last, maxTs int64) bool
 }
 
 // segmentTimes is what a log knows of when its segments were created,
-// for segment.ms's wall clock: the active segment's base offset and its
-// creation time (or when the log opened, or a truncation emptied it), the
-// log's open and its rolls (see Log.rolledAt).
+// for segment.ms's wall clock (see Log.createdAt), and its active
+// segment's base offset.
 type segmentTimes struct {
 	base    int64
-	created time.Time
 	opened  time.Time
-	rolled  map[int64]time.Time
+	created map[int64]time.Time
 }
 
 // segmentTimes returns the log's segmentTimes.
@@ -776,26 +774,34 @@ func (l *Log) segmentTimes() segmentTimes {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := *l.segs.Load()
-	return segmentTimes{base: segs[len(segs)-1].Base(), created: l.activeCreated, opened: l.openedAt, rolled: maps.Clone(l.rolledAt)}
+	return segmentTimes{base: segs[len(segs)-1].Base(), opened: l.openedAt, created: maps.Clone(l.createdAt)}
 }
 
 // keepSegmentTimes takes t, from segmentTimes of the log that this one
 // reopens, for its segments' creation times if its active segment is the
 // same (t.base): the segments are then those the old log had, created
-// when it opened (or one it reopened did) or rolled them, and its active
-// one at t.created, which a later truncation that makes it active again
-// finds too. Later than the reopen too: after the wall clock stepped
-// back, the segment was created in the clock's future, and Kafka's
-// in-place config change keeps that (its wait is then negative until the
-// clock passes it again).
+// when it opened (or one it reopened did), rolled, cleaned or emptied
+// them. Later than the reopen too: after the wall clock stepped back, a
+// segment was created in the clock's future, and Kafka's in-place config
+// change keeps that (its wait is then negative until the clock passes it
+// again).
 func (l *Log) keepSegmentTimes(t segmentTimes) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := *l.segs.Load()
 	if segs[len(segs)-1].Base() == t.base {
-		l.activeCreated, l.openedAt, l.rolledAt = t.created, t.opened, t.rolled
-		l.noteCreatedLocked(t.base, t.created)
+		l.openedAt, l.createdAt = t.opened, t.created
 	}
+}
+
+// createdLocked is when the segment at base was created, for segment.ms's
+// wall clock: its roll, its cleaning or the truncation that last emptied
+// it, else the log's open (see Log.createdAt).
+func (l *Log) createdLocked(base int64) time.Time {
+	if t, ok := l.createdAt[base]; ok {
+		return t
+	}
+	return l.openedAt
 }
 
 // rollLocked seals the active segment (synced, unless SyncNever) and
@@ -822,7 +828,6 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	}
 	l.rollRemoved = false // that fsync made any removal before it durable
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
-	l.activeCreated = l.clock.Now()
 	l.noteRolledLocked(base)
 	if l.cfg.Sync == SyncNever {
 		l.unsynced = append(l.unsynced, old)
@@ -848,27 +853,27 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 }
 
 // noteRolledLocked records that the active segment, at base, was created
-// at activeCreated, and forgets the segments no longer listed (removed, or
-// merged by compaction), so that rolledAt holds at most one entry per
-// live segment.
+// now, and forgets the segments no longer listed (removed, or merged by
+// compaction), so that createdAt holds at most one entry per live
+// segment.
 func (l *Log) noteRolledLocked(base int64) {
 	segs := *l.segs.Load()
-	for b := range l.rolledAt {
+	for b := range l.createdAt {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
 		if i == len(segs) || segs[i].Base() != b {
-			delete(l.rolledAt, b)
+			delete(l.createdAt, b)
 		}
 	}
-	l.noteCreatedLocked(base, l.activeCreated)
+	l.noteCreatedLocked(base, l.clock.Now())
 }
 
 // noteCreatedLocked records that the segment at base was created (or
 // emptied by a truncation) at t.
 func (l *Log) noteCreatedLocked(base int64, t time.Time) {
-	if l.rolledAt == nil {
-		l.rolledAt = make(map[int64]time.Time)
+	if l.createdAt == nil {
+		l.createdAt = make(map[int64]time.Time)
 	}
-	l.rolledAt[base] = t
+	l.createdAt[base] = t
 }
 
 // unroll undoes a roll that sealed the active segment old and then

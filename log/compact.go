@@ -706,7 +706,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	l.setSegments(next)
 	// A segment of its own, created now, as Kafka's cleaner creates its
 	// cleaned segment: segment.ms's wall clock counts from the cleaning
-	// should a truncation make it active (see rolledAt).
+	// should a truncation make it active (see createdAt).
 	l.noteCreatedLocked(base, l.clock.Now())
 	l.uncleanedFrom = max(l.uncleanedFrom, segs[at+len(group)].Base())
 	res.SegmentsRewritten += len(group)

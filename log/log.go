@@ -147,16 +147,17 @@ type Log struct {
 	lastFlush  time.Time
 	flushDueTo int64
 
-	activeCreated time.Time          // when the active segment was created (see rolledAt), opened or emptied by a truncation (mu)
-	unsynced      []*segment.Segment // rolled without an fsync under SyncNever (mu)
-	// openedAt is when the log opened, and rolledAt when each segment
+	unsynced []*segment.Segment // rolled without an fsync under SyncNever (mu)
+	// openedAt is when the log opened, and createdAt when each segment
 	// it rolled (or compaction wrote) since was created, or a truncation
 	// last emptied it, by base offset (the live segments' only: see
-	// noteRolledLocked): the creation time of a segment that a
-	// truncation makes active again (mu), as Kafka's LogSegment keeps
-	// its own. A Partition.Reopen carries both over (keepSegmentTimes).
-	openedAt time.Time
-	rolledAt map[int64]time.Time
+	// noteRolledLocked); a segment it does not list was created (for
+	// segment.ms's wall clock) when the log opened: see createdLocked.
+	// As Kafka's LogSegment keeps its own creation time, a segment that
+	// a truncation makes active again has its own. A Partition.Reopen
+	// carries both over (keepSegmentTimes). mu.
+	openedAt  time.Time
+	createdAt map[int64]time.Time
 	// rollRemoved says a failed roll removed files whose removal no
 	// directory fsync has made durable yet (mu): the active segment takes
 	// no batch until one has (see unroll).
@@ -337,7 +338,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.info.Duration = time.Since(begin)
 	l.info.LogEndOffset = l.next.Load()
 	l.lastFlush = l.clock.Now()
-	l.activeCreated, l.openedAt = l.lastFlush, l.lastFlush
+	l.openedAt = l.lastFlush
 	if l.info.SegmentsFound == 0 {
 		l.logger.Info("log created", "dir", dir, "duration", l.info.Duration)
 	} else {

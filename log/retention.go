@@ -408,22 +408,13 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err != nil {
 		return 0, l.fence(err)
 	}
-	if keep < len(segs) {
-		// Active again: segment.ms's wall-clock wait goes on from its
-		// own creation (or the log's open), as Kafka's segment keeps it.
-		l.activeCreated = l.openedAt
-		if t, ok := l.rolledAt[last.Base()]; ok {
-			l.activeCreated = t
-		}
-	}
 	if last.Size() == 0 {
 		// Emptied: segment.ms's wall-clock wait (for a first batch
 		// without a timestamp) starts again, as Kafka's
-		// LogSegment.truncateTo resets the segment's created time:
-		// from now, also once the segment has rolled and a later
-		// truncation makes it active again (rolledAt).
-		l.activeCreated = l.clock.Now()
-		l.noteCreatedLocked(last.Base(), l.activeCreated)
+		// LogSegment.truncateTo resets the segment's created time. A
+		// segment active again but not emptied keeps its own
+		// (createdLocked), as Kafka's does.
+		l.noteCreatedLocked(last.Base(), l.clock.Now())
 	}
 	if err := last.Sync(); err != nil {
 		return 0, l.fence(err)

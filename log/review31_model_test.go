@@ -70,8 +70,8 @@ func segmentCreatedModel(t *testing.T, seed uint64) {
 			trace = append(trace, fmt.Sprintf("append at %d rolled=%v", now(), rolled))
 			if want != rolled {
 				l := p.Log()
-				t.Fatalf("op %d: want %v: model created %d, log activeCreated %d opened %d rolledAt %v, active base %d size %d first ts %d now %d\n%v",
-					op, want, created[active], l.activeCreated.UnixMilli(), l.openedAt.UnixMilli(), l.rolledAt, active.Base(), active.Size(), active.FirstBatchTimestamp(), now(), trace)
+				t.Fatalf("op %d: want %v: model created %d, log created %d opened %d createdAt %v, active base %d size %d first ts %d now %d\n%v",
+					op, want, created[active], l.createdLocked(active.Base()).UnixMilli(), l.openedAt.UnixMilli(), l.createdAt, active.Base(), active.Size(), active.FirstBatchTimestamp(), now(), trace)
 			}
 			if rolled {
 				created[after[len(after)-1]] = now()

@@ -15,7 +15,7 @@ import (
 // LogSegment.truncateTo resets its created time), and the segment keeps
 // that time: rolled afterwards, and made active again by a truncation
 // that removes the segment after it, it counts from when it was emptied,
-// not from its first roll (rolledAt kept the roll's time).
+// not from its first roll (the log kept the roll's time).
 func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentTime: time.Hour})
@@ -53,7 +53,7 @@ func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
 // creation time, and the log must keep it for that segment after it rolls
 // too: made active again by a truncation that removes the segment after
 // it, it counts from its creation, as Kafka's LogSegment keeps it, not
-// from the reopen (rolledAt did not know of the kept time).
+// from the reopen (the log did not know of the kept time).
 func TestReview31SegmentTimeKeptByReopenOutlivesRoll(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
@@ -102,7 +102,7 @@ func TestReview31SegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
 // segment anew, as Kafka's cleaner does (a new LogSegment, created when
 // it cleans): made active again by a truncation, the cleaned segment
 // counts segment.ms's wall-clock wait from the cleaning, not from when
-// the first segment of its group rolled, which rolledAt kept for its base.
+// the first segment of its group rolled, which the log kept for its base.
 func TestReview31SegmentTimeOfCleanedSegment(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentTime: time.Hour, CleanupPolicy: Compact, RetentionTime: -1})
