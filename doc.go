@@ -28,6 +28,12 @@
 // broker closed first fails its records with ErrClosed; a consumer's
 // Records ends.
 //
+// Every method that takes a ctx needs one that is not nil, as package
+// context asks (pass context.TODO when there is none yet): a nil ctx is a
+// programming error, not reported as an error, and the broker's and the
+// consumer's methods may panic on it (the producer's take it for
+// context.Background).
+//
 // The clients (packages producer and consumer) never import this package:
 // each declares the small interface it needs in the terms of package api,
 // and *Broker satisfies them. The broker starts one goroutine for

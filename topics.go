@@ -1032,7 +1032,12 @@ func (b *Broker) logOptions() log.Options {
 }
 
 // CreatePartitions grows a topic to n partitions. Kafka's keyed
-// partitioning then maps some keys elsewhere, as it does in Kafka.
+// partitioning then maps some keys elsewhere, as it does in Kafka: a new
+// producer at once, and one that has written to the topic once it looks
+// the count up again (producer.MetadataMaxAge, 5 minutes by default, as
+// Kafka's metadata.max.age.ms), until when it maps keys by the old count.
+// A consumer's AssignTopic made before does not read the new partitions
+// (see consumer.Consumer.AssignTopic).
 //
 // Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
 // current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's

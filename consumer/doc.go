@@ -134,9 +134,11 @@
 // Methods return ErrClosed after Close, ErrNotAssigned (Seek),
 // ErrInvalidOffset, api.ErrInvalidTopic (a name Kafka refuses, see
 // api.ValidateTopicName: Assign, AssignTopic and Seek check names at
-// once) and ErrInvalidOption for bad arguments. Per-partition failures
-// come in Fetch.Err (and from the Records iterators) as a *PartitionError
-// wrapping the broker's error:
+// once) and ErrInvalidOption for bad arguments. A nil ctx (Poll,
+// Records, AssignTopic) is not reported as one: package context asks
+// for none (pass context.TODO), and they may panic on it.
+// Per-partition failures come in Fetch.Err (and from the Records
+// iterators) as a *PartitionError wrapping the broker's error:
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
 // (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
 // api.ErrUnknownTopicID (= runnel.ErrUnknownTopicID) for a topic deleted

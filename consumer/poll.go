@@ -38,7 +38,11 @@ import (
 //
 //   - out of range (log.ErrOffsetOutOfRange): under ResetEarliest and
 //     ResetLatest, Poll moves the position per the policy, logs it, and
-//     reports nothing; under ResetNone it reports the error and the
+//     reports nothing (the new position, Start or End, is looked up by
+//     the next Poll, which reads from it: until then Position reports
+//     false, so a Poll that met the reset returns none of the partition's
+//     records, where a Java consumer's poll goes on fetching until its
+//     timeout); under ResetNone it reports the error and the
 //     partition is left out of fetches until Seek or Assign;
 //   - an error Kafka's table (package api) calls not retriable — an
 //     invalid request, a topic name the broker refuses

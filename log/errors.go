@@ -43,7 +43,11 @@ var (
 	// producer marked LogAppendTime, on a LogAppendTime topic or with max
 	// timestamp -1. It matches ErrInvalidRecord too.
 	ErrInvalidTimestamp = fmt.Errorf("%w: invalid timestamp", ErrInvalidRecord)
-	// ErrInvalidConfig is returned by Open for a Config out of range.
+	// ErrInvalidConfig is returned by Open and Config.Validate for a
+	// Config out of range (the error names the field, its Kafka config
+	// and the range), and so by the broker's CreateTopic,
+	// AlterTopicConfig and UpdateTopicConfig for a topic's config, and
+	// runnel.Open for its TopicDefaults.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")
 	// ErrNotLogDir is returned by Open for a directory holding files that
 	// are not a log's.

@@ -330,7 +330,8 @@ func noPromise(*record.Record, error) {}
 // r's ctx (the producer's own deadlines and Close give errors that match
 // neither, ErrDeliveryTimeout and ErrClosed), so such an error means
 // that r was not written. A ctx that can never end (context.Background)
-// costs nothing.
+// costs nothing; a nil ctx is taken for context.Background (as by
+// ProduceSync and Flush), though package context asks for none.
 //
 // Errors given to promise: those listed on Producer, ErrNilRecord,
 // ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
