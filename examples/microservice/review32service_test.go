@@ -160,3 +160,22 @@ func TestReview32KeyForgottenWhenNotPlaced(t *testing.T) {
 		require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
 	})
 }
+
+// The other side of TestReview32KeyForgottenWhenNotPlaced: a retry that
+// is certainly not placed keeps the key when an earlier attempt may have
+// written the order, so that the key still refuses another order (which
+// the handlers would skip as that order's duplicate:
+// TestReview28KeyReusedBeforeHandlersSawIt).
+func TestReview32KeyKeptWhileAnAttemptMayHaveWrittenIt(t *testing.T) {
+	svc := &Service{orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ada := Order{ID: "order-k-1", Customer: "ada", Items: []string{"book"}, AmountCents: 1299}
+	bob := Order{ID: "order-k-1", Customer: "bob", Items: []string{"pen"}, AmountCents: 5}
+	_, c := svc.claim(ada)
+	require.Equal(t, claimPlace, c)
+	svc.placed(ada, nil, true) // may have been written
+	_, c = svc.claim(ada)
+	require.Equal(t, claimPlace, c, "a retry places it again")
+	svc.placed(ada, nil, false) // certainly not written, this time
+	_, c = svc.claim(bob)
+	require.Equal(t, claimOther, c, "the first attempt may have written ada's order")
+}
