@@ -1,0 +1,24 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The default -shutdown-timeout covers the longest a request placing an
+// order may take (deliveryTimeout), so that a shutdown lets it be
+// answered: it was 5 s, and a request still placing then was cut off,
+// its client answered "may or may not have been placed", or not at all.
+func TestReview32ShutdownWaitsForPlacingRequests(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-h"}, &out, nil))
+	m := regexp.MustCompile(`-shutdown-timeout duration\n[^\n]*\(default (\S+)\)`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	d, err := time.ParseDuration(m[1])
+	require.NoError(t, err)
+	require.Greater(t, d, deliveryTimeout)
+}
