@@ -57,7 +57,7 @@ func main() {
 			}
 		}
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout, nil)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 	signal.Stop(sigs)
 	close(done)
 	<-watched
@@ -107,10 +107,12 @@ const defaultShutdownTimeout = deliveryTimeout + 5*time.Second
 // reports for a program that Ctrl-C ended.
 const forcedExit = 130
 
-// run serves until ctx ends; ready, if set, learns the address it listens on.
-func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) (err error) {
+// run serves until ctx ends; ready, if set, learns the address it listens
+// on. The log goes to out, the usage (-h, or a flag that is wrong) to
+// stderr, as the flag package's own output does.
+func run(ctx context.Context, args []string, out, stderr io.Writer, ready func(addr string)) (err error) {
 	fs := flag.NewFlagSet("microservice", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long a shutdown waits for the requests under way (the default covers an order's delivery timeout)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"regexp"
 	"testing"
 	"time"
@@ -14,10 +15,10 @@ import (
 // answered: it was 5 s, and a request still placing then was cut off,
 // its client answered "may or may not have been placed", or not at all.
 func TestReview32ShutdownWaitsForPlacingRequests(t *testing.T) {
-	var out bytes.Buffer
-	require.NoError(t, run(t.Context(), []string{"-h"}, &out, nil))
-	m := regexp.MustCompile(`-shutdown-timeout duration\n[^\n]*\(default (\S+)\)`).FindStringSubmatch(out.String())
-	require.NotNil(t, m, out.String())
+	var usage bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-h"}, io.Discard, &usage, nil))
+	m := regexp.MustCompile(`-shutdown-timeout duration\n[^\n]*\(default (\S+)\)`).FindStringSubmatch(usage.String())
+	require.NotNil(t, m, usage.String())
 	d, err := time.ParseDuration(m[1])
 	require.NoError(t, err)
 	require.Greater(t, d, deliveryTimeout)
