@@ -127,7 +127,7 @@ func main() {
 // run registers each address in args and lets the mailer welcome them,
 // on an in-memory broker. The mails go to out; the usage, and the
 // addresses it could not register, to stderr.
-func run(ctx context.Context, args []string, out, stderr io.Writer) error {
+func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("unittest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -148,7 +148,14 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	// Close's error is the run's, as in quickstart: on disk (Config.Dir)
+	// it says that a write or fsync of the logs failed. (A producer's and
+	// a consumer's Close always return nil.)
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close broker: %w", cerr))
+		}
+	}()
 	if err := b.CreateTopic(ctx, SignupsTopic, log.TopicConfig{Partitions: 2}); err != nil {
 		return err
 	}
