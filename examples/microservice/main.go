@@ -6,7 +6,7 @@
 // memory, or durably on disk with -dir, where a restart rebuilds the state
 // from the events).
 //
-//	go run ./examples/microservice -addr localhost:8080 [-dir DIR] [-shutdown-timeout 5s]   # Ctrl-C or SIGTERM stops it, a second one at once
+//	go run ./examples/microservice -addr localhost:8080 [-dir DIR] [-shutdown-timeout 20s]   # Ctrl-C or SIGTERM stops it, a second one at once
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
@@ -57,7 +57,7 @@ func main() {
 			}
 		}
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout, nil)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 	signal.Stop(sigs)
 	close(done)
 	<-watched
@@ -90,17 +90,32 @@ var (
 	idleTimeout = 2 * time.Minute  // a kept-alive connection between requests
 )
 
+// defaultShutdownTimeout is how long a shutdown waits, unless
+// -shutdown-timeout says otherwise, for the requests under way: long
+// enough for an order being placed to be answered (POST /orders answers
+// within deliveryTimeout), and within the 30 s a service manager
+// commonly gives a service to stop before it kills it (Kubernetes'
+// terminationGracePeriodSeconds). A shorter timeout cuts such a request
+// short: the shutdown then closes the producer, so the order may or may
+// not have been placed (its client told so, if the answer goes out
+// before the process exits), and the run fails saying the shutdown timed
+// out. A retry with the order's Idempotency-Key, once the service is
+// back, cannot place it twice.
+const defaultShutdownTimeout = deliveryTimeout + 5*time.Second
+
 // forcedExit is the exit status after a second signal: 130, what a shell
 // reports for a program that Ctrl-C ended.
 const forcedExit = 130
 
-// run serves until ctx ends; ready, if set, learns the address it listens on.
-func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) (err error) {
+// run serves until ctx ends; ready, if set, learns the address it listens
+// on. The log goes to out, the usage (-h, or a flag that is wrong) to
+// stderr, as the flag package's own output does.
+func run(ctx context.Context, args []string, out, stderr io.Writer, ready func(addr string)) (err error) {
 	fs := flag.NewFlagSet("microservice", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for the requests under way")
+	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long a shutdown waits for the requests under way (the default covers an order's delivery timeout)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, and that is all
 	} else if err != nil {
@@ -152,7 +167,9 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdown)
+	if err = srv.Shutdown(shutdown); err != nil {
+		err = fmt.Errorf("shutdown: requests still under way after %v: %w", *shutdownTimeout, err)
+	}
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
 	}

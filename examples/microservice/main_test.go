@@ -214,7 +214,7 @@ func startRun(ctx context.Context, t *testing.T, out io.Writer, args ...string) 
 	runCtx, cancel := context.WithCancel(ctx)
 	addrc, errc := make(chan string, 1), make(chan error, 1)
 	go func() {
-		errc <- run(runCtx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, func(a string) { addrc <- a })
+		errc <- run(runCtx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, io.Discard, func(a string) { addrc <- a })
 	}()
 	select {
 	case addr = <-addrc:
@@ -245,18 +245,20 @@ func TestRun(t *testing.T) {
 	waitDone(ctx, t, url, st.Order.ID)
 	require.NoError(t, stop())
 	require.Contains(t, out.String(), "serving")
-	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, nil))
-	// -h prints the usage and is no failure; it serves nothing.
+	require.Error(t, run(ctx, []string{"-bogus"}, io.Discard, io.Discard, nil))
+	// -h prints the usage (on stderr) and is no failure; it serves nothing.
 	out.Reset()
-	require.NoError(t, run(ctx, []string{"-h"}, &out, func(string) { t.Error("-h served") }))
-	require.Contains(t, out.String(), "Usage of microservice")
+	var usage bytes.Buffer
+	require.NoError(t, run(ctx, []string{"-h"}, &out, &usage, func(string) { t.Error("-h served") }))
+	require.Contains(t, usage.String(), "Usage of microservice")
 	require.NotContains(t, out.String(), "serving")
+	require.Empty(t, out.String())
 	// A signal before the broker is open (here: ctx already ended) stops
 	// it quietly: no broker, nothing served, no error.
 	out.Reset()
 	ended, cancelEnded := context.WithCancel(ctx)
 	cancelEnded()
-	require.NoError(t, run(ended, []string{"-addr", "127.0.0.1:0", "-dir", t.TempDir()}, &out, func(string) { t.Error("served") }))
+	require.NoError(t, run(ended, []string{"-addr", "127.0.0.1:0", "-dir", t.TempDir()}, &out, io.Discard, func(string) { t.Error("served") }))
 	require.Contains(t, out.String(), "stopped while opening the broker")
 }
 
@@ -269,7 +271,7 @@ func TestRunStoppedWhileStarting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &cancelOnWrite{marker: "log created", cancel: cancel}
-	require.NoError(t, run(ctx, []string{"-addr", "127.0.0.1:0"}, out, func(string) { t.Error("served") }))
+	require.NoError(t, run(ctx, []string{"-addr", "127.0.0.1:0"}, out, io.Discard, func(string) { t.Error("served") }))
 	require.Contains(t, out.String(), "stopped while starting the service")
 }
 
@@ -369,7 +371,7 @@ func TestRunRefusesArguments(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	err := run(ctx, []string{"-addr", "127.0.0.1:0", "8081"}, &out, func(string) { t.Error("served"); cancel() })
+	err := run(ctx, []string{"-addr", "127.0.0.1:0", "8081"}, &out, io.Discard, func(string) { t.Error("served"); cancel() })
 	require.ErrorContains(t, err, `unexpected argument "8081"`)
 	require.NotContains(t, out.String(), "serving")
 }

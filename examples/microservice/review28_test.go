@@ -45,7 +45,7 @@ func TestReview28BodyTooLarge(t *testing.T) {
 func TestReview28KeyReusedBeforeHandlersSawIt(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
 	svc := &Service{b: b, producer: runneltest.NewProducer(t, b), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
 

@@ -96,7 +96,7 @@ func TestReview30RestartedServiceKnowsEarlierKeys(t *testing.T) {
 	})
 }
 
-// The map of keyed orders this process is writing holds an order only
+// The map of orders this process is placing (or placed) holds an order only
 // until a handler has seen it: from then on claim answers from the
 // order's status, and the entry was dead weight, one copy of every keyed
 // order kept for the life of the process.
@@ -112,7 +112,7 @@ func TestReview30KeyedOrdersForgottenOnceSeen(t *testing.T) {
 	}
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
-	require.Empty(t, svc.keyed)
+	require.Empty(t, svc.pending)
 	require.Len(t, svc.orders, 3)
 }
 
@@ -198,7 +198,7 @@ func TestReview30TwoIdempotencyKeysRefused(t *testing.T) {
 // newServiceWithoutHandlers is a Service whose handlers have not caught
 // up (it runs none), producing with p.
 func newServiceWithoutHandlers(t *testing.T, p *producer.Producer) *httptest.Server {
-	svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
+	svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
 	return srv

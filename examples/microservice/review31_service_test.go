@@ -51,7 +51,7 @@ func TestReview31DeliveryTimeoutAfterPlaceTimeoutMayBePlaced(t *testing.T) {
 		p, err := producer.New(f, producer.Linger(0), producer.DeliveryTimeout(deliveryTimeout))
 		require.NoError(t, err)
 		t.Cleanup(func() { p.Close() })
-		svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
+		svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 		req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{"customer":"ada","items":["book"],"amount_cents":1299}`))
 		req.Header.Set("Idempotency-Key", "k-1")
 		w := httptest.NewRecorder()

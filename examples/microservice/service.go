@@ -70,15 +70,20 @@ type Status struct {
 // handlers read the orders placed before it started, so that a restart
 // forgets no key. A retry after a request that failed places the order
 // again: the first may have written it too, and the handlers act on an
-// ID's first event only, whatever duplicates follow.
+// ID's first event only, whatever duplicates follow. GET answers, as a
+// retry does, from where this process placed an order until a handler
+// has seen it.
+//
+// A failure is answered with a message of the service's own (its cause
+// goes to the log): 503, saying whether the order may have been placed.
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
 	logger   *slog.Logger
 
-	mu     sync.Mutex
-	orders map[string]*Status
-	keyed  map[string]*keyedOrder // orders this process wrote (or is writing) under an Idempotency-Key, until a handler sees them
+	mu      sync.Mutex
+	orders  map[string]*Status       // the orders a handler has seen
+	pending map[string]*pendingOrder // orders this process placed, or is placing under an Idempotency-Key, until a handler sees them
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -116,7 +121,7 @@ func NewService(ctx context.Context, b *runnel.Broker, logger *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, keyed: map[string]*keyedOrder{}}
+	s := &Service{b: b, producer: p, logger: logger, orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var readies []chan error
@@ -227,7 +232,7 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	if !ok {
 		st = &Status{Order: o, Offset: r.Offset, Partition: r.Partition}
 		s.orders[o.ID] = st
-		delete(s.keyed, o.ID) // claim answers from st now
+		delete(s.pending, o.ID) // claim and GET answer from st now
 	}
 	if st.Partition != r.Partition || st.Offset != r.Offset {
 		s.logger.Info("duplicate order event skipped", "order", o.ID, "partition", r.Partition, "offset", r.Offset)
@@ -236,12 +241,13 @@ func (s *Service) update(r *record.Record, o Order, f func(*Status)) {
 	f(st)
 }
 
-// keyedOrder is an order placed under an Idempotency-Key by this
-// process, which no handler has seen yet.
-type keyedOrder struct {
-	order   Order
-	placing bool    // a request is placing it
-	placed  *Status // where a request wrote it, if one did
+// pendingOrder is an order this process placed, or is placing under an
+// Idempotency-Key, which no handler has seen yet.
+type pendingOrder struct {
+	order        Order
+	placing      bool    // a request is placing it
+	placed       *Status // where a request wrote it, if one did
+	mayBeWritten bool    // a request that failed may have written it
 }
 
 // claimed is claim's answer.
@@ -267,11 +273,13 @@ var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // (two are one list, "k1, k2", as RFC 9110 combines them, which the
 // draft says a client must not send), holding a key of idempotencyKey's
 // characters, bare (as many APIs take it) or quoted (the draft's
-// Structured Field String: "k1" is the key k1).
+// Structured Field String: "k1" is the key k1). An empty field is
+// malformed, not "no key": a client whose key came out empty would have
+// its order placed without one, and placed again by each retry.
 func idempotencyKeyOf(h http.Header) (key string, ok bool) {
 	vs := h.Values("Idempotency-Key")
 	switch {
-	case len(vs) == 0 || len(vs) == 1 && vs[0] == "":
+	case len(vs) == 0:
 		return "", true
 	case len(vs) > 1:
 		return "", false
@@ -325,14 +333,13 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad order: customer, items and a positive amount_cents are required", http.StatusBadRequest)
 		return
 	}
-	release := func(*Status) {} // ends the claim of the order's key, if it has one
 	key, ok := idempotencyKeyOf(r.Header)
+	if !ok {
+		http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
+		return
+	}
 	keyed := key != ""
-	if keyed || !ok {
-		if !ok {
-			http.Error(w, "bad Idempotency-Key: one, of 1 to 64 of A-Z a-z 0-9 _ - (bare or quoted)", http.StatusBadRequest)
-			return
-		}
+	if keyed {
 		o.ID = "order-" + key
 		st, c := s.claim(o)
 		switch c {
@@ -356,17 +363,18 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// This request places it: the next with its key is
-		// answered from how this one ends, once it has (before
-		// the answer goes out, so that a client's next request
-		// finds it).
-		release = func(st *Status) { s.placed(o.ID, st) }
+		// answered from how this one ends (see placed).
 	} else {
 		o.ID = "order-" + rand.Text()[:12] // unique across restarts
 	}
+	// Every answer from here on is the service's own: the cause of a
+	// failure (a broker's error, a file's path) goes to the log, not to
+	// the client, who can act on none of it.
 	value, err := json.Marshal(o)
 	if err != nil {
-		release(nil)
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		s.logger.Error("encode order", "order", o.ID, "err", err)
+		s.placed(o, nil, false)
+		http.Error(w, "internal error: the order was not placed", http.StatusInternalServerError)
 		return
 	}
 	rec := &record.Record{
@@ -391,25 +399,27 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	// the process dies now.
 	if err := s.producer.ProduceSync(ctx, rec); err != nil {
 		s.logger.Error("produce", "order", o.ID, "err", err)
-		msg := "the order was not placed: "
-		if ctxErr := ctx.Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
+		msg := "the order was not placed: retry later"
+		ctxErr := ctx.Err()
+		mayBeWritten := ctxErr == nil || !errors.Is(err, ctxErr)
+		if mayBeWritten {
 			// ErrDeliveryTimeout, a producer closing: the event may
 			// have been written. A retry with the same Idempotency-Key
 			// cannot place it twice; one without, or with a key the
 			// first did not have, gets another ID, and places it a
 			// second time if it was: the client is told the ID.
-			msg = "the order may or may not have been placed (a retry with the same Idempotency-Key cannot place it twice): "
+			msg = "the order may or may not have been placed (a retry with the same Idempotency-Key cannot place it twice)"
 			if !keyed {
 				msg = "the order may or may not have been placed, as " + o.ID + " (GET /orders/" + o.ID +
-					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely): "
+					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely)"
 			}
 		}
-		release(nil)
-		http.Error(w, msg+err.Error(), http.StatusServiceUnavailable)
+		s.placed(o, nil, mayBeWritten)
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	placed := Status{Order: o, Partition: rec.Partition, Offset: rec.Offset}
-	release(&placed)
+	s.placed(o, &placed, false)
 	w.Header().Set("Location", "/orders/"+o.ID)
 	writeJSON(w, http.StatusCreated, placed)
 }
@@ -428,10 +438,10 @@ func (s *Service) claim(o Order) (Status, claimed) {
 		}
 		return *st, claimPlaced
 	}
-	k, ok := s.keyed[o.ID]
+	k, ok := s.pending[o.ID]
 	switch {
 	case !ok:
-		s.keyed[o.ID] = &keyedOrder{order: o, placing: true}
+		s.pending[o.ID] = &pendingOrder{order: o, placing: true}
 		return Status{}, claimPlace
 	case !sameOrder(k.order, o):
 		return Status{}, claimOther
@@ -444,33 +454,53 @@ func (s *Service) claim(o Order) (Status, claimed) {
 	return Status{}, claimPlace
 }
 
-// placed ends the claim of a request that placed the keyed order id:
-// st is where it was written, nil if that failed (it may have been
-// written all the same: a retry then writes it again, and the handlers
-// skip the duplicate).
-func (s *Service) placed(id string, st *Status) {
+// placed records how a request that placed order o ended, before its
+// answer goes out (so that the client's next request finds it): st is
+// where it was written, nil if that failed. Until a handler sees the
+// order, GET and a retry with its key answer from st. After a failure a
+// retry with its key places it again; the key is kept, refusing another
+// order, while an attempt may have written it (the handlers would skip
+// another order under its ID as a duplicate), and forgotten otherwise,
+// as nothing was placed.
+func (s *Service) placed(o Order, st *Status, mayBeWritten bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k, ok := s.keyed[id]; ok { // not yet seen by a handler
-		k.placing, k.placed = false, st
+	if _, ok := s.orders[o.ID]; ok {
+		return // a handler has seen it: answers come from its status
+	}
+	p, ok := s.pending[o.ID] // absent for an order without a key
+	switch {
+	case st != nil && !ok:
+		s.pending[o.ID] = &pendingOrder{order: o, placed: st}
+	case st != nil:
+		p.placing, p.placed = false, st
+	case !ok: // an order without a key failed: nothing to remember
+	case mayBeWritten || p.mayBeWritten:
+		p.placing, p.mayBeWritten = false, true
+	default:
+		delete(s.pending, o.ID)
 	}
 }
 
-// status returns a copy of the order's status, if a handler has seen it.
+// status returns a copy of the order's status: a handler's, or where
+// this process placed it if no handler has seen it yet.
 func (s *Service) status(id string) (Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.orders[id]
-	if !ok {
-		return Status{}, false
+	if st, ok := s.orders[id]; ok {
+		return *st, true
 	}
-	return *st, true
+	if p, ok := s.pending[id]; ok && p.placed != nil {
+		return *p.placed, true
+	}
+	return Status{}, false
 }
 
 func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) {
 	out, ok := s.status(r.PathValue("id"))
 	if !ok {
-		// Placed but not yet seen by a handler, or never placed.
+		// Never placed, or placed by another process (or before a
+		// restart) and not yet seen by a handler.
 		http.Error(w, "no such order (yet)", http.StatusNotFound)
 		return
 	}

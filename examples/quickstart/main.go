@@ -30,7 +30,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
@@ -47,11 +47,13 @@ type options struct {
 	sync       log.SyncPolicy
 }
 
-func parse(args []string, out io.Writer) (options, error) {
+// parse parses the command line args; the usage (-h, or a flag that is
+// wrong) goes to stderr.
+func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	var codec, sync string
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	fs.StringVar(&o.dir, "dir", "", "keep the broker's data in this directory (default: in memory)")
 	fs.StringVar(&o.topic, "topic", "orders", "topic name")
 	fs.IntVar(&o.partitions, "partitions", 3, "number of partitions of a new topic")
@@ -86,8 +88,11 @@ func parse(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, out io.Writer) (err error) {
-	o, err := parse(args, out)
+// run runs quickstart with the command line args: what it does goes to
+// out, the usage to stderr (as the flag package's own output does), and a
+// failure is its error.
+func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) {
+	o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, and that is all
 	}

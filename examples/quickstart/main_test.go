@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func TestQuickstartInMemory(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-records", "5000", "-compression", "zstd"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-records", "5000", "-compression", "zstd"}, &out, io.Discard))
 	s := out.String()
 	require.Contains(t, s, `opened broker in memory: created topic "orders" with 3 partitions`)
 	require.Contains(t, s, "produced 5000 records")
@@ -26,11 +27,11 @@ func TestQuickstartContinues(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"-dir", dir, "-records", "3000", "-partitions", "3"}
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), args, &out))
+	require.NoError(t, run(context.Background(), args, &out, io.Discard))
 	require.Contains(t, out.String(), "created topic")
 	first := offsets(t, out.String())
 	out.Reset()
-	require.NoError(t, run(context.Background(), args, &out))
+	require.NoError(t, run(context.Background(), args, &out, io.Discard))
 	s := out.String()
 	require.Contains(t, s, `topic "orders" is there from an earlier run`)
 	require.Contains(t, s, "consumed 3000 records")
@@ -50,10 +51,10 @@ func TestQuickstartContinues(t *testing.T) {
 func TestQuickstartReportsTopicSync(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "never"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "never"}, &out, io.Discard))
 	require.Contains(t, out.String(), "sync never")
 	out.Reset()
-	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "always"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "always"}, &out, io.Discard))
 	require.Contains(t, out.String(), "sync never")
 	require.NotContains(t, out.String(), "sync always")
 }
@@ -75,36 +76,37 @@ func offsets(t *testing.T, s string) map[int]int {
 // consumes nothing, and ends.
 func TestQuickstartNothing(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-records", "0"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-records", "0"}, &out, io.Discard))
 	require.Contains(t, out.String(), "consumed 0 records")
 }
 
 func TestQuickstartBadFlags(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-compression", "brotli"}, &out)
+	err := run(context.Background(), []string{"-compression", "brotli"}, &out, io.Discard)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "brotli"), err.Error())
-	require.Error(t, run(context.Background(), []string{"-sync", "sometimes"}, &out))
-	require.Error(t, run(context.Background(), []string{"-partitions", "0"}, &out))
+	require.Error(t, run(context.Background(), []string{"-sync", "sometimes"}, &out, io.Discard))
+	require.Error(t, run(context.Background(), []string{"-partitions", "0"}, &out, io.Discard))
 	// A stray argument was ignored, and the run went on without it.
-	err = run(context.Background(), []string{"-records", "10", "extra", "-dir", t.TempDir()}, &out)
+	err = run(context.Background(), []string{"-records", "10", "extra", "-dir", t.TempDir()}, &out, io.Discard)
 	require.ErrorContains(t, err, `unexpected argument "extra"`)
 	require.NotContains(t, out.String(), "opened broker")
 }
 
-// TestQuickstartHelp: -h prints the usage and is no failure (exit 0, as
-// a flag.ExitOnError program's), and runs nothing.
+// TestQuickstartHelp: -h prints the usage (on stderr) and is no failure
+// (exit 0, as a flag.ExitOnError program's), and runs nothing.
 func TestQuickstartHelp(t *testing.T) {
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-h"}, &out))
-	require.Contains(t, out.String(), "Usage of quickstart")
-	require.Contains(t, out.String(), "-dir")
+	var out, usage bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-h"}, &out, &usage))
+	require.Contains(t, usage.String(), "Usage of quickstart")
+	require.Contains(t, usage.String(), "-dir")
 	require.NotContains(t, out.String(), "opened broker")
+	require.Empty(t, out.String())
 }
 
 func TestQuickstartOnePartition(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-records", "10", "-partitions", "1"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-records", "10", "-partitions", "1"}, &out, io.Discard))
 	require.Contains(t, out.String(), `created topic "orders" with 1 partition`+"\n")
 }
 

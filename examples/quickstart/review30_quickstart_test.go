@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +47,7 @@ func TestReview30CloseErrorFailsTheRun(t *testing.T) {
 			}
 		}
 	}}
-	err := run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "never"}, w)
+	err := run(context.Background(), []string{"-dir", dir, "-records", "100", "-sync", "never"}, w, io.Discard)
 	require.Error(t, err)
 	require.True(t, strings.Contains(w.buf.String(), "consumed 100 records"), w.buf.String())
 }

@@ -118,19 +118,20 @@ func (p printSender) Send(_ context.Context, to, subject string) error {
 }
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "unittest:", err)
 		os.Exit(1)
 	}
 }
 
 // run registers each address in args and lets the mailer welcome them,
-// on an in-memory broker.
-func run(ctx context.Context, args []string, out io.Writer) error {
+// on an in-memory broker. The mails go to out; the usage, and the
+// addresses it could not register, to stderr.
+func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("unittest", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: unittest EMAIL...\n\nRegisters each address and welcomes each new user once, on an in-memory broker.")
+		fmt.Fprintln(stderr, "usage: unittest EMAIL...\n\nRegisters each address and welcomes each new user once, on an in-memory broker.")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -147,7 +148,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	// Close's error is the run's, as in quickstart: on disk (Config.Dir)
+	// it says that a write or fsync of the logs failed. (A producer's and
+	// a consumer's Close always return nil.)
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close broker: %w", cerr))
+		}
+	}()
 	if err := b.CreateTopic(ctx, SignupsTopic, log.TopicConfig{Partitions: 2}); err != nil {
 		return err
 	}
@@ -171,7 +179,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	users := map[string]bool{}
 	for _, email := range args {
 		if err := s.Register(ctx, email); err != nil {
-			fmt.Fprintln(out, "not registered:", err)
+			fmt.Fprintln(stderr, "not registered:", err)
 			continue
 		}
 		users[email] = true

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -153,12 +154,12 @@ func TestMailerRejectsBadEvent(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"ada@example.com", "nope", "bob@example.com"}, &out))
+	var out, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"ada@example.com", "nope", "bob@example.com"}, &out, &stderr))
 	s := out.String()
 	require.Contains(t, s, "mail to ada@example.com: Welcome!")
 	require.Contains(t, s, "mail to bob@example.com: Welcome!")
-	require.Contains(t, s, `not registered: unittest: bad email address: "nope"`)
+	require.Contains(t, stderr.String(), `not registered: unittest: bad email address: "nope"`)
 }
 
 // TestRunSameAddressTwice: an address given twice is registered twice
@@ -167,7 +168,7 @@ func TestRun(t *testing.T) {
 // out (it failed with context.DeadlineExceeded after 10 s).
 func TestRunSameAddressTwice(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"ada@example.com", "ada@example.com", "bob@example.com"}, &out))
+	require.NoError(t, run(context.Background(), []string{"ada@example.com", "ada@example.com", "bob@example.com"}, &out, io.Discard))
 	require.Equal(t, 1, strings.Count(out.String(), "mail to ada@example.com"), out.String())
 	require.Equal(t, 1, strings.Count(out.String(), "mail to bob@example.com"), out.String())
 }
@@ -176,21 +177,22 @@ func TestRunSameAddressTwice(t *testing.T) {
 // an address).
 func TestRunHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "-help", "--help"} {
-		var out bytes.Buffer
-		require.NoError(t, run(context.Background(), []string{arg}, &out))
-		require.Contains(t, out.String(), "usage: unittest EMAIL...")
-		require.NotContains(t, out.String(), "not registered")
+		var out, stderr bytes.Buffer
+		require.NoError(t, run(context.Background(), []string{arg}, &out, &stderr))
+		require.Contains(t, stderr.String(), "usage: unittest EMAIL...")
+		require.NotContains(t, stderr.String(), "not registered")
+		require.Empty(t, out.String())
 	}
 	var out bytes.Buffer
-	require.Error(t, run(context.Background(), []string{"-x"}, &out))
+	require.Error(t, run(context.Background(), []string{"-x"}, &out, io.Discard))
 }
 
 // TestRunNoAddress: run with no address prints the usage and fails (it
 // printed nothing and exited 0, as if it had done something).
 func TestRunNoAddress(t *testing.T) {
-	var out bytes.Buffer
-	require.ErrorContains(t, run(context.Background(), nil, &out), "no address given")
-	require.Contains(t, out.String(), "usage: unittest EMAIL...")
+	var stderr bytes.Buffer
+	require.ErrorContains(t, run(context.Background(), nil, io.Discard, &stderr), "no address given")
+	require.Contains(t, stderr.String(), "usage: unittest EMAIL...")
 }
 
 // Run(ctx, 0) has sent its n mails before it reads anything: it returns
