@@ -88,8 +88,9 @@ type AppendResult struct {
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
-// removed the batches before their fsync (see Durability.Wait); ctx's
-// error.
+// removed the batches before their fsync (see Durability.Wait), and when
+// the batches would take the log end offset past MaxLogEndOffset
+// (nothing is written, the log not fenced); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -168,7 +169,13 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			ts, st = st[0].maxTs, st[1:]
 		}
 		maxTs = max(maxTs, ts)
-		next += int64(b.LastOffsetDelta()) + 1 // validate: the record count
+		delta := int64(b.LastOffsetDelta()) // validate: the record count - 1
+		if next > MaxLogEndOffset-1-delta {
+			l.mu.Unlock()
+			return res, Durability{}, fmt.Errorf("%w: %d records from offset %d would take the log end past %d, the largest (a segment must be able to start at the log end)",
+				ErrOffsetOutOfRange, records, res.FirstOffset, int64(MaxLogEndOffset))
+		}
+		next += delta + 1
 		p += len(b)
 	}
 	res.LastOffset = next - 1

@@ -572,8 +572,9 @@ func (s *Segment) Fits(n int, last int64) bool {
 // has assigned, validated, contiguous from NextOffset (or increasing from
 // it, with the gaps of a compacted log) — with a single write call, and
 // indexes them. Batches that are not whole, or whose offsets do not
-// increase from NextOffset, are refused with a *record.CorruptError
-// (Position in data), and batches past the segment's offset range or size
+// increase from NextOffset or reach math.MaxInt64 (no next offset
+// follows it), are refused with a *record.CorruptError (Position in
+// data), and batches past the segment's offset range or size
 // with ErrFull (the log rolls); nothing is written then. On a
 // write error the segment's file may hold part of data; the caller fences
 // the log (it is never retried).
@@ -600,7 +601,7 @@ func (s *Segment) Append(data []byte) error {
 			return &record.CorruptError{Position: int64(p), Reason: "appended data is not whole batches"}
 		}
 		b := record.Batch(data[p:])
-		if b.BaseOffset() <= last || b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-int64(b.LastOffsetDelta()) {
+		if b.BaseOffset() <= last || b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-1-int64(b.LastOffsetDelta()) {
 			return &record.CorruptError{Position: int64(p),
 				Reason: fmt.Sprintf("appended batch's offsets [%d, %d] do not follow %d", b.BaseOffset(), b.LastOffset(), last)}
 		}

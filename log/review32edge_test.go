@@ -1,0 +1,124 @@
+package log
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// gapBatch returns one stored batch of one record at base whose last
+// offset delta is delta: what compaction leaves of a batch whose other
+// records it removed.
+func gapBatch(t *testing.T, base int64, delta int32) []byte {
+	t.Helper()
+	var bld record.Builder
+	bld.Reset()
+	bld.SetLastOffsetDelta(delta)
+	bld.Append(1, []byte("k"), []byte("v"), nil)
+	b, err := bld.Finish(compression.None)
+	require.NoError(t, err)
+	b.SetBaseOffset(base)
+	return append([]byte(nil), b...)
+}
+
+// writeSegmentFile writes data, durably, as the .log of the segment at
+// base, with no index files (Open rebuilds them).
+func writeSegmentFile(t *testing.T, fsys vfs.FS, dir string, base int64, data []byte) {
+	t.Helper()
+	require.NoError(t, vfs.MkdirAllDurable(fsys, dir, 0o755))
+	f, err := fsys.Create(filepath.Join(dir, segment.FileName(base, segment.LogSuffix)))
+	require.NoError(t, err)
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Close())
+}
+
+// TestReview32AppendPastTheLastOffsetIsRefused: an append whose offsets
+// would take the log end past maxSegmentBase, where no segment can start
+// (its indexes hold offsets relative to its base in 32 bits), is refused
+// with ErrOffsetOutOfRange, nothing written and the log not fenced. It
+// was taken: past maxSegmentBase, retention could not roll the active
+// segment (ErrRollFailed at every round), DeleteRecordsBefore the end
+// wrote a log start offset checkpoint that the next Open refused
+// (ErrBadCheckpoint: the log could not be opened again), and an append
+// whose last offset was math.MaxInt64 made the log end wrap to
+// math.MinInt64, after which no record of the log could be read and the
+// next append failed to roll at a negative base.
+func TestReview32AppendPastTheLastOffsetIsRefused(t *testing.T) {
+	ctx := context.Background()
+	t.Run("from a log start checkpoint", func(t *testing.T) {
+		e := newEnv(t)
+		require.NoError(t, vfs.MkdirAllDurable(e.fs, e.dir, 0o755))
+		require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, maxSegmentBase-2))
+		cfg := Config{RetentionTime: time.Second}
+		l := e.open(cfg)
+		require.EqualValues(t, maxSegmentBase-2, appendOK(t, l, valueBatch(t, 1, "a")).FirstOffset)
+		_, err := l.Append(ctx, valueBatch(t, 1, "b", "c"), AppendOptions{})
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+		require.Equal(t, Offsets{Start: maxSegmentBase - 2, Durable: maxSegmentBase - 1, End: maxSegmentBase - 1}, l.Offsets())
+		require.EqualValues(t, maxSegmentBase-1, appendOK(t, l, valueBatch(t, 1, "b")).LastOffset)
+		_, err = l.Append(ctx, valueBatch(t, 1, "c"), AppendOptions{})
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+		require.Len(t, readAll(t, l, maxSegmentBase-2), 2)
+
+		// The log at its end still rolls, and its start gets there.
+		e.clock.Advance(time.Hour)
+		_, err = l.ApplyRetention()
+		require.NoError(t, err)
+		require.Equal(t, Offsets{Start: maxSegmentBase, Durable: maxSegmentBase, End: maxSegmentBase}, l.Offsets())
+		require.NoError(t, l.Close())
+		l = e.open(cfg)
+		low, err := l.DeleteRecordsBefore(l.LogEndOffset())
+		require.NoError(t, err)
+		require.EqualValues(t, maxSegmentBase, low)
+		require.NoError(t, l.Close())
+		l = e.open(cfg)
+		require.Equal(t, Offsets{Start: maxSegmentBase, Durable: maxSegmentBase, End: maxSegmentBase}, l.Offsets())
+		require.NoError(t, l.Close())
+	})
+	t.Run("from a segment that ends at math.MaxInt64", func(t *testing.T) {
+		// A compacted batch whose one record kept is the first of the
+		// offsets up to math.MaxInt64 - 1: the log end is math.MaxInt64.
+		e := newEnv(t)
+		writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, math.MaxInt32-1))
+		l := e.open(Config{})
+		require.EqualValues(t, math.MaxInt64, l.LogEndOffset())
+		_, err := l.Append(ctx, valueBatch(t, 1, "a"), AppendOptions{})
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+		require.EqualValues(t, math.MaxInt64, l.LogEndOffset())
+		require.Len(t, readAll(t, l, maxSegmentBase), 1)
+		require.NoError(t, l.Close())
+	})
+}
+
+// TestReview32BatchEndingAtMaxInt64IsCorrupt: a segment whose batch ends
+// at offset math.MaxInt64, whose next offset no int64 holds, is corrupt:
+// Open fails with record.ErrCorrupt. It opened, the log end wrapping (to
+// a log that reported offsets [0, 0) and read none of its records).
+func TestReview32BatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
+	for _, withIndexes := range []bool{false, true} {
+		e := newEnv(t)
+		writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, math.MaxInt32-1))
+		if withIndexes {
+			// Indexes and a clean shutdown, so that Open trusts the
+			// segment and reads only its tail.
+			l := e.open(Config{})
+			require.NoError(t, l.Close())
+		}
+		data := readAllFile(t, e.fs, filepath.Join(e.dir, segment.FileName(maxSegmentBase, segment.LogSuffix)))
+		b := record.Batch(data)
+		b.SetBaseOffset(maxSegmentBase + 1) // [maxSegmentBase+1, math.MaxInt64], the CRC unchanged
+		writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(maxSegmentBase, segment.LogSuffix)), data)
+		_, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+		require.ErrorIs(t, err, record.ErrCorrupt, "with indexes %v", withIndexes)
+	}
+}
