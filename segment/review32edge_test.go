@@ -11,7 +11,7 @@ import (
 )
 
 // lastBase is the largest base offset a segment can have.
-const lastBase = math.MaxInt64 - math.MaxInt32
+const lastBase int64 = math.MaxInt64 - math.MaxInt32
 
 // endingBatch returns a batch of one record at base whose last offset is
 // last (a compacted batch's offset range).
