@@ -368,7 +368,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// segment.bytes (RECORD_LIST_TOO_LARGE).
 		return 0, nil, fmt.Errorf("%w: %d bytes in one append, more than a segment holds (%d)", ErrRecordTooLarge, len(data), math.MaxInt32)
 	}
-	records := 0
+	records := int64(0)
 	idempotent := false
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
@@ -502,15 +502,22 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			stamps = append(stamps, stamp{pos: p, maxTs: maxTs})
 		}
 		idempotent = idempotent || hasProducer(b)
-		records += int(n)
+		records += int64(n)
 		p += len(b)
+	}
+	if records > math.MaxInt32 {
+		// Their offsets span more than a segment holds (its indexes
+		// keep offsets relative to its base in 32 bits): the write
+		// would fail, and fence the log. (Kafka's segment throws
+		// LogSegmentOffsetOverflowException, and the append fails.)
+		return 0, nil, fmt.Errorf("%w: %d records in one append, more offsets than a segment holds (%d)", ErrRecordTooLarge, records, math.MaxInt32)
 	}
 	if idempotent && int(record.BatchSize(data)) != len(data) {
 		// Several batches: none may be an idempotent producer's, the
 		// first or any after it.
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
-	return records, stamps, nil
+	return int(records), stamps, nil
 }
 
 // legacyMinLength is the smallest batch length (the field after the base

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -122,3 +123,43 @@ func TestReview32BatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
 		require.ErrorIs(t, err, record.ErrCorrupt, "with indexes %v", withIndexes)
 	}
 }
+
+// TestReview32AppendOfMoreOffsetsThanASegmentHolds: an append of more
+// records than a segment has offsets for (2^31 - 1: its indexes hold
+// offsets relative to its base in 32 bits), which compressed batches
+// within max.message.bytes can carry, is refused with ErrRecordTooLarge,
+// and the log takes the next append. The segment refused the write
+// (segment.ErrFull, after a roll to a new segment it did not fit either),
+// a write failure to the log, which fenced it. It builds some 2 GB of
+// batches and validates 2^31 records (minutes of CPU): it runs only with
+// RUNNEL_HUGE_APPEND=1, on 64 bits.
+func TestReview32AppendOfMoreOffsetsThanASegmentHolds(t *testing.T) {
+	if os.Getenv("RUNNEL_HUGE_APPEND") == "" || math.MaxInt == math.MaxInt32 {
+		t.Skip("2^31 records in one append: set RUNNEL_HUGE_APPEND=1 (64-bit only)")
+	}
+	var bld record.Builder
+	bld.Reset()
+	for bld.Size() < compression.DefaultDecodeLimit-16 {
+		bld.Append(0, nil, nil, nil)
+	}
+	one, err := bld.Finish(compression.Zstd)
+	require.NoError(t, err)
+	k := int64(bld.NumRecords())
+	n := int((math.MaxInt32 + k) / k) // batches for 2^31 records
+	data := make([]byte, 0, n*len(one))
+	for range n {
+		data = append(data, one...)
+	}
+	require.LessOrEqual(t, len(data), math.MaxInt32)
+	e := newEnv(t)
+	cfg := Config{Sync: SyncNever, MaxMessageBytes: len(one)}
+	l := e.open(cfg)
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, 1, "a")) // the active segment is not empty: the append rolls
+	_, err = l.Append(context.Background(), data, AppendOptions{})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	data = nil
+	appendOK(t, l, valueBatch(t, 1, "b"))
+	require.Equal(t, int64(2), l.LogEndOffset())
+}
+
