@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -163,3 +164,51 @@ func TestReview32AppendOfMoreOffsetsThanASegmentHolds(t *testing.T) {
 	require.Equal(t, int64(2), l.LogEndOffset())
 }
 
+// TestReview32SwapEndingAtMaxInt64IsCorrupt: a compaction's swap file
+// whose batch ends at math.MaxInt64 (no offset follows it: the segment
+// refuses it) makes Open fail with record.ErrCorrupt before Open changes
+// anything, as a swap whose batches went bad does. Open completed the
+// swap — removing the segment it replaces, renaming the swap — and only
+// then found the segment corrupt; scanEnd had taken the batch, its end
+// wrapping to math.MinInt64.
+func TestReview32SwapEndingAtMaxInt64IsCorrupt(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
+	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(maxSegmentBase, segment.LogSuffix+swapSuffix)),
+		gapBatch(t, maxSegmentBase+1, math.MaxInt32-1))
+	before, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	_, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	after, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.ElementsMatch(t, before, after, "a refused Open changed the directory")
+}
+
+// TestReview32SwapFilePastMaxInt32IsCorrupt: a compaction's swap file
+// larger than math.MaxInt32 bytes, which no segment is, makes Open fail
+// with record.ErrCorrupt before it reads a batch, changing nothing. Under
+// GOARCH=386 a batch header in it claiming 2 GiB - 1 bytes made Open
+// panic (the batch's size wrapped an int); on 64 bits it was read into
+// one buffer, 2 GiB, to fail its CRC. The file is sparse.
+func TestReview32SwapFilePastMaxInt32IsCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	hdr := gapBatch(t, 0, 0)[:record.HeaderSize]
+	binary.BigEndian.PutUint32(hdr[8:], math.MaxInt32) // the batch length
+	path := filepath.Join(dir, segment.FileName(0, segment.LogSuffix+swapSuffix))
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	_, err = f.Write(hdr)
+	require.NoError(t, err)
+	const size int64 = math.MaxInt32 + 4096
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		t.Skipf("no sparse file of %d bytes here: %v", size, err)
+	}
+	require.NoError(t, f.Close())
+	_, err = Open(dir, Config{}, Options{FS: vfs.OS})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	names, err := vfs.OS.List(dir)
+	require.NoError(t, err)
+	require.Equal(t, []string{segment.FileName(0, segment.LogSuffix+swapSuffix)}, names)
+}
