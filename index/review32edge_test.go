@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
@@ -21,6 +22,9 @@ import (
 // look-up then panicking. The files are sparse: a last entry alone,
 // after zeros.
 func TestReview32IndexFilePastMaxInt32IsCorrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("sparse files: NTFS allocates a file's length unless it is marked sparse")
+	}
 	for _, size := range []int64{1<<31 + 8, 1<<31 + 16, 3 << 30, 1 << 33} {
 		for _, kind := range []string{"offset", "time"} {
 			sz := int64(OffsetEntrySize)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -77,6 +78,9 @@ func TestReview32BatchEndingAtMaxInt64(t *testing.T) {
 // int); on 64 bits it read them all in one buffer and cut them. The file
 // is sparse: one batch, then zeros.
 func TestReview32LogFilePastMaxInt32IsCorrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("sparse files: NTFS allocates a file's length unless it is marked sparse")
+	}
 	for _, active := range []bool{true, false} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, FileName(0, LogSuffix))
