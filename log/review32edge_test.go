@@ -216,3 +216,35 @@ func TestReview32SwapFilePastMaxInt32IsCorrupt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{segment.FileName(0, segment.LogSuffix+swapSuffix)}, names)
 }
+
+// TestReview32LogPastTheLastEndKeepsOpening: a log whose segments on disk
+// end past MaxLogEndOffset (no runnel appends there now: such files are
+// crafted, or an older runnel's) still opens and reads; a
+// DeleteRecordsBefore past MaxLogEndOffset is refused with
+// ErrOffsetOutOfRange, and time retention keeps the active segment
+// rather than roll it where no segment can start. The deletion wrote a
+// log start offset checkpoint that the next Open refused
+// (ErrBadCheckpoint: the log could not be opened again), and retention
+// failed with ErrRollFailed at every round.
+func TestReview32LogPastTheLastEndKeepsOpening(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, math.MaxInt32-1))
+	cfg := Config{RetentionTime: time.Second}
+	l := e.open(cfg)
+	require.Equal(t, int64(math.MaxInt64), l.LogEndOffset())
+	e.clock.Advance(time.Hour) // the record, stamped 1 ms, is past retention.ms
+	_, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
+	for _, off := range []int64{maxSegmentBase + 1, math.MaxInt64} {
+		_, err = l.DeleteRecordsBefore(off)
+		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", off)
+	}
+	low, err := l.DeleteRecordsBefore(maxSegmentBase)
+	require.NoError(t, err)
+	require.Equal(t, int64(maxSegmentBase), low)
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	require.Equal(t, Offsets{Start: maxSegmentBase, Durable: math.MaxInt64, End: math.MaxInt64}, l.Offsets())
+	require.NoError(t, l.Close())
+}
