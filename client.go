@@ -190,6 +190,8 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // Kafka appends the whole ones and drops the rest: a request is taken or
 // refused whole);
 // log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+// log.ErrOffsetOutOfRange when the batches would take the partition's log
+// end offset past log.MaxLogEndOffset;
 // log.ErrLogFenced; log.ErrRollFailed; ErrClosed; ctx's error; and when it
 // creates the topic (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
 // the append (while its fsync is awaited) gives ctx's error with the

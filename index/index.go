@@ -106,6 +106,10 @@ const (
 // Kafka stores both as signed 32-bit integers.
 const maxRelative = math.MaxInt32
 
+// maxFileBytes is the size of the largest index file: a larger one is
+// corrupt.
+const maxFileBytes = math.MaxInt32
+
 // file is what the two indexes share: the file, its mapping or heap buffer,
 // and the number of entries. The index types add the entry encoding.
 type file struct {
@@ -152,7 +156,15 @@ func (x *file) open(fsys vfs.FS, path string, sz int, base int64, maxBytes int, 
 	}
 	x.f, x.fsys, x.path, x.sz, x.base = f, fsys, path, sz, base
 	size, err := f.Size()
-	if err == nil && size%int64(sz) != 0 {
+	switch {
+	case err != nil:
+	case size > maxFileBytes:
+		// No index is that large (Kafka's segment.index.bytes is an
+		// int32 too), and its entries would not fit in an int's bytes
+		// on 32-bit platforms.
+		err = &CorruptError{Path: path, Entry: maxFileBytes / sz,
+			Reason: fmt.Sprintf("file size %d past the largest index, %d bytes", size, maxFileBytes)}
+	case size%int64(sz) != 0:
 		err = &CorruptError{Path: path, Entry: int(size / int64(sz)),
 			Reason: fmt.Sprintf("file size %d is not a multiple of the entry size %d", size, sz)}
 	}

@@ -30,8 +30,9 @@ type OffsetEntry struct{ Offset, Position int64 }
 //
 // Trailing all-zero entries (preallocated space of a Kafka index that was
 // not trimmed) are dropped; a sealed index's file is trimmed to its entries. A
-// file whose size is not a multiple of OffsetEntrySize is reported as a
-// *CorruptError. The entries are not checked: see Check.
+// file whose size is not a multiple of OffsetEntrySize, or is above
+// math.MaxInt32 (no index is larger), is reported as a *CorruptError. The
+// entries are not checked: see Check.
 //
 // Errors: a *CorruptError (matching ErrCorrupt); file system errors;
 // ErrInvalidArgument (a misuse) for a base offset that is negative or

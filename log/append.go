@@ -88,8 +88,9 @@ type AppendResult struct {
 // ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
 // batch that does not follow its last sequence or comes from an older
 // epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
-// removed the batches before their fsync (see Durability.Wait); ctx's
-// error.
+// removed the batches before their fsync (see Durability.Wait), and when
+// the batches would take the log end offset past MaxLogEndOffset
+// (nothing is written, the log not fenced); ctx's error.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {
@@ -168,7 +169,13 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 			ts, st = st[0].maxTs, st[1:]
 		}
 		maxTs = max(maxTs, ts)
-		next += int64(b.LastOffsetDelta()) + 1 // validate: the record count
+		delta := int64(b.LastOffsetDelta()) // validate: the record count - 1
+		if next > MaxLogEndOffset-1-delta {
+			l.mu.Unlock()
+			return res, Durability{}, fmt.Errorf("%w: %d records from offset %d would take the log end past %d, the largest (a segment must be able to start at the log end)",
+				ErrOffsetOutOfRange, records, res.FirstOffset, int64(MaxLogEndOffset))
+		}
+		next += delta + 1
 		p += len(b)
 	}
 	res.LastOffset = next - 1
@@ -361,7 +368,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// segment.bytes (RECORD_LIST_TOO_LARGE).
 		return 0, nil, fmt.Errorf("%w: %d bytes in one append, more than a segment holds (%d)", ErrRecordTooLarge, len(data), math.MaxInt32)
 	}
-	records := 0
+	records := int64(0)
 	idempotent := false
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
@@ -495,15 +502,22 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			stamps = append(stamps, stamp{pos: p, maxTs: maxTs})
 		}
 		idempotent = idempotent || hasProducer(b)
-		records += int(n)
+		records += int64(n)
 		p += len(b)
+	}
+	if records > math.MaxInt32 {
+		// Their offsets span more than a segment holds (its indexes
+		// keep offsets relative to its base in 32 bits): the write
+		// would fail, and fence the log. (Kafka's segment throws
+		// LogSegmentOffsetOverflowException, and the append fails.)
+		return 0, nil, fmt.Errorf("%w: %d records in one append, more offsets than a segment holds (%d)", ErrRecordTooLarge, records, math.MaxInt32)
 	}
 	if idempotent && int(record.BatchSize(data)) != len(data) {
 		// Several batches: none may be an idempotent producer's, the
 		// first or any after it.
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
-	return records, stamps, nil
+	return int(records), stamps, nil
 }
 
 // legacyMinLength is the smallest batch length (the field after the base

@@ -773,6 +773,11 @@ func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if size > math.MaxInt32 {
+		// No segment is that large (see segment.Segment.Recover); its
+		// batches' sizes would not fit an int on 32-bit platforms.
+		return 0, &record.CorruptError{Path: path, Position: math.MaxInt32, Reason: fmt.Sprintf("swap file of %d bytes, larger than a segment can be", size)}
+	}
 	end := base
 	pos := int64(0)
 	for pos+record.HeaderSize <= size {
@@ -799,6 +804,11 @@ func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
 		if b.BaseOffset() < end {
 			return 0, &record.CorruptError{Path: path, Position: pos,
 				Reason: fmt.Sprintf("batch at offset %d in swap file, below the end of the batches before it, %d", b.BaseOffset(), end)}
+		}
+		if b.LastOffset() == math.MaxInt64 {
+			// No offset follows it: no segment holds it (see
+			// segment.Segment.Append), and end would wrap.
+			return 0, &record.CorruptError{Path: path, Position: pos, Reason: "batch in swap file ends at offset math.MaxInt64"}
 		}
 		end = b.NextOffset()
 		pos += n

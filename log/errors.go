@@ -26,7 +26,7 @@ var (
 	ErrOffsetOutOfRange = errors.New("runnel/log: offset out of range")
 	// ErrRecordTooLarge is returned by Append for a batch larger than
 	// MaxMessageBytes, or batches that add up to more than a segment
-	// holds (2 GiB - 1).
+	// holds (2 GiB - 1 bytes, or 2^31 - 1 records: its offsets).
 	ErrRecordTooLarge = errors.New("runnel/log: record batch too large")
 	// ErrInvalidRecord is returned by Append for a well-formed batch that
 	// breaks a rule of the log: no records, offsets deltas that disagree

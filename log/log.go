@@ -1041,6 +1041,15 @@ func IsLogFile(name string) bool {
 // hold offsets relative to it in 32 bits, up to math.MaxInt64.
 const maxSegmentBase = math.MaxInt64 - math.MaxInt32
 
+// MaxLogEndOffset is the largest log end offset: Append refuses batches
+// that would take the log past it (ErrOffsetOutOfRange). It is the
+// largest base offset a segment can have (math.MaxInt64 - math.MaxInt32:
+// its indexes hold offsets relative to its base in 32 bits), so that a
+// segment can always start at the log end, as a roll, time retention's
+// removal of every segment and a log start offset moved to the end
+// (DeleteRecordsBefore) need.
+const MaxLogEndOffset = maxSegmentBase
+
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
 // files, and returns the base offsets of the segments, whether the log
 // was closed cleanly, and whether the clean-shutdown marker is there: a

@@ -120,7 +120,12 @@ func TestSegmentBasePastTheLargestIsCorrupt(t *testing.T) {
 	l, err := Open("/d", Config{}, Options{FS: fs})
 	require.NoError(t, err)
 	require.Equal(t, int64(maxSegmentBase), l.LogEndOffset())
-	appendOK(t, l, valueBatch(t, 1, "a"))
+	// It is the largest log end too: an append is refused, not fenced
+	// (session 32: it was taken; see
+	// TestReview32AppendPastTheLastOffsetIsRefused).
+	_, err = l.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	require.Equal(t, int64(maxSegmentBase), l.LogEndOffset())
 	require.NoError(t, l.Close())
 }
 

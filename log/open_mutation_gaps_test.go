@@ -48,7 +48,12 @@ func TestLogStartAtTheLargestSegmentBase(t *testing.T) {
 		}
 		require.NoError(t, err)
 		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())
-		require.EqualValues(t, start, appendOK(t, l, valueBatch(t, 1, "a")).FirstOffset)
+		// At MaxLogEndOffset already, it takes no record (session 32:
+		// this append was taken, past where a segment can start; see
+		// TestReview32AppendPastTheLastOffsetIsRefused).
+		_, err = l.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())
 		require.NoError(t, l.Close())
 	}
 }

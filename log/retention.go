@@ -33,7 +33,8 @@ import (
 // of its first segment left: a later call moves it on.
 //
 // Errors: ErrOffsetOutOfRange for a negative offset or one above
-// LogEndOffset; ErrClosed; ErrLogFenced (also when writing that snapshot
+// LogEndOffset or MaxLogEndOffset (which only a log whose segments on
+// disk end past it has); ErrClosed; ErrLogFenced (also when writing that snapshot
 // or the checkpoint failed once its temporary file was written, or
 // removing a segment failed, which fences the log); the file system's
 // error of a snapshot or checkpoint that could not be written at all (the
@@ -49,6 +50,12 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	}
 	if offset > l.next.Load() {
 		return 0, fmt.Errorf("%w: %d is past the log end offset %d", ErrOffsetOutOfRange, offset, l.next.Load())
+	}
+	if offset > MaxLogEndOffset {
+		// Only a log whose segments on disk end past MaxLogEndOffset
+		// (no append takes it there) gets here: no segment can start at
+		// offset, and the next Open would refuse it as the log start.
+		return 0, fmt.Errorf("%w: %d is past the largest log start offset %d", ErrOffsetOutOfRange, offset, int64(MaxLogEndOffset))
 	}
 	if offset <= l.start.Load() {
 		return l.start.Load(), nil
@@ -317,6 +324,12 @@ func (l *Log) ApplyRetention() (int, error) {
 			l.logger.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
 				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
 		}
+	}
+	if n == len(segs) && l.next.Load() > MaxLogEndOffset {
+		// No segment can start at the log end (only a log whose segments
+		// on disk end past MaxLogEndOffset gets here): the active one
+		// stays.
+		n--
 	}
 	if n == len(segs) {
 		// Kafka rolls the active segment so that it may go: a log always

@@ -19,8 +19,10 @@ const noPrev = math.MinInt64
 // whose predecessor ends at offset prev (s.base-1 for the segment's first
 // batch, noPrev when it is not known): a last offset delta that is not
 // negative, a base offset above prev and at or above the segment's base,
-// a last offset within 2^31-1 of the segment's base, and below its limit
-// when it has one. It costs a few comparisons, and no read.
+// a last offset within 2^31-1 of the segment's base and below
+// math.MaxInt64 (the offset after it, the segment's next, must be an
+// int64), and below its limit when it has one. It costs a few
+// comparisons, and no read.
 func (s *Segment) checkOffsets(hdr []byte, pos, prev int64) error {
 	if s.offsetsOK(hdr, prev) {
 		return nil
@@ -33,11 +35,12 @@ func (s *Segment) offsetsOK(hdr []byte, prev int64) bool {
 	base := int64(binary.BigEndian.Uint64(hdr))
 	// base-s.base and the delta, unsigned: each at most 2^31-1 if and only
 	// if base is at or above s.base and the delta is not negative; their
-	// sum, last-s.base, cannot wrap then.
+	// sum, last-s.base, cannot wrap then, nor s.base plus it (a base is
+	// at most math.MaxInt64 - 2^31 + 1: see index.OpenOffset).
 	rel, delta := uint64(base-s.base), uint64(binary.BigEndian.Uint32(hdr[lastDeltaOffset:]))
 	limit := s.limit.Load()
 	return rel <= math.MaxInt32 && delta <= math.MaxInt32 && rel+delta <= math.MaxInt32 && base > prev &&
-		(limit <= 0 || s.base+int64(rel+delta) < limit)
+		s.base+int64(rel+delta) < math.MaxInt64 && (limit <= 0 || s.base+int64(rel+delta) < limit)
 }
 
 // lastDeltaOffset is the position of the last offset delta in a batch.
@@ -58,6 +61,8 @@ func (s *Segment) offsetsError(hdr []byte, pos, prev int64) error {
 		reason = fmt.Sprintf("offsets [%d, %d] do not follow the batch before, which ends at %d", base, base+delta, prev)
 	case base-s.base > math.MaxInt32-delta:
 		reason = fmt.Sprintf("offsets [%d, %d] beyond the segment's range, 2^31-1 past its base offset %d", base, base+delta, s.base)
+	case base+delta == math.MaxInt64:
+		reason = fmt.Sprintf("offsets [%d, %d] end at math.MaxInt64, which no offset follows", base, base+delta)
 	default:
 		reason = fmt.Sprintf("offsets [%d, %d] reach %d, where the segment after it begins (or the log ended)", base, base+delta, s.limit.Load())
 	}

@@ -59,6 +59,10 @@ func (r RecoveryResult) String() string {
 // must cover what the caller promised, or the caller accepts that loss
 // (Kafka cuts at the first bad batch past its recovery point).
 //
+// A .log larger than math.MaxInt32 bytes, which no segment is (its
+// positions are int32s; Kafka refuses to open such a file), is corrupt
+// whatever durable says: nothing is cut.
+//
 // Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
 // file and position; file system errors.
 func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
@@ -102,6 +106,12 @@ func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b re
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if size := s.size.Load(); size > maxLogBytes {
+		// No segment is that large: the bytes past its positions' range
+		// cannot be batches of it. Nothing is cut, nor an index reset.
+		return res, &record.CorruptError{Path: s.path(LogSuffix), Position: maxLogBytes,
+			Reason: fmt.Sprintf("file of %d bytes, larger than a segment can be (%d: positions are int32s)", size, int64(maxLogBytes))}
+	}
 	if s.sealed {
 		// Rebuild the indexes writable, and seal them again at the end.
 		if err := s.unsealLocked(); err != nil {
@@ -314,11 +324,12 @@ func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
 
 // validBatchAfter looks for a whole batch with a valid CRC starting anywhere
 // in (from, size). It reads the tail in the pieces the file holds it in
-// (vfs.ReadViewPrefix), without copying it, and reads a candidate batch
+// (vfs.ReadViewPrefix), without copying it — from a file without views
+// (the OS's), in reads of recoverCheckBytes — and reads a candidate batch
 // that straddles two pieces on its own.
 func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 	for q := from + 1; q+record.HeaderSize <= size; {
-		v, err := vfs.ReadViewPrefix(s.log, q, int(size-q))
+		v, err := vfs.ReadViewPrefix(s.log, q, int(min(size-q, recoverCheckBytes)))
 		if err != nil {
 			return 0, false, err
 		}

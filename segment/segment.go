@@ -257,6 +257,11 @@ func OpenContext(ctx context.Context, fsys vfs.FS, dir string, base int64, cfg C
 		}
 		return s, true, nil
 	}
+	if n > maxLogBytes {
+		// Not a segment's (see maxLogBytes): Recover says so, and cuts
+		// nothing.
+		return s, true, nil
+	}
 	if err := s.loadTail(ctx); err != nil {
 		if errors.Is(err, record.ErrCorrupt) || errors.Is(err, index.ErrCorrupt) {
 			return s, true, nil
@@ -561,19 +566,25 @@ func (s *Segment) FirstBatchTimestamp() int64 { return s.firstTs.Load() }
 // IndexFull reports whether either index has no room for another entry.
 func (s *Segment) IndexFull() bool { return s.oidx.Full() || s.tidx.Full() }
 
+// maxLogBytes is the size of the largest .log: positions in a segment are
+// int32s, in its index entries as in Kafka's, whose FileRecords refuses
+// to open a larger file. A larger one is corrupt (see Recover).
+const maxLogBytes = math.MaxInt32
+
 // Fits reports whether batches of n bytes ending at offset last can be
 // appended without overflowing the segment's 32-bit positions or relative
 // offsets.
 func (s *Segment) Fits(n int, last int64) bool {
-	return s.size.Load()+int64(n) <= math.MaxInt32 && last-s.base <= math.MaxInt32
+	return s.size.Load()+int64(n) <= maxLogBytes && last-s.base <= math.MaxInt32
 }
 
 // Append writes data — one or more whole batches whose offsets the caller
 // has assigned, validated, contiguous from NextOffset (or increasing from
 // it, with the gaps of a compacted log) — with a single write call, and
 // indexes them. Batches that are not whole, or whose offsets do not
-// increase from NextOffset, are refused with a *record.CorruptError
-// (Position in data), and batches past the segment's offset range or size
+// increase from NextOffset or reach math.MaxInt64 (no next offset
+// follows it), are refused with a *record.CorruptError (Position in
+// data), and batches past the segment's offset range or size
 // with ErrFull (the log rolls); nothing is written then. On a
 // write error the segment's file may hold part of data; the caller fences
 // the log (it is never retried).
@@ -600,7 +611,7 @@ func (s *Segment) Append(data []byte) error {
 			return &record.CorruptError{Position: int64(p), Reason: "appended data is not whole batches"}
 		}
 		b := record.Batch(data[p:])
-		if b.BaseOffset() <= last || b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-int64(b.LastOffsetDelta()) {
+		if b.BaseOffset() <= last || b.LastOffsetDelta() < 0 || b.BaseOffset() > math.MaxInt64-1-int64(b.LastOffsetDelta()) {
 			return &record.CorruptError{Position: int64(p),
 				Reason: fmt.Sprintf("appended batch's offsets [%d, %d] do not follow %d", b.BaseOffset(), b.LastOffset(), last)}
 		}
