@@ -391,7 +391,8 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	// ctx keeps the request's values, drops its cancellation, and bounds
 	// only how long the order may wait unsent (placeTimeout). ProduceSync
 	// then reports the order's outcome: nil means written; an error
-	// matching ctx's means not written, so the client may retry.
+	// matching ctx's, or a refusal of the broker's, means not written, so
+	// the client may retry (producer.MayBeWritten).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), placeTimeout)
 	defer cancel()
 	// Acknowledged means durable (the broker's default fsync policy):
@@ -400,11 +401,12 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	if err := s.producer.ProduceSync(ctx, rec); err != nil {
 		s.logger.Error("produce", "order", o.ID, "err", err)
 		msg := "the order was not placed: retry later"
-		ctxErr := ctx.Err()
-		mayBeWritten := ctxErr == nil || !errors.Is(err, ctxErr)
+		// Not written: the order's ctx ended before it was sent, or the
+		// broker refused it. Otherwise (ErrDeliveryTimeout, a producer
+		// closing, the broker failing after the append) it may have been.
+		mayBeWritten := producer.MayBeWritten(err)
 		if mayBeWritten {
-			// ErrDeliveryTimeout, a producer closing: the event may
-			// have been written. A retry with the same Idempotency-Key
+			// The event may have been written. A retry with the same Idempotency-Key
 			// cannot place it twice; one without, or with a key the
 			// first did not have, gets another ID, and places it a
 			// second time if it was: the client is told the ID.
