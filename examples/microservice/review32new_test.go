@@ -1,18 +1,144 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/runneltest"
 )
+
+// handleAll hands every event of the orders topic to svc's billing and
+// shipping, as their consumers would (in order, per partition).
+func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
+	t.Helper()
+	for _, r := range runneltest.ConsumeAll(t, b, OrdersTopic) {
+		var o Order
+		require.NoError(t, json.Unmarshal(r.Value, &o))
+		svc.bill(r, o)
+		svc.ship(r, o)
+	}
+}
+
+// A retry with the same key after a request whose order may have been
+// written, before the handlers have seen it, must not answer 201 with
+// its own event's offset: when the first attempt was written, the
+// handlers act on that one (the first of the order's ID) and skip the
+// retry's as a duplicate, so the 201 named an event no handler acts on,
+// and GET named it too until the handlers got to the order, then the
+// other.
+func TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	// Written, its answer lost (as when the broker appended it and then
+	// failed): the request fails as "may or may not".
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	srv := ts.URL
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, srv, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, retry := postKey(t, srv, "k-1", ada)
+	require.Contains(t, []int{http.StatusCreated, http.StatusOK, http.StatusAccepted}, resp.StatusCode)
+	code, before := getStatus(t, svc, "order-k-1")
+
+	handleAll(t, svc, b)
+	code2, handled := getStatus(t, svc, "order-k-1")
+	require.Equal(t, http.StatusOK, code2)
+	require.NotEmpty(t, handled.Invoice)
+	if resp.StatusCode != http.StatusAccepted { // an answer that names an event names the handled one
+		require.Equal(t, handled.Partition, retry.Partition, "the retry's answer")
+		require.Equal(t, handled.Offset, retry.Offset, "the retry's answer")
+	}
+	if code == http.StatusOK {
+		require.Equal(t, handled.Partition, before.Partition, "GET before the handlers")
+		require.Equal(t, handled.Offset, before.Offset, "GET before the handlers")
+	}
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 2, "the first attempt's event and the retry's")
+}
+
+// What the retry of TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent
+// is answered until the handlers see the order, and a retry of it: 202,
+// placed, with its Location, and nothing written again.
+func TestReview32RetryAfterMaybeWrittenAccepted(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	for range 2 {
+		resp, _ = postKey(t, ts.URL, "k-1", ada)
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+		require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
+		code, _ := getStatus(t, svc, "order-k-1")
+		require.Equal(t, http.StatusNotFound, code)
+	}
+	resp, _ = postKey(t, ts.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "the key still names ada's order")
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 2, "written twice at most")
+	handleAll(t, svc, b)
+	resp, st := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, int64(0), st.Offset, "the first event, which the handlers act on")
+}
+
+// The same retry, with the handlers getting to the first attempt's event
+// while the retry is writing its own: the retry was answered 201 with its
+// own event, which the handlers had already decided to skip; the answer
+// is the order's, as the handlers found it (200: placed by an earlier
+// request).
+func TestReview32RetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+	type answer struct {
+		code int
+		st   Status
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, st := postKey(t, ts.URL, "k-1", ada)
+		answered <- answer{resp.StatusCode, st}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, held.Wait(ctx, 1))
+	handleAll(t, svc, b) // the first attempt's event: the order's
+	held.Remove()
+	got := <-answered
+	_, handled := getStatus(t, svc, "order-k-1")
+	require.Equal(t, int64(0), handled.Offset)
+	require.Equal(t, http.StatusOK, got.code, "placed by the first request")
+	require.Equal(t, handled.Partition, got.st.Partition)
+	require.Equal(t, handled.Offset, got.st.Offset)
+}
 
 // A produce the broker refused (a policy's refusal: nothing appended,
 // which the producer's doc says such an error alone means) is answered
