@@ -176,3 +176,29 @@ func TestReview32RefusedOrderNotPlaced(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "nothing holds the key")
 	require.Equal(t, "bob", st.Order.Customer)
 }
+
+// A retry whose own write fails while the handlers have seen the order
+// (the first attempt's event) is answered with the order, placed: it was
+// answered 503 "may or may not have been placed" about an order the
+// service knew was placed, and where.
+func TestReview32FailedRetryOfAHandledOrderAnsweredPlaced(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	// The retry's write: the handlers get to the first event meanwhile,
+	// and the write fails, maybe written.
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrBrokerClosed, Count: 1,
+		Match: func(runneltest.Request) bool { handleAll(t, svc, b); return true }})
+	resp, st := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, int64(0), st.Offset)
+	require.NotEmpty(t, st.Invoice)
+}

@@ -79,7 +79,9 @@ type Status struct {
 // has seen it (404 after a 202).
 //
 // A failure is answered with a message of the service's own (its cause
-// goes to the log): 503, saying whether the order may have been placed.
+// goes to the log): 503, saying whether the order may have been placed
+// — unless a handler has seen the order meanwhile (an earlier attempt's
+// event, say), when the answer is its status (200).
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -426,7 +428,13 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely)"
 			}
 		}
-		s.placed(o, nil, mayBeWritten)
+		if st, code := s.placed(o, nil, mayBeWritten); code != 0 {
+			// A handler has seen the order (an earlier attempt's
+			// event, or this one's): it is placed, and where is known.
+			w.Header().Set("Location", "/orders/"+o.ID)
+			writeJSON(w, code, st)
+			return
+		}
 		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
@@ -492,14 +500,18 @@ func (s *Service) claim(o Order) (Status, claimed) {
 // status once they have seen the order (200 when they act on another
 // event: an earlier request placed it), and 202 until then, when GET
 // answers 404 and a retry 202 too, until a handler sees it.
+//
+// A request whose write failed is answered with the handlers' status
+// (200) if they have seen the order; otherwise placed returns code 0,
+// for the failure's answer.
 func (s *Service) placed(o Order, st *Status, mayBeWritten bool) (Status, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.orders[o.ID]; ok { // a handler has seen it: answers come from its status
-		if st != nil && (h.Partition != st.Partition || h.Offset != st.Offset) {
+		if st == nil || h.Partition != st.Partition || h.Offset != st.Offset {
 			return *h, http.StatusOK
 		}
-		return derefStatus(st), http.StatusCreated
+		return *st, http.StatusCreated
 	}
 	p, ok := s.pending[o.ID] // absent for an order without a key
 	switch {
@@ -516,15 +528,10 @@ func (s *Service) placed(o Order, st *Status, mayBeWritten bool) (Status, int) {
 	default:
 		delete(s.pending, o.ID)
 	}
-	return derefStatus(st), http.StatusCreated
-}
-
-// derefStatus returns *st, or the zero Status for nil.
-func derefStatus(st *Status) Status {
 	if st == nil {
-		return Status{}
+		return Status{}, 0 // the failure's answer
 	}
-	return *st
+	return *st, http.StatusCreated
 }
 
 // status returns a copy of the order's status: a handler's, or where
