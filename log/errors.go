@@ -47,7 +47,8 @@ var (
 	// Config out of range (the error names the field, its Kafka config
 	// and the range), and so by the broker's CreateTopic,
 	// AlterTopicConfig and UpdateTopicConfig for a topic's config, and
-	// runnel.Open for its TopicDefaults.
+	// runnel.Open for its TopicDefaults; Open and runnel.Open also return
+	// it for a CleanerMapBytes below MinCleanerMapBytes.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")
 	// ErrNotLogDir is returned by Open for a directory holding files that
 	// are not a log's.

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -162,3 +163,57 @@ func RecordErrors(err error) []*RecordError {
 	walk(err)
 	return out
 }
+
+// MayBeWritten reports whether err, the error ProduceSync returned or a
+// promise was given, leaves a record that the broker may have appended,
+// as ProduceSync's doc lays it out: false for nil (written), for an
+// error matching the record's ctx's (context.Canceled or
+// context.DeadlineExceeded), for a RecordError whose Partition is
+// UnknownPartition, for an error before the record was buffered
+// (ErrMaxBuffered, ErrNoTopic, ...) and for a refusal of the broker's
+// (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
+// alone; true for ErrMaybeWritten, whatever else err matches, for
+// ErrDeliveryTimeout and ErrClosed, log.ErrLogFenced,
+// api.ErrBrokerClosed and ErrOutOfOrderSequence, and for an error the
+// producer does not know (a Client's of your own, say). For the error of
+// a ProduceSync of several records, it reports whether any of them may
+// have been written. A caller that would produce a record again after
+// an error tells with it whether it then may write the record twice.
+func MayBeWritten(err error) bool {
+	if errors.Is(err, ErrMaybeWritten) {
+		return true
+	}
+	if res := RecordErrors(err); len(res) > 0 {
+		for _, re := range res {
+			if re.Partition != UnknownPartition && mayBeWritten(re.Err) {
+				return true
+			}
+		}
+		return false
+	}
+	return mayBeWritten(err)
+}
+
+// mayBeWritten is MayBeWritten for the error of one record, not a
+// RecordError.
+func mayBeWritten(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, ErrClosed), errors.Is(err, log.ErrLogFenced),
+		errors.Is(err, api.ErrBrokerClosed), errors.Is(err, ErrOutOfOrderSequence):
+		return true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	for _, e := range notBuffered {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return !refused(err)
+}
+
+// notBuffered are the errors of a record that failed before it was
+// buffered, so never sent.
+var notBuffered = []error{ErrMaxBuffered, ErrNoTopic, ErrNilRecord, ErrInvalidPartition, ErrInvalidOption}

@@ -69,7 +69,13 @@ const (
 	// loses the answer: the call fails with Err. The records are in the
 	// log; a retry of an idempotent producer is answered as a duplicate,
 	// with their original offsets, where one without idempotence appends
-	// them again. The broker's own error, when it refuses the request, is
+	// them again. Err is what the producer takes the answer for: one a
+	// broker may give after an append (api.ErrRequestTimedOut,
+	// api.ErrBrokerClosed, a network error of your own), not a refusal
+	// (api.ErrPolicyViolation, ...), which says that nothing was appended:
+	// an idempotent producer then gives the batch's sequence numbers to
+	// its next batch, which the broker, holding the first, answers as a
+	// duplicate without appending it. The broker's own error, when it refuses the request, is
 	// returned as it is, and the rule did not apply: the request is no
 	// hit, and does not count towards Count.
 	LoseResponse

@@ -46,7 +46,7 @@ func (b *syncBuffer) String() string {
 func TestReview32FailureAnswerHoldsNoInternalText(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
 	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: runneltest.Unlimited})
 	var logged syncBuffer
 	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.NewTextHandler(&logged, nil)),
 		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
@@ -66,10 +66,10 @@ func TestReview32FailureAnswerHoldsNoInternalText(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "key %q", key)
 		require.Contains(t, string(body), "may or may not have been placed", "key %q", key)
-		require.NotContains(t, string(body), api.ErrPolicyViolation.Error(), "key %q", key)
+		require.NotContains(t, string(body), api.ErrBrokerClosed.Error(), "key %q", key)
 		require.NotContains(t, string(body), "orders-", "key %q: no partition's name", key)
 	}
-	require.Contains(t, logged.String(), api.ErrPolicyViolation.Error(), "the cause is logged")
+	require.Contains(t, logged.String(), api.ErrBrokerClosed.Error(), "the cause is logged")
 }
 
 // getStatus answers GET /orders/{id} from svc.

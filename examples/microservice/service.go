@@ -70,12 +70,18 @@ type Status struct {
 // handlers read the orders placed before it started, so that a restart
 // forgets no key. A retry after a request that failed places the order
 // again: the first may have written it too, and the handlers act on an
-// ID's first event only, whatever duplicates follow. GET answers, as a
-// retry does, from where this process placed an order until a handler
-// has seen it.
+// ID's first event only, whatever duplicates follow. Such a retry's
+// event is then not known to be the one they act on: it is answered with
+// their status once they have seen the order (200 if they act on the
+// first request's event), and until then 202 Accepted, the order placed
+// and where not yet known, as are retries with its key. GET answers, as
+// a retry does, from where this process placed an order until a handler
+// has seen it (404 after a 202).
 //
 // A failure is answered with a message of the service's own (its cause
-// goes to the log): 503, saying whether the order may have been placed.
+// goes to the log): 503, saying whether the order may have been placed
+// — unless a handler has seen the order meanwhile (an earlier attempt's
+// event, say), when the answer is its status (200).
 type Service struct {
 	b        *runnel.Broker
 	producer *producer.Producer
@@ -248,16 +254,18 @@ type pendingOrder struct {
 	placing      bool    // a request is placing it
 	placed       *Status // where a request wrote it, if one did
 	mayBeWritten bool    // a request that failed may have written it
+	written      bool    // written after mayBeWritten: where, the handlers will say
 }
 
 // claimed is claim's answer.
 type claimed int
 
 const (
-	claimPlace  claimed = iota // place the order
-	claimPlaced                // placed already: answer with its status
-	claimOther                 // the key names another order
-	claimBusy                  // another request is placing it
+	claimPlace   claimed = iota // place the order
+	claimPlaced                 // placed already: answer with its status
+	claimOther                  // the key names another order
+	claimBusy                   // another request is placing it
+	claimWritten                // placed, where the handlers will say (acceptedMsg)
 )
 
 // sameOrder reports whether a and b are the same order, IDs aside.
@@ -361,6 +369,10 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Location", "/orders/"+o.ID)
 			writeJSON(w, http.StatusOK, st)
 			return
+		case claimWritten:
+			w.Header().Set("Location", "/orders/"+o.ID)
+			http.Error(w, acceptedMsg, http.StatusAccepted)
+			return
 		}
 		// This request places it: the next with its key is
 		// answered from how this one ends (see placed).
@@ -391,7 +403,8 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	// ctx keeps the request's values, drops its cancellation, and bounds
 	// only how long the order may wait unsent (placeTimeout). ProduceSync
 	// then reports the order's outcome: nil means written; an error
-	// matching ctx's means not written, so the client may retry.
+	// matching ctx's, or a refusal of the broker's, means not written, so
+	// the client may retry (producer.MayBeWritten).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), placeTimeout)
 	defer cancel()
 	// Acknowledged means durable (the broker's default fsync policy):
@@ -400,11 +413,12 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 	if err := s.producer.ProduceSync(ctx, rec); err != nil {
 		s.logger.Error("produce", "order", o.ID, "err", err)
 		msg := "the order was not placed: retry later"
-		ctxErr := ctx.Err()
-		mayBeWritten := ctxErr == nil || !errors.Is(err, ctxErr)
+		// Not written: the order's ctx ended before it was sent, or the
+		// broker refused it. Otherwise (ErrDeliveryTimeout, a producer
+		// closing, the broker failing after the append) it may have been.
+		mayBeWritten := producer.MayBeWritten(err)
 		if mayBeWritten {
-			// ErrDeliveryTimeout, a producer closing: the event may
-			// have been written. A retry with the same Idempotency-Key
+			// The event may have been written. A retry with the same Idempotency-Key
 			// cannot place it twice; one without, or with a key the
 			// first did not have, gets another ID, and places it a
 			// second time if it was: the client is told the ID.
@@ -414,15 +428,29 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 					" shows it once handled; a retry would place it again: name orders with an Idempotency-Key to retry them safely)"
 			}
 		}
-		s.placed(o, nil, mayBeWritten)
+		if st, code := s.placed(o, nil, mayBeWritten); code != 0 {
+			// A handler has seen the order (an earlier attempt's
+			// event, or this one's): it is placed, and where is known.
+			w.Header().Set("Location", "/orders/"+o.ID)
+			writeJSON(w, code, st)
+			return
+		}
 		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
-	placed := Status{Order: o, Partition: rec.Partition, Offset: rec.Offset}
-	s.placed(o, &placed, false)
+	st, code := s.placed(o, &Status{Order: o, Partition: rec.Partition, Offset: rec.Offset}, false)
 	w.Header().Set("Location", "/orders/"+o.ID)
-	writeJSON(w, http.StatusCreated, placed)
+	if code == http.StatusAccepted {
+		http.Error(w, acceptedMsg, code)
+		return
+	}
+	writeJSON(w, code, st)
 }
+
+// acceptedMsg answers a keyed order written after an earlier request may
+// have written it: the handlers act on whichever of the two they see
+// first, and skip the other, so where the order is is theirs to say.
+const acceptedMsg = "the order is placed, once: GET its Location shows where once billing and shipping have seen it"
 
 // claim answers how a request with the keyed order o goes on:
 // claimPlaced, with the order's status, when a handler has seen it or a
@@ -449,29 +477,49 @@ func (s *Service) claim(o Order) (Status, claimed) {
 		return Status{}, claimBusy
 	case k.placed != nil:
 		return *k.placed, claimPlaced
+	case k.written:
+		return Status{}, claimWritten
 	}
 	k.placing = true // the request before failed: this one places it again
 	return Status{}, claimPlace
 }
 
 // placed records how a request that placed order o ended, before its
-// answer goes out (so that the client's next request finds it): st is
-// where it was written, nil if that failed. Until a handler sees the
-// order, GET and a retry with its key answer from st. After a failure a
-// retry with its key places it again; the key is kept, refusing another
-// order, while an attempt may have written it (the handlers would skip
-// another order under its ID as a duplicate), and forgotten otherwise,
-// as nothing was placed.
-func (s *Service) placed(o Order, st *Status, mayBeWritten bool) {
+// answer goes out (so that the client's next request finds it), and
+// returns the answer to a request that wrote it: st is where it was
+// written, nil if that failed. Until a handler sees the order, GET and
+// a retry with its key answer from st. After a failure a retry with its
+// key places it again; the key is kept, refusing another order, while an
+// attempt may have written it (the handlers would skip another order
+// under its ID as a duplicate), and forgotten otherwise, as nothing was
+// placed.
+//
+// A write after an attempt that may have written the order does not
+// say where the order is: the handlers act on the first of the two
+// events they see and skip the other. So its answer is the handlers'
+// status once they have seen the order (200 when they act on another
+// event: an earlier request placed it), and 202 until then, when GET
+// answers 404 and a retry 202 too, until a handler sees it.
+//
+// A request whose write failed is answered with the handlers' status
+// (200) if they have seen the order; otherwise placed returns code 0,
+// for the failure's answer.
+func (s *Service) placed(o Order, st *Status, mayBeWritten bool) (Status, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.orders[o.ID]; ok {
-		return // a handler has seen it: answers come from its status
+	if h, ok := s.orders[o.ID]; ok { // a handler has seen it: answers come from its status
+		if st == nil || h.Partition != st.Partition || h.Offset != st.Offset {
+			return *h, http.StatusOK
+		}
+		return *st, http.StatusCreated
 	}
 	p, ok := s.pending[o.ID] // absent for an order without a key
 	switch {
 	case st != nil && !ok:
 		s.pending[o.ID] = &pendingOrder{order: o, placed: st}
+	case st != nil && p.mayBeWritten:
+		p.placing, p.written = false, true
+		return Status{}, http.StatusAccepted
 	case st != nil:
 		p.placing, p.placed = false, st
 	case !ok: // an order without a key failed: nothing to remember
@@ -480,6 +528,10 @@ func (s *Service) placed(o Order, st *Status, mayBeWritten bool) {
 	default:
 		delete(s.pending, o.ID)
 	}
+	if st == nil {
+		return Status{}, 0 // the failure's answer
+	}
+	return *st, http.StatusCreated
 }
 
 // status returns a copy of the order's status: a handler's, or where
@@ -500,7 +552,8 @@ func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) {
 	out, ok := s.status(r.PathValue("id"))
 	if !ok {
 		// Never placed, or placed by another process (or before a
-		// restart) and not yet seen by a handler.
+		// restart), or placed after an attempt that may have written it
+		// too (answered 202), and not yet seen by a handler.
 		http.Error(w, "no such order (yet)", http.StatusNotFound)
 		return
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/runneltest"
+)
+
+// handleAll hands every event of the orders topic to svc's billing and
+// shipping, as their consumers would (in order, per partition).
+func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
+	t.Helper()
+	for _, r := range runneltest.ConsumeAll(t, b, OrdersTopic) {
+		var o Order
+		require.NoError(t, json.Unmarshal(r.Value, &o))
+		svc.bill(r, o)
+		svc.ship(r, o)
+	}
+}
+
+// A retry with the same key after a request whose order may have been
+// written, before the handlers have seen it, must not answer 201 with
+// its own event's offset: when the first attempt was written, the
+// handlers act on that one (the first of the order's ID) and skip the
+// retry's as a duplicate, so the 201 named an event no handler acts on,
+// and GET named it too until the handlers got to the order, then the
+// other.
+func TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	// Written, its answer lost (as when the broker appended it and then
+	// failed): the request fails as "may or may not".
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	srv := ts.URL
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, srv, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, retry := postKey(t, srv, "k-1", ada)
+	require.Contains(t, []int{http.StatusCreated, http.StatusOK, http.StatusAccepted}, resp.StatusCode)
+	code, before := getStatus(t, svc, "order-k-1")
+
+	handleAll(t, svc, b)
+	code2, handled := getStatus(t, svc, "order-k-1")
+	require.Equal(t, http.StatusOK, code2)
+	require.NotEmpty(t, handled.Invoice)
+	if resp.StatusCode != http.StatusAccepted { // an answer that names an event names the handled one
+		require.Equal(t, handled.Partition, retry.Partition, "the retry's answer")
+		require.Equal(t, handled.Offset, retry.Offset, "the retry's answer")
+	}
+	if code == http.StatusOK {
+		require.Equal(t, handled.Partition, before.Partition, "GET before the handlers")
+		require.Equal(t, handled.Offset, before.Offset, "GET before the handlers")
+	}
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 2, "the first attempt's event and the retry's")
+}
+
+// What the retry of TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent
+// is answered until the handlers see the order, and a retry of it: 202,
+// placed, with its Location, and nothing written again.
+func TestReview32RetryAfterMaybeWrittenAccepted(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	for range 2 {
+		resp, _ = postKey(t, ts.URL, "k-1", ada)
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+		require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
+		code, _ := getStatus(t, svc, "order-k-1")
+		require.Equal(t, http.StatusNotFound, code)
+	}
+	resp, _ = postKey(t, ts.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "the key still names ada's order")
+	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 2, "written twice at most")
+	handleAll(t, svc, b)
+	resp, st := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, int64(0), st.Offset, "the first event, which the handlers act on")
+}
+
+// The same retry, with the handlers getting to the first attempt's event
+// while the retry is writing its own: the retry was answered 201 with its
+// own event, which the handlers had already decided to skip; the answer
+// is the order's, as the handlers found it (200: placed by an earlier
+// request).
+func TestReview32RetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+	type answer struct {
+		code int
+		st   Status
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, st := postKey(t, ts.URL, "k-1", ada)
+		answered <- answer{resp.StatusCode, st}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, held.Wait(ctx, 1))
+	handleAll(t, svc, b) // the first attempt's event: the order's
+	held.Remove()
+	got := <-answered
+	_, handled := getStatus(t, svc, "order-k-1")
+	require.Equal(t, int64(0), handled.Offset)
+	require.Equal(t, http.StatusOK, got.code, "placed by the first request")
+	require.Equal(t, handled.Partition, got.st.Partition)
+	require.Equal(t, handled.Offset, got.st.Offset)
+}
+
+// A produce the broker refused (a policy's refusal: nothing appended,
+// which the producer's doc says such an error alone means) is answered
+// "was not placed", and its key forgotten: it was answered "may or may
+// not have been placed", as every error but the order's ctx's was, and
+// its key then kept for the life of the process, refusing any other
+// order under it (422), and a retry answered 202 — the order's place
+// not known — where it is known to be the retry's own.
+func TestReview32RefusedOrderNotPlaced(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: 2})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	for _, key := range []string{"", "k-1"} {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/orders", strings.NewReader(ada))
+		require.NoError(t, err)
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "key %q", key)
+		require.Contains(t, string(body), "was not placed", "key %q", key)
+		require.NotContains(t, string(body), "may or may not", "key %q", key)
+		require.NotContains(t, string(body), api.ErrPolicyViolation.Error(), "key %q", key)
+	}
+	resp, st := postKey(t, ts.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "nothing holds the key")
+	require.Equal(t, "bob", st.Order.Customer)
+}
+
+// A retry whose own write fails while the handlers have seen the order
+// (the first attempt's event) is answered with the order, placed: it was
+// answered 503 "may or may not have been placed" about an order the
+// service knew was placed, and where.
+func TestReview32FailedRetryOfAHandledOrderAnsweredPlaced(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	defer ts.Close()
+	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
+	resp, _ := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	// The retry's write: the handlers get to the first event meanwhile,
+	// and the write fails, maybe written.
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrBrokerClosed, Count: 1,
+		Match: func(runneltest.Request) bool { handleAll(t, svc, b); return true }})
+	resp, st := postKey(t, ts.URL, "k-1", ada)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, int64(0), st.Offset)
+	require.NotEmpty(t, st.Invoice)
+}
