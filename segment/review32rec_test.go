@@ -1,0 +1,86 @@
+package segment
+
+import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// recBatch returns a valid batch of one record of value size n at base.
+func recBatch(t *testing.T, base int64, n int) []byte {
+	t.Helper()
+	var bld record.Builder
+	bld.Reset()
+	bld.Append(1, nil, bytes.Repeat([]byte{'v'}, n), nil)
+	b, err := bld.Finish(compression.None)
+	require.NoError(t, err)
+	b.SetBaseOffset(base)
+	return append([]byte(nil), b...)
+}
+
+// TestReview32RecoverFindsABatchAtEveryPieceBoundary: Recover's search for
+// a valid batch after a bad one finds it wherever it starts relative to
+// the pieces it reads a file without views in (recoverCheckBytes), also
+// when the batch is larger than a piece, on the OS's files, on a memory
+// file without views and on one with them (its chunks): bad bytes followed by a valid batch are
+// corruption, and nothing is cut.
+func TestReview32RecoverFindsABatchAtEveryPieceBoundary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes files of several MiB")
+	}
+	first := recBatch(t, 0, 50)
+	from := int64(len(first)) // where the bad bytes start
+	for _, fsName := range []string{"os", "mem", "memviews"} {
+		for _, size := range []int{30, recoverCheckBytes + 1000} {
+			second := recBatch(t, 1, size)
+			for _, d := range []int{-record.HeaderSize - 1, -record.HeaderSize, -record.HeaderSize + 1,
+				-record.MagicOffset - 1, -record.MagicOffset, -record.MagicOffset + 1, -1, 0, 1, 2} {
+				// The second batch starts d bytes from the end of the first
+				// piece the search reads, which begins at from+1.
+				at := from + 1 + recoverCheckBytes + int64(d)
+				name := fmt.Sprintf("%s/size%d/d%d", fsName, size, d)
+				var fsys vfs.FS
+				dir := "/d"
+				switch fsName {
+				case "os":
+					fsys, dir = vfs.OS, t.TempDir()
+				case "memviews":
+					mem := vfs.NewMem()
+					require.NoError(t, mem.MkdirAll(dir, 0o755))
+					fsys = mem
+				default:
+					var largest atomic.Int64
+					mem := vfs.NewMem()
+					require.NoError(t, mem.MkdirAll(dir, 0o755))
+					fsys = readSizes{mem, &largest}
+				}
+				s, err := Create(fsys, dir, 0, Config{})
+				require.NoError(t, err)
+				require.NoError(t, s.Append(first))
+				require.NoError(t, s.Close())
+				f, err := fsys.Open(dir + "/" + FileName(0, LogSuffix))
+				require.NoError(t, err)
+				_, err = f.WriteAt(bytes.Repeat([]byte{'x'}, int(at-from)), from)
+				require.NoError(t, err)
+				_, err = f.WriteAt(second, at)
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+
+				s, _, err = Open(fsys, dir, 0, Config{}, OpenOptions{Active: true})
+				require.NoError(t, err, name)
+				_, err = s.Recover(0)
+				var ce *record.CorruptError
+				require.ErrorAs(t, err, &ce, name)
+				require.Contains(t, ce.Reason, fmt.Sprintf("followed by a valid batch at position %d", at), name)
+				require.EqualValues(t, at+int64(len(second)), s.Size(), name)
+				require.NoError(t, s.Close())
+			}
+		}
+	}
+}
