@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/runnel/runnel/record"
@@ -326,7 +327,8 @@ func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
 // in (from, size). It reads the tail in the pieces the file holds it in
 // (vfs.ReadViewPrefix), without copying it — from a file without views
 // (the OS's), in reads of recoverCheckBytes — and reads a candidate batch
-// that straddles two pieces on its own.
+// that straddles two pieces on its own (its CRC in pieces when it is
+// larger than one).
 func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 	for q := from + 1; q+record.HeaderSize <= size; {
 		v, err := vfs.ReadViewPrefix(s.log, q, int(min(size-q, recoverCheckBytes)))
@@ -367,6 +369,15 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 		return false, nil
 	}
 	if int64(len(b)) < n {
+		if n > recoverCheckBytes {
+			// Its CRC first, read in pieces: bad bytes that claim a
+			// length of up to the segment's size are not read in one
+			// buffer that large. Only a batch whose CRC holds is read
+			// whole.
+			if ok, err := s.crcHolds(record.Batch(b[:record.HeaderSize]), p, n); err != nil || !ok {
+				return false, err
+			}
+		}
 		if b, err = vfs.ReadView(s.log, p, int(n)); err != nil {
 			return false, err
 		}
@@ -374,6 +385,25 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 	batch, err := record.Parse(b, 0)
 	return err == nil && batch.Validate(0) == nil, nil
 }
+
+// crcHolds reports whether the CRC in hdr, the header of a batch of n
+// bytes at position p, holds over the batch's bytes, which it reads in
+// pieces of recoverCheckBytes at most.
+func (s *Segment) crcHolds(hdr record.Batch, p, n int64) (bool, error) {
+	crc := hdr.ComputeCRC() // over the header's bytes it covers
+	for q := p + record.HeaderSize; q < p+n; {
+		v, err := vfs.ReadViewPrefix(s.log, q, int(min(p+n-q, recoverCheckBytes)))
+		if err != nil {
+			return false, err
+		}
+		crc = crc32.Update(crc, castagnoli, v)
+		q += int64(len(v))
+	}
+	return crc == hdr.CRC(), nil
+}
+
+// castagnoli is the CRC-32C table of the batches' CRC.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // TruncateTo removes every batch holding an offset at or past offset. A
 // batch that straddles offset is removed whole, so the segment's next

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -83,4 +84,44 @@ func TestReview32RecoverFindsABatchAtEveryPieceBoundary(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReview32RecoverReadsACandidateInPieces: bad bytes that look like a
+// batch header (the magic byte where a batch has it) and claim a length
+// larger than a piece, but are no batch (their CRC fails), are read in
+// pieces of recoverCheckBytes too, not in one buffer of the length they
+// claim: up to the segment's size, which a 32-bit process may not have
+// room for. The tail is cut as torn, as before.
+func TestReview32RecoverReadsACandidateInPieces(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	s, err := Create(mem, "/d", 0, Config{})
+	require.NoError(t, err)
+	first := recBatch(t, 0, 50)
+	require.NoError(t, s.Append(first))
+	require.NoError(t, s.Close())
+	from := int64(len(first))
+	const tail = 3 * recoverCheckBytes
+	bad := bytes.Repeat([]byte{'x'}, tail)
+	// A header 100 bytes into the bad bytes, claiming all but the last
+	// 100 of them.
+	hdr := bad[100:]
+	record.Batch(hdr).SetBaseOffset(1)
+	binary.BigEndian.PutUint32(hdr[8:], uint32(tail-200-12))
+	hdr[record.MagicOffset] = record.Magic
+	f, err := mem.Open("/d/" + FileName(0, LogSuffix))
+	require.NoError(t, err)
+	_, err = f.WriteAt(bad, from)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	var largest atomic.Int64
+	s, _, err = Open(readSizes{mem, &largest}, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	largest.Store(0)
+	res, err := s.Recover(0)
+	require.NoError(t, err)
+	require.Equal(t, int64(tail), res.Truncated)
+	require.LessOrEqual(t, largest.Load(), int64(recoverCheckBytes), "a read of the tail")
+	require.NoError(t, s.Close())
 }
