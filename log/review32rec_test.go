@@ -3,8 +3,12 @@ package log
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -98,4 +102,29 @@ func TestReview32CompactionAtTheLastEnd(t *testing.T) {
 	l = e.open(cfg)
 	require.Equal(t, []int64{MaxLogEndOffset - 2, MaxLogEndOffset - 1}, offsets())
 	require.NoError(t, l.Close())
+}
+
+// TestReview32SwapPastItsSegmentsRangeIsCorrupt: a compaction's swap file
+// whose last batch's base offset went bad on disk (no CRC covers it), now
+// past the range of offsets a segment at the swap's base can hold (2^31-1
+// past it), makes Open fail with record.ErrCorrupt before it changes
+// anything. Open completed the swap up to the bad end, removing every
+// segment after it — the active one too, durable records — and only
+// then found the cleaned segment corrupt.
+func TestReview32SwapPastItsSegmentsRangeIsCorrupt(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, 0, gapBatch(t, 0, 9))
+	writeSegmentFile(t, e.fs, e.dir, 10, gapBatch(t, 10, 9))
+	writeSegmentFile(t, e.fs, e.dir, 20, gapBatch(t, 20, 0))
+	bad := gapBatch(t, 5, 4)
+	record.Batch(bad).SetBaseOffset(1 << 40)
+	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+swapSuffix)),
+		append(gapBatch(t, 0, 0), bad...))
+	before, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	_, err = Open(e.dir, Config{CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock})
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	after, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.ElementsMatch(t, before, after, "a refused Open changed the directory")
 }
