@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
@@ -124,4 +125,70 @@ func TestReview32RecoverReadsACandidateInPieces(t *testing.T) {
 	require.Equal(t, int64(tail), res.Truncated)
 	require.LessOrEqual(t, largest.Load(), int64(recoverCheckBytes), "a read of the tail")
 	require.NoError(t, s.Close())
+}
+
+// cancelAt is an FS whose files have no views and that calls cancel at
+// the first read of a byte past position after.
+type cancelAt struct {
+	vfs.FS
+	after  int64
+	cancel context.CancelFunc
+}
+
+func (c cancelAt) Open(name string) (vfs.File, error) {
+	f, err := c.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return cancelAtFile{f, c}, nil
+}
+
+type cancelAtFile struct {
+	vfs.File
+	c cancelAt
+}
+
+func (f cancelAtFile) ReadAt(b []byte, off int64) (int, error) {
+	if off+int64(len(b)) > f.c.after+1 {
+		f.c.cancel()
+	}
+	return f.File.ReadAt(b, off)
+}
+
+// TestReview32RecoverContextEndsInTheSearch: RecoverContext looks at its
+// ctx while it searches a bad tail for a valid batch too, piece by piece:
+// a ctx that ends there cuts it short, nothing cut and the indexes
+// distrusted, as when it ends while batches are read. The search, which
+// reads up to the whole rest of the segment (and a candidate's claimed
+// length at each position that looks like a batch header), went on to
+// its end and cut the tail.
+func TestReview32RecoverContextEndsInTheSearch(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	s, err := Create(mem, "/d", 0, Config{})
+	require.NoError(t, err)
+	first := recBatch(t, 0, 50)
+	require.NoError(t, s.Append(first))
+	require.NoError(t, s.Close())
+	from := int64(len(first))
+	const tail = 3 * recoverCheckBytes
+	f, err := mem.Open("/d/" + FileName(0, LogSuffix))
+	require.NoError(t, err)
+	_, err = f.WriteAt(bytes.Repeat([]byte{'x'}, tail), from)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, _, err = Open(cancelAt{mem, from + record.HeaderSize, cancel}, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	require.NoError(t, ctx.Err(), "Open read the tail")
+	_, err = s.RecoverContext(ctx, 0)
+	require.ErrorIs(t, err, context.Canceled)
+	require.EqualValues(t, from+tail, s.Size(), "nothing cut")
+	require.True(t, s.IndexDistrusted().Offset)
+	require.NoError(t, s.Close())
+	st, err := mem.Stat("/d/" + FileName(0, LogSuffix))
+	require.NoError(t, err)
+	require.EqualValues(t, from+tail, st.Size())
 }
