@@ -758,7 +758,8 @@ func (l *Log) completeSwap(base, end int64, bases []int64) ([]int64, error) {
 // scanEnd returns the offset after the last batch of a .log file that was
 // synced whole (a swap file of the segment at base), checking each batch
 // (its CRC and header: see record.Batch.Validate), that their offsets
-// grow from base on, and that they fill the file: the end decides which
+// grow from base on, within the segment's range (2^31-1 past base) and
+// below math.MaxInt64, and that they fill the file: the end decides which
 // segments the swap replaces, and a batch gone bad on disk must not make
 // Open remove segments it does not hold.
 //
@@ -809,6 +810,15 @@ func scanEnd(fsys vfs.FS, path string, base int64) (int64, error) {
 			// No offset follows it: no segment holds it (see
 			// segment.Segment.Append), and end would wrap.
 			return 0, &record.CorruptError{Path: path, Position: pos, Reason: "batch in swap file ends at offset math.MaxInt64"}
+		}
+		if b.LastOffset()-base > math.MaxInt32 {
+			// Past the offsets the segment at base can hold (its indexes
+			// keep them relative to base in 32 bits; base is at most
+			// maxSegmentBase, and b at or above it): a base offset gone
+			// bad (no CRC covers it), whose end would make the swap
+			// replace segments it does not hold.
+			return 0, &record.CorruptError{Path: path, Position: pos,
+				Reason: fmt.Sprintf("batch at offsets [%d, %d] in swap file, past the range of the segment at %d (2^31-1 offsets)", b.BaseOffset(), b.LastOffset(), base)}
 		}
 		end = b.NextOffset()
 		pos += n

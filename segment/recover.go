@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/runnel/runnel/record"
@@ -75,7 +76,7 @@ const recoverCheckBytes = 4 << 20
 
 // RecoverContext is Recover, cut short when ctx ends: it looks at ctx
 // before it starts and after every recoverCheckBytes (4 MiB) of batches
-// read. Cut short, it has cut nothing from the .log, and its indexes,
+// read, or of a bad tail searched for a valid batch. Cut short, it has cut nothing from the .log, and its indexes,
 // reset and rebuilt only up to where it stopped, are distrusted (see
 // IndexDistrusted): the segment's state is then that of no finished
 // recovery, and the caller closes it — which removes the index files, so
@@ -223,7 +224,10 @@ func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b re
 		}
 		if holeAtPos {
 			res.HoleBefore = pos
-		} else if q, ok, err := s.validBatchAfter(pos, size); err != nil {
+		} else if q, ok, err := s.validBatchAfter(ctx, pos, size); err != nil {
+			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+				s.distrustIndexes() // as when ctx ends among the batches
+			}
 			return res, err
 		} else if ok {
 			hole, err := s.zeroSectorIn(pos, q)
@@ -326,9 +330,16 @@ func (s *Segment) zeroedBaseOffset(b record.Batch, pos, next int64) bool {
 // in (from, size). It reads the tail in the pieces the file holds it in
 // (vfs.ReadViewPrefix), without copying it — from a file without views
 // (the OS's), in reads of recoverCheckBytes — and reads a candidate batch
-// that straddles two pieces on its own.
-func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
+// that straddles two pieces on its own (its CRC in pieces when it is
+// larger than one). It looks at ctx before each piece but the first, and
+// returns its error once it ended.
+func (s *Segment) validBatchAfter(ctx context.Context, from, size int64) (int64, bool, error) {
 	for q := from + 1; q+record.HeaderSize <= size; {
+		if q > from+1 {
+			if err := ctx.Err(); err != nil {
+				return 0, false, err
+			}
+		}
 		v, err := vfs.ReadViewPrefix(s.log, q, int(min(size-q, recoverCheckBytes)))
 		if err != nil {
 			return 0, false, err
@@ -338,7 +349,7 @@ func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 			if i+record.MagicOffset < len(v) && v[i+record.MagicOffset] != record.Magic {
 				continue // the common case, decided here
 			}
-			ok, err := s.validBatchAt(v[i:], q+int64(i), size)
+			ok, err := s.validBatchAt(ctx, v[i:], q+int64(i), size)
 			if err != nil || ok {
 				return q + int64(i), ok, err
 			}
@@ -352,7 +363,7 @@ func (s *Segment) validBatchAfter(from, size int64) (int64, bool, error) {
 // position p and ends by size; b holds at least the byte at p and maybe
 // more of those that follow (the caller has tested the magic byte when b
 // holds it).
-func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
+func (s *Segment) validBatchAt(ctx context.Context, b []byte, p, size int64) (bool, error) {
 	var err error
 	if len(b) < record.HeaderSize {
 		if b, err = vfs.ReadView(s.log, p, record.HeaderSize); err != nil {
@@ -367,6 +378,15 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 		return false, nil
 	}
 	if int64(len(b)) < n {
+		if n > recoverCheckBytes {
+			// Its CRC first, read in pieces: bad bytes that claim a
+			// length of up to the segment's size are not read in one
+			// buffer that large. Only a batch whose CRC holds is read
+			// whole.
+			if ok, err := s.crcHolds(ctx, record.Batch(b[:record.HeaderSize]), p, n); err != nil || !ok {
+				return false, err
+			}
+		}
 		if b, err = vfs.ReadView(s.log, p, int(n)); err != nil {
 			return false, err
 		}
@@ -374,6 +394,28 @@ func (s *Segment) validBatchAt(b []byte, p, size int64) (bool, error) {
 	batch, err := record.Parse(b, 0)
 	return err == nil && batch.Validate(0) == nil, nil
 }
+
+// crcHolds reports whether the CRC in hdr, the header of a batch of n
+// bytes at position p, holds over the batch's bytes, which it reads in
+// pieces of recoverCheckBytes at most, looking at ctx before each.
+func (s *Segment) crcHolds(ctx context.Context, hdr record.Batch, p, n int64) (bool, error) {
+	crc := hdr.ComputeCRC() // over the header's bytes it covers
+	for q := p + record.HeaderSize; q < p+n; {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		v, err := vfs.ReadViewPrefix(s.log, q, int(min(p+n-q, recoverCheckBytes)))
+		if err != nil {
+			return false, err
+		}
+		crc = crc32.Update(crc, castagnoli, v)
+		q += int64(len(v))
+	}
+	return crc == hdr.CRC(), nil
+}
+
+// castagnoli is the CRC-32C table of the batches' CRC.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // TruncateTo removes every batch holding an offset at or past offset. A
 // batch that straddles offset is removed whole, so the segment's next
