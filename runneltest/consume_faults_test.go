@@ -1,6 +1,7 @@
 package runneltest_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -87,36 +88,50 @@ func TestConsumeThroughFaultsNotRetriable(t *testing.T) {
 }
 
 // A retriable error that does not stop, or a request held, fails the
-// test when the wait ends, as records that do not come do.
+// test when the wait ends, as records that do not come do. The rule must
+// have applied before the wait ended (a loaded machine may not get a
+// request through it within a short wait: see untilInTime).
 func TestConsumeThroughFaultsUntilTheWaitEnds(t *testing.T) {
-	wait := runneltest.Timeout(50 * time.Millisecond)
 	for _, tc := range []struct {
 		name  string
 		fault runneltest.Fault
-		call  func(*fakeT, *runneltest.Faults)
-		want  string
+		call  func(*fakeT, *runneltest.Faults, runneltest.ConsumeOpt)
+		want  string // a format with the wait's %[1]v
 	}{
 		{"fetch retried", runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrNotLeader, Count: runneltest.Unlimited},
-			func(ft *fakeT, f *runneltest.Faults) { runneltest.Consume(ft, f, "orders", 4, wait) },
-			`runneltest: consume "orders": got 0 of 4 records within 50ms (orders-0: 0, orders-1: 0)`},
+			func(ft *fakeT, f *runneltest.Faults, wait runneltest.ConsumeOpt) {
+				runneltest.Consume(ft, f, "orders", 4, wait)
+			},
+			`runneltest: consume "orders": got 0 of 4 records within %[1]v (orders-0: 0, orders-1: 0)`},
 		{"fetch held", runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.HoldRequest, Count: runneltest.Unlimited},
-			func(ft *fakeT, f *runneltest.Faults) { runneltest.Consume(ft, f, "orders", 4, wait) },
-			`runneltest: consume "orders": got 0 of 4 records within 50ms (orders-0: 0, orders-1: 0)`},
+			func(ft *fakeT, f *runneltest.Faults, wait runneltest.ConsumeOpt) {
+				runneltest.Consume(ft, f, "orders", 4, wait)
+			},
+			`runneltest: consume "orders": got 0 of 4 records within %[1]v (orders-0: 0, orders-1: 0)`},
 		{"list offset retried", runneltest.Fault{Op: runneltest.OpListOffset, Err: api.ErrNotLeader, Count: runneltest.Unlimited},
-			func(ft *fakeT, f *runneltest.Faults) { runneltest.ConsumeAll(ft, f, "orders", wait) },
-			"runneltest: consume orders-0: no answer within 50ms: runneltest: injected into list offset orders-0: " + api.ErrNotLeader.Error()},
+			func(ft *fakeT, f *runneltest.Faults, wait runneltest.ConsumeOpt) {
+				runneltest.ConsumeAll(ft, f, "orders", wait)
+			},
+			"runneltest: consume orders-0: no answer within %[1]v: runneltest: injected into list offset orders-0: " + api.ErrNotLeader.Error()},
 		{"partitions held", runneltest.Fault{Op: runneltest.OpPartitions, Action: runneltest.HoldRequest, Count: runneltest.Unlimited},
-			func(ft *fakeT, f *runneltest.Faults) { runneltest.ConsumeAll(ft, f, "orders", wait) },
-			`runneltest: consume "orders": no answer within 50ms: context deadline exceeded`},
+			func(ft *fakeT, f *runneltest.Faults, wait runneltest.ConsumeOpt) {
+				runneltest.ConsumeAll(ft, f, "orders", wait)
+			},
+			`runneltest: consume "orders": no answer within %[1]v: context deadline exceeded`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := produceOrders(t)
-			r := f.Add(tc.fault)
-			ft := fails(t, func(ft *fakeT) { tc.call(ft, f) })
-			r.Remove()
-			require.True(t, ft.failed)
-			require.Equal(t, tc.want, ft.msg)
-			require.Positive(t, r.Hits())
+			untilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
+				f := produceOrders(t)
+				r := f.Add(tc.fault)
+				ft := fails(t, func(ft *fakeT) { tc.call(ft, f, runneltest.Timeout(wait)) })
+				r.Remove()
+				if r.Hits() == 0 {
+					return false // no request reached the rule within the wait
+				}
+				require.True(t, ft.failed)
+				require.Equal(t, fmt.Sprintf(tc.want, wait), ft.msg)
+				return true
+			})
 		})
 	}
 }

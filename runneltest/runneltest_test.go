@@ -3,6 +3,7 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,17 +233,30 @@ func TestOldTimestampsAreKept(t *testing.T) {
 // Consume that does not get its records fails the test after Timeout's
 // time, even with the test's deadline far away (go test's default
 // -timeout is 10 minutes), saying how many came of how many and from
-// which partitions. A Timeout that is not positive fails the test.
+// which partitions. A Timeout that is not positive fails the test. (The
+// three records there must have been read before the wait ended, which
+// a loaded machine may not do within a short wait: see untilInTime.)
 func TestConsumeTimeout(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
 	runneltest.Produce(t, b, "t", &record.Record{Partition: 1, Value: []byte("a")}, &record.Record{Partition: 1, Value: []byte("b")}, &record.Record{Partition: 2, Value: []byte("c")})
 
 	far := func(ft *fakeT) deadlineT { return deadlineT{ft, time.Now().Add(time.Hour)} }
-	ft := fails(t, func(ft *fakeT) {
-		runneltest.Consume(far(ft), b, "t", 5, runneltest.Timeout(50*time.Millisecond))
+	var ft *fakeT
+	untilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
+		ft = fails(t, func(ft *fakeT) {
+			runneltest.Consume(far(ft), b, "t", 5, runneltest.Timeout(wait))
+		})
+		require.True(t, ft.failed)
+		// Too slow: fewer of the three read, or the partition count not
+		// looked up, when the wait ended.
+		tooSlow := regexp.MustCompile(fmt.Sprintf(`^runneltest: consume "t": (got [0-2] of 5 records within %[1]v \(t-0: 0, t-1: [0-2], t-2: [01]\)|no answer within %[1]v: context deadline exceeded)$`,
+			regexp.QuoteMeta(wait.String())))
+		if tooSlow.MatchString(ft.msg) {
+			return false
+		}
+		require.Equal(t, fmt.Sprintf(`runneltest: consume "t": got 3 of 5 records within %v (t-0: 0, t-1: 2, t-2: 1)`, wait), ft.msg)
+		return true
 	})
-	require.True(t, ft.failed)
-	require.Equal(t, `runneltest: consume "t": got 3 of 5 records within 50ms (t-0: 0, t-1: 2, t-2: 1)`, ft.msg)
 
 	require.Len(t, runneltest.Consume(t, b, "t", 3, runneltest.Timeout(time.Minute)), 3)
 	require.Len(t, runneltest.ConsumeAll(t, b, "t", runneltest.Timeout(time.Minute)), 3)
