@@ -14,6 +14,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -234,9 +235,9 @@ func TestFencedProducer(t *testing.T) {
 // deadline, then fails with ErrDeliveryTimeout and the last error. (The
 // scenario needs a retry before the deadline, which a loaded machine may
 // not make in 50 ms: the test failed so, "retried" with one request, under
-// -race with the CPU busy; see untilInTime.)
+// -race with the CPU busy; see testkit.UntilInTime.)
 func TestRetriesUntilDeliveryTimeout(t *testing.T) {
-	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := &hookClient{b: b}
 		c.setHook(func(context.Context, int, *api.ProduceRequest, func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
@@ -302,9 +303,9 @@ func TestHugeRetryBackoffWaitsUntilTheDeadline(t *testing.T) {
 // A batch that may have been appended and then timed out must not leave
 // its sequence numbers to other records: the producer takes a new id.
 // (The scenario needs the first request sent before the deadline, which
-// a loaded machine may not do in 30 ms: see untilInTime.)
+// a loaded machine may not do in 30 ms: see testkit.UntilInTime.)
 func TestUncertainTimeoutTakesANewProducerID(t *testing.T) {
-	untilInTime(t, 30*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 30*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := &hookClient{b: b}
 		c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
@@ -464,9 +465,9 @@ func TestUnknownErrorFailsTheBatch(t *testing.T) {
 // runs with ErrDeliveryTimeout, the buffer is freed, and the next records
 // go under a new producer id (the broker may have appended the batch).
 // (The scenario needs the request sent before the deadline, which a
-// loaded machine may not do in 50 ms: see untilInTime.)
+// loaded machine may not do in 50 ms: see testkit.UntilInTime.)
 func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
-	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := &hookClient{b: b}
 		c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
@@ -503,9 +504,9 @@ func TestDeliveryTimeoutCutsARequestInFlight(t *testing.T) {
 
 // With AcksNone too, a request the broker sits on is cut at the delivery
 // deadline and its records fail with ErrDeliveryTimeout. (The scenario
-// needs the request sent before the deadline: see untilInTime.)
+// needs the request sent before the deadline: see testkit.UntilInTime.)
 func TestDeliveryTimeoutCutsARequestInFlightAcksNone(t *testing.T) {
-	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := &hookClient{b: b}
 		c.setHook(func(ctx context.Context, _ int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {

@@ -253,27 +253,3 @@ func clockTick() {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
-
-// untilInTime runs scenario with a delivery timeout of first and, each
-// time it reports that its precondition did not hold, again with a
-// timeout four times longer. A scenario about delivery timeouts needs
-// something to happen before its deadline (a request sent, a retry
-// made), which a loaded machine may not do within a short real-time
-// timeout; with no clock to stop, a longer timeout is the way to give it
-// the time. The scenario makes its own broker and producer each time,
-// returns false before any assertion when its precondition did not hold,
-// and asserts the same outcome at every timeout: the test's verdict does
-// not depend on the machine's speed, only its length does. A timeout
-// past 15 s fails the test (a hang guard, not a measure of speed).
-func untilInTime(t *testing.T, first time.Duration, scenario func(timeout time.Duration) bool) {
-	t.Helper()
-	for timeout := first; ; timeout *= 4 {
-		if timeout > 15*time.Second {
-			t.Fatalf("the scenario's precondition failed even with a delivery timeout of %v", timeout/4)
-		}
-		if scenario(timeout) {
-			return
-		}
-		t.Logf("a delivery timeout of %v was too short on this machine for the scenario: again with %v", timeout, 4*timeout)
-	}
-}

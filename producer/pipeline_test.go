@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -430,7 +431,7 @@ func TestPipelineCloseFailsWhatWaits(t *testing.T) {
 // not do within 50 ms: the test then waited 30 s for a request that never
 // came. See untilInTime.)
 func TestPipelineDeliveryTimeout(t *testing.T) {
-	untilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 50*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := newAckClient(b)
 		p := newProducer(t, c, producer.Linger(timeout/5), producer.DeliveryTimeout(timeout), producer.DefaultTopic("t"))
@@ -525,7 +526,7 @@ func TestPipelineWithFsync(t *testing.T) {
 // were not, and the test waited 30 s for a request that never came. See
 // untilInTime.)
 func TestPipelineDeadlineWhileWaitingForASlot(t *testing.T) {
-	untilInTime(t, 100*time.Millisecond, func(timeout time.Duration) bool {
+	testkit.UntilInTime(t, 100*time.Millisecond, func(timeout time.Duration) bool {
 		b := newBroker(t, runneltest.Topic("t", 1))
 		c := newAckClient(b)
 		c.deaf.Store(true) // the first two hold their places past every deadline

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -90,7 +91,7 @@ func TestConsumeThroughFaultsNotRetriable(t *testing.T) {
 // A retriable error that does not stop, or a request held, fails the
 // test when the wait ends, as records that do not come do. The rule must
 // have applied before the wait ended (a loaded machine may not get a
-// request through it within a short wait: see untilInTime).
+// request through it within a short wait: see testkit.UntilInTime).
 func TestConsumeThroughFaultsUntilTheWaitEnds(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -120,7 +121,7 @@ func TestConsumeThroughFaultsUntilTheWaitEnds(t *testing.T) {
 			`runneltest: consume "orders": no answer within %[1]v: context deadline exceeded`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			untilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
+			testkit.UntilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
 				f := produceOrders(t)
 				r := f.Add(tc.fault)
 				ft := fails(t, func(ft *fakeT) { tc.call(ft, f, runneltest.Timeout(wait)) })

@@ -58,26 +58,3 @@ type deadlineT struct {
 }
 
 func (d deadlineT) Deadline() (time.Time, bool) { return d.deadline, true }
-
-// untilInTime runs scenario with a wait of first and, each time it
-// reports that its precondition did not hold, again with a wait four
-// times longer. A test of what Consume says when its wait ends needs
-// something done before the wait ends (a fetch sent, the records there
-// read), which a loaded machine may not do within a short real-time
-// wait. The scenario returns false, before the assertions that need the
-// precondition, when it did not hold, and asserts the same outcome at
-// every wait: the test's verdict does not depend on the machine's speed,
-// only its length does. A wait past 15 s fails the test (a hang guard,
-// not a measure of speed).
-func untilInTime(t *testing.T, first time.Duration, scenario func(wait time.Duration) bool) {
-	t.Helper()
-	for wait := first; ; wait *= 4 {
-		if wait > 15*time.Second {
-			t.Fatalf("the scenario's precondition failed even with a wait of %v", wait/4)
-		}
-		if scenario(wait) {
-			return
-		}
-		t.Logf("a wait of %v was too short on this machine for the scenario: again with %v", wait, 4*wait)
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -235,14 +236,14 @@ func TestOldTimestampsAreKept(t *testing.T) {
 // -timeout is 10 minutes), saying how many came of how many and from
 // which partitions. A Timeout that is not positive fails the test. (The
 // three records there must have been read before the wait ended, which
-// a loaded machine may not do within a short wait: see untilInTime.)
+// a loaded machine may not do within a short wait: see testkit.UntilInTime.)
 func TestConsumeTimeout(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
 	runneltest.Produce(t, b, "t", &record.Record{Partition: 1, Value: []byte("a")}, &record.Record{Partition: 1, Value: []byte("b")}, &record.Record{Partition: 2, Value: []byte("c")})
 
 	far := func(ft *fakeT) deadlineT { return deadlineT{ft, time.Now().Add(time.Hour)} }
 	var ft *fakeT
-	untilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
+	testkit.UntilInTime(t, 50*time.Millisecond, func(wait time.Duration) bool {
 		ft = fails(t, func(ft *fakeT) {
 			runneltest.Consume(far(ft), b, "t", 5, runneltest.Timeout(wait))
 		})

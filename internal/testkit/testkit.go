@@ -157,3 +157,27 @@ func Record(t testing.TB, f func(tb testing.TB)) *Recorder {
 	<-done
 	return r
 }
+
+// UntilInTime runs scenario with a real-time limit of first (a delivery
+// timeout, a wait) and, each time it reports that its precondition did
+// not hold, again with a limit four times longer. A scenario about such
+// a limit needs something to happen before it ends (a request sent, a
+// retry made, records read), which a loaded machine may not do within a
+// short limit; with no clock to stop, a longer limit is the way to give
+// it the time. The scenario makes its own broker and clients each time,
+// returns false before any assertion when its precondition did not hold,
+// and asserts the same outcome at every limit: the test's verdict does
+// not depend on the machine's speed, only its length does. A limit past
+// 15 s fails the test (a hang guard, not a measure of speed).
+func UntilInTime(t testing.TB, first time.Duration, scenario func(limit time.Duration) bool) {
+	t.Helper()
+	for limit := first; ; limit *= 4 {
+		if limit > 15*time.Second {
+			t.Fatalf("the scenario's precondition failed even with a limit of %v", limit/4)
+		}
+		if scenario(limit) {
+			return
+		}
+		t.Logf("a limit of %v was too short on this machine for the scenario: again with %v", limit, 4*limit)
+	}
+}
