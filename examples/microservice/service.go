@@ -418,10 +418,11 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		// closing, the broker failing after the append) it may have been.
 		mayBeWritten := producer.MayBeWritten(err)
 		if mayBeWritten {
-			// The event may have been written. A retry with the same Idempotency-Key
-			// cannot place it twice; one without, or with a key the
-			// first did not have, gets another ID, and places it a
-			// second time if it was: the client is told the ID.
+			// The event may have been written. A retry with the same
+			// Idempotency-Key cannot place it twice; one without, or
+			// with a key the first did not have, gets another ID, and
+			// places it a second time if it was: the client is told
+			// the ID.
 			msg = "the order may or may not have been placed (a retry with the same Idempotency-Key cannot place it twice)"
 			if !keyed {
 				msg = "the order may or may not have been placed, as " + o.ID + " (GET /orders/" + o.ID +
