@@ -2,43 +2,18 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
-
-// runMain runs main with args, its standard output and standard error
-// going to files of their own, and returns what each got. main must
-// return (an error would exit the test binary).
-func runMain(t *testing.T, args ...string) (stdout, stderr string) {
-	t.Helper()
-	dir := t.TempDir()
-	outPath, errPath := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	outF, err := os.Create(outPath)
-	require.NoError(t, err)
-	defer outF.Close()
-	errF, err := os.Create(errPath)
-	require.NoError(t, err)
-	defer errF.Close()
-	oldArgs, oldOut, oldErr := os.Args, os.Stdout, os.Stderr
-	os.Args, os.Stdout, os.Stderr = append([]string{"prog"}, args...), outF, errF
-	defer func() { os.Args, os.Stdout, os.Stderr = oldArgs, oldOut, oldErr }()
-	main()
-	o, err := os.ReadFile(outPath)
-	require.NoError(t, err)
-	e, err := os.ReadFile(errPath)
-	require.NoError(t, err)
-	return string(o), string(e)
-}
 
 // -h prints the usage on standard error, as Go programs do (the flag
 // package's default), and nothing on standard output: it went to
 // standard output, with the usage after a bad flag, where a program's
 // results go (into a file or a pipe, say).
 func TestReview32UsageGoesToStderr(t *testing.T) {
-	stdout, stderr := runMain(t, "-h")
+	stdout, stderr := testkit.RunMain(t, main, "-h")
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, "sage")
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -180,4 +181,40 @@ func UntilInTime(t testing.TB, first time.Duration, scenario func(limit time.Dur
 		}
 		t.Logf("a limit of %v was too short on this machine for the scenario: again with %v", limit, 4*limit)
 	}
+}
+
+// RunMain runs a program's main with args (os.Args[1:]), its standard
+// output and standard error going to files of their own, and returns
+// what each got. main must return (an os.Exit would end the test
+// binary). It changes os.Args, os.Stdout and os.Stderr while main runs:
+// not for parallel tests.
+func RunMain(t testing.TB, main func(), args ...string) (stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	outPath, errPath := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	outF, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outF.Close()
+	errF, err := os.Create(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errF.Close()
+	oldArgs, oldOut, oldErr := os.Args, os.Stdout, os.Stderr
+	os.Args, os.Stdout, os.Stderr = append([]string{"prog"}, args...), outF, errF
+	func() {
+		defer func() { os.Args, os.Stdout, os.Stderr = oldArgs, oldOut, oldErr }()
+		main()
+	}()
+	o, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := os.ReadFile(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(o), string(e)
 }
