@@ -30,6 +30,29 @@ func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
 	}
 }
 
+// adaOrder is the order the tests below place, under the key k-1.
+const adaOrder = `{"customer":"ada","items":["book"],"amount_cents":1299}`
+
+// firstAnswerLost starts a service on a broker whose first produce is
+// written but its answer lost (as when the broker appended it and then
+// failed), and places adaOrder under k-1 once: the request fails as "may
+// or may not have been placed" (503), the order's event written. It
+// returns the broker, the faults over it (to add rules for the next
+// produces), the service, and its server's URL.
+func firstAnswerLost(t *testing.T) (*runnel.Broker, *runneltest.Faults, *Service, string) {
+	t.Helper()
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	t.Cleanup(ts.Close)
+	resp, _ := postKey(t, ts.URL, "k-1", adaOrder)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	return b, f, svc, ts.URL
+}
+
 // A retry with the same key after a request whose order may have been
 // written, before the handlers have seen it, must not answer 201 with
 // its own event's offset: when the first attempt was written, the
@@ -38,20 +61,8 @@ func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
 // and GET named it too until the handlers got to the order, then the
 // other.
 func TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
-	f := runneltest.NewFaults(t, b)
-	// Written, its answer lost (as when the broker appended it and then
-	// failed): the request fails as "may or may not".
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
-	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
-	ts := httptest.NewServer(svc.Handler())
-	defer ts.Close()
-	srv := ts.URL
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-	resp, _ := postKey(t, srv, "k-1", ada)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	resp, retry := postKey(t, srv, "k-1", ada)
+	b, _, svc, srv := firstAnswerLost(t)
+	resp, retry := postKey(t, srv, "k-1", adaOrder)
 	require.Contains(t, []int{http.StatusCreated, http.StatusOK, http.StatusAccepted}, resp.StatusCode)
 	code, before := getStatus(t, svc, "order-k-1")
 
@@ -74,28 +85,20 @@ func TestReview32RetryAfterMaybeWrittenNamesTheHandledEvent(t *testing.T) {
 // is answered until the handlers see the order, and a retry of it: 202,
 // placed, with its Location, and nothing written again.
 func TestReview32RetryAfterMaybeWrittenAccepted(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
-	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
-	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
-	ts := httptest.NewServer(svc.Handler())
-	defer ts.Close()
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-	resp, _ := postKey(t, ts.URL, "k-1", ada)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	b, _, svc, srv := firstAnswerLost(t)
+	var resp *http.Response
 	for range 2 {
-		resp, _ = postKey(t, ts.URL, "k-1", ada)
+		resp, _ = postKey(t, srv, "k-1", adaOrder)
 		require.Equal(t, http.StatusAccepted, resp.StatusCode)
 		require.Equal(t, "/orders/order-k-1", resp.Header.Get("Location"))
 		code, _ := getStatus(t, svc, "order-k-1")
 		require.Equal(t, http.StatusNotFound, code)
 	}
-	resp, _ = postKey(t, ts.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
+	resp, _ = postKey(t, srv, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "the key still names ada's order")
 	require.Len(t, runneltest.ConsumeAll(t, b, OrdersTopic), 2, "written twice at most")
 	handleAll(t, svc, b)
-	resp, st := postKey(t, ts.URL, "k-1", ada)
+	resp, st := postKey(t, srv, "k-1", adaOrder)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, int64(0), st.Offset, "the first event, which the handlers act on")
 }
@@ -106,16 +109,7 @@ func TestReview32RetryAfterMaybeWrittenAccepted(t *testing.T) {
 // is the order's, as the handlers found it (200: placed by an earlier
 // request).
 func TestReview32RetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
-	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
-	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
-	ts := httptest.NewServer(svc.Handler())
-	defer ts.Close()
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-	resp, _ := postKey(t, ts.URL, "k-1", ada)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	b, f, svc, srv := firstAnswerLost(t)
 
 	held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
 	type answer struct {
@@ -124,7 +118,7 @@ func TestReview32RetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		resp, st := postKey(t, ts.URL, "k-1", ada)
+		resp, st := postKey(t, srv, "k-1", adaOrder)
 		answered <- answer{resp.StatusCode, st}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -182,22 +176,13 @@ func TestReview32RefusedOrderNotPlaced(t *testing.T) {
 // answered 503 "may or may not have been placed" about an order the
 // service knew was placed, and where.
 func TestReview32FailedRetryOfAHandledOrderAnsweredPlaced(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
-	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
-	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
-	ts := httptest.NewServer(svc.Handler())
-	defer ts.Close()
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-	resp, _ := postKey(t, ts.URL, "k-1", ada)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	b, f, svc, srv := firstAnswerLost(t)
 
 	// The retry's write: the handlers get to the first event meanwhile,
 	// and the write fails, maybe written.
 	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrBrokerClosed, Count: 1,
 		Match: func(runneltest.Request) bool { handleAll(t, svc, b); return true }})
-	resp, st := postKey(t, ts.URL, "k-1", ada)
+	resp, st := postKey(t, srv, "k-1", adaOrder)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, int64(0), st.Offset)
 	require.NotEmpty(t, st.Invoice)
