@@ -186,8 +186,14 @@ type Config struct {
 	// records at or past the high watermark. Default 7 days; negative
 	// means unlimited.
 	//
+	// Age is told by the records' timestamps: under CreateTime, the
+	// default, those the producer gave (record.Record's Timestamp), so
+	// what of a history imported with its events' own times is older than
+	// RetentionTime goes at the next maintenance run; under LogAppendTime,
+	// the broker's at the append, as NATS JetStream ages its messages.
+	//
 	// Records go a segment at a time, at a maintenance run, never one by
-	// one as NATS JetStream's MaxAge removes messages: while records keep
+	// one as JetStream's MaxAge removes messages: while records keep
 	// coming, the active segment rolls only at SegmentBytes or SegmentTime
 	// (1 GiB, 7 days by default), so a record may be kept up to about
 	// SegmentTime past RetentionTime (a topic with a RetentionTime of an
