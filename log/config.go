@@ -185,12 +185,33 @@ type Config struct {
 	// records have no timestamp, which waits to roll), and none that holds
 	// records at or past the high watermark. Default 7 days; negative
 	// means unlimited.
+	//
+	// Age is told by the records' timestamps: under CreateTime, the
+	// default, those the producer gave (record.Record's Timestamp), so
+	// what of a history imported with its events' own times is older than
+	// RetentionTime goes at the next maintenance run; under LogAppendTime,
+	// the broker's at the append, as NATS JetStream ages its messages.
+	//
+	// Records go a segment at a time, at a maintenance run, never one by
+	// one as JetStream's MaxAge removes messages: while records keep
+	// coming, the active segment rolls only at SegmentBytes or SegmentTime
+	// (1 GiB, 7 days by default), so a record may be kept up to about
+	// SegmentTime past RetentionTime (a topic with a RetentionTime of an
+	// hour keeps up to 7 days of a steady trickle). A SegmentTime that is
+	// a fraction of RetentionTime bounds it closer, as Kafka advises.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
 	// the log is larger. Default (0 or negative) unlimited (Kafka's
 	// default is -1). Kafka's 0, which deletes every segment, the active
 	// one rolled first, cannot be set: 1 comes closest, and keeps the
 	// active segment.
+	//
+	// It bounds each partition's log, as Kafka's does (JetStream's
+	// MaxBytes bounds a whole stream), and it too deletes whole segments,
+	// never the active one: a segment goes only while what is left holds
+	// at least RetentionBytes, so a maintenance run leaves a log of up to
+	// about RetentionBytes plus a segment (SegmentBytes, 1 GiB by
+	// default).
 	RetentionBytes int64
 	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
 	// newest brokers also take an empty list (neither policy), which has
