@@ -655,9 +655,8 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // returns ErrClosed once the method returns. A later Close from elsewhere
 // waits for them. So does a Close called from the Logger's handler (see
 // Logger), which runs on the goroutine of the Poll or AssignTopic that
-// logs: that call returns ErrClosed too, but for a Poll that logged as it
-// handed out its fetch, which returns what it fetched (the positions
-// moved past it).
+// logs: that call returns ErrClosed too, or, when the Poll had its answer
+// by then, that answer (the positions moved past what it holds).
 func (c *Consumer) Close() error {
 	if c.client == nil {
 		return nil // a zero Consumer: nothing to stop
