@@ -242,6 +242,7 @@ func TestReview33SeekWhilePaused(t *testing.T) {
 	require.NoError(t, c.Seek("t", 0, consumer.End()))
 	values(t, b, "t", 1, "z")
 	g = pollUntil(t, c, 1)
+	require.Equal(t, []string{"z"}, g.values("t", 1))
 	p, ok = c.Position("t", 0)
 	require.True(t, ok)
 	require.EqualValues(t, 5, p)
