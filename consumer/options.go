@@ -156,5 +156,9 @@ type CRCChecker interface {
 }
 
 // Logger sets where the consumer logs offset resets and partition errors.
-// Default: nowhere. A nil l keeps the default.
+// Default: nowhere. A nil l keeps the default. Its handler is called on
+// the goroutine of the call that logs (a Poll, a Records loop,
+// AssignTopic), holding none of the consumer's locks, so it may call the
+// consumer's methods (Position, Pause, Close...); only its Enabled is
+// asked while a lock is held.
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }

@@ -205,7 +205,7 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.
 
 	now := time.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock() // lines logged (lockedLog) go out after
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -380,7 +380,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 				}
 			}
 		}
-		c.mu.Unlock()
+		c.unlock()
 	}
 	return out, nil
 }
@@ -401,7 +401,7 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 	var f Fetch
 	replaced := !a.topicID.IsZero() && !lo.TopicID.IsZero() && a.topicID != lo.TopicID
 	if replaced {
-		c.cfg.logger.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
+		c.lockedLog.Info("topic created again: position resolved in the new topic", "topic", a.tp.Topic,
 			"partition", a.tp.Partition, "old_topic_id", a.topicID.String(), "topic_id", lo.TopicID.String())
 		err := fmt.Errorf("%w: %s is not topic %s any more (it is %s: deleted and created again while the position was reset)",
 			api.ErrUnknownTopicID, a.tp.Topic, a.topicID, lo.TopicID)
@@ -411,7 +411,7 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 	a.cur.pos.Store(lo.Offset)
 	a.seen = true
 	a.topicID = lo.TopicID
-	c.cfg.logger.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
+	c.lockedLog.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
 	return f, replaced
 }
 
@@ -545,11 +545,11 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 		a.topicID = log.TopicID{}
 	}
 	if outOfRange {
-		c.cfg.logger.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
+		c.lockedLog.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
 			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
 		return Fetch{}, false
 	}
-	c.cfg.logger.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
+	c.lockedLog.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", from, "to", at.String(), "err", fp.Err)
 	f := c.failLocked(a, from, fp.Err, now, *fp)
 	f.reset = true
@@ -561,7 +561,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 // transient).
 func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now time.Time) {
 	a.retryAt = now.Add(c.cfg.backoff)
-	a.failing.log(c.cfg.logger, now, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
+	a.failing.log(c.lockedLog, now, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", offset, "backoff", c.cfg.backoff, "err", err)
 }
 
@@ -601,13 +601,13 @@ func (f *failing) answered() { f.since = time.Time{} }
 func (c *Consumer) backOff(sent []*assignment, curs []*cursor, err error) time.Time {
 	now := time.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	for i, a := range sent {
 		if c.parts[a.tp] == a && a.cur == curs[i] {
 			a.retryAt = now.Add(c.cfg.backoff)
 		}
 	}
-	c.fetchFailing.log(c.cfg.logger, now, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
+	c.fetchFailing.log(c.lockedLog, now, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
 	return now.Add(c.cfg.backoff)
 }
 
@@ -620,7 +620,7 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
 	}
-	c.cfg.logger.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
+	c.lockedLog.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
 		"stopped", a.stopped, "err", err)
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
