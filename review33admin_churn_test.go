@@ -71,7 +71,7 @@ func r33DiskChurn(t *testing.T, seed uint64) {
 		}
 		prods = append(prods, p)
 		wg.Go(func() {
-			for n := 0; ; n++ {
+			for n := range 15000 { // a bound on the test's time
 				select {
 				case <-stop:
 					return
