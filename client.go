@@ -349,6 +349,9 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
+	if testHookListOffsetFound != nil {
+		testHookListOffsetFound()
+	}
 	if timestamp == api.MaxTimestamp {
 		// The search may read records, holding the partition open: Close
 		// ends it, as it ends a Fetch's wait.
@@ -367,6 +370,10 @@ func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, 
 	return lo, nil
 }
 
+// testHookListOffsetFound, when set (by tests), runs in ListOffset once
+// it has looked the partition up, before the look-up in it.
+var testHookListOffsetFound func()
+
 // latestTiered is Kafka's LATEST_TIERED_TIMESTAMP (KIP-1005), the lowest
 // special timestamp runnel knows: it takes it for a timestamp.
 const latestTiered = -5
@@ -382,16 +389,23 @@ func (b *Broker) untilClose(ctx context.Context) (context.Context, context.Cance
 
 // listOffset is ListOffset's look-up in p.
 func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.ListedOffset, error) {
-	hw := p.HighWatermark()
+	// From an open log, as the look-ups by time are: a partition deleted
+	// since the look-up, or whose reopen failed, answers as they do
+	// (ErrClosed, made ErrUnknownTopic or log.ErrLogFenced by the caller),
+	// not with the offsets its closed log had.
+	o, err := p.ListedOffsets()
+	if err != nil {
+		return api.ListedOffset{}, err
+	}
+	hw := o.HighWatermark
 	switch timestamp {
 	case api.Latest:
 		return api.ListedOffset{Offset: hw, Timestamp: -1}, nil
 	case api.Earliest, api.EarliestLocal:
-		return api.ListedOffset{Offset: p.LogStartOffset(), Timestamp: -1}, nil
+		return api.ListedOffset{Offset: o.LogStart, Timestamp: -1}, nil
 	}
 	var off int64
 	var ok bool
-	var err error
 	if timestamp == api.MaxTimestamp {
 		// Among the records a consumer can read (those below hw), as the
 		// answer is one to read from: a larger timestamp above hw does

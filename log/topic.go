@@ -110,6 +110,24 @@ func watermarkOf(l *Log, durable, end int64) int64 {
 	return end
 }
 
+// ListedOffsets is Offsets for an answer that must come from an open log
+// (ListOffsets' Latest and Earliest): read with the partition's log held
+// open (a Reopen waits for it), and refused, as its reads and look-ups by
+// time are, once the log is closed.
+//
+// Errors: ErrClosed (the partition was closed: its topic deleted, its
+// broker closed); ErrLogFenced (wrapping open's error) once a Reopen's
+// open failed (see Reopen).
+func (p *Partition) ListedOffsets() (PartitionOffsets, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.log.closed.Load() {
+		return PartitionOffsets{}, p.failed(ErrClosed)
+	}
+	o := p.log.Offsets()
+	return PartitionOffsets{LogStart: o.Start, HighWatermark: watermarkOf(p.log, o.Durable, o.End), LogEnd: o.End}, nil
+}
+
 // LogEndOffset is the offset the next appended record will get.
 func (p *Partition) LogEndOffset() int64 { return p.Log().LogEndOffset() }
 
