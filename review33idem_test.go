@@ -40,7 +40,7 @@ type review33Restarter struct {
 	crash bool
 	// crashOpts draws the options of each power cut.
 	crashOpts func() vfs.CrashOptions
-	rules func(f *runneltest.Faults)
+	rules     func(f *runneltest.Faults)
 	// before runs before a restart, on the broker about to go (a
 	// DeleteRecords, say).
 	before func(b *runnel.Broker)
