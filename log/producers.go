@@ -124,11 +124,16 @@ func (ps producers) check(b record.Batch) (dup *producerBatch, err error) {
 	return nil, nil
 }
 
-// update records a batch appended (or replayed) at now (Unix ns).
+// update records a batch appended (or replayed) at now (Unix ns). A
+// batch of another epoch than the producer's begins its state anew, as
+// Kafka's ProducerStateEntry.update does: an append is of a newer epoch
+// (check refuses an older one), but a replay (Open's, a truncation's) may
+// meet an older one, which the log took once the newer epoch's state had
+// expired, and which the replay, not expiring, still holds.
 func (ps producers) update(b record.Batch, now int64) {
 	id := b.ProducerID()
 	st := ps[id]
-	if st == nil || b.ProducerEpoch() > st.epoch {
+	if st == nil || b.ProducerEpoch() != st.epoch {
 		st = &producerState{epoch: b.ProducerEpoch()}
 		ps[id] = st
 	}
