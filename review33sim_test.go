@@ -59,7 +59,8 @@ import (
 //     log end of before;
 //   - after a crash: the topics, IDs, partition counts and configs are the
 //     acknowledged ones; every record acknowledged while its topic was
-//     SyncAlways (and every record before a clean Close) is there; the
+//     SyncAlways, or under SyncPeriodic up to an append that reached
+//     FlushMessages, or before a clean Close, is there; the
 //     log end is past the log start; an idempotent producer's last batch,
 //     retried, is a duplicate at its offset if it survived, and else
 //     appended at the log end (or refused as out of sequence);
@@ -104,6 +105,15 @@ type simPart struct {
 	end  int64             // the log end the model expects
 	// durable is the offset below which every record must survive a crash.
 	durable int64
+	// unflushed counts the records appended under SyncPeriodic since
+	// the log opened or last flushed: an append that takes it to
+	// FlushMessages is acknowledged once synced, as flush.messages says.
+	// (Reset wherever the log may be opened again: counted low, it only
+	// makes the model expect less.)
+	unflushed int64
+	// maybeStart is the largest offset a DeleteRecords that failed on a
+	// dying disk may have moved the log start to.
+	maybeStart int64
 	// minStart is the largest offset an acknowledged DeleteRecords moved
 	// the log start to: it never goes back, not even in a crash.
 	minStart int64
@@ -161,6 +171,17 @@ type sim struct {
 	cons   []*simConsumer
 	step   int
 	failed bool
+
+	// die, when not negative, is how many more file-system operations
+	// the disk does before it fails every one (see dyingStep).
+	die atomic.Int64
+	// dying: the step runs on a dying disk, and may fail; what it did is
+	// in doubt until the crash that follows shows it.
+	dying bool
+	// the in-doubt AlterTopicConfig (its new config) and CreatePartitions
+	doubtAlter *simTopic
+	doubtCfg   log.Config
+	doubtGrow  *simTopic
 }
 
 func newSim(t *testing.T, seed uint64) *sim {
@@ -173,12 +194,23 @@ func newSim(t *testing.T, seed uint64) *sim {
 		topics: map[string]*simTopic{},
 	}
 	s.clock.ms.Store(1_700_000_000_000)
+	s.die.Store(-1)
 	s.cfg = runnel.Config{
-		Dir: "/data", FS: s.mem, Clock: s.clock,
+		Dir: "/data", FS: s.disk(s.mem), Clock: s.clock,
 		MaintenanceInterval:  time.Hour,
 		ProducerIDExpiration: -1,
 	}
 	return s
+}
+
+// disk is mem behind the injector of s.die.
+func (s *sim) disk(mem *vfs.MemFS) vfs.FS {
+	return vfs.WithFaults(mem, vfs.InjectorFunc(func(vfs.Op, string) error {
+		if s.die.Load() >= 0 && s.die.Add(-1) < 0 {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -348,9 +380,42 @@ func (s *sim) oneStep() {
 		s.recreate()
 	case op < 90:
 		s.restart()
-	default:
+	case op < 95:
 		s.crash()
+	default:
+		s.dyingStep()
 	}
+}
+
+// dyingStep runs a step that writes on a disk that dies after a random
+// number of operations, and then cuts the power: the step may have
+// failed, its effect on disk whole, in part or not at all, and the model
+// accepts each way it may have reached the disk.
+func (s *sim) dyingStep() {
+	k := s.rng.Int64N(40)
+	s.logf("the disk dies after %d operations", k)
+	s.dying = true
+	s.die.Store(k)
+	switch s.rng.IntN(6) {
+	case 0, 1:
+		s.produce()
+	case 2:
+		s.retryLast()
+	case 3:
+		s.logf("Maintain")
+		if err := s.b.Maintain(s.ctx); err != nil {
+			s.logf("Maintain: %v", err)
+		}
+	case 4:
+		s.deleteRecords()
+	default:
+		if s.rng.IntN(2) == 0 {
+			s.alter()
+		} else {
+			s.grow()
+		}
+	}
+	s.crash()
 }
 
 var simCodecs = []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
@@ -409,6 +474,19 @@ func (s *sim) produce() {
 	}
 	s.logf("produce %d records to %s (%s, pid %d seq %d, ids %d..)", len(recs), key, codec, pid, seq, recs[0].id)
 	resp, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: tp.name, Partition: int32(p), Acks: api.AcksAll, Batches: encodeSim(recs, pid, seq, codec)})
+	if err != nil && s.dying {
+		// In doubt: at the log end, or not in the log at all.
+		s.logf("Produce to %s on a dying disk: %v", key, err)
+		for i, r := range recs {
+			part.recs[part.end+int64(i)] = r
+		}
+		if prod != nil {
+			prod.seq[key] = seq + int32(len(recs))
+			prod.last[key] = &simBatch{seq: seq, recs: recs, codec: codec, base: part.end}
+		}
+		part.end += int64(len(recs))
+		return
+	}
 	if err != nil {
 		s.failf("Produce to %s: %v", key, err)
 	}
@@ -425,14 +503,23 @@ func (s *sim) produce() {
 // acked notes recs as acknowledged at resp.BaseOffset.
 func (s *sim) acked(tp *simTopic, part *simPart, recs []*simRec, resp api.ProduceResponse) {
 	for i, r := range recs {
+		// (The topic's type now: a retry that appends a batch again after
+		// a crash is stamped as the topic says then.)
+		r.appendTime = tp.eff().TimestampType == log.LogAppendTime
 		if r.appendTime {
 			r.ts = resp.LogAppendTime
 		}
 		part.recs[resp.BaseOffset+int64(i)] = r
 	}
 	part.end = resp.BaseOffset + int64(len(recs))
-	if tp.eff().Sync == log.SyncAlways {
+	switch e := tp.eff(); e.Sync {
+	case log.SyncAlways:
 		part.durable = part.end
+	case log.SyncPeriodic:
+		part.unflushed += int64(len(recs))
+		if e.FlushMessages > 0 && part.unflushed >= e.FlushMessages {
+			part.durable, part.unflushed = part.end, 0
+		}
 	}
 }
 
@@ -445,6 +532,10 @@ func (s *sim) retryLast() {
 		tp, p := s.splitKey(key)
 		s.logf("retry pid %d seq %d on %s", prod.pid, last.seq, key)
 		resp, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: tp.name, Partition: int32(p), Acks: api.AcksAll, Batches: encodeSim(last.recs, prod.pid, last.seq, last.codec)})
+		if err != nil && s.dying {
+			s.logf("retry on a dying disk: %v", err)
+			return
+		}
 		if err != nil || !resp.Duplicate || resp.BaseOffset != last.base {
 			s.failf("retry of pid %d seq %d on %s: %+v, %v; want a duplicate at %d", prod.pid, last.seq, key, resp, err, last.base)
 		}
@@ -574,6 +665,11 @@ func (s *sim) deleteRecords() {
 		}
 		return
 	}
+	if err != nil && s.dying {
+		s.logf("DeleteRecords on a dying disk: %v", err)
+		part.maybeStart = max(part.maybeStart, off)
+		return
+	}
 	if err != nil {
 		s.failf("DeleteRecords %s before %d: %v", pkey(tp.name, p), off, err)
 	}
@@ -588,10 +684,22 @@ func (s *sim) alter() {
 	c := s.randomConfig()
 	s.logf("AlterTopicConfig %s %+v", tp.name, c)
 	if err := s.b.AlterTopicConfig(s.ctx, tp.name, c); err != nil {
-		s.failf("AlterTopicConfig %s: %v", tp.name, err)
+		if !s.dying {
+			s.failf("AlterTopicConfig %s: %v", tp.name, err)
+		}
+		s.logf("AlterTopicConfig on a dying disk: %v", err)
+		s.doubtAlter, s.doubtCfg = tp, c
+		old := tp.cfg
+		tp.cfg = c
+		s.noteConfig(tp) // what it may have had
+		tp.cfg = old
+		return
 	}
 	tp.cfg = c
 	s.noteConfig(tp)
+	for _, part := range tp.parts {
+		part.unflushed = 0 // its logs opened again
+	}
 }
 
 func (s *sim) grow() {
@@ -602,7 +710,12 @@ func (s *sim) grow() {
 	n := len(tp.parts) + 1
 	s.logf("CreatePartitions %s %d", tp.name, n)
 	if err := s.b.CreatePartitions(s.ctx, tp.name, n); err != nil {
-		s.failf("CreatePartitions %s %d: %v", tp.name, n, err)
+		if !s.dying {
+			s.failf("CreatePartitions %s %d: %v", tp.name, n, err)
+		}
+		s.logf("CreatePartitions on a dying disk: %v", err)
+		s.doubtGrow = tp
+		return
 	}
 	tp.parts = append(tp.parts, &simPart{recs: map[int64]*simRec{}})
 }
@@ -638,7 +751,7 @@ func (s *sim) restart() {
 	s.open()
 	for _, name := range s.names {
 		for _, part := range s.topics[name].parts {
-			part.durable = part.end
+			part.durable, part.unflushed = part.end, 0
 		}
 	}
 	s.checkTopics()
@@ -663,13 +776,27 @@ func (s *sim) crash() {
 	}
 	s.logf("crash (%s, reorder %v)", opts.Tail, opts.Reorder)
 	clone := s.mem.CrashClone(opts)
-	if err := s.b.Close(); err != nil {
+	if err := s.b.Close(); err != nil && !s.dying {
 		s.failf("Close before the crash: %v", err)
 	}
-	s.mem, s.cfg.FS = clone, clone
+	s.mem, s.cfg.FS = clone, s.disk(clone)
+	s.die.Store(-1)
 	s.b = nil
 	s.open()
+	s.dying = false
 	s.checkTopics()
+	if tp := s.doubtAlter; tp != nil {
+		s.doubtAlter = nil
+		if info, err := s.b.DescribeTopic(s.ctx, tp.name); err == nil && info.Overrides == s.doubtCfg {
+			tp.cfg = s.doubtCfg
+		}
+	}
+	if tp := s.doubtGrow; tp != nil {
+		s.doubtGrow = nil
+		if info, err := s.b.DescribeTopic(s.ctx, tp.name); err == nil && len(info.Partitions) == len(tp.parts)+1 {
+			tp.parts = append(tp.parts, &simPart{recs: map[int64]*simRec{}})
+		}
+	}
 	lost := map[int64]bool{}
 	recovered := map[string]int64{} // partition key → its log end after the crash
 	// emptied: partitions whose log start the model does not know to be
@@ -702,7 +829,7 @@ func (s *sim) crash() {
 				s.logf("%s: the crash took %d..%d", key, pi.LogEndOffset, part.end)
 			}
 			emptied[key] = part.durable < pi.LogStartOffset
-			part.end = pi.LogEndOffset
+			part.end, part.unflushed = pi.LogEndOffset, 0
 			recovered[key] = pi.LogEndOffset
 			part.start, part.hw = pi.LogStartOffset, pi.HighWatermark
 		}
@@ -808,7 +935,7 @@ func (s *sim) checkPart(when string, tp *simTopic, p int, part *simPart, pi runn
 	if pi.LogStartOffset < part.start || pi.LogStartOffset < part.minStart || pi.LogStartOffset > pi.HighWatermark {
 		s.failf("%s %s: log start %d (was %d, DeleteRecords %d, high watermark %d)", key, when, pi.LogStartOffset, part.start, part.minStart, pi.HighWatermark)
 	}
-	if !tp.everRetention && pi.LogStartOffset != part.minStart {
+	if !tp.everRetention && (pi.LogStartOffset < part.minStart || pi.LogStartOffset > max(part.minStart, part.maybeStart)) {
 		s.failf("%s %s: log start %d, but only DeleteRecords (to %d) may move it", key, when, pi.LogStartOffset, part.minStart)
 	}
 	part.start, part.hw = pi.LogStartOffset, pi.HighWatermark
