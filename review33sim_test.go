@@ -149,6 +149,7 @@ type simProducer struct {
 }
 
 type simConsumer struct {
+	ids  map[string]log.TopicID     // partition key → the topic ID it reads
 	pos  map[string]int64           // partition key → next offset
 	seen map[string]map[int64]int64 // partition key → record id → offset
 }
@@ -244,7 +245,7 @@ func (s *sim) run(steps int) {
 		s.newProducer()
 	}
 	for range 2 {
-		s.cons = append(s.cons, &simConsumer{pos: map[string]int64{}, seen: map[string]map[int64]int64{}})
+		s.cons = append(s.cons, &simConsumer{ids: map[string]log.TopicID{}, pos: map[string]int64{}, seen: map[string]map[int64]int64{}})
 	}
 	for s.step = 0; s.step < steps; s.step++ {
 		s.oneStep()
@@ -284,6 +285,9 @@ func (s *sim) randomConfig() log.Config {
 		// Tombstones and cleanable segments go at once, or after a while.
 		DeleteRetentionTime:    []time.Duration{-1, 2 * time.Second}[s.rng.IntN(2)],
 		MinCleanableDirtyRatio: []float64{-1, 0.3}[s.rng.IntN(2)],
+	}
+	if s.rng.IntN(6) == 0 {
+		c.SegmentBytes = 14 // a segment per batch
 	}
 	if c.Sync == log.SyncPeriodic {
 		c.FlushMessages = int64(1 + s.rng.IntN(8))
@@ -562,6 +566,18 @@ func (s *sim) consume() {
 	tp, p := s.pickPart()
 	part := tp.parts[p]
 	key := pkey(tp.name, p)
+	if id, ok := c.ids[key]; ok && id != tp.id {
+		// Its topic was deleted and created again: a fetch by the old
+		// ID finds nothing of the new one.
+		resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: tp.name, TopicID: id, Partition: int32(p), Offset: c.pos[key]}}})
+		if err != nil || !errors.Is(resp.Partitions[0].Err, runnel.ErrUnknownTopicID) || len(resp.Partitions[0].Records) > 0 {
+			s.failf("Fetch %s by the ID of a deleted incarnation: %v, %+v; want ErrUnknownTopicID", key, err, resp.Partitions)
+		}
+		s.logf("consumer of %s's old incarnation: ErrUnknownTopicID", key)
+		delete(c.pos, key)
+		delete(c.seen, key)
+	}
+	c.ids[key] = tp.id
 	pos, ok := c.pos[key]
 	if !ok || s.rng.IntN(5) == 0 {
 		switch s.rng.IntN(3) {
@@ -574,7 +590,7 @@ func (s *sim) consume() {
 		}
 		s.logf("consumer seeks %s to %d", key, pos)
 	}
-	resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: tp.name, Partition: int32(p), Offset: pos, MaxBytes: 1 + s.rng.IntN(600)}}})
+	resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: tp.name, TopicID: tp.id, Partition: int32(p), Offset: pos, MaxBytes: 1 + s.rng.IntN(600)}}})
 	if err != nil {
 		s.failf("Fetch %s at %d: %v", key, pos, err)
 	}
@@ -657,8 +673,12 @@ func (s *sim) deleteRecords() {
 	tp, p := s.pickPart()
 	part := tp.parts[p]
 	off := part.start + s.rng.Int64N(part.hw-part.start+1)
+	arg := off
+	if s.rng.IntN(6) == 0 {
+		arg, off = api.Latest, part.hw // everything up to the high watermark
+	}
 	s.logf("DeleteRecords %s before %d", pkey(tp.name, p), off)
-	start, err := s.b.DeleteRecords(s.ctx, tp.name, int32(p), off)
+	start, err := s.b.DeleteRecords(s.ctx, tp.name, int32(p), arg)
 	if tp.eff().CleanupPolicy&log.Delete == 0 {
 		if !errors.Is(err, runnel.ErrPolicyViolation) {
 			s.failf("DeleteRecords on compacted %s: %v, want ErrPolicyViolation", tp.name, err)
@@ -730,10 +750,6 @@ func (s *sim) recreate() {
 	}
 	for p := range tp.parts {
 		key := pkey(tp.name, p)
-		for _, c := range s.cons {
-			delete(c.pos, key)
-			delete(c.seen, key)
-		}
 		for _, prod := range s.prods {
 			delete(prod.seq, key)
 			delete(prod.last, key)
@@ -939,6 +955,12 @@ func (s *sim) checkPart(when string, tp *simTopic, p int, part *simPart, pi runn
 		s.failf("%s %s: log start %d, but only DeleteRecords (to %d) may move it", key, when, pi.LogStartOffset, part.minStart)
 	}
 	part.start, part.hw = pi.LogStartOffset, pi.HighWatermark
+	for _, q := range [][2]int64{{api.Earliest, pi.LogStartOffset}, {api.Latest, pi.HighWatermark}} {
+		lo, err := s.b.ListOffset(s.ctx, tp.name, int32(p), q[0])
+		if err != nil || lo.Offset != q[1] || lo.TopicID != tp.id {
+			s.failf("%s %s: ListOffset %d: %+v, %v; want %d", key, when, q[0], lo, err, q[1])
+		}
+	}
 	read := map[int64]bool{}
 	for off := pi.LogStartOffset; off < pi.HighWatermark; {
 		resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: tp.name, Partition: int32(p), Offset: off}}})
