@@ -39,7 +39,11 @@ import (
 //     and size, each fsync policy, timestamp type), CreatePartitions,
 //     DeleteTopic and CreateTopic again under the same name;
 //   - a clean Close and Open, and a power cut (CrashClone with a random
-//     tail mode, with and without Reorder) followed by Open.
+//     tail mode, with and without Reorder) followed by Open, now and then
+//     after one or more Opens that a dying disk and another power cut
+//     ended part way;
+//   - a step that writes on a disk that dies after a random number of
+//     operations, and a power cut: its effect is in doubt.
 //
 // After every step the broker is compared with a model:
 //
@@ -796,6 +800,22 @@ func (s *sim) crash() {
 		s.failf("Close before the crash: %v", err)
 	}
 	s.mem, s.cfg.FS = clone, s.disk(clone)
+	for s.rng.IntN(4) == 0 {
+		// The power goes again during the Open after the crash, its
+		// recovery part done, its disk dying first now and then.
+		k := s.rng.Int64N(80)
+		s.logf("Open, and the disk dies after %d operations, and the power goes", k)
+		s.die.Store(k)
+		if b, err := runnel.Open(s.cfg); err == nil {
+			b.Close() // on a dead disk: fails, or not
+		}
+		s.die.Store(-1)
+		clone = s.mem.CrashClone(vfs.CrashOptions{
+			Tail: []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}[s.rng.IntN(4)],
+			Rand: rand.New(rand.NewPCG(s.seed, uint64(s.step)<<8|uint64(k))), Reorder: s.rng.IntN(2) == 0,
+		})
+		s.mem, s.cfg.FS = clone, s.disk(clone)
+	}
 	s.die.Store(-1)
 	s.b = nil
 	s.open()
