@@ -870,9 +870,10 @@ func (s *sim) crash() {
 			part.start, part.hw = pi.LogStartOffset, pi.HighWatermark
 		}
 	}
-	// Each idempotent producer retries its last batch on each partition,
-	// then takes a new id, as a restarted application would.
+	// Each idempotent producer retries its last batch on each partition.
+	var keep []*simProducer
 	for _, prod := range s.prods {
+		stale := false
 		for _, key := range slices.Sorted(mapKeys(prod.last)) {
 			last := prod.last[key]
 			tp, p := s.splitKey(key)
@@ -892,15 +893,22 @@ func (s *sim) crash() {
 				// Below the log start: the log kept the producer.
 			case errors.Is(err, api.ErrOutOfOrderSequence):
 				s.logf("after the crash, retry of pid %d seq %d on %s: out of sequence", prod.pid, last.seq, key)
+				stale = true
 			case again:
 				s.logf("after the crash, retry of pid %d seq %d on %s: appended again at %d", prod.pid, last.seq, key, resp.BaseOffset)
 				for _, r := range last.recs {
 					lost[r.id] = true // seen at its old offset, if at all
 				}
 				s.acked(tp, part, last.recs, resp)
+				last.base = resp.BaseOffset
 			default:
 				s.failf("after the crash, retry of pid %d seq %d on %s (at %d, lost or below the log start %d): %+v, %v; want it appended at %d", prod.pid, last.seq, key, last.base, part.start, resp, err, part.end)
 			}
+		}
+		// A producer goes on with its id and sequences, but one whose
+		// sequence the log no longer follows, which takes a new id.
+		if !stale && s.rng.IntN(4) > 0 {
+			keep = append(keep, prod)
 		}
 	}
 	for _, c := range s.cons {
@@ -912,8 +920,8 @@ func (s *sim) crash() {
 			}
 		}
 	}
-	s.prods = nil
-	for range 2 {
+	s.prods = keep
+	for len(s.prods) < 2 {
 		s.newProducer()
 	}
 }
