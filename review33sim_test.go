@@ -535,19 +535,21 @@ func (s *sim) acked(tp *simTopic, part *simPart, recs []*simRec, resp api.Produc
 // again: a duplicate, answered with its offset.
 func (s *sim) retryLast() {
 	prod := s.prods[s.rng.IntN(len(s.prods))]
-	for _, key := range slices.Sorted(mapKeys(prod.last)) {
-		last := prod.last[key]
-		tp, p := s.splitKey(key)
-		s.logf("retry pid %d seq %d on %s", prod.pid, last.seq, key)
-		resp, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: tp.name, Partition: int32(p), Acks: api.AcksAll, Batches: encodeSim(last.recs, prod.pid, last.seq, last.codec)})
-		if err != nil && s.dying {
-			s.logf("retry on a dying disk: %v", err)
-			return
-		}
-		if err != nil || !resp.Duplicate || resp.BaseOffset != last.base {
-			s.failf("retry of pid %d seq %d on %s: %+v, %v; want a duplicate at %d", prod.pid, last.seq, key, resp, err, last.base)
-		}
+	keys := slices.Sorted(mapKeys(prod.last))
+	if len(keys) == 0 {
 		return
+	}
+	key := keys[s.rng.IntN(len(keys))]
+	last := prod.last[key]
+	tp, p := s.splitKey(key)
+	s.logf("retry pid %d seq %d on %s", prod.pid, last.seq, key)
+	resp, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: tp.name, Partition: int32(p), Acks: api.AcksAll, Batches: encodeSim(last.recs, prod.pid, last.seq, last.codec)})
+	if err != nil && s.dying {
+		s.logf("retry on a dying disk: %v", err)
+		return
+	}
+	if err != nil || !resp.Duplicate || resp.BaseOffset != last.base {
+		s.failf("retry of pid %d seq %d on %s: %+v, %v; want a duplicate at %d", prod.pid, last.seq, key, resp, err, last.base)
 	}
 }
 
