@@ -22,7 +22,7 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview33Sim is a whole-broker deterministic simulation of the
+// TestBrokerSim is a whole-broker deterministic simulation of the
 // durability and ordering contract. For each seed one goroutine drives a
 // broker on a vfs.MemFS with a fake clock (the broker's own maintenance
 // never runs: its interval is an hour; the schedule calls Maintain) through
@@ -73,18 +73,18 @@ import (
 //
 // go test runs 10 seeds of 250 steps (4 of 150 with -short). A long run:
 //
-//	RUNNEL_SIM33=2000 go test -run TestReview33Sim -timeout 1h .
+//	RUNNEL_BROKER_SIM=2000 go test -run TestBrokerSim -timeout 1h .
 //
-// RUNNEL_SIM33_BASE=S sets the first seed (with RUNNEL_SIM33=1, replays
-// seed S exactly); RUNNEL_SIM33_LOG=1 logs the steps.
-func TestReview33Sim(t *testing.T) {
-	testkit.Seeds(t, "RUNNEL_SIM33", 10, 4, func(t *testing.T, seed uint64) {
+// RUNNEL_BROKER_SIM_BASE=S sets the first seed (with RUNNEL_BROKER_SIM=1, replays
+// seed S exactly); RUNNEL_BROKER_SIM_LOG=1 logs the steps.
+func TestBrokerSim(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_BROKER_SIM", 10, 4, func(t *testing.T, seed uint64) {
 		s := newSim(t, seed)
-		s.run(sim33Steps(t))
+		s.run(simSteps(t))
 	})
 }
 
-func sim33Steps(t *testing.T) int {
+func simSteps(t *testing.T) int {
 	if testing.Short() {
 		return 150
 	}
@@ -194,7 +194,7 @@ func newSim(t *testing.T, seed uint64) *sim {
 	t.Cleanup(cancel)
 	s := &sim{
 		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5133)),
-		verbose: os.Getenv("RUNNEL_SIM33_LOG") != "",
+		verbose: os.Getenv("RUNNEL_BROKER_SIM_LOG") != "",
 		ctx:     ctx, mem: vfs.NewMem(), clock: &simClock{},
 		topics: map[string]*simTopic{},
 	}
