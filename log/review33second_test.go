@@ -1,0 +1,83 @@
+package log
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview33ImportedHistoryAgesByItsOwnTimes: RetentionTime's doc (session
+// 33): under CreateTime, what of a history imported with its events' own
+// times is older than RetentionTime goes at the next maintenance run, a
+// segment at a time, when SegmentTime is a fraction of RetentionTime
+// (segments roll by the records' times, as Kafka's segment.ms does).
+func TestReview33ImportedHistoryAgesByItsOwnTimes(t *testing.T) {
+	e := newEnv(t)
+	const day = 24 * time.Hour
+	cfg := Config{RetentionTime: 7 * day, SegmentTime: day}
+	l := e.open(cfg)
+	defer l.Close()
+	now := e.clock.Now()
+	// 30 days of history, a batch an hour, imported at once.
+	for h := 30 * 24; h >= 1; h-- {
+		appendOK(t, l, valueBatch(t, now.Add(-time.Duration(h)*time.Hour).UnixMilli(), "v"))
+	}
+	_, err := l.ApplyRetention()
+	require.NoError(t, err)
+	recs := readAll(t, l, l.LogStartOffset())
+	require.NotEmpty(t, recs)
+	oldest := recs[0].Timestamp
+	require.True(t, oldest.After(now.Add(-8*day-time.Hour)), "the oldest record left is %v old", now.Sub(oldest))
+}
+
+// TestReview33LogAppendTimeAgesByTheAppend: RetentionTime's doc (session
+// 33): under LogAppendTime a record's age is the broker's time of its
+// append, whatever time the producer gave: an imported history stays
+// until RetentionTime after its import.
+func TestReview33LogAppendTimeAgesByTheAppend(t *testing.T) {
+	e := newEnv(t)
+	const day = 24 * time.Hour
+	cfg := Config{RetentionTime: 7 * day, SegmentTime: day, TimestampType: LogAppendTime}
+	l := e.open(cfg)
+	defer l.Close()
+	now := e.clock.Now()
+	for h := 30 * 24; h >= 1; h-- {
+		appendOK(t, l, valueBatch(t, now.Add(-time.Duration(h)*time.Hour).UnixMilli(), "v"))
+	}
+	n, err := l.ApplyRetention()
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.EqualValues(t, 0, l.LogStartOffset())
+	require.Len(t, readAll(t, l, 0), 30*24)
+}
+
+// TestReview33TruncationReloadTakesALowerEpochAfterExpiry: as
+// TestReview33ReplayTakesALowerEpochAfterExpiry (idem33), through
+// TruncateTo's reload of the producer state (the snapshot of a roll
+// before the expiry, which holds the newer epoch, and the batches after
+// it replayed), which the change of producers.update covers too: after a
+// truncation that leaves the older epoch's batches, a retry of its last
+// one is a duplicate and its next batch is taken.
+func TestReview33TruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
+	require.NoError(t, err)
+	defer l.Close()
+	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
+	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
+	e.clock.Advance(2 * time.Hour)
+	require.NoError(t, l.Maintain(ctx)) // producer 7 expires
+	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
+	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
+	appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
+
+	_, err = l.TruncateTo(3) // the batch of sequence 2 goes
+	require.NoError(t, err)
+	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
+	res := appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 3, res.FirstOffset)
+}
