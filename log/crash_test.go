@@ -269,26 +269,34 @@ func crashPointsAll() bool { return os.Getenv("RUNNEL_CRASH_POINTS") == "all" }
 // crashPointsOf returns the k at which the crash matrix of w crashes,
 // given its reference run's operations: with RUNNEL_CRASH_POINTS=all,
 // every one; in -short mode, crashPoints(len(ops), short); by default,
-// each operation that is the first of its step (a crash between two
-// steps), the last few, and each whose path no earlier one took: the kind
-// of its step, its own kind and file (by extension) and those of the
-// (up to) three operations of its step before it. What it leaves out is
-// a crash at a point the default run already crashed at in the same kind
-// of step after the same operations (a second append that rolls, a
-// compaction's rewrite of another segment, ...).
+// opPathPoints(ops, kind of step).
 func crashPointsOf(w *crashWorkload, ops []crashFSOp, short int) []int {
-	n := len(ops)
 	if crashPointsAll() || testing.Short() {
-		return crashPoints(n, short)
+		return crashPoints(len(ops), short)
 	}
+	return opPathPoints(ops, func(step int) string {
+		if step < 0 {
+			return "open"
+		}
+		return w.steps[step].op.String()
+	})
+}
+
+// opPathPoints returns, of the operations ops of a run (the k-th is
+// ops[k-1]), each k that is the first operation of its step (a crash
+// between two steps), the last four, and each whose path no earlier one
+// took: kind(its step), its own kind and file (by extension) and those of
+// the (up to) three operations of its step before it. What it leaves out
+// is a fault at a point already taken in the same kind of step after the
+// same operations (a second append that rolls, a compaction's rewrite of
+// another segment, an Open's recovery of another segment, ...).
+func opPathPoints(ops []crashFSOp, kind func(step int) string) []int {
+	n := len(ops)
 	seen := map[string]bool{}
 	var ks []int
 	for k := 1; k <= n; k++ {
 		o := ops[k-1]
-		path := "open"
-		if o.step >= 0 {
-			path = w.steps[o.step].op.String()
-		}
+		path := kind(o.step)
 		for j := k - 3; j <= k; j++ {
 			if j >= 1 && ops[j-1].step == o.step {
 				path += fmt.Sprintf("|%v%s", ops[j-1].op, ops[j-1].ext)
@@ -302,6 +310,15 @@ func crashPointsOf(w *crashWorkload, ops []crashFSOp, short int) []int {
 		}
 	}
 	return ks
+}
+
+// recordOps wraps fsys so that each operation is appended to *ops, as
+// made by step 0.
+func recordOps(fsys vfs.FS, ops *[]crashFSOp) vfs.FS {
+	return vfs.WithFaults(fsys, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		*ops = append(*ops, crashFSOp{op: op, ext: filepath.Ext(name)})
+		return nil
+	}))
 }
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
