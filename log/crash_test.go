@@ -231,13 +231,6 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 	return nil
 }
 
-// reference runs the workload without faults, counting its file-system
-// operations.
-func (w *crashWorkload) reference(t *testing.T) (*crashTrace, int) {
-	tr, ops := w.referenceOps(t)
-	return tr, len(ops)
-}
-
 // crashFSOp is one file-system operation of a reference run: the step
 // that made it (-1: Open), its kind and its file's extension.
 type crashFSOp struct {
@@ -246,8 +239,8 @@ type crashFSOp struct {
 	ext  string
 }
 
-// referenceOps is reference, also returning its file-system operations in
-// order (the k-th is ops[k-1]).
+// referenceOps runs the workload without faults, returning its
+// file-system operations in order (the k-th is ops[k-1]).
 func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []crashFSOp) {
 	tr := newCrashTrace()
 	var ops []crashFSOp
