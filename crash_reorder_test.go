@@ -15,18 +15,17 @@ import (
 // operations up to a point, overwritten sectors, truncations) reached the
 // disk before the power went, as a real disk may leave it.
 func TestBrokerCrashReorder(t *testing.T) {
-	counter := vfs.Count()
-	_, _, failed := runCrashScenario(t, vfs.WithFaults(vfs.NewMem(), counter))
-	require.Empty(t, failed, "the scenario fails without a fault")
-	ops := counter.N()
+	_, trace := crashScenarioOps(t)
+	ops := len(trace)
 	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
-	stride, seeds := 1, 3
+	seeds := 3
 	if testing.Short() {
-		tails, stride, seeds = tails[:2], 5, 1
+		tails, seeds = tails[:2], 1
 	}
+	ks := crashPoints(trace, 5)
 	for _, tail := range tails {
 		t.Run(tail.String(), func(t *testing.T) {
-			for k := 1; k <= ops+1; k += stride {
+			for _, k := range ks {
 				mem := vfs.NewMem()
 				acked, maybe, failed := runCrashScenario(t, vfs.WithFaults(mem, vfs.FailFrom(k)))
 				for seed := range seeds {

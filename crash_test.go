@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,13 +256,22 @@ func crashConfig(fsys vfs.FS) Config {
 // fails t if the broker contradicted the model.
 func runCrashScenario(t *testing.T, fsys vfs.FS) (acked, maybe *crashState, failed string) {
 	t.Helper()
+	return runCrashScenarioSteps(t, fsys, func(int) {})
+}
+
+// runCrashScenarioSteps is runCrashScenario, calling step(i) before the
+// scenario's step i and step(len(steps)) before its Close.
+func runCrashScenarioSteps(t *testing.T, fsys vfs.FS, onStep func(int)) (acked, maybe *crashState, failed string) {
+	t.Helper()
 	ctx := context.Background()
 	acked = &crashState{topics: map[string]*crashTopic{}, pid: -1}
 	b, err := Open(crashConfig(fsys))
 	if err != nil {
 		return acked, acked, "open"
 	}
-	for _, step := range crashScenario() {
+	steps := crashScenario()
+	for i, step := range steps {
+		onStep(i)
 		next := acked.clone()
 		if err := step.do(ctx, b, next); err != nil {
 			require.NotErrorIs(t, err, errCrashModel, step.name)
@@ -268,6 +280,7 @@ func runCrashScenario(t *testing.T, fsys vfs.FS) (acked, maybe *crashState, fail
 		}
 		acked = next
 	}
+	onStep(len(steps))
 	if err := b.Close(); err != nil {
 		return acked, acked, "close"
 	}
@@ -388,20 +401,90 @@ func matchCrashTopic(t *testing.T, b *Broker, name string, info TopicInfo, want 
 	return nil
 }
 
-func TestBrokerCrash(t *testing.T) {
-	counter := vfs.Count()
-	acked, _, failed := runCrashScenario(t, vfs.WithFaults(vfs.NewMem(), counter))
+// crashScenarioOps runs the crash scenario without faults and returns its
+// file-system operations in order (the k-th is ops[k-1]), each with the
+// scenario's step that made it (-1: Open).
+func crashScenarioOps(t *testing.T) (acked *crashState, ops []crashFSOp) {
+	var mu sync.Mutex
+	step := -1
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		ops = append(ops, crashFSOp{step: step, op: op, ext: filepath.Ext(name)})
+		return nil
+	}))
+	acked, _, failed := runCrashScenarioSteps(t, fsys, func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		step = i
+	})
 	require.Empty(t, failed, "the scenario fails without a fault")
-	require.Len(t, acked.topics, 2)
-	ops := counter.N()
-	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
-	stride := 1
-	if testing.Short() {
-		tails, stride = tails[:2], 5
+	return acked, ops
+}
+
+// crashFSOp is one file-system operation of a run without faults: the
+// step that made it, its kind and its file's extension.
+type crashFSOp struct {
+	step int
+	op   vfs.Op
+	ext  string
+}
+
+// crashPoints returns the k at which to crash, given the operations of a
+// run without faults (and k = len(ops)+1, no crash): with
+// RUNNEL_CRASH_POINTS=all, every one; in -short mode, every stride-th; by
+// default, each operation that is the first of its step (a crash between
+// two steps), and each whose path no earlier one took: its step, its own
+// kind and file (by extension) and those of the (up to) three operations
+// of its step before it. What it leaves out is a crash at a point the
+// default run already crashed at in the same step after the same
+// operations (another partition's append, sync or index of the same
+// kind, ...).
+func crashPoints(ops []crashFSOp, stride int) []int {
+	n := len(ops)
+	all := os.Getenv("RUNNEL_CRASH_POINTS") == "all"
+	seen := map[string]bool{}
+	var ks []int
+	for k := 1; k <= n+1; k++ {
+		switch {
+		case all:
+		case testing.Short():
+			if (k-1)%stride != 0 {
+				continue
+			}
+		case k <= n:
+			o := ops[k-1]
+			path := fmt.Sprint(o.step)
+			for j := k - 3; j <= k; j++ {
+				if j >= 1 && ops[j-1].step == o.step {
+					path += fmt.Sprintf("|%v%s", ops[j-1].op, ops[j-1].ext)
+				} else {
+					path += "|^"
+				}
+			}
+			if seen[path] && k > 1 && ops[k-2].step == o.step {
+				continue
+			}
+			seen[path] = true
+		}
+		ks = append(ks, k)
 	}
+	return ks
+}
+
+func TestBrokerCrash(t *testing.T) {
+	acked, trace := crashScenarioOps(t)
+	require.Len(t, acked.topics, 2)
+	ops := len(trace)
+	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
+	if testing.Short() {
+		tails = tails[:2]
+	}
+	ks := crashPoints(trace, 5)
+	t.Logf("%d file-system operations, %d crash points", ops, len(ks))
 	for _, tail := range tails {
 		t.Run(tail.String(), func(t *testing.T) {
-			for k := 1; k <= ops+1; k += stride {
+			for _, k := range ks {
 				mem := vfs.NewMem()
 				acked, maybe, failed := runCrashScenario(t, vfs.WithFaults(mem, vfs.FailFrom(k)))
 				clone := mem.CrashClone(vfs.CrashOptions{Tail: tail})

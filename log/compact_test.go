@@ -153,11 +153,11 @@ func TestCompactionSwapCrash(t *testing.T) {
 	}
 	// Count the operations of the compaction itself.
 	mem := vfs.NewMem()
-	counter := vfs.Count()
+	var ops []crashFSOp
 	var armed bool
 	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if armed {
-			return counter.MaybeError(op, name)
+			ops = append(ops, crashFSOp{op: op, ext: filepath.Ext(name)})
 		}
 		return nil
 	}))
@@ -165,11 +165,17 @@ func TestCompactionSwapCrash(t *testing.T) {
 	armed = true
 	_, err := l.Compact(context.Background())
 	require.NoError(t, err)
-	n := counter.N()
+	n := len(ops)
 	l.Close()
 	require.Positive(t, n)
 
-	for k := 1; k <= n; k++ {
+	// Every operation; in -short (the race run) those opPathPoints picks
+	// (RUNNEL_CRASH_POINTS=all: every one there too).
+	ks := crashPoints(n, n)
+	if testing.Short() && !crashPointsAll() {
+		ks = opPathPoints(ops, func(int) string { return "compact" })
+	}
+	for _, k := range ks {
 		mem := vfs.NewMem()
 		var fail vfs.Injector = vfs.Count()
 		fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error { return fail.MaybeError(op, name) }))

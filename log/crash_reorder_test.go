@@ -31,8 +31,8 @@ func TestCrashReorderCompact(t *testing.T) { testCrashReorder(t, true) }
 func testCrashReorder(t *testing.T, compact bool) {
 	t.Parallel()
 	w := newCrashWorkload(t, compact)
-	ref, n := w.reference(t)
-	for _, k := range crashPoints(n, 60) {
+	ref, ops := w.referenceOps(t)
+	for _, k := range crashPointsOf(w, ops, 60) {
 		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
 			var clones []namedClone
 			for _, mode := range crashTails {

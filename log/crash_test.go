@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -230,27 +231,97 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 	return nil
 }
 
-// reference runs the workload without faults, counting its file-system
-// operations.
-func (w *crashWorkload) reference(t *testing.T) (*crashTrace, int) {
-	count := vfs.Count()
-	fsys := vfs.WithFaults(vfs.NewMem(), count)
+// crashFSOp is one file-system operation of a reference run: the step
+// that made it (-1: Open), its kind and its file's extension.
+type crashFSOp struct {
+	step int
+	op   vfs.Op
+	ext  string
+}
+
+// referenceOps runs the workload without faults, returning its
+// file-system operations in order (the k-th is ops[k-1]).
+func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []crashFSOp) {
+	tr := newCrashTrace()
+	var ops []crashFSOp
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		ops = append(ops, crashFSOp{step: tr.step, op: op, ext: filepath.Ext(name)})
+		return nil
+	}))
 	clock := newClock()
 	l, err := Open(crashDir, w.cfg, Options{FS: fsys, Clock: clock})
 	require.NoError(t, err)
-	tr := newCrashTrace()
 	require.NoError(t, w.run(l, clock, tr))
-	return tr, count.N()
+	return tr, ops
+}
+
+// crashPointsAll reports whether RUNNEL_CRASH_POINTS=all asks the crash
+// matrices for every crash point.
+func crashPointsAll() bool { return os.Getenv("RUNNEL_CRASH_POINTS") == "all" }
+
+// crashPointsOf returns the k at which the crash matrix of w crashes,
+// given its reference run's operations: with RUNNEL_CRASH_POINTS=all,
+// every one; in -short mode, crashPoints(len(ops), short); by default,
+// opPathPoints(ops, kind of step).
+func crashPointsOf(w *crashWorkload, ops []crashFSOp, short int) []int {
+	if crashPointsAll() || testing.Short() {
+		return crashPoints(len(ops), short)
+	}
+	return opPathPoints(ops, func(step int) string {
+		if step < 0 {
+			return "open"
+		}
+		return w.steps[step].op.String()
+	})
+}
+
+// opPathPoints returns, of the operations ops of a run (the k-th is
+// ops[k-1]), each k that is the first operation of its step (a crash
+// between two steps), the last four, and each whose path no earlier one
+// took: kind(its step), its own kind and file (by extension) and those of
+// the (up to) three operations of its step before it. What it leaves out
+// is a fault at a point already taken in the same kind of step after the
+// same operations (a second append that rolls, a compaction's rewrite of
+// another segment, an Open's recovery of another segment, ...).
+func opPathPoints(ops []crashFSOp, kind func(step int) string) []int {
+	n := len(ops)
+	seen := map[string]bool{}
+	var ks []int
+	for k := 1; k <= n; k++ {
+		o := ops[k-1]
+		path := kind(o.step)
+		for j := k - 3; j <= k; j++ {
+			if j >= 1 && ops[j-1].step == o.step {
+				path += fmt.Sprintf("|%v%s", ops[j-1].op, ops[j-1].ext)
+			} else {
+				path += "|^"
+			}
+		}
+		if !seen[path] || k == 1 || ops[k-2].step != o.step || k > n-4 {
+			seen[path] = true
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// recordOps wraps fsys so that each operation is appended to *ops, as
+// made by step 0.
+func recordOps(fsys vfs.FS, ops *[]crashFSOp) vfs.FS {
+	return vfs.WithFaults(fsys, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		*ops = append(*ops, crashFSOp{op: op, ext: filepath.Ext(name)})
+		return nil
+	}))
 }
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
-// mode about short of them, evenly spread (no closer than every 7th), and
+// mode (unless RUNNEL_CRASH_POINTS=all) about short of them, evenly spread (no closer than every 7th), and
 // the last few.
 func crashPoints(n, short int) []int {
 	stride := max(7, n/short)
 	var ks []int
 	for k := 1; k <= n; k++ {
-		if !testing.Short() || k%stride == 1 || k > n-4 {
+		if !testing.Short() || crashPointsAll() || k%stride == 1 || k > n-4 {
 			ks = append(ks, k)
 		}
 	}
@@ -266,10 +337,12 @@ func TestCrashCompact(t *testing.T) { testCrash(t, true) }
 func testCrash(t *testing.T, compact bool) {
 	t.Parallel()
 	w := newCrashWorkload(t, compact)
-	ref, n := w.reference(t)
+	ref, ops := w.referenceOps(t)
+	n := len(ops)
 	require.Greater(t, n, 100)
-	t.Logf("%d steps, %d file-system operations, %d records", len(w.steps), n, len(ref.history))
-	for _, k := range crashPoints(n, 60) {
+	ks := crashPointsOf(w, ops, 60)
+	t.Logf("%d steps, %d file-system operations, %d records, %d crash points", len(w.steps), n, len(ref.history), len(ks))
+	for _, k := range ks {
 		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
 			var clones []namedClone
 			for _, mode := range crashTails {

@@ -199,6 +199,22 @@ func checkFailedOpen(t *testing.T, f stepFixture, e *env, mem *vfs.MemFS, l *Log
 	requireStepPrefix(t, e, mem, len(stepVals), what+", no crash")
 }
 
+// tailCopyStepPoints returns the operations of an Open (and the Close
+// after it), ops, that the step tests fail: with
+// RUNNEL_TAILCOPY_STEPS=all, every one; else opPathPoints' (each
+// operation after a sequence of operations no earlier one followed, and
+// the last four).
+func tailCopyStepPoints(ops []crashFSOp) []int {
+	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
+		ks := make([]int, len(ops))
+		for i := range ks {
+			ks[i] = i + 1
+		}
+		return ks
+	}
+	return opPathPoints(ops, func(int) string { return "open" })
+}
+
 // TestRewriteFailsAtEachStep fails each operation of the Open after a
 // failed fsync in turn (that one, and every one from it on), over several
 // segments rewritten through their tail copies, for each of stepFixtures:
@@ -209,12 +225,12 @@ func TestRewriteFailsAtEachStep(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
-			c := vfs.Count()
-			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+			var ops []crashFSOp
+			l, err := Open(e.dir, Config{}, Options{FS: recordOps(mem, &ops), Clock: e.clock})
 			require.NoError(t, err)
 			require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
 			require.NoError(t, l.Close())
-			for k := 1; k <= c.N(); k++ {
+			for _, k := range tailCopyStepPoints(ops) {
 				for _, sticky := range []bool{false, true} {
 					if sticky && testing.Short() {
 						continue
@@ -237,8 +253,8 @@ func TestRewriteFailsAtEachStep(t *testing.T) {
 // TestRestoreFailsAtEachStep: for failures of the Open after a failed
 // fsync that leave a tail copy (every fourth; all with
 // RUNNEL_TAILCOPY_STEPS=all), each operation of the next Open (which puts
-// it back, then rewrites) fails in turn; then as in
-// TestRewriteFailsAtEachStep.
+// it back, then rewrites) fails in turn (those of tailCopyStepPoints);
+// then as in TestRewriteFailsAtEachStep.
 func TestRestoreFailsAtEachStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the product of two Opens' operations")
@@ -278,14 +294,14 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 				if seen++; (seen-1)%every != 0 {
 					continue
 				}
-				c2 := vfs.Count()
+				var ops2 []crashFSOp
 				{
 					e, mem, _ := first(k1)
-					l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c2), Clock: e.clock})
+					l, err := Open(e.dir, Config{}, Options{FS: recordOps(mem, &ops2), Clock: e.clock})
 					require.NoError(t, err)
 					require.NoError(t, l.Close())
 				}
-				for k2 := 1; k2 <= c2.N(); k2++ {
+				for _, k2 := range tailCopyStepPoints(ops2) {
 					e, mem, _ := first(k1)
 					var stop atomic.Bool
 					l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, vfs.FailNth(k2), &stop), Clock: e.clock})

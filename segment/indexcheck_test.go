@@ -486,6 +486,7 @@ func TestIndexEntryCheckedOnUse(t *testing.T) {
 // lookup against the model. A corruption that leaves every lookup right
 // (an offset moved within its batch) need not be noticed.
 func TestIndexEntrySweep(t *testing.T) {
+	skipUnderRace(t)
 	fsys := vfs.NewMem()
 	const dir = "/data/sweep"
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {

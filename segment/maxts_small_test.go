@@ -15,6 +15,7 @@ import (
 // them), several batches per Append, index intervals from 1 byte, and
 // truncations, seals, reopens and recoveries between the appends.
 func TestMaxTimestampBelowSmallTimestamps(t *testing.T) {
+	skipUnderRace(t)
 	seeds := 300
 	if testing.Short() {
 		seeds = 60

@@ -703,6 +703,7 @@ func corruptHeader(t *testing.T, f *ofFixture, victim, at int, x []byte, active 
 // TestCorruptHeaderSweep changes each byte of the header of some batches
 // of a segment on the in-memory FS in turn (see corruptHeader).
 func TestCorruptHeaderSweep(t *testing.T) {
+	skipUnderRace(t)
 	fsys := vfs.NewMem()
 	for _, gaps := range []bool{false, true} {
 		dir := fmt.Sprintf("/sweep-%v", gaps)

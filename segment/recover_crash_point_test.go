@@ -25,6 +25,7 @@ import (
 // entry and looks for the max timestamp only after it, missing the
 // largest one, in the second batch. Fails with that sync dropped.
 func TestRecoverSealedPowerCutAnywhere(t *testing.T) {
+	skipUnderRace(t)
 	const dir = "/d"
 	cfg := Config{IndexIntervalBytes: 1} // an index point a batch
 	// The largest timestamp in the second batch, far before the last

@@ -154,6 +154,7 @@ func TestRecoverEmpty(t *testing.T) {
 }
 
 func TestRecoverTornTail(t *testing.T) {
+	skipUnderRace(t)
 	type tc struct {
 		name string
 		// damage changes the closed fixture's .log; it updates the model

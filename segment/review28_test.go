@@ -14,6 +14,7 @@ import (
 // the model, checking every lookup after each step, and that no sound
 // index is ever distrusted or sent to recovery.
 func TestReview28RandomOps(t *testing.T) {
+	skipUnderRace(t)
 	seeds := 40
 	if testing.Short() {
 		seeds = 12

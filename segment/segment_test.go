@@ -62,6 +62,7 @@ func TestCreateReplaces(t *testing.T) {
 }
 
 func TestAppend(t *testing.T) {
+	skipUnderRace(t)
 	// 1 MiB: no index entry after the first, so that finding an offset
 	// scans from the start of the file, across the blocks in which a
 	// scan reads an OS file's headers (headerScanBlock).
@@ -192,6 +193,7 @@ func TestFindGaps(t *testing.T) {
 }
 
 func TestFindTime(t *testing.T) {
+	skipUnderRace(t)
 	for _, interval := range []int{1, 500, 4096} {
 		t.Run(fmtInt("interval", interval), func(t *testing.T) {
 			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
@@ -679,6 +681,7 @@ func TestOpenMissingLog(t *testing.T) {
 
 // A missing or corrupt index makes Open ask for recovery, which rebuilds it.
 func TestOpenBadIndex(t *testing.T) {
+	skipUnderRace(t)
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, fsys vfs.FS, dir string, s *Segment)
@@ -862,6 +865,7 @@ func truncateFile(t testing.TB, fsys vfs.FS, name string, size int64) {
 }
 
 func TestTruncateTo(t *testing.T) {
+	skipUnderRace(t)
 	type step struct {
 		name   string
 		target func(m *model) int64

@@ -1,0 +1,6 @@
+//go:build race
+
+package segment
+
+// raceEnabled is true under the race detector (see skipUnderRace).
+const raceEnabled = true
