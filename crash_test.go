@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -404,13 +405,13 @@ func matchCrashTopic(t *testing.T, b *Broker, name string, info TopicInfo, want 
 // crashScenarioOps runs the crash scenario without faults and returns its
 // file-system operations in order (the k-th is ops[k-1]), each with the
 // scenario's step that made it (-1: Open).
-func crashScenarioOps(t *testing.T) (acked *crashState, ops []crashFSOp) {
+func crashScenarioOps(t *testing.T) (acked *crashState, ops []testkit.FSOp) {
 	var mu sync.Mutex
 	step := -1
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		mu.Lock()
 		defer mu.Unlock()
-		ops = append(ops, crashFSOp{step: step, op: op, ext: filepath.Ext(name)})
+		ops = append(ops, testkit.FSOp{Step: step, Name: fmt.Sprint(op) + filepath.Ext(name)})
 		return nil
 	}))
 	acked, _, failed := runCrashScenarioSteps(t, fsys, func(i int) {
@@ -420,14 +421,6 @@ func crashScenarioOps(t *testing.T) (acked *crashState, ops []crashFSOp) {
 	})
 	require.Empty(t, failed, "the scenario fails without a fault")
 	return acked, ops
-}
-
-// crashFSOp is one file-system operation of a run without faults: the
-// step that made it, its kind and its file's extension.
-type crashFSOp struct {
-	step int
-	op   vfs.Op
-	ext  string
 }
 
 // crashPoints returns the k at which to crash, given the operations of a
@@ -440,33 +433,20 @@ type crashFSOp struct {
 // default run already crashed at in the same step after the same
 // operations (another partition's append, sync or index of the same
 // kind, ...).
-func crashPoints(ops []crashFSOp, stride int) []int {
+func crashPoints(ops []testkit.FSOp, stride int) []int {
 	n := len(ops)
-	all := os.Getenv("RUNNEL_CRASH_POINTS") == "all"
-	seen := map[string]bool{}
+	if testing.Short() && !testkit.CrashPointsAll() {
+		var ks []int
+		for k := 1; k <= n+1; k += stride {
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	if !testkit.CrashPointsAll() {
+		return append(testkit.OpPathPoints(ops, strconv.Itoa), n+1)
+	}
 	var ks []int
 	for k := 1; k <= n+1; k++ {
-		switch {
-		case all:
-		case testing.Short():
-			if (k-1)%stride != 0 {
-				continue
-			}
-		case k <= n:
-			o := ops[k-1]
-			path := fmt.Sprint(o.step)
-			for j := k - 3; j <= k; j++ {
-				if j >= 1 && ops[j-1].step == o.step {
-					path += fmt.Sprintf("|%v%s", ops[j-1].op, ops[j-1].ext)
-				} else {
-					path += "|^"
-				}
-			}
-			if seen[path] && k > 1 && ops[k-2].step == o.step {
-				continue
-			}
-			seen[path] = true
-		}
 		ks = append(ks, k)
 	}
 	return ks

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -153,11 +154,11 @@ func TestCompactionSwapCrash(t *testing.T) {
 	}
 	// Count the operations of the compaction itself.
 	mem := vfs.NewMem()
-	var ops []crashFSOp
+	var ops []testkit.FSOp
 	var armed bool
 	fs := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if armed {
-			ops = append(ops, crashFSOp{op: op, ext: filepath.Ext(name)})
+			ops = append(ops, fsOp(0, op, name))
 		}
 		return nil
 	}))
@@ -172,7 +173,7 @@ func TestCompactionSwapCrash(t *testing.T) {
 	// Every operation; in -short (the race run) those opPathPoints picks
 	// (RUNNEL_CRASH_POINTS=all: every one there too).
 	ks := crashPoints(n, n)
-	if testing.Short() && !crashPointsAll() {
+	if testing.Short() && !testkit.CrashPointsAll() {
 		ks = opPathPoints(ops, func(int) string { return "compact" })
 	}
 	for _, k := range ks {

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/index"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -231,21 +231,13 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 	return nil
 }
 
-// crashFSOp is one file-system operation of a reference run: the step
-// that made it (-1: Open), its kind and its file's extension.
-type crashFSOp struct {
-	step int
-	op   vfs.Op
-	ext  string
-}
-
 // referenceOps runs the workload without faults, returning its
 // file-system operations in order (the k-th is ops[k-1]).
-func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []crashFSOp) {
+func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []testkit.FSOp) {
 	tr := newCrashTrace()
-	var ops []crashFSOp
+	var ops []testkit.FSOp
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		ops = append(ops, crashFSOp{step: tr.step, op: op, ext: filepath.Ext(name)})
+		ops = append(ops, fsOp(tr.step, op, name))
 		return nil
 	}))
 	clock := newClock()
@@ -255,16 +247,12 @@ func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []crashFSOp) {
 	return tr, ops
 }
 
-// crashPointsAll reports whether RUNNEL_CRASH_POINTS=all asks the crash
-// matrices for every crash point.
-func crashPointsAll() bool { return os.Getenv("RUNNEL_CRASH_POINTS") == "all" }
-
 // crashPointsOf returns the k at which the crash matrix of w crashes,
 // given its reference run's operations: with RUNNEL_CRASH_POINTS=all,
 // every one; in -short mode, crashPoints(len(ops), short); by default,
 // opPathPoints(ops, kind of step).
-func crashPointsOf(w *crashWorkload, ops []crashFSOp, short int) []int {
-	if crashPointsAll() || testing.Short() {
+func crashPointsOf(w *crashWorkload, ops []testkit.FSOp, short int) []int {
+	if testkit.CrashPointsAll() || testing.Short() {
 		return crashPoints(len(ops), short)
 	}
 	return opPathPoints(ops, func(step int) string {
@@ -275,53 +263,40 @@ func crashPointsOf(w *crashWorkload, ops []crashFSOp, short int) []int {
 	})
 }
 
-// opPathPoints returns, of the operations ops of a run (the k-th is
-// ops[k-1]), each k that is the first operation of its step (a crash
-// between two steps), the last four, and each whose path no earlier one
-// took: kind(its step), its own kind and file (by extension) and those of
-// the (up to) three operations of its step before it. What it leaves out
-// is a fault at a point already taken in the same kind of step after the
-// same operations (a second append that rolls, a compaction's rewrite of
-// another segment, an Open's recovery of another segment, ...).
-func opPathPoints(ops []crashFSOp, kind func(step int) string) []int {
-	n := len(ops)
-	seen := map[string]bool{}
-	var ks []int
-	for k := 1; k <= n; k++ {
-		o := ops[k-1]
-		path := kind(o.step)
-		for j := k - 3; j <= k; j++ {
-			if j >= 1 && ops[j-1].step == o.step {
-				path += fmt.Sprintf("|%v%s", ops[j-1].op, ops[j-1].ext)
-			} else {
-				path += "|^"
-			}
-		}
-		if !seen[path] || k == 1 || ops[k-2].step != o.step || k > n-4 {
-			seen[path] = true
-			ks = append(ks, k)
-		}
+// fsOp is the testkit.FSOp of an operation op on the file name, made by
+// step.
+func fsOp(step int, op vfs.Op, name string) testkit.FSOp {
+	return testkit.FSOp{Step: step, Name: fmt.Sprint(op) + filepath.Ext(name)}
+}
+
+// opPathPoints is testkit.OpPathPoints(ops, kind) and the last four
+// operations.
+func opPathPoints(ops []testkit.FSOp, kind func(step int) string) []int {
+	ks := testkit.OpPathPoints(ops, kind)
+	for k := max(len(ops)-3, 1); k <= len(ops); k++ {
+		ks = append(ks, k)
 	}
-	return ks
+	slices.Sort(ks)
+	return slices.Compact(ks)
 }
 
 // recordOps wraps fsys so that each operation is appended to *ops, as
 // made by step 0.
-func recordOps(fsys vfs.FS, ops *[]crashFSOp) vfs.FS {
+func recordOps(fsys vfs.FS, ops *[]testkit.FSOp) vfs.FS {
 	return vfs.WithFaults(fsys, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		*ops = append(*ops, crashFSOp{op: op, ext: filepath.Ext(name)})
+		*ops = append(*ops, fsOp(0, op, name))
 		return nil
 	}))
 }
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
-// mode (unless RUNNEL_CRASH_POINTS=all) about short of them, evenly spread (no closer than every 7th), and
-// the last few.
+// mode (unless RUNNEL_CRASH_POINTS=all) about short of them, evenly
+// spread (no closer than every 7th), and the last few.
 func crashPoints(n, short int) []int {
 	stride := max(7, n/short)
 	var ks []int
 	for k := 1; k <= n; k++ {
-		if !testing.Short() || crashPointsAll() || k%stride == 1 || k > n-4 {
+		if !testing.Short() || testkit.CrashPointsAll() || k%stride == 1 || k > n-4 {
 			ks = append(ks, k)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -204,7 +205,7 @@ func checkFailedOpen(t *testing.T, f stepFixture, e *env, mem *vfs.MemFS, l *Log
 // RUNNEL_TAILCOPY_STEPS=all, every one; else opPathPoints' (each
 // operation after a sequence of operations no earlier one followed, and
 // the last four).
-func tailCopyStepPoints(ops []crashFSOp) []int {
+func tailCopyStepPoints(ops []testkit.FSOp) []int {
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
 		ks := make([]int, len(ops))
 		for i := range ks {
@@ -225,7 +226,7 @@ func TestRewriteFailsAtEachStep(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
-			var ops []crashFSOp
+			var ops []testkit.FSOp
 			l, err := Open(e.dir, Config{}, Options{FS: recordOps(mem, &ops), Clock: e.clock})
 			require.NoError(t, err)
 			require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
@@ -294,7 +295,7 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 				if seen++; (seen-1)%every != 0 {
 					continue
 				}
-				var ops2 []crashFSOp
+				var ops2 []testkit.FSOp
 				{
 					e, mem, _ := first(k1)
 					l, err := Open(e.dir, Config{}, Options{FS: recordOps(mem, &ops2), Clock: e.clock})

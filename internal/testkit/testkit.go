@@ -218,3 +218,44 @@ func RunMain(t testing.TB, main func(), args ...string) (stdout, stderr string) 
 	}
 	return string(o), string(e)
 }
+
+// FSOp is one file-system operation of a crash test's run without
+// faults: Step, the step of the test's workload that made it, and Name,
+// the operation's kind and its file's extension (as "write.log").
+type FSOp struct {
+	Step int
+	Name string
+}
+
+// CrashPointsAll reports whether RUNNEL_CRASH_POINTS=all asks the crash
+// tests for every crash point rather than those OpPathPoints picks.
+func CrashPointsAll() bool { return os.Getenv("RUNNEL_CRASH_POINTS") == "all" }
+
+// OpPathPoints returns, of the operations ops of a run (the k-th is
+// ops[k-1]), each k that is the first operation of its step (a crash
+// between two steps) and each whose path no earlier one took: kind(its
+// step), its own name and those of the (up to) three operations of its
+// step before it. What it leaves out is a fault at a point already taken
+// in the same kind of step after the same operations (a second append
+// that rolls, another partition's sync, a compaction's rewrite of
+// another segment, ...).
+func OpPathPoints(ops []FSOp, kind func(step int) string) []int {
+	seen := map[string]bool{}
+	var ks []int
+	for k := 1; k <= len(ops); k++ {
+		o := ops[k-1]
+		path := kind(o.Step)
+		for j := k - 3; j <= k; j++ {
+			if j >= 1 && ops[j-1].Step == o.Step {
+				path += "|" + ops[j-1].Name
+			} else {
+				path += "|^"
+			}
+		}
+		if !seen[path] || k == 1 || ops[k-2].Step != o.Step {
+			seen[path] = true
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
