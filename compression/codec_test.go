@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 func TestCodecString(t *testing.T) {
@@ -324,7 +326,7 @@ func TestConcurrent(t *testing.T) {
 // allocate nothing: encoders and decoders come from pools or shared coders,
 // and the output goes straight into dst.
 func TestAllocs(t *testing.T) {
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
 	// A collection empties the pools, and a pooled encoder made again

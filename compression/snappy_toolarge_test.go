@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"unsafe"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // TestSnappyEncodeTooLarge: Error's doc says its Err wraps one of the
@@ -16,7 +18,7 @@ func TestSnappyEncodeTooLarge(t *testing.T) {
 	if strconv.IntSize < 64 {
 		t.Skip("needs a 64-bit int")
 	}
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		t.Skip("checkptr (on under -race) refuses a slice longer than its memory")
 	}
 	var b byte

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -94,7 +95,7 @@ func crashSimSeeds(t *testing.T, env string, runs int, transient bool) {
 	if testing.Short() {
 		runs /= 3
 	}
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		runs /= 3
 	}
 	if v := os.Getenv(env); v != "" {

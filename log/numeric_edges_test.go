@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -79,7 +80,7 @@ func hugeBatches(t *testing.T, batches, size int) []byte {
 // and the log takes the next append. It fenced the log: the empty active
 // segment refused the write (segment.ErrFull), a write failure to the log.
 func TestAppendPastASegmentIsRefused(t *testing.T) {
-	if testing.Short() || raceEnabled || math.MaxInt == math.MaxInt32 {
+	if testing.Short() || testkit.RaceEnabled || math.MaxInt == math.MaxInt32 {
 		t.Skip("a 2 GiB append: not under -short, -race, nor on 32 bits")
 	}
 	e := newEnv(t)

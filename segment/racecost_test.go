@@ -1,6 +1,10 @@
 package segment
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/runnel/runnel/internal/testkit"
+)
 
 // skipUnderRace skips t under the race detector. It is for the long
 // sweeps that run on one goroutine (a Segment starts none of its own), so
@@ -11,7 +15,7 @@ import "testing"
 // TestMaxTimestampBelowDuringAppend, ...) still run under it.
 func skipUnderRace(t *testing.T) {
 	t.Helper()
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		t.Skip("one goroutine: no race to find; go test ./... runs it without -race")
 	}
 }

@@ -1,5 +1,0 @@
-//go:build !race
-
-package compression
-
-const raceEnabled = false

@@ -1,6 +1,0 @@
-//go:build race
-
-package segment
-
-// raceEnabled is true under the race detector (see skipUnderRace).
-const raceEnabled = true
