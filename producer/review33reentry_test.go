@@ -79,3 +79,31 @@ func TestReview33LoggerMayTryProduce(t *testing.T) {
 	require.Equal(t, []error{nil}, shipped)
 	require.Equal(t, []string{"a", "topic's partition count changed"}, values(readRecords(t, b, "t", 0)))
 }
+
+// TestReview33LoggerMayClose pins what Logger's doc says of a handler on
+// a partition's goroutine: it may Close the producer (a handler that
+// stops the application on a line it dreads, say), which returns without
+// waiting for that goroutine, as from a promise; the record in flight
+// fails with ErrClosed and a later Close waits for the goroutines.
+func TestReview33LoggerMayClose(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	ctx := testCtx(t)
+	var p *producer.Producer
+	closed := make(chan error, 1)
+	h := onLine{func(msg string) {
+		if msg == "producer id" {
+			closed <- p.Close()
+		}
+	}}
+	p = newProducer(t, b, producer.DefaultTopic("t"), producer.Logger(slog.New(h)))
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = p.ProduceSync(ctx, value("a"))
+	}()
+	hangGuard(t, done, "a Close from the Logger's handler deadlocks the producer")
+	require.NoError(t, <-closed)
+	require.ErrorIs(t, err, producer.ErrClosed)
+	require.NoError(t, p.Close())
+}
