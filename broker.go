@@ -106,6 +106,20 @@ type Config struct {
 	// maintenance failure is logged as an error when it begins or
 	// changes, not again each MaintenanceInterval while it lasts (a
 	// fenced partition's lasts until the broker opens again).
+	//
+	// Its handler runs on the goroutine that logs: a caller's (Produce,
+	// an admin call) or the broker's maintenance goroutine. It may call
+	// the broker's admin methods (CreateTopic, Topics...): the broker
+	// logs its own lines once it has given the admin token back. It must
+	// not call Close or Maintain, nor a method that writes to or closes
+	// a partition (Produce, DeleteRecords, AlterTopicConfig,
+	// DeleteTopic...): a partition's log (see log.Options) logs its
+	// rolls, retention, compaction and failures holding the lock its
+	// writers take, Maintain waits for the maintenance under way, and
+	// Close for the maintenance goroutine and for that lock. A
+	// handler that ships the broker's lines to one of its topics hands
+	// them to another goroutine — a producer's TryProduce, say — and
+	// does not wait for them.
 	Logger *slog.Logger
 }
 

@@ -73,14 +73,19 @@ func (b *Broker) autoCreate(ctx context.Context, topic string) (*log.Topic, erro
 	if err := b.lockAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if _, ok := b.topics[topic]; !ok { // under admin: no writer
+	_, ok := b.topics[topic] // under admin: no writer
+	if !ok {
 		if err := b.createAdmin(ctx, topic, log.TopicConfig{Partitions: b.cfg.DefaultPartitions}); err != nil {
 			b.unlockAdmin()
 			return nil, autoCreateError(topic, err)
 		}
-		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
 	}
 	b.unlockAdmin()
+	if !ok {
+		// Logged once the admin token is given back: the Logger's
+		// handler may call the broker's admin methods (see Config.Logger).
+		b.cfg.Logger.Info("auto-created topic", "topic", topic, "partitions", b.cfg.DefaultPartitions)
+	}
 	return b.topic(topic)
 }
 

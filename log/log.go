@@ -25,9 +25,14 @@ import (
 // value means the OS file system, the system clock, no logging and Kafka's
 // defaults.
 type Options struct {
-	FS     vfs.FS       // the file system; nil: vfs.OS
-	Clock  Clock        // the time for retention, timestamps, segment.ms; nil: SystemClock
-	Logger *slog.Logger // where recovery, retention and compaction log; nil: nowhere
+	FS    vfs.FS // the file system; nil: vfs.OS
+	Clock Clock  // the time for retention, timestamps, segment.ms; nil: SystemClock
+	// Logger is where recovery, retention and compaction log; nil:
+	// nowhere. Its handler runs on the goroutine that logs, some lines
+	// (a roll, a retention or compaction run, a fence) holding the lock
+	// the Log's writers take: it must not write to, truncate or close
+	// the Log whose line it is, nor wait for a goroutine that does.
+	Logger *slog.Logger
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
 	// long (its sequence numbers, for answering retried duplicates, and on

@@ -261,6 +261,14 @@ func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } 
 
 // Logger sets where the producer logs retries, producer id changes and
 // failed batches. Default: nowhere. A nil l keeps the default.
+//
+// Its handler runs on the goroutine that logs — a partition's goroutine,
+// as a promise does, or that of a Produce (TryProduce, ProduceSync) that
+// looked a topic's partition count up — and holds no lock of the
+// producer's: it may call the producer as a promise may (see Producer),
+// TryProduce (to ship the producer's own lines to a topic, say) or Close,
+// but not Produce, ProduceSync or Flush, which may wait for the goroutine
+// that runs it.
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 
 // MetadataMaxAge sets how often the producer asks the broker again for

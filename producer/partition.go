@@ -286,12 +286,26 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 // and would take the topic back to its old partitions. One begun since
 // read it since, and a smaller count then is a topic deleted and created
 // again with fewer. follow returns the count followed now.
+//
+// The line it logs goes to the Logger after t.mu is released: the
+// handler may call TryProduce (see Logger), which takes it.
 func (t *topicState) follow(n int, ticket uint64) int {
+	from, changed := t.followLocked(n, ticket)
+	if changed {
+		t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", from, "to", n)
+		return n
+	}
+	return from
+}
+
+// followLocked is follow's work under t.mu: it returns the count the
+// topic had, and whether it changed to n.
+func (t *topicState) followLocked(n int, ticket uint64) (from int, changed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
 	if n == len(old) || n < len(old) && ticket <= t.grownBy {
-		return len(old)
+		return len(old), false
 	}
 	if n > len(old) {
 		t.grownBy = t.looks.Load()
@@ -307,8 +321,7 @@ func (t *topicState) follow(n int, ticket uint64) int {
 	}
 	parts := all[:n:n]
 	t.parts.Store(&parts)
-	t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", len(old), "to", n)
-	return n
+	return len(old), true
 }
 
 // buffer partitions a record whose buffer space is reserved and appends

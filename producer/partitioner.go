@@ -11,8 +11,10 @@ import (
 // that topic's records goes (as franz-go's kgo.Partitioner). ForTopic
 // runs on the goroutine of the first Produce to the topic, under a lock
 // that the first Produce calls to other topics wait for: it must not
-// block, and a panic of its reaches that caller (the record is left as it
-// was, its promise not run).
+// block, nor produce (a TryProduce to a topic the producer has not
+// written to yet waits for that lock: a deadlock), and a panic of its
+// reaches that caller (the record is left as it was, its promise not
+// run).
 type Partitioner interface {
 	ForTopic(topic string) TopicPartitioner
 }
@@ -25,7 +27,12 @@ type Partitioner interface {
 // partition, a round-robin turn) without a lock of its own; one returned
 // by ForTopic for several topics must be safe for concurrent use. It
 // must not block: the topic's other Produce calls wait for the lock,
-// whatever their ctx. It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
+// whatever their ctx; nor produce (a TryProduce to the topic waits for
+// that lock, held by its own caller: a deadlock). The lock stays held
+// across the call: it is what spares a partitioner a lock of its own,
+// and, for a NewBatchPartitioner, what keeps its choice and the record's
+// place in the new batch together.
+// It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
 // panics, the panic reaches that caller, the record is not buffered (it
 // is left as it was, its promise not run), and the producer goes on
 // (the lock is released, the record's buffer space freed).

@@ -844,16 +844,20 @@ func (p *Producer) producerID(ctx context.Context) (id int64, epoch int16, gen u
 		p.pidMu.Unlock()
 		id, epoch, err := p.client.InitProducerID(ctx)
 		p.pidMu.Lock()
-		defer p.pidMu.Unlock()
 		p.pidWait = nil
 		close(wait)
 		if err != nil {
+			p.pidMu.Unlock()
 			return 0, 0, 0, err
 		}
 		p.pid, p.epoch, p.pidOK = id, epoch, true
 		p.pidGen++
+		gen := p.pidGen
+		p.pidMu.Unlock()
+		// Logged once pidMu is released: the Logger's handler holds no
+		// lock of the producer's (see Logger).
 		p.cfg.logger.Info("producer id", "id", id, "epoch", epoch)
-		return p.pid, p.epoch, p.pidGen, nil
+		return id, epoch, gen, nil
 	}
 }
 
@@ -861,10 +865,13 @@ func (p *Producer) producerID(ctx context.Context) (id int64, epoch int16, gen u
 // one newer than gen was taken already.
 func (p *Producer) resetProducerID(gen uint64, why error) {
 	p.pidMu.Lock()
-	defer p.pidMu.Unlock()
-	if p.pidGen == gen && p.pidOK {
+	drop, id := p.pidGen == gen && p.pidOK, p.pid
+	if drop {
 		p.pidOK = false
-		p.cfg.logger.Info("dropping producer id", "id", p.pid, "reason", why)
+	}
+	p.pidMu.Unlock()
+	if drop { // logged once pidMu is released (see producerID)
+		p.cfg.logger.Info("dropping producer id", "id", id, "reason", why)
 	}
 }
 

@@ -1,0 +1,70 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+)
+
+// onLine is a slog.Handler that calls f with each line's message, on the
+// goroutine that logs it.
+type onLine struct{ f func(msg string) }
+
+func (h onLine) Enabled(context.Context, slog.Level) bool { return true }
+func (h onLine) Handle(_ context.Context, r slog.Record) error {
+	h.f(r.Message)
+	return nil
+}
+func (h onLine) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onLine) WithGroup(string) slog.Handler      { return h }
+
+// callBounded runs call on a goroutine of its own and waits for it, up to
+// a generous bound: a hang guard, for a handler whose call deadlocks on a
+// lock that the logging code holds. It reports whether call returned;
+// if not, call returns once the lock is released, after the handler has
+// given up on it and the logging code has gone on.
+func callBounded(call func()) bool {
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		call()
+	}()
+	select {
+	case <-returned:
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
+}
+
+// TestReview33LoggerMayCallTheBroker: the broker's Logger handler may
+// call the broker's admin methods (a handler that makes sure the topic it
+// ships lines to exists, say). On the old code "auto-created topic" was
+// logged holding the admin token, which CreateTopic waits for: the
+// handler's call, and the Produce that auto-created the topic, deadlocked
+// (until the call's ctx ended: never, with context.Background).
+func TestReview33LoggerMayCallTheBroker(t *testing.T) {
+	ctx := context.Background()
+	var b *Broker
+	var returned atomic.Bool
+	b = open(t, Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: slog.New(onLine{func(msg string) {
+		if msg != "auto-created topic" {
+			return
+		}
+		returned.Store(callBounded(func() {
+			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+			if err != nil && !errors.Is(err, ErrTopicExists) {
+				t.Errorf("CreateTopic from the handler: %v", err)
+			}
+		}))
+	}})})
+	produce(t, b, "t", 0, "a") // auto-creates t, and logs it
+	require.True(t, returned.Load(), "the handler's CreateTopic blocked: the broker logs holding the admin token")
+	require.Equal(t, []string{"logs", "t"}, b.Topics())
+}
