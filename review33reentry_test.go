@@ -8,21 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
-
-// onLine is a slog.Handler that calls f with each line's message, on the
-// goroutine that logs it.
-type onLine struct{ f func(msg string) }
-
-func (h onLine) Enabled(context.Context, slog.Level) bool { return true }
-func (h onLine) Handle(_ context.Context, r slog.Record) error {
-	h.f(r.Message)
-	return nil
-}
-func (h onLine) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h onLine) WithGroup(string) slog.Handler      { return h }
 
 // callBounded runs call on a goroutine of its own and waits for it, up to
 // a generous bound: a hang guard, for a handler whose call deadlocks on a
@@ -53,8 +42,8 @@ func TestReview33LoggerMayCallTheBroker(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
 	var returned atomic.Bool
-	b = open(t, Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: slog.New(onLine{func(msg string) {
-		if msg != "auto-created topic" {
+	b = open(t, Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "auto-created topic" {
 			return
 		}
 		returned.Store(callBounded(func() {
@@ -63,7 +52,7 @@ func TestReview33LoggerMayCallTheBroker(t *testing.T) {
 				t.Errorf("CreateTopic from the handler: %v", err)
 			}
 		}))
-	}})})
+	}))})
 	produce(t, b, "t", 0, "a") // auto-creates t, and logs it
 	require.True(t, returned.Load(), "the handler's CreateTopic blocked: the broker logs holding the admin token")
 	require.Equal(t, []string{"logs", "t"}, b.Topics())

@@ -1,7 +1,6 @@
 package consumer_test
 
 import (
-	"context"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -9,13 +8,15 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
-// reentrantHandler is a slog.Handler that calls the consumer at each
-// line (call: asks for a partition's position, as a handler that adds it
-// to the consumer's log lines would, or pauses the partition).
+// reentrantHandler's line, a Logger's handler (testkit.LineFunc), calls
+// the consumer at each line (call: asks for a partition's position, as a
+// handler that adds it to the consumer's log lines would, or pauses the
+// partition).
 type reentrantHandler struct {
 	c       atomic.Pointer[consumer.Consumer]
 	call    func(*consumer.Consumer)
@@ -23,8 +24,7 @@ type reentrantHandler struct {
 	blocked atomic.Bool // a Position call did not return (bounded wait: a hang guard)
 }
 
-func (h *reentrantHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *reentrantHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *reentrantHandler) line(slog.Record) {
 	if c := h.c.Load(); c != nil {
 		returned := make(chan struct{})
 		go func() {
@@ -41,10 +41,7 @@ func (h *reentrantHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 	}
 	h.lines.Add(1)
-	return nil
 }
-func (h *reentrantHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *reentrantHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestReview33LoggerMayCallTheConsumer: the consumer logged its resets
 // and partition errors while it held its lock, so a Logger whose handler
@@ -64,7 +61,7 @@ func testLoggerCalls(t *testing.T, call func(*consumer.Consumer)) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	values(t, b, "t", 0, "a", "b")
 	h := &reentrantHandler{call: call}
-	c := newConsumer(t, b, consumer.Logger(slog.New(h)), consumer.FetchMaxWait(time.Millisecond))
+	c := newConsumer(t, b, consumer.Logger(slog.New(testkit.LineFunc(h.line))), consumer.FetchMaxWait(time.Millisecond))
 	h.c.Store(c)
 	require.NoError(t, c.Assign("t", 0, consumer.At(9))) // past the end: a reset, logged
 	var got []string
@@ -80,22 +77,18 @@ func testLoggerCalls(t *testing.T, call func(*consumer.Consumer)) {
 	require.Positive(t, h.lines.Load())
 }
 
-// closingHandler closes the consumer at its first line, from the
+// closingHandler's line closes the consumer at its first line, from the
 // goroutine of the Poll that logs it.
 type closingHandler struct {
 	c      atomic.Pointer[consumer.Consumer]
 	closed chan error
 }
 
-func (h *closingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *closingHandler) Handle(context.Context, slog.Record) error {
+func (h *closingHandler) line(slog.Record) {
 	if c := h.c.Swap(nil); c != nil {
 		h.closed <- c.Close()
 	}
-	return nil
 }
-func (h *closingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *closingHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestReview33LoggerMayCloseTheConsumer: a handler that closes the
 // consumer when it logs a reset (an application that stops on any
@@ -106,7 +99,7 @@ func TestReview33LoggerMayCloseTheConsumer(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	values(t, b, "t", 0, "a")
 	h := &closingHandler{closed: make(chan error, 1)}
-	c := newConsumer(t, b, consumer.Logger(slog.New(h)), consumer.FetchMaxWait(time.Millisecond))
+	c := newConsumer(t, b, consumer.Logger(slog.New(testkit.LineFunc(h.line))), consumer.FetchMaxWait(time.Millisecond))
 	h.c.Store(c)
 	require.NoError(t, c.Assign("t", 0, consumer.At(9))) // past the end: a reset, logged
 	_, err := c.Poll(testCtx(t))

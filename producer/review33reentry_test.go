@@ -7,23 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
-
-// onLine is a slog.Handler that calls f with each line's message, on the
-// goroutine that logs it.
-type onLine struct{ f func(msg string) }
-
-func (h onLine) Enabled(context.Context, slog.Level) bool { return true }
-func (h onLine) Handle(_ context.Context, r slog.Record) error {
-	h.f(r.Message)
-	return nil
-}
-func (h onLine) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h onLine) WithGroup(string) slog.Handler      { return h }
 
 // hangGuard fails the test if done is not closed within a generous bound:
 // what it guards deadlocks rather than slows down.
@@ -50,7 +39,8 @@ func TestReview33LoggerMayTryProduce(t *testing.T) {
 	var mu sync.Mutex
 	var shipped []error
 	var wg sync.WaitGroup
-	h := onLine{func(msg string) {
+	h := testkit.LineFunc(func(r slog.Record) {
+		msg := r.Message
 		if msg != "topic's partition count changed" {
 			return
 		}
@@ -61,7 +51,7 @@ func TestReview33LoggerMayTryProduce(t *testing.T) {
 			mu.Unlock()
 			wg.Done()
 		})
-	}}
+	})
 	p = newProducer(t, b, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()), producer.Logger(slog.New(h)))
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("a")}))
 	require.NoError(t, b.CreatePartitions(ctx, "t", 2))
@@ -90,11 +80,11 @@ func TestReview33LoggerMayClose(t *testing.T) {
 	ctx := testCtx(t)
 	var p *producer.Producer
 	closed := make(chan error, 1)
-	h := onLine{func(msg string) {
-		if msg == "producer id" {
+	h := testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "producer id" {
 			closed <- p.Close()
 		}
-	}}
+	})
 	p = newProducer(t, b, producer.DefaultTopic("t"), producer.Logger(slog.New(h)))
 	done := make(chan struct{})
 	var err error

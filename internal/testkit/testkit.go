@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -259,3 +260,23 @@ func OpPathPoints(ops []FSOp, kind func(step int) string) []int {
 	}
 	return ks
 }
+
+// LineFunc is a slog.Handler that calls itself with each line, on the
+// goroutine that logs it: for the tests of what a Logger's handler may do
+// (call back into what logged, close it).
+type LineFunc func(r slog.Record)
+
+// Enabled takes every level.
+func (f LineFunc) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle calls f.
+func (f LineFunc) Handle(_ context.Context, r slog.Record) error {
+	f(r)
+	return nil
+}
+
+// WithAttrs returns f: the tests look at the lines' messages only.
+func (f LineFunc) WithAttrs([]slog.Attr) slog.Handler { return f }
+
+// WithGroup returns f.
+func (f LineFunc) WithGroup(string) slog.Handler { return f }
