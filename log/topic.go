@@ -91,8 +91,10 @@ type PartitionOffsets struct {
 // log end offset as of one moment (see Log.Offsets): read one after
 // another, a truncation or an fsync between the reads could report a
 // high watermark past the log end.
-func (p *Partition) Offsets() PartitionOffsets {
-	l := p.Log()
+func (p *Partition) Offsets() PartitionOffsets { return offsetsOf(p.Log()) }
+
+// offsetsOf is the PartitionOffsets of a partition whose log is l.
+func offsetsOf(l *Log) PartitionOffsets {
 	o := l.Offsets()
 	return PartitionOffsets{LogStart: o.Start, HighWatermark: watermarkOf(l, o.Durable, o.End), LogEnd: o.End}
 }
@@ -124,8 +126,7 @@ func (p *Partition) ListedOffsets() (PartitionOffsets, error) {
 	if p.log.closed.Load() {
 		return PartitionOffsets{}, p.failed(ErrClosed)
 	}
-	o := p.log.Offsets()
-	return PartitionOffsets{LogStart: o.Start, HighWatermark: watermarkOf(p.log, o.Durable, o.End), LogEnd: o.End}, nil
+	return offsetsOf(p.log), nil
 }
 
 // LogEndOffset is the offset the next appended record will get.
