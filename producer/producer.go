@@ -688,6 +688,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() || p.client == nil {
 		return ErrClosed
 	}
+	if ctx == nil {
+		ctx = context.Background() // as documented (see Producer)
+	}
 	p.flushing.Add(1)
 	defer p.flushing.Add(-1)
 	p.wakeAll()
