@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +20,7 @@ import (
 // reads from the position, once each, in order, and Position stays
 // between the last record read and the next.
 func TestReview33SeekBreakModel(t *testing.T) {
-	for seed := range seeds33(30) {
+	testkit.Seeds(t, "RUNNEL_CONSUMER_SEEK_SEEDS", 30, 5, func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		eachFS(t, func(t *testing.T, cfg runnel.Config) {
 			b := openCfg(t, cfg)
@@ -127,5 +128,5 @@ func TestReview33SeekBreakModel(t *testing.T) {
 				}
 			}
 		})
-	}
+	})
 }

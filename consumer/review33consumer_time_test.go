@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/consumer"
-
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +19,7 @@ import (
 // and across batches and segments, equal ones, a log start inside a batch
 // (DeleteRecords), and a time past every record (the high watermark).
 func TestReview33OffsetForTimeModel(t *testing.T) {
-	for seed := range seeds33(30) {
+	testkit.Seeds(t, "RUNNEL_CONSUMER_TIME_SEEDS", 30, 5, func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		eachFS(t, func(t *testing.T, cfg runnel.Config) {
 			b := openCfg(t, cfg)
@@ -57,14 +57,14 @@ func TestReview33OffsetForTimeModel(t *testing.T) {
 				require.Equal(t, want, lo.Offset, fmt.Sprintf("seed %d q %d start %d ts %v", seed, q, start, ts))
 			}
 		})
-	}
+	})
 }
 
 // TestReview33OffsetForTimeCompacted: after compaction, ListOffset by time
 // answers the first record a consumer reads whose timestamp is at least
 // the time asked, across the gaps compaction left.
 func TestReview33OffsetForTimeCompacted(t *testing.T) {
-	for seed := range seeds33(20) {
+	testkit.Seeds(t, "RUNNEL_CONSUMER_TIME_SEEDS", 20, 3, func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 9))
 		eachFS(t, func(t *testing.T, cfg runnel.Config) {
 			b := openCfg(t, cfg)
@@ -108,13 +108,5 @@ func TestReview33OffsetForTimeCompacted(t *testing.T) {
 				require.Equal(t, want, lo.Offset, fmt.Sprintf("seed %d q %d offs %v ts %v", seed, q, offs, ts))
 			}
 		})
-	}
-}
-
-// seeds33 is n seeds, fewer under -short.
-func seeds33(n uint64) uint64 {
-	if testing.Short() {
-		return max(n/6, 2)
-	}
-	return n
+	})
 }
