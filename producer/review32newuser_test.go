@@ -26,3 +26,22 @@ func TestReview32NilCtxIsBackground(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
 }
+
+// TestReview33FlushNilCtxWaits: Flush's doc (with Produce's and
+// ProduceSync's) takes a nil ctx for context.Background, but Flush
+// selected on ctx.Done() once it had to wait for a batch: a nil pointer
+// dereference whenever the records were not delivered at its first look
+// (TestReview32NilCtxIsBackground failed so, now and then, under -race).
+// Here every Flush has a lingering batch to wait for.
+func TestReview33FlushNilCtxWaits(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := runneltest.NewProducer(t, b, producer.Linger(time.Minute))
+	var nilCtx context.Context
+	for i := range 20 {
+		done := make(chan error, 1)
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte{byte(i)}}, func(_ *record.Record, err error) { done <- err })
+		require.NoError(t, p.Flush(nilCtx))
+		require.NoError(t, <-done)
+	}
+	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 20)
+}
