@@ -113,7 +113,9 @@
 //	c.Fault(kfake.Fault{Keys: Produce,           f := NewFaults(t, b); NewProducer(t, f)
 //	  Topic: "a", Err: kerr.X, Count: 2})          r := f.Add(Fault{Op: OpProduce, Topic: "a",
 //	                                                 Err: api.ErrX, Count: 2})  (api.ForCode(kerr.X.Code)
-//	                                                 finds api.ErrX; kfake's Count 0, one request, is
+//	                                                 finds api.ErrX, or an *api.UnknownCodeError with
+//	                                                 Kafka's code and retriability where api has no
+//	                                                 sentinel: kerr.LeaderNotAvailable; kfake's Count 0, one request, is
 //	                                                 Count: 1, its -1 Count: Unlimited; Add refuses 0)
 //	  Partitions: []int32{1}                       Partitions: []int32{1}
 //	  Keys: Fetch (TopLevel: false, true)          Op: OpFetch, Action: FailPartitions (FailRequest);
