@@ -113,19 +113,24 @@
 //	c.Fault(kfake.Fault{Keys: Produce,           f := NewFaults(t, b); NewProducer(t, f)
 //	  Topic: "a", Err: kerr.X, Count: 2})          r := f.Add(Fault{Op: OpProduce, Topic: "a",
 //	                                                 Err: api.ErrX, Count: 2})  (api.ForCode(kerr.X.Code)
-//	                                                 finds api.ErrX, or an *api.UnknownCodeError with
-//	                                                 Kafka's code and retriability where api has no
-//	                                                 sentinel: kerr.LeaderNotAvailable; kfake's Count 0, one request, is
-//	                                                 Count: 1, its -1 Count: Unlimited; Add refuses 0)
+//	                                                 finds api.ErrX, or where api has none
+//	                                                 (kerr.LeaderNotAvailable) an *api.UnknownCodeError
+//	                                                 with Kafka's code and retriability; kfake's Count 0,
+//	                                                 one request, is Count: 1, its -1 Count: Unlimited;
+//	                                                 Add refuses 0)
 //	  Partitions: []int32{1}                       Partitions: []int32{1}
 //	  Keys: Fetch (TopLevel: false, true)          Op: OpFetch, Action: FailPartitions (FailRequest);
 //	                                                 NewConsumer(t, f)
 //	  Keys: ListOffsets, InitProducerID            Op: OpListOffset, OpInitProducerID; OpPartitions
 //	                                                 for the clients' look-up of a partition count
 //	  h.Hits(), h.Wait(ctx, n), h.Remove()         r.Hits(), r.Wait(ctx, n), r.Remove()
-//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse (FailAck: the
-//	    (kfake appends the batch, then fails it,   acknowledgement fails); FailRequest never appends,
-//	    as Kafka's broker times out acks=all)      whatever its Err
+//	  Count counts requests, and kgo's produce   Count counts a partition's requests: the producer
+//	    request carries each partition it has      sends one per partition, so Count: 1 fails one
+//	    records for: Count 1 fails them all once   partition's batch (to fail N partitions once, Count: N)
+//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse, Err:
+//	    or NotEnoughReplicasAfterAppend (kfake     api.ErrRequestTimedOut or api.ForCode(20) (FailAck: the
+//	    appends the batch, then fails it, as       acknowledgement fails); FailRequest never appends,
+//	    Kafka's broker times out acks=all)         whatever its Err
 //	  When: func(kmsg.Request) bool,             Skip: N-1, Count: 1 (the first N-1 requests the rule
 //	    a ControlKey + KeepControl that            matches go on untouched and uncounted)
 //	    counts (fail only the Nth request)
