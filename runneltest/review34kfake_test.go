@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
@@ -224,4 +225,23 @@ func TestReview34KfakeMessageTooLarge(t *testing.T) {
 	require.False(t, api.IsRetriable(err))
 	require.Len(t, producer.RecordErrors(err), 1)
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
+}
+
+// TestReview34KfakeDataDir: kfake.DataDir(dir) reloads what a cluster
+// wrote when a new one opens on dir. runneltest's is Config's Dir: a
+// broker closed in the middle of the test (a restart of the service
+// under test) and a new one on the same Dir find the topics and records,
+// and the first broker's cleanup, closing it again, reports nothing.
+func TestReview34KfakeDataDir(t *testing.T) {
+	dir := t.TempDir()
+	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{Dir: dir}), runneltest.Topic("t", 2))
+	runneltest.Produce(t, b, "t", &record.Record{Key: []byte("ada"), Value: []byte("a")})
+	require.NoError(t, b.Close())
+
+	b2 := runneltest.NewBroker(t, runneltest.Config(runnel.Config{Dir: dir}))
+	got := runneltest.ConsumeAll(t, b2, "t")
+	require.Len(t, got, 1)
+	require.Equal(t, producer.KeyPartition([]byte("ada"), 2), got[0].Partition)
+	runneltest.Produce(t, b2, "t", &record.Record{Key: []byte("ada"), Value: []byte("b")})
+	require.Len(t, runneltest.ConsumeAll(t, b2, "t"), 2)
 }
