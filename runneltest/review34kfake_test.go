@@ -245,3 +245,47 @@ func TestReview34KfakeDataDir(t *testing.T) {
 	runneltest.Produce(t, b2, "t", &record.Record{Key: []byte("ada"), Value: []byte("b")})
 	require.Len(t, runneltest.ConsumeAll(t, b2, "t"), 2)
 }
+
+// TestReview34KfakeConsumeFailsOnReportedErrors: kgo strips a fetched
+// partition's UNKNOWN_TOPIC_OR_PARTITION (retriable) and fetches again
+// without a word (benchmarks/peers' TestReview34MigrateFetchUnknownTopic),
+// but runnel's consumer takes it, for a partition whose position the
+// broker gave it, for its topic deleted, and reports it, as it reports
+// a corrupt batch (CORRUPT_MESSAGE, retriable too): see
+// consumer.Consumer.Poll. Consume fails the test on either at once, as
+// its doc says, rather than riding them out as it rides out
+// api.ErrNotLeader; so does ConsumeAll on a corrupt batch, while an
+// unknown topic or partition on its first fetch of a partition, which
+// starts at an offset ConsumeAll looked up itself, is waited out.
+func TestReview34KfakeConsumeFailsOnReportedErrors(t *testing.T) {
+	setup := func(t *testing.T) *runneltest.Faults {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		runneltest.ProduceValues(t, b, "t", "a", "b")
+		return runneltest.NewFaults(t, b)
+	}
+	once := func(f *runneltest.Faults, err error) *runneltest.Rule {
+		return f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: err, Count: 1})
+	}
+	for _, err := range []error{api.ErrUnknownTopicOrPartition, record.ErrCorrupt} {
+		t.Run(api.Name(err), func(t *testing.T) {
+			require.True(t, api.IsRetriable(err))
+			f := setup(t)
+			calls := map[string]func(ft *fakeT){"Consume": func(ft *fakeT) { runneltest.Consume(ft, f, "t", 2) }}
+			if err == record.ErrCorrupt {
+				calls["ConsumeAll"] = func(ft *fakeT) { runneltest.ConsumeAll(ft, f, "t") }
+			}
+			for name, call := range calls {
+				r := once(f, err)
+				ft := fails(t, call)
+				require.True(t, ft.failed, name)
+				require.Contains(t, ft.msg, "injected into fetch t-0: "+err.Error(), name)
+				require.Equal(t, 1, r.Hits())
+			}
+			require.Len(t, runneltest.Consume(t, f, "t", 2), 2, "once the rule is spent")
+		})
+	}
+	f := setup(t)
+	r := once(f, api.ErrUnknownTopicOrPartition)
+	require.Len(t, runneltest.ConsumeAll(t, f, "t"), 2)
+	require.Equal(t, 1, r.Hits())
+}

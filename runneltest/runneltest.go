@@ -146,7 +146,10 @@
 //	                                               or the request's ctx ends
 //	a kgo consumer polled under c.Fault          Consume(t, f, topic, n), ConsumeAll(t, f, topic): read
 //	                                               through f, retrying retriable errors quietly
-//	                                               (handed b, they read past the faults)
+//	                                               but those the consumer reports (see Consume:
+//	                                               inject api.ErrNotLeader, not kerr's
+//	                                               UnknownTopicOrPartition, into a fetch to be
+//	                                               ridden out); handed b, they read past the faults
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
@@ -538,7 +541,14 @@ func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context
 // out), of a whole Fetch, of a partition's answer or of a look-up, is
 // retried every 10 ms without a word, as a consumer retries it, until the
 // wait ends; any other error fails the test at once, and so does a topic
-// that the look-up of its partition count does not know.
+// that the look-up of its partition count does not know. So do the
+// errors of a partition's answer that the consumer reports, retriable in
+// the table though they are (see consumer.Consumer.Poll): a corrupt
+// batch, and an unknown topic or partition of a partition whose position
+// the broker gave (Consume looks each start up), which the consumer
+// takes for its topic deleted. (kgo strips an UNKNOWN_TOPIC_OR_PARTITION
+// of a fetch and fetches again: a kfake test that injects one into
+// fetches to be ridden out injects api.ErrNotLeader here.)
 func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
@@ -575,7 +585,10 @@ func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...Cons
 //
 // cl is as Consume's, and read through as Consume reads: the log start
 // and high watermark of each partition are looked up with cl's
-// ListOffset, and a retriable error is retried until the wait ends.
+// ListOffset, and a retriable error is retried until the wait ends (but
+// those Consume's doc names; an unknown topic or partition fails the test
+// once a fetch of the partition has answered, its first fetch, from an
+// offset ConsumeAll looked up itself, being retried).
 func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	ctx, cancel, limit := consumeWait(t, topic, opts)

@@ -100,3 +100,33 @@ func TestReview34MigrateAfterAppendErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestReview34MigrateFetchUnknownTopic: kgo strips a fetched partition's
+// UNKNOWN_TOPIC_OR_PARTITION and fetches again, without a word, so a
+// kfake test that injects one into a fetch reads every record. runnel's
+// consumer reports it (for a partition whose position the broker gave,
+// it takes the topic for deleted), and runneltest.Consume fails the test
+// on it: the runneltest side injects api.ErrNotLeader to be ridden out
+// (runneltest's TestReview34KfakeConsumeFailsOnReportedErrors has the
+// other side).
+func TestReview34MigrateFetchUnknownTopic(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) {
+		c, cl := newKfake(t, kfake.SeedTopics(1, "t"))
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Value: []byte("a")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "t", Err: kerr.UnknownTopicOrPartition, Count: 1})
+		if got := pollKgo(t, c, "t", 1, 10*time.Second); len(got) != 1 || h.Hits() != 1 {
+			t.Fatalf("%d records, %d hits", len(got), h.Hits())
+		}
+	})
+	t.Run("runneltest", func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		runneltest.ProduceValues(t, b, "t", "a")
+		f := runneltest.NewFaults(t, b)
+		h := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "t", Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+		if got := runneltest.Consume(t, f, "t", 1); len(got) != 1 || h.Hits() != 1 {
+			t.Fatalf("%d records, %d hits", len(got), h.Hits())
+		}
+	})
+}
