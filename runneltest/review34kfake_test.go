@@ -8,6 +8,7 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,4 +289,31 @@ func TestReview34KfakeConsumeFailsOnReportedErrors(t *testing.T) {
 	r := once(f, api.ErrUnknownTopicOrPartition)
 	require.Len(t, runneltest.ConsumeAll(t, f, "t"), 2)
 	require.Equal(t, 1, r.Hits())
+}
+
+// TestReview34KfakeDropControl: a kfake control kept with KeepControl
+// that fails requests until a condition, then calls DropControl and
+// lets the request go on, is a rule whose Match removes the rule and
+// returns false: the request goes on to the broker, and no later one
+// sees the rule.
+func TestReview34KfakeDropControl(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	var rule atomic.Pointer[runneltest.Rule]
+	var calls atomic.Int32
+	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrNotLeader, Count: runneltest.Unlimited,
+		Match: func(runneltest.Request) bool {
+			if calls.Add(1) < 3 {
+				return true // KeepControl: fail this one
+			}
+			rule.Load().Remove() // DropControl: this request goes on
+			return false
+		}})
+	rule.Store(r)
+	p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond))
+	require.NoError(t, p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}))
+	require.NoError(t, p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("b")}))
+	require.Equal(t, 2, r.Hits())
+	require.EqualValues(t, 3, calls.Load(), "Match not called once the rule is removed")
+	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
 }

@@ -140,6 +140,8 @@
 //	    timestamp                                  decodes a produce request's records,
 //	                                                 req.FetchPartition.Offset (called once per partition
 //	                                                 of a fetch), req.Timestamp
+//	  DropControl in a kept control, the         r.Remove() in Match, which then returns false
+//	    request then handled as usual              (the request goes on; Match may call Remove)
 //	  Observe: true, a ControlKey that counts    Action: Observe (counted by Hits and Wait; the
 //	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
 //	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()
