@@ -185,7 +185,10 @@ func ForCode(code int16) error {
 	return &UnknownCodeError{Code: code}
 }
 
-// Name returns the Kafka name of err's code (OFFSET_OUT_OF_RANGE, ...).
+// Name returns the Kafka name of err's code (OFFSET_OUT_OF_RANGE, ...):
+// UNKNOWN_SERVER_ERROR for an error with no code, and for an
+// *UnknownCodeError of a code it has no name for (it names those
+// IsRetriable knows).
 func Name(err error) string {
 	if err == nil {
 		return "NONE"
