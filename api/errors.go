@@ -141,7 +141,9 @@ var table = []entry{
 }
 
 // Code returns the Kafka error code of err: 0 for nil, the code of the
-// first sentinel in the table that err matches (errors.Is), or -1
+// first sentinel in the table that err matches (errors.Is), else the
+// code of an *UnknownCodeError it wraps (errors.As: what ForCode gives
+// for a code the table has no sentinel for), or -1
 // (UNKNOWN_SERVER_ERROR).
 //
 // The errors without a Kafka code, -1 here and not retriable, are local:
@@ -163,6 +165,9 @@ func Code(err error) int16 {
 	if e, ok := lookup(err); ok {
 		return e.code
 	}
+	if u, ok := unknownCode(err); ok {
+		return u.Code
+	}
 	return -1
 }
 
@@ -180,13 +185,21 @@ func ForCode(code int16) error {
 	return &UnknownCodeError{Code: code}
 }
 
-// Name returns the Kafka name of err's code (OFFSET_OUT_OF_RANGE, ...).
+// Name returns the Kafka name of err's code (OFFSET_OUT_OF_RANGE, ...):
+// UNKNOWN_SERVER_ERROR for an error with no code, and for an
+// *UnknownCodeError of a code it has no name for (it names those
+// IsRetriable knows).
 func Name(err error) string {
 	if err == nil {
 		return "NONE"
 	}
 	if e, ok := lookup(err); ok {
 		return e.name
+	}
+	if u, ok := unknownCode(err); ok {
+		if k, known := otherRetriable[u.Code]; known {
+			return k
+		}
 	}
 	return "UNKNOWN_SERVER_ERROR"
 }
@@ -195,7 +208,13 @@ func Name(err error) string {
 // send the same request again and expect it to succeed in time. An error
 // that matches several of the table's errors (one wrapping two, say a
 // request timed out because the broker closed) is retriable only if every
-// one of them is: a closed broker does not come back for a retry.
+// one of them is: a closed broker does not come back for a retry. An
+// *UnknownCodeError (ForCode of a code the table has no sentinel for,
+// which a Client other than runnel's broker may answer) counts as one
+// more, retriable when Kafka's own error for its code is (a
+// RetriableException in Kafka's Errors.java: LEADER_NOT_AVAILABLE,
+// NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...), as Kafka's
+// clients and franz-go's kgo retry it.
 func IsRetriable(err error) bool {
 	matched := false
 	for _, e := range table {
@@ -206,7 +225,51 @@ func IsRetriable(err error) bool {
 			matched = true
 		}
 	}
+	if u, ok := unknownCode(err); ok {
+		if _, retriable := otherRetriable[u.Code]; !retriable {
+			return false
+		}
+		matched = true
+	}
 	return matched
+}
+
+// otherRetriable names the Kafka error codes that Kafka's Errors.java
+// makes retriable (RetriableException subclasses) and the table has no
+// sentinel for: codes of replication, coordinators, controllers, fetch
+// sessions and quotas, which runnel's broker does not send. ForCode gives
+// each as an *UnknownCodeError, which Code, Name and IsRetriable read
+// here. benchmarks/peers' TestParityErrorTable checks it against kerr.
+var otherRetriable = map[int16]string{
+	5:   "LEADER_NOT_AVAILABLE",
+	9:   "REPLICA_NOT_AVAILABLE",
+	13:  "NETWORK_EXCEPTION",
+	14:  "COORDINATOR_LOAD_IN_PROGRESS",
+	15:  "COORDINATOR_NOT_AVAILABLE",
+	16:  "NOT_COORDINATOR",
+	20:  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+	41:  "NOT_CONTROLLER",
+	70:  "FETCH_SESSION_ID_NOT_FOUND",
+	71:  "INVALID_FETCH_SESSION_EPOCH",
+	72:  "LISTENER_NOT_FOUND",
+	74:  "FENCED_LEADER_EPOCH",
+	75:  "UNKNOWN_LEADER_EPOCH",
+	78:  "OFFSET_NOT_AVAILABLE",
+	80:  "PREFERRED_LEADER_NOT_AVAILABLE",
+	83:  "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+	84:  "ELECTION_NOT_NEEDED",
+	88:  "UNSTABLE_OFFSET_COMMIT",
+	89:  "THROTTLING_QUOTA_EXCEEDED",
+	103: "INCONSISTENT_TOPIC_ID",
+	106: "FETCH_SESSION_TOPIC_ID_ERROR",
+	133: "SHARE_SESSION_LIMIT_REACHED",
+}
+
+// unknownCode returns the *UnknownCodeError err wraps, if any.
+func unknownCode(err error) (*UnknownCodeError, bool) {
+	var u *UnknownCodeError
+	ok := errors.As(err, &u)
+	return u, ok
 }
 
 func lookup(err error) (entry, bool) {
@@ -218,9 +281,14 @@ func lookup(err error) (entry, bool) {
 	return entry{}, false
 }
 
-// UnknownCodeError is a Kafka error code the table does not know.
+// UnknownCodeError is a Kafka error code the table has no sentinel for.
+// Code gives its code back, and IsRetriable and Name know Kafka's
+// retriable ones (see IsRetriable).
 type UnknownCodeError struct{ Code int16 }
 
 func (e *UnknownCodeError) Error() string {
+	if name, ok := otherRetriable[e.Code]; ok {
+		return fmt.Sprintf("runnel: Kafka error code %d (%s)", e.Code, name)
+	}
 	return fmt.Sprintf("runnel: Kafka error code %d", e.Code)
 }

@@ -8,7 +8,8 @@ import (
 
 // TestForCodeEveryCode: every Kafka error code a response can carry (all
 // of int16) decodes: 0 to nil, a code of the table to an error that
-// encodes (Code) back to it, any other to an *UnknownCodeError holding it.
+// encodes (Code) back to it, any other to an *UnknownCodeError holding it,
+// which encodes back to it too, retriable when Kafka makes its code so.
 func TestForCodeEveryCode(t *testing.T) {
 	for c := -32768; c <= 32767; c++ {
 		code := int16(c)
@@ -21,7 +22,8 @@ func TestForCodeEveryCode(t *testing.T) {
 		}
 		var unknown *UnknownCodeError
 		if errors.As(err, &unknown) {
-			if unknown.Code != code || Code(err) != -1 || IsRetriable(err) {
+			_, kafkaRetriable := otherRetriable[code]
+			if unknown.Code != code || Code(err) != code || IsRetriable(err) != kafkaRetriable {
 				t.Fatalf("ForCode(%d) = %#v: Code %d, retriable %v", code, unknown, Code(err), IsRetriable(err))
 			}
 			continue

@@ -23,7 +23,9 @@ import (
 //
 // The producer reads a Client's errors by Kafka's table (package api): a
 // batch whose Produce fails with an error the table calls retriable
-// (api.ErrRequestTimedOut, api.ErrNotLeader, ...) is sent again after a
+// (api.ErrRequestTimedOut, api.ErrNotLeader, ..., and api.ForCode of the
+// other codes Kafka retries: LEADER_NOT_AVAILABLE, say, an
+// *api.UnknownCodeError; see api.IsRetriable) is sent again after a
 // backoff, until its delivery timeout; one that fails with an error the
 // table calls not retriable, or does not know, fails at once (as a Kafka
 // producer fails a batch answered UNKNOWN_SERVER_ERROR). So a Client that

@@ -113,17 +113,24 @@
 //	c.Fault(kfake.Fault{Keys: Produce,           f := NewFaults(t, b); NewProducer(t, f)
 //	  Topic: "a", Err: kerr.X, Count: 2})          r := f.Add(Fault{Op: OpProduce, Topic: "a",
 //	                                                 Err: api.ErrX, Count: 2})  (api.ForCode(kerr.X.Code)
-//	                                                 finds api.ErrX; kfake's Count 0, one request, is
-//	                                                 Count: 1, its -1 Count: Unlimited; Add refuses 0)
+//	                                                 finds api.ErrX, or where api has none
+//	                                                 (kerr.LeaderNotAvailable) an *api.UnknownCodeError
+//	                                                 with Kafka's code and retriability; kfake's Count 0,
+//	                                                 one request, is Count: 1, its -1 Count: Unlimited;
+//	                                                 Add refuses 0)
 //	  Partitions: []int32{1}                       Partitions: []int32{1}
 //	  Keys: Fetch (TopLevel: false, true)          Op: OpFetch, Action: FailPartitions (FailRequest);
 //	                                                 NewConsumer(t, f)
 //	  Keys: ListOffsets, InitProducerID            Op: OpListOffset, OpInitProducerID; OpPartitions
 //	                                                 for the clients' look-up of a partition count
 //	  h.Hits(), h.Wait(ctx, n), h.Remove()         r.Hits(), r.Wait(ctx, n), r.Remove()
-//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse (FailAck: the
-//	    (kfake appends the batch, then fails it,   acknowledgement fails); FailRequest never appends,
-//	    as Kafka's broker times out acks=all)      whatever its Err
+//	  Count counts requests, and kgo's produce   Count counts a partition's requests: the producer
+//	    request carries each partition it has      sends one per partition, so Count: 1 fails one
+//	    records for: Count 1 fails them all once   partition's batch (to fail N partitions once, Count: N)
+//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse, Err:
+//	    or NotEnoughReplicasAfterAppend (kfake     api.ErrRequestTimedOut or api.ForCode(20) (FailAck: the
+//	    appends the batch, then fails it, as       acknowledgement fails); FailRequest never appends,
+//	    Kafka's broker times out acks=all)         whatever its Err
 //	  When: func(kmsg.Request) bool,             Skip: N-1, Count: 1 (the first N-1 requests the rule
 //	    a ControlKey + KeepControl that            matches go on untouched and uncounted)
 //	    counts (fail only the Nth request)
@@ -133,13 +140,18 @@
 //	    timestamp                                  decodes a produce request's records,
 //	                                                 req.FetchPartition.Offset (called once per partition
 //	                                                 of a fetch), req.Timestamp
+//	  DropControl in a kept control, the         r.Remove() in Match, which then returns false
+//	    request then handled as usual              (the request goes on; Match may call Remove)
 //	  Observe: true, a ControlKey that counts    Action: Observe (counted by Hits and Wait; the
 //	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
 //	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()
 //	                                               or the request's ctx ends
 //	a kgo consumer polled under c.Fault          Consume(t, f, topic, n), ConsumeAll(t, f, topic): read
 //	                                               through f, retrying retriable errors quietly
-//	                                               (handed b, they read past the faults)
+//	                                               but those the consumer reports (see Consume:
+//	                                               inject api.ErrNotLeader, not kerr's
+//	                                               UnknownTopicOrPartition, into a fetch to be
+//	                                               ridden out); handed b, they read past the faults
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
@@ -531,7 +543,14 @@ func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context
 // out), of a whole Fetch, of a partition's answer or of a look-up, is
 // retried every 10 ms without a word, as a consumer retries it, until the
 // wait ends; any other error fails the test at once, and so does a topic
-// that the look-up of its partition count does not know.
+// that the look-up of its partition count does not know. So do the
+// errors of a partition's answer that the consumer reports, retriable in
+// the table though they are (see consumer.Consumer.Poll): a corrupt
+// batch, and an unknown topic or partition of a partition whose position
+// the broker gave (Consume looks each start up), which the consumer
+// takes for its topic deleted. (kgo strips an UNKNOWN_TOPIC_OR_PARTITION
+// of a fetch and fetches again: a kfake test that injects one into
+// fetches to be ridden out injects api.ErrNotLeader here.)
 func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
@@ -568,7 +587,10 @@ func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...Cons
 //
 // cl is as Consume's, and read through as Consume reads: the log start
 // and high watermark of each partition are looked up with cl's
-// ListOffset, and a retriable error is retried until the wait ends.
+// ListOffset, and a retriable error is retried until the wait ends (but
+// those Consume's doc names; an unknown topic or partition fails the test
+// once a fetch of the partition has answered, its first fetch, from an
+// offset ConsumeAll looked up itself, being retried).
 func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	ctx, cancel, limit := consumeWait(t, topic, opts)

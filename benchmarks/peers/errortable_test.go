@@ -70,6 +70,30 @@ func TestParityErrorTable(t *testing.T) {
 		t.Fatalf("the table knows only %d codes", known)
 	}
 
+	// Every code Kafka has (as kerr knows them), the table's or not,
+	// goes round (code → error → code) and is retriable exactly when
+	// Kafka's error is: a code the table has no sentinel for (an
+	// *UnknownCodeError, which a Client of a test's own or a Faults rule
+	// ported from kfake may answer) is retried by runnel's clients when
+	// kgo and Kafka's retry it (LEADER_NOT_AVAILABLE, say).
+	for code := int16(-1); code <= 200; code++ {
+		var ke *kerr.Error
+		if code == 0 || !errors.As(kerr.ErrorForCode(code), &ke) {
+			continue
+		}
+		want := kafkaError(t, code)
+		err := api.ForCode(code)
+		if got := api.Code(err); got != code {
+			t.Errorf("code %d (%s): ForCode gives %v, whose Code is %d", code, want.Message, err, got)
+		}
+		if got := api.IsRetriable(fmt.Errorf("wrapped: %w", err)); got != want.Retriable {
+			t.Errorf("code %d (%s): runnel's retriable %v, Kafka's %v", code, want.Message, got, want.Retriable)
+		}
+		if want.Retriable && api.Name(err) != want.Message {
+			t.Errorf("code %d: runnel's name %s, Kafka's %s", code, api.Name(err), want.Message)
+		}
+	}
+
 	// Every sentinel with a code: that code's name and retriability, and
 	// ForCode of its code maps back to the same code.
 	mapped := []error{
