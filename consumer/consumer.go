@@ -226,7 +226,7 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
-	cs.lockedLog = cs.queue.Logger(cfg.logger)
+	cs.lockedLog = cs.queue.Init(&cs.mu, cfg.logger)
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
 	return cs, nil
@@ -234,7 +234,7 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 
 // unlock releases mu, then hands the lines logged under it (lockedLog)
 // to their handler, in the order logged (see lockedlog.Queue.Unlock).
-func (c *Consumer) unlock() { c.queue.Unlock(&c.mu) }
+func (c *Consumer) unlock() { c.queue.Unlock() }
 
 // checkPartition refuses, at once, a topic name Kafka would refuse and a
 // negative partition: neither can ever be read, and the error belongs to

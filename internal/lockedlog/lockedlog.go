@@ -15,19 +15,22 @@
 // The Queue is guarded by the mutex: its Logger is used only while the
 // mutex is held, and every release of the mutex after which lines may be
 // queued goes through Unlock (a plain Unlock leaves them queued until the
-// next one). It sits below log and consumer and uses nothing of runnel's.
+// next one). In a binary built with the race detector, a line logged while
+// the mutex is not held panics. It sits below log and consumer and uses
+// nothing of runnel's.
 package lockedlog
 
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 )
 
-// Queue holds the lines logged under a mutex until it is released. The
-// zero Queue is empty and ready for use. Its fields are guarded by the
-// mutex whose holders log to it.
+// Queue holds the lines logged under a mutex until it is released. Init
+// ties it to its mutex; its fields are guarded by that mutex.
 type Queue struct {
+	mu    *sync.Mutex
 	lines []line
 	// delivering is set while a goroutine hands queued lines to their
 	// handlers, with the mutex released: lines queued meanwhile are left
@@ -43,11 +46,13 @@ type line struct {
 	r slog.Record
 }
 
-// Logger returns a logger whose lines are queued on q for next's handler:
-// next's handler is asked only whether a level is enabled while the
-// mutex is held. It is to be used only by code that holds the mutex and
-// releases it with q.Unlock.
-func (q *Queue) Logger(next *slog.Logger) *slog.Logger {
+// Init ties q to mu, the mutex that guards it, and returns a logger whose
+// lines are queued on q for next's handler: next's handler is asked only
+// whether a level is enabled while mu is held. The logger is to be used
+// only by code that holds mu and releases it with q.Unlock. Init is
+// called once, before q is shared.
+func (q *Queue) Init(mu *sync.Mutex, next *slog.Logger) *slog.Logger {
+	q.mu = mu
 	return slog.New(handler{q: q, next: next.Handler()})
 }
 
@@ -61,6 +66,10 @@ type handler struct {
 func (h handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
 
 func (h handler) Handle(_ context.Context, r slog.Record) error {
+	if raceEnabled && h.q.mu.TryLock() {
+		h.q.mu.Unlock()
+		panic("lockedlog: line " + strconv.Quote(r.Message) + " logged without the mutex held")
+	}
 	h.q.lines = append(h.q.lines, line{h.next, r.Clone()}) // the caller holds the mutex
 	return nil
 }
@@ -73,30 +82,31 @@ func (h handler) WithGroup(name string) slog.Handler {
 	return handler{q: h.q, next: h.next.WithGroup(name)}
 }
 
-// Unlock releases mu, which the caller holds and which guards q, then
-// hands the lines queued under it to their handlers, in the order logged.
+// Unlock releases q's mutex, which the caller holds, then hands the lines
+// queued under it to their handlers, in the order logged.
 //
-// With nothing queued it only releases mu. When another goroutine is
+// With nothing queued it only releases the mutex. When another goroutine is
 // handing queued lines on already (its handler is running), the lines are
 // left to it and Unlock returns at once: a handler that calls back into
 // the code that logged, and so logs and unlocks again, never waits for
 // itself, and the lines keep their order. The goroutine that hands lines
-// on takes mu again after each batch to look for more, so it may hand on
+// on takes the mutex again after each batch to look for more, so it may hand on
 // lines of others before it returns.
 //
 // A handler's error is ignored, as slog.Logger ignores it. Should a
 // handler panic, the lines left in its batch are dropped and the panic
 // goes on; later lines are handed on by the next Unlock that finds some.
-func (q *Queue) Unlock(mu *sync.Mutex) {
+func (q *Queue) Unlock() {
 	if len(q.lines) == 0 || q.delivering {
-		mu.Unlock()
+		q.mu.Unlock()
 		return
 	}
-	q.deliver(mu)
+	q.deliver()
 }
 
-// deliver is Unlock's slow path: mu is held and lines are queued.
-func (q *Queue) deliver(mu *sync.Mutex) {
+// deliver is Unlock's slow path: the mutex is held and lines are queued.
+func (q *Queue) deliver() {
+	mu := q.mu
 	q.delivering = true
 	done := false
 	defer func() {

@@ -19,7 +19,7 @@ type guarded struct {
 
 func newGuarded(h slog.Handler) *guarded {
 	g := &guarded{}
-	g.log = g.q.Logger(slog.New(h))
+	g.log = g.q.Init(&g.mu, slog.New(h))
 	return g
 }
 
@@ -27,7 +27,7 @@ func newGuarded(h slog.Handler) *guarded {
 func (g *guarded) do(msg string) {
 	g.mu.Lock()
 	g.log.Info(msg)
-	g.q.Unlock(&g.mu)
+	g.q.Unlock()
 }
 
 func TestLinesGoOutAfterTheUnlockInOrder(t *testing.T) {
@@ -47,7 +47,7 @@ func TestLinesGoOutAfterTheUnlockInOrder(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("lines handed on before the unlock: %q", got)
 	}
-	g.q.Unlock(&g.mu)
+	g.q.Unlock()
 	g.do("c")
 	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
 		t.Fatalf("lines %q, want %q", got, want)
@@ -69,7 +69,7 @@ func TestHandlerThatCallsBackIn(t *testing.T) {
 	g.mu.Lock()
 	g.log.Info("a")
 	g.log.Info("b")
-	g.q.Unlock(&g.mu)
+	g.q.Unlock()
 	if want := []string{"a", "b", "from a's handler"}; !slices.Equal(got, want) {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
@@ -101,7 +101,7 @@ func TestConcurrentLinesKeepTheirOrder(t *testing.T) {
 				n := int64(w*1000 + i)
 				logged = append(logged, n)
 				g.log.Info("n", "n", n)
-				g.q.Unlock(&g.mu)
+				g.q.Unlock()
 			}
 		})
 	}
@@ -121,7 +121,7 @@ func TestDisabledLevelQueuesNothingAndAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		g.mu.Lock()
 		g.log.Debug("rolled", "base", int64(7))
-		g.q.Unlock(&g.mu)
+		g.q.Unlock()
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations a line with the discard handler, want 0", allocs)
@@ -136,7 +136,7 @@ func TestWithAttrsAndGroupReachTheHandler(t *testing.T) {
 	var attrs []string
 	h := &recordingHandler{f: func(s string) { attrs = append(attrs, s) }}
 	g = &guarded{}
-	g.log = g.q.Logger(slog.New(h)).With("dir", "d").WithGroup("g")
+	g.log = g.q.Init(&g.mu, slog.New(h)).With("dir", "d").WithGroup("g")
 	g.do("m")
 	if want := []string{"with dir", "group g", "handle m"}; !slices.Equal(attrs, want) {
 		t.Fatalf("handler saw %q, want %q", attrs, want)
@@ -184,4 +184,18 @@ func TestPanickingHandler(t *testing.T) {
 	if want := []string{"after"}; !slices.Equal(got, want) {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
+}
+
+// Under the race detector a line logged without the mutex panics.
+func TestLineWithoutTheMutexPanicsUnderRace(t *testing.T) {
+	if !raceEnabled {
+		t.Skip("checked in a race build only")
+	}
+	g := newGuarded(testkit.LineFunc(func(slog.Record) {}))
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a line logged without the mutex")
+		}
+	}()
+	g.log.Info("unguarded")
 }
