@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 )
@@ -110,16 +111,14 @@ type Config struct {
 	// Its handler runs on the goroutine that logs: a caller's (Produce,
 	// an admin call) or the broker's maintenance goroutine. It may call
 	// the broker's admin methods (CreateTopic, Topics...): the broker
-	// logs its own lines once it has given the admin token back. It must
-	// not call Close or Maintain, nor a method that writes to or closes
-	// a partition (Produce, DeleteRecords, AlterTopicConfig,
-	// DeleteTopic...): a partition's log (see log.Options) logs its
-	// rolls, retention, compaction and failures holding the lock its
-	// writers take, Maintain waits for the maintenance under way, and
-	// Close for the maintenance goroutine and for that lock. A
-	// handler that ships the broker's lines to one of its topics hands
-	// them to another goroutine — a producer's TryProduce, say — and
-	// does not wait for them.
+	// logs its own lines once it has given the admin token back. It may
+	// produce, also to the partition whose line it is: a partition's log
+	// hands its lines (rolls, retention, compaction, failures) on once it
+	// has released the lock its writers take (see log.Options.Logger).
+	// It must not call Close or Maintain from the maintenance goroutine
+	// (the lines of retention, compaction and a partition's reopen come
+	// from there): Maintain waits for the maintenance under way, and
+	// Close for the maintenance goroutine.
 	Logger *slog.Logger
 }
 
@@ -139,6 +138,11 @@ type Broker struct {
 	// I/O, which produce and fetch never wait for.
 	admin   chan struct{}
 	nextPID int64 // admin
+	// adminLogs holds the lines of the logs an admin call opens (their
+	// recovery, "log created"), made by its first logOptions, until
+	// unlockAdmin: the Logger's handler may call the admin methods, and
+	// produce to a partition an admin call reopens (admin).
+	adminLogs *lockedlog.Held
 
 	// maint (a one-token semaphore) lets one partition's maintenance run
 	// at a time, the broker's own and Maintain calls' alike: a compaction

@@ -199,3 +199,27 @@ func TestLineWithoutTheMutexPanicsUnderRace(t *testing.T) {
 	}()
 	g.log.Info("unguarded")
 }
+
+// Held's lines wait for Release, then go out in order, and later lines
+// at once; a handler may log to it again.
+func TestHeld(t *testing.T) {
+	h := NewHeld()
+	var got []string
+	var log *slog.Logger
+	log = h.Logger(slog.New(testkit.LineFunc(func(r slog.Record) {
+		got = append(got, r.Message)
+		if r.Message == "a" {
+			log.Info("from a's handler")
+		}
+	})))
+	log.Info("a")
+	log.Info("b")
+	if len(got) != 0 {
+		t.Fatalf("lines %q handed on before Release", got)
+	}
+	h.Release()
+	log.Info("c")
+	if want := []string{"a", "b", "from a's handler", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+}
