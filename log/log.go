@@ -33,13 +33,13 @@ type Options struct {
 	// asks the handler's Enabled under it: its handler gets the lines
 	// once the lock is released, in the order logged, on the goroutine
 	// of the call that logged (an append that rolled, a Maintain) or of
-	// a concurrent call that hands on the lines logged meanwhile. So the
-	// handler may append to the Log whose line it is, or close it. Open's
-	// lines are handed on as Open returns. A Partition's Reopen holds the
-	// partition's lock while it opens the new Log, and each Partition
-	// method holds it shared while the Log logs: a handler that waits
-	// for the partition's lock (Partition.Append while a Reopen or Close
-	// of that partition is waiting or under way) deadlocks.
+	// a concurrent call that hands on the lines logged meanwhile. A
+	// Partition's call hands them on once it has released the
+	// partition's lock too. So the handler may append to the Log or
+	// Partition whose line it is, or close the Log. Open's lines are handed on
+	// as Open returns: a handler called from the Open of a
+	// Partition.Reopen or RetryReopen runs holding that partition's lock,
+	// and must not call the partition.
 	Logger *slog.Logger
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
@@ -101,6 +101,12 @@ type Log struct {
 	// under mu. Every release of mu goes through unlock.
 	lockedLog *slog.Logger
 	queue     lockedlog.Queue
+	// holders counts the Partition calls under way that hold the
+	// partition's lock (see enter): while there are some, unlock leaves
+	// the lines queued, for them to hand on once they released it. Not
+	// counted (quiet) when the logger logs nowhere.
+	holders atomic.Int32
+	quiet   bool // logger's handler is slog.DiscardHandler
 
 	next      atomic.Int64           // log end offset
 	start     atomic.Int64           // log start offset
@@ -348,6 +354,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		l.logger = slog.New(slog.DiscardHandler)
 	}
 	l.lockedLog = l.queue.Init(&l.mu, l.logger)
+	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.
 	l.mu.Lock()
@@ -1396,7 +1403,45 @@ func (l *Log) OnCut(f func()) {
 // unlock releases mu, then hands the lines logged under it (lockedLog)
 // to the logger's handler, in the order logged (see
 // lockedlog.Queue.Unlock).
-func (l *Log) unlock() { l.queue.Unlock() }
+//
+// While a Partition call holds the partition's lock around the log's
+// (holders), the lines stay queued, for it to hand on once it released
+// it (leave): a handler that appends to the partition would otherwise
+// wait for that lock behind a Reopen waiting for it, which waits for the
+// call.
+func (l *Log) unlock() {
+	if l.holders.Load() != 0 {
+		l.queue.UnlockKeep()
+		return
+	}
+	l.queue.Unlock()
+}
+
+// enter counts a Partition call that holds the partition's lock (shared
+// or not) and calls the log: the lines logged meanwhile wait for it to
+// release that lock and call leave. Nothing for a quiet log.
+func (l *Log) enter() {
+	if !l.quiet {
+		l.holders.Add(1)
+	}
+}
+
+// leave ends enter, once the partition's lock is released: it hands on
+// the lines queued, whether other calls still hold that lock or not (it
+// holds none itself; under steady appends some always may). A line
+// queued while holders were counted is so handed on by a leave that
+// comes after: the line's Pending is set before unlock reads holders,
+// and leave reads Pending after it counted itself out.
+func (l *Log) leave() {
+	if l.quiet {
+		return
+	}
+	l.holders.Add(-1)
+	if l.queue.Pending() {
+		l.mu.Lock()
+		l.queue.Unlock()
+	}
+}
 
 // unlockCut releases mu, held by a call that may cut records (see OnCut)
 // since the log started at start and ended at end, and then calls

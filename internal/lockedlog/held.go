@@ -26,8 +26,12 @@ func NewHeld() *Held {
 }
 
 // Logger returns a logger whose lines are held until Release, for next's
-// handler; only its Enabled is asked before then.
+// handler; only its Enabled is asked before then. A next that logs
+// nowhere (slog.DiscardHandler) is returned as it is.
 func (h *Held) Logger(next *slog.Logger) *slog.Logger {
+	if next.Handler() == slog.DiscardHandler {
+		return next
+	}
 	return slog.New(heldHandler{h: h, next: next.Handler()})
 }
 
@@ -51,6 +55,7 @@ func (h heldHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.
 func (h heldHandler) Handle(_ context.Context, r slog.Record) error {
 	h.h.mu.Lock()
 	h.h.q.lines = append(h.h.q.lines, line{h.next, r.Clone()})
+	h.h.q.pending.Store(true)
 	if h.h.released {
 		h.h.q.Unlock()
 	} else {

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Queue holds the lines logged under a mutex until it is released. Init
@@ -32,6 +33,9 @@ import (
 type Queue struct {
 	mu    *sync.Mutex
 	lines []line
+	// pending is whether lines are queued, for Pending (read without the
+	// mutex); written with it.
+	pending atomic.Bool
 	// delivering is set while a goroutine hands queued lines to their
 	// handlers, with the mutex released: lines queued meanwhile are left
 	// to it, so that they come out in the order logged, and so that a
@@ -71,6 +75,7 @@ func (h handler) Handle(_ context.Context, r slog.Record) error {
 		panic("lockedlog: line " + strconv.Quote(r.Message) + " logged without the mutex held")
 	}
 	h.q.lines = append(h.q.lines, line{h.next, r.Clone()}) // the caller holds the mutex
+	h.q.pending.Store(true)
 	return nil
 }
 
@@ -104,6 +109,16 @@ func (q *Queue) Unlock() {
 	q.deliver()
 }
 
+// UnlockKeep releases q's mutex and leaves the lines queued: for a
+// caller that holds another lock a handler might wait for, after which
+// it (or whoever unlocks next) calls Unlock.
+func (q *Queue) UnlockKeep() { q.mu.Unlock() }
+
+// Pending reports whether lines are queued, without the mutex: a caller
+// that left them queued (UnlockKeep), once it released its other lock,
+// takes the mutex and calls Unlock if they are.
+func (q *Queue) Pending() bool { return q.pending.Load() }
+
 // deliver is Unlock's slow path: the mutex is held and lines are queued.
 func (q *Queue) deliver() {
 	mu := q.mu
@@ -119,6 +134,7 @@ func (q *Queue) deliver() {
 	for {
 		lines := q.lines
 		q.lines = nil
+		q.pending.Store(false)
 		mu.Unlock()
 		for i := range lines {
 			_ = lines[i].h.Handle(context.Background(), lines[i].r)

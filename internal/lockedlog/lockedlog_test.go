@@ -223,3 +223,23 @@ func TestHeld(t *testing.T) {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
 }
+
+// UnlockKeep leaves the lines queued (Pending), for a later Unlock.
+func TestUnlockKeep(t *testing.T) {
+	var got []string
+	g := newGuarded(testkit.LineFunc(func(r slog.Record) { got = append(got, r.Message) }))
+	if g.q.Pending() {
+		t.Fatal("pending before any line")
+	}
+	g.mu.Lock()
+	g.log.Info("kept")
+	g.q.UnlockKeep()
+	if len(got) != 0 || !g.q.Pending() {
+		t.Fatalf("after UnlockKeep: lines %q, pending %v", got, g.q.Pending())
+	}
+	g.mu.Lock()
+	g.q.Unlock()
+	if !slices.Equal(got, []string{"kept"}) || g.q.Pending() {
+		t.Fatalf("after Unlock: lines %q, pending %v", got, g.q.Pending())
+	}
+}
