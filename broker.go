@@ -110,15 +110,21 @@ type Config struct {
 	//
 	// Its handler runs on the goroutine that logs: a caller's (Produce,
 	// an admin call) or the broker's maintenance goroutine. It may call
-	// the broker's admin methods (CreateTopic, Topics...): the broker
-	// logs its own lines once it has given the admin token back. It may
-	// produce, also to the partition whose line it is: a partition's log
-	// hands its lines (rolls, retention, compaction, failures) on once it
-	// has released the lock its writers take (see log.Options.Logger).
-	// It must not call Close or Maintain from the maintenance goroutine
-	// (the lines of retention, compaction and a partition's reopen come
-	// from there): Maintain waits for the maintenance under way, and
-	// Close for the maintenance goroutine.
+	// the broker's admin methods (CreateTopic, Topics...) and produce,
+	// also to the partition whose line it is: the broker logs its own
+	// lines once it has given the admin token back, an admin call hands
+	// on then the lines of the partitions' logs it opened (their
+	// recovery), and a partition's log hands on its lines (rolls,
+	// retention, compaction, failures) once it has released its locks
+	// (see log.Options.Logger). The lines of a partition's maintenance
+	// (retention, compaction, expired producer ids, "partition
+	// reopened"), the broker's own or a Maintain call's, may come holding
+	// the maintenance token: on those the handler must not call Maintain,
+	// which waits for it, nor Close from the maintenance goroutine, as
+	// Close waits for that goroutine. The lines of
+	// the log of a partition whose reopen after a config change failed,
+	// and which the maintenance opens again, come holding that
+	// partition's lock: on those the handler must not produce to it.
 	Logger *slog.Logger
 }
 
