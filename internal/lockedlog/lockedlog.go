@@ -90,13 +90,13 @@ func (h handler) WithGroup(name string) slog.Handler {
 // Unlock releases q's mutex, which the caller holds, then hands the lines
 // queued under it to their handlers, in the order logged.
 //
-// With nothing queued it only releases the mutex. When another goroutine is
-// handing queued lines on already (its handler is running), the lines are
-// left to it and Unlock returns at once: a handler that calls back into
-// the code that logged, and so logs and unlocks again, never waits for
-// itself, and the lines keep their order. The goroutine that hands lines
-// on takes the mutex again after each batch to look for more, so it may hand on
-// lines of others before it returns.
+// With nothing queued it only releases the mutex. When another
+// goroutine is handing queued lines on already (its handler is running),
+// the lines are left to it and Unlock returns at once: a handler that
+// calls back into the code that logged, and so logs and unlocks again,
+// never waits for itself, and the lines keep their order. The goroutine
+// that hands lines on takes the mutex again after each batch to look for
+// more, so it may hand on lines of others before it returns.
 //
 // A handler's error is ignored, as slog.Logger ignores it. Should a
 // handler panic, the lines left in its batch are dropped and the panic
