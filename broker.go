@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 )
@@ -109,17 +110,21 @@ type Config struct {
 	//
 	// Its handler runs on the goroutine that logs: a caller's (Produce,
 	// an admin call) or the broker's maintenance goroutine. It may call
-	// the broker's admin methods (CreateTopic, Topics...): the broker
-	// logs its own lines once it has given the admin token back. It must
-	// not call Close or Maintain, nor a method that writes to or closes
-	// a partition (Produce, DeleteRecords, AlterTopicConfig,
-	// DeleteTopic...): a partition's log (see log.Options) logs its
-	// rolls, retention, compaction and failures holding the lock its
-	// writers take, Maintain waits for the maintenance under way, and
-	// Close for the maintenance goroutine and for that lock. A
-	// handler that ships the broker's lines to one of its topics hands
-	// them to another goroutine — a producer's TryProduce, say — and
-	// does not wait for them.
+	// the broker's admin methods (CreateTopic, Topics...) and produce,
+	// also to the partition whose line it is: the broker logs its own
+	// lines once it has given the admin token back, an admin call hands
+	// on then the lines of the partitions' logs it opened (their
+	// recovery), and a partition's log hands on its lines (rolls,
+	// retention, compaction, failures) once it has released its locks
+	// (see log.Options.Logger). The lines of a partition's maintenance
+	// (retention, compaction, expired producer ids, "partition
+	// reopened"), the broker's own or a Maintain call's, may come holding
+	// the maintenance token: on those the handler must not call Maintain,
+	// which waits for it, nor Close from the maintenance goroutine, as
+	// Close waits for that goroutine. The lines of
+	// the log of a partition whose reopen after a config change failed,
+	// and which the maintenance opens again, come holding that
+	// partition's lock: on those the handler must not produce to it.
 	Logger *slog.Logger
 }
 
@@ -139,6 +144,11 @@ type Broker struct {
 	// I/O, which produce and fetch never wait for.
 	admin   chan struct{}
 	nextPID int64 // admin
+	// adminLogs holds the lines of the logs an admin call opens (their
+	// recovery, "log created"), made by its first logOptions, until
+	// unlockAdmin: the Logger's handler may call the admin methods, and
+	// produce to a partition an admin call reopens (admin).
+	adminLogs *lockedlog.Held
 
 	// maint (a one-token semaphore) lets one partition's maintenance run
 	// at a time, the broker's own and Maintain calls' alike: a compaction

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 )
 
@@ -190,8 +191,8 @@ func (b *Broker) partitionDir(topic string, id int) string {
 	return filepath.Join(b.root, topic+"-"+strconv.Itoa(id))
 }
 
-func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg log.Config) (*log.Partition, error) {
-	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.logConfig(cfg), b.logOptions())
+func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg log.Config, opts log.Options) (*log.Partition, error) {
+	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.logConfig(cfg), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +228,7 @@ func (b *Broker) load(ctx context.Context) error {
 				b.topics[m.Name] = t
 				return fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
 			}
-			p, err := b.openPartition(ctx, m.Name, i, m.Config.Config)
+			p, err := b.openPartition(ctx, m.Name, i, m.Config.Config, b.logOptions())
 			if err != nil {
 				b.topics[m.Name] = t
 				return err
@@ -653,8 +654,16 @@ func (b *Broker) lockAdmin(ctx context.Context) error {
 	return nil
 }
 
-// unlockAdmin gives the admin token back.
-func (b *Broker) unlockAdmin() { <-b.admin }
+// unlockAdmin gives the admin token back, then hands on the lines of
+// the logs the call opened (see adminLogs).
+func (b *Broker) unlockAdmin() {
+	held := b.adminLogs
+	b.adminLogs = nil
+	<-b.admin
+	if held != nil {
+		held.Release()
+	}
+}
 
 // setTopic adds or replaces (t non-nil) or removes a topic in the map. The
 // caller holds the admin token.
@@ -723,7 +732,7 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		if err := b.adminStop(ctx); err != nil {
 			return fail(err)
 		}
-		p, err := b.openPartition(ctx, name, i, cfg.Config)
+		p, err := b.openPartition(ctx, name, i, cfg.Config, b.adminLogOptions())
 		if err != nil {
 			return fail(err)
 		}
@@ -1015,9 +1024,13 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
+	// The options of now, under the admin token, also for a RetryReopen
+	// of the maintenance, which holds no token: its lines are handed on
+	// at once, holding the partition's lock (see Config.Logger).
+	opts := b.adminLogOptions()
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.logOptions())
+			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), opts)
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
@@ -1029,6 +1042,18 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 // logOptions are the options of every partition's log.
 func (b *Broker) logOptions() log.Options {
 	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration, CleanerMapBytes: b.cfg.CleanerMapBytes}
+}
+
+// adminLogOptions are logOptions for a log an admin call opens, which
+// holds the admin token: its Logger holds the lines until the token is
+// given back (see adminLogs).
+func (b *Broker) adminLogOptions() log.Options {
+	if b.adminLogs == nil {
+		b.adminLogs = lockedlog.NewHeld()
+	}
+	opts := b.logOptions()
+	opts.Logger = b.adminLogs.Logger(opts.Logger)
+	return opts
 }
 
 // CreatePartitions grows a topic to n partitions. Kafka's keyed
@@ -1082,7 +1107,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
 			return fail(i-1, err)
 		}
-		p, err := b.openPartition(ctx, name, i, t.Config.Config)
+		p, err := b.openPartition(ctx, name, i, t.Config.Config, b.adminLogOptions())
 		if err != nil {
 			return fail(i, err)
 		}

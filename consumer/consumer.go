@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
+	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -79,13 +80,13 @@ type Consumer struct {
 	client Client
 	cfg    config // cfg.logger is never nil
 	// lockedLog is the logger of the code that holds mu: it queues its
-	// lines (in queued, under mu), and unlock hands them to cfg.logger's
+	// lines (in queue, under mu), and unlock hands them to cfg.logger's
 	// handler once mu is released, so that a handler may call the
 	// consumer's methods (Position, Pause, Close...) without a deadlock,
 	// and a slow one holds no lock. Code that logs under mu unlocks with
 	// unlock.
 	lockedLog *slog.Logger
-	queued    []queuedLine
+	queue     lockedlog.Queue
 
 	mu    sync.Mutex
 	parts map[api.TopicPartition]*assignment
@@ -225,50 +226,15 @@ func New(c Client, opts ...Opt) (*Consumer, error) {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	cs := &Consumer{client: c, cfg: cfg, parts: map[api.TopicPartition]*assignment{}}
-	cs.lockedLog = slog.New(queueHandler{c: cs, next: cfg.logger.Handler()})
+	cs.lockedLog = cs.queue.Init(&cs.mu, cfg.logger)
 	cs.wakeCtx, cs.wake = context.WithCancelCause(context.Background())
 	cs.closing, cs.cancelClose = context.WithCancel(context.Background())
 	return cs, nil
 }
 
-// queuedLine is a line logged under mu, for unlock to hand to its handler.
-type queuedLine struct {
-	h slog.Handler
-	r slog.Record
-}
-
-// queueHandler is lockedLog's handler: it queues each line for next,
-// which is only asked whether a level is enabled while mu is held.
-type queueHandler struct {
-	c    *Consumer
-	next slog.Handler
-}
-
-func (h queueHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
-
-func (h queueHandler) Handle(_ context.Context, r slog.Record) error {
-	h.c.queued = append(h.c.queued, queuedLine{h.next, r.Clone()}) // the caller holds mu
-	return nil
-}
-
-func (h queueHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return queueHandler{c: h.c, next: h.next.WithAttrs(as)}
-}
-
-func (h queueHandler) WithGroup(name string) slog.Handler {
-	return queueHandler{c: h.c, next: h.next.WithGroup(name)}
-}
-
 // unlock releases mu, then hands the lines logged under it (lockedLog)
-// to their handler, in the order logged.
-func (c *Consumer) unlock() {
-	q := c.queued
-	c.queued = nil
-	c.mu.Unlock()
-	for _, l := range q {
-		_ = l.h.Handle(context.Background(), l.r) // as slog.Logger ignores a handler's error
-	}
-}
+// to their handler, in the order logged (see lockedlog.Queue.Unlock).
+func (c *Consumer) unlock() { c.queue.Unlock() }
 
 // checkPartition refuses, at once, a topic name Kafka would refuse and a
 // negative partition: neither can ever be read, and the error belongs to

@@ -158,7 +158,8 @@ type CRCChecker interface {
 // Logger sets where the consumer logs offset resets and partition errors.
 // Default: nowhere. A nil l keeps the default. Its handler is called on
 // the goroutine of the call that logs (a Poll, a Records loop,
-// AssignTopic), holding none of the consumer's locks, so it may call the
-// consumer's methods (Position, Pause, Close...); only its Enabled is
-// asked while a lock is held.
+// AssignTopic), or of a concurrent one that hands on the lines logged
+// meanwhile, in the order logged; it holds none of the consumer's locks
+// then, so it may call the consumer's methods (Position, Pause,
+// Close...). Only its Enabled is asked while a lock is held.
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }

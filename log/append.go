@@ -125,12 +125,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 
 	l.mu.Lock()
 	if err := l.check(); err != nil {
-		l.mu.Unlock()
+		l.unlock()
 		return res, Durability{}, err
 	}
 	if dup, err := l.checkProducer(data); err != nil || dup != nil {
 		if dup == nil {
-			l.mu.Unlock()
+			l.unlock()
 			return res, Durability{}, err
 		}
 		// A retry of a batch whose first attempt's fsync failed or was
@@ -138,7 +138,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		// Taken under mu, as a fresh append's: a truncation replaces the
 		// era it holds.
 		d := l.durabilityLocked(dup.lastOffs + 1)
-		l.mu.Unlock()
+		l.unlock()
 		res.FirstOffset, res.LastOffset, res.Duplicate = dup.firstOffset, dup.lastOffs, true
 		res.LogAppendTime = dup.appendTime
 		if dup.appendTime == unknownAppendTime {
@@ -171,7 +171,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		maxTs = max(maxTs, ts)
 		delta := int64(b.LastOffsetDelta()) // validate: the record count - 1
 		if next > MaxLogEndOffset-1-delta {
-			l.mu.Unlock()
+			l.unlock()
 			return res, Durability{}, fmt.Errorf("%w: %d records from offset %d would take the log end past %d, the largest (a segment must be able to start at the log end)",
 				ErrOffsetOutOfRange, records, res.FirstOffset, int64(MaxLogEndOffset))
 		}
@@ -181,7 +181,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	res.LastOffset = next - 1
 	active, err := l.rollIfDueLocked(len(data), res.FirstOffset, res.LastOffset, maxTs)
 	if err != nil {
-		l.mu.Unlock()
+		l.unlock()
 		return res, Durability{}, err
 	}
 	for p, off := 0, res.FirstOffset; p < len(data); {
@@ -199,7 +199,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 		p += len(b)
 	}
 	if err := l.appendLocked(active, data, res.FirstOffset, next, opts.LeaderEpoch); err != nil {
-		l.mu.Unlock()
+		l.unlock()
 		return res, Durability{}, err
 	}
 	if b := record.Batch(data); hasProducer(b) {
@@ -213,7 +213,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if l.cfg.Sync == SyncAlways || flush {
 		d = Durability{l: l, target: next, truncations: l.truncations.Load(), era: l.era}
 	}
-	l.mu.Unlock()
+	l.unlock()
 	return res, d, nil
 }
 
@@ -293,7 +293,7 @@ func (d Durability) Wait(ctx context.Context) error {
 // began removed an append ending before target before it was fsynced.
 func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	for e := era; e.next != nil; e = e.next {
 		if target > e.above {
 			return fmt.Errorf("%w: offsets below %d were truncated to %d before they were fsynced (appended again since)", ErrOffsetOutOfRange, target, e.above)
@@ -786,7 +786,7 @@ type segmentTimes struct {
 // segmentTimes returns the log's segmentTimes.
 func (l *Log) segmentTimes() segmentTimes {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	segs := *l.segs.Load()
 	return segmentTimes{base: segs[len(segs)-1].Base(), opened: l.openedAt, created: maps.Clone(l.createdAt)}
 }
@@ -801,7 +801,7 @@ func (l *Log) segmentTimes() segmentTimes {
 // again).
 func (l *Log) keepSegmentTimes(t segmentTimes) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	segs := *l.segs.Load()
 	if segs[len(segs)-1].Base() == t.base {
 		l.openedAt, l.createdAt = t.opened, t.created
@@ -862,7 +862,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 			return nil, l.fence(err)
 		}
 	}
-	l.logger.Debug("rolled segment", "dir", l.dir, "base", base)
+	l.lockedLog.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
 }
 
@@ -929,7 +929,7 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	if uerr := old.Unseal(); uerr != nil {
 		return l.fence(errors.Join(err, uerr))
 	}
-	l.logger.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
 	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
 }
 
@@ -945,7 +945,7 @@ func (l *Log) syncRollRemovalLocked() error {
 		l.rollRemoved = false
 		return nil
 	case dirNotOpened(err):
-		l.logger.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
+		l.lockedLog.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
 		return fmt.Errorf("%w: the removal of a failed roll's files in %s is not synced: %w", ErrRollFailed, l.dir, err)
 	}
 	return l.fence(err)
@@ -1054,7 +1054,7 @@ func (l *Log) checkpointRecovery() error {
 	l.mu.Lock()
 	target := min(l.durable.Load(), l.next.Load())
 	if target <= l.recovery || l.closed.Load() || l.fenceErr() != nil {
-		l.mu.Unlock()
+		l.unlock()
 		return nil
 	}
 	// Set before it is written: a truncation below target from now on
@@ -1062,7 +1062,7 @@ func (l *Log) checkpointRecovery() error {
 	// this write or instead of it.
 	l.recovery = target
 	gen := l.rpGen.Load()
-	l.mu.Unlock()
+	l.unlock()
 	if testHookCheckpointChosen != nil {
 		testHookCheckpointChosen(l)
 	}
@@ -1090,7 +1090,7 @@ func (l *Log) checkpointRecovery() error {
 // could not be created (nothing changed, the log not fenced).
 func (l *Log) Roll() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -1296,7 +1296,7 @@ func (l *Log) syncOnce() error {
 	pending := append(rolled, active)
 	end := l.next.Load()
 	truncations := l.truncations.Load()
-	l.mu.Unlock()
+	l.unlock()
 	if testHookSyncListed != nil {
 		testHookSyncListed(l)
 	}
@@ -1313,13 +1313,18 @@ func (l *Log) syncOnce() error {
 			break
 		}
 	}
+	logFenced := func() {}
 	if err != nil && err != ErrClosed {
 		// Fenced before Close can look (it waits for lifeMu): a log
-		// whose fsync failed is never marked clean.
-		err = l.fence(err)
+		// whose fsync failed is never marked clean. Its lines are
+		// logged under mu, taken once lifeMu is released.
+		logFenced, err = l.fenceUnlogged(err)
 	}
 	l.lifeMu.RUnlock()
 	if err != nil {
+		l.mu.Lock()
+		logFenced()
+		l.unlock()
 		return err
 	}
 	if testHookSynced != nil {
@@ -1350,11 +1355,11 @@ func (l *Log) syncOnce() error {
 			// A failure may leave the checkpoint where it was, which
 			// costs a longer scan, never data: logged, not returned.
 			if err := l.advanceRecoveryLocked(base, snapshot); err != nil {
-				l.logger.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
+				l.lockedLog.Warn("recovery point not moved", "dir", l.dir, "to", base, "err", err)
 			}
 		}
 	}
-	l.mu.Unlock()
+	l.unlock()
 	if f := l.onDurable.Load(); advanced && f != nil {
 		(*f)()
 	}

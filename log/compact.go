@@ -69,7 +69,7 @@ func (l *Log) DirtyRatio() float64 {
 	cleaned := l.cleaned
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, l.clock.Now().UnixMilli())
-	l.mu.Unlock()
+	l.unlock()
 	var dirty, total int64
 	for _, s := range segs[:n] {
 		total += s.Size()
@@ -108,7 +108,7 @@ func (l *Log) compactionOverdue() bool {
 	cleaned := l.cleaned
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, now)
-	l.mu.Unlock()
+	l.unlock()
 	for _, s := range segs[:n] {
 		if ts := s.FirstBatchTimestamp(); s.NextOffset() > cleaned && ts > 0 && ts < now-l.cfg.MaxCompactionLag.Milliseconds() {
 			return true
@@ -207,7 +207,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, now)
 	dirty := max(l.cleaned, l.start.Load())
-	l.mu.Unlock()
+	l.unlock()
 	cleanable := segs[:n]
 	end := segs[n].Base()
 	res.FirstUncleanable = end
@@ -263,7 +263,7 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 		}
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if err := l.check(); err != nil {
 		return res, err
 	}
@@ -366,7 +366,7 @@ func (l *Log) eachRecordFrom(ctx context.Context, s *segment.Segment, from int64
 // batch.
 func (l *Log) lastProducerBatches() map[int64]int64 {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	out := make(map[int64]int64, len(l.producers))
 	for id, st := range l.producers {
 		if n := len(st.batches); n > 0 {
@@ -652,7 +652,7 @@ var errGroupSkipped = errors.New("runnel/log: compaction group skipped")
 // appended to again, below offsets the key map holds (errTruncatedUnderUs).
 func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, truncations int64, res *CompactResult) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	drop := func(err error) error {
 		return errors.Join(err, segment.RemoveFiles(l.fs, l.dir, base,
 			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix))
@@ -713,7 +713,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	res.RecordsRemoved += removed
 	res.BytesBefore += before
 	res.BytesAfter += after
-	l.logger.Info("compacted", "dir", l.dir, "base", base, "segments", len(group), "removed", removed, "bytesBefore", before, "bytesAfter", after)
+	l.lockedLog.Info("compacted", "dir", l.dir, "base", base, "segments", len(group), "removed", removed, "bytesBefore", before, "bytesAfter", after)
 	return nil
 }
 

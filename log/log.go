@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -28,10 +29,17 @@ type Options struct {
 	FS    vfs.FS // the file system; nil: vfs.OS
 	Clock Clock  // the time for retention, timestamps, segment.ms; nil: SystemClock
 	// Logger is where recovery, retention and compaction log; nil:
-	// nowhere. Its handler runs on the goroutine that logs, some lines
-	// (a roll, a retention or compaction run, a fence) holding the lock
-	// the Log's writers take: it must not write to, truncate or close
-	// the Log whose line it is, nor wait for a goroutine that does.
+	// nowhere. The Log logs holding the lock its writers take, but only
+	// asks the handler's Enabled under it: its handler gets the lines
+	// once the lock is released, in the order logged, on the goroutine
+	// of the call that logged (an append that rolled, a Maintain) or of
+	// a concurrent call that hands on the lines logged meanwhile. A
+	// Partition's call hands them on once it has released the
+	// partition's lock too. So the handler may append to the Log or
+	// Partition whose line it is, or close the Log. Open's lines are handed on
+	// as Open returns: a handler called from the Open of a
+	// Partition.Reopen or RetryReopen runs holding that partition's lock,
+	// and must not call the partition.
 	Logger *slog.Logger
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
@@ -84,6 +92,21 @@ type Log struct {
 	// swap, close. Readers take no lock: they load segs.
 	mu   sync.Mutex
 	segs atomic.Pointer[[]*segment.Segment] // by base offset; the last is active
+
+	// lockedLog is the logger of the code that holds mu, which is every
+	// line the log logs (Open holds mu too): its lines are queued (queue,
+	// under mu) and handed to logger's handler once mu is released, so
+	// that a handler may append to the log, or close it, without a
+	// deadlock, and a slow one holds no lock; only its Enabled is asked
+	// under mu. Every release of mu goes through unlock.
+	lockedLog *slog.Logger
+	queue     lockedlog.Queue
+	// holders counts the Partition calls under way that hold the
+	// partition's lock (see enter): while there are some, unlock leaves
+	// the lines queued, for them to hand on once they released it. Not
+	// counted (quiet) when the logger logs nowhere.
+	holders atomic.Int32
+	quiet   bool // logger's handler is slog.DiscardHandler
 
 	next      atomic.Int64           // log end offset
 	start     atomic.Int64           // log start offset
@@ -330,6 +353,12 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	l.lockedLog = l.queue.Init(&l.mu, l.logger)
+	l.quiet = l.logger.Handler() == slog.DiscardHandler
+	// Held while the log is opened only so that Open logs as the rest
+	// does (lockedLog): its lines go out, in order, as it returns.
+	l.mu.Lock()
+	defer l.unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("runnel/log: opening %s: %w", dir, err)
 	}
@@ -345,9 +374,9 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.lastFlush = l.clock.Now()
 	l.openedAt = l.lastFlush
 	if l.info.SegmentsFound == 0 {
-		l.logger.Info("log created", "dir", dir, "duration", l.info.Duration)
+		l.lockedLog.Info("log created", "dir", dir, "duration", l.info.Duration)
 	} else {
-		l.logger.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
+		l.lockedLog.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
 			"logEndOffset", l.next.Load(), "truncatedBytes", l.info.TruncatedBytes, "duration", l.info.Duration)
 	}
 	return l, nil
@@ -403,7 +432,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		if syncFailed {
 			attrs = append(attrs, "checkpointOffset", failedAt)
 		}
-		l.logger.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
+		l.lockedLog.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
 		syncFailed, failedAt = true, off
 		if err := l.writeSyncFailed(off); err != nil {
 			return err
@@ -412,7 +441,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if syncFailed && clean {
 		// A clean Close removes no such checkpoint, and a failed log
 		// closes without the marker: it is stale, or of another moment.
-		l.logger.Warn("clean-shutdown marker beside a sync-failed checkpoint: recovering as after a crash", "dir", l.dir)
+		l.lockedLog.Warn("clean-shutdown marker beside a sync-failed checkpoint: recovering as after a crash", "dir", l.dir)
 		clean = false
 	}
 	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
@@ -429,7 +458,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return err
 	}
 	if err := l.fs.Remove(filepath.Join(l.dir, oldCleanerFile)); err == nil {
-		l.logger.Info("cleaner checkpoint of an older runnel removed: the next compaction maps the whole log", "dir", l.dir)
+		l.lockedLog.Info("cleaner checkpoint of an older runnel removed: the next compaction maps the whole log", "dir", l.dir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -446,7 +475,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		}
 		switch {
 		case why != "":
-			l.logger.Warn("clean-shutdown marker not trusted: recovering as after a crash", "dir", l.dir, "why", why)
+			l.lockedLog.Warn("clean-shutdown marker not trusted: recovering as after a crash", "dir", l.dir, "why", why)
 			clean = false
 			if !rpKnown && len(bases) > 0 {
 				// Beside no recovery-point file, the segments below the
@@ -467,7 +496,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// A clean Close writes the marker after the recovery point, both
 		// at its log end, and with its active segment's base offset: a
 		// marker that disagrees is of another moment than the files.
-		l.logger.Warn("clean-shutdown marker of another log end or active segment than the files: recovering as after a crash",
+		l.lockedLog.Warn("clean-shutdown marker of another log end or active segment than the files: recovering as after a crash",
 			"dir", l.dir, "recordedEnd", mk.end, "recoveryPoint", rp, "recordedActiveBase", mk.activeBase)
 		clean = false
 	}
@@ -476,7 +505,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// no segment at all is not of these files (they were lost). The
 		// log starts empty at its log start offset below, as after a
 		// crash, and says so.
-		l.logger.Warn("clean-shutdown marker beside no segment: recovering as after a crash",
+		l.lockedLog.Warn("clean-shutdown marker beside no segment: recovering as after a crash",
 			"dir", l.dir, "recordedEnd", mk.end, "recordedActiveBase", mk.activeBase)
 		clean = false
 	}
@@ -489,7 +518,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// in a sealed segment would be cut as a torn tail, and every
 		// segment after it removed. The log is opened as after a crash, as Kafka opens
 		// one whose marker it cannot trust, rather than refused.
-		l.logger.Warn("clean-shutdown marker with a recovery point below the active segment: recovering as after a crash",
+		l.lockedLog.Warn("clean-shutdown marker with a recovery point below the active segment: recovering as after a crash",
 			"dir", l.dir, "recoveryPoint", rp, "activeBase", bases[len(bases)-1])
 		clean = false
 	}
@@ -537,7 +566,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// or the segment is not. Recovered as
 			// after a crash, the segment is scanned whole and its indexes
 			// rebuilt.
-			l.logger.Warn("clean-shutdown marker whose max timestamp or time index is not the active segment's: recovering as after a crash",
+			l.lockedLog.Warn("clean-shutdown marker whose max timestamp or time index is not the active segment's: recovering as after a crash",
 				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "recordedOffset", mk.maxTimestampOffset,
 				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset(),
 				"recordedTimeEntries", mk.timeEntries, "timeEntries", s.TimeIndexEntries())
@@ -552,7 +581,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// cannot say 0: a marker beside a recovery point of 0 (a
 			// truncation lowered it) and records is stale. Recovered as
 			// after a crash, the recovery point is written at the end.
-			l.logger.Warn("clean-shutdown marker with a recovery point of 0 beside records: recovering as after a crash",
+			l.lockedLog.Warn("clean-shutdown marker with a recovery point of 0 beside records: recovering as after a crash",
 				"dir", l.dir, "segment", s.String())
 			clean = false
 			l.info.Clean = false
@@ -595,7 +624,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				// error stands: records the clean Close recorded are
 				// missing, or a batch header went bad and no batch ends
 				// where it ended.
-				l.logger.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
+				l.lockedLog.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
 					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
 				res, err = rres, nil
 				clean = false
@@ -623,7 +652,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			if end := s.NextOffset(); active || !rpKnown || end < rp || end >= bases[i+1] || bases[i+1] <= start {
 				continue
 			}
-			l.logger.Warn("rolled segment lost its last batches: later segments removed",
+			l.lockedLog.Warn("rolled segment lost its last batches: later segments removed",
 				"segment", s.String(), "nextSegmentBase", bases[i+1], "recoveryPoint", rp)
 		} else {
 			l.info.TruncatedBytes += res.Truncated
@@ -632,10 +661,10 @@ func (l *Log) open(ctx context.Context) (err error) {
 				// Batches written after the recovery point and never synced, as a
 				// power loss leaves them on a file system that commits a file's
 				// size first; or, if they were synced, zeros where a disk lost them.
-				l.logger.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
+				l.lockedLog.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
 					"segment", s.String(), "bytes", res.Truncated, "position", res.At, "validBatchAt", res.HoleBefore)
 			} else {
-				l.logger.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
+				l.lockedLog.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
 			}
 		}
 		if active {
@@ -667,7 +696,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// never go backwards, and none below the start is handed out
 		// again. The new segment, the removals and the checkpoints are
 		// made durable below, as after any recovery.
-		l.logger.Warn("log end offset below the log start offset: every segment removed, the log starts empty at the log start offset",
+		l.lockedLog.Warn("log end offset below the log start offset: every segment removed, the log starts empty at the log start offset",
 			"dir", l.dir, "logEndOffset", segs[n-1].NextOffset(), "logStartOffset", start, "segments", n, "clean", clean)
 		if err := l.emptyToStart(segs); err != nil {
 			segs = nil
@@ -700,7 +729,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// it in memory only). What lies below the checkpoint may have been
 		// appended since, never deduplicated: all of it is dirty again, as
 		// Kafka resets such a checkpoint to the log start.
-		l.logger.Warn("cleaner checkpoint past the log end: reset", "dir", l.dir, "checkpoint", l.cleaned, "logEndOffset", next)
+		l.lockedLog.Warn("cleaner checkpoint past the log end: reset", "dir", l.dir, "checkpoint", l.cleaned, "logEndOffset", next)
 		l.cleaned = 0
 		if err := writeOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
 			return err
@@ -766,7 +795,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			}
 			l.info.RewrittenBytes += n
 		}
-		l.logger.Warn("log failed before: its bytes past the durable offset then written anew and synced",
+		l.lockedLog.Warn("log failed before: its bytes past the durable offset then written anew and synced",
 			"dir", l.dir, "durableOffset", failedAt, "bytes", l.info.RewrittenBytes)
 	}
 	// What recovery found and rebuilt is made durable and checkpointed,
@@ -1229,7 +1258,7 @@ func (l *Log) close(clean bool) error {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if l.closed.Swap(true) {
 		return nil
 	}
@@ -1337,7 +1366,7 @@ func (l *Log) Offsets() Offsets {
 		}
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	return Offsets{Start: l.start.Load(), Durable: l.durable.Load(), End: l.next.Load()}
 }
 
@@ -1371,12 +1400,55 @@ func (l *Log) OnCut(f func()) {
 	l.onCut.Store(&f)
 }
 
+// unlock releases mu, then hands the lines logged under it (lockedLog)
+// to the logger's handler, in the order logged (see
+// lockedlog.Queue.Unlock).
+//
+// While a Partition call holds the partition's lock around the log's
+// (holders), the lines stay queued, for it to hand on once it released
+// it (leave): a handler that appends to the partition would otherwise
+// wait for that lock behind a Reopen waiting for it, which waits for the
+// call.
+func (l *Log) unlock() {
+	if l.holders.Load() != 0 {
+		l.queue.UnlockKeep()
+		return
+	}
+	l.queue.Unlock()
+}
+
+// enter counts a Partition call that holds the partition's lock (shared
+// or not) and calls the log: the lines logged meanwhile wait for it to
+// release that lock and call leave. Nothing for a quiet log.
+func (l *Log) enter() {
+	if !l.quiet {
+		l.holders.Add(1)
+	}
+}
+
+// leave ends enter, once the partition's lock is released: it hands on
+// the lines queued, whether other calls still hold that lock or not (it
+// holds none itself; under steady appends some always may). A line
+// queued while holders were counted is so handed on by a leave that
+// comes after: the line's Pending is set before unlock reads holders,
+// and leave reads Pending after it counted itself out.
+func (l *Log) leave() {
+	if l.quiet {
+		return
+	}
+	l.holders.Add(-1)
+	if l.queue.Pending() {
+		l.mu.Lock()
+		l.queue.Unlock()
+	}
+}
+
 // unlockCut releases mu, held by a call that may cut records (see OnCut)
 // since the log started at start and ended at end, and then calls
 // OnCut's f if the call did cut.
 func (l *Log) unlockCut(start, end int64) {
 	cut := l.start.Load() > start || l.next.Load() < end
-	l.mu.Unlock()
+	l.unlock()
 	if f := l.onCut.Load(); cut && f != nil {
 		(*f)()
 	}
@@ -1400,7 +1472,7 @@ func (l *Log) Segments() int { return len(*l.segs.Load()) }
 // LeaderEpochs returns the leader epoch cache entries.
 func (l *Log) LeaderEpochs() []EpochEntry {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	return append([]EpochEntry(nil), l.epochs.entries...)
 }
 
@@ -1415,7 +1487,7 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 // caller's to check (Kafka's FENCED_LEADER_EPOCH).
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	return l.epochs.endOffsetFor(epoch, l.next.Load())
 }
 
@@ -1434,18 +1506,29 @@ func (l *Log) fenceErr() error {
 }
 
 // fence makes the log refuse every later write: cause is wrapped with
-// ErrLogFenced.
+// ErrLogFenced. The caller holds mu (the lines are logged under it).
 func (l *Log) fence(cause error) error {
+	logLines, err := l.fenceUnlogged(cause)
+	logLines()
+	return err
+}
+
+// fenceUnlogged is fence without its lines: it returns a func that logs
+// them, for a caller that fences without mu (syncOnce, holding lifeMu,
+// which comes after mu) to call once it holds mu.
+func (l *Log) fenceUnlogged(cause error) (logLines func(), _ error) {
 	err := fmt.Errorf("%w: %w", ErrLogFenced, cause)
-	if l.fenced.CompareAndSwap(nil, &err) {
-		l.logger.Error("log fenced", "dir", l.dir, "err", cause)
-		if merr := l.markSyncFailed(); merr != nil {
-			// The log stays fenced; Close tries again.
-			l.logger.Error("sync-failed checkpoint not written", "dir", l.dir, "err", merr)
-		}
-		return err
+	if !l.fenced.CompareAndSwap(nil, &err) {
+		return func() {}, *l.fenced.Load()
 	}
-	return *l.fenced.Load()
+	// The log stays fenced should this fail; Close tries again.
+	merr := l.markSyncFailed()
+	return func() {
+		l.lockedLog.Error("log fenced", "dir", l.dir, "err", cause)
+		if merr != nil {
+			l.lockedLog.Error("sync-failed checkpoint not written", "dir", l.dir, "err", merr)
+		}
+	}, err
 }
 
 // markSyncFailed writes the sync-failed checkpoint at the durable offset

@@ -447,7 +447,7 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 		rows, err := readSnapshotRows(l.fs, l.dir, producerFile)
 		switch {
 		case errors.Is(err, ErrBadCheckpoint):
-			l.logger.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", producerFile, "err", err)
+			l.lockedLog.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", producerFile, "err", err)
 		case err != nil:
 			return err
 		case len(rows) > 0 && rows[0][0] == -1 && !slices.Contains(offs, rows[0][1]):
@@ -461,7 +461,7 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 		for _, f := range seq {
 			ps, err := l.readSnapshot(f, now)
 			if errors.Is(err, ErrBadCheckpoint) {
-				l.logger.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", f.name, "err", err)
+				l.lockedLog.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", f.name, "err", err)
 				continue
 			}
 			if err != nil {
@@ -543,7 +543,7 @@ func (l *Log) reloadProducersLocked(end int64) error {
 	if errors.Is(err, ErrBadCheckpoint) {
 		// Unreadable, or listed though its write failed (see
 		// snapshotProducersLocked): the state stays as it is.
-		l.logger.Warn("producer-state snapshot unreadable: not reloaded at truncation", "dir", l.dir, "file", f.name, "err", err)
+		l.lockedLog.Warn("producer-state snapshot unreadable: not reloaded at truncation", "dir", l.dir, "file", f.name, "err", err)
 		return nil
 	}
 	if err != nil {

@@ -120,7 +120,7 @@ func (l *Log) truncatedUnder(cuts int64) bool {
 // writerBarrier waits until no writer holds mu.
 func (l *Log) writerBarrier() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	_ = l.next.Load()
 }
 

@@ -71,7 +71,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 		}
 		// No room for the checkpoint: the whole segments below offset
 		// go first, and make some.
-		l.logger.Warn("log start offset checkpoint not written: deleting the segments below it first", "dir", l.dir, "offset", offset, "err", err)
+		l.lockedLog.Warn("log start offset checkpoint not written: deleting the segments below it first", "dir", l.dir, "offset", offset, "err", err)
 		if err := l.deleteSegmentsLocked(n, "delete-records"); err != nil {
 			return 0, err
 		}
@@ -194,7 +194,7 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 				// must stay until it is.
 				return err
 			}
-			l.logger.Warn("log start offset checkpoint not written: removing the segments below it first", "dir", l.dir, "offset", newStart, "err", err)
+			l.lockedLog.Warn("log start offset checkpoint not written: removing the segments below it first", "dir", l.dir, "offset", newStart, "err", err)
 			checkpointAfter = true
 			l.start.Store(newStart)
 		}
@@ -207,9 +207,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 			err = errors.Join(err, s.Close())
 			continue
 		}
-		l.logger.Info("deleting segment", "reason", reason, "segment", s.String())
+		l.lockedLog.Info("deleting segment", "reason", reason, "segment", s.String())
 		if err = s.Delete(); err != nil {
-			l.logger.Error("deleting segment failed: it and the later ones to delete stay", "segment", s.String(), "left", n-i, "err", err)
+			l.lockedLog.Error("deleting segment failed: it and the later ones to delete stay", "segment", s.String(), "left", n-i, "err", err)
 		}
 	}
 	l.lifeMu.Unlock()
@@ -321,7 +321,7 @@ func (l *Log) ApplyRetention() (int, error) {
 		if n < len(segs)-1 && segs[n].MaxTimestamp() > now {
 			// As Kafka's: a record stamped in the future keeps its
 			// segment, and those after it, past retention.ms.
-			l.logger.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
+			l.lockedLog.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
 				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
 		}
 	}
@@ -537,7 +537,7 @@ func (l *Log) maintain(ctx context.Context) error {
 		if due {
 			l.unflushed, l.lastFlush = 0, l.clock.Now()
 		}
-		l.mu.Unlock()
+		l.unlock()
 		if due {
 			err = errors.Join(err, l.Flush(ctx))
 		}
@@ -557,7 +557,7 @@ func (l *Log) cleanUp(ctx context.Context) error {
 		// was at its largest since the last Maintain just now.
 		l.producersPeak = max(l.producersPeak, len(l.producers))
 		if n := l.producers.expire(l.clock.Now().Add(-l.producerExpiration).UnixNano()); n > 0 {
-			l.logger.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
+			l.lockedLog.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
 		}
 		if l.producersPeak >= minProducersShrink && len(l.producers) <= l.producersPeak/4 {
 			// A Go map keeps the room it grew to: after a burst of ids,
@@ -565,7 +565,7 @@ func (l *Log) cleanUp(ctx context.Context) error {
 			l.producers = l.producers.clone()
 			l.producersPeak = len(l.producers)
 		}
-		l.mu.Unlock()
+		l.unlock()
 	}
 	if l.cfg.Sync == SyncNever {
 		// Segments rolled since the last Maintain are synced, and the
@@ -573,7 +573,7 @@ func (l *Log) cleanUp(ctx context.Context) error {
 		// may clean them.
 		l.mu.Lock()
 		rolled := len(l.unsynced) > 0
-		l.mu.Unlock()
+		l.unlock()
 		if rolled {
 			if err := l.Flush(ctx); err != nil {
 				return err

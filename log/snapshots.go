@@ -134,7 +134,7 @@ func (l *Log) pruneSnapshotsLocked() {
 		if !keep {
 			err := l.fs.Remove(filepath.Join(l.dir, snapshotName(off)))
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				l.logger.Warn("producer-state snapshot not removed", "dir", l.dir, "offset", off, "err", err)
+				l.lockedLog.Warn("producer-state snapshot not removed", "dir", l.dir, "offset", off, "err", err)
 				keep = true
 			}
 		}
@@ -153,6 +153,6 @@ func (l *Log) replaceLegacySnapshotLocked() error {
 	if err := l.fs.Remove(filepath.Join(l.dir, producerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	l.logger.Info("producer-state snapshot of an older runnel replaced", "dir", l.dir, "by", snapshotName(l.next.Load()))
+	l.lockedLog.Info("producer-state snapshot of an older runnel replaced", "dir", l.dir, "by", snapshotName(l.next.Load()))
 	return l.fs.SyncDir(l.dir)
 }

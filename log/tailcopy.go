@@ -107,7 +107,7 @@ func (l *Log) restoreTail(base int64) error {
 	if err := writeSyncClose(f, err, tail); err != nil {
 		return err
 	}
-	l.logger.Warn("a rewrite after a failed fsync was cut short: its saved bytes put back", "segment", logPath, "position", pos, "bytes", len(tail))
+	l.lockedLog.Warn("a rewrite after a failed fsync was cut short: its saved bytes put back", "segment", logPath, "position", pos, "bytes", len(tail))
 	return l.fs.Remove(filepath.Join(l.dir, name))
 }
 

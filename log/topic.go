@@ -121,8 +121,8 @@ func watermarkOf(l *Log, durable, end int64) int64 {
 // broker closed); ErrLogFenced (wrapping open's error) once a Reopen's
 // open failed (see Reopen).
 func (p *Partition) ListedOffsets() (PartitionOffsets, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	l := p.rlock()
+	defer p.runlock(l)
 	if p.log.closed.Load() {
 		return PartitionOffsets{}, p.failed(ErrClosed)
 	}
@@ -160,13 +160,13 @@ func (p *Partition) notify() {
 // Errors: Log.Append's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
-	p.mu.RLock()
-	res, err := p.log.Append(ctx, data, opts)
+	l := p.rlock()
+	res, err := l.Append(ctx, data, opts)
 	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
 	// OnDurable callback has woken the readers already.
-	durable := p.log.Config().Sync == SyncAlways
-	p.mu.RUnlock()
+	durable := l.Config().Sync == SyncAlways
+	p.runlock(l)
 	if err == nil && !res.Duplicate && !durable {
 		p.notify()
 	}
@@ -180,11 +180,11 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 // Errors: Log.AppendAsync's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
-	p.mu.RLock()
-	res, d, err := p.log.AppendAsync(ctx, data, opts)
-	durable := p.log.Config().Sync == SyncAlways
+	l := p.rlock()
+	res, d, err := l.AppendAsync(ctx, data, opts)
+	durable := l.Config().Sync == SyncAlways
 	err = p.failed(err)
-	p.mu.RUnlock()
+	p.runlock(l)
 	if err == nil && !res.Duplicate && !durable {
 		p.notify()
 	}
@@ -200,8 +200,8 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 // Errors: Log.ReadInto's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	l := p.rlock()
+	defer p.runlock(l)
 	data, err := p.log.ReadInto(dst, offset, maxBytes, min(highWatermark(p.log), upTo))
 	return data, p.failed(err)
 }
@@ -211,8 +211,8 @@ func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64)
 // ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	l := p.rlock()
+	defer p.runlock(l)
 	offset, ok, err = p.log.OffsetForTime(ts)
 	return offset, ok, p.failed(err)
 }
@@ -224,8 +224,8 @@ func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	l := p.rlock()
+	defer p.runlock(l)
 	offset, ok, err = p.log.OffsetOfMaxTimestampBelow(ctx, min(highWatermark(p.log), upTo))
 	return offset, ok, p.failed(err)
 }
@@ -252,8 +252,8 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 //
 // Errors: check's; as DeleteRecordsBefore's.
 func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark int64) (int64, error)) (int64, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+	l := p.rlock()
+	defer p.runlock(l)
 	hw := highWatermark(p.log)
 	offset, err := check(p.log.Config(), hw)
 	if err != nil {
@@ -267,6 +267,38 @@ func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark in
 	}
 	low, err := p.log.DeleteRecordsBefore(offset)
 	return low, p.failed(err)
+}
+
+// rlock takes mu shared, for a call into the partition's log, which it
+// returns; runlock(log) releases it. The log's lines logged meanwhile
+// are handed on once mu is released (see Log.enter), so that a Logger's
+// handler that appends to the partition does not wait for mu behind a
+// Reopen that waits for this call.
+func (p *Partition) rlock() *Log {
+	p.mu.RLock()
+	p.log.enter()
+	return p.log
+}
+
+// runlock releases rlock's mu, then hands on the lines of l (rlock's).
+func (p *Partition) runlock(l *Log) {
+	p.mu.RUnlock()
+	l.leave()
+}
+
+// lock is rlock with mu held exclusively (Reopen, RetryReopen): the
+// lines of closing the log (l) are handed on once mu is released; a new
+// log's Open hands on its own as it returns, holding mu.
+func (p *Partition) lock() *Log {
+	p.mu.Lock()
+	p.log.enter()
+	return p.log
+}
+
+// unlock releases lock's mu, then hands on the lines of l (lock's).
+func (p *Partition) unlock(l *Log) {
+	p.mu.Unlock()
+	l.leave()
 }
 
 // failed turns the ErrClosed of a log that a Reopen could not open again
@@ -299,8 +331,8 @@ func (p *Partition) failed(err error) error {
 // partition then answers ErrLogFenced, and no later Reopen opens it); an
 // error matching ErrLogFenced for a partition whose log failed before.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	l := p.lock()
+	defer p.unlock(l)
 	defer p.notify()
 	p.retry = nil
 	if p.broken == nil {
@@ -327,8 +359,8 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 //
 // Errors: open's error.
 func (p *Partition) RetryReopen() (tried bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	l := p.lock()
+	defer p.unlock(l)
 	if p.retry == nil {
 		return false, nil
 	}
@@ -375,12 +407,15 @@ func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {
 	p.mu.Lock()
+	l := p.log
+	l.enter()
 	// Closed by its owner (a deleted topic, the broker's Close), the
 	// partition answers ErrClosed as its log does, not the ErrLogFenced
 	// of a Reopen whose open failed: a caller tells the two apart.
 	p.retry, p.reopenErr = nil, nil
-	err := how(p.log)
+	err := how(l)
 	p.mu.Unlock()
+	l.leave()
 	p.notify()
 	return err
 }

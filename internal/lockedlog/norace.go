@@ -1,0 +1,5 @@
+//go:build !race
+
+package lockedlog
+
+const raceEnabled = false

@@ -1,0 +1,313 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// reentrantLines is a Logger whose handler checks, for every line the
+// log logs, that the line is handed on after the log's writer lock is
+// released: it takes the lock (TryLock: the tests run one goroutine, so
+// nothing else holds it), and, the first time it sees a message, appends
+// to the log, as a handler that ships lines to the log's own partition
+// would. The lines it saw are kept, so that a test can tell a line that
+// was never handed on.
+type reentrantLines struct {
+	t     *testing.T
+	l     atomic.Pointer[Log] // set once Open returned
+	seen  []string
+	fresh map[string]bool // messages appended for already
+	// appendErr, if set, is what an append from the handler may fail
+	// with (ErrLogFenced once the log is fenced); nil: it must succeed.
+	appendErr error
+}
+
+func (h *reentrantLines) logger() *slog.Logger {
+	h.fresh = map[string]bool{}
+	return slog.New(testkit.LineFunc(h.line))
+}
+
+func (h *reentrantLines) line(r slog.Record) {
+	h.seen = append(h.seen, r.Message)
+	l := h.l.Load()
+	if l == nil {
+		return // at Open: nothing can append to the log yet
+	}
+	if !l.mu.TryLock() {
+		h.t.Errorf("line %q handed on holding the log's writer lock", r.Message)
+		return
+	}
+	l.unlock()
+	if h.fresh[r.Message] {
+		return
+	}
+	h.fresh[r.Message] = true
+	_, err := l.Append(context.Background(), valueBatch(h.t, 1_700_000_000_000, "from "+r.Message), AppendOptions{})
+	if h.appendErr == nil && err != nil || h.appendErr != nil && !errors.Is(err, h.appendErr) {
+		h.t.Errorf("append from the handler of %q: %v", r.Message, err)
+	}
+}
+
+// requireSeen fails unless msg was handed on since the last call.
+func (h *reentrantLines) requireSeen(msg string) {
+	h.t.Helper()
+	require.Contains(h.t, h.seen, msg, "line never handed on")
+	h.seen = h.seen[:0]
+}
+
+// TestReview34LinesGoOutWithoutTheWriterLock: every kind of line the log
+// logs (roll, retention, DeleteRecords, compaction, producer id expiry,
+// fencing by a failed write and by a failed fsync, recovery at Open) is
+// handed to the Logger's handler once the log's writer lock (mu) is
+// released, before the call that logged returns, and the handler may
+// append to the log. On the old code the handler's append to the log
+// whose roll it was told of deadlocked (the root package's
+// TestReview34LoggerMayProduceToTheRollingPartition).
+func TestReview34LinesGoOutWithoutTheWriterLock(t *testing.T) {
+	ctx := context.Background()
+	var failWrite, failSync atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && failWrite.Load() && strings.HasSuffix(name, ".log") ||
+			op == vfs.OpSync && failSync.Load() && strings.HasSuffix(name, ".log") {
+			return errors.New("injected")
+		}
+		return nil
+	}))
+	clock := newClock()
+	h := &reentrantLines{t: t}
+	cfg := Config{SegmentBytes: 100, CleanupPolicy: Compact | Delete}
+	opts := Options{FS: fs, Clock: clock, Logger: h.logger(), ProducerExpiration: time.Hour}
+	open := func() *Log {
+		h.l.Store(nil)
+		l, err := Open("/d/t-0", cfg, opts)
+		require.NoError(t, err)
+		h.l.Store(l)
+		return l
+	}
+	l := open()
+	h.requireSeen("log created")
+
+	appendOK(t, l, keyedProducerBatch(t, 0, "k"))
+	appendOK(t, l, keyedProducerBatch(t, 1, "k")) // rolls: the handler appends too
+	h.requireSeen("rolled segment")
+	require.NoError(t, l.Roll())
+	h.requireSeen("rolled segment")
+
+	res, err := l.Compact(ctx)
+	require.NoError(t, err)
+	require.NotZero(t, res.RecordsRemoved, "%+v", res)
+	h.requireSeen("compacted")
+
+	_, err = l.DeleteRecordsBefore(l.LogEndOffset() - 1)
+	require.NoError(t, err)
+	h.requireSeen("deleting segment")
+
+	clock.Advance(2 * time.Hour)
+	require.NoError(t, l.Maintain(ctx))
+	h.requireSeen("producer ids expired")
+
+	require.NoError(t, l.Close())
+	l = open()
+	h.requireSeen("log opened")
+
+	// fenceBy fences the log by an append under fault, and closes it.
+	fenceBy := func(fault *atomic.Bool) {
+		h.appendErr = ErrLogFenced
+		fault.Store(true)
+		_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, "x"), AppendOptions{})
+		require.ErrorIs(t, err, ErrLogFenced)
+		h.requireSeen("log fenced")
+		fault.Store(false)
+		l.Close()
+		h.appendErr = nil
+	}
+	fenceBy(&failWrite)
+
+	// A fenced log's Open rewrites its tail, and says so.
+	l = open()
+	h.requireSeen("log opened")
+
+	// A failed fsync fences the log outside its writer lock (syncOnce).
+	cfg.Sync = SyncAlways
+	l.Close()
+	l = open()
+	fenceBy(&failSync)
+}
+
+var directLine = regexp.MustCompile(`l\.logger\.(Debug|Info|Warn|Error|Log)`)
+
+// TestReview34EveryUnlockHandsLinesOn keeps the rule the lines of
+// TestReview34LinesGoOutWithoutTheWriterLock rest on, for the lines no
+// test makes: the log logs only through lockedLog (a line logged without
+// mu panics in a race build: see lockedlog), and releases mu only with
+// unlock, which hands the queued lines on (a bare Unlock would leave them
+// queued until another unlock, or for ever).
+func TestReview34EveryUnlockHandsLinesOn(t *testing.T) {
+	names, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "l.mu.Unlock()") {
+				t.Errorf("%s:%d: mu released without unlock: %s", name, i+1, strings.TrimSpace(line))
+			}
+			if directLine.MatchString(line) {
+				t.Errorf("%s:%d: a line logged to the handler at once, not through lockedLog: %s", name, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// TestReview34HandlerMayCloseTheLog: the handler may close the Log whose
+// line it is (Options.Logger); the append that rolled returns.
+func TestReview34HandlerMayCloseTheLog(t *testing.T) {
+	var l atomic.Pointer[Log]
+	closed := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "rolled segment" {
+			closed <- l.Load().Close()
+		}
+	}))
+	e := newEnv(t)
+	opened, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	l.Store(opened)
+	appendOK(t, opened, valueBatch(t, 1_700_000_000_000, "a"))
+	returned := make(chan error)
+	go func() {
+		_, err := opened.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		require.NoError(t, err) // appended, then closed by the handler
+	case <-time.After(10 * time.Second):
+		t.Fatal("the append that rolled did not return: the handler's Close waits for the log's lock")
+	}
+	require.NoError(t, <-closed)
+	_, err = opened.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "c"), AppendOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestReview34HandlerMayAppendToThePartitionWhileAReopenWaits: a
+// Partition call holds the partition's lock shared around the log's;
+// the log's lines (here the roll of a Partition.Append) are handed on
+// once it released it. On the old code they were handed on inside the
+// call, under that lock: a handler appending to the partition then
+// waited for the lock behind a Reopen (a config change) that waited for
+// the call, which waited for the handler: the handler's append was still
+// blocked after 10s.
+func TestReview34HandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{SegmentBytes: 100}
+	var p atomic.Pointer[Partition]
+	var rolled, returned, opened atomic.Bool
+	reopened := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" || rolled.Swap(true) {
+			return
+		}
+		pp := p.Load()
+		go func() {
+			reopened <- pp.Reopen(func() (*Log, error) {
+				opened.Store(true)
+				return Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock})
+			})
+		}()
+		// Bounded as a hang guard: the Reopen's goroutine waits for the
+		// partition's lock (the old code: the Append that rolled holds
+		// it), or has it.
+		require.Eventually(t, func() bool { return opened.Load() || reopenWaits() }, 10*time.Second, time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			_, err := pp.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "from the handler"), AppendOptions{})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			returned.Store(true)
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	t.Cleanup(func() { p.Load().Close() })
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, rolled.Load())
+	require.True(t, returned.Load(), "the handler's Partition.Append blocked behind the waiting Reopen")
+	require.NoError(t, <-reopened)
+	require.Equal(t, int64(3), p.Load().LogEndOffset())
+}
+
+// reopenWaits reports whether a goroutine waits in Partition.Reopen for
+// the partition's lock.
+func reopenWaits() bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "(*Partition).Reopen") && strings.Contains(g, "sync.(*RWMutex).Lock") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReview34ConcurrentLinesAllHandedOn: under appends from several
+// goroutines at once through a Partition (so that some call always may
+// hold the partition's lock), every roll's line is handed on once, by the
+// time the appends returned, and a handler that appends too (its first
+// lines) neither deadlocks nor loses lines. Run with -race, it also
+// checks that the log's queue of lines is touched under its lock only.
+func TestReview34ConcurrentLinesAllHandedOn(t *testing.T) {
+	e := newEnv(t)
+	var p atomic.Pointer[Partition]
+	var lines, fromHandler atomic.Int64
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" {
+			return
+		}
+		lines.Add(1)
+		if fromHandler.Add(1) <= 5 {
+			_, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "from the handler"), AppendOptions{})
+			require.NoError(t, err)
+		}
+	}))
+	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	t.Cleanup(func() { p.Load().Close() })
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				_, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "v"), AppendOptions{})
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(l.Segments()-1), lines.Load(), "rolls against rolled-segment lines handed on")
+	require.Equal(t, int64(4*50+5), l.LogEndOffset())
+}
