@@ -126,6 +126,13 @@ func (s *r34) errorfLocked(format string, args ...any) {
 	}
 }
 
+// closedOr reports err unless it is the broker's ErrClosed.
+func (s *r34) closedOr(err error, what string) {
+	if !errors.Is(err, runnel.ErrClosed) {
+		s.errorf("%s: %v", what, err)
+	}
+}
+
 func (s *r34) typed(what string, err error) {
 	if !r33Typed(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		s.errorf("%s: untyped error %v", what, err)
@@ -206,7 +213,18 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	if disk {
 		ops = 25
 	}
+	// Odd seeds close the broker in the middle of it all.
+	closeAt := -1
+	if seed%2 == 1 {
+		closeAt = rng.IntN(ops)
+	}
 	for i := range ops {
+		if i == closeAt {
+			if err := b.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			break
+		}
 		switch rng.IntN(4) {
 		case 0:
 			s.alter(rng)
@@ -223,6 +241,20 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	}
 	close(stop)
 	wg.Wait()
+	if closeAt >= 0 {
+		if b, err = runnel.Open(cfg); err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		s.b = b
+		s.check("after a Close in flight and Open")
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		for _, e := range s.errs {
+			t.Error(e)
+		}
+		return
+	}
 
 	final := s.check("at the end")
 	if err := b.Close(); err != nil {
@@ -287,7 +319,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 		}
 		id, _, err := s.b.InitProducerID(s.ctx)
 		if err != nil {
-			s.errorf("InitProducerID: %v", err)
+			s.closedOr(err, "InitProducerID")
 			return
 		}
 		pid, seqs = id, map[int32]int32{}
@@ -296,7 +328,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 	for !stopped() {
 		n, err := s.b.Partitions(s.ctx, r34Topic)
 		if err != nil {
-			s.errorf("Partitions: %v", err)
+			s.closedOr(err, "Partitions")
 			return
 		}
 		p := int32(rng.IntN(n))
@@ -350,7 +382,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 		after := s.clock.ms.Load()
 		s.typed("Produce again", err)
 		switch {
-		case err != nil && api.IsRetriable(err):
+		case err != nil && (api.IsRetriable(err) || errors.Is(err, runnel.ErrClosed)):
 		case after-sent >= (59 * time.Minute).Milliseconds():
 			if err == nil && !again.Duplicate {
 				s.copied(p, recs, again.BaseOffset) // expired: appended again, as Kafka does
@@ -384,7 +416,7 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 	for !stopped() {
 		n, err := s.b.Partitions(s.ctx, r34Topic)
 		if err != nil {
-			s.errorf("Partitions: %v", err)
+			s.closedOr(err, "Partitions")
 			return
 		}
 		if rng.IntN(10) == 0 {
@@ -392,6 +424,9 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 			ts := []int64{api.Earliest, api.Latest, api.MaxTimestamp, s.clock.ms.Load() - int64(rng.IntN(600_000))}[rng.IntN(4)]
 			lo, err := s.b.ListOffset(s.ctx, r34Topic, p, ts)
 			s.typed("ListOffset", err)
+			if err == nil && ts >= 0 && lo.Timestamp >= 0 && lo.Timestamp < ts {
+				s.errorf("ListOffset(%d) of %d: offset %d, whose timestamp %d is older", ts, p, lo.Offset, lo.Timestamp)
+			}
 			if err == nil {
 				pos[p], last[p] = lo.Offset, -1
 			}
@@ -495,7 +530,7 @@ func (s *r34) describer(stopped func() bool) {
 	for !stopped() {
 		d1, err := s.b.DescribeTopic(s.ctx, r34Topic)
 		if err != nil {
-			s.errorf("DescribeTopic: %v", err)
+			s.closedOr(err, "DescribeTopic")
 			return
 		}
 		p := int32(len(d1.Partitions) - 1)
@@ -505,7 +540,7 @@ func (s *r34) describer(stopped func() bool) {
 		s.typed("ListOffset", err2)
 		d2, err := s.b.DescribeTopic(s.ctx, r34Topic)
 		if err != nil {
-			s.errorf("DescribeTopic: %v", err)
+			s.closedOr(err, "DescribeTopic")
 			return
 		}
 		for _, d := range []runnel.TopicInfo{d1, d2} {
