@@ -19,6 +19,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
@@ -198,6 +199,8 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		wg.Go(func() { s.fetcher(frng, stopped) })
 	}
 	wg.Go(func() { s.describer(stopped) })
+	crng := rand.New(rand.NewPCG(seed, 300))
+	wg.Go(func() { s.consume(crng, stopped) })
 	mrng := rand.New(rand.NewPCG(seed, 200))
 	wg.Go(func() { // Maintain calls, and the clock
 		for !stopped() {
@@ -487,28 +490,92 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 						s.errorf("fetch %d: offset %d at or past the high watermark %d", p, r.Offset, fp.HighWatermark)
 					}
 					last[p] = r.Offset
-					id := r34ID(r)
-					s.mu.Lock()
-					if s.seen[p] == nil {
-						s.seen[p] = map[int64]int64{}
-					}
-					if prev, ok := s.seen[p][r.Offset]; ok && prev != id {
-						s.mu.Unlock()
-						s.errorf("fetch %d: offset %d holds id %d, and held %d", p, r.Offset, id, prev)
-						s.mu.Lock()
-					}
-					s.seen[p][r.Offset] = id
-					if rng.IntN(20) == 0 && len(s.kept) < 2000 {
-						s.kept = append(s.kept, r34Kept{key: r.Key, value: r.Value, keyCopy: bytes.Clone(r.Key), valueCopy: bytes.Clone(r.Value),
-							part: p, offset: r.Offset, id: id, valueNil: r.Value == nil})
-					}
-					s.mu.Unlock()
+					s.saw(p, r, rng)
 				}
 			}
 			if last[p] >= pos[p] {
 				pos[p] = last[p] + 1
 			}
 		}
+	}
+}
+
+// consume reads "m" with a consumer.Consumer, seeking now and then.
+func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
+	c, err := consumer.New(s.b, consumer.FetchMaxWait(5*time.Millisecond), consumer.FetchMinBytes(1000), consumer.RetryBackoff(time.Millisecond))
+	if err != nil {
+		s.errorf("consumer.New: %v", err)
+		return
+	}
+	defer c.Close()
+	last := map[int32]int64{} // the last offset read since a seek or reset: -1 after one
+	for !stopped() {
+		n, err := s.b.Partitions(s.ctx, r34Topic)
+		if err != nil {
+			s.closedOr(err, "Partitions")
+			return
+		}
+		for p := range int32(n) {
+			if _, ok := last[p]; !ok {
+				last[p] = -1
+				if err := c.Assign(r34Topic, p, consumer.Start()); err != nil {
+					s.errorf("Assign: %v", err)
+				}
+			}
+		}
+		if rng.IntN(8) == 0 {
+			p := int32(rng.IntN(n))
+			at := []consumer.Offset{consumer.Start(), consumer.End(), consumer.AtTime(time.UnixMilli(s.clock.ms.Load() - int64(rng.IntN(600_000))))}[rng.IntN(3)]
+			if err := c.Seek(r34Topic, p, at); err != nil {
+				s.errorf("Seek: %v", err)
+			}
+			last[p] = -1
+		}
+		// A hang guard: the wait is 5 ms.
+		pctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+		fs, err := c.Poll(pctx)
+		cancel()
+		if errors.Is(err, runnel.ErrClosed) || errors.Is(err, consumer.ErrClosed) {
+			return
+		}
+		s.typed("Poll", err)
+		for _, f := range fs {
+			p := f.Partition
+			if f.Err != nil {
+				s.typed("Poll partition", f.Err)
+				last[p] = -1 // maybe reset
+				continue
+			}
+			for r, err := range f.Records() {
+				if err != nil {
+					s.errorf("consumer: %v", err)
+					break
+				}
+				if r.Offset <= last[p] {
+					s.errorf("consumer %d: offset %d after %d", p, r.Offset, last[p])
+				}
+				last[p] = r.Offset
+				s.saw(p, r, rng)
+			}
+		}
+	}
+}
+
+// saw notes that a reader read r at its offset in partition p.
+func (s *r34) saw(p int32, r *record.Record, rng *rand.Rand) {
+	id := r34ID(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[p] == nil {
+		s.seen[p] = map[int64]int64{}
+	}
+	if prev, ok := s.seen[p][r.Offset]; ok && prev != id {
+		s.errorfLocked("partition %d offset %d holds id %d, and held %d", p, r.Offset, id, prev)
+	}
+	s.seen[p][r.Offset] = id
+	if rng.IntN(20) == 0 && len(s.kept) < 4000 {
+		s.kept = append(s.kept, r34Kept{key: r.Key, value: r.Value, keyCopy: bytes.Clone(r.Key), valueCopy: bytes.Clone(r.Value),
+			part: p, offset: r.Offset, id: id, valueNil: r.Value == nil})
 	}
 }
 
@@ -653,6 +720,18 @@ func (s *r34) readAll() map[int32]*r34Part {
 			resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: r34Topic, Partition: pi.Partition, Offset: off}}})
 			if err == nil {
 				err = resp.Partitions[0].Err
+			}
+			if errors.Is(err, log.ErrOffsetOutOfRange) && resp.Partitions[0].LogStartOffset > off {
+				// The broker's maintenance goes on (retention): read on
+				// from the log start.
+				off, rp.start = resp.Partitions[0].LogStartOffset, resp.Partitions[0].LogStartOffset
+				for o := range rp.ids {
+					if o < off {
+						delete(rp.ids, o)
+						delete(rp.keys, o)
+					}
+				}
+				continue
 			}
 			if err != nil {
 				s.t.Fatalf("read %d from %d: %v", pi.Partition, off, err)
