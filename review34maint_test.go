@@ -23,6 +23,7 @@ import (
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"go.uber.org/goleak"
@@ -109,7 +110,13 @@ type r34 struct {
 	// deleted: partition → the largest offset a DeleteRecords answered.
 	deleted map[int32]int64
 	kept    []r34Kept
-	errs    []string
+	// once: the ids of records a producer.Producer delivered while its id
+	// could not expire: the log holds each at most once.
+	once map[int64]bool
+	// twice: the other ids it delivered, which a retry may have written
+	// again after the id expired (as in Kafka).
+	twice map[int64]bool
+	errs  []string
 	// everCompact: a config with compaction was asked for; minDeleteRet:
 	// the shortest delete retention asked for.
 	everCompact  bool
@@ -200,7 +207,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	}
 	ctx := context.Background()
 	s := &r34{t: t, b: b, clock: clock, ctx: ctx, faults: faults, acked: map[int32]map[int64]*r34Rec{}, doubt: map[int64]*r34Rec{},
-		seen: map[int32]map[int64]int64{}, deleted: map[int32]int64{}, minDeleteRet: time.Minute}
+		seen: map[int32]map[int64]int64{}, once: map[int64]bool{}, twice: map[int64]bool{}, deleted: map[int32]int64{}, minDeleteRet: time.Minute}
 	start := log.Config{CleanupPolicy: log.Delete, SegmentBytes: 1024, DeleteRetentionTime: time.Minute, MinCleanableDirtyRatio: 0.01}
 	if err := b.CreateTopic(ctx, r34Topic, log.TopicConfig{Partitions: 2, Config: start}); err != nil {
 		t.Fatal(err)
@@ -226,6 +233,8 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		wrng := rand.New(rand.NewPCG(seed, uint64(w)))
 		wg.Go(func() { s.writer(wrng, idem, codec, stopped) })
 	}
+	prng := rand.New(rand.NewPCG(seed, 400))
+	wg.Go(func() { s.producer(prng, simCodecs[int(seed)%len(simCodecs)], stopped) })
 	for f := range 2 {
 		frng := rand.New(rand.NewPCG(seed, uint64(100+f)))
 		wg.Go(func() { s.fetcher(frng, stopped) })
@@ -246,7 +255,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	// The admin calls on "m", from this goroutine.
 	ops := 60
 	if disk {
-		ops = 25
+		ops = 15
 	}
 	// Odd seeds close the broker in the middle of it all.
 	closeAt := -1
@@ -283,6 +292,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		}
 		s.b = b
 		s.check("after a Close in flight and Open")
+		s.summary()
 		if err := b.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
@@ -297,6 +307,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		t.Errorf("Maintain, the faults over: %v", err)
 	}
 	final := s.check("at the end")
+	s.summary()
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -434,6 +445,52 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 		if err != nil || !again.Duplicate {
 			newPID()
 		}
+	}
+}
+
+// producer writes to "m" with an idempotent producer.Producer (five
+// requests in flight): its records are acknowledged at the offsets their
+// promises are given, and each is in the log at most once, unless its id
+// may have expired meanwhile.
+func (s *r34) producer(rng *rand.Rand, codec compression.Codec, stopped func() bool) {
+	p, err := producer.New(s.b, producer.MaxInFlight(5), producer.Linger(time.Millisecond), producer.Compression(codec),
+		producer.RetryBackoff(time.Millisecond), producer.MetadataMaxAge(5*time.Millisecond), producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+	if err != nil {
+		s.errorf("producer.New: %v", err)
+		return
+	}
+	defer p.Close()
+	for !stopped() {
+		for _, r := range s.newRecs(rng, 1+rng.IntN(5)) {
+			sent := s.clock.ms.Load()
+			rec := &record.Record{Topic: r34Topic, Key: r.key, Value: r.value, Headers: []record.Header{{Key: "id", Value: strconv.AppendInt(nil, r.id, 10)}}}
+			p.Produce(s.ctx, rec, func(rec *record.Record, err error) {
+				done := s.clock.ms.Load()
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if err != nil {
+					if !errors.Is(err, producer.ErrClosed) && !errors.Is(err, runnel.ErrClosed) && !r33Typed(err) {
+						s.errorfLocked("producer: untyped error %v", err)
+					}
+					s.doubt[r.id] = r
+					return
+				}
+				r.clock = sent
+				if s.acked[rec.Partition] == nil {
+					s.acked[rec.Partition] = map[int64]*r34Rec{}
+				}
+				s.acked[rec.Partition][rec.Offset] = r
+				if done-sent < (59 * time.Minute).Milliseconds() {
+					s.once[r.id] = true
+				} else {
+					s.twice[r.id] = true
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Flush(s.ctx); err != nil && !errors.Is(err, runnel.ErrClosed) {
+		s.typed("Flush", err)
 	}
 }
 
@@ -737,6 +794,20 @@ func (s *r34) deleteRecords(rng *rand.Rand) {
 	}
 }
 
+// summary logs what the model holds.
+func (s *r34) summary() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acked, seen := 0, 0
+	for _, m := range s.acked {
+		acked += len(m)
+	}
+	for _, m := range s.seen {
+		seen += len(m)
+	}
+	s.t.Logf("acknowledged %d records (%d by the producer.Producer), %d in doubt, %d read; %d kept", acked, len(s.once)+len(s.twice), len(s.doubt), seen, len(s.kept))
+}
+
 // r34Part is one partition read from its log start to its high watermark.
 type r34Part struct {
 	start, hw int64
@@ -845,10 +916,21 @@ func (s *r34) check(when string) map[int32]*r34Part {
 			s.errorfLocked("%s: partition %d starts at %d, below DeleteRecords' %d", when, p, rp.start, s.deleted[p])
 		}
 		for off, id := range rp.ids {
-			if ats, ok := byID[id]; ok && !slices.Contains(ats, at{p, off}) {
+			if ats, ok := byID[id]; ok && !slices.Contains(ats, at{p, off}) && !s.twice[id] {
 				s.errorfLocked("%s: partition %d offset %d holds id %d, acknowledged at %v", when, p, off, id, ats)
 			} else if _, doubt := s.doubt[id]; !ok && !doubt {
 				s.errorfLocked("%s: partition %d offset %d holds id %d, never sent", when, p, off, id)
+			}
+		}
+		copies := map[int64][]int64{}
+		for off, id := range rp.ids {
+			if s.once[id] {
+				copies[id] = append(copies[id], off)
+			}
+		}
+		for id, offs := range copies {
+			if len(offs) > 1 {
+				s.errorfLocked("%s: partition %d holds id %d at %v: an idempotent producer's record written twice", when, p, id, offs)
 			}
 		}
 		later := map[string]int64{} // key → its last offset, acknowledged or in the log
@@ -882,7 +964,7 @@ func (s *r34) check(when string) map[int32]*r34Part {
 			if got, ok := rp.ids[off]; ok && got != id {
 				s.errorfLocked("%s: partition %d offset %d holds id %d, a fetcher saw %d", when, p, off, got, id)
 			}
-			if ats, ok := byID[id]; ok && !slices.Contains(ats, at{p, off}) {
+			if ats, ok := byID[id]; ok && !slices.Contains(ats, at{p, off}) && !s.twice[id] {
 				s.errorfLocked("%s: partition %d offset %d: a fetcher saw id %d, acknowledged at %v", when, p, off, id, ats)
 			}
 		}
