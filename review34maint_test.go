@@ -31,39 +31,47 @@ import (
 
 // TestReview34MaintenanceRacesDataPath races log maintenance — the
 // broker's own (every millisecond) and Maintain calls, under a fake clock
-// that the test moves by seconds to minutes (retention by time and size,
-// segment.ms rolls, compaction with tombstones and delete retention,
-// producer id expiry, checkpoints) — against idempotent and plain
-// producers (each codec), long-poll fetches that seek by offset, by time,
-// to the start and the end, DeleteRecords, UpdateTopicConfig (cleanup
-// policy, retention, segment size and time, timestamp type, fsync
-// policy, delete retention), CreatePartitions, and, on a second topic,
-// DeleteTopic and CreateTopic again; in memory and on disk. Topic "m" is
-// never deleted, and a model of it is checked:
+// that the Maintain goroutine moves by seconds to minutes (retention by
+// time and size, segment.ms rolls, compaction with tombstones and delete
+// retention in several passes, producer id expiry, checkpoints) — against
+// idempotent producers (raw batches with their ids and sequences, sent
+// again now and then, and a producer.Producer with five requests in
+// flight) and plain ones, each codec; fetchers that long-poll and seek by
+// offset, by time, to the start and the end; a consumer.Consumer that
+// seeks; DescribeTopic and ListOffset; DeleteRecords; UpdateTopicConfig
+// (cleanup policy, retention, segment size and time, timestamp type,
+// fsync policy, delete retention); CreatePartitions; and, on a second
+// topic, DeleteTopic and CreateTopic again; in memory and on disk. Odd
+// seeds close the broker in the middle of it; even ones (and multiples of
+// 5) make a third of the partition logs' opens fail, so that config
+// changes leave partitions fenced until the maintenance reopens them.
+// Topic "m" is never deleted, and a model of it is checked:
 //
-//   - every error (produce, fetch, admin, maintenance) is a typed one;
-//   - a fetcher sees offsets only go up between its seeks, and every
-//     record at the offset its producer was answered with (or, for a
-//     produce answered with an error, the record nowhere else); two
-//     fetchers never see two records at one offset;
-//   - the log start and high watermark a fetcher (or a describer) sees
-//     never go back, and log start ≤ high watermark ≤ log end;
-//     ListOffset's earliest and latest lie between two DescribeTopics'
-//     around them;
-//   - an idempotent producer's last batch, sent again soon after (by the
-//     fake clock: long before its id expires), is answered as a duplicate
-//     at its offset, also once retention or compaction removed it;
-//   - the Key and Value of records fetched early are unchanged at the end
-//     (they are views of the log in memory), after compactions swapped
-//     and retention deleted their segments;
+//   - every error (produce, fetch, admin, maintenance) is a typed one, but
+//     the injected ones an admin call or Maintain returns;
+//   - a reader sees offsets only go up between its seeks, every record
+//     at the offset it was acknowledged at (or, for one whose produce
+//     failed, nowhere else), and never two records at one offset;
+//   - the log start and high watermark a reader sees never go back, and
+//     log start ≤ high watermark ≤ log end; ListOffset's earliest and
+//     latest lie between two DescribeTopics' around them, and a look-up by
+//     time answers a record no older than asked;
+//   - a raw batch sent again while its producer id cannot have expired
+//     (by the fake clock) is a duplicate at its offset, and a record the
+//     producer.Producer delivered so is in the log once;
+//   - the Key and Value of records read are unchanged at the end (in
+//     memory they are views of the log), after compactions swapped and
+//     retention deleted their segments;
 //   - at the end, every acknowledged record at or past the log start is
-//     there, unless compaction may have removed it (a tombstone old
-//     enough, or a record with a later one of its key); the log start is
-//     past every DeleteRecords answered; and a Close and Open find the
-//     same records and offsets.
+//     there, unless compaction may have removed it (a tombstone older than
+//     the shortest delete retention set, or a record with a later one of
+//     its key); the log start is past every DeleteRecords answered; and,
+//     after a Close and Open, the same (less what the maintenance removed
+//     since).
 //
-// The default run is small; RUNNEL_MAINT_RACE=N runs N seeds of each file
-// system (RUNNEL_MAINT_RACE_BASE sets the first).
+// The default run is small; RUNNEL_MAINT_RACE=N runs N seeds on each file
+// system (RUNNEL_MAINT_RACE_BASE sets the first; a seed fixes the random
+// choices, not the interleaving).
 func TestReview34MaintenanceRacesDataPath(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
