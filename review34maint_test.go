@@ -50,8 +50,9 @@ import (
 //   - every error (produce, fetch, admin, maintenance) is a typed one, but
 //     the injected ones an admin call or Maintain returns;
 //   - a reader sees offsets only go up between its seeks, every record
-//     at the offset it was acknowledged at (or, for one whose produce
-//     failed, nowhere else), and never two records at one offset;
+//     at the offset it was acknowledged at (one whose produce failed
+//     anywhere, or nowhere), none that was never sent, and never two
+//     records at one offset;
 //   - the log start and high watermark a reader sees never go back, and
 //     log start ≤ high watermark ≤ log end; ListOffset's earliest and
 //     latest lie between two DescribeTopics' around them, and a look-up by
