@@ -64,7 +64,10 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
-// A ctx that has ended before Append starts writes nothing. Under
+// A ctx that has ended before Append starts writes nothing, and so does
+// one that ends while Append waits for the log's other writers (an append
+// stuck in its write to a disk that hangs, a retention's file removals):
+// Append returns ctx's error then. Under
 // SyncPeriodic, an append that makes a flush due (flush.messages,
 // flush.ms) waits for that flush the same way, and so does a retry
 // answered as a duplicate of a batch the flush covers. A duplicate under
@@ -123,7 +126,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	res.Records = records
 
-	l.mu.Lock()
+	// The lock may be held by a writer stuck in file I/O (a disk that
+	// hangs): a ctx that ends meanwhile ends the wait, with nothing
+	// written.
+	if err := l.mu.LockContext(ctx); err != nil {
+		return res, Durability{}, err
+	}
 	if err := l.check(); err != nil {
 		l.mu.Unlock()
 		return res, Durability{}, err

@@ -1,0 +1,155 @@
+package runnel
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// stuckFS is a file system whose next operation of a chosen kind, on a
+// file whose path holds a chosen part, blocks until the test releases
+// it: a disk that hangs (an NFS server gone, write(2) throttled by dirty
+// page write-back).
+type stuckFS struct {
+	vfs.FS
+	rule atomic.Pointer[stuckRule]
+}
+
+type stuckRule struct {
+	op      vfs.Op
+	part    string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newStuckFS(fs vfs.FS) *stuckFS {
+	s := &stuckFS{}
+	s.FS = vfs.WithFaults(fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		r := s.rule.Load()
+		if r == nil || op != r.op || !strings.Contains(filepath.ToSlash(name), r.part) || !s.rule.CompareAndSwap(r, nil) {
+			return nil
+		}
+		close(r.entered)
+		<-r.release
+		return nil
+	}))
+	return s
+}
+
+// arm makes the next op on a path holding part block: entered is closed
+// once it has begun, and release lets it go on (once; also on cleanup, so
+// that a failing test leaves nothing stuck).
+func (s *stuckFS) arm(t *testing.T, op vfs.Op, part string) (entered <-chan struct{}, release func()) {
+	r := &stuckRule{op: op, part: part, entered: make(chan struct{}), release: make(chan struct{})}
+	s.rule.Store(r)
+	var once atomic.Bool
+	release = func() {
+		if once.CompareAndSwap(false, true) {
+			close(r.release)
+		}
+	}
+	t.Cleanup(release)
+	return r.entered, release
+}
+
+// within returns what done yields, failing the test (after release, so
+// that the call can return) if it has not come within a generous hang
+// guard: a call that should have returned with its ctx.
+func within[T any](t *testing.T, done <-chan T, release func(), what string) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		release()
+		t.Fatalf("%s did not return when its ctx ended: it waited for the stuck operation", what)
+		panic("unreachable")
+	}
+}
+
+// endedCtxs are the ways a caller's ctx ends: before the call, during
+// its wait (cancel is called once the call waits), and by a deadline.
+type endedCtx struct {
+	name string
+	ctx  func() (context.Context, context.CancelFunc)
+	// during: the ctx is cancelled by the test while the call waits.
+	during bool
+}
+
+var endedCtxs = []endedCtx{
+	{"cancelled before", func() (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	}, false},
+	{"cancelled during", func() (context.Context, context.CancelFunc) {
+		return context.WithCancel(context.Background())
+	}, true},
+	{"deadline", func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Millisecond)
+	}, false},
+}
+
+// TestReview34ProduceHeedsItsCtxBehindAStuckWrite: a Produce whose
+// partition's log is held by another append stuck in its write (a disk
+// that hangs) returns with its ctx's error when its ctx ends — before
+// the call, during the wait, by a deadline — writing nothing; once the
+// write goes on, the stuck append is acknowledged, the next Produce
+// works, and a Close and Open find exactly the acknowledged records.
+// It waited for the stuck write whatever its ctx: the log's writer lock
+// (a sync.Mutex) took no ctx.
+func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	cfg := Config{FS: fs, Dir: "/data"}
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+
+	for _, c := range endedCtxs {
+		cctx, cancel := c.ctx()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.Produce(cctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost-"+c.name)})
+			done <- err
+		}()
+		if c.during {
+			waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
+			cancel()
+		}
+		err := within(t, done, release, "Produce ("+c.name+")")
+		cancel()
+		require.ErrorIs(t, err, cctx.Err(), c.name)
+	}
+
+	release()
+	require.NoError(t, <-stuck)
+	produce(t, b, "t", 0, "c")
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+}
