@@ -434,20 +434,30 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 		}
 	}
 	defer func() { <-b.maint }()
-	if tried, err := p.RetryReopen(); err != nil {
+	if tried, err := p.RetryReopen(ctx); err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
 		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
 	}
-	l := p.Log()
+	l, err := p.LogContext(ctx)
+	if err != nil {
+		return err
+	}
 	if testHookMaintainLog != nil {
 		testHookMaintainLog()
 	}
-	err := l.Maintain(ctx)
-	for errors.Is(err, log.ErrClosed) && p.Log() != l {
-		// A config change reopened the partition meanwhile: the new log
-		// is the one to maintain.
-		l = p.Log()
+	err = l.Maintain(ctx)
+	for errors.Is(err, log.ErrClosed) {
+		// A config change may have reopened the partition meanwhile:
+		// the new log is the one to maintain.
+		next, lerr := p.LogContext(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		if next == l {
+			break
+		}
+		l = next
 		err = l.Maintain(ctx)
 	}
 	if errors.Is(err, log.ErrClosed) && (b.closed.Load() || b.holds(p)) {

@@ -153,3 +153,81 @@ func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
 }
+
+// TestReview34CallsHeedTheirCtxBehindAStuckReopen: a config change
+// reopens each partition's log, and the old log's Close fsyncs it; while
+// that fsync hangs, the partition's Produce, Fetch (a long poll),
+// ListOffset and DeleteRecords return with their ctx's error when their
+// ctx ends, changing nothing; once the fsync goes on, the change is made,
+// the next calls work, and a Close and Open find the acknowledged records.
+func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a", "b")
+
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+
+	calls := []struct {
+		name  string
+		stack string
+		call  func(ctx context.Context) error
+	}{
+		{"Produce", "runnel.(*Broker).Produce(", func(ctx context.Context) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
+			return err
+		}},
+		{"Fetch", "runnel.(*Broker).Fetch(", func(ctx context.Context) error {
+			_, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+			return err
+		}},
+		{"ListOffset", "runnel.(*Broker).ListOffset(", func(ctx context.Context) error {
+			_, err := b.ListOffset(ctx, "t", 0, api.Latest)
+			return err
+		}},
+		{"DeleteRecords", "runnel.(*Broker).DeleteRecords(", func(ctx context.Context) error {
+			_, err := b.DeleteRecords(ctx, "t", 0, 1)
+			return err
+		}},
+	}
+	for _, call := range calls {
+		for _, c := range endedCtxs {
+			cctx, cancel := c.ctx()
+			done := make(chan error, 1)
+			go func() { done <- call.call(cctx) }()
+			if c.during {
+				waitForStack(t, call.stack)
+				cancel()
+			}
+			err := within(t, done, release, call.name+" ("+c.name+")")
+			cancel()
+			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
+		}
+	}
+
+	release()
+	require.NoError(t, <-altered)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	produce(t, b, "t", 0, "c")
+	lo, err := b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+}

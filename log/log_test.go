@@ -656,8 +656,8 @@ func TestCutWakesPartition(t *testing.T) {
 		do   func() error
 		cut  bool
 	}{
-		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(1); return err }, true},
-		{"DeleteRecordsBefore again", func() error { _, err := p.DeleteRecordsBefore(1); return err }, false},
+		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(context.Background(), 1); return err }, true},
+		{"DeleteRecordsBefore again", func() error { _, err := p.DeleteRecordsBefore(context.Background(), 1); return err }, false},
 		{"TruncateTo", func() error { _, err := l.TruncateTo(2); return err }, true},
 		{"TruncateTo past the end", func() error { _, err := l.TruncateTo(5); return err }, false},
 		{"ApplyRetention, nothing old", func() error { _, err := l.ApplyRetention(); return err }, false},
@@ -701,7 +701,7 @@ func TestRetryReopen(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	appendOK(t, p.Log(), valueBatch(t, 1, "a"))
-	tried, err := p.RetryReopen()
+	tried, err := p.RetryReopen(context.Background())
 	require.False(t, tried)
 	require.NoError(t, err)
 
@@ -717,17 +717,17 @@ func TestRetryReopen(t *testing.T) {
 	require.ErrorIs(t, p.Reopen(open), fail)
 	_, _, err = p.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
-	tried, err = p.RetryReopen()
+	tried, err = p.RetryReopen(context.Background())
 	require.True(t, tried)
 	require.ErrorIs(t, err, fail)
 	ch := p.Changed()
-	tried, err = p.RetryReopen()
+	tried, err = p.RetryReopen(context.Background())
 	require.True(t, tried)
 	require.NoError(t, err)
 	require.True(t, closed(ch), "the retried open did not wake the partition's readers")
 	require.EqualValues(t, 1, p.LogEndOffset())
 	appendOK(t, p.Log(), valueBatch(t, 1, "b"))
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried, "retried an open that had succeeded")
 	require.Equal(t, 3, calls)
 
@@ -735,11 +735,11 @@ func TestRetryReopen(t *testing.T) {
 	// whose partition was closed since.
 	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
 	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock}) }))
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried)
 	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
 	require.NoError(t, p.Close())
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried, "retried the open of a closed partition")
 }
 
