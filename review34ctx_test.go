@@ -231,3 +231,81 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
 }
+
+// TestReview34CallsHeedTheirCtxBehindAStuckWrite: while an append of a
+// partition hangs in its write (holding the log's writer lock), the
+// calls that need that lock — DeleteRecords, Maintain (retention,
+// producer-id expiry) — return with their ctx's error when their ctx
+// ends, changing nothing, and those that do not — Fetch, ListOffset —
+// answer; once the write goes on, the calls work again and a Close and
+// Open find the acknowledged records.
+func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	produce(t, b, "t", 0, "b")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "c")})
+		stuck <- err
+	}()
+	<-entered
+
+	calls := []struct {
+		name  string
+		stack string
+		call  func(ctx context.Context) error
+	}{
+		{"DeleteRecords", "runnel.(*Broker).DeleteRecords(", func(ctx context.Context) error {
+			_, err := b.DeleteRecords(ctx, "t", 0, 1)
+			return err
+		}},
+		{"Maintain", "runnel.(*Broker).Maintain(", b.Maintain},
+	}
+	for _, call := range calls {
+		for _, c := range endedCtxs {
+			cctx, cancel := c.ctx()
+			done := make(chan error, 1)
+			go func() { done <- call.call(cctx) }()
+			if c.during {
+				waitForStack(t, call.stack)
+				cancel()
+			}
+			err := within(t, done, release, call.name+" ("+c.name+")")
+			cancel()
+			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
+		}
+	}
+	// Readers take no lock.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+	lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), lo.Offset)
+
+	release()
+	require.NoError(t, <-stuck)
+	lo, err = b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
+	require.NoError(t, b.Maintain(ctx))
+	low, err := b.DeleteRecords(ctx, "t", 0, 1)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), low)
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"b", "c"}, values(t, resp.Partitions[0].Records))
+}

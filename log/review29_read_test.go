@@ -25,7 +25,7 @@ func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
 	}
 	testHookTimeSearched = func(hl *Log) {
 		testHookTimeSearched = nil
-		_, err := hl.DeleteRecordsBefore(4)
+		_, err := hl.DeleteRecordsBefore(context.Background(), 4)
 		require.NoError(t, err)
 	}
 	defer func() { testHookTimeSearched = nil }()

@@ -314,7 +314,7 @@ func (p *Partition) DeleteRecordsChecked(ctx context.Context, check func(cfg Con
 		// log then refuses an offset past its new end).
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, above the high watermark %d", ErrOffsetOutOfRange, offset, p.topic, p.id, hw)
 	}
-	low, err := l.DeleteRecordsBefore(offset)
+	low, err := l.DeleteRecordsBefore(ctx, offset)
 	return low, p.failed(err)
 }
 
