@@ -2,7 +2,9 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,7 +72,7 @@ func within[T any](t *testing.T, done <-chan T, release func(), what string) T {
 		return v
 	case <-time.After(10 * time.Second):
 		release()
-		t.Fatalf("%s did not return when its ctx ended: it waited for the stuck operation", what)
+		t.Fatalf("%s did not return: it waited for the stuck operation", what)
 		panic("unreachable")
 	}
 }
@@ -177,23 +179,23 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 
 	calls := []struct {
 		name  string
-		stack string
+		waits [][]string // the stacks of the call waiting, any of them
 		call  func(ctx context.Context) error
 	}{
-		{"Produce", "runnel.(*Broker).Produce(", func(ctx context.Context) error {
+		{"Produce", [][]string{{"runnel.(*Broker).Produce(", "log.(*Partition).AppendAsync("}}, func(ctx context.Context) error {
 			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
 			return err
 		}},
-		{"Fetch", "runnel.(*Broker).Fetch(", func(ctx context.Context) error {
+		{"Fetch", [][]string{{"runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto("}}, func(ctx context.Context) error {
 			_, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
 			return err
 		}},
-		{"ListOffset", "runnel.(*Broker).ListOffset(", func(ctx context.Context) error {
+		{"ListOffset", [][]string{{"runnel.(*Broker).ListOffset(", "log.(*Partition).ListedOffsets("}}, func(ctx context.Context) error {
 			_, err := b.ListOffset(ctx, "t", 0, api.Latest)
 			return err
 		}},
-		{"DeleteRecords", "runnel.(*Broker).DeleteRecords(", func(ctx context.Context) error {
+		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Partition).DeleteRecordsChecked("}}, func(ctx context.Context) error {
 			_, err := b.DeleteRecords(ctx, "t", 0, 1)
 			return err
 		}},
@@ -204,7 +206,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- call.call(cctx) }()
 			if c.during {
-				waitForStack(t, call.stack)
+				waitForAnyStack(t, call.waits...)
 				cancel()
 			}
 			err := within(t, done, release, call.name+" ("+c.name+")")
@@ -260,14 +262,18 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 
 	calls := []struct {
 		name  string
-		stack string
+		waits [][]string // the stacks of the call waiting, any of them
 		call  func(ctx context.Context) error
 	}{
-		{"DeleteRecords", "runnel.(*Broker).DeleteRecords(", func(ctx context.Context) error {
+		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Log).DeleteRecordsBefore("}}, func(ctx context.Context) error {
 			_, err := b.DeleteRecords(ctx, "t", 0, 1)
 			return err
 		}},
-		{"Maintain", "runnel.(*Broker).Maintain(", b.Maintain},
+		{"Maintain", [][]string{
+			{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
+			{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("},
+			{"runnel.(*Broker).Maintain(", "log.(*Log).checkpointRecovery("},
+		}, b.Maintain},
 	}
 	for _, call := range calls {
 		for _, c := range endedCtxs {
@@ -275,7 +281,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- call.call(cctx) }()
 			if c.during {
-				waitForStack(t, call.stack)
+				waitForAnyStack(t, call.waits...)
 				cancel()
 			}
 			err := within(t, done, release, call.name+" ("+c.name+")")
@@ -308,4 +314,75 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 1}}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"b", "c"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite: while an
+// append hangs in its write, a maintenance round (Maintain, or the
+// broker's own goroutine) waits for the log's writer lock; the
+// partition's Fetches, which need no lock, must go on answering. The
+// round's RetryReopen, which has nothing to retry unless a reopen failed,
+// took the partition's lock exclusively all the same: it waited behind
+// the stuck append, and, a writer waiting, held every new Fetch and
+// ListOffset of the partition back with it (until their ctx ended).
+func TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
+	fs := newStuckFS(vfs.NewMem())
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+	maintained := make(chan error, 1)
+	go func() { maintained <- b.Maintain(ctx) }()
+	// The round waits, at the partition's lock (RetryReopen) or the log's
+	// (retention).
+	waitForAnyStack(t, []string{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
+		[]string{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("})
+
+	fetched := make(chan error, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+		if err == nil && len(resp.Partitions[0].Records) == 0 {
+			err = errors.New("no records")
+		}
+		fetched <- err
+	}()
+	require.NoError(t, within(t, fetched, release, "Fetch"))
+	lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), lo.Offset)
+
+	release()
+	require.NoError(t, <-stuck)
+	require.NoError(t, <-maintained)
+}
+
+// waitForAnyStack returns once a goroutine's stack holds every one of
+// the parts of one of alternatives.
+func waitForAnyStack(t *testing.T, alternatives ...[]string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		next:
+			for _, parts := range alternatives {
+				for _, part := range parts {
+					if !strings.Contains(g, part) {
+						continue next
+					}
+				}
+				return
+			}
+		}
+		runtime.Gosched()
+	}
 }

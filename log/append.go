@@ -1057,9 +1057,12 @@ var testHookCheckpointChosen func(*Log)
 //
 // The checkpoint is written outside mu, so that appends do not wait for
 // its fsyncs. A roll, truncation or Close that writes the checkpoint
-// meanwhile wins: this write is then skipped (rpGen).
-func (l *Log) checkpointRecovery() error {
-	l.mu.Lock()
+// meanwhile wins: this write is then skipped (rpGen). A ctx that ends
+// while it waits for the log's other writers skips it (ctx's error).
+func (l *Log) checkpointRecovery(ctx context.Context) error {
+	if err := l.mu.LockContext(ctx); err != nil {
+		return err
+	}
 	target := min(l.durable.Load(), l.next.Load())
 	if target <= l.recovery || l.closed.Load() || l.fenceErr() != nil {
 		l.mu.Unlock()

@@ -514,7 +514,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // unsynced either (Kafka's flush scheduler runs apart from its cleaner).
 // A ctx already ended when Maintain is called skips the work (retention,
 // expiration, compaction, flushes), as the broker's Maintain does, and
-// only checkpoints.
+// only checkpoints, unless the checkpoint would wait for the log's other
+// writers (an append stuck in its write to a disk that hangs, say). A ctx
+// that ends while the work waits for them ends the work.
 //
 // Errors: the errors.Join of the first failure of the cleanup (the
 // errors of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced,
@@ -526,7 +528,11 @@ func (l *Log) Maintain(ctx context.Context) error {
 	if err = ctx.Err(); err == nil {
 		err = l.maintain(ctx)
 	}
-	return errors.Join(err, l.checkpointRecovery())
+	cp := l.checkpointRecovery(ctx)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) && errors.Is(cp, ctx.Err()) {
+		cp = nil // ctx's error is told once
+	}
+	return errors.Join(err, cp)
 }
 
 // maintain is Maintain's work before the checkpoint: cleanup, then the

@@ -374,17 +374,30 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 // so that a partition whose reopen met a passing error (no file
 // descriptors left, say) serves again without waiting for a restart.
 //
-// It waits for the partition's calls in flight, as Reopen does, until
+// With nothing to retry it holds nothing up: it takes the partition's
+// lock shared to see so, as the partition's calls do, rather than wait
+// for their holds, and hold new ones back meanwhile, as a Reopen does
+// (an append stuck in its write to a disk that hangs would have held every
+// read of the partition back with it, for each maintenance round). With a
+// retry to make, it waits for the calls in flight, as Reopen does, until
 // ctx ends.
 //
 // Errors: open's error; ctx's error (nothing tried).
 func (p *Partition) RetryReopen(ctx context.Context) (tried bool, err error) {
+	if err := p.mu.RLockContext(ctx); err != nil {
+		return false, err
+	}
+	due := p.retry != nil
+	p.mu.RUnlock()
+	if !due {
+		return false, nil
+	}
 	if err := p.mu.LockContext(ctx); err != nil {
 		return false, err
 	}
 	defer p.mu.Unlock()
 	if p.retry == nil {
-		return false, nil
+		return false, nil // retried, replaced or closed meanwhile
 	}
 	defer p.notify()
 	return true, p.openLocked(p.retry)
