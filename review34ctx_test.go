@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -385,4 +388,87 @@ func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestReview34ClientsEndBehindAStuckDisk: the producer's and consumer's
+// calls over a broker whose partition's disk hangs — a config change's
+// reopen stuck in its fsync, an append stuck in its write — end with
+// their ctx (a Poll's, a Flush's), and their Close returns, cancelling
+// the broker calls in flight: a Poll's Fetch waiting for the reopen, a
+// Produce waiting for the writer lock. They waited for the disk
+// whatever their ctx.
+func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	// A reopen stuck in its fsync: a Poll waits for it.
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	// Where a Poll's Fetch waits for the reopen (before the fix, at the
+	// log's offsets too).
+	pollWaits := [][]string{{"consumer.(*Consumer).Poll(", "log.(*Partition).ReadInto("}, {"consumer.(*Consumer).Poll(", "log.(*Partition).Log("}}
+	require.NoError(t, c.Assign("t", 0, consumer.At(1)))
+	pctx, cancel := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.Poll(pctx)
+		polled <- err
+	}()
+	waitForAnyStack(t, pollWaits...)
+	cancel()
+	require.ErrorIs(t, within(t, polled, release, "Poll"), context.Canceled)
+	go func() {
+		_, err := c.Poll(ctx)
+		polled <- err
+	}()
+	waitForAnyStack(t, pollWaits...)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	require.NoError(t, within(t, closed, release, "Consumer.Close"))
+	require.ErrorIs(t, <-polled, consumer.ErrClosed)
+	release()
+	require.NoError(t, <-altered)
+
+	// An append stuck in its write: another producer's records wait for
+	// the writer lock.
+	entered, release = fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	promised := make(chan error, 1)
+	p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("lost")}, func(_ *record.Record, err error) { promised <- err })
+	waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
+	fctx, cancel := context.WithCancel(ctx)
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(fctx) }()
+	cancel()
+	require.ErrorIs(t, within(t, flushed, release, "Flush"), context.Canceled)
+	go func() { closed <- p.Close() }()
+	require.NoError(t, within(t, closed, release, "Producer.Close"))
+	require.ErrorIs(t, <-promised, producer.ErrClosed)
+	release()
+	require.NoError(t, <-stuck)
+
+	require.NoError(t, b.Close())
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records), "the record whose ctx ended behind the stuck write was not written")
 }
