@@ -270,7 +270,12 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
 // idempotent; afterwards every method returns ErrClosed. A second call
-// returns once the first has closed the broker.
+// returns once the first has closed the broker. Close takes no ctx: it
+// waits for the file operations under way (a write or fsync is not cut
+// short), so on a disk that hangs it returns once the disk answers; the
+// calls waiting behind such an operation (for the partition's log, or
+// its reopen) end with their ctx, which a producer's or consumer's Close
+// cancels.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
