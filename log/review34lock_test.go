@@ -3,8 +3,11 @@ package log
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -85,4 +88,71 @@ func spinUntil(cond func() bool) {
 	for !cond() {
 		runtime.Gosched()
 	}
+}
+
+// TestReview34LogCallsHeedTheirCtxBehindAStuckWrite: while an append
+// hangs in its write, holding the writer lock, the log's calls that take
+// a ctx and need that lock — Append, DeleteRecordsBefore,
+// ApplyRetention, Compact, Maintain — return with their ctx's
+// error once it ends (before the call, or by a deadline), changing
+// nothing; once the write goes on, the log holds what was acknowledged.
+func TestReview34LogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	l := e.open(Config{CleanupPolicy: Compact | Delete, RetentionTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
+	armed.Store(true)
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
+		stuck <- err
+	}()
+	<-entered
+	e.clock.Advance(2 * time.Hour) // retention and compaction due
+
+	calls := map[string]func(ctx context.Context) error{
+		"Append": func(ctx context.Context) error {
+			_, err := l.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "lost"), AppendOptions{})
+			return err
+		},
+		"DeleteRecordsBefore": func(ctx context.Context) error { _, err := l.DeleteRecordsBefore(ctx, 1); return err },
+		"ApplyRetention":      func(ctx context.Context) error { _, err := l.ApplyRetention(ctx); return err },
+		"Compact":             func(ctx context.Context) error { _, err := l.Compact(ctx); return err },
+		"Maintain":            l.Maintain,
+	}
+	for name, call := range calls {
+		for _, deadline := range []bool{false, true} {
+			var ctx context.Context
+			var cancel context.CancelFunc
+			if deadline {
+				ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+			} else {
+				ctx, cancel = context.WithCancel(context.Background())
+				cancel()
+			}
+			done := make(chan error, 1)
+			go func() { done <- call(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, ctx.Err(), name)
+			case <-time.After(10 * time.Second):
+				close(release)
+				t.Fatalf("%s (deadline %v) waited for the stuck write", name, deadline)
+			}
+			cancel()
+		}
+	}
+	require.EqualValues(t, 0, l.LogStartOffset(), "nothing deleted")
+	close(release)
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 2, l.LogEndOffset())
 }
