@@ -184,7 +184,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the pass cleans the log up to where it filled (CompactResult.CleanedTo)
 // and the next pass goes on from there.
 //
-// Errors: ctx's error once it ends, checked at each megabyte read and while the pass waits for the log's other writers to begin (the
+// Errors: ctx's error once it ends, checked at each megabyte read and
+// while the pass waits for the log's other writers to begin (the
 // groups swapped in before stay); ErrClosed, also when a Close begins
 // during the pass, which then stops at its next read as if ctx ended; ErrLogFenced, also when a
 // swap failed (reopen the log: Open completes or undoes the swap); an
