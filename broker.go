@@ -280,7 +280,12 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It is
 // idempotent; afterwards every method returns ErrClosed. A second call
-// returns once the first has closed the broker.
+// returns once the first has closed the broker. Close takes no ctx: it
+// waits for the file operations under way (a write or fsync is not cut
+// short), so on a disk that hangs it returns once the disk answers; the
+// calls waiting behind such an operation (for the partition's log, or
+// its reopen) end with their ctx, which a producer's or consumer's Close
+// cancels.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
@@ -444,20 +449,30 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 		}
 	}
 	defer func() { <-b.maint }()
-	if tried, err := p.RetryReopen(); err != nil {
+	if tried, err := p.RetryReopen(ctx); err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
 		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
 	}
-	l := p.Log()
+	l, err := p.LogContext(ctx)
+	if err != nil {
+		return err
+	}
 	if testHookMaintainLog != nil {
 		testHookMaintainLog()
 	}
-	err := l.Maintain(ctx)
-	for errors.Is(err, log.ErrClosed) && p.Log() != l {
-		// A config change reopened the partition meanwhile: the new log
-		// is the one to maintain.
-		l = p.Log()
+	err = l.Maintain(ctx)
+	for errors.Is(err, log.ErrClosed) {
+		// A config change may have reopened the partition meanwhile:
+		// the new log is the one to maintain.
+		next, lerr := p.LogContext(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		if next == l {
+			break
+		}
+		l = next
 		err = l.Maintain(ctx)
 	}
 	if errors.Is(err, log.ErrClosed) && (b.closed.Load() || b.holds(p)) {

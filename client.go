@@ -398,7 +398,7 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.Lis
 	// since the look-up, or whose reopen failed, answers as they do
 	// (ErrClosed, made ErrUnknownTopic or log.ErrLogFenced by the caller),
 	// not with the offsets its closed log had.
-	o, err := p.ListedOffsets()
+	o, err := p.ListedOffsets(ctx)
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
@@ -417,7 +417,7 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.Lis
 		// not make it hw.
 		off, ok, err = p.OffsetOfMaxTimestamp(ctx, hw)
 	} else {
-		off, ok, err = p.OffsetForTime(timestamp)
+		off, ok, err = p.OffsetForTime(ctx, timestamp)
 	}
 	if err != nil {
 		return api.ListedOffset{}, err
@@ -425,7 +425,7 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.Lis
 	if !ok || off >= hw {
 		return api.ListedOffset{Offset: hw, Timestamp: -1}, nil
 	}
-	ts, err := timestampAt(p, off, hw)
+	ts, err := timestampAt(ctx, p, off, hw)
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
@@ -435,8 +435,8 @@ func listOffset(ctx context.Context, p *log.Partition, timestamp int64) (api.Lis
 // timestampAt returns the timestamp of the record at offset off of p,
 // read below upTo; -1 when no record has that offset any more (compaction
 // removed it, or DeleteRecords passed it, since the look-up found it).
-func timestampAt(p *log.Partition, off, upTo int64) (int64, error) {
-	data, err := p.ReadInto(nil, off, 1, upTo)
+func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64, error) {
+	data, err := p.ReadInto(ctx, nil, off, 1, upTo)
 	if errors.Is(err, log.ErrOffsetOutOfRange) {
 		return -1, nil
 	}
@@ -535,7 +535,10 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
-		resp, waits, total, failed := b.fetchOnce(ctx, req, maxBytes)
+		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes)
+		if err != nil {
+			return api.FetchResponse{}, err
+		}
 		if failed && b.closed.Load() {
 			return api.FetchResponse{}, ErrClosed // closed during fetchOnce
 		}
@@ -543,7 +546,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		if total > 0 && total+b.readable(req, resp, maxBytes, want-total) >= want {
+		if total > 0 && total+b.readable(ctx, req, resp, maxBytes, want-total) >= want {
 			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
@@ -557,7 +560,10 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			return api.FetchResponse{}, ErrClosed
 		case waitTimer:
 			// MaxWait passed: one last look.
-			resp, _, _, failed = b.fetchOnce(ctx, req, maxBytes)
+			resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes)
+			if err != nil {
+				return api.FetchResponse{}, err
+			}
 			if failed && b.closed.Load() {
 				return api.FetchResponse{}, ErrClosed
 			}
@@ -609,8 +615,10 @@ var testHookFetchRead func()
 
 // fetchOnce reads each requested partition once. It takes each partition's
 // change channel before reading it, so that an append after the read
-// closes a channel the caller then waits on.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool) {
+// closes a channel the caller then waits on. A read that waited for a
+// partition's reopen until ctx ended ends it with ctx's error (err): what
+// it read is left to the next fetch.
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
@@ -645,8 +653,11 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		if testHookFetchRead != nil {
 			testHookFetchRead()
 		}
-		data, err := p.ReadInto(nil, fp.Offset, limit, upTo)
+		data, err := p.ReadInto(ctx, nil, fp.Offset, limit, upTo)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return resp, waits, total, failed, err
+			}
 			if errors.Is(err, log.ErrOffsetOutOfRange) {
 				// Retention or DeleteRecords may have moved the log
 				// start past the offset since the offsets were taken:
@@ -669,7 +680,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		out.Records = data
 		total += len(data)
 	}
-	return resp, waits, total, failed
+	return resp, waits, total, failed, nil
 }
 
 // fetchPartition looks up a fetch's partition, and its topic. A fetch that
@@ -722,7 +733,7 @@ func idGone(err error, fp api.FetchPartition) error {
 // that does not fit counts as the room it fills. The reads are probes:
 // their bytes are not returned (that would copy, where a read is a view),
 // the consumer's next fetch reads them.
-func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxBytes, need int) int {
+func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, maxBytes, need int) int {
 	more := 0
 	var buf []byte
 	for i, fp := range req.Partitions {
@@ -741,7 +752,7 @@ func (b *Broker) readable(req *api.FetchRequest, resp api.FetchResponse, maxByte
 		}
 		room := limit - len(out.Records) // the partition's room left
 		for end < out.HighWatermark && room > 0 && more < need {
-			data, err := p.ReadInto(buf[:0], end, min(room, need-more), out.HighWatermark)
+			data, err := p.ReadInto(ctx, buf[:0], end, min(room, need-more), out.HighWatermark)
 			if err != nil || len(data) == 0 {
 				break
 			}

@@ -97,10 +97,10 @@ func TestTimestampAtCompactedOffset(t *testing.T) {
 
 	p, err := b.partition(ctx, "c", 0, false)
 	require.NoError(t, err)
-	ts, err := timestampAt(p, 0, 3)
+	ts, err := timestampAt(context.Background(), p, 0, 3)
 	require.NoError(t, err)
 	require.EqualValues(t, -1, ts, "offset 0 was compacted away: no record, no timestamp")
-	ts, err = timestampAt(p, 1, 3)
+	ts, err = timestampAt(context.Background(), p, 1, 3)
 	require.NoError(t, err)
 	require.EqualValues(t, 1_001, ts, "offset 1 is still there")
 }

@@ -1016,7 +1016,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		// Only those whose last reopen failed are tried again, as a
 		// change would try them.
 		for i, p := range t.Partitions {
-			if _, err := p.RetryReopen(); err != nil {
+			if _, err := p.RetryReopen(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
 			}
 		}
@@ -1151,7 +1151,7 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	}
 	// The policy is checked under the same hold of the partition's log as
 	// the deletion: a config change to compact alone cannot come between.
-	low, err := p.DeleteRecordsChecked(func(cfg log.Config, hw int64) (int64, error) {
+	low, err := p.DeleteRecordsChecked(ctx, func(cfg log.Config, hw int64) (int64, error) {
 		// Checked under the hold: a ctx that ended while the deletion
 		// waited for appends in flight deletes nothing either.
 		if err := ctx.Err(); err != nil {

@@ -64,7 +64,10 @@ type AppendResult struct {
 // Under SyncAlways, Append returns once the batches are fsynced; concurrent
 // appends share fsyncs. If ctx ends while waiting for the fsync, Append
 // returns ctx's error: the batches are in the log and may become durable.
-// A ctx that has ended before Append starts writes nothing. Under
+// A ctx that has ended before Append starts writes nothing, and so does
+// one that ends while Append waits for the log's other writers (an append
+// stuck in its write to a disk that hangs, a retention's file removals):
+// Append returns ctx's error then. Under
 // SyncPeriodic, an append that makes a flush due (flush.messages,
 // flush.ms) waits for that flush the same way, and so does a retry
 // answered as a duplicate of a batch the flush covers. A duplicate under
@@ -123,7 +126,12 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	}
 	res.Records = records
 
-	l.mu.Lock()
+	// The lock may be held by a writer stuck in file I/O (a disk that
+	// hangs): a ctx that ends meanwhile ends the wait, with nothing
+	// written.
+	if err := l.mu.LockContext(ctx); err != nil {
+		return res, Durability{}, err
+	}
 	if err := l.check(); err != nil {
 		l.unlock()
 		return res, Durability{}, err
@@ -1049,9 +1057,12 @@ var testHookCheckpointChosen func(*Log)
 //
 // The checkpoint is written outside mu, so that appends do not wait for
 // its fsyncs. A roll, truncation or Close that writes the checkpoint
-// meanwhile wins: this write is then skipped (rpGen).
-func (l *Log) checkpointRecovery() error {
-	l.mu.Lock()
+// meanwhile wins: this write is then skipped (rpGen). A ctx that ends
+// while it waits for the log's other writers skips it (ctx's error).
+func (l *Log) checkpointRecovery(ctx context.Context) error {
+	if err := l.mu.LockContext(ctx); err != nil {
+		return err
+	}
 	target := min(l.durable.Load(), l.next.Load())
 	if target <= l.recovery || l.closed.Load() || l.fenceErr() != nil {
 		l.unlock()

@@ -68,7 +68,7 @@ func TestAppendResetsLogAppendTimeBit(t *testing.T) {
 				// Time retention ages the segment by its records: two hours
 				// old, past retention.ms of an hour.
 				require.NoError(t, l.Roll())
-				n, err := l.ApplyRetention()
+				n, err := l.ApplyRetention(context.Background())
 				require.NoError(t, err)
 				require.Equal(t, 1, n, "the segment's age is its records', not the claimed append time")
 			})
@@ -247,7 +247,7 @@ func TestAppendMaxTimestampOfNegativeTimestamps(t *testing.T) {
 				// Time retention: the first segment, no timestamp above -1,
 				// is past retention.ms; the second is new.
 				require.NoError(t, l.Roll())
-				n, err := l.ApplyRetention()
+				n, err := l.ApplyRetention(context.Background())
 				require.NoError(t, err)
 				require.Equal(t, 1, n)
 				require.EqualValues(t, 5, l.LogStartOffset())

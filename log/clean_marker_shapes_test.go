@@ -58,7 +58,7 @@ func TestCleanMarkerShapesTrusted(t *testing.T) {
 				appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
 			}
 			e.clock.Advance(2 * time.Hour)
-			n, err := l.ApplyRetention()
+			n, err := l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, 3, n)
 			require.Equal(t, 1, l.Segments())

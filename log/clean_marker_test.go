@@ -172,7 +172,7 @@ func TestCleanMarkerBesideNoSegment(t *testing.T) {
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
 	appendOK(t, l, valueBatch(t, ts, "a", "b", "c")) // 0-2
-	_, err := l.DeleteRecordsBefore(2)
+	_, err := l.DeleteRecordsBefore(context.Background(), 2)
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
 	names, err := e.fs.List(e.dir)

@@ -184,7 +184,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the pass cleans the log up to where it filled (CompactResult.CleanedTo)
 // and the next pass goes on from there.
 //
-// Errors: ctx's error once it ends, checked at each megabyte read (the
+// Errors: ctx's error once it ends, checked at each megabyte read and
+// while the pass waits for the log's other writers to begin (the
 // groups swapped in before stay); ErrClosed, also when a Close begins
 // during the pass, which then stops at its next read as if ctx ended; ErrLogFenced, also when a
 // swap failed (reopen the log: Open completes or undoes the swap); an
@@ -202,7 +203,9 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	now := l.clock.Now().UnixMilli()
 	// A truncation from now on makes the key map stale: what was built
 	// from it is not swapped in (Kafka aborts cleaning to truncate).
-	l.mu.Lock()
+	if err := l.mu.LockContext(ctx); err != nil {
+		return res, err
+	}
 	truncations := l.truncations.Load()
 	segs := *l.segs.Load()
 	n := l.cleanableLocked(segs, now)

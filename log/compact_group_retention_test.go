@@ -43,7 +43,7 @@ func TestCompactionGroupMergeRacesDeleteRecords(t *testing.T) {
 			hook = func(op vfs.Op, name string) {
 				if !fired && strings.HasSuffix(name, cleanedSuffix) {
 					fired = true
-					_, err := l.DeleteRecordsBefore(target)
+					_, err := l.DeleteRecordsBefore(context.Background(), target)
 					require.NoError(t, err)
 				}
 			}

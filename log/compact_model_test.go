@@ -451,7 +451,7 @@ func (m *compactModel) passForRetention() {}
 // Retention runs ApplyRetention, and checks what it removed and left.
 func (m *compactModel) Retention(t *rapid.T) {
 	before := m.readable(t)
-	if _, err := m.l.ApplyRetention(); err != nil {
+	if _, err := m.l.ApplyRetention(context.Background()); err != nil {
 		t.Fatalf("retention: %v", err)
 	}
 	m.checkRetained(t, before, true)
@@ -519,7 +519,7 @@ func (m *compactModel) DeleteRecords(t *rapid.T) {
 		t.Skip("refused on a compacted-only topic (by the broker)")
 	}
 	to := rapid.Int64Range(m.start, int64(len(m.recs))).Draw(t, "delete-before")
-	got, err := m.l.DeleteRecordsBefore(to)
+	got, err := m.l.DeleteRecordsBefore(context.Background(), to)
 	if err != nil {
 		t.Fatalf("delete records before %d: %v", to, err)
 	}
@@ -677,11 +677,11 @@ func (m *compactModel) Concurrent(t *rapid.T) {
 			m.append(t, o.data, o.recs)
 		case "delete-records":
 			to := min(m.l.LogStartOffset()+o.to, m.l.LogEndOffset())
-			if _, err := m.l.DeleteRecordsBefore(to); err != nil {
+			if _, err := m.l.DeleteRecordsBefore(context.Background(), to); err != nil {
 				t.Fatalf("delete records before %d: %v", to, err)
 			}
 		case "retention":
-			if _, err := m.l.ApplyRetention(); err != nil {
+			if _, err := m.l.ApplyRetention(context.Background()); err != nil {
 				t.Fatalf("retention: %v", err)
 			}
 		case "read":

@@ -490,7 +490,7 @@ func TestCompactionDirtySectionStartsAtLogStart(t *testing.T) {
 		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte(k), value: []byte("v"), ts: ts}))
 	}
 	require.NoError(t, l.Roll())
-	_, err := l.DeleteRecordsBefore(2)
+	_, err := l.DeleteRecordsBefore(context.Background(), 2)
 	require.NoError(t, err)
 	res, err := l.Compact(context.Background())
 	require.NoError(t, err)

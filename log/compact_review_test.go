@@ -111,7 +111,7 @@ func TestCompactionEmptiedBatchKeepsMaxTimestamp(t *testing.T) {
 
 			// Within retention.ms nothing goes, and the producer's retry is
 			// still a duplicate.
-			n, err := l.ApplyRetention()
+			n, err := l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.Zero(t, n, "retention deleted a segment whose records are minutes old")
 			dup, err := l.Append(context.Background(), append([]byte(nil), prod...), AppendOptions{})
@@ -418,7 +418,10 @@ func TestCompactionEdges(t *testing.T) {
 	}{
 		{"LogAppendTime", Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact, TimestampType: LogAppendTime}, nil},
 		{"start inside a segment", Config{SegmentBytes: 400, IndexIntervalBytes: 64, CleanupPolicy: Compact | Delete, RetentionTime: -1},
-			func(l *Log) { _, err := l.DeleteRecordsBefore(l.LogStartOffset() + 3); require.NoError(t, err) }},
+			func(l *Log) {
+				_, err := l.DeleteRecordsBefore(context.Background(), l.LogStartOffset()+3)
+				require.NoError(t, err)
+			}},
 		{"full indexes", Config{SegmentBytes: 5000, IndexIntervalBytes: 1, SegmentIndexBytes: 36, CleanupPolicy: Compact}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

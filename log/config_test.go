@@ -91,11 +91,11 @@ func TestRetentionBelowAMillisecond(t *testing.T) {
 		for i := range 10 {
 			appendOK(t, l, valueBatch(t, now, fmt.Sprint(i)))
 		}
-		_, err := l.ApplyRetention()
+		_, err := l.ApplyRetention(context.Background())
 		require.NoError(t, err)
 		require.Zero(t, l.LogStartOffset(), "%v: nothing is older than now", tc.retention)
 		e.clock.Advance(time.Millisecond)
-		_, err = l.ApplyRetention()
+		_, err = l.ApplyRetention(context.Background())
 		require.NoError(t, err)
 		if tc.kept {
 			require.Zero(t, l.LogStartOffset(), "%v: 1 ms old", tc.retention)

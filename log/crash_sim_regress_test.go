@@ -144,7 +144,7 @@ func crashPastTheEnd(t *testing.T, e *env, cfg Config, add func(l *Log, i int)) 
 			require.NoError(t, l.Flush(context.Background()))
 		}
 	}
-	start, err := l.DeleteRecordsBefore(7)
+	start, err := l.DeleteRecordsBefore(context.Background(), 7)
 	require.NoError(t, err)
 	require.EqualValues(t, 7, start)
 	return e.crashReopen(l, cfg)

@@ -176,7 +176,7 @@ func TestEmptyToStartAfterFailedTruncation(t *testing.T) {
 	appendOK(t, l, idemBatch(t, 1, 0, 0, 2))                        // 0-1
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "c", "d", "e")) // 2-4
 	require.NoError(t, l.Roll())                                    // the snapshot at 5 holds producer 1's batch
-	start, err := l.DeleteRecordsBefore(3)
+	start, err := l.DeleteRecordsBefore(context.Background(), 3)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, start)
 	failIndex.Store(true)

@@ -970,7 +970,7 @@ func (s *crashSim) deleteRecords() error {
 	}
 	what := fmt.Sprintf("delete records before %d", off)
 	s.logf("%s", what)
-	got, err := s.l.DeleteRecordsBefore(off)
+	got, err := s.l.DeleteRecordsBefore(context.Background(), off)
 	if err != nil {
 		unc := s.noUnc()
 		unc.startMax = max(off, s.start)
@@ -1010,7 +1010,7 @@ func (s *crashSim) retention() error {
 	startMax := s.retentionMax()
 	what := fmt.Sprintf("retention (start %d, at most %d)", s.start, startMax)
 	s.logf("%s", what)
-	if _, err := s.l.ApplyRetention(); err != nil {
+	if _, err := s.l.ApplyRetention(context.Background()); err != nil {
 		unc := s.noUnc()
 		unc.startMax = startMax
 		return s.powerCut(what, err, unc)

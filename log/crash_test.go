@@ -199,10 +199,10 @@ func (w *crashWorkload) run(l *Log, clock *fakeClock, tr *crashTrace) error {
 				tr.ackedEnd = res.LastOffset + 1
 			}
 		case crashRetention:
-			_, err = l.ApplyRetention()
+			_, err = l.ApplyRetention(context.Background())
 		case crashDeleteRecords:
 			start, end := l.LogStartOffset(), l.LogEndOffset()
-			_, err = l.DeleteRecordsBefore(start + (end-start)/3)
+			_, err = l.DeleteRecordsBefore(context.Background(), start+(end-start)/3)
 		case crashCompact:
 			_, err = l.Compact(ctx)
 		case crashRoll:
@@ -823,7 +823,7 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 					// though the disk works again.
 					require.ErrorIs(t, aerr, ErrLogFenced, "failed %s of %s did not fence the log", op, failed)
 					require.ErrorIs(t, l.Flush(ctx), ErrLogFenced)
-					_, err = l.ApplyRetention()
+					_, err = l.ApplyRetention(context.Background())
 					require.ErrorIs(t, err, ErrLogFenced)
 				}
 				for _, mode := range crashTails {
@@ -861,10 +861,10 @@ func TestEpochCheckpointFailureFences(t *testing.T) {
 				armed.Store(true)
 				var err error
 				if how == "delete-records" {
-					_, err = l.DeleteRecordsBefore(15)
+					_, err = l.DeleteRecordsBefore(context.Background(), 15)
 				} else {
 					e.clock.Advance(2 * time.Hour)
-					_, err = l.ApplyRetention()
+					_, err = l.ApplyRetention(context.Background())
 				}
 				require.ErrorIs(t, err, vfs.ErrInjected)
 				require.ErrorIs(t, err, ErrLogFenced)

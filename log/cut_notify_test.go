@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,7 @@ func TestOnCutFailedCalls(t *testing.T) {
 			var cuts []Offsets
 			l.OnCut(func() {
 				o := l.Offsets()
-				_, err := l.DeleteRecordsBefore(o.Start) // cuts nothing: no call back
+				_, err := l.DeleteRecordsBefore(context.Background(), o.Start) // cuts nothing: no call back
 				if how == "in-place" {
 					require.ErrorIs(t, err, ErrLogFenced)
 				} else {
@@ -45,22 +46,22 @@ func TestOnCutFailedCalls(t *testing.T) {
 				}
 				cuts = append(cuts, o)
 			})
-			_, err := l.DeleteRecordsBefore(31)
+			_, err := l.DeleteRecordsBefore(context.Background(), 31)
 			require.ErrorIs(t, err, ErrOffsetOutOfRange)
 			require.Empty(t, cuts, "a refused call cut nothing")
 			start := l.LogStartOffset()
 			switch how {
 			case "retention":
 				full.Store(true)
-				_, err = l.ApplyRetention()
+				_, err = l.ApplyRetention(context.Background())
 				require.ErrorIs(t, err, vfs.ErrInjected)
 			case "delete-records":
 				full.Store(true)
-				_, err = l.DeleteRecordsBefore(20)
+				_, err = l.DeleteRecordsBefore(context.Background(), 20)
 				require.ErrorIs(t, err, vfs.ErrInjected)
 			case "in-place":
 				syncDir.Store(true)
-				_, err = l.DeleteRecordsBefore(29)
+				_, err = l.DeleteRecordsBefore(context.Background(), 29)
 				require.ErrorIs(t, err, ErrLogFenced)
 				require.EqualValues(t, 29, l.LogStartOffset())
 			}

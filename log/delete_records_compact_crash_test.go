@@ -39,7 +39,7 @@ func TestDeleteRecordsSnapshotThenGroupMergeCrash(t *testing.T) {
 			_, err := l.Compact(ctx)
 			require.NoError(t, err)
 			end := l.LogEndOffset()
-			_, err = l.DeleteRecordsBefore(end - 1)
+			_, err = l.DeleteRecordsBefore(context.Background(), end-1)
 			require.NoError(t, err)
 			for i := 0; i < 6; i++ {
 				appendOK(t, l, keyedBatch(t, fmt.Sprint("x", i%2)))

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -51,7 +52,7 @@ func TestDeleteRecordsCrashAtEachOp(t *testing.T) {
 	b := build()
 	n := 0
 	onOp = func() { n++ }
-	_, err := b.l.DeleteRecordsBefore(b.end - 1)
+	_, err := b.l.DeleteRecordsBefore(context.Background(), b.end-1)
 	require.NoError(t, err)
 	onOp = nil
 	require.NoError(t, b.l.Close())
@@ -68,7 +69,7 @@ func TestDeleteRecordsCrashAtEachOp(t *testing.T) {
 					}
 					i++
 				}
-				_, err := b.l.DeleteRecordsBefore(b.end - 1)
+				_, err := b.l.DeleteRecordsBefore(context.Background(), b.end-1)
 				onOp = nil
 				require.NoError(t, err)
 				if crashed == nil {

@@ -31,7 +31,7 @@ func TestDeleteRecordsKeepsProducersAcrossCrash(t *testing.T) {
 		}
 		require.Greater(t, l.Segments(), 1)
 		end := l.LogEndOffset()
-		_, err := l.DeleteRecordsBefore(end)
+		_, err := l.DeleteRecordsBefore(context.Background(), end)
 		require.NoError(t, err)
 		require.NoError(t, l.Flush(ctx))
 		switch mode {

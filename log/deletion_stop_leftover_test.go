@@ -36,11 +36,11 @@ func TestDeleteSegmentsStopLeftovers(t *testing.T) {
 			_, err = l.Read(1, 1<<20, l.LogEndOffset())
 			require.ErrorIs(t, err, ErrOffsetOutOfRange)
 
-			start, err := l.DeleteRecordsBefore(3)
+			start, err := l.DeleteRecordsBefore(context.Background(), 3)
 			require.NoError(t, err)
 			require.EqualValues(t, 3, start)
 			require.Equal(t, 4, l.Segments(), "a deletion at the log start deletes nothing")
-			n, err := l.ApplyRetention()
+			n, err := l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, 2, n, "the segments wholly below the log start, under unlimited retention")
 			require.Equal(t, 2, l.Segments())

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,7 @@ func deletionStoppedAt1(t *testing.T, cfg Config) (*env, *vfs.MemFS) {
 	require.Equal(t, 5, l.Segments())
 
 	armed.Store(true)
-	_, err := l.DeleteRecordsBefore(3)
+	_, err := l.DeleteRecordsBefore(context.Background(), 3)
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.ErrorIs(t, err, ErrLogFenced)
 	armed.Store(false)
@@ -97,7 +98,7 @@ func TestDeleteRecordsCheckpointInPlace(t *testing.T) {
 		appendOK(t, l, valueBatch(t, ts+int64(i), v))
 	}
 	armed.Store(true)
-	_, err := l.DeleteRecordsBefore(3)
+	_, err := l.DeleteRecordsBefore(context.Background(), 3)
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.ErrorIs(t, err, ErrLogFenced)
 	armed.Store(false)

@@ -66,9 +66,9 @@ func TestFullDiskFreesSpace(t *testing.T) {
 			full.Store(true)
 			var err error
 			if how == "retention" {
-				_, err = l.ApplyRetention()
+				_, err = l.ApplyRetention(context.Background())
 			} else {
-				_, err = l.DeleteRecordsBefore(20)
+				_, err = l.DeleteRecordsBefore(context.Background(), 20)
 			}
 			require.ErrorIs(t, err, vfs.ErrInjected, "the checkpoint is not written")
 			require.NotErrorIs(t, err, ErrLogFenced)
@@ -82,9 +82,9 @@ func TestFullDiskFreesSpace(t *testing.T) {
 			require.Positive(t, start)
 			full.Store(false)
 			if how == "retention" {
-				_, err = l.ApplyRetention()
+				_, err = l.ApplyRetention(context.Background())
 			} else {
-				_, err = l.DeleteRecordsBefore(20)
+				_, err = l.DeleteRecordsBefore(context.Background(), 20)
 				start = 20
 			}
 			require.NoError(t, err, "the log is not fenced")
@@ -122,7 +122,7 @@ func TestFullDiskTimeRetention(t *testing.T) {
 	require.Greater(t, l.Segments(), 2)
 	e.clock.Advance(2 * time.Hour)
 	full.Store(true)
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, l.LogEndOffset(), l.LogStartOffset(), "every record went")
 	require.Equal(t, 1, l.Segments())

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestDuplicateAppendTimeFromOlderSnapshot(t *testing.T) {
 	for i := 1; i < len(times); i++ {
 		require.Greater(t, times[i], times[i-1])
 	}
-	start, err := l.DeleteRecordsBefore(4) // the first batch gone, the second cut into
+	start, err := l.DeleteRecordsBefore(context.Background(), 4) // the first batch gone, the second cut into
 	require.NoError(t, err)
 	require.EqualValues(t, 4, start)
 	require.NoError(t, l.Close())

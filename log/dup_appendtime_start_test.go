@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestDuplicateAppendTimeStartInsideBatch(t *testing.T) {
 	first := appendOK(t, l, idemBatch(t, 1, 0, 0, 4)) // offsets 0..3
 	e.clock.Advance(time.Second)
 	appendOK(t, l, idemBatch(t, 1, 0, 4, 1))
-	start, err := l.DeleteRecordsBefore(2)
+	start, err := l.DeleteRecordsBefore(context.Background(), 2)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, start)
 	require.NoError(t, l.Close())

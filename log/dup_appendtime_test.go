@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestDuplicateAppendTimeBelowLogStartAfterReopen(t *testing.T) {
 	e.clock.Advance(time.Second)
 	second := appendOK(t, l, idemBatch(t, 1, 0, 2, 2))
 	created := appendOK(t, l, idemBatch(t, 2, 0, 0, 1))
-	_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+	_, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset())
 	require.NoError(t, err)
 	e.clock.Advance(time.Minute)
 	require.NoError(t, l.Close())
@@ -116,7 +117,7 @@ func TestSnapshotAppendTimeRowsOnlyForLogAppendTime(t *testing.T) {
 			cfg := Config{TimestampType: typ}
 			l := e.open(cfg)
 			first := appendOK(t, l, idemBatch(t, 1, 0, 0, 2))
-			_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+			_, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset())
 			require.NoError(t, err)
 			require.NoError(t, l.Close())
 			offs, _ := e.snapshotFiles(t)

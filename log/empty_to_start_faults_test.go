@@ -29,7 +29,7 @@ func pastTheEndDir(t *testing.T, marker bool) (*vfs.MemFS, string, Config) {
 			require.NoError(t, l.Flush(ctx))
 		}
 	}
-	start, err := l.DeleteRecordsBefore(7)
+	start, err := l.DeleteRecordsBefore(context.Background(), 7)
 	require.NoError(t, err)
 	require.EqualValues(t, 7, start)
 	// Snapshots at 7 and 9, synced, as rolls at those bases would have
@@ -151,10 +151,10 @@ func TestLogStartPastTheEndThenMaintenance(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, readAll(t, l, 7)[0].Offset, off, "the first record compaction kept")
-	start, err := l.DeleteRecordsBefore(9)
+	start, err := l.DeleteRecordsBefore(context.Background(), 9)
 	require.NoError(t, err)
 	require.EqualValues(t, 9, start)
-	_, err = l.ApplyRetention()
+	_, err = l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	_, err = l.TruncateTo(8)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange, "below the log start")

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func TestOpenDropsEpochsBelowTheStart(t *testing.T) {
 	require.NoError(t, l.Flush(t.Context()))
 	require.Equal(t, []EpochEntry{{0, 0}, {1, 2}, {2, 4}}, l.LeaderEpochs())
 	armed = true
-	_, err = l.DeleteRecordsBefore(5)
+	_, err = l.DeleteRecordsBefore(context.Background(), 5)
 	require.NoError(t, err)
 	require.NotNil(t, crashed, "the epoch checkpoint was not written")
 	want := []EpochEntry{{2, 5}}

@@ -91,7 +91,7 @@ func TestSealedSegmentsHoldOneDescriptor(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, res.SegmentsRewritten)
 	check(l, "compacted")
-	_, err = l.DeleteRecordsBefore(segs[2].Base())
+	_, err = l.DeleteRecordsBefore(context.Background(), segs[2].Base())
 	require.NoError(t, err)
 	check(l, "after deleting records")
 	victim := (*l.segs.Load())[1].Base()

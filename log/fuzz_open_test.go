@@ -86,7 +86,7 @@ func buildFuzzOpenFixture(t testT) fuzzOpenFixture {
 	}
 	_, err = l.Compact(ctx)
 	require.NoError(t, err)
-	_, err = l.DeleteRecordsBefore(fuzzStart)
+	_, err = l.DeleteRecordsBefore(context.Background(), fuzzStart)
 	require.NoError(t, err)
 	require.NoError(t, l.Flush(ctx))
 	fx.end = l.LogEndOffset()

@@ -101,7 +101,7 @@ func TestCorruptIndexEntryEndToEnd(t *testing.T) {
 			buf := make([]byte, 0, 64<<10)
 			for _, b := range batches {
 				for off := b.base; off <= b.last; off++ {
-					data, err := p.ReadInto(buf, off, 1, math.MaxInt64)
+					data, err := p.ReadInto(context.Background(), buf, off, 1, math.MaxInt64)
 					require.NoError(t, err, "read of offset %d", off)
 					require.GreaterOrEqual(t, len(data), record.HeaderSize, "read of offset %d", off)
 					got := record.Batch(data)

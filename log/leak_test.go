@@ -138,7 +138,7 @@ func TestLeakDeletedSegments(t *testing.T) {
 					appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("k"), value: val, ts: e.clock.Now().UnixMilli()}))
 				}
 				if how == "delete-records" {
-					_, err := l.DeleteRecordsBefore(l.LogEndOffset())
+					_, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset())
 					require.NoError(t, err)
 				}
 				e.clock.Advance(time.Minute)
@@ -169,7 +169,7 @@ func TestLeakProducerStateShrinks(t *testing.T) {
 		appendOK(t, l, producerBatch1(t, id, e.clock.Now().UnixMilli()))
 	}
 	require.NoError(t, l.Roll())
-	_, err = l.DeleteRecordsBefore(l.LogEndOffset())
+	_, err = l.DeleteRecordsBefore(context.Background(), l.LogEndOffset())
 	require.NoError(t, err)
 	e.clock.Advance(10 * time.Minute)
 	require.NoError(t, l.Maintain(ctx))

@@ -89,8 +89,9 @@ type Log struct {
 	logger *slog.Logger
 
 	// mu serializes writers: append, roll, truncate, retention, compaction's
-	// swap, close. Readers take no lock: they load segs.
-	mu   sync.Mutex
+	// swap, close. Readers take no lock: they load segs. A writer holds it
+	// across file I/O: a caller with a ctx takes it with LockContext.
+	mu   writerLock
 	segs atomic.Pointer[[]*segment.Segment] // by base offset; the last is active
 
 	// lockedLog is the logger of the code that holds mu, which is every
@@ -325,7 +326,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < MinCleanerMapBytes {
 		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, MinCleanerMapBytes)
 	}
-	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, closeDone: make(chan struct{}), era: &truncationEra{},
+	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, mu: newWriterLock(), closeDone: make(chan struct{}), era: &truncationEra{},
 		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
 	if l.cleanerMapBytes == 0 {
 		l.cleanerMapBytes = DefaultCleanerMapBytes

@@ -282,12 +282,12 @@ func TestRetention(t *testing.T) {
 	}
 	segs := l.Segments()
 	require.Greater(t, segs, 4)
-	n, err := l.ApplyRetention()
+	n, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n)
 
 	e.clock.Advance(time.Hour + 20*time.Minute)
-	n, err = l.ApplyRetention()
+	n, err = l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Positive(t, n)
 	start := l.LogStartOffset()
@@ -300,7 +300,7 @@ func TestRetention(t *testing.T) {
 
 	// Everything expired: every segment but the active one goes.
 	e.clock.Advance(24 * time.Hour)
-	_, err = l.ApplyRetention()
+	_, err = l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, l.Segments())
 	require.EqualValues(t, 40, l.LogEndOffset())
@@ -313,7 +313,7 @@ func TestRetentionBytes(t *testing.T) {
 	for i := range 60 {
 		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
 	}
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.LessOrEqual(t, l.Size(), int64(1200+500))
 	require.GreaterOrEqual(t, l.Size(), int64(1200-500))
@@ -328,14 +328,14 @@ func TestDeleteRecordsAndReopen(t *testing.T) {
 	for i := range 50 {
 		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
 	}
-	start, err := l.DeleteRecordsBefore(33)
+	start, err := l.DeleteRecordsBefore(context.Background(), 33)
 	require.NoError(t, err)
 	require.EqualValues(t, 33, start)
 	_, err = l.Read(32, 100, math.MaxInt64)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	recs := readAll(t, l, 33)
 	require.EqualValues(t, 33, recs[0].Offset)
-	_, err = l.DeleteRecordsBefore(51)
+	_, err = l.DeleteRecordsBefore(context.Background(), 51)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	require.NoError(t, l.Close())
 	l = e.open(cfg)
@@ -656,11 +656,11 @@ func TestCutWakesPartition(t *testing.T) {
 		do   func() error
 		cut  bool
 	}{
-		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(1); return err }, true},
-		{"DeleteRecordsBefore again", func() error { _, err := p.DeleteRecordsBefore(1); return err }, false},
+		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(context.Background(), 1); return err }, true},
+		{"DeleteRecordsBefore again", func() error { _, err := p.DeleteRecordsBefore(context.Background(), 1); return err }, false},
 		{"TruncateTo", func() error { _, err := l.TruncateTo(2); return err }, true},
 		{"TruncateTo past the end", func() error { _, err := l.TruncateTo(5); return err }, false},
-		{"ApplyRetention, nothing old", func() error { _, err := l.ApplyRetention(); return err }, false},
+		{"ApplyRetention, nothing old", func() error { _, err := l.ApplyRetention(context.Background()); return err }, false},
 		{"Maintain past retention.ms", func() error { e.clock.Advance(2 * time.Hour); return l.Maintain(context.Background()) }, true},
 	} {
 		ch := p.Changed()
@@ -701,7 +701,7 @@ func TestRetryReopen(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	appendOK(t, p.Log(), valueBatch(t, 1, "a"))
-	tried, err := p.RetryReopen()
+	tried, err := p.RetryReopen(context.Background())
 	require.False(t, tried)
 	require.NoError(t, err)
 
@@ -717,17 +717,17 @@ func TestRetryReopen(t *testing.T) {
 	require.ErrorIs(t, p.Reopen(open), fail)
 	_, _, err = p.AppendAsync(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced)
-	tried, err = p.RetryReopen()
+	tried, err = p.RetryReopen(context.Background())
 	require.True(t, tried)
 	require.ErrorIs(t, err, fail)
 	ch := p.Changed()
-	tried, err = p.RetryReopen()
+	tried, err = p.RetryReopen(context.Background())
 	require.True(t, tried)
 	require.NoError(t, err)
 	require.True(t, closed(ch), "the retried open did not wake the partition's readers")
 	require.EqualValues(t, 1, p.LogEndOffset())
 	appendOK(t, p.Log(), valueBatch(t, 1, "b"))
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried, "retried an open that had succeeded")
 	require.Equal(t, 3, calls)
 
@@ -735,11 +735,11 @@ func TestRetryReopen(t *testing.T) {
 	// whose partition was closed since.
 	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
 	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock}) }))
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried)
 	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, fail }), fail)
 	require.NoError(t, p.Close())
-	tried, _ = p.RetryReopen()
+	tried, _ = p.RetryReopen(context.Background())
 	require.False(t, tried, "retried the open of a closed partition")
 }
 
@@ -946,11 +946,11 @@ func TestSyncNeverCloseAfterRetention(t *testing.T) {
 	for i := range 300 {
 		appendOK(t, l, valueBatch(t, 1, fmt.Sprint(i)))
 		if i%10 == 9 {
-			_, err := l.ApplyRetention()
+			_, err := l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 		}
 	}
-	_, err := l.DeleteRecordsBefore(l.LogEndOffset() - 5)
+	_, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset()-5)
 	require.NoError(t, err)
 	l.mu.Lock()
 	unsynced := len(l.unsynced)

@@ -72,7 +72,7 @@ func TestOffsetOfMaxTimestampBelowCompacted(t *testing.T) {
 				_, err := l.TruncateTo(rapid.Int64Range(l.LogStartOffset(), l.LogEndOffset()).Draw(rt, "truncate"))
 				require.NoError(rt, err)
 			case 4:
-				if _, err := l.DeleteRecordsBefore(rapid.Int64Range(l.LogStartOffset(), l.LogEndOffset()).Draw(rt, "start")); err != nil {
+				if _, err := l.DeleteRecordsBefore(context.Background(), rapid.Int64Range(l.LogStartOffset(), l.LogEndOffset()).Draw(rt, "start")); err != nil {
 					rt.Logf("DeleteRecordsBefore: %v", err)
 				}
 			case 5, 6:

@@ -32,7 +32,7 @@ func TestOffsetOfMaxTimestampBelowModel(t *testing.T) {
 			}
 			appendOK(t, l, batchOf(t, compression.None, recs...))
 		}
-		_, err := l.DeleteRecordsBefore(rapid.Int64Range(0, int64(len(tss))).Draw(rt, "start"))
+		_, err := l.DeleteRecordsBefore(context.Background(), rapid.Int64Range(0, int64(len(tss))).Draw(rt, "start"))
 		require.NoError(rt, err)
 		for range 5 {
 			upTo := rapid.Int64Range(0, int64(len(tss))+1).Draw(rt, "upTo")
@@ -96,7 +96,7 @@ func TestOffsetOfMaxTimestampBelowBounded(t *testing.T) {
 				require.NoError(rt, err)
 				tss = tss[:end]
 			case 4:
-				_, err := l.DeleteRecordsBefore(rapid.Int64Range(l.LogStartOffset(), int64(len(tss))).Draw(rt, "start"))
+				_, err := l.DeleteRecordsBefore(context.Background(), rapid.Int64Range(l.LogStartOffset(), int64(len(tss))).Draw(rt, "start"))
 				require.NoError(rt, err)
 			}
 			require.EqualValues(rt, len(tss), l.LogEndOffset())

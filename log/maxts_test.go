@@ -45,13 +45,13 @@ func TestOffsetOfMaxTimestamp(t *testing.T) {
 		require.Equal(t, off, got)
 	}
 	want(1) // the first 50
-	_, err = l.DeleteRecordsBefore(2)
+	_, err = l.DeleteRecordsBefore(context.Background(), 2)
 	require.NoError(t, err)
 	want(3) // the second 50
-	_, err = l.DeleteRecordsBefore(4)
+	_, err = l.DeleteRecordsBefore(context.Background(), 4)
 	require.NoError(t, err)
 	want(9) // 49
-	_, err = l.DeleteRecordsBefore(10)
+	_, err = l.DeleteRecordsBefore(context.Background(), 10)
 	require.NoError(t, err)
 	_, ok, err = l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func TestOffsetOfMaxTimestampModel(t *testing.T) {
 			appendOK(t, l, batchOf(t, compression.None, recs...))
 		}
 		start := rapid.Int64Range(0, int64(len(tss))).Draw(rt, "start")
-		_, err := l.DeleteRecordsBefore(start)
+		_, err := l.DeleteRecordsBefore(context.Background(), start)
 		require.NoError(rt, err)
 		check := func() {
 			best, want := int64(math.MinInt64), int64(-1)
@@ -145,7 +145,7 @@ func TestOffsetOfMaxTimestampAgainstRecords(t *testing.T) {
 				require.NoError(rt, l.Roll())
 			case 1:
 				off := rapid.Int64Range(l.LogStartOffset(), l.LogEndOffset()).Draw(rt, "del")
-				_, err := l.DeleteRecordsBefore(off)
+				_, err := l.DeleteRecordsBefore(context.Background(), off)
 				require.NoError(rt, err)
 			case 2:
 				_, err := l.Compact(context.Background())

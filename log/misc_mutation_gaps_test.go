@@ -59,10 +59,10 @@ func TestDeleteRecordsAtEpochStart(t *testing.T) {
 	l := e.open(Config{})
 	defer l.Close()
 	appendEpochs(t, l, 0, 0, 1, 1, 2, 2)
-	_, err := l.DeleteRecordsBefore(2)
+	_, err := l.DeleteRecordsBefore(context.Background(), 2)
 	require.NoError(t, err)
 	require.Equal(t, []EpochEntry{{1, 2}, {2, 4}}, l.LeaderEpochs())
-	_, err = l.DeleteRecordsBefore(5)
+	_, err = l.DeleteRecordsBefore(context.Background(), 5)
 	require.NoError(t, err)
 	require.Equal(t, []EpochEntry{{2, 5}}, l.LeaderEpochs())
 }

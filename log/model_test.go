@@ -265,7 +265,7 @@ func (m *logModel) Retention(t *rapid.T) {
 		if rp, err := readOffset(m.mem, crashDir, recoveryPointFile, 0); err != nil || rp != m.l.DurableOffset() {
 			t.Fatalf("recovery point after Maintain: %d, %v; want the durable offset %d", rp, err, m.l.DurableOffset())
 		}
-	} else if _, err := m.l.ApplyRetention(); err != nil {
+	} else if _, err := m.l.ApplyRetention(context.Background()); err != nil {
 		t.Fatalf("retention: %v", err)
 	}
 	start := m.l.LogStartOffset()
@@ -291,7 +291,7 @@ func (m *logModel) DeleteRecords(t *rapid.T) {
 	if rapid.IntRange(0, 4).Draw(t, "anywhere") == 0 {
 		off = rapid.Int64Range(m.start, m.end()).Draw(t, "offset")
 	}
-	start, err := m.l.DeleteRecordsBefore(off)
+	start, err := m.l.DeleteRecordsBefore(context.Background(), off)
 	if err != nil {
 		t.Fatalf("delete records before %d: %v", off, err)
 	}
@@ -410,7 +410,7 @@ func TestTruncateIntoBatchBelowLogStart(t *testing.T) {
 	l := e.open(cfg)
 	appendOK(t, l, valueBatch(t, 1, "a", "b")) // offsets 0 and 1, one batch
 	appendOK(t, l, valueBatch(t, 1, "c"))
-	start, err := l.DeleteRecordsBefore(1)
+	start, err := l.DeleteRecordsBefore(context.Background(), 1)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, start)
 	end, err := l.TruncateTo(1)
@@ -451,7 +451,7 @@ func TestOffsetForTimeBelowLogStart(t *testing.T) {
 	defer l.Close()
 	k := []byte("k")
 	appendOK(t, l, batchOf(t, compression.None, kv{k, []byte("a"), 100}, kv{k, []byte("b"), 50}, kv{k, []byte("c"), 50}))
-	_, err := l.DeleteRecordsBefore(1)
+	_, err := l.DeleteRecordsBefore(context.Background(), 1)
 	require.NoError(t, err)
 	_, ok, err := l.OffsetForTime(100)
 	require.NoError(t, err)

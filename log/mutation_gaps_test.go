@@ -25,7 +25,7 @@ func TestDeleteRecordsBeforeNegative(t *testing.T) {
 	defer l.Close()
 	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a", "b"))
 	for _, off := range []int64{-1, -2, -1 << 62} {
-		_, err := l.DeleteRecordsBefore(off)
+		_, err := l.DeleteRecordsBefore(context.Background(), off)
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", off)
 	}
 	require.Zero(t, l.LogStartOffset())
@@ -54,12 +54,12 @@ func TestDeleteRecordsBeforeAtSegmentBase(t *testing.T) {
 	}
 	bases := segmentBases(l)
 	require.Greater(t, len(bases), 3)
-	start, err := l.DeleteRecordsBefore(bases[2])
+	start, err := l.DeleteRecordsBefore(context.Background(), bases[2])
 	require.NoError(t, err)
 	require.Equal(t, bases[2], start)
 	require.Equal(t, bases[2:], segmentBases(l), "the segments wholly below the new start are deleted")
 	// One past a base keeps the segment holding it.
-	start, err = l.DeleteRecordsBefore(bases[3] + 1)
+	start, err = l.DeleteRecordsBefore(context.Background(), bases[3]+1)
 	require.NoError(t, err)
 	require.Equal(t, bases[3]+1, start)
 	require.Equal(t, bases[3:], segmentBases(l))
@@ -93,7 +93,7 @@ func TestDeleteRecordsOnePastLastSnapshotKeepsProducers(t *testing.T) {
 	}
 	snap := lastSnap()
 	require.Greater(t, l.Segments(), 1)
-	_, err := l.DeleteRecordsBefore(snap + 1)
+	_, err := l.DeleteRecordsBefore(context.Background(), snap+1)
 	require.NoError(t, err)
 	require.NoError(t, l.Flush(ctx))
 	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})

@@ -23,7 +23,7 @@ func TestTruncateToLowersTheOffsetsCoherently(t *testing.T) {
 		if below {
 			// One batch of two records at 4-5, the log start offset inside it.
 			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "e", "f"))
-			_, err := l.DeleteRecordsBefore(5)
+			_, err := l.DeleteRecordsBefore(context.Background(), 5)
 			require.NoError(t, err)
 		}
 		to := int64(2)

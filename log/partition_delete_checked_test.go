@@ -21,13 +21,13 @@ func TestPartitionDeleteRecordsChecked(t *testing.T) {
 	appendOK(t, p.Log(), valueBatch(t, 1, "c"))
 
 	refuse := errors.New("refused")
-	low, err := p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return 2, refuse })
+	low, err := p.DeleteRecordsChecked(context.Background(), func(Config, int64) (int64, error) { return 2, refuse })
 	require.ErrorIs(t, err, refuse)
 	require.Zero(t, low)
 	require.Zero(t, p.LogStartOffset(), "nothing deleted")
 
 	reopened := make(chan error, 1)
-	low, err = p.DeleteRecordsChecked(func(cfg Config, hw int64) (int64, error) {
+	low, err = p.DeleteRecordsChecked(context.Background(), func(cfg Config, hw int64) (int64, error) {
 		require.Equal(t, Delete, cfg.CleanupPolicy)
 		require.EqualValues(t, 3, hw)
 		go func() {
@@ -63,17 +63,17 @@ func TestPartitionDeleteRecordsAboveHighWatermark(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 3}, p.Offsets())
 
-	_, err = p.DeleteRecordsBefore(3)
+	_, err = p.DeleteRecordsBefore(context.Background(), 3)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
-	_, err = p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return 3, nil })
+	_, err = p.DeleteRecordsChecked(context.Background(), func(Config, int64) (int64, error) { return 3, nil })
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	require.Zero(t, p.LogStartOffset(), "nothing deleted")
 
-	low, err := p.DeleteRecordsBefore(2) // at the high watermark
+	low, err := p.DeleteRecordsBefore(context.Background(), 2) // at the high watermark
 	require.NoError(t, err)
 	require.EqualValues(t, 2, low)
 	require.NoError(t, d.Wait(context.Background()))
-	low, err = p.DeleteRecordsBefore(3)
+	low, err = p.DeleteRecordsBefore(context.Background(), 3)
 	require.NoError(t, err, "once fsynced, below the high watermark")
 	require.EqualValues(t, 3, low)
 	require.NoError(t, l.Close())

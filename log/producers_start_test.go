@@ -37,12 +37,12 @@ func testProducersOutliveTheirBatches(t *testing.T, how, then string) {
 	case "delete-records":
 		appendOK(t, l, idemBatch(t, 8, 0, 1, 1)) // 3
 		appendOK(t, l, idemBatch(t, 8, 0, 2, 1)) // 4
-		_, err := l.DeleteRecordsBefore(3)
+		_, err := l.DeleteRecordsBefore(context.Background(), 3)
 		require.NoError(t, err)
 	case "retention":
 		appendOK(t, l, batchOf(t, 0, kv{value: []byte("x"), ts: e.clock.Now().UnixMilli()}))                                                        // 3
 		appendOK(t, l, batchOf(t, 0, kv{value: []byte("y"), ts: e.clock.Now().UnixMilli()}, kv{value: []byte("z"), ts: e.clock.Now().UnixMilli()})) // 4-5
-		n, err := l.ApplyRetention()
+		n, err := l.ApplyRetention(context.Background())
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
 	}

@@ -36,7 +36,7 @@ func maxTsRaceLog(t *testing.T, hook *func(op vfs.Op, name string)) (*Log, strin
 	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("a"), []byte("2"), 5}))
 	require.NoError(t, l.Roll())
 	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("3"), 100}))
-	_, err := l.DeleteRecordsBefore(1)
+	_, err := l.DeleteRecordsBefore(context.Background(), 1)
 	require.NoError(t, err)
 	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
 	require.NoError(t, err)
@@ -89,7 +89,7 @@ func TestOffsetOfMaxTimestampCancelled(t *testing.T) {
 	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("b"), []byte("2"), 100})) // 2
 	require.NoError(t, l.Roll())
 	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("c"), []byte("3"), 100})) // 3
-	_, err := l.DeleteRecordsBefore(1)
+	_, err := l.DeleteRecordsBefore(context.Background(), 1)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -38,9 +38,13 @@ import (
 // or the checkpoint failed once its temporary file was written, or
 // removing a segment failed, which fences the log); the file system's
 // error of a snapshot or checkpoint that could not be written at all (the
-// log not fenced).
-func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
-	l.mu.Lock()
+// log not fenced); ctx's error when it ends while the call waits for the
+// log's other writers (an append stuck in its write to a disk that hangs,
+// say), nothing deleted.
+func (l *Log) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
+	if err := l.mu.LockContext(ctx); err != nil {
+		return 0, err
+	}
 	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
 		return 0, err
@@ -258,9 +262,12 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // error of a log start offset checkpoint that could not be written at all
 // once the segments were removed (the log not fenced, and started at its
 // first segment, as an Open would start it: the checkpoint is written at
-// the start's next move, or by Close).
-func (l *Log) ApplyRetention() (int, error) {
-	l.mu.Lock()
+// the start's next move, or by Close); ctx's error when it ends while
+// the call waits for the log's other writers, nothing deleted.
+func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
+	if err := l.mu.LockContext(ctx); err != nil {
+		return 0, err
+	}
 	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
 		return 0, err
@@ -507,7 +514,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // unsynced either (Kafka's flush scheduler runs apart from its cleaner).
 // A ctx already ended when Maintain is called skips the work (retention,
 // expiration, compaction, flushes), as the broker's Maintain does, and
-// only checkpoints.
+// only checkpoints, unless the checkpoint would wait for the log's other
+// writers (an append stuck in its write to a disk that hangs, say). A ctx
+// that ends while the work waits for them ends the work.
 //
 // Errors: the errors.Join of the first failure of the cleanup (the
 // errors of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced,
@@ -519,7 +528,11 @@ func (l *Log) Maintain(ctx context.Context) error {
 	if err = ctx.Err(); err == nil {
 		err = l.maintain(ctx)
 	}
-	return errors.Join(err, l.checkpointRecovery())
+	cp := l.checkpointRecovery(ctx)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) && errors.Is(cp, ctx.Err()) {
+		cp = nil // ctx's error is told once
+	}
+	return errors.Join(err, cp)
 }
 
 // maintain is Maintain's work before the checkpoint: cleanup, then the
@@ -532,7 +545,9 @@ func (l *Log) maintain(ctx context.Context) error {
 		return err // a flush would fail as well
 	}
 	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
-		l.mu.Lock()
+		if lerr := l.mu.LockContext(ctx); lerr != nil {
+			return errors.Join(err, lerr)
+		}
 		due := l.flushIntervalPassedLocked()
 		if due {
 			l.unflushed, l.lastFlush = 0, l.clock.Now()
@@ -548,11 +563,13 @@ func (l *Log) maintain(ctx context.Context) error {
 // cleanUp is maintain's cleanup: retention, producer id expiry, the
 // rolled segments' sync under SyncNever, and compaction.
 func (l *Log) cleanUp(ctx context.Context) error {
-	if _, err := l.ApplyRetention(); err != nil {
+	if _, err := l.ApplyRetention(ctx); err != nil {
 		return err
 	}
 	if l.producerExpiration > 0 {
-		l.mu.Lock()
+		if err := l.mu.LockContext(ctx); err != nil {
+			return err
+		}
 		// Ids are forgotten only here (and by a truncation): the map
 		// was at its largest since the last Maintain just now.
 		l.producersPeak = max(l.producersPeak, len(l.producers))
@@ -571,7 +588,9 @@ func (l *Log) cleanUp(ctx context.Context) error {
 		// Segments rolled since the last Maintain are synced, and the
 		// recovery point moves past them (see syncOnce); then compaction
 		// may clean them.
-		l.mu.Lock()
+		if err := l.mu.LockContext(ctx); err != nil {
+			return err
+		}
 		rolled := len(l.unsynced) > 0
 		l.unlock()
 		if rolled {

@@ -31,12 +31,12 @@ func TestRetentionDeletesExpiredActiveSegment(t *testing.T) {
 			require.Greater(t, l.Segments(), 1)
 
 			e.clock.Advance(30 * time.Minute)
-			n, err := l.ApplyRetention()
+			n, err := l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.Zero(t, n)
 
 			e.clock.Advance(31 * time.Minute)
-			_, err = l.ApplyRetention()
+			_, err = l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.EqualValues(t, 20, l.LogStartOffset(), "every record is past retention.ms")
 			require.EqualValues(t, 20, l.LogEndOffset())
@@ -45,7 +45,7 @@ func TestRetentionDeletesExpiredActiveSegment(t *testing.T) {
 			require.ErrorIs(t, err, ErrOffsetOutOfRange)
 
 			// Nothing more to delete: the new active segment is empty.
-			n, err = l.ApplyRetention()
+			n, err = l.ApplyRetention(context.Background())
 			require.NoError(t, err)
 			require.Zero(t, n)
 			require.Equal(t, 1, l.Segments())
@@ -81,7 +81,7 @@ func TestRetentionStopsAtHighWatermark(t *testing.T) {
 	}
 	require.Greater(t, l.Segments(), 2)
 	e.clock.Advance(2 * time.Hour)
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	o := l.Offsets()
 	require.LessOrEqual(t, o.Start, o.Durable, "the log start offset passed the high watermark")
@@ -89,7 +89,7 @@ func TestRetentionStopsAtHighWatermark(t *testing.T) {
 	for _, d := range waits {
 		require.NoError(t, d.Wait(context.Background()))
 	}
-	_, err = l.ApplyRetention()
+	_, err = l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	o = l.Offsets()
 	require.EqualValues(t, 20, o.Start)
@@ -109,13 +109,13 @@ func TestRetentionKeepsActiveSegmentWithoutTimestamp(t *testing.T) {
 		appendOK(t, l, valueBatch(t, -1, fmt.Sprint(i)))
 	}
 	e.clock.Advance(2 * time.Hour)
-	n, err := l.ApplyRetention()
+	n, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Len(t, readAll(t, l, 0), 3)
 
 	require.NoError(t, l.Roll())
-	n, err = l.ApplyRetention()
+	n, err = l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.EqualValues(t, 3, l.LogStartOffset())
@@ -136,7 +136,7 @@ func TestRetentionWarnsOfFutureTimestamps(t *testing.T) {
 		appendOK(t, l, valueBatch(t, ts, fmt.Sprint(ts)))
 		require.NoError(t, l.Roll())
 	}
-	n, err := l.ApplyRetention()
+	n, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.EqualValues(t, 1, l.LogStartOffset())

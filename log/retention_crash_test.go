@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestRetentionRollCrash(t *testing.T) {
 			}
 			require.NoError(t, l.Flush(t.Context()))
 			armed = true
-			_, err = l.ApplyRetention()
+			_, err = l.ApplyRetention(context.Background())
 			armed = false
 			require.NoError(t, err)
 			require.Equal(t, int64(4), l.LogStartOffset())
@@ -60,7 +61,7 @@ func TestRetentionRollCrash(t *testing.T) {
 				start, end := l2.LogStartOffset(), l2.LogEndOffset()
 				require.Equal(t, int64(4), end, "%v, crash before op %d, clone %d", sync, k, i)
 				require.Len(t, readAll(t, l2, start), int(end-start), "%v, crash before op %d, clone %d", sync, k, i)
-				_, err = l2.ApplyRetention()
+				_, err = l2.ApplyRetention(context.Background())
 				require.NoError(t, err)
 				require.Equal(t, int64(4), l2.LogStartOffset(), "%v, crash before op %d, clone %d", sync, k, i)
 				require.Equal(t, 1, l2.Segments(), "%v, crash before op %d, clone %d", sync, k, i)

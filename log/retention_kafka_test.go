@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -107,7 +108,7 @@ func TestRetentionMatchesKafka(t *testing.T) {
 				appendOK(rt, l, valueBatch(t, ts, "a"))
 			}
 			if rapid.Bool().Draw(rt, "deleteRecords") {
-				if _, err := l.DeleteRecordsBefore(rapid.Int64Range(0, l.LogEndOffset()).Draw(rt, "deleteBefore")); err != nil {
+				if _, err := l.DeleteRecordsBefore(context.Background(), rapid.Int64Range(0, l.LogEndOffset()).Draw(rt, "deleteBefore")); err != nil {
 					rt.Fatal(err)
 				}
 			}
@@ -125,7 +126,7 @@ func TestRetentionMatchesKafka(t *testing.T) {
 				before = append(before, kafkaSeg{s.Base(), s.Size(), s.MaxTimestamp()})
 			}
 			want := kafkaRetention(before, start, hw, end, e.clock.Now().UnixMilli(), l.Config())
-			if _, err := l.ApplyRetention(); err != nil {
+			if _, err := l.ApplyRetention(context.Background()); err != nil {
 				rt.Fatal(err)
 			}
 			segs := *l.segs.Load()

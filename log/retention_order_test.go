@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestRetentionTimeGoesOnAfterSize(t *testing.T) {
 
 	// Size takes the first segment (the log less it is still 2 batches),
 	// time the other two, the active one rolled first.
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, int64(3), l.LogStartOffset())
 	require.Equal(t, int64(3), l.LogEndOffset())

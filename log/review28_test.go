@@ -89,7 +89,7 @@ func TestDeleteRecordsAfterFailedSnapshotRenameKeepsProducers(t *testing.T) {
 	names, err := mem.List("/d/t-0")
 	require.NoError(t, err)
 	require.NotContains(t, snapshotOffsets(names), int64(10), "not written")
-	_, err = l.DeleteRecordsBefore(8)
+	_, err = l.DeleteRecordsBefore(context.Background(), 8)
 	require.NoError(t, err)
 
 	crashed := mem.CrashClone(vfs.CrashOptions{})

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -30,7 +31,7 @@ func TestReview29OpenLoadsASnapshotLargerThan64MiB(t *testing.T) {
 	for seq := range int32(5) {
 		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-4
 	}
-	_, err := l.DeleteRecordsBefore(5) // the producer's batches gone, its state kept
+	_, err := l.DeleteRecordsBefore(context.Background(), 5) // the producer's batches gone, its state kept
 	require.NoError(t, err)
 	// The other producers' state as the log would hold it, set directly:
 	// 140,000 appends would take long, and their offsets could not be as

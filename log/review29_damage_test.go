@@ -132,7 +132,7 @@ func runSnapshotDamage(t *testing.T, seed uint64) {
 		case r < 77:
 			start, end := l.LogStartOffset(), l.LogEndOffset()
 			off := start + rng.Int64N(end-start+1)
-			_, err := l.DeleteRecordsBefore(off)
+			_, err := l.DeleteRecordsBefore(context.Background(), off)
 			require.NoError(t, err)
 			ops = append(ops, fmt.Sprint("delete", off))
 		case r < 84:

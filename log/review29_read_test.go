@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
 	}
 	testHookTimeSearched = func(hl *Log) {
 		testHookTimeSearched = nil
-		_, err := hl.DeleteRecordsBefore(4)
+		_, err := hl.DeleteRecordsBefore(context.Background(), 4)
 		require.NoError(t, err)
 	}
 	defer func() { testHookTimeSearched = nil }()
@@ -83,10 +84,10 @@ func TestReview29PartitionReadsBelowItsHighWatermark(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 2}, p.Offsets())
 
-	data, err := p.ReadInto(nil, 1, 1<<20, math.MaxInt64)
+	data, err := p.ReadInto(context.Background(), nil, 1, 1<<20, math.MaxInt64)
 	require.NoError(t, err)
 	require.Empty(t, data, "a record above the high watermark")
-	data, err = p.ReadInto(nil, 0, 1<<20, math.MaxInt64)
+	data, err = p.ReadInto(context.Background(), nil, 0, 1<<20, math.MaxInt64)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, batchValues(t, data))
 	off, ok, err := p.OffsetOfMaxTimestamp(t.Context(), math.MaxInt64)

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func TestReview29RetentionCountsSegmentsGoneBeforeAFailedRoll(t *testing.T) {
 	require.Equal(t, 3, l.Segments())
 	clock.Advance(2 * time.Hour)
 	armed.Store(true)
-	n, err := l.ApplyRetention()
+	n, err := l.ApplyRetention(context.Background())
 	require.Error(t, err)
 	require.Equal(t, 1, l.Segments(), "the older segments went before the roll")
 	require.Equal(t, 2, n, "ApplyRetention's count")

@@ -75,12 +75,12 @@ func TestReview32AppendPastTheLastOffsetIsRefused(t *testing.T) {
 
 		// The log at its end still rolls, and its start gets there.
 		e.clock.Advance(time.Hour)
-		_, err = l.ApplyRetention()
+		_, err = l.ApplyRetention(context.Background())
 		require.NoError(t, err)
 		require.Equal(t, Offsets{Start: maxSegmentBase, Durable: maxSegmentBase, End: maxSegmentBase}, l.Offsets())
 		require.NoError(t, l.Close())
 		l = e.open(cfg)
-		low, err := l.DeleteRecordsBefore(l.LogEndOffset())
+		low, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset())
 		require.NoError(t, err)
 		require.Equal(t, int64(maxSegmentBase), low)
 		require.NoError(t, l.Close())
@@ -233,14 +233,14 @@ func TestReview32LogPastTheLastEndKeepsOpening(t *testing.T) {
 	l := e.open(cfg)
 	require.Equal(t, int64(math.MaxInt64), l.LogEndOffset())
 	e.clock.Advance(time.Hour) // the record, stamped 1 ms, is past retention.ms
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
 	for _, off := range []int64{maxSegmentBase + 1, math.MaxInt64} {
-		_, err = l.DeleteRecordsBefore(off)
+		_, err = l.DeleteRecordsBefore(context.Background(), off)
 		require.ErrorIs(t, err, ErrOffsetOutOfRange, "offset %d", off)
 	}
-	low, err := l.DeleteRecordsBefore(maxSegmentBase)
+	low, err := l.DeleteRecordsBefore(context.Background(), maxSegmentBase)
 	require.NoError(t, err)
 	require.Equal(t, int64(maxSegmentBase), low)
 	require.NoError(t, l.Close())

@@ -24,7 +24,7 @@ func TestReview33ImportedHistoryAgesByItsOwnTimes(t *testing.T) {
 	for h := 30 * 24; h >= 1; h-- {
 		appendOK(t, l, valueBatch(t, now.Add(-time.Duration(h)*time.Hour).UnixMilli(), "v"))
 	}
-	_, err := l.ApplyRetention()
+	_, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	recs := readAll(t, l, l.LogStartOffset())
 	require.NotEmpty(t, recs)
@@ -46,7 +46,7 @@ func TestReview33LogAppendTimeAgesByTheAppend(t *testing.T) {
 	for h := 30 * 24; h >= 1; h-- {
 		appendOK(t, l, valueBatch(t, now.Add(-time.Duration(h)*time.Hour).UnixMilli(), "v"))
 	}
-	n, err := l.ApplyRetention()
+	n, err := l.ApplyRetention(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.EqualValues(t, 0, l.LogStartOffset())

@@ -112,7 +112,7 @@ func TestReview34LinesGoOutWithoutTheWriterLock(t *testing.T) {
 	require.NotZero(t, res.RecordsRemoved, "%+v", res)
 	h.requireSeen("compacted")
 
-	_, err = l.DeleteRecordsBefore(l.LogEndOffset() - 1)
+	_, err = l.DeleteRecordsBefore(context.Background(), l.LogEndOffset()-1)
 	require.NoError(t, err)
 	h.requireSeen("deleting segment")
 

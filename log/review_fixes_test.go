@@ -40,7 +40,7 @@ func TestCompactionSkippedGroupNotCheckpointed(t *testing.T) {
 			return
 		}
 		hook = nil
-		_, err := l.DeleteRecordsBefore(1) // removes segment 0, the group's first
+		_, err := l.DeleteRecordsBefore(context.Background(), 1) // removes segment 0, the group's first
 		require.NoError(t, err)
 	}
 	_, err = l.Compact(context.Background())
@@ -78,7 +78,7 @@ func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
 		kv{[]byte("k"), []byte("a"), 1},
 		kv{[]byte("k"), []byte("b"), math.MaxInt64},
 		kv{[]byte("k"), []byte("c"), 2}))
-	_, err := l.DeleteRecordsBefore(1)
+	_, err := l.DeleteRecordsBefore(context.Background(), 1)
 	require.NoError(t, err)
 	type answer struct {
 		off int64
@@ -257,7 +257,7 @@ func TestCompactionSkippedGroupGoneMovesCheckpoint(t *testing.T) {
 				return
 			}
 			hook = nil
-			_, err := l.DeleteRecordsBefore(second) // the first group, whole
+			_, err := l.DeleteRecordsBefore(context.Background(), second) // the first group, whole
 			require.NoError(t, err)
 		}
 		res, err := l.Compact(t.Context())

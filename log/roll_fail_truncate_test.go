@@ -57,7 +57,7 @@ func TestTruncateAfterUnsyncedRollRemovalLeavesNoHole(t *testing.T) {
 	}
 	// The recovery point at the log end (as Maintain checkpoints it): Open
 	// trusts what is below it.
-	require.NoError(t, l.checkpointRecovery())
+	require.NoError(t, l.checkpointRecovery(context.Background()))
 	failing.Store(true)
 	_, err = l.Append(context.Background(), valueBatch(t, ts+4, string(make([]byte, 200))), AppendOptions{})
 	require.ErrorIs(t, err, ErrRollFailed)

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestSegmentTimeWaitOutlivesRetryReopen(t *testing.T) {
 	require.ErrorIs(t, p.Reopen(open), boom)
 	failing = false
 	e.clock.Advance(40 * time.Second)
-	tried, err := p.RetryReopen()
+	tried, err := p.RetryReopen(context.Background())
 	require.True(t, tried)
 	require.NoError(t, err)
 	appendOK(t, p.Log(), valueBatch(t, -1, "b"))

@@ -175,11 +175,11 @@ func TestSnapshotsArePruned(t *testing.T) {
 			require.EqualValues(t, seq+1, offs[len(offs)-1])
 		}
 		// Below the log start offset, none is kept.
-		_, err := l.DeleteRecordsBefore(19)
+		_, err := l.DeleteRecordsBefore(context.Background(), 19)
 		require.NoError(t, err)
 		offs, _ := e.snapshotFiles(t)
 		require.Equal(t, []int64{19, 20}, offs)
-		_, err = l.DeleteRecordsBefore(20)
+		_, err = l.DeleteRecordsBefore(context.Background(), 20)
 		require.NoError(t, err)
 		offs, _ = e.snapshotFiles(t)
 		require.Equal(t, []int64{20}, offs)

@@ -32,7 +32,7 @@ func TestStaleMarkerLogStartPastTheEnd(t *testing.T) {
 
 	l = e.open(cfg)
 	appendOK(t, l, valueBatch(t, ts, "c", "d")) // 2-3, never synced
-	_, err := l.DeleteRecordsBefore(4)
+	_, err := l.DeleteRecordsBefore(context.Background(), 4)
 	require.NoError(t, err)
 	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
 	l.Close()

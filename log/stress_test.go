@@ -244,12 +244,12 @@ func runStress(t *testing.T, seed uint64, ops int, onDisk bool) {
 		case 0:
 			start, end := l.LogStartOffset(), l.LogEndOffset()
 			if end > start {
-				_, err := l.DeleteRecordsBefore(start + r.Int64N(min(end-start, 8)+1))
+				_, err := l.DeleteRecordsBefore(context.Background(), start+r.Int64N(min(end-start, 8)+1))
 				s.check("delete records", err, ErrOffsetOutOfRange) // a truncation may have lowered the end
 			}
 		case 1:
 			s.clock.Advance(time.Duration(r.IntN(120)) * time.Second)
-			_, err := l.ApplyRetention()
+			_, err := l.ApplyRetention(context.Background())
 			s.check("retention", err)
 		}
 	})

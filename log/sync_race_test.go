@@ -62,7 +62,7 @@ func TestSyncAfterAFailedSyncIsNotTrusted(t *testing.T) {
 	_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "acked?"), AppendOptions{})
 	require.ErrorIs(t, err, ErrLogFenced, "an append whose fsync followed a failed one is not acknowledged")
 	require.Equal(t, durable, l.DurableOffset(), "the durable offset stays where the failed fsync left it")
-	require.Equal(t, durable, (&Partition{log: l}).HighWatermark())
+	require.Equal(t, durable, NewPartition("t", 0, l).HighWatermark())
 
 	l2, err := Open("/d/t-0", cfg, Options{FS: mem.CrashClone(vfs.CrashOptions{}), Clock: newClock()})
 	require.NoError(t, err)

@@ -381,7 +381,7 @@ func (m *timeModel) Retention(t *rapid.T) {
 	} else if n > 0 {
 		wantStart = max(m.start, segs[n].Base())
 	}
-	if _, err := m.l.ApplyRetention(); err != nil {
+	if _, err := m.l.ApplyRetention(context.Background()); err != nil {
 		t.Fatalf("retention: %v", err)
 	}
 	if n == len(segs) {
@@ -447,7 +447,7 @@ func (m *timeModel) Truncate(t *rapid.T) {
 // DeleteRecords moves the log start offset.
 func (m *timeModel) DeleteRecords(t *rapid.T) {
 	off := rapid.Int64Range(m.start, m.end()).Draw(t, "deleteBefore")
-	if _, err := m.l.DeleteRecordsBefore(off); err != nil {
+	if _, err := m.l.DeleteRecordsBefore(context.Background(), off); err != nil {
 		t.Fatalf("delete records before %d: %v", off, err)
 	}
 	m.start = off

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // TopicConfig is a topic's configuration: its partition count and the
@@ -38,8 +39,13 @@ type Partition struct {
 	topic string
 	id    int32
 
-	mu  sync.RWMutex // guards log, broken, reopenErr and retry: Reopen swaps them
-	log *Log
+	// mu guards log (its stores), broken, reopenErr and retry: Reopen
+	// swaps them. The calls that use the log hold it shared, a Reopen
+	// exclusively, across file I/O (the old log's closing fsync, the new
+	// one's recovery): a call with a ctx stops waiting for it when the
+	// ctx ends.
+	mu  holdLock
+	log atomic.Pointer[Log] // loaded without mu by the offsets' getters
 	// broken is why the partition's log is never opened again by Reopen:
 	// it was fenced (a write or fsync failed), or a Reopen could not
 	// close it (its final fsync failed, say). nil otherwise.
@@ -58,7 +64,8 @@ type Partition struct {
 
 // NewPartition wraps an open log as partition id of topic.
 func NewPartition(topic string, id int32, l *Log) *Partition {
-	p := &Partition{topic: topic, id: id, log: l, changed: make(chan struct{})}
+	p := &Partition{topic: topic, id: id, changed: make(chan struct{})}
+	p.log.Store(l)
 	l.OnDurable(p.notify)
 	l.OnCut(p.notify)
 	return p
@@ -70,15 +77,29 @@ func (p *Partition) Topic() string { return p.topic }
 // ID is the partition's number.
 func (p *Partition) ID() int32 { return p.id }
 
-// Log returns the partition's log.
+// Log returns the partition's log, waiting for a Reopen under way (see
+// LogContext).
 func (p *Partition) Log() *Log {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.log
+	l, _ := p.LogContext(context.Background())
+	return l
 }
 
-// HighWatermark is the offset below which consumers may read.
-func (p *Partition) HighWatermark() int64 { return highWatermark(p.Log()) }
+// LogContext returns the partition's log once no Reopen is under way (the
+// one it opens, or, if its open failed, the closed log), or ctx's error
+// if ctx ends first.
+func (p *Partition) LogContext(ctx context.Context) (*Log, error) {
+	if err := p.mu.RLockContext(ctx); err != nil {
+		return nil, err
+	}
+	defer p.mu.RUnlock()
+	return p.log.Load(), nil
+}
+
+// HighWatermark is the offset below which consumers may read. Like
+// Offsets, LogEndOffset and LogStartOffset, it does not wait for a Reopen
+// under way: it reads the log being closed then, whose offsets the new
+// one opens with.
+func (p *Partition) HighWatermark() int64 { return highWatermark(p.log.Load()) }
 
 // PartitionOffsets are a partition's offsets as of one moment.
 type PartitionOffsets struct {
@@ -91,7 +112,7 @@ type PartitionOffsets struct {
 // log end offset as of one moment (see Log.Offsets): read one after
 // another, a truncation or an fsync between the reads could report a
 // high watermark past the log end.
-func (p *Partition) Offsets() PartitionOffsets { return offsetsOf(p.Log()) }
+func (p *Partition) Offsets() PartitionOffsets { return offsetsOf(p.log.Load()) }
 
 // offsetsOf is the PartitionOffsets of a partition whose log is l.
 func offsetsOf(l *Log) PartitionOffsets {
@@ -119,21 +140,25 @@ func watermarkOf(l *Log, durable, end int64) int64 {
 //
 // Errors: ErrClosed (the partition was closed: its topic deleted, its
 // broker closed); ErrLogFenced (wrapping open's error) once a Reopen's
-// open failed (see Reopen).
-func (p *Partition) ListedOffsets() (PartitionOffsets, error) {
-	l := p.rlock()
+// open failed (see Reopen); ctx's error, when it ends while a Reopen is
+// under way.
+func (p *Partition) ListedOffsets(ctx context.Context) (PartitionOffsets, error) {
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return PartitionOffsets{}, err
+	}
 	defer p.runlock(l)
-	if p.log.closed.Load() {
+	if l.closed.Load() {
 		return PartitionOffsets{}, p.failed(ErrClosed)
 	}
-	return offsetsOf(p.log), nil
+	return offsetsOf(l), nil
 }
 
 // LogEndOffset is the offset the next appended record will get.
-func (p *Partition) LogEndOffset() int64 { return p.Log().LogEndOffset() }
+func (p *Partition) LogEndOffset() int64 { return p.log.Load().LogEndOffset() }
 
 // LogStartOffset is the first offset a consumer may read.
-func (p *Partition) LogStartOffset() int64 { return p.Log().LogStartOffset() }
+func (p *Partition) LogStartOffset() int64 { return p.log.Load().LogStartOffset() }
 
 // Changed returns a channel that is closed the next time the high
 // watermark may have moved (an append, a reopen, a close), or records were
@@ -155,12 +180,16 @@ func (p *Partition) notify() {
 }
 
 // Append appends data to the partition's log (see Log.Append) and wakes
-// the readers waiting for it.
+// the readers waiting for it. A Reopen under way is waited for, until ctx
+// ends.
 //
 // Errors: Log.Append's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
-	l := p.rlock()
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return AppendResult{LogAppendTime: -1}, err
+	}
 	res, err := l.Append(ctx, data, opts)
 	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
@@ -175,12 +204,16 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 
 // AppendAsync is Append without the wait for the fsync (see
 // Log.AppendAsync): the readers are woken by the fsync that makes the
-// batches durable, or now when the topic does not wait for one.
+// batches durable, or now when the topic does not wait for one. A Reopen
+// under way is waited for, until ctx ends.
 //
 // Errors: Log.AppendAsync's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, Durability, error) {
-	l := p.rlock()
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return AppendResult{LogAppendTime: -1}, Durability{}, err
+	}
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	durable := l.Config().Sync == SyncAlways
 	err = p.failed(err)
@@ -197,49 +230,63 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 // the batches never reach past it (an append between the two calls would
 // otherwise add batches the reported watermark does not cover).
 //
+// A Reopen under way is waited for, until ctx ends.
+//
 // Errors: Log.ReadInto's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
-// Reopen's open failed (see Reopen).
-func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	l := p.rlock()
+// Reopen's open failed (see Reopen); ctx's error.
+func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return dst, err
+	}
 	defer p.runlock(l)
-	data, err := p.log.ReadInto(dst, offset, maxBytes, min(highWatermark(p.log), upTo))
+	data, err := l.ReadInto(dst, offset, maxBytes, min(highWatermark(l), upTo))
 	return data, p.failed(err)
 }
 
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
-// for the call (a Reopen waits for it), and its errors, with
-// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
-// Reopen's open failed (see Reopen).
-func (p *Partition) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	l := p.rlock()
+// for the call (a Reopen waits for it; a Reopen under way is waited for,
+// until ctx ends), and its errors, with ErrLogFenced (wrapping open's
+// error) in place of ErrClosed once a Reopen's open failed (see Reopen),
+// and ctx's error.
+func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset int64, ok bool, err error) {
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return 0, false, err
+	}
 	defer p.runlock(l)
-	offset, ok, err = p.log.OffsetForTime(ts)
+	offset, ok, err = l.OffsetForTime(ts)
 	return offset, ok, p.failed(err)
 }
 
 // OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestampBelow over the records
 // a consumer can read: those below upTo or the high watermark, whichever
 // is lower (as ReadInto's), with the partition's log held open for the
-// call (a Reopen waits for it), and its errors, with
+// call (a Reopen waits for it; a Reopen under way is waited for, until
+// ctx ends), and its errors, with
 // ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
 func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
-	l := p.rlock()
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return 0, false, err
+	}
 	defer p.runlock(l)
-	offset, ok, err = p.log.OffsetOfMaxTimestampBelow(ctx, min(highWatermark(p.log), upTo))
+	offset, ok, err = l.OffsetOfMaxTimestampBelow(ctx, min(highWatermark(l), upTo))
 	return offset, ok, p.failed(err)
 }
 
 // DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
-// held open for the call (a Reopen waits for it), for an offset at most
+// held open for the call (a Reopen waits for it; a Reopen under way is
+// waited for, until ctx ends: ctx's error then), for an offset at most
 // the partition's high watermark: above it (records not yet
 // acknowledged, which a consumer cannot read yet) it is refused with
 // ErrOffsetOutOfRange, as Kafka's UnifiedLog.maybeIncrementLogStartOffset
 // refuses it. Its errors are the log's, with ErrLogFenced (wrapping
 // open's error) in place of ErrClosed once a Reopen's open failed (see
 // Reopen).
-func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
-	return p.DeleteRecordsChecked(func(Config, int64) (int64, error) { return offset, nil })
+func (p *Partition) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
+	return p.DeleteRecordsChecked(ctx, func(Config, int64) (int64, error) { return offset, nil })
 }
 
 // DeleteRecordsChecked is DeleteRecordsBefore with a check that runs
@@ -251,11 +298,14 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 // above that high watermark is refused, as by DeleteRecordsBefore.
 //
 // Errors: check's; as DeleteRecordsBefore's.
-func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark int64) (int64, error)) (int64, error) {
-	l := p.rlock()
+func (p *Partition) DeleteRecordsChecked(ctx context.Context, check func(cfg Config, highWatermark int64) (int64, error)) (int64, error) {
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return 0, err
+	}
 	defer p.runlock(l)
-	hw := highWatermark(p.log)
-	offset, err := check(p.log.Config(), hw)
+	hw := highWatermark(l)
+	offset, err := check(l.Config(), hw)
 	if err != nil {
 		return 0, err
 	}
@@ -265,19 +315,23 @@ func (p *Partition) DeleteRecordsChecked(check func(cfg Config, highWatermark in
 		// log then refuses an offset past its new end).
 		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, above the high watermark %d", ErrOffsetOutOfRange, offset, p.topic, p.id, hw)
 	}
-	low, err := p.log.DeleteRecordsBefore(offset)
+	low, err := l.DeleteRecordsBefore(ctx, offset)
 	return low, p.failed(err)
 }
 
 // rlock takes mu shared, for a call into the partition's log, which it
-// returns; runlock(log) releases it. The log's lines logged meanwhile
-// are handed on once mu is released (see Log.enter), so that a Logger's
-// handler that appends to the partition does not wait for mu behind a
-// Reopen that waits for this call.
-func (p *Partition) rlock() *Log {
-	p.mu.RLock()
-	p.log.enter()
-	return p.log
+// returns; runlock(log) releases it. A Reopen under way is waited for
+// until ctx ends (ctx's error then, mu not taken). The log's lines logged
+// meanwhile are handed on once mu is released (see Log.enter), so that a
+// Logger's handler that appends to the partition does not wait for mu
+// behind a Reopen that waits for this call.
+func (p *Partition) rlock(ctx context.Context) (*Log, error) {
+	if err := p.mu.RLockContext(ctx); err != nil {
+		return nil, err
+	}
+	l := p.log.Load()
+	l.enter()
+	return l, nil
 }
 
 // runlock releases rlock's mu, then hands on the lines of l (rlock's).
@@ -286,13 +340,16 @@ func (p *Partition) runlock(l *Log) {
 	l.leave()
 }
 
-// lock is rlock with mu held exclusively (Reopen, RetryReopen): the
-// lines of closing the log (l) are handed on once mu is released; a new
-// log's Open hands on its own as it returns, holding mu.
-func (p *Partition) lock() *Log {
-	p.mu.Lock()
-	p.log.enter()
-	return p.log
+// lock is rlock with mu held exclusively (Reopen, RetryReopen, close):
+// the lines of closing the log (l) are handed on once mu is released; a
+// new log's Open hands on its own as it returns, holding mu.
+func (p *Partition) lock(ctx context.Context) (*Log, error) {
+	if err := p.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
+	l := p.log.Load()
+	l.enter()
+	return l, nil
 }
 
 // unlock releases lock's mu, then hands on the lines of l (lock's).
@@ -331,12 +388,12 @@ func (p *Partition) failed(err error) error {
 // partition then answers ErrLogFenced, and no later Reopen opens it); an
 // error matching ErrLogFenced for a partition whose log failed before.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
-	l := p.lock()
+	l, _ := p.lock(context.Background()) // a ctx that never ends: no error
 	defer p.unlock(l)
 	defer p.notify()
 	p.retry = nil
 	if p.broken == nil {
-		p.broken = p.log.fenceErr()
+		p.broken = p.log.Load().fenceErr()
 	}
 	if err := p.broken; err != nil {
 		if !errors.Is(err, ErrLogFenced) {
@@ -344,7 +401,7 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 		}
 		return fmt.Errorf("%s-%d failed before, it is not reopened: %w", p.topic, p.id, err)
 	}
-	if err := p.log.Close(); err != nil {
+	if err := p.log.Load().Close(); err != nil {
 		p.reopenErr, p.broken = err, err
 		return err
 	}
@@ -357,12 +414,31 @@ func (p *Partition) Reopen(open func() (*Log, error)) error {
 // so that a partition whose reopen met a passing error (no file
 // descriptors left, say) serves again without waiting for a restart.
 //
-// Errors: open's error.
-func (p *Partition) RetryReopen() (tried bool, err error) {
-	l := p.lock()
+// With nothing to retry it holds nothing up: it takes the partition's
+// lock shared to see so, as the partition's calls do, rather than wait
+// for their holds, and hold new ones back meanwhile, as a Reopen does
+// (an append stuck in its write to a disk that hangs would have held every
+// read of the partition back with it, for each maintenance round). With a
+// retry to make, it waits for the calls in flight, as Reopen does, until
+// ctx ends.
+//
+// Errors: open's error; ctx's error (nothing tried).
+func (p *Partition) RetryReopen(ctx context.Context) (tried bool, err error) {
+	if err := p.mu.RLockContext(ctx); err != nil {
+		return false, err
+	}
+	due := p.retry != nil
+	p.mu.RUnlock()
+	if !due {
+		return false, nil
+	}
+	l, err := p.lock(ctx)
+	if err != nil {
+		return false, err
+	}
 	defer p.unlock(l)
 	if p.retry == nil {
-		return false, nil
+		return false, nil // retried, replaced or closed meanwhile
 	}
 	defer p.notify()
 	return true, p.openLocked(p.retry)
@@ -381,7 +457,7 @@ func (p *Partition) RetryReopen() (tried bool, err error) {
 // its segments), so that nothing — a TruncateTo of a caller of the bare
 // Log, emptying the segment — comes between.
 func (p *Partition) openLocked(open func() (*Log, error)) error {
-	times := p.log.segmentTimes()
+	times := p.log.Load().segmentTimes()
 	l, err := open()
 	if err != nil {
 		p.reopenErr, p.retry = err, open
@@ -390,7 +466,8 @@ func (p *Partition) openLocked(open func() (*Log, error)) error {
 	l.keepSegmentTimes(times)
 	l.OnDurable(p.notify)
 	l.OnCut(p.notify)
-	p.log, p.reopenErr, p.retry = l, nil, nil
+	p.log.Store(l)
+	p.reopenErr, p.retry = nil, nil
 	return nil
 }
 
@@ -406,16 +483,13 @@ func (p *Partition) Close() error { return p.close((*Log).Close) }
 func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
 func (p *Partition) close(how func(*Log) error) error {
-	p.mu.Lock()
-	l := p.log
-	l.enter()
+	l, _ := p.lock(context.Background()) // a ctx that never ends: no error
 	// Closed by its owner (a deleted topic, the broker's Close), the
 	// partition answers ErrClosed as its log does, not the ErrLogFenced
 	// of a Reopen whose open failed: a caller tells the two apart.
 	p.retry, p.reopenErr = nil, nil
 	err := how(l)
-	p.mu.Unlock()
-	l.leave()
+	p.unlock(l)
 	p.notify()
 	return err
 }

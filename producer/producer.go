@@ -736,7 +736,10 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // broker's answer to its topic's partition count (the Client's
 // Partitions, whose ctx Close cancels), returns, its promise given
 // ErrClosed on its own goroutine, maybe after Close has returned. Call
-// Flush first to deliver everything. Close is idempotent and returns
+// Flush first to deliver everything. Close takes no ctx: a Client's
+// call that cannot be cut short (a runnel broker's append inside a write
+// to a disk that hangs) is waited for until it returns. Close is
+// idempotent and returns
 // nil; a second call waits for the goroutines too. Afterwards Produce,
 // TryProduce, ProduceSync and Flush fail with ErrClosed.
 //

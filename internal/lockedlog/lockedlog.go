@@ -24,14 +24,13 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 )
 
 // Queue holds the lines logged under a mutex until it is released. Init
 // ties it to its mutex; its fields are guarded by that mutex.
 type Queue struct {
-	mu    *sync.Mutex
+	mu    Mutex
 	lines []line
 	// pending is whether lines are queued, for Pending (read without the
 	// mutex); written with it.
@@ -50,12 +49,21 @@ type line struct {
 	r slog.Record
 }
 
+// Mutex is the lock a Queue is tied to: a *sync.Mutex, or a lock of the
+// caller's with the same methods (the log's writer lock, whose waits take
+// a ctx).
+type Mutex interface {
+	Lock()
+	Unlock()
+	TryLock() bool
+}
+
 // Init ties q to mu, the mutex that guards it, and returns a logger whose
 // lines are queued on q for next's handler: next's handler is asked only
 // whether a level is enabled while mu is held. The logger is to be used
 // only by code that holds mu and releases it with q.Unlock. Init is
 // called once, before q is shared.
-func (q *Queue) Init(mu *sync.Mutex, next *slog.Logger) *slog.Logger {
+func (q *Queue) Init(mu Mutex, next *slog.Logger) *slog.Logger {
 	q.mu = mu
 	return slog.New(handler{q: q, next: next.Handler()})
 }

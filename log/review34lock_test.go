@@ -1,0 +1,158 @@
+package log
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview34HoldLock: the partition lock's waits end with their ctx:
+// a reader's behind a writer, a writer's behind a reader; a writer that
+// gives up lets the readers it held back go on; a writer waiting holds
+// new readers back (as a sync.RWMutex); a free lock is taken whatever
+// the ctx.
+func TestReview34HoldLock(t *testing.T) {
+	var m holdLock
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, m.RLockContext(ended), "a free lock is taken whatever the ctx")
+	require.True(t, m.TryRLock())
+	m.RUnlock()
+
+	// A writer behind the reader: it holds new readers back until it
+	// gives up.
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan error, 1)
+	go func() { wdone <- m.LockContext(wctx) }()
+	spinUntil(func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.writers == 1 })
+	require.False(t, m.TryRLock(), "a writer waits: new readers wait too")
+	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
+	rdone := make(chan error, 1)
+	go func() { rdone <- m.RLockContext(context.Background()) }()
+	wcancel()
+	require.ErrorIs(t, <-wdone, context.Canceled)
+	require.NoError(t, <-rdone, "the writer gave up: the reader it held back goes on")
+	m.RUnlock()
+	m.RUnlock()
+
+	// A writer holding it: readers and writers wait until their ctx ends,
+	// or it is released.
+	m.Lock()
+	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
+	require.ErrorIs(t, m.LockContext(ended), context.Canceled)
+	go func() { rdone <- m.RLockContext(context.Background()) }()
+	go func() { wdone <- m.LockContext(context.Background()) }()
+	m.Unlock()
+	// One of them has it; the other follows once it is released.
+	select {
+	case err := <-rdone:
+		require.NoError(t, err)
+		m.RUnlock()
+		require.NoError(t, <-wdone)
+		m.Unlock()
+	case err := <-wdone:
+		require.NoError(t, err)
+		m.Unlock()
+		require.NoError(t, <-rdone)
+		m.RUnlock()
+	}
+	require.True(t, m.TryRLock(), "free again")
+	m.RUnlock()
+	require.Panics(t, func() { m.RUnlock() })
+	require.Panics(t, func() { m.Unlock() })
+}
+
+// TestReview34WriterLock: the log's writer lock's wait ends with its ctx;
+// a free lock is taken whatever the ctx.
+func TestReview34WriterLock(t *testing.T) {
+	m := newWriterLock()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, m.LockContext(ended), "a free lock is taken whatever the ctx")
+	require.ErrorIs(t, m.LockContext(ended), context.Canceled)
+	done := make(chan error, 1)
+	go func() { done <- m.LockContext(context.Background()) }()
+	m.Unlock()
+	require.NoError(t, <-done)
+	m.Unlock()
+	require.Panics(t, func() { m.Unlock() })
+}
+
+// spinUntil returns once cond holds (another goroutine makes it hold).
+func spinUntil(cond func() bool) {
+	for !cond() {
+		runtime.Gosched()
+	}
+}
+
+// TestReview34LogCallsHeedTheirCtxBehindAStuckWrite: while an append
+// hangs in its write, holding the writer lock, the log's calls that take
+// a ctx and need that lock — Append, DeleteRecordsBefore,
+// ApplyRetention, Compact, Maintain — return with their ctx's
+// error once it ends (before the call, or by a deadline), changing
+// nothing; once the write goes on, the log holds what was acknowledged.
+func TestReview34LogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	l := e.open(Config{CleanupPolicy: Compact | Delete, RetentionTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
+	armed.Store(true)
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
+		stuck <- err
+	}()
+	<-entered
+	e.clock.Advance(2 * time.Hour) // retention and compaction due
+
+	calls := map[string]func(ctx context.Context) error{
+		"Append": func(ctx context.Context) error {
+			_, err := l.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "lost"), AppendOptions{})
+			return err
+		},
+		"DeleteRecordsBefore": func(ctx context.Context) error { _, err := l.DeleteRecordsBefore(ctx, 1); return err },
+		"ApplyRetention":      func(ctx context.Context) error { _, err := l.ApplyRetention(ctx); return err },
+		"Compact":             func(ctx context.Context) error { _, err := l.Compact(ctx); return err },
+		"Maintain":            l.Maintain,
+	}
+	for name, call := range calls {
+		for _, deadline := range []bool{false, true} {
+			var ctx context.Context
+			var cancel context.CancelFunc
+			if deadline {
+				ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+			} else {
+				ctx, cancel = context.WithCancel(context.Background())
+				cancel()
+			}
+			done := make(chan error, 1)
+			go func() { done <- call(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, ctx.Err(), name)
+			case <-time.After(10 * time.Second):
+				close(release)
+				t.Fatalf("%s (deadline %v) waited for the stuck write", name, deadline)
+			}
+			cancel()
+		}
+	}
+	require.EqualValues(t, 0, l.LogStartOffset(), "nothing deleted")
+	close(release)
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 2, l.LogEndOffset())
+}

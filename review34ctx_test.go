@@ -1,0 +1,474 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// stuckFS is a file system whose next operation of a chosen kind, on a
+// file whose path holds a chosen part, blocks until the test releases
+// it: a disk that hangs (an NFS server gone, write(2) throttled by dirty
+// page write-back).
+type stuckFS struct {
+	vfs.FS
+	rule atomic.Pointer[stuckRule]
+}
+
+type stuckRule struct {
+	op      vfs.Op
+	part    string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newStuckFS(fs vfs.FS) *stuckFS {
+	s := &stuckFS{}
+	s.FS = vfs.WithFaults(fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		r := s.rule.Load()
+		if r == nil || op != r.op || !strings.Contains(filepath.ToSlash(name), r.part) || !s.rule.CompareAndSwap(r, nil) {
+			return nil
+		}
+		close(r.entered)
+		<-r.release
+		return nil
+	}))
+	return s
+}
+
+// arm makes the next op on a path holding part block: entered is closed
+// once it has begun, and release lets it go on (once; also on cleanup, so
+// that a failing test leaves nothing stuck).
+func (s *stuckFS) arm(t *testing.T, op vfs.Op, part string) (entered <-chan struct{}, release func()) {
+	r := &stuckRule{op: op, part: part, entered: make(chan struct{}), release: make(chan struct{})}
+	s.rule.Store(r)
+	var once atomic.Bool
+	release = func() {
+		if once.CompareAndSwap(false, true) {
+			close(r.release)
+		}
+	}
+	t.Cleanup(release)
+	return r.entered, release
+}
+
+// within returns what done yields, failing the test (after release, so
+// that the call can return) if it has not come within a generous hang
+// guard: a call that should have returned with its ctx.
+func within[T any](t *testing.T, done <-chan T, release func(), what string) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		release()
+		t.Fatalf("%s did not return: it waited for the stuck operation", what)
+		panic("unreachable")
+	}
+}
+
+// endedCtxs are the ways a caller's ctx ends: before the call, during
+// its wait (cancel is called once the call waits), and by a deadline.
+type endedCtx struct {
+	name string
+	ctx  func() (context.Context, context.CancelFunc)
+	// during: the ctx is cancelled by the test while the call waits.
+	during bool
+}
+
+var endedCtxs = []endedCtx{
+	{"cancelled before", func() (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	}, false},
+	{"cancelled during", func() (context.Context, context.CancelFunc) {
+		return context.WithCancel(context.Background())
+	}, true},
+	{"deadline", func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Millisecond)
+	}, false},
+}
+
+// TestReview34ProduceHeedsItsCtxBehindAStuckWrite: a Produce whose
+// partition's log is held by another append stuck in its write (a disk
+// that hangs) returns with its ctx's error when its ctx ends — before
+// the call, during the wait, by a deadline — writing nothing; once the
+// write goes on, the stuck append is acknowledged, the next Produce
+// works, and a Close and Open find exactly the acknowledged records.
+// It waited for the stuck write whatever its ctx: the log's writer lock
+// (a sync.Mutex) took no ctx.
+func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	cfg := Config{FS: fs, Dir: "/data"}
+	b, err := Open(cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+
+	for _, c := range endedCtxs {
+		cctx, cancel := c.ctx()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.Produce(cctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost-"+c.name)})
+			done <- err
+		}()
+		if c.during {
+			waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
+			cancel()
+		}
+		err := within(t, done, release, "Produce ("+c.name+")")
+		cancel()
+		require.ErrorIs(t, err, cctx.Err(), c.name)
+	}
+
+	release()
+	require.NoError(t, <-stuck)
+	produce(t, b, "t", 0, "c")
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestReview34CallsHeedTheirCtxBehindAStuckReopen: a config change
+// reopens each partition's log, and the old log's Close fsyncs it; while
+// that fsync hangs, the partition's Produce, Fetch (a long poll),
+// ListOffset and DeleteRecords return with their ctx's error when their
+// ctx ends, changing nothing; once the fsync goes on, the change is made,
+// the next calls work, and a Close and Open find the acknowledged records.
+func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a", "b")
+
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+
+	calls := []struct {
+		name  string
+		waits [][]string // the stacks of the call waiting, any of them
+		call  func(ctx context.Context) error
+	}{
+		{"Produce", [][]string{{"runnel.(*Broker).Produce(", "log.(*Partition).AppendAsync("}}, func(ctx context.Context) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
+			return err
+		}},
+		{"Fetch", [][]string{{"runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto("}}, func(ctx context.Context) error {
+			_, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+			return err
+		}},
+		{"ListOffset", [][]string{{"runnel.(*Broker).ListOffset(", "log.(*Partition).ListedOffsets("}}, func(ctx context.Context) error {
+			_, err := b.ListOffset(ctx, "t", 0, api.Latest)
+			return err
+		}},
+		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Partition).DeleteRecordsChecked("}}, func(ctx context.Context) error {
+			_, err := b.DeleteRecords(ctx, "t", 0, 1)
+			return err
+		}},
+	}
+	for _, call := range calls {
+		for _, c := range endedCtxs {
+			cctx, cancel := c.ctx()
+			done := make(chan error, 1)
+			go func() { done <- call.call(cctx) }()
+			if c.during {
+				waitForAnyStack(t, call.waits...)
+				cancel()
+			}
+			err := within(t, done, release, call.name+" ("+c.name+")")
+			cancel()
+			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
+		}
+	}
+
+	release()
+	require.NoError(t, <-altered)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	produce(t, b, "t", 0, "c")
+	lo, err := b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestReview34CallsHeedTheirCtxBehindAStuckWrite: while an append of a
+// partition hangs in its write (holding the log's writer lock), the
+// calls that need that lock — DeleteRecords, Maintain (retention,
+// producer-id expiry) — return with their ctx's error when their ctx
+// ends, changing nothing, and those that do not — Fetch, ListOffset —
+// answer; once the write goes on, the calls work again and a Close and
+// Open find the acknowledged records.
+func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	produce(t, b, "t", 0, "b")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "c")})
+		stuck <- err
+	}()
+	<-entered
+
+	calls := []struct {
+		name  string
+		waits [][]string // the stacks of the call waiting, any of them
+		call  func(ctx context.Context) error
+	}{
+		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Log).DeleteRecordsBefore("}}, func(ctx context.Context) error {
+			_, err := b.DeleteRecords(ctx, "t", 0, 1)
+			return err
+		}},
+		{"Maintain", [][]string{
+			{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
+			{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("},
+			{"runnel.(*Broker).Maintain(", "log.(*Log).checkpointRecovery("},
+		}, b.Maintain},
+	}
+	for _, call := range calls {
+		for _, c := range endedCtxs {
+			cctx, cancel := c.ctx()
+			done := make(chan error, 1)
+			go func() { done <- call.call(cctx) }()
+			if c.during {
+				waitForAnyStack(t, call.waits...)
+				cancel()
+			}
+			err := within(t, done, release, call.name+" ("+c.name+")")
+			cancel()
+			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
+		}
+	}
+	// Readers take no lock.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+	lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), lo.Offset)
+
+	release()
+	require.NoError(t, <-stuck)
+	lo, err = b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
+	require.NoError(t, b.Maintain(ctx))
+	low, err := b.DeleteRecords(ctx, "t", 0, 1)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), low)
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"b", "c"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite: while an
+// append hangs in its write, a maintenance round (Maintain, or the
+// broker's own goroutine) waits for the log's writer lock; the
+// partition's Fetches, which need no lock, must go on answering. The
+// round's RetryReopen, which has nothing to retry unless a reopen failed,
+// took the partition's lock exclusively all the same: it waited behind
+// the stuck append, and, a writer waiting, held every new Fetch and
+// ListOffset of the partition back with it (until their ctx ended).
+func TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
+	fs := newStuckFS(vfs.NewMem())
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+	maintained := make(chan error, 1)
+	go func() { maintained <- b.Maintain(ctx) }()
+	// The round waits, at the partition's lock (RetryReopen) or the log's
+	// (retention).
+	waitForAnyStack(t, []string{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
+		[]string{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("})
+
+	fetched := make(chan error, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+		if err == nil && len(resp.Partitions[0].Records) == 0 {
+			err = errors.New("no records")
+		}
+		fetched <- err
+	}()
+	require.NoError(t, within(t, fetched, release, "Fetch"))
+	lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), lo.Offset)
+
+	release()
+	require.NoError(t, <-stuck)
+	require.NoError(t, <-maintained)
+}
+
+// waitForAnyStack returns once a goroutine's stack holds every one of
+// the parts of one of alternatives.
+func waitForAnyStack(t *testing.T, alternatives ...[]string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		next:
+			for _, parts := range alternatives {
+				for _, part := range parts {
+					if !strings.Contains(g, part) {
+						continue next
+					}
+				}
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestReview34ClientsEndBehindAStuckDisk: the producer's and consumer's
+// calls over a broker whose partition's disk hangs — a config change's
+// reopen stuck in its fsync, an append stuck in its write — end with
+// their ctx (a Poll's, a Flush's), and their Close returns, cancelling
+// the broker calls in flight: a Poll's Fetch waiting for the reopen, a
+// Produce waiting for the writer lock. They waited for the disk
+// whatever their ctx.
+func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	// A reopen stuck in its fsync: a Poll waits for it.
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	c, err := consumer.New(b)
+	require.NoError(t, err)
+	// Where a Poll's Fetch waits for the reopen (before the fix, at the
+	// log's offsets too).
+	pollWaits := [][]string{{"consumer.(*Consumer).Poll(", "log.(*Partition).ReadInto("}, {"consumer.(*Consumer).Poll(", "log.(*Partition).Log("}}
+	require.NoError(t, c.Assign("t", 0, consumer.At(1)))
+	pctx, cancel := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.Poll(pctx)
+		polled <- err
+	}()
+	waitForAnyStack(t, pollWaits...)
+	cancel()
+	require.ErrorIs(t, within(t, polled, release, "Poll"), context.Canceled)
+	go func() {
+		_, err := c.Poll(ctx)
+		polled <- err
+	}()
+	waitForAnyStack(t, pollWaits...)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	require.NoError(t, within(t, closed, release, "Consumer.Close"))
+	require.ErrorIs(t, <-polled, consumer.ErrClosed)
+	release()
+	require.NoError(t, <-altered)
+
+	// An append stuck in its write: another producer's records wait for
+	// the writer lock.
+	entered, release = fs.arm(t, vfs.OpWrite, "/t-0/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+		stuck <- err
+	}()
+	<-entered
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	promised := make(chan error, 1)
+	p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("lost")}, func(_ *record.Record, err error) { promised <- err })
+	waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
+	fctx, cancel := context.WithCancel(ctx)
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(fctx) }()
+	cancel()
+	require.ErrorIs(t, within(t, flushed, release, "Flush"), context.Canceled)
+	go func() { closed <- p.Close() }()
+	require.NoError(t, within(t, closed, release, "Producer.Close"))
+	require.ErrorIs(t, <-promised, producer.ErrClosed)
+	release()
+	require.NoError(t, <-stuck)
+
+	require.NoError(t, b.Close())
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records), "the record whose ctx ended behind the stuck write was not written")
+}
