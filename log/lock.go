@@ -2,7 +2,9 @@ package log
 
 import (
 	"context"
-	"sync"
+	"math"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // writerLock is the log's writer lock (Log.mu): a mutex that a caller
@@ -60,113 +62,49 @@ func (m writerLock) Unlock() {
 // a disk that hangs can stretch without bound. Unlike a sync.RWMutex, a
 // caller with a ctx stops waiting for it when the ctx ends. As a
 // sync.RWMutex, a writer waiting keeps new readers out, so that a steady
-// flow of reads does not starve a Reopen. The zero value is unlocked.
-type holdLock struct {
-	mu       sync.Mutex
-	readers  int           // holding it shared
-	writer   bool          // holding it exclusively
-	writers  int           // waiting to hold it exclusively
-	released chan struct{} // closed when the lock may have become free for a waiter; nil when no one waits
-}
+// flow of reads does not starve a Reopen; a writer that gives up lets the
+// readers it held back go on. It is a semaphore.Weighted of holdAll
+// units, a shared hold taking one and an exclusive one all of them:
+// Weighted serves its waiters in order, a request that does not fit (a
+// writer's) holding back those behind it. Make it with newHoldLock.
+type holdLock struct{ s *semaphore.Weighted }
+
+// holdAll is the units of a holdLock: more than there are goroutines.
+const holdAll = math.MaxInt64
+
+func newHoldLock() holdLock { return holdLock{semaphore.NewWeighted(holdAll)} }
 
 // RLock holds the lock shared, waiting as long as it takes.
-func (m *holdLock) RLock() { _ = m.RLockContext(context.Background()) }
+func (m holdLock) RLock() { _ = m.RLockContext(context.Background()) }
 
 // RLockContext holds the lock shared, or returns ctx's error if ctx ends
-// first.
-func (m *holdLock) RLockContext(ctx context.Context) error {
-	m.mu.Lock()
-	for m.writer || m.writers > 0 {
-		if err := m.waitLocked(ctx); err != nil {
-			return err
-		}
+// first. A lock free to take shared is taken whatever the ctx.
+func (m holdLock) RLockContext(ctx context.Context) error {
+	if m.s.TryAcquire(1) {
+		return nil
 	}
-	m.readers++
-	m.mu.Unlock()
-	return nil
+	return m.s.Acquire(ctx, 1)
 }
 
 // RUnlock releases a shared hold.
-func (m *holdLock) RUnlock() {
-	m.mu.Lock()
-	if m.readers--; m.readers < 0 {
-		m.mu.Unlock()
-		panic("runnel/log: RUnlock of a partition lock not held shared")
-	}
-	if m.readers == 0 {
-		m.wakeLocked()
-	}
-	m.mu.Unlock()
-}
+func (m holdLock) RUnlock() { m.s.Release(1) }
 
 // TryRLock holds the lock shared if it can without waiting, and reports
 // whether it did.
-func (m *holdLock) TryRLock() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.writer || m.writers > 0 {
-		return false
-	}
-	m.readers++
-	return true
-}
+func (m holdLock) TryRLock() bool { return m.s.TryAcquire(1) }
 
 // Lock holds the lock exclusively, waiting as long as it takes.
-func (m *holdLock) Lock() { _ = m.LockContext(context.Background()) }
+func (m holdLock) Lock() { _ = m.LockContext(context.Background()) }
 
 // LockContext holds the lock exclusively, or returns ctx's error if ctx
-// ends first (the readers it kept waiting go on then).
-func (m *holdLock) LockContext(ctx context.Context) error {
-	m.mu.Lock()
-	m.writers++
-	for m.writer || m.readers > 0 {
-		if err := m.waitLocked(ctx); err != nil {
-			m.mu.Lock()
-			m.writers--
-			m.wakeLocked()
-			m.mu.Unlock()
-			return err
-		}
+// ends first (the readers it kept waiting go on then). A free lock is
+// taken whatever the ctx.
+func (m holdLock) LockContext(ctx context.Context) error {
+	if m.s.TryAcquire(holdAll) {
+		return nil
 	}
-	m.writers--
-	m.writer = true
-	m.mu.Unlock()
-	return nil
+	return m.s.Acquire(ctx, holdAll)
 }
 
 // Unlock releases an exclusive hold.
-func (m *holdLock) Unlock() {
-	m.mu.Lock()
-	if !m.writer {
-		m.mu.Unlock()
-		panic("runnel/log: Unlock of a partition lock not held exclusively")
-	}
-	m.writer = false
-	m.wakeLocked()
-	m.mu.Unlock()
-}
-
-// waitLocked waits, with m.mu held at the call and, unless ctx ended,
-// at the return, for the next release of the lock.
-func (m *holdLock) waitLocked(ctx context.Context) error {
-	if m.released == nil {
-		m.released = make(chan struct{})
-	}
-	released := m.released
-	m.mu.Unlock()
-	select {
-	case <-released:
-		m.mu.Lock()
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// wakeLocked wakes every waiter (m.mu held).
-func (m *holdLock) wakeLocked() {
-	if m.released != nil {
-		close(m.released)
-		m.released = nil
-	}
-}
+func (m holdLock) Unlock() { m.s.Release(holdAll) }

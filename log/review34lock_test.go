@@ -17,7 +17,7 @@ import (
 // new readers back (as a sync.RWMutex); a free lock is taken whatever
 // the ctx.
 func TestReview34HoldLock(t *testing.T) {
-	var m holdLock
+	m := newHoldLock()
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.NoError(t, m.RLockContext(ended), "a free lock is taken whatever the ctx")
@@ -29,7 +29,14 @@ func TestReview34HoldLock(t *testing.T) {
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan error, 1)
 	go func() { wdone <- m.LockContext(wctx) }()
-	spinUntil(func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.writers == 1 })
+	// The writer waits once a shared hold can no longer be taken.
+	spinUntil(func() bool {
+		if m.TryRLock() {
+			m.RUnlock()
+			return false
+		}
+		return true
+	})
 	require.False(t, m.TryRLock(), "a writer waits: new readers wait too")
 	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
 	rdone := make(chan error, 1)

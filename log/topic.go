@@ -64,7 +64,7 @@ type Partition struct {
 
 // NewPartition wraps an open log as partition id of topic.
 func NewPartition(topic string, id int32, l *Log) *Partition {
-	p := &Partition{topic: topic, id: id, changed: make(chan struct{})}
+	p := &Partition{topic: topic, id: id, mu: newHoldLock(), changed: make(chan struct{})}
 	p.log.Store(l)
 	l.OnDurable(p.notify)
 	l.OnCut(p.notify)
