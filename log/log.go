@@ -35,7 +35,9 @@ type Options struct {
 	// of the call that logged (an append that rolled, a Maintain) or of
 	// a concurrent call that hands on the lines logged meanwhile. A
 	// Partition's call hands them on once it has released the
-	// partition's lock too. So the handler may append to the Log or
+	// partition's lock too, Compact and Close once they have released
+	// the compaction's lock, and an fsync once its group commit's round
+	// (which Close waits for) has ended. So the handler may append to the Log or
 	// Partition whose line it is, or close the Log. Open's lines are handed on
 	// as Open returns: a handler called from the Open of a
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
@@ -1256,7 +1258,8 @@ func (l *Log) close(clean bool) error {
 	// partition's appends and reads wait for a Reopen's Close.
 	l.closing.Store(true)
 	l.cleanMu.Lock()
-	defer l.cleanMu.Unlock()
+	l.enterOwn()
+	defer l.exitOwn(&l.cleanMu)
 	l.mu.Lock()
 	defer l.unlock()
 	if l.closed.Swap(true) {
@@ -1423,6 +1426,34 @@ func (l *Log) unlock() {
 func (l *Log) enter() {
 	if !l.quiet {
 		l.holders.Add(1)
+	}
+}
+
+// enterOwn counts a call of the log's own that holds a lock of the
+// log's a handler may wait for: cleanMu (Compact, close; a handler that
+// closes the log takes it) or a group commit's round (runSync; Close
+// waits for the round). The lines logged meanwhile stay queued until
+// exitOwn. Nothing for a quiet log.
+func (l *Log) enterOwn() { l.enter() }
+
+// exitOwn ends enterOwn: it releases mu (cleanMu; nil for a round), then
+// hands on the lines queued, unless other calls are counted still. Unlike
+// leave it holds back for those: the call may run inside a Partition
+// call (a Partition's Close, an Append's fsync), whose partition lock is
+// held until that call's leave, which hands them on; a line queued
+// meanwhile is seen by the last of them to count itself out (see
+// leave).
+func (l *Log) exitOwn(mu *sync.Mutex) {
+	if mu != nil {
+		mu.Unlock()
+	}
+	if l.quiet {
+		return
+	}
+	l.holders.Add(-1)
+	if l.queue.Pending() {
+		l.mu.Lock()
+		l.unlock()
 	}
 }
 
