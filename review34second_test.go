@@ -64,3 +64,31 @@ func TestReview34ProduceLineNotHandedOnHoldingTheMaintenanceToken(t *testing.T) 
 	require.True(t, rolled.Load(), "the Produce's roll was never handed on")
 	require.True(t, returned.Load(), "Maintain from the handler of a Produce's \"rolled segment\" blocked: the line was handed on holding the maintenance token")
 }
+
+// TestReview34HandlerMayCallMaintainOnAMaintenanceLine: the lines of a
+// partition's maintenance ("deleting segment" here) are handed on once
+// the maintenance token is given back (Config.Logger): a handler may
+// call Maintain on them.
+func TestReview34HandlerMayCallMaintainOnAMaintenanceLine(t *testing.T) {
+	ctx := context.Background()
+	var b *Broker
+	var armed, seen, returned atomic.Bool
+	b = open(t, Config{Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		if !armed.Load() || r.Message != "deleting segment" || seen.Swap(true) {
+			return
+		}
+		returned.Store(callBounded(func() {
+			if err := b.Maintain(ctx); err != nil {
+				t.Errorf("Maintain from the handler: %v", err)
+			}
+		}))
+	}))})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, RetentionBytes: 1}}))
+	produce(t, b, "t", 0, "a")
+	produce(t, b, "t", 0, "b")
+	produce(t, b, "t", 0, "c")
+	armed.Store(true)
+	require.NoError(t, b.Maintain(ctx))
+	require.True(t, seen.Load(), "Maintain logged no \"deleting segment\"")
+	require.True(t, returned.Load(), "Maintain from the handler of a maintenance line blocked")
+}

@@ -1429,6 +1429,20 @@ func (l *Log) enter() {
 	}
 }
 
+// HoldLines keeps the lines the log logs from now on queued until the
+// returned release is called (once), which hands them on, unless other
+// calls hold them still (see Options.Logger): for a caller that calls
+// the log while it holds a lock of its own that the Logger's handler may
+// wait for (a broker's maintenance token, say), and calls release once
+// it has let go of that lock. The caller's goroutine then never hands
+// lines on while it holds it: neither its own lines nor those of
+// concurrent calls, which would otherwise be left to it while it hands
+// on its own. With a logger that logs nowhere it costs nothing.
+func (l *Log) HoldLines() (release func()) {
+	l.enterOwn()
+	return func() { l.exitOwn(nil) }
+}
+
 // enterOwn counts a call of the log's own that holds a lock of the
 // log's a handler may wait for: cleanMu (Compact, close; a handler that
 // closes the log takes it) or a group commit's round (runSync; Close
