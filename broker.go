@@ -116,12 +116,14 @@ type Config struct {
 	// on then the lines of the partitions' logs it opened (their
 	// recovery), and a partition's log hands on its lines (rolls,
 	// retention, compaction, failures) once it has released its locks
-	// (see log.Options.Logger). The lines of a partition's maintenance
-	// (retention, compaction, expired producer ids, "partition
-	// reopened"), the broker's own or a Maintain call's, may come holding
-	// the maintenance token: on those the handler must not call Maintain,
-	// which waits for it, nor Close from the maintenance goroutine, as
-	// Close waits for that goroutine. The lines of
+	// (see log.Options.Logger); those of a partition's maintenance
+	// (retention, compaction, expired producer ids), the broker's own or
+	// a Maintain call's, once it has given the maintenance token back.
+	// The lines of a partition's reopen by the maintenance ("partition
+	// reopened", and its log's recovery) come holding that token: on
+	// those the handler must not call Maintain, which waits for it. Nor
+	// may it call Close on a line handed on by the maintenance goroutine,
+	// as Close waits for that goroutine. The lines of
 	// the log of a partition whose reopen after a config change failed,
 	// and which the maintenance opens again, come holding that
 	// partition's lock: on those the handler must not produce to it.
@@ -448,7 +450,16 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 			return ErrClosed
 		}
 	}
-	defer func() { <-b.maint }()
+	// The lines of the logs maintained wait until the token is given
+	// back (HoldLines): a handler may then call Maintain on them, or on a
+	// line of a concurrent Produce left to this goroutine to hand on.
+	var held []func()
+	defer func() {
+		<-b.maint
+		for _, release := range held {
+			release()
+		}
+	}()
 	if tried, err := p.RetryReopen(ctx); err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
@@ -461,6 +472,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 	if testHookMaintainLog != nil {
 		testHookMaintainLog()
 	}
+	held = append(held, l.HoldLines())
 	err = l.Maintain(ctx)
 	for errors.Is(err, log.ErrClosed) {
 		// A config change may have reopened the partition meanwhile:
@@ -473,6 +485,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 			break
 		}
 		l = next
+		held = append(held, l.HoldLines())
 		err = l.Maintain(ctx)
 	}
 	if errors.Is(err, log.ErrClosed) && (b.closed.Load() || b.holds(p)) {

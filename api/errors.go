@@ -239,7 +239,9 @@ func IsRetriable(err error) bool {
 // sentinel for: codes of replication, coordinators, controllers, fetch
 // sessions and quotas, which runnel's broker does not send. ForCode gives
 // each as an *UnknownCodeError, which Code, Name and IsRetriable read
-// here. benchmarks/peers' TestParityErrorTable checks it against kerr.
+// here. benchmarks/peers' TestParityErrorTable checks it against kerr,
+// with kerr's departures from Kafka's source put back (51, 122 and 123
+// are RetriableExceptions in Kafka, not retriable in kerr).
 var otherRetriable = map[int16]string{
 	5:   "LEADER_NOT_AVAILABLE",
 	9:   "REPLICA_NOT_AVAILABLE",
@@ -249,6 +251,7 @@ var otherRetriable = map[int16]string{
 	16:  "NOT_COORDINATOR",
 	20:  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
 	41:  "NOT_CONTROLLER",
+	51:  "CONCURRENT_TRANSACTIONS",
 	70:  "FETCH_SESSION_ID_NOT_FOUND",
 	71:  "INVALID_FETCH_SESSION_EPOCH",
 	72:  "LISTENER_NOT_FOUND",
@@ -262,6 +265,8 @@ var otherRetriable = map[int16]string{
 	89:  "THROTTLING_QUOTA_EXCEEDED",
 	103: "INCONSISTENT_TOPIC_ID",
 	106: "FETCH_SESSION_TOPIC_ID_ERROR",
+	122: "SHARE_SESSION_NOT_FOUND",
+	123: "INVALID_SHARE_SESSION_EPOCH",
 	133: "SHARE_SESSION_LIMIT_REACHED",
 }
 

@@ -1283,12 +1283,16 @@ type syncRound struct {
 // runSync runs r's fsync (syncOnce), records its outcome, and lets the
 // next round begin.
 func (l *Log) runSync(r *syncRound) {
+	// The round's lines ("log fenced") go out once it has ended: a
+	// handler that closes the log waits for the round.
+	l.enterOwn()
 	err := l.syncOnce()
 	l.syncMu.Lock()
 	l.sync = nil
 	r.err = err
 	close(r.done)
 	l.syncMu.Unlock()
+	l.exitOwn(nil)
 }
 
 // syncOnce fsyncs the active segment, and the segments rolled without an

@@ -193,7 +193,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()
-	defer l.cleanMu.Unlock()
+	l.enterOwn() // its lines go out once cleanMu is released
+	defer l.exitOwn(&l.cleanMu)
 	if err := l.check(); err != nil {
 		return res, err
 	}

@@ -35,7 +35,9 @@ type Options struct {
 	// of the call that logged (an append that rolled, a Maintain) or of
 	// a concurrent call that hands on the lines logged meanwhile. A
 	// Partition's call hands them on once it has released the
-	// partition's lock too. So the handler may append to the Log or
+	// partition's lock too, Compact and Close once they have released
+	// the compaction's lock, and an fsync once its group commit's round
+	// (which Close waits for) has ended. So the handler may append to the Log or
 	// Partition whose line it is, or close the Log. Open's lines are handed on
 	// as Open returns: a handler called from the Open of a
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
@@ -1257,7 +1259,8 @@ func (l *Log) close(clean bool) error {
 	// partition's appends and reads wait for a Reopen's Close.
 	l.closing.Store(true)
 	l.cleanMu.Lock()
-	defer l.cleanMu.Unlock()
+	l.enterOwn()
+	defer l.exitOwn(&l.cleanMu)
 	l.mu.Lock()
 	defer l.unlock()
 	if l.closed.Swap(true) {
@@ -1424,6 +1427,48 @@ func (l *Log) unlock() {
 func (l *Log) enter() {
 	if !l.quiet {
 		l.holders.Add(1)
+	}
+}
+
+// HoldLines keeps the lines the log logs from now on queued until the
+// returned release is called (once), which hands them on, unless other
+// calls hold them still (see Options.Logger): for a caller that calls
+// the log while it holds a lock of its own that the Logger's handler may
+// wait for (a broker's maintenance token, say), and calls release once
+// it has let go of that lock. The caller's goroutine then never hands
+// lines on while it holds it: neither its own lines nor those of
+// concurrent calls, which would otherwise be left to it while it hands
+// on its own. With a logger that logs nowhere it costs nothing.
+func (l *Log) HoldLines() (release func()) {
+	l.enterOwn()
+	return func() { l.exitOwn(nil) }
+}
+
+// enterOwn counts a call of the log's own that holds a lock of the
+// log's a handler may wait for: cleanMu (Compact, close; a handler that
+// closes the log takes it) or a group commit's round (runSync; Close
+// waits for the round). The lines logged meanwhile stay queued until
+// exitOwn. Nothing for a quiet log.
+func (l *Log) enterOwn() { l.enter() }
+
+// exitOwn ends enterOwn: it releases mu (cleanMu; nil for a round), then
+// hands on the lines queued, unless other calls are counted still. Unlike
+// leave it holds back for those: the call may run inside a Partition
+// call (a Partition's Close, an Append's fsync), whose partition lock is
+// held until that call's leave, which hands them on; a line queued
+// meanwhile is seen by the last of them to count itself out (see
+// leave).
+func (l *Log) exitOwn(mu *sync.Mutex) {
+	if mu != nil {
+		mu.Unlock()
+	}
+	if l.quiet {
+		return
+	}
+	l.holders.Add(-1)
+	if l.queue.Pending() {
+		l.mu.Lock()
+		l.unlock()
 	}
 }
 

@@ -20,8 +20,11 @@ import (
 // kafkaError is franz-go's copy of Kafka's Errors.java entry for code,
 // with kerr's two departures from Kafka's own source put back: code 6 is
 // NOT_LEADER_OR_FOLLOWER since Kafka 2.7 (kerr keeps the older
-// NOT_LEADER_FOR_PARTITION), and BrokerNotAvailableException (8)
-// extends ApiException, not RetriableException (kerr retries it).
+// NOT_LEADER_FOR_PARTITION), BrokerNotAvailableException (8)
+// extends ApiException, not RetriableException (kerr retries it), and
+// ConcurrentTransactionsException (51), ShareSessionNotFoundException
+// (122) and InvalidShareSessionEpochException (123) extend
+// RetriableException (kerr does not retry them).
 func kafkaError(t *testing.T, code int16) kerr.Error {
 	t.Helper()
 	var ke *kerr.Error
@@ -34,6 +37,8 @@ func kafkaError(t *testing.T, code int16) kerr.Error {
 		e.Message = "NOT_LEADER_OR_FOLLOWER"
 	case 8:
 		e.Retriable = false
+	case 51, 122, 123:
+		e.Retriable = true
 	}
 	return e
 }
