@@ -151,12 +151,7 @@ func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	produce(t, b, "t", 0, "c")
 	require.NoError(t, b.Close())
 
-	b, err = Open(Config{FS: mem, Dir: "/data"})
-	require.NoError(t, err)
-	defer b.Close()
-	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
-	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+	requireReopenedHolds(t, mem, 0, "a", "b", "c")
 }
 
 // TestReview34CallsHeedTheirCtxBehindAStuckReopen: a config change
@@ -229,12 +224,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
 	require.NoError(t, b.Close())
 
-	b, err = Open(Config{FS: mem, Dir: "/data"})
-	require.NoError(t, err)
-	defer b.Close()
-	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
-	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b", "c"}, values(t, resp.Partitions[0].Records))
+	requireReopenedHolds(t, mem, 0, "a", "b", "c")
 }
 
 // TestReview34CallsHeedTheirCtxBehindAStuckWrite: while an append of a
@@ -311,12 +301,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	require.Equal(t, int64(1), low)
 	require.NoError(t, b.Close())
 
-	b, err = Open(Config{FS: mem, Dir: "/data"})
-	require.NoError(t, err)
-	defer b.Close()
-	resp, err = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 1}}})
-	require.NoError(t, err)
-	require.Equal(t, []string{"b", "c"}, values(t, resp.Partitions[0].Records))
+	requireReopenedHolds(t, mem, 1, "b", "c")
 }
 
 // TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite: while an
@@ -465,10 +450,18 @@ func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
 	require.NoError(t, <-stuck)
 
 	require.NoError(t, b.Close())
-	b, err = Open(Config{FS: mem, Dir: "/data"})
+	// The record whose ctx ended behind the stuck write was not written.
+	requireReopenedHolds(t, mem, 0, "a", "b")
+}
+
+// requireReopenedHolds opens a broker on mem's /data again and checks
+// that partition t-0 holds the values want from offset from on.
+func requireReopenedHolds(t *testing.T, mem vfs.FS, from int64, want ...string) {
+	t.Helper()
+	b, err := Open(Config{FS: mem, Dir: "/data"})
 	require.NoError(t, err)
 	defer b.Close()
-	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	resp, err := b.Fetch(context.Background(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: from}}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records), "the record whose ctx ended behind the stuck write was not written")
+	require.Equal(t, want, values(t, resp.Partitions[0].Records))
 }
