@@ -179,30 +179,20 @@ func TestReview34EveryUnlockHandsLinesOn(t *testing.T) {
 // TestReview34HandlerMayCloseTheLog: the handler may close the Log whose
 // line it is (Options.Logger); the append that rolled returns.
 func TestReview34HandlerMayCloseTheLog(t *testing.T) {
-	var l atomic.Pointer[Log]
-	closed := make(chan error, 1)
-	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message == "rolled segment" {
-			closed <- l.Load().Close()
-		}
-	}))
 	e := newEnv(t)
-	opened, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
-	require.NoError(t, err)
-	l.Store(opened)
-	appendOK(t, opened, valueBatch(t, 1_700_000_000_000, "a"))
-	returned := make(chan error)
-	go func() {
-		_, err := opened.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
-		returned <- err
-	}()
-	select {
-	case err := <-returned:
-		require.NoError(t, err) // appended, then closed by the handler
-	case <-time.After(10 * time.Second):
-		t.Fatal("the append that rolled did not return: the handler's Close waits for the log's lock")
-	}
-	require.NoError(t, <-closed)
+	var opened *Log
+	err, closeErr := callClosedOnLine(t, "rolled segment", func(logger *slog.Logger) *Log {
+		var err error
+		opened, err = Open(e.dir, Config{SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+		require.NoError(t, err)
+		appendOK(t, opened, valueBatch(t, 1_700_000_000_000, "a"))
+		return opened
+	}, func(l *Log) error {
+		_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		return err
+	}, "the append that rolled (the handler's Close waits for the log's lock)")
+	require.NoError(t, err) // appended, then closed by the handler
+	require.NoError(t, closeErr)
 	_, err = opened.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "c"), AppendOptions{})
 	require.ErrorIs(t, err, ErrClosed)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,32 +19,19 @@ import (
 // handler may close the Log whose line it is; "compacted" is one of its
 // lines (Compact, or Maintain's compaction).
 func TestReview34HandlerMayCloseTheLogOnCompacted(t *testing.T) {
-	var l atomic.Pointer[Log]
-	closed := make(chan error, 1)
-	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message == "compacted" {
-			closed <- l.Load().Close()
-		}
-	}))
 	e := newEnv(t)
-	opened, err := Open(e.dir, Config{SegmentBytes: 100, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
-	require.NoError(t, err)
-	l.Store(opened)
-	appendOK(t, opened, keyedProducerBatch(t, 0, "k"))
-	appendOK(t, opened, keyedProducerBatch(t, 1, "k"))
-	require.NoError(t, opened.Roll())
-	returned := make(chan error, 1)
-	go func() {
-		_, err := opened.Compact(context.Background())
-		returned <- err
-	}()
-	select {
-	case err := <-returned:
+	_, err := callClosedOnLine(t, "compacted", func(logger *slog.Logger) *Log {
+		l, err := Open(e.dir, Config{SegmentBytes: 100, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the Compact that logged \"compacted\" did not return: the handler's Close waits for the compaction's lock (cleanMu)")
-	}
-	require.NoError(t, <-closed)
+		appendOK(t, l, keyedProducerBatch(t, 0, "k"))
+		appendOK(t, l, keyedProducerBatch(t, 1, "k"))
+		require.NoError(t, l.Roll())
+		return l
+	}, func(l *Log) error {
+		_, err := l.Compact(context.Background())
+		return err
+	}, "the Compact that logged \"compacted\" (the handler's Close waits for the compaction's lock, cleanMu)")
+	require.NoError(t, err)
 }
 
 // TestReview34HandlerMayCloseTheLogOnAFailedFsync: the "log fenced" line
@@ -58,28 +46,47 @@ func TestReview34HandlerMayCloseTheLogOnAFailedFsync(t *testing.T) {
 		}
 		return nil
 	}))
+	err, _ := callClosedOnLine(t, "log fenced", func(logger *slog.Logger) *Log {
+		l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Logger: logger})
+		require.NoError(t, err)
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+		failSync.Store(true)
+		return l
+	}, func(l *Log) error {
+		_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		return err
+	}, "the Append whose fsync failed (the handler's Close waits for the sync round the handler runs in)")
+	require.ErrorIs(t, err, ErrLogFenced)
+	// The log is fenced: its Close reports its failure or not, as it will.
+}
+
+// callClosedOnLine opens a log with open, given a Logger whose handler
+// closes that log on its first line msg, and runs call on it: it
+// returns call's error and the handler's Close's, and fails the test if
+// call (what) has not returned within 10 s, or the handler not closed
+// the log by then.
+func callClosedOnLine(t *testing.T, msg string, open func(*slog.Logger) *Log, call func(*Log) error, what string) (callErr, closeErr error) {
+	t.Helper()
 	var l atomic.Pointer[Log]
+	var once sync.Once
 	closed := make(chan error, 1)
 	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message == "log fenced" {
-			closed <- l.Load().Close()
+		if r.Message == msg {
+			once.Do(func() { closed <- l.Load().Close() })
 		}
 	}))
-	opened, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Logger: logger})
-	require.NoError(t, err)
-	l.Store(opened)
-	appendOK(t, opened, valueBatch(t, 1_700_000_000_000, "a"))
-	failSync.Store(true)
+	l.Store(open(logger))
 	returned := make(chan error, 1)
-	go func() {
-		_, err := opened.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
-		returned <- err
-	}()
+	go func() { returned <- call(l.Load()) }()
 	select {
-	case err := <-returned:
-		require.ErrorIs(t, err, ErrLogFenced)
+	case callErr = <-returned:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the Append whose fsync failed did not return: the handler's Close waits for the sync round the handler runs in")
+		t.Fatalf("%s did not return", what)
 	}
-	<-closed // the log is fenced: Close reports its failure or not, as it will
+	select {
+	case closeErr = <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %q line: the handler did not close the log", msg)
+	}
+	return callErr, closeErr
 }
