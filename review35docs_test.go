@@ -43,7 +43,7 @@ func TestReview35ReadmeKgoTable(t *testing.T) {
 	)
 	require.NoError(t, err)
 	defer p.Close()
-	noIdem, err := producer.New(b, producer.DisableIdempotence())
+	noIdem, err := producer.New(b, producer.DisableIdempotence(), producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, err)
 	defer noIdem.Close()
 
