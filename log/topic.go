@@ -22,7 +22,10 @@ type TopicConfig struct {
 
 // Topic is the public face of a topic on a broker: its name, its ID, its
 // configuration as it was set (its zero fields take the broker's
-// defaults, which it does not hold) and its partitions.
+// defaults, which it does not hold) and its partitions. A runnel.Broker
+// keeps one for each of its topics and hands out neither it nor its
+// Partitions: its DescribeTopic answers with a copy of what they say
+// (runnel.TopicInfo, with a runnel.PartitionInfo per partition).
 type Topic struct {
 	Name       string       // the topic's name
 	ID         TopicID      // new for a topic deleted and created again under its name
