@@ -151,6 +151,15 @@ type Broker struct {
 	// unlockAdmin: the Logger's handler may call the admin methods, and
 	// produce to a partition an admin call reopens (admin).
 	adminLogs *lockedlog.Held
+	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
+	// when none is), for the open of a partition's reopen to log to,
+	// whoever runs it: a reopen that failed is tried again by a later
+	// call, under its admin token, whose lines must wait for that token
+	// as the call's own do, not go through the released Held of the call
+	// whose reopen failed; the maintenance's retry, which holds no token,
+	// finds nil, or the Held of a call under way, whose lines then wait
+	// for that call.
+	reopenLogs atomic.Pointer[lockedlog.Held]
 
 	// maint (a one-token semaphore) lets one partition's maintenance run
 	// at a time, the broker's own and Maintain calls' alike: a compaction

@@ -1008,6 +1008,11 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		}
 		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	}
+	// The reopens' opens, and the retries of earlier ones, log to this
+	// call's Held (see reopenLogs), until the token is given back.
+	b.adminLogOptions()
+	b.reopenLogs.Store(b.adminLogs)
+	defer b.reopenLogs.Store(nil)
 	var errs []error
 	if b.runsAs(cfg) == b.runsAs(old) {
 		// The logs would run as they do: they stay open,
@@ -1024,13 +1029,13 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
-	// The options of now, under the admin token, also for a RetryReopen
-	// of the maintenance, which holds no token: its lines are handed on
-	// at once, holding the partition's lock (see Config.Logger).
-	opts := b.adminLogOptions()
+	// The options are taken when the open runs: a RetryReopen of the
+	// maintenance, which holds no token, hands its lines on at once,
+	// holding the partition's lock (see Config.Logger), and one of a
+	// later admin call once that call has given its token back.
 	for i, p := range t.Partitions {
 		err := p.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), opts)
+			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
@@ -1053,6 +1058,17 @@ func (b *Broker) adminLogOptions() log.Options {
 	}
 	opts := b.logOptions()
 	opts.Logger = b.adminLogs.Logger(opts.Logger)
+	return opts
+}
+
+// reopenLogOptions are logOptions for the log a partition's reopen
+// opens: with the Held of the UpdateTopicConfig under way, if any (see
+// reopenLogs).
+func (b *Broker) reopenLogOptions() log.Options {
+	opts := b.logOptions()
+	if h := b.reopenLogs.Load(); h != nil {
+		opts.Logger = h.Logger(opts.Logger)
+	}
 	return opts
 }
 
