@@ -54,3 +54,40 @@ func TestReview35LoggerMayCallAdminOnARetryByAConfigCall(t *testing.T) {
 	require.True(t, returned.Load(), "CreateTopic from the handler of a retried reopen's \"log opened\" blocked: the line was handed on holding the admin token")
 	produce(t, b, "t", 0, "b")
 }
+
+// TestReview35LoggerMayCallAdminOnAReopenedLogsClose: Config.Logger
+// lets a handler call the admin methods on a log's lines. A config
+// change reopens each partition under the admin token: the old log's
+// Close writes a producer-state snapshot and prunes the old ones, and a
+// removal that fails is logged ("producer-state snapshot not removed").
+// That line must not reach the handler while the call holds the token.
+func TestReview35LoggerMayCallAdminOnAReopenedLogsClose(t *testing.T) {
+	ctx := context.Background()
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && filepath.Ext(name) == ".snapshot" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	var b *Broker
+	var armed, seen, returned atomic.Bool
+	b = open(t, Config{Dir: "/data", FS: fsys, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		if !armed.Load() || r.Message != "producer-state snapshot not removed" || seen.Swap(true) {
+			return
+		}
+		returned.Store(callBounded(func() {
+			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+			if err != nil && !errors.Is(err, ErrTopicExists) {
+				t.Errorf("CreateTopic from the handler: %v", err)
+			}
+		}))
+	}))})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+	for _, v := range []string{"a", "b", "c", "d", "e"} {
+		produce(t, b, "t", 0, v) // each rolls, and snapshots
+	}
+	armed.Store(true)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }))
+	require.True(t, seen.Load(), "the reopen's Close logged no \"producer-state snapshot not removed\"")
+	require.True(t, returned.Load(), "CreateTopic from the handler of a reopened log's Close line blocked: the line was handed on holding the admin token")
+}
