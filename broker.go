@@ -114,7 +114,8 @@ type Config struct {
 	// also to the partition whose line it is: the broker logs its own
 	// lines once it has given the admin token back, an admin call hands
 	// on then the lines of the partitions' logs it opened (their
-	// recovery), and a partition's log hands on its lines (rolls,
+	// recovery, also a retry of a failed reopen) or closed (a reopen's,
+	// a deletion's), and a partition's log hands on its lines (rolls,
 	// retention, compaction, failures) once it has released its locks
 	// (see log.Options.Logger); those of a partition's maintenance
 	// (retention, compaction, expired producer ids), the broker's own or
@@ -151,6 +152,12 @@ type Broker struct {
 	// unlockAdmin: the Logger's handler may call the admin methods, and
 	// produce to a partition an admin call reopens (admin).
 	adminLogs *lockedlog.Held
+	// adminHolds are the releases of the HoldLines (log.Log) an admin
+	// call took on the logs it closes (a reopen, a deletion), run by
+	// unlockAdmin once the token is given back: the lines of their Close,
+	// and those of concurrent calls, are handed on then, not by the
+	// Partition call under the token (admin).
+	adminHolds []func()
 	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
 	// when none is), for the open of a partition's reopen to log to,
 	// whoever runs it: a reopen that failed is tried again by a later

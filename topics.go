@@ -657,12 +657,22 @@ func (b *Broker) lockAdmin(ctx context.Context) error {
 // unlockAdmin gives the admin token back, then hands on the lines of
 // the logs the call opened (see adminLogs).
 func (b *Broker) unlockAdmin() {
-	held := b.adminLogs
-	b.adminLogs = nil
+	held, holds := b.adminLogs, b.adminHolds
+	b.adminLogs, b.adminHolds = nil, nil
 	<-b.admin
+	for _, release := range holds {
+		release()
+	}
 	if held != nil {
 		held.Release()
 	}
+}
+
+// holdLines holds the lines of p's log until unlockAdmin (see
+// adminHolds), for an admin call about to close it. The caller holds the
+// admin token.
+func (b *Broker) holdLines(p *log.Partition) {
+	b.adminHolds = append(b.adminHolds, p.Log().HoldLines())
 }
 
 // setTopic adds or replaces (t non-nil) or removes a topic in the map. The
@@ -820,6 +830,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	err := b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
 	for i, p := range t.Partitions {
+		b.holdLines(p)
 		err = errors.Join(err, p.Discard(), b.fs.RemoveAll(b.partitionDir(name, i)))
 	}
 	return errors.Join(err, b.fs.SyncDir(b.root))
@@ -1034,6 +1045,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	// holding the partition's lock (see Config.Logger), and one of a
 	// later admin call once that call has given its token back.
 	for i, p := range t.Partitions {
+		b.holdLines(p)
 		err := p.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
 		})

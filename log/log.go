@@ -109,7 +109,11 @@ type Log struct {
 	// the lines queued, for them to hand on once they released it. Not
 	// counted (quiet) when the logger logs nowhere.
 	holders atomic.Int32
-	quiet   bool // logger's handler is slog.DiscardHandler
+	// holds counts the HoldLines under way (each counted in holders
+	// too): while there are some, a Partition call's leave leaves the
+	// lines queued too, for the last release to hand on.
+	holds atomic.Int32
+	quiet bool // logger's handler is slog.DiscardHandler
 
 	next      atomic.Int64           // log end offset
 	start     atomic.Int64           // log start offset
@@ -1431,17 +1435,34 @@ func (l *Log) enter() {
 }
 
 // HoldLines keeps the lines the log logs from now on queued until the
-// returned release is called (once), which hands them on, unless other
-// calls hold them still (see Options.Logger): for a caller that calls
-// the log while it holds a lock of its own that the Logger's handler may
-// wait for (a broker's maintenance token, say), and calls release once
-// it has let go of that lock. The caller's goroutine then never hands
-// lines on while it holds it: neither its own lines nor those of
-// concurrent calls, which would otherwise be left to it while it hands
-// on its own. With a logger that logs nowhere it costs nothing.
+// returned release is called (once), which hands them on (see
+// Options.Logger): for a caller that calls the log, or the Partition
+// whose log it is, while it holds a lock of its own that the Logger's
+// handler may wait for (a broker's maintenance or admin token, say), and
+// calls release once it has let go of that lock. The caller's goroutine
+// then never hands lines on while it holds it: neither its own lines nor
+// those of concurrent calls, which would otherwise be left to it while
+// it hands on its own. Meanwhile the lines of every call, the
+// Partition's too, wait for the release (of the last HoldLines under
+// way, if there are several). With a logger that logs nowhere it costs
+// nothing.
 func (l *Log) HoldLines() (release func()) {
-	l.enterOwn()
-	return func() { l.exitOwn(nil) }
+	if l.quiet {
+		return func() {}
+	}
+	l.holds.Add(1)
+	l.holders.Add(1)
+	return sync.OnceFunc(func() {
+		l.holders.Add(-1)
+		l.holds.Add(-1)
+		// Whatever calls are under way: the caller holds no lock of the
+		// log's or its partition's, and one under way may never end
+		// (see leave).
+		if l.queue.Pending() {
+			l.mu.Lock()
+			l.queue.Unlock()
+		}
+	})
 }
 
 // enterOwn counts a call of the log's own that holds a lock of the
@@ -1474,16 +1495,19 @@ func (l *Log) exitOwn(mu *sync.Mutex) {
 
 // leave ends enter, once the partition's lock is released: it hands on
 // the lines queued, whether other calls still hold that lock or not (it
-// holds none itself; under steady appends some always may). A line
-// queued while holders were counted is so handed on by a leave that
-// comes after: the line's Pending is set before unlock reads holders,
-// and leave reads Pending after it counted itself out.
+// holds none itself; under steady appends some always may), unless a
+// HoldLines is under way, whose release hands them on. A line queued
+// while holders were counted is so handed on by a leave that comes
+// after: the line's Pending is set before unlock reads holders, and
+// leave reads Pending after it counted itself out; and a line a leave
+// leaves to a HoldLines by its release, which reads Pending after it
+// counted itself out of holds.
 func (l *Log) leave() {
 	if l.quiet {
 		return
 	}
 	l.holders.Add(-1)
-	if l.queue.Pending() {
+	if l.queue.Pending() && l.holds.Load() == 0 {
 		l.mu.Lock()
 		l.queue.Unlock()
 	}
