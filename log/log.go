@@ -1417,12 +1417,31 @@ func (l *Log) OnCut(f func()) {
 // it (leave): a handler that appends to the partition would otherwise
 // wait for that lock behind a Reopen waiting for it, which waits for the
 // call.
+//
+// A leave, exitOwn or HoldLines release that finds lines queued hands
+// them on only if it can take mu at once: one that waited for it would
+// wait for whatever holds it, an append stuck in its write to a disk
+// that hangs, say, though the call's own work is done. It leaves them to
+// the holder instead, whose unlock looks at holders again once it has
+// released mu: a call that counted itself out after the first look, and
+// found mu held, is seen by the second.
 func (l *Log) unlock() {
-	if l.holders.Load() != 0 {
+	for l.holders.Load() != 0 {
 		l.queue.UnlockKeep()
-		return
+		if l.holders.Load() != 0 || !l.queue.Pending() || !l.mu.TryLock() {
+			return // left to the calls counted, or to whoever holds mu
+		}
 	}
 	l.queue.Unlock()
+}
+
+// handOn hands on the lines queued, if there are some and mu can be
+// taken at once; else they are left to the holder of mu (see unlock).
+// The caller holds none of the log's locks (nor its partition's).
+func (l *Log) handOn() {
+	if l.queue.Pending() && l.mu.TryLock() {
+		l.queue.Unlock()
+	}
 }
 
 // enter counts a Partition call that holds the partition's lock (shared
@@ -1458,10 +1477,7 @@ func (l *Log) HoldLines() (release func()) {
 		// Whatever calls are under way: the caller holds no lock of the
 		// log's or its partition's, and one under way may never end
 		// (see leave).
-		if l.queue.Pending() {
-			l.mu.Lock()
-			l.queue.Unlock()
-		}
+		l.handOn()
 	})
 }
 
@@ -1478,7 +1494,7 @@ func (l *Log) enterOwn() { l.enter() }
 // call (a Partition's Close, an Append's fsync), whose partition lock is
 // held until that call's leave, which hands them on; a line queued
 // meanwhile is seen by the last of them to count itself out (see
-// leave).
+// leave). Nor does it wait for mu (see unlock).
 func (l *Log) exitOwn(mu *sync.Mutex) {
 	if mu != nil {
 		mu.Unlock()
@@ -1487,8 +1503,7 @@ func (l *Log) exitOwn(mu *sync.Mutex) {
 		return
 	}
 	l.holders.Add(-1)
-	if l.queue.Pending() {
-		l.mu.Lock()
+	if l.queue.Pending() && l.mu.TryLock() { // else left to mu's holder (see unlock)
 		l.unlock()
 	}
 }
@@ -1501,15 +1516,15 @@ func (l *Log) exitOwn(mu *sync.Mutex) {
 // after: the line's Pending is set before unlock reads holders, and
 // leave reads Pending after it counted itself out; and a line a leave
 // leaves to a HoldLines by its release, which reads Pending after it
-// counted itself out of holds.
+// counted itself out of holds. It does not wait for mu: held, mu's
+// holder hands them on (see unlock).
 func (l *Log) leave() {
 	if l.quiet {
 		return
 	}
 	l.holders.Add(-1)
-	if l.queue.Pending() && l.holds.Load() == 0 {
-		l.mu.Lock()
-		l.queue.Unlock()
+	if l.holds.Load() == 0 {
+		l.handOn()
 	}
 }
 

@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,4 +92,93 @@ func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	require.EqualValues(t, 1, rolls.Load(), "roll lines handed on")
 	require.False(t, l.queue.Pending())
 	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// TestReview35LinesUnderChurn: appends through the Partition (each
+// rolls: a line), reads, HoldLines with a Maintain under them, and a
+// handler that appends too (its first lines), all at once, in seeded
+// random order: every roll's line is handed on once, in the order of
+// the rolls, none is left queued, and nothing deadlocks. Run with -race
+// it also checks that the queue is touched under the writer lock only.
+func TestReview35LinesUnderChurn(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_LINES_CHURN", 8, 2, func(t *testing.T, seed uint64) {
+		e := newEnv(t)
+		var p atomic.Pointer[Partition]
+		var mu sync.Mutex // the handler's
+		var bases []int64
+		var fromHandler atomic.Int32
+		logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+			if r.Message != "rolled segment" {
+				return
+			}
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "base" {
+					mu.Lock()
+					bases = append(bases, a.Value.Int64())
+					mu.Unlock()
+				}
+				return true
+			})
+			if fromHandler.Add(1) <= 10 {
+				if _, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "h"), AppendOptions{}); err != nil {
+					t.Errorf("append from the handler: %v", err)
+				}
+			}
+		}))
+		l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+		require.NoError(t, err)
+		p.Store(NewPartition("t", 0, l))
+		defer p.Load().Close()
+		rng := rand.New(rand.NewPCG(seed, 35))
+		const workers, ops = 4, 60
+		plans := make([][]int, workers)
+		for w := range plans {
+			for range ops {
+				plans[w] = append(plans[w], rng.IntN(4))
+			}
+		}
+		var appended atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for _, plan := range plans {
+				wg.Go(func() {
+					for _, op := range plan {
+						switch op {
+						case 0, 1:
+							if _, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "v"), AppendOptions{}); err != nil {
+								t.Errorf("append: %v", err)
+							}
+							appended.Add(1)
+						case 2:
+							if _, err := p.Load().ReadInto(context.Background(), nil, 0, 1<<10, p.Load().HighWatermark()); err != nil {
+								t.Errorf("read: %v", err)
+							}
+						case 3:
+							release := l.HoldLines()
+							if err := l.Maintain(context.Background()); err != nil {
+								t.Errorf("maintain: %v", err)
+							}
+							release()
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("deadlock: the calls did not return")
+		}
+		require.False(t, l.queue.Pending(), "a line left queued with no call under way")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, bases, l.Segments()-1, "one line a roll")
+		for i := 1; i < len(bases); i++ {
+			require.Less(t, bases[i-1], bases[i], "roll lines out of order or twice: %v", bases)
+		}
+		require.Equal(t, appended.Load()+int64(min(fromHandler.Load(), 10)), l.LogEndOffset())
+	})
 }
