@@ -182,3 +182,60 @@ func TestReview35LinesUnderChurn(t *testing.T) {
 		require.Equal(t, appended.Load()+int64(min(fromHandler.Load(), 10)), l.LogEndOffset())
 	})
 }
+
+// TestReview35HandingOnEndsBehindAStuckWrite: the call that hands lines
+// on (here the append that rolled, its own line) looks for more once
+// its handler returned. If another append has meanwhile taken the
+// writer lock and hangs in its write, that look must not wait for the
+// disk: the append that rolled has done its work, and returns.
+func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	unstick := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unstick()
+	e := newEnv(t)
+	fs := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	var p atomic.Pointer[Partition]
+	var rolled atomic.Bool
+	stuck := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" || rolled.Swap(true) {
+			return
+		}
+		armed.Store(true)
+		go func() { // takes the writer lock, and hangs in its write
+			_, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "stuck"), AppendOptions{})
+			stuck <- err
+		}()
+		<-entered
+	}))
+	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	defer p.Load().Close()
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	returned := make(chan error, 1)
+	go func() {
+		_, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		unstick()
+		t.Fatal("the append that rolled, its line handed on, waited for another append stuck in its write")
+	}
+	require.True(t, rolled.Load())
+	unstick()
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 3, l.LogEndOffset())
+}
