@@ -360,7 +360,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
-	l.lockedLog = l.queue.Init(&l.mu, l.logger)
+	l.lockedLog = l.queue.InitNoWait(&l.mu, l.logger)
 	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.

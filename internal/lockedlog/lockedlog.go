@@ -43,6 +43,9 @@ type Queue struct {
 	// under it, or without it by a deliverer that gives up (see
 	// deliver).
 	delivering atomic.Bool
+	// noWait: the mutex may be held long, and every release of it goes
+	// through Unlock or UnlockKeep (see InitNoWait).
+	noWait bool
 }
 
 // line is a record logged under the mutex, for Unlock to hand to h.
@@ -68,6 +71,18 @@ type Mutex interface {
 func (q *Queue) Init(mu Mutex, next *slog.Logger) *slog.Logger {
 	q.mu = mu
 	return slog.New(handler{q: q, next: next.Handler()})
+}
+
+// InitNoWait is Init for a mutex that its holders may hold long (across
+// file I/O that a disk that hangs stretches without bound): the goroutine
+// that hands lines on does not wait for it to look for more lines after
+// a batch (see Unlock). Every release of such a mutex must go through
+// Unlock, or UnlockKeep by a caller that sees to the lines it leaves
+// queued: a plain release would leave the lines its holder was to hand
+// on queued until the next Unlock.
+func (q *Queue) InitNoWait(mu Mutex, next *slog.Logger) *slog.Logger {
+	q.noWait = true
+	return q.Init(mu, next)
 }
 
 // handler is the handler of Logger's logger: it queues each line for
@@ -107,9 +122,9 @@ func (h handler) WithGroup(name string) slog.Handler {
 // never waits for itself, and the lines keep their order. The goroutine
 // that hands lines on takes the mutex again after each batch to look for
 // more, so it may hand on lines of others before it returns; if the
-// mutex is held then (by a caller that may hold it long: a write to a
-// disk that hangs), it does not wait for it but leaves the lines to be
-// handed on by whoever holds it, or takes it next, as it unlocks.
+// mutex is held then and the Queue was made by InitNoWait, it does not
+// wait for it but leaves the lines to be handed on by whoever holds it,
+// or takes it next, as it unlocks.
 //
 // A handler's error is ignored, as slog.Logger ignores it. Should a
 // handler panic, the lines left in its batch are dropped and the panic
@@ -146,8 +161,8 @@ func (q *Queue) Pending() bool { return q.pending.Load() }
 
 // deliver is Unlock's slow path: the mutex is held and lines are queued.
 //
-// After each batch it takes the mutex again to look for more, only if it
-// can at once. Held, it gives up instead (clears delivering), and looks
+// After each batch it takes the mutex again to look for more; under
+// InitNoWait only if it can at once. Held, it gives up instead (clears delivering), and looks
 // again whether lines are queued and the mutex is free: the holder, or a
 // caller of Unlock that found delivering set before it was cleared, reads
 // delivering again once it released the mutex, and hands on the lines
@@ -170,7 +185,9 @@ func (q *Queue) deliver() {
 		for i := range lines {
 			_ = lines[i].h.Handle(context.Background(), lines[i].r)
 		}
-		if !mu.TryLock() {
+		if !q.noWait {
+			mu.Lock()
+		} else if !mu.TryLock() {
 			q.delivering.Store(false)
 			if !q.pending.Load() || !mu.TryLock() {
 				done = true

@@ -9,8 +9,8 @@ import (
 	"github.com/runnel/runnel/internal/testkit"
 )
 
-// TestReview35GivingUpLosesNoLine: the goroutine handing lines on gives
-// up when it finds the mutex held after a batch (deliver), leaving the
+// TestReview35GivingUpLosesNoLine: under InitNoWait the goroutine
+// handing lines on gives up when it finds the mutex held after a batch (deliver), leaving the
 // lines to the holder. Under loggers that hold the mutex a while and a
 // handler that yields (so that the mutex is often held when a batch
 // ends), and one that logs again from inside its handler, every line is
@@ -32,7 +32,8 @@ func TestReview35GivingUpLosesNoLine(t *testing.T) {
 		}
 		g.q.Unlock()
 	}
-	g = newGuarded(testkit.LineFunc(func(r slog.Record) {
+	g = &guarded{}
+	g.log = g.q.InitNoWait(&g.mu, slog.New(testkit.LineFunc(func(r slog.Record) {
 		var n int64
 		r.Attrs(func(a slog.Attr) bool { n = a.Value.Int64(); return true })
 		mu.Lock()
@@ -42,7 +43,7 @@ func TestReview35GivingUpLosesNoLine(t *testing.T) {
 		if n%97 == 0 {
 			logN(0) // calls back in
 		}
-	}))
+	})))
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
