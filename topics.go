@@ -1075,11 +1075,15 @@ func (b *Broker) adminLogOptions() log.Options {
 
 // reopenLogOptions are logOptions for the log a partition's reopen
 // opens: with the Held of the UpdateTopicConfig under way, if any (see
-// reopenLogs).
+// reopenLogs), and that of the maintenance retrying a failed reopen, if
+// any (see maintLogs). Not knowing which of the two runs the open, it
+// logs through both: a line goes out once both have been released.
 func (b *Broker) reopenLogOptions() log.Options {
 	opts := b.logOptions()
-	if h := b.reopenLogs.Load(); h != nil {
-		opts.Logger = h.Logger(opts.Logger)
+	for _, h := range []*lockedlog.Held{b.maintLogs.Load(), b.reopenLogs.Load()} {
+		if h != nil {
+			opts.Logger = h.Logger(opts.Logger)
+		}
 	}
 	return opts
 }
