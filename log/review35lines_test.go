@@ -239,3 +239,168 @@ func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 3, l.LogEndOffset())
 }
+
+// TestReview35LogHandlerGrid: Options.Logger says a handler may append
+// to the Log or Partition whose line it is, or close the Log. For each
+// kind of line a log's call makes (a roll by a Partition's Append and by
+// Roll, retention by ApplyRetention, Maintain and a Partition's
+// DeleteRecordsBefore, compaction by Compact and Maintain, expired
+// producer ids, a write or an fsync that failed), a handler that does
+// each of those from inside the handler returns, and so does the call
+// that logged the line (each wait bounded at 10 s); under a HoldLines
+// too, whose release hands the line on.
+func TestReview35LogHandlerGrid(t *testing.T) {
+	type scenario struct {
+		line    string
+		cfg     Config
+		setup   func(t *testing.T, l *Log, clock *fakeClock)
+		provoke func(l *Log, p *Partition) error
+		// failing: the append from the handler may fail with
+		// ErrLogFenced (the log is fenced), and the call too.
+		failing bool
+	}
+	ctx := context.Background()
+	v := func(s string) []byte { return valueBatch(t, 1_700_000_000_000, s) }
+	three := func(t *testing.T, l *Log, _ *fakeClock) {
+		appendOK(t, l, keyedProducerBatch(t, 0, "k"))
+		appendOK(t, l, keyedProducerBatch(t, 1, "k"))
+		appendOK(t, l, keyedProducerBatch(t, 2, "k"))
+	}
+	scenarios := map[string]scenario{
+		"roll by Partition.Append": {line: "rolled segment", cfg: Config{SegmentBytes: 100},
+			setup: func(t *testing.T, l *Log, _ *fakeClock) { appendOK(t, l, v("a")) },
+			provoke: func(_ *Log, p *Partition) error {
+				_, err := p.Append(ctx, v("b"), AppendOptions{})
+				return err
+			}},
+		"roll by Roll": {line: "rolled segment", cfg: Config{SegmentBytes: 100},
+			setup:   func(t *testing.T, l *Log, _ *fakeClock) { appendOK(t, l, v("a")) },
+			provoke: func(l *Log, _ *Partition) error { return l.Roll() }},
+		"retention by ApplyRetention": {line: "deleting segment", cfg: Config{SegmentBytes: 100, RetentionBytes: 1},
+			setup: three, provoke: func(l *Log, _ *Partition) error { _, err := l.ApplyRetention(ctx); return err }},
+		"retention by Maintain": {line: "deleting segment", cfg: Config{SegmentBytes: 100, RetentionBytes: 1},
+			setup: three, provoke: func(l *Log, _ *Partition) error { return l.Maintain(ctx) }},
+		"DeleteRecordsBefore by the Partition": {line: "deleting segment", cfg: Config{SegmentBytes: 100},
+			setup: three, provoke: func(l *Log, p *Partition) error {
+				_, err := p.DeleteRecordsBefore(ctx, l.LogEndOffset())
+				return err
+			}},
+		"compaction by Compact": {line: "compacted", cfg: Config{SegmentBytes: 100, CleanupPolicy: Compact},
+			setup: three, provoke: func(l *Log, _ *Partition) error { _, err := l.Compact(ctx); return err }},
+		"compaction by Maintain": {line: "compacted", cfg: Config{SegmentBytes: 100, CleanupPolicy: Compact, MinCleanableDirtyRatio: -1},
+			setup: three, provoke: func(l *Log, _ *Partition) error { return l.Maintain(ctx) }},
+		"producer ids expired": {line: "producer ids expired", cfg: Config{},
+			setup: func(t *testing.T, l *Log, clock *fakeClock) {
+				appendOK(t, l, keyedProducerBatch(t, 0, "k"))
+				clock.Advance(2 * time.Hour)
+			},
+			provoke: func(l *Log, _ *Partition) error { return l.Maintain(ctx) }},
+		"failed write": {line: "log fenced", cfg: Config{}, failing: true,
+			provoke: func(_ *Log, p *Partition) error {
+				_, err := p.Append(ctx, v("fails"), AppendOptions{})
+				return err
+			}},
+		"failed fsync": {line: "log fenced", cfg: Config{Sync: SyncAlways}, failing: true,
+			provoke: func(_ *Log, p *Partition) error {
+				_, err := p.Append(ctx, v("fails"), AppendOptions{})
+				return err
+			}},
+	}
+	actions := map[string]func(l *Log, p *Partition) error{
+		"Log.Append": func(l *Log, _ *Partition) error {
+			_, err := l.Append(ctx, v("from the handler"), AppendOptions{})
+			return err
+		},
+		"Partition.Append": func(_ *Log, p *Partition) error {
+			_, err := p.Append(ctx, v("from the handler"), AppendOptions{})
+			return err
+		},
+		"Log.Close":       func(l *Log, _ *Partition) error { return l.Close() },
+		"Partition.Close": func(_ *Log, p *Partition) error { return p.Close() },
+	}
+	for name, sc := range scenarios {
+		for aname, action := range actions {
+			for _, hold := range []bool{false, true} {
+				sub := name + "/" + aname
+				if hold {
+					sub += "/HoldLines"
+				}
+				t.Run(sub, func(t *testing.T) {
+					var failWrite, failSync atomic.Bool
+					fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+						if op == vfs.OpWrite && failWrite.Load() && strings.HasSuffix(name, ".log") ||
+							op == vfs.OpSync && failSync.Load() && strings.HasSuffix(name, ".log") {
+							return vfs.ErrInjected
+						}
+						return nil
+					}))
+					clock := newClock()
+					var l atomic.Pointer[Log]
+					var p atomic.Pointer[Partition]
+					var armed, seen, returned atomic.Bool
+					var actionErr atomic.Pointer[error]
+					logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+						if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
+							return
+						}
+						done := make(chan error, 1)
+						go func() { done <- action(l.Load(), p.Load()) }()
+						select {
+						case err := <-done:
+							returned.Store(true)
+							actionErr.Store(&err)
+						case <-time.After(10 * time.Second):
+						}
+					}))
+					opened, err := Open("/d/t-0", sc.cfg, Options{FS: fs, Clock: clock, Logger: logger, ProducerExpiration: time.Hour})
+					require.NoError(t, err)
+					l.Store(opened)
+					p.Store(NewPartition("t", 0, opened))
+					defer p.Load().Close()
+					if sc.setup != nil {
+						sc.setup(t, opened, clock)
+					}
+					if name == "failed write" {
+						failWrite.Store(true)
+					}
+					if name == "failed fsync" {
+						failSync.Store(true)
+					}
+					armed.Store(true)
+					release := func() {}
+					if hold {
+						release = opened.HoldLines()
+					}
+					called := make(chan error, 1)
+					go func() { called <- sc.provoke(opened, p.Load()) }()
+					var callErr error
+					select {
+					case callErr = <-called:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("the call that logged %q did not return", sc.line)
+					}
+					require.Equal(t, !hold, seen.Load(), "line %q handed on before the release (the call: %v)", sc.line, callErr)
+					release()
+					require.True(t, seen.Load(), "no %q line (the call: %v)", sc.line, callErr)
+					require.True(t, returned.Load(), "%s from the handler of %q blocked", aname, sc.line)
+					if !sc.failing && !strings.HasSuffix(aname, "Close") {
+						require.NoError(t, callErr)
+					}
+					err = *actionErr.Load()
+					switch {
+					case strings.HasSuffix(aname, "Close"):
+						if !sc.failing {
+							require.NoError(t, err)
+						}
+					case sc.failing:
+						if err != nil {
+							require.ErrorIs(t, err, ErrLogFenced)
+						}
+					default:
+						require.NoError(t, err, "%s from the handler of %q", aname, sc.line)
+					}
+				})
+			}
+		}
+	}
+}
