@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -403,4 +404,96 @@ func TestReview35LogHandlerGrid(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReview35HoldLockUnderChurn: readers and writers of a holdLock, in
+// seeded random order, some giving up by their ctx (cancelled before,
+// or while, they wait), some trying only: no writer ever shares the lock,
+// no reader holds it beside a writer, every wait ends (a writer that
+// gives up never leaves readers stuck behind it), and the lock is free
+// at the end. Run it with -race.
+func TestReview35HoldLockUnderChurn(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_HOLDLOCK_CHURN", 6, 2, func(t *testing.T, seed uint64) {
+		m := newHoldLock()
+		var readers, writers atomic.Int32
+		check := func(writer bool) {
+			r, w := readers.Load(), writers.Load()
+			if writer && (r != 0 || w != 1) || !writer && w != 0 {
+				t.Errorf("writer %v: %d readers and %d writers hold the lock", writer, r, w)
+			}
+		}
+		hold := func(writer bool, spins int) {
+			if writer {
+				writers.Add(1)
+			} else {
+				readers.Add(1)
+			}
+			check(writer)
+			for range spins {
+				runtime.Gosched()
+			}
+			check(writer)
+			if writer {
+				writers.Add(-1)
+				m.Unlock()
+			} else {
+				readers.Add(-1)
+				m.RUnlock()
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for w := range 6 {
+				rng := rand.New(rand.NewPCG(seed, uint64(w)))
+				wg.Go(func() {
+					for range 300 {
+						writer := rng.IntN(4) == 0
+						spins := rng.IntN(4)
+						ctx, cancel := context.Background(), context.CancelFunc(func() {})
+						switch rng.IntN(4) {
+						case 0:
+							ctx, cancel = context.WithCancel(context.Background())
+							cancel() // ended: only a free lock is taken
+						case 1:
+							ctx, cancel = context.WithCancel(context.Background())
+							go func() { runtime.Gosched(); cancel() }()
+						}
+						if rng.IntN(8) == 0 && !writer {
+							if m.TryRLock() {
+								hold(false, spins)
+							}
+							cancel()
+							continue
+						}
+						var err error
+						if writer {
+							err = m.LockContext(ctx)
+						} else {
+							err = m.RLockContext(ctx)
+						}
+						if err == nil {
+							hold(writer, spins)
+						} else if ctx.Err() == nil {
+							t.Errorf("wait failed with %v, its ctx not ended", err)
+						}
+						cancel()
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a wait for the hold lock never ended")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.LockContext(ctx), "a hold left behind")
+		m.Unlock()
+		require.True(t, m.TryRLock(), "free at the end")
+		m.RUnlock()
+	})
 }
