@@ -33,7 +33,8 @@ type Options struct {
 	// asks the handler's Enabled under it: its handler gets the lines
 	// once the lock is released, in the order logged, on the goroutine
 	// of the call that logged (an append that rolled, a Maintain) or of
-	// a concurrent call that hands on the lines logged meanwhile. A
+	// a concurrent call that hands on the lines logged meanwhile (or,
+	// while a HoldLines is under way, of its release). A
 	// Partition's call hands them on once it has released the
 	// partition's lock too, Compact and Close once they have released
 	// the compaction's lock, and an fsync once its group commit's round
