@@ -33,11 +33,14 @@ type review35Scenario struct {
 	topic   log.TopicConfig
 	setup   func(t *testing.T, b *Broker, f *review35Faults, clock *stepClock)
 	provoke func(b *Broker) error
+	// autoCreate: the broker creates topics a client names.
+	autoCreate bool
 }
 
 // TestReview35HandlerGrid: for each kind of line a broker's Logger gets
 // (a Produce's roll, the maintenance's retention, compaction and expired
-// producer ids, a CreateTopic's "log created", a config change's reopen,
+// producer ids, a CreateTopic's "log created", an auto-created topic, a
+// config change's reopen,
 // an fsync's "log fenced", the maintenance's retry of a failed reopen),
 // a handler that does, from inside the handler, what Config.Logger says
 // it may (produce to the line's partition, CreateTopic, Maintain,
@@ -98,6 +101,9 @@ func TestReview35HandlerGrid(t *testing.T) {
 		provoke: func(b *Broker) error {
 			return b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1})
 		},
+	}, {
+		name: "auto-created topic", line: "auto-created topic", autoCreate: true,
+		provoke: func(b *Broker) error { return produceTo(b, "a") },
 	}, {
 		name: "reopen by a config change", line: "log opened",
 		topic: log.TopicConfig{Partitions: 1},
@@ -179,7 +185,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 				var b *Broker
 				var armed, seen, returned atomic.Bool
 				var actionErr atomic.Pointer[error]
-				b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, AutoCreateTopics: sc.autoCreate, DefaultPartitions: 1, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
 					if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
 						return
 					}
