@@ -114,19 +114,17 @@ type Config struct {
 	// also to the partition whose line it is: the broker logs its own
 	// lines once it has given the admin token back, an admin call hands
 	// on then the lines of the partitions' logs it opened (their
-	// recovery), and a partition's log hands on its lines (rolls,
+	// recovery, also a retry of a failed reopen) or closed (a reopen's,
+	// a deletion's), and a partition's log hands on its lines (rolls,
 	// retention, compaction, failures) once it has released its locks
 	// (see log.Options.Logger); those of a partition's maintenance
-	// (retention, compaction, expired producer ids), the broker's own or
-	// a Maintain call's, once it has given the maintenance token back.
-	// The lines of a partition's reopen by the maintenance ("partition
-	// reopened", and its log's recovery) come holding that token: on
-	// those the handler must not call Maintain, which waits for it. Nor
-	// may it call Close on a line handed on by the maintenance goroutine,
-	// as Close waits for that goroutine. The lines of
-	// the log of a partition whose reopen after a config change failed,
-	// and which the maintenance opens again, come holding that
-	// partition's lock: on those the handler must not produce to it.
+	// (retention, compaction, expired producer ids, and the retry of a
+	// reopen after a config change that failed: "partition reopened" and
+	// the new log's recovery), the broker's own or a Maintain call's,
+	// once it has given the maintenance token back. The handler must not
+	// call Close on a line handed on by the broker's maintenance
+	// goroutine, as Close waits for that goroutine (a partition's lines
+	// may be handed on by a concurrent call: the maintenance's too).
 	Logger *slog.Logger
 }
 
@@ -151,6 +149,27 @@ type Broker struct {
 	// unlockAdmin: the Logger's handler may call the admin methods, and
 	// produce to a partition an admin call reopens (admin).
 	adminLogs *lockedlog.Held
+	// adminHolds are the releases of the HoldLines (log.Log) an admin
+	// call took on the logs it closes (a reopen, a deletion), run by
+	// unlockAdmin once the token is given back: the lines of their Close,
+	// and those of concurrent calls, are handed on then, not by the
+	// Partition call under the token (admin).
+	adminHolds []func()
+	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
+	// when none is), for the open of a partition's reopen to log to,
+	// whoever runs it: a reopen that failed is tried again by a later
+	// call, under its admin token, whose lines must wait for that token
+	// as the call's own do, not go through the released Held of the call
+	// whose reopen failed; the maintenance's retry, which holds no token,
+	// finds nil, or the Held of a call under way, whose lines then wait
+	// for that call.
+	reopenLogs atomic.Pointer[lockedlog.Held]
+	// maintLogs is the Held of a partition's maintenance under way while
+	// it retries a failed reopen (nil otherwise: set and cleared holding
+	// the maint token), for that open to log to: its lines (the new
+	// log's recovery) wait until the maintenance has released the
+	// partition's lock and given the token back.
+	maintLogs atomic.Pointer[lockedlog.Held]
 
 	// maint (a one-token semaphore) lets one partition's maintenance run
 	// at a time, the broker's own and Maintain calls' alike: a compaction
@@ -460,10 +479,19 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 			release()
 		}
 	}()
-	if tried, err := p.RetryReopen(ctx); err != nil {
+	// A retry's lines, the new log's and "partition reopened", wait until
+	// the token is given back too (maintLogs).
+	if b.cfg.Logger.Handler() != slog.DiscardHandler {
+		logs := lockedlog.NewHeld()
+		held = append(held, logs.Release)
+		b.maintLogs.Store(logs)
+		defer b.maintLogs.Store(nil) // before the token is given back
+	}
+	tried, err := p.RetryReopen(ctx)
+	if err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
-		b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID())
+		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID()) })
 	}
 	l, err := p.LogContext(ctx)
 	if err != nil {

@@ -657,12 +657,22 @@ func (b *Broker) lockAdmin(ctx context.Context) error {
 // unlockAdmin gives the admin token back, then hands on the lines of
 // the logs the call opened (see adminLogs).
 func (b *Broker) unlockAdmin() {
-	held := b.adminLogs
-	b.adminLogs = nil
+	held, holds := b.adminLogs, b.adminHolds
+	b.adminLogs, b.adminHolds = nil, nil
 	<-b.admin
+	for _, release := range holds {
+		release()
+	}
 	if held != nil {
 		held.Release()
 	}
+}
+
+// holdLines holds the lines of p's log until unlockAdmin (see
+// adminHolds), for an admin call about to close it. The caller holds the
+// admin token.
+func (b *Broker) holdLines(p *log.Partition) {
+	b.adminHolds = append(b.adminHolds, p.Log().HoldLines())
 }
 
 // setTopic adds or replaces (t non-nil) or removes a topic in the map. The
@@ -820,6 +830,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	err := b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
 	for i, p := range t.Partitions {
+		b.holdLines(p)
 		err = errors.Join(err, p.Discard(), b.fs.RemoveAll(b.partitionDir(name, i)))
 	}
 	return errors.Join(err, b.fs.SyncDir(b.root))
@@ -1008,6 +1019,11 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		}
 		b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: t.Partitions})
 	}
+	// The reopens' opens, and the retries of earlier ones, log to this
+	// call's Held (see reopenLogs), until the token is given back.
+	b.adminLogOptions()
+	b.reopenLogs.Store(b.adminLogs)
+	defer b.reopenLogs.Store(nil)
 	var errs []error
 	if b.runsAs(cfg) == b.runsAs(old) {
 		// The logs would run as they do: they stay open,
@@ -1024,13 +1040,14 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
-	// The options of now, under the admin token, also for a RetryReopen
-	// of the maintenance, which holds no token: its lines are handed on
-	// at once, holding the partition's lock (see Config.Logger).
-	opts := b.adminLogOptions()
+	// The options are taken when the open runs: a RetryReopen of the
+	// maintenance, which holds no token, hands its lines on at once,
+	// holding the partition's lock (see Config.Logger), and one of a
+	// later admin call once that call has given its token back.
 	for i, p := range t.Partitions {
+		b.holdLines(p)
 		err := p.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), opts)
+			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
@@ -1053,6 +1070,21 @@ func (b *Broker) adminLogOptions() log.Options {
 	}
 	opts := b.logOptions()
 	opts.Logger = b.adminLogs.Logger(opts.Logger)
+	return opts
+}
+
+// reopenLogOptions are logOptions for the log a partition's reopen
+// opens: with the Held of the UpdateTopicConfig under way, if any (see
+// reopenLogs), and that of the maintenance retrying a failed reopen, if
+// any (see maintLogs). Not knowing which of the two runs the open, it
+// logs through both: a line goes out once both have been released.
+func (b *Broker) reopenLogOptions() log.Options {
+	opts := b.logOptions()
+	for _, h := range []*lockedlog.Held{b.maintLogs.Load(), b.reopenLogs.Load()} {
+		if h != nil {
+			opts.Logger = h.Logger(opts.Logger)
+		}
+	}
 	return opts
 }
 

@@ -33,7 +33,8 @@ type Options struct {
 	// asks the handler's Enabled under it: its handler gets the lines
 	// once the lock is released, in the order logged, on the goroutine
 	// of the call that logged (an append that rolled, a Maintain) or of
-	// a concurrent call that hands on the lines logged meanwhile. A
+	// a concurrent call that hands on the lines logged meanwhile (or,
+	// while a HoldLines is under way, of its release). A
 	// Partition's call hands them on once it has released the
 	// partition's lock too, Compact and Close once they have released
 	// the compaction's lock, and an fsync once its group commit's round
@@ -109,7 +110,11 @@ type Log struct {
 	// the lines queued, for them to hand on once they released it. Not
 	// counted (quiet) when the logger logs nowhere.
 	holders atomic.Int32
-	quiet   bool // logger's handler is slog.DiscardHandler
+	// holds counts the HoldLines under way (each counted in holders
+	// too): while there are some, a Partition call's leave leaves the
+	// lines queued too, for the last release to hand on.
+	holds atomic.Int32
+	quiet bool // logger's handler is slog.DiscardHandler
 
 	next      atomic.Int64           // log end offset
 	start     atomic.Int64           // log start offset
@@ -356,7 +361,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
-	l.lockedLog = l.queue.Init(&l.mu, l.logger)
+	l.lockedLog = l.queue.InitNoWait(&l.mu, l.logger)
 	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.
@@ -1413,12 +1418,31 @@ func (l *Log) OnCut(f func()) {
 // it (leave): a handler that appends to the partition would otherwise
 // wait for that lock behind a Reopen waiting for it, which waits for the
 // call.
+//
+// A leave, exitOwn or HoldLines release that finds lines queued hands
+// them on only if it can take mu at once: one that waited for it would
+// wait for whatever holds it, an append stuck in its write to a disk
+// that hangs, say, though the call's own work is done. It leaves them to
+// the holder instead, whose unlock looks at holders again once it has
+// released mu: a call that counted itself out after the first look, and
+// found mu held, is seen by the second.
 func (l *Log) unlock() {
-	if l.holders.Load() != 0 {
+	for l.holders.Load() != 0 {
 		l.queue.UnlockKeep()
-		return
+		if l.holders.Load() != 0 || !l.queue.Pending() || !l.mu.TryLock() {
+			return // left to the calls counted, or to whoever holds mu
+		}
 	}
 	l.queue.Unlock()
+}
+
+// handOn hands on the lines queued, if there are some and mu can be
+// taken at once; else they are left to the holder of mu (see unlock).
+// The caller holds none of the log's locks (nor its partition's).
+func (l *Log) handOn() {
+	if l.queue.Pending() && l.mu.TryLock() {
+		l.queue.Unlock()
+	}
 }
 
 // enter counts a Partition call that holds the partition's lock (shared
@@ -1431,17 +1455,31 @@ func (l *Log) enter() {
 }
 
 // HoldLines keeps the lines the log logs from now on queued until the
-// returned release is called (once), which hands them on, unless other
-// calls hold them still (see Options.Logger): for a caller that calls
-// the log while it holds a lock of its own that the Logger's handler may
-// wait for (a broker's maintenance token, say), and calls release once
-// it has let go of that lock. The caller's goroutine then never hands
-// lines on while it holds it: neither its own lines nor those of
-// concurrent calls, which would otherwise be left to it while it hands
-// on its own. With a logger that logs nowhere it costs nothing.
+// returned release is called (once), which hands them on (see
+// Options.Logger): for a caller that calls the log, or the Partition
+// whose log it is, while it holds a lock of its own that the Logger's
+// handler may wait for (a broker's maintenance or admin token, say), and
+// calls release once it has let go of that lock. The caller's goroutine
+// then never hands lines on while it holds it: neither its own lines nor
+// those of concurrent calls, which would otherwise be left to it while
+// it hands on its own. Meanwhile the lines of every call, the
+// Partition's too, wait for the release (of the last HoldLines under
+// way, if there are several). With a logger that logs nowhere it costs
+// nothing.
 func (l *Log) HoldLines() (release func()) {
-	l.enterOwn()
-	return func() { l.exitOwn(nil) }
+	if l.quiet {
+		return func() {}
+	}
+	l.holds.Add(1)
+	l.holders.Add(1)
+	return sync.OnceFunc(func() {
+		l.holders.Add(-1)
+		l.holds.Add(-1)
+		// Whatever calls are under way: the caller holds no lock of the
+		// log's or its partition's, and one under way may never end
+		// (see leave).
+		l.handOn()
+	})
 }
 
 // enterOwn counts a call of the log's own that holds a lock of the
@@ -1457,7 +1495,7 @@ func (l *Log) enterOwn() { l.enter() }
 // call (a Partition's Close, an Append's fsync), whose partition lock is
 // held until that call's leave, which hands them on; a line queued
 // meanwhile is seen by the last of them to count itself out (see
-// leave).
+// leave). Nor does it wait for mu (see unlock).
 func (l *Log) exitOwn(mu *sync.Mutex) {
 	if mu != nil {
 		mu.Unlock()
@@ -1466,26 +1504,28 @@ func (l *Log) exitOwn(mu *sync.Mutex) {
 		return
 	}
 	l.holders.Add(-1)
-	if l.queue.Pending() {
-		l.mu.Lock()
+	if l.queue.Pending() && l.mu.TryLock() { // else left to mu's holder (see unlock)
 		l.unlock()
 	}
 }
 
 // leave ends enter, once the partition's lock is released: it hands on
 // the lines queued, whether other calls still hold that lock or not (it
-// holds none itself; under steady appends some always may). A line
-// queued while holders were counted is so handed on by a leave that
-// comes after: the line's Pending is set before unlock reads holders,
-// and leave reads Pending after it counted itself out.
+// holds none itself; under steady appends some always may), unless a
+// HoldLines is under way, whose release hands them on. A line queued
+// while holders were counted is so handed on by a leave that comes
+// after: the line's Pending is set before unlock reads holders, and
+// leave reads Pending after it counted itself out; and a line a leave
+// leaves to a HoldLines by its release, which reads Pending after it
+// counted itself out of holds. It does not wait for mu: held, mu's
+// holder hands them on (see unlock).
 func (l *Log) leave() {
 	if l.quiet {
 		return
 	}
 	l.holders.Add(-1)
-	if l.queue.Pending() {
-		l.mu.Lock()
-		l.queue.Unlock()
+	if l.holds.Load() == 0 {
+		l.handOn()
 	}
 }
 

@@ -39,8 +39,13 @@ type Queue struct {
 	// handlers, with the mutex released: lines queued meanwhile are left
 	// to it, so that they come out in the order logged, and so that a
 	// handler that calls back into the code (which queues a line and
-	// unlocks) does not wait for itself.
-	delivering bool
+	// unlocks) does not wait for itself. Set under the mutex; cleared
+	// under it, or without it by a deliverer that gives up (see
+	// deliver).
+	delivering atomic.Bool
+	// noWait: the mutex may be held long, and every release of it goes
+	// through Unlock or UnlockKeep (see InitNoWait).
+	noWait bool
 }
 
 // line is a record logged under the mutex, for Unlock to hand to h.
@@ -66,6 +71,18 @@ type Mutex interface {
 func (q *Queue) Init(mu Mutex, next *slog.Logger) *slog.Logger {
 	q.mu = mu
 	return slog.New(handler{q: q, next: next.Handler()})
+}
+
+// InitNoWait is Init for a mutex that its holders may hold long (across
+// file I/O that a disk that hangs stretches without bound): the goroutine
+// that hands lines on does not wait for it to look for more lines after
+// a batch (see Unlock). Every release of such a mutex must go through
+// Unlock, or UnlockKeep by a caller that sees to the lines it leaves
+// queued: a plain release would leave the lines its holder was to hand
+// on queued until the next Unlock.
+func (q *Queue) InitNoWait(mu Mutex, next *slog.Logger) *slog.Logger {
+	q.noWait = true
+	return q.Init(mu, next)
 }
 
 // handler is the handler of Logger's logger: it queues each line for
@@ -104,17 +121,32 @@ func (h handler) WithGroup(name string) slog.Handler {
 // calls back into the code that logged, and so logs and unlocks again,
 // never waits for itself, and the lines keep their order. The goroutine
 // that hands lines on takes the mutex again after each batch to look for
-// more, so it may hand on lines of others before it returns.
+// more, so it may hand on lines of others before it returns; if the
+// mutex is held then and the Queue was made by InitNoWait, it does not
+// wait for it but leaves the lines to be handed on by whoever holds it,
+// or takes it next, as it unlocks.
 //
 // A handler's error is ignored, as slog.Logger ignores it. Should a
 // handler panic, the lines left in its batch are dropped and the panic
 // goes on; later lines are handed on by the next Unlock that finds some.
 func (q *Queue) Unlock() {
-	if len(q.lines) == 0 || q.delivering {
+	for {
+		if len(q.lines) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		if !q.delivering.Load() {
+			q.deliver()
+			return
+		}
 		q.mu.Unlock()
-		return
+		// The goroutine handing lines on may have given up meanwhile,
+		// finding the mutex held (by this call), before it saw these
+		// lines: look again (see deliver).
+		if q.delivering.Load() || !q.pending.Load() || !q.mu.TryLock() {
+			return
+		}
 	}
-	q.deliver()
 }
 
 // UnlockKeep releases q's mutex and leaves the lines queued: for a
@@ -128,15 +160,21 @@ func (q *Queue) UnlockKeep() { q.mu.Unlock() }
 func (q *Queue) Pending() bool { return q.pending.Load() }
 
 // deliver is Unlock's slow path: the mutex is held and lines are queued.
+//
+// After each batch it takes the mutex again to look for more; under
+// InitNoWait only if it can at once. Held, it gives up instead (clears delivering), and looks
+// again whether lines are queued and the mutex is free: the holder, or a
+// caller of Unlock that found delivering set before it was cleared, reads
+// delivering again once it released the mutex, and hands on the lines
+// queued if it finds it cleared (see Unlock); one of the two sees the
+// other's lines.
 func (q *Queue) deliver() {
 	mu := q.mu
-	q.delivering = true
+	q.delivering.Store(true)
 	done := false
 	defer func() {
 		if !done { // a handler panicked, mu released
-			mu.Lock()
-			q.delivering = false
-			mu.Unlock()
+			q.delivering.Store(false)
 		}
 	}()
 	for {
@@ -147,9 +185,23 @@ func (q *Queue) deliver() {
 		for i := range lines {
 			_ = lines[i].h.Handle(context.Background(), lines[i].r)
 		}
-		mu.Lock()
+		if !q.noWait {
+			mu.Lock()
+		} else if !mu.TryLock() {
+			q.delivering.Store(false)
+			if !q.pending.Load() || !mu.TryLock() {
+				done = true
+				return // left to mu's holder, or to a caller of Unlock
+			}
+			if q.delivering.Load() { // another goroutine took over
+				done = true
+				mu.Unlock()
+				return
+			}
+			q.delivering.Store(true)
+		}
 		if len(q.lines) == 0 {
-			q.delivering = false
+			q.delivering.Store(false)
 			done = true
 			mu.Unlock()
 			return

@@ -73,8 +73,8 @@ func TestHandlerThatCallsBackIn(t *testing.T) {
 	if want := []string{"a", "b", "from a's handler"}; !slices.Equal(got, want) {
 		t.Fatalf("lines %q, want %q", got, want)
 	}
-	if g.q.delivering || len(g.q.lines) != 0 {
-		t.Fatalf("queue left delivering=%v with %d lines", g.q.delivering, len(g.q.lines))
+	if g.q.delivering.Load() || len(g.q.lines) != 0 {
+		t.Fatalf("queue left delivering=%v with %d lines", g.q.delivering.Load(), len(g.q.lines))
 	}
 }
 
