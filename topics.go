@@ -1040,10 +1040,10 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	}
 	// Every partition, whatever fails: one that cannot be reopened answers
 	// log.ErrLogFenced until maintenance or a later call reopens it.
-	// The options are taken when the open runs: a RetryReopen of the
-	// maintenance, which holds no token, hands its lines on at once,
-	// holding the partition's lock (see Config.Logger), and one of a
-	// later admin call once that call has given its token back.
+	// The options are taken when the open runs (reopenLogOptions): a
+	// RetryReopen of the maintenance hands its lines on once the
+	// maintenance has given its token back, and one of a later admin
+	// call once that call has given the admin token back.
 	for i, p := range t.Partitions {
 		b.holdLines(p)
 		err := p.Reopen(func() (*log.Log, error) {
