@@ -132,3 +132,60 @@ func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 	defer b.Close()
 	require.Empty(t, b.Topics())
 }
+
+// TestReview35CloseEndsAnAdminCallBehindAStuckAppend: a DeleteTopic and
+// an AlterTopicConfig whose ctx never ends, waiting for a partition's lock
+// behind an append stuck in its write, return ErrClosed once the broker's
+// Close begins, changing nothing (as a CreateTopic that Close overtakes
+// creates nothing); Close itself waits for the stuck write, as it
+// documents, and the next Open finds the topic, its config and its
+// acknowledged records.
+func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
+	for _, call := range []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(context.Background(), "t") }},
+		{"AlterTopicConfig", func(b *Broker) error {
+			return b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour})
+		}},
+	} {
+		t.Run(call.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			fs := newStuckFS(mem)
+			b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+			require.NoError(t, err)
+			defer b.Close()
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a")
+
+			entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+				stuck <- err
+			}()
+			<-entered
+			done := make(chan error, 1)
+			go func() { done <- call.call(b) }()
+			waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			require.ErrorIs(t, within(t, done, release, call.name), ErrClosed)
+			release()
+			require.NoError(t, <-stuck)
+			require.NoError(t, <-closed)
+
+			b, err = Open(Config{FS: mem, Dir: "/data"})
+			require.NoError(t, err)
+			defer b.Close()
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, log.Config{}, info.Overrides)
+			resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+			require.NoError(t, err)
+			require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+		})
+	}
+}
