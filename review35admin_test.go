@@ -189,3 +189,48 @@ func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen: while a config
+// change's reopen of a partition hangs in the old log's closing fsync,
+// DescribeTopic, which reads each partition's size from its log, returns
+// with its ctx's error when its ctx ends; once the fsync goes on, it
+// describes the new config. It waited for the reopen whatever its ctx
+// (log.Partition.Log waits with context.Background()).
+func TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
+	fs := newStuckFS(vfs.NewMem())
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	for _, c := range endedCtxs {
+		what := "DescribeTopic (" + c.name + ")"
+		cctx, cancel := c.ctx()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.DescribeTopic(cctx, "t")
+			done <- err
+		}()
+		if c.during {
+			waitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+			cancel()
+		}
+		err := within(t, done, release, what)
+		cancel()
+		require.ErrorIs(t, err, cctx.Err(), what)
+	}
+
+	release()
+	require.NoError(t, <-altered)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Equal(t, int64(1), info.Partitions[0].LogEndOffset)
+	require.Positive(t, info.Partitions[0].Size)
+}
