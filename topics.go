@@ -951,8 +951,9 @@ type TopicInfo struct {
 
 // DescribeTopic returns a topic's configuration (as it runs, and as it
 // was set) and its partitions' offsets. A partition whose log is being
-// opened again (after a config change) is waited for; ctx is checked
-// before each partition.
+// opened again (after a config change), or whose lock a DeleteTopic or a
+// config change holds, is waited for, until ctx ends: a reopen stuck in
+// an fsync to a disk that hangs is waited for as long as the disk hangs.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
@@ -969,9 +970,13 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 			return TopicInfo{}, err
 		}
 		o := p.Offsets()
+		l, err := p.LogContext(ctx)
+		if err != nil {
+			return TopicInfo{}, err
+		}
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: o.LogStart, HighWatermark: o.HighWatermark,
-			LogEndOffset: o.LogEnd, Size: p.Log().Size(),
+			LogEndOffset: o.LogEnd, Size: l.Size(),
 		})
 	}
 	return info, nil
