@@ -306,7 +306,8 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // short), so on a disk that hangs it returns once the disk answers; the
 // calls waiting behind such an operation (for the partition's log, or
 // its reopen) end with their ctx, which a producer's or consumer's Close
-// cancels.
+// cancels, and an admin call waiting for a partition's lock (DeleteTopic,
+// a config change) ends with ErrClosed as Close begins, changing nothing.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's

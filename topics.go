@@ -668,11 +668,11 @@ func (b *Broker) unlockAdmin() {
 	}
 }
 
-// holdLines holds the lines of p's log until unlockAdmin (see
-// adminHolds), for an admin call about to close it. The caller holds the
-// admin token.
-func (b *Broker) holdLines(p *log.Partition) {
-	b.adminHolds = append(b.adminHolds, p.Log().HoldLines())
+// holdLines holds the lines of l, a partition's log, until unlockAdmin
+// (see adminHolds), for an admin call about to close it. The caller holds
+// the admin token.
+func (b *Broker) holdLines(l *log.Log) {
+	b.adminHolds = append(b.adminHolds, l.HoldLines())
 }
 
 // setTopic adds or replaces (t non-nil) or removes a topic in the map. The
@@ -810,7 +810,17 @@ func discardPartitions(ps []*log.Partition) {
 // error after that point means the topic is gone here, but the deletion
 // may not be durable (after a crash the topic may come back, empty).
 //
-// Errors: ErrUnknownTopic; ErrClosed; ctx's error; file system errors.
+// Before it removes the record it takes each partition's lock, waiting
+// for the appends, reads and look-ups in flight (and holding back those
+// that come, on the partitions it has taken while it waits for the
+// next), until ctx ends or the broker's Close begins: an append stuck in
+// a write to a disk that hangs holds its partition's until the disk
+// answers. It then returns ctx's error (ErrClosed) and the topic is as it
+// was. Past that point the file operations it makes (removing the
+// partitions' directories) are not cut short, as Close's are not.
+//
+// Errors: ErrUnknownTopic; ErrClosed (also when Close overtakes it while
+// it waits); ctx's error (the topic left as it was); file system errors.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -820,6 +830,14 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
+	// Every partition's lock first, until ctx ends: an append stuck in a
+	// write to a disk that hangs holds its partition's, and nothing may
+	// have changed when the call gives up.
+	locks, err := b.lockPartitions(ctx, t.Partitions)
+	if err != nil {
+		return err
+	}
+	defer unlockPartitions(locks)
 	// The record goes first: a crash after it leaves directories that the
 	// next CreateTopic of the name clears. Once it is removed the topic is
 	// gone, whatever fails after: serving it on would acknowledge records
@@ -827,13 +845,56 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := b.fs.Remove(filepath.Join(b.root, topicsDir, name+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	err := b.fs.SyncDir(filepath.Join(b.root, topicsDir))
+	err = b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
-	for i, p := range t.Partitions {
-		b.holdLines(p)
-		err = errors.Join(err, p.Discard(), b.fs.RemoveAll(b.partitionDir(name, i)))
+	for i, k := range locks {
+		b.holdLines(k.Log())
+		err = errors.Join(err, k.Discard())
+		k.Unlock()
+		err = errors.Join(err, b.fs.RemoveAll(b.partitionDir(name, i)))
 	}
 	return errors.Join(err, b.fs.SyncDir(b.root))
+}
+
+// lockPartitions takes the lock of each of ps exclusively (see
+// log.Partition.Lock), in order, for an admin call that changes them all
+// or none: each waits for the appends, reads and look-ups in flight on
+// its partition, and holds back those that come, until ctx ends or the
+// broker's Close begins. It then releases the locks it took and returns
+// ctx's error, or ErrClosed. The partitions whose locks it holds while it
+// waits for another's wait with it. The caller holds the admin token: no
+// other call takes more than one partition's lock.
+func (b *Broker) lockPartitions(ctx context.Context, ps []*log.Partition) ([]*log.PartitionLock, error) {
+	if err := b.adminStop(ctx); err != nil {
+		return nil, err
+	}
+	// Close cancels b.ctx once it has marked the broker closed, then
+	// waits for the admin token: the wait ends with it.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(b.ctx, cancel)
+	defer stop()
+	locks := make([]*log.PartitionLock, 0, len(ps))
+	for _, p := range ps {
+		k, err := p.Lock(wctx)
+		if err != nil {
+			unlockPartitions(locks)
+			if stopped := b.adminStop(ctx); stopped != nil {
+				return nil, stopped // ErrClosed when Close ended the wait
+			}
+			return nil, err
+		}
+		locks = append(locks, k)
+	}
+	return locks, nil
+}
+
+// unlockPartitions releases the locks lockPartitions took (those not
+// released already).
+func unlockPartitions(locks []*log.PartitionLock) {
+	for _, k := range locks {
+		k.Unlock()
+	}
 }
 
 // Topics returns the names of the broker's topics, sorted; none once the
@@ -901,8 +962,9 @@ type TopicInfo struct {
 
 // DescribeTopic returns a topic's configuration (as it runs, and as it
 // was set) and its partitions' offsets. A partition whose log is being
-// opened again (after a config change) is waited for; ctx is checked
-// before each partition.
+// opened again (after a config change), or whose lock a DeleteTopic or a
+// config change holds, is waited for, until ctx ends: a reopen stuck in
+// an fsync to a disk that hangs is waited for as long as the disk hangs.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
@@ -919,9 +981,13 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 			return TopicInfo{}, err
 		}
 		o := p.Offsets()
+		l, err := p.LogContext(ctx)
+		if err != nil {
+			return TopicInfo{}, err
+		}
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: o.LogStart, HighWatermark: o.HighWatermark,
-			LogEndOffset: o.LogEnd, Size: p.Log().Size(),
+			LogEndOffset: o.LogEnd, Size: l.Size(),
 		})
 	}
 	return info, nil
@@ -949,7 +1015,16 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // its default. To change some fields and keep the others, use
 // UpdateTopicConfig. Each partition's log is closed and opened again with
 // the new configuration; appends, reads and offset look-ups in flight on
-// it finish first, and the ones that come meanwhile wait for it. A
+// it finish first, and the ones that come meanwhile wait for it. Before
+// it writes the topic's record, the call takes every partition's lock so,
+// in order, holding those it has while it waits for the next, until ctx
+// ends or the broker's Close begins (an append stuck in a write to a
+// disk that hangs holds its partition's until the disk answers): it then
+// returns ctx's error (ErrClosed) with nothing changed. Once it has
+// them all it writes the record and reopens each partition, releasing
+// each once reopened: a partition's calls wait from the moment its lock
+// is taken until its reopen is done, and the file operations of a reopen
+// (the old log's fsync, the new one's recovery) are not cut short. A
 // partition that cannot be opened again (a file-system error) answers
 // log.ErrLogFenced until it is opened: by the broker's maintenance, which
 // tries again every MaintenanceInterval (and at each Maintain call), by a
@@ -970,7 +1045,12 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 // Errors: ErrUnknownTopic; ErrInvalidTopic (a name no topic can have, as
 // Kafka's AlterConfigs answers it); log.ErrInvalidConfig; log.ErrLogFenced (a
 // partition whose log failed, not reopened, when the config changes);
-// ErrClosed; ctx's error; file system errors. One from writing the
+// ErrClosed (also when Close overtakes it while it waits for the
+// partitions' locks: nothing changed); ctx's error (when it ends while
+// the call waits for the partitions' locks, or for the admin token:
+// nothing changed; or, for a config the logs already run with, while
+// trying again a partition whose last reopen failed, after the record
+// was written); file system errors. One from writing the
 // topic's record leaves the config as it was, also when the fsync of
 // <Dir>/topics fails after the record was written (the old one is
 // written back): but a crash then may still find the new one.
@@ -1012,6 +1092,19 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	if err := b.validate(cfg); err != nil {
 		return err
 	}
+	reopen := b.runsAs(cfg) != b.runsAs(old)
+	var locks []*log.PartitionLock
+	if reopen {
+		// Every partition's lock before the record is written, until ctx
+		// ends: an append stuck in a write to a disk that hangs holds its
+		// partition's, and nothing may have changed when the call gives
+		// up.
+		var err error
+		if locks, err = b.lockPartitions(ctx, t.Partitions); err != nil {
+			return err
+		}
+		defer unlockPartitions(locks)
+	}
 	if cfg != old {
 		tc := log.TopicConfig{Partitions: len(t.Partitions), Config: cfg}
 		if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
@@ -1025,7 +1118,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	b.reopenLogs.Store(b.adminLogs)
 	defer b.reopenLogs.Store(nil)
 	var errs []error
-	if b.runsAs(cfg) == b.runsAs(old) {
+	if !reopen {
 		// The logs would run as they do: they stay open,
 		// as Kafka leaves a log whose config does not change (a service
 		// that sets the config it wants at each start pauses nothing).
@@ -1044,11 +1137,12 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	// RetryReopen of the maintenance hands its lines on once the
 	// maintenance has given its token back, and one of a later admin
 	// call once that call has given the admin token back.
-	for i, p := range t.Partitions {
-		b.holdLines(p)
-		err := p.Reopen(func() (*log.Log, error) {
+	for i, k := range locks {
+		b.holdLines(k.Log())
+		err := k.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
 		})
+		k.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reopening %s-%d: %w", name, i, err))
 		}

@@ -391,8 +391,65 @@ func (p *Partition) failed(err error) error {
 // partition then answers ErrLogFenced, and no later Reopen opens it); an
 // error matching ErrLogFenced for a partition whose log failed before.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
-	l, _ := p.lock(context.Background()) // a ctx that never ends: no error
-	defer p.unlock(l)
+	k, _ := p.Lock(context.Background()) // a ctx that never ends: no error
+	defer k.Unlock()
+	return k.Reopen(open)
+}
+
+// PartitionLock is a partition's lock held exclusively (see
+// Partition.Lock): the partition's calls wait for it, as they wait for a
+// Reopen, until Unlock. A caller that must change several partitions
+// together, or none of them, takes every one's lock first, with its ctx,
+// and then does the changes under them (a topic's deletion, a config
+// change that reopens its logs). It is not for concurrent use.
+type PartitionLock struct {
+	p *Partition
+	l *Log // the log when the lock was taken, whose lines Unlock hands on
+	// held is true until Unlock.
+	held bool
+}
+
+// Lock holds the partition's lock exclusively, waiting for the appends,
+// reads and look-ups in flight (and holding new ones back) until ctx
+// ends: ctx's error then, nothing held. An append stuck in a write to a
+// disk that hangs holds the lock until the disk answers; so does a
+// Reopen in its closing fsync. A lock that is free is taken whatever the
+// ctx. The caller releases it with the PartitionLock's Unlock.
+//
+// Errors: ctx's error.
+func (p *Partition) Lock(ctx context.Context) (*PartitionLock, error) {
+	l, err := p.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &PartitionLock{p: p, l: l, held: true}, nil
+}
+
+// Unlock releases the partition's lock. A second call does nothing.
+func (k *PartitionLock) Unlock() {
+	if !k.held {
+		return
+	}
+	k.held = false
+	k.p.unlock(k.l)
+}
+
+// Log returns the partition's log as it is now: under the lock held, no
+// Reopen changes it but the PartitionLock's own.
+func (k *PartitionLock) Log() *Log {
+	k.mustHold()
+	return k.p.log.Load()
+}
+
+// Reopen is Partition.Reopen under the lock held: the partition's log is
+// closed and opened again through open, without waiting, and the lock
+// stays held. The file operations it makes (the old log's closing fsync,
+// the new one's recovery) are not cut short.
+//
+// Errors: as Partition.Reopen's.
+func (k *PartitionLock) Reopen(open func() (*Log, error)) error {
+	k.mustHold()
+	p := k.p
 	defer p.notify()
 	p.retry = nil
 	if p.broken == nil {
@@ -485,14 +542,40 @@ func (p *Partition) Close() error { return p.close((*Log).Close) }
 // Errors: Log.Discard's.
 func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 
+// Discard is Partition.Discard under the lock held: the partition's log
+// is closed without a flush, without waiting, and its waiting readers
+// woken; the lock stays held (the partition's calls answer ErrClosed
+// once it is released).
+//
+// Errors: Log.Discard's.
+func (k *PartitionLock) Discard() error {
+	k.mustHold()
+	defer k.p.notify()
+	return k.p.closeLocked((*Log).Discard)
+}
+
+// mustHold panics unless the lock is held: a change made after Unlock
+// would race with the partition's calls.
+func (k *PartitionLock) mustHold() {
+	if !k.held {
+		panic("runnel/log: use of a released PartitionLock")
+	}
+}
+
 func (p *Partition) close(how func(*Log) error) error {
-	l, _ := p.lock(context.Background()) // a ctx that never ends: no error
+	k, _ := p.Lock(context.Background()) // a ctx that never ends: no error
+	err := p.closeLocked(how)
+	k.Unlock()
+	p.notify()
+	return err
+}
+
+// closeLocked closes the partition's log with how. The caller holds mu
+// exclusively.
+func (p *Partition) closeLocked(how func(*Log) error) error {
 	// Closed by its owner (a deleted topic, the broker's Close), the
 	// partition answers ErrClosed as its log does, not the ErrLogFenced
 	// of a Reopen whose open failed: a caller tells the two apart.
 	p.retry, p.reopenErr = nil, nil
-	err := how(l)
-	p.unlock(l)
-	p.notify()
-	return err
+	return how(p.log.Load())
 }

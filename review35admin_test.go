@@ -1,0 +1,236 @@
+package runnel
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview35AdminCallsHeedCtxBehindAStuckAppend: while an append of a
+// topic's partition hangs in its write to a disk that hangs (holding the
+// partition's lock shared), the admin calls that need that partition's
+// lock exclusively — DeleteTopic (to discard its log), AlterTopicConfig
+// and UpdateTopicConfig with a change that reopens the logs — return
+// with their ctx's error when their ctx ends (before the call, during
+// its wait, by a deadline), and leave the topic exactly as it was: still
+// there, its config unchanged, its record on disk unchanged, its other
+// partition serving. CreatePartitions, which takes no lock of the
+// partitions there are, goes through. Once the write goes on, the stuck
+// append is acknowledged and the admin calls work.
+//
+// Before the fix each of them waited for the stuck append whatever its
+// ctx, holding the broker's admin token: DeleteTopic in
+// log.Partition.Discard (and had removed the topic's record already),
+// the config changes in log.Partition.Reopen (with the new record
+// written), both of which took the partition's lock with
+// context.Background().
+func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "a0")
+	produce(t, b, "t", 1, "a1")
+	recordPath := b.metaPath("t")
+	record, err := b.readFile(recordPath)
+	require.NoError(t, err)
+	before, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+
+	// Partition 1's append hangs: an admin call takes partition 0's lock
+	// (free) before it waits for partition 1's.
+	entered, release := fs.arm(t, vfs.OpWrite, "/t-1/")
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+		stuck <- err
+	}()
+	<-entered
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"DeleteTopic", func(ctx context.Context) error { return b.DeleteTopic(ctx, "t") }},
+		{"AlterTopicConfig", func(ctx context.Context) error {
+			return b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour})
+		}},
+		{"UpdateTopicConfig", func(ctx context.Context) error {
+			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
+		}},
+	}
+	for _, call := range calls {
+		for _, c := range endedCtxs {
+			what := call.name + " (" + c.name + ")"
+			cctx, cancel := c.ctx()
+			done := make(chan error, 1)
+			go func() { done <- call.call(cctx) }()
+			if c.during {
+				// Waiting for a partition's lock, before the fix and after.
+				waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+				cancel()
+			}
+			err := within(t, done, release, what)
+			cancel()
+			require.ErrorIs(t, err, cctx.Err(), what)
+
+			// The topic is as it was.
+			require.Equal(t, []string{"t"}, b.Topics(), what)
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err, what)
+			require.Equal(t, before.ID, info.ID, what)
+			require.Equal(t, before.Config, info.Config, what)
+			require.Equal(t, before.Overrides, info.Overrides, what)
+			got, err := b.readFile(recordPath)
+			require.NoError(t, err, what)
+			require.Equal(t, string(record), string(got), what+": the topic's record changed")
+			// Partition 0, whose lock the call took first, serves again.
+			produced := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "p0")})
+				produced <- err
+			}()
+			require.NoError(t, within(t, produced, release, what+": a Produce to partition 0 after it"), what)
+		}
+	}
+
+	// CreatePartitions takes no lock of the partitions there are.
+	grown := make(chan error, 1)
+	go func() { grown <- b.CreatePartitions(ctx, "t", 3) }()
+	require.NoError(t, within(t, grown, release, "CreatePartitions"))
+	// Nor does a config change that the logs run as they did.
+	same := make(chan error, 1)
+	go func() { same <- b.AlterTopicConfig(ctx, "t", before.Overrides) }()
+	require.NoError(t, within(t, same, release, "AlterTopicConfig (no change)"))
+
+	release()
+	require.NoError(t, <-stuck)
+	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Len(t, info.Partitions, 3)
+	produce(t, b, "t", 1, "c1")
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a1", "b1", "c1"}, values(t, resp.Partitions[0].Records))
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 }))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.Empty(t, b.Topics())
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Empty(t, b.Topics())
+}
+
+// TestReview35CloseEndsAnAdminCallBehindAStuckAppend: a DeleteTopic and
+// an AlterTopicConfig whose ctx never ends, waiting for a partition's lock
+// behind an append stuck in its write, return ErrClosed once the broker's
+// Close begins, changing nothing (as a CreateTopic that Close overtakes
+// creates nothing); Close itself waits for the stuck write, as it
+// documents, and the next Open finds the topic, its config and its
+// acknowledged records.
+func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
+	for _, call := range []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(context.Background(), "t") }},
+		{"AlterTopicConfig", func(b *Broker) error {
+			return b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour})
+		}},
+	} {
+		t.Run(call.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			fs := newStuckFS(mem)
+			b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+			require.NoError(t, err)
+			defer b.Close()
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a")
+
+			entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+				stuck <- err
+			}()
+			<-entered
+			done := make(chan error, 1)
+			go func() { done <- call.call(b) }()
+			waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			require.ErrorIs(t, within(t, done, release, call.name), ErrClosed)
+			release()
+			require.NoError(t, <-stuck)
+			require.NoError(t, <-closed)
+
+			b, err = Open(Config{FS: mem, Dir: "/data"})
+			require.NoError(t, err)
+			defer b.Close()
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, log.Config{}, info.Overrides)
+			resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+			require.NoError(t, err)
+			require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+		})
+	}
+}
+
+// TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen: while a config
+// change's reopen of a partition hangs in the old log's closing fsync,
+// DescribeTopic, which reads each partition's size from its log, returns
+// with its ctx's error when its ctx ends; once the fsync goes on, it
+// describes the new config. It waited for the reopen whatever its ctx
+// (log.Partition.Log waits with context.Background()).
+func TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
+	fs := newStuckFS(vfs.NewMem())
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	for _, c := range endedCtxs {
+		what := "DescribeTopic (" + c.name + ")"
+		cctx, cancel := c.ctx()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.DescribeTopic(cctx, "t")
+			done <- err
+		}()
+		if c.during {
+			waitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+			cancel()
+		}
+		err := within(t, done, release, what)
+		cancel()
+		require.ErrorIs(t, err, cctx.Err(), what)
+	}
+
+	release()
+	require.NoError(t, <-altered)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Equal(t, int64(1), info.Partitions[0].LogEndOffset)
+	require.Positive(t, info.Partitions[0].Size)
+}
