@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -65,6 +66,35 @@ func (s *stuckFS) arm(t *testing.T, op vfs.Op, part string) (entered <-chan stru
 	return r.entered, release
 }
 
+// openStuck opens a broker on a stuckFS over a new MemFS (also returned,
+// for an Open after the test), its maintenance left to Maintain calls,
+// with a topic "t" of n partitions.
+func openStuck(t *testing.T, n int) (*Broker, *stuckFS, vfs.FS) {
+	t.Helper()
+	mem := vfs.NewMem()
+	fs := newStuckFS(mem)
+	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: n}))
+	return b, fs, mem
+}
+
+// stickAppend makes the next write to partition p of "t" hang and starts
+// a Produce of value there: it returns once that write has begun, with
+// the Produce's outcome (once released) and the write's release.
+func stickAppend(t *testing.T, b *Broker, fs *stuckFS, p int32, value string) (stuck <-chan error, release func()) {
+	t.Helper()
+	entered, release := fs.arm(t, vfs.OpWrite, fmt.Sprintf("/t-%d/", p))
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: batch(t, value)})
+		done <- err
+	}()
+	<-entered
+	return done, release
+}
+
 // within returns what done yields, failing the test (after release, so
 // that the call can return) if it has not come within a generous hang
 // guard: a call that should have returned with its ctx.
@@ -112,23 +142,10 @@ var endedCtxs = []endedCtx{
 // It waited for the stuck write whatever its ctx: the log's writer lock
 // (a sync.Mutex) took no ctx.
 func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
-	mem := vfs.NewMem()
-	fs := newStuckFS(mem)
-	cfg := Config{FS: fs, Dir: "/data"}
-	b, err := Open(cfg)
-	require.NoError(t, err)
-	defer b.Close()
-	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	b, fs, mem := openStuck(t, 1)
 	produce(t, b, "t", 0, "a")
 
-	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
-	stuck := make(chan error, 1)
-	go func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
-		stuck <- err
-	}()
-	<-entered
+	stuck, release := stickAppend(t, b, fs, 0, "b")
 
 	for _, c := range endedCtxs {
 		cctx, cancel := c.ctx()
@@ -161,13 +178,8 @@ func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 // ctx ends, changing nothing; once the fsync goes on, the change is made,
 // the next calls work, and a Close and Open find the acknowledged records.
 func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
-	mem := vfs.NewMem()
-	fs := newStuckFS(mem)
-	b, err := Open(Config{FS: fs, Dir: "/data"})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a", "b")
 
 	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
@@ -235,23 +247,12 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 // answer; once the write goes on, the calls work again and a Close and
 // Open find the acknowledged records.
 func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
-	mem := vfs.NewMem()
-	fs := newStuckFS(mem)
-	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 0, "b")
 
-	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
-	stuck := make(chan error, 1)
-	go func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "c")})
-		stuck <- err
-	}()
-	<-entered
+	stuck, release := stickAppend(t, b, fs, 0, "c")
 
 	calls := []struct {
 		name  string
@@ -313,21 +314,11 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 // the stuck append, and, a writer waiting, held every new Fetch and
 // ListOffset of the partition back with it (until their ctx ended).
 func TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
-	fs := newStuckFS(vfs.NewMem())
-	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, _ := openStuck(t, 1)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
 
-	entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
-	stuck := make(chan error, 1)
-	go func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
-		stuck <- err
-	}()
-	<-entered
+	stuck, release := stickAppend(t, b, fs, 0, "b")
 	maintained := make(chan error, 1)
 	go func() { maintained <- b.Maintain(ctx) }()
 	// The round waits, at the partition's lock (RetryReopen) or the log's
@@ -383,13 +374,8 @@ func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 // Produce waiting for the writer lock. They waited for the disk
 // whatever their ctx.
 func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
-	mem := vfs.NewMem()
-	fs := newStuckFS(mem)
-	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
 
 	// A reopen stuck in its fsync: a Poll waits for it.

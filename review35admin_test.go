@@ -30,13 +30,8 @@ import (
 // written), both of which took the partition's lock with
 // context.Background().
 func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
-	mem := vfs.NewMem()
-	fs := newStuckFS(mem)
-	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, mem := openStuck(t, 2)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 	produce(t, b, "t", 0, "a0")
 	produce(t, b, "t", 1, "a1")
 	recordPath := b.metaPath("t")
@@ -47,13 +42,7 @@ func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 
 	// Partition 1's append hangs: an admin call takes partition 0's lock
 	// (free) before it waits for partition 1's.
-	entered, release := fs.arm(t, vfs.OpWrite, "/t-1/")
-	stuck := make(chan error, 1)
-	go func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
-		stuck <- err
-	}()
-	<-entered
+	stuck, release := stickAppend(t, b, fs, 1, "b1")
 
 	calls := []struct {
 		name string
@@ -151,22 +140,11 @@ func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 		}},
 	} {
 		t.Run(call.name, func(t *testing.T) {
-			mem := vfs.NewMem()
-			fs := newStuckFS(mem)
-			b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-			require.NoError(t, err)
-			defer b.Close()
+			b, fs, mem := openStuck(t, 1)
 			ctx := context.Background()
-			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 			produce(t, b, "t", 0, "a")
 
-			entered, release := fs.arm(t, vfs.OpWrite, "/t-0/")
-			stuck := make(chan error, 1)
-			go func() {
-				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
-				stuck <- err
-			}()
-			<-entered
+			stuck, release := stickAppend(t, b, fs, 0, "b")
 			done := make(chan error, 1)
 			go func() { done <- call.call(b) }()
 			waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
@@ -177,7 +155,7 @@ func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 			require.NoError(t, <-stuck)
 			require.NoError(t, <-closed)
 
-			b, err = Open(Config{FS: mem, Dir: "/data"})
+			b, err := Open(Config{FS: mem, Dir: "/data"})
 			require.NoError(t, err)
 			defer b.Close()
 			info, err := b.DescribeTopic(ctx, "t")
@@ -197,12 +175,8 @@ func TestReview35CloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 // describes the new config. It waited for the reopen whatever its ctx
 // (log.Partition.Log waits with context.Background()).
 func TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
-	fs := newStuckFS(vfs.NewMem())
-	b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
-	require.NoError(t, err)
-	defer b.Close()
+	b, fs, _ := openStuck(t, 1)
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
 
 	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
