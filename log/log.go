@@ -1474,11 +1474,14 @@ func (l *Log) HoldLines() (release func()) {
 	l.holders.Add(1)
 	return sync.OnceFunc(func() {
 		l.holders.Add(-1)
-		l.holds.Add(-1)
 		// Whatever calls are under way: the caller holds no lock of the
 		// log's or its partition's, and one under way may never end
-		// (see leave).
-		l.handOn()
+		// (see leave). But not while another HoldLines is under way:
+		// the last release hands them on (a release that counts itself
+		// out after this one read holds reads Pending after it did).
+		if l.holds.Add(-1) == 0 {
+			l.handOn()
+		}
 	})
 }
 
