@@ -1,0 +1,260 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// review35SecondFaults are the faults a scenario of
+// TestReview35SecondAdminLineGrid turns on, for partition 0 of topic t:
+// snapshot removals fail, the directory cannot be listed (an open
+// fails).
+type review35SecondFaults struct{ remove, list atomic.Bool }
+
+// TestReview35SecondAdminLineGrid: for each kind of line an admin call
+// that closes logs makes (a config change's reopen: the old log's Close
+// failing to prune a snapshot, the new log's "log opened", a reopen
+// whose open fails after a Close line), on a topic
+// of two partitions, a handler that calls, from inside the handler,
+// Produce to each partition, CreateTopic, DescribeTopic, Fetch,
+// Maintain, UpdateTopicConfig, DeleteTopic of the line's topic, or
+// Close, returns, and so does the admin call that logged the line; each
+// wait bounded at 10 s to turn a deadlock into a failure.
+func TestReview35SecondAdminLineGrid(t *testing.T) {
+	ctx := context.Background()
+	change := func(b *Broker) error {
+		err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = max(c.MaxMessageBytes, 1<<20) + 1 })
+		if errors.Is(err, vfs.ErrInjected) || errors.Is(err, log.ErrLogFenced) {
+			return nil
+		}
+		return err
+	}
+	noPrune := func(f *review35SecondFaults) { f.remove.Store(true) }
+	scenarios := []struct {
+		name, line string
+		early, arm func(f *review35SecondFaults) // before the records are produced; before the call
+		provoke    func(b *Broker) error
+	}{
+		{"a reopen's snapshot not pruned", "producer-state snapshot not removed",
+			noPrune, noPrune, change},
+		{"a reopen's failed open", "producer-state snapshot not removed",
+			noPrune, func(f *review35SecondFaults) { f.remove.Store(true); f.list.Store(true) }, change},
+		{"a reopen's new log", "log opened",
+			func(*review35SecondFaults) {}, func(*review35SecondFaults) {}, change},
+	}
+	tolerate := func(err error) error {
+		for _, ok := range []error{ErrUnknownTopic, ErrTopicExists, ErrClosed, log.ErrLogFenced, log.ErrClosed, vfs.ErrInjected} {
+			if errors.Is(err, ok) {
+				return nil
+			}
+		}
+		return err
+	}
+	actions := map[string]func(b *Broker) error{
+		"Produce": func(b *Broker) error {
+			for p := range int32(2) {
+				if _, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: batch(t, "h")}); tolerate(err) != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"CreateTopic": func(b *Broker) error {
+			return tolerate(b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+		},
+		"DescribeTopic": func(b *Broker) error {
+			_, err := b.DescribeTopic(ctx, "t")
+			return tolerate(err)
+		},
+		"Fetch": func(b *Broker) error {
+			_, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, MaxBytes: 1 << 20}, {Topic: "t", Partition: 1, MaxBytes: 1 << 20}}})
+			return tolerate(err)
+		},
+		"Maintain":          func(b *Broker) error { return tolerate(b.Maintain(ctx)) },
+		"UpdateTopicConfig": func(b *Broker) error { return tolerate(change(b)) },
+		"DeleteTopic":       func(b *Broker) error { return tolerate(b.DeleteTopic(ctx, "t")) },
+		"Close":             func(b *Broker) error { return b.Close() },
+	}
+	for _, sc := range scenarios {
+		for name, action := range actions {
+			t.Run(sc.name+"/"+name, func(t *testing.T) {
+				faults := &review35SecondFaults{}
+				fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+					path = filepath.ToSlash(path)
+					in0 := strings.HasPrefix(path, "/data/t-0/")
+					switch {
+					case op == vfs.OpRemove && faults.remove.Load() && in0 && strings.HasSuffix(path, ".snapshot"),
+						op == vfs.OpList && faults.list.Load() && path == "/data/t-0":
+						return vfs.ErrInjected
+					}
+					return nil
+				}))
+				var b *Broker
+				var armed, seen, returned atomic.Bool
+				var actionErr atomic.Pointer[error]
+				b = open(t, Config{Dir: "/data", FS: fsys, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+					if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
+						return
+					}
+					returned.Store(callBounded(func() {
+						err := action(b)
+						actionErr.Store(&err)
+					}))
+				}))})
+				require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 100}}))
+				sc.early(faults)
+				for _, v := range []string{"a", "b", "c", "d", "e"} {
+					produce(t, b, "t", 0, v) // each rolls, and snapshots
+					produce(t, b, "t", 1, v)
+				}
+				armed.Store(true)
+				sc.arm(faults)
+				var provoked error
+				require.True(t, callBounded(func() { provoked = sc.provoke(b) }), "the call that logged %q did not return", sc.line)
+				require.True(t, seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
+				require.NoError(t, provoked)
+				require.True(t, returned.Load(), "%s from the handler of %q blocked", name, sc.line)
+				if p := actionErr.Load(); p != nil {
+					require.NoError(t, *p, "%s from the handler of %q", name, sc.line)
+				}
+				faults.remove.Store(false)
+				faults.list.Store(false)
+				if name != "Close" && name != "DeleteTopic" {
+					produce(t, b, "t", 1, "after") // partition 1 serves
+				}
+			})
+		}
+	}
+}
+
+// TestReview35SecondCallsBehindAWaitingAdminCall: a DeleteTopic or a
+// config change that reopens, its ctx never ending, holds partition 0's
+// lock while it waits for partition 1's, held by an append stuck in its
+// write to a disk that hangs. Partition 0's calls behind it — Produce,
+// Fetch, ListOffset, DeleteRecords, DescribeTopic — return with their
+// ctx's error when their ctx ends (before the call, during its wait, by
+// a deadline), the Logger's lines going on meanwhile; the broker's Close
+// then ends the admin call with ErrClosed, changing nothing: once the
+// disk answers, a broker opened again finds the topic, its config and
+// every acknowledged record as they were. No goroutine is left behind.
+func TestReview35SecondCallsBehindAWaitingAdminCall(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	admin := []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(context.Background(), "t") }},
+		{"AlterTopicConfig", func(b *Broker) error {
+			return b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour, SegmentBytes: 100})
+		}},
+	}
+	for _, a := range admin {
+		t.Run(a.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			fs := newStuckFS(mem)
+			var lines atomic.Int32
+			b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(slog.Record) { lines.Add(1) }))})
+			require.NoError(t, err)
+			defer b.Close()
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 100}}))
+			produce(t, b, "t", 0, "a0")
+			produce(t, b, "t", 1, "a1")
+
+			entered, release := fs.arm(t, vfs.OpWrite, "/t-1/")
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+				stuck <- err
+			}()
+			<-entered
+			adminDone := make(chan error, 1)
+			go func() { adminDone <- a.call(b) }()
+			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
+
+			calls := []struct {
+				name string
+				call func(ctx context.Context) error
+			}{
+				{"Produce", func(ctx context.Context) error {
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "lost")})
+					return err
+				}},
+				{"Fetch", func(ctx context.Context) error {
+					_, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+					return err
+				}},
+				{"ListOffset", func(ctx context.Context) error {
+					_, err := b.ListOffset(ctx, "t", 0, api.Latest)
+					return err
+				}},
+				{"DeleteRecords", func(ctx context.Context) error {
+					_, err := b.DeleteRecords(ctx, "t", 0, 1)
+					return err
+				}},
+				{"DescribeTopic", func(ctx context.Context) error {
+					_, err := b.DescribeTopic(ctx, "t")
+					return err
+				}},
+			}
+			for _, call := range calls {
+				for _, c := range endedCtxs {
+					what := call.name + " (" + c.name + ")"
+					cctx, cancel := c.ctx()
+					done := make(chan error, 1)
+					go func() { done <- call.call(cctx) }()
+					if c.during {
+						waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+						cancel()
+					}
+					err := within(t, done, release, what)
+					cancel()
+					require.ErrorIs(t, err, cctx.Err(), what)
+				}
+			}
+			select {
+			case err := <-adminDone:
+				t.Fatalf("%s returned %v while partition 1's append is stuck", a.name, err)
+			default:
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			require.ErrorIs(t, within(t, adminDone, release, a.name+" behind Close"), ErrClosed)
+			release()
+			require.NoError(t, <-stuck)
+			require.NoError(t, within(t, closed, release, "Close"))
+
+			b, err = Open(Config{FS: mem, Dir: "/data"})
+			require.NoError(t, err)
+			defer b.Close()
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, log.Config{SegmentBytes: 100}, info.Overrides)
+			for p, want := range [][]string{{"a0"}, {"a1", "b1"}} {
+				var got []string
+				for off := int64(0); off < int64(len(want)); off = int64(len(got)) {
+					resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: int32(p), Offset: off, MaxBytes: 1 << 20}}})
+					require.NoError(t, err)
+					vs := values(t, resp.Partitions[0].Records)
+					require.NotEmpty(t, vs, "partition %d from %d", p, off)
+					got = append(got, vs...)
+				}
+				require.Equal(t, want, got, "partition %d", p)
+			}
+			require.NoError(t, b.Close())
+		})
+	}
+}
