@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,6 +257,130 @@ func TestReview35SecondCallsBehindAWaitingAdminCall(t *testing.T) {
 				require.Equal(t, want, got, "partition %d", p)
 			}
 			require.NoError(t, b.Close())
+		})
+	}
+}
+
+// waitForNoStack waits until no goroutine's stack holds part (a
+// goroutine that is to end), failing the test after 10 s.
+func waitForNoStack(t *testing.T, part string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(string(buf[:runtime.Stack(buf, true)]), part) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a goroutine in %s did not end", part)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken: an fsync
+// round of partition 0 that runs on a goroutine of its own (the append
+// that started it returned with its ctx's error) fails, and logs "log
+// fenced", while a DeleteTopic or a config change holds partition 0's
+// lock, waiting for partition 1's (an append stuck in its write): the
+// round leaves the line to the partition's lock holder, the admin call.
+// When the admin call's ctx ends, it releases the locks it took, and
+// the line must not be handed on then, still holding the admin token
+// (Config.Logger: an admin call hands on the lines of the logs it holds
+// once it has given the token back): a handler's CreateTopic would wait
+// for the token its own goroutine holds.
+func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
+	admin := []struct {
+		name string
+		call func(b *Broker, ctx context.Context) error
+	}{
+		{"DeleteTopic", func(b *Broker, ctx context.Context) error { return b.DeleteTopic(ctx, "t") }},
+		{"AlterTopicConfig", func(b *Broker, ctx context.Context) error {
+			return b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour})
+		}},
+	}
+	for _, a := range admin {
+		t.Run(a.name, func(t *testing.T) {
+			var syncArmed, writeArmed atomic.Bool
+			syncEntered, syncRelease := make(chan struct{}), make(chan struct{})
+			writeEntered, writeRelease := make(chan struct{}), make(chan struct{})
+			var once1, once2 sync.Once
+			releaseSync := func() { once1.Do(func() { close(syncRelease) }) }
+			releaseWrite := func() { once2.Do(func() { close(writeRelease) }) }
+			releaseAll := func() { releaseSync(); releaseWrite() }
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				path = filepath.ToSlash(path)
+				switch {
+				case op == vfs.OpSync && strings.HasPrefix(path, "/data/t-0/") && strings.HasSuffix(path, ".log") && syncArmed.CompareAndSwap(true, false):
+					close(syncEntered)
+					<-syncRelease
+					return vfs.ErrInjected // the round fails: "log fenced"
+				case op == vfs.OpWrite && strings.HasPrefix(path, "/data/t-1/") && strings.HasSuffix(path, ".log") && writeArmed.CompareAndSwap(true, false):
+					close(writeEntered)
+					<-writeRelease
+				}
+				return nil
+			}))
+			ctx := context.Background()
+			var b *Broker
+			var seen, returned atomic.Bool
+			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log fenced" || seen.Swap(true) {
+					return
+				}
+				returned.Store(callBounded(func() {
+					if err := b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, ErrClosed) {
+						t.Errorf("CreateTopic from the handler: %v", err)
+					}
+				}))
+			}))})
+			t.Cleanup(releaseAll) // before open's Close, which waits for the stuck write
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+			produce(t, b, "t", 0, "a0")
+			produce(t, b, "t", 1, "a1")
+
+			// Partition 0: an append whose ctx ends while its fsync
+			// hangs; the round goes on, on its own goroutine.
+			syncArmed.Store(true)
+			pctx, pcancel := context.WithCancel(ctx)
+			produced := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(pctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b0")})
+				produced <- err
+			}()
+			<-syncEntered
+			pcancel()
+			require.ErrorIs(t, within(t, produced, releaseAll, "the Produce whose fsync hangs"), context.Canceled)
+
+			// Partition 1: an append stuck in its write.
+			writeArmed.Store(true)
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+				stuck <- err
+			}()
+			<-writeEntered
+
+			actx, acancel := context.WithCancel(ctx)
+			defer acancel()
+			done := make(chan error, 1)
+			go func() { done <- a.call(b, actx) }()
+			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
+			releaseSync() // the round fails, logging under partition 0's lock
+			waitForNoStack(t, "log.(*Log).runSync(")
+			require.False(t, seen.Load(), "\"log fenced\" handed on while the admin call holds the partition's lock")
+			acancel()
+			// The handler gives up on its CreateTopic after 10 s
+			// (callBounded), and lets the call return.
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				releaseAll()
+				t.Fatalf("%s did not return once its ctx ended", a.name)
+			}
+			require.ErrorIs(t, err, context.Canceled)
+			require.True(t, seen.Load(), "no \"log fenced\" line")
+			require.True(t, returned.Load(), "CreateTopic from the handler of \"log fenced\" blocked: the line was handed on as %s gave up, holding the admin token", a.name)
+			releaseWrite()
+			require.NoError(t, <-stuck)
 		})
 	}
 }
