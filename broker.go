@@ -150,10 +150,11 @@ type Broker struct {
 	// produce to a partition an admin call reopens (admin).
 	adminLogs *lockedlog.Held
 	// adminHolds are the releases of the HoldLines (log.Log) an admin
-	// call took on the logs it closes (a reopen, a deletion), run by
-	// unlockAdmin once the token is given back: the lines of their Close,
-	// and those of concurrent calls, are handed on then, not by the
-	// Partition call under the token (admin).
+	// call took on the logs whose partitions' locks it took, to close
+	// them (a reopen, a deletion), run by unlockAdmin once the token is
+	// given back: the lines of their Close, and those of concurrent calls
+	// (left to the lock's holder), are handed on then, not as the call
+	// releases the locks under the token, also when it gives up (admin).
 	adminHolds []func()
 	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
 	// when none is), for the open of a partition's reopen to log to,
