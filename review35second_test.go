@@ -384,3 +384,73 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 		})
 	}
 }
+
+// TestReview35SecondLoggerMayCallOnCloseLines: the broker's Close closes
+// each partition's log, whose Close may log ("producer-state snapshot
+// not removed", a removal failing). Config.Logger lets a handler call
+// Close, and the broker's other methods, on any line but one the
+// maintenance goroutine hands on: on a line of Close's own, Close (a
+// handler that shuts the broker down on a warning, say) returns, as a
+// second Close does, and so do the admin calls, Produce and
+// DescribeTopic (ErrClosed); and the first Close returns.
+func TestReview35SecondLoggerMayCallOnCloseLines(t *testing.T) {
+	ctx := context.Background()
+	actions := map[string]func(b *Broker) error{
+		"Close":       func(b *Broker) error { return b.Close() },
+		"CreateTopic": func(b *Broker) error { return b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}) },
+		"DeleteTopic": func(b *Broker) error { return b.DeleteTopic(ctx, "t") },
+		"Produce": func(b *Broker) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "h")})
+			return err
+		},
+		"DescribeTopic": func(b *Broker) error {
+			_, err := b.DescribeTopic(ctx, "t")
+			return err
+		},
+		"Maintain": func(b *Broker) error { return b.Maintain(ctx) },
+	}
+	for name, action := range actions {
+		t.Run(name, func(t *testing.T) {
+			var noRemove atomic.Bool
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if noRemove.Load() && op == vfs.OpRemove && filepath.Ext(path) == ".snapshot" {
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			var b *Broker
+			var armed, seen, returned atomic.Bool
+			var actionErr atomic.Pointer[error]
+			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				if !armed.Load() || r.Message != "producer-state snapshot not removed" || seen.Swap(true) {
+					return
+				}
+				returned.Store(callBounded(func() {
+					err := action(b)
+					actionErr.Store(&err)
+				}))
+			}))})
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+			noRemove.Store(true)
+			for _, v := range []string{"a", "b", "c", "d", "e"} {
+				produce(t, b, "t", 0, v) // each rolls, and snapshots
+			}
+			armed.Store(true)
+			// The handler gives up on its call after 10 s (callBounded),
+			// and lets Close go on.
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			var closeErr error
+			select {
+			case closeErr = <-closed:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			require.True(t, seen.Load(), "Close logged no \"producer-state snapshot not removed\" (Close: %v)", closeErr)
+			require.True(t, returned.Load(), "%s from the handler of a line of Close blocked", name)
+			if p := actionErr.Load(); p != nil && *p != nil {
+				require.ErrorIs(t, *p, ErrClosed, name)
+			}
+		})
+	}
+}
