@@ -105,3 +105,44 @@ func TestReview35SecondHandingOnStopsAtAHoldLines(t *testing.T) {
 	require.Equal(t, []int64{1, 2}, bases, "roll lines handed on once each, in order")
 	require.False(t, l.queue.Pending())
 }
+
+// TestReview35SecondPartitionLockClose: Close under a PartitionLock
+// closes the log with its flush (a log opened again holds every record
+// appended), wakes the waiting readers, and keeps the lock held until
+// Unlock; after Unlock the partition's calls answer ErrClosed, and a
+// Close, Log, Reopen or Discard of the released lock panics.
+func TestReview35SecondPartitionLockClose(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.NoError(t, err)
+	p := NewPartition("t", 0, l)
+	_, err = p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "a"), AppendOptions{})
+	require.NoError(t, err)
+	k, err := p.Lock(ctx)
+	require.NoError(t, err)
+	changed := p.Changed()
+	require.NoError(t, k.Close())
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Close under the lock woke no waiting reader")
+	}
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	_, err = p.Append(short, valueBatch(t, e.clock.Now().UnixMilli(), "held back"), AppendOptions{})
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "an append while the lock is held waits for it")
+	k.Unlock()
+	_, err = p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	require.Panics(t, func() { _ = k.Close() })
+	require.Panics(t, func() { _ = k.Log() })
+	require.Panics(t, func() { _ = k.Discard() })
+	require.Panics(t, func() { _ = k.Reopen(func() (*Log, error) { return nil, nil }) })
+
+	l, err = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})
+	require.NoError(t, err)
+	defer l.Close()
+	require.EqualValues(t, 1, l.LogEndOffset())
+	require.True(t, l.Recovery().Clean, "Close under the lock closed the log cleanly")
+}
