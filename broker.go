@@ -115,9 +115,10 @@ type Config struct {
 	// lines once it has given the admin token back, an admin call hands
 	// on then the lines of the partitions' logs it opened (their
 	// recovery, also a retry of a failed reopen) or closed (a reopen's,
-	// a deletion's), and a partition's log hands on its lines (rolls,
-	// retention, compaction, failures) once it has released its locks
-	// (see log.Options.Logger); those of a partition's maintenance
+	// a deletion's), Close those of the logs it closes once it is done
+	// (a handler's Close then returns), and a partition's log hands on
+	// its lines (rolls, retention, compaction, failures) once it has
+	// released its locks (see log.Options.Logger); those of a partition's maintenance
 	// (retention, compaction, expired producer ids, and the retry of a
 	// reopen after a config change that failed: "partition reopened" and
 	// the new log's recovery), the broker's own or a Maintain call's,
@@ -150,10 +151,11 @@ type Broker struct {
 	// produce to a partition an admin call reopens (admin).
 	adminLogs *lockedlog.Held
 	// adminHolds are the releases of the HoldLines (log.Log) an admin
-	// call took on the logs it closes (a reopen, a deletion), run by
-	// unlockAdmin once the token is given back: the lines of their Close,
-	// and those of concurrent calls, are handed on then, not by the
-	// Partition call under the token (admin).
+	// call took on the logs whose partitions' locks it took, to close
+	// them (a reopen, a deletion), run by unlockAdmin once the token is
+	// given back: the lines of their Close, and those of concurrent calls
+	// (left to the lock's holder), are handed on then, not as the call
+	// releases the locks under the token, also when it gives up (admin).
 	adminHolds []func()
 	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
 	// when none is), for the open of a partition's reopen to log to,
@@ -287,7 +289,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.lock = lock
 	if err := b.load(ctx); err != nil {
-		b.closeTopics()
+		b.closeTopics(nil)
 		lock.Close()
 		return nil, err
 	}
@@ -323,7 +325,16 @@ func (b *Broker) Close() error {
 		<-b.closeDone // closed already, or closing: wait for the first Close
 		return nil
 	}
-	defer close(b.closeDone)
+	// The lines of the logs Close closes go out once it is done (and
+	// has given the admin token and mu back): a handler may call Close
+	// on them, which waits for closeDone.
+	var holds []func()
+	defer func() {
+		close(b.closeDone)
+		for _, release := range holds {
+			release()
+		}
+	}()
 	if testHookCloseMarked != nil {
 		testHookCloseMarked()
 	}
@@ -335,7 +346,7 @@ func (b *Broker) Close() error {
 	defer b.unlockAdmin()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	err := b.closeTopics()
+	err := b.closeTopics(&holds)
 	return errors.Join(err, b.lock.Close())
 }
 
@@ -347,11 +358,20 @@ var testHookCloseMarked func()
 // which is never open.
 func (b *Broker) isClosed() bool { return b.closed.Load() || b.admin == nil }
 
-func (b *Broker) closeTopics() error {
+// closeTopics closes every partition's log, adding to holds, if not
+// nil, the releases of the HoldLines it took on each (see Close).
+func (b *Broker) closeTopics(holds *[]func()) error {
 	var err error
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {
-			err = errors.Join(err, p.Close())
+			if holds == nil {
+				err = errors.Join(err, p.Close())
+				continue
+			}
+			k, _ := p.Lock(context.Background()) // a ctx that never ends: no error
+			*holds = append(*holds, k.Log().HoldLines())
+			err = errors.Join(err, k.Close())
+			k.Unlock()
 		}
 	}
 	return err

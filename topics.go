@@ -669,8 +669,8 @@ func (b *Broker) unlockAdmin() {
 }
 
 // holdLines holds the lines of l, a partition's log, until unlockAdmin
-// (see adminHolds), for an admin call about to close it. The caller holds
-// the admin token.
+// (see adminHolds), for an admin call that took its partition's lock
+// (lockPartitions), to close it. The caller holds the admin token.
 func (b *Broker) holdLines(l *log.Log) {
 	b.adminHolds = append(b.adminHolds, l.HoldLines())
 }
@@ -848,7 +848,6 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	err = b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
 	for i, k := range locks {
-		b.holdLines(k.Log())
 		err = errors.Join(err, k.Discard())
 		k.Unlock()
 		err = errors.Join(err, b.fs.RemoveAll(b.partitionDir(name, i)))
@@ -864,6 +863,12 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 // ctx's error, or ErrClosed. The partitions whose locks it holds while it
 // waits for another's wait with it. The caller holds the admin token: no
 // other call takes more than one partition's lock.
+//
+// The lines of each log whose lock it took are held from then on until
+// the token is given back (holdLines): a line left to the lock's holder
+// (an fsync round of the log's own, on a goroutine of its own, that
+// fails meanwhile) is not handed on as the lock is released, neither
+// when the call gives up nor once it has closed the log, under the token.
 func (b *Broker) lockPartitions(ctx context.Context, ps []*log.Partition) ([]*log.PartitionLock, error) {
 	if err := b.adminStop(ctx); err != nil {
 		return nil, err
@@ -884,6 +889,7 @@ func (b *Broker) lockPartitions(ctx context.Context, ps []*log.Partition) ([]*lo
 			}
 			return nil, err
 		}
+		b.holdLines(k.Log())
 		locks = append(locks, k)
 	}
 	return locks, nil
@@ -1138,7 +1144,6 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	// maintenance has given its token back, and one of a later admin
 	// call once that call has given the admin token back.
 	for i, k := range locks {
-		b.holdLines(k.Log())
 		err := k.Reopen(func() (*log.Log, error) {
 			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
 		})

@@ -112,7 +112,8 @@ type Log struct {
 	holders atomic.Int32
 	// holds counts the HoldLines under way (each counted in holders
 	// too): while there are some, a Partition call's leave leaves the
-	// lines queued too, for the last release to hand on.
+	// lines queued too, and so does a goroutine handing lines on already
+	// at its next batch (queue's hold), for the last release to hand on.
 	holds atomic.Int32
 	quiet bool // logger's handler is slog.DiscardHandler
 
@@ -361,7 +362,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
-	l.lockedLog = l.queue.InitNoWait(&l.mu, l.logger)
+	l.lockedLog = l.queue.InitNoWait(&l.mu, l.logger, func() bool { return l.holds.Load() != 0 })
 	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.
@@ -1474,11 +1475,14 @@ func (l *Log) HoldLines() (release func()) {
 	l.holders.Add(1)
 	return sync.OnceFunc(func() {
 		l.holders.Add(-1)
-		l.holds.Add(-1)
 		// Whatever calls are under way: the caller holds no lock of the
 		// log's or its partition's, and one under way may never end
-		// (see leave).
-		l.handOn()
+		// (see leave). But not while another HoldLines is under way:
+		// the last release hands them on (a release that counts itself
+		// out after this one read holds reads Pending after it did).
+		if l.holds.Add(-1) == 0 {
+			l.handOn()
+		}
 	})
 }
 

@@ -554,6 +554,17 @@ func (k *PartitionLock) Discard() error {
 	return k.p.closeLocked((*Log).Discard)
 }
 
+// Close is Partition.Close under the lock held: the partition's log is
+// closed, without waiting, and its waiting readers woken; the lock stays
+// held (the partition's calls answer ErrClosed once it is released).
+//
+// Errors: Log.Close's.
+func (k *PartitionLock) Close() error {
+	k.mustHold()
+	defer k.p.notify()
+	return k.p.closeLocked((*Log).Close)
+}
+
 // mustHold panics unless the lock is held: a change made after Unlock
 // would race with the partition's calls.
 func (k *PartitionLock) mustHold() {

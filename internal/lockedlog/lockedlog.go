@@ -46,6 +46,9 @@ type Queue struct {
 	// noWait: the mutex may be held long, and every release of it goes
 	// through Unlock or UnlockKeep (see InitNoWait).
 	noWait bool
+	// hold, if set, reports whether the lines queued are to stay queued
+	// for now (see InitNoWait).
+	hold func() bool
 }
 
 // line is a record logged under the mutex, for Unlock to hand to h.
@@ -80,10 +83,22 @@ func (q *Queue) Init(mu Mutex, next *slog.Logger) *slog.Logger {
 // Unlock, or UnlockKeep by a caller that sees to the lines it leaves
 // queued: a plain release would leave the lines its holder was to hand
 // on queued until the next Unlock.
-func (q *Queue) InitNoWait(mu Mutex, next *slog.Logger) *slog.Logger {
+//
+// hold, if not nil, is asked (the mutex held) before each batch Unlock
+// hands on: while it reports true, the lines stay queued, a goroutine
+// handing lines on already stops at its next batch, and whoever made
+// hold report false calls Unlock (with the mutex taken, if Pending) once
+// it has, so that a line left then is handed on: having seen hold true,
+// the goroutine that stops reads it again, and Pending, once it has
+// released the mutex.
+func (q *Queue) InitNoWait(mu Mutex, next *slog.Logger, hold func() bool) *slog.Logger {
 	q.noWait = true
+	q.hold = hold
 	return q.Init(mu, next)
 }
+
+// holding reports whether hold says to keep the lines queued.
+func (q *Queue) holding() bool { return q.hold != nil && q.hold() }
 
 // handler is the handler of Logger's logger: it queues each line for
 // next.
@@ -124,7 +139,10 @@ func (h handler) WithGroup(name string) slog.Handler {
 // more, so it may hand on lines of others before it returns; if the
 // mutex is held then and the Queue was made by InitNoWait, it does not
 // wait for it but leaves the lines to be handed on by whoever holds it,
-// or takes it next, as it unlocks.
+// or takes it next, as it unlocks. While the Queue's hold (see
+// InitNoWait) is under way no batch is handed on, neither by Unlock nor
+// by a goroutine handing lines on already: the lines are left to
+// whoever ends the hold.
 //
 // A handler's error is ignored, as slog.Logger ignores it. Should a
 // handler panic, the lines left in its batch are dropped and the panic
@@ -178,6 +196,22 @@ func (q *Queue) deliver() {
 		}
 	}()
 	for {
+		for q.holding() {
+			// Held: left to whoever ends the hold, unless it ended
+			// since (it then found mu held, or delivering set).
+			q.delivering.Store(false)
+			mu.Unlock()
+			if q.holding() || !q.pending.Load() || !mu.TryLock() {
+				done = true
+				return
+			}
+			if q.delivering.Load() || len(q.lines) == 0 { // another goroutine took over
+				done = true
+				mu.Unlock()
+				return
+			}
+			q.delivering.Store(true)
+		}
 		lines := q.lines
 		q.lines = nil
 		q.pending.Store(false)

@@ -43,7 +43,7 @@ func TestReview35GivingUpLosesNoLine(t *testing.T) {
 		if n%97 == 0 {
 			logN(0) // calls back in
 		}
-	})))
+	})), nil)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
