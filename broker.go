@@ -108,24 +108,26 @@ type Config struct {
 	// changes, not again each MaintenanceInterval while it lasts (a
 	// fenced partition's lasts until the broker opens again).
 	//
-	// Its handler runs on the goroutine that logs: a caller's (Produce,
-	// an admin call) or the broker's maintenance goroutine. It may call
-	// the broker's admin methods (CreateTopic, Topics...) and produce,
-	// also to the partition whose line it is: the broker logs its own
-	// lines once it has given the admin token back, an admin call hands
-	// on then the lines of the partitions' logs it opened (their
-	// recovery, also a retry of a failed reopen) or closed (a reopen's,
-	// a deletion's), Close those of the logs it closes once it is done
-	// (a handler's Close then returns), and a partition's log hands on
-	// its lines (rolls, retention, compaction, failures) once it has
-	// released its locks (see log.Options.Logger); those of a partition's maintenance
-	// (retention, compaction, expired producer ids, and the retry of a
-	// reopen after a config change that failed: "partition reopened" and
-	// the new log's recovery), the broker's own or a Maintain call's,
-	// once it has given the maintenance token back. The handler must not
-	// call Close on a line handed on by the broker's maintenance
-	// goroutine, as Close waits for that goroutine (a partition's lines
-	// may be handed on by a concurrent call: the maintenance's too).
+	// Its handler runs on the goroutine that logs, or on one that hands
+	// on the lines logged meanwhile: a caller's (Produce, an admin call,
+	// Close) or the broker's maintenance goroutine. It may call the
+	// broker's admin methods (CreateTopic, Topics...) and produce, also to
+	// the partition whose line it is, as no line is handed on under a
+	// lock or token of the broker's: the broker logs its own lines once it
+	// has given the admin token back; an admin call hands on then too the
+	// lines of the partitions' logs it opened (their recovery, also a
+	// retry of a failed reopen) or closed (a reopen's, a deletion's);
+	// Close those of the logs it closes once it is done (a handler's Close
+	// then returns); a partition's log its lines (rolls, retention,
+	// compaction, failures) once it has released its locks (see
+	// log.Options.Logger); and a partition's maintenance, the broker's own
+	// or a Maintain call's, its lines (retention, compaction, expired
+	// producer ids, and the retry of a reopen after a config change that
+	// failed: "partition reopened" and the new log's recovery) once it has
+	// given the maintenance token back. The handler must not call Close on
+	// a line handed on by the broker's maintenance goroutine, as Close
+	// waits for that goroutine (and a partition's lines may be handed on
+	// by a concurrent call: the maintenance's too).
 	Logger *slog.Logger
 }
 
