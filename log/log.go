@@ -34,13 +34,13 @@ type Options struct {
 	// once the lock is released, in the order logged, on the goroutine
 	// of the call that logged (an append that rolled, a Maintain) or of
 	// a concurrent call that hands on the lines logged meanwhile (or,
-	// while a HoldLines is under way, of its release). A
+	// while a HoldLines is under way, of the last one's release). A
 	// Partition's call hands them on once it has released the
 	// partition's lock too, Compact and Close once they have released
 	// the compaction's lock, and an fsync once its group commit's round
-	// (which Close waits for) has ended. So the handler may append to the Log or
-	// Partition whose line it is, or close the Log. Open's lines are handed on
-	// as Open returns: a handler called from the Open of a
+	// (which Close waits for) has ended. So the handler may append to the
+	// Log or Partition whose line it is, or close the Log. Open's lines
+	// are handed on as Open returns: a handler called from the Open of a
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
 	// and must not call the partition.
 	Logger *slog.Logger
