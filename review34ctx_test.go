@@ -133,6 +133,32 @@ var endedCtxs = []endedCtx{
 	}, false},
 }
 
+// requireEndsWithCtx runs call with each of endedCtxs and requires it
+// to return that ctx's error: a ctx that ends during the call is
+// cancelled once a goroutine waits in one of the stacks waits (each a
+// list of frames that must all be there). release lets a stuck call go
+// on should it not return (see within); check, if not nil, runs after
+// each (with what names the call and the ctx).
+func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context) error, release func(), waits [][]string, check func(what string)) {
+	t.Helper()
+	for _, c := range endedCtxs {
+		what := name + " (" + c.name + ")"
+		cctx, cancel := c.ctx()
+		done := make(chan error, 1)
+		go func() { done <- call(cctx) }()
+		if c.during {
+			waitForAnyStack(t, waits...)
+			cancel()
+		}
+		err := within(t, done, release, what)
+		cancel()
+		require.ErrorIs(t, err, cctx.Err(), what)
+		if check != nil {
+			check(what)
+		}
+	}
+}
+
 // TestReview34ProduceHeedsItsCtxBehindAStuckWrite: a Produce whose
 // partition's log is held by another append stuck in its write (a disk
 // that hangs) returns with its ctx's error when its ctx ends — before
@@ -147,21 +173,10 @@ func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 
 	stuck, release := stickAppend(t, b, fs, 0, "b")
 
-	for _, c := range endedCtxs {
-		cctx, cancel := c.ctx()
-		done := make(chan error, 1)
-		go func() {
-			_, err := b.Produce(cctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost-"+c.name)})
-			done <- err
-		}()
-		if c.during {
-			waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
-			cancel()
-		}
-		err := within(t, done, release, "Produce ("+c.name+")")
-		cancel()
-		require.ErrorIs(t, err, cctx.Err(), c.name)
-	}
+	requireEndsWithCtx(t, "Produce", func(ctx context.Context) error {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
+		return err
+	}, release, [][]string{{"runnel.(*Broker).Produce(", "log.(*Log).AppendAsync("}}, nil)
 
 	release()
 	require.NoError(t, <-stuck)
@@ -211,18 +226,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 		}},
 	}
 	for _, call := range calls {
-		for _, c := range endedCtxs {
-			cctx, cancel := c.ctx()
-			done := make(chan error, 1)
-			go func() { done <- call.call(cctx) }()
-			if c.during {
-				waitForAnyStack(t, call.waits...)
-				cancel()
-			}
-			err := within(t, done, release, call.name+" ("+c.name+")")
-			cancel()
-			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
-		}
+		requireEndsWithCtx(t, call.name, call.call, release, call.waits, nil)
 	}
 
 	release()
@@ -270,18 +274,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 		}, b.Maintain},
 	}
 	for _, call := range calls {
-		for _, c := range endedCtxs {
-			cctx, cancel := c.ctx()
-			done := make(chan error, 1)
-			go func() { done <- call.call(cctx) }()
-			if c.during {
-				waitForAnyStack(t, call.waits...)
-				cancel()
-			}
-			err := within(t, done, release, call.name+" ("+c.name+")")
-			cancel()
-			require.ErrorIs(t, err, cctx.Err(), call.name+" ("+c.name+")")
-		}
+		requireEndsWithCtx(t, call.name, call.call, release, call.waits, nil)
 	}
 	// Readers take no lock.
 	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})

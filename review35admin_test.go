@@ -57,20 +57,9 @@ func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 		}},
 	}
 	for _, call := range calls {
-		for _, c := range endedCtxs {
-			what := call.name + " (" + c.name + ")"
-			cctx, cancel := c.ctx()
-			done := make(chan error, 1)
-			go func() { done <- call.call(cctx) }()
-			if c.during {
-				// Waiting for a partition's lock, before the fix and after.
-				waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
-				cancel()
-			}
-			err := within(t, done, release, what)
-			cancel()
-			require.ErrorIs(t, err, cctx.Err(), what)
-
+		// Waiting for a partition's lock, before the fix and after.
+		waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+		requireEndsWithCtx(t, call.name, call.call, release, waits, func(what string) {
 			// The topic is as it was.
 			require.Equal(t, []string{"t"}, b.Topics(), what)
 			info, err := b.DescribeTopic(ctx, "t")
@@ -88,7 +77,7 @@ func TestReview35AdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 				produced <- err
 			}()
 			require.NoError(t, within(t, produced, release, what+": a Produce to partition 0 after it"), what)
-		}
+		})
 	}
 
 	// CreatePartitions takes no lock of the partitions there are.
@@ -183,22 +172,10 @@ func TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	altered := make(chan error, 1)
 	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
 	<-entered
-	for _, c := range endedCtxs {
-		what := "DescribeTopic (" + c.name + ")"
-		cctx, cancel := c.ctx()
-		done := make(chan error, 1)
-		go func() {
-			_, err := b.DescribeTopic(cctx, "t")
-			done <- err
-		}()
-		if c.during {
-			waitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
-			cancel()
-		}
-		err := within(t, done, release, what)
-		cancel()
-		require.ErrorIs(t, err, cctx.Err(), what)
-	}
+	requireEndsWithCtx(t, "DescribeTopic", func(ctx context.Context) error {
+		_, err := b.DescribeTopic(ctx, "t")
+		return err
+	}, release, [][]string{{"runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire("}}, nil)
 
 	release()
 	require.NoError(t, <-altered)

@@ -213,19 +213,8 @@ func TestReview35SecondCallsBehindAWaitingAdminCall(t *testing.T) {
 				}},
 			}
 			for _, call := range calls {
-				for _, c := range endedCtxs {
-					what := call.name + " (" + c.name + ")"
-					cctx, cancel := c.ctx()
-					done := make(chan error, 1)
-					go func() { done <- call.call(cctx) }()
-					if c.during {
-						waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
-						cancel()
-					}
-					err := within(t, done, release, what)
-					cancel()
-					require.ErrorIs(t, err, cctx.Err(), what)
-				}
+				waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+				requireEndsWithCtx(t, call.name, call.call, release, waits, nil)
 			}
 			select {
 			case err := <-adminDone:
