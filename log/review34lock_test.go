@@ -3,6 +3,8 @@ package log
 import (
 	"context"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,26 +106,19 @@ func spinUntil(cond func() bool) {
 // error once it ends (before the call, or by a deadline), changing
 // nothing; once the write goes on, the log holds what was acknowledged.
 func TestReview34LogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
-	var armed atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
 	e := newEnv(t)
-	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && armed.CompareAndSwap(true, false) {
-			close(entered)
-			<-release
-		}
-		return nil
-	}))
+	hang, fs := newHangingWrite(t, e.fs, "")
+	e.fs = fs
 	l := e.open(Config{CleanupPolicy: Compact | Delete, RetentionTime: time.Hour})
 	defer l.Close()
 	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
-	armed.Store(true)
+	hang.arm()
 	stuck := make(chan error, 1)
 	go func() {
 		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-entered
+	<-hang.entered
 	e.clock.Advance(2 * time.Hour) // retention and compaction due
 
 	calls := map[string]func(ctx context.Context) error{
@@ -152,14 +147,43 @@ func TestReview34LogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 			case err := <-done:
 				require.ErrorIs(t, err, ctx.Err(), name)
 			case <-time.After(10 * time.Second):
-				close(release)
+				hang.unstick()
 				t.Fatalf("%s (deadline %v) waited for the stuck write", name, deadline)
 			}
 			cancel()
 		}
 	}
 	require.EqualValues(t, 0, l.LogStartOffset(), "nothing deleted")
-	close(release)
+	hang.unstick()
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 2, l.LogEndOffset())
 }
+
+// hangingWrite makes a file system's next write, once armed, to a file
+// whose name ends in suffix hang until released: a disk that hangs.
+type hangingWrite struct {
+	armed   atomic.Bool
+	entered chan struct{} // closed once the armed write has begun
+	release chan struct{}
+	once    sync.Once
+}
+
+// newHangingWrite wraps fs (see hangingWrite); the write is released on
+// the test's cleanup too, so that a failing test leaves nothing stuck.
+func newHangingWrite(t *testing.T, fs vfs.FS, suffix string) (*hangingWrite, vfs.FS) {
+	h := &hangingWrite{entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(h.unstick)
+	return h, vfs.WithFaults(fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && strings.HasSuffix(name, suffix) && h.armed.CompareAndSwap(true, false) {
+			close(h.entered)
+			<-h.release
+		}
+		return nil
+	}))
+}
+
+// arm makes the next write hang.
+func (h *hangingWrite) arm() { h.armed.Store(true) }
+
+// unstick lets the hanging write go on (once; later calls do nothing).
+func (h *hangingWrite) unstick() { h.once.Do(func() { close(h.release) }) }

@@ -25,19 +25,8 @@ import (
 // the line they find queued as they leave is no reason to wait for the
 // lock. Once the write goes on, the line is handed on, once.
 func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
-	var armed atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	unstick := func() { releaseOnce.Do(func() { close(release) }) }
-	defer unstick()
 	e := newEnv(t)
-	fs := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-			close(entered)
-			<-release
-		}
-		return nil
-	}))
+	hang, fs := newHangingWrite(t, e.fs, ".log")
 	var rolls atomic.Int32
 	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
 		if r.Message == "rolled segment" {
@@ -50,13 +39,13 @@ func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	defer p.Close()
 	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
 	require.NoError(t, err)
-	armed.Store(true)
+	hang.arm()
 	stuck := make(chan error, 1)
 	go func() { // rolls, logs, then hangs in its write
 		_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-entered
+	<-hang.entered
 	require.True(t, l.queue.Pending(), "the roll's line is queued")
 
 	// bounded runs call, failing the test if it waits for the stuck
@@ -69,7 +58,7 @@ func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 		case err := <-done:
 			return err
 		case <-time.After(10 * time.Second):
-			unstick()
+			hang.unstick()
 			<-done
 			t.Fatalf("%s waited for the stuck write: it found a line queued as it left the partition", name)
 			return nil
@@ -88,7 +77,7 @@ func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Zero(t, rolls.Load(), "line handed on while the append that logged it holds the writer lock")
-	unstick()
+	hang.unstick()
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 1, rolls.Load(), "roll lines handed on")
 	require.False(t, l.queue.Pending())
@@ -190,19 +179,8 @@ func TestReview35LinesUnderChurn(t *testing.T) {
 // writer lock and hangs in its write, that look must not wait for the
 // disk: the append that rolled has done its work, and returns.
 func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
-	var armed atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	unstick := func() { releaseOnce.Do(func() { close(release) }) }
-	defer unstick()
 	e := newEnv(t)
-	fs := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-			close(entered)
-			<-release
-		}
-		return nil
-	}))
+	hang, fs := newHangingWrite(t, e.fs, ".log")
 	var p atomic.Pointer[Partition]
 	var rolled atomic.Bool
 	stuck := make(chan error, 1)
@@ -210,12 +188,12 @@ func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
 		if r.Message != "rolled segment" || rolled.Swap(true) {
 			return
 		}
-		armed.Store(true)
+		hang.arm()
 		go func() { // takes the writer lock, and hangs in its write
 			_, err := p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "stuck"), AppendOptions{})
 			stuck <- err
 		}()
-		<-entered
+		<-hang.entered
 	}))
 	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: fs, Clock: e.clock, Logger: logger})
 	require.NoError(t, err)
@@ -232,11 +210,11 @@ func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
 	case err := <-returned:
 		require.NoError(t, err)
 	case <-time.After(10 * time.Second):
-		unstick()
+		hang.unstick()
 		t.Fatal("the append that rolled, its line handed on, waited for another append stuck in its write")
 	}
 	require.True(t, rolled.Load())
-	unstick()
+	hang.unstick()
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 3, l.LogEndOffset())
 }

@@ -2,11 +2,9 @@ package log
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,28 +17,21 @@ import (
 // waiting readers, as Partition.Discard does), Unlock twice is one
 // Unlock, and a change after Unlock panics.
 func TestReview35PartitionLock(t *testing.T) {
-	var armed atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
 	e := newEnv(t)
-	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && armed.CompareAndSwap(true, false) {
-			close(entered)
-			<-release
-		}
-		return nil
-	}))
+	hang, fs := newHangingWrite(t, e.fs, "")
+	e.fs = fs
 	p := NewPartition("topic", 0, e.open(Config{}))
 	defer p.Close()
 	ctx := context.Background()
 	_, err := p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "a"), AppendOptions{})
 	require.NoError(t, err)
-	armed.Store(true)
+	hang.arm()
 	stuck := make(chan error, 1)
 	go func() {
 		_, err := p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-entered
+	<-hang.entered
 
 	for _, deadline := range []bool{false, true} {
 		var cctx context.Context
@@ -63,7 +54,7 @@ func TestReview35PartitionLock(t *testing.T) {
 		case err := <-done:
 			require.ErrorIs(t, err, cctx.Err())
 		case <-time.After(10 * time.Second):
-			close(release)
+			hang.unstick()
 			t.Fatalf("Lock (deadline %v) waited for the stuck write", deadline)
 		}
 		cancel()
@@ -74,7 +65,7 @@ func TestReview35PartitionLock(t *testing.T) {
 	cancel()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, offsets.LogEnd)
-	close(release)
+	hang.unstick()
 	require.NoError(t, <-stuck)
 
 	k, err := p.Lock(ctx)
