@@ -17,40 +17,13 @@ import (
 // unlock and a handler yields and logs again: every line is handed on
 // once, in the order logged, and none is left queued.
 func TestReview35SecondHoldLosesNoLine(t *testing.T) {
-	var g *guarded
 	var holds atomic.Int32
-	var mu sync.Mutex // the handler's, for got
-	var got []int64
-	var logged []int64 // under g.mu
-	var next int64     // under g.mu
-	logN := func(spin int) {
-		g.mu.Lock()
-		n := next
-		next++
-		logged = append(logged, n)
-		g.log.Info("n", "n", n)
-		for range spin {
-			runtime.Gosched()
-		}
-		g.q.Unlock()
-	}
+	n := newNumbered(func() bool { return holds.Load() != 0 }, 89)
 	endHold := func() {
-		if holds.Add(-1) == 0 && g.q.Pending() && g.mu.TryLock() {
-			g.q.Unlock()
+		if holds.Add(-1) == 0 && n.g.q.Pending() && n.g.mu.TryLock() {
+			n.g.q.Unlock()
 		}
 	}
-	g = &guarded{}
-	g.log = g.q.InitNoWait(&g.mu, slog.New(testkit.LineFunc(func(r slog.Record) {
-		var n int64
-		r.Attrs(func(a slog.Attr) bool { n = a.Value.Int64(); return true })
-		mu.Lock()
-		got = append(got, n)
-		mu.Unlock()
-		runtime.Gosched()
-		if n%89 == 0 {
-			logN(0) // calls back in
-		}
-	})), func() bool { return holds.Load() != 0 })
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var holders sync.WaitGroup
@@ -73,28 +46,14 @@ func TestReview35SecondHoldLosesNoLine(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := range 2000 {
-				logN((w + i) % 3)
+				n.logN((w + i) % 3)
 			}
 		})
 	}
 	wg.Wait()
 	close(stop)
 	holders.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(g.q.lines) != 0 || g.q.Pending() {
-		t.Fatalf("%d lines left queued", len(g.q.lines))
-	}
-	if len(got) != len(logged) {
-		t.Fatalf("%d lines handed on, %d logged", len(got), len(logged))
-	}
-	for i := range got {
-		if got[i] != logged[i] {
-			t.Fatalf("line %d is %d, logged %d", i, got[i], logged[i])
-		}
-	}
+	n.requireAllHandedOn(t)
 }
 
 // TestReview35SecondHoldEndingAsItStops: the hold ends just as Unlock
