@@ -124,10 +124,11 @@ type Config struct {
 	// or a Maintain call's, its lines (retention, compaction, expired
 	// producer ids, and the retry of a reopen after a config change that
 	// failed: "partition reopened" and the new log's recovery) once it has
-	// given the maintenance token back. The handler must not call Close on
-	// a line handed on by the broker's maintenance goroutine, as Close
-	// waits for that goroutine (and a partition's lines may be handed on
-	// by a concurrent call: the maintenance's too).
+	// given the maintenance token back. It may call Close on any line,
+	// also on one the broker's maintenance goroutine hands on (its own,
+	// or a concurrent call's): Close waits for that goroutine only while
+	// it maintains, not while it hands lines on, and the goroutine ends
+	// once the handler has returned, touching no log.
 	Logger *slog.Logger
 }
 
@@ -303,7 +304,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock. It is
+// log (cleanly, so the next Open is quick), then the directory lock. The
+// maintenance goroutine is waited for while it maintains, not while it
+// hands lines on to Config.Logger's handler (whose call of Close would
+// otherwise wait for itself): it then ends once the handler has
+// returned, touching no log. It is
 // idempotent; afterwards every method returns ErrClosed. A second call
 // returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut

@@ -47,8 +47,8 @@ type review35Scenario struct {
 // DeleteTopic of the line's topic, Close) returns, and so does the call
 // that logged the line; each wait bounded at 10 s, to turn a deadlock
 // into a failure. (Close is called from the handler of an explicit
-// Maintain, not of the broker's own maintenance goroutine, whose lines a
-// handler must not close the broker on.)
+// Maintain here; TestReview36LoggerMayCloseOnMaintenanceLines calls it on
+// the lines of the broker's own maintenance goroutine.)
 func TestReview35HandlerGrid(t *testing.T) {
 	ctx := context.Background()
 	produceTo := func(b *Broker, v string) error {

@@ -377,8 +377,8 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 // TestReview35SecondLoggerMayCallOnCloseLines: the broker's Close closes
 // each partition's log, whose Close may log ("producer-state snapshot
 // not removed", a removal failing). Config.Logger lets a handler call
-// Close, and the broker's other methods, on any line but one the
-// maintenance goroutine hands on: on a line of Close's own, Close (a
+// Close, and the broker's other methods, on any line: on a line of
+// Close's own, Close (a
 // handler that shuts the broker down on a warning, say) returns, as a
 // second Close does, and so do the admin calls, Produce and
 // DescribeTopic (ErrClosed); and the first Close returns.
