@@ -96,11 +96,12 @@ func review36MaintLines() []review36MaintLine {
 
 // openReview36Maint opens a broker on /data of a memory FS whose listing
 // of /data/t-0 fails while list is set, its maintenance running every
-// millisecond, its Logger's handler handle; it creates topic t with
-// sc's config and runs sc's setup holding the maintenance token (so that
-// the maintenance waits meanwhile), and gives the token back. ops counts
-// the file operations from when afterClose is set on.
-func openReview36Maint(t *testing.T, sc review36MaintLine, afterClose *atomic.Bool, handle func(b *Broker, r slog.Record)) (b *Broker, ops *atomic.Int32) {
+// millisecond, logging to logger; it creates topic t with sc's config
+// and runs sc's setup holding the maintenance token, which it returns
+// holding: the maintenance waits until the caller gives it back
+// (<-b.maint). ops counts the file operations from when afterClose is
+// set on.
+func openReview36Maint(t *testing.T, sc review36MaintLine, afterClose *atomic.Bool, logger *slog.Logger) (b *Broker, ops *atomic.Int32) {
 	var list atomic.Bool
 	ops = &atomic.Int32{}
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
@@ -114,18 +115,10 @@ func openReview36Maint(t *testing.T, sc review36MaintLine, afterClose *atomic.Bo
 	}))
 	clock := &stepClock{}
 	clock.ns.Store(time.Now().UnixNano())
-	var armed atomic.Bool
-	b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, MaintenanceInterval: time.Millisecond,
-		Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-			if armed.Load() {
-				handle(b, r)
-			}
-		}))})
+	b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, MaintenanceInterval: time.Millisecond, Logger: logger})
 	b.maint <- struct{}{} // the maintenance waits for it
 	require.NoError(t, b.CreateTopic(context.Background(), "t", sc.topic))
 	sc.setup(t, b, &list, clock)
-	armed.Store(true)
-	<-b.maint
 	return b, ops
 }
 
@@ -142,27 +135,23 @@ func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, sc := range review36MaintLines() {
 		t.Run(sc.name, func(t *testing.T) {
-			var seen, returned atomic.Bool
+			var b *Broker
 			var closeErr atomic.Pointer[error]
-			handled := make(chan struct{})
 			var afterClose atomic.Bool
-			_, ops := openReview36Maint(t, sc, &afterClose, func(b *Broker, r slog.Record) {
-				if r.Message != sc.line || seen.Swap(true) {
-					return
-				}
-				defer close(handled)
-				returned.Store(callBounded(func() {
-					err := b.Close()
-					afterClose.Store(true)
-					closeErr.Store(&err)
-				}))
+			h := onceOnLine(sc.line, func() {
+				err := b.Close()
+				afterClose.Store(true)
+				closeErr.Store(&err)
 			})
+			b, ops := openReview36Maint(t, sc, &afterClose, h.logger())
+			h.armed.Store(true)
+			<-b.maint // the maintenance goes on
 			select {
-			case <-handled:
+			case <-h.done:
 			case <-time.After(30 * time.Second):
 				t.Fatalf("no %q line handed on", sc.line)
 			}
-			require.True(t, returned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
+			require.True(t, h.returned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
 			require.NoError(t, *closeErr.Load())
 			waitForNoStack(t, "runnel.(*Broker).maintain(")
 			require.Zero(t, ops.Load(), "file operations after Close returned")
@@ -191,12 +180,13 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 			name = "the handler's Close and another at once"
 		}
 		t.Run(name, func(t *testing.T) {
-			var seen, returned, handlerReturned atomic.Bool
+			var b *Broker
+			var armed, seen, returned, handlerReturned atomic.Bool
 			var errs [2]atomic.Pointer[error]
 			var afterClose atomic.Bool
 			handled := make(chan struct{})
-			_, ops := openReview36Maint(t, sc, &afterClose, func(b *Broker, r slog.Record) {
-				if r.Message != sc.line || seen.Swap(true) {
+			b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
+				if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
 					return
 				}
 				defer close(handled)
@@ -213,7 +203,9 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 					afterClose.Store(true)
 					errs[0].Store(&err)
 				}))
-			})
+			})))
+			armed.Store(true)
+			<-b.maint // the maintenance goes on
 			select {
 			case <-handled:
 			case <-time.After(30 * time.Second):
