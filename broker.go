@@ -304,12 +304,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock. The
-// maintenance goroutine is waited for while it maintains, not while it
-// hands lines on to Config.Logger's handler (whose call of Close would
-// otherwise wait for itself): it then ends once the handler has
-// returned, touching no log. It is
-// idempotent; afterwards every method returns ErrClosed. A second call
+// log (cleanly, so the next Open is quick), then the directory lock. It
+// waits for the maintenance goroutine while it maintains, not while it
+// hands lines on to Config.Logger's handler (which may call Close): that
+// goroutine then ends once the handler has returned, touching no log. It
+// is idempotent; afterwards every method returns ErrClosed. A second call
 // returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
 // short), so on a disk that hangs it returns once the disk answers; the
