@@ -124,10 +124,11 @@ type Config struct {
 	// or a Maintain call's, its lines (retention, compaction, expired
 	// producer ids, and the retry of a reopen after a config change that
 	// failed: "partition reopened" and the new log's recovery) once it has
-	// given the maintenance token back. The handler must not call Close on
-	// a line handed on by the broker's maintenance goroutine, as Close
-	// waits for that goroutine (and a partition's lines may be handed on
-	// by a concurrent call: the maintenance's too).
+	// given the maintenance token back. It may call Close on any line,
+	// also on one the broker's maintenance goroutine hands on (its own,
+	// or a concurrent call's): Close waits for that goroutine only while
+	// it maintains, not while it hands lines on, and the goroutine ends
+	// once the handler has returned, touching no log.
 	Logger *slog.Logger
 }
 
@@ -303,8 +304,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock. It is
-// idempotent; afterwards every method returns ErrClosed. A second call
+// log (cleanly, so the next Open is quick), then the directory lock. It
+// waits for the maintenance goroutine while it maintains, not while it
+// hands lines on to Config.Logger's handler (which may call Close): that
+// goroutine then ends once the handler has returned, touching no log. It
+// is idempotent; afterwards every method returns ErrClosed. A second call
 // returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
 // short), so on a disk that hangs it returns once the disk answers; the
@@ -381,17 +385,68 @@ func (b *Broker) closeTopics(holds *[]func()) error {
 
 // maintain runs each partition's periodic work until Close.
 func (b *Broker) maintain() {
-	defer b.wg.Done()
+	m := &maintainer{b: b, counted: true, quiet: b.cfg.Logger.Handler() == slog.DiscardHandler}
+	defer m.end()
 	t := time.NewTicker(b.cfg.MaintenanceInterval)
 	defer t.Stop()
 	var failing map[*log.Partition]string
-	for {
+	for m.resume() {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
 		}
-		failing = b.maintainRound(failing)
+		failing = b.maintainRound(failing, m)
+	}
+}
+
+// maintainer is the state of the broker's maintenance goroutine, its own:
+// whether wg counts it. It is counted while it maintains a partition, or
+// waits to (for the next round, or for the maintenance token), not while
+// it hands lines on to the Logger's handler (handOn to resume): a
+// handler may call Close, which waits for wg, on any line, also on one
+// this goroutine hands on. Close then returns without waiting for it;
+// once the handler has returned the goroutine finds the broker closing
+// (resume) and ends, touching no log.
+type maintainer struct {
+	b       *Broker
+	counted bool // wg counts the goroutine
+	quiet   bool // the Logger logs nowhere: no handler to hand lines to
+}
+
+// handOn counts the goroutine out of wg before it hands lines on, once
+// it has given the maintenance token back (a handler may call Maintain,
+// which waits for the token) and touches no log but to hand lines on.
+// With a quiet Logger it stays counted: Close then waits for it to end.
+// Nothing for a nil m (the caller is not the maintenance goroutine).
+func (m *maintainer) handOn() {
+	if m != nil && m.counted && !m.quiet {
+		m.counted = false
+		m.b.wg.Done()
+	}
+}
+
+// resume counts the goroutine in wg again after handOn, before it
+// touches a log or waits to, unless Close has begun: it reports whether
+// the goroutine is to go on (false once Close has begun). bgMu orders
+// the count against Close's wait, as syncLater's.
+func (m *maintainer) resume() bool {
+	if !m.counted {
+		m.b.bgMu.Lock()
+		defer m.b.bgMu.Unlock()
+		if m.b.ctx.Err() != nil {
+			return false
+		}
+		m.b.wg.Add(1)
+		m.counted = true
+	}
+	return m.b.ctx.Err() == nil
+}
+
+// end counts the goroutine out of wg as it ends, if it is counted.
+func (m *maintainer) end() {
+	if m.counted {
+		m.b.wg.Done()
 	}
 }
 
@@ -404,14 +459,17 @@ func (b *Broker) maintain() {
 // error once, and again when its error changes, or when it comes back
 // after a round without it. failing maps each partition that failed in the
 // round before to its error's text; maintainRound returns the map for the
-// next round (without the partitions gone since).
-func (b *Broker) maintainRound(failing map[*log.Partition]string) map[*log.Partition]string {
+// next round (without the partitions gone since). m is the maintenance
+// goroutine's state (nil for another caller: a test's): each partition's
+// lines, and its failure's, are handed on uncounted (see maintainer).
+func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer) map[*log.Partition]string {
 	next := make(map[*log.Partition]string, len(failing))
 	for _, p := range b.partitions() {
-		if b.ctx.Err() != nil {
-			break // Close waits: the partitions left have no need of it
+		if b.ctx.Err() != nil || m != nil && !m.resume() {
+			break // Close has begun: the partitions left have no need of it
 		}
-		err := b.maintainPartition(b.ctx, p)
+		err := b.maintainPartition(b.ctx, p, m)
+		m.handOn()
 		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
 			continue
 		}
@@ -461,7 +519,7 @@ func (b *Broker) Maintain(ctx context.Context) error {
 			}
 			break
 		}
-		err = errors.Join(err, b.maintainPartition(ctx, p))
+		err = errors.Join(err, b.maintainPartition(ctx, p, nil))
 	}
 	return err
 }
@@ -476,8 +534,11 @@ var testHookMaintainLog func()
 
 // maintainPartition is one partition's share of Maintain, run once no
 // other partition's is under way (see maint): it waits until then, or
-// until ctx ends (ctx's error) or Close (ErrClosed).
-func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error {
+// until ctx ends (ctx's error) or Close (ErrClosed). m is the state of
+// the broker's maintenance goroutine when it is the caller (nil for a
+// Maintain call): it is counted out of wg (m.handOn) before the lines
+// are handed on.
+func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *maintainer) error {
 	select {
 	case b.maint <- struct{}{}:
 	default:
@@ -498,6 +559,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition) error 
 	var held []func()
 	defer func() {
 		<-b.maint
+		m.handOn()
 		for _, release := range held {
 			release()
 		}

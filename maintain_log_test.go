@@ -97,7 +97,7 @@ func TestMaintenanceLogsAFailureOnce(t *testing.T) {
 
 	var failing map[*log.Partition]string
 	for range 3 {
-		failing = b.maintainRound(failing)
+		failing = b.maintainRound(failing, nil)
 	}
 	fenced := h.errs(slog.LevelError, "maintenance failed", "fenced")
 	require.Len(t, fenced, 1, "the fenced partition is logged once: %q", fenced)
@@ -110,7 +110,7 @@ func TestMaintenanceLogsAFailureOnce(t *testing.T) {
 	errB := errors.New("fault B")
 	listFault.Store(&errB)
 	for range 2 {
-		failing = b.maintainRound(failing)
+		failing = b.maintainRound(failing, nil)
 	}
 	reopen = h.errs(slog.LevelError, "maintenance failed", "reopen")
 	require.Len(t, reopen, 2, "logged again when its error changes: %q", reopen)
@@ -118,7 +118,7 @@ func TestMaintenanceLogsAFailureOnce(t *testing.T) {
 
 	listFault.Store(nil)
 	for range 2 {
-		failing = b.maintainRound(failing)
+		failing = b.maintainRound(failing, nil)
 	}
 	require.Len(t, h.errs(slog.LevelError, "maintenance failed", "reopen"), 2, "reopened: nothing more")
 	require.Len(t, h.errs(slog.LevelInfo, "partition reopened", "reopen"), 1)

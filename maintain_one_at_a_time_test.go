@@ -73,9 +73,9 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 	testHookMaintainWaits = func() { waits <- struct{}{} }
 	t.Cleanup(func() { testHookMaintainWaits = nil })
 	done := make(chan error, 2)
-	go func() { done <- b.maintainPartition(ctx, parts[0]) }()
+	go func() { done <- b.maintainPartition(ctx, parts[0], nil) }()
 	<-entered
-	go func() { done <- b.maintainPartition(ctx, parts[1]) }()
+	go func() { done <- b.maintainPartition(ctx, parts[1], nil) }()
 	select {
 	case <-waits: // the fix: the second waits for the first
 	case name := <-entered:

@@ -81,7 +81,7 @@ func TestReview29MaintenanceQuietOnADeletedTopic(t *testing.T) {
 		delErr = b.DeleteTopic(ctx, "t")
 	}
 	defer func() { testHookMaintainLog = nil }()
-	failing := b.maintainRound(nil)
+	failing := b.maintainRound(nil, nil)
 	require.NoError(t, delErr)
 	require.Empty(t, failing)
 	require.Empty(t, h.errs(slog.LevelError, "maintenance failed", "t"))

@@ -32,6 +32,35 @@ func callBounded(call func()) bool {
 	}
 }
 
+// lineCall is the rig of the tests of what a Logger's handler may call:
+// its logger's handler, once armed, calls call on the first line whose
+// message is msg, bounded by callBounded, and records that it saw the
+// line (seen) and whether call returned (returned); done is closed once
+// the handler is done with the line.
+type lineCall struct {
+	msg                   string
+	call                  func()
+	armed, seen, returned atomic.Bool
+	done                  chan struct{}
+}
+
+// onceOnLine returns a lineCall that, once armed, calls call on the
+// first line msg: open a broker with its logger, arm it, make the line.
+func onceOnLine(msg string, call func()) *lineCall {
+	return &lineCall{msg: msg, call: call, done: make(chan struct{})}
+}
+
+// logger returns the logger whose handler calls o.call (see lineCall).
+func (o *lineCall) logger() *slog.Logger {
+	return slog.New(testkit.LineFunc(func(r slog.Record) {
+		if !o.armed.Load() || r.Message != o.msg || o.seen.Swap(true) {
+			return
+		}
+		defer close(o.done)
+		o.returned.Store(callBounded(o.call))
+	}))
+}
+
 // TestReview33LoggerMayCallTheBroker: the broker's Logger handler may
 // call the broker's admin methods (a handler that makes sure the topic it
 // ships lines to exists, say). On the old code "auto-created topic" was
@@ -41,19 +70,16 @@ func callBounded(call func()) bool {
 func TestReview33LoggerMayCallTheBroker(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
-	var returned atomic.Bool
-	b = open(t, Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "auto-created topic" {
-			return
+	h := onceOnLine("auto-created topic", func() {
+		err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+		if err != nil && !errors.Is(err, ErrTopicExists) {
+			t.Errorf("CreateTopic from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
-			if err != nil && !errors.Is(err, ErrTopicExists) {
-				t.Errorf("CreateTopic from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{AutoCreateTopics: true, DefaultPartitions: 1, Logger: h.logger()})
+	h.armed.Store(true)
 	produce(t, b, "t", 0, "a") // auto-creates t, and logs it
-	require.True(t, returned.Load(), "the handler's CreateTopic blocked: the broker logs holding the admin token")
+	require.True(t, h.seen.Load(), "no \"auto-created topic\" line")
+	require.True(t, h.returned.Load(), "the handler's CreateTopic blocked: the broker logs holding the admin token")
 	require.Equal(t, []string{"logs", "t"}, b.Topics())
 }

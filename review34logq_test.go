@@ -3,12 +3,9 @@ package runnel
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -22,23 +19,19 @@ import (
 func TestReview34LoggerMayProduceToTheRollingPartition(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
-	var rolled, returned atomic.Bool
-	b = open(t, Config{Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "rolled segment" || rolled.Swap(true) {
-			return
+	h := onceOnLine("rolled segment", func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "rolled segment")})
+		if err != nil {
+			t.Errorf("Produce from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, r.Message)})
-			if err != nil {
-				t.Errorf("Produce from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Logger: h.logger()})
+	h.armed.Store(true)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 0, "b")
-	require.True(t, rolled.Load())
-	require.True(t, returned.Load(), "the handler's Produce blocked: the log logs its roll holding its writer lock")
+	require.True(t, h.seen.Load())
+	require.True(t, h.returned.Load(), "the handler's Produce blocked: the log logs its roll holding its writer lock")
 }
 
 // TestReview34LoggerMayCallTheBrokerOnLogCreated: the lines of a log
@@ -51,21 +44,17 @@ func TestReview34LoggerMayProduceToTheRollingPartition(t *testing.T) {
 func TestReview34LoggerMayCallTheBrokerOnLogCreated(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
-	var seen, returned atomic.Bool
-	b = open(t, Config{Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "log created" || b == nil || seen.Swap(true) {
-			return
+	h := onceOnLine("log created", func() {
+		err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+		if err != nil && !errors.Is(err, ErrTopicExists) {
+			t.Errorf("CreateTopic from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
-			if err != nil && !errors.Is(err, ErrTopicExists) {
-				t.Errorf("CreateTopic from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Logger: h.logger()})
+	h.armed.Store(true)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	require.True(t, seen.Load())
-	require.True(t, returned.Load(), "CreateTopic from the handler of log created blocked")
+	require.True(t, h.seen.Load())
+	require.True(t, h.returned.Load(), "CreateTopic from the handler of log created blocked")
 }
 
 // TestReview34LoggerMayProduceToTheReopenedPartition: the lines of a
@@ -78,22 +67,17 @@ func TestReview34LoggerMayCallTheBrokerOnLogCreated(t *testing.T) {
 func TestReview34LoggerMayProduceToTheReopenedPartition(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
-	var armed, seen, returned atomic.Bool
-	b = open(t, Config{Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "log opened" || !armed.Load() || seen.Swap(true) {
-			return
+	h := onceOnLine("log opened", func() {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "log opened")})
+		if err != nil {
+			t.Errorf("Produce from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, r.Message)})
-			if err != nil {
-				t.Errorf("Produce from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Logger: h.logger()})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
-	armed.Store(true)
+	h.armed.Store(true)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.RetentionBytes = 1 << 20 }))
-	require.True(t, seen.Load())
-	require.True(t, returned.Load(), "Produce from the handler of a reopen's log opened blocked")
+	require.True(t, h.seen.Load())
+	require.True(t, h.returned.Load(), "Produce from the handler of a reopen's log opened blocked")
 }

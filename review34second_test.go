@@ -72,23 +72,18 @@ func TestReview34ProduceLineNotHandedOnHoldingTheMaintenanceToken(t *testing.T) 
 func TestReview34HandlerMayCallMaintainOnAMaintenanceLine(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
-	var armed, seen, returned atomic.Bool
-	b = open(t, Config{Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if !armed.Load() || r.Message != "deleting segment" || seen.Swap(true) {
-			return
+	h := onceOnLine("deleting segment", func() {
+		if err := b.Maintain(ctx); err != nil {
+			t.Errorf("Maintain from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			if err := b.Maintain(ctx); err != nil {
-				t.Errorf("Maintain from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Logger: h.logger()})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, RetentionBytes: 1}}))
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 0, "b")
 	produce(t, b, "t", 0, "c")
-	armed.Store(true)
+	h.armed.Store(true)
 	require.NoError(t, b.Maintain(ctx))
-	require.True(t, seen.Load(), "Maintain logged no \"deleting segment\"")
-	require.True(t, returned.Load(), "Maintain from the handler of a maintenance line blocked")
+	require.True(t, h.seen.Load(), "Maintain logged no \"deleting segment\"")
+	require.True(t, h.returned.Load(), "Maintain from the handler of a maintenance line blocked")
 }

@@ -3,7 +3,6 @@ package runnel
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -47,8 +45,8 @@ type review35Scenario struct {
 // DeleteTopic of the line's topic, Close) returns, and so does the call
 // that logged the line; each wait bounded at 10 s, to turn a deadlock
 // into a failure. (Close is called from the handler of an explicit
-// Maintain, not of the broker's own maintenance goroutine, whose lines a
-// handler must not close the broker on.)
+// Maintain here; TestReview36LoggerMayCloseOnMaintenanceLines calls it on
+// the lines of the broker's own maintenance goroutine.)
 func TestReview35HandlerGrid(t *testing.T) {
 	ctx := context.Background()
 	produceTo := func(b *Broker, v string) error {
@@ -183,28 +181,23 @@ func TestReview35HandlerGrid(t *testing.T) {
 				clock := &stepClock{}
 				clock.ns.Store(time.Now().UnixNano())
 				var b *Broker
-				var armed, seen, returned atomic.Bool
 				var actionErr atomic.Pointer[error]
-				b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, AutoCreateTopics: sc.autoCreate, DefaultPartitions: 1, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-					if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
-						return
-					}
-					returned.Store(callBounded(func() {
-						err := action(b)
-						actionErr.Store(&err)
-					}))
-				}))})
+				h := onceOnLine(sc.line, func() {
+					err := action(b)
+					actionErr.Store(&err)
+				})
+				b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, AutoCreateTopics: sc.autoCreate, DefaultPartitions: 1, Logger: h.logger()})
 				if sc.topic.Partitions != 0 {
 					require.NoError(t, b.CreateTopic(ctx, "t", sc.topic))
 				}
 				if sc.setup != nil {
 					sc.setup(t, b, faults, clock)
 				}
-				armed.Store(true)
+				h.armed.Store(true)
 				var provoked error
 				require.True(t, callBounded(func() { provoked = sc.provoke(b) }), "the call that logged %q did not return", sc.line)
-				require.True(t, seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
-				require.True(t, returned.Load(), "%s from the handler of %q blocked", name, sc.line)
+				require.True(t, h.seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
+				require.True(t, h.returned.Load(), "%s from the handler of %q blocked", name, sc.line)
 				if p := actionErr.Load(); p != nil {
 					require.NoError(t, *p, "%s from the handler of %q", name, sc.line)
 				}

@@ -3,12 +3,10 @@ package runnel
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -31,27 +29,22 @@ func TestReview35LoggerMayCallAdminOnARetryByAConfigCall(t *testing.T) {
 		return nil
 	}))
 	var b *Broker
-	var armed, seen, returned atomic.Bool
-	b = open(t, Config{Dir: "/data", FS: fsys, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if !armed.Load() || r.Message != "log opened" || seen.Swap(true) {
-			return
+	h := onceOnLine("log opened", func() {
+		err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+		if err != nil && !errors.Is(err, ErrTopicExists) {
+			t.Errorf("CreateTopic from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
-			if err != nil && !errors.Is(err, ErrTopicExists) {
-				t.Errorf("CreateTopic from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Dir: "/data", FS: fsys, Logger: h.logger()})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	produce(t, b, "t", 0, "a")
 	failList.Store(true)
 	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
 	failList.Store(false)
-	armed.Store(true)
+	h.armed.Store(true)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {})) // retries the reopen
-	require.True(t, seen.Load(), "the retried reopen logged no \"log opened\"")
-	require.True(t, returned.Load(), "CreateTopic from the handler of a retried reopen's \"log opened\" blocked: the line was handed on holding the admin token")
+	require.True(t, h.seen.Load(), "the retried reopen logged no \"log opened\"")
+	require.True(t, h.returned.Load(), "CreateTopic from the handler of a retried reopen's \"log opened\" blocked: the line was handed on holding the admin token")
 	produce(t, b, "t", 0, "b")
 }
 
@@ -70,24 +63,19 @@ func TestReview35LoggerMayCallAdminOnAReopenedLogsClose(t *testing.T) {
 		return nil
 	}))
 	var b *Broker
-	var armed, seen, returned atomic.Bool
-	b = open(t, Config{Dir: "/data", FS: fsys, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-		if !armed.Load() || r.Message != "producer-state snapshot not removed" || seen.Swap(true) {
-			return
+	h := onceOnLine("producer-state snapshot not removed", func() {
+		err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+		if err != nil && !errors.Is(err, ErrTopicExists) {
+			t.Errorf("CreateTopic from the handler: %v", err)
 		}
-		returned.Store(callBounded(func() {
-			err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
-			if err != nil && !errors.Is(err, ErrTopicExists) {
-				t.Errorf("CreateTopic from the handler: %v", err)
-			}
-		}))
-	}))})
+	})
+	b = open(t, Config{Dir: "/data", FS: fsys, Logger: h.logger()})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
 	for _, v := range []string{"a", "b", "c", "d", "e"} {
 		produce(t, b, "t", 0, v) // each rolls, and snapshots
 	}
-	armed.Store(true)
+	h.armed.Store(true)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }))
-	require.True(t, seen.Load(), "the reopen's Close logged no \"producer-state snapshot not removed\"")
-	require.True(t, returned.Load(), "CreateTopic from the handler of a reopened log's Close line blocked: the line was handed on holding the admin token")
+	require.True(t, h.seen.Load(), "the reopen's Close logged no \"producer-state snapshot not removed\"")
+	require.True(t, h.returned.Load(), "CreateTopic from the handler of a reopened log's Close line blocked: the line was handed on holding the admin token")
 }

@@ -105,30 +105,25 @@ func TestReview35SecondAdminLineGrid(t *testing.T) {
 					return nil
 				}))
 				var b *Broker
-				var armed, seen, returned atomic.Bool
 				var actionErr atomic.Pointer[error]
-				b = open(t, Config{Dir: "/data", FS: fsys, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-					if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
-						return
-					}
-					returned.Store(callBounded(func() {
-						err := action(b)
-						actionErr.Store(&err)
-					}))
-				}))})
+				h := onceOnLine(sc.line, func() {
+					err := action(b)
+					actionErr.Store(&err)
+				})
+				b = open(t, Config{Dir: "/data", FS: fsys, Logger: h.logger()})
 				require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 100}}))
 				sc.early(faults)
 				for _, v := range []string{"a", "b", "c", "d", "e"} {
 					produce(t, b, "t", 0, v) // each rolls, and snapshots
 					produce(t, b, "t", 1, v)
 				}
-				armed.Store(true)
+				h.armed.Store(true)
 				sc.arm(faults)
 				var provoked error
 				require.True(t, callBounded(func() { provoked = sc.provoke(b) }), "the call that logged %q did not return", sc.line)
-				require.True(t, seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
+				require.True(t, h.seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
 				require.NoError(t, provoked)
-				require.True(t, returned.Load(), "%s from the handler of %q blocked", name, sc.line)
+				require.True(t, h.returned.Load(), "%s from the handler of %q blocked", name, sc.line)
 				if p := actionErr.Load(); p != nil {
 					require.NoError(t, *p, "%s from the handler of %q", name, sc.line)
 				}
@@ -309,17 +304,13 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 			}))
 			ctx := context.Background()
 			var b *Broker
-			var seen, returned atomic.Bool
-			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-				if r.Message != "log fenced" || seen.Swap(true) {
-					return
+			h := onceOnLine("log fenced", func() {
+				if err := b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("CreateTopic from the handler: %v", err)
 				}
-				returned.Store(callBounded(func() {
-					if err := b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, ErrClosed) {
-						t.Errorf("CreateTopic from the handler: %v", err)
-					}
-				}))
-			}))})
+			})
+			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: h.logger()})
+			h.armed.Store(true)
 			t.Cleanup(releaseAll) // before open's Close, which waits for the stuck write
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 			produce(t, b, "t", 0, "a0")
@@ -354,7 +345,7 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
 			releaseSync() // the round fails, logging under partition 0's lock
 			waitForNoStack(t, "log.(*Log).runSync(")
-			require.False(t, seen.Load(), "\"log fenced\" handed on while the admin call holds the partition's lock")
+			require.False(t, h.seen.Load(), "\"log fenced\" handed on while the admin call holds the partition's lock")
 			acancel()
 			// The handler gives up on its CreateTopic after 10 s
 			// (callBounded), and lets the call return.
@@ -366,8 +357,8 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 				t.Fatalf("%s did not return once its ctx ended", a.name)
 			}
 			require.ErrorIs(t, err, context.Canceled)
-			require.True(t, seen.Load(), "no \"log fenced\" line")
-			require.True(t, returned.Load(), "CreateTopic from the handler of \"log fenced\" blocked: the line was handed on as %s gave up, holding the admin token", a.name)
+			require.True(t, h.seen.Load(), "no \"log fenced\" line")
+			require.True(t, h.returned.Load(), "CreateTopic from the handler of \"log fenced\" blocked: the line was handed on as %s gave up, holding the admin token", a.name)
 			releaseWrite()
 			require.NoError(t, <-stuck)
 		})
@@ -377,8 +368,8 @@ func TestReview35SecondAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 // TestReview35SecondLoggerMayCallOnCloseLines: the broker's Close closes
 // each partition's log, whose Close may log ("producer-state snapshot
 // not removed", a removal failing). Config.Logger lets a handler call
-// Close, and the broker's other methods, on any line but one the
-// maintenance goroutine hands on: on a line of Close's own, Close (a
+// Close, and the broker's other methods, on any line: on a line of
+// Close's own, Close (a
 // handler that shuts the broker down on a warning, say) returns, as a
 // second Close does, and so do the admin calls, Produce and
 // DescribeTopic (ErrClosed); and the first Close returns.
@@ -408,23 +399,18 @@ func TestReview35SecondLoggerMayCallOnCloseLines(t *testing.T) {
 				return nil
 			}))
 			var b *Broker
-			var armed, seen, returned atomic.Bool
 			var actionErr atomic.Pointer[error]
-			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-				if !armed.Load() || r.Message != "producer-state snapshot not removed" || seen.Swap(true) {
-					return
-				}
-				returned.Store(callBounded(func() {
-					err := action(b)
-					actionErr.Store(&err)
-				}))
-			}))})
+			h := onceOnLine("producer-state snapshot not removed", func() {
+				err := action(b)
+				actionErr.Store(&err)
+			})
+			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: h.logger()})
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
 			noRemove.Store(true)
 			for _, v := range []string{"a", "b", "c", "d", "e"} {
 				produce(t, b, "t", 0, v) // each rolls, and snapshots
 			}
-			armed.Store(true)
+			h.armed.Store(true)
 			// The handler gives up on its call after 10 s (callBounded),
 			// and lets Close go on.
 			closed := make(chan error, 1)
@@ -435,8 +421,8 @@ func TestReview35SecondLoggerMayCallOnCloseLines(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("Close did not return")
 			}
-			require.True(t, seen.Load(), "Close logged no \"producer-state snapshot not removed\" (Close: %v)", closeErr)
-			require.True(t, returned.Load(), "%s from the handler of a line of Close blocked", name)
+			require.True(t, h.seen.Load(), "Close logged no \"producer-state snapshot not removed\" (Close: %v)", closeErr)
+			require.True(t, h.returned.Load(), "%s from the handler of a line of Close blocked", name)
 			if p := actionErr.Load(); p != nil && *p != nil {
 				require.ErrorIs(t, *p, ErrClosed, name)
 			}

@@ -1,0 +1,224 @@
+package runnel
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// review36MaintLine is a kind of line the broker's own maintenance
+// goroutine hands on: setup readies partition 0 of topic t (the
+// maintenance held back), so that the maintenance's next round logs line.
+type review36MaintLine struct {
+	name, line string
+	topic      log.TopicConfig
+	setup      func(t *testing.T, b *Broker, list *atomic.Bool, clock *stepClock)
+}
+
+// review36MaintLines are the lines of TestReview36LoggerMayCloseOnMaintenanceLines:
+// the maintenance's retention, compaction and expired producer ids, its
+// retry of a failed reopen (the new log's "log opened", and "partition
+// reopened"), and its "maintenance failed" (a retry that fails).
+func review36MaintLines() []review36MaintLine {
+	ctx := context.Background()
+	failReopen := func(t *testing.T, b *Broker, list *atomic.Bool) {
+		produce(t, b, "t", 0, "a")
+		list.Store(true)
+		require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	}
+	return []review36MaintLine{{
+		name: "retention", line: "deleting segment",
+		topic: log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, RetentionBytes: 1}},
+		setup: func(t *testing.T, b *Broker, _ *atomic.Bool, _ *stepClock) {
+			produce(t, b, "t", 0, "a")
+			produce(t, b, "t", 0, "b")
+			produce(t, b, "t", 0, "c")
+		},
+	}, {
+		name: "compaction", line: "compacted",
+		topic: log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, CleanupPolicy: log.Compact, MinCleanableDirtyRatio: -1}},
+		setup: func(t *testing.T, b *Broker, _ *atomic.Bool, _ *stepClock) {
+			for _, v := range []string{"1", "2", "3", "4"} {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: keyed(t, "k", v)})
+				require.NoError(t, err)
+			}
+		},
+	}, {
+		name: "producer ids expired", line: "producer ids expired",
+		topic: log.TopicConfig{Partitions: 1},
+		setup: func(t *testing.T, b *Broker, _ *atomic.Bool, clock *stepClock) {
+			pid, epoch, err := b.InitProducerID(ctx)
+			require.NoError(t, err)
+			var bl record.Builder
+			bl.Reset()
+			bl.SetProducer(pid, epoch, 0)
+			bl.Append(clock.Now().UnixMilli(), nil, []byte("v"), nil)
+			data, err := bl.AppendTo(nil, compression.None)
+			require.NoError(t, err)
+			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
+			require.NoError(t, err)
+			clock.ns.Add(int64(2 * time.Hour))
+		},
+	}, {
+		name: "a retried reopen's new log", line: "log opened",
+		topic: log.TopicConfig{Partitions: 1},
+		setup: func(t *testing.T, b *Broker, list *atomic.Bool, _ *stepClock) {
+			failReopen(t, b, list)
+			list.Store(false)
+		},
+	}, {
+		name: "a retried reopen", line: "partition reopened",
+		topic: log.TopicConfig{Partitions: 1},
+		setup: func(t *testing.T, b *Broker, list *atomic.Bool, _ *stepClock) {
+			failReopen(t, b, list)
+			list.Store(false)
+		},
+	}, {
+		name: "a failing retry", line: "maintenance failed",
+		topic: log.TopicConfig{Partitions: 1},
+		setup: func(t *testing.T, b *Broker, list *atomic.Bool, _ *stepClock) {
+			failReopen(t, b, list) // the retries fail until the end
+		},
+	}}
+}
+
+// openReview36Maint opens a broker on /data of a memory FS whose listing
+// of /data/t-0 fails while list is set, its maintenance running every
+// millisecond, logging to logger; it creates topic t with sc's config
+// and runs sc's setup holding the maintenance token, which it returns
+// holding: the maintenance waits until the caller gives it back
+// (<-b.maint). ops counts the file operations from when afterClose is
+// set on.
+func openReview36Maint(t *testing.T, sc review36MaintLine, afterClose *atomic.Bool, logger *slog.Logger) (b *Broker, ops *atomic.Int32) {
+	var list atomic.Bool
+	ops = &atomic.Int32{}
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if afterClose.Load() {
+			ops.Add(1)
+		}
+		if op == vfs.OpList && list.Load() && filepath.ToSlash(path) == "/data/t-0" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	b = open(t, Config{Dir: "/data", FS: fsys, Clock: clock, ProducerIDExpiration: time.Hour, MaintenanceInterval: time.Millisecond, Logger: logger})
+	b.maint <- struct{}{} // the maintenance waits for it
+	require.NoError(t, b.CreateTopic(context.Background(), "t", sc.topic))
+	sc.setup(t, b, &list, clock)
+	return b, ops
+}
+
+// TestReview36LoggerMayCloseOnMaintenanceLines: a handler may call Close
+// on a line the broker's own maintenance goroutine hands on (retention,
+// compaction, expired producer ids, a retried reopen's lines, "maintenance
+// failed"): Close returns, the maintenance goroutine ends once the handler
+// has returned, and no file is touched after Close returned. Each wait is
+// bounded at 10 s, to turn a deadlock into a failure. On the old code
+// Close waited for the maintenance goroutine, which waited in the handler
+// for Close: the handler's Close blocked (callBounded gave up after 10 s),
+// and returned only once the handler had.
+func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, sc := range review36MaintLines() {
+		t.Run(sc.name, func(t *testing.T) {
+			var b *Broker
+			var closeErr atomic.Pointer[error]
+			var afterClose atomic.Bool
+			h := onceOnLine(sc.line, func() {
+				err := b.Close()
+				afterClose.Store(true)
+				closeErr.Store(&err)
+			})
+			b, ops := openReview36Maint(t, sc, &afterClose, h.logger())
+			h.armed.Store(true)
+			<-b.maint // the maintenance goes on
+			select {
+			case <-h.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no %q line handed on", sc.line)
+			}
+			require.True(t, h.returned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
+			require.NoError(t, *closeErr.Load())
+			waitForNoStack(t, "runnel.(*Broker).maintain(")
+			require.Zero(t, ops.Load(), "file operations after Close returned")
+		})
+	}
+}
+
+// TestReview36CloseWhileTheMaintenanceHandsLinesOn: while the broker's
+// maintenance goroutine hands a line on (retention's "deleting segment"),
+// another goroutine's Close returns, not waiting for the handler (which
+// waits for it); and a Close from the handler, at the same time as
+// another goroutine's, returns, as the other does, whichever is first
+// (the second waits for the first). Afterwards the maintenance goroutine
+// ends and no file is touched. Each wait is bounded at 10 s, to turn a
+// deadlock into a failure. On the old code the other goroutine's Close
+// waited for the maintenance goroutine, in the handler: the handler's wait
+// for it, and its own Close, blocked (10 s), and Close returned only once
+// the handler had.
+func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	sc := review36MaintLines()[0]
+	require.Equal(t, "deleting segment", sc.line)
+	for _, handlerCloses := range []bool{false, true} {
+		name := "another Close returns meanwhile"
+		if handlerCloses {
+			name = "the handler's Close and another at once"
+		}
+		t.Run(name, func(t *testing.T) {
+			var b *Broker
+			var armed, seen, returned, handlerReturned atomic.Bool
+			var errs [2]atomic.Pointer[error]
+			var afterClose atomic.Bool
+			handled := make(chan struct{})
+			b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
+				if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
+					return
+				}
+				defer close(handled)
+				other := make(chan error, 1)
+				go func() { other <- b.Close() }()
+				if handlerCloses {
+					handlerReturned.Store(callBounded(func() {
+						err := b.Close()
+						errs[1].Store(&err)
+					}))
+				}
+				returned.Store(callBounded(func() {
+					err := <-other
+					afterClose.Store(true)
+					errs[0].Store(&err)
+				}))
+			})))
+			armed.Store(true)
+			<-b.maint // the maintenance goes on
+			select {
+			case <-handled:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no %q line handed on", sc.line)
+			}
+			require.True(t, returned.Load(), "Close blocked while the maintenance handed %q on", sc.line)
+			require.NoError(t, *errs[0].Load())
+			if handlerCloses {
+				require.True(t, handlerReturned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
+				require.NoError(t, *errs[1].Load())
+			}
+			waitForNoStack(t, "runnel.(*Broker).maintain(")
+			require.Zero(t, ops.Load(), "file operations after Close returned")
+		})
+	}
+}
