@@ -123,3 +123,67 @@ func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}))
 	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", 2)))
 }
+
+// TestReview36LargerCountOfALaterLookUpAfterRecreate: the topic of 4
+// partitions is deleted and created again with 2; a look-up reads those
+// 2; a look-up begun after it reads the count once the topic grew to 6,
+// and answers last. Its larger count is the newer (it began after the
+// look-up that read the new topic), and is followed: its record, for
+// partition 5, is delivered. (A guard that ignored every larger count of
+// a look-up begun before the smaller count was followed refused it with
+// ErrInvalidPartition.)
+func TestReview36LargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	c := &countClient{Broker: b}
+	ctx := testCtx(t)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(keyOrManual))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+
+	// The first look-up reads at once and answers once releaseA is
+	// closed; the second reads once readB is closed and answers once
+	// releaseB is.
+	heldA, releaseA, readB, heldB, releaseB := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+		mu.Lock()
+		calls++
+		call := calls
+		mu.Unlock()
+		wait := func(ch chan struct{}) {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		switch call {
+		case 1:
+			n, err := next()
+			close(heldA)
+			wait(releaseA)
+			return n, err
+		case 2:
+			wait(readB)
+			n, err := next()
+			close(heldB)
+			wait(releaseB)
+			return n, err
+		}
+		return next()
+	})
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
+	<-heldA // it read 2
+	go func() { second <- p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}) }()
+	require.NoError(t, b.CreatePartitions(ctx, "t", 6))
+	close(readB)
+	<-heldB // it read 6
+	close(releaseA)
+	require.ErrorIs(t, <-first, producer.ErrInvalidPartition) // 2 followed
+	close(releaseB)
+	require.NoError(t, <-second, "the later look-up's 6 is the newer count")
+	require.Equal(t, []string{"5"}, values(readRecords(t, b, "t", 5)))
+}
