@@ -105,16 +105,7 @@ func pidClockSteps(t *testing.T, seed uint64) {
 			desc = fmt.Sprintf("clock step %v", d)
 		case r < 8:
 			require.NoError(t, b.Maintain(ctx))
-			cutoff := now - int64(exp)
-			for _, p := range ps {
-				switch {
-				case p.gone:
-				case p.hi <= cutoff:
-					p.gone = true
-				case p.lo <= cutoff:
-					p.unsure = true // the retry below tells
-				}
-			}
+			expirePIDs(ps, now-int64(exp))
 			desc = "maintain"
 		default:
 			if rng.IntN(2) == 0 {
@@ -128,6 +119,9 @@ func pidClockSteps(t *testing.T, seed uint64) {
 				require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = segBytes }))
 				desc = "config change"
 			}
+			// Open, too, forgets the ids of the snapshot it loads that
+			// expired (as Kafka's ProducerStateManager skips them).
+			expirePIDs(ps, now-int64(exp))
 			for _, p := range ps {
 				// The snapshot's time, or at most now; a producer replayed
 				// from the log, now.
@@ -151,6 +145,22 @@ func pidClockSteps(t *testing.T, seed uint64) {
 				p.lo, p.hi, p.kafka, p.gone = clock.ns.Load(), clock.ns.Load(), clock.ns.Load(), false
 			}
 			p.unsure = false
+		}
+	}
+}
+
+// expirePIDs is what the broker forgets at cutoff (Unix ns), by Maintain or
+// as Open loads a snapshot: the ids whose last append was at or before
+// it; an id whose last append the test knows only to be in [lo, hi]
+// around it becomes unsure (the next retry tells).
+func expirePIDs(ps []*pidState, cutoff int64) {
+	for _, p := range ps {
+		switch {
+		case p.gone:
+		case p.hi <= cutoff:
+			p.gone = true
+		case p.lo <= cutoff:
+			p.unsure = true // the retry below tells
 		}
 	}
 }

@@ -47,7 +47,10 @@ type Options struct {
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
 	// long (its sequence numbers, for answering retried duplicates, and on
-	// compacted topics the last batch compaction keeps for it); until then
+	// compacted topics the last batch compaction keeps for it), and Open
+	// does not load one from a producer-state snapshot, as Kafka's
+	// ProducerStateManager skips it (the snapshot of a roll before the
+	// expiry, after a crash, say); until then
 	// it is kept even once retention or DeleteRecordsBefore deleted all its
 	// batches, as Kafka keeps it since KIP-360. A producer
 	// that comes back is taken as a new one, as Kafka does (KIP-360: any

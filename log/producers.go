@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/runnel/runnel/record"
 )
@@ -438,7 +439,8 @@ func badSnapshotRow(rows [][]int64) []int64 {
 // otherwise.
 func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) error {
 	start, end := l.start.Load(), l.next.Load()
-	now := l.clock.Now().UnixNano()
+	opened := l.clock.Now()
+	now := opened.UnixNano()
 	files := make([]snapshotFile, 0, len(offs)+1)
 	for _, off := range offs {
 		files = append(files, snapshotFile{off: off, name: snapshotName(off)})
@@ -488,6 +490,7 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 			if lost = snap.dropLost(end); len(lost) == 0 {
 				l.producers = snap
 				l.info.ProducerSnapshot = f.off
+				l.forgetExpiredProducers(opened)
 				return nil
 			}
 			past = snap
@@ -506,7 +509,33 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 	if past != nil {
 		l.producers.mergeSnapshot(past, lost)
 	}
+	l.forgetExpiredProducers(opened)
 	return nil
+}
+
+// forgetExpiredProducers forgets, as Open loads the producer state, the
+// ids that a snapshot holds but that expired before (Options.
+// ProducerExpiration), as Kafka's ProducerStateManager skips them when
+// it loads a snapshot: the snapshot of a roll before a Maintain forgot
+// them would otherwise bring them back after a crash, their next batch
+// then checked against sequence numbers the log no longer had (and a
+// retry of their old batches answered as a duplicate) until the next
+// Maintain. Ids replayed from the log count from Open (now) and are
+// kept.
+func (l *Log) forgetExpiredProducers(now time.Time) {
+	if l.producerExpiration <= 0 {
+		return
+	}
+	loaded := len(l.producers)
+	n := l.producers.expire(now.Add(-l.producerExpiration).UnixNano())
+	if n == 0 {
+		return
+	}
+	l.lockedLog.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
+	if loaded >= minProducersShrink && len(l.producers) <= loaded/4 {
+		// As Maintain does: the map keeps the room of the ids it held.
+		l.producers = l.producers.clone()
+	}
 }
 
 // reloadProducersLocked makes the producer state that of the log as a

@@ -31,6 +31,8 @@ type topicState struct {
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
 	grownBy     uint64                       // guarded by mu: looks when parts last grew; a look-up begun by then may have read the count before (see follow)
+	shrunkBy    uint64                       // guarded by mu: looks when parts last shrank (the topic created again with fewer); a look-up begun by then may have read the count before (see follow)
+	shrunkAt    uint64                       // guarded by mu: the ticket of the look-up that last shrank parts; one begun before may have read the deleted topic's count (see follow)
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -281,11 +283,24 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 // goroutine's) reach follow in any order, whatever order they read the
 // count in. A topic's count only grows while the topic lives, so a
 // larger count is followed whichever look-up brings it; a smaller one
-// is ignored if its look-up began before the count last grew here: it
-// may have read the count before that growth (before CreatePartitions),
-// and would take the topic back to its old partitions. One begun since
-// read it since, and a smaller count then is a topic deleted and created
-// again with fewer. follow returns the count followed now.
+// is ignored if its look-up began before the count last grew or shrank
+// here: it may have read the count before that growth (before
+// CreatePartitions), or the count of the topic's earlier life (before
+// it was created again with fewer, then grown), and would take the
+// topic back to those partitions. One begun since read it since, and a
+// smaller count then is a topic deleted and created again with fewer.
+// Once the count has shrunk so, a larger one is ignored too if its
+// look-up began before the one that brought the smaller count: it may
+// have read the deleted topic's count, whose partitions past the new one
+// the broker would refuse, failing the records the producer put there;
+// one begun after it read the new topic, grown since. (That takes the
+// look-ups to read the count in the order they began, as the broker's
+// Partitions does, at once. Without the topic's ID in the answer, a
+// look-up that reads later than one begun after it, across such a
+// change, can still be taken in the wrong order: the count is then right
+// again at the next look-up, begun at MetadataMaxAge, for a record past
+// the count, or once the broker refuses a partition.) follow returns the
+// count followed now.
 //
 // The line it logs goes to the Logger after t.mu is released: the
 // handler may call TryProduce (see Logger), which takes it.
@@ -304,11 +319,13 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed bool)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
-	if n == len(old) || n < len(old) && ticket <= t.grownBy {
+	if n == len(old) || n < len(old) && ticket <= max(t.grownBy, t.shrunkBy) || n > len(old) && ticket < t.shrunkAt {
 		return len(old), false
 	}
 	if n > len(old) {
 		t.grownBy = t.looks.Load()
+	} else {
+		t.shrunkBy, t.shrunkAt = t.looks.Load(), ticket
 	}
 	if n > len(all) {
 		grown := make([]*partition, n)

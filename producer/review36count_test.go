@@ -1,0 +1,189 @@
+package producer_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// keyOrManual partitions a keyed record by its key (KeyPartition) and
+// another by its Partition field.
+var keyOrManual = producer.PartitionerFunc(func(r *record.Record, n int) int32 {
+	if r.Key != nil {
+		return producer.KeyPartition(r.Key, n)
+	}
+	return r.Partition
+})
+
+// keyFor returns a key that KeyPartition maps to want among n partitions
+// and to another than want among m.
+func keyFor(t *testing.T, n int, want int32, m int) []byte {
+	for i := range 10000 {
+		k := []byte(fmt.Sprint("k", i))
+		if producer.KeyPartition(k, n) == want && producer.KeyPartition(k, m) != want {
+			return k
+		}
+	}
+	t.Fatal("no such key")
+	return nil
+}
+
+// heldLookUp makes the next look-up of c read the count at once and
+// answer only once release is closed; held is closed once it has read.
+func heldLookUp(c *countClient) (held, release chan struct{}) {
+	held, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return next()
+		}
+		n, err := next()
+		close(held)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return n, err
+	})
+	return held, release
+}
+
+// TestReview36StaleLargerCountAfterRecreate: a look-up of the partition
+// count that read the old topic's 4 partitions answers only after the
+// topic was deleted and created again with 2, and after a later look-up
+// brought those 2 to the producer. The stale answer must not take the
+// producer back to 4 partitions: a keyed record that the topic's 2
+// partitions take, produced once the producer knew them, must be
+// delivered. It went to partition 3, which the topic no longer has, and
+// failed with ErrUnknownTopicOrPartition.
+func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	c := &countClient{Broker: b}
+	ctx := testCtx(t)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(keyOrManual))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+
+	held, release := heldLookUp(c)
+	first := make(chan error, 1)
+	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
+	<-held // it read 4
+
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	// A look-up begun now reads 2, and is followed.
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}), producer.ErrInvalidPartition)
+	close(release) // the first look-up's answer, 4, comes last
+	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
+
+	k := keyFor(t, 4, 3, 2)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}),
+		"a record for the topic's 2 partitions, produced once the producer knew them")
+	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", producer.KeyPartition(k, 2))))
+}
+
+// TestReview36StaleSmallerCountAfterRecreateAndGrowth: the topic of 4
+// partitions is deleted and created again with 2; a look-up reads those 2
+// and answers only after the topic grew to 3 and a later look-up brought
+// the 3 to the producer. The stale answer must not take the producer
+// back to 2: a keyed record goes where the topic's 3 partitions put it.
+// It went where 2 put it (until MetadataMaxAge).
+func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	c := &countClient{Broker: b}
+	ctx := testCtx(t)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(keyOrManual))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	held, release := heldLookUp(c)
+	first := make(chan error, 1)
+	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
+	<-held // it read 2
+
+	require.NoError(t, b.CreatePartitions(ctx, "t", 3))
+	// A look-up begun now reads 3, and is followed.
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}), producer.ErrInvalidPartition)
+	close(release) // the first look-up's answer, 2, comes last
+	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
+
+	k := keyFor(t, 3, 2, 2)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}))
+	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", 2)))
+}
+
+// TestReview36LargerCountOfALaterLookUpAfterRecreate: the topic of 4
+// partitions is deleted and created again with 2; a look-up reads those
+// 2; a look-up begun after it reads the count once the topic grew to 6,
+// and answers last. Its larger count is the newer (it began after the
+// look-up that read the new topic), and is followed: its record, for
+// partition 5, is delivered. (A guard that ignored every larger count of
+// a look-up begun before the smaller count was followed refused it with
+// ErrInvalidPartition.)
+func TestReview36LargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	c := &countClient{Broker: b}
+	ctx := testCtx(t)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(keyOrManual))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+
+	// The first look-up reads at once and answers once releaseA is
+	// closed; the second reads once readB is closed and answers once
+	// releaseB is.
+	heldA, releaseA, readB, heldB, releaseB := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	c.setHook(func(ctx context.Context, topic string, next func() (int, error)) (int, error) {
+		mu.Lock()
+		calls++
+		call := calls
+		mu.Unlock()
+		wait := func(ch chan struct{}) {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		switch call {
+		case 1:
+			n, err := next()
+			close(heldA)
+			wait(releaseA)
+			return n, err
+		case 2:
+			wait(readB)
+			n, err := next()
+			close(heldB)
+			wait(releaseB)
+			return n, err
+		}
+		return next()
+	})
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
+	<-heldA // it read 2
+	go func() { second <- p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}) }()
+	require.NoError(t, b.CreatePartitions(ctx, "t", 6))
+	close(readB)
+	<-heldB // it read 6
+	close(releaseA)
+	require.ErrorIs(t, <-first, producer.ErrInvalidPartition) // 2 followed
+	close(releaseB)
+	require.NoError(t, <-second, "the later look-up's 6 is the newer count")
+	require.Equal(t, []string{"5"}, values(readRecords(t, b, "t", 5)))
+}
