@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -34,6 +35,20 @@ func keyFor(t *testing.T, n int, want int32, m int) []byte {
 	}
 	t.Fatal("no such key")
 	return nil
+}
+
+// countRig returns a broker whose topic "t" has 4 partitions, a
+// countClient of it, the test's ctx, and a producer (partitioner
+// keyOrManual, look-ups only when needed) that has produced to "t" once,
+// and so knows its 4 partitions.
+func countRig(t *testing.T) (*runnel.Broker, *countClient, context.Context, *producer.Producer) {
+	b := newBroker(t, runneltest.Topic("t", 4))
+	c := &countClient{Broker: b}
+	ctx := testCtx(t)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
+		producer.RecordPartitioner(keyOrManual))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	return b, c, ctx, p
 }
 
 // heldLookUp makes the next look-up of c read the count at once and
@@ -67,12 +82,7 @@ func heldLookUp(c *countClient) (held, release chan struct{}) {
 // delivered. It went to partition 3, which the topic no longer has, and
 // failed with ErrUnknownTopicOrPartition.
 func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 4))
-	c := &countClient{Broker: b}
-	ctx := testCtx(t)
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(keyOrManual))
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	b, c, ctx, p := countRig(t)
 
 	held, release := heldLookUp(c)
 	first := make(chan error, 1)
@@ -99,12 +109,7 @@ func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
 // back to 2: a keyed record goes where the topic's 3 partitions put it.
 // It went where 2 put it (until MetadataMaxAge).
 func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 4))
-	c := &countClient{Broker: b}
-	ctx := testCtx(t)
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(keyOrManual))
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	b, c, ctx, p := countRig(t)
 
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
@@ -133,12 +138,7 @@ func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
 // a look-up begun before the smaller count was followed refused it with
 // ErrInvalidPartition.)
 func TestReview36LargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 4))
-	c := &countClient{Broker: b}
-	ctx := testCtx(t)
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(keyOrManual))
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	b, c, ctx, p := countRig(t)
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 
