@@ -1,0 +1,96 @@
+package runnel
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// gateClock is the system clock, except that one Now while armed blocks
+// until resumed, holding whatever lock its caller holds (a log's mu, in
+// a roll): it sends on paused, then waits for resume to be closed.
+type gateClock struct {
+	armed          atomic.Bool
+	paused, resume chan struct{}
+}
+
+func newGateClock() *gateClock {
+	return &gateClock{paused: make(chan struct{}), resume: make(chan struct{})}
+}
+
+func (c *gateClock) Now() time.Time {
+	if c.armed.CompareAndSwap(true, false) {
+		c.paused <- struct{}{}
+		<-c.resume
+	}
+	return time.Now()
+}
+
+// TestReview36LoggerMayCloseOnASyncLaterLine: a handler may call Close on
+// a line that the goroutine of syncLater hands on (the broker's own
+// fsync of an append whose producer stopped waiting). On the bare memory
+// FS that goroutine runs the fsync round itself (log.syncTo runs it
+// inline), and at the round's end it hands on the lines that other calls
+// of the log logged during the round: they stay queued while the round
+// is counted among the log's holders.
+//
+// The rig makes that deterministic: a roll of the partition's log, made
+// through the log (log.Log.Roll, a caller no holder count covers), holds
+// the log's mu, paused in the clock's Now (gateClock); meanwhile
+// syncLater's goroutine starts its round, which waits for mu; the roll
+// then logs "rolled segment" and releases mu, leaving the line to the
+// round, whose goroutine hands it on once the round is done. (With a
+// Produce that rolls the same happens when its own hand-on finds mu held
+// by the round: a race the rig spares.) syncLater is called as
+// Broker.wait calls it when a Produce's ctx ends while it waits for
+// someone else's round.
+//
+// On the old code wg counted that goroutine while it handed lines on:
+// the handler's Close waited in wg.Wait for the goroutine, which waited
+// in the handler for Close, and callBounded gave up after 10 s.
+func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	var b *Broker
+	var closeErr atomic.Pointer[error]
+	h := onceOnLine("rolled segment", func() {
+		err := b.Close()
+		closeErr.Store(&err)
+	})
+	clock := newGateClock()
+	b = open(t, Config{Clock: clock, Logger: h.logger()}) // the bare memory FS
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+	require.NoError(t, err)
+	require.NotNil(t, ack, "the append waits for its fsync")
+	d := ack.(*produceAck).d
+	p, err := b.partition(ctx, "t", 0, false)
+	require.NoError(t, err)
+
+	h.armed.Store(true)
+	clock.armed.Store(true)
+	rolled := make(chan error, 1)
+	go func() { rolled <- p.Log().Roll() }()
+	<-clock.paused // the roll holds the log's mu
+	b.syncLater(d)
+	waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
+	close(clock.resume)
+	require.NoError(t, <-rolled)
+
+	select {
+	case <-h.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal(`no "rolled segment" line came`)
+	}
+	require.True(t, h.returned.Load(), `Close from the handler of the "rolled segment" that syncLater's goroutine handed on blocked`)
+	require.NotNil(t, closeErr.Load())
+	require.NoError(t, *closeErr.Load())
+	waitForNoStack(t, "runnel.(*Broker).syncLater.func1(")
+	require.NoError(t, ack.Wait(ctx), "the append is fsynced")
+}
