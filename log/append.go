@@ -275,7 +275,10 @@ func (l *Log) endEraLocked(above int64) {
 // wait, also one for an fsync that this Wait started (a ctx that has
 // ended already starts it, and returns): the fsync, which runs on a
 // goroutine of its own then (a system call is not cut short), goes on,
-// and may make the append durable. A wait while
+// and may make the append durable. (On the bare memory FS, whose fsync
+// returns at once, an fsync that this Wait starts runs on the caller's
+// goroutine, whatever ctx does, and may hand on the lines logged meanwhile
+// as it ends: see HoldLines.) A wait while
 // the log closes waits for Close, which fsyncs everything: it succeeds
 // then.
 //
