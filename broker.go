@@ -110,8 +110,9 @@ type Config struct {
 	//
 	// Its handler runs on the goroutine that logs, or on one that hands
 	// on the lines logged meanwhile: a caller's (Produce, an admin call,
-	// Close) or the broker's maintenance goroutine. It may call the
-	// broker's admin methods (CreateTopic, Topics...) and produce, also to
+	// Close), the broker's maintenance goroutine, or one of the broker's
+	// that fsyncs an append whose producer stopped waiting. It may call
+	// the broker's admin methods (CreateTopic, Topics...) and produce, also to
 	// the partition whose line it is, as no line is handed on under a
 	// lock or token of the broker's: the broker logs its own lines once it
 	// has given the admin token back; an admin call hands on then too the
@@ -125,10 +126,11 @@ type Config struct {
 	// producer ids, and the retry of a reopen after a config change that
 	// failed: "partition reopened" and the new log's recovery) once it has
 	// given the maintenance token back. It may call Close on any line,
-	// also on one the broker's maintenance goroutine hands on (its own,
-	// or a concurrent call's): Close waits for that goroutine only while
-	// it maintains, not while it hands lines on, and the goroutine ends
-	// once the handler has returned, touching no log.
+	// also on one a goroutine of the broker's hands on (its own, or a
+	// concurrent call's): Close waits for the maintenance goroutine only
+	// while it maintains, and for an fsync's goroutine only while it
+	// fsyncs, not while they hand lines on, and each ends once the
+	// handler has returned, touching no log.
 	Logger *slog.Logger
 }
 
@@ -192,9 +194,10 @@ type Broker struct {
 	closeDone chan struct{}   // closed when the first Close returns
 	ctx       context.Context // cancelled by Close: stops maintenance and waits
 	cancel    context.CancelFunc
-	// wg counts the broker's goroutines: maintenance, and the fsyncs of
-	// appends whose producer stopped waiting (syncLater). bgMu orders
-	// their start against Close's wait for them.
+	// wg counts the broker's goroutines: maintenance (see maintainer),
+	// and the fsyncs of appends whose producer stopped waiting
+	// (syncLater), while they work, not while they hand lines on. bgMu
+	// orders their start against Close's wait for them.
 	wg   sync.WaitGroup
 	bgMu sync.Mutex
 }
@@ -305,10 +308,10 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock. It
-// waits for the maintenance goroutine while it maintains, not while it
-// hands lines on to Config.Logger's handler (which may call Close): that
-// goroutine then ends once the handler has returned, touching no log. It
-// is idempotent; afterwards every method returns ErrClosed. A second call
+// waits for the maintenance goroutine while it maintains, and for an
+// fsync's while it fsyncs, not while they hand lines on to Config.Logger's
+// handler (which may call Close): such a goroutine then ends once the
+// handler has returned, touching no log. It is idempotent; afterwards every method returns ErrClosed. A second call
 // returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
 // short), so on a disk that hangs it returns once the disk answers; the

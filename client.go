@@ -228,7 +228,15 @@ func (b *Broker) wait(ctx context.Context, d log.Durability, p *log.Partition) e
 }
 
 // syncLater fsyncs an append in a goroutine of the broker's, unless the
-// broker is closing (Close fsyncs every log).
+// broker is closing (Close fsyncs every log). wg counts the goroutine
+// while it waits for the fsync, not while it hands the log's lines on:
+// the fsync may run on it (always on the memory FS, unless another
+// caller's is under way), which hands on, as it ends, the lines logged
+// during it, its own and those of concurrent calls (a roll) left to it,
+// and a handler may call Close, which waits for wg, on any line. So the
+// log's lines are held (Durability.HoldLines) until the goroutine has
+// counted itself out; it then hands them on, touching the log only to do
+// so, and ends.
 func (b *Broker) syncLater(d log.Durability) {
 	b.bgMu.Lock()
 	defer b.bgMu.Unlock()
@@ -237,11 +245,13 @@ func (b *Broker) syncLater(d log.Durability) {
 	}
 	b.wg.Add(1)
 	go func() {
-		defer b.wg.Done()
+		release := d.HoldLines()
 		// Its error is the append's, which its producer was told about
 		// (ctx's error): a failed fsync fences the log, and the next
 		// produce reports it.
 		_ = d.Wait(b.ctx)
+		b.wg.Done()
+		release()
 	}()
 }
 

@@ -275,7 +275,10 @@ func (l *Log) endEraLocked(above int64) {
 // wait, also one for an fsync that this Wait started (a ctx that has
 // ended already starts it, and returns): the fsync, which runs on a
 // goroutine of its own then (a system call is not cut short), goes on,
-// and may make the append durable. A wait while
+// and may make the append durable. (On the bare memory FS, whose fsync
+// returns at once, an fsync that this Wait starts runs on the caller's
+// goroutine, whatever ctx does, and may hand on the lines logged meanwhile
+// as it ends: see HoldLines.) A wait while
 // the log closes waits for Close, which fsyncs everything: it succeeds
 // then.
 //
@@ -312,6 +315,21 @@ func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 
 // Pending reports whether Wait has anything to wait for.
 func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
+
+// HoldLines is Log.HoldLines on the log the append was made to, for a
+// caller that waits for the append on a goroutine that must not hand the
+// log's lines on meanwhile: Wait may run the fsync on the caller's
+// goroutine (on the memory FS it does, unless another caller's is under
+// way), and then hands on, as the fsync ends, the lines logged during
+// it, its own and those other calls left to it. Held, they wait
+// for release. With nothing to wait for (a zero Durability), or a logger
+// that logs nowhere, it costs nothing.
+func (d Durability) HoldLines() (release func()) {
+	if d.l == nil {
+		return func() {}
+	}
+	return d.l.HoldLines()
+}
 
 // appendTimeOf returns the LogAppendTime stamped on the batch that holds
 // the offsets first to last, read from the log: for the duplicate of a

@@ -1,0 +1,127 @@
+package runnel
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// gateClock is the system clock, except that one Now while armed blocks
+// until resumed, holding whatever lock its caller holds (a log's mu, in
+// a roll): it sends on paused, then waits for resume to be closed.
+type gateClock struct {
+	armed          atomic.Bool
+	paused, resume chan struct{}
+}
+
+func newGateClock() *gateClock {
+	return &gateClock{paused: make(chan struct{}), resume: make(chan struct{})}
+}
+
+func (c *gateClock) Now() time.Time {
+	if c.armed.CompareAndSwap(true, false) {
+		c.paused <- struct{}{}
+		<-c.resume
+	}
+	return time.Now()
+}
+
+// TestReview36LoggerMayCloseOnASyncLaterLine: a handler may call Close on
+// a line that the goroutine of syncLater hands on (the broker's own
+// fsync of an append whose producer stopped waiting), and another
+// goroutine's Close returns while that goroutine waits in the handler.
+// On the bare memory FS that goroutine runs the fsync round itself
+// (log.syncTo runs it inline), and at the round's end it hands on the
+// lines that other calls of the log logged during the round: they stay
+// queued while the round is counted among the log's holders.
+//
+// The rig makes that deterministic: a roll of the partition's log, made
+// through the log (log.Log.Roll, a caller no holder count covers), holds
+// the log's mu, paused in the clock's Now (gateClock); meanwhile
+// syncLater's goroutine starts its round, which waits for mu; the roll
+// then logs "rolled segment" and releases mu, leaving the line to the
+// round, whose goroutine hands it on once the round is done. (With a
+// Produce that rolls the same happens when its own hand-on finds mu held
+// by the round: a race the rig spares.) syncLater is called as
+// Broker.wait calls it when a Produce's ctx ends while it waits for
+// someone else's round.
+//
+// Afterwards the goroutine has ended, and the append is durable (Close
+// fsynced it, if the round had not). Each wait is bounded at 10 s, to
+// turn a deadlock into a failure. On the old code wg counted the
+// goroutine while it handed lines on: a Close, the handler's or another
+// goroutine's that the handler waited for, waited in wg.Wait for the
+// goroutine, which waited in the handler for Close, and callBounded gave
+// up after 10 s.
+func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, tc := range []struct {
+		name    string
+		handler bool // the handler closes the broker
+		other   bool // another goroutine does, which the handler waits for
+	}{
+		{name: "the handler's Close", handler: true},
+		{name: "another goroutine's Close", other: true},
+		{name: "the handler's Close and another at once", handler: true, other: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var b *Broker
+			var errs [2]atomic.Pointer[error]
+			h := onceOnLine("rolled segment", func() {
+				other := make(chan error, 1)
+				if tc.other {
+					go func() { other <- b.Close() }()
+				}
+				if tc.handler {
+					err := b.Close()
+					errs[0].Store(&err)
+				}
+				if tc.other {
+					err := <-other
+					errs[1].Store(&err)
+				}
+			})
+			clock := newGateClock()
+			b = open(t, Config{Clock: clock, Logger: h.logger()}) // the bare memory FS
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+			require.NoError(t, err)
+			require.NotNil(t, ack, "the append waits for its fsync")
+			d := ack.(*produceAck).d
+			p, err := b.partition(ctx, "t", 0, false)
+			require.NoError(t, err)
+
+			h.armed.Store(true)
+			clock.armed.Store(true)
+			rolled := make(chan error, 1)
+			go func() { rolled <- p.Log().Roll() }()
+			<-clock.paused // the roll holds the log's mu
+			b.syncLater(d)
+			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
+			close(clock.resume)
+			require.NoError(t, <-rolled)
+
+			select {
+			case <-h.done:
+			case <-time.After(20 * time.Second):
+				t.Fatal(`no "rolled segment" line came`)
+			}
+			require.True(t, h.returned.Load(), `Close blocked while syncLater's goroutine handed "rolled segment" on`)
+			for i, want := range []bool{tc.handler, tc.other} {
+				if want {
+					require.NotNil(t, errs[i].Load())
+					require.NoError(t, *errs[i].Load())
+				}
+			}
+			waitForNoStack(t, "runnel.(*Broker).syncLater.func1(")
+			require.NoError(t, ack.Wait(ctx), "the append is fsynced")
+		})
+	}
+}
