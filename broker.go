@@ -311,8 +311,9 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // waits for the maintenance goroutine while it maintains, and for an
 // fsync's while it fsyncs, not while they hand lines on to Config.Logger's
 // handler (which may call Close): such a goroutine then ends once the
-// handler has returned, touching no log. It is idempotent; afterwards every method returns ErrClosed. A second call
-// returns once the first has closed the broker. Close takes no ctx: it
+// handler has returned, touching no log. It is idempotent; afterwards
+// every method returns ErrClosed. A second call returns once the first
+// has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
 // short), so on a disk that hangs it returns once the disk answers; the
 // calls waiting behind such an operation (for the partition's log, or
