@@ -18,9 +18,9 @@ import (
 // producer knew. The look-ups read in the order they began, so the stale
 // answer must not take the producer to 4 partitions: a keyed record
 // produced once the later look-up answered goes to the topic's 2
-// partitions and is delivered. (The guard of a shrink, shrunkAt, was
-// not set: the later look-up's answer changed nothing. The record went
-// to partition 3, which the topic no longer has, and failed with
+// partitions and is delivered. (The old guard of a shrink, shrunkAt,
+// was not set: the later look-up's answer changed nothing. The record
+// went to partition 3, which the topic no longer has, and failed with
 // ErrUnknownTopicOrPartition.)
 func TestReview36StaleLargerCountAfterAnUnchangedAnswer(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 2))
@@ -55,10 +55,10 @@ func TestReview36StaleLargerCountAfterAnUnchangedAnswer(t *testing.T) {
 // back to 4 and a look-up begun later read those 4, the count the
 // producer knew. The stale answer must not take the producer to 2
 // partitions: a keyed record produced once the later look-up answered
-// goes where the topic's 4 partitions put it. (Neither grownBy nor
-// shrunkBy was set: the later look-up's answer changed nothing. The
-// record went where 2 partitions put it, and would have until
-// MetadataMaxAge.)
+// goes where the topic's 4 partitions put it. (Neither of the old
+// guards, grownBy and shrunkBy, was set: the later look-up's answer
+// changed nothing. The record went where 2 partitions put it, and would
+// have until MetadataMaxAge.)
 func TestReview36StaleSmallerCountAfterAnUnchangedAnswer(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 4))
 	c := &countClient{Broker: b}
