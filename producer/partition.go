@@ -142,7 +142,12 @@ func (p *Producer) partitionsBy(ctx context.Context, name string, deadline time.
 // first try (ErrDeliveryTimeout, matching the last error too). Without
 // block (TryProduce, which must not wait) the first answer is the answer.
 func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, error) {
-	deadline := time.Now().Add(p.cfg.deliveryTimeout)
+	return p.lookUpBy(ctx, name, block, time.Now().Add(p.cfg.deliveryTimeout))
+}
+
+// lookUpBy is lookUp, with deadline in place of DeliveryTimeout from
+// now: the look-ups of one record's count (see lookAndFollow) share one.
+func (p *Producer) lookUpBy(ctx context.Context, name string, block bool, deadline time.Time) (int, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -238,7 +243,8 @@ func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, erro
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
-	return t.refreshBy(func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
+	return t.refreshBy(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
 }
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
@@ -259,7 +265,8 @@ func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
 // error if it still is, else nil, the producer following the topic's
 // partition count again.
 func (t *topicState) lookAgain(ctx context.Context, block bool) error {
-	n, err := t.lookAndFollow(func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
+	n, err := t.lookAndFollow(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
 	if err != nil {
 		return err
 	}
