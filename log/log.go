@@ -59,7 +59,10 @@ type Options struct {
 	// again. The time counts from the last append, by the log's clock,
 	// which the producer state's snapshot keeps across a clean Close;
 	// after a crash, the producers of the batches replayed from the log
-	// count from Open, and so does an append that the clock has since
+	// count from Open (also one that Maintain forgot before the crash, its
+	// batches past the newest snapshot the crash kept: it is known again,
+	// its sequence numbers checked, for another ProducerExpiration), and
+	// so does an append that the clock has since
 	// stepped back past (an Open then reads the time as at most its own).
 	// Unlike Kafka, which counts from the last batch's
 	// max timestamp (ProducerStateEntry.lastTimestamp), a CreateTime a

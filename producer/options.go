@@ -284,8 +284,12 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // partitioner chose a partition past the count it knows (see Produce). A
 // partition's goroutine makes the periodic look-ups between its batches,
 // and waits for the broker's answer until the delivery deadline of its
-// next batch at most. New returns
-// ErrInvalidOption for d <= 0.
+// next batch at most. When two look-ups under way at once answer
+// different counts (the topic grew, or was deleted and created again,
+// between their reads), the producer cannot tell the newer answer, and
+// asks again (three times in all at most, by the same deadline): a
+// look-up begun once the other has answered reads the newer count. New
+// returns ErrInvalidOption for d <= 0.
 func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMaxAge = d } }
 
 // MaxInFlight bounds the requests of one partition that the broker has

@@ -30,9 +30,7 @@ type topicState struct {
 	refreshOnce atomic.Bool                  // a check is running
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
-	grownBy     uint64                       // guarded by mu: looks when parts last grew; a look-up begun by then may have read the count before (see follow)
-	shrunkBy    uint64                       // guarded by mu: looks when parts last shrank (the topic created again with fewer); a look-up begun by then may have read the count before (see follow)
-	shrunkAt    uint64                       // guarded by mu: the ticket of the look-up that last shrank parts; one begun before may have read the deleted topic's count (see follow)
+	settled     uint64                       // guarded by mu: looks when a look-up last set parts or found them unchanged; one begun by then was under way with it (see follow)
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -144,7 +142,12 @@ func (p *Producer) partitionsBy(ctx context.Context, name string, deadline time.
 // first try (ErrDeliveryTimeout, matching the last error too). Without
 // block (TryProduce, which must not wait) the first answer is the answer.
 func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, error) {
-	deadline := time.Now().Add(p.cfg.deliveryTimeout)
+	return p.lookUpBy(ctx, name, block, time.Now().Add(p.cfg.deliveryTimeout))
+}
+
+// lookUpBy is lookUp, with deadline in place of DeliveryTimeout from
+// now: the look-ups of one record's count (see lookAndFollow) share one.
+func (p *Producer) lookUpBy(ctx context.Context, name string, block bool, deadline time.Time) (int, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -240,37 +243,61 @@ func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, erro
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
-	return t.refreshBy(func() (int, error) { return t.p.lookUp(ctx, t.name, block) })
+	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
+	return t.refreshBy(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
 }
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
 // refresh is due MetadataMaxAge after now, and the count found is
-// followed (see follow, whose count it returns); an error changes
+// followed (see lookAndFollow, whose count it returns); an error changes
 // nothing.
 func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
-	ticket := t.looks.Add(1)
-	n, err := look()
+	n, err := t.lookAndFollow(look)
 	if err != nil {
 		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
 	}
-	return t.follow(n, ticket), nil
+	return n, nil
 }
 
 // lookAgain asks the broker for a topic known to be gone: the broker's
 // error if it still is, else nil, the producer following the topic's
 // partition count again.
 func (t *topicState) lookAgain(ctx context.Context, block bool) error {
-	ticket := t.looks.Add(1)
-	n, err := t.p.lookUp(ctx, t.name, block)
+	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
+	n, err := t.lookAndFollow(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
 	if err != nil {
 		return err
 	}
-	t.follow(n, ticket)
 	t.gone.Store(false)
 	t.p.cfg.logger.Info("topic is back", "topic", t.name, "partitions", n)
 	return nil
+}
+
+// maxLooks is the most look-ups lookAndFollow makes for one count: it
+// looks again only while another look-up under way at once brought
+// another count (see follow), which takes the topic's count to change
+// between their reads.
+const maxLooks = 3
+
+// lookAndFollow asks the broker for the topic's partition count with
+// look, and follows it (see follow): it returns the count the producer
+// follows then, or look's error, which changes nothing. When the answer
+// cannot be placed among those of the look-ups under way at once, it
+// looks again, up to maxLooks look-ups in all; the last one's answer
+// that still cannot be is ignored.
+func (t *topicState) lookAndFollow(look func() (int, error)) (int, error) {
+	for try := 1; ; try++ {
+		ticket := t.looks.Add(1)
+		n, err := look()
+		if err != nil {
+			return 0, err
+		}
+		if count, ok := t.follow(n, ticket); ok || try == maxLooks {
+			return count, nil
+		}
+	}
 }
 
 // follow takes n as the topic's partition count: partitions gained are
@@ -281,51 +308,43 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 // sequence numbers. ticket is the look-up's number in looks, taken as it
 // began. Look-ups under way at once (a Produce's, a partition's
 // goroutine's) reach follow in any order, whatever order they read the
-// count in. A topic's count only grows while the topic lives, so a
-// larger count is followed whichever look-up brings it; a smaller one
-// is ignored if its look-up began before the count last grew or shrank
-// here: it may have read the count before that growth (before
-// CreatePartitions), or the count of the topic's earlier life (before
-// it was created again with fewer, then grown), and would take the
-// topic back to those partitions. One begun since read it since, and a
-// smaller count then is a topic deleted and created again with fewer.
-// Once the count has shrunk so, a larger one is ignored too if its
-// look-up began before the one that brought the smaller count: it may
-// have read the deleted topic's count, whose partitions past the new one
-// the broker would refuse, failing the records the producer put there;
-// one begun after it read the new topic, grown since. (That takes the
-// look-ups to read the count in the order they began, as the broker's
-// Partitions does, at once. Without the topic's ID in the answer, a
-// look-up that reads later than one begun after it, across such a
-// change, can still be taken in the wrong order: the count is then right
-// again at the next look-up, begun at MetadataMaxAge, for a record past
-// the count, or once the broker refuses a partition.) follow returns the
-// count followed now.
+// count in, and neither the count's growth (CreatePartitions) nor its
+// shrinking (the topic deleted and created again with fewer) says which
+// answer is the newer: a look-up that reads a count before a change may
+// answer after one that read it since, or begin after it and read after
+// it. So n is followed only if its look-up began once the look-up that
+// last set the count, or found it unchanged (settled), had answered: it
+// read the count after that one did. A count another than the one the
+// producer has, from a look-up under way with that one, is not followed
+// (ok false): the caller looks again (see lookAndFollow), the answer of
+// a look-up begun now being the newer. One that is the count the
+// producer has is taken as it is (ok true). follow returns the count
+// followed now.
 //
 // The line it logs goes to the Logger after t.mu is released: the
 // handler may call TryProduce (see Logger), which takes it.
-func (t *topicState) follow(n int, ticket uint64) int {
-	from, changed := t.followLocked(n, ticket)
+func (t *topicState) follow(n int, ticket uint64) (count int, ok bool) {
+	from, changed, ok := t.followLocked(n, ticket)
 	if changed {
 		t.p.cfg.logger.Info("topic's partition count changed", "topic", t.name, "from", from, "to", n)
-		return n
+		return n, true
 	}
-	return from
+	return from, ok
 }
 
 // followLocked is follow's work under t.mu: it returns the count the
-// topic had, and whether it changed to n.
-func (t *topicState) followLocked(n int, ticket uint64) (from int, changed bool) {
+// topic had, whether it changed to n, and whether n could be placed
+// (see follow).
+func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, all := *t.parts.Load(), *t.all.Load()
-	if n == len(old) || n < len(old) && ticket <= max(t.grownBy, t.shrunkBy) || n > len(old) && ticket < t.shrunkAt {
-		return len(old), false
+	if ticket <= t.settled {
+		return len(old), false, n == len(old) // under way with the look-up that settled the count
 	}
-	if n > len(old) {
-		t.grownBy = t.looks.Load()
-	} else {
-		t.shrunkBy, t.shrunkAt = t.looks.Load(), ticket
+	t.settled = t.looks.Load()
+	if n == len(old) {
+		return len(old), false, true
 	}
 	if n > len(all) {
 		grown := make([]*partition, n)
@@ -338,7 +357,7 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed bool)
 	}
 	parts := all[:n:n]
 	t.parts.Store(&parts)
-	return len(old), true
+	return len(old), true, true
 }
 
 // buffer partitions a record whose buffer space is reserved and appends
