@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,4 +224,62 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 			require.Zero(t, ops.Load(), "file operations after Close returned")
 		})
 	}
+}
+
+// TestReview36CloseWaitsForItsGoroutinesLines: Close is a barrier for
+// the lines the broker's own goroutines hand on: a Close called outside
+// the handler (by the application, as it shuts down) returns only once
+// the handler has returned from the maintenance goroutine's line, so
+// that no line of the broker's reaches the handler after Close returned
+// (a handler writing to a testing.T, or to a buffer read after Close).
+// On the merge that made a handler's Close safe on such lines, Close
+// returned while the handler still ran.
+func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	sc := review36MaintLines()[0]
+	require.Equal(t, "deleting segment", sc.line)
+	var armed, seen, handlerDone atomic.Bool
+	var afterClose atomic.Bool
+	inHandler, gate := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release() // before goleak's check, should the test fail
+	b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
+		if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
+			return
+		}
+		close(inHandler)
+		<-gate
+		handlerDone.Store(true)
+	})))
+	armed.Store(true)
+	<-b.maint // the maintenance goes on
+	select {
+	case <-inHandler:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %q line handed on", sc.line)
+	}
+	closed := make(chan bool, 1) // whether the handler was done when Close returned
+	go func() {
+		require.NoError(t, b.Close())
+		afterClose.Store(true)
+		closed <- handlerDone.Load()
+	}()
+	// Close waits for the handler: its stack shows it in the wait.
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).waitLines(") {
+		select {
+		case <-closed:
+			t.Fatal("Close returned while the maintenance goroutine's handler still ran")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Close neither returned nor waited for the handler")
+		}
+		runtime.Gosched()
+	}
+	release()
+	require.True(t, <-closed, "the handler was done when Close returned")
+	waitForNoStack(t, "runnel.(*Broker).maintain(")
+	require.Zero(t, ops.Load(), "file operations after Close returned")
 }
