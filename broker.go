@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
@@ -126,11 +127,14 @@ type Config struct {
 	// producer ids, and the retry of a reopen after a config change that
 	// failed: "partition reopened" and the new log's recovery) once it has
 	// given the maintenance token back. It may call Close on any line,
-	// also on one a goroutine of the broker's hands on (its own, or a
-	// concurrent call's): Close waits for the maintenance goroutine only
-	// while it maintains, and for an fsync's goroutine only while it
-	// fsyncs, not while they hand lines on, and each ends once the
-	// handler has returned, touching no log.
+	// also on one a goroutine of the broker's hands on (the maintenance
+	// goroutine, or one that fsyncs an append whose producer stopped
+	// waiting, with their own lines or a concurrent call's): that Close
+	// returns without waiting for the goroutine it runs on, which ends
+	// once the handler has returned, touching no log. Any other Close
+	// returns only once those goroutines have handed their lines on: no
+	// line of theirs reaches the handler after it. So the handler must not
+	// wait for another goroutine's Close.
 	Logger *slog.Logger
 }
 
@@ -200,6 +204,11 @@ type Broker struct {
 	// orders their start against Close's wait for them.
 	wg   sync.WaitGroup
 	bgMu sync.Mutex
+	// handing counts those goroutines while they hand lines on, out of
+	// wg: Close waits for them last (see waitLines). A goroutine joins
+	// it before it leaves wg, so that once Close's wait for wg is over,
+	// handing only goes down.
+	handing sync.WaitGroup
 }
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
@@ -307,11 +316,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock. It
-// waits for the maintenance goroutine while it maintains, and for an
-// fsync's while it fsyncs, not while they hand lines on to Config.Logger's
-// handler (which may call Close): such a goroutine then ends once the
-// handler has returned, touching no log. It is idempotent; afterwards
+// log (cleanly, so the next Open is quick), then the directory lock,
+// and returns once its goroutines have handed their last lines on to
+// Config.Logger's handler — but a Close that the handler calls on such a
+// line, which returns without waiting for the goroutine it runs on (see
+// Config.Logger). It is idempotent; afterwards
 // every method returns ErrClosed. A second call returns once the first
 // has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
@@ -333,6 +342,7 @@ func (b *Broker) Close() error {
 	}
 	if b.closed.Swap(true) {
 		<-b.closeDone // closed already, or closing: wait for the first Close
+		b.waitLines()
 		return nil
 	}
 	// The lines of the logs Close closes go out once it is done (and
@@ -344,6 +354,7 @@ func (b *Broker) Close() error {
 		for _, release := range holds {
 			release()
 		}
+		b.waitLines()
 	}()
 	if testHookCloseMarked != nil {
 		testHookCloseMarked()
@@ -358,6 +369,29 @@ func (b *Broker) Close() error {
 	defer b.mu.Unlock()
 	err := b.closeTopics(&holds)
 	return errors.Join(err, b.lock.Close())
+}
+
+// handOnRoots are the functions at the root of the broker's goroutines
+// that hand lines on out of wg (Broker.handing): the maintenance's, and
+// syncLater's. TestReview36LoggerMayCloseOnMaintenanceLines and
+// TestReview36LoggerMayCloseOnASyncLaterLine hang should one be renamed.
+var handOnRoots = []string{
+	"github.com/runnel/runnel.(*Broker).maintain",
+	"github.com/runnel/runnel.(*Broker).syncLater.func1",
+}
+
+// waitLines is Close's last wait, once the broker is closed: for the
+// broker's goroutines that hand lines on (see handing), so that no line
+// of theirs reaches the handler after Close returned — unless the caller
+// is one of them (a handler's Close), which would wait for itself: it
+// returns at once then, the lines of the others perhaps still on their
+// way. A handler must not wait for another goroutine's Close, which waits
+// for it.
+func (b *Broker) waitLines() {
+	if callstack.Within(handOnRoots...) {
+		return
+	}
+	b.handing.Wait()
 }
 
 // testHookCloseMarked, when set (by tests), runs in Close once it has
@@ -409,23 +443,27 @@ func (b *Broker) maintain() {
 // waits to (for the next round, or for the maintenance token), not while
 // it hands lines on to the Logger's handler (handOn to resume): a
 // handler may call Close, which waits for wg, on any line, also on one
-// this goroutine hands on. Close then returns without waiting for it;
-// once the handler has returned the goroutine finds the broker closing
-// (resume) and ends, touching no log.
+// this goroutine hands on. Meanwhile Broker.handing counts it, which
+// Close waits for last, but for a handler's Close on this goroutine
+// (waitLines); once the handler has returned the goroutine finds the
+// broker closing (resume) and ends, touching no log.
 type maintainer struct {
 	b       *Broker
 	counted bool // wg counts the goroutine
+	handing bool // ... or handing does (see Broker.handing)
 	quiet   bool // the Logger logs nowhere: no handler to hand lines to
 }
 
-// handOn counts the goroutine out of wg before it hands lines on, once
-// it has given the maintenance token back (a handler may call Maintain,
-// which waits for the token) and touches no log but to hand lines on.
+// handOn counts the goroutine out of wg, and into handing, before it
+// hands lines on, once it has given the maintenance token back (a
+// handler may call Maintain, which waits for the token) and touches no
+// log but to hand lines on.
 // With a quiet Logger it stays counted: Close then waits for it to end.
 // Nothing for a nil m (the caller is not the maintenance goroutine).
 func (m *maintainer) handOn() {
 	if m != nil && m.counted && !m.quiet {
-		m.counted = false
+		m.b.handing.Add(1)
+		m.counted, m.handing = false, true
 		m.b.wg.Done()
 	}
 }
@@ -435,9 +473,11 @@ func (m *maintainer) handOn() {
 // the goroutine is to go on (false once Close has begun). bgMu orders
 // the count against Close's wait, as syncLater's.
 func (m *maintainer) resume() bool {
-	if !m.counted {
+	if m.handing {
 		m.b.bgMu.Lock()
 		defer m.b.bgMu.Unlock()
+		m.handing = false
+		defer m.b.handing.Done()
 		if m.b.ctx.Err() != nil {
 			return false
 		}
@@ -451,6 +491,9 @@ func (m *maintainer) resume() bool {
 func (m *maintainer) end() {
 	if m.counted {
 		m.b.wg.Done()
+	}
+	if m.handing {
+		m.b.handing.Done()
 	}
 }
 

@@ -235,8 +235,9 @@ func (b *Broker) wait(ctx context.Context, d log.Durability, p *log.Partition) e
 // during it, its own and those of concurrent calls (a roll) left to it,
 // and a handler may call Close, which waits for wg, on any line. So the
 // log's lines are held (Durability.HoldLines) until the goroutine has
-// counted itself out; it then hands them on, touching the log only to do
-// so, and ends.
+// counted itself out of wg and into handing (which Close waits for last,
+// but for a handler's Close on this goroutine: see Broker.waitLines); it
+// then hands them on, touching the log only to do so, and ends.
 func (b *Broker) syncLater(d log.Durability) {
 	b.bgMu.Lock()
 	defer b.bgMu.Unlock()
@@ -250,6 +251,8 @@ func (b *Broker) syncLater(d log.Durability) {
 		// (ctx's error): a failed fsync fences the log, and the next
 		// produce reports it.
 		_ = d.Wait(b.ctx)
+		b.handing.Add(1) // before wg.Done: see Broker.handing
+		defer b.handing.Done()
 		b.wg.Done()
 		release()
 	}()

@@ -40,6 +40,7 @@ func callBounded(call func()) bool {
 type lineCall struct {
 	msg                   string
 	call                  func()
+	direct                bool // call on the handler's goroutine (see onceOnLineDirect)
 	armed, seen, returned atomic.Bool
 	done                  chan struct{}
 }
@@ -50,6 +51,17 @@ func onceOnLine(msg string, call func()) *lineCall {
 	return &lineCall{msg: msg, call: call, done: make(chan struct{})}
 }
 
+// onceOnLineDirect is onceOnLine for a call made on the handler's own
+// goroutine, as a handler makes it, not bounded: a Close, which returns
+// at once on a goroutine of the broker's that hands lines on, and waits
+// for them on any other (see Broker.waitLines). A call that blocks leaves
+// done open: the test's wait for it is the bound.
+func onceOnLineDirect(msg string, call func()) *lineCall {
+	o := onceOnLine(msg, call)
+	o.direct = true
+	return o
+}
+
 // logger returns the logger whose handler calls o.call (see lineCall).
 func (o *lineCall) logger() *slog.Logger {
 	return slog.New(testkit.LineFunc(func(r slog.Record) {
@@ -57,6 +69,11 @@ func (o *lineCall) logger() *slog.Logger {
 			return
 		}
 		defer close(o.done)
+		if o.direct {
+			o.call()
+			o.returned.Store(true)
+			return
+		}
 		o.returned.Store(callBounded(o.call))
 	}))
 }

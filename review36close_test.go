@@ -141,7 +141,7 @@ func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
 			var b *Broker
 			var closeErr atomic.Pointer[error]
 			var afterClose atomic.Bool
-			h := onceOnLine(sc.line, func() {
+			h := onceOnLineDirect(sc.line, func() {
 				err := b.Close()
 				afterClose.Store(true)
 				closeErr.Store(&err)
@@ -152,7 +152,7 @@ func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
 			select {
 			case <-h.done:
 			case <-time.After(30 * time.Second):
-				t.Fatalf("no %q line handed on", sc.line)
+				t.Fatalf("no %q line handed on, or Close from its handler blocked", sc.line)
 			}
 			require.True(t, h.returned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
 			require.NoError(t, *closeErr.Load())
@@ -164,66 +164,49 @@ func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
 
 // TestReview36CloseWhileTheMaintenanceHandsLinesOn: while the broker's
 // maintenance goroutine hands a line on (retention's "deleting segment"),
-// another goroutine's Close returns, not waiting for the handler (which
-// waits for it); and a Close from the handler, at the same time as
-// another goroutine's, returns, as the other does, whichever is first
-// (the second waits for the first). Afterwards the maintenance goroutine
-// ends and no file is touched. Each wait is bounded at 10 s, to turn a
-// deadlock into a failure. On the old code the other goroutine's Close
-// waited for the maintenance goroutine, in the handler: the handler's wait
-// for it, and its own Close, blocked (10 s), and Close returned only once
-// the handler had.
+// the handler calls Close as another goroutine does, whichever is first:
+// the handler's returns (the second waits for the first, but not for the
+// goroutine it runs on), the other once the handler has returned (it
+// waits for the lines of the broker's goroutines: see
+// TestReview36CloseWaitsForItsGoroutinesLines). Afterwards the maintenance
+// goroutine ends and no file is touched. On the old code Close waited for
+// the maintenance goroutine, in the handler: the handler's Close blocked
+// (the test's bound), and the other's with it.
 func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	sc := review36MaintLines()[0]
 	require.Equal(t, "deleting segment", sc.line)
-	for _, handlerCloses := range []bool{false, true} {
-		name := "another Close returns meanwhile"
-		if handlerCloses {
-			name = "the handler's Close and another at once"
-		}
-		t.Run(name, func(t *testing.T) {
-			var b *Broker
-			var armed, seen, returned, handlerReturned atomic.Bool
-			var errs [2]atomic.Pointer[error]
-			var afterClose atomic.Bool
-			handled := make(chan struct{})
-			b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
-				if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
-					return
-				}
-				defer close(handled)
-				other := make(chan error, 1)
-				go func() { other <- b.Close() }()
-				if handlerCloses {
-					handlerReturned.Store(callBounded(func() {
-						err := b.Close()
-						errs[1].Store(&err)
-					}))
-				}
-				returned.Store(callBounded(func() {
-					err := <-other
-					afterClose.Store(true)
-					errs[0].Store(&err)
-				}))
-			})))
-			armed.Store(true)
-			<-b.maint // the maintenance goes on
-			select {
-			case <-handled:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no %q line handed on", sc.line)
-			}
-			require.True(t, returned.Load(), "Close blocked while the maintenance handed %q on", sc.line)
-			require.NoError(t, *errs[0].Load())
-			if handlerCloses {
-				require.True(t, handlerReturned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
-				require.NoError(t, *errs[1].Load())
-			}
-			waitForNoStack(t, "runnel.(*Broker).maintain(")
-			require.Zero(t, ops.Load(), "file operations after Close returned")
-		})
+	var b *Broker
+	var afterClose, handlerDone atomic.Bool
+	var handlerErr atomic.Pointer[error]
+	other := make(chan bool, 1) // whether the handler was done when the other Close returned
+	h := onceOnLineDirect(sc.line, func() {
+		go func() {
+			require.NoError(t, b.Close())
+			other <- handlerDone.Load()
+		}()
+		err := b.Close()
+		afterClose.Store(true)
+		handlerErr.Store(&err)
+		handlerDone.Store(true)
+	})
+	b, ops := openReview36Maint(t, sc, &afterClose, h.logger())
+	h.armed.Store(true)
+	<-b.maint // the maintenance goes on
+	select {
+	case <-h.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %q line handed on, or Close from its handler blocked", sc.line)
 	}
+	require.NoError(t, *handlerErr.Load())
+	select {
+	case done := <-other:
+		require.True(t, done, "the other Close returned while the handler ran")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other Close blocked")
+	}
+	waitForNoStack(t, "runnel.(*Broker).maintain(")
+	require.Zero(t, ops.Load(), "file operations after Close returned")
 }
 
 // TestReview36CloseWaitsForItsGoroutinesLines: Close is a barrier for

@@ -54,17 +54,18 @@ func (c *gateClock) Now() time.Time {
 //
 // Afterwards the goroutine has ended, and the append is durable (Close
 // fsynced it, if the round had not). Each wait is bounded at 10 s, to
-// turn a deadlock into a failure. On the old code wg counted the
-// goroutine while it handed lines on: a Close, the handler's or another
-// goroutine's that the handler waited for, waited in wg.Wait for the
-// goroutine, which waited in the handler for Close, and callBounded gave
-// up after 10 s.
+// turn a deadlock into a failure. Another goroutine's Close, which the
+// handler starts, returns once the handler has (see
+// TestReview36CloseWaitsForItsGoroutinesLines). On the old code wg
+// counted the goroutine while it handed lines on: the handler's Close
+// waited in wg.Wait for the goroutine it ran on, and the test's bound
+// gave up.
 func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, tc := range []struct {
 		name    string
 		handler bool // the handler closes the broker
-		other   bool // another goroutine does, which the handler waits for
+		other   bool // another goroutine does, which the handler starts
 	}{
 		{name: "the handler's Close", handler: true},
 		{name: "another goroutine's Close", other: true},
@@ -74,19 +75,21 @@ func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
 			ctx := context.Background()
 			var b *Broker
 			var errs [2]atomic.Pointer[error]
-			h := onceOnLine("rolled segment", func() {
-				other := make(chan error, 1)
+			var handlerDone atomic.Bool
+			other := make(chan bool, 1) // whether the handler was done when the other Close returned
+			h := onceOnLineDirect("rolled segment", func() {
 				if tc.other {
-					go func() { other <- b.Close() }()
+					go func() {
+						err := b.Close()
+						errs[1].Store(&err)
+						other <- handlerDone.Load()
+					}()
 				}
 				if tc.handler {
 					err := b.Close()
 					errs[0].Store(&err)
 				}
-				if tc.other {
-					err := <-other
-					errs[1].Store(&err)
-				}
+				handlerDone.Store(true)
 			})
 			clock := newGateClock()
 			b = open(t, Config{Clock: clock, Logger: h.logger()}) // the bare memory FS
@@ -111,9 +114,16 @@ func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
 			select {
 			case <-h.done:
 			case <-time.After(20 * time.Second):
-				t.Fatal(`no "rolled segment" line came`)
+				t.Fatal(`no "rolled segment" line came, or Close from its handler blocked`)
 			}
-			require.True(t, h.returned.Load(), `Close blocked while syncLater's goroutine handed "rolled segment" on`)
+			if tc.other {
+				select {
+				case done := <-other:
+					require.True(t, done, "the other Close returned while the handler ran")
+				case <-time.After(10 * time.Second):
+					t.Fatal("the other Close blocked")
+				}
+			}
 			for i, want := range []bool{tc.handler, tc.other} {
 				if want {
 					require.NotNil(t, errs[i].Load())
