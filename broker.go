@@ -109,19 +109,19 @@ type Config struct {
 	// changes, not again each MaintenanceInterval while it lasts (a
 	// fenced partition's lasts until the broker opens again).
 	//
-	// Its handler runs on the goroutine that logs, or on one that hands
-	// on the lines logged meanwhile: a caller's (Produce, an admin call,
+	// Its handler runs on the goroutine that logs, or on one that hands on
+	// the lines logged meanwhile: a caller's (Produce, an admin call,
 	// Close), the broker's maintenance goroutine, or one of the broker's
 	// that fsyncs an append whose producer stopped waiting. It may call
-	// the broker's admin methods (CreateTopic, Topics...) and produce, also to
-	// the partition whose line it is, as no line is handed on under a
-	// lock or token of the broker's: the broker logs its own lines once it
-	// has given the admin token back; an admin call hands on then too the
-	// lines of the partitions' logs it opened (their recovery, also a
-	// retry of a failed reopen) or closed (a reopen's, a deletion's);
-	// Close those of the logs it closes once it is done (a handler's Close
-	// then returns); a partition's log its lines (rolls, retention,
-	// compaction, failures) once it has released its locks (see
+	// the broker's admin methods (CreateTopic, Topics...) and produce,
+	// also to the partition whose line it is, as no line is handed on
+	// under a lock or token of the broker's: the broker logs its own lines
+	// once it has given the admin token back; an admin call hands on then
+	// too the lines of the partitions' logs it opened (their recovery,
+	// also a retry of a failed reopen) or closed (a reopen's, a
+	// deletion's); Close those of the logs it closes once it is done (a
+	// handler's Close then returns); a partition's log its lines (rolls,
+	// retention, compaction, failures) once it has released its locks (see
 	// log.Options.Logger); and a partition's maintenance, the broker's own
 	// or a Maintain call's, its lines (retention, compaction, expired
 	// producer ids, and the retry of a reopen after a config change that
@@ -316,19 +316,19 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock,
-// and returns once its goroutines have handed their last lines on to
+// log (cleanly, so the next Open is quick), then the directory lock, and
+// returns once its goroutines have handed their last lines on to
 // Config.Logger's handler — but a Close that the handler calls on such a
 // line, which returns without waiting for the goroutine it runs on (see
-// Config.Logger). It is idempotent; afterwards
-// every method returns ErrClosed. A second call returns once the first
-// has closed the broker. Close takes no ctx: it
-// waits for the file operations under way (a write or fsync is not cut
-// short), so on a disk that hangs it returns once the disk answers; the
-// calls waiting behind such an operation (for the partition's log, or
-// its reopen) end with their ctx, which a producer's or consumer's Close
-// cancels, and an admin call waiting for a partition's lock (DeleteTopic,
-// a config change) ends with ErrClosed as Close begins, changing nothing.
+// Config.Logger). It is idempotent; afterwards every method returns
+// ErrClosed. A second call returns once the first has closed the broker.
+// Close takes no ctx: it waits for the file operations under way (a write or
+// fsync is not cut short), so on a disk that hangs it returns once the disk
+// answers; the calls waiting behind such an operation (for the partition's
+// log, or its reopen) end with their ctx, which a producer's or consumer's
+// Close cancels, and an admin call waiting for a partition's lock
+// (DeleteTopic, a config change) ends with ErrClosed as Close begins,
+// changing nothing.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
@@ -457,9 +457,9 @@ type maintainer struct {
 // handOn counts the goroutine out of wg, and into handing, before it
 // hands lines on, once it has given the maintenance token back (a
 // handler may call Maintain, which waits for the token) and touches no
-// log but to hand lines on.
-// With a quiet Logger it stays counted: Close then waits for it to end.
-// Nothing for a nil m (the caller is not the maintenance goroutine).
+// log but to hand lines on. With a quiet Logger it stays counted:
+// Close then waits for it to end. Nothing for a nil m (the caller is not
+// the maintenance goroutine).
 func (m *maintainer) handOn() {
 	if m != nil && m.counted && !m.quiet {
 		m.b.handing.Add(1)
@@ -487,7 +487,7 @@ func (m *maintainer) resume() bool {
 	return m.b.ctx.Err() == nil
 }
 
-// end counts the goroutine out of wg as it ends, if it is counted.
+// end counts the goroutine out of wg, or of handing, as it ends.
 func (m *maintainer) end() {
 	if m.counted {
 		m.b.wg.Done()
