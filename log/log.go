@@ -50,27 +50,26 @@ type Options struct {
 	// compacted topics the last batch compaction keeps for it), and Open
 	// does not load one from a producer-state snapshot, as Kafka's
 	// ProducerStateManager skips it (the snapshot of a roll before the
-	// expiry, after a crash, say); until then
-	// it is kept even once retention or DeleteRecordsBefore deleted all its
-	// batches, as Kafka keeps it since KIP-360. A producer
-	// that comes back is taken as a new one, as Kafka does (KIP-360: any
-	// first sequence is accepted), so it should be well above the
-	// producers' delivery timeout: a retry that comes later is appended
-	// again. The time counts from the last append, by the log's clock,
-	// which the producer state's snapshot keeps across a clean Close;
-	// after a crash, the producers of the batches replayed from the log
-	// count from Open (also one that Maintain forgot before the crash, its
-	// batches past the newest snapshot the crash kept: it is known again,
-	// its sequence numbers checked, for another ProducerExpiration), and
-	// so does an append that the clock has since
+	// expiry, after a crash, say); until then it is kept even once
+	// retention or DeleteRecordsBefore deleted all its batches, as Kafka
+	// keeps it since KIP-360. A producer that comes back is taken as a new
+	// one, as Kafka does (KIP-360: any first sequence is accepted), so it
+	// should be well above the producers' delivery timeout: a retry that
+	// comes later is appended again. The time counts from the last append,
+	// by the log's clock, which the producer state's snapshot keeps across
+	// a clean Close; after a crash, the producers of the batches replayed
+	// from the log count from Open (also one that Maintain forgot before
+	// the crash, its batches past the newest snapshot the crash kept: it
+	// is known again, its sequence numbers checked, for another
+	// ProducerExpiration), and so does an append that the clock has since
 	// stepped back past (an Open then reads the time as at most its own).
-	// Unlike Kafka, which counts from the last batch's
-	// max timestamp (ProducerStateEntry.lastTimestamp), a CreateTime a
-	// producer set: there, a producer whose records carry old timestamps
-	// (replayed history, say) expires at the next check, between its
-	// retries, and one stamped in the future never does.
-	// Default (0) 1 day; negative means never (the state then holds every
-	// producer id the log has seen, whatever retention deleted).
+	// Unlike Kafka, which counts from the last batch's max timestamp
+	// (ProducerStateEntry.lastTimestamp), a CreateTime a producer set:
+	// there, a producer whose records carry old timestamps (replayed
+	// history, say) expires at the next check, between its retries, and
+	// one stamped in the future never does. Default (0) 1 day; negative
+	// means never (the state then holds every producer id the log has
+	// seen, whatever retention deleted).
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
 	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
