@@ -37,12 +37,12 @@ func keyFor(t *testing.T, n int, want int32, m int) []byte {
 	return nil
 }
 
-// countRig returns a broker whose topic "t" has 4 partitions, a
+// countRig returns a broker whose topic "t" has parts partitions, a
 // countClient of it, the test's ctx, and a producer (partitioner
 // keyOrManual, look-ups only when needed) that has produced to "t" once,
-// and so knows its 4 partitions.
-func countRig(t *testing.T) (*runnel.Broker, *countClient, context.Context, *producer.Producer) {
-	b := newBroker(t, runneltest.Topic("t", 4))
+// and so knows its partitions.
+func countRig(t *testing.T, parts int) (*runnel.Broker, *countClient, context.Context, *producer.Producer) {
+	b := newBroker(t, runneltest.Topic("t", parts))
 	c := &countClient{Broker: b}
 	ctx := testCtx(t)
 	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
@@ -82,7 +82,7 @@ func heldLookUp(c *countClient) (held, release chan struct{}) {
 // delivered. It went to partition 3, which the topic no longer has, and
 // failed with ErrUnknownTopicOrPartition.
 func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
-	b, c, ctx, p := countRig(t)
+	b, c, ctx, p := countRig(t, 4)
 
 	held, release := heldLookUp(c)
 	first := make(chan error, 1)
@@ -109,7 +109,7 @@ func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
 // back to 2: a keyed record goes where the topic's 3 partitions put it.
 // It went where 2 put it (until MetadataMaxAge).
 func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
-	b, c, ctx, p := countRig(t)
+	b, c, ctx, p := countRig(t, 4)
 
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
@@ -138,7 +138,7 @@ func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
 // a look-up begun before the smaller count was followed refused it with
 // ErrInvalidPartition.)
 func TestReview36LargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
-	b, c, ctx, p := countRig(t)
+	b, c, ctx, p := countRig(t, 4)
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 

@@ -2,12 +2,10 @@ package producer_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
-	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,12 +21,7 @@ import (
 // went to partition 3, which the topic no longer has, and failed with
 // ErrUnknownTopicOrPartition.)
 func TestReview36StaleLargerCountAfterAnUnchangedAnswer(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 2))
-	c := &countClient{Broker: b}
-	ctx := testCtx(t)
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(keyOrManual))
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	b, c, ctx, p := countRig(t, 2)
 	require.NoError(t, b.CreatePartitions(ctx, "t", 4))
 
 	held, release := heldLookUp(c)
@@ -60,12 +53,7 @@ func TestReview36StaleLargerCountAfterAnUnchangedAnswer(t *testing.T) {
 // changed nothing. The record went where 2 partitions put it, and would
 // have until MetadataMaxAge.)
 func TestReview36StaleSmallerCountAfterAnUnchangedAnswer(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 4))
-	c := &countClient{Broker: b}
-	ctx := testCtx(t)
-	p := newProducer(t, c, producer.DefaultTopic("t"), producer.MetadataMaxAge(time.Hour),
-		producer.RecordPartitioner(keyOrManual))
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Partition: 0, Value: []byte("x")}))
+	b, c, ctx, p := countRig(t, 4)
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 
