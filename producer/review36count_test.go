@@ -73,6 +73,57 @@ func heldLookUp(c *countClient) (held, release chan struct{}) {
 	return held, release
 }
 
+// topicChange changes topic t on the broker.
+type topicChange func(t *testing.T, ctx context.Context, b *runnel.Broker)
+
+// recreate deletes topic t and creates it again with n partitions.
+func recreate(n int) topicChange {
+	return func(t *testing.T, ctx context.Context, b *runnel.Broker) {
+		require.NoError(t, b.DeleteTopic(ctx, "t"))
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n}))
+	}
+}
+
+// grow grows topic t to n partitions.
+func grow(n int) topicChange {
+	return func(t *testing.T, ctx context.Context, b *runnel.Broker) {
+		require.NoError(t, b.CreatePartitions(ctx, "t", n))
+	}
+}
+
+// requireStaleCountNotFollowed runs the race of the review36 count
+// tests. A producer knows topic t's parts partitions; before (if not nil)
+// changes the topic; a look-up of the count then reads stale partitions,
+// and answers only after during changed the topic to now partitions and
+// a look-up begun later (for a record past the count) read those. The
+// stale answer, coming last, must not be followed: a keyed record that
+// the two counts place apart, produced then, goes where now places it,
+// and is delivered.
+func requireStaleCountNotFollowed(t *testing.T, parts int, before, during topicChange, stale, now int) {
+	t.Helper()
+	b, c, ctx, p := countRig(t, parts)
+	if before != nil {
+		before(t, ctx, b)
+	}
+	held, release := heldLookUp(c)
+	first := make(chan error, 1)
+	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
+	<-held // it read stale
+
+	during(t, ctx, b)
+	// A look-up begun now, for a record past every count, reads now.
+	past := int32(max(parts, stale, now))
+	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: past, Value: []byte("later")}), producer.ErrInvalidPartition)
+	close(release) // the first look-up's answer, stale, comes last
+	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
+
+	k := keyFor(t, max(stale, now), int32(max(stale, now)-1), min(stale, now))
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}),
+		"a record for the topic's %d partitions, produced once a look-up read them", now)
+	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", producer.KeyPartition(k, now))),
+		"where %d partitions place the key, not %d", now, stale)
+}
+
 // TestReview36StaleLargerCountAfterRecreate: a look-up of the partition
 // count that read the old topic's 4 partitions answers only after the
 // topic was deleted and created again with 2, and after a later look-up
@@ -82,24 +133,7 @@ func heldLookUp(c *countClient) (held, release chan struct{}) {
 // delivered. It went to partition 3, which the topic no longer has, and
 // failed with ErrUnknownTopicOrPartition.
 func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
-	b, c, ctx, p := countRig(t, 4)
-
-	held, release := heldLookUp(c)
-	first := make(chan error, 1)
-	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
-	<-held // it read 4
-
-	require.NoError(t, b.DeleteTopic(ctx, "t"))
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
-	// A look-up begun now reads 2, and is followed.
-	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}), producer.ErrInvalidPartition)
-	close(release) // the first look-up's answer, 4, comes last
-	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
-
-	k := keyFor(t, 4, 3, 2)
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}),
-		"a record for the topic's 2 partitions, produced once the producer knew them")
-	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", producer.KeyPartition(k, 2))))
+	requireStaleCountNotFollowed(t, 4, nil, recreate(2), 4, 2)
 }
 
 // TestReview36StaleSmallerCountAfterRecreateAndGrowth: the topic of 4
@@ -109,24 +143,7 @@ func TestReview36StaleLargerCountAfterRecreate(t *testing.T) {
 // back to 2: a keyed record goes where the topic's 3 partitions put it.
 // It went where 2 put it (until MetadataMaxAge).
 func TestReview36StaleSmallerCountAfterRecreateAndGrowth(t *testing.T) {
-	b, c, ctx, p := countRig(t, 4)
-
-	require.NoError(t, b.DeleteTopic(ctx, "t"))
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
-	held, release := heldLookUp(c)
-	first := make(chan error, 1)
-	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
-	<-held // it read 2
-
-	require.NoError(t, b.CreatePartitions(ctx, "t", 3))
-	// A look-up begun now reads 3, and is followed.
-	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}), producer.ErrInvalidPartition)
-	close(release) // the first look-up's answer, 2, comes last
-	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
-
-	k := keyFor(t, 3, 2, 2)
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}))
-	require.Equal(t, []string{"k"}, values(readRecords(t, b, "t", 2)))
+	requireStaleCountNotFollowed(t, 4, recreate(2), grow(3), 2, 3)
 }
 
 // TestReview36LargerCountOfALaterLookUpAfterRecreate: the topic of 4
