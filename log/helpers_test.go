@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,17 @@ func newEnv(t testing.TB) *env {
 func (e *env) open(cfg Config) *Log {
 	e.t.Helper()
 	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock})
+	require.NoError(e.t, err)
+	return l
+}
+
+// openIdem opens e's log for the idempotence tests whose producer ids
+// expire: ProducerExpiration an hour by e's clock, no retention by time
+// (their batches' 1 ms timestamps are old), logging to logger (nil:
+// nowhere).
+func (e *env) openIdem(logger *slog.Logger) *Log {
+	e.t.Helper()
+	l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, Logger: logger, ProducerExpiration: time.Hour})
 	require.NoError(e.t, err)
 	return l
 }

@@ -21,12 +21,7 @@ import (
 func TestReview33ReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	cfg := Config{RetentionTime: -1} // the batches' timestamps (1 ms) are old
-	open := func() *Log {
-		l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
-		require.NoError(t, err)
-		return l
-	}
+	open := func() *Log { return e.openIdem(nil) }
 	l := open()
 	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
 	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1

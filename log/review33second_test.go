@@ -63,8 +63,7 @@ func TestReview33LogAppendTimeAgesByTheAppend(t *testing.T) {
 func TestReview33TruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
-	require.NoError(t, err)
+	l := e.openIdem(nil)
 	defer l.Close()
 	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
 	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
@@ -74,7 +73,7 @@ func TestReview33TruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
 	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
 	appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
 
-	_, err = l.TruncateTo(3) // the batch of sequence 2 goes
+	_, err := l.TruncateTo(3) // the batch of sequence 2 goes
 	require.NoError(t, err)
 	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
 	res := appendOK(t, l, idemBatch(t, 7, 0, 2, 1))

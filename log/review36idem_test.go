@@ -23,12 +23,7 @@ import (
 func TestReview36ExpiredProducerStaysForgottenAfterACrash(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	cfg := Config{RetentionTime: -1} // the batches' timestamps (1 ms) are old
-	open := func() *Log {
-		l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
-		require.NoError(t, err)
-		return l
-	}
+	open := func() *Log { return e.openIdem(nil) }
 	l := open()
 	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
 	appendOK(t, l, idemBatch(t, 8, 0, 0, 1))

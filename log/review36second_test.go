@@ -38,11 +38,7 @@ func TestReview36OpenExpiresLoadedIdsByItsClock(t *testing.T) {
 			return true
 		})
 	}))
-	open := func() *Log {
-		l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, Logger: logger, ProducerExpiration: time.Hour})
-		require.NoError(t, err)
-		return l
-	}
+	open := func() *Log { return e.openIdem(logger) }
 	lines := func() []int64 {
 		mu.Lock()
 		defer mu.Unlock()
@@ -82,11 +78,7 @@ func TestReview36IdForgottenBeforeACrashIsReplayed(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		e := newEnv(t)
 		ctx := context.Background()
-		open := func() *Log {
-			l, err := Open(e.dir, Config{RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
-			require.NoError(t, err)
-			return l
-		}
+		open := func() *Log { return e.openIdem(nil) }
 		l := open()
 		appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
 		appendOK(t, l, idemBatch(t, 8, 0, 0, 1))
