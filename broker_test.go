@@ -348,21 +348,10 @@ func TestProducerIDExpiration(t *testing.T) {
 	b := open(t, Config{Clock: clock, ProducerIDExpiration: time.Hour})
 	ctx := context.Background()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	pid, epoch, err := b.InitProducerID(ctx)
-	require.NoError(t, err)
-	var bl record.Builder
-	bl.Reset()
-	bl.SetProducer(pid, epoch, 0)
-	// Stamped now: a record from 1970 is past retention.ms, and retention
-	// would delete the log, the producer's state with it.
-	bl.Append(clock.Now().UnixMilli(), nil, []byte("v"), nil)
-	data, err := bl.AppendTo(nil, compression.None)
-	require.NoError(t, err)
-	send := func() api.ProduceResponse {
-		r, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: append([]byte(nil), data...)})
-		require.NoError(t, err)
-		return r
-	}
+	// Stamped now (the clock started at time.Now): a record from 1970 is
+	// past retention.ms, and retention would delete the log, the
+	// producer's state with it.
+	send := idempotentSend(t, b, "t")
 	require.False(t, send().Duplicate)
 	clock.ns.Add(int64(59 * time.Minute))
 	require.NoError(t, b.Maintain(ctx))

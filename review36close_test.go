@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -62,16 +60,7 @@ func review36MaintLines() []review36MaintLine {
 		name: "producer ids expired", line: "producer ids expired",
 		topic: log.TopicConfig{Partitions: 1},
 		setup: func(t *testing.T, b *Broker, _ *atomic.Bool, clock *stepClock) {
-			pid, epoch, err := b.InitProducerID(ctx)
-			require.NoError(t, err)
-			var bl record.Builder
-			bl.Reset()
-			bl.SetProducer(pid, epoch, 0)
-			bl.Append(clock.Now().UnixMilli(), nil, []byte("v"), nil)
-			data, err := bl.AppendTo(nil, compression.None)
-			require.NoError(t, err)
-			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data})
-			require.NoError(t, err)
+			idempotentSend(t, b, "t")() // its clock started at time.Now
 			clock.ns.Add(int64(2 * time.Hour))
 		},
 	}, {
