@@ -380,6 +380,15 @@ var handOnRoots = []string{
 	"github.com/runnel/runnel.(*Broker).syncLater.func1",
 }
 
+// startHanding moves a goroutine of the broker's that wg counts into
+// handing, for it to hand lines on: into handing first, then out of wg,
+// so that Close's wait for wg, which comes first, covers the move (see
+// handing). The goroutine calls handing.Done once it is done.
+func (b *Broker) startHanding() {
+	b.handing.Add(1)
+	b.wg.Done()
+}
+
 // waitLines is Close's last wait, once the broker is closed: for the
 // broker's goroutines that hand lines on (see handing), so that no line
 // of theirs reaches the handler after Close returned — unless the caller
@@ -462,9 +471,8 @@ type maintainer struct {
 // the maintenance goroutine).
 func (m *maintainer) handOn() {
 	if m != nil && m.counted && !m.quiet {
-		m.b.handing.Add(1)
+		m.b.startHanding()
 		m.counted, m.handing = false, true
-		m.b.wg.Done()
 	}
 }
 

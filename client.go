@@ -251,9 +251,8 @@ func (b *Broker) syncLater(d log.Durability) {
 		// (ctx's error): a failed fsync fences the log, and the next
 		// produce reports it.
 		_ = d.Wait(b.ctx)
-		b.handing.Add(1) // before wg.Done: see Broker.handing
+		b.startHanding()
 		defer b.handing.Done()
-		b.wg.Done()
 		release()
 	}()
 }
