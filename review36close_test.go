@@ -114,6 +114,26 @@ func openReview36Maint(t *testing.T, sc review36MaintLine, afterClose *atomic.Bo
 	return b, ops
 }
 
+// awaitHandled waits for done, closed once the handler is done with the
+// maintenance's line, bounded to turn a hang into a failure.
+func awaitHandled(t *testing.T, done <-chan struct{}, line string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %q line handed on, or Close from its handler blocked", line)
+	}
+}
+
+// requireMaintenanceGone checks, once Close has returned, that the
+// maintenance goroutine ends and that no file was touched since (ops, of
+// openReview36Maint).
+func requireMaintenanceGone(t *testing.T, ops *atomic.Int32) {
+	t.Helper()
+	waitForNoStack(t, "runnel.(*Broker).maintain(")
+	require.Zero(t, ops.Load(), "file operations after Close returned")
+}
+
 // TestReview36LoggerMayCloseOnMaintenanceLines: a handler may call Close
 // on a line the broker's own maintenance goroutine hands on (retention,
 // compaction, expired producer ids, a retried reopen's lines, "maintenance
@@ -138,15 +158,10 @@ func TestReview36LoggerMayCloseOnMaintenanceLines(t *testing.T) {
 			b, ops := openReview36Maint(t, sc, &afterClose, h.logger())
 			h.armed.Store(true)
 			<-b.maint // the maintenance goes on
-			select {
-			case <-h.done:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no %q line handed on, or Close from its handler blocked", sc.line)
-			}
+			awaitHandled(t, h.done, sc.line)
 			require.True(t, h.returned.Load(), "Close from the handler of the maintenance's %q blocked", sc.line)
 			require.NoError(t, *closeErr.Load())
-			waitForNoStack(t, "runnel.(*Broker).maintain(")
-			require.Zero(t, ops.Load(), "file operations after Close returned")
+			requireMaintenanceGone(t, ops)
 		})
 	}
 }
@@ -168,11 +183,15 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 	var b *Broker
 	var afterClose, handlerDone atomic.Bool
 	var handlerErr atomic.Pointer[error]
-	other := make(chan bool, 1) // whether the handler was done when the other Close returned
+	type closed struct {
+		err         error
+		handlerDone bool // when Close returned
+	}
+	other := make(chan closed, 1)
 	h := onceOnLineDirect(sc.line, func() {
 		go func() {
-			require.NoError(t, b.Close())
-			other <- handlerDone.Load()
+			err := b.Close()
+			other <- closed{err, handlerDone.Load()}
 		}()
 		err := b.Close()
 		afterClose.Store(true)
@@ -182,20 +201,16 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 	b, ops := openReview36Maint(t, sc, &afterClose, h.logger())
 	h.armed.Store(true)
 	<-b.maint // the maintenance goes on
-	select {
-	case <-h.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no %q line handed on, or Close from its handler blocked", sc.line)
-	}
+	awaitHandled(t, h.done, sc.line)
 	require.NoError(t, *handlerErr.Load())
 	select {
-	case done := <-other:
-		require.True(t, done, "the other Close returned while the handler ran")
+	case c := <-other:
+		require.NoError(t, c.err)
+		require.True(t, c.handlerDone, "the other Close returned while the handler ran")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the other Close blocked")
 	}
-	waitForNoStack(t, "runnel.(*Broker).maintain(")
-	require.Zero(t, ops.Load(), "file operations after Close returned")
+	requireMaintenanceGone(t, ops)
 }
 
 // TestReview36CloseWaitsForItsGoroutinesLines: Close is a barrier for
@@ -231,8 +246,9 @@ func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
 		t.Fatalf("no %q line handed on", sc.line)
 	}
 	closed := make(chan bool, 1) // whether the handler was done when Close returned
+	closeErr := make(chan error, 1)
 	go func() {
-		require.NoError(t, b.Close())
+		closeErr <- b.Close()
 		afterClose.Store(true)
 		closed <- handlerDone.Load()
 	}()
@@ -252,6 +268,6 @@ func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
 	}
 	release()
 	require.True(t, <-closed, "the handler was done when Close returned")
-	waitForNoStack(t, "runnel.(*Broker).maintain(")
-	require.Zero(t, ops.Load(), "file operations after Close returned")
+	require.NoError(t, <-closeErr)
+	requireMaintenanceGone(t, ops)
 }
