@@ -134,6 +134,19 @@ const idleWait = 500 * time.Millisecond
 // not nil, it is set to the wakeCtx the poll began with, whose end tells
 // of a change made since (see sleep).
 func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.Context) (Fetches, error) {
+	fs, err := c.pollOnce(ctx, advance, idle, woken)
+	if err == nil && len(fs) == 0 && c.isClosed() {
+		// Close began while this Poll found nothing, and some way out
+		// saw it before its ctx ended (Close ends it through
+		// context.AfterFunc, on a goroutine of its own): say so, as
+		// Close's doc does. Nothing is lost: no position moved.
+		return nil, ErrClosed
+	}
+	return fs, err
+}
+
+// pollOnce is poll, but for a Close that began while it found nothing.
+func (c *Consumer) pollOnce(ctx context.Context, advance, idle bool, woken *context.Context) (Fetches, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
