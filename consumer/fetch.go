@@ -55,12 +55,18 @@ const maxSlab = 1024
 // reported to skip as a *PartitionError whose Offset is the first offset
 // not returned: if skip returns true, scan goes on with the next batch
 // (batches are framed and checked apart), else it returns the error.
+// Bytes that do not frame as a batch (record.Parse's error) are reported
+// to skip too, and end the scan, which returns their error whatever skip
+// returns: no batch after them can be found. (Poll cuts such bytes from
+// its fetches; a Fetch made otherwise may hold them.)
 func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopped bool, err error) {
 	next := f.from
 	pos := int64(0) // of b in f.Batches, for errors
 	for b, err := range record.Batches(f.Batches) {
 		if err != nil {
-			return false, f.errorAt(next, err)
+			err = f.errorAt(next, err)
+			skip(err)
+			return false, err
 		}
 		at := pos
 		pos += int64(len(b))
@@ -127,7 +133,10 @@ func (f *Fetch) errorAt(offset int64, err error) error {
 // Records iterates over the fetch's records in offset order. It yields
 // (nil, Err) if the fetch has an error, and (nil, err) for a batch whose
 // records cannot be decoded (an error matching record.ErrCorrupt), whose
-// remaining records it skips before going on with the next batch.
+// remaining records it skips before going on with the next batch. Bytes
+// that do not frame as a batch (which Poll's fetches never hold: a Fetch
+// made otherwise may) are such an error too, and the last of the fetch:
+// no batch after them can be found.
 //
 // Each record is a new *record.Record (those of one batch are allocated
 // together) that the caller may keep: its Key, Value and header values
@@ -145,6 +154,7 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 		return yield(nil, f.Err)
 	}
 	goOn := true
+	// scan's error was yielded, through skip.
 	stopped, _ := f.scan(func(r *record.Record) bool { return yield(r, nil) },
 		func(err error) bool { goOn = yield(nil, err); return goOn })
 	return !stopped && goOn
@@ -157,6 +167,7 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 // therefore reports it only after EachRecord has run; Records yields
 // each. As it writes to f, calls on one Fetch must not overlap.
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
+	// scan's error was kept, through skip.
 	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(err error) bool {
 		if f.skipped == nil {
 			f.skipped = err

@@ -149,16 +149,3 @@ func (m *keyMap) get(key []byte) (int64, bool) {
 		}
 	}
 }
-
-// getHash is get for a key of hash h.
-func (m *keyMap) getHash(h keyHash) (int64, bool) {
-	for i := m.home(h.lo); ; i = m.next(i) {
-		s := &m.slots[i]
-		if s.h == h {
-			return s.offset, true
-		}
-		if s.h.lo == 0 {
-			return 0, false
-		}
-	}
-}

@@ -442,3 +442,17 @@ func TestKeyMapSlotsCapped(t *testing.T) {
 		require.LessOrEqual(t, int64(n)*keySlotBytes, int64(MaxCleanerMapBytes))
 	}
 }
+
+// getHash is get for a key of hash h: the tests' look-up by hash
+// (the cleaner looks keys up by key, with get).
+func (m *keyMap) getHash(h keyHash) (int64, bool) {
+	for i := m.home(h.lo); ; i = m.next(i) {
+		s := &m.slots[i]
+		if s.h == h {
+			return s.offset, true
+		}
+		if s.h.lo == 0 {
+			return 0, false
+		}
+	}
+}

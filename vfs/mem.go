@@ -197,12 +197,6 @@ var _ FS = (*MemFS)(nil)
 // named ".") exists and is durable.
 func NewMem() *MemFS { return newMemSized(&defaultChunkSizes) }
 
-// newMemChunked returns an empty MemFS whose files have chunks of the
-// given sizes (see memChunkSizes), for tests of chunk boundaries.
-func newMemChunked(chunkMin, chunkGrow, chunkMax int) *MemFS {
-	return newMemSized(&memChunkSizes{min: chunkMin, grow: chunkGrow, max: chunkMax})
-}
-
 func newMemSized(sizes *memChunkSizes) *MemFS {
 	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}, sizes: sizes}
 }

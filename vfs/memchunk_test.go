@@ -13,6 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// newMemChunked returns an empty MemFS whose files have chunks of the
+// given sizes (see memChunkSizes), for tests of chunk boundaries.
+func newMemChunked(chunkMin, chunkGrow, chunkMax int) *MemFS {
+	return newMemSized(&memChunkSizes{min: chunkMin, grow: chunkGrow, max: chunkMax})
+}
+
 // memChunks returns the file's chunks, as (start, length) pairs.
 func memChunks(f File) [][2]int {
 	n := f.(*memFile).n
