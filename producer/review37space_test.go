@@ -1,0 +1,161 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// review37Recv waits for a value from ch, failing the test after 10 s: a
+// bound that turns a hang into a failure, not a timing assertion.
+func review37Recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still waiting after 10 s", what)
+		panic("unreachable")
+	}
+}
+
+// TestReview37CtxEndsProduceWaitingForSpace: a Produce that waits for
+// buffer space and whose ctx ends returns, its promise given ctx's error
+// on the caller's goroutine before it returns; the record takes no space
+// (BufferedRecords), is left as it was, and never reaches the log, while
+// the records around it are delivered. A TryProduce meanwhile fails fast
+// and takes no space either.
+func TestReview37CtxEndsProduceWaitingForSpace(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	p := newProducer(t, f, producer.DefaultTopic("t"), producer.MaxBufferedRecords(1))
+	ctx := testCtx(t)
+
+	a := &record.Record{Value: []byte("a")}
+	outA := make(chan error, 1)
+	p.Produce(ctx, a, func(_ *record.Record, err error) { outA <- err })
+	require.NoError(t, hold.Wait(ctx, 1)) // a is in flight, held: the buffer is full
+
+	var tryErr error
+	p.TryProduce(ctx, &record.Record{Value: []byte("try")}, func(_ *record.Record, err error) { tryErr = err })
+	require.ErrorIs(t, tryErr, producer.ErrMaxBuffered)
+
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rb := &record.Record{Value: []byte("b")}
+	type result struct {
+		err      error
+		promised bool
+	}
+	var bErr error
+	bPromised := false
+	returned := make(chan result, 1)
+	go func() {
+		p.Produce(bctx, rb, func(_ *record.Record, err error) { bErr, bPromised = err, true })
+		returned <- result{bErr, bPromised}
+	}()
+	time.Sleep(20 * time.Millisecond) // most likely waiting for space by now; the outcome is the same if not
+	cancel()
+	res := review37Recv(t, returned, "Produce whose ctx ended")
+	require.True(t, res.promised, "the promise did not run before Produce returned")
+	require.ErrorIs(t, res.err, context.Canceled)
+	require.False(t, producer.MayBeWritten(res.err))
+	require.Empty(t, rb.Topic, "a record that failed before it was buffered is left as it was")
+	require.True(t, rb.Timestamp.IsZero(), "a record that failed before it was buffered is left as it was")
+	require.EqualValues(t, 1, p.BufferedRecords(), "the cancelled record takes space")
+
+	c := &record.Record{Value: []byte("c")}
+	outC := make(chan error, 1)
+	go p.Produce(ctx, c, func(_ *record.Record, err error) { outC <- err })
+	hold.Remove()
+	require.NoError(t, review37Recv(t, outA, "a's promise"))
+	require.NoError(t, review37Recv(t, outC, "c's promise"))
+	require.NoError(t, p.Flush(ctx))
+	require.Zero(t, p.BufferedRecords())
+	require.Equal(t, []string{"a", "c"}, values(readRecords(t, b, "t", 0)))
+}
+
+// TestReview37ProduceSyncOnePartitionRefused: a ProduceSync of records to
+// three partitions, one of which the broker refuses (a refusal: not
+// retriable, nothing written), reports a *RecordError for each record of
+// that partition only, with its partition and the refusal, and none may
+// have been written; the others are written, their Partition and Offset
+// set, as a Java user reading each send's future, or kgo's
+// ProduceResults, expects.
+func TestReview37ProduceSyncOnePartitionRefused(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 3))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Partitions: []int32{1}, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
+	p := newProducer(t, f, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	var rs []*record.Record
+	for i := range 9 {
+		rs = append(rs, &record.Record{Partition: int32(i % 3), Value: []byte{byte('a' + i)}})
+	}
+	err := p.ProduceSync(testCtx(t), rs...)
+	require.Error(t, err)
+	require.ErrorIs(t, err, api.ErrPolicyViolation)
+	require.False(t, producer.MayBeWritten(err), "%v", err)
+	res := producer.RecordErrors(err)
+	require.Len(t, res, 3, "%v", err)
+	failed := map[*record.Record]bool{}
+	for _, re := range res {
+		require.EqualValues(t, 1, re.Partition)
+		require.EqualValues(t, 1, re.Record.Partition)
+		require.ErrorIs(t, re, api.ErrPolicyViolation)
+		failed[re.Record] = true
+	}
+	want := map[int32][]string{}
+	for _, r := range rs {
+		if failed[r] {
+			continue
+		}
+		require.NotEqual(t, int32(1), r.Partition)
+		want[r.Partition] = append(want[r.Partition], string(r.Value))
+		got := readRecords(t, b, "t", r.Partition)
+		require.Less(t, r.Offset, int64(len(got)), "%s", r.Value)
+		require.Equal(t, r.Value, got[r.Offset].Value)
+	}
+	for part := range int32(3) {
+		require.Equal(t, want[part], nilIfEmpty(values(readRecords(t, b, "t", part))), "partition %d", part)
+	}
+}
+
+// TestReview37AcksNoneClose: with AcksNone a record delivered gets a nil
+// error; one whose request is in flight when Close comes fails with
+// ErrClosed, which may have been written (acks=0 cannot tell); one
+// produced after Close fails with ErrClosed before Produce returns.
+func TestReview37AcksNoneClose(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	p, err := producer.New(f, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone))
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("first")}))
+
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	out := make(chan error, 1)
+	p.Produce(ctx, &record.Record{Value: []byte("held")}, func(_ *record.Record, err error) { out <- err })
+	require.NoError(t, hold.Wait(ctx, 1))
+	require.NoError(t, p.Close())
+	err = review37Recv(t, out, "held record's promise")
+	require.ErrorIs(t, err, producer.ErrClosed)
+	require.True(t, producer.MayBeWritten(err))
+
+	var after error
+	ran := false
+	p.Produce(ctx, &record.Record{Value: []byte("after")}, func(_ *record.Record, err error) { after, ran = err, true })
+	require.True(t, ran)
+	require.ErrorIs(t, after, producer.ErrClosed)
+	require.True(t, errors.Is(p.Flush(ctx), producer.ErrClosed))
+	hold.Remove()
+	require.Equal(t, []string{"first"}, values(readRecords(t, b, "t", 0)))
+}
