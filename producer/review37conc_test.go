@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -50,19 +51,26 @@ func TestReview37SharedProducer(t *testing.T) {
 		name  string
 		opts  []producer.Opt
 		close bool
+		fsync bool // the topic fsyncs each append: acknowledgements wait, requests pipeline
 	}{
-		{"linger0", nil, true},
-		{"linger1ms-inflight1", []producer.Opt{producer.Linger(time.Millisecond), producer.MaxInFlight(1)}, true},
-		{"linger0-noClose", nil, false},
-		{"noIdempotence-inflight8", []producer.Opt{producer.DisableIdempotence(), producer.MaxInFlight(8)}, true},
+		{"linger0", nil, true, false},
+		{"linger1ms-inflight1", []producer.Opt{producer.Linger(time.Millisecond), producer.MaxInFlight(1)}, true, false},
+		{"linger0-noClose", nil, false, false},
+		{"noIdempotence-inflight8", []producer.Opt{producer.DisableIdempotence(), producer.MaxInFlight(8)}, true, false},
+		{"fsync", nil, true, true},
+		{"fsync-noClose", nil, false, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { review37SharedProducer(t, tc.opts, tc.close) })
+		t.Run(tc.name, func(t *testing.T) { review37SharedProducer(t, tc.opts, tc.close, tc.fsync) })
 	}
 }
 
-func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose bool) {
+func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) {
 	const goroutines, ops, parts = 8, 250, 2
-	b := newBroker(t, runneltest.Topic("t", parts))
+	bopts := []runneltest.Option{runneltest.Topic("t", parts)}
+	if fsync {
+		bopts = append(bopts, runneltest.Config(runnel.Config{})) // SyncAlways, the default
+	}
+	b := newBroker(t, bopts...)
 	opts := append([]producer.Opt{producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()),
 		producer.MaxBufferedRecords(8)}, extra...)
 	p, err := producer.New(b, opts...)
