@@ -3,6 +3,10 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +162,78 @@ func TestReview37AcksNoneClose(t *testing.T) {
 	require.True(t, errors.Is(p.Flush(ctx), producer.ErrClosed))
 	hold.Remove()
 	require.Equal(t, []string{"first"}, values(readRecords(t, b, "t", 0)))
+}
+
+// TestReview37GrowthRacingProducersPastTheCount: goroutines share a
+// producer (ManualPartitioner) and produce to partitions the topic does
+// not have yet, while another goroutine grows the topic one partition at
+// a time. A record produced once the growth that gave it its partition
+// has returned (CreatePartitions) is delivered there, whatever look-ups
+// of the count the other goroutines' records have under way (Produce's
+// doc: a partition past the count the producer knows makes it ask the
+// broker again; MetadataMaxAge: a look-up begun once another has answered
+// reads the newer count). One produced before may fail with
+// ErrInvalidPartition, and nothing else.
+func TestReview37GrowthRacingProducersPastTheCount(t *testing.T) {
+	const final, goroutines, each = 8, 6, 60
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("first")})) // the producer knows 1 partition
+	var grown, invalid, done atomic.Int32
+	grown.Store(1)
+	var (
+		mu       sync.Mutex
+		problems []string
+		wg       sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 2; n <= final; n++ {
+			// Each growth after a share of the records: growth and
+			// look-ups interleave.
+			for done.Load() < int32((n-1)*goroutines*each/final) {
+				runtime.Gosched()
+			}
+			if err := b.CreatePartitions(ctx, "t", n); err != nil {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("CreatePartitions(%d): %v", n, err))
+				mu.Unlock()
+				return
+			}
+			grown.Store(int32(n))
+		}
+	}()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				target := int32((g + i) % final)
+				known := grown.Load()
+				r := &record.Record{Partition: target, Value: fmt.Appendf(nil, "%d-%d", g, i)}
+				err := p.ProduceSync(ctx, r)
+				done.Add(1)
+				if err != nil {
+					invalid.Add(1)
+				}
+				switch {
+				case err == nil:
+					if r.Partition != target {
+						mu.Lock()
+						problems = append(problems, fmt.Sprintf("%s went to %d, not %d", r.Value, r.Partition, target))
+						mu.Unlock()
+					}
+				case target < known || !errors.Is(err, producer.ErrInvalidPartition):
+					mu.Lock()
+					problems = append(problems, fmt.Sprintf("%s to partition %d (the topic had %d when it was produced): %v", r.Value, target, known, err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Empty(t, problems)
+	t.Logf("%d of %d records failed with ErrInvalidPartition, produced before their partition was there", invalid.Load(), goroutines*each)
 }
