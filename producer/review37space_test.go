@@ -237,3 +237,42 @@ func TestReview37GrowthRacingProducersPastTheCount(t *testing.T) {
 	require.Empty(t, problems)
 	t.Logf("%d of %d records failed with ErrInvalidPartition, produced before their partition was there", invalid.Load(), goroutines*each)
 }
+
+// TestReview37ConcurrentClosesWaitForARunningPromise: while a promise runs
+// (blocked) on a producer's goroutine, Close called from two goroutines at
+// once returns in neither before the promise has returned (Close waits for
+// the goroutines, and a second Close waits too), both return nil, and a
+// Flush waiting meanwhile returns ErrClosed as Close begins.
+func TestReview37ConcurrentClosesWaitForARunningPromise(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p, err := producer.New(b, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	inPromise, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	p.Produce(ctx, &record.Record{Value: []byte("a")}, func(_ *record.Record, err error) {
+		close(inPromise)
+		<-release
+		finished.Store(true)
+	})
+	review37Recv(t, inPromise, "the promise")
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(ctx) }()
+	closed := make(chan bool, 2)
+	for range 2 {
+		go func() {
+			err := p.Close()
+			closed <- err == nil && finished.Load()
+		}()
+	}
+	require.ErrorIs(t, review37Recv(t, flushed, "Flush"), producer.ErrClosed)
+	select {
+	case ok := <-closed:
+		t.Fatalf("Close returned while the promise ran (nil error and promise finished: %v)", ok)
+	default:
+	}
+	close(release)
+	for range 2 {
+		require.True(t, review37Recv(t, closed, "Close"), "a Close returned an error, or before the promise had returned")
+	}
+}
