@@ -1,10 +1,16 @@
 package consumer_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
@@ -157,5 +163,121 @@ func TestReview37ChangeWakesABlockedRecordsLoop(t *testing.T) {
 			}
 			require.Equal(t, tc.want, got)
 		})
+	}
+}
+
+// review37CountingClient is a broker that counts the consumer's calls in
+// flight, and notes a call that begins once closed is set.
+type review37CountingClient struct {
+	*runnel.Broker
+	inFlight atomic.Int32
+	closed   atomic.Bool
+	late     atomic.Int32 // calls begun after closed was set
+}
+
+func (c *review37CountingClient) begin() func() {
+	c.inFlight.Add(1)
+	if c.closed.Load() {
+		c.late.Add(1)
+	}
+	return func() { c.inFlight.Add(-1) }
+}
+
+func (c *review37CountingClient) Partitions(ctx context.Context, topic string) (int, error) {
+	defer c.begin()()
+	return c.Broker.Partitions(ctx, topic)
+}
+
+func (c *review37CountingClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
+	defer c.begin()()
+	return c.Broker.ListOffset(ctx, topic, p, ts)
+}
+
+func (c *review37CountingClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	defer c.begin()()
+	return c.Broker.Fetch(ctx, req)
+}
+
+// TestReview37NoClientCallAfterClose: goroutines Poll, range over Records,
+// call AssignTopic and Seek on one consumer while another closes it at
+// varying points. Once Close has returned no call to the Client is in
+// flight, and none begins afterwards (Close's doc: it waits for a Poll or
+// AssignTopic in progress, "so that no call to the Client is in flight
+// afterwards"; later calls return ErrClosed).
+func TestReview37NoClientCallAfterClose(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 3})
+	for p := range int32(3) {
+		values(t, b, "t", p, seq("v", 0, 20)...)
+	}
+	rounds := 200
+	if testing.Short() {
+		rounds = 40
+	}
+	for round := range rounds {
+		cl := &review37CountingClient{Broker: b}
+		c, err := consumer.New(cl, consumer.FetchMaxWait(time.Millisecond), consumer.FetchMaxPartitionBytes(1))
+		require.NoError(t, err)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		var wg sync.WaitGroup
+		started := make(chan struct{}, 4)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				started <- struct{}{}
+				ctx := context.Background()
+				for k := 0; ; k++ {
+					var err error
+					switch g {
+					case 0:
+						_, err = c.Poll(ctx)
+					case 1:
+						for _, e := range c.Records(ctx) {
+							if e != nil {
+								err = e
+								break
+							}
+							if k++; k%5 == 0 {
+								break
+							}
+						}
+						if c.Assign("t", 1, consumer.End()) != nil {
+							return
+						}
+					case 2:
+						err = c.AssignTopic(ctx, "t", consumer.At(int64(k%20)))
+					case 3:
+						err = c.Seek("t", 0, consumer.Start())
+						if err == nil {
+							runtime.Gosched()
+						}
+					}
+					if errors.Is(err, consumer.ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, consumer.ErrNotAssigned) {
+						t.Errorf("goroutine %d: %v", g, err)
+						return
+					}
+				}
+			}()
+		}
+		for range 4 {
+			<-started
+		}
+		for range round % 20 {
+			runtime.Gosched()
+		}
+		require.NoError(t, c.Close())
+		cl.closed.Store(true)
+		require.Zero(t, cl.inFlight.Load(), "round %d: calls to the Client in flight after Close returned", round)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: calls still going 10 s after Close", round)
+		}
+		require.Zero(t, cl.late.Load(), "round %d: calls to the Client begun after Close returned", round)
 	}
 }
