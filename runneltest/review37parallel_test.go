@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -123,4 +126,36 @@ func TestReview37HelperFailsOnAnotherGoroutineChild(t *testing.T) {
 	<-done
 	t.Log("the test went on")
 	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { perr = err })
+}
+
+// TestReview37TestClosesTheBrokerFirst: a test that closes the broker
+// itself, before the clients the helpers made (the wrong order, which the
+// package doc says is no disaster), with records still on their way:
+// the clients' cleanups report nothing (the producer's records fail with
+// the broker's ErrClosed, their promises run, and its flush returns), and
+// NewBroker's second Close returns nil.
+func TestReview37TestClosesTheBrokerFirst(t *testing.T) {
+	var failed atomic.Int32
+	t.Cleanup(func() {
+		// Registered first, so run last: after the producer's cleanup.
+		if n := failed.Load(); n != 10 {
+			t.Errorf("%d of 10 promises got the closed broker's error after the cleanups", n)
+		}
+	})
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	p := runneltest.NewProducer(t, b, producer.Linger(time.Minute)) // buffered until the cleanup's flush
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
+	require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("a")}))
+	fs, err := c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, fs.NumRecords())
+	for i := range 10 {
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: fmt.Appendf(nil, "%d", i)}, func(_ *record.Record, err error) {
+			if errors.Is(err, runnel.ErrClosed) {
+				failed.Add(1)
+			}
+		})
+	}
+	require.NoError(t, b.Close())
 }
