@@ -210,13 +210,26 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
 	require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
 
 	// ProduceSync too: its error is ctx's, and the record is not written.
+	// (A ProduceSync's batch does not linger: its record waits here
+	// behind a request that a Faults holds until the ctx has ended.)
+	f := runneltest.NewFaults(t, b)
+	ps := newProducer(t, f, producer.DefaultTopic("t"), producer.Linger(time.Minute))
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	held := make(chan error, 1)
+	go func() { held <- ps.ProduceSync(ctx, value("x")) }()
+	require.NoError(t, hold.Wait(ctx, 1))
 	sctx, cancel := context.WithTimeout(ctx, time.Millisecond)
 	defer cancel()
+	go func() {
+		<-sctx.Done()
+		hold.Remove()
+	}()
 	r := value("c")
-	err := p.ProduceSync(sctx, r)
+	err := ps.ProduceSync(sctx, r)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.NoError(t, p.Flush(ctx))
-	require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
+	require.NoError(t, <-held)
+	require.NoError(t, ps.Flush(ctx))
+	require.Equal(t, []string{"a", "x"}, values(readRecords(t, b, "t", 0)))
 }
 
 // With several requests in flight, a batch waiting for a place among

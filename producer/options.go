@@ -167,7 +167,10 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // during Flush or while a Produce waits for buffer space (see
 // MaxBufferedRecords; as Kafka's producer sends its batches once its
 // buffer.memory is exhausted), is sent without waiting, and so is a
-// batch one of whose records' ctx ends (see Produce): to notice that, a
+// batch that holds a record of ProduceSync, whose caller waits for it (as
+// kgo's ProduceSync un-lingers the partitions it produces to, since
+// v1.20.7; a Java producer's send().get() waits for linger.ms), or one
+// of whose records' ctx ends (see Produce): to notice that, a
 // lingering batch watches its records' ctxs that may end with
 // context.AfterFunc, one per run of records with the same ctx. New fails
 // with ErrInvalidOption for a negative d, or one not shorter than

@@ -363,9 +363,10 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch; ctx is the record's, or nil if it
 // can never end. An error (ErrInvalidPartition, ErrClosed) means that the
-// record was not buffered: the caller still owns it and its space.
-func (t *topicState) buffer(pr pending, ctx context.Context) error {
-	yield, err := t.place(pr, ctx)
+// record was not buffered: the caller still owns it and its space. An
+// urgent record (a ProduceSync's) ends the linger of its batch.
+func (t *topicState) buffer(pr pending, ctx context.Context, urgent bool) error {
+	yield, err := t.place(pr, ctx, urgent)
 	if yield {
 		// The record starts a trickle (see addRecord): yield, so that the
 		// partition's goroutine runs on this thread at once. Not under
@@ -380,7 +381,7 @@ func (t *topicState) buffer(pr pending, ctx context.Context) error {
 // it to its partition. The partitioner is the application's code, and
 // may panic: t.mu is released all the same (a deferred unlock), so that
 // the topic's other records are not held up for ever.
-func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err error) {
+func (t *topicState) place(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
 	t.mu.Lock()
 	locked := true
 	defer func() {
@@ -396,9 +397,9 @@ func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err err
 	if t.onNew == nil {
 		locked = false
 		t.mu.Unlock()
-		return pp.add(pr, ctx)
+		return pp.add(pr, ctx, urgent)
 	}
-	ok, yield, err := pp.addOrAbort(pr, ctx)
+	ok, yield, err := pp.addOrAbort(pr, ctx, urgent)
 	if err == nil && !ok {
 		// The record's wait on pp (see addOrAbort) ends as it is
 		// added, or at the latest here, should the partitioner panic,
@@ -416,10 +417,10 @@ func (t *topicState) place(pr pending, ctx context.Context) (yield bool, err err
 		if to, err = t.choose(pr.r, parts); err == nil {
 			back = true
 			if to == pp {
-				return pp.addPlaced(pr, ctx)
+				return pp.addPlaced(pr, ctx, urgent)
 			}
 			pp.placed()
-			yield, err = to.add(pr, ctx)
+			yield, err = to.add(pr, ctx, urgent)
 		}
 	}
 	return yield, err
@@ -486,6 +487,7 @@ type batch struct {
 	created time.Time // of the batch: linger and delivery timeout count from it
 	ctxs    []recCtx  // the ctxs of the records that have one that may end, by index
 	dropped int       // records dropped (see pending.dropped), all with a ctx
+	urgent  bool      // it holds a record of a ProduceSync: it lingers no more (see lingerLeft)
 
 	// While the batch lingers: the AfterFuncs that wake the partition's
 	// goroutine when a record's ctx ends (see watch).
@@ -759,8 +761,8 @@ func (pp *partition) wakeUp() {
 // starts the partition's goroutine if it is not running. yield reports
 // that the record starts a trickle: the caller yields the processor to
 // the partition's goroutine once it holds no lock (see addRecord).
-func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, addNew)
+func (pp *partition) add(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addNew, urgent)
 	return yield, err
 }
 
@@ -768,16 +770,16 @@ func (pp *partition) add(pr pending, ctx context.Context) (yield bool, err error
 // when the record would open a new batch; then the caller places the
 // record with addPlaced here, or calls placed and places it elsewhere
 // (or fails it).
-func (pp *partition) addOrAbort(pr pending, ctx context.Context) (ok, yield bool, err error) {
-	return pp.addRecord(pr, ctx, abortNew)
+func (pp *partition) addOrAbort(pr pending, ctx context.Context, urgent bool) (ok, yield bool, err error) {
+	return pp.addRecord(pr, ctx, abortNew, urgent)
 }
 
 // addPlaced is add for a record that addOrAbort turned back: it ends the
 // record's wait (placing) as it adds it, under the same lock, so that the
 // partition's goroutine never sees the record neither placing nor
 // buffered (see buffered).
-func (pp *partition) addPlaced(pr pending, ctx context.Context) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack)
+func (pp *partition) addPlaced(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack, urgent)
 	return yield, err
 }
 
@@ -796,8 +798,12 @@ const (
 	addTurnedBack        // addNew, for a record abortNew turned back (addPlaced)
 )
 
-// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself.
-func (pp *partition) addRecord(pr pending, ctx context.Context, how int) (ok, yield bool, err error) {
+// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. An
+// urgent record (a ProduceSync's, whose caller waits for it) ends the
+// linger of the batch it joins, as kgo's ProduceSync un-lingers the
+// partitions it produces to: the batch goes as soon as the goroutine can
+// send it, with the records before it and those that join it meanwhile.
+func (pp *partition) addRecord(pr pending, ctx context.Context, how int, urgent bool) (ok, yield bool, err error) {
 	pp.mu.Lock()
 	if how == addTurnedBack {
 		pp.placing--
@@ -830,6 +836,10 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int) (ok, yi
 		pp.cur.watch(ctx, pp.onCtxDone)
 	}
 	pr.r.Partition = pp.id
+	if urgent && pp.p.cfg.linger > 0 && !pp.cur.urgent {
+		pp.cur.urgent = true
+		pp.wakeUp() // from its linger, if the goroutine waits for it
+	}
 	start, idle := !pp.draining, pp.idle
 	// A record that finds the goroutine parked and opens a batch to go at
 	// once: the first of a trickle, unless the goroutine parked only just
@@ -1083,13 +1093,14 @@ func (pp *partition) nextDeadline() time.Time {
 }
 
 // lingerLeft is how long the open batch may still wait for records: no
-// more once a flush began or a record's ctx ended (its promise should not
-// wait for the linger; the batch goes without it), nor while a Produce
+// more once a flush began, a ProduceSync's record joined it (its caller
+// waits for it) or a record's ctx ended (its promise should not wait for
+// the linger; the batch goes without it), nor while a Produce
 // waits for buffer space, which the lingering batches may hold (as
 // Kafka's RecordAccumulator sends its batches once its memory is
 // exhausted: reserve wakes the partitions then).
 func (pp *partition) lingerLeft() time.Duration {
-	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.p.space.n.Load() > 0 {
+	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.p.space.n.Load() > 0 || pp.cur.urgent {
 		return 0
 	}
 	if pp.ctxEnded.Load() {
