@@ -108,3 +108,32 @@ func TestReview37ProduceSyncAmongLingeringProduces(t *testing.T) {
 	}
 	require.Equal(t, 6*40, n)
 }
+
+// TestReview37SynctestProduceSyncBatchesItsRecords: a ProduceSync ends the
+// linger of its partitions once it has buffered all its records, as kgo's
+// does, so that its records of one partition go in one request rather
+// than the first alone and the rest after it. It failed on the first fix
+// (each record ended its batch's linger as it joined): the partition's
+// goroutine, woken by the first record, sent the batch while the others
+// were being buffered (two requests or more in every run of 20 rounds).
+func TestReview37SynctestProduceSyncBatchesItsRecords(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			c := bubbleBroker(t)
+			p, err := producer.New(c, producer.Linger(time.Minute))
+			require.NoError(t, err)
+			defer p.Close()
+			var recs []*record.Record
+			for i := range 2000 {
+				recs = append(recs, &record.Record{Topic: "t", Value: fmt.Appendf(nil, "v%d", i)})
+			}
+			t1 := time.Now()
+			require.NoError(t, p.ProduceSync(t.Context(), recs...))
+			require.Equal(t, t1, time.Now(), "ProduceSync waited for the linger")
+			require.Equal(t, []time.Time{t1}, c.sent(), "one request, with the 2,000 records")
+			for i, r := range recs {
+				require.EqualValues(t, i, r.Offset)
+			}
+		})
+	}
+}
