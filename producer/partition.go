@@ -363,10 +363,10 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 // buffer partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch; ctx is the record's, or nil if it
 // can never end. An error (ErrInvalidPartition, ErrClosed) means that the
-// record was not buffered: the caller still owns it and its space. An
-// urgent record (a ProduceSync's) ends the linger of its batch.
-func (t *topicState) buffer(pr pending, ctx context.Context, urgent bool) error {
-	yield, err := t.place(pr, ctx, urgent)
+// record was not buffered: the caller still owns it and its space. sp,
+// a ProduceSync's (nil for Produce), collects the record's partition.
+func (t *topicState) buffer(pr pending, ctx context.Context, sp *syncParts) error {
+	yield, err := t.place(pr, ctx, sp)
 	if yield {
 		// The record starts a trickle (see addRecord): yield, so that the
 		// partition's goroutine runs on this thread at once. Not under
@@ -381,7 +381,7 @@ func (t *topicState) buffer(pr pending, ctx context.Context, urgent bool) error 
 // it to its partition. The partitioner is the application's code, and
 // may panic: t.mu is released all the same (a deferred unlock), so that
 // the topic's other records are not held up for ever.
-func (t *topicState) place(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
+func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yield bool, err error) {
 	t.mu.Lock()
 	locked := true
 	defer func() {
@@ -397,9 +397,9 @@ func (t *topicState) place(pr pending, ctx context.Context, urgent bool) (yield 
 	if t.onNew == nil {
 		locked = false
 		t.mu.Unlock()
-		return pp.add(pr, ctx, urgent)
+		return pp.add(pr, ctx, sp)
 	}
-	ok, yield, err := pp.addOrAbort(pr, ctx, urgent)
+	ok, yield, err := pp.addOrAbort(pr, ctx, sp)
 	if err == nil && !ok {
 		// The record's wait on pp (see addOrAbort) ends as it is
 		// added, or at the latest here, should the partitioner panic,
@@ -417,10 +417,10 @@ func (t *topicState) place(pr pending, ctx context.Context, urgent bool) (yield 
 		if to, err = t.choose(pr.r, parts); err == nil {
 			back = true
 			if to == pp {
-				return pp.addPlaced(pr, ctx, urgent)
+				return pp.addPlaced(pr, ctx, sp)
 			}
 			pp.placed()
-			yield, err = to.add(pr, ctx, urgent)
+			yield, err = to.add(pr, ctx, sp)
 		}
 	}
 	return yield, err
@@ -487,7 +487,7 @@ type batch struct {
 	created time.Time // of the batch: linger and delivery timeout count from it
 	ctxs    []recCtx  // the ctxs of the records that have one that may end, by index
 	dropped int       // records dropped (see pending.dropped), all with a ctx
-	urgent  bool      // it holds a record of a ProduceSync: it lingers no more (see lingerLeft)
+	urgent  bool      // a ProduceSync waits for its records: it lingers no more (see unlinger)
 
 	// While the batch lingers: the AfterFuncs that wake the partition's
 	// goroutine when a record's ctx ends (see watch).
@@ -757,12 +757,40 @@ func (pp *partition) wakeUp() {
 	}
 }
 
+// syncParts are the partitions a ProduceSync's records joined while
+// batches linger (see addRecord), each once, in the order first joined.
+// Only the ProduceSync's goroutine touches it.
+type syncParts []*partition
+
+func (sp *syncParts) add(pp *partition) {
+	if !slices.Contains(*sp, pp) {
+		*sp = append(*sp, pp)
+	}
+}
+
+// unlinger ends the linger of the open batch of each partition, for a
+// ProduceSync that buffered its records there and waits for them: as
+// kgo's ProduceSync un-lingers the partitions it produced to, once it has
+// produced every record, so that those of one partition go in one batch
+// (as far as BatchMaxBytes allows) and at once. The open batch may be a
+// later one than a record's (that one went, full): it goes at once too.
+func (sp syncParts) unlinger() {
+	for _, pp := range sp {
+		pp.mu.Lock()
+		if b := pp.cur; b != nil && !b.urgent {
+			b.urgent = true
+			pp.wakeUp() // from its linger, if the goroutine waits for it
+		}
+		pp.mu.Unlock()
+	}
+}
+
 // add appends a record to the open batch, opening one if needed, and
 // starts the partition's goroutine if it is not running. yield reports
 // that the record starts a trickle: the caller yields the processor to
 // the partition's goroutine once it holds no lock (see addRecord).
-func (pp *partition) add(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, addNew, urgent)
+func (pp *partition) add(pr pending, ctx context.Context, sp *syncParts) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addNew, sp)
 	return yield, err
 }
 
@@ -770,16 +798,16 @@ func (pp *partition) add(pr pending, ctx context.Context, urgent bool) (yield bo
 // when the record would open a new batch; then the caller places the
 // record with addPlaced here, or calls placed and places it elsewhere
 // (or fails it).
-func (pp *partition) addOrAbort(pr pending, ctx context.Context, urgent bool) (ok, yield bool, err error) {
-	return pp.addRecord(pr, ctx, abortNew, urgent)
+func (pp *partition) addOrAbort(pr pending, ctx context.Context, sp *syncParts) (ok, yield bool, err error) {
+	return pp.addRecord(pr, ctx, abortNew, sp)
 }
 
 // addPlaced is add for a record that addOrAbort turned back: it ends the
 // record's wait (placing) as it adds it, under the same lock, so that the
 // partition's goroutine never sees the record neither placing nor
 // buffered (see buffered).
-func (pp *partition) addPlaced(pr pending, ctx context.Context, urgent bool) (yield bool, err error) {
-	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack, urgent)
+func (pp *partition) addPlaced(pr pending, ctx context.Context, sp *syncParts) (yield bool, err error) {
+	_, yield, err = pp.addRecord(pr, ctx, addTurnedBack, sp)
 	return yield, err
 }
 
@@ -798,12 +826,10 @@ const (
 	addTurnedBack        // addNew, for a record abortNew turned back (addPlaced)
 )
 
-// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. An
-// urgent record (a ProduceSync's, whose caller waits for it) ends the
-// linger of the batch it joins, as kgo's ProduceSync un-lingers the
-// partitions it produces to: the batch goes as soon as the goroutine can
-// send it, with the records before it and those that join it meanwhile.
-func (pp *partition) addRecord(pr pending, ctx context.Context, how int, urgent bool) (ok, yield bool, err error) {
+// addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. A
+// ProduceSync's record (sp not nil) adds pp to sp when batches linger,
+// for ProduceSync to end their linger once it has buffered its records.
+func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syncParts) (ok, yield bool, err error) {
 	pp.mu.Lock()
 	if how == addTurnedBack {
 		pp.placing--
@@ -836,9 +862,8 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, urgent 
 		pp.cur.watch(ctx, pp.onCtxDone)
 	}
 	pr.r.Partition = pp.id
-	if urgent && pp.p.cfg.linger > 0 && !pp.cur.urgent {
-		pp.cur.urgent = true
-		pp.wakeUp() // from its linger, if the goroutine waits for it
+	if sp != nil && pp.p.cfg.linger > 0 {
+		sp.add(pp)
 	}
 	start, idle := !pp.draining, pp.idle
 	// A record that finds the goroutine parked and opens a batch to go at
@@ -1093,8 +1118,8 @@ func (pp *partition) nextDeadline() time.Time {
 }
 
 // lingerLeft is how long the open batch may still wait for records: no
-// more once a flush began, a ProduceSync's record joined it (its caller
-// waits for it) or a record's ctx ended (its promise should not wait for
+// more once a flush began, a ProduceSync that buffered records on the
+// partition ended it (see unlinger) or a record's ctx ended (its promise should not wait for
 // the linger; the batch goes without it), nor while a Produce
 // waits for buffer space, which the lingering batches may hold (as
 // Kafka's RecordAccumulator sends its batches once its memory is

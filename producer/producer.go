@@ -342,7 +342,7 @@ func noPromise(*record.Record, error) {}
 // partitioner whose ForTopic returned nil), and the broker's errors for
 // the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
-	p.produce(ctx, r, promise, true, nil, false)
+	p.produce(ctx, r, promise, true, nil, nil)
 }
 
 // TryProduce is Produce, except that when the buffer is full, or a
@@ -350,7 +350,7 @@ func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*
 // the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
 // governs r as it does for Produce.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
-	p.produce(ctx, r, promise, false, nil, false)
+	p.produce(ctx, r, promise, false, nil, nil)
 }
 
 // produce is Produce and TryProduce; it reports whether r was buffered
@@ -361,9 +361,9 @@ func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise fun
 // than wait as long again (and produce adds to it). Under pastCount and
 // the topic's name, it holds the error of a look-up for a partition past
 // the count the producer knew: a record for such a partition fails with
-// it at once, one for a partition it knows is buffered. urgent (a
-// ProduceSync's record) ends the linger of the batch r joins.
-func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool, failed map[string]error, urgent bool) (buffered bool) {
+// it at once, one for a partition it knows is buffered. sp, a
+// ProduceSync's (nil for Produce), collects the partition r joins.
+func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*record.Record, error), block bool, failed map[string]error, sp *syncParts) (buffered bool) {
 	if promise == nil {
 		promise = noPromise
 	}
@@ -452,7 +452,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		rctx = nil // it can never end: nothing to check
 	}
 	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
-	err = t.buffer(pr, rctx, urgent)
+	err = t.buffer(pr, rctx, sp)
 	if re, ok := err.(*rangeError); ok && re.chosen >= 0 {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
@@ -470,7 +470,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
-				err = t.buffer(pr, rctx, urgent)
+				err = t.buffer(pr, rctx, sp)
 			case rerr == nil:
 			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
 				// Close, or DeliveryTimeout, ended the wait for the
@@ -513,10 +513,11 @@ const pastCount = "\x00"
 // sent is waited for even after ctx ended — until it is written or fails,
 // at the latest at its DeliveryTimeout or Close. So a nil error means
 // every record was written, and errors.Is(err, ctx.Err()) means that at
-// least one was not. Its records do not wait for Linger: the batch each
-// joins (with the records before it, and those that join it meanwhile)
-// is sent as soon as its partition can send it, as kgo's ProduceSync
-// un-lingers the partitions it produces to.
+// least one was not. Its records do not wait for Linger: once it has
+// buffered them all, the open batch of each partition they went to (with
+// the records before them, and those that join it meanwhile) is sent as
+// soon as its partition can send it, as kgo's ProduceSync un-lingers the
+// partitions it produces to.
 //
 // What each *RecordError says of its record (as the outcome of a send
 // does with Kafka's Java producer): an error matching context.Canceled or
@@ -567,11 +568,13 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	if len(recs) > 1 {
 		failed = map[string]error{}
 	}
+	var sp syncParts
 	for _, r := range recs {
-		if !p.produce(ctx, r, s.promise, true, failed, true) && !p.explicitPartition(r) {
+		if !p.produce(ctx, r, s.promise, true, failed, &sp) && !p.explicitPartition(r) {
 			s.unpartitioned(r)
 		}
 	}
+	sp.unlinger()
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		ctxDone = ctx.Done()
