@@ -166,10 +166,11 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // thread has woken. A batch that reaches BatchMaxBytes, and every batch
 // during Flush or while a Produce waits for buffer space (see
 // MaxBufferedRecords; as Kafka's producer sends its batches once its
-// buffer.memory is exhausted), is sent without waiting, and so is a
-// batch that holds a record of ProduceSync, whose caller waits for it (as
-// kgo's ProduceSync un-lingers the partitions it produces to, since
-// v1.20.7; a Java producer's send().get() waits for linger.ms), or one
+// buffer.memory is exhausted), is sent without waiting, and so is the
+// open batch of each partition a ProduceSync buffered records on, once it
+// has buffered them all, as its caller waits for them (as kgo's
+// ProduceSync un-lingers the partitions it produces to, since v1.20.7; a
+// Java producer's send().get() waits for linger.ms), and a batch one
 // of whose records' ctx ends (see Produce): to notice that, a
 // lingering batch watches its records' ctxs that may end with
 // context.AfterFunc, one per run of records with the same ctx. New fails
