@@ -57,7 +57,7 @@ func review37RoundLine(t *testing.T, logger *slog.Logger, armed *atomic.Bool, ha
 	defer cancel()
 	waited := make(chan error, 1)
 	go func() { waited <- ack.Wait(wctx) }()
-	waitForStack(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(", "created by github.com/runnel/runnel/log.(*Log).syncTo")
+	waitForStack(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
 	close(clock.resume)
 	require.NoError(t, <-rolled)
 	require.NoError(t, <-waited, "the round fsynced the append")
