@@ -136,7 +136,10 @@ type Config struct {
 	// which ends once the handler has returned, touching no log. Any other
 	// Close returns only once those goroutines have handed their lines on:
 	// no line of theirs reaches the handler after it. So the handler must
-	// not wait for another goroutine's Close.
+	// not wait for another goroutine's Close. Close tells the goroutine it
+	// runs on by its stack, not by its broker: called on a line of
+	// another broker's goroutine, it returns without waiting for this
+	// broker's either.
 	Logger *slog.Logger
 }
 
@@ -419,8 +422,9 @@ func (b *Broker) startHanding() {
 // of theirs reaches the handler after Close returned — unless the caller
 // is one of them (a handler's Close), which would wait for itself: it
 // returns at once then, the lines of the others perhaps still on their
-// way. A handler must not wait for another goroutine's Close, which waits
-// for it.
+// way. The stack tells a goroutine of a broker's, not which broker's: a
+// Close on another broker's returns at once too. A handler must not wait
+// for another goroutine's Close, which waits for it.
 func (b *Broker) waitLines() {
 	if callstack.Within(handOnRoots...) {
 		return
