@@ -141,3 +141,44 @@ func TestReview37LoggerMayCloseOnALogRoundsLine(t *testing.T) {
 	waitForNoStack(t, "log.(*Log).runSync(")
 	require.NoError(t, b.Close(), "a second Close")
 }
+
+// TestReview37LoggerMayCallTheBrokerOnALogRoundsLine: on a line the
+// goroutine of a log's fsync round hands on (see review37RoundLine), the
+// handler may call the broker (Config.Logger), on that goroutine, also
+// on the partition whose line it is: delete its topic, reopen it with
+// another config, produce to it, maintain it, create a topic. Each call
+// returns (the rig's wait bounded at 20 s), and Close afterwards too.
+func TestReview37LoggerMayCallTheBrokerOnALogRoundsLine(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(ctx, "t") }},
+		{"UpdateTopicConfig", func(b *Broker) error {
+			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
+		}},
+		{"Produce", func(b *Broker) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+			return err
+		}},
+		{"Maintain", func(b *Broker) error { return b.Maintain(ctx) }},
+		{"CreatePartitions", func(b *Broker) error { return b.CreatePartitions(ctx, "t", 2) }},
+		{"CreateTopic", func(b *Broker) error { return b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			var b *Broker
+			var callErr atomic.Pointer[error]
+			h := onceOnLineDirect("rolled segment", func() {
+				err := tc.call(b)
+				callErr.Store(&err)
+			})
+			review37RoundLine(t, h.logger(), &h.armed, h.done, &b)
+			require.True(t, h.returned.Load())
+			require.NoError(t, *callErr.Load())
+			require.NoError(t, b.Close())
+			waitForNoStack(t, "log.(*Log).runSync(")
+		})
+	}
+}
