@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -181,4 +182,49 @@ func TestReview37LoggerMayCallTheBrokerOnALogRoundsLine(t *testing.T) {
 			waitForNoStack(t, "log.(*Log).runSync(")
 		})
 	}
+}
+
+// TestReview37HandOnRootsNameTheirFunctions: the names in handOnRoots,
+// which Close looks for on its caller's stack, are those the runtime
+// gives the goroutines' root functions, so that a renamed one fails here
+// at once rather than as a hang of the tests of a handler's Close. The
+// maintenance's and the logs' rounds' by their method values; syncLater's
+// goroutine, a closure, by its stack, which the goroutine shows while it
+// waits for an fsync round that a roll holds back (see
+// TestReview36LoggerMayCloseOnASyncLaterLine).
+func TestReview37HandOnRootsNameTheirFunctions(t *testing.T) {
+	require.Len(t, handOnRoots, 3)
+	for i, f := range []any{(*Broker).maintain, (*Broker).logRound} {
+		require.Equal(t, handOnRoots[[]int{0, 2}[i]], runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name())
+	}
+
+	ctx := context.Background()
+	clock := newGateClock()
+	b := open(t, Config{Clock: clock}) // the bare memory FS: the round runs on syncLater's goroutine
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+	require.NoError(t, err)
+	require.NotNil(t, ack, "the append waits for its fsync")
+	p, err := b.partition(ctx, "t", 0, false)
+	require.NoError(t, err)
+	clock.armed.Store(true)
+	rolled := make(chan error, 1)
+	go func() { rolled <- p.Log().Roll() }()
+	<-clock.paused // the roll holds the log's mu
+	b.syncLater(ack.(*produceAck).d)
+	buf := make([]byte, 1<<20)
+	var root string
+	for deadline := time.Now().Add(10 * time.Second); root == ""; runtime.Gosched() {
+		require.False(t, time.Now().After(deadline), "syncLater's goroutine not seen in syncOnce")
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "log.(*Log).syncOnce(") && strings.Contains(g, "created by github.com/runnel/runnel.(*Broker).syncLater") {
+				lines := strings.Split(strings.TrimSpace(g), "\n")
+				root = lines[len(lines)-4] // the root's frame: function, then file, above "created by" and its file
+			}
+		}
+	}
+	close(clock.resume)
+	require.NoError(t, <-rolled)
+	require.Equal(t, handOnRoots[1], root[:strings.LastIndex(root, "(")])
+	require.NoError(t, ack.Wait(ctx))
 }
