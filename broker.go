@@ -111,14 +111,16 @@ type Config struct {
 	//
 	// Its handler runs on the goroutine that logs, or on one that hands on
 	// the lines logged meanwhile: a caller's (Produce, an admin call,
-	// Close), the broker's maintenance goroutine, or one of the broker's
-	// that fsyncs an append whose producer stopped waiting. It may call
-	// the broker's admin methods (CreateTopic, Topics...) and produce,
-	// also to the partition whose line it is, as no line is handed on
-	// under a lock or token of the broker's: the broker logs its own lines
-	// once it has given the admin token back; an admin call hands on then
-	// too the lines of the partitions' logs it opened (their recovery,
-	// also a retry of a failed reopen) or closed (a reopen's, a
+	// Close), the broker's maintenance goroutine, one of the broker's that
+	// fsyncs an append whose producer stopped waiting, or a partition's
+	// log's that fsyncs appends apart from their waiter (on any FS but the
+	// bare memory one, for a caller whose ctx may end: log.Options.Go). It
+	// may call the broker's admin methods (CreateTopic, Topics...) and
+	// produce, also to the partition whose line it is, as no line is
+	// handed on under a lock or token of the broker's: the broker logs its
+	// own lines once it has given the admin token back; an admin call
+	// hands on then too the lines of the partitions' logs it opened (their
+	// recovery, also a retry of a failed reopen) or closed (a reopen's, a
 	// deletion's); Close those of the logs it closes once it is done (a
 	// handler's Close then returns); a partition's log its lines (rolls,
 	// retention, compaction, failures) once it has released its locks (see
@@ -128,13 +130,16 @@ type Config struct {
 	// failed: "partition reopened" and the new log's recovery) once it has
 	// given the maintenance token back. It may call Close on any line,
 	// also on one a goroutine of the broker's hands on (the maintenance
-	// goroutine, or one that fsyncs an append whose producer stopped
-	// waiting, with their own lines or a concurrent call's): that Close
-	// returns without waiting for the goroutine it runs on, which ends
-	// once the handler has returned, touching no log. Any other Close
-	// returns only once those goroutines have handed their lines on: no
-	// line of theirs reaches the handler after it. So the handler must not
-	// wait for another goroutine's Close.
+	// goroutine, or one that fsyncs an append, the broker's or a
+	// partition's log's, with their own lines or a concurrent call's):
+	// that Close returns without waiting for the goroutine it runs on,
+	// which ends once the handler has returned, touching no log. Any other
+	// Close returns only once those goroutines have handed their lines on:
+	// no line of theirs reaches the handler after it. So the handler must
+	// not wait for another goroutine's Close. Close tells the goroutine it
+	// runs on by its stack, not by its broker: called on a line of
+	// another broker's goroutine, it returns without waiting for this
+	// broker's either.
 	Logger *slog.Logger
 }
 
@@ -205,9 +210,11 @@ type Broker struct {
 	wg   sync.WaitGroup
 	bgMu sync.Mutex
 	// handing counts those goroutines while they hand lines on, out of
-	// wg: Close waits for them last (see waitLines). A goroutine joins
-	// it before it leaves wg, so that once Close's wait for wg is over,
-	// handing only goes down.
+	// wg, and the partitions' logs' goroutines (goLog): Close waits for
+	// them last (see waitLines). A goroutine joins it before it leaves
+	// wg, and a log's before the log's Close returns, so that once
+	// Close's wait for wg is over and every log is closed, handing only
+	// goes down.
 	handing sync.WaitGroup
 }
 
@@ -317,18 +324,18 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
 // log (cleanly, so the next Open is quick), then the directory lock, and
-// returns once its goroutines have handed their last lines on to
-// Config.Logger's handler — but a Close that the handler calls on such a
-// line, which returns without waiting for the goroutine it runs on (see
-// Config.Logger). It is idempotent; afterwards every method returns
-// ErrClosed. A second call returns once the first has closed the broker.
-// Close takes no ctx: it waits for the file operations under way (a write or
-// fsync is not cut short), so on a disk that hangs it returns once the disk
-// answers; the calls waiting behind such an operation (for the partition's
-// log, or its reopen) end with their ctx, which a producer's or consumer's
-// Close cancels, and an admin call waiting for a partition's lock
-// (DeleteTopic, a config change) ends with ErrClosed as Close begins,
-// changing nothing.
+// returns once its goroutines, and the logs' (an fsync run apart from its
+// waiter), have handed their last lines on to Config.Logger's handler — but
+// a Close that the handler calls on such a line, which returns without
+// waiting for the goroutine it runs on (see Config.Logger). It is
+// idempotent; afterwards every method returns ErrClosed. A second call
+// returns once the first has closed the broker. Close takes no ctx: it
+// waits for the file operations under way (a write or fsync is not cut
+// short), so on a disk that hangs it returns once the disk answers; the
+// calls waiting behind such an operation (for the partition's log, or its
+// reopen) end with their ctx, which a producer's or consumer's Close
+// cancels, and an admin call waiting for a partition's lock (DeleteTopic, a
+// config change) ends with ErrClosed as Close begins, changing nothing.
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
@@ -371,13 +378,34 @@ func (b *Broker) Close() error {
 	return errors.Join(err, b.lock.Close())
 }
 
-// handOnRoots are the functions at the root of the broker's goroutines
-// that hand lines on out of wg (Broker.handing): the maintenance's, and
-// syncLater's. TestReview36LoggerMayCloseOnMaintenanceLines and
-// TestReview36LoggerMayCloseOnASyncLaterLine hang should one be renamed.
+// handOnRoots are the functions at the root of the goroutines that hand
+// lines on out of wg (Broker.handing): the maintenance's, syncLater's,
+// and the partitions' logs' (goLog's).
+// TestReview36LoggerMayCloseOnMaintenanceLines,
+// TestReview36LoggerMayCloseOnASyncLaterLine and
+// TestReview37LoggerMayCloseOnALogRoundsLine hang should one be renamed.
 var handOnRoots = []string{
 	"github.com/runnel/runnel.(*Broker).maintain",
 	"github.com/runnel/runnel.(*Broker).syncLater.func1",
+	"github.com/runnel/runnel.(*Broker).logRound",
+}
+
+// goLog is the partitions' logs' log.Options.Go: it starts a log's
+// goroutine (a group commit's fsync round run apart from its waiter,
+// whose ctx may end), which hands on, as it ends, the lines logged during
+// the round, counted in handing: Close waits for it last (see
+// waitLines). The log calls goLog before its Close or Discard returns,
+// so before Close's wait for handing, which comes once every log is
+// closed.
+func (b *Broker) goLog(f func()) {
+	b.handing.Add(1)
+	go b.logRound(f)
+}
+
+// logRound runs f, the goroutine of a log's that goLog started.
+func (b *Broker) logRound(f func()) {
+	defer b.handing.Done()
+	f()
 }
 
 // startHanding moves a goroutine of the broker's that wg counts into
@@ -394,8 +422,9 @@ func (b *Broker) startHanding() {
 // of theirs reaches the handler after Close returned — unless the caller
 // is one of them (a handler's Close), which would wait for itself: it
 // returns at once then, the lines of the others perhaps still on their
-// way. A handler must not wait for another goroutine's Close, which waits
-// for it.
+// way. The stack tells a goroutine of a broker's, not which broker's: a
+// Close on another broker's returns at once too. A handler must not wait
+// for another goroutine's Close, which waits for it.
 func (b *Broker) waitLines() {
 	if callstack.Within(handOnRoots...) {
 		return

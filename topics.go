@@ -1157,7 +1157,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 
 // logOptions are the options of every partition's log.
 func (b *Broker) logOptions() log.Options {
-	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration, CleanerMapBytes: b.cfg.CleanerMapBytes}
+	return log.Options{FS: b.fs, Clock: b.cfg.Clock, Logger: b.cfg.Logger, ProducerExpiration: b.cfg.ProducerIDExpiration, CleanerMapBytes: b.cfg.CleanerMapBytes, Go: b.goLog}
 }
 
 // adminLogOptions are logOptions for a log an admin call opens, which

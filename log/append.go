@@ -1274,8 +1274,14 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			// holds lifeMu; a round that begins after Close took the
 			// log's locks finds the segments closed: see waitSyncRound).
 			// A ctx that has ended already starts the fsync all the
-			// same, and returns.
-			go l.runSync(r)
+			// same, and returns. (Options.Go starts the goroutine:
+			// called here, before the round is done, it comes before
+			// Close's wait for the round returns.)
+			if l.goFunc != nil {
+				l.goFunc(func() { l.runSync(r) })
+			} else {
+				go l.runSync(r)
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -44,6 +44,16 @@ type Options struct {
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
 	// and must not call the partition.
 	Logger *slog.Logger
+	// Go starts f on a goroutine of its own: the log's only goroutine, a
+	// group commit's fsync round run apart from its waiter (see
+	// Durability.Wait), which hands on, as it ends, the lines logged
+	// during the round. Close and Discard wait for the round's fsync,
+	// not for its goroutine (a handler on one of its lines may close the
+	// log): an owner that must know when the last line went out (a
+	// broker, whose Close returns once they have) counts the goroutines
+	// with its own Go, which the log calls before Close or Discard
+	// returns, never after. nil: a go statement.
+	Go func(f func())
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
 	// forgets an idempotent producer id that has appended nothing for this
 	// long (its sequence numbers, for answering retried duplicates, and on
@@ -144,7 +154,9 @@ type Log struct {
 	snapshots []int64
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
-	cleaned            int64 // cleaner checkpoint: first dirty offset (mu)
+	// goFunc is Options.Go (nil: a go statement).
+	goFunc  func(f func())
+	cleaned int64 // cleaner checkpoint: first dirty offset (mu)
 	// uncleanedFrom is an offset from which compaction has cleaned
 	// nothing (mu): the log end offset at Open (a truncation may have
 	// made a cleaned segment active again), raised by each compaction's
@@ -340,7 +352,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, MinCleanerMapBytes)
 	}
 	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, mu: newWriterLock(), closeDone: make(chan struct{}), era: &truncationEra{},
-		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes}
+		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes, goFunc: opts.Go}
 	if l.cleanerMapBytes == 0 {
 		l.cleanerMapBytes = DefaultCleanerMapBytes
 	}
@@ -1246,11 +1258,12 @@ var testHookCloseWaitsSync func(*Log)
 // waitSyncRound waits, once the log is closed, for the group commit's
 // fsync round under way, if any: one that syncTo runs on a goroutine of its
 // own (its starter's ctx ended) may begin its syncOnce after close took
-// the log's locks, find the segments closed and end; so that no goroutine
-// of the log's outlives Close (nor calls OnDurable's f after it). It is
-// called without the log's locks, which the round takes. No round begins
-// after it: syncTo starts one under syncMu only while the log is not
-// closed.
+// the log's locks, find the segments closed and end; so that no round
+// outlives Close (nor calls OnDurable's f after it), but for its
+// goroutine's hand-on of the round's lines, which a handler closing the
+// log may run in (see Options.Go). It is called without the log's locks,
+// which the round takes. No round begins after it: syncTo starts one
+// under syncMu only while the log is not closed.
 func (l *Log) waitSyncRound() {
 	l.syncMu.Lock()
 	r := l.sync
