@@ -198,8 +198,8 @@ type osFile struct {
 	size atomic.Int64 // the append position; only writers change it
 	// io is held shared by each ReadAt, WriteAt and Write, and exclusively
 	// by Close, so that no read or write is in progress when Close
-	// begins. On Windows, an os.File's ReadAt or WriteAt (go1.25, go1.26:
-	// internal/poll's readWriteLock) takes a reference to the handle and
+	// begins. On Windows, an os.File's ReadAt or WriteAt (go1.26.8's
+	// internal/poll readWriteLock; older versions unchecked) takes a reference to the handle and
 	// its read lock, then its write lock; a Close that begins between the
 	// two (the call waiting for another ReadAt's write lock, say) makes
 	// the call fail without giving back its reference, and Close then

@@ -14,7 +14,7 @@ import (
 // fetches read it and an append writes it): Close returns, and each call
 // returns, with the file's error (os.ErrClosed) once it lost the race.
 //
-// On Windows, Go's os.File (go1.25, go1.26) takes a reference and the
+// On Windows, Go's os.File (go1.26.8; older versions unchecked) takes a reference and the
 // read lock of the handle for a ReadAt or WriteAt, then its write lock;
 // a Close that begins between the two (while the call waits for another
 // ReadAt's write lock, say) makes the call fail without giving back the
