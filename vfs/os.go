@@ -196,9 +196,22 @@ func (l *osLock) Close() error {
 type osFile struct {
 	f    *os.File
 	size atomic.Int64 // the append position; only writers change it
+	// io is held shared by each ReadAt, WriteAt and Write, and exclusively
+	// by Close, so that no read or write is in progress when Close
+	// begins. On Windows, an os.File's ReadAt or WriteAt (go1.26.8's
+	// internal/poll readWriteLock; older versions unchecked) takes a reference to the handle and
+	// its read lock, then its write lock; a Close that begins between the
+	// two (the call waiting for another ReadAt's write lock, say) makes
+	// the call fail without giving back its reference, and Close then
+	// waits for it for ever: a segment deleted while fetches read it hung
+	// its partition (TestReview37OSFileCloseRacingIO, under Wine). A call
+	// after Close still fails with os.ErrClosed.
+	io sync.RWMutex
 }
 
 func (f *osFile) Write(p []byte) (int, error) {
+	f.io.RLock()
+	defer f.io.RUnlock()
 	off := f.size.Load()
 	n, err := f.f.WriteAt(p, off)
 	f.size.Store(off + int64(n))
@@ -206,6 +219,8 @@ func (f *osFile) Write(p []byte) (int, error) {
 }
 
 func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
+	f.io.RLock()
+	defer f.io.RUnlock()
 	n, err := f.f.WriteAt(p, off)
 	// Nothing written (p empty, or the write failed) extends nothing.
 	if end := off + int64(n); n > 0 && end > f.size.Load() {
@@ -214,11 +229,22 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (f *osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
-func (f *osFile) Sync() error                             { return syncData(f.f) }
-func (f *osFile) Close() error                            { return f.f.Close() }
-func (f *osFile) Name() string                            { return f.f.Name() }
-func (f *osFile) Size() (int64, error)                    { return f.size.Load(), nil }
+func (f *osFile) ReadAt(p []byte, off int64) (int, error) {
+	f.io.RLock()
+	defer f.io.RUnlock()
+	return f.f.ReadAt(p, off)
+}
+
+func (f *osFile) Sync() error { return syncData(f.f) }
+
+func (f *osFile) Close() error {
+	f.io.Lock() // no ReadAt or WriteAt in progress (see io)
+	defer f.io.Unlock()
+	return f.f.Close()
+}
+
+func (f *osFile) Name() string         { return f.f.Name() }
+func (f *osFile) Size() (int64, error) { return f.size.Load(), nil }
 
 func (f *osFile) Truncate(size int64) error {
 	if err := f.f.Truncate(size); err != nil {
