@@ -760,12 +760,33 @@ func (pp *partition) wakeUp() {
 // syncParts are the partitions a ProduceSync's records joined while
 // batches linger (see addRecord), each once, in the order first joined.
 // Only the ProduceSync's goroutine touches it.
-type syncParts []*partition
+type syncParts struct {
+	list []*partition
+	set  map[*partition]bool // list's, once it is longer than syncPartsScan
+}
+
+// syncPartsScan is how long syncParts's list is searched before it keeps
+// a set too: a ProduceSync of many records to many partitions would
+// otherwise search it once per record.
+const syncPartsScan = 16
 
 func (sp *syncParts) add(pp *partition) {
-	if !slices.Contains(*sp, pp) {
-		*sp = append(*sp, pp)
+	switch {
+	case sp.set != nil:
+		if sp.set[pp] {
+			return
+		}
+		sp.set[pp] = true
+	case slices.Contains(sp.list, pp):
+		return
+	case len(sp.list) == syncPartsScan:
+		sp.set = make(map[*partition]bool, 2*syncPartsScan)
+		for _, q := range sp.list {
+			sp.set[q] = true
+		}
+		sp.set[pp] = true
 	}
+	sp.list = append(sp.list, pp)
 }
 
 // unlinger ends the linger of the open batch of each partition, for a
@@ -774,8 +795,8 @@ func (sp *syncParts) add(pp *partition) {
 // produced every record, so that those of one partition go in one batch
 // (as far as BatchMaxBytes allows) and at once. The open batch may be a
 // later one than a record's (that one went, full): it goes at once too.
-func (sp syncParts) unlinger() {
-	for _, pp := range sp {
+func (sp *syncParts) unlinger() {
+	for _, pp := range sp.list {
 		pp.mu.Lock()
 		if b := pp.cur; b != nil && !b.urgent {
 			b.urgent = true
@@ -1119,10 +1140,10 @@ func (pp *partition) nextDeadline() time.Time {
 
 // lingerLeft is how long the open batch may still wait for records: no
 // more once a flush began, a ProduceSync that buffered records on the
-// partition ended it (see unlinger) or a record's ctx ended (its promise should not wait for
-// the linger; the batch goes without it), nor while a Produce
-// waits for buffer space, which the lingering batches may hold (as
-// Kafka's RecordAccumulator sends its batches once its memory is
+// partition ended it (see unlinger) or a record's ctx ended (its promise
+// should not wait for the linger; the batch goes without it), nor while
+// a Produce waits for buffer space, which the lingering batches may hold
+// (as Kafka's RecordAccumulator sends its batches once its memory is
 // exhausted: reserve wakes the partitions then).
 func (pp *partition) lingerLeft() time.Duration {
 	if pp.p.cfg.linger <= 0 || pp.p.flushing.Load() > 0 || pp.p.space.n.Load() > 0 || pp.cur.urgent {

@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -136,4 +137,30 @@ func TestReview37SynctestProduceSyncBatchesItsRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReview37SynctestProduceSyncManyPartitions: a ProduceSync whose
+// records go to more partitions than syncParts searches before it keeps
+// a set (syncPartsScan) ends the linger of each of them once: one
+// request per partition, at once, every record written.
+func TestReview37SynctestProduceSyncManyPartitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := bubbleBroker(t)
+		const parts = 40
+		require.NoError(t, c.CreateTopic(t.Context(), "many", log.TopicConfig{Partitions: parts}))
+		p, err := producer.New(c, producer.Linger(time.Minute), producer.RecordPartitioner(producer.ManualPartitioner()))
+		require.NoError(t, err)
+		defer p.Close()
+		var recs []*record.Record
+		for i := range 10 * parts {
+			recs = append(recs, &record.Record{Topic: "many", Partition: int32(i % parts), Value: fmt.Appendf(nil, "v%d", i)})
+		}
+		t1 := time.Now()
+		require.NoError(t, p.ProduceSync(t.Context(), recs...))
+		require.Equal(t, t1, time.Now(), "ProduceSync waited for the linger")
+		require.Len(t, c.sent(), parts, "one request per partition")
+		for i, r := range recs {
+			require.EqualValues(t, i/parts, r.Offset, "record %d", i)
+		}
+	})
 }
