@@ -245,20 +245,33 @@ func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no %q line handed on", sc.line)
 	}
+	requireCloseWaitsForHandler(t, b, &handlerDone, release, "the maintenance goroutine's handler", func() { afterClose.Store(true) })
+	requireMaintenanceGone(t, ops)
+}
+
+// requireCloseWaitsForHandler calls b.Close on a goroutine of its own
+// while a Logger handler is held (until release), and checks that Close
+// waits for it — its stack shows the wait in waitLines — and returns only
+// once the handler is done (handlerDone), and with no error. whose names
+// the handler in a failure; returned, if not nil, runs on Close's
+// goroutine as soon as Close returns.
+func requireCloseWaitsForHandler(t *testing.T, b *Broker, handlerDone *atomic.Bool, release func(), whose string, returned func()) {
+	t.Helper()
 	closed := make(chan bool, 1) // whether the handler was done when Close returned
 	closeErr := make(chan error, 1)
 	go func() {
 		closeErr <- b.Close()
-		afterClose.Store(true)
+		if returned != nil {
+			returned()
+		}
 		closed <- handlerDone.Load()
 	}()
-	// Close waits for the handler: its stack shows it in the wait.
 	buf := make([]byte, 1<<20)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).waitLines(") {
 		select {
 		case <-closed:
-			t.Fatal("Close returned while the maintenance goroutine's handler still ran")
+			t.Fatalf("Close returned while %s still ran", whose)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -269,5 +282,4 @@ func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
 	release()
 	require.True(t, <-closed, "the handler was done when Close returned")
 	require.NoError(t, <-closeErr)
-	requireMaintenanceGone(t, ops)
 }

@@ -95,29 +95,7 @@ func TestReview37CloseWaitsForALogRoundsLines(t *testing.T) {
 		<-gate
 		handlerDone.Store(true)
 	})), &armed, inHandler, &b)
-	closed := make(chan bool, 1) // whether the handler was done when Close returned
-	closeErr := make(chan error, 1)
-	go func() {
-		closeErr <- b.Close()
-		closed <- handlerDone.Load()
-	}()
-	// Close waits for the handler: its stack shows it in the wait.
-	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).waitLines(") {
-		select {
-		case <-closed:
-			t.Fatal("Close returned while the handler still ran on a line of the log's fsync round")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Close neither returned nor waited for the handler")
-		}
-		runtime.Gosched()
-	}
-	release()
-	require.True(t, <-closed, "the handler was done when Close returned")
-	require.NoError(t, <-closeErr)
+	requireCloseWaitsForHandler(t, b, &handlerDone, release, "the handler on a line of the log's fsync round", nil)
 	waitForNoStack(t, "log.(*Log).runSync(")
 }
 
