@@ -155,13 +155,7 @@ func TestMatchFailsTheRightTest(t *testing.T) {
 	if os.Getenv("RUNNEL_HUNT_MATCH_CHILD") == "1" {
 		t.Skip("run by TestMatchFailsTheRightTest")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestMatchFailsTheRightTestChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "RUNNEL_HUNT_MATCH_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit, "the child should fail:\n%s", out)
-	s := string(out)
+	s := failingChild(t, "RUNNEL_HUNT_MATCH_CHILD", "TestMatchFailsTheRightTestChild")
 	require.Contains(t, s, "--- FAIL: TestMatchFailsTheRightTestChild/bad", s)
 	require.Contains(t, s, "poisoned", s)
 	require.Contains(t, s, "runneltest: the Match of Fault{Op: produce", s)
@@ -311,4 +305,19 @@ func TestConsumeAllWhileProducing(t *testing.T) {
 		prev = per
 	}
 	require.Positive(t, prev[0]+prev[1]+prev[2])
+}
+
+// failingChild runs this test binary again with only the test named
+// child, and env set to 1 (the child skips without it), and returns its
+// -test.v output, which must be a failure's: the child test is one that
+// fails on purpose, for its parent to check how.
+func failingChild(t *testing.T, env, child string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+child+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child should fail:\n%s", out)
+	return string(out)
 }

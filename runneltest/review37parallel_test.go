@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -90,13 +88,7 @@ func TestReview37HelperFailsOnAnotherGoroutine(t *testing.T) {
 	if os.Getenv("RUNNEL_REVIEW37_CHILD") == "1" {
 		t.Skip("run by TestReview37HelperFailsOnAnotherGoroutine")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestReview37HelperFailsOnAnotherGoroutineChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "RUNNEL_REVIEW37_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit, "the child should fail:\n%s", out)
-	s := string(out)
+	s := failingChild(t, "RUNNEL_REVIEW37_CHILD", "TestReview37HelperFailsOnAnotherGoroutineChild")
 	require.Contains(t, s, "--- FAIL: TestReview37HelperFailsOnAnotherGoroutineChild", s)
 	require.Contains(t, s, `runneltest: produce to "missing"`, s)
 	require.Contains(t, s, "goroutine ended by the helper", s)
