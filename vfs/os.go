@@ -199,13 +199,14 @@ type osFile struct {
 	// io is held shared by each ReadAt, WriteAt and Write, and exclusively
 	// by Close, so that no read or write is in progress when Close
 	// begins. On Windows, an os.File's ReadAt or WriteAt (go1.26.8's
-	// internal/poll readWriteLock; older versions unchecked) takes a reference to the handle and
-	// its read lock, then its write lock; a Close that begins between the
-	// two (the call waiting for another ReadAt's write lock, say) makes
-	// the call fail without giving back its reference, and Close then
-	// waits for it for ever: a segment deleted while fetches read it hung
-	// its partition (TestReview37OSFileCloseRacingIO, under Wine). A call
-	// after Close still fails with os.ErrClosed.
+	// internal/poll readWriteLock; older versions unchecked) takes a
+	// reference to the handle and its read lock, then its write lock; a
+	// Close that begins between the two (the call waiting for another
+	// ReadAt's write lock, say) makes the call fail without giving back
+	// its reference, and Close then waits for it for ever: a segment
+	// deleted while fetches read it hung its partition
+	// (TestReview37OSFileCloseRacingIO, under Wine). A call after Close
+	// still fails with os.ErrClosed.
 	io sync.RWMutex
 }
 
