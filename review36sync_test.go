@@ -32,6 +32,35 @@ func (c *gateClock) Now() time.Time {
 	return time.Now()
 }
 
+// pausedRoll opens a broker of cfg on a gateClock (its Clock), creates
+// topic t of one partition and appends a batch whose fsync the append
+// waits for (ack), then calls arm with the broker (to arm a handler, say)
+// and starts a roll of the partition's log (log.Log.Roll, a caller no
+// holder count covers), which it returns paused holding the log's mu:
+// the roll goes on once clock.resume is closed, and sends its error on
+// rolled.
+func pausedRoll(t *testing.T, cfg Config, arm func(*Broker)) (b *Broker, ack *produceAck, clock *gateClock, rolled <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	clock = newGateClock()
+	cfg.Clock = clock
+	b = open(t, cfg)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	_, a, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
+	require.NoError(t, err)
+	require.NotNil(t, a, "the append waits for its fsync")
+	p, err := b.partition(ctx, "t", 0, false)
+	require.NoError(t, err)
+	if arm != nil {
+		arm(b)
+	}
+	clock.armed.Store(true)
+	r := make(chan error, 1)
+	go func() { r <- p.Log().Roll() }()
+	<-clock.paused // the roll holds the log's mu
+	return b, a.(*produceAck), clock, r
+}
+
 // TestReview36LoggerMayCloseOnASyncLaterLine: a handler may call Close on
 // a line that the goroutine of syncLater hands on (the broker's own
 // fsync of an append whose producer stopped waiting), and another
@@ -91,22 +120,11 @@ func TestReview36LoggerMayCloseOnASyncLaterLine(t *testing.T) {
 				}
 				handlerDone.Store(true)
 			})
-			clock := newGateClock()
-			b = open(t, Config{Clock: clock, Logger: h.logger()}) // the bare memory FS
-			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-			_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
-			require.NoError(t, err)
-			require.NotNil(t, ack, "the append waits for its fsync")
-			d := ack.(*produceAck).d
-			p, err := b.partition(ctx, "t", 0, false)
-			require.NoError(t, err)
-
-			h.armed.Store(true)
-			clock.armed.Store(true)
-			rolled := make(chan error, 1)
-			go func() { rolled <- p.Log().Roll() }()
-			<-clock.paused // the roll holds the log's mu
-			b.syncLater(d)
+			_, ack, clock, rolled := pausedRoll(t, Config{Logger: h.logger()}, func(ob *Broker) { // the bare memory FS
+				b = ob
+				h.armed.Store(true)
+			})
+			b.syncLater(ack.d)
 			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
 			close(clock.resume)
 			require.NoError(t, <-rolled)

@@ -38,22 +38,11 @@ import (
 func review37RoundLine(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled <-chan struct{}, bp **Broker) {
 	t.Helper()
 	ctx := context.Background()
-	clock := newGateClock()
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
-	b := open(t, Config{Dir: "/data", FS: fsys, Clock: clock, Logger: logger})
-	*bp = b
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
-	require.NoError(t, err)
-	require.NotNil(t, ack, "the append waits for its fsync")
-	p, err := b.partition(ctx, "t", 0, false)
-	require.NoError(t, err)
-
-	armed.Store(true)
-	clock.armed.Store(true)
-	rolled := make(chan error, 1)
-	go func() { rolled <- p.Log().Roll() }()
-	<-clock.paused // the roll holds the log's mu
+	_, ack, clock, rolled := pausedRoll(t, Config{Dir: "/data", FS: fsys, Logger: logger}, func(b *Broker) {
+		*bp = b
+		armed.Store(true)
+	})
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	waited := make(chan error, 1)
@@ -177,19 +166,8 @@ func TestReview37HandOnRootsNameTheirFunctions(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	clock := newGateClock()
-	b := open(t, Config{Clock: clock}) // the bare memory FS: the round runs on syncLater's goroutine
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
-	require.NoError(t, err)
-	require.NotNil(t, ack, "the append waits for its fsync")
-	p, err := b.partition(ctx, "t", 0, false)
-	require.NoError(t, err)
-	clock.armed.Store(true)
-	rolled := make(chan error, 1)
-	go func() { rolled <- p.Log().Roll() }()
-	<-clock.paused // the roll holds the log's mu
-	b.syncLater(ack.(*produceAck).d)
+	b, ack, clock, rolled := pausedRoll(t, Config{}, nil) // the bare memory FS: the round runs on syncLater's goroutine
+	b.syncLater(ack.d)
 	buf := make([]byte, 1<<20)
 	var root string
 	for deadline := time.Now().Add(10 * time.Second); root == ""; runtime.Gosched() {
