@@ -155,7 +155,10 @@ func TestProduceSyncInAPromise(t *testing.T) {
 			p.Produce(ctx, value("v"), func(*record.Record, error) {
 				synced <- p.ProduceSync(sctx, value("w"))
 			})
-			waitForGoroutine(t, ctx, "producer.(*Producer).ProduceSync", "producer.(*partition).succeed")
+			// In its wait ([select]), its record buffered: a match earlier,
+			// during produce, let the Close or the ctx fail the record before
+			// it was buffered, a definite "not sent" (1 run in 90 failed).
+			waitForGoroutine(t, ctx, "[select]", "producer.(*Producer).ProduceSync", "producer.(*partition).succeed")
 			closed := make(chan struct{})
 			if byClose {
 				go func() {
