@@ -184,7 +184,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.(*Broker).Close(")
+	waitForStack(t, "runnel.(*Broker).Close(", "chan send") // closed, waiting for the token
 	close(release)
 	require.NoError(t, <-slow)
 	require.NoError(t, <-closed)
