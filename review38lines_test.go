@@ -1,0 +1,253 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// lineTally is a slog.Handler that tallies the lines a broker hands on
+// against those it logged: slog asks Enabled once for each line it logs,
+// on the logging goroutine, as the line is logged (a partition's log
+// asks it under its lock, through the lockedlog queue and the broker's
+// Helds, which ask their next handler's Enabled), and Handle once for
+// each line handed on. Once no goroutine can log or hand lines on (every
+// caller has returned and Close has), the two counts are equal when
+// every line logged was handed on exactly once.
+type lineTally struct {
+	logged atomic.Int64
+	mu     sync.Mutex
+	lines  []string // "message k=v k=v", in the order handed (mu)
+}
+
+func (c *lineTally) logger() *slog.Logger { return slog.New(tallyHandler{c: c}) }
+
+// handed returns the number of lines handed on, and a copy of them.
+func (c *lineTally) handed() (int64, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(len(c.lines)), append([]string(nil), c.lines...)
+}
+
+// has reports whether a line whose message is msg was handed on.
+func (c *lineTally) has(msg string) bool {
+	_, lines := c.handed()
+	for _, l := range lines {
+		if strings.HasPrefix(l, msg+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// requireEach fails t unless every line logged was handed on, once.
+func (c *lineTally) requireEach(t *testing.T, when string) []string {
+	t.Helper()
+	n, lines := c.handed()
+	require.Equal(t, c.logged.Load(), n, "%s: lines logged (Enabled asked) against lines handed on (Handle called)", when)
+	return lines
+}
+
+type tallyHandler struct {
+	c     *lineTally
+	attrs string
+}
+
+func (h tallyHandler) Enabled(context.Context, slog.Level) bool {
+	h.c.logged.Add(1)
+	return true
+}
+
+func (h tallyHandler) Handle(_ context.Context, r slog.Record) error {
+	var sb strings.Builder
+	sb.WriteString(r.Message)
+	sb.WriteString(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "duration" {
+			fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
+		}
+		return true
+	})
+	h.c.mu.Lock()
+	h.c.lines = append(h.c.lines, sb.String())
+	h.c.mu.Unlock()
+	return nil
+}
+
+func (h tallyHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	for _, a := range as {
+		h.attrs += fmt.Sprintf(" %s=%v", a.Key, a.Value)
+	}
+	return h
+}
+
+func (h tallyHandler) WithGroup(string) slog.Handler { return h }
+
+// requireRollsOnce checks the "rolled segment" lines of the dirs whose
+// name holds part: none twice (a partition's log rolls each base once,
+// and none is truncated here). It returns how many there were. Their
+// order is not checked: a partition's log hands its lines on in the
+// order logged (log.Options.Logger), but a reopen makes a new log, whose
+// lines may come before the old one's still held (by the maintenance's
+// HoldLines, say), and Config.Logger promises no order.
+func requireRollsOnce(t *testing.T, lines []string, part string) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, line := range lines {
+		if !strings.HasPrefix(line, "rolled segment ") || !strings.Contains(line, part) {
+			continue
+		}
+		require.False(t, seen[line], "line handed on twice: %s", line)
+		seen[line] = true
+	}
+	return len(seen)
+}
+
+// TestReview38LinesEachHandedOnOnce: every line the broker logs, its own
+// and its partitions' logs', is handed on to Config.Logger's handler, and
+// once, whichever path it takes: a caller's hand-on as it leaves a
+// partition (Produce, Fetch), a HoldLines's release as the maintenance
+// (the broker's goroutine and Maintain calls) or an admin call
+// (AlterTopicConfig's reopens, DeleteTopic, CreateTopic) gives its token
+// back, a Held's release (a reopen's or creation's new log), syncLater's
+// goroutine (a Produce whose ctx ended while it waited for its fsync), a
+// log's own round started through log.Options.Go (the file system is not
+// the bare memory one), and Close's final hand-on. Once every caller has
+// returned and Close has, the lines handed on are the lines logged: Close
+// returns only once the broker's goroutines have handed theirs on. In one case an fsync fails
+// part way (its log is fenced, its reopens fail); in another Close comes
+// while the calls go on.
+func TestReview38LinesEachHandedOnOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		fence      bool // fsyncs fail part way
+		closeEarly bool // Close while the calls go on
+	}{
+		{name: "healthy"},
+		{name: "an fsync fails", fence: true},
+		{name: "Close during the calls", closeEarly: true},
+		{name: "an fsync fails, Close during the calls", fence: true, closeEarly: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tally lineTally
+			var failSync atomic.Bool
+			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpSync && failSync.Load() && strings.Contains(name, "/a-") {
+					return errors.New("injected fsync failure")
+				}
+				return nil
+			}))
+			b, err := Open(Config{FS: fs, Dir: "/d", Logger: tally.logger(), MaintenanceInterval: time.Millisecond,
+				TopicDefaults: log.Config{SegmentBytes: 300, RetentionBytes: 900, RetentionTime: -1}})
+			require.NoError(t, err)
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+
+			var reopening sync.Mutex
+			noReopen := false // reopening
+			stop := make(chan struct{})
+			var calls sync.WaitGroup
+			run := func(f func(i int)) {
+				calls.Add(1)
+				go func() {
+					defer calls.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						f(i)
+					}
+				}()
+			}
+			for w := range 3 {
+				run(func(i int) {
+					req := &api.ProduceRequest{Topic: "a", Partition: int32(i % 2), Acks: api.AcksAll, Batches: batch(t, fmt.Sprintf("%d-%d", w, i))}
+					if w == 2 {
+						req.Topic = "b" // deleted and created again meanwhile
+					}
+					_, ack, err := b.ProduceAsync(ctx, req)
+					if err != nil || ack == nil {
+						return
+					}
+					wctx, cancel := context.WithCancel(ctx)
+					if i%3 == 0 {
+						cancel() // the fsync is left to the broker (syncLater)
+					}
+					_ = ack.Wait(wctx)
+					cancel()
+				})
+			}
+			run(func(int) {
+				_, _ = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "a", Partition: 0}, {Topic: "a", Partition: 1}}})
+			})
+			run(func(int) { _ = b.Maintain(ctx) })
+			run(func(i int) { // reopens
+				time.Sleep(3 * time.Millisecond)
+				reopening.Lock()
+				defer reopening.Unlock()
+				if noReopen {
+					return // so that an append's fsync, not a reopen's, fails
+				}
+				_ = b.UpdateTopicConfig(ctx, "a", func(c *log.Config) { c.SegmentBytes = int64(300 + i%2) })
+			})
+			run(func(int) { // deletions, creations
+				time.Sleep(3 * time.Millisecond)
+				_ = b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 1})
+				time.Sleep(3 * time.Millisecond)
+				_ = b.DeleteTopic(ctx, "b")
+			})
+			waitFor := func(what string, done func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); !done(); time.Sleep(time.Millisecond) {
+					require.True(t, time.Now().Before(deadline), "no %s", what)
+				}
+			}
+			waitFor("20 rolls", func() bool { _, lines := tally.handed(); return requireRollsOnce(t, lines, "dir=/d/a-") >= 20 })
+			if tc.fence {
+				reopening.Lock()
+				noReopen = true
+				reopening.Unlock()
+				failSync.Store(true)
+				waitFor("log fenced", func() bool { return tally.has("log fenced") })
+			}
+			if tc.closeEarly {
+				_ = b.Close()
+			}
+			close(stop)
+			calls.Wait()
+			if !tc.closeEarly {
+				// No caller is left: what is still to be handed on is the
+				// broker's goroutines', which Close waits for.
+				_ = b.Close()
+				tally.requireEach(t, "as Close returned")
+			}
+			lines := tally.requireEach(t, "once the calls and Close returned")
+			if testing.Verbose() {
+				for _, l := range lines {
+					t.Log(l)
+				}
+			}
+			rolls := requireRollsOnce(t, lines, "dir=/d/a-")
+			require.NotZero(t, rolls, "no roll")
+			for _, msg := range []string{"log opened", "log created", "deleting segment", "maintenance failed"} {
+				if !tally.has(msg) {
+					t.Logf("no %q line", msg)
+				}
+			}
+			t.Logf("%d lines, %d rolls of topic a", len(lines), rolls)
+		})
+	}
+}
