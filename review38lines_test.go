@@ -251,3 +251,109 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 		})
 	}
 }
+
+// waitForStackBounded is waitForStack bounded at 10 s: a goroutine whose
+// stack holds every part, or a failure.
+func waitForStackBounded(t *testing.T, parts ...string) {
+	t.Helper()
+	found := make(chan struct{})
+	go func() {
+		defer close(found)
+		waitForStack(t, parts...)
+	}()
+	select {
+	case <-found:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no goroutine in %q", parts)
+	}
+}
+
+// TestReview38LinesQueuedDuringACall: a line a partition's log queued
+// holding its lock, left to whoever holds the lock next, is handed on
+// once, and by the time the call that took the lock after it is done:
+// Close (which then returns with every line handed on), DeleteTopic and
+// a config change's reopen (which hand on, as they give the admin token
+// back, the lines of concurrent calls left to them: Config.Logger), a
+// Maintain (as it gives the maintenance token back), a Produce to the
+// partition (as it leaves it). The rig pauses a roll of the partition's
+// log holding the log's mu (pausedRoll), starts the call, waits until it
+// waits for mu, and lets the roll go on: it logs "rolled segment" (or,
+// its new segment's create failing, "segment roll failed") and releases
+// mu, leaving the line queued for the call, which holds the partition's
+// lock (or a HoldLines) by then.
+func TestReview38LinesQueuedDuringACall(t *testing.T) {
+	ctx := context.Background()
+	for _, call := range []struct {
+		name  string
+		stack []string // parts of the call's stack while it waits for the log's mu
+		run   func(b *Broker) error
+	}{
+		{"Close", []string{"runnel.(*Broker).Close(", "log.(*Log).close(", "[chan send"}, func(b *Broker) error { return b.Close() }},
+		{"DeleteTopic", []string{"runnel.(*Broker).DeleteTopic(", "log.(*Log).close(", "[chan send"}, func(b *Broker) error { return b.DeleteTopic(ctx, "t") }},
+		{"UpdateTopicConfig", []string{"runnel.(*Broker).UpdateTopicConfig(", "log.(*Log).close(", "[chan send"}, func(b *Broker) error {
+			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
+		}},
+		{"Maintain", []string{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention(", "[select"}, func(b *Broker) error { return b.Maintain(ctx) }},
+		{"Produce", []string{"runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(", "[select"}, func(b *Broker) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "c")})
+			return err
+		}},
+	} {
+		for _, rollFails := range []bool{false, true} {
+			line := "rolled segment"
+			if rollFails {
+				line = "segment roll failed"
+			}
+			t.Run(call.name+"/"+line, func(t *testing.T) {
+				var tally lineTally
+				// A roll that fails creates no segment: it fails before its
+				// Now. The create's fault then pauses it, in the same Now.
+				var failCreate atomic.Bool
+				var gate atomic.Pointer[gateClock]
+				fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+					if op == vfs.OpCreate && strings.HasSuffix(name, ".log") && failCreate.CompareAndSwap(true, false) {
+						gate.Load().Now()
+						return errors.New("injected create failure")
+					}
+					return nil
+				}))
+				b, _, clock, rolled := pausedRoll(t, Config{FS: fs, Dir: "/d", Logger: tally.logger(), MaintenanceInterval: time.Hour}, func(b *Broker) {
+					gate.Store(b.cfg.Clock.(*gateClock))
+					failCreate.Store(rollFails)
+				})
+				resume := sync.OnceFunc(func() { close(clock.resume) })
+				defer resume() // for the Cleanup's Close, should the test fail first
+				done := make(chan error, 1)
+				go func() { done <- call.run(b) }()
+				waitForStackBounded(t, call.stack...)
+				resume()
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s did not return", call.name)
+				}
+				if call.name != "Close" {
+					require.NoError(t, err)
+				}
+				rerr := <-rolled
+				if rollFails {
+					require.ErrorIs(t, rerr, log.ErrRollFailed)
+				}
+				n, lines := tally.handed()
+				count := 0
+				for _, l := range lines {
+					if strings.HasPrefix(l, line+" ") {
+						count++
+					}
+				}
+				require.Equal(t, 1, count, "%q lines handed on once %s and the roll returned: %q", line, call.name, lines)
+				require.Equal(t, tally.logged.Load(), n, "lines logged against lines handed on once %s and the roll returned", call.name)
+				if call.name != "Close" {
+					require.NoError(t, b.Close())
+				}
+				tally.requireEach(t, "as Close returned")
+			})
+		}
+	}
+}
