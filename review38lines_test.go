@@ -357,3 +357,66 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 		}
 	}
 }
+
+// count returns how many of lines have message msg.
+func count(lines []string, msg string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, msg+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReview38CloseHandsOnAFencedRoundsLines: a group commit's round run
+// apart from its waiter (log.Options.Go: the broker's goLog), whose
+// fsync fails, logs "log fenced" and hands it on as it ends, with the
+// lines other calls left to it (a roll's); Close comes meanwhile, waiting
+// for the log's mu behind the roll and the round. When Close returns,
+// every line logged was handed on, once ("log fenced" once). The rig is
+// review37RoundLine's: a roll paused holding the log's mu (pausedRoll),
+// a wait for an append's fsync with a ctx that can end (its round runs
+// on a goroutine of its own), waiting for mu; then the fsyncs fail,
+// Close starts, and the roll goes on.
+func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
+	var tally lineTally
+	var failSync atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		// The fsync of the segment the roll makes, which the round runs.
+		if op == vfs.OpSync && failSync.Load() && strings.HasSuffix(name, "00000000000000000001.log") {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	}))
+	b, ack, clock, rolled := pausedRoll(t, Config{Dir: "/data", FS: fsys, Logger: tally.logger(), MaintenanceInterval: time.Hour}, nil)
+	resume := sync.OnceFunc(func() { close(clock.resume) })
+	defer resume() // for the Cleanup's Close, should the test fail first
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- ack.Wait(wctx) }()
+	waitForStackBounded(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
+	failSync.Store(true)
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStackBounded(t, "runnel.(*Broker).Close(", "log.(*Log).close(", "[chan send")
+	resume()
+	select {
+	case <-closed: // its error: the fenced log's
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	lines := tally.requireEach(t, "as Close returned")
+	require.Equal(t, 1, count(lines, "log fenced"), "%q", lines)
+	require.Equal(t, 1, count(lines, "rolled segment"), "%q", lines)
+	<-rolled
+	select {
+	case err := <-waited:
+		require.Error(t, err, "the append's fsync failed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the append's wait did not return")
+	}
+	tally.requireEach(t, "once the roll and the wait returned")
+	t.Logf("%q", lines)
+}
