@@ -420,3 +420,73 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 	tally.requireEach(t, "once the roll and the wait returned")
 	t.Logf("%q", lines)
 }
+
+// TestReview38ReopenRetryLines: a config change whose reopen cannot open
+// the partition's log again (its directory cannot be listed: an injected
+// fault) leaves the partition closed; the open is tried again by a
+// Maintain call, by a later UpdateTopicConfig, or by the broker's
+// maintenance goroutine, or not at all before Close. Each way, the lines
+// (the old log's, the new log's "log opened", held by the Held of the
+// call that opens it, and the broker's "partition reopened") are handed
+// on once: by the time the call that retried returns, and every line by
+// the time Close returns.
+func TestReview38ReopenRetryLines(t *testing.T) {
+	ctx := context.Background()
+	for _, retry := range []string{"Maintain", "UpdateTopicConfig", "maintenance", "none"} {
+		t.Run(retry, func(t *testing.T) {
+			var tally lineTally
+			var failList atomic.Bool
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpList && failList.Load() && strings.HasSuffix(name, "t-0") {
+					return errors.New("injected list failure")
+				}
+				return nil
+			}))
+			interval := time.Hour
+			if retry == "maintenance" {
+				interval = time.Millisecond
+			}
+			b, err := Open(Config{Dir: "/d", FS: fsys, Logger: tally.logger(), MaintenanceInterval: interval})
+			require.NoError(t, err)
+			defer b.Close()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "t", 0, "a")
+			failList.Store(true)
+			err = b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
+			failList.Store(false)
+			require.Error(t, err, "the reopen failed")
+			_, lines := tally.handed()
+			require.Zero(t, count(lines, "partition reopened"))
+			opened := count(lines, "log opened")
+			switch retry {
+			case "Maintain":
+				require.NoError(t, b.Maintain(ctx))
+			case "UpdateTopicConfig":
+				require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 }))
+			case "maintenance":
+				for deadline := time.Now().Add(10 * time.Second); !tally.has("log opened"); time.Sleep(time.Millisecond) {
+					require.True(t, time.Now().Before(deadline), "the maintenance did not reopen the partition")
+				}
+			}
+			_, lines = tally.handed()
+			if retry != "none" {
+				require.Equal(t, opened+1, count(lines, "log opened"), "%q", lines)
+				if retry == "Maintain" { // handed on as the call gives the token back
+					require.Equal(t, 1, count(lines, "partition reopened"), "%q", lines)
+				}
+				if retry == "maintenance" { // the maintenance's retry says so
+					for deadline := time.Now().Add(10 * time.Second); !tally.has("partition reopened"); time.Sleep(time.Millisecond) {
+						require.True(t, time.Now().Before(deadline), "no \"partition reopened\": %q", lines)
+					}
+				}
+				produce(t, b, "t", 0, "b") // the partition serves again
+			}
+			require.NoError(t, b.Close())
+			lines = tally.requireEach(t, "as Close returned")
+			if retry == "Maintain" || retry == "maintenance" {
+				require.Equal(t, 1, count(lines, "partition reopened"), "%q", lines)
+			}
+			t.Logf("%q", lines)
+		})
+	}
+}
