@@ -490,3 +490,81 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 		})
 	}
 }
+
+// TestReview38LinesOfAnAdminCallThatGaveUp: a DeleteTopic or a config
+// change that waits for a partition's lock, held by a Produce paused in
+// its roll (holding the log's mu too: in the clock's Now, gateClock),
+// gives up when its ctx ends, or when Close overtakes it, having taken
+// the lock of the topic's other partition and held its log's lines
+// (holdLines). The Produce then goes on and logs its roll. Every line is
+// handed on once: by the time the Produce has returned (and, with Close,
+// Close has), the lines handed on are the lines logged.
+func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
+	ctx := context.Background()
+	for _, call := range []string{"DeleteTopic", "UpdateTopicConfig"} {
+		for _, end := range []string{"ctx", "Close"} {
+			t.Run(call+"/"+end, func(t *testing.T) {
+				var tally lineTally
+				clock := newGateClock()
+				resume := sync.OnceFunc(func() { close(clock.resume) })
+				defer resume() // for the Cleanup's Close, should the test fail first
+				b := open(t, Config{Clock: clock, Logger: tally.logger(), MaintenanceInterval: time.Hour,
+					TopicDefaults: log.Config{SegmentBytes: 100}})
+				require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+				produce(t, b, "t", 1, "a")
+				clock.armed.Store(true)
+				produced := make(chan error, 1)
+				go func() {
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b")})
+					produced <- err
+				}()
+				<-clock.paused // the Produce holds partition 1's lock shared, and its log's mu
+				cctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				gaveUp := make(chan error, 1)
+				go func() {
+					if call == "DeleteTopic" {
+						gaveUp <- b.DeleteTopic(cctx, "t")
+					} else {
+						gaveUp <- b.UpdateTopicConfig(cctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
+					}
+				}()
+				waitForStackBounded(t, "runnel.(*Broker)."+call+"(", "log.(*Partition).Lock(")
+				closed := make(chan error, 1)
+				if end == "ctx" {
+					cancel()
+				} else {
+					go func() { closed <- b.Close() }()
+				}
+				var err error
+				select {
+				case err = <-gaveUp:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s did not give up", call)
+				}
+				if end == "ctx" {
+					require.ErrorIs(t, err, context.Canceled)
+				} else {
+					require.ErrorIs(t, err, ErrClosed)
+				}
+				resume()
+				select {
+				case <-produced:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the Produce did not return")
+				}
+				if end == "Close" {
+					select {
+					case <-closed:
+					case <-time.After(10 * time.Second):
+						t.Fatal("Close did not return")
+					}
+				}
+				lines := tally.requireEach(t, "once the Produce returned")
+				require.Equal(t, 1, count(lines, "rolled segment"), "%q", lines)
+				require.NoError(t, b.Close())
+				tally.requireEach(t, "as Close returned")
+			})
+		}
+	}
+}
