@@ -116,11 +116,13 @@ func inMaintenance() bool {
 	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "runnel.(*Broker).maintainRound(")
 }
 
-// waitForStack returns once a goroutine's stack holds every one of parts.
+// waitForStack returns once a goroutine's stack holds every one of
+// parts, or fails t after 10 s (so that a deadlock is a failure, not a
+// hang). Call it from the test's goroutine.
 func waitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
 		n := runtime.Stack(buf, true)
 	next:
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
@@ -131,8 +133,8 @@ func waitForStack(t *testing.T, parts ...string) {
 			}
 			return
 		}
-		runtime.Gosched()
 	}
+	t.Fatalf("no goroutine in %q", parts)
 }
 
 // TestAutoCreateHeedsItsCtxAndClose: a Produce, a Partitions or an

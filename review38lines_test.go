@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,26 +252,6 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 	}
 }
 
-// waitForStackBounded is waitForStack bounded at 10 s: it returns once
-// a goroutine's stack holds every part, or fails t.
-func waitForStackBounded(t *testing.T, parts ...string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
-		n := runtime.Stack(buf, true)
-	next:
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			for _, part := range parts {
-				if !strings.Contains(g, part) {
-					continue next
-				}
-			}
-			return
-		}
-	}
-	t.Fatalf("no goroutine in %q", parts)
-}
-
 // TestReview38LinesQueuedDuringACall: a line a partition's log queued
 // holding its lock, left to whoever holds the lock next, is handed on
 // once, and by the time the call that took the lock after it is done:
@@ -330,7 +309,7 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 				defer resume() // for the Cleanup's Close, should the test fail first
 				done := make(chan error, 1)
 				go func() { done <- call.run(b) }()
-				waitForStackBounded(t, call.stack...)
+				waitForStack(t, call.stack...)
 				resume()
 				var err error
 				select {
@@ -401,11 +380,11 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 	defer cancel()
 	waited := make(chan error, 1)
 	go func() { waited <- ack.Wait(wctx) }()
-	waitForStackBounded(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
+	waitForStack(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
 	failSync.Store(true)
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStackBounded(t, "runnel.(*Broker).Close(", "log.(*Log).close(", "[chan send")
+	waitForStack(t, "runnel.(*Broker).Close(", "log.(*Log).close(", "[chan send")
 	resume()
 	select {
 	case <-closed: // its error: the fenced log's
@@ -534,7 +513,7 @@ func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
 						gaveUp <- b.UpdateTopicConfig(cctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
 					}
 				}()
-				waitForStackBounded(t, "runnel.(*Broker)."+call+"(", "log.(*Partition).Lock(")
+				waitForStack(t, "runnel.(*Broker)."+call+"(", "log.(*Partition).Lock(")
 				closed := make(chan error, 1)
 				if end == "ctx" {
 					cancel()
