@@ -140,6 +140,12 @@ type Config struct {
 	// runs on by its stack, not by its broker: called on a line of
 	// another broker's goroutine, it returns without waiting for this
 	// broker's either.
+	//
+	// One log's lines reach the handler in the order it logged them (see
+	// log.Options.Logger); lines of different logs, or of the broker and a
+	// log, need not: across a config change's reopen, the new log's first
+	// lines may come before the old log's last, which a maintenance round
+	// still holds.
 	Logger *slog.Logger
 }
 
