@@ -589,6 +589,30 @@ func amEffective(set, def log.Config) log.Config {
 	return c
 }
 
+// amRunsAs is amEffective with the values that make the logs run alike
+// made one, as AlterTopicConfig's doc says a config the logs already run
+// with reopens nothing (and so flushes nothing): each "unlimited" or
+// "never" said another way (a RetentionBytes or MaxCompactionLag of -1
+// for the default's 0, a RetentionTime or SegmentTime of any negative),
+// and FlushMessages and FlushInterval, which only SyncPeriodic reads,
+// cleared under the other policies. Two configs equal here leave the logs
+// open: nothing below their ends became durable.
+func amRunsAs(set, def log.Config) log.Config {
+	c := amEffective(set, def)
+	if c.Sync != log.SyncPeriodic {
+		c.FlushMessages, c.FlushInterval = 0, 0
+	}
+	c.RetentionBytes = max(c.RetentionBytes, 0)
+	c.MaxCompactionLag = max(c.MaxCompactionLag, 0)
+	if c.RetentionTime < 0 {
+		c.RetentionTime = -1
+	}
+	if c.SegmentTime < 0 {
+		c.SegmentTime = -1
+	}
+	return c
+}
+
 // amValidate says whether a config as set is valid with defaults, by the
 // ranges log.Config's docs give (and a topic's ratio of -Inf, which its
 // record cannot hold).
@@ -775,7 +799,7 @@ func (r *amRun) describeOther() {
 
 // setConfig applies a config change the broker acknowledged.
 func (r *amRun) setConfig(t *amTopic, cfg log.Config) {
-	if amEffective(cfg, r.cfg.TopicDefaults) != amEffective(t.set, r.cfg.TopicDefaults) {
+	if amRunsAs(cfg, r.cfg.TopicDefaults) != amRunsAs(t.set, r.cfg.TopicDefaults) {
 		// Each partition's log was closed (flushed) and opened again.
 		for _, p := range t.parts {
 			p.floor = p.end()
