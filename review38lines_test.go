@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,87 +11,11 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
-
-// lineTally is a slog.Handler that tallies the lines a broker hands on
-// against those it logged: slog asks Enabled once for each line it logs,
-// on the logging goroutine, as the line is logged (a partition's log
-// asks it under its lock, through the lockedlog queue and the broker's
-// Helds, which ask their next handler's Enabled), and Handle once for
-// each line handed on. Once no goroutine can log or hand lines on (every
-// caller has returned and Close has), the two counts are equal when
-// every line logged was handed on exactly once.
-type lineTally struct {
-	logged atomic.Int64
-	mu     sync.Mutex
-	lines  []string // "message k=v k=v", in the order handed (mu)
-}
-
-func (c *lineTally) logger() *slog.Logger { return slog.New(tallyHandler{c: c}) }
-
-// handed returns the number of lines handed on, and a copy of them.
-func (c *lineTally) handed() (int64, []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return int64(len(c.lines)), append([]string(nil), c.lines...)
-}
-
-// has reports whether a line whose message is msg was handed on.
-func (c *lineTally) has(msg string) bool {
-	_, lines := c.handed()
-	for _, l := range lines {
-		if strings.HasPrefix(l, msg+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-// requireEach fails t unless every line logged was handed on, once.
-func (c *lineTally) requireEach(t *testing.T, when string) []string {
-	t.Helper()
-	n, lines := c.handed()
-	require.Equal(t, c.logged.Load(), n, "%s: lines logged (Enabled asked) against lines handed on (Handle called)", when)
-	return lines
-}
-
-type tallyHandler struct {
-	c     *lineTally
-	attrs string
-}
-
-func (h tallyHandler) Enabled(context.Context, slog.Level) bool {
-	h.c.logged.Add(1)
-	return true
-}
-
-func (h tallyHandler) Handle(_ context.Context, r slog.Record) error {
-	var sb strings.Builder
-	sb.WriteString(r.Message)
-	sb.WriteString(h.attrs)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "duration" {
-			fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
-		}
-		return true
-	})
-	h.c.mu.Lock()
-	h.c.lines = append(h.c.lines, sb.String())
-	h.c.mu.Unlock()
-	return nil
-}
-
-func (h tallyHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	for _, a := range as {
-		h.attrs += fmt.Sprintf(" %s=%v", a.Key, a.Value)
-	}
-	return h
-}
-
-func (h tallyHandler) WithGroup(string) slog.Handler { return h }
 
 // requireRollsOnce checks the "rolled segment" lines of the dirs whose
 // name holds part: none twice (a partition's log rolls each base once,
@@ -140,7 +63,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 		{name: "an fsync fails, Close during the calls", fence: true, closeEarly: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var tally lineTally
+			var tally testkit.LineTally
 			var failSync atomic.Bool
 			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 				if op == vfs.OpSync && failSync.Load() && strings.Contains(name, "/a-") {
@@ -148,7 +71,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				}
 				return nil
 			}))
-			b, err := Open(Config{FS: fs, Dir: "/d", Logger: tally.logger(), MaintenanceInterval: time.Millisecond,
+			b, err := Open(Config{FS: fs, Dir: "/d", Logger: tally.Logger(), MaintenanceInterval: time.Millisecond,
 				TopicDefaults: log.Config{SegmentBytes: 300, RetentionBytes: 900, RetentionTime: -1}})
 			require.NoError(t, err)
 			ctx := context.Background()
@@ -215,13 +138,13 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 					require.True(t, time.Now().Before(deadline), "no %s", what)
 				}
 			}
-			waitFor("20 rolls", func() bool { _, lines := tally.handed(); return requireRollsOnce(t, lines, "dir=/d/a-") >= 20 })
+			waitFor("20 rolls", func() bool { _, lines := tally.Handed(); return requireRollsOnce(t, lines, "dir=/d/a-") >= 20 })
 			if tc.fence {
 				reopening.Lock()
 				noReopen = true
 				reopening.Unlock()
 				failSync.Store(true)
-				waitFor("log fenced", func() bool { return tally.has("log fenced") })
+				waitFor("log fenced", func() bool { return tally.Has("log fenced") })
 			}
 			if tc.closeEarly {
 				_ = b.Close()
@@ -232,9 +155,9 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				// No caller is left: what is still to be handed on is the
 				// broker's goroutines', which Close waits for.
 				_ = b.Close()
-				tally.requireEach(t, "as Close returned")
+				tally.RequireEach(t, "as Close returned")
 			}
-			lines := tally.requireEach(t, "once the calls and Close returned")
+			lines := tally.RequireEach(t, "once the calls and Close returned")
 			if testing.Verbose() {
 				for _, l := range lines {
 					t.Log(l)
@@ -243,7 +166,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			rolls := requireRollsOnce(t, lines, "dir=/d/a-")
 			require.NotZero(t, rolls, "no roll")
 			for _, msg := range []string{"log opened", "log created", "deleting segment", "maintenance failed"} {
-				if !tally.has(msg) {
+				if !tally.Has(msg) {
 					t.Logf("no %q line", msg)
 				}
 			}
@@ -289,7 +212,7 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 				line = "segment roll failed"
 			}
 			t.Run(call.name+"/"+line, func(t *testing.T) {
-				var tally lineTally
+				var tally testkit.LineTally
 				// A roll that fails creates no segment: it fails before its
 				// Now. The create's fault then pauses it, in the same Now.
 				var failCreate atomic.Bool
@@ -301,7 +224,7 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 					}
 					return nil
 				}))
-				b, _, clock, rolled := pausedRoll(t, Config{FS: fs, Dir: "/d", Logger: tally.logger(), MaintenanceInterval: time.Hour}, func(b *Broker) {
+				b, _, clock, rolled := pausedRoll(t, Config{FS: fs, Dir: "/d", Logger: tally.Logger(), MaintenanceInterval: time.Hour}, func(b *Broker) {
 					gate.Store(b.cfg.Clock.(*gateClock))
 					failCreate.Store(rollFails)
 				})
@@ -324,7 +247,7 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 				if rollFails {
 					require.ErrorIs(t, rerr, log.ErrRollFailed)
 				}
-				n, lines := tally.handed()
+				lines := tally.RequireEach(t, "once "+call.name+" and the roll returned")
 				count := 0
 				for _, l := range lines {
 					if strings.HasPrefix(l, line+" ") {
@@ -332,11 +255,10 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 					}
 				}
 				require.Equal(t, 1, count, "%q lines handed on once %s and the roll returned: %q", line, call.name, lines)
-				require.Equal(t, tally.logged.Load(), n, "lines logged against lines handed on once %s and the roll returned", call.name)
 				if call.name != "Close" {
 					require.NoError(t, b.Close())
 				}
-				tally.requireEach(t, "as Close returned")
+				tally.RequireEach(t, "as Close returned")
 			})
 		}
 	}
@@ -364,7 +286,7 @@ func count(lines []string, msg string) int {
 // on a goroutine of its own), waiting for mu; then the fsyncs fail,
 // Close starts, and the roll goes on.
 func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
-	var tally lineTally
+	var tally testkit.LineTally
 	var failSync atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		// The fsync of the segment the roll makes, which the round runs.
@@ -373,7 +295,7 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 		}
 		return nil
 	}))
-	b, ack, clock, rolled := pausedRoll(t, Config{Dir: "/data", FS: fsys, Logger: tally.logger(), MaintenanceInterval: time.Hour}, nil)
+	b, ack, clock, rolled := pausedRoll(t, Config{Dir: "/data", FS: fsys, Logger: tally.Logger(), MaintenanceInterval: time.Hour}, nil)
 	resume := sync.OnceFunc(func() { close(clock.resume) })
 	defer resume() // for the Cleanup's Close, should the test fail first
 	wctx, cancel := context.WithCancel(context.Background())
@@ -391,7 +313,7 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
 	}
-	lines := tally.requireEach(t, "as Close returned")
+	lines := tally.RequireEach(t, "as Close returned")
 	require.Equal(t, 1, count(lines, "log fenced"), "%q", lines)
 	require.Equal(t, 1, count(lines, "rolled segment"), "%q", lines)
 	<-rolled
@@ -401,7 +323,7 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the append's wait did not return")
 	}
-	tally.requireEach(t, "once the roll and the wait returned")
+	tally.RequireEach(t, "once the roll and the wait returned")
 	t.Logf("%q", lines)
 }
 
@@ -418,7 +340,7 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 	ctx := context.Background()
 	for _, retry := range []string{"Maintain", "UpdateTopicConfig", "maintenance", "none"} {
 		t.Run(retry, func(t *testing.T) {
-			var tally lineTally
+			var tally testkit.LineTally
 			var failList atomic.Bool
 			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 				if op == vfs.OpList && failList.Load() && strings.HasSuffix(name, "t-0") {
@@ -430,7 +352,7 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 			if retry == "maintenance" {
 				interval = time.Millisecond
 			}
-			b, err := Open(Config{Dir: "/d", FS: fsys, Logger: tally.logger(), MaintenanceInterval: interval})
+			b, err := Open(Config{Dir: "/d", FS: fsys, Logger: tally.Logger(), MaintenanceInterval: interval})
 			require.NoError(t, err)
 			defer b.Close()
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
@@ -439,7 +361,7 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 			err = b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
 			failList.Store(false)
 			require.Error(t, err, "the reopen failed")
-			_, lines := tally.handed()
+			_, lines := tally.Handed()
 			require.Zero(t, count(lines, "partition reopened"))
 			opened := count(lines, "log opened")
 			switch retry {
@@ -448,25 +370,25 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 			case "UpdateTopicConfig":
 				require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 }))
 			case "maintenance":
-				for deadline := time.Now().Add(10 * time.Second); !tally.has("log opened"); time.Sleep(time.Millisecond) {
+				for deadline := time.Now().Add(10 * time.Second); !tally.Has("log opened"); time.Sleep(time.Millisecond) {
 					require.True(t, time.Now().Before(deadline), "the maintenance did not reopen the partition")
 				}
 			}
-			_, lines = tally.handed()
+			_, lines = tally.Handed()
 			if retry != "none" {
 				require.Equal(t, opened+1, count(lines, "log opened"), "%q", lines)
 				if retry == "Maintain" { // handed on as the call gives the token back
 					require.Equal(t, 1, count(lines, "partition reopened"), "%q", lines)
 				}
 				if retry == "maintenance" { // the maintenance's retry says so
-					for deadline := time.Now().Add(10 * time.Second); !tally.has("partition reopened"); time.Sleep(time.Millisecond) {
+					for deadline := time.Now().Add(10 * time.Second); !tally.Has("partition reopened"); time.Sleep(time.Millisecond) {
 						require.True(t, time.Now().Before(deadline), "no \"partition reopened\": %q", lines)
 					}
 				}
 				produce(t, b, "t", 0, "b") // the partition serves again
 			}
 			require.NoError(t, b.Close())
-			lines = tally.requireEach(t, "as Close returned")
+			lines = tally.RequireEach(t, "as Close returned")
 			if retry == "Maintain" || retry == "maintenance" {
 				require.Equal(t, 1, count(lines, "partition reopened"), "%q", lines)
 			}
@@ -488,11 +410,11 @@ func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
 	for _, call := range []string{"DeleteTopic", "UpdateTopicConfig"} {
 		for _, end := range []string{"ctx", "Close"} {
 			t.Run(call+"/"+end, func(t *testing.T) {
-				var tally lineTally
+				var tally testkit.LineTally
 				clock := newGateClock()
 				resume := sync.OnceFunc(func() { close(clock.resume) })
 				defer resume() // for the Cleanup's Close, should the test fail first
-				b := open(t, Config{Clock: clock, Logger: tally.logger(), MaintenanceInterval: time.Hour,
+				b := open(t, Config{Clock: clock, Logger: tally.Logger(), MaintenanceInterval: time.Hour,
 					TopicDefaults: log.Config{SegmentBytes: 100}})
 				require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
 				produce(t, b, "t", 1, "a")
@@ -544,10 +466,10 @@ func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
 						t.Fatal("Close did not return")
 					}
 				}
-				lines := tally.requireEach(t, "once the Produce returned")
+				lines := tally.RequireEach(t, "once the Produce returned")
 				require.Equal(t, 1, count(lines, "rolled segment"), "%q", lines)
 				require.NoError(t, b.Close())
-				tally.requireEach(t, "as Close returned")
+				tally.RequireEach(t, "as Close returned")
 			})
 		}
 	}

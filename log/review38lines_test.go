@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,89 +12,12 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
-// lineTally is a slog.Handler that tallies the lines a Log hands on
-// against those it logged: slog asks Enabled once for each line it logs,
-// on the logging goroutine, as the line is logged (the log asks it under
-// its lock: see Options.Logger), and Handle once for each line handed
-// on. Once every call and goroutine of the log has ended, the two counts
-// are equal when every line logged was handed on exactly once; the lines
-// handed are kept, in the order handed, for the tests' checks of order
-// and of duplicates.
-type lineTally struct {
-	logged atomic.Int64
-	mu     sync.Mutex
-	lines  []string // "message k=v k=v", in the order handed (mu)
-}
-
-func (c *lineTally) logger() *slog.Logger { return slog.New(tallyHandler{c: c}) }
-
-// handed returns the number of lines handed on, and a copy of them.
-func (c *lineTally) handed() (int64, []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return int64(len(c.lines)), append([]string(nil), c.lines...)
-}
-
-// requireEach fails t unless every line logged was handed on, once: the
-// counts are equal (the callers and goroutines of the logs have ended).
-func (c *lineTally) requireEach(t *testing.T) []string {
-	t.Helper()
-	n, lines := c.handed()
-	require.Equal(t, c.logged.Load(), n, "lines logged (Enabled asked) against lines handed on (Handle called)")
-	return lines
-}
-
-// has reports whether a line whose message is msg was handed on.
-func (c *lineTally) has(msg string) bool {
-	_, lines := c.handed()
-	for _, l := range lines {
-		if strings.HasPrefix(l, msg+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-type tallyHandler struct {
-	c     *lineTally
-	attrs string
-}
-
-func (h tallyHandler) Enabled(context.Context, slog.Level) bool {
-	h.c.logged.Add(1)
-	return true
-}
-
-func (h tallyHandler) Handle(_ context.Context, r slog.Record) error {
-	var sb strings.Builder
-	sb.WriteString(r.Message)
-	sb.WriteString(h.attrs)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "duration" {
-			fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
-		}
-		return true
-	})
-	h.c.mu.Lock()
-	h.c.lines = append(h.c.lines, sb.String())
-	h.c.mu.Unlock()
-	return nil
-}
-
-func (h tallyHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	for _, a := range as {
-		h.attrs += fmt.Sprintf(" %s=%v", a.Key, a.Value)
-	}
-	return h
-}
-
-func (h tallyHandler) WithGroup(string) slog.Handler { return h }
-
-// attr returns the value of key in line, a lineTally's, and whether it
+// attr returns the value of key in line, a testkit.LineTally's, and whether it
 // has one.
 func attr(line, key string) (string, bool) {
 	for _, f := range strings.Fields(line) {
@@ -177,7 +99,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 		{name: "discarded", discard: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var tally lineTally
+			var tally testkit.LineTally
 			var failSync atomic.Bool
 			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
 				if op == vfs.OpSync && failSync.Load() {
@@ -186,7 +108,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				return nil
 			}))
 			var rounds sync.WaitGroup
-			opts := Options{FS: fs, Clock: newClock(), Logger: tally.logger(), Go: func(f func()) {
+			opts := Options{FS: fs, Clock: newClock(), Logger: tally.Logger(), Go: func(f func()) {
 				rounds.Add(1)
 				go func() {
 					defer rounds.Done()
@@ -262,7 +184,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			if tc.fence {
 				failSync.Store(true)
-				for deadline := time.Now().Add(10 * time.Second); !tally.has("log fenced") && time.Now().Before(deadline); {
+				for deadline := time.Now().Add(10 * time.Second); !tally.Has("log fenced") && time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
 			}
@@ -274,7 +196,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			close(stop)
 			calls.Wait()
 			rounds.Wait()
-			lines := tally.requireEach(t)
+			lines := tally.RequireEach(t, "once every call and goroutine had ended")
 			if testing.Verbose() {
 				for _, l := range lines {
 					t.Log(l)
@@ -284,7 +206,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			require.NotZero(t, rolls, "no roll")
 			requireLinesInOrder(t, lines, "deleting segment", "segment")
 			if tc.compact {
-				require.True(t, tally.has("compacted"), "no compaction")
+				require.True(t, tally.Has("compacted"), "no compaction")
 			}
 			if tc.fence {
 				require.Contains(t, strings.Join(lines, "\n"), "log fenced")
