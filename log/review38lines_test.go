@@ -170,10 +170,14 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			run(func(int) {
 				_, _ = p.ReadInto(context.Background(), nil, p.LogStartOffset(), 1<<16, p.HighWatermark())
 			})
+			// no reopen under way once fsyncs fail
+			var reopening sync.Mutex
 			run(func(int) { // a config change's reopen, its old log's lines held until it is done
 				time.Sleep(2 * time.Millisecond)
+				reopening.Lock()
+				defer reopening.Unlock()
 				if failSync.Load() {
-					return // so that an append's fsync, not a reopen's, fails
+					return // so that an append's fsync, not a reopen's (which logs no "log fenced"), fails
 				}
 				k, _ := p.Lock(context.Background())
 				release := k.Log().HoldLines()
@@ -181,9 +185,18 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				k.Unlock()
 				release()
 			})
-			time.Sleep(100 * time.Millisecond)
+			// Under way for a while: a roll handed on (and a compaction),
+			// not a fixed time, which -race may leave too short.
+			busy := func() bool {
+				return tally.Has("rolled segment") && (!tc.compact || tally.Has("compacted"))
+			}
+			for deadline := time.Now().Add(10 * time.Second); !busy() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			if tc.fence {
+				reopening.Lock()
 				failSync.Store(true)
+				reopening.Unlock()
 				for deadline := time.Now().Add(10 * time.Second); !tally.Has("log fenced") && time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
