@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			var tally testkit.LineTally
 			var failSync atomic.Bool
 			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpSync && failSync.Load() && strings.Contains(name, "/a-") {
+				if op == vfs.OpSync && failSync.Load() && strings.Contains(filepath.ToSlash(name), "/a-") {
 					return errors.New("injected fsync failure")
 				}
 				return nil
@@ -74,27 +75,14 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			b, err := Open(Config{FS: fs, Dir: "/d", Logger: tally.Logger(), MaintenanceInterval: time.Millisecond,
 				TopicDefaults: log.Config{SegmentBytes: 300, RetentionBytes: 900, RetentionTime: -1}})
 			require.NoError(t, err)
+			t.Cleanup(func() { _ = b.Close() }) // should the test fail first (after the loops stop)
 			ctx := context.Background()
 			require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
 
 			var reopening sync.Mutex
 			noReopen := false // reopening
-			stop := make(chan struct{})
-			var calls sync.WaitGroup
-			run := func(f func(i int)) {
-				calls.Add(1)
-				go func() {
-					defer calls.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						f(i)
-					}
-				}()
-			}
+			loops := testkit.NewLoops(t)
+			run := loops.Go
 			for w := range 3 {
 				run(func(i int) {
 					req := &api.ProduceRequest{Topic: "a", Partition: int32(i % 2), Acks: api.AcksAll, Batches: batch(t, fmt.Sprintf("%d-%d", w, i))}
@@ -138,7 +126,10 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 					require.True(t, time.Now().Before(deadline), "no %s", what)
 				}
 			}
-			waitFor("20 rolls", func() bool { _, lines := tally.Handed(); return requireRollsOnce(t, lines, "dir=/d/a-") >= 20 })
+			waitFor("20 rolls", func() bool {
+				_, lines := tally.Handed()
+				return requireRollsOnce(t, lines, "dir="+filepath.FromSlash("/d/a-")) >= 20
+			})
 			if tc.fence {
 				reopening.Lock()
 				noReopen = true
@@ -149,8 +140,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			if tc.closeEarly {
 				_ = b.Close()
 			}
-			close(stop)
-			calls.Wait()
+			loops.Stop()
 			if !tc.closeEarly {
 				// No caller is left: what is still to be handed on is the
 				// broker's goroutines', which Close waits for.
@@ -163,7 +153,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 					t.Log(l)
 				}
 			}
-			rolls := requireRollsOnce(t, lines, "dir=/d/a-")
+			rolls := requireRollsOnce(t, lines, "dir="+filepath.FromSlash("/d/a-"))
 			require.NotZero(t, rolls, "no roll")
 			for _, msg := range []string{"log opened", "log created", "deleting segment", "maintenance failed"} {
 				if !tally.Has(msg) {

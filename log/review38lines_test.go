@@ -64,7 +64,7 @@ func requireLinesInOrder(t *testing.T, lines []string, msg, key string) int {
 // ordKey is the number in v's last path element (a base offset, or a
 // segment's file name).
 func ordKey(v string) int64 {
-	v = v[strings.LastIndex(v, "/")+1:]
+	v = v[strings.LastIndexAny(v, `/\`)+1:] // Windows's separator too
 	v = strings.TrimSuffix(v, ".log")
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
@@ -130,22 +130,8 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			require.NoError(t, err)
 			p := NewPartition("t", 0, l)
 
-			stop := make(chan struct{})
-			var calls sync.WaitGroup
-			run := func(f func(i int)) {
-				calls.Add(1)
-				go func() {
-					defer calls.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						f(i)
-					}
-				}()
-			}
+			loops := testkit.NewLoops(t)
+			run := loops.Go
 			for w := range 3 {
 				run(func(i int) {
 					ctx, cancel := context.WithCancel(context.Background())
@@ -206,8 +192,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			} else {
 				_ = p.Close() // while the calls go on (a fenced log's Close fails)
 			}
-			close(stop)
-			calls.Wait()
+			loops.Stop()
 			rounds.Wait()
 			lines := tally.RequireEach(t, "once every call and goroutine had ended")
 			if testing.Verbose() {
