@@ -117,24 +117,10 @@ func inMaintenance() bool {
 }
 
 // waitForStack returns once a goroutine's stack holds every one of
-// parts, or fails t after 10 s (so that a deadlock is a failure, not a
-// hang). Call it from the test's goroutine.
+// parts, or fails t after 10 s (see waitForAnyStack).
 func waitForStack(t *testing.T, parts ...string) {
 	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
-		n := runtime.Stack(buf, true)
-	next:
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			for _, part := range parts {
-				if !strings.Contains(g, part) {
-					continue next
-				}
-			}
-			return
-		}
-	}
-	t.Fatalf("no goroutine in %q", parts)
+	waitForAnyStack(t, parts)
 }
 
 // TestAutoCreateHeedsItsCtxAndClose: a Produce, a Partitions or an

@@ -338,11 +338,12 @@ func TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 }
 
 // waitForAnyStack returns once a goroutine's stack holds every one of
-// the parts of one of alternatives.
+// the parts of one of alternatives, or fails t after 10 s (so that a
+// deadlock is a failure, not a hang). Call it from the test's goroutine.
 func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
 		n := runtime.Stack(buf, true)
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
 		next:
@@ -355,8 +356,8 @@ func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 				return
 			}
 		}
-		runtime.Gosched()
 	}
+	t.Fatalf("no goroutine in any of %q", alternatives)
 }
 
 // TestReview34ClientsEndBehindAStuckDisk: the producer's and consumer's

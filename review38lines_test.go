@@ -49,9 +49,10 @@ func requireRollsOnce(t *testing.T, lines []string, part string) int {
 // log's own round started through log.Options.Go (the file system is not
 // the bare memory one), and Close's final hand-on. Once every caller has
 // returned and Close has, the lines handed on are the lines logged: Close
-// returns only once the broker's goroutines have handed theirs on. In one case an fsync fails
-// part way (its log is fenced, its reopens fail); in another Close comes
-// while the calls go on.
+// returns only once the broker's goroutines have handed theirs on. In
+// one case the fsyncs of topic a fail part way, once its reopens have
+// stopped (its logs are fenced); in another Close comes while the calls
+// go on.
 func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -82,9 +83,8 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			var reopening sync.Mutex
 			noReopen := false // reopening
 			loops := testkit.NewLoops(t)
-			run := loops.Go
 			for w := range 3 {
-				run(func(i int) {
+				loops.Go(func(i int) {
 					req := &api.ProduceRequest{Topic: "a", Partition: int32(i % 2), Acks: api.AcksAll, Batches: batch(t, fmt.Sprintf("%d-%d", w, i))}
 					if w == 2 {
 						req.Topic = "b" // deleted and created again meanwhile
@@ -101,11 +101,11 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 					cancel()
 				})
 			}
-			run(func(int) {
+			loops.Go(func(int) {
 				_, _ = b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "a", Partition: 0}, {Topic: "a", Partition: 1}}})
 			})
-			run(func(int) { _ = b.Maintain(ctx) })
-			run(func(i int) { // reopens
+			loops.Go(func(int) { _ = b.Maintain(ctx) })
+			loops.Go(func(i int) { // reopens
 				time.Sleep(3 * time.Millisecond)
 				reopening.Lock()
 				defer reopening.Unlock()
@@ -114,7 +114,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				}
 				_ = b.UpdateTopicConfig(ctx, "a", func(c *log.Config) { c.SegmentBytes = int64(300 + i%2) })
 			})
-			run(func(int) { // deletions, creations
+			loops.Go(func(int) { // deletions, creations
 				time.Sleep(3 * time.Millisecond)
 				_ = b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 1})
 				time.Sleep(3 * time.Millisecond)
@@ -238,13 +238,7 @@ func TestReview38LinesQueuedDuringACall(t *testing.T) {
 					require.ErrorIs(t, rerr, log.ErrRollFailed)
 				}
 				lines := tally.RequireEach(t, "once "+call.name+" and the roll returned")
-				count := 0
-				for _, l := range lines {
-					if strings.HasPrefix(l, line+" ") {
-						count++
-					}
-				}
-				require.Equal(t, 1, count, "%q lines handed on once %s and the roll returned: %q", line, call.name, lines)
+				require.Equal(t, 1, count(lines, line), "%q lines handed on once %s and the roll returned: %q", line, call.name, lines)
 				if call.name != "Close" {
 					require.NoError(t, b.Close())
 				}

@@ -84,8 +84,8 @@ func ordKey(v string) int64 {
 // handed are the lines logged, none twice, and a log's rolls and
 // deletions come in the order logged. The partition is reopened, and
 // closed, while the appends, maintenance (under a HoldLines, as the
-// broker's) and reads go on; in one case an fsync fails (the log is
-// fenced) part way, and the reopens then fail.
+// broker's) and reads go on; in one case the fsyncs fail part way, once
+// the reopens have stopped (the log is fenced).
 func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -131,9 +131,8 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 			p := NewPartition("t", 0, l)
 
 			loops := testkit.NewLoops(t)
-			run := loops.Go
 			for w := range 3 {
-				run(func(i int) {
+				loops.Go(func(i int) {
 					ctx, cancel := context.WithCancel(context.Background())
 					if i%4 == 0 {
 						cancel() // the round starts all the same, on a goroutine of its own
@@ -143,7 +142,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 					cancel()
 				})
 			}
-			run(func(int) { // the broker's maintenance: its lines held until it is done
+			loops.Go(func(int) { // the broker's maintenance: its lines held until it is done
 				l, err := p.LogContext(context.Background())
 				if err != nil {
 					time.Sleep(time.Millisecond)
@@ -153,12 +152,12 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 				_ = l.Maintain(context.Background())
 				release()
 			})
-			run(func(int) {
+			loops.Go(func(int) {
 				_, _ = p.ReadInto(context.Background(), nil, p.LogStartOffset(), 1<<16, p.HighWatermark())
 			})
-			// no reopen under way once fsyncs fail
-			var reopening sync.Mutex
-			run(func(int) { // a config change's reopen, its old log's lines held until it is done
+			var reopening sync.Mutex // held by a reopen: none under way once fsyncs fail
+
+			loops.Go(func(int) { // a config change's reopen, its old log's lines held until it is done
 				time.Sleep(2 * time.Millisecond)
 				reopening.Lock()
 				defer reopening.Unlock()
