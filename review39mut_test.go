@@ -1,0 +1,141 @@
+package runnel
+
+import (
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// review39CloseResult is what a Close returned, and whether the handler
+// was done with its line when it did.
+type review39CloseResult struct {
+	err         error
+	handlerDone bool
+}
+
+// review39AwaitInStack waits until n goroutines' stacks hold part, and
+// fails should one of closes receive meanwhile (a Close that returned
+// where it was to wait); bounded at 10 s, to turn a hang into a failure.
+func review39AwaitInStack(t *testing.T, part string, n int, closes ...chan review39CloseResult) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(string(buf[:runtime.Stack(buf, true)]), part) < n; runtime.Gosched() {
+		for _, c := range closes {
+			if len(c) > 0 {
+				t.Fatalf("a Close returned while the handler still ran (before %d goroutines were in %s)", n, part)
+			}
+		}
+		require.False(t, time.Now().After(deadline), "no %d goroutines in %s", n, part)
+	}
+}
+
+// TestReview39SecondCloseWaitsForTheGoroutinesLines: a second Close,
+// called while the first waits for the lines the broker's goroutines
+// hand on (the maintenance's "deleting segment", its handler still
+// running), returns only once the handler has returned, as the first
+// does (Close's doc: a second call returns once the first has closed
+// the broker, and no line of the broker's goroutines reaches the handler
+// after Close returned). Kills the mutant that drops the second Close's
+// waitLines: it returned at once, the handler still running.
+func TestReview39SecondCloseWaitsForTheGoroutinesLines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	sc := review36MaintLines()[0]
+	require.Equal(t, "deleting segment", sc.line)
+	var armed, seen, handlerDone, afterClose atomic.Bool
+	inHandler, gate := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release() // before goleak's check, should the test fail
+	b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
+		if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
+			return
+		}
+		close(inHandler)
+		<-gate
+		handlerDone.Store(true)
+	})))
+	armed.Store(true)
+	<-b.maint // the maintenance goes on
+	select {
+	case <-inHandler:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %q line handed on", sc.line)
+	}
+	first, second := make(chan review39CloseResult, 1), make(chan review39CloseResult, 1)
+	closeInto := func(c chan review39CloseResult) {
+		err := b.Close()
+		c <- review39CloseResult{err, handlerDone.Load()}
+	}
+	go closeInto(first)
+	review39AwaitInStack(t, "runnel.(*Broker).waitLines(", 1, first)
+	go closeInto(second)
+	review39AwaitInStack(t, "runnel.(*Broker).waitLines(", 2, first, second)
+	release()
+	for _, c := range []chan review39CloseResult{first, second} {
+		r := <-c
+		require.NoError(t, r.err)
+		require.True(t, r.handlerDone, "a Close returned while the handler still ran")
+	}
+	afterClose.Store(true)
+	requireMaintenanceGone(t, ops)
+}
+
+// TestReview39CloseCancelsUnderBgMu: a goroutine of the broker's starts
+// (syncLater, the maintenance's resume) under bgMu, having found the
+// broker open there, and is counted in wg before it lets bgMu go; Close,
+// having marked the broker closed, cancels its ctx and waits for wg only
+// once it has taken bgMu, so that such a start is counted before Close
+// waits, and none starts afterwards. With bgMu held by the test (a
+// goroutine starting), Close waits for it and leaves the ctx alone; once
+// the start is counted and bgMu let go, Close waits for the goroutine.
+// Kills the mutant that cancels without bgMu: Close cancelled the ctx
+// and went on to wait for wg (and close the logs) while the start was
+// under way, which then counted a goroutine Close no longer waited for.
+func TestReview39CloseCancelsUnderBgMu(t *testing.T) {
+	b := open(t, Config{})
+	b.bgMu.Lock() // a goroutine starting, having found the broker open
+	unlock := sync.OnceFunc(b.bgMu.Unlock)
+	defer unlock()
+	require.False(t, b.closed.Load())
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+		require.NoError(t, b.ctx.Err(), "Close cancelled the broker's ctx while a goroutine's start held bgMu")
+		if review39StackHas(buf, "runnel.(*Broker).Close(", "sync.(*Mutex).Lock") {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "Close did not wait for bgMu")
+	}
+	b.wg.Add(1) // the start, counted
+	unlock()
+	for deadline := time.Now().Add(10 * time.Second); !review39StackHas(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
+		require.Empty(t, closed, "Close returned with a goroutine of the broker's counted")
+		require.False(t, time.Now().After(deadline), "Close did not wait for wg")
+	}
+	require.Error(t, b.ctx.Err(), "Close waits for wg with the ctx cancelled")
+	b.wg.Done()
+	require.NoError(t, <-closed)
+}
+
+// review39StackHas reports whether a goroutine's stack holds every one
+// of parts (buf is runtime.Stack's buffer).
+func review39StackHas(buf []byte, parts ...string) bool {
+next:
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		for _, p := range parts {
+			if !strings.Contains(g, p) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
