@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -138,4 +140,43 @@ next:
 		return true
 	}
 	return false
+}
+
+// TestReview39ChangedTimesReopen: a change of segment.ms, retention.ms
+// or max.compaction.lag.ms to another positive value (over the default,
+// or over one set before) reopens the partitions, which then run with
+// it: UpdateTopicConfig's "a config the logs already run with" folds
+// only the negative ("never") values into one
+// (TestReview30ExplicitUnlimitedReopensNothing). Kills the mutants that
+// fold every SegmentTime, or every MaxCompactionLag, that is not zero
+// into one (the change was recorded but the logs kept the old value).
+func TestReview39ChangedTimesReopen(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	logs := func() []*log.Log {
+		var out []*log.Log
+		for _, p := range b.topics["t"].Partitions {
+			out = append(out, p.Log())
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(c *log.Config, d time.Duration)
+		get  func(c log.Config) time.Duration
+	}{
+		{"segment.ms", func(c *log.Config, d time.Duration) { c.SegmentTime = d }, func(c log.Config) time.Duration { return c.SegmentTime }},
+		{"retention.ms", func(c *log.Config, d time.Duration) { c.RetentionTime = d }, func(c log.Config) time.Duration { return c.RetentionTime }},
+		{"max.compaction.lag.ms", func(c *log.Config, d time.Duration) { c.MaxCompactionLag = d }, func(c log.Config) time.Duration { return c.MaxCompactionLag }},
+	} {
+		for _, d := range []time.Duration{time.Hour, 2 * time.Hour} {
+			before := logs()
+			require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { tc.set(c, d) }))
+			for i, l := range logs() {
+				require.True(t, before[i] != l, "%s set to %v: partition %d not reopened", tc.name, d, i)
+				require.Equal(t, d, tc.get(l.Config()), "%s of partition %d's log", tc.name, i)
+			}
+		}
+	}
 }
