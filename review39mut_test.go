@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
@@ -179,4 +180,40 @@ func TestReview39ChangedTimesReopen(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReview39AutoCreateLogsOnceForConcurrentCallers: two produces to a
+// topic that does not exist, under AutoCreateTopics, both waiting for
+// the admin token to create it: the first creates it and logs
+// "auto-created topic", the second finds it created and logs nothing;
+// both append. Kills the mutant that logs the line whether or not the
+// call created the topic (two lines for one topic).
+func TestReview39AutoCreateLogsOnceForConcurrentCallers(t *testing.T) {
+	ctx := context.Background()
+	var lines atomic.Int32
+	b := open(t, Config{AutoCreateTopics: true, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "auto-created topic" {
+			lines.Add(1)
+		}
+	}))})
+	b.admin <- struct{}{} // the two wait for it
+	held := sync.OnceFunc(func() { <-b.admin })
+	defer held()
+	errs := make(chan error, 2)
+	for _, batches := range [][]byte{batch(t, "a"), batch(t, "b")} {
+		go func() {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batches})
+			errs <- err
+		}()
+	}
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).autoCreate(") < 2; runtime.Gosched() {
+		require.False(t, time.Now().After(deadline), "the two produces did not both wait to auto-create the topic")
+	}
+	held()
+	for range 2 {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, []string{"auto"}, b.Topics())
+	require.EqualValues(t, 1, lines.Load(), "auto-created topic lines for one topic")
 }
