@@ -13,6 +13,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -216,4 +217,82 @@ func TestReview39AutoCreateLogsOnceForConcurrentCallers(t *testing.T) {
 	}
 	require.Equal(t, []string{"auto"}, b.Topics())
 	require.EqualValues(t, 1, lines.Load(), "auto-created topic lines for one topic")
+}
+
+// TestReview39FetchHeedsItsCtxBehindAReopenBegunDuringIt: a config
+// change of topic s begins during a long poll, after the poll's read of
+// s-0, and its reopen hangs in the old log's fsync (a disk that hangs):
+// the poll's later reads of s-0 — its last look once MaxWait has passed,
+// and its probe (readable) of what s-0 holds past the first segment
+// towards MinBytes — wait for the reopen until the poll's ctx ends, and
+// the poll then returns: with ctx's error from its last look (as from
+// its first), and with what it read from its probe's wait (a poll whose
+// ctx ends with records answers them). Kills the mutants that drop the
+// last look's error (the poll answered nil with nothing, its ctx ended
+// unsaid) and that probe with no ctx (the poll hung until the disk
+// answered).
+func TestReview39FetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		parts   []api.FetchPartition
+		req     api.FetchRequest
+		hookAt  int32 // the fetchOnce read before which the change begins
+		wantErr bool  // the poll ends with ctx's error (else it answers s-0's first record)
+	}{
+		{"last look", []api.FetchPartition{{Topic: "s", Partition: 0, Offset: 2}},
+			api.FetchRequest{MaxWait: time.Millisecond, MinBytes: 1}, 2, true},
+		{"probe", []api.FetchPartition{{Topic: "s", Partition: 0}, {Topic: "u", Partition: 0}},
+			api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20}, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, fs, _ := openStuck(t, 1)
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "s", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+			require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "s", 0, "a")
+			produce(t, b, "s", 0, "b") // in a segment of its own
+			entered, release := fs.arm(t, vfs.OpSync, "/s-0/")
+			altered := make(chan error, 1)
+			var reads atomic.Int32
+			testHookFetchRead = func() {
+				if reads.Add(1) != tc.hookAt {
+					return
+				}
+				go func() {
+					altered <- b.AlterTopicConfig(ctx, "s", log.Config{SegmentBytes: 100, RetentionTime: time.Hour})
+				}()
+				<-entered // the reopen hangs in its fsync
+			}
+			t.Cleanup(func() { testHookFetchRead = nil })
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			type fetched struct {
+				resp api.FetchResponse
+				err  error
+			}
+			done := make(chan fetched, 1)
+			req := tc.req
+			req.Partitions = tc.parts
+			go func() {
+				resp, err := b.Fetch(cctx, &req)
+				done <- fetched{resp, err}
+			}()
+			select {
+			case <-entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the config change did not begin during the poll")
+			}
+			waitForStack(t, "runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto(")
+			cancel()
+			f := within(t, done, release, "the poll, its ctx ended")
+			if tc.wantErr {
+				require.ErrorIs(t, f.err, context.Canceled)
+			} else {
+				require.NoError(t, f.err)
+				require.Equal(t, []string{"a"}, values(t, f.resp.Partitions[0].Records))
+			}
+			release()
+			require.NoError(t, <-altered)
+		})
+	}
 }
