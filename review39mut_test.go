@@ -296,3 +296,55 @@ func TestReview39FetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 		})
 	}
 }
+
+// TestReview39ConfigChangeGivesUpBeforeTheLocksWhenStopped: a config
+// change that reopens, whose ctx ends (or whose broker's Close begins)
+// after the call took the admin token and before it takes the
+// partitions' locks — here during its update func — returns ctx's error
+// (ErrClosed) with nothing changed, also when the locks are free (a free
+// lock is taken whatever the ctx): the call looks before it takes them
+// (lockPartitions's adminStop). Kills the mutant that drops that look:
+// the change was written and the partitions reopened, the call
+// answering nil after its ctx had ended (or the broker closed).
+func TestReview39ConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stop    func(t *testing.T, b *Broker, cancel context.CancelFunc) (wait func())
+		wantErr error
+	}{
+		{"ctx ended", func(_ *testing.T, _ *Broker, cancel context.CancelFunc) func() {
+			cancel()
+			return func() {}
+		}, context.Canceled},
+		{"Close begun", func(t *testing.T, b *Broker, _ context.CancelFunc) func() {
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			for deadline := time.Now().Add(10 * time.Second); !b.closed.Load(); runtime.Gosched() {
+				if time.Now().After(deadline) {
+					t.Error("Close did not begin")
+					break
+				}
+			}
+			return func() { require.NoError(t, <-closed) }
+		}, ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: time.Hour})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+			before := []*log.Log{b.topics["t"].Partitions[0].Log(), b.topics["t"].Partitions[1].Log()}
+			var wait func()
+			err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+				c.RetentionTime = time.Hour // reopens
+				wait = tc.stop(t, b, cancel)
+			})
+			require.ErrorIs(t, err, tc.wantErr)
+			wait()
+			for i, p := range b.topics["t"].Partitions {
+				require.True(t, p.Log() == before[i], "partition %d reopened", i)
+			}
+			require.Zero(t, b.topics["t"].Config.Config.RetentionTime, "the change was recorded")
+		})
+	}
+}
