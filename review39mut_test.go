@@ -348,3 +348,28 @@ func TestReview39ConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
 		})
 	}
 }
+
+// TestReview39MaintainHeedsItsCtxBehindAStuckReopen: while a config
+// change's reopen of a partition hangs in the old log's fsync (a disk
+// that hangs), a Maintain call, whose first step on the partition is to
+// look whether a failed reopen is to be tried again (RetryReopen, which
+// waits for the reopen under way), returns with its ctx's error when its
+// ctx ends — before the call, during the wait, by a deadline — as
+// Produce, Fetch, ListOffset and DeleteRecords do
+// (TestReview34CallsHeedTheirCtxBehindAStuckReopen); once the fsync goes
+// on, the change is made and Maintain works. Kills the mutant that gives
+// RetryReopen no ctx (Maintain hung until the disk answered).
+func TestReview39MaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
+	b, fs, _ := openStuck(t, 1)
+	ctx := context.Background()
+	produce(t, b, "t", 0, "a")
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	requireEndsWithCtx(t, "Maintain", b.Maintain, release,
+		[][]string{{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("}}, nil)
+	release()
+	require.NoError(t, <-altered)
+	require.NoError(t, b.Maintain(ctx))
+}
