@@ -373,3 +373,31 @@ func TestReview39MaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	require.NoError(t, <-altered)
 	require.NoError(t, b.Maintain(ctx))
 }
+
+// TestReview39ReopenReleasesEachPartitionOnceReopened: a config change
+// reopens a topic's partitions in order and releases each once it is
+// reopened (UpdateTopicConfig's doc): while partition 1's reopen hangs in
+// the old log's fsync (a disk that hangs), partition 0, reopened, takes
+// appends and answers reads. Kills the mutant that keeps every
+// partition's lock until the last reopen is done (the Produce to
+// partition 0 waited for partition 1's disk, until its ctx's bound).
+func TestReview39ReopenReleasesEachPartitionOnceReopened(t *testing.T) {
+	b, fs, _ := openStuck(t, 2)
+	ctx := context.Background()
+	produce(t, b, "t", 0, "a")
+	produce(t, b, "t", 1, "x")
+	entered, release := fs.arm(t, vfs.OpSync, "/t-1/")
+	altered := make(chan error, 1)
+	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered                                                // partition 0 reopened, partition 1's reopen stuck
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a hang guard
+	defer cancel()
+	_, err := b.Produce(bctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b")})
+	require.NoError(t, err, "a Produce to partition 0, reopened, while partition 1's reopen hangs")
+	resp, err := b.Fetch(bctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+	release()
+	require.NoError(t, <-altered)
+	require.Equal(t, time.Hour, b.topics["t"].Partitions[1].Log().Config().RetentionTime)
+}
