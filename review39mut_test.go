@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -400,4 +401,59 @@ func TestReview39ReopenReleasesEachPartitionOnceReopened(t *testing.T) {
 	release()
 	require.NoError(t, <-altered)
 	require.Equal(t, time.Hour, b.topics["t"].Partitions[1].Log().Config().RetentionTime)
+}
+
+// TestReview39UnchangedConfigRetryHeedsItsCtx: a config call that
+// changes nothing the logs run with tries again the reopen of a
+// partition whose last one failed (UpdateTopicConfig's doc); while
+// another retry of it (a Maintain's) hangs in the new log's open (its
+// directory listing, on a disk that hangs), the call's retry waits for
+// it until the call's ctx ends, and the call then returns ctx's error.
+// Kills the mutant that tries again with no ctx (the call hung until the
+// disk answered).
+func TestReview39UnchangedConfigRetryHeedsItsCtx(t *testing.T) {
+	ctx := context.Background()
+	var fail, hang atomic.Bool
+	entered, gate := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op != vfs.OpList || filepath.ToSlash(path) != "/data/t-0" {
+			return nil
+		}
+		if hang.CompareAndSwap(true, false) {
+			close(entered)
+			<-gate
+		}
+		if fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	fail.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	fail.Store(false)
+	hang.Store(true)
+	maintained := make(chan error, 1)
+	go func() { maintained <- b.Maintain(ctx) }() // its retry hangs in the listing
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Maintain's retry did not begin")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.UpdateTopicConfig(cctx, "t", func(*log.Config) {}) }()
+	waitForStack(t, "runnel.(*Broker).UpdateTopicConfig(", "log.(*Partition).RetryReopen(")
+	cancel()
+	err := within(t, done, release, "the unchanged config's retry, its ctx ended")
+	require.ErrorIs(t, err, context.Canceled)
+	release()
+	require.NoError(t, <-maintained)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}), "the partition reopened by the Maintain")
+	produce(t, b, "t", 0, "b")
 }
