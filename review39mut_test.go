@@ -457,3 +457,28 @@ func TestReview39UnchangedConfigRetryHeedsItsCtx(t *testing.T) {
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}), "the partition reopened by the Maintain")
 	produce(t, b, "t", 0, "b")
 }
+
+// TestReview39LoggerMayCallTheBrokerOnACreatedPartitionsLine: the lines
+// of the logs CreatePartitions opens ("log created") reach the handler
+// once the call has given the admin token back, as a CreateTopic's do
+// (TestReview34LoggerMayCallTheBrokerOnLogCreated): the handler may call
+// an admin method on them. Kills the mutant that opens the new
+// partitions with the plain log options (their lines were handed on
+// under the token: the handler's CreateTopic blocked, callBounded's
+// 10 s).
+func TestReview39LoggerMayCallTheBrokerOnACreatedPartitionsLine(t *testing.T) {
+	ctx := context.Background()
+	var b *Broker
+	var callErr atomic.Pointer[error]
+	h := onceOnLine("log created", func() {
+		err := b.CreateTopic(ctx, "logs", log.TopicConfig{Partitions: 1})
+		callErr.Store(&err)
+	})
+	b = open(t, Config{Logger: h.logger()})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	h.armed.Store(true) // the next "log created": partition 1's
+	require.NoError(t, b.CreatePartitions(ctx, "t", 2))
+	require.True(t, h.seen.Load(), "no \"log created\" line from CreatePartitions")
+	require.True(t, h.returned.Load(), "CreateTopic from the handler of a created partition's line blocked")
+	require.NoError(t, *callErr.Load())
+}
