@@ -1,10 +1,14 @@
 package producer_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -35,4 +39,45 @@ func TestReview39SynctestProduceSyncStickyDoesNotLinger(t *testing.T) {
 			require.Equal(t, t1, time.Now(), "ProduceSync %d waited for the linger", i)
 		}
 	})
+}
+
+// TestReview39MayBeWrittenTable: MayBeWritten's doc, error by error: false
+// for nil, a ctx's errors, the errors before a record is buffered and the
+// broker's refusals alone; true for ErrMaybeWritten whatever else the
+// error matches, ErrDeliveryTimeout, ErrClosed, log.ErrLogFenced,
+// api.ErrBrokerClosed, ErrOutOfOrderSequence (a refusal, but listed
+// apart) and an error the producer does not know; a RecordError of no
+// partition is false whatever its error. Each also wrapped.
+func TestReview39MayBeWrittenTable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{producer.ErrMaxBuffered, false},
+		{producer.ErrNoTopic, false},
+		{producer.ErrNilRecord, false},
+		{producer.ErrInvalidPartition, false},
+		{producer.ErrInvalidOption, false},
+		{producer.ErrRecordTooLarge, false},
+		{log.ErrInvalidRecord, false},
+		{api.ErrPolicyViolation, false},
+		{producer.ErrProducerFenced, false},
+		{api.ErrUnknownTopicOrPartition, false},
+		{producer.ErrMaybeWritten, true},
+		{errors.Join(context.Canceled, producer.ErrMaybeWritten), true},
+		{producer.ErrDeliveryTimeout, true},
+		{producer.ErrClosed, true},
+		{log.ErrLogFenced, true},
+		{api.ErrBrokerClosed, true},
+		{producer.ErrOutOfOrderSequence, true},
+		{errors.New("connection reset"), true},
+		{&producer.RecordError{Partition: producer.UnknownPartition, Err: producer.ErrDeliveryTimeout}, false},
+		{&producer.RecordError{Partition: 3, Err: producer.ErrDeliveryTimeout}, true},
+		{&producer.RecordError{Partition: 3, Err: context.DeadlineExceeded}, false},
+	} {
+		require.Equal(t, tc.want, producer.MayBeWritten(tc.err), "%v", tc.err)
+		require.Equal(t, tc.want, producer.MayBeWritten(fmt.Errorf("wrapped: %w", tc.err)), "wrapped %v", tc.err)
+	}
 }
