@@ -12,6 +12,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,4 +81,25 @@ func TestReview39MayBeWrittenTable(t *testing.T) {
 		require.Equal(t, tc.want, producer.MayBeWritten(tc.err), "%v", tc.err)
 		require.Equal(t, tc.want, producer.MayBeWritten(fmt.Errorf("wrapped: %w", tc.err)), "wrapped %v", tc.err)
 	}
+}
+
+// TestReview39MayBeWrittenInvalidTimestamp: a record whose Timestamp is
+// before the Unix epoch fails with ErrInvalidTimestamp before it is
+// buffered (Produce's doc; api.ErrInvalidTimestamp is "a record timestamp
+// a client refuses to send"), so it was never sent, and MayBeWritten,
+// whose doc says false "for an error before the record was buffered",
+// must say so of its promise's error. It said true: the error is in
+// neither of the lists mayBeWritten checks, and fell to "an error the
+// producer does not know".
+func TestReview39MayBeWrittenInvalidTimestamp(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b)
+	got := make(chan error, 1)
+	p.Produce(t.Context(), &record.Record{Topic: "t", Timestamp: time.UnixMilli(-5), Value: []byte("v")},
+		func(_ *record.Record, err error) { got <- err })
+	err := <-got
+	require.ErrorIs(t, err, producer.ErrInvalidTimestamp)
+	require.False(t, producer.MayBeWritten(err), "%v", err)
+	require.False(t, producer.MayBeWritten(producer.ErrInvalidTimestamp))
+	require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
 }
