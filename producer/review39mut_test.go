@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -102,4 +105,80 @@ func TestReview39MayBeWrittenInvalidTimestamp(t *testing.T) {
 	require.False(t, producer.MayBeWritten(err), "%v", err)
 	require.False(t, producer.MayBeWritten(producer.ErrInvalidTimestamp))
 	require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+}
+
+// review39PidClient is a broker whose first Produce of each of partitions
+// 0 and 1 is refused with api.ErrUnknownProducerID: partition 0's once
+// partition 1's has come (both under the producer's first id),
+// partition 1's only once partition 0's batch went again (under the id
+// taken since). It counts InitProducerID calls.
+type review39PidClient struct {
+	b       *runnel.Broker
+	inits   atomic.Int32
+	mu      sync.Mutex
+	calls   [2]int
+	p1Came  chan struct{} // closed at partition 1's first Produce
+	p0Again chan struct{} // closed at partition 0's second Produce
+}
+
+func (c *review39PidClient) Partitions(ctx context.Context, topic string) (int, error) {
+	return c.b.Partitions(ctx, topic)
+}
+
+func (c *review39PidClient) InitProducerID(ctx context.Context) (int64, int16, error) {
+	c.inits.Add(1)
+	return c.b.InitProducerID(ctx)
+}
+
+func (c *review39PidClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.mu.Lock()
+	c.calls[req.Partition]++
+	call := c.calls[req.Partition]
+	c.mu.Unlock()
+	switch {
+	case req.Partition == 0 && call == 1:
+		select {
+		case <-c.p1Came:
+		case <-ctx.Done():
+			return api.ProduceResponse{}, ctx.Err()
+		}
+		return api.ProduceResponse{}, api.ErrUnknownProducerID
+	case req.Partition == 0 && call == 2:
+		close(c.p0Again)
+	case req.Partition == 1 && call == 1:
+		close(c.p1Came)
+		select {
+		case <-c.p0Again:
+		case <-ctx.Done():
+			return api.ProduceResponse{}, ctx.Err()
+		}
+		return api.ProduceResponse{}, api.ErrUnknownProducerID
+	}
+	return c.b.Produce(ctx, req)
+}
+
+// TestReview39StaleProducerIDRefusalKeepsTheNewID: two partitions' batches
+// are refused with api.ErrUnknownProducerID under the producer's first id;
+// partition 0's goes again under a new id at once, and partition 1's
+// refusal comes only after that. Partition 1's batch then goes under the
+// id partition 0 took (resetProducerID drops an id only if no newer one
+// was taken since the refused batch's): two InitProducerID calls in all,
+// not a third that would drop the id partition 0 uses.
+func TestReview39StaleProducerIDRefusalKeepsTheNewID(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	c := &review39PidClient{b: b, p1Came: make(chan struct{}), p0Again: make(chan struct{})}
+	p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	errs := make(chan error, 2)
+	for part := range int32(2) {
+		go func() {
+			errs <- p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: part, Value: fmt.Appendf(nil, "p%d", part)})
+		}()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	require.EqualValues(t, 2, c.inits.Load(), "InitProducerID calls")
+	for part := range int32(2) {
+		require.Equal(t, []string{fmt.Sprintf("p%d", part)}, values(readRecords(t, b, "t", part)))
+	}
 }
