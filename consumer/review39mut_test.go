@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +159,39 @@ func TestReview39UncheckedBackwardBatchIsRefused(t *testing.T) {
 	pos, ok := c.Position("t", 0)
 	require.True(t, ok)
 	require.Zero(t, pos)
+}
+
+// TestReview39LoggerMayCallTheConsumerWhenTheTopicWasReplaced: as
+// TestReview39LoggerMayCallTheConsumerAtEveryLine, for the line of a
+// position resolved in a topic created again while it was reset
+// (TestRecreatedBeforeListOffsetThenOutOfRange's first steps): the
+// handler's Position call does not block, and the line is out by the
+// time the Poll reports api.ErrUnknownTopicID.
+func TestReview39LoggerMayCallTheConsumerWhenTheTopicWasReplaced(t *testing.T) {
+	h := &reentrantHandler{call: func(c *consumer.Consumer) { c.Position("t", 0) }}
+	var replaced atomic.Bool
+	line := func(r slog.Record) {
+		h.line(r)
+		if strings.HasPrefix(r.Message, "topic created again") {
+			replaced.Store(true)
+		}
+	}
+	b, hook, c := readThenOutOfRange(t, consumer.ResetOffset(consumer.ResetEarliest),
+		consumer.Logger(slog.New(testkit.LineFunc(line))))
+	h.c.Store(c)
+	fs, err := c.Poll(testCtx(t)) // out of range: reset
+	require.NoError(t, err)
+	require.Empty(t, fs)
+	hook.beforeNext(func() { recreate(t, b, 4) })
+	for i := 0; ; i++ {
+		require.Less(t, i, 10, "no ErrUnknownTopicID after 10 Polls")
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		if err := fs.Err(); err != nil {
+			require.ErrorIs(t, err, api.ErrUnknownTopicID)
+			break
+		}
+	}
+	require.True(t, replaced.Load(), "the line of the replaced topic, before the Poll returned")
+	require.False(t, h.blocked.Load(), "the handler's Position call blocked: the consumer logs holding its lock")
 }
