@@ -215,5 +215,6 @@ func mayBeWritten(err error) bool {
 }
 
 // notBuffered are the errors of a record that failed before it was
-// buffered, so never sent.
-var notBuffered = []error{ErrMaxBuffered, ErrNoTopic, ErrNilRecord, ErrInvalidPartition, ErrInvalidOption}
+// buffered, so never sent. (ErrRecordTooLarge, of a record larger than
+// BatchMaxBytes, is among the broker's refusals.)
+var notBuffered = []error{ErrMaxBuffered, ErrNoTopic, ErrNilRecord, ErrInvalidPartition, ErrInvalidOption, ErrInvalidTimestamp}
