@@ -1,0 +1,155 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file close the gaps that session 39's mutation pass
+// found in the code changed since 85f1e0f (the ctx-aware locks, the line
+// hand-on): each names the mutant it kills.
+
+// TestReview39PartitionLockFreeTakenWhateverTheCtx: Partition.Lock says
+// a lock that is free is taken whatever the ctx, as holdLock.LockContext
+// says of itself (semaphore.Weighted's Acquire refuses an ended ctx even
+// when it could acquire: the TryAcquire before it is what takes a free
+// lock). Kills: holdLock.LockContext without its TryAcquire.
+func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := newHoldLock()
+	require.NoError(t, m.LockContext(ended), "a free lock is taken whatever the ctx")
+	require.False(t, m.TryRLock(), "held exclusively")
+	m.Unlock()
+
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	k, err := p.Lock(ended)
+	require.NoError(t, err, "a free partition lock is taken whatever the ctx")
+	require.Same(t, p.log.Load(), k.Log())
+	_, err = p.Append(ended, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.ErrorIs(t, err, context.Canceled, "held: the append waits until its ctx ends")
+	k.Unlock()
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+}
+
+// TestReview39CompactEndsBehindAStuckWriteWithALinePending: a Compact
+// (of a log that does not compact: it returns at once) ends while an
+// append that rolled, and so queued its line, hangs in its write holding
+// the writer lock: Compact's exitOwn finds the line pending and leaves it
+// to the lock's holder rather than wait for the lock (see Log.unlock).
+// Once the write goes on the line is handed on, once. Kills: exitOwn
+// taking mu with Lock instead of TryLock.
+func TestReview39CompactEndsBehindAStuckWriteWithALinePending(t *testing.T) {
+	e := newEnv(t)
+	hang, fs := newHangingWrite(t, e.fs, ".log")
+	var rolls atomic.Int32
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "rolled segment" {
+			rolls.Add(1)
+		}
+	}))
+	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+	hang.arm()
+	stuck := make(chan error, 1)
+	go func() { // rolls, logs, then hangs in its write
+		_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		stuck <- err
+	}()
+	<-hang.entered
+	require.True(t, l.queue.Pending(), "the roll's line is queued")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Compact(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		hang.unstick()
+		<-done
+		t.Fatal("Compact waited for the stuck write: it found a line queued as it released the compaction's lock")
+	}
+	require.Zero(t, rolls.Load(), "line handed on while the append that logged it holds the writer lock")
+	hang.unstick()
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 1, rolls.Load(), "roll line handed on")
+	require.False(t, l.queue.Pending())
+}
+
+// TestReview39HandlerMayCloseTheLogOnCloseLine: Options.Logger says a
+// handler may close the Log whose line it is; a Close logs lines of its
+// own ("producer-state snapshot not removed", when the prune after its
+// snapshot cannot remove an older one), which must go out once Close has
+// released the compaction's lock (cleanMu), which the handler's Close
+// takes. Kills: close without its enterOwn/exitOwn (the lines handed on
+// by its release of mu, cleanMu still held: the handler's Close waits for
+// it).
+func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
+	var failRemove, closeOnLine atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && failRemove.Load() && strings.HasSuffix(name, snapshotSuffix) {
+			return errors.New("injected")
+		}
+		return nil
+	}))
+	var l atomic.Pointer[Log]
+	var once sync.Once
+	var lines atomic.Int32
+	closed := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "producer-state snapshot not removed" {
+			return
+		}
+		lines.Add(1)
+		if closeOnLine.Load() {
+			once.Do(func() { closed <- l.Load().Close() })
+		}
+	}))
+	lg, err := Open("/d/t-0", Config{SegmentBytes: 100}, Options{FS: fs, Clock: newClock(), Logger: logger})
+	require.NoError(t, err)
+	l.Store(lg)
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, lg, valueBatch(t, 1_700_000_000_000, v))
+	}
+	// The snapshots below the new log start offset are pruned, and stay
+	// as their removal fails: the Close's prune tries again.
+	failRemove.Store(true)
+	_, err = lg.DeleteRecordsBefore(context.Background(), 3)
+	require.NoError(t, err)
+	require.NotZero(t, lines.Load(), "the prune's removals failed")
+	require.Less(t, lg.snapshots[0], int64(3), "a snapshot below the log start offset is left")
+
+	closeOnLine.Store(true)
+	returned := make(chan error, 1)
+	go func() { returned <- lg.Close() }()
+	select {
+	case err := <-returned:
+		require.NoError(t, err, "a snapshot not removed is logged, not returned")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Close that logged \"producer-state snapshot not removed\" did not return (the handler's Close waits for the compaction's lock, cleanMu)")
+	}
+	select {
+	case err := <-closed:
+		require.NoError(t, err, "closed already: nothing to do")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from Close's prune: the handler did not close the log")
+	}
+}
