@@ -153,3 +153,83 @@ func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 		t.Fatal("no line from Close's prune: the handler did not close the log")
 	}
 }
+
+// TestReview39HandlerMayAppendOnALineOfAPartitionLock: a line logged by
+// a call to the log under a PartitionLock (a Roll of k.Log()) waits for
+// the lock's Unlock, which hands it on once the partition's lock is
+// released: a handler that appends to the partition then goes on, where
+// handed on under the lock it would wait for the lock held by its own
+// goroutine. Kills: Partition.lock without its enter (the line handed on
+// by the Roll, under the lock); Partition.unlock calling leave before it
+// releases mu.
+func TestReview39HandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	var p atomic.Pointer[Partition]
+	var once sync.Once
+	appended := make(chan error, 1)
+	fromHandler := valueBatch(t, 1_700_000_000_000, "from the handler")
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" {
+			return
+		}
+		once.Do(func() {
+			_, err := p.Load().Append(context.Background(), fromHandler, AppendOptions{})
+			appended <- err
+		})
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		k, err := p.Load().Lock(context.Background())
+		if err != nil {
+			done <- err
+			return
+		}
+		err = k.Log().Roll()
+		k.Unlock()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
+	}
+	require.NoError(t, <-appended, "the handler's append")
+	require.EqualValues(t, 2, p.Load().LogEndOffset())
+	require.NoError(t, p.Load().Close())
+}
+
+// TestReview39ListedOffsetsOfAClosedPartition: ListedOffsets answers from
+// an open log only: ErrClosed once the partition is closed, ErrLogFenced
+// (wrapping open's error) once a Reopen's open failed, as its reads
+// answer. Kills: ListedOffsets without its closed check; its ErrClosed
+// not turned into ErrLogFenced (p.failed dropped).
+func TestReview39ListedOffsetsOfAClosedPartition(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	o, err := p.ListedOffsets(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1}, o)
+
+	openErr := errors.New("injected open failure")
+	err = p.Reopen(func() (*Log, error) { return nil, openErr })
+	require.ErrorIs(t, err, openErr)
+	_, err = p.ListedOffsets(context.Background())
+	require.ErrorIs(t, err, ErrLogFenced, "a Reopen's open failed")
+	require.ErrorIs(t, err, openErr)
+	_, err = p.ReadInto(context.Background(), nil, 0, 1<<20, 1)
+	require.ErrorIs(t, err, ErrLogFenced, "as the reads answer")
+
+	require.NoError(t, p.Close())
+	_, err = p.ListedOffsets(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.NotErrorIs(t, err, ErrLogFenced, "closed by its owner")
+}
