@@ -233,3 +233,67 @@ func TestReview39ListedOffsetsOfAClosedPartition(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	require.NotErrorIs(t, err, ErrLogFenced, "closed by its owner")
 }
+
+// TestReview39PartitionGettersUnderAPartitionLock: under a PartitionLock
+// (as during a Reopen), the offsets' getters do not wait for it (they
+// read the log being closed, whose offsets the new one opens with), and
+// LogContext waits only until its ctx ends. Kills: HighWatermark through
+// Log() (which waits for the lock); LogContext without its ctx.
+func TestReview39PartitionGettersUnderAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	k, err := p.Lock(context.Background())
+	require.NoError(t, err)
+	defer k.Unlock()
+
+	type answer struct {
+		hw, end, start int64
+		offsets        PartitionOffsets
+		logErr         error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.hw, a.end, a.start, a.offsets = p.HighWatermark(), p.LogEndOffset(), p.LogStartOffset(), p.Offsets()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		_, a.logErr = p.LogContext(ctx)
+		done <- a
+	}()
+	select {
+	case a := <-done:
+		require.Equal(t, answer{hw: 1, end: 1, start: 0, offsets: PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1},
+			logErr: context.DeadlineExceeded}, a)
+	case <-time.After(10 * time.Second):
+		k.Unlock() // lets the getter go on
+		<-done
+		t.Fatal("a getter waited for the PartitionLock (or LogContext past its ctx)")
+	}
+}
+
+// TestReview39RetryReopenWithNothingToRetryHoldsNothingUp: RetryReopen
+// with nothing to retry takes the partition's lock shared only, so it
+// does not wait for a call in flight (here DeleteRecordsChecked, whose
+// check runs holding the lock shared) as a Reopen would. Kills:
+// RetryReopen taking the lock exclusively whatever its first look found.
+func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	var tried bool
+	var retryErr error
+	_, err := p.DeleteRecordsChecked(context.Background(), func(_ Config, hw int64) (int64, error) {
+		// Bounded: a RetryReopen that waits for the lock exclusively
+		// waits for this check, which waits for it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tried, retryErr = p.RetryReopen(ctx)
+		return hw, nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, retryErr, "RetryReopen waited for the call in flight")
+	require.False(t, tried)
+}
