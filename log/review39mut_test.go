@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -296,4 +297,24 @@ func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, retryErr, "RetryReopen waited for the call in flight")
 	require.False(t, tried)
+}
+
+// TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime: under
+// LogAppendTime segment.ms compares the batches' stamps, the log's time,
+// with the active segment's first: after the log's clock stepped back
+// from 1 s past 1970 to before it, an append is stamped with a negative
+// time and does not roll after a segment.ms of one hour, whatever
+// CreateTime the producer set (here decades later). Kills: the roll's
+// max timestamp taken from the batches when the append time is negative
+// (the sign of the time, not the topic's type, deciding), which rolled.
+func TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
+	e := newEnv(t)
+	e.clock.t = time.UnixMilli(1000)
+	l := e.open(Config{TimestampType: LogAppendTime, SegmentTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("a"), ts: 1_700_000_000_000}))
+	e.clock.t = time.UnixMilli(-5000)
+	res := appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("b"), ts: 1_700_000_000_000}))
+	require.EqualValues(t, -5000, res.LogAppendTime)
+	require.Equal(t, 1, l.Segments(), "rolled: the log's time went back, not an hour on")
 }
