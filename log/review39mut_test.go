@@ -318,3 +318,63 @@ func TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
 	require.EqualValues(t, -5000, res.LogAppendTime)
 	require.Equal(t, 1, l.Segments(), "rolled: the log's time went back, not an hour on")
 }
+
+// TestReview39OptionsGoStartsTheSyncRound: a group commit's fsync round
+// run apart from its waiter (its ctx can end: on a file system other than
+// the bare memory FS) is started by Options.Go, before Close returns, so
+// that an owner counting the log's goroutines with it (a broker) knows
+// of it. Kills: the round started by a go statement whatever Options.Go.
+func TestReview39OptionsGoStartsTheSyncRound(t *testing.T) {
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	goFunc := func(f func()) {
+		calls.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Go: goFunc})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background()) // a ctx that can end: the round on its own goroutine
+	defer cancel()
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	require.NotZero(t, calls.Load(), "the fsync round was not started by Options.Go")
+	wg.Wait()
+}
+
+// TestReview39SegmentTimesForgetRemovedSegments: the creation times the
+// log keeps for segment.ms (createdAt) are those of its live segments
+// only: retention's removals are forgotten at the next roll, so that a
+// log that rolls and deletes for months keeps a bounded map. Kills:
+// noteRolledLocked keeping the times of removed segments below the first
+// live one (its check of the base found dropped).
+func TestReview39SegmentTimesForgetRemovedSegments(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 100})
+	defer l.Close()
+	for _, v := range []string{"a", "b", "c", "d", "e", "f"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // each rolls
+	}
+	require.Equal(t, 6, l.Segments())
+	_, err := l.DeleteRecordsBefore(context.Background(), 4)
+	require.NoError(t, err)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "g")) // rolls
+	l.mu.Lock()
+	bases := make(map[int64]bool)
+	for _, s := range *l.segs.Load() {
+		bases[s.Base()] = true
+	}
+	var stale []int64
+	for b := range l.createdAt {
+		if !bases[b] {
+			stale = append(stale, b)
+		}
+	}
+	l.unlock()
+	require.Empty(t, stale, "creation times kept for removed segments")
+}
