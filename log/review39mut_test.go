@@ -378,3 +378,73 @@ func TestReview39SegmentTimesForgetRemovedSegments(t *testing.T) {
 	l.unlock()
 	require.Empty(t, stale, "creation times kept for removed segments")
 }
+
+// TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
+// Maintain's steps after retention that waits for the writer lock (the
+// producer ids' expiry, SyncNever's look for rolled segments, the
+// periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
+// as ApplyRetention does (TestReview34LogCallsHeedTheirCtxBehindAStuckWrite
+// ends there). The handler of retention's "deleting segment" line, which
+// runs between retention and the next step, starts an append whose
+// write hangs, then ends the ctx. Kills: each of those steps taking the
+// lock with Lock.
+func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		expire time.Duration
+	}{
+		{"producer expiry", Config{}, 0},
+		{"SyncNever's rolled segments", Config{Sync: SyncNever}, -1},
+		{"flush.ms", Config{Sync: SyncPeriodic, FlushInterval: time.Millisecond}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			hang, fs := newHangingWrite(t, e.fs, ".log")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stuck := make(chan error, 1)
+			late := valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "stuck")
+			var once sync.Once
+			var l *Log
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "deleting segment" {
+					return
+				}
+				once.Do(func() {
+					hang.arm()
+					go func() {
+						_, err := l.Append(context.Background(), late, AppendOptions{})
+						stuck <- err
+					}()
+					<-hang.entered
+					cancel()
+				})
+			}))
+			cfg := tc.cfg
+			cfg.RetentionTime = time.Hour
+			var err error
+			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
+			require.NoError(t, err)
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "old"))
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "new"))
+			e.clock.Advance(2 * time.Hour) // the first segment is past retention
+
+			done := make(chan error, 1)
+			go func() { done <- l.Maintain(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				<-done
+				t.Fatal("Maintain waited for the stuck write past its ctx")
+			}
+			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
+			hang.unstick()
+			require.NoError(t, <-stuck)
+			require.NoError(t, l.Close())
+		})
+	}
+}
