@@ -448,3 +448,21 @@ func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T
 		})
 	}
 }
+
+// TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
+// retention keeps the active segment of a log whose end is
+// MaxLogEndOffset+1 (a batch of one record at the largest base: no
+// segment can start at its end), as it keeps one ending further past it
+// (TestReview32LogPastTheLastEndKeepsOpening). Kills: the check moved to
+// an end past MaxLogEndOffset+1, which rolled (ErrRollFailed).
+func TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
+	l := e.open(Config{RetentionTime: time.Second})
+	defer l.Close()
+	require.Equal(t, int64(MaxLogEndOffset+1), l.LogEndOffset())
+	e.clock.Advance(time.Hour) // the record, stamped 1 ms, is past retention.ms
+	_, err := l.ApplyRetention(context.Background())
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
+}
