@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -499,4 +500,51 @@ func TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T)
 	require.NoError(t, err, "producer 7 expired: a new producer")
 	require.False(t, res.Duplicate)
 	require.EqualValues(t, 1, res.FirstOffset)
+}
+
+// TestReview39RelativeDirUnderAWrappedOSFS: Open makes a relative dir
+// absolute on the OS file system under any vfs.Wrapper too (Open's doc),
+// so Dir is absolute for a log opened through vfs.WithFaults(vfs.OS).
+// Kills: the check made on the FS itself rather than vfs.Unwrap's.
+func TestReview39RelativeDirUnderAWrappedOSFS(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	fs := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open(filepath.Join("data", "t-0"), Config{}, Options{FS: fs, Clock: newClock()})
+	require.NoError(t, err)
+	defer l.Close()
+	require.True(t, filepath.IsAbs(l.Dir()), "Dir %q", l.Dir())
+	abs, err := filepath.Abs(filepath.Join("data", "t-0"))
+	require.NoError(t, err)
+	require.Equal(t, abs, l.Dir())
+}
+
+// TestReview39ZeroDurabilityHoldLines: the HoldLines of a zero
+// Durability (nothing to wait for) costs nothing and its release does
+// nothing. Kills: Durability.HoldLines without its nil log check (a nil
+// pointer dereference).
+func TestReview39ZeroDurabilityHoldLines(t *testing.T) {
+	release := Durability{}.HoldLines()
+	release()
+	require.NoError(t, Durability{}.Wait(context.Background()))
+}
+
+// TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock: a partition's
+// AppendAsync whose ctx ends while it waits for the partition's lock (a
+// Reopen's, here a PartitionLock) returns ctx's error, nothing appended,
+// as Append does. Kills: AppendAsync answering nil then.
+func TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	k, err := p.Lock(context.Background())
+	require.NoError(t, err)
+	defer k.Unlock() // before p.Close, should the test fail
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, d, err := p.AppendAsync(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, d.Pending())
+	k.Unlock()
+	require.EqualValues(t, 0, p.LogEndOffset(), "nothing appended")
 }
