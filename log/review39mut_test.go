@@ -1,0 +1,550 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file close the gaps that session 39's mutation pass
+// found in the code changed since 85f1e0f (the ctx-aware locks, the line
+// hand-on): each names the mutant it kills.
+
+// TestReview39PartitionLockFreeTakenWhateverTheCtx: Partition.Lock says
+// a lock that is free is taken whatever the ctx, as holdLock.LockContext
+// says of itself (semaphore.Weighted's Acquire refuses an ended ctx even
+// when it could acquire: the TryAcquire before it is what takes a free
+// lock). Kills: holdLock.LockContext without its TryAcquire.
+func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := newHoldLock()
+	require.NoError(t, m.LockContext(ended), "a free lock is taken whatever the ctx")
+	require.False(t, m.TryRLock(), "held exclusively")
+	m.Unlock()
+
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	k, err := p.Lock(ended)
+	require.NoError(t, err, "a free partition lock is taken whatever the ctx")
+	require.Same(t, p.log.Load(), k.Log())
+	_, err = p.Append(ended, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.ErrorIs(t, err, context.Canceled, "held: the append waits until its ctx ends")
+	k.Unlock()
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+}
+
+// TestReview39CompactEndsBehindAStuckWriteWithALinePending: a Compact
+// (of a log that does not compact: it returns at once) ends while an
+// append that rolled, and so queued its line, hangs in its write holding
+// the writer lock: Compact's exitOwn finds the line pending and leaves it
+// to the lock's holder rather than wait for the lock (see Log.unlock).
+// Once the write goes on the line is handed on, once. Kills: exitOwn
+// taking mu with Lock instead of TryLock.
+func TestReview39CompactEndsBehindAStuckWriteWithALinePending(t *testing.T) {
+	e := newEnv(t)
+	hang, fs := newHangingWrite(t, e.fs, ".log")
+	var rolls atomic.Int32
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "rolled segment" {
+			rolls.Add(1)
+		}
+	}))
+	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+	hang.arm()
+	stuck := make(chan error, 1)
+	go func() { // rolls, logs, then hangs in its write
+		_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		stuck <- err
+	}()
+	<-hang.entered
+	require.True(t, l.queue.Pending(), "the roll's line is queued")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Compact(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		hang.unstick()
+		<-done
+		t.Fatal("Compact waited for the stuck write: it found a line queued as it released the compaction's lock")
+	}
+	require.Zero(t, rolls.Load(), "line handed on while the append that logged it holds the writer lock")
+	hang.unstick()
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 1, rolls.Load(), "roll line handed on")
+	require.False(t, l.queue.Pending())
+}
+
+// TestReview39HandlerMayCloseTheLogOnCloseLine: Options.Logger says a
+// handler may close the Log whose line it is; a Close logs lines of its
+// own ("producer-state snapshot not removed", when the prune after its
+// snapshot cannot remove an older one), which must go out once Close has
+// released the compaction's lock (cleanMu), which the handler's Close
+// takes. Kills: close without its enterOwn/exitOwn (the lines handed on
+// by its release of mu, cleanMu still held: the handler's Close waits for
+// it).
+func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
+	var failRemove, closeOnLine atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && failRemove.Load() && strings.HasSuffix(name, snapshotSuffix) {
+			return errors.New("injected")
+		}
+		return nil
+	}))
+	var l atomic.Pointer[Log]
+	var once sync.Once
+	var lines atomic.Int32
+	closed := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "producer-state snapshot not removed" {
+			return
+		}
+		lines.Add(1)
+		if closeOnLine.Load() {
+			once.Do(func() { closed <- l.Load().Close() })
+		}
+	}))
+	lg, err := Open("/d/t-0", Config{SegmentBytes: 100}, Options{FS: fs, Clock: newClock(), Logger: logger})
+	require.NoError(t, err)
+	l.Store(lg)
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, lg, valueBatch(t, 1_700_000_000_000, v))
+	}
+	// The snapshots below the new log start offset are pruned, and stay
+	// as their removal fails: the Close's prune tries again.
+	failRemove.Store(true)
+	_, err = lg.DeleteRecordsBefore(context.Background(), 3)
+	require.NoError(t, err)
+	require.NotZero(t, lines.Load(), "the prune's removals failed")
+	require.Less(t, lg.snapshots[0], int64(3), "a snapshot below the log start offset is left")
+
+	closeOnLine.Store(true)
+	returned := make(chan error, 1)
+	go func() { returned <- lg.Close() }()
+	select {
+	case err := <-returned:
+		require.NoError(t, err, "a snapshot not removed is logged, not returned")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Close that logged \"producer-state snapshot not removed\" did not return (the handler's Close waits for the compaction's lock, cleanMu)")
+	}
+	select {
+	case err := <-closed:
+		require.NoError(t, err, "closed already: nothing to do")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from Close's prune: the handler did not close the log")
+	}
+}
+
+// TestReview39HandlerMayAppendOnALineOfAPartitionLock: a line logged by
+// a call to the log under a PartitionLock (a Roll of k.Log()) waits for
+// the lock's Unlock, which hands it on once the partition's lock is
+// released: a handler that appends to the partition then goes on, where
+// handed on under the lock it would wait for the lock held by its own
+// goroutine. Kills: Partition.lock without its enter (the line handed on
+// by the Roll, under the lock); Partition.unlock calling leave before it
+// releases mu.
+func TestReview39HandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	var p atomic.Pointer[Partition]
+	var once sync.Once
+	appended := make(chan error, 1)
+	fromHandler := valueBatch(t, 1_700_000_000_000, "from the handler")
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" {
+			return
+		}
+		once.Do(func() {
+			_, err := p.Load().Append(context.Background(), fromHandler, AppendOptions{})
+			appended <- err
+		})
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		k, err := p.Load().Lock(context.Background())
+		if err != nil {
+			done <- err
+			return
+		}
+		err = k.Log().Roll()
+		k.Unlock()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
+	}
+	require.NoError(t, <-appended, "the handler's append")
+	require.EqualValues(t, 2, p.Load().LogEndOffset())
+	require.NoError(t, p.Load().Close())
+}
+
+// TestReview39ListedOffsetsOfAClosedPartition: ListedOffsets answers from
+// an open log only: ErrClosed once the partition is closed, ErrLogFenced
+// (wrapping open's error) once a Reopen's open failed, as its reads
+// answer. Kills: ListedOffsets without its closed check; its ErrClosed
+// not turned into ErrLogFenced (p.failed dropped).
+func TestReview39ListedOffsetsOfAClosedPartition(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	o, err := p.ListedOffsets(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1}, o)
+
+	openErr := errors.New("injected open failure")
+	err = p.Reopen(func() (*Log, error) { return nil, openErr })
+	require.ErrorIs(t, err, openErr)
+	_, err = p.ListedOffsets(context.Background())
+	require.ErrorIs(t, err, ErrLogFenced, "a Reopen's open failed")
+	require.ErrorIs(t, err, openErr)
+	_, err = p.ReadInto(context.Background(), nil, 0, 1<<20, 1)
+	require.ErrorIs(t, err, ErrLogFenced, "as the reads answer")
+
+	require.NoError(t, p.Close())
+	_, err = p.ListedOffsets(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.NotErrorIs(t, err, ErrLogFenced, "closed by its owner")
+}
+
+// TestReview39PartitionGettersUnderAPartitionLock: under a PartitionLock
+// (as during a Reopen), the offsets' getters do not wait for it (they
+// read the log being closed, whose offsets the new one opens with), and
+// LogContext waits only until its ctx ends. Kills: HighWatermark through
+// Log() (which waits for the lock); LogContext without its ctx.
+func TestReview39PartitionGettersUnderAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	k, err := p.Lock(context.Background())
+	require.NoError(t, err)
+	defer k.Unlock()
+
+	type answer struct {
+		hw, end, start int64
+		offsets        PartitionOffsets
+		logErr         error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.hw, a.end, a.start, a.offsets = p.HighWatermark(), p.LogEndOffset(), p.LogStartOffset(), p.Offsets()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		_, a.logErr = p.LogContext(ctx)
+		done <- a
+	}()
+	select {
+	case a := <-done:
+		require.Equal(t, answer{hw: 1, end: 1, start: 0, offsets: PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1},
+			logErr: context.DeadlineExceeded}, a)
+	case <-time.After(10 * time.Second):
+		k.Unlock() // lets the getter go on
+		<-done
+		t.Fatal("a getter waited for the PartitionLock (or LogContext past its ctx)")
+	}
+}
+
+// TestReview39RetryReopenWithNothingToRetryHoldsNothingUp: RetryReopen
+// with nothing to retry takes the partition's lock shared only, so it
+// does not wait for a call in flight (here DeleteRecordsChecked, whose
+// check runs holding the lock shared) as a Reopen would. Kills:
+// RetryReopen taking the lock exclusively whatever its first look found.
+func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	var tried bool
+	var retryErr error
+	_, err := p.DeleteRecordsChecked(context.Background(), func(_ Config, hw int64) (int64, error) {
+		// Bounded: a RetryReopen that waits for the lock exclusively
+		// waits for this check, which waits for it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tried, retryErr = p.RetryReopen(ctx)
+		return hw, nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, retryErr, "RetryReopen waited for the call in flight")
+	require.False(t, tried)
+}
+
+// TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime: under
+// LogAppendTime segment.ms compares the batches' stamps, the log's time,
+// with the active segment's first: after the log's clock stepped back
+// from 1 s past 1970 to before it, an append is stamped with a negative
+// time and does not roll after a segment.ms of one hour, whatever
+// CreateTime the producer set (here decades later). Kills: the roll's
+// max timestamp taken from the batches when the append time is negative
+// (the sign of the time, not the topic's type, deciding), which rolled.
+func TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
+	e := newEnv(t)
+	e.clock.t = time.UnixMilli(1000)
+	l := e.open(Config{TimestampType: LogAppendTime, SegmentTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("a"), ts: 1_700_000_000_000}))
+	e.clock.t = time.UnixMilli(-5000)
+	res := appendOK(t, l, batchOf(t, compression.None, kv{value: []byte("b"), ts: 1_700_000_000_000}))
+	require.EqualValues(t, -5000, res.LogAppendTime)
+	require.Equal(t, 1, l.Segments(), "rolled: the log's time went back, not an hour on")
+}
+
+// TestReview39OptionsGoStartsTheSyncRound: a group commit's fsync round
+// run apart from its waiter (its ctx can end: on a file system other than
+// the bare memory FS) is started by Options.Go, before Close returns, so
+// that an owner counting the log's goroutines with it (a broker) knows
+// of it. Kills: the round started by a go statement whatever Options.Go.
+func TestReview39OptionsGoStartsTheSyncRound(t *testing.T) {
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	goFunc := func(f func()) {
+		calls.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Go: goFunc})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background()) // a ctx that can end: the round on its own goroutine
+	defer cancel()
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	require.NotZero(t, calls.Load(), "the fsync round was not started by Options.Go")
+	wg.Wait()
+}
+
+// TestReview39SegmentTimesForgetRemovedSegments: the creation times the
+// log keeps for segment.ms (createdAt) are those of its live segments
+// only: retention's removals are forgotten at the next roll, so that a
+// log that rolls and deletes for months keeps a bounded map. Kills:
+// noteRolledLocked keeping the times of removed segments below the first
+// live one (its check of the base found dropped).
+func TestReview39SegmentTimesForgetRemovedSegments(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 100})
+	defer l.Close()
+	for _, v := range []string{"a", "b", "c", "d", "e", "f"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // each rolls
+	}
+	require.Equal(t, 6, l.Segments())
+	_, err := l.DeleteRecordsBefore(context.Background(), 4)
+	require.NoError(t, err)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "g")) // rolls
+	l.mu.Lock()
+	bases := make(map[int64]bool)
+	for _, s := range *l.segs.Load() {
+		bases[s.Base()] = true
+	}
+	var stale []int64
+	for b := range l.createdAt {
+		if !bases[b] {
+			stale = append(stale, b)
+		}
+	}
+	l.unlock()
+	require.Empty(t, stale, "creation times kept for removed segments")
+}
+
+// TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
+// Maintain's steps after retention that waits for the writer lock (the
+// producer ids' expiry, SyncNever's look for rolled segments, the
+// periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
+// as ApplyRetention does (TestReview34LogCallsHeedTheirCtxBehindAStuckWrite
+// ends there). The handler of retention's "deleting segment" line, which
+// runs between retention and the next step, starts an append whose
+// write hangs, then ends the ctx. Kills: each of those steps taking the
+// lock with Lock.
+func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		expire time.Duration
+	}{
+		{"producer expiry", Config{}, 0},
+		{"SyncNever's rolled segments", Config{Sync: SyncNever}, -1},
+		{"flush.ms", Config{Sync: SyncPeriodic, FlushInterval: time.Millisecond}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			hang, fs := newHangingWrite(t, e.fs, ".log")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stuck := make(chan error, 1)
+			late := valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "stuck")
+			var once sync.Once
+			var l *Log
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "deleting segment" {
+					return
+				}
+				once.Do(func() {
+					hang.arm()
+					go func() {
+						_, err := l.Append(context.Background(), late, AppendOptions{})
+						stuck <- err
+					}()
+					<-hang.entered
+					cancel()
+				})
+			}))
+			cfg := tc.cfg
+			cfg.RetentionTime = time.Hour
+			var err error
+			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
+			require.NoError(t, err)
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "old"))
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "new"))
+			e.clock.Advance(2 * time.Hour) // the first segment is past retention
+
+			done := make(chan error, 1)
+			go func() { done <- l.Maintain(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				<-done
+				t.Fatal("Maintain waited for the stuck write past its ctx")
+			}
+			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
+			hang.unstick()
+			require.NoError(t, <-stuck)
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+// TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
+// retention keeps the active segment of a log whose end is
+// MaxLogEndOffset+1 (a batch of one record at the largest base: no
+// segment can start at its end), as it keeps one ending further past it
+// (TestReview32LogPastTheLastEndKeepsOpening). Kills: the check moved to
+// an end past MaxLogEndOffset+1, which rolled (ErrRollFailed).
+func TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
+	l := e.open(Config{RetentionTime: time.Second})
+	defer l.Close()
+	require.Equal(t, int64(MaxLogEndOffset+1), l.LogEndOffset())
+	e.clock.Advance(time.Hour) // the record, stamped 1 ms, is past retention.ms
+	_, err := l.ApplyRetention(context.Background())
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
+}
+
+// TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd: Open
+// does not load an idempotent producer past ProducerExpiration from a
+// producer-state snapshot (Options.ProducerExpiration), also when the
+// snapshot it uses lies past the log end a crash left (a roll's, under
+// SyncNever, its segment's last batch lost) with none of its producers'
+// batches lost: the producer that comes back is a new one, its first
+// sequence taken whatever it is. Kills: that path of Open without its
+// forgetExpiredProducers (the producer known, its sequence 5 refused as
+// out of order).
+func TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T) {
+	e := newEnv(t)
+	open := func() *Log {
+		l, err := Open(e.dir, Config{RetentionTime: -1, Sync: SyncNever}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
+		require.NoError(t, err)
+		return l
+	}
+	l := open()
+	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
+	require.NoError(t, l.Flush(context.Background())) // producer 7's batch is durable
+	appendOK(t, l, valueBatch(t, 1, "lost"))
+	require.NoError(t, l.Roll()) // a snapshot at 2; the batch at 1 not synced
+	e.clock.Advance(2 * time.Hour)
+	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
+	l.Close()
+	l = open()
+	defer l.Close()
+	require.EqualValues(t, 1, l.LogEndOffset(), "the batch at 1 lost")
+	require.EqualValues(t, 2, l.Recovery().ProducerSnapshot, "the snapshot past the end")
+	res, err := l.Append(context.Background(), idemBatch(t, 7, 0, 5, 1), AppendOptions{})
+	require.NoError(t, err, "producer 7 expired: a new producer")
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 1, res.FirstOffset)
+}
+
+// TestReview39RelativeDirUnderAWrappedOSFS: Open makes a relative dir
+// absolute on the OS file system under any vfs.Wrapper too (Open's doc),
+// so Dir is absolute for a log opened through vfs.WithFaults(vfs.OS).
+// Kills: the check made on the FS itself rather than vfs.Unwrap's.
+func TestReview39RelativeDirUnderAWrappedOSFS(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	fs := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open(filepath.Join("data", "t-0"), Config{}, Options{FS: fs, Clock: newClock()})
+	require.NoError(t, err)
+	defer l.Close()
+	require.True(t, filepath.IsAbs(l.Dir()), "Dir %q", l.Dir())
+	abs, err := filepath.Abs(filepath.Join("data", "t-0"))
+	require.NoError(t, err)
+	require.Equal(t, abs, l.Dir())
+}
+
+// TestReview39ZeroDurabilityHoldLines: the HoldLines of a zero
+// Durability (nothing to wait for) costs nothing and its release does
+// nothing. Kills: Durability.HoldLines without its nil log check (a nil
+// pointer dereference).
+func TestReview39ZeroDurabilityHoldLines(t *testing.T) {
+	release := Durability{}.HoldLines()
+	release()
+	require.NoError(t, Durability{}.Wait(context.Background()))
+}
+
+// TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock: a partition's
+// AppendAsync whose ctx ends while it waits for the partition's lock (a
+// Reopen's, here a PartitionLock) returns ctx's error, nothing appended,
+// as Append does. Kills: AppendAsync answering nil then.
+func TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	k, err := p.Lock(context.Background())
+	require.NoError(t, err)
+	defer k.Unlock() // before p.Close, should the test fail
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, d, err := p.AppendAsync(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, d.Pending())
+	k.Unlock()
+	require.EqualValues(t, 0, p.LogEndOffset(), "nothing appended")
+}
