@@ -223,30 +223,49 @@ func TestReview36CloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 // returned while the handler still ran.
 func TestReview36CloseWaitsForItsGoroutinesLines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	m := holdMaintenanceInHandler(t)
+	defer m.release() // before goleak's check, should the test fail
+	requireCloseWaitsForHandler(t, m.b, &m.handlerDone, m.release, "the maintenance goroutine's handler", func() { m.afterClose.Store(true) })
+	requireMaintenanceGone(t, m.ops)
+}
+
+// heldMaintenance is a broker whose maintenance goroutine is in the
+// handler of its "deleting segment" line, held there until release.
+type heldMaintenance struct {
+	b                       *Broker
+	ops                     *atomic.Int32 // see openReview36Maint
+	handlerDone, afterClose atomic.Bool   // the handler returned; Close returned (set by the test)
+	release                 func()        // lets the handler return; a second call does nothing
+}
+
+// holdMaintenanceInHandler opens a heldMaintenance, bounded at 30 s to
+// turn a line never handed on into a failure. The caller calls release
+// before the test ends (deferred, also should it fail).
+func holdMaintenanceInHandler(t *testing.T) *heldMaintenance {
+	t.Helper()
 	sc := review36MaintLines()[0]
 	require.Equal(t, "deleting segment", sc.line)
-	var armed, seen, handlerDone atomic.Bool
-	var afterClose atomic.Bool
+	m := &heldMaintenance{}
+	var armed, seen atomic.Bool
 	inHandler, gate := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	defer release() // before goleak's check, should the test fail
-	b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
+	m.release = sync.OnceFunc(func() { close(gate) })
+	m.b, m.ops = openReview36Maint(t, sc, &m.afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
 		if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
 			return
 		}
 		close(inHandler)
 		<-gate
-		handlerDone.Store(true)
+		m.handlerDone.Store(true)
 	})))
 	armed.Store(true)
-	<-b.maint // the maintenance goes on
+	<-m.b.maint // the maintenance goes on
 	select {
 	case <-inHandler:
 	case <-time.After(30 * time.Second):
+		m.release()
 		t.Fatalf("no %q line handed on", sc.line)
 	}
-	requireCloseWaitsForHandler(t, b, &handlerDone, release, "the maintenance goroutine's handler", func() { afterClose.Store(true) })
-	requireMaintenanceGone(t, ops)
+	return m
 }
 
 // requireCloseWaitsForHandler calls b.Close on a goroutine of its own

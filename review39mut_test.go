@@ -52,44 +52,26 @@ func review39AwaitInStack(t *testing.T, part string, n int, closes ...chan revie
 // waitLines: it returned at once, the handler still running.
 func TestReview39SecondCloseWaitsForTheGoroutinesLines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	sc := review36MaintLines()[0]
-	require.Equal(t, "deleting segment", sc.line)
-	var armed, seen, handlerDone, afterClose atomic.Bool
-	inHandler, gate := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	defer release() // before goleak's check, should the test fail
-	b, ops := openReview36Maint(t, sc, &afterClose, slog.New(testkit.LineFunc(func(r slog.Record) {
-		if !armed.Load() || r.Message != sc.line || seen.Swap(true) {
-			return
-		}
-		close(inHandler)
-		<-gate
-		handlerDone.Store(true)
-	})))
-	armed.Store(true)
-	<-b.maint // the maintenance goes on
-	select {
-	case <-inHandler:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no %q line handed on", sc.line)
-	}
+	m := holdMaintenanceInHandler(t)
+	defer m.release() // before goleak's check, should the test fail
+	b := m.b
 	first, second := make(chan review39CloseResult, 1), make(chan review39CloseResult, 1)
 	closeInto := func(c chan review39CloseResult) {
 		err := b.Close()
-		c <- review39CloseResult{err, handlerDone.Load()}
+		c <- review39CloseResult{err, m.handlerDone.Load()}
 	}
 	go closeInto(first)
 	review39AwaitInStack(t, "runnel.(*Broker).waitLines(", 1, first)
 	go closeInto(second)
 	review39AwaitInStack(t, "runnel.(*Broker).waitLines(", 2, first, second)
-	release()
+	m.release()
 	for _, c := range []chan review39CloseResult{first, second} {
 		r := <-c
 		require.NoError(t, r.err)
 		require.True(t, r.handlerDone, "a Close returned while the handler still ran")
 	}
-	afterClose.Store(true)
-	requireMaintenanceGone(t, ops)
+	m.afterClose.Store(true)
+	requireMaintenanceGone(t, m.ops)
 }
 
 // TestReview39CloseCancelsUnderBgMu: a goroutine of the broker's starts

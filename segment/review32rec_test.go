@@ -94,6 +94,25 @@ func TestReview32RecoverFindsABatchAtEveryPieceBoundary(t *testing.T) {
 // claim: up to the segment's size, which a 32-bit process may not have
 // room for. The tail is cut as torn, as before.
 func TestReview32RecoverReadsACandidateInPieces(t *testing.T) {
+	mem, _ := candidateTail(t)
+	var largest atomic.Int64
+	s, _, err := Open(readSizes{mem, &largest}, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	largest.Store(0)
+	res, err := s.Recover(0)
+	require.NoError(t, err)
+	require.Equal(t, int64(candidateTailBytes), res.Truncated)
+	require.LessOrEqual(t, largest.Load(), int64(recoverCheckBytes), "a read of the tail")
+	require.NoError(t, s.Close())
+}
+
+// candidateTail makes the segment /d of a memory FS: a batch, then a
+// tail of 3 × recoverCheckBytes bad bytes holding, 100 bytes in, what
+// looks like a batch header (the magic byte where a batch has it)
+// claiming all but the last 100 of them, which is no batch (its CRC
+// fails). It returns the FS and where the tail begins.
+func candidateTail(t *testing.T) (vfs.FS, int64) {
+	t.Helper()
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
 	s, err := Create(mem, "/d", 0, Config{})
@@ -102,30 +121,21 @@ func TestReview32RecoverReadsACandidateInPieces(t *testing.T) {
 	require.NoError(t, s.Append(first))
 	require.NoError(t, s.Close())
 	from := int64(len(first))
-	const tail = 3 * recoverCheckBytes
-	bad := bytes.Repeat([]byte{'x'}, tail)
-	// A header 100 bytes into the bad bytes, claiming all but the last
-	// 100 of them.
+	bad := bytes.Repeat([]byte{'x'}, candidateTailBytes)
 	hdr := bad[100:]
 	record.Batch(hdr).SetBaseOffset(1)
-	binary.BigEndian.PutUint32(hdr[8:], uint32(tail-200-12))
+	binary.BigEndian.PutUint32(hdr[8:], uint32(candidateTailBytes-200-12))
 	hdr[record.MagicOffset] = record.Magic
 	f, err := mem.Open("/d/" + FileName(0, LogSuffix))
 	require.NoError(t, err)
 	_, err = f.WriteAt(bad, from)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-
-	var largest atomic.Int64
-	s, _, err = Open(readSizes{mem, &largest}, "/d", 0, Config{}, OpenOptions{Active: true})
-	require.NoError(t, err)
-	largest.Store(0)
-	res, err := s.Recover(0)
-	require.NoError(t, err)
-	require.Equal(t, int64(tail), res.Truncated)
-	require.LessOrEqual(t, largest.Load(), int64(recoverCheckBytes), "a read of the tail")
-	require.NoError(t, s.Close())
+	return mem, from
 }
+
+// candidateTailBytes is the length of candidateTail's tail.
+const candidateTailBytes = 3 * recoverCheckBytes
 
 // cancelAt is an FS whose files have no views and that calls cancel at
 // the first read of a byte past position after.

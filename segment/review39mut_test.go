@@ -1,13 +1,10 @@
 package segment
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"sync/atomic"
 	"testing"
 
-	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -20,38 +17,17 @@ import (
 // ctx check (it read the candidate's every piece, then the search
 // stopped at its next piece of the tail).
 func TestReview39RecoverContextEndsInACandidatesCRC(t *testing.T) {
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	s, err := Create(mem, "/d", 0, Config{})
-	require.NoError(t, err)
-	first := recBatch(t, 0, 50)
-	require.NoError(t, s.Append(first))
-	require.NoError(t, s.Close())
-	from := int64(len(first))
-	const tail = 3 * recoverCheckBytes
-	bad := bytes.Repeat([]byte{'x'}, tail)
-	// A header 100 bytes into the bad bytes, claiming all but the last
-	// 100 of them: its CRC is read in three pieces.
-	hdr := bad[100:]
-	record.Batch(hdr).SetBaseOffset(1)
-	binary.BigEndian.PutUint32(hdr[8:], uint32(tail-200-12))
-	hdr[record.MagicOffset] = record.Magic
-	f, err := mem.Open("/d/" + FileName(0, LogSuffix))
-	require.NoError(t, err)
-	_, err = f.WriteAt(bad, from)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-
+	mem, from := candidateTail(t) // the header's CRC is read in three pieces
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &cancelOnRead{FS: mem, cancel: cancel, past: from + 1 + recoverCheckBytes}
-	s, _, err = Open(w, "/d", 0, Config{}, OpenOptions{Active: true})
+	s, _, err := Open(w, "/d", 0, Config{}, OpenOptions{Active: true})
 	require.NoError(t, err)
 	w.armed.Store(true)
 	_, err = s.RecoverContext(ctx, 0)
 	require.ErrorIs(t, err, context.Canceled)
 	require.EqualValues(t, 1, w.after.Load(), "reads from the one that ended ctx on (the CRC's first piece)")
-	require.EqualValues(t, from+tail, s.Size(), "nothing cut")
+	require.EqualValues(t, from+candidateTailBytes, s.Size(), "nothing cut")
 	require.NoError(t, s.Close())
 }
 
