@@ -69,8 +69,9 @@ func TestReview39CompactEndsBehindAStuckWriteWithALinePending(t *testing.T) {
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
 	hang.arm()
 	stuck := make(chan error, 1)
-	b := valueBatch(t, 1_700_000_000_000, "b") // built here: valueBatch's require runs on the test goroutine
-	go func() {                                // rolls, logs, then hangs in its write
+	// Built here: valueBatch's require runs on the test goroutine.
+	b := valueBatch(t, 1_700_000_000_000, "b")
+	go func() { // rolls, logs, then hangs in its write
 		_, err := l.Append(context.Background(), b, AppendOptions{})
 		stuck <- err
 	}()
