@@ -87,7 +87,9 @@ var (
 	// one before the Unix epoch (Kafka's producers refuse negative
 	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets),
 	// or past math.MaxInt64 ms, which a time.Time can be and a Kafka
-	// timestamp cannot.
+	// timestamp cannot. ForCode gives it for Kafka's INVALID_TIMESTAMP,
+	// which a broker answers before an append (runnel's broker answers
+	// log.ErrInvalidTimestamp, of the same code).
 	ErrInvalidTimestamp = errors.New("runnel: invalid timestamp")
 )
 

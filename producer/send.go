@@ -377,8 +377,14 @@ func refused(err error) bool {
 // for its fsync and the closing fsync failed (see its ProduceAsync), and
 // a batch taken for refused gives its sequence numbers to the next batch,
 // which a broker that kept it would then drop as its duplicate.
+//
+// api.ErrInvalidTimestamp is the producer's own ErrInvalidTimestamp, a
+// record it refuses before buffering it, and also what api.ForCode gives
+// for Kafka's INVALID_TIMESTAMP, which Kafka's broker answers before an
+// append (a timestamp outside message.timestamp.before.max.ms or
+// .after.max.ms): from a Client, a refusal.
 var refusals = []error{
-	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt,
+	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt, api.ErrInvalidTimestamp,
 	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
 	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
 	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID, api.ErrPolicyViolation,
