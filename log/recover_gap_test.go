@@ -23,21 +23,7 @@ import (
 func TestRecoverRolledSegmentThatLostItsLastBatches(t *testing.T) {
 	for _, laterKept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("laterKept=%v", laterKept), func(t *testing.T) {
-			mem := vfs.NewMem()
-			e := newEnv(t)
-			e.fs = mem
-			cfg := Config{Sync: SyncNever, RetentionTime: -1}
-			l := e.open(cfg)
-			for i := range 3 {
-				appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("synced", i)))
-			}
-			require.NoError(t, l.Flush(t.Context()))
-			require.NoError(t, l.Maintain(t.Context()))
-			for i := range 3 {
-				appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("lost", i)))
-			}
-			require.NoError(t, l.Roll())
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "after"))
+			mem, e, cfg, l, _ := rolledUnsynced(t)
 			clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
 			if laterKept {
 				// The later segment's batch reached the disk, the rolled
@@ -57,4 +43,32 @@ func TestRecoverRolledSegmentThatLostItsLastBatches(t *testing.T) {
 			require.NoError(t, l.Close())
 		})
 	}
+}
+
+// rolledUnsynced makes a SyncNever log on a memory FS: three batches of
+// a record each, synced (the recovery point at 3), three more not, a
+// roll, and one more (at 6, in the segment based there). It returns the
+// first batch too.
+func rolledUnsynced(t *testing.T) (mem *vfs.MemFS, e *env, cfg Config, l *Log, first []byte) {
+	t.Helper()
+	mem = vfs.NewMem()
+	e = newEnv(t)
+	e.fs = mem
+	cfg = Config{Sync: SyncNever, RetentionTime: -1}
+	l = e.open(cfg)
+	for i := range 3 {
+		b := valueBatch(t, 1_700_000_000_000, fmt.Sprint("synced", i))
+		if i == 0 {
+			first = b
+		}
+		appendOK(t, l, b)
+	}
+	require.NoError(t, l.Flush(t.Context()))
+	require.NoError(t, l.Maintain(t.Context()))
+	for i := range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("lost", i)))
+	}
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "after"))
+	return mem, e, cfg, l, first
 }

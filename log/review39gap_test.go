@@ -29,26 +29,7 @@ import (
 func TestReview39RolledSegmentEndingBelowTheRecoveryPointAndTheStart(t *testing.T) {
 	for _, laterKept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("laterKept=%v", laterKept), func(t *testing.T) {
-			mem := vfs.NewMem()
-			e := newEnv(t)
-			e.fs = mem
-			cfg := Config{Sync: SyncNever, RetentionTime: -1}
-			l := e.open(cfg)
-			var first []byte
-			for i := range 3 {
-				b := valueBatch(t, 1_700_000_000_000, fmt.Sprint("synced", i))
-				if i == 0 {
-					first = b
-				}
-				appendOK(t, l, b)
-			}
-			require.NoError(t, l.Flush(t.Context()))
-			require.NoError(t, l.Maintain(t.Context()))
-			for i := range 3 {
-				appendOK(t, l, valueBatch(t, 1_700_000_000_000, fmt.Sprint("lost", i)))
-			}
-			require.NoError(t, l.Roll())
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "after"))
+			mem, e, cfg, l, first := rolledUnsynced(t)
 			_, err := l.DeleteRecordsBefore(context.Background(), 4)
 			require.NoError(t, err)
 			clone := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
