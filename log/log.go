@@ -675,14 +675,14 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// past a failed removal) left between the segments it did
 			// not remove: the later segments hold
 			// records at and past the log start, durable ones too.
-			// What it lost below the log start counts for nothing: a
-			// segment ending below the recovery point lost records that
-			// were durable (the later segments hold durable ones too, and
-			// stay), unless those lie below the log start, and what it
-			// lost from the start on lies past the recovery point (as
-			// when DeleteRecords moved the start into unsynced records,
-			// and an Open that cut a torn tail died before it removed the
-			// later segments, a second crash taking the rest).
+			// A segment that lost records below the recovery point lost
+			// durable ones: the later segments hold durable records too,
+			// and stay. Records below the log start do not count: if all
+			// it lost from the start on lies past the recovery point, the
+			// later segments go, as for any unsynced loss (DeleteRecords
+			// moved the start into unsynced records, and an Open that cut
+			// the segment's torn tail died before it removed the later
+			// segments, a second crash taking the rest of the segment).
 			if end := s.NextOffset(); active || !rpKnown || max(end, start) < rp || end >= bases[i+1] || bases[i+1] <= start {
 				continue
 			}
