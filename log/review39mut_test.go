@@ -47,57 +47,6 @@ func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestReview39CompactEndsBehindAStuckWriteWithALinePending: a Compact
-// (of a log that does not compact: it returns at once) ends while an
-// append that rolled, and so queued its line, hangs in its write holding
-// the writer lock: Compact's exitOwn finds the line pending and leaves it
-// to the lock's holder rather than wait for the lock (see Log.unlock).
-// Once the write goes on the line is handed on, once. Kills: exitOwn
-// taking mu with Lock instead of TryLock.
-func TestReview39CompactEndsBehindAStuckWriteWithALinePending(t *testing.T) {
-	e := newEnv(t)
-	hang, fs := newHangingWrite(t, e.fs, ".log")
-	var rolls atomic.Int32
-	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message == "rolled segment" {
-			rolls.Add(1)
-		}
-	}))
-	l, err := Open(e.dir, Config{SegmentBytes: 100}, Options{FS: fs, Clock: e.clock, Logger: logger})
-	require.NoError(t, err)
-	defer l.Close()
-	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
-	hang.arm()
-	stuck := make(chan error, 1)
-	// Built here: valueBatch's require runs on the test goroutine.
-	b := valueBatch(t, 1_700_000_000_000, "b")
-	go func() { // rolls, logs, then hangs in its write
-		_, err := l.Append(context.Background(), b, AppendOptions{})
-		stuck <- err
-	}()
-	<-hang.entered
-	require.True(t, l.queue.Pending(), "the roll's line is queued")
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := l.Compact(context.Background())
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		hang.unstick()
-		<-done
-		t.Fatal("Compact waited for the stuck write: it found a line queued as it released the compaction's lock")
-	}
-	require.Zero(t, rolls.Load(), "line handed on while the append that logged it holds the writer lock")
-	hang.unstick()
-	require.NoError(t, <-stuck)
-	require.EqualValues(t, 1, rolls.Load(), "roll line handed on")
-	require.False(t, l.queue.Pending())
-}
-
 // TestReview39HandlerMayCloseTheLogOnCloseLine: Options.Logger says a
 // handler may close the Log whose line it is; a Close logs lines of its
 // own ("producer-state snapshot not removed", when the prune after its
