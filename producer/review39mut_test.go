@@ -245,20 +245,9 @@ func TestReview39SynctestPastTheCountLooksAgainByOneDeadline(t *testing.T) {
 				return 0, ctx.Err()
 			}
 		}}
-		p, err := producer.New(c, producer.DeliveryTimeout(10*time.Second),
-			producer.RecordPartitioner(producer.ManualPartitioner()))
-		require.NoError(t, err)
-		defer p.Close()
-		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("0")}))
-		t0 := time.Now()
-		a := make(chan error, 1)
-		go func() {
-			a <- p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 2, Value: []byte("a")})
-		}()
-		<-aIn
-		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 2, Value: []byte("b")}))
-		require.ErrorIs(t, <-a, producer.ErrDeliveryTimeout)
-		require.Equal(t, 10*time.Second, time.Since(t0), "the record's look-ups ended DeliveryTimeout after its ProduceSync")
+		review39LooksAgainByOneDeadline(t, c, aIn, 2, func(p *producer.Producer) {
+			require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("0")}))
+		})
 	})
 }
 
@@ -292,20 +281,33 @@ func TestReview39SynctestGoneTopicLooksAgainByOneDeadline(t *testing.T) {
 			}
 			return nil
 		}}
-		p, err := producer.New(c, producer.DeliveryTimeout(10*time.Second),
-			producer.RecordPartitioner(producer.ManualPartitioner()))
-		require.NoError(t, err)
-		defer p.Close()
-		require.ErrorIs(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("0")}),
-			api.ErrUnknownTopicOrPartition)
-		t0 := time.Now()
-		a := make(chan error, 1)
-		go func() {
-			a <- p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("a")})
-		}()
-		<-aIn
-		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("b")}))
-		require.ErrorIs(t, <-a, producer.ErrDeliveryTimeout)
-		require.Equal(t, 10*time.Second, time.Since(t0), "the record's look-ups ended DeliveryTimeout after its ProduceSync")
+		review39LooksAgainByOneDeadline(t, c, aIn, 0, func(p *producer.Producer) {
+			require.ErrorIs(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: 0, Value: []byte("0")}),
+				api.ErrUnknownTopicOrPartition)
+		})
 	})
+}
+
+// review39LooksAgainByOneDeadline runs, in a synctest bubble, a producer
+// of c with a 10 s DeliveryTimeout and manual partitioning: first, then
+// record a to partition, whose look-up c holds (aIn closed as it begins)
+// while record b's, begun after it, answers first; then checks that a
+// fails with ErrDeliveryTimeout 10 s after its ProduceSync began, and b
+// is delivered.
+func review39LooksAgainByOneDeadline(t *testing.T, c producer.Client, aIn <-chan struct{}, partition int32, first func(*producer.Producer)) {
+	t.Helper()
+	p, err := producer.New(c, producer.DeliveryTimeout(10*time.Second),
+		producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer p.Close()
+	first(p)
+	t0 := time.Now()
+	a := make(chan error, 1)
+	go func() {
+		a <- p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: partition, Value: []byte("a")})
+	}()
+	<-aIn
+	require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Partition: partition, Value: []byte("b")}))
+	require.ErrorIs(t, <-a, producer.ErrDeliveryTimeout)
+	require.Equal(t, 10*time.Second, time.Since(t0), "the record's look-ups ended DeliveryTimeout after its ProduceSync")
 }
