@@ -344,20 +344,28 @@ func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		next:
-			for _, parts := range alternatives {
-				for _, part := range parts {
-					if !strings.Contains(g, part) {
-						continue next
-					}
-				}
+		for _, parts := range alternatives {
+			if goroutineWith(buf, parts...) {
 				return
 			}
 		}
 	}
 	t.Fatalf("no goroutine in any of %q", alternatives)
+}
+
+// goroutineWith reports whether a goroutine's stack holds every one of
+// parts, reading the stacks of all into buf.
+func goroutineWith(buf []byte, parts ...string) bool {
+next:
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		for _, p := range parts {
+			if !strings.Contains(g, p) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // TestReview34ClientsEndBehindAStuckDisk: the producer's and consumer's

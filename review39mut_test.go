@@ -96,35 +96,20 @@ func TestReview39CloseCancelsUnderBgMu(t *testing.T) {
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
 		require.NoError(t, b.ctx.Err(), "Close cancelled the broker's ctx while a goroutine's start held bgMu")
-		if review39StackHas(buf, "runnel.(*Broker).Close(", "sync.(*Mutex).Lock") {
+		if goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*Mutex).Lock") {
 			break
 		}
 		require.False(t, time.Now().After(deadline), "Close did not wait for bgMu")
 	}
 	b.wg.Add(1) // the start, counted
 	unlock()
-	for deadline := time.Now().Add(10 * time.Second); !review39StackHas(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
+	for deadline := time.Now().Add(10 * time.Second); !goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
 		require.Empty(t, closed, "Close returned with a goroutine of the broker's counted")
 		require.False(t, time.Now().After(deadline), "Close did not wait for wg")
 	}
 	require.Error(t, b.ctx.Err(), "Close waits for wg with the ctx cancelled")
 	b.wg.Done()
 	require.NoError(t, <-closed)
-}
-
-// review39StackHas reports whether a goroutine's stack holds every one
-// of parts (buf is runtime.Stack's buffer).
-func review39StackHas(buf []byte, parts ...string) bool {
-next:
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		for _, p := range parts {
-			if !strings.Contains(g, p) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // TestReview39ChangedTimesReopen: a change of segment.ms, retention.ms
