@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -205,4 +206,47 @@ func TestReview40OldRecordBadEnumIsCorrupt(t *testing.T) {
 			require.Contains(t, err.Error(), "a.json")
 		})
 	}
+}
+
+// TestReview40MaintainCtxEndsWaitingForReopenedLog: Maintain that finds
+// the log it maintains closed by a config change (which reopened the
+// partition) looks the new log up; when that look-up waits (the
+// partition's lock is held: a DeleteTopic or another change under way)
+// and ctx ends, Maintain returns ctx's error, and gives the maintenance
+// token back: the next Maintain runs.
+func TestReview40MaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	_, p, err := b.topicPartition(bg, "t", 0, false)
+	require.NoError(t, err)
+	var (
+		alterErr, lockErr error
+		k                 *log.PartitionLock
+	)
+	testHookMaintainLog = func() {
+		testHookMaintainLog = nil
+		alterErr = b.UpdateTopicConfig(bg, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
+		k, lockErr = p.Lock(bg)
+	}
+	defer func() { testHookMaintainLog = nil }()
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Maintain(ctx) }()
+	waitForStack(t, "runnel.(*Broker).maintainPartition(", "log.(*Partition).LogContext(")
+	cancel()
+	var merr error
+	select {
+	case merr = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Maintain did not end with its ctx")
+	}
+	require.NoError(t, alterErr)
+	require.NoError(t, lockErr)
+	k.Unlock()
+	require.ErrorIs(t, merr, context.Canceled)
+	require.NoError(t, b.Maintain(bg), "the maintenance token was given back")
+	produce(t, b, "t", 0, "b")
 }
