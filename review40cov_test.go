@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,4 +250,51 @@ func TestReview40MaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
 	require.ErrorIs(t, merr, context.Canceled)
 	require.NoError(t, b.Maintain(bg), "the maintenance token was given back")
 	produce(t, b, "t", 0, "b")
+}
+
+// endingCtx is a context that ends (context.Canceled) at the n-th call
+// of its Err, as a ctx that ends while the callee works does, between two
+// of its looks at it.
+type endingCtx struct {
+	context.Context
+	mu    sync.Mutex
+	n     int
+	ended chan struct{}
+}
+
+func newEndingCtx(n int) *endingCtx {
+	return &endingCtx{Context: context.Background(), n: n, ended: make(chan struct{})}
+}
+
+func (c *endingCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n == 0 {
+		close(c.ended)
+	}
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *endingCtx) Done() <-chan struct{} { return c.ended }
+
+// TestReview40DescribeTopicCtxEndsBetweenPartitions: a DescribeTopic whose
+// ctx ends while it looks the partitions up returns ctx's error, never a
+// TopicInfo with some of the partitions only. (The ctx ends at its third
+// look, after the first partition's, as the code stands.)
+func TestReview40DescribeTopicCtxEndsBetweenPartitions(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 3}))
+	for n := 1; n <= 8; n++ {
+		info, err := b.DescribeTopic(newEndingCtx(n), "t")
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled, "ended at look %d", n)
+			require.Zero(t, info, "ended at look %d", n)
+			continue
+		}
+		require.Len(t, info.Partitions, 3, "ended at look %d", n)
+	}
 }
