@@ -1,0 +1,355 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/index"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file drive the error paths of the segment that the
+// coverage pass of session 40 found no test running: each fails, in turn,
+// every file system operation an action makes (r40Sweep), and checks what
+// a failed operation must leave — its error, not a corruption; no file
+// left open; nothing of the .log lost that the action was not to cut.
+
+// r40Inj is an Injector that, once armed, fails the k-th operation of any
+// kind (counted from arming), and counts the files the FS opens and
+// closes throughout (an Open counts when the file exists: the MemFS under
+// it tells), so that a test sees a file a failed call left open.
+type r40Inj struct {
+	mem    vfs.FS
+	k      int64
+	armed  atomic.Bool
+	seen   atomic.Int64
+	hit    atomic.Bool
+	opened atomic.Int64
+	closed atomic.Int64
+}
+
+// MaybeError fails the k-th operation once armed, and counts the files.
+func (f *r40Inj) MaybeError(op vfs.Op, name string) error {
+	if op == vfs.OpClose {
+		f.closed.Add(1) // closed also when the Close fails
+	}
+	if f.armed.Load() && f.seen.Add(1) == f.k {
+		f.hit.Store(true)
+		return vfs.ErrInjected
+	}
+	switch op {
+	case vfs.OpCreate:
+		f.opened.Add(1)
+	case vfs.OpOpen:
+		if fi, err := f.mem.Stat(name); err == nil && !fi.IsDir() {
+			f.opened.Add(1)
+		}
+	}
+	return nil
+}
+
+// held returns how many files are open.
+func (f *r40Inj) held() int64 { return f.opened.Load() - f.closed.Load() }
+
+// r40Sweep calls run with an injector failing its k-th operation once
+// armed (run arms it around the action under test, and checks the
+// outcome), for every k up to the number of operations the action makes
+// (a first run that fails none counts them) — or, past 200 of them, for
+// the first and last 80 and 40 spread between.
+func r40Sweep(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *r40Inj)) {
+	t.Helper()
+	try := func(k int64) *r40Inj {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		inj := &r40Inj{mem: mem, k: k}
+		if !t.Run("", func(t *testing.T) { run(t, mem, inj) }) {
+			t.Fatalf("with operation %d failed", k)
+		}
+		return inj
+	}
+	n := try(0).seen.Load()
+	for k := int64(1); k <= n; k++ {
+		if n > 200 && k > 80 && k <= n-80 {
+			if k%((n-160)/40+1) != 0 {
+				continue
+			}
+		}
+		require.True(t, try(k).hit.Load(), "operation %d of %d not made", k, n)
+	}
+}
+
+// requireInjected checks the error of an action whose k-th operation
+// failed: that fault, and not a corruption.
+func requireInjected(t *testing.T, err error, what string) {
+	t.Helper()
+	require.ErrorIs(t, err, vfs.ErrInjected, what)
+	require.NotErrorIs(t, err, record.ErrCorrupt, "%s: an I/O error taken for corruption", what)
+	require.NotErrorIs(t, err, index.ErrCorrupt, "%s: an I/O error taken for corruption", what)
+}
+
+// r40Batches appends n batches to a new closed segment at base 0 in /d of
+// mem (one record each, with timestamp ts, values of 60 bytes), and
+// returns its next offset and the .log's bytes.
+func r40Batches(t *testing.T, mem *vfs.MemFS, n int, ts int64) (int64, []byte) {
+	t.Helper()
+	s, err := Create(mem, "/d", 0, Config{IndexIntervalBytes: 1})
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, s.Append(mkBatch(t, int64(i), []int64{ts}, 60, -1)))
+	}
+	require.NoError(t, s.Close())
+	return int64(n), readFile(t, mem, logPath("/d", 0))
+}
+
+// TestReview40OpenFaults: an Open (OpenContext) that an operation fails
+// returns that error — not a corruption, nor a segment — and leaves no
+// file open; the segment then opens without faults and recovers all its
+// batches. Over the paths of Open: a whole segment, active and sealed; an
+// index Open finds corrupt, or missing, which it recreates
+// (recreateIndexes); and a time index whose only entry, at the base with
+// timestamp 0, was all zeros and so trimmed (lostZeroEntry).
+func TestReview40OpenFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ts    int64
+		spoil func(t *testing.T, mem *vfs.MemFS)
+	}{
+		{"whole", tsBase, nil},
+		{"corrupt index", tsBase, func(t *testing.T, mem *vfs.MemFS) {
+			appendToFile(t, mem, filepath.Join("/d", FileName(0, IndexSuffix)), []byte{1, 2, 3})
+		}},
+		{"missing time index", tsBase, func(t *testing.T, mem *vfs.MemFS) {
+			require.NoError(t, mem.Remove(filepath.Join("/d", FileName(0, TimeIndexSuffix))))
+		}},
+		{"lost zero time entry", 0, nil},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					next, data := r40Batches(t, mem, 40, tc.ts)
+					if tc.spoil != nil {
+						tc.spoil(t, mem)
+					}
+					fsys := vfs.WithFaults(mem, inj)
+					inj.armed.Store(true)
+					s, _, err := Open(fsys, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{Active: active})
+					inj.armed.Store(false)
+					if err != nil {
+						require.Nil(t, s)
+						requireInjected(t, err, "Open")
+					} else {
+						require.NoError(t, s.Close())
+					}
+					require.Zero(t, inj.held(), "files left open")
+					require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "the .log changed")
+					s, needs, err := Open(mem, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{Active: active})
+					require.NoError(t, err)
+					defer s.Close()
+					if needs {
+						res, err := s.Recover(0)
+						require.NoError(t, err)
+						require.Equal(t, RecoveryResult{Batches: int(next)}, res)
+					}
+					require.Equal(t, next, s.NextOffset())
+					for o := range next {
+						_, err := s.PositionOf(o)
+						require.NoError(t, err)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReview40RecoverFaults: a Recover that an operation fails, as it
+// reads the batches or searches a bad tail for a valid batch (its search
+// in pieces, a candidate read whole or straddling a piece, a large
+// candidate's CRC read in pieces, the zeros of a lost sector), returns
+// that error and not a corruption, cuts nothing from the .log, and
+// leaves no file open; closed and reopened without faults, the segment
+// recovers as it would have.
+func TestReview40RecoverFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		batches int
+		tail    func(t *testing.T, next int64, size int64) []byte
+	}{
+		{"torn tail", 20, func(t *testing.T, next, _ int64) []byte {
+			return bytes.Repeat([]byte{'x'}, 300)
+		}},
+		{"hole before a valid batch", 20, func(t *testing.T, next, size int64) []byte {
+			// Zeros to the end of the next sector but one, then a batch.
+			n := (size/sectorSize+2)*sectorSize - size
+			return append(make([]byte, n), simpleBatch(t, next+1, 2, 100)...)
+		}},
+		{"bad bytes before a valid batch", 20, func(t *testing.T, next, _ int64) []byte {
+			return append(bytes.Repeat([]byte{'x'}, 700), simpleBatch(t, next+1, 2, 100)...)
+		}},
+		{"valid batch across a piece", 2, func(t *testing.T, next, _ int64) []byte {
+			return append(bytes.Repeat([]byte{'x'}, recoverCheckBytes-100), simpleBatch(t, next+1, 2, 300)...)
+		}},
+		{"large candidate", 2, func(t *testing.T, next, _ int64) []byte {
+			// A header claiming more than a piece, whose CRC fails.
+			bad := bytes.Repeat([]byte{'x'}, recoverCheckBytes+4096)
+			hdr := bad[100:]
+			record.Batch(hdr).SetBaseOffset(next + 1)
+			n := len(hdr) - 200 - record.LogOverhead
+			hdr[8], hdr[9], hdr[10], hdr[11] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+			hdr[record.MagicOffset] = record.Magic
+			return bad
+		}},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				cfg := Config{IndexIntervalBytes: 1}
+				setup := func(t *testing.T, mem *vfs.MemFS) []byte {
+					next, data := r40Batches(t, mem, tc.batches, tsBase)
+					appendToFile(t, mem, logPath("/d", 0), tc.tail(t, next, int64(len(data))))
+					return readFile(t, mem, logPath("/d", 0))
+				}
+				// What Recover does without faults: its result or error,
+				// and the .log and next offset it leaves.
+				mem := vfs.NewMem()
+				require.NoError(t, mem.MkdirAll("/d", 0o755))
+				setup(t, mem)
+				s, _, err := Open(mem, "/d", 0, cfg, OpenOptions{Active: active})
+				require.NoError(t, err)
+				want, wantErr := s.Recover(0)
+				wantNext := s.NextOffset()
+				require.NoError(t, s.Close())
+				require.NotErrorIs(t, wantErr, vfs.ErrInjected)
+				wantLog := readFile(t, mem, logPath("/d", 0))
+
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					data := setup(t, mem)
+					fsys := vfs.WithFaults(mem, inj)
+					s, _, err := Open(fsys, "/d", 0, cfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					inj.armed.Store(true)
+					res, err := s.Recover(0)
+					inj.armed.Store(false)
+					switch {
+					case inj.hit.Load() && wantErr != nil && errors.Is(err, record.ErrCorrupt):
+						// Found before the fault (sealing a sealed
+						// segment's indexes again, which fails after).
+						require.Equal(t, wantErr.Error(), err.Error())
+					case inj.hit.Load():
+						requireInjected(t, err, "Recover")
+						// Nothing cut, or what Recover cuts (an operation
+						// after the cut failed: a sealed segment's indexes
+						// sealed again).
+						got := readFile(t, mem, logPath("/d", 0))
+						if !bytes.Equal(got, data) {
+							require.True(t, bytes.Equal(got, wantLog), "the .log changed: %d bytes, was %d", len(got), len(data))
+						}
+					default:
+						require.Equal(t, want, res)
+						require.Equal(t, wantErr, err)
+					}
+					s.Close()
+					require.Zero(t, inj.held(), "files left open")
+					s, _, err = Open(mem, "/d", 0, cfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					defer s.Close()
+					_, err = s.Recover(0)
+					if wantErr == nil {
+						require.NoError(t, err)
+						require.Equal(t, wantNext, s.NextOffset())
+						require.True(t, bytes.Equal(wantLog, readFile(t, mem, logPath("/d", 0))), "the .log recovered")
+					} else {
+						require.ErrorIs(t, err, record.ErrCorrupt)
+						require.Equal(t, wantErr.Error(), err.Error())
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReview40TruncateToFaults: a TruncateTo that an operation fails —
+// reading the batches, or changing an index (an entry of the cut batch
+// dropped: one at its base offset, as a Segment does not write it but
+// another may have; a sealed index's file opened again and cut) —
+// returns that error and not a corruption, and leaves no file open; the
+// segment, closed and reopened without faults, holds every batch before
+// the cut one, and the cut one too unless the .log was cut.
+func TestReview40TruncateToFaults(t *testing.T) {
+	for _, active := range []bool{true, false} {
+		t.Run(map[bool]string{true: "active", false: "sealed"}[active], func(t *testing.T) {
+			r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+				f := newICFixture(t, mem, "/d", 80)
+				k := f.middle(t)
+				i := f.batchAt(t, f.oidx[k].Position)
+				e := f.oidx[k]
+				e.Offset = f.batches[i].base
+				f.setOffsetEntry(t, k, e)
+				fsys := vfs.WithFaults(mem, inj)
+				s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{Active: active})
+				require.NoError(t, err)
+				require.False(t, needs)
+				inj.armed.Store(true)
+				next, err := s.TruncateTo(f.batches[i].base + 1)
+				inj.armed.Store(false)
+				if inj.hit.Load() {
+					requireInjected(t, err, "TruncateTo")
+				} else {
+					require.NoError(t, err)
+					require.Equal(t, f.batches[i].base, next)
+				}
+				s.Close()
+				require.Zero(t, inj.held(), "files left open")
+				s, needs, err = Open(mem, "/d", icBase, icCfg, OpenOptions{Active: active})
+				require.NoError(t, err)
+				defer s.Close()
+				if needs {
+					_, err := s.Recover(0)
+					require.NoError(t, err)
+				}
+				got := s.NextOffset()
+				if got != f.batches[i].base {
+					require.Equal(t, f.next(), got, "next offset after the failed TruncateTo")
+				}
+				for _, b := range f.batches[:i] {
+					pos, err := s.PositionOf(b.base)
+					require.NoError(t, err)
+					require.Equal(t, b.pos, pos)
+				}
+			})
+		})
+	}
+}
+
+// TestReview40RecoveryResultString: the result names the hole before a
+// valid batch when the cut tail held one.
+func TestReview40RecoveryResultString(t *testing.T) {
+	r := RecoveryResult{Batches: 3, Truncated: 700, At: 1000, HoleBefore: 1536}
+	s := r.String()
+	for _, want := range []string{"3 batches", "cut 700 bytes", "position 1000", "valid batch at 1536"} {
+		require.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
+	}
+}
+
+// TestReview40RewriteErrors: Rewrite of a closed segment says ErrClosed,
+// and an error of save is Rewrite's, with nothing cut.
+func TestReview40RewriteErrors(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	_, data := r40Batches(t, mem, 5, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	errSave := errors.New("save failed")
+	n, err := s.Rewrite(2, func(int64, []byte) error { return errSave })
+	require.ErrorIs(t, err, errSave)
+	require.Zero(t, n)
+	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)))
+	require.Equal(t, int64(len(data)), s.Size())
+	require.NoError(t, s.Close())
+	_, err = s.Rewrite(2, nil)
+	require.ErrorIs(t, err, ErrClosed)
+}
