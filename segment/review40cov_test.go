@@ -353,3 +353,90 @@ func TestReview40RewriteErrors(t *testing.T) {
 	_, err = s.Rewrite(2, nil)
 	require.ErrorIs(t, err, ErrClosed)
 }
+
+// r40IndexWrites fails, while armed, every write to the index files of
+// suffix.
+type r40IndexWrites struct {
+	suffix string
+	armed  atomic.Bool
+	hit    atomic.Bool
+}
+
+// MaybeError fails the writes of the suffix's files while armed.
+func (f *r40IndexWrites) MaybeError(op vfs.Op, name string) error {
+	if f.armed.Load() && op == vfs.OpWrite && strings.HasSuffix(name, f.suffix) {
+		f.hit.Store(true)
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// TestReview40IndexWriteFaults: a write of an index file that fails —
+// the one that flushes its entries every 128 — fails the Append, or the
+// Recover, that adds the entry, with that error; the batches appended
+// before it, and those Recover read, are all there once the segment is
+// reopened without faults.
+func TestReview40IndexWriteFaults(t *testing.T) {
+	cfg := Config{IndexIntervalBytes: 1}
+	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
+		t.Run("append "+suffix, func(t *testing.T) {
+			mem := vfs.NewMem()
+			require.NoError(t, mem.MkdirAll("/d", 0o755))
+			inj := &r40IndexWrites{suffix: suffix}
+			inj.armed.Store(true)
+			s, err := Create(vfs.WithFaults(mem, inj), "/d", 0, cfg)
+			require.NoError(t, err)
+			var o int64
+			for ; o < 1000; o++ {
+				if err = s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)); err != nil {
+					break
+				}
+			}
+			requireInjected(t, err, "Append")
+			require.Greater(t, o, int64(100))
+			inj.armed.Store(false)
+			s.Close()
+			s, needs, err := Open(mem, "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			defer s.Close()
+			if needs {
+				_, err := s.Recover(0)
+				require.NoError(t, err)
+			}
+			require.GreaterOrEqual(t, s.NextOffset(), o)
+			for i := range o {
+				_, err := s.PositionOf(i)
+				require.NoError(t, err)
+			}
+		})
+		t.Run("recover "+suffix, func(t *testing.T) {
+			mem := vfs.NewMem()
+			require.NoError(t, mem.MkdirAll("/d", 0o755))
+			s, err := Create(mem, "/d", 0, cfg)
+			require.NoError(t, err)
+			const next int64 = 300
+			for o := range next { // each a time index entry too
+				require.NoError(t, s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)))
+			}
+			require.NoError(t, s.Close())
+			appendToFile(t, mem, logPath("/d", 0), bytes.Repeat([]byte{'x'}, 100))
+			data := readFile(t, mem, logPath("/d", 0))
+			inj := &r40IndexWrites{suffix: suffix}
+			s, _, err = Open(vfs.WithFaults(mem, inj), "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			inj.armed.Store(true)
+			_, err = s.Recover(0)
+			requireInjected(t, err, "Recover")
+			inj.armed.Store(false)
+			require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "the .log changed")
+			s.Close()
+			s, _, err = Open(mem, "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			defer s.Close()
+			res, err := s.Recover(0)
+			require.NoError(t, err)
+			require.Equal(t, RecoveryResult{Batches: int(next), Truncated: 100, At: int64(len(data) - 100)}, res)
+			require.Equal(t, next, s.NextOffset())
+		})
+	}
+}
