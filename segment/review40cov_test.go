@@ -3,6 +3,8 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -529,5 +531,88 @@ func TestReview40DistrustedIndexesAnswer(t *testing.T) {
 		got, err := s.MaxTimestampBelow(b.base)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "MaxTimestampBelow(%d)", b.base)
+	}
+}
+
+// TestReview40ReadFaults: a read of the .log that fails, in any of the
+// lookups and reads of a segment (Find, PositionOf, FindTime,
+// MaxTimestampBelow, Read, ReadOffset), fails the call with that error —
+// not a corruption — and distrusts no index entry (the entry was not
+// wrong: the disk failed); the same call without the fault answers as a
+// fresh segment does.
+func TestReview40ReadFaults(t *testing.T) {
+	type call struct {
+		name string
+		do   func(s *Segment, f *icFixture) (string, error)
+	}
+	mid := func(f *icFixture) icBatch { return f.batches[len(f.batches)/2] }
+	calls := []call{
+		{"Find", func(s *Segment, f *icFixture) (string, error) {
+			p, err := s.Find(mid(f).base + 1)
+			return fmt.Sprint(p), err
+		}},
+		{"PositionOf", func(s *Segment, f *icFixture) (string, error) {
+			p, err := s.PositionOf(mid(f).last)
+			return fmt.Sprint(p), err
+		}},
+		{"FindTime", func(s *Segment, f *icFixture) (string, error) {
+			o, ok, err := s.FindTime(mid(f).ts[1], icBase)
+			return fmt.Sprint(o, ok), err
+		}},
+		{"FindTime from", func(s *Segment, f *icFixture) (string, error) {
+			o, ok, err := s.FindTime(f.batches[2].ts[0], mid(f).base+1)
+			return fmt.Sprint(o, ok), err
+		}},
+		{"MaxTimestampBelow inside a batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(mid(f).base + 1)
+			return fmt.Sprint(ts), err
+		}},
+		{"MaxTimestampBelow a batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(mid(f).base)
+			return fmt.Sprint(ts), err
+		}},
+		{"MaxTimestampBelow the first batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(f.batches[0].last)
+			return fmt.Sprint(ts), err
+		}},
+		{"Read", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.Read(mid(f).pos, 3000)
+			return fmt.Sprintf("%x", b), err
+		}},
+		{"ReadOffset", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.ReadOffset(nil, mid(f).last, 3000, math.MaxInt64)
+			return fmt.Sprintf("%x", b), err
+		}},
+		{"ReadOffset a byte", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.ReadOffset(nil, mid(f).last, 1, math.MaxInt64)
+			return fmt.Sprintf("%x", b), err
+		}},
+	}
+	for _, c := range calls {
+		for _, active := range []bool{true, false} {
+			t.Run(c.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				var want string
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					f := newICFixture(t, mem, "/d", 60)
+					s, needs, err := Open(vfs.WithFaults(mem, inj), "/d", icBase, icCfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					require.False(t, needs)
+					defer s.Close()
+					inj.armed.Store(true)
+					got, err := c.do(s, f)
+					inj.armed.Store(false)
+					if !inj.hit.Load() {
+						require.NoError(t, err)
+						want = got
+						return
+					}
+					requireInjected(t, err, c.name)
+					require.Equal(t, IndexDistrust{}, s.IndexDistrusted(), "an index distrusted for a read that failed")
+					got, err = c.do(s, f)
+					require.NoError(t, err)
+					require.Equal(t, want, got)
+				})
+			})
+		}
 	}
 }
