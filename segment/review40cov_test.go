@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -615,4 +618,53 @@ func TestReview40ReadFaults(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestReview40WriteToRemoved: WriteTo of a segment on the OS whose .log
+// was removed by name (the segment deleted during the call) reopens the
+// name to send the file, finds nothing, and says so with an error
+// matching ErrClosed, as its doc says.
+func TestReview40WriteToRemoved(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("removes a file the segment holds open")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	require.NoError(t, os.Remove(logPath(dir, 0)))
+	var w bytes.Buffer
+	n, err := s.WriteTo(&w, 0, s.Size())
+	require.ErrorIs(t, err, ErrClosed)
+	require.Contains(t, err.Error(), "was removed")
+	require.Zero(t, n)
+	require.Zero(t, w.Len())
+}
+
+// TestReview40ReadIntoOSFails: ReadInto, on a file system without views
+// (the OS's), reads into the caller's buffer; a read that fails is its
+// error, not a corruption, and a file cut shorter than the segment's size
+// under it (another process) gives io.ErrUnexpectedEOF.
+func TestReview40ReadIntoOSFails(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpRead && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	s := mustCreate(t, fsys, dir, 0, Config{})
+	b := simpleBatch(t, 0, 3, 50)
+	require.NoError(t, s.Append(b))
+	dst := make([]byte, 0, 1<<16)
+	fail.Store(true)
+	_, err := s.ReadInto(dst, 0, 1<<16)
+	fail.Store(false)
+	requireInjected(t, err, "ReadInto")
+	got, err := s.ReadInto(dst, 0, 1<<16)
+	require.NoError(t, err)
+	require.Equal(t, []byte(b), got)
+	require.NoError(t, os.Truncate(logPath(dir, 0), int64(len(b)/2)))
+	_, err = s.ReadInto(dst, 0, 1<<16)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 }
