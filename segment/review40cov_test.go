@@ -668,3 +668,75 @@ func TestReview40ReadIntoOSFails(t *testing.T) {
 	_, err = s.ReadInto(dst, 0, 1<<16)
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 }
+
+// TestReview40BadBaseOffsetNotAHole: a whole batch with a valid CRC whose
+// base offset does not follow, starting a few bytes before a sector
+// boundary, is taken for a lost sector only when those bytes are zeros
+// (zeroedBaseOffset); with a nonzero byte among them it is corruption
+// wherever it is — past durable too — and Recover cuts nothing.
+func TestReview40BadBaseOffsetNotAHole(t *testing.T) {
+	mem := vfs.NewMem()
+	const dir = "/d"
+	require.NoError(t, mem.MkdirAll(dir, 0o755))
+	f := newRecoverFixture(t, mem, dir, 3)
+	s := f.open(t)
+	at := (f.m.size()/sectorSize+2)*sectorSize - 6 // 6 bytes before a boundary
+	appendBatches(t, s, f.m, padBatch(t, f.m.next(), at-f.m.size()))
+	appendBatches(t, s, f.m, simpleBatch(t, f.m.next(), 2, 100))
+	mustClose(t, s)
+	require.Equal(t, at, f.last().pos)
+	setBaseOffset(t, mem, f.path, at, 1<<60) // its first 6 bytes not all zero
+	before := readFile(t, mem, f.path)
+	s = f.open(t)
+	_, err := s.Recover(0)
+	f.checkNothingCut(t, err, at, before)
+}
+
+// TestReview40CloseCannotRemoveDistrustedIndex: Close removes the index
+// files a recovery cut short left distrusted; a removal that fails is
+// Close's error, and the segment is closed all the same.
+func TestReview40CloseCannotRemoveDistrustedIndex(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	r40Batches(t, mem, 10, tsBase)
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	s, _, err := Open(fsys, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	errStop := errors.New("stop")
+	_, err = s.RecoverFunc(t.Context(), 0, func(record.Batch) error { return errStop })
+	require.ErrorIs(t, err, errStop)
+	fail.Store(true)
+	err = s.Close()
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	_, err = s.Read(0, 100)
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, s.Close(), "a second Close")
+}
+
+// TestReview40OpenLargerThanASegment: a .log larger than any segment can
+// be (its positions are int32s) opens as needing recovery, whose Recover
+// refuses it as corrupt and cuts nothing (a sparse file on the OS).
+func TestReview40OpenLargerThanASegment(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("a 2 GiB file is not sparse there")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	mustClose(t, s)
+	const size = maxLogBytes + 1
+	if err := os.Truncate(logPath(dir, 0), size); err != nil {
+		t.Skipf("no file of %d bytes: %v", int64(size), err)
+	}
+	s, needs := mustOpen(t, vfs.OS, dir, 0, Config{}, true)
+	require.True(t, needs)
+	_, err := s.Recover(math.MaxInt64)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
+}
