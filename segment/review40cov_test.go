@@ -280,54 +280,106 @@ func TestReview40RecoverFaults(t *testing.T) {
 // TestReview40TruncateToFaults: a TruncateTo that an operation fails —
 // reading the batches, or changing an index (an entry of the cut batch
 // dropped: one at its base offset, as a Segment does not write it but
-// another may have; a sealed index's file opened again and cut) —
-// returns that error and not a corruption, and leaves no file open; the
-// segment, closed and reopened without faults, holds every batch before
-// the cut one, and the cut one too unless the .log was cut.
+// another may have; an offset index entry that names the wrong batch,
+// dropped once the rescan before it succeeds; a time index entry whose
+// timestamp is not its batch's, dropped; a sealed index's file opened
+// again and cut) — returns that error and not a corruption, and leaves no
+// file open; the segment, closed and reopened without faults, holds every
+// batch before the cut one, and the cut one too unless the .log was cut.
 func TestReview40TruncateToFaults(t *testing.T) {
-	for _, active := range []bool{true, false} {
-		t.Run(map[bool]string{true: "active", false: "sealed"}[active], func(t *testing.T) {
-			r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
-				f := newICFixture(t, mem, "/d", 80)
-				k := f.middle(t)
-				i := f.batchAt(t, f.oidx[k].Position)
-				e := f.oidx[k]
-				e.Offset = f.batches[i].base
-				f.setOffsetEntry(t, k, e)
-				fsys := vfs.WithFaults(mem, inj)
-				s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{Active: active})
-				require.NoError(t, err)
-				require.False(t, needs)
-				inj.armed.Store(true)
-				next, err := s.TruncateTo(f.batches[i].base + 1)
-				inj.armed.Store(false)
-				if inj.hit.Load() {
-					requireInjected(t, err, "TruncateTo")
-				} else {
+	for _, tc := range []struct {
+		name string
+		// spoil changes f's index files, and returns the batch to cut.
+		spoil func(t *testing.T, f *icFixture) int
+	}{
+		{"entry at a batch's base", func(t *testing.T, f *icFixture) int {
+			k := f.middle(t)
+			i := f.batchAt(t, f.oidx[k].Position)
+			e := f.oidx[k]
+			e.Offset = f.batches[i].base
+			f.setOffsetEntry(t, k, e)
+			return i
+		}},
+		{"entry naming the batch before", func(t *testing.T, f *icFixture) int {
+			k := f.middle(t)
+			i := f.batchAt(t, f.oidx[k].Position)
+			e := f.oidx[k]
+			e.Position = f.batches[i-1].pos
+			f.setOffsetEntry(t, k, e)
+			return i + 1
+		}},
+		{"time entry off its batch's", func(t *testing.T, f *icFixture) int {
+			k := f.middleTime(t)
+			i := f.batchOf(t, f.tidx[k].Offset)
+			e := f.tidx[k]
+			e.Timestamp++
+			f.setTimeEntry(t, k, e)
+			return i + 1
+		}},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					f := newICFixture(t, mem, "/d", 80)
+					i := tc.spoil(t, f)
+					fsys := vfs.WithFaults(mem, inj)
+					s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{Active: active})
 					require.NoError(t, err)
-					require.Equal(t, f.batches[i].base, next)
-				}
-				s.Close()
-				require.Zero(t, inj.held(), "files left open")
-				s, needs, err = Open(mem, "/d", icBase, icCfg, OpenOptions{Active: active})
-				require.NoError(t, err)
-				defer s.Close()
-				if needs {
-					_, err := s.Recover(0)
+					require.False(t, needs)
+					inj.armed.Store(true)
+					next, err := s.TruncateTo(f.batches[i].base + 1)
+					inj.armed.Store(false)
+					if inj.hit.Load() {
+						requireInjected(t, err, "TruncateTo")
+					} else {
+						require.NoError(t, err)
+						require.Equal(t, f.batches[i].base, next)
+					}
+					s.Close()
+					require.Zero(t, inj.held(), "files left open")
+					s, needs, err = Open(mem, "/d", icBase, icCfg, OpenOptions{Active: active})
 					require.NoError(t, err)
-				}
-				got := s.NextOffset()
-				if got != f.batches[i].base {
-					require.Equal(t, f.next(), got, "next offset after the failed TruncateTo")
-				}
-				for _, b := range f.batches[:i] {
-					pos, err := s.PositionOf(b.base)
-					require.NoError(t, err)
-					require.Equal(t, b.pos, pos)
-				}
+					defer s.Close()
+					if needs {
+						_, err := s.Recover(0)
+						require.NoError(t, err)
+					}
+					got := s.NextOffset()
+					if got != f.batches[i].base {
+						require.Equal(t, f.next(), got, "next offset after the failed TruncateTo")
+					}
+					for _, b := range f.batches[:i] {
+						pos, err := s.PositionOf(b.base)
+						require.NoError(t, err)
+						require.Equal(t, b.pos, pos)
+					}
+				})
 			})
-		})
+		}
 	}
+}
+
+// TestReview40TruncateToCorruptBefore: TruncateTo rescans the batches
+// from the last index entry left before the cut — here an earlier one
+// than PositionOf started from, the entry at the cut batch's base going
+// with it — and one whose offsets do not follow, which PositionOf did not
+// read, is reported as corruption of the .log.
+func TestReview40TruncateToCorruptBefore(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 80)
+	k := f.middle(t)
+	i := f.batchAt(t, f.oidx[k].Position)
+	e := f.oidx[k]
+	e.Offset = f.batches[i].base
+	f.setOffsetEntry(t, k, e)
+	setBaseOffset(t, mem, f.path(LogSuffix), f.batches[i-1].pos, f.batches[i-3].base)
+	s, needs, err := Open(mem, "/d", icBase, icCfg, OpenOptions{Active: true})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	_, err = s.TruncateTo(f.batches[i].base + 1)
+	checkCorrupt(t, err, f.path(LogSuffix), f.batches[i-1].pos)
 }
 
 // TestReview40RecoveryResultString: the result names the hole before a
