@@ -792,3 +792,109 @@ func TestReview40OpenLargerThanASegment(t *testing.T) {
 	require.ErrorIs(t, err, record.ErrCorrupt)
 	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
 }
+
+// TestReview40SplitBatchReadFaults: a batch not written by one Write
+// straddles two chunks of the memory FS (cut within its length field, or
+// its records); Read and ReadOffset of it, which read its length alone
+// and then the batch whole as a copy, fail with the error of whichever of
+// those reads fails, and answer as before once it does not.
+func TestReview40SplitBatchReadFaults(t *testing.T) {
+	m, k := splitModel(t)
+	split := m.batches[k]
+	for _, cut := range []int64{5, 10, split.size / 2} {
+		for _, call := range []string{"Read", "ReadOffset"} {
+			var want []byte
+			for n := int64(0); ; n++ {
+				mem := newMemDir(t)
+				writeSplit(t, mem, m.bytes(), int(split.pos+cut))
+				var armed atomic.Bool
+				var seen atomic.Int64
+				fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+					if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+						return vfs.ErrInjected
+					}
+					return nil
+				}))
+				s, _ := mustOpen(t, fsys, memDir, 0, Config{}, true)
+				_, err := s.Recover(0)
+				require.NoError(t, err)
+				armed.Store(true)
+				var got []byte
+				if call == "Read" {
+					got, err = s.Read(split.pos, 1<<20)
+				} else {
+					got, err = s.ReadOffset(nil, split.base, 1<<20, math.MaxInt64)
+				}
+				armed.Store(false)
+				if n == 0 {
+					require.NoError(t, err)
+					require.Equal(t, split.data, got[:split.size])
+					want = got
+					continue
+				}
+				if seen.Load() < n {
+					break // no n-th read
+				}
+				requireInjected(t, err, call)
+				if call == "Read" {
+					got, err = s.Read(split.pos, 1<<20)
+				} else {
+					got, err = s.ReadOffset(nil, split.base, 1<<20, math.MaxInt64)
+				}
+				require.NoError(t, err)
+				require.Equal(t, want, got)
+				require.NoError(t, s.Close())
+			}
+		}
+	}
+}
+
+// TestReview40MaxTimestampBelowLostZeroEntryFault: MaxTimestampBelow of a
+// segment whose time index lost its only entry, timestamp 0 at the base
+// (all zeros, trimmed), reads the first batch's header for it; a read
+// that fails there is its error.
+func TestReview40MaxTimestampBelowLostZeroEntryFault(t *testing.T) {
+	for n := int64(1); ; n++ {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		r40Batches(t, mem, 40, 0)
+		var armed atomic.Bool
+		var seen atomic.Int64
+		fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+			if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		s, needs, err := Open(fsys, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{})
+		require.NoError(t, err)
+		require.False(t, needs)
+		armed.Store(true)
+		ts, err := s.MaxTimestampBelow(30)
+		armed.Store(false)
+		if seen.Load() < n {
+			require.NoError(t, err)
+			require.Equal(t, int64(0), ts)
+			require.NoError(t, s.Close())
+			break
+		}
+		requireInjected(t, err, "MaxTimestampBelow")
+		ts, err = s.MaxTimestampBelow(30)
+		require.NoError(t, err)
+		require.Equal(t, int64(0), ts)
+		require.NoError(t, s.Close())
+	}
+}
+
+// TestReview40MaxTimestampBelowClosed: MaxTimestampBelow of a closed
+// segment says ErrClosed, as every read does.
+func TestReview40MaxTimestampBelowClosed(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	r40Batches(t, mem, 3, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = s.MaxTimestampBelow(2)
+	require.ErrorIs(t, err, ErrClosed)
+}
