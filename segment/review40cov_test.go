@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -634,6 +635,10 @@ func TestReview40ReadFaults(t *testing.T) {
 			b, err := s.Read(mid(f).pos, 3000)
 			return fmt.Sprintf("%x", b), err
 		}},
+		{"Read one batch", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.Read(mid(f).pos, int(mid(f).size)) // the next header read to confirm it
+			return fmt.Sprintf("%x", b), err
+		}},
 		{"ReadOffset", func(s *Segment, f *icFixture) (string, error) {
 			b, err := s.ReadOffset(nil, mid(f).last, 3000, math.MaxInt64)
 			return fmt.Sprintf("%x", b), err
@@ -897,4 +902,82 @@ func TestReview40MaxTimestampBelowClosed(t *testing.T) {
 	require.NoError(t, s.Close())
 	_, err = s.MaxTimestampBelow(2)
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestReview40ReadOverlapFaults: Read of one batch confirms it with the
+// header of the batch after it; one that overlaps it (its base offset at
+// or below the batch's last) is corruption, reported with the batch's
+// own header read again — and a read that fails on the way is the
+// error, not a corruption. A Read from position 0 whose first batch
+// starts below the segment's base offset (changed on the disk after
+// Open) is corruption at position 0.
+func TestReview40ReadOverlapFaults(t *testing.T) {
+	var want error
+	for n := int64(0); ; n++ {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		f := newICFixture(t, mem, "/d", 40)
+		i := len(f.batches) / 2
+		setBaseOffset(t, mem, f.path(LogSuffix), f.batches[i+1].pos, f.batches[i].last)
+		var armed atomic.Bool
+		var seen atomic.Int64
+		fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+			if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{})
+		require.NoError(t, err)
+		require.False(t, needs)
+		armed.Store(true)
+		_, err = s.Read(f.batches[i].pos, int(f.batches[i].size))
+		armed.Store(false)
+		require.NoError(t, s.Close())
+		if n == 0 {
+			checkCorrupt(t, err, f.path(LogSuffix), f.batches[i].pos)
+			want = err
+			continue
+		}
+		if seen.Load() < n {
+			require.Equal(t, want.Error(), err.Error())
+			break
+		}
+		requireInjected(t, err, "Read")
+	}
+
+	// The first batch's base offset (no CRC covers it) gone bad on the
+	// disk after Open, which checked it.
+	dir := t.TempDir()
+	f := newICFixture(t, vfs.OS, dir, 40)
+	s, needs, err := Open(vfs.OS, dir, icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	setBaseOffset(t, vfs.OS, f.path(LogSuffix), 0, icBase-5)
+	_, err = s.Read(0, 1<<20)
+	checkCorrupt(t, err, f.path(LogSuffix), 0)
+}
+
+// TestReview40ScanLengthToNearTheEnd: on a file without views (the OS's),
+// a scan whose batch length, which no CRC covers, was changed to end a
+// few bytes before the end of the .log finds no whole header there, and
+// reports corruption at that position — blaming no index entry.
+func TestReview40ScanLengthToNearTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	f := newICFixture(t, vfs.OS, dir, 80)
+	k := f.middle(t)
+	i := f.batchAt(t, f.oidx[k].Position)
+	size := fileSize(t, vfs.OS, f.path(LogSuffix))
+	j := f.batches[i+1]
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, uint32(size-10-j.pos-record.LogOverhead))
+	icWriteAt(t, vfs.OS, f.path(LogSuffix), b, j.pos+8)
+	s, needs, err := Open(vfs.OS, dir, icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	_, err = s.PositionOf(f.batches[i+2].base)
+	checkCorrupt(t, err, f.path(LogSuffix), size-10)
+	require.Equal(t, IndexDistrust{}, s.IndexDistrusted())
 }
