@@ -67,7 +67,8 @@ func (f *r40Inj) held() int64 { return f.opened.Load() - f.closed.Load() }
 // armed (run arms it around the action under test, and checks the
 // outcome), for every k up to the number of operations the action makes
 // (a first run that fails none counts them) — or, past 200 of them, for
-// the first and last 80 and 40 spread between.
+// the first and last 80 and 40 spread between (20, 20 and 10 with
+// -short).
 func r40Sweep(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *r40Inj)) {
 	t.Helper()
 	try := func(k int64) *r40Inj {
@@ -79,12 +80,14 @@ func r40Sweep(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *r40Inj))
 		}
 		return inj
 	}
+	edge, spread := int64(80), int64(40)
+	if testing.Short() {
+		edge, spread = 20, 10
+	}
 	n := try(0).seen.Load()
 	for k := int64(1); k <= n; k++ {
-		if n > 200 && k > 80 && k <= n-80 {
-			if k%((n-160)/40+1) != 0 {
-				continue
-			}
+		if n > 200 && k > edge && k <= n-edge && k%((n-2*edge)/spread+1) != 0 {
+			continue
 		}
 		require.True(t, try(k).hit.Load(), "operation %d of %d not made", k, n)
 	}
@@ -181,6 +184,7 @@ func TestReview40OpenFaults(t *testing.T) {
 // leaves no file open; closed and reopened without faults, the segment
 // recovers as it would have.
 func TestReview40RecoverFaults(t *testing.T) {
+	skipUnderRace(t)
 	for _, tc := range []struct {
 		name    string
 		batches int
@@ -506,6 +510,7 @@ func TestReview40IndexWriteFaults(t *testing.T) {
 // to lookup; past maxBadEntries the index is not used at all. Every
 // answer stays right throughout.
 func TestReview40ManyBadOffsetEntries(t *testing.T) {
+	skipUnderRace(t)
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
 	f := newICFixture(t, mem, "/d", 700)
