@@ -986,3 +986,42 @@ func TestReview40ScanLengthToNearTheEnd(t *testing.T) {
 	checkCorrupt(t, err, f.path(LogSuffix), size-10)
 	require.Equal(t, IndexDistrust{}, s.IndexDistrusted())
 }
+
+// TestReview40SealFinalTimeEntryWriteFails: Seal adds the time index
+// entry of the max timestamp the batches since the last index point
+// raised; when that append must first write the 128 entries the index
+// holds unwritten, and the write fails, Seal returns the error and the
+// segment stays active; a Seal after it seals, and the segment reopens
+// with its max timestamp.
+func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	inj := &r40IndexWrites{suffix: TimeIndexSuffix}
+	first := mkBatch(t, 0, []int64{tsBase}, 60, -1)
+	// An entry every other batch: 128 of them unwritten at batch 256.
+	cfg := Config{IndexIntervalBytes: len(first)}
+	s, err := Create(vfs.WithFaults(mem, inj), "/d", 0, cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	const n = 258
+	for o := range int64(n) {
+		require.NoError(t, s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)))
+	}
+	ts, _, ok := s.tidx.Last()
+	require.True(t, ok)
+	require.Less(t, ts, int64(tsBase+n-1), "the last batch's timestamp not indexed")
+	inj.armed.Store(true)
+	err = s.Seal(true)
+	inj.armed.Store(false)
+	requireInjected(t, err, "Seal")
+	require.True(t, inj.hit.Load())
+	require.NoError(t, s.Append(mkBatch(t, n, []int64{tsBase + n}, 60, -1)), "active after the failed Seal")
+	require.NoError(t, s.Seal(true))
+	require.NoError(t, s.Close())
+	s, needs, err := Open(mem, "/d", 0, cfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	require.Equal(t, int64(tsBase+n), s.MaxTimestamp())
+	require.Equal(t, int64(n+1), s.NextOffset())
+}
