@@ -1025,3 +1025,24 @@ func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
 	require.Equal(t, int64(tsBase+n), s.MaxTimestamp())
 	require.Equal(t, int64(n+1), s.NextOffset())
 }
+
+// TestReview40RewriteFileCutUnder: Rewrite reads the batches it writes
+// anew first; a .log cut shorter than the segment's size under it
+// (another process) gives io.ErrUnexpectedEOF, before anything is cut or
+// written.
+func TestReview40RewriteFileCutUnder(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	for o := range int64(4) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 50)))
+	}
+	half := s.Size() / 2
+	require.NoError(t, os.Truncate(logPath(dir, 0), half))
+	n, err := s.Rewrite(0, func(int64, []byte) error {
+		t.Error("save called with bytes not read")
+		return nil
+	})
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Zero(t, n)
+	require.Equal(t, half, fileSize(t, vfs.OS, logPath(dir, 0)))
+}
