@@ -1,0 +1,1048 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/index"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file drive the error paths of the segment that the
+// coverage pass of session 40 found no test running: each fails, in turn,
+// every file system operation an action makes (r40Sweep), and checks what
+// a failed operation must leave — its error, not a corruption; no file
+// left open; nothing of the .log lost that the action was not to cut.
+
+// r40Inj is an Injector that, once armed, fails the k-th operation of any
+// kind (counted from arming), and counts the files the FS opens and
+// closes throughout (an Open counts when the file exists: the MemFS under
+// it tells), so that a test sees a file a failed call left open.
+type r40Inj struct {
+	mem    vfs.FS
+	k      int64
+	armed  atomic.Bool
+	seen   atomic.Int64
+	hit    atomic.Bool
+	opened atomic.Int64
+	closed atomic.Int64
+}
+
+// MaybeError fails the k-th operation once armed, and counts the files.
+func (f *r40Inj) MaybeError(op vfs.Op, name string) error {
+	if op == vfs.OpClose {
+		f.closed.Add(1) // closed also when the Close fails
+	}
+	if f.armed.Load() && f.seen.Add(1) == f.k {
+		f.hit.Store(true)
+		return vfs.ErrInjected
+	}
+	switch op {
+	case vfs.OpCreate:
+		f.opened.Add(1)
+	case vfs.OpOpen:
+		if fi, err := f.mem.Stat(name); err == nil && !fi.IsDir() {
+			f.opened.Add(1)
+		}
+	}
+	return nil
+}
+
+// held returns how many files are open.
+func (f *r40Inj) held() int64 { return f.opened.Load() - f.closed.Load() }
+
+// r40Sweep calls run with an injector failing its k-th operation once
+// armed (run arms it around the action under test, and checks the
+// outcome), for every k up to the number of operations the action makes
+// (a first run that fails none counts them) — or, past 200 of them, for
+// the first and last 80 and 40 spread between (20, 20 and 10 with
+// -short).
+func r40Sweep(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *r40Inj)) {
+	t.Helper()
+	try := func(k int64) *r40Inj {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		inj := &r40Inj{mem: mem, k: k}
+		if !t.Run("", func(t *testing.T) { run(t, mem, inj) }) {
+			t.Fatalf("with operation %d failed", k)
+		}
+		return inj
+	}
+	edge, spread := int64(80), int64(40)
+	if testing.Short() {
+		edge, spread = 20, 10
+	}
+	n := try(0).seen.Load()
+	for k := int64(1); k <= n; k++ {
+		if n > 200 && k > edge && k <= n-edge && k%((n-2*edge)/spread+1) != 0 {
+			continue
+		}
+		require.True(t, try(k).hit.Load(), "operation %d of %d not made", k, n)
+	}
+}
+
+// requireInjected checks the error of an action whose k-th operation
+// failed: that fault, and not a corruption.
+func requireInjected(t *testing.T, err error, what string) {
+	t.Helper()
+	require.ErrorIs(t, err, vfs.ErrInjected, what)
+	require.NotErrorIs(t, err, record.ErrCorrupt, "%s: an I/O error taken for corruption", what)
+	require.NotErrorIs(t, err, index.ErrCorrupt, "%s: an I/O error taken for corruption", what)
+}
+
+// r40Batches appends n batches to a new closed segment at base 0 in /d of
+// mem (one record each, with timestamp ts, values of 60 bytes), and
+// returns its next offset and the .log's bytes.
+func r40Batches(t *testing.T, mem *vfs.MemFS, n int, ts int64) (int64, []byte) {
+	t.Helper()
+	s, err := Create(mem, "/d", 0, Config{IndexIntervalBytes: 1})
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, s.Append(mkBatch(t, int64(i), []int64{ts}, 60, -1)))
+	}
+	require.NoError(t, s.Close())
+	return int64(n), readFile(t, mem, logPath("/d", 0))
+}
+
+// TestReview40OpenFaults: an Open (OpenContext) that an operation fails
+// returns that error — not a corruption, nor a segment — and leaves no
+// file open; the segment then opens without faults and recovers all its
+// batches. Over the paths of Open: a whole segment, active and sealed; an
+// index Open finds corrupt, or missing, which it recreates
+// (recreateIndexes); and a time index whose only entry, at the base with
+// timestamp 0, was all zeros and so trimmed (lostZeroEntry).
+func TestReview40OpenFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ts    int64
+		spoil func(t *testing.T, mem *vfs.MemFS)
+	}{
+		{"whole", tsBase, nil},
+		{"corrupt index", tsBase, func(t *testing.T, mem *vfs.MemFS) {
+			appendToFile(t, mem, filepath.Join("/d", FileName(0, IndexSuffix)), []byte{1, 2, 3})
+		}},
+		{"missing time index", tsBase, func(t *testing.T, mem *vfs.MemFS) {
+			require.NoError(t, mem.Remove(filepath.Join("/d", FileName(0, TimeIndexSuffix))))
+		}},
+		{"lost zero time entry", 0, nil},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					next, data := r40Batches(t, mem, 40, tc.ts)
+					if tc.spoil != nil {
+						tc.spoil(t, mem)
+					}
+					fsys := vfs.WithFaults(mem, inj)
+					inj.armed.Store(true)
+					s, _, err := Open(fsys, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{Active: active})
+					inj.armed.Store(false)
+					if err != nil {
+						require.Nil(t, s)
+						requireInjected(t, err, "Open")
+					} else {
+						require.NoError(t, s.Close())
+					}
+					require.Zero(t, inj.held(), "files left open")
+					require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "the .log changed")
+					s, needs, err := Open(mem, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{Active: active})
+					require.NoError(t, err)
+					defer s.Close()
+					if needs {
+						res, err := s.Recover(0)
+						require.NoError(t, err)
+						require.Equal(t, RecoveryResult{Batches: int(next)}, res)
+					}
+					require.Equal(t, next, s.NextOffset())
+					for o := range next {
+						_, err := s.PositionOf(o)
+						require.NoError(t, err)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReview40RecoverFaults: a Recover that an operation fails, as it
+// reads the batches or searches a bad tail for a valid batch (its search
+// in pieces, a candidate read whole or straddling a piece, a large
+// candidate's CRC read in pieces, the zeros of a lost sector), returns
+// that error and not a corruption, cuts nothing from the .log, and
+// leaves no file open; closed and reopened without faults, the segment
+// recovers as it would have.
+func TestReview40RecoverFaults(t *testing.T) {
+	skipUnderRace(t)
+	for _, tc := range []struct {
+		name    string
+		batches int
+		tail    func(t *testing.T, next int64, size int64) []byte
+	}{
+		{"torn tail", 20, func(t *testing.T, next, _ int64) []byte {
+			return bytes.Repeat([]byte{'x'}, 300)
+		}},
+		{"hole before a valid batch", 20, func(t *testing.T, next, size int64) []byte {
+			// Zeros to the end of the next sector but one, then a batch.
+			n := (size/sectorSize+2)*sectorSize - size
+			return append(make([]byte, n), simpleBatch(t, next+1, 2, 100)...)
+		}},
+		{"bad bytes before a valid batch", 20, func(t *testing.T, next, _ int64) []byte {
+			return append(bytes.Repeat([]byte{'x'}, 700), simpleBatch(t, next+1, 2, 100)...)
+		}},
+		{"valid batch across a piece", 2, func(t *testing.T, next, _ int64) []byte {
+			return append(bytes.Repeat([]byte{'x'}, recoverCheckBytes-100), simpleBatch(t, next+1, 2, 300)...)
+		}},
+		{"large candidate", 2, func(t *testing.T, next, _ int64) []byte {
+			// A header claiming more than a piece, whose CRC fails.
+			bad := bytes.Repeat([]byte{'x'}, recoverCheckBytes+4096)
+			hdr := bad[100:]
+			record.Batch(hdr).SetBaseOffset(next + 1)
+			n := len(hdr) - 200 - record.LogOverhead
+			hdr[8], hdr[9], hdr[10], hdr[11] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+			hdr[record.MagicOffset] = record.Magic
+			return bad
+		}},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				cfg := Config{IndexIntervalBytes: 1}
+				setup := func(t *testing.T, mem *vfs.MemFS) []byte {
+					next, data := r40Batches(t, mem, tc.batches, tsBase)
+					appendToFile(t, mem, logPath("/d", 0), tc.tail(t, next, int64(len(data))))
+					return readFile(t, mem, logPath("/d", 0))
+				}
+				// What Recover does without faults: its result or error,
+				// and the .log and next offset it leaves.
+				mem := vfs.NewMem()
+				require.NoError(t, mem.MkdirAll("/d", 0o755))
+				setup(t, mem)
+				s, _, err := Open(mem, "/d", 0, cfg, OpenOptions{Active: active})
+				require.NoError(t, err)
+				want, wantErr := s.Recover(0)
+				wantNext := s.NextOffset()
+				require.NoError(t, s.Close())
+				require.NotErrorIs(t, wantErr, vfs.ErrInjected)
+				wantLog := readFile(t, mem, logPath("/d", 0))
+
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					data := setup(t, mem)
+					fsys := vfs.WithFaults(mem, inj)
+					s, _, err := Open(fsys, "/d", 0, cfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					inj.armed.Store(true)
+					res, err := s.Recover(0)
+					inj.armed.Store(false)
+					switch {
+					case inj.hit.Load() && wantErr != nil && errors.Is(err, record.ErrCorrupt):
+						// Found before the fault (sealing a sealed
+						// segment's indexes again, which fails after).
+						require.Equal(t, wantErr.Error(), err.Error())
+					case inj.hit.Load():
+						requireInjected(t, err, "Recover")
+						// Nothing cut, or what Recover cuts (an operation
+						// after the cut failed: a sealed segment's indexes
+						// sealed again).
+						got := readFile(t, mem, logPath("/d", 0))
+						if !bytes.Equal(got, data) {
+							require.True(t, bytes.Equal(got, wantLog), "the .log changed: %d bytes, was %d", len(got), len(data))
+						}
+					default:
+						require.Equal(t, want, res)
+						require.Equal(t, wantErr, err)
+					}
+					s.Close()
+					require.Zero(t, inj.held(), "files left open")
+					s, _, err = Open(mem, "/d", 0, cfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					defer s.Close()
+					_, err = s.Recover(0)
+					if wantErr == nil {
+						require.NoError(t, err)
+						require.Equal(t, wantNext, s.NextOffset())
+						require.True(t, bytes.Equal(wantLog, readFile(t, mem, logPath("/d", 0))), "the .log recovered")
+					} else {
+						require.ErrorIs(t, err, record.ErrCorrupt)
+						require.Equal(t, wantErr.Error(), err.Error())
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReview40TruncateToFaults: a TruncateTo that an operation fails —
+// reading the batches, or changing an index (an entry of the cut batch
+// dropped: one at its base offset, as a Segment does not write it but
+// another may have; an offset index entry that names the wrong batch,
+// dropped once the rescan before it succeeds; a time index entry whose
+// timestamp is not its batch's, dropped; a sealed index's file opened
+// again and cut) — returns that error and not a corruption, and leaves no
+// file open; the segment, closed and reopened without faults, holds every
+// batch before the cut one, and the cut one too unless the .log was cut.
+func TestReview40TruncateToFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// spoil changes f's index files, and returns the batch to cut.
+		spoil func(t *testing.T, f *icFixture) int
+	}{
+		{"entry at a batch's base", func(t *testing.T, f *icFixture) int {
+			k := f.middle(t)
+			i := f.batchAt(t, f.oidx[k].Position)
+			e := f.oidx[k]
+			e.Offset = f.batches[i].base
+			f.setOffsetEntry(t, k, e)
+			return i
+		}},
+		{"entry naming the batch before", func(t *testing.T, f *icFixture) int {
+			k := f.middle(t)
+			i := f.batchAt(t, f.oidx[k].Position)
+			e := f.oidx[k]
+			e.Position = f.batches[i-1].pos
+			f.setOffsetEntry(t, k, e)
+			return i + 1
+		}},
+		{"time entry off its batch's", func(t *testing.T, f *icFixture) int {
+			k := f.middleTime(t)
+			i := f.batchOf(t, f.tidx[k].Offset)
+			e := f.tidx[k]
+			e.Timestamp++
+			f.setTimeEntry(t, k, e)
+			return i + 1
+		}},
+	} {
+		for _, active := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					f := newICFixture(t, mem, "/d", 80)
+					i := tc.spoil(t, f)
+					fsys := vfs.WithFaults(mem, inj)
+					s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					require.False(t, needs)
+					inj.armed.Store(true)
+					next, err := s.TruncateTo(f.batches[i].base + 1)
+					inj.armed.Store(false)
+					if inj.hit.Load() {
+						requireInjected(t, err, "TruncateTo")
+					} else {
+						require.NoError(t, err)
+						require.Equal(t, f.batches[i].base, next)
+					}
+					s.Close()
+					require.Zero(t, inj.held(), "files left open")
+					s, needs, err = Open(mem, "/d", icBase, icCfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					defer s.Close()
+					if needs {
+						_, err := s.Recover(0)
+						require.NoError(t, err)
+					}
+					got := s.NextOffset()
+					if got != f.batches[i].base {
+						require.Equal(t, f.next(), got, "next offset after the failed TruncateTo")
+					}
+					for _, b := range f.batches[:i] {
+						pos, err := s.PositionOf(b.base)
+						require.NoError(t, err)
+						require.Equal(t, b.pos, pos)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReview40TruncateToCorruptBefore: TruncateTo rescans the batches
+// from the last index entry left before the cut — here an earlier one
+// than PositionOf started from, the entry at the cut batch's base going
+// with it — and one whose offsets do not follow, which PositionOf did not
+// read, is reported as corruption of the .log.
+func TestReview40TruncateToCorruptBefore(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 80)
+	k := f.middle(t)
+	i := f.batchAt(t, f.oidx[k].Position)
+	e := f.oidx[k]
+	e.Offset = f.batches[i].base
+	f.setOffsetEntry(t, k, e)
+	setBaseOffset(t, mem, f.path(LogSuffix), f.batches[i-1].pos, f.batches[i-3].base)
+	s, needs, err := Open(mem, "/d", icBase, icCfg, OpenOptions{Active: true})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	_, err = s.TruncateTo(f.batches[i].base + 1)
+	checkCorrupt(t, err, f.path(LogSuffix), f.batches[i-1].pos)
+}
+
+// TestReview40RecoveryResultString: the result names the hole before a
+// valid batch when the cut tail held one.
+func TestReview40RecoveryResultString(t *testing.T) {
+	r := RecoveryResult{Batches: 3, Truncated: 700, At: 1000, HoleBefore: 1536}
+	s := r.String()
+	for _, want := range []string{"3 batches", "cut 700 bytes", "position 1000", "valid batch at 1536"} {
+		require.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
+	}
+}
+
+// TestReview40RewriteErrors: Rewrite of a closed segment says ErrClosed,
+// and an error of save is Rewrite's, with nothing cut.
+func TestReview40RewriteErrors(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	_, data := r40Batches(t, mem, 5, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	errSave := errors.New("save failed")
+	n, err := s.Rewrite(2, func(int64, []byte) error { return errSave })
+	require.ErrorIs(t, err, errSave)
+	require.Zero(t, n)
+	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)))
+	require.Equal(t, int64(len(data)), s.Size())
+	require.NoError(t, s.Close())
+	_, err = s.Rewrite(2, nil)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// r40IndexWrites fails, while armed, every write to the index files of
+// suffix.
+type r40IndexWrites struct {
+	suffix string
+	armed  atomic.Bool
+	hit    atomic.Bool
+}
+
+// MaybeError fails the writes of the suffix's files while armed.
+func (f *r40IndexWrites) MaybeError(op vfs.Op, name string) error {
+	if f.armed.Load() && op == vfs.OpWrite && strings.HasSuffix(name, f.suffix) {
+		f.hit.Store(true)
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// TestReview40IndexWriteFaults: a write of an index file that fails —
+// the one that flushes its entries every 128 — fails the Append, or the
+// Recover, that adds the entry, with that error; the batches appended
+// before it, and those Recover read, are all there once the segment is
+// reopened without faults.
+func TestReview40IndexWriteFaults(t *testing.T) {
+	cfg := Config{IndexIntervalBytes: 1}
+	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
+		t.Run("append "+suffix, func(t *testing.T) {
+			mem := vfs.NewMem()
+			require.NoError(t, mem.MkdirAll("/d", 0o755))
+			inj := &r40IndexWrites{suffix: suffix}
+			inj.armed.Store(true)
+			s, err := Create(vfs.WithFaults(mem, inj), "/d", 0, cfg)
+			require.NoError(t, err)
+			var o int64
+			for ; o < 1000; o++ {
+				if err = s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)); err != nil {
+					break
+				}
+			}
+			requireInjected(t, err, "Append")
+			require.Greater(t, o, int64(100))
+			inj.armed.Store(false)
+			s.Close()
+			s, needs, err := Open(mem, "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			defer s.Close()
+			if needs {
+				_, err := s.Recover(0)
+				require.NoError(t, err)
+			}
+			require.GreaterOrEqual(t, s.NextOffset(), o)
+			for i := range o {
+				_, err := s.PositionOf(i)
+				require.NoError(t, err)
+			}
+		})
+		t.Run("recover "+suffix, func(t *testing.T) {
+			mem := vfs.NewMem()
+			require.NoError(t, mem.MkdirAll("/d", 0o755))
+			s, err := Create(mem, "/d", 0, cfg)
+			require.NoError(t, err)
+			const next int64 = 300
+			for o := range next { // each a time index entry too
+				require.NoError(t, s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)))
+			}
+			require.NoError(t, s.Close())
+			appendToFile(t, mem, logPath("/d", 0), bytes.Repeat([]byte{'x'}, 100))
+			data := readFile(t, mem, logPath("/d", 0))
+			inj := &r40IndexWrites{suffix: suffix}
+			s, _, err = Open(vfs.WithFaults(mem, inj), "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			inj.armed.Store(true)
+			_, err = s.Recover(0)
+			requireInjected(t, err, "Recover")
+			inj.armed.Store(false)
+			require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "the .log changed")
+			s.Close()
+			s, _, err = Open(mem, "/d", 0, cfg, OpenOptions{Active: true})
+			require.NoError(t, err)
+			defer s.Close()
+			res, err := s.Recover(0)
+			require.NoError(t, err)
+			require.Equal(t, RecoveryResult{Batches: int(next), Truncated: 100, At: int64(len(data) - 100)}, res)
+			require.Equal(t, next, s.NextOffset())
+		})
+	}
+}
+
+// TestReview40ManyBadOffsetEntries: offset index entries that each name
+// the batch before the one holding their offset (a sane header, the
+// wrong batch) are found bad by the lookups that meet them, up to four in
+// one lookup (then it scans from the start), one set growing from lookup
+// to lookup; past maxBadEntries the index is not used at all. Every
+// answer stays right throughout.
+func TestReview40ManyBadOffsetEntries(t *testing.T) {
+	skipUnderRace(t)
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 700)
+	require.Greater(t, len(f.oidx), maxBadEntries+maxSuspects+2)
+	for k, e := range f.oidx[:len(f.oidx)-1] { // the last one is Open's to check
+		i := f.batchAt(t, e.Position)
+		require.Positive(t, i)
+		e.Position = f.batches[i-1].pos
+		f.setOffsetEntry(t, k, e)
+	}
+	s, needs, err := Open(mem, "/d", icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	// Two lookups far apart: two sets of bad entries, the second added
+	// to the first.
+	for _, k := range []int{5, 30} {
+		pos, err := s.PositionOf(f.oidx[k].Offset)
+		require.NoError(t, err)
+		require.Equal(t, f.batches[f.batchAt(t, f.oidx[k].Position)].pos, pos)
+	}
+	bad := s.badOffsets.Load()
+	require.NotNil(t, bad)
+	require.False(t, bad.all)
+	require.Greater(t, len(bad.m), maxSuspects, "the second lookup's entries added to the first's")
+	require.NoError(t, f.checkOffsets(s))
+	require.True(t, s.badOffsets.Load().all, "more than maxBadEntries bad entries")
+	require.NoError(t, f.checkOffsets(s))
+	require.NoError(t, f.checkTimes(s))
+}
+
+// TestReview40DistrustedIndexesAnswer: after a recovery cut short (its
+// each failed), both indexes are distrusted whole — lookups start from
+// the segment's first batch — and the answers are right: Find,
+// PositionOf and ReadOffset of every offset; FindTime and
+// MaxTimestampBelow within the batches the recovery read. (Past them the
+// max timestamp is that of the batches read, reset and rebuilt only so
+// far, and FindTime answers "none" for a later timestamp: the state of no
+// finished recovery, which the caller closes, as RecoverContext says.)
+func TestReview40DistrustedIndexesAnswer(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 80)
+	s, _, err := Open(mem, "/d", icBase, icCfg, OpenOptions{Active: true})
+	require.NoError(t, err)
+	defer s.Close()
+	errStop := errors.New("stop")
+	n := 0
+	_, err = s.RecoverFunc(t.Context(), 0, func(record.Batch) error {
+		if n++; n == len(f.batches)-3 {
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	require.Equal(t, IndexDistrust{Offset: true, Time: true}, s.IndexDistrusted())
+	require.True(t, s.badOffsets.Load().all)
+	require.True(t, s.badTimes.Load().all)
+	require.NoError(t, f.checkOffsets(s))
+	read := f.batches[:n]
+	for _, b := range read {
+		for _, x := range b.ts {
+			for _, from := range []int64{icBase, b.base} {
+				wantOff, wantOK := f.findTime(x, from)
+				off, ok, err := s.FindTime(x, from)
+				require.NoError(t, err)
+				require.Equal(t, wantOK, ok, "FindTime(%d, %d)", x, from)
+				require.Equal(t, wantOff, off, "FindTime(%d, %d)", x, from)
+			}
+		}
+	}
+	for _, b := range read[1:] {
+		want := int64(-1)
+		for _, c := range f.batches {
+			if c.last < b.base {
+				want = max(want, c.maxTs)
+			}
+		}
+		got, err := s.MaxTimestampBelow(b.base)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "MaxTimestampBelow(%d)", b.base)
+	}
+}
+
+// TestReview40ReadFaults: a read of the .log that fails, in any of the
+// lookups and reads of a segment (Find, PositionOf, FindTime,
+// MaxTimestampBelow, Read, ReadOffset), fails the call with that error —
+// not a corruption — and distrusts no index entry (the entry was not
+// wrong: the disk failed); the same call without the fault answers as a
+// fresh segment does.
+func TestReview40ReadFaults(t *testing.T) {
+	type call struct {
+		name string
+		do   func(s *Segment, f *icFixture) (string, error)
+	}
+	mid := func(f *icFixture) icBatch { return f.batches[len(f.batches)/2] }
+	calls := []call{
+		{"Find", func(s *Segment, f *icFixture) (string, error) {
+			p, err := s.Find(mid(f).base + 1)
+			return fmt.Sprint(p), err
+		}},
+		{"PositionOf", func(s *Segment, f *icFixture) (string, error) {
+			p, err := s.PositionOf(mid(f).last)
+			return fmt.Sprint(p), err
+		}},
+		{"FindTime", func(s *Segment, f *icFixture) (string, error) {
+			o, ok, err := s.FindTime(mid(f).ts[1], icBase)
+			return fmt.Sprint(o, ok), err
+		}},
+		{"FindTime from", func(s *Segment, f *icFixture) (string, error) {
+			o, ok, err := s.FindTime(f.batches[2].ts[0], mid(f).base+1)
+			return fmt.Sprint(o, ok), err
+		}},
+		{"MaxTimestampBelow inside a batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(mid(f).base + 1)
+			return fmt.Sprint(ts), err
+		}},
+		{"MaxTimestampBelow a batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(mid(f).base)
+			return fmt.Sprint(ts), err
+		}},
+		{"MaxTimestampBelow the first batch", func(s *Segment, f *icFixture) (string, error) {
+			ts, err := s.MaxTimestampBelow(f.batches[0].last)
+			return fmt.Sprint(ts), err
+		}},
+		{"Read", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.Read(mid(f).pos, 3000)
+			return fmt.Sprintf("%x", b), err
+		}},
+		{"Read one batch", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.Read(mid(f).pos, int(mid(f).size)) // the next header read to confirm it
+			return fmt.Sprintf("%x", b), err
+		}},
+		{"ReadOffset", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.ReadOffset(nil, mid(f).last, 3000, math.MaxInt64)
+			return fmt.Sprintf("%x", b), err
+		}},
+		{"ReadOffset a byte", func(s *Segment, f *icFixture) (string, error) {
+			b, err := s.ReadOffset(nil, mid(f).last, 1, math.MaxInt64)
+			return fmt.Sprintf("%x", b), err
+		}},
+	}
+	for _, c := range calls {
+		for _, active := range []bool{true, false} {
+			t.Run(c.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
+				var want string
+				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+					f := newICFixture(t, mem, "/d", 60)
+					s, needs, err := Open(vfs.WithFaults(mem, inj), "/d", icBase, icCfg, OpenOptions{Active: active})
+					require.NoError(t, err)
+					require.False(t, needs)
+					defer s.Close()
+					inj.armed.Store(true)
+					got, err := c.do(s, f)
+					inj.armed.Store(false)
+					if !inj.hit.Load() {
+						require.NoError(t, err)
+						want = got
+						return
+					}
+					requireInjected(t, err, c.name)
+					require.Equal(t, IndexDistrust{}, s.IndexDistrusted(), "an index distrusted for a read that failed")
+					got, err = c.do(s, f)
+					require.NoError(t, err)
+					require.Equal(t, want, got)
+				})
+			})
+		}
+	}
+}
+
+// TestReview40WriteToRemoved: WriteTo of a segment on the OS whose .log
+// was removed by name (the segment deleted during the call) reopens the
+// name to send the file, finds nothing, and says so with an error
+// matching ErrClosed, as its doc says.
+func TestReview40WriteToRemoved(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("removes a file the segment holds open")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	require.NoError(t, os.Remove(logPath(dir, 0)))
+	var w bytes.Buffer
+	n, err := s.WriteTo(&w, 0, s.Size())
+	require.ErrorIs(t, err, ErrClosed)
+	require.Contains(t, err.Error(), "was removed")
+	require.Zero(t, n)
+	require.Zero(t, w.Len())
+}
+
+// TestReview40ReadIntoOSFails: ReadInto, on a file system without views
+// (the OS's), reads into the caller's buffer; a read that fails is its
+// error, not a corruption, and a file cut shorter than the segment's size
+// under it (another process) gives io.ErrUnexpectedEOF.
+func TestReview40ReadIntoOSFails(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpRead && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	s := mustCreate(t, fsys, dir, 0, Config{})
+	b := simpleBatch(t, 0, 3, 50)
+	require.NoError(t, s.Append(b))
+	dst := make([]byte, 0, 1<<16)
+	fail.Store(true)
+	_, err := s.ReadInto(dst, 0, 1<<16)
+	fail.Store(false)
+	requireInjected(t, err, "ReadInto")
+	got, err := s.ReadInto(dst, 0, 1<<16)
+	require.NoError(t, err)
+	require.Equal(t, []byte(b), got)
+	require.NoError(t, os.Truncate(logPath(dir, 0), int64(len(b)/2)))
+	_, err = s.ReadInto(dst, 0, 1<<16)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+}
+
+// TestReview40BadBaseOffsetNotAHole: a whole batch with a valid CRC whose
+// base offset does not follow, starting a few bytes before a sector
+// boundary, is taken for a lost sector only when those bytes are zeros
+// (zeroedBaseOffset); with a nonzero byte among them it is corruption
+// wherever it is — past durable too — and Recover cuts nothing.
+func TestReview40BadBaseOffsetNotAHole(t *testing.T) {
+	mem := vfs.NewMem()
+	const dir = "/d"
+	require.NoError(t, mem.MkdirAll(dir, 0o755))
+	f := newRecoverFixture(t, mem, dir, 3)
+	s := f.open(t)
+	at := (f.m.size()/sectorSize+2)*sectorSize - 6 // 6 bytes before a boundary
+	appendBatches(t, s, f.m, padBatch(t, f.m.next(), at-f.m.size()))
+	appendBatches(t, s, f.m, simpleBatch(t, f.m.next(), 2, 100))
+	mustClose(t, s)
+	require.Equal(t, at, f.last().pos)
+	setBaseOffset(t, mem, f.path, at, 1<<60) // its first 6 bytes not all zero
+	before := readFile(t, mem, f.path)
+	s = f.open(t)
+	_, err := s.Recover(0)
+	f.checkNothingCut(t, err, at, before)
+}
+
+// TestReview40CloseCannotRemoveDistrustedIndex: Close removes the index
+// files a recovery cut short left distrusted; a removal that fails is
+// Close's error, and the segment is closed all the same.
+func TestReview40CloseCannotRemoveDistrustedIndex(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	r40Batches(t, mem, 10, tsBase)
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	s, _, err := Open(fsys, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	errStop := errors.New("stop")
+	_, err = s.RecoverFunc(t.Context(), 0, func(record.Batch) error { return errStop })
+	require.ErrorIs(t, err, errStop)
+	fail.Store(true)
+	err = s.Close()
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	_, err = s.Read(0, 100)
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, s.Close(), "a second Close")
+}
+
+// TestReview40OpenLargerThanASegment: a .log larger than any segment can
+// be (its positions are int32s) opens as needing recovery, whose Recover
+// refuses it as corrupt and cuts nothing (a sparse file on the OS).
+func TestReview40OpenLargerThanASegment(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("a 2 GiB file is not sparse there")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	mustClose(t, s)
+	const size = maxLogBytes + 1
+	if err := os.Truncate(logPath(dir, 0), size); err != nil {
+		t.Skipf("no file of %d bytes: %v", int64(size), err)
+	}
+	s, needs := mustOpen(t, vfs.OS, dir, 0, Config{}, true)
+	require.True(t, needs)
+	_, err := s.Recover(math.MaxInt64)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
+}
+
+// TestReview40SplitBatchReadFaults: a batch not written by one Write
+// straddles two chunks of the memory FS (cut within its length field, or
+// its records); Read and ReadOffset of it, which read its length alone
+// and then the batch whole as a copy, fail with the error of whichever of
+// those reads fails, and answer as before once it does not.
+func TestReview40SplitBatchReadFaults(t *testing.T) {
+	m, k := splitModel(t)
+	split := m.batches[k]
+	for _, cut := range []int64{5, 10, split.size / 2} {
+		for _, call := range []string{"Read", "ReadOffset"} {
+			var want []byte
+			for n := int64(0); ; n++ {
+				mem := newMemDir(t)
+				writeSplit(t, mem, m.bytes(), int(split.pos+cut))
+				var armed atomic.Bool
+				var seen atomic.Int64
+				fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+					if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+						return vfs.ErrInjected
+					}
+					return nil
+				}))
+				s, _ := mustOpen(t, fsys, memDir, 0, Config{}, true)
+				_, err := s.Recover(0)
+				require.NoError(t, err)
+				armed.Store(true)
+				var got []byte
+				if call == "Read" {
+					got, err = s.Read(split.pos, 1<<20)
+				} else {
+					got, err = s.ReadOffset(nil, split.base, 1<<20, math.MaxInt64)
+				}
+				armed.Store(false)
+				if n == 0 {
+					require.NoError(t, err)
+					require.Equal(t, split.data, got[:split.size])
+					want = got
+					continue
+				}
+				if seen.Load() < n {
+					break // no n-th read
+				}
+				requireInjected(t, err, call)
+				if call == "Read" {
+					got, err = s.Read(split.pos, 1<<20)
+				} else {
+					got, err = s.ReadOffset(nil, split.base, 1<<20, math.MaxInt64)
+				}
+				require.NoError(t, err)
+				require.Equal(t, want, got)
+				require.NoError(t, s.Close())
+			}
+		}
+	}
+}
+
+// TestReview40MaxTimestampBelowLostZeroEntryFault: MaxTimestampBelow of a
+// segment whose time index lost its only entry, timestamp 0 at the base
+// (all zeros, trimmed), reads the first batch's header for it; a read
+// that fails there is its error.
+func TestReview40MaxTimestampBelowLostZeroEntryFault(t *testing.T) {
+	for n := int64(1); ; n++ {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		r40Batches(t, mem, 40, 0)
+		var armed atomic.Bool
+		var seen atomic.Int64
+		fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+			if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		s, needs, err := Open(fsys, "/d", 0, Config{IndexIntervalBytes: 1}, OpenOptions{})
+		require.NoError(t, err)
+		require.False(t, needs)
+		armed.Store(true)
+		ts, err := s.MaxTimestampBelow(30)
+		armed.Store(false)
+		if seen.Load() < n {
+			require.NoError(t, err)
+			require.Equal(t, int64(0), ts)
+			require.NoError(t, s.Close())
+			break
+		}
+		requireInjected(t, err, "MaxTimestampBelow")
+		ts, err = s.MaxTimestampBelow(30)
+		require.NoError(t, err)
+		require.Equal(t, int64(0), ts)
+		require.NoError(t, s.Close())
+	}
+}
+
+// TestReview40MaxTimestampBelowClosed: MaxTimestampBelow of a closed
+// segment says ErrClosed, as every read does.
+func TestReview40MaxTimestampBelowClosed(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	r40Batches(t, mem, 3, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = s.MaxTimestampBelow(2)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestReview40ReadOverlapFaults: Read of one batch confirms it with the
+// header of the batch after it; one that overlaps it (its base offset at
+// or below the batch's last) is corruption, reported with the batch's
+// own header read again — and a read that fails on the way is the
+// error, not a corruption. A Read from position 0 whose first batch
+// starts below the segment's base offset (changed on the disk after
+// Open) is corruption at position 0.
+func TestReview40ReadOverlapFaults(t *testing.T) {
+	var want error
+	for n := int64(0); ; n++ {
+		mem := vfs.NewMem()
+		require.NoError(t, mem.MkdirAll("/d", 0o755))
+		f := newICFixture(t, mem, "/d", 40)
+		i := len(f.batches) / 2
+		setBaseOffset(t, mem, f.path(LogSuffix), f.batches[i+1].pos, f.batches[i].last)
+		var armed atomic.Bool
+		var seen atomic.Int64
+		fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+			if armed.Load() && op == vfs.OpRead && seen.Add(1) == n {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		s, needs, err := Open(fsys, "/d", icBase, icCfg, OpenOptions{})
+		require.NoError(t, err)
+		require.False(t, needs)
+		armed.Store(true)
+		_, err = s.Read(f.batches[i].pos, int(f.batches[i].size))
+		armed.Store(false)
+		require.NoError(t, s.Close())
+		if n == 0 {
+			checkCorrupt(t, err, f.path(LogSuffix), f.batches[i].pos)
+			want = err
+			continue
+		}
+		if seen.Load() < n {
+			require.Equal(t, want.Error(), err.Error())
+			break
+		}
+		requireInjected(t, err, "Read")
+	}
+
+	// The first batch's base offset (no CRC covers it) gone bad on the
+	// disk after Open, which checked it.
+	dir := t.TempDir()
+	f := newICFixture(t, vfs.OS, dir, 40)
+	s, needs, err := Open(vfs.OS, dir, icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	setBaseOffset(t, vfs.OS, f.path(LogSuffix), 0, icBase-5)
+	_, err = s.Read(0, 1<<20)
+	checkCorrupt(t, err, f.path(LogSuffix), 0)
+}
+
+// TestReview40ScanLengthToNearTheEnd: on a file without views (the OS's),
+// a scan whose batch length, which no CRC covers, was changed to end a
+// few bytes before the end of the .log finds no whole header there, and
+// reports corruption at that position — blaming no index entry.
+func TestReview40ScanLengthToNearTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	f := newICFixture(t, vfs.OS, dir, 80)
+	k := f.middle(t)
+	i := f.batchAt(t, f.oidx[k].Position)
+	size := fileSize(t, vfs.OS, f.path(LogSuffix))
+	j := f.batches[i+1]
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, uint32(size-10-j.pos-record.LogOverhead))
+	icWriteAt(t, vfs.OS, f.path(LogSuffix), b, j.pos+8)
+	s, needs, err := Open(vfs.OS, dir, icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	_, err = s.PositionOf(f.batches[i+2].base)
+	checkCorrupt(t, err, f.path(LogSuffix), size-10)
+	require.Equal(t, IndexDistrust{}, s.IndexDistrusted())
+}
+
+// TestReview40SealFinalTimeEntryWriteFails: Seal adds the time index
+// entry of the max timestamp the batches since the last index point
+// raised; when that append must first write the 128 entries the index
+// holds unwritten, and the write fails, Seal returns the error and the
+// segment stays active; a Seal after it seals, and the segment reopens
+// with its max timestamp.
+func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	inj := &r40IndexWrites{suffix: TimeIndexSuffix}
+	first := mkBatch(t, 0, []int64{tsBase}, 60, -1)
+	// An entry every other batch: 128 of them unwritten at batch 256.
+	cfg := Config{IndexIntervalBytes: len(first)}
+	s, err := Create(vfs.WithFaults(mem, inj), "/d", 0, cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	const n = 258
+	for o := range int64(n) {
+		require.NoError(t, s.Append(mkBatch(t, o, []int64{tsBase + o}, 60, -1)))
+	}
+	ts, _, ok := s.tidx.Last()
+	require.True(t, ok)
+	require.Less(t, ts, int64(tsBase+n-1), "the last batch's timestamp not indexed")
+	inj.armed.Store(true)
+	err = s.Seal(true)
+	inj.armed.Store(false)
+	requireInjected(t, err, "Seal")
+	require.True(t, inj.hit.Load())
+	require.NoError(t, s.Append(mkBatch(t, n, []int64{tsBase + n}, 60, -1)), "active after the failed Seal")
+	require.NoError(t, s.Seal(true))
+	require.NoError(t, s.Close())
+	s, needs, err := Open(mem, "/d", 0, cfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	require.Equal(t, int64(tsBase+n), s.MaxTimestamp())
+	require.Equal(t, int64(n+1), s.NextOffset())
+}
+
+// TestReview40RewriteFileCutUnder: Rewrite reads the batches it writes
+// anew first; a .log cut shorter than the segment's size under it
+// (another process) gives io.ErrUnexpectedEOF, before anything is cut or
+// written.
+func TestReview40RewriteFileCutUnder(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	for o := range int64(4) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 50)))
+	}
+	half := s.Size() / 2
+	require.NoError(t, os.Truncate(logPath(dir, 0), half))
+	n, err := s.Rewrite(0, func(int64, []byte) error {
+		t.Error("save called with bytes not read")
+		return nil
+	})
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Zero(t, n)
+	require.Equal(t, half, fileSize(t, vfs.OS, logPath(dir, 0)))
+}
