@@ -193,3 +193,41 @@ func TestReview40DeleteRecordsCheckpointAfterRemovalFails(t *testing.T) {
 	require.Contains(t, []int64{0, 6}, l.LogStartOffset())
 	review40RequireWhole(t, l)
 }
+
+// TestReview40DeleteRecordsSnapshotRenameFails: moving the log start
+// past the producers' batches needs a producer-state snapshot at or past
+// it first; one whose write failed at its rename (not a full disk: the
+// snapshot may or may not be in place) fences the log, the start where it
+// was, and the reopened log keeps the producer's state.
+func TestReview40DeleteRecordsSnapshotRenameFails(t *testing.T) {
+	e := newEnv(t)
+	var on atomic.Bool
+	var n atomic.Int32
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRename && on.Load() && strings.HasSuffix(name, snapshotSuffix+tmpSuffix) {
+			n.Add(1)
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
+	l := e.open(cfg)
+	for seq := range int32(3) {
+		appendOK(t, l, keyedProducerBatch(t, seq, "k"))
+	}
+	on.Store(true)
+	_, err := l.DeleteRecordsBefore(context.Background(), 2)
+	require.ErrorIs(t, err, ErrLogFenced)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.Positive(t, n.Load())
+	require.EqualValues(t, 0, l.LogStartOffset())
+	on.Store(false)
+	l.Close()
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 0, l.LogStartOffset())
+	review40RequireWhole(t, l)
+	requireDuplicate(t, l, keyedProducerBatch(t, 2, "k"), 2)
+	appendOK(t, l, keyedProducerBatch(t, 3, "k"))
+}
