@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -101,4 +102,99 @@ func TestReview40OpenWriteFails(t *testing.T) {
 			require.False(t, res.Duplicate)
 		})
 	}
+}
+
+// review40SweepIndexFaults builds a log with setup, for each operation
+// of Open's on segment 0's indexes (their opens, reads, truncations) that
+// could fail, and requires an Open whose k-th such operation fails to fail
+// with it, and the Open after it, the fault gone, to pass check. A case
+// ends at the first k whose Open succeeds (there are fewer operations).
+func review40SweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T, e *env), check func(t *testing.T, l *Log)) {
+	t.Helper()
+	for _, suffix := range []string{segment.IndexSuffix, segment.TimeIndexSuffix} {
+		name := segment.FileName(0, suffix)
+		for _, op := range []vfs.Op{vfs.OpOpen, vfs.OpRead, vfs.OpTruncate} {
+			for k := 1; ; k++ {
+				require.Less(t, k, 100, "%s %s", op, name)
+				// On the OS's file system, whose index files are mapped: a
+				// sealed index made writable again reads its entries.
+				e := &env{t: t, fs: vfs.OS, dir: filepath.Join(t.TempDir(), "topic-0"), clock: newClock()}
+				setup(t, e)
+				seen, armed := 0, true
+				faulty := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(o vfs.Op, n string) error {
+					if armed && o == op && strings.HasSuffix(n, name) {
+						if seen++; seen == k {
+							return vfs.ErrInjected
+						}
+					}
+					return nil
+				}))
+				l, err := Open(e.dir, cfg, Options{FS: faulty, Clock: e.clock})
+				armed = false
+				if err == nil {
+					require.NoError(t, l.Close())
+					break
+				}
+				require.ErrorIs(t, err, vfs.ErrInjected, "%s %s #%d", op, name, k)
+				l = e.open(cfg)
+				check(t, l)
+				require.NoError(t, l.Close())
+			}
+		}
+	}
+}
+
+// TestReview40OpenIndexFaultsStaleTimeIndex: a clean-shutdown marker
+// whose max timestamp is not the active segment's (its time index came
+// back from another moment: see TestCleanMarkerTimeIndexOfAnotherMoment)
+// makes Open recover that segment as after a crash; when any step on its
+// indexes fails, Open fails with the error, and the next one recovers the
+// log whole. (Written for the Unseal at log.go:601, which it does not
+// fail: the active segment opens unsealed, and its Unseal does no I/O.)
+func TestReview40OpenIndexFaultsStaleTimeIndex(t *testing.T) {
+	const ts = 1_700_000_000_000
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1}
+	review40SweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
+		l := e.open(cfg)
+		appendOK(t, l, valueBatch(t, ts, "a"))
+		appendOK(t, l, valueBatch(t, ts+100, "b"))
+		appendOK(t, l, valueBatch(t, ts+50, "c"))
+		require.NoError(t, l.Close())
+		writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.TimeIndexSuffix)), nil)
+	}, func(t *testing.T, l *Log) {
+		require.EqualValues(t, 3, l.LogEndOffset())
+		review40RequireWhole(t, l)
+		off, ok, err := l.OffsetForTime(ts + 100)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.EqualValues(t, 1, off)
+	})
+}
+
+// TestReview40OpenIndexFaultsStaleMarker: a stale clean-shutdown marker
+// (records appended after the Close that wrote it: see
+// TestOpenStaleCleanShutdownMarker) makes Open recover the active segment
+// as after a crash; when any step on its indexes fails, Open fails with
+// the error, and the next one recovers the log whole. (As
+// TestReview40OpenIndexFaultsStaleTimeIndex, for log.go:629.)
+func TestReview40OpenIndexFaultsStaleMarker(t *testing.T) {
+	const ts = 1_700_000_000_000
+	cfg := Config{Sync: SyncAlways}
+	review40SweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
+		l := e.open(cfg)
+		appendOK(t, l, valueBatch(t, ts, "a", "b"))
+		require.NoError(t, l.Close())
+		marker, rp := filepath.Join(e.dir, cleanShutdownFile), filepath.Join(e.dir, recoveryPointFile)
+		oldMarker, oldRP := readAllFile(t, e.fs, marker), readAllFile(t, e.fs, rp)
+		l = e.open(cfg)
+		appendOK(t, l, valueBatch(t, ts, "c"))
+		appendOK(t, l, valueBatch(t, ts, "d"))
+		require.NoError(t, l.Close())
+		// The marker and recovery point of the first Close: stale.
+		writeMemFile(t, e.fs, marker, oldMarker)
+		writeMemFile(t, e.fs, rp, oldRP)
+	}, func(t *testing.T, l *Log) {
+		require.EqualValues(t, 4, l.LogEndOffset())
+		review40RequireWhole(t, l)
+	})
 }
