@@ -139,7 +139,7 @@ func TestReview40CompactFencedMeanwhile(t *testing.T) {
 		keys []string
 	}{
 		{"swap", []string{"a", "a", "b", "c", "d", "e"}}, // segment 0 loses an "a"
-		{"no swap", []string{"a", "b", "c", "d"}}, // one cleanable segment, nothing to remove
+		{"no swap", []string{"a", "b", "c", "d"}},        // one cleanable segment, nothing to remove
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var inj func(op vfs.Op, name string) error
