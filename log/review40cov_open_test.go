@@ -52,6 +52,13 @@ func TestReview40OpenWriteFails(t *testing.T) {
 		{"clean/snapshot past the end removed", func(e *env) {
 			copyFile(e, snapshotName(6), snapshotName(100))
 		}, fault{vfs.OpRemove, snapshotName(100)}},
+		{"clean/legacy snapshot not read", func(e *env) {
+			rename(e, snapshotName(6), producerFile)
+		}, fault{vfs.OpOpen, producerFile}},
+		{"crash/snapshot past the end not read", func(e *env) {
+			crashed(e)
+			rename(e, snapshotName(6), snapshotName(100)) // and none at the end
+		}, fault{vfs.OpOpen, snapshotName(100)}},
 		{"clean/leader epochs past the end", func(e *env) {
 			require.NoError(t, writeCheckpoint(e.fs, e.dir, leaderEpochFile, checkpointV0, [][]int64{{0, 0}, {5, 100}}))
 		}, fault{vfs.OpCreate, leaderEpochFile + tmpSuffix}},
@@ -197,4 +204,27 @@ func TestReview40OpenIndexFaultsStaleMarker(t *testing.T) {
 		require.EqualValues(t, 4, l.LogEndOffset())
 		review40RequireWhole(t, l)
 	})
+}
+
+// TestReview40OpenHugeMarker: a clean-shutdown marker larger than a
+// checkpoint can be is not read (nor trusted): Open recovers the log as
+// after a crash, whole, and removes it.
+func TestReview40OpenHugeMarker(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b"))
+	require.NoError(t, l.Close())
+	f, err := e.fs.Create(filepath.Join(e.dir, cleanShutdownFile))
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(maxCheckpointBytes+1))
+	require.NoError(t, f.Close())
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.False(t, l.Recovery().Clean)
+	require.EqualValues(t, 2, l.LogEndOffset())
+	review40RequireWhole(t, l)
+	_, err = e.fs.Stat(filepath.Join(e.dir, cleanShutdownFile))
+	require.Error(t, err, "the marker goes")
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
@@ -106,4 +108,73 @@ func TestReview40TruncateReloadKeepsExpired(t *testing.T) {
 	_, err := l.TruncateTo(5)
 	require.NoError(t, err)
 	require.Empty(t, l.producers)
+}
+
+// review40ProducerBatch is producer id's (epoch 0) batch of one record at
+// sequence seq.
+func review40ProducerBatch(t *testing.T, id int64, seq int32) []byte {
+	t.Helper()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(id, 0, seq)
+	b.Append(1_700_000_000_000, nil, []byte("v"), nil)
+	out, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
+}
+
+// TestReview40OpenExpiresMostProducers: an Open that loads at least
+// minProducersShrink producer ids and finds at most a quarter of them
+// unexpired shrinks the map to those (as Maintain does): the expired ones
+// are forgotten (a retry of their batch is no duplicate: a new batch of an
+// unknown producer), the others kept (a retry is a duplicate).
+func TestReview40OpenExpiresMostProducers(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
+	open := func() *Log {
+		l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
+		require.NoError(t, err)
+		return l
+	}
+	l := open()
+	const n, kept = minProducersShrink, minProducersShrink / 8
+	first := map[int64]int64{}
+	for id := range int64(n) {
+		first[id] = appendOK(t, l, review40ProducerBatch(t, id, 0)).FirstOffset
+	}
+	e.clock.Advance(50 * time.Minute)
+	for id := range int64(kept) {
+		first[id] = appendOK(t, l, review40ProducerBatch(t, id, 1)).FirstOffset
+	}
+	require.NoError(t, l.Close())
+	e.clock.Advance(20 * time.Minute) // the others' last append 70 minutes ago
+
+	l = open()
+	defer l.Close()
+	require.Len(t, l.producers, kept)
+	for id := range int64(kept) {
+		requireDuplicate(t, l, review40ProducerBatch(t, id, 1), first[id])
+	}
+	res := appendOK(t, l, review40ProducerBatch(t, kept, 0))
+	require.False(t, res.Duplicate, "an expired producer's retry is a new batch")
+}
+
+// TestReview40OnCutRemoved: OnCut(nil) removes the function a truncation
+// called.
+func TestReview40OnCutRemoved(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "v"))
+	}
+	var calls atomic.Int32
+	l.OnCut(func() { calls.Add(1) })
+	_, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, calls.Load())
+	l.OnCut(nil)
+	_, err = l.TruncateTo(1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, calls.Load())
 }
