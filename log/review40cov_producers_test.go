@@ -178,3 +178,51 @@ func TestReview40OnCutRemoved(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, calls.Load())
 }
+
+// TestReview40OpenSnapshotPastEndKeepsOlderProducer: after a crash that
+// lost the log's last batch, the snapshot written past the new end (at
+// the clean end before the loss) is not taken whole (it holds the lost
+// batch); the state is replayed from the log start (no snapshot between
+// it and the end survived), and merged with that snapshot. A producer
+// whose batches all lie below the log start (DeleteRecordsBefore) is in
+// the snapshot only: it is kept from there, so that its retry is still
+// answered as a duplicate, as before the crash.
+func TestReview40OpenSnapshotPastEndKeepsOlderProducer(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
+	l := e.open(cfg)
+	for seq := range int32(3) {
+		appendOK(t, l, review40ProducerBatch(t, 1, seq)) // producer 1: offsets 0..2
+	}
+	start, err := l.DeleteRecordsBefore(context.Background(), 3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, start)
+	for seq := range int32(3) {
+		appendOK(t, l, review40ProducerBatch(t, 2, seq)) // producer 2: offsets 3..5
+	}
+	requireDuplicate(t, l, review40ProducerBatch(t, 1, 2), 2)
+	require.NoError(t, l.Close())
+	require.Contains(t, l.snapshots, int64(6))
+
+	// The crash: the last batch lost, the snapshots between the start and
+	// the new end too, no clean-shutdown marker.
+	segPath := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
+	data := readAllFile(t, e.fs, segPath)
+	writeMemFile(t, e.fs, segPath, data[:len(data)-len(review40ProducerBatch(t, 2, 2))])
+	for _, off := range l.snapshots {
+		if off >= 3 && off <= 5 {
+			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
+		}
+	}
+	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, cleanShutdownFile)))
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 5, l.LogEndOffset())
+	require.EqualValues(t, 3, l.LogStartOffset())
+	requireDuplicate(t, l, review40ProducerBatch(t, 1, 2), 2)
+	requireDuplicate(t, l, review40ProducerBatch(t, 2, 1), 4)
+	res := appendOK(t, l, review40ProducerBatch(t, 2, 2))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 5, res.FirstOffset)
+}
