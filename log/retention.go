@@ -451,6 +451,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		// The batch holding offset began below the log start offset: the
 		// log is now empty, and starts at its end.
 		if err := l.setStartLocked(next); err != nil {
+			// Fenced, the checkpoint maybe not written: the log is empty
+			// all the same, and starts at its end (the start comes down
+			// first, so that it is never past the end; see Offsets).
+			l.start.Store(next)
 			l.next.Store(next)
 			return 0, l.fence(err)
 		}

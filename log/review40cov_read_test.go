@@ -1,0 +1,278 @@
+package log
+
+import (
+	"context"
+	"math"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// review40ReadFaultLog opens a log (SyncAlways) on a MemFS whose every
+// operation first goes to *inj when set.
+func review40ReadFaultLog(t *testing.T, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*Log, *env) {
+	t.Helper()
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if f := inj.Load(); f != nil {
+			return (*f)(op, name)
+		}
+		return nil
+	}))
+	return e.open(Config{Sync: SyncAlways, RetentionTime: -1}), e
+}
+
+// review40TruncateOnEveryRead makes each read of a segment's .log (by the
+// test's reader) start a truncation of the log by one record in another
+// goroutine, and wait until the truncation has begun (counted in
+// l.truncations) before the read goes on; the truncation's own reads, and
+// the reader's while one is under way, start none (l must have been
+// reopened since its last append: its truncations then reload no producer
+// state, and read nothing after testHookTruncateStores). It returns how many it
+// started, and a func that waits for the last to end.
+func review40TruncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*atomic.Int32, func()) {
+	var busy atomic.Bool
+	var started atomic.Int32
+	done := make(chan struct{}, 100)
+	testHookTruncateStores = func(*Log) { busy.Store(false) } // past its reads
+	t.Cleanup(func() { testHookTruncateStores = nil })
+	f := func(op vfs.Op, name string) error {
+		if op != vfs.OpRead || !strings.HasSuffix(name, segment.LogSuffix) || !busy.CompareAndSwap(false, true) {
+			return nil
+		}
+		before := l.truncations.Load()
+		started.Add(1)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_, _ = l.TruncateTo(l.LogEndOffset() - 1)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for l.truncations.Load() == before {
+			if time.Now().After(deadline) {
+				panic("the truncation did not begin")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	inj.Store(&f)
+	return &started, func() {
+		inj.Store(nil)
+		for range started.Load() {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a truncation did not end")
+			}
+		}
+	}
+}
+
+// TestReview40ReadTruncatedEveryAttempt: a read that truncations keep
+// overtaking, on every attempt (those with the segments pinned too),
+// gives up with ErrOffsetOutOfRange, as Read's doc says, after a bounded
+// number of attempts.
+func TestReview40ReadTruncatedEveryAttempt(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, e := review40ReadFaultLog(t, &inj)
+	for range 20 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "v"))
+	}
+	require.NoError(t, l.Close())
+	l = e.open(Config{Sync: SyncAlways, RetentionTime: -1})
+	defer l.Close()
+	started, wait := review40TruncateOnEveryRead(t, l, &inj)
+	_, err := l.Read(0, 1<<20, math.MaxInt64)
+	wait()
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	require.Contains(t, err.Error(), "truncations kept cutting the log under the read")
+	require.GreaterOrEqual(t, started.Load(), int32(optimisticSearches+pinnedSearches))
+	require.EqualValues(t, 20-started.Load(), l.LogEndOffset())
+	review40RequireWhole(t, l)
+}
+
+// TestReview40SearchTruncatedEveryAttempt: as
+// TestReview40ReadTruncatedEveryAttempt, for a search by time
+// (searchTime): ErrOffsetOutOfRange after a bounded number of attempts.
+func TestReview40SearchTruncatedEveryAttempt(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, e := review40ReadFaultLog(t, &inj)
+	for i := range 100 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	require.NoError(t, l.Close())
+	l = e.open(Config{Sync: SyncAlways, RetentionTime: -1})
+	defer l.Close()
+	started, wait := review40TruncateOnEveryRead(t, l, &inj)
+	_, _, err := l.OffsetForTime(1_700_000_000_000) // offset 0's: no truncation here cuts it
+	wait()
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	require.Contains(t, err.Error(), "the segments kept changing under the search")
+	require.GreaterOrEqual(t, started.Load(), int32(optimisticSearches+pinnedSearches))
+}
+
+// review40FailReads makes every read of a file whose name ends in suffix
+// fail while on is set.
+func review40FailReads(inj *atomic.Pointer[func(op vfs.Op, name string) error], suffix string, on *atomic.Bool) {
+	f := func(op vfs.Op, name string) error {
+		if on.Load() && op == vfs.OpRead && strings.HasSuffix(name, suffix) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}
+	inj.Store(&f)
+}
+
+// TestReview40TimeSearchReadFails: a read error of a search by time (not
+// a segment removed or cut under it) is the search's error, at once.
+func TestReview40TimeSearchReadFails(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, _ := review40ReadFaultLog(t, &inj)
+	defer l.Close()
+	for i := range 4 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	var on atomic.Bool
+	review40FailReads(&inj, segment.LogSuffix, &on)
+	on.Store(true)
+	_, _, err := l.OffsetForTime(1_700_000_000_002)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	// Bounded by an offset inside the active segment, the largest
+	// timestamp below it is read from the segment.
+	_, _, err = l.OffsetOfMaxTimestampBelow(context.Background(), 2)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	on.Store(false)
+	off, ok, err := l.OffsetOfMaxTimestampBelow(context.Background(), 2)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1, off)
+}
+
+// TestReview40MaxTimestampSearchCancelled: the search for the largest
+// timestamp checks its ctx before each segment's search: a ctx cancelled
+// during the first ends it with ctx's error.
+func TestReview40MaxTimestampSearchCancelled(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, _ := review40ReadFaultLog(t, &inj)
+	defer l.Close()
+	const ts = 1_700_000_000_000
+	appendOK(t, l, valueBatch(t, ts+100, "a")) // 0: the largest timestamp, below the start
+	appendOK(t, l, valueBatch(t, ts, "b"))     // 1
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, ts+100, "c")) // 2: the largest timestamp kept
+	start, err := l.DeleteRecordsBefore(context.Background(), 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, start)
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 2, off)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seg0 := segment.FileName(0, "")
+	f := func(op vfs.Op, name string) error {
+		if op == vfs.OpRead && strings.Contains(name, seg0) {
+			cancel() // during segment 0's search
+		}
+		return nil
+	}
+	inj.Store(&f)
+	_, _, err = l.OffsetOfMaxTimestamp(ctx)
+	inj.Store(nil)
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+// TestReview40CompactReadFails: a read of the cleaner's that fails (no
+// segment removed or cut under it), as it builds its key map or as it
+// copies a segment (after the cleaned copy is created), fails Compact with
+// its error, without fencing the log or leaving a cleaned copy; the next
+// pass cleans.
+func TestReview40CompactReadFails(t *testing.T) {
+	for _, inCleaning := range []bool{false, true} {
+		t.Run(map[bool]string{false: "key map", true: "cleaning"}[inCleaning], func(t *testing.T) {
+			var inj func(op vfs.Op, name string) error
+			l, e := review40CompactLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
+			defer l.Close()
+			seg0 := segment.FileName(0, segment.LogSuffix)
+			armed, failed := !inCleaning, false
+			inj = func(op vfs.Op, name string) error {
+				if op == vfs.OpCreate && strings.Contains(name, cleanedSuffix) {
+					armed = true
+				}
+				if armed && op == vfs.OpRead && strings.HasSuffix(name, seg0) {
+					failed = true
+					return vfs.ErrInjected
+				}
+				return nil
+			}
+			_, err := l.Compact(context.Background())
+			inj = nil
+			require.True(t, failed)
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.NotErrorIs(t, err, ErrLogFenced)
+			review40NoCleanedFiles(t, e)
+			appendOK(t, l, keyedBatch(t, "g"))
+			res, err := l.Compact(context.Background())
+			require.NoError(t, err)
+			require.Positive(t, res.SegmentsRewritten)
+		})
+	}
+}
+
+// TestReview40SearchClosedMeanwhile: a search by time overtaken by a
+// truncation, during which the log closed, returns ErrClosed (as
+// OffsetForTime's doc says: also when the log closes during the call), not
+// a stale answer nor an error of its segments'.
+func TestReview40SearchClosedMeanwhile(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, _ := review40ReadFaultLog(t, &inj)
+	for i := range 20 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+		if i == 9 {
+			require.NoError(t, l.Roll())
+		}
+	}
+	seg0 := segment.FileName(0, segment.LogSuffix)
+	var fired atomic.Bool
+	done := make(chan error, 2)
+	f := func(op vfs.Op, name string) error {
+		if op != vfs.OpRead || !strings.HasSuffix(name, seg0) || !fired.CompareAndSwap(false, true) {
+			return nil
+		}
+		before := l.truncations.Load()
+		go func() {
+			_, err := l.TruncateTo(15) // in segment 10, not the one read
+			done <- err
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for l.truncations.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		go func() { done <- l.Close() }()
+		for !l.closed.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	inj.Store(&f)
+	_, _, err := l.OffsetForTime(1_700_000_000_000)
+	inj.Store(nil)
+	require.True(t, fired.Load())
+	require.ErrorIs(t, err, ErrClosed)
+	for range 2 {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the truncation or the Close did not end")
+		}
+	}
+}
