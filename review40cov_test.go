@@ -2,7 +2,6 @@ package runnel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -73,19 +72,7 @@ func TestReview40TimestampAtRecordGone(t *testing.T) {
 func TestReview40OldRecordIDWriteFailsOpen(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
-	b, err := Open(Config{Dir: "/data", FS: mem})
-	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce(t, b, "a", 0, "kept")
-	require.NoError(t, b.Close())
-	path := filepath.Join("/data", topicsDir, "a.json")
-	old, err := json.Marshal(map[string]any{"name": "a", "config": map[string]any{"Partitions": 1}})
-	require.NoError(t, err)
-	f, err := mem.Create(path)
-	require.NoError(t, err)
-	_, err = f.Write(old)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	path := oldTopicRecord(t, mem)
 
 	faulty := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpCreate && filepath.Base(name) == metaTmp {
@@ -93,13 +80,13 @@ func TestReview40OldRecordIDWriteFailsOpen(t *testing.T) {
 		}
 		return nil
 	}))
-	_, err = Open(Config{Dir: "/data", FS: faulty})
+	_, err := Open(Config{Dir: "/data", FS: faulty})
 	require.ErrorIs(t, err, errReview40)
 	m, err := (&Broker{fs: mem}).readMeta(path)
 	require.NoError(t, err)
 	require.True(t, m.ID.IsZero(), "the record is left as it was")
 
-	b, err = Open(Config{Dir: "/data", FS: mem})
+	b, err := Open(Config{Dir: "/data", FS: mem})
 	require.NoError(t, err, "the failed Open left the directory locked")
 	defer b.Close()
 	info, err := b.DescribeTopic(ctx, "a")
@@ -194,14 +181,7 @@ func TestReview40OldRecordBadEnumIsCorrupt(t *testing.T) {
 			b, err := Open(Config{Dir: "/data", FS: mem})
 			require.NoError(t, err)
 			require.NoError(t, b.Close())
-			path := filepath.Join("/data", topicsDir, "a.json")
-			data, err := json.Marshal(map[string]any{"name": "a", "config": tc.config})
-			require.NoError(t, err)
-			f, err := mem.Create(path)
-			require.NoError(t, err)
-			_, err = f.Write(data)
-			require.NoError(t, err)
-			require.NoError(t, f.Close())
+			writeTopicRecord(t, mem, map[string]any{"name": "a", "config": tc.config})
 			_, err = Open(Config{Dir: "/data", FS: mem})
 			require.ErrorIs(t, err, ErrCorruptMetadata)
 			require.Contains(t, err.Error(), "a.json")

@@ -99,22 +99,9 @@ func TestTopicIDGivenToOldRecords(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	cfg := Config{Dir: "/data", FS: mem}
+	path := oldTopicRecord(t, mem)
+
 	b, err := Open(cfg)
-	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce(t, b, "a", 0, "kept")
-	require.NoError(t, b.Close())
-
-	path := filepath.Join("/data", topicsDir, "a.json")
-	old, err := json.Marshal(map[string]any{"name": "a", "config": map[string]any{"Partitions": 1}})
-	require.NoError(t, err)
-	f, err := mem.Create(path)
-	require.NoError(t, err)
-	_, err = f.Write(old)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-
-	b, err = Open(cfg)
 	require.NoError(t, err)
 	info, err := b.DescribeTopic(ctx, "a")
 	require.NoError(t, err)
@@ -133,4 +120,32 @@ func TestTopicIDGivenToOldRecords(t *testing.T) {
 	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "a", MaxBytes: 1 << 20}}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
+}
+
+// oldTopicRecord makes a broker directory /data on mem whose topic "a"
+// (one partition, holding the record "kept") is recorded as before topic
+// IDs, with none, and returns the path of that record.
+func oldTopicRecord(t *testing.T, mem *vfs.MemFS) string {
+	t.Helper()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "a", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "a", 0, "kept")
+	require.NoError(t, b.Close())
+	return writeTopicRecord(t, mem, map[string]any{"name": "a", "config": map[string]any{"Partitions": 1}})
+}
+
+// writeTopicRecord writes rec, as JSON, as the record of topic "a" in the
+// broker directory /data on mem, and returns its path.
+func writeTopicRecord(t *testing.T, mem *vfs.MemFS, rec map[string]any) string {
+	t.Helper()
+	path := filepath.Join("/data", topicsDir, "a.json")
+	data, err := json.Marshal(rec)
+	require.NoError(t, err)
+	f, err := mem.Create(path)
+	require.NoError(t, err)
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	return path
 }

@@ -223,15 +223,7 @@ func newDurable(t *testing.T, name string) *vfs.MemFS {
 // as done: the next Sync syncs the file (mutant: the failed sync recorded
 // as durable).
 func TestSealedSyncRetried(t *testing.T) {
-	mem := vfs.NewMem()
-	f, err := mem.Create("a.index")
-	must(t, err)
-	b := make([]byte, 3*OffsetEntrySize) // one entry, then two of zeros: Open trims them
-	binary.BigEndian.PutUint32(b, 1)
-	binary.BigEndian.PutUint32(b[4:], 10)
-	_, err = f.Write(b)
-	must(t, err)
-	must(t, f.Close())
+	mem := trimmedIndexFile(t)
 	var fail atomic.Bool
 	var syncs atomic.Int64
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
@@ -403,4 +395,21 @@ func TestMapNotSupportedForGood(t *testing.T) {
 	if n := tries.Load(); n != 1 {
 		t.Errorf("Map tried %d times, want once", n)
 	}
+}
+
+// trimmedIndexFile returns a MemFS holding a.index, an offset index file
+// of one entry (offset delta 1 at position 10) followed by two entries of
+// zeros, which Open trims.
+func trimmedIndexFile(t *testing.T) *vfs.MemFS {
+	t.Helper()
+	mem := vfs.NewMem()
+	f, err := mem.Create("a.index")
+	must(t, err)
+	b := make([]byte, 3*OffsetEntrySize) // one entry, then two of zeros: Open trims them
+	binary.BigEndian.PutUint32(b, 1)
+	binary.BigEndian.PutUint32(b[4:], 10)
+	_, err = f.Write(b)
+	must(t, err)
+	must(t, f.Close())
+	return mem
 }

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
@@ -96,15 +95,7 @@ func TestReview40SealedTruncateCutFails(t *testing.T) {
 // trimmed opens the file again to sync it; when that Open fails, Sync
 // returns the error, and the next Sync syncs.
 func TestReview40SealedSyncOpenFails(t *testing.T) {
-	mem := vfs.NewMem()
-	f, err := mem.Create("a.index")
-	must(t, err)
-	b := make([]byte, 3*OffsetEntrySize) // one entry, then two of zeros: Open trims them
-	binary.BigEndian.PutUint32(b, 1)
-	binary.BigEndian.PutUint32(b[4:], 10)
-	_, err = f.Write(b)
-	must(t, err)
-	must(t, f.Close())
+	mem := trimmedIndexFile(t)
 	var armed atomic.Bool
 	var syncs atomic.Int64
 	fsys := vfs.WithFaults(r40FailOnce(mem, vfs.OpOpen, &armed), vfs.InjectorFunc(func(op vfs.Op, _ string) error {

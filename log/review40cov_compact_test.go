@@ -50,17 +50,7 @@ func TestReview40OpenSwapFaults(t *testing.T) {
 			writeMemFile(t, e.fs, filepath.Join(e.dir, swap),
 				readAllFile(t, e.fs, filepath.Join(e.dir, segment.FileName(3, segment.LogSuffix))))
 
-			seen, armed := 0, true
-			faulty := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if armed && op == c.op && strings.HasSuffix(name, c.suffix) {
-					if seen++; seen == k {
-						return vfs.ErrInjected
-					}
-				}
-				return nil
-			}))
-			l, err := Open(e.dir, cfg, Options{FS: faulty, Clock: e.clock})
-			armed = false
+			l, err := review40OpenFailingKth(e, cfg, c.op, c.suffix, k)
 			if err == nil {
 				require.NoError(t, l.Close())
 				break

@@ -3,6 +3,7 @@ package log
 import (
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +112,23 @@ func TestReview40OpenWriteFails(t *testing.T) {
 	}
 }
 
+// review40OpenFailingKth opens e's log under cfg with the k-th operation
+// op on a file whose name ends in suffix failing (vfs.ErrInjected); no
+// fault comes after the Open.
+func review40OpenFailingKth(e *env, cfg Config, op vfs.Op, suffix string, k int) (*Log, error) {
+	var seen atomic.Int64
+	var armed atomic.Bool
+	armed.Store(true)
+	defer armed.Store(false)
+	faulty := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(o vfs.Op, n string) error {
+		if armed.Load() && o == op && strings.HasSuffix(n, suffix) && seen.Add(1) == int64(k) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	return Open(e.dir, cfg, Options{FS: faulty, Clock: e.clock})
+}
+
 // review40SweepIndexFaults builds a log with setup, for each operation
 // of Open's on segment 0's indexes (their opens, reads, truncations) that
 // could fail, and requires an Open whose k-th such operation fails to fail
@@ -127,17 +145,7 @@ func review40SweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T,
 				// sealed index made writable again reads its entries.
 				e := &env{t: t, fs: vfs.OS, dir: filepath.Join(t.TempDir(), "topic-0"), clock: newClock()}
 				setup(t, e)
-				seen, armed := 0, true
-				faulty := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(o vfs.Op, n string) error {
-					if armed && o == op && strings.HasSuffix(n, name) {
-						if seen++; seen == k {
-							return vfs.ErrInjected
-						}
-					}
-					return nil
-				}))
-				l, err := Open(e.dir, cfg, Options{FS: faulty, Clock: e.clock})
-				armed = false
+				l, err := review40OpenFailingKth(e, cfg, op, name, k)
 				if err == nil {
 					require.NoError(t, l.Close())
 					break
