@@ -65,7 +65,11 @@ func (r RecoveryResult) String() string {
 // whatever durable says: nothing is cut.
 //
 // Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
-// file and position; file system errors.
+// file and position; file system errors. A file system error may come
+// after the cut was made (a sealed segment's indexes, sealed again once
+// rebuilt): the next Open and Recover of the segment then find the .log
+// as cut, and end as this one would have. Of two errors, the first is
+// returned (a corruption found before the indexes failed to seal).
 func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
 	return s.RecoverContext(context.Background(), durable)
 }
@@ -79,7 +83,9 @@ const recoverCheckBytes = 4 << 20
 // read, or of a bad tail searched for a valid batch. Cut short, it has cut nothing from the .log, and its indexes,
 // reset and rebuilt only up to where it stopped, are distrusted (see
 // IndexDistrusted): the segment's state is then that of no finished
-// recovery, and the caller closes it — which removes the index files, so
+// recovery (offsets are still found, by a scan from the first batch, but
+// its maximum timestamp, and so FindTime, know only the batches read),
+// and the caller closes it — which removes the index files, so
 // that the next Open reports needsRecovery and the next Recover does it
 // all again.
 //
