@@ -60,7 +60,11 @@ const (
 	// that the Fault matches with Err in its api.FetchedPartition, as a
 	// broker reports a partition's error, and fetches the others from the
 	// broker without waiting (a broker answers at once when a partition
-	// fails: see runnel.Broker.Fetch). What a consumer does with a
+	// fails: see runnel.Broker.Fetch). When that fetch of the others
+	// fails (the broker closed, ctx ended), the call fails with its error
+	// and the rule has counted the fetch all the same (its Count taken,
+	// Hits and Wait told), unlike LoseResponse and FailAck, which give
+	// their Count back when the broker refuses. What a consumer does with a
 	// partition's error, and with a failed Fetch, is consumer.Poll's and
 	// consumer.Consumer.Records' to say.
 	FailPartitions
