@@ -100,13 +100,14 @@ func TestReview40FaultsNilRequestsAreTheBrokers(t *testing.T) {
 // TestReview40FailPartitionsBrokerErrorReturned: under FailPartitions, the
 // partitions the rule does not match are fetched from the broker; when
 // that fetch fails (the broker closed), the call fails with the broker's
-// error, as Fetch's doc says, not with a response of the rule's errors.
+// error, as Fetch's doc says, not with a response of the rule's errors;
+// and the rule has counted the fetch, as FailPartitions' doc says.
 func TestReview40FailPartitionsBrokerErrorReturned(t *testing.T) {
 	b, err := runnel.Open(runnel.Config{})
 	require.NoError(t, err)
 	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}))
 	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{0}, Action: runneltest.FailPartitions,
+	rule := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{0}, Action: runneltest.FailPartitions,
 		Err: api.ErrNotLeader, Count: runneltest.Unlimited})
 	require.NoError(t, b.Close())
 	_, err = f.Fetch(context.Background(), &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{
@@ -114,4 +115,5 @@ func TestReview40FailPartitionsBrokerErrorReturned(t *testing.T) {
 	}})
 	require.ErrorIs(t, err, runnel.ErrClosed)
 	require.NotErrorIs(t, err, api.ErrNotLeader)
+	require.Equal(t, 1, rule.Hits())
 }
