@@ -74,9 +74,6 @@ const holdAll = math.MaxInt64
 
 func newHoldLock() holdLock { return holdLock{semaphore.NewWeighted(holdAll)} }
 
-// RLock holds the lock shared, waiting as long as it takes.
-func (m holdLock) RLock() { _ = m.RLockContext(context.Background()) }
-
 // RLockContext holds the lock shared, or returns ctx's error if ctx ends
 // first. A lock free to take shared is taken whatever the ctx.
 func (m holdLock) RLockContext(ctx context.Context) error {
