@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/record"
 )
 
 // mainChildEnv holds the arguments (newline-separated) with which
@@ -129,4 +130,28 @@ func TestReview40CtxEndsMidRun(t *testing.T) {
 			require.Contains(t, again.String(), "consumed 100 records")
 		})
 	}
+}
+
+// A batch gone bad on disk while the run is about to read it back (the
+// log's bytes flipped under the broker) fails the run with the
+// consumer's report of it, rather than leave it waiting for records that
+// cannot be read.
+func TestReview40CorruptBatchFailsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	w := &actOnWrite{marker: "produced 1 records", act: func() {
+		logs, err := filepath.Glob(filepath.Join(dir, "orders-0", "*.log"))
+		require.NoError(t, err)
+		require.Len(t, logs, 1)
+		data, err := os.ReadFile(logs[0])
+		require.NoError(t, err)
+		i := bytes.Index(data, make([]byte, 64)) // the value: -size zeros
+		require.Positive(t, i)
+		data[i] ^= 0xff
+		require.NoError(t, os.WriteFile(logs[0], data, 0o600))
+	}}
+	err := run(t.Context(), []string{"-dir", dir, "-records", "1", "-partitions", "1", "-size", "64"}, w, io.Discard)
+	var corrupt *record.CorruptError
+	require.ErrorAs(t, err, &corrupt)
+	require.Nil(t, w.act, "the log was changed")
+	require.NotContains(t, w.buf.String(), "consumed")
 }
