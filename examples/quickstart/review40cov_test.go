@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 )
 
@@ -154,4 +155,18 @@ func TestReview40CorruptBatchFailsTheRun(t *testing.T) {
 	require.ErrorAs(t, err, &corrupt)
 	require.Nil(t, w.act, "the log was changed")
 	require.NotContains(t, w.buf.String(), "consumed")
+}
+
+// A -linger the producer refuses (not shorter than its delivery timeout)
+// fails the run with the producer's typed error, naming the option,
+// before anything is produced; the broker is still closed cleanly.
+func TestReview40LingerRefused(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-dir", dir, "-records", "1", "-partitions", "1", "-linger", "24h"}, &out, io.Discard)
+	require.ErrorIs(t, err, producer.ErrInvalidOption)
+	require.ErrorContains(t, err, "Linger")
+	require.NotContains(t, out.String(), "produced")
+	_, serr := os.Stat(filepath.Join(dir, "orders-0", "clean-shutdown"))
+	require.NoError(t, serr, "the broker was closed cleanly")
 }
