@@ -201,6 +201,9 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) 
 		}
 	}
 	if read < o.records {
+		if ctx.Err() != nil { // Records ends, with no error, when ctx ends
+			return fmt.Errorf("consumed %d records, produced %d: %w", read, o.records, ctx.Err())
+		}
 		return fmt.Errorf("consumed %d records, produced %d", read, o.records)
 	}
 	took = time.Since(start)

@@ -126,7 +126,8 @@ func main() {
 
 // run registers each address in args and lets the mailer welcome them,
 // on an in-memory broker. The mails go to out; the usage, and the
-// addresses it could not register, to stderr.
+// addresses it could not register, to stderr. It fails if it can
+// register none of them.
 func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("unittest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -185,7 +186,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) 
 		users[email] = true
 	}
 	if len(users) == 0 {
-		return nil
+		return errors.New("no address registered")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+)
+
+// mainChildEnv holds the arguments (newline-separated) with which
+// TestReview40MainExitsNonZero's child runs main.
+const mainChildEnv = "RUNNEL_TEST_QUICKSTART_ARGS"
+
+// A run that fails exits with status 1 and says why on standard error,
+// prefixed with the program's name; standard output holds nothing of it.
+// main runs in a process of its own (the test binary, running this test
+// with mainChildEnv set), as os.Exit would end the test's.
+func TestReview40MainExitsNonZero(t *testing.T) {
+	if args := os.Getenv(mainChildEnv); args != "" {
+		os.Args = append([]string{"quickstart"}, strings.Split(args, "\n")...)
+		main()
+		return
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	for _, tc := range []struct{ name, args, want string }{
+		{"bad flag", "-sync\nsometimes", `unknown -sync "sometimes"`},
+		{"dir is a file", "-dir\n" + file + "\n-records\n1", "quickstart: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestReview40MainExitsNonZero$")
+			cmd.Env = append(os.Environ(), mainChildEnv+"="+tc.args)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			testkit.SkipIfCannotExec(t, err)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
+			require.Equal(t, 1, exit.ExitCode())
+			require.Contains(t, stderr.String(), "quickstart: ")
+			require.Contains(t, stderr.String(), tc.want)
+			require.NotContains(t, stdout.String(), "opened broker")
+		})
+	}
+}
+
+// A -dir that cannot be a directory (a file is there) fails the run with
+// the broker's error, before anything is printed.
+func TestReview40DirIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, []byte("not a broker"), 0o600))
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-dir", file, "-records", "1"}, &out, io.Discard)
+	require.Error(t, err)
+	require.Empty(t, out.String())
+	data, rerr := os.ReadFile(file)
+	require.NoError(t, rerr)
+	require.Equal(t, "not a broker", string(data), "the file is left as it was")
+}
+
+// A -topic the broker refuses fails the run with the broker's error,
+// naming the topic, and nothing is produced.
+func TestReview40BadTopicName(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-topic", "no/slash", "-records", "1"}, &out, io.Discard)
+	require.ErrorContains(t, err, "no/slash")
+	require.NotContains(t, out.String(), "produced")
+}
+
+// -sync periodic is taken, and the topic made with it says so.
+func TestReview40SyncPeriodic(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-dir", t.TempDir(), "-records", "10", "-sync", "periodic"}, &out, io.Discard))
+	require.Contains(t, out.String(), "sync periodic")
+	require.Contains(t, out.String(), "consumed 10 records")
+}
+
+// A record the broker refuses (a value larger than a batch may be) fails
+// the run with the produce's error, rather than end in a consume that
+// waits for records that were never written.
+func TestReview40ProduceFailureFailsTheRun(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-records", "1", "-size", strconv.Itoa(2 << 20)}, &out, io.Discard)
+	require.Error(t, err)
+	require.NotContains(t, out.String(), "produced 1 records")
+	require.NotContains(t, out.String(), "consumed")
+}
+
+// ctx ending at any step of a run (a signal, for a program that maps one
+// to its ctx) fails the run with ctx's error, and still closes the broker
+// cleanly: each partition's clean-shutdown marker is written, and a
+// second run goes on from what the first wrote.
+func TestReview40CtxEndsMidRun(t *testing.T) {
+	// The markers are lines' words that the data directory's path (named
+	// after the subtest) does not hold.
+	for _, marker := range []string{"opened broker", "continues at offset", "produced 100 records", "consumed 100 records"} {
+		t.Run(marker, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"-dir", dir, "-records", "100", "-partitions", "1"}
+			if marker == "continues at offset" { // said by a second run only
+				require.NoError(t, run(t.Context(), args, io.Discard, io.Discard))
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			w := &actOnWrite{marker: marker, act: cancel}
+			err := run(ctx, args, w, io.Discard)
+			require.Error(t, err, w.buf.String())
+			require.ErrorIs(t, err, context.Canceled)
+			require.Nil(t, w.act, "ctx ended at %q", marker)
+			_, serr := os.Stat(filepath.Join(dir, "orders-0", "clean-shutdown"))
+			require.NoError(t, serr, "the broker was closed cleanly")
+
+			var again bytes.Buffer
+			require.NoError(t, run(t.Context(), args, &again, io.Discard))
+			require.Contains(t, again.String(), "consumed 100 records")
+		})
+	}
+}
+
+// A batch gone bad on disk while the run is about to read it back (the
+// log's bytes flipped under the broker) fails the run with the
+// consumer's report of it, rather than leave it waiting for records that
+// cannot be read.
+func TestReview40CorruptBatchFailsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	w := &actOnWrite{marker: "produced 1 records", act: func() {
+		logs, err := filepath.Glob(filepath.Join(dir, "orders-0", "*.log"))
+		require.NoError(t, err)
+		require.Len(t, logs, 1)
+		data, err := os.ReadFile(logs[0])
+		require.NoError(t, err)
+		i := bytes.Index(data, make([]byte, 64)) // the value: -size zeros
+		require.Positive(t, i)
+		data[i] ^= 0xff
+		require.NoError(t, os.WriteFile(logs[0], data, 0o600))
+	}}
+	err := run(t.Context(), []string{"-dir", dir, "-records", "1", "-partitions", "1", "-size", "64"}, w, io.Discard)
+	var corrupt *record.CorruptError
+	require.ErrorAs(t, err, &corrupt)
+	require.Nil(t, w.act, "the log was changed")
+	require.NotContains(t, w.buf.String(), "consumed")
+}
+
+// A -linger the producer refuses (not shorter than its delivery timeout)
+// fails the run with the producer's typed error, naming the option,
+// before anything is produced; the broker is still closed cleanly.
+func TestReview40LingerRefused(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-dir", dir, "-records", "1", "-partitions", "1", "-linger", "24h"}, &out, io.Discard)
+	require.ErrorIs(t, err, producer.ErrInvalidOption)
+	require.ErrorContains(t, err, "Linger")
+	require.NotContains(t, out.String(), "produced")
+	_, serr := os.Stat(filepath.Join(dir, "orders-0", "clean-shutdown"))
+	require.NoError(t, serr, "the broker was closed cleanly")
+}
