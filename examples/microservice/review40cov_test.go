@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,13 +27,9 @@ import (
 // (the test binary, running this test with mainChildEnv set), as os.Exit
 // would end the test's.
 func TestReview40MainExitsNonZero(t *testing.T) {
-	if args := os.Getenv(mainChildEnv); args != "" {
-		os.Args = append([]string{"microservice"}, strings.Split(args, "\n")...)
-		main()
+	if testkit.ChildMain(mainChildEnv, "microservice", main) {
 		return
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	for _, tc := range []struct{ name, args, want string }{
@@ -44,19 +38,10 @@ func TestReview40MainExitsNonZero(t *testing.T) {
 		{"bad addr", "-addr\n127.0.0.1:-1", "microservice: listen tcp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestReview40MainExitsNonZero$")
-			cmd.Env = append(os.Environ(), mainChildEnv+"="+tc.args)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			testkit.SkipIfCannotExec(t, err)
-			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
-			require.Equal(t, 1, exit.ExitCode(), "stderr: %s", stderr.String())
-			require.Contains(t, stderr.String(), tc.want)
-			require.NotContains(t, stdout.String(), "msg=serving")
+			code, stdout, stderr := testkit.MainExit(t, "TestReview40MainExitsNonZero", mainChildEnv, tc.args)
+			require.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, tc.want)
+			require.NotContains(t, stdout, "msg=serving")
 		})
 	}
 }

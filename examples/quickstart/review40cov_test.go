@@ -5,12 +5,9 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -28,13 +25,9 @@ const mainChildEnv = "RUNNEL_TEST_QUICKSTART_ARGS"
 // main runs in a process of its own (the test binary, running this test
 // with mainChildEnv set), as os.Exit would end the test's.
 func TestReview40MainExitsNonZero(t *testing.T) {
-	if args := os.Getenv(mainChildEnv); args != "" {
-		os.Args = append([]string{"quickstart"}, strings.Split(args, "\n")...)
-		main()
+	if testkit.ChildMain(mainChildEnv, "quickstart", main) {
 		return
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	for _, tc := range []struct{ name, args, want string }{
@@ -42,20 +35,11 @@ func TestReview40MainExitsNonZero(t *testing.T) {
 		{"dir is a file", "-dir\n" + file + "\n-records\n1", "quickstart: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestReview40MainExitsNonZero$")
-			cmd.Env = append(os.Environ(), mainChildEnv+"="+tc.args)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			testkit.SkipIfCannotExec(t, err)
-			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
-			require.Equal(t, 1, exit.ExitCode())
-			require.Contains(t, stderr.String(), "quickstart: ")
-			require.Contains(t, stderr.String(), tc.want)
-			require.NotContains(t, stdout.String(), "opened broker")
+			code, stdout, stderr := testkit.MainExit(t, "TestReview40MainExitsNonZero", mainChildEnv, tc.args)
+			require.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, "quickstart: ")
+			require.Contains(t, stderr, tc.want)
+			require.NotContains(t, stdout, "opened broker")
 		})
 	}
 }

@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,35 +24,19 @@ const mainChildEnv = "RUNNEL_TEST_UNITTEST_ARGS"
 // main runs in a process of its own (the test binary, running this test
 // with mainChildEnv set), as os.Exit would end the test's.
 func TestReview40MainExitsNonZero(t *testing.T) {
-	if args, ok := os.LookupEnv(mainChildEnv); ok {
-		os.Args = []string{"unittest"}
-		if args != "" {
-			os.Args = append(os.Args, strings.Split(args, "\n")...)
-		}
-		main()
+	if testkit.ChildMain(mainChildEnv, "unittest", main) {
 		return
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	for _, tc := range []struct{ name, args, want string }{
 		{"bad flag", "-bogus", "flag provided but not defined"},
 		{"no address", "", "unittest: no address given"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestReview40MainExitsNonZero$")
-			cmd.Env = append(os.Environ(), mainChildEnv+"="+tc.args)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			testkit.SkipIfCannotExec(t, err)
-			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
-			require.Equal(t, 1, exit.ExitCode())
-			require.Contains(t, stderr.String(), "unittest: ")
-			require.Contains(t, stderr.String(), tc.want)
-			require.NotContains(t, stdout.String(), "mail to")
+			code, stdout, stderr := testkit.MainExit(t, "TestReview40MainExitsNonZero", mainChildEnv, tc.args)
+			require.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, "unittest: ")
+			require.Contains(t, stderr, tc.want)
+			require.NotContains(t, stdout, "mail to")
 		})
 	}
 }

@@ -4,15 +4,18 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -280,3 +283,53 @@ func (f LineFunc) WithAttrs([]slog.Attr) slog.Handler { return f }
 
 // WithGroup returns f.
 func (f LineFunc) WithGroup(string) slog.Handler { return f }
+
+// ChildMain is the first step of a test that runs a program's main in a
+// child process (see MainExit): when env is set, this process is that
+// child, and ChildMain runs main with os.Args set to prog and the
+// newline-separated arguments env holds (none when it is empty), and
+// reports true; the test then returns. Otherwise it reports false.
+func ChildMain(env, prog string, main func()) bool {
+	args, ok := os.LookupEnv(env)
+	if !ok {
+		return false
+	}
+	os.Args = []string{prog}
+	if args != "" {
+		os.Args = append(os.Args, strings.Split(args, "\n")...)
+	}
+	main()
+	return true
+}
+
+// MainExit runs the test named test in a child process of the test
+// binary, with env set to args (newline-separated; the test calls
+// ChildMain first, so the child runs main with them), and returns the
+// child's exit status, standard output and standard error. main may call
+// os.Exit, which would end the test's own process. It fails the test if
+// the child cannot be run or takes more than 30 s, and skips it where
+// the test binary cannot start a copy of itself (see SkipIfCannotExec).
+func MainExit(t testing.TB, test, env, args string) (code int, stdout, stderr string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("finding the test binary: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env+"="+args)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	SkipIfCannotExec(t, err)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String(), errOut.String()
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		return exit.ExitCode(), out.String(), errOut.String()
+	}
+	t.Fatalf("running %s in a child process: %v\nstdout: %s\nstderr: %s", test, err, out.String(), errOut.String())
+	return 0, "", ""
+}
