@@ -126,16 +126,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 			// Expect: 100-continue (a request only accepted, not read yet,
 			// would not hold it, and the shutdown could end before the
 			// second signal).
-			stuck, err := net.Dial("tcp", addr)
-			require.NoError(t, err)
-			defer stuck.Close()
-			_, err = io.WriteString(stuck, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
-			require.NoError(t, err)
-			line, err := bufio.NewReader(stuck).ReadString('\n')
-			require.NoError(t, err)
-			require.Contains(t, line, "100 Continue", "the handler reads the body")
-			_, err = io.WriteString(stuck, "{")
-			require.NoError(t, err)
+			defer stuckRequest(t, addr).Close()
 
 			require.NoError(t, cmd.Process.Signal(sig))
 			// The shutdown has begun once the listener is closed.
@@ -149,11 +140,29 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			require.NoError(t, cmd.Process.Signal(sig))
-			err = cmd.Wait()
+			err := cmd.Wait()
 			var exit *exec.ExitError
 			require.ErrorAs(t, err, &exit, "stderr: %s", stderr.String())
 			require.Equal(t, forcedExit, exit.ExitCode(), "stderr: %s", stderr.String())
 			require.Contains(t, stderr.String(), "again: exiting at once")
 		})
 	}
+}
+
+// stuckRequest sends the service at addr a POST /orders whose handler
+// reads a body that never comes (it has answered the request's Expect:
+// 100-continue, and holds a server's Shutdown up), and returns its
+// connection, for the caller to close.
+func stuckRequest(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	stuck, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	_, err = io.WriteString(stuck, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+	require.NoError(t, err)
+	line, err := bufio.NewReader(stuck).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "100 Continue", "the handler reads the body")
+	_, err = io.WriteString(stuck, "{")
+	require.NoError(t, err)
+	return stuck
 }
