@@ -23,13 +23,7 @@ func TestReview30ExplicitUnlimitedReopensNothing(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, Config{TopicDefaults: log.Config{RetentionTime: -2, SegmentTime: -3}, MaintenanceInterval: time.Hour})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
-	logs := func() []*log.Log {
-		var out []*log.Log
-		for _, p := range b.topics["t"].Partitions {
-			out = append(out, p.Log())
-		}
-		return out
-	}
+	logs := func() []*log.Log { return partitionLogs(b, "t") }
 	before := logs()
 	set := log.Config{RetentionBytes: -1, RetentionTime: -1, SegmentTime: -1, MaxCompactionLag: -1,
 		FlushMessages: 10, FlushInterval: time.Second} // which SyncAlways, the default, ignores

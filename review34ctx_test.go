@@ -95,6 +95,20 @@ func stickAppend(t *testing.T, b *Broker, fs *stuckFS, p int32, value string) (s
 	return done, release
 }
 
+// stickReopen makes the next fsync of partition p of "t" hang and starts
+// a config change of "t" (retention.ms an hour), whose reopen of p then
+// hangs in the old log's closing fsync: it returns once that fsync has
+// begun (the partitions before p reopened), with the change's outcome
+// (once released) and the fsync's release.
+func stickReopen(t *testing.T, b *Broker, fs *stuckFS, p int32) (altered <-chan error, release func()) {
+	t.Helper()
+	entered, release := fs.arm(t, vfs.OpSync, fmt.Sprintf("/t-%d/", p))
+	done := make(chan error, 1)
+	go func() { done <- b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour}) }()
+	<-entered
+	return done, release
+}
+
 // within returns what done yields, failing the test (after release, so
 // that the call can return) if it has not come within a generous hang
 // guard: a call that should have returned with its ctx.
@@ -197,10 +211,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a", "b")
 
-	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
-	altered := make(chan error, 1)
-	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered
+	altered, release := stickReopen(t, b, fs, 0)
 
 	calls := []struct {
 		name  string
@@ -381,10 +392,7 @@ func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
 	produce(t, b, "t", 0, "a")
 
 	// A reopen stuck in its fsync: a Poll waits for it.
-	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
-	altered := make(chan error, 1)
-	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered
+	altered, release := stickReopen(t, b, fs, 0)
 	c, err := consumer.New(b)
 	require.NoError(t, err)
 	// Where a Poll's Fetch waits for the reopen (before the fix, at the
@@ -414,13 +422,7 @@ func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
 
 	// An append stuck in its write: another producer's records wait for
 	// the writer lock.
-	entered, release = fs.arm(t, vfs.OpWrite, "/t-0/")
-	stuck := make(chan error, 1)
-	go func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
-		stuck <- err
-	}()
-	<-entered
+	stuck, release := stickAppend(t, b, fs, 0, "b")
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	promised := make(chan error, 1)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -168,10 +167,7 @@ func TestReview35DescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
 
-	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
-	altered := make(chan error, 1)
-	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered
+	altered, release := stickReopen(t, b, fs, 0)
 	requireEndsWithCtx(t, "DescribeTopic", func(ctx context.Context) error {
 		_, err := b.DescribeTopic(ctx, "t")
 		return err

@@ -124,13 +124,7 @@ func TestReview39ChangedTimesReopen(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, Config{MaintenanceInterval: time.Hour})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
-	logs := func() []*log.Log {
-		var out []*log.Log
-		for _, p := range b.topics["t"].Partitions {
-			out = append(out, p.Log())
-		}
-		return out
-	}
+	logs := func() []*log.Log { return partitionLogs(b, "t") }
 	for _, tc := range []struct {
 		name string
 		set  func(c *log.Config, d time.Duration)
@@ -331,10 +325,7 @@ func TestReview39MaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	b, fs, _ := openStuck(t, 1)
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
-	entered, release := fs.arm(t, vfs.OpSync, "/t-0/")
-	altered := make(chan error, 1)
-	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered
+	altered, release := stickReopen(t, b, fs, 0)
 	requireEndsWithCtx(t, "Maintain", b.Maintain, release,
 		[][]string{{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("}}, nil)
 	release()
@@ -354,10 +345,7 @@ func TestReview39ReopenReleasesEachPartitionOnceReopened(t *testing.T) {
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 1, "x")
-	entered, release := fs.arm(t, vfs.OpSync, "/t-1/")
-	altered := make(chan error, 1)
-	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered                                                // partition 0 reopened, partition 1's reopen stuck
+	altered, release := stickReopen(t, b, fs, 1)             // partition 0 reopened, partition 1's reopen stuck
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a hang guard
 	defer cancel()
 	_, err := b.Produce(bctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b")})

@@ -75,13 +75,7 @@ func TestUnchangedConfigReopensNothing(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { b.Close() }()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 1 << 20}}))
-	logs := func() []*log.Log {
-		var out []*log.Log
-		for _, p := range b.topics["t"].Partitions {
-			out = append(out, p.Log())
-		}
-		return out
-	}
+	logs := func() []*log.Log { return partitionLogs(b, "t") }
 	before := logs()
 
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}))
@@ -130,4 +124,15 @@ func TestOpenNamesBadTopicDefaults(t *testing.T) {
 	require.ErrorIs(t, err, log.ErrInvalidConfig)
 	require.ErrorContains(t, err, "TopicDefaults")
 	require.ErrorContains(t, err, "SegmentIndexBytes = 4 (segment.index.bytes: from 12 to 2147483647)")
+}
+
+// partitionLogs returns the logs of topic's partitions, in order, as b
+// holds them now (a config change that reopens a partition gives it a new
+// one).
+func partitionLogs(b *Broker, topic string) []*log.Log {
+	var out []*log.Log
+	for _, p := range b.topics[topic].Partitions {
+		out = append(out, p.Log())
+	}
+	return out
 }
