@@ -577,7 +577,7 @@ func killChild(dir, round string) {
 	}
 	go func() {
 		for _, err := range c.Records(ctx) {
-			if err != nil {
+			if err != nil && err != ctx.Err() { // ctx's comes last, when the child is told to stop
 				say("E consumer: %v", err)
 			}
 		}

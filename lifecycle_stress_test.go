@@ -578,6 +578,7 @@ func (e *lcEnv) consume(c *consumer.Consumer, last map[int32]int64, gen0 int64) 
 			case errors.As(err, &pe) && pe.Topic == lcTopic && errors.Is(err, log.ErrOffsetOutOfRange):
 				// ResetNone: the partition stops until a Seek.
 			case errors.Is(err, runnel.ErrClosed):
+			case err == e.ctx.Err(): // the last, when the run ends
 			default:
 				e.m.failf("consumer: an undocumented error: %v", err)
 			}

@@ -1419,6 +1419,9 @@ func (c *rcCons) run(ctx context.Context) {
 		default:
 			n := 1 + c.rng.IntN(30)
 			for rec, err := range c.c.Records(ctx) {
+				if err != nil && err == ctx.Err() {
+					break // the last: the run is over
+				}
 				if err != nil {
 					c.partitionError(err)
 				} else {

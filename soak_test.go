@@ -611,6 +611,9 @@ func (s *soakRun) reset(name string) {
 // tail reads with the Records iterator until ctx ends.
 func (s *soakRun) tail(ctx context.Context, b *runnel.Broker, c *consumer.Consumer, name string) {
 	for r, err := range c.Records(ctx) {
+		if err != nil && err == ctx.Err() {
+			return // the last: the soak is over
+		}
 		if err != nil {
 			s.errorf("%s: %v", name, err)
 			continue

@@ -110,11 +110,18 @@ func TestConsumerBadInput(t *testing.T) {
 		{"Records with a done ctx", func() error {
 			done, cancel := context.WithCancel(ctx)
 			cancel()
+			var errs []error
 			for r, err := range c.Records(done) {
-				return fmt.Errorf("yielded %v, %v", r, err)
+				if r != nil {
+					return fmt.Errorf("yielded record %v", r)
+				}
+				errs = append(errs, err)
 			}
-			return nil
-		}, nil},
+			if len(errs) != 1 {
+				return fmt.Errorf("yielded %d errors, want ctx's alone: %v", len(errs), errs)
+			}
+			return errs[0]
+		}, context.Canceled},
 	} {
 		err := testkit.NoPanic(t, tc.name, tc.call)
 		if tc.want == nil {

@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -337,8 +338,12 @@ func TestPauseStopsRecordsLoop(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	var got []string
+	var errs []error
 	for r, err := range c.Records(ctx) {
-		require.NoError(t, err)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		got = append(got, string(r.Value))
 		if len(got) == 3 {
 			c.Pause(tp) // the rest of the fetched batch is not yielded
@@ -346,6 +351,7 @@ func TestPauseStopsRecordsLoop(t *testing.T) {
 		}
 	}
 	require.Equal(t, seq("v", 0, 3), got)
+	require.Equal(t, []error{context.Canceled}, errs, "ctx's error, last")
 	pos, _ := c.Position("t", 0)
 	require.EqualValues(t, 3, pos)
 	c.Resume(tp)
@@ -690,35 +696,42 @@ func TestCancelEndsRecords(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
-	done := async(func() error {
+	done := async(func() []error {
+		var errs []error
 		for r, err := range c.Records(ctx) {
 			if err != nil {
-				return err
+				errs = append(errs, err) // and go on: the loop must end all the same
+				continue
 			}
 			if n++; r.Offset == 2 {
 				cancel() // from inside the loop
 			}
 		}
-		return nil
+		return errs
 	})
-	require.NoError(t, recv(t, done))
+	require.Equal(t, []error{context.Canceled}, recv(t, done), "ctx's error, once, last")
 	require.Equal(t, 3, n)
 
-	// Cancelled while the long poll waits: the loop ends, no error.
+	// Cancelled while the long poll waits: the loop yields ctx's error
+	// and ends.
 	sc := newSignalClient(b)
 	c2 := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
 	require.NoError(t, c2.Assign("t", 0, consumer.End()))
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
-	done = async(func() error {
-		for _, err := range c2.Records(ctx2) {
-			return err
+	done = async(func() []error {
+		var errs []error
+		for r, err := range c2.Records(ctx2) {
+			if r != nil {
+				err = fmt.Errorf("a record at %d", r.Offset)
+			}
+			errs = append(errs, err)
 		}
-		return nil
+		return errs
 	})
 	recv(t, sc.fetching)
 	cancel2()
-	require.NoError(t, recv(t, done))
+	require.Equal(t, []error{context.Canceled}, recv(t, done))
 	_, err := c2.Poll(ctx2)
 	require.ErrorIs(t, err, context.Canceled)
 }
@@ -733,14 +746,19 @@ func TestCancelInsideRecordsLoopStopsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got []string
+	var errs []error
 	for r, err := range c.Records(ctx) {
-		require.NoError(t, err)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		got = append(got, string(r.Value))
 		if r.Offset == 1 {
 			cancel()
 		}
 	}
 	require.Equal(t, seq("v", 0, 2), got)
+	require.Equal(t, []error{context.Canceled}, errs, "then ctx's error")
 	require.Equal(t, seq("v", 2, 3), vals(readN(t, c, 3)), "nothing lost")
 }
 

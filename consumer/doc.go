@@ -22,6 +22,9 @@
 //		return err
 //	}
 //	for rec, err := range c.Records(ctx) { // until ctx ends or c closes
+//		if errors.Is(err, context.Canceled) {
+//			break // ctx's error, the loop's last: a shutdown, not a failure
+//		}
 //		if err != nil {
 //			continue // a *PartitionError (log it): the loop goes on
 //		}

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,7 +46,8 @@ func exampleBroker(ctx context.Context, values ...string) *runnel.Broker {
 }
 
 // A consumer reading a partition of an in-memory broker from its start,
-// with the Records iterator, until its context is cancelled.
+// with the Records iterator, until its context is cancelled: the loop then
+// yields ctx's error, its last.
 func Example() {
 	ctx := context.Background()
 	b, err := runnel.Open(runnel.Config{}) // in memory
@@ -71,13 +73,16 @@ func Example() {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for rec, err := range c.Records(ctx) {
+		if errors.Is(err, context.Canceled) {
+			break // ctx ended: the loop's last error, not a failure
+		}
 		if err != nil {
 			fmt.Println("error:", err)
 			continue
 		}
 		fmt.Printf("%s-%d@%d %s=%s n=%s\n", rec.Topic, rec.Partition, rec.Offset, rec.Key, rec.Value, rec.Headers[0].Value)
 		if rec.Offset == 2 {
-			cancel() // the loop ends without an error
+			cancel() // the loop yields ctx's error, then ends
 		}
 	}
 	pos, _ := c.Position("orders", 0)

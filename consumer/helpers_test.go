@@ -155,6 +155,12 @@ func pollUntil(t *testing.T, c *consumer.Consumer, n int) *got {
 	return g
 }
 
+// ctxEnd reports whether err is the error a Records loop yields last
+// once its ctx has ended: ctx's own.
+func ctxEnd(ctx context.Context, err error) bool {
+	return err != nil && err == ctx.Err()
+}
+
 // readN reads n records with the Records iterator, then breaks.
 func readN(t *testing.T, c *consumer.Consumer, n int) []*record.Record {
 	t.Helper()

@@ -1256,14 +1256,23 @@ func (r *mRun) pull() {
 	ctx, cancel := context.WithTimeout(r.t.Context(), d)
 	defer cancel()
 	// The loop stops with a break, or by the cancellation of its ctx in
-	// the body, after which it yields nothing more.
+	// the body, after which it yields ctx's error and nothing more (as it
+	// does when ctx's time is up).
 	byCancel, cancelled := r.rng.IntN(3) == 0, false
-	var logged []mItem // since the last line logged
+	broke, ended := false, false // the body broke out; ctx's error came
+	var logged []mItem           // since the last line logged
 	n := 0
 	r.pausedInLoop = map[api.TopicPartition]bool{}
 	r.outInLoop = map[api.TopicPartition]map[int64]bool{}
 	defer func() { r.pausedInLoop, r.outInLoop = nil, nil }()
 	for rec, err := range r.c.Records(ctx) {
+		if ended {
+			r.fatalf("Records yielded (%v, %v) after ctx's error", rec, err)
+		}
+		if ctx.Err() != nil && err == ctx.Err() {
+			ended = true
+			continue
+		}
 		if cancelled {
 			r.fatalf("Records yielded (%v, %v) after its ctx was cancelled in the loop body", rec, err)
 		}
@@ -1289,6 +1298,7 @@ func (r *mRun) pull() {
 		r.pulled(it)
 		if n++; n == k {
 			if !byCancel {
+				broke = true
 				break
 			}
 			cancel()
@@ -1300,6 +1310,9 @@ func (r *mRun) pull() {
 			logged = nil
 			r.inLoop()
 		}
+	}
+	if !broke && !ended {
+		r.fatalf("Records ended without a break and without ctx's error (ctx: %v)", ctx.Err())
 	}
 	r.logf("Records, up to %d: %s", k, summarize(logged))
 	// Fetches the loop made after its last item, unseen.

@@ -101,7 +101,7 @@ import (
 // what it has when its timeout passes: a ctx with a timeout bounds the
 // wait without losing what was found. It returns ctx's error when the
 // fetch had found nothing. (A Records loop whose ctx ends yields none of
-// it: see Records.)
+// it, only ctx's error: see Records.)
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
 // error; the Client's Fetch error, in which case positions did not move,

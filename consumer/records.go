@@ -10,10 +10,16 @@ import (
 )
 
 // Records polls (see Poll) and yields the records of the assigned,
-// unpaused partitions, each partition in offset order, until ctx is done
-// or the consumer is closed — then it simply ends, without an error, and
-// at once: the rest of a fetch is left for the next Poll or Records — or
-// until the Client fails for good (see below).
+// unpaused partitions, each partition in offset order, until ctx ends, the
+// consumer is closed, or the Client fails for good (see below). When ctx
+// ends, Records yields ctx's error once, as (nil, ctx.Err()) — what Poll
+// returns then: context.Canceled or context.DeadlineExceeded — and ends,
+// also when ctx had ended before the call; when the consumer is closed, it
+// ends without an error. Either way it ends at once: the rest of a fetch is
+// left for the next Poll or Records. A loop that runs until shutdown thus
+// meets ctx's error last, and tells it from a failure with errors.Is, as
+// with kgo's fetches and database/sql's Rows.Err; a loop cut short by its
+// ctx is never mistaken for one that read everything.
 //
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand (for the
@@ -73,50 +79,74 @@ import (
 // not spin: see FetchMaxWait.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
-		// The fetches not yet yielded while the loop body runs: should it
-		// panic, they are kept as a break keeps them (see unreported).
-		var rest Fetches
-		defer func() {
-			if rest != nil {
-				c.unreported(rest)
+		refused := false // the loop body broke out
+		body := func(r *record.Record, err error) bool {
+			refused = !yield(r, err)
+			return !refused
+		}
+		if !c.records(ctx, body) || refused {
+			return
+		}
+		if err := ctx.Err(); err != nil && !c.closed.Load() {
+			yield(nil, err) // the last: it ends the loop whatever the body answers
+		}
+	}
+}
+
+// records is Records but for ctx's error: it reports whether it ended
+// because ctx ended or the consumer closed (or because yield answered
+// false, which the caller knows), and not after a Poll's error that ends
+// the loop for good.
+func (c *Consumer) records(ctx context.Context, yield func(*record.Record, error) bool) bool {
+	// The fetches not yet yielded while the loop body runs: should it
+	// panic, they are kept as a break keeps them (see unreported).
+	var rest Fetches
+	defer func() {
+		if rest != nil {
+			c.unreported(rest)
+		}
+	}()
+	idle := false // the last Poll found nothing (see waitFor)
+	for ctx.Err() == nil {
+		var woken context.Context // the changes as of the Poll (see sleep)
+		fs, err := c.poll(ctx, false, idle, &woken)
+		if err != nil {
+			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+				c.unreported(fs)
+				return true
 			}
-		}()
-		idle := false // the last Poll found nothing (see waitFor)
-		for ctx.Err() == nil {
-			var woken context.Context // the changes as of the Poll (see sleep)
-			fs, err := c.poll(ctx, false, idle, &woken)
-			if err != nil {
-				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
-					c.unreported(fs)
-					return
-				}
-				for i := range fs { // positions that could not be resolved
-					rest = fs[i:]
-					if ctx.Err() != nil || c.closed.Load() {
-						return // at once (the deferred call keeps rest)
-					}
-					rest = fs[i+1:]
-					if fs[i].Err != nil && !c.left(&fs[i]) && !yield(nil, fs[i].Err) {
-						return // the deferred call keeps rest
-					}
-				}
-				rest = nil
-				if ctx.Err() != nil || c.closed.Load() || !yield(nil, err) || permanent(err) || clientClosed(err) ||
-					!c.sleep(ctx, c.cfg.backoff, woken) {
-					return
-				}
-				continue
-			}
-			idle = len(fs) == 0
-			for i := range fs {
+			for i := range fs { // positions that could not be resolved
 				rest = fs[i:]
-				if !c.yieldFetch(ctx, &fs[i], yield) {
-					return // the deferred call keeps rest: fs[i] too, if its error was not yielded
+				if ctx.Err() != nil || c.closed.Load() {
+					return true // at once (the deferred call keeps rest)
+				}
+				rest = fs[i+1:]
+				if fs[i].Err != nil && !c.left(&fs[i]) && !yield(nil, fs[i].Err) {
+					return false // the deferred call keeps rest
 				}
 			}
 			rest = nil
+			if ctx.Err() != nil || c.closed.Load() {
+				return true
+			}
+			if !yield(nil, err) || permanent(err) || clientClosed(err) {
+				return false
+			}
+			if !c.sleep(ctx, c.cfg.backoff, woken) {
+				return true
+			}
+			continue
 		}
+		idle = len(fs) == 0
+		for i := range fs {
+			rest = fs[i:]
+			if !c.yieldFetch(ctx, &fs[i], yield) {
+				return true // the deferred call keeps rest: fs[i] too, if its error was not yielded
+			}
+		}
+		rest = nil
 	}
+	return true
 }
 
 // yieldFetch yields f's records, advancing f's partition past each, and

@@ -278,8 +278,9 @@ func TestRecordsBreakKeepsResetErrors(t *testing.T) {
 
 // firstRecordThenStop takes the first record ("a") of a Records loop
 // and stops it before the loop yields anything else: by breaking, or with
-// how "cancel" by cancelling its ctx (the loop then ends on its own). It
-// returns the errors the loop yielded meanwhile.
+// how "cancel" by cancelling its ctx (the loop then yields ctx's error,
+// last, and ends on its own). It returns the other errors the loop
+// yielded meanwhile.
 func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -290,9 +291,13 @@ func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error
 			require.Equal(t, "loop body: a", recover())
 		}
 	}()
+	ended := false // ctx's error came
 	for r, err := range c.Records(ctx) {
+		require.False(t, ended, "yielded after ctx's error: %v, %v", r, err)
 		if err != nil {
-			errs = append(errs, err)
+			if ended = how == "cancel" && ctxEnd(ctx, err); !ended {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		require.Equal(t, "a", string(r.Value))
@@ -305,6 +310,7 @@ func firstRecordThenStop(t *testing.T, c *consumer.Consumer, how string) []error
 		}
 		break
 	}
+	require.Equal(t, how == "cancel", ended, "ctx's error yielded")
 	return errs
 }
 
@@ -417,6 +423,9 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 			var got []string
 			var errs []error
 			for r, err := range c.Records(ctx) {
+				if ctxEnd(ctx, err) {
+					continue // the last: the test ends the loop so
+				}
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -439,8 +448,8 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 // know, which Records retries) returns with it the errors of the
 // positions it could not resolve; a Records loop yields them, then the
 // Poll's error. Once the loop body has closed the consumer or cancelled
-// the loop's ctx, it yields nothing more (Records' doc: it then simply
-// ends, at once); the errors not yielded are left for the next Poll, as a
+// the loop's ctx, it yields nothing more but ctx's error after a cancel
+// (Records' doc: it then ends, at once); the errors not yielded are left for the next Poll, as a
 // break leaves them. It yielded the other partition's error and the
 // Poll's after the Close or cancel.
 func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
@@ -461,6 +470,11 @@ func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
 				} else {
 					cancel()
 				}
+			}
+			if how == "cancel" {
+				require.Len(t, errs, 2, "nothing but ctx's error after the cancel: %v", errs)
+				require.Equal(t, context.Canceled, errs[1])
+				errs = errs[:1]
 			}
 			require.Len(t, errs, 1, "nothing after the %s: %v", how, errs)
 			require.ErrorIs(t, errs[0], listFail)

@@ -1452,10 +1452,12 @@ func (sc *timingScenario) modelRecords() []string {
 		}
 		breakAfter := sc.breaks[loop%len(sc.breaks)]
 		yields := 0
+		broke, final := false, false // the body broke out; Records ended after a Poll's error
 		// yield yields s, and runs the body: a break, or its think time.
 		yield := func(s string) bool {
 			out = append(out, fmt.Sprintf("%v %s", now, s))
 			if yields++; yields == breakAfter {
+				broke = true
 				return false
 			}
 			advance(now + sc.thinks[len(out)%len(sc.thinks)])
@@ -1473,8 +1475,9 @@ func (sc *timingScenario) modelRecords() []string {
 			switch poll.err {
 			case "closed":
 				break polls
-			case "ctx":
+			case "ctx": // the model's poll took the cancel
 				m.unreported(poll.res)
+				m.ctxCancelled = true
 				break polls
 			case "":
 			default:
@@ -1490,6 +1493,7 @@ func (sc *timingScenario) modelRecords() []string {
 				}
 				if !ended() {
 					yield("err " + poll.err)
+					final = true
 				}
 				break polls // the broker closed: Records ends
 			}
@@ -1523,6 +1527,9 @@ func (sc *timingScenario) modelRecords() []string {
 					}
 				}
 			}
+		}
+		if !broke && !final && m.ctxCancelled && !m.closed {
+			yield("err context canceled") // the last
 		}
 		m.ctxCancelled = false
 		if m.closed {

@@ -127,11 +127,17 @@ func TestSynctestRecordsBackoffEnds(t *testing.T) {
 					}
 				}()
 				var errs []time.Duration
+				ended := false // ctx's error came, last
 				for r, err := range c.Records(ctx) {
 					require.Nil(t, r)
+					require.False(t, ended, "an error after ctx's: %v", err)
+					if ended = end == "ctx" && ctxEnd(ctx, err); ended {
+						continue
+					}
 					require.ErrorIs(t, err, errNet)
 					errs = append(errs, time.Since(t0))
 				}
+				require.Equal(t, end == "ctx", ended, "ctx's error yielded")
 				// The Seek at 100 ms ends the first wait; the second runs
 				// to 400 ms.
 				require.Equal(t, []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond}, errs)
@@ -351,6 +357,9 @@ func TestSynctestRecordsChangeEndsOneBackoff(t *testing.T) {
 		var errs []time.Duration
 		for r, err := range c.Records(ctx) {
 			require.Nil(t, r)
+			if ctxEnd(ctx, err) {
+				continue // the last
+			}
 			require.ErrorIs(t, err, errNet)
 			errs = append(errs, time.Since(t0))
 		}

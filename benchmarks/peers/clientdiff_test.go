@@ -1400,6 +1400,9 @@ func (s *cdiff) pollRunnel() {
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Millisecond)
 			n := 1 + s.drng.IntN(8)
 			for r, err := range s.rc.Records(ctx) {
+				if err != nil && err == ctx.Err() {
+					break // the loop's last: its time is up
+				}
 				s.rnTake(r, err)
 				if n--; n == 0 {
 					break

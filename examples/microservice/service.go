@@ -198,6 +198,9 @@ func (s *Service) consume(ctx context.Context, name string, c *consumer.Consumer
 	}
 	for r, err := range c.Records(ctx) {
 		if err != nil {
+			if ctx.Err() != nil {
+				return // a shutdown: ctx's error, the loop's last
+			}
 			s.logger.Error("consume", "handler", name, "err", err)
 			if errors.Is(err, runnel.ErrClosed) {
 				return

@@ -188,8 +188,8 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) 
 	var sample []string
 	if o.records > 0 {
 		for r, err := range c.Records(ctx) {
-			if err != nil {
-				return err
+			if err != nil { // ctx's error (the loop's last) when ctx ends
+				return fmt.Errorf("consumed %d records, produced %d: %w", read, o.records, err)
 			}
 			read++
 			if len(sample) < 3 {
@@ -200,11 +200,8 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) (err error) 
 			}
 		}
 	}
-	if read < o.records {
-		if ctx.Err() != nil { // Records ends, with no error, when ctx ends
-			return fmt.Errorf("consumed %d records, produced %d: %w", read, o.records, ctx.Err())
-		}
-		return fmt.Errorf("consumed %d records, produced %d", read, o.records)
+	if read < o.records { // Records ended without an error: c was closed
+		return fmt.Errorf("consumed %d records, produced %d: %w", read, o.records, consumer.ErrClosed)
 	}
 	took = time.Since(start)
 	fmt.Fprintf(out, "consumed %d records in %v: %.0f records/s\n", read, roundTook(took), float64(read)/took.Seconds())

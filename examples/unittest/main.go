@@ -107,7 +107,9 @@ func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 			return count, nil // even if ctx ended meanwhile: all n were sent
 		}
 	}
-	return count, ctx.Err()
+	// Records ends without an error (ctx's, when ctx ends, is its last)
+	// only when the consumer is closed.
+	return count, consumer.ErrClosed
 }
 
 type printSender struct{ out io.Writer }
