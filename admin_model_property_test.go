@@ -71,7 +71,9 @@ import (
 // restart, a config change that reopened its log), and keeps a prefix of
 // the others, in whole batches. A topic whose DeleteTopic failed after
 // removing its record may come back after a later crash, with its ID, as
-// DeleteTopic documents. The broker's maintenance never runs during a
+// DeleteTopic documents; if the broker's defaults changed since, Open may
+// then refuse its config (a *TopicConfigError naming it), and opens with
+// Kafka's defaults for the fields it blames. The broker's maintenance never runs during a
 // seed (its interval is an hour): retention and compaction are not
 // modelled.
 //
@@ -1422,26 +1424,47 @@ func (r *amRun) reopenWith(crash, changeConfig bool) {
 		r.stats["reopen"]++
 	}
 	// Topics whose config the new defaults make invalid: Open refuses.
-	var invalid []string
-	for name, t := range r.topics {
-		if amValidate(t.set, cfg.TopicDefaults) != nil {
-			invalid = append(invalid, name)
+	// After a crash it may also refuse a topic whose failed DeleteTopic
+	// the crash undid (a zombie, see DeleteTopic): no Open since its
+	// deletion has read its record, so the defaults may have changed
+	// under it. The refusal names it, and it came back: the fields it
+	// blames then get Kafka's defaults (zero), with which no config that
+	// was valid as set is invalid (a MinCompactionLag of 0, an unlimited
+	// MaxCompactionLag), as TopicConfigError's doc says to give them a
+	// value that goes with the topic's.
+	opened := false
+	for tries := 0; !opened; tries++ {
+		invalid, maybe := r.invalidWith(cfg.TopicDefaults, crash)
+		if len(invalid)+len(maybe) == 0 {
+			break
 		}
-	}
-	if len(invalid) > 0 {
+		if tries == 8 {
+			r.fatalf("Open: still topics %q (deleted %q) invalid with defaults %+v after %d refusals", invalid, maybe, cfg.TopicDefaults, tries)
+		}
 		b, err := runnel.Open(cfg)
 		if err == nil {
-			b.Close()
-			r.fatalf("Open with defaults %+v that make %q invalid: no error", cfg.TopicDefaults, invalid)
+			if len(invalid) > 0 {
+				b.Close()
+				r.fatalf("Open with defaults %+v that make %q invalid: no error", cfg.TopicDefaults, invalid)
+			}
+			// The zombies in maybe did not come back: raiseZombies
+			// fails if one did.
+			r.b, r.cfg, opened = b, cfg, true
+			break
 		}
 		var tce *runnel.TopicConfigError
 		if !errors.As(err, &tce) || !errors.Is(err, log.ErrInvalidConfig) || errors.Is(err, runnel.ErrCorruptMetadata) {
-			r.fatalf("Open with defaults that make %q invalid: %v, want a *TopicConfigError", invalid, err)
+			r.fatalf("Open with defaults that make %q (deleted %q) invalid: %v, want a *TopicConfigError", invalid, maybe, err)
 		}
-		if !slices.Contains(invalid, tce.Topic) || len(tce.Defaults) == 0 {
-			r.fatalf("Open: %v names topic %q and defaults %q, want one of %q and the defaults it takes", err, tce.Topic, tce.Defaults, invalid)
+		if !slices.Contains(invalid, tce.Topic) && !slices.Contains(maybe, tce.Topic) || len(tce.Defaults) == 0 {
+			r.fatalf("Open: %v names topic %q and defaults %q, want one of %q (or deleted %q) and the defaults it takes", err, tce.Topic, tce.Defaults, invalid, maybe)
 		}
-		set := r.topics[tce.Topic].set
+		zombie := !slices.Contains(invalid, tce.Topic)
+		t := r.topics[tce.Topic]
+		if zombie {
+			t = r.zombies[tce.Topic]
+		}
+		set := t.set
 		for _, f := range tce.Defaults {
 			i := fieldIndex(f)
 			var z log.Config
@@ -1452,10 +1475,20 @@ func (r *amRun) reopenWith(crash, changeConfig bool) {
 				r.fatalf("Open: %v blames default %s, which topic %q does not take from the defaults", err, f, tce.Topic)
 			}
 		}
-		r.stats["open refused: topic config"]++
-		cfg.TopicDefaults = r.cfg.TopicDefaults
+		if !zombie {
+			r.stats["open refused: topic config"]++
+			cfg.TopicDefaults = r.cfg.TopicDefaults
+			continue
+		}
+		r.logf("Open refused %q, deleted and brought back by the crash, for TopicDefaults.%s: open with Kafka's", tce.Topic, strings.Join(tce.Defaults, ", TopicDefaults."))
+		r.stats["open refused: a deleted topic's config"]++
+		for _, f := range tce.Defaults {
+			copyField(&cfg.TopicDefaults, &log.Config{}, fieldIndex(f))
+		}
 	}
-	r.open(cfg)
+	if !opened {
+		r.open(cfg)
+	}
 	if crash {
 		r.reconcile(true)
 		r.afterCrash()
@@ -1468,6 +1501,27 @@ func fieldIndex(name string) int {
 		"RetentionTime", "RetentionBytes", "CleanupPolicy", "DeleteRetentionTime", "MinCompactionLag", "MaxCompactionLag",
 		"MinCleanableDirtyRatio", "Sync", "FlushMessages", "FlushInterval", "TimestampType"}
 	return slices.Index(names, name)
+}
+
+// invalidWith is the topics whose config as set def makes invalid: Open
+// must refuse one of them; and, after a crash, the zombies not created
+// again since whose config def makes invalid, which Open refuses if the
+// crash brought one back.
+func (r *amRun) invalidWith(def log.Config, crash bool) (invalid, maybe []string) {
+	for name, t := range r.topics {
+		if amValidate(t.set, def) != nil {
+			invalid = append(invalid, name)
+		}
+	}
+	if !crash {
+		return invalid, nil
+	}
+	for name, z := range r.zombies {
+		if _, ok := r.topics[name]; !ok && amValidate(z.set, def) != nil {
+			maybe = append(maybe, name)
+		}
+	}
+	return invalid, maybe
 }
 
 // reconcile takes what a crash kept of the call it cut short (pending):
@@ -1543,6 +1597,9 @@ func (r *amRun) raiseZombies() {
 		}
 		if info.ID != z.id || len(info.Partitions) != len(z.parts) {
 			r.fatalf("topic %q came back after a crash as %v with %d partitions, want %v with %d", name, info.ID, len(info.Partitions), z.id, len(z.parts))
+		}
+		if amValidate(z.set, r.cfg.TopicDefaults) != nil {
+			r.fatalf("topic %q came back after a crash with a config (%+v) that the broker's defaults %+v make invalid: Open did not refuse it", name, z.set, r.cfg.TopicDefaults)
 		}
 		for i, pi := range info.Partitions {
 			p := z.parts[i]
