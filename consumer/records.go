@@ -87,7 +87,9 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 		if !c.records(ctx, body) || refused {
 			return
 		}
-		if err := ctx.Err(); err != nil && !c.closed.Load() {
+		// A zero Consumer is closed too (isClosed): its loop ends as a
+		// closed consumer's does.
+		if err := ctx.Err(); err != nil && !c.isClosed() {
 			yield(nil, err) // the last: it ends the loop whatever the body answers
 		}
 	}
