@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -245,4 +248,135 @@ func TestReview41CloseRacesCtxEnd(t *testing.T) {
 		}
 	}
 	t.Logf("ends: %v", ended)
+}
+
+// A loop whose ctx ends while it yields the errors a failed Poll brought
+// for positions it could not resolve yields ctx's error next — not the
+// other errors, nor the Poll's — and keeps the errors it did not yield
+// that would not be found again: here those of two partitions whose topic
+// (known by its ID, kept through a reset after an offset out of range)
+// was found gone when the reset position was looked up, reported once
+// (see unreported). The next Poll reports the one not yielded, with the
+// fetch's failure. Ended at the last of them, the loop yields ctx's error
+// too, rather than the Poll's or nothing.
+func TestReview41CtxEndsAmidResolveErrorsKeepsThem(t *testing.T) {
+	for _, cancelAt := range []int{1, 2} {
+		t.Run(fmt.Sprint("cancel at ", cancelAt), func(t *testing.T) {
+			down := errors.New("fetch down")
+			id := log.NewTopicID()
+			var lists, fetches atomic.Int32
+			client := &fakeClient{t: t,
+				listOffset: func(_ context.Context, _ string, p int32, _ int64) (api.ListedOffset, error) {
+					if lists.Add(1) <= 2 {
+						return api.ListedOffset{Offset: 0, TopicID: id}, nil
+					}
+					return api.ListedOffset{}, api.ErrUnknownTopicOrPartition // the topic is gone
+				},
+				fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+					if fetches.Add(1) > 1 {
+						return api.FetchResponse{}, down
+					}
+					var resp api.FetchResponse
+					for _, p := range req.Partitions {
+						fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, TopicID: id, HighWatermark: 0}
+						if p.Partition < 2 {
+							fp.Err = log.ErrOffsetOutOfRange // reset to the start, its ID kept
+						}
+						resp.Partitions = append(resp.Partitions, fp)
+					}
+					return resp, nil
+				},
+			}
+			c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.NoError(t, c.Assign("t", 1, consumer.Start()))
+			require.NoError(t, c.Assign("t", 2, consumer.At(0))) // fetched: its fetch fails the second Poll
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var errs []error
+			for r, err := range c.Records(ctx) {
+				require.Nil(t, r)
+				if errs = append(errs, err); len(errs) == cancelAt {
+					cancel()
+				}
+			}
+			require.Len(t, errs, cancelAt+1, "%v", errs)
+			yielded := map[int32]bool{}
+			for _, err := range errs[:cancelAt] {
+				require.ErrorIs(t, err, api.ErrUnknownTopicID)
+				var pe *consumer.PartitionError
+				require.ErrorAs(t, err, &pe)
+				yielded[pe.Partition] = true
+			}
+			require.Equal(t, context.Canceled, errs[cancelAt], "then ctx's error, not another partition's nor the Poll's")
+
+			fs, err := c.Poll(testCtx(t))
+			require.ErrorIs(t, err, down)
+			if cancelAt == 2 {
+				require.Empty(t, fs, "both were yielded")
+				return
+			}
+			require.Len(t, fs, 1, "the error the loop did not yield: %v", fs)
+			require.ErrorIs(t, fs[0].Err, api.ErrUnknownTopicID)
+			require.False(t, yielded[fs[0].Partition])
+		})
+	}
+}
+
+// A loop body that ends the loop's ctx and breaks out at once — at a
+// record, at a partition's error, at an error of a failed Poll — ends the
+// loop: Records must not yield ctx's error after the break (a
+// range-over-func loop panics when its iterator yields after the body
+// returned false), whichever of the break and the end of ctx Records sees
+// first.
+func TestReview41CancelAndBreak(t *testing.T) {
+	id := log.NewTopicID()
+	for _, at := range []string{"record", "partition error", "resolve error", "Poll error"} {
+		t.Run(at, func(t *testing.T) {
+			client := &fakeClient{t: t,
+				listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+					return api.ListedOffset{}, errors.New("list offsets down")
+				},
+				fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+					if at == "resolve error" || at == "Poll error" {
+						return api.FetchResponse{}, errors.New("fetch down")
+					}
+					var resp api.FetchResponse
+					for _, p := range req.Partitions {
+						fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, TopicID: id, HighWatermark: 3}
+						if at == "partition error" {
+							fp.Err = errors.New("a partition error the table does not know")
+						} else {
+							fp.Records = batchAt(t, 0, "a", "b", "c")
+						}
+						resp.Partitions = append(resp.Partitions, fp)
+					}
+					return resp, nil
+				},
+			}
+			c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+			if at == "resolve error" { // yielded before the failed Poll's own error
+				require.NoError(t, c.Assign("t", 1, consumer.Start()))
+			}
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var got []string
+			err := testkit.NoPanic(t, "Records", func() error {
+				for r, err := range c.Records(ctx) {
+					if err != nil {
+						got = append(got, "err")
+					} else {
+						got = append(got, string(r.Value))
+					}
+					cancel()
+					break
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			require.Len(t, got, 1, "the break ends the loop: %v", got)
+			require.Equal(t, at == "record", got[0] == "a")
+		})
+	}
 }
