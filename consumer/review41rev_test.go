@@ -380,3 +380,39 @@ func TestReview41CancelAndBreak(t *testing.T) {
 		})
 	}
 }
+
+// A loop whose ctx ends in the body of the last record of a partition's
+// fetch yields nothing more of that Poll's fetches but ctx's error: not
+// another partition's error fetched with it (Records' doc: it ends at
+// once, the rest of the fetch left for the next Poll).
+func TestReview41CtxEndsBeforeAnotherPartitionsError(t *testing.T) {
+	bad := errors.New("a partition error the table does not know")
+	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+		var resp api.FetchResponse
+		for _, p := range req.Partitions {
+			fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+			if p.Partition == 1 {
+				fp.Err = bad
+			} else {
+				fp.Records = batchAt(t, 0, "a", "b", "c")
+			}
+			resp.Partitions = append(resp.Partitions, fp)
+		}
+		return resp, nil
+	}}
+	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+	// The first Poll's request begins with the second partition assigned
+	// (partitions take turns at its head): 0, whose records come first.
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	got := yields(ctx, c, func(n int) {
+		if n == 3 {
+			cancel() // at the fetch's last record: its partition is done
+		}
+	})
+	require.Equal(t, []string{"a", "b", "c", "err: context canceled"}, got)
+	pos, _ := c.Position("t", 0)
+	require.EqualValues(t, 3, pos)
+}
