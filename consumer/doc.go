@@ -22,7 +22,7 @@
 //		return err
 //	}
 //	for rec, err := range c.Records(ctx) { // until ctx ends or c closes
-//		if errors.Is(err, context.Canceled) {
+//		if err != nil && ctx.Err() != nil {
 //			break // ctx's error, the loop's last: a shutdown, not a failure
 //		}
 //		if err != nil {

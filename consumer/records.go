@@ -17,9 +17,11 @@ import (
 // also when ctx had ended before the call; when the consumer is closed, it
 // ends without an error. Either way it ends at once: the rest of a fetch is
 // left for the next Poll or Records. A loop that runs until shutdown thus
-// meets ctx's error last, and tells it from a failure with errors.Is, as
-// with kgo's fetches and database/sql's Rows.Err; a loop cut short by its
-// ctx is never mistaken for one that read everything.
+// meets ctx's error last, and tells it from a failure by its ctx (err !=
+// nil && ctx.Err() != nil: errors.Is(err, context.Canceled) alone misses
+// the context.DeadlineExceeded of a ctx whose time is up), as with kgo's
+// fetches and database/sql's Rows.Err; a loop cut short by its ctx is
+// never mistaken for one that read everything.
 //
 // A partition's position advances with each record yielded: Position
 // inside the loop body is the offset after the record in hand (for the
@@ -87,7 +89,9 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 		if !c.records(ctx, body) || refused {
 			return
 		}
-		if err := ctx.Err(); err != nil && !c.closed.Load() {
+		// A zero Consumer is closed too (isClosed): its loop ends as a
+		// closed consumer's does.
+		if err := ctx.Err(); err != nil && !c.isClosed() {
 			yield(nil, err) // the last: it ends the loop whatever the body answers
 		}
 	}

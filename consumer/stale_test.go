@@ -375,7 +375,9 @@ func TestChangeInsideRecordsLoopDropsFetchedError(t *testing.T) {
 // record before it in the same fetch: the error is about bytes fetched
 // before the call, and is not yielded after it, as no record of them is,
 // nor a partition error fetched before it (Records' doc); nor is anything
-// yielded after Close or the end of ctx. A Pause leaves it, as it leaves
+// yielded after Close, nor after the end of ctx but ctx's error, once and
+// last (the test ends the loop so when the consumer is not closed). A
+// Pause leaves it, as it leaves
 // a partition error fetched before it. The loop yielded the error in all
 // cases: under the doc's advice (Seek past it to skip it), an application
 // that had moved would have moved again, from the wrong offset.
@@ -422,8 +424,11 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 			require.NoError(t, c.Assign("t", 0, consumer.At(0)))
 			var got []string
 			var errs []error
+			ends := 0 // ctx's errors
 			for r, err := range c.Records(ctx) {
+				require.Zero(t, ends, "yielded (%v, %v) after ctx's error", r, err)
 				if ctxEnd(ctx, err) {
+					ends++
 					continue // the last: the test ends the loop so
 				}
 				if err != nil {
@@ -434,6 +439,11 @@ func TestChangeInsideRecordsLoopDropsDecodingError(t *testing.T) {
 				require.NoError(t, tc.change(c, cancel))
 			}
 			require.Equal(t, []string{"a"}, got)
+			if tc.name == "Close" {
+				require.Zero(t, ends, "no error after Close, ctx's neither")
+			} else {
+				require.Equal(t, 1, ends, "ctx's error, last")
+			}
 			if !tc.yielded {
 				require.Empty(t, errs, "an error of bytes fetched before the call")
 				return
