@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,7 +72,7 @@ func Example() {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for rec, err := range c.Records(ctx) {
-		if errors.Is(err, context.Canceled) {
+		if err != nil && ctx.Err() != nil {
 			break // ctx ended: the loop's last error, not a failure
 		}
 		if err != nil {
