@@ -155,6 +155,21 @@ func pollUntil(t *testing.T, c *consumer.Consumer, n int) *got {
 	return g
 }
 
+// abcOr answers req: each partition with the batch "a", "b", "c" at
+// offset 0 (high watermark 3, topic ID id), or with the error errFor
+// gives it, when not nil.
+func abcOr(t *testing.T, req *api.FetchRequest, id log.TopicID, errFor func(p api.FetchPartition) error) api.FetchResponse {
+	var resp api.FetchResponse
+	for _, p := range req.Partitions {
+		fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, TopicID: id, HighWatermark: 3}
+		if fp.Err = errFor(p); fp.Err == nil {
+			fp.Records = batchAt(t, 0, "a", "b", "c")
+		}
+		resp.Partitions = append(resp.Partitions, fp)
+	}
+	return resp
+}
+
 // ctxEnd reports whether err is the error a Records loop yields last
 // once its ctx has ended: ctx's own.
 func ctxEnd(ctx context.Context, err error) bool {

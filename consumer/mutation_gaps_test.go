@@ -317,17 +317,12 @@ func TestSeekDropsHeldError(t *testing.T) {
 		},
 		fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 			n := fetches.Add(1)
-			var resp api.FetchResponse
-			for _, p := range req.Partitions {
-				fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+			return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
 				if p.Partition == 0 && n == 1 {
-					fp.Err = api.ErrUnknownTopicID
-				} else {
-					fp.Records = batchAt(t, 0, "a", "b", "c")
+					return api.ErrUnknownTopicID
 				}
-				resp.Partitions = append(resp.Partitions, fp)
-			}
-			return resp, nil
+				return nil
+			}), nil
 		},
 	}
 	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))

@@ -341,17 +341,12 @@ func TestReview41CancelAndBreak(t *testing.T) {
 					if at == "resolve error" || at == "Poll error" {
 						return api.FetchResponse{}, errors.New("fetch down")
 					}
-					var resp api.FetchResponse
-					for _, p := range req.Partitions {
-						fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, TopicID: id, HighWatermark: 3}
+					return abcOr(t, req, id, func(api.FetchPartition) error {
 						if at == "partition error" {
-							fp.Err = errors.New("a partition error the table does not know")
-						} else {
-							fp.Records = batchAt(t, 0, "a", "b", "c")
+							return errors.New("a partition error the table does not know")
 						}
-						resp.Partitions = append(resp.Partitions, fp)
-					}
-					return resp, nil
+						return nil
+					}), nil
 				},
 			}
 			c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
@@ -388,17 +383,12 @@ func TestReview41CancelAndBreak(t *testing.T) {
 func TestReview41CtxEndsBeforeAnotherPartitionsError(t *testing.T) {
 	bad := errors.New("a partition error the table does not know")
 	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
-		var resp api.FetchResponse
-		for _, p := range req.Partitions {
-			fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+		return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
 			if p.Partition == 1 {
-				fp.Err = bad
-			} else {
-				fp.Records = batchAt(t, 0, "a", "b", "c")
+				return bad
 			}
-			resp.Partitions = append(resp.Partitions, fp)
-		}
-		return resp, nil
+			return nil
+		}), nil
 	}}
 	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
 	// The first Poll's request begins with the second partition assigned

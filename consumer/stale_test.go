@@ -121,17 +121,12 @@ func TestRecordsBreakKeepsStoppingErrors(t *testing.T) {
 			var fetches atomic.Int32
 			client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 				fetches.Add(1)
-				var resp api.FetchResponse
-				for _, p := range req.Partitions {
-					fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+				return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
 					if p.Partition == 0 {
-						fp.Err = fmt.Errorf("%w: offset %d", log.ErrOffsetOutOfRange, p.Offset)
-					} else {
-						fp.Records = batchAt(t, 0, "a", "b", "c")
+						return fmt.Errorf("%w: offset %d", log.ErrOffsetOutOfRange, p.Offset)
 					}
-					resp.Partitions = append(resp.Partitions, fp)
-				}
-				return resp, nil
+					return nil
+				}), nil
 			}}
 			c := newConsumer(t, client, consumer.ResetOffset(consumer.ResetNone), consumer.FetchMaxWait(time.Millisecond))
 			require.NoError(t, c.Assign("t", 0, consumer.At(7)))
@@ -231,17 +226,12 @@ func TestRecordsBreakKeepsResetErrors(t *testing.T) {
 							return api.FetchResponse{}, ctx.Err()
 						}
 						n := fetches.Add(1)
-						var resp api.FetchResponse
-						for _, p := range req.Partitions {
-							fp := api.FetchedPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: 3}
+						return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
 							if p.Partition == 0 && n == 1 {
-								fp.Err = gone
-							} else {
-								fp.Records = batchAt(t, 0, "a", "b", "c")
+								return gone
 							}
-							resp.Partitions = append(resp.Partitions, fp)
-						}
-						return resp, nil
+							return nil
+						}), nil
 					},
 				}
 				c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
