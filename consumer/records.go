@@ -97,10 +97,11 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error]
 	}
 }
 
-// records is Records but for ctx's error: it reports whether it ended
-// because ctx ended or the consumer closed (or because yield answered
-// false, which the caller knows), and not after a Poll's error that ends
-// the loop for good.
+// records is Records but for ctx's error at the end. It returns false
+// when the loop ended for good after a Poll's error, or where it sees
+// yield answer false; true when ctx ended or the consumer closed, and
+// when yieldFetch stopped, which may also be yield's false: the caller
+// notes that itself.
 func (c *Consumer) records(ctx context.Context, yield func(*record.Record, error) bool) bool {
 	// The fetches not yet yielded while the loop body runs: should it
 	// panic, they are kept as a break keeps them (see unreported).
