@@ -1658,6 +1658,9 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 			if nextRetry != 0 {
 				d = min(d, nextRetry-now) // a partition backed off before comes first
 			}
+			if due {
+				d = 0 // a look-up due that resolve did not make: the next Poll makes it
+			}
 			return wait(now + d)
 		}
 		failedParts = make([]bool, len(sent))
