@@ -73,8 +73,9 @@ type Mailer struct {
 }
 
 // Run sends welcome mails until ctx ends or n mails are sent (n < 0: no
-// limit). It returns the number sent. A Send that fails ends it, and the
-// next Run tries that mail again.
+// limit). It returns the number sent, and nil only once n are: ctx's
+// error when ctx ends first, consumer.ErrClosed when C is closed under
+// it. A Send that fails ends it, and the next Run tries that mail again.
 func (m *Mailer) Run(ctx context.Context, n int) (int, error) {
 	if m.sent == nil {
 		m.sent = map[string]bool{}
