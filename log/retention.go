@@ -14,6 +14,10 @@ import (
 // DeleteRecordsBefore advances the log start offset to offset (Kafka's
 // DeleteRecords): records below it are no longer readable, and whole
 // segments below it are deleted. It returns the new log start offset.
+// The active segment is never deleted: when offset is the log end, it
+// stays below the start, and once an append has rolled it, the next
+// ApplyRetention deletes it, as Kafka's
+// deleteLogStartOffsetBreachedSegments does.
 //
 // The idempotent producers' state outlives the deleted records (see
 // Options.ProducerExpiration): when no producer-state snapshot would be
