@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
@@ -96,16 +97,22 @@ func signup(t *testing.T, email string) *record.Record {
 	return &record.Record{Key: []byte(email), Value: v}
 }
 
+// signupsConsumer returns a consumer of the signups topic from its
+// start, closed when the test ends (runneltest.NewConsumer), for a
+// Mailer to read.
+func signupsConsumer(t *testing.T, b *runnel.Broker) *consumer.Consumer {
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	return c
+}
+
 // The mailer's test feeds it events with runneltest.Produce: no producer
 // needed, and a duplicate event is one line.
 func TestMailerWelcomesEachUserOnce(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"), signup(t, "ada@example.com"), signup(t, "bob@example.com"))
 
-	c, err := consumer.New(b)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	c := signupsConsumer(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -120,10 +127,7 @@ func TestMailerWelcomesEachUserOnce(t *testing.T) {
 func TestMailerStopsOnSendFailure(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"))
-	c, err := consumer.New(b)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	c := signupsConsumer(t, b)
 
 	// Every wait bounded: a Mailer that went on past the failure would
 	// fail the test in seconds, not hang it until go test's -timeout.
@@ -140,14 +144,11 @@ func TestMailerStopsOnSendFailure(t *testing.T) {
 func TestMailerRejectsBadEvent(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	runneltest.ProduceValues(t, b, SignupsTopic, "not json")
-	c, err := consumer.New(b)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	c := signupsConsumer(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), runneltest.DefaultWait)
 	defer cancel()
 	m := &Mailer{C: c, Sender: &fakeSender{}}
-	_, err = m.Run(ctx, 1)
+	_, err := m.Run(ctx, 1)
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax)
 	require.Contains(t, err.Error(), "signups-0@0")

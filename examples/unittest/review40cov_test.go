@@ -100,10 +100,7 @@ func (s *closeSender) Send(context.Context, string, string) error {
 func TestReview40MailerSeekFailsAfterSendFailure(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"))
-	c, err := consumer.New(b)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	c := signupsConsumer(t, b)
 	ctx, cancel := context.WithTimeout(t.Context(), runneltest.DefaultWait)
 	defer cancel()
 

@@ -16,10 +16,7 @@ import (
 func TestReview41MailerConsumerClosedMidRun(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
 	runneltest.Produce(t, b, SignupsTopic, signup(t, "ada@example.com"), signup(t, "bob@example.com"))
-	c, err := consumer.New(b)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign(SignupsTopic, 0, consumer.Start()))
+	c := signupsConsumer(t, b)
 	ctx, cancel := context.WithTimeout(t.Context(), runneltest.DefaultWait)
 	defer cancel()
 
