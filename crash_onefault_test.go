@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/runnel/runnel/api"
@@ -67,6 +68,39 @@ func TestBrokerCrashOneFault(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// TestBrokerCrashOneFaultSameOpsEachRun: runOneFault's scenario does the
+// same file-system operations, in the same order, on every run, as
+// TestBrokerCrashOneFault's sweep assumes: it counts them on one run and
+// fails the k-th on another, so that each is failed once.
+func TestBrokerCrashOneFaultSameOpsEachRun(t *testing.T) {
+	trace := func() []string {
+		var mu sync.Mutex
+		var ops []string
+		rec := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ops = append(ops, op.String()+" "+name)
+			return nil
+		})
+		run := runOneFault(t, vfs.WithFaults(vfs.NewMem(), rec))
+		require.Empty(t, run.failed)
+		mu.Lock()
+		defer mu.Unlock()
+		return ops
+	}
+	want := trace()
+	for i := range 10 {
+		got := trace()
+		n := 0
+		for n < len(want) && n < len(got) && want[n] == got[n] {
+			n++
+		}
+		require.Equal(t, len(want), n, "run %d: %d operations, the first run %d; they part at operation %d: %q, then %q",
+			i+1, len(got), len(want), n+1, want[n:min(n+3, len(want))], got[n:min(n+3, len(got))])
+		require.Len(t, got, len(want), "run %d", i+1)
 	}
 }
 
