@@ -7,10 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -67,6 +70,39 @@ func TestBrokerCrashOneFault(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// TestBrokerCrashOneFaultSameOpsEachRun: runOneFault's scenario does the
+// same file-system operations, in the same order, on every run, as
+// TestBrokerCrashOneFault's sweep assumes: it counts them on one run and
+// fails the k-th on another, so that each is failed once.
+func TestBrokerCrashOneFaultSameOpsEachRun(t *testing.T) {
+	trace := func() []string {
+		var mu sync.Mutex
+		var ops []string
+		rec := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ops = append(ops, op.String()+" "+name)
+			return nil
+		})
+		run := runOneFault(t, vfs.WithFaults(vfs.NewMem(), rec))
+		require.Empty(t, run.failed)
+		mu.Lock()
+		defer mu.Unlock()
+		return ops
+	}
+	want := trace()
+	for i := range 10 {
+		got := trace()
+		n := 0
+		for n < len(want) && n < len(got) && want[n] == got[n] {
+			n++
+		}
+		require.Equal(t, len(want), n, "run %d: %d operations, the first run %d; they part at operation %d: %q, then %q",
+			i+1, len(got), len(want), n+1, want[n:min(n+3, len(want))], got[n:min(n+3, len(got))])
+		require.Len(t, got, len(want), "run %d", i+1)
 	}
 }
 
@@ -140,13 +176,19 @@ func runOneFault(t *testing.T, fsys vfs.FS) *oneFaultRun {
 			x.id, x.created = info.ID, true
 		}
 	}
+	// Each record a millisecond past the one before, not the wall clock's
+	// time: whether a log's close writes a last time-index entry depends
+	// on its records' timestamps, and the scenario does the same
+	// operations on each run (TestBrokerCrashOneFaultSameOpsEachRun).
+	ts := int64(1_700_000_000_000)
 	produce := func(name string, p int32) {
 		x := live(name)
 		if x == nil { // auto-created
 			x = newInc(name, cfg.DefaultPartitions)
 		}
 		v := fmt.Sprintf("%s#%d/%d/%d", name, slices.Index(r.incs, x), p, len(x.acked[p])+len(x.maybe[p]))
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: p, Acks: api.AcksAll, Batches: batch(t, v)})
+		ts++
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: p, Acks: api.AcksAll, Batches: oneFaultBatch(t, ts, v)})
 		if fail(fmt.Sprintf("produce %s-%d", name, p), err) {
 			x.maybe[p] = append(x.maybe[p], v)
 		} else {
@@ -220,6 +262,17 @@ func runOneFault(t *testing.T, fsys vfs.FS) *oneFaultRun {
 	produce("b", 2)
 	fail("close", b.Close())
 	return r
+}
+
+// oneFaultBatch is batch with one record, v, stamped ts.
+func oneFaultBatch(t *testing.T, ts int64, v string) []byte {
+	t.Helper()
+	var bl record.Builder
+	bl.Reset()
+	bl.Append(ts, []byte("k-"+v), []byte(v), nil)
+	out, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return out
 }
 
 func checkOneFault(t *testing.T, r *oneFaultRun, fsys vfs.FS) {

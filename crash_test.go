@@ -245,6 +245,23 @@ func crashScenario() []crashStep {
 	)
 }
 
+// TestBrokerCrashSameOpsEachRun: crashScenario does the same file-system
+// operations, in the same order, on every run, as TestBrokerCrash's crash
+// points (picked on one run's trace) assume.
+func TestBrokerCrashSameOpsEachRun(t *testing.T) {
+	_, want := crashScenarioOps(t)
+	for i := range 10 {
+		_, got := crashScenarioOps(t)
+		n := 0
+		for n < len(want) && n < len(got) && want[n] == got[n] {
+			n++
+		}
+		require.Equal(t, len(want), n, "run %d: %d operations, the first run %d; they part at operation %d: %v, then %v",
+			i+1, len(got), len(want), n+1, want[n:min(n+3, len(want))], got[n:min(n+3, len(got))])
+		require.Len(t, got, len(want), "run %d", i+1)
+	}
+}
+
 func crashConfig(fsys vfs.FS) Config {
 	// No maintenance during the run: every file-system operation is the
 	// scenario's, in the same order each time.
