@@ -95,14 +95,7 @@ func TestBrokerCrashOneFaultSameOpsEachRun(t *testing.T) {
 	}
 	want := trace()
 	for i := range 10 {
-		got := trace()
-		n := 0
-		for n < len(want) && n < len(got) && want[n] == got[n] {
-			n++
-		}
-		require.Equal(t, len(want), n, "run %d: %d operations, the first run %d; they part at operation %d: %q, then %q",
-			i+1, len(got), len(want), n+1, want[n:min(n+3, len(want))], got[n:min(n+3, len(got))])
-		require.Len(t, got, len(want), "run %d", i+1)
+		requireSameOps(t, want, trace(), i+1)
 	}
 }
 
