@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
