@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -13,7 +14,6 @@ import (
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
-	"time"
 )
 
 // restartClient is a Client in front of a broker on a memory file system
