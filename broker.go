@@ -702,12 +702,17 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	return err
 }
 
+// partitions returns every partition, in topic-name order (then by id),
+// so that a maintenance pass (Maintain's, or the broker's own) goes over
+// them in the same order each time and does the same file-system
+// operations in the same order (the fault sweeps fail the k-th of them),
+// as Close does (closeTopics).
 func (b *Broker) partitions() []*log.Partition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var ps []*log.Partition
-	for _, t := range b.topics {
-		ps = append(ps, t.Partitions...)
+	for _, name := range slices.Sorted(maps.Keys(b.topics)) {
+		ps = append(ps, b.topics[name].Partitions...)
 	}
 	return ps
 }
