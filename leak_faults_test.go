@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -269,6 +270,18 @@ func TestLeakFailedAdminCallsSameOpsEachRun(t *testing.T) {
 	}
 }
 
+// leakFaultsNow is the time of the brokers of newLeakWorld: a fixed
+// one, as are the timestamps of the records TestLeakFailedAdminCalls'
+// cases produce (leakFaultStamp), so that its runs do the same file-system
+// operations each time (with the wall clock, whether two records fall in
+// the same millisecond decides a time index's entries, and what an Open
+// or a compaction reads).
+var leakFaultsNow = time.UnixMilli(1_700_000_000_000)
+
+// leakFaultStamp is the timestamp of the i-th record a fill produces: a
+// millisecond past the one before, an hour before leakFaultsNow.
+func leakFaultStamp(i int) int64 { return leakFaultsNow.Add(-time.Hour).UnixMilli() + int64(i) }
+
 // leakFaultCases returns the admin calls TestLeakFailedAdminCalls sweeps
 // and setup, which opens a broker on cfg with the topics they work on.
 func leakFaultCases() (setup func(t *testing.T, cfg runnel.Config) *runnel.Broker, cases []leakFaultCase) {
@@ -282,10 +295,14 @@ func leakFaultCases() (setup func(t *testing.T, cfg runnel.Config) *runnel.Broke
 	retention.RetentionBytes = 2 * seg
 	// fill writes enough to topic's partition to roll segments (sealed:
 	// their indexes mapped).
+	// Its i-th record is stamped leakFaultStamp(i), not with the wall
+	// clock, so that the calls do the same operations each run.
 	fill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
 		t.Helper()
 		for i := range n {
-			leakProduce(t, b, topic, p, fmt.Sprint(i%5), val)
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader,
+				Batches: leakBatchAt(t, leakFaultStamp(i), fmt.Sprint(i%5), val)})
+			require.NoError(t, err)
 		}
 	}
 	// tryFill is fill on a broker whose partitions a fault may have
@@ -293,7 +310,8 @@ func leakFaultCases() (setup func(t *testing.T, cfg runnel.Config) *runnel.Broke
 	tryFill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
 		t.Helper()
 		for i := range n {
-			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader, Batches: leakBatch(t, fmt.Sprint(i%5), val)})
+			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader,
+				Batches: leakBatchAt(t, leakFaultStamp(i), fmt.Sprint(i%5), val)})
 		}
 	}
 	setup = func(t *testing.T, cfg runnel.Config) *runnel.Broker {
@@ -416,11 +434,13 @@ type leakWorld struct {
 // counted by a countingFS wrapper) with the faults of inj (none if nil).
 func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	w := &leakWorld{t: t}
+	clock := &stepClock{}
+	clock.ns.Store(leakFaultsNow.UnixNano())
 	switch fs {
 	case "os":
 		skipWithoutProcFD(t)
 		dir := fastTempDir(t)
-		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
+		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj), Clock: clock}
 		w.handles = func() []string {
 			fds, maps := handlesUnder(t, dir)
 			return append(fds, maps...)
@@ -434,7 +454,7 @@ func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 		}
 	default:
 		c := &countingFS{FS: vfs.WithFaults(vfs.NewMem(), inj), open: map[*countedFile]string{}}
-		w.cfg = runnel.Config{FS: c}
+		w.cfg = runnel.Config{FS: c, Clock: clock}
 		w.handles = c.openFiles
 		w.opened = func() error {
 			if len(c.openFiles()) == 0 {
@@ -540,7 +560,9 @@ func TestLeakOpenCutShort(t *testing.T) {
 			for _, name := range []string{"a", "b", "c"} {
 				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: cfg}))
 				for k := range 40 {
-					leakProduce(t, b, name, int32(k%2), "", make([]byte, 1000))
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: int32(k % 2), Acks: api.AcksLeader,
+						Batches: leakBatchAt(t, leakFaultStamp(k), "", make([]byte, 1000))})
+					require.NoError(t, err)
 				}
 			}
 			require.NoError(t, w.opened())
