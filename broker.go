@@ -589,7 +589,8 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 // partition is maintained at a time, whatever the calls: a Maintain waits
 // for the partition another one, or the broker's own maintenance, is
 // working on (a compaction's key map takes up to CleanerMapBytes, the
-// cleaner's memory for the whole broker).
+// cleaner's memory for the whole broker). The partitions are maintained
+// in topic-name order, then by id.
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
