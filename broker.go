@@ -589,7 +589,8 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 // partition is maintained at a time, whatever the calls: a Maintain waits
 // for the partition another one, or the broker's own maintenance, is
 // working on (a compaction's key map takes up to CleanerMapBytes, the
-// cleaner's memory for the whole broker).
+// cleaner's memory for the whole broker). The partitions are maintained
+// in topic-name order, then by id.
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
@@ -702,12 +703,17 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	return err
 }
 
+// partitions returns every partition, in topic-name order (then by id),
+// so that a maintenance pass (Maintain's, or the broker's own) goes over
+// them in the same order each time and does the same file-system
+// operations in the same order (the fault sweeps fail the k-th of them),
+// as Close does (closeTopics).
 func (b *Broker) partitions() []*log.Partition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var ps []*log.Partition
-	for _, t := range b.topics {
-		ps = append(ps, t.Partitions...)
+	for _, name := range slices.Sorted(maps.Keys(b.topics)) {
+		ps = append(ps, b.topics[name].Partitions...)
 	}
 	return ps
 }

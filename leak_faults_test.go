@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -113,103 +114,7 @@ type leakFaultCase struct {
 // but those of its partitions: once closed, none. And an Open that fails
 // at any operation closes every file it opened.
 func TestLeakFailedAdminCalls(t *testing.T) {
-	ctx := context.Background()
-	val := make([]byte, 1000)
-	seg := int64(8 << 10)
-	nosync := log.Config{SegmentBytes: seg, Sync: log.SyncNever}
-	compacted := nosync
-	compacted.CleanupPolicy, compacted.MinCleanableDirtyRatio = log.Compact, -1
-	retention := nosync
-	retention.RetentionBytes = 2 * seg
-	// fill writes enough to topic's partition to roll segments (sealed:
-	// their indexes mapped).
-	fill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
-		t.Helper()
-		for i := range n {
-			leakProduce(t, b, topic, p, fmt.Sprint(i%5), val)
-		}
-	}
-	// tryFill is fill on a broker whose partitions a fault may have
-	// fenced: their refusals are no matter.
-	tryFill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
-		t.Helper()
-		for i := range n {
-			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader, Batches: leakBatch(t, fmt.Sprint(i%5), val)})
-		}
-	}
-	setup := func(t *testing.T, cfg runnel.Config) *runnel.Broker {
-		t.Helper()
-		b, err := runnel.Open(cfg)
-		require.NoError(t, err)
-		for _, tc := range []struct {
-			name string
-			cfg  log.Config
-		}{{"plain", nosync}, {"compacted", compacted}, {"retention", retention}} {
-			require.NoError(t, b.CreateTopic(ctx, tc.name, log.TopicConfig{Partitions: 2, Config: tc.cfg}))
-			fill(t, b, tc.name, 0, 30)
-			fill(t, b, tc.name, 1, 10)
-		}
-		return b
-	}
-	cases := []leakFaultCase{
-		{name: "open"}, // Open itself: see below
-		{
-			name: "create-topic",
-			call: func(b *runnel.Broker, k int) error {
-				return b.CreateTopic(ctx, fmt.Sprint("new", k), log.TopicConfig{Partitions: 3, Config: nosync})
-			},
-			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("new", k)) },
-		},
-		{
-			name: "delete-topic",
-			prepare: func(t *testing.T, b *runnel.Broker, k int) {
-				name := fmt.Sprint("gone", k)
-				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: nosync}))
-				fill(t, b, name, 0, 20)
-			},
-			call:    func(b *runnel.Broker, k int) error { return b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
-			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
-		},
-		{
-			name: "alter-config",
-			call: func(b *runnel.Broker, k int) error {
-				return b.UpdateTopicConfig(ctx, "plain", func(c *log.Config) { c.FlushMessages = int64(k + 1) })
-			},
-		},
-		{
-			// A reopen that fails, then maintenance's retries of it.
-			name: "alter-config-retry",
-			call: func(b *runnel.Broker, k int) error {
-				return errors.Join(
-					b.UpdateTopicConfig(ctx, "compacted", func(c *log.Config) { c.FlushMessages = int64(k + 1) }),
-					b.Maintain(ctx), b.Maintain(ctx))
-			},
-		},
-		{
-			name: "create-partitions",
-			prepare: func(t *testing.T, b *runnel.Broker, k int) {
-				require.NoError(t, b.CreateTopic(ctx, fmt.Sprint("grow", k), log.TopicConfig{Partitions: 1, Config: nosync}))
-			},
-			call:    func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
-			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("grow", k)) },
-		},
-		{
-			name:    "delete-records",
-			prepare: func(t *testing.T, b *runnel.Broker, k int) { tryFill(t, b, "plain", 0, 20) },
-			call: func(b *runnel.Broker, k int) error {
-				_, err := b.DeleteRecords(ctx, "plain", 0, api.Latest)
-				return err
-			},
-		},
-		{
-			name: "maintain",
-			prepare: func(t *testing.T, b *runnel.Broker, k int) {
-				tryFill(t, b, "compacted", 0, 20)
-				tryFill(t, b, "retention", 0, 20)
-			},
-			call: func(b *runnel.Broker, k int) error { return b.Maintain(ctx) },
-		},
-	}
+	setup, cases := leakFaultCases()
 	for _, fsName := range []string{"os", "mem"} {
 		for _, tc := range cases {
 			for _, sticky := range []bool{false, true} {
@@ -300,6 +205,191 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 	}
 }
 
+// TestLeakFailedAdminCallsSameOpsEachRun: the run of each of
+// TestLeakFailedAdminCalls' cases that counts the call's file-system
+// operations (its stride over them comes from that count, and a failure
+// names the k-th) does the same ones, in the same order, each time.
+func TestLeakFailedAdminCallsSameOpsEachRun(t *testing.T) {
+	setup, cases := leakFaultCases()
+	runs := 10
+	if testing.Short() {
+		runs = 3
+	}
+	for _, fsName := range []string{"os", "mem"} {
+		for _, tc := range cases {
+			t.Run(fsName+"/"+tc.name, func(t *testing.T) {
+				trace := func() []string {
+					var mu sync.Mutex
+					var ops []string
+					var armed atomic.Bool
+					var dir string
+					rec := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+						if armed.Load() {
+							mu.Lock()
+							defer mu.Unlock()
+							ops = append(ops, op.String()+" "+strings.TrimPrefix(name, dir))
+						}
+						return nil
+					})
+					w := newLeakWorld(t, fsName, rec)
+					dir = w.cfg.Dir
+					b := setup(t, w.cfg)
+					require.NoError(t, b.Close())
+					if tc.call == nil {
+						armed.Store(true)
+						b, err := runnel.Open(w.cfg)
+						armed.Store(false)
+						require.NoError(t, err)
+						require.NoError(t, b.Close())
+					} else {
+						b, err := runnel.Open(w.cfg)
+						require.NoError(t, err)
+						if tc.prepare != nil {
+							tc.prepare(t, b, 0)
+						}
+						armed.Store(true)
+						err = tc.call(b, 0)
+						armed.Store(false)
+						require.NoError(t, err)
+						if tc.cleanup != nil {
+							tc.cleanup(b, 0)
+						}
+						require.NoError(t, b.Close())
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					return ops
+				}
+				want := trace()
+				require.NotEmpty(t, want)
+				for i := range runs {
+					runnel.RequireSameOps(t, want, trace(), i+1)
+				}
+			})
+		}
+	}
+}
+
+// leakFaultsNow is the time of the brokers of newLeakWorld: a fixed
+// one, as are the timestamps of the records TestLeakFailedAdminCalls'
+// cases produce (leakFaultStamp), so that its runs do the same file-system
+// operations each time (with the wall clock, whether two records fall in
+// the same millisecond decides a time index's entries, and what an Open
+// or a compaction reads).
+var leakFaultsNow = time.UnixMilli(1_700_000_000_000)
+
+// leakFaultStamp is the timestamp of the i-th record a fill produces: a
+// millisecond past the one before, an hour before leakFaultsNow.
+func leakFaultStamp(i int) int64 { return leakFaultsNow.Add(-time.Hour).UnixMilli() + int64(i) }
+
+// leakFaultCases returns the admin calls TestLeakFailedAdminCalls sweeps
+// and setup, which opens a broker on cfg with the topics they work on.
+func leakFaultCases() (setup func(t *testing.T, cfg runnel.Config) *runnel.Broker, cases []leakFaultCase) {
+	ctx := context.Background()
+	val := make([]byte, 1000)
+	seg := int64(8 << 10)
+	nosync := log.Config{SegmentBytes: seg, Sync: log.SyncNever}
+	compacted := nosync
+	compacted.CleanupPolicy, compacted.MinCleanableDirtyRatio = log.Compact, -1
+	retention := nosync
+	retention.RetentionBytes = 2 * seg
+	// fill writes enough to topic's partition to roll segments (sealed:
+	// their indexes mapped).
+	// Its i-th record is stamped leakFaultStamp(i), not with the wall
+	// clock, so that the calls do the same operations each run.
+	fill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
+		t.Helper()
+		for i := range n {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader,
+				Batches: leakBatchAt(t, leakFaultStamp(i), fmt.Sprint(i%5), val)})
+			require.NoError(t, err)
+		}
+	}
+	// tryFill is fill on a broker whose partitions a fault may have
+	// fenced: their refusals are no matter.
+	tryFill := func(t *testing.T, b *runnel.Broker, topic string, p int32, n int) {
+		t.Helper()
+		for i := range n {
+			b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: p, Acks: api.AcksLeader,
+				Batches: leakBatchAt(t, leakFaultStamp(i), fmt.Sprint(i%5), val)})
+		}
+	}
+	setup = func(t *testing.T, cfg runnel.Config) *runnel.Broker {
+		t.Helper()
+		b, err := runnel.Open(cfg)
+		require.NoError(t, err)
+		for _, tc := range []struct {
+			name string
+			cfg  log.Config
+		}{{"plain", nosync}, {"compacted", compacted}, {"retention", retention}} {
+			require.NoError(t, b.CreateTopic(ctx, tc.name, log.TopicConfig{Partitions: 2, Config: tc.cfg}))
+			fill(t, b, tc.name, 0, 30)
+			fill(t, b, tc.name, 1, 10)
+		}
+		return b
+	}
+	cases = []leakFaultCase{
+		{name: "open"}, // Open itself: see below
+		{
+			name: "create-topic",
+			call: func(b *runnel.Broker, k int) error {
+				return b.CreateTopic(ctx, fmt.Sprint("new", k), log.TopicConfig{Partitions: 3, Config: nosync})
+			},
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("new", k)) },
+		},
+		{
+			name: "delete-topic",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				name := fmt.Sprint("gone", k)
+				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: nosync}))
+				fill(t, b, name, 0, 20)
+			},
+			call:    func(b *runnel.Broker, k int) error { return b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("gone", k)) },
+		},
+		{
+			name: "alter-config",
+			call: func(b *runnel.Broker, k int) error {
+				return b.UpdateTopicConfig(ctx, "plain", func(c *log.Config) { c.FlushMessages = int64(k + 1) })
+			},
+		},
+		{
+			// A reopen that fails, then maintenance's retries of it.
+			name: "alter-config-retry",
+			call: func(b *runnel.Broker, k int) error {
+				return errors.Join(
+					b.UpdateTopicConfig(ctx, "compacted", func(c *log.Config) { c.FlushMessages = int64(k + 1) }),
+					b.Maintain(ctx), b.Maintain(ctx))
+			},
+		},
+		{
+			name: "create-partitions",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				require.NoError(t, b.CreateTopic(ctx, fmt.Sprint("grow", k), log.TopicConfig{Partitions: 1, Config: nosync}))
+			},
+			call:    func(b *runnel.Broker, k int) error { return b.CreatePartitions(ctx, fmt.Sprint("grow", k), 3) },
+			cleanup: func(b *runnel.Broker, k int) { b.DeleteTopic(ctx, fmt.Sprint("grow", k)) },
+		},
+		{
+			name:    "delete-records",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) { tryFill(t, b, "plain", 0, 20) },
+			call: func(b *runnel.Broker, k int) error {
+				_, err := b.DeleteRecords(ctx, "plain", 0, api.Latest)
+				return err
+			},
+		},
+		{
+			name: "maintain",
+			prepare: func(t *testing.T, b *runnel.Broker, k int) {
+				tryFill(t, b, "compacted", 0, 20)
+				tryFill(t, b, "retention", 0, 20)
+			},
+			call: func(b *runnel.Broker, k int) error { return b.Maintain(ctx) },
+		},
+	}
+	return setup, cases
+}
+
 // fencedPartitions returns the directory names ("topic-p") of b's
 // partitions whose log is fenced (a produce answers log.ErrLogFenced).
 // It produces a record to each of the others.
@@ -344,11 +434,13 @@ type leakWorld struct {
 // counted by a countingFS wrapper) with the faults of inj (none if nil).
 func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	w := &leakWorld{t: t}
+	clock := &stepClock{}
+	clock.ns.Store(leakFaultsNow.UnixNano())
 	switch fs {
 	case "os":
 		skipWithoutProcFD(t)
 		dir := fastTempDir(t)
-		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj)}
+		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj), Clock: clock}
 		w.handles = func() []string {
 			fds, maps := handlesUnder(t, dir)
 			return append(fds, maps...)
@@ -362,7 +454,7 @@ func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 		}
 	default:
 		c := &countingFS{FS: vfs.WithFaults(vfs.NewMem(), inj), open: map[*countedFile]string{}}
-		w.cfg = runnel.Config{FS: c}
+		w.cfg = runnel.Config{FS: c, Clock: clock}
 		w.handles = c.openFiles
 		w.opened = func() error {
 			if len(c.openFiles()) == 0 {
@@ -468,7 +560,9 @@ func TestLeakOpenCutShort(t *testing.T) {
 			for _, name := range []string{"a", "b", "c"} {
 				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: cfg}))
 				for k := range 40 {
-					leakProduce(t, b, name, int32(k%2), "", make([]byte, 1000))
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: int32(k % 2), Acks: api.AcksLeader,
+						Batches: leakBatchAt(t, leakFaultStamp(k), "", make([]byte, 1000))})
+					require.NoError(t, err)
 				}
 			}
 			require.NoError(t, w.opened())

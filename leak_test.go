@@ -32,12 +32,17 @@ import (
 // leakBatch is a batch of one record with the key key (none if "") and
 // the value val, stamped now.
 func leakBatch(t testing.TB, key string, val []byte) []byte {
+	return leakBatchAt(t, time.Now().UnixMilli(), key, val)
+}
+
+// leakBatchAt is leakBatch with the record stamped ts (Unix ms).
+func leakBatchAt(t testing.TB, ts int64, key string, val []byte) []byte {
 	var b record.Builder
 	var k []byte
 	if key != "" {
 		k = []byte(key)
 	}
-	b.Append(time.Now().UnixMilli(), k, val, nil)
+	b.Append(ts, k, val, nil)
 	out, err := b.AppendTo(nil, compression.None)
 	require.NoError(t, err)
 	return out
