@@ -23,10 +23,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func batch(t testing.TB, values ...string) []byte {
 	t.Helper()
+	return batchAt(t, time.Now().UnixMilli(), values...)
+}
+
+// batchAt is batch with its records stamped ts (Unix ms), for a test that
+// does the same operations on every run (a log's close writes a last
+// time-index entry or not by its records' timestamps).
+func batchAt(t testing.TB, ts int64, values ...string) []byte {
+	t.Helper()
 	var b record.Builder
 	b.Reset()
 	for _, v := range values {
-		b.Append(time.Now().UnixMilli(), []byte("k-"+v), []byte(v), nil)
+		b.Append(ts, []byte("k-"+v), []byte(v), nil)
 	}
 	out, err := b.AppendTo(nil, compression.None)
 	require.NoError(t, err)

@@ -7,13 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -79,23 +77,15 @@ func TestBrokerCrashOneFault(t *testing.T) {
 // fails the k-th on another, so that each is failed once.
 func TestBrokerCrashOneFaultSameOpsEachRun(t *testing.T) {
 	trace := func() []string {
-		var mu sync.Mutex
-		var ops []string
-		rec := vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			ops = append(ops, op.String()+" "+name)
-			return nil
-		})
-		run := runOneFault(t, vfs.WithFaults(vfs.NewMem(), rec))
+		var rec testkit.OpTrace
+		rec.SetOn(true)
+		run := runOneFault(t, vfs.WithFaults(vfs.NewMem(), &rec))
 		require.Empty(t, run.failed)
-		mu.Lock()
-		defer mu.Unlock()
-		return ops
+		return rec.Ops()
 	}
 	want := trace()
 	for i := range 10 {
-		requireSameOps(t, want, trace(), i+1)
+		testkit.RequireSameOps(t, want, trace(), i+1)
 	}
 }
 
@@ -181,7 +171,7 @@ func runOneFault(t *testing.T, fsys vfs.FS) *oneFaultRun {
 		}
 		v := fmt.Sprintf("%s#%d/%d/%d", name, slices.Index(r.incs, x), p, len(x.acked[p])+len(x.maybe[p]))
 		ts++
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: p, Acks: api.AcksAll, Batches: oneFaultBatch(t, ts, v)})
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: name, Partition: p, Acks: api.AcksAll, Batches: batchAt(t, ts, v)})
 		if fail(fmt.Sprintf("produce %s-%d", name, p), err) {
 			x.maybe[p] = append(x.maybe[p], v)
 		} else {
@@ -255,17 +245,6 @@ func runOneFault(t *testing.T, fsys vfs.FS) *oneFaultRun {
 	produce("b", 2)
 	fail("close", b.Close())
 	return r
-}
-
-// oneFaultBatch is batch with one record, v, stamped ts.
-func oneFaultBatch(t *testing.T, ts int64, v string) []byte {
-	t.Helper()
-	var bl record.Builder
-	bl.Reset()
-	bl.Append(ts, []byte("k-"+v), []byte(v), nil)
-	out, err := bl.AppendTo(nil, compression.None)
-	require.NoError(t, err)
-	return out
 }
 
 func checkOneFault(t *testing.T, r *oneFaultRun, fsys vfs.FS) {

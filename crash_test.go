@@ -252,21 +252,8 @@ func TestBrokerCrashSameOpsEachRun(t *testing.T) {
 	_, want := crashScenarioOps(t)
 	for i := range 10 {
 		_, got := crashScenarioOps(t)
-		requireSameOps(t, want, got, i+1)
+		testkit.RequireSameOps(t, want, got, i+1)
 	}
-}
-
-// requireSameOps fails the test unless run's operations, got, are the
-// first run's, want, in the same order, naming where they part.
-func requireSameOps[Op comparable](t *testing.T, want, got []Op, run int) {
-	t.Helper()
-	n := 0
-	for n < len(want) && n < len(got) && want[n] == got[n] {
-		n++
-	}
-	require.Equal(t, len(want), n, "run %d: %d operations, the first run %d; they part at operation %d: %v, then %v",
-		run, len(got), len(want), n+1, want[n:min(n+3, len(want))], got[n:min(n+3, len(got))])
-	require.Len(t, got, len(want), "run %d", run)
 }
 
 func crashConfig(fsys vfs.FS) Config {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -219,26 +220,15 @@ func TestLeakFailedAdminCallsSameOpsEachRun(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(fsName+"/"+tc.name, func(t *testing.T) {
 				trace := func() []string {
-					var mu sync.Mutex
-					var ops []string
-					var armed atomic.Bool
-					var dir string
-					rec := vfs.InjectorFunc(func(op vfs.Op, name string) error {
-						if armed.Load() {
-							mu.Lock()
-							defer mu.Unlock()
-							ops = append(ops, op.String()+" "+strings.TrimPrefix(name, dir))
-						}
-						return nil
-					})
+					rec := &testkit.OpTrace{}
 					w := newLeakWorld(t, fsName, rec)
-					dir = w.cfg.Dir
+					rec.Trim = w.cfg.Dir
 					b := setup(t, w.cfg)
 					require.NoError(t, b.Close())
 					if tc.call == nil {
-						armed.Store(true)
+						rec.SetOn(true)
 						b, err := runnel.Open(w.cfg)
-						armed.Store(false)
+						rec.SetOn(false)
 						require.NoError(t, err)
 						require.NoError(t, b.Close())
 					} else {
@@ -247,23 +237,21 @@ func TestLeakFailedAdminCallsSameOpsEachRun(t *testing.T) {
 						if tc.prepare != nil {
 							tc.prepare(t, b, 0)
 						}
-						armed.Store(true)
+						rec.SetOn(true)
 						err = tc.call(b, 0)
-						armed.Store(false)
+						rec.SetOn(false)
 						require.NoError(t, err)
 						if tc.cleanup != nil {
 							tc.cleanup(b, 0)
 						}
 						require.NoError(t, b.Close())
 					}
-					mu.Lock()
-					defer mu.Unlock()
-					return ops
+					return rec.Ops()
 				}
 				want := trace()
 				require.NotEmpty(t, want)
 				for i := range runs {
-					runnel.RequireSameOps(t, want, trace(), i+1)
+					testkit.RequireSameOps(t, want, trace(), i+1)
 				}
 			})
 		}

@@ -3,12 +3,12 @@ package runnel
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -23,17 +23,8 @@ import (
 func TestMaintainSameOpsEachRun(t *testing.T) {
 	ctx := context.Background()
 	trace := func() []string {
-		var mu sync.Mutex
-		var ops []string
-		var armed bool
-		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if armed {
-				ops = append(ops, op.String()+" "+name)
-			}
-			return nil
-		}))
+		var rec testkit.OpTrace
+		fsys := vfs.WithFaults(vfs.NewMem(), &rec)
 		cfg := crashConfig(fsys)
 		cfg.Clock = fixedClock{time.UnixMilli(1_700_000_000_000)}
 		b, err := Open(cfg)
@@ -58,18 +49,14 @@ func TestMaintainSameOpsEachRun(t *testing.T) {
 				require.NoError(t, err)
 			}
 		}
-		mu.Lock()
-		armed = true
-		mu.Unlock()
+		rec.SetOn(true)
 		require.NoError(t, b.Maintain(ctx))
-		mu.Lock()
-		defer mu.Unlock()
-		armed = false
-		return ops
+		rec.SetOn(false)
+		return rec.Ops()
 	}
 	want := trace()
 	require.NotEmpty(t, want)
 	for i := range 10 {
-		requireSameOps(t, want, trace(), i+1)
+		testkit.RequireSameOps(t, want, trace(), i+1)
 	}
 }
