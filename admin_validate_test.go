@@ -100,12 +100,12 @@ func TestCreateTopicZeroPartitionsSaysWhatToGive(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: -1}), "DefaultPartitions, 1")
 }
 
-// A name that collides with two existing topics (possible only for
+// A name that collides with several existing topics (possible only for
 // topics that already collide with each other, created by a runnel older
 // than the case rule) is answered with the same topic every time: the
-// one it collides with in '.' against '_' if there is one, else the first
-// by name. checkCollision walked the topics in map order, so the error
-// named either.
+// first by name of those it collides with in '.' against '_', else of
+// those it collides with in case. checkCollision walked the topics in
+// map order, so the error named any of them.
 func TestCreateTopicCollisionNamesTheSameTopicEachTime(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, Config{})
@@ -117,6 +117,7 @@ func TestCreateTopicCollisionNamesTheSameTopicEachTime(t *testing.T) {
 		{[]string{"a.b", "A_b"}, "a_b", `"a_b" collides with the existing topic "a.b" ('.' and '_'`},
 		{[]string{"a_B", "A.b"}, "a.b", `"a.b" collides with the existing topic "A.b" (on a case-insensitive`},
 		{[]string{"x.y", "X_Y", "x_Y"}, "X.y", `"X.y" collides with the existing topic "X_Y" (on a case-insensitive`},
+		{[]string{"a_b.c", "a.b_c", "A.B.C"}, "a_b_c", `"a_b_c" collides with the existing topic "a.b_c" ('.' and '_'`},
 	} {
 		// An older runnel's colliding topics: the first created, the
 		// others as more names of it in the broker's map (CreateTopic

@@ -762,16 +762,32 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 // case-insensitive file system the two would share their files). The
 // caller holds the admin token.
 //
+// Topics of an older runnel may collide with each other, so a name may
+// collide with several: the error names the same one each time, the
+// first by name of those it collides with in '.' against '_' (Kafka's
+// rule), else of those it collides with in case.
+//
 // Errors: ErrInvalidTopic.
 func (b *Broker) checkCollision(name string) error {
 	folded := strings.ReplaceAll(name, ".", "_")
+	var inDots, inCase string
 	for other := range b.topics {
 		switch o := strings.ReplaceAll(other, ".", "_"); {
 		case o == folded:
-			return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, other)
+			if inDots == "" || other < inDots {
+				inDots = other
+			}
 		case strings.EqualFold(o, folded):
-			return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, other)
+			if inCase == "" || other < inCase {
+				inCase = other
+			}
 		}
+	}
+	switch {
+	case inDots != "":
+		return fmt.Errorf("%w: %q collides with the existing topic %q ('.' and '_' are the same in metric names)", ErrInvalidTopic, name, inDots)
+	case inCase != "":
+		return fmt.Errorf("%w: %q collides with the existing topic %q (on a case-insensitive file system they would share their files)", ErrInvalidTopic, name, inCase)
 	}
 	return nil
 }
