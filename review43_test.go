@@ -10,10 +10,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -169,6 +171,12 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 		{"`MaxBytes`", "`SegmentBytes`"},
 		{"`PublishAsync`", "`context.WithoutCancel`"},
 		{"`MaxMsgsPerSubject: 1`", "`MaxCompactionLag`"},
+		// The rows TestReview43ReadmeJetStreamMoreRows runs.
+		{"`PublishAsync`", "`p.Flush(ctx)`"},
+		{"`PublishAsyncMaxPending`", "`producer.MaxBufferedRecords`"},
+		{"`MaxMsgSize`", "`log.Config.MaxMessageBytes`"},
+		{"`UpdateStream`", "`b.DescribeTopic`"},
+		{"`srv.Shutdown()`", "`vfs.ErrLocked`"},
 	} {
 		require.Contains(t, readmeJetStreamRow(t, tc.row), tc.says, "the row of %s", tc.row)
 	}
@@ -180,4 +188,64 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 	require.True(t, ok)
 	doc = doc[strings.LastIndex(doc, "\tRetentionBytes is"):]
 	require.Contains(t, doc, "MaxMessageBytes", "RetentionBytes's doc")
+}
+
+// TestReview43ReadmeJetStreamMoreRows runs the rows of README.md's
+// JetStream table that map what an embedded-JetStream service also
+// does: PublishAsyncComplete is Flush, and offsets count from 0;
+// PublishAsyncMaxPending is MaxBufferedRecords (TryProduce fails at once
+// on a full buffer); MaxMsgSize is MaxMessageBytes, which bounds a batch,
+// and the producer splits a refused batch, so only a record too large
+// alone fails; UpdateStream, DeleteStream and StreamInfo's state are
+// AlterTopicConfig, DeleteTopic and DescribeTopic; a shutdown closes the
+// clients, then the broker, and an Open of the same directory finds the
+// records again, while a second Open of a directory in use fails with
+// vfs.ErrLocked.
+func TestReview43ReadmeJetStreamMoreRows(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1,
+		Config: log.Config{MaxMessageBytes: 1000}}))
+
+	p, err := producer.New(b, producer.DefaultTopic("orders"), producer.Linger(time.Minute), producer.MaxBufferedRecords(20))
+	require.NoError(t, err)
+	var firstErr, fullErr error
+	first := &record.Record{Value: bytes.Repeat([]byte("a"), 100)}
+	p.Produce(ctx, first, func(_ *record.Record, err error) { firstErr = err })
+	for range 19 { // 20 records of 100 bytes: one batch over MaxMessageBytes
+		p.Produce(ctx, &record.Record{Value: bytes.Repeat([]byte("a"), 100)}, nil)
+	}
+	p.TryProduce(ctx, &record.Record{Value: []byte("b")}, func(_ *record.Record, err error) { fullErr = err })
+	require.ErrorIs(t, fullErr, producer.ErrMaxBuffered)
+	require.NoError(t, p.Flush(ctx)) // PublishAsyncComplete
+	require.NoError(t, firstErr)
+	require.EqualValues(t, 0, first.Offset)
+	err = p.ProduceSync(ctx, &record.Record{Value: bytes.Repeat([]byte("c"), 2000)})
+	require.ErrorIs(t, err, producer.ErrRecordTooLarge)
+	require.NoError(t, p.Close())
+
+	_, err = b.DeleteRecords(ctx, "orders", 0, 5)
+	require.NoError(t, err)
+	info, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	st := info.Partitions[0]
+	require.EqualValues(t, 15, st.HighWatermark-st.LogStartOffset) // Msgs
+	require.EqualValues(t, 5, st.LogStartOffset)                   // FirstSeq
+	require.EqualValues(t, 19, st.HighWatermark-1)                 // LastSeq
+	require.Positive(t, st.Size)                                   // Bytes
+	require.NoError(t, b.AlterTopicConfig(ctx, "orders", log.Config{MaxMessageBytes: 1000, RetentionTime: -1}))
+
+	_, err = runnel.Open(runnel.Config{Dir: dir})
+	require.ErrorIs(t, err, vfs.ErrLocked)
+	require.NoError(t, b.Close())
+	b, err = runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 15)
+	info, err = b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(-1), info.Overrides.RetentionTime)
+	require.NoError(t, b.DeleteTopic(ctx, "orders"))
 }
