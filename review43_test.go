@@ -169,7 +169,7 @@ func readmeJetStreamRow(t *testing.T, name string) string {
 func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 	for _, tc := range []struct{ row, says string }{
 		{"`MaxBytes`", "`SegmentBytes`"},
-		{"`PublishAsync`", "`context.WithoutCancel`"},
+		{"`PublishAsync`", "`context.WithoutCancel("},
 		{"`MaxMsgsPerSubject: 1`", "`MaxCompactionLag`"},
 		// The rows TestReview43ReadmeJetStreamMoreRows runs.
 		{"`PublishAsync`", "`p.Flush(ctx)`"},
@@ -186,7 +186,9 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 	require.NoError(t, err)
 	doc, _, ok := strings.Cut(string(src), "\tRetentionBytes int64")
 	require.True(t, ok)
-	doc = doc[strings.LastIndex(doc, "\tRetentionBytes is"):]
+	i := strings.LastIndex(doc, "// RetentionBytes is")
+	require.GreaterOrEqual(t, i, 0)
+	doc = doc[i:]
 	require.Contains(t, doc, "MaxMessageBytes", "RetentionBytes's doc")
 }
 
