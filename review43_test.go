@@ -177,6 +177,8 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 		{"`MaxMsgSize`", "`log.Config.MaxMessageBytes`"},
 		{"`UpdateStream`", "`b.DescribeTopic`"},
 		{"`srv.Shutdown()`", "`vfs.ErrLocked`"},
+		// TestReview43WorkQueueDeleteIsDurableAtReturn's.
+		{"`WorkQueuePolicy`", "fsync"},
 	} {
 		require.Contains(t, readmeJetStreamRow(t, tc.row), tc.says, "the row of %s", tc.row)
 	}
@@ -250,4 +252,29 @@ func TestReview43ReadmeJetStreamMoreRows(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Duration(-1), info.Overrides.RetentionTime)
 	require.NoError(t, b.DeleteTopic(ctx, "orders"))
+}
+
+// TestReview43WorkQueueDeleteIsDurableAtReturn: a port of a WorkQueuePolicy
+// stream deletes what its consumer handled with DeleteRecords, which, unlike
+// a JetStream ack, writes and fsyncs the log start offset checkpoint before
+// it returns (a power cut right after it brings nothing back), so each call
+// costs an fsync: the README's row says to call it now and then, not per
+// record.
+func TestReview43WorkQueueDeleteIsDurableAtReturn(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	b, err := runnel.Open(runnel.Config{Dir: "/data", FS: fs})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.CreateTopic(ctx, "jobs", log.TopicConfig{Partitions: 1}))
+	runneltest.ProduceValues(t, b, "jobs", "a", "b", "c")
+	_, err = b.DeleteRecords(ctx, "jobs", 0, 2)
+	require.NoError(t, err)
+
+	after, err := runnel.Open(runnel.Config{Dir: "/data", FS: fs.CrashClone(vfs.CrashOptions{})})
+	require.NoError(t, err)
+	defer after.Close()
+	info, err := after.DescribeTopic(ctx, "jobs")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, info.Partitions[0].LogStartOffset)
 }
