@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -179,6 +180,9 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 		{"`srv.Shutdown()`", "`vfs.ErrLocked`"},
 		// TestReview43WorkQueueDeleteIsDurableAtReturn's.
 		{"`WorkQueuePolicy`", "fsync"},
+		// What a JetStream server bounds and runnel does not, and GetMsg.
+		{"`Ack`, `Nak`", "`max_file_store`"},
+		{"`DeliverByStartSequence`", "`GetMsg(seq)`"},
 	} {
 		require.Contains(t, readmeJetStreamRow(t, tc.row), tc.says, "the row of %s", tc.row)
 	}
@@ -277,4 +281,21 @@ func TestReview43WorkQueueDeleteIsDurableAtReturn(t *testing.T) {
 	info, err := after.DescribeTopic(ctx, "jobs")
 	require.NoError(t, err)
 	require.EqualValues(t, 2, info.Partitions[0].LogStartOffset)
+}
+
+// TestReview43GetMsgIsAt: JetStream's GetMsg(seq) is a consumer assigned
+// At(offset), its first record (offsets count from 0, sequences from 1).
+func TestReview43GetMsgIsAt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := runneltest.NewBroker(t, runneltest.Topic("s", 1))
+	runneltest.ProduceValues(t, b, "s", "seq1", "seq2", "seq3")
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.Assign("s", 0, consumer.At(1)))
+	for r, err := range c.Records(ctx) {
+		require.NoError(t, err)
+		require.Equal(t, "seq2", string(r.Value))
+		require.EqualValues(t, 1, r.Offset)
+		break
+	}
 }
