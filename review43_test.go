@@ -181,7 +181,7 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 		// TestReview43WorkQueueDeleteIsDurableAtReturn's.
 		{"`WorkQueuePolicy`", "fsync"},
 		// What a JetStream server bounds and runnel does not, and GetMsg.
-		{"`Ack`, `Nak`", "`max_file_store`"},
+		{"`max_file_store`", "`RetentionBytes`"},
 		{"`DeliverByStartSequence`", "`GetMsg(seq)`"},
 	} {
 		require.Contains(t, readmeJetStreamRow(t, tc.row), tc.says, "the row of %s", tc.row)
