@@ -211,7 +211,9 @@ type Config struct {
 	// never the active one: a segment goes only while what is left holds
 	// at least RetentionBytes, so a maintenance run leaves a log of up to
 	// about RetentionBytes plus a segment (SegmentBytes, 1 GiB by
-	// default).
+	// default, or more: a segment's first batch goes in whatever its
+	// size, so a batch of up to MaxMessageBytes that is larger than
+	// SegmentBytes is a segment of its own).
 	RetentionBytes int64
 	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
 	// newest brokers also take an empty list (neither policy), which has
