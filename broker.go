@@ -236,8 +236,9 @@ type Broker struct {
 // it (up to segment.bytes each), one partition after another, which
 // takes as long as reading those bytes.
 //
-// Errors: an error matching vfs.ErrLocked when another process has the
-// directory open; ErrInvalidPartitions for a negative DefaultPartitions
+// Errors: an error matching vfs.ErrLocked when another process, or another
+// Broker of this one not yet closed, has the directory open;
+// ErrInvalidPartitions for a negative DefaultPartitions
 // (or one above math.MaxInt32);
 // log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
 // log.MinCleanerMapBytes; a *TopicConfigError (matching

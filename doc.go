@@ -4,7 +4,7 @@
 //
 //	b, err := runnel.Open(runnel.Config{Dir: "data"}) // Dir "" runs in memory
 //	if err != nil {
-//		return err // vfs.ErrLocked: another process has the directory
+//		return err // vfs.ErrLocked: another Open has the directory
 //	}
 //	defer b.Close() // deferred first, runs last
 //	err = b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 8})
