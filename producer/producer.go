@@ -557,8 +557,8 @@ const pastCount = "\x00"
 // may go in several batches, with records of other calls (from other
 // goroutines) between them. Records that must be written together, or
 // not at all, such as the events of one command in an event store, go
-// in one record (a value that holds them all, within the topic's
-// MaxMessageBytes): a record is written whole or not at all.
+// in one record (a value that holds them all, within BatchMaxBytes and
+// the topic's MaxMessageBytes): a record is written whole or not at all.
 //
 // Called from a promise, which Producer forbids (or from a Client's
 // method: any code on a producer's goroutine), ProduceSync may wait for a
