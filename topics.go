@@ -1208,6 +1208,14 @@ func (b *Broker) reopenLogOptions() log.Options {
 // producer at once, and one that has written to the topic once it looks
 // the count up again (producer.MetadataMaxAge, 5 minutes by default, as
 // Kafka's metadata.max.age.ms), until when it maps keys by the old count.
+// So a moved key's records from then on are in another partition than
+// its earlier ones, and for a while producers made before and after the
+// call write it to both at once: a reader cannot restore their order.
+// A topic whose keys' order matters (an aggregate's events, keyed by its
+// ID) keeps its partition count: create it with the partitions it will
+// need. On a compacted topic, a moved key's last value in its old
+// partition stays, never replaced (nor deleted by a tombstone) by the
+// records written to its new one.
 // A consumer's AssignTopic made before does not read the new partitions
 // (see consumer.Consumer.AssignTopic).
 //

@@ -236,10 +236,13 @@ type Config struct {
 	// Kafka does, by the first batch of each dirty segment (one stamped 0
 	// or earlier has none), among the segments the pass may clean, where
 	// Kafka's looks at every one but the active segment (docs/details.md,
-	// "The log cleaner's rules"). The active segment of a compacted log
-	// rolls once this old (as SegmentTime counts, at whichever is
-	// shorter), so that its records may be cleaned. Default (0 or
-	// negative) never, as Kafka's; when set, at least MinCompactionLag.
+	// "The log cleaner's rules"). The active segment of a compacted log,
+	// which the cleaner never reads, rolls at the next append once this
+	// old (as SegmentTime counts, at whichever is shorter), so that its
+	// records may be cleaned: as in Kafka, never on its own, so a topic
+	// that receives no more records keeps every value its active
+	// segment holds, however long it waits. Default (0 or negative)
+	// never, as Kafka's; when set, at least MinCompactionLag.
 	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
 	// compacts when the dirty part is more than this share of the log, as

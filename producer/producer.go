@@ -548,6 +548,18 @@ const pastCount = "\x00"
 // it twice if it was: idempotence covers the producer's own retries, not
 // a record produced again (deduplicate by a key of your own).
 //
+// The records of one call are not written all or nothing, nor next to
+// each other: runnel has no transactions, and each record goes as
+// Produce sends it. A record the broker refuses alone (ErrRecordTooLarge,
+// say) fails alone, the records before and after it in its partition
+// written; a ctx that ends may fail the records not yet sent while
+// those of batches already sent are written; and a partition's records
+// may go in several batches, with records of other calls (from other
+// goroutines) between them. Records that must be written together, or
+// not at all, such as the events of one command in an event store, go
+// in one record (a value that holds them all, within BatchMaxBytes and
+// the topic's MaxMessageBytes): a record is written whole or not at all.
+//
 // Called from a promise, which Producer forbids (or from a Client's
 // method: any code on a producer's goroutine), ProduceSync may wait for a
 // record that only the goroutine running the promise would send or

@@ -85,6 +85,16 @@
 // deadline does not bound the helpers' waits: a *testing.T has none to
 // give inside a bubble.
 //
+// Make the broker in the bubble that uses it (NewBroker inside
+// synctest.Test's function, one per bubble). A broker made outside a
+// bubble and used inside one (one broker of a parent test shared with
+// its synctest subtests, say) either stops the test binary, the runtime
+// failing one of the broker's goroutines with "fatal error: select on
+// synctest channel from outside bubble", or hangs the test until go
+// test's -timeout, the bubble's goroutines waiting on channels of the
+// broker's that are not the bubble's, so that its clock stops: which of
+// the two, the scheduling decides.
+//
 // # Coming from kfake
 //
 // franz-go's kfake is a fake Kafka cluster that code under test reaches
