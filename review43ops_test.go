@@ -1,0 +1,129 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// review43opsLines records the lines a broker logs, as "LEVEL msg".
+type review43opsLines struct {
+	mu    sync.Mutex
+	lines []slog.Record
+}
+
+func (o *review43opsLines) logger() *slog.Logger {
+	return slog.New(testkit.LineFunc(func(r slog.Record) {
+		o.mu.Lock()
+		o.lines = append(o.lines, r.Clone())
+		o.mu.Unlock()
+	}))
+}
+
+// count counts the lines of msg at level, and drops every line.
+func (o *review43opsLines) count(level slog.Level, msg string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, r := range o.lines {
+		if r.Level == level && r.Message == msg {
+			n++
+		}
+	}
+	o.lines = nil
+	return n
+}
+
+// TestReview43opsRollFailureLoggedOnChange: a segment roll that keeps
+// failing (the new segment's files cannot be created: a full inode
+// table, a process at its limit of open files) fails every produce that
+// would roll, each with ErrRollFailed, the log not fenced; the log says
+// so at Warn once, and again when the failure changes or comes back
+// after a roll that succeeded, not at every produce (50 produces made
+// 50 Warn lines).
+func TestReview43opsRollFailureLoggedOnChange(t *testing.T) {
+	ctx := context.Background()
+	var failCreate atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && failCreate.Load() && strings.HasSuffix(name, ".log") && strings.Contains(filepath.ToSlash(name), "/a-0/") {
+			return errors.New("injected create failure")
+		}
+		return nil
+	}))
+	var o review43opsLines
+	b, err := Open(Config{FS: fs, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
+		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: -1}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	produce := func(n int) (failed int) {
+		for i := range n {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
+			if err != nil {
+				require.ErrorIs(t, err, log.ErrRollFailed)
+				failed++
+			}
+		}
+		return failed
+	}
+	produce(20)
+	for round := range 2 {
+		failCreate.Store(true)
+		require.Greater(t, produce(50), 40, "round %d", round)
+		require.Equal(t, 1, o.count(slog.LevelWarn, "segment roll failed"), "round %d: one Warn while the roll keeps failing", round)
+		failCreate.Store(false)
+		require.Zero(t, produce(20), "round %d", round)
+	}
+}
+
+// TestReview43opsMaintenanceLineKeys: the broker's lines about a
+// partition name it with the keys the producer's and consumer's lines
+// use, "topic" and "partition" (its number), not "partition" (the
+// topic's name) and "id".
+func TestReview43opsMaintenanceLineKeys(t *testing.T) {
+	ctx := context.Background()
+	var failSync atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && failSync.Load() && strings.Contains(filepath.ToSlash(name), "/a-1/") {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	}))
+	var o review43opsLines
+	b, err := Open(Config{FS: fs, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }() // the fenced log's Close fails
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+	failSync.Store(true)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "v")})
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	b.maintainRound(nil, nil)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	found := false
+	for _, r := range o.lines {
+		if r.Message != "maintenance failed" {
+			continue
+		}
+		found = true
+		attrs := map[string]slog.Value{}
+		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value; return true })
+		require.Equal(t, "a", attrs["topic"].String())
+		require.Equal(t, "1", attrs["partition"].String())
+		require.NotContains(t, attrs, "id")
+	}
+	require.True(t, found)
+}
