@@ -888,6 +888,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 			return nil, l.fence(err)
 		}
 	}
+	l.rollFailure = ""
 	l.lockedLog.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
 }
@@ -955,7 +956,15 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	if uerr := old.Unseal(); uerr != nil {
 		return l.fence(errors.Join(err, uerr))
 	}
-	l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	// Every append that would roll tries again, and fails the same way
+	// while the cause lasts: Warn once, and again when the failure
+	// changes or comes back after a roll that succeeded.
+	if msg := err.Error(); msg != l.rollFailure {
+		l.rollFailure = msg
+		l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	} else {
+		l.lockedLog.Debug("segment roll still failing", "dir", l.dir, "base", base, "err", err)
+	}
 	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
 }
 

@@ -216,6 +216,11 @@ type Log struct {
 	// directory fsync has made durable yet (mu): the active segment takes
 	// no batch until one has (see unroll).
 	rollRemoved bool
+	// rollFailure is the error text of the failed roll last logged at
+	// Warn, "" once a roll succeeds (mu): a roll that keeps failing the
+	// same way, at every append that would roll, is logged at Debug (see
+	// unroll).
+	rollFailure string
 
 	fenced atomic.Pointer[error]
 	// syncFailedMarked says the sync-failed checkpoint was written (see
