@@ -572,10 +572,10 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 		msg := err.Error()
 		next[p] = msg
 		if prev, ok := failing[p]; ok && prev == msg {
-			b.cfg.Logger.Debug("maintenance still failing", "partition", p.Topic(), "id", p.ID(), "err", err)
+			b.cfg.Logger.Debug("maintenance still failing", "topic", p.Topic(), "partition", p.ID(), "err", err)
 			continue
 		}
-		b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
+		b.cfg.Logger.Error("maintenance failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 	}
 	return next
 }
@@ -673,7 +673,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	if err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
-		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID()) })
+		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "topic", p.Topic(), "partition", p.ID()) })
 	}
 	l, err := p.LogContext(ctx)
 	if err != nil {
