@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +128,65 @@ func TestReview43opsMaintenanceLineKeys(t *testing.T) {
 		require.NotContains(t, attrs, "id")
 	}
 	require.True(t, found)
+}
+
+// review43opsNoDirFS fails SyncDir as os.Open fails at a process's limit
+// of open files (an *fs.PathError of Op "open") while noDir is set.
+type review43opsNoDirFS struct {
+	vfs.FS
+	noDir *atomic.Bool
+}
+
+func (f review43opsNoDirFS) SyncDir(dir string) error {
+	if f.noDir.Load() {
+		return &fs.PathError{Op: "open", Path: dir, Err: syscall.EMFILE}
+	}
+	return f.FS.SyncDir(dir)
+}
+
+// TestReview43opsRollRemovalUnsyncedLoggedOnChange: at the limit of open
+// files, a roll's new segment cannot be created and the directory
+// cannot be opened to sync the removal of its files: every produce that
+// would roll fails (ErrRollFailed, the log not fenced) and tries to sync
+// the removal again. The log says "removal of a failed roll's files not
+// synced" at Warn once while it lasts, not at every produce.
+func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
+	ctx := context.Background()
+	var failCreate, noDir atomic.Bool
+	fsys := review43opsNoDirFS{FS: vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && failCreate.Load() && strings.HasSuffix(name, ".log") && strings.Contains(filepath.ToSlash(name), "/a-0/") {
+			return syscall.EMFILE
+		}
+		return nil
+	})), noDir: &noDir}
+	var o review43opsLines
+	b, err := Open(Config{FS: fsys, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
+		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: -1}})
+	require.NoError(t, err)
+	defer func() {
+		failCreate.Store(false)
+		noDir.Store(false)
+		require.NoError(t, b.Close())
+	}()
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	produce := func(n int) (failed int) {
+		for i := range n {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
+			if err != nil {
+				require.ErrorIs(t, err, log.ErrRollFailed)
+				failed++
+			}
+		}
+		return failed
+	}
+	produce(20)
+	for round := range 2 {
+		failCreate.Store(true)
+		noDir.Store(true)
+		require.Greater(t, produce(50), 40, "round %d", round)
+		require.Equal(t, 1, o.count(slog.LevelWarn, "removal of a failed roll's files not synced"), "round %d: one Warn while it lasts", round)
+		failCreate.Store(false)
+		noDir.Store(false)
+		require.Zero(t, produce(20), "round %d", round)
+	}
 }
