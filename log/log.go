@@ -221,6 +221,10 @@ type Log struct {
 	// same way, at every append that would roll, is logged at Debug (see
 	// unroll).
 	rollFailure string
+	// removalFailure is the error text of the unsynced removal of a
+	// failed roll's files last logged at Warn, "" once the removal is
+	// synced (mu): see syncRollRemovalLocked.
+	removalFailure string
 
 	fenced atomic.Pointer[error]
 	// syncFailedMarked says the sync-failed checkpoint was written (see

@@ -412,7 +412,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		// recovery point: Open would end the log at its base.
 		err = l.fs.SyncDir(l.dir)
 		if err == nil {
-			l.rollRemoved = false
+			l.rollRemoved, l.removalFailure = false, ""
 		}
 	}
 	if err != nil {
