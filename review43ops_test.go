@@ -190,3 +190,67 @@ func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
 		require.Zero(t, produce(20), "round %d", round)
 	}
 }
+
+// review43opsAttrsHandler records each line's message with its attributes,
+// those given to WithAttrs first.
+type review43opsAttrsHandler struct {
+	mu    *sync.Mutex
+	lines *[]map[string]string
+	with  []slog.Attr
+}
+
+func (h review43opsAttrsHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h review43opsAttrsHandler) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	for _, a := range h.with {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	h.mu.Lock()
+	*h.lines = append(*h.lines, m)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h review43opsAttrsHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	h.with = append(h.with[:len(h.with):len(h.with)], as...)
+	return h
+}
+
+func (h review43opsAttrsHandler) WithGroup(string) slog.Handler { return h }
+
+// TestReview43opsPartitionLogLinesNameThePartition: the lines of a
+// partition's log (its recovery, rolls, retention, compaction, a fence)
+// name the partition with the keys of the broker's, the producer's and
+// the consumer's lines, topic= and partition=, not only inside dir=, so
+// that an operator's filter on topic=orders finds them all; so do those
+// of the log a config change's reopen opens.
+func TestReview43opsPartitionLogLinesNameThePartition(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var lines []map[string]string
+	b, err := Open(Config{FS: vfs.NewMem(), Dir: "/d", MaintenanceInterval: time.Hour,
+		Logger: slog.New(review43opsAttrsHandler{mu: &mu, lines: &lines})})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 300}}))
+	require.NoError(t, b.UpdateTopicConfig(ctx, "a", func(c *log.Config) { c.SegmentBytes = 301 }))
+	for i := range 20 {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 1, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
+		require.NoError(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]int{}
+	for _, m := range lines {
+		if m["dir"] == "" {
+			continue // the broker's own
+		}
+		seen[m["msg"]]++
+		require.Equal(t, "a", m["topic"], "%v", m)
+		require.Equal(t, strings.TrimPrefix(filepath.ToSlash(m["dir"]), "/d/a-"), m["partition"], "%v", m)
+	}
+	require.Equal(t, 4, seen["log created"]+seen["log opened"], "%v", seen) // two created, two reopened
+	require.Positive(t, seen["rolled segment"], "%v", seen)
+}
