@@ -254,3 +254,32 @@ func TestReview43opsPartitionLogLinesNameThePartition(t *testing.T) {
 	require.Equal(t, 4, seen["log created"]+seen["log opened"], "%v", seen) // two created, two reopened
 	require.Positive(t, seen["rolled segment"], "%v", seen)
 }
+
+// TestReview43opsFutureTimestampLoggedOnce: a segment whose records are
+// stamped in the future keeps itself and the segments after it past
+// retention.ms, as Kafka's does; the log says so at Warn once, not again
+// at every maintenance round (every MaintenanceInterval, 30 s by
+// default, for as long as the timestamp is ahead: a year, for a
+// producer's clock off by one).
+func TestReview43opsFutureTimestampLoggedOnce(t *testing.T) {
+	ctx := context.Background()
+	var o review43opsLines
+	b, err := Open(Config{FS: vfs.NewMem(), Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
+		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: time.Millisecond}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
+	future := time.Now().Add(365 * 24 * time.Hour).UnixMilli()
+	for i := range 10 {
+		ts := time.Now().UnixMilli()
+		if i == 0 {
+			ts = future
+		}
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batchAt(t, ts, fmt.Sprint("v", i))})
+		require.NoError(t, err)
+	}
+	for range 10 {
+		require.NoError(t, b.Maintain(ctx))
+	}
+	require.Equal(t, 1, o.count(slog.LevelWarn, "segment has a timestamp in the future: time retention keeps it and the segments after it until then"))
+}
