@@ -225,6 +225,10 @@ type Log struct {
 	// failed roll's files last logged at Warn, "" once the removal is
 	// synced (mu): see syncRollRemovalLocked.
 	removalFailure string
+	// futureKept is the segment last logged as kept past retention.ms
+	// for a timestamp in the future, nil once none is (mu): logged once,
+	// not at every retention pass (see ApplyRetention).
+	futureKept *segment.Segment
 
 	fenced atomic.Pointer[error]
 	// syncFailedMarked says the sync-failed checkpoint was written (see
