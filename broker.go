@@ -109,7 +109,12 @@ type Config struct {
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or
 	// changes, not again each MaintenanceInterval while it lasts (a
-	// fenced partition's lasts until the broker opens again).
+	// fenced partition's lasts until the broker opens again); so are, at
+	// Warn, a segment roll that fails at every produce that would roll,
+	// and a segment that a timestamp in the future keeps past retention.ms
+	// (at Debug while they last). A line about a partition names it as
+	// the producer's and consumer's lines do, topic= and partition= (its
+	// number); its log's lines give its directory too (dir=).
 	//
 	// Its handler runs on the goroutine that logs, or on one that hands on
 	// the lines logged meanwhile: a caller's (Produce, an admin call,
