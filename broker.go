@@ -109,7 +109,12 @@ type Config struct {
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or
 	// changes, not again each MaintenanceInterval while it lasts (a
-	// fenced partition's lasts until the broker opens again).
+	// fenced partition's lasts until the broker opens again); so are, at
+	// Warn, a segment roll that fails at every produce that would roll,
+	// and a segment that a timestamp in the future keeps past retention.ms
+	// (at Debug while they last). A line about a partition names it as
+	// the producer's and consumer's lines do, topic= and partition= (its
+	// number); its log's lines give its directory too (dir=).
 	//
 	// Its handler runs on the goroutine that logs, or on one that hands on
 	// the lines logged meanwhile: a caller's (Produce, an admin call,
@@ -572,10 +577,10 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 		msg := err.Error()
 		next[p] = msg
 		if prev, ok := failing[p]; ok && prev == msg {
-			b.cfg.Logger.Debug("maintenance still failing", "partition", p.Topic(), "id", p.ID(), "err", err)
+			b.cfg.Logger.Debug("maintenance still failing", "topic", p.Topic(), "partition", p.ID(), "err", err)
 			continue
 		}
-		b.cfg.Logger.Error("maintenance failed", "partition", p.Topic(), "id", p.ID(), "err", err)
+		b.cfg.Logger.Error("maintenance failed", "topic", p.Topic(), "partition", p.ID(), "err", err)
 	}
 	return next
 }
@@ -673,7 +678,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	if err != nil {
 		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
-		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "partition", p.Topic(), "id", p.ID()) })
+		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "topic", p.Topic(), "partition", p.ID()) })
 	}
 	l, err := p.LogContext(ctx)
 	if err != nil {

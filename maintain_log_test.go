@@ -46,7 +46,7 @@ func (c *captured) errs(level slog.Level, msg, topic string) []string {
 		var part, err string
 		r.Attrs(func(a slog.Attr) bool {
 			switch a.Key {
-			case "partition":
+			case "topic":
 				part = a.Value.String()
 			case "err":
 				err = a.Value.String()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -192,6 +193,7 @@ func (b *Broker) partitionDir(topic string, id int) string {
 }
 
 func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg log.Config, opts log.Options) (*log.Partition, error) {
+	opts.Logger = partitionLogger(opts.Logger, topic, id)
 	l, err := log.OpenContext(ctx, b.partitionDir(topic, id), b.logConfig(cfg), opts)
 	if err != nil {
 		return nil, err
@@ -1161,7 +1163,9 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 	// call once that call has given the admin token back.
 	for i, k := range locks {
 		err := k.Reopen(func() (*log.Log, error) {
-			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), b.reopenLogOptions())
+			opts := b.reopenLogOptions()
+			opts.Logger = partitionLogger(opts.Logger, name, i)
+			return log.Open(b.partitionDir(name, i), b.logConfig(cfg), opts)
 		})
 		k.Unlock()
 		if err != nil {
@@ -1169,6 +1173,14 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// partitionLogger is l for the log of topic's partition id: its lines
+// name the partition as the broker's, the producer's and the consumer's
+// do (topic=, partition=), besides their dir=. A logger that logs
+// nowhere stays one (slog.DiscardHandler's WithAttrs is itself).
+func partitionLogger(l *slog.Logger, topic string, id int) *slog.Logger {
+	return l.With("topic", topic, "partition", id)
 }
 
 // logOptions are the options of every partition's log.

@@ -178,6 +178,9 @@ type assignment struct {
 	// failing throttles the logs of a retriable error of this partition
 	// that keeps coming back (see backOffLocked).
 	failing failing
+	// reported throttles the logs of an error reported and retried that
+	// keeps coming back at the same position (see failLocked).
+	reported repeated
 	// seen is set once the Client has answered for the partition at this
 	// position (resolved it, or fetched from it without an error): an
 	// unknown partition after that means the partition is gone, and

@@ -74,7 +74,10 @@ import (
 //   - any other error — a corrupt batch (record.ErrCorrupt, retriable in
 //     the table, but reported by Kafka's consumers too), an error the
 //     table does not know — is reported and the partition is left out
-//     of fetches for RetryBackoff, then tried again.
+//     of fetches for RetryBackoff, then tried again. It is reported at
+//     every retry; the log tells it at Warn the first time, then every
+//     30 s while it comes back the same at the same offset, the others
+//     at Debug.
 //
 // A topic deleted and created again under its name is told from the old
 // one by its topic ID (KIP-516): every fetch names the ID of the topic
@@ -608,6 +611,32 @@ func (f *failing) log(l *slog.Logger, now time.Time, msg string, args ...any) {
 // answered marks the end of a run of errors: the next one is a first.
 func (f *failing) answered() { f.since = time.Time{} }
 
+// repeated throttles the logs of an error that the consumer reports and
+// retries after RetryBackoff (a corrupt batch): one that comes back at
+// the same offset with the same text, as a batch that stays corrupt
+// does, is logged at Warn the first time and every stillFailingEvery
+// after, with for how long ("failing"), at Debug in between; another
+// error, or one at another offset, is a first again. The application
+// gets the error at every retry all the same.
+type repeated struct {
+	offset        int64
+	msg           string
+	since, warned time.Time
+}
+
+func (r *repeated) log(l *slog.Logger, now time.Time, offset int64, err error, msg string, args ...any) {
+	switch text := err.Error(); {
+	case r.since.IsZero() || offset != r.offset || text != r.msg:
+		*r = repeated{offset: offset, msg: text, since: now, warned: now}
+		l.Warn(msg, args...)
+	case now.Sub(r.warned) >= stillFailingEvery:
+		r.warned = now
+		l.Warn(msg, append(args, "failing", now.Sub(r.since))...)
+	default:
+		l.Debug(msg, args...)
+	}
+}
+
 // backOff backs off the partitions of a fetch that failed as a whole
 // with a transient error (those still at the cursor the fetch was made
 // from), and returns when they may be fetched again.
@@ -633,8 +662,12 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	} else {
 		a.retryAt = now.Add(c.cfg.backoff)
 	}
-	c.lockedLog.Warn("partition error", "topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset,
-		"stopped", a.stopped, "err", err)
+	args := []any{"topic", a.tp.Topic, "partition", a.tp.Partition, "offset", offset, "stopped", a.stopped, "err", err}
+	if a.stopped {
+		c.lockedLog.Warn("partition error", args...)
+	} else {
+		a.reported.log(c.lockedLog, now, offset, err, "partition error", args...)
+	}
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,
 		HighWatermark: fp.HighWatermark, LogStartOffset: fp.LogStartOffset,

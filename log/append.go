@@ -866,7 +866,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return nil, l.unroll(old, s, base, err)
 	}
-	l.rollRemoved = false // that fsync made any removal before it durable
+	l.rollRemoved, l.removalFailure = false, "" // that fsync made any removal before it durable
 	l.setSegments(append(segs[:len(segs):len(segs)], s))
 	l.noteRolledLocked(base)
 	if l.cfg.Sync == SyncNever {
@@ -888,6 +888,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 			return nil, l.fence(err)
 		}
 	}
+	l.rollFailure = ""
 	l.lockedLog.Debug("rolled segment", "dir", l.dir, "base", base)
 	return s, nil
 }
@@ -955,7 +956,15 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	if uerr := old.Unseal(); uerr != nil {
 		return l.fence(errors.Join(err, uerr))
 	}
-	l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	// Every append that would roll tries again, and fails the same way
+	// while the cause lasts: Warn once, and again when the failure
+	// changes or comes back after a roll that succeeded.
+	if msg := err.Error(); msg != l.rollFailure {
+		l.rollFailure = msg
+		l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
+	} else {
+		l.lockedLog.Debug("segment roll still failing", "dir", l.dir, "base", base, "err", err)
+	}
 	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
 }
 
@@ -968,10 +977,18 @@ func (l *Log) syncRollRemovalLocked() error {
 	err := l.fs.SyncDir(l.dir)
 	switch {
 	case err == nil:
-		l.rollRemoved = false
+		l.rollRemoved, l.removalFailure = false, ""
 		return nil
 	case dirNotOpened(err):
-		l.lockedLog.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
+		// Every append tries again, and fails the same way while the
+		// process is at its limit of open files: Warn once, and again
+		// when the failure changes or comes back after a sync.
+		if msg := err.Error(); msg != l.removalFailure {
+			l.removalFailure = msg
+			l.lockedLog.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
+		} else {
+			l.lockedLog.Debug("removal of a failed roll's files still not synced", "dir", l.dir, "err", err)
+		}
 		return fmt.Errorf("%w: the removal of a failed roll's files in %s is not synced: %w", ErrRollFailed, l.dir, err)
 	}
 	return l.fence(err)

@@ -216,6 +216,19 @@ type Log struct {
 	// directory fsync has made durable yet (mu): the active segment takes
 	// no batch until one has (see unroll).
 	rollRemoved bool
+	// rollFailure is the error text of the failed roll last logged at
+	// Warn, "" once a roll succeeds (mu): a roll that keeps failing the
+	// same way, at every append that would roll, is logged at Debug (see
+	// unroll).
+	rollFailure string
+	// removalFailure is the error text of the unsynced removal of a
+	// failed roll's files last logged at Warn, "" once the removal is
+	// synced (mu): see syncRollRemovalLocked.
+	removalFailure string
+	// futureKept is the segment last logged as kept past retention.ms
+	// for a timestamp in the future, nil once none is (mu): logged once,
+	// not at every retention pass (see ApplyRetention).
+	futureKept *segment.Segment
 
 	fenced atomic.Pointer[error]
 	// syncFailedMarked says the sync-failed checkpoint was written (see

@@ -329,11 +329,18 @@ func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
 			}
 			n++
 		}
-		if n < len(segs)-1 && segs[n].MaxTimestamp() > now {
+		switch {
+		case n < len(segs)-1 && segs[n].MaxTimestamp() > now:
 			// As Kafka's: a record stamped in the future keeps its
-			// segment, and those after it, past retention.ms.
-			l.lockedLog.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
-				"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
+			// segment, and those after it, past retention.ms. Logged
+			// once for the segment, not at every pass while it lasts.
+			if segs[n] != l.futureKept {
+				l.futureKept = segs[n]
+				l.lockedLog.Warn("segment has a timestamp in the future: time retention keeps it and the segments after it until then",
+					"segment", segs[n].String(), "max_timestamp", segs[n].MaxTimestamp(), "now", now)
+			}
+		default:
+			l.futureKept = nil
 		}
 	}
 	if n == len(segs) && l.next.Load() > MaxLogEndOffset {
@@ -412,7 +419,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		// recovery point: Open would end the log at its base.
 		err = l.fs.SyncDir(l.dir)
 		if err == nil {
-			l.rollRemoved = false
+			l.rollRemoved, l.removalFailure = false, ""
 		}
 	}
 	if err != nil {

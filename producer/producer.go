@@ -883,7 +883,7 @@ func (p *Producer) producerID(ctx context.Context) (id int64, epoch int16, gen u
 		p.pidMu.Unlock()
 		// Logged once pidMu is released: the Logger's handler holds no
 		// lock of the producer's (see Logger).
-		p.cfg.logger.Info("producer id", "id", id, "epoch", epoch)
+		p.cfg.logger.Info("producer id", "producer_id", id, "producer_epoch", epoch)
 		return id, epoch, gen, nil
 	}
 }
@@ -898,7 +898,7 @@ func (p *Producer) resetProducerID(gen uint64, why error) {
 	}
 	p.pidMu.Unlock()
 	if drop { // logged once pidMu is released (see producerID)
-		p.cfg.logger.Info("dropping producer id", "id", id, "reason", why)
+		p.cfg.logger.Info("dropping producer id", "producer_id", id, "err", why)
 	}
 }
 

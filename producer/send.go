@@ -482,7 +482,7 @@ func (pp *partition) fatal(b *batch, err error) {
 	rest := pp.takeAllLocked()
 	pp.mu.Unlock()
 	pp.p.cfg.logger.Warn("partition's records failed", "topic", pp.t.name, "partition", pp.id,
-		"records", len(b.recs), "buffered batches", len(rest), "err", err)
+		"records", len(b.recs), "buffered_batches", len(rest), "err", err)
 	pp.fail(b, maybeWritten(b, err))
 	for _, x := range rest {
 		pp.fail(x, err) // never sent
