@@ -49,6 +49,21 @@ func (o *review43opsLines) count(level slog.Level, msg string) int {
 	return n
 }
 
+// review43opsProduceRolls produces n records, one request each, to
+// partition 0 of topic "a", whose segments are small enough that they
+// roll, and returns how many failed, each with log.ErrRollFailed.
+func review43opsProduceRolls(t *testing.T, b *Broker, n int) (failed int) {
+	t.Helper()
+	for i := range n {
+		_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
+		if err != nil {
+			require.ErrorIs(t, err, log.ErrRollFailed)
+			failed++
+		}
+	}
+	return failed
+}
+
 // TestReview43opsRollFailureLoggedOnChange: a segment roll that keeps
 // failing (the new segment's files cannot be created: a full inode
 // table, a process at its limit of open files) fails every produce that
@@ -71,16 +86,7 @@ func TestReview43opsRollFailureLoggedOnChange(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce := func(n int) (failed int) {
-		for i := range n {
-			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
-			if err != nil {
-				require.ErrorIs(t, err, log.ErrRollFailed)
-				failed++
-			}
-		}
-		return failed
-	}
+	produce := func(n int) int { return review43opsProduceRolls(t, b, n) }
 	produce(20)
 	for round := range 2 {
 		failCreate.Store(true)
@@ -169,16 +175,7 @@ func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
 		require.NoError(t, b.Close())
 	}()
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce := func(n int) (failed int) {
-		for i := range n {
-			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
-			if err != nil {
-				require.ErrorIs(t, err, log.ErrRollFailed)
-				failed++
-			}
-		}
-		return failed
-	}
+	produce := func(n int) int { return review43opsProduceRolls(t, b, n) }
 	produce(20)
 	for round := range 2 {
 		failCreate.Store(true)

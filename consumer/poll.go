@@ -577,7 +577,7 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 // transient).
 func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now time.Time) {
 	a.retryAt = now.Add(c.cfg.backoff)
-	a.failing.log(c.lockedLog, now, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
+	a.failing.log(c.lockedLog, now, slog.LevelInfo, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", offset, "backoff", c.cfg.backoff, "err", err)
 }
 
@@ -585,21 +585,21 @@ func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now tim
 // is logged at Warn (a var: tests shorten it).
 var stillFailingEvery = 30 * time.Second
 
-// failing throttles the logs of a retriable error that the consumer
-// retries without reporting it: the first retry after a good answer is
-// logged at Info, the next ones at Debug, but for one at Warn every
-// stillFailingEvery while the errors go on, with for how long ("failing"),
-// so that a condition that does not go away (a partition fenced on its
-// broker, a partition number that does not exist) shows in the log
-// without a line at every RetryBackoff. Its zero value is a partition
-// that answers.
+// failing throttles the logs of an error that keeps coming back: the
+// first after a good answer is logged at the level given (Info for a
+// retriable error the consumer retries without reporting it), the next
+// ones at Debug, but for one at Warn every stillFailingEvery while the
+// errors go on, with for how long ("failing"), so that a condition that
+// does not go away (a partition fenced on its broker, a partition number
+// that does not exist) shows in the log without a line at every
+// RetryBackoff. Its zero value is a partition that answers.
 type failing struct{ since, warned time.Time }
 
-func (f *failing) log(l *slog.Logger, now time.Time, msg string, args ...any) {
+func (f *failing) log(l *slog.Logger, now time.Time, first slog.Level, msg string, args ...any) {
 	switch {
 	case f.since.IsZero():
 		f.since, f.warned = now, now
-		l.Info(msg, args...)
+		l.Log(context.Background(), first, msg, args...)
 	case now.Sub(f.warned) >= stillFailingEvery:
 		f.warned = now
 		l.Warn(msg, append(args, "failing", now.Sub(f.since))...)
@@ -611,30 +611,24 @@ func (f *failing) log(l *slog.Logger, now time.Time, msg string, args ...any) {
 // answered marks the end of a run of errors: the next one is a first.
 func (f *failing) answered() { f.since = time.Time{} }
 
-// repeated throttles the logs of an error that the consumer reports and
-// retries after RetryBackoff (a corrupt batch): one that comes back at
-// the same offset with the same text, as a batch that stays corrupt
-// does, is logged at Warn the first time and every stillFailingEvery
-// after, with for how long ("failing"), at Debug in between; another
+// repeated throttles, as failing does, the logs of an error that the
+// consumer reports and retries after RetryBackoff (a corrupt batch),
+// first at Warn: one that comes back at the same offset with the same
+// text, as a batch that stays corrupt does, is the same run; another
 // error, or one at another offset, is a first again. The application
 // gets the error at every retry all the same.
 type repeated struct {
-	offset        int64
-	msg           string
-	since, warned time.Time
+	offset int64
+	msg    string
+	failing
 }
 
 func (r *repeated) log(l *slog.Logger, now time.Time, offset int64, err error, msg string, args ...any) {
-	switch text := err.Error(); {
-	case r.since.IsZero() || offset != r.offset || text != r.msg:
-		*r = repeated{offset: offset, msg: text, since: now, warned: now}
-		l.Warn(msg, args...)
-	case now.Sub(r.warned) >= stillFailingEvery:
-		r.warned = now
-		l.Warn(msg, append(args, "failing", now.Sub(r.since))...)
-	default:
-		l.Debug(msg, args...)
+	if text := err.Error(); offset != r.offset || text != r.msg {
+		r.offset, r.msg = offset, text
+		r.answered()
 	}
+	r.failing.log(l, now, slog.LevelWarn, msg, args...)
 }
 
 // backOff backs off the partitions of a fetch that failed as a whole
@@ -649,7 +643,7 @@ func (c *Consumer) backOff(sent []*assignment, curs []*cursor, err error) time.T
 			a.retryAt = now.Add(c.cfg.backoff)
 		}
 	}
-	c.fetchFailing.log(c.lockedLog, now, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
+	c.fetchFailing.log(c.lockedLog, now, slog.LevelInfo, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
 	return now.Add(c.cfg.backoff)
 }
 
