@@ -175,6 +175,10 @@ type cdiff struct {
 	// belowStart: partitions whose position fell below the log start
 	// under ResetLatest, with the end runnel's consumer resets them to.
 	belowStart map[ctp]int64
+	// createdLatest: assigned partitions of a topic that a produce has
+	// just auto-created under ResetLatest, with the end after that
+	// produce (see produceUnknown).
+	createdLatest map[ctp]int64
 
 	rnGot, kgGot   map[ctp][]crec
 	rnErrs, kgErrs map[ctp][]int16
@@ -206,7 +210,7 @@ func runClientDiff(t *testing.T, seed uint64, ops int, known map[string]int) {
 		manual: rng.IntN(2) == 0, autoCreate: rng.IntN(2) == 0,
 		policy: []consumer.ResetPolicy{consumer.ResetEarliest, consumer.ResetLatest, consumer.ResetNone}[rng.IntN(3)],
 		start:  time.Now().UnixMilli(), base: time.Now().Add(-48 * time.Hour).UnixMilli(),
-		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, belowStart: map[ctp]int64{}, topics: map[string]int{}, maxBytes: map[string]int{}, lat: map[string]bool{},
+		stamped: map[string]bool{}, recreated: map[ctp]bool{}, readd: map[ctp]bool{}, belowStart: map[ctp]int64{}, createdLatest: map[ctp]int64{}, topics: map[string]int{}, maxBytes: map[string]int{}, lat: map[string]bool{},
 		assigned: map[ctp]*cpart{}, watch: map[ctp]*kwatch{}, topicID: map[[16]byte]string{}}
 	if rng.IntN(2) == 0 {
 		s.partMax = 600 // smaller than some records: each must still come
@@ -1341,6 +1345,19 @@ func (s *cdiff) produceUnknown() {
 	if s.autoCreate && out[0][0].code == "ok" {
 		s.topics[name], s.maxBytes[name], s.lat[name] = 2, 0, false
 		s.learnTopicID(name)
+		// A partition assigned before its topic existed, under
+		// ResetLatest, starts at the end as the consumer first finds
+		// the topic: runnel's at its next poll, after the produce; kgo's
+		// whenever its metadata shows the topic, which kfake creates
+		// (empty) before the produce lands, so that it may or may not
+		// deliver the record that created the topic. A race of
+		// auto-create's, as under Kafka's consumer, not a difference of
+		// runnel's: compareGot drops kgo's records below the end when
+		// runnel's consumer delivered none of them (a partition assigned
+		// at an offset of its own delivers them on both).
+		if tp := (ctp{name, 0}); s.policy == consumer.ResetLatest && s.assigned[tp] != nil {
+			s.createdLatest[tp] = 1
+		}
 	}
 }
 
@@ -1571,6 +1588,14 @@ func (s *cdiff) kgCaughtUp() bool {
 func (s *cdiff) compareGot() {
 	for _, tp := range slices.SortedFunc(maps.Keys(s.assigned), func(a, b ctp) int { return strings.Compare(a.String(), b.String()) }) {
 		rn, kg := s.rnGot[tp], s.kgGot[tp]
+		if end, ok := s.createdLatest[tp]; ok {
+			delete(s.createdLatest, tp)
+			below := func(r crec) bool { return r.offset < end }
+			if slices.ContainsFunc(kg, below) && !slices.ContainsFunc(rn, below) {
+				s.knownDiff("kgo: a partition assigned before a produce auto-creates its topic, under ResetOffset AtEnd, may start before the record that created it (kfake creates the topic before it appends; runnel's consumer starts at the end after the produce)")
+				kg = slices.DeleteFunc(slices.Clone(kg), below)
+			}
+		}
 		if end, ok := s.belowStart[tp]; ok {
 			delete(s.belowStart, tp)
 			if len(kg) > len(rn) && kg[0].offset < end {
