@@ -959,13 +959,22 @@ func (l *Log) unroll(old, s *segment.Segment, base int64, err error) error {
 	// Every append that would roll tries again, and fails the same way
 	// while the cause lasts: Warn once, and again when the failure
 	// changes or comes back after a roll that succeeded.
-	if msg := err.Error(); msg != l.rollFailure {
-		l.rollFailure = msg
-		l.lockedLog.Warn("segment roll failed", "dir", l.dir, "base", base, "err", err)
-	} else {
-		l.lockedLog.Debug("segment roll still failing", "dir", l.dir, "base", base, "err", err)
-	}
+	l.warnOnChange(&l.rollFailure, err, "segment roll failed", "segment roll still failing", "dir", l.dir, "base", base, "err", err)
 	return fmt.Errorf("%w at offset %d in %s: %w", ErrRollFailed, base, l.dir, err)
+}
+
+// warnOnChange logs msg at Warn if err's text is not *last, the text of
+// the failure last logged so (and keeps it), else still at Debug: a
+// failure that every append meets again while its cause lasts is told
+// once, and again when it changes or comes back after *last was cleared.
+// The caller holds mu.
+func (l *Log) warnOnChange(last *string, err error, msg, still string, args ...any) {
+	if text := err.Error(); text != *last {
+		*last = text
+		l.lockedLog.Warn(msg, args...)
+	} else {
+		l.lockedLog.Debug(still, args...)
+	}
 }
 
 // syncRollRemovalLocked syncs the directory, to make the removal of a
@@ -983,12 +992,8 @@ func (l *Log) syncRollRemovalLocked() error {
 		// Every append tries again, and fails the same way while the
 		// process is at its limit of open files: Warn once, and again
 		// when the failure changes or comes back after a sync.
-		if msg := err.Error(); msg != l.removalFailure {
-			l.removalFailure = msg
-			l.lockedLog.Warn("removal of a failed roll's files not synced", "dir", l.dir, "err", err)
-		} else {
-			l.lockedLog.Debug("removal of a failed roll's files still not synced", "dir", l.dir, "err", err)
-		}
+		l.warnOnChange(&l.removalFailure, err, "removal of a failed roll's files not synced",
+			"removal of a failed roll's files still not synced", "dir", l.dir, "err", err)
 		return fmt.Errorf("%w: the removal of a failed roll's files in %s is not synced: %w", ErrRollFailed, l.dir, err)
 	}
 	return l.fence(err)
