@@ -188,13 +188,7 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 	}
 	// And RetentionBytes's doc, that a segment may be one batch larger
 	// than SegmentBytes.
-	src, err := os.ReadFile("log/config.go")
-	require.NoError(t, err)
-	doc, _, ok := strings.Cut(string(src), "\tRetentionBytes int64")
-	require.True(t, ok)
-	i := strings.LastIndex(doc, "// RetentionBytes is")
-	require.GreaterOrEqual(t, i, 0)
-	doc = doc[i:]
+	doc := goDocOf(t, "log/config.go", "\tRetentionBytes int64")
 	require.Contains(t, doc, "MaxMessageBytes", "RetentionBytes's doc")
 }
 
