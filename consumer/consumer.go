@@ -16,6 +16,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/internal/lockedlog"
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -96,7 +97,7 @@ type Consumer struct {
 	order  []*assignment // assignment order; fetches rotate over it
 	// fetchFailing throttles the logs of a retriable error of whole
 	// Fetches that keeps coming back (see backOff); under mu.
-	fetchFailing failing
+	fetchFailing logrun.Run
 	rotate       int
 	// wakeCtx is cancelled (cause errWoken) when a change should end a
 	// Poll's wait early, and for good (cause ErrClosed) by Close.
@@ -176,11 +177,20 @@ type assignment struct {
 	// Assign drop them.
 	held []Fetch
 	// failing throttles the logs of a retriable error of this partition
-	// that keeps coming back (see backOffLocked).
-	failing failing
-	// reported throttles the logs of an error reported and retried that
-	// keeps coming back at the same position (see failLocked).
-	reported repeated
+	// that keeps coming back (see backOffLocked): the first after a good
+	// answer at Info, the next ones at Debug, but for one at Warn every
+	// 30 s while they go on (logrun.Every), so that a condition that does
+	// not go away (a partition fenced on its broker, a partition number
+	// that does not exist) shows in the log without a line at every
+	// RetryBackoff.
+	failing logrun.Run
+	// reported throttles, as failing does, the logs of an error that the
+	// consumer reports and retries after RetryBackoff (a corrupt batch),
+	// first at Warn: one that comes back at the same offset with the same
+	// text is the same run (see reportedKey); another error, or one at
+	// another offset, is a first again. The application gets the error at
+	// every retry all the same.
+	reported logrun.Run
 	// seen is set once the Client has answered for the partition at this
 	// position (resolved it, or fetched from it without an error): an
 	// unknown partition after that means the partition is gone, and

@@ -3,6 +3,7 @@ package consumer
 import (
 	"time"
 
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/record"
 )
 
@@ -27,10 +28,10 @@ func SetIdle(c *Consumer, f func(d time.Duration)) {
 }
 
 // SetStillFailingEvery sets how often a retriable error that keeps
-// coming back is logged at Warn (see stillFailingEvery), until the test
+// coming back is logged at Warn (see logrun.Every), until the test
 // ends.
 func SetStillFailingEvery(t interface{ Cleanup(func()) }, d time.Duration) {
-	old := stillFailingEvery
-	stillFailingEvery = d
-	t.Cleanup(func() { stillFailingEvery = old })
+	old := logrun.Every
+	logrun.Every = d
+	t.Cleanup(func() { logrun.Every = old })
 }

@@ -225,7 +225,7 @@ func (c *Consumer) pollOnce(ctx context.Context, advance, idle bool, woken *cont
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	c.fetchFailing.answered()
+	c.fetchFailing.End()
 	for i, a := range sent {
 		fp, ok := match(&resp, i, a.tp)
 		if !ok {
@@ -242,7 +242,7 @@ func (c *Consumer) pollOnce(ctx context.Context, advance, idle bool, woken *cont
 			continue
 		}
 		a.seen = true
-		a.failing.answered()
+		a.failing.End()
 		if a.topicID.IsZero() {
 			a.topicID = fp.TopicID
 		}
@@ -390,7 +390,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 			case err != nil:
 				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
 			default:
-				p.a.failing.answered()
+				p.a.failing.End()
 				if f, replaced := c.resolvedLocked(p.a, p.at, lo); replaced {
 					out = append(out, f)
 				}
@@ -577,58 +577,16 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 // transient).
 func (c *Consumer) backOffLocked(a *assignment, offset int64, err error, now time.Time) {
 	a.retryAt = now.Add(c.cfg.backoff)
-	a.failing.log(c.lockedLog, now, slog.LevelInfo, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
+	a.failing.Log(c.lockedLog, now, nil, slog.LevelInfo, "partition error: retrying", "topic", a.tp.Topic, "partition", a.tp.Partition,
 		"offset", offset, "backoff", c.cfg.backoff, "err", err)
 }
 
-// stillFailingEvery is how often a retriable error that keeps coming back
-// is logged at Warn (a var: tests shorten it).
-var stillFailingEvery = 30 * time.Second
-
-// failing throttles the logs of an error that keeps coming back: the
-// first after a good answer is logged at the level given (Info for a
-// retriable error the consumer retries without reporting it), the next
-// ones at Debug, but for one at Warn every stillFailingEvery while the
-// errors go on, with for how long ("failing"), so that a condition that
-// does not go away (a partition fenced on its broker, a partition number
-// that does not exist) shows in the log without a line at every
-// RetryBackoff. Its zero value is a partition that answers.
-type failing struct{ since, warned time.Time }
-
-func (f *failing) log(l *slog.Logger, now time.Time, first slog.Level, msg string, args ...any) {
-	switch {
-	case f.since.IsZero():
-		f.since, f.warned = now, now
-		l.Log(context.Background(), first, msg, args...)
-	case now.Sub(f.warned) >= stillFailingEvery:
-		f.warned = now
-		l.Warn(msg, append(args, "failing", now.Sub(f.since))...)
-	default:
-		l.Debug(msg, args...)
-	}
-}
-
-// answered marks the end of a run of errors: the next one is a first.
-func (f *failing) answered() { f.since = time.Time{} }
-
-// repeated throttles, as failing does, the logs of an error that the
-// consumer reports and retries after RetryBackoff (a corrupt batch),
-// first at Warn: one that comes back at the same offset with the same
-// text, as a batch that stays corrupt does, is the same run; another
-// error, or one at another offset, is a first again. The application
-// gets the error at every retry all the same.
-type repeated struct {
+// reportedKey is the kind of a reported error's run of logs (see
+// assignment.reported): one that comes back at the same offset with the
+// same text, as a batch that stays corrupt does, is the same run.
+type reportedKey struct {
 	offset int64
-	msg    string
-	failing
-}
-
-func (r *repeated) log(l *slog.Logger, now time.Time, offset int64, err error, msg string, args ...any) {
-	if text := err.Error(); offset != r.offset || text != r.msg {
-		r.offset, r.msg = offset, text
-		r.answered()
-	}
-	r.failing.log(l, now, slog.LevelWarn, msg, args...)
+	text   string
 }
 
 // backOff backs off the partitions of a fetch that failed as a whole
@@ -643,7 +601,7 @@ func (c *Consumer) backOff(sent []*assignment, curs []*cursor, err error) time.T
 			a.retryAt = now.Add(c.cfg.backoff)
 		}
 	}
-	c.fetchFailing.log(c.lockedLog, now, slog.LevelInfo, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
+	c.fetchFailing.Log(c.lockedLog, now, nil, slog.LevelInfo, "fetch failed: retrying", "partitions", len(sent), "backoff", c.cfg.backoff, "err", err)
 	return now.Add(c.cfg.backoff)
 }
 
@@ -660,7 +618,7 @@ func (c *Consumer) failLocked(a *assignment, offset int64, err error, now time.T
 	if a.stopped {
 		c.lockedLog.Warn("partition error", args...)
 	} else {
-		a.reported.log(c.lockedLog, now, offset, err, "partition error", args...)
+		a.reported.Log(c.lockedLog, now, reportedKey{offset, err.Error()}, slog.LevelWarn, "partition error", args...)
 	}
 	return Fetch{
 		Topic: a.tp.Topic, Partition: a.tp.Partition,

@@ -266,6 +266,13 @@ func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } 
 // Logger sets where the producer logs retries, producer id changes and
 // failed batches. Default: nowhere. A nil l keeps the default.
 //
+// A partition's failed batches are logged at Warn for the first of a run
+// of failures of one kind (the same Kafka error code, or the same local
+// error: a delivery timeout, Close), then at Warn once every 30 s while
+// the run goes on, with for how long and how many ("failing",
+// "failures"), and at Debug between; a batch delivered ends the run.
+// Each record's promise gets its error every time.
+//
 // Its handler runs on the goroutine that logs — a partition's goroutine,
 // as a promise does, or that of a Produce (TryProduce, ProduceSync) that
 // looked a topic's partition count up — and holds no lock of the

@@ -683,6 +683,8 @@ type partition struct {
 
 	pipe *pipeline // with an AsyncClient and MaxInFlight > 1, else nil
 
+	failures failureLog // the run of failed batches (see logFailure)
+
 	// Owned by the draining goroutine.
 	bld    *record.Builder // encodes the batch being sent; pooled while the goroutine waits (see parkLocked)
 	req    api.ProduceRequest

@@ -198,8 +198,7 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 			default:
 				err = appended(notCtx(err))
 			}
-			p.cfg.logger.Warn("batch failed", "topic", pp.t.name, "partition", pp.id,
-				"records", len(b.recs), "attempts", b.attempts, "err", err)
+			pp.logFailure("batch failed", err, "records", len(b.recs), "attempts", b.attempts)
 			pp.fail(b, err)
 			return
 		}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -391,8 +395,10 @@ var refusals = []error{
 }
 
 // succeed completes a delivered batch: its records, and the promises of
-// those dropped from it, in order.
+// those dropped from it, in order. It ends the partition's run of
+// failures (see logFailure).
 func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
+	pp.failures.end()
 	idem := b.sealed && pp.p.cfg.idempotent
 	i := int64(0) // of the record among those sent
 	for k := range b.recs {
@@ -428,6 +434,56 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 	pp.reuse(b)
 }
 
+// failureLog is a partition's run of failed batches (see logFailure).
+// The partition's goroutine and its acker (see pipeline) both fail and
+// complete batches.
+type failureLog struct {
+	mu  sync.Mutex
+	on  atomic.Bool // a run goes on: end has something to end
+	run logrun.Run  // guarded by mu
+}
+
+// failureKind is what makes two failures of a partition's records the
+// same kind, as logged (see logFailure): the line, and the error's
+// Kafka code, or for a local error (code -1) whether it is a delivery
+// timeout or the producer's Close. Its text is no kind: it names
+// attempts, offsets and times that differ from batch to batch.
+type failureKind struct {
+	msg            string
+	code           int16
+	timeout, close bool
+}
+
+// logFailure logs a failure of the partition's records, msg with args
+// and err: at Warn for the first of a run of failures of the same kind
+// (see failureKind), then at Warn once every 30 s while the run goes on,
+// saying for how long and how many ("failing", "failures"), and at Debug
+// between (see logrun). A batch delivered ends the run. Each record's
+// promise gets its error all the same; the log is for an operator, whom a
+// refusal that does not go away (a policy, a full disk) gave a Warn for
+// every batch. It holds no lock while it logs (see Logger).
+func (pp *partition) logFailure(msg string, err error, args ...any) {
+	kind := failureKind{msg: msg, code: api.Code(err),
+		timeout: errors.Is(err, ErrDeliveryTimeout), close: errors.Is(err, ErrClosed)}
+	f := &pp.failures
+	f.mu.Lock()
+	level, extra := f.run.Next(time.Now(), kind, slog.LevelWarn)
+	f.on.Store(true)
+	f.mu.Unlock()
+	args = append([]any{"topic", pp.t.name, "partition", pp.id}, args...)
+	pp.p.cfg.logger.Log(context.Background(), level, msg, append(append(args, "err", err), extra...)...)
+}
+
+// end ends the run of failures, if one goes on.
+func (f *failureLog) end() {
+	if f.on.Load() {
+		f.mu.Lock()
+		f.run.End()
+		f.on.Store(false)
+		f.mu.Unlock()
+	}
+}
+
 // fail completes a batch's records with err, those dropped from it with
 // their ctx's error.
 func (pp *partition) fail(b *batch, err error) {
@@ -459,8 +515,7 @@ func (pp *partition) giveUp(b *batch, err error) {
 			pp.seq = b.baseSeq
 		}
 	}
-	pp.p.cfg.logger.Warn("batch failed", "topic", pp.t.name, "partition", pp.id,
-		"records", len(b.recs), "attempts", b.attempts, "err", err)
+	pp.logFailure("batch failed", err, "records", len(b.recs), "attempts", b.attempts)
 	pp.fail(b, err)
 }
 
@@ -481,8 +536,7 @@ func (pp *partition) fatal(b *batch, err error) {
 	pp.mu.Lock()
 	rest := pp.takeAllLocked()
 	pp.mu.Unlock()
-	pp.p.cfg.logger.Warn("partition's records failed", "topic", pp.t.name, "partition", pp.id,
-		"records", len(b.recs), "buffered_batches", len(rest), "err", err)
+	pp.logFailure("partition's records failed", err, "records", len(b.recs), "buffered_batches", len(rest))
 	pp.fail(b, maybeWritten(b, err))
 	for _, x := range rest {
 		pp.fail(x, err) // never sent
