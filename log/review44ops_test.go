@@ -1,0 +1,56 @@
+package log
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReview44FencedLineSaysWhatToDo: the "log fenced" line (Error) says
+// what happened and, since review44ops, what to do about it: the log
+// refuses writes until it is opened again, which a broker does not do on
+// its own (an operator fixes the cause and reopens it). It said only what
+// happened (dir=, err=).
+func TestReview44FencedLineSaysWhatToDo(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpWrite, vfs.OpSync} {
+		t.Run(op.String(), func(t *testing.T) {
+			var failing atomic.Bool
+			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(o vfs.Op, name string) error {
+				if o == op && failing.Load() && strings.HasSuffix(name, ".log") {
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			var mu sync.Mutex
+			var attrs map[string]string
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log fenced" {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				attrs = map[string]string{"level": r.Level.String()}
+				r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+			}))
+			l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Logger: logger})
+			require.NoError(t, err)
+			defer l.Close()
+			failing.Store(true)
+			_, err = l.Append(t.Context(), valueBatch(t, 1_700_000_000_000, "fails"), AppendOptions{})
+			require.ErrorIs(t, err, ErrLogFenced)
+			mu.Lock()
+			defer mu.Unlock()
+			require.NotNil(t, attrs, "logged")
+			require.Equal(t, "ERROR", attrs["level"])
+			require.Contains(t, attrs["err"], "injected")
+			require.Contains(t, attrs["then"], "refused until the log is opened again")
+			require.Contains(t, attrs["then"], "Close and Open")
+		})
+	}
+}
