@@ -1653,12 +1653,18 @@ func (l *Log) fenceUnlogged(cause error) (logLines func(), _ error) {
 	// The log stays fenced should this fail; Close tries again.
 	merr := l.markSyncFailed()
 	return func() {
-		l.lockedLog.Error("log fenced", "dir", l.dir, "err", cause)
+		l.lockedLog.Error("log fenced", "dir", l.dir, "err", cause, "then", fencedThen)
 		if merr != nil {
 			l.lockedLog.Error("sync-failed checkpoint not written", "dir", l.dir, "err", merr)
 		}
 	}, err
 }
+
+// fencedThen is what the "log fenced" line tells its reader to do: a
+// fenced log refuses writes until it is opened again, which writes anew
+// what the failure may have left undurable (see Open); the broker does
+// not reopen a log fenced so on its own.
+const fencedThen = "writes are refused until the log is opened again: fix the cause (a full disk, a failing device), then Close and Open it (with runnel: the Broker)"
 
 // markSyncFailed writes the sync-failed checkpoint at the durable offset
 // (see syncFailedFile), once: so that the next Open of the log writes
