@@ -20,7 +20,8 @@ import (
 // of one package's lines missed the other's. It reads the source: the
 // string literals in key position of the calls of slog's Debug, Info,
 // Warn, Error, Log and With (and the log package's lockedLog, a
-// *slog.Logger too) outside tests, examples and benchmarks.
+// *slog.Logger too), and of the []any literals that gather a line's
+// attributes ahead of its call, outside tests, examples and benchmarks.
 func TestReview44LogKeysAreSnakeCase(t *testing.T) {
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 	fset := token.NewFileSet()
@@ -44,30 +45,33 @@ func TestReview44LogKeysAreSnakeCase(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			c, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			s, ok := c.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			first := 1 // msg, then key, value...
-			switch s.Sel.Name {
-			case "Debug", "Info", "Warn", "Error":
-			case "Log":
-				first = 3 // ctx, level, msg
-			case "With":
-				first = 0
-			default:
-				return true
-			}
-			for i := first; i < len(c.Args); i += 2 {
-				if lit, ok := c.Args[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+		check := func(args []ast.Expr, first int) {
+			for i := first; i < len(args); i += 2 {
+				if lit, ok := args[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 					keys++
 					if k := strings.Trim(lit.Value, "\"`"); !snake.MatchString(k) {
 						bad = append(bad, k+" at "+fset.Position(lit.Pos()).String())
+					}
+				}
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CompositeLit: // []any{key, value, ...}, args built ahead
+				if a, ok := n.Type.(*ast.ArrayType); ok {
+					if id, ok := a.Elt.(*ast.Ident); ok && id.Name == "any" {
+						check(n.Elts, 0)
+					}
+				}
+			case *ast.CallExpr:
+				if s, ok := n.Fun.(*ast.SelectorExpr); ok {
+					switch s.Sel.Name {
+					case "Debug", "Info", "Warn", "Error":
+						check(n.Args, 1) // msg, then key, value...
+					case "Log":
+						check(n.Args, 3) // ctx, level, msg
+					case "With":
+						check(n.Args, 0)
 					}
 				}
 			}

@@ -717,7 +717,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	res.RecordsRemoved += removed
 	res.BytesBefore += before
 	res.BytesAfter += after
-	l.lockedLog.Info("compacted", "dir", l.dir, "base", base, "segments", len(group), "removed", removed, "bytesBefore", before, "bytesAfter", after)
+	l.lockedLog.Info("compacted", "dir", l.dir, "base", base, "segments", len(group), "removed", removed, "bytes_before", before, "bytes_after", after)
 	return nil
 }
 

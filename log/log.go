@@ -416,7 +416,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		l.lockedLog.Info("log created", "dir", dir, "duration", l.info.Duration)
 	} else {
 		l.lockedLog.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
-			"logEndOffset", l.next.Load(), "truncatedBytes", l.info.TruncatedBytes, "duration", l.info.Duration)
+			"log_end_offset", l.next.Load(), "truncated_bytes", l.info.TruncatedBytes, "duration", l.info.Duration)
 	}
 	return l, nil
 }
@@ -467,7 +467,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// too, in another process as well (the process remembers until
 		// the rewrite below is durable). A disk that cannot write it
 		// fails the Open, as it would fail the rewrite.
-		attrs := []any{"dir", l.dir, "durableOffset", off}
+		attrs := []any{"dir", l.dir, "durable_offset", off}
 		if syncFailed {
 			attrs = append(attrs, "checkpointOffset", failedAt)
 		}
@@ -536,7 +536,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// at its log end, and with its active segment's base offset: a
 		// marker that disagrees is of another moment than the files.
 		l.lockedLog.Warn("clean-shutdown marker of another log end or active segment than the files: recovering as after a crash",
-			"dir", l.dir, "recordedEnd", mk.end, "recoveryPoint", rp, "recordedActiveBase", mk.activeBase)
+			"dir", l.dir, "recorded_end", mk.end, "recovery_point", rp, "recorded_active_base", mk.activeBase)
 		clean = false
 	}
 	if clean && len(bases) == 0 {
@@ -545,7 +545,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// log starts empty at its log start offset below, as after a
 		// crash, and says so.
 		l.lockedLog.Warn("clean-shutdown marker beside no segment: recovering as after a crash",
-			"dir", l.dir, "recordedEnd", mk.end, "recordedActiveBase", mk.activeBase)
+			"dir", l.dir, "recorded_end", mk.end, "recorded_active_base", mk.activeBase)
 		clean = false
 	}
 	if clean && rpKnown && len(bases) > 0 && rp < bases[len(bases)-1] {
@@ -558,7 +558,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// segment after it removed. The log is opened as after a crash, as Kafka opens
 		// one whose marker it cannot trust, rather than refused.
 		l.lockedLog.Warn("clean-shutdown marker with a recovery point below the active segment: recovering as after a crash",
-			"dir", l.dir, "recoveryPoint", rp, "activeBase", bases[len(bases)-1])
+			"dir", l.dir, "recovery_point", rp, "active_base", bases[len(bases)-1])
 		clean = false
 	}
 	l.info.Clean = clean
@@ -606,9 +606,9 @@ func (l *Log) open(ctx context.Context) (err error) {
 			// after a crash, the segment is scanned whole and its indexes
 			// rebuilt.
 			l.lockedLog.Warn("clean-shutdown marker whose max timestamp or time index is not the active segment's: recovering as after a crash",
-				"segment", s.String(), "recordedMaxTimestamp", mk.maxTimestamp, "recordedOffset", mk.maxTimestampOffset,
-				"maxTimestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset(),
-				"recordedTimeEntries", mk.timeEntries, "timeEntries", s.TimeIndexEntries())
+				"segment", s.String(), "recorded_max_timestamp", mk.maxTimestamp, "recorded_offset", mk.maxTimestampOffset,
+				"max_timestamp", s.MaxTimestamp(), "offset", s.MaxTimestampOffset(),
+				"recorded_time_entries", mk.timeEntries, "time_entries", s.TimeIndexEntries())
 			clean = false
 			l.info.Clean = false
 			if err := s.Unseal(); err != nil {
@@ -664,7 +664,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				// missing, or a batch header went bad and no batch ends
 				// where it ended.
 				l.lockedLog.Warn("clean-shutdown marker whose log end is not where the active segment ends: recovered as after a crash",
-					"segment", s.String(), "recordedEnd", rp, "end", s.NextOffset())
+					"segment", s.String(), "recorded_end", rp, "end", s.NextOffset())
 				res, err = rres, nil
 				clean = false
 				l.info.Clean = false
@@ -700,7 +700,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				continue
 			}
 			l.lockedLog.Warn("rolled segment lost its last batches: later segments removed",
-				"segment", s.String(), "nextSegmentBase", bases[i+1], "recoveryPoint", rp)
+				"segment", s.String(), "next_segment_base", bases[i+1], "recovery_point", rp)
 		} else {
 			l.info.TruncatedBytes += res.Truncated
 			l.info.TruncatedAt = fmt.Sprintf("%s at position %d", filepath.Join(l.dir, segment.FileName(base, segment.LogSuffix)), res.At)
@@ -709,7 +709,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				// power loss leaves them on a file system that commits a file's
 				// size first; or, if they were synced, zeros where a disk lost them.
 				l.lockedLog.Warn("cut torn tail with a hole: valid batches after a sector of zeros were cut too",
-					"segment", s.String(), "bytes", res.Truncated, "position", res.At, "validBatchAt", res.HoleBefore)
+					"segment", s.String(), "bytes", res.Truncated, "position", res.At, "valid_batch_at", res.HoleBefore)
 			} else {
 				l.lockedLog.Warn("cut torn tail", "segment", s.String(), "bytes", res.Truncated, "position", res.At)
 			}
@@ -744,7 +744,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// again. The new segment, the removals and the checkpoints are
 		// made durable below, as after any recovery.
 		l.lockedLog.Warn("log end offset below the log start offset: every segment removed, the log starts empty at the log start offset",
-			"dir", l.dir, "logEndOffset", segs[n-1].NextOffset(), "logStartOffset", start, "segments", n, "clean", clean)
+			"dir", l.dir, "log_end_offset", segs[n-1].NextOffset(), "log_start_offset", start, "segments", n, "clean", clean)
 		if err := l.emptyToStart(segs); err != nil {
 			segs = nil
 			return err
@@ -776,7 +776,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// it in memory only). What lies below the checkpoint may have been
 		// appended since, never deduplicated: all of it is dirty again, as
 		// Kafka resets such a checkpoint to the log start.
-		l.lockedLog.Warn("cleaner checkpoint past the log end: reset", "dir", l.dir, "checkpoint", l.cleaned, "logEndOffset", next)
+		l.lockedLog.Warn("cleaner checkpoint past the log end: reset", "dir", l.dir, "checkpoint", l.cleaned, "log_end_offset", next)
 		l.cleaned = 0
 		if err := writeOffset(l.fs, l.dir, cleanerFile, 0); err != nil {
 			return err
@@ -843,7 +843,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 			l.info.RewrittenBytes += n
 		}
 		l.lockedLog.Warn("log failed before: its bytes past the durable offset then written anew and synced",
-			"dir", l.dir, "durableOffset", failedAt, "bytes", l.info.RewrittenBytes)
+			"dir", l.dir, "durable_offset", failedAt, "bytes", l.info.RewrittenBytes)
 	}
 	// What recovery found and rebuilt is made durable and checkpointed,
 	// so that the next crash needs to scan only what comes after: the
