@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -509,4 +511,67 @@ func TestReview44JavaCreatePartitionsAndDeleteRecords(t *testing.T) {
 	low, err := b.DeleteRecords(ctx, "t", 0, api.Latest)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, low)
+}
+
+// readmeJavaRow returns the row of README.md's Java table whose first
+// cell holds name.
+func readmeJavaRow(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	_, table, ok := strings.Cut(string(data), "**Coming from Kafka's Java clients")
+	require.True(t, ok, "README.md has no Java table")
+	table, _, _ = strings.Cut(table, "**Coming from franz-go's kfake.**")
+	for line := range strings.Lines(table) {
+		cells := strings.Split(line, " | ")
+		if strings.HasPrefix(line, "| ") && len(cells) >= 2 && strings.Contains(cells[0], name) {
+			return line
+		}
+	}
+	t.Fatalf("README.md's Java table has no row for %s", name)
+	return ""
+}
+
+// TestReview44JavaReadmeRowsSayIt: README.md's Java table says what the
+// tests above pin, and the godoc and docs/details.md say it where a
+// reader of them looks: Producer's doc, that two partitions' promises run
+// at once; UpdateTopicConfig's, how Kafka's APPEND is made; details.md's
+// MAX_TIMESTAMP, that an empty partition answers the high watermark.
+func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
+	for _, tc := range []struct{ row, says string }{
+		{"`batch.size`", "`BatchMaxBytes(16384)` fails every record over 16 KiB"},
+		{"`buffer.memory`", "taken when nothing else is buffered"},
+		{"`max.block.ms`", "drops a record that lingers"},
+		{"`max.block.ms`", "`runnel.ErrUnknownTopic`"},
+		{"`close(Duration)`", "`close(Duration.ZERO)`"},
+		{"`partitioner.class`", "overwrites a `Record`'s `Partition`"},
+		{"`partitioner.class`", "`producer.KeyPartition(key, n)`"},
+		{"a `Callback`", "two partitions' promises run at the same time"},
+		{"a `Callback`", "`TryProduce`"},
+		{"`acks`", "still gets its offset"},
+		{"`assign(partitions)`", "adds one partition"},
+		{"`assign(partitions)`", "until the next `Poll`"},
+		{"`max.poll.records`", "No `max.poll.records`"},
+		{"`wakeup()`", "`context.Canceled`"},
+		{"`poll(Duration)`", "ctx's error when nothing came"},
+		{"`offsetsForTimes`", "which is Java's `null`"},
+		{"`auto.offset.reset`", "earliest by default"},
+		{"`auto.offset.reset`", "`log.ErrOffsetOutOfRange`"},
+		{"`ConsumerRecord`", "`len(Key)` is 0 for a null key"},
+		{"`incrementalAlterConfigs`", "`c.CleanupPolicy \\|= log.Compact` gives compact alone"},
+		{"`createPartitions`", "the total count"},
+		{"`createPartitions`", "Kafka answers -1"},
+	} {
+		require.Contains(t, readmeJavaRow(t, tc.row), tc.says, "the row of %s", tc.row)
+	}
+	require.Contains(t, goDocOf(t, "producer/producer.go", "type Producer struct"),
+		"Two partitions' promises may run at the same time")
+	require.Contains(t, goDocOf(t, "topics.go", "func (b *Broker) UpdateTopicConfig("),
+		"c.CleanupPolicy = info.Config.CleanupPolicy | log.Compact")
+	details, err := os.ReadFile("docs/details.md")
+	require.NoError(t, err)
+	_, maxTS, ok := strings.Cut(string(details), "MAX_TIMESTAMP (-3) answers the largest timestamp")
+	require.True(t, ok)
+	maxTS, _, _ = strings.Cut(maxTS, "\n\n")
+	require.Contains(t, strings.Join(strings.Fields(maxTS), " "), "an empty partition say, it answers the high watermark")
 }
