@@ -239,6 +239,32 @@ func TestReview44JavaCallbackOrderAcrossASplit(t *testing.T) {
 	require.Equal(t, []string{"a@0", "b@1", "c too large", "d@2", "e@3"}, got)
 }
 
+// TestReview44JavaInvalidRecordFailsAlone: Java's producer fails every
+// record of a batch the broker refuses as INVALID_RECORD (its neighbours
+// with "part of a batch which had one or more invalid records"); runnel's
+// producer splits the batch, as both split one refused as too large, so
+// that only the record at fault fails: here a record without a key on a
+// compacted topic, its neighbours written.
+func TestReview44JavaInvalidRecordFailsAlone(t *testing.T) {
+	ctx := context.Background()
+	b := runneltest.NewBroker(t, runneltest.TopicConfig("c", log.TopicConfig{Partitions: 1,
+		Config: log.Config{CleanupPolicy: log.Compact}}))
+	p := runneltest.NewProducer(t, b, producer.DefaultTopic("c"), producer.Linger(time.Minute))
+	var errs [3]error
+	for i, k := range []string{"a", "", "b"} {
+		r := &record.Record{Value: []byte("v")}
+		if k != "" {
+			r.Key = []byte(k)
+		}
+		p.Produce(ctx, r, func(_ *record.Record, err error) { errs[i] = err })
+	}
+	require.NoError(t, p.Flush(ctx))
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], log.ErrInvalidRecord)
+	require.NoError(t, errs[2])
+	require.Len(t, runneltest.ConsumeAll(t, b, "c"), 2)
+}
+
 // TestReview44JavaSendFromCallback: a Java callback that sends a failed
 // record to a dead-letter topic calls send(); a promise must not call
 // Produce (it may wait for buffer space that only finished promises
@@ -302,6 +328,7 @@ func TestReview44JavaConsumerCalls(t *testing.T) {
 	require.Equal(t, []api.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}, c.Assigned(), "Assign adds")
 	_, ok := c.Position("t", 1)
 	require.False(t, ok, "End is looked up by the next Poll")
+	require.ErrorIs(t, c.Seek("t", 2, consumer.At(0)), consumer.ErrNotAssigned, "Java: IllegalStateException")
 
 	fs, err := c.Poll(ctx)
 	require.NoError(t, err)
@@ -548,6 +575,8 @@ func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
 		{"`partitioner.class`", "`producer.KeyPartition(key, n)`"},
 		{"a `Callback`", "two partitions' promises run at the same time"},
 		{"a `Callback`", "`TryProduce`"},
+		{"a `Callback`", "only the records at fault fail"},
+		{"`assign(partitions)`", "`consumer.ErrNotAssigned`"},
 		{"`acks`", "still gets its offset"},
 		{"`assign(partitions)`", "adds one partition"},
 		{"`assign(partitions)`", "until the next `Poll`"},
