@@ -480,6 +480,44 @@ func TestReview44JavaRecordFields(t *testing.T) {
 	require.True(t, sent.Timestamp.Equal(recs[0].Timestamp))
 }
 
+// TestReview44JavaDescribeConfigsDefaults: what describeConfigs answers
+// for a topic created without configs, against DescribeTopic's Config:
+// the values are Kafka's defaults, but those Kafka gives as -1 or
+// Long.MAX_VALUE for "no limit" (retention.bytes, max.compaction.lag.ms,
+// flush.messages, flush.ms) read 0 here, and 0 or negative means no
+// limit (Kafka's retention.bytes=0 would delete every segment); Sync,
+// which Kafka has no config for, is SyncAlways (Kafka's flush defaults
+// never fsync). Overrides, DYNAMIC_TOPIC_CONFIG, is all zero.
+func TestReview44JavaDescribeConfigsDefaults(t *testing.T) {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, log.Config{}, info.Overrides)
+	const day = 24 * time.Hour
+	require.Equal(t, log.Config{
+		SegmentBytes:           1073741824,
+		SegmentTime:            7 * day,
+		SegmentIndexBytes:      10485760,
+		IndexIntervalBytes:     4096,
+		MaxMessageBytes:        1048588,
+		RetentionTime:          7 * day,
+		RetentionBytes:         0, // Kafka: -1
+		CleanupPolicy:          log.Delete,
+		DeleteRetentionTime:    day,
+		MinCompactionLag:       0,
+		MaxCompactionLag:       0, // Kafka: 9223372036854775807
+		MinCleanableDirtyRatio: 0.5,
+		Sync:                   log.SyncAlways, // Kafka: none
+		FlushMessages:          0,              // Kafka: 9223372036854775807
+		FlushInterval:          0,              // Kafka: 9223372036854775807
+		TimestampType:          log.CreateTime,
+	}, info.Config.Config)
+}
+
 // TestReview44JavaIncrementalAlterConfigs: UpdateTopicConfig is
 // incrementalAlterConfigs; its update gets the topic's own config
 // (Overrides), where a field not set is 0. SET is setting a field, DELETE
@@ -589,6 +627,7 @@ func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
 		{"`ConsumerRecord`", "`len(Key)` is 0 for a null key"},
 		{"`incrementalAlterConfigs`", "`c.CleanupPolicy \\|= log.Compact` gives compact alone"},
 		{"`createPartitions`", "the total count"},
+		{"`describeConfigs`", "read 0"},
 		{"`createPartitions`", "Kafka answers -1"},
 	} {
 		require.Contains(t, readmeJavaRow(t, tc.row), tc.says, "the row of %s", tc.row)
