@@ -367,6 +367,34 @@ func TestReview44JavaWakeupIsCancel(t *testing.T) {
 	}
 }
 
+// TestReview44JavaSeekBackRetries: Spring Kafka's DefaultErrorHandler
+// retries a failed record by seeking its partition back to it; a Seek
+// inside a Records loop makes the loop yield that record again before
+// the rest of its partition.
+func TestReview44JavaSeekBackRetries(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "0", "1", "2")
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	var got []string
+	failed := false
+	for rec, err := range c.Records(ctx) {
+		require.NoError(t, err)
+		got = append(got, string(rec.Value))
+		if string(rec.Value) == "1" && !failed {
+			failed = true // the handler failed: retry the record
+			require.NoError(t, c.Seek(rec.Topic, rec.Partition, consumer.At(rec.Offset)))
+			continue
+		}
+		if string(rec.Value) == "2" {
+			break
+		}
+	}
+	require.Equal(t, []string{"0", "1", "1", "2"}, got)
+}
+
 // TestReview44JavaOffsetsForTimes: offsetsForTimes answers null for a
 // partition with no record at or after the time; ListOffset answers the
 // high watermark, with Timestamp -1, which is how a port tells Java's
@@ -628,6 +656,8 @@ func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
 		{"`incrementalAlterConfigs`", "`c.CleanupPolicy \\|= log.Compact` gives compact alone"},
 		{"`createPartitions`", "the total count"},
 		{"`describeConfigs`", "read 0"},
+		{"`DefaultErrorHandler`", "yields that record again"},
+		{"`retries`", "`retries=0` has no counterpart"},
 		{"`createPartitions`", "Kafka answers -1"},
 	} {
 		require.Contains(t, readmeJavaRow(t, tc.row), tc.says, "the row of %s", tc.row)
