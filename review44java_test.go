@@ -644,6 +644,7 @@ func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
 		{"a `Callback`", "only the records at fault fail"},
 		{"`assign(partitions)`", "`consumer.ErrNotAssigned`"},
 		{"`acks`", "still gets its offset"},
+		{"`acks`", "`log.SyncNever`"}, // TestProduceEveryAcksWaitsForTheFsync
 		{"`assign(partitions)`", "adds one partition"},
 		{"`assign(partitions)`", "until the next `Poll`"},
 		{"`max.poll.records`", "No `max.poll.records`"},
