@@ -51,6 +51,20 @@ func TestReview44JavaBatchSizeIsNotBatchMaxBytes(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, big()))
 }
 
+// TestReview44JavaLingerPastDeliveryTimeout: Java's producer, given a
+// linger.ms past the default delivery.timeout.ms (and no
+// delivery.timeout.ms), raises the delivery timeout to linger.ms plus
+// request.timeout.ms; New refuses a Linger not shorter than
+// DeliveryTimeout, whether DeliveryTimeout was given or not.
+func TestReview44JavaLingerPastDeliveryTimeout(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	_, err := producer.New(b, producer.Linger(3*time.Minute))
+	require.ErrorIs(t, err, producer.ErrInvalidOption)
+	p, err := producer.New(b, producer.Linger(3*time.Minute), producer.DeliveryTimeout(4*time.Minute))
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+}
+
 // TestReview44JavaBufferMemorySmallerThanRecord: Java's send() fails a
 // record larger than buffer.memory with RecordTooLargeException; a
 // MaxBufferedBytes below a record's size takes it when nothing else is
@@ -644,6 +658,7 @@ func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
 		{"a `Callback`", "only the records at fault fail"},
 		{"`assign(partitions)`", "`consumer.ErrNotAssigned`"},
 		{"`acks`", "still gets its offset"},
+		{"`acks`", "a `Linger` not shorter than `DeliveryTimeout`"},
 		{"`acks`", "`log.SyncNever`"}, // TestProduceEveryAcksWaitsForTheFsync
 		{"`assign(partitions)`", "adds one partition"},
 		{"`assign(partitions)`", "until the next `Poll`"},
