@@ -81,31 +81,31 @@ type AsyncClient interface {
 // first record arrives and ending after a second without any; Close stops
 // them all.
 //
-// Promises run on those goroutines, one partition's in the order its
-// records were produced, after a delivered record's Partition, Offset
-// and TimestampType (and Timestamp, for a topic with LogAppendTime) were
-// set. A promise must not block for long, and must not call Produce or
-// ProduceSync
-// (which may wait for buffer space, or records, that only finished
-// promises free: a ProduceSync whose record goes to the partition whose
-// goroutine runs the promise waits for itself, until its ctx ends or
-// Close, see ProduceSync): use TryProduce there; nor Flush, which waits
-// for the promises to finish (see it). A promise may call Close, which
-// then returns without waiting for the producer's goroutines (see
-// Close). A record must not be modified
-// until its promise has run. A record that fails before it reaches a
-// partition (ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp,
-// ErrRecordTooLarge for BatchMaxBytes, the broker's error for the
-// topic's partition count — ErrUnknownTopicOrPartition, ErrInvalidTopic,
-// ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error, ErrClosed) has
-// its promise run, on the caller's goroutine, before Produce returns. A
-// record's ctx governs it until its batch is first sent (see Produce).
-// A promise that panics on the producer's goroutines crashes the
-// program, as a panic on any goroutine does: the producer does not
-// recover it (Kafka's Java producer logs a callback's exception and goes
-// on; recovered here, the panic would hide a bug and leave the promise's
-// own work half done, unknown to its caller). Recover in the promise if
-// that is what you want.
+// Promises run on those goroutines, one partition's in the order its records
+// were produced, after a delivered record's Partition, Offset and
+// TimestampType (and Timestamp, for a topic with LogAppendTime) were set.
+// Two partitions' promises may run at the same time (Kafka's Java producer
+// runs every callback on its one I/O thread): what the promises of several
+// partitions share needs a lock. A promise must not block for long, and must
+// not call Produce or ProduceSync (which may wait for buffer space, or
+// records, that only finished promises free: a ProduceSync whose record goes
+// to the partition whose goroutine runs the promise waits for itself, until
+// its ctx ends or Close, see ProduceSync): use TryProduce there; nor Flush,
+// which waits for the promises to finish (see it). A promise may call Close,
+// which then returns without waiting for the producer's goroutines (see
+// Close). A record must not be modified until its promise has run. A record
+// that fails before it reaches a partition (ErrNilRecord, ErrNoTopic,
+// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
+// error for the topic's partition count — ErrUnknownTopicOrPartition,
+// ErrInvalidTopic, ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error,
+// ErrClosed) has its promise run, on the caller's goroutine, before Produce
+// returns. A record's ctx governs it until its batch is first sent (see
+// Produce). A promise that panics on the producer's goroutines crashes the
+// program, as a panic on any goroutine does: the producer does not recover
+// it (Kafka's Java producer logs a callback's exception and goes on;
+// recovered here, the panic would hide a bug and leave the promise's own
+// work half done, unknown to its caller). Recover in the promise if that is
+// what you want.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
