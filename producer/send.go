@@ -449,9 +449,9 @@ type failureLog struct {
 // timeout or the producer's Close. Its text is no kind: it names
 // attempts, offsets and times that differ from batch to batch.
 type failureKind struct {
-	msg            string
-	code           int16
-	timeout, close bool
+	msg             string
+	code            int16
+	timeout, closed bool
 }
 
 // logFailure logs a failure of the partition's records, msg with args
@@ -464,7 +464,7 @@ type failureKind struct {
 // every batch. It holds no lock while it logs (see Logger).
 func (pp *partition) logFailure(msg string, err error, args ...any) {
 	kind := failureKind{msg: msg, code: api.Code(err),
-		timeout: errors.Is(err, ErrDeliveryTimeout), close: errors.Is(err, ErrClosed)}
+		timeout: errors.Is(err, ErrDeliveryTimeout), closed: errors.Is(err, ErrClosed)}
 	f := &pp.failures
 	f.mu.Lock()
 	level, extra := f.run.Next(time.Now(), kind, slog.LevelWarn)
