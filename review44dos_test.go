@@ -1,0 +1,108 @@
+package runnel
+
+// Review44dos: the public API driven by untrusted input (a multi-tenant
+// front end whose tenants choose topic names, partition counts, topic
+// configs, records and fetches), looking for one value that makes the
+// process crash, hang, or allocate out of all proportion.
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+)
+
+// review44Many is more partitions than reflect.Select takes cases
+// (65536), which a fetch's long poll waited on, one each.
+const review44Many = 70_000
+
+// TestReview44DoSFetchManyPartitionsWaits: a Fetch that names more than
+// 65533 partitions (here one partition 70,000 times, as a request made
+// from a tenant's list may), and finds nothing to return, waits for them
+// up to MaxWait and answers with nothing. It panicked in reflect.Select
+// ("too many cases (max 65536)"), taking the process down: one channel
+// a partition plus three, in one select.
+func TestReview44DoSFetchManyPartitionsWaits(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	req := &api.FetchRequest{MaxWait: 10 * time.Millisecond}
+	for range review44Many {
+		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t"})
+	}
+	resp, err := review44Fetch(ctx, b, req)
+	require.NoError(t, err)
+	require.Len(t, resp.Partitions, review44Many)
+	for _, p := range resp.Partitions {
+		require.NoError(t, p.Err)
+		require.Empty(t, p.Records)
+	}
+
+	// Records come once appended, through any of the partitions named.
+	require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+	req.MaxWait = time.Minute
+	req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "u"})
+	produce(t, b, "u", 0, "v")
+	resp, err = review44Fetch(ctx, b, req)
+	require.NoError(t, err)
+	require.Equal(t, []string{"v"}, values(t, resp.Partitions[review44Many].Records))
+}
+
+// review44Fetch is b.Fetch, with a panic turned into an error.
+func review44Fetch(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Fetch panicked: %v", r)
+		}
+	}()
+	return b.Fetch(ctx, req)
+}
+
+// TestReview44DoSWaitAnyManyChannels: the long poll's wait (waitAny)
+// over more channels than reflect.Select takes (distinct partitions, as
+// a consumer assigned that many sends) is woken by any of them, the last
+// too, by its ctx and by its timer, and leaves no goroutine behind.
+func TestReview44DoSWaitAnyManyChannels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	chans := make([]chan struct{}, review44Many)
+	waits := make([]<-chan struct{}, review44Many)
+	for i := range chans {
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+	wait := func(ctx context.Context, timer <-chan time.Time) (got int, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("waitAny panicked: %v", r)
+			}
+		}()
+		return waitAny(ctx, make(chan struct{}), timer, waits), nil
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := wait(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, waitCtx, got)
+
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	got, err = wait(context.Background(), fired)
+	require.NoError(t, err)
+	require.Equal(t, waitTimer, got)
+
+	for _, i := range []int{review44Many - 1, 65_533, 0} {
+		close(chans[i])
+		got, err = wait(context.Background(), nil)
+		require.NoError(t, err, "channel %d", i)
+		require.Equal(t, waitMoved, got, "channel %d", i)
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+}
