@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -523,6 +524,14 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // found its offset out of range: an offset that retention or
 // DeleteRecords left below the log start during the call comes with a
 // LogStartOffset above it.
+//
+// req.Partitions may name any number of partitions, and one more than
+// once: each entry is read and answered on its own, and a fetch that
+// waits waits on each (the most reflect.Select takes, 65536 cases, is no
+// bound: a fetch of 70,000 entries panicked before review44dos). Nothing
+// bounds their number, as nothing but a request's size bounds it in
+// Kafka: the cost of a fetch grows with it, so bound a list that comes
+// from outside your code.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
@@ -592,11 +601,19 @@ const (
 	waitMoved // a partition
 )
 
+// maxSelectCases is the most cases reflect.Select takes.
+const maxSelectCases = 65536
+
 // waitAny waits for ctx to end, the broker to close (closing, which Close
 // closes before it closes the partitions, and which alone ends the wait
 // of a request that names none), the timer to fire or one of the channels
 // to close: with a plain select for one partition, the common case of a
-// long poll, and through reflect.Select for more.
+// long poll, and through reflect.Select for more. reflect.Select takes
+// at most maxSelectCases cases (it panics past them): the channels that
+// do not fit are waited on by goroutines of the call, one per
+// maxSelectCases-1 of them, which end before it returns (a fetch that
+// names more than 65533 partitions, as one made from a caller's list
+// may, panicked).
 func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Time, waits []<-chan struct{}) int {
 	if len(waits) == 1 {
 		select {
@@ -609,6 +626,32 @@ func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Tim
 		case <-waits[0]:
 			return waitMoved
 		}
+	}
+	if len(waits) > maxSelectCases-3 {
+		keep := maxSelectCases - 4 // and ctx, closing, timer, moved
+		moved := make(chan struct{})
+		stop := make(chan struct{})
+		var once sync.Once
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(stop)
+		for rest := waits[keep:]; len(rest) > 0; {
+			chunk := rest[:min(len(rest), maxSelectCases-1)]
+			rest = rest[len(chunk):]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cases := make([]reflect.SelectCase, 0, len(chunk)+1)
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stop)})
+				for _, w := range chunk {
+					cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+				}
+				if i, _, _ := reflect.Select(cases); i > 0 {
+					once.Do(func() { close(moved) })
+				}
+			}()
+		}
+		waits = append(waits[:keep:keep], moved)
 	}
 	cases := make([]reflect.SelectCase, 0, len(waits)+3)
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
