@@ -893,12 +893,20 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	return s, nil
 }
 
+// testHookCreatedScan, when set (by tests), is told how many entries of
+// createdAt noteRolledLocked looks at when it forgets those of segments
+// no longer listed.
+var testHookCreatedScan func(n int)
+
 // noteRolledLocked records that the active segment, at base, was created
 // now, and forgets the segments no longer listed (removed, or merged by
 // compaction), so that createdAt holds at most one entry per live
 // segment.
 func (l *Log) noteRolledLocked(base int64) {
 	segs := *l.segs.Load()
+	if testHookCreatedScan != nil {
+		testHookCreatedScan(len(l.createdAt))
+	}
 	for b := range l.createdAt {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
 		if i == len(segs) || segs[i].Base() != b {
