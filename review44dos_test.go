@@ -8,6 +8,8 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -154,4 +156,69 @@ func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReview44DoSFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
+// bytes than its partitions hold (a MinBytes of math.MaxInt32, from a
+// tenant, with a long MaxWait) and is woken by appends looks at the new
+// bytes only, not again at those it counted. On disk each wake read
+// (and copied to the heap) everything the partitions held past the
+// fetch's offsets, twice (its read, then its count of what the log holds
+// past it): ten appends of one byte to a partition of 20 MB cost 400 MB
+// of reads and allocations, for as long as MaxWait, which has no bound,
+// lasted.
+func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
+	b := open(t, Config{Dir: t.TempDir()})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	big := strings.Repeat("x", 100<<10)
+	for range 200 {
+		produce(t, b, "t", 0, big)
+	}
+	held := int(b.topics["t"].Partitions[0].Offsets().HighWatermark) // records, not bytes: for the error text
+	reads := make(chan struct{}, 100)
+	testHookFetchRead = func() { reads <- struct{}{} }
+	defer func() { testHookFetchRead = nil }()
+	fetch := func(ctx context.Context, minBytes int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Minute, MinBytes: minBytes, MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+			if err == nil && len(resp.Partitions[0].Records) < minBytes && minBytes < math.MaxInt32 {
+				err = fmt.Errorf("answered with %d bytes, fewer than MinBytes %d", len(resp.Partitions[0].Records), minBytes)
+			}
+			done <- err
+		}()
+		return done
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	done := fetch(fctx, math.MaxInt32)
+	<-reads // its first read: it waits from then on
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	const appends = 10
+	for range appends {
+		produce(t, b, "t", 0, "v")
+		<-reads // woken
+	}
+	runtime.ReadMemStats(&m1)
+	cancel()
+	require.NoError(t, <-done) // it read records: ctx's end answers them
+	woke := int64(m1.TotalAlloc - m0.TotalAlloc)
+	t.Logf("%d appends woke a fetch waiting past %d records of 100 KB: %d KiB allocated", appends, held, woke>>10)
+	require.Less(t, woke, int64(4<<20), "allocated by %d wakes", appends)
+
+	// A fetch still answers once the appends bring MinBytes, without
+	// waiting out MaxWait.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	have := len(resp.Partitions[0].Records)
+	fctx, cancel = context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	done = fetch(fctx, have+3*1000)
+	<-reads
+	for range 4 {
+		produce(t, b, "t", 0, strings.Repeat("y", 1000))
+	}
+	require.NoError(t, <-done)
 }
