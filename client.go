@@ -556,7 +556,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
-		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes)
+		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes, false)
 		if err != nil {
 			return api.FetchResponse{}, err
 		}
@@ -567,28 +567,48 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		if total > 0 && total+b.readable(ctx, req, resp, maxBytes, want-total) >= want {
+		pr := newFetchProbe(req, resp, maxBytes)
+		if total > 0 && total+b.readable(ctx, req, resp, pr, want-total, false) >= want {
 			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
-		switch waitAny(ctx, b.ctx.Done(), timer, waits) {
-		case waitCtx:
-			if total > 0 {
+		// Wait, and at each wake look at what changed without reading
+		// again what was read and counted: only the bytes appended since
+		// (readable goes on from where it stopped) and each partition's
+		// errors (a read of no bytes). A wake that read every partition
+		// again from its offset cost, at each append, as much as the
+		// partitions held past their offsets, on disk a copy of it (a
+		// MinBytes above what they hold, with a long MaxWait, read them
+		// whole at every append: review44dos). The fetch is made again
+		// once the bytes counted reach MinBytes, or a partition fails.
+		for again := false; !again; {
+			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
+			case waitCtx:
+				if total > 0 {
+					return resp, nil
+				}
+				return resp, ctx.Err()
+			case waitClosed:
+				return api.FetchResponse{}, ErrClosed
+			case waitTimer:
+				// MaxWait passed: one last look.
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false)
+				if err != nil {
+					return api.FetchResponse{}, err
+				}
+				if failed && b.closed.Load() {
+					return api.FetchResponse{}, ErrClosed
+				}
 				return resp, nil
 			}
-			return resp, ctx.Err()
-		case waitClosed:
-			return api.FetchResponse{}, ErrClosed
-		case waitTimer:
-			// MaxWait passed: one last look.
-			resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes)
+			if b.isClosed() {
+				return api.FetchResponse{}, ErrClosed
+			}
+			_, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true)
 			if err != nil {
 				return api.FetchResponse{}, err
 			}
-			if failed && b.closed.Load() {
-				return api.FetchResponse{}, ErrClosed
-			}
-			return resp, nil
+			again = failed || total+b.readable(ctx, req, resp, pr, want-total, true) >= want
 		}
 	}
 }
@@ -672,8 +692,10 @@ var testHookFetchRead func()
 // change channel before reading it, so that an append after the read
 // closes a channel the caller then waits on. A read that waited for a
 // partition's reopen until ctx ended ends it with ctx's error (err): what
-// it read is left to the next fetch.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+// it read is left to the next fetch. With check, each read is one of no
+// bytes, which fails as a read does (see below): a wake's look at the
+// partitions' errors, and their channels again.
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
@@ -703,6 +725,9 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 			// past the log end, ErrLogFenced for a partition whose
 			// reopen failed (Kafka's KAFKA_STORAGE_ERROR for an offline
 			// partition), ErrUnknownTopic for one deleted meanwhile.
+			limit, upTo = 0, fp.Offset
+		}
+		if check {
 			limit, upTo = 0, fp.Offset
 		}
 		if testHookFetchRead != nil {
@@ -772,10 +797,38 @@ func idGone(err error, fp api.FetchPartition) error {
 	return fmt.Errorf("%w: %s: no topic has ID %s (it was deleted: %w)", ErrUnknownTopicID, fp.Topic, fp.TopicID, err)
 }
 
+// fetchProbe is what readable has counted of a fetch that waits: for
+// each partition, the offset after the bytes counted and the room left
+// (its MaxBytes, or the request's, less what the fetch read and what was
+// counted since), and the bytes counted in all.
+type fetchProbe struct {
+	ends  []int64
+	rooms []int
+	more  int
+	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
+}
+
+// newFetchProbe starts the count of the bytes past resp, the answer of a
+// fetch of req: each partition's from the offset after its batches.
+func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) *fetchProbe {
+	pr := &fetchProbe{ends: make([]int64, len(req.Partitions)), rooms: make([]int, len(req.Partitions))}
+	for i, fp := range req.Partitions {
+		limit := fp.MaxBytes
+		if limit <= 0 {
+			limit = maxBytes
+		}
+		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
+		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
+	}
+	return pr
+}
+
 // readable counts the bytes, up to need, that resp's partitions hold
 // below their high watermarks after the batches resp has, as Kafka's
 // delayed fetch counts them: each partition's up to its limit (its
-// MaxBytes, or the request's) less what resp has of it. A read stops at
+// MaxBytes, or the request's) less what resp has of it. It goes on from
+// where its last call on pr stopped, and returns all pr counted: a wake
+// of a fetch that waits reads only what was appended since. A read stops at
 // the end of a segment (and on the memory FS at the end of a chunk of its
 // file), so one pass of fetchOnce may find less than MinBytes where the
 // log holds more below the high watermark; and the limits may keep out
@@ -785,13 +838,19 @@ func idGone(err error, fp api.FetchPartition) error {
 // watermark, at most the partition's max bytes, whatever the request's
 // max bytes) and completes; a wait for an append would wait for records
 // the log already has, and the answer would be no larger for it. A batch
-// that does not fit counts as the room it fills. The reads are probes:
+// that does not fit counts as the room it fills. It counts up to the
+// high watermarks resp has, so that an answer of resp holds what was
+// counted; at a wake (fresh), up to those of now, and the fetch is
+// then made again. The reads are probes:
 // their bytes are not returned (that would copy, where a read is a view),
-// the consumer's next fetch reads them.
-func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, maxBytes, need int) int {
-	more := 0
-	var buf []byte
+// the consumer's next fetch reads them. A partition whose log was cut
+// below what was counted (compaction, a truncation) keeps its count: the
+// fetch may answer early, with fewer bytes, as it may anyway.
+func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe, need int, fresh bool) int {
 	for i, fp := range req.Partitions {
+		if pr.more >= need {
+			break
+		}
 		out := resp.Partitions[i]
 		if out.Err != nil {
 			continue
@@ -800,32 +859,27 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		if err != nil || t.ID != out.TopicID {
 			continue
 		}
-		end := nextAfter(out.Records, fp.Offset)
-		limit := fp.MaxBytes
-		if limit <= 0 {
-			limit = maxBytes
+		hw := out.HighWatermark
+		if fresh {
+			hw = p.Offsets().HighWatermark
 		}
-		room := limit - len(out.Records) // the partition's room left
-		for end < out.HighWatermark && room > 0 && more < need {
-			data, err := p.ReadInto(ctx, buf[:0], end, min(room, need-more), out.HighWatermark)
+		for pr.ends[i] < hw && pr.rooms[i] > 0 && pr.more < need {
+			data, err := p.ReadInto(ctx, pr.buf[:0], pr.ends[i], min(pr.rooms[i], need-pr.more), hw)
 			if err != nil || len(data) == 0 {
 				break
 			}
-			buf = data // reused by the next probe (on the OS's FS; a view in memory)
-			n := min(len(data), room)
-			more += n
-			room -= n
-			next := nextAfter(data, end)
-			if next <= end {
+			pr.buf = data
+			n := min(len(data), pr.rooms[i])
+			pr.more += n
+			pr.rooms[i] -= n
+			next := nextAfter(data, pr.ends[i])
+			if next <= pr.ends[i] {
 				break
 			}
-			end = next
-		}
-		if more >= need {
-			break
+			pr.ends[i] = next
 		}
 	}
-	return more
+	return pr.more
 }
 
 // nextAfter returns the offset after the last whole batch in data, or def

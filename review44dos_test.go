@@ -213,6 +213,7 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
 	require.NoError(t, err)
 	have := len(resp.Partitions[0].Records)
+	<-reads // its read
 	fctx, cancel = context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	done = fetch(fctx, have+3*1000)
