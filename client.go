@@ -509,6 +509,16 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // as in Kafka (KIP-74), so that a consumer makes progress; a later
 // partition whose first batch does not fit returns none.
 //
+// On the OS's file system the batches are read into memory: each
+// partition's read allocates up to its limit (its MaxBytes, or what is
+// left of req.MaxBytes), less where its segment ends first (1 GiB
+// segments by default), whatever it returns, so that a fetch may hold up
+// to req.MaxBytes (a MaxBytes of math.MaxInt32 over a partition of 40 MB
+// allocated 40 MB) — where Kafka's broker sends the bytes from the page
+// cache and caps a request's max bytes at its fetch.max.bytes (55 MiB).
+// On the memory FS they are views of the log, without a copy. Bound a
+// MaxBytes that comes from outside your code.
+//
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID no topic of its name has any more — the topic was deleted,
 // whether or not it was created again — gets ErrUnknownTopicID, as Kafka's
