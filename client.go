@@ -583,17 +583,33 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			return resp, nil
 		}
 		// Wait, and at each wake look at what changed without reading
-		// again what was read and counted: only the bytes appended since
-		// (readable goes on from where it stopped) and each partition's
-		// errors (a read of no bytes). A wake that read every partition
+		// again what was read and counted: each partition's errors (a
+		// read of no bytes) and the bytes appended since (readable goes
+		// on from where it stopped). A wake that read every partition
 		// again from its offset cost, at each append, as much as the
 		// partitions held past their offsets, on disk a copy of it (a
 		// MinBytes above what they hold, with a long MaxWait, read them
 		// whole at every append: review44dos). The fetch is made again
-		// once the bytes counted reach MinBytes, or a partition fails.
+		// once a partition fails, or once what the partitions hold may
+		// answer it: pr.bound, which counts every batch a read found
+		// whole, is at least what a fetch made then would count (its
+		// first partition with data returns its first batch whatever
+		// its size, KIP-74): where it reaches MinBytes already, and the
+		// fetch does not, each wake makes the fetch again, as all did.
+		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
 			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
 			case waitCtx:
+				if grew {
+					// The answer holds what the wakes found, as it did
+					// when each wake read: one last read (a partition
+					// that no call holds exclusively is read whatever
+					// ctx says; if one is, by a reopen, the first
+					// read's answer stands).
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false); err == nil {
+						resp, total = r, n
+					}
+				}
 				if total > 0 {
 					return resp, nil
 				}
@@ -614,11 +630,28 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			if b.isClosed() {
 				return api.FetchResponse{}, ErrClosed
 			}
-			_, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true)
+			var now api.FetchResponse
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true)
 			if err != nil {
 				return api.FetchResponse{}, err
 			}
-			again = failed || total+b.readable(ctx, req, resp, pr, want-total, true) >= want
+			// The answer's offsets are those of now, as a read now
+			// would give them (and its batches, where no room was left
+			// for more). A topic created again under the name is read
+			// again.
+			for i, p := range now.Partitions {
+				switch out := &resp.Partitions[i]; {
+				case p.Err != nil || out.Err != nil:
+				case p.TopicID != out.TopicID:
+					failed = true
+				default:
+					out.HighWatermark, out.LogStartOffset = p.HighWatermark, p.LogStartOffset
+				}
+			}
+			bound := pr.bound
+			b.readable(ctx, req, resp, pr, want-total, true)
+			grew = grew || pr.bound > bound
+			again = failed || total+pr.bound >= want
 		}
 	}
 }
@@ -810,11 +843,13 @@ func idGone(err error, fp api.FetchPartition) error {
 // fetchProbe is what readable has counted of a fetch that waits: for
 // each partition, the offset after the bytes counted and the room left
 // (its MaxBytes, or the request's, less what the fetch read and what was
-// counted since), and the bytes counted in all.
+// counted since); the bytes counted in all, each batch up to the room
+// left (more), and whole (bound).
 type fetchProbe struct {
 	ends  []int64
 	rooms []int
 	more  int
+	bound int
 	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
 }
 
@@ -836,9 +871,8 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) 
 // readable counts the bytes, up to need, that resp's partitions hold
 // below their high watermarks after the batches resp has, as Kafka's
 // delayed fetch counts them: each partition's up to its limit (its
-// MaxBytes, or the request's) less what resp has of it. It goes on from
-// where its last call on pr stopped, and returns all pr counted: a wake
-// of a fetch that waits reads only what was appended since. A read stops at
+// MaxBytes, or the request's) less what resp has of it, and returns the
+// count (pr.more). A read stops at
 // the end of a segment (and on the memory FS at the end of a chunk of its
 // file), so one pass of fetchOnce may find less than MinBytes where the
 // log holds more below the high watermark; and the limits may keep out
@@ -848,17 +882,27 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) 
 // watermark, at most the partition's max bytes, whatever the request's
 // max bytes) and completes; a wait for an append would wait for records
 // the log already has, and the answer would be no larger for it. A batch
-// that does not fit counts as the room it fills. It counts up to the
-// high watermarks resp has, so that an answer of resp holds what was
-// counted; at a wake (fresh), up to those of now, and the fetch is
-// then made again. The reads are probes:
+// that does not fit counts as the room it fills. The reads are probes:
 // their bytes are not returned (that would copy, where a read is a view),
-// the consumer's next fetch reads them. A partition whose log was cut
-// below what was counted (compaction, a truncation) keeps its count: the
-// fetch may answer early, with fewer bytes, as it may anyway.
+// the consumer's next fetch reads them.
+//
+// It also counts each batch it reads whole (pr.bound), and goes on from
+// where its last call on pr stopped: a wake of a fetch that waits reads
+// only what was appended since. The first call counts up to the high
+// watermarks resp has, so that an answer of resp holds what was counted;
+// at a wake (fresh), up to those of now, and until the bound reaches
+// need. A partition whose log was cut below what was counted
+// (compaction, a truncation) keeps its count: the fetch may be made
+// again early, and waits again.
 func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe, need int, fresh bool) int {
+	counted := func() int {
+		if fresh {
+			return pr.bound
+		}
+		return pr.more
+	}
 	for i, fp := range req.Partitions {
-		if pr.more >= need {
+		if counted() >= need {
 			break
 		}
 		out := resp.Partitions[i]
@@ -873,14 +917,15 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		if fresh {
 			hw = p.Offsets().HighWatermark
 		}
-		for pr.ends[i] < hw && pr.rooms[i] > 0 && pr.more < need {
-			data, err := p.ReadInto(ctx, pr.buf[:0], pr.ends[i], min(pr.rooms[i], need-pr.more), hw)
+		for pr.ends[i] < hw && pr.rooms[i] > 0 && counted() < need {
+			data, err := p.ReadInto(ctx, pr.buf[:0], pr.ends[i], min(pr.rooms[i], need-counted()), hw)
 			if err != nil || len(data) == 0 {
 				break
 			}
 			pr.buf = data
 			n := min(len(data), pr.rooms[i])
 			pr.more += n
+			pr.bound += len(data)
 			pr.rooms[i] -= n
 			next := nextAfter(data, pr.ends[i])
 			if next <= pr.ends[i] {

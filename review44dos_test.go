@@ -176,7 +176,7 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		produce(t, b, "t", 0, big)
 	}
 	held := int(b.topics["t"].Partitions[0].Offsets().HighWatermark) // records, not bytes: for the error text
-	reads := make(chan struct{}, 100)
+	reads := make(chan struct{}, 1000)
 	testHookFetchRead = func() { reads <- struct{}{} }
 	defer func() { testHookFetchRead = nil }()
 	fetch := func(ctx context.Context, minBytes int) <-chan error {
@@ -193,7 +193,9 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 
 	fctx, cancel := context.WithCancel(ctx)
 	done := fetch(fctx, math.MaxInt32)
-	<-reads // its first read: it waits from then on
+	<-reads // its first read
+	produce(t, b, "t", 0, "v")
+	<-reads // woken: it waited, its first read and count done
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	const appends = 10
