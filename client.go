@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -508,6 +509,16 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // as in Kafka (KIP-74), so that a consumer makes progress; a later
 // partition whose first batch does not fit returns none.
 //
+// On the OS's file system the batches are read into memory: each
+// partition's read allocates up to its limit (its MaxBytes, or what is
+// left of req.MaxBytes), less where its segment ends first (1 GiB
+// segments by default), whatever it returns, so that a fetch may hold up
+// to req.MaxBytes (a MaxBytes of math.MaxInt32 over a partition of 40 MB
+// allocated 40 MB) — where Kafka's broker sends the bytes from the page
+// cache and caps a request's max bytes at its fetch.max.bytes (55 MiB).
+// On the memory FS they are views of the log, without a copy. Bound a
+// MaxBytes that comes from outside your code.
+//
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID no topic of its name has any more — the topic was deleted,
 // whether or not it was created again — gets ErrUnknownTopicID, as Kafka's
@@ -523,6 +534,14 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // found its offset out of range: an offset that retention or
 // DeleteRecords left below the log start during the call comes with a
 // LogStartOffset above it.
+//
+// req.Partitions may name any number of partitions, and one more than
+// once: each entry is read and answered on its own, and a fetch that
+// waits waits on each (the most reflect.Select takes, 65536 cases, is no
+// bound: a fetch of 70,000 entries panicked before review44dos). Nothing
+// bounds their number, as nothing but a request's size bounds it in
+// Kafka: the cost of a fetch grows with it, so bound a list that comes
+// from outside your code.
 // Fetch itself fails only when the broker is closed (ErrClosed, also when
 // it closes during the call), ctx ends before anything was found (ctx's
 // error), or req is nil (api.ErrInvalidRequest).
@@ -547,7 +566,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
-		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes)
+		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes, false)
 		if err != nil {
 			return api.FetchResponse{}, err
 		}
@@ -558,28 +577,81 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		if total > 0 && total+b.readable(ctx, req, resp, maxBytes, want-total) >= want {
+		pr := newFetchProbe(req, resp, maxBytes)
+		if total > 0 && total+b.readable(ctx, req, resp, pr, want-total, false) >= want {
 			// The log holds MinBytes already: no append need come.
 			return resp, nil
 		}
-		switch waitAny(ctx, b.ctx.Done(), timer, waits) {
-		case waitCtx:
-			if total > 0 {
+		// Wait, and at each wake look at what changed without reading
+		// again what was read and counted: each partition's errors (a
+		// read of no bytes) and the bytes appended since (readable goes
+		// on from where it stopped). A wake that read every partition
+		// again from its offset cost, at each append, as much as the
+		// partitions held past their offsets, on disk a copy of it (a
+		// MinBytes above what they hold, with a long MaxWait, read them
+		// whole at every append: review44dos). The fetch is made again
+		// once a partition fails, or once what the partitions hold may
+		// answer it: pr.bound, which counts every batch a read found
+		// whole, is at least what a fetch made then would count (its
+		// first partition with data returns its first batch whatever
+		// its size, KIP-74): where it reaches MinBytes already, and the
+		// fetch does not, each wake makes the fetch again, as all did.
+		grew := false // the partitions hold more than resp: appends woke it
+		for again := false; !again; {
+			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
+			case waitCtx:
+				if grew {
+					// The answer holds what the wakes found, as it did
+					// when each wake read: one last read (a partition
+					// that no call holds exclusively is read whatever
+					// ctx says; if one is, by a reopen, the first
+					// read's answer stands).
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false); err == nil {
+						resp, total = r, n
+					}
+				}
+				if total > 0 {
+					return resp, nil
+				}
+				return resp, ctx.Err()
+			case waitClosed:
+				return api.FetchResponse{}, ErrClosed
+			case waitTimer:
+				// MaxWait passed: one last look.
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false)
+				if err != nil {
+					return api.FetchResponse{}, err
+				}
+				if failed && b.closed.Load() {
+					return api.FetchResponse{}, ErrClosed
+				}
 				return resp, nil
 			}
-			return resp, ctx.Err()
-		case waitClosed:
-			return api.FetchResponse{}, ErrClosed
-		case waitTimer:
-			// MaxWait passed: one last look.
-			resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes)
+			if b.isClosed() {
+				return api.FetchResponse{}, ErrClosed
+			}
+			var now api.FetchResponse
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true)
 			if err != nil {
 				return api.FetchResponse{}, err
 			}
-			if failed && b.closed.Load() {
-				return api.FetchResponse{}, ErrClosed
+			// The answer's offsets are those of now, as a read now
+			// would give them (and its batches, where no room was left
+			// for more). A topic created again under the name is read
+			// again.
+			for i, p := range now.Partitions {
+				switch out := &resp.Partitions[i]; {
+				case p.Err != nil || out.Err != nil:
+				case p.TopicID != out.TopicID:
+					failed = true
+				default:
+					out.HighWatermark, out.LogStartOffset = p.HighWatermark, p.LogStartOffset
+				}
 			}
-			return resp, nil
+			bound := pr.bound
+			b.readable(ctx, req, resp, pr, want-total, true)
+			grew = grew || pr.bound > bound
+			again = failed || total+pr.bound >= want
 		}
 	}
 }
@@ -592,11 +664,19 @@ const (
 	waitMoved // a partition
 )
 
+// maxSelectCases is the most cases reflect.Select takes.
+const maxSelectCases = 65536
+
 // waitAny waits for ctx to end, the broker to close (closing, which Close
 // closes before it closes the partitions, and which alone ends the wait
 // of a request that names none), the timer to fire or one of the channels
 // to close: with a plain select for one partition, the common case of a
-// long poll, and through reflect.Select for more.
+// long poll, and through reflect.Select for more. reflect.Select takes
+// at most maxSelectCases cases (it panics past them): the channels that
+// do not fit are waited on by goroutines of the call, one per
+// maxSelectCases-1 of them, which end before it returns (a fetch that
+// names more than 65533 partitions, as one made from a caller's list
+// may, panicked).
 func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Time, waits []<-chan struct{}) int {
 	if len(waits) == 1 {
 		select {
@@ -609,6 +689,32 @@ func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Tim
 		case <-waits[0]:
 			return waitMoved
 		}
+	}
+	if len(waits) > maxSelectCases-3 {
+		keep := maxSelectCases - 4 // and ctx, closing, timer, moved
+		moved := make(chan struct{})
+		stop := make(chan struct{})
+		var once sync.Once
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(stop)
+		for rest := waits[keep:]; len(rest) > 0; {
+			chunk := rest[:min(len(rest), maxSelectCases-1)]
+			rest = rest[len(chunk):]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cases := make([]reflect.SelectCase, 0, len(chunk)+1)
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stop)})
+				for _, w := range chunk {
+					cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+				}
+				if i, _, _ := reflect.Select(cases); i > 0 {
+					once.Do(func() { close(moved) })
+				}
+			}()
+		}
+		waits = append(waits[:keep:keep], moved)
 	}
 	cases := make([]reflect.SelectCase, 0, len(waits)+3)
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -629,8 +735,10 @@ var testHookFetchRead func()
 // change channel before reading it, so that an append after the read
 // closes a channel the caller then waits on. A read that waited for a
 // partition's reopen until ctx ended ends it with ctx's error (err): what
-// it read is left to the next fetch.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+// it read is left to the next fetch. With check, each read is one of no
+// bytes, which fails as a read does (see below): a wake's look at the
+// partitions' errors, and their channels again.
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
@@ -660,6 +768,9 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 			// past the log end, ErrLogFenced for a partition whose
 			// reopen failed (Kafka's KAFKA_STORAGE_ERROR for an offline
 			// partition), ErrUnknownTopic for one deleted meanwhile.
+			limit, upTo = 0, fp.Offset
+		}
+		if check {
 			limit, upTo = 0, fp.Offset
 		}
 		if testHookFetchRead != nil {
@@ -729,10 +840,39 @@ func idGone(err error, fp api.FetchPartition) error {
 	return fmt.Errorf("%w: %s: no topic has ID %s (it was deleted: %w)", ErrUnknownTopicID, fp.Topic, fp.TopicID, err)
 }
 
+// fetchProbe is what readable has counted of a fetch that waits: for
+// each partition, the offset after the bytes counted and the room left
+// (its MaxBytes, or the request's, less what the fetch read and what was
+// counted since); the bytes counted in all, each batch up to the room
+// left (more), and whole (bound).
+type fetchProbe struct {
+	ends  []int64
+	rooms []int
+	more  int
+	bound int
+	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
+}
+
+// newFetchProbe starts the count of the bytes past resp, the answer of a
+// fetch of req: each partition's from the offset after its batches.
+func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) *fetchProbe {
+	pr := &fetchProbe{ends: make([]int64, len(req.Partitions)), rooms: make([]int, len(req.Partitions))}
+	for i, fp := range req.Partitions {
+		limit := fp.MaxBytes
+		if limit <= 0 {
+			limit = maxBytes
+		}
+		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
+		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
+	}
+	return pr
+}
+
 // readable counts the bytes, up to need, that resp's partitions hold
 // below their high watermarks after the batches resp has, as Kafka's
 // delayed fetch counts them: each partition's up to its limit (its
-// MaxBytes, or the request's) less what resp has of it. A read stops at
+// MaxBytes, or the request's) less what resp has of it, and returns the
+// count (pr.more). A read stops at
 // the end of a segment (and on the memory FS at the end of a chunk of its
 // file), so one pass of fetchOnce may find less than MinBytes where the
 // log holds more below the high watermark; and the limits may keep out
@@ -745,10 +885,26 @@ func idGone(err error, fp api.FetchPartition) error {
 // that does not fit counts as the room it fills. The reads are probes:
 // their bytes are not returned (that would copy, where a read is a view),
 // the consumer's next fetch reads them.
-func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, maxBytes, need int) int {
-	more := 0
-	var buf []byte
+//
+// It also counts each batch it reads whole (pr.bound), and goes on from
+// where its last call on pr stopped: a wake of a fetch that waits reads
+// only what was appended since. The first call counts up to the high
+// watermarks resp has, so that an answer of resp holds what was counted;
+// at a wake (fresh), up to those of now, and until the bound reaches
+// need. A partition whose log was cut below what was counted
+// (compaction, a truncation) keeps its count: the fetch may be made
+// again early, and waits again.
+func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe, need int, fresh bool) int {
+	counted := func() int {
+		if fresh {
+			return pr.bound
+		}
+		return pr.more
+	}
 	for i, fp := range req.Partitions {
+		if counted() >= need {
+			break
+		}
 		out := resp.Partitions[i]
 		if out.Err != nil {
 			continue
@@ -757,32 +913,28 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		if err != nil || t.ID != out.TopicID {
 			continue
 		}
-		end := nextAfter(out.Records, fp.Offset)
-		limit := fp.MaxBytes
-		if limit <= 0 {
-			limit = maxBytes
+		hw := out.HighWatermark
+		if fresh {
+			hw = p.Offsets().HighWatermark
 		}
-		room := limit - len(out.Records) // the partition's room left
-		for end < out.HighWatermark && room > 0 && more < need {
-			data, err := p.ReadInto(ctx, buf[:0], end, min(room, need-more), out.HighWatermark)
+		for pr.ends[i] < hw && pr.rooms[i] > 0 && counted() < need {
+			data, err := p.ReadInto(ctx, pr.buf[:0], pr.ends[i], min(pr.rooms[i], need-counted()), hw)
 			if err != nil || len(data) == 0 {
 				break
 			}
-			buf = data // reused by the next probe (on the OS's FS; a view in memory)
-			n := min(len(data), room)
-			more += n
-			room -= n
-			next := nextAfter(data, end)
-			if next <= end {
+			pr.buf = data
+			n := min(len(data), pr.rooms[i])
+			pr.more += n
+			pr.bound += len(data)
+			pr.rooms[i] -= n
+			next := nextAfter(data, pr.ends[i])
+			if next <= pr.ends[i] {
 				break
 			}
-			end = next
-		}
-		if more >= need {
-			break
+			pr.ends[i] = next
 		}
 	}
-	return more
+	return pr.more
 }
 
 // nextAfter returns the offset after the last whole batch in data, or def

@@ -732,27 +732,31 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		}
 	}
 	t := &log.Topic{Name: name, ID: b.newTopicID(), Config: cfg}
-	fail := func(err error) error {
+	// fail undoes the creation up to partition upTo, the one it failed
+	// at (whose open may have made its directory and some of its files):
+	// the loop above left none past it, so that a call stopped early does
+	// not look at every partition's directory again, past its ctx.
+	fail := func(upTo int, err error) error {
 		discardPartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
-		for i := range cfg.Partitions {
+		for i := range upTo + 1 {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
 		return err
 	}
 	for i := range cfg.Partitions {
 		if err := b.adminStop(ctx); err != nil {
-			return fail(err)
+			return fail(i-1, err)
 		}
 		p, err := b.openPartition(ctx, name, i, cfg.Config, b.adminLogOptions())
 		if err != nil {
-			return fail(err)
+			return fail(i, err)
 		}
 		t.Partitions = append(t.Partitions, p)
 	}
 	// The record makes the topic exist: written last, durably.
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
-		return fail(err)
+		return fail(cfg.Partitions-1, err)
 	}
 	b.setTopic(name, t)
 	return nil

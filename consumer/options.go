@@ -86,7 +86,10 @@ func FetchMaxWait(d time.Duration) Opt {
 
 // FetchMaxBytes bounds the bytes of one fetch over all partitions (Kafka's
 // fetch.max.bytes), except that a fetch returns at least one batch however
-// large. Default 50 MiB. New returns ErrInvalidOption for n < 1.
+// large. Default 50 MiB. New returns ErrInvalidOption for n < 1. A
+// *runnel.Broker on disk reads a fetch's batches into memory, up to n
+// (see its Fetch): a consumer whose n comes from outside the program
+// (a tenant's) lets that choose how much memory each of its polls takes.
 func FetchMaxBytes(n int) Opt {
 	return func(c *config) { c.maxBytes = n }
 }

@@ -893,12 +893,31 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 	return s, nil
 }
 
+// testHookCreatedScan, when set (by tests), is told how many entries of
+// createdAt noteRolledLocked looks at when it forgets those of segments
+// no longer listed.
+var testHookCreatedScan func(n int)
+
 // noteRolledLocked records that the active segment, at base, was created
 // now, and forgets the segments no longer listed (removed, or merged by
-// compaction), so that createdAt holds at most one entry per live
-// segment.
+// compaction), so that createdAt holds at most about two entries per
+// live segment. It forgets them once createdAt holds twice as many
+// entries as there are segments, not at every roll: a look at every
+// entry at every roll cost each roll time in proportion to the segments,
+// N rolls O(N² log N) (a topic whose tiny SegmentBytes rolls a segment
+// at each batch, review44dos); now at least half the entries looked at
+// go. An entry left of a segment no longer listed is never read: every
+// segment made after the log opened (a roll's, compaction's) notes its
+// own base, replacing it.
 func (l *Log) noteRolledLocked(base int64) {
 	segs := *l.segs.Load()
+	if len(l.createdAt) < 2*len(segs) {
+		l.noteCreatedLocked(base, l.clock.Now())
+		return
+	}
+	if testHookCreatedScan != nil {
+		testHookCreatedScan(len(l.createdAt))
+	}
 	for b := range l.createdAt {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() >= b })
 		if i == len(segs) || segs[i].Base() != b {

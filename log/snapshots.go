@@ -122,28 +122,34 @@ func (l *Log) removeSnapshotsAboveLocked(end int64) error {
 // brings back still describes the log below its offset, and goes at a
 // later prune. A removal that fails is logged and tried again at the next
 // prune.
+//
+// The snapshots are in order, and those that go are the first ones, up
+// to the first at or above the log start or, if later, the first of the
+// newest retainedSnapshots at or below the recovery point: the prune
+// costs a binary search and the removals, not a look at (and a copy of)
+// every snapshot, which under SyncNever each roll since the last fsync
+// adds to (review44dos: with a tiny SegmentBytes, N rolls cost O(N²)).
 func (l *Log) pruneSnapshotsLocked() {
 	start, rp := l.start.Load(), l.recovery
-	kept := make([]int64, 0, len(l.snapshots))
-	below := 0 // kept at or below the recovery point
-	for _, off := range slices.Backward(l.snapshots) {
-		keep := off >= start && (off > rp || below < retainedSnapshots)
-		if keep && off <= rp {
-			below++
-		}
-		if !keep {
-			err := l.fs.Remove(filepath.Join(l.dir, snapshotName(off)))
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				l.lockedLog.Warn("producer-state snapshot not removed", "dir", l.dir, "offset", off, "err", err)
-				keep = true
-			}
-		}
-		if keep {
-			kept = append(kept, off)
+	below, _ := slices.BinarySearch(l.snapshots, rp+1) // the first past rp
+	atStart, _ := slices.BinarySearch(l.snapshots, start)
+	cut := max(atStart, below-retainedSnapshots)
+	if cut <= 0 {
+		return
+	}
+	var failed []int64
+	for _, off := range l.snapshots[:cut] {
+		err := l.fs.Remove(filepath.Join(l.dir, snapshotName(off)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.lockedLog.Warn("producer-state snapshot not removed", "dir", l.dir, "offset", off, "err", err)
+			failed = append(failed, off)
 		}
 	}
-	slices.Reverse(kept)
-	l.snapshots = kept
+	if failed == nil {
+		l.snapshots = l.snapshots[cut:]
+		return
+	}
+	l.snapshots = append(failed, l.snapshots[cut:]...)
 }
 
 // replaceLegacySnapshotLocked removes the single snapshot file of an older

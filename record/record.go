@@ -41,7 +41,11 @@ type Record struct {
 	// Value is the record's payload. nil is a null value: a tombstone on
 	// compacted topics.
 	Value []byte
-	// Headers are the record's headers, in order; keys may repeat.
+	// Headers are the record's headers, in order; keys may repeat. A
+	// decoded header takes a Header (40 bytes on 64-bit platforms, and
+	// its key as a string) where an empty one takes 2 bytes of its
+	// batch: a record of 1 MiB of empty headers decodes into some 20 MiB
+	// (500,000 headers: 19.5 MiB measured).
 	Headers []Header
 
 	// The fields below are filled on decode. A producer ignores the

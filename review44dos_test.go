@@ -1,0 +1,227 @@
+package runnel
+
+// Review44dos: the public API driven by untrusted input (a multi-tenant
+// front end whose tenants choose topic names, partition counts, topic
+// configs, records and fetches), looking for one value that makes the
+// process crash, hang, or allocate out of all proportion.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+)
+
+// review44Many is more partitions than reflect.Select takes cases
+// (65536), which a fetch's long poll waited on, one each.
+const review44Many = 70_000
+
+// TestReview44DoSFetchManyPartitionsWaits: a Fetch that names more than
+// 65533 partitions (here one partition 70,000 times, as a request made
+// from a tenant's list may), and finds nothing to return, waits for them
+// up to MaxWait and answers with nothing. It panicked in reflect.Select
+// ("too many cases (max 65536)"), taking the process down: one channel
+// a partition plus three, in one select.
+func TestReview44DoSFetchManyPartitionsWaits(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	req := &api.FetchRequest{MaxWait: 10 * time.Millisecond}
+	for range review44Many {
+		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t"})
+	}
+	resp, err := review44Fetch(ctx, b, req)
+	require.NoError(t, err)
+	require.Len(t, resp.Partitions, review44Many)
+	for _, p := range resp.Partitions {
+		require.NoError(t, p.Err)
+		require.Empty(t, p.Records)
+	}
+
+	// Records come once appended, through any of the partitions named.
+	require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+	req.MaxWait = time.Minute
+	req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "u"})
+	produce(t, b, "u", 0, "v")
+	resp, err = review44Fetch(ctx, b, req)
+	require.NoError(t, err)
+	require.Equal(t, []string{"v"}, values(t, resp.Partitions[review44Many].Records))
+}
+
+// review44Fetch is b.Fetch, with a panic turned into an error.
+func review44Fetch(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Fetch panicked: %v", r)
+		}
+	}()
+	return b.Fetch(ctx, req)
+}
+
+// TestReview44DoSWaitAnyManyChannels: the long poll's wait (waitAny)
+// over more channels than reflect.Select takes (distinct partitions, as
+// a consumer assigned that many sends) is woken by any of them, the last
+// too, by its ctx and by its timer, and leaves no goroutine behind.
+func TestReview44DoSWaitAnyManyChannels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	chans := make([]chan struct{}, review44Many)
+	waits := make([]<-chan struct{}, review44Many)
+	for i := range chans {
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+	wait := func(ctx context.Context, timer <-chan time.Time) (got int, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("waitAny panicked: %v", r)
+			}
+		}()
+		return waitAny(ctx, make(chan struct{}), timer, waits), nil
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := wait(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, waitCtx, got)
+
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	got, err = wait(context.Background(), fired)
+	require.NoError(t, err)
+	require.Equal(t, waitTimer, got)
+
+	for _, i := range []int{review44Many - 1, 65_533, 0} {
+		close(chans[i])
+		got, err = wait(context.Background(), nil)
+		require.NoError(t, err, "channel %d", i)
+		require.Equal(t, waitMoved, got, "channel %d", i)
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+}
+
+// TestReview44DoSCreateTopicStopsAtItsCtx: a CreateTopic of many
+// partitions whose ctx ends while it opens one (here the fourth) stops
+// there, undoing only what it made: it looked at every partition's
+// directory again first, ctx ended (a List each: 20,000 for a count of
+// 20,000, and as long again as its first pass over them, which its ctx
+// did cut short), and so did one that failed at a partition with a file
+// system error (the limit of open files, say).
+func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
+	const n = 20_000
+	for _, stop := range []string{"ctx", "fault"} {
+		t.Run(stop, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stopped, lists atomic.Int64
+			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpList && stopped.Load() > 0 {
+					lists.Add(1)
+				}
+				if op == vfs.OpCreate && strings.Contains(name, "/t-3/") && stopped.Add(1) == 1 {
+					if stop == "ctx" {
+						cancel()
+						return nil
+					}
+					return vfs.ErrInjected
+				}
+				return nil
+			})
+			b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), Dir: "/d"})
+			err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n})
+			if stop == "ctx" {
+				require.ErrorIs(t, err, context.Canceled)
+			} else {
+				require.ErrorIs(t, err, vfs.ErrInjected)
+			}
+			require.Empty(t, b.Topics())
+			t.Logf("%d directories listed after the stop", lists.Load())
+			require.LessOrEqual(t, lists.Load(), int64(10), "directories listed after the stop")
+			names, err := b.fs.List("/d")
+			require.NoError(t, err)
+			for _, name := range names {
+				require.False(t, strings.HasPrefix(name, "t-"), "%s left", name)
+			}
+		})
+	}
+}
+
+// TestReview44DoSFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
+// bytes than its partitions hold (a MinBytes of math.MaxInt32, from a
+// tenant, with a long MaxWait) and is woken by appends looks at the new
+// bytes only, not again at those it counted. On disk each wake read
+// (and copied to the heap) everything the partitions held past the
+// fetch's offsets, twice (its read, then its count of what the log holds
+// past it): ten appends of one byte to a partition of 20 MB cost 400 MB
+// of reads and allocations, for as long as MaxWait, which has no bound,
+// lasted.
+func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
+	b := open(t, Config{Dir: t.TempDir()})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	big := strings.Repeat("x", 100<<10)
+	for range 200 {
+		produce(t, b, "t", 0, big)
+	}
+	held := int(b.topics["t"].Partitions[0].Offsets().HighWatermark) // records, not bytes: for the error text
+	reads := make(chan struct{}, 1000)
+	testHookFetchRead = func() { reads <- struct{}{} }
+	defer func() { testHookFetchRead = nil }()
+	fetch := func(ctx context.Context, minBytes int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Minute, MinBytes: minBytes, MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+			if err == nil && len(resp.Partitions[0].Records) < minBytes && minBytes < math.MaxInt32 {
+				err = fmt.Errorf("answered with %d bytes, fewer than MinBytes %d", len(resp.Partitions[0].Records), minBytes)
+			}
+			done <- err
+		}()
+		return done
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	done := fetch(fctx, math.MaxInt32)
+	<-reads // its first read
+	produce(t, b, "t", 0, "v")
+	<-reads // woken: it waited, its first read and count done
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	const appends = 10
+	for range appends {
+		produce(t, b, "t", 0, "v")
+		<-reads // woken
+	}
+	runtime.ReadMemStats(&m1)
+	cancel()
+	require.NoError(t, <-done) // it read records: ctx's end answers them
+	woke := int64(m1.TotalAlloc - m0.TotalAlloc)
+	t.Logf("%d appends woke a fetch waiting past %d records of 100 KB: %d KiB allocated", appends, held, woke>>10)
+	require.Less(t, woke, int64(4<<20), "allocated by %d wakes", appends)
+
+	// A fetch still answers once the appends bring MinBytes, without
+	// waiting out MaxWait.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	have := len(resp.Partitions[0].Records)
+	<-reads // its read
+	fctx, cancel = context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	done = fetch(fctx, have+3*1000)
+	<-reads
+	for range 4 {
+		produce(t, b, "t", 0, strings.Repeat("y", 1000))
+	}
+	require.NoError(t, <-done)
+}
