@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -224,4 +225,44 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		produce(t, b, "t", 0, strings.Repeat("y", 1000))
 	}
 	require.NoError(t, <-done)
+}
+
+// TestReview44FetchWakeOfALongPollReadsOnce: the common long poll, a
+// fetch of MinBytes 1 that found nothing and waits, reads its partitions
+// once more at the wake an append makes, and answers with it: the wake
+// of a fetch that read nothing makes the fetch again, which reads only
+// what was appended since. (review44dos's look at each wake, a read of
+// no bytes and a count of the bytes appended before the fetch is made
+// again, is for a fetch whose answer holds records already: it made
+// this wake three reads, where one does.)
+func TestReview44FetchWakeOfALongPollReadsOnce(t *testing.T) {
+	for _, parts := range []int32{1, 2} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
+				for p := range parts {
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
+				}
+				done := make(chan fetchAnswer, 1)
+				go func() {
+					resp, err := b.Fetch(context.Background(), req)
+					done <- fetchAnswer{resp, err, time.Now()}
+				}()
+				synctest.Wait()
+				require.EqualValues(t, parts, reads.Load(), "the first read")
+				t0 := time.Now()
+				produce(t, b, "t", parts-1, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "answered at the append")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[parts-1].Records))
+				require.EqualValues(t, 2*parts, reads.Load(), "one read of each partition at the wake")
+			})
+		})
+	}
 }
