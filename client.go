@@ -577,13 +577,19 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}
-		pr := newFetchProbe(req, resp, maxBytes)
-		if total > 0 && total+b.readable(ctx, req, resp, pr, want-total, false) >= want {
-			// The log holds MinBytes already: no append need come.
-			return resp, nil
+		var pr *fetchProbe // what readable counted past resp, once resp holds records
+		if total > 0 {
+			pr = newFetchProbe(req, resp, maxBytes)
+			if total+b.readable(ctx, req, resp, pr, want-total, false) >= want {
+				// The log holds MinBytes already: no append need come.
+				return resp, nil
+			}
 		}
-		// Wait, and at each wake look at what changed without reading
-		// again what was read and counted: each partition's errors (a
+		// Wait. A fetch that read nothing is made again at each wake,
+		// which reads only what was appended since (see below). One
+		// whose answer holds records, fewer than MinBytes, looks at
+		// each wake at what changed without reading again what was read
+		// and counted: each partition's errors (a
 		// read of no bytes) and the bytes appended since (readable goes
 		// on from where it stopped). A wake that read every partition
 		// again from its offset cost, at each append, as much as the
@@ -626,6 +632,13 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					return api.FetchResponse{}, ErrClosed
 				}
 				return resp, nil
+			}
+			if total == 0 {
+				// Nothing was read: the fetch made again reads only what
+				// was appended since, no more than a look would. The
+				// common long poll (MinBytes 1) answers so at its first
+				// wake, with one read.
+				break
 			}
 			if b.isClosed() {
 				return api.FetchResponse{}, ErrClosed
