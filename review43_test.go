@@ -146,18 +146,26 @@ func TestReview43MaxMsgsPerSubjectNeedsMaxCompactionLag(t *testing.T) {
 // first cell holds name.
 func readmeJetStreamRow(t *testing.T, name string) string {
 	t.Helper()
+	return readmeTableRow(t, "**Coming from NATS JetStream embedded in a service.**", "\n## ", name)
+}
+
+// readmeTableRow returns the row whose first cell holds name of the
+// README.md table that follows heading and ends at until (or at the end
+// of the file).
+func readmeTableRow(t *testing.T, heading, until, name string) string {
+	t.Helper()
 	data, err := os.ReadFile("README.md")
 	require.NoError(t, err)
-	_, table, ok := strings.Cut(string(data), "**Coming from NATS JetStream embedded in a service.**")
-	require.True(t, ok, "README.md has no JetStream table")
-	table, _, _ = strings.Cut(table, "\n## ")
+	_, table, ok := strings.Cut(string(data), heading)
+	require.True(t, ok, "README.md has no %s", heading)
+	table, _, _ = strings.Cut(table, until)
 	for line := range strings.Lines(table) {
 		cells := strings.Split(line, " | ")
 		if strings.HasPrefix(line, "| ") && len(cells) >= 2 && strings.Contains(cells[0], name) {
 			return line
 		}
 	}
-	t.Fatalf("README.md's JetStream table has no row for %s", name)
+	t.Fatalf("README.md's table after %s has no row for %s", heading, name)
 	return ""
 }
 

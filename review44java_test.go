@@ -624,19 +624,7 @@ func TestReview44JavaCreatePartitionsAndDeleteRecords(t *testing.T) {
 // cell holds name.
 func readmeJavaRow(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	_, table, ok := strings.Cut(string(data), "**Coming from Kafka's Java clients")
-	require.True(t, ok, "README.md has no Java table")
-	table, _, _ = strings.Cut(table, "**Coming from franz-go's kfake.**")
-	for line := range strings.Lines(table) {
-		cells := strings.Split(line, " | ")
-		if strings.HasPrefix(line, "| ") && len(cells) >= 2 && strings.Contains(cells[0], name) {
-			return line
-		}
-	}
-	t.Fatalf("README.md's Java table has no row for %s", name)
-	return ""
+	return readmeTableRow(t, "**Coming from Kafka's Java clients", "**Coming from franz-go's kfake.**", name)
 }
 
 // TestReview44JavaReadmeRowsSayIt: README.md's Java table says what the
