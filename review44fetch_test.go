@@ -119,7 +119,7 @@ type r44Fetch struct {
 	// made its partitions hold MinBytes (its first batch gone, the next
 	// counted whole is larger): it may wait until the next wake.
 	unwoken bool
-	done   chan fetchAnswer
+	done    chan fetchAnswer
 }
 
 type r44Run struct {
