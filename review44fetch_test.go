@@ -825,3 +825,39 @@ func TestReview44FetchCompactedFirstBatch(t *testing.T) {
 		}
 	})
 }
+
+// A fetch that waits, with records, on a partition whose log a
+// truncation cuts below them (a replica's log: Log.TruncateTo) and then
+// its ctx ends answers records below its high watermark: before, the
+// wake took the lower high watermark into the answer it held, records
+// past it, and the ctx's end returned that answer.
+func TestReview44FetchTruncatedUnderRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "a")
+		produce(t, b, "t", 0, "b")
+		produce(t, b, "t", 0, "c")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t"}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait()
+		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+		require.NoError(t, err)
+		_, err = p.Log().TruncateTo(1)
+		require.NoError(t, err)
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		fp := a.resp.Partitions[0]
+		require.NoError(t, fp.Err)
+		require.EqualValues(t, 1, fp.HighWatermark)
+		require.Equal(t, []string{"a"}, values(t, fp.Records), "records at or past the high watermark")
+	})
+}
