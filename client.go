@@ -608,7 +608,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// whose first batch was past its MaxBytes counted nothing more
 		// of the partition, and waited until MaxWait): a wake makes the
 		// fetch again where a compacted partition's first batch changed
-		// (firstMoved).
+		// (firstMoved), or a partition's high watermark came down.
 		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
 			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
@@ -663,6 +663,9 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				switch out := &resp.Partitions[i]; {
 				case p.Err != nil || out.Err != nil:
 				case p.TopicID != out.TopicID:
+					failed = true
+				case p.HighWatermark < out.HighWatermark:
+					// Truncated: what resp holds may be past it.
 					failed = true
 				default:
 					out.HighWatermark, out.LogStartOffset = p.HighWatermark, p.LogStartOffset
