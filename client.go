@@ -602,6 +602,13 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// first partition with data returns its first batch whatever
 		// its size, KIP-74): where it reaches MinBytes already, and the
 		// fetch does not, each wake makes the fetch again, as all did.
+		// That holds while each partition's first batch from its offset
+		// is the one the fetch found: a compaction may remove it, and
+		// the next, counted whole, be larger than all counted (a fetch
+		// whose first batch was past its MaxBytes counted nothing more
+		// of the partition, and waited until MaxWait): a wake makes the
+		// fetch again where a compacted partition's first batch changed
+		// (firstMoved), or a partition's high watermark came down.
 		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
 			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
@@ -657,6 +664,9 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				case p.Err != nil || out.Err != nil:
 				case p.TopicID != out.TopicID:
 					failed = true
+				case p.HighWatermark < out.HighWatermark:
+					// Truncated: what resp holds may be past it.
+					failed = true
 				default:
 					out.HighWatermark, out.LogStartOffset = p.HighWatermark, p.LogStartOffset
 				}
@@ -664,7 +674,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			bound := pr.bound
 			b.readable(ctx, req, resp, pr, want-total, true)
 			grew = grew || pr.bound > bound
-			again = failed || total+pr.bound >= want
+			again = failed || total+pr.bound >= want || b.firstMoved(ctx, req, resp, pr)
 		}
 	}
 }
@@ -864,12 +874,35 @@ type fetchProbe struct {
 	more  int
 	bound int
 	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
+	// firsts holds each partition's first batch from its offset, as
+	// the fetch or a probe read found it (size 0: none yet); compact,
+	// whether its log was seen with the compact policy (see firstMoved).
+	firsts  []probeFirst
+	compact []bool
+}
+
+// probeFirst is a batch a fetchProbe found first at a partition's offset.
+type probeFirst struct {
+	base int64
+	size int
+}
+
+// firstOf returns the first batch of data, size 0 when it holds none.
+func firstOf(data []byte) probeFirst {
+	for bt, err := range record.Batches(data) {
+		if err != nil {
+			break
+		}
+		return probeFirst{bt.BaseOffset(), len(bt)}
+	}
+	return probeFirst{}
 }
 
 // newFetchProbe starts the count of the bytes past resp, the answer of a
 // fetch of req: each partition's from the offset after its batches.
 func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) *fetchProbe {
-	pr := &fetchProbe{ends: make([]int64, len(req.Partitions)), rooms: make([]int, len(req.Partitions))}
+	n := len(req.Partitions)
+	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), firsts: make([]probeFirst, n), compact: make([]bool, n)}
 	for i, fp := range req.Partitions {
 		limit := fp.MaxBytes
 		if limit <= 0 {
@@ -877,8 +910,49 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) 
 		}
 		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
 		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
+		pr.firsts[i] = firstOf(resp.Partitions[i].Records)
 	}
 	return pr
+}
+
+// firstMoved reports whether a partition of a fetch that waits, whose
+// log is compacted (or was, since pr began), no longer has at its offset
+// the first batch pr found there (a compaction removed it: the next,
+// which a fetch made now counts whole if its partition comes first with
+// data, may be larger than all pr counted), or may not: its topic, or
+// its log, could not be looked at. It reads one batch of each such
+// partition (a view, in memory), none of a partition of a topic that is
+// not compacted.
+func (b *Broker) firstMoved(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe) bool {
+	for i, fp := range req.Partitions {
+		out := resp.Partitions[i]
+		if out.Err != nil || pr.firsts[i].size == 0 {
+			continue
+		}
+		t, p, err := b.topicPartition(context.Background(), fp.Topic, fp.Partition, false)
+		if err != nil || t.ID != out.TopicID {
+			return true
+		}
+		l, err := p.LogContext(ctx)
+		if err != nil {
+			return true
+		}
+		if l.Config().CleanupPolicy&log.Compact != 0 {
+			pr.compact[i] = true
+		}
+		if !pr.compact[i] {
+			continue
+		}
+		data, err := p.ReadInto(ctx, pr.buf[:0], fp.Offset, 1, out.HighWatermark)
+		if err != nil {
+			return true
+		}
+		pr.buf = data
+		if firstOf(data) != pr.firsts[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // readable counts the bytes, up to need, that resp's partitions hold
@@ -936,6 +1010,9 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 				break
 			}
 			pr.buf = data
+			if pr.ends[i] == fp.Offset && pr.firsts[i].size == 0 {
+				pr.firsts[i] = firstOf(data)
+			}
 			n := min(len(data), pr.rooms[i])
 			pr.more += n
 			pr.bound += len(data)
