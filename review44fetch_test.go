@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -63,28 +62,11 @@ import (
 // whole. The model is exact, not a conservative bound.
 //
 // go test runs 40 seeds (10 under -short); RUNNEL_FETCH_PROP=N runs N
-// seeds from RUNNEL_FETCH_PROP_BASE (1 by default).
+// seeds, RUNNEL_FETCH_PROP_BASE=S from S (see testkit.Seeds).
 func TestReview44FetchWaitProperty(t *testing.T) {
-	n, base := 40, uint64(1)
-	if testing.Short() {
-		n = 10
-	}
-	if s := os.Getenv("RUNNEL_FETCH_PROP"); s != "" {
-		v, err := strconv.Atoi(s)
-		require.NoError(t, err)
-		n = v
-	}
-	if s := os.Getenv("RUNNEL_FETCH_PROP_BASE"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		require.NoError(t, err)
-		base = v
-	}
-	for seed := base; seed < base+uint64(n); seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			t.Logf("repeat: RUNNEL_FETCH_PROP=1 RUNNEL_FETCH_PROP_BASE=%d go test -run TestReview44FetchWaitProperty .", seed)
-			synctest.Test(t, func(t *testing.T) { runReview44Fetch(t, seed) })
-		})
-	}
+	testkit.Seeds(t, "RUNNEL_FETCH_PROP", 40, 10, func(t *testing.T, seed uint64) {
+		synctest.Test(t, func(t *testing.T) { runReview44Fetch(t, seed) })
+	})
 }
 
 // r44Batch is one batch of a snapshot.
