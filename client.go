@@ -589,9 +589,9 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// which reads only what was appended since (see below). One
 		// whose answer holds records, fewer than MinBytes, looks at
 		// each wake at what changed without reading again what was read
-		// and counted: each partition's errors (a
-		// read of no bytes) and the bytes appended since (readable goes
-		// on from where it stopped). A wake that read every partition
+		// and counted: each partition's errors (a read of no bytes) and
+		// the bytes appended since (readable goes on from where it
+		// stopped). A wake that read every partition
 		// again from its offset cost, at each append, as much as the
 		// partitions held past their offsets, on disk a copy of it (a
 		// MinBytes above what they hold, with a long MaxWait, read them
