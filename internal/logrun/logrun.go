@@ -51,10 +51,6 @@ func (r *Run) Next(now time.Time, key any, first slog.Level) (slog.Level, []any)
 // End ends the run (the thing answered): the next failure is a first.
 func (r *Run) End() { *r = Run{} }
 
-// Failing reports whether a run goes on: a failure came since the last
-// End.
-func (r *Run) Failing() bool { return r.n > 0 }
-
 // Log logs msg, with args and the attributes Next adds, at the level Next
 // returns, for callers whose logger may be called where they guard r (a
 // logger that queues its lines until the lock is let go).

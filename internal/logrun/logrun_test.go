@@ -13,11 +13,9 @@ import (
 func TestNextRunOfOneKind(t *testing.T) {
 	var r Run
 	t0 := time.Unix(1000, 0)
-	require.False(t, r.Failing())
 	level, extra := r.Next(t0, "a", slog.LevelInfo)
 	require.Equal(t, slog.LevelInfo, level, "the first, at the level given")
 	require.Nil(t, extra)
-	require.True(t, r.Failing())
 
 	var warned []time.Duration
 	for s := 1; s <= 100; s++ {
@@ -45,7 +43,6 @@ func TestNextOtherKindOrEndBeginsARun(t *testing.T) {
 	require.Equal(t, slog.LevelDebug, level)
 
 	r.End()
-	require.False(t, r.Failing())
 	level, _ = r.Next(t0.Add(2*time.Second), 2, slog.LevelInfo)
 	require.Equal(t, slog.LevelInfo, level, "after End")
 	level, extra := r.Next(t0.Add(40*time.Second), 2, slog.LevelInfo)
