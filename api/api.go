@@ -201,8 +201,10 @@ type FetchedPartition struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	// Records holds whole batches (see record.Batches); the first may
-	// begin before the requested offset. The bytes are the caller's: they
-	// never change.
+	// begin before the requested offset. The caller may keep the bytes:
+	// they never change. It must not modify them: a Client may hand out
+	// its storage itself (*runnel.Broker on the memory FS does), and a
+	// write to them is then a write to the log, served to every reader.
 	Records []byte
 	// Err is the partition's error, such as log.ErrOffsetOutOfRange,
 	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other
