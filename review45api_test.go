@@ -3,11 +3,17 @@ package runnel_test
 import (
 	"bytes"
 	"context"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,4 +45,40 @@ func TestReview45APIFetchBytesAreTheLog(t *testing.T) {
 	require.Equal(t, "HELLO", string(recs[0].Value), "on the memory FS a fetch's bytes are the log itself")
 	recs[0].Value[0] = 'J' // a consumed record's Value is the log too
 	require.Equal(t, "JELLO", string(runneltest.ConsumeAll(t, b, "t")[0].Value))
+}
+
+// TestReview45APIEmptyDirOnTheOSFS: Config.Dir says "" keeps the data in
+// memory, and Config.FS that it overrides the file system; given both an
+// FS and no Dir, Open used "/runnel" on that FS. On a vfs.MemFS that is
+// memory still (tests rely on it, now said on Dir), but on vfs.OS, or a
+// wrapper of it, it was the root directory of the machine's disk: a
+// broker as root wrote its topics to /runnel, and one as anyone else
+// failed to open with a permission error. Open now refuses an empty Dir
+// with the OS's file system (log.ErrInvalidConfig), creating nothing.
+func TestReview45APIEmptyDirOnTheOSFS(t *testing.T) {
+	root := filepath.Join(string(filepath.Separator), "runnel")
+	if v := filepath.VolumeName(os.TempDir()); v != "" {
+		root = v + root
+	}
+	if _, err := os.Stat(root); err == nil {
+		t.Skipf("%s exists: this test must not touch it", root)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) }) // what the old code made
+	for _, fs := range []vfs.FS{vfs.OS, vfs.WithFaults(vfs.OS, vfs.Count())} {
+		b, err := runnel.Open(runnel.Config{FS: fs})
+		if err == nil {
+			b.Close()
+		}
+		require.ErrorIs(t, err, log.ErrInvalidConfig, "an empty Dir on the OS's disk")
+		_, statErr := os.Stat(root)
+		require.ErrorIs(t, statErr, iofs.ErrNotExist, "Open made %s", root)
+	}
+	// A memory FS with no Dir keeps working, as Dir now says.
+	mem := vfs.NewMem()
+	b, err := runnel.Open(runnel.Config{FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	_, err = mem.Stat("/runnel/t-0")
+	require.NoError(t, err)
 }
