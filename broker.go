@@ -26,7 +26,10 @@ import (
 // the operating system (log.SyncNever). Open copies it.
 type Config struct {
 	// Dir is where the broker keeps its data; "" keeps it in memory (a
-	// vfs.NewMem file system that lives as long as the Broker). On disk, a
+	// vfs.NewMem file system that lives as long as the Broker), or, with
+	// FS set, in "/runnel" on FS: for a vfs.MemFS of the caller's, which
+	// it can then crash (with the OS's file system, Open refuses an empty
+	// Dir). On disk, a
 	// relative Dir is taken against the working directory at Open: a
 	// later change of the working directory does not move it. The broker
 	// owns it: Open removes the directories named <topic>-<partition> that
@@ -245,8 +248,9 @@ type Broker struct {
 // Broker of this one not yet closed, has the directory open;
 // ErrInvalidPartitions for a negative DefaultPartitions
 // (or one above math.MaxInt32);
-// log.ErrInvalidConfig for bad TopicDefaults or a CleanerMapBytes below
-// log.MinCleanerMapBytes; a *TopicConfigError (matching
+// log.ErrInvalidConfig for bad TopicDefaults, a CleanerMapBytes below
+// log.MinCleanerMapBytes, or an empty Dir with the operating system's FS
+// (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
 // topic whose config TopicDefaults make invalid; ErrCorruptMetadata
 // (naming the file) for a topic record or producer id counter that cannot
@@ -302,6 +306,9 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 		b.fs, b.root = vfs.NewMem(), "/runnel"
 	case b.fs == nil:
 		b.fs = vfs.OS
+	case b.root == "" && vfs.Unwrap(b.fs) == vfs.OS:
+		// "/runnel" is for a memory FS; on the OS's it is the disk's root.
+		return nil, fmt.Errorf("%w: Config.Dir is empty with the operating system's file system (Config.FS): name the directory", log.ErrInvalidConfig)
 	case b.root == "":
 		b.root = "/runnel"
 	}

@@ -516,8 +516,10 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // to req.MaxBytes (a MaxBytes of math.MaxInt32 over a partition of 40 MB
 // allocated 40 MB) — where Kafka's broker sends the bytes from the page
 // cache and caps a request's max bytes at its fetch.max.bytes (55 MiB).
-// On the memory FS they are views of the log, without a copy. Bound a
-// MaxBytes that comes from outside your code.
+// On the memory FS they are views of the log, without a copy: do not
+// modify them (see api.FetchedPartition), as a write to them is a write to
+// the log, served to every later fetch. Bound a MaxBytes that comes from
+// outside your code.
 //
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID no topic of its name has any more — the topic was deleted,

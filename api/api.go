@@ -40,6 +40,8 @@ const (
 // Valid reports whether a is one of the three values Kafka knows.
 func (a Acks) Valid() bool { return a == AcksNone || a == AcksLeader || a == AcksAll }
 
+// String returns Kafka's value of the acks config, "0", "1" or "all", and
+// "acks(N)" for any other value.
 func (a Acks) String() string {
 	switch a {
 	case AcksNone:
@@ -105,6 +107,8 @@ type TopicPartition struct {
 	Partition int32  // the partition's number, from 0
 }
 
+// String returns the partition as Kafka names it, "<topic>-<partition>",
+// the name of its directory on disk.
 func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
 
 // ProduceRequest appends record batches to one partition.
@@ -201,8 +205,10 @@ type FetchedPartition struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	// Records holds whole batches (see record.Batches); the first may
-	// begin before the requested offset. The bytes are the caller's: they
-	// never change.
+	// begin before the requested offset. The caller may keep the bytes:
+	// they never change. It must not modify them: a Client may hand out
+	// its storage itself (*runnel.Broker on the memory FS does), and a
+	// write to them is then a write to the log, served to every reader.
 	Records []byte
 	// Err is the partition's error, such as log.ErrOffsetOutOfRange,
 	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other

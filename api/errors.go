@@ -293,6 +293,8 @@ func lookup(err error) (entry, bool) {
 // retriable ones (see IsRetriable).
 type UnknownCodeError struct{ Code int16 }
 
+// Error says "runnel: Kafka error code N", with the code's name when Name
+// knows it.
 func (e *UnknownCodeError) Error() string {
 	if name, ok := otherRetriable[e.Code]; ok {
 		return fmt.Sprintf("runnel: Kafka error code %d (%s)", e.Code, name)

@@ -25,7 +25,8 @@ import (
 // clients do. At the log end (or upTo) Read returns nil.
 //
 // The bytes are the caller's to keep: they never change afterwards. On the
-// in-memory FS they are a view of the log, without a copy.
+// in-memory FS they are a view of the log, without a copy, so the caller
+// must not modify them: a write to them is a write to the log.
 //
 // Every batch returned has passed its CRC check — when it is read, or on
 // the in-memory FS when it was appended (see segment.Read); corrupt bytes

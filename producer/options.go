@@ -89,7 +89,7 @@ func (c *config) validate() error {
 		return bad("BatchMaxBytes", c.batchMaxBytes)
 	case !c.codec.Valid():
 		return bad("Compression", c.codec)
-	case c.partitioner == nil:
+	case isNilValue(c.partitioner):
 		return bad("RecordPartitioner", nil)
 	case c.maxRecords < 1:
 		return bad("MaxBufferedRecords", c.maxRecords)
@@ -197,7 +197,8 @@ func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec
 // RecordPartitioner sets how records are spread over a topic's
 // partitions: StickyKeyPartitioner() (the default), RoundRobinPartitioner(),
 // ManualPartitioner(), a PartitionerFunc, or a Partitioner of your own.
-// New returns ErrInvalidOption for a nil p.
+// New returns ErrInvalidOption for a nil p, a nil PartitionerFunc or nil
+// pointer in it too.
 func RecordPartitioner(p Partitioner) Opt { return func(c *config) { c.partitioner = p } }
 
 // MaxBufferedRecords bounds the records produced and not yet done: a

@@ -60,7 +60,7 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		return t, nil
 	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
-	if t.part == nil {
+	if isNilValue(t.part) {
 		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)

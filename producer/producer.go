@@ -904,7 +904,19 @@ func (p *Producer) resetProducerID(gen uint64, why error) {
 
 // isNilPointer reports whether c is a nil pointer in a non-nil interface,
 // a nil *runnel.Broker say, whose methods would panic on first use.
-func isNilPointer(c Client) bool {
-	v := reflect.ValueOf(c)
-	return v.Kind() == reflect.Pointer && v.IsNil()
+func isNilPointer(c Client) bool { return isNilValue(c) }
+
+// isNilValue reports whether v is nil, or a nil pointer or func in a
+// non-nil interface (a nil *runnel.Broker, a nil PartitionerFunc), whose
+// methods would panic on first use.
+func isNilValue(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Func:
+		return rv.IsNil()
+	}
+	return false
 }

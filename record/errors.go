@@ -28,6 +28,8 @@ type CorruptError struct {
 	Err      error  // an underlying cause (ErrTruncated, a compression error), may be nil
 }
 
+// Error names the file (when known), the position and the reason, and
+// the cause's message after it.
 func (e *CorruptError) Error() string {
 	s := "runnel/record: corrupt batch"
 	if e.Path != "" {

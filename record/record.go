@@ -1,6 +1,7 @@
 package record
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -85,11 +86,16 @@ const (
 	LogAppendTime TimestampType = 1
 )
 
+// String returns "CreateTime" or "LogAppendTime", and "TimestampType(N)"
+// for any other value.
 func (t TimestampType) String() string {
-	if t == LogAppendTime {
+	switch t {
+	case CreateTime:
+		return "CreateTime"
+	case LogAppendTime:
 		return "LogAppendTime"
 	}
-	return "CreateTime"
+	return fmt.Sprintf("TimestampType(%d)", int8(t))
 }
 
 // MillisFit reports whether t's Unix milliseconds, t.UnixMilli(), the

@@ -544,7 +544,10 @@ func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context
 // how many came of how many and from which partitions, or on any error.
 // When more than n records are there, which partitions the n come from is
 // not specified: to assert that nothing else is there, use ConsumeAll.
-// Control batches (transaction markers) are not records.
+// Control batches (transaction markers) are not records. The records' Key,
+// Value and header values are the in-memory broker's log itself (see
+// package consumer, "Records and their bytes"): do not modify them, or
+// copy them first (bytes.Clone).
 //
 // cl is the *runnel.Broker of NewBroker, a Faults over it, or a
 // consumer.Client of the test's own: Consume reads through it with a

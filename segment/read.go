@@ -292,7 +292,8 @@ func (s *Segment) withPath(err error) error {
 //
 // The returned bytes are the caller's to keep: they never change, whatever
 // happens to the segment later (on the in-memory FS they are a view, on the
-// OS a fresh read). Read returns nil at or past the end of the segment.
+// OS a fresh read). On the in-memory FS they are the file's own memory:
+// the caller must not modify them. Read returns nil at or past the end of the segment.
 // To read from an offset up to an offset (a fetch), use ReadOffset. Read
 // has not seen the batch before pos: a caller that walks the segment with
 // it checks that the first batch of each Read starts above the last one of

@@ -22,6 +22,7 @@ type RecoveryResult struct {
 	HoleBefore int64
 }
 
+// String says how many batches Recover kept and what it cut, for logs.
 func (r RecoveryResult) String() string {
 	if r.Truncated == 0 {
 		return fmt.Sprintf("%d batches, nothing cut", r.Batches)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 )
@@ -128,7 +129,8 @@ func FailNth(n int, ops ...Op) *Counter { return newCounter(n, false, ops) }
 func FailFrom(n int, ops ...Op) *Counter { return newCounter(n, true, ops) }
 
 // Count returns a Counter that never fails and counts the operations among
-// ops (all operations if none are given).
+// ops (all operations if none are given). Count, FailNth and FailFrom
+// panic on an op that is none of the Op constants.
 func Count(ops ...Op) *Counter { return newCounter(0, false, ops) }
 
 // MaybeError counts op if it matches, and returns ErrInjected if it is one
@@ -171,9 +173,15 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // The files it returns implement each of Viewer, PrefixViewer and Mapper
 // exactly when fs's files do. The FS is a Wrapper of fs: Unwrap sees
 // through it, so that a new WithFaults of the same fs is taken for the
-// same file system. A nil inj returns fs itself.
+// same file system. A nil inj (a nil InjectorFunc or *Counter too)
+// returns fs itself.
 func WithFaults(fs FS, inj Injector) FS {
 	if inj == nil {
+		return fs
+	}
+	// A nil InjectorFunc or nil pointer (a *Counter) is a nil inj too:
+	// its MaybeError would panic at the first operation.
+	if v := reflect.ValueOf(inj); (v.Kind() == reflect.Func || v.Kind() == reflect.Pointer) && v.IsNil() {
 		return fs
 	}
 	return &faultFS{fs: fs, inj: inj}
