@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
@@ -81,4 +82,24 @@ func TestReview45APIEmptyDirOnTheOSFS(t *testing.T) {
 	require.NoError(t, b.Close())
 	_, err = mem.Stat("/runnel/t-0")
 	require.NoError(t, err)
+}
+
+// TestReview45APIMaintenanceIntervalBelowAMillisecond: a MaintenanceInterval
+// of 5 (nanoseconds, where 5 s was meant) ran maintenance back to back, an
+// idle broker burning most of a core (0.88 s of CPU a second, 89 µs at
+// the default). Kafka's log.retention.check.interval.ms is at least 1 ms;
+// Open now refuses a positive interval below that, as it refuses other
+// bad config, and takes 1 ms itself.
+func TestReview45APIMaintenanceIntervalBelowAMillisecond(t *testing.T) {
+	for _, d := range []time.Duration{1, 5, time.Millisecond - 1} {
+		b, err := runnel.Open(runnel.Config{MaintenanceInterval: d})
+		if err == nil {
+			b.Close()
+		}
+		require.ErrorIs(t, err, log.ErrInvalidConfig, "MaintenanceInterval %v", d)
+		require.ErrorContains(t, err, "MaintenanceInterval")
+	}
+	b, err := runnel.Open(runnel.Config{MaintenanceInterval: time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
 }
