@@ -77,6 +77,8 @@ type Config struct {
 	// Default (0 or negative) 30 s, more often than Kafka's: its
 	// log.flush.offset.checkpoint.interval.ms is 60 s, and its
 	// log.retention.check.interval.ms, which runs retention, 5 minutes.
+	// At least 1 ms, as Kafka's: Open refuses a shorter one
+	// (log.ErrInvalidConfig), a 5 meant as seconds, say.
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended
@@ -248,9 +250,9 @@ type Broker struct {
 // Broker of this one not yet closed, has the directory open;
 // ErrInvalidPartitions for a negative DefaultPartitions
 // (or one above math.MaxInt32);
-// log.ErrInvalidConfig for bad TopicDefaults, a CleanerMapBytes below
-// log.MinCleanerMapBytes, or an empty Dir with the operating system's FS
-// (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
+// log.ErrInvalidConfig for bad TopicDefaults, a MaintenanceInterval
+// below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, or an
+// empty Dir with the operating system's FS (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
 // topic whose config TopicDefaults make invalid; ErrCorruptMetadata
 // (naming the file) for a topic record or producer id counter that cannot
@@ -287,6 +289,8 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = 30 * time.Second
+	} else if cfg.MaintenanceInterval < time.Millisecond {
+		return nil, fmt.Errorf("%w: MaintenanceInterval %v, at least 1ms", log.ErrInvalidConfig, cfg.MaintenanceInterval)
 	}
 	if cfg.CleanerMapBytes != 0 && cfg.CleanerMapBytes < log.MinCleanerMapBytes {
 		return nil, fmt.Errorf("%w: CleanerMapBytes %d, at least %d", log.ErrInvalidConfig, cfg.CleanerMapBytes, log.MinCleanerMapBytes)
