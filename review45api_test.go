@@ -103,3 +103,33 @@ func TestReview45APIMaintenanceIntervalBelowAMillisecond(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
 }
+
+// review45NilClock is a Clock whose nil pointer panics at Now.
+type review45NilClock struct{ now time.Time }
+
+func (c *review45NilClock) Now() time.Time { return c.now }
+
+// TestReview45APINilPointerFSOrClock: a nil *vfs.MemFS in Config.FS (a
+// field the test meant to set and did not) panicked inside Open, and a
+// nil-pointer Clock panicked at the broker's first look at the time,
+// later and elsewhere. Taking either as unset would be wrong: with a Dir,
+// an unset FS is the disk, where a memory FS was meant. Open refuses
+// both with log.ErrInvalidConfig, as the clients refuse a nil *Broker.
+func TestReview45APINilPointerFSOrClock(t *testing.T) {
+	var mem *vfs.MemFS
+	for _, dir := range []string{"", "/d"} {
+		b, err := runnel.Open(runnel.Config{Dir: dir, FS: mem})
+		if err == nil {
+			b.Close()
+		}
+		require.ErrorIs(t, err, log.ErrInvalidConfig, "Dir %q", dir)
+		require.ErrorContains(t, err, "Config.FS")
+	}
+	var clock *review45NilClock
+	b, err := runnel.Open(runnel.Config{Clock: clock})
+	if err == nil {
+		b.Close()
+	}
+	require.ErrorIs(t, err, log.ErrInvalidConfig)
+	require.ErrorContains(t, err, "Config.Clock")
+}
