@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,8 @@ type Config struct {
 	// the broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
-	// Default: vfs.OS when Dir is set.
+	// Default: vfs.OS when Dir is set. A nil pointer (a nil *vfs.MemFS)
+	// is not the default: Open refuses it.
 	FS vfs.FS
 	// TopicDefaults are the broker-wide defaults for topic configs: a
 	// topic's zero fields take these, and these zero fields Kafka's. A
@@ -110,6 +112,7 @@ type Config struct {
 	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
 	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
 	// monotonic timers instead, which neither Clock nor a step moves.
+	// Open refuses a nil pointer as Clock.
 	Clock log.Clock
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or
@@ -250,8 +253,8 @@ type Broker struct {
 // Broker of this one not yet closed, has the directory open;
 // ErrInvalidPartitions for a negative DefaultPartitions
 // (or one above math.MaxInt32);
-// log.ErrInvalidConfig for bad TopicDefaults, a MaintenanceInterval
-// below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, or an
+// log.ErrInvalidConfig for bad TopicDefaults, a nil pointer as FS or
+// Clock, a MaintenanceInterval below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, or an
 // empty Dir with the operating system's FS (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
 // topic whose config TopicDefaults make invalid; ErrCorruptMetadata
@@ -297,6 +300,14 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// A nil pointer in FS or Clock is a field meant and not set: taken as
+	// unset, FS would be the disk where a memory FS was meant.
+	if nilPointer(cfg.FS) {
+		return nil, fmt.Errorf("%w: Config.FS is a nil %T", log.ErrInvalidConfig, cfg.FS)
+	}
+	if nilPointer(cfg.Clock) {
+		return nil, fmt.Errorf("%w: Config.Clock is a nil %T", log.ErrInvalidConfig, cfg.Clock)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = log.SystemClock{}
@@ -733,4 +744,11 @@ func (b *Broker) partitions() []*log.Partition {
 		ps = append(ps, b.topics[name].Partitions...)
 	}
 	return ps
+}
+
+// nilPointer reports whether v holds a nil pointer: a non-nil interface
+// whose methods would panic at their first use.
+func nilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
