@@ -188,3 +188,63 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 		}
 	}
 }
+
+// Many small records are bounded by MaxBufferedRecords: what the
+// producer adds to each (its slot, 24 bytes, and its encoding) is the
+// same whether the broker is slow or not. 10,000 one-byte records over
+// 8 partitions, MaxBufferedRecords 10,000, every batch held by a slow
+// broker: 44 bytes a record over the records themselves (go test -run
+// TestReview45MemProducerSmallRecords -v ./producer).
+func TestReview45MemProducerSmallRecords(t *testing.T) {
+	const (
+		parts = 8
+		n     = 10_000
+	)
+	c := newReview45Client(parts)
+	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedRecords(n), Linger(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*record.Record, n+1) // one more than fits: it waits, and the batches go
+	for i := range recs {
+		recs[i] = &record.Record{Topic: "t", Partition: int32(i % parts), Value: []byte{byte(i)}}
+	}
+	var failed sync.Map
+	var done sync.WaitGroup
+	done.Add(len(recs))
+	promise := func(r *record.Record, err error) {
+		if err != nil {
+			failed.Store(r, err)
+		}
+		done.Done()
+	}
+	ctx := context.Background()
+	base := leakcheck.LiveHeap()
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for _, r := range recs {
+			p.Produce(ctx, r, promise)
+		}
+	}()
+	c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
+	grown := leakcheck.LiveHeap() - base
+	per := grown / n
+	t.Logf("%d records buffered: %d bytes a record over the records", p.BufferedRecords(), per)
+	if per > 100 {
+		t.Errorf("%d bytes a one-byte record buffered, more than 100: MaxBufferedRecords does not bound small records", per)
+	}
+	close(c.release)
+	<-produced
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	failed.Range(func(_, v any) bool {
+		t.Errorf("a record failed: %v", v)
+		return false
+	})
+}
