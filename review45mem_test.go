@@ -194,7 +194,7 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 // holds one fetch at a time (no read-ahead, no goroutine filling a
 // queue): its live heap stays within FetchMaxBytes of where it began,
 // plus the record structs of a batch, wherever the loop is. 32
-// partitions of 512 KiB on disk, FetchMaxBytes 2 MiB: at most 2.3 MB
+// partitions of 512 KiB on disk, FetchMaxBytes 2 MiB: at most 2.8 MB
 // above the start, sampled every 64 records (bound 3.1 MB) (go test -run
 // TestReview45MemSlowConsumerHoldsOneFetch -v .).
 func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
@@ -259,8 +259,8 @@ func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
 // batches decompressed (each batch a buffer of its own); a loop that
 // handles them one at a time holds one batch decompressed at a time.
 // A topic of 1 MiB zstd batches of a 256-byte pattern: a fetch of
-// FetchMaxBytes 1 MiB returned 24 batches, 0.3 MB, and its records kept
-// took 25.4 MB; read without keeping, the heap rose by 1.1 MB at most
+// FetchMaxBytes 1 MiB returned all 24, 39 KB, and its records kept
+// took 26.4 MB; read without keeping, the heap rose by 1.1 MB at most
 // (go test -run TestReview45MemCompressedFetchIsCountedCompressed -v .).
 func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 	if testing.Short() {
@@ -397,7 +397,7 @@ func TestReview45MemProduceDecompressesWhole(t *testing.T) {
 // segments in blocks, not whole: its peak heap does not grow with the
 // log. 32 MiB in one partition, its recovery point and producer-state
 // snapshots removed so that Open scans it all: the live heap, sampled
-// at every 16th file operation, peaked 0.6 MB above the broker's
+// at every 16th file operation, peaked 1.1 MB above the broker's
 // (go test -run TestReview45MemRecoveryScansInBlocks -v .).
 func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
 	if testing.Short() {
@@ -468,7 +468,7 @@ func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
 // its buffers: a megabyte read at a time, a megabyte written at a time,
 // and one batch decompressed. 200,000 distinct keys (12 MiB of log on
 // disk, 1 MiB segments) under CleanerMapBytes 1 MiB: the live heap,
-// sampled at every file operation of a Maintain, peaked 2.9 MB above
+// sampled at every file operation of a Maintain, peaked 2.1 MB above
 // where it was, where a map for every key would take 5.3 MB (go test
 // -run TestReview45MemCleanerWithinMapBytes -v .).
 func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
