@@ -612,7 +612,7 @@ func (l *Log) replayProducers(ctx context.Context, ps producers, from, end, now 
 				return n, err
 			}
 		}
-		data, err := l.read(nil, off, 1<<20, end, false)
+		data, err := l.read(nil, off, 1<<20, end, false, false)
 		if err != nil {
 			return n, err
 		}

@@ -51,6 +51,22 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 //
 // Errors: as Read's.
 func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	return l.readInto(dst, offset, maxBytes, upTo, false)
+}
+
+// ReadWithin is ReadInto, except that a first batch larger than maxBytes
+// is neither read nor returned: it returns nil then, as at upTo. It is
+// the read of a fetch's partition that comes after the first with
+// records, which gets no batch that passes its limit (as Kafka reads it,
+// without minOneMessage): ReadInto would read that batch whole (KIP-74),
+// on the OS's file system into fresh memory, for the fetch to drop it.
+//
+// Errors: as Read's.
+func (l *Log) ReadWithin(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	return l.readInto(dst, offset, maxBytes, upTo, true)
+}
+
+func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -65,7 +81,7 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 			l.lifeMu.RLock()
 		}
 		cuts := l.truncationsDone.Load()
-		data, err := l.read(dst, offset, maxBytes, upTo, !pinned)
+		data, err := l.read(dst, offset, maxBytes, upTo, !pinned, within)
 		if pinned {
 			l.lifeMu.RUnlock()
 		}
@@ -131,9 +147,9 @@ func removedUnderUs(err error) bool {
 	return errors.Is(err, segment.ErrClosed) || errors.Is(err, fs.ErrClosed)
 }
 
-// read is one attempt of ReadInto; hook says whether testHookReadListed
-// may run.
-func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook bool) ([]byte, error) {
+// read is one attempt of ReadInto (of ReadWithin when within is set);
+// hook says whether testHookReadListed may run.
+func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook, within bool) ([]byte, error) {
 	segs := *l.segs.Load()
 	start, end := l.start.Load(), l.next.Load()
 	if offset < start || offset > end {
@@ -156,8 +172,17 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook bool
 		}
 		// The last segment may grow while we read it: ReadOffset stops at
 		// the batch holding upTo.
-		data, err := s.ReadOffset(dst, offset, maxBytes, upTo)
-		if err != nil || len(data) > 0 {
+		var (
+			data     []byte
+			tooLarge bool
+			err      error
+		)
+		if within {
+			data, tooLarge, err = s.ReadOffsetWithin(dst, offset, maxBytes, upTo)
+		} else {
+			data, err = s.ReadOffset(dst, offset, maxBytes, upTo)
+		}
+		if err != nil || len(data) > 0 || tooLarge {
 			return data, err
 		}
 		if upTo <= s.NextOffset() {

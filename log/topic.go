@@ -247,6 +247,20 @@ func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxB
 	return data, p.failed(err)
 }
 
+// ReadWithin is ReadInto with Log.ReadWithin: a first batch larger than
+// maxBytes is neither read nor returned (nil).
+//
+// Errors: ReadInto's.
+func (p *Partition) ReadWithin(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	l, err := p.rlock(ctx)
+	if err != nil {
+		return dst, err
+	}
+	defer p.runlock(l)
+	data, err := l.ReadWithin(dst, offset, maxBytes, min(highWatermark(l), upTo))
+	return data, p.failed(err)
+}
+
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
 // for the call (a Reopen waits for it; a Reopen under way is waited for,
 // until ctx ends), and its errors, with ErrLogFenced (wrapping open's

@@ -335,8 +335,25 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) 
 // documentation, "Offsets"), once the batches before it were returned;
 // file system errors.
 func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	data, _, err := s.readOffset(dst, offset, maxBytes, upTo, false)
+	return data, err
+}
+
+// ReadOffsetWithin is ReadOffset, except that a first batch larger than
+// maxBytes is neither read nor returned: it returns nil and tooLarge
+// true instead. It is the read of a fetch's partition that comes after
+// the first with records, which Kafka makes without minOneMessage, so
+// that such a partition costs no more than its limit (ReadOffset reads
+// that batch whole, KIP-74, on the OS's file system into fresh memory).
+//
+// Errors: as ReadOffset's.
+func (s *Segment) ReadOffsetWithin(dst []byte, offset int64, maxBytes int, upTo int64) (data []byte, tooLarge bool, err error) {
+	return s.readOffset(dst, offset, maxBytes, upTo, true)
+}
+
+func (s *Segment) readOffset(dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, bool, error) {
 	if s.closed.Load() {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	hs := s.headerScan()
 	defer hs.release()
@@ -345,9 +362,13 @@ func (s *Segment) ReadOffset(dst []byte, offset int64, maxBytes int, upTo int64)
 	}
 	pos, hdr, err := s.scan(&hs, offset)
 	if err != nil || hdr == nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.read(&hs, dst, pos, maxBytes, hs.size, upTo)
+	if within && record.BatchSize(hdr) > int64(maxBytes) {
+		return nil, true, nil
+	}
+	data, err := s.read(&hs, dst, pos, maxBytes, hs.size, upTo)
+	return data, false, err
 }
 
 // read is ReadInto of the batches from pos that end by end (a position)

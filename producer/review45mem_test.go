@@ -1,0 +1,252 @@
+package producer
+
+// Review45mem: what bounds a producer's memory under a broker that is
+// slow or refuses, in a container with a hard memory limit. The heap is
+// measured after the collector (leakcheck.LiveHeap), never a time.
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/record"
+)
+
+// review45Client is a broker whose Produce holds every request until
+// release is closed (a broker that is slow: an fsync that hangs), or,
+// with refuse set, answers each at once with api.ErrNotLeader (a broker
+// that refuses, retriably).
+type review45Client struct {
+	n       int
+	refuse  atomic.Bool
+	release chan struct{}
+	held    atomic.Int64 // requests in Produce now
+	calls   atomic.Int64
+	changed chan struct{} // a send on each call
+}
+
+func newReview45Client(n int) *review45Client {
+	return &review45Client{n: n, release: make(chan struct{}), changed: make(chan struct{}, 1<<16)}
+}
+
+func (c *review45Client) Partitions(context.Context, string) (int, error) { return c.n, nil }
+func (*review45Client) InitProducerID(context.Context) (int64, int16, error) {
+	return 1, 0, nil
+}
+func (c *review45Client) Produce(ctx context.Context, _ *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.calls.Add(1)
+	if c.refuse.Load() {
+		c.notify()
+		return api.ProduceResponse{}, api.ErrNotLeader
+	}
+	c.held.Add(1)
+	defer c.held.Add(-1)
+	c.notify()
+	select {
+	case <-c.release:
+		return api.ProduceResponse{BaseOffset: 0, LogAppendTime: -1}, nil
+	case <-ctx.Done():
+		return api.ProduceResponse{}, ctx.Err()
+	}
+}
+
+func (c *review45Client) notify() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits (10 s at most: a bound, not a timing) until cond holds,
+// looking at each call of Produce.
+func (c *review45Client) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-c.changed:
+		case <-deadline.C:
+			t.Fatalf("waited 10 s for %s", what)
+		}
+	}
+}
+
+// A producer's memory under a broker that holds its requests (slow) or
+// refuses them (retried until the delivery timeout) is the records
+// (the caller's: it references them until their promises run) and the
+// encoding of the batches being sent, which MaxBufferedBytes' doc
+// bounded by "these bytes again, less with compression" until
+// review45mem, and now by twice them with a codec: there
+// a sending partition's record.Builder holds the records encoded and
+// their compressed copy: 64 partitions, MaxBufferedBytes 4 MiB, 64 KiB
+// batches of random 4 KiB values, Linger a minute (a Produce that waits
+// for space ends the linger, so every partition's full batch goes): the
+// heap grew by 4.3 MB (none), 8.5 to 9.0 MB (gzip, snappy, lz4, zstd),
+// over records made beforehand, under a slow broker and a refusing one
+// alike (go test -run TestReview45MemProducerEncodingWithinBuffer -v
+// ./producer).
+func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes 4 MiB ten times")
+	}
+	const (
+		parts    = 64
+		maxBytes = 4 << 20
+		batchMax = 64 << 10
+		valSize  = 4 << 10
+	)
+	for _, refuse := range []bool{false, true} {
+		for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+			broker := "slow"
+			if refuse {
+				broker = "refusing"
+			}
+			t.Run(fmt.Sprintf("%s/%v", broker, codec), func(t *testing.T) {
+				// The codec's shared coders come before the baseline.
+				if _, err := codec.AppendEncode(nil, make([]byte, batchMax)); err != nil {
+					t.Fatal(err)
+				}
+				c := newReview45Client(parts)
+				c.refuse.Store(refuse)
+				p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(maxBytes),
+					BatchMaxBytes(batchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
+					MaxBufferedRecords(1<<20))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Records of one partition's full batch each and one more,
+				// which do not all fit in the buffer: the last Produce
+				// calls wait for space.
+				per := (batchMax-record.HeaderSize)/(valSize+16) + 1
+				var recs []*record.Record
+				for part := range int32(parts) {
+					for range per {
+						v := make([]byte, valSize)
+						rand.Read(v)
+						recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: v})
+					}
+				}
+				var failed sync.Map
+				var done sync.WaitGroup
+				promise := func(r *record.Record, err error) {
+					if err != nil {
+						failed.Store(r, err)
+					}
+					done.Done()
+				}
+				ctx := context.Background()
+				base := leakcheck.LiveHeap()
+				done.Add(len(recs))
+				produced := make(chan struct{})
+				go func() {
+					defer close(produced)
+					for _, r := range recs {
+						p.Produce(ctx, r, promise)
+					}
+				}()
+				if refuse {
+					c.waitFor(t, "every partition's batch refused", func() bool { return c.calls.Load() >= 2*parts })
+				} else {
+					c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
+				}
+				grown := leakcheck.LiveHeap() - base
+				buffered := p.BufferedRecords()
+				t.Logf("%s broker, %v: %d records buffered, the heap grew by %.2f MB", broker, codec, buffered, float64(grown)/1e6)
+				// The records are made beforehand: what grows is the
+				// encoding, up to MaxBufferedBytes again, twice with a
+				// codec (MaxBufferedBytes' doc).
+				bound := int64(maxBytes) + 1<<20
+				if codec != compression.None {
+					// And the codec's pooled coders, one for each batch
+					// compressed at once: a gzip one takes about 1 MB.
+					bound += maxBytes + 3<<20
+				}
+				if grown > bound {
+					t.Errorf("the heap grew by %d bytes, more than the records' encoding, which MaxBufferedBytes' doc bounds (%d, with slack)", grown, bound)
+				}
+				c.refuse.Store(false)
+				close(c.release)
+				<-produced
+				if err := p.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				done.Wait()
+				if err := p.Close(); err != nil {
+					t.Fatal(err)
+				}
+				failed.Range(func(_, v any) bool {
+					t.Errorf("a record failed: %v", v)
+					return false
+				})
+			})
+		}
+	}
+}
+
+// Many small records are bounded by MaxBufferedRecords: what the
+// producer adds to each (its slot, 24 bytes, and its encoding) is the
+// same whether the broker is slow or not. 10,000 one-byte records over
+// 8 partitions, MaxBufferedRecords 10,000, every batch held by a slow
+// broker: 44 bytes a record over the records themselves (go test -run
+// TestReview45MemProducerSmallRecords -v ./producer).
+func TestReview45MemProducerSmallRecords(t *testing.T) {
+	const (
+		parts = 8
+		n     = 10_000
+	)
+	c := newReview45Client(parts)
+	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedRecords(n), Linger(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*record.Record, n+1) // one more than fits: it waits, and the batches go
+	for i := range recs {
+		recs[i] = &record.Record{Topic: "t", Partition: int32(i % parts), Value: []byte{byte(i)}}
+	}
+	var failed sync.Map
+	var done sync.WaitGroup
+	done.Add(len(recs))
+	promise := func(r *record.Record, err error) {
+		if err != nil {
+			failed.Store(r, err)
+		}
+		done.Done()
+	}
+	ctx := context.Background()
+	base := leakcheck.LiveHeap()
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for _, r := range recs {
+			p.Produce(ctx, r, promise)
+		}
+	}()
+	c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
+	grown := leakcheck.LiveHeap() - base
+	per := grown / n
+	t.Logf("%d records buffered: %d bytes a record over the records", p.BufferedRecords(), per)
+	if per > 100 {
+		t.Errorf("%d bytes a one-byte record buffered, more than 100: MaxBufferedRecords does not bound small records", per)
+	}
+	close(c.release)
+	<-produced
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	failed.Range(func(_, v any) bool {
+		t.Errorf("a record failed: %v", v)
+		return false
+	})
+}
