@@ -1,0 +1,705 @@
+package runnel_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// Review 45obs: an SRE wiring an embedded broker into metrics and health
+// checks, with the public API only. review45Exporter is the exporter such
+// a user writes (docs/details.md, "Monitoring an embedded broker"); the
+// tests check that its numbers are right, consistent and cheap.
+
+// review45Sample is one partition's gauges as an exporter reads them.
+type review45Sample struct {
+	Topic     string
+	ID        log.TopicID // a topic deleted and created again has a new one
+	Partition int32
+	LogStart  int64
+	HW        int64
+	LEO       int64
+	Size      int64
+}
+
+// review45Key names a partition's series: by the topic's ID too, so that a
+// topic created again under its name is a new series, not a counter reset.
+type review45Key struct {
+	ID        log.TopicID
+	Partition int32
+}
+
+// review45Scrape reads every partition's gauges: Topics, then
+// DescribeTopic of each. A topic deleted between the two is skipped.
+func review45Scrape(ctx context.Context, b *runnel.Broker) ([]review45Sample, error) {
+	var out []review45Sample
+	for _, name := range b.Topics() {
+		info, err := b.DescribeTopic(ctx, name)
+		if errors.Is(err, runnel.ErrUnknownTopic) {
+			continue // deleted since Topics
+		}
+		if err != nil {
+			return out, err
+		}
+		for _, p := range info.Partitions {
+			out = append(out, review45Sample{Topic: name, ID: info.ID, Partition: p.Partition,
+				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size})
+		}
+	}
+	return out, nil
+}
+
+// review45Check is what an exporter's alerts assume of each sample, and of
+// a partition's samples over time (prev, nil for its first): 0 <= log
+// start <= high watermark <= log end, a size not negative, and offsets that
+// never go back.
+func review45Check(s review45Sample, prev *review45Sample) error {
+	if s.LogStart < 0 || s.LogStart > s.HW || s.HW > s.LEO || s.Size < 0 {
+		return fmt.Errorf("%s-%d: inconsistent %+v", s.Topic, s.Partition, s)
+	}
+	if prev != nil && (s.LogStart < prev.LogStart || s.HW < prev.HW || s.LEO < prev.LEO) {
+		return fmt.Errorf("%s-%d: went back from %+v to %+v", s.Topic, s.Partition, *prev, s)
+	}
+	return nil
+}
+
+// review45LogBytes is the size of a partition's .log files on disk.
+func review45LogBytes(t *testing.T, dir, topic string, partition int32) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, fmt.Sprintf("%s-%d", topic, partition)))
+	require.NoError(t, err)
+	var n int64
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".log") {
+			fi, err := e.Info()
+			require.NoError(t, err)
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// review45Produce writes n records of 100 bytes to topic's partition,
+// keyed key (nil for none), ten a batch.
+func review45Produce(t *testing.T, p *producer.Producer, topic string, partition int32, n int, key func(i int) []byte) {
+	t.Helper()
+	for i := 0; i < n; i += 10 {
+		var recs []*record.Record
+		for j := i; j < i+10 && j < n; j++ {
+			var k []byte
+			if key != nil {
+				k = key(j)
+			}
+			recs = append(recs, &record.Record{Topic: topic, Partition: partition, Key: k, Value: []byte(strings.Repeat("v", 100))})
+		}
+		require.NoError(t, p.ProduceSync(context.Background(), recs...))
+	}
+}
+
+// review45Find returns topic's partition's sample.
+func review45Find(t *testing.T, ss []review45Sample, topic string, partition int32) review45Sample {
+	t.Helper()
+	for _, s := range ss {
+		if s.Topic == topic && s.Partition == partition {
+			return s
+		}
+	}
+	require.Failf(t, "no sample", "%s-%d in %+v", topic, partition, ss)
+	return review45Sample{}
+}
+
+// TestReview45ObsAtRestOnDisk: at rest, on disk, the gauges say what the
+// data directory holds: the high watermark and log end are the records
+// produced, the log start what DeleteRecords and retention left, and
+// Size the bytes of the partition's .log files, after each of produce,
+// DeleteRecords, retention, compaction, a restart and a topic deleted and
+// created again (a new ID, its offsets from 0).
+func TestReview45ObsAtRestOnDisk(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	seg := log.Config{SegmentBytes: 4096}
+	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 2, Config: seg}))
+	compacted := seg
+	compacted.CleanupPolicy = log.Compact
+	compacted.MinCleanableDirtyRatio = 0.01
+	require.NoError(t, b.CreateTopic(ctx, "state", log.TopicConfig{Partitions: 1, Config: compacted}))
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+
+	check := func(step string, want map[string][3]int64) []review45Sample {
+		t.Helper()
+		ss, err := review45Scrape(ctx, b)
+		require.NoError(t, err, step)
+		require.Len(t, ss, 3, step)
+		for _, s := range ss {
+			require.NoError(t, review45Check(s, nil), step)
+			k := fmt.Sprintf("%s-%d", s.Topic, s.Partition)
+			if w, ok := want[k]; ok {
+				require.Equal(t, w, [3]int64{s.LogStart, s.HW, s.LEO}, "%s: %s start, hw, leo", step, k)
+			}
+			require.Equal(t, review45LogBytes(t, dir, s.Topic, s.Partition), s.Size, "%s: %s Size against its .log files", step, k)
+		}
+		return ss
+	}
+
+	review45Produce(t, p, "events", 0, 300, nil)
+	review45Produce(t, p, "events", 1, 10, nil)
+	review45Produce(t, p, "state", 0, 200, func(i int) []byte { return []byte{byte(i % 5)} })
+	check("produced", map[string][3]int64{"events-0": {0, 300, 300}, "events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
+
+	low, err := b.DeleteRecords(ctx, "events", 0, 150)
+	require.NoError(t, err)
+	require.EqualValues(t, 150, low)
+	check("deleted", map[string][3]int64{"events-0": {150, 300, 300}})
+
+	before := review45Find(t, check("before compaction", nil), "state", 0)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "events", func(c *log.Config) { c.RetentionBytes = 8192 }))
+	require.NoError(t, b.Maintain(ctx))
+	ss := check("maintained", map[string][3]int64{"events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
+	e0 := review45Find(t, ss, "events", 0)
+	require.Greater(t, e0.LogStart, int64(150), "retention moved the log start")
+	require.Less(t, review45Find(t, ss, "state", 0).Size, before.Size, "compaction shrank the log")
+
+	// A restart finds the same numbers.
+	require.NoError(t, b.Close())
+	b, err = runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	again := check("reopened", nil)
+	require.Equal(t, ss, again, "the gauges after a clean restart")
+
+	// A topic deleted and created again: a new ID, offsets from 0.
+	require.NoError(t, b.DeleteTopic(ctx, "events"))
+	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 2, Config: seg}))
+	re := check("created again", map[string][3]int64{"events-0": {0, 0, 0}, "events-1": {0, 0, 0}})
+	require.NotEqual(t, e0.ID, review45Find(t, re, "events", 0).ID)
+}
+
+// TestReview45ObsUnderLoad: scraped while producers write to topics of
+// every fsync policy, DeleteRecords and retention move log starts, config
+// changes reopen the logs and a topic is deleted and created again, each
+// sample is consistent (log start <= high watermark <= log end) and no
+// partition's offsets go back between two scrapes: an alert on an offset
+// that decreased fires only for a new topic ID.
+func TestReview45ObsUnderLoad(t *testing.T) {
+	for _, disk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
+			ctx := context.Background()
+			cfg := runnel.Config{}
+			if disk {
+				cfg.Dir = t.TempDir()
+			}
+			b, err := runnel.Open(cfg)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, b.Close()) }()
+			topics := map[string]log.Config{
+				"always":   {Sync: log.SyncAlways, SegmentBytes: 4096},
+				"periodic": {Sync: log.SyncPeriodic, FlushMessages: 7, SegmentBytes: 4096},
+				"never":    {Sync: log.SyncNever, SegmentBytes: 4096},
+			}
+			for name, c := range topics {
+				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: c}))
+			}
+			require.NoError(t, b.CreateTopic(ctx, "churn", log.TopicConfig{Partitions: 1}))
+
+			wctx, stop := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			var produced, steps atomic.Int64
+			errs := make(chan error, 16)
+			fail := func(err error) {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+			for _, name := range []string{"always", "periodic", "never", "churn"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p, err := producer.New(b, producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+					if err != nil {
+						fail(err)
+						return
+					}
+					defer p.Close()
+					for wctx.Err() == nil {
+						recs := make([]*record.Record, 5)
+						for i := range recs {
+							recs[i] = &record.Record{Topic: name, Value: []byte(strings.Repeat("x", 200))}
+						}
+						if err := p.ProduceSync(wctx, recs...); err != nil && wctx.Err() == nil && name != "churn" {
+							fail(fmt.Errorf("produce to %s: %w", name, err))
+							return
+						}
+						produced.Add(1)
+					}
+				}()
+			}
+			wg.Add(1)
+			go func() { // the admin side
+				defer wg.Done()
+				for i := 0; wctx.Err() == nil; i++ {
+					name := []string{"always", "periodic", "never"}[i%3]
+					var err error
+					switch i % 4 {
+					case 0:
+						_, err = b.DeleteRecords(wctx, name, int32(i%2), api.Latest)
+					case 1:
+						err = b.Maintain(wctx)
+					case 2:
+						err = b.UpdateTopicConfig(wctx, name, func(c *log.Config) { c.RetentionBytes = int64(8192 * (1 + i%2)) })
+					case 3:
+						if err = b.DeleteTopic(wctx, "churn"); err == nil {
+							err = b.CreateTopic(wctx, "churn", log.TopicConfig{Partitions: 1})
+						}
+					}
+					if err != nil && wctx.Err() == nil {
+						fail(fmt.Errorf("admin step %d: %w", i, err))
+						return
+					}
+					steps.Add(1)
+				}
+			}()
+
+			last := map[review45Key]review45Sample{}
+			// Scrape until the others have done enough (not for a time).
+			for i := 0; i < 200 || produced.Load() < 400 || steps.Load() < 80; i++ {
+				select {
+				case err := <-errs:
+					require.NoError(t, err)
+				default:
+				}
+				ss, err := review45Scrape(ctx, b)
+				require.NoError(t, err)
+				for _, s := range ss {
+					k := review45Key{s.ID, s.Partition}
+					var prev *review45Sample
+					if p, ok := last[k]; ok {
+						prev = &p
+					}
+					require.NoError(t, review45Check(s, prev), "scrape %d", i)
+					last[k] = s
+				}
+			}
+			stop()
+			wg.Wait()
+			t.Logf("%d produces, %d admin steps", produced.Load(), steps.Load())
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+		})
+	}
+}
+
+// TestReview45ObsFencedLog: a failed fsync fences a log. The gauges show
+// it only where the high watermark is the durable offset (SyncAlways):
+// there the log end stays above the high watermark for as long as the
+// broker runs, which an alert on "log end above high watermark for a
+// minute" catches. Under SyncNever the offsets look healthy; only the
+// Logger's "log fenced" line (Error) and the failing produces tell.
+func TestReview45ObsFencedLog(t *testing.T) {
+	ctx := context.Background()
+	var failing atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && failing.Load() && strings.HasSuffix(name, ".log") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	var lines testkit.LineTally
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", Logger: lines.Logger()})
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	require.NoError(t, b.CreateTopic(ctx, "always", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "never", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer func() { _ = p.Close() }()
+	review45Produce(t, p, "always", 0, 10, nil)
+	review45Produce(t, p, "never", 0, 10, nil)
+
+	failing.Store(true)
+	err = p.ProduceSync(ctx, &record.Record{Topic: "always", Value: []byte("x")})
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	review45Produce(t, p, "never", 0, 10, nil)
+	require.Error(t, b.Maintain(ctx)) // its flush fails: fenced
+	require.True(t, lines.Has("log fenced"))
+
+	ss, err := review45Scrape(ctx, b)
+	require.NoError(t, err)
+	always, never := review45Find(t, ss, "always", 0), review45Find(t, ss, "never", 0)
+	t.Logf("always %+v never %+v", always, never)
+	require.Equal(t, [2]int64{10, 11}, [2]int64{always.HW, always.LEO}, "SyncAlways: the fenced append stays above the high watermark")
+	require.Equal(t, [2]int64{20, 20}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
+}
+
+// TestReview45ObsProducerBufferedReturnsToZero: BufferedRecords, the
+// gauge of a producer's backlog, comes back to 0 after Flush whatever
+// the records' fate (delivered; failed by the broker: unknown topic,
+// too large; failed by the producer: their ctx ended, delivery timeout,
+// buffer full for TryProduce), and after Close with records held in
+// flight.
+func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
+	ctx := context.Background()
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
+	f := runneltest.NewFaults(t, b)
+	p, err := producer.New(f, producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
+		producer.RetryBackoff(time.Millisecond), producer.Linger(500*time.Millisecond))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	var failed atomic.Int64
+	promise := func(_ *record.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+	}
+	flushed := func(step string) {
+		t.Helper()
+		require.NoError(t, p.Flush(ctx), step)
+		require.Zero(t, p.BufferedRecords(), step)
+	}
+	for range 10 {
+		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("ok")}, promise)
+	}
+	require.LessOrEqual(t, p.BufferedRecords(), int64(10))
+	flushed("delivered")
+
+	p.Produce(ctx, &record.Record{Topic: "nope", Value: []byte("x")}, promise)
+	p.Produce(ctx, &record.Record{Topic: "orders", Value: make([]byte, 2<<20)}, promise)
+	cctx, cancel := context.WithCancel(ctx)
+	p.Produce(cctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+	cancel()
+	flushed("failed by the broker and by their ctx")
+
+	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+	for range 25 {
+		p.TryProduce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+	}
+	flushed("timed out, and refused as the buffer was full")
+	r.Remove()
+	require.EqualValues(t, 28, failed.Load())
+
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	for range 5 {
+		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+	}
+	flushDone := make(chan error, 1)
+	go func() { flushDone <- p.Flush(ctx) }() // sends without lingering; ends with Close
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	require.NoError(t, hold.Wait(wctx, 1))
+	require.EqualValues(t, 5, p.BufferedRecords())
+	// A Produce waiting for space holds none.
+	for range 15 {
+		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+	}
+	blocked := make(chan struct{})
+	go func() {
+		defer close(blocked)
+		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+	}()
+	review45WaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
+	require.EqualValues(t, 20, p.BufferedRecords())
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
+	require.Zero(t, p.BufferedRecords(), "after Close")
+	<-blocked
+	require.Zero(t, p.BufferedRecords(), "after the waiting Produce returned")
+	require.EqualValues(t, 49, failed.Load())
+	hold.Remove()
+}
+
+// review45PollUntil polls c until cond holds, at most 50 Polls.
+func review45PollUntil(t *testing.T, c *consumer.Consumer, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 50 && !cond(); i++ {
+		_, _ = c.Poll(context.Background())
+	}
+	require.True(t, cond(), what)
+}
+
+// TestReview45ObsConsumerLag: Lag is the lag the last fetch saw
+// (KIP-695's currentLag): 0 while records arrive that no fetch has seen,
+// frozen while fetches fail, and not there (false) between a reset and
+// the next fetch. An exporter that wants the lag now reads the high
+// watermark from DescribeTopic and subtracts Position; that can go
+// negative for a moment after the topic is deleted and created again (the
+// position still the old topic's), so the exporter clamps it at 0.
+func TestReview45ObsConsumerLag(t *testing.T) {
+	ctx := context.Background()
+	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders", log.TopicConfig{Partitions: 1}))
+	f := runneltest.NewFaults(t, b)
+	c := runneltest.NewConsumer(t, f, consumer.FetchMaxWait(10*time.Millisecond), consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
+	hwNow := func() int64 {
+		info, err := b.DescribeTopic(ctx, "orders")
+		require.NoError(t, err)
+		return info.Partitions[0].HighWatermark
+	}
+	lagNow := func() int64 { // the exporter's lag
+		pos, ok := c.Position("orders", 0)
+		if !ok {
+			return -1
+		}
+		return max(hwNow()-pos, 0)
+	}
+	lag := func() int64 {
+		l, ok := c.Lag("orders", 0)
+		if !ok {
+			return -1
+		}
+		return l
+	}
+	runneltest.ProduceValues(t, b, "orders", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+	review45PollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+	require.Zero(t, lag())
+	require.Zero(t, lagNow())
+
+	// Records no fetch has seen yet: Lag says 0, the exporter's lag 5.
+	runneltest.ProduceValues(t, b, "orders", "k", "l", "m", "n", "o")
+	require.Zero(t, lag())
+	require.EqualValues(t, 5, lagNow())
+
+	// Fetches failing (retried without a word): Lag stays where it was.
+	r := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+	for range 3 {
+		fs, err := c.Poll(ctx)
+		require.NoError(t, err)
+		require.Zero(t, fs.NumRecords())
+	}
+	require.Zero(t, lag(), "frozen while fetches fail")
+	require.EqualValues(t, 5, lagNow())
+	r.Remove()
+
+	// Deleted under the position: reset to the start, Lag not there until
+	// the next fetch, then 0.
+	_, err := b.DeleteRecords(ctx, "orders", 0, api.Latest)
+	require.NoError(t, err)
+	review45PollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
+	require.Zero(t, lag())
+
+	// Deleted and created again: the position is the old topic's until the
+	// consumer finds out; HW - Position is negative then.
+	require.NoError(t, b.DeleteTopic(ctx, "orders"))
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
+	runneltest.ProduceValues(t, b, "orders", "x", "y", "z")
+	pos, ok := c.Position("orders", 0)
+	require.True(t, ok)
+	require.EqualValues(t, -12, hwNow()-pos, "HW of the new topic less the old topic's position")
+	require.Zero(t, lagNow(), "clamped")
+	review45PollUntil(t, c, "read the new topic", func() bool { p, _ := c.Position("orders", 0); return p == 3 })
+	require.Zero(t, lag())
+	require.Zero(t, lagNow())
+}
+
+// TestReview45ObsScrapeCost: what a scrape every second costs on 10,000
+// partitions (one topic of 10,000, and 1,000 topics of 10): the
+// allocations of Topics and DescribeTopic, and no file-system operation
+// at all. Lag and BufferedRecords allocate nothing.
+func TestReview45ObsScrapeCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 20,000 partitions")
+	}
+	ctx := context.Background()
+	ops := vfs.Count()
+	b, err := runnel.Open(runnel.Config{FS: vfs.WithFaults(vfs.NewMem(), ops), Dir: "/d", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "wide", log.TopicConfig{Partitions: 10000}))
+	for i := range 1000 {
+		require.NoError(t, b.CreateTopic(ctx, fmt.Sprintf("t%04d", i), log.TopicConfig{Partitions: 10}))
+	}
+	p := runneltest.NewProducer(t, b, producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+	for range 100 {
+		p.Produce(ctx, &record.Record{Topic: "wide", Value: []byte("x")}, nil)
+	}
+	require.NoError(t, p.Flush(ctx))
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.Assign("wide", 7, consumer.Start()))
+	review45PollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
+
+	before := ops.N()
+	wide := testing.AllocsPerRun(20, func() {
+		if _, err := b.DescribeTopic(ctx, "wide"); err != nil {
+			t.Error(err)
+		}
+	})
+	var n int
+	all := testing.AllocsPerRun(5, func() {
+		ss, err := review45Scrape(ctx, b)
+		if err != nil {
+			t.Error(err)
+		}
+		n = len(ss)
+	})
+	topics := testing.AllocsPerRun(20, func() { _ = b.Topics() })
+	lag := testing.AllocsPerRun(100, func() { _, _ = c.Lag("wide", 7) })
+	buffered := testing.AllocsPerRun(100, func() { _ = p.BufferedRecords() })
+	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag %.0f, BufferedRecords %.0f",
+		wide, n, all, topics, lag, buffered)
+	require.Equal(t, 20000, n)
+	require.Zero(t, ops.N()-before, "file-system operations of the scrapes")
+	require.Zero(t, lag)
+	require.Zero(t, buffered)
+}
+
+// TestReview45ObsScrapeBesideAHungDisk: a scrape does not wait for the
+// data path: with an append stuck in its write to a disk that hangs,
+// Topics, DescribeTopic, Lag and BufferedRecords answer at once. The
+// stuck append does not show in the offsets (the log end moves only once
+// the write returned): what shows it is the producer's backlog.
+func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
+	ctx := context.Background()
+	var hang atomic.Bool
+	stuck, release := make(chan struct{}, 1), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
+			select {
+			case stuck <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}))
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	review45Produce(t, p, "orders", 0, 10, nil)
+	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
+	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
+	review45PollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+
+	hang.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
+	<-stuck
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ss, err := review45Scrape(sctx, b)
+	require.NoError(t, err, "a scrape beside a hung append")
+	s := review45Find(t, ss, "orders", 0)
+	require.Equal(t, [2]int64{10, 10}, [2]int64{s.HW, s.LEO}, "the stuck append is not in the offsets")
+	lag, ok := c.Lag("orders", 0)
+	require.True(t, ok)
+	require.Zero(t, lag)
+	require.EqualValues(t, 1, p.BufferedRecords(), "the backlog shows it")
+	hang.Store(false)
+	close(release)
+	require.NoError(t, <-done)
+}
+
+// TestReview45ObsAcrossACrash: what a power cut does to the gauges, per
+// fsync policy. The log start never goes back (DeleteRecords and
+// retention are durable when they return), nor does a SyncAlways
+// partition's high watermark (it is the durable offset); under SyncNever
+// and SyncPeriodic the high watermark is the log end, and the records
+// not yet fsynced go with the power, so both come back down: an alert on
+// a decrease must not take that for a bug, and a rate of records in
+// computed from the log end counts them twice.
+func TestReview45ObsAcrossACrash(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := runnel.Open(runnel.Config{FS: mem, Dir: "/d", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	cfgs := map[string]log.Config{
+		"always":   {Sync: log.SyncAlways},
+		"periodic": {Sync: log.SyncPeriodic, FlushMessages: 1000},
+		"never":    {Sync: log.SyncNever},
+	}
+	for name, c := range cfgs {
+		c.SegmentBytes = 2048
+		c.RetentionBytes = 4096
+		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 1, Config: c}))
+	}
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer func() { _ = p.Close() }()
+	for name := range cfgs {
+		review45Produce(t, p, name, 0, 200, nil)
+	}
+	require.NoError(t, b.Maintain(ctx)) // retention; flushes nothing under SyncNever
+	retained, err := review45Scrape(ctx, b)
+	require.NoError(t, err)
+	review45CrashKeeps(t, ctx, mem, retained, false)
+	for name := range cfgs {
+		_, err := b.DeleteRecords(ctx, name, 0, 180)
+		require.NoError(t, err)
+		review45Produce(t, p, name, 0, 20, nil)
+	}
+	before, err := review45Scrape(ctx, b)
+	require.NoError(t, err)
+	review45CrashKeeps(t, ctx, mem, before, true)
+}
+
+// review45CrashKeeps opens a broker on what a crash of mem would leave,
+// and checks its gauges against before, scraped just before the crash:
+// the log start not back, a SyncAlways partition's high watermark not
+// back, and, when unsynced (records were appended since the last fsync of
+// the others), the others' back.
+func review45CrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []review45Sample, unsynced bool) {
+	t.Helper()
+	b2, err := runnel.Open(runnel.Config{FS: mem.CrashClone(vfs.CrashOptions{}), Dir: "/d", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b2.Close()) }()
+	after, err := review45Scrape(ctx, b2)
+	require.NoError(t, err)
+	for _, s := range before {
+		a := review45Find(t, after, s.Topic, 0)
+		t.Logf("%s: before %+v after %+v", s.Topic, s, a)
+		require.NoError(t, review45Check(a, nil))
+		require.GreaterOrEqual(t, a.LogStart, s.LogStart, "%s: log start", s.Topic)
+		if s.Topic == "always" {
+			require.GreaterOrEqual(t, a.HW, s.HW, "%s: high watermark", s.Topic)
+		} else if unsynced {
+			require.Less(t, a.HW, s.HW, "%s: high watermark", s.Topic)
+		}
+	}
+}
+
+// review45WaitForStack returns once a goroutine's stack holds every one
+// of parts, or fails t after 10 s.
+func review45WaitForStack(t *testing.T, parts ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+	next:
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			for _, p := range parts {
+				if !strings.Contains(g, p) {
+					continue next
+				}
+			}
+			return
+		}
+	}
+	t.Fatalf("no goroutine in %q", parts)
+}
