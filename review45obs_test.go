@@ -48,24 +48,66 @@ type review45Key struct {
 	Partition int32
 }
 
-// review45Scrape reads every partition's gauges: Topics, then
-// DescribeTopic of each. A topic deleted between the two is skipped.
-func review45Scrape(ctx context.Context, b *runnel.Broker) ([]review45Sample, error) {
-	var out []review45Sample
-	for _, name := range b.Topics() {
-		info, err := b.DescribeTopic(ctx, name)
-		if errors.Is(err, runnel.ErrUnknownTopic) {
+// review45Exporter is the exporter: gauges of every partition, from
+// Topics and DescribeTopic, and a health check.
+type review45Exporter struct {
+	b *runnel.Broker
+	// perTopic bounds each DescribeTopic: a topic whose partition a
+	// DeleteTopic or a config change holds, or waits for behind an append
+	// stuck on a disk that hangs, is reported stuck rather than holding up
+	// the other topics' gauges.
+	perTopic time.Duration
+}
+
+// Scrape reads every partition's gauges: Topics, then DescribeTopic of
+// each with a deadline of its own. A topic deleted between the two is
+// skipped; one not described in time is listed in stuck. err is
+// ErrClosed once the broker is closed, or scrapeCtx's error.
+func (e review45Exporter) Scrape(scrapeCtx context.Context) (ss []review45Sample, stuck []string, err error) {
+	for _, name := range e.b.Topics() {
+		ctx, cancel := context.WithTimeout(scrapeCtx, e.perTopic)
+		info, err := e.b.DescribeTopic(ctx, name)
+		cancel()
+		switch {
+		case errors.Is(err, runnel.ErrUnknownTopic):
 			continue // deleted since Topics
-		}
-		if err != nil {
-			return out, err
+		case err != nil && scrapeCtx.Err() == nil && ctx.Err() != nil:
+			stuck = append(stuck, name)
+			continue
+		case err != nil:
+			return ss, stuck, err
 		}
 		for _, p := range info.Partitions {
-			out = append(out, review45Sample{Topic: name, ID: info.ID, Partition: p.Partition,
+			ss = append(ss, review45Sample{Topic: name, ID: info.ID, Partition: p.Partition,
 				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size})
 		}
 	}
-	return out, nil
+	return ss, stuck, nil
+}
+
+// Healthz reports whether the broker is open: DescribeTopic of a name no
+// topic has answers ErrUnknownTopic from an open broker and ErrClosed
+// from a closed one (Topics answers an empty list either way). It touches
+// no partition, so an admin call or a disk that hangs does not hold it up.
+func (e review45Exporter) Healthz(ctx context.Context) error {
+	_, err := e.b.DescribeTopic(ctx, "healthz-probe-no-such-topic")
+	if errors.Is(err, runnel.ErrUnknownTopic) {
+		return nil
+	}
+	if err == nil {
+		return errors.New("a topic is named like the probe")
+	}
+	return err
+}
+
+// review45Scrape is the exporter's Scrape for tests: with a long
+// deadline per topic, and an error for a topic stuck past it.
+func review45Scrape(ctx context.Context, b *runnel.Broker) ([]review45Sample, error) {
+	ss, stuck, err := review45Exporter{b: b, perTopic: 30 * time.Second}.Scrape(ctx)
+	if err == nil && len(stuck) > 0 {
+		err = fmt.Errorf("topics stuck: %q", stuck)
+	}
+	return ss, err
 }
 
 // review45Check is what an exporter's alerts assume of each sample, and of
@@ -270,6 +312,13 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 						err = b.Maintain(wctx)
 					case 2:
 						err = b.UpdateTopicConfig(wctx, name, func(c *log.Config) { c.RetentionBytes = int64(8192 * (1 + i%2)) })
+						if err == nil && name == "never" {
+							// The policy changes too: the high watermark is the
+							// log end, then the durable offset, then again the end.
+							err = b.UpdateTopicConfig(wctx, "never", func(c *log.Config) {
+								c.Sync = []log.SyncPolicy{log.SyncAlways, log.SyncNever}[i/4%2]
+							})
+						}
 					case 3:
 						if err = b.DeleteTopic(wctx, "churn"); err == nil {
 							err = b.CreateTopic(wctx, "churn", log.TopicConfig{Partitions: 1})
@@ -702,4 +751,78 @@ func review45WaitForStack(t *testing.T, parts ...string) {
 		}
 	}
 	t.Fatalf("no goroutine in %q", parts)
+}
+
+// TestReview45ObsScrapeBehindAWaitingAdminCall: DescribeTopic waits for a
+// partition's lock when a DeleteTopic (or a config change) holds it, and
+// also when one waits for it: the lock serves its callers in turn, so a
+// DeleteTopic waiting behind an append stuck on a disk that hangs holds
+// up the scrape of that topic as long as the disk hangs (or its ctx
+// lasts). DescribeTopic's doc said "holds" only. With a deadline per
+// topic the exporter reports that topic stuck and the others as usual,
+// and its health check answers.
+func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
+	ctx := context.Background()
+	var hang atomic.Bool
+	stuck, release := make(chan struct{}, 1), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
+			select {
+			case stuck <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}))
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	hang.Store(true)
+	produced := make(chan error, 1)
+	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
+	<-stuck
+	hang.Store(false)
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	deleted := make(chan error, 1)
+	go func() { deleted <- b.DeleteTopic(dctx, "orders") }()
+	review45WaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+
+	// The DeleteTopic holds no lock yet (it waits for the only one).
+	_, err = b.DescribeTopic(ctx, "other")
+	require.NoError(t, err, "another topic")
+	described := make(chan error, 1)
+	dtctx, dtcancel := context.WithCancel(ctx)
+	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
+	review45WaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	dtcancel()
+	require.ErrorIs(t, <-described, context.Canceled, "waited behind the waiting DeleteTopic")
+
+	e := review45Exporter{b: b, perTopic: 2 * time.Second} // "other" takes microseconds
+	ss, stuckTopics, err := e.Scrape(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"orders"}, stuckTopics)
+	require.Equal(t, "other", review45Find(t, ss, "other", 0).Topic)
+	require.NoError(t, e.Healthz(ctx))
+
+	dcancel()
+	require.ErrorIs(t, <-deleted, context.Canceled)
+	close(release)
+	require.NoError(t, <-produced)
+	ss, stuckTopics, err = e.Scrape(ctx)
+	require.NoError(t, err)
+	require.Empty(t, stuckTopics)
+	require.EqualValues(t, 1, review45Find(t, ss, "orders", 0).LEO)
+
+	require.NoError(t, p.Close())
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, e.Healthz(ctx), runnel.ErrClosed)
+	_, _, err = e.Scrape(ctx)
+	require.NoError(t, err, "Topics answers nothing once closed: Healthz tells")
 }
