@@ -991,8 +991,14 @@ type TopicInfo struct {
 // DescribeTopic returns a topic's configuration (as it runs, and as it
 // was set) and its partitions' offsets. A partition whose log is being
 // opened again (after a config change), or whose lock a DeleteTopic or a
-// config change holds, is waited for, until ctx ends: a reopen stuck in
-// an fsync to a disk that hangs is waited for as long as the disk hangs.
+// config change holds or waits for (the lock serves its callers in turn),
+// is waited for, until ctx ends: a reopen stuck in an fsync to a disk
+// that hangs is waited for as long as the disk hangs, and so is a
+// DeleteTopic that waits for an append stuck in a write to it. An
+// exporter that describes every topic gives each call a deadline of its
+// own, so that one such topic does not hold up the others' gauges
+// (docs/details.md, "Monitoring an embedded broker"). Appends, fetches and
+// fsyncs themselves are not waited for.
 //
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
