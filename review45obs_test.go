@@ -332,6 +332,26 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 				}
 			}()
 
+			c, err := consumer.New(b, consumer.FetchMaxWait(10*time.Millisecond))
+			require.NoError(t, err)
+			defer func() { require.NoError(t, c.Close()) }()
+			read := []string{"always", "periodic", "never"}
+			for _, name := range read {
+				for i := range int32(2) {
+					require.NoError(t, c.Assign(name, i, consumer.Start()))
+				}
+			}
+			wg.Add(1)
+			go func() { // the application reads
+				defer wg.Done()
+				for _, err := range c.Records(wctx) {
+					if err != nil && !errors.Is(err, log.ErrOffsetOutOfRange) && wctx.Err() == nil {
+						fail(fmt.Errorf("consume: %w", err))
+						return
+					}
+				}
+			}()
+
 			last := map[review45Key]review45Sample{}
 			// Scrape until the others have done enough (not for a time).
 			for i := 0; i < 200 || produced.Load() < 400 || steps.Load() < 80; i++ {
@@ -340,9 +360,25 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 					require.NoError(t, err)
 				default:
 				}
+				// The consumer's positions first, then the high watermarks:
+				// these are then at least the positions.
+				pos := map[string]int64{}
+				for _, name := range read {
+					for i := range int32(2) {
+						if p, ok := c.Position(name, i); ok {
+							pos[fmt.Sprintf("%s-%d", name, i)] = p
+						}
+						if l, ok := c.Lag(name, i); ok {
+							require.GreaterOrEqual(t, l, int64(0), "Lag of %s-%d", name, i)
+						}
+					}
+				}
 				ss, err := review45Scrape(ctx, b)
 				require.NoError(t, err)
 				for _, s := range ss {
+					if p, ok := pos[fmt.Sprintf("%s-%d", s.Topic, s.Partition)]; ok {
+						require.GreaterOrEqual(t, s.HW, p, "%s-%d: high watermark less position", s.Topic, s.Partition)
+					}
 					k := review45Key{s.ID, s.Partition}
 					var prev *review45Sample
 					if p, ok := last[k]; ok {
