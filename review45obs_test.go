@@ -603,7 +603,9 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 // TestReview45ObsScrapeCost: what a scrape every second costs on 10,000
 // partitions (one topic of 10,000, and 1,000 topics of 10): the
 // allocations of Topics and DescribeTopic, and no file-system operation
-// at all. Lag and BufferedRecords allocate nothing.
+// at all. Lag and BufferedRecords allocate nothing. DescribeTopic grew its
+// list of partitions by appending (21 allocations for 10,000 partitions,
+// 5 for 10): it now makes it once.
 func TestReview45ObsScrapeCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 20,000 partitions")
@@ -646,6 +648,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag %.0f, BufferedRecords %.0f",
 		wide, n, all, topics, lag, buffered)
 	require.Equal(t, 20000, n)
+	require.LessOrEqual(t, wide, 2.0, "DescribeTopic's allocations, whatever its partition count")
 	require.Zero(t, ops.N()-before, "file-system operations of the scrapes")
 	require.Zero(t, lag)
 	require.Zero(t, buffered)
