@@ -648,7 +648,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag %.0f, BufferedRecords %.0f",
 		wide, n, all, topics, lag, buffered)
 	require.Equal(t, 20000, n)
-	require.LessOrEqual(t, wide, 2.0, "DescribeTopic's allocations, whatever its partition count")
+	require.LessOrEqual(t, wide, 3.0, "DescribeTopic's allocations, whatever its partition count (2 fill in the config)")
 	require.Zero(t, ops.N()-before, "file-system operations of the scrapes")
 	require.Zero(t, lag)
 	require.Zero(t, buffered)
