@@ -1009,7 +1009,8 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config}
+	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config,
+		Partitions: make([]PartitionInfo, 0, len(t.Partitions))}
 	for _, p := range t.Partitions {
 		if err := ctx.Err(); err != nil {
 			return TopicInfo{}, err
