@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,7 +17,6 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -399,12 +399,92 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 	}
 }
 
+// review45Lines is the exporter's slog.Handler: it counts the broker's
+// lines by level and message (a counter per kind of line, as an SRE
+// alerts on "log fenced"), and by partition where the line names one
+// (topic= and partition=, which Config.Logger promises), and logs
+// nothing. It is a tree of handlers sharing one count (WithAttrs).
+type review45Lines struct {
+	c     *review45Counts
+	attrs []slog.Attr
+}
+
+// review45Counts are the counts a review45Lines tree shares.
+type review45Counts struct {
+	mu      sync.Mutex
+	n       map[string]int
+	changed chan struct{} // a line came (buffered: one wake-up)
+}
+
+func newReview45Lines() *review45Lines {
+	return &review45Lines{c: &review45Counts{n: map[string]int{}, changed: make(chan struct{}, 1)}}
+}
+
+func (h *review45Lines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *review45Lines) Handle(_ context.Context, r slog.Record) error {
+	var topic, partition string
+	see := func(a slog.Attr) bool {
+		switch a.Key {
+		case "topic":
+			topic = a.Value.String()
+		case "partition":
+			partition = a.Value.String()
+		}
+		return true
+	}
+	for _, a := range h.attrs {
+		see(a)
+	}
+	r.Attrs(see)
+	kind := r.Level.String() + " " + r.Message
+	h.c.mu.Lock()
+	h.c.n[kind]++
+	if topic != "" && partition != "" {
+		h.c.n[kind+" "+topic+"-"+partition]++
+	}
+	h.c.mu.Unlock()
+	select {
+	case h.c.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+func (h *review45Lines) WithAttrs(as []slog.Attr) slog.Handler {
+	return &review45Lines{c: h.c, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+}
+func (h *review45Lines) WithGroup(string) slog.Handler { return h }
+
+// count is how many lines of kind ("ERROR log fenced", or "ERROR log
+// fenced orders-0" for one partition's) came.
+func (h *review45Lines) count(kind string) int {
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	return h.c.n[kind]
+}
+
+// waitFor waits until n lines of kind came, or fails t after 10 s.
+func (h *review45Lines) waitFor(t *testing.T, kind string, n int) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for h.count(kind) < n {
+		select {
+		case <-h.c.changed:
+		case <-timeout.C:
+			t.Fatalf("%d lines %q of %d", h.count(kind), kind, n)
+		}
+	}
+}
+
 // TestReview45ObsFencedLog: a failed fsync fences a log. The gauges show
 // it only where the high watermark is the durable offset (SyncAlways):
 // there the log end stays above the high watermark for as long as the
 // broker runs, which an alert on "log end above high watermark for a
-// minute" catches. Under SyncNever the offsets look healthy; only the
-// Logger's "log fenced" line (Error) and the failing produces tell.
+// minute" catches. Under SyncNever (fsynced at the maintenance after a
+// roll) the offsets look healthy; only the Logger's "log fenced" line
+// (Error, once a log, naming its partition) and the failing produces
+// tell. "maintenance failed" comes once while a partition's failure
+// lasts, not at each run: an alert counts lines of a kind, not failures.
 func TestReview45ObsFencedLog(t *testing.T) {
 	ctx := context.Background()
 	var failing atomic.Bool
@@ -414,12 +494,12 @@ func TestReview45ObsFencedLog(t *testing.T) {
 		}
 		return nil
 	}))
-	var lines testkit.LineTally
-	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", Logger: lines.Logger()})
+	lines := newReview45Lines()
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", Logger: slog.New(lines), MaintenanceInterval: time.Millisecond})
 	require.NoError(t, err)
 	defer func() { _ = b.Close() }()
 	require.NoError(t, b.CreateTopic(ctx, "always", log.TopicConfig{Partitions: 1}))
-	require.NoError(t, b.CreateTopic(ctx, "never", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	require.NoError(t, b.CreateTopic(ctx, "never", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever, SegmentBytes: 1024}}))
 	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
@@ -429,16 +509,33 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	failing.Store(true)
 	err = p.ProduceSync(ctx, &record.Record{Topic: "always", Value: []byte("x")})
 	require.ErrorIs(t, err, log.ErrLogFenced)
-	review45Produce(t, p, "never", 0, 10, nil)
-	require.Error(t, b.Maintain(ctx)) // its flush fails: fenced
-	require.True(t, lines.Has("log fenced"))
+	review45Produce(t, p, "never", 0, 10, nil) // rolls: the next maintenance fsyncs the segment
+	// A log's "log fenced" may come after the call that met the failure
+	// returned (once its fsync round ended); the broker's own maintenance
+	// logs its failures (a Maintain call returns them), at Error when they
+	// begin, then at Debug at each round while they last.
+	lines.waitFor(t, "ERROR log fenced", 2)
+	lines.waitFor(t, "DEBUG maintenance still failing always-0", 3)
+	lines.waitFor(t, "DEBUG maintenance still failing never-0", 3)
+	require.Equal(t, 1, lines.count("ERROR log fenced always-0"))
+	require.Equal(t, 1, lines.count("ERROR log fenced never-0"))
+	require.Equal(t, 1, lines.count("ERROR maintenance failed always-0"), "once while it lasts, not at each run")
+	require.Equal(t, 1, lines.count("ERROR maintenance failed never-0"), "once while it lasts, not at each run")
 
 	ss, err := review45Scrape(ctx, b)
 	require.NoError(t, err)
 	always, never := review45Find(t, ss, "always", 0), review45Find(t, ss, "never", 0)
-	t.Logf("always %+v never %+v", always, never)
 	require.Equal(t, [2]int64{10, 11}, [2]int64{always.HW, always.LEO}, "SyncAlways: the fenced append stays above the high watermark")
 	require.Equal(t, [2]int64{20, 20}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
+	// The produces tell, once their delivery timeout ends: the storage
+	// error is retriable (KAFKA_STORAGE_ERROR), so a producer retries it.
+	q, err := producer.New(b, producer.DeliveryTimeout(200*time.Millisecond), producer.Linger(0))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	err = q.ProduceSync(ctx, &record.Record{Topic: "never", Value: []byte("x")})
+	t.Logf("%v", err)
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, log.ErrLogFenced)
 }
 
 // TestReview45ObsProducerBufferedReturnsToZero: BufferedRecords, the
