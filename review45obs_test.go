@@ -240,7 +240,8 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 }
 
 // TestReview45ObsUnderLoad: scraped while producers write to topics of
-// every fsync policy, DeleteRecords and retention move log starts, config
+// every fsync policy and a compacted one, DeleteRecords and retention move
+// log starts, compaction shrinks a log, config
 // changes reopen the logs and a topic is deleted and created again, each
 // sample is consistent (log start <= high watermark <= log end) and no
 // partition's offsets go back between two scrapes: an alert on an offset
@@ -249,7 +250,8 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
 			ctx := context.Background()
-			cfg := runnel.Config{}
+			lines := newReview45Lines()
+			cfg := runnel.Config{Logger: slog.New(lines)}
 			if disk {
 				cfg.Dir = t.TempDir()
 			}
@@ -260,6 +262,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 				"always":   {Sync: log.SyncAlways, SegmentBytes: 4096},
 				"periodic": {Sync: log.SyncPeriodic, FlushMessages: 7, SegmentBytes: 4096},
 				"never":    {Sync: log.SyncNever, SegmentBytes: 4096},
+				"compact":  {CleanupPolicy: log.Compact, MinCleanableDirtyRatio: 0.01, SegmentBytes: 4096},
 			}
 			for name, c := range topics {
 				require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2, Config: c}))
@@ -276,7 +279,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 				default:
 				}
 			}
-			for _, name := range []string{"always", "periodic", "never", "churn"} {
+			for _, name := range []string{"always", "periodic", "never", "compact", "churn"} {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -289,7 +292,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 					for wctx.Err() == nil {
 						recs := make([]*record.Record, 5)
 						for i := range recs {
-							recs[i] = &record.Record{Topic: name, Value: []byte(strings.Repeat("x", 200))}
+							recs[i] = &record.Record{Topic: name, Key: []byte{byte(i)}, Value: []byte(strings.Repeat("x", 200))}
 						}
 						if err := p.ProduceSync(wctx, recs...); err != nil && wctx.Err() == nil && name != "churn" {
 							fail(fmt.Errorf("produce to %s: %w", name, err))
@@ -335,7 +338,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 			c, err := consumer.New(b, consumer.FetchMaxWait(10*time.Millisecond))
 			require.NoError(t, err)
 			defer func() { require.NoError(t, c.Close()) }()
-			read := []string{"always", "periodic", "never"}
+			read := []string{"always", "periodic", "never", "compact"}
 			for _, name := range read {
 				for i := range int32(2) {
 					require.NoError(t, c.Assign(name, i, consumer.Start()))
@@ -390,7 +393,9 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 			}
 			stop()
 			wg.Wait()
-			t.Logf("%d produces, %d admin steps", produced.Load(), steps.Load())
+			t.Logf("%d produces, %d admin steps, %d compactions, %d config changes", produced.Load(), steps.Load(),
+				lines.count("INFO compacted"), lines.count("INFO log opened"))
+			require.Positive(t, lines.count("INFO compacted"))
 			close(errs)
 			for err := range errs {
 				require.NoError(t, err)
@@ -700,7 +705,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 // TestReview45ObsScrapeCost: what a scrape every second costs on 10,000
 // partitions (one topic of 10,000, and 1,000 topics of 10): the
 // allocations of Topics and DescribeTopic, and no file-system operation
-// at all. Lag and BufferedRecords allocate nothing. DescribeTopic grew its
+// at all. Lag, Position and BufferedRecords allocate nothing. DescribeTopic grew its
 // list of partitions by appending (21 allocations for 10,000 partitions,
 // 5 for 10): it now makes it once.
 func TestReview45ObsScrapeCost(t *testing.T) {
@@ -740,9 +745,9 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 		n = len(ss)
 	})
 	topics := testing.AllocsPerRun(20, func() { _ = b.Topics() })
-	lag := testing.AllocsPerRun(100, func() { _, _ = c.Lag("wide", 7) })
+	lag := testing.AllocsPerRun(100, func() { _, _ = c.Lag("wide", 7); _, _ = c.Position("wide", 7) })
 	buffered := testing.AllocsPerRun(100, func() { _ = p.BufferedRecords() })
-	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag %.0f, BufferedRecords %.0f",
+	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag and Position %.0f, BufferedRecords %.0f",
 		wide, n, all, topics, lag, buffered)
 	require.Equal(t, 20000, n)
 	require.LessOrEqual(t, wide, 3.0, "DescribeTopic's allocations, whatever its partition count (2 fill in the config)")
