@@ -536,7 +536,7 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	require.Equal(t, [2]int64{20, 20}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
 	// The produces tell, once their delivery timeout ends: the storage
 	// error is retriable (KAFKA_STORAGE_ERROR), so a producer retries it.
-	q, err := producer.New(b, producer.DeliveryTimeout(200*time.Millisecond), producer.Linger(0))
+	q, err := producer.New(b, producer.DeliveryTimeout(2*time.Second), producer.Linger(0))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, q.Close()) }()
 	err = q.ProduceSync(ctx, &record.Record{Topic: "never", Value: []byte("x")})
@@ -558,7 +558,7 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	p, err := producer.New(f, producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
 		producer.RetryBackoff(time.Millisecond), producer.Linger(500*time.Millisecond))
 	require.NoError(t, err)
-	defer func() { require.NoError(t, p.Close()) }()
+	defer func() { require.NoError(t, p.Close()) }() // a second Close is nil
 	var failed atomic.Int64
 	promise := func(_ *record.Record, err error) {
 		if err != nil {
@@ -591,34 +591,43 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	r.Remove()
 	require.EqualValues(t, 28, failed.Load())
 
+	require.NoError(t, p.Close())
+	require.Zero(t, p.BufferedRecords(), "after Close")
+
+	// Close with records held in flight, and a Produce waiting for space
+	// (which holds none): a producer of its own, whose records do not
+	// time out meanwhile.
+	q, err := producer.New(f, producer.MaxBufferedRecords(20))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	failed.Store(0)
 	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	defer hold.Remove()
 	for range 5 {
-		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}
 	flushDone := make(chan error, 1)
-	go func() { flushDone <- p.Flush(ctx) }() // sends without lingering; ends with Close
+	go func() { flushDone <- q.Flush(ctx) }() // sends without lingering; ends with Close
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
 	require.NoError(t, hold.Wait(wctx, 1))
-	require.EqualValues(t, 5, p.BufferedRecords())
-	// A Produce waiting for space holds none.
+	require.EqualValues(t, 5, q.BufferedRecords())
 	for range 15 {
-		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}
 	blocked := make(chan struct{})
 	go func() {
 		defer close(blocked)
-		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
+		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
 	review45WaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
-	require.EqualValues(t, 20, p.BufferedRecords())
-	require.NoError(t, p.Close())
+	require.EqualValues(t, 20, q.BufferedRecords())
+	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
-	require.Zero(t, p.BufferedRecords(), "after Close")
+	require.Zero(t, q.BufferedRecords(), "after Close")
 	<-blocked
-	require.Zero(t, p.BufferedRecords(), "after the waiting Produce returned")
-	require.EqualValues(t, 49, failed.Load())
-	hold.Remove()
+	require.Zero(t, q.BufferedRecords(), "after the waiting Produce returned")
+	require.EqualValues(t, 21, failed.Load())
 }
 
 // review45PollUntil polls c until cond holds, at most 50 Polls.
