@@ -178,7 +178,8 @@ func review45Find(t *testing.T, ss []review45Sample, topic string, partition int
 func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := runnel.Open(runnel.Config{Dir: dir})
+	lines := newReview45Lines()
+	b, err := runnel.Open(runnel.Config{Dir: dir, Logger: slog.New(lines)})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	seg := log.Config{SegmentBytes: 4096}
@@ -227,9 +228,14 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 
 	// A restart finds the same numbers.
 	require.NoError(t, b.Close())
-	b, err = runnel.Open(runnel.Config{Dir: dir})
+	b, err = runnel.Open(runnel.Config{Dir: dir, Logger: slog.New(lines)})
 	require.NoError(t, err)
 	again := check("reopened", nil)
+	// The lines an exporter counts name their partition.
+	for _, kind := range []string{"INFO log opened events-0", "INFO log opened state-0", "INFO compacted state-0",
+		"INFO deleting segment events-0"} {
+		require.Positive(t, lines.count(kind), kind)
+	}
 	require.Equal(t, ss, again, "the gauges after a clean restart")
 
 	// A topic deleted and created again: a new ID, offsets from 0.
@@ -555,7 +561,8 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	f := runneltest.NewFaults(t, b)
-	p, err := producer.New(f, producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
+	lines := newReview45Lines()
+	p, err := producer.New(f, producer.Logger(slog.New(lines)), producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
 		producer.RetryBackoff(time.Millisecond), producer.Linger(500*time.Millisecond))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }() // a second Close is nil
@@ -588,6 +595,7 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 		p.TryProduce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}
 	flushed("timed out, and refused as the buffer was full")
+	require.Positive(t, lines.count("WARN batch failed"), "the lines tell")
 	r.Remove()
 	require.EqualValues(t, 28, failed.Load())
 
@@ -650,7 +658,9 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders", log.TopicConfig{Partitions: 1}))
 	f := runneltest.NewFaults(t, b)
-	c := runneltest.NewConsumer(t, f, consumer.FetchMaxWait(10*time.Millisecond), consumer.RetryBackoff(time.Millisecond))
+	lines := newReview45Lines()
+	c := runneltest.NewConsumer(t, f, consumer.FetchMaxWait(10*time.Millisecond), consumer.RetryBackoff(time.Millisecond),
+		consumer.Logger(slog.New(lines)))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
 	hwNow := func() int64 {
 		info, err := b.DescribeTopic(ctx, "orders")
@@ -690,6 +700,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	}
 	require.Zero(t, lag(), "frozen while fetches fail")
 	require.EqualValues(t, 5, lagNow())
+	require.Equal(t, 1, lines.count("INFO fetch failed: retrying"), "the lines tell: once at Info, then at Warn every 30 s")
 	r.Remove()
 
 	// Deleted under the position: reset to the start, Lag not there until
@@ -698,6 +709,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	require.NoError(t, err)
 	review45PollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
 	require.Zero(t, lag())
+	require.Equal(t, 1, lines.count("INFO offset out of range: resetting orders-0"), "the records skipped are in its line")
 
 	// Deleted and created again: the position is the old topic's until the
 	// consumer finds out; HW - Position is negative then.
