@@ -492,8 +492,8 @@ func (h *review45Lines) waitFor(t *testing.T, kind string, n int) {
 // TestReview45ObsFencedLog: a failed fsync fences a log. The gauges show
 // it only where the high watermark is the durable offset (SyncAlways):
 // there the log end stays above the high watermark for as long as the
-// broker runs, which an alert on "log end above high watermark for a
-// minute" catches. Under SyncNever (fsynced at the maintenance after a
+// broker runs, which an alert on "a high watermark that has not moved for
+// a minute below the log end" catches. Under SyncNever (fsynced at the maintenance after a
 // roll) the offsets look healthy; only the Logger's "log fenced" line
 // (Error, once a log, naming its partition) and the failing produces
 // tell. "maintenance failed" comes once while a partition's failure
