@@ -26,12 +26,12 @@ import (
 )
 
 // Review 45obs: an SRE wiring an embedded broker into metrics and health
-// checks, with the public API only. review45Exporter is the exporter such
+// checks, with the public API only. review45obsExporter is the exporter such
 // a user writes (docs/details.md, "Monitoring an embedded broker"); the
 // tests check that its numbers are right, consistent and cheap.
 
-// review45Sample is one partition's gauges as an exporter reads them.
-type review45Sample struct {
+// review45obsSample is one partition's gauges as an exporter reads them.
+type review45obsSample struct {
 	Topic     string
 	ID        log.TopicID // a topic deleted and created again has a new one
 	Partition int32
@@ -41,16 +41,16 @@ type review45Sample struct {
 	Size      int64
 }
 
-// review45Key names a partition's series: by the topic's ID too, so that a
+// review45obsKey names a partition's series: by the topic's ID too, so that a
 // topic created again under its name is a new series, not a counter reset.
-type review45Key struct {
+type review45obsKey struct {
 	ID        log.TopicID
 	Partition int32
 }
 
-// review45Exporter is the exporter: gauges of every partition, from
+// review45obsExporter is the exporter: gauges of every partition, from
 // Topics and DescribeTopic, and a health check.
-type review45Exporter struct {
+type review45obsExporter struct {
 	b *runnel.Broker
 	// perTopic bounds each DescribeTopic: a topic whose partition a
 	// DeleteTopic or a config change holds, or waits for behind an append
@@ -63,7 +63,7 @@ type review45Exporter struct {
 // each with a deadline of its own. A topic deleted between the two is
 // skipped; one not described in time is listed in stuck. err is
 // ErrClosed once the broker is closed, or scrapeCtx's error.
-func (e review45Exporter) Scrape(scrapeCtx context.Context) (ss []review45Sample, stuck []string, err error) {
+func (e review45obsExporter) Scrape(scrapeCtx context.Context) (ss []review45obsSample, stuck []string, err error) {
 	for _, name := range e.b.Topics() {
 		ctx, cancel := context.WithTimeout(scrapeCtx, e.perTopic)
 		info, err := e.b.DescribeTopic(ctx, name)
@@ -78,7 +78,7 @@ func (e review45Exporter) Scrape(scrapeCtx context.Context) (ss []review45Sample
 			return ss, stuck, err
 		}
 		for _, p := range info.Partitions {
-			ss = append(ss, review45Sample{Topic: name, ID: info.ID, Partition: p.Partition,
+			ss = append(ss, review45obsSample{Topic: name, ID: info.ID, Partition: p.Partition,
 				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size})
 		}
 	}
@@ -89,7 +89,7 @@ func (e review45Exporter) Scrape(scrapeCtx context.Context) (ss []review45Sample
 // topic has answers ErrUnknownTopic from an open broker and ErrClosed
 // from a closed one (Topics answers an empty list either way). It touches
 // no partition, so an admin call or a disk that hangs does not hold it up.
-func (e review45Exporter) Healthz(ctx context.Context) error {
+func (e review45obsExporter) Healthz(ctx context.Context) error {
 	_, err := e.b.DescribeTopic(ctx, "healthz-probe-no-such-topic")
 	if errors.Is(err, runnel.ErrUnknownTopic) {
 		return nil
@@ -100,21 +100,21 @@ func (e review45Exporter) Healthz(ctx context.Context) error {
 	return err
 }
 
-// review45Scrape is the exporter's Scrape for tests: with a long
+// review45obsScrape is the exporter's Scrape for tests: with a long
 // deadline per topic, and an error for a topic stuck past it.
-func review45Scrape(ctx context.Context, b *runnel.Broker) ([]review45Sample, error) {
-	ss, stuck, err := review45Exporter{b: b, perTopic: 30 * time.Second}.Scrape(ctx)
+func review45obsScrape(ctx context.Context, b *runnel.Broker) ([]review45obsSample, error) {
+	ss, stuck, err := review45obsExporter{b: b, perTopic: 30 * time.Second}.Scrape(ctx)
 	if err == nil && len(stuck) > 0 {
 		err = fmt.Errorf("topics stuck: %q", stuck)
 	}
 	return ss, err
 }
 
-// review45Check is what an exporter's alerts assume of each sample, and of
+// review45obsCheck is what an exporter's alerts assume of each sample, and of
 // a partition's samples over time (prev, nil for its first): 0 <= log
 // start <= high watermark <= log end, a size not negative, and offsets that
 // never go back.
-func review45Check(s review45Sample, prev *review45Sample) error {
+func review45obsCheck(s review45obsSample, prev *review45obsSample) error {
 	if s.LogStart < 0 || s.LogStart > s.HW || s.HW > s.LEO || s.Size < 0 {
 		return fmt.Errorf("%s-%d: inconsistent %+v", s.Topic, s.Partition, s)
 	}
@@ -124,8 +124,8 @@ func review45Check(s review45Sample, prev *review45Sample) error {
 	return nil
 }
 
-// review45LogBytes is the size of a partition's .log files on disk.
-func review45LogBytes(t *testing.T, dir, topic string, partition int32) int64 {
+// review45obsLogBytes is the size of a partition's .log files on disk.
+func review45obsLogBytes(t *testing.T, dir, topic string, partition int32) int64 {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(dir, fmt.Sprintf("%s-%d", topic, partition)))
 	require.NoError(t, err)
@@ -140,9 +140,9 @@ func review45LogBytes(t *testing.T, dir, topic string, partition int32) int64 {
 	return n
 }
 
-// review45Produce writes n records of 100 bytes to topic's partition,
+// review45obsProduce writes n records of 100 bytes to topic's partition,
 // keyed key (nil for none), ten a batch.
-func review45Produce(t *testing.T, p *producer.Producer, topic string, partition int32, n int, key func(i int) []byte) {
+func review45obsProduce(t *testing.T, p *producer.Producer, topic string, partition int32, n int, key func(i int) []byte) {
 	t.Helper()
 	for i := 0; i < n; i += 10 {
 		var recs []*record.Record
@@ -157,8 +157,8 @@ func review45Produce(t *testing.T, p *producer.Producer, topic string, partition
 	}
 }
 
-// review45Find returns topic's partition's sample.
-func review45Find(t *testing.T, ss []review45Sample, topic string, partition int32) review45Sample {
+// review45obsFind returns topic's partition's sample.
+func review45obsFind(t *testing.T, ss []review45obsSample, topic string, partition int32) review45obsSample {
 	t.Helper()
 	for _, s := range ss {
 		if s.Topic == topic && s.Partition == partition {
@@ -166,7 +166,7 @@ func review45Find(t *testing.T, ss []review45Sample, topic string, partition int
 		}
 	}
 	require.Failf(t, "no sample", "%s-%d in %+v", topic, partition, ss)
-	return review45Sample{}
+	return review45obsSample{}
 }
 
 // TestReview45ObsAtRestOnDisk: at rest, on disk, the gauges say what the
@@ -178,7 +178,7 @@ func review45Find(t *testing.T, ss []review45Sample, topic string, partition int
 func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	lines := newReview45Lines()
+	lines := newReview45obsLines()
 	b, err := runnel.Open(runnel.Config{Dir: dir, Logger: slog.New(lines)})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
@@ -192,25 +192,25 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 
-	check := func(step string, want map[string][3]int64) []review45Sample {
+	check := func(step string, want map[string][3]int64) []review45obsSample {
 		t.Helper()
-		ss, err := review45Scrape(ctx, b)
+		ss, err := review45obsScrape(ctx, b)
 		require.NoError(t, err, step)
 		require.Len(t, ss, 3, step)
 		for _, s := range ss {
-			require.NoError(t, review45Check(s, nil), step)
+			require.NoError(t, review45obsCheck(s, nil), step)
 			k := fmt.Sprintf("%s-%d", s.Topic, s.Partition)
 			if w, ok := want[k]; ok {
 				require.Equal(t, w, [3]int64{s.LogStart, s.HW, s.LEO}, "%s: %s start, hw, leo", step, k)
 			}
-			require.Equal(t, review45LogBytes(t, dir, s.Topic, s.Partition), s.Size, "%s: %s Size against its .log files", step, k)
+			require.Equal(t, review45obsLogBytes(t, dir, s.Topic, s.Partition), s.Size, "%s: %s Size against its .log files", step, k)
 		}
 		return ss
 	}
 
-	review45Produce(t, p, "events", 0, 300, nil)
-	review45Produce(t, p, "events", 1, 10, nil)
-	review45Produce(t, p, "state", 0, 200, func(i int) []byte { return []byte{byte(i % 5)} })
+	review45obsProduce(t, p, "events", 0, 300, nil)
+	review45obsProduce(t, p, "events", 1, 10, nil)
+	review45obsProduce(t, p, "state", 0, 200, func(i int) []byte { return []byte{byte(i % 5)} })
 	check("produced", map[string][3]int64{"events-0": {0, 300, 300}, "events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
 
 	low, err := b.DeleteRecords(ctx, "events", 0, 150)
@@ -218,13 +218,13 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.EqualValues(t, 150, low)
 	check("deleted", map[string][3]int64{"events-0": {150, 300, 300}})
 
-	before := review45Find(t, check("before compaction", nil), "state", 0)
+	before := review45obsFind(t, check("before compaction", nil), "state", 0)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "events", func(c *log.Config) { c.RetentionBytes = 8192 }))
 	require.NoError(t, b.Maintain(ctx))
 	ss := check("maintained", map[string][3]int64{"events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
-	e0 := review45Find(t, ss, "events", 0)
+	e0 := review45obsFind(t, ss, "events", 0)
 	require.Greater(t, e0.LogStart, int64(150), "retention moved the log start")
-	require.Less(t, review45Find(t, ss, "state", 0).Size, before.Size, "compaction shrank the log")
+	require.Less(t, review45obsFind(t, ss, "state", 0).Size, before.Size, "compaction shrank the log")
 
 	// A restart finds the same numbers.
 	require.NoError(t, b.Close())
@@ -242,7 +242,7 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.NoError(t, b.DeleteTopic(ctx, "events"))
 	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 2, Config: seg}))
 	re := check("created again", map[string][3]int64{"events-0": {0, 0, 0}, "events-1": {0, 0, 0}})
-	require.NotEqual(t, e0.ID, review45Find(t, re, "events", 0).ID)
+	require.NotEqual(t, e0.ID, review45obsFind(t, re, "events", 0).ID)
 }
 
 // TestReview45ObsUnderLoad: scraped while producers write to topics of
@@ -256,7 +256,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
 			ctx := context.Background()
-			lines := newReview45Lines()
+			lines := newReview45obsLines()
 			cfg := runnel.Config{Logger: slog.New(lines)}
 			if disk {
 				cfg.Dir = t.TempDir()
@@ -361,7 +361,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 				}
 			}()
 
-			last := map[review45Key]review45Sample{}
+			last := map[review45obsKey]review45obsSample{}
 			// Scrape until the others have done enough (not for a time).
 			// Compactions need the compacted topic's segments to roll first.
 			minSteps := int64(80)
@@ -388,18 +388,18 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 						}
 					}
 				}
-				ss, err := review45Scrape(ctx, b)
+				ss, err := review45obsScrape(ctx, b)
 				require.NoError(t, err)
 				for _, s := range ss {
 					if p, ok := pos[fmt.Sprintf("%s-%d", s.Topic, s.Partition)]; ok {
 						require.GreaterOrEqual(t, s.HW, p, "%s-%d: high watermark less position", s.Topic, s.Partition)
 					}
-					k := review45Key{s.ID, s.Partition}
-					var prev *review45Sample
+					k := review45obsKey{s.ID, s.Partition}
+					var prev *review45obsSample
 					if p, ok := last[k]; ok {
 						prev = &p
 					}
-					require.NoError(t, review45Check(s, prev), "scrape %d", i)
+					require.NoError(t, review45obsCheck(s, prev), "scrape %d", i)
 					last[k] = s
 				}
 			}
@@ -416,29 +416,29 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 	}
 }
 
-// review45Lines is the exporter's slog.Handler: it counts the broker's
+// review45obsLines is the exporter's slog.Handler: it counts the broker's
 // lines by level and message (a counter per kind of line, as an SRE
 // alerts on "log fenced"), and by partition where the line names one
 // (topic= and partition=, which Config.Logger promises), and logs
 // nothing. It is a tree of handlers sharing one count (WithAttrs).
-type review45Lines struct {
-	c     *review45Counts
+type review45obsLines struct {
+	c     *review45obsCounts
 	attrs []slog.Attr
 }
 
-// review45Counts are the counts a review45Lines tree shares.
-type review45Counts struct {
+// review45obsCounts are the counts a review45obsLines tree shares.
+type review45obsCounts struct {
 	mu      sync.Mutex
 	n       map[string]int
 	changed chan struct{} // a line came (buffered: one wake-up)
 }
 
-func newReview45Lines() *review45Lines {
-	return &review45Lines{c: &review45Counts{n: map[string]int{}, changed: make(chan struct{}, 1)}}
+func newReview45obsLines() *review45obsLines {
+	return &review45obsLines{c: &review45obsCounts{n: map[string]int{}, changed: make(chan struct{}, 1)}}
 }
 
-func (h *review45Lines) Enabled(context.Context, slog.Level) bool { return true }
-func (h *review45Lines) Handle(_ context.Context, r slog.Record) error {
+func (h *review45obsLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *review45obsLines) Handle(_ context.Context, r slog.Record) error {
 	var topic, partition string
 	see := func(a slog.Attr) bool {
 		switch a.Key {
@@ -466,21 +466,21 @@ func (h *review45Lines) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
-func (h *review45Lines) WithAttrs(as []slog.Attr) slog.Handler {
-	return &review45Lines{c: h.c, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+func (h *review45obsLines) WithAttrs(as []slog.Attr) slog.Handler {
+	return &review45obsLines{c: h.c, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
 }
-func (h *review45Lines) WithGroup(string) slog.Handler { return h }
+func (h *review45obsLines) WithGroup(string) slog.Handler { return h }
 
 // count is how many lines of kind ("ERROR log fenced", or "ERROR log
 // fenced orders-0" for one partition's) came.
-func (h *review45Lines) count(kind string) int {
+func (h *review45obsLines) count(kind string) int {
 	h.c.mu.Lock()
 	defer h.c.mu.Unlock()
 	return h.c.n[kind]
 }
 
 // waitFor waits until n lines of kind came, or fails t after 10 s.
-func (h *review45Lines) waitFor(t *testing.T, kind string, n int) {
+func (h *review45obsLines) waitFor(t *testing.T, kind string, n int) {
 	t.Helper()
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
@@ -511,7 +511,7 @@ func TestReview45ObsFencedLog(t *testing.T) {
 		}
 		return nil
 	}))
-	lines := newReview45Lines()
+	lines := newReview45obsLines()
 	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", Logger: slog.New(lines), MaintenanceInterval: time.Millisecond})
 	require.NoError(t, err)
 	defer func() { _ = b.Close() }()
@@ -520,8 +520,8 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
-	review45Produce(t, p, "always", 0, 10, nil)
-	review45Produce(t, p, "never", 0, 10, nil)
+	review45obsProduce(t, p, "always", 0, 10, nil)
+	review45obsProduce(t, p, "never", 0, 10, nil)
 
 	failing.Store(true)
 	err = p.ProduceSync(ctx, &record.Record{Topic: "always", Value: []byte("x")})
@@ -542,9 +542,9 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	require.Equal(t, 1, lines.count("ERROR maintenance failed always-0"), "once while it lasts, not at each run")
 	require.Equal(t, 1, lines.count("ERROR maintenance failed never-0"), "once while it lasts, not at each run")
 
-	ss, err := review45Scrape(ctx, b)
+	ss, err := review45obsScrape(ctx, b)
 	require.NoError(t, err)
-	always, never := review45Find(t, ss, "always", 0), review45Find(t, ss, "never", 0)
+	always, never := review45obsFind(t, ss, "always", 0), review45obsFind(t, ss, "never", 0)
 	require.Equal(t, [2]int64{10, 11}, [2]int64{always.HW, always.LEO}, "SyncAlways: the fenced append stays above the high watermark")
 	require.Equal(t, [2]int64{11, 11}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
 	// The produces tell, once their delivery timeout ends: the storage
@@ -568,7 +568,7 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	f := runneltest.NewFaults(t, b)
-	lines := newReview45Lines()
+	lines := newReview45obsLines()
 	p, err := producer.New(f, producer.Logger(slog.New(lines)), producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
 		producer.RetryBackoff(time.Millisecond), producer.Linger(500*time.Millisecond))
 	require.NoError(t, err)
@@ -635,7 +635,7 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 		defer close(blocked)
 		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
-	review45WaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
+	review45obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
 	require.EqualValues(t, 20, q.BufferedRecords())
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
@@ -645,8 +645,8 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	require.EqualValues(t, 21, failed.Load())
 }
 
-// review45PollUntil polls c until cond holds, at most 50 Polls.
-func review45PollUntil(t *testing.T, c *consumer.Consumer, what string, cond func() bool) {
+// review45obsPollUntil polls c until cond holds, at most 50 Polls.
+func review45obsPollUntil(t *testing.T, c *consumer.Consumer, what string, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 50 && !cond(); i++ {
 		_, _ = c.Poll(context.Background())
@@ -665,7 +665,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders", log.TopicConfig{Partitions: 1}))
 	f := runneltest.NewFaults(t, b)
-	lines := newReview45Lines()
+	lines := newReview45obsLines()
 	c := runneltest.NewConsumer(t, f, consumer.FetchMaxWait(10*time.Millisecond), consumer.RetryBackoff(time.Millisecond),
 		consumer.Logger(slog.New(lines)))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
@@ -689,7 +689,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 		return l
 	}
 	runneltest.ProduceValues(t, b, "orders", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
-	review45PollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+	review45obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
 	require.Zero(t, lag())
 	require.Zero(t, lagNow())
 
@@ -714,7 +714,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	// the next fetch, then 0.
 	_, err := b.DeleteRecords(ctx, "orders", 0, api.Latest)
 	require.NoError(t, err)
-	review45PollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
+	review45obsPollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
 	require.Zero(t, lag())
 	require.Equal(t, 1, lines.count("INFO offset out of range: resetting orders-0"), "the records skipped are in its line")
 
@@ -727,7 +727,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	require.True(t, ok)
 	require.EqualValues(t, -12, hwNow()-pos, "HW of the new topic less the old topic's position")
 	require.Zero(t, lagNow(), "clamped")
-	review45PollUntil(t, c, "read the new topic", func() bool { p, _ := c.Position("orders", 0); return p == 3 })
+	review45obsPollUntil(t, c, "read the new topic", func() bool { p, _ := c.Position("orders", 0); return p == 3 })
 	require.Zero(t, lag())
 	require.Zero(t, lagNow())
 }
@@ -758,7 +758,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	require.NoError(t, p.Flush(ctx))
 	c := runneltest.NewConsumer(t, b)
 	require.NoError(t, c.Assign("wide", 7, consumer.Start()))
-	review45PollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
+	review45obsPollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
 
 	before := ops.N()
 	wide := testing.AllocsPerRun(20, func() {
@@ -768,7 +768,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	})
 	var n int
 	all := testing.AllocsPerRun(5, func() {
-		ss, err := review45Scrape(ctx, b)
+		ss, err := review45obsScrape(ctx, b)
 		if err != nil {
 			t.Error(err)
 		}
@@ -812,10 +812,10 @@ func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
-	review45Produce(t, p, "orders", 0, 10, nil)
+	review45obsProduce(t, p, "orders", 0, 10, nil)
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-	review45PollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+	review45obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
 
 	hang.Store(true)
 	done := make(chan error, 1)
@@ -823,9 +823,9 @@ func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 	<-stuck
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ss, err := review45Scrape(sctx, b)
+	ss, err := review45obsScrape(sctx, b)
 	require.NoError(t, err, "a scrape beside a hung append")
-	s := review45Find(t, ss, "orders", 0)
+	s := review45obsFind(t, ss, "orders", 0)
 	require.Equal(t, [2]int64{10, 10}, [2]int64{s.HW, s.LEO}, "the stuck append is not in the offsets")
 	lag, ok := c.Lag("orders", 0)
 	require.True(t, ok)
@@ -864,38 +864,38 @@ func TestReview45ObsAcrossACrash(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
 	for name := range cfgs {
-		review45Produce(t, p, name, 0, 200, nil)
+		review45obsProduce(t, p, name, 0, 200, nil)
 	}
 	require.NoError(t, b.Maintain(ctx)) // retention; flushes nothing under SyncNever
-	retained, err := review45Scrape(ctx, b)
+	retained, err := review45obsScrape(ctx, b)
 	require.NoError(t, err)
-	review45CrashKeeps(t, ctx, mem, retained, false)
+	review45obsCrashKeeps(t, ctx, mem, retained, false)
 	for name := range cfgs {
 		_, err := b.DeleteRecords(ctx, name, 0, 180)
 		require.NoError(t, err)
-		review45Produce(t, p, name, 0, 20, nil)
+		review45obsProduce(t, p, name, 0, 20, nil)
 	}
-	before, err := review45Scrape(ctx, b)
+	before, err := review45obsScrape(ctx, b)
 	require.NoError(t, err)
-	review45CrashKeeps(t, ctx, mem, before, true)
+	review45obsCrashKeeps(t, ctx, mem, before, true)
 }
 
-// review45CrashKeeps opens a broker on what a crash of mem would leave,
+// review45obsCrashKeeps opens a broker on what a crash of mem would leave,
 // and checks its gauges against before, scraped just before the crash:
 // the log start not back, a SyncAlways partition's high watermark not
 // back, and, when unsynced (records were appended since the last fsync of
 // the others), the others' back.
-func review45CrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []review45Sample, unsynced bool) {
+func review45obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []review45obsSample, unsynced bool) {
 	t.Helper()
 	b2, err := runnel.Open(runnel.Config{FS: mem.CrashClone(vfs.CrashOptions{}), Dir: "/d", MaintenanceInterval: time.Hour})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b2.Close()) }()
-	after, err := review45Scrape(ctx, b2)
+	after, err := review45obsScrape(ctx, b2)
 	require.NoError(t, err)
 	for _, s := range before {
-		a := review45Find(t, after, s.Topic, 0)
+		a := review45obsFind(t, after, s.Topic, 0)
 		t.Logf("%s: before %+v after %+v", s.Topic, s, a)
-		require.NoError(t, review45Check(a, nil))
+		require.NoError(t, review45obsCheck(a, nil))
 		require.GreaterOrEqual(t, a.LogStart, s.LogStart, "%s: log start", s.Topic)
 		if s.Topic == "always" {
 			require.GreaterOrEqual(t, a.HW, s.HW, "%s: high watermark", s.Topic)
@@ -905,9 +905,9 @@ func review45CrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, befor
 	}
 }
 
-// review45WaitForStack returns once a goroutine's stack holds every one
+// review45obsWaitForStack returns once a goroutine's stack holds every one
 // of parts, or fails t after 10 s.
-func review45WaitForStack(t *testing.T, parts ...string) {
+func review45obsWaitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
@@ -963,7 +963,7 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	defer dcancel()
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(dctx, "orders") }()
-	review45WaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	review45obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
 
 	// The DeleteTopic holds no lock yet (it waits for the only one).
 	_, err = b.DescribeTopic(ctx, "other")
@@ -971,15 +971,15 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	described := make(chan error, 1)
 	dtctx, dtcancel := context.WithCancel(ctx)
 	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
-	review45WaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	review45obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 	dtcancel()
 	require.ErrorIs(t, <-described, context.Canceled, "waited behind the waiting DeleteTopic")
 
-	e := review45Exporter{b: b, perTopic: 2 * time.Second} // "other" takes microseconds
+	e := review45obsExporter{b: b, perTopic: 2 * time.Second} // "other" takes microseconds
 	ss, stuckTopics, err := e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"orders"}, stuckTopics)
-	require.Equal(t, "other", review45Find(t, ss, "other", 0).Topic)
+	require.Equal(t, "other", review45obsFind(t, ss, "other", 0).Topic)
 	require.NoError(t, e.Healthz(ctx))
 
 	dcancel()
@@ -989,7 +989,7 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	ss, stuckTopics, err = e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Empty(t, stuckTopics)
-	require.EqualValues(t, 1, review45Find(t, ss, "orders", 0).LEO)
+	require.EqualValues(t, 1, review45obsFind(t, ss, "orders", 0).LEO)
 
 	require.NoError(t, p.Close())
 	require.NoError(t, b.Close())
