@@ -744,7 +744,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 // BufferedRecords returns the number of records that take buffer space:
 // produced, and not yet done. A batch frees its space once all its
 // promises have returned, so a record whose own promise ran may still be
-// counted for a moment; after Flush returns it is not.
+// counted for a moment; after Flush returns it is not, nor after Close
+// returns (a Close that waits for the producer's goroutines: not one
+// called from a promise), whatever the records' fate. It is an atomic
+// load, cheap enough for a gauge read every second.
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
 // Close stops the producer: records not yet delivered fail with ErrClosed
