@@ -7,6 +7,7 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,7 +15,40 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
+
+// TestReview45MutFetchCtxEndAnswersWhatTheWakesFound: a fetch that
+// answered with records, fewer than MinBytes, and waits, woken by an
+// append, answers when its ctx ends with what the partition holds then
+// (one last read), not with its first read's records: as it did when each
+// wake read. Kills: the last read at ctx's end skipped (if grew made
+// false, or negated).
+func TestReview45MutFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t"}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait() // it read "a" and waits
+		produce(t, b, "t", 0, "b")
+		synctest.Wait() // woken: it counted "b" and waits again
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		fp := a.resp.Partitions[0]
+		require.NoError(t, fp.Err)
+		require.EqualValues(t, 2, fp.HighWatermark)
+		require.Equal(t, []string{"a", "b"}, values(t, fp.Records), "the answer at ctx's end")
+	})
+}
 
 // TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords: a fetch that
 // answered with records, fewer than MinBytes, and waits, whose ctx ends
@@ -52,4 +86,120 @@ func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 		require.NoError(t, a.resp.Partitions[0].Err)
 		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
 	})
+}
+
+// TestReview45MutFetchWaitSeesATopicCreatedAgain: a fetch that answered
+// with records, fewer than MinBytes, and waits, whose other partition's
+// topic is deleted and created again under its name, makes the fetch
+// again at the next wake: its answer names the topic's new ID and holds
+// what the new topic holds, not the old topic's ID and answer. Kills: the
+// wake's look taking another topic ID for a partition as no change (c13:
+// its failed dropped).
+func TestReview45MutFetchWaitSeesATopicCreatedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "u", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "u"}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait() // it read "a" and waits
+		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		synctest.Wait()
+		produce(t, b, "t", 0, "x") // a wake
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		info, err := b.DescribeTopic(t.Context(), "t")
+		require.NoError(t, err)
+		fp := a.resp.Partitions[0]
+		require.NoError(t, fp.Err)
+		require.Equal(t, info.ID, fp.TopicID, "the topic's new ID")
+		require.Equal(t, []string{"x"}, values(t, fp.Records))
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
+	})
+}
+
+// TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth: the last read at
+// ctx's end, which answers what the wakes found, is made when any wake
+// found more bytes, not only the last one: here the last wake comes of a
+// partition with no room left, which counts nothing. Kills: grew set from
+// the last wake alone (c19).
+func TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: 1}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait()            // it read "a" and waits
+		produce(t, b, "t", 0, "b") // a wake that counts "b"
+		synctest.Wait()
+		produce(t, b, "t", 1, "c") // one that counts "c", filling partition 1's room
+		synctest.Wait()
+		produce(t, b, "t", 1, "d") // one that counts nothing
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		require.NoError(t, a.resp.Partitions[0].Err)
+		require.Equal(t, []string{"a", "b"}, values(t, a.resp.Partitions[0].Records), "the answer at ctx's end")
+	})
+}
+
+// TestReview45MutWaitAnyAtReflectSelectsBounds: waitAny over as many
+// channels as fit one reflect.Select with its three others (65533), one
+// more (65534: the first that does not fit), and as many as fill the
+// select it keeps and one goroutine's select exactly and one more
+// (65532+65535+1), woken by its ctx, and by the last channel and the one
+// after those it keeps. Kills: the split starting one channel late (c26),
+// a goroutine's share one channel too many (c28), and the channels kept
+// aliasing the caller's slice (c31: a second wait lost a channel).
+func TestReview45MutWaitAnyAtReflectSelectsBounds(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, n := range []int{maxSelectCases - 3, maxSelectCases - 2, maxSelectCases - 4 + maxSelectCases - 1 + 1} {
+		chans := make([]chan struct{}, n)
+		waits := make([]<-chan struct{}, n)
+		for i := range chans {
+			chans[i] = make(chan struct{})
+			waits[i] = chans[i]
+		}
+		wait := func(ctx context.Context) (got int, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("waitAny panicked: %v", r)
+				}
+			}()
+			timer := time.NewTimer(time.Minute) // bounds a wait no channel ends
+			defer timer.Stop()
+			return waitAny(ctx, make(chan struct{}), timer.C, waits), nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		got, err := wait(ctx)
+		require.NoError(t, err, "%d channels", n)
+		require.Equal(t, waitCtx, got, "%d channels", n)
+		for _, i := range []int{n - 1, maxSelectCases - 4} {
+			close(chans[i])
+			got, err = wait(context.Background())
+			require.NoError(t, err, "%d channels, channel %d", n, i)
+			require.Equal(t, waitMoved, got, "%d channels, channel %d", n, i)
+			chans[i] = make(chan struct{})
+			waits[i] = chans[i]
+		}
+	}
 }
