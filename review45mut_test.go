@@ -8,6 +8,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -202,4 +203,46 @@ func TestReview45MutWaitAnyAtReflectSelectsBounds(t *testing.T) {
 			waits[i] = chans[i]
 		}
 	}
+}
+
+// TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway: a fetch that
+// holds its partition's first batch and waits, whose batch a compaction
+// removes, the next being of the same size, makes the fetch again at
+// the next wake: when its ctx ends it answers the batch the log holds at
+// its offset now, not the one removed. Kills: firstMoved comparing the
+// first batch's size alone (c38).
+func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{
+			CleanupPolicy: log.Compact, SegmentBytes: 1000, MinCleanableDirtyRatio: 0.01}}))
+		put := func(kv ...string) {
+			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: keyed(t, kv...)})
+			require.NoError(t, err)
+		}
+		x, y := strings.Repeat("x", 100), strings.Repeat("y", 100)
+		put("a", x)                        // 0: superseded by 2
+		put("b", y)                        // 1: as large as 0
+		put("a", "z")                      // 2
+		put("c", strings.Repeat("w", 800)) // 3: rolls, 0-2 are in a sealed segment
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 1,
+				Partitions: []api.FetchPartition{{Topic: "t"}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait() // it holds offset 0's batch and waits
+		require.NoError(t, b.Maintain(t.Context()))
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{y}, values(t, resp.Partitions[0].Records), "offset 0 was compacted away")
+		put("d", "v") // a wake
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{y}, values(t, a.resp.Partitions[0].Records), "the first batch the log holds now")
+	})
 }
