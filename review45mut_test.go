@@ -246,3 +246,38 @@ func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 		require.Equal(t, []string{y}, values(t, a.resp.Partitions[0].Records), "the first batch the log holds now")
 	})
 }
+
+// TestReview45MutFetchWaitCountsAFirstBatchWhole: a fetch that holds
+// records and waits, woken by a batch larger than its partition's
+// MaxBytes on a partition it names before the one with records, answers
+// at that wake: a fetch made then returns that batch whole (it is the
+// first partition with data, KIP-74), which holds MinBytes. Kills: the
+// wake's count of whole batches (pr.bound) limited to each partition's
+// room (c58: it waited until MaxWait).
+func TestReview45MutFetchWaitCountsAFirstBatchWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 0, "a")
+		big := strings.Repeat("b", 1000)
+		done := make(chan fetchAnswer, 1)
+		go func() {
+			resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: 500,
+				Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1}, {Topic: "t", Partition: 0}}})
+			done <- fetchAnswer{resp, err, time.Now()}
+		}()
+		synctest.Wait() // it read "a" and waits
+		t0 := time.Now()
+		produce(t, b, "t", 1, big)
+		synctest.Wait()
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "answered at the append")
+			require.Equal(t, []string{big}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
+		default:
+			t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+		}
+	})
+}
