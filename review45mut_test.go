@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,40 +93,55 @@ func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 // TestReview45MutFetchWaitSeesATopicCreatedAgain: a fetch that answered
 // with records, fewer than MinBytes, and waits, whose other partition's
 // topic is deleted and created again under its name, makes the fetch
-// again at the next wake: its answer names the topic's new ID and holds
-// what the new topic holds, not the old topic's ID and answer. Kills: the
-// wake's look taking another topic ID for a partition as no change (c13:
-// its failed dropped).
+// again at the wake: its answer names the topic's new ID and holds what
+// the new topic holds, not the old topic's ID and answer. The wake (the
+// deletion's) is held, by testHookFetchRead at the look's read of the
+// first partition, until the topic is created again: a look between the
+// two finds the topic unknown and answers so. Kills: the wake's look
+// taking another topic ID for a partition as no change (c13: its failed
+// dropped).
 func TestReview45MutFetchWaitSeesATopicCreatedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
 		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
 		produce(t, b, "u", 0, "a")
+		var armed, held atomic.Bool
+		gate := make(chan struct{})
+		testHookFetchRead = func() {
+			if armed.CompareAndSwap(true, false) {
+				held.Store(true)
+				<-gate
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan fetchAnswer, 1)
 		go func() {
 			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "u"}}})
+				Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}}})
 			done <- fetchAnswer{resp, err, time.Now()}
 		}()
 		synctest.Wait() // it read "a" and waits
+		armed.Store(true)
 		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
 		synctest.Wait()
-		produce(t, b, "t", 0, "x") // a wake
+		require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "x")
+		close(gate)
 		synctest.Wait()
 		cancel()
 		a := <-done
 		require.NoError(t, a.err)
 		info, err := b.DescribeTopic(t.Context(), "t")
 		require.NoError(t, err)
-		fp := a.resp.Partitions[0]
+		fp := a.resp.Partitions[1]
 		require.NoError(t, fp.Err)
 		require.Equal(t, info.ID, fp.TopicID, "the topic's new ID")
 		require.Equal(t, []string{"x"}, values(t, fp.Records))
-		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
 	})
 }
 
