@@ -21,7 +21,8 @@ import (
 // string literals in key position of the calls of slog's Debug, Info,
 // Warn, Error, Log and With (and the log package's lockedLog, a
 // *slog.Logger too), and of the []any literals that gather a line's
-// attributes ahead of its call, outside tests, examples and benchmarks.
+// attributes ahead of its call, and of the appends to such a slice
+// (attrs, args), outside tests, examples and benchmarks.
 func TestReview44LogKeysAreSnakeCase(t *testing.T) {
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 	fset := token.NewFileSet()
@@ -64,6 +65,14 @@ func TestReview44LogKeysAreSnakeCase(t *testing.T) {
 					}
 				}
 			case *ast.CallExpr:
+				// append(attrs, key, value...), a line's attributes
+				// added to ahead of its call (review45mut: the test read
+				// only literals, and "checkpointOffset" was left).
+				if f, ok := n.Fun.(*ast.Ident); ok && f.Name == "append" && len(n.Args) > 1 {
+					if a, ok := n.Args[0].(*ast.Ident); ok && (a.Name == "attrs" || a.Name == "args") {
+						check(n.Args, 1)
+					}
+				}
 				if s, ok := n.Fun.(*ast.SelectorExpr); ok {
 					switch s.Sel.Name {
 					case "Debug", "Info", "Warn", "Error":

@@ -469,7 +469,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 		// fails the Open, as it would fail the rewrite.
 		attrs := []any{"dir", l.dir, "durable_offset", off}
 		if syncFailed {
-			attrs = append(attrs, "checkpointOffset", failedAt)
+			attrs = append(attrs, "checkpoint_offset", failedAt)
 		}
 		l.lockedLog.Warn("log failed before in this process, its sync-failed checkpoint unwritten: writing its bytes past the durable offset then anew", attrs...)
 		syncFailed, failedAt = true, off
