@@ -13,23 +13,30 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// longFetch starts, on a goroutine of the bubble's, a Fetch of topic t's
-// partition 0 from offset that waits up to maxWait for more bytes than
-// the test ever appends, and returns the channel its answer comes on,
-// with the fake time it came at.
+// fetchAnswer is a Fetch's answer, with the (fake) time it came at.
 type fetchAnswer struct {
 	resp api.FetchResponse
 	err  error
 	at   time.Time
 }
 
+// longFetch starts, on a goroutine of the bubble's, a Fetch of topic t's
+// partition 0 from offset that waits up to maxWait for more bytes than
+// the test ever appends (goFetch).
 func longFetch(b *Broker, offset int64, maxWait time.Duration) <-chan fetchAnswer {
+	return goFetch(context.Background(), b, &api.FetchRequest{
+		MaxWait: maxWait, MinBytes: 1 << 20,
+		Partitions: []api.FetchPartition{{Topic: "t", Offset: offset}},
+	})
+}
+
+// goFetch starts b.Fetch(ctx, req) on a goroutine (of the bubble's, in a
+// synctest test) and returns the channel its answer comes on, with the
+// (fake) time it came at.
+func goFetch(ctx context.Context, b *Broker, req *api.FetchRequest) <-chan fetchAnswer {
 	done := make(chan fetchAnswer, 1)
 	go func() {
-		resp, err := b.Fetch(context.Background(), &api.FetchRequest{
-			MaxWait: maxWait, MinBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "t", Offset: offset}},
-		})
+		resp, err := b.Fetch(ctx, req)
 		done <- fetchAnswer{resp, err, time.Now()}
 	}()
 	return done
@@ -125,11 +132,7 @@ func TestFetchWokenByCutInRange(t *testing.T) {
 				for p := range parts {
 					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p, Offset: 2})
 				}
-				done := make(chan fetchAnswer, 1)
-				go func() {
-					resp, err := b.Fetch(context.Background(), req)
-					done <- fetchAnswer{resp, err, time.Now()}
-				}()
+				done := goFetch(context.Background(), b, req)
 				synctest.Wait()
 				_, err := b.DeleteRecords(t.Context(), "t", parts-1, 1)
 				require.NoError(t, err)

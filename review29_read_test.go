@@ -90,12 +90,8 @@ func TestReview29FetchWokenByAppend(t *testing.T) {
 					require.NoError(t, b.AlterTopicConfig(t.Context(), "t", log.Config{RetentionTime: 2 * time.Hour}))
 				}
 				t0 := time.Now()
-				done := make(chan fetchAnswer, 1)
-				go func() {
-					resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour,
-						Partitions: []api.FetchPartition{{Topic: "t"}}})
-					done <- fetchAnswer{resp, err, time.Now()}
-				}()
+				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour,
+					Partitions: []api.FetchPartition{{Topic: "t"}}})
 				synctest.Wait() // the fetch waits
 				produce(t, b, "t", 0, "a")
 				a := <-done

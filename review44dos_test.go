@@ -248,11 +248,7 @@ func TestReview44FetchWakeOfALongPollReadsOnce(t *testing.T) {
 				for p := range parts {
 					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
 				}
-				done := make(chan fetchAnswer, 1)
-				go func() {
-					resp, err := b.Fetch(context.Background(), req)
-					done <- fetchAnswer{resp, err, time.Now()}
-				}()
+				done := goFetch(context.Background(), b, req)
 				synctest.Wait()
 				require.EqualValues(t, parts, reads.Load(), "the first read")
 				t0 := time.Now()

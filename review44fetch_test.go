@@ -785,12 +785,8 @@ func TestReview44FetchCompactedFirstBatch(t *testing.T) {
 		require.Less(t, small, big)
 
 		t0 := time.Now()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1,
-				Partitions: []api.FetchPartition{{Topic: "t"}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
 		synctest.Wait() // it waits: its first batch, counted whole, is small
 		require.NoError(t, b.Maintain(t.Context()))
 		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
@@ -822,12 +818,8 @@ func TestReview44FetchTruncatedUnderRecords(t *testing.T) {
 		produce(t, b, "t", 0, "c")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "t"}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
 		synctest.Wait()
 		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
 		require.NoError(t, err)

@@ -33,12 +33,8 @@ func TestReview45MutFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 		produce(t, b, "t", 0, "a")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "t"}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
 		synctest.Wait() // it read "a" and waits
 		produce(t, b, "t", 0, "b")
 		synctest.Wait() // woken: it counted "b" and waits again
@@ -67,12 +63,8 @@ func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 		produce(t, b, "t", 0, "a")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
 		synctest.Wait() // it read "a" and waits
 		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
 		require.NoError(t, err)
@@ -117,12 +109,8 @@ func TestReview45MutFetchWaitSeesATopicCreatedAgain(t *testing.T) {
 		defer func() { testHookFetchRead = nil }()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}}})
 		synctest.Wait() // it read "a" and waits
 		armed.Store(true)
 		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
@@ -157,12 +145,8 @@ func TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
 		produce(t, b, "t", 0, "a")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: 1}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: 1}}})
 		synctest.Wait()            // it read "a" and waits
 		produce(t, b, "t", 0, "b") // a wake that counts "b"
 		synctest.Wait()
@@ -243,12 +227,8 @@ func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 		put("c", strings.Repeat("w", 800)) // 3: rolls, 0-2 are in a sealed segment
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 1,
-				Partitions: []api.FetchPartition{{Topic: "t"}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
 		synctest.Wait() // it holds offset 0's batch and waits
 		require.NoError(t, b.Maintain(t.Context()))
 		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
@@ -276,12 +256,8 @@ func TestReview45MutFetchWaitCountsAFirstBatchWhole(t *testing.T) {
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
 		produce(t, b, "t", 0, "a")
 		big := strings.Repeat("b", 1000)
-		done := make(chan fetchAnswer, 1)
-		go func() {
-			resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: 500,
-				Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1}, {Topic: "t", Partition: 0}}})
-			done <- fetchAnswer{resp, err, time.Now()}
-		}()
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 500,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1}, {Topic: "t", Partition: 0}}})
 		synctest.Wait() // it read "a" and waits
 		t0 := time.Now()
 		produce(t, b, "t", 1, big)
