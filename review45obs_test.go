@@ -793,21 +793,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 // the write returned): what shows it is the producer's backlog.
 func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 	ctx := context.Background()
-	var hang atomic.Bool
-	stuck, release := make(chan struct{}, 1), make(chan struct{})
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
-			select {
-			case stuck <- struct{}{}:
-			default:
-			}
-			<-release
-		}
-		return nil
-	}))
-	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
+	b, hang, stuck, release := review45obsHangingDisk(t)
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
 	p, err := producer.New(b)
 	require.NoError(t, err)
@@ -934,21 +920,7 @@ func review45obsWaitForStack(t *testing.T, parts ...string) {
 // and its health check answers.
 func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	ctx := context.Background()
-	var hang atomic.Bool
-	stuck, release := make(chan struct{}, 1), make(chan struct{})
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
-			select {
-			case stuck <- struct{}{}:
-			default:
-			}
-			<-release
-		}
-		return nil
-	}))
-	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
+	b, hang, stuck, release := review45obsHangingDisk(t)
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
 	require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
 	p, err := producer.New(b)
@@ -996,4 +968,27 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	require.ErrorIs(t, e.Healthz(ctx), runnel.ErrClosed)
 	_, _, err = e.Scrape(ctx)
 	require.NoError(t, err, "Topics answers nothing once closed: Healthz tells")
+}
+
+// review45obsHangingDisk opens a broker on a memory FS whose writes to a
+// .log file hang, once hang is set, until release is closed: each
+// sends on stuck (if it has room) as it starts to hang. The broker is
+// closed at the test's end; close release before then.
+func review45obsHangingDisk(t *testing.T) (b *runnel.Broker, hang *atomic.Bool, stuck chan struct{}, release chan struct{}) {
+	hang = new(atomic.Bool)
+	stuck, release = make(chan struct{}, 1), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
+			select {
+			case stuck <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}))
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return b, hang, stuck, release
 }
