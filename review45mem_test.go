@@ -493,28 +493,19 @@ func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	val := review45Random(32)
-	for i := 0; i < keys; i += perB {
-		var bl record.Builder
-		for j := i; j < i+perB; j++ {
-			bl.Append(time.Now().UnixMilli(), []byte(fmt.Sprintf("key-%08d", j)), val, nil)
+	// Every key twice, so that the cleaner has records to drop.
+	for range 2 {
+		for i := 0; i < keys; i += perB {
+			var bl record.Builder
+			for j := i; j < i+perB; j++ {
+				bl.Append(time.Now().UnixMilli(), []byte(fmt.Sprintf("key-%08d", j)), val, nil)
+			}
+			batch, err := bl.Finish(compression.None)
+			if err != nil {
+				t.Fatal(err)
+			}
+			review45Produce(t, b, "t", 0, batch, 1)
 		}
-		batch, err := bl.Finish(compression.None)
-		if err != nil {
-			t.Fatal(err)
-		}
-		review45Produce(t, b, "t", 0, batch, 1)
-	}
-	// Every key again, so that the cleaner has records to drop.
-	for i := 0; i < keys; i += perB {
-		var bl record.Builder
-		for j := i; j < i+perB; j++ {
-			bl.Append(time.Now().UnixMilli(), []byte(fmt.Sprintf("key-%08d", j)), val, nil)
-		}
-		batch, err := bl.Finish(compression.None)
-		if err != nil {
-			t.Fatal(err)
-		}
-		review45Produce(t, b, "t", 0, batch, 1)
 	}
 	base := leakcheck.LiveHeap()
 	peak := s.measure(func() {
