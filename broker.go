@@ -9,13 +9,13 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/internal/callstack"
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
@@ -303,10 +303,10 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	// A nil pointer in FS or Clock is a field meant and not set: taken as
 	// unset, FS would be the disk where a memory FS was meant.
-	if nilPointer(cfg.FS) {
+	if cfg.FS != nil && isnil.Value(cfg.FS) {
 		return nil, fmt.Errorf("%w: Config.FS is a nil %T", log.ErrInvalidConfig, cfg.FS)
 	}
-	if nilPointer(cfg.Clock) {
+	if cfg.Clock != nil && isnil.Value(cfg.Clock) {
 		return nil, fmt.Errorf("%w: Config.Clock is a nil %T", log.ErrInvalidConfig, cfg.Clock)
 	}
 	if cfg.Clock == nil {
@@ -744,11 +744,4 @@ func (b *Broker) partitions() []*log.Partition {
 		ps = append(ps, b.topics[name].Partitions...)
 	}
 	return ps
-}
-
-// nilPointer reports whether v holds a nil pointer: a non-nil interface
-// whose methods would panic at their first use.
-func nilPointer(v any) bool {
-	rv := reflect.ValueOf(v)
-	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

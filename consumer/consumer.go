@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/log"
@@ -220,7 +220,7 @@ type assignment struct {
 // Errors: ErrInvalidOption for a nil c (a nil *runnel.Broker too) or an
 // option out of range.
 func New(c Client, opts ...Opt) (*Consumer, error) {
-	if c == nil || isNilPointer(c) {
+	if isnil.Value(c) {
 		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
 	}
 	cfg := defaults()
@@ -680,10 +680,3 @@ func inClientCall() bool {
 // isClosed reports whether c is closed, or is a zero Consumer, which is
 // never open.
 func (c *Consumer) isClosed() bool { return c.closed.Load() || c.client == nil }
-
-// isNilPointer reports whether c is a nil pointer in a non-nil interface,
-// a nil *runnel.Broker say, whose methods would panic on first use.
-func isNilPointer(c Client) bool {
-	v := reflect.ValueOf(c)
-	return v.Kind() == reflect.Pointer && v.IsNil()
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/record"
 )
 
@@ -89,7 +90,7 @@ func (c *config) validate() error {
 		return bad("BatchMaxBytes", c.batchMaxBytes)
 	case !c.codec.Valid():
 		return bad("Compression", c.codec)
-	case isNilValue(c.partitioner):
+	case isnil.Value(c.partitioner):
 		return bad("RecordPartitioner", nil)
 	case c.maxRecords < 1:
 		return bad("MaxBufferedRecords", c.maxRecords)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/record"
 )
 
@@ -60,7 +61,7 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		return t, nil
 	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
-	if isNilValue(t.part) {
+	if isnil.Value(t.part) {
 		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)

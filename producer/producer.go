@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/record"
 )
 
@@ -242,7 +242,7 @@ type Producer struct {
 // Errors: ErrInvalidOption for a nil c (a nil *runnel.Broker too) or an
 // option out of range.
 func New(c Client, opts ...Opt) (*Producer, error) {
-	if c == nil || isNilPointer(c) {
+	if isnil.Value(c) {
 		return nil, fmt.Errorf("%w: nil Client", ErrInvalidOption)
 	}
 	cfg := defaults()
@@ -903,23 +903,4 @@ func (p *Producer) resetProducerID(gen uint64, why error) {
 	if drop { // logged once pidMu is released (see producerID)
 		p.cfg.logger.Info("dropping producer id", "producer_id", id, "err", why)
 	}
-}
-
-// isNilPointer reports whether c is a nil pointer in a non-nil interface,
-// a nil *runnel.Broker say, whose methods would panic on first use.
-func isNilPointer(c Client) bool { return isNilValue(c) }
-
-// isNilValue reports whether v is nil, or a nil pointer or func in a
-// non-nil interface (a nil *runnel.Broker, a nil PartitionerFunc), whose
-// methods would panic on first use.
-func isNilValue(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Func:
-		return rv.IsNil()
-	}
-	return false
 }

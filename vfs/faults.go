@@ -4,9 +4,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"reflect"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/runnel/runnel/internal/isnil"
 )
 
 // Op names a kind of file-system operation, for fault injection.
@@ -176,12 +177,9 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // same file system. A nil inj (a nil InjectorFunc or *Counter too)
 // returns fs itself.
 func WithFaults(fs FS, inj Injector) FS {
-	if inj == nil {
-		return fs
-	}
 	// A nil InjectorFunc or nil pointer (a *Counter) is a nil inj too:
 	// its MaybeError would panic at the first operation.
-	if v := reflect.ValueOf(inj); (v.Kind() == reflect.Func || v.Kind() == reflect.Pointer) && v.IsNil() {
+	if isnil.Value(inj) {
 		return fs
 	}
 	return &faultFS{fs: fs, inj: inj}
