@@ -238,13 +238,7 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 // Errors: Log.ReadInto's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen); ctx's error.
 func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	l, err := p.rlock(ctx)
-	if err != nil {
-		return dst, err
-	}
-	defer p.runlock(l)
-	data, err := l.ReadInto(dst, offset, maxBytes, min(highWatermark(l), upTo))
-	return data, p.failed(err)
+	return p.read(ctx, (*Log).ReadInto, dst, offset, maxBytes, upTo)
 }
 
 // ReadWithin is ReadInto with Log.ReadWithin: a first batch larger than
@@ -252,12 +246,19 @@ func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxB
 //
 // Errors: ReadInto's.
 func (p *Partition) ReadWithin(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	return p.read(ctx, (*Log).ReadWithin, dst, offset, maxBytes, upTo)
+}
+
+// read is ReadInto's and ReadWithin's body: read (Log.ReadInto or
+// Log.ReadWithin) of the log, held open for the call, up to upTo and
+// the high watermark.
+func (p *Partition) read(ctx context.Context, read func(*Log, []byte, int64, int, int64) ([]byte, error), dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	l, err := p.rlock(ctx)
 	if err != nil {
 		return dst, err
 	}
 	defer p.runlock(l)
-	data, err := l.ReadWithin(dst, offset, maxBytes, min(highWatermark(l), upTo))
+	data, err := read(l, dst, offset, maxBytes, min(highWatermark(l), upTo))
 	return data, p.failed(err)
 }
 
