@@ -761,13 +761,7 @@ func (r *r44Run) checkWaiting(f *r44Fetch) {
 // TestReview44FetchWaitProperty (seed 2206, its model then waking too).
 func TestReview44FetchCompactedFirstBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{
-			CleanupPolicy: log.Compact, SegmentBytes: 1000, MinCleanableDirtyRatio: 0.01}}))
-		put := func(kv ...string) {
-			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: keyed(t, kv...)})
-			require.NoError(t, err)
-		}
+		b, put := compactedFetchTopic(t)
 		put("a", strings.Repeat("x", 100)) // 0: superseded by 2
 		put("b", strings.Repeat("y", 400)) // 1
 		put("a", "z")                      // 2
@@ -834,4 +828,19 @@ func TestReview44FetchTruncatedUnderRecords(t *testing.T) {
 		require.EqualValues(t, 1, fp.HighWatermark)
 		require.Equal(t, []string{"a"}, values(t, fp.Records), "records at or past the high watermark")
 	})
+}
+
+// compactedFetchTopic opens a broker (in the test's synctest bubble) with
+// a compacted topic "t" of one partition whose segments roll at 1,000
+// bytes and are cleaned as soon as anything is dirty, maintained only
+// when the test calls Maintain; put produces one batch of keyed records
+// (key, value, ...) to it with acks=all.
+func compactedFetchTopic(t *testing.T) (*Broker, func(kv ...string)) {
+	b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{
+		CleanupPolicy: log.Compact, SegmentBytes: 1000, MinCleanableDirtyRatio: 0.01}}))
+	return b, func(kv ...string) {
+		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: keyed(t, kv...)})
+		require.NoError(t, err)
+	}
 }

@@ -213,13 +213,7 @@ func TestReview45MutWaitAnyAtReflectSelectsBounds(t *testing.T) {
 // first batch's size alone (c38).
 func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{
-			CleanupPolicy: log.Compact, SegmentBytes: 1000, MinCleanableDirtyRatio: 0.01}}))
-		put := func(kv ...string) {
-			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: keyed(t, kv...)})
-			require.NoError(t, err)
-		}
+		b, put := compactedFetchTopic(t)
 		x, y := strings.Repeat("x", 100), strings.Repeat("y", 100)
 		put("a", x)                        // 0: superseded by 2
 		put("b", y)                        // 1: as large as 0
