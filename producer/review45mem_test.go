@@ -134,24 +134,9 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 						recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: v})
 					}
 				}
-				var failed sync.Map
-				var done sync.WaitGroup
-				promise := func(r *record.Record, err error) {
-					if err != nil {
-						failed.Store(r, err)
-					}
-					done.Done()
-				}
 				ctx := context.Background()
 				base := leakcheck.LiveHeap()
-				done.Add(len(recs))
-				produced := make(chan struct{})
-				go func() {
-					defer close(produced)
-					for _, r := range recs {
-						p.Produce(ctx, r, promise)
-					}
-				}()
+				finish := review45ProduceAll(ctx, p, recs)
 				if refuse {
 					c.waitFor(t, "every partition's batch refused", func() bool { return c.calls.Load() >= 2*parts })
 				} else {
@@ -174,18 +159,7 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 				}
 				c.refuse.Store(false)
 				close(c.release)
-				<-produced
-				if err := p.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				done.Wait()
-				if err := p.Close(); err != nil {
-					t.Fatal(err)
-				}
-				failed.Range(func(_, v any) bool {
-					t.Errorf("a record failed: %v", v)
-					return false
-				})
+				finish(t)
 			})
 		}
 	}
@@ -211,6 +185,25 @@ func TestReview45MemProducerSmallRecords(t *testing.T) {
 	for i := range recs {
 		recs[i] = &record.Record{Topic: "t", Partition: int32(i % parts), Value: []byte{byte(i)}}
 	}
+	ctx := context.Background()
+	base := leakcheck.LiveHeap()
+	finish := review45ProduceAll(ctx, p, recs)
+	c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
+	grown := leakcheck.LiveHeap() - base
+	per := grown / n
+	t.Logf("%d records buffered: %d bytes a record over the records", p.BufferedRecords(), per)
+	if per > 100 {
+		t.Errorf("%d bytes a one-byte record buffered, more than 100: MaxBufferedRecords does not bound small records", per)
+	}
+	close(c.release)
+	finish(t)
+}
+
+// review45ProduceAll produces recs with p on a goroutine of its own (the
+// last Produce calls may wait for buffer space), and returns finish,
+// which waits for that goroutine, flushes and closes p, and fails the
+// test if a record failed: call it once the broker lets the batches go.
+func review45ProduceAll(ctx context.Context, p *Producer, recs []*record.Record) (finish func(t *testing.T)) {
 	var failed sync.Map
 	var done sync.WaitGroup
 	done.Add(len(recs))
@@ -220,8 +213,6 @@ func TestReview45MemProducerSmallRecords(t *testing.T) {
 		}
 		done.Done()
 	}
-	ctx := context.Background()
-	base := leakcheck.LiveHeap()
 	produced := make(chan struct{})
 	go func() {
 		defer close(produced)
@@ -229,24 +220,18 @@ func TestReview45MemProducerSmallRecords(t *testing.T) {
 			p.Produce(ctx, r, promise)
 		}
 	}()
-	c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
-	grown := leakcheck.LiveHeap() - base
-	per := grown / n
-	t.Logf("%d records buffered: %d bytes a record over the records", p.BufferedRecords(), per)
-	if per > 100 {
-		t.Errorf("%d bytes a one-byte record buffered, more than 100: MaxBufferedRecords does not bound small records", per)
+	return func(t *testing.T) {
+		<-produced
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		done.Wait()
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		failed.Range(func(_, v any) bool {
+			t.Errorf("a record failed: %v", v)
+			return false
+		})
 	}
-	close(c.release)
-	<-produced
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done.Wait()
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	failed.Range(func(_, v any) bool {
-		t.Errorf("a record failed: %v", v)
-		return false
-	})
 }
