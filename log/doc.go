@@ -88,8 +88,11 @@
 // back; an Open that finds one (the write back failed, or the power went)
 // puts it back first — once its name is durable too, which a failed
 // directory fsync may have left it not — so that a failure part way loses
-// nothing. The copy takes as much disk space as the tail: an Open that
-// cannot save it fails (the disk full, say) and changes nothing.
+// nothing. The tail goes to the copy and back a block (1 MiB) at a
+// time, never onto the heap whole, and what is read back is checked
+// against the copy's checksum before the fsync (ErrBadTailCopy). The copy
+// takes as much disk space as the tail: an Open that cannot save it fails
+// (the disk full, say) and changes nothing.
 // Nothing is cut that a reader may have seen: under SyncAlways the high
 // watermark never passed the durable offset, and the records after it
 // (never acknowledged) are kept; under SyncPeriodic and SyncNever the

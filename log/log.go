@@ -830,7 +830,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				continue
 			}
 			saved := false
-			n, err := s.Rewrite(failedAt, func(pos int64, tail []byte) error {
+			n, err := s.Rewrite(failedAt, func(pos int64, tail io.Reader) (io.ReadCloser, error) {
 				saved = true
 				return l.saveTail(s.Base(), pos, tail)
 			})

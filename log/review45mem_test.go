@@ -5,12 +5,10 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -76,55 +74,4 @@ func TestReview45MemReadWithin(t *testing.T) {
 			}
 		})
 	}
-}
-
-// After a failed fsync, the next Open writes each segment's bytes past
-// the durable offset anew (see Segment.Rewrite): it reads them onto the
-// heap, a segment's tail at once, so that its peak grows with what was
-// not synced, up to segment.bytes (1 GiB by default) under SyncNever,
-// where a flush comes only from the maintenance and rolls. 16 MiB
-// appended under SyncNever, a Close whose flush fails: the next Open's
-// live heap, sampled at every file operation, peaked 16.8 MB above
-// where it was (go test -run TestReview45MemRewriteHoldsTheTail -v
-// ./log): docs/details.md's "Memory bounds, by component" says so.
-func TestReview45MemRewriteHoldsTheTail(t *testing.T) {
-	if testing.Short() {
-		t.Skip("16 MiB on disk")
-	}
-	const tail = 16 << 20
-	var armed, sampling atomic.Bool
-	var peak atomic.Int64
-	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
-			return vfs.ErrInjected
-		}
-		if sampling.Load() {
-			if h := leakcheck.LiveHeap(); h > peak.Load() {
-				peak.Store(h)
-			}
-		}
-		return nil
-	}))
-	dir := t.TempDir()
-	clock := newClock()
-	l, err := Open(dir, Config{Sync: SyncNever, RetentionTime: -1}, Options{FS: fsys, Clock: clock})
-	require.NoError(t, err)
-	v := strings.Repeat("v", 128<<10)
-	for range tail / (256 << 10) {
-		appendOK(t, l, valueBatch(t, clock.Now().UnixMilli(), v))
-	}
-	armed.Store(true)
-	require.Error(t, l.Close(), "the flush of Close fails")
-
-	base := leakcheck.LiveHeap()
-	sampling.Store(true)
-	l, err = Open(dir, Config{Sync: SyncNever, RetentionTime: -1}, Options{FS: fsys, Clock: clock})
-	sampling.Store(false)
-	require.NoError(t, err)
-	defer l.Close()
-	rewritten := l.Recovery().RewrittenBytes
-	rose := max(peak.Load(), leakcheck.LiveHeap()) - base
-	t.Logf("Open rewrote %d bytes after a failed fsync: its live heap peaked %.1f MB above where it was", rewritten, float64(rose)/1e6)
-	require.Greater(t, rewritten, int64(tail/2))
-	require.LessOrEqual(t, rose, rewritten+4<<20, "more than the tail it rewrote")
 }

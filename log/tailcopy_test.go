@@ -1,7 +1,10 @@
 package log
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -125,8 +128,22 @@ func TestBadTailCopy(t *testing.T) {
 	}
 }
 
+// appendTailCopy is a tail copy of tail, from position pos, as saveTail
+// writes it.
 func appendTailCopy(pos int64, tail []byte) []byte {
-	return append(appendTailCopyHeader(nil, pos, tail), tail...)
+	dst := binary.BigEndian.AppendUint64(nil, uint64(pos))
+	dst = binary.BigEndian.AppendUint32(dst, crc32.Update(posChecksum(pos), castagnoli, tail))
+	return append(dst, tail...)
+}
+
+// parseTailCopy decodes a tail copy (see tailCopySuffix) read from path,
+// as restoreTail checks it. The tail it returns is data's.
+func parseTailCopy(data []byte, path string) (pos int64, tail []byte, err error) {
+	pos, _, err = checkTailCopy(bytes.NewReader(data), int64(len(data)), path)
+	if err != nil {
+		return 0, nil, err
+	}
+	return pos, data[tailCopyHeader:], nil
 }
 
 func corruptLast(b []byte) []byte {

@@ -607,39 +607,54 @@ func (s *Segment) distrustIndexes() {
 	s.badTimes.Store(all)
 }
 
+// RewriteBlock is how many bytes Rewrite reads or writes at a time: the
+// heap it takes besides what save does.
+const RewriteBlock = 1 << 20
+
 // Rewrite writes the segment's batches from the one holding offset (or
 // the first later one; all of them when offset is at or below the base;
 // none when it is at or past NextOffset) to its end anew, at the same
-// positions, and syncs the .log: it reads them, truncates the file before
-// them (to its size, with none), writes them back and fsyncs. It returns
-// how many bytes it wrote. The indexes are left as they are: the
-// bytes and their positions do not change.
+// positions, and syncs the .log: save copies them elsewhere, Rewrite
+// truncates the file before them (to its size, with none), writes them
+// back from that copy and fsyncs. It returns how many bytes it wrote. The
+// indexes are left as they are: the bytes and their positions do not
+// change.
 //
 // It is for a log whose earlier fsync failed (see package log): the
 // kernel may have marked the pages it could not write clean, so that the
 // file reads them back but no later fsync writes them (vfs.WithFaults
 // models it). Truncated and written again, they are dirty pages that the
-// fsync writes, or fails. The batches are held in memory meanwhile. Once
-// they are read, and before the file is cut, save (if not nil, and there
-// are any) is given them and their position: a caller that must not lose
-// them should a write fail or the power go before the fsync saves them
-// durably there (package log does), and puts them back itself; an error
-// of save is Rewrite's, before anything is cut.
+// fsync writes, or fails.
+//
+// Before the file is cut, save (if there are any bytes to write anew) is
+// given their position and a reader of them, which reads the .log, with
+// the file system's errors (io.ErrUnexpectedEOF where the file ends
+// before them); it reads them all, keeps them, and returns a reader of
+// what it kept, which Rewrite reads them back from, a RewriteBlock at a
+// time, and closes. A caller that must not lose them should a write fail
+// or the power go before the fsync keeps them durably (package log does:
+// a tail copy on disk), and puts them back itself; an error of save, or a
+// save that returns before reading them all, is Rewrite's, before
+// anything is cut. The reader save is given is valid during the call
+// only, which holds the segment's lock: save calls none of the segment's
+// methods. Without save (nil), Rewrite holds the bytes on the heap
+// meanwhile, up to the segment's size.
 //
 // It truncates rather than writing the same bytes again in place, which
-// would spare the memory and could not lose them should the write fail:
-// on ext4 (dioread_nolock, its default), a kernel with "ext4: do not
-// convert the unwritten extents if data writeback fails" (e856f93e0fb2)
-// leaves the blocks that a failed writeback allocated flagged unwritten,
-// and pages written again in place go to those blocks without the flag
-// being cleared, so the fsync succeeds and the bytes read as zeros once
-// the page cache drops them or the power goes. Truncated, those blocks
-// are freed, and the appends allocate new ones.
+// would need no copy and could not lose them should the write fail: on
+// ext4 (dioread_nolock, its default), a kernel with "ext4: do not convert
+// the unwritten extents if data writeback fails" (e856f93e0fb2) leaves
+// the blocks that a failed writeback allocated flagged unwritten, and
+// pages written again in place go to those blocks without the flag being
+// cleared, so the fsync succeeds and the bytes read as zeros once the
+// page cache drops them or the power goes. Truncated, those blocks are
+// freed, and the appends allocate new ones.
 //
-// Errors: ErrClosed; PositionOf's *record.CorruptError; save's; file
+// Errors: ErrClosed; PositionOf's *record.CorruptError; save's, and those
+// of the reader it returns (a short one: io.ErrUnexpectedEOF); file
 // system errors (the file may then be cut at the batch of offset, or hold
 // part of the bytes written back).
-func (s *Segment) Rewrite(offset int64, save func(pos int64, tail []byte) error) (int64, error) {
+func (s *Segment) Rewrite(offset int64, save func(pos int64, tail io.Reader) (io.ReadCloser, error)) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -659,32 +674,112 @@ func (s *Segment) Rewrite(offset int64, save func(pos int64, tail []byte) error)
 	if pos < 0 || pos > size {
 		pos = size
 	}
-	buf := make([]byte, size-pos)
-	if n, err := s.log.ReadAt(buf, pos); n < len(buf) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return 0, err
-	}
-	if save != nil && len(buf) > 0 {
-		if err := save(pos, buf); err != nil {
-			return 0, err
+	n := size - pos
+	var back io.ReadCloser
+	if n > 0 {
+		tail := &fileRange{f: s.log, off: pos, end: size}
+		if save == nil {
+			buf := make([]byte, n)
+			if _, err := io.ReadFull(tail, buf); err != nil {
+				return 0, err
+			}
+			back = io.NopCloser(bytes.NewReader(buf))
+		} else {
+			r, err := save(pos, tail)
+			if err != nil {
+				return 0, err
+			}
+			if tail.off < tail.end {
+				return 0, errors.Join(fmt.Errorf("runnel/segment: rewrite of %s: save returned with %d of the %d bytes from position %d unread", s.log.Name(), tail.end-tail.off, n, pos), r.Close())
+			}
+			back = r
 		}
 	}
 	// Also with nothing after pos: the truncation says that nothing
 	// past it is kept from before (see vfs.WithFaults).
-	if err := s.log.Truncate(pos); err != nil {
-		return 0, err
-	}
-	if len(buf) > 0 {
-		if _, err := s.log.Write(buf); err != nil {
-			return 0, err
+	err := s.log.Truncate(pos)
+	if back != nil {
+		if err == nil {
+			err = s.writeBack(back, n)
 		}
+		err = errors.Join(err, back.Close())
+	}
+	if err != nil {
+		return 0, err
 	}
 	// Written anew from a durable position: the file is worth syncing
 	// again, whatever fsync of it failed before (see syncLog).
 	s.syncMu.Lock()
 	s.syncErr = nil
 	s.syncMu.Unlock()
-	return int64(len(buf)), s.syncLog()
+	return n, s.syncLog()
+}
+
+// writeBack appends n bytes read from r to the .log, a RewriteBlock at a
+// time. The caller holds mu.
+func (s *Segment) writeBack(r io.Reader, n int64) error {
+	blk := make([]byte, min(n, RewriteBlock))
+	for n > 0 {
+		b := blk[:min(n, int64(len(blk)))]
+		if _, err := io.ReadFull(r, b); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if _, err := s.log.Write(b); err != nil {
+			return err
+		}
+		n -= int64(len(b))
+	}
+	return nil
+}
+
+// fileRange reads the bytes [off, end) of f in order: io.EOF at end,
+// io.ErrUnexpectedEOF where f ends before it.
+type fileRange struct {
+	f        vfs.File
+	off, end int64
+}
+
+// WriteTo writes the rest of the range to w, a RewriteBlock at a time
+// (io.Copy's way, in place of its buffer of 32 KiB).
+func (r *fileRange) WriteTo(w io.Writer) (int64, error) {
+	if r.off >= r.end {
+		return 0, nil
+	}
+	blk := make([]byte, min(r.end-r.off, RewriteBlock))
+	var n int64
+	for {
+		k, err := r.Read(blk)
+		if k > 0 {
+			if _, err := w.Write(blk[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// Read reads the next bytes of the range, up to len(p).
+func (r *fileRange) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.end-r.off)]
+	n, err := r.f.ReadAt(p, r.off)
+	r.off += int64(n)
+	if n == len(p) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }

@@ -406,7 +406,7 @@ func TestReview40RewriteErrors(t *testing.T) {
 	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
 	require.NoError(t, err)
 	errSave := errors.New("save failed")
-	n, err := s.Rewrite(2, func(int64, []byte) error { return errSave })
+	n, err := s.Rewrite(2, func(int64, io.Reader) (io.ReadCloser, error) { return nil, errSave })
 	require.ErrorIs(t, err, errSave)
 	require.Zero(t, n)
 	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)))
@@ -1027,9 +1027,9 @@ func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
 }
 
 // TestReview40RewriteFileCutUnder: Rewrite reads the batches it writes
-// anew first; a .log cut shorter than the segment's size under it
-// (another process) gives io.ErrUnexpectedEOF, before anything is cut or
-// written.
+// anew first (save reads them); a .log cut shorter than the segment's
+// size under it (another process) gives io.ErrUnexpectedEOF, before
+// anything is cut or written.
 func TestReview40RewriteFileCutUnder(t *testing.T) {
 	dir := t.TempDir()
 	s := mustCreate(t, vfs.OS, dir, 0, Config{})
@@ -1038,9 +1038,11 @@ func TestReview40RewriteFileCutUnder(t *testing.T) {
 	}
 	half := s.Size() / 2
 	require.NoError(t, os.Truncate(logPath(dir, 0), half))
-	n, err := s.Rewrite(0, func(int64, []byte) error {
-		t.Error("save called with bytes not read")
-		return nil
+	n, err := s.Rewrite(0, func(_ int64, tail io.Reader) (io.ReadCloser, error) {
+		b, err := io.ReadAll(tail)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		require.Len(t, b, int(half))
+		return nil, err
 	})
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	require.Zero(t, n)

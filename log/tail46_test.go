@@ -1,0 +1,373 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// tail46Tail is the unsynced tail of the TestTail46 logs: 16 MiB.
+const tail46Tail = 16 << 20
+
+// tail46Bound is how far above where it was the live heap of an Open
+// that writes a 16 MiB tail anew (or puts it back from its copy) may
+// peak: a few blocks of 1 MiB, not the tail.
+const tail46Bound = 4 << 20
+
+// TestTail46OpenHeapBounded: the Open after a failed fsync writes each
+// segment's bytes past the durable offset anew, through a tail copy
+// (see Segment.Rewrite and tailcopy.go), and the Open after one of those
+// failed puts the copy back first (restoreTail): both stream the tail a
+// block at a time, so that the live heap, sampled at every file
+// operation, stays within a few MiB of where it was for a tail of 16
+// MiB (1.1 MB). Before, each read the tail onto the heap at once (16.8
+// MB above; TestReview45MemRewriteHoldsTheTail, which this replaces,
+// measured it), up to SegmentBytes (1 GiB by default) under SyncNever.
+func TestTail46OpenHeapBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("16 MiB on disk")
+	}
+	for _, restore := range []bool{false, true} {
+		name := "rewrite"
+		if restore {
+			name = "restore"
+		}
+		t.Run(name, func(t *testing.T) {
+			var armedSync, armedWrite, sampling atomic.Bool
+			var peak atomic.Int64
+			fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if strings.HasSuffix(name, ".log") {
+					if op == vfs.OpSync && armedSync.CompareAndSwap(true, false) {
+						return vfs.ErrInjected
+					}
+					if op == vfs.OpWrite && armedWrite.CompareAndSwap(true, false) {
+						return vfs.ErrInjected
+					}
+				}
+				if sampling.Load() {
+					if h := leakcheck.LiveHeap(); h > peak.Load() {
+						peak.Store(h)
+					}
+				}
+				return nil
+			}))
+			dir := t.TempDir()
+			clock := newClock()
+			cfg := Config{Sync: SyncNever, RetentionTime: -1}
+			l, err := Open(dir, cfg, Options{FS: fsys, Clock: clock})
+			require.NoError(t, err)
+			v := strings.Repeat("v", 128<<10)
+			for range tail46Tail / (256 << 10) {
+				appendOK(t, l, valueBatch(t, clock.Now().UnixMilli(), v))
+			}
+			armedSync.Store(true)
+			require.ErrorIs(t, l.Close(), vfs.ErrInjected, "the flush of Close fails")
+			if restore {
+				// The rewrite's write back fails, after the cut: the tail
+				// is in its copy alone, which the next Open puts back.
+				armedWrite.Store(true)
+				_, err := Open(dir, cfg, Options{FS: fsys, Clock: clock})
+				require.ErrorIs(t, err, vfs.ErrInjected)
+				require.False(t, armedWrite.Load())
+				names, err := vfs.OS.List(dir)
+				require.NoError(t, err)
+				require.Contains(t, names, "00000000000000000000.log"+tailCopySuffix)
+			}
+
+			base := leakcheck.LiveHeap()
+			sampling.Store(true)
+			l, err = Open(dir, cfg, Options{FS: fsys, Clock: clock})
+			sampling.Store(false)
+			require.NoError(t, err)
+			defer l.Close()
+			rewritten := l.Recovery().RewrittenBytes
+			rose := max(peak.Load(), leakcheck.LiveHeap()) - base
+			t.Logf("Open rewrote %d bytes after a failed fsync (restore first: %t): its live heap peaked %.1f MB above where it was", rewritten, restore, float64(rose)/1e6)
+			require.Greater(t, rewritten, int64(tail46Tail/2))
+			require.LessOrEqual(t, rose, int64(tail46Bound), "the heap held the tail")
+			require.Equal(t, int64(tail46Tail/(256<<10)), l.LogEndOffset(), "every record is back")
+			last, err := l.Read(l.LogEndOffset()-1, 1, l.LogEndOffset())
+			require.NoError(t, err)
+			require.Len(t, last, len(valueBatch(t, clock.Now().UnixMilli(), v)), "the last batch read back whole")
+		})
+	}
+}
+
+// tail46Vals are the records of tail46Fixture's log, one a batch: a1
+// flushed, three of 400 KiB (each batch twice that, its key holding the
+// value too) synced by the roll after them, c1 in the next segment, not
+// synced.
+var tail46Vals = []string{
+	"a1",
+	strings.Repeat("b", 400<<10),
+	strings.Repeat("c", 400<<10),
+	strings.Repeat("d", 400<<10),
+	"e1",
+}
+
+// tail46Kept is how many of tail46Vals every crash must keep, whatever
+// step of the Opens after failed: a1 acknowledged as durable, the big
+// ones below the recovery point when the fsync failed.
+const tail46Kept = 4
+
+// tail46Fixture leaves on a MemFS a SyncPeriodic log of tail46Vals whose
+// roll synced the first segment and whose fsync of the second (the Flush
+// after e1) failed, the durable offset 1: the next Open rewrites the
+// first segment from the first big batch on, 2.4 MB, through a tail copy
+// of three blocks (segment.RewriteBlock), their boundaries inside
+// batches, and the second whole.
+func tail46Fixture(t *testing.T) (*env, *vfs.MemFS) {
+	t.Helper()
+	ctx := context.Background()
+	mem, armed := vfs.NewMem(), new(atomic.Bool)
+	e := newEnv(t)
+	e.fs = failLogSync(mem, armed, nil)
+	l := e.open(Config{Sync: SyncPeriodic, RetentionTime: -1})
+	for i, v := range tail46Vals {
+		if i == len(tail46Vals)-1 {
+			require.NoError(t, l.Roll())
+		}
+		appendOK(t, l, valueBatch(t, 1, v))
+		if i == 0 {
+			require.NoError(t, l.Flush(ctx))
+		}
+	}
+	require.Equal(t, int64(1), l.DurableOffset())
+	armed.Store(true)
+	require.ErrorIs(t, l.Flush(ctx), vfs.ErrInjected, "the fsync of the second segment fails")
+	require.NoError(t, l.Close(), "a fenced log closes without the marker")
+	return e, mem
+}
+
+// tail46Summary is a record's offset, and its value's length and
+// checksum: a failure prints this, not 400 KiB.
+type tail46Summary struct {
+	off      int64
+	len      int
+	crc, was uint32
+}
+
+// tail46Prefix requires the log on fsys to hold the first n of
+// tail46Vals (n at least min) at their offsets and nothing else, and
+// returns n.
+func tail46Prefix(t *testing.T, e *env, fsys vfs.FS, min int, what string) int {
+	t.Helper()
+	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+	require.NoError(t, err, what)
+	defer func() { require.NoError(t, l.Close(), what) }()
+	recs := readAll(t, l, 0)
+	require.GreaterOrEqual(t, len(recs), min, what)
+	require.LessOrEqual(t, len(recs), len(tail46Vals), what)
+	for i, r := range recs {
+		want := tail46Vals[i]
+		got := tail46Summary{r.Offset, len(r.Value), crc32.ChecksumIEEE(r.Value), crc32.ChecksumIEEE([]byte(want))}
+		require.Equal(t, tail46Summary{int64(i), len(want), got.was, got.was}, got, "%s: record %d", what, i)
+	}
+	return len(recs)
+}
+
+// tail46Check checks mem after an Open of it that failed (err) or not: a
+// crash then keeps at least tail46Kept records (a strict one, and one of
+// each tail mode, reordered), and without one the next Open finds them
+// all.
+func tail46Check(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
+	t.Helper()
+	if err == nil {
+		require.NoError(t, l.Close(), what)
+	}
+	strict := tail46Prefix(t, e, mem.CrashClone(vfs.CrashOptions{}), tail46Kept, what+", strict crash")
+	for _, tail := range []vfs.TailMode{vfs.TailTorn, vfs.TailGarbage} {
+		o := vfs.CrashOptions{Tail: tail, Reorder: true, Rand: rand.New(rand.NewPCG(uint64(len(what)), uint64(tail)))}
+		tail46Prefix(t, e, mem.CrashClone(o), strict, fmt.Sprintf("%s, crash %s", what, tail))
+	}
+	require.Equal(t, len(tail46Vals), tail46Prefix(t, e, mem, len(tail46Vals), what+", no crash"), what)
+}
+
+// TestTail46RewriteFailsAtEachBlock: each operation of the Open after a
+// failed fsync fails in turn (that one alone, and, but with -short, every
+// one from it on), over a tail copied and written back in several blocks:
+// a read of the segment's tail or a write of its copy part way (nothing
+// is cut yet), the copy's sync, rename or the directory's sync, the cut,
+// a read of the copy or a write back part way (the segment then ends
+// inside the tail, which is in the copy alone), the segment's sync, the
+// copy's removal. On the FS as it is after, and on what a crash leaves
+// of it, the next Open finds every record it must.
+func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
+	e, mem := tail46Fixture(t)
+	ops := tail46Ops(t, e, mem)
+	t.Logf("%d operations", len(ops))
+	var reads, writes int
+	for _, op := range ops {
+		if op == "read "+segment.FileName(0, segment.LogSuffix+tailCopySuffix) {
+			reads++
+		}
+		if op == "write "+segment.FileName(0, segment.LogSuffix+tailCopySuffix+tmpSuffix) {
+			writes++
+		}
+	}
+	require.GreaterOrEqual(t, reads, 3, "the copy read back in blocks")
+	require.GreaterOrEqual(t, writes, 4, "the copy written in blocks (and its header)")
+	for k := 1; k <= len(ops); k++ {
+		for _, sticky := range []bool{false, true} {
+			if sticky && testing.Short() {
+				continue
+			}
+			e, mem := tail46Fixture(t)
+			inj := vfs.FailNth(k)
+			if sticky {
+				inj = vfs.FailFrom(k)
+			}
+			var stop atomic.Bool
+			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
+			stop.Store(true)
+			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s) fails (sticky %t): %v", k, ops[k-1], sticky, err))
+		}
+	}
+}
+
+// tail46Ops are the operations of an Open of the log on mem, with the
+// names of their files, and of the Close after it.
+func tail46Ops(t *testing.T, e *env, mem *vfs.MemFS) []string {
+	t.Helper()
+	var ops []string
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		ops = append(ops, op.String()+" "+filepath.Base(name))
+		return nil
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	return ops
+}
+
+// tail46CutInside fails the Open of tail46Fixture's log at the second
+// block written back to the first segment: the segment then ends inside
+// the tail, which is whole in its copy alone.
+func tail46CutInside(t *testing.T) (*env, *vfs.MemFS) {
+	t.Helper()
+	e, mem := tail46Fixture(t)
+	seg, writes := segment.FileName(0, segment.LogSuffix), 0
+	_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && filepath.Base(name) == seg {
+			if writes++; writes == 2 {
+				return vfs.ErrInjected
+			}
+		}
+		return nil
+	})), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.Equal(t, 2, writes)
+	_, err = mem.Stat(filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix)))
+	require.NoError(t, err, "the tail copy is there")
+	return e, mem
+}
+
+// TestTail46RestoreFailsAtEachBlock: after an Open whose write back failed
+// part way (tail46CutInside), each operation of the next Open — which
+// checks the copy a block at a time, cuts the segment, writes the copy
+// back a block at a time, syncs, removes it, then rewrites — fails in
+// turn; then as in TestTail46RewriteFailsAtEachBlock.
+func TestTail46RestoreFailsAtEachBlock(t *testing.T) {
+	e, mem := tail46CutInside(t)
+	ops := tail46Ops(t, e, mem)
+	restoreReads := 0
+	for _, op := range ops {
+		if op == "remove "+segment.FileName(0, segment.LogSuffix+tailCopySuffix) {
+			break
+		}
+		if op == "read "+segment.FileName(0, segment.LogSuffix+tailCopySuffix) {
+			restoreReads++
+		}
+	}
+	require.GreaterOrEqual(t, restoreReads, 1+2*3, "the copy's header, then its blocks checked, then its blocks put back")
+	for k := 1; k <= len(ops); k++ {
+		for _, sticky := range []bool{false, true} {
+			if sticky && testing.Short() {
+				continue
+			}
+			e, mem := tail46CutInside(t)
+			inj := vfs.FailNth(k)
+			if sticky {
+				inj = vfs.FailFrom(k)
+			}
+			var stop atomic.Bool
+			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
+			stop.Store(true)
+			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s) of the restoring Open fails (sticky %t): %v", k, ops[k-1], sticky, err))
+		}
+	}
+}
+
+// tail46FlipFS flips a bit of the n-th read (1-based) of a tail copy,
+// that read's last byte: a disk that gives back other bytes than it was
+// given.
+type tail46FlipFS struct {
+	vfs.FS
+	n     int64
+	reads atomic.Int64
+}
+
+// Open opens name, a tail copy's reads counted.
+func (f *tail46FlipFS) Open(name string) (vfs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil || !strings.HasSuffix(name, tailCopySuffix) {
+		return file, err
+	}
+	return &tail46FlipFile{File: file, fs: f}, nil
+}
+
+// tail46FlipFile is a tail copy of a tail46FlipFS.
+type tail46FlipFile struct {
+	vfs.File
+	fs *tail46FlipFS
+}
+
+// ReadAt reads, and flips a bit on the n-th read.
+func (f *tail46FlipFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	if f.fs.reads.Add(1) == f.fs.n && n > 0 {
+		p[n-1] ^= 1
+	}
+	return n, err
+}
+
+// TestTail46ReadBackChecked: the tail read back from its copy is checked
+// against the copy's checksum, before the segment's fsync: a copy that
+// reads back other than it was written — in the rewrite that wrote it,
+// or at the second read of an Open that puts it back, the first having
+// passed — fails the Open with ErrBadTailCopy, and leaves the copy; the
+// next Open, which reads it right, puts it back, and a crash keeps what
+// it must.
+func TestTail46ReadBackChecked(t *testing.T) {
+	const blocks = 3 // 2.4 MB (see tail46Fixture)
+	for name, c := range map[string]struct {
+		make func(t *testing.T) (*env, *vfs.MemFS)
+		n    int64
+	}{
+		"rewrite, first block": {tail46Fixture, 1},
+		"rewrite, last block":  {tail46Fixture, blocks},
+		"restore, put back":    {tail46CutInside, 1 + blocks + 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, mem := c.make(t)
+			flip := &tail46FlipFS{FS: mem, n: c.n}
+			_, openErr := Open(e.dir, Config{}, Options{FS: flip, Clock: e.clock})
+			require.ErrorIs(t, openErr, ErrBadTailCopy)
+			require.GreaterOrEqual(t, flip.reads.Load(), c.n)
+			_, err := mem.Stat(filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix)))
+			require.NoError(t, err, "the tail copy stays")
+			tail46Check(t, e, mem, nil, openErr, name)
+		})
+	}
+}
