@@ -68,9 +68,11 @@ func TestProd46MemCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
 			grown := leakcheck.LiveHeap() - base
 			t.Logf("%v: %d records buffered, the heap grew by %.2f MB", codec, p.BufferedRecords(), float64(grown)/1e6)
 			// No codec: the records encoded, up to MaxBufferedBytes. A
-			// codec: their compressed copy alone, well under it, but for
-			// snappy, which reserves its worst case (a sixth more than
-			// the records encoded) for each batch.
+			// codec: their compressed copy alone, well under it (and the
+			// growth of the codec's coders: zstd's second one, say, with
+			// two batches compressed at once), but for snappy, which
+			// reserves its worst case (a sixth more than the records
+			// encoded) for each batch.
 			var bound int64
 			switch codec {
 			case compression.None:
@@ -78,7 +80,7 @@ func TestProd46MemCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
 			case compression.Snappy:
 				bound = maxBytes + maxBytes/4 + 1<<20
 			default:
-				bound = maxBytes / 4
+				bound = maxBytes / 2
 			}
 			if grown > bound {
 				t.Errorf("the heap grew by %d bytes, more than the batches' %v encoding takes (%d, with slack)", grown, codec, bound)
