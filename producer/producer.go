@@ -221,7 +221,8 @@ type Producer struct {
 	pidWait chan struct{} // closed when the InitProducerID under way ends; nil if none is
 
 	batches  sync.Pool // of *batch
-	builders sync.Pool // of *record.Builder, for the partitions sending
+	builders sync.Pool // of *record.Builder, for the partitions sending (with a codec, sealing)
+	comps    sync.Pool // of *[]byte, with a codec: a sending partition's batch compressed
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
@@ -264,6 +265,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
 	p.builders.New = func() any { return new(record.Builder) }
+	p.comps.New = func() any { return new([]byte) }
 	return p, nil
 }
 
