@@ -176,7 +176,9 @@ type AsyncClient interface {
 // encodes batches in only while it is sending, and hands them back (to
 // a pool the partitions share) as soon as it waits for records, a
 // batch's linger or its requests in flight. A partition's goroutine
-// (about 5 KiB: its stack and timers) ends once the partition has had
+// (about 5 KiB: its stack and timers; about 5 KiB more with an
+// AsyncClient while requests wait for their acknowledgement, for the
+// goroutine that completes them) ends once the partition has had
 // nothing to send for a second. What stays, for the producer's
 // lifetime, is its state of each partition of every topic it has written
 // to, written to or not: about 400 bytes a partition (its sequence
