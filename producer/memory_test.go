@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/record"
 )
@@ -167,46 +168,53 @@ func TestMemoryPerPartitionOfATopic(t *testing.T) {
 // holds (batches done before Close, say) the collector frees within two
 // cycles, as any sync.Pool's: a spare it never frees.
 func TestClosedProducerHoldsNoBatch(t *testing.T) {
-	const parts = 4
-	p, err := New(&manyClient{n: parts}, RecordPartitioner(ManualPartitioner()),
-		Linger(time.Minute), BatchMaxBytes(1<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	var closed, other sync.Map // a record failed with ErrClosed, or otherwise
-	promise := func(r *record.Record, err error) {
-		switch {
-		case errors.Is(err, ErrClosed):
-			closed.Store(r, err)
-		case err != nil:
-			other.Store(r, err)
-		}
-	}
-	value := make([]byte, 300) // 3 a batch: the 8 records of a partition make 2 full batches (queued) and 1 lingering
-	for part := range int32(parts) {
-		for range 8 {
-			p.Produce(ctx, &record.Record{Topic: "t", Partition: part, Value: value}, promise)
-		}
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	closed.Range(func(_, _ any) bool { n++; return true })
-	other.Range(func(_, v any) bool { t.Errorf("a record failed: %v", v); return false })
-	if n == 0 {
-		t.Fatal("no record failed with ErrClosed: Close found no batch to fail")
-	}
-	for _, pp := range *p.knownTopic("t").all.Load() {
-		pp.mu.Lock()
-		spare, bld := pp.spare, pp.bld
-		pp.mu.Unlock()
-		if spare != nil {
-			t.Errorf("partition %d keeps a spare batch (%d record slots) once closed", pp.id, cap(spare.recs))
-		}
-		if bld != nil {
-			t.Errorf("partition %d keeps its builder once closed", pp.id)
-		}
+	for _, codec := range []compression.Codec{compression.None, compression.Gzip} {
+		t.Run(codec.String(), func(t *testing.T) {
+			const parts = 4
+			p, err := New(&manyClient{n: parts}, RecordPartitioner(ManualPartitioner()),
+				Linger(time.Minute), BatchMaxBytes(1<<10), Compression(codec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var closed, other sync.Map // a record failed with ErrClosed, or otherwise
+			promise := func(r *record.Record, err error) {
+				switch {
+				case errors.Is(err, ErrClosed):
+					closed.Store(r, err)
+				case err != nil:
+					other.Store(r, err)
+				}
+			}
+			value := make([]byte, 300) // 3 a batch: the 8 records of a partition make 2 full batches (queued) and 1 lingering
+			for part := range int32(parts) {
+				for range 8 {
+					p.Produce(ctx, &record.Record{Topic: "t", Partition: part, Value: value}, promise)
+				}
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			closed.Range(func(_, _ any) bool { n++; return true })
+			other.Range(func(_, v any) bool { t.Errorf("a record failed: %v", v); return false })
+			if n == 0 {
+				t.Fatal("no record failed with ErrClosed: Close found no batch to fail")
+			}
+			for _, pp := range *p.knownTopic("t").all.Load() {
+				pp.mu.Lock()
+				spare, bld, comp := pp.spare, pp.bld, pp.comp
+				pp.mu.Unlock()
+				if spare != nil {
+					t.Errorf("partition %d keeps a spare batch (%d record slots) once closed", pp.id, cap(spare.recs))
+				}
+				if bld != nil {
+					t.Errorf("partition %d keeps its builder once closed", pp.id)
+				}
+				if comp != nil {
+					t.Errorf("partition %d keeps its compressed batch's buffer once closed", pp.id)
+				}
+			}
+		})
 	}
 }

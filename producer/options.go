@@ -218,12 +218,15 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 //
 // The memory a producer holds for its buffer is the records themselves
 // (yours: it references each until its promise has run), the encoding of
-// the batches being sent (up to these bytes again; with Compression up to
-// twice them, the records encoded and their compressed copy, both held
-// while the batch is sent: 4 MiB of random values took 4.3 MB encoded, 8.5
-// to 9.0 MB compressed, and the codec's coder for each batch being
-// compressed at the moment: about 1 MB for gzip), and 24 bytes a record
-// (48 for one whose ctx can end), so that small records are bounded by
+// the batches being sent (up to these bytes again; with Compression their
+// compressed copy alone, less with values that compress, up to these
+// bytes again with values that do not: 4 MiB of random values took 4.3 MB
+// encoded and compressed alike, text-like values 0.4 MB with gzip; but
+// snappy reserves its worst case, a sixth more than the records encoded,
+// for each batch: 4.8 MB either way), with Compression the records of each
+// batch being compressed at the moment encoded (up to BatchMaxBytes each)
+// and the codec's coder (about 1 MB for gzip), and 24 bytes a record (48
+// for one whose ctx can end), so that small records are bounded by
 // MaxBufferedRecords rather than by this; see Producer for what it holds
 // besides. A record is counted as encoded: a header takes 2 bytes and up
 // of it but 40 of heap in your record.Record (a record of many empty

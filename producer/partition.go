@@ -496,7 +496,7 @@ type batch struct {
 	watched <-chan struct{} // Done of the last ctx watched
 
 	sealed   bool
-	data     record.Batch            // the encoded batch, in the partition's builder
+	data     record.Batch            // the encoded batch, in the partition's builder, or compressed in its comp (see seal)
 	hdr      [record.HeaderSize]byte // data's header as encoded, restored before a retry
 	pidGen   uint64                  // producer id generation, when idempotent
 	baseSeq  int32                   // first sequence number, when idempotent
@@ -687,7 +687,8 @@ type partition struct {
 	failures failureLog // the run of failed batches (see logFailure)
 
 	// Owned by the draining goroutine.
-	bld    *record.Builder // encodes the batch being sent; pooled while the goroutine waits (see parkLocked)
+	bld    *record.Builder // encodes the batch being sent, without a codec; pooled while the goroutine waits (see parkLocked)
+	comp   *[]byte         // with a codec, the batch being sent, compressed (see seal); pooled as bld is
 	req    api.ProduceRequest
 	pidGen uint64 // producer id generation the sequence numbers are of
 	seq    int32  // next sequence number
@@ -964,8 +965,8 @@ func (pp *partition) reuse(b *batch) {
 	}
 }
 
-// dropSpareLocked hands the spare batch and the builder back to their
-// pools, as the partition's goroutine ends or begins to wait (park), or
+// dropSpareLocked hands the spare batch, the builder and the compressed
+// batch's buffer back to their pools, as the partition's goroutine ends or begins to wait (park), or
 // drops them once the producer is closed (see reuse).
 func (pp *partition) dropSpareLocked() {
 	closed := pp.p.closed.Load()
@@ -980,6 +981,12 @@ func (pp *partition) dropSpareLocked() {
 			pp.p.builders.Put(pp.bld)
 		}
 		pp.bld = nil
+	}
+	if pp.comp != nil {
+		if !closed {
+			pp.p.comps.Put(pp.comp)
+		}
+		pp.comp = nil
 	}
 }
 

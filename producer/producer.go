@@ -176,7 +176,9 @@ type AsyncClient interface {
 // encodes batches in only while it is sending, and hands them back (to
 // a pool the partitions share) as soon as it waits for records, a
 // batch's linger or its requests in flight. A partition's goroutine
-// (about 5 KiB: its stack and timers) ends once the partition has had
+// (about 5 KiB: its stack and timers; about 5 KiB more with an
+// AsyncClient while requests wait for their acknowledgement, for the
+// goroutine that completes them) ends once the partition has had
 // nothing to send for a second. What stays, for the producer's
 // lifetime, is its state of each partition of every topic it has written
 // to, written to or not: about 400 bytes a partition (its sequence
@@ -221,7 +223,8 @@ type Producer struct {
 	pidWait chan struct{} // closed when the InitProducerID under way ends; nil if none is
 
 	batches  sync.Pool // of *batch
-	builders sync.Pool // of *record.Builder, for the partitions sending
+	builders sync.Pool // of *record.Builder, for the partitions sending (with a codec, sealing)
+	comps    sync.Pool // of *[]byte, with a codec: a sending partition's batch compressed
 	clock    wallClock // stamps records without a Timestamp
 
 	idleKeep atomic.Int64 // idleKeep (a time.Duration), other in tests
@@ -264,6 +267,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.batches.New = func() any { return new(batch) }
 	p.builders.New = func() any { return new(record.Builder) }
+	p.comps.New = func() any { return new([]byte) }
 	return p, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
@@ -228,13 +229,18 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 // seal gives the batch its producer id and sequence numbers (when
 // idempotent) and encodes it. Taking a producer id waits until the
 // batch's deadline at most (through dl).
+//
+// Without a codec the batch is its records encoded, in the partition's
+// builder, which the partition keeps until the batch is done. With a
+// codec it is their compressed copy, in the partition's own buffer
+// (comp), and the builder goes back to the pool once the batch is
+// compressed: the records encoded are not needed again (a retry sends the
+// compressed bytes, sequence numbers included, and a batch sealed again
+// is encoded again from its records), so that a batch being sent holds
+// its compressed size, not that and its records encoded, and the
+// partitions share a builder for each batch being built at the moment.
 func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	p := pp.p
-	if pp.bld == nil {
-		pp.bld = p.builders.Get().(*record.Builder)
-	}
-	bld := pp.bld
-	bld.Reset() // the last batch's encoding, or a failed seal's
 	if p.cfg.idempotent {
 		id, epoch, gen, ok := p.knownPID()
 		if !ok {
@@ -249,10 +255,30 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 			pp.pidGen, pp.seq = gen, 0
 		}
 		b.pid, b.epoch, b.pidGen, b.baseSeq = id, epoch, gen, pp.seq
-		bld.SetProducer(id, epoch, pp.seq)
 	}
-	b.encode(bld)
-	data, err := bld.Finish(p.cfg.codec)
+	var (
+		data record.Batch
+		err  error
+	)
+	if p.cfg.codec == compression.None {
+		if pp.bld == nil {
+			pp.bld = p.builders.Get().(*record.Builder)
+		}
+		pp.encode(b, pp.bld)
+		data, err = pp.bld.Finish(compression.None)
+	} else {
+		bld := p.builders.Get().(*record.Builder)
+		pp.encode(b, bld)
+		if pp.comp == nil {
+			pp.comp = p.comps.Get().(*[]byte)
+		}
+		// Into the partition's buffer, whose last batch is done (or,
+		// with a pipeline, appended): on error AppendTo returns it
+		// empty.
+		*pp.comp, err = bld.AppendTo((*pp.comp)[:0], p.cfg.codec)
+		p.builders.Put(bld)
+		data = *pp.comp
+	}
 	if err != nil {
 		return err
 	}
@@ -263,6 +289,17 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 	copy(b.hdr[:], data)
 	b.sealed = true
 	return nil
+}
+
+// encode encodes the batch's records into bld (emptied first: it holds
+// the last batch's encoding, or a failed seal's), under the batch's
+// producer id and sequence numbers when idempotent.
+func (pp *partition) encode(b *batch, bld *record.Builder) {
+	bld.Reset()
+	if pp.p.cfg.idempotent {
+		bld.SetProducer(b.pid, b.epoch, b.baseSeq)
+	}
+	b.encode(bld)
 }
 
 // unseal undoes the seal of a batch never sent, after records were

@@ -208,9 +208,9 @@ func topicMapRound(t *testing.T, seed uint64, closeAfter int, linger time.Durati
 		states++
 		for _, pp := range *st.all.Load() {
 			pp.mu.Lock()
-			if pp.draining || pp.cur != nil || len(pp.queue) > 0 || pp.spare != nil || pp.bld != nil {
-				t.Errorf("%s/%d once closed: draining %v, open batch %v, %d queued, spare %v, builder %v",
-					name, pp.id, pp.draining, pp.cur != nil, len(pp.queue), pp.spare != nil, pp.bld != nil)
+			if pp.draining || pp.cur != nil || len(pp.queue) > 0 || pp.spare != nil || pp.bld != nil || pp.comp != nil {
+				t.Errorf("%s/%d once closed: draining %v, open batch %v, %d queued, spare %v, builder %v, compressed buffer %v",
+					name, pp.id, pp.draining, pp.cur != nil, len(pp.queue), pp.spare != nil, pp.bld != nil, pp.comp != nil)
 			}
 			pp.mu.Unlock()
 		}

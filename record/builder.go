@@ -169,8 +169,58 @@ func (b *Builder) Add(r *Record) {
 // *compression.Error when codec is not a valid codec
 // (compression.ErrUnknownCodec) or cannot compress the records.
 func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
-	if b.count == 0 && (len(b.buf) == 0 || b.coverDelta < 0) {
+	if !b.prepare() {
 		return nil, nil
+	}
+	out := b.buf
+	if codec != compression.None {
+		comp, err := b.appendCompressed(b.comp[:0], codec)
+		if err != nil {
+			return nil, err
+		}
+		b.comp = comp
+		out = comp
+	}
+	if err := b.writeHeader(out, codec); err != nil {
+		return nil, err
+	}
+	return Batch(out), nil
+}
+
+// AppendTo finishes the batch (see Finish) and appends a copy of it to dst.
+// With a codec the records are compressed straight into dst: no copy,
+// and the builder keeps no compressed copy of its own, so that a caller
+// that keeps the batch (a producer, until the broker has it) can hand
+// the builder, and its records encoded, to the next batch at once. On
+// error it returns dst unchanged.
+//
+// Errors: as Finish's.
+func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
+	if codec == compression.None {
+		batch, err := b.Finish(codec)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, batch...), nil
+	}
+	if !b.prepare() {
+		return dst, nil
+	}
+	out, err := b.appendCompressed(dst, codec)
+	if err != nil {
+		return dst, err
+	}
+	if err := b.writeHeader(out[len(dst):], codec); err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// prepare sets what the header of a batch of no records says, and
+// reports whether there is a batch to finish.
+func (b *Builder) prepare() bool {
+	if b.count == 0 && (len(b.buf) == 0 || b.coverDelta < 0) {
+		return false
 	}
 	if b.count == 0 {
 		b.maxTs = NoTimestamp
@@ -181,22 +231,25 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 			b.baseTs = NoTimestamp
 		}
 	}
+	return true
+}
+
+// appendCompressed appends to dst the batch's header (to be written by
+// writeHeader) and its records compressed with codec.
+func (b *Builder) appendCompressed(dst []byte, codec compression.Codec) ([]byte, error) {
+	dst = append(dst, b.buf[:HeaderSize]...)
+	return codec.AppendEncode(dst, b.buf[HeaderSize:])
+}
+
+// writeHeader writes the header of out, the whole batch (its records
+// compressed with codec), and its CRC.
+func (b *Builder) writeHeader(out []byte, codec compression.Codec) error {
+	if len(out)-LogOverhead > math.MaxInt32 {
+		return ErrTooLarge
+	}
 	lastDelta := b.lastDelta
 	if int64(b.coverDelta) > lastDelta {
 		lastDelta = int64(b.coverDelta)
-	}
-	out := b.buf
-	if codec != compression.None {
-		comp := append(b.comp[:0], b.buf[:HeaderSize]...)
-		comp, err := codec.AppendEncode(comp, b.buf[HeaderSize:])
-		if err != nil {
-			return nil, err
-		}
-		b.comp = comp
-		out = comp
-	}
-	if len(out)-LogOverhead > math.MaxInt32 {
-		return nil, ErrTooLarge
 	}
 	pid, pepoch, seq := int64(NoProducerID), int16(NoProducerEpoch), int32(NoSequence)
 	if b.set {
@@ -215,21 +268,8 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	binary.BigEndian.PutUint16(h[offProducerEp:], uint16(pepoch))
 	binary.BigEndian.PutUint32(h[offBaseSeq:], uint32(seq))
 	binary.BigEndian.PutUint32(h[offCount:], uint32(b.count))
-	batch := Batch(out)
-	batch.UpdateCRC()
-	return batch, nil
-}
-
-// AppendTo finishes the batch (see Finish) and appends a copy of it to dst.
-// On error it returns dst unchanged.
-//
-// Errors: as Finish's.
-func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
-	batch, err := b.Finish(codec)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, batch...), nil
+	Batch(out).UpdateCRC()
+	return nil
 }
 
 // AppendRecord appends the encoding of one record to dst: its length, then
