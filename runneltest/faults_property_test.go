@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -196,6 +197,9 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 	t.Logf("seed %d: %d partitions, max.message.bytes %d (0: default), cleanup.policy %v", seed, parts, maxMsg, cleanup)
 
 	var progress atomic.Int64
+	// crng draws each producer's codec, of its own: the other draws stay
+	// as they were before producers compressed (half of them do not).
+	crng := rand.New(rand.NewPCG(seed, 0x636f646563))
 	prods := make([]*propProducer, 1+rng.IntN(3))
 	for i := range prods {
 		linger := time.Duration(0)
@@ -237,17 +241,21 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 			timeout = time.Duration(1000+mrng.IntN(9000)) * time.Microsecond
 			linger = min(linger, timeout/2)
 		}
+		codec := compression.None
+		if crng.IntN(2) == 0 {
+			codec = compression.Codec(1 + crng.IntN(int(compression.Zstd)))
+		}
 		n := 100 + rng.IntN(300)
 		closeAt := -1
 		if mixed && mrng.IntN(6) == 0 {
 			closeAt = mrng.IntN(n)
 		}
 		pp := &propProducer{id: i, mode: mode, lastProm: map[int32]int{}, progress: &progress, closeAt: closeAt, timeout: timeout,
-			opts: fmt.Sprintf("%v, Linger %v, BatchMaxBytes %d, MaxInFlight %d, RetryBackoff %v, DeliveryTimeout %v, closed before record %d",
-				mode, linger, batchMax, inFlight, backoff, timeout, closeAt)}
+			opts: fmt.Sprintf("%v, Linger %v, BatchMaxBytes %d, MaxInFlight %d, RetryBackoff %v, DeliveryTimeout %v, Compression %v, closed before record %d",
+				mode, linger, batchMax, inFlight, backoff, timeout, codec, closeAt)}
 		opts := append([]producer.Opt{producer.DefaultTopic(propTopic), producer.Linger(linger),
 			producer.BatchMaxBytes(batchMax), producer.MaxInFlight(inFlight), producer.RetryBackoff(backoff),
-			producer.DeliveryTimeout(timeout)}, modeOpts...)
+			producer.DeliveryTimeout(timeout), producer.Compression(codec)}, modeOpts...)
 		if verbose {
 			opts = append(opts, producer.Logger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("producer", i)))
 		}
