@@ -32,14 +32,19 @@ import (
 //     and is decoded whole: at most 32 times the compressed size, and
 //     within the limit.
 //   - zstd streams a frame that declares a window of at most 8 MiB and
-//     is not a single segment, holding the window plus two blocks. A
-//     single-segment frame (whose window is its content size, as zstd
-//     writes a frame of known size no larger than its window) or a larger
-//     window is decoded whole, as a streaming decoder would have to hold
-//     it anyway. A frame that fails to decode while streaming is decoded
-//     again whole, so that its verdict is exactly AppendDecode's (whose
-//     own sometimes depends on how far the output got, see AppendDecode):
-//     a fault costs the decompressed size, up to the limit.
+//     is not a single segment, holding the window plus two blocks, when
+//     it holds more than 1 MiB and more than that window and blocks.
+//     Other frames are decoded whole, as before: a single-segment frame
+//     (whose window is its content size, as zstd writes a frame of known
+//     size no larger than its window) or one of a larger window, which a
+//     streaming decoder would have to hold anyway, and a frame that
+//     states a size within 1 MiB or within its window and two blocks. A
+//     frame that does not state its size is tried whole up to 1 MiB
+//     first, then streamed: a larger one is decoded that far twice. A
+//     frame that fails to decode while streaming is decoded again whole,
+//     so that its verdict is exactly AppendDecode's (whose own sometimes
+//     depends on how far the output got, see AppendDecode): a fault
+//     costs the decompressed size, up to the limit.
 //
 // A Reader is not safe for concurrent use. Close releases its decoders.
 type Reader struct {
@@ -56,9 +61,10 @@ type Reader struct {
 	off      int
 	streamed int // bytes read from r, or xerial chunks, so far
 
-	src    []byte // the input, for a whole decode after a streaming fault
-	stalls int
-	probe  [1]byte
+	src       []byte // the input, for a whole decode after a streaming fault
+	streamAll bool   // see newReader
+	stalls    int
+	probe     [1]byte
 
 	gz     *gzipDecoder
 	lz     *lz4Decoder
@@ -79,11 +85,17 @@ var readers = sync.Pool{New: func() any { return new(Reader) }}
 // Errors are Read's: a fault NewReader finds (an unknown codec, a header
 // that claims too much) is returned by the first Read.
 func (c Codec) NewReader(src []byte, limit int) *Reader {
+	return c.newReader(src, limit, false)
+}
+
+// newReader is NewReader; streamAll makes it stream every zstd frame that
+// it can stream within zstdStreamWindow, small or not (for tests).
+func (c Codec) newReader(src []byte, limit int, streamAll bool) *Reader {
 	if limit <= 0 {
 		limit = DefaultDecodeLimit
 	}
 	r := readers.Get().(*Reader)
-	r.codec, r.limit, r.left, r.src = c, limit, limit, src
+	r.codec, r.limit, r.left, r.src, r.streamAll = c, limit, limit, src, streamAll
 	if err := r.start(); err != nil {
 		r.err = &Error{Codec: c, Op: opDecode, Err: err}
 	}
@@ -164,6 +176,11 @@ func (r *Reader) decodeWhole() error {
 // frame with a larger one (or a single segment) is decoded whole.
 const zstdStreamWindow = 8 << 20
 
+// zstdWholeBelow is the output up to which a Reader decodes a zstd frame
+// whole rather than streams it: the 1 MiB of records a runnel producer's
+// batch holds at most (BatchMaxBytes), Kafka's max.request.size.
+const zstdWholeBelow = 1 << 20
+
 type zstdStreamer struct {
 	dec *zstd.Decoder
 	br  bytes.Reader
@@ -201,8 +218,35 @@ func (r *Reader) startZstd() error {
 			return corruptf("zstd frame of %d bytes claims to decode to %d", len(src), h.FrameContentSize)
 		}
 	}
-	if h.SingleSegment || h.WindowSize > zstdStreamWindow {
+	// Decode whole what a streaming decoder would hold about as much of
+	// (a single segment, whose window is its content size; a window
+	// above zstdStreamWindow; a stated size within the window and two
+	// blocks), and what is small (zstdWholeBelow): it is faster.
+	switch {
+	case h.SingleSegment || h.WindowSize > zstdStreamWindow:
 		return r.decodeWhole()
+	case r.streamAll:
+	case r.limit <= zstdWholeBelow:
+		return r.decodeWhole()
+	case h.HasFCS && h.FrameContentSize <= max(h.WindowSize+2*zstdMaxBlock, zstdWholeBelow):
+		return r.decodeWhole()
+	case !h.HasFCS:
+		// A frame that does not state its size (Java's ZstdOutputStream
+		// writes them) is tried whole up to zstdWholeBelow: a small one
+		// costs what it did, a larger one that much decoding twice.
+		// In a buffer of that size, so that zstdDecode tries once.
+		if cap(r.buf) < zstdWholeBelow {
+			r.buf = make([]byte, 0, zstdWholeBelow)
+		}
+		out, err := Zstd.AppendDecode(r.buf[:0], src, zstdWholeBelow)
+		if err == nil {
+			r.buf, r.whole, r.useWhole = out, out, true
+			return nil
+		}
+		if !errors.Is(err, ErrTooLarge) {
+			// The verdict at the limit, which fails as early.
+			return r.decodeWhole()
+		}
 	}
 	z := zstdStreamers.Get().(*zstdStreamer)
 	r.zs = z
@@ -212,6 +256,18 @@ func (r *Reader) startZstd() error {
 	}
 	r.r = z.dec
 	return nil
+}
+
+// Whole returns the output when r decoded its input whole, and without
+// a fault (a raw snappy block, a zstd frame that is a single segment or
+// of a window above 8 MiB: see Reader), and nothing has been read yet,
+// so that a caller can read it in place rather than copy it; ok is false
+// otherwise. The bytes are r's, valid until Close.
+func (r *Reader) Whole() (out []byte, ok bool) {
+	if r.useWhole && r.off == 0 && r.err == nil {
+		return r.whole, true
+	}
+	return nil, false
 }
 
 // Read reads decompressed bytes into p. At the end it returns io.EOF; on

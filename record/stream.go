@@ -22,8 +22,9 @@ import (
 
 // StreamBufferSize is the buffer a streaming check uses when the one it
 // is given is smaller: records up to this size are checked whole, as the
-// buffered checks do.
-const StreamBufferSize = 64 << 10
+// buffered checks do. It is twice the largest lz4 block Kafka clients
+// write (64 KiB), so that the lz4 reader mostly decodes straight into it.
+const StreamBufferSize = 128 << 10
 
 // minStreamBuffer is the least buffer a streaming walk works with: the
 // longest varint (10 bytes) must fit.
@@ -50,8 +51,18 @@ func (w *streamWalker) data() []byte { return w.buf[w.lo:w.hi] }
 // fill makes the unread bytes at least n (n <= len(w.buf)), unless the
 // stream ends first.
 func (w *streamWalker) fill(n int) {
+	if w.hi-w.lo < n && !w.done {
+		w.refill(n)
+	}
+}
+
+// refill is fill's loop, apart so that fill inlines.
+func (w *streamWalker) refill(n int) {
 	for w.hi-w.lo < n && !w.done {
-		if len(w.buf)-w.lo < n || len(w.buf)-w.hi < len(w.buf)/4 {
+		// Move the unread bytes (fewer than n) to the front when n would
+		// not fit, or when less than half the buffer is free to read
+		// into.
+		if len(w.buf)-w.lo < n || len(w.buf)-w.hi < len(w.buf)/2 {
 			w.hi = copy(w.buf, w.buf[w.lo:w.hi])
 			w.lo = 0
 		}
@@ -175,6 +186,12 @@ func (b Batch) CheckFramingStream(pos int64, limit int, buf []byte) (out []byte,
 		return buf, maxTimestamp, err
 	}
 	w := newStreamWalker(b, limit, buf)
+	if data, ok := w.r.Whole(); ok {
+		// Decoded whole (see compression.Reader): checked in place.
+		maxTimestamp, err = b.checkFraming(data, pos)
+		w.r.Close()
+		return w.buf[:0], maxTimestamp, err
+	}
 	maxTimestamp, reason := b.checkFramingStream(&w)
 	err = nil
 	if reason != "" {
@@ -321,6 +338,15 @@ func (b Batch) ScanStream(pos int64, limit int, buf []byte, f func(offset int64,
 		return buf, it.Err()
 	}
 	w := newStreamWalker(b, limit, buf)
+	if data, ok := w.r.Whole(); ok {
+		// Decoded whole (see compression.Reader): read in place.
+		it.data = data
+		var r Record
+		for it.Next(&r) && f(r.Offset, r.Timestamp, r.Key != nil) {
+		}
+		w.r.Close()
+		return w.buf[:0], it.Err()
+	}
 	reason := it.scanStream(&w, f)
 	err = nil
 	if reason != "" {
