@@ -25,7 +25,9 @@ import (
 //
 //   - gzip streams, holding the deflate window (32 KiB) and its buffers.
 //   - lz4 streams, holding one block buffer of the size the frame header
-//     declares (64 KiB as Kafka clients write it, at most 4 MiB).
+//     declares (64 KiB as Kafka clients write it, at most 4 MiB), but
+//     frames whose blocks can hold at most 1 MiB (a producer's batch),
+//     which it decodes whole, as that is faster.
 //   - snappy's xerial framing streams one chunk at a time (each at most
 //     32 times its compressed size, and within the limit); a raw snappy
 //     block, as franz-go and runnel write snappy, has no streaming form
@@ -128,6 +130,12 @@ func (r *Reader) start() error {
 		if len(src) == 0 {
 			return errEmpty
 		}
+		// A frame whose blocks can hold at most wholeBelow is decoded
+		// whole: it is faster, and the buffer is no larger than the
+		// records of a producer's batch.
+		if n, ok := lz4MaxDecoded(src); ok && n <= wholeBelow && !r.streamAll {
+			return r.decodeWhole()
+		}
 		// As lz4Decode: only frames of independent blocks use the pool.
 		if lz4Independent(src) {
 			r.lz, r.lzPool = lz4Decoders.Get().(*lz4Decoder), true
@@ -176,10 +184,67 @@ func (r *Reader) decodeWhole() error {
 // frame with a larger one (or a single segment) is decoded whole.
 const zstdStreamWindow = 8 << 20
 
-// zstdWholeBelow is the output up to which a Reader decodes a zstd frame
-// whole rather than streams it: the 1 MiB of records a runnel producer's
-// batch holds at most (BatchMaxBytes), Kafka's max.request.size.
-const zstdWholeBelow = 1 << 20
+// wholeBelow is the output up to which a Reader decodes a zstd frame or
+// lz4 frames whole rather than streams them, when it knows the output is
+// no larger: the 1 MiB of records a runnel producer's batch holds at most
+// (BatchMaxBytes), Kafka's max.request.size.
+const wholeBelow = 1 << 20
+
+// lz4MaxDecoded bounds what src, lz4 frames of magic 0x184d2204 laid end
+// to end, can decode to without decompressing it: each block at most the
+// block size its frame's header declares. ok is false for anything else
+// (a legacy or skippable frame, a frame cut short, a bad block size).
+func lz4MaxDecoded(src []byte) (n uint64, ok bool) {
+	for len(src) > 0 {
+		if len(src) < 7 || binary.LittleEndian.Uint32(src) != lz4FrameMagic {
+			return 0, false
+		}
+		idx := src[5] >> 4 & 7 // BD: the block maximum size
+		if idx < 4 {
+			return 0, false
+		}
+		max := uint64(1) << (8 + 2*idx)
+		flen, fok := lz4FrameLen(src)
+		if !fok {
+			return 0, false
+		}
+		blocks, _ := lz4Blocks(src)
+		n += uint64(blocks) * max
+		src = src[flen:]
+	}
+	return n, true
+}
+
+// lz4Blocks counts the blocks of the frame src starts with, which
+// lz4FrameLen has walked.
+func lz4Blocks(src []byte) (blocks int, ok bool) {
+	flg := src[4]
+	h := 7
+	if flg&lz4FlagSize != 0 {
+		h += 8
+	}
+	if flg&lz4FlagDictID != 0 {
+		h += 4
+	}
+	rest := src[h:]
+	for len(rest) >= 4 {
+		size := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		if size == 0 {
+			return blocks, true
+		}
+		n := uint64(size &^ lz4Uncompressed)
+		if flg&lz4FlagBlockSum != 0 {
+			n += 4
+		}
+		if n > uint64(len(rest)) {
+			return blocks, false
+		}
+		rest = rest[n:]
+		blocks++
+	}
+	return blocks, false
+}
 
 type zstdStreamer struct {
 	dec *zstd.Decoder
@@ -218,27 +283,39 @@ func (r *Reader) startZstd() error {
 			return corruptf("zstd frame of %d bytes claims to decode to %d", len(src), h.FrameContentSize)
 		}
 	}
+	whole := func() error {
+		if h.HasFCS {
+			// Room for the frame and a block more, so that the decoder
+			// takes its fast path (which writes past the output) to the
+			// last block, as in a buffer reused for batches of several
+			// sizes.
+			if n := int(h.FrameContentSize) + zstdBlockSlack; cap(r.buf) < n {
+				r.buf = make([]byte, 0, n)
+			}
+		}
+		return r.decodeWhole()
+	}
 	// Decode whole what a streaming decoder would hold about as much of
 	// (a single segment, whose window is its content size; a window
 	// above zstdStreamWindow; a stated size within the window and two
-	// blocks), and what is small (zstdWholeBelow): it is faster.
+	// blocks), and what is small (wholeBelow): it is faster.
 	switch {
 	case h.SingleSegment || h.WindowSize > zstdStreamWindow:
-		return r.decodeWhole()
+		return whole()
 	case r.streamAll:
-	case r.limit <= zstdWholeBelow:
-		return r.decodeWhole()
-	case h.HasFCS && h.FrameContentSize <= max(h.WindowSize+2*zstdMaxBlock, zstdWholeBelow):
-		return r.decodeWhole()
+	case r.limit <= wholeBelow:
+		return whole()
+	case h.HasFCS && h.FrameContentSize <= max(h.WindowSize+2*zstdMaxBlock, wholeBelow):
+		return whole()
 	case !h.HasFCS:
 		// A frame that does not state its size (Java's ZstdOutputStream
-		// writes them) is tried whole up to zstdWholeBelow: a small one
+		// writes them) is tried whole up to wholeBelow: a small one
 		// costs what it did, a larger one that much decoding twice.
 		// In a buffer of that size, so that zstdDecode tries once.
-		if cap(r.buf) < zstdWholeBelow {
-			r.buf = make([]byte, 0, zstdWholeBelow)
+		if cap(r.buf) < wholeBelow {
+			r.buf = make([]byte, 0, wholeBelow)
 		}
-		out, err := Zstd.AppendDecode(r.buf[:0], src, zstdWholeBelow)
+		out, err := Zstd.AppendDecode(r.buf[:0], src, wholeBelow)
 		if err == nil {
 			r.buf, r.whole, r.useWhole = out, out, true
 			return nil

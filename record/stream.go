@@ -212,7 +212,13 @@ func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
 	base, maxTs, none := b.BaseTimestamp(), int64(NoTimestamp), true
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
-		length, m := w.length()
+		// w.length, inlined.
+		w.fill(5)
+		d := w.buf[w.lo:w.hi]
+		length, m := varintShort(d)
+		if m == 0 {
+			length, m = varint(d)
+		}
 		if m <= 0 || length <= 0 {
 			return NoTimestamp, "bad record length"
 		}
@@ -221,8 +227,10 @@ func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
 			reason            string
 		)
 		if need := int64(m) + length; need <= int64(len(w.buf)) {
-			w.fill(int(need))
-			d := w.data()
+			if int64(len(d)) < need {
+				w.fill(int(need))
+				d = w.buf[w.lo:w.hi]
+			}
 			if int64(len(d)) < need {
 				return NoTimestamp, "bad record length"
 			}
