@@ -466,7 +466,9 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// what is taken, consumers can read). Either way compressed records
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
-		// read is refused, not stored.
+		// read is refused, not stored. They are read as they decompress,
+		// not held (record.Batch.CheckFramingStream and ScanStream), with
+		// the verdicts of a whole decode.
 		//
 		// Compressed records that runnel's decoder reads but Kafka's
 		// reader refuses (an lz4 payload that is not one frame of
