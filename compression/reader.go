@@ -336,10 +336,10 @@ func (r *Reader) startZstd() error {
 }
 
 // Whole returns the output when r decoded its input whole, and without
-// a fault (a raw snappy block, a zstd frame that is a single segment or
-// of a window above 8 MiB: see Reader), and nothing has been read yet,
-// so that a caller can read it in place rather than copy it; ok is false
-// otherwise. The bytes are r's, valid until Close.
+// a fault (a raw snappy block, a small lz4 or zstd input, or a zstd frame
+// a streaming decoder would hold as much of: see Reader), and nothing has
+// been read yet, so that a caller can read it in place rather than copy
+// it; ok is false otherwise. The bytes are r's, valid until Close.
 func (r *Reader) Whole() (out []byte, ok bool) {
 	if r.useWhole && r.off == 0 && r.err == nil {
 		return r.whole, true
