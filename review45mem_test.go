@@ -343,15 +343,16 @@ func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 	}
 }
 
-// The broker checks a produced batch's compressed records by
-// decompressing them whole, as it must to refuse what consumers could
-// not read (up to compression.DefaultDecodeLimit, 64 MiB, a constant):
-// a request of a few KiB can cost that much heap for as long as the
-// Produce call runs, where Kafka's broker streams the check. 16 MiB of
-// zeros in one record, zstd: a request of 1.3 KB, 16.8 MB allocated by
-// the Produce (go test -run TestReview45MemProduceDecompressesWhole -v .);
-// the bound is the decompressed size, and what the broker stores is the
-// compressed batch.
+// The broker checked a produced batch's compressed records by
+// decompressing them whole, as it must read them to refuse what
+// consumers could not read (up to compression.DefaultDecodeLimit, 64
+// MiB, a constant): a request of a few KiB could cost that much heap for
+// as long as the Produce call ran, where Kafka's broker streams the
+// check. 16 MiB of zeros in one record, zstd: a request of 1.3 KB, 16.8
+// MB allocated by the Produce (go test -run
+// TestReview45MemProduceDecompressesWhole -v .). The check streams since
+// (stream46_test.go: 1.5 MB, zstd's window and blocks); this test keeps
+// the bound it had, the decompressed size.
 func TestReview45MemProduceDecompressesWhole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("decompresses 16 MiB")

@@ -49,7 +49,10 @@
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small
 // malicious input (a zip bomb, or a header that claims a huge size) cannot
-// make it allocate much more than the limit.
+// make it allocate much more than the limit. Codec.NewReader streams the
+// same output with the same verdicts, for checks that read decompressed
+// data once and keep none of it: it holds the codec's window or block,
+// not the output, where the codec has a streaming form (see Reader).
 package compression
 
 import (

@@ -466,7 +466,9 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		// what is taken, consumers can read). Either way compressed records
 		// are decompressed, as Kafka's broker does, within the limit that
 		// consumers and compaction decompress to: a batch they could not
-		// read is refused, not stored.
+		// read is refused, not stored. They are read as they decompress,
+		// not held (record.Batch.CheckFramingStream and ScanStream), with
+		// the verdicts of a whole decode.
 		//
 		// Compressed records that runnel's decoder reads but Kafka's
 		// reader refuses (an lz4 payload that is not one frame of
@@ -653,77 +655,75 @@ func badHeader(b record.Batch, err error) error {
 	return undecodable(malformedRecord(err))
 }
 
-// framingBufs holds buffers for the decompressed records of checkFraming.
-var framingBufs = sync.Pool{New: func() any { return new([]byte) }}
+// streamBufs holds the buffers through which checkFraming, validateKeys
+// and hasKey read a compressed batch's records as they decompress
+// (record.StreamBufferSize each): a check holds one of them and the
+// codec's window or block, never the decompressed records (Kafka's
+// LogValidator streams them too).
+var streamBufs = sync.Pool{New: func() any {
+	b := make([]byte, record.StreamBufferSize)
+	return &b
+}}
 
-// withPooledBuf runs f with a buffer from framingBufs, and keeps the
-// buffer f returns (grown) for the next batch, unless it is outsized.
-func withPooledBuf(f func([]byte) []byte) {
-	buf := framingBufs.Get().(*[]byte)
+// withStreamBuf runs f with a buffer from streamBufs, and puts back the
+// buffer f returns.
+func withStreamBuf(f func([]byte) []byte) {
+	buf := streamBufs.Get().(*[]byte)
 	*buf = f(*buf)
-	if cap(*buf) > 4<<20 {
-		*buf = nil
-	}
-	framingBufs.Put(buf)
+	streamBufs.Put(buf)
 }
 
-// checkFraming is b.CheckFramingBuffer with a pooled buffer; it returns
+// checkFraming is b.CheckFramingStream with a pooled buffer; it returns
 // the records' largest timestamp.
 func checkFraming(b record.Batch, pos int64) (maxTs int64, err error) {
 	if b.Codec() == compression.None {
 		return b.CheckFraming(pos)
 	}
-	withPooledBuf(func(buf []byte) []byte {
-		buf, maxTs, err = b.CheckFramingBuffer(pos, 0, buf)
+	withStreamBuf(func(buf []byte) []byte {
+		buf, maxTs, err = b.CheckFramingStream(pos, 0, buf)
 		return buf
 	})
 	return maxTs, err
 }
 
-// validateKeys decodes b's records (a compressed batch into a pooled
-// buffer) and refuses one without a key (a compacted topic's); it returns
-// the records' largest timestamp.
+// validateKeys reads b's records (a compressed batch's as they
+// decompress) and refuses one without a key (a compacted topic's); it
+// returns the records' largest timestamp. Records that do not decompress
+// are refused before a record without a key, as when they were
+// decompressed whole first (record.Batch.ScanStream).
 func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
 	maxTs = record.NoTimestamp
-	withPooledBuf(func(buf []byte) []byte {
-		it, ierr := b.IterBuffer(pos, 0, buf)
-		if ierr != nil {
-			err = ierr
-			return buf
-		}
-		it.SkipHeaders()
-		var r record.Record
-		for n := 0; it.Next(&r); n++ {
-			if r.Key == nil {
-				err = fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, r.Offset-b.BaseOffset())
-				return it.Buffer()
+	var keyErr error
+	n := 0
+	withStreamBuf(func(buf []byte) []byte {
+		buf, err = b.ScanStream(pos, 0, buf, func(offset int64, ts time.Time, hasKey bool) bool {
+			if !hasKey {
+				keyErr = fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, offset-b.BaseOffset())
+				return false
 			}
-			if ts := r.Timestamp.UnixMilli(); n == 0 || ts > maxTs {
-				maxTs = ts
+			if ms := ts.UnixMilli(); n == 0 || ms > maxTs {
+				maxTs = ms
 			}
-		}
-		err = it.Err()
-		return it.Buffer()
+			n++
+			return true
+		})
+		return buf
 	})
+	if err == nil {
+		err = keyErr
+	}
 	return maxTs, err
 }
 
 // hasKey reports whether any record of b, at position pos of an append,
 // has a key.
 func hasKey(b record.Batch, pos int64) (keyed bool, err error) {
-	withPooledBuf(func(buf []byte) []byte {
-		it, ierr := b.IterBuffer(pos, 0, buf)
-		if ierr != nil {
-			err = ierr
-			return buf
-		}
-		it.SkipHeaders()
-		var r record.Record
-		for !keyed && it.Next(&r) {
-			keyed = r.Key != nil
-		}
-		err = it.Err()
-		return it.Buffer()
+	withStreamBuf(func(buf []byte) []byte {
+		buf, err = b.ScanStream(pos, 0, buf, func(_ int64, _ time.Time, hasKey bool) bool {
+			keyed = hasKey
+			return !keyed
+		})
+		return buf
 	})
 	return keyed, err
 }

@@ -71,7 +71,26 @@ const keptSlack = 4 << 10
 //
 // Errors: as Iter's.
 func (b Batch) IterBuffer(pos int64, limit int, buf []byte) (RecordIter, error) {
-	it := RecordIter{pos: pos, prevOff: -1, buf: buf}
+	it, err := b.newIter(pos)
+	it.buf = buf
+	if err != nil {
+		return it, err
+	}
+	it.data = b[HeaderSize:]
+	if c := b.Codec(); c != compression.None {
+		out, err := c.AppendDecode(buf[:0], it.data, limit)
+		if err != nil {
+			return it, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
+		}
+		it.data, it.buf = out, out
+	}
+	return it, nil
+}
+
+// newIter returns an iterator of b's records, whose data the caller sets:
+// IterBuffer's checks of the header, before it decompresses anything.
+func (b Batch) newIter(pos int64) (RecordIter, error) {
+	it := RecordIter{pos: pos, prevOff: -1}
 	if len(b) < HeaderSize {
 		return it, truncated(pos, "short batch")
 	}
@@ -86,14 +105,6 @@ func (b Batch) IterBuffer(pos int64, limit int, buf []byte) (RecordIter, error) 
 	it.left = b.NumRecords()
 	if it.left < 0 {
 		return it, corrupt(pos, "negative record count")
-	}
-	it.data = b[HeaderSize:]
-	if c := b.Codec(); c != compression.None {
-		out, err := c.AppendDecode(buf[:0], it.data, limit)
-		if err != nil {
-			return it, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
-		}
-		it.data, it.buf = out, out
 	}
 	return it, nil
 }

@@ -1,0 +1,191 @@
+package compression
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// readAll reads r to its end in reads of size n, and closes it.
+func readAll(r *Reader, n int) ([]byte, error) {
+	defer r.Close()
+	var out []byte
+	p := make([]byte, n)
+	for stalls := 0; ; {
+		k, err := r.Read(p)
+		out = append(out, p[:k]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if k == 0 {
+			if stalls++; stalls > 1000 {
+				return out, errors.New("Reader made no progress")
+			}
+		}
+	}
+}
+
+// verdict names an outcome of AppendDecode or of a Reader.
+func verdict(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return "ok"
+	case !errors.As(err, &e):
+		return fmt.Sprintf("not an *Error: %v", err)
+	case errors.Is(err, ErrTooLarge):
+		return fmt.Sprintf("%v too large", e.Codec)
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Sprintf("%v corrupt", e.Codec)
+	case errors.Is(err, ErrUnknownCodec):
+		return fmt.Sprintf("%v unknown", e.Codec)
+	}
+	return fmt.Sprintf("other: %v", err)
+}
+
+// checkReader compares a Reader of data with AppendDecode at limit: the
+// same verdict, and on success the same bytes, whatever the read size,
+// also when it streams every zstd frame it can, however small.
+func checkReader(t *testing.T, c Codec, data []byte, limit, readSize int) {
+	t.Helper()
+	want, werr := c.AppendDecode(nil, data, limit)
+	for _, streamAll := range []bool{false, true} {
+		got, gerr := readAll(c.newReader(data, limit, streamAll), readSize)
+		if verdict(werr) != verdict(gerr) {
+			t.Fatalf("%v, limit %d, reads of %d, streamAll %v: AppendDecode: %v; Reader: %v (after %d bytes)", c, limit, readSize, streamAll, werr, gerr, len(got))
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("%v, limit %d, reads of %d, streamAll %v: Reader gave %d bytes, AppendDecode %d, or different ones", c, limit, readSize, streamAll, len(got), len(want))
+		}
+	}
+}
+
+// FuzzReaderMatchesDecode: a Reader gives exactly what AppendDecode gives
+// (the same verdict, the same bytes), for any input, at the fuzz limit,
+// at the decoded size, one byte short of it and one over, in reads of
+// any size.
+func FuzzReaderMatchesDecode(f *testing.F) {
+	for _, s := range decodeSeeds(f) {
+		f.Add(byte(s.codec), s.data, uint16(0))
+		f.Add(byte(s.codec), s.data, uint16(1))
+		if len(s.data) > 4 {
+			f.Add(byte(s.codec), s.data[:len(s.data)-3], uint16(7)) // truncated
+			bad := bytes.Clone(s.data)
+			bad[len(bad)/2] ^= 0x55
+			f.Add(byte(s.codec), bad, uint16(64)) // garbage inside
+		}
+	}
+	f.Add(byte(Zstd), zstdStreamSeed(f, 200<<10), uint16(0))
+	f.Fuzz(func(t *testing.T, codec byte, data []byte, read uint16) {
+		c := Codec(codec % 6) // 5: unknown
+		readSize := int(read%4096) + 1
+		checkReader(t, c, data, fuzzLimit, readSize)
+		out, err := c.AppendDecode(nil, data, fuzzLimit)
+		if err != nil {
+			return
+		}
+		for _, l := range []int{len(out) - 1, len(out), len(out) + 1} {
+			if l > 0 {
+				checkReader(t, c, data, l, readSize)
+			}
+		}
+	})
+}
+
+// zstdStreamSeed is a zstd stream of n bytes that does not state its size
+// and is not a single segment (as Java's ZstdOutputStream writes): what a
+// Reader streams.
+func zstdStreamSeed(t testing.TB, n int) []byte {
+	return zstdStream(t, recordLike(n, 46))
+}
+
+// Every codec's Reader, over large inputs, in each form: the same bytes
+// as AppendDecode, and the same verdict at the decoded size and one byte
+// short of it, and for the input cut short or with a byte flipped.
+func TestReaderMatchesDecode(t *testing.T) {
+	src := recordLike(3<<20, 460)
+	inputs := map[string]struct {
+		c    Codec
+		data []byte
+	}{
+		"xerial":      {Snappy, xerialStream(src[:1<<20], src[1<<20:2<<20], src[2<<20:])},
+		"zstd stream": {Zstd, zstdStream(t, src)},
+		"zstd frames": {Zstd, mustEncode(t, Zstd, mustEncode(t, Zstd, nil, src[:2<<20]), src[2<<20:])},
+	}
+	for _, c := range allCodecs {
+		inputs[c.String()] = struct {
+			c    Codec
+			data []byte
+		}{c, mustEncode(t, c, nil, src)}
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			for _, rs := range []int{1 << 10, 64 << 10, 1 << 20} {
+				checkReader(t, in.c, in.data, 0, rs)
+			}
+			checkReader(t, in.c, in.data, len(src), 64<<10)
+			checkReader(t, in.c, in.data, len(src)-1, 64<<10)
+			checkReader(t, in.c, in.data[:len(in.data)-5], 0, 64<<10)
+			bad := bytes.Clone(in.data)
+			bad[len(bad)*3/4] ^= 0x10
+			checkReader(t, in.c, bad, 0, 64<<10)
+		})
+	}
+}
+
+// A Reader of a large stream holds its codec's window or block, not the
+// output: reading 16 MiB of zeros allocates less than 2 MiB (the first
+// use of a pool included) for gzip, lz4 and zstd streams, and xerial.
+func TestReaderAllocatesWindow(t *testing.T) {
+	zeros := make([]byte, 16<<20)
+	inputs := map[string]struct {
+		c    Codec
+		data []byte
+	}{
+		"gzip":        {Gzip, mustEncode(t, Gzip, nil, zeros)},
+		"lz4":         {LZ4, mustEncode(t, LZ4, nil, zeros)},
+		"zstd":        {Zstd, mustEncode(t, Zstd, nil, zeros)},
+		"zstd stream": {Zstd, zstdStream(t, zeros, zstd.WithWindowSize(2<<20))}, // zstd's own window at level 3
+		"xerial":      {Snappy, xerialStream(zeros[:4<<20], zeros[4<<20:8<<20], zeros[8<<20:12<<20], zeros[12<<20:])},
+	}
+	// The shared zstd decoder is built once a process, not per call.
+	mustDecode(t, Zstd, nil, mustEncode(t, Zstd, nil, []byte("warm")), 0)
+	for name, in := range inputs {
+		buf := make([]byte, 64<<10)
+		var n int
+		var err error
+		alloc := allocatedBy(func() {
+			r := in.c.NewReader(in.data, 0)
+			for err == nil {
+				var k int
+				k, err = r.Read(buf)
+				n += k
+			}
+			r.Close()
+		})
+		if err != io.EOF || n != len(zeros) {
+			t.Fatalf("%s: read %d bytes, %v", name, n, err)
+		}
+		t.Logf("%s: %d bytes in, 16 MiB out, %.2f MB allocated", name, len(in.data), float64(alloc)/1e6)
+		limit := uint64(2 << 20)
+		switch name {
+		case "xerial":
+			limit = 4<<20 + 1<<20 // one chunk of 4 MiB
+		case "zstd stream":
+			// 1 MiB tried whole (its buffer, and what the decoder
+			// allocates when the output outgrows it), then a window of
+			// 2 MiB and two blocks.
+			limit = 6 << 20
+		}
+		if alloc > limit {
+			t.Errorf("%s: reading allocated %d bytes, more than %d", name, alloc, limit)
+		}
+	}
+}
