@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -131,7 +132,7 @@ func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
 				if op == vfs.OpList && stopped.Load() > 0 {
 					lists.Add(1)
 				}
-				if op == vfs.OpCreate && strings.Contains(name, "/t-3/") && stopped.Add(1) == 1 {
+				if op == vfs.OpCreate && strings.Contains(filepath.ToSlash(name), "/t-3/") && stopped.Add(1) == 1 {
 					if stop == "ctx" {
 						cancel()
 						return nil
