@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,13 +42,14 @@ func review45Allocated(f func()) int64 {
 	return int64(m1.TotalAlloc - m0.TotalAlloc)
 }
 
-// review45Batch returns a batch of n records of value val (each its own
-// copy: compression sees n values), compressed with codec.
-func review45Batch(t *testing.T, n int, val []byte, codec compression.Codec) []byte {
+// review45Batch returns a batch of n records of key (nil for none) and
+// value val (each its own copy: compression sees n values), compressed
+// with codec.
+func review45Batch(t *testing.T, n int, key, val []byte, codec compression.Codec) []byte {
 	t.Helper()
 	var bl record.Builder
 	for range n {
-		bl.Append(time.Now().UnixMilli(), nil, val, nil)
+		bl.Append(time.Now().UnixMilli(), key, val, nil)
 	}
 	b, err := bl.Finish(codec)
 	if err != nil {
@@ -136,8 +136,8 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	small := review45Batch(t, 16, review45Random(4<<10), compression.None) // 64 KiB
-	big := review45Batch(t, 64, review45Random(4<<10), compression.None)   // 256 KiB
+	small := review45Batch(t, 16, nil, review45Random(4<<10), compression.None) // 64 KiB
+	big := review45Batch(t, 64, nil, review45Random(4<<10), compression.None)   // 256 KiB
 	for _, tc := range []struct {
 		topic   string
 		parts   int32
@@ -215,7 +215,7 @@ func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
 	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts, Config: log.Config{Sync: log.SyncNever}}); err != nil {
 		t.Fatal(err)
 	}
-	batch := review45Batch(t, 16, review45Random(4<<10), compression.None)
+	batch := review45Batch(t, 16, nil, review45Random(4<<10), compression.None)
 	for p := range int32(parts) {
 		review45Produce(t, b, "t", p, batch, perPart/16)
 	}
@@ -277,7 +277,7 @@ func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 		t.Fatal(err)
 	}
 	val := bytes.Repeat(review45Random(256), 16) // 4 KiB
-	batch := review45Batch(t, 256, val, compression.Zstd)
+	batch := review45Batch(t, 256, nil, val, compression.Zstd)
 	review45Produce(t, b, "t", 0, batch, batches)
 	poll := func() (consumer.Fetches, int) {
 		c, err := consumer.New(b, consumer.FetchMaxBytes(1<<20))
@@ -343,57 +343,6 @@ func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 	}
 }
 
-// The broker checked a produced batch's compressed records by
-// decompressing them whole, as it must read them to refuse what
-// consumers could not read (up to compression.DefaultDecodeLimit, 64
-// MiB, a constant): a request of a few KiB could cost that much heap for
-// as long as the Produce call ran, where Kafka's broker streams the
-// check. 16 MiB of zeros in one record, zstd: a request of 1.3 KB, 16.8
-// MB allocated by the Produce (go test -run
-// TestReview45MemProduceDecompressesWhole -v .). The check streams since
-// (stream46_test.go: 1.5 MB, zstd's window and blocks); this test keeps
-// the bound it had, the decompressed size.
-func TestReview45MemProduceDecompressesWhole(t *testing.T) {
-	if testing.Short() {
-		t.Skip("decompresses 16 MiB")
-	}
-	const size = 16 << 20
-	b, err := runnel.Open(runnel.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx := context.Background()
-	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	batch := review45Batch(t, 1, make([]byte, size), compression.Zstd)
-	alloc := review45Allocated(func() {
-		if _, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksLeader, Batches: batch}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Logf("a zstd batch of %d bytes holding %d MiB: the Produce allocated %.1f MB", len(batch), size>>20, float64(alloc)/1e6)
-	if alloc > size+4<<20 {
-		t.Errorf("the Produce allocated %d bytes, more than the records decompressed (%d) and slack", alloc, size)
-	}
-	if alloc < size/2 {
-		t.Logf("the Produce no longer decompresses the batch whole: docs/details.md's Memory bounds can say so")
-	}
-	// And over the limit, refused without holding more than the limit.
-	big := review45Batch(t, 1, make([]byte, compression.DefaultDecodeLimit+1), compression.Zstd)
-	alloc = review45Allocated(func() {
-		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksLeader, Batches: big})
-		if !errors.Is(err, log.ErrRecordTooLarge) {
-			t.Fatalf("a batch over the decode limit: %v, want ErrRecordTooLarge", err)
-		}
-	})
-	t.Logf("a zstd batch of %d bytes holding 64 MiB + 1: refused, %.1f MB allocated", len(big), float64(alloc)/1e6)
-	if alloc > compression.DefaultDecodeLimit+4<<20 {
-		t.Errorf("a batch over the decode limit: %d bytes allocated, more than the limit (%d) and slack", alloc, compression.DefaultDecodeLimit)
-	}
-}
-
 // Open's recovery of a log on disk that was not closed cleanly scans its
 // segments in blocks, not whole: its peak heap does not grow with the
 // log. 32 MiB in one partition, its recovery point and producer-state
@@ -416,7 +365,7 @@ func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
 		Config: log.Config{Sync: log.SyncNever, SegmentBytes: 8 << 20}}); err != nil {
 		t.Fatal(err)
 	}
-	batch := review45Batch(t, 16, review45Random(4<<10), compression.None)
+	batch := review45Batch(t, 16, nil, review45Random(4<<10), compression.None)
 	review45Produce(t, b, "t", 0, batch, 512) // 32 MiB
 	if err := b.Close(); err != nil {
 		t.Fatal(err)

@@ -11,13 +11,11 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 )
 
 // stream46Bound is what one Produce of a small compressed batch holding
@@ -26,19 +24,6 @@ import (
 // window), a buffer for records, pooled decoders built on first use,
 // and slack; a quarter of the records.
 const stream46Bound = 4 << 20
-
-// stream46Batch returns a batch of one record of value val, with key
-// (nil for none), compressed with codec.
-func stream46Batch(t *testing.T, key, val []byte, codec compression.Codec) []byte {
-	t.Helper()
-	var bl record.Builder
-	bl.Append(time.Now().UnixMilli(), key, val, nil)
-	b, err := bl.Finish(codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Clone(b)
-}
 
 // A gzip, lz4 or zstd batch of a few KiB holding one 16 MiB record: one
 // Produce allocates far less than the record, on a topic that deletes
@@ -64,7 +49,7 @@ func TestStream46ProduceStreams(t *testing.T) {
 	}
 	val := make([]byte, size)
 	for _, c := range []compression.Codec{compression.Gzip, compression.LZ4, compression.Zstd} {
-		batch := stream46Batch(t, []byte("k"), val, c)
+		batch := review45Batch(t, 1, []byte("k"), val, c)
 		for _, topic := range []string{"delete", "compact"} {
 			var perr error
 			alloc := review45Allocated(func() {
@@ -102,7 +87,7 @@ func TestStream46ProduceTooLargeStreams(t *testing.T) {
 	}
 	val := make([]byte, compression.DefaultDecodeLimit+1)
 	for _, c := range []compression.Codec{compression.Gzip, compression.LZ4, compression.Zstd} {
-		batch := stream46Batch(t, nil, val, c)
+		batch := review45Batch(t, 1, nil, val, c)
 		var perr error
 		alloc := review45Allocated(func() {
 			_, perr = b.Produce(ctx, &api.ProduceRequest{Topic: "compact", Acks: api.AcksLeader, Batches: batch})
