@@ -218,12 +218,21 @@ func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, reads, 3, "the copy read back in blocks")
 	require.GreaterOrEqual(t, writes, 4, "the copy written in blocks (and its header)")
+	tail46FailEachOp(t, ops, tail46Fixture, "")
+}
+
+// tail46FailEachOp fails each of ops, the operations of an Open of the
+// log that fixture makes, in turn: that one alone, and, but with -short,
+// every one from it on; then checks with tail46Check what the Open left.
+// what names the Open in the messages.
+func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env, *vfs.MemFS), what string) {
+	t.Helper()
 	for k := 1; k <= len(ops); k++ {
 		for _, sticky := range []bool{false, true} {
 			if sticky && testing.Short() {
 				continue
 			}
-			e, mem := tail46Fixture(t)
+			e, mem := fixture(t)
 			inj := vfs.FailNth(k)
 			if sticky {
 				inj = vfs.FailFrom(k)
@@ -231,7 +240,7 @@ func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
 			var stop atomic.Bool
 			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
 			stop.Store(true)
-			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s) fails (sticky %t): %v", k, ops[k-1], sticky, err))
+			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s)%s fails (sticky %t): %v", k, ops[k-1], what, sticky, err))
 		}
 	}
 }
@@ -291,22 +300,7 @@ func TestTail46RestoreFailsAtEachBlock(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, restoreReads, 1+2*3, "the copy's header, then its blocks checked, then its blocks put back")
-	for k := 1; k <= len(ops); k++ {
-		for _, sticky := range []bool{false, true} {
-			if sticky && testing.Short() {
-				continue
-			}
-			e, mem := tail46CutInside(t)
-			inj := vfs.FailNth(k)
-			if sticky {
-				inj = vfs.FailFrom(k)
-			}
-			var stop atomic.Bool
-			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
-			stop.Store(true)
-			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s) of the restoring Open fails (sticky %t): %v", k, ops[k-1], sticky, err))
-		}
-	}
+	tail46FailEachOp(t, ops, tail46CutInside, " of the restoring Open")
 }
 
 // tail46FlipFS flips a bit of the n-th read (1-based) of a tail copy,
