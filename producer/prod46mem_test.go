@@ -14,7 +14,6 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
-	"github.com/runnel/runnel/internal/leakcheck"
 	"github.com/runnel/runnel/record"
 )
 
@@ -31,44 +30,17 @@ func TestProd46MemCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encodes 4 MiB five times")
 	}
-	const (
-		parts    = 64
-		maxBytes = 4 << 20
-		batchMax = 64 << 10
-		valSize  = 4 << 10
-	)
+	const maxBytes = review45BufMaxBytes
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 		t.Run(codec.String(), func(t *testing.T) {
-			// The codec's shared coders come before the baseline.
-			if _, err := codec.AppendEncode(nil, make([]byte, batchMax)); err != nil {
-				t.Fatal(err)
-			}
-			c := newReview45Client(parts)
-			p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(maxBytes),
-				BatchMaxBytes(batchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
-				MaxBufferedRecords(1<<20))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A full batch for each partition and one record more, which
-			// does not fit in the buffer: the last Produce calls wait for
-			// space, and every partition's full batch goes.
-			per := (batchMax-record.HeaderSize)/(valSize+16) + 1
-			var recs []*record.Record
-			for part := range int32(parts) {
-				for i := range per {
-					v := make([]byte, 0, valSize)
-					for len(v) < valSize {
-						v = fmt.Appendf(v, `{"partition":%d,"record":%d,"len":%d,"status":"ok"}`+"\n", part, i, len(v))
-					}
-					recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: v[:valSize]})
+			c := newReview45Client(review45BufParts)
+			p, grown, finish := review45BufferRun(t, c, codec, func() bool { return c.held.Load() == review45BufParts }, func(part int32, i int) []byte {
+				v := make([]byte, 0, review45BufValSize)
+				for len(v) < review45BufValSize {
+					v = fmt.Appendf(v, `{"partition":%d,"record":%d,"len":%d,"status":"ok"}`+"\n", part, i, len(v))
 				}
-			}
-			ctx := context.Background()
-			base := leakcheck.LiveHeap()
-			finish := review45ProduceAll(ctx, p, recs)
-			c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
-			grown := leakcheck.LiveHeap() - base
+				return v[:review45BufValSize]
+			})
 			t.Logf("%v: %d records buffered, the heap grew by %.2f MB", codec, p.BufferedRecords(), float64(grown)/1e6)
 			// No codec: the records encoded, up to MaxBufferedBytes. A
 			// codec: their compressed copy alone, well under it (and the

@@ -99,12 +99,7 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encodes 4 MiB ten times")
 	}
-	const (
-		parts    = 64
-		maxBytes = 4 << 20
-		batchMax = 64 << 10
-		valSize  = 4 << 10
-	)
+	const maxBytes = review45BufMaxBytes
 	for _, refuse := range []bool{false, true} {
 		for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 			broker := "slow"
@@ -112,39 +107,17 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 				broker = "refusing"
 			}
 			t.Run(fmt.Sprintf("%s/%v", broker, codec), func(t *testing.T) {
-				// The codec's shared coders come before the baseline.
-				if _, err := codec.AppendEncode(nil, make([]byte, batchMax)); err != nil {
-					t.Fatal(err)
-				}
-				c := newReview45Client(parts)
+				c := newReview45Client(review45BufParts)
 				c.refuse.Store(refuse)
-				p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(maxBytes),
-					BatchMaxBytes(batchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
-					MaxBufferedRecords(1<<20))
-				if err != nil {
-					t.Fatal(err)
-				}
-				// Records of one partition's full batch each and one more,
-				// which do not all fit in the buffer: the last Produce
-				// calls wait for space.
-				per := (batchMax-record.HeaderSize)/(valSize+16) + 1
-				var recs []*record.Record
-				for part := range int32(parts) {
-					for range per {
-						v := make([]byte, valSize)
-						rand.Read(v)
-						recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: v})
-					}
-				}
-				ctx := context.Background()
-				base := leakcheck.LiveHeap()
-				finish := review45ProduceAll(ctx, p, recs)
+				sent := func() bool { return c.held.Load() == review45BufParts }
 				if refuse {
-					c.waitFor(t, "every partition's batch refused", func() bool { return c.calls.Load() >= 2*parts })
-				} else {
-					c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
+					sent = func() bool { return c.calls.Load() >= 2*review45BufParts }
 				}
-				grown := leakcheck.LiveHeap() - base
+				p, grown, finish := review45BufferRun(t, c, codec, sent, func(int32, int) []byte {
+					v := make([]byte, review45BufValSize)
+					rand.Read(v)
+					return v
+				})
 				buffered := p.BufferedRecords()
 				t.Logf("%s broker, %v: %d records buffered, the heap grew by %.2f MB", broker, codec, buffered, float64(grown)/1e6)
 				// The records are made beforehand: what grows is the
@@ -169,6 +142,48 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The workload of the tests of what a producer's buffer holds: 64
+// partitions, each sent one full batch (64 KiB of 4 KiB values) under
+// MaxBufferedBytes 4 MiB.
+const (
+	review45BufParts    = 64
+	review45BufMaxBytes = 4 << 20
+	review45BufBatchMax = 64 << 10
+	review45BufValSize  = 4 << 10
+)
+
+// review45BufferRun produces, through a producer with codec on c, a full
+// batch of values made by value(partition, index) to each of
+// review45BufParts partitions and one record more, which does not fit in
+// the buffer: the last Produce calls wait for space, and every
+// partition's batch goes. Once sent reports the batches sent (held or
+// refused by c), it returns how much the live heap grew over the records,
+// made beforehand, and a finish to call once c is released.
+func review45BufferRun(t *testing.T, c *review45Client, codec compression.Codec, sent func() bool, value func(part int32, i int) []byte) (*Producer, int64, func(*testing.T)) {
+	t.Helper()
+	// The codec's shared coders come before the baseline.
+	if _, err := codec.AppendEncode(nil, make([]byte, review45BufBatchMax)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(review45BufMaxBytes),
+		BatchMaxBytes(review45BufBatchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
+		MaxBufferedRecords(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := (review45BufBatchMax-record.HeaderSize)/(review45BufValSize+16) + 1
+	var recs []*record.Record
+	for part := range int32(review45BufParts) {
+		for i := range per {
+			recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: value(part, i)})
+		}
+	}
+	base := leakcheck.LiveHeap()
+	finish := review45ProduceAll(context.Background(), p, recs)
+	c.waitFor(t, "every partition's batch sent", sent)
+	return p, leakcheck.LiveHeap() - base, finish
 }
 
 // Many small records are bounded by MaxBufferedRecords: what the
