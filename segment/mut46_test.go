@@ -1,0 +1,98 @@
+package segment
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// mut46Faults fails, while armed, every op of its kind on the files
+// whose name ends with suffix.
+type mut46Faults struct {
+	op     vfs.Op
+	suffix string
+	armed  atomic.Bool
+}
+
+// MaybeError fails the op on the suffix's files while armed.
+func (f *mut46Faults) MaybeError(op vfs.Op, name string) error {
+	if f.armed.Load() && op == f.op && strings.HasSuffix(name, f.suffix) {
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// TestMut46RewriteWithoutSaveReadFails: Rewrite without save, whose read
+// of the tail fails, fails with that error before anything is cut (the
+// mutant that dropped the error cut the .log and wrote back zeros).
+func TestMut46RewriteWithoutSaveReadFails(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, vfs.MkdirAllDurable(mem, "/d", 0o755))
+	inj := &mut46Faults{op: vfs.OpRead, suffix: LogSuffix}
+	s := mustCreate(t, vfs.WithFaults(mem, inj), "/d", 0, Config{})
+	defer s.Close()
+	for o := range int64(3) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 1000)))
+	}
+	data := readFile(t, mem, logPath("/d", 0))
+	inj.armed.Store(true)
+	n, err := s.Rewrite(0, nil)
+	inj.armed.Store(false)
+	requireInjected(t, err, "Rewrite")
+	require.Zero(t, n)
+	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)), "nothing cut")
+}
+
+// TestMut46RewriteSaveLeavesLastByte: a save that reads all of the tail
+// but its last byte fails Rewrite before anything is cut, as one that
+// reads less does (the mutant that moved the check by one accepted it).
+func TestMut46RewriteSaveLeavesLastByte(t *testing.T) {
+	mem, s, data := tail46Segment(t)
+	defer s.Close()
+	pos, err := s.PositionOf(1)
+	require.NoError(t, err)
+	closed := 0
+	n, err := s.Rewrite(1, func(_ int64, tail io.Reader) (io.ReadCloser, error) {
+		b := make([]byte, int64(len(data))-pos-1)
+		_, err := io.ReadFull(tail, b)
+		require.NoError(t, err)
+		return closerFunc{io.MultiReader(bytes.NewReader(b), bytes.NewReader([]byte{0})), func() error { closed++; return nil }}, nil
+	})
+	require.ErrorContains(t, err, "unread")
+	require.Zero(t, n)
+	require.Equal(t, 1, closed)
+	require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "nothing cut")
+}
+
+// TestMut46RewriteClearsFailedSync: after an fsync of the .log failed
+// (which the segment remembers, failing every later Sync), Rewrite writes
+// the tail anew and syncs it: it succeeds, and so do the next Syncs (the
+// mutant that kept the remembered failure failed Rewrite with it).
+func TestMut46RewriteClearsFailedSync(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, vfs.MkdirAllDurable(mem, "/d", 0o755))
+	inj := &mut46Faults{op: vfs.OpSync, suffix: LogSuffix}
+	s := mustCreate(t, vfs.WithFaults(mem, inj), "/d", 0, Config{})
+	defer s.Close()
+	require.NoError(t, mem.SyncDir("/d"))
+	for o := range int64(3) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 1000)))
+	}
+	data := readFile(t, mem, logPath("/d", 0))
+	inj.armed.Store(true)
+	requireInjected(t, s.Sync(), "Sync")
+	inj.armed.Store(false)
+	require.Error(t, s.Sync(), "the failure is remembered")
+	c := &tail46Copy{}
+	n, err := s.Rewrite(0, c.save)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)), n)
+	require.NoError(t, s.Sync())
+	require.True(t, bytes.Equal(data, readFile(t, mem.CrashClone(vfs.CrashOptions{}), logPath("/d", 0))), "synced")
+}
