@@ -96,3 +96,65 @@ func TestMut46RewriteClearsFailedSync(t *testing.T) {
 	require.NoError(t, s.Sync())
 	require.True(t, bytes.Equal(data, readFile(t, mem.CrashClone(vfs.CrashOptions{}), logPath("/d", 0))), "synced")
 }
+
+// TestMut46RewriteTailOneByteOverABlock: a tail one byte longer than a
+// RewriteBlock is given to save and written back whole, its last byte in
+// a block of its own (the mutants that ended the write-back with a byte
+// left, or that WriteTo a read of one byte, lost it).
+func TestMut46RewriteTailOneByteOverABlock(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, vfs.MkdirAllDurable(mem, "/d", 0o755))
+	s := mustCreate(t, mem, "/d", 0, Config{})
+	defer s.Close()
+	require.NoError(t, s.Append(simpleBatch(t, 0, 1, 100)))
+	b1 := simpleBatch(t, 1, 1, 600_000)
+	require.NoError(t, s.Append(b1))
+	var b2 []byte
+	for v := RewriteBlock + 1 - len(b1) - 100; v < RewriteBlock; v++ {
+		if b := simpleBatch(t, 2, 1, v); len(b1)+len(b) == RewriteBlock+1 {
+			b2 = b
+			break
+		}
+	}
+	require.NotNil(t, b2, "no value size makes the tail a block and a byte")
+	require.NoError(t, s.Append(b2))
+	data := readFile(t, mem, logPath("/d", 0))
+	pos, err := s.PositionOf(1)
+	require.NoError(t, err)
+	require.Equal(t, int64(RewriteBlock+1), int64(len(data))-pos)
+	// The tail read through its WriteTo (io.Copy's way, as package log
+	// does), through Read alone, and not given to a save.
+	copyTo := func(_ int64, tail io.Reader) (io.ReadCloser, error) {
+		var buf bytes.Buffer
+		if _, err := io.Copy(&buf, tail); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(&buf), nil
+	}
+	for _, save := range []func(int64, io.Reader) (io.ReadCloser, error){copyTo, (&tail46Copy{}).save, nil} {
+		n, err := s.Rewrite(1, save)
+		require.NoError(t, err)
+		require.Equal(t, int64(RewriteBlock+1), n)
+		require.True(t, bytes.Equal(data, readFile(t, mem, logPath("/d", 0))), "written back whole")
+	}
+}
+
+// TestMut46RewriteBackEndsAtABlock: a reader from save that ends exactly
+// at a RewriteBlock, short of the tail, fails Rewrite with
+// io.ErrUnexpectedEOF, not io.EOF (the mutant that passed io.EOF on made
+// a copy cut short look like a reader's ordinary end).
+func TestMut46RewriteBackEndsAtABlock(t *testing.T) {
+	mem, s, data := tail46Segment(t)
+	defer s.Close()
+	pos, err := s.PositionOf(1)
+	require.NoError(t, err)
+	c := &tail46Copy{back: func(d []byte) io.Reader { return bytes.NewReader(d[:RewriteBlock]) }}
+	n, err := s.Rewrite(1, c.save)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.NotErrorIs(t, err, io.EOF)
+	require.Zero(t, n)
+	require.Equal(t, 1, c.closed)
+	got := readFile(t, mem, logPath("/d", 0))
+	require.Equal(t, pos+RewriteBlock, int64(len(got)), "cut, and the first block written back")
+	require.True(t, bytes.Equal(data[:len(got)], got))
+}
