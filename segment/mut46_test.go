@@ -158,3 +158,33 @@ func TestMut46RewriteBackEndsAtABlock(t *testing.T) {
 	require.Equal(t, pos+RewriteBlock, int64(len(got)), "cut, and the first block written back")
 	require.True(t, bytes.Equal(data[:len(got)], got))
 }
+
+// TestMut46RewriteFileOneByteShort: a .log cut one byte under the
+// segment's size gives save a tail that fails with io.ErrUnexpectedEOF
+// at the read that comes short, and Rewrite fails before it cuts
+// anything (the mutant that took a read one byte short for a whole one
+// gave the short bytes as the tail's end without an error).
+func TestMut46RewriteFileOneByteShort(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, vfs.MkdirAllDurable(mem, "/d", 0o755))
+	s := mustCreate(t, mem, "/d", 0, Config{})
+	defer s.Close()
+	for o := range int64(3) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 100)))
+	}
+	size := s.Size()
+	f, err := mem.Open(logPath("/d", 0))
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(size-1))
+	require.NoError(t, f.Close())
+	n, err := s.Rewrite(0, func(_ int64, tail io.Reader) (io.ReadCloser, error) {
+		b := make([]byte, size+10)
+		k, err := tail.Read(b)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		require.Equal(t, int(size)-1, k)
+		return nil, err
+	})
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Zero(t, n)
+	require.Equal(t, size-1, int64(len(readFile(t, mem, logPath("/d", 0)))), "nothing cut")
+}
