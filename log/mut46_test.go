@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -393,4 +394,47 @@ func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.NotErrorIs(t, err, ErrBadTailCopy)
 	requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+}
+
+// TestMut46RestoreLogMissing: a tail copy whose .log is missing as it
+// is put back (gone since the Open listed the directory: the injected
+// fs.ErrNotExist of its open) is a bad copy (ErrBadTailCopy), and the copy
+// stays (the mutant that dropped the check failed the Open with the file
+// system's error alone). A .log missing at the listing is found there.
+func TestMut46RestoreLogMissing(t *testing.T) {
+	e, mem := mut46LeftCopy(t, stepFixtures[0])
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	var copyName string
+	for _, n := range names {
+		if strings.HasSuffix(n, tailCopySuffix) {
+			copyName = n
+		}
+	}
+	require.NotEmpty(t, copyName)
+	logName := strings.TrimSuffix(copyName, tailCopySuffix)
+	var mu sync.Mutex
+	copyOpened, failed := false, false
+	inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case op == vfs.OpOpen && strings.HasSuffix(name, copyName):
+			copyOpened = true
+		case op == vfs.OpOpen && strings.HasSuffix(name, "/"+logName) && copyOpened && !failed:
+			failed = true
+			return fs.ErrNotExist
+		}
+		return nil
+	})
+	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+	if err == nil {
+		require.NoError(t, l.Close())
+	}
+	require.True(t, failed)
+	require.ErrorIs(t, err, ErrBadTailCopy)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	names, err = mem.List(e.dir)
+	require.NoError(t, err)
+	require.Contains(t, names, copyName, "the copy stays")
 }
