@@ -1,0 +1,440 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/vfs"
+)
+
+// mut46CopyWrites fails the nth write (Write or WriteAt) of the first
+// tail copy (.tmp) to be written n times, and counts each copy's writes.
+type mut46CopyWrites struct {
+	n      int
+	mu     sync.Mutex
+	writes map[string]int
+	failed string
+}
+
+// MaybeError counts the writes of tail copies and fails the nth of one.
+func (c *mut46CopyWrites) MaybeError(op vfs.Op, name string) error {
+	if op != vfs.OpWrite || !strings.HasSuffix(name, tailCopySuffix+tmpSuffix) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writes == nil {
+		c.writes = map[string]int{}
+	}
+	c.writes[name]++
+	if c.n > 0 && c.failed == "" && c.writes[name] == c.n {
+		c.failed = name
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// TestMut46TailCopyChecksumWriteFails: the write of a tail copy's
+// checksum in its header, its last (a WriteAt after the header and the
+// tail, each of a write for a tail under a RewriteBlock), that fails
+// fails the Open before anything is cut; the next Open finds every
+// record. The mutant that dropped its error left a copy that says its
+// bytes are bad, which an Open after a later failure refuses.
+func TestMut46TailCopyChecksumWriteFails(t *testing.T) {
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := f.make(t)
+			clean := &mut46CopyWrites{}
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, clean), Clock: e.clock})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			require.NotEmpty(t, clean.writes)
+			for name, n := range clean.writes {
+				require.Equal(t, 3, n, "%s: the header, the tail, the checksum", name)
+			}
+
+			e, mem = f.make(t)
+			inj := &mut46CopyWrites{n: 3}
+			l, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+			if err == nil {
+				require.NoError(t, l.Close())
+			}
+			require.NotEmpty(t, inj.failed)
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+		})
+	}
+}
+
+// TestMut46TailCopyReadBackFails: a read of the tail copy, as the rewrite
+// reads the tail back from it, that fails fails the Open with that error
+// (the copy stays); the next Open finds every record. The reads fail 100
+// times at most: the mutant that dropped the short-read check took a
+// failed read for one of no bytes and read again, until they succeeded.
+func TestMut46TailCopyReadBackFails(t *testing.T) {
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := f.make(t)
+			var mu sync.Mutex
+			failed := 0
+			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if op == vfs.OpRead && strings.HasSuffix(name, tailCopySuffix) && failed < 100 {
+					failed++
+					return vfs.ErrInjected
+				}
+				return nil
+			})
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+			if err == nil {
+				require.NoError(t, l.Close())
+			}
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.Equal(t, 1, failed, "the first failed read ends the rewrite")
+			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+		})
+	}
+}
+
+// mut46CopyHandles counts the opens and closes of tail copies (under
+// their names, not the .tmp) and of .log files, and while cutAfterCopy fails the first
+// truncation of a .log after a copy was renamed to its name.
+type mut46CopyHandles struct {
+	mu                  sync.Mutex
+	opens, closes       int
+	logOpens, logCloses int
+	cutAfterCopy        bool
+	renamed, cut        bool
+}
+
+// MaybeError counts, and fails the truncation while armed.
+func (c *mut46CopyHandles) MaybeError(op vfs.Op, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case op == vfs.OpOpen && strings.HasSuffix(name, tailCopySuffix):
+		c.opens++
+	case op == vfs.OpClose && strings.HasSuffix(name, tailCopySuffix):
+		c.closes++
+	case (op == vfs.OpOpen || op == vfs.OpCreate) && strings.HasSuffix(name, ".log"):
+		c.logOpens++
+	case op == vfs.OpClose && strings.HasSuffix(name, ".log"):
+		c.logCloses++
+	case op == vfs.OpRename && strings.HasSuffix(name, tailCopySuffix+tmpSuffix):
+		c.renamed = true
+	case op == vfs.OpTruncate && strings.HasSuffix(name, ".log") && c.cutAfterCopy && c.renamed && !c.cut:
+		c.cut = true
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// TestMut46TailCopiesClosed: an Open that rewrites tails through their
+// copies, and one that puts a copy back first, closes every copy it
+// opens (the mutants whose tailCopyReader.Close, or restoreTail, left
+// it open leaked a descriptor a copy; the mutant whose putTailBack left
+// the .log it put a copy back into open, one a copy put back).
+func TestMut46TailCopiesClosed(t *testing.T) {
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := f.make(t)
+			c := &mut46CopyHandles{}
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			require.Positive(t, c.opens, "the rewrite reads its copies back")
+			require.Equal(t, c.opens, c.closes, "rewrite: every copy opened is closed")
+			require.Equal(t, c.logOpens, c.logCloses, "rewrite: every .log opened is closed, once the log is")
+
+			e, mem = mut46LeftCopy(t, f)
+			c = &mut46CopyHandles{}
+			l, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
+			require.NoError(t, err)
+			require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
+			require.NoError(t, l.Close())
+			require.GreaterOrEqual(t, c.opens, 2, "the copy put back, then the rewrite's")
+			require.Equal(t, c.opens, c.closes, "restore: every copy opened is closed")
+			require.Equal(t, c.logOpens, c.logCloses, "restore: every .log opened is closed, once the log is")
+		})
+	}
+}
+
+// mut46LeftCopy makes f's log, and an Open of it that fails after it
+// saved a tail copy (its truncation of the .log fails): the copy is left
+// for the next Open to put back.
+func mut46LeftCopy(t *testing.T, f stepFixture) (*env, *vfs.MemFS) {
+	t.Helper()
+	e, mem := f.make(t)
+	cut := &mut46CopyHandles{cutAfterCopy: true}
+	_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, cut), Clock: e.clock})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(names, " ")+" ", tailCopySuffix+" ", "a copy left to put back")
+	return e, mem
+}
+
+// TestMut46RestoreRemoveFails: an Open that puts a tail copy back and
+// fails to remove it fails with that error; the next Open finds every
+// record. (The mutant that dropped the error went on: the rewrite that
+// follows renamed its own copy over it.)
+func TestMut46RestoreRemoveFails(t *testing.T) {
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := mut46LeftCopy(t, f)
+			var mu sync.Mutex
+			removes := 0
+			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if op == vfs.OpRemove && strings.HasSuffix(name, tailCopySuffix) {
+					if removes++; removes == 1 {
+						return vfs.ErrInjected
+					}
+				}
+				return nil
+			})
+			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+			if err == nil {
+				require.NoError(t, l.Close())
+			}
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.Equal(t, 1, removes)
+			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+		})
+	}
+}
+
+// mut46SizeFails is a file system whose tail copies, opened, fail Size.
+type mut46SizeFails struct{ vfs.FS }
+
+// Open opens name, a tail copy whose Size fails.
+func (m mut46SizeFails) Open(name string) (vfs.File, error) {
+	f, err := m.FS.Open(name)
+	if err == nil && strings.HasSuffix(name, tailCopySuffix) {
+		f = mut46SizeFailsFile{f}
+	}
+	return f, err
+}
+
+// mut46SizeFailsFile is a file whose Size fails.
+type mut46SizeFailsFile struct{ vfs.File }
+
+// Size fails.
+func (mut46SizeFailsFile) Size() (int64, error) { return 0, vfs.ErrInjected }
+
+// TestMut46RestoreCopySizeFails: an Open that cannot learn the size of a
+// tail copy to put back fails with that error, not ErrBadTailCopy (the
+// copy may be good: the next Open puts it back, and finds every record).
+// The mutant that dropped the error took the copy for one of no bytes.
+func TestMut46RestoreCopySizeFails(t *testing.T) {
+	for _, f := range stepFixtures {
+		t.Run(f.name, func(t *testing.T) {
+			e, mem := mut46LeftCopy(t, f)
+			l, err := Open(e.dir, Config{}, Options{FS: mut46SizeFails{mem}, Clock: e.clock})
+			if err == nil {
+				require.NoError(t, l.Close())
+			}
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.NotErrorIs(t, err, ErrBadTailCopy)
+			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+		})
+	}
+}
+
+// TestMut46RestoreLogOneByteShort: a tail copy whose .log holds one byte
+// less than the copy's position is refused (ErrBadTailCopy), as one
+// shorter still is (the mutant that moved the bound by one put the copy
+// back after a byte of zeros).
+func TestMut46RestoreLogOneByteShort(t *testing.T) {
+	f := stepFixtures[0]
+	e, mem := mut46LeftCopy(t, f)
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	var copyName string
+	for _, n := range names {
+		if strings.HasSuffix(n, tailCopySuffix) {
+			copyName = n
+		}
+	}
+	require.NotEmpty(t, copyName)
+	c, err := mem.Open(filepath.Join(e.dir, copyName))
+	require.NoError(t, err)
+	var hdr [8]byte
+	_, err = c.ReadAt(hdr[:], 0)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	pos := int64(binary.BigEndian.Uint64(hdr[:]))
+	require.Positive(t, pos)
+	lf, err := mem.Open(filepath.Join(e.dir, strings.TrimSuffix(copyName, tailCopySuffix)))
+	require.NoError(t, err)
+	require.NoError(t, lf.Truncate(pos-1))
+	require.NoError(t, lf.Close())
+	l, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
+	if err == nil {
+		require.NoError(t, l.Close())
+	}
+	require.ErrorIs(t, err, ErrBadTailCopy)
+}
+
+// TestMut46TailCopyShorterThanItsHeader: a tail copy of any size under
+// its header's 12 bytes is a bad copy (the mutant that moved the bound
+// by one read an 11-byte copy's header short: a file system error).
+func TestMut46TailCopyShorterThanItsHeader(t *testing.T) {
+	whole := appendTailCopy(7, nil)
+	require.Len(t, whole, tailCopyHeader)
+	for k := range tailCopyHeader {
+		_, _, err := parseTailCopy(whole[:k], "x")
+		require.ErrorIs(t, err, ErrBadTailCopy, "%d bytes", k)
+	}
+}
+
+// mut46Lines is a writer of log lines, safe for concurrent use.
+type mut46Lines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *mut46Lines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *mut46Lines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestMut46RestoreLogsTheTail: the warning of a tail copy put back gives
+// the copy's position and the bytes it put back, the tail's (the mutant
+// that counted the copy's header in them said 12 more).
+func TestMut46RestoreLogsTheTail(t *testing.T) {
+	e, mem := mut46LeftCopy(t, stepFixtures[0])
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	var copyName string
+	for _, n := range names {
+		if strings.HasSuffix(n, tailCopySuffix) {
+			copyName = n
+		}
+	}
+	data, err := readFile(mem, filepath.Join(e.dir, copyName), 1<<30)
+	require.NoError(t, err)
+	pos := int64(binary.BigEndian.Uint64(data))
+	var lines mut46Lines
+	l, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock, Logger: slog.New(slog.NewJSONHandler(&lines, nil))})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	found := 0
+	for _, line := range strings.Split(strings.TrimSpace(lines.String()), "\n") {
+		var m struct {
+			Msg      string
+			Position int64
+			Bytes    int64
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		if strings.Contains(m.Msg, "saved bytes put back") {
+			found++
+			require.Equal(t, pos, m.Position, line)
+			require.Equal(t, int64(len(data)-tailCopyHeader), m.Bytes, line)
+		}
+	}
+	require.Equal(t, 1, found, lines.String())
+}
+
+// TestMut46RestoreHeaderReadFails: an Open whose first read of a tail
+// copy to put back, its header's, or the second, its tail's as it checks
+// it, fails fails with that error, not ErrBadTailCopy (the copy may be
+// good: the next Open puts it back, and finds every record). The mutants
+// that dropped either error checked a header of zeros, or a checksum of
+// the bytes before the failed read.
+func TestMut46RestoreHeaderReadFails(t *testing.T) {
+	for _, f := range stepFixtures {
+		for _, failAt := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s read %d", f.name, failAt), func(t *testing.T) {
+				mut46RestoreReadFails(t, f, failAt)
+			})
+		}
+	}
+}
+
+// mut46RestoreReadFails fails the failAt-th read of the tail copy that
+// an Open puts back.
+func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
+	e, mem := mut46LeftCopy(t, f)
+	var mu sync.Mutex
+	reads := 0
+	inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == vfs.OpRead && strings.HasSuffix(name, tailCopySuffix) {
+			if reads++; reads == failAt {
+				return vfs.ErrInjected
+			}
+		}
+		return nil
+	})
+	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+	if err == nil {
+		require.NoError(t, l.Close())
+	}
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.NotErrorIs(t, err, ErrBadTailCopy)
+	requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
+}
+
+// TestMut46RestoreLogMissing: a tail copy whose .log is missing as it
+// is put back (gone since the Open listed the directory: the injected
+// fs.ErrNotExist of its open) is a bad copy (ErrBadTailCopy), and the copy
+// stays (the mutant that dropped the check failed the Open with the file
+// system's error alone). A .log missing at the listing is found there.
+func TestMut46RestoreLogMissing(t *testing.T) {
+	e, mem := mut46LeftCopy(t, stepFixtures[0])
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	var copyName string
+	for _, n := range names {
+		if strings.HasSuffix(n, tailCopySuffix) {
+			copyName = n
+		}
+	}
+	require.NotEmpty(t, copyName)
+	logName := strings.TrimSuffix(copyName, tailCopySuffix)
+	var mu sync.Mutex
+	copyOpened, failed := false, false
+	inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case op == vfs.OpOpen && strings.HasSuffix(name, copyName):
+			copyOpened = true
+		case op == vfs.OpOpen && strings.HasSuffix(name, "/"+logName) && copyOpened && !failed:
+			failed = true
+			return fs.ErrNotExist
+		}
+		return nil
+	})
+	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
+	if err == nil {
+		require.NoError(t, l.Close())
+	}
+	require.True(t, failed)
+	require.ErrorIs(t, err, ErrBadTailCopy)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	names, err = mem.List(e.dir)
+	require.NoError(t, err)
+	require.Contains(t, names, copyName, "the copy stays")
+}
