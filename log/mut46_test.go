@@ -1,12 +1,9 @@
 package log
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -55,9 +53,7 @@ func TestMut46TailCopyChecksumWriteFails(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
 			clean := &mut46CopyWrites{}
-			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, clean), Clock: e.clock})
-			require.NoError(t, err)
-			require.NoError(t, l.Close())
+			require.NoError(t, mut46Open(t, e, vfs.WithFaults(mem, clean)))
 			require.NotEmpty(t, clean.writes)
 			for name, n := range clean.writes {
 				require.Equal(t, 3, n, "%s: the header, the tail, the checksum", name)
@@ -65,10 +61,7 @@ func TestMut46TailCopyChecksumWriteFails(t *testing.T) {
 
 			e, mem = f.make(t)
 			inj := &mut46CopyWrites{n: 3}
-			l, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
-			if err == nil {
-				require.NoError(t, l.Close())
-			}
+			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
 			require.NotEmpty(t, inj.failed)
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -96,10 +89,7 @@ func TestMut46TailCopyReadBackFails(t *testing.T) {
 				}
 				return nil
 			})
-			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
-			if err == nil {
-				require.NoError(t, l.Close())
-			}
+			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.Equal(t, 1, failed, "the first failed read ends the rewrite")
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -185,6 +175,31 @@ func mut46LeftCopy(t *testing.T, f stepFixture) (*env, *vfs.MemFS) {
 	return e, mem
 }
 
+// mut46Open opens the log of e on fsys, closes it if it opened, and
+// returns the Open's error.
+func mut46Open(t *testing.T, e *env, fsys vfs.FS) error {
+	t.Helper()
+	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
+	if err == nil {
+		require.NoError(t, l.Close())
+	}
+	return err
+}
+
+// mut46CopyName returns the name of the tail copy in e's directory.
+func mut46CopyName(t *testing.T, e *env, mem *vfs.MemFS) string {
+	t.Helper()
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	for _, n := range names {
+		if strings.HasSuffix(n, tailCopySuffix) {
+			return n
+		}
+	}
+	t.Fatalf("no tail copy in %s: %v", e.dir, names)
+	return ""
+}
+
 // TestMut46RestoreRemoveFails: an Open that puts a tail copy back and
 // fails to remove it fails with that error; the next Open finds every
 // record. (The mutant that dropped the error went on: the rewrite that
@@ -205,10 +220,7 @@ func TestMut46RestoreRemoveFails(t *testing.T) {
 				}
 				return nil
 			})
-			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
-			if err == nil {
-				require.NoError(t, l.Close())
-			}
+			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.Equal(t, 1, removes)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -242,10 +254,7 @@ func TestMut46RestoreCopySizeFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := mut46LeftCopy(t, f)
-			l, err := Open(e.dir, Config{}, Options{FS: mut46SizeFails{mem}, Clock: e.clock})
-			if err == nil {
-				require.NoError(t, l.Close())
-			}
+			err := mut46Open(t, e, mut46SizeFails{mem})
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.NotErrorIs(t, err, ErrBadTailCopy)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -260,15 +269,7 @@ func TestMut46RestoreCopySizeFails(t *testing.T) {
 func TestMut46RestoreLogOneByteShort(t *testing.T) {
 	f := stepFixtures[0]
 	e, mem := mut46LeftCopy(t, f)
-	names, err := mem.List(e.dir)
-	require.NoError(t, err)
-	var copyName string
-	for _, n := range names {
-		if strings.HasSuffix(n, tailCopySuffix) {
-			copyName = n
-		}
-	}
-	require.NotEmpty(t, copyName)
+	copyName := mut46CopyName(t, e, mem)
 	c, err := mem.Open(filepath.Join(e.dir, copyName))
 	require.NoError(t, err)
 	var hdr [8]byte
@@ -281,11 +282,7 @@ func TestMut46RestoreLogOneByteShort(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, lf.Truncate(pos-1))
 	require.NoError(t, lf.Close())
-	l, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
-	if err == nil {
-		require.NoError(t, l.Close())
-	}
-	require.ErrorIs(t, err, ErrBadTailCopy)
+	require.ErrorIs(t, mut46Open(t, e, mem), ErrBadTailCopy)
 }
 
 // TestMut46TailCopyShorterThanItsHeader: a tail copy of any size under
@@ -300,59 +297,29 @@ func TestMut46TailCopyShorterThanItsHeader(t *testing.T) {
 	}
 }
 
-// mut46Lines is a writer of log lines, safe for concurrent use.
-type mut46Lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *mut46Lines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *mut46Lines) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // TestMut46RestoreLogsTheTail: the warning of a tail copy put back gives
 // the copy's position and the bytes it put back, the tail's (the mutant
 // that counted the copy's header in them said 12 more).
 func TestMut46RestoreLogsTheTail(t *testing.T) {
 	e, mem := mut46LeftCopy(t, stepFixtures[0])
-	names, err := mem.List(e.dir)
-	require.NoError(t, err)
-	var copyName string
-	for _, n := range names {
-		if strings.HasSuffix(n, tailCopySuffix) {
-			copyName = n
-		}
-	}
+	copyName := mut46CopyName(t, e, mem)
 	data, err := readFile(mem, filepath.Join(e.dir, copyName), 1<<30)
 	require.NoError(t, err)
 	pos := int64(binary.BigEndian.Uint64(data))
-	var lines mut46Lines
-	l, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock, Logger: slog.New(slog.NewJSONHandler(&lines, nil))})
+	var lines testkit.LineTally
+	l, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock, Logger: lines.Logger()})
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
+	_, handed := lines.Handed()
 	found := 0
-	for _, line := range strings.Split(strings.TrimSpace(lines.String()), "\n") {
-		var m struct {
-			Msg      string
-			Position int64
-			Bytes    int64
-		}
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
-		if strings.Contains(m.Msg, "saved bytes put back") {
+	for _, line := range handed {
+		if strings.HasPrefix(line, "a rewrite after a failed fsync was cut short: its saved bytes put back ") {
 			found++
-			require.Equal(t, pos, m.Position, line)
-			require.Equal(t, int64(len(data)-tailCopyHeader), m.Bytes, line)
+			require.Contains(t, line+" ", fmt.Sprintf(" position=%d ", pos), line)
+			require.Contains(t, line+" ", fmt.Sprintf(" bytes=%d ", len(data)-tailCopyHeader), line)
 		}
 	}
-	require.Equal(t, 1, found, lines.String())
+	require.Equal(t, 1, found, handed)
 }
 
 // TestMut46RestoreHeaderReadFails: an Open whose first read of a tail
@@ -387,10 +354,7 @@ func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
 		}
 		return nil
 	})
-	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
-	if err == nil {
-		require.NoError(t, l.Close())
-	}
+	err := mut46Open(t, e, vfs.WithFaults(mem, inj))
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.NotErrorIs(t, err, ErrBadTailCopy)
 	requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -403,15 +367,7 @@ func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
 // system's error alone). A .log missing at the listing is found there.
 func TestMut46RestoreLogMissing(t *testing.T) {
 	e, mem := mut46LeftCopy(t, stepFixtures[0])
-	names, err := mem.List(e.dir)
-	require.NoError(t, err)
-	var copyName string
-	for _, n := range names {
-		if strings.HasSuffix(n, tailCopySuffix) {
-			copyName = n
-		}
-	}
-	require.NotEmpty(t, copyName)
+	copyName := mut46CopyName(t, e, mem)
 	logName := strings.TrimSuffix(copyName, tailCopySuffix)
 	var mu sync.Mutex
 	copyOpened, failed := false, false
@@ -419,22 +375,19 @@ func TestMut46RestoreLogMissing(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case op == vfs.OpOpen && strings.HasSuffix(name, copyName):
+		case op == vfs.OpOpen && filepath.Base(name) == copyName:
 			copyOpened = true
-		case op == vfs.OpOpen && strings.HasSuffix(name, "/"+logName) && copyOpened && !failed:
+		case op == vfs.OpOpen && filepath.Base(name) == logName && copyOpened && !failed:
 			failed = true
 			return fs.ErrNotExist
 		}
 		return nil
 	})
-	l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, inj), Clock: e.clock})
-	if err == nil {
-		require.NoError(t, l.Close())
-	}
+	err := mut46Open(t, e, vfs.WithFaults(mem, inj))
 	require.True(t, failed)
 	require.ErrorIs(t, err, ErrBadTailCopy)
 	require.ErrorIs(t, err, fs.ErrNotExist)
-	names, err = mem.List(e.dir)
+	names, err := mem.List(e.dir)
 	require.NoError(t, err)
 	require.Contains(t, names, copyName, "the copy stays")
 }
