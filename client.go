@@ -575,7 +575,8 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	}
 	// The broker's cap, Kafka's fetch.max.bytes, bounds the request's
 	// limit, and its MinBytes: Kafka's broker fetches with
-	// min(max_bytes, fetch.max.bytes) and min(min_bytes, that). A
+	// min(max_bytes, fetch.max.bytes), and waits for min(min_bytes,
+	// that), where want is not cut to req.MaxBytes (see above). A
 	// partition's own MaxBytes is read within what is left of maxBytes
 	// (fetchOnce), and counted by a wait up to its own (readable), as
 	// Kafka's delayed fetch counts it; that count stops at want.

@@ -151,7 +151,7 @@ func TestFetch47FirstBatchPastTheCap(t *testing.T) {
 }
 
 // A fetch that waits for MinBytes takes the cap too: its MinBytes counts
-// as at most the cap, as Kafka's min(min_bytes, fetch max bytes), so a
+// as at most the cap, as in Kafka's min(min_bytes, fetch max bytes), so a
 // fetch of MinBytes math.MaxInt32 over partitions that hold more than
 // the cap answers at once with at most the cap, rather than at MaxWait
 // with what the partitions hold. Before: it waited for MaxWait (an hour,
