@@ -106,6 +106,22 @@ type Config struct {
 	// (48: one key a pass); more than log.MaxCleanerMapBytes (2 GiB - 1,
 	// Kafka's cap) counts as that.
 	CleanerMapBytes int64
+	// FetchMaxBytes is Kafka's broker fetch.max.bytes: the most bytes of
+	// batches a fetch answers, whatever its MaxBytes. A Fetch takes
+	// min(its MaxBytes, or 50 MiB when it sets none, FetchMaxBytes) as its
+	// request's limit, as Kafka's broker takes min(max_bytes,
+	// fetch.max.bytes), and at most FetchMaxBytes as its MinBytes (Kafka's
+	// takes min(min_bytes, max_bytes, fetch.max.bytes): see Broker.Fetch
+	// for the difference); the first batch of the first partition with
+	// data still comes whole, whatever its size (KIP-74). On the OS's
+	// file system a fetch reads its batches onto the heap (see
+	// Broker.Fetch), so this bounds what one fetch allocates, where a
+	// MaxBytes from outside your code would choose it. A consumer's
+	// consumer.FetchMaxBytes stays the client's own limit, as in Kafka.
+	// Default (0) DefaultFetchMaxBytes, Kafka's 55 MiB; at least
+	// MinFetchMaxBytes (1024, Kafka's minimum): Open refuses a smaller
+	// one, or a negative one (log.ErrInvalidConfig).
+	FetchMaxBytes int
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock. Its wall time counts, as in Kafka: see log.Clock
 	// for what a step of the system clock does. The broker's
@@ -163,6 +179,14 @@ type Config struct {
 	// still holds.
 	Logger *slog.Logger
 }
+
+// DefaultFetchMaxBytes is the default of Config.FetchMaxBytes: 55 MiB,
+// Kafka's fetch.max.bytes.
+const DefaultFetchMaxBytes = 55 << 20
+
+// MinFetchMaxBytes is the smallest Config.FetchMaxBytes, Kafka's minimum
+// of fetch.max.bytes.
+const MinFetchMaxBytes = 1024
 
 // Broker is one node: its topics and their partitions. All methods are
 // safe for concurrent use. A Broker is made by Open; a zero Broker (one
@@ -254,7 +278,8 @@ type Broker struct {
 // ErrInvalidPartitions for a negative DefaultPartitions
 // (or one above math.MaxInt32);
 // log.ErrInvalidConfig for bad TopicDefaults, a nil pointer as FS or
-// Clock, a MaintenanceInterval below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, or an
+// Clock, a MaintenanceInterval below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, a
+// FetchMaxBytes below MinFetchMaxBytes (negative included), or an
 // empty Dir with the operating system's FS (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
 // log.ErrInvalidConfig, naming the topic and the fields) for a stored
 // topic whose config TopicDefaults make invalid; ErrCorruptMetadata
@@ -297,6 +322,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.CleanerMapBytes != 0 && cfg.CleanerMapBytes < log.MinCleanerMapBytes {
 		return nil, fmt.Errorf("%w: CleanerMapBytes %d, at least %d", log.ErrInvalidConfig, cfg.CleanerMapBytes, log.MinCleanerMapBytes)
+	}
+	if cfg.FetchMaxBytes == 0 {
+		cfg.FetchMaxBytes = DefaultFetchMaxBytes
+	} else if cfg.FetchMaxBytes < MinFetchMaxBytes {
+		return nil, fmt.Errorf("%w: FetchMaxBytes %d, at least %d", log.ErrInvalidConfig, cfg.FetchMaxBytes, MinFetchMaxBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -501,30 +501,38 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // hold MinBytes below their high watermarks, each counted up to its
 // MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's
 // delayed fetch counts them, the answer comes, though its batches may be
-// fewer (the next fetch reads on).
+// fewer (the next fetch reads on). A MinBytes above the broker's
+// Config.FetchMaxBytes counts as it, as Kafka's broker takes
+// min(min_bytes, its fetch max bytes); one above req.MaxBytes (and
+// within Config.FetchMaxBytes) is taken as it is, where Kafka's takes
+// req.MaxBytes.
 //
 // The batches of a partition stay within its MaxBytes, and those of the
-// response within req.MaxBytes (50 MiB when not set), except that the
-// first partition with data returns its first batch whatever its size,
-// as in Kafka (KIP-74), so that a consumer makes progress; a later
-// partition whose first batch does not fit returns none, and that batch
-// is not read.
+// response within req.MaxBytes (50 MiB when not set) or the broker's
+// Config.FetchMaxBytes (Kafka's fetch.max.bytes, 55 MiB by default),
+// whichever is smaller, as Kafka's broker caps a request's max bytes at
+// its fetch.max.bytes; a partition's MaxBytes above what is left of
+// that is cut to it. Except that the first partition with data returns
+// its first batch whatever its size, as in Kafka (KIP-74), so that a
+// consumer makes progress; a later partition whose first batch does not
+// fit returns none, and that batch is not read.
 //
 // On the OS's file system the batches are read into memory: each
 // partition's read allocates up to its limit (its MaxBytes, or what is
-// left of req.MaxBytes), less where its segment ends first (1 GiB
+// left of the request's limit), less where its segment ends first (1 GiB
 // segments by default), whatever it returns, so that a fetch may hold up
-// to req.MaxBytes, and its first partition with data one batch past
-// it when that batch is larger (a MaxBytes of math.MaxInt32 over a
-// partition of 40 MB allocated 40 MB; before review45mem a later
-// partition's first batch that did not fit was read whole and dropped:
-// 64 partitions of a 256 KiB batch in a fetch of 600 KiB allocated
-// 22.9 MB) — where Kafka's broker sends the bytes from the page
-// cache and caps a request's max bytes at its fetch.max.bytes (55 MiB).
-// On the memory FS they are views of the log, without a copy: do not
-// modify them (see api.FetchedPartition), as a write to them is a write to
-// the log, served to every later fetch. Bound a MaxBytes that comes from
-// outside your code.
+// to Config.FetchMaxBytes, and its first partition with data one batch
+// past it when that batch is larger (before fetch47, which added the
+// cap, a MaxBytes of math.MaxInt32 over a partition of 40 MB allocated
+// 40 MB; before review45mem a later partition's first batch that did not
+// fit was read whole and dropped: 64 partitions of a 256 KiB batch in a
+// fetch of 600 KiB allocated 22.9 MB), where Kafka's broker sends the
+// bytes from the page cache. On the memory FS they are views of the log,
+// without a copy: do not modify them (see api.FetchedPartition), as a
+// write to them is a write to the log, served to every later fetch. A
+// MaxBytes from outside your code chooses how much of the cap a fetch
+// takes: set Config.FetchMaxBytes to what one fetch may hold, and bound
+// the fetches in flight, which add up.
 //
 // Each FetchedPartition carries its topic's ID; a FetchPartition that
 // names an ID no topic of its name has any more — the topic was deleted,
@@ -565,10 +573,19 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		defer t.Stop()
 		timer = t.C
 	}
+	// The broker's cap, Kafka's fetch.max.bytes, bounds the request's
+	// limit, and its MinBytes: Kafka's broker fetches with
+	// min(max_bytes, fetch.max.bytes), and waits for min(min_bytes,
+	// that), where want is not cut to req.MaxBytes (see above). A
+	// partition's own MaxBytes is read within what is left of maxBytes
+	// (fetchOnce), and counted by a wait up to its own (readable), as
+	// Kafka's delayed fetch counts it; that count stops at want.
 	maxBytes := req.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = 50 << 20
 	}
+	maxBytes = min(maxBytes, b.cfg.FetchMaxBytes)
+	want := min(max(req.MinBytes, 1), b.cfg.FetchMaxBytes)
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
@@ -580,7 +597,6 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if failed && b.closed.Load() {
 			return api.FetchResponse{}, ErrClosed // closed during fetchOnce
 		}
-		want := max(req.MinBytes, 1)
 		if total >= want || failed || req.MaxWait <= 0 {
 			return resp, nil
 		}

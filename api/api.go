@@ -158,12 +158,15 @@ type FetchRequest struct {
 	// once.
 	MaxWait time.Duration
 	// MinBytes below 1 (the zero value) means 1: a fetch that must not
-	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0.
+	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0. A
+	// *runnel.Broker takes one above its Config.FetchMaxBytes as that.
 	MinBytes int
 	// MaxBytes bounds the whole response; at least one batch is returned
 	// (KIP-74). Zero or below means 50 MiB, the Java consumer's default
 	// fetch.max.bytes, where Kafka's broker takes a max_bytes of 0 as
-	// it is: the first batch, and nothing more.
+	// it is: the first batch, and nothing more. A *runnel.Broker caps
+	// it at its Config.FetchMaxBytes (55 MiB by default), as Kafka's
+	// broker caps it at its fetch.max.bytes.
 	MaxBytes int
 	// Partitions are the partitions to fetch, each from its Offset.
 	Partitions []FetchPartition

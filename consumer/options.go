@@ -86,10 +86,13 @@ func FetchMaxWait(d time.Duration) Opt {
 
 // FetchMaxBytes bounds the bytes of one fetch over all partitions (Kafka's
 // fetch.max.bytes), except that a fetch returns at least one batch however
-// large. Default 50 MiB. New returns ErrInvalidOption for n < 1. A
-// *runnel.Broker on disk reads a fetch's batches into memory, up to n
-// (see its Fetch): a consumer whose n comes from outside the program
-// (a tenant's) lets that choose how much memory each of its polls takes.
+// large. Default 50 MiB. New returns ErrInvalidOption for n < 1. It is
+// the client's own setting, as in Kafka: a *runnel.Broker caps it at its
+// Config.FetchMaxBytes (Kafka's broker fetch.max.bytes, 55 MiB by
+// default), and on disk reads a fetch's batches into memory, up to the
+// smaller of the two (see its Fetch): a consumer whose n comes from
+// outside the program (a tenant's) lets that choose how much memory each
+// of its polls takes, up to the broker's cap.
 func FetchMaxBytes(n int) Opt {
 	return func(c *config) { c.maxBytes = n }
 }
