@@ -245,3 +245,24 @@ func TestFetch47DefaultCap(t *testing.T) {
 	require.LessOrEqual(t, got, 55<<20, "past Kafka's fetch.max.bytes")
 	require.Greater(t, got+(1<<20)+200, 55<<20, "the cap less part of a batch")
 }
+
+// A fetch's MinBytes above its MaxBytes counts as its MaxBytes, as
+// Kafka's broker waits for min(min_bytes, max_bytes, fetch.max.bytes):
+// a fetch of MaxBytes 64 KiB and MinBytes 1 MiB over a partition that
+// holds 128 KiB answers at once, with at most its MaxBytes. Before, it
+// waited for MaxWait (an hour, in fake time): the partition never held
+// 1 MiB.
+func TestFetch47MinBytesAboveMaxBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		fetch47Fill(t, b, 1, 16, 4<<10, log.Config{}) // batches of about 8 KiB
+		t0 := time.Now()
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 64 << 10,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: math.MaxInt32}}})
+		require.NoError(t, err)
+		require.Equal(t, t0, time.Now(), "the fetch waited for a MinBytes past its MaxBytes")
+		got := len(resp.Partitions[0].Records)
+		require.LessOrEqual(t, got, 64<<10)
+		require.Greater(t, got, 48<<10)
+	})
+}
