@@ -110,11 +110,11 @@ type Config struct {
 	// batches a fetch answers, whatever its MaxBytes. A Fetch takes
 	// min(its MaxBytes, or 50 MiB when it sets none, FetchMaxBytes) as its
 	// request's limit, as Kafka's broker takes min(max_bytes,
-	// fetch.max.bytes), and at most FetchMaxBytes as its MinBytes (Kafka's
-	// takes min(min_bytes, max_bytes, fetch.max.bytes): see Broker.Fetch
-	// for the difference); the first batch of the first partition with
-	// data still comes whole, whatever its size (KIP-74). On the OS's
-	// file system a fetch reads its batches onto the heap (see
+	// fetch.max.bytes), and at most that as its MinBytes (Kafka's
+	// min(min_bytes, max_bytes, fetch.max.bytes)); the first batch of the
+	// first partition with data still comes whole, whatever its size
+	// (KIP-74). On the OS's file system a fetch reads its batches onto the
+	// heap (see
 	// Broker.Fetch), so this bounds what one fetch allocates, where a
 	// MaxBytes from outside your code would choose it. A consumer's
 	// consumer.FetchMaxBytes stays the client's own limit, as in Kafka.

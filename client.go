@@ -501,11 +501,9 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // hold MinBytes below their high watermarks, each counted up to its
 // MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's
 // delayed fetch counts them, the answer comes, though its batches may be
-// fewer (the next fetch reads on). A MinBytes above the broker's
-// Config.FetchMaxBytes counts as it, as Kafka's broker takes
-// min(min_bytes, its fetch max bytes); one above req.MaxBytes (and
-// within Config.FetchMaxBytes) is taken as it is, where Kafka's takes
-// req.MaxBytes.
+// fewer (the next fetch reads on). A MinBytes above the request's limit
+// (below) counts as that limit, as Kafka's broker waits for
+// min(min_bytes, max_bytes, fetch.max.bytes).
 //
 // The batches of a partition stay within its MaxBytes, and those of the
 // response within req.MaxBytes (50 MiB when not set) or the broker's
@@ -576,7 +574,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	// The broker's cap, Kafka's fetch.max.bytes, bounds the request's
 	// limit, and its MinBytes: Kafka's broker fetches with
 	// min(max_bytes, fetch.max.bytes), and waits for min(min_bytes,
-	// that), where want is not cut to req.MaxBytes (see above). A
+	// that). A
 	// partition's own MaxBytes is read within what is left of maxBytes
 	// (fetchOnce), and counted by a wait up to its own (readable), as
 	// Kafka's delayed fetch counts it; that count stops at want.
@@ -585,7 +583,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		maxBytes = 50 << 20
 	}
 	maxBytes = min(maxBytes, b.cfg.FetchMaxBytes)
-	want := min(max(req.MinBytes, 1), b.cfg.FetchMaxBytes)
+	want := min(max(req.MinBytes, 1), maxBytes)
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed

@@ -49,8 +49,9 @@ import (
 //     snapshot's; an out-of-range one's offset is outside them, an
 //     unknown topic is gone or another incarnation;
 //   - a fetch answers before MaxWait only if a partition failed, its ctx
-//     ended, or the partitions hold MinBytes as the doc comment of Fetch
-//     counts them (below): never after MaxWait;
+//     ended, or the partitions hold MinBytes (at most the request's
+//     limit: r44Want) as the doc comment of Fetch counts them (below):
+//     never after MaxWait;
 //   - liveness: a fetch still waiting after a step has no partition that
 //     would fail, and its partitions hold fewer than MinBytes so counted.
 //
@@ -463,6 +464,18 @@ func (r *r44Run) step(what string) {
 	r.live = live
 }
 
+// r44Want is the bytes a fetch waits for: its MinBytes (at least 1), at
+// most the request's limit, its MaxBytes (50 MiB when unset) capped at
+// the broker's FetchMaxBytes (the model's brokers take the default), as
+// Kafka's broker waits for min(min_bytes, max_bytes, fetch.max.bytes).
+func r44Want(req *api.FetchRequest) int {
+	limit := req.MaxBytes
+	if limit <= 0 {
+		limit = 50 << 20
+	}
+	return min(max(req.MinBytes, 1), limit, DefaultFetchMaxBytes)
+}
+
 // count is what the partitions of req hold in s as Fetch's doc counts it
 // (see the test's doc comment), and whether a partition would fail.
 func r44Count(s r44Snap, req *api.FetchRequest) (count int, fails string) {
@@ -678,12 +691,12 @@ func (r *r44Run) checkAnswer(f *r44Fetch, a fetchAnswer, recreated string) {
 		r.stats["answer: ctx ended"]++
 	default:
 		c, fails := r44Count(s, f.req)
-		ok := fails == "" && c >= max(f.req.MinBytes, 1)
+		ok := fails == "" && c >= r44Want(f.req)
 		if !ok && before != nil {
 			cb, fb := r44Count(before, f.req)
-			ok = fb == "" && cb >= max(f.req.MinBytes, 1)
+			ok = fb == "" && cb >= r44Want(f.req)
 		}
-		require.True(t, ok, "%s: answered at +%v before MaxWait with %d bytes counted of %d (%s), no failed partition", r.describe(f), a.at.Sub(f.start), c, f.req.MinBytes, fails)
+		require.True(t, ok, "%s: answered at +%v before MaxWait with %d bytes counted of %d (%s), no failed partition", r.describe(f), a.at.Sub(f.start), c, r44Want(f.req), fails)
 		r.stats["answer: MinBytes"]++
 	}
 }
@@ -738,14 +751,14 @@ func (r *r44Run) checkWaiting(f *r44Fetch) {
 	if f.unwoken && r.wakes(f, n) {
 		f.unwoken = false
 	}
-	if r.maint[n] && c >= max(f.req.MinBytes, 1) {
+	if r.maint[n] && c >= r44Want(f.req) {
 		f.unwoken = true
 	}
 	if f.unwoken {
 		r.stats["waits, compaction grew the count"]++
 		return
 	}
-	require.Less(t, c, max(f.req.MinBytes, 1), "%s: waits while its partitions hold MinBytes (counted %d)", r.describe(f), c)
+	require.Less(t, c, r44Want(f.req), "%s: waits while its partitions hold MinBytes (counted %d)", r.describe(f), c)
 	if c > 0 {
 		r.stats["waits, bytes counted"]++
 	}
@@ -779,8 +792,8 @@ func TestReview44FetchCompactedFirstBatch(t *testing.T) {
 		require.Less(t, small, big)
 
 		t0 := time.Now()
-		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1,
-			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
 		synctest.Wait() // it waits: its first batch, counted whole, is small
 		require.NoError(t, b.Maintain(t.Context()))
 		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")

@@ -221,8 +221,8 @@ func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 		put("c", strings.Repeat("w", 800)) // 3: rolls, 0-2 are in a sealed segment
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 1,
-			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 2 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
 		synctest.Wait() // it holds offset 0's batch and waits
 		require.NoError(t, b.Maintain(t.Context()))
 		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})

@@ -159,7 +159,8 @@ type FetchRequest struct {
 	MaxWait time.Duration
 	// MinBytes below 1 (the zero value) means 1: a fetch that must not
 	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0. A
-	// *runnel.Broker takes one above its Config.FetchMaxBytes as that.
+	// *runnel.Broker takes one above MaxBytes (as it caps it) as that,
+	// as Kafka's broker does.
 	MinBytes int
 	// MaxBytes bounds the whole response; at least one batch is returned
 	// (KIP-74). Zero or below means 50 MiB, the Java consumer's default
