@@ -58,8 +58,10 @@ func (c *config) validate() error {
 // FetchMaxWait, before it answers (Kafka's fetch.min.bytes). Default 1: a
 // fetch answers as soon as there is anything. 0, as in Kafka, makes a
 // fetch answer at once with what there is, maybe nothing: it is
-// FetchMaxWait(0), whatever FetchMaxWait says (see there). New returns
-// ErrInvalidOption for a negative n.
+// FetchMaxWait(0), whatever FetchMaxWait says (see there). One above
+// FetchMaxBytes (or the broker's cap, see there) waits for that many, as
+// Kafka's broker waits for min(fetch.min.bytes, fetch.max.bytes). New
+// returns ErrInvalidOption for a negative n.
 func FetchMinBytes(n int) Opt {
 	return func(c *config) { c.minBytes = n }
 }
