@@ -31,6 +31,11 @@
 //
 //   - BenchmarkE2EProduce against BenchmarkE2ERawWrite (the same bytes
 //     written to one file of the same FS), BenchmarkE2EConsume;
+//   - BenchmarkE2EProduceCompressed and BenchmarkE2EConsumeCompressed:
+//     the same in memory with the producer's codec (none, gzip, snappy,
+//     lz4, zstd) and JSON-like values that compress as logged events do
+//     (e2e.TextValues); produce also reports log/value, the bytes on the
+//     log over the value bytes;
 //   - BenchmarkE2ELatency: produce→consume p50/p99 at 1000 records/s,
 //     linger 0;
 //   - BenchmarkGroupCommit: 8 concurrent producers, fsync per batch

@@ -48,6 +48,26 @@ func BenchmarkE2EConsume(b *testing.B) {
 	forEachE2ECase(b, func(b *testing.B, c e2e.Case) { e2e.BenchConsume(b, runnelsys.System(), c) })
 }
 
+// BenchmarkE2EProduceCompressed is E2EProduce with the producer's codec
+// (e2e.CompressedMatrix: in memory, codec=none|gzip|snappy|lz4|zstd) and
+// JSON-like values (e2e.TextValues) that compress like logged events;
+// codec=none sends the same values uncompressed. It also reports
+// log/value, the bytes on the log over the value bytes produced.
+func BenchmarkE2EProduceCompressed(b *testing.B) {
+	for _, c := range e2e.CompressedMatrix() {
+		b.Run(c.Name(), func(b *testing.B) { e2e.BenchProduce(b, runnelsys.System(), c) })
+	}
+}
+
+// BenchmarkE2EConsumeCompressed is E2EConsume from a topic filled by a
+// producer with the case's codec (e2e.CompressedMatrix), with the values
+// of E2EProduceCompressed.
+func BenchmarkE2EConsumeCompressed(b *testing.B) {
+	for _, c := range e2e.CompressedMatrix() {
+		b.Run(c.Name(), func(b *testing.B) { e2e.BenchConsume(b, runnelsys.System(), c) })
+	}
+}
+
 // BenchmarkE2ELatency: produce→consume at 1000 records/s with linger 0;
 // p50-us, p99-us and max-us.
 func BenchmarkE2ELatency(b *testing.B) {
@@ -87,6 +107,8 @@ func TestE2EWorkloads(t *testing.T) {
 		{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll},
 		{Store: e2e.Mem, Size: 1024, Partitions: 8, Acks: e2e.AcksLeader, Sync: true},
 		{Store: e2e.Disk, Size: 100, Partitions: 8, Acks: e2e.AcksAll, Sync: true},
+		{Store: e2e.Mem, Size: 100, Partitions: 8, Acks: e2e.AcksAll, Codec: "zstd"},
+		{Store: e2e.Mem, Size: 1024, Partitions: 1, Acks: e2e.AcksLeader, Codec: "lz4"},
 	} {
 		t.Run(c.Name(), func(t *testing.T) {
 			e2e.CheckWorkloads(t, sys, c, 500)
@@ -130,5 +152,23 @@ func TestE2ERSSBadCase(t *testing.T) {
 		if !errors.Is(err, e2e.ErrInvalidCase) {
 			t.Fatalf("size %d, payload %d: %v, want ErrInvalidCase", c.size, c.payload, err)
 		}
+	}
+}
+
+// TestE2ECompressedLog: a case's codec reaches the log. Produce's
+// log/value with zstd is well under codec=none's, which is over 1 (the
+// records' framing), with the same text values.
+func TestE2ECompressedLog(t *testing.T) {
+	ratio := map[string]float64{}
+	for _, codec := range []string{"none", "zstd"} {
+		c := e2e.Case{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll, Codec: codec}
+		res, err := e2e.Produce(context.Background(), e2e.NoTimer{}, runnelsys.System(), c, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ratio[codec] = res.LogPerValue()
+	}
+	if ratio["none"] < 1 || ratio["zstd"] <= 0 || ratio["zstd"] > ratio["none"]/2 {
+		t.Fatalf("log/value: %v, want none ≥ 1 and zstd under half of it", ratio)
 	}
 }

@@ -9,7 +9,10 @@
 // these dependencies. The benchmarks are in peers_test.go; cmd/compare runs
 // them interleaved (runnel, peer, runnel, peer, …) and prints one table of
 // runnel/peer ratios against the goals; run.sh is its front door. See
-// ../README.md. parity_test.go is a differential test of runnel's
+// ../README.md. BenchmarkProduceCompressed and BenchmarkConsumeCompressed
+// compare runnel with kfake with each codec (JetStream has no per-message
+// codec); cmd/compare runs them only when asked (-run Compressed).
+// parity_test.go is a differential test of runnel's
 // semantics against kfake and Kafka's documented behaviour (go test -run
 // Parity); parity_random_test.go's TestParityRandomized runs random
 // request sequences on both against a model of Kafka's broker, a short run

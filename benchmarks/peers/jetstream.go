@@ -117,6 +117,12 @@ func (t *jsTarget) Count(ctx context.Context, topic string, _ int) (int64, error
 }
 
 func (t *jsTarget) NewProducer(cfg e2e.ProducerConfig) (_ e2e.Producer, err error) {
+	if cfg.Codec != "" && cfg.Codec != "none" {
+		// A stream may compress its file store (S2), but a message is
+		// published and stored as sent: there is no per-message codec
+		// to compare with a Kafka producer's.
+		return nil, fmt.Errorf("%w: JetStream has no per-message %q", ErrNoCodec, cfg.Codec)
+	}
 	p := &jsProducer{t: t, opts: []jetstream.PublishOpt{jetstream.WithStallWait(time.Minute)}}
 	if p.nc, err = t.connect(); err != nil {
 		return nil, err

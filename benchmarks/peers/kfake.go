@@ -16,6 +16,30 @@ import (
 // memory.
 var ErrNoSync = errors.New("peers: an in-memory store cannot fsync")
 
+// ErrNoCodec is returned when a system is asked for a compression codec it
+// does not have (JetStream has none per message) or a name that is not
+// one of Kafka's.
+var ErrNoCodec = errors.New("peers: no such compression codec")
+
+// kgoCodec returns kgo's codec of a Kafka codec name ("" is "none"), each
+// at kgo's default level: gzip's default, lz4's fastest, zstd's default
+// (with kgo's 64 KiB window), snappy through klauspost/compress/s2.
+func kgoCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("%w: %q", ErrNoCodec, name)
+}
+
 // Kfake is franz-go's fake Kafka cluster with one broker, in memory (its
 // default) or on disk (its DataDir option; SyncWrites for fsync per
 // batch), reached through kgo clients over the loopback interface.
@@ -27,6 +51,8 @@ type kfakeTarget struct {
 	cluster *kfake.Cluster
 	admin   *kgo.Client
 }
+
+var _ e2e.LogSizer = (*kfakeTarget)(nil)
 
 func openKfake(_ context.Context, cfg e2e.Config) (e2e.Target, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1)}
@@ -98,12 +124,52 @@ func (t *kfakeTarget) Count(ctx context.Context, topic string, partitions int) (
 	return n, nil
 }
 
+// LogBytes sums the partitions' sizes that kfake's DescribeLogDirs
+// answers: the bytes of the record batches it holds, as produced.
+func (t *kfakeTarget) LogBytes(ctx context.Context, topic string, partitions int) (int64, error) {
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	rt := kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rt.Partitions = append(rt.Partitions, int32(p))
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, t.admin)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	seen := 0
+	for _, d := range resp.Dirs {
+		if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
+			return 0, fmt.Errorf("log dir %s: %w", d.Dir, err)
+		}
+		for _, dt := range d.Topics {
+			if dt.Topic != topic {
+				continue
+			}
+			for _, dp := range dt.Partitions {
+				n += dp.Size
+				seen++
+			}
+		}
+	}
+	if seen != partitions {
+		return 0, fmt.Errorf("peers: kfake described %d partitions of %d", seen, partitions)
+	}
+	return n, nil
+}
+
 func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
+	codec, err := kgoCodec(cfg.Codec)
+	if err != nil {
+		return nil, err
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(t.cluster.ListenAddrs()...),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedRecords(cfg.MaxBuffered),
 		// runnel's default partitioner: a keyless record goes to the
 		// topic's sticky partition, which changes each time a record

@@ -50,6 +50,37 @@ func BenchmarkConsume(b *testing.B) {
 	forSystems(b, systems(), e2e.BenchConsume)
 }
 
+// compressedSystems are the systems of the compressed benchmarks: JetStream
+// has no per-message codec (ErrNoCodec), so it sits them out.
+func compressedSystems() []e2e.System {
+	return []e2e.System{runnelsys.System(), Kfake()}
+}
+
+// forCompressed runs fn as sys=…/<case> for every system of
+// compressedSystems and every case of e2e.CompressedMatrix.
+func forCompressed(b *testing.B, fn func(b *testing.B, sys e2e.System, c e2e.Case)) {
+	for _, sys := range compressedSystems() {
+		for _, c := range e2e.CompressedMatrix() {
+			b.Run("sys="+sys.Name+"/"+c.Name(), func(b *testing.B) { fn(b, sys, c) })
+		}
+	}
+}
+
+// BenchmarkProduceCompressed is BenchmarkProduce in memory with the
+// producers' codec=none|gzip|snappy|lz4|zstd (runnel's producer.Compression,
+// kgo's ProducerBatchCompression) and the JSON-like values of
+// e2e.TextValues; it also reports log/value, the bytes on the log over the
+// value bytes produced.
+func BenchmarkProduceCompressed(b *testing.B) {
+	forCompressed(b, e2e.BenchProduce)
+}
+
+// BenchmarkConsumeCompressed is BenchmarkConsume from a topic filled by a
+// producer with the case's codec, values as BenchmarkProduceCompressed's.
+func BenchmarkConsumeCompressed(b *testing.B) {
+	forCompressed(b, e2e.BenchConsume)
+}
+
 // BenchmarkLatency: produce→consume latency at 1000 records/s, linger 0;
 // sys=raw is the floor on disk: the write (and fsync) of each record's
 // batch alone (e2e.RawLatency).

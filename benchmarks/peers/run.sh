@@ -9,6 +9,10 @@
 #        benchmarks/peers/run.sh                      6 rounds, about 10 minutes
 #        benchmarks/peers/run.sh -rounds 2 -scale 0.2 a rough look, a few minutes
 #        benchmarks/peers/run.sh -run 'Latency'       only the latency groups
+#        benchmarks/peers/run.sh -run Compressed -rounds 4
+#                                                     only the compressed groups (opt-in, not
+#                                                     in the default plan): runnel against kfake,
+#                                                     codec=none|snappy|lz4|zstd, in memory
 #        benchmarks/peers/run.sh -sys runnel,raw      runnel alone: only its runs and the
 #                                                     raw write's (benchmarks/run.sh e2e)
 #
@@ -29,7 +33,7 @@ go vet ./...
 status=0
 go run ./cmd/compare "$@" || status=$? # a run failed: benchstat still runs, then its status
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da \
-	-filter '.unit:(records/s OR B/s OR allocs/op OR peak-RSS-MB OR p50-us OR p99-us OR RSS/payload)' \
+	-filter '.unit:(records/s OR B/s OR allocs/op OR peak-RSS-MB OR p50-us OR p99-us OR RSS/payload OR log/value)' \
 	-col /sys "$out/peers.txt" >"$out/benchstat.txt"
 echo "benchstat: $out/benchstat.txt (from benchmarks/peers)" >&2
 exit $status

@@ -46,3 +46,39 @@ func TestNoSyncInMemory(t *testing.T) {
 		t.Errorf("%d systems without SyncInMemory, want 2 (kfake and JetStream)", peers)
 	}
 }
+
+// TestSystemsCompressed runs the workloads with a codec against the
+// systems that have one, and checks that both put the codec's batches on
+// their logs (log/value well under codec=none's, with the same values);
+// JetStream refuses a codec with ErrNoCodec.
+func TestSystemsCompressed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	for _, sys := range compressedSystems() {
+		for _, c := range []e2e.Case{
+			{Store: e2e.Mem, Size: 100, Partitions: 8, Acks: e2e.AcksAll, Codec: "zstd"},
+			{Store: e2e.Mem, Size: 1024, Partitions: 1, Acks: e2e.AcksLeader, Codec: "snappy"},
+		} {
+			t.Run(sys.Name+"/"+c.Name(), func(t *testing.T) {
+				e2e.CheckWorkloads(t, sys, c, 300)
+				res, err := e2e.Produce(ctx, e2e.NoTimer{}, sys, c, 3000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				none := c
+				none.Codec = "none"
+				base, err := e2e.Produce(ctx, e2e.NoTimer{}, sys, none, 3000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r, b := res.LogPerValue(), base.LogPerValue(); r <= 0 || b < 1 || r > b/2 {
+					t.Fatalf("log/value %.3f with %s, %.3f without: want under half", r, c.Codec, b)
+				}
+			})
+		}
+	}
+	c := e2e.Case{Store: e2e.Mem, Size: 100, Partitions: 1, Acks: e2e.AcksAll, Codec: "lz4"}
+	if _, err := e2e.Produce(ctx, e2e.NoTimer{}, JetStream(), c, 10); !errors.Is(err, ErrNoCodec) {
+		t.Errorf("JetStream with lz4: %v, want ErrNoCodec", err)
+	}
+}

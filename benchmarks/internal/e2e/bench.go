@@ -46,9 +46,14 @@ func bench(b *testing.B, size int, workload func() (Result, error)) Result {
 	return res
 }
 
-// BenchProduce runs Produce with b.N records.
+// BenchProduce runs Produce with b.N records and, when the system's
+// Target is a LogSizer, reports the bytes on its log over the value bytes
+// produced (log/value: the compression ratio, framing included).
 func BenchProduce(b *testing.B, sys System, c Case) {
-	bench(b, c.Size, func() (Result, error) { return Produce(context.Background(), b, sys, c, b.N) })
+	res := bench(b, c.Size, func() (Result, error) { return Produce(context.Background(), b, sys, c, b.N) })
+	if r := res.LogPerValue(); r > 0 {
+		b.ReportMetric(r, "log/value")
+	}
 }
 
 // BenchConsume runs Consume with b.N records.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/runnel/runnel/compression"
 )
 
 // Store says where a system keeps its data.
@@ -70,11 +72,23 @@ type Target interface {
 	Close() error
 }
 
+// LogSizer is a Target that can tell the bytes its topic's log holds: its
+// record batches as stored (a compressed batch compressed). Produce
+// reports them over the value bytes produced when the Target has it.
+type LogSizer interface {
+	// LogBytes returns the bytes of the record batches in a topic's
+	// partitions.
+	LogBytes(ctx context.Context, topic string, partitions int) (int64, error)
+}
+
 // ProducerConfig configures a producer. Every system gets the same
-// values: no compression, keyless records spread by the client's default
-// (sticky) partitioner.
+// values: keyless records spread by the client's default (sticky)
+// partitioner, compressed with Codec.
 type ProducerConfig struct {
 	Acks Acks
+	// Codec is the batches' compression codec as Kafka names it ("none",
+	// "gzip", "snappy", "lz4", "zstd"); "" is "none".
+	Codec string
 	// Linger is how long a batch waits for more records.
 	Linger time.Duration
 	// BatchMaxBytes is the largest batch (kgo's ProducerBatchMaxBytes).
@@ -157,16 +171,25 @@ type Case struct {
 	Partitions int
 	Acks       Acks
 	Sync       bool // fsync per batch (else never)
+	// Codec is the producers' compression codec ("none", "gzip",
+	// "snappy", "lz4", "zstd"), with the values of TextValues; "" (the
+	// Matrix's cases) is no compression with Value's random bytes.
+	Codec string
 }
 
 // Name is the case's part of a benchmark name, e.g.
-// "store=mem/size=100/parts=1/acks=all/sync=never".
+// "store=mem/size=100/parts=1/acks=all/sync=never", with "/codec=zstd"
+// after it for a case with a codec.
 func (c Case) Name() string {
 	sync := "never"
 	if c.Sync {
 		sync = "always"
 	}
-	return fmt.Sprintf("store=%s/size=%d/parts=%d/acks=%s/sync=%s", c.Store, c.Size, c.Partitions, c.Acks, sync)
+	name := fmt.Sprintf("store=%s/size=%d/parts=%d/acks=%s/sync=%s", c.Store, c.Size, c.Partitions, c.Acks, sync)
+	if c.Codec != "" {
+		name += "/codec=" + c.Codec
+	}
+	return name
 }
 
 // Validate returns an error matching ErrInvalidCase when c is not a
@@ -181,6 +204,11 @@ func (c Case) Validate() error {
 		return fmt.Errorf("%w: %d partitions", ErrInvalidCase, c.Partitions)
 	case c.Acks != AcksLeader && c.Acks != AcksAll:
 		return fmt.Errorf("%w: acks %q", ErrInvalidCase, c.Acks)
+	}
+	if c.Codec != "" {
+		if _, err := compression.ParseCodec(c.Codec); err != nil {
+			return fmt.Errorf("%w: codec: %v", ErrInvalidCase, err)
+		}
 	}
 	return nil
 }
@@ -197,6 +225,27 @@ func Matrix() []Case {
 					for _, sync := range []bool{false, true} {
 						cs = append(cs, Case{Store: store, Size: size, Partitions: parts, Acks: acks, Sync: sync})
 					}
+				}
+			}
+		}
+	}
+	return cs
+}
+
+// Codecs returns the codecs of CompressedMatrix: "none" (the same text
+// values, uncompressed: the baseline) and Kafka's four.
+func Codecs() []string { return []string{"none", "gzip", "snappy", "lz4", "zstd"} }
+
+// CompressedMatrix returns the compressed cases: in memory, 100 B and
+// 1 KiB records, 1 and 8 partitions, acks=1 and acks=all, without fsync,
+// each codec of Codecs (40 cases).
+func CompressedMatrix() []Case {
+	var cs []Case
+	for _, size := range []int{100, 1024} {
+		for _, parts := range []int{1, 8} {
+			for _, acks := range []Acks{AcksLeader, AcksAll} {
+				for _, codec := range Codecs() {
+					cs = append(cs, Case{Store: Mem, Size: size, Partitions: parts, Acks: acks, Codec: codec})
 				}
 			}
 		}

@@ -48,6 +48,10 @@ type Result struct {
 	// Latencies holds, for the latency workload, each record's time from
 	// Produce to the consumer, sorted.
 	Latencies []time.Duration
+	// LogBytes is, for Produce against a LogSizer, the bytes of the
+	// topic's log afterwards (0 otherwise), and ValueBytes the value
+	// bytes of the records it holds (the untimed first record's too).
+	LogBytes, ValueBytes int64
 }
 
 // RecordsPerSecond is Records / Elapsed.
@@ -56,6 +60,16 @@ func (r Result) RecordsPerSecond() float64 {
 		return 0
 	}
 	return float64(r.Records) / r.Elapsed.Seconds()
+}
+
+// LogPerValue is LogBytes / ValueBytes: the compression ratio achieved,
+// framing included (about 1.1 for 100-byte records without a codec), or 0
+// when LogBytes is unknown.
+func (r Result) LogPerValue() float64 {
+	if r.LogBytes <= 0 || r.ValueBytes <= 0 {
+		return 0
+	}
+	return float64(r.LogBytes) / float64(r.ValueBytes)
 }
 
 // Percentile returns the p-th percentile (0 < p ≤ 100) of Latencies by the
@@ -121,14 +135,24 @@ func startTopic(ctx context.Context, sys System, c Case) (Target, func() error, 
 }
 
 func throughputProducer(t Target, c Case) (Producer, error) {
-	return t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
+	return t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 }
 
 // produceN produces n records of value and flushes.
 func produceN(ctx context.Context, p Producer, value []byte, n int) error {
+	return produceFrom(ctx, p, [][]byte{value}, 0, n)
+}
+
+// produceFrom produces n records with the values vs[from%len(vs)],
+// vs[(from+1)%len(vs)], … and flushes.
+func produceFrom(ctx context.Context, p Producer, vs [][]byte, from, n int) error {
+	j := from % len(vs)
 	for i := range n {
-		if err := p.Produce(ctx, Topic, value); err != nil {
+		if err := p.Produce(ctx, Topic, vs[j]); err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
+		}
+		if j++; j == len(vs) {
+			j = 0
 		}
 	}
 	return p.Flush(ctx)
@@ -187,9 +211,11 @@ func checkCount(ctx context.Context, t Target, c Case, want int64) error {
 }
 
 // Produce measures one producer sending n records of c.Size bytes
-// (asynchronously, then Flush) to a new topic. One record produced and
-// flushed first, untimed, sets up the connection and producer state.
-// Afterwards it checks that the topic holds all n+1 records.
+// (asynchronously, then Flush) to a new topic: all alike (Value), or, for
+// a case with a codec, the values of TextValues in turn. One record
+// produced and flushed first, untimed, sets up the connection and
+// producer state. Afterwards it checks that the topic holds all n+1
+// records and, if the Target is a LogSizer, sets the Result's LogBytes.
 //
 // Errors: ErrInvalidCase; ErrMismatch; the system's errors.
 func Produce(ctx context.Context, tm Timer, sys System, c Case, n int) (res Result, err error) {
@@ -204,22 +230,31 @@ func Produce(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 		return res, err
 	}
 	defer func() { err = errors.Join(err, p.Close()) }()
-	value := Value(c.Size)
-	if err := produceN(ctx, p, value, 1); err != nil {
+	vs := values(c)
+	if err := produceFrom(ctx, p, vs, 0, 1); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 
 	tm.ResetTimer()
 	tm.StartTimer()
 	begin := time.Now()
-	err = produceN(ctx, p, value, n)
+	err = produceFrom(ctx, p, vs, 1, n)
 	res.Elapsed = time.Since(begin)
 	tm.StopTimer()
 	if err != nil {
 		return res, err
 	}
 	res.Records = int64(n)
-	return res, checkCount(ctx, t, c, int64(n)+1)
+	if err := checkCount(ctx, t, c, int64(n)+1); err != nil {
+		return res, err
+	}
+	if ls, ok := t.(LogSizer); ok {
+		if res.LogBytes, err = ls.LogBytes(ctx, Topic, c.Partitions); err != nil {
+			return res, fmt.Errorf("log bytes: %w", err)
+		}
+		res.ValueBytes = int64(n+1) * int64(c.Size)
+	}
+	return res, nil
 }
 
 // Consume measures one consumer reading n records of c.Size bytes, from
@@ -227,7 +262,8 @@ func Produce(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 // producer as in Produce). The consumer is created untimed; its first
 // fetch is timed. It checks that each of the n records arrives once, with
 // the right size: every value starts with its record's number, 0 to n-1
-// (seqValues).
+// (seqValues; for a case with a codec, the values of TextValues with the
+// number in their first 8 bytes).
 //
 // Errors: ErrInvalidCase; ErrMismatch; the system's errors.
 func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Result, err error) {
@@ -237,7 +273,11 @@ func Consume(ctx context.Context, tm Timer, sys System, c Case, n int) (res Resu
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	if err := fillTopic(ctx, t, c, n, seqValues(c.Size, n)); err != nil {
+	value := seqValues(c.Size, n)
+	if c.Codec != "" {
+		value = seqText(c, n)
+	}
+	if err := fillTopic(ctx, t, c, n, value); err != nil {
 		return res, err
 	}
 	cons, err := t.NewConsumer(ConsumerConfig{Topic: Topic, Partitions: c.Partitions, MaxWait: FetchMaxWait})
@@ -297,7 +337,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
+	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 	if err != nil {
 		return res, err
 	}
@@ -310,8 +350,8 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 
 	// Values, written before the clock starts; each is stamped just
 	// before its Produce and not touched again.
+	pad := values(c)[0]
 	values := make([][]byte, n+1)
-	pad := Value(c.Size)
 	for i := range values {
 		values[i] = slices.Clone(pad)
 		binary.LittleEndian.PutUint64(values[i][8:], uint64(i)) // after the time
@@ -434,7 +474,7 @@ func GroupCommit(ctx context.Context, tm Timer, sys System, c Case, producers, n
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	value := Value(c.Size)
+	vs := values(c)
 	ps := make([]Producer, producers)
 	defer func() {
 		for _, p := range ps {
@@ -447,7 +487,7 @@ func GroupCommit(ctx context.Context, tm Timer, sys System, c Case, producers, n
 		if ps[i], err = throughputProducer(t, c); err != nil {
 			return res, err
 		}
-		if err := produceN(ctx, ps[i], value, 1); err != nil {
+		if err := produceFrom(ctx, ps[i], vs, 0, 1); err != nil {
 			return res, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -465,7 +505,7 @@ func GroupCommit(ctx context.Context, tm Timer, sys System, c Case, producers, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = produceN(ctx, p, value, share)
+			errs[i] = produceFrom(ctx, p, vs, i*len(vs)/producers, share)
 		}()
 	}
 	wg.Wait()

@@ -31,6 +31,8 @@ func System() e2e.System {
 
 type target struct{ b *runnel.Broker }
 
+var _ e2e.LogSizer = (*target)(nil)
+
 func open(_ context.Context, cfg e2e.Config) (e2e.Target, error) {
 	defaults := log.Config{Sync: log.SyncNever}
 	if cfg.Sync {
@@ -59,13 +61,34 @@ func (t *target) Count(ctx context.Context, topic string, partitions int) (int64
 	return n, nil
 }
 
+// LogBytes is the sum of the topic's partitions' sizes
+// (runnel.PartitionInfo.Size: the bytes of their record batches).
+func (t *target) LogBytes(ctx context.Context, topic string, _ int) (int64, error) {
+	info, err := t.b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range info.Partitions {
+		n += p.Size
+	}
+	return n, nil
+}
+
 func (t *target) Close() error { return t.b.Close() }
 
 func (t *target) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
+	codec := compression.None
+	if cfg.Codec != "" {
+		var err error
+		if codec, err = compression.ParseCodec(cfg.Codec); err != nil {
+			return nil, err
+		}
+	}
 	opts := []producer.Opt{
 		producer.Linger(cfg.Linger),
 		producer.BatchMaxBytes(cfg.BatchMaxBytes),
-		producer.Compression(compression.None),
+		producer.Compression(codec),
 		producer.RecordPartitioner(producer.StickyKeyPartitioner()),
 		producer.MaxBufferedRecords(cfg.MaxBuffered),
 	}

@@ -45,8 +45,12 @@ func TestTable(t *testing.T) {
 		res.add(b, round, map[string]float64{"records/s": v[1], "p99-us": v[0]})
 	}
 	res.add(b, 5, map[string]float64{"records/s": 1}) // round 5: no runnel result, not paired
+	for round := range 4 {
+		res[a][round]["log/value"], res[b][round]["log/value"] = 0.33, 0.3
+	}
 	rows := []row{
 		{label: "produce", a: a, b: b, peer: "kfake", metric: "records/s", goal: 3},
+		{label: "log", a: a, b: b, peer: "kfake", metric: "log/value", lowerBetter: true},
 		{label: "produce, goal 2", a: a, b: b, peer: "kfake", metric: "records/s", goal: 2},
 		{label: "latency", a: a, b: b, peer: "kfake", metric: "p99-us", lowerBetter: true, goal: 0.25},
 		{label: "rss", a: a, metric: "records/s", lowerBetter: true, goal: 1.5, absolute: true},
@@ -65,6 +69,7 @@ func TestTable(t *testing.T) {
 		"| latency | p99-us | 100µs | kfake | 350µs | 0.42 (0.11–0.50, 4) | ≤ 0.25 | **no** |",
 		"| produce, goal 2 | records/s | 350/s | kfake | 100/s | 2.50 (2.00–9.00, 4) | ≥ 2 | yes |",
 		"| rss | records/s | 350/s | (absolute) | – | 350.00 (200.00–900.00, 4) | ≤ 1.5x | **no** |",
+		"| log | log/value | 0.330 | kfake | 0.300 | 1.10 (1.10–1.10, 4) |  |  |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in\n%s", want, out.String())
@@ -98,6 +103,74 @@ func TestPlan(t *testing.T) {
 	}
 	if q := p.filter(regexp.MustCompile(`^BenchmarkRSS/`)); len(q.groups) != 2 || len(q.rows) != 6 {
 		t.Errorf("filter RSS: %d groups, %d rows", len(q.groups), len(q.rows))
+	}
+}
+
+// TestPlanDefault: without -run the plan is the issue's comparison, as
+// before the compressed groups came: 48 groups, none of them compressed.
+func TestPlanDefault(t *testing.T) {
+	p := makePlan(1).filter(nil)
+	if len(p.groups) != 48 {
+		t.Errorf("%d groups, want 48", len(p.groups))
+	}
+	for _, g := range p.groups {
+		for _, r := range g.runs {
+			if strings.Contains(r.name, "Compressed") || strings.Contains(r.name, "codec=") {
+				t.Errorf("%s in the default plan", r.name)
+			}
+		}
+	}
+	for _, r := range p.rows {
+		if r.metric == "log/value" {
+			t.Errorf("row %q in the default plan", r.label)
+		}
+	}
+}
+
+// TestPlanCompressed: -run Compressed keeps the compressed groups alone:
+// for each case of the matrix in memory (2 sizes, 2 partition counts, 2
+// acks) and each codec but gzip, a produce group and a consume group of
+// runnel and kfake with the same case and codec, each with a records/s
+// row against kfake (consume with the issue's goal, ≥ 2), produce with a
+// log/value row as well; JetStream runs in none.
+func TestPlanCompressed(t *testing.T) {
+	p := makePlan(1).filter(regexp.MustCompile("Compressed"))
+	if len(p.groups) != 64 {
+		t.Errorf("%d groups, want 64", len(p.groups))
+	}
+	codecs := map[string]int{}
+	for _, g := range p.groups {
+		if !g.optIn || len(g.runs) != 2 || systemOf(g.runs[0].name) != "runnel" || systemOf(g.runs[1].name) != "kfake" {
+			t.Errorf("group %v", g)
+			continue
+		}
+		if caseOf(g.runs[0].name) != caseOf(g.runs[1].name) {
+			t.Errorf("group of %s and %s", g.runs[0].name, g.runs[1].name)
+		}
+		_, codec, _ := strings.Cut(g.runs[0].name, "/codec=")
+		codecs[codec]++
+	}
+	if want := map[string]int{"none": 16, "snappy": 16, "lz4": 16, "zstd": 16}; !maps.Equal(codecs, want) {
+		t.Errorf("groups by codec: %v, want %v", codecs, want)
+	}
+	rows := map[string]int{}
+	for _, r := range p.rows {
+		if r.peer != "kfake" {
+			t.Errorf("row %q against %q", r.label, r.peer)
+		}
+		k := benchOf(r.a) + " " + r.metric
+		rows[k]++
+		if want := map[string]float64{"BenchmarkConsumeCompressed records/s": 2}[k]; r.goal != want {
+			t.Errorf("row %q (%s): goal %v, want %v", r.label, r.metric, r.goal, want)
+		}
+	}
+	want := map[string]int{"BenchmarkProduceCompressed records/s": 32, "BenchmarkProduceCompressed log/value": 32, "BenchmarkConsumeCompressed records/s": 32}
+	if !maps.Equal(rows, want) {
+		t.Errorf("rows: %v, want %v", rows, want)
+	}
+	// A -run over both selects among all the groups.
+	if q := makePlan(1).filter(regexp.MustCompile(`Compressed/.*size=100/parts=1/acks=all/.*codec=zstd|^BenchmarkRSS/`)); len(q.groups) != 4 || len(q.rows) != 9 {
+		t.Errorf("a -run over both: %d groups, %d rows; want 4 and 9", len(q.groups), len(q.rows))
 	}
 }
 
@@ -144,7 +217,7 @@ func TestPlanSystems(t *testing.T) {
 func TestPlanGoalDirection(t *testing.T) {
 	for _, r := range makePlan(1).rows {
 		switch r.metric {
-		case "p50-us", "p99-us", "RSS/payload":
+		case "p50-us", "p99-us", "RSS/payload", "log/value":
 			if !r.lowerBetter {
 				t.Errorf("row %q (%s): not lowerBetter", r.label, r.metric)
 			}

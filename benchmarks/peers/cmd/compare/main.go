@@ -10,6 +10,12 @@
 //
 //	go run ./cmd/compare [-rounds 6] [-scale 1] [-run regexp] [-sys runnel,raw] [-out out]
 //
+// -run keeps the groups with a benchmark whose name matches; without it
+// the default plan runs, which leaves out the opt-in groups: the
+// compressed ones (BenchmarkProduceCompressed, BenchmarkConsumeCompressed:
+// runnel against kfake with codec=none|snappy|lz4|zstd), which
+// -run Compressed selects.
+//
 // -sys keeps only the runs of the systems named (the sys=… element of the
 // benchmark names), and the rows between them: -sys runnel,raw is runnel
 // alone, against the raw write and against itself (group commit, RSS),
@@ -38,7 +44,7 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 6, "rounds (every group runs once per round)")
 	sc := flag.Float64("scale", 1, "multiply the number of records of every run (0.1 for a quick look)")
-	only := flag.String("run", "", "run only the groups with a benchmark whose name matches this regexp")
+	only := flag.String("run", "", "run only the groups with a benchmark whose name matches this regexp (the compressed groups only so: -run Compressed)")
 	sys := flag.String("sys", "", "run only the runs of these systems (comma-separated: runnel, kfake, jetstream, raw) and the rows among them")
 	out := flag.String("out", "out", "directory for the outputs")
 	bin := flag.String("bin", "", "a test binary of this module (default: build out/peers.test)")
@@ -64,15 +70,16 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 			return err
 		}
 	}
+	var re *regexp.Regexp
 	if only != "" {
-		re, err := regexp.Compile(only)
-		if err != nil {
+		var err error
+		if re, err = regexp.Compile(only); err != nil {
 			return err
 		}
-		p = p.filter(re)
-		if len(p.groups) == 0 {
-			return fmt.Errorf("-run %q matches no benchmark", only)
-		}
+	}
+	p = p.filter(re)
+	if len(p.groups) == 0 {
+		return fmt.Errorf("-run %q matches no benchmark", only)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -126,13 +133,14 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 }
 
 // filter keeps the groups with a run matching re, and the rows whose runs
-// are all kept.
+// are all kept. A nil re keeps the default plan: every group but the
+// opt-in ones.
 func (p plan) filter(re *regexp.Regexp) plan {
 	var q plan
 	kept := map[string]bool{}
 	for _, g := range p.groups {
 		for _, r := range g.runs {
-			if re.MatchString(r.name) {
+			if re == nil && !g.optIn || re != nil && re.MatchString(r.name) {
 				q.groups = append(q.groups, g)
 				for _, r := range g.runs {
 					kept[r.name] = true
@@ -161,7 +169,7 @@ func (p plan) withSystems(names []string) (plan, error) {
 			}
 		}
 		if len(runs) > 0 {
-			q.groups = append(q.groups, group{runs: runs})
+			q.groups = append(q.groups, group{runs: runs, optIn: g.optIn})
 		}
 	}
 	for _, n := range names {

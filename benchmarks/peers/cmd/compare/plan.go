@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/runnel/runnel/benchmarks/internal/e2e"
@@ -16,9 +17,11 @@ type run struct {
 
 // A group is the runs done back to back in each round, in an order that
 // rotates from round to round, so that the runs compared with each other
-// share the machine's weather.
+// share the machine's weather. An optIn group runs only when -run selects
+// it, not in the default plan.
 type group struct {
-	runs []run
+	runs  []run
+	optIn bool
 }
 
 // A row is one line of the table: a metric of run a against run b of the
@@ -77,11 +80,21 @@ func label(what string, c e2e.Case) string {
 			sync = " fsync=batch"
 		}
 	}
+	if c.Codec != "" {
+		sync += " " + c.Codec
+	}
 	return fmt.Sprintf("%s %s %dB p=%d acks=%s%s", what, c.Store, c.Size, c.Partitions, c.Acks, sync)
 }
 
+// planCodecs are the codecs of the compressed groups: gzip, several times
+// slower than the others for both systems, is left to
+// BenchmarkProduceCompressed/…/codec=gzip run by name.
+var planCodecs = []string{"none", "snappy", "lz4", "zstd"}
+
 // makePlan builds the comparison of the issue: produce and consume over
-// the matrix, latency, group commit and RSS.
+// the matrix, latency, group commit and RSS; and, opt-in (-run
+// Compressed), produce and consume with each codec of planCodecs against
+// kfake.
 func makePlan(s scale) plan {
 	var p plan
 	for _, c := range e2e.Matrix() {
@@ -194,6 +207,32 @@ func makePlan(s scale) plan {
 			row{label: lbl, a: rss("runnel"), metric: "RSS/payload", lowerBetter: true, goal: 1.5, absolute: true},
 			row{label: lbl, a: rss("runnel"), b: rss("kfake"), peer: "kfake", metric: "RSS/payload", lowerBetter: true},
 			row{label: lbl, a: rss("runnel"), b: rss("jetstream"), peer: "jetstream", metric: "RSS/payload", lowerBetter: true})
+	}
+
+	// Compressed, opt-in: runnel against kfake with the same codec, the
+	// same text values (e2e.TextValues) and the throughput settings, in
+	// memory; JetStream has no per-message codec. The produce groups also
+	// compare log/value, the compression each achieved. No goal for
+	// produce (the issue's 3× is for uncompressed records); consume keeps
+	// the issue's 2×.
+	for _, c := range e2e.CompressedMatrix() {
+		if !slices.Contains(planCodecs, c.Codec) {
+			continue
+		}
+		bt := s.n(records(c))
+		for _, w := range []struct {
+			bench, what string
+			goal        float64
+		}{{"ProduceCompressed", "produce", 0}, {"ConsumeCompressed", "consume", 2}} {
+			g := group{runs: []run{{name(w.bench, "runnel", c), bt}, {name(w.bench, "kfake", c), bt}}, optIn: true}
+			p.groups = append(p.groups, g)
+			r := row{label: label(w.what, c), a: g.runs[0].name, metric: "records/s"}
+			p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", w.goal))
+			if w.what == "produce" {
+				r.metric, r.lowerBetter = "log/value", true
+				p.rows = append(p.rows, with(r, g.runs[1].name, "kfake", 0))
+			}
+		}
 	}
 	return p
 }

@@ -44,6 +44,8 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.0fµs", v)
 	case "RSS/payload":
 		return fmt.Sprintf("%.2fx", v)
+	case "log/value":
+		return fmt.Sprintf("%.3f", v)
 	}
 	return fmt.Sprintf("%.3g %s", v, unit)
 }
