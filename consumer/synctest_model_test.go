@@ -1327,7 +1327,10 @@ func (m *tmModel) fetchOnce(sent []tmSent, maxWait time.Duration, minBytes int, 
 		}
 		resp = append(resp, f)
 	}
-	want := max(minBytes, 1)
+	// The broker waits for MinBytes up to the request's MaxBytes, as
+	// Kafka's waits for min(min_bytes, max_bytes, fetch.max.bytes) (the
+	// model's maxBytes is below the broker's cap).
+	want := min(max(minBytes, 1), sc.maxBytes)
 	if total >= want || anyFailed || maxWait <= 0 {
 		return resp, true
 	}
