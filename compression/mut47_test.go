@@ -173,12 +173,12 @@ func TestMut47StreamsWhatFails(t *testing.T) {
 }
 
 // TestMut47ZstdWindowOf8MiBStreams: an unsized zstd frame of an 8 MiB
-// window (zstdStreamWindow, the most a Reader streams) is streamed: 24 MiB
-// read allocate the window and two blocks, not the output. (mut47: C17.)
+// window (the most a Reader streams) is streamed: 24 MiB read allocate
+// the window and two blocks at most, not the output. (mut47: C17.)
 func TestMut47ZstdWindowOf8MiBStreams(t *testing.T) {
-	data := zstdStream(t, make([]byte, 24<<20), zstd.WithWindowSize(zstdStreamWindow))
+	data := zstdStream(t, make([]byte, 24<<20), zstd.WithWindowSize(8<<20))
 	var h zstd.Header
-	if err := h.Decode(data); err != nil || h.WindowSize != zstdStreamWindow {
+	if err := h.Decode(data); err != nil || h.WindowSize != 8<<20 {
 		t.Fatalf("header %+v, %v", h, err)
 	}
 	readAllocs(Zstd, data) // fills the pools
@@ -220,6 +220,24 @@ func TestMut47ZstdClaimsTooMuchOverTheLimit(t *testing.T) {
 	checkReader(t, Zstd, frame, 0, 64<<10)
 	_, err := readAll(Zstd.NewReader(frame, 0), 64<<10)
 	wantErr(t, err, ErrTooLarge, "a frame claiming 1 TiB")
+}
+
+// TestMut47ZstdClaimRefusedUnread: a zstd frame of 16 bytes that states
+// a size within the limit but more than its bytes could decode to is
+// refused before anything is allocated for that size. (mut47: C28.)
+func TestMut47ZstdClaimRefusedUnread(t *testing.T) {
+	// Magic, a single segment with an 8-byte content size of 60 MiB,
+	// then one empty last raw block.
+	frame := binary.LittleEndian.AppendUint32(nil, 0xfd2fb528)
+	frame = append(frame, 0xe0)
+	frame = binary.LittleEndian.AppendUint64(frame, 60<<20)
+	frame = append(frame, 0x01, 0x00, 0x00)
+	readAllocs(Zstd, frame) // fills the pools
+	alloc, _, err := readAllocs(Zstd, frame)
+	wantErr(t, err, ErrCorrupt, "a frame of 16 bytes claiming 60 MiB")
+	if alloc > 1<<20 {
+		t.Fatalf("refusing the frame allocated %d bytes, more than 1 MiB: room for the claim", alloc)
+	}
 }
 
 // TestMut47DecodersPooled: a Reader that streams takes its decoders from
