@@ -14,29 +14,36 @@
 //     Concatenated gzip members are decoded as one stream. Bytes after a
 //     member that do not start another are refused (Java's
 //     GZIPInputStream, Kafka's reader, ignores them).
-//   - snappy: encoded as one raw snappy block (github.com/golang/snappy), as
-//     franz-go writes it and as Java's xerial SnappyInputStream reads it.
-//     Decoding accepts both a raw block and the xerial framing the Java
-//     client writes; not xerial streams laid end to end, nor one to three
-//     stray bytes after the last chunk, which SnappyInputStream also
-//     reads (the first) or ignores (the second).
+//   - snappy: encoded as one raw snappy block, as franz-go writes it (with
+//     github.com/klauspost/compress/s2's snappy encoder) and as Java's
+//     xerial SnappyInputStream reads it; decoded with
+//     github.com/golang/snappy, which refuses S2's extensions to the block
+//     format as every snappy reader does. Decoding accepts both a raw
+//     block and the xerial framing the Java client writes; not xerial
+//     streams laid end to end, nor one to three stray bytes after the last
+//     chunk, which SnappyInputStream also reads (the first) or ignores
+//     (the second).
 //   - lz4: the LZ4 frame format (github.com/pierrec/lz4/v4), which Kafka
-//     uses since KIP-57, written with 64 KiB independent blocks. Decoding
-//     also accepts frames of dependent blocks, legacy frames (magic
+//     uses since KIP-57, written as Kafka's Java client writes it: 64 KiB
+//     independent blocks, no block or content checksum. Decoding also
+//     accepts frames of dependent blocks, legacy frames (magic
 //     0x184c2102) and skippable frames, which Kafka's Java reader
 //     (Lz4BlockInputStream, formerly KafkaLZ4BlockInputStream) refuses,
 //     and reads on past the first frame's end, where Kafka's reader stops
 //     and ignores what follows: frames laid end to end are decoded as one
 //     stream, and bytes after a frame that do not start another are
 //     refused. It also checks the content size, which Kafka's reader
-//     skips, and the content checksum, which some versions of it skip.
+//     skips, and the content checksum when a frame has one (runnel wrote
+//     one until 2026-12), which some versions of it skip.
 //     Codec.CheckKafka refuses, without decompressing, what
 //     decoding takes beyond Kafka's reader (any byte after the first
 //     frame included): a broker runs it on produce, so that it stores
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
-//   - zstd: a zstd frame (github.com/klauspost/compress/zstd) that states
-//     its content size. Decoding also accepts frames without one, as Java's
+//   - zstd: a zstd frame (github.com/klauspost/compress/zstd, at level 3,
+//     Kafka's default) that states its content size, with a 64 KiB window,
+//     as franz-go's, and no content checksum. Decoding also accepts frames
+//     that do not state their size, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.
 //
 // Encoders and decoders are pooled or shared, and created only on first use,

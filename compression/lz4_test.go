@@ -37,6 +37,7 @@ func TestLZ4FrameVariants(t *testing.T) {
 		"block sums":   {lz4.BlockSizeOption(lz4.Block256Kb), lz4.BlockChecksumOption(true)},
 		"content size": {lz4.SizeOption(uint64(len(in)))},
 		"1 MiB blocks": {lz4.BlockSizeOption(lz4.Block1Mb), lz4.CompressionLevelOption(lz4.Level9)},
+		"older runnel": {lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true)},
 	} {
 		enc := lz4Frame(t, in, opts...)
 		for _, dst := range [][]byte{nil, []byte("p"), make([]byte, 0, len(in))} {
@@ -168,6 +169,7 @@ func TestLZ4Independent(t *testing.T) {
 		"java-like":    lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)),
 		"block sums":   lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block256Kb), lz4.BlockChecksumOption(true)),
 		"content size": lz4Frame(t, in, lz4.SizeOption(uint64(len(in)))),
+		"older runnel": lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true)),
 		"skippable":    append(binary.LittleEndian.AppendUint32([]byte{0x5f, 0x2a, 0x4d, 0x18}, 3), append([]byte("abc"), ours...)...),
 	} {
 		if !lz4Independent(src) {
@@ -185,4 +187,26 @@ func TestLZ4Independent(t *testing.T) {
 			t.Errorf("%s: taken for independent blocks", name)
 		}
 	}
+}
+
+// TestLZ4ContentChecksum: frames with a content checksum, as runnel wrote
+// them before it wrote Kafka's Java client's frames (none), still decode
+// and pass CheckKafka, and a checksum that does not match the content is
+// still refused as corrupt.
+func TestLZ4ContentChecksum(t *testing.T) {
+	in := recordLike(150<<10, 53)
+	older := lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))
+	if older[4]&lz4FlagContentSum == 0 {
+		t.Fatalf("FLG %#x: want a content checksum", older[4])
+	}
+	if got := mustDecode(t, LZ4, nil, older, 0); !bytes.Equal(got, in) {
+		t.Fatal("older frame: wrong output")
+	}
+	if err := LZ4.CheckKafka(older); err != nil {
+		t.Errorf("older frame refused: %v", err)
+	}
+	bad := bytes.Clone(older)
+	bad[len(bad)-1] ^= 0x01 // the last byte of the content checksum
+	_, err := LZ4.AppendDecode(nil, bad, 0)
+	wantErr(t, err, ErrCorrupt, "content checksum off by one bit")
 }

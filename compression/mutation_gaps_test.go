@@ -137,12 +137,13 @@ func TestLZ4SizeHint(t *testing.T) {
 	if got := lz4SizeHint(sized, DefaultDecodeLimit); got != len(in) {
 		t.Errorf("frame stating its size: hint %d, want %d", got, len(in))
 	}
-	ours := mustEncode(t, LZ4, nil, in) // a content checksum, no size
-	if ours[4]&lz4FlagContentSum == 0 || ours[4]&lz4FlagSize != 0 {
-		t.Fatalf("FLG %#x: want a content checksum and no size", ours[4])
+	// As older runnel wrote: a content checksum, no size.
+	summed := lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))
+	if summed[4]&lz4FlagContentSum == 0 || summed[4]&lz4FlagSize != 0 {
+		t.Fatalf("FLG %#x: want a content checksum and no size", summed[4])
 	}
-	if got := lz4SizeHint(ours, DefaultDecodeLimit); got != 4*len(ours) {
-		t.Errorf("frame without a size: hint %d, want %d", got, 4*len(ours))
+	if got := lz4SizeHint(summed, DefaultDecodeLimit); got != 4*len(summed) {
+		t.Errorf("frame without a size: hint %d, want %d", got, 4*len(summed))
 	}
 }
 
@@ -276,8 +277,8 @@ func TestParseCodecCaseSensitive(t *testing.T) {
 
 // TestEncodedFormats: what the encoders write, beyond being decodable:
 // every codec compresses (gzip at a real level, not stored blocks), and
-// lz4 writes frames of independent 64 KiB blocks with a content checksum,
-// as Kafka's Java client does.
+// lz4 writes frames of independent 64 KiB blocks without a content checksum,
+// as Kafka's Java client does (the batch's CRC-32C covers the payload).
 func TestEncodedFormats(t *testing.T) {
 	in := recordLike(64<<10, 69)
 	for _, c := range packed {
@@ -287,7 +288,16 @@ func TestEncodedFormats(t *testing.T) {
 	}
 
 	enc := mustEncode(t, LZ4, nil, in)
-	if flg, bd := enc[4], enc[5]; flg&lz4FlagIndep == 0 || flg&lz4FlagContentSum == 0 || bd != 0x40 {
-		t.Errorf("lz4 FLG %#x BD %#x: want independent blocks, a content checksum, 64 KiB blocks", flg, bd)
+	if flg, bd := enc[4], enc[5]; flg&lz4FlagIndep == 0 || flg&lz4FlagContentSum != 0 || flg&lz4FlagBlockSum != 0 || bd != 0x40 {
+		t.Errorf("lz4 FLG %#x BD %#x: want independent blocks, no content or block checksum, 64 KiB blocks", flg, bd)
+	}
+	// The Java writer's exact header: FLG version 1 and independent
+	// blocks only, BD 64 KiB, and the header checksum over the two.
+	if want := []byte{0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, lz4HeaderChecksum([]byte{0x60, 0x40})}; !bytes.Equal(enc[:7], want) {
+		t.Errorf("lz4 header % x, want % x", enc[:7], want)
+	}
+	// Blocks, then the end mark, and nothing after it.
+	if n, ok := lz4FrameLen(enc); !ok || n != len(enc) || !bytes.Equal(enc[n-4:], []byte{0, 0, 0, 0}) {
+		t.Errorf("lz4 frame of %d bytes walks to %d (%v), ends % x", len(enc), n, ok, enc[len(enc)-4:])
 	}
 }

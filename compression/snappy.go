@@ -7,12 +7,21 @@ import (
 	"fmt"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 )
 
-// snappy: github.com/golang/snappy.
+// snappy: encoding via github.com/klauspost/compress/s2, decoding via
+// github.com/golang/snappy.
 //
-// Encoding writes one raw snappy block, as franz-go does; Java's xerial
+// Encoding writes one raw snappy block with s2.EncodeSnappy, as franz-go
+// does: standard snappy that any snappy decoder reads, written faster than
+// golang/snappy's encoder on text-like batches. Java's xerial
 // SnappyInputStream reads a stream without its magic as a raw block.
+// Decoding stays with golang/snappy, whose decoder refuses what is not
+// standard snappy: s2.Decode also reads S2's extensions (a copy with
+// offset 0 repeats the last offset), so it would take blocks that every
+// other snappy reader refuses as corrupt (and it was not consistently
+// faster).
 // Decoding also accepts the xerial framing that Java's SnappyOutputStream
 // (and so the Java producer) writes:
 //
@@ -40,8 +49,10 @@ func snappyEncode(dst, src []byte) ([]byte, error) {
 	if n < 0 {
 		return dst, fmt.Errorf("%w: input of %d bytes is too large for a snappy block", ErrTooLarge, len(src))
 	}
+	// golang/snappy's bound, above s2's (and so the same inputs refused as
+	// before): s2 writes into the reserved room and does not allocate.
 	dst = reserve(dst, n)
-	out := snappy.Encode(dst[len(dst):len(dst)+n], src)
+	out := s2.EncodeSnappy(dst[len(dst):len(dst)+n:len(dst)+n], src)
 	return dst[:len(dst)+len(out)], nil
 }
 

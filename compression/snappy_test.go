@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 )
 
 // xerialStream frames chunks the way Java's xerial SnappyOutputStream does:
@@ -146,5 +147,72 @@ func TestSnappyEncodeIsRawBlock(t *testing.T) {
 	got, err := snappy.Decode(nil, enc)
 	if err != nil || !bytes.Equal(got, in) {
 		t.Fatalf("not a raw snappy block: %v", err)
+	}
+}
+
+// snappyCorpus is the differential tests' input: the edges of the block
+// format (nothing, one byte, shorter than any copy), incompressible bytes,
+// long runs, record-like and JSON-like batches, and sizes around and well
+// past 64 KiB, where golang/snappy's encoder starts a new internal block.
+func snappyCorpus() map[string][]byte {
+	var json []byte
+	for i := 0; len(json) < 300<<10; i++ {
+		json = fmt.Appendf(json, `{"id":%08d,"customer":"c-%04d","items":["book","pen"],"amount_cents":%06d}`, i*7919, i%977, i*31%100000)
+	}
+	return map[string][]byte{
+		"empty":              {},
+		"one byte":           {'x'},
+		"16 bytes":           []byte("0123456789abcdef"),
+		"short run":          bytes.Repeat([]byte{'a'}, 17),
+		"incompressible 1 B": randomBytes(1, 80),
+		"incompressible":     randomBytes(100<<10, 81),
+		"zeros 1 MiB":        make([]byte, 1<<20),
+		"records 64 KiB":     recordLike(64<<10, 82),
+		"records 64 KiB+1":   recordLike(64<<10+1, 83),
+		"records 1 MiB":      recordLike(1<<20, 84),
+		"json 300 KiB":       json,
+		"mixed 5 MiB": bytes.Join([][]byte{
+			recordLike(2<<20, 85), randomBytes(1<<20, 86), make([]byte, 1<<20), json, randomBytes(700<<10, 87),
+		}, nil),
+	}
+}
+
+// TestSnappyDifferential: the blocks Snappy.AppendEncode writes (via
+// klauspost/compress/s2's snappy-compatible encoder) are read by
+// github.com/golang/snappy's decoder, as by s2's and by AppendDecode, and
+// the blocks golang/snappy writes (as older runnel did) are read by
+// AppendDecode and s2's: raw snappy blocks, either way.
+func TestSnappyDifferential(t *testing.T) {
+	for name, in := range snappyCorpus() {
+		ours := mustEncode(t, Snappy, []byte("prefix"), in)[len("prefix"):]
+		theirs := snappy.Encode(nil, in)
+		for _, enc := range []struct {
+			who string
+			b   []byte
+		}{{"ours", ours}, {"golang/snappy's", theirs}} {
+			if n, err := snappy.DecodedLen(enc.b); err != nil || n != len(in) {
+				t.Errorf("%s: %s block states %d bytes (%v), want %d", name, enc.who, n, err, len(in))
+			}
+			if got, err := snappy.Decode(nil, enc.b); err != nil || !bytes.Equal(got, in) {
+				t.Errorf("%s: golang/snappy does not read %s block: %v", name, enc.who, err)
+			}
+			if got, err := s2.Decode(nil, enc.b); err != nil || !bytes.Equal(got, in) {
+				t.Errorf("%s: s2 does not read %s block: %v", name, enc.who, err)
+			}
+			if got := mustDecode(t, Snappy, []byte("p"), enc.b, 0); !bytes.Equal(got[1:], in) {
+				t.Errorf("%s: AppendDecode of %s block: wrong output", name, enc.who)
+			}
+			_, err := Snappy.AppendDecode(nil, enc.b, len(in)-1)
+			if len(in) > 1 { // a limit of 0 is the default
+				wantErr(t, err, ErrTooLarge, fmt.Sprintf("%s: %s block, limit one short", name, enc.who))
+			}
+		}
+		// In xerial framing, as Java's producer writes, chunk by chunk.
+		if got := mustDecode(t, Snappy, nil, xerialStream(split(in, 32<<10)...), 0); !bytes.Equal(got, in) {
+			t.Errorf("%s: xerial: wrong output", name)
+		}
+		if s2max, max := s2.MaxEncodedLen(len(in)), snappy.MaxEncodedLen(len(in)); s2max > max {
+			t.Errorf("%s: s2 may write %d bytes where %d are reserved", name, s2max, max)
+		}
 	}
 }

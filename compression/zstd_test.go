@@ -121,3 +121,31 @@ func TestZstdLyingContentSize(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdFrameHeader pins the frames Zstd writes: the content size
+// stated (above 1 KiB), no content checksum (the record batch's CRC-32C
+// covers the payload, and the zstd library's default is none), and a
+// batch up to 1 MiB one single segment (zstdWindow).
+func TestZstdFrameHeader(t *testing.T) {
+	for _, n := range []int{1, 4 << 10, 64 << 10, 64<<10 + 1, 1 << 20} {
+		in := recordLike(n, 90)
+		enc := mustEncode(t, Zstd, nil, in)
+		var h zstd.Header
+		if err := h.Decode(enc); err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if h.HasCheckSum {
+			t.Errorf("%d bytes: frame has a content checksum", n)
+		}
+		// Below zstd's minimum window (1 KiB) the size is left out.
+		if n > 1<<10 && (!h.HasFCS || h.FrameContentSize != uint64(n)) {
+			t.Errorf("%d bytes: content size %d (stated: %v)", n, h.FrameContentSize, h.HasFCS)
+		}
+		if n > 1<<10 && !h.SingleSegment {
+			t.Errorf("%d bytes: window %d, not a single segment", n, h.WindowSize)
+		}
+		if got := mustDecode(t, Zstd, nil, enc, 0); !bytes.Equal(got, in) {
+			t.Errorf("%d bytes: wrong output", n)
+		}
+	}
+}
