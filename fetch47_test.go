@@ -16,13 +16,13 @@ import (
 	"context"
 	"errors"
 	"math"
-	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -31,16 +31,6 @@ import (
 // fetch47Cap is the cap the tests set: small, so that partitions of a
 // few MiB hold many times it.
 const fetch47Cap = 64 << 10
-
-// fetch47Allocated returns the bytes f allocated (the process's).
-func fetch47Allocated(f func()) int64 {
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	f()
-	runtime.ReadMemStats(&m1)
-	return int64(m1.TotalAlloc - m0.TotalAlloc)
-}
 
 // fetch47Fill creates topic t with parts partitions, each holding count
 // batches of one record whose value is valueBytes long (a batch of
@@ -99,7 +89,7 @@ func TestFetch47CapBoundsAFetch(t *testing.T) {
 				req := &api.FetchRequest{MaxBytes: c.reqMax, Partitions: []api.FetchPartition{
 					{Topic: "t", MaxBytes: c.partMax}, {Topic: "t", Partition: 1, MaxBytes: c.partMax}}}
 				var got int
-				alloc := fetch47Allocated(func() {
+				alloc := testkit.Allocated(func() {
 					resp, err := b.Fetch(context.Background(), req)
 					require.NoError(t, err)
 					for _, fp := range resp.Partitions {
@@ -196,7 +186,7 @@ func TestFetch47WaitingFetchCountsWithinTheCap(t *testing.T) {
 		one := len(batch(t, small))
 		t0 := time.Now()
 		var resp api.FetchResponse
-		alloc := fetch47Allocated(func() {
+		alloc := testkit.Allocated(func() {
 			var err error
 			resp, err = b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: math.MaxInt32, MaxBytes: math.MaxInt32,
 				Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: one}, {Topic: "t", Partition: 1, MaxBytes: math.MaxInt32}}})

@@ -26,21 +26,11 @@ import (
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
-
-// review45Allocated returns the bytes f allocated (the process's, so
-// goroutines that run meanwhile count too: an upper bound).
-func review45Allocated(f func()) int64 {
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	f()
-	runtime.ReadMemStats(&m1)
-	return int64(m1.TotalAlloc - m0.TotalAlloc)
-}
 
 // review45Batch returns a batch of n records of key (nil for none) and
 // value val (each its own copy: compression sees n values), compressed
@@ -166,7 +156,7 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 				req.Partitions = append(req.Partitions, api.FetchPartition{Topic: tc.topic, Partition: p, MaxBytes: tc.partMax})
 			}
 			var got int
-			alloc := review45Allocated(func() {
+			alloc := testkit.Allocated(func() {
 				resp, err := b.Fetch(ctx, req)
 				if err != nil {
 					t.Fatal(err)

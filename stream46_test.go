@@ -15,6 +15,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 )
 
@@ -52,7 +53,7 @@ func TestStream46ProduceStreams(t *testing.T) {
 		batch := review45Batch(t, 1, []byte("k"), val, c)
 		for _, topic := range []string{"delete", "compact"} {
 			var perr error
-			alloc := review45Allocated(func() {
+			alloc := testkit.Allocated(func() {
 				_, perr = b.Produce(ctx, &api.ProduceRequest{Topic: topic, Acks: api.AcksLeader, Batches: bytes.Clone(batch)})
 			})
 			if perr != nil {
@@ -89,7 +90,7 @@ func TestStream46ProduceTooLargeStreams(t *testing.T) {
 	for _, c := range []compression.Codec{compression.Gzip, compression.LZ4, compression.Zstd} {
 		batch := review45Batch(t, 1, nil, val, c)
 		var perr error
-		alloc := review45Allocated(func() {
+		alloc := testkit.Allocated(func() {
 			_, perr = b.Produce(ctx, &api.ProduceRequest{Topic: "compact", Acks: api.AcksLeader, Batches: batch})
 		})
 		if !errors.Is(perr, log.ErrRecordTooLarge) {

@@ -30,19 +30,7 @@ func zstdAll(t *testing.T, src []byte, opts ...zstd.EOption) []byte {
 // lz4BlockSums encodes src as one lz4 frame of 64 KiB blocks, each with
 // its checksum (which runnel's encoder does not write).
 func lz4BlockSums(t *testing.T, src []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := lz4.NewWriter(&buf)
-	if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true), lz4.ConcurrencyOption(1)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(src); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return lz4Frame(t, src, lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true), lz4.ConcurrencyOption(1))
 }
 
 // TestMut47WholeAtItsBounds: which inputs a Reader decodes whole (Whole

@@ -333,3 +333,15 @@ func MainExit(t testing.TB, test, env, args string) (code int, stdout, stderr st
 	t.Fatalf("running %s in a child process: %v\nstdout: %s\nstderr: %s", test, err, out.String(), errOut.String())
 	return 0, "", ""
 }
+
+// Allocated returns the bytes f allocated: runtime.MemStats' TotalAlloc
+// across the call, after a collection. It counts the whole process's, so
+// goroutines that run meanwhile count too: an upper bound.
+func Allocated(f func()) int64 {
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	f()
+	runtime.ReadMemStats(&m1)
+	return int64(m1.TotalAlloc - m0.TotalAlloc)
+}
