@@ -130,8 +130,15 @@ func (q *spaceQueue) enqueue(p *Producer, size int64) (w *spaceWaiter, first boo
 
 // grantLocked reserves space for the waiters at the head of the queue,
 // in order, as long as there is room for the first, and wakes them. Each
-// stays counted in n until its space is reserved (see Flush).
+// stays counted in n until its space is reserved (see Flush). Once the
+// producer is closed it grants none.
 func (q *spaceQueue) grantLocked(p *Producer) {
+	// Once closed (set before Close closes done and fails any record),
+	// the waiters leave through done without space: space granted now
+	// would be held past Close's return, until the waiter saw it closed.
+	if p.closed.Load() {
+		return
+	}
 	for len(q.q) > 0 {
 		w := q.q[0]
 		if !p.tryReserve(w.size) {
