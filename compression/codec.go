@@ -41,8 +41,9 @@
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd, at level 3,
-//     Kafka's default) that states its content size, with a 64 KiB window,
-//     as franz-go's, and no content checksum. Decoding also accepts frames
+//     Kafka's default) that states its content size, with a 1 MiB window
+//     (franz-go's is 64 KiB; see zstdWindow for why not here), and no
+//     content checksum. Decoding also accepts frames
 //     that do not state their size, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.
 //
