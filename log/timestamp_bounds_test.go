@@ -203,7 +203,8 @@ func TestTimestampBoundsByTheLogsClock(t *testing.T) {
 // TestTimestampBoundsIdempotent: a batch of an idempotent producer refused
 // for its timestamps leaves the producer's state as it was: its sequence
 // number goes to the next batch, which is taken, not refused as out of
-// order, nor answered as a duplicate.
+// order, nor answered as a duplicate; and a retry is checked before it is
+// looked up as a duplicate.
 func TestTimestampBoundsIdempotent(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
@@ -229,6 +230,15 @@ func TestTimestampBoundsIdempotent(t *testing.T) {
 	requireDuplicate(t, l, batch(2, now), 2)
 	res = appendOK(t, l, batch(3, now, now))
 	require.EqualValues(t, 3, res.FirstOffset)
+
+	// The bounds come before the look-up of duplicates, as Kafka's
+	// LogValidator comes before its producer state: once the clock has
+	// stepped back more than an hour, a retry of the last batch is
+	// refused, not answered as a duplicate.
+	e.clock.Advance(-2 * time.Hour)
+	refusedTs(t, l, batch(3, now, now), 5)
+	e.clock.Advance(2 * time.Hour)
+	requireDuplicate(t, l, batch(3, now, now), 3)
 }
 
 // TestTimestampBoundsCompacted: on a compacted topic, whose records are
