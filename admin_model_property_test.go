@@ -576,6 +576,8 @@ func amEffective(set, def log.Config) log.Config {
 		FlushMessages:       nonNeg(pick(set.FlushMessages, def.FlushMessages, 0)),
 		FlushInterval:       time.Duration(nonNeg(int64(dur(set.FlushInterval, def.FlushInterval, 0)))),
 		TimestampType:       log.TimestampType(pick(int64(set.TimestampType), int64(def.TimestampType), int64(log.CreateTime))),
+		TimestampBeforeMax:  dur(set.TimestampBeforeMax, def.TimestampBeforeMax, 0),
+		TimestampAfterMax:   dur(set.TimestampAfterMax, def.TimestampAfterMax, log.DefaultTimestampAfterMax),
 	}
 	switch {
 	case set.MinCleanableDirtyRatio != 0:
@@ -594,8 +596,9 @@ func amEffective(set, def log.Config) log.Config {
 // amRunsAs is amEffective with the values that make the logs run alike
 // made one, as AlterTopicConfig's doc says a config the logs already run
 // with reopens nothing (and so flushes nothing): each "unlimited" or
-// "never" said another way (a RetentionBytes or MaxCompactionLag of -1
-// for the default's 0, a RetentionTime or SegmentTime of any negative),
+// "never" said another way (a RetentionBytes, MaxCompactionLag or
+// TimestampBeforeMax of -1 for the default's 0, a RetentionTime,
+// SegmentTime or TimestampAfterMax of any negative),
 // and FlushMessages and FlushInterval, which only SyncPeriodic reads,
 // cleared under the other policies. Two configs equal here leave the logs
 // open: nothing below their ends became durable.
@@ -611,6 +614,10 @@ func amRunsAs(set, def log.Config) log.Config {
 	}
 	if c.SegmentTime < 0 {
 		c.SegmentTime = -1
+	}
+	c.TimestampBeforeMax = max(c.TimestampBeforeMax, 0)
+	if c.TimestampAfterMax < 0 {
+		c.TimestampAfterMax = -1
 	}
 	return c
 }

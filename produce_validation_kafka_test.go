@@ -102,8 +102,11 @@ func TestProduceHeaderCountsAreInvalidRecord(t *testing.T) {
 // for the base offset and leader epoch the log assigns, outside the CRC,
 // and the max timestamp it corrects, as Kafka's does): attribute bits
 // Kafka does not use (it ignores them); timestamps before the epoch and
-// at the ends of an int64 (message.timestamp.before/after.max.ms are not
-// supported: see docs/details.md, "Topic configs"); an idempotent
+// at the ends of an int64 on a topic whose message.timestamp.after.max.ms
+// is unlimited (Kafka's Long.MAX_VALUE: its default before 4.0), as
+// message.timestamp.before.max.ms is by default (Kafka 4 refuses
+// MaxInt64 by its default after.max.ms of an hour, and MinInt64 too, by a
+// long overflow: see docs/details.md, "Topic configs"); an idempotent
 // producer's batch sent with acks 0 or 1 (Kafka's broker does not tie
 // idempotence to acks; the producer client does); sequence numbers that
 // wrap past MaxInt32 to 0, the retry of the batch that wrapped answered
@@ -112,7 +115,7 @@ func TestProduceHeaderCountsAreInvalidRecord(t *testing.T) {
 func TestProduceAcceptsWhatKafkaAccepts(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 1000}}))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 1000, TimestampAfterMax: -1}}))
 	pid, epoch, err := b.InitProducerID(ctx)
 	require.NoError(t, err)
 	build := func(codec compression.Codec, seq int32, ts []int64, value []byte) []byte {

@@ -67,7 +67,11 @@ func pidClockSteps(t *testing.T, seed uint64) {
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	segBytes := int64(300)
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: segBytes, RetentionTime: -1}}))
+	// No TimestampAfterMax: a retry of a batch stamped before the clock
+	// stepped back lies ahead of the clock, and would be refused before
+	// it is looked up as a duplicate (as Kafka's LogValidator refuses it
+	// before the producer state is checked).
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: segBytes, RetentionTime: -1, TimestampAfterMax: -1}}))
 	var ps []*pidState
 	for range 3 {
 		id, _, err := b.InitProducerID(ctx)

@@ -220,6 +220,8 @@ func TestReview29DocumentedDefaults(t *testing.T) {
 		FlushMessages:          0,
 		FlushInterval:          0,
 		TimestampType:          log.CreateTime,
+		TimestampBeforeMax:     0,         // message.timestamp.before.max.ms: unlimited
+		TimestampAfterMax:      time.Hour, // message.timestamp.after.max.ms, Kafka 4's (KIP-1030)
 	}, log.Config{}.WithDefaults())
 
 	require.Equal(t, 128<<20, log.DefaultCleanerMapBytes, "Kafka's log.cleaner.dedupe.buffer.size")

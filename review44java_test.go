@@ -526,7 +526,7 @@ func TestReview44JavaRecordFields(t *testing.T) {
 // for a topic created without configs, against DescribeTopic's Config:
 // the values are Kafka's defaults, but those Kafka gives as -1 or
 // Long.MAX_VALUE for "no limit" (retention.bytes, max.compaction.lag.ms,
-// flush.messages, flush.ms) read 0 here, and 0 or negative means no
+// flush.messages, flush.ms, message.timestamp.before.max.ms) read 0 here, and 0 or negative means no
 // limit (Kafka's retention.bytes=0 would delete every segment); Sync,
 // which Kafka has no config for, is SyncAlways (Kafka's flush defaults
 // never fsync). Overrides, DYNAMIC_TOPIC_CONFIG, is all zero.
@@ -557,6 +557,8 @@ func TestReview44JavaDescribeConfigsDefaults(t *testing.T) {
 		FlushMessages:          0,              // Kafka: 9223372036854775807
 		FlushInterval:          0,              // Kafka: 9223372036854775807
 		TimestampType:          log.CreateTime,
+		TimestampBeforeMax:     0,         // Kafka: 9223372036854775807
+		TimestampAfterMax:      time.Hour, // Kafka 4: 3600000
 	}, info.Config.Config)
 }
 

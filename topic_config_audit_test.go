@@ -26,8 +26,9 @@ import (
 // partition.
 func TestDescribeTopicOverrides(t *testing.T) {
 	ctx := context.Background()
-	b := open(t, Config{TopicDefaults: log.Config{FlushMessages: 100, RetentionTime: time.Hour}})
-	set := log.Config{DeleteRetentionTime: -1, MinCleanableDirtyRatio: -1, FlushMessages: -1, SegmentBytes: 1 << 20, CleanupPolicy: log.Compact | log.Delete}
+	b := open(t, Config{TopicDefaults: log.Config{FlushMessages: 100, RetentionTime: time.Hour, TimestampBeforeMax: time.Hour}})
+	set := log.Config{DeleteRetentionTime: -1, MinCleanableDirtyRatio: -1, FlushMessages: -1, SegmentBytes: 1 << 20, CleanupPolicy: log.Compact | log.Delete,
+		TimestampAfterMax: -1}
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: set}))
 
 	info, err := b.DescribeTopic(ctx, "t")
@@ -37,6 +38,9 @@ func TestDescribeTopicOverrides(t *testing.T) {
 	require.Equal(t, time.Hour, info.Config.RetentionTime, "the broker's default")
 	require.Zero(t, info.Config.DeleteRetentionTime)
 	require.Zero(t, info.Config.FlushMessages)
+	require.Equal(t, time.Hour, info.Config.TimestampBeforeMax, "the broker's default")
+	require.Zero(t, info.Overrides.TimestampBeforeMax)
+	require.Equal(t, time.Duration(-1), info.Config.TimestampAfterMax, "the topic's own: no limit")
 
 	require.NoError(t, b.AlterTopicConfig(ctx, "t", info.Overrides))
 	again, err := b.DescribeTopic(ctx, "t")
@@ -51,6 +55,8 @@ func TestDescribeTopicOverrides(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, log.DefaultDeleteRetention, again.Config.DeleteRetentionTime)
 	require.EqualValues(t, 100, again.Config.FlushMessages)
+	require.Equal(t, time.Duration(-1), again.Config.TimestampAfterMax, "a negative value is kept")
+	require.Equal(t, time.Hour, again.Config.TimestampBeforeMax)
 }
 
 // TestUnchangedConfigReopensNothing: a config change that leaves the

@@ -26,7 +26,7 @@ func TestOpenWithDefaultsThatInvalidateATopic(t *testing.T) {
 		field           string
 	}{
 		{"default min above the topic's max", log.Config{MaxCompactionLag: time.Hour}, log.Config{MinCompactionLag: 2 * time.Hour, SegmentBytes: 1 << 20}, "MinCompactionLag"},
-		{"default max below the topic's min", log.Config{MinCompactionLag: 2 * time.Hour}, log.Config{MaxCompactionLag: time.Hour, RetentionBytes: 1 << 30}, "MaxCompactionLag"},
+		{"default max below the topic's min", log.Config{MinCompactionLag: 2 * time.Hour}, log.Config{MaxCompactionLag: time.Hour, RetentionBytes: 1 << 30, TimestampAfterMax: -1}, "MaxCompactionLag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := vfs.NewMem()

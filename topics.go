@@ -105,7 +105,8 @@ func withDefaults(c, defaults log.Config) log.Config {
 // reads, cleared under the other policies, so that two configs the logs
 // run alike with are equal: Kafka's retention.bytes=-1 and the default's
 // 0, a RetentionTime or SegmentTime of -1 and one of -2, a
-// MaxCompactionLag of -1 and the default's 0.
+// MaxCompactionLag of -1 and the default's 0, a TimestampBeforeMax of -1
+// and the default's 0, a TimestampAfterMax of -1 and one of -2.
 func (b *Broker) runsAs(c log.Config) log.Config {
 	c = b.withDefaults(c)
 	if c.Sync != log.SyncPeriodic {
@@ -122,6 +123,12 @@ func (b *Broker) runsAs(c log.Config) log.Config {
 	}
 	if c.MaxCompactionLag < 0 {
 		c.MaxCompactionLag = 0
+	}
+	if c.TimestampBeforeMax < 0 {
+		c.TimestampBeforeMax = 0
+	}
+	if c.TimestampAfterMax < 0 {
+		c.TimestampAfterMax = -1
 	}
 	return c
 }

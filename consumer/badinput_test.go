@@ -144,7 +144,9 @@ func TestConsumerBadInput(t *testing.T) {
 // largest timestamp, which a record may have): the end, as End. It was
 // looked up at math.MaxInt64 ms, and so resolved to that record.
 func TestAtTimePastLargestTimestamp(t *testing.T) {
-	b := openBroker(t, map[string]int{"t": 1})
+	// A record stamped math.MaxInt64 ms: no TimestampAfterMax.
+	b := openBroker(t, nil)
+	require.NoError(t, b.CreateTopic(testCtx(t), "t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampAfterMax: -1}}))
 	produce(t, b, "t", 0, compression.None, rec{ts: 1, value: "a"}, rec{ts: math.MaxInt64, value: "last"}, rec{ts: 2, value: "b"})
 	for _, tc := range []struct {
 		at   time.Time

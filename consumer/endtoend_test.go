@@ -336,7 +336,9 @@ func TestSeekAtTime(t *testing.T) {
 	eachFS(t, func(t *testing.T, cfg runnel.Config) {
 		b := openCfg(t, cfg)
 		ctx := testCtx(t)
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 200}}))
+		// Records stamped in 2030, ahead of the clock: no
+		// TimestampAfterMax.
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 200, TimestampAfterMax: -1}}))
 		base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		for i := range 10 {
 			produce(t, b, "t", 0, compression.None, rec{ts: base.Add(time.Duration(i) * 10 * time.Millisecond).UnixMilli(), value: fmt.Sprint(i)})

@@ -396,6 +396,7 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 	}
 	records := int64(0)
 	idempotent := false
+	now := int64(noTime) // the log's clock, read once, by the first check that needs it
 	for p := 0; p < len(data); {
 		b, err := record.Parse(data[p:], int64(p))
 		if err != nil {
@@ -478,11 +479,12 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		if err := b.Codec().CheckKafka(b[record.HeaderSize:]); err != nil {
 			return 0, nil, undecodable(&record.CorruptError{Position: int64(p), Reason: "compressed records that Kafka's reader refuses", Err: err})
 		}
-		var maxTs int64
+		var ts record.Timestamps
+		var keyErr error
 		if compacted && markErr == nil {
-			maxTs, err = l.validateKeys(b, int64(p))
+			ts, keyErr, err = l.validateKeys(b, int64(p))
 		} else {
-			maxTs, err = checkFraming(b, int64(p))
+			ts, err = checkFraming(b, int64(p))
 		}
 		if errors.Is(err, compression.ErrTooLarge) {
 			return 0, nil, fmt.Errorf("%w: batch at %d holds more than %d bytes of records once decompressed (what consumers decompress)",
@@ -504,12 +506,29 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 			return 0, nil, markErr
 		}
 		if lat && compacted {
+			if keyErr != nil {
+				return 0, nil, keyErr
+			}
 			// validateKeys read the records as LogAppendTime ones, each
 			// with the max timestamp: take their own create times.
-			if maxTs, err = checkFraming(b, int64(p)); err != nil {
+			if ts, err = checkFraming(b, int64(p)); err != nil {
 				return 0, nil, err
 			}
 		}
+		// A record out of TimestampBeforeMax or TimestampAfterMax refuses
+		// the batch (and the append). Checked after a missing key, as
+		// LogValidator.validateRecord checks each record's key first, but
+		// answered before it: Kafka's processRecordErrors answers
+		// INVALID_TIMESTAMP when any record's timestamp was refused, and
+		// INVALID_RECORD only when none was (so validateKeys gives the
+		// timestamps of the records that have a key).
+		if err := l.checkTimestamps(ts, p, &now); err != nil {
+			return 0, nil, err
+		}
+		if keyErr != nil {
+			return 0, nil, keyErr
+		}
+		maxTs := ts.Max
 		// The header's max timestamp decides the segment's age (time
 		// retention, rolls), the time index and ListOffset: it is set to
 		// the records' largest, as Kafka's broker sets it (some clients
@@ -546,6 +565,65 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		return 0, nil, fmt.Errorf("%w: a batch of an idempotent producer must be appended alone", ErrInvalidRecord)
 	}
 	return int(records), stamps, nil
+}
+
+// noTime is validate's clock before it is read.
+const noTime = math.MinInt64
+
+// checkTimestamps holds the timestamps of the batch at position p of an
+// append, ts, against the log's clock (*now, read once an append, when a
+// bound first calls for it), within TimestampBeforeMax and
+// TimestampAfterMax, as Kafka's LogValidator.validateTimestamp does on a
+// CreateTime topic: each record's but those of timestamp -1 (none), so
+// the least and the largest of those (ts.Earliest, ts.Latest). A
+// LogAppendTime topic checks nothing: the log stamps the batches.
+//
+// Each record's distance from the clock is exact, where Kafka computes
+// now - timestamp in a Java long, which wraps for timestamps more than
+// Long.MAX_VALUE ms (some 292 million years) before it: Kafka then
+// refuses such a record for message.timestamp.after.max.ms, under its
+// default Long.MAX_VALUE for before.max.ms; runnel, whose default
+// TimestampBeforeMax is no limit at all, takes it.
+func (l *Log) checkTimestamps(ts record.Timestamps, p int, now *int64) error {
+	before, after := l.cfg.TimestampBeforeMax, l.cfg.TimestampAfterMax
+	if l.cfg.TimestampType == LogAppendTime || ts.Earliest == record.NoTimestamp || before <= 0 && after < 0 {
+		return nil
+	}
+	if *now == noTime {
+		*now = l.clock.Now().UnixMilli()
+	}
+	t := *now
+	// The distances as unsigned: exact for any two int64s.
+	ahead := after >= 0 && ts.Latest > t && uint64(ts.Latest)-uint64(t) > uint64(after.Milliseconds())
+	behind := before > 0 && ts.Earliest < t && uint64(t)-uint64(ts.Earliest) > uint64(before.Milliseconds())
+	if !ahead && !behind {
+		return nil
+	}
+	lo, hi := "-inf", "+inf"
+	if before > 0 {
+		lo = fmt.Sprint(satAdd(t, -before.Milliseconds()))
+	}
+	if after >= 0 {
+		hi = fmt.Sprint(satAdd(t, after.Milliseconds()))
+	}
+	if ahead {
+		return fmt.Errorf("%w: batch at %d has a record stamped %d, more than TimestampAfterMax (message.timestamp.after.max.ms=%d) after the log's time %d: the timestamp should be within [%s, %s]",
+			ErrInvalidTimestamp, p, ts.Latest, after.Milliseconds(), t, lo, hi)
+	}
+	return fmt.Errorf("%w: batch at %d has a record stamped %d, more than TimestampBeforeMax (message.timestamp.before.max.ms=%d) before the log's time %d: the timestamp should be within [%s, %s]",
+		ErrInvalidTimestamp, p, ts.Earliest, before.Milliseconds(), t, lo, hi)
+}
+
+// satAdd is a + b, held within the int64s.
+func satAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case b > 0 && s < a:
+		return math.MaxInt64
+	case b < 0 && s > a:
+		return math.MinInt64
+	}
+	return s
 }
 
 // legacyMinLength is the smallest batch length (the field after the base
@@ -673,46 +751,62 @@ func withStreamBuf(f func([]byte) []byte) {
 	streamBufs.Put(buf)
 }
 
-// checkFraming is b.CheckFramingStream with a pooled buffer; it returns
-// the records' largest timestamp.
-func checkFraming(b record.Batch, pos int64) (maxTs int64, err error) {
+// checkFraming is b.CheckFramingTimes with a pooled buffer; it returns
+// the records' timestamps.
+func checkFraming(b record.Batch, pos int64) (ts record.Timestamps, err error) {
 	if b.Codec() == compression.None {
-		return b.CheckFraming(pos)
+		_, ts, err = b.CheckFramingTimes(pos, 0, nil) // checked in place
+		return ts, err
 	}
 	withStreamBuf(func(buf []byte) []byte {
-		buf, maxTs, err = b.CheckFramingStream(pos, 0, buf)
+		buf, ts, err = b.CheckFramingTimes(pos, 0, buf)
 		return buf
 	})
-	return maxTs, err
+	return ts, err
 }
 
 // validateKeys reads b's records (a compressed batch's as they
-// decompress) and refuses one without a key (a compacted topic's); it
-// returns the records' largest timestamp. Records that do not decompress
-// are refused before a record without a key, as when they were
-// decompressed whole first (record.Batch.ScanStream).
-func (l *Log) validateKeys(b record.Batch, pos int64) (maxTs int64, err error) {
-	maxTs = record.NoTimestamp
-	var keyErr error
-	n := 0
+// decompress) and refuses one without a key (a compacted topic's), with
+// keyErr, the first one's. It returns the timestamps of the records that
+// have a key, as checkFraming does (those of all on success), for
+// checkTimestamps, whose refusal wins over keyErr as in Kafka: it reads
+// every record, as Kafka's LogValidator does, also past one without a
+// key. Records that do not decompress, or do not decode, are refused
+// with err, before a record without a key, as when they were decompressed
+// whole first (record.Batch.ScanStream).
+func (l *Log) validateKeys(b record.Batch, pos int64) (ts record.Timestamps, keyErr, err error) {
+	ts = record.Timestamps{Max: record.NoTimestamp, Earliest: record.NoTimestamp, Latest: record.NoTimestamp}
+	n, timed := 0, false
 	withStreamBuf(func(buf []byte) []byte {
-		buf, err = b.ScanStream(pos, 0, buf, func(offset int64, ts time.Time, hasKey bool) bool {
+		buf, err = b.ScanStream(pos, 0, buf, func(offset int64, t time.Time, hasKey bool) bool {
 			if !hasKey {
-				keyErr = fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, offset-b.BaseOffset())
-				return false
+				if keyErr == nil {
+					keyErr = fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d)", ErrInvalidRecord, offset-b.BaseOffset())
+				}
+				return true
 			}
-			if ms := ts.UnixMilli(); n == 0 || ms > maxTs {
-				maxTs = ms
+			ms := t.UnixMilli()
+			if n == 0 || ms > ts.Max {
+				ts.Max = ms
+			}
+			if ms != record.NoTimestamp {
+				if !timed || ms < ts.Earliest {
+					ts.Earliest = ms
+				}
+				if !timed || ms > ts.Latest {
+					ts.Latest = ms
+				}
+				timed = true
 			}
 			n++
 			return true
 		})
 		return buf
 	})
-	if err == nil {
-		err = keyErr
+	if err != nil {
+		return record.Timestamps{Max: record.NoTimestamp, Earliest: record.NoTimestamp, Latest: record.NoTimestamp}, nil, err
 	}
-	return maxTs, err
+	return ts, keyErr, nil
 }
 
 // hasKey reports whether any record of b, at position pos of an append,

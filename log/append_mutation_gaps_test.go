@@ -109,7 +109,9 @@ func TestAppendRefusesIdempotentBatchFollowedByPlainOne(t *testing.T) {
 // off (-1): otherwise a record could wait in it past the lag forever.
 func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
 	e := newEnv(t)
-	l := e.open(Config{CleanupPolicy: Compact, SegmentTime: -1, MaxCompactionLag: time.Hour})
+	// Records stamped up to an hour and 1 ms ahead of the clock: no
+	// TimestampAfterMax (its default, an hour, would refuse the last).
+	l := e.open(Config{CleanupPolicy: Compact, SegmentTime: -1, MaxCompactionLag: time.Hour, TimestampAfterMax: -1})
 	defer l.Close()
 	now := e.clock.Now().UnixMilli()
 	appendOK(t, l, valueBatch(t, now, "a"))

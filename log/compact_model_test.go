@@ -168,6 +168,9 @@ func (m *compactModel) drawConfig(t *rapid.T) Config {
 		IndexIntervalBytes: rapid.IntRange(1, 256).Draw(t, "index.interval.bytes"),
 		CleanupPolicy:      policy,
 		RetentionTime:      -1,
+		// The model stamps records ahead of the clock (which it then
+		// moves past them): no TimestampAfterMax.
+		TimestampAfterMax: -1,
 	}
 	// Each duration is sometimes the largest (some 292 years, as near
 	// Kafka's Long.MAX_VALUE ms as a time.Duration goes): no sum or

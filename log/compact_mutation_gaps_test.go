@@ -160,7 +160,8 @@ func TestCompactionSkipsSegmentPastHighWatermark(t *testing.T) {
 func TestMinCompactionLagIgnoresCleanedSegments(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact}
+	// A record stamped a day ahead: no TimestampAfterMax.
+	cfg := Config{SegmentBytes: 1000, CleanupPolicy: Compact, TimestampAfterMax: -1}
 	l := e.open(cfg)
 	now := e.clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("f"), value: []byte("future"), ts: now + 24*3_600_000}))

@@ -136,7 +136,9 @@ func (t TimestampType) String() string {
 // records are newer than its first batch, as SegmentTime counts: records
 // of the first batch's millisecond stay in its segment; a FlushInterval
 // below 1 ms is flush.ms=0, due at every append, and one of 1.5 ms is due
-// 1 ms after the last flush).
+// 1 ms after the last flush; a TimestampBeforeMax or TimestampAfterMax
+// below 1 ms is Kafka's message.timestamp.before.max.ms or after.max.ms
+// of 0).
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's
@@ -267,6 +269,30 @@ type Config struct {
 	// from then on; those already there keep the type they were written
 	// with, as in Kafka.
 	TimestampType TimestampType
+	// TimestampBeforeMax is message.timestamp.before.max.ms (KIP-937): on
+	// a CreateTime topic, Append refuses a batch with a record stamped
+	// more than this before the log's clock (ErrInvalidTimestamp; records
+	// of timestamp -1, none, are not checked), as Kafka's broker refuses
+	// it (INVALID_TIMESTAMP). LogAppendTime topics, whose batches the log
+	// stamps, ignore it. Default (0 or negative) unlimited, as Kafka's
+	// Long.MAX_VALUE; Kafka's 0 (no record older than the broker's time)
+	// is a duration below 1 ms, time.Nanosecond say. Changed on a log, it
+	// applies to the appends from then on.
+	TimestampBeforeMax time.Duration
+	// TimestampAfterMax is message.timestamp.after.max.ms (KIP-937): on a
+	// CreateTime topic, Append refuses a batch with a record stamped more
+	// than this after the log's clock (ErrInvalidTimestamp; records of
+	// timestamp -1 are not checked), as Kafka's broker refuses it
+	// (INVALID_TIMESTAMP): a record stamped far in the future (a producer
+	// whose clock is wrong, nanoseconds taken for milliseconds) would be
+	// its segment's newest, and time retention would keep that segment,
+	// and every later one, until then. LogAppendTime topics ignore it.
+	// Default one hour, Kafka 4's (KIP-1030; Kafka 3.6 to 3.9:
+	// unlimited); negative means unlimited, Kafka's Long.MAX_VALUE;
+	// Kafka's 0 (no record newer than the broker's time) is a duration
+	// below 1 ms, time.Nanosecond say. Changed on a log, it applies to
+	// the appends from then on.
+	TimestampAfterMax time.Duration
 }
 
 // Kafka's defaults.
@@ -277,6 +303,9 @@ const (
 	DefaultRetentionTime   = 7 * 24 * time.Hour
 	DefaultDeleteRetention = 24 * time.Hour
 	DefaultDirtyRatio      = 0.5
+	// DefaultTimestampAfterMax is Kafka 4's
+	// message.timestamp.after.max.ms (KIP-1030).
+	DefaultTimestampAfterMax = time.Hour
 )
 
 // WithDefaults returns c with every zero field replaced by its default
@@ -333,6 +362,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TimestampType == TimestampDefault {
 		c.TimestampType = CreateTime
+	}
+	if c.TimestampAfterMax == 0 {
+		c.TimestampAfterMax = DefaultTimestampAfterMax
 	}
 	return c
 }

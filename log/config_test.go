@@ -167,6 +167,8 @@ func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 		{"flush.messages (Kafka Long.MAX_VALUE: unlimited)", d.FlushMessages, int64(0)},
 		{"flush.ms (Kafka Long.MAX_VALUE: unlimited)", d.FlushInterval, time.Duration(0)},
 		{"message.timestamp.type", d.TimestampType.String(), "CreateTime"},
+		{"message.timestamp.before.max.ms (Kafka Long.MAX_VALUE: unlimited)", d.TimestampBeforeMax, time.Duration(0)},
+		{"message.timestamp.after.max.ms (Kafka 4, KIP-1030)", d.TimestampAfterMax.Milliseconds(), int64(3600000)},
 	} {
 		require.Equal(t, tc.want, tc.got, tc.kafka)
 	}
@@ -205,6 +207,11 @@ func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 		{Config{FlushMessages: -1, FlushInterval: -1}, true}, // unlimited
 		{Config{TimestampType: LogAppendTime}, true},
 		{Config{TimestampType: LogAppendTime + 1}, false},
+		// Kafka: from 0 (here below 1 ms) to Long.MAX_VALUE (here any
+		// negative: unlimited); every Duration is one of them.
+		{Config{TimestampBeforeMax: time.Nanosecond, TimestampAfterMax: time.Nanosecond}, true},
+		{Config{TimestampBeforeMax: math.MaxInt64, TimestampAfterMax: math.MaxInt64}, true},
+		{Config{TimestampBeforeMax: math.MinInt64, TimestampAfterMax: math.MinInt64}, true},
 		// Java ints, as in Kafka.
 		{Config{SegmentIndexBytes: math.MaxInt32}, true},
 		{Config{IndexIntervalBytes: math.MaxInt32}, true},

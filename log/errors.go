@@ -41,7 +41,9 @@ var (
 	// ErrInvalidTimestamp is returned by Append for a batch whose
 	// timestamps Kafka's broker refuses (INVALID_TIMESTAMP): one a
 	// producer marked LogAppendTime, on a LogAppendTime topic or with max
-	// timestamp -1. It matches ErrInvalidRecord too.
+	// timestamp -1, and on a CreateTime topic one with a record stamped
+	// outside Config's TimestampBeforeMax and TimestampAfterMax around the
+	// log's clock. It matches ErrInvalidRecord too.
 	ErrInvalidTimestamp = fmt.Errorf("%w: invalid timestamp", ErrInvalidRecord)
 	// ErrInvalidConfig is returned by Open and Config.Validate for a
 	// Config out of range (the error names the field, its Kafka config

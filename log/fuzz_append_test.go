@@ -78,7 +78,10 @@ func appendSeeds(t testing.TB) [][]byte {
 var appendErrors = []error{ErrInvalidRecord, ErrRecordTooLarge, record.ErrCorrupt, ErrOutOfOrderSequence, ErrProducerFenced}
 
 // FuzzAppend: a produce request's data from a caller, appended to a log
-// (delete or compact policy, CreateTime or LogAppendTime). The log either
+// (delete or compact policy, CreateTime or LogAppendTime; any timestamp
+// taken, or, with mode bit 4, Kafka 4's TimestampAfterMax, under which a
+// CreateTime log takes no record stamped more than an hour ahead of its
+// clock). The log either
 // refuses it with one of Append's documented errors, leaving the caller's
 // bytes and the log as they were, or takes it: offsets from 0 on, one per
 // record, and every record reads back, before and after a reopen, with
@@ -89,6 +92,7 @@ func FuzzAppend(f *testing.F) {
 		f.Add(s, uint8(0))
 		f.Add(s, uint8(1))
 		f.Add(s, uint8(2))
+		f.Add(s, uint8(4))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
 		cfg := Config{MaxMessageBytes: 1 << 16}
@@ -97,6 +101,9 @@ func FuzzAppend(f *testing.F) {
 		}
 		if mode&2 != 0 {
 			cfg.TimestampType = LogAppendTime
+		}
+		if mode&4 == 0 {
+			cfg.TimestampAfterMax = -1 // any timestamp
 		}
 		// What the records are, as a consumer would read them once a
 		// producer's LogAppendTime mark is cleared (a CreateTime log
@@ -130,6 +137,14 @@ func FuzzAppend(f *testing.F) {
 			for r, err := range b.Records() {
 				require.NoError(t, err)
 				want = append(want, r)
+			}
+		}
+		if mode&4 != 0 && cfg.TimestampType != LogAppendTime {
+			limit := e.clock.Now().UnixMilli() + DefaultTimestampAfterMax.Milliseconds()
+			for i, w := range want {
+				if ms := w.Timestamp.UnixMilli(); ms != record.NoTimestamp && ms > limit {
+					t.Fatalf("record %d stamped %d taken, more than TimestampAfterMax ahead of the clock (%d)", i, ms, limit)
+				}
 			}
 		}
 		require.Equal(t, int64(0), res.FirstOffset)

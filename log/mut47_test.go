@@ -92,7 +92,7 @@ func TestMut47ChecksPoolTheirBuffer(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	checks := map[string]func() error{
 		"checkFraming": func() error { _, err := checkFraming(b, 0); return err },
-		"validateKeys": func() error { _, err := l.validateKeys(b, 0); return err },
+		"validateKeys": func() error { _, _, err := l.validateKeys(b, 0); return err },
 		"hasKey":       func() error { _, err := hasKey(b, 0); return err },
 	}
 	for name, check := range checks {

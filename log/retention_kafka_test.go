@@ -92,6 +92,9 @@ func TestRetentionMatchesKafka(t *testing.T) {
 			RetentionBytes: one*int64(rapid.IntRange(0, 8).Draw(rt, "retBatches")) + int64(rapid.IntRange(-1, 1).Draw(rt, "retBytesDelta")),
 			RetentionTime:  rapid.SampledFrom([]time.Duration{-1, time.Hour, time.Nanosecond, time.Millisecond}).Draw(rt, "retention"),
 			CleanupPolicy:  rapid.SampledFrom([]CleanupPolicy{Delete, Delete | Compact}).Draw(rt, "policy"),
+			// Timestamps up to 2 hours ahead, which Kafka's retention
+			// port takes as they come: no TimestampAfterMax.
+			TimestampAfterMax: -1,
 		}
 		if cfg.RetentionBytes <= 0 {
 			cfg.RetentionBytes = -1

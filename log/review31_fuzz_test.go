@@ -53,7 +53,8 @@ func FuzzCompactAppended(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
 		ctx := context.Background()
-		cfg := Config{MaxMessageBytes: 1 << 16, CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01}
+		// Any timestamp (a seed's 1<<62 ms too): no TimestampAfterMax.
+		cfg := Config{MaxMessageBytes: 1 << 16, CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01, TimestampAfterMax: -1}
 		if mode&1 != 0 {
 			cfg.TimestampType = LogAppendTime
 		}
@@ -132,7 +133,8 @@ func TestCompactSeedsCompacted(t *testing.T) {
 	removed := 0
 	for _, s := range compactSeeds(t) {
 		e := newEnv(t)
-		cfg := Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01}
+		// A seed stamps a record 1<<62 ms: no TimestampAfterMax.
+		cfg := Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: 0.01, TimestampAfterMax: -1}
 		l := e.open(cfg)
 		appendOK(t, l, bytes.Clone(s))
 		require.NoError(t, l.Roll())

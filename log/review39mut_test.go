@@ -371,6 +371,7 @@ func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T
 			}))
 			cfg := tc.cfg
 			cfg.RetentionTime = time.Hour
+			cfg.TimestampAfterMax = -1 // "new" is stamped 2 hours ahead, and the clock then moves to it
 			var err error
 			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
 			require.NoError(t, err)

@@ -72,7 +72,7 @@ func requireKeyStaysDeleted(t *testing.T, l *Log, clock *fakeClock) {
 // partition's lock (from a review). It now reads the records instead.
 func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
 	e := newEnv(t)
-	l := e.open(Config{})
+	l := e.open(Config{TimestampAfterMax: -1}) // a record stamped math.MaxInt64
 	defer l.Close()
 	appendOK(t, l, batchOf(t, compression.None,
 		kv{[]byte("k"), []byte("a"), 1},

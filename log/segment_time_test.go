@@ -70,7 +70,8 @@ func TestSegmentTimeByRecordTimestamps(t *testing.T) {
 // (timeWaitedForRoll > maxSegmentMs).
 func TestSegmentTimeRollsStrictlyPast(t *testing.T) {
 	e := newEnv(t)
-	l := e.open(Config{SegmentTime: time.Hour})
+	// Records an hour and 1 ms ahead of the clock: no TimestampAfterMax.
+	l := e.open(Config{SegmentTime: time.Hour, TimestampAfterMax: -1})
 	defer l.Close()
 	first := e.clock.Now().UnixMilli()
 	batch := func(ts int64) []byte { return batchOf(t, compression.None, kv{value: []byte("v"), ts: ts}) }

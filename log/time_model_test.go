@@ -133,10 +133,12 @@ type timeModel struct {
 
 func newTimeModel(t *rapid.T) *timeModel {
 	m := &timeModel{
-		mem:      vfs.NewMem(),
-		dir:      "/data/time-0",
-		clock:    newClock(),
-		cfg:      Config{SegmentBytes: 600, IndexIntervalBytes: 100, RetentionTime: 24 * time.Hour, SegmentTime: time.Hour},
+		mem:   vfs.NewMem(),
+		dir:   "/data/time-0",
+		clock: newClock(),
+		// TimestampAfterMax off: the model stamps records far in the
+		// future, which its default (an hour) would refuse.
+		cfg:      Config{SegmentBytes: 600, IndexIntervalBytes: 100, RetentionTime: 24 * time.Hour, SegmentTime: time.Hour, TimestampAfterMax: -1},
 		batchMax: map[int64]int64{},
 	}
 	m.fs = m.mem

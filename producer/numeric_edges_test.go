@@ -27,7 +27,9 @@ import (
 // case: 1970). The largest Kafka timestamp, math.MaxInt64 ms, is kept as
 // it is.
 func TestTimestampPastInt64Millis(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
+	// math.MaxInt64 ms is far past the broker's clock: the topic has no
+	// TimestampAfterMax (its default, an hour, would refuse it).
+	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampAfterMax: -1}}))
 	p := newProducer(t, b)
 	ctx := testCtx(t)
 	for _, ts := range []time.Time{
@@ -87,7 +89,9 @@ func TestPartitionCountPastInt32(t *testing.T) {
 func TestTimestampsProperty(t *testing.T) {
 	lastMs := time.UnixMilli(math.MaxInt64)
 	rapid.Check(t, func(rt *rapid.T) {
-		b, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever}})
+		// Timestamps up to math.MaxInt64 ms, far past the broker's clock:
+		// no TimestampAfterMax.
+		b, err := runnel.Open(runnel.Config{TopicDefaults: log.Config{Sync: log.SyncNever, TimestampAfterMax: -1}})
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -134,7 +134,9 @@ func TestRecordsProducedDuringARequestFormTheNextBatch(t *testing.T) {
 }
 
 func TestBatchMaxBytesSplitsBatches(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
+	// Records stamped up to 3000 h ahead (their deltas' sizes matter):
+	// no TimestampAfterMax.
+	b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampAfterMax: -1}}))
 	const max = 1000
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.BatchMaxBytes(max), producer.DefaultTopic("t"))
 	ctx := testCtx(t)

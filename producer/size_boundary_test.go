@@ -60,7 +60,9 @@ func TestBatchMaxBytesBoundary(t *testing.T) {
 		t.Run(fmt.Sprint(n, " records"), func(t *testing.T) {
 			exact := encodedSize(t, boundaryRecords(t0)[:n]...)
 			for _, max := range []int{exact, exact - 1} {
-				b := newBroker(t, runneltest.Topic("t", 1))
+				// A record is stamped 200000 h ahead (its delta's size is
+				// the point): no TimestampAfterMax.
+				b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampAfterMax: -1}}))
 				p := newProducer(t, b, producer.DefaultTopic("t"), producer.BatchMaxBytes(max),
 					producer.Linger(time.Hour), producer.DeliveryTimeout(2*time.Hour))
 				in := boundaryRecords(t0)[:n]
@@ -125,7 +127,8 @@ func TestMaxMessageBytesBoundary(t *testing.T) {
 		alone := compressedSize(t, codec, in[0])
 		for _, limit := range []int{exact, exact - 1, alone, alone - 1} {
 			t.Run(fmt.Sprintf("%v/max.message.bytes=%d", codec, limit), func(t *testing.T) {
-				b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: limit}}))
+				// A record is stamped 200000 h ahead: no TimestampAfterMax.
+				b := newBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: limit, TimestampAfterMax: -1}}))
 				p := newProducer(t, b, producer.DefaultTopic("t"), producer.Compression(codec),
 					producer.Linger(time.Hour), producer.DeliveryTimeout(2*time.Hour))
 				recs := boundaryRecords(t0)

@@ -414,7 +414,8 @@ func (b Batch) CheckFraming(pos int64) (maxTimestamp int64, err error) {
 	if b.Codec() != compression.None {
 		return b.MaxTimestamp(), nil
 	}
-	return b.checkFraming(b[HeaderSize:], pos)
+	ts, err := b.checkFraming(b[HeaderSize:], pos)
+	return ts.Max, err
 }
 
 // CheckFramingBuffer is CheckFraming for a batch of any codec: a
@@ -433,28 +434,73 @@ func (b Batch) CheckFramingBuffer(pos int64, limit int, buf []byte) (out []byte,
 	}
 	c := b.Codec()
 	if c == compression.None {
-		maxTimestamp, err = b.checkFraming(b[HeaderSize:], pos)
-		return buf, maxTimestamp, err
+		ts, err := b.checkFraming(b[HeaderSize:], pos)
+		return buf, ts.Max, err
 	}
 	out, err = c.AppendDecode(buf[:0], b[HeaderSize:], limit)
 	if err != nil {
 		return out, NoTimestamp, &CorruptError{Position: pos, Reason: "cannot decompress records", Err: err}
 	}
-	maxTimestamp, err = b.checkFraming(out, pos)
-	return out, maxTimestamp, err
+	ts, err := b.checkFraming(out, pos)
+	return out, ts.Max, err
 }
 
+// Timestamps are what a check of a batch's records (CheckFramingTimes)
+// learns of their timestamps, each record's being the batch's base
+// timestamp plus its delta.
+type Timestamps struct {
+	// Max is the records' largest timestamp, NoTimestamp without records:
+	// what CheckFraming returns.
+	Max int64
+	// Earliest and Latest are the smallest and the largest timestamps
+	// of the records that carry one (all but those of NoTimestamp, -1),
+	// for a broker to hold against its clock (Kafka's
+	// message.timestamp.before.max.ms and after.max.ms, which skip a
+	// record of timestamp -1); both NoTimestamp when no record carries
+	// one.
+	Earliest, Latest int64
+}
+
+// timestampWalk gathers Timestamps as a check walks the records.
+type timestampWalk struct {
+	ts          Timestamps
+	none, noneT bool // no record yet; no record with a timestamp yet
+}
+
+func newTimestampWalk() timestampWalk {
+	return timestampWalk{ts: Timestamps{Max: NoTimestamp, Earliest: NoTimestamp, Latest: NoTimestamp}, none: true, noneT: true}
+}
+
+// add takes one record's timestamp.
+func (w *timestampWalk) add(ts int64) {
+	if w.none || ts > w.ts.Max {
+		w.ts.Max, w.none = ts, false
+	}
+	if ts == NoTimestamp {
+		return
+	}
+	if w.noneT {
+		w.ts.Earliest, w.ts.Latest, w.noneT = ts, ts, false
+		return
+	}
+	w.ts.Earliest = min(w.ts.Earliest, ts)
+	w.ts.Latest = max(w.ts.Latest, ts)
+}
+
+// noTimestamps is the Timestamps of a check that failed.
+var noTimestamps = Timestamps{Max: NoTimestamp, Earliest: NoTimestamp, Latest: NoTimestamp}
+
 // checkFraming walks b's records, data, checking each as Iter decodes it,
-// and returns their largest timestamp (see CheckFraming).
-func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
+// and returns their timestamps (see CheckFraming and Timestamps).
+func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 	n := b.NumRecords()
 	if n < 0 {
-		return NoTimestamp, corrupt(pos, "negative record count")
+		return noTimestamps, corrupt(pos, "negative record count")
 	}
 	// The largest of base + delta, which is not base + the largest delta:
 	// a delta wraps around (as Kafka's do) when the base is far below a
 	// record's timestamp.
-	base, maxTs, none := b.BaseTimestamp(), int64(NoTimestamp), true
+	base, tw := b.BaseTimestamp(), newTimestampWalk()
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
@@ -462,22 +508,20 @@ func (b Batch) checkFraming(data []byte, pos int64) (int64, error) {
 			length, m = varint(data)
 		}
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
-			return NoTimestamp, corrupt(pos, "bad record length")
+			return noTimestamps, corrupt(pos, "bad record length")
 		}
 		tsDelta, offDelta, reason := checkRecord(data[m+1:m+int(length)], prevOff, lastDelta)
 		if reason != "" {
-			return NoTimestamp, corrupt(pos, reason)
+			return noTimestamps, corrupt(pos, reason)
 		}
 		prevOff = offDelta
-		if ts := base + tsDelta; none || ts > maxTs {
-			maxTs, none = ts, false
-		}
+		tw.add(base + tsDelta)
 		data = data[m+int(length):]
 	}
 	if len(data) != 0 {
-		return NoTimestamp, corrupt(pos, "record count disagrees with the records")
+		return noTimestamps, corrupt(pos, "record count disagrees with the records")
 	}
-	return maxTs, nil
+	return tw.ts, nil
 }
 
 // checkRecord checks the fields of one record, rec (its body after the

@@ -178,38 +178,49 @@ func (w *streamWalker) finish(pos int64, err error) error {
 //
 // Errors: as CheckFramingBuffer's.
 func (b Batch) CheckFramingStream(pos int64, limit int, buf []byte) (out []byte, maxTimestamp int64, err error) {
+	out, ts, err := b.CheckFramingTimes(pos, limit, buf)
+	return out, ts.Max, err
+}
+
+// CheckFramingTimes is CheckFramingStream returning, in the same walk,
+// the Timestamps of the records: their largest (what CheckFramingStream
+// returns) and the range of those that carry one. On an error they are
+// all NoTimestamp.
+//
+// Errors: as CheckFramingBuffer's.
+func (b Batch) CheckFramingTimes(pos int64, limit int, buf []byte) (out []byte, ts Timestamps, err error) {
 	if len(b) < HeaderSize {
-		return buf, NoTimestamp, truncated(pos, "short batch")
+		return buf, noTimestamps, truncated(pos, "short batch")
 	}
 	if b.Codec() == compression.None {
-		maxTimestamp, err = b.checkFraming(b[HeaderSize:], pos)
-		return buf, maxTimestamp, err
+		ts, err = b.checkFraming(b[HeaderSize:], pos)
+		return buf, ts, err
 	}
 	w := newStreamWalker(b, limit, buf)
 	if data, ok := w.r.Whole(); ok {
 		// Decoded whole (see compression.Reader): checked in place.
-		maxTimestamp, err = b.checkFraming(data, pos)
+		ts, err = b.checkFraming(data, pos)
 		w.r.Close()
-		return w.buf[:0], maxTimestamp, err
+		return w.buf[:0], ts, err
 	}
-	maxTimestamp, reason := b.checkFramingStream(&w)
+	ts, reason := b.checkFramingStream(&w)
 	err = nil
 	if reason != "" {
 		err = corrupt(pos, reason)
 	}
 	if err = w.finish(pos, err); err != nil {
-		maxTimestamp = NoTimestamp
+		ts = noTimestamps
 	}
-	return w.buf[:0], maxTimestamp, err
+	return w.buf[:0], ts, err
 }
 
 // checkFramingStream is checkFraming over w's records.
-func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
+func (b Batch) checkFramingStream(w *streamWalker) (Timestamps, string) {
 	n := b.NumRecords()
 	if n < 0 {
-		return NoTimestamp, "negative record count"
+		return noTimestamps, "negative record count"
 	}
-	base, maxTs, none := b.BaseTimestamp(), int64(NoTimestamp), true
+	base, tw := b.BaseTimestamp(), newTimestampWalk()
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
 		// w.length, inlined.
@@ -220,7 +231,7 @@ func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
 			length, m = varint(d)
 		}
 		if m <= 0 || length <= 0 {
-			return NoTimestamp, "bad record length"
+			return noTimestamps, "bad record length"
 		}
 		var (
 			tsDelta, offDelta int64
@@ -232,7 +243,7 @@ func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
 				d = w.buf[w.lo:w.hi]
 			}
 			if int64(len(d)) < need {
-				return NoTimestamp, "bad record length"
+				return noTimestamps, "bad record length"
 			}
 			tsDelta, offDelta, reason = checkRecord(d[m+1:need], prevOff, lastDelta)
 			w.lo += int(need)
@@ -241,21 +252,19 @@ func (b Batch) checkFramingStream(w *streamWalker) (int64, string) {
 			var whole bool
 			tsDelta, offDelta, reason, whole = w.checkLargeRecord(length, prevOff, lastDelta)
 			if !whole {
-				return NoTimestamp, "bad record length"
+				return noTimestamps, "bad record length"
 			}
 		}
 		if reason != "" {
-			return NoTimestamp, reason
+			return noTimestamps, reason
 		}
 		prevOff = offDelta
-		if ts := base + tsDelta; none || ts > maxTs {
-			maxTs, none = ts, false
-		}
+		tw.add(base + tsDelta)
 	}
 	if w.more() {
-		return NoTimestamp, "record count disagrees with the records"
+		return noTimestamps, "record count disagrees with the records"
 	}
-	return maxTs, ""
+	return tw.ts, ""
 }
 
 // checkLargeRecord is checkRecord for a record of length bytes (after its

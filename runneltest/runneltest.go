@@ -253,7 +253,11 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 // a fixed old time (time.Unix(0, 0), say) at the first maintenance run,
 // 30 s after the broker opens, as kfake never does on its own (it applies
 // retention when asked to, with Cluster.ApplyRetention, or once a topic
-// has a retention of its own: b.Maintain is the first).
+// has a retention of its own: b.Maintain is the first). Its topics do
+// refuse a record stamped more than an hour ahead of the clock, as Kafka
+// 4's broker and runnel.Open's do (log.Config's TimestampAfterMax), where
+// kfake takes it: a test that stamps records ahead sets
+// TopicDefaults.TimestampAfterMax (or its topic's) to -1.
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options

@@ -299,10 +299,10 @@ func TestParityProduceEdges(t *testing.T) {
 
 	t.Run("TimestampsMinus1", func(t *testing.T) {
 		// LogValidator.validateTimestamp checks the distance from the
-		// broker's clock only for a timestamp other than NO_TIMESTAMP
-		// (-1), and message.timestamp.before/after.max.ms are not
-		// checked by runnel at all: the batch is taken, its records
-		// keep -1, and the batch's max timestamp is -1.
+		// broker's clock (message.timestamp.before/after.max.ms) only
+		// for a timestamp other than NO_TIMESTAMP (-1), as runnel does:
+		// the batch is taken, its records keep -1, and the batch's max
+		// timestamp is -1.
 		p.createTopic(t, "ts-none", topicSpec{partitions: 1})
 		batch := values(t, []int64{-1, -1})
 		r, k := p.rn.produce(p.ctx, "ts-none", 0, batch), p.kf.produce(p.ctx, "ts-none", 0, batch)
