@@ -1,9 +1,19 @@
 package compression
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // defaultBytesInputs are the inputs whose encodings TestDefaultBytes pins:
@@ -56,6 +66,187 @@ func TestDefaultBytes(t *testing.T) {
 			if want := defaultBytes[key]; got != want {
 				t.Errorf("%s: encoding's sha256 %s, want %s", key, got, want)
 			}
+		}
+	}
+}
+
+// levelsOf lists levels of each codec to test: every valid level of gzip
+// and lz4, zstd's extremes and each of its bands, and the edges around.
+var levelsOf = map[Codec][]int{
+	None:   {0},
+	Snappy: {0},
+	Gzip:   {-1, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+	LZ4:    {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17},
+	Zstd:   {-131072, -7, -1, 0, 1, 2, 3, 4, 5, 6, 9, 10, 19, 22},
+}
+
+// TestLevelRoundTrip encodes inputs at each level of each codec and
+// decodes them with AppendDecode (and, for lz4, checks them as the broker
+// does, with CheckKafka: every level writes Kafka's frame).
+func TestLevelRoundTrip(t *testing.T) {
+	for name, in := range defaultBytesInputs() {
+		for _, c := range allCodecs {
+			for _, level := range levelsOf[c] {
+				enc, err := c.AppendEncodeLevel(nil, in, level)
+				if err != nil {
+					t.Fatalf("%v level %d, %s: %v", c, level, name, err)
+				}
+				if err := c.CheckKafka(enc); err != nil {
+					t.Errorf("%v level %d, %s: CheckKafka: %v", c, level, name, err)
+				}
+				if got := mustDecode(t, c, nil, enc, 0); !bytes.Equal(got, in) {
+					t.Errorf("%v level %d, %s: round trip gave %d bytes, want %d", c, level, name, len(got), len(in))
+				}
+			}
+		}
+	}
+}
+
+// TestLevelBytes checks which levels write the same bytes: the default
+// level what AppendEncode writes, levels that run the same coder the
+// same, and a level that runs another coder other bytes (so that the
+// level is used at all).
+func TestLevelBytes(t *testing.T) {
+	in := recordLike(200<<10, 49)
+	enc := func(c Codec, level int) []byte {
+		t.Helper()
+		out, err := c.AppendEncodeLevel(nil, in, level)
+		if err != nil {
+			t.Fatalf("%v level %d: %v", c, level, err)
+		}
+		return out
+	}
+	for _, c := range allCodecs {
+		if !bytes.Equal(enc(c, c.DefaultLevel()), mustEncode(t, c, nil, in)) {
+			t.Errorf("%v: level %d (DefaultLevel) wrote other bytes than AppendEncode", c, c.DefaultLevel())
+		}
+	}
+	same := []struct {
+		c    Codec
+		a, b int
+	}{
+		{Gzip, -1, 5}, {LZ4, 1, 8}, {LZ4, 1, 10}, {Zstd, 0, 3}, {Zstd, 3, 5},
+		{Zstd, -131072, 1}, {Zstd, 1, 2}, {Zstd, 6, 9}, {Zstd, 10, 22},
+	}
+	for _, s := range same {
+		if !bytes.Equal(enc(s.c, s.a), enc(s.c, s.b)) {
+			t.Errorf("%v: levels %d and %d wrote other bytes, want the same coder's", s.c, s.a, s.b)
+		}
+	}
+	other := []struct {
+		c    Codec
+		a, b int
+	}{
+		{Gzip, -1, 1}, {Gzip, -1, 6}, {Gzip, -1, 9}, {LZ4, 9, 1}, {LZ4, 9, 17},
+		{Zstd, 3, 1}, {Zstd, 3, 6}, {Zstd, 3, 10},
+	}
+	for _, o := range other {
+		if bytes.Equal(enc(o.c, o.a), enc(o.c, o.b)) {
+			t.Errorf("%v: levels %d and %d wrote the same bytes, want another coder's", o.c, o.a, o.b)
+		}
+	}
+}
+
+// TestCheckLevel checks Kafka's ranges, and that AppendEncodeLevel
+// refuses what CheckLevel does, leaving dst as it was.
+func TestCheckLevel(t *testing.T) {
+	bad := map[Codec][]int{
+		None:   {-1, 1},
+		Snappy: {-1, 1, 3},
+		Gzip:   {math.MinInt, -2, 0, 10, math.MaxInt},
+		LZ4:    {math.MinInt, -1, 0, 18},
+		Zstd:   {math.MinInt, -131073, 23, math.MaxInt},
+	}
+	for c, levels := range bad {
+		for _, level := range levels {
+			err := c.CheckLevel(level)
+			wantErr(t, err, ErrInvalidLevel, fmt.Sprintf("%v.CheckLevel(%d)", c, level))
+			var e *Error
+			if !errors.As(err, &e) || e.Codec != c || e.Op != "encode" {
+				t.Errorf("%v.CheckLevel(%d): %#v, want a *Error for %v encode", c, level, err, c)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprint(level)) || !strings.Contains(err.Error(), "want") {
+				t.Errorf("%v.CheckLevel(%d): %q names neither the level nor the range", c, level, err)
+			}
+			dst := []byte("keep")
+			out, err := c.AppendEncodeLevel(dst, []byte("data"), level)
+			wantErr(t, err, ErrInvalidLevel, fmt.Sprintf("%v.AppendEncodeLevel(%d)", c, level))
+			if string(out) != "keep" {
+				t.Errorf("%v.AppendEncodeLevel(%d) returned %q, want dst unchanged", c, level, out)
+			}
+		}
+		for _, level := range levelsOf[c] {
+			if err := c.CheckLevel(level); err != nil {
+				t.Errorf("%v.CheckLevel(%d): %v", c, level, err)
+			}
+		}
+	}
+	if got := Zstd.CheckLevel(23).Error(); got != "runnel/compression: zstd encode: invalid compression level 23: want -131072 to 22 (default 3)" {
+		t.Errorf("message %q", got)
+	}
+	for _, c := range []Codec{-1, 5} {
+		wantErr(t, c.CheckLevel(0), ErrUnknownCodec, c.String())
+		_, err := c.AppendEncodeLevel(nil, nil, 0)
+		wantErr(t, err, ErrUnknownCodec, c.String())
+		if c.DefaultLevel() != 0 {
+			t.Errorf("%v.DefaultLevel() = %d, want 0", c, c.DefaultLevel())
+		}
+	}
+	for c, want := range map[Codec]int{None: 0, Gzip: -1, Snappy: 0, LZ4: 9, Zstd: 3} {
+		if got := c.DefaultLevel(); got != want {
+			t.Errorf("%v.DefaultLevel() = %d, want %d (Kafka's)", c, got, want)
+		}
+	}
+}
+
+// TestLevelMapping pins which library level each Kafka level runs (see
+// the package doc).
+func TestLevelMapping(t *testing.T) {
+	for level, want := range map[int]int{-1: 5, 1: 1, 5: 5, 6: 6, 9: 9} {
+		if got := gzipLevel(level); got != want {
+			t.Errorf("gzipLevel(%d) = %d, want %d", level, got, want)
+		}
+	}
+	for level, want := range map[int]int{1: 1, 8: 1, 9: 0, 10: 1, 11: 2, 16: 7, 17: 8} {
+		if got := lz4Level(level); got != want {
+			t.Errorf("lz4Level(%d) = %d, want %d", level, got, want)
+		}
+	}
+	for level, want := range map[int]zstd.EncoderLevel{
+		-131072: zstd.SpeedFastest, -1: zstd.SpeedFastest, 0: zstd.SpeedDefault, 1: zstd.SpeedFastest,
+		2: zstd.SpeedFastest, 3: zstd.SpeedDefault, 5: zstd.SpeedDefault, 6: zstd.SpeedBetterCompression,
+		9: zstd.SpeedBetterCompression, 10: zstd.SpeedBestCompression, 22: zstd.SpeedBestCompression,
+	} {
+		if got := zstdLevel(level); got != want {
+			t.Errorf("zstdLevel(%d) = %v, want %v", level, got, want)
+		}
+	}
+}
+
+// TestLevelAllocs is TestAllocs's encode at levels other than the
+// default: their coders, once made, are pooled or shared as the
+// default's are.
+func TestLevelAllocs(t *testing.T) {
+	if testkit.RaceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // see TestAllocs
+	in := recordLike(64<<10, 50)
+	buf := make([]byte, 0, 2*len(in)+1024)
+	for _, cl := range []struct {
+		c     Codec
+		level int
+	}{{Gzip, 1}, {Gzip, 9}, {LZ4, 1}, {LZ4, 17}, {Zstd, 1}, {Zstd, -5}, {Zstd, 19}} {
+		enc := func() {
+			if _, err := cl.c.AppendEncodeLevel(buf, in, cl.level); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range zstdConcurrency() + 1 { // see TestAllocs
+			enc()
+		}
+		if n := testing.AllocsPerRun(20, enc); n > 0 {
+			t.Errorf("%v level %d: %v allocations per encode, want 0", cl.c, cl.level, n)
 		}
 	}
 }
