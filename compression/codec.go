@@ -41,9 +41,9 @@
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd, by default
-//     at level 3, Kafka's default) that states its content size, with a 1 MiB window
-//     (franz-go's is 64 KiB; see zstdWindow for why not here), and no
-//     content checksum. Decoding also accepts frames
+//     at level 3, Kafka's default) that states its content size, with a
+//     1 MiB window (franz-go's is 64 KiB; see zstdWindow for why not
+//     here), and no content checksum. Decoding also accepts frames
 //     that do not state their size, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.
 //
@@ -59,8 +59,9 @@
 // so importing the package costs nothing and steady-state calls with a dst
 // of sufficient capacity allocate nothing. All functions are safe for
 // concurrent use. To bound memory, zstd uses one shared encoder (for each
-// of klauspost's four levels in use) and one shared decoder that each run at most min(GOMAXPROCS, 4) calls at once;
-// further callers wait their turn.
+// of klauspost's four levels in use) and one shared decoder that each run
+// at most min(GOMAXPROCS, 4) calls at once; further callers wait their
+// turn.
 //
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small
