@@ -117,7 +117,13 @@ func (c Codec) CheckLevel(level int) error {
 // and writes the same bytes. Coders are made on first use of a level,
 // then pooled or shared as AppendEncode's are (zstd: one shared encoder
 // for each of klauspost's four levels at most), so that steady-state calls
-// allocate nothing.
+// allocate nothing. A zstd encoder is kept for the life of the process,
+// and its memory grows with its level: each of its min(GOMAXPROCS, 4)
+// internal coders held about 2.7 MiB at SpeedFastest, 3.7 at
+// SpeedDefault, 6.5 at SpeedBetterCompression and 36 at
+// SpeedBestCompression (the heap in use after each had encoded 1 MiB of
+// record-like bytes, 2026-12-05); gzip's and lz4's writers hold 1 MiB
+// at most, and go with their pool.
 //
 // Errors: AppendEncode's, and a *Error matching ErrInvalidLevel for a
 // level CheckLevel refuses (dst is then returned unchanged).

@@ -212,15 +212,19 @@ func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec
 // batches at, as Kafka's producer numbers that codec's levels (KIP-390,
 // Kafka 3.8: compression.gzip.level, compression.lz4.level,
 // compression.zstd.level): gzip 1 (fastest) to 9, or -1; lz4 1 to 17;
-// zstd -131072 to 22 (lower is faster, down to zstd's negative levels).
+// zstd -131072 to 22 (lower is faster).
 // Default: the codec's default level, compression.Codec.DefaultLevel
 // (gzip -1, lz4 9, zstd 3), which writes the same batches as giving no
 // level. Each level runs one of the compression library's, which are
 // fewer (zstd has four; gzip's 1 to 9 are klauspost's, not zlib's):
 // compression.Codec.AppendEncodeLevel maps them. Speed: zstd 1 (or any
-// level below 3 but 0) runs klauspost's SpeedFastest; lz4's default is
+// level below 3 but 0, zstd's negative ones too) runs klauspost's
+// SpeedFastest, the fastest zstd there is here; lz4's default is
 // already its fastest, as in Kafka, where every other lz4 level runs the
-// slower HC compressor, for a better ratio.
+// slower HC compressor, for a better ratio. Memory: zstd's encoder of
+// levels 10 and up (klauspost's SpeedBestCompression) holds some 36 MiB
+// for each of its min(GOMAXPROCS, 4) coders, ten times the default's,
+// for the life of the process (see compression.Codec.AppendEncodeLevel).
 //
 // New returns ErrInvalidOption, wrapping compression.ErrInvalidLevel
 // and naming the range, for a level the codec does not have, and
