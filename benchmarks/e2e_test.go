@@ -49,7 +49,8 @@ func BenchmarkE2EConsume(b *testing.B) {
 }
 
 // BenchmarkE2EProduceCompressed is E2EProduce with the producer's codec
-// (e2e.CompressedMatrix: in memory, codec=none|gzip|snappy|lz4|zstd) and
+// (e2e.CompressedMatrix: in memory, codec=none|gzip|snappy|lz4|zstd, and
+// zstd at level=1) and
 // JSON-like values (e2e.TextValues) that compress like logged events;
 // codec=none sends the same values uncompressed. It also reports
 // log/value, the bytes on the log over the value bytes produced.

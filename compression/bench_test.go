@@ -1,6 +1,9 @@
 package compression
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // BenchmarkCodecs encodes and decodes a 64 KiB record-like batch with each
 // codec, into reused buffers as package record does in steady state.
@@ -51,4 +54,40 @@ func BenchmarkDecodeIntoNil(b *testing.B) {
 			mustDecode(b, Zstd, nil, enc, 0)
 		}
 	})
+}
+
+// BenchmarkEncodeLevels encodes BenchmarkCodecs' 64 KiB record-like batch
+// at levels of each codec, as Kafka numbers them (level=default is the
+// codec's DefaultLevel, AppendEncode's), into a reused buffer, and reports
+// the compression ratio.
+func BenchmarkEncodeLevels(b *testing.B) {
+	in := recordLike(64<<10, 70)
+	for _, cl := range []struct {
+		c      Codec
+		levels []int
+	}{
+		{Gzip, []int{-1, 1, 9}},
+		{LZ4, []int{9, 1, 17}},
+		{Zstd, []int{3, 1, 6, 10}},
+	} {
+		for _, level := range cl.levels {
+			name := fmt.Sprintf("codec=%v/level=%d", cl.c, level)
+			if level == cl.c.DefaultLevel() {
+				name = fmt.Sprintf("codec=%v/level=default", cl.c)
+			}
+			b.Run(name, func(b *testing.B) {
+				enc, err := cl.c.AppendEncodeLevel(nil, in, level)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in)))
+				dst := make([]byte, 0, 2*len(in)+1024)
+				for b.Loop() {
+					dst, _ = cl.c.AppendEncodeLevel(dst[:0], in, level)
+				}
+				b.ReportMetric(float64(len(in))/float64(len(enc)), "ratio")
+			})
+		}
+	}
 }

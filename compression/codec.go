@@ -40,19 +40,28 @@
 //     frame included): a broker runs it on produce, so that it stores
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
-//   - zstd: a zstd frame (github.com/klauspost/compress/zstd, at level 3,
-//     Kafka's default) that states its content size, with a 1 MiB window
-//     (franz-go's is 64 KiB; see zstdWindow for why not here), and no
-//     content checksum. Decoding also accepts frames
+//   - zstd: a zstd frame (github.com/klauspost/compress/zstd, by default
+//     at level 3, Kafka's default) that states its content size, with a
+//     1 MiB window (franz-go's is 64 KiB; see zstdWindow for why not
+//     here), and no content checksum. Decoding also accepts frames
 //     that do not state their size, as Java's
 //     ZstdOutputStream writes them, and concatenated frames.
+//
+// Each codec but none and snappy compresses at a level, as Kafka numbers
+// them (KIP-390): gzip 1 to 9 or -1, default -1; lz4 1 to 17, default 9;
+// zstd -131072 to 22, default 3. AppendEncode uses the default (what
+// Kafka's producer uses unless told otherwise) and AppendEncodeLevel the
+// level it is given; CheckLevel checks one. Each level runs one of the
+// library's levels, which are fewer: AppendEncodeLevel's doc maps them,
+// and says where that is coarser than Kafka's.
 //
 // Encoders and decoders are pooled or shared, and created only on first use,
 // so importing the package costs nothing and steady-state calls with a dst
 // of sufficient capacity allocate nothing. All functions are safe for
-// concurrent use. To bound memory, zstd uses one shared encoder and one
-// shared decoder that each run at most min(GOMAXPROCS, 4) calls at once;
-// further callers wait their turn.
+// concurrent use. To bound memory, zstd uses one shared encoder (for each
+// of klauspost's four levels in use) and one shared decoder that each run
+// at most min(GOMAXPROCS, 4) calls at once; further callers wait their
+// turn.
 //
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small
@@ -139,28 +148,7 @@ func ParseCodec(s string) (Codec, error) {
 // Errors: a *Error matching ErrUnknownCodec for an unknown codec, or
 // ErrTooLarge for a snappy input over 4 GiB (too large for a block).
 func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
-	var (
-		out []byte
-		err error
-	)
-	switch c {
-	case None:
-		return append(dst, src...), nil
-	case Gzip:
-		out, err = gzipEncode(dst, src)
-	case Snappy:
-		out, err = snappyEncode(dst, src)
-	case LZ4:
-		out, err = lz4Encode(dst, src)
-	case Zstd:
-		out, err = zstdEncode(dst, src)
-	default:
-		err = ErrUnknownCodec
-	}
-	if err != nil {
-		return dst, &Error{Codec: c, Op: opEncode, Err: err}
-	}
-	return out, nil
+	return c.AppendEncodeLevel(dst, src, c.DefaultLevel())
 }
 
 // AppendDecode appends the decompressed form of src to dst and returns the

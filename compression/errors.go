@@ -23,6 +23,10 @@ var (
 	// Codec.AppendEncode) an input too large for the codec: snappy's
 	// block holds at most 4 GiB.
 	ErrTooLarge = errors.New("runnel/compression: decompressed data exceeds limit")
+
+	// ErrInvalidLevel reports a compression level that the codec does
+	// not have (see Codec.CheckLevel).
+	ErrInvalidLevel = errors.New("runnel/compression: invalid compression level")
 )
 
 // Op values of an Error.
@@ -31,11 +35,12 @@ const (
 	opDecode = "decode"
 )
 
-// Error is the error type returned by Codec.AppendEncode and
-// Codec.AppendDecode. It records which codec failed and in which direction;
-// Err wraps one of the package's sentinel errors (ErrUnknownCodec,
-// ErrCorrupt, ErrTooLarge) and, where there is one, the underlying library's
-// error, so errors.Is works on either.
+// Error is the error type returned by Codec.AppendEncode,
+// AppendEncodeLevel, CheckLevel and AppendDecode. It records which codec
+// failed and in which direction; Err wraps one of the package's sentinel
+// errors (ErrUnknownCodec, ErrCorrupt, ErrTooLarge, ErrInvalidLevel) and,
+// where there is one, the underlying library's error, so errors.Is works
+// on either.
 type Error struct {
 	// Codec is the codec the call was made on; it may be an invalid value
 	// when Err wraps ErrUnknownCodec.

@@ -50,3 +50,27 @@ func ExampleParseCodec() {
 	// lz4 3 <nil>
 	// true
 }
+
+func ExampleCodec_AppendEncodeLevel() {
+	records := bytes.Repeat([]byte(`{"user":"ada","event":"login"}`), 100)
+
+	// Kafka's compression.zstd.level=1: klauspost's SpeedFastest.
+	fast, err := compression.Zstd.AppendEncodeLevel(nil, records, 1)
+	if err != nil {
+		panic(err)
+	}
+	back, err := compression.Zstd.AppendDecode(nil, fast, 1<<20)
+	fmt.Println(bytes.Equal(back, records), err)
+
+	// A level the codec does not have is refused, naming its range.
+	err = compression.Gzip.CheckLevel(0)
+	fmt.Println(errors.Is(err, compression.ErrInvalidLevel))
+	fmt.Println(err)
+	fmt.Println(compression.LZ4.DefaultLevel(), compression.Zstd.DefaultLevel())
+
+	// Output:
+	// true <nil>
+	// true
+	// runnel/compression: gzip encode: invalid compression level 0: want 1 to 9, or -1 (the default)
+	// 9 3
+}

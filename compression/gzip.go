@@ -8,9 +8,11 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// gzip: RFC 1952 streams via github.com/klauspost/compress/gzip, at the
-// default compression level (as Kafka's Java producer uses). Writers and
-// readers are pooled; the pools fill only on first use.
+// gzip: RFC 1952 streams via github.com/klauspost/compress/gzip, at its
+// default compression level (DefaultCompression, its level 5; Kafka's Java
+// producer uses zlib's default, its level 6) unless a level is asked for
+// (see level.go). Writers and readers are pooled, a pool for each level;
+// the pools fill only on first use.
 
 // gzipMaxRatio bounds how much deflate can expand: one 258-byte match costs
 // at least two bits, so no stream inflates more than 1032:1.
@@ -21,15 +23,19 @@ type gzipEncoder struct {
 	aw appendWriter
 }
 
-var gzipEncoders = sync.Pool{New: func() any {
-	e := new(gzipEncoder)
-	// NewWriterLevel fails only for an invalid level.
-	e.w, _ = gzip.NewWriterLevel(&e.aw, gzip.DefaultCompression)
-	return e
-}}
+// gzipEncoders holds the writers of each of klauspost's levels 1 to 9,
+// indexed by level (see gzipLevel: its DefaultCompression is its level 5,
+// the same writer).
+var gzipEncoders [gzip.BestCompression + 1]sync.Pool
 
-func gzipEncode(dst, src []byte) ([]byte, error) {
-	e := gzipEncoders.Get().(*gzipEncoder)
+func gzipEncode(dst, src []byte, level int) ([]byte, error) {
+	pool := &gzipEncoders[level]
+	e, _ := pool.Get().(*gzipEncoder)
+	if e == nil {
+		e = new(gzipEncoder)
+		// NewWriterLevel fails only for an invalid level.
+		e.w, _ = gzip.NewWriterLevel(&e.aw, level)
+	}
 	e.aw.b = dst
 	e.w.Reset(&e.aw)
 	_, err := e.w.Write(src)
@@ -38,7 +44,7 @@ func gzipEncode(dst, src []byte) ([]byte, error) {
 	}
 	out := e.aw.b
 	e.aw.b = nil // do not retain dst
-	gzipEncoders.Put(e)
+	pool.Put(e)
 	if err != nil {
 		return dst, err
 	}

@@ -15,8 +15,9 @@ import (
 // checksum (the record batch's CRC-32C covers the payload, and an xxh32
 // pass over it cost 14% of a compressed produce's CPU). Frames with a
 // content checksum, which runnel wrote until 2026-12, and with block
-// checksums are read, and their checksums checked, as well. Writers and readers are pooled
-// and run without extra goroutines. The reader allocates a block buffer of the size the frame
+// checksums are read, and their checksums checked, as well. Writers (a pool
+// for each level, see level.go) and readers are pooled and run without
+// extra goroutines. The reader allocates a block buffer of the size the frame
 // header announces, at most 4 MiB, from the library's own pool; that is the
 // fixed cost a hostile header can cause on top of the output limit.
 
@@ -25,21 +26,30 @@ type lz4Encoder struct {
 	aw appendWriter
 }
 
-var lz4Encoders = sync.Pool{New: func() any {
-	e := new(lz4Encoder)
-	e.w = lz4.NewWriter(&e.aw)
-	// The options are valid constants, so Apply cannot fail.
-	_ = e.w.Apply(
-		lz4.BlockSizeOption(lz4.Block64Kb),
-		lz4.ConcurrencyOption(1),
-		lz4.ChecksumOption(false),
-		lz4.CompressionLevelOption(lz4.Fast),
-	)
-	return e
-}}
+// lz4Encoders holds the writers of each level, indexed as lz4Level
+// numbers them: 0 for Fast (Kafka's default), n for Leveln.
+var lz4Encoders [10]sync.Pool
 
-func lz4Encode(dst, src []byte) ([]byte, error) {
-	e := lz4Encoders.Get().(*lz4Encoder)
+// lz4Levels are pierrec's levels, indexed as lz4Encoders.
+var lz4Levels = [len(lz4Encoders)]lz4.CompressionLevel{
+	lz4.Fast, lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4,
+	lz4.Level5, lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9,
+}
+
+func lz4Encode(dst, src []byte, level int) ([]byte, error) {
+	pool := &lz4Encoders[level]
+	e, _ := pool.Get().(*lz4Encoder)
+	if e == nil {
+		e = new(lz4Encoder)
+		e.w = lz4.NewWriter(&e.aw)
+		// The options are valid constants, so Apply cannot fail.
+		_ = e.w.Apply(
+			lz4.BlockSizeOption(lz4.Block64Kb),
+			lz4.ConcurrencyOption(1),
+			lz4.ChecksumOption(false),
+			lz4.CompressionLevelOption(lz4Levels[level]),
+		)
+	}
 	e.aw.b = dst
 	e.w.Reset(&e.aw)
 	_, err := e.w.Write(src)
@@ -48,7 +58,7 @@ func lz4Encode(dst, src []byte) ([]byte, error) {
 	}
 	out := e.aw.b
 	e.aw.b = nil // do not retain dst
-	lz4Encoders.Put(e)
+	pool.Put(e)
 	if err != nil {
 		return dst, err
 	}

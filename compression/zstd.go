@@ -10,10 +10,11 @@ import (
 
 // zstd: Zstandard frames via github.com/klauspost/compress/zstd.
 //
-// One Encoder and one Decoder are shared by all callers through EncodeAll
-// and DecodeAll, which are safe for concurrent use; each keeps a small set
-// of internal coders (zstdConcurrency) and further callers wait for one to
-// be free. They are built on first use.
+// One Encoder per level (of klauspost's four, see level.go) and one
+// Decoder are shared by all callers through EncodeAll and DecodeAll, which
+// are safe for concurrent use; each keeps a small set of internal coders
+// (zstdConcurrency) and further callers wait for one to be free. They are
+// built on first use.
 //
 // DecodeAll does not bound its output by itself. The decoder is created
 // with WithDecodeAllCapLimit, which makes DecodeAll stop with an error as
@@ -37,21 +38,35 @@ func zstdConcurrency() int {
 // as long, so a batch up to 1 MiB stays one single segment.
 const zstdWindow = 1 << 20
 
-var zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(zstdConcurrency()),
-		zstd.WithWindowSize(zstdWindow),
-		// No content checksum: the record batch's CRC-32C covers the
-		// payload, and zstd's reference library (Kafka's Java client
-		// uses it through zstd-jni) writes none by default.
-		zstd.WithEncoderCRC(false),
-	)
-	if err != nil {
-		panic("runnel/compression: zstd encoder options: " + err.Error())
-	}
-	return enc
-})
+// zstdEncoders holds the shared encoder of each of klauspost's levels,
+// indexed by level, each made on first use: at most four, one per level
+// used, since each holds MiBs.
+var zstdEncoders = [zstd.SpeedBestCompression + 1]func() *zstd.Encoder{
+	zstd.SpeedFastest:           zstdEncoderOnce(zstd.SpeedFastest),
+	zstd.SpeedDefault:           zstdEncoderOnce(zstd.SpeedDefault),
+	zstd.SpeedBetterCompression: zstdEncoderOnce(zstd.SpeedBetterCompression),
+	zstd.SpeedBestCompression:   zstdEncoderOnce(zstd.SpeedBestCompression),
+}
+
+// zstdEncoderOnce returns a func that makes, on its first call, the
+// shared encoder of level, and returns it.
+func zstdEncoderOnce(level zstd.EncoderLevel) func() *zstd.Encoder {
+	return sync.OnceValue(func() *zstd.Encoder {
+		enc, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(level),
+			zstd.WithEncoderConcurrency(zstdConcurrency()),
+			zstd.WithWindowSize(zstdWindow),
+			// No content checksum: the record batch's CRC-32C covers the
+			// payload, and zstd's reference library (Kafka's Java client
+			// uses it through zstd-jni) writes none by default.
+			zstd.WithEncoderCRC(false),
+		)
+		if err != nil {
+			panic("runnel/compression: zstd encoder options: " + err.Error())
+		}
+		return enc
+	})
+}
 
 var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 	dec, err := zstd.NewReader(nil,
@@ -64,8 +79,8 @@ var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 	return dec
 })
 
-func zstdEncode(dst, src []byte) ([]byte, error) {
-	return zstdEncoder().EncodeAll(src, dst), nil
+func zstdEncode(dst, src []byte, level zstd.EncoderLevel) ([]byte, error) {
+	return zstdEncoders[level]().EncodeAll(src, dst), nil
 }
 
 const (

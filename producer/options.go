@@ -49,6 +49,8 @@ type config struct {
 	linger          time.Duration
 	batchMaxBytes   int
 	codec           compression.Codec
+	level           int  // the codec's compression level, once validated
+	levelSet        bool // CompressionLevel was given
 	partitioner     Partitioner
 	maxRecords      int64
 	maxBytes        int64
@@ -106,6 +108,16 @@ func (c *config) validate() error {
 		return bad("MetadataMaxAge", c.metadataMaxAge)
 	case c.maxInFlight < 1:
 		return bad("MaxInFlight", c.maxInFlight)
+	}
+	if c.levelSet {
+		if c.codec == compression.None || c.codec == compression.Snappy {
+			return fmt.Errorf("%w: CompressionLevel(%d): Compression(%v) has no levels", ErrInvalidOption, c.level, c.codec)
+		}
+		if err := c.codec.CheckLevel(c.level); err != nil {
+			return fmt.Errorf("%w: CompressionLevel(%d): %w", ErrInvalidOption, c.level, err)
+		}
+	} else {
+		c.level = c.codec.DefaultLevel()
 	}
 	if c.defaultTopic != "" {
 		if err := api.ValidateTopicName(c.defaultTopic); err != nil {
@@ -190,10 +202,40 @@ func Linger(d time.Duration) Opt { return func(c *config) { c.linger = d } }
 // (see Producer), so a larger BatchMaxBytes costs requests, not records.
 func BatchMaxBytes(n int) Opt { return func(c *config) { c.batchMaxBytes = n } }
 
-// Compression sets the codec batches are compressed with. Default
+// Compression sets the codec batches are compressed with, at its
+// default level unless CompressionLevel sets another. Default
 // compression.None. New returns ErrInvalidOption for a codec that
 // compression does not know.
 func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec = codec } }
+
+// CompressionLevel sets the level the Compression codec compresses
+// batches at, as Kafka's producer numbers that codec's levels (KIP-390,
+// Kafka 3.8: compression.gzip.level, compression.lz4.level,
+// compression.zstd.level): gzip 1 (fastest) to 9, or -1; lz4 1 to 17;
+// zstd -131072 to 22 (lower is faster).
+// Default: the codec's default level, compression.Codec.DefaultLevel
+// (gzip -1, lz4 9, zstd 3), which writes the same batches as giving no
+// level. Each level runs one of the compression library's, which are
+// fewer (zstd has four; gzip's 1 to 9 are klauspost's, not zlib's):
+// compression.Codec.AppendEncodeLevel maps them. Speed: zstd 1 (or any
+// level below 3 but 0, zstd's negative ones too) runs klauspost's
+// SpeedFastest, the fastest zstd there is here; lz4's default is
+// already its fastest, as in Kafka, where every other lz4 level runs the
+// slower HC compressor, for a better ratio. Memory: zstd's encoder of
+// levels 10 and up (klauspost's SpeedBestCompression) holds some 36 MiB
+// for each of its min(GOMAXPROCS, 4) coders, ten times the default's,
+// for the life of the process (see compression.Codec.AppendEncodeLevel).
+//
+// New returns ErrInvalidOption, wrapping compression.ErrInvalidLevel
+// and naming the range, for a level the codec does not have, and
+// ErrInvalidOption for any level with compression.None or
+// compression.Snappy, which have none. (Kafka has one level config per
+// codec, and ignores them all under none or snappy; here the one level
+// is the chosen codec's, and a level given for a codec without levels
+// is taken for a mistake.)
+func CompressionLevel(level int) Opt {
+	return func(c *config) { c.level, c.levelSet = level, true }
+}
 
 // RecordPartitioner sets how records are spread over a topic's
 // partitions: StickyKeyPartitioner() (the default), RoundRobinPartitioner(),

@@ -275,7 +275,7 @@ func (pp *partition) seal(b *batch, dl *deadlines, deadline time.Time) error {
 		// Into the partition's buffer, whose last batch is done (or,
 		// with a pipeline, appended): on error AppendTo returns it
 		// empty.
-		*pp.comp, err = bld.AppendTo((*pp.comp)[:0], p.cfg.codec)
+		*pp.comp, err = bld.AppendToLevel((*pp.comp)[:0], p.cfg.codec, p.cfg.level)
 		p.builders.Put(bld)
 		data = *pp.comp
 	}

@@ -174,7 +174,7 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 	}
 	out := b.buf
 	if codec != compression.None {
-		comp, err := b.appendCompressed(b.comp[:0], codec)
+		comp, err := b.appendCompressed(b.comp[:0], codec, codec.DefaultLevel())
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,21 @@ func (b *Builder) Finish(codec compression.Codec) (Batch, error) {
 //
 // Errors: as Finish's.
 func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) {
+	return b.AppendToLevel(dst, codec, codec.DefaultLevel())
+}
+
+// AppendToLevel is AppendTo with the records compressed at a level of
+// the codec's, as Kafka numbers them (see
+// compression.Codec.AppendEncodeLevel): AppendTo(dst, codec) is
+// AppendToLevel(dst, codec, codec.DefaultLevel()).
+//
+// Errors: as Finish's, and a *compression.Error matching
+// compression.ErrInvalidLevel for a level the codec does not have.
+func (b *Builder) AppendToLevel(dst []byte, codec compression.Codec, level int) ([]byte, error) {
 	if codec == compression.None {
+		if err := codec.CheckLevel(level); err != nil {
+			return dst, err
+		}
 		batch, err := b.Finish(codec)
 		if err != nil {
 			return dst, err
@@ -206,7 +220,7 @@ func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) 
 	if !b.prepare() {
 		return dst, nil
 	}
-	out, err := b.appendCompressed(dst, codec)
+	out, err := b.appendCompressed(dst, codec, level)
 	if err != nil {
 		return dst, err
 	}
@@ -235,10 +249,13 @@ func (b *Builder) prepare() bool {
 }
 
 // appendCompressed appends to dst the batch's header (to be written by
-// writeHeader) and its records compressed with codec.
-func (b *Builder) appendCompressed(dst []byte, codec compression.Codec) ([]byte, error) {
-	dst = append(dst, b.buf[:HeaderSize]...)
-	return codec.AppendEncode(dst, b.buf[HeaderSize:])
+// writeHeader) and its records compressed with codec at level.
+func (b *Builder) appendCompressed(dst []byte, codec compression.Codec, level int) ([]byte, error) {
+	out, err := codec.AppendEncodeLevel(append(dst, b.buf[:HeaderSize]...), b.buf[HeaderSize:], level)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // writeHeader writes the header of out, the whole batch (its records

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/runnel/runnel/benchmarks/internal/e2e"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -22,22 +23,39 @@ var ErrNoSync = errors.New("peers: an in-memory store cannot fsync")
 var ErrNoCodec = errors.New("peers: no such compression codec")
 
 // kgoCodec returns kgo's codec of a Kafka codec name ("" is "none"), each
-// at kgo's default level: gzip's default, lz4's fastest, zstd's default
-// (with kgo's 64 KiB window), snappy through klauspost/compress/s2.
-func kgoCodec(name string) (kgo.CompressionCodec, error) {
+// at kgo's default level (gzip's default, lz4's fastest, zstd's default,
+// with kgo's 64 KiB window; snappy through klauspost/compress/s2) unless
+// level, as Kafka numbers it, is not 0: kgo's WithLevel takes the
+// library's own level, so a zstd level goes through
+// zstd.EncoderLevelFromZstd (as runnel's does: 1 and 2 are SpeedFastest)
+// and a gzip level as it is (the standard library's 1 to 9). A level of
+// another codec is not mapped (ErrNoCodec).
+func kgoCodec(name string, level int) (kgo.CompressionCodec, error) {
+	var c kgo.CompressionCodec
 	switch name {
 	case "", "none":
-		return kgo.NoCompression(), nil
+		c = kgo.NoCompression()
 	case "gzip":
-		return kgo.GzipCompression(), nil
+		c = kgo.GzipCompression()
+		if level != 0 {
+			return c.WithLevel(level), nil
+		}
 	case "snappy":
-		return kgo.SnappyCompression(), nil
+		c = kgo.SnappyCompression()
 	case "lz4":
-		return kgo.Lz4Compression(), nil
+		c = kgo.Lz4Compression()
 	case "zstd":
-		return kgo.ZstdCompression(), nil
+		c = kgo.ZstdCompression()
+		if level != 0 {
+			return c.WithLevel(int(zstd.EncoderLevelFromZstd(level))), nil
+		}
+	default:
+		return kgo.CompressionCodec{}, fmt.Errorf("%w: %q", ErrNoCodec, name)
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("%w: %q", ErrNoCodec, name)
+	if level != 0 {
+		return kgo.CompressionCodec{}, fmt.Errorf("%w: %q at level %d", ErrNoCodec, name, level)
+	}
+	return c, nil
 }
 
 // Kfake is franz-go's fake Kafka cluster with one broker, in memory (its
@@ -161,7 +179,7 @@ func (t *kfakeTarget) LogBytes(ctx context.Context, topic string, partitions int
 }
 
 func (t *kfakeTarget) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
-	codec, err := kgoCodec(cfg.Codec)
+	codec, err := kgoCodec(cfg.Codec, cfg.Level)
 	if err != nil {
 		return nil, err
 	}

@@ -67,8 +67,9 @@ func forCompressed(b *testing.B, fn func(b *testing.B, sys e2e.System, c e2e.Cas
 }
 
 // BenchmarkProduceCompressed is BenchmarkProduce in memory with the
-// producers' codec=none|gzip|snappy|lz4|zstd (runnel's producer.Compression,
-// kgo's ProducerBatchCompression) and the JSON-like values of
+// producers' codec=none|gzip|snappy|lz4|zstd, and zstd at level=1 (runnel's
+// producer.Compression and CompressionLevel, kgo's ProducerBatchCompression
+// and WithLevel) and the JSON-like values of
 // e2e.TextValues; it also reports log/value, the bytes on the log over the
 // value bytes produced.
 func BenchmarkProduceCompressed(b *testing.B) {

@@ -12,7 +12,7 @@
 #        benchmarks/peers/run.sh -run Compressed -rounds 4
 #                                                     only the compressed groups (opt-in, not
 #                                                     in the default plan): runnel against kfake,
-#                                                     codec=none|snappy|lz4|zstd, in memory
+#                                                     codec=none|snappy|lz4|zstd and zstd level=1, in memory
 #        benchmarks/peers/run.sh -sys runnel,raw      runnel alone: only its runs and the
 #                                                     raw write's (benchmarks/run.sh e2e)
 #

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -89,6 +90,10 @@ type ProducerConfig struct {
 	// Codec is the batches' compression codec as Kafka names it ("none",
 	// "gzip", "snappy", "lz4", "zstd"); "" is "none".
 	Codec string
+	// Level is the codec's compression level as Kafka numbers it
+	// (compression.gzip.level, compression.zstd.level); 0 is the codec's
+	// default.
+	Level int
 	// Linger is how long a batch waits for more records.
 	Linger time.Duration
 	// BatchMaxBytes is the largest batch (kgo's ProducerBatchMaxBytes).
@@ -175,6 +180,9 @@ type Case struct {
 	// "snappy", "lz4", "zstd"), with the values of TextValues; "" (the
 	// Matrix's cases) is no compression with Value's random bytes.
 	Codec string
+	// Level is the codec's compression level as Kafka numbers it
+	// (producer.CompressionLevel); 0 is the codec's default.
+	Level int
 }
 
 // Name is the case's part of a benchmark name, e.g.
@@ -188,6 +196,9 @@ func (c Case) Name() string {
 	name := fmt.Sprintf("store=%s/size=%d/parts=%d/acks=%s/sync=%s", c.Store, c.Size, c.Partitions, c.Acks, sync)
 	if c.Codec != "" {
 		name += "/codec=" + c.Codec
+	}
+	if c.Level != 0 {
+		name += "/level=" + strconv.Itoa(c.Level)
 	}
 	return name
 }
@@ -206,9 +217,17 @@ func (c Case) Validate() error {
 		return fmt.Errorf("%w: acks %q", ErrInvalidCase, c.Acks)
 	}
 	if c.Codec != "" {
-		if _, err := compression.ParseCodec(c.Codec); err != nil {
+		codec, err := compression.ParseCodec(c.Codec)
+		if err != nil {
 			return fmt.Errorf("%w: codec: %v", ErrInvalidCase, err)
 		}
+		if c.Level != 0 {
+			if err := codec.CheckLevel(c.Level); err != nil {
+				return fmt.Errorf("%w: level: %v", ErrInvalidCase, err)
+			}
+		}
+	} else if c.Level != 0 {
+		return fmt.Errorf("%w: level %d without a codec", ErrInvalidCase, c.Level)
 	}
 	return nil
 }
@@ -238,7 +257,8 @@ func Codecs() []string { return []string{"none", "gzip", "snappy", "lz4", "zstd"
 
 // CompressedMatrix returns the compressed cases: in memory, 100 B and
 // 1 KiB records, 1 and 8 partitions, acks=1 and acks=all, without fsync,
-// each codec of Codecs (40 cases).
+// each codec of Codecs at its default level, and zstd at level 1 (its
+// fastest band: klauspost's SpeedFastest) (48 cases).
 func CompressedMatrix() []Case {
 	var cs []Case
 	for _, size := range []int{100, 1024} {
@@ -247,6 +267,7 @@ func CompressedMatrix() []Case {
 				for _, codec := range Codecs() {
 					cs = append(cs, Case{Store: Mem, Size: size, Partitions: parts, Acks: acks, Codec: codec})
 				}
+				cs = append(cs, Case{Store: Mem, Size: size, Partitions: parts, Acks: acks, Codec: "zstd", Level: 1})
 			}
 		}
 	}

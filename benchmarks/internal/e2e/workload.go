@@ -135,7 +135,7 @@ func startTopic(ctx context.Context, sys System, c Case) (Target, func() error, 
 }
 
 func throughputProducer(t Target, c Case) (Producer, error) {
-	return t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
+	return t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Level: c.Level, Linger: ThroughputLinger, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 }
 
 // produceN produces n records of value and flushes.
@@ -337,7 +337,7 @@ func Latency(ctx context.Context, tm Timer, sys System, c Case, n int, rate floa
 		return res, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
+	p, err := t.NewProducer(ProducerConfig{Acks: c.Acks, Codec: c.Codec, Level: c.Level, Linger: 0, BatchMaxBytes: BatchMaxBytes, MaxBuffered: MaxBuffered, MaxInFlight: MaxInFlight})
 	if err != nil {
 		return res, err
 	}

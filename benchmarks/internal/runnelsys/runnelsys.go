@@ -92,6 +92,9 @@ func (t *target) NewProducer(cfg e2e.ProducerConfig) (e2e.Producer, error) {
 		producer.RecordPartitioner(producer.StickyKeyPartitioner()),
 		producer.MaxBufferedRecords(cfg.MaxBuffered),
 	}
+	if cfg.Level != 0 {
+		opts = append(opts, producer.CompressionLevel(cfg.Level))
+	}
 	if cfg.MaxInFlight > 0 {
 		opts = append(opts, producer.MaxInFlight(cfg.MaxInFlight))
 	}

@@ -202,8 +202,10 @@ func systemOf(name string) string {
 	return ""
 }
 
-// pattern is the -test.bench regexp that selects exactly the benchmark
-// name.
+// pattern is the -test.bench regexp that selects the benchmark name, and
+// the benchmarks named deeper below it: -test.bench cannot say "no more
+// elements", so a run of BenchmarkProduceCompressed/…/codec=zstd also
+// runs …/codec=zstd/level=1, after it (runOne keeps only its own line).
 func pattern(name string) string {
 	parts := strings.Split(name, "/")
 	for i, e := range parts {
@@ -212,8 +214,9 @@ func pattern(name string) string {
 	return strings.Join(parts, "/")
 }
 
-// runOne runs one benchmark in a new process and returns its metrics. The
-// benchmark lines are appended to raw.
+// runOne runs one benchmark in a new process and returns its metrics. Its
+// benchmark line is appended to raw (not those of benchmarks named below
+// it, which pattern also selects: each has its own run).
 func runOne(bin string, r run, raw io.Writer) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -226,15 +229,13 @@ func runOne(bin string, r run, raw io.Writer) (map[string]float64, error) {
 	var found map[string]float64
 	for line := range strings.Lines(string(outb)) {
 		name, m, ok := parseLine(line)
-		if !ok {
+		if !ok || name != r.name {
 			continue
 		}
 		if _, err := io.WriteString(raw, line); err != nil {
 			return nil, err
 		}
-		if name == r.name {
-			found = m
-		}
+		found = m
 	}
 	if found == nil {
 		return nil, fmt.Errorf("no result line (skipped?):\n%s", outb)

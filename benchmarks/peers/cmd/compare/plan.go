@@ -83,6 +83,9 @@ func label(what string, c e2e.Case) string {
 	if c.Codec != "" {
 		sync += " " + c.Codec
 	}
+	if c.Level != 0 {
+		sync += fmt.Sprintf(" level=%d", c.Level)
+	}
 	return fmt.Sprintf("%s %s %dB p=%d acks=%s%s", what, c.Store, c.Size, c.Partitions, c.Acks, sync)
 }
 
