@@ -124,7 +124,11 @@ type Config struct {
 	FetchMaxBytes int
 	// Clock tells the time to the logs (retention, timestamps). Default
 	// the system clock. Its wall time counts, as in Kafka: see log.Clock
-	// for what a step of the system clock does. The broker's
+	// for what a step of the system clock does. A produced record's
+	// CreateTime is held against it (log.Config's TimestampAfterMax, an
+	// hour by default, and TimestampBeforeMax): a Clock set far behind
+	// the time the producer stamps records with (time.Now, by default)
+	// has those records refused with log.ErrInvalidTimestamp. The broker's
 	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
 	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
 	// monotonic timers instead, which neither Clock nor a step moves.
