@@ -127,7 +127,10 @@ func TestMut48SnappyEncodeRefusesPastGolangSnappysBound(t *testing.T) {
 		t.Skip("checkptr (on under -race) refuses a slice longer than its memory")
 	}
 	// The smallest length golang/snappy refuses.
-	lo, hi := 0, 1<<32+1 // MaxEncodedLen(lo) >= 0, MaxEncodedLen(hi) < 0
+	// MaxEncodedLen(lo) >= 0, MaxEncodedLen(hi) < 0; hi converted at run
+	// time, as a constant int it would not compile where int has 32 bits.
+	above := uint64(1<<32 + 1)
+	lo, hi := 0, int(above)
 	for hi-lo > 1 {
 		if mid := lo + (hi-lo)/2; snappy.MaxEncodedLen(mid) < 0 {
 			hi = mid
