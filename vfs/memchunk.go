@@ -51,10 +51,29 @@ type memChunk struct {
 	start int
 	buf   []byte
 	alloc int // the size of the array buf points into (as asked of the allocator)
+	// populated: the array's bytes before it have been populated (see
+	// ready), or written.
+	populated int
 	pin   atomic.Int64
 }
 
 func (c *memChunk) end() int { return c.start + len(c.buf) }
+
+// memPopulateStep is how far ahead of the appends a chunk's memory is
+// populated at a time.
+const memPopulateStep = 512 << 10
+
+// ready populates the chunk's memory for the next k appended bytes, a
+// memPopulateStep ahead, if it is not yet.
+func (c *memChunk) ready(k int) {
+	end := len(c.buf) + k
+	if end <= c.populated || cap(c.buf) < memChunkGrow {
+		return
+	}
+	to := min(max(end, c.populated+memPopulateStep), cap(c.buf))
+	populate(c.buf[c.populated:to])
+	c.populated = to
+}
 
 // pinAtLeast records that buf[:end] may be held outside the file.
 func (c *memChunk) pinAtLeast(end int) {
@@ -124,6 +143,7 @@ func (n *memNode) appendBytes(p []byte) {
 		return
 	}
 	c := n.room(len(p))
+	c.ready(len(p))
 	c.buf = append(c.buf, p...)
 	n.size += len(p)
 }
@@ -132,6 +152,7 @@ func (n *memNode) appendBytes(p []byte) {
 // the caller to fill. The caller holds n.mu for writing.
 func (n *memNode) extend(k int) []byte {
 	c := n.room(k)
+	c.ready(k)
 	l := len(c.buf)
 	c.buf = c.buf[:l+k]
 	n.size += k
