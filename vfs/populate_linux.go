@@ -1,15 +1,10 @@
 package vfs
 
 import (
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// populateBroken is set once the kernel refused MADV_POPULATE_WRITE
-// (before Linux 5.14): populate then does nothing.
-var populateBroken atomic.Bool
 
 // populate asks the kernel to back b's whole pages with memory now, in
 // one call, rather than a page fault at a time as they are first written

@@ -2,5 +2,6 @@
 
 package vfs
 
-// populate does nothing here: see populate_linux.go.
+// populate does nothing here (see populate_linux.go): the memory is
+// touched a page at a time as it is first written.
 func populate([]byte) {}
