@@ -229,6 +229,7 @@ func (c *memChunk) unshare() {
 	b := make([]byte, len(c.buf), max(cap(c.buf), len(c.buf)))
 	copy(b, c.buf)
 	c.buf, c.alloc = b, cap(b)
+	c.populated = len(b) // the copy wrote these; the room is new memory
 	c.pin.Store(0)
 }
 
@@ -250,6 +251,7 @@ func (n *memNode) trim() {
 	b := make([]byte, len(c.buf))
 	copy(b, c.buf)
 	c.buf, c.alloc = b, len(b)
+	c.populated = len(b)
 	c.pin.Store(0)
 }
 

@@ -111,3 +111,17 @@ func BenchmarkMemFreshWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestMemChunkUnsharePopulates: a chunk given a new array by unshare
+// populates that array's room again as appends reach it, rather than
+// take the old array's mark for the new one.
+func TestMemChunkUnsharePopulates(t *testing.T) {
+	c := newChunk(0, 1<<20)
+	c.ready(100)
+	c.buf = append(c.buf, make([]byte, 100)...)
+	require.Equal(t, memPopulateStep, c.populated)
+	c.unshare()
+	require.Equal(t, 100, c.populated, "the new array: what the copy wrote")
+	c.ready(10)
+	require.Equal(t, 100+memPopulateStep, c.populated)
+}
