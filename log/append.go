@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -507,6 +508,21 @@ func (l *Log) validate(data []byte, stamps []stamp) (int, []stamp, error) {
 		}
 		if lat && compacted {
 			if keyErr != nil {
+				// As for an unmarked batch (below), a record refused for
+				// its timestamp wins over a missing key: the records that
+				// have a key are checked by their own create times, read
+				// from a copy of the batch without the mark (a refused
+				// batch's rare path; the producer's bytes stay as they
+				// are).
+				own := record.Batch(bytes.Clone(b))
+				own.SetCreateTime(b.MaxTimestamp())
+				ownTs, _, err := l.validateKeys(own, int64(p))
+				if err != nil {
+					return 0, nil, undecodable(malformedRecord(err))
+				}
+				if err := l.checkTimestamps(ownTs, p, &now); err != nil {
+					return 0, nil, err
+				}
 				return 0, nil, keyErr
 			}
 			// validateKeys read the records as LogAppendTime ones, each
