@@ -207,10 +207,11 @@ func (b *Builder) AppendTo(dst []byte, codec compression.Codec) ([]byte, error) 
 // Errors: as Finish's, and a *compression.Error matching
 // compression.ErrInvalidLevel for a level the codec does not have.
 func (b *Builder) AppendToLevel(dst []byte, codec compression.Codec, level int) ([]byte, error) {
+	// The level first, whether or not there are records to compress.
+	if err := codec.CheckLevel(level); err != nil {
+		return dst, err
+	}
 	if codec == compression.None {
-		if err := codec.CheckLevel(level); err != nil {
-			return dst, err
-		}
 		batch, err := b.Finish(codec)
 		if err != nil {
 			return dst, err
