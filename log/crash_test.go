@@ -252,6 +252,12 @@ func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []testkit.FSOp)
 // every one; in -short mode, crashPoints(len(ops), short); by default,
 // opPathPoints(ops, kind of step).
 func crashPointsOf(w *crashWorkload, ops []testkit.FSOp, short int) []int {
+	if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
+		// The quick race run: a third of the points (each crash replays
+		// the workload and reopens every clone, about 0.15 s under the
+		// race detector); the plain run takes them all.
+		return crashPoints(len(ops), max(short/3, 1))
+	}
 	if testkit.CrashPointsAll() || testing.Short() {
 		return crashPoints(len(ops), short)
 	}
