@@ -791,8 +791,7 @@ func checkFraming(b record.Batch, pos int64) (ts record.Timestamps, err error) {
 // with err, before a record without a key, as when they were decompressed
 // whole first (record.Batch.ScanStream).
 func (l *Log) validateKeys(b record.Batch, pos int64) (ts record.Timestamps, keyErr, err error) {
-	ts = record.Timestamps{Max: record.NoTimestamp, Earliest: record.NoTimestamp, Latest: record.NoTimestamp}
-	n, timed := 0, false
+	var tw record.TimestampWalk
 	withStreamBuf(func(buf []byte) []byte {
 		buf, err = b.ScanStream(pos, 0, buf, func(offset int64, t time.Time, hasKey bool) bool {
 			if !hasKey {
@@ -801,28 +800,16 @@ func (l *Log) validateKeys(b record.Batch, pos int64) (ts record.Timestamps, key
 				}
 				return true
 			}
-			ms := t.UnixMilli()
-			if n == 0 || ms > ts.Max {
-				ts.Max = ms
-			}
-			if ms != record.NoTimestamp {
-				if !timed || ms < ts.Earliest {
-					ts.Earliest = ms
-				}
-				if !timed || ms > ts.Latest {
-					ts.Latest = ms
-				}
-				timed = true
-			}
-			n++
+			tw.Add(t.UnixMilli())
 			return true
 		})
 		return buf
 	})
 	if err != nil {
-		return record.Timestamps{Max: record.NoTimestamp, Earliest: record.NoTimestamp, Latest: record.NoTimestamp}, nil, err
+		var none record.TimestampWalk
+		return none.Timestamps(), nil, err
 	}
-	return ts, keyErr, nil
+	return tw.Timestamps(), keyErr, nil
 }
 
 // hasKey reports whether any record of b, at position pos of an append,

@@ -461,30 +461,41 @@ type Timestamps struct {
 	Earliest, Latest int64
 }
 
-// timestampWalk gathers Timestamps as a check walks the records.
-type timestampWalk struct {
+// TimestampWalk gathers the Timestamps of records whose timestamps it is
+// given one at a time, as CheckFramingTimes gathers them; its zero value
+// has seen no record.
+type TimestampWalk struct {
 	ts          Timestamps
-	none, noneT bool // no record yet; no record with a timestamp yet
+	seen, timed bool // a record; a record with a timestamp
 }
 
-func newTimestampWalk() timestampWalk {
-	return timestampWalk{ts: Timestamps{Max: NoTimestamp, Earliest: NoTimestamp, Latest: NoTimestamp}, none: true, noneT: true}
-}
-
-// add takes one record's timestamp.
-func (w *timestampWalk) add(ts int64) {
-	if w.none || ts > w.ts.Max {
-		w.ts.Max, w.none = ts, false
+// Add takes one record's timestamp.
+func (w *TimestampWalk) Add(ts int64) {
+	if !w.seen || ts > w.ts.Max {
+		w.ts.Max, w.seen = ts, true
 	}
 	if ts == NoTimestamp {
 		return
 	}
-	if w.noneT {
-		w.ts.Earliest, w.ts.Latest, w.noneT = ts, ts, false
+	if !w.timed {
+		w.ts.Earliest, w.ts.Latest, w.timed = ts, ts, true
 		return
 	}
 	w.ts.Earliest = min(w.ts.Earliest, ts)
 	w.ts.Latest = max(w.ts.Latest, ts)
+}
+
+// Timestamps returns what the walk gathered: NoTimestamp for what it has
+// not seen.
+func (w *TimestampWalk) Timestamps() Timestamps {
+	ts := w.ts
+	if !w.seen {
+		ts.Max = NoTimestamp
+	}
+	if !w.timed {
+		ts.Earliest, ts.Latest = NoTimestamp, NoTimestamp
+	}
+	return ts
 }
 
 // noTimestamps is the Timestamps of a check that failed.
@@ -500,7 +511,7 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 	// The largest of base + delta, which is not base + the largest delta:
 	// a delta wraps around (as Kafka's do) when the base is far below a
 	// record's timestamp.
-	base, tw := b.BaseTimestamp(), newTimestampWalk()
+	base, tw := b.BaseTimestamp(), TimestampWalk{}
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
 		length, m := varintShort(data)
@@ -515,13 +526,13 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 			return noTimestamps, corrupt(pos, reason)
 		}
 		prevOff = offDelta
-		tw.add(base + tsDelta)
+		tw.Add(base + tsDelta)
 		data = data[m+int(length):]
 	}
 	if len(data) != 0 {
 		return noTimestamps, corrupt(pos, "record count disagrees with the records")
 	}
-	return tw.ts, nil
+	return tw.Timestamps(), nil
 }
 
 // checkRecord checks the fields of one record, rec (its body after the

@@ -220,7 +220,7 @@ func (b Batch) checkFramingStream(w *streamWalker) (Timestamps, string) {
 	if n < 0 {
 		return noTimestamps, "negative record count"
 	}
-	base, tw := b.BaseTimestamp(), newTimestampWalk()
+	base, tw := b.BaseTimestamp(), TimestampWalk{}
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
 		// w.length, inlined.
@@ -259,12 +259,12 @@ func (b Batch) checkFramingStream(w *streamWalker) (Timestamps, string) {
 			return noTimestamps, reason
 		}
 		prevOff = offDelta
-		tw.add(base + tsDelta)
+		tw.Add(base + tsDelta)
 	}
 	if w.more() {
 		return noTimestamps, "record count disagrees with the records"
 	}
-	return tw.ts, ""
+	return tw.Timestamps(), ""
 }
 
 // checkLargeRecord is checkRecord for a record of length bytes (after its
