@@ -28,12 +28,12 @@ type lz4Encoder struct {
 
 // lz4Encoders holds the writers of each level, indexed as lz4Level
 // numbers them: 0 for Fast (Kafka's default), n for Leveln.
-var lz4Encoders [10]sync.Pool
+var lz4Encoders [lz4MaxLevel - lz4DefaultLevel + 1]sync.Pool
 
 // lz4Levels are pierrec's levels, indexed as lz4Encoders.
 var lz4Levels = [len(lz4Encoders)]lz4.CompressionLevel{
 	lz4.Fast, lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4,
-	lz4.Level5, lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9,
+	lz4.Level5, lz4.Level6, lz4.Level7, lz4.Level8,
 }
 
 func lz4Encode(dst, src []byte, level int) ([]byte, error) {
