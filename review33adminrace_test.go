@@ -160,7 +160,7 @@ func r33AdminRace(t *testing.T, disk bool, seed uint64) {
 			}
 		})
 	}
-	calls := 200 + rng.IntN(200)
+	calls := 100 + rng.IntN(100) // the broker closes in the second half
 	if !disk {
 		calls *= 10 // in memory the calls are quick
 	}
