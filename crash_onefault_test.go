@@ -20,9 +20,12 @@ import (
 // operation and then works again, as a full disk or a passing I/O error
 // does: the broker goes on after the failed call (each call after it may
 // succeed), and then the power goes, without vfs.CrashOptions.Reorder or
-// with it: for each k one of the two, picked by a coin of a fixed seed
-// (RUNNEL_CRASH_POINTS=all: both, each k's crash without Reorder and with
-// it). Its scenario mixes every admin call with
+// with it: for each k one of the two, picked by a coin of a fixed seed.
+// It fails the first operation, then one every 1 to 3 (their gaps drawn
+// from a fixed seed too: about half of them, with no period that the
+// run's own, a write and its sync say, could line up with), and the
+// last. RUNNEL_CRASH_POINTS=all fails every operation, each crashed both
+// without Reorder and with it. Its scenario mixes every admin call with
 // produces, auto-creates topics by producing to them, and deletes and
 // creates topics again under their names. Each record's value names the
 // incarnation of its topic it was produced to. The broker reopened on the
@@ -58,7 +61,18 @@ func TestBrokerCrashOneFault(t *testing.T) {
 	// a fixed seed, and not k's parity, which a run whose operations come
 	// in pairs (a write and its sync) would tie to the kind of operation.
 	coin := rand.New(rand.NewPCG(45, 0))
-	for k := 1; k <= ops; k++ {
+	gaps := rand.New(rand.NewPCG(45, 1))
+	next := func(k int) int {
+		if testkit.CrashPointsAll() {
+			return k + 1
+		}
+		n := k + 1 + gaps.IntN(3)
+		if k < ops && n > ops {
+			n = ops // the last one too
+		}
+		return n
+	}
+	for k := 1; k <= ops; k = next(k) {
 		mem := vfs.NewMem()
 		run := runOneFault(t, vfs.WithFaults(mem, vfs.FailNth(k, only...)))
 		seeds := []int{coin.IntN(2)}
