@@ -436,7 +436,10 @@ func crashScenarioOps(t *testing.T) (acked *crashState, ops []testkit.FSOp) {
 
 // crashPoints returns the k at which to crash, given the operations of a
 // run without faults (and k = len(ops)+1, no crash): with
-// RUNNEL_CRASH_POINTS=all, every one; in -short mode, every stride-th; by
+// RUNNEL_CRASH_POINTS=all, every one; in -short mode, every stride-th
+// (every 2*stride-th under the race detector: the quick race run, whose
+// crashes each replay the scenario and reopen the clone, slow there) and
+// the last operation and k = len(ops)+1, which the stride may pass; by
 // default, each operation that is the first of its step (a crash between
 // two steps), and each whose path no earlier one took: its step, its own
 // kind and file (by extension) and those of the (up to) three operations
@@ -447,9 +450,17 @@ func crashScenarioOps(t *testing.T) (acked *crashState, ops []testkit.FSOp) {
 func crashPoints(ops []testkit.FSOp, stride int) []int {
 	n := len(ops)
 	if testing.Short() && !testkit.CrashPointsAll() {
+		if testkit.RaceEnabled {
+			stride *= 2
+		}
 		var ks []int
 		for k := 1; k <= n+1; k += stride {
 			ks = append(ks, k)
+		}
+		for _, k := range []int{n, n + 1} {
+			if k > ks[len(ks)-1] {
+				ks = append(ks, k)
+			}
 		}
 		return ks
 	}
