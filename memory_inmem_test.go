@@ -26,12 +26,13 @@ import (
 // TestInMemoryDeletionFreesWholeSegments -v .): with the default 1 GiB
 // segments all 66 MiB of heap stay in both cases; with 4 MiB segments
 // 1.6 MiB stay after DeleteRecords, 9.6 MiB with retention.bytes. Under
-// the race detector, whose every write of the records is checked, 32 MiB
-// (the bounds of 4 MiB segments, 12 and 20 MiB, still below it).
+// the race detector, whose every write of the records is checked, all of
+// it a quarter as large: 16 MiB, segments of 1 MiB, retention.bytes of 2
+// MiB (bounds of 6 and 8 MiB, half what was written).
 func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
-	written := 64 << 20
+	written, small, retention := 64<<20, int64(4<<20), int64(8<<20)
 	if testkit.RaceEnabled {
-		written = 32 << 20
+		written, small, retention = 16<<20, 1<<20, 2<<20
 	}
 	val := make([]byte, 1000)
 	var bl record.Builder
@@ -42,7 +43,7 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, seg := range []int64{0, 4 << 20} {
+	for _, seg := range []int64{0, small} {
 		for _, how := range []string{"DeleteRecords", "retention.bytes"} {
 			t.Run(fmt.Sprintf("segment.bytes=%d/%s", seg, how), func(t *testing.T) {
 				ctx := context.Background()
@@ -53,7 +54,7 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 				defer b.Close()
 				cfg := log.Config{SegmentBytes: seg}
 				if how == "retention.bytes" {
-					cfg.RetentionBytes = 8 << 20
+					cfg.RetentionBytes = retention
 				}
 				if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: cfg}); err != nil {
 					t.Fatal(err)
@@ -100,15 +101,16 @@ func TestInMemoryDeletionFreesWholeSegments(t *testing.T) {
 // bytes with 1 MiB segments of 10 KB batches, 1.60 with 100 KB batches;
 // 1.85 and 1.56 with 4 MiB segments; 1.21 and 1.14 with 16 MiB ones (the
 // four cases of 1 and 4 MiB fail so on the code before the fix; 1.00 to
-// 1.01 after). Under the race detector 32 MiB: the bound of 4 MiB
+// 1.01 after). Under the race detector 32 MiB (the bound of 4 MiB
 // segments is then 1.375 times the records' bytes, below the 1.56 before
-// the fix.
+// the fix), and only the 1 and 4 MiB segments, the cases the fix made
+// pass.
 func TestInMemorySealedSegmentsKeepNoRoom(t *testing.T) {
-	written := 48 << 20
+	written, segs := 48<<20, []int64{1 << 20, 4 << 20, 16 << 20}
 	if testkit.RaceEnabled {
-		written = 32 << 20
+		written, segs = 32<<20, segs[:2]
 	}
-	for _, seg := range []int64{1 << 20, 4 << 20, 16 << 20} {
+	for _, seg := range segs {
 		for _, size := range []int{10_000, 100_000} {
 			t.Run(fmt.Sprintf("segment.bytes=%d/batch=%d", seg, size), func(t *testing.T) {
 				ctx := context.Background()
