@@ -38,9 +38,15 @@ import (
 //     closed;
 //   - on disk, the next Open finds a directory for each partition of
 //     each topic it has, and none other.
+//
+// Two seeds in memory and two on disk (-short: one of each).
 func TestReview33AdminRacesDataPath(t *testing.T) {
+	seeds := uint64(2)
+	if testing.Short() {
+		seeds = 1
+	}
 	for _, disk := range []bool{false, true} {
-		for seed := range uint64(2) {
+		for seed := range seeds {
 			t.Run(fmt.Sprintf("disk=%v/seed=%d", disk, seed), func(t *testing.T) { r33AdminRace(t, disk, seed) })
 		}
 	}
