@@ -670,8 +670,8 @@ func (c *countCtx) Err() error {
 // TestOpenDirsOfOlderRunnels checks it. It cuts the -kill directories
 // at every twelfth point from the first, and at the last (-short:
 // 636bb62-kill's at every fifteenth and the last; RUNNEL_COMPAT_CUT=all:
-// every point of every -kill and -powercut directory, some 450 Opens:
-// five minutes on a 2-core VM).
+// every point of every -kill and -powercut directory, some 740 Opens:
+// about a minute with /dev/shm on a busy 2-core VM).
 func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "compat", "*-*"))
 	require.NoError(t, err)
