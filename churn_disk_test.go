@@ -24,11 +24,12 @@ import (
 // the goroutines and the live heap return after each cycle to about
 // their level after the first few (see leakcheck.Bounded):
 // RUNNEL_LEAK_CYCLES sets the number of cycles for a longer run. Skipped
-// under -short: a cycle's fsyncs (the reopens, a topic's creation) take
-// about half a second on a VM's disk.
+// under -short: a cycle's fsyncs (the reopens, a topic's creation) on a
+// VM's disk. (Its cycles took half a second each until its consumer's
+// Poll waited 1 ms rather than the default FetchMaxWait; now about 25 ms.)
 func TestLeakClientAndConfigChurnOnDisk(t *testing.T) {
 	if testing.Short() {
-		t.Skip("about half a second of fsyncs a cycle")
+		t.Skip("a cycle's fsyncs on disk")
 	}
 	skipWithoutProcFD(t)
 	ctx := context.Background()
@@ -49,7 +50,9 @@ func TestLeakClientAndConfigChurnOnDisk(t *testing.T) {
 		require.NoError(t, p.ProduceSync(ctx, recs...))
 		require.NoError(t, p.Close())
 
-		c, err := consumer.New(b)
+		// A Poll at the end waits FetchMaxWait for records (500 ms by
+		// default: most of a cycle's time); a millisecond is enough.
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Millisecond))
 		require.NoError(t, err)
 		require.NoError(t, c.AssignTopic(ctx, "events", consumer.End()))
 		_, err = c.Poll(ctx) // looks the end up

@@ -19,8 +19,13 @@ import (
 // TestBrokerCrashOneFault is TestBrokerCrash with a disk that fails one
 // operation and then works again, as a full disk or a passing I/O error
 // does: the broker goes on after the failed call (each call after it may
-// succeed), and then the power goes, with and without
-// vfs.CrashOptions.Reorder. Its scenario mixes every admin call with
+// succeed), and then the power goes, without vfs.CrashOptions.Reorder or
+// with it: for each k one of the two, picked by a coin of a fixed seed.
+// It fails the first operation, then one every 1 to 3 (their gaps drawn
+// from a fixed seed too: about half of them, with no period that the
+// run's own, a write and its sync say, could line up with), and the
+// last. RUNNEL_CRASH_POINTS=all fails every operation, each crashed both
+// without Reorder and with it. Its scenario mixes every admin call with
 // produces, auto-creates topics by producing to them, and deletes and
 // creates topics again under their names. Each record's value names the
 // incarnation of its topic it was produced to. The broker reopened on the
@@ -52,10 +57,29 @@ func TestBrokerCrashOneFault(t *testing.T) {
 	require.Empty(t, run.failed, "the scenario fails without a fault")
 	ops := counter.N()
 	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailZeros, vfs.TailTorn, vfs.TailGarbage}
-	for k := 1; k <= ops; k++ {
+	// coin picks, for each k, the crash without Reorder (0) or with it (1):
+	// a fixed seed, and not k's parity, which a run whose operations come
+	// in pairs (a write and its sync) would tie to the kind of operation.
+	coin := rand.New(rand.NewPCG(45, 0))
+	gaps := rand.New(rand.NewPCG(45, 1))
+	next := func(k int) int {
+		if testkit.CrashPointsAll() {
+			return k + 1
+		}
+		n := k + 1 + gaps.IntN(3)
+		if k < ops && n > ops {
+			n = ops // the last one too
+		}
+		return n
+	}
+	for k := 1; k <= ops; k = next(k) {
 		mem := vfs.NewMem()
 		run := runOneFault(t, vfs.WithFaults(mem, vfs.FailNth(k, only...)))
-		for seed := range 2 { // without Reorder, and with
+		seeds := []int{coin.IntN(2)}
+		if testkit.CrashPointsAll() {
+			seeds = []int{0, 1} // without Reorder, and with
+		}
+		for _, seed := range seeds {
 			tail := tails[(k+seed)%len(tails)]
 			opts := vfs.CrashOptions{Tail: tail, Reorder: seed > 0, Rand: rand.New(rand.NewPCG(uint64(k), uint64(seed)))}
 			clone := mem.CrashClone(opts)

@@ -436,7 +436,10 @@ func crashScenarioOps(t *testing.T) (acked *crashState, ops []testkit.FSOp) {
 
 // crashPoints returns the k at which to crash, given the operations of a
 // run without faults (and k = len(ops)+1, no crash): with
-// RUNNEL_CRASH_POINTS=all, every one; in -short mode, every stride-th; by
+// RUNNEL_CRASH_POINTS=all, every one; in -short mode, every stride-th
+// (every 2*stride-th under the race detector: the quick race run, whose
+// crashes each replay the scenario and reopen the clone, slow there) and
+// the last operation and k = len(ops)+1, which the stride may pass; by
 // default, each operation that is the first of its step (a crash between
 // two steps), and each whose path no earlier one took: its step, its own
 // kind and file (by extension) and those of the (up to) three operations
@@ -447,9 +450,17 @@ func crashScenarioOps(t *testing.T) (acked *crashState, ops []testkit.FSOp) {
 func crashPoints(ops []testkit.FSOp, stride int) []int {
 	n := len(ops)
 	if testing.Short() && !testkit.CrashPointsAll() {
+		if testkit.RaceEnabled {
+			stride *= 2
+		}
 		var ks []int
 		for k := 1; k <= n+1; k += stride {
 			ks = append(ks, k)
+		}
+		for _, k := range []int{n, n + 1} {
+			if k > ks[len(ks)-1] {
+				ks = append(ks, k)
+			}
 		}
 		return ks
 	}
@@ -473,22 +484,22 @@ func TestBrokerCrash(t *testing.T) {
 	}
 	ks := crashPoints(trace, 5)
 	t.Logf("%d file-system operations, %d crash points", ops, len(ks))
-	for _, tail := range tails {
-		t.Run(tail.String(), func(t *testing.T) {
-			for _, k := range ks {
-				mem := vfs.NewMem()
-				acked, maybe, failed := runCrashScenario(t, vfs.WithFaults(mem, vfs.FailFrom(k)))
-				clone := mem.CrashClone(vfs.CrashOptions{Tail: tail})
-				func() {
-					b, err := Open(crashConfig(clone))
-					require.NoError(t, err, "crash at operation %d of %d (%s)", k, ops, failed)
-					defer func() { require.NoError(t, b.Close()) }()
-					t.Logf("crash at operation %d of %d, in %q", k, ops, failed)
-					checkCrashState(t, b, acked, maybe)
-				}()
-				checkStillWorks(t, clone)
-			}
-		})
+	// The scenario runs once for each k (its runs are alike: see
+	// TestBrokerCrashSameOpsEachRun), and each tail is a clone of it.
+	for _, k := range ks {
+		mem := vfs.NewMem()
+		acked, maybe, failed := runCrashScenario(t, vfs.WithFaults(mem, vfs.FailFrom(k)))
+		for _, tail := range tails {
+			clone := mem.CrashClone(vfs.CrashOptions{Tail: tail})
+			func() {
+				b, err := Open(crashConfig(clone))
+				require.NoError(t, err, "crash at operation %d of %d (%s), %s", k, ops, failed, tail)
+				defer func() { require.NoError(t, b.Close()) }()
+				t.Logf("crash at operation %d of %d, in %q, %s", k, ops, failed, tail)
+				checkCrashState(t, b, acked, maybe)
+			}()
+			checkStillWorks(t, clone)
+		}
 	}
 }
 

@@ -84,17 +84,26 @@ func fastTempDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// faultSweepStep returns the stride of a sweep over n operations: about
-// 50 of them (12 under -short), or every one if RUNNEL_LEAK_FAULTS is
-// "all", for a long run.
-func faultSweepStep(n int) int {
+// faultSweep returns the operations (1 to n) a sweep over n operations
+// fails: every step-th from the first, about 25 of them (6 under -short),
+// and the last one, n; or every one if RUNNEL_LEAK_FAULTS is "all", for a
+// long run.
+func faultSweep(n int) (ks []int, step int) {
 	switch {
 	case os.Getenv("RUNNEL_LEAK_FAULTS") == "all":
-		return 1
+		step = 1
 	case testing.Short():
-		return max(1, n/12)
+		step = max(1, n/6)
+	default:
+		step = max(1, n/25)
 	}
-	return max(1, n/50)
+	for k := 1; k <= n; k += step {
+		ks = append(ks, k)
+	}
+	if n > 0 && ks[len(ks)-1] != n {
+		ks = append(ks, n)
+	}
+	return ks, step
 }
 
 // leakFaultCase is an admin call whose failures TestLeakFailedAdminCalls
@@ -187,9 +196,9 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 					count := vfs.Count()
 					require.False(t, run(func() *vfs.Counter { return count }, 0, 1), "the call without faults")
 					n := count.N()
-					step := faultSweepStep(n)
+					ks, step := faultSweep(n)
 					fails := 0
-					for k := 1; k <= n; k += step {
+					for _, k := range ks {
 						mk := func() *vfs.Counter { return vfs.FailNth(k) }
 						if sticky {
 							mk = func() *vfs.Counter { return vfs.FailFrom(k) }
@@ -198,7 +207,7 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 							fails++
 						}
 					}
-					t.Logf("%d operations, swept every %d: %d calls failed", n, step, fails)
+					t.Logf("%d operations, swept every %d and the last (%d points): %d calls failed", n, step, len(ks), fails)
 					require.LessOrEqual(t, runtime.NumGoroutine(), g0+5, "goroutines left")
 				})
 			}

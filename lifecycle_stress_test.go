@@ -61,7 +61,7 @@ import (
 //   - no goroutine is left once every client and the broker are closed
 //     (goleak).
 //
-// The default run is a few seconds (fewer cases under -short). For a long
+// The default run is 10 cases, a few seconds (3 under -short). For a long
 // run, set RUNNEL_LIFECYCLE to the number of cases, and rapid's flags to
 // replay one:
 //
@@ -69,7 +69,7 @@ import (
 //	RUNNEL_LIFECYCLE=200 go test -race -run TestLifecycleStress -timeout 60m .
 //	go test -run TestLifecycleStress -rapid.seed=N .
 func TestLifecycleStress(t *testing.T) {
-	checks := 20
+	checks := 10
 	if testing.Short() {
 		checks = 3
 	}

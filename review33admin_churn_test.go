@@ -97,7 +97,7 @@ func r33DiskChurn(t *testing.T, seed uint64) {
 		})
 	}
 	parts := 1
-	for range 30 {
+	for range 15 { // config changes (and growths) a run
 		if rng.IntN(4) == 0 && parts < 5 {
 			parts++
 			if err := b.CreatePartitions(ctx, "t", parts); err != nil {

@@ -173,7 +173,7 @@ func (c *review33Restarter) ProduceAsync(ctx context.Context, req *api.ProduceRe
 // failed acknowledgement, see its partition.complete), and is in the log
 // once or not at all.
 //
-// Each case runs 3 seeds (1 in -short mode); RUNNEL_REVIEW33_SEEDS=N
+// Each case runs 2 seeds (1 in -short mode); RUNNEL_REVIEW33_SEEDS=N
 // runs N, and RUNNEL_REVIEW33_LOG=1 logs the producer's debug log of a
 // seed that fails.
 func TestReview33IdempotentRetriesAcrossRestarts(t *testing.T) {
@@ -196,7 +196,7 @@ func TestReview33IdempotentRetriesAcrossRestarts(t *testing.T) {
 		{"crash-compact", true, true, log.SyncAlways, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seeds := uint64(3)
+			seeds := uint64(2)
 			if testing.Short() {
 				seeds = 1
 			}

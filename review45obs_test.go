@@ -364,9 +364,13 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 			last := map[review45obsKey]review45obsSample{}
 			// Scrape until the others have done enough (not for a time).
 			// Compactions need the compacted topic's segments to roll first.
-			minSteps := int64(80)
+			// The admin side's steps go through each call on each topic
+			// every 12 steps, and "never"'s policy changes at steps 2, 14,
+			// 26 and 38 (to SyncAlways, SyncNever, again and again): 40
+			// steps do it all over three times, 28 (-short) twice.
+			minSteps := int64(40)
 			if testing.Short() {
-				minSteps = 40
+				minSteps = 28
 			}
 			for i := 0; i < 200 || produced.Load() < 400 || steps.Load() < minSteps ||
 				lines.count("INFO compacted") < 3 && i < 100000; i++ {
@@ -549,7 +553,9 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	require.Equal(t, [2]int64{11, 11}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
 	// The produces tell, once their delivery timeout ends: the storage
 	// error is retriable (KAFKA_STORAGE_ERROR), so a producer retries it.
-	q, err := producer.New(b, producer.DeliveryTimeout(2*time.Second), producer.Linger(0))
+	// Its first attempt fails at once, its retries too, until the
+	// timeout (was 2 s, all of the test's time).
+	q, err := producer.New(b, producer.DeliveryTimeout(500*time.Millisecond), producer.Linger(0))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, q.Close()) }()
 	err = q.ProduceSync(ctx, &record.Record{Topic: "never", Value: []byte("x")})
@@ -947,7 +953,9 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	dtcancel()
 	require.ErrorIs(t, <-described, context.Canceled, "waited behind the waiting DeleteTopic")
 
-	e := review45obsExporter{b: b, perTopic: 2 * time.Second} // "other" takes microseconds
+	// "other" takes microseconds; "orders" waits out the deadline (was 2 s,
+	// all of the test's time).
+	e := review45obsExporter{b: b, perTopic: 500 * time.Millisecond}
 	ss, stuckTopics, err := e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"orders"}, stuckTopics)

@@ -57,7 +57,7 @@ func testAdminWhileWorking(t *testing.T, dir string) {
 	// The admin makes adminSteps calls, each after the producers have
 	// produced stepRecords more records, and the producers produce until
 	// the admin is done, never more than two steps ahead of it.
-	adminSteps, stepRecords := 200, int64(300)
+	adminSteps, stepRecords := 100, int64(300) // each call 25 times, DeleteRecords on each partition several
 	if testing.Short() {
 		adminSteps = 40
 	}
