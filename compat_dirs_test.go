@@ -71,22 +71,6 @@ type compatManifest struct {
 	Odd      *compatPart
 }
 
-// compatTempDir returns a directory for a copy of an older runnel's
-// directory, removed when the test ends: on /dev/shm if there is one (a
-// tmpfs: the files are the same, read, written, renamed and mapped as on
-// a disk, and its fsyncs, most of these tests' time on a VM's disk, cost
-// nothing), else t.TempDir(). What they check is the files' format.
-func compatTempDir(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "runnel-compat-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return t.TempDir()
-}
-
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
@@ -120,7 +104,7 @@ func TestOpenDirsOfOlderRunnels(t *testing.T) {
 			if _, ok := m.Configs["wide"]; ok && strconv.IntSize == 32 {
 				t.Skip("a topic record with ints past 32 bits, which a 32-bit runnel never wrote nor reads")
 			}
-			dir := compatTempDir(t)
+			dir := fastTempDir(t)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
 			checkCompatDir(t, dir, filepath.Join(src, "data"), &m)
 		})
@@ -702,7 +686,7 @@ func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 			if _, ok := m.Configs["wide"]; ok && strconv.IntSize == 32 {
 				break
 			}
-			dir := compatTempDir(t)
+			dir := fastTempDir(t)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
 			ctx := &countCtx{Context: context.Background(), limit: limit}
 			b, err := OpenContext(ctx, Config{Dir: dir, Clock: fixedClock{m.Clock.Add(time.Minute)}, MaintenanceInterval: time.Hour})

@@ -4,3 +4,7 @@ package runnel
 // (lifecycle_stress_test.go reads on from the end of a fetch as the
 // broker does).
 var NextAfter = nextAfter
+
+// FastTempDir is fastTempDir, for the tests of package runnel_test (the
+// leak tests on the OS file system).
+var FastTempDir = fastTempDir

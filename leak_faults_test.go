@@ -70,20 +70,6 @@ func handlesUnder(t testing.TB, dir string) (fds, maps []string) {
 	return fds, maps
 }
 
-// fastTempDir returns a directory for the test, removed when it ends: on
-// /dev/shm if there is one (a tmpfs: its fsyncs cost nothing, and its
-// files are opened and mapped as a disk's are), else t.TempDir().
-func fastTempDir(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "runnel-leak-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return t.TempDir()
-}
-
 // faultSweep returns the operations (1 to n) a sweep over n operations
 // fails: every step-th from the first, about 25 of them (6 under -short),
 // and the last one, n; or every one if RUNNEL_LEAK_FAULTS is "all", for a
@@ -427,7 +413,7 @@ type leakWorld struct {
 }
 
 // newLeakWorld returns the world of fs ("os": the OS file system, in
-// fastTempDir, counted through /proc, skipped elsewhere; "mem": a MemFS,
+// FastTempDir, counted through /proc, skipped elsewhere; "mem": a MemFS,
 // counted by a countingFS wrapper) with the faults of inj (none if nil).
 func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	w := &leakWorld{t: t}
@@ -436,7 +422,7 @@ func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	switch fs {
 	case "os":
 		skipWithoutProcFD(t)
-		dir := fastTempDir(t)
+		dir := runnel.FastTempDir(t)
 		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj), Clock: clock}
 		w.handles = func() []string {
 			fds, maps := handlesUnder(t, dir)

@@ -209,7 +209,7 @@ func skipWithoutProcFD(t *testing.T) {
 // On disk, topics created and deleted, and segments deleted by retention,
 // DeleteRecords or swapped by compaction, close their files and unmap
 // their indexes: the broker's open file descriptors and memory mappings
-// stay bounded. On /dev/shm where there is one (fastTempDir: its files
+// stay bounded. On /dev/shm where there is one (FastTempDir: its files
 // are opened and mapped as a disk's are, and its fsyncs, most of the
 // test's time on a VM's disk, cost nothing).
 func TestLeakOpenFiles(t *testing.T) {
@@ -217,7 +217,7 @@ func TestLeakOpenFiles(t *testing.T) {
 	ctx := context.Background()
 	val := make([]byte, 1000)
 	base := openFiles(t) + mappings(t)
-	b, err := runnel.Open(runnel.Config{Dir: fastTempDir(t)})
+	b, err := runnel.Open(runnel.Config{Dir: runnel.FastTempDir(t)})
 	require.NoError(t, err)
 	defer b.Close()
 	seg := int64(16 << 10)

@@ -203,13 +203,13 @@ func dirEntries(t testing.TB, dir string) int64 {
 // checkpoints), the open descriptors and the mappings stay where they
 // were, besides the heap and the goroutines. leak_test.go counts the
 // descriptors and mappings; nothing counted the files. On /dev/shm where
-// there is one (fastTempDir: the same files, descriptors and mappings as
+// there is one (FastTempDir: the same files, descriptors and mappings as
 // a disk's, without the fsync waits that were most of its time).
 func TestReview44GrowthDiskFiles(t *testing.T) {
 	skipWithoutProcFD(t)
 	ctx := context.Background()
 	lg := growthLogger()
-	dir := fastTempDir(t)
+	dir := runnel.FastTempDir(t)
 	clock := &stepClock{}
 	clock.ns.Store(time.Now().UnixNano())
 	cfg := runnel.Config{Dir: dir, Logger: lg, Clock: clock, ProducerIDExpiration: 10 * time.Minute}
