@@ -114,16 +114,17 @@ func zstdStreamSeed(t testing.TB, n int) []byte {
 // Every codec's Reader, over large inputs, in each form: the same bytes
 // as AppendDecode, and the same verdict at the decoded size and one byte
 // short of it, and for the input cut short or with a byte flipped. The
-// input is 3 MiB, 2 MiB under the race detector (whose cost grows with
+// input is 3 MiB, 1.5 MiB under the race detector (whose cost grows with
 // the bytes allocated and copied; the codecs start no goroutines): either
 // is over wholeBelow, so that lz4 and a zstd stream that does not state
-// its size are streamed, and the first of the two zstd frames (2/3 or
-// 3/4 of it) holds more than its 1 MiB window and two blocks, so that it
-// is streamed too; the second is a single segment, decoded whole.
+// its size are streamed, and the first of the two zstd frames (2 MiB, or
+// 1.3 MiB) holds more than its 1 MiB window and two blocks (1.25 MiB),
+// so that it is streamed too; the second is a single segment, decoded
+// whole.
 func TestReaderMatchesDecode(t *testing.T) {
 	n, firstFrame := 3<<20, 2<<20
 	if testkit.RaceEnabled {
-		n, firstFrame = 2<<20, 3<<19
+		n, firstFrame = 3<<19, 13<<20/10
 	}
 	src := recordLike(n, 460)
 	inputs := map[string]struct {
@@ -144,7 +145,7 @@ func TestReaderMatchesDecode(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sizes := []int{1 << 10, 64 << 10, 1 << 20}
 			if testkit.RaceEnabled {
-				sizes = sizes[1:] // 2 MiB in reads of 1 KiB: seconds under the race detector
+				sizes = sizes[1:] // 1.5 MiB in reads of 1 KiB: seconds under the race detector
 			}
 			for _, rs := range sizes {
 				checkReader(t, in.c, in.data, 0, rs)
