@@ -204,7 +204,8 @@ func checkFailedOpen(t *testing.T, f stepFixture, e *env, mem *vfs.MemFS, l *Log
 // after it), ops, that the step tests fail: with
 // RUNNEL_TAILCOPY_STEPS=all, every one; else opPathPoints' (each
 // operation after a sequence of operations no earlier one followed, and
-// the last four).
+// the last four); in the quick race run (-race -short), every third of
+// those and the last, as crashPointsOf takes a third.
 func tailCopyStepPoints(ops []testkit.FSOp) []int {
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
 		ks := make([]int, len(ops))
@@ -213,7 +214,17 @@ func tailCopyStepPoints(ops []testkit.FSOp) []int {
 		}
 		return ks
 	}
-	return opPathPoints(ops, func(int) string { return "open" })
+	ks := opPathPoints(ops, func(int) string { return "open" })
+	if testing.Short() && testkit.RaceEnabled {
+		var third []int
+		for i, k := range ks {
+			if i%3 == 0 || i == len(ks)-1 {
+				third = append(third, k)
+			}
+		}
+		ks = third
+	}
+	return ks
 }
 
 // TestRewriteFailsAtEachStep fails each operation of the Open after a
