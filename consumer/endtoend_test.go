@@ -22,6 +22,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -127,11 +128,16 @@ func TestMixedCodecsInOnePartition(t *testing.T) {
 }
 
 // A batch larger than every fetch limit is returned whole, so that the
-// consumer makes progress (Kafka's KIP-74), for every codec.
+// consumer makes progress (Kafka's KIP-74), for every codec: batches of 3
+// MiB, 1.5 MiB under the race detector (whose cost follows the bytes
+// copied), past the largest limit, 1 MiB, either way.
 func TestBatchLargerThanFetchLimits(t *testing.T) {
 	eachFS(t, func(t *testing.T, cfg runnel.Config) {
 		b := openCfg(t, cfg)
-		const max = 3 << 20
+		max := 3 << 20
+		if testkit.RaceEnabled {
+			max = 3 << 19
+		}
 		require.NoError(t, b.CreateTopic(testCtx(t), "t", log.TopicConfig{Partitions: 2, Config: log.Config{MaxMessageBytes: max}}))
 		big := make([]byte, max-4096)
 		_, _ = rand.Read(big)

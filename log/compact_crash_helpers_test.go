@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -23,7 +24,8 @@ type compactedRec struct {
 }
 
 // compactionCrashes checks a compaction cut short by a crash. For up to
-// 25 of the n file-system operations of the pass (crashPoints), it builds
+// 25 of the n file-system operations of the pass (crashPoints; 8 in the
+// quick race run), it builds
 // the log again (build: the records it appended by offset, and the
 // idempotent producer's last batch through prodLast), runs the pass with
 // the file system failing from that operation on, and opens what each
@@ -41,7 +43,14 @@ func compactionCrashes(t *testing.T, dir string, cfg Config, n int, reorder bool
 	if reorder {
 		reorders = append(reorders, true)
 	}
-	for _, k := range crashPoints(n, 25) {
+	short := 25
+	if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
+		// The quick race run: a third of the points, as crashPointsOf
+		// (each opens 8 or 16 clones, seconds in all under the race
+		// detector); the plain run takes them all.
+		short /= 3
+	}
+	for _, k := range crashPoints(n, short) {
 		mem := vfs.NewMem()
 		var fail vfs.Injector = vfs.Count()
 		clock := newClock()

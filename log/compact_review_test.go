@@ -288,7 +288,8 @@ func TestCompactionCrashMatrix(t *testing.T) {
 // buffer, OffsetForTime) run while appends, rolls and compactions swap
 // segments, on the memory FS and the OS's: every read succeeds, returns
 // each record as appended at its offset, in offset order; OffsetForTime
-// answers an offset whose record is at least as new. Run it with -race.
+// answers an offset whose record is at least as new. Run it with -race
+// (the quick race run takes 100 rounds; without -race, 150).
 func TestCompactionConcurrentReaders(t *testing.T) {
 	for _, osfs := range []bool{false, true} {
 		t.Run(fmt.Sprintf("os=%v", osfs), func(t *testing.T) {
@@ -303,7 +304,7 @@ func TestCompactionConcurrentReaders(t *testing.T) {
 			defer l.Close()
 			var values sync.Map // offset -> value
 			base := clock.Now().UnixMilli()
-			rounds := 300
+			rounds := 150
 			if testing.Short() {
 				rounds = 100
 			}

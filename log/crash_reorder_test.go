@@ -7,6 +7,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -17,12 +18,13 @@ import (
 // crashes lose all of it.
 
 // crashReorderSeeds is how many reordered crashes each crash point and
-// tail mode gets.
+// tail mode gets: one (each point and mode its own seed), two with
+// RUNNEL_CRASH_POINTS=all.
 func crashReorderSeeds() int {
-	if testing.Short() {
-		return 1
+	if testkit.CrashPointsAll() {
+		return 2
 	}
-	return 2
+	return 1
 }
 
 func TestCrashReorderDelete(t *testing.T)  { testCrashReorder(t, false) }

@@ -766,7 +766,11 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 		n := count.N()
 		require.Positive(t, n)
 
-		for _, k := range crashPoints(n, 15) {
+		short := 15
+		if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
+			short /= 3 // the quick race run, as crashPointsOf
+		}
+		for _, k := range crashPoints(n, short) {
 			t.Run(fmt.Sprintf("compact=%v/%s=%d", compact, op, k), func(t *testing.T) {
 				mem := vfs.NewMem()
 				armed.Store(false)

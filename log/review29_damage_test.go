@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -35,11 +36,17 @@ import (
 // and then taken back from an older snapshot Open falls back to (as
 // documented: a replay counts producers from the Open).
 //
+// It runs seeds 1 to 300, to 100 with -short, to 40 in the quick race
+// run (-race -short); for more:
+//
 //	RUNNEL_REVIEW29_DAMAGE=3000 go test -run TestReview29SnapshotDamageKeepsLaterProducerState ./log
 func TestReview29SnapshotDamageKeepsLaterProducerState(t *testing.T) {
 	runs := 300
 	if testing.Short() {
 		runs = 100
+		if testkit.RaceEnabled {
+			runs = 40
+		}
 	}
 	if v := os.Getenv("RUNNEL_REVIEW29_DAMAGE"); v != "" {
 		n, err := strconv.Atoi(v)

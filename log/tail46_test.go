@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -180,15 +181,20 @@ func tail46Prefix(t *testing.T, e *env, fsys vfs.FS, min int, what string) int {
 
 // tail46Check checks mem after an Open of it that failed (err) or not: a
 // crash then keeps at least tail46Kept records (a strict one, and one of
-// each tail mode, reordered), and without one the next Open finds them
-// all.
+// each tail mode, reordered: under the race detector, one of the two,
+// picked by what's length, each Open of the 2.4 MB log taking about a
+// second), and without one the next Open finds them all.
 func tail46Check(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
 	t.Helper()
 	if err == nil {
 		require.NoError(t, l.Close(), what)
 	}
 	strict := tail46Prefix(t, e, mem.CrashClone(vfs.CrashOptions{}), tail46Kept, what+", strict crash")
-	for _, tail := range []vfs.TailMode{vfs.TailTorn, vfs.TailGarbage} {
+	tails := []vfs.TailMode{vfs.TailTorn, vfs.TailGarbage}
+	if testkit.RaceEnabled {
+		tails = tails[len(what)%2 : len(what)%2+1]
+	}
+	for _, tail := range tails {
 		o := vfs.CrashOptions{Tail: tail, Reorder: true, Rand: rand.New(rand.NewPCG(uint64(len(what)), uint64(tail)))}
 		tail46Prefix(t, e, mem.CrashClone(o), strict, fmt.Sprintf("%s, crash %s", what, tail))
 	}
@@ -196,8 +202,11 @@ func tail46Check(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what s
 }
 
 // TestTail46RewriteFailsAtEachBlock: each operation of the Open after a
-// failed fsync fails in turn (that one alone, and, but with -short, every
-// one from it on), over a tail copied and written back in several blocks:
+// failed fsync that makes, puts back and removes the first tail copy
+// fails in turn, and the first of each kind of change of the others
+// (see tail46FailEachOp; every one with RUNNEL_TAILCOPY_STEPS=all): that
+// one alone, and, but with -short, every one from it on, over a tail
+// copied and written back in several blocks:
 // a read of the segment's tail or a write of its copy part way (nothing
 // is cut yet), the copy's sync, rename or the directory's sync, the cut,
 // a read of the copy or a write back part way (the segment then ends
@@ -225,10 +234,38 @@ func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
 // tail46FailEachOp fails each of ops, the operations of an Open of the
 // log that fixture makes, in turn: that one alone, and, but with -short,
 // every one from it on; then checks with tail46Check what the Open left.
-// what names the Open in the messages.
+// what names the Open in the messages. It fails every operation of the
+// first tail copy, from the reads of the segment's tail it is made of (or
+// from the first look at it, when the Open puts it back) to its removal
+// and the directory's sync after it, block by block; of those before
+// (the scan of the log) and after (the other segments' copies, the syncs
+// and checkpoints of the Open and the Close), the first of each kind of
+// change, as TestRewriteFailsAtEachStep fails the scan's and the
+// checkpoints' at each path. With RUNNEL_TAILCOPY_STEPS=all, every
+// operation.
 func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env, *vfs.MemFS), what string) {
 	t.Helper()
+	lo, hi := -1, -1 // the first tail copy's operations, ops[lo:hi+1] (0-based)
+	for i, op := range ops {
+		if strings.Contains(op, tailCopySuffix) && lo < 0 {
+			lo = i
+		}
+		if strings.HasPrefix(op, "remove ") && strings.Contains(op, tailCopySuffix) {
+			hi = i
+			break
+		}
+	}
+	for lo > 0 && strings.HasPrefix(ops[lo-1], "read ") && strings.HasSuffix(ops[lo-1], segment.LogSuffix) {
+		lo-- // the reads of the tail that the first copy is made of
+	}
+	if hi+1 < len(ops) && strings.HasPrefix(ops[hi+1], "syncdir ") {
+		hi++
+	}
+	require.True(t, lo >= 0 && lo < hi, "the Open makes or puts back a tail copy, and removes it")
+	all := os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all"
 	seen := make(map[string]bool)
+	points := 0
+	defer func() { t.Logf("%d of %d operations failed, those from %d to %d each", points, len(ops), lo+1, hi+1) }()
 	for k := 1; k <= len(ops); k++ {
 		// Under the race detector, where each Open and its checks take
 		// more than a second (its shadow of every copy of the 2.4 MB
@@ -236,12 +273,18 @@ func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env
 		// mkdir, write, sync, rename, syncdir, truncate, remove): a
 		// few Opens, not 143 (the whole -short package took 490 s
 		// under -race, 380 of them here). go test without -race fails
-		// each operation.
+		// each operation of the tail copies, and the first of each
+		// kind of change around them.
 		kind, changes := tail46Change(ops[k-1])
-		if testkit.RaceEnabled && (!changes || seen[kind]) {
+		inCopies := k-1 >= lo && k-1 <= hi
+		if !testkit.RaceEnabled && !inCopies {
+			kind += fmt.Sprint(" ", k-1 > hi) // before the copies, or after
+		}
+		if !all && (testkit.RaceEnabled || !inCopies) && (!changes || seen[kind]) {
 			continue
 		}
 		seen[kind] = true
+		points++
 		for _, sticky := range []bool{false, true} {
 			if sticky && testing.Short() {
 				continue
@@ -311,7 +354,9 @@ func tail46CutInside(t *testing.T) (*env, *vfs.MemFS) {
 // part way (tail46CutInside), each operation of the next Open — which
 // checks the copy a block at a time, cuts the segment, writes the copy
 // back a block at a time, syncs, removes it, then rewrites — fails in
-// turn; then as in TestTail46RewriteFailsAtEachBlock.
+// turn (each of the putting back, the first of each kind of change of
+// the others, see tail46FailEachOp); then as in
+// TestTail46RewriteFailsAtEachBlock.
 func TestTail46RestoreFailsAtEachBlock(t *testing.T) {
 	e, mem := tail46CutInside(t)
 	ops := tail46Ops(t, e, mem)

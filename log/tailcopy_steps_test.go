@@ -204,7 +204,8 @@ func checkFailedOpen(t *testing.T, f stepFixture, e *env, mem *vfs.MemFS, l *Log
 // after it), ops, that the step tests fail: with
 // RUNNEL_TAILCOPY_STEPS=all, every one; else opPathPoints' (each
 // operation after a sequence of operations no earlier one followed, and
-// the last four).
+// the last four); in the quick race run (-race -short), every third of
+// those and the last, as crashPointsOf takes a third.
 func tailCopyStepPoints(ops []testkit.FSOp) []int {
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
 		ks := make([]int, len(ops))
@@ -213,7 +214,17 @@ func tailCopyStepPoints(ops []testkit.FSOp) []int {
 		}
 		return ks
 	}
-	return opPathPoints(ops, func(int) string { return "open" })
+	ks := opPathPoints(ops, func(int) string { return "open" })
+	if testing.Short() && testkit.RaceEnabled {
+		var third []int
+		for i, k := range ks {
+			if i%3 == 0 || i == len(ks)-1 {
+				third = append(third, k)
+			}
+		}
+		ks = third
+	}
+	return ks
 }
 
 // TestRewriteFailsAtEachStep fails each operation of the Open after a
@@ -252,15 +263,15 @@ func TestRewriteFailsAtEachStep(t *testing.T) {
 }
 
 // TestRestoreFailsAtEachStep: for failures of the Open after a failed
-// fsync that leave a tail copy (every fourth; all with
-// RUNNEL_TAILCOPY_STEPS=all), each operation of the next Open (which puts
+// fsync that leave a tail copy (every eighth from the first, and the
+// last; all with RUNNEL_TAILCOPY_STEPS=all), each operation of the next Open (which puts
 // it back, then rewrites) fails in turn (those of tailCopyStepPoints);
 // then as in TestRewriteFailsAtEachStep.
 func TestRestoreFailsAtEachStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the product of two Opens' operations")
 	}
-	every := 4
+	every := 8
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
 		every = 1
 	}
@@ -287,12 +298,16 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 				_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
 				require.NoError(t, err)
 			}
-			seen := 0
+			var leaving []int // the k1 whose failure leaves a tail copy
 			for k1 := 1; k1 <= c.N(); k1++ {
-				if _, _, ok := first(k1); !ok {
-					continue
+				if _, _, ok := first(k1); ok {
+					leaving = append(leaving, k1)
 				}
-				if seen++; (seen-1)%every != 0 {
+			}
+			require.NotEmpty(t, leaving)
+			t.Logf("%d of %d failures leave a tail copy; every %d-th of them, and the last, taken", len(leaving), c.N(), every)
+			for i, k1 := range leaving {
+				if i%every != 0 && i != len(leaving)-1 {
 					continue
 				}
 				var ops2 []testkit.FSOp

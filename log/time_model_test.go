@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"math"
@@ -47,9 +48,10 @@ import (
 // segment's max timestamp from the last entry left), and an entry moved
 // to another batch of the same max timestamp (beyond any check).
 //
-// The "os" run, on disk, takes a few seconds and is skipped under -short;
-// RUNNEL_TIME_MODEL=N runs both N times over (or -rapid.checks with N
-// times as many).
+// The "os" run, on disk, runs a quarter of rapid's checks (each Open,
+// roll and checkpoint fsyncs for real: some seconds) and is skipped under
+// -short; RUNNEL_TIME_MODEL=N runs both N times over (or -rapid.checks
+// with N times as many).
 func TestTimeModel(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("RUNNEL_TIME_MODEL"))
 	for i := range max(n, 1) {
@@ -58,9 +60,31 @@ func TestTimeModel(t *testing.T) {
 			if testing.Short() {
 				t.Skip("on disk: skipped under -short")
 			}
+			defer rapidChecks(t, 4)()
 			testTimeModel(t, true)
 		})
 	}
+}
+
+// rapidChecks sets rapid's number of checks (-rapid.checks, 100 by
+// default) to a div-th of what it is, for a run that costs more than
+// another of the same test, and returns the function that sets it back.
+// rapid reads its flags at each Check; no test runs in parallel here.
+func rapidChecks(t *testing.T, div int) (restore func()) {
+	t.Helper()
+	f := flag.Lookup("rapid.checks")
+	if f == nil {
+		t.Fatal("no -rapid.checks flag")
+	}
+	was := f.Value.String()
+	n, err := strconv.Atoi(was)
+	if err != nil {
+		t.Fatalf("-rapid.checks=%s: %v", was, err)
+	}
+	if err := f.Value.Set(strconv.Itoa(max(n/div, 1))); err != nil {
+		t.Fatal(err)
+	}
+	return func() { _ = f.Value.Set(was) }
 }
 
 func testTimeModel(tt *testing.T, onDisk bool) {

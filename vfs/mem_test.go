@@ -957,7 +957,7 @@ func TestMemModel(t *testing.T) {
 }
 
 func testMemModel(t *testing.T, chunkMin, chunkGrow, chunkMax int) {
-	seeds := 200
+	seeds := 100
 	if testing.Short() {
 		seeds = 30
 	}
