@@ -63,8 +63,8 @@ import (
 //	RUNNEL_COMPACT_MODEL=30 go test -run TestCompactionModel ./log
 func TestCompactionModel(t *testing.T) {
 	if n, _ := strconv.Atoi(os.Getenv("RUNNEL_COMPACT_MODEL")); n > 0 {
-		// rapid reads its flags once; its -rapid.checks flag is the
-		// other way to ask for more.
+		// N runs of rapid's whole number of checks; its
+		// -rapid.checks flag is the other way to ask for more.
 		for i := range n {
 			t.Run(fmt.Sprint(i), func(t *testing.T) { rapid.Check(t, runCompactModel) })
 		}
