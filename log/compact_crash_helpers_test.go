@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/compression"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
@@ -25,9 +24,9 @@ type compactedRec struct {
 
 // compactionCrashes checks a compaction cut short by a crash. For up to
 // 25 of the n file-system operations of the pass (crashPoints; 8 in the
-// quick race run), it builds
-// the log again (build: the records it appended by offset, and the
-// idempotent producer's last batch through prodLast), runs the pass with
+// quick race run), it builds the log again (build: the records it
+// appended by offset, and the idempotent producer's last batch through
+// prodLast), runs the pass with
 // the file system failing from that operation on, and opens what each
 // crash tail mode leaves, with and without the producer-state snapshots,
 // and with and without Reorder when reorder says so. Each opened log must
@@ -43,14 +42,7 @@ func compactionCrashes(t *testing.T, dir string, cfg Config, n int, reorder bool
 	if reorder {
 		reorders = append(reorders, true)
 	}
-	short := 25
-	if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
-		// The quick race run: a third of the points, as crashPointsOf
-		// (each opens 8 or 16 clones, seconds in all under the race
-		// detector); the plain run takes them all.
-		short /= 3
-	}
-	for _, k := range crashPoints(n, short) {
+	for _, k := range crashPoints(n, 25) {
 		mem := vfs.NewMem()
 		var fail vfs.Injector = vfs.Count()
 		clock := newClock()

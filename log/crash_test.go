@@ -252,12 +252,6 @@ func (w *crashWorkload) referenceOps(t *testing.T) (*crashTrace, []testkit.FSOp)
 // every one; in -short mode, crashPoints(len(ops), short); by default,
 // opPathPoints(ops, kind of step).
 func crashPointsOf(w *crashWorkload, ops []testkit.FSOp, short int) []int {
-	if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
-		// The quick race run: a third of the points (each crash replays
-		// the workload and reopens every clone, about 0.15 s under the
-		// race detector); the plain run takes them all.
-		return crashPoints(len(ops), max(short/3, 1))
-	}
 	if testkit.CrashPointsAll() || testing.Short() {
 		return crashPoints(len(ops), short)
 	}
@@ -297,8 +291,14 @@ func recordOps(fsys vfs.FS, ops *[]testkit.FSOp) vfs.FS {
 
 // crashPoints returns the k at which to crash: all of 1..n, or in -short
 // mode (unless RUNNEL_CRASH_POINTS=all) about short of them, evenly
-// spread (no closer than every 7th), and the last few.
+// spread (no closer than every 7th), and the last few. The quick race run
+// (-race -short) takes about a third of short: each crash replays a
+// workload and reopens its clones, seconds under the race detector; the
+// plain run takes them all.
 func crashPoints(n, short int) []int {
+	if testkit.RaceEnabled {
+		short = max(short/3, 1)
+	}
 	stride := max(7, n/short)
 	var ks []int
 	for k := 1; k <= n; k++ {
@@ -766,11 +766,7 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 		n := count.N()
 		require.Positive(t, n)
 
-		short := 15
-		if testing.Short() && testkit.RaceEnabled && !testkit.CrashPointsAll() {
-			short /= 3 // the quick race run, as crashPointsOf
-		}
-		for _, k := range crashPoints(n, short) {
+		for _, k := range crashPoints(n, 15) {
 			t.Run(fmt.Sprintf("compact=%v/%s=%d", compact, op, k), func(t *testing.T) {
 				mem := vfs.NewMem()
 				armed.Store(false)
