@@ -83,13 +83,10 @@ func faultSweep(n int) (ks []int, step int) {
 	default:
 		step = max(1, n/25)
 	}
-	for k := 1; k <= n; k += step {
+	for k := 1; k <= n; k++ {
 		ks = append(ks, k)
 	}
-	if n > 0 && ks[len(ks)-1] != n {
-		ks = append(ks, n)
-	}
-	return ks, step
+	return testkit.EveryAndLast(ks, step), step
 }
 
 // leakFaultCase is an admin call whose failures TestLeakFailedAdminCalls

@@ -216,13 +216,7 @@ func tailCopyStepPoints(ops []testkit.FSOp) []int {
 	}
 	ks := opPathPoints(ops, func(int) string { return "open" })
 	if testing.Short() && testkit.RaceEnabled {
-		var third []int
-		for i, k := range ks {
-			if i%3 == 0 || i == len(ks)-1 {
-				third = append(third, k)
-			}
-		}
-		ks = third
+		return testkit.EveryAndLast(ks, 3)
 	}
 	return ks
 }
@@ -306,10 +300,7 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 			}
 			require.NotEmpty(t, leaving)
 			t.Logf("%d of %d failures leave a tail copy; every %d-th of them, and the last, taken", len(leaving), c.N(), every)
-			for i, k1 := range leaving {
-				if i%every != 0 && i != len(leaving)-1 {
-					continue
-				}
+			for _, k1 := range testkit.EveryAndLast(leaving, every) {
 				var ops2 []testkit.FSOp
 				{
 					e, mem, _ := first(k1)

@@ -235,6 +235,23 @@ type FSOp struct {
 // tests for every crash point rather than those OpPathPoints picks.
 func CrashPointsAll() bool { return os.Getenv("RUNNEL_CRASH_POINTS") == "all" }
 
+// EveryAndLast returns s[0], s[every], s[2*every], ... and s's last
+// element, which the stride may pass: a sample of a sweep's points that
+// reaches its end. An every of 1 or less returns s whole.
+func EveryAndLast[T any](s []T, every int) []T {
+	if every <= 1 {
+		return s
+	}
+	var out []T
+	for i := 0; i < len(s); i += every {
+		out = append(out, s[i])
+	}
+	if len(s) > 0 && (len(s)-1)%every != 0 {
+		out = append(out, s[len(s)-1])
+	}
+	return out
+}
+
 // OpPathPoints returns, of the operations ops of a run (the k-th is
 // ops[k-1]), each k that is the first operation of its step (a crash
 // between two steps) and each whose path no earlier one took: kind(its
