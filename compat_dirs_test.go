@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -660,7 +661,7 @@ func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "compat", "*-*"))
 	require.NoError(t, err)
 	all := os.Getenv("RUNNEL_COMPAT_CUT") == "all"
-	step := int64(12)
+	step := 12
 	switch {
 	case all:
 		step = 1
@@ -677,36 +678,42 @@ func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 		}
 		data, err := os.ReadFile(filepath.Join(src, "manifest.json"))
 		require.NoError(t, err)
-		// cut is the last point cut; last, whether the sweep went back
-		// to the last point of all, which the stride may have passed.
-		cut, last := int64(0), false
-		for limit := int64(1); ; limit += step {
+		manifest := func() *compatManifest {
 			var m compatManifest
 			require.NoError(t, json.Unmarshal(data, &m))
-			if _, ok := m.Configs["wide"]; ok && strconv.IntSize == 32 {
-				break
-			}
-			dir := fastTempDir(t)
+			return &m
+		}
+		if _, ok := manifest().Configs["wide"]; ok && strconv.IntSize == 32 {
+			continue
+		}
+		// open opens a copy of src with a ctx that is cut at its
+		// limit-th look, and returns how many times the Open looked.
+		open := func(limit int64) (dir string, looks int64, err error) {
+			dir = fastTempDir(t)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
 			ctx := &countCtx{Context: context.Background(), limit: limit}
-			b, err := OpenContext(ctx, Config{Dir: dir, Clock: fixedClock{m.Clock.Add(time.Minute)}, MaintenanceInterval: time.Hour})
+			b, err := OpenContext(ctx, Config{Dir: dir, Clock: fixedClock{manifest().Clock.Add(time.Minute)}, MaintenanceInterval: time.Hour})
 			if err == nil {
-				ctx.mu.Lock()
-				n := ctx.calls // the Open, not cut, looked n times
-				ctx.mu.Unlock()
 				require.NoError(t, b.Close())
-				if n > cut && !last {
-					last, limit = true, n-step // cut at the n-th look
-					continue
-				}
-				break
 			}
-			require.ErrorIs(t, err, context.Canceled)
-			cut = limit
+			ctx.mu.Lock()
+			defer ctx.mu.Unlock()
+			return dir, ctx.calls, err
+		}
+		_, n, err := open(math.MaxInt64)
+		require.NoError(t, err, "the Open, not cut")
+		limits := make([]int64, n)
+		for i := range limits {
+			limits[i] = int64(i) + 1
+		}
+		for _, limit := range testkit.EveryAndLast(limits, step) {
+			dir, _, err := open(limit)
+			require.ErrorIs(t, err, context.Canceled, "cut at look %d of %d", limit, n)
+			m := manifest()
 			ok := t.Run(fmt.Sprintf("%s/cut%d", filepath.Base(src), limit), func(t *testing.T) {
-				checkCompatDir(t, dir, filepath.Join(src, "data"), &m)
+				checkCompatDir(t, dir, filepath.Join(src, "data"), m)
 			})
-			if !ok || last {
+			if !ok {
 				break
 			}
 		}
