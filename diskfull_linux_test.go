@@ -350,6 +350,14 @@ func diskfullProduce(t *testing.T, mnt string, sync log.SyncPolicy) {
 // retries it until its delivery timeout, and then fails the record with
 // producer.ErrDeliveryTimeout, the broker's error (syscall.ENOSPC) wrapped
 // in it; every record acknowledged before is there.
+//
+// A delivery timeout whose error does not wrap the broker's can come of
+// a slow machine alone (it flaked once under -race on a loaded 2-core
+// machine: "after 244 records: ... after 1 attempts: appended, not
+// acknowledged by the deadline", the disk not yet full), or of the last
+// retry on the full disk being in flight at the deadline ("the request
+// was cut short at the deadline"): the test takes a few of those, and
+// goes on producing until a record fails with the broker's error.
 func TestDiskFullProducer(t *testing.T) {
 	ctx := context.Background()
 	mnt := mountTmpfs(t, 512<<10, 0)
@@ -360,13 +368,19 @@ func TestDiskFullProducer(t *testing.T) {
 	p, err := producer.New(b, producer.DeliveryTimeout(300*time.Millisecond), producer.Compression(compression.None))
 	require.NoError(t, err)
 	defer p.Close()
-	acked := 0
+	acked, slow := 0, 0
 	for {
 		err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: make([]byte, 1000)})
 		if err != nil {
 			t.Logf("after %d records: %v", acked, err)
 			require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-			require.ErrorIs(t, err, syscall.ENOSPC)
+			if !errors.Is(err, syscall.ENOSPC) {
+				// Load, not the disk (see above); a producer that
+				// never passes the broker's error on still fails.
+				slow++
+				require.Less(t, slow, 10, "no delivery timeout wrapped syscall.ENOSPC")
+				continue
+			}
 			break
 		}
 		acked++

@@ -57,7 +57,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 				// Past the deadline (a producer id not taken by then),
 				// the next pass fails the batch with ErrDeliveryTimeout.
 				if api.IsRetriable(err) || p.closed.Load() || !time.Now().Before(deadline) {
-					last = err
+					last = cutShort(err, last, deadline)
 					p.cfg.logger.Debug("retrying producer id", "err", err)
 					// A failed seal is retried after the backoff, also
 					// when this pass came at once to seal again: else a
@@ -147,6 +147,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			pp.succeed(b, api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1})
 			return
 		}
+		prev := last
 		last = err
 		b.earlier = b.unsure
 		if sent && !refused(err) {
@@ -154,12 +155,12 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		}
 		switch {
 		case expired && !sent:
-			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, errors.New("the deadline passed while it waited for a place among the requests in flight")))
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, withBefore(errors.New("the deadline passed while it waited for a place among the requests in flight"), prev)))
 			return
 		case expired:
 			// The broker may have appended it: giveUp takes a new
 			// producer id if it is unsure.
-			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("the request was cut short at the deadline (%v)", err)))
+			pp.giveUp(b, timeoutError(b, p.cfg.deliveryTimeout, withBefore(fmt.Errorf("the request was cut short at the deadline (%v)", err), prev)))
 			return
 		case p.closed.Load():
 			continue // given up above
@@ -678,6 +679,28 @@ func closedError(last error) error {
 		return ErrClosed
 	}
 	return fmt.Errorf("%w (the last attempt failed: %w)", ErrClosed, notCtx(last))
+}
+
+// withBefore is err, the last attempt's, cut short at the delivery
+// deadline, matching also before, the error of the attempt before it, if
+// there was one: ErrDeliveryTimeout matches the broker's last answer
+// (see its doc), whether or not a retry was in flight at the deadline.
+func withBefore(err, before error) error {
+	if before == nil {
+		return err
+	}
+	return fmt.Errorf("%w; the attempt before: %w", err, notCtx(before))
+}
+
+// cutShort is the error a producer id's look-up that failed with err
+// leaves for the batch's ErrDeliveryTimeout, last being the one before:
+// err, or, when err is the delivery deadline's cutting the look-up
+// short, last with it (withBefore).
+func cutShort(err, last error, deadline time.Time) error {
+	if time.Now().Before(deadline) || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	return withBefore(fmt.Errorf("the producer id's look-up was cut short at the deadline (%v)", err), last)
 }
 
 func timeoutError(b *batch, d time.Duration, last error) error {

@@ -1,0 +1,69 @@
+package producer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// When the delivery deadline cuts the last attempt short (a request, or
+// a look-up of the producer id, in flight then), the record's
+// ErrDeliveryTimeout still matches the broker's error of the attempt
+// before, as ErrDeliveryTimeout's doc says ("the last error of the
+// broker, when there was one"). It matched only the deadline's, so that
+// which error a record failed with on a failing broker (a full disk's
+// ENOSPC, a fenced log) depended on the machine's speed: the disk-full
+// and fenced-log tests of the root package could fail under load.
+func TestFlake51CutShortAttemptKeepsTheBrokersError(t *testing.T) {
+	for _, stage := range []string{"request", "producer id"} {
+		t.Run(stage, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			c := &flake51Client{hookClient: &hookClient{b: b}, initStuck: stage == "producer id"}
+			c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+				if call == 0 {
+					return api.ProduceResponse{}, api.ErrStorage
+				}
+				<-ctx.Done() // the retry, in flight at the deadline
+				return api.ProduceResponse{}, ctx.Err()
+			})
+			p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(100*time.Millisecond),
+				producer.RetryBackoff(time.Millisecond))
+			err := p.ProduceSync(testCtx(t), value("v"))
+			t.Logf("%v", err)
+			require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+			require.ErrorIs(t, err, api.ErrStorage, "the broker's last answer")
+			require.NotErrorIs(t, err, context.Canceled)
+			require.NotErrorIs(t, err, context.DeadlineExceeded)
+			require.True(t, producer.MayBeWritten(err))
+		})
+	}
+}
+
+// flake51Client's first InitProducerID fails with a retriable error of
+// the broker's and, if initStuck, the next ones do not answer until
+// their ctx ends.
+type flake51Client struct {
+	*hookClient
+	initStuck bool
+	inits     int
+}
+
+func (c *flake51Client) InitProducerID(ctx context.Context) (int64, int16, error) {
+	if !c.initStuck {
+		return c.hookClient.InitProducerID(ctx)
+	}
+	c.mu.Lock()
+	call := c.inits
+	c.inits++
+	c.mu.Unlock()
+	if call == 0 {
+		return 0, 0, api.ErrStorage
+	}
+	<-ctx.Done()
+	return 0, 0, ctx.Err()
+}
