@@ -19,11 +19,11 @@ import (
 // which error a record failed with on a failing broker (a full disk's
 // ENOSPC, a fenced log) depended on the machine's speed: the disk-full
 // and fenced-log tests of the root package could fail under load.
-func TestFlake51CutShortAttemptKeepsTheBrokersError(t *testing.T) {
+func TestDeliveryTimeoutCutShortKeepsTheBrokersError(t *testing.T) {
 	for _, stage := range []string{"request", "producer id"} {
 		t.Run(stage, func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("t", 1))
-			c := &flake51Client{hookClient: &hookClient{b: b}, initStuck: stage == "producer id"}
+			c := &cutShortClient{hookClient: &hookClient{b: b}, initStuck: stage == "producer id"}
 			c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
 				if call == 0 {
 					return api.ProduceResponse{}, api.ErrStorage
@@ -44,16 +44,16 @@ func TestFlake51CutShortAttemptKeepsTheBrokersError(t *testing.T) {
 	}
 }
 
-// flake51Client's first InitProducerID fails with a retriable error of
+// cutShortClient's first InitProducerID fails with a retriable error of
 // the broker's and, if initStuck, the next ones do not answer until
 // their ctx ends.
-type flake51Client struct {
+type cutShortClient struct {
 	*hookClient
 	initStuck bool
 	inits     int
 }
 
-func (c *flake51Client) InitProducerID(ctx context.Context) (int64, int16, error) {
+func (c *cutShortClient) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if !c.initStuck {
 		return c.hookClient.InitProducerID(ctx)
 	}
