@@ -67,3 +67,40 @@ func (c *cutShortClient) InitProducerID(ctx context.Context) (int64, int16, erro
 	<-ctx.Done()
 	return 0, 0, ctx.Err()
 }
+
+// The same for the look-up of a topic's partition count: a record whose
+// last look-up the delivery deadline cuts short fails with an
+// ErrDeliveryTimeout that matches the broker's error of the look-up
+// before, as lookUp's doc says ("matching the last error too").
+func TestDeliveryTimeoutCutShortLookUpKeepsTheBrokersError(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &cutShortLookUp{hookClient: &hookClient{b: b}}
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(100*time.Millisecond),
+		producer.RetryBackoff(time.Millisecond))
+	err := p.ProduceSync(testCtx(t), value("v"))
+	t.Logf("%v", err)
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.ErrorIs(t, err, api.ErrStorage, "the broker's last answer")
+	require.NotErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, producer.MayBeWritten(err), "never sent")
+}
+
+// cutShortLookUp's first Partitions fails with a retriable error of the
+// broker's; the next ones do not answer until their ctx ends.
+type cutShortLookUp struct {
+	*hookClient
+	looks int
+}
+
+func (c *cutShortLookUp) Partitions(ctx context.Context, topic string) (int, error) {
+	c.mu.Lock()
+	call := c.looks
+	c.looks++
+	c.mu.Unlock()
+	if call == 0 {
+		return 0, api.ErrStorage
+	}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
