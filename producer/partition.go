@@ -155,11 +155,18 @@ func (p *Producer) lookUpBy(ctx context.Context, name string, block bool, deadli
 			timer.Stop()
 		}
 	}()
+	var last error // the look-up before's
 	for try := 1; ; try++ {
 		n, err := p.partitionsBy(ctx, name, deadline)
+		if errors.Is(err, ErrDeliveryTimeout) {
+			// Cut short at the deadline: the error matches the broker's
+			// answer to the look-up before too, if there was one.
+			return 0, withBefore(err, last)
+		}
 		if err == nil || !block || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return n, err
 		}
+		last = err
 		// A retry ends with Close or ctx, with their errors rather than
 		// the look-up's (which the ctx ending under it may have caused):
 		// a record failed with its ctx's error was not written.
