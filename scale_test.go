@@ -114,25 +114,12 @@ func TestScalePartitions(t *testing.T) {
 	require.NoError(t, b.Close())
 }
 
-// filesUnder counts the process's descriptors open on dir or a file
-// under it (Linux only).
+// filesUnder counts the process's descriptors open on files under dir
+// (handlesUnder's, Linux only).
 func filesUnder(t testing.TB, dir string) int64 {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(dir)
-	require.NoError(t, err)
-	names, err := os.ReadDir("/proc/self/fd")
-	require.NoError(t, err)
-	var n int64
-	for _, e := range names {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil {
-			continue // closed since (ReadDir's own descriptor, for one)
-		}
-		if target == dir || strings.HasPrefix(target, dir+string(filepath.Separator)) {
-			n++
-		}
-	}
-	return n
+	fds, _ := handlesUnder(t, dir)
+	return int64(len(fds))
 }
 
 // fdsBackTo waits until the process holds at most want descriptors: a
