@@ -36,3 +36,22 @@ func TestValidateTopicName(t *testing.T) {
 		require.EqualValues(t, 17, Code(err), "INVALID_TOPIC_EXCEPTION")
 	}
 }
+
+// TestTopicNameEveryByte: a name of one byte, first or after others, is
+// accepted exactly when the byte is an ASCII letter, digit, '.', '_' or
+// '-': the ends of each range ('a' and 'z', '0' and '9', ...) and the
+// bytes beside them ('`', '{', '/', ':', '@', '[') included.
+func TestTopicNameEveryByte(t *testing.T) {
+	const allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+	for b := range 256 {
+		ok := strings.IndexByte(allowed, byte(b)) >= 0
+		for _, name := range []string{"x" + string(byte(b)), string(byte(b)) + "x"} {
+			err := ValidateTopicName(name)
+			if ok {
+				require.NoError(t, err, "%q", name)
+			} else {
+				require.ErrorIs(t, err, ErrInvalidTopic, "%q", name)
+			}
+		}
+	}
+}

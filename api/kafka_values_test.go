@@ -1,15 +1,15 @@
 package api
 
-// Tests that close gaps found by mutation testing: each fails against a
-// mutant of the package that its other tests let through. The Kafka
-// codes, names and retriability are written out here, from Kafka's
-// Errors.java (retriable: the exception extends RetriableException), not
-// taken from the table, whose own test compares it with itself.
+// Kafka's values, written out: the codes, names and retriability of the
+// error table's sentinels, from Kafka's Errors.java (retriable: the
+// exception extends RetriableException), not taken from the table, whose
+// own test compares it with itself; the acks levels and ListOffsets'
+// special timestamps. Each test here fails against a mutant of the
+// package that the other tests let through.
 
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/runnel/runnel/compression"
@@ -80,25 +80,6 @@ func TestKafkaCodesOfEverySentinel(t *testing.T) {
 		87: log.ErrInvalidRecord, 100: ErrUnknownTopicID,
 	} {
 		require.Same(t, want, ForCode(code), "code %d", code)
-	}
-}
-
-// TestTopicNameEveryByte: a name of one byte, first or after others, is
-// accepted exactly when the byte is an ASCII letter, digit, '.', '_' or
-// '-': the ends of each range ('a' and 'z', '0' and '9', ...) and the
-// bytes beside them ('`', '{', '/', ':', '@', '[') included.
-func TestTopicNameEveryByte(t *testing.T) {
-	const allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
-	for b := range 256 {
-		ok := strings.IndexByte(allowed, byte(b)) >= 0
-		for _, name := range []string{"x" + string(byte(b)), string(byte(b)) + "x"} {
-			err := ValidateTopicName(name)
-			if ok {
-				require.NoError(t, err, "%q", name)
-			} else {
-				require.ErrorIs(t, err, ErrInvalidTopic, "%q", name)
-			}
-		}
 	}
 }
 
