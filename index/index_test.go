@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // The tests run on the OS file system three ways: as it is (mapped on
@@ -498,3 +501,151 @@ func (p plainFaultyFile) Sync() error                              { return p.f.
 func (p plainFaultyFile) Truncate(size int64) error                { return p.f.Truncate(size) }
 func (p plainFaultyFile) Size() (int64, error)                     { return p.f.Size() }
 func (p plainFaultyFile) Name() string                             { return p.f.Name() }
+
+// TestIndexFilePastMaxInt32IsCorrupt: an index file larger than
+// math.MaxInt32 bytes, which no index is (Kafka's segment.index.bytes is
+// an int32), is a *CorruptError, which a segment answers by rebuilding
+// its indexes. It was opened: on 64 bits mapped whole (or, for an active
+// index, copied to the heap whole), and on 32 bits its bytes wrapped an
+// int — a file of 2 GiB and 8 bytes failed Open with the file system's
+// untyped "invalid argument" (a truncation to a negative size), one of
+// 8 GiB opened with 2^30 entries and no bytes under them, the first
+// look-up then panicking. The files are sparse: a last entry alone,
+// after zeros.
+func TestIndexFilePastMaxInt32IsCorrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("sparse files: NTFS allocates a file's length unless it is marked sparse")
+	}
+	for _, size := range []int64{1<<31 + 8, 1<<31 + 16, 3 << 30, 1 << 33} {
+		for _, kind := range []string{"offset", "time"} {
+			sz := int64(OffsetEntrySize)
+			if kind == "time" {
+				sz = TimeEntrySize
+			}
+			n := size / sz * sz
+			path := filepath.Join(t.TempDir(), "00000000000000000000."+kind)
+			f, err := os.Create(path)
+			require.NoError(t, err)
+			if err := f.Truncate(n); err != nil {
+				f.Close()
+				t.Skipf("no sparse file of %d bytes here: %v", n, err)
+			}
+			_, err = f.WriteAt([]byte{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}[:sz], n-sz)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+			if kind == "offset" {
+				_, err = OpenOffset(vfs.OS, path, 0, DefaultMaxBytes, false)
+			} else {
+				_, err = OpenTime(vfs.OS, path, 0, DefaultMaxBytes, false)
+			}
+			var ce *CorruptError
+			require.True(t, errors.As(err, &ce), "%s index of %d bytes: %v", kind, n, err)
+			require.ErrorIs(t, err, ErrCorrupt)
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			require.Equal(t, n, fi.Size(), "%s index of %d bytes: a refused Open changed the file", kind, n)
+		}
+	}
+}
+
+// eofFile answers a ReadAt at or past its end with io.EOF, even for an
+// empty buffer, as bytes.Reader does (io.ReaderAt allows it).
+type eofFile struct{ vfs.File }
+
+func (f eofFile) ReadAt(p []byte, off int64) (int, error) {
+	if size, err := f.Size(); err == nil && off >= size {
+		return 0, io.EOF
+	}
+	return f.File.ReadAt(p, off)
+}
+
+// TestOpenEmptyEOFReader: an empty writable index opens on a file system
+// whose ReadAt of nothing at the end says io.EOF (mutant: that EOF taken
+// as a failure).
+func TestOpenEmptyEOFReader(t *testing.T) {
+	fsys := wrapFS{vfs.NewMem(), func(f vfs.File) vfs.File { return eofFile{f} }}
+	x, err := OpenOffset(fsys, "a.index", 0, 1024, true)
+	must(t, err)
+	must(t, x.Append(1, 10))
+	must(t, x.Close())
+}
+
+// TestOpenReadFailure: a read that fails while Open counts the entries
+// fails Open, and leaves the file as it was (mutant: the failed read's
+// buffer taken for zeros, the entries dropped and the file trimmed).
+func TestOpenReadFailure(t *testing.T) {
+	mem := vfs.NewMem()
+	x := openOffset(t, mem, "a.index", 0, 1024, true)
+	must(t, x.Append(1, 10))
+	must(t, x.Append(2, 20))
+	must(t, x.Close())
+	_, err := OpenOffset(vfs.WithFaults(mem, vfs.FailNth(1, vfs.OpRead)), "a.index", 0, 0, false)
+	if !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("OpenOffset with a failing read: %v, want the injected fault", err)
+	}
+	if got := fileSizeFS(t, mem, "a.index"); got != 2*OffsetEntrySize {
+		t.Errorf("file size %d after the failed open, want %d", got, 2*OffsetEntrySize)
+	}
+}
+
+// TestOpenSealedIgnoresMaxBytes: a sealed index ignores maxBytes, a
+// negative one too (mutant: a negative maxBytes refused whether or not
+// the index is writable).
+func TestOpenSealedIgnoresMaxBytes(t *testing.T) {
+	x, err := OpenTime(vfs.NewMem(), "a.timeindex", 0, -1, false)
+	must(t, err)
+	must(t, x.Close())
+}
+
+// TestMapFailureOnceOnly: a sealed index whose mapping failed for a reason
+// other than ErrNotSupported is on the heap that once, and mapped when it
+// is sealed again (mutant: the failure taken as for good). TestMapFailure
+// injects its failure while the index is active, which maps nothing.
+func TestMapFailureOnceOnly(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("no mapping on " + runtime.GOOS)
+	}
+	fl := new(faults)
+	fsys := wrapFS{vfs.OS, func(f vfs.File) vfs.File { return faultyFile{f, fl} }}
+	x := openOffset(t, fsys, filepath.Join(t.TempDir(), "a.index"), 0, 1024, true)
+	must(t, x.Append(1, 10))
+	fl.mapErr = errInjected
+	must(t, x.Seal())
+	if x.f.m != nil || !x.f.heap {
+		t.Fatal("not on the heap after a failed map")
+	}
+	fl.mapErr = nil
+	must(t, x.Unseal(1024))
+	must(t, x.Append(2, 20))
+	must(t, x.Seal())
+	if x.f.m == nil {
+		t.Error("not mapped when sealed again")
+	}
+}
+
+// countingUnsupported is a Mapper that cannot map, and counts the tries.
+type countingUnsupported struct {
+	vfs.File
+	tries *atomic.Int64
+}
+
+func (f countingUnsupported) Map(int) (*vfs.Mapping, error) {
+	f.tries.Add(1)
+	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: vfs.ErrNotSupported}
+}
+
+// TestMapNotSupportedForGood: a file whose Map says ErrNotSupported is not
+// asked again (mutant: mapping tried again at each seal).
+func TestMapNotSupportedForGood(t *testing.T) {
+	var tries atomic.Int64
+	fsys := wrapFS{vfs.NewMem(), func(f vfs.File) vfs.File { return countingUnsupported{f, &tries} }}
+	x := openOffset(t, fsys, "a.index", 0, 1024, true)
+	must(t, x.Append(1, 10))
+	must(t, x.Seal())
+	must(t, x.Unseal(1024))
+	must(t, x.Append(2, 20))
+	must(t, x.Seal())
+	if n := tries.Load(); n != 1 {
+		t.Errorf("Map tried %d times, want once", n)
+	}
+}

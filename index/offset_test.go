@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/runnel/runnel/vfs"
 )
 
 func TestOffsetAppendLookup(t *testing.T) {
@@ -508,4 +510,112 @@ func TestOffsetWritesInBlocks(t *testing.T) {
 			t.Errorf("after truncation and Sync: %v, want %v", got, want)
 		}
 	})
+}
+
+// TestBaseOffsetLimit: the largest base offset an index takes leaves room
+// for every relative offset, math.MaxInt64-math.MaxInt32, and one more is
+// refused (mutant: the bound off by one).
+func TestBaseOffsetLimit(t *testing.T) {
+	const top = math.MaxInt64 - math.MaxInt32
+	fsys := vfs.NewMem()
+	x, err := OpenOffset(fsys, "top.index", top, 1024, true)
+	must(t, err)
+	must(t, x.Append(math.MaxInt64, 10))
+	if o, p := x.Lookup(math.MaxInt64); o != math.MaxInt64 || p != 10 {
+		t.Errorf("Lookup(MaxInt64) = %d, %d", o, p)
+	}
+	must(t, x.Close())
+	if _, err := DecodeTimeEntries(nil, top); err != nil {
+		t.Errorf("DecodeTimeEntries at base %d: %v", int64(top), err)
+	}
+	if _, err := OpenTime(fsys, "over.timeindex", top+1, 1024, true); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("OpenTime at base %d: %v, want ErrInvalidArgument", int64(top+1), err)
+	}
+	if _, err := DecodeOffsetEntries(nil, top+1); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("DecodeOffsetEntries at base %d: %v, want ErrInvalidArgument", int64(top+1), err)
+	}
+}
+
+// TestLookupEntryAtBase: an entry at the base offset itself is the answer
+// to a lookup of the base, with its position (mutant: Lookup answering
+// (base, 0) for offset <= base).
+func TestLookupEntryAtBase(t *testing.T) {
+	x := openOffset(t, vfs.NewMem(), "a.index", 100, 1024, true)
+	must(t, x.Append(100, 7))
+	must(t, x.Append(110, 70))
+	for _, tc := range []struct{ target, offset, position int64 }{
+		{99, 100, 0}, {100, 100, 7}, {109, 100, 7}, {110, 110, 70},
+	} {
+		if o, p := x.Lookup(tc.target); o != tc.offset || p != tc.position {
+			t.Errorf("Lookup(%d) = %d, %d; want %d, %d", tc.target, o, p, tc.offset, tc.position)
+		}
+	}
+}
+
+// TestTruncateToKeepsAllBelow: TruncateTo an offset above the last entry
+// keeps every entry, the last one too (mutant: the binary search leaving
+// the last entry out).
+func TestTruncateToKeepsAllBelow(t *testing.T) {
+	fsys := vfs.NewMem()
+	o := openOffset(t, fsys, "a.index", 100, 1024, true)
+	ti := openTime(t, fsys, "a.timeindex", 100, 1024, true)
+	for i := range int64(3) {
+		must(t, o.Append(110+10*i, 100*(i+1)))
+		must(t, ti.Append(1000+i, 110+10*i))
+	}
+	must(t, o.TruncateTo(200))
+	must(t, ti.TruncateTo(200))
+	if n := o.Entries(); n != 3 {
+		t.Errorf("offset index: %d entries after TruncateTo past them, want 3", n)
+	}
+	if n := ti.Entries(); n != 3 {
+		t.Errorf("time index: %d entries after TruncateTo past them, want 3", n)
+	}
+}
+
+// TestCheckNegativeFirstEntry: a negative position or relative offset in
+// the first entry, which has no previous entry to be compared with, is
+// corrupt, to Check and to the decoders (mutants: those cases removed).
+func TestCheckNegativeFirstEntry(t *testing.T) {
+	fsys := vfs.NewMem()
+	ob := make([]byte, OffsetEntrySize)
+	binary.BigEndian.PutUint32(ob[4:], math.MaxUint32) // (0, -1)
+	tb := make([]byte, TimeEntrySize)
+	binary.BigEndian.PutUint64(tb, 5)
+	binary.BigEndian.PutUint32(tb[8:], math.MaxUint32) // (5, -1)
+	for name, b := range map[string][]byte{"a.index": ob, "a.timeindex": tb} {
+		f, err := fsys.Create(name)
+		must(t, err)
+		_, err = f.Write(b)
+		must(t, err)
+		must(t, f.Close())
+	}
+	if _, err := DecodeOffsetEntries(ob, 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("DecodeOffsetEntries of position -1: %v, want ErrCorrupt", err)
+	}
+	if _, err := DecodeTimeEntries(tb, 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("DecodeTimeEntries of offset -1: %v, want ErrCorrupt", err)
+	}
+	o := openOffset(t, fsys, "a.index", 0, 0, false)
+	checkCorrupt(t, o.Check(100), "a.index", 0)
+	ti := openTime(t, fsys, "a.timeindex", 0, 0, false)
+	checkCorrupt(t, ti.Check(100), "a.timeindex", 0)
+}
+
+// TestTruncateToFarBelowBase: TruncateTo an offset so far below the base
+// that offset - base overflows drops every entry, as it drops them for any
+// offset at or below the base (a bug found by mutation testing: the
+// guard tested offset - base <= 0, which the overflow made positive, and
+// every entry stayed).
+func TestTruncateToFarBelowBase(t *testing.T) {
+	fsys := vfs.NewMem()
+	o := openOffset(t, fsys, "a.index", 100, 1024, true)
+	ti := openTime(t, fsys, "a.timeindex", 100, 1024, true)
+	must(t, o.Append(110, 10))
+	must(t, ti.Append(5, 110))
+	must(t, o.TruncateTo(math.MinInt64))
+	must(t, ti.TruncateTo(math.MinInt64))
+	if o.Entries() != 0 || ti.Entries() != 0 {
+		t.Errorf("TruncateTo(MinInt64) kept %d offset and %d time entries", o.Entries(), ti.Entries())
+	}
 }

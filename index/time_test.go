@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/runnel/runnel/vfs"
 )
 
 func TestTimeAppendLookup(t *testing.T) {
@@ -314,4 +316,21 @@ func TestTimeLookupProperty(t *testing.T) {
 			must(t, x.Close())
 		}
 	})
+}
+
+// TestTimeEntryOutOfRange: TimeIndex.Entry panics for the number of
+// entries, also when its buffer still holds a dropped entry there
+// (mutant: the bound check i > n).
+func TestTimeEntryOutOfRange(t *testing.T) {
+	x := openTime(t, vfs.NewMem(), "a.timeindex", 0, 1024, true)
+	for i := range int64(4) {
+		must(t, x.Append(10+i, i))
+	}
+	must(t, x.TruncateTo(2))
+	defer func() {
+		if recover() == nil {
+			t.Error("Entry(2) of 2 entries did not panic")
+		}
+	}()
+	x.Entry(2)
 }

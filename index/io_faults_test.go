@@ -11,11 +11,11 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// The tests of this file drive error paths of the index files that the
-// coverage pass of session 40 found no test running.
+// Error paths of the index files: an Open, a truncation or a sync that
+// fails, and a read cut short.
 
-// r40FailOnce is an FS failing the next operation of kind op, once armed.
-func r40FailOnce(fsys vfs.FS, op vfs.Op, armed *atomic.Bool) vfs.FS {
+// failOnceArmed is an FS failing the next operation of kind op, once armed.
+func failOnceArmed(fsys vfs.FS, op vfs.Op, armed *atomic.Bool) vfs.FS {
 	return vfs.WithFaults(fsys, vfs.InjectorFunc(func(o vfs.Op, _ string) error {
 		if o == op && armed.CompareAndSwap(true, false) {
 			return vfs.ErrInjected
@@ -24,9 +24,9 @@ func r40FailOnce(fsys vfs.FS, op vfs.Op, armed *atomic.Bool) vfs.FS {
 	}))
 }
 
-// r40Sealed writes a sealed offset index of four entries to a.index of a
+// sealedWithFault writes a sealed offset index of four entries to a.index of a
 // new MemFS, and opens it through fail (op failed once armed).
-func r40Sealed(t *testing.T, op vfs.Op) (*vfs.MemFS, *OffsetIndex, *atomic.Bool) {
+func sealedWithFault(t *testing.T, op vfs.Op) (*vfs.MemFS, *OffsetIndex, *atomic.Bool) {
 	t.Helper()
 	mem := vfs.NewMem()
 	x := openOffset(t, mem, "a.index", 100, 1024, true)
@@ -35,15 +35,15 @@ func r40Sealed(t *testing.T, op vfs.Op) (*vfs.MemFS, *OffsetIndex, *atomic.Bool)
 	}
 	must(t, x.Close())
 	armed := new(atomic.Bool)
-	return mem, openOffset(t, r40FailOnce(mem, op, armed), "a.index", 100, 0, false), armed
+	return mem, openOffset(t, failOnceArmed(mem, op, armed), "a.index", 100, 0, false), armed
 }
 
-// TestReview40SealedTruncateOpenFails: TruncateTo of a sealed index, whose
+// TestSealedTruncateOpenFails: TruncateTo of a sealed index, whose
 // file is closed (released), opens it again; when that Open fails, the
 // error is TruncateTo's and the index keeps its entries, and the next
 // TruncateTo does the work.
-func TestReview40SealedTruncateOpenFails(t *testing.T) {
-	mem, x, armed := r40Sealed(t, vfs.OpOpen)
+func TestSealedTruncateOpenFails(t *testing.T) {
+	mem, x, armed := sealedWithFault(t, vfs.OpOpen)
 	all := offsetEntries(x)
 	armed.Store(true)
 	if err := x.TruncateTo(121); !errors.Is(err, vfs.ErrInjected) {
@@ -62,13 +62,13 @@ func TestReview40SealedTruncateOpenFails(t *testing.T) {
 	}
 }
 
-// TestReview40SealedTruncateCutFails: when TruncateTo of a sealed index
+// TestSealedTruncateCutFails: when TruncateTo of a sealed index
 // cannot cut its file, the index is left without entries, and every
 // later change returns that error (see fail): it answers no lookup from
 // entries it could not settle. Its file keeps the entries it had, which
 // a reopen finds whole.
-func TestReview40SealedTruncateCutFails(t *testing.T) {
-	mem, x, armed := r40Sealed(t, vfs.OpTruncate)
+func TestSealedTruncateCutFails(t *testing.T) {
+	mem, x, armed := sealedWithFault(t, vfs.OpTruncate)
 	all := offsetEntries(x)
 	armed.Store(true)
 	if err := x.TruncateTo(121); !errors.Is(err, vfs.ErrInjected) {
@@ -91,14 +91,14 @@ func TestReview40SealedTruncateCutFails(t *testing.T) {
 	}
 }
 
-// TestReview40SealedSyncOpenFails: Sync of a sealed index whose file Open
+// TestSealedSyncOpenFails: Sync of a sealed index whose file Open
 // trimmed opens the file again to sync it; when that Open fails, Sync
 // returns the error, and the next Sync syncs.
-func TestReview40SealedSyncOpenFails(t *testing.T) {
+func TestSealedSyncOpenFails(t *testing.T) {
 	mem := trimmedIndexFile(t)
 	var armed atomic.Bool
 	var syncs atomic.Int64
-	fsys := vfs.WithFaults(r40FailOnce(mem, vfs.OpOpen, &armed), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+	fsys := vfs.WithFaults(failOnceArmed(mem, vfs.OpOpen, &armed), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
 		if op == vfs.OpSync {
 			syncs.Add(1)
 		}
@@ -128,10 +128,10 @@ func (f shortReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// TestReview40OpenShortRead: Open refuses an index whose entries it cannot
+// TestOpenShortRead: Open refuses an index whose entries it cannot
 // read whole, with io.ErrUnexpectedEOF rather than counting entries from
 // bytes it did not read.
-func TestReview40OpenShortRead(t *testing.T) {
+func TestOpenShortRead(t *testing.T) {
 	mem := vfs.NewMem()
 	x := openOffset(t, mem, "a.index", 0, 1024, true)
 	must(t, x.Append(1, 10))
@@ -142,9 +142,9 @@ func TestReview40OpenShortRead(t *testing.T) {
 	}
 }
 
-// TestReview40CorruptErrorWithoutPath: a *CorruptError of bytes decoded
+// TestCorruptErrorWithoutPath: a *CorruptError of bytes decoded
 // from no file names the entry and reason, and matches ErrCorrupt.
-func TestReview40CorruptErrorWithoutPath(t *testing.T) {
+func TestCorruptErrorWithoutPath(t *testing.T) {
 	_, err := DecodeOffsetEntries(make([]byte, OffsetEntrySize+3), 0)
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("DecodeOffsetEntries of a partial entry: %v", err)
@@ -154,14 +154,14 @@ func TestReview40CorruptErrorWithoutPath(t *testing.T) {
 	}
 }
 
-// TestReview40SealSyncFailsThenTruncate: a Seal whose fsync fails leaves
+// TestSealSyncFailsThenTruncate: a Seal whose fsync fails leaves
 // the index sealed with its file still open; a TruncateTo after it uses
 // that file (acquire has nothing to open), and the entries it keeps are
 // those a reopen finds.
-func TestReview40SealSyncFailsThenTruncate(t *testing.T) {
+func TestSealSyncFailsThenTruncate(t *testing.T) {
 	mem := vfs.NewMem()
 	var armed atomic.Bool
-	x := openOffset(t, r40FailOnce(mem, vfs.OpSync, &armed), "a.index", 100, 1024, true)
+	x := openOffset(t, failOnceArmed(mem, vfs.OpSync, &armed), "a.index", 100, 1024, true)
 	for i := range int64(4) {
 		must(t, x.Append(101+10*i, 100*i))
 	}
