@@ -243,3 +243,21 @@ func TestUnlockKeep(t *testing.T) {
 		t.Fatalf("after Unlock: lines %q, pending %v", got, g.q.Pending())
 	}
 }
+
+// TestHeldKeepsWithAttrsAndGroup: a Held's logger keeps what
+// With and WithGroup add (a log's "dir" attribute): its lines reach the
+// handler made by them. Kills the mutants that drop heldHandler's
+// WithAttrs or WithGroup (the lines went to the bare handler).
+func TestHeldKeepsWithAttrsAndGroup(t *testing.T) {
+	var calls []string
+	h := NewHeld()
+	log := h.Logger(slog.New(&recordingHandler{f: func(s string) { calls = append(calls, s) }})).With("dir", "d").WithGroup("g")
+	log.Info("m")
+	if want := []string{"with dir", "group g"}; !slices.Equal(calls, want) {
+		t.Fatalf("handler saw %q before Release, want %q", calls, want)
+	}
+	h.Release()
+	if want := []string{"with dir", "group g", "handle m"}; !slices.Equal(calls, want) {
+		t.Fatalf("handler saw %q, want %q", calls, want)
+	}
+}

@@ -10,13 +10,13 @@ import (
 	"github.com/runnel/runnel/internal/testkit"
 )
 
-// TestReview35SecondHoldLosesNoLine: under InitNoWait with a hold (the
+// TestHoldLosesNoLine: under InitNoWait with a hold (the
 // log's HoldLines), taken and ended again and again by goroutines that,
 // ending the last, hand on what is queued only if they can take the
 // mutex at once (as the log's release does), while loggers log and
 // unlock and a handler yields and logs again: every line is handed on
 // once, in the order logged, and none is left queued.
-func TestReview35SecondHoldLosesNoLine(t *testing.T) {
+func TestHoldLosesNoLine(t *testing.T) {
 	var holds atomic.Int32
 	n := newNumbered(func() bool { return holds.Load() != 0 }, 89)
 	endHold := func() {
@@ -56,12 +56,12 @@ func TestReview35SecondHoldLosesNoLine(t *testing.T) {
 	n.requireAllHandedOn(t)
 }
 
-// TestReview35SecondHoldEndingAsItStops: the hold ends just as Unlock
+// TestHoldEndingAsItStops: the hold ends just as Unlock
 // finds it under way and stops, its ender having found the mutex held
 // (and so leaving the lines to Unlock): Unlock, which looks at the hold
 // again once it released the mutex, hands the line on before it
 // returns; and a hold that stays leaves it queued for its ender.
-func TestReview35SecondHoldEndingAsItStops(t *testing.T) {
+func TestHoldEndingAsItStops(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		script []bool // what hold answers, one call after another

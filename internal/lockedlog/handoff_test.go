@@ -2,6 +2,7 @@ package lockedlog
 
 import (
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,88 @@ import (
 
 	"github.com/runnel/runnel/internal/testkit"
 )
+
+// TestGivingUpLosesNoLine: under InitNoWait the goroutine
+// handing lines on gives up when it finds the mutex held after a batch (deliver), leaving the
+// lines to the holder. Under loggers that hold the mutex a while and a
+// handler that yields (so that the mutex is often held when a batch
+// ends), and one that logs again from inside its handler, every line is
+// handed on once, in the order logged, by the time the loggers return.
+func TestGivingUpLosesNoLine(t *testing.T) {
+	n := newNumbered(nil, 97)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				n.logN((w + i) % 3)
+			}
+		})
+	}
+	wg.Wait()
+	n.requireAllHandedOn(t)
+}
+
+// numbered logs numbered lines through a Queue made by InitNoWait (with
+// hold), and records those its handler gets: the handler yields (so that
+// the mutex is often held when a batch ends) and, every callBack lines,
+// logs again from inside itself.
+type numbered struct {
+	g      guarded
+	mu     sync.Mutex // the handler's, for got
+	got    []int64
+	logged []int64 // under g.mu
+	next   int64   // under g.mu
+}
+
+func newNumbered(hold func() bool, callBack int64) *numbered {
+	n := &numbered{}
+	n.g.log = n.g.q.InitNoWait(&n.g.mu, slog.New(testkit.LineFunc(func(r slog.Record) {
+		var v int64
+		r.Attrs(func(a slog.Attr) bool { v = a.Value.Int64(); return true })
+		n.mu.Lock()
+		n.got = append(n.got, v)
+		n.mu.Unlock()
+		runtime.Gosched()
+		if v%callBack == 0 {
+			n.logN(0) // calls back in
+		}
+	})), hold)
+	return n
+}
+
+// logN logs the next line, holding the mutex for spin yields.
+func (n *numbered) logN(spin int) {
+	n.g.mu.Lock()
+	v := n.next
+	n.next++
+	n.logged = append(n.logged, v)
+	n.g.log.Info("n", "n", v)
+	for range spin {
+		runtime.Gosched()
+	}
+	n.g.q.Unlock()
+}
+
+// requireAllHandedOn checks, once the loggers have returned, that every
+// line was handed on once, in the order logged, and none is left queued.
+func (n *numbered) requireAllHandedOn(t *testing.T) {
+	t.Helper()
+	n.g.mu.Lock()
+	defer n.g.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.g.q.lines) != 0 || n.g.q.Pending() {
+		t.Fatalf("%d lines left queued", len(n.g.q.lines))
+	}
+	if len(n.got) != len(n.logged) {
+		t.Fatalf("%d lines handed on, %d logged", len(n.got), len(n.logged))
+	}
+	for i := range n.got {
+		if n.got[i] != n.logged[i] {
+			t.Fatalf("line %d is %d, logged %d", i, n.got[i], n.logged[i])
+		}
+	}
+}
 
 // hookMutex is a Queue's Mutex whose next Lock, TryLock or Unlock runs a
 // hook first (each hook once), so that a test can stop a goroutine at a
@@ -40,10 +123,10 @@ func (m *hookMutex) Unlock() {
 	m.Mutex.Unlock()
 }
 
-// review39Lines records the lines a handler gets, and whether two
+// handedLines records the lines a handler gets, and whether two
 // handlers ever ran at once (lines handed on by two goroutines together,
 // out of the order logged).
-type review39Lines struct {
+type handedLines struct {
 	mu      sync.Mutex
 	got     []string
 	in      atomic.Int32
@@ -51,7 +134,7 @@ type review39Lines struct {
 }
 
 // handle records r, then runs during (if not nil) as the handler.
-func (l *review39Lines) handle(r slog.Record, during func(msg string)) {
+func (l *handedLines) handle(r slog.Record, during func(msg string)) {
 	if l.in.Add(1) > 1 {
 		l.overlap.Store(true)
 	}
@@ -66,7 +149,7 @@ func (l *review39Lines) handle(r slog.Record, during func(msg string)) {
 
 // require checks, once every goroutine is done, that the lines handed on
 // are want, one handler at a time.
-func (l *review39Lines) require(t *testing.T, want ...string) {
+func (l *handedLines) require(t *testing.T, want ...string) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -78,9 +161,9 @@ func (l *review39Lines) require(t *testing.T, want ...string) {
 	}
 }
 
-// review39Await waits for c, bounded at 10 s to turn a deadlock into a
+// awaitClosed waits for c, bounded at 10 s to turn a deadlock into a
 // failure.
-func review39Await(t *testing.T, c <-chan struct{}, what string) {
+func awaitClosed(t *testing.T, c <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-c:
@@ -89,35 +172,17 @@ func review39Await(t *testing.T, c <-chan struct{}, what string) {
 	}
 }
 
-// TestReview39HeldKeepsWithAttrsAndGroup: a Held's logger keeps what
-// With and WithGroup add (a log's "dir" attribute): its lines reach the
-// handler made by them. Kills the mutants that drop heldHandler's
-// WithAttrs or WithGroup (the lines went to the bare handler).
-func TestReview39HeldKeepsWithAttrsAndGroup(t *testing.T) {
-	var calls []string
-	h := NewHeld()
-	log := h.Logger(slog.New(&recordingHandler{f: func(s string) { calls = append(calls, s) }})).With("dir", "d").WithGroup("g")
-	log.Info("m")
-	if want := []string{"with dir", "group g"}; !slices.Equal(calls, want) {
-		t.Fatalf("handler saw %q before Release, want %q", calls, want)
-	}
-	h.Release()
-	if want := []string{"with dir", "group g", "handle m"}; !slices.Equal(calls, want) {
-		t.Fatalf("handler saw %q, want %q", calls, want)
-	}
-}
-
-// TestReview39NoWaitDelivererDoesNotWaitForTheMutex: under InitNoWait
+// TestNoWaitDelivererDoesNotWaitForTheMutex: under InitNoWait
 // the goroutine handing lines on does not wait for the mutex after a
 // batch when another goroutine holds it (across a write to a disk that
 // hangs, say): its Unlock returns, and the holder's Unlock hands on the
 // line it logged. Kills the mutant that drops InitNoWait's noWait (the
 // deliverer waited in Lock for the holder, which here waits for the
 // deliverer's Unlock to return: a deadlock, the bound's failure).
-func TestReview39NoWaitDelivererDoesNotWaitForTheMutex(t *testing.T) {
+func TestNoWaitDelivererDoesNotWaitForTheMutex(t *testing.T) {
 	var mu sync.Mutex
 	var q Queue
-	var lines review39Lines
+	var lines handedLines
 	held, release, aDone, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	var log *slog.Logger
@@ -144,26 +209,26 @@ func TestReview39NoWaitDelivererDoesNotWaitForTheMutex(t *testing.T) {
 		q.Unlock()
 	}()
 	defer func() { releaseOnce(); <-aDone; <-bDone }()
-	review39Await(t, aDone, "the deliverer's Unlock, the mutex held by another goroutine")
+	awaitClosed(t, aDone, "the deliverer's Unlock, the mutex held by another goroutine")
 	releaseOnce()
-	review39Await(t, bDone, "the holder's Unlock")
+	awaitClosed(t, bDone, "the holder's Unlock")
 	lines.require(t, "a", "b")
 	if q.Pending() {
 		t.Fatal("lines left queued")
 	}
 }
 
-// TestReview39PlainDelivererWaitsForTheMutex: under Init (not
+// TestPlainDelivererWaitsForTheMutex: under Init (not
 // InitNoWait) the goroutine handing lines on takes the mutex again after
 // a batch, waiting for it if it is held, and hands on the lines queued
 // meanwhile (left to it) before its Unlock returns, also when the holder
 // releases the mutex with a plain Unlock (it logged nothing). Kills the
 // mutant that gives up on a held mutex under Init as under InitNoWait:
 // the line left to the deliverer stayed queued until some later Unlock.
-func TestReview39PlainDelivererWaitsForTheMutex(t *testing.T) {
+func TestPlainDelivererWaitsForTheMutex(t *testing.T) {
 	var mu hookMutex
 	var q Queue
-	var lines review39Lines
+	var lines handedLines
 	held, release, locking, aDone, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	var log *slog.Logger
@@ -201,25 +266,25 @@ func TestReview39PlainDelivererWaitsForTheMutex(t *testing.T) {
 		t.Fatal("the deliverer neither took the mutex nor returned")
 	}
 	releaseOnce()
-	review39Await(t, aDone, "the deliverer's Unlock")
-	review39Await(t, bDone, "the holder")
+	awaitClosed(t, aDone, "the deliverer's Unlock")
+	awaitClosed(t, bDone, "the holder")
 	lines.require(t, "a", "c")
 	if q.Pending() {
 		t.Fatal("a line left queued")
 	}
 }
 
-// TestReview39UnlockLooksAgainOnceTheDelivererGaveUp: under InitNoWait,
+// TestUnlockLooksAgainOnceTheDelivererGaveUp: under InitNoWait,
 // an Unlock that found another goroutine handing lines on leaves its
 // line to it; should that goroutine give up (finding the mutex still
 // held by this Unlock, before its release) without having seen the
 // line, the Unlock, having released the mutex, finds it no longer
 // handing lines on and hands the line on itself. Kills the mutant that
 // returns at once after the release (the line stayed queued, Pending).
-func TestReview39UnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
+func TestUnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
 	var mu hookMutex
 	var q Queue
-	var lines review39Lines
+	var lines handedLines
 	cHolds, cGo, cPaused, cRelease, cDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(cRelease) })
 	var log *slog.Logger
@@ -260,16 +325,16 @@ func TestReview39UnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
 		releaseOnce()
 		<-aDone
 	}()
-	review39Await(t, aDone, "the deliverer's Unlock")
+	awaitClosed(t, aDone, "the deliverer's Unlock")
 	releaseOnce()
-	review39Await(t, cDone, "c's Unlock")
+	awaitClosed(t, cDone, "c's Unlock")
 	lines.require(t, "a", "c")
 	if q.Pending() {
 		t.Fatal("c's line left queued")
 	}
 }
 
-// TestReview39DelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver:
+// TestDelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver:
 // under InitNoWait, a goroutine handing lines on that gave up (finding
 // the mutex held after a batch, or a hold under way) and then takes the
 // mutex to look again, finding that another goroutine took over the
@@ -277,7 +342,7 @@ func TestReview39UnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
 // handler at a time, in the order logged. Kills the mutants that drop the
 // "another goroutine took over" check after a batch or after a hold (the
 // two handed lines on at once, c's handler running while b's still ran).
-func TestReview39DelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver(t *testing.T) {
+func TestDelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		hold bool // the first deliverer stops at a hold, not after a batch
@@ -285,7 +350,7 @@ func TestReview39DelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver(t *testin
 		t.Run(tc.name, func(t *testing.T) {
 			var mu hookMutex
 			var q Queue
-			var lines review39Lines
+			var lines handedLines
 			bHolds, bGo, inB, bGate, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 			gateOnce := sync.OnceFunc(func() { close(bGate) })
 			goB := sync.OnceFunc(func() { close(bGo) })
@@ -356,9 +421,9 @@ func TestReview39DelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver(t *testin
 				q.Unlock()
 			}()
 			defer func() { goB(); gateOnce(); <-aDone; <-bDone }()
-			review39Await(t, aDone, "the first deliverer's Unlock")
+			awaitClosed(t, aDone, "the first deliverer's Unlock")
 			gateOnce()
-			review39Await(t, bDone, "b's Unlock")
+			awaitClosed(t, bDone, "b's Unlock")
 			lines.require(t, "a", "b", "c")
 			if q.Pending() {
 				t.Fatal("lines left queued")
