@@ -67,12 +67,12 @@ func (c *replayConsumer) Poll(_ context.Context, fn func([]byte)) (int, error) {
 }
 func (*replayConsumer) Close() error { return nil }
 
-// TestReview30ConsumeReadTwice: a consumer that reads some records twice
+// TestConsumeFailsOnRecordsReadTwice: a consumer that reads some records twice
 // and never reads as many others, ending with the topic's count, is a
 // wrong outcome. Consume's values were all alike, so it counted records
 // and could not tell: the consume rate of a consumer that re-read a batch
 // and stopped a batch short would have been reported as a full read.
-func TestReview30ConsumeReadTwice(t *testing.T) {
+func TestConsumeFailsOnRecordsReadTwice(t *testing.T) {
 	var s replaySystem
 	c := Case{Store: Mem, Size: 100, Partitions: 1, Acks: AcksAll}
 	_, err := Consume(context.Background(), NoTimer{}, s.system(), c, 10*pollRecords)
