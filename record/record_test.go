@@ -826,7 +826,7 @@ func TestCheckFramingBuffer(t *testing.T) {
 }
 
 // TestVarint: the decoder's varints, fast paths and all, agree with
-// Kafka's ByteUtils.readVarint (kafkaVarint, see TestReview29VarintsAsKafka),
+// Kafka's ByteUtils.readVarint (kafkaVarint, see TestVarintsAsKafka),
 // and varlong with its readVarlong (kafkaVarlong).
 func TestVarint(t *testing.T) {
 	// varint as the decoder reads it: the value and the bytes it took, or
@@ -989,4 +989,101 @@ func TestMillisFit(t *testing.T) {
 			require.Equal(t, c.ms, c.t.UnixMilli(), "%v", c.t)
 		}
 	}
+}
+
+// TestShortBatch: every entry point that checks a batch refuses
+// one shorter than a header — Validate, IterBuffer, CheckFraming,
+// CheckFramingBuffer — with a *CorruptError at the position given,
+// matching ErrCorrupt and ErrTruncated (a torn write, or a read that cut
+// the batch), and does not panic (callers check the length first, so no
+// other test gives them one).
+func TestShortBatch(t *testing.T) {
+	for _, n := range []int{0, 1, LogOverhead, HeaderSize - 1} {
+		b := Batch(make([]byte, n))
+		check := func(what string, err error) {
+			t.Helper()
+			require.ErrorIs(t, err, ErrCorrupt, "%s of %d bytes", what, n)
+			require.ErrorIs(t, err, ErrTruncated, "%s of %d bytes", what, n)
+			var ce *CorruptError
+			require.True(t, errors.As(err, &ce), "%s: %T", what, err)
+			require.Equal(t, int64(77), ce.Position, what)
+		}
+		check("Validate", b.Validate(77))
+		_, err := b.IterBuffer(77, 1<<20, nil)
+		check("IterBuffer", err)
+		ts, err := b.CheckFraming(77)
+		check("CheckFraming", err)
+		require.Equal(t, int64(NoTimestamp), ts)
+		buf := make([]byte, 0, 8)
+		out, ts, err := b.CheckFramingBuffer(77, 1<<20, buf)
+		check("CheckFramingBuffer", err)
+		require.Equal(t, int64(NoTimestamp), ts)
+		require.Equal(t, 0, len(out))
+	}
+}
+
+// TestCheckFramingTimes: the Timestamps of a batch's check are its
+// records' largest timestamp (CheckFramingStream's) and the least and
+// largest of those that carry one (all but -1), for every codec, as a
+// naive walk over the decoded records finds them; and all NoTimestamp
+// when the check fails.
+func TestCheckFramingTimes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ts   []int64
+		want Timestamps
+	}{
+		{"one", []int64{1000}, Timestamps{Max: 1000, Earliest: 1000, Latest: 1000}},
+		{"unordered", []int64{5000, 1000, 9000, 3000}, Timestamps{Max: 9000, Earliest: 1000, Latest: 9000}},
+		{"-1 skipped for the range", []int64{-1, 7000, -1, 2000}, Timestamps{Max: 7000, Earliest: 2000, Latest: 7000}},
+		{"only -1", []int64{-1, -1}, Timestamps{Max: -1, Earliest: -1, Latest: -1}},
+		{"below -1", []int64{-1, -5, -7}, Timestamps{Max: -1, Earliest: -7, Latest: -5}},
+		{"the ends of an int64", []int64{math.MaxInt64, math.MinInt64, 0}, Timestamps{Max: math.MaxInt64, Earliest: math.MinInt64, Latest: math.MaxInt64}},
+	} {
+		for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+			var bl Builder
+			bl.Reset()
+			for _, ts := range tc.ts {
+				bl.Append(ts, []byte("k"), []byte("v"), nil)
+			}
+			data, err := bl.AppendTo(nil, codec)
+			require.NoError(t, err)
+			b := Batch(data)
+			_, got, err := b.CheckFramingTimes(0, 0, nil)
+			require.NoError(t, err, "%s %v", tc.name, codec)
+			require.Equal(t, tc.want, got, "%s %v", tc.name, codec)
+			_, maxTs, err := b.CheckFramingStream(0, 0, nil)
+			require.NoError(t, err)
+			require.Equal(t, got.Max, maxTs, "%s %v: CheckFramingStream's", tc.name, codec)
+
+			// The naive walk.
+			naive := Timestamps{Max: NoTimestamp, Earliest: math.MaxInt64, Latest: math.MinInt64}
+			first, timed := true, false
+			for r, err := range b.Records() {
+				require.NoError(t, err)
+				ms := r.Timestamp.UnixMilli()
+				if first || ms > naive.Max {
+					naive.Max, first = ms, false
+				}
+				if ms != NoTimestamp {
+					naive.Earliest, naive.Latest, timed = min(naive.Earliest, ms), max(naive.Latest, ms), true
+				}
+			}
+			if !timed {
+				naive.Earliest, naive.Latest = NoTimestamp, NoTimestamp
+			}
+			require.Equal(t, naive, got, "%s %v: as the decoded records say", tc.name, codec)
+		}
+	}
+
+	// A check that fails gives no timestamps.
+	var bl Builder
+	bl.Reset()
+	bl.Append(1000, []byte("k"), []byte("v"), nil)
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	data[HeaderSize] = 0x7f // the first record's length, past the batch
+	_, got, err := Batch(data).CheckFramingTimes(0, 0, nil)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.Equal(t, Timestamps{Max: NoTimestamp, Earliest: NoTimestamp, Latest: NoTimestamp}, got)
 }

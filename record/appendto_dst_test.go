@@ -9,11 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestProd46AppendToCompressesIntoDst: with a codec, AppendTo writes the
+// TestAppendToCompressesIntoDst: with a codec, AppendTo writes the
 // batch Finish would (the same bytes, after dst's), compressing straight
 // into dst, so that a producer can keep the batch and pool the builder;
 // an empty builder leaves dst as it was.
-func TestProd46AppendToCompressesIntoDst(t *testing.T) {
+func TestAppendToCompressesIntoDst(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 		t.Run(codec.String(), func(t *testing.T) {
 			var bl record.Builder

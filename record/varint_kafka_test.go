@@ -108,7 +108,7 @@ func varlongForms(v int64) map[string]bool {
 	return forms
 }
 
-// TestReview29VarintsAsKafka: every varint field of a record is read as
+// TestVarintsAsKafka: every varint field of a record is read as
 // Kafka's DefaultRecord.readFrom reads it (ByteUtils.readVarint for the
 // length, offset delta, key and value lengths, header count and header
 // key and value lengths, at most 5 bytes; readVarlong for the timestamp
@@ -116,7 +116,7 @@ func varlongForms(v int64) map[string]bool {
 // (Kafka's broker answers INVALID_RECORD), and one Kafka takes is taken,
 // with Kafka's value. binary.Varint reads up to 10 bytes for every field
 // and refuses bits past 64 rather than dropping them past 32 (or 64).
-func TestReview29VarintsAsKafka(t *testing.T) {
+func TestVarintsAsKafka(t *testing.T) {
 	// The ports agree with what Kafka's writers write.
 	for _, v := range []int32{0, 1, -1, 63, -64, 64, 8191, -8192, 1 << 20, -(1 << 27), 1<<31 - 1, -1 << 31} {
 		enc := binary.AppendVarint(nil, int64(v))

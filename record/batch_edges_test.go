@@ -1,7 +1,8 @@
 package record_test
 
-// Tests that close gaps found by mutation testing: each fails against a
-// mutant of the package that its other tests let through. Header fields are
+// The edges of the RecordBatch v2 format: parsing, validation, iteration
+// and building at their boundaries. Each test fails against a mutant of
+// the package that its other tests let through. Header fields are
 // addressed by their positions in Kafka's RecordBatch v2 layout, written out
 // here rather than taken from the package, so that a wrong constant there
 // shows.
@@ -647,4 +648,17 @@ func TestBatchSizeAndLength(t *testing.T) {
 	b := gapBatch(t, 3, 1000, compression.None)
 	require.Equal(t, len(b), b.Size())
 	require.EqualValues(t, len(b)-record.LogOverhead, b.BatchLength())
+}
+
+// TestTimestampTypeStringOfUnknownValues: record.TimestampType's String named
+// every value but LogAppendTime "CreateTime", so that a bad value (a
+// TimestampType(5) made by a caller's conversion) logged as the valid
+// default, where every other enum of runnel's (log.TimestampType,
+// log.SyncPolicy, compression.Codec, consumer.ResetPolicy, ...) names an
+// unknown value with its number.
+func TestTimestampTypeStringOfUnknownValues(t *testing.T) {
+	require.Equal(t, "CreateTime", record.CreateTime.String())
+	require.Equal(t, "LogAppendTime", record.LogAppendTime.String())
+	require.Equal(t, "TimestampType(5)", record.TimestampType(5).String())
+	require.Equal(t, "TimestampType(-1)", record.TimestampType(-1).String())
 }

@@ -69,3 +69,38 @@ func TestAppendToLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendToKeepsNoCompressedCopy: with a codec, AppendTo
+// compresses into dst and the builder keeps no compressed copy of its
+// own, as its doc says (the mutant that sent codecs through Finish and a
+// copy wrote the same bytes but kept the copy, twice the memory a
+// producer's pooled builder holds).
+func TestAppendToKeepsNoCompressedCopy(t *testing.T) {
+	for _, codec := range []compression.Codec{compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			var b Builder
+			for i := range 20 {
+				b.Append(int64(1000+i), nil, bytes.Repeat([]byte("value "), i), nil)
+			}
+			out, err := b.AppendTo([]byte("x"), codec)
+			require.NoError(t, err)
+			require.NoError(t, Batch(out[1:]).Validate(0))
+			require.Zero(t, cap(b.comp), "the builder keeps no compressed copy")
+		})
+	}
+}
+
+// TestEmptyBuilderLevel: AppendToLevel's doc promises ErrInvalidLevel
+// for a level the codec does not have; an empty builder returns nil for a
+// compressed codec (prepare() short-circuits before the check), but the
+// error for compression.None (CheckLevel runs first).
+func TestEmptyBuilderLevel(t *testing.T) {
+	for _, c := range []compression.Codec{compression.None, compression.Gzip} {
+		var b Builder
+		b.Reset()
+		_, err := b.AppendToLevel(nil, c, 1000)
+		if !errors.Is(err, compression.ErrInvalidLevel) {
+			t.Errorf("%v: empty builder, level 1000: err %v, want ErrInvalidLevel", c, err)
+		}
+	}
+}
