@@ -2,13 +2,17 @@ package compression
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/runnel/runnel/internal/testkit"
 )
 
@@ -381,5 +385,163 @@ func TestDecodeBombMemory(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestContentChecksumsChecked: frames that carry a content checksum,
+// as runnel once wrote them (lz4's xxh32, zstd's xxh64), are
+// still checked, by AppendDecode and by a Reader, both where it decodes
+// whole and where it streams: with the checksum's last byte flipped they
+// are refused as corrupt, and intact they decode. (mut48: L10, a
+// streamed lz4 frame's checksum mismatch taken as its end; Z04 and Z05,
+// zstd's decoders made to ignore the checksum.)
+func TestContentChecksumsChecked(t *testing.T) {
+	src := recordLike(2<<20, 48)
+	for _, tc := range []struct {
+		name string
+		c    Codec
+		data []byte
+	}{
+		// 64 KiB blocks: up to 1 MiB of blocks a Reader decodes whole,
+		// past it it streams.
+		{"lz4 256 KiB", LZ4, lz4Frame(t, src[:256<<10], lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))},
+		{"lz4 2 MiB", LZ4, lz4Frame(t, src, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))},
+		// A single segment is decoded whole; an unsized frame of 2 MiB
+		// with a window of 256 KiB is streamed.
+		{"zstd single segment", Zstd, zstdAll(t, src, zstd.WithEncoderCRC(true))},
+		{"zstd streamed", Zstd, zstdStream(t, src, zstd.WithWindowSize(256<<10), zstd.WithEncoderCRC(true))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			switch tc.c {
+			case LZ4:
+				if tc.data[4]&lz4FlagContentSum == 0 {
+					t.Fatalf("FLG %#x: no content checksum", tc.data[4])
+				}
+			case Zstd:
+				if tc.data[4]&0x04 == 0 { // Frame_Header_Descriptor's Content_Checksum_flag
+					t.Fatalf("FHD %#x: no content checksum", tc.data[4])
+				}
+			}
+			n := len(src)
+			if tc.name == "lz4 256 KiB" {
+				n = 256 << 10
+			}
+			if got := mustDecode(t, tc.c, nil, tc.data, 0); !bytes.Equal(got, src[:n]) {
+				t.Fatal("intact frame: wrong output")
+			}
+			bad := bytes.Clone(tc.data)
+			bad[len(bad)-1] ^= 0x01 // the last byte of the content checksum
+			_, err := tc.c.AppendDecode(nil, bad, 0)
+			wantErr(t, err, ErrCorrupt, "AppendDecode, checksum off by one bit")
+			for _, streamAll := range []bool{false, true} {
+				got, err := readAll(tc.c.newReader(tc.data, 0, streamAll), 64<<10)
+				if err != nil || !bytes.Equal(got, src[:n]) {
+					t.Fatalf("Reader (stream all %v) of the intact frame: %d bytes, %v", streamAll, len(got), err)
+				}
+				_, err = readAll(tc.c.newReader(bad, 0, streamAll), 64<<10)
+				var e *Error
+				if !errors.As(err, &e) || !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Reader (stream all %v), checksum off by one bit: %v, want an *Error matching ErrCorrupt", streamAll, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeCapWithinLimit: the output buffer never grows past the limit,
+// even when the limit is exactly the decoded size and smaller than the
+// decoders' smallest growth step. (None is left out: it is append, whose
+// capacity rounds up to a size class.)
+func TestDecodeCapWithinLimit(t *testing.T) {
+	in := recordLike(1000, 60)
+	for _, c := range packed {
+		enc := mustEncode(t, c, nil, in)
+		out := mustDecode(t, c, nil, enc, len(in))
+		if !bytes.Equal(out, in) {
+			t.Fatalf("%v: decoded wrong", c)
+		}
+		if cap(out) > len(in) {
+			t.Errorf("%v: cap %d past the limit %d", c, cap(out), len(in))
+		}
+	}
+}
+
+// TestDecodeMaxLimitAfterDst: a limit of math.MaxInt with a non-empty dst
+// is cut to what len(dst)+limit can hold, rather than overflowing into a
+// limit that refuses everything.
+func TestDecodeMaxLimitAfterDst(t *testing.T) {
+	in := recordLike(10<<10, 61)
+	for _, c := range allCodecs {
+		enc := mustEncode(t, c, nil, in)
+		out := mustDecode(t, c, []byte("prefix"), enc, math.MaxInt)
+		if string(out[:6]) != "prefix" || !bytes.Equal(out[6:], in) {
+			t.Fatalf("%v: decoded wrong", c)
+		}
+	}
+}
+
+// TestDecodeCauseKept: a stream decoder's error reaches the caller
+// wrapped, so that errors.Is finds the library's error as well as
+// ErrCorrupt, even when the decoder reports it after output.
+func TestDecodeCauseKept(t *testing.T) {
+	enc := mustEncode(t, Gzip, nil, recordLike(10<<10, 66))
+	enc[len(enc)-8] ^= 0xff // the trailer's CRC-32
+	_, err := Gzip.AppendDecode(nil, enc, 0)
+	wantErr(t, err, ErrCorrupt, "gzip stream with a bad CRC")
+	wantErr(t, err, gzip.ErrChecksum, "gzip stream with a bad CRC")
+}
+
+// TestDecodeNotCompressed: input that is not in the codec's format at all
+// is corrupt, not too large, and zstd finds so from the frame header,
+// before it allocates room for an output.
+func TestDecodeNotCompressed(t *testing.T) {
+	src := []byte("this is not compressed data, and it is not short either")
+	for _, c := range packed {
+		_, _ = c.AppendDecode(nil, mustEncode(t, c, nil, src), 0) // warm the decoders
+		var err error
+		alloc := allocatedBy(func() { _, err = c.AppendDecode(nil, src, 0) })
+		wantErr(t, err, ErrCorrupt, c.String())
+		if errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v: %v, want no ErrTooLarge", c, err)
+		}
+		if c == Zstd && alloc > 16<<10 {
+			t.Errorf("zstd: %d bytes allocated to refuse %d bytes without a frame header", alloc, len(src))
+		}
+	}
+}
+
+// TestParseCodecCaseSensitive: no spelling but the lower-case one is a
+// codec's name, not even a capitalized one.
+func TestParseCodecCaseSensitive(t *testing.T) {
+	for _, s := range []string{"None", "Gzip", "Snappy", "Lz4", "LZ4", "Zstd", "gziP"} {
+		c, err := ParseCodec(s)
+		wantErr(t, err, ErrUnknownCodec, fmt.Sprintf("ParseCodec(%q) = %v", s, c))
+	}
+}
+
+// TestEncodedFormats: what the encoders write, beyond being decodable:
+// every codec compresses (gzip at a real level, not stored blocks), and
+// lz4 writes frames of independent 64 KiB blocks without a content checksum,
+// as Kafka's Java client does (the batch's CRC-32C covers the payload).
+func TestEncodedFormats(t *testing.T) {
+	in := recordLike(64<<10, 69)
+	for _, c := range packed {
+		if enc := mustEncode(t, c, nil, in); len(enc) > len(in)/2 {
+			t.Errorf("%v: %d bytes of records compressed to %d", c, len(in), len(enc))
+		}
+	}
+
+	enc := mustEncode(t, LZ4, nil, in)
+	if flg, bd := enc[4], enc[5]; flg&lz4FlagIndep == 0 || flg&lz4FlagContentSum != 0 || flg&lz4FlagBlockSum != 0 || bd != 0x40 {
+		t.Errorf("lz4 FLG %#x BD %#x: want independent blocks, no content or block checksum, 64 KiB blocks", flg, bd)
+	}
+	// The Java writer's exact header: FLG version 1 and independent
+	// blocks only, BD 64 KiB, and the header checksum over the two.
+	if want := []byte{0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, lz4HeaderChecksum([]byte{0x60, 0x40})}; !bytes.Equal(enc[:7], want) {
+		t.Errorf("lz4 header % x, want % x", enc[:7], want)
+	}
+	// Blocks, then the end mark, and nothing after it.
+	if n, ok := lz4FrameLen(enc); !ok || n != len(enc) || !bytes.Equal(enc[n-4:], []byte{0, 0, 0, 0}) {
+		t.Errorf("lz4 frame of %d bytes walks to %d (%v), ends % x", len(enc), n, ok, enc[len(enc)-4:])
 	}
 }

@@ -134,3 +134,25 @@ func lz4SkippableLookalike(t *testing.T) []byte {
 	t.Fatal("no frame length fits")
 	return nil
 }
+
+// TestCheckKafkaLZ4ChecksumCutShort: CheckKafka refuses a frame with
+// a content checksum (as runnel once wrote them) cut short
+// within that checksum, by one to four bytes, as a frame cut short, and
+// takes it whole. (mut48: L08, the frame walk taking a checksum of 3
+// bytes.)
+func TestCheckKafkaLZ4ChecksumCutShort(t *testing.T) {
+	older := lz4Frame(t, recordLike(100<<10, 481), lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))
+	if older[4]&lz4FlagContentSum == 0 {
+		t.Fatalf("FLG %#x: no content checksum", older[4])
+	}
+	if err := LZ4.CheckKafka(older); err != nil {
+		t.Fatalf("whole frame refused: %v", err)
+	}
+	for cut := 1; cut <= 4; cut++ {
+		err := LZ4.CheckKafka(older[:len(older)-cut])
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("cut by %d bytes: %v, want an *Error matching ErrCorrupt", cut, err)
+		}
+	}
+}

@@ -210,3 +210,86 @@ func TestLZ4ContentChecksum(t *testing.T) {
 	_, err := LZ4.AppendDecode(nil, bad, 0)
 	wantErr(t, err, ErrCorrupt, "content checksum off by one bit")
 }
+
+// TestLZ4ShortInputs: inputs that end inside a skippable frame's header, or
+// inside a frame header that declares a content size, are corrupt: the
+// frame walker must not read past them.
+func TestLZ4ShortInputs(t *testing.T) {
+	skippable := binary.LittleEndian.AppendUint32([]byte{0x50, 0x2a, 0x4d, 0x18}, 3)
+	sized := lz4Frame(t, recordLike(1000, 62), lz4.SizeOption(1000))
+	inputs := map[string][]byte{}
+	for n := 5; n < 8; n++ {
+		inputs[fmt.Sprintf("skippable header of %d bytes", n)] = skippable[:n]
+	}
+	for n := 8; n < 15; n++ {
+		inputs[fmt.Sprintf("sized frame header of %d bytes", n)] = sized[:n]
+	}
+	for name, src := range inputs {
+		if lz4Independent(src) {
+			t.Errorf("%s: taken for independent blocks", name)
+		}
+		_, err := LZ4.AppendDecode(nil, src, 0)
+		wantErr(t, err, ErrCorrupt, name)
+	}
+}
+
+// TestLZ4IndependentHeaders: the frame walker steps over a dictionary id
+// in the header and a skippable frame that ends the input exactly.
+func TestLZ4IndependentHeaders(t *testing.T) {
+	ours := mustEncode(t, LZ4, nil, recordLike(1000, 63))
+	dict := []byte{0x04, 0x22, 0x4d, 0x18, 0x40 | lz4FlagIndep | lz4FlagDictID, 0x40, 0, 0, 0, 0}
+	dict = append(dict, lz4HeaderChecksum(dict[4:]))
+	dict = append(dict, lz4Stored("abc")...)
+	dict = binary.LittleEndian.AppendUint32(dict, 0) // end mark
+	skipLast := append(bytes.Clone(ours), 0x5f, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c')
+	for name, src := range map[string][]byte{"dictionary id": dict, "skippable last": skipLast} {
+		if !lz4Independent(src) {
+			t.Errorf("%s: not taken for independent blocks", name)
+		}
+	}
+
+	// A legacy frame (whose blocks the reader treats as dependent) with a
+	// block size of 0x60, whose bytes after the magic would also walk as a
+	// frame of independent blocks: FLG 0x60, BD and header checksum, an
+	// end mark, then a skippable frame to the end. Only the magic tells.
+	legacy := []byte{0x02, 0x21, 0x4c, 0x18, 0x60, 0, 0, 0, 0, 0, 0}
+	legacy = binary.LittleEndian.AppendUint32(legacy, lz4SkippableMagic)
+	legacy = binary.LittleEndian.AppendUint32(legacy, 85)
+	legacy = append(legacy, make([]byte, 85)...)
+	if len(legacy) != 8+0x60 {
+		t.Fatalf("legacy frame of %d bytes", len(legacy))
+	}
+	if lz4Independent(legacy) {
+		t.Error("legacy frame: taken for independent blocks")
+	}
+}
+
+// TestLZ4SizeHint: the hint is the content size a frame states, else four
+// times the input; the content checksum flag is not the size flag.
+func TestLZ4SizeHint(t *testing.T) {
+	in := recordLike(100<<10, 64)
+	sized := lz4Frame(t, in, lz4.SizeOption(uint64(len(in))))
+	if got := lz4SizeHint(sized, DefaultDecodeLimit); got != len(in) {
+		t.Errorf("frame stating its size: hint %d, want %d", got, len(in))
+	}
+	// As older runnel wrote: a content checksum, no size.
+	summed := lz4Frame(t, in, lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))
+	if summed[4]&lz4FlagContentSum == 0 || summed[4]&lz4FlagSize != 0 {
+		t.Fatalf("FLG %#x: want a content checksum and no size", summed[4])
+	}
+	if got := lz4SizeHint(summed, DefaultDecodeLimit); got != 4*len(summed) {
+		t.Errorf("frame without a size: hint %d, want %d", got, 4*len(summed))
+	}
+}
+
+// TestLZ4SkippableOnePastTheEnd: a skippable frame whose size claims one
+// byte more than the input holds is corrupt, not a panic.
+func TestLZ4SkippableOnePastTheEnd(t *testing.T) {
+	src := binary.LittleEndian.AppendUint32([]byte{0x50, 0x2a, 0x4d, 0x18}, 4)
+	src = append(src, "abc"...)
+	if lz4Independent(src) {
+		t.Error("taken for independent blocks")
+	}
+	_, err := LZ4.AppendDecode(nil, src, 0)
+	wantErr(t, err, ErrCorrupt, "skippable frame of 4 bytes with 3 left")
+}

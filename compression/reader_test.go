@@ -209,3 +209,31 @@ func TestReaderAllocatesWindow(t *testing.T) {
 		}
 	}
 }
+
+// stuckReader returns neither data nor an error, up to a bound past which
+// it fails, so that a reader loop without a stall guard ends quickly.
+type stuckReader struct{ reads int }
+
+var errStillReading = errors.New("still reading after 10000 empty reads")
+
+func (r *stuckReader) Read([]byte) (int, error) {
+	if r.reads++; r.reads > 10000 {
+		return 0, errStillReading
+	}
+	return 0, nil
+}
+
+// TestReadAppendStall: readAppend gives up on a reader that makes no
+// progress, after a bounded number of empty reads.
+func TestReadAppendStall(t *testing.T) {
+	var probe [1]byte
+	for _, dst := range [][]byte{nil, make([]byte, 0, 16)} {
+		r := new(stuckReader)
+		_, err := readAppend(dst, r, 100, 0, &probe)
+		if !errors.Is(err, errNoProgress) {
+			t.Fatalf("cap %d: got %v after %d reads, want errNoProgress", cap(dst), err, r.reads)
+		}
+	}
+}
+
+var _ io.Reader = (*stuckReader)(nil)

@@ -3,11 +3,16 @@ package compression
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/stretchr/testify/require"
 )
 
 // xerialStream frames chunks the way Java's xerial SnappyOutputStream does:
@@ -214,5 +219,132 @@ func TestSnappyDifferential(t *testing.T) {
 		if s2max, max := s2.MaxEncodedLen(len(in)), snappy.MaxEncodedLen(len(in)); s2max > max {
 			t.Errorf("%s: s2 may write %d bytes where %d are reserved", name, s2max, max)
 		}
+	}
+}
+
+// TestSnappyRefusesS2: a block in S2's extensions of the snappy
+// format (a copy of offset 0 repeats the last offset), which s2.Decode
+// reads and golang/snappy refuses, is refused as corrupt, by AppendDecode,
+// by a Reader and in a xerial chunk, as every snappy reader refuses it:
+// decoding stays with golang/snappy. (mut48: S08, decoding with
+// s2.Decode.)
+func TestSnappyRefusesS2(t *testing.T) {
+	src := recordLike(16<<10, 48)
+	block := s2.Encode(nil, src)
+	// Within the ratio a block may claim, so that only the decoder can
+	// refuse it.
+	if len(src) > len(block)*snappyMaxRatio {
+		t.Fatalf("S2 block of %d bytes for %d: past snappyMaxRatio", len(block), len(src))
+	}
+	if got, err := s2.Decode(nil, block); err != nil || !bytes.Equal(got, src) {
+		t.Fatalf("s2.Decode: %d bytes, %v", len(got), err)
+	}
+	if _, err := snappy.Decode(nil, block); err == nil {
+		t.Fatal("golang/snappy reads this S2 block: it uses no extension")
+	}
+	_, err := Snappy.AppendDecode(nil, block, 0)
+	wantErr(t, err, ErrCorrupt, "AppendDecode of an S2 block")
+	_, err = readAll(Snappy.NewReader(block, 0), 64<<10)
+	wantErr(t, err, ErrCorrupt, "Reader of an S2 block")
+	x := binary.BigEndian.AppendUint32(xerialStream(), uint32(len(block))) // the header, then one chunk
+	_, err = Snappy.AppendDecode(nil, append(x, block...), 0)
+	wantErr(t, err, ErrCorrupt, "AppendDecode of a xerial chunk in S2")
+	// Encoded as runnel encodes it, the same input is standard snappy.
+	if got, err := snappy.Decode(nil, mustEncode(t, Snappy, nil, src)); err != nil || !bytes.Equal(got, src) {
+		t.Fatalf("golang/snappy of runnel's encoding: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestSnappyEncodeRefusesPastGolangSnappysBound: encoding refuses
+// the inputs golang/snappy's encoder refused (a MaxEncodedLen past 4 GiB),
+// though s2's smaller bound would take some of them: the smallest input
+// refused is refused, with ErrTooLarge, before anything is read. As
+// TestSnappyEncodeTooLarge, the input is a slice header over one byte.
+// (mut48: S03, s2.MaxEncodedLen as the bound.)
+func TestSnappyEncodeRefusesPastGolangSnappysBound(t *testing.T) {
+	if strconv.IntSize < 64 {
+		t.Skip("needs a 64-bit int")
+	}
+	if testkit.RaceEnabled {
+		t.Skip("checkptr (on under -race) refuses a slice longer than its memory")
+	}
+	// The smallest length golang/snappy refuses.
+	// MaxEncodedLen(lo) >= 0, MaxEncodedLen(hi) < 0; hi converted at run
+	// time, as a constant int it would not compile where int has 32 bits.
+	above := uint64(1<<32 + 1)
+	lo, hi := 0, int(above)
+	for hi-lo > 1 {
+		if mid := lo + (hi-lo)/2; snappy.MaxEncodedLen(mid) < 0 {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	if s2.MaxEncodedLen(hi) < 0 {
+		t.Fatalf("s2 refuses %d bytes too: the bounds no longer differ there", hi)
+	}
+	var b byte
+	huge := unsafe.Slice(&b, hi) // 64-bit only: skipped above
+	dst := make([]byte, 3, 8)
+	out, err := Snappy.AppendEncode(dst, huge)
+	var ce *Error
+	if !errors.As(err, &ce) || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("AppendEncode of %d bytes: %v, want a *Error matching ErrTooLarge", hi, err)
+	}
+	if len(out) != 3 {
+		t.Fatalf("dst changed: len %d", len(out))
+	}
+}
+
+// TestSnappyClaimTooLargeForInt: a block that claims 2 GiB is ErrTooLarge
+// on every platform: on 32-bit ones the library itself refuses it as too
+// large for an int, which must not turn into ErrCorrupt.
+func TestSnappyClaimTooLargeForInt(t *testing.T) {
+	block := binary.AppendUvarint(nil, 1<<31)
+	block = append(block, 0, 'x')
+	_, err := Snappy.AppendDecode(nil, block, 0)
+	wantErr(t, err, ErrTooLarge, "block claiming 2 GiB")
+}
+
+// TestSnappyRatioCheckOn32Bit: a snappy block's decoded length is
+// checked against the most the block could decode to, len(block) * 32;
+// computed in int, that product wrapped where int has 32 bits for a block
+// of 64 MiB or more, and a good block was refused as corrupt (on 386: a
+// batch of 64 MiB of records that do not compress, within the default
+// limit). The block here is one literal of 64 MiB - 8 zero bytes, one
+// byte over 64 MiB in all.
+func TestSnappyRatioCheckOn32Bit(t *testing.T) {
+	const n = 64<<20 - 8
+	block := binary.AppendUvarint(nil, n)
+	block = append(block, 63<<2) // a literal whose length-1 follows in 4 bytes
+	block = binary.LittleEndian.AppendUint32(block, n-1)
+	block = append(block, make([]byte, n)...)
+	if len(block) <= 64<<20 {
+		t.Fatalf("block of %d bytes, want over 64 MiB", len(block))
+	}
+	out, err := Snappy.AppendDecode(nil, block, 0) // the default limit, 64 MiB
+	if err != nil {
+		t.Fatalf("a good block of %d bytes: %v", len(block), err)
+	}
+	if len(out) != n || !bytes.Equal(out[:16], make([]byte, 16)) {
+		t.Fatalf("decoded %d bytes, want %d zeros", len(out), n)
+	}
+}
+
+// TestSnappyHugeLength: a snappy block whose header claims 2 GiB
+// is refused as too large for the limit, without decoding, on every
+// platform: on 32-bit ones the snappy library itself calls the length too
+// large (its ErrTooLarge, past math.MaxInt32), a path of snappyDecodeBlock
+// that only GOARCH=386 runs (unreached on amd64); on 64-bit ones the limit does.
+func TestSnappyHugeLength(t *testing.T) {
+	for _, block := range [][]byte{
+		{0x80, 0x80, 0x80, 0x80, 0x08, 0}, // 1<<31
+		{0xff, 0xff, 0xff, 0xff, 0x0f, 0}, // 1<<32 - 1
+	} {
+		_, err := Snappy.AppendDecode(nil, block, 0)
+		require.ErrorIs(t, err, ErrTooLarge)
+		require.NotErrorIs(t, err, ErrCorrupt)
+		var e *Error
+		require.True(t, errors.As(err, &e), "%T", err)
 	}
 }

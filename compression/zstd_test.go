@@ -149,3 +149,68 @@ func TestZstdFrameHeader(t *testing.T) {
 		}
 	}
 }
+
+// zstdRLEFrame returns a frame of n RLE blocks of zstdMaxBlock bytes each,
+// four bytes a block: the densest input there is, at the bound
+// zstdMaxDecoded assumes.
+func zstdRLEFrame(n int) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	b = append(b, 0xC0|0x20) // FHD: 8-byte content size, single segment
+	b = binary.LittleEndian.AppendUint64(b, uint64(n)*zstdMaxBlock)
+	for i := range n {
+		h := uint32(zstdMaxBlock)<<3 | 1<<1 // an RLE block
+		if i == n-1 {
+			h |= 1 // last
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 'z')
+	}
+	return b
+}
+
+// TestZstdDensestFrame: a frame at the densest ratio zstd allows is not
+// taken for one that lies about its size.
+func TestZstdDensestFrame(t *testing.T) {
+	const n = 16
+	out := mustDecode(t, Zstd, nil, zstdRLEFrame(n), 0)
+	if len(out) != n*zstdMaxBlock || bytes.Count(out, []byte{'z'}) != len(out) {
+		t.Fatalf("decoded %d bytes, want %d bytes of 'z'", len(out), n*zstdMaxBlock)
+	}
+}
+
+// TestZstdLaterFrameLargerThanRoom: in concatenated frames that state
+// their sizes, only the first sizes the room; a later, larger frame does
+// not fit, which the decoder reports with little output, and which is a
+// reason to retry with more room, not corruption.
+func TestZstdLaterFrameLargerThanRoom(t *testing.T) {
+	small, large := []byte("tiny"), recordLike(600<<10, 65)
+	enc := mustEncode(t, Zstd, nil, small)
+	enc = mustEncode(t, Zstd, enc, large)
+	want := append(bytes.Clone(small), large...)
+	out := mustDecode(t, Zstd, make([]byte, 0, 300<<10), enc, 0)
+	if !bytes.Equal(out, want) {
+		t.Fatal("concatenated frames decode wrong")
+	}
+}
+
+// TestZstdStreamLimitWithSpareDst: a frame that does not state its size is
+// held to the limit even when dst has spare capacity far beyond it, for
+// every codec; and a small one is decoded into a modest first guess, not
+// the most its input could decode to.
+func TestZstdStreamLimitWithSpareDst(t *testing.T) {
+	in := recordLike(10<<10, 67)
+	for _, c := range allCodecs {
+		enc := mustEncode(t, c, nil, in)
+		if c == Zstd {
+			enc = zstdStream(t, in)
+		}
+		_, err := c.AppendDecode(make([]byte, 0, 1<<20), enc, 1000)
+		wantErr(t, err, ErrTooLarge, c.String()+", 10 KiB with limit 1000 and 1 MiB of spare dst")
+	}
+
+	small := zstdStream(t, recordLike(1<<10, 68))
+	mustDecode(t, Zstd, nil, small, 0) // warm the decoder
+	alloc := allocatedBy(func() { mustDecode(t, Zstd, nil, small, 0) })
+	if alloc > 256<<10 {
+		t.Errorf("a %d-byte frame without its size: %d bytes allocated", len(small), alloc)
+	}
+}

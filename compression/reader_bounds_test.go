@@ -33,7 +33,7 @@ func lz4BlockSums(t *testing.T, src []byte) []byte {
 	return lz4Frame(t, src, lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true), lz4.ConcurrencyOption(1))
 }
 
-// TestMut47WholeAtItsBounds: which inputs a Reader decodes whole (Whole
+// TestReaderWholeAtItsBounds: which inputs a Reader decodes whole (Whole
 // says ok) and which it streams, at each bound the Reader's doc names:
 // lz4 frames whose blocks hold at most 1 MiB, exactly and a block over
 // (also with block checksums, which the count of blocks skips); a zstd
@@ -41,7 +41,7 @@ func lz4BlockSums(t *testing.T, src []byte) []byte {
 // and two blocks, exactly and one byte over; an unsized frame that fits
 // 1 MiB. Either way the bytes are AppendDecode's. (mut47: C06, C19, C20,
 // C23, C31, C36, C38, C40.)
-func TestMut47WholeAtItsBounds(t *testing.T) {
+func TestReaderWholeAtItsBounds(t *testing.T) {
 	src := recordLike(3<<20, 47)
 	for _, tc := range []struct {
 		name  string
@@ -86,9 +86,9 @@ func TestMut47WholeAtItsBounds(t *testing.T) {
 	}
 }
 
-// TestMut47WholeNotOnceRead: Whole is ok only before anything is read, as
+// TestReaderWholeNotOnceRead: Whole is ok only before anything is read, as
 // its doc says. (mut47: C45.)
-func TestMut47WholeNotOnceRead(t *testing.T) {
+func TestReaderWholeNotOnceRead(t *testing.T) {
 	r := LZ4.NewReader(mustEncode(t, LZ4, nil, []byte("one record")), 0)
 	defer r.Close()
 	if _, ok := r.Whole(); !ok {
@@ -122,13 +122,13 @@ func readAllocs(c Codec, data []byte) (alloc uint64, n int, err error) {
 	return alloc, n, err
 }
 
-// TestMut47StreamsWhatFails: input that fails once streamed is not
+// TestReaderStreamsWhatFails: input that fails once streamed is not
 // decoded whole for it, but for a zstd frame (whose verdict needs it):
 // lz4 frames that the count of blocks cannot walk (the last one cut
 // short), a gzip stream whose checksum is wrong, a zstd stream over the
 // limit (the verdict is ErrTooLarge, found streaming). Each reads 16 or
 // 64 MiB and allocates a window's worth. (mut47: C07, C51, C52.)
-func TestMut47StreamsWhatFails(t *testing.T) {
+func TestReaderStreamsWhatFails(t *testing.T) {
 	zeros := make([]byte, DefaultDecodeLimit+1)
 	lz := mustEncode(t, LZ4, nil, zeros[:16<<20])
 	gz := mustEncode(t, Gzip, nil, zeros[:16<<20])
@@ -160,10 +160,10 @@ func TestMut47StreamsWhatFails(t *testing.T) {
 	}
 }
 
-// TestMut47ZstdWindowOf8MiBStreams: an unsized zstd frame of an 8 MiB
+// TestReaderZstdWindowOf8MiBStreams: an unsized zstd frame of an 8 MiB
 // window (the most a Reader streams) is streamed: 24 MiB read allocate
 // the window and two blocks at most, not the output. (mut47: C17.)
-func TestMut47ZstdWindowOf8MiBStreams(t *testing.T) {
+func TestReaderZstdWindowOf8MiBStreams(t *testing.T) {
 	data := zstdStream(t, make([]byte, 24<<20), zstd.WithWindowSize(8<<20))
 	var h zstd.Header
 	if err := h.Decode(data); err != nil || h.WindowSize != 8<<20 {
@@ -180,13 +180,13 @@ func TestMut47ZstdWindowOf8MiBStreams(t *testing.T) {
 	}
 }
 
-// TestMut47ZstdSecondFrameOverTheStreamWindow: two zstd frames, the
+// TestReaderZstdSecondFrameOverTheStreamWindow: two zstd frames, the
 // second of a 16 MiB window, which the streaming decoder refuses and
 // AppendDecode takes: the Reader decodes whole after the first frame is
 // streamed, and serves the rest of the output from where the stream
 // stopped, the bytes AppendDecode gives, in reads of several sizes. (mut47:
 // C50, C53, C54.)
-func TestMut47ZstdSecondFrameOverTheStreamWindow(t *testing.T) {
+func TestReaderZstdSecondFrameOverTheStreamWindow(t *testing.T) {
 	src := recordLike(2<<20, 471)
 	data := zstdStream(t, src[:1536<<10], zstd.WithWindowSize(256<<10))
 	data = append(data, zstdStream(t, src[1536<<10:], zstd.WithWindowSize(16<<20))...)
@@ -195,11 +195,11 @@ func TestMut47ZstdSecondFrameOverTheStreamWindow(t *testing.T) {
 	}
 }
 
-// TestMut47ZstdClaimsTooMuchOverTheLimit: a zstd frame that states a
+// TestReaderZstdClaimsTooMuchOverTheLimit: a zstd frame that states a
 // size over the limit and more than its bytes could decode to is refused
 // as too large, AppendDecode's verdict (its first check). (mut47: C29,
 // which FuzzReaderMatchesDecode finds in a minute, in -short.)
-func TestMut47ZstdClaimsTooMuchOverTheLimit(t *testing.T) {
+func TestReaderZstdClaimsTooMuchOverTheLimit(t *testing.T) {
 	// Magic, a single segment with an 8-byte content size, then one empty
 	// last raw block.
 	frame := binary.LittleEndian.AppendUint32(nil, 0xfd2fb528)
@@ -211,10 +211,10 @@ func TestMut47ZstdClaimsTooMuchOverTheLimit(t *testing.T) {
 	wantErr(t, err, ErrTooLarge, "a frame claiming 1 TiB")
 }
 
-// TestMut47ZstdClaimRefusedUnread: a zstd frame of 16 bytes that states
+// TestReaderZstdClaimRefusedUnread: a zstd frame of 16 bytes that states
 // a size within the limit but more than its bytes could decode to is
 // refused before anything is allocated for that size. (mut47: C28.)
-func TestMut47ZstdClaimRefusedUnread(t *testing.T) {
+func TestReaderZstdClaimRefusedUnread(t *testing.T) {
 	// Magic, a single segment with an 8-byte content size of 60 MiB,
 	// then one empty last raw block.
 	frame := binary.LittleEndian.AppendUint32(nil, 0xfd2fb528)
@@ -229,13 +229,13 @@ func TestMut47ZstdClaimRefusedUnread(t *testing.T) {
 	}
 }
 
-// TestMut47DecodersPooled: a Reader that streams takes its decoders from
+// TestReaderDecodersPooled: a Reader that streams takes its decoders from
 // their pools and puts them back: reading a gzip, lz4, xerial or zstd
 // stream again allocates almost nothing, and a small lz4 frame decoded
 // whole nothing (the least of three tries, with the collector off, as a
 // pool may lose an item to a collection or to the goroutine's move to
 // another P). (mut47: C10, C74, C77, C79, C84.)
-func TestMut47DecodersPooled(t *testing.T) {
+func TestReaderDecodersPooled(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")
 	}
@@ -283,11 +283,11 @@ func TestMut47DecodersPooled(t *testing.T) {
 	}
 }
 
-// TestMut47ReadersApart: once a Reader of each codec's stream is closed,
+// TestReadersApart: once a Reader of each codec's stream is closed,
 // two Readers open at once have decoders of their own: read in turns,
 // each gives its own input's bytes (a decoder or a Reader put back in its
 // pool twice would serve both). (mut47: C80, C85.)
-func TestMut47ReadersApart(t *testing.T) {
+func TestReadersApart(t *testing.T) {
 	a, b := recordLike(1536<<10, 473), recordLike(1536<<10, 474)
 	for _, tc := range []struct {
 		name string
@@ -337,10 +337,10 @@ func TestMut47ReadersApart(t *testing.T) {
 	}
 }
 
-// TestMut47PoolKeepsNoLargeBuffer: a Reader that decoded 8 MiB whole, or
+// TestReaderPoolKeepsNoLargeBuffer: a Reader that decoded 8 MiB whole, or
 // streamed xerial chunks of 5 MiB, goes back to its pool without them
 // (buffers above 4 MiB are dropped). (mut47: C82.)
-func TestMut47PoolKeepsNoLargeBuffer(t *testing.T) {
+func TestReaderPoolKeepsNoLargeBuffer(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")
 	}
