@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // The in-memory FS holds a large .log in chunks (vfs.MemFS: one array up to
@@ -300,5 +301,28 @@ func TestReadEndsAtChunkBoundary(t *testing.T) {
 	v, err := vfs.ReadViewPrefix(f, 0, len(data))
 	if err != nil || !sameMemory(data, v) {
 		t.Fatalf("Read(0) is not a view of the file: %v", err)
+	}
+}
+
+// TestReadHeaderAcrossChunks: on the memory FS, a batch whose header two
+// chunks hold (it was not written by one Write), in a segment that Recover
+// checked, is read whole from its position and from its offset, however
+// few of its bytes the first chunk holds.
+func TestReadHeaderAcrossChunks(t *testing.T) {
+	for _, in := range []int64{5, 20, 40, record.HeaderSize - 1} {
+		fsys := newMemDir(t)
+		m, k := splitModel(t)
+		split := m.batches[k]
+		writeSplit(t, fsys, m.bytes(), int(split.pos+in))
+		s, _ := mustOpen(t, fsys, memDir, 0, Config{}, true)
+		_, err := s.Recover(0)
+		require.NoError(t, err)
+		data, err := s.Read(split.pos, 1)
+		require.NoErrorf(t, err, "header cut %d bytes in", in)
+		require.Equalf(t, split.data, data, "Read: header cut %d bytes in", in)
+		data, err = s.ReadOffset(nil, split.base, 1, split.last+1)
+		require.NoErrorf(t, err, "header cut %d bytes in", in)
+		require.Equalf(t, split.data, data, "ReadOffset: header cut %d bytes in", in)
+		mustClose(t, s)
 	}
 }

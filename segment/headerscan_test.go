@@ -2,6 +2,7 @@ package segment
 
 import (
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestHeaderScanBlockEdges: on the OS, where a scan reads batch headers a
@@ -79,4 +81,51 @@ func TestHeaderScanCorruptAfterOpen(t *testing.T) {
 		t.Fatalf("Find before the bad header: %d, %v", got, err)
 	}
 	mustClose(t, s)
+}
+
+// TestHeaderScanShortRead: a .log cut under the segment within a batch
+// header (a TruncateTo cuts the file before it lowers the size readers
+// see) gives io.ErrUnexpectedEOF to a scan that reaches it, not a header
+// pieced from the bytes that the scan's buffer held before.
+func TestHeaderScanShortRead(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	m := &model{}
+	appendBatches(t, s, m, simpleBatch(t, 0, 2, 50), simpleBatch(t, 0, 2, 50), simpleBatch(t, 0, 2, 50))
+	victim := m.batches[2]
+	require.NoError(t, os.Truncate(logPath(dir, 0), victim.pos+30))
+	pos, err := s.Find(victim.base)
+	require.ErrorIsf(t, err, io.ErrUnexpectedEOF, "Find = %d", pos)
+}
+
+// TestScanConfirmsAtABlockEnd: on the OS, where a scan reads the file a
+// block at a time, the header of the batch after a gap that a scan
+// returns is the batch's own even when confirming it read the next block
+// into the scan's buffer (the next header starts where the block ends),
+// whether that next header is sound or corrupt: FindTime answers from it.
+func TestScanConfirmsAtABlockEnd(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		dir := t.TempDir()
+		s := mustCreate(t, vfs.OS, dir, 0, Config{IndexIntervalBytes: 1 << 20})
+		after := mkBatch(t, 5, []int64{tsBase + 5}, 10, -1) // after a gap: offsets 1 to 4 are missing
+		var first record.Batch
+		for v := headerScanBlock; len(first) != headerScanBlock-len(after); v-- {
+			require.Positive(t, v)
+			first = mkBatch(t, 0, []int64{tsBase}, v, -1)
+		}
+		next := mkBatch(t, 6, []int64{tsBase + 6}, headerScanBlock+100, -1) // fills the next block
+		for _, b := range []record.Batch{first, after, next} {
+			require.NoError(t, s.Append(b))
+		}
+		if corrupt {
+			editFile(t, vfs.OS, logPath(dir, 0), func(f vfs.File) {
+				_, err := f.WriteAt([]byte{record.Magic + 1}, headerScanBlock+record.MagicOffset)
+				require.NoError(t, err)
+			})
+		}
+		off, ok, err := s.FindTime(tsBase+5, 1)
+		require.NoErrorf(t, err, "corrupt next header %v", corrupt)
+		require.True(t, ok)
+		require.Equalf(t, int64(5), off, "corrupt next header %v", corrupt)
+	}
 }

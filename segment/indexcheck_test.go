@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -964,4 +966,182 @@ func openWithEntryAtBatchBase(t *testing.T, fsys vfs.FS, dir string) (*icFixture
 		t.Fatalf("Open: needs recovery %v, %v", needs, err)
 	}
 	return f, s, i
+}
+
+// TestIndexEntryAfterItsBatchDistrusted: an offset index entry whose
+// position moved to the batch before its own (its offset lies past that
+// batch) is not followed: lookups answer as the log says, and the index is
+// reported distrusted, to be rebuilt.
+func TestIndexEntryAfterItsBatchDistrusted(t *testing.T) {
+	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newICFixture(t, fsys, dir, 80)
+		k := f.middle(t)
+		e := f.oidx[k]
+		e.Position = f.batches[f.batchAt(t, e.Position)-1].pos
+		f.setOffsetEntry(t, k, e)
+		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{})
+		require.NoError(t, err)
+		defer s.Close()
+		require.False(t, needs, "the corruption is not one Open misses")
+		require.NoError(t, f.checkOffsets(s))
+		require.Equal(t, IndexDistrust{Offset: true}, s.IndexDistrusted())
+	})
+}
+
+// TestTimeEntryOfACorruptBatchNotBlamed: a time index entry whose batch
+// has its max timestamp changed on disk (its CRC fails) is not blamed for
+// it: FindTime returns the batch's *record.CorruptError, and the time
+// index is not distrusted.
+func TestTimeEntryOfACorruptBatchNotBlamed(t *testing.T) {
+	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newICFixture(t, fsys, dir, 80)
+		k := f.middleTime(t)
+		e := f.tidx[k]
+		b := f.batches[f.batchOf(t, e.Offset)]
+		var x [8]byte
+		binary.BigEndian.PutUint64(x[:], uint64(b.maxTs-1))
+		icWriteAt(t, fsys, f.path(LogSuffix), x[:], b.pos+35) // the max timestamp
+		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{})
+		require.NoError(t, err)
+		defer s.Close()
+		require.False(t, needs)
+		off, ok, err := s.FindTime(e.Timestamp, icBase)
+		require.ErrorIsf(t, err, record.ErrCorrupt, "FindTime = %d, %v", off, ok)
+		require.Equal(t, IndexDistrust{}, s.IndexDistrusted(), "the log was bad, not the index")
+	})
+}
+
+// TestOpenChecksLastOffsetEntryAfterItsBatch: Open asks for recovery when
+// the offset index's last entry has its position moved to the batch
+// before its own: the batch there does not hold the entry's offset.
+func TestOpenChecksLastOffsetEntryAfterItsBatch(t *testing.T) {
+	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newICFixture(t, fsys, dir, 80)
+		k := len(f.oidx) - 1
+		e := f.oidx[k]
+		e.Position = f.batches[f.batchAt(t, e.Position)-1].pos
+		f.setOffsetEntry(t, k, e)
+		s, needs, err := Open(fsys, dir, icBase, icCfg, OpenOptions{})
+		require.NoError(t, err)
+		defer s.Close()
+		require.True(t, needs, "Open does not ask for recovery")
+	})
+}
+
+// TestOpenChecksLastTimeEntryBeforeTheTail: a time index whose last entry
+// lies before the offset index's last one (the max timestamp did not grow
+// after it) has that entry checked by Open too, with a short scan: one
+// whose timestamp went up (the file stays in order) makes Open ask for
+// recovery, not report a max timestamp no batch has.
+func TestOpenChecksLastTimeEntryBeforeTheTail(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		const base = 3
+		cfg := Config{IndexIntervalBytes: 1}
+		s := mustCreate(t, fsys, dir, base, cfg)
+		m := &model{base: base}
+		for _, ts := range []int64{100, 500, 200, 300, 200, 300} {
+			appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 5, -1))
+		}
+		require.Equal(t, []index.TimeEntry{{Timestamp: 500, Offset: base + 1}}, timeEntries(s))
+		mustClose(t, s)
+		editFile(t, fsys, filepath.Join(dir, FileName(base, TimeIndexSuffix)), func(f vfs.File) {
+			_, err := f.WriteAt(entry12(550, 1), 0) // 500 → 550
+			require.NoError(t, err)
+		})
+		s, needs := mustOpen(t, fsys, dir, base, cfg, false)
+		require.Truef(t, needs, "Open does not ask for recovery; MaxTimestamp %d", s.MaxTimestamp())
+		_, err := s.Recover(0)
+		require.NoError(t, err)
+		require.Equal(t, int64(500), s.MaxTimestamp())
+	})
+}
+
+// TestLastBatchMovedUpByOneWhileOpen: the last batch of a segment written
+// in this process, whose base offset grows by one on disk, is reported:
+// Append keeps the segment's limit at the offset right after its last
+// batch, which the batch now reaches.
+func TestLastBatchMovedUpByOneWhileOpen(t *testing.T) {
+	for _, seal := range []bool{false, true} {
+		t.Run(map[bool]string{false: "active", true: "sealed"}[seal], func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				s := mustCreate(t, fsys, dir, 10, Config{})
+				m := &model{base: 10}
+				appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
+				if seal {
+					require.NoError(t, s.Seal(false))
+				}
+				requireSecondBatchMovedUpCorrupt(t, fsys, dir, s, m)
+			})
+		})
+	}
+}
+
+// requireSecondBatchMovedUpCorrupt moves the base offset of s's second
+// batch (offsets 12-14, at m.batches[1]) up by one on disk, so that the
+// batch reaches the offset after the segment's end: a ReadOffset at 12
+// must answer a *record.CorruptError.
+func requireSecondBatchMovedUpCorrupt(t *testing.T, fsys vfs.FS, dir string, s *Segment, m *model) {
+	t.Helper()
+	editFile(t, fsys, logPath(dir, 10), func(f vfs.File) {
+		var x [8]byte
+		binary.BigEndian.PutUint64(x[:], 13)
+		_, err := f.WriteAt(x[:], m.batches[1].pos)
+		require.NoError(t, err)
+	})
+	data, err := s.ReadOffset(nil, 12, 1<<20, math.MaxInt64)
+	var ce *record.CorruptError
+	require.Truef(t, errors.As(err, &ce), "ReadOffset = %d bytes, %v; want a *record.CorruptError", len(data), err)
+}
+
+// TestLookupsReportBadRecords: MaxTimestampBelow decodes the batch
+// holding end for its records below end, FindTime the first batch that may
+// hold its answer; records that do not decode (a compressed batch whose
+// data is not, or a record whose length is bad, with the batch's CRC
+// updated) are an error, not an answer from the batches before or after.
+func TestLookupsReportBadRecords(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10))
+		for _, breakIt := range []func(b record.Batch){
+			func(b record.Batch) { b[22] |= byte(compression.Gzip) }, // the codec bits of the attributes
+			func(b record.Batch) { b[record.HeaderSize] = 0x7f },     // the first record's length
+		} {
+			bad := simpleBatch(t, s.NextOffset(), 3, 10)
+			breakIt(bad)
+			bad.UpdateCRC()
+			require.NoError(t, bad.Validate(0), "a batch the segment takes")
+			require.NoError(t, s.Append(bad))
+			got, err := s.MaxTimestampBelow(bad.BaseOffset() + 1)
+			require.ErrorIsf(t, err, record.ErrCorrupt, "MaxTimestampBelow = %d", got)
+			off, ok, err := s.FindTime(bad.MaxTimestamp(), bad.BaseOffset())
+			require.ErrorIsf(t, err, record.ErrCorrupt, "FindTime = %d, %v", off, ok)
+		}
+	})
+}
+
+// TestOpenChecksTheLastBatchEndingShort: a sealed segment whose batches
+// end below the limit it is opened with (the base offset of the segment
+// after it) has its last batch's CRC checked by Open: a last offset delta
+// that shrank on disk would hide that batch's last record, which a read of
+// its offset would then skip for the next segment's. (The last batch has
+// not the segment's max timestamp, so that the time index does not tell.)
+func TestOpenChecksTheLastBatchEndingShort(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		appendBatches(t, s, m, mkBatch(t, 0, []int64{500, 500, 500}, 10, -1), mkBatch(t, 0, []int64{100, 101, 102}, 10, -1))
+		mustClose(t, s)
+		last := m.batches[1]
+		editFile(t, fsys, logPath(dir, 0), func(f vfs.File) {
+			_, err := f.WriteAt([]byte{0, 0, 0, 1}, last.pos+lastDeltaOffset) // 2 → 1
+			require.NoError(t, err)
+		})
+		s, needs, err := Open(fsys, dir, 0, Config{}, OpenOptions{Limit: m.next()})
+		require.NoError(t, err)
+		defer s.Close()
+		require.Truef(t, needs, "Open does not ask for recovery; NextOffset %d, want %d", s.NextOffset(), m.next())
+		_, err = s.Recover(math.MaxInt64)
+		require.ErrorIs(t, err, record.ErrCorrupt)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // The tests in this file change the offsets in a batch header of a closed
@@ -868,5 +869,135 @@ func TestReadConfirmsBatchAfterGap(t *testing.T) {
 		if tried == 0 {
 			t.Fatal("no batch after a gap")
 		}
+	})
+}
+
+// TestFindTimeWalkChecksOffsets: a base offset gone bad on disk down into
+// the batch before it, in a segment of contiguous offsets, is reported by
+// a FindTime whose walk reaches the batch, not given as its answer (the
+// record at the moved offset is another batch's).
+func TestFindTimeWalkChecksOffsets(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, false)
+		tried := 0
+		for victim := 1; victim < len(f.batches)-1; victim++ {
+			f.restore(t)
+			f.setBase(t, victim, f.batches[victim].base-1)
+			s, _, err := f.open(t, false)
+			if err != nil {
+				f.requireCorrupt(t, err, "Recover")
+				continue
+			}
+			off, ok, err := s.FindTime(tsBase+int64(victim), ofBase)
+			mustClose(t, s)
+			require.Errorf(t, err, "batch %d moved down: FindTime = %d, %v", victim, off, ok)
+			f.requireCorrupt(t, err, "FindTime")
+			tried++
+		}
+		require.NotZero(t, tried)
+	})
+}
+
+// TestFindTimeChecksTheBatchBeforeAGap: a FindTime whose walk passes a
+// batch (its timestamps are below the one sought) and then finds the
+// batch after it following a gap, in a segment of contiguous offsets,
+// checks the CRC of the batch it passed, as a scan does: its last offset
+// delta shrank on disk.
+func TestFindTimeChecksTheBatchBeforeAGap(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, false)
+		times, err := index.DecodeTimeEntries(f.pristine[2], ofBase)
+		require.NoError(t, err)
+		tried := 0
+		for victim := 1; victim < len(f.batches)-1; victim++ {
+			v, after := f.batches[victim], f.batches[victim+1]
+			if v.last == v.base {
+				continue // one record: no delta to shrink
+			}
+			starts := false // a time entry moves FindTime's start to the batch after it
+			for _, e := range times {
+				starts = starts || (e.Offset >= after.base && e.Offset <= after.last)
+			}
+			if starts {
+				continue
+			}
+			f.restore(t)
+			f.setDelta(t, victim, int32(v.last-v.base)-1)
+			s, _, err := f.open(t, false)
+			if err != nil {
+				f.requireCorrupt(t, err, "Recover")
+				continue
+			}
+			off, ok, err := s.FindTime(tsBase+int64(victim)+1, v.base)
+			mustClose(t, s)
+			require.Errorf(t, err, "batch %d shrunk: FindTime = %d, %v", victim, off, ok)
+			var ce *record.CorruptError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, v.pos, ce.Position, "the shrunk batch's CRC error")
+			tried++
+		}
+		require.NotZero(t, tried)
+	})
+}
+
+// TestReadFromTheStartTrustsTheBase: a Read from position 0 knows that
+// the segment's first batch follows nothing, so a first batch that starts
+// at the segment's base needs no confirmation from the batch after it: it
+// is returned when that batch's base offset went bad down onto its own.
+func TestReadFromTheStartTrustsTheBase(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, false)
+		f.setBase(t, 1, f.batches[0].last)
+		s, _, err := f.open(t, false)
+		require.NoError(t, err)
+		defer s.Close()
+		data, err := s.Read(0, 1)
+		require.NoError(t, err)
+		require.Len(t, data, int(f.batches[0].size))
+		require.Equal(t, int64(ofBase), record.Batch(data).BaseOffset())
+	})
+}
+
+// TestReadConfirmationIgnoresACorruptHeader: a batch after a gap that a
+// read returns last is confirmed by the header of the batch after it; a
+// corrupt header there confirms nothing and condemns nothing (the read
+// that reaches it reports it), so the batch is returned, whether it is the
+// first of a Read from its position or follows another of a ReadOffset.
+func TestReadConfirmationIgnoresACorruptHeader(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, true)
+		v, prev := f.batches[1], f.batches[0]
+		require.Greater(t, v.base, prev.last+1, "no gap before batch 1")
+		f.xorHeader(t, 2, record.MagicOffset, []byte{0xff})
+		s, _, err := f.open(t, false)
+		require.NoError(t, err)
+		defer s.Close()
+
+		data, err := s.Read(v.pos, int(v.size))
+		require.NoError(t, err)
+		require.Len(t, data, int(v.size))
+
+		data, err = s.ReadOffset(nil, prev.base, int(prev.size+v.size), math.MaxInt64)
+		require.NoError(t, err)
+		require.Len(t, data, int(prev.size+v.size))
+	})
+}
+
+// TestReadFromPositionRefusesAnOverlapInACutHeader: a Read from a
+// position whose first batch's base offset went bad up by one, so that it
+// ends at the next batch's base offset, is refused when maxBytes cuts the
+// next batch after its header: the header there, equal and not above,
+// does not confirm it.
+func TestReadFromPositionRefusesAnOverlapInACutHeader(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		f := newOFFixture(t, fsys, dir, 12, false)
+		v := f.batches[3]
+		f.setBase(t, 3, v.base+1)
+		s, _, err := f.open(t, false)
+		require.NoError(t, err)
+		defer s.Close()
+		data, err := s.Read(v.pos, int(v.size)+record.HeaderSize)
+		require.Errorf(t, err, "Read returned %d bytes", len(data))
+		f.requireCorrupt(t, err, "Read")
 	})
 }

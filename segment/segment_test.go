@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/runnel/runnel/index"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -2140,5 +2142,153 @@ func TestMaxTimestampBelowChecksTheTimeEntry(t *testing.T) {
 				t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want %d", off, got, err, m.maxTsBelow(off))
 			}
 		}
+	})
+}
+
+// TestWriteToFileOneByteShort: a .log one byte shorter than the range
+// WriteTo is asked for gives io.ErrUnexpectedEOF.
+func TestWriteToFileOneByteShort(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	appendBatches(t, s, &model{}, simpleBatch(t, 0, 4, 300))
+	size := s.Size()
+	require.NoError(t, os.Truncate(logPath(dir, 0), size-1))
+	n, err := s.WriteTo(io.Discard, 0, size)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Equal(t, size-1, n)
+}
+
+// TestDefaultIndexInterval: the zero Config indexes every 4096 bytes of
+// batches (index.interval.bytes' default), as a Config that says so.
+func TestDefaultIndexInterval(t *testing.T) {
+	entries := func(cfg Config) []index.OffsetEntry {
+		s := mustCreate(t, newMemDir(t), memDir, 0, cfg)
+		m := &model{}
+		for range 12 {
+			appendBatches(t, s, m, simpleBatch(t, 0, 2, 400))
+		}
+		return offsetEntries(s)
+	}
+	want := entries(Config{IndexIntervalBytes: 4096})
+	require.NotEmpty(t, want)
+	require.Equal(t, want, entries(Config{}))
+}
+
+// TestFitsBoundaries: a segment takes batches up to 2^31-1 bytes in all
+// and a last offset up to 2^31-1 past its base, and no more.
+func TestFitsBoundaries(t *testing.T) {
+	s := &Segment{base: 1000}
+	s.size.Store(math.MaxInt32 - 100)
+	require.True(t, s.Fits(100, 1000))
+	require.False(t, s.Fits(101, 1000))
+	require.True(t, s.Fits(0, 1000+math.MaxInt32))
+	require.False(t, s.Fits(0, 1000+math.MaxInt32+1))
+}
+
+// TestTimeIndexFullFirst: a time index that fills before the offset index
+// beside it (its entries are larger, and every index point grew the max
+// timestamp) stops both: later Appends add no entry, and do not fail.
+func TestTimeIndexFullFirst(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 24} // 3 offset entries, 2 time entries
+		s := mustCreate(t, fsys, dir, 0, cfg)
+		m := &model{}
+		for i := range 6 {
+			appendBatches(t, s, m, simpleBatch(t, int64(10*i), 2, 10))
+		}
+		require.True(t, s.IndexFull())
+		require.Len(t, timeEntries(s), 2)
+		require.Len(t, offsetEntries(s), 2, "the offset index stops where the time index did")
+		checkState(t, s, m)
+		checkFindTime(t, s, m)
+	})
+}
+
+// TestTimeIndexEntriesAfterClose: a closed segment reports the number of
+// entries its Close left in the .timeindex, not those of the index it
+// closed (none); a discarded one, those it had.
+func TestTimeIndexEntriesAfterClose(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		fsys := newMemDir(t)
+		s := mustCreate(t, fsys, memDir, 0, Config{IndexIntervalBytes: 1})
+		m := &model{}
+		for i := range 4 {
+			appendBatches(t, s, m, simpleBatch(t, int64(10*i), 2, 10))
+		}
+		want := s.TimeIndexEntries()
+		require.NotZero(t, want)
+		if discard {
+			require.NoError(t, s.Discard())
+			require.Equal(t, want, s.TimeIndexEntries(), "after Discard")
+			continue
+		}
+		mustClose(t, s)
+		entries, err := index.DecodeTimeEntries(readFile(t, fsys, filepath.Join(memDir, FileName(0, TimeIndexSuffix))), 0)
+		require.NoError(t, err)
+		require.Equal(t, len(entries), s.TimeIndexEntries(), "after Close")
+	}
+}
+
+// TestTimeIndexEntriesOfOneEntryAtTheBase: a time index whose one entry
+// is at the segment's base offset, with a timestamp other than 0, holds
+// that entry (only (0, base) reads as padding).
+func TestTimeIndexEntriesOfOneEntryAtTheBase(t *testing.T) {
+	fsys := newMemDir(t)
+	s := mustCreate(t, fsys, memDir, 0, Config{IndexIntervalBytes: 1})
+	m := &model{}
+	appendBatches(t, s, m, mkBatch(t, 0, []int64{tsBase}, 10, -1))
+	appendBatches(t, s, m, mkBatch(t, 0, []int64{tsBase - 1}, 10, -1)) // an index point; the max does not grow
+	require.Equal(t, []index.TimeEntry{{Timestamp: tsBase, Offset: 0}}, timeEntries(s))
+	require.Equal(t, 1, s.TimeIndexEntries())
+}
+
+// TestAppendRefusesABatchOneByteShort: data that ends one byte before its
+// last batch does is not whole batches: Append refuses it and writes
+// nothing.
+func TestAppendRefusesABatchOneByteShort(t *testing.T) {
+	fsys := newMemDir(t)
+	s := mustCreate(t, fsys, memDir, 0, Config{})
+	b := simpleBatch(t, 0, 2, 10)
+	var ce *record.CorruptError
+	require.ErrorAs(t, s.Append(b[:len(b)-1]), &ce)
+	require.Zero(t, s.Size())
+	require.Zero(t, s.NextOffset())
+}
+
+// TestSealSetsTheLimit: Seal of a segment that appended nothing since it
+// was opened (with no End: after a crash, say) still sets its limit at the
+// offset after its last batch, so that a base offset of that batch that
+// grows on disk afterwards is reported, not served.
+func TestSealSetsTheLimit(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 10, Config{})
+		m := &model{base: 10}
+		appendBatches(t, s, m, simpleBatch(t, 10, 2, 10), simpleBatch(t, 12, 3, 10))
+		mustClose(t, s)
+		s, needs := mustOpen(t, fsys, dir, 10, Config{}, true)
+		require.False(t, needs)
+		require.NoError(t, s.Seal(false))
+		requireSecondBatchMovedUpCorrupt(t, fsys, dir, s, m)
+	})
+}
+
+// TestUnsealLiftsTheEnd: a segment opened with an End its batches pass (a
+// stale clean-shutdown marker) asks for recovery; Unseal lifts that End,
+// and Recover then keeps every batch instead of refusing those past it.
+func TestUnsealLiftsTheEnd(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		s := mustCreate(t, fsys, dir, 0, Config{})
+		m := &model{}
+		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10), simpleBatch(t, 0, 3, 10))
+		mustClose(t, s)
+		s, needs, err := Open(fsys, dir, 0, Config{}, OpenOptions{Active: true, End: m.batches[0].last + 1})
+		require.NoError(t, err)
+		defer s.Close()
+		require.True(t, needs)
+		require.NoError(t, s.Unseal())
+		res, err := s.Recover(0)
+		require.NoError(t, err)
+		require.Equal(t, len(m.batches), res.Batches)
+		require.Equal(t, m.next(), s.NextOffset())
 	})
 }

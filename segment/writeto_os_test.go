@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestWriteToReplacedFile: WriteTo on the OS reopens the .log to hand the
@@ -131,4 +134,28 @@ func TestDeleteDuringWriteTo(t *testing.T) {
 	if _, err := s.WriteTo(io.Discard, 0, size); !errors.Is(err, ErrClosed) {
 		t.Fatalf("WriteTo after Delete: %v; want ErrClosed", err)
 	}
+}
+
+// TestOSReadsCheckAppendedBatches: on the OS, batches that this Segment
+// appended itself still have their CRCs checked when they are read (the
+// page cache may be refilled from a disk that went bad): a record byte
+// changed on disk is reported, not served.
+func TestOSReadsCheckAppendedBatches(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	m := &model{}
+	appendBatches(t, s, m, simpleBatch(t, 0, 2, 50), simpleBatch(t, 0, 2, 50), simpleBatch(t, 0, 2, 50))
+	victim := m.batches[1]
+	editFile(t, vfs.OS, logPath(dir, 0), func(f vfs.File) {
+		_, err := f.WriteAt([]byte{'!'}, victim.pos+victim.size-5) // in the last record's value
+		require.NoError(t, err)
+	})
+	data, err := s.Read(0, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, m.batches[0].data, data, "Read from 0 stops before the changed batch")
+	var ce *record.CorruptError
+	_, err = s.Read(victim.pos, 1<<20)
+	require.ErrorAs(t, err, &ce)
+	_, err = s.ReadOffset(nil, victim.base, 1<<20, math.MaxInt64)
+	require.ErrorAs(t, err, &ce)
 }

@@ -20,17 +20,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The tests of this file drive the error paths of the segment that the
-// coverage pass of session 40 found no test running: each fails, in turn,
-// every file system operation an action makes (r40Sweep), and checks what
-// a failed operation must leave — its error, not a corruption; no file
-// left open; nothing of the .log lost that the action was not to cut.
+// The error paths of the segment: each test fails, in turn, every file
+// system operation an action makes (sweepEveryFault), and checks what a
+// failed operation must leave — its error, not a corruption; no file left
+// open; nothing of the .log lost that the action was not to cut.
 
-// r40Inj is an Injector that, once armed, fails the k-th operation of any
+// sweepFaults is an Injector that, once armed, fails the k-th operation of any
 // kind (counted from arming), and counts the files the FS opens and
 // closes throughout (an Open counts when the file exists: the MemFS under
 // it tells), so that a test sees a file a failed call left open.
-type r40Inj struct {
+type sweepFaults struct {
 	mem    vfs.FS
 	k      int64
 	armed  atomic.Bool
@@ -41,7 +40,7 @@ type r40Inj struct {
 }
 
 // MaybeError fails the k-th operation once armed, and counts the files.
-func (f *r40Inj) MaybeError(op vfs.Op, name string) error {
+func (f *sweepFaults) MaybeError(op vfs.Op, name string) error {
 	if op == vfs.OpClose {
 		f.closed.Add(1) // closed also when the Close fails
 	}
@@ -61,20 +60,20 @@ func (f *r40Inj) MaybeError(op vfs.Op, name string) error {
 }
 
 // held returns how many files are open.
-func (f *r40Inj) held() int64 { return f.opened.Load() - f.closed.Load() }
+func (f *sweepFaults) held() int64 { return f.opened.Load() - f.closed.Load() }
 
-// r40Sweep calls run with an injector failing its k-th operation once
+// sweepEveryFault calls run with an injector failing its k-th operation once
 // armed (run arms it around the action under test, and checks the
 // outcome), for every k up to the number of operations the action makes
 // (a first run that fails none counts them) — or, past 200 of them, for
 // the first and last 40 and 20 spread between (20, 20 and 10 with
 // -short): the reads in pieces between are alike.
-func r40Sweep(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *r40Inj)) {
+func sweepEveryFault(t *testing.T, run func(t *testing.T, mem *vfs.MemFS, inj *sweepFaults)) {
 	t.Helper()
-	try := func(k int64) *r40Inj {
+	try := func(k int64) *sweepFaults {
 		mem := vfs.NewMem()
 		require.NoError(t, mem.MkdirAll("/d", 0o755))
-		inj := &r40Inj{mem: mem, k: k}
+		inj := &sweepFaults{mem: mem, k: k}
 		if !t.Run("", func(t *testing.T) { run(t, mem, inj) }) {
 			t.Fatalf("with operation %d failed", k)
 		}
@@ -102,10 +101,10 @@ func requireInjected(t *testing.T, err error, what string) {
 	require.NotErrorIs(t, err, index.ErrCorrupt, "%s: an I/O error taken for corruption", what)
 }
 
-// r40Batches appends n batches to a new closed segment at base 0 in /d of
+// writeBatches appends n batches to a new closed segment at base 0 in /d of
 // mem (one record each, with timestamp ts, values of 60 bytes), and
 // returns its next offset and the .log's bytes.
-func r40Batches(t *testing.T, mem *vfs.MemFS, n int, ts int64) (int64, []byte) {
+func writeBatches(t *testing.T, mem *vfs.MemFS, n int, ts int64) (int64, []byte) {
 	t.Helper()
 	s, err := Create(mem, "/d", 0, Config{IndexIntervalBytes: 1})
 	require.NoError(t, err)
@@ -116,14 +115,14 @@ func r40Batches(t *testing.T, mem *vfs.MemFS, n int, ts int64) (int64, []byte) {
 	return int64(n), readFile(t, mem, logPath("/d", 0))
 }
 
-// TestReview40OpenFaults: an Open (OpenContext) that an operation fails
+// TestOpenFaults: an Open (OpenContext) that an operation fails
 // returns that error — not a corruption, nor a segment — and leaves no
 // file open; the segment then opens without faults and recovers all its
 // batches. Over the paths of Open: a whole segment, active and sealed; an
 // index Open finds corrupt, or missing, which it recreates
 // (recreateIndexes); and a time index whose only entry, at the base with
 // timestamp 0, was all zeros and so trimmed (lostZeroEntry).
-func TestReview40OpenFaults(t *testing.T) {
+func TestOpenFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		ts    int64
@@ -140,8 +139,8 @@ func TestReview40OpenFaults(t *testing.T) {
 	} {
 		for _, active := range []bool{true, false} {
 			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
-				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
-					next, data := r40Batches(t, mem, 40, tc.ts)
+				sweepEveryFault(t, func(t *testing.T, mem *vfs.MemFS, inj *sweepFaults) {
+					next, data := writeBatches(t, mem, 40, tc.ts)
 					if tc.spoil != nil {
 						tc.spoil(t, mem)
 					}
@@ -176,14 +175,14 @@ func TestReview40OpenFaults(t *testing.T) {
 	}
 }
 
-// TestReview40RecoverFaults: a Recover that an operation fails, as it
+// TestRecoverFaults: a Recover that an operation fails, as it
 // reads the batches or searches a bad tail for a valid batch (its search
 // in pieces, a candidate read whole or straddling a piece, a large
 // candidate's CRC read in pieces, the zeros of a lost sector), returns
 // that error and not a corruption, cuts nothing from the .log, and
 // leaves no file open; closed and reopened without faults, the segment
 // recovers as it would have.
-func TestReview40RecoverFaults(t *testing.T) {
+func TestRecoverFaults(t *testing.T) {
 	skipUnderRace(t)
 	for _, tc := range []struct {
 		name    string
@@ -219,7 +218,7 @@ func TestReview40RecoverFaults(t *testing.T) {
 			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
 				cfg := Config{IndexIntervalBytes: 1}
 				setup := func(t *testing.T, mem *vfs.MemFS) []byte {
-					next, data := r40Batches(t, mem, tc.batches, tsBase)
+					next, data := writeBatches(t, mem, tc.batches, tsBase)
 					appendToFile(t, mem, logPath("/d", 0), tc.tail(t, next, int64(len(data))))
 					return readFile(t, mem, logPath("/d", 0))
 				}
@@ -236,7 +235,7 @@ func TestReview40RecoverFaults(t *testing.T) {
 				require.NotErrorIs(t, wantErr, vfs.ErrInjected)
 				wantLog := readFile(t, mem, logPath("/d", 0))
 
-				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+				sweepEveryFault(t, func(t *testing.T, mem *vfs.MemFS, inj *sweepFaults) {
 					data := setup(t, mem)
 					fsys := vfs.WithFaults(mem, inj)
 					s, _, err := Open(fsys, "/d", 0, cfg, OpenOptions{Active: active})
@@ -282,7 +281,7 @@ func TestReview40RecoverFaults(t *testing.T) {
 	}
 }
 
-// TestReview40TruncateToFaults: a TruncateTo that an operation fails —
+// TestTruncateToFaults: a TruncateTo that an operation fails —
 // reading the batches, or changing an index (an entry of the cut batch
 // dropped: one at its base offset, as a Segment does not write it but
 // another may have; an offset index entry that names the wrong batch,
@@ -291,7 +290,7 @@ func TestReview40RecoverFaults(t *testing.T) {
 // again and cut) — returns that error and not a corruption, and leaves no
 // file open; the segment, closed and reopened without faults, holds every
 // batch before the cut one, and the cut one too unless the .log was cut.
-func TestReview40TruncateToFaults(t *testing.T) {
+func TestTruncateToFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// spoil changes f's index files, and returns the batch to cut.
@@ -324,7 +323,7 @@ func TestReview40TruncateToFaults(t *testing.T) {
 	} {
 		for _, active := range []bool{true, false} {
 			t.Run(tc.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
-				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+				sweepEveryFault(t, func(t *testing.T, mem *vfs.MemFS, inj *sweepFaults) {
 					f := newICFixture(t, mem, "/d", 80)
 					i := tc.spoil(t, f)
 					fsys := vfs.WithFaults(mem, inj)
@@ -364,12 +363,12 @@ func TestReview40TruncateToFaults(t *testing.T) {
 	}
 }
 
-// TestReview40TruncateToCorruptBefore: TruncateTo rescans the batches
+// TestTruncateToCorruptBefore: TruncateTo rescans the batches
 // from the last index entry left before the cut — here an earlier one
 // than PositionOf started from, the entry at the cut batch's base going
 // with it — and one whose offsets do not follow, which PositionOf did not
 // read, is reported as corruption of the .log.
-func TestReview40TruncateToCorruptBefore(t *testing.T) {
+func TestTruncateToCorruptBefore(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
 	f := newICFixture(t, mem, "/d", 80)
@@ -387,9 +386,9 @@ func TestReview40TruncateToCorruptBefore(t *testing.T) {
 	checkCorrupt(t, err, f.path(LogSuffix), f.batches[i-1].pos)
 }
 
-// TestReview40RecoveryResultString: the result names the hole before a
+// TestRecoveryResultString: the result names the hole before a
 // valid batch when the cut tail held one.
-func TestReview40RecoveryResultString(t *testing.T) {
+func TestRecoveryResultString(t *testing.T) {
 	r := RecoveryResult{Batches: 3, Truncated: 700, At: 1000, HoleBefore: 1536}
 	s := r.String()
 	for _, want := range []string{"3 batches", "cut 700 bytes", "position 1000", "valid batch at 1536"} {
@@ -397,12 +396,12 @@ func TestReview40RecoveryResultString(t *testing.T) {
 	}
 }
 
-// TestReview40RewriteErrors: Rewrite of a closed segment says ErrClosed,
+// TestRewriteErrors: Rewrite of a closed segment says ErrClosed,
 // and an error of save is Rewrite's, with nothing cut.
-func TestReview40RewriteErrors(t *testing.T) {
+func TestRewriteErrors(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	_, data := r40Batches(t, mem, 5, tsBase)
+	_, data := writeBatches(t, mem, 5, tsBase)
 	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
 	require.NoError(t, err)
 	errSave := errors.New("save failed")
@@ -416,16 +415,16 @@ func TestReview40RewriteErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
-// r40IndexWrites fails, while armed, every write to the index files of
+// indexWriteFaults fails, while armed, every write to the index files of
 // suffix.
-type r40IndexWrites struct {
+type indexWriteFaults struct {
 	suffix string
 	armed  atomic.Bool
 	hit    atomic.Bool
 }
 
 // MaybeError fails the writes of the suffix's files while armed.
-func (f *r40IndexWrites) MaybeError(op vfs.Op, name string) error {
+func (f *indexWriteFaults) MaybeError(op vfs.Op, name string) error {
 	if f.armed.Load() && op == vfs.OpWrite && strings.HasSuffix(name, f.suffix) {
 		f.hit.Store(true)
 		return vfs.ErrInjected
@@ -433,18 +432,18 @@ func (f *r40IndexWrites) MaybeError(op vfs.Op, name string) error {
 	return nil
 }
 
-// TestReview40IndexWriteFaults: a write of an index file that fails —
+// TestIndexWriteFaults: a write of an index file that fails —
 // the one that flushes its entries every 128 — fails the Append, or the
 // Recover, that adds the entry, with that error; the batches appended
 // before it, and those Recover read, are all there once the segment is
 // reopened without faults.
-func TestReview40IndexWriteFaults(t *testing.T) {
+func TestIndexWriteFaults(t *testing.T) {
 	cfg := Config{IndexIntervalBytes: 1}
 	for _, suffix := range []string{IndexSuffix, TimeIndexSuffix} {
 		t.Run("append "+suffix, func(t *testing.T) {
 			mem := vfs.NewMem()
 			require.NoError(t, mem.MkdirAll("/d", 0o755))
-			inj := &r40IndexWrites{suffix: suffix}
+			inj := &indexWriteFaults{suffix: suffix}
 			inj.armed.Store(true)
 			s, err := Create(vfs.WithFaults(mem, inj), "/d", 0, cfg)
 			require.NoError(t, err)
@@ -483,7 +482,7 @@ func TestReview40IndexWriteFaults(t *testing.T) {
 			require.NoError(t, s.Close())
 			appendToFile(t, mem, logPath("/d", 0), bytes.Repeat([]byte{'x'}, 100))
 			data := readFile(t, mem, logPath("/d", 0))
-			inj := &r40IndexWrites{suffix: suffix}
+			inj := &indexWriteFaults{suffix: suffix}
 			s, _, err = Open(vfs.WithFaults(mem, inj), "/d", 0, cfg, OpenOptions{Active: true})
 			require.NoError(t, err)
 			inj.armed.Store(true)
@@ -503,13 +502,13 @@ func TestReview40IndexWriteFaults(t *testing.T) {
 	}
 }
 
-// TestReview40ManyBadOffsetEntries: offset index entries that each name
+// TestManyBadOffsetEntries: offset index entries that each name
 // the batch before the one holding their offset (a sane header, the
 // wrong batch) are found bad by the lookups that meet them, up to four in
 // one lookup (then it scans from the start), one set growing from lookup
 // to lookup; past maxBadEntries the index is not used at all. Every
 // answer stays right throughout.
-func TestReview40ManyBadOffsetEntries(t *testing.T) {
+func TestManyBadOffsetEntries(t *testing.T) {
 	skipUnderRace(t)
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
@@ -542,7 +541,7 @@ func TestReview40ManyBadOffsetEntries(t *testing.T) {
 	require.NoError(t, f.checkTimes(s))
 }
 
-// TestReview40DistrustedIndexesAnswer: after a recovery cut short (its
+// TestDistrustedIndexesAnswer: after a recovery cut short (its
 // each failed), both indexes are distrusted whole — lookups start from
 // the segment's first batch — and the answers are right: Find,
 // PositionOf and ReadOffset of every offset; FindTime and
@@ -550,7 +549,7 @@ func TestReview40ManyBadOffsetEntries(t *testing.T) {
 // max timestamp is that of the batches read, reset and rebuilt only so
 // far, and FindTime answers "none" for a later timestamp: the state of no
 // finished recovery, which the caller closes, as RecoverContext says.)
-func TestReview40DistrustedIndexesAnswer(t *testing.T) {
+func TestDistrustedIndexesAnswer(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
 	f := newICFixture(t, mem, "/d", 80)
@@ -595,13 +594,13 @@ func TestReview40DistrustedIndexesAnswer(t *testing.T) {
 	}
 }
 
-// TestReview40ReadFaults: a read of the .log that fails, in any of the
+// TestReadFaults: a read of the .log that fails, in any of the
 // lookups and reads of a segment (Find, PositionOf, FindTime,
 // MaxTimestampBelow, Read, ReadOffset), fails the call with that error —
 // not a corruption — and distrusts no index entry (the entry was not
 // wrong: the disk failed); the same call without the fault answers as a
 // fresh segment does.
-func TestReview40ReadFaults(t *testing.T) {
+func TestReadFaults(t *testing.T) {
 	type call struct {
 		name string
 		do   func(s *Segment, f *icFixture) (string, error)
@@ -657,7 +656,7 @@ func TestReview40ReadFaults(t *testing.T) {
 		for _, active := range []bool{true, false} {
 			t.Run(c.name+map[bool]string{true: " active", false: " sealed"}[active], func(t *testing.T) {
 				var want string
-				r40Sweep(t, func(t *testing.T, mem *vfs.MemFS, inj *r40Inj) {
+				sweepEveryFault(t, func(t *testing.T, mem *vfs.MemFS, inj *sweepFaults) {
 					f := newICFixture(t, mem, "/d", 60)
 					s, needs, err := Open(vfs.WithFaults(mem, inj), "/d", icBase, icCfg, OpenOptions{Active: active})
 					require.NoError(t, err)
@@ -682,11 +681,11 @@ func TestReview40ReadFaults(t *testing.T) {
 	}
 }
 
-// TestReview40WriteToRemoved: WriteTo of a segment on the OS whose .log
+// TestWriteToRemoved: WriteTo of a segment on the OS whose .log
 // was removed by name (the segment deleted during the call) reopens the
 // name to send the file, finds nothing, and says so with an error
 // matching ErrClosed, as its doc says.
-func TestReview40WriteToRemoved(t *testing.T) {
+func TestWriteToRemoved(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("removes a file the segment holds open")
 	}
@@ -702,11 +701,11 @@ func TestReview40WriteToRemoved(t *testing.T) {
 	require.Zero(t, w.Len())
 }
 
-// TestReview40ReadIntoOSFails: ReadInto, on a file system without views
+// TestReadIntoOSFails: ReadInto, on a file system without views
 // (the OS's), reads into the caller's buffer; a read that fails is its
 // error, not a corruption, and a file cut shorter than the segment's size
 // under it (another process) gives io.ErrUnexpectedEOF.
-func TestReview40ReadIntoOSFails(t *testing.T) {
+func TestReadIntoOSFails(t *testing.T) {
 	dir := t.TempDir()
 	var fail atomic.Bool
 	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
@@ -731,12 +730,12 @@ func TestReview40ReadIntoOSFails(t *testing.T) {
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 }
 
-// TestReview40BadBaseOffsetNotAHole: a whole batch with a valid CRC whose
+// TestBadBaseOffsetNotAHole: a whole batch with a valid CRC whose
 // base offset does not follow, starting a few bytes before a sector
 // boundary, is taken for a lost sector only when those bytes are zeros
 // (zeroedBaseOffset); with a nonzero byte among them it is corruption
 // wherever it is — past durable too — and Recover cuts nothing.
-func TestReview40BadBaseOffsetNotAHole(t *testing.T) {
+func TestBadBaseOffsetNotAHole(t *testing.T) {
 	mem := vfs.NewMem()
 	const dir = "/d"
 	require.NoError(t, mem.MkdirAll(dir, 0o755))
@@ -754,13 +753,13 @@ func TestReview40BadBaseOffsetNotAHole(t *testing.T) {
 	f.checkNothingCut(t, err, at, before)
 }
 
-// TestReview40CloseCannotRemoveDistrustedIndex: Close removes the index
+// TestCloseCannotRemoveDistrustedIndex: Close removes the index
 // files a recovery cut short left distrusted; a removal that fails is
 // Close's error, and the segment is closed all the same.
-func TestReview40CloseCannotRemoveDistrustedIndex(t *testing.T) {
+func TestCloseCannotRemoveDistrustedIndex(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	r40Batches(t, mem, 10, tsBase)
+	writeBatches(t, mem, 10, tsBase)
 	var fail atomic.Bool
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpRemove && fail.Load() {
@@ -781,10 +780,10 @@ func TestReview40CloseCannotRemoveDistrustedIndex(t *testing.T) {
 	require.NoError(t, s.Close(), "a second Close")
 }
 
-// TestReview40OpenLargerThanASegment: a .log larger than any segment can
+// TestOpenLargerThanASegment: a .log larger than any segment can
 // be (its positions are int32s) opens as needing recovery, whose Recover
 // refuses it as corrupt and cuts nothing (a sparse file on the OS).
-func TestReview40OpenLargerThanASegment(t *testing.T) {
+func TestOpenLargerThanASegment(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("a 2 GiB file is not sparse there")
 	}
@@ -803,12 +802,12 @@ func TestReview40OpenLargerThanASegment(t *testing.T) {
 	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
 }
 
-// TestReview40SplitBatchReadFaults: a batch not written by one Write
+// TestSplitBatchReadFaults: a batch not written by one Write
 // straddles two chunks of the memory FS (cut within its length field, or
 // its records); Read and ReadOffset of it, which read its length alone
 // and then the batch whole as a copy, fail with the error of whichever of
 // those reads fails, and answer as before once it does not.
-func TestReview40SplitBatchReadFaults(t *testing.T) {
+func TestSplitBatchReadFaults(t *testing.T) {
 	m, k := splitModel(t)
 	split := m.batches[k]
 	for _, cut := range []int64{5, 10, split.size / 2} {
@@ -859,15 +858,15 @@ func TestReview40SplitBatchReadFaults(t *testing.T) {
 	}
 }
 
-// TestReview40MaxTimestampBelowLostZeroEntryFault: MaxTimestampBelow of a
+// TestMaxTimestampBelowLostZeroEntryFault: MaxTimestampBelow of a
 // segment whose time index lost its only entry, timestamp 0 at the base
 // (all zeros, trimmed), reads the first batch's header for it; a read
 // that fails there is its error.
-func TestReview40MaxTimestampBelowLostZeroEntryFault(t *testing.T) {
+func TestMaxTimestampBelowLostZeroEntryFault(t *testing.T) {
 	for n := int64(1); ; n++ {
 		mem := vfs.NewMem()
 		require.NoError(t, mem.MkdirAll("/d", 0o755))
-		r40Batches(t, mem, 40, 0)
+		writeBatches(t, mem, 40, 0)
 		var armed atomic.Bool
 		var seen atomic.Int64
 		fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
@@ -896,12 +895,12 @@ func TestReview40MaxTimestampBelowLostZeroEntryFault(t *testing.T) {
 	}
 }
 
-// TestReview40MaxTimestampBelowClosed: MaxTimestampBelow of a closed
+// TestMaxTimestampBelowClosed: MaxTimestampBelow of a closed
 // segment says ErrClosed, as every read does.
-func TestReview40MaxTimestampBelowClosed(t *testing.T) {
+func TestMaxTimestampBelowClosed(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	r40Batches(t, mem, 3, tsBase)
+	writeBatches(t, mem, 3, tsBase)
 	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
@@ -909,14 +908,14 @@ func TestReview40MaxTimestampBelowClosed(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
-// TestReview40ReadOverlapFaults: Read of one batch confirms it with the
+// TestReadOverlapFaults: Read of one batch confirms it with the
 // header of the batch after it; one that overlaps it (its base offset at
 // or below the batch's last) is corruption, reported with the batch's
 // own header read again — and a read that fails on the way is the
 // error, not a corruption. A Read from position 0 whose first batch
 // starts below the segment's base offset (changed on the disk after
 // Open) is corruption at position 0.
-func TestReview40ReadOverlapFaults(t *testing.T) {
+func TestReadOverlapFaults(t *testing.T) {
 	var want error
 	for n := int64(0); ; n++ {
 		mem := vfs.NewMem()
@@ -964,11 +963,11 @@ func TestReview40ReadOverlapFaults(t *testing.T) {
 	checkCorrupt(t, err, f.path(LogSuffix), 0)
 }
 
-// TestReview40ScanLengthToNearTheEnd: on a file without views (the OS's),
+// TestScanLengthToNearTheEnd: on a file without views (the OS's),
 // a scan whose batch length, which no CRC covers, was changed to end a
 // few bytes before the end of the .log finds no whole header there, and
 // reports corruption at that position — blaming no index entry.
-func TestReview40ScanLengthToNearTheEnd(t *testing.T) {
+func TestScanLengthToNearTheEnd(t *testing.T) {
 	dir := t.TempDir()
 	f := newICFixture(t, vfs.OS, dir, 80)
 	k := f.middle(t)
@@ -987,16 +986,16 @@ func TestReview40ScanLengthToNearTheEnd(t *testing.T) {
 	require.Equal(t, IndexDistrust{}, s.IndexDistrusted())
 }
 
-// TestReview40SealFinalTimeEntryWriteFails: Seal adds the time index
+// TestSealFinalTimeEntryWriteFails: Seal adds the time index
 // entry of the max timestamp the batches since the last index point
 // raised; when that append must first write the 128 entries the index
 // holds unwritten, and the write fails, Seal returns the error and the
 // segment stays active; a Seal after it seals, and the segment reopens
 // with its max timestamp.
-func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
+func TestSealFinalTimeEntryWriteFails(t *testing.T) {
 	mem := vfs.NewMem()
 	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	inj := &r40IndexWrites{suffix: TimeIndexSuffix}
+	inj := &indexWriteFaults{suffix: TimeIndexSuffix}
 	first := mkBatch(t, 0, []int64{tsBase}, 60, -1)
 	// An entry every other batch: 128 of them unwritten at batch 256.
 	cfg := Config{IndexIntervalBytes: len(first)}
@@ -1026,11 +1025,11 @@ func TestReview40SealFinalTimeEntryWriteFails(t *testing.T) {
 	require.Equal(t, int64(n+1), s.NextOffset())
 }
 
-// TestReview40RewriteFileCutUnder: Rewrite reads the batches it writes
+// TestRewriteFileCutUnder: Rewrite reads the batches it writes
 // anew first (save reads them); a .log cut shorter than the segment's
 // size under it (another process) gives io.ErrUnexpectedEOF, before
 // anything is cut or written.
-func TestReview40RewriteFileCutUnder(t *testing.T) {
+func TestRewriteFileCutUnder(t *testing.T) {
 	dir := t.TempDir()
 	s := mustCreate(t, vfs.OS, dir, 0, Config{})
 	for o := range int64(4) {

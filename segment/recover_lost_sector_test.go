@@ -11,9 +11,8 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// Tests that close gaps a mutation-testing pass over recover.go found:
-// each fails with a mutant of the code that the rest of the suite let
-// through (the boundaries of what Recover takes for a lost sector).
+// The boundaries of what Recover takes for a lost sector: each test fails
+// with a mutant of recover.go that the rest of the suite let through.
 
 // recoverTail writes f's batches, pad to end them at a chosen position,
 // then tail, and runs Recover past durable on the segment reopened, which

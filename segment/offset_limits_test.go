@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/compression"
@@ -31,13 +30,13 @@ func endingBatch(t *testing.T, base, last int64) []byte {
 	return append([]byte(nil), b...)
 }
 
-// TestReview32BatchEndingAtMaxInt64: a segment refuses a batch whose
+// TestBatchEndingAtMaxInt64: a segment refuses a batch whose
 // last offset is math.MaxInt64 — Append as corrupt, nothing written, and
 // Open's scan and Recover as corrupt, not a torn write — since no offset
 // follows it (NextOffset would wrap); one ending at math.MaxInt64 - 1 is
 // a segment's. Append took it, the segment's NextOffset then
 // math.MinInt64; Recover took it too.
-func TestReview32BatchEndingAtMaxInt64(t *testing.T) {
+func TestBatchEndingAtMaxInt64(t *testing.T) {
 	fsys := vfs.NewMem()
 	require.NoError(t, fsys.MkdirAll("/d", 0o755))
 	s, err := Create(fsys, "/d", lastBase, Config{})
@@ -69,7 +68,7 @@ func TestReview32BatchEndingAtMaxInt64(t *testing.T) {
 	}
 }
 
-// TestReview32LogFilePastMaxInt32IsCorrupt: a .log larger than
+// TestLogFilePastMaxInt32IsCorrupt: a .log larger than
 // math.MaxInt32 bytes, which no segment is (its positions are int32s;
 // Kafka's FileRecords refuses to open one), makes Open report
 // needsRecovery and Recover a *record.CorruptError, nothing cut. Recover
@@ -77,7 +76,7 @@ func TestReview32BatchEndingAtMaxInt64(t *testing.T) {
 // panicked (makeslice: len out of range, the tail's size wrapping an
 // int); on 64 bits it read them all in one buffer and cut them. The file
 // is sparse: one batch, then zeros.
-func TestReview32LogFilePastMaxInt32IsCorrupt(t *testing.T) {
+func TestLogFilePastMaxInt32IsCorrupt(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("sparse files: NTFS allocates a file's length unless it is marked sparse")
 	}
@@ -105,76 +104,4 @@ func TestReview32LogFilePastMaxInt32IsCorrupt(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, size, fi.Size(), "active %v: Recover cut the file", active)
 	}
-}
-
-// readSizes is an FS whose files have no views (as the OS's), and that
-// records the largest ReadAt.
-type readSizes struct {
-	vfs.FS
-	largest *atomic.Int64
-}
-
-func (r readSizes) Open(name string) (vfs.File, error) {
-	f, err := r.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return readSizesFile{f, r.largest}, nil
-}
-
-type readSizesFile struct {
-	vfs.File
-	largest *atomic.Int64
-}
-
-func (f readSizesFile) ReadAt(b []byte, off int64) (int, error) {
-	for {
-		if l := f.largest.Load(); int64(len(b)) <= l || f.largest.CompareAndSwap(l, int64(len(b))) {
-			break
-		}
-	}
-	return f.File.ReadAt(b, off)
-}
-
-// TestReview32RecoverReadsABadTailInPieces: Recover's search for a valid
-// batch after a bad one reads a file without views (the OS's) in pieces
-// of recoverCheckBytes, not the whole rest of the segment in one buffer:
-// up to segment.bytes (1 GiB by default, 2 GiB - 1 at most) at once, which
-// a 32-bit process may not have room for. The answer is the same: bad
-// bytes followed by a valid batch are corruption.
-func TestReview32RecoverReadsABadTailInPieces(t *testing.T) {
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	s, err := Create(mem, "/d", 0, Config{})
-	require.NoError(t, err)
-	value := make([]byte, 64<<10)
-	for i := range value {
-		value[i] = 'x' // no zeros: a bad batch is not taken for a lost sector
-	}
-	for i := range int64(200) { // 12.8 MiB
-		var bld record.Builder
-		bld.Reset()
-		bld.Append(1, nil, value, nil)
-		b, err := bld.Finish(compression.None)
-		require.NoError(t, err)
-		b.SetBaseOffset(i)
-		require.NoError(t, s.Append(b))
-	}
-	require.NoError(t, s.Close())
-	f, err := mem.Open("/d/" + FileName(0, LogSuffix))
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte{1}, record.HeaderSize+100) // the first batch's CRC fails
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-
-	var largest atomic.Int64
-	s, _, err = Open(readSizes{mem, &largest}, "/d", 0, Config{}, OpenOptions{Active: true})
-	require.NoError(t, err)
-	largest.Store(0)
-	_, err = s.Recover(0)
-	var ce *record.CorruptError
-	require.ErrorAs(t, err, &ce)
-	require.Contains(t, ce.Reason, "followed by a valid batch")
-	require.LessOrEqual(t, largest.Load(), int64(recoverCheckBytes), "a read of the tail")
-	require.NoError(t, s.Close())
 }

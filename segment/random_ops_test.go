@@ -9,11 +9,11 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview28RandomOps runs random sequences of appends (some with gaps
+// TestRandomOps runs random sequences of appends (some with gaps
 // in the offsets), truncations, seals, reopens and recoveries against
 // the model, checking every lookup after each step, and that no sound
 // index is ever distrusted or sent to recovery.
-func TestReview28RandomOps(t *testing.T) {
+func TestRandomOps(t *testing.T) {
 	skipUnderRace(t)
 	seeds := 40
 	if testing.Short() {
@@ -103,12 +103,12 @@ func TestReview28RandomOps(t *testing.T) {
 	}
 }
 
-// TestReview28ReadsAcrossSealUnseal reads while the owner appends and
+// TestReadsAcrossSealUnseal reads while the owner appends and
 // seals and unseals the segment between appends (on the OS the sealed
 // indexes are mapped, and unmapped again by Unseal): every answer below
 // the next offset a reader saw is the model's, and no sound index is
 // distrusted.
-func TestReview28ReadsAcrossSealUnseal(t *testing.T) {
+func TestReadsAcrossSealUnseal(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		s := mustCreate(t, fsys, dir, 10, Config{IndexIntervalBytes: 150})
 		rng := rand.New(rand.NewPCG(28, 28))
