@@ -588,3 +588,75 @@ func TestCrashFailedSyncOfEmptyFile(t *testing.T) {
 	require.NoError(t, f.Sync())
 	require.Equal(t, "new", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
 }
+
+// A truncation is an unsynced change like any other: until the file's
+// next Sync, a crash with Reorder may find it lost while the bytes
+// appended before it, unsynced, reached the disk (writeback wrote them,
+// and the journal had not committed the truncation) — bytes the file cut
+// off come back. Before, a truncation at or past the synced size was
+// always durable in a crash: a follower's log that cut diverged records
+// and did not sync the cut would never see them back in memory, as it
+// may on disk.
+func TestCrashReorderTruncatedTailMayComeBack(t *testing.T) {
+	for _, below := range []bool{false, true} {
+		t.Run(fmt.Sprintf("below synced=%v", below), func(t *testing.T) {
+			m := NewMem()
+			memPut(t, m, "/f", "synced|")
+			f := memOpen(t, m, "/f")
+			_, err := f.Write([]byte("old-tail"))
+			require.NoError(t, err)
+			cut := int64(len("synced|old"))
+			if below {
+				cut = 3
+			}
+			require.NoError(t, f.Truncate(cut))
+			_, err = f.Write([]byte("NEW"))
+			require.NoError(t, err)
+			contents := func() map[string]bool {
+				seen := map[string]bool{}
+				for seed := range uint64(300) {
+					c := m.CrashClone(CrashOptions{Tail: TailTorn, Reorder: true, Rand: rand.New(rand.NewPCG(seed, 7))})
+					seen[memRead(t, c, "/f")] = true
+				}
+				return seen
+			}
+			got := contents()
+			require.True(t, got["synced|old-tail"], "the truncation lost, the tail before it written back: %q", got)
+			for o := range got {
+				require.NotContains(t, o, "-tailNEW", "what was appended after a lost truncation is lost with it")
+			}
+			// A Sync makes the truncation durable.
+			require.NoError(t, f.Sync())
+			for o := range contents() {
+				require.NotContains(t, o, "tail")
+			}
+		})
+	}
+}
+
+// A MemFS drops the oldest half of the directory operations not yet
+// durable only when one comes with more than memPendingMax pending: up to
+// then a crash with Reorder has them all, and whatever prefix of them
+// persists starts at the oldest one, so a file created later is never
+// found without the first.
+func TestCrashReorderPendingKeptUpToMax(t *testing.T) {
+	m := NewMem()
+	const n = memPendingMax + 1
+	for i := range n {
+		memCreate(t, m, fmt.Sprintf("/f%d", i))
+	}
+	some := false
+	for seed := range uint64(3) {
+		c := m.CrashClone(CrashOptions{Reorder: true, Rand: rand.New(rand.NewPCG(seed, 3))})
+		names := must[[]string](t)(c.List("/"))
+		if len(names) == 0 {
+			continue
+		}
+		some = true
+		for i := range len(names) { // the first len(names) files, and only those
+			_, err := c.Stat(fmt.Sprintf("/f%d", i))
+			require.NoError(t, err, "seed %d: %d files persisted", seed, len(names))
+		}
+	}
+	require.True(t, some, "no crash persisted any of the operations")
+}

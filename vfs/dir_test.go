@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"io/fs"
 	"os"
 	"testing"
 
@@ -60,4 +61,39 @@ func TestMkdirAllDurableRetryAfterFailedSync(t *testing.T) {
 			require.True(t, fi.IsDir())
 		}
 	}
+}
+
+// A Stat that fails other than with a missing directory fails
+// MkdirAllDurable with its error, creating nothing: the directory may
+// well exist.
+func TestMkdirAllDurableStatError(t *testing.T) {
+	m := NewMem()
+	err := MkdirAllDurable(WithFaults(m, FailNth(1, OpStat)), "/a/b", 0o755)
+	require.ErrorIs(t, err, ErrInjected)
+	require.Empty(t, must[[]string](t)(m.List("/")))
+}
+
+// MkdirAllDurable cleans the name first: a directory named with a
+// trailing separator is created and its parent synced once, not synced
+// itself as the parent of "dir/".
+func TestMkdirAllDurableCleansTheName(t *testing.T) {
+	mem := NewMem()
+	syncs := Count(OpSyncDir)
+	require.NoError(t, MkdirAllDurable(WithFaults(mem, syncs), "/a/b/", 0o755))
+	require.Equal(t, 2, syncs.N(), "the parents of a and b")
+	for _, d := range []string{"/a", "/a/b"} {
+		_, err := mem.CrashClone(CrashOptions{}).Stat(d)
+		require.NoError(t, err, d)
+	}
+}
+
+// A failed MkdirAll is MkdirAllDurable's error: it does not go on to
+// create the directories below (which MkdirAll would create the failed
+// one with, unsynced) and report success.
+func TestMkdirAllDurableMkdirError(t *testing.T) {
+	mem := NewMem()
+	err := MkdirAllDurable(WithFaults(mem, FailNth(1, OpMkdir)), "/x/y", 0o755)
+	require.ErrorIs(t, err, ErrInjected)
+	_, err = mem.Stat("/x")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }

@@ -510,3 +510,100 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// A Sync failed by a WithFaults wrapped around another WithFaults of a
+// MemFS (a supported stack: Unwrap sees through both) loses what was
+// unsynced, as one failed by a single wrapper does: Linux's page cache
+// does not care how many wrappers the failing fsync went through. Before,
+// the failure was only recorded when the wrapper's file was the MemFS's
+// own, so the retried Sync made the lost bytes durable — a kinder disk
+// than Linux's.
+func TestFailedSyncThroughStackedFaults(t *testing.T) {
+	nop := InjectorFunc(func(Op, string) error { return nil })
+	for name, wrap := range map[string]func(m *MemFS) FS{
+		"outer fails": func(m *MemFS) FS { return WithFaults(WithFaults(m, nop), FailNth(1, OpSync)) },
+		"inner fails": func(m *MemFS) FS { return WithFaults(WithFaults(m, FailNth(1, OpSync)), nop) },
+		"three deep":  func(m *MemFS) FS { return WithFaults(WithFaults(WithFaults(m, nop), nop), FailNth(1, OpSync)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := NewMem()
+			memPut(t, m, "/f", "synced|")
+			f := memOpen(t, wrap(m), "/f")
+			_, err := f.Write([]byte("lost"))
+			require.NoError(t, err)
+			require.ErrorIs(t, f.Sync(), ErrInjected)
+			require.NoError(t, f.Sync(), "the retry succeeds")
+			require.Equal(t, "synced|lost", memRead(t, m, "/f"))
+			require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+		})
+	}
+}
+
+// The first number past the last Op has no name either.
+func TestOpStringPastTheLast(t *testing.T) {
+	require.Equal(t, "Op(14)", (OpLock + 1).String())
+}
+
+// FailFrom and FailNth of a number below 1 never fail, however many
+// operations they count.
+func TestCounterBelowOneNeverFails(t *testing.T) {
+	for _, c := range []*Counter{FailFrom(0), FailFrom(-2), FailNth(0), FailNth(-1, OpWrite)} {
+		for op := OpCreate; op <= OpLock; op++ {
+			require.NoError(t, c.MaybeError(op, "/f"))
+		}
+	}
+}
+
+// The injector is asked about a rename by its old name.
+func TestFaultsRenameAsksByOldName(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/a", "a")
+	var names []string
+	w := WithFaults(m, InjectorFunc(func(op Op, name string) error {
+		if op == OpRename {
+			names = append(names, name)
+		}
+		return nil
+	}))
+	require.NoError(t, w.Rename("/a", "/b"))
+	require.Equal(t, []string{"/a"}, names)
+}
+
+// File.Size and File.Name of a WithFaults file are passed through
+// unasked: the injector neither counts nor fails them.
+func TestFaultsSizeAndNameUnasked(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "abc")
+	c := Count()
+	f, err := WithFaults(m, c).Open("/f")
+	require.NoError(t, err)
+	defer f.Close()
+	opened := c.N()
+	size, err := f.Size()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, size)
+	require.Equal(t, "/f", f.Name())
+	require.Equal(t, opened, c.N())
+
+	f2, err := WithFaults(m, FailFrom(2)).Open("/f") // everything after the open fails
+	require.NoError(t, err)
+	defer f2.Close()
+	size, err = f2.Size()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, size)
+}
+
+// TestWithFaultsNilInjector: WithFaults says "A nil inj returns
+// fs itself". A nil InjectorFunc, or a nil *Counter (var c *Counter, set
+// on some path only), is a nil inj too: WithFaults wrapped it, and the
+// first operation panicked calling it.
+func TestWithFaultsNilInjector(t *testing.T) {
+	m := NewMem()
+	var f InjectorFunc
+	var c *Counter
+	for _, inj := range []Injector{nil, f, c} {
+		fs := WithFaults(m, inj)
+		require.Same(t, m, fs, "WithFaults(m, %T(nil)) is m", inj)
+		require.NotPanics(t, func() { _ = fs.MkdirAll("d", 0o755) })
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1433,5 +1435,214 @@ func BenchmarkMemCreateDirsSynced(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Two Files of one file each keep the size they know — learnt at Open,
+// moved by their own Write, WriteAt and Truncate — in memory as on disk,
+// and Write appends there: a store that changes a file through two Files
+// at once (which File's contract forbids) fails in memory as it would on
+// disk. Before, MemFS kept one size per file, so such a store passed every
+// test in memory and wrote over its own bytes, or left holes, on disk.
+func TestMemTwoFilesKeepTheirOwnSize(t *testing.T) {
+	for name, newFS := range map[string]func(t *testing.T) (FS, string){
+		"OS":     func(t *testing.T) (FS, string) { return OS, t.TempDir() },
+		"Mem":    func(t *testing.T) (FS, string) { return NewMem(), "/" },
+		"Faults": func(t *testing.T) (FS, string) { return WithFaults(NewMem(), Count()), "/" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			fsys, dir := newFS(t)
+			f := filepath.Join(dir, "f")
+			size := func(file File) int64 {
+				t.Helper()
+				s, err := file.Size()
+				require.NoError(t, err)
+				return s
+			}
+			write := func(file File, s string) {
+				t.Helper()
+				n, err := file.Write([]byte(s))
+				require.NoError(t, err)
+				require.Equal(t, len(s), n)
+			}
+			a := memCreate(t, fsys, f)
+			write(a, "hello")
+			b := memOpen(t, fsys, f)
+			require.EqualValues(t, 5, size(b))
+
+			write(a, "12")
+			require.EqualValues(t, 7, size(a))
+			require.EqualValues(t, 5, size(b), "b has not seen a's Write")
+			write(b, "XY") // at the end b knows: over a's bytes
+			require.Equal(t, "helloXY", memRead(t, fsys, f))
+			require.EqualValues(t, 7, size(b))
+
+			require.NoError(t, a.Truncate(2))
+			require.EqualValues(t, 7, size(b), "b has not seen a's Truncate")
+			write(b, "!") // past the end: a hole of zeros
+			require.Equal(t, "he\x00\x00\x00\x00\x00!", memRead(t, fsys, f))
+			require.EqualValues(t, 2, size(a))
+			require.EqualValues(t, 8, size(b))
+
+			_, err := a.WriteAt([]byte("ab"), 1) // moves a's size to 3
+			require.NoError(t, err)
+			require.EqualValues(t, 3, size(a))
+			write(a, "c")
+			require.Equal(t, "habc\x00\x00\x00!", memRead(t, fsys, f))
+
+			c := memCreate(t, fsys, f) // truncates the file under a and b
+			require.EqualValues(t, 0, size(c))
+			require.EqualValues(t, 4, size(a))
+			write(c, "new")
+			require.Equal(t, "new", memRead(t, fsys, f))
+		})
+	}
+}
+
+// Without Reorder, the bytes appended since the last Sync go as Tail says
+// whatever else changed: a file also overwritten in place below its synced
+// size (the overwrite lost, as every unsynced change is) still has a torn,
+// zeroed or garbage tail, as a disk that wrote the file's new size but not
+// the overwritten sector leaves it. Before, such a file simply reverted to
+// its synced content, whatever the Tail mode: kinder than the append-only
+// file next to it, and than a real disk.
+func TestMemCrashOverwriteKeepsTailMode(t *testing.T) {
+	for _, mode := range []TailMode{TailTorn, TailZeros, TailGarbage} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := NewMem()
+			memPut(t, m, "/f", "synced|")
+			f := memOpen(t, m, "/f")
+			_, err := f.WriteAt([]byte("S"), 0)
+			require.NoError(t, err)
+			_, err = f.Write([]byte("appended"))
+			require.NoError(t, err)
+			longer := false
+			for seed := range uint64(20) {
+				c := m.CrashClone(CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(seed, 1))})
+				got := memRead(t, c, "/f")
+				require.Equal(t, "synced|", got[:len("synced|")], "the overwrite is lost, as without Reorder every change is")
+				tail := got[len("synced|"):]
+				require.LessOrEqual(t, len(tail), len("appended"))
+				switch mode {
+				case TailTorn:
+					require.Equal(t, "appended"[:len(tail)], tail)
+				case TailZeros:
+					require.Equal(t, strings.Repeat("\x00", len(tail)), tail)
+					require.NotEmpty(t, tail)
+				case TailGarbage:
+					require.NotEmpty(t, tail)
+				}
+				longer = longer || len(tail) > 0
+			}
+			require.True(t, longer, "some crash keeps some of the tail")
+		})
+	}
+	t.Run("truncated below", func(t *testing.T) {
+		// A truncation below the synced size lost takes what was
+		// appended after it along (as with Reorder): the synced content.
+		m := NewMem()
+		memPut(t, m, "/f", "synced|")
+		f := memOpen(t, m, "/f")
+		require.NoError(t, f.Truncate(3))
+		_, err := f.Write([]byte("appended"))
+		require.NoError(t, err)
+		for seed := range uint64(10) {
+			c := m.CrashClone(CrashOptions{Tail: TailGarbage, Rand: rand.New(rand.NewPCG(seed, 1))})
+			require.Equal(t, "synced|", memRead(t, c, "/f"))
+		}
+	})
+}
+
+// A crash clone may hold an inode under two names (a rename across
+// directories with only the target's directory synced): Usage and
+// Allocated count it once.
+func TestMemUsageCountsHardLinksOnce(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, MkdirAllDurable(m, "/a", 0o755))
+	require.NoError(t, MkdirAllDurable(m, "/b", 0o755))
+	memPut(t, m, "/a/x", "0123456789")
+	require.NoError(t, m.Rename("/a/x", "/b/x"))
+	require.NoError(t, m.SyncDir("/b"))
+
+	c := m.CrashClone(CrashOptions{})
+	require.Equal(t, "0123456789", memRead(t, c, "/a/x"))
+	require.Equal(t, "0123456789", memRead(t, c, "/b/x"))
+	require.EqualValues(t, 10, c.Usage())
+	require.Equal(t, m.Allocated(), c.Allocated())
+}
+
+// A crash clone of a file overwritten since its last Sync, whose synced
+// content is kept whole (snap), shares that content: the clone's own
+// overwrites must not reach it, or the original's next crash would find
+// the clone's bytes.
+func TestMemCrashCloneOfSnapIndependent(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "synced")
+	f := memOpen(t, m, "/f")
+	_, err := f.WriteAt([]byte("NEW"), 0) // undo outgrows the file: the synced content is kept whole
+	require.NoError(t, err)
+
+	c := m.CrashClone(CrashOptions{})
+	cf := memOpen(t, c, "/f")
+	_, err = cf.WriteAt([]byte("clone!"), 0) // before any view of the clone's file
+	require.NoError(t, err)
+	require.Equal(t, "clone!", memRead(t, c, "/f"))
+
+	require.Equal(t, "synced", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	require.Equal(t, "NEWced", memRead(t, m, "/f"))
+}
+
+// A WriteAt whose end lies past the largest int fails (fs.ErrInvalid),
+// writing nothing, rather than wrapping around.
+func TestMemWriteAtEndOverflows(t *testing.T) {
+	m := NewMem()
+	f := memCreate(t, m, "/f")
+	_, err := f.Write([]byte("abc"))
+	require.NoError(t, err)
+	n, err := f.WriteAt([]byte("xy"), math.MaxInt64-1)
+	require.ErrorIs(t, err, fs.ErrInvalid)
+	require.Zero(t, n)
+	require.Equal(t, "abc", memRead(t, m, "/f"))
+}
+
+// Many small overwrites of a synced file keep what it takes to restore its
+// synced content bounded by the file's size: once the undo records would
+// outgrow it, the synced content is kept whole instead.
+func TestMemUndoBounded(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", strings.Repeat("s", 1000))
+	f := memOpen(t, m, "/f")
+	for i := range 1000 {
+		_, err := f.WriteAt([]byte{'0' + byte(i%10)}, int64(i))
+		require.NoError(t, err)
+	}
+	n := f.(*memFile).n
+	n.mu.RLock()
+	undo, undoBytes := len(n.undo), n.undoBytes
+	n.mu.RUnlock()
+	require.LessOrEqual(t, undoBytes, 1000)
+	require.LessOrEqual(t, undo, 1000/memUndoOverhead)
+	require.Equal(t, strings.Repeat("s", 1000), memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+}
+
+// Every TailMode has its name, as CrashClone's panic and test names give
+// it.
+func TestTailModeString(t *testing.T) {
+	for mode, want := range map[TailMode]string{
+		TailDrop: "drop", TailTorn: "torn", TailZeros: "zeros", TailGarbage: "garbage", TailGarbage + 1: "TailMode(4)",
+	} {
+		require.Equal(t, want, mode.String())
+	}
+}
+
+// A crash clone keeps each directory's permission bits.
+func TestMemCrashCloneKeepsDirPerm(t *testing.T) {
+	m := NewMem()
+	require.NoError(t, MkdirAllDurable(m, "/private", 0o700))
+	c := m.CrashClone(CrashOptions{})
+	for _, fsys := range []*MemFS{m, c} {
+		fi, err := fsys.Stat("/private")
+		require.NoError(t, err)
+		require.Equal(t, fs.ModeDir|0o700, fi.Mode())
 	}
 }

@@ -575,3 +575,53 @@ func TestMemTrim(t *testing.T) {
 	g.(Trimmer).Trim() // closed: nothing
 	require.NoError(t, f.Close())
 }
+
+// Trim of a closed file does nothing, though its last chunk has much
+// room to spare.
+func TestMemTrimClosedDoesNothing(t *testing.T) {
+	m := NewMem()
+	f, err := m.Create("/f")
+	require.NoError(t, err)
+	_, err = f.Write(fill(70_000, 'x'))
+	require.NoError(t, err)
+	_, err = f.Write([]byte("y")) // opens a chunk as large as the file
+	require.NoError(t, err)
+	before := m.Allocated()
+	require.Greater(t, before-m.Usage(), int64(memTrimMin), "room to give back")
+	require.NoError(t, f.Close())
+	f.(Trimmer).Trim()
+	require.Equal(t, before, m.Allocated())
+}
+
+// A small file grows by moving to a larger array up to exactly
+// memChunkGrow bytes: a file of that size is still one chunk, the whole
+// of it one view.
+func TestMemSmallFileUpToGrowIsOneChunk(t *testing.T) {
+	m := NewMem()
+	f := memCreate(t, m, "/f")
+	_, err := f.Write(fill(1024, 'a'))
+	require.NoError(t, err)
+	_, err = f.Write(fill(memChunkGrow-1024, 'b'))
+	require.NoError(t, err)
+	require.Equal(t, [][2]int{{0, memChunkGrow}}, memChunks(f))
+	v, err := f.(PrefixViewer).ViewPrefix(0, memChunkGrow)
+	require.NoError(t, err)
+	require.Len(t, v, memChunkGrow)
+}
+
+// Trim gives back a last chunk's room when it is exactly memTrimMin bytes
+// and exactly a quarter of the chunk: both bounds are inclusive.
+func TestMemTrimAtBothBounds(t *testing.T) {
+	m := NewMem()
+	f := memCreate(t, m, "/f")
+	_, err := f.Write(fill(8192, 'a'))
+	require.NoError(t, err)
+	_, err = f.Write(fill(4096, 'b')) // moves to an array of 16384 bytes
+	require.NoError(t, err)
+	require.Equal(t, memTrimMin, chunkRoom(f))
+	require.EqualValues(t, 4*memTrimMin, m.Allocated())
+	f.(Trimmer).Trim()
+	require.Zero(t, chunkRoom(f))
+	require.EqualValues(t, 12288, m.Allocated())
+	require.Equal(t, strings.Repeat("a", 8192)+strings.Repeat("b", 4096), memRead(t, m, "/f"))
+}

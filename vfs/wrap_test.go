@@ -32,3 +32,14 @@ func TestUnwrap(t *testing.T) {
 	loop.inner = loop
 	require.Same(t, loop, Unwrap(loop).(*selfWrapper), "a loop ends")
 }
+
+// Unwrap sees through a deep stack of wrappers (here 100), not only two.
+func TestUnwrapDeep(t *testing.T) {
+	nop := InjectorFunc(func(Op, string) error { return nil })
+	mem := NewMem()
+	var fsys FS = mem
+	for range 100 {
+		fsys = WithFaults(fsys, nop)
+	}
+	require.Same(t, mem, Unwrap(fsys), "100 wrappers")
+}

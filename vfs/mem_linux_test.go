@@ -10,17 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview40MemErrorsAsLinux: the MemFS, the in-memory broker's storage
+// TestMemErrorsAsLinux: the MemFS, the in-memory broker's storage
 // and the crash model, fails Remove and Rename of names through a file,
 // through a missing directory, and of a directory not empty, as Linux
 // does: the same error type, op, fs sentinel match (fs.ErrNotExist,
 // fs.ErrExist, fs.ErrInvalid) and, where MemFS's cause is no such
 // sentinel, the errno's message (ENOTDIR's "not a directory", ENOTEMPTY's
-// "directory not empty"). The session 40 coverage pass found
-// no test reading the message of a directory not empty, and MemFS's own
-// checks of the directories on the way (walk, parentDir) unreached:
-// resolve fails such names first, under the same lock.
-func TestReview40MemErrorsAsLinux(t *testing.T) {
+// "directory not empty"). It also reaches MemFS's own checks of the
+// directories on the way (walk, parentDir), which resolve otherwise
+// spares them by failing such names first, under the same lock.
+func TestMemErrorsAsLinux(t *testing.T) {
 	setup := func(t *testing.T, fsys FS, root string) {
 		t.Helper()
 		require.NoError(t, fsys.MkdirAll(filepath.Join(root, "d", "sub"), 0o755))
@@ -97,10 +96,10 @@ func TestReview40MemErrorsAsLinux(t *testing.T) {
 	}
 }
 
-// TestReview40MkdirAllDurableNothingThere: MkdirAllDurable on a file
+// TestMkdirAllDurableNothingThere: MkdirAllDurable on a file
 // system whose Stat finds nothing, not even the root, stops its walk up
 // at the root (filepath.Dir of it is itself) and creates every element.
-func TestReview40MkdirAllDurableNothingThere(t *testing.T) {
+func TestMkdirAllDurableNothingThere(t *testing.T) {
 	for _, dir := range []string{"/a/b", "a/b"} {
 		mem := NewMem()
 		fsys := WithFaults(mem, InjectorFunc(func(op Op, _ string) error {

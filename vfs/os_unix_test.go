@@ -12,9 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Tests that close gaps mutation testing found in the OS FS (os.go,
-// os_unix.go): each fails against a mutant that every other test let
-// through.
+// The OS FS on Unix systems (os.go, os_unix.go): modes, the system's
+// lock, mappings and descriptors.
 
 // The OS FS creates files (Create, and Lock's file) with mode 0644 and
 // directories with the mode MkdirAll (and MkdirAllDurable) is given, less
