@@ -392,9 +392,9 @@ func TestDecodeBombMemory(t *testing.T) {
 // as runnel once wrote them (lz4's xxh32, zstd's xxh64), are
 // still checked, by AppendDecode and by a Reader, both where it decodes
 // whole and where it streams: with the checksum's last byte flipped they
-// are refused as corrupt, and intact they decode. (mut48: L10, a
-// streamed lz4 frame's checksum mismatch taken as its end; Z04 and Z05,
-// zstd's decoders made to ignore the checksum.)
+// are refused as corrupt, and intact they decode. (The mutants: a
+// streamed lz4 frame's checksum mismatch taken as its end; zstd's
+// decoders made to ignore the checksum.)
 func TestContentChecksumsChecked(t *testing.T) {
 	src := recordLike(2<<20, 48)
 	for _, tc := range []struct {

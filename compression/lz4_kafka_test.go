@@ -138,7 +138,7 @@ func lz4SkippableLookalike(t *testing.T) []byte {
 // TestCheckKafkaLZ4ChecksumCutShort: CheckKafka refuses a frame with
 // a content checksum (as runnel once wrote them) cut short
 // within that checksum, by one to four bytes, as a frame cut short, and
-// takes it whole. (mut48: L08, the frame walk taking a checksum of 3
+// takes it whole. (The mutant: the frame walk taking a checksum of 3
 // bytes.)
 func TestCheckKafkaLZ4ChecksumCutShort(t *testing.T) {
 	older := lz4Frame(t, recordLike(100<<10, 481), lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true))

@@ -39,8 +39,7 @@ func lz4BlockSums(t *testing.T, src []byte) []byte {
 // (also with block checksums, which the count of blocks skips); a zstd
 // frame of a single segment; a stated size of 1 MiB and of the window
 // and two blocks, exactly and one byte over; an unsized frame that fits
-// 1 MiB. Either way the bytes are AppendDecode's. (mut47: C06, C19, C20,
-// C23, C31, C36, C38, C40.)
+// 1 MiB. Either way the bytes are AppendDecode's.
 func TestReaderWholeAtItsBounds(t *testing.T) {
 	src := recordLike(3<<20, 47)
 	for _, tc := range []struct {
@@ -87,7 +86,7 @@ func TestReaderWholeAtItsBounds(t *testing.T) {
 }
 
 // TestReaderWholeNotOnceRead: Whole is ok only before anything is read, as
-// its doc says. (mut47: C45.)
+// its doc says.
 func TestReaderWholeNotOnceRead(t *testing.T) {
 	r := LZ4.NewReader(mustEncode(t, LZ4, nil, []byte("one record")), 0)
 	defer r.Close()
@@ -127,7 +126,7 @@ func readAllocs(c Codec, data []byte) (alloc uint64, n int, err error) {
 // lz4 frames that the count of blocks cannot walk (the last one cut
 // short), a gzip stream whose checksum is wrong, a zstd stream over the
 // limit (the verdict is ErrTooLarge, found streaming). Each reads 16 or
-// 64 MiB and allocates a window's worth. (mut47: C07, C51, C52.)
+// 64 MiB and allocates a window's worth.
 func TestReaderStreamsWhatFails(t *testing.T) {
 	zeros := make([]byte, DefaultDecodeLimit+1)
 	lz := mustEncode(t, LZ4, nil, zeros[:16<<20])
@@ -162,7 +161,7 @@ func TestReaderStreamsWhatFails(t *testing.T) {
 
 // TestReaderZstdWindowOf8MiBStreams: an unsized zstd frame of an 8 MiB
 // window (the most a Reader streams) is streamed: 24 MiB read allocate
-// the window and two blocks at most, not the output. (mut47: C17.)
+// the window and two blocks at most, not the output.
 func TestReaderZstdWindowOf8MiBStreams(t *testing.T) {
 	data := zstdStream(t, make([]byte, 24<<20), zstd.WithWindowSize(8<<20))
 	var h zstd.Header
@@ -184,8 +183,7 @@ func TestReaderZstdWindowOf8MiBStreams(t *testing.T) {
 // second of a 16 MiB window, which the streaming decoder refuses and
 // AppendDecode takes: the Reader decodes whole after the first frame is
 // streamed, and serves the rest of the output from where the stream
-// stopped, the bytes AppendDecode gives, in reads of several sizes. (mut47:
-// C50, C53, C54.)
+// stopped, the bytes AppendDecode gives, in reads of several sizes.
 func TestReaderZstdSecondFrameOverTheStreamWindow(t *testing.T) {
 	src := recordLike(2<<20, 471)
 	data := zstdStream(t, src[:1536<<10], zstd.WithWindowSize(256<<10))
@@ -197,8 +195,9 @@ func TestReaderZstdSecondFrameOverTheStreamWindow(t *testing.T) {
 
 // TestReaderZstdClaimsTooMuchOverTheLimit: a zstd frame that states a
 // size over the limit and more than its bytes could decode to is refused
-// as too large, AppendDecode's verdict (its first check). (mut47: C29,
-// which FuzzReaderMatchesDecode finds in a minute, in -short.)
+// as too large, AppendDecode's verdict (its first check).
+// (FuzzReaderMatchesDecode finds the mutant this test kills in a
+// minute, in -short.)
 func TestReaderZstdClaimsTooMuchOverTheLimit(t *testing.T) {
 	// Magic, a single segment with an 8-byte content size, then one empty
 	// last raw block.
@@ -213,7 +212,7 @@ func TestReaderZstdClaimsTooMuchOverTheLimit(t *testing.T) {
 
 // TestReaderZstdClaimRefusedUnread: a zstd frame of 16 bytes that states
 // a size within the limit but more than its bytes could decode to is
-// refused before anything is allocated for that size. (mut47: C28.)
+// refused before anything is allocated for that size.
 func TestReaderZstdClaimRefusedUnread(t *testing.T) {
 	// Magic, a single segment with an 8-byte content size of 60 MiB,
 	// then one empty last raw block.
@@ -234,7 +233,7 @@ func TestReaderZstdClaimRefusedUnread(t *testing.T) {
 // stream again allocates almost nothing, and a small lz4 frame decoded
 // whole nothing (the least of three tries, with the collector off, as a
 // pool may lose an item to a collection or to the goroutine's move to
-// another P). (mut47: C10, C74, C77, C79, C84.)
+// another P).
 func TestReaderDecodersPooled(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")
@@ -286,7 +285,7 @@ func TestReaderDecodersPooled(t *testing.T) {
 // TestReadersApart: once a Reader of each codec's stream is closed,
 // two Readers open at once have decoders of their own: read in turns,
 // each gives its own input's bytes (a decoder or a Reader put back in its
-// pool twice would serve both). (mut47: C80, C85.)
+// pool twice would serve both).
 func TestReadersApart(t *testing.T) {
 	a, b := recordLike(1536<<10, 473), recordLike(1536<<10, 474)
 	for _, tc := range []struct {
@@ -339,7 +338,7 @@ func TestReadersApart(t *testing.T) {
 
 // TestReaderPoolKeepsNoLargeBuffer: a Reader that decoded 8 MiB whole, or
 // streamed xerial chunks of 5 MiB, goes back to its pool without them
-// (buffers above 4 MiB are dropped). (mut47: C82.)
+// (buffers above 4 MiB are dropped).
 func TestReaderPoolKeepsNoLargeBuffer(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")

@@ -226,7 +226,7 @@ func TestSnappyDifferential(t *testing.T) {
 // format (a copy of offset 0 repeats the last offset), which s2.Decode
 // reads and golang/snappy refuses, is refused as corrupt, by AppendDecode,
 // by a Reader and in a xerial chunk, as every snappy reader refuses it:
-// decoding stays with golang/snappy. (mut48: S08, decoding with
+// decoding stays with golang/snappy. (The mutant: decoding with
 // s2.Decode.)
 func TestSnappyRefusesS2(t *testing.T) {
 	src := recordLike(16<<10, 48)
@@ -260,7 +260,7 @@ func TestSnappyRefusesS2(t *testing.T) {
 // though s2's smaller bound would take some of them: the smallest input
 // refused is refused, with ErrTooLarge, before anything is read. As
 // TestSnappyEncodeTooLarge, the input is a slice header over one byte.
-// (mut48: S03, s2.MaxEncodedLen as the bound.)
+// (The mutant: s2.MaxEncodedLen as the bound.)
 func TestSnappyEncodeRefusesPastGolangSnappysBound(t *testing.T) {
 	if strconv.IntSize < 64 {
 		t.Skip("needs a 64-bit int")
