@@ -1,8 +1,7 @@
 package testkit
 
-// Tests that close gaps found by mutation testing: each fails against a
-// mutant of the package that its other tests let through (the tests that
-// use it pass whether or not it would catch what it is for).
+// The kit's own tests. The suites that use the kit pass whether or not it
+// catches what it is for, so each test here fails against a mutant of it.
 
 import (
 	"context"
