@@ -12,7 +12,7 @@ import (
 // package's default), and nothing on standard output: it went to
 // standard output, with the usage after a bad flag, where a program's
 // results go (into a file or a pipe, say).
-func TestReview32UsageGoesToStderr(t *testing.T) {
+func TestUsageGoesToStderr(t *testing.T) {
 	stdout, stderr := testkit.RunMain(t, main, "-h")
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, "sage")
@@ -20,7 +20,7 @@ func TestReview32UsageGoesToStderr(t *testing.T) {
 
 // A flag that is wrong, and an address that cannot be registered, are
 // reported on standard error; the mails alone go to standard output.
-func TestReview32ErrorsGoToStderr(t *testing.T) {
+func TestErrorsGoToStderr(t *testing.T) {
 	var out, stderr bytes.Buffer
 	require.Error(t, run(t.Context(), []string{"-bogus"}, &out, &stderr))
 	require.Empty(t, out.String())
