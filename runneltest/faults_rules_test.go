@@ -12,15 +12,17 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
-// Tests that close gaps mutation testing found in the Faults rules and
-// the helpers: each fails against a mutant that every other test let
-// through.
+// The Faults rules' finer points: a rule keeps its own copy of what it
+// matches, is counted, refunded and removed exactly, and leaves to the
+// broker what it does not fault. Each pins a behaviour the other tests of
+// the rules let change unnoticed.
 
 // Add keeps a copy of the Fault's Partitions: the caller changing its
 // slice afterwards does not change which partitions the rule matches.
@@ -300,79 +302,42 @@ func TestFaultsRemovedDuringRefusalStaysOut(t *testing.T) {
 	require.Zero(t, r.Hits())
 }
 
-// Consume of no records returns none, at once.
-func TestConsumeZero(t *testing.T) {
+// TestFaultsNilRequestsAreTheBrokers: a nil produce or fetch
+// request through Faults gets the broker's answer (an invalid request),
+// matches no rule, and costs none its Count.
+func TestFaultsNilRequestsAreTheBrokers(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	runneltest.ProduceValues(t, b, "t", "a")
-	require.Empty(t, runneltest.Consume(t, b, "t", 0))
+	f := runneltest.NewFaults(t, b)
+	produce := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+	fetch := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+	ctx := context.Background()
+	_, err := f.Produce(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	_, _, err = f.ProduceAsync(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	_, err = f.Fetch(ctx, nil)
+	require.ErrorIs(t, err, api.ErrInvalidRequest)
+	require.Zero(t, produce.Hits())
+	require.Zero(t, fetch.Hits())
 }
 
-// Consume returns n records, though more are there.
-func TestConsumeReturnsN(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	runneltest.ProduceValues(t, b, "t", "a", "b", "c")
-	require.Equal(t, []string{"a", "b"}, values(runneltest.Consume(t, b, "t", 2)))
-}
-
-// ConsumeAll of empty partitions reads nothing and waits for nothing: on
-// the bubble's fake clock, no time passes.
-func TestConsumeAllEmptyWaitsForNothing(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
-		t0 := time.Now()
-		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
-		require.Equal(t, t0, time.Now())
-	})
-}
-
-// An unknown topic, and an error that is not retriable, fail Consume at
-// once, not when its wait ends.
-func TestConsumeFailsAtOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-		t0 := time.Now()
-		ft := fails(t, func(ft *fakeT) { runneltest.Consume(ft, b, "missing", 1) })
-		require.True(t, ft.failed)
-		require.Equal(t, t0, time.Now(), "unknown topic")
-
-		f := runneltest.NewFaults(t, b)
-		f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
-		ft = fails(t, func(ft *fakeT) { runneltest.Consume(ft, f, "t", 1) })
-		require.True(t, ft.failed)
-		require.Contains(t, ft.msg, api.ErrPolicyViolation.Error())
-		require.Equal(t, t0, time.Now(), "not retriable")
-	})
-}
-
-// endClient is the broker, but for the high watermark its ListOffset
-// gives: one lower (lower), or of another topic ID (newID), as a topic
-// deleted and created again between the look-ups would give.
-type endClient struct {
-	*runnel.Broker
-	lower, newID bool
-}
-
-func (c endClient) ListOffset(ctx context.Context, topic string, partition int32, ts int64) (api.ListedOffset, error) {
-	lo, err := c.Broker.ListOffset(ctx, topic, partition, ts)
-	if err == nil && ts == api.Latest {
-		if c.lower {
-			lo.Offset--
-		}
-		if c.newID {
-			lo.TopicID[0] ^= 1
-		}
-	}
-	return lo, err
-}
-
-// ConsumeAll returns the records below the high watermark it looked up,
-// and fails the test when the topic's ID changed between its look-ups.
-func TestConsumeAllUpToItsEnd(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	runneltest.ProduceValues(t, b, "t", "a", "b", "c")
-	require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, endClient{Broker: b, lower: true}, "t")))
-
-	ft := fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, endClient{Broker: b, newID: true}, "t") })
-	require.True(t, ft.failed)
-	require.Contains(t, ft.msg, "deleted and created again")
+// TestFaultsFailPartitionsBrokerErrorReturned: under FailPartitions, the
+// partitions the rule does not match are fetched from the broker; when
+// that fetch fails (the broker closed), the call fails with the broker's
+// error, as Fetch's doc says, not with a response of the rule's errors;
+// and the rule has counted the fetch, as FailPartitions' doc says.
+func TestFaultsFailPartitionsBrokerErrorReturned(t *testing.T) {
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}))
+	f := runneltest.NewFaults(t, b)
+	rule := f.Add(runneltest.Fault{Op: runneltest.OpFetch, Partitions: []int32{0}, Action: runneltest.FailPartitions,
+		Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+	require.NoError(t, b.Close())
+	_, err = f.Fetch(context.Background(), &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{
+		{Topic: "t", Partition: 0, MaxBytes: 1 << 20}, {Topic: "t", Partition: 1, MaxBytes: 1 << 20},
+	}})
+	require.ErrorIs(t, err, runnel.ErrClosed)
+	require.NotErrorIs(t, err, api.ErrNotLeader)
+	require.Equal(t, 1, rule.Hits())
 }

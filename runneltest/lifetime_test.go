@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview37ParallelSubtestsShareOneBroker: parallel subtests (t.Parallel)
+// TestParallelSubtestsShareOneBroker: parallel subtests (t.Parallel)
 // share one broker of the parent test, each with its own topic, producer
 // and consumer made by the helpers on its own *testing.T, all writing to
 // one shared topic too. Each reads exactly its own topic; the records a
@@ -27,7 +27,7 @@ import (
 // then finds every one in the shared topic; a subtest that closes its
 // producer and consumer itself fails nothing at cleanup; and the broker
 // closes last, after every subtest's cleanup.
-func TestReview37ParallelSubtestsShareOneBroker(t *testing.T) {
+func TestParallelSubtestsShareOneBroker(t *testing.T) {
 	const subtests, per = 6, 25
 	b := runneltest.NewBroker(t, runneltest.Topic("shared", 4))
 	var promised atomic.Int64
@@ -78,18 +78,18 @@ func TestReview37ParallelSubtestsShareOneBroker(t *testing.T) {
 	require.ElementsMatch(t, want, got)
 }
 
-// TestReview37HelperFailsOnAnotherGoroutine runs, in a subprocess, a test
+// TestHelperFailsOnAnotherGoroutine runs, in a subprocess, a test
 // whose helper fails on a goroutine the test started: as the package doc
 // says (and as t.Fatalf does), the helper ends only that goroutine — the
 // code after it there does not run, its defers do — the test is marked
 // failed with the helper's message, and goes on; nothing panics, and the
 // producer that test made is still flushed and closed by its cleanup.
-func TestReview37HelperFailsOnAnotherGoroutine(t *testing.T) {
+func TestHelperFailsOnAnotherGoroutine(t *testing.T) {
 	if os.Getenv("RUNNEL_REVIEW37_CHILD") == "1" {
-		t.Skip("run by TestReview37HelperFailsOnAnotherGoroutine")
+		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
 	}
-	s := failingChild(t, "RUNNEL_REVIEW37_CHILD", "TestReview37HelperFailsOnAnotherGoroutineChild")
-	require.Contains(t, s, "--- FAIL: TestReview37HelperFailsOnAnotherGoroutineChild", s)
+	s := failingChild(t, "RUNNEL_REVIEW37_CHILD", "TestHelperFailsOnAnotherGoroutineChild")
+	require.Contains(t, s, "--- FAIL: TestHelperFailsOnAnotherGoroutineChild", s)
 	require.Contains(t, s, `runneltest: produce to "missing"`, s)
 	require.Contains(t, s, "goroutine ended by the helper", s)
 	require.Contains(t, s, "the test went on", s)
@@ -98,9 +98,9 @@ func TestReview37HelperFailsOnAnotherGoroutine(t *testing.T) {
 	require.NotContains(t, s, "panic:", s)
 }
 
-func TestReview37HelperFailsOnAnotherGoroutineChild(t *testing.T) {
+func TestHelperFailsOnAnotherGoroutineChild(t *testing.T) {
 	if os.Getenv("RUNNEL_REVIEW37_CHILD") != "1" {
-		t.Skip("run by TestReview37HelperFailsOnAnotherGoroutine")
+		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
 	}
 	// Registered first, so run last: after NewProducer's cleanup has
 	// flushed and closed the producer (Close waits for the promises).
@@ -120,13 +120,13 @@ func TestReview37HelperFailsOnAnotherGoroutineChild(t *testing.T) {
 	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { perr = err })
 }
 
-// TestReview37TestClosesTheBrokerFirst: a test that closes the broker
+// TestBrokerClosedFirstByTheTest: a test that closes the broker
 // itself, before the clients the helpers made (the wrong order, which the
 // package doc says is no disaster), with records still on their way:
 // the clients' cleanups report nothing (the producer's records fail with
 // the broker's ErrClosed, their promises run, and its flush returns), and
 // NewBroker's second Close returns nil.
-func TestReview37TestClosesTheBrokerFirst(t *testing.T) {
+func TestBrokerClosedFirstByTheTest(t *testing.T) {
 	var failed atomic.Int32
 	t.Cleanup(func() {
 		// Registered first, so run last: after the producer's cleanup.

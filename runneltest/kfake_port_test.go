@@ -29,7 +29,7 @@ const (
 	codeOffsetNotAvailable = 78 // kerr.OffsetNotAvailable
 )
 
-// TestReview34KfakeRetriableCodesWithoutSentinel: a kfake test injects
+// TestKfakeRetriableCodesWithoutSentinel: a kfake test injects
 // c.Fault(kfake.Fault{Keys: Produce, Err: kerr.LeaderNotAvailable,
 // Count: 2}) and expects kgo to retry and deliver. Ported as the godoc
 // says, with api.ForCode(kerr.X.Code), the rule's error is an
@@ -38,7 +38,7 @@ const (
 // On the old code the producer failed the record at once (not
 // retriable, Code -1), the consumer's Records yielded the error, and
 // Consume failed the test.
-func TestReview34KfakeRetriableCodesWithoutSentinel(t *testing.T) {
+func TestKfakeRetriableCodesWithoutSentinel(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	f := runneltest.NewFaults(t, b)
 
@@ -70,12 +70,12 @@ func TestReview34KfakeRetriableCodesWithoutSentinel(t *testing.T) {
 	require.Equal(t, 2, whole.Hits())
 }
 
-// TestReview34KfakeRecordFields: what a kgo consumer gets back from
+// TestKfakeRecordFields: what a kgo consumer gets back from
 // kfake, field by field: a nil key or value stays nil (a null, -1 on the
 // wire) and an empty one stays empty and non-nil; headers keep their
 // order, repeats and nil values; through the producer and through
 // Produce alike.
-func TestReview34KfakeRecordFields(t *testing.T) {
+func TestKfakeRecordFields(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	p := runneltest.NewProducer(t, b)
 	hs := []record.Header{{Key: "b", Value: nil}, {Key: "a", Value: []byte{}}, {Key: "b", Value: []byte("2")}, {Key: "", Value: []byte("x")}}
@@ -109,10 +109,10 @@ func TestReview34KfakeRecordFields(t *testing.T) {
 	}
 }
 
-// TestReview34KfakeEmptyKeyIsHashed: kgo's default partitioner hashes a
+// TestKfakeEmptyKeyIsHashed: kgo's default partitioner hashes a
 // key that is empty but not nil (only a nil key is sticky), as Kafka's
 // does; so do runnel's producer and Produce.
-func TestReview34KfakeEmptyKeyIsHashed(t *testing.T) {
+func TestKfakeEmptyKeyIsHashed(t *testing.T) {
 	const n = 10
 	b := runneltest.NewBroker(t, runneltest.Topic("t", n))
 	want := producer.KeyPartition([]byte{}, n)
@@ -128,12 +128,12 @@ func TestReview34KfakeEmptyKeyIsHashed(t *testing.T) {
 	require.Equal(t, want, r.Partition)
 }
 
-// TestReview34KfakeOrderUnderFaults: kfake faults that fail produce
+// TestKfakeOrderUnderFaults: kfake faults that fail produce
 // requests (NOT_LEADER), or append them and lose the answer
 // (REQUEST_TIMED_OUT after the append), in the middle of a stream of
 // small batches with 5 in flight: an idempotent producer keeps every
 // record once, in the order produced, each promise told its offset.
-func TestReview34KfakeOrderUnderFaults(t *testing.T) {
+func TestKfakeOrderUnderFaults(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	f := runneltest.NewFaults(t, b)
 	refused := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrNotLeader, Count: 3, Skip: 2})
@@ -158,11 +158,11 @@ func TestReview34KfakeOrderUnderFaults(t *testing.T) {
 	}
 }
 
-// TestReview34KfakeListOffsets: what a kgo user asks with ListOffsets:
+// TestKfakeListOffsets: what a kgo user asks with ListOffsets:
 // -1 the high watermark, -2 the log start, -3 (KIP-734) the first record
 // of the largest timestamp, and a time the first record stamped at or
 // after it.
-func TestReview34KfakeListOffsets(t *testing.T) {
+func TestKfakeListOffsets(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	base := time.UnixMilli(10_000)
 	runneltest.Produce(t, b, "t",
@@ -192,10 +192,10 @@ func TestReview34KfakeListOffsets(t *testing.T) {
 	}
 }
 
-// TestReview34KfakeLogAppendTime: on a topic with
+// TestKfakeLogAppendTime: on a topic with
 // message.timestamp.type=LogAppendTime, kgo's promise and consumer see
 // the broker's time, not the one produced; so do runnel's.
-func TestReview34KfakeLogAppendTime(t *testing.T) {
+func TestKfakeLogAppendTime(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1,
 		Config: log.Config{TimestampType: log.LogAppendTime}}))
 	p := runneltest.NewProducer(t, b)
@@ -210,10 +210,10 @@ func TestReview34KfakeLogAppendTime(t *testing.T) {
 	require.True(t, r.Timestamp.Equal(got[0].Timestamp))
 }
 
-// TestReview34KfakeMessageTooLarge: a record above the topic's
+// TestKfakeMessageTooLarge: a record above the topic's
 // max.message.bytes fails with MESSAGE_TOO_LARGE (10), which kgo does
 // not retry; the records batched with it are delivered.
-func TestReview34KfakeMessageTooLarge(t *testing.T) {
+func TestKfakeMessageTooLarge(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1,
 		Config: log.Config{MaxMessageBytes: 200}}))
 	p := runneltest.NewProducer(t, b, producer.Linger(20*time.Millisecond))
@@ -228,12 +228,12 @@ func TestReview34KfakeMessageTooLarge(t *testing.T) {
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
 }
 
-// TestReview34KfakeDataDir: kfake.DataDir(dir) reloads what a cluster
+// TestKfakeDataDir: kfake.DataDir(dir) reloads what a cluster
 // wrote when a new one opens on dir. runneltest's is Config's Dir: a
 // broker closed in the middle of the test (a restart of the service
 // under test) and a new one on the same Dir find the topics and records,
 // and the first broker's cleanup, closing it again, reports nothing.
-func TestReview34KfakeDataDir(t *testing.T) {
+func TestKfakeDataDir(t *testing.T) {
 	dir := t.TempDir()
 	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{Dir: dir}), runneltest.Topic("t", 2))
 	runneltest.Produce(t, b, "t", &record.Record{Key: []byte("ada"), Value: []byte("a")})
@@ -247,7 +247,7 @@ func TestReview34KfakeDataDir(t *testing.T) {
 	require.Len(t, runneltest.ConsumeAll(t, b2, "t"), 2)
 }
 
-// TestReview34KfakeConsumeFailsOnReportedErrors: kgo strips a fetched
+// TestKfakeConsumeFailsOnReportedErrors: kgo strips a fetched
 // partition's UNKNOWN_TOPIC_OR_PARTITION (retriable) and fetches again
 // without a word (benchmarks/peers' TestReview34MigrateFetchUnknownTopic),
 // but runnel's consumer takes it, for a partition whose position the
@@ -258,7 +258,7 @@ func TestReview34KfakeDataDir(t *testing.T) {
 // api.ErrNotLeader; so does ConsumeAll on a corrupt batch, while an
 // unknown topic or partition on its first fetch of a partition, which
 // starts at an offset ConsumeAll looked up itself, is waited out.
-func TestReview34KfakeConsumeFailsOnReportedErrors(t *testing.T) {
+func TestKfakeConsumeFailsOnReportedErrors(t *testing.T) {
 	setup := func(t *testing.T) *runneltest.Faults {
 		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 		runneltest.ProduceValues(t, b, "t", "a", "b")
@@ -291,12 +291,12 @@ func TestReview34KfakeConsumeFailsOnReportedErrors(t *testing.T) {
 	require.Equal(t, 1, r.Hits())
 }
 
-// TestReview34KfakeDropControl: a kfake control kept with KeepControl
+// TestKfakeDropControl: a kfake control kept with KeepControl
 // that fails requests until a condition, then calls DropControl and
 // lets the request go on, is a rule whose Match removes the rule and
 // returns false: the request goes on to the broker, and no later one
 // sees the rule.
-func TestReview34KfakeDropControl(t *testing.T) {
+func TestKfakeDropControl(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	f := runneltest.NewFaults(t, b)
 	var rule atomic.Pointer[runneltest.Rule]
@@ -316,4 +316,38 @@ func TestReview34KfakeDropControl(t *testing.T) {
 	require.Equal(t, 2, r.Hits())
 	require.EqualValues(t, 3, calls.Load(), "Match not called once the rule is removed")
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
+}
+
+// TestPipelinedRefusalsWithoutSentinel: an idempotent producer
+// (MaxInFlight 5, small batches) whose produce requests are refused
+// before the append (FailRequest) several times in a row delivers every
+// record once, in order, whether the refusal is api.ErrNotLeader or a
+// retriable code api has no sentinel for (LEADER_NOT_AVAILABLE,
+// FENCED_LEADER_EPOCH: kfake's kerr.X ported as api.ForCode, as the
+// README says; kgo retries them and delivers).
+func TestPipelinedRefusalsWithoutSentinel(t *testing.T) {
+	for _, refusal := range []error{api.ErrNotLeader, api.ForCode(5), api.ForCode(74)} {
+		t.Run(api.Name(refusal), func(t *testing.T) {
+			b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			refused := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: refusal, Count: 8, Skip: 2})
+			p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Millisecond), producer.BatchMaxBytes(300))
+			const n = 500
+			errs := make([]error, n)
+			for i := range n {
+				p.Produce(context.Background(), &record.Record{Topic: "t", Key: []byte("k"), Value: fmt.Appendf(nil, "%05d", i)},
+					func(r *record.Record, err error) { errs[i] = err })
+			}
+			require.NoError(t, p.Flush(context.Background()))
+			require.Equal(t, 8, refused.Hits())
+			for i, err := range errs {
+				require.NoError(t, err, "record %d", i)
+			}
+			got := runneltest.ConsumeAll(t, b, "t")
+			require.Len(t, got, n, "each record once")
+			for i, r := range got {
+				require.Equal(t, fmt.Sprintf("%05d", i), string(r.Value), "in the order produced")
+			}
+		})
+	}
 }
