@@ -19,10 +19,10 @@ import (
 
 // A zero Consumer is closed (Consumer's doc), and a closed consumer's
 // Records loop ends without an error, whether or not its ctx has ended
-// too (Records' doc, TestReview41RecordsYieldsCtxErrorLast): a zero
+// too (Records' doc, TestRecordsYieldsCtxErrorLast): a zero
 // Consumer's loop yields nothing either, also with an ended ctx, as a
 // consumer closed by Close yields nothing.
-func TestReview41ZeroConsumerRecordsCtxEnded(t *testing.T) {
+func TestZeroConsumerRecordsCtxEnded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	b := openBroker(t, map[string]int{"t": 1})
@@ -43,7 +43,7 @@ func TestReview41ZeroConsumerRecordsCtxEnded(t *testing.T) {
 // or context.DeadlineExceeded, not the cause — once and last, before the
 // call or during the long poll, and Poll with that ctx returns the same
 // error: Records' doc says it yields what Poll returns then.
-func TestReview41CtxCauseYieldsCtxErr(t *testing.T) {
+func TestCtxCauseYieldsCtxErr(t *testing.T) {
 	cause := errors.New("the cause")
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, seq("v", 0, 3)...)
@@ -95,7 +95,7 @@ func TestReview41CtxCauseYieldsCtxErr(t *testing.T) {
 // the body's panic); the record in hand counts as yielded, nothing else
 // was taken. A body that panics when handed ctx's error gets nothing more
 // either. The consumer goes on from where the loop was.
-func TestReview41CtxEndsThenBodyPanics(t *testing.T) {
+func TestCtxEndsThenBodyPanics(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, seq("v", 0, 5)...)
 	c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
@@ -146,7 +146,7 @@ func TestReview41CtxEndsThenBodyPanics(t *testing.T) {
 // does not decode yields ctx's error, not the decoding error, and leaves
 // the position at the bad record: the next loop reports it (nothing is
 // lost), as a *PartitionError matching record.ErrCorrupt.
-func TestReview41CtxEndsBeforeDecodingError(t *testing.T) {
+func TestCtxEndsBeforeDecodingError(t *testing.T) {
 	data := batchAt(t, 0, "a", "b")
 	data[len(data)-1] = 2 // "b" announces a header that is not there
 	record.Batch(data).UpdateCRC()
@@ -174,7 +174,7 @@ func TestReview41CtxEndsBeforeDecodingError(t *testing.T) {
 // way: with ctx's error, once and last, or — the Close seen first —
 // without an error; never with another error, twice, or with a record
 // after ctx's error. Nothing is taken that was not yielded.
-func TestReview41CloseRacesCtxEnd(t *testing.T) {
+func TestCloseRacesCtxEnd(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, seq("v", 0, 50)...)
 	rounds := 200
@@ -259,7 +259,7 @@ func TestReview41CloseRacesCtxEnd(t *testing.T) {
 // (see unreported). The next Poll reports the one not yielded, with the
 // fetch's failure. Ended at the last of them, the loop yields ctx's error
 // too, rather than the Poll's or nothing.
-func TestReview41CtxEndsAmidResolveErrorsKeepsThem(t *testing.T) {
+func TestCtxEndsAmidResolveErrorsKeepsThem(t *testing.T) {
 	for _, cancelAt := range []int{1, 2} {
 		t.Run(fmt.Sprint("cancel at ", cancelAt), func(t *testing.T) {
 			down := errors.New("fetch down")
@@ -329,7 +329,7 @@ func TestReview41CtxEndsAmidResolveErrorsKeepsThem(t *testing.T) {
 // range-over-func loop panics when its iterator yields after the body
 // returned false), whichever of the break and the end of ctx Records sees
 // first.
-func TestReview41CancelAndBreak(t *testing.T) {
+func TestCancelAndBreak(t *testing.T) {
 	id := log.NewTopicID()
 	for _, at := range []string{"record", "partition error", "resolve error", "Poll error"} {
 		t.Run(at, func(t *testing.T) {
@@ -380,7 +380,7 @@ func TestReview41CancelAndBreak(t *testing.T) {
 // fetch yields nothing more of that Poll's fetches but ctx's error: not
 // another partition's error fetched with it (Records' doc: it ends at
 // once, the rest of the fetch left for the next Poll).
-func TestReview41CtxEndsBeforeAnotherPartitionsError(t *testing.T) {
+func TestCtxEndsBeforeAnotherPartitionsError(t *testing.T) {
 	bad := errors.New("a partition error the table does not know")
 	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 		return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
@@ -405,4 +405,118 @@ func TestReview41CtxEndsBeforeAnotherPartitionsError(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "c", "err: context canceled"}, got)
 	pos, _ := c.Position("t", 0)
 	require.EqualValues(t, 3, pos)
+}
+
+// yields runs a Records loop on c to its end, the body answering true
+// (going on) to everything, and returns what it yielded: each record's
+// value, or "err: " and the error's text. after, when not nil, runs in
+// the body after each record.
+func yields(ctx context.Context, c *consumer.Consumer, after func(n int)) []string {
+	var out []string
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			out = append(out, "err: "+err.Error())
+			continue
+		}
+		out = append(out, string(r.Value))
+		if after != nil {
+			after(len(out))
+		}
+	}
+	return out
+}
+
+// When its ctx ends, a Records loop yields ctx's error, once and last,
+// and ends, so that a loop cut short by its ctx is not mistaken for one
+// that read everything (Records' doc; kgo's fetches report
+// context.Canceled, database/sql's Rows.Err ctx's error). It is ctx's
+// own error, as Poll returns it: context.Canceled after a cancel,
+// context.DeadlineExceeded after a timeout, also when ctx had ended
+// before the call. When the consumer is closed, the loop ends without
+// an error, whether or not ctx ends too; and a break at ctx's error is
+// a break like any other.
+func TestRecordsYieldsCtxErrorLast(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+
+	t.Run("ended before", func(t *testing.T) {
+		c := newConsumer(t, b)
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		require.Equal(t, []string{"err: context canceled"}, yields(ctx, c, nil))
+		pos, _ := c.Position("t", 0)
+		require.Zero(t, pos, "nothing taken")
+	})
+
+	t.Run("deadline while waiting", func(t *testing.T) {
+		c := newConsumer(t, b, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		require.Equal(t, seq("v", 0, 5), vals(readN(t, c, 5)))
+		// Nothing more: the loop waits in the long poll until the deadline.
+		short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		require.Equal(t, []string{"err: context deadline exceeded"}, yields(short, c, nil))
+	})
+
+	t.Run("cancel in the body, body goes on", func(t *testing.T) {
+		c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		ctx, cancel := context.WithCancel(testCtx(t))
+		defer cancel()
+		got := yields(ctx, c, func(n int) {
+			if n == 2 {
+				cancel() // the rest of the fetch is not yielded
+			}
+		})
+		require.Equal(t, []string{"v0", "v1", "err: context canceled"}, got)
+		pos, _ := c.Position("t", 0)
+		require.EqualValues(t, 2, pos, "nothing taken after the cancel")
+		require.Equal(t, seq("v", 2, 3), vals(readN(t, c, 3)), "nothing lost")
+	})
+
+	t.Run("break at ctx's error", func(t *testing.T) {
+		c := newConsumer(t, b)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		n := 0
+		for _, err := range c.Records(ctx) {
+			n++
+			require.ErrorIs(t, err, context.Canceled)
+			break
+		}
+		require.Equal(t, 1, n)
+		require.Equal(t, seq("v", 0, 2), vals(readN(t, c, 2)), "the consumer goes on")
+	})
+
+	t.Run("Close ends it without an error", func(t *testing.T) {
+		for _, alsoCancel := range []bool{false, true} {
+			t.Run(fmt.Sprint("cancel too: ", alsoCancel), func(t *testing.T) {
+				c := newConsumer(t, b, consumer.FetchMaxWait(time.Millisecond))
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				ctx, cancel := context.WithCancel(testCtx(t))
+				defer cancel()
+				got := yields(ctx, c, func(n int) {
+					if n == 3 {
+						require.NoError(t, c.Close())
+						if alsoCancel {
+							cancel()
+						}
+					}
+				})
+				require.Equal(t, seq("v", 0, 3), got, "Close is the consumer's own end: no error")
+			})
+		}
+	})
+
+	t.Run("Close from another goroutine during the wait", func(t *testing.T) {
+		sc := newSignalClient(b)
+		c := newConsumer(t, sc, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, c.Assign("t", 0, consumer.End()))
+		done := async(func() []string { return yields(testCtx(t), c, nil) })
+		recv(t, sc.fetching)
+		require.NoError(t, c.Close())
+		require.Empty(t, recv(t, done))
+	})
 }

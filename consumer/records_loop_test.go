@@ -1,30 +1,25 @@
 package consumer_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview37PanicInRecordsBodyLosesNothing: a Records loop body that
+// TestPanicInRecordsBodyLosesNothing: a Records loop body that
 // panics ends the loop as a break does, the record in hand counting as
 // yielded (per Records' doc): a caller that recovers and goes on — with
 // Records again, or with Poll — reads every record of every partition
 // once, in offset order, whichever record of a batch (first, middle,
 // last of a fetch) the panic came at.
-func TestReview37PanicInRecordsBodyLosesNothing(t *testing.T) {
+func TestPanicInRecordsBodyLosesNothing(t *testing.T) {
 	const parts, batches, per = 3, 6, 5
 	b := openBroker(t, map[string]int{"t": parts})
 	for p := range int32(parts) {
@@ -99,13 +94,13 @@ func TestReview37PanicInRecordsBodyLosesNothing(t *testing.T) {
 	}
 }
 
-// TestReview37ChangeWakesABlockedRecordsLoop: a Records loop blocked in a
+// TestChangeWakesABlockedRecordsLoop: a Records loop blocked in a
 // long poll (FetchMaxWait of an hour: only a wake-up can end it) with
 // nothing to read, is woken by a Seek, an Assign, or a Resume made from
 // another goroutine, and reads from the new positions (the package doc:
 // such calls "take effect at once: Poll returns early"). Bounded waits
 // turn a loop left asleep into a failure.
-func TestReview37ChangeWakesABlockedRecordsLoop(t *testing.T) {
+func TestChangeWakesABlockedRecordsLoop(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		setup  func(*consumer.Consumer) error
@@ -166,118 +161,73 @@ func TestReview37ChangeWakesABlockedRecordsLoop(t *testing.T) {
 	}
 }
 
-// review37CountingClient is a broker that counts the consumer's calls in
-// flight, and notes a call that begins once closed is set.
-type review37CountingClient struct {
-	*runnel.Broker
-	inFlight atomic.Int32
-	closed   atomic.Bool
-	late     atomic.Int32 // calls begun after closed was set
+// TestBreakThenPollAndRecordsMixed: records of a batch after a
+// Records loop's break are returned by the next Poll or Records, once.
+func TestBreakThenPollAndRecordsMixed(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	values(t, b, "t", 0, seq("v", 0, 6)...)
+	c := newConsumer(t, b)
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.Equal(t, []string{"v0", "v1"}, vals(readN(t, c, 2)))
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 2, pos)
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	g := &got{}
+	g.add(fs)
+	require.Equal(t, []string{"v2", "v3", "v4", "v5"}, g.values("t", 0))
+	values(t, b, "t", 0, seq("w", 0, 3)...)
+	require.Equal(t, []string{"w0"}, vals(readN(t, c, 1)))
+	require.Equal(t, []string{"w1", "w2"}, vals(readN(t, c, 2)))
 }
 
-func (c *review37CountingClient) begin() func() {
-	c.inFlight.Add(1)
-	if c.closed.Load() {
-		c.late.Add(1)
-	}
-	return func() { c.inFlight.Add(-1) }
-}
-
-func (c *review37CountingClient) Partitions(ctx context.Context, topic string) (int, error) {
-	defer c.begin()()
-	return c.Broker.Partitions(ctx, topic)
-}
-
-func (c *review37CountingClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
-	defer c.begin()()
-	return c.Broker.ListOffset(ctx, topic, p, ts)
-}
-
-func (c *review37CountingClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
-	defer c.begin()()
-	return c.Broker.Fetch(ctx, req)
-}
-
-// TestReview37NoClientCallAfterClose: goroutines Poll, range over Records,
-// call AssignTopic and Seek on one consumer while another closes it at
-// varying points. Once Close has returned no call to the Client is in
-// flight, and none begins afterwards (Close's doc: it waits for a Poll or
-// AssignTopic in progress, "so that no call to the Client is in flight
-// afterwards"; later calls return ErrClosed).
-func TestReview37NoClientCallAfterClose(t *testing.T) {
-	b := openBroker(t, map[string]int{"t": 3})
-	for p := range int32(3) {
-		values(t, b, "t", p, seq("v", 0, 20)...)
-	}
-	rounds := 200
-	if testing.Short() {
-		rounds = 40
-	}
-	for round := range rounds {
-		cl := &review37CountingClient{Broker: b}
-		c, err := consumer.New(cl, consumer.FetchMaxWait(time.Millisecond), consumer.FetchMaxPartitionBytes(1))
-		require.NoError(t, err)
+// TestDeleteRecordsUnderRecordsLoop: DeleteRecords past the
+// position between two Records loops resets it per the policy.
+func TestDeleteRecordsUnderRecordsLoop(t *testing.T) {
+	for _, tc := range []struct {
+		reset consumer.ResetPolicy
+		want  []string
+	}{{consumer.ResetEarliest, seq("v", 5, 5)}, {consumer.ResetLatest, []string{"n0"}}} {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		for i := range 10 {
+			values(t, b, "t", 0, seq("v", i, 1)...)
+		}
+		c := newConsumer(t, b, consumer.ResetOffset(tc.reset))
 		require.NoError(t, c.Assign("t", 0, consumer.Start()))
-		var wg sync.WaitGroup
-		started := make(chan struct{}, 4)
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				started <- struct{}{}
-				ctx := context.Background()
-				for k := 0; ; k++ {
-					var err error
-					switch g {
-					case 0:
-						_, err = c.Poll(ctx)
-					case 1:
-						for _, e := range c.Records(ctx) {
-							if e != nil {
-								err = e
-								break
-							}
-							if k++; k%5 == 0 {
-								break
-							}
-						}
-						if c.Assign("t", 1, consumer.End()) != nil {
-							return
-						}
-					case 2:
-						err = c.AssignTopic(ctx, "t", consumer.At(int64(k%20)))
-					case 3:
-						err = c.Seek("t", 0, consumer.Start())
-						if err == nil {
-							runtime.Gosched()
-						}
-					}
-					if errors.Is(err, consumer.ErrClosed) {
-						return
-					}
-					if err != nil && !errors.Is(err, consumer.ErrNotAssigned) {
-						t.Errorf("goroutine %d: %v", g, err)
-						return
-					}
-				}
-			}()
+		require.Equal(t, seq("v", 0, 3), vals(readN(t, c, 3)))
+		_, err := b.DeleteRecords(testCtx(t), "t", 0, 5)
+		require.NoError(t, err)
+		if tc.reset == consumer.ResetLatest {
+			// The reset, then the look-up of End, then an append.
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.Zero(t, fs.NumRecords())
+			fs, err = c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.Zero(t, fs.NumRecords())
+			values(t, b, "t", 0, "n0")
 		}
-		for range 4 {
-			<-started
+		require.Equal(t, tc.want, vals(readN(t, c, len(tc.want))), tc.reset.String())
+	}
+}
+
+// TestBreakAtEveryRecordEachCodec: a Records loop broken at each
+// record of compressed batches loses and repeats nothing.
+func TestBreakAtEveryRecordEachCodec(t *testing.T) {
+	for _, codec := range allCodecs {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		var recs []rec
+		for i := range 7 {
+			recs = append(recs, rec{value: fmt.Sprint(i)})
 		}
-		for range round % 20 {
-			runtime.Gosched()
+		produce(t, b, "t", 0, codec, recs[:4]...)
+		produce(t, b, "t", 0, codec, recs[4:]...)
+		c := newConsumer(t, b)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		for i := range 7 {
+			r := readN(t, c, 1)
+			require.EqualValues(t, i, r[0].Offset, codec.String())
 		}
-		require.NoError(t, c.Close())
-		cl.closed.Store(true)
-		require.Zero(t, cl.inFlight.Load(), "round %d: calls to the Client in flight after Close returned", round)
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: calls still going 10 s after Close", round)
-		}
-		require.Zero(t, cl.late.Load(), "round %d: calls to the Client begun after Close returned", round)
 	}
 }

@@ -1,8 +1,9 @@
 package consumer_test
 
-// Review45mut: a mutation pass over the consumer's code changed by the
-// review rounds of 2026-12-04 (its logs' throttling, by internal/logrun).
-// Each test names the mutant it kills.
+// The throttling of the consumer's logs of a reported error (runs of
+// lines, by internal/logrun): what begins a run and what ends it. Each
+// test names the broken variants of the code it catches ("Kills: ...";
+// the kNN are the ids of those variants in the mutation run).
 
 import (
 	"context"
@@ -21,12 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview45MutReportedErrorKinds: a reported error (a corrupt batch)
+// TestReportedErrorLogRunsByOffsetAndText: a reported error (a corrupt batch)
 // that comes back at the same offset with the same text is one run of
 // logs (Warn, then Debug); one with another text, or at another offset,
 // begins a run of its own, at Warn. Kills: the run's kind without the
 // error's text (k05), without its offset (k06), its first at Info (k07).
-func TestReview45MutReportedErrorKinds(t *testing.T) {
+func TestReportedErrorLogRunsByOffsetAndText(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bubbleBroker(t)
 		syncProduce(t, b, "a", "b")
@@ -95,11 +96,11 @@ func TestReview45MutReportedErrorKinds(t *testing.T) {
 	})
 }
 
-// TestReview45MutResolvedEndsTheRun: a partition whose start offset's
+// TestResolvedEndsTheErrorLogRun: a partition whose start offset's
 // look-up failed (a retriable error, logged at Info) and then resolved
 // has answered: its next retriable error, a fetch's, is the first of a
 // run again, at Info. Kills: the run not ended by the resolution (k03).
-func TestReview45MutResolvedEndsTheRun(t *testing.T) {
+func TestResolvedEndsTheErrorLogRun(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	values(t, b, "t", 0, "a", "b")
 	f := &flakyClient{Broker: b}
@@ -120,4 +121,49 @@ func TestReview45MutResolvedEndsTheRun(t *testing.T) {
 	f.mu.Unlock()
 	require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelInfo}, logs.levels("partition error: retrying"),
 		"the look-up's error, then the fetch's after the resolution")
+}
+
+// TestCorruptBatchLoggedOnChange: a consumer stuck on a
+// corrupt batch reports it to the application at every retry (each
+// RetryBackoff), as it should; its log says so at Warn once, and again
+// every so often while it lasts ("failing", as for a transient error),
+// not at every retry: a minute at the default 500 ms backoff made 120
+// Warn lines.
+func TestCorruptBatchLoggedOnChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bubbleBroker(t)
+		syncProduce(t, b, "a", "b")
+		f := runneltest.NewFaults(t, b)
+		var mu sync.Mutex
+		levels := map[slog.Level]int{}
+		c, err := consumer.New(f, consumer.Logger(slog.New(testkit.LineFunc(func(r slog.Record) {
+			if r.Message == "partition error" {
+				mu.Lock()
+				levels[r.Level]++
+				mu.Unlock()
+			}
+		}))))
+		require.NoError(t, err)
+		defer c.Close()
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: record.ErrCorrupt, Count: runneltest.Unlimited})
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		reported := 0
+		for ctx.Err() == nil {
+			fs, err := c.Poll(ctx)
+			if err != nil {
+				break
+			}
+			for _, fe := range fs {
+				require.ErrorIs(t, fe.Err, record.ErrCorrupt)
+				reported++
+			}
+		}
+		require.Greater(t, reported, 100, "reported at each retry")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Positive(t, levels[slog.LevelWarn])
+		require.LessOrEqual(t, levels[slog.LevelWarn], 3, "one Warn, then one every 30s: %v", levels)
+	})
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview33SeekBreakModel: with fetch limits below one batch (KIP-74's
+// TestSeekBreakModel: with fetch limits below one batch (KIP-74's
 // first batch whole), every codec, compaction's gaps or a log start
 // inside a batch, seeks to offsets and times, and Records loops broken
 // out of mixed with Polls, the records read are those a plain consumer
 // reads from the position, once each, in order, and Position stays
 // between the last record read and the next.
-func TestReview33SeekBreakModel(t *testing.T) {
+func TestSeekBreakModel(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_CONSUMER_SEEK_SEEDS", 30, 5, func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		eachFS(t, func(t *testing.T, cfg runnel.Config) {

@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29DocumentedFetchDefaults: the fetch settings of a consumer
+// TestDocumentedFetchDefaults: the fetch settings of a consumer
 // made without options are those its options' docs, the README ("the
 // same names, in consumer"; FetchMaxWait 500 ms, Kafka's
 // fetch.max.wait.ms) and docs/details.md state, Kafka's consumer
 // defaults: FetchMinBytes 1, FetchMaxWait 500 ms, FetchMaxBytes 50 MiB,
 // FetchMaxPartitionBytes 1 MiB; and an offset out of range goes to the
 // log start (ResetEarliest). Only FetchMaxWait was pinned.
-func TestReview29DocumentedFetchDefaults(t *testing.T) {
+func TestDocumentedFetchDefaults(t *testing.T) {
 	var reqs []api.FetchRequest
 	var looked []int64
 	fc := &fakeClient{t: t,

@@ -12,12 +12,12 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// TestReview31TrimRefusesOffsetsRunningBack: with CRCs unchecked (the
+// TestTrimRefusesOffsetsRunningBack: with CRCs unchecked (the
 // Client vouches for them), a batch whose last offset lies below its base
 // is refused with record.ErrCorrupt, where trim kept it and moved the
-// position back below where the fetch began (fuzz31's FuzzFetchRecords
+// position back below where the fetch began (FuzzFetchRecords
 // found it): a consumer would read records again, or loop.
-func TestReview31TrimRefusesOffsetsRunningBack(t *testing.T) {
+func TestTrimRefusesOffsetsRunningBack(t *testing.T) {
 	first, back := trimBatch(t, 5, 1), trimBatch(t, 6, 1)
 	binary.BigEndian.PutUint32(back[23:], uint32(0xfffffff0)) // lastOffsetDelta -16: last offset -10
 	require.Equal(t, int32(-16), record.Batch(back).LastOffsetDelta())
@@ -38,12 +38,12 @@ func TestReview31TrimRefusesOffsetsRunningBack(t *testing.T) {
 	require.ErrorIs(t, err, record.ErrCorrupt)
 }
 
-// TestReview31TrimLastOffsetAtMaxInt64: a batch whose last offset is
+// TestTrimLastOffsetAtMaxInt64: a batch whose last offset is
 // math.MaxInt64 has no offset after it (NextOffset wraps to
 // math.MinInt64); kept after another batch, it moved the position back
 // to math.MinInt64, checked or not, though trim promises it never moves
 // back.
-func TestReview31TrimLastOffsetAtMaxInt64(t *testing.T) {
+func TestTrimLastOffsetAtMaxInt64(t *testing.T) {
 	first, last := trimBatch(t, math.MaxInt64-3, 1), trimBatch(t, math.MaxInt64-2, 3)
 	require.Equal(t, int64(math.MaxInt64), record.Batch(last).LastOffset())
 	data := append(bytes.Clone(first), last...)
