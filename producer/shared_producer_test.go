@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// review37Rec is one record of TestReview37SharedProducer and what became
+// sharedRec is one record of TestSharedProducer and what became
 // of it.
-type review37Rec struct {
+type sharedRec struct {
 	g, i   int
 	rec    *record.Record
 	inCall atomic.Bool  // its Produce call has not returned yet
@@ -31,7 +31,7 @@ type review37Rec struct {
 	off    int64
 }
 
-// TestReview37SharedProducer: one producer shared by eight goroutines that
+// TestSharedProducer: one producer shared by eight goroutines that
 // Produce and TryProduce to two partitions through a small buffer, some
 // with ctxs another goroutine cancels at once, each calling Flush now and
 // then, while the producer is closed under them at some point (so that
@@ -46,7 +46,7 @@ type review37Rec struct {
 //   - a record acknowledged is in the log at its offset, once; a record
 //     whose error says it cannot have been written (MayBeWritten false:
 //     ctx's error, ErrMaxBuffered) is not in the log.
-func TestReview37SharedProducer(t *testing.T) {
+func TestSharedProducer(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		opts  []producer.Opt
@@ -60,11 +60,11 @@ func TestReview37SharedProducer(t *testing.T) {
 		{"fsync", nil, true, true},
 		{"fsync-noClose", nil, false, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { review37SharedProducer(t, tc.opts, tc.close, tc.fsync) })
+		t.Run(tc.name, func(t *testing.T) { runSharedProducer(t, tc.opts, tc.close, tc.fsync) })
 	}
 }
 
-func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) {
+func runSharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) {
 	const goroutines, ops, parts = 8, 250, 2
 	bopts := []runneltest.Option{runneltest.Topic("t", parts)}
 	if fsync {
@@ -79,7 +79,7 @@ func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync b
 	var (
 		mu        sync.Mutex
 		problems  []string
-		all       []*review37Rec
+		all       []*sharedRec
 		lastOff   [parts]int64
 		lastOrder = map[[2]int]int{} // (g, partition) -> i of its last promise
 		opsDone   atomic.Int64
@@ -103,7 +103,7 @@ func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync b
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []*review37Rec
+			var mine []*sharedRec
 			for i := range ops {
 				if opsDone.Add(1) == closeAt {
 					go func() { closeErr <- p.Close() }()
@@ -112,7 +112,7 @@ func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync b
 					// Every record of this goroutine whose Produce has
 					// returned must have had its promise run once Flush
 					// returns nil.
-					before := append([]*review37Rec(nil), mine...)
+					before := append([]*sharedRec(nil), mine...)
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					err := p.Flush(ctx)
 					cancel()
@@ -129,7 +129,7 @@ func review37SharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync b
 					}
 					continue
 				}
-				pr := &review37Rec{g: g, i: i, rec: &record.Record{Partition: int32(i % parts), Value: fmt.Appendf(nil, "%d-%d", g, i)}}
+				pr := &sharedRec{g: g, i: i, rec: &record.Record{Partition: int32(i % parts), Value: fmt.Appendf(nil, "%d-%d", g, i)}}
 				mu.Lock()
 				all = append(all, pr)
 				mu.Unlock()

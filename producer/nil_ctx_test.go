@@ -15,7 +15,7 @@ import (
 // Produce, ProduceSync and Flush: records produced with one are
 // delivered, lingering included (the linger's watch of a record's ctx
 // skips it), and neither call panics.
-func TestReview32NilCtxIsBackground(t *testing.T) {
+func TestNilCtxIsBackground(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	p := runneltest.NewProducer(t, b, producer.Linger(time.Millisecond))
 	var nilCtx context.Context
@@ -27,13 +27,13 @@ func TestReview32NilCtxIsBackground(t *testing.T) {
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
 }
 
-// TestReview33FlushNilCtxWaits: Flush's doc (with Produce's and
+// TestFlushNilCtxWaits: Flush's doc (with Produce's and
 // ProduceSync's) takes a nil ctx for context.Background, but Flush
 // selected on ctx.Done() once it had to wait for a batch: a nil pointer
 // dereference whenever the records were not delivered at its first look
-// (TestReview32NilCtxIsBackground failed so, now and then, under -race).
+// (TestNilCtxIsBackground failed so, now and then, under -race).
 // Here every Flush has a lingering batch to wait for.
-func TestReview33FlushNilCtxWaits(t *testing.T) {
+func TestFlushNilCtxWaits(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	p := runneltest.NewProducer(t, b, producer.Linger(time.Minute))
 	var nilCtx context.Context

@@ -11,9 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests of session 40's coverage pass that need the producer's insides
-// (see review40cov_test.go for the others).
-
 // waitGoroutine waits until a goroutine's stack holds every one of
 // parts, failing the test after 10 s.
 func waitGoroutine(t *testing.T, parts ...string) {
@@ -36,7 +33,7 @@ func waitGoroutine(t *testing.T, parts ...string) {
 	t.Fatalf("no goroutine with %q within 10 s", parts)
 }
 
-// TestReview40AddRecordCloseBeforeSpawnFailsRecord: a record that passed
+// TestAddRecordCloseBeforeSpawnFailsRecord: a record that passed
 // addRecord's closed check, and opened the partition's first batch, when
 // Close came before the partition's goroutine was started (spawn refused
 // it) fails with ErrClosed, through its promise, at once: nobody else
@@ -44,7 +41,7 @@ func waitGoroutine(t *testing.T, parts ...string) {
 // back. Close's first step (closed set under goMu) is made here while
 // the Produce waits for goMu in spawn, the only way to put Close in that
 // window deterministically.
-func TestReview40AddRecordCloseBeforeSpawnFailsRecord(t *testing.T) {
+func TestAddRecordCloseBeforeSpawnFailsRecord(t *testing.T) {
 	p, err := New(&manyClient{n: 1})
 	require.NoError(t, err)
 	defer p.Close()

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview37SynctestProduceSyncDoesNotLinger: ProduceSync waits for its
+// TestSynctestProduceSyncDoesNotLinger: ProduceSync waits for its
 // records, so a batch of its lingering for more would only delay its
 // caller: franz-go's kgo un-lingers the partitions ProduceSync produces to
 // (v1.20.7, "ProduceSync now automatically un-lingers any partition that
@@ -27,7 +27,7 @@ import (
 // its record sent at once, with the record lingering before it on its
 // partition; a Produce afterwards still lingers. It failed: ProduceSync
 // returned a minute later, when the linger ended.
-func TestReview37SynctestProduceSyncDoesNotLinger(t *testing.T) {
+func TestSynctestProduceSyncDoesNotLinger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := bubbleBroker(t)
 		p, err := producer.New(c, producer.Linger(time.Minute))
@@ -53,13 +53,13 @@ func TestReview37SynctestProduceSyncDoesNotLinger(t *testing.T) {
 	})
 }
 
-// TestReview37ProduceSyncAmongLingeringProduces: goroutines call
+// TestProduceSyncAmongLingeringProduces: goroutines call
 // ProduceSync while others Produce through the same producer, whose
 // Linger is a minute, to the same partitions: every ProduceSync returns
 // with its records written (the 30 s bound turns a linger into a
 // failure), in order with the asynchronous records around them, and a
 // Flush delivers the rest.
-func TestReview37ProduceSyncAmongLingeringProduces(t *testing.T) {
+func TestProduceSyncAmongLingeringProduces(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 3))
 	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute),
 		producer.RecordPartitioner(producer.ManualPartitioner()))
@@ -110,14 +110,14 @@ func TestReview37ProduceSyncAmongLingeringProduces(t *testing.T) {
 	require.Equal(t, 6*40, n)
 }
 
-// TestReview37SynctestProduceSyncBatchesItsRecords: a ProduceSync ends the
+// TestSynctestProduceSyncBatchesItsRecords: a ProduceSync ends the
 // linger of its partitions once it has buffered all its records, as kgo's
 // does, so that its records of one partition go in one request rather
 // than the first alone and the rest after it. It failed on the first fix
 // (each record ended its batch's linger as it joined): the partition's
 // goroutine, woken by the first record, sent the batch while the others
 // were being buffered (two requests or more in every run of 20 rounds).
-func TestReview37SynctestProduceSyncBatchesItsRecords(t *testing.T) {
+func TestSynctestProduceSyncBatchesItsRecords(t *testing.T) {
 	for range 20 {
 		synctest.Test(t, func(t *testing.T) {
 			c := bubbleBroker(t)
@@ -139,11 +139,11 @@ func TestReview37SynctestProduceSyncBatchesItsRecords(t *testing.T) {
 	}
 }
 
-// TestReview37SynctestProduceSyncManyPartitions: a ProduceSync whose
+// TestSynctestProduceSyncManyPartitions: a ProduceSync whose
 // records go to more partitions than syncParts searches before it keeps
 // a set (syncPartsScan) ends the linger of each of them once: one
 // request per partition, at once, every record written.
-func TestReview37SynctestProduceSyncManyPartitions(t *testing.T) {
+func TestSynctestProduceSyncManyPartitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := bubbleBroker(t)
 		const parts = 40
@@ -161,6 +161,29 @@ func TestReview37SynctestProduceSyncManyPartitions(t *testing.T) {
 		require.Len(t, c.sent(), parts, "one request per partition")
 		for i, r := range recs {
 			require.EqualValues(t, i/parts, r.Offset, "record %d", i)
+		}
+	})
+}
+
+// TestSynctestProduceSyncStickyDoesNotLinger: ProduceSync does not
+// wait for Linger (its doc) also when the partitioner moves its record on
+// as it would open a new batch (KIP-480: the default
+// StickyKeyPartitioner's OnNewBatch, which a topic's first record without
+// a key meets, takes it to another partition of a topic of 2): the
+// partition the record lands on is un-lingered too. On the fake clock,
+// with a minute's Linger, each ProduceSync returns at once.
+func TestSynctestProduceSyncStickyDoesNotLinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := bubbleBroker(t)
+		require.NoError(t, c.CreateTopic(t.Context(), "two", log.TopicConfig{Partitions: 2}))
+		p, err := producer.New(c, producer.Linger(time.Minute))
+		require.NoError(t, err)
+		defer p.Close()
+		for i := range 4 {
+			t1 := time.Now()
+			r := &record.Record{Topic: "two", Value: []byte("v")}
+			require.NoError(t, p.ProduceSync(t.Context(), r))
+			require.Equal(t, t1, time.Now(), "ProduceSync %d waited for the linger", i)
 		}
 	})
 }

@@ -1,6 +1,6 @@
 package producer
 
-// Review45mem: what bounds a producer's memory under a broker that is
+// What bounds a producer's memory under a broker that is
 // slow or refuses, in a container with a hard memory limit. The heap is
 // measured after the collector (leakcheck.LiveHeap), never a time.
 
@@ -19,11 +19,11 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// review45Client is a broker whose Produce holds every request until
+// slowBrokerClient is a broker whose Produce holds every request until
 // release is closed (a broker that is slow: an fsync that hangs), or,
 // with refuse set, answers each at once with api.ErrNotLeader (a broker
 // that refuses, retriably).
-type review45Client struct {
+type slowBrokerClient struct {
 	n       int
 	refuse  atomic.Bool
 	release chan struct{}
@@ -36,15 +36,15 @@ type review45Client struct {
 	retried atomic.Int64  // partitions refused twice or more: sent, and retried
 }
 
-func newReview45Client(n int) *review45Client {
-	return &review45Client{n: n, release: make(chan struct{}), changed: make(chan struct{}, 1<<16), refused: make(map[int32]int)}
+func newSlowBrokerClient(n int) *slowBrokerClient {
+	return &slowBrokerClient{n: n, release: make(chan struct{}), changed: make(chan struct{}, 1<<16), refused: make(map[int32]int)}
 }
 
-func (c *review45Client) Partitions(context.Context, string) (int, error) { return c.n, nil }
-func (*review45Client) InitProducerID(context.Context) (int64, int16, error) {
+func (c *slowBrokerClient) Partitions(context.Context, string) (int, error) { return c.n, nil }
+func (*slowBrokerClient) InitProducerID(context.Context) (int64, int16, error) {
 	return 1, 0, nil
 }
-func (c *review45Client) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+func (c *slowBrokerClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	c.calls.Add(1)
 	if c.refuse.Load() {
 		c.mu.Lock()
@@ -67,7 +67,7 @@ func (c *review45Client) Produce(ctx context.Context, req *api.ProduceRequest) (
 	}
 }
 
-func (c *review45Client) notify() {
+func (c *slowBrokerClient) notify() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
@@ -76,7 +76,7 @@ func (c *review45Client) notify() {
 
 // waitFor waits (10 s at most: a bound, not a timing) until cond holds,
 // looking at each call of Produce.
-func (c *review45Client) waitFor(t *testing.T, what string, cond func() bool) {
+func (c *slowBrokerClient) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
@@ -93,10 +93,11 @@ func (c *review45Client) waitFor(t *testing.T, what string, cond func() bool) {
 // refuses them (retried until the delivery timeout) is the records
 // (the caller's: it references them until their promises run) and the
 // encoding of the batches being sent, which MaxBufferedBytes' doc
-// bounded by "these bytes again, less with compression" until
-// review45mem, then by twice them with a codec (a sending partition's
-// record.Builder held the records encoded and their compressed copy:
-// 8.5 to 9.0 MB below), and since prod46 by these bytes again, with a
+// bounded by "these bytes again, less with compression" until these
+// tests measured it, then by twice them with a codec (a sending
+// partition's record.Builder held the records encoded and their
+// compressed copy: 8.5 to 9.0 MB below), and since
+// TestCompressedBatchHoldsItsCompressedCopy by these bytes again, with a
 // codec too (the builder goes back to the pool once the batch is
 // compressed): 64 partitions, MaxBufferedBytes 4 MiB, 64 KiB batches of
 // random 4 KiB values, Linger a minute (a Produce that waits for space
@@ -104,12 +105,12 @@ func (c *review45Client) waitFor(t *testing.T, what string, cond func() bool) {
 // by 4.3 MB (none, gzip, lz4, zstd), 4.8 MB (snappy, which reserves its
 // worst case), over records made beforehand, under a slow broker and a
 // refusing one alike (go test -run
-// TestReview45MemProducerEncodingWithinBuffer -v ./producer).
-func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
+// TestMemoryEncodingWithinBuffer -v ./producer).
+func TestMemoryEncodingWithinBuffer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encodes 4 MiB ten times")
 	}
-	const maxBytes = review45BufMaxBytes
+	const maxBytes = bufRunMaxBytes
 	for _, refuse := range []bool{false, true} {
 		for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 			broker := "slow"
@@ -117,9 +118,9 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 				broker = "refusing"
 			}
 			t.Run(fmt.Sprintf("%s/%v", broker, codec), func(t *testing.T) {
-				c := newReview45Client(review45BufParts)
+				c := newSlowBrokerClient(bufRunParts)
 				c.refuse.Store(refuse)
-				sent := func() bool { return c.held.Load() == review45BufParts }
+				sent := func() bool { return c.held.Load() == bufRunParts }
 				if refuse {
 					// Each partition's batch sent and retried: none is
 					// being compressed now. (A count of the calls alone,
@@ -127,10 +128,10 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 					// some partitions' first batches were still being
 					// compressed, each with a coder of its own: gzip's is
 					// about 1 MB, and the heap grew by 6.7 MB.)
-					sent = func() bool { return c.retried.Load() == review45BufParts }
+					sent = func() bool { return c.retried.Load() == bufRunParts }
 				}
-				p, grown, finish := review45BufferRun(t, c, codec, sent, func(int32, int) []byte {
-					v := make([]byte, review45BufValSize)
+				p, grown, finish := bufferRun(t, c, codec, sent, func(int32, int) []byte {
+					v := make([]byte, bufRunValSize)
 					rand.Read(v)
 					return v
 				})
@@ -164,40 +165,40 @@ func TestReview45MemProducerEncodingWithinBuffer(t *testing.T) {
 // partitions, each sent one full batch (64 KiB of 4 KiB values) under
 // MaxBufferedBytes 4 MiB.
 const (
-	review45BufParts    = 64
-	review45BufMaxBytes = 4 << 20
-	review45BufBatchMax = 64 << 10
-	review45BufValSize  = 4 << 10
+	bufRunParts    = 64
+	bufRunMaxBytes = 4 << 20
+	bufRunBatchMax = 64 << 10
+	bufRunValSize  = 4 << 10
 )
 
-// review45BufferRun produces, through a producer with codec on c, a full
+// bufferRun produces, through a producer with codec on c, a full
 // batch of values made by value(partition, index) to each of
-// review45BufParts partitions and one record more, which does not fit in
+// bufRunParts partitions and one record more, which does not fit in
 // the buffer: the last Produce calls wait for space, and every
 // partition's batch goes. Once sent reports the batches sent (held or
 // refused by c), it returns how much the live heap grew over the records,
 // made beforehand, and a finish to call once c is released.
-func review45BufferRun(t *testing.T, c *review45Client, codec compression.Codec, sent func() bool, value func(part int32, i int) []byte) (*Producer, int64, func(*testing.T)) {
+func bufferRun(t *testing.T, c *slowBrokerClient, codec compression.Codec, sent func() bool, value func(part int32, i int) []byte) (*Producer, int64, func(*testing.T)) {
 	t.Helper()
 	// The codec's shared coders come before the baseline.
-	if _, err := codec.AppendEncode(nil, make([]byte, review45BufBatchMax)); err != nil {
+	if _, err := codec.AppendEncode(nil, make([]byte, bufRunBatchMax)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(review45BufMaxBytes),
-		BatchMaxBytes(review45BufBatchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
+	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedBytes(bufRunMaxBytes),
+		BatchMaxBytes(bufRunBatchMax), Linger(time.Minute), Compression(codec), RetryBackoff(time.Millisecond),
 		MaxBufferedRecords(1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
-	per := (review45BufBatchMax-record.HeaderSize)/(review45BufValSize+16) + 1
+	per := (bufRunBatchMax-record.HeaderSize)/(bufRunValSize+16) + 1
 	var recs []*record.Record
-	for part := range int32(review45BufParts) {
+	for part := range int32(bufRunParts) {
 		for i := range per {
 			recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: value(part, i)})
 		}
 	}
 	base := leakcheck.LiveHeap()
-	finish := review45ProduceAll(context.Background(), p, recs)
+	finish := produceAllHeld(context.Background(), p, recs)
 	c.waitFor(t, "every partition's batch sent", sent)
 	return p, leakcheck.LiveHeap() - base, finish
 }
@@ -207,13 +208,13 @@ func review45BufferRun(t *testing.T, c *review45Client, codec compression.Codec,
 // same whether the broker is slow or not. 10,000 one-byte records over
 // 8 partitions, MaxBufferedRecords 10,000, every batch held by a slow
 // broker: 44 bytes a record over the records themselves (go test -run
-// TestReview45MemProducerSmallRecords -v ./producer).
-func TestReview45MemProducerSmallRecords(t *testing.T) {
+// TestMemorySmallRecordsWithinBuffer -v ./producer).
+func TestMemorySmallRecordsWithinBuffer(t *testing.T) {
 	const (
 		parts = 8
 		n     = 10_000
 	)
-	c := newReview45Client(parts)
+	c := newSlowBrokerClient(parts)
 	p, err := New(c, RecordPartitioner(ManualPartitioner()), MaxBufferedRecords(n), Linger(time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func TestReview45MemProducerSmallRecords(t *testing.T) {
 	}
 	ctx := context.Background()
 	base := leakcheck.LiveHeap()
-	finish := review45ProduceAll(ctx, p, recs)
+	finish := produceAllHeld(ctx, p, recs)
 	c.waitFor(t, "every partition's batch held", func() bool { return c.held.Load() == parts })
 	grown := leakcheck.LiveHeap() - base
 	per := grown / n
@@ -236,11 +237,11 @@ func TestReview45MemProducerSmallRecords(t *testing.T) {
 	finish(t)
 }
 
-// review45ProduceAll produces recs with p on a goroutine of its own (the
+// produceAllHeld produces recs with p on a goroutine of its own (the
 // last Produce calls may wait for buffer space), and returns finish,
 // which waits for that goroutine, flushes and closes p, and fails the
 // test if a record failed: call it once the broker lets the batches go.
-func review45ProduceAll(ctx context.Context, p *Producer, recs []*record.Record) (finish func(t *testing.T)) {
+func produceAllHeld(ctx context.Context, p *Producer, recs []*record.Record) (finish func(t *testing.T)) {
 	var failed sync.Map
 	var done sync.WaitGroup
 	done.Add(len(recs))

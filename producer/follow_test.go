@@ -2,13 +2,14 @@ package producer
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// Tests of follow and lookAndFollow that close gaps of session 39's
-// mutation pass (see review39mut_test.go for the others).
+// Tests of follow and lookAndFollow: how the producer takes a topic's
+// partition count from its look-ups.
 
 // followRig returns the state of topic "t", whose partition count the
 // producer knows to be 3.
@@ -22,7 +23,7 @@ func followRig(t *testing.T) *topicState {
 	return ts
 }
 
-// TestReview39FollowLaterBegunEarlierAnswered: look-ups a and b are under
+// TestFollowLaterBegunEarlierAnswered: look-ups a and b are under
 // way at once, b begun after a; a answers first, with a count it read
 // after a change (4). b's answer, another count (3: it read before the
 // change), cannot be placed among them — it began before a answered —,
@@ -32,7 +33,7 @@ func followRig(t *testing.T) *topicState {
 // taken as newer; settled set to the answering look-up's own ticket
 // rather than to the look-ups begun by then; ok false for the count the
 // producer has.)
-func TestReview39FollowLaterBegunEarlierAnswered(t *testing.T) {
+func TestFollowLaterBegunEarlierAnswered(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		answer int
@@ -56,14 +57,14 @@ func TestReview39FollowLaterBegunEarlierAnswered(t *testing.T) {
 	}
 }
 
-// TestReview39LookAndFollowLooksThreeTimesAtMost: while each look-up's
+// TestLookAndFollowLooksThreeTimesAtMost: while each look-up's
 // answer cannot be placed (another look-up, begun meanwhile, set another
 // count first), lookAndFollow looks again, three look-ups in all at most
 // (MetadataMaxAge's doc: "three times in all at most"); the third one's
 // answer, if it can be placed, is followed, else ignored, and what it
 // returns is the count the producer follows then, not the answer it
 // ignored.
-func TestReview39LookAndFollowLooksThreeTimesAtMost(t *testing.T) {
+func TestLookAndFollowLooksThreeTimesAtMost(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		interfere int // the first look-ups that another settles under
@@ -95,4 +96,32 @@ func TestReview39LookAndFollowLooksThreeTimesAtMost(t *testing.T) {
 			require.Len(t, *ts.parts.Load(), tc.want, "the count followed")
 		})
 	}
+}
+
+// A partition that a topic loses (its count went down: deleted and
+// created again with fewer, or a broker that had not caught up) and gets
+// back is the same one, with its sequence numbers and its buffered
+// batches, also when the count grows past what it was at once: follow
+// makes only the partitions the topic never had.
+func TestFollowKeepsPartitionsThatComeBack(t *testing.T) {
+	p, err := New(&manyClient{n: 3})
+	require.NoError(t, err)
+	defer p.Close()
+	ts, err := p.topic(context.Background(), "t", true)
+	require.NoError(t, err)
+	had := slices.Clone(*ts.parts.Load())
+	require.Len(t, had, 3)
+
+	ts.follow(1, ts.looks.Add(1))
+	require.Equal(t, had[:1], *ts.parts.Load())
+	ts.follow(5, ts.looks.Add(1))
+	now := *ts.parts.Load()
+	require.Len(t, now, 5)
+	for i, pp := range had {
+		require.True(t, pp == now[i], "partition %d was made anew", i)
+	}
+	for i, pp := range now {
+		require.Equal(t, int32(i), pp.id)
+	}
+	require.Equal(t, now, *ts.all.Load())
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview30DeliveredRecordSaysCreateTime: a record whose TimestampType
+// TestDeliveredRecordSaysCreateTime: a record whose TimestampType
 // says LogAppendTime (one consumed from a LogAppendTime topic and
 // forwarded, or one delivered to such a topic and produced again) is
 // stored as a CreateTime record on a CreateTime topic, with its Timestamp
@@ -19,7 +19,7 @@ import (
 // caller's TimestampType, and a delivered record's TimestampType says
 // whether its Timestamp is the CreateTime or the broker's LogAppendTime
 // (record.Record). The promise kept the caller's LogAppendTime.
-func TestReview30DeliveredRecordSaysCreateTime(t *testing.T) {
+func TestDeliveredRecordSaysCreateTime(t *testing.T) {
 	b := newBroker(t,
 		runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}),
 		runneltest.Topic("ct", 1))
@@ -46,14 +46,14 @@ type preEpochClock struct{}
 
 func (preEpochClock) Now() time.Time { return time.UnixMilli(-5000) }
 
-// TestReview30NegativeLogAppendTimeIsReported: a broker whose clock is
+// TestNegativeLogAppendTimeIsReported: a broker whose clock is
 // before 1970 stamps a LogAppendTime topic's batches with a negative
 // time, which it answers (api.ProduceResponse.LogAppendTime is -1 only
 // for CreateTime, as Kafka's NO_TIMESTAMP). The promise must report it,
 // as Kafka's producer does for any log append time but -1: it reported
 // the record's create time, as a CreateTime, where consumers read the
 // append time.
-func TestReview30NegativeLogAppendTimeIsReported(t *testing.T) {
+func TestNegativeLogAppendTimeIsReported(t *testing.T) {
 	b := newBroker(t, runneltest.Config(runnel.Config{Clock: preEpochClock{}, TopicDefaults: log.Config{Sync: log.SyncNever}}),
 		runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
 	p := newProducer(t, b)

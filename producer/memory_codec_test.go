@@ -1,7 +1,7 @@
 package producer
 
-// Prod46mem: with a codec, the batches being sent hold their compressed
-// copy, not also their records encoded. The heap is measured after the
+// With a codec, the batches being sent hold their compressed copy, not
+// also their records encoded. The heap is measured after the
 // collector (leakcheck.LiveHeap), never a time.
 
 import (
@@ -21,25 +21,25 @@ import (
 // copy only: its records' encoding goes back to the pool once the batch
 // is compressed (it is not needed again: a retry sends the compressed
 // bytes, and a batch sealed again is encoded again from its records).
-// Before prod46 a sending partition's record.Builder held both, so that
+// Before, a sending partition's record.Builder held both, so that
 // a codec held more than no codec, whatever the values: 64 partitions
 // held by a slow broker, a 64 KiB batch of text-like 4 KiB values each
-// (go test -run TestProd46MemCompressedBatchHoldsItsCompressedCopy -v
+// (go test -run TestCompressedBatchHoldsItsCompressedCopy -v
 // ./producer).
-func TestProd46MemCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
+func TestCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encodes 4 MiB five times")
 	}
-	const maxBytes = review45BufMaxBytes
+	const maxBytes = bufRunMaxBytes
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 		t.Run(codec.String(), func(t *testing.T) {
-			c := newReview45Client(review45BufParts)
-			p, grown, finish := review45BufferRun(t, c, codec, func() bool { return c.held.Load() == review45BufParts }, func(part int32, i int) []byte {
-				v := make([]byte, 0, review45BufValSize)
-				for len(v) < review45BufValSize {
+			c := newSlowBrokerClient(bufRunParts)
+			p, grown, finish := bufferRun(t, c, codec, func() bool { return c.held.Load() == bufRunParts }, func(part int32, i int) []byte {
+				v := make([]byte, 0, bufRunValSize)
+				for len(v) < bufRunValSize {
 					v = fmt.Appendf(v, `{"partition":%d,"record":%d,"len":%d,"status":"ok"}`+"\n", part, i, len(v))
 				}
-				return v[:review45BufValSize]
+				return v[:bufRunValSize]
 			})
 			t.Logf("%v: %d records buffered, the heap grew by %.2f MB", codec, p.BufferedRecords(), float64(grown)/1e6)
 			// No codec: the records encoded, up to MaxBufferedBytes. A
@@ -66,21 +66,21 @@ func TestProd46MemCompressedBatchHoldsItsCompressedCopy(t *testing.T) {
 	}
 }
 
-// prod46AsyncClient is review45Client as an AsyncClient: ProduceAsync
+// ackWaitClient is slowBrokerClient as an AsyncClient: ProduceAsync
 // appends at once, and each Ack waits until release is closed (an fsync
 // that hangs).
-type prod46AsyncClient struct {
-	*review45Client
+type ackWaitClient struct {
+	*slowBrokerClient
 	waiting atomic.Int64 // Ack.Wait calls
 }
 
-type prod46Ack struct{ c *prod46AsyncClient }
+type waitedAck struct{ c *ackWaitClient }
 
-func (c *prod46AsyncClient) ProduceAsync(context.Context, *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
-	return api.ProduceResponse{BaseOffset: 0, LogAppendTime: -1}, prod46Ack{c}, nil
+func (c *ackWaitClient) ProduceAsync(context.Context, *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	return api.ProduceResponse{BaseOffset: 0, LogAppendTime: -1}, waitedAck{c}, nil
 }
 
-func (a prod46Ack) Wait(ctx context.Context) error {
+func (a waitedAck) Wait(ctx context.Context) error {
 	a.c.waiting.Add(1)
 	a.c.notify()
 	select {
@@ -101,14 +101,14 @@ func (a prod46Ack) Wait(ctx context.Context) error {
 // stacks after the collector, a partition: Client 2.8 KB of heap and
 // 4.1 KB of stack, AsyncClient 4.1 KB and 7.9 KB: the acker and what it
 // is handed take some 5 KB a partition that the docs did not count (go
-// test -run TestProd46MemAckerPerPartition -v ./producer).
-func TestProd46MemAckerPerPartition(t *testing.T) {
+// test -run TestMemoryPerSendingPartitionWithAcker -v ./producer).
+func TestMemoryPerSendingPartitionWithAcker(t *testing.T) {
 	const parts = 1000
 	for _, async := range []bool{false, true} {
 		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
-			base := newReview45Client(parts)
+			base := newSlowBrokerClient(parts)
 			var c Client = base
-			ac := &prod46AsyncClient{review45Client: base}
+			ac := &ackWaitClient{slowBrokerClient: base}
 			if async {
 				c = ac
 			}
@@ -123,14 +123,14 @@ func TestProd46MemAckerPerPartition(t *testing.T) {
 					recs = append(recs, &record.Record{Topic: "t", Partition: part, Value: v})
 				}
 			}
-			heap0, stack0 := prod46Mem()
-			finish := review45ProduceAll(context.Background(), p, recs)
+			heap0, stack0 := heapAndStacks()
+			finish := produceAllHeld(context.Background(), p, recs)
 			if async {
 				base.waitFor(t, "every partition's first acknowledgement waited for", func() bool { return ac.waiting.Load() >= parts })
 			} else {
 				base.waitFor(t, "every partition's batch held", func() bool { return base.held.Load() == parts })
 			}
-			heap1, stack1 := prod46Mem()
+			heap1, stack1 := heapAndStacks()
 			heap, stack := (heap1-heap0)/parts, (stack1-stack0)/parts
 			t.Logf("async %v: %d B of heap, %d B of stack a partition", async, heap, stack)
 			if heap+stack > 24<<10 {
@@ -142,9 +142,9 @@ func TestProd46MemAckerPerPartition(t *testing.T) {
 	}
 }
 
-// prod46Mem returns the live heap and the goroutines' stacks after two
+// heapAndStacks returns the live heap and the goroutines' stacks after two
 // collections.
-func prod46Mem() (heap, stack int64) {
+func heapAndStacks() (heap, stack int64) {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
