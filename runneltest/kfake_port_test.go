@@ -249,7 +249,7 @@ func TestKfakeDataDir(t *testing.T) {
 
 // TestKfakeConsumeFailsOnReportedErrors: kgo strips a fetched
 // partition's UNKNOWN_TOPIC_OR_PARTITION (retriable) and fetches again
-// without a word (benchmarks/peers' TestReview34MigrateFetchUnknownTopic),
+// without a word (benchmarks/peers' TestMigrateFetchUnknownTopic),
 // but runnel's consumer takes it, for a partition whose position the
 // broker gave it, for its topic deleted, and reports it, as it reports
 // a corrupt batch (CORRUPT_MESSAGE, retriable too): see
