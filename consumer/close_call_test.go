@@ -2,13 +2,20 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -188,5 +195,195 @@ func TestCloseFromAClientMethod(t *testing.T) {
 			_, err = c.Poll(ctx)
 			require.ErrorIs(t, err, consumer.ErrClosed)
 		})
+	}
+}
+
+// TestCloseRacingLoops: a Close at any point of a Poll loop or
+// a Records loop leaves Position at the offset after the last record the
+// loop got, and the loop got every record before it once, in order.
+func TestCloseRacingLoops(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	for i := range 20 {
+		values(t, b, "t", 0, seq("v", i*10, 10)...)
+	}
+	iters := 300
+	if testing.Short() {
+		iters = 50
+	}
+	for iter := range iters {
+		c, err := consumer.New(b, consumer.FetchMaxPartitionBytes(300), consumer.FetchMaxWait(time.Millisecond))
+		require.NoError(t, err)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		usePoll := iter%2 == 1
+		done := make(chan []*record.Record)
+		go func() {
+			var out []*record.Record
+			if usePoll {
+				for {
+					fs, err := c.Poll(testCtx(t))
+					if err != nil {
+						break
+					}
+					for r := range fs.Records() {
+						out = append(out, r)
+					}
+				}
+			} else {
+				for r, err := range c.Records(testCtx(t)) {
+					if err == nil {
+						out = append(out, r)
+					}
+				}
+			}
+			done <- out
+		}()
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // where Close lands; not a sync
+		require.NoError(t, c.Close())
+		out := <-done
+		for i, r := range out {
+			require.EqualValues(t, i, r.Offset)
+		}
+		p, ok := c.Position("t", 0)
+		if !ok {
+			require.Empty(t, out)
+			continue
+		}
+		require.EqualValues(t, len(out), p, "iter %d poll %v", iter, usePoll)
+	}
+}
+
+// A Close that lands while a Poll looks up a position (here: from inside
+// the Client's ListOffset, once the broker answered, where Close returns
+// without waiting for the Poll) makes that Poll return ErrClosed, as
+// Close's and Poll's docs say, whichever of the Poll's checks sees it
+// first. Many rounds: the Poll's ctx ends on a goroutine of its own
+// (context.AfterFunc), and the bug showed when the Poll went on before it
+// had.
+func TestCloseDuringAPollsLookUp(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	ctx := testCtx(t)
+	for range 200 {
+		h := &listHookClient{Broker: b}
+		c := newConsumer(t, h, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, c.AssignTopic(ctx, "t", consumer.End()))
+		h.afterNext(func() { require.NoError(t, c.Close()) })
+		fs, err := c.Poll(ctx)
+		require.ErrorIs(t, err, consumer.ErrClosed, "Poll's answer when Close interrupted its look-up: %v", fs)
+	}
+}
+
+// callCountingClient is a broker that counts the consumer's calls in
+// flight, and notes a call that begins once closed is set.
+type callCountingClient struct {
+	*runnel.Broker
+	inFlight atomic.Int32
+	closed   atomic.Bool
+	late     atomic.Int32 // calls begun after closed was set
+}
+
+func (c *callCountingClient) begin() func() {
+	c.inFlight.Add(1)
+	if c.closed.Load() {
+		c.late.Add(1)
+	}
+	return func() { c.inFlight.Add(-1) }
+}
+
+func (c *callCountingClient) Partitions(ctx context.Context, topic string) (int, error) {
+	defer c.begin()()
+	return c.Broker.Partitions(ctx, topic)
+}
+
+func (c *callCountingClient) ListOffset(ctx context.Context, topic string, p int32, ts int64) (api.ListedOffset, error) {
+	defer c.begin()()
+	return c.Broker.ListOffset(ctx, topic, p, ts)
+}
+
+func (c *callCountingClient) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+	defer c.begin()()
+	return c.Broker.Fetch(ctx, req)
+}
+
+// TestNoClientCallAfterClose: goroutines Poll, range over Records,
+// call AssignTopic and Seek on one consumer while another closes it at
+// varying points. Once Close has returned no call to the Client is in
+// flight, and none begins afterwards (Close's doc: it waits for a Poll or
+// AssignTopic in progress, "so that no call to the Client is in flight
+// afterwards"; later calls return ErrClosed).
+func TestNoClientCallAfterClose(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 3})
+	for p := range int32(3) {
+		values(t, b, "t", p, seq("v", 0, 20)...)
+	}
+	rounds := 200
+	if testing.Short() {
+		rounds = 40
+	}
+	for round := range rounds {
+		cl := &callCountingClient{Broker: b}
+		c, err := consumer.New(cl, consumer.FetchMaxWait(time.Millisecond), consumer.FetchMaxPartitionBytes(1))
+		require.NoError(t, err)
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		var wg sync.WaitGroup
+		started := make(chan struct{}, 4)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				started <- struct{}{}
+				ctx := context.Background()
+				for k := 0; ; k++ {
+					var err error
+					switch g {
+					case 0:
+						_, err = c.Poll(ctx)
+					case 1:
+						for _, e := range c.Records(ctx) {
+							if e != nil {
+								err = e
+								break
+							}
+							if k++; k%5 == 0 {
+								break
+							}
+						}
+						if c.Assign("t", 1, consumer.End()) != nil {
+							return
+						}
+					case 2:
+						err = c.AssignTopic(ctx, "t", consumer.At(int64(k%20)))
+					case 3:
+						err = c.Seek("t", 0, consumer.Start())
+						if err == nil {
+							runtime.Gosched()
+						}
+					}
+					if errors.Is(err, consumer.ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, consumer.ErrNotAssigned) {
+						t.Errorf("goroutine %d: %v", g, err)
+						return
+					}
+				}
+			}()
+		}
+		for range 4 {
+			<-started
+		}
+		for range round % 20 {
+			runtime.Gosched()
+		}
+		require.NoError(t, c.Close())
+		cl.closed.Store(true)
+		require.Zero(t, cl.inFlight.Load(), "round %d: calls to the Client in flight after Close returned", round)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: calls still going 10 s after Close", round)
+		}
+		require.Zero(t, cl.late.Load(), "round %d: calls to the Client begun after Close returned", round)
 	}
 }

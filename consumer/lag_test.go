@@ -1,9 +1,14 @@
 package consumer_test
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,4 +84,46 @@ func TestLag(t *testing.T) {
 	}
 	l, _ = lag(1)
 	require.Zero(t, l)
+}
+
+// TestLagUnknownAfterReset: a reset after an offset out of range forgets
+// the high watermark the old position was read with: Lag reports false
+// until a fetch answers for the new position.
+func TestLagUnknownAfterReset(t *testing.T) {
+	var fetches atomic.Int32
+	client := &fakeClient{t: t,
+		listOffset: func(_ context.Context, _ string, _ int32, ts int64) (api.ListedOffset, error) {
+			require.EqualValues(t, api.Earliest, ts)
+			return api.ListedOffset{Offset: 5}, nil
+		},
+		fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			fp := api.FetchedPartition{Topic: "t", Partition: 0}
+			switch fetches.Add(1) {
+			case 1:
+				fp.HighWatermark, fp.Records = 2, batchAt(t, 0, "a", "b")
+			case 2:
+				fp.Err, fp.LogStartOffset, fp.HighWatermark = log.ErrOffsetOutOfRange, 5, 9
+			default:
+				fp.Err = api.ErrNotLeader // retried: no high watermark
+			}
+			return api.FetchResponse{Partitions: []api.FetchedPartition{fp}}, nil
+		}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Equal(t, 2, fs.NumRecords())
+	lag, ok := c.Lag("t", 0)
+	require.True(t, ok)
+	require.Zero(t, lag)
+	for fetches.Load() < 3 {
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		require.Empty(t, fs)
+	}
+	pos, ok := c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 5, pos, "reset to the log start")
+	_, ok = c.Lag("t", 0)
+	require.False(t, ok, "no fetch answered for the new position")
 }

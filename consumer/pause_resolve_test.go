@@ -9,6 +9,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,4 +80,42 @@ func TestPausedPartitionResolvedWhilePaused(t *testing.T) {
 		got = append(got, string(r.Value))
 	}
 	require.Equal(t, []string{"during the pause"}, got, "the record produced during the pause is read")
+}
+
+// TestSeekWhilePaused: a Seek of a paused partition (At or End)
+// is where it reads from after Resume; End is looked up while paused.
+func TestSeekWhilePaused(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	values(t, b, "t", 0, seq("v", 0, 5)...)
+	values(t, b, "t", 1, "x")
+	c := newConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
+	tp := api.TopicPartition{Topic: "t", Partition: 0}
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.Start()))
+	g := pollUntil(t, c, 6)
+	require.Len(t, g.values("t", 0), 5)
+	c.Pause(tp)
+	require.NoError(t, c.Seek("t", 0, consumer.At(2)))
+	values(t, b, "t", 1, "y")
+	g = pollUntil(t, c, 1)
+	require.Equal(t, []string{"y"}, g.values("t", 1))
+	p, ok := c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 2, p)
+	c.Resume(tp)
+	g = pollUntil(t, c, 3)
+	require.Equal(t, seq("v", 2, 3), g.values("t", 0))
+	// Seek End while paused: resolved now, the records after are read after Resume.
+	c.Pause(tp)
+	require.NoError(t, c.Seek("t", 0, consumer.End()))
+	values(t, b, "t", 1, "z")
+	g = pollUntil(t, c, 1)
+	require.Equal(t, []string{"z"}, g.values("t", 1))
+	p, ok = c.Position("t", 0)
+	require.True(t, ok)
+	require.EqualValues(t, 5, p)
+	values(t, b, "t", 0, "w")
+	c.Resume(tp)
+	g = pollUntil(t, c, 1)
+	require.Equal(t, []string{"w"}, g.values("t", 0))
 }

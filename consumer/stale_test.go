@@ -481,3 +481,104 @@ func TestRecordsLoopEndsAtOnceAfterFailedPoll(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorForPositionMovedMeanwhileDropped: a partition's error answered
+// to a fetch from a position that another Poll moved on from meanwhile
+// (its records read) is about a position left: it is dropped, and does not
+// stop the partition, as a stale answer with records is dropped.
+func TestErrorForPositionMovedMeanwhileDropped(t *testing.T) {
+	var c *consumer.Consumer
+	var fetches atomic.Int32
+	client := &fakeClient{t: t, fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+		if fetches.Add(1) == 1 {
+			// Another Poll reads from 0 to 2 while this fetch is in flight,
+			// then this one fails for the old position.
+			type res struct {
+				fs  consumer.Fetches
+				err error
+			}
+			r := recv(t, async(func() res { fs, err := c.Poll(testCtx(t)); return res{fs, err} }))
+			require.NoError(t, r.err)
+			require.Equal(t, 2, r.fs.NumRecords())
+			return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", Partition: 0, Err: api.ErrInvalidRequest}}}, nil
+		}
+		p := req.Partitions[0]
+		return api.FetchResponse{Partitions: []api.FetchedPartition{{
+			Topic: "t", Partition: 0, HighWatermark: p.Offset + 2, Records: batchAt(t, p.Offset, "a", "b"),
+		}}}, nil
+	}}
+	c = newConsumer(t, client)
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Empty(t, fs, "the error is the old position's")
+	fs, err = c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.NoError(t, fs.Err())
+	require.Equal(t, 2, fs.NumRecords(), "the partition is not stopped")
+	pos, _ := c.Position("t", 0)
+	require.EqualValues(t, 4, pos)
+}
+
+// TestSeekDropsHeldError: the error of a partition found gone, which a
+// Records loop ended before yielding (held for the next Poll), is dropped
+// by a Seek of the partition in between: it is about a position left.
+func TestSeekDropsHeldError(t *testing.T) {
+	var fetches atomic.Int32
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			return api.ListedOffset{Offset: 0, TopicID: log.NewTopicID()}, nil
+		},
+		fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			n := fetches.Add(1)
+			return abcOr(t, req, log.TopicID{}, func(p api.FetchPartition) error {
+				if p.Partition == 0 && n == 1 {
+					return api.ErrUnknownTopicID
+				}
+				return nil
+			}), nil
+		},
+	}
+	c := newConsumer(t, client, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Hour))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	require.Empty(t, firstRecordThenStop(t, c, "break"))
+	require.NoError(t, c.Seek("t", 0, consumer.At(1)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.NoError(t, fs.Err(), "the held error went with the Seek")
+	g := &got{}
+	g.add(fs)
+	require.Equal(t, []string{"b", "c"}, g.values("t", 0))
+	require.Equal(t, []string{"b", "c"}, g.values("t", 1))
+}
+
+// TestRecordsBreakAtResolveError: a Records loop that breaks at
+// the first of the errors a failed Poll brought (positions that could
+// not be resolved) ends at once; the errors it did not yield are not
+// lost, as unreported's doc says: their partitions were backed off, and
+// the Polls after the backoff find them again.
+func TestRecordsBreakAtResolveError(t *testing.T) {
+	client, listFail, _ := downClient(t)
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.Start()))
+	require.NoError(t, c.Assign("t", 2, consumer.At(0)))
+	var errs []error
+	for _, err := range c.Records(testCtx(t)) {
+		errs = append(errs, err)
+		break
+	}
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], listFail)
+	parts := map[int32]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(parts) < 2 && time.Now().Before(deadline); {
+		fs, err := c.Poll(testCtx(t))
+		require.Error(t, err, "the fetch is down")
+		for _, f := range fs {
+			require.ErrorIs(t, f.Err, listFail)
+			parts[f.Partition] = true
+		}
+	}
+	require.Equal(t, map[int32]bool{0: true, 1: true}, parts, "each partition's error, found again")
+}

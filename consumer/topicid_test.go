@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,4 +503,71 @@ func readAfterErrors(t *testing.T, c *consumer.Consumer, n int) ([]error, []stri
 	}
 	require.Len(t, got, n, "the test's deadline passed")
 	return errs, got
+}
+
+// TestTopicIDKeptWhenFetchesGiveNone: the topic ID ListOffset gave with a
+// resolved position is named by every fetch from it, also when the
+// Client's fetch answers carry no ID (a zero one does not replace it).
+func TestTopicIDKeptWhenFetchesGiveNone(t *testing.T) {
+	id := log.TopicID{1, 2, 3}
+	var ids []log.TopicID
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			return api.ListedOffset{Offset: 0, TopicID: id}, nil
+		},
+		fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			p := req.Partitions[0]
+			ids = append(ids, p.TopicID)
+			return api.FetchResponse{Partitions: []api.FetchedPartition{{
+				Topic: "t", Partition: 0, HighWatermark: 2, Records: batchAt(t, p.Offset, "x"),
+			}}}, nil
+		}}
+	c := newConsumer(t, client)
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	for range 2 {
+		fs, err := c.Poll(testCtx(t))
+		require.NoError(t, err)
+		require.Equal(t, 1, fs.NumRecords())
+	}
+	require.Equal(t, []log.TopicID{id, id}, ids)
+}
+
+// TestReplacedTopicFetchedAtOnce: a position reset after an offset out of
+// range, whose look-up finds the topic created again (another ID), is
+// reported as api.ErrUnknownTopicID, and the position found in the new
+// topic is fetched by the same Poll, not after RetryBackoff.
+func TestReplacedTopicFetchedAtOnce(t *testing.T) {
+	oldID, newID := log.TopicID{1}, log.TopicID{2}
+	var fetches atomic.Int32
+	client := &fakeClient{t: t,
+		listOffset: func(context.Context, string, int32, int64) (api.ListedOffset, error) {
+			return api.ListedOffset{Offset: 0, TopicID: newID}, nil
+		},
+		fetch: func(_ context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			fp := api.FetchedPartition{Topic: "t", Partition: 0}
+			switch fetches.Add(1) {
+			case 1:
+				fp.TopicID, fp.HighWatermark, fp.Records = oldID, 5, batchAt(t, 4, "old")
+			case 2:
+				fp.Err, fp.HighWatermark = log.ErrOffsetOutOfRange, 1
+			default:
+				require.Equal(t, newID, req.Partitions[0].TopicID)
+				fp.TopicID, fp.HighWatermark, fp.Records = newID, 1, batchAt(t, 0, "new")
+			}
+			return api.FetchResponse{Partitions: []api.FetchedPartition{fp}}, nil
+		}}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Hour), consumer.FetchMaxWait(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.At(4)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.Equal(t, 1, fs.NumRecords())
+	fs, err = c.Poll(testCtx(t)) // out of range: reset to the start
+	require.NoError(t, err)
+	require.Empty(t, fs)
+	fs, err = c.Poll(testCtx(t))
+	require.NoError(t, err)
+	require.ErrorIs(t, fs.Err(), api.ErrUnknownTopicID)
+	g := &got{}
+	g.add(fs)
+	require.Equal(t, []string{"new"}, g.values("t", 0), "the new topic's position is fetched at once")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,4 +253,69 @@ func TestSeekDuringTransientBackoff(t *testing.T) {
 		g.add(fs)
 	}
 	require.Equal(t, seq("v", 1, 4), g.values("t", 0))
+}
+
+// TestTransientFetchFailureWithResolveErrors: a fetch that fails
+// with an error Kafka's table calls retriable is retried without a word;
+// a Poll that has something else to report (a position that could not be
+// resolved) returns that, with no error.
+func TestTransientFetchFailureWithResolveErrors(t *testing.T) {
+	client, listFail, _ := downClient(t)
+	client.fetch = func(context.Context, *api.FetchRequest) (api.FetchResponse, error) {
+		return api.FetchResponse{}, api.ErrRequestTimedOut
+	}
+	c := newConsumer(t, client, consumer.RetryBackoff(time.Millisecond))
+	require.NoError(t, c.Assign("t", 0, consumer.Start()))
+	require.NoError(t, c.Assign("t", 1, consumer.At(0)))
+	fs, err := c.Poll(testCtx(t))
+	require.NoError(t, err, "the transient fetch failure is retried, not reported")
+	require.Len(t, fs, 1)
+	require.ErrorIs(t, fs[0].Err, listFail)
+	require.EqualValues(t, 0, fs[0].Partition)
+}
+
+// TestAssignTopicLookUpEnds: AssignTopic retries a retriable
+// partition-count error, until its ctx ends — with ctx's error, also when
+// the Client answers the call that ctx cut short with its own retriable
+// error — or the consumer closes (ErrClosed, also when Close came from
+// the Client's method itself). Nothing is assigned.
+func TestAssignTopicLookUpEnds(t *testing.T) {
+	t.Run("ctx", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		defer cancel()
+		var calls atomic.Int32
+		client := &fakeClient{t: t, partitions: func(context.Context, string) (int, error) {
+			calls.Add(1)
+			cancel()
+			return 0, api.ErrRequestTimedOut
+		}}
+		c := newConsumer(t, client, consumer.RetryBackoff(time.Hour))
+		err := c.AssignTopic(ctx, "t", consumer.Start())
+		require.ErrorIs(t, err, context.Canceled)
+		require.NotErrorIs(t, err, api.ErrRequestTimedOut)
+		require.EqualValues(t, 1, calls.Load())
+		require.Empty(t, c.Assigned())
+	})
+	t.Run("close", func(t *testing.T) {
+		var calls atomic.Int32
+		var c *consumer.Consumer
+		var closeErr error
+		client := &fakeClient{t: t, partitions: func(context.Context, string) (int, error) {
+			calls.Add(1)
+			closeErr = c.Close()
+			return 0, api.ErrRequestTimedOut
+		}}
+		c = newConsumer(t, client, consumer.RetryBackoff(time.Hour))
+		done := make(chan error, 1)
+		go func() { done <- c.AssignTopic(testCtx(t), "t", consumer.Start()) }()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, consumer.ErrClosed)
+		case <-time.After(10 * time.Second):
+			t.Fatal("AssignTopic waits out its backoff after Close")
+		}
+		require.NoError(t, closeErr)
+		require.EqualValues(t, 1, calls.Load())
+		require.Empty(t, c.Assigned())
+	})
 }

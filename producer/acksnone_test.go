@@ -1,6 +1,7 @@
 package producer_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -59,4 +60,36 @@ func TestAcksNoneMaybeWritten(t *testing.T) {
 			require.Equal(t, []string{"first", "second"}, got, "once: not retried")
 		})
 	}
+}
+
+// TestAcksNoneClose: with AcksNone a record delivered gets a nil
+// error; one whose request is in flight when Close comes fails with
+// ErrClosed, which may have been written (acks=0 cannot tell); one
+// produced after Close fails with ErrClosed before Produce returns.
+func TestAcksNoneClose(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	p, err := producer.New(f, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone))
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("first")}))
+
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
+	out := make(chan error, 1)
+	p.Produce(ctx, &record.Record{Value: []byte("held")}, func(_ *record.Record, err error) { out <- err })
+	require.NoError(t, hold.Wait(ctx, 1))
+	require.NoError(t, p.Close())
+	err = recvWithin(t, out, "held record's promise")
+	require.ErrorIs(t, err, producer.ErrClosed)
+	require.True(t, producer.MayBeWritten(err))
+
+	var after error
+	ran := false
+	p.Produce(ctx, &record.Record{Value: []byte("after")}, func(_ *record.Record, err error) { after, ran = err, true })
+	require.True(t, ran)
+	require.ErrorIs(t, after, producer.ErrClosed)
+	require.True(t, errors.Is(p.Flush(ctx), producer.ErrClosed))
+	hold.Remove()
+	require.Equal(t, []string{"first"}, values(readRecords(t, b, "t", 0)))
 }

@@ -3,11 +3,15 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -75,4 +79,51 @@ func TestCtxEndsAProduceWaitingForItsTopic(t *testing.T) {
 	require.NoError(t, p.Flush(testCtx(t))) // the space is freed after the promise
 	require.Zero(t, p.BufferedRecords())
 	require.True(t, r.Timestamp.IsZero())
+}
+
+// heldPartitions is a Client whose Partitions, once entered is closed,
+// waits for its ctx to end and then answers with a retriable error.
+type heldPartitions struct {
+	*runnel.Broker
+	entered chan struct{}
+	calls   atomic.Int32
+}
+
+func (c *heldPartitions) Partitions(ctx context.Context, _ string) (int, error) {
+	if c.calls.Add(1) == 1 {
+		close(c.entered)
+	}
+	<-ctx.Done()
+	return 0, api.ErrRequestTimedOut
+}
+
+// TestLookUpCutByCloseEndsWithErrClosed: a partition-count look-up
+// that Close cuts short answers with a retriable error (a Client that
+// does not return ctx's error); the look-up is not retried, the record
+// fails with ErrClosed (with the look-up's error beside it, not as a
+// delivery timeout), once.
+func TestLookUpCutByCloseEndsWithErrClosed(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := &heldPartitions{Broker: b, entered: make(chan struct{})}
+	p, err := producer.New(c, producer.RetryBackoff(time.Millisecond))
+	require.NoError(t, err)
+	got := make(chan error, 2)
+	go p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) {
+		got <- err
+	})
+	select {
+	case <-c.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the look-up never began")
+	}
+	require.NoError(t, p.Close())
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, producer.ErrClosed)
+		require.ErrorIs(t, err, api.ErrRequestTimedOut, "the look-up's error, beside ErrClosed")
+		require.NotErrorIs(t, err, producer.ErrDeliveryTimeout)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the record's promise never ran")
+	}
+	require.Equal(t, int32(1), c.calls.Load(), "look-ups: one, not retried after Close")
 }

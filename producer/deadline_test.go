@@ -2,8 +2,10 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -101,4 +103,25 @@ func TestStuckPartitionsLookupAfterUnknownTopic(t *testing.T) {
 	p.Produce(ctx, value("v"), o.promise())
 	waitOrFatal(t, ctx, o, "the batch waits for a look-up past its delivery deadline")
 	require.ErrorIs(t, o.errs["v"], producer.ErrDeliveryTimeout)
+}
+
+// The backoff before a batch's retry is cut at its delivery deadline:
+// with a RetryBackoff far longer than DeliveryTimeout, a batch whose
+// request keeps failing with a retriable error fails with
+// ErrDeliveryTimeout at its deadline, not after the whole backoff.
+func TestSendBackoffEndsAtDeliveryTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := bubbleBroker(t)
+		c.fail = func(int) error { return fmt.Errorf("%w: busy", api.ErrNotEnoughReplicas) }
+		const timeout = time.Second
+		p, err := producer.New(c, producer.DeliveryTimeout(timeout), producer.RetryBackoff(time.Hour), producer.MaxInFlight(1))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		o := <-produceAt(t, p, "a")
+		require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout)
+		require.ErrorIs(t, o.err, api.ErrNotEnoughReplicas)
+		require.Equal(t, t0.Add(timeout), o.at, "failed at its delivery deadline")
+		require.Equal(t, []time.Time{t0}, c.sent(), "one attempt: the backoff reaches the deadline")
+	})
 }

@@ -3,8 +3,10 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -199,4 +201,109 @@ func TestProduceSyncLooksUpATopicOnce(t *testing.T) {
 	mixed := &flakyPartitions{Broker: b, errs: always[:1]} // t's first look-up fails once, then all answer
 	err = newProducer(t, mixed, producer.RetryBackoff(time.Millisecond)).ProduceSync(testCtx(t), append(records(2, "t"), records(2, "u")...)...)
 	require.NoError(t, err)
+}
+
+// timedOutLookUps is a Client whose every partition count look-up fails
+// with a retriable error; it is never asked for more.
+type timedOutLookUps struct{}
+
+func (timedOutLookUps) Partitions(context.Context, string) (int, error) {
+	return 0, fmt.Errorf("%w: no answer", api.ErrRequestTimedOut)
+}
+
+func (timedOutLookUps) InitProducerID(context.Context) (int64, int16, error) {
+	panic("not reached")
+}
+
+func (timedOutLookUps) Produce(context.Context, *api.ProduceRequest) (api.ProduceResponse, error) {
+	panic("not reached")
+}
+
+// The backoff between two look-ups of a topic's partition count is cut
+// at the delivery deadline: with a RetryBackoff far longer than
+// DeliveryTimeout, the record fails with ErrDeliveryTimeout at its
+// DeliveryTimeout, not after the whole backoff (an hour here).
+func TestTopicLookUpBackoffEndsAtDeliveryTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = time.Second
+		p, err := producer.New(timedOutLookUps{}, producer.DeliveryTimeout(timeout), producer.RetryBackoff(time.Hour))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		o := <-produceAt(t, p, "a")
+		require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout)
+		require.ErrorIs(t, o.err, api.ErrRequestTimedOut)
+		require.Equal(t, t0.Add(timeout), o.at, "failed at its delivery deadline")
+	})
+}
+
+// Once a topic found deleted is back, the producer takes its records
+// again without asking the broker for each: one look-up finds it back,
+// and the records after it are buffered as for any known topic.
+func TestTopicBackIsNotLookedUpForEveryRecord(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newGoneClient(b)
+	p := newProducer(t, c, producer.DefaultTopic("t"))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, value("before")))
+	c.gone.Store(true)
+	require.ErrorIs(t, p.ProduceSync(ctx, value("lost")), api.ErrUnknownTopicOrPartition)
+	c.gone.Store(false)
+	require.NoError(t, p.ProduceSync(ctx, value("back")), "found back by a look-up")
+	looked := c.lookups.Load()
+	require.NoError(t, p.ProduceSync(ctx, value("x"), value("y"), value("z")))
+	require.Equal(t, looked, c.lookups.Load(), "the topic was looked up again, although known back")
+}
+
+// lateLookUp is a Client whose partition count look-up returns only once
+// its ctx has ended and answer is closed: a look-up the producer cut
+// short that the Client finishes late.
+type lateLookUp struct {
+	timedOutLookUps
+	waiting chan struct{} // closed once the look-up saw its ctx end
+	answer  chan struct{}
+}
+
+func (c *lateLookUp) Partitions(ctx context.Context, _ string) (int, error) {
+	<-ctx.Done()
+	close(c.waiting)
+	<-c.answer
+	return 0, ctx.Err()
+}
+
+// A topic's first look-up that both its delivery deadline and Close cut
+// short (the deadline passed, and Close came before the Client
+// returned) fails the record with ErrClosed alone, as partitionsBy
+// says: Close ends it as it ends any look-up, not with
+// ErrDeliveryTimeout.
+func TestLookUpCutByDeadlineThenCloseIsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &lateLookUp{waiting: make(chan struct{}), answer: make(chan struct{})}
+		p, err := producer.New(c, producer.DeliveryTimeout(time.Second))
+		require.NoError(t, err)
+		res := make(chan error, 1)
+		go p.Produce(context.Background(), &record.Record{Topic: "t"}, func(_ *record.Record, err error) { res <- err })
+		<-c.waiting // the deadline passed
+		require.NoError(t, p.Close())
+		close(c.answer)
+		err = <-res
+		require.ErrorIs(t, err, producer.ErrClosed)
+		require.NotErrorIs(t, err, producer.ErrDeliveryTimeout)
+	})
+}
+
+// A negative partition is no partition the topic could have gained: the
+// record fails with ErrInvalidPartition without the look-up of the
+// partition count that a partition past the count makes (which could hold
+// it up to DeliveryTimeout for nothing).
+func TestNegativePartitionIsNotLookedUp(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	c := newGoneClient(b)
+	p := newProducer(t, c, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, value("known")))
+	looked := c.lookups.Load()
+	err := p.ProduceSync(ctx, &record.Record{Partition: -1, Value: []byte("v")})
+	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+	require.Equal(t, looked, c.lookups.Load(), "looked up for a negative partition")
 }

@@ -1,13 +1,16 @@
 package producer_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -166,4 +169,155 @@ func TestTooLargeAfterMaybeAppendedNotSplit(t *testing.T) {
 			require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
 		})
 	}
+}
+
+// A log fenced while a produce waited for its fsync answers with
+// log.ErrLogFenced and the cause beside it, which may be one of the
+// refusals the producer knows (record.ErrCorrupt: a compaction's swap
+// that met corrupt data, say). The batch was appended, so the error is
+// no refusal, and the producer's doc says that log.ErrLogFenced means a
+// record may have been written: the producer counted it as a refusal
+// (not written; an idempotent batch's sequence numbers then free for
+// the next batch), and with AcksNone the record failed without
+// ErrMaybeWritten. (MaxInFlight 1: the acknowledgement's error comes
+// from Produce itself; above 1 the pipeline's acknowledgements already
+// counted as appended.)
+func TestFencedWithARefusalMayHaveBeenWritten(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	fenced := fmt.Errorf("%w: %w", log.ErrLogFenced, record.ErrCorrupt)
+	rule := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.FailAck, Err: fenced, Count: 1})
+	p := newProducer(t, f, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone), producer.MaxInFlight(1),
+		producer.RetryBackoff(time.Millisecond))
+	ctx := testCtx(t)
+
+	err := p.ProduceSync(ctx, &record.Record{Value: []byte("first")})
+	require.Equal(t, 1, rule.Hits())
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	require.ErrorIs(t, err, producer.ErrMaybeWritten, "appended, then fenced: %v", err)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("second")}))
+	require.Equal(t, []string{"first", "second"}, values(runneltest.ConsumeAll(t, b, "t")))
+}
+
+// MayBeWritten reads the errors of real failures as ProduceSync's doc
+// says: a refusal of the broker's, a done ctx and a failure before the
+// record was partitioned mean not written; an answer lost after the
+// append, an error the producer does not know, and ErrMaybeWritten mean
+// it may have been.
+func TestMayBeWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault runneltest.Fault
+		want  bool
+	}{
+		{"refused", runneltest.Fault{Op: runneltest.OpProduce, Err: api.ErrPolicyViolation, Count: 1}, false},
+		{"record too large", runneltest.Fault{Op: runneltest.OpProduce, Err: producer.ErrRecordTooLarge, Count: 1}, false},
+		{"appended, answer lost", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1}, true},
+		{"appended, ack failed", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.FailAck, Err: errors.New("fsync failed"), Count: 1}, true},
+		{"unknown error", runneltest.Fault{Op: runneltest.OpProduce, Err: errors.New("connection reset"), Count: 1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			f.Add(tc.fault)
+			p := runneltest.NewProducer(t, f)
+			err := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")})
+			require.Error(t, err)
+			require.Equal(t, tc.want, producer.MayBeWritten(err), "%v", err)
+			require.Equal(t, tc.want, producer.MayBeWritten(fmt.Errorf("wrapped: %w", err)), "%v", err)
+			recs := runneltest.ConsumeAll(t, b, "t")
+			if !tc.want {
+				require.Empty(t, recs, "not written, as MayBeWritten said")
+			}
+		})
+	}
+	t.Run("ctx done", func(t *testing.T) {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		p := runneltest.NewProducer(t, b)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("v")})
+		require.ErrorIs(t, err, context.Canceled)
+		require.False(t, producer.MayBeWritten(err))
+	})
+	t.Run("partition count not learned", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBroker(t, runneltest.Topic("t", 1))
+			f := runneltest.NewFaults(t, b)
+			f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrRequestTimedOut, Count: runneltest.Unlimited})
+			p := runneltest.NewProducer(t, f, producer.DeliveryTimeout(time.Second))
+			err := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")})
+			require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+			require.False(t, producer.MayBeWritten(err), "%v", err)
+		})
+	})
+	require.False(t, producer.MayBeWritten(nil))
+	require.True(t, producer.MayBeWritten(producer.ErrMaybeWritten))
+	require.True(t, producer.MayBeWritten(fmt.Errorf("%w (%w)", api.ErrPolicyViolation, producer.ErrMaybeWritten)),
+		"a refusal after an earlier attempt that may have been appended")
+	require.True(t, producer.MayBeWritten(errors.Join(
+		&producer.RecordError{Partition: producer.UnknownPartition, Err: producer.ErrMaxBuffered},
+		&producer.RecordError{Partition: 0, Err: producer.ErrDeliveryTimeout})), "one of two records")
+}
+
+// TestMayBeWrittenTable: MayBeWritten's doc, error by error: false
+// for nil, a ctx's errors, the errors before a record is buffered and the
+// broker's refusals alone; true for ErrMaybeWritten whatever else the
+// error matches, ErrDeliveryTimeout, ErrClosed, log.ErrLogFenced,
+// api.ErrBrokerClosed, ErrOutOfOrderSequence (a refusal, but listed
+// apart) and an error the producer does not know; a RecordError of no
+// partition is false whatever its error. Each also wrapped.
+func TestMayBeWrittenTable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{producer.ErrMaxBuffered, false},
+		{producer.ErrNoTopic, false},
+		{producer.ErrNilRecord, false},
+		{producer.ErrInvalidPartition, false},
+		{producer.ErrInvalidOption, false},
+		{producer.ErrRecordTooLarge, false},
+		{log.ErrInvalidRecord, false},
+		{api.ErrPolicyViolation, false},
+		{producer.ErrProducerFenced, false},
+		{api.ErrUnknownTopicOrPartition, false},
+		{producer.ErrMaybeWritten, true},
+		{errors.Join(context.Canceled, producer.ErrMaybeWritten), true},
+		{producer.ErrDeliveryTimeout, true},
+		{producer.ErrClosed, true},
+		{log.ErrLogFenced, true},
+		{api.ErrBrokerClosed, true},
+		{producer.ErrOutOfOrderSequence, true},
+		{errors.New("connection reset"), true},
+		{&producer.RecordError{Partition: producer.UnknownPartition, Err: producer.ErrDeliveryTimeout}, false},
+		{&producer.RecordError{Partition: 3, Err: producer.ErrDeliveryTimeout}, true},
+		{&producer.RecordError{Partition: 3, Err: context.DeadlineExceeded}, false},
+	} {
+		require.Equal(t, tc.want, producer.MayBeWritten(tc.err), "%v", tc.err)
+		require.Equal(t, tc.want, producer.MayBeWritten(fmt.Errorf("wrapped: %w", tc.err)), "wrapped %v", tc.err)
+	}
+}
+
+// TestMayBeWrittenInvalidTimestamp: a record whose Timestamp is
+// before the Unix epoch fails with ErrInvalidTimestamp before it is
+// buffered (Produce's doc; api.ErrInvalidTimestamp is "a record timestamp
+// a client refuses to send"), so it was never sent, and MayBeWritten,
+// whose doc says false "for an error before the record was buffered",
+// must say so of its promise's error. It said true: the error is in
+// neither of the lists mayBeWritten checks, and fell to "an error the
+// producer does not know".
+func TestMayBeWrittenInvalidTimestamp(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b)
+	got := make(chan error, 1)
+	p.Produce(t.Context(), &record.Record{Topic: "t", Timestamp: time.UnixMilli(-5), Value: []byte("v")},
+		func(_ *record.Record, err error) { got <- err })
+	err := <-got
+	require.ErrorIs(t, err, producer.ErrInvalidTimestamp)
+	require.False(t, producer.MayBeWritten(err), "%v", err)
+	require.False(t, producer.MayBeWritten(producer.ErrInvalidTimestamp))
+	require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
 }

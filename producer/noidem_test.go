@@ -1,10 +1,13 @@
 package producer_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -74,5 +77,54 @@ func TestNoIdempotenceRetryAppendsAgain(t *testing.T) {
 				require.Equal(t, want, values(runneltest.ConsumeAll(t, b, "t")))
 			})
 		}
+	}
+}
+
+// outOfOrderOnce is a Client that answers its first produce request with
+// ErrOutOfOrderSequence, as no broker does for a batch without a
+// producer id; the others go to the broker.
+type outOfOrderOnce struct {
+	*runnel.Broker
+	produces atomic.Int32
+}
+
+func (c *outOfOrderOnce) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if c.produces.Add(1) == 1 {
+		return api.ProduceResponse{}, producer.ErrOutOfOrderSequence
+	}
+	return c.Broker.Produce(ctx, req)
+}
+
+func (c *outOfOrderOnce) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	if c.produces.Add(1) == 1 {
+		return api.ProduceResponse{}, nil, producer.ErrOutOfOrderSequence
+	}
+	return c.Broker.ProduceAsync(ctx, req)
+}
+
+// TestNonIdempotentOutOfOrderFailsBatchOnly: a producer without
+// idempotence whose Client answers ErrOutOfOrderSequence (which it cannot
+// retry under a new producer id: it has none) fails that batch's records
+// with it, not retried, and stays usable: the next record is delivered.
+func TestNonIdempotentOutOfOrderFailsBatchOnly(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	for _, tc := range []struct {
+		name string
+		opts []producer.Opt
+	}{
+		{"one in flight", []producer.Opt{producer.DisableIdempotence(), producer.MaxInFlight(1)}},
+		{"default", []producer.Opt{producer.DisableIdempotence()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &outOfOrderOnce{Broker: b}
+			p := newProducer(t, c, tc.opts...)
+			ctx := testCtx(t)
+			err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("refused")})
+			require.ErrorIs(t, err, producer.ErrOutOfOrderSequence)
+			require.Equal(t, int32(1), c.produces.Load(), "attempts of the refused batch")
+			r := &record.Record{Topic: "t", Value: []byte("next")}
+			require.NoError(t, p.ProduceSync(ctx, r))
+			require.Equal(t, int32(2), c.produces.Load())
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -341,4 +342,37 @@ func TestManualPartitionBeyondAStaleCountIsLookedUp(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	err = p.ProduceSync(ctx, &record.Record{Partition: -1, Value: []byte("-1")})
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
+}
+
+// nilTopicPartitioner is a Partitioner whose ForTopic hands out a nil
+// pointer as the topic's TopicPartitioner.
+type nilTopicPartitioner struct{}
+
+type ptrPartitioner struct{ p int32 }
+
+func (p *ptrPartitioner) Partition(*record.Record, int) int32 { return p.p }
+
+func (nilTopicPartitioner) ForTopic(string) producer.TopicPartitioner {
+	var p *ptrPartitioner
+	return p
+}
+
+// TestNilPartitionerRefused: RecordPartitioner says "New returns
+// ErrInvalidOption for a nil p", and New refuses a nil *runnel.Broker as
+// a nil Client. A nil PartitionerFunc (var f producer.PartitionerFunc,
+// left unset on some path) is a nil p too: New took it, and the first
+// Produce panicked calling it. So does a ForTopic that returns a nil
+// pointer, where the doc promises the record ErrInvalidOption.
+func TestNilPartitionerRefused(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	var f producer.PartitionerFunc
+	_, err := producer.New(b, producer.RecordPartitioner(f))
+	require.ErrorIs(t, err, producer.ErrInvalidOption, "a nil PartitionerFunc is a nil p")
+
+	p := runneltest.NewProducer(t, b, producer.RecordPartitioner(nilTopicPartitioner{}))
+	require.NoError(t, testkit.NoPanic(t, "ProduceSync", func() error {
+		err = p.ProduceSync(testCtx(t), &record.Record{Topic: "t"})
+		return nil
+	}))
+	require.ErrorIs(t, err, producer.ErrInvalidOption, "ForTopic returned a nil TopicPartitioner")
 }

@@ -675,3 +675,48 @@ func TestHugeMetadataMaxAgeNeverRefreshes(t *testing.T) {
 	}
 	require.EqualValues(t, 1, c.calls.Load(), "Partitions calls")
 }
+
+// TestProduceSyncOnePartitionRefused: a ProduceSync of records to
+// three partitions, one of which the broker refuses (a refusal: not
+// retriable, nothing written), reports a *RecordError for each record of
+// that partition only, with its partition and the refusal, and none may
+// have been written; the others are written, their Partition and Offset
+// set, as a Java user reading each send's future, or kgo's
+// ProduceResults, expects.
+func TestProduceSyncOnePartitionRefused(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 3))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Partitions: []int32{1}, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
+	p := newProducer(t, f, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
+	var rs []*record.Record
+	for i := range 9 {
+		rs = append(rs, &record.Record{Partition: int32(i % 3), Value: []byte{byte('a' + i)}})
+	}
+	err := p.ProduceSync(testCtx(t), rs...)
+	require.Error(t, err)
+	require.ErrorIs(t, err, api.ErrPolicyViolation)
+	require.False(t, producer.MayBeWritten(err), "%v", err)
+	res := producer.RecordErrors(err)
+	require.Len(t, res, 3, "%v", err)
+	failed := map[*record.Record]bool{}
+	for _, re := range res {
+		require.EqualValues(t, 1, re.Partition)
+		require.EqualValues(t, 1, re.Record.Partition)
+		require.ErrorIs(t, re, api.ErrPolicyViolation)
+		failed[re.Record] = true
+	}
+	want := map[int32][]string{}
+	for _, r := range rs {
+		if failed[r] {
+			continue
+		}
+		require.NotEqual(t, int32(1), r.Partition)
+		want[r.Partition] = append(want[r.Partition], string(r.Value))
+		got := readRecords(t, b, "t", r.Partition)
+		require.Less(t, r.Offset, int64(len(got)), "%s", r.Value)
+		require.Equal(t, r.Value, got[r.Offset].Value)
+	}
+	for part := range int32(3) {
+		require.Equal(t, want[part], nilIfEmpty(values(readRecords(t, b, "t", part))), "partition %d", part)
+	}
+}

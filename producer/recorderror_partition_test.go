@@ -66,3 +66,19 @@ func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
 	require.EqualValues(t, 1, re.Partition)
 	require.Contains(t, re.Error(), "runnel/producer: record for small-1: ")
 }
+
+// A ManualPartitioner's record for partition 0 that fails before it is
+// partitioned reports partition 0 in its RecordError: 0 is an explicit
+// partition as much as 2 is (TestRecordErrorPartitionUnknownBeforePartitioning
+// takes 2, 7 and -3).
+func TestRecordErrorExplicitPartitionZero(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	ended, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	err := p.ProduceSync(ended, &record.Record{Topic: "t", Value: []byte("v")})
+	require.ErrorIs(t, err, context.Canceled)
+	re := producer.RecordErrors(err)
+	require.Len(t, re, 1)
+	require.Zero(t, re[0].Partition, "the record's explicit partition")
+}

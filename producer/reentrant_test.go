@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,4 +258,43 @@ func TestCloseOnlyInAPromiseLeavesNoGoroutine(t *testing.T) {
 	}
 	promised.Wait() // every promise runs, the goroutines then end
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestConcurrentClosesWaitForARunningPromise: while a promise runs
+// (blocked) on a producer's goroutine, Close called from two goroutines at
+// once returns in neither before the promise has returned (Close waits for
+// the goroutines, and a second Close waits too), both return nil, and a
+// Flush waiting meanwhile returns ErrClosed as Close begins.
+func TestConcurrentClosesWaitForARunningPromise(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p, err := producer.New(b, producer.DefaultTopic("t"))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	inPromise, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	p.Produce(ctx, &record.Record{Value: []byte("a")}, func(_ *record.Record, err error) {
+		close(inPromise)
+		<-release
+		finished.Store(true)
+	})
+	recvWithin(t, inPromise, "the promise")
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(ctx) }()
+	closed := make(chan bool, 2)
+	for range 2 {
+		go func() {
+			err := p.Close()
+			closed <- err == nil && finished.Load()
+		}()
+	}
+	require.ErrorIs(t, recvWithin(t, flushed, "Flush"), producer.ErrClosed)
+	select {
+	case ok := <-closed:
+		t.Fatalf("Close returned while the promise ran (nil error and promise finished: %v)", ok)
+	default:
+	}
+	close(release)
+	for range 2 {
+		require.True(t, recvWithin(t, closed, "Close"), "a Close returned an error, or before the promise had returned")
+	}
 }

@@ -3,11 +3,15 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -122,4 +126,73 @@ func TestHangingPartitionCountBoundedByDeliveryTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stuckRefreshClient is an in-memory broker (in a synctest bubble) whose
+// first Produce waits until release is closed, and whose partition count
+// look-ups after the first wait for their ctx: a broker that stops
+// answering them.
+type stuckRefreshClient struct {
+	*runnel.Broker
+	release chan struct{}
+	looked  atomic.Int32
+	sent    atomic.Int32
+}
+
+func (c *stuckRefreshClient) Partitions(ctx context.Context, topic string) (int, error) {
+	if c.looked.Add(1) == 1 {
+		return c.Broker.Partitions(ctx, topic)
+	}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func (c *stuckRefreshClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	if c.sent.Add(1) == 1 {
+		select {
+		case <-c.release:
+		case <-ctx.Done():
+			return api.ProduceResponse{}, ctx.Err()
+		}
+	}
+	return c.Broker.Produce(ctx, req)
+}
+
+// The periodic look-up of the partition count that a partition's
+// goroutine makes between two batches ends by the delivery deadline of
+// the next batch it sends, the oldest buffered, not that of the open
+// batch behind it: a broker that does not answer the look-up holds the
+// full batch no longer than its own DeliveryTimeout (the look-up ended by
+// the open batch's deadline held it 5 s past its own).
+func TestRefreshEndsByTheOldestBatchDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, b.Close()) }()
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		c := &stuckRefreshClient{Broker: b, release: make(chan struct{})}
+		const timeout = 10 * time.Second
+		// One record a batch; one request at a time (Produce, not the
+		// broker's ProduceAsync); a look-up after every batch.
+		p, err := producer.New(c, producer.DeliveryTimeout(timeout), producer.BatchMaxBytes(200),
+			producer.MaxInFlight(1), producer.MetadataMaxAge(time.Nanosecond))
+		require.NoError(t, err)
+		defer p.Close()
+		big := func(v string) string { return v + strings.Repeat(".", 99) }
+		t0 := time.Now()
+		a := produceAt(t, p, big("a")) // sent, held
+		synctest.Wait()
+		full := produceAt(t, p, big("b")) // the oldest buffered batch, full once c comes
+		time.Sleep(timeout / 2)
+		open := produceAt(t, p, big("c")) // the open batch, 5 s younger
+		close(c.release)
+		require.NoError(t, (<-a).err)
+		o := <-full
+		require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout)
+		require.Equal(t, t0.Add(timeout), o.at, "failed at its delivery deadline")
+		// The look-up after it holds the open batch to its own deadline.
+		o = <-open
+		require.ErrorIs(t, o.err, producer.ErrDeliveryTimeout)
+		require.Equal(t, t0.Add(timeout/2+timeout), o.at)
+	})
 }

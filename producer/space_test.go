@@ -222,3 +222,17 @@ func BenchmarkReserve(b *testing.B) {
 		p.release(1, 100)
 	}
 }
+
+// An empty buffer takes a record larger than MaxBufferedBytes at once,
+// also without waiting (TryProduce): refused there, it would be refused
+// for ever, and a blocking Produce would wait for room that never comes.
+// (The mutation pass killed the mutant that refuses it only by the
+// package's hang; this fails it with an error.)
+func TestEmptyBufferTakesOversizedRecordWithoutWaiting(t *testing.T) {
+	p, _ := spaceProducer(t, MaxBufferedBytes(100))
+	require.NoError(t, p.reserve(context.Background(), 500, false))
+	requireSpace(t, p, 1, 500, 0)
+	require.ErrorIs(t, p.reserve(context.Background(), 1, false), ErrMaxBuffered, "the buffer is over its bound now")
+	p.release(1, 500)
+	require.NoError(t, p.reserve(context.Background(), 1, false))
+}

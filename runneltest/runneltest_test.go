@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -16,6 +18,7 @@ import (
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -356,4 +359,133 @@ func TestBrokerClosedUnderAClient(t *testing.T) {
 	defer p.Close()
 	err := p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("after")})
 	require.ErrorIs(t, err, runnel.ErrClosed)
+}
+
+// Consume of no records returns none, at once.
+func TestConsumeZero(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a")
+	require.Empty(t, runneltest.Consume(t, b, "t", 0))
+}
+
+// Consume returns n records, though more are there.
+func TestConsumeReturnsN(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a", "b", "c")
+	require.Equal(t, []string{"a", "b"}, values(runneltest.Consume(t, b, "t", 2)))
+}
+
+// ConsumeAll of empty partitions reads nothing and waits for nothing: on
+// the bubble's fake clock, no time passes.
+func TestConsumeAllEmptyWaitsForNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+		t0 := time.Now()
+		require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
+		require.Equal(t, t0, time.Now())
+	})
+}
+
+// An unknown topic, and an error that is not retriable, fail Consume at
+// once, not when its wait ends.
+func TestConsumeFailsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		t0 := time.Now()
+		ft := fails(t, func(ft *fakeT) { runneltest.Consume(ft, b, "missing", 1) })
+		require.True(t, ft.failed)
+		require.Equal(t, t0, time.Now(), "unknown topic")
+
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrPolicyViolation, Count: runneltest.Unlimited})
+		ft = fails(t, func(ft *fakeT) { runneltest.Consume(ft, f, "t", 1) })
+		require.True(t, ft.failed)
+		require.Contains(t, ft.msg, api.ErrPolicyViolation.Error())
+		require.Equal(t, t0, time.Now(), "not retriable")
+	})
+}
+
+// endClient is the broker, but for the high watermark its ListOffset
+// gives: one lower (lower), or of another topic ID (newID), as a topic
+// deleted and created again between the look-ups would give.
+type endClient struct {
+	*runnel.Broker
+	lower, newID bool
+}
+
+func (c endClient) ListOffset(ctx context.Context, topic string, partition int32, ts int64) (api.ListedOffset, error) {
+	lo, err := c.Broker.ListOffset(ctx, topic, partition, ts)
+	if err == nil && ts == api.Latest {
+		if c.lower {
+			lo.Offset--
+		}
+		if c.newID {
+			lo.TopicID[0] ^= 1
+		}
+	}
+	return lo, err
+}
+
+// ConsumeAll returns the records below the high watermark it looked up,
+// and fails the test when the topic's ID changed between its look-ups.
+func TestConsumeAllUpToItsEnd(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	runneltest.ProduceValues(t, b, "t", "a", "b", "c")
+	require.Equal(t, []string{"a", "b"}, values(runneltest.ConsumeAll(t, endClient{Broker: b, lower: true}, "t")))
+
+	ft := fails(t, func(ft *fakeT) { runneltest.ConsumeAll(ft, endClient{Broker: b, newID: true}, "t") })
+	require.True(t, ft.failed)
+	require.Contains(t, ft.msg, "deleted and created again")
+}
+
+// TestNewBrokerCloseFailureReported: NewBroker's cleanup closes
+// the broker; a Close that fails (its closing writes refused by the
+// disk) fails the test with a message that says what failed, with the
+// file system's error.
+func TestNewBrokerCloseFailureReported(t *testing.T) {
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if !armed.Load() {
+			return nil
+		}
+		switch op {
+		case vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpSyncDir, vfs.OpRename, vfs.OpTruncate:
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	ct := &cleanupT{fakeT: &fakeT{TB: t}}
+	b := runneltest.NewBroker(ct, runneltest.Config(runnel.Config{Dir: "/d", FS: fsys,
+		TopicDefaults: log.Config{Sync: log.SyncNever}}), runneltest.Topic("t", 1))
+	require.False(t, ct.failed, ct.msg)
+	runneltest.ProduceValues(ct, b, "t", "a")
+	require.False(t, ct.failed, ct.msg)
+	armed.Store(true)
+	ct.runCleanups()
+	require.True(t, ct.failed, "a failed Close is reported")
+	require.True(t, strings.HasPrefix(ct.msg, "runneltest: close broker: "), ct.msg)
+	require.Contains(t, ct.msg, vfs.ErrInjected.Error())
+}
+
+// partitionsFor is a consumer.Client whose Partitions answers n for any
+// name, the empty one too, as no broker does; the rest is b's.
+type partitionsFor struct {
+	*runnel.Broker
+	n int
+}
+
+func (p partitionsFor) Partitions(context.Context, string) (int, error) { return p.n, nil }
+
+// TestConsumeAssignFailureReported: Consume of a topic whose
+// partitions the consumer cannot assign (a Client of the test's own that
+// answers a count for an empty name) fails the test with a message that
+// names the partition and says why, rather than hang or panic.
+func TestConsumeAssignFailureReported(t *testing.T) {
+	b := runneltest.NewBroker(t)
+	ft := fails(t, func(ft *fakeT) {
+		runneltest.Consume(ft, partitionsFor{Broker: b, n: 1}, "", 1)
+	})
+	require.True(t, ft.failed)
+	require.True(t, strings.HasPrefix(ft.msg, "runneltest: consume -0: "), ft.msg)
+	require.Contains(t, ft.msg, "topic")
 }

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -374,4 +374,13 @@ func TestRunRefusesArguments(t *testing.T) {
 	err := run(ctx, []string{"-addr", "127.0.0.1:0", "8081"}, &out, io.Discard, func(string) { t.Error("served"); cancel() })
 	require.ErrorContains(t, err, `unexpected argument "8081"`)
 	require.NotContains(t, out.String(), "serving")
+}
+
+// newServiceWithoutHandlers is a Service whose handlers have not caught
+// up (it runs none), producing with p.
+func newServiceWithoutHandlers(t *testing.T, p *producer.Producer) *httptest.Server {
+	svc := &Service{producer: p, logger: slog.New(slog.DiscardHandler), orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -67,13 +67,13 @@ func idleClosed(ctx context.Context, t *testing.T, addr string) {
 	require.NoError(t, err, "the server kept the idle connection open")
 }
 
-// TestReview31IdleTimeoutIsItsOwn: a kept-alive connection left idle is
+// TestIdleTimeoutIsItsOwn: a kept-alive connection left idle is
 // closed once idleTimeout passes, even when readTimeout is long. In
 // TestSlowClientsAreCut both limits are short, and net/http falls back
 // to ReadTimeout for a server without an IdleTimeout, so a server that
 // lost its IdleTimeout passed it (an idle connection then stays for
 // readTimeout's 30 s, not idleTimeout's 2 minutes).
-func TestReview31IdleTimeoutIsItsOwn(t *testing.T) {
+func TestIdleTimeoutIsItsOwn(t *testing.T) {
 	oldRead, oldIdle := readTimeout, idleTimeout
 	readTimeout, idleTimeout = time.Hour, 100*time.Millisecond
 	t.Cleanup(func() { readTimeout, idleTimeout = oldRead, oldIdle })

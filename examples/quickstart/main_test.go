@@ -116,3 +116,11 @@ func TestRoundTook(t *testing.T) {
 	require.Equal(t, 3457*time.Microsecond, roundTook(3456789*time.Nanosecond))
 	require.Equal(t, 123*time.Millisecond, roundTook(123456789*time.Nanosecond))
 }
+
+// -sync periodic is taken, and the topic made with it says so.
+func TestQuickstartSyncPeriodic(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-dir", t.TempDir(), "-records", "10", "-sync", "periodic"}, &out, io.Discard))
+	require.Contains(t, out.String(), "sync periodic")
+	require.Contains(t, out.String(), "consumed 10 records")
+}

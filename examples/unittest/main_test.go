@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -219,4 +218,16 @@ func TestMailerRunZero(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.Equal(t, []string{"ada@example.com", "bob@example.com"}, f.sent)
+}
+
+// A clock Register cannot encode (JSON times end at the year 9999) is
+// Register's error, and nothing is produced: Now is the caller's, as
+// the tests' fixed clocks show.
+func TestRegisterClockOutOfRange(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(SignupsTopic, 1))
+	s := &Signups{P: runneltest.NewProducer(t, b), Now: func() time.Time { return time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }}
+	err := s.Register(t.Context(), "ada@example.com")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrBadEmail)
+	require.Empty(t, runneltest.ConsumeAll(t, b, SignupsTopic), "nothing was produced")
 }

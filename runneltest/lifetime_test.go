@@ -1,0 +1,153 @@
+package runneltest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestParallelSubtestsShareOneBroker: parallel subtests (t.Parallel)
+// share one broker of the parent test, each with its own topic, producer
+// and consumer made by the helpers on its own *testing.T, all writing to
+// one shared topic too. Each reads exactly its own topic; the records a
+// subtest produced without waiting are delivered by its producer's
+// cleanup (the flush) before the group of subtests ends, so the parent
+// then finds every one in the shared topic; a subtest that closes its
+// producer and consumer itself fails nothing at cleanup; and the broker
+// closes last, after every subtest's cleanup.
+func TestParallelSubtestsShareOneBroker(t *testing.T) {
+	const subtests, per = 6, 25
+	b := runneltest.NewBroker(t, runneltest.Topic("shared", 4))
+	var promised atomic.Int64
+	t.Run("group", func(t *testing.T) {
+		for i := range subtests {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				own := fmt.Sprintf("own%d", i)
+				runneltest.CreateTopic(t, b, own, log.TopicConfig{Partitions: 2})
+				p := runneltest.NewProducer(t, b)
+				c := runneltest.NewConsumer(t, b)
+				require.NoError(t, c.Assign(own, 0, consumer.Start()))
+				var want []string
+				for j := range per {
+					v := fmt.Sprintf("%d-%d", i, j)
+					want = append(want, v)
+					// To the shared topic without waiting: the cleanup's
+					// flush delivers them.
+					p.Produce(context.Background(), &record.Record{Topic: "shared", Key: []byte(v), Value: []byte(v)},
+						func(_ *record.Record, err error) {
+							if err == nil {
+								promised.Add(1)
+							}
+						})
+					runneltest.Produce(t, b, own, &record.Record{Key: []byte(v), Value: []byte(v)})
+				}
+				require.ElementsMatch(t, want, values(runneltest.ConsumeAll(t, b, own)))
+				require.ElementsMatch(t, want, values(runneltest.Consume(t, b, own, per)))
+				if i%2 == 0 {
+					// Closed by the test itself: the cleanups find them
+					// closed, and report nothing.
+					require.NoError(t, p.Flush(t.Context()))
+					require.NoError(t, p.Close())
+					require.NoError(t, c.Close())
+				}
+			})
+		}
+	})
+	require.EqualValues(t, subtests*per, promised.Load(), "promises run by the subtests' cleanups")
+	got := values(runneltest.ConsumeAll(t, b, "shared"))
+	require.Len(t, got, subtests*per)
+	var want []string
+	for i := range subtests {
+		for j := range per {
+			want = append(want, fmt.Sprintf("%d-%d", i, j))
+		}
+	}
+	require.ElementsMatch(t, want, got)
+}
+
+// TestHelperFailsOnAnotherGoroutine runs, in a subprocess, a test
+// whose helper fails on a goroutine the test started: as the package doc
+// says (and as t.Fatalf does), the helper ends only that goroutine — the
+// code after it there does not run, its defers do — the test is marked
+// failed with the helper's message, and goes on; nothing panics, and the
+// producer that test made is still flushed and closed by its cleanup.
+func TestHelperFailsOnAnotherGoroutine(t *testing.T) {
+	if os.Getenv("RUNNEL_REVIEW37_CHILD") == "1" {
+		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
+	}
+	s := failingChild(t, "RUNNEL_REVIEW37_CHILD", "TestHelperFailsOnAnotherGoroutineChild")
+	require.Contains(t, s, "--- FAIL: TestHelperFailsOnAnotherGoroutineChild", s)
+	require.Contains(t, s, `runneltest: produce to "missing"`, s)
+	require.Contains(t, s, "goroutine ended by the helper", s)
+	require.Contains(t, s, "the test went on", s)
+	require.Contains(t, s, "promise after cleanup: <nil>", s)
+	require.NotContains(t, s, "after the helper", s)
+	require.NotContains(t, s, "panic:", s)
+}
+
+func TestHelperFailsOnAnotherGoroutineChild(t *testing.T) {
+	if os.Getenv("RUNNEL_REVIEW37_CHILD") != "1" {
+		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
+	}
+	// Registered first, so run last: after NewProducer's cleanup has
+	// flushed and closed the producer (Close waits for the promises).
+	perr := errors.New("promise not run")
+	t.Cleanup(func() { t.Logf("promise after cleanup: %v", perr) })
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	p := runneltest.NewProducer(t, b)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer t.Log("goroutine ended by the helper")
+		runneltest.Produce(t, b, "missing", &record.Record{Value: []byte("x")})
+		t.Log("after the helper")
+	}()
+	<-done
+	t.Log("the test went on")
+	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { perr = err })
+}
+
+// TestBrokerClosedFirstByTheTest: a test that closes the broker
+// itself, before the clients the helpers made (the wrong order, which the
+// package doc says is no disaster), with records still on their way:
+// the clients' cleanups report nothing (the producer's records fail with
+// the broker's ErrClosed, their promises run, and its flush returns), and
+// NewBroker's second Close returns nil.
+func TestBrokerClosedFirstByTheTest(t *testing.T) {
+	var failed atomic.Int32
+	t.Cleanup(func() {
+		// Registered first, so run last: after the producer's cleanup.
+		if n := failed.Load(); n != 10 {
+			t.Errorf("%d of 10 promises got the closed broker's error after the cleanups", n)
+		}
+	})
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	p := runneltest.NewProducer(t, b, producer.Linger(time.Minute)) // buffered until the cleanup's flush
+	c := runneltest.NewConsumer(t, b)
+	require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
+	require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("a")}))
+	fs, err := c.Poll(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, fs.NumRecords())
+	for i := range 10 {
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: fmt.Appendf(nil, "%d", i)}, func(_ *record.Record, err error) {
+			if errors.Is(err, runnel.ErrClosed) {
+				failed.Add(1)
+			}
+		})
+	}
+	require.NoError(t, b.Close())
+}
