@@ -15,9 +15,9 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// mut46CopyWrites fails the nth write (Write or WriteAt) of the first
+// tailCopyWriteFaults fails the nth write (Write or WriteAt) of the first
 // tail copy (.tmp) to be written n times, and counts each copy's writes.
-type mut46CopyWrites struct {
+type tailCopyWriteFaults struct {
 	n      int
 	mu     sync.Mutex
 	writes map[string]int
@@ -25,7 +25,7 @@ type mut46CopyWrites struct {
 }
 
 // MaybeError counts the writes of tail copies and fails the nth of one.
-func (c *mut46CopyWrites) MaybeError(op vfs.Op, name string) error {
+func (c *tailCopyWriteFaults) MaybeError(op vfs.Op, name string) error {
 	if op != vfs.OpWrite || !strings.HasSuffix(name, tailCopySuffix+tmpSuffix) {
 		return nil
 	}
@@ -42,26 +42,26 @@ func (c *mut46CopyWrites) MaybeError(op vfs.Op, name string) error {
 	return nil
 }
 
-// TestMut46TailCopyChecksumWriteFails: the write of a tail copy's
+// TestTailCopyChecksumWriteFails: the write of a tail copy's
 // checksum in its header, its last (a WriteAt after the header and the
 // tail, each of a write for a tail under a RewriteBlock), that fails
 // fails the Open before anything is cut; the next Open finds every
 // record. The mutant that dropped its error left a copy that says its
 // bytes are bad, which an Open after a later failure refuses.
-func TestMut46TailCopyChecksumWriteFails(t *testing.T) {
+func TestTailCopyChecksumWriteFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
-			clean := &mut46CopyWrites{}
-			require.NoError(t, mut46Open(t, e, vfs.WithFaults(mem, clean)))
+			clean := &tailCopyWriteFaults{}
+			require.NoError(t, openOnceAndClose(t, e, vfs.WithFaults(mem, clean)))
 			require.NotEmpty(t, clean.writes)
 			for name, n := range clean.writes {
 				require.Equal(t, 3, n, "%s: the header, the tail, the checksum", name)
 			}
 
 			e, mem = f.make(t)
-			inj := &mut46CopyWrites{n: 3}
-			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
+			inj := &tailCopyWriteFaults{n: 3}
+			err := openOnceAndClose(t, e, vfs.WithFaults(mem, inj))
 			require.NotEmpty(t, inj.failed)
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -69,12 +69,12 @@ func TestMut46TailCopyChecksumWriteFails(t *testing.T) {
 	}
 }
 
-// TestMut46TailCopyReadBackFails: a read of the tail copy, as the rewrite
+// TestTailCopyReadBackFails: a read of the tail copy, as the rewrite
 // reads the tail back from it, that fails fails the Open with that error
 // (the copy stays); the next Open finds every record. The reads fail 100
 // times at most: the mutant that dropped the short-read check took a
 // failed read for one of no bytes and read again, until they succeeded.
-func TestMut46TailCopyReadBackFails(t *testing.T) {
+func TestTailCopyReadBackFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
@@ -89,7 +89,7 @@ func TestMut46TailCopyReadBackFails(t *testing.T) {
 				}
 				return nil
 			})
-			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
+			err := openOnceAndClose(t, e, vfs.WithFaults(mem, inj))
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.Equal(t, 1, failed, "the first failed read ends the rewrite")
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -97,10 +97,10 @@ func TestMut46TailCopyReadBackFails(t *testing.T) {
 	}
 }
 
-// mut46CopyHandles counts the opens and closes of tail copies (under
+// tailCopyHandles counts the opens and closes of tail copies (under
 // their names, not the .tmp) and of .log files, and while cutAfterCopy fails the first
 // truncation of a .log after a copy was renamed to its name.
-type mut46CopyHandles struct {
+type tailCopyHandles struct {
 	mu                  sync.Mutex
 	opens, closes       int
 	logOpens, logCloses int
@@ -109,7 +109,7 @@ type mut46CopyHandles struct {
 }
 
 // MaybeError counts, and fails the truncation while armed.
-func (c *mut46CopyHandles) MaybeError(op vfs.Op, name string) error {
+func (c *tailCopyHandles) MaybeError(op vfs.Op, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -130,16 +130,16 @@ func (c *mut46CopyHandles) MaybeError(op vfs.Op, name string) error {
 	return nil
 }
 
-// TestMut46TailCopiesClosed: an Open that rewrites tails through their
+// TestTailCopiesClosed: an Open that rewrites tails through their
 // copies, and one that puts a copy back first, closes every copy it
 // opens (the mutants whose tailCopyReader.Close, or restoreTail, left
 // it open leaked a descriptor a copy; the mutant whose putTailBack left
 // the .log it put a copy back into open, one a copy put back).
-func TestMut46TailCopiesClosed(t *testing.T) {
+func TestTailCopiesClosed(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			e, mem := f.make(t)
-			c := &mut46CopyHandles{}
+			c := &tailCopyHandles{}
 			l, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
 			require.NoError(t, err)
 			require.NoError(t, l.Close())
@@ -147,8 +147,8 @@ func TestMut46TailCopiesClosed(t *testing.T) {
 			require.Equal(t, c.opens, c.closes, "rewrite: every copy opened is closed")
 			require.Equal(t, c.logOpens, c.logCloses, "rewrite: every .log opened is closed, once the log is")
 
-			e, mem = mut46LeftCopy(t, f)
-			c = &mut46CopyHandles{}
+			e, mem = leaveTailCopy(t, f)
+			c = &tailCopyHandles{}
 			l, err = Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, c), Clock: e.clock})
 			require.NoError(t, err)
 			require.Equal(t, stepPrefix(len(stepVals)), offVals(t, l))
@@ -160,13 +160,13 @@ func TestMut46TailCopiesClosed(t *testing.T) {
 	}
 }
 
-// mut46LeftCopy makes f's log, and an Open of it that fails after it
+// leaveTailCopy makes f's log, and an Open of it that fails after it
 // saved a tail copy (its truncation of the .log fails): the copy is left
 // for the next Open to put back.
-func mut46LeftCopy(t *testing.T, f stepFixture) (*env, *vfs.MemFS) {
+func leaveTailCopy(t *testing.T, f stepFixture) (*env, *vfs.MemFS) {
 	t.Helper()
 	e, mem := f.make(t)
-	cut := &mut46CopyHandles{cutAfterCopy: true}
+	cut := &tailCopyHandles{cutAfterCopy: true}
 	_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, cut), Clock: e.clock})
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	names, err := mem.List(e.dir)
@@ -175,9 +175,9 @@ func mut46LeftCopy(t *testing.T, f stepFixture) (*env, *vfs.MemFS) {
 	return e, mem
 }
 
-// mut46Open opens the log of e on fsys, closes it if it opened, and
+// openOnceAndClose opens the log of e on fsys, closes it if it opened, and
 // returns the Open's error.
-func mut46Open(t *testing.T, e *env, fsys vfs.FS) error {
+func openOnceAndClose(t *testing.T, e *env, fsys vfs.FS) error {
 	t.Helper()
 	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
 	if err == nil {
@@ -186,8 +186,8 @@ func mut46Open(t *testing.T, e *env, fsys vfs.FS) error {
 	return err
 }
 
-// mut46CopyName returns the name of the tail copy in e's directory.
-func mut46CopyName(t *testing.T, e *env, mem *vfs.MemFS) string {
+// tailCopyName returns the name of the tail copy in e's directory.
+func tailCopyName(t *testing.T, e *env, mem *vfs.MemFS) string {
 	t.Helper()
 	names, err := mem.List(e.dir)
 	require.NoError(t, err)
@@ -200,14 +200,14 @@ func mut46CopyName(t *testing.T, e *env, mem *vfs.MemFS) string {
 	return ""
 }
 
-// TestMut46RestoreRemoveFails: an Open that puts a tail copy back and
+// TestTailCopyRestoreRemoveFails: an Open that puts a tail copy back and
 // fails to remove it fails with that error; the next Open finds every
 // record. (The mutant that dropped the error went on: the rewrite that
 // follows renamed its own copy over it.)
-func TestMut46RestoreRemoveFails(t *testing.T) {
+func TestTailCopyRestoreRemoveFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			e, mem := mut46LeftCopy(t, f)
+			e, mem := leaveTailCopy(t, f)
 			var mu sync.Mutex
 			removes := 0
 			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -220,7 +220,7 @@ func TestMut46RestoreRemoveFails(t *testing.T) {
 				}
 				return nil
 			})
-			err := mut46Open(t, e, vfs.WithFaults(mem, inj))
+			err := openOnceAndClose(t, e, vfs.WithFaults(mem, inj))
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.Equal(t, 1, removes)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -228,33 +228,33 @@ func TestMut46RestoreRemoveFails(t *testing.T) {
 	}
 }
 
-// mut46SizeFails is a file system whose tail copies, opened, fail Size.
-type mut46SizeFails struct{ vfs.FS }
+// tailCopySizeFails is a file system whose tail copies, opened, fail Size.
+type tailCopySizeFails struct{ vfs.FS }
 
 // Open opens name, a tail copy whose Size fails.
-func (m mut46SizeFails) Open(name string) (vfs.File, error) {
+func (m tailCopySizeFails) Open(name string) (vfs.File, error) {
 	f, err := m.FS.Open(name)
 	if err == nil && strings.HasSuffix(name, tailCopySuffix) {
-		f = mut46SizeFailsFile{f}
+		f = tailCopySizeFailsFile{f}
 	}
 	return f, err
 }
 
-// mut46SizeFailsFile is a file whose Size fails.
-type mut46SizeFailsFile struct{ vfs.File }
+// tailCopySizeFailsFile is a file whose Size fails.
+type tailCopySizeFailsFile struct{ vfs.File }
 
 // Size fails.
-func (mut46SizeFailsFile) Size() (int64, error) { return 0, vfs.ErrInjected }
+func (tailCopySizeFailsFile) Size() (int64, error) { return 0, vfs.ErrInjected }
 
-// TestMut46RestoreCopySizeFails: an Open that cannot learn the size of a
+// TestTailCopyRestoreSizeFails: an Open that cannot learn the size of a
 // tail copy to put back fails with that error, not ErrBadTailCopy (the
 // copy may be good: the next Open puts it back, and finds every record).
 // The mutant that dropped the error took the copy for one of no bytes.
-func TestMut46RestoreCopySizeFails(t *testing.T) {
+func TestTailCopyRestoreSizeFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			e, mem := mut46LeftCopy(t, f)
-			err := mut46Open(t, e, mut46SizeFails{mem})
+			e, mem := leaveTailCopy(t, f)
+			err := openOnceAndClose(t, e, tailCopySizeFails{mem})
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.NotErrorIs(t, err, ErrBadTailCopy)
 			requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
@@ -262,14 +262,14 @@ func TestMut46RestoreCopySizeFails(t *testing.T) {
 	}
 }
 
-// TestMut46RestoreLogOneByteShort: a tail copy whose .log holds one byte
+// TestTailCopyRestoreLogOneByteShort: a tail copy whose .log holds one byte
 // less than the copy's position is refused (ErrBadTailCopy), as one
 // shorter still is (the mutant that moved the bound by one put the copy
 // back after a byte of zeros).
-func TestMut46RestoreLogOneByteShort(t *testing.T) {
+func TestTailCopyRestoreLogOneByteShort(t *testing.T) {
 	f := stepFixtures[0]
-	e, mem := mut46LeftCopy(t, f)
-	copyName := mut46CopyName(t, e, mem)
+	e, mem := leaveTailCopy(t, f)
+	copyName := tailCopyName(t, e, mem)
 	c, err := mem.Open(filepath.Join(e.dir, copyName))
 	require.NoError(t, err)
 	var hdr [8]byte
@@ -282,13 +282,13 @@ func TestMut46RestoreLogOneByteShort(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, lf.Truncate(pos-1))
 	require.NoError(t, lf.Close())
-	require.ErrorIs(t, mut46Open(t, e, mem), ErrBadTailCopy)
+	require.ErrorIs(t, openOnceAndClose(t, e, mem), ErrBadTailCopy)
 }
 
-// TestMut46TailCopyShorterThanItsHeader: a tail copy of any size under
+// TestTailCopyShorterThanItsHeader: a tail copy of any size under
 // its header's 12 bytes is a bad copy (the mutant that moved the bound
 // by one read an 11-byte copy's header short: a file system error).
-func TestMut46TailCopyShorterThanItsHeader(t *testing.T) {
+func TestTailCopyShorterThanItsHeader(t *testing.T) {
 	whole := appendTailCopy(7, nil)
 	require.Len(t, whole, tailCopyHeader)
 	for k := range tailCopyHeader {
@@ -297,12 +297,12 @@ func TestMut46TailCopyShorterThanItsHeader(t *testing.T) {
 	}
 }
 
-// TestMut46RestoreLogsTheTail: the warning of a tail copy put back gives
+// TestTailCopyRestoreLogsTheTail: the warning of a tail copy put back gives
 // the copy's position and the bytes it put back, the tail's (the mutant
 // that counted the copy's header in them said 12 more).
-func TestMut46RestoreLogsTheTail(t *testing.T) {
-	e, mem := mut46LeftCopy(t, stepFixtures[0])
-	copyName := mut46CopyName(t, e, mem)
+func TestTailCopyRestoreLogsTheTail(t *testing.T) {
+	e, mem := leaveTailCopy(t, stepFixtures[0])
+	copyName := tailCopyName(t, e, mem)
 	data, err := readFile(mem, filepath.Join(e.dir, copyName), 1<<30)
 	require.NoError(t, err)
 	pos := int64(binary.BigEndian.Uint64(data))
@@ -322,26 +322,26 @@ func TestMut46RestoreLogsTheTail(t *testing.T) {
 	require.Equal(t, 1, found, handed)
 }
 
-// TestMut46RestoreHeaderReadFails: an Open whose first read of a tail
+// TestTailCopyRestoreHeaderReadFails: an Open whose first read of a tail
 // copy to put back, its header's, or the second, its tail's as it checks
 // it, fails fails with that error, not ErrBadTailCopy (the copy may be
 // good: the next Open puts it back, and finds every record). The mutants
 // that dropped either error checked a header of zeros, or a checksum of
 // the bytes before the failed read.
-func TestMut46RestoreHeaderReadFails(t *testing.T) {
+func TestTailCopyRestoreHeaderReadFails(t *testing.T) {
 	for _, f := range stepFixtures {
 		for _, failAt := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s read %d", f.name, failAt), func(t *testing.T) {
-				mut46RestoreReadFails(t, f, failAt)
+				tailCopyRestoreReadFails(t, f, failAt)
 			})
 		}
 	}
 }
 
-// mut46RestoreReadFails fails the failAt-th read of the tail copy that
+// tailCopyRestoreReadFails fails the failAt-th read of the tail copy that
 // an Open puts back.
-func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
-	e, mem := mut46LeftCopy(t, f)
+func tailCopyRestoreReadFails(t *testing.T, f stepFixture, failAt int) {
+	e, mem := leaveTailCopy(t, f)
 	var mu sync.Mutex
 	reads := 0
 	inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -354,20 +354,20 @@ func mut46RestoreReadFails(t *testing.T, f stepFixture, failAt int) {
 		}
 		return nil
 	})
-	err := mut46Open(t, e, vfs.WithFaults(mem, inj))
+	err := openOnceAndClose(t, e, vfs.WithFaults(mem, inj))
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.NotErrorIs(t, err, ErrBadTailCopy)
 	requireStepPrefix(t, e, mem, len(stepVals), "the Open after")
 }
 
-// TestMut46RestoreLogMissing: a tail copy whose .log is missing as it
+// TestTailCopyRestoreLogMissing: a tail copy whose .log is missing as it
 // is put back (gone since the Open listed the directory: the injected
 // fs.ErrNotExist of its open) is a bad copy (ErrBadTailCopy), and the copy
 // stays (the mutant that dropped the check failed the Open with the file
 // system's error alone). A .log missing at the listing is found there.
-func TestMut46RestoreLogMissing(t *testing.T) {
-	e, mem := mut46LeftCopy(t, stepFixtures[0])
-	copyName := mut46CopyName(t, e, mem)
+func TestTailCopyRestoreLogMissing(t *testing.T) {
+	e, mem := leaveTailCopy(t, stepFixtures[0])
+	copyName := tailCopyName(t, e, mem)
 	logName := strings.TrimSuffix(copyName, tailCopySuffix)
 	var mu sync.Mutex
 	copyOpened, failed := false, false
@@ -383,7 +383,7 @@ func TestMut46RestoreLogMissing(t *testing.T) {
 		}
 		return nil
 	})
-	err := mut46Open(t, e, vfs.WithFaults(mem, inj))
+	err := openOnceAndClose(t, e, vfs.WithFaults(mem, inj))
 	require.True(t, failed)
 	require.ErrorIs(t, err, ErrBadTailCopy)
 	require.ErrorIs(t, err, fs.ErrNotExist)

@@ -16,11 +16,10 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// TestMut47KeylessRecordNamed: a compacted log refuses a batch with
+// TestCompactedLogNamesTheKeylessRecord: a compacted log refuses a batch with
 // key-less records naming the first of them (its offset delta), for an
 // uncompressed batch and a compressed one, read as it decompresses.
-// (mut47: L07.)
-func TestMut47KeylessRecordNamed(t *testing.T) {
+func TestCompactedLogNamesTheKeylessRecord(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip} {
 		t.Run(codec.String(), func(t *testing.T) {
 			e := newEnv(t)
@@ -36,13 +35,13 @@ func TestMut47KeylessRecordNamed(t *testing.T) {
 	}
 }
 
-// TestMut47MarkWinsOverALaterKeylessRecord: a compacted LogAppendTime
+// TestCompactedLogMarkWinsOverALaterKeylessRecord: a compacted LogAppendTime
 // log refuses a batch its producer marked LogAppendTime with
 // ErrInvalidTimestamp when a record has a key, also when a key-less one
 // follows it (the mark wins over a missing key unless every record lacks
 // one), for an uncompressed batch and a compressed one, read as it
-// decompresses. (mut47: L11.)
-func TestMut47MarkWinsOverALaterKeylessRecord(t *testing.T) {
+// decompresses.
+func TestCompactedLogMarkWinsOverALaterKeylessRecord(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip} {
 		t.Run(codec.String(), func(t *testing.T) {
 			e := newEnv(t)
@@ -58,12 +57,12 @@ func TestMut47MarkWinsOverALaterKeylessRecord(t *testing.T) {
 	}
 }
 
-// TestMut47TooLargeWinsOverAKeylessRecord: a compacted log refuses a
+// TestCompactedLogTooLargeWinsOverAKeylessRecord: a compacted log refuses a
 // compressed batch whose records decompress to more than the limit with
 // ErrRecordTooLarge, also when a key-less record comes first (read before
 // the stream reaches the limit): decompression is judged first, as when
-// the records were decompressed whole. (mut47: L05.)
-func TestMut47TooLargeWinsOverAKeylessRecord(t *testing.T) {
+// the records were decompressed whole.
+func TestCompactedLogTooLargeWinsOverAKeylessRecord(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{CleanupPolicy: Compact})
 	defer l.Close()
@@ -74,12 +73,12 @@ func TestMut47TooLargeWinsOverAKeylessRecord(t *testing.T) {
 	require.ErrorIs(t, err, ErrRecordTooLarge)
 }
 
-// TestMut47ChecksPoolTheirBuffer: checkFraming, validateKeys and hasKey
+// TestAppendChecksPoolTheirBuffer: checkFraming, validateKeys and hasKey
 // read a compressed batch through a pooled buffer: each allocates far
 // less than the buffer (record.StreamBufferSize) once the pools hold one
 // (the least of three tries, the collector off, as a pool can lose an
-// item to it). (mut47: L01.)
-func TestMut47ChecksPoolTheirBuffer(t *testing.T) {
+// item to it).
+func TestAppendChecksPoolTheirBuffer(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")
 	}

@@ -50,7 +50,7 @@ func TestLogStartAtTheLargestSegmentBase(t *testing.T) {
 		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())
 		// At MaxLogEndOffset already, it takes no record (session 32:
 		// this append was taken, past where a segment can start; see
-		// TestReview32AppendPastTheLastOffsetIsRefused).
+		// TestAppendPastTheLastOffsetIsRefused).
 		_, err = l.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
 		require.ErrorIs(t, err, ErrOffsetOutOfRange)
 		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())

@@ -11,7 +11,7 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// TestRev49MarkedCompactedKeylessTimestamp: on a compacted CreateTime
+// TestCompactedLogKeylessRecordTimestampErrors: on a compacted CreateTime
 // topic, a batch with a record that has no key is refused with
 // ErrInvalidTimestamp when a record that has one is stamped out of
 // bounds, and with ErrInvalidRecord when none is (only the keyless one:
@@ -20,9 +20,9 @@ import (
 // INVALID_RECORD) — whether or not the producer marked the batch
 // LogAppendTime, where the records' own create times are checked (the
 // mark's claim set here to the same time). The refused bytes stay as the
-// producer made them. (Found in review49: a marked batch answered the
-// missing key alone.)
-func TestRev49MarkedCompactedKeylessTimestamp(t *testing.T) {
+// producer made them. (A marked batch once answered the missing key
+// alone.)
+func TestCompactedLogKeylessRecordTimestampErrors(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.LZ4} {
 		for _, marked := range []bool{false, true} {
 			for _, tc := range []struct {

@@ -22,7 +22,7 @@ import (
 // assigned the offsets (and the LogAppendTime, with the CRC) before the
 // roll, so the retry was refused as a batch whose base offset is not 0
 // (ErrInvalidRecord, not retriable).
-func TestReview28RollFailedLeavesDataAsItWas(t *testing.T) {
+func TestRollFailedLeavesDataAsItWas(t *testing.T) {
 	for _, ts := range []TimestampType{CreateTime, LogAppendTime} {
 		t.Run(ts.String(), func(t *testing.T) {
 			var armed atomic.Bool
@@ -60,7 +60,7 @@ func TestReview28RollFailedLeavesDataAsItWas(t *testing.T) {
 // code answered ErrClosed at once once Close had begun (its closed flag
 // set), before Close had synced anything. Close's fsync is held until the
 // Flush waits for it (testHookWaitsForClose).
-func TestReview28FlushWhileClosingWaitsForClose(t *testing.T) {
+func TestFlushWhileClosingWaitsForClose(t *testing.T) {
 	var hold atomic.Bool
 	inSync, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -100,7 +100,7 @@ func TestReview28FlushWhileClosingWaitsForClose(t *testing.T) {
 // first attempt's flush had not run (its wait given up, as a delivery
 // timeout or a lost answer leaves it): acknowledged, the record was lost
 // to a power cut.
-func TestReview28DuplicateWaitsForTheFlushItsFirstAttemptMadeDue(t *testing.T) {
+func TestDuplicateWaitsForTheFlushItsFirstAttemptMadeDue(t *testing.T) {
 	mem := vfs.NewMem()
 	cfg := Config{Sync: SyncPeriodic, FlushMessages: 1}
 	l, err := Open("/p", cfg, Options{FS: mem, Clock: newClock()})

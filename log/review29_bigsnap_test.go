@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29OpenLoadsASnapshotLargerThan64MiB: nothing bounds the
+// TestOpenLoadsASnapshotLargerThan64MiB: nothing bounds the
 // number of idempotent producer ids a log remembers (a service that makes
 // a producer for each request; ProducerExpiration negative, never), and so
 // the size of a producer-state snapshot: about 55 bytes an id with one
@@ -21,7 +21,7 @@ import (
 // that a retry of such a batch after a restart was appended a second time.
 // Here 140,000 ids with five batches each, of large sequence numbers
 // and offsets, make a snapshot past 64 MiB.
-func TestReview29OpenLoadsASnapshotLargerThan64MiB(t *testing.T) {
+func TestOpenLoadsASnapshotLargerThan64MiB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a snapshot past 64 MiB: seconds, and 500 MB")
 	}

@@ -19,13 +19,13 @@ func requireWoken(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// TestReview29ReopenWakesReaders: a Reopen wakes the readers waiting on
+// TestReopenWakesReaders: a Reopen wakes the readers waiting on
 // Changed (a broker's long-poll fetches), whether its open succeeds or
 // fails. Under SyncAlways the old log's Close fsyncs the appends whose
 // acknowledgement nobody waited for, which moves the high watermark with
 // no OnDurable call; and a failed open makes the partition answer
 // ErrLogFenced, which a waiting reader must learn.
-func TestReview29ReopenWakesReaders(t *testing.T) {
+func TestReopenWakesReaders(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	defer p.Close()
@@ -44,11 +44,11 @@ func TestReview29ReopenWakesReaders(t *testing.T) {
 	requireWoken(t, ch, "a failed Reopen")
 }
 
-// TestReview29AppendWakesReadersWithoutFsync: on a topic that does not
+// TestAppendWakesReadersWithoutFsync: on a topic that does not
 // fsync before acknowledging (SyncNever, SyncPeriodic) the high watermark
 // is the log end, which an append moves with no fsync to call OnDurable:
 // Append and AppendAsync wake the readers waiting on Changed themselves.
-func TestReview29AppendWakesReadersWithoutFsync(t *testing.T) {
+func TestAppendWakesReadersWithoutFsync(t *testing.T) {
 	for _, sync := range []SyncPolicy{SyncNever, SyncPeriodic} {
 		t.Run(sync.String(), func(t *testing.T) {
 			e := newEnv(t)

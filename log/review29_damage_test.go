@@ -19,7 +19,7 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview29SnapshotDamageKeepsLaterProducerState is a seeded random
+// TestSnapshotDamageKeepsLaterProducerState is a seeded random
 // run of one SyncAlways log (compacted and with retention) under three
 // idempotent producers' appends, rolls, compactions, DeleteRecordsBefore,
 // Maintain with the clock moved on, clean reopens and power cuts (every
@@ -31,7 +31,7 @@ import (
 // state remembered before it is remembered after it. Compaction is what
 // could take it: it removes a producer's batches but its last, and a
 // crash would then replay the state from a snapshot without them (see
-// TestReview29CleanOpenRewritesAnUnreadableEndSnapshot). Producer ids do
+// TestCleanOpenRewritesAnUnreadableEndSnapshot). Producer ids do
 // not expire here: a producer that expired is forgotten by the state,
 // and then taken back from an older snapshot Open falls back to (as
 // documented: a replay counts producers from the Open).
@@ -39,8 +39,8 @@ import (
 // It runs seeds 1 to 300, to 100 with -short, to 40 in the quick race
 // run (-race -short); for more:
 //
-//	RUNNEL_REVIEW29_DAMAGE=3000 go test -run TestReview29SnapshotDamageKeepsLaterProducerState ./log
-func TestReview29SnapshotDamageKeepsLaterProducerState(t *testing.T) {
+//	RUNNEL_REVIEW29_DAMAGE=3000 go test -run TestSnapshotDamageKeepsLaterProducerState ./log
+func TestSnapshotDamageKeepsLaterProducerState(t *testing.T) {
 	runs := 300
 	if testing.Short() {
 		runs = 100

@@ -14,7 +14,7 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview29CleanOpenRewritesAnUnreadableEndSnapshot: a log closed
+// TestCleanOpenRewritesAnUnreadableEndSnapshot: a log closed
 // cleanly whose snapshot at the log end went bad (a digit changed: its
 // checksum fails) opens cleanly, its producer state rebuilt from an older
 // snapshot and the batches after it. That state is written as the
@@ -24,7 +24,7 @@ import (
 // the bad snapshot again, replays a log that no longer has them, and
 // refuses a retry of one of them as out of order instead of answering it
 // as a duplicate.
-func TestReview29CleanOpenRewritesAnUnreadableEndSnapshot(t *testing.T) {
+func TestCleanOpenRewritesAnUnreadableEndSnapshot(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, CleanupPolicy: Compact}
 	l := e.open(cfg)
@@ -55,14 +55,14 @@ func TestReview29CleanOpenRewritesAnUnreadableEndSnapshot(t *testing.T) {
 	requireDuplicate(t, l, keyedProducerBatch(t, 4, "k"), 4)
 }
 
-// TestReview29OpenKeepsAForeignTmpFile: Open removes the temporary files
+// TestOpenKeepsAForeignTmpFile: Open removes the temporary files
 // the log leaves when a write is cut short (a checkpoint's, a snapshot's,
 // a tail copy's: its own names with .tmp added), and refuses a directory
 // holding a file no log writes with ErrNotLogDir, leaving it as it is —
 // also one whose name merely ends in .tmp (IsLogFile says it is no log's,
 // and the broker does not remove a directory holding it). An OS's file
 // with .tmp added is ignored, as the OS's file is.
-func TestReview29OpenKeepsAForeignTmpFile(t *testing.T) {
+func TestOpenKeepsAForeignTmpFile(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
@@ -89,7 +89,7 @@ func TestReview29OpenKeepsAForeignTmpFile(t *testing.T) {
 	}
 }
 
-// TestReview29OpenRefusesASwapGoneBadBeforeItRemovesAnything: a
+// TestOpenRefusesASwapGoneBadBeforeItRemovesAnything: a
 // compaction's swap file (found when a crash came after its commit) is
 // synced whole before it takes its name; one whose bytes went bad since
 // (a batch's CRC fails, its last offset delta changed; bytes after its
@@ -99,7 +99,7 @@ func TestReview29OpenKeepsAForeignTmpFile(t *testing.T) {
 // active one too, acknowledged records with them, and then failed on the
 // bad batch all the same. With the bad swap file removed, the log opens
 // whole.
-func TestReview29OpenRefusesASwapGoneBadBeforeItRemovesAnything(t *testing.T) {
+func TestOpenRefusesASwapGoneBadBeforeItRemovesAnything(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, CleanupPolicy: Compact}
 	l := e.open(cfg)

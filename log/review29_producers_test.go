@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29NoEpochTakesAnySequence: a producer id whose batches carry
+// TestNoEpochTakesAnySequence: a producer id whose batches carry
 // no epoch (-1) is taken at any sequence number, as Kafka's broker takes
 // it (ProducerAppendInfo.checkSequence accepts any sequence while the
 // producer's current epoch is NO_PRODUCER_EPOCH, and a new epoch at any
@@ -21,7 +21,7 @@ import (
 // log checked the sequence numbers of such a producer as of one with an
 // epoch: the gap, and the first batch of epoch 0 at a sequence other than
 // 0, were refused with ErrOutOfOrderSequence.
-func TestReview29NoEpochTakesAnySequence(t *testing.T) {
+func TestNoEpochTakesAnySequence(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
 	ctx := context.Background()
@@ -98,14 +98,14 @@ func kafkaIdempotence(st map[int64]*kafkaProducer, pid int64, epoch int16, seq i
 	return ""
 }
 
-// TestReview29IdempotenceMatchesKafka appends random idempotent batches of
+// TestIdempotenceMatchesKafka appends random idempotent batches of
 // three producer ids — the next in sequence, retries of earlier ones (in
 // and out of the last 5), gaps, new and stale epochs, epoch -1 and
 // below, sequences about to wrap past math.MaxInt32 — reopening the log
 // now and then, and checks each answer against Kafka's rules
 // (kafkaIdempotence). It failed on epoch -1 (see
-// TestReview29NoEpochTakesAnySequence).
-func TestReview29IdempotenceMatchesKafka(t *testing.T) {
+// TestNoEpochTakesAnySequence).
+func TestIdempotenceMatchesKafka(t *testing.T) {
 	seeds := uint64(300)
 	if testing.Short() {
 		seeds = 100

@@ -10,13 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29TimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
+// TestTimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
 // that moves the log start past the record a time search found, between
 // the search and the check of its answer, makes the answer stale: the
 // search runs again and answers the first record at or past the new log
 // start (mutant: searchStale without its check of the log start, which
 // answered an offset below the log start, out of range to fetch).
-func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
+func TestTimeSearchOvertakenByDeleteRecords(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
 	defer l.Close()
@@ -36,7 +36,7 @@ func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
 	require.EqualValues(t, 4, off, "the first record at or past the new log start")
 }
 
-// TestReview29MaxTimestampTieAcrossSegments: OffsetOfMaxTimestamp reads
+// TestMaxTimestampTieAcrossSegments: OffsetOfMaxTimestamp reads
 // the records of the segments whose max timestamp could hold the
 // largest, the largest bound first; a later segment whose bound is a
 // batch compaction emptied (kept, as the last of its segment, with its
@@ -44,7 +44,7 @@ func TestReview29TimeSearchOvertakenByDeleteRecords(t *testing.T) {
 // timestamp it finds there ties a record of the earlier segment: the
 // answer is the earlier record, the first with the largest timestamp
 // (mutant: the tie not taken, which answered the later segment's record).
-func TestReview29MaxTimestampTieAcrossSegments(t *testing.T) {
+func TestMaxTimestampTieAcrossSegments(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{CleanupPolicy: Compact, SegmentBytes: 150})
 	defer l.Close()
@@ -69,12 +69,12 @@ func TestReview29MaxTimestampTieAcrossSegments(t *testing.T) {
 	require.EqualValues(t, 0, off, "a@50, the first record stamped 50")
 }
 
-// TestReview29PartitionReadsBelowItsHighWatermark: a Partition's ReadInto
+// TestPartitionReadsBelowItsHighWatermark: a Partition's ReadInto
 // and OffsetOfMaxTimestamp stop at its high watermark whatever upTo they
 // are given — under SyncAlways, records appended and not yet fsynced are
 // neither read nor answered, as Kafka's fetch and ListOffsets (isolation
 // READ_UNCOMMITTED) stop at the high watermark (mutants: upTo alone).
-func TestReview29PartitionReadsBelowItsHighWatermark(t *testing.T) {
+func TestPartitionReadsBelowItsHighWatermark(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{Sync: SyncAlways})
 	defer l.Close()
@@ -116,12 +116,12 @@ func batchValues(t *testing.T, data []byte) []string {
 	return out
 }
 
-// TestReview29PartitionAppendWakesReaders: a Partition's Append and
+// TestPartitionAppendWakesReaders: a Partition's Append and
 // AppendAsync close the channel Changed returned before them on a log
 // that acknowledges without an fsync, where the high watermark moves with
 // the append (mutants: no wake-up there); a duplicate, which moves
 // nothing, wakes no one.
-func TestReview29PartitionAppendWakesReaders(t *testing.T) {
+func TestPartitionAppendWakesReaders(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{Sync: SyncNever})
 	defer l.Close()

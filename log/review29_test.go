@@ -13,14 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29EndOffsetForAsKafka: OffsetForLeaderEpoch's answers are
+// TestEndOffsetForAsKafka: OffsetForLeaderEpoch's answers are
 // Kafka's LeaderEpochFileCache.endOffsetFor's, case by case. The doc
 // claimed so while an epoch above the latest answered the latest epoch
 // and the log end (Kafka: none), and one below the earliest answered
 // none (Kafka: itself, ending at the earliest one's start, so that a
 // follower or a KIP-320 consumer does not take a retention for a
 // truncation). From revread29.
-func TestReview29EndOffsetForAsKafka(t *testing.T) {
+func TestEndOffsetForAsKafka(t *testing.T) {
 	c := epochCache{entries: []EpochEntry{{Epoch: 2, StartOffset: 5}, {Epoch: 4, StartOffset: 9}, {Epoch: 7, StartOffset: 12}}}
 	const leo = 20
 	for _, tc := range []struct {
@@ -48,12 +48,12 @@ func TestReview29EndOffsetForAsKafka(t *testing.T) {
 	require.Equal(t, int64(-1), end)
 }
 
-// TestReview29RetentionCountsSegmentsGoneBeforeAFailedRoll: when every
+// TestRetentionCountsSegmentsGoneBeforeAFailedRoll: when every
 // record is past retention.ms, ApplyRetention deletes the older segments,
 // then rolls the active one so that it may go too. A roll that fails
 // then left the older segments deleted and ApplyRetention answered 0,
 // where its doc says it returns how many it deleted. From revkeep29.
-func TestReview29RetentionCountsSegmentsGoneBeforeAFailedRoll(t *testing.T) {
+func TestRetentionCountsSegmentsGoneBeforeAFailedRoll(t *testing.T) {
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if armed.Load() && op == vfs.OpCreate && filepath.Ext(name) == ".log" {

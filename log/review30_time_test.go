@@ -10,7 +10,7 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// TestReview30LogAppendTimeBeforeTheEpoch: a LogAppendTime topic stamps
+// TestLogAppendTimeBeforeTheEpoch: a LogAppendTime topic stamps
 // every batch with the log's clock, whatever time it tells: one before
 // 1970 (a fake clock left at its zero time, a machine whose clock was
 // never set) is a negative append time, which Kafka's broker stamps as it
@@ -19,7 +19,7 @@ import (
 // CreateTime batch, its header's max timestamp uncorrected (here 7, where
 // its records' largest is 1000), and answered the append with that
 // negative time as its LogAppendTime.
-func TestReview30LogAppendTimeBeforeTheEpoch(t *testing.T) {
+func TestLogAppendTimeBeforeTheEpoch(t *testing.T) {
 	e := newEnv(t)
 	e.clock.t = time.UnixMilli(-5000)
 	l := e.open(Config{TimestampType: LogAppendTime})
@@ -40,14 +40,14 @@ func TestReview30LogAppendTimeBeforeTheEpoch(t *testing.T) {
 	}
 }
 
-// TestReview30SegmentTimeAfterTruncateIntoOlderSegment: segment.ms's
+// TestSegmentTimeAfterTruncateIntoOlderSegment: segment.ms's
 // wall-clock wait, for an active segment whose first batch has no
 // timestamp, counts from when that segment was created or the log opened
 // (Kafka: its LogSegment's created time). A truncation that removes the
 // active segment makes the one before it active again, not emptied: its
 // wait goes on from its own creation, not from that of the segment the
 // truncation removed.
-func TestReview30SegmentTimeAfterTruncateIntoOlderSegment(t *testing.T) {
+func TestSegmentTimeAfterTruncateIntoOlderSegment(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentTime: time.Hour, SegmentBytes: 300}
 	l := e.open(cfg)
@@ -66,10 +66,10 @@ func TestReview30SegmentTimeAfterTruncateIntoOlderSegment(t *testing.T) {
 	require.Equal(t, 2, l.Segments(), "the first segment, 70 minutes old by the wall clock, rolled")
 }
 
-// TestReview30SegmentTimeAfterTruncateIntoRolledSegment: as
-// TestReview30SegmentTimeAfterTruncateIntoOlderSegment, for a segment
+// TestSegmentTimeAfterTruncateIntoRolledSegment: as
+// TestSegmentTimeAfterTruncateIntoOlderSegment, for a segment
 // that rolled after the log opened: its wait counts from its roll.
-func TestReview30SegmentTimeAfterTruncateIntoRolledSegment(t *testing.T) {
+func TestSegmentTimeAfterTruncateIntoRolledSegment(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentTime: time.Hour, SegmentBytes: 1000})
 	defer l.Close()

@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview31ClosedPartitionAfterAFailedReopen: a partition whose Reopen
+// TestClosedPartitionAfterAFailedReopen: a partition whose Reopen
 // could not open its log answers ErrLogFenced (wrapping open's error)
 // until Close or Discard closes it, as Reopen's doc says; then ErrClosed,
 // as any closed partition: its owner closed it (a deleted topic, the
 // broker's Close), and the broker tells those apart by ErrClosed.
-func TestReview31ClosedPartitionAfterAFailedReopen(t *testing.T) {
+func TestClosedPartitionAfterAFailedReopen(t *testing.T) {
 	for _, how := range []string{"Close", "Discard"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)

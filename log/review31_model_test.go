@@ -14,7 +14,7 @@ import (
 	"github.com/runnel/runnel/segment"
 )
 
-// TestReview31SegmentCreatedModel checks segment.ms's wall-clock rolls
+// TestSegmentCreatedModel checks segment.ms's wall-clock rolls
 // (batches without a timestamp) against Kafka's model, where each
 // segment keeps its own created time: set when the log opens (for the
 // segments it finds), when a roll or the cleaner creates the segment,
@@ -22,7 +22,7 @@ import (
 // (here Partition.Reopen). Random appends, rolls, clock steps,
 // truncations, compactions and reopens; the code before the session-31
 // fixes failed 133 of 400 seeds.
-func TestReview31SegmentCreatedModel(t *testing.T) {
+func TestSegmentCreatedModel(t *testing.T) {
 	seeds := uint64(400)
 	if testing.Short() {
 		seeds = 100

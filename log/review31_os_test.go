@@ -10,12 +10,12 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview31RelativeDirSurvivesChdir: a log opened on the OS file
+// TestRelativeDirSurvivesChdir: a log opened on the OS file
 // system with a relative dir keeps working in the directory it opened
 // when the process changes its working directory afterwards: a roll, a
 // checkpoint and Close land there (Kafka makes its log dirs absolute,
 // getAbsoluteFile, for the same reason).
-func TestReview31RelativeDirSurvivesChdir(t *testing.T) {
+func TestRelativeDirSurvivesChdir(t *testing.T) {
 	base := t.TempDir()
 	t.Chdir(base)
 	cfg := Config{SegmentBytes: 100}

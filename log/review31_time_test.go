@@ -10,13 +10,13 @@ import (
 	"github.com/runnel/runnel/compression"
 )
 
-// TestReview31SegmentTimeAfterEmptiedSegmentRolled: a truncation that
+// TestSegmentTimeAfterEmptiedSegmentRolled: a truncation that
 // empties a segment starts its segment.ms wall-clock wait again (Kafka's
 // LogSegment.truncateTo resets its created time), and the segment keeps
 // that time: rolled afterwards, and made active again by a truncation
 // that removes the segment after it, it counts from when it was emptied,
 // not from its first roll (the log kept the roll's time).
-func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
+func TestSegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentTime: time.Hour})
 	defer l.Close()
@@ -48,13 +48,13 @@ func TestReview31SegmentTimeAfterEmptiedSegmentRolled(t *testing.T) {
 	require.Equal(t, 3, l.Segments(), "emptied 61 minutes ago: rolled")
 }
 
-// TestReview31SegmentTimeKeptByReopenOutlivesRoll: a Partition.Reopen (a
+// TestSegmentTimeKeptByReopenOutlivesRoll: a Partition.Reopen (a
 // config change, which Kafka makes in place) keeps the active segment's
 // creation time, and the log must keep it for that segment after it rolls
 // too: made active again by a truncation that removes the segment after
 // it, it counts from its creation, as Kafka's LogSegment keeps it, not
 // from the reopen (the log did not know of the kept time).
-func TestReview31SegmentTimeKeptByReopenOutlivesRoll(t *testing.T) {
+func TestSegmentTimeKeptByReopenOutlivesRoll(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
 	p := NewPartition("t", 0, e.open(cfg))
@@ -73,12 +73,12 @@ func TestReview31SegmentTimeKeptByReopenOutlivesRoll(t *testing.T) {
 	require.Equal(t, 2, l.Segments(), "created 70 minutes ago: rolled")
 }
 
-// TestReview31SegmentTimeOfOlderSegmentKeptByReopen: as
-// TestReview31SegmentTimeKeptByReopenOutlivesRoll, for a segment older
+// TestSegmentTimeOfOlderSegmentKeptByReopen: as
+// TestSegmentTimeKeptByReopenOutlivesRoll, for a segment older
 // than the one active at the reopen: made active again by a truncation,
 // it counts from when it was created (here, when the log first opened),
 // not from the reopen.
-func TestReview31SegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
+func TestSegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentTime: time.Hour, RetentionTime: -1}
 	p := NewPartition("t", 0, e.open(cfg))
@@ -98,12 +98,12 @@ func TestReview31SegmentTimeOfOlderSegmentKeptByReopen(t *testing.T) {
 	require.Equal(t, 2, l.Segments(), "created 70 minutes ago: rolled")
 }
 
-// TestReview31SegmentTimeOfCleanedSegment: compaction writes its cleaned
+// TestSegmentTimeOfCleanedSegment: compaction writes its cleaned
 // segment anew, as Kafka's cleaner does (a new LogSegment, created when
 // it cleans): made active again by a truncation, the cleaned segment
 // counts segment.ms's wall-clock wait from the cleaning, not from when
 // the first segment of its group rolled, which the log kept for its base.
-func TestReview31SegmentTimeOfCleanedSegment(t *testing.T) {
+func TestSegmentTimeOfCleanedSegment(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentTime: time.Hour, CleanupPolicy: Compact, RetentionTime: -1})
 	defer l.Close()

@@ -45,7 +45,7 @@ func writeSegmentFile(t *testing.T, fsys vfs.FS, dir string, base int64, data []
 	require.NoError(t, f.Close())
 }
 
-// TestReview32AppendPastTheLastOffsetIsRefused: an append whose offsets
+// TestAppendPastTheLastOffsetIsRefused: an append whose offsets
 // would take the log end past maxSegmentBase, where no segment can start
 // (its indexes hold offsets relative to its base in 32 bits), is refused
 // with ErrOffsetOutOfRange, nothing written and the log not fenced. It
@@ -56,7 +56,7 @@ func writeSegmentFile(t *testing.T, fsys vfs.FS, dir string, base int64, data []
 // whose last offset was math.MaxInt64 made the log end wrap to
 // math.MinInt64, after which no record of the log could be read and the
 // next append failed to roll at a negative base.
-func TestReview32AppendPastTheLastOffsetIsRefused(t *testing.T) {
+func TestAppendPastTheLastOffsetIsRefused(t *testing.T) {
 	ctx := context.Background()
 	t.Run("from a log start checkpoint", func(t *testing.T) {
 		e := newEnv(t)
@@ -103,11 +103,11 @@ func TestReview32AppendPastTheLastOffsetIsRefused(t *testing.T) {
 	})
 }
 
-// TestReview32BatchEndingAtMaxInt64IsCorrupt: a segment whose batch ends
+// TestBatchEndingAtMaxInt64IsCorrupt: a segment whose batch ends
 // at offset math.MaxInt64, whose next offset no int64 holds, is corrupt:
 // Open fails with record.ErrCorrupt. It opened, the log end wrapping (to
 // a log that reported offsets [0, 0) and read none of its records).
-func TestReview32BatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
+func TestBatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
 	for _, withIndexes := range []bool{false, true} {
 		e := newEnv(t)
 		writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, math.MaxInt32-1))
@@ -126,7 +126,7 @@ func TestReview32BatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
 	}
 }
 
-// TestReview32AppendOfMoreOffsetsThanASegmentHolds: an append of more
+// TestAppendOfMoreOffsetsThanASegmentHolds: an append of more
 // records than a segment has offsets for (2^31 - 1: its indexes hold
 // offsets relative to its base in 32 bits), which compressed batches
 // within max.message.bytes can carry, is refused with ErrRecordTooLarge,
@@ -135,7 +135,7 @@ func TestReview32BatchEndingAtMaxInt64IsCorrupt(t *testing.T) {
 // a write failure to the log, which fenced it. It builds some 2 GB of
 // batches and validates 2^31 records (minutes of CPU): it runs only with
 // RUNNEL_HUGE_APPEND=1, on 64 bits.
-func TestReview32AppendOfMoreOffsetsThanASegmentHolds(t *testing.T) {
+func TestAppendOfMoreOffsetsThanASegmentHolds(t *testing.T) {
 	if os.Getenv("RUNNEL_HUGE_APPEND") == "" || math.MaxInt == math.MaxInt32 {
 		t.Skip("2^31 records in one append: set RUNNEL_HUGE_APPEND=1 (64-bit only)")
 	}
@@ -165,14 +165,14 @@ func TestReview32AppendOfMoreOffsetsThanASegmentHolds(t *testing.T) {
 	require.Equal(t, int64(2), l.LogEndOffset())
 }
 
-// TestReview32SwapEndingAtMaxInt64IsCorrupt: a compaction's swap file
+// TestSwapEndingAtMaxInt64IsCorrupt: a compaction's swap file
 // whose batch ends at math.MaxInt64 (no offset follows it: the segment
 // refuses it) makes Open fail with record.ErrCorrupt before Open changes
 // anything, as a swap whose batches went bad does. Open completed the
 // swap — removing the segment it replaces, renaming the swap — and only
 // then found the segment corrupt; scanEnd had taken the batch, its end
 // wrapping to math.MinInt64.
-func TestReview32SwapEndingAtMaxInt64IsCorrupt(t *testing.T) {
+func TestSwapEndingAtMaxInt64IsCorrupt(t *testing.T) {
 	e := newEnv(t)
 	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
 	writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(maxSegmentBase, segment.LogSuffix+swapSuffix)),
@@ -186,13 +186,13 @@ func TestReview32SwapEndingAtMaxInt64IsCorrupt(t *testing.T) {
 	require.ElementsMatch(t, before, after, "a refused Open changed the directory")
 }
 
-// TestReview32SwapFilePastMaxInt32IsCorrupt: a compaction's swap file
+// TestSwapFilePastMaxInt32IsCorrupt: a compaction's swap file
 // larger than math.MaxInt32 bytes, which no segment is, makes Open fail
 // with record.ErrCorrupt before it reads a batch, changing nothing. Under
 // GOARCH=386 a batch header in it claiming 2 GiB - 1 bytes made Open
 // panic (the batch's size wrapped an int); on 64 bits it was read into
 // one buffer, 2 GiB, to fail its CRC. The file is sparse.
-func TestReview32SwapFilePastMaxInt32IsCorrupt(t *testing.T) {
+func TestSwapFilePastMaxInt32IsCorrupt(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("sparse files: NTFS allocates a file's length unless it is marked sparse")
 	}
@@ -217,7 +217,7 @@ func TestReview32SwapFilePastMaxInt32IsCorrupt(t *testing.T) {
 	require.Equal(t, []string{segment.FileName(0, segment.LogSuffix+swapSuffix)}, names)
 }
 
-// TestReview32LogPastTheLastEndKeepsOpening: a log whose segments on disk
+// TestLogPastTheLastEndKeepsOpening: a log whose segments on disk
 // end past MaxLogEndOffset (no runnel appends there now: such files are
 // crafted, or an older runnel's) still opens and reads; a
 // DeleteRecordsBefore past MaxLogEndOffset is refused with
@@ -226,7 +226,7 @@ func TestReview32SwapFilePastMaxInt32IsCorrupt(t *testing.T) {
 // log start offset checkpoint that the next Open refused
 // (ErrBadCheckpoint: the log could not be opened again), and retention
 // failed with ErrRollFailed at every round.
-func TestReview32LogPastTheLastEndKeepsOpening(t *testing.T) {
+func TestLogPastTheLastEndKeepsOpening(t *testing.T) {
 	e := newEnv(t)
 	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, math.MaxInt32-1))
 	cfg := Config{RetentionTime: time.Second}

@@ -14,14 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview32SecondBatchPastTheLastEndRefusesTheWhole: an append of
+// TestBatchPastTheLastEndRefusesTheWhole: an append of
 // several batches whose second would take the log end past
 // MaxLogEndOffset is refused whole with ErrOffsetOutOfRange, on a
 // LogAppendTime topic too (whose batches the append stamps): nothing is
 // written, the caller's bytes are as they were, the log is not fenced, no
 // roll happened, and an append that fits is taken after it, the log
 // reopening at MaxLogEndOffset.
-func TestReview32SecondBatchPastTheLastEndRefusesTheWhole(t *testing.T) {
+func TestBatchPastTheLastEndRefusesTheWhole(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []TimestampType{CreateTime, LogAppendTime} {
 		e := newEnv(t)
@@ -54,11 +54,11 @@ func TestReview32SecondBatchPastTheLastEndRefusesTheWhole(t *testing.T) {
 	}
 }
 
-// TestReview32CompactionAtTheLastEnd: a compacted log whose end reached
+// TestCompactionAtTheLastEnd: a compacted log whose end reached
 // MaxLogEndOffset rolls there, is cleaned, truncated and appended to again
 // up to MaxLogEndOffset, and reopens with the records kept, through the
 // MemFS crash model too.
-func TestReview32CompactionAtTheLastEnd(t *testing.T) {
+func TestCompactionAtTheLastEnd(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	require.NoError(t, vfs.MkdirAllDurable(e.fs, e.dir, 0o755))
@@ -104,14 +104,14 @@ func TestReview32CompactionAtTheLastEnd(t *testing.T) {
 	require.NoError(t, l.Close())
 }
 
-// TestReview32SwapPastItsSegmentsRangeIsCorrupt: a compaction's swap file
+// TestSwapPastItsSegmentsRangeIsCorrupt: a compaction's swap file
 // whose last batch's base offset went bad on disk (no CRC covers it), now
 // past the range of offsets a segment at the swap's base can hold (2^31-1
 // past it), makes Open fail with record.ErrCorrupt before it changes
 // anything. Open completed the swap up to the bad end, removing every
 // segment after it — the active one too, durable records — and only
 // then found the cleaned segment corrupt.
-func TestReview32SwapPastItsSegmentsRangeIsCorrupt(t *testing.T) {
+func TestSwapPastItsSegmentsRangeIsCorrupt(t *testing.T) {
 	e := newEnv(t)
 	writeSegmentFile(t, e.fs, e.dir, 0, gapBatch(t, 0, 9))
 	writeSegmentFile(t, e.fs, e.dir, 10, gapBatch(t, 10, 9))

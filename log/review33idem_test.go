@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview33ReplayTakesALowerEpochAfterExpiry: a producer id whose
+// TestReplayTakesALowerEpochAfterExpiry: a producer id whose
 // state expired takes a batch of an older epoch as a new producer's (as
 // Kafka's broker does: the expired entry is gone). The state Open
 // rebuilds after a crash — the snapshot of a roll before the expiry,
@@ -18,7 +18,7 @@ import (
 // (ProducerStateEntry.update): a retry of the older epoch's last batch a
 // duplicate, its next batch taken. The replay kept the newer epoch and
 // refused both with ErrProducerFenced.
-func TestReview33ReplayTakesALowerEpochAfterExpiry(t *testing.T) {
+func TestReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	open := func() *Log { return e.openIdem(nil) }

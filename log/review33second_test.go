@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview33ImportedHistoryAgesByItsOwnTimes: RetentionTime's doc (session
+// TestImportedHistoryAgesByItsOwnTimes: RetentionTime's doc (session
 // 33): under CreateTime, what of a history imported with its events' own
 // times is older than RetentionTime goes at the next maintenance run, a
 // segment at a time, when SegmentTime is a fraction of RetentionTime
 // (segments roll by the records' times, as Kafka's segment.ms does).
-func TestReview33ImportedHistoryAgesByItsOwnTimes(t *testing.T) {
+func TestImportedHistoryAgesByItsOwnTimes(t *testing.T) {
 	e := newEnv(t)
 	const day = 24 * time.Hour
 	cfg := Config{RetentionTime: 7 * day, SegmentTime: day}
@@ -32,11 +32,11 @@ func TestReview33ImportedHistoryAgesByItsOwnTimes(t *testing.T) {
 	require.True(t, oldest.After(now.Add(-8*day-time.Hour)), "the oldest record left is %v old", now.Sub(oldest))
 }
 
-// TestReview33LogAppendTimeAgesByTheAppend: RetentionTime's doc (session
+// TestLogAppendTimeAgesByTheAppend: RetentionTime's doc (session
 // 33): under LogAppendTime a record's age is the broker's time of its
 // append, whatever time the producer gave: an imported history stays
 // until RetentionTime after its import.
-func TestReview33LogAppendTimeAgesByTheAppend(t *testing.T) {
+func TestLogAppendTimeAgesByTheAppend(t *testing.T) {
 	e := newEnv(t)
 	const day = 24 * time.Hour
 	cfg := Config{RetentionTime: 7 * day, SegmentTime: day, TimestampType: LogAppendTime}
@@ -53,14 +53,14 @@ func TestReview33LogAppendTimeAgesByTheAppend(t *testing.T) {
 	require.Len(t, readAll(t, l, 0), 30*24)
 }
 
-// TestReview33TruncationReloadTakesALowerEpochAfterExpiry: as
-// TestReview33ReplayTakesALowerEpochAfterExpiry (idem33), through
+// TestTruncationReloadTakesALowerEpochAfterExpiry: as
+// TestReplayTakesALowerEpochAfterExpiry (idem33), through
 // TruncateTo's reload of the producer state (the snapshot of a roll
 // before the expiry, which holds the newer epoch, and the batches after
 // it replayed), which the change of producers.update covers too: after a
 // truncation that leaves the older epoch's batches, a retry of its last
 // one is a duplicate and its next batch is taken.
-func TestReview33TruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
+func TestTruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	l := e.openIdem(nil)

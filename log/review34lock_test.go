@@ -13,12 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview34HoldLock: the partition lock's waits end with their ctx:
+// TestHoldLockWaitsEndWithTheirCtx: the partition lock's waits end with their ctx:
 // a reader's behind a writer, a writer's behind a reader; a writer that
 // gives up lets the readers it held back go on; a writer waiting holds
 // new readers back (as a sync.RWMutex); a free lock is taken whatever
 // the ctx.
-func TestReview34HoldLock(t *testing.T) {
+func TestHoldLockWaitsEndWithTheirCtx(t *testing.T) {
 	m := newHoldLock()
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -76,9 +76,9 @@ func TestReview34HoldLock(t *testing.T) {
 	require.Panics(t, func() { m.Unlock() })
 }
 
-// TestReview34WriterLock: the log's writer lock's wait ends with its ctx;
+// TestWriterLockWaitEndsWithItsCtx: the log's writer lock's wait ends with its ctx;
 // a free lock is taken whatever the ctx.
-func TestReview34WriterLock(t *testing.T) {
+func TestWriterLockWaitEndsWithItsCtx(t *testing.T) {
 	m := newWriterLock()
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -99,13 +99,13 @@ func spinUntil(cond func() bool) {
 	}
 }
 
-// TestReview34LogCallsHeedTheirCtxBehindAStuckWrite: while an append
+// TestLogCallsHeedTheirCtxBehindAStuckWrite: while an append
 // hangs in its write, holding the writer lock, the log's calls that take
 // a ctx and need that lock — Append, DeleteRecordsBefore,
 // ApplyRetention, Compact, Maintain — return with their ctx's
 // error once it ends (before the call, or by a deadline), changing
 // nothing; once the write goes on, the log holds what was acknowledged.
-func TestReview34LogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	e := newEnv(t)
 	hang, fs := newHangingWrite(t, e.fs, "")
 	e.fs = fs

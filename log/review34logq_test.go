@@ -69,15 +69,15 @@ func (h *reentrantLines) requireSeen(msg string) {
 	h.seen = h.seen[:0]
 }
 
-// TestReview34LinesGoOutWithoutTheWriterLock: every kind of line the log
+// TestLinesGoOutWithoutTheWriterLock: every kind of line the log
 // logs (roll, retention, DeleteRecords, compaction, producer id expiry,
 // fencing by a failed write and by a failed fsync, recovery at Open) is
 // handed to the Logger's handler once the log's writer lock (mu) is
 // released, before the call that logged returns, and the handler may
 // append to the log. On the old code the handler's append to the log
 // whose roll it was told of deadlocked (the root package's
-// TestReview34LoggerMayProduceToTheRollingPartition).
-func TestReview34LinesGoOutWithoutTheWriterLock(t *testing.T) {
+// test of a broker Logger that produces to the rolling partition).
+func TestLinesGoOutWithoutTheWriterLock(t *testing.T) {
 	ctx := context.Background()
 	var failWrite, failSync atomic.Bool
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -150,13 +150,13 @@ func TestReview34LinesGoOutWithoutTheWriterLock(t *testing.T) {
 
 var directLine = regexp.MustCompile(`l\.logger\.(Debug|Info|Warn|Error|Log)`)
 
-// TestReview34EveryUnlockHandsLinesOn keeps the rule the lines of
-// TestReview34LinesGoOutWithoutTheWriterLock rest on, for the lines no
+// TestEveryUnlockHandsLinesOn keeps the rule the lines of
+// TestLinesGoOutWithoutTheWriterLock rest on, for the lines no
 // test makes: the log logs only through lockedLog (a line logged without
 // mu panics in a race build: see lockedlog), and releases mu only with
 // unlock, which hands the queued lines on (a bare Unlock would leave them
 // queued until another unlock, or for ever).
-func TestReview34EveryUnlockHandsLinesOn(t *testing.T) {
+func TestEveryUnlockHandsLinesOn(t *testing.T) {
 	names, err := filepath.Glob("*.go")
 	require.NoError(t, err)
 	for _, name := range names {
@@ -176,9 +176,9 @@ func TestReview34EveryUnlockHandsLinesOn(t *testing.T) {
 	}
 }
 
-// TestReview34HandlerMayCloseTheLog: the handler may close the Log whose
+// TestHandlerMayCloseTheLog: the handler may close the Log whose
 // line it is (Options.Logger); the append that rolled returns.
-func TestReview34HandlerMayCloseTheLog(t *testing.T) {
+func TestHandlerMayCloseTheLog(t *testing.T) {
 	e := newEnv(t)
 	var opened *Log
 	err, closeErr := callClosedOnLine(t, "rolled segment", func(logger *slog.Logger) *Log {
@@ -197,7 +197,7 @@ func TestReview34HandlerMayCloseTheLog(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
-// TestReview34HandlerMayAppendToThePartitionWhileAReopenWaits: a
+// TestHandlerMayAppendToThePartitionWhileAReopenWaits: a
 // Partition call holds the partition's lock shared around the log's;
 // the log's lines (here the roll of a Partition.Append) are handed on
 // once it released it. On the old code they were handed on inside the
@@ -205,7 +205,7 @@ func TestReview34HandlerMayCloseTheLog(t *testing.T) {
 // waited for the lock behind a Reopen (a config change) that waited for
 // the call, which waited for the handler: the handler's append was still
 // blocked after 10s.
-func TestReview34HandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
+func TestHandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{SegmentBytes: 100}
 	var p atomic.Pointer[Partition]
@@ -264,13 +264,13 @@ func reopenWaits() bool {
 	return false
 }
 
-// TestReview34ConcurrentLinesAllHandedOn: under appends from several
+// TestConcurrentLinesAllHandedOn: under appends from several
 // goroutines at once through a Partition (so that some call always may
 // hold the partition's lock), every roll's line is handed on once, by the
 // time the appends returned, and a handler that appends too (its first
 // lines) neither deadlocks nor loses lines. Run with -race, it also
 // checks that the log's queue of lines is touched under its lock only.
-func TestReview34ConcurrentLinesAllHandedOn(t *testing.T) {
+func TestConcurrentLinesAllHandedOn(t *testing.T) {
 	e := newEnv(t)
 	var p atomic.Pointer[Partition]
 	var lines, fromHandler atomic.Int64

@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview34HandlerMayCloseTheLogOnCompacted: Options.Logger says the
+// TestHandlerMayCloseTheLogOnCompacted: Options.Logger says the
 // handler may close the Log whose line it is; "compacted" is one of its
 // lines (Compact, or Maintain's compaction).
-func TestReview34HandlerMayCloseTheLogOnCompacted(t *testing.T) {
+func TestHandlerMayCloseTheLogOnCompacted(t *testing.T) {
 	e := newEnv(t)
 	_, err := callClosedOnLine(t, "compacted", func(logger *slog.Logger) *Log {
 		l, err := Open(e.dir, Config{SegmentBytes: 100, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
@@ -34,11 +34,11 @@ func TestReview34HandlerMayCloseTheLogOnCompacted(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestReview34HandlerMayCloseTheLogOnAFailedFsync: the "log fenced" line
+// TestHandlerMayCloseTheLogOnAFailedFsync: the "log fenced" line
 // of an fsync that failed (SyncAlways) comes from the group commit's
 // round (syncOnce); a handler that closes the Log on it must not wait
 // for that round, which waits for the handler.
-func TestReview34HandlerMayCloseTheLogOnAFailedFsync(t *testing.T) {
+func TestHandlerMayCloseTheLogOnAFailedFsync(t *testing.T) {
 	var failSync atomic.Bool
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && failSync.Load() && strings.HasSuffix(name, ".log") {

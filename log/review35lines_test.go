@@ -16,15 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview35CallsEndBehindAStuckWriteWithALinePending: an append
+// TestCallsEndBehindAStuckWriteWithALinePending: an append
 // that rolls logs "rolled segment" under the writer lock, then hangs in
 // its write to the new segment, the line still queued. The partition's
 // calls that do not need the writer lock (a read) go on meanwhile, and
 // one that needs it returns with its ctx's error once that ends, as
-// they do with no Logger (TestReview34LogCallsHeedTheirCtxBehindAStuckWrite):
+// they do with no Logger (TestLogCallsHeedTheirCtxBehindAStuckWrite):
 // the line they find queued as they leave is no reason to wait for the
 // lock. Once the write goes on, the line is handed on, once.
-func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
+func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	e := newEnv(t)
 	hang, fs := newHangingWrite(t, e.fs, ".log")
 	var rolls atomic.Int32
@@ -93,13 +93,13 @@ func TestReview35CallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	require.EqualValues(t, 2, l.LogEndOffset())
 }
 
-// TestReview35LinesUnderChurn: appends through the Partition (each
+// TestLinesUnderChurn: appends through the Partition (each
 // rolls: a line), reads, HoldLines with a Maintain under them, and a
 // handler that appends too (its first lines), all at once, in seeded
 // random order: every roll's line is handed on once, in the order of
 // the rolls, none is left queued, and nothing deadlocks. Run with -race
 // it also checks that the queue is touched under the writer lock only.
-func TestReview35LinesUnderChurn(t *testing.T) {
+func TestLinesUnderChurn(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_LINES_CHURN", 8, 2, func(t *testing.T, seed uint64) {
 		e := newEnv(t)
 		var p atomic.Pointer[Partition]
@@ -182,12 +182,12 @@ func TestReview35LinesUnderChurn(t *testing.T) {
 	})
 }
 
-// TestReview35HandingOnEndsBehindAStuckWrite: the call that hands lines
+// TestHandingOnEndsBehindAStuckWrite: the call that hands lines
 // on (here the append that rolled, its own line) looks for more once
 // its handler returned. If another append has meanwhile taken the
 // writer lock and hangs in its write, that look must not wait for the
 // disk: the append that rolled has done its work, and returns.
-func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
+func TestHandingOnEndsBehindAStuckWrite(t *testing.T) {
 	e := newEnv(t)
 	hang, fs := newHangingWrite(t, e.fs, ".log")
 	var p atomic.Pointer[Partition]
@@ -228,7 +228,7 @@ func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
 	require.EqualValues(t, 3, l.LogEndOffset())
 }
 
-// TestReview35LogHandlerGrid: Options.Logger says a handler may append
+// TestLogHandlerGrid: Options.Logger says a handler may append
 // to the Log or Partition whose line it is, or close the Log. For each
 // kind of line a log's call makes (a roll by a Partition's Append and by
 // Roll, retention by ApplyRetention, Maintain and a Partition's
@@ -237,7 +237,7 @@ func TestReview35HandingOnEndsBehindAStuckWrite(t *testing.T) {
 // each of those from inside the handler returns, and so does the call
 // that logged the line (each wait bounded at 10 s); under a HoldLines
 // too, whose release hands the line on.
-func TestReview35LogHandlerGrid(t *testing.T) {
+func TestLogHandlerGrid(t *testing.T) {
 	type scenario struct {
 		line    string
 		cfg     Config
@@ -393,13 +393,13 @@ func TestReview35LogHandlerGrid(t *testing.T) {
 	}
 }
 
-// TestReview35HoldLockUnderChurn: readers and writers of a holdLock, in
+// TestHoldLockUnderChurn: readers and writers of a holdLock, in
 // seeded random order, some giving up by their ctx (cancelled before,
 // or while, they wait), some trying only: no writer ever shares the lock,
 // no reader holds it beside a writer, every wait ends (a writer that
 // gives up never leaves readers stuck behind it), and the lock is free
 // at the end. Run it with -race.
-func TestReview35HoldLockUnderChurn(t *testing.T) {
+func TestHoldLockUnderChurn(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_HOLDLOCK_CHURN", 6, 2, func(t *testing.T, seed uint64) {
 		m := newHoldLock()
 		var readers, writers atomic.Int32

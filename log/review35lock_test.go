@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview35PartitionLock: Partition.Lock, behind an append stuck in
+// TestPartitionLockBehindAStuckAppend: Partition.Lock, behind an append stuck in
 // its write, returns its ctx's error when its ctx ends (before the call,
 // or by a deadline), holding nothing: the stuck append goes on once the
 // write does, and the partition serves. Taken, the lock holds the
@@ -16,7 +16,7 @@ import (
 // it change the partition without waiting for it (Discard waking the
 // waiting readers, as Partition.Discard does), Unlock twice is one
 // Unlock, and a change after Unlock panics.
-func TestReview35PartitionLock(t *testing.T) {
+func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 	e := newEnv(t)
 	hang, fs := newHangingWrite(t, e.fs, "")
 	e.fs = fs

@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview35SecondLinesWaitForTheLastHoldLines: with two HoldLines
+// TestLinesWaitForTheLastHoldLines: with two HoldLines
 // under way on one log (the broker's maintenance and an admin call that
 // closes the log, say), the release of the first hands on nothing: the
 // lines logged meanwhile wait for the release of the last, as
 // HoldLines's doc says, and are handed on then, once each.
-func TestReview35SecondLinesWaitForTheLastHoldLines(t *testing.T) {
+func TestLinesWaitForTheLastHoldLines(t *testing.T) {
 	e := newEnv(t)
 	var rolls atomic.Int32
 	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
@@ -45,13 +45,13 @@ func TestReview35SecondLinesWaitForTheLastHoldLines(t *testing.T) {
 	require.False(t, l.queue.Pending())
 }
 
-// TestReview35SecondHandingOnStopsAtAHoldLines: a goroutine handing a
+// TestHandingOnStopsAtAHoldLines: a goroutine handing a
 // line on (an append's roll line, its handler slow) when a HoldLines
 // begins does not go on to hand on the lines logged under the HoldLines
 // once its handler returns: they wait for the release, as HoldLines's
 // doc says (its caller holds a lock the handler may wait for), and are
 // handed on then, once each, in order.
-func TestReview35SecondHandingOnStopsAtAHoldLines(t *testing.T) {
+func TestHandingOnStopsAtAHoldLines(t *testing.T) {
 	e := newEnv(t)
 	inHandler, unblock := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
@@ -106,12 +106,12 @@ func TestReview35SecondHandingOnStopsAtAHoldLines(t *testing.T) {
 	require.False(t, l.queue.Pending())
 }
 
-// TestReview35SecondPartitionLockClose: Close under a PartitionLock
+// TestPartitionLockClose: Close under a PartitionLock
 // closes the log with its flush (a log opened again holds every record
 // appended), wakes the waiting readers, and keeps the lock held until
 // Unlock; after Unlock the partition's calls answer ErrClosed, and a
 // Close, Log, Reopen or Discard of the released lock panics.
-func TestReview35SecondPartitionLockClose(t *testing.T) {
+func TestPartitionLockClose(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock})

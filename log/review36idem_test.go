@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview36ExpiredProducerStaysForgottenAfterACrash: a producer id
+// TestExpiredProducerStaysForgottenAfterACrash: a producer id
 // that Maintain forgot (ProducerExpiration) is unknown to the log, which
 // takes its next batch at any sequence number and appends a retry of an
 // old batch again, as Kafka's broker does. A power cut that leaves the
@@ -20,7 +20,7 @@ import (
 // after a gap refused with ErrOutOfOrderSequence, and a retry of
 // producer 8's batch answered as a duplicate of offset 1 (until the next
 // Maintain).
-func TestReview36ExpiredProducerStaysForgottenAfterACrash(t *testing.T) {
+func TestExpiredProducerStaysForgottenAfterACrash(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	open := func() *Log { return e.openIdem(nil) }

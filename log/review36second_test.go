@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview36OpenExpiresLoadedIdsByItsClock: Open forgets the ids of the
+// TestOpenExpiresLoadedIdsByItsClock: Open forgets the ids of the
 // snapshot it loads that expired by the log's clock (as Kafka's
 // ProducerStateManager skips them), and only those. After a clean Close,
 // a clock stepped back at Open keeps an id whose last append it puts in
@@ -21,7 +21,7 @@ import (
 // anew. Open logs "producer ids expired" holding the log's lock (under
 // -race, lockedlog panics on a line logged without it) and hands it on as
 // it returns.
-func TestReview36OpenExpiresLoadedIdsByItsClock(t *testing.T) {
+func TestOpenExpiresLoadedIdsByItsClock(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
 	var expired []int64
@@ -64,7 +64,7 @@ func TestReview36OpenExpiresLoadedIdsByItsClock(t *testing.T) {
 	require.EqualValues(t, 1, res.FirstOffset)
 }
 
-// TestReview36IdForgottenBeforeACrashIsReplayed pins what
+// TestIdForgottenBeforeACrashIsReplayed pins what
 // Options.ProducerExpiration says of a crash: the producers of the
 // batches replayed from the log count from Open, also one that Maintain
 // forgot before the crash, its batches past the newest snapshot the
@@ -74,7 +74,7 @@ func TestReview36OpenExpiresLoadedIdsByItsClock(t *testing.T) {
 // clean Close (whose snapshot no longer holds it) both are appended.
 // Kafka replays it too, but with its batch's max timestamp as its last
 // time, and forgets it at its next check.
-func TestReview36IdForgottenBeforeACrashIsReplayed(t *testing.T) {
+func TestIdForgottenBeforeACrashIsReplayed(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		e := newEnv(t)
 		ctx := context.Background()

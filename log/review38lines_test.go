@@ -73,7 +73,7 @@ func ordKey(v string) int64 {
 	return n
 }
 
-// TestReview38LinesEachHandedOnOnce: the lines a partition's log logs
+// TestLinesEachHandedOnOnce: the lines a partition's log logs
 // holding its lock (rolls, retention's deletions, producer ids, a
 // fence, the reopen's Close and Open) are queued and handed on later,
 // by whichever call releases the lock, by a partition call as it leaves,
@@ -86,7 +86,7 @@ func ordKey(v string) int64 {
 // closed, while the appends, maintenance (under a HoldLines, as the
 // broker's) and reads go on; in one case the fsyncs fail part way, once
 // the reopens have stopped (the log is fenced).
-func TestReview38LinesEachHandedOnOnce(t *testing.T) {
+func TestLinesEachHandedOnOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		fence   bool // an fsync fails part way

@@ -21,12 +21,12 @@ import (
 // found in the code changed since 85f1e0f (the ctx-aware locks, the line
 // hand-on): each names the mutant it kills.
 
-// TestReview39PartitionLockFreeTakenWhateverTheCtx: Partition.Lock says
+// TestPartitionLockFreeTakenWhateverTheCtx: Partition.Lock says
 // a lock that is free is taken whatever the ctx, as holdLock.LockContext
 // says of itself (semaphore.Weighted's Acquire refuses an ended ctx even
 // when it could acquire: the TryAcquire before it is what takes a free
 // lock). Kills: holdLock.LockContext without its TryAcquire.
-func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
+func TestPartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	m := newHoldLock()
@@ -47,7 +47,7 @@ func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestReview39HandlerMayCloseTheLogOnCloseLine: Options.Logger says a
+// TestHandlerMayCloseTheLogOnCloseLine: Options.Logger says a
 // handler may close the Log whose line it is; a Close logs lines of its
 // own ("producer-state snapshot not removed", when the prune after its
 // snapshot cannot remove an older one), which must go out once Close has
@@ -55,7 +55,7 @@ func TestReview39PartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
 // takes. Kills: close without its enterOwn/exitOwn (the lines handed on
 // by its release of mu, cleanMu still held: the handler's Close waits for
 // it).
-func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
+func TestHandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 	var failRemove, closeOnLine atomic.Bool
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpRemove && failRemove.Load() && strings.HasSuffix(name, snapshotSuffix) {
@@ -107,7 +107,7 @@ func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 	}
 }
 
-// TestReview39HandlerMayAppendOnALineOfAPartitionLock: a line logged by
+// TestHandlerMayAppendOnALineOfAPartitionLock: a line logged by
 // a call to the log under a PartitionLock (a Roll of k.Log()) waits for
 // the lock's Unlock, which hands it on once the partition's lock is
 // released: a handler that appends to the partition then goes on, where
@@ -115,7 +115,7 @@ func TestReview39HandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 // goroutine. Kills: Partition.lock without its enter (the line handed on
 // by the Roll, under the lock); Partition.unlock calling leave before it
 // releases mu.
-func TestReview39HandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
+func TestHandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
 	e := newEnv(t)
 	var p atomic.Pointer[Partition]
 	var once sync.Once
@@ -158,12 +158,12 @@ func TestReview39HandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
 	require.NoError(t, p.Load().Close())
 }
 
-// TestReview39ListedOffsetsOfAClosedPartition: ListedOffsets answers from
+// TestListedOffsetsOfAClosedPartition: ListedOffsets answers from
 // an open log only: ErrClosed once the partition is closed, ErrLogFenced
 // (wrapping open's error) once a Reopen's open failed, as its reads
 // answer. Kills: ListedOffsets without its closed check; its ErrClosed
 // not turned into ErrLogFenced (p.failed dropped).
-func TestReview39ListedOffsetsOfAClosedPartition(t *testing.T) {
+func TestListedOffsetsOfAClosedPartition(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
@@ -187,12 +187,12 @@ func TestReview39ListedOffsetsOfAClosedPartition(t *testing.T) {
 	require.NotErrorIs(t, err, ErrLogFenced, "closed by its owner")
 }
 
-// TestReview39PartitionGettersUnderAPartitionLock: under a PartitionLock
+// TestPartitionGettersUnderAPartitionLock: under a PartitionLock
 // (as during a Reopen), the offsets' getters do not wait for it (they
 // read the log being closed, whose offsets the new one opens with), and
 // LogContext waits only until its ctx ends. Kills: HighWatermark through
 // Log() (which waits for the lock); LogContext without its ctx.
-func TestReview39PartitionGettersUnderAPartitionLock(t *testing.T) {
+func TestPartitionGettersUnderAPartitionLock(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	defer p.Close()
@@ -227,12 +227,12 @@ func TestReview39PartitionGettersUnderAPartitionLock(t *testing.T) {
 	}
 }
 
-// TestReview39RetryReopenWithNothingToRetryHoldsNothingUp: RetryReopen
+// TestRetryReopenWithNothingToRetryHoldsNothingUp: RetryReopen
 // with nothing to retry takes the partition's lock shared only, so it
 // does not wait for a call in flight (here DeleteRecordsChecked, whose
 // check runs holding the lock shared) as a Reopen would. Kills:
 // RetryReopen taking the lock exclusively whatever its first look found.
-func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
+func TestRetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	defer p.Close()
@@ -251,7 +251,7 @@ func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 	require.False(t, tried)
 }
 
-// TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime: under
+// TestLogAppendTimeBeforeTheEpochRollsByItsOwnTime: under
 // LogAppendTime segment.ms compares the batches' stamps, the log's time,
 // with the active segment's first: after the log's clock stepped back
 // from 1 s past 1970 to before it, an append is stamped with a negative
@@ -259,7 +259,7 @@ func TestReview39RetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 // CreateTime the producer set (here decades later). Kills: the roll's
 // max timestamp taken from the batches when the append time is negative
 // (the sign of the time, not the topic's type, deciding), which rolled.
-func TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
+func TestLogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
 	e := newEnv(t)
 	e.clock.t = time.UnixMilli(1000)
 	l := e.open(Config{TimestampType: LogAppendTime, SegmentTime: time.Hour})
@@ -271,12 +271,12 @@ func TestReview39LogAppendTimeBeforeTheEpochRollsByItsOwnTime(t *testing.T) {
 	require.Equal(t, 1, l.Segments(), "rolled: the log's time went back, not an hour on")
 }
 
-// TestReview39OptionsGoStartsTheSyncRound: a group commit's fsync round
+// TestOptionsGoStartsTheSyncRound: a group commit's fsync round
 // run apart from its waiter (its ctx can end: on a file system other than
 // the bare memory FS) is started by Options.Go, before Close returns, so
 // that an owner counting the log's goroutines with it (a broker) knows
 // of it. Kills: the round started by a go statement whatever Options.Go.
-func TestReview39OptionsGoStartsTheSyncRound(t *testing.T) {
+func TestOptionsGoStartsTheSyncRound(t *testing.T) {
 	var calls atomic.Int32
 	var wg sync.WaitGroup
 	goFunc := func(f func()) {
@@ -299,16 +299,16 @@ func TestReview39OptionsGoStartsTheSyncRound(t *testing.T) {
 	wg.Wait()
 }
 
-// TestReview39SegmentTimesForgetRemovedSegments: the creation times the
+// TestSegmentTimesForgetRemovedSegments: the creation times the
 // log keeps for segment.ms (createdAt) are those of its live segments,
 // and of removed ones at most as many again: retention's removals are
 // forgotten at a roll once the map holds twice as many entries as there
-// are segments (since review44dos; at every roll before, which made
-// each roll's cost grow with the segments), so that a log that rolls and
+// are segments (before, at every roll, which made each roll's cost grow
+// with the segments), so that a log that rolls and
 // deletes for months keeps a bounded map. Kills: noteRolledLocked
 // keeping the times of removed segments below the first live one (its
 // check of the base found dropped).
-func TestReview39SegmentTimesForgetRemovedSegments(t *testing.T) {
+func TestSegmentTimesForgetRemovedSegments(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentBytes: 100})
 	defer l.Close()
@@ -327,16 +327,16 @@ func TestReview39SegmentTimesForgetRemovedSegments(t *testing.T) {
 	}
 }
 
-// TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
+// TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
 // Maintain's steps after retention that waits for the writer lock (the
 // producer ids' expiry, SyncNever's look for rolled segments, the
 // periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
-// as ApplyRetention does (TestReview34LogCallsHeedTheirCtxBehindAStuckWrite
+// as ApplyRetention does (TestLogCallsHeedTheirCtxBehindAStuckWrite
 // ends there). The handler of retention's "deleting segment" line, which
 // runs between retention and the next step, starts an append whose
 // write hangs, then ends the ctx. Kills: each of those steps taking the
 // lock with Lock.
-func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
+func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
@@ -398,13 +398,13 @@ func TestReview39MaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T
 	}
 }
 
-// TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
+// TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
 // retention keeps the active segment of a log whose end is
 // MaxLogEndOffset+1 (a batch of one record at the largest base: no
 // segment can start at its end), as it keeps one ending further past it
-// (TestReview32LogPastTheLastEndKeepsOpening). Kills: the check moved to
+// (TestLogPastTheLastEndKeepsOpening). Kills: the check moved to
 // an end past MaxLogEndOffset+1, which rolled (ErrRollFailed).
-func TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
+func TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
 	e := newEnv(t)
 	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
 	l := e.open(Config{RetentionTime: time.Second})
@@ -416,7 +416,7 @@ func TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T
 	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
 }
 
-// TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd: Open
+// TestOpenForgetsAnExpiredProducerOfASnapshotPastTheEnd: Open
 // does not load an idempotent producer past ProducerExpiration from a
 // producer-state snapshot (Options.ProducerExpiration), also when the
 // snapshot it uses lies past the log end a crash left (a roll's, under
@@ -425,7 +425,7 @@ func TestReview39RetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T
 // sequence taken whatever it is. Kills: that path of Open without its
 // forgetExpiredProducers (the producer known, its sequence 5 refused as
 // out of order).
-func TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T) {
+func TestOpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T) {
 	e := newEnv(t)
 	open := func() *Log {
 		l, err := Open(e.dir, Config{RetentionTime: -1, Sync: SyncNever}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
@@ -450,11 +450,11 @@ func TestReview39OpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T)
 	require.EqualValues(t, 1, res.FirstOffset)
 }
 
-// TestReview39RelativeDirUnderAWrappedOSFS: Open makes a relative dir
+// TestRelativeDirUnderAWrappedOSFS: Open makes a relative dir
 // absolute on the OS file system under any vfs.Wrapper too (Open's doc),
 // so Dir is absolute for a log opened through vfs.WithFaults(vfs.OS).
 // Kills: the check made on the FS itself rather than vfs.Unwrap's.
-func TestReview39RelativeDirUnderAWrappedOSFS(t *testing.T) {
+func TestRelativeDirUnderAWrappedOSFS(t *testing.T) {
 	base := t.TempDir()
 	t.Chdir(base)
 	fs := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
@@ -467,21 +467,21 @@ func TestReview39RelativeDirUnderAWrappedOSFS(t *testing.T) {
 	require.Equal(t, abs, l.Dir())
 }
 
-// TestReview39ZeroDurabilityHoldLines: the HoldLines of a zero
+// TestZeroDurabilityHoldLines: the HoldLines of a zero
 // Durability (nothing to wait for) costs nothing and its release does
 // nothing. Kills: Durability.HoldLines without its nil log check (a nil
 // pointer dereference).
-func TestReview39ZeroDurabilityHoldLines(t *testing.T) {
+func TestZeroDurabilityHoldLines(t *testing.T) {
 	release := Durability{}.HoldLines()
 	release()
 	require.NoError(t, Durability{}.Wait(context.Background()))
 }
 
-// TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock: a partition's
+// TestAppendAsyncHeedsItsCtxUnderAPartitionLock: a partition's
 // AppendAsync whose ctx ends while it waits for the partition's lock (a
 // Reopen's, here a PartitionLock) returns ctx's error, nothing appended,
 // as Append does. Kills: AppendAsync answering nil then.
-func TestReview39AppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
+func TestAppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
 	e := newEnv(t)
 	p := NewPartition("t", 0, e.open(Config{}))
 	defer p.Close()

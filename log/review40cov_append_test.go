@@ -10,14 +10,14 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview40RollUnrollFails: a roll whose new segment could not be
+// TestRollUnrollFails: a roll whose new segment could not be
 // created removes the new segment's files, syncs the directory and makes
 // the old segment active again (unroll). When that directory fsync fails
 // (not a directory that could not be opened), or the old segment cannot
 // be made writable again (its index files not reopened), the log is
 // fenced (ErrLogFenced, not only ErrRollFailed), and the reopened log
 // holds every record and takes appends.
-func TestReview40RollUnrollFails(t *testing.T) {
+func TestRollUnrollFails(t *testing.T) {
 	cfg := Config{Sync: SyncAlways}
 	for _, c := range []struct {
 		name   string
@@ -58,9 +58,9 @@ func TestReview40RollUnrollFails(t *testing.T) {
 			l = e.open(cfg)
 			defer l.Close()
 			require.EqualValues(t, 3, l.LogEndOffset())
-			review40RequireWhole(t, l)
+			requireWhole(t, l)
 			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "w"))
-			review40RequireWhole(t, l)
+			requireWhole(t, l)
 		})
 	}
 }

@@ -13,14 +13,14 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview40OpenSwapFaults: Open completes a compaction's swap that a
+// TestOpenSwapFaults: Open completes a compaction's swap that a
 // crash interrupted after its commit point (a .log.swap, here the cleaned
 // copy of segment 3 that kept every record): it scans the swap file's
 // batches (scanEnd), removes the segments it replaces, syncs the directory
 // and renames the swap into place (completeSwap). Each of those steps
 // that fails fails Open with its error, and the Open after it, the fault
 // gone, finds every record once, in order.
-func TestReview40OpenSwapFaults(t *testing.T) {
+func TestOpenSwapFaults(t *testing.T) {
 	cfg := Config{Sync: SyncAlways}
 	swap := segment.FileName(3, segment.LogSuffix+swapSuffix)
 	for _, c := range []struct {
@@ -50,7 +50,7 @@ func TestReview40OpenSwapFaults(t *testing.T) {
 			writeMemFile(t, e.fs, filepath.Join(e.dir, swap),
 				readAllFile(t, e.fs, filepath.Join(e.dir, segment.FileName(3, segment.LogSuffix))))
 
-			l, err := review40OpenFailingKth(e, cfg, c.op, c.suffix, k)
+			l, err := openFailingKth(e, cfg, c.op, c.suffix, k)
 			if err == nil {
 				require.NoError(t, l.Close())
 				break
@@ -75,10 +75,10 @@ func TestReview40OpenSwapFaults(t *testing.T) {
 	}
 }
 
-// review40CompactLog opens a compacted log (keys keys, one record a
+// openCompactFaultLog opens a compacted log (keys keys, one record a
 // batch, a segment every three records, the last one active) on a MemFS
 // whose every operation first goes to *inj when set, and appends keys.
-func review40CompactLog(t *testing.T, inj *func(op vfs.Op, name string) error, keys ...string) (*Log, *env) {
+func openCompactFaultLog(t *testing.T, inj *func(op vfs.Op, name string) error, keys ...string) (*Log, *env) {
 	t.Helper()
 	e := newEnv(t)
 	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -97,9 +97,9 @@ func review40CompactLog(t *testing.T, inj *func(op vfs.Op, name string) error, k
 	return l, e
 }
 
-// review40NoCleanedFiles requires e's log directory to hold no file of an
+// requireNoCleanedFiles requires e's log directory to hold no file of an
 // unfinished cleaning.
-func review40NoCleanedFiles(t *testing.T, e *env) {
+func requireNoCleanedFiles(t *testing.T, e *env) {
 	t.Helper()
 	names, err := e.fs.List(e.dir)
 	require.NoError(t, err)
@@ -108,22 +108,22 @@ func review40NoCleanedFiles(t *testing.T, e *env) {
 	}
 }
 
-// review40FenceFromHook fences l from inside a file-system hook: an
+// fenceFromHook fences l from inside a file-system hook: an
 // Append whose segment's fsync fails (fail is set for it).
-func review40FenceFromHook(t *testing.T, l *Log, fail *bool) {
+func fenceFromHook(t *testing.T, l *Log, fail *bool) {
 	*fail = true
 	_, err := l.Append(context.Background(), keyedBatch(t, "z"), AppendOptions{})
 	*fail = false
 	require.ErrorIs(t, err, ErrLogFenced)
 }
 
-// TestReview40CompactFencedMeanwhile: a log fenced while Compact cleans
+// TestCompactFencedMeanwhile: a log fenced while Compact cleans
 // (a concurrent Append's fsync failed) is not written by it: with a group
 // to swap in, swapIn finds the log fenced and drops the cleaned copy;
 // with none, Compact finds it before it moves the cleaner checkpoint.
 // Either way Compact returns ErrLogFenced, no .cleaned file stays, and the
 // reopened log holds every record.
-func TestReview40CompactFencedMeanwhile(t *testing.T) {
+func TestCompactFencedMeanwhile(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		keys []string
@@ -133,7 +133,7 @@ func TestReview40CompactFencedMeanwhile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var inj func(op vfs.Op, name string) error
-			l, e := review40CompactLog(t, &inj, c.keys...)
+			l, e := openCompactFaultLog(t, &inj, c.keys...)
 			var l2 *Log
 			defer func() {
 				if l2 != nil {
@@ -147,7 +147,7 @@ func TestReview40CompactFencedMeanwhile(t *testing.T) {
 				}
 				if !fenced && op == vfs.OpCreate && strings.Contains(name, cleanedSuffix) {
 					fenced = true
-					review40FenceFromHook(t, l, &fail)
+					fenceFromHook(t, l, &fail)
 				}
 				return nil
 			}
@@ -155,7 +155,7 @@ func TestReview40CompactFencedMeanwhile(t *testing.T) {
 			inj = nil
 			require.True(t, fenced)
 			require.ErrorIs(t, err, ErrLogFenced)
-			review40NoCleanedFiles(t, e)
+			requireNoCleanedFiles(t, e)
 			cleaned, err := readOffset(e.fs, e.dir, cleanerFile, 0)
 			require.NoError(t, err)
 			require.Zero(t, cleaned, "the cleaner checkpoint did not move")
@@ -172,13 +172,13 @@ func TestReview40CompactFencedMeanwhile(t *testing.T) {
 	}
 }
 
-// TestReview40CompactReadFailsUnderTruncation: a read of the key map's
+// TestCompactReadFailsUnderTruncation: a read of the key map's
 // pass that fails while a truncation cut the log under it is no error of
 // Compact's: the pass ends (the next starts over), nothing swapped in,
 // and the next pass cleans.
-func TestReview40CompactReadFailsUnderTruncation(t *testing.T) {
+func TestCompactReadFailsUnderTruncation(t *testing.T) {
 	var inj func(op vfs.Op, name string) error
-	l, e := review40CompactLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
+	l, e := openCompactFaultLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
 	defer l.Close()
 	seg0 := segment.FileName(0, segment.LogSuffix)
 	truncated := false
@@ -197,7 +197,7 @@ func TestReview40CompactReadFailsUnderTruncation(t *testing.T) {
 	require.True(t, truncated)
 	require.NoError(t, err)
 	require.Zero(t, res.SegmentsRewritten)
-	review40NoCleanedFiles(t, e)
+	requireNoCleanedFiles(t, e)
 
 	res, err = l.Compact(context.Background())
 	require.NoError(t, err)

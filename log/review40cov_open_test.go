@@ -13,7 +13,7 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview40OpenWriteFails: each file-system step by which Open makes
+// TestOpenWriteFails: each file-system step by which Open makes
 // what it found durable and consistent (the cleaner checkpoint reset, the
 // producer-state snapshot, an older runnel's snapshot replaced, the
 // snapshots past the end removed, the leader epochs past it dropped, the
@@ -21,7 +21,7 @@ import (
 // a clean Close and on that after a crash, fails Open with its error; and
 // the Open after it, the fault gone, finds the log whole, its producer's
 // state kept.
-func TestReview40OpenWriteFails(t *testing.T) {
+func TestOpenWriteFails(t *testing.T) {
 	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
 	type fault struct {
 		op     vfs.Op
@@ -84,7 +84,7 @@ func TestReview40OpenWriteFails(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
-			l := review40ProducerLog(t, e)
+			l := openProducerLog(t, e)
 			require.NoError(t, l.Close())
 			c.setup(e)
 
@@ -104,7 +104,7 @@ func TestReview40OpenWriteFails(t *testing.T) {
 			l = e.open(cfg)
 			defer l.Close()
 			require.EqualValues(t, 6, l.LogEndOffset())
-			review40RequireWhole(t, l)
+			requireWhole(t, l)
 			requireDuplicate(t, l, keyedProducerBatch(t, 5, "k"), 5)
 			res := appendOK(t, l, keyedProducerBatch(t, 6, "k"))
 			require.False(t, res.Duplicate)
@@ -112,10 +112,10 @@ func TestReview40OpenWriteFails(t *testing.T) {
 	}
 }
 
-// review40OpenFailingKth opens e's log under cfg with the k-th operation
+// openFailingKth opens e's log under cfg with the k-th operation
 // op on a file whose name ends in suffix failing (vfs.ErrInjected); no
 // fault comes after the Open.
-func review40OpenFailingKth(e *env, cfg Config, op vfs.Op, suffix string, k int) (*Log, error) {
+func openFailingKth(e *env, cfg Config, op vfs.Op, suffix string, k int) (*Log, error) {
 	var seen atomic.Int64
 	var armed atomic.Bool
 	armed.Store(true)
@@ -129,12 +129,12 @@ func review40OpenFailingKth(e *env, cfg Config, op vfs.Op, suffix string, k int)
 	return Open(e.dir, cfg, Options{FS: faulty, Clock: e.clock})
 }
 
-// review40SweepIndexFaults builds a log with setup, for each operation
+// sweepIndexFaults builds a log with setup, for each operation
 // of Open's on segment 0's indexes (their opens, reads, truncations) that
 // could fail, and requires an Open whose k-th such operation fails to fail
 // with it, and the Open after it, the fault gone, to pass check. A case
 // ends at the first k whose Open succeeds (there are fewer operations).
-func review40SweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T, e *env), check func(t *testing.T, l *Log)) {
+func sweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T, e *env), check func(t *testing.T, l *Log)) {
 	t.Helper()
 	for _, suffix := range []string{segment.IndexSuffix, segment.TimeIndexSuffix} {
 		name := segment.FileName(0, suffix)
@@ -145,7 +145,7 @@ func review40SweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T,
 				// sealed index made writable again reads its entries.
 				e := &env{t: t, fs: vfs.OS, dir: filepath.Join(t.TempDir(), "topic-0"), clock: newClock()}
 				setup(t, e)
-				l, err := review40OpenFailingKth(e, cfg, op, name, k)
+				l, err := openFailingKth(e, cfg, op, name, k)
 				if err == nil {
 					require.NoError(t, l.Close())
 					break
@@ -159,17 +159,17 @@ func review40SweepIndexFaults(t *testing.T, cfg Config, setup func(t *testing.T,
 	}
 }
 
-// TestReview40OpenIndexFaultsStaleTimeIndex: a clean-shutdown marker
+// TestOpenIndexFaultsStaleTimeIndex: a clean-shutdown marker
 // whose max timestamp is not the active segment's (its time index came
 // back from another moment: see TestCleanMarkerTimeIndexOfAnotherMoment)
 // makes Open recover that segment as after a crash; when any step on its
 // indexes fails, Open fails with the error, and the next one recovers the
 // log whole. (Written for the Unseal at log.go:601, which it does not
 // fail: the active segment opens unsealed, and its Unseal does no I/O.)
-func TestReview40OpenIndexFaultsStaleTimeIndex(t *testing.T) {
+func TestOpenIndexFaultsStaleTimeIndex(t *testing.T) {
 	const ts = 1_700_000_000_000
 	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1}
-	review40SweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
+	sweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
 		l := e.open(cfg)
 		appendOK(t, l, valueBatch(t, ts, "a"))
 		appendOK(t, l, valueBatch(t, ts+100, "b"))
@@ -178,7 +178,7 @@ func TestReview40OpenIndexFaultsStaleTimeIndex(t *testing.T) {
 		writeMemFile(t, e.fs, filepath.Join(e.dir, segment.FileName(0, segment.TimeIndexSuffix)), nil)
 	}, func(t *testing.T, l *Log) {
 		require.EqualValues(t, 3, l.LogEndOffset())
-		review40RequireWhole(t, l)
+		requireWhole(t, l)
 		off, ok, err := l.OffsetForTime(ts + 100)
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -186,16 +186,16 @@ func TestReview40OpenIndexFaultsStaleTimeIndex(t *testing.T) {
 	})
 }
 
-// TestReview40OpenIndexFaultsStaleMarker: a stale clean-shutdown marker
+// TestOpenIndexFaultsStaleMarker: a stale clean-shutdown marker
 // (records appended after the Close that wrote it: see
 // TestOpenStaleCleanShutdownMarker) makes Open recover the active segment
 // as after a crash; when any step on its indexes fails, Open fails with
 // the error, and the next one recovers the log whole. (As
-// TestReview40OpenIndexFaultsStaleTimeIndex, for log.go:629.)
-func TestReview40OpenIndexFaultsStaleMarker(t *testing.T) {
+// TestOpenIndexFaultsStaleTimeIndex, for log.go:629.)
+func TestOpenIndexFaultsStaleMarker(t *testing.T) {
 	const ts = 1_700_000_000_000
 	cfg := Config{Sync: SyncAlways}
-	review40SweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
+	sweepIndexFaults(t, cfg, func(t *testing.T, e *env) {
 		l := e.open(cfg)
 		appendOK(t, l, valueBatch(t, ts, "a", "b"))
 		require.NoError(t, l.Close())
@@ -210,14 +210,14 @@ func TestReview40OpenIndexFaultsStaleMarker(t *testing.T) {
 		writeMemFile(t, e.fs, rp, oldRP)
 	}, func(t *testing.T, l *Log) {
 		require.EqualValues(t, 4, l.LogEndOffset())
-		review40RequireWhole(t, l)
+		requireWhole(t, l)
 	})
 }
 
-// TestReview40OpenHugeMarker: a clean-shutdown marker larger than a
+// TestOpenHugeCleanMarker: a clean-shutdown marker larger than a
 // checkpoint can be is not read (nor trusted): Open recovers the log as
 // after a crash, whole, and removes it.
-func TestReview40OpenHugeMarker(t *testing.T) {
+func TestOpenHugeCleanMarker(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
@@ -232,7 +232,7 @@ func TestReview40OpenHugeMarker(t *testing.T) {
 	defer l.Close()
 	require.False(t, l.Recovery().Clean)
 	require.EqualValues(t, 2, l.LogEndOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 	_, err = e.fs.Stat(filepath.Join(e.dir, cleanShutdownFile))
 	require.Error(t, err, "the marker goes")
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review40ProducerLog opens, on fs, a log that holds producer 1's batches
+// openProducerLog opens, on fs, a log that holds producer 1's batches
 // of one record at sequences 0..5 (offsets 0..5), rolled at 3 under
 // SyncAlways, so that a producer-state snapshot at 3 is on disk.
-func review40ProducerLog(t *testing.T, e *env) *Log {
+func openProducerLog(t *testing.T, e *env) *Log {
 	t.Helper()
 	l, err := Open(e.dir, Config{Sync: SyncAlways, RetentionTime: -1}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
 	require.NoError(t, err)
@@ -33,14 +33,14 @@ func review40ProducerLog(t *testing.T, e *env) *Log {
 	return l
 }
 
-// TestReview40TruncateReloadUnreadableSnapshot: the truncation reloads
+// TestTruncateReloadUnreadableSnapshot: the truncation reloads
 // the producer state from the newest snapshot at or below its end; one
 // that does not parse is skipped (logged), and the state keeps what it
 // remembered below the end: the producer's next sequence follows the last
 // batch kept, and a retry of a kept batch is a duplicate.
-func TestReview40TruncateReloadUnreadableSnapshot(t *testing.T) {
+func TestTruncateReloadUnreadableSnapshot(t *testing.T) {
 	e := newEnv(t)
-	l := review40ProducerLog(t, e)
+	l := openProducerLog(t, e)
 	defer l.Close()
 	f, err := e.fs.Create(filepath.Join(e.dir, snapshotName(3)))
 	require.NoError(t, err)
@@ -57,11 +57,11 @@ func TestReview40TruncateReloadUnreadableSnapshot(t *testing.T) {
 	require.EqualValues(t, 5, res.FirstOffset)
 }
 
-// TestReview40TruncateReloadReplayFails: the replay of the batches from
+// TestTruncateReloadReplayFails: the replay of the batches from
 // the snapshot to the new end that fails on a read fences the log (the
 // state cannot be trusted), and the reopened log has what the truncation
 // kept, its producer taking the next sequence after it.
-func TestReview40TruncateReloadReplayFails(t *testing.T) {
+func TestTruncateReloadReplayFails(t *testing.T) {
 	e := newEnv(t)
 	var on atomic.Bool
 	var n atomic.Int32
@@ -73,7 +73,7 @@ func TestReview40TruncateReloadReplayFails(t *testing.T) {
 		}
 		return nil
 	}))
-	l := review40ProducerLog(t, e)
+	l := openProducerLog(t, e)
 	testHookTruncateStores = func(*Log) { on.Store(true) }
 	t.Cleanup(func() { testHookTruncateStores = nil })
 	_, err := l.TruncateTo(5)
@@ -93,13 +93,13 @@ func TestReview40TruncateReloadReplayFails(t *testing.T) {
 	require.EqualValues(t, 5, res.FirstOffset)
 }
 
-// TestReview40TruncateReloadKeepsExpired: a producer that expired
+// TestTruncateReloadKeepsExpired: a producer that expired
 // (Maintain) before a truncation is not brought back by the reload, though
 // the replay from the snapshot finds its batches: the state holds only
 // the producers the log knew before.
-func TestReview40TruncateReloadKeepsExpired(t *testing.T) {
+func TestTruncateReloadKeepsExpired(t *testing.T) {
 	e := newEnv(t)
-	l := review40ProducerLog(t, e)
+	l := openProducerLog(t, e)
 	defer l.Close()
 	e.clock.Advance(2 * time.Hour)
 	require.NoError(t, l.Maintain(context.Background()))
@@ -110,9 +110,9 @@ func TestReview40TruncateReloadKeepsExpired(t *testing.T) {
 	require.Empty(t, l.producers)
 }
 
-// review40ProducerBatch is producer id's (epoch 0) batch of one record at
+// producerBatchAt is producer id's (epoch 0) batch of one record at
 // sequence seq.
-func review40ProducerBatch(t *testing.T, id int64, seq int32) []byte {
+func producerBatchAt(t *testing.T, id int64, seq int32) []byte {
 	t.Helper()
 	var b record.Builder
 	b.Reset()
@@ -123,12 +123,12 @@ func review40ProducerBatch(t *testing.T, id int64, seq int32) []byte {
 	return out
 }
 
-// TestReview40OpenExpiresMostProducers: an Open that loads at least
+// TestOpenExpiresMostProducers: an Open that loads at least
 // minProducersShrink producer ids and finds at most a quarter of them
 // unexpired shrinks the map to those (as Maintain does): the expired ones
 // are forgotten (a retry of their batch is no duplicate: a new batch of an
 // unknown producer), the others kept (a retry is a duplicate).
-func TestReview40OpenExpiresMostProducers(t *testing.T) {
+func TestOpenExpiresMostProducers(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
 	open := func() *Log {
@@ -140,11 +140,11 @@ func TestReview40OpenExpiresMostProducers(t *testing.T) {
 	const n, kept = minProducersShrink, minProducersShrink / 8
 	first := map[int64]int64{}
 	for id := range int64(n) {
-		first[id] = appendOK(t, l, review40ProducerBatch(t, id, 0)).FirstOffset
+		first[id] = appendOK(t, l, producerBatchAt(t, id, 0)).FirstOffset
 	}
 	e.clock.Advance(50 * time.Minute)
 	for id := range int64(kept) {
-		first[id] = appendOK(t, l, review40ProducerBatch(t, id, 1)).FirstOffset
+		first[id] = appendOK(t, l, producerBatchAt(t, id, 1)).FirstOffset
 	}
 	require.NoError(t, l.Close())
 	e.clock.Advance(20 * time.Minute) // the others' last append 70 minutes ago
@@ -153,15 +153,15 @@ func TestReview40OpenExpiresMostProducers(t *testing.T) {
 	defer l.Close()
 	require.Len(t, l.producers, kept)
 	for id := range int64(kept) {
-		requireDuplicate(t, l, review40ProducerBatch(t, id, 1), first[id])
+		requireDuplicate(t, l, producerBatchAt(t, id, 1), first[id])
 	}
-	res := appendOK(t, l, review40ProducerBatch(t, kept, 0))
+	res := appendOK(t, l, producerBatchAt(t, kept, 0))
 	require.False(t, res.Duplicate, "an expired producer's retry is a new batch")
 }
 
-// TestReview40OnCutRemoved: OnCut(nil) removes the function a truncation
+// TestOnCutRemoved: OnCut(nil) removes the function a truncation
 // called.
-func TestReview40OnCutRemoved(t *testing.T) {
+func TestOnCutRemoved(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
 	defer l.Close()
@@ -179,7 +179,7 @@ func TestReview40OnCutRemoved(t *testing.T) {
 	require.EqualValues(t, 1, calls.Load())
 }
 
-// TestReview40OpenSnapshotPastEndKeepsOlderProducer: after a crash that
+// TestOpenSnapshotPastEndKeepsOlderProducer: after a crash that
 // lost the log's last batch, the snapshot written past the new end (at
 // the clean end before the loss) is not taken whole (it holds the lost
 // batch); the state is replayed from the log start (no snapshot between
@@ -187,20 +187,20 @@ func TestReview40OnCutRemoved(t *testing.T) {
 // whose batches all lie below the log start (DeleteRecordsBefore) is in
 // the snapshot only: it is kept from there, so that its retry is still
 // answered as a duplicate, as before the crash.
-func TestReview40OpenSnapshotPastEndKeepsOlderProducer(t *testing.T) {
+func TestOpenSnapshotPastEndKeepsOlderProducer(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, RetentionTime: -1}
 	l := e.open(cfg)
 	for seq := range int32(3) {
-		appendOK(t, l, review40ProducerBatch(t, 1, seq)) // producer 1: offsets 0..2
+		appendOK(t, l, producerBatchAt(t, 1, seq)) // producer 1: offsets 0..2
 	}
 	start, err := l.DeleteRecordsBefore(context.Background(), 3)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, start)
 	for seq := range int32(3) {
-		appendOK(t, l, review40ProducerBatch(t, 2, seq)) // producer 2: offsets 3..5
+		appendOK(t, l, producerBatchAt(t, 2, seq)) // producer 2: offsets 3..5
 	}
-	requireDuplicate(t, l, review40ProducerBatch(t, 1, 2), 2)
+	requireDuplicate(t, l, producerBatchAt(t, 1, 2), 2)
 	require.NoError(t, l.Close())
 	require.Contains(t, l.snapshots, int64(6))
 
@@ -208,7 +208,7 @@ func TestReview40OpenSnapshotPastEndKeepsOlderProducer(t *testing.T) {
 	// the new end too, no clean-shutdown marker.
 	segPath := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
 	data := readAllFile(t, e.fs, segPath)
-	writeMemFile(t, e.fs, segPath, data[:len(data)-len(review40ProducerBatch(t, 2, 2))])
+	writeMemFile(t, e.fs, segPath, data[:len(data)-len(producerBatchAt(t, 2, 2))])
 	for _, off := range l.snapshots {
 		if off >= 3 && off <= 5 {
 			require.NoError(t, e.fs.Remove(filepath.Join(e.dir, snapshotName(off))))
@@ -220,9 +220,9 @@ func TestReview40OpenSnapshotPastEndKeepsOlderProducer(t *testing.T) {
 	defer l.Close()
 	require.EqualValues(t, 5, l.LogEndOffset())
 	require.EqualValues(t, 3, l.LogStartOffset())
-	requireDuplicate(t, l, review40ProducerBatch(t, 1, 2), 2)
-	requireDuplicate(t, l, review40ProducerBatch(t, 2, 1), 4)
-	res := appendOK(t, l, review40ProducerBatch(t, 2, 2))
+	requireDuplicate(t, l, producerBatchAt(t, 1, 2), 2)
+	requireDuplicate(t, l, producerBatchAt(t, 2, 1), 4)
+	res := appendOK(t, l, producerBatchAt(t, 2, 2))
 	require.False(t, res.Duplicate)
 	require.EqualValues(t, 5, res.FirstOffset)
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review40ReadFaultLog opens a log (SyncAlways) on a MemFS whose every
+// openReadFaultLog opens a log (SyncAlways) on a MemFS whose every
 // operation first goes to *inj when set.
-func review40ReadFaultLog(t *testing.T, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*Log, *env) {
+func openReadFaultLog(t *testing.T, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*Log, *env) {
 	t.Helper()
 	e := newEnv(t)
 	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -28,7 +28,7 @@ func review40ReadFaultLog(t *testing.T, inj *atomic.Pointer[func(op vfs.Op, name
 	return e.open(Config{Sync: SyncAlways, RetentionTime: -1}), e
 }
 
-// review40TruncateOnEveryRead makes each read of a segment's .log (by the
+// truncateOnEveryRead makes each read of a segment's .log (by the
 // test's reader) start a truncation of the log by one record in another
 // goroutine, and wait until the truncation has begun (counted in
 // l.truncations) before the read goes on; the truncation's own reads, and
@@ -36,7 +36,7 @@ func review40ReadFaultLog(t *testing.T, inj *atomic.Pointer[func(op vfs.Op, name
 // reopened since its last append: its truncations then reload no producer
 // state, and read nothing after testHookTruncateStores). It returns how many it
 // started, and a func that waits for the last to end.
-func review40TruncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*atomic.Int32, func()) {
+func truncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(op vfs.Op, name string) error]) (*atomic.Int32, func()) {
 	var busy atomic.Bool
 	var started atomic.Int32
 	done := make(chan struct{}, 100)
@@ -74,42 +74,42 @@ func review40TruncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(
 	}
 }
 
-// TestReview40ReadTruncatedEveryAttempt: a read that truncations keep
+// TestReadTruncatedEveryAttempt: a read that truncations keep
 // overtaking, on every attempt (those with the segments pinned too),
 // gives up with ErrOffsetOutOfRange, as Read's doc says, after a bounded
 // number of attempts.
-func TestReview40ReadTruncatedEveryAttempt(t *testing.T) {
+func TestReadTruncatedEveryAttempt(t *testing.T) {
 	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, e := review40ReadFaultLog(t, &inj)
+	l, e := openReadFaultLog(t, &inj)
 	for range 20 {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "v"))
 	}
 	require.NoError(t, l.Close())
 	l = e.open(Config{Sync: SyncAlways, RetentionTime: -1})
 	defer l.Close()
-	started, wait := review40TruncateOnEveryRead(t, l, &inj)
+	started, wait := truncateOnEveryRead(t, l, &inj)
 	_, err := l.Read(0, 1<<20, math.MaxInt64)
 	wait()
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	require.Contains(t, err.Error(), "truncations kept cutting the log under the read")
 	require.GreaterOrEqual(t, started.Load(), int32(optimisticSearches+pinnedSearches))
 	require.EqualValues(t, 20-started.Load(), l.LogEndOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 }
 
-// TestReview40SearchTruncatedEveryAttempt: as
-// TestReview40ReadTruncatedEveryAttempt, for a search by time
+// TestSearchTruncatedEveryAttempt: as
+// TestReadTruncatedEveryAttempt, for a search by time
 // (searchTime): ErrOffsetOutOfRange after a bounded number of attempts.
-func TestReview40SearchTruncatedEveryAttempt(t *testing.T) {
+func TestSearchTruncatedEveryAttempt(t *testing.T) {
 	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, e := review40ReadFaultLog(t, &inj)
+	l, e := openReadFaultLog(t, &inj)
 	for i := range 100 {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
 	}
 	require.NoError(t, l.Close())
 	l = e.open(Config{Sync: SyncAlways, RetentionTime: -1})
 	defer l.Close()
-	started, wait := review40TruncateOnEveryRead(t, l, &inj)
+	started, wait := truncateOnEveryRead(t, l, &inj)
 	_, _, err := l.OffsetForTime(1_700_000_000_000) // offset 0's: no truncation here cuts it
 	wait()
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
@@ -117,9 +117,9 @@ func TestReview40SearchTruncatedEveryAttempt(t *testing.T) {
 	require.GreaterOrEqual(t, started.Load(), int32(optimisticSearches+pinnedSearches))
 }
 
-// review40FailReads makes every read of a file whose name ends in suffix
+// failReads makes every read of a file whose name ends in suffix
 // fail while on is set.
-func review40FailReads(inj *atomic.Pointer[func(op vfs.Op, name string) error], suffix string, on *atomic.Bool) {
+func failReads(inj *atomic.Pointer[func(op vfs.Op, name string) error], suffix string, on *atomic.Bool) {
 	f := func(op vfs.Op, name string) error {
 		if on.Load() && op == vfs.OpRead && strings.HasSuffix(name, suffix) {
 			return vfs.ErrInjected
@@ -129,17 +129,17 @@ func review40FailReads(inj *atomic.Pointer[func(op vfs.Op, name string) error], 
 	inj.Store(&f)
 }
 
-// TestReview40TimeSearchReadFails: a read error of a search by time (not
+// TestTimeSearchReadFails: a read error of a search by time (not
 // a segment removed or cut under it) is the search's error, at once.
-func TestReview40TimeSearchReadFails(t *testing.T) {
+func TestTimeSearchReadFails(t *testing.T) {
 	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, _ := review40ReadFaultLog(t, &inj)
+	l, _ := openReadFaultLog(t, &inj)
 	defer l.Close()
 	for i := range 4 {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
 	}
 	var on atomic.Bool
-	review40FailReads(&inj, segment.LogSuffix, &on)
+	failReads(&inj, segment.LogSuffix, &on)
 	on.Store(true)
 	_, _, err := l.OffsetForTime(1_700_000_000_002)
 	require.ErrorIs(t, err, vfs.ErrInjected)
@@ -154,12 +154,12 @@ func TestReview40TimeSearchReadFails(t *testing.T) {
 	require.EqualValues(t, 1, off)
 }
 
-// TestReview40MaxTimestampSearchCancelled: the search for the largest
+// TestMaxTimestampSearchCancelled: the search for the largest
 // timestamp checks its ctx before each segment's search: a ctx cancelled
 // during the first ends it with ctx's error.
-func TestReview40MaxTimestampSearchCancelled(t *testing.T) {
+func TestMaxTimestampSearchCancelled(t *testing.T) {
 	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, _ := review40ReadFaultLog(t, &inj)
+	l, _ := openReadFaultLog(t, &inj)
 	defer l.Close()
 	const ts = 1_700_000_000_000
 	appendOK(t, l, valueBatch(t, ts+100, "a")) // 0: the largest timestamp, below the start
@@ -190,16 +190,16 @@ func TestReview40MaxTimestampSearchCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 }
 
-// TestReview40CompactReadFails: a read of the cleaner's that fails (no
+// TestCompactReadFails: a read of the cleaner's that fails (no
 // segment removed or cut under it), as it builds its key map or as it
 // copies a segment (after the cleaned copy is created), fails Compact with
 // its error, without fencing the log or leaving a cleaned copy; the next
 // pass cleans.
-func TestReview40CompactReadFails(t *testing.T) {
+func TestCompactReadFails(t *testing.T) {
 	for _, inCleaning := range []bool{false, true} {
 		t.Run(map[bool]string{false: "key map", true: "cleaning"}[inCleaning], func(t *testing.T) {
 			var inj func(op vfs.Op, name string) error
-			l, e := review40CompactLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
+			l, e := openCompactFaultLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
 			defer l.Close()
 			seg0 := segment.FileName(0, segment.LogSuffix)
 			armed, failed := !inCleaning, false
@@ -218,7 +218,7 @@ func TestReview40CompactReadFails(t *testing.T) {
 			require.True(t, failed)
 			require.ErrorIs(t, err, vfs.ErrInjected)
 			require.NotErrorIs(t, err, ErrLogFenced)
-			review40NoCleanedFiles(t, e)
+			requireNoCleanedFiles(t, e)
 			appendOK(t, l, keyedBatch(t, "g"))
 			res, err := l.Compact(context.Background())
 			require.NoError(t, err)
@@ -227,13 +227,13 @@ func TestReview40CompactReadFails(t *testing.T) {
 	}
 }
 
-// TestReview40SearchClosedMeanwhile: a search by time overtaken by a
+// TestSearchClosedMeanwhile: a search by time overtaken by a
 // truncation, during which the log closed, returns ErrClosed (as
 // OffsetForTime's doc says: also when the log closes during the call), not
 // a stale answer nor an error of its segments'.
-func TestReview40SearchClosedMeanwhile(t *testing.T) {
+func TestSearchClosedMeanwhile(t *testing.T) {
 	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, _ := review40ReadFaultLog(t, &inj)
+	l, _ := openReadFaultLog(t, &inj)
 	for i := range 20 {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
 		if i == 9 {

@@ -11,10 +11,10 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review40FailCreate returns a MemFS under an injector that fails the
+// failCreateFS returns a MemFS under an injector that fails the
 // Create of a file whose name ends in suffix while *on is set, counting
 // the calls it failed in *n.
-func review40FailCreate(suffix string, on *atomic.Bool, n *atomic.Int32) vfs.FS {
+func failCreateFS(suffix string, on *atomic.Bool, n *atomic.Int32) vfs.FS {
 	return vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpCreate && on.Load() && strings.HasSuffix(name, suffix) {
 			n.Add(1)
@@ -24,9 +24,9 @@ func review40FailCreate(suffix string, on *atomic.Bool, n *atomic.Int32) vfs.FS 
 	}))
 }
 
-// review40RequireWhole requires l's records to be those at offsets
+// requireWhole requires l's records to be those at offsets
 // [start, end), each once, in order.
-func review40RequireWhole(t *testing.T, l *Log) {
+func requireWhole(t *testing.T, l *Log) {
 	t.Helper()
 	start, end := l.LogStartOffset(), l.LogEndOffset()
 	require.LessOrEqual(t, start, end)
@@ -37,17 +37,17 @@ func review40RequireWhole(t *testing.T, l *Log) {
 	}
 }
 
-// TestReview40TruncateToBelowStartCheckpointFails: a truncation into the
+// TestTruncateToBelowStartCheckpointFails: a truncation into the
 // batch holding the log start offset (DeleteRecordsBefore moved it inside
 // that batch) cuts at the batch's base, below the start, and must move the
 // start down to it; when that checkpoint cannot be written, TruncateTo
 // fences the log (its doc: a failed file-system step fences it), and the
 // reopened log is whole, start at most end.
-func TestReview40TruncateToBelowStartCheckpointFails(t *testing.T) {
+func TestTruncateToBelowStartCheckpointFails(t *testing.T) {
 	e := newEnv(t)
 	var on atomic.Bool
 	var n atomic.Int32
-	e.fs = review40FailCreate(logStartFile+tmpSuffix, &on, &n)
+	e.fs = failCreateFS(logStartFile+tmpSuffix, &on, &n)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c"))
@@ -71,20 +71,20 @@ func TestReview40TruncateToBelowStartCheckpointFails(t *testing.T) {
 	l = e.open(cfg)
 	defer l.Close()
 	require.LessOrEqual(t, l.LogEndOffset(), int64(4))
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "g"))
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 }
 
-// TestReview40TruncateToRecoveryCheckpointFails: a truncation below the
+// TestTruncateToRecoveryCheckpointFails: a truncation below the
 // recovery point lowers it, on disk too; when that checkpoint cannot be
 // written TruncateTo fences the log, and the reopened log (its recovery
 // checkpoint past its end) holds what the truncation kept, whole.
-func TestReview40TruncateToRecoveryCheckpointFails(t *testing.T) {
+func TestTruncateToRecoveryCheckpointFails(t *testing.T) {
 	e := newEnv(t)
 	var on atomic.Bool
 	var n atomic.Int32
-	e.fs = review40FailCreate(recoveryPointFile+tmpSuffix, &on, &n)
+	e.fs = failCreateFS(recoveryPointFile+tmpSuffix, &on, &n)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
 	for i := range 9 {
@@ -104,17 +104,17 @@ func TestReview40TruncateToRecoveryCheckpointFails(t *testing.T) {
 	l = e.open(cfg)
 	defer l.Close()
 	require.EqualValues(t, 4, l.LogEndOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "x"))
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 }
 
-// TestReview40DeleteRecordsSecondCheckpointFails: DeleteRecordsBefore
+// TestDeleteRecordsSecondCheckpointFails: DeleteRecordsBefore
 // whose start checkpoint could not be written deletes the whole segments
 // below the offset first (to make room) and writes it again; when that
 // second write fails too, it returns the error without fencing the log,
 // whose start is then the first kept segment's base, and a retry moves it.
-func TestReview40DeleteRecordsSecondCheckpointFails(t *testing.T) {
+func TestDeleteRecordsSecondCheckpointFails(t *testing.T) {
 	e := newEnv(t)
 	var calls atomic.Int32
 	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -142,21 +142,21 @@ func TestReview40DeleteRecordsSecondCheckpointFails(t *testing.T) {
 	require.NotErrorIs(t, err, ErrLogFenced)
 	require.EqualValues(t, 3, calls.Load())
 	require.EqualValues(t, 6, l.LogStartOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 	start, err := l.DeleteRecordsBefore(context.Background(), 7)
 	require.NoError(t, err)
 	require.EqualValues(t, 7, start)
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "x"))
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 }
 
-// TestReview40DeleteRecordsCheckpointAfterRemovalFails: when the start
+// TestDeleteRecordsCheckpointAfterRemovalFails: when the start
 // checkpoint could not be written at all, the segments below the new
 // start go first (to make room) and the checkpoint is written after them;
 // when that write fails past the point of leaving the old checkpoint in
 // place (its rename), the log is fenced — and the reopened log starts at
 // a segment's base with what it held whole.
-func TestReview40DeleteRecordsCheckpointAfterRemovalFails(t *testing.T) {
+func TestDeleteRecordsCheckpointAfterRemovalFails(t *testing.T) {
 	e := newEnv(t)
 	var creates atomic.Int32
 	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -191,15 +191,15 @@ func TestReview40DeleteRecordsCheckpointAfterRemovalFails(t *testing.T) {
 	defer l.Close()
 	require.EqualValues(t, 9, l.LogEndOffset())
 	require.Contains(t, []int64{0, 6}, l.LogStartOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 }
 
-// TestReview40DeleteRecordsSnapshotRenameFails: moving the log start
+// TestDeleteRecordsSnapshotRenameFails: moving the log start
 // past the producers' batches needs a producer-state snapshot at or past
 // it first; one whose write failed at its rename (not a full disk: the
 // snapshot may or may not be in place) fences the log, the start where it
 // was, and the reopened log keeps the producer's state.
-func TestReview40DeleteRecordsSnapshotRenameFails(t *testing.T) {
+func TestDeleteRecordsSnapshotRenameFails(t *testing.T) {
 	e := newEnv(t)
 	var on atomic.Bool
 	var n atomic.Int32
@@ -227,7 +227,7 @@ func TestReview40DeleteRecordsSnapshotRenameFails(t *testing.T) {
 	l = e.open(cfg)
 	defer l.Close()
 	require.EqualValues(t, 0, l.LogStartOffset())
-	review40RequireWhole(t, l)
+	requireWhole(t, l)
 	requireDuplicate(t, l, keyedProducerBatch(t, 2, "k"), 2)
 	appendOK(t, l, keyedProducerBatch(t, 3, "k"))
 }

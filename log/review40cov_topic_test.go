@@ -8,10 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview40PartitionTimeSearchCtx: a partition's searches by time
+// TestPartitionTimeSearchesHeedTheirCtx: a partition's searches by time
 // wait for its lock (held exclusively here, as a Reopen holds it) until
 // their ctx ends, and then return ctx's error, as their doc says.
-func TestReview40PartitionTimeSearchCtx(t *testing.T) {
+func TestPartitionTimeSearchesHeedTheirCtx(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{})
 	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
@@ -33,11 +33,11 @@ func TestReview40PartitionTimeSearchCtx(t *testing.T) {
 	require.Zero(t, off)
 }
 
-// TestReview40RetryReopenCtx: RetryReopen with a retry to make waits for
+// TestRetryReopenWaitsUntilItsCtxEnds: RetryReopen with a retry to make waits for
 // the calls in flight (a reader holding the partition here) until its
 // ctx ends, and then returns ctx's error, nothing tried; the retry stays
 // due, and a later RetryReopen makes it.
-func TestReview40RetryReopenCtx(t *testing.T) {
+func TestRetryReopenWaitsUntilItsCtxEnds(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{}
 	l := e.open(cfg)

@@ -13,10 +13,10 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review40PstateView is what the log remembers of producer 1: its epoch
+// producerOneView is what the log remembers of producer 1: its epoch
 // and, per batch, its sequence and offset ranges (not the append time,
 // which a snapshot of a CreateTime batch does not keep).
-func review40PstateView(l *Log) []int64 {
+func producerOneView(l *Log) []int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.producers[1]
@@ -30,7 +30,7 @@ func review40PstateView(l *Log) []int64 {
 	return out
 }
 
-// TestReview40PstateCompactedBatchSnapshotsMerged: the producer-state
+// TestProducerStateOfCompactedBatchSnapshotsMerged: the producer-state
 // window after a crash that lost the producer's last batch, when
 // compaction had removed one of its remembered batches below the new end.
 //
@@ -60,7 +60,7 @@ func review40PstateView(l *Log) []int64 {
 // refused as out of order (Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER, no longer
 // in the producer's last five), the state is the same after a crash and
 // after a clean Close, and the lost sequence 6 is appended at 7.
-func TestReview40PstateCompactedBatchSnapshotsMerged(t *testing.T) {
+func TestProducerStateOfCompactedBatchSnapshotsMerged(t *testing.T) {
 	ctx := context.Background()
 	cfg := Config{Sync: SyncNever, CleanupPolicy: Compact, RetentionTime: -1}
 	offsets := map[int32]int64{0: 0, 1: 1, 2: 2, 3: 3, 4: 5, 5: 6, 6: 7}
@@ -134,7 +134,7 @@ func TestReview40PstateCompactedBatchSnapshotsMerged(t *testing.T) {
 			}
 			check := func(what string) {
 				t.Helper()
-				require.Equal(t, want, review40PstateView(l), what)
+				require.Equal(t, want, producerOneView(l), what)
 				for seq := int32(1); seq <= 5; seq++ {
 					res, err := l.Append(ctx, keyedProducerBatch(t, seq, "retry"), AppendOptions{})
 					require.NoError(t, err, "%s: retry of sequence %d", what, seq)
@@ -144,7 +144,7 @@ func TestReview40PstateCompactedBatchSnapshotsMerged(t *testing.T) {
 				_, err := l.Append(ctx, keyedProducerBatch(t, 0, "retry"), AppendOptions{})
 				require.ErrorIs(t, err, ErrOutOfOrderSequence, "%s: retry of sequence 0", what)
 				require.EqualValues(t, 7, l.LogEndOffset(), what)
-				require.Equal(t, want, review40PstateView(l), what)
+				require.Equal(t, want, producerOneView(l), what)
 			}
 			check("at 7")
 			l = e.crashReopen(l, cfg)

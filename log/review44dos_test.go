@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview44DoSRollCostDoesNotGrowWithSegments: a roll forgets the
+// TestRollCostDoesNotGrowWithSegments: a roll forgets the
 // creation times of the segments no longer listed (segment.ms's wall
 // clock, createdAt) at a cost that does not grow with the segments the
 // log holds. It looked at every entry at every roll: with a tiny
@@ -15,7 +15,7 @@ import (
 // each batch rolls a segment), N appends cost O(N² log N), 81% of the
 // CPU of 8,000 one-record produces in memory (the first 500 took
 // 0.45 s, the last 4,000 5.9 s).
-func TestReview44DoSRollCostDoesNotGrowWithSegments(t *testing.T) {
+func TestRollCostDoesNotGrowWithSegments(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentBytes: 14, Sync: SyncNever, RetentionTime: -1})
 	defer l.Close()
@@ -31,7 +31,7 @@ func TestReview44DoSRollCostDoesNotGrowWithSegments(t *testing.T) {
 	require.LessOrEqual(t, scanned, 4*rolls, "entries looked at over %d rolls", rolls)
 }
 
-// TestReview44DoSSnapshotPruneCostDoesNotGrowWithSegments: under
+// TestSnapshotPruneCostDoesNotGrowWithSegments: under
 // SyncNever each roll writes a producer-state snapshot that stays until
 // the next fsync (Maintain) moves the recovery point past it, and prunes
 // the list of snapshots; a roll's cost over SyncAlways's must not grow
@@ -41,7 +41,7 @@ func TestReview44DoSRollCostDoesNotGrowWithSegments(t *testing.T) {
 // each segment rolled since the last Maintain (4,000 one-batch rolls:
 // 144 KB a roll against SyncAlways's 60 KB), N rolls O(N²) between two
 // maintenance runs.
-func TestReview44DoSSnapshotPruneCostDoesNotGrowWithSegments(t *testing.T) {
+func TestSnapshotPruneCostDoesNotGrowWithSegments(t *testing.T) {
 	const few, many, rolls = 200, 4000, 200
 	perRoll := func(sync SyncPolicy) (atFew, atMany int64) {
 		e := newEnv(t)

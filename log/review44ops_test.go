@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview44FencedLineSaysWhatToDo: the "log fenced" line (Error) says
-// what happened and, since review44ops, what to do about it: the log
+// TestFencedLineSaysWhatToDo: the "log fenced" line (Error) says
+// what happened and what to do about it: the log
 // refuses writes until it is opened again, which a broker does not do on
 // its own (an operator fixes the cause and reopens it). It said only what
 // happened (dir=, err=).
-func TestReview44FencedLineSaysWhatToDo(t *testing.T) {
+func TestFencedLineSaysWhatToDo(t *testing.T) {
 	for _, op := range []vfs.Op{vfs.OpWrite, vfs.OpSync} {
 		t.Run(op.String(), func(t *testing.T) {
 			var failing atomic.Bool

@@ -18,8 +18,8 @@ import (
 // batches instead, which would skip offsets. On the OS's file system
 // the batch it does not read costs no memory: the broker's fetch read
 // such a batch whole with ReadInto and dropped it (see the root
-// package's TestReview45MemFetchOnDiskWithinMaxBytes).
-func TestReview45MemReadWithin(t *testing.T) {
+// package's test of a fetch on disk within maxBytes).
+func TestReadWithinSkipsNoOffsets(t *testing.T) {
 	for _, onDisk := range []bool{false, true} {
 		name := "memory"
 		if onDisk {

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview45MutSnapshotAlreadyGoneIsForgotten: a producer-state
+// TestSnapshotAlreadyGoneIsForgotten: a producer-state
 // snapshot whose file is gone already (removed by hand, or by a removal
 // whose answer was lost) when the prune removes it is forgotten, as one
 // removed: only a removal that fails otherwise keeps it listed, to be
 // tried again. Kills: the prune taking a file not found for a failed
 // removal (s11: kept listed, and a Warn at every prune).
-func TestReview45MutSnapshotAlreadyGoneIsForgotten(t *testing.T) {
+func TestSnapshotAlreadyGoneIsForgotten(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentBytes: 400, Sync: SyncNever})
 	defer func() { l.Close() }()

@@ -19,24 +19,24 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// tail46Tail is the unsynced tail of the TestTail46 logs: 16 MiB.
-const tail46Tail = 16 << 20
+// rewriteTail is the unsynced tail of the logs of these tests: 16 MiB.
+const rewriteTail = 16 << 20
 
-// tail46Bound is how far above where it was the live heap of an Open
+// rewriteHeapBound is how far above where it was the live heap of an Open
 // that writes a 16 MiB tail anew (or puts it back from its copy) may
 // peak: a few blocks of 1 MiB, not the tail.
-const tail46Bound = 4 << 20
+const rewriteHeapBound = 4 << 20
 
-// TestTail46OpenHeapBounded: the Open after a failed fsync writes each
+// TestTailRewriteOpenHeapBounded: the Open after a failed fsync writes each
 // segment's bytes past the durable offset anew, through a tail copy
 // (see Segment.Rewrite and tailcopy.go), and the Open after one of those
 // failed puts the copy back first (restoreTail): both stream the tail a
 // block at a time, so that the live heap, sampled at every file
 // operation, stays within a few MiB of where it was for a tail of 16
 // MiB (1.1 MB). Before, each read the tail onto the heap at once (16.8
-// MB above; TestReview45MemRewriteHoldsTheTail, which this replaces,
-// measured it), up to SegmentBytes (1 GiB by default) under SyncNever.
-func TestTail46OpenHeapBounded(t *testing.T) {
+// MB above, as measured by the test this replaces), up to SegmentBytes
+// (1 GiB by default) under SyncNever.
+func TestTailRewriteOpenHeapBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("16 MiB on disk")
 	}
@@ -70,7 +70,7 @@ func TestTail46OpenHeapBounded(t *testing.T) {
 			l, err := Open(dir, cfg, Options{FS: fsys, Clock: clock})
 			require.NoError(t, err)
 			v := strings.Repeat("v", 128<<10)
-			for range tail46Tail / (256 << 10) {
+			for range rewriteTail / (256 << 10) {
 				appendOK(t, l, valueBatch(t, clock.Now().UnixMilli(), v))
 			}
 			armedSync.Store(true)
@@ -96,9 +96,9 @@ func TestTail46OpenHeapBounded(t *testing.T) {
 			rewritten := l.Recovery().RewrittenBytes
 			rose := max(peak.Load(), leakcheck.LiveHeap()) - base
 			t.Logf("Open rewrote %d bytes after a failed fsync (restore first: %t): its live heap peaked %.1f MB above where it was", rewritten, restore, float64(rose)/1e6)
-			require.Greater(t, rewritten, int64(tail46Tail/2))
-			require.LessOrEqual(t, rose, int64(tail46Bound), "the heap held the tail")
-			require.Equal(t, int64(tail46Tail/(256<<10)), l.LogEndOffset(), "every record is back")
+			require.Greater(t, rewritten, int64(rewriteTail/2))
+			require.LessOrEqual(t, rose, int64(rewriteHeapBound), "the heap held the tail")
+			require.Equal(t, int64(rewriteTail/(256<<10)), l.LogEndOffset(), "every record is back")
 			last, err := l.Read(l.LogEndOffset()-1, 1, l.LogEndOffset())
 			require.NoError(t, err)
 			require.Len(t, last, len(valueBatch(t, clock.Now().UnixMilli(), v)), "the last batch read back whole")
@@ -106,11 +106,11 @@ func TestTail46OpenHeapBounded(t *testing.T) {
 	}
 }
 
-// tail46Vals are the records of tail46Fixture's log, one a batch: a1
+// rewriteVals are the records of rewriteFixture's log, one a batch: a1
 // flushed, three of 400 KiB (each batch twice that, its key holding the
 // value too) synced by the roll after them, c1 in the next segment, not
 // synced.
-var tail46Vals = []string{
+var rewriteVals = []string{
 	"a1",
 	strings.Repeat("b", 400<<10),
 	strings.Repeat("c", 400<<10),
@@ -118,26 +118,26 @@ var tail46Vals = []string{
 	"e1",
 }
 
-// tail46Kept is how many of tail46Vals every crash must keep, whatever
+// rewriteKept is how many of rewriteVals every crash must keep, whatever
 // step of the Opens after failed: a1 acknowledged as durable, the big
 // ones below the recovery point when the fsync failed.
-const tail46Kept = 4
+const rewriteKept = 4
 
-// tail46Fixture leaves on a MemFS a SyncPeriodic log of tail46Vals whose
+// rewriteFixture leaves on a MemFS a SyncPeriodic log of rewriteVals whose
 // roll synced the first segment and whose fsync of the second (the Flush
 // after e1) failed, the durable offset 1: the next Open rewrites the
 // first segment from the first big batch on, 2.4 MB, through a tail copy
 // of three blocks (segment.RewriteBlock), their boundaries inside
 // batches, and the second whole.
-func tail46Fixture(t *testing.T) (*env, *vfs.MemFS) {
+func rewriteFixture(t *testing.T) (*env, *vfs.MemFS) {
 	t.Helper()
 	ctx := context.Background()
 	mem, armed := vfs.NewMem(), new(atomic.Bool)
 	e := newEnv(t)
 	e.fs = failLogSync(mem, armed, nil)
 	l := e.open(Config{Sync: SyncPeriodic, RetentionTime: -1})
-	for i, v := range tail46Vals {
-		if i == len(tail46Vals)-1 {
+	for i, v := range rewriteVals {
+		if i == len(rewriteVals)-1 {
 			require.NoError(t, l.Roll())
 		}
 		appendOK(t, l, valueBatch(t, 1, v))
@@ -152,59 +152,59 @@ func tail46Fixture(t *testing.T) (*env, *vfs.MemFS) {
 	return e, mem
 }
 
-// tail46Summary is a record's offset, and its value's length and
+// rewriteSummary is a record's offset, and its value's length and
 // checksum: a failure prints this, not 400 KiB.
-type tail46Summary struct {
+type rewriteSummary struct {
 	off      int64
 	len      int
 	crc, was uint32
 }
 
-// tail46Prefix requires the log on fsys to hold the first n of
-// tail46Vals (n at least min) at their offsets and nothing else, and
+// rewritePrefix requires the log on fsys to hold the first n of
+// rewriteVals (n at least min) at their offsets and nothing else, and
 // returns n.
-func tail46Prefix(t *testing.T, e *env, fsys vfs.FS, min int, what string) int {
+func rewritePrefix(t *testing.T, e *env, fsys vfs.FS, min int, what string) int {
 	t.Helper()
 	l, err := Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock})
 	require.NoError(t, err, what)
 	defer func() { require.NoError(t, l.Close(), what) }()
 	recs := readAll(t, l, 0)
 	require.GreaterOrEqual(t, len(recs), min, what)
-	require.LessOrEqual(t, len(recs), len(tail46Vals), what)
+	require.LessOrEqual(t, len(recs), len(rewriteVals), what)
 	for i, r := range recs {
-		want := tail46Vals[i]
-		got := tail46Summary{r.Offset, len(r.Value), crc32.ChecksumIEEE(r.Value), crc32.ChecksumIEEE([]byte(want))}
-		require.Equal(t, tail46Summary{int64(i), len(want), got.was, got.was}, got, "%s: record %d", what, i)
+		want := rewriteVals[i]
+		got := rewriteSummary{r.Offset, len(r.Value), crc32.ChecksumIEEE(r.Value), crc32.ChecksumIEEE([]byte(want))}
+		require.Equal(t, rewriteSummary{int64(i), len(want), got.was, got.was}, got, "%s: record %d", what, i)
 	}
 	return len(recs)
 }
 
-// tail46Check checks mem after an Open of it that failed (err) or not: a
-// crash then keeps at least tail46Kept records (a strict one, and one of
+// rewriteCheck checks mem after an Open of it that failed (err) or not: a
+// crash then keeps at least rewriteKept records (a strict one, and one of
 // each tail mode, reordered: under the race detector, one of the two,
 // picked by what's length, each Open of the 2.4 MB log taking about a
 // second), and without one the next Open finds them all.
-func tail46Check(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
+func rewriteCheck(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what string) {
 	t.Helper()
 	if err == nil {
 		require.NoError(t, l.Close(), what)
 	}
-	strict := tail46Prefix(t, e, mem.CrashClone(vfs.CrashOptions{}), tail46Kept, what+", strict crash")
+	strict := rewritePrefix(t, e, mem.CrashClone(vfs.CrashOptions{}), rewriteKept, what+", strict crash")
 	tails := []vfs.TailMode{vfs.TailTorn, vfs.TailGarbage}
 	if testkit.RaceEnabled {
 		tails = tails[len(what)%2 : len(what)%2+1]
 	}
 	for _, tail := range tails {
 		o := vfs.CrashOptions{Tail: tail, Reorder: true, Rand: rand.New(rand.NewPCG(uint64(len(what)), uint64(tail)))}
-		tail46Prefix(t, e, mem.CrashClone(o), strict, fmt.Sprintf("%s, crash %s", what, tail))
+		rewritePrefix(t, e, mem.CrashClone(o), strict, fmt.Sprintf("%s, crash %s", what, tail))
 	}
-	require.Equal(t, len(tail46Vals), tail46Prefix(t, e, mem, len(tail46Vals), what+", no crash"), what)
+	require.Equal(t, len(rewriteVals), rewritePrefix(t, e, mem, len(rewriteVals), what+", no crash"), what)
 }
 
-// TestTail46RewriteFailsAtEachBlock: each operation of the Open after a
+// TestTailRewriteFailsAtEachBlock: each operation of the Open after a
 // failed fsync that makes, puts back and removes the first tail copy
 // fails in turn, and the first of each kind of change of the others
-// (see tail46FailEachOp; every one with RUNNEL_TAILCOPY_STEPS=all): that
+// (see rewriteFailEachOp; every one with RUNNEL_TAILCOPY_STEPS=all): that
 // one alone, and, but with -short, every one from it on, over a tail
 // copied and written back in several blocks:
 // a read of the segment's tail or a write of its copy part way (nothing
@@ -213,9 +213,9 @@ func tail46Check(t *testing.T, e *env, mem *vfs.MemFS, l *Log, err error, what s
 // inside the tail, which is in the copy alone), the segment's sync, the
 // copy's removal. On the FS as it is after, and on what a crash leaves
 // of it, the next Open finds every record it must.
-func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
-	e, mem := tail46Fixture(t)
-	ops := tail46Ops(t, e, mem)
+func TestTailRewriteFailsAtEachBlock(t *testing.T) {
+	e, mem := rewriteFixture(t)
+	ops := rewriteOps(t, e, mem)
 	t.Logf("%d operations", len(ops))
 	var reads, writes int
 	for _, op := range ops {
@@ -228,12 +228,12 @@ func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, reads, 3, "the copy read back in blocks")
 	require.GreaterOrEqual(t, writes, 4, "the copy written in blocks (and its header)")
-	tail46FailEachOp(t, ops, tail46Fixture, "")
+	rewriteFailEachOp(t, ops, rewriteFixture, "")
 }
 
-// tail46FailEachOp fails each of ops, the operations of an Open of the
+// rewriteFailEachOp fails each of ops, the operations of an Open of the
 // log that fixture makes, in turn: that one alone, and, but with -short,
-// every one from it on; then checks with tail46Check what the Open left.
+// every one from it on; then checks with rewriteCheck what the Open left.
 // what names the Open in the messages. It fails every operation of the
 // first tail copy, from the reads of the segment's tail it is made of (or
 // from the first look at it, when the Open puts it back) to its removal
@@ -243,7 +243,7 @@ func TestTail46RewriteFailsAtEachBlock(t *testing.T) {
 // change, as TestRewriteFailsAtEachStep fails the scan's and the
 // checkpoints' at each path. With RUNNEL_TAILCOPY_STEPS=all, every
 // operation.
-func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env, *vfs.MemFS), what string) {
+func rewriteFailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env, *vfs.MemFS), what string) {
 	t.Helper()
 	lo, hi := -1, -1 // the first tail copy's operations, ops[lo:hi+1] (0-based)
 	for i, op := range ops {
@@ -275,7 +275,7 @@ func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env
 		// under -race, 380 of them here). go test without -race fails
 		// each operation of the tail copies, and the first of each
 		// kind of change around them.
-		kind, changes := tail46Change(ops[k-1])
+		kind, changes := rewriteChange(ops[k-1])
 		inCopies := k-1 >= lo && k-1 <= hi
 		if !testkit.RaceEnabled && !inCopies {
 			kind += fmt.Sprint(" ", k-1 > hi) // before the copies, or after
@@ -297,14 +297,14 @@ func tail46FailEachOp(t *testing.T, ops []string, fixture func(*testing.T) (*env
 			var stop atomic.Bool
 			l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, inj, &stop), Clock: e.clock})
 			stop.Store(true)
-			tail46Check(t, e, mem, l, err, fmt.Sprintf("op %d (%s)%s fails (sticky %t): %v", k, ops[k-1], what, sticky, err))
+			rewriteCheck(t, e, mem, l, err, fmt.Sprintf("op %d (%s)%s fails (sticky %t): %v", k, ops[k-1], what, sticky, err))
 		}
 	}
 }
 
-// tail46Change returns the kind of op, of tail46Ops, and whether it
+// rewriteChange returns the kind of op, of rewriteOps, and whether it
 // changes the file system.
-func tail46Change(op string) (kind string, changes bool) {
+func rewriteChange(op string) (kind string, changes bool) {
 	kind, _, _ = strings.Cut(op, " ")
 	switch kind {
 	case "create", "mkdir", "write", "sync", "rename", "syncdir", "truncate", "remove":
@@ -313,9 +313,9 @@ func tail46Change(op string) (kind string, changes bool) {
 	return kind, false
 }
 
-// tail46Ops are the operations of an Open of the log on mem, with the
+// rewriteOps are the operations of an Open of the log on mem, with the
 // names of their files, and of the Close after it.
-func tail46Ops(t *testing.T, e *env, mem *vfs.MemFS) []string {
+func rewriteOps(t *testing.T, e *env, mem *vfs.MemFS) []string {
 	t.Helper()
 	var ops []string
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -328,12 +328,12 @@ func tail46Ops(t *testing.T, e *env, mem *vfs.MemFS) []string {
 	return ops
 }
 
-// tail46CutInside fails the Open of tail46Fixture's log at the second
+// rewriteCutInside fails the Open of rewriteFixture's log at the second
 // block written back to the first segment: the segment then ends inside
 // the tail, which is whole in its copy alone.
-func tail46CutInside(t *testing.T) (*env, *vfs.MemFS) {
+func rewriteCutInside(t *testing.T) (*env, *vfs.MemFS) {
 	t.Helper()
-	e, mem := tail46Fixture(t)
+	e, mem := rewriteFixture(t)
 	seg, writes := segment.FileName(0, segment.LogSuffix), 0
 	_, err := Open(e.dir, Config{}, Options{FS: vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpWrite && filepath.Base(name) == seg {
@@ -350,16 +350,16 @@ func tail46CutInside(t *testing.T) (*env, *vfs.MemFS) {
 	return e, mem
 }
 
-// TestTail46RestoreFailsAtEachBlock: after an Open whose write back failed
-// part way (tail46CutInside), each operation of the next Open — which
+// TestTailRestoreFailsAtEachBlock: after an Open whose write back failed
+// part way (rewriteCutInside), each operation of the next Open — which
 // checks the copy a block at a time, cuts the segment, writes the copy
 // back a block at a time, syncs, removes it, then rewrites — fails in
 // turn (each of the putting back, the first of each kind of change of
-// the others, see tail46FailEachOp); then as in
-// TestTail46RewriteFailsAtEachBlock.
-func TestTail46RestoreFailsAtEachBlock(t *testing.T) {
-	e, mem := tail46CutInside(t)
-	ops := tail46Ops(t, e, mem)
+// the others, see rewriteFailEachOp); then as in
+// TestTailRewriteFailsAtEachBlock.
+func TestTailRestoreFailsAtEachBlock(t *testing.T) {
+	e, mem := rewriteCutInside(t)
+	ops := rewriteOps(t, e, mem)
 	restoreReads := 0
 	for _, op := range ops {
 		if op == "remove "+segment.FileName(0, segment.LogSuffix+tailCopySuffix) {
@@ -370,35 +370,35 @@ func TestTail46RestoreFailsAtEachBlock(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, restoreReads, 1+2*3, "the copy's header, then its blocks checked, then its blocks put back")
-	tail46FailEachOp(t, ops, tail46CutInside, " of the restoring Open")
+	rewriteFailEachOp(t, ops, rewriteCutInside, " of the restoring Open")
 }
 
-// tail46FlipFS flips a bit of the n-th read (1-based) of a tail copy,
+// tailCopyFlipFS flips a bit of the n-th read (1-based) of a tail copy,
 // that read's last byte: a disk that gives back other bytes than it was
 // given.
-type tail46FlipFS struct {
+type tailCopyFlipFS struct {
 	vfs.FS
 	n     int64
 	reads atomic.Int64
 }
 
 // Open opens name, a tail copy's reads counted.
-func (f *tail46FlipFS) Open(name string) (vfs.File, error) {
+func (f *tailCopyFlipFS) Open(name string) (vfs.File, error) {
 	file, err := f.FS.Open(name)
 	if err != nil || !strings.HasSuffix(name, tailCopySuffix) {
 		return file, err
 	}
-	return &tail46FlipFile{File: file, fs: f}, nil
+	return &tailCopyFlipFile{File: file, fs: f}, nil
 }
 
-// tail46FlipFile is a tail copy of a tail46FlipFS.
-type tail46FlipFile struct {
+// tailCopyFlipFile is a tail copy of a tailCopyFlipFS.
+type tailCopyFlipFile struct {
 	vfs.File
-	fs *tail46FlipFS
+	fs *tailCopyFlipFS
 }
 
 // ReadAt reads, and flips a bit on the n-th read.
-func (f *tail46FlipFile) ReadAt(p []byte, off int64) (int, error) {
+func (f *tailCopyFlipFile) ReadAt(p []byte, off int64) (int, error) {
 	n, err := f.File.ReadAt(p, off)
 	if f.fs.reads.Add(1) == f.fs.n && n > 0 {
 		p[n-1] ^= 1
@@ -406,32 +406,32 @@ func (f *tail46FlipFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// TestTail46ReadBackChecked: the tail read back from its copy is checked
+// TestTailCopyReadBackChecked: the tail read back from its copy is checked
 // against the copy's checksum, before the segment's fsync: a copy that
 // reads back other than it was written — in the rewrite that wrote it,
 // or at the second read of an Open that puts it back, the first having
 // passed — fails the Open with ErrBadTailCopy, and leaves the copy; the
 // next Open, which reads it right, puts it back, and a crash keeps what
 // it must.
-func TestTail46ReadBackChecked(t *testing.T) {
-	const blocks = 3 // 2.4 MB (see tail46Fixture)
+func TestTailCopyReadBackChecked(t *testing.T) {
+	const blocks = 3 // 2.4 MB (see rewriteFixture)
 	for name, c := range map[string]struct {
 		make func(t *testing.T) (*env, *vfs.MemFS)
 		n    int64
 	}{
-		"rewrite, first block": {tail46Fixture, 1},
-		"rewrite, last block":  {tail46Fixture, blocks},
-		"restore, put back":    {tail46CutInside, 1 + blocks + 2},
+		"rewrite, first block": {rewriteFixture, 1},
+		"rewrite, last block":  {rewriteFixture, blocks},
+		"restore, put back":    {rewriteCutInside, 1 + blocks + 2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e, mem := c.make(t)
-			flip := &tail46FlipFS{FS: mem, n: c.n}
+			flip := &tailCopyFlipFS{FS: mem, n: c.n}
 			_, openErr := Open(e.dir, Config{}, Options{FS: flip, Clock: e.clock})
 			require.ErrorIs(t, openErr, ErrBadTailCopy)
 			require.GreaterOrEqual(t, flip.reads.Load(), c.n)
 			_, err := mem.Stat(filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix+tailCopySuffix)))
 			require.NoError(t, err, "the tail copy stays")
-			tail46Check(t, e, mem, nil, openErr, name)
+			rewriteCheck(t, e, mem, nil, openErr, name)
 		})
 	}
 }
