@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // openReadFaultLog opens a log (SyncAlways) on a MemFS whose every
@@ -188,43 +187,6 @@ func TestMaxTimestampSearchCancelled(t *testing.T) {
 	_, _, err = l.OffsetOfMaxTimestamp(ctx)
 	inj.Store(nil)
 	require.ErrorIs(t, err, context.Canceled)
-}
-
-// TestCompactReadFails: a read of the cleaner's that fails (no
-// segment removed or cut under it), as it builds its key map or as it
-// copies a segment (after the cleaned copy is created), fails Compact with
-// its error, without fencing the log or leaving a cleaned copy; the next
-// pass cleans.
-func TestCompactReadFails(t *testing.T) {
-	for _, inCleaning := range []bool{false, true} {
-		t.Run(map[bool]string{false: "key map", true: "cleaning"}[inCleaning], func(t *testing.T) {
-			var inj func(op vfs.Op, name string) error
-			l, e := openCompactFaultLog(t, &inj, "a", "a", "b", "c", "d", "e", "f")
-			defer l.Close()
-			seg0 := segment.FileName(0, segment.LogSuffix)
-			armed, failed := !inCleaning, false
-			inj = func(op vfs.Op, name string) error {
-				if op == vfs.OpCreate && strings.Contains(name, cleanedSuffix) {
-					armed = true
-				}
-				if armed && op == vfs.OpRead && strings.HasSuffix(name, seg0) {
-					failed = true
-					return vfs.ErrInjected
-				}
-				return nil
-			}
-			_, err := l.Compact(context.Background())
-			inj = nil
-			require.True(t, failed)
-			require.ErrorIs(t, err, vfs.ErrInjected)
-			require.NotErrorIs(t, err, ErrLogFenced)
-			requireNoCleanedFiles(t, e)
-			appendOK(t, l, keyedBatch(t, "g"))
-			res, err := l.Compact(context.Background())
-			require.NoError(t, err)
-			require.Positive(t, res.SegmentsRewritten)
-		})
-	}
 }
 
 // TestSearchClosedMeanwhile: a search by time overtaken by a
