@@ -3,16 +3,13 @@ package log
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/compression"
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -20,143 +17,6 @@ import (
 // The tests of this file close the gaps that session 39's mutation pass
 // found in the code changed since 85f1e0f (the ctx-aware locks, the line
 // hand-on): each names the mutant it kills.
-
-// TestPartitionLockFreeTakenWhateverTheCtx: Partition.Lock says
-// a lock that is free is taken whatever the ctx, as holdLock.LockContext
-// says of itself (semaphore.Weighted's Acquire refuses an ended ctx even
-// when it could acquire: the TryAcquire before it is what takes a free
-// lock). Kills: holdLock.LockContext without its TryAcquire.
-func TestPartitionLockFreeTakenWhateverTheCtx(t *testing.T) {
-	ended, cancel := context.WithCancel(context.Background())
-	cancel()
-	m := newHoldLock()
-	require.NoError(t, m.LockContext(ended), "a free lock is taken whatever the ctx")
-	require.False(t, m.TryRLock(), "held exclusively")
-	m.Unlock()
-
-	e := newEnv(t)
-	p := NewPartition("t", 0, e.open(Config{}))
-	defer p.Close()
-	k, err := p.Lock(ended)
-	require.NoError(t, err, "a free partition lock is taken whatever the ctx")
-	require.Same(t, p.log.Load(), k.Log())
-	_, err = p.Append(ended, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
-	require.ErrorIs(t, err, context.Canceled, "held: the append waits until its ctx ends")
-	k.Unlock()
-	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
-	require.NoError(t, err)
-}
-
-// TestHandlerMayCloseTheLogOnCloseLine: Options.Logger says a
-// handler may close the Log whose line it is; a Close logs lines of its
-// own ("producer-state snapshot not removed", when the prune after its
-// snapshot cannot remove an older one), which must go out once Close has
-// released the compaction's lock (cleanMu), which the handler's Close
-// takes. Kills: close without its enterOwn/exitOwn (the lines handed on
-// by its release of mu, cleanMu still held: the handler's Close waits for
-// it).
-func TestHandlerMayCloseTheLogOnCloseLine(t *testing.T) {
-	var failRemove, closeOnLine atomic.Bool
-	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpRemove && failRemove.Load() && strings.HasSuffix(name, snapshotSuffix) {
-			return errors.New("injected")
-		}
-		return nil
-	}))
-	var l atomic.Pointer[Log]
-	var once sync.Once
-	var lines atomic.Int32
-	closed := make(chan error, 1)
-	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "producer-state snapshot not removed" {
-			return
-		}
-		lines.Add(1)
-		if closeOnLine.Load() {
-			once.Do(func() { closed <- l.Load().Close() })
-		}
-	}))
-	lg, err := Open("/d/t-0", Config{SegmentBytes: 100}, Options{FS: fs, Clock: newClock(), Logger: logger})
-	require.NoError(t, err)
-	l.Store(lg)
-	for _, v := range []string{"a", "b", "c", "d"} {
-		appendOK(t, lg, valueBatch(t, 1_700_000_000_000, v))
-	}
-	// The snapshots below the new log start offset are pruned, and stay
-	// as their removal fails: the Close's prune tries again.
-	failRemove.Store(true)
-	_, err = lg.DeleteRecordsBefore(context.Background(), 3)
-	require.NoError(t, err)
-	require.NotZero(t, lines.Load(), "the prune's removals failed")
-	require.Less(t, lg.snapshots[0], int64(3), "a snapshot below the log start offset is left")
-
-	closeOnLine.Store(true)
-	returned := make(chan error, 1)
-	go func() { returned <- lg.Close() }()
-	select {
-	case err := <-returned:
-		require.NoError(t, err, "a snapshot not removed is logged, not returned")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the Close that logged \"producer-state snapshot not removed\" did not return (the handler's Close waits for the compaction's lock, cleanMu)")
-	}
-	select {
-	case err := <-closed:
-		require.NoError(t, err, "closed already: nothing to do")
-	case <-time.After(10 * time.Second):
-		t.Fatal("no line from Close's prune: the handler did not close the log")
-	}
-}
-
-// TestHandlerMayAppendOnALineOfAPartitionLock: a line logged by
-// a call to the log under a PartitionLock (a Roll of k.Log()) waits for
-// the lock's Unlock, which hands it on once the partition's lock is
-// released: a handler that appends to the partition then goes on, where
-// handed on under the lock it would wait for the lock held by its own
-// goroutine. Kills: Partition.lock without its enter (the line handed on
-// by the Roll, under the lock); Partition.unlock calling leave before it
-// releases mu.
-func TestHandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
-	e := newEnv(t)
-	var p atomic.Pointer[Partition]
-	var once sync.Once
-	appended := make(chan error, 1)
-	fromHandler := valueBatch(t, 1_700_000_000_000, "from the handler")
-	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Message != "rolled segment" {
-			return
-		}
-		once.Do(func() {
-			_, err := p.Load().Append(context.Background(), fromHandler, AppendOptions{})
-			appended <- err
-		})
-	}))
-	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
-	require.NoError(t, err)
-	p.Store(NewPartition("t", 0, l))
-	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
-	require.NoError(t, err)
-
-	done := make(chan error, 1)
-	go func() {
-		k, err := p.Load().Lock(context.Background())
-		if err != nil {
-			done <- err
-			return
-		}
-		err = k.Log().Roll()
-		k.Unlock()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
-	}
-	require.NoError(t, <-appended, "the handler's append")
-	require.EqualValues(t, 2, p.Load().LogEndOffset())
-	require.NoError(t, p.Load().Close())
-}
 
 // TestListedOffsetsOfAClosedPartition: ListedOffsets answers from
 // an open log only: ErrClosed once the partition is closed, ErrLogFenced
@@ -185,46 +45,6 @@ func TestListedOffsetsOfAClosedPartition(t *testing.T) {
 	_, err = p.ListedOffsets(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
 	require.NotErrorIs(t, err, ErrLogFenced, "closed by its owner")
-}
-
-// TestPartitionGettersUnderAPartitionLock: under a PartitionLock
-// (as during a Reopen), the offsets' getters do not wait for it (they
-// read the log being closed, whose offsets the new one opens with), and
-// LogContext waits only until its ctx ends. Kills: HighWatermark through
-// Log() (which waits for the lock); LogContext without its ctx.
-func TestPartitionGettersUnderAPartitionLock(t *testing.T) {
-	e := newEnv(t)
-	p := NewPartition("t", 0, e.open(Config{}))
-	defer p.Close()
-	_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
-	require.NoError(t, err)
-	k, err := p.Lock(context.Background())
-	require.NoError(t, err)
-	defer k.Unlock()
-
-	type answer struct {
-		hw, end, start int64
-		offsets        PartitionOffsets
-		logErr         error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		var a answer
-		a.hw, a.end, a.start, a.offsets = p.HighWatermark(), p.LogEndOffset(), p.LogStartOffset(), p.Offsets()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		defer cancel()
-		_, a.logErr = p.LogContext(ctx)
-		done <- a
-	}()
-	select {
-	case a := <-done:
-		require.Equal(t, answer{hw: 1, end: 1, start: 0, offsets: PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1},
-			logErr: context.DeadlineExceeded}, a)
-	case <-time.After(10 * time.Second):
-		k.Unlock() // lets the getter go on
-		<-done
-		t.Fatal("a getter waited for the PartitionLock (or LogContext past its ctx)")
-	}
 }
 
 // TestRetryReopenWithNothingToRetryHoldsNothingUp: RetryReopen
@@ -327,77 +147,6 @@ func TestSegmentTimesForgetRemovedSegments(t *testing.T) {
 	}
 }
 
-// TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
-// Maintain's steps after retention that waits for the writer lock (the
-// producer ids' expiry, SyncNever's look for rolled segments, the
-// periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
-// as ApplyRetention does (TestLogCallsHeedTheirCtxBehindAStuckWrite
-// ends there). The handler of retention's "deleting segment" line, which
-// runs between retention and the next step, starts an append whose
-// write hangs, then ends the ctx. Kills: each of those steps taking the
-// lock with Lock.
-func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		cfg    Config
-		expire time.Duration
-	}{
-		{"producer expiry", Config{}, 0},
-		{"SyncNever's rolled segments", Config{Sync: SyncNever}, -1},
-		{"flush.ms", Config{Sync: SyncPeriodic, FlushInterval: time.Millisecond}, -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			hang, fs := newHangingWrite(t, e.fs, ".log")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			stuck := make(chan error, 1)
-			late := valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "stuck")
-			var once sync.Once
-			var l *Log
-			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-				if r.Message != "deleting segment" {
-					return
-				}
-				once.Do(func() {
-					hang.arm()
-					go func() {
-						_, err := l.Append(context.Background(), late, AppendOptions{})
-						stuck <- err
-					}()
-					<-hang.entered
-					cancel()
-				})
-			}))
-			cfg := tc.cfg
-			cfg.RetentionTime = time.Hour
-			cfg.TimestampAfterMax = -1 // "new" is stamped 2 hours ahead, and the clock then moves to it
-			var err error
-			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
-			require.NoError(t, err)
-			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "old"))
-			require.NoError(t, l.Roll())
-			appendOK(t, l, valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "new"))
-			e.clock.Advance(2 * time.Hour) // the first segment is past retention
-
-			done := make(chan error, 1)
-			go func() { done <- l.Maintain(ctx) }()
-			select {
-			case err := <-done:
-				require.ErrorIs(t, err, context.Canceled)
-			case <-time.After(10 * time.Second):
-				hang.unstick()
-				<-done
-				t.Fatal("Maintain waited for the stuck write past its ctx")
-			}
-			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
-			hang.unstick()
-			require.NoError(t, <-stuck)
-			require.NoError(t, l.Close())
-		})
-	}
-}
-
 // TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
 // retention keeps the active segment of a log whose end is
 // MaxLogEndOffset+1 (a batch of one record at the largest base: no
@@ -465,34 +214,4 @@ func TestRelativeDirUnderAWrappedOSFS(t *testing.T) {
 	abs, err := filepath.Abs(filepath.Join("data", "t-0"))
 	require.NoError(t, err)
 	require.Equal(t, abs, l.Dir())
-}
-
-// TestZeroDurabilityHoldLines: the HoldLines of a zero
-// Durability (nothing to wait for) costs nothing and its release does
-// nothing. Kills: Durability.HoldLines without its nil log check (a nil
-// pointer dereference).
-func TestZeroDurabilityHoldLines(t *testing.T) {
-	release := Durability{}.HoldLines()
-	release()
-	require.NoError(t, Durability{}.Wait(context.Background()))
-}
-
-// TestAppendAsyncHeedsItsCtxUnderAPartitionLock: a partition's
-// AppendAsync whose ctx ends while it waits for the partition's lock (a
-// Reopen's, here a PartitionLock) returns ctx's error, nothing appended,
-// as Append does. Kills: AppendAsync answering nil then.
-func TestAppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
-	e := newEnv(t)
-	p := NewPartition("t", 0, e.open(Config{}))
-	defer p.Close()
-	k, err := p.Lock(context.Background())
-	require.NoError(t, err)
-	defer k.Unlock() // before p.Close, should the test fail
-	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	_, d, err := p.AppendAsync(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.False(t, d.Pending())
-	k.Unlock()
-	require.EqualValues(t, 0, p.LogEndOffset(), "nothing appended")
 }

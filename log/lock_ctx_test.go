@@ -2,6 +2,8 @@ package log
 
 import (
 	"context"
+	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -187,3 +190,166 @@ func (h *hangingWrite) arm() { h.armed.Store(true) }
 
 // unstick lets the hanging write go on (once; later calls do nothing).
 func (h *hangingWrite) unstick() { h.once.Do(func() { close(h.release) }) }
+
+// TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
+// Maintain's steps after retention that waits for the writer lock (the
+// producer ids' expiry, SyncNever's look for rolled segments, the
+// periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
+// as ApplyRetention does (TestLogCallsHeedTheirCtxBehindAStuckWrite
+// ends there). The handler of retention's "deleting segment" line, which
+// runs between retention and the next step, starts an append whose
+// write hangs, then ends the ctx. Kills: each of those steps taking the
+// lock with Lock.
+func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		expire time.Duration
+	}{
+		{"producer expiry", Config{}, 0},
+		{"SyncNever's rolled segments", Config{Sync: SyncNever}, -1},
+		{"flush.ms", Config{Sync: SyncPeriodic, FlushInterval: time.Millisecond}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			hang, fs := newHangingWrite(t, e.fs, ".log")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stuck := make(chan error, 1)
+			late := valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "stuck")
+			var once sync.Once
+			var l *Log
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "deleting segment" {
+					return
+				}
+				once.Do(func() {
+					hang.arm()
+					go func() {
+						_, err := l.Append(context.Background(), late, AppendOptions{})
+						stuck <- err
+					}()
+					<-hang.entered
+					cancel()
+				})
+			}))
+			cfg := tc.cfg
+			cfg.RetentionTime = time.Hour
+			cfg.TimestampAfterMax = -1 // "new" is stamped 2 hours ahead, and the clock then moves to it
+			var err error
+			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
+			require.NoError(t, err)
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "old"))
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "new"))
+			e.clock.Advance(2 * time.Hour) // the first segment is past retention
+
+			done := make(chan error, 1)
+			go func() { done <- l.Maintain(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				<-done
+				t.Fatal("Maintain waited for the stuck write past its ctx")
+			}
+			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
+			hang.unstick()
+			require.NoError(t, <-stuck)
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+// TestHoldLockUnderChurn: readers and writers of a holdLock, in
+// seeded random order, some giving up by their ctx (cancelled before,
+// or while, they wait), some trying only: no writer ever shares the lock,
+// no reader holds it beside a writer, every wait ends (a writer that
+// gives up never leaves readers stuck behind it), and the lock is free
+// at the end. Run it with -race.
+func TestHoldLockUnderChurn(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_HOLDLOCK_CHURN", 6, 2, func(t *testing.T, seed uint64) {
+		m := newHoldLock()
+		var readers, writers atomic.Int32
+		check := func(writer bool) {
+			r, w := readers.Load(), writers.Load()
+			if writer && (r != 0 || w != 1) || !writer && w != 0 {
+				t.Errorf("writer %v: %d readers and %d writers hold the lock", writer, r, w)
+			}
+		}
+		hold := func(writer bool, spins int) {
+			if writer {
+				writers.Add(1)
+			} else {
+				readers.Add(1)
+			}
+			check(writer)
+			for range spins {
+				runtime.Gosched()
+			}
+			check(writer)
+			if writer {
+				writers.Add(-1)
+				m.Unlock()
+			} else {
+				readers.Add(-1)
+				m.RUnlock()
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for w := range 6 {
+				rng := rand.New(rand.NewPCG(seed, uint64(w)))
+				wg.Go(func() {
+					for range 300 {
+						writer := rng.IntN(4) == 0
+						spins := rng.IntN(4)
+						ctx, cancel := context.Background(), context.CancelFunc(func() {})
+						switch rng.IntN(4) {
+						case 0:
+							ctx, cancel = context.WithCancel(context.Background())
+							cancel() // ended: only a free lock is taken
+						case 1:
+							ctx, cancel = context.WithCancel(context.Background())
+							go func() { runtime.Gosched(); cancel() }()
+						}
+						if rng.IntN(8) == 0 && !writer {
+							if m.TryRLock() {
+								hold(false, spins)
+							}
+							cancel()
+							continue
+						}
+						var err error
+						if writer {
+							err = m.LockContext(ctx)
+						} else {
+							err = m.RLockContext(ctx)
+						}
+						if err == nil {
+							hold(writer, spins)
+						} else if ctx.Err() == nil {
+							t.Errorf("wait failed with %v, its ctx not ended", err)
+						}
+						cancel()
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a wait for the hold lock never ended")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.LockContext(ctx), "a hold left behind")
+		m.Unlock()
+		require.True(t, m.TryRLock(), "free at the end")
+		m.RUnlock()
+	})
+}

@@ -301,3 +301,249 @@ func TestConcurrentLinesAllHandedOn(t *testing.T) {
 	require.Equal(t, int64(l.Segments()-1), lines.Load(), "rolls against rolled-segment lines handed on")
 	require.Equal(t, int64(4*50+5), l.LogEndOffset())
 }
+
+// TestHandlerMayCloseTheLogOnCompacted: Options.Logger says the
+// handler may close the Log whose line it is; "compacted" is one of its
+// lines (Compact, or Maintain's compaction).
+func TestHandlerMayCloseTheLogOnCompacted(t *testing.T) {
+	e := newEnv(t)
+	_, err := callClosedOnLine(t, "compacted", func(logger *slog.Logger) *Log {
+		l, err := Open(e.dir, Config{SegmentBytes: 100, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+		require.NoError(t, err)
+		appendOK(t, l, keyedProducerBatch(t, 0, "k"))
+		appendOK(t, l, keyedProducerBatch(t, 1, "k"))
+		require.NoError(t, l.Roll())
+		return l
+	}, func(l *Log) error {
+		_, err := l.Compact(context.Background())
+		return err
+	}, "the Compact that logged \"compacted\" (the handler's Close waits for the compaction's lock, cleanMu)")
+	require.NoError(t, err)
+}
+
+// TestHandlerMayCloseTheLogOnAFailedFsync: the "log fenced" line
+// of an fsync that failed (SyncAlways) comes from the group commit's
+// round (syncOnce); a handler that closes the Log on it must not wait
+// for that round, which waits for the handler.
+func TestHandlerMayCloseTheLogOnAFailedFsync(t *testing.T) {
+	var failSync atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && failSync.Load() && strings.HasSuffix(name, ".log") {
+			return errors.New("injected")
+		}
+		return nil
+	}))
+	err, _ := callClosedOnLine(t, "log fenced", func(logger *slog.Logger) *Log {
+		l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Logger: logger})
+		require.NoError(t, err)
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+		failSync.Store(true)
+		return l
+	}, func(l *Log) error {
+		_, err := l.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+		return err
+	}, "the Append whose fsync failed (the handler's Close waits for the sync round the handler runs in)")
+	require.ErrorIs(t, err, ErrLogFenced)
+	// The log is fenced: its Close reports its failure or not, as it will.
+}
+
+// callClosedOnLine opens a log with open, given a Logger whose handler
+// closes that log on its first line msg, and runs call on it: it
+// returns call's error and the handler's Close's, and fails the test if
+// call (what) has not returned within 10 s, or the handler not closed
+// the log by then.
+func callClosedOnLine(t *testing.T, msg string, open func(*slog.Logger) *Log, call func(*Log) error, what string) (callErr, closeErr error) {
+	t.Helper()
+	var l atomic.Pointer[Log]
+	var once sync.Once
+	closed := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == msg {
+			once.Do(func() { closed <- l.Load().Close() })
+		}
+	}))
+	l.Store(open(logger))
+	returned := make(chan error, 1)
+	go func() { returned <- call(l.Load()) }()
+	select {
+	case callErr = <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return", what)
+	}
+	select {
+	case closeErr = <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %q line: the handler did not close the log", msg)
+	}
+	return callErr, closeErr
+}
+
+// TestHandlerMayCloseTheLogOnCloseLine: Options.Logger says a
+// handler may close the Log whose line it is; a Close logs lines of its
+// own ("producer-state snapshot not removed", when the prune after its
+// snapshot cannot remove an older one), which must go out once Close has
+// released the compaction's lock (cleanMu), which the handler's Close
+// takes. Kills: close without its enterOwn/exitOwn (the lines handed on
+// by its release of mu, cleanMu still held: the handler's Close waits for
+// it).
+func TestHandlerMayCloseTheLogOnCloseLine(t *testing.T) {
+	var failRemove, closeOnLine atomic.Bool
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && failRemove.Load() && strings.HasSuffix(name, snapshotSuffix) {
+			return errors.New("injected")
+		}
+		return nil
+	}))
+	var l atomic.Pointer[Log]
+	var once sync.Once
+	var lines atomic.Int32
+	closed := make(chan error, 1)
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "producer-state snapshot not removed" {
+			return
+		}
+		lines.Add(1)
+		if closeOnLine.Load() {
+			once.Do(func() { closed <- l.Load().Close() })
+		}
+	}))
+	lg, err := Open("/d/t-0", Config{SegmentBytes: 100}, Options{FS: fs, Clock: newClock(), Logger: logger})
+	require.NoError(t, err)
+	l.Store(lg)
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, lg, valueBatch(t, 1_700_000_000_000, v))
+	}
+	// The snapshots below the new log start offset are pruned, and stay
+	// as their removal fails: the Close's prune tries again.
+	failRemove.Store(true)
+	_, err = lg.DeleteRecordsBefore(context.Background(), 3)
+	require.NoError(t, err)
+	require.NotZero(t, lines.Load(), "the prune's removals failed")
+	require.Less(t, lg.snapshots[0], int64(3), "a snapshot below the log start offset is left")
+
+	closeOnLine.Store(true)
+	returned := make(chan error, 1)
+	go func() { returned <- lg.Close() }()
+	select {
+	case err := <-returned:
+		require.NoError(t, err, "a snapshot not removed is logged, not returned")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Close that logged \"producer-state snapshot not removed\" did not return (the handler's Close waits for the compaction's lock, cleanMu)")
+	}
+	select {
+	case err := <-closed:
+		require.NoError(t, err, "closed already: nothing to do")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from Close's prune: the handler did not close the log")
+	}
+}
+
+// TestHandlerMayAppendOnALineOfAPartitionLock: a line logged by
+// a call to the log under a PartitionLock (a Roll of k.Log()) waits for
+// the lock's Unlock, which hands it on once the partition's lock is
+// released: a handler that appends to the partition then goes on, where
+// handed on under the lock it would wait for the lock held by its own
+// goroutine. Kills: Partition.lock without its enter (the line handed on
+// by the Roll, under the lock); Partition.unlock calling leave before it
+// releases mu.
+func TestHandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
+	e := newEnv(t)
+	var p atomic.Pointer[Partition]
+	var once sync.Once
+	appended := make(chan error, 1)
+	fromHandler := valueBatch(t, 1_700_000_000_000, "from the handler")
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" {
+			return
+		}
+		once.Do(func() {
+			_, err := p.Load().Append(context.Background(), fromHandler, AppendOptions{})
+			appended <- err
+		})
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p.Store(NewPartition("t", 0, l))
+	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		k, err := p.Load().Lock(context.Background())
+		if err != nil {
+			done <- err
+			return
+		}
+		err = k.Log().Roll()
+		k.Unlock()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
+	}
+	require.NoError(t, <-appended, "the handler's append")
+	require.EqualValues(t, 2, p.Load().LogEndOffset())
+	require.NoError(t, p.Load().Close())
+}
+
+// TestZeroDurabilityHoldLines: the HoldLines of a zero
+// Durability (nothing to wait for) costs nothing and its release does
+// nothing. Kills: Durability.HoldLines without its nil log check (a nil
+// pointer dereference).
+func TestZeroDurabilityHoldLines(t *testing.T) {
+	release := Durability{}.HoldLines()
+	release()
+	require.NoError(t, Durability{}.Wait(context.Background()))
+}
+
+// TestFencedLineSaysWhatToDo: the "log fenced" line (Error) says
+// what happened and what to do about it: the log
+// refuses writes until it is opened again, which a broker does not do on
+// its own (an operator fixes the cause and reopens it). It said only what
+// happened (dir=, err=).
+func TestFencedLineSaysWhatToDo(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpWrite, vfs.OpSync} {
+		t.Run(op.String(), func(t *testing.T) {
+			var failing atomic.Bool
+			fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(o vfs.Op, name string) error {
+				if o == op && failing.Load() && strings.HasSuffix(name, ".log") {
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			lines := make(chan map[string]string, 1)
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log fenced" {
+					return
+				}
+				attrs := map[string]string{"level": r.Level.String()}
+				r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+				select {
+				case lines <- attrs:
+				default: // logged once; a second would be another test's failure
+				}
+			}))
+			l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Logger: logger})
+			require.NoError(t, err)
+			defer l.Close()
+			failing.Store(true)
+			_, err = l.Append(t.Context(), valueBatch(t, 1_700_000_000_000, "fails"), AppendOptions{})
+			require.ErrorIs(t, err, ErrLogFenced)
+			// The line of a failed fsync goes out once its round has
+			// ended, maybe after the append returned (see syncOnce).
+			var attrs map[string]string
+			select {
+			case attrs = <-lines:
+			case <-time.After(10 * time.Second):
+				t.Fatal(`no "log fenced" line`)
+			}
+			require.Equal(t, "ERROR", attrs["level"])
+			require.Contains(t, attrs["err"], "injected")
+			require.Contains(t, attrs["then"], "refused until the log is opened again")
+			require.Contains(t, attrs["then"], "Close and Open")
+		})
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -393,94 +392,96 @@ func TestLogHandlerGrid(t *testing.T) {
 	}
 }
 
-// TestHoldLockUnderChurn: readers and writers of a holdLock, in
-// seeded random order, some giving up by their ctx (cancelled before,
-// or while, they wait), some trying only: no writer ever shares the lock,
-// no reader holds it beside a writer, every wait ends (a writer that
-// gives up never leaves readers stuck behind it), and the lock is free
-// at the end. Run it with -race.
-func TestHoldLockUnderChurn(t *testing.T) {
-	testkit.Seeds(t, "RUNNEL_HOLDLOCK_CHURN", 6, 2, func(t *testing.T, seed uint64) {
-		m := newHoldLock()
-		var readers, writers atomic.Int32
-		check := func(writer bool) {
-			r, w := readers.Load(), writers.Load()
-			if writer && (r != 0 || w != 1) || !writer && w != 0 {
-				t.Errorf("writer %v: %d readers and %d writers hold the lock", writer, r, w)
-			}
+// TestLinesWaitForTheLastHoldLines: with two HoldLines
+// under way on one log (the broker's maintenance and an admin call that
+// closes the log, say), the release of the first hands on nothing: the
+// lines logged meanwhile wait for the release of the last, as
+// HoldLines's doc says, and are handed on then, once each.
+func TestLinesWaitForTheLastHoldLines(t *testing.T) {
+	e := newEnv(t)
+	var rolls atomic.Int32
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "rolled segment" {
+			rolls.Add(1)
 		}
-		hold := func(writer bool, spins int) {
-			if writer {
-				writers.Add(1)
-			} else {
-				readers.Add(1)
-			}
-			check(writer)
-			for range spins {
-				runtime.Gosched()
-			}
-			check(writer)
-			if writer {
-				writers.Add(-1)
-				m.Unlock()
-			} else {
-				readers.Add(-1)
-				m.RUnlock()
-			}
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p := NewPartition("t", 0, l)
+	defer p.Close()
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+
+	first, second := l.HoldLines(), l.HoldLines()
+	require.NoError(t, l.Roll())
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Roll())
+	require.Zero(t, rolls.Load(), "a line handed on while both HoldLines are under way")
+	first()
+	require.Zero(t, rolls.Load(), "a line handed on by the release of the first HoldLines, while the second is under way")
+	second()
+	require.EqualValues(t, 2, rolls.Load(), "roll lines handed on by the last release")
+	require.False(t, l.queue.Pending())
+}
+
+// TestHandingOnStopsAtAHoldLines: a goroutine handing a
+// line on (an append's roll line, its handler slow) when a HoldLines
+// begins does not go on to hand on the lines logged under the HoldLines
+// once its handler returns: they wait for the release, as HoldLines's
+// doc says (its caller holds a lock the handler may wait for), and are
+// handed on then, once each, in order.
+func TestHandingOnStopsAtAHoldLines(t *testing.T) {
+	e := newEnv(t)
+	inHandler, unblock := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var bases []int64
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "rolled segment" {
+			return
 		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var wg sync.WaitGroup
-			for w := range 6 {
-				rng := rand.New(rand.NewPCG(seed, uint64(w)))
-				wg.Go(func() {
-					for range 300 {
-						writer := rng.IntN(4) == 0
-						spins := rng.IntN(4)
-						ctx, cancel := context.Background(), context.CancelFunc(func() {})
-						switch rng.IntN(4) {
-						case 0:
-							ctx, cancel = context.WithCancel(context.Background())
-							cancel() // ended: only a free lock is taken
-						case 1:
-							ctx, cancel = context.WithCancel(context.Background())
-							go func() { runtime.Gosched(); cancel() }()
-						}
-						if rng.IntN(8) == 0 && !writer {
-							if m.TryRLock() {
-								hold(false, spins)
-							}
-							cancel()
-							continue
-						}
-						var err error
-						if writer {
-							err = m.LockContext(ctx)
-						} else {
-							err = m.RLockContext(ctx)
-						}
-						if err == nil {
-							hold(writer, spins)
-						} else if ctx.Err() == nil {
-							t.Errorf("wait failed with %v, its ctx not ended", err)
-						}
-						cancel()
-					}
-				})
+		mu.Lock()
+		first := len(bases) == 0
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "base" {
+				bases = append(bases, a.Value.Int64())
 			}
-			wg.Wait()
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("a wait for the hold lock never ended")
+			return true
+		})
+		mu.Unlock()
+		if first {
+			close(inHandler)
+			<-unblock
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, m.LockContext(ctx), "a hold left behind")
-		m.Unlock()
-		require.True(t, m.TryRLock(), "free at the end")
-		m.RUnlock()
-	})
+	}))
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	p := NewPartition("t", 0, l)
+	defer p.Close()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(bases) }
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- l.Roll() }() // hands its line on, and blocks in the handler
+	select {
+	case <-inHandler:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the roll's line was not handed on")
+	}
+	release := l.HoldLines()
+	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Roll()) // left to the goroutine handing lines on
+	close(unblock)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the goroutine handing lines on did not return")
+	}
+	require.Equal(t, 1, count(), "a line logged under a HoldLines handed on before its release")
+	release()
+	require.Equal(t, []int64{1, 2}, bases, "roll lines handed on once each, in order")
+	require.False(t, l.queue.Pending())
 }
