@@ -52,31 +52,3 @@ func TestLogAppendTimeAgesByTheAppend(t *testing.T) {
 	require.EqualValues(t, 0, l.LogStartOffset())
 	require.Len(t, readAll(t, l, 0), 30*24)
 }
-
-// TestTruncationReloadTakesALowerEpochAfterExpiry: as
-// TestReplayTakesALowerEpochAfterExpiry (idem33), through
-// TruncateTo's reload of the producer state (the snapshot of a roll
-// before the expiry, which holds the newer epoch, and the batches after
-// it replayed), which the change of producers.update covers too: after a
-// truncation that leaves the older epoch's batches, a retry of its last
-// one is a duplicate and its next batch is taken.
-func TestTruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	l := e.openIdem(nil)
-	defer l.Close()
-	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
-	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
-	e.clock.Advance(2 * time.Hour)
-	require.NoError(t, l.Maintain(ctx)) // producer 7 expires
-	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
-	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
-	appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
-
-	_, err := l.TruncateTo(3) // the batch of sequence 2 goes
-	require.NoError(t, err)
-	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
-	res := appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
-	require.False(t, res.Duplicate)
-	require.EqualValues(t, 3, res.FirstOffset)
-}

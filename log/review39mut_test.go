@@ -165,40 +165,6 @@ func TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
 	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
 }
 
-// TestOpenForgetsAnExpiredProducerOfASnapshotPastTheEnd: Open
-// does not load an idempotent producer past ProducerExpiration from a
-// producer-state snapshot (Options.ProducerExpiration), also when the
-// snapshot it uses lies past the log end a crash left (a roll's, under
-// SyncNever, its segment's last batch lost) with none of its producers'
-// batches lost: the producer that comes back is a new one, its first
-// sequence taken whatever it is. Kills: that path of Open without its
-// forgetExpiredProducers (the producer known, its sequence 5 refused as
-// out of order).
-func TestOpenForgetsAnExpiredProducerOfASnapshotPastTheEnd(t *testing.T) {
-	e := newEnv(t)
-	open := func() *Log {
-		l, err := Open(e.dir, Config{RetentionTime: -1, Sync: SyncNever}, Options{FS: e.fs, Clock: e.clock, ProducerExpiration: time.Hour})
-		require.NoError(t, err)
-		return l
-	}
-	l := open()
-	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
-	require.NoError(t, l.Flush(context.Background())) // producer 7's batch is durable
-	appendOK(t, l, valueBatch(t, 1, "lost"))
-	require.NoError(t, l.Roll()) // a snapshot at 2; the batch at 1 not synced
-	e.clock.Advance(2 * time.Hour)
-	e.fs = e.fs.(*vfs.MemFS).CrashClone(vfs.CrashOptions{})
-	l.Close()
-	l = open()
-	defer l.Close()
-	require.EqualValues(t, 1, l.LogEndOffset(), "the batch at 1 lost")
-	require.EqualValues(t, 2, l.Recovery().ProducerSnapshot, "the snapshot past the end")
-	res, err := l.Append(context.Background(), idemBatch(t, 7, 0, 5, 1), AppendOptions{})
-	require.NoError(t, err, "producer 7 expired: a new producer")
-	require.False(t, res.Duplicate)
-	require.EqualValues(t, 1, res.FirstOffset)
-}
-
 // TestRelativeDirUnderAWrappedOSFS: Open makes a relative dir
 // absolute on the OS file system under any vfs.Wrapper too (Open's doc),
 // so Dir is absolute for a log opened through vfs.WithFaults(vfs.OS).
