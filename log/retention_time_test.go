@@ -2,9 +2,14 @@ package log
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,4 +56,34 @@ func TestLogAppendTimeAgesByTheAppend(t *testing.T) {
 	require.Zero(t, n)
 	require.EqualValues(t, 0, l.LogStartOffset())
 	require.Len(t, readAll(t, l, 0), 30*24)
+}
+
+// TestRetentionCountsSegmentsGoneBeforeAFailedRoll: when every
+// record is past retention.ms, ApplyRetention deletes the older segments,
+// then rolls the active one so that it may go too. A roll that fails
+// then left the older segments deleted and ApplyRetention answered 0,
+// where its doc says it returns how many it deleted. From revkeep29.
+func TestRetentionCountsSegmentsGoneBeforeAFailedRoll(t *testing.T) {
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpCreate && filepath.Ext(name) == ".log" {
+			return syscall.EMFILE
+		}
+		return nil
+	}))
+	clock := newClock()
+	l, err := Open("/p", Config{SegmentBytes: 200, RetentionTime: time.Hour, Sync: SyncNever}, Options{FS: fsys, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	now := clock.Now().UnixMilli()
+	for i := range 3 {
+		appendOK(t, l, valueBatch(t, now, string(make([]byte, 150)), fmt.Sprint(i)))
+	}
+	require.Equal(t, 3, l.Segments())
+	clock.Advance(2 * time.Hour)
+	armed.Store(true)
+	n, err := l.ApplyRetention(context.Background())
+	require.Error(t, err)
+	require.Equal(t, 1, l.Segments(), "the older segments went before the roll")
+	require.Equal(t, 2, n, "ApplyRetention's count")
 }

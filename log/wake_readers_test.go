@@ -67,3 +67,36 @@ func TestAppendWakesReadersWithoutFsync(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionAppendWakesReaders: a Partition's Append and
+// AppendAsync close the channel Changed returned before them on a log
+// that acknowledges without an fsync, where the high watermark moves with
+// the append (mutants: no wake-up there); a duplicate, which moves
+// nothing, wakes no one.
+func TestPartitionAppendWakesReaders(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncNever})
+	defer l.Close()
+	p := NewPartition("t", 0, l)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := p.Changed()
+	_, err := p.Append(t.Context(), keyedProducerBatch(t, 0, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, closed(ch), "Append woke no one")
+	ch = p.Changed()
+	_, _, err = p.AppendAsync(t.Context(), keyedProducerBatch(t, 1, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, closed(ch), "AppendAsync woke no one")
+	ch = p.Changed()
+	res, err := p.Append(t.Context(), keyedProducerBatch(t, 1, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+	require.False(t, closed(ch), "a duplicate woke the readers")
+}

@@ -238,3 +238,29 @@ func TestSearchClosedMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
+// that moves the log start past the record a time search found, between
+// the search and the check of its answer, makes the answer stale: the
+// search runs again and answers the first record at or past the new log
+// start (mutant: searchStale without its check of the log start, which
+// answered an offset below the log start, out of range to fetch).
+func TestTimeSearchOvertakenByDeleteRecords(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for i := range 6 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	testHookTimeSearched = func(hl *Log) {
+		testHookTimeSearched = nil
+		_, err := hl.DeleteRecordsBefore(context.Background(), 4)
+		require.NoError(t, err)
+	}
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(1_700_000_000_001)
+	require.NoError(t, err)
+	require.Nil(t, testHookTimeSearched, "the hook did not run")
+	require.True(t, ok)
+	require.EqualValues(t, 4, off, "the first record at or past the new log start")
+}
