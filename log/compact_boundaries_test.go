@@ -595,3 +595,21 @@ func TestTombstoneInBatchStraddlingFullKeyMapKeepsItsTime(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, keysOf(t, l), "b=", "b's tombstone stays delete.retention.ms from the pass that removed b=old")
 }
+
+// TestMaxCompactionLagRollsWithoutSegmentTime: on a compacted topic with
+// max.compaction.lag.ms set, the active segment (which is never cleaned)
+// rolls once its records span more than the lag even when segment.ms is
+// off (-1): otherwise a record could wait in it past the lag forever.
+func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
+	e := newEnv(t)
+	// Records stamped up to an hour and 1 ms ahead of the clock: no
+	// TimestampAfterMax (its default, an hour, would refuse the last).
+	l := e.open(Config{CleanupPolicy: Compact, SegmentTime: -1, MaxCompactionLag: time.Hour, TimestampAfterMax: -1})
+	defer l.Close()
+	now := e.clock.Now().UnixMilli()
+	appendOK(t, l, valueBatch(t, now, "a"))
+	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds(), "b"))
+	require.Equal(t, 1, l.Segments(), "exactly the lag after the first batch: not yet")
+	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds()+1, "c"))
+	require.Equal(t, 2, l.Segments())
+}

@@ -5,9 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRelativeDirSurvivesChdir: a log opened on the OS file
@@ -37,4 +36,21 @@ func TestRelativeDirSurvivesChdir(t *testing.T) {
 	defer l.Close()
 	require.True(t, l.Recovery().Clean)
 	require.EqualValues(t, 6, l.LogEndOffset())
+}
+
+// TestRelativeDirUnderAWrappedOSFS: Open makes a relative dir
+// absolute on the OS file system under any vfs.Wrapper too (Open's doc),
+// so Dir is absolute for a log opened through vfs.WithFaults(vfs.OS).
+// Kills: the check made on the FS itself rather than vfs.Unwrap's.
+func TestRelativeDirUnderAWrappedOSFS(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	fs := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open(filepath.Join("data", "t-0"), Config{}, Options{FS: fs, Clock: newClock()})
+	require.NoError(t, err)
+	defer l.Close()
+	require.True(t, filepath.IsAbs(l.Dir()), "Dir %q", l.Dir())
+	abs, err := filepath.Abs(filepath.Join("data", "t-0"))
+	require.NoError(t, err)
+	require.Equal(t, abs, l.Dir())
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests that close gaps a mutation-testing pass over append.go found: each
-// fails with a mutant of the code that the rest of the suite let through.
+// The checks Append makes of a produced batch at their boundaries: the
+// sizes, offsets, sequences, timestamps and attributes it refuses or
+// stamps. Each test pins a comparison or a check that the rest of the
+// suite would let change.
 
 // TestAppendLogAppendTimeAtEpoch: a LogAppendTime topic stamps the
 // broker's clock even when it reads 0 ms (the Unix epoch): 0 is a time,
@@ -103,39 +105,6 @@ func TestAppendRefusesIdempotentBatchFollowedByPlainOne(t *testing.T) {
 	requireRefused(t, l, data, ErrInvalidRecord)
 }
 
-// TestMaxCompactionLagRollsWithoutSegmentTime: on a compacted topic with
-// max.compaction.lag.ms set, the active segment (which is never cleaned)
-// rolls once its records span more than the lag even when segment.ms is
-// off (-1): otherwise a record could wait in it past the lag forever.
-func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
-	e := newEnv(t)
-	// Records stamped up to an hour and 1 ms ahead of the clock: no
-	// TimestampAfterMax (its default, an hour, would refuse the last).
-	l := e.open(Config{CleanupPolicy: Compact, SegmentTime: -1, MaxCompactionLag: time.Hour, TimestampAfterMax: -1})
-	defer l.Close()
-	now := e.clock.Now().UnixMilli()
-	appendOK(t, l, valueBatch(t, now, "a"))
-	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds(), "b"))
-	require.Equal(t, 1, l.Segments(), "exactly the lag after the first batch: not yet")
-	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds()+1, "c"))
-	require.Equal(t, 2, l.Segments())
-}
-
-// TestCompactedTopicTakesEmptyKey: a compacted topic needs every record's
-// key to be present (not null), as Kafka's LogValidator.validateKey; an
-// empty key is a key.
-func TestCompactedTopicTakesEmptyKey(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{CleanupPolicy: Compact})
-	defer l.Close()
-	data := batchOf(t, compression.None, kv{[]byte{}, []byte("v"), e.clock.Now().UnixMilli()})
-	appendOK(t, l, data)
-	recs := readAll(t, l, 0)
-	require.Len(t, recs, 1)
-	require.NotNil(t, recs[0].Key)
-	require.Empty(t, recs[0].Key)
-}
-
 // TestAppendRefusesOffsetRangeWiderThanRecords: a batch whose last offset
 // delta says more offsets than it holds records (two records, delta 2),
 // its CRC sound, is INVALID_RECORD, as Kafka's LogValidator.validateBatch
@@ -217,4 +186,34 @@ func requireRefused(t *testing.T, l *Log, data []byte, want error) error {
 	require.ErrorIs(t, err, want)
 	require.Zero(t, l.LogEndOffset(), "a refused append writes nothing")
 	return err
+}
+
+// TestLogAppendTimeBeforeTheEpoch: a LogAppendTime topic stamps
+// every batch with the log's clock, whatever time it tells: one before
+// 1970 (a fake clock left at its zero time, a machine whose clock was
+// never set) is a negative append time, which Kafka's broker stamps as it
+// is (time.milliseconds). The log took a negative append time for "the
+// topic uses CreateTime": it stored the producer's batch as it came, a
+// CreateTime batch, its header's max timestamp uncorrected (here 7, where
+// its records' largest is 1000), and answered the append with that
+// negative time as its LogAppendTime.
+func TestLogAppendTimeBeforeTheEpoch(t *testing.T) {
+	e := newEnv(t)
+	e.clock.t = time.UnixMilli(-5000)
+	l := e.open(Config{TimestampType: LogAppendTime})
+	defer l.Close()
+	data := batchOf(t, compression.None, kv{value: []byte("a"), ts: 1000}, kv{value: []byte("b"), ts: 500})
+	record.Batch(data).SetMaxTimestamp(7)
+	res := appendOK(t, l, data)
+	require.EqualValues(t, -5000, res.LogAppendTime)
+
+	raw, err := l.Read(0, 1<<20, l.LogEndOffset())
+	require.NoError(t, err)
+	b := record.Batch(raw)
+	require.Equal(t, record.LogAppendTime, b.TimestampType(), "stamped by the log")
+	require.EqualValues(t, -5000, b.MaxTimestamp())
+	for _, r := range readAll(t, l, 0) {
+		require.Equal(t, record.LogAppendTime, r.TimestampType)
+		require.EqualValues(t, -5000, r.Timestamp.UnixMilli())
+	}
 }

@@ -2,9 +2,7 @@ package log
 
 import (
 	"context"
-	"math"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,38 +172,6 @@ func TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart(t *testing.T) {
 	require.Equal(t, []string{"c", "d"}, values(readAll(t, l, 2)))
 }
 
-// TestOffsetsDuringATruncationWaitForIt: Offsets called while a
-// truncation is under way, its durable offset lowered and its log end
-// offset not yet, waits for it and returns the offsets it left — not the
-// durable offset of after it with the log end of before.
-func TestOffsetsDuringATruncationWaitForIt(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{Sync: SyncAlways})
-	defer l.Close()
-	for _, v := range []string{"a", "b", "c", "d"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
-	}
-	during := make(chan Offsets, 1)
-	testHookTruncateStores = func(l *Log) {
-		started := make(chan struct{})
-		go func() {
-			close(started)
-			during <- l.Offsets()
-		}()
-		<-started
-		// Room for Offsets to return, if it does not wait for the
-		// truncation (it must: mu is held).
-		for range 100 {
-			runtime.Gosched()
-		}
-	}
-	end, err := l.TruncateTo(2)
-	testHookTruncateStores = nil
-	require.NoError(t, err)
-	require.EqualValues(t, 2, end)
-	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, <-during)
-}
-
 // TestSyncFailedCheckpointInPlaceCountsAsWritten: a sync-failed checkpoint
 // renamed into place whose directory fsync failed counts as written (see
 // writeSyncFailed): the process does not remember the log as one whose
@@ -320,26 +286,6 @@ func TestCleanOpenRemovesSnapshotsPastTheEnd(t *testing.T) {
 	require.True(t, l.Recovery().Clean)
 	offs, _ := e.snapshotFiles(t)
 	require.NotContains(t, offs, int64(10))
-}
-
-// TestFailedRegistryForgetKeepsALowerOffset: forget removes an entry only
-// if it is at least the offset from which the bytes were made durable: a
-// lower offset, recorded since, stays; math.MinInt64 removes any.
-func TestFailedRegistryForgetKeepsALowerOffset(t *testing.T) {
-	r := failedRegistry{m: map[failedKey]int64{}}
-	k := failedKey{fs: "fs", dir: "/d"}
-	r.record(k, 5)
-	r.forget(k, 7)
-	off, ok := r.lookup(k)
-	require.True(t, ok, "a lower offset stays")
-	require.EqualValues(t, 5, off)
-	r.forget(k, 5)
-	_, ok = r.lookup(k)
-	require.False(t, ok)
-	r.record(k, 5)
-	r.forget(k, math.MinInt64)
-	_, ok = r.lookup(k)
-	require.False(t, ok)
 }
 
 // TestCloseCheckpointsTheLogStartOfItsFirstSegment: a log whose directory
