@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestImportedHistoryAgesByItsOwnTimes: RetentionTime's doc (session
-// 33): under CreateTime, what of a history imported with its events' own
+// TestImportedHistoryAgesByItsOwnTimes: RetentionTime's doc: under
+// CreateTime, what of a history imported with its events' own
 // times is older than RetentionTime goes at the next maintenance run, a
 // segment at a time, when SegmentTime is a fraction of RetentionTime
 // (segments roll by the records' times, as Kafka's segment.ms does).
@@ -37,8 +37,8 @@ func TestImportedHistoryAgesByItsOwnTimes(t *testing.T) {
 	require.True(t, oldest.After(now.Add(-8*day-time.Hour)), "the oldest record left is %v old", now.Sub(oldest))
 }
 
-// TestLogAppendTimeAgesByTheAppend: RetentionTime's doc (session
-// 33): under LogAppendTime a record's age is the broker's time of its
+// TestLogAppendTimeAgesByTheAppend: RetentionTime's doc: under
+// LogAppendTime a record's age is the broker's time of its
 // append, whatever time the producer gave: an imported history stays
 // until RetentionTime after its import.
 func TestLogAppendTimeAgesByTheAppend(t *testing.T) {
@@ -62,7 +62,7 @@ func TestLogAppendTimeAgesByTheAppend(t *testing.T) {
 // record is past retention.ms, ApplyRetention deletes the older segments,
 // then rolls the active one so that it may go too. A roll that fails
 // then left the older segments deleted and ApplyRetention answered 0,
-// where its doc says it returns how many it deleted. From revkeep29.
+// where its doc says it returns how many it deleted.
 func TestRetentionCountsSegmentsGoneBeforeAFailedRoll(t *testing.T) {
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {

@@ -20,8 +20,8 @@ import (
 // segments it finds), when a roll or the cleaner creates the segment,
 // and when a truncation empties it; kept by a config change in place
 // (here Partition.Reopen). Random appends, rolls, clock steps,
-// truncations, compactions and reopens; the code before the session-31
-// fixes failed 133 of 400 seeds.
+// truncations, compactions and reopens; the code before the
+// segment.ms fixes it guards failed 133 of 400 seeds.
 func TestSegmentCreatedModel(t *testing.T) {
 	seeds := uint64(400)
 	if testing.Short() {
