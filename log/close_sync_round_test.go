@@ -115,3 +115,31 @@ func TestWaitInPlaceOnMemFS(t *testing.T) {
 	require.NoError(t, d.Wait(live))
 	require.EqualValues(t, 2, rounds.Load())
 }
+
+// TestOptionsGoStartsTheSyncRound: a group commit's fsync round
+// run apart from its waiter (its ctx can end: on a file system other than
+// the bare memory FS) is started by Options.Go, before Close returns, so
+// that an owner counting the log's goroutines with it (a broker) knows
+// of it. Kills: the round started by a go statement whatever Options.Go.
+func TestOptionsGoStartsTheSyncRound(t *testing.T) {
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	goFunc := func(f func()) {
+		calls.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(vfs.Op, string) error { return nil }))
+	l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fs, Clock: newClock(), Go: goFunc})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background()) // a ctx that can end: the round on its own goroutine
+	defer cancel()
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	require.NotZero(t, calls.Load(), "the fsync round was not started by Options.Go")
+	wg.Wait()
+}

@@ -232,3 +232,24 @@ func TestConfigDefaultsAndRangesAreKafkas(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigNegativeSizesRefused: a negative SegmentBytes,
+// SegmentIndexBytes or MaxMessageBytes is out of range, not the default
+// (mutants: WithDefaults taking any value at or below 0 for unset).
+func TestConfigNegativeSizesRefused(t *testing.T) {
+	for _, c := range []Config{{SegmentBytes: -1}, {SegmentIndexBytes: -1}, {MaxMessageBytes: -1}} {
+		err := c.Validate()
+		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", c)
+		require.ErrorContains(t, err, "= -1 (", "%+v", c)
+	}
+}
+
+// TestConfigNegativeDeleteRetentionIsZero: a negative DeleteRetentionTime
+// is zero in the config in effect, as documented (mutant: kept negative).
+func TestConfigNegativeDeleteRetentionIsZero(t *testing.T) {
+	for _, d := range []time.Duration{-1, -time.Hour} {
+		c := Config{DeleteRetentionTime: d}
+		require.NoError(t, c.Validate())
+		require.Zero(t, c.WithDefaults().DeleteRetentionTime, "%v", d)
+	}
+}

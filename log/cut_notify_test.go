@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestOnCutFailedCalls: a call that failed after it moved the log start
@@ -69,4 +68,24 @@ func TestOnCutFailedCalls(t *testing.T) {
 			require.Equal(t, []Offsets{l.Offsets()}, cuts, "the failed call's cut was not told")
 		})
 	}
+}
+
+// TestOnCutRemoved: OnCut(nil) removes the function a truncation
+// called.
+func TestOnCutRemoved(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "v"))
+	}
+	var calls atomic.Int32
+	l.OnCut(func() { calls.Add(1) })
+	_, err := l.TruncateTo(2)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, calls.Load())
+	l.OnCut(nil)
+	_, err = l.TruncateTo(1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, calls.Load())
 }

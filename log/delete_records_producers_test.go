@@ -2,6 +2,9 @@ package log
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
@@ -53,4 +56,55 @@ func TestDeleteRecordsKeepsProducersAcrossCrash(t *testing.T) {
 		require.Equal(t, end, l.LogEndOffset(), mode)
 		require.NoError(t, l.Close())
 	}
+}
+
+// TestDeleteRecordsAfterFailedSnapshotRenameKeepsProducers: a SyncNever
+// log's fsync (Flush, Maintain) moves the recovery point and writes a
+// producer-state snapshot, whose failure it logs and goes on from. A
+// snapshot whose rename failed is not there, though listed; so
+// DeleteRecordsBefore, which writes a snapshot as of the log end when
+// none is listed at or past the new start, wrote none, the one below the
+// start went, and the Open after a crash replayed the state from the
+// start: the producer, whose batch lay below it, was forgotten, and a
+// retry of that batch appended again.
+func TestDeleteRecordsAfterFailedSnapshotRenameKeepsProducers(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	failRename := ""
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRename && failRename != "" && filepath.Base(name) == failRename {
+			return errors.New("injected rename failure")
+		}
+		return nil
+	}))
+	clock := newClock()
+	cfg := Config{SegmentBytes: 1000, Sync: SyncNever}
+	l, err := Open("/d/t-0", cfg, Options{FS: fsys, Clock: clock})
+	require.NoError(t, err)
+	retry := keyedProducerBatch(t, 0, "p")
+	appendOK(t, l, slices.Clone(retry)) // 0
+	for range 4 {
+		appendOK(t, l, valueBatch(t, clock.Now().UnixMilli(), "x")) // 1-4
+	}
+	require.NoError(t, l.Roll()) // the snapshot at 5
+	for range 5 {
+		appendOK(t, l, valueBatch(t, clock.Now().UnixMilli(), "y")) // 5-9
+	}
+	failRename = snapshotName(10) + tmpSuffix
+	require.NoError(t, l.Flush(ctx)) // the snapshot at 10 fails, logged
+	failRename = ""
+	require.Contains(t, l.snapshots, int64(10), "listed")
+	names, err := mem.List("/d/t-0")
+	require.NoError(t, err)
+	require.NotContains(t, snapshotOffsets(names), int64(10), "not written")
+	_, err = l.DeleteRecordsBefore(context.Background(), 8)
+	require.NoError(t, err)
+
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	l.Close()
+	l, err = Open("/d/t-0", cfg, Options{FS: crashed, Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	require.EqualValues(t, 8, l.LogStartOffset())
+	requireDuplicate(t, l, slices.Clone(retry), 0)
 }

@@ -237,3 +237,23 @@ func TestFailedLogsConcurrent(t *testing.T) {
 		failedLogs.forget(k, math.MinInt64)
 	}
 }
+
+// TestFailedRegistryForgetKeepsALowerOffset: forget removes an entry only
+// if it is at least the offset from which the bytes were made durable: a
+// lower offset, recorded since, stays; math.MinInt64 removes any.
+func TestFailedRegistryForgetKeepsALowerOffset(t *testing.T) {
+	r := failedRegistry{m: map[failedKey]int64{}}
+	k := failedKey{fs: "fs", dir: "/d"}
+	r.record(k, 5)
+	r.forget(k, 7)
+	off, ok := r.lookup(k)
+	require.True(t, ok, "a lower offset stays")
+	require.EqualValues(t, 5, off)
+	r.forget(k, 5)
+	_, ok = r.lookup(k)
+	require.False(t, ok)
+	r.record(k, 5)
+	r.forget(k, math.MinInt64)
+	_, ok = r.lookup(k)
+	require.False(t, ok)
+}

@@ -7,10 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // readCounter is a vfs.FS that counts the bytes read from segments' .log
@@ -111,4 +110,37 @@ func TestOffsetOfMaxTimestampBelowReadsLittle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMaxTimestampTieAcrossSegments: OffsetOfMaxTimestamp reads
+// the records of the segments whose max timestamp could hold the
+// largest, the largest bound first; a later segment whose bound is a
+// batch compaction emptied (kept, as the last of its segment, with its
+// max timestamp) is read before an earlier one, and the largest
+// timestamp it finds there ties a record of the earlier segment: the
+// answer is the earlier record, the first with the largest timestamp
+// (mutant: the tie not taken, which answered the later segment's record).
+func TestMaxTimestampTieAcrossSegments(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, SegmentBytes: 150})
+	defer l.Close()
+	rec := func(key string, ts int64) []byte {
+		return batchOf(t, compression.None, kv{key: []byte(key), value: []byte("v"), ts: ts})
+	}
+	appendOK(t, l, rec("a", 50)) // offset 0, segment 0
+	require.NoError(t, l.Roll())
+	appendOK(t, l, rec("b", 50))  // offset 1, segment 1
+	appendOK(t, l, rec("c", 100)) // offset 2, segment 1's last batch
+	require.NoError(t, l.Roll())
+	appendOK(t, l, rec("c", 10)) // offset 3: c@100 goes
+	require.NoError(t, l.Roll())
+	require.Equal(t, 4, l.Segments())
+	res, err := l.Compact(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RecordsRemoved)
+	require.Equal(t, 4, l.Segments(), "the segments were merged")
+	off, ok, err := l.OffsetOfMaxTimestamp(t.Context())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 0, off, "a@50, the first record stamped 50")
 }

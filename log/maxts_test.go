@@ -2,12 +2,15 @@ package log
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
@@ -168,4 +171,106 @@ func TestOffsetOfMaxTimestampAgainstRecords(t *testing.T) {
 			check()
 		}
 	})
+}
+
+// TestMaxTimestampAcrossTheWholeRange: OffsetOfMaxTimestamp answers for
+// timestamps from MinInt64 to MaxInt64 (a record stamped math.MaxInt64);
+// its first search, a bisection, computed its midpoint lo + (hi-lo+1)/2 in
+// uint64, which wrapped to lo there, and never ended, holding the
+// partition's lock (from a review). It now reads the records instead.
+func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{TimestampAfterMax: -1}) // a record stamped math.MaxInt64
+	defer l.Close()
+	appendOK(t, l, batchOf(t, compression.None,
+		kv{[]byte("k"), []byte("a"), 1},
+		kv{[]byte("k"), []byte("b"), math.MaxInt64},
+		kv{[]byte("k"), []byte("c"), 2}))
+	_, err := l.DeleteRecordsBefore(context.Background(), 1)
+	require.NoError(t, err)
+	type answer struct {
+		off int64
+		ok  bool
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+		done <- answer{off, ok, err}
+	}()
+	select {
+	case a := <-done:
+		require.NoError(t, a.err)
+		require.True(t, a.ok)
+		require.EqualValues(t, 1, a.off)
+	case <-time.After(5 * time.Second):
+		t.Fatal("OffsetOfMaxTimestamp does not return (the bisection loops)")
+	}
+}
+
+// TestMaxTimestampOverEmptiedBatch: a producer's last batch that
+// compaction empties keeps its max timestamp (as Kafka's cleaner does),
+// and so does the cleaned segment; OffsetOfMaxTimestamp finds the record
+// with the largest timestamp there is, not "none" (which it answered
+// before, looking only for the segment's max).
+func TestMaxTimestampOverEmptiedBatch(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
+	defer l.Close()
+	var b record.Builder
+	b.Reset()
+	b.SetProducer(7, 0, 0)
+	b.Append(5000, []byte("k"), []byte("newest timestamp"), nil)
+	data, err := b.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	appendOK(t, l, data)                                                                        // 0, producer 7's last batch
+	appendOK(t, l, batchOf(t, compression.None, kv{[]byte("k"), []byte("latest value"), 1000})) // 1
+	require.NoError(t, l.Roll())
+	_, err = l.Compact(context.Background())
+	require.NoError(t, err)
+	recs := readAll(t, l, 0)
+	require.Len(t, recs, 1)
+	require.EqualValues(t, 1, recs[0].Offset)
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok, "the log has a record (offset 1, timestamp 1000)")
+	require.EqualValues(t, 1, off)
+}
+
+// TestAppendSetsTheMaxTimestamp: the header's max timestamp decides the
+// segment's age, the time index and ListOffset, so Append sets it to the
+// records' largest, as Kafka's LogValidator does (some clients, Sarama
+// before 1.45.1, leave it -1), compressed or not, compacted topic or not;
+// on a LogAppendTime topic the log sets it to the append time anyway.
+func TestAppendSetsTheMaxTimestamp(t *testing.T) {
+	for _, cfg := range []Config{{}, {CleanupPolicy: Compact}, {TimestampType: LogAppendTime}} {
+		for _, codec := range []compression.Codec{compression.None, compression.Zstd} {
+			e := newEnv(t)
+			l := e.open(cfg)
+			for i, claim := range []int64{9_999_999, 999, -1, 1000} {
+				data := batchOf(t, codec, kv{[]byte("k"), []byte("v"), 1000}, kv{[]byte("k"), []byte("w"), 500})
+				binary.BigEndian.PutUint64(data[35:], uint64(claim)) // header max timestamp
+				binary.BigEndian.PutUint32(data[17:], crc32.Checksum(data[21:], crc32.MakeTable(crc32.Castagnoli)))
+				appendOK(t, l, data)
+				got, err := l.Read(int64(2*i), 1<<20, math.MaxInt64)
+				require.NoError(t, err)
+				b, err := record.Parse(got, 0)
+				require.NoError(t, err)
+				require.NoError(t, b.Validate(0), "the CRC follows")
+				if cfg.TimestampType == LogAppendTime {
+					require.Equal(t, e.clock.Now().UnixMilli(), b.MaxTimestamp())
+					continue
+				}
+				require.EqualValues(t, 1000, b.MaxTimestamp(), "%v %v claimed %d", cfg.CleanupPolicy, codec, claim)
+			}
+			if cfg.TimestampType != LogAppendTime {
+				off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.Zero(t, off)
+			}
+			require.NoError(t, l.Close())
+		}
+	}
 }

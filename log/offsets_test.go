@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -90,4 +91,36 @@ func TestPartitionOffsets(t *testing.T) {
 		require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 2}, <-during, "%v: during the truncation", sync)
 		require.NoError(t, l.Close())
 	}
+}
+
+// TestOffsetsDuringATruncationWaitForIt: Offsets called while a
+// truncation is under way, its durable offset lowered and its log end
+// offset not yet, waits for it and returns the offsets it left — not the
+// durable offset of after it with the log end of before.
+func TestOffsetsDuringATruncationWaitForIt(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways})
+	defer l.Close()
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
+	}
+	during := make(chan Offsets, 1)
+	testHookTruncateStores = func(l *Log) {
+		started := make(chan struct{})
+		go func() {
+			close(started)
+			during <- l.Offsets()
+		}()
+		<-started
+		// Room for Offsets to return, if it does not wait for the
+		// truncation (it must: mu is held).
+		for range 100 {
+			runtime.Gosched()
+		}
+	}
+	end, err := l.TruncateTo(2)
+	testHookTruncateStores = nil
+	require.NoError(t, err)
+	require.EqualValues(t, 2, end)
+	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, <-during)
 }

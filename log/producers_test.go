@@ -3,6 +3,8 @@ package log
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -212,4 +214,115 @@ func TestNegativeProducerEpochOfNewProducer(t *testing.T) {
 	require.ErrorIs(t, err, ErrProducerFenced)
 	appendOK(t, l, idemBatch(t, 9, 0, 0, 1))
 	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// TestProducerSequenceWraps: a producer's sequence numbers wrap from
+// math.MaxInt32 to 0, as Kafka's (DefaultRecordBatch.incrementSequence):
+// the batch after one ending at math.MaxInt32 starts at 0, and one that
+// starts anywhere else is out of order.
+func TestProducerSequenceWraps(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	first := idemBatch(t, 3, 0, math.MaxInt32-1, 2) // sequences MaxInt32-1 and MaxInt32
+	appendOK(t, l, slices.Clone(first))
+	_, err := l.Append(ctx, idemBatch(t, 3, 0, 1, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res := appendOK(t, l, idemBatch(t, 3, 0, 0, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 2, res.FirstOffset)
+	requireDuplicate(t, l, first, 0)
+
+	// A batch across the wrap: sequences MaxInt32 and 0; the next is 1.
+	across := idemBatch(t, 4, 0, math.MaxInt32, 2)
+	appendOK(t, l, slices.Clone(across))
+	_, err = l.Append(ctx, idemBatch(t, 4, 0, 0, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	res = appendOK(t, l, idemBatch(t, 4, 0, 1, 1))
+	require.False(t, res.Duplicate)
+	requireDuplicate(t, l, across, 3)
+}
+
+// TestProducerDuplicateNeedsSameSequenceRange: a batch is the duplicate of
+// a remembered one only if both its first and its last sequence number
+// match, as Kafka's findDuplicateBatch: one from the same first sequence
+// with a different record count is out of order, not answered with the
+// other batch's offsets.
+func TestProducerDuplicateNeedsSameSequenceRange(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	ctx := context.Background()
+	appendOK(t, l, idemBatch(t, 5, 0, 0, 3))
+	appendOK(t, l, idemBatch(t, 5, 0, 3, 2))
+	for _, b := range [][]byte{idemBatch(t, 5, 0, 0, 2), idemBatch(t, 5, 0, 0, 4), idemBatch(t, 5, 0, 3, 1)} {
+		res, err := l.Append(ctx, b, AppendOptions{})
+		require.ErrorIs(t, err, ErrOutOfOrderSequence, "answered as a duplicate at %d", res.FirstOffset)
+	}
+	require.EqualValues(t, 5, l.LogEndOffset())
+	requireDuplicate(t, l, idemBatch(t, 5, 0, 0, 3), 0)
+}
+
+// TestProducerIDZero: producer id 0 is an idempotent producer's, as in
+// Kafka (RecordBatch.hasProducerId: any id above -1): its retries are
+// duplicates and its gaps out of order.
+func TestProducerIDZero(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	first := idemBatch(t, 0, 0, 0, 2)
+	appendOK(t, l, slices.Clone(first))
+	requireDuplicate(t, l, first, 0)
+	_, err := l.Append(context.Background(), idemBatch(t, 0, 0, 5, 1), AppendOptions{})
+	require.ErrorIs(t, err, ErrOutOfOrderSequence)
+	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// TestMergeSnapshotNewerEpochWins: merging the state replayed from the log
+// with that of a snapshot past the end a crash left, a producer whose epoch
+// differs between the two takes the newer epoch's state whole (its
+// batches all share its epoch), whichever side holds it.
+func TestMergeSnapshotNewerEpochWins(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10},
+		2: {epoch: 3, batches: []producerBatch{batch(0, 5)}, last: 10},
+	}
+	snap := producers{
+		1: {epoch: 1, batches: []producerBatch{batch(0, 4)}, last: 20},
+		2: {epoch: 2, batches: []producerBatch{batch(7, 3)}, last: 20},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{9: {epoch: 0, seq: 0}})
+	require.EqualValues(t, 1, replayed[1].epoch, "the snapshot's newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 4)}, replayed[1].batches)
+	require.EqualValues(t, 3, replayed[2].epoch, "the replayed newer epoch")
+	require.Equal(t, []producerBatch{batch(0, 5)}, replayed[2].batches)
+}
+
+// TestMergeSnapshotLostProducers: a producer that the snapshot past the end
+// no longer holds (a crash lost every batch of its there) keeps its
+// replayed batches only if its first lost batch followed them, in their
+// epoch, at the next sequence number; after a gap (compaction removed the
+// batches between) it is forgotten. One both hold under the same epoch
+// keeps the later of the two last-append times, for its expiration.
+func TestMergeSnapshotLostProducers(t *testing.T) {
+	batch := func(seq int32, off int64) producerBatch {
+		return producerBatch{firstSeq: seq, lastSeq: seq, firstOffset: off, lastOffs: off, appendTime: -1}
+	}
+	replayed := producers{
+		1: {epoch: 0, batches: []producerBatch{batch(0, 0), batch(1, 1)}, last: 10}, // lost seq 2: kept
+		2: {epoch: 0, batches: []producerBatch{batch(0, 2), batch(1, 3)}, last: 10}, // lost seq 5: a gap
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 10},
+	}
+	snap := producers{
+		3: {epoch: 0, batches: []producerBatch{batch(4, 4)}, last: 30},
+	}
+	replayed.mergeSnapshot(snap, map[int64]lostHead{1: {epoch: 0, seq: 2}, 2: {epoch: 0, seq: 5}})
+	require.Contains(t, replayed, int64(1))
+	require.Equal(t, []producerBatch{batch(0, 0), batch(1, 1)}, replayed[1].batches)
+	require.NotContains(t, replayed, int64(2), "lost batches after a gap: forgotten")
+	require.EqualValues(t, 30, replayed[3].last, "the snapshot's later last append")
 }

@@ -45,7 +45,7 @@ func TestRecoverRolledSegmentThatLostItsLastBatches(t *testing.T) {
 	}
 }
 
-// TestReview39RolledSegmentEndingBelowTheRecoveryPointAndTheStart: as
+// TestRolledSegmentEndingBelowTheRecoveryPointAndTheStart: as
 // TestRecoverRolledSegmentThatLostItsLastBatches, a SyncNever segment
 // rolled without an fsync lost its last batches in a power cut, which
 // here DeleteRecordsBefore had moved the log start into; and the segment
@@ -59,7 +59,7 @@ func TestRecoverRolledSegmentThatLostItsLastBatches(t *testing.T) {
 // skipped them). Open removes the later segments when what the segment
 // lost at and past the log start lies past the recovery point, and the
 // log, ending below its start, starts empty there.
-func TestReview39RolledSegmentEndingBelowTheRecoveryPointAndTheStart(t *testing.T) {
+func TestRolledSegmentEndingBelowTheRecoveryPointAndTheStart(t *testing.T) {
 	for _, laterKept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("laterKept=%v", laterKept), func(t *testing.T) {
 			mem, e, cfg, l, first := rolledUnsynced(t)

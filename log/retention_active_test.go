@@ -145,3 +145,21 @@ func TestRetentionWarnsOfFutureTimestamps(t *testing.T) {
 	require.EqualValues(t, 1, l.LogStartOffset())
 	require.Contains(t, logs.String(), "timestamp in the future")
 }
+
+// TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast: time
+// retention keeps the active segment of a log whose end is
+// MaxLogEndOffset+1 (a batch of one record at the largest base: no
+// segment can start at its end), as it keeps one ending further past it
+// (TestLogPastTheLastEndKeepsOpening). Kills: the check moved to
+// an end past MaxLogEndOffset+1, which rolled (ErrRollFailed).
+func TestRetentionKeepsTheActiveSegmentEndingOnePastTheLast(t *testing.T) {
+	e := newEnv(t)
+	writeSegmentFile(t, e.fs, e.dir, maxSegmentBase, gapBatch(t, maxSegmentBase, 0))
+	l := e.open(Config{RetentionTime: time.Second})
+	defer l.Close()
+	require.Equal(t, int64(MaxLogEndOffset+1), l.LogEndOffset())
+	e.clock.Advance(time.Hour) // the record, stamped 1 ms, is past retention.ms
+	_, err := l.ApplyRetention(context.Background())
+	require.NoError(t, err)
+	require.Len(t, readAll(t, l, maxSegmentBase), 1, "the active segment stays")
+}

@@ -1,15 +1,18 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -267,4 +270,100 @@ func TestRollWhoseFilesStayFences(t *testing.T) {
 	l, err = Open("/p", cfg, Options{FS: mem})
 	require.NoError(t, err)
 	require.Equal(t, []string{string(make([]byte, 50)), "small"}, values(readAll(t, l, 0)))
+}
+
+// An append whose roll cannot create the new segment's files fails with
+// ErrRollFailed having written nothing, and, as Append's doc promises of
+// every refusal but a failed write, leaves the caller's bytes as they
+// were: a producer that retries the same bytes (ErrRollFailed is
+// retriable, KAFKA_STORAGE_ERROR) has them appended. The old code
+// assigned the offsets (and the LogAppendTime, with the CRC) before the
+// roll, so the retry was refused as a batch whose base offset is not 0
+// (ErrInvalidRecord, not retriable).
+func TestRollFailedLeavesDataAsItWas(t *testing.T) {
+	for _, ts := range []TimestampType{CreateTime, LogAppendTime} {
+		t.Run(ts.String(), func(t *testing.T) {
+			var armed atomic.Bool
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if armed.Load() && op == vfs.OpCreate && filepath.Ext(name) == ".log" {
+					return syscall.EMFILE
+				}
+				return nil
+			}))
+			cfg := Config{SegmentBytes: 200, TimestampType: ts}
+			l, err := Open("/p", cfg, Options{FS: fsys, Clock: newClock()})
+			require.NoError(t, err)
+			defer l.Close()
+			appendOK(t, l, valueBatch(t, 1, string(make([]byte, 150))))
+			// A max timestamp the log corrects on a CreateTime topic (the
+			// records' largest is 2), so that every kind of rewrite is
+			// tried.
+			data := valueBatch(t, 2, "two")
+			record.Batch(data).SetCreateTime(-1)
+			orig := bytes.Clone(data)
+			armed.Store(true)
+			_, err = l.Append(context.Background(), data, AppendOptions{LeaderEpoch: 3})
+			require.ErrorIs(t, err, ErrRollFailed)
+			require.Equal(t, orig, data, "the refused append changed the caller's bytes")
+			armed.Store(false)
+			res, err := l.Append(context.Background(), data, AppendOptions{LeaderEpoch: 3})
+			require.NoError(t, err, "the retry of the same bytes")
+			require.Equal(t, int64(1), res.FirstOffset)
+		})
+	}
+}
+
+// TestRollUnrollFails: a roll whose new segment could not be
+// created removes the new segment's files, syncs the directory and makes
+// the old segment active again (unroll). When that directory fsync fails
+// (not a directory that could not be opened), or the old segment cannot
+// be made writable again (its index files not reopened), the log is
+// fenced (ErrLogFenced, not only ErrRollFailed), and the reopened log
+// holds every record and takes appends.
+func TestRollUnrollFails(t *testing.T) {
+	cfg := Config{Sync: SyncAlways}
+	for _, c := range []struct {
+		name   string
+		op     vfs.Op
+		suffix string
+	}{
+		{"syncdir", vfs.OpSyncDir, ""},
+		{"unseal", vfs.OpOpen, segment.FileName(0, segment.IndexSuffix)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			createFailed, n := false, 0
+			newLog := segment.FileName(3, segment.LogSuffix)
+			mem := e.fs
+			e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpCreate && strings.HasSuffix(name, newLog) && !createFailed {
+					createFailed = true
+					return vfs.ErrInjected
+				}
+				if createFailed && n == 0 && op == c.op && strings.HasSuffix(name, c.suffix) {
+					n++
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			l := e.open(cfg)
+			for range 3 {
+				appendOK(t, l, valueBatch(t, 1_700_000_000_000, "v"))
+			}
+			err := l.Roll()
+			require.True(t, createFailed)
+			require.Equal(t, 1, n)
+			require.ErrorIs(t, err, ErrLogFenced)
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			l.Close()
+
+			e.fs = mem
+			l = e.open(cfg)
+			defer l.Close()
+			require.EqualValues(t, 3, l.LogEndOffset())
+			requireWhole(t, l)
+			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "w"))
+			requireWhole(t, l)
+		})
+	}
 }

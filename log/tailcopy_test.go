@@ -332,3 +332,40 @@ func TestRestoreTailSyncsCopyNameFirst(t *testing.T) {
 	require.Equal(t, []string{"one", "two", "three"}, values(readAll(t, l, 0)))
 	require.NoError(t, l.Close())
 }
+
+// TestTailCopyOfNoSegmentBesideAGoodOne: a tail copy of a segment the
+// directory does not hold makes Open fail with ErrBadTailCopy before it
+// puts back any tail copy, a good one of another segment too: nothing
+// changed.
+func TestTailCopyOfNoSegmentBesideAGoodOne(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	size := l.Size()
+	require.NoError(t, l.Close())
+	mem := e.fs.(*vfs.MemFS)
+	putTailCopy(t, mem, e.dir, 0, appendTailCopy(size, []byte("tail")))
+	putTailCopy(t, mem, e.dir, 1000, appendTailCopy(0, []byte("tail")))
+	before := memSnapshot(t, mem, e.dir)
+	_, err := Open(e.dir, Config{}, Options{FS: mem, Clock: e.clock})
+	require.ErrorIs(t, err, ErrBadTailCopy)
+	require.Equal(t, before, memSnapshot(t, mem, e.dir), "nothing changed")
+}
+
+// TestParseTailCopyEdges: a tail copy of no bytes (its header alone)
+// decodes; a position up to 1<<62 decodes, one past it (a negative
+// int64 too) is refused, though its checksum holds.
+func TestParseTailCopyEdges(t *testing.T) {
+	pos, tail, err := parseTailCopy(appendTailCopy(7, nil), "x")
+	require.NoError(t, err)
+	require.EqualValues(t, 7, pos)
+	require.Empty(t, tail)
+	pos, tail, err = parseTailCopy(appendTailCopy(1<<62, []byte("t")), "x")
+	require.NoError(t, err)
+	require.EqualValues(t, int64(1)<<62, pos)
+	require.Equal(t, "t", string(tail))
+	for _, p := range []int64{1<<62 + 1, -1, math.MinInt64} {
+		_, _, err = parseTailCopy(appendTailCopy(p, []byte("t")), "x")
+		require.ErrorIs(t, err, ErrBadTailCopy, "position %d", p)
+	}
+}

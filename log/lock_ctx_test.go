@@ -1,0 +1,355 @@
+package log
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHoldLockWaitsEndWithTheirCtx: the partition lock's waits end with their ctx:
+// a reader's behind a writer, a writer's behind a reader; a writer that
+// gives up lets the readers it held back go on; a writer waiting holds
+// new readers back (as a sync.RWMutex); a free lock is taken whatever
+// the ctx.
+func TestHoldLockWaitsEndWithTheirCtx(t *testing.T) {
+	m := newHoldLock()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, m.RLockContext(ended), "a free lock is taken whatever the ctx")
+	require.True(t, m.TryRLock())
+	m.RUnlock()
+
+	// A writer behind the reader: it holds new readers back until it
+	// gives up.
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan error, 1)
+	go func() { wdone <- m.LockContext(wctx) }()
+	// The writer waits once a shared hold can no longer be taken.
+	spinUntil(func() bool {
+		if m.TryRLock() {
+			m.RUnlock()
+			return false
+		}
+		return true
+	})
+	require.False(t, m.TryRLock(), "a writer waits: new readers wait too")
+	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
+	rdone := make(chan error, 1)
+	go func() { rdone <- m.RLockContext(context.Background()) }()
+	wcancel()
+	require.ErrorIs(t, <-wdone, context.Canceled)
+	require.NoError(t, <-rdone, "the writer gave up: the reader it held back goes on")
+	m.RUnlock()
+	m.RUnlock()
+
+	// A writer holding it: readers and writers wait until their ctx ends,
+	// or it is released.
+	m.Lock()
+	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
+	require.ErrorIs(t, m.LockContext(ended), context.Canceled)
+	go func() { rdone <- m.RLockContext(context.Background()) }()
+	go func() { wdone <- m.LockContext(context.Background()) }()
+	m.Unlock()
+	// One of them has it; the other follows once it is released.
+	select {
+	case err := <-rdone:
+		require.NoError(t, err)
+		m.RUnlock()
+		require.NoError(t, <-wdone)
+		m.Unlock()
+	case err := <-wdone:
+		require.NoError(t, err)
+		m.Unlock()
+		require.NoError(t, <-rdone)
+		m.RUnlock()
+	}
+	require.True(t, m.TryRLock(), "free again")
+	m.RUnlock()
+	require.Panics(t, func() { m.RUnlock() })
+	require.Panics(t, func() { m.Unlock() })
+}
+
+// TestWriterLockWaitEndsWithItsCtx: the log's writer lock's wait ends with its ctx;
+// a free lock is taken whatever the ctx.
+func TestWriterLockWaitEndsWithItsCtx(t *testing.T) {
+	m := newWriterLock()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, m.LockContext(ended), "a free lock is taken whatever the ctx")
+	require.ErrorIs(t, m.LockContext(ended), context.Canceled)
+	done := make(chan error, 1)
+	go func() { done <- m.LockContext(context.Background()) }()
+	m.Unlock()
+	require.NoError(t, <-done)
+	m.Unlock()
+	require.Panics(t, func() { m.Unlock() })
+}
+
+// spinUntil returns once cond holds (another goroutine makes it hold).
+func spinUntil(cond func() bool) {
+	for !cond() {
+		runtime.Gosched()
+	}
+}
+
+// TestLogCallsHeedTheirCtxBehindAStuckWrite: while an append
+// hangs in its write, holding the writer lock, the log's calls that take
+// a ctx and need that lock — Append, DeleteRecordsBefore,
+// ApplyRetention, Compact, Maintain — return with their ctx's
+// error once it ends (before the call, or by a deadline), changing
+// nothing; once the write goes on, the log holds what was acknowledged.
+func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+	e := newEnv(t)
+	hang, fs := newHangingWrite(t, e.fs, "")
+	e.fs = fs
+	l := e.open(Config{CleanupPolicy: Compact | Delete, RetentionTime: time.Hour})
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
+	hang.arm()
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
+		stuck <- err
+	}()
+	<-hang.entered
+	e.clock.Advance(2 * time.Hour) // retention and compaction due
+
+	calls := map[string]func(ctx context.Context) error{
+		"Append": func(ctx context.Context) error {
+			_, err := l.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "lost"), AppendOptions{})
+			return err
+		},
+		"DeleteRecordsBefore": func(ctx context.Context) error { _, err := l.DeleteRecordsBefore(ctx, 1); return err },
+		"ApplyRetention":      func(ctx context.Context) error { _, err := l.ApplyRetention(ctx); return err },
+		"Compact":             func(ctx context.Context) error { _, err := l.Compact(ctx); return err },
+		"Maintain":            l.Maintain,
+	}
+	for name, call := range calls {
+		for _, deadline := range []bool{false, true} {
+			var ctx context.Context
+			var cancel context.CancelFunc
+			if deadline {
+				ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+			} else {
+				ctx, cancel = context.WithCancel(context.Background())
+				cancel()
+			}
+			done := make(chan error, 1)
+			go func() { done <- call(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, ctx.Err(), name)
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				t.Fatalf("%s (deadline %v) waited for the stuck write", name, deadline)
+			}
+			cancel()
+		}
+	}
+	require.EqualValues(t, 0, l.LogStartOffset(), "nothing deleted")
+	hang.unstick()
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// hangingWrite makes a file system's next write, once armed, to a file
+// whose name ends in suffix hang until released: a disk that hangs.
+type hangingWrite struct {
+	armed   atomic.Bool
+	entered chan struct{} // closed once the armed write has begun
+	release chan struct{}
+	once    sync.Once
+}
+
+// newHangingWrite wraps fs (see hangingWrite); the write is released on
+// the test's cleanup too, so that a failing test leaves nothing stuck.
+func newHangingWrite(t *testing.T, fs vfs.FS, suffix string) (*hangingWrite, vfs.FS) {
+	h := &hangingWrite{entered: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(h.unstick)
+	return h, vfs.WithFaults(fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && strings.HasSuffix(name, suffix) && h.armed.CompareAndSwap(true, false) {
+			close(h.entered)
+			<-h.release
+		}
+		return nil
+	}))
+}
+
+// arm makes the next write hang.
+func (h *hangingWrite) arm() { h.armed.Store(true) }
+
+// unstick lets the hanging write go on (once; later calls do nothing).
+func (h *hangingWrite) unstick() { h.once.Do(func() { close(h.release) }) }
+
+// TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of
+// Maintain's steps after retention that waits for the writer lock (the
+// producer ids' expiry, SyncNever's look for rolled segments, the
+// periodic flush's look at flush.ms) gives up when Maintain's ctx ends,
+// as ApplyRetention does (TestLogCallsHeedTheirCtxBehindAStuckWrite
+// ends there). The handler of retention's "deleting segment" line, which
+// runs between retention and the next step, starts an append whose
+// write hangs, then ends the ctx. Kills: each of those steps taking the
+// lock with Lock.
+func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		expire time.Duration
+	}{
+		{"producer expiry", Config{}, 0},
+		{"SyncNever's rolled segments", Config{Sync: SyncNever}, -1},
+		{"flush.ms", Config{Sync: SyncPeriodic, FlushInterval: time.Millisecond}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			hang, fs := newHangingWrite(t, e.fs, ".log")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stuck := make(chan error, 1)
+			late := valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "stuck")
+			var once sync.Once
+			var l *Log
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "deleting segment" {
+					return
+				}
+				once.Do(func() {
+					hang.arm()
+					go func() {
+						_, err := l.Append(context.Background(), late, AppendOptions{})
+						stuck <- err
+					}()
+					<-hang.entered
+					cancel()
+				})
+			}))
+			cfg := tc.cfg
+			cfg.RetentionTime = time.Hour
+			cfg.TimestampAfterMax = -1 // "new" is stamped 2 hours ahead, and the clock then moves to it
+			var err error
+			l, err = Open(e.dir, cfg, Options{FS: fs, Clock: e.clock, Logger: logger, ProducerExpiration: tc.expire})
+			require.NoError(t, err)
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "old"))
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, e.clock.Now().Add(2*time.Hour).UnixMilli(), "new"))
+			e.clock.Advance(2 * time.Hour) // the first segment is past retention
+
+			done := make(chan error, 1)
+			go func() { done <- l.Maintain(ctx) }()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				<-done
+				t.Fatal("Maintain waited for the stuck write past its ctx")
+			}
+			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
+			hang.unstick()
+			require.NoError(t, <-stuck)
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
+// TestHoldLockUnderChurn: readers and writers of a holdLock, in
+// seeded random order, some giving up by their ctx (cancelled before,
+// or while, they wait), some trying only: no writer ever shares the lock,
+// no reader holds it beside a writer, every wait ends (a writer that
+// gives up never leaves readers stuck behind it), and the lock is free
+// at the end. Run it with -race.
+func TestHoldLockUnderChurn(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_HOLDLOCK_CHURN", 6, 2, func(t *testing.T, seed uint64) {
+		m := newHoldLock()
+		var readers, writers atomic.Int32
+		check := func(writer bool) {
+			r, w := readers.Load(), writers.Load()
+			if writer && (r != 0 || w != 1) || !writer && w != 0 {
+				t.Errorf("writer %v: %d readers and %d writers hold the lock", writer, r, w)
+			}
+		}
+		hold := func(writer bool, spins int) {
+			if writer {
+				writers.Add(1)
+			} else {
+				readers.Add(1)
+			}
+			check(writer)
+			for range spins {
+				runtime.Gosched()
+			}
+			check(writer)
+			if writer {
+				writers.Add(-1)
+				m.Unlock()
+			} else {
+				readers.Add(-1)
+				m.RUnlock()
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for w := range 6 {
+				rng := rand.New(rand.NewPCG(seed, uint64(w)))
+				wg.Go(func() {
+					for range 300 {
+						writer := rng.IntN(4) == 0
+						spins := rng.IntN(4)
+						ctx, cancel := context.Background(), context.CancelFunc(func() {})
+						switch rng.IntN(4) {
+						case 0:
+							ctx, cancel = context.WithCancel(context.Background())
+							cancel() // ended: only a free lock is taken
+						case 1:
+							ctx, cancel = context.WithCancel(context.Background())
+							go func() { runtime.Gosched(); cancel() }()
+						}
+						if rng.IntN(8) == 0 && !writer {
+							if m.TryRLock() {
+								hold(false, spins)
+							}
+							cancel()
+							continue
+						}
+						var err error
+						if writer {
+							err = m.LockContext(ctx)
+						} else {
+							err = m.RLockContext(ctx)
+						}
+						if err == nil {
+							hold(writer, spins)
+						} else if ctx.Err() == nil {
+							t.Errorf("wait failed with %v, its ctx not ended", err)
+						}
+						cancel()
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a wait for the hold lock never ended")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.LockContext(ctx), "a hold left behind")
+		m.Unlock()
+		require.True(t, m.TryRLock(), "free at the end")
+		m.RUnlock()
+	})
+}

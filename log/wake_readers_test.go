@@ -1,0 +1,102 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// requireWoken requires ch, a channel taken from Partition.Changed, to be
+// closed already.
+func requireWoken(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	default:
+		t.Fatalf("%s did not wake the readers waiting on Changed", what)
+	}
+}
+
+// TestReopenWakesReaders: a Reopen wakes the readers waiting on
+// Changed (a broker's long-poll fetches), whether its open succeeds or
+// fails. Under SyncAlways the old log's Close fsyncs the appends whose
+// acknowledgement nobody waited for, which moves the high watermark with
+// no OnDurable call; and a failed open makes the partition answer
+// ErrLogFenced, which a waiting reader must learn.
+func TestReopenWakesReaders(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	_, _, err := p.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.Zero(t, p.HighWatermark(), "not fsynced: nobody waited for it")
+
+	ch := p.Changed()
+	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock}) }))
+	requireWoken(t, ch, "a Reopen")
+	require.EqualValues(t, 1, p.HighWatermark(), "the old log's Close fsynced the append")
+
+	ch = p.Changed()
+	boom := errors.New("boom")
+	require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, boom }), boom)
+	requireWoken(t, ch, "a failed Reopen")
+}
+
+// TestAppendWakesReadersWithoutFsync: on a topic that does not
+// fsync before acknowledging (SyncNever, SyncPeriodic) the high watermark
+// is the log end, which an append moves with no fsync to call OnDurable:
+// Append and AppendAsync wake the readers waiting on Changed themselves.
+func TestAppendWakesReadersWithoutFsync(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncNever, SyncPeriodic} {
+		t.Run(sync.String(), func(t *testing.T) {
+			e := newEnv(t)
+			p := NewPartition("t", 0, e.open(Config{Sync: sync}))
+			defer p.Close()
+			ch := p.Changed()
+			_, _, err := p.AppendAsync(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
+			require.NoError(t, err)
+			require.EqualValues(t, 1, p.HighWatermark())
+			requireWoken(t, ch, "AppendAsync")
+			ch = p.Changed()
+			_, err = p.Append(context.Background(), valueBatch(t, 1, "b"), AppendOptions{})
+			require.NoError(t, err)
+			require.EqualValues(t, 2, p.HighWatermark())
+			requireWoken(t, ch, "Append")
+		})
+	}
+}
+
+// TestPartitionAppendWakesReaders: a Partition's Append and
+// AppendAsync close the channel Changed returned before them on a log
+// that acknowledges without an fsync, where the high watermark moves with
+// the append (mutants: no wake-up there); a duplicate, which moves
+// nothing, wakes no one.
+func TestPartitionAppendWakesReaders(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncNever})
+	defer l.Close()
+	p := NewPartition("t", 0, l)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := p.Changed()
+	_, err := p.Append(t.Context(), keyedProducerBatch(t, 0, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, closed(ch), "Append woke no one")
+	ch = p.Changed()
+	_, _, err = p.AppendAsync(t.Context(), keyedProducerBatch(t, 1, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, closed(ch), "AppendAsync woke no one")
+	ch = p.Changed()
+	res, err := p.Append(t.Context(), keyedProducerBatch(t, 1, "k"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+	require.False(t, closed(ch), "a duplicate woke the readers")
+}
