@@ -77,8 +77,8 @@ func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	// A Compact (of a log that does not compact: it returns at once)
 	// finds the line queued as it releases the compaction's lock
-	// (exitOwn), and leaves it to the writer lock's holder too. (Session
-	// 39's mutation pass: exitOwn taking mu with Lock, not TryLock.)
+	// (exitOwn), and leaves it to the writer lock's holder too. (The mutant: exitOwn
+	// taking mu with Lock, not TryLock.)
 	err = bounded("Compact", func() error {
 		_, err := l.Compact(context.Background())
 		return err

@@ -128,8 +128,7 @@ func TestSegmentBasePastTheLargestIsCorrupt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(maxSegmentBase), l.LogEndOffset())
 	// It is the largest log end too: an append is refused, not fenced
-	// (session 32: it was taken; see
-	// TestAppendPastTheLastOffsetIsRefused).
+	// (it was once taken; see TestAppendPastTheLastOffsetIsRefused).
 	_, err = l.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	require.Equal(t, int64(maxSegmentBase), l.LogEndOffset())

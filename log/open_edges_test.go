@@ -46,8 +46,8 @@ func TestLogStartAtTheLargestSegmentBase(t *testing.T) {
 		}
 		require.NoError(t, err)
 		require.Equal(t, Offsets{Start: start, Durable: start, End: start}, l.Offsets())
-		// At MaxLogEndOffset already, it takes no record (session 32:
-		// this append was taken, past where a segment can start; see
+		// At MaxLogEndOffset already, it takes no record (this
+		// append was once taken, past where a segment can start; see
 		// TestAppendPastTheLastOffsetIsRefused).
 		_, err = l.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
 		require.ErrorIs(t, err, ErrOffsetOutOfRange)

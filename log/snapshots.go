@@ -128,7 +128,8 @@ func (l *Log) removeSnapshotsAboveLocked(end int64) error {
 // newest retainedSnapshots at or below the recovery point: the prune
 // costs a binary search and the removals, not a look at (and a copy of)
 // every snapshot, which under SyncNever each roll since the last fsync
-// adds to (review44dos: with a tiny SegmentBytes, N rolls cost O(N²)).
+// adds to (with a tiny SegmentBytes, N rolls cost O(N²): log's
+// segment_count_cost_test.go).
 func (l *Log) pruneSnapshotsLocked() {
 	start, rp := l.start.Load(), l.recovery
 	below, _ := slices.BinarySearch(l.snapshots, rp+1) // the first past rp

@@ -205,7 +205,7 @@ type osFile struct {
 	// ReadAt's write lock, say) makes the call fail without giving back
 	// its reference, and Close then waits for it for ever: a segment
 	// deleted while fetches read it hung its partition
-	// (TestReview37OSFileCloseRacingIO, under Wine). A call after Close
+	// (TestOSFileCloseRacingIO, under Wine). A call after Close
 	// still fails with os.ErrClosed.
 	io sync.RWMutex
 }

@@ -1148,7 +1148,7 @@ func TestMigrateAfterAppendErrors(t *testing.T) {
 // consumer reports it (for a partition whose position the broker gave,
 // it takes the topic for deleted), and runneltest.Consume fails the test
 // on it: the runneltest side injects api.ErrNotLeader to be ridden out
-// (runneltest's TestReview34KfakeConsumeFailsOnReportedErrors has the
+// (runneltest's TestKfakeConsumeFailsOnReportedErrors has the
 // other side).
 func TestMigrateFetchUnknownTopic(t *testing.T) {
 	t.Run("kfake", func(t *testing.T) {
