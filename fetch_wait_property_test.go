@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview44FetchWaitProperty tries to break the way Fetch waits for
+// TestFetchWaitProperty tries to break the way Fetch waits for
 // MinBytes (7e38554, 3783a32, b442c92: a fetch that read records looks at
 // each wake and counts only what was appended since) against a model,
 // in fake time (testing/synctest). Each seed opens a broker in memory
@@ -50,7 +50,7 @@ import (
 //     unknown topic is gone or another incarnation;
 //   - a fetch answers before MaxWait only if a partition failed, its ctx
 //     ended, or the partitions hold MinBytes (at most the request's
-//     limit: r44Want) as the doc comment of Fetch counts them (below):
+//     limit: fetchPropWant) as the doc comment of Fetch counts them (below):
 //     never after MaxWait;
 //   - liveness: a fetch still waiting after a step has no partition that
 //     would fail, and its partitions hold fewer than MinBytes so counted.
@@ -64,34 +64,34 @@ import (
 //
 // go test runs 40 seeds (10 under -short); RUNNEL_FETCH_PROP=N runs N
 // seeds, RUNNEL_FETCH_PROP_BASE=S from S (see testkit.Seeds).
-func TestReview44FetchWaitProperty(t *testing.T) {
+func TestFetchWaitProperty(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_FETCH_PROP", 40, 10, func(t *testing.T, seed uint64) {
-		synctest.Test(t, func(t *testing.T) { runReview44Fetch(t, seed) })
+		synctest.Test(t, func(t *testing.T) { runFetchWaitProperty(t, seed) })
 	})
 }
 
-// r44Batch is one batch of a snapshot.
-type r44Batch struct {
+// fetchPropBatch is one batch of a snapshot.
+type fetchPropBatch struct {
 	base, last int64
 	data       []byte
 }
 
-// r44Part is a partition as a plain read found it.
-type r44Part struct {
+// fetchPropPart is a partition as a plain read found it.
+type fetchPropPart struct {
 	lso, hw int64
-	batches []r44Batch // from the log start to the high watermark
+	batches []fetchPropBatch // from the log start to the high watermark
 }
 
-// r44Topic is a topic of a snapshot.
-type r44Topic struct {
+// fetchPropTopic is a topic of a snapshot.
+type fetchPropTopic struct {
 	id    log.TopicID
-	parts []*r44Part
+	parts []*fetchPropPart
 }
 
-type r44Snap map[string]*r44Topic
+type fetchPropSnap map[string]*fetchPropTopic
 
-// r44Fetch is a fetch of the script.
-type r44Fetch struct {
+// fetchPropFetch is a fetch of the script.
+type fetchPropFetch struct {
 	id     int
 	req    *api.FetchRequest
 	start  time.Time
@@ -105,15 +105,15 @@ type r44Fetch struct {
 	done    chan fetchAnswer
 }
 
-type r44Run struct {
+type fetchPropRun struct {
 	t      *testing.T
 	rng    *rand.Rand
 	b      *Broker
-	snaps  []r44Snap // after each step
-	maint  []bool    // whether each step was a Maintain
+	snaps  []fetchPropSnap // after each step
+	maint  []bool          // whether each step was a Maintain
 	steps  []string
 	topics []string // the names the script uses
-	live   []*r44Fetch
+	live   []*fetchPropFetch
 	nextID int
 	stats  map[string]int
 	// maintain says the step under way is a Maintain, which works on one
@@ -124,13 +124,13 @@ type r44Run struct {
 	recreated string
 }
 
-func runReview44Fetch(t *testing.T, seed uint64) {
+func runFetchWaitProperty(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	cfg := Config{MaintenanceInterval: 10000 * time.Hour}
 	if seed%4 == 0 {
 		cfg.Dir = t.TempDir()
 	}
-	r := &r44Run{t: t, rng: rng, b: open(t, cfg), stats: map[string]int{}}
+	r := &fetchPropRun{t: t, rng: rng, b: open(t, cfg), stats: map[string]int{}}
 	for i := range 1 + rng.IntN(3) {
 		name := fmt.Sprintf("t%d", i)
 		r.topics = append(r.topics, name)
@@ -224,7 +224,7 @@ func runReview44Fetch(t *testing.T, seed uint64) {
 	t.Logf("seed %d: %d steps, %v", seed, len(r.steps), r.stats)
 }
 
-func (r *r44Run) create(name string) {
+func (r *fetchPropRun) create(name string) {
 	cfg := log.TopicConfig{Partitions: 1 + r.rng.IntN(2)}
 	switch r.rng.IntN(4) {
 	case 0:
@@ -237,7 +237,7 @@ func (r *r44Run) create(name string) {
 	require.NoError(r.t, r.b.CreateTopic(r.t.Context(), name, cfg))
 }
 
-func (r *r44Run) updateConfig() {
+func (r *fetchPropRun) updateConfig() {
 	name := r.topics[r.rng.IntN(len(r.topics))]
 	mode := r.rng.IntN(4)
 	err := r.b.UpdateTopicConfig(r.t.Context(), name, func(c *log.Config) {
@@ -260,7 +260,7 @@ func (r *r44Run) updateConfig() {
 
 // batchOf is a batch of n records with keys of a few (compaction has work)
 // and values of random sizes.
-func (r *r44Run) batchOf() []byte {
+func (r *fetchPropRun) batchOf() []byte {
 	var bl record.Builder
 	bl.Reset()
 	for range 1 + r.rng.IntN(4) {
@@ -277,7 +277,7 @@ func (r *r44Run) batchOf() []byte {
 
 // appendRandom appends a batch to a partition, with fetched one of those
 // a fetch waits on more often than not.
-func (r *r44Run) appendRandom(fetched bool) {
+func (r *fetchPropRun) appendRandom(fetched bool) {
 	topic, part := r.topics[r.rng.IntN(len(r.topics))], int32(r.rng.IntN(3))
 	if fetched && len(r.live) > 0 && r.rng.IntN(3) > 0 {
 		f := r.live[r.rng.IntN(len(r.live))]
@@ -294,7 +294,7 @@ func (r *r44Run) appendRandom(fetched bool) {
 
 // deleteRecords cuts a partition, one a fetch reads more often than not,
 // below or above a fetch's offset.
-func (r *r44Run) deleteRecords() {
+func (r *fetchPropRun) deleteRecords() {
 	topic, part := r.topics[r.rng.IntN(len(r.topics))], int32(r.rng.IntN(2))
 	var at int64 = -1
 	if len(r.live) > 0 && r.rng.IntN(3) > 0 {
@@ -320,7 +320,7 @@ func (r *r44Run) deleteRecords() {
 }
 
 // advance moves the clock by a random while, to the next MaxWait at most.
-func (r *r44Run) advance() {
+func (r *fetchPropRun) advance() {
 	d := []time.Duration{time.Millisecond, time.Second, time.Minute, time.Hour}[r.rng.IntN(4)]
 	to := time.Now().Add(d)
 	for _, f := range r.live {
@@ -331,20 +331,20 @@ func (r *r44Run) advance() {
 	time.Sleep(time.Until(to))
 }
 
-func (r *r44Run) cur() r44Snap { return r.snaps[len(r.snaps)-1] }
+func (r *fetchPropRun) cur() fetchPropSnap { return r.snaps[len(r.snaps)-1] }
 
 // snapshot reads every partition plainly.
-func (r *r44Run) snapshot() r44Snap {
-	s := r44Snap{}
+func (r *fetchPropRun) snapshot() fetchPropSnap {
+	s := fetchPropSnap{}
 	for _, name := range r.topics {
 		tp, err := r.b.topic(name)
 		if err != nil {
 			continue
 		}
-		st := &r44Topic{id: tp.ID}
+		st := &fetchPropTopic{id: tp.ID}
 		for _, p := range tp.Partitions {
 			o := p.Offsets()
-			ps := &r44Part{lso: o.LogStart, hw: o.HighWatermark}
+			ps := &fetchPropPart{lso: o.LogStart, hw: o.HighWatermark}
 			for off := o.LogStart; off < o.HighWatermark; {
 				data, err := p.ReadInto(r.t.Context(), nil, off, 1<<20, o.HighWatermark)
 				require.NoError(r.t, err)
@@ -353,7 +353,7 @@ func (r *r44Run) snapshot() r44Snap {
 				}
 				for bt, err := range record.Batches(data) {
 					require.NoError(r.t, err)
-					ps.batches = append(ps.batches, r44Batch{bt.BaseOffset(), bt.LastOffset(), append([]byte(nil), bt...)})
+					ps.batches = append(ps.batches, fetchPropBatch{bt.BaseOffset(), bt.LastOffset(), append([]byte(nil), bt...)})
 					off = bt.NextOffset()
 				}
 			}
@@ -365,7 +365,7 @@ func (r *r44Run) snapshot() r44Snap {
 }
 
 // startFetch starts a fetch of random partitions, offsets and limits.
-func (r *r44Run) startFetch() {
+func (r *fetchPropRun) startFetch() {
 	rng := r.rng
 	s := r.cur()
 	req := &api.FetchRequest{}
@@ -430,7 +430,7 @@ func (r *r44Run) startFetch() {
 	}
 	req.MaxWait = []time.Duration{0, time.Second, time.Minute, time.Hour, 2 * time.Hour}[rng.IntN(5)]
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &r44Fetch{id: r.nextID, req: req, start: time.Now(), step: len(r.snaps) - 1, cancel: cancel, done: make(chan fetchAnswer, 1)}
+	f := &fetchPropFetch{id: r.nextID, req: req, start: time.Now(), step: len(r.snaps) - 1, cancel: cancel, done: make(chan fetchAnswer, 1)}
 	r.nextID++
 	r.live = append(r.live, f)
 	go func() {
@@ -441,7 +441,7 @@ func (r *r44Run) startFetch() {
 
 // step ends a step: it waits for the bubble to settle, takes a snapshot
 // and checks every fetch.
-func (r *r44Run) step(what string) {
+func (r *fetchPropRun) step(what string) {
 	synctest.Wait()
 	r.steps = append(r.steps, what)
 	r.maint = append(r.maint, r.maintain)
@@ -464,11 +464,11 @@ func (r *r44Run) step(what string) {
 	r.live = live
 }
 
-// r44Want is the bytes a fetch waits for: its MinBytes (at least 1), at
+// fetchPropWant is the bytes a fetch waits for: its MinBytes (at least 1), at
 // most the request's limit, its MaxBytes (50 MiB when unset) capped at
 // the broker's FetchMaxBytes (the model's brokers take the default), as
 // Kafka's broker waits for min(min_bytes, max_bytes, fetch.max.bytes).
-func r44Want(req *api.FetchRequest) int {
+func fetchPropWant(req *api.FetchRequest) int {
 	limit := req.MaxBytes
 	if limit <= 0 {
 		limit = 50 << 20
@@ -478,7 +478,7 @@ func r44Want(req *api.FetchRequest) int {
 
 // count is what the partitions of req hold in s as Fetch's doc counts it
 // (see the test's doc comment), and whether a partition would fail.
-func r44Count(s r44Snap, req *api.FetchRequest) (count int, fails string) {
+func fetchPropCount(s fetchPropSnap, req *api.FetchRequest) (count int, fails string) {
 	m := req.MaxBytes
 	if m <= 0 {
 		m = 50 << 20
@@ -523,7 +523,7 @@ func r44Count(s r44Snap, req *api.FetchRequest) (count int, fails string) {
 
 // plain is what a plain read of fp finds in s: the batches from the one
 // holding its offset to the high watermark.
-func r44Plain(s r44Snap, fp api.FetchPartition) (*r44Topic, *r44Part, []r44Batch) {
+func fetchPropPlain(s fetchPropSnap, fp api.FetchPartition) (*fetchPropTopic, *fetchPropPart, []fetchPropBatch) {
 	st := s[fp.Topic]
 	if st == nil || int(fp.Partition) >= len(st.parts) {
 		return st, nil, nil
@@ -542,8 +542,8 @@ func r44Plain(s r44Snap, fp api.FetchPartition) (*r44Topic, *r44Part, []r44Batch
 // come of any moment of the step: its records a plain read of s or of
 // before, its log start offset between theirs (retention cuts a segment
 // at a time).
-func r44Matches(s, before r44Snap, fp api.FetchPartition, fa api.FetchedPartition) string {
-	st, ps, want := r44Plain(s, fp)
+func fetchPropMatches(s, before fetchPropSnap, fp api.FetchPartition, fa api.FetchedPartition) string {
+	st, ps, want := fetchPropPlain(s, fp)
 	if ps == nil {
 		return "the partition is not there"
 	}
@@ -554,24 +554,24 @@ func r44Matches(s, before r44Snap, fp api.FetchPartition, fa api.FetchedPartitio
 		if fa.HighWatermark != ps.hw || fa.LogStartOffset != ps.lso {
 			return fmt.Sprintf("offsets [%d, %d], the log's are [%d, %d]", fa.LogStartOffset, fa.HighWatermark, ps.lso, ps.hw)
 		}
-		return r44Prefix(fa.Records, want, ps.hw)
+		return fetchPropPrefix(fa.Records, want, ps.hw)
 	}
-	bt, bps, bwant := r44Plain(before, fp)
+	bt, bps, bwant := fetchPropPlain(before, fp)
 	if bps == nil || bt.id != st.id {
 		return "the partition was not there before the step"
 	}
 	if fa.HighWatermark != ps.hw || fa.LogStartOffset < bps.lso || fa.LogStartOffset > ps.lso {
 		return fmt.Sprintf("offsets [%d, %d], the log's are [%d, %d], and were [%d, %d]", fa.LogStartOffset, fa.HighWatermark, ps.lso, ps.hw, bps.lso, bps.hw)
 	}
-	why := r44Prefix(fa.Records, want, ps.hw)
-	if why != "" && r44Prefix(fa.Records, bwant, bps.hw) == "" {
+	why := fetchPropPrefix(fa.Records, want, ps.hw)
+	if why != "" && fetchPropPrefix(fa.Records, bwant, bps.hw) == "" {
 		why = ""
 	}
 	return why
 }
 
 // prefix says why records are not a prefix of want, or reach hw.
-func r44Prefix(records []byte, want []r44Batch, hw int64) string {
+func fetchPropPrefix(records []byte, want []fetchPropBatch, hw int64) string {
 	i := 0
 	for bt, err := range record.Batches(records) {
 		if err != nil {
@@ -591,16 +591,16 @@ func r44Prefix(records []byte, want []r44Batch, hw int64) string {
 	return ""
 }
 
-func (r *r44Run) describe(f *r44Fetch) string {
+func (r *fetchPropRun) describe(f *fetchPropFetch) string {
 	return fmt.Sprintf("fetch %d (started at step %d, +%v): MinBytes %d MaxBytes %d MaxWait %v partitions %+v; steps since %v",
 		f.id, f.step, f.start.Sub(time.Unix(0, 0).UTC()), f.req.MinBytes, f.req.MaxBytes, f.req.MaxWait, f.req.Partitions, r.steps[f.step+1:])
 }
 
-func (r *r44Run) checkAnswer(f *r44Fetch, a fetchAnswer, recreated string) {
+func (r *fetchPropRun) checkAnswer(f *fetchPropFetch, a fetchAnswer, recreated string) {
 	t := r.t
 	s := r.cur()
 	n := len(r.snaps) - 1
-	var before r44Snap
+	var before fetchPropSnap
 	if r.maint[n] {
 		before = r.snaps[n-1]
 	}
@@ -641,16 +641,16 @@ func (r *r44Run) checkAnswer(f *r44Fetch, a fetchAnswer, recreated string) {
 			}
 			continue
 		}
-		why := r44Matches(s, before, fp, fa)
+		why := fetchPropMatches(s, before, fp, fa)
 		if why != "" {
 			// Compaction does not wake a fetch (nor did it before
 			// 7e38554): its answer may hold what a read found before a
 			// compaction, a read of some moment of the call; its
 			// offsets are those of the answer's moment all the same.
 			for k := f.step; k < n && why != ""; k++ {
-				kt, _, want := r44Plain(r.snaps[k], fp)
-				if kt != nil && kt.id == fa.TopicID && r44Prefix(fa.Records, want, fa.HighWatermark) == "" {
-					why = r44Matches(s, before, fp, api.FetchedPartition{TopicID: fa.TopicID, HighWatermark: fa.HighWatermark, LogStartOffset: fa.LogStartOffset})
+				kt, _, want := fetchPropPlain(r.snaps[k], fp)
+				if kt != nil && kt.id == fa.TopicID && fetchPropPrefix(fa.Records, want, fa.HighWatermark) == "" {
+					why = fetchPropMatches(s, before, fp, api.FetchedPartition{TopicID: fa.TopicID, HighWatermark: fa.HighWatermark, LogStartOffset: fa.LogStartOffset})
 					if why != "" {
 						why = "records of an earlier moment, offsets: " + why
 					}
@@ -658,7 +658,7 @@ func (r *r44Run) checkAnswer(f *r44Fetch, a fetchAnswer, recreated string) {
 				}
 			}
 		}
-		require.Empty(t, why, "%s: partition %d (%+v): %s; answer at +%v: %s", r.describe(f), i, fp, why, a.at.Sub(f.start), r44Values(fa.Records))
+		require.Empty(t, why, "%s: partition %d (%+v): %s; answer at +%v: %s", r.describe(f), i, fp, why, a.at.Sub(f.start), fetchPropValues(fa.Records))
 		// Limits: only the first partition with data may pass them, by
 		// its first batch alone.
 		l := fp.MaxBytes
@@ -690,32 +690,32 @@ func (r *r44Run) checkAnswer(f *r44Fetch, a fetchAnswer, recreated string) {
 	case f.ended:
 		r.stats["answer: ctx ended"]++
 	default:
-		c, fails := r44Count(s, f.req)
-		ok := fails == "" && c >= r44Want(f.req)
+		c, fails := fetchPropCount(s, f.req)
+		ok := fails == "" && c >= fetchPropWant(f.req)
 		if !ok && before != nil {
-			cb, fb := r44Count(before, f.req)
-			ok = fb == "" && cb >= r44Want(f.req)
+			cb, fb := fetchPropCount(before, f.req)
+			ok = fb == "" && cb >= fetchPropWant(f.req)
 		}
-		require.True(t, ok, "%s: answered at +%v before MaxWait with %d bytes counted of %d (%s), no failed partition", r.describe(f), a.at.Sub(f.start), c, r44Want(f.req), fails)
+		require.True(t, ok, "%s: answered at +%v before MaxWait with %d bytes counted of %d (%s), no failed partition", r.describe(f), a.at.Sub(f.start), c, fetchPropWant(f.req), fails)
 		r.stats["answer: MinBytes"]++
 	}
 }
 
-func (st *r44Topic) partHW(p int32) int64 {
+func (st *fetchPropTopic) partHW(p int32) int64 {
 	if st == nil || int(p) >= len(st.parts) {
 		return -1
 	}
 	return st.parts[p].hw
 }
 
-func (st *r44Topic) partLSO(p int32) int64 {
+func (st *fetchPropTopic) partLSO(p int32) int64 {
 	if st == nil || int(p) >= len(st.parts) {
 		return -1
 	}
 	return st.parts[p].lso
 }
 
-func r44Values(data []byte) string {
+func fetchPropValues(data []byte) string {
 	var out []string
 	for bt, err := range record.Batches(data) {
 		if err != nil {
@@ -728,7 +728,7 @@ func r44Values(data []byte) string {
 
 // wakes says whether step n woke fetch f: its partitions' offsets or
 // topic moved, or a config change reopened their logs.
-func (r *r44Run) wakes(f *r44Fetch, n int) bool {
+func (r *fetchPropRun) wakes(f *fetchPropFetch, n int) bool {
 	for _, fp := range f.req.Partitions {
 		if strings.HasPrefix(r.steps[n], "config") {
 			return true // (the test does not say which topic)
@@ -741,24 +741,24 @@ func (r *r44Run) wakes(f *r44Fetch, n int) bool {
 	return false
 }
 
-func (r *r44Run) checkWaiting(f *r44Fetch) {
+func (r *fetchPropRun) checkWaiting(f *fetchPropFetch) {
 	t := r.t
 	require.False(t, f.ended, "%s: its ctx ended, it still waits", r.describe(f))
 	require.True(t, f.req.MaxWait > 0 && time.Now().Before(f.start.Add(f.req.MaxWait)), "%s: waits past MaxWait", r.describe(f))
 	n := len(r.snaps) - 1
-	c, fails := r44Count(r.cur(), f.req)
+	c, fails := fetchPropCount(r.cur(), f.req)
 	require.Empty(t, fails, "%s: waits on a partition that fails", r.describe(f))
 	if f.unwoken && r.wakes(f, n) {
 		f.unwoken = false
 	}
-	if r.maint[n] && c >= r44Want(f.req) {
+	if r.maint[n] && c >= fetchPropWant(f.req) {
 		f.unwoken = true
 	}
 	if f.unwoken {
 		r.stats["waits, compaction grew the count"]++
 		return
 	}
-	require.Less(t, c, r44Want(f.req), "%s: waits while its partitions hold MinBytes (counted %d)", r.describe(f), c)
+	require.Less(t, c, fetchPropWant(f.req), "%s: waits while its partitions hold MinBytes (counted %d)", r.describe(f), c)
 	if c > 0 {
 		r.stats["waits, bytes counted"]++
 	}
@@ -771,8 +771,8 @@ func (r *r44Run) checkWaiting(f *r44Fetch) {
 // counted only the bytes appended past the answer it held, whose
 // partition had no room left (its first batch was past MaxBytes): it
 // waited until MaxWait, whatever was appended. Found by
-// TestReview44FetchWaitProperty (seed 2206, its model then waking too).
-func TestReview44FetchCompactedFirstBatch(t *testing.T) {
+// TestFetchWaitProperty (seed 2206, its model then waking too).
+func TestFetchWaitCompactedFirstBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, put := compactedFetchTopic(t)
 		put("a", strings.Repeat("x", 100)) // 0: superseded by 2
@@ -816,7 +816,7 @@ func TestReview44FetchCompactedFirstBatch(t *testing.T) {
 // its ctx ends answers records below its high watermark: before, the
 // wake took the lower high watermark into the answer it held, records
 // past it, and the ctx's end returned that answer.
-func TestReview44FetchTruncatedUnderRecords(t *testing.T) {
+func TestFetchWaitTruncatedUnderRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))

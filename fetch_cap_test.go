@@ -1,6 +1,6 @@
 package runnel
 
-// Fetch47: the broker-wide cap on a fetch's bytes, Kafka's
+// The broker-wide cap on a fetch's bytes, Kafka's
 // fetch.max.bytes (Config.FetchMaxBytes). Kafka's KafkaApis fetches with
 // min(request max_bytes, fetch.max.bytes) as the request's limit, and
 // min(request min_bytes, that) as its min bytes; each partition is read
@@ -28,14 +28,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fetch47Cap is the cap the tests set: small, so that partitions of a
+// fetchCapBytes is the cap the tests set: small, so that partitions of a
 // few MiB hold many times it.
-const fetch47Cap = 64 << 10
+const fetchCapBytes = 64 << 10
 
-// fetch47Fill creates topic t with parts partitions, each holding count
+// fetchCapFill creates topic t with parts partitions, each holding count
 // batches of one record whose value is valueBytes long (a batch of
 // about twice that: batch() adds the value as the key too).
-func fetch47Fill(t *testing.T, b *Broker, parts int32, count, valueBytes int, cfg log.Config) {
+func fetchCapFill(t *testing.T, b *Broker, parts int32, count, valueBytes int, cfg log.Config) {
 	t.Helper()
 	cfg.Sync = log.SyncNever
 	cfg.MaxMessageBytes = 4 << 20
@@ -48,8 +48,8 @@ func fetch47Fill(t *testing.T, b *Broker, parts int32, count, valueBytes int, cf
 	}
 }
 
-// fetch47Sizes returns the sizes of the whole batches in data.
-func fetch47Sizes(t *testing.T, data []byte) []int {
+// fetchCapSizes returns the sizes of the whole batches in data.
+func fetchCapSizes(t *testing.T, data []byte) []int {
 	t.Helper()
 	var out []int
 	for bt, err := range record.Batches(data) {
@@ -67,16 +67,16 @@ func fetch47Sizes(t *testing.T, data []byte) []int {
 // applies), or math.MaxInt32 (each partition read up to what is left of
 // the capped request's, as Kafka reads min(partition max bytes, request
 // bytes left)). Before: 4 MiB answered, and on disk allocated.
-func TestFetch47CapBoundsAFetch(t *testing.T) {
+func TestFetchCapBoundsAFetch(t *testing.T) {
 	for _, onDisk := range []bool{false, true} {
 		name := "memory"
-		cfg := Config{FetchMaxBytes: fetch47Cap}
+		cfg := Config{FetchMaxBytes: fetchCapBytes}
 		if onDisk {
 			name, cfg.Dir = "disk", t.TempDir()
 		}
 		t.Run(name, func(t *testing.T) {
 			b := open(t, cfg)
-			fetch47Fill(t, b, 2, 128, 8<<10, log.Config{})
+			fetchCapFill(t, b, 2, 128, 8<<10, log.Config{})
 			one := len(batch(t, strings.Repeat("v", 8<<10)))
 			for _, c := range []struct {
 				name            string
@@ -98,10 +98,10 @@ func TestFetch47CapBoundsAFetch(t *testing.T) {
 					}
 				})
 				t.Logf("%s: %d bytes answered, %.3f MB allocated", c.name, got, float64(alloc)/1e6)
-				require.LessOrEqual(t, got, fetch47Cap, "%s: the answer is past the cap", c.name)
-				require.Greater(t, got, fetch47Cap-one, "%s: the answer does not fill the cap", c.name)
+				require.LessOrEqual(t, got, fetchCapBytes, "%s: the answer is past the cap", c.name)
+				require.Greater(t, got, fetchCapBytes-one, "%s: the answer does not fill the cap", c.name)
 				if onDisk {
-					require.LessOrEqual(t, alloc, int64(fetch47Cap+128<<10), "%s: the fetch allocated past the cap", c.name)
+					require.LessOrEqual(t, alloc, int64(fetchCapBytes+128<<10), "%s: the fetch allocated past the cap", c.name)
 				}
 			}
 		})
@@ -113,7 +113,7 @@ func TestFetch47CapBoundsAFetch(t *testing.T) {
 // progress; then nothing more: a later partition's first batch does not
 // fit, and the first partition's next batch neither. Before: every
 // batch of both partitions was answered.
-func TestFetch47FirstBatchPastTheCap(t *testing.T) {
+func TestFetchFirstBatchPastTheCap(t *testing.T) {
 	for _, onDisk := range []bool{false, true} {
 		name := "memory"
 		cfg := Config{FetchMaxBytes: MinFetchMaxBytes}
@@ -122,20 +122,20 @@ func TestFetch47FirstBatchPastTheCap(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			b := open(t, cfg)
-			fetch47Fill(t, b, 2, 3, 4<<10, log.Config{})
+			fetchCapFill(t, b, 2, 3, 4<<10, log.Config{})
 			one := len(batch(t, strings.Repeat("v", 4<<10)))
 			require.Greater(t, one, MinFetchMaxBytes)
 			resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{
 				{Topic: "t", MaxBytes: math.MaxInt32}, {Topic: "t", Partition: 1, MaxBytes: math.MaxInt32}}})
 			require.NoError(t, err)
-			require.Equal(t, []int{one}, fetch47Sizes(t, resp.Partitions[0].Records), "the first batch, whole, and only it")
+			require.Equal(t, []int{one}, fetchCapSizes(t, resp.Partitions[0].Records), "the first batch, whole, and only it")
 			require.Empty(t, resp.Partitions[1].Records, "a later partition's first batch past what the cap leaves")
 
 			// The next fetch, from the next offset, makes progress again.
 			resp, err = b.Fetch(context.Background(), &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{
 				{Topic: "t", Offset: 1}}})
 			require.NoError(t, err)
-			require.Equal(t, []int{one}, fetch47Sizes(t, resp.Partitions[0].Records))
+			require.Equal(t, []int{one}, fetchCapSizes(t, resp.Partitions[0].Records))
 		})
 	}
 }
@@ -146,17 +146,17 @@ func TestFetch47FirstBatchPastTheCap(t *testing.T) {
 // the cap answers at once with at most the cap, rather than at MaxWait
 // with what the partitions hold. Before: it waited for MaxWait (an hour,
 // in fake time) and answered 2 MiB.
-func TestFetch47WaitingFetchTakesTheCap(t *testing.T) {
+func TestFetchWaitingTakesTheCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := open(t, Config{FetchMaxBytes: fetch47Cap})
-		fetch47Fill(t, b, 1, 128, 8<<10, log.Config{})
+		b := open(t, Config{FetchMaxBytes: fetchCapBytes})
+		fetchCapFill(t, b, 1, 128, 8<<10, log.Config{})
 		t0 := time.Now()
 		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: math.MaxInt32, MaxBytes: math.MaxInt32,
 			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: math.MaxInt32}}})
 		require.NoError(t, err)
 		require.Equal(t, t0, time.Now(), "the fetch waited, for bytes past the cap")
 		got := len(resp.Partitions[0].Records)
-		require.LessOrEqual(t, got, fetch47Cap)
+		require.LessOrEqual(t, got, fetchCapBytes)
 		require.Positive(t, got)
 	})
 }
@@ -171,10 +171,10 @@ func TestFetch47WaitingFetchTakesTheCap(t *testing.T) {
 // fills), and answers at once. On disk the probe allocates about that
 // batch. Before: the fetch read both partitions whole (4 MiB), and,
 // holding less than MinBytes, waited for MaxWait.
-func TestFetch47WaitingFetchCountsWithinTheCap(t *testing.T) {
+func TestFetchWaitingCountsWithinTheCap(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		b := open(t, Config{Dir: dir, FetchMaxBytes: fetch47Cap})
+		b := open(t, Config{Dir: dir, FetchMaxBytes: fetchCapBytes})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2, Config: log.Config{Sync: log.SyncNever, MaxMessageBytes: 1 << 20}}))
 		small, big := strings.Repeat("s", 8<<10), strings.Repeat("b", 48<<10)
 		for range 128 {
@@ -194,9 +194,9 @@ func TestFetch47WaitingFetchCountsWithinTheCap(t *testing.T) {
 		})
 		t.Logf("%d + %d bytes answered, %.3f MB allocated", len(resp.Partitions[0].Records), len(resp.Partitions[1].Records), float64(alloc)/1e6)
 		require.Equal(t, t0, time.Now(), "the fetch waited, for bytes past the cap")
-		require.Equal(t, []int{one}, fetch47Sizes(t, resp.Partitions[0].Records))
+		require.Equal(t, []int{one}, fetchCapSizes(t, resp.Partitions[0].Records))
 		require.Empty(t, resp.Partitions[1].Records)
-		require.LessOrEqual(t, alloc, int64(fetch47Cap+256<<10), "the fetch and its count allocated past the cap")
+		require.LessOrEqual(t, alloc, int64(fetchCapBytes+256<<10), "the fetch and its count allocated past the cap")
 	})
 }
 
@@ -204,7 +204,7 @@ func TestFetch47WaitingFetchCountsWithinTheCap(t *testing.T) {
 // (fetch.max.bytes has atLeast(1024)), a negative one included, with
 // log.ErrInvalidConfig; it takes 1024, and 0 means the default, Kafka's
 // 55 MiB.
-func TestFetch47OpenChecksFetchMaxBytes(t *testing.T) {
+func TestOpenChecksFetchMaxBytes(t *testing.T) {
 	require.Equal(t, 55<<20, DefaultFetchMaxBytes, "Kafka's fetch.max.bytes default")
 	require.Equal(t, 57671680, DefaultFetchMaxBytes)
 	require.Equal(t, 1024, MinFetchMaxBytes, "Kafka's atLeast(1024)")
@@ -222,12 +222,12 @@ func TestFetch47OpenChecksFetchMaxBytes(t *testing.T) {
 // With the default cap, 55 MiB, a fetch of MaxBytes math.MaxInt32 over a
 // partition of 57 MiB answers at most 55 MiB (less part of a batch of 1
 // MiB). Before: the 57 MiB.
-func TestFetch47DefaultCap(t *testing.T) {
+func TestFetchDefaultCap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 57 MiB")
 	}
 	b := open(t, Config{Dir: t.TempDir()})
-	fetch47Fill(t, b, 1, 57, 1<<19, log.Config{}) // batches of 1 MiB
+	fetchCapFill(t, b, 1, 57, 1<<19, log.Config{}) // batches of 1 MiB
 	resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: math.MaxInt32}}})
 	require.NoError(t, err)
 	got := len(resp.Partitions[0].Records)
@@ -242,10 +242,10 @@ func TestFetch47DefaultCap(t *testing.T) {
 // holds 128 KiB answers at once, with at most its MaxBytes. Before, it
 // waited for MaxWait (an hour, in fake time): the partition never held
 // 1 MiB.
-func TestFetch47MinBytesAboveMaxBytes(t *testing.T) {
+func TestFetchMinBytesAboveMaxBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{})
-		fetch47Fill(t, b, 1, 16, 4<<10, log.Config{}) // batches of about 8 KiB
+		fetchCapFill(t, b, 1, 16, 4<<10, log.Config{}) // batches of about 8 KiB
 		t0 := time.Now()
 		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 64 << 10,
 			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: math.MaxInt32}}})
@@ -255,4 +255,39 @@ func TestFetch47MinBytesAboveMaxBytes(t *testing.T) {
 		require.LessOrEqual(t, got, 64<<10)
 		require.Greater(t, got, 48<<10)
 	})
+}
+
+// TestFetchCapIsInclusive: a fetch whose batches add up to the cap
+// exactly answers them all, and one whose cap is a byte short of them
+// answers one fewer, as a request's MaxBytes is counted (Kafka's broker
+// reads up to min(max_bytes, fetch.max.bytes) inclusive). The request
+// sets MaxBytes math.MaxInt32, so the cap alone bounds it (it fails
+// with the cap taken a byte smaller, or a byte larger).
+func TestFetchCapIsInclusive(t *testing.T) {
+	v := strings.Repeat("v", 200)
+	one := len(batch(t, v))
+	require.GreaterOrEqual(t, 3*one-1, MinFetchMaxBytes)
+	for _, onDisk := range []bool{false, true} {
+		for _, c := range []struct {
+			cap, batches int
+		}{
+			{3 * one, 3},
+			{3*one - 1, 2},
+			{3*one + 1, 3},
+		} {
+			cfg := Config{FetchMaxBytes: c.cap}
+			if onDisk {
+				cfg.Dir = t.TempDir()
+			}
+			b := open(t, cfg)
+			fetchCapFill(t, b, 1, 8, len(v), log.Config{})
+			resp, err := b.Fetch(context.Background(), &api.FetchRequest{MaxBytes: math.MaxInt32,
+				Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: math.MaxInt32}}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Partitions[0].Err)
+			got := fetchCapSizes(t, resp.Partitions[0].Records)
+			require.Len(t, got, c.batches, "cap %d, batches of %d bytes, on disk %v", c.cap, one, onDisk)
+			require.NoError(t, b.Close())
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -376,4 +377,195 @@ func TestFetchOutOfRangeCarriesTheLogStartItWasOutOf(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, resp.Partitions[0].Err)
 	require.Equal(t, []string{"d"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestFetchBatchFillingTheRoomLeftFits: a later partition's batch whose
+// size is exactly the room left (of the request's MaxBytes, or of its own
+// MaxBytes) fits, and is returned.
+func TestFetchBatchFillingTheRoomLeftFits(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	v := strings.Repeat("x", 100)
+	produce(t, b, "t", 0, v)
+	produce(t, b, "t", 1, v)
+	one := len(batch(t, v))
+
+	for _, req := range []*api.FetchRequest{
+		{MaxBytes: 2 * one, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}},
+		{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: one}}},
+	} {
+		resp, err := b.Fetch(ctx, req)
+		require.NoError(t, err)
+		for i, p := range resp.Partitions {
+			require.NoError(t, p.Err)
+			require.Equal(t, []string{v}, values(t, p.Records), "partition %d", i)
+		}
+	}
+}
+
+// TestFetchMinBytesCountsAnOversizedBatchAsTheRoomItFills: a batch past
+// what a fetch returned that does not fit in its partition's room left
+// counts toward MinBytes as that room, not as its size: a fetch that the
+// room does not bring to MinBytes waits (here MaxWait, 1 ns, then reads
+// again), rather than answer at once.
+func TestFetchMinBytesCountsAnOversizedBatchAsTheRoomItFills(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	produce(t, b, "t", 0, strings.Repeat("x", 1000))
+	small := len(batch(t, "a"))
+	var reads atomic.Int32
+	testHookFetchRead = func() { reads.Add(1) }
+	defer func() { testHookFetchRead = nil }()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{
+		MaxWait: time.Nanosecond, MinBytes: small + 500,
+		Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: small + 100}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, values(t, resp.Partitions[0].Records))
+	require.EqualValues(t, 2, reads.Load(), "the room left (100 bytes) is short of MinBytes: the fetch waited, and read again")
+}
+
+// TestFetchMinBytesCountsAPartitionUpToItsLimit: a fetch's wait
+// for MinBytes counts each partition's bytes up to its MaxBytes, those it
+// returns included, as Kafka's delayed fetch does (at most the
+// partition's max bytes from the fetch offset): a partition that returned
+// one batch counts only its room left of the next, so a MinBytes above
+// its MaxBytes is never reached and the fetch answers at MaxWait (mutant:
+// the room counted whole, the returned batch left out, which answered at
+// once).
+func TestFetchMinBytesCountsAPartitionUpToItsLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		for range 3 {
+			produce(t, b, "t", 0, "aaaaaaaaaaaaaaaaaaaa")
+		}
+		one := len(batch(t, "aaaaaaaaaaaaaaaaaaaa"))
+		limit := one * 3 / 2
+		t0 := time.Now()
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxWait: time.Hour, MinBytes: limit + 1,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: limit}}})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Hour), time.Now(), "the fetch did not wait for MaxWait")
+		require.Len(t, values(t, resp.Partitions[0].Records), 1)
+	})
+}
+
+// TestFetchCtxEndAnswersWhatItFound: a fetch waiting for MinBytes
+// whose ctx ends answers the records it found, not ctx's error (Fetch
+// fails with ctx's error only when it found nothing): the caller gets
+// them, and its position moves (mutant: ctx's error whatever was found).
+func TestFetchCtxEndAnswersWhatItFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		t0 := time.Now()
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Minute), time.Now(), "the fetch did not wait until ctx ended")
+		require.Equal(t, []string{"a"}, values(t, resp.Partitions[0].Records))
+
+		// Nothing found: ctx's error.
+		ctx, cancel = context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		_, err = b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}
+
+// TestFetchWokenByAppend: a fetch waiting for MinBytes is woken
+// by the append that brings them, not by MaxWait: on a topic that
+// acknowledges without an fsync (SyncNever, SyncPeriodic), where the
+// high watermark moves with the append itself (mutant: no wake-up there,
+// only the fsync's, which such a topic may not run for long), and under
+// SyncAlways after a config change reopened the partition's log, whose
+// fsyncs move the high watermark (mutant: the new log's fsyncs wake no
+// one).
+func TestFetchWokenByAppend(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		cfg    log.Config
+		reopen bool
+	}{
+		{"SyncNever", log.Config{Sync: log.SyncNever}, false},
+		{"SyncPeriodic", log.Config{Sync: log.SyncPeriodic}, false},
+		{"SyncAlways_reopened", log.Config{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: c.cfg}))
+				if c.reopen {
+					require.NoError(t, b.AlterTopicConfig(t.Context(), "t", log.Config{RetentionTime: 2 * time.Hour}))
+				}
+				t0 := time.Now()
+				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour,
+					Partitions: []api.FetchPartition{{Topic: "t"}}})
+				synctest.Wait() // the fetch waits
+				produce(t, b, "t", 0, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
+}
+
+// TestFetchPartitionLimitWithinTheRequests: a partition's
+// MaxBytes above what is left of the request's MaxBytes is cut to it, as
+// Kafka's broker reads min(partition max bytes, request bytes left): the
+// response stays within the request's MaxBytes (mutant: the partition's
+// own limit alone, which returned all its batches).
+func TestFetchPartitionLimitWithinTheRequests(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+	for range 3 {
+		produce(t, b, "t", 0, "aaaaaaaaaaaaaaaaaaaa")
+		produce(t, b, "t", 1, "bbbbbbbbbbbbbbbbbbbb")
+	}
+	one := len(batch(t, "aaaaaaaaaaaaaaaaaaaa"))
+	resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: one * 3 / 2, Partitions: []api.FetchPartition{
+		{Topic: "t", MaxBytes: 10 * one}, {Topic: "t", Partition: 1, MaxBytes: 10 * one}}})
+	require.NoError(t, err)
+	require.Len(t, values(t, resp.Partitions[0].Records), 1, "past the request's MaxBytes")
+	require.Empty(t, resp.Partitions[1].Records, "past the request's MaxBytes")
+}
+
+// TestFetchClosedDuringItsRead: a broker closed while a Fetch
+// reads (the first read, or the last look once MaxWait has passed) fails
+// the Fetch with ErrClosed, as Fetch's doc says, rather than answering
+// each partition with the error of its closed log.
+func TestFetchClosedDuringItsRead(t *testing.T) {
+	for _, read := range []int{1, 2} {
+		t.Run(map[int]string{1: "first read", 2: "read after MaxWait"}[read], func(t *testing.T) {
+			ctx := context.Background()
+			b := open(t, Config{})
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			reads := 0
+			var closeErr error
+			testHookFetchRead = func() {
+				if reads++; reads == read {
+					closeErr = b.Close()
+				}
+			}
+			defer func() { testHookFetchRead = nil }()
+			req := &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}}
+			if read == 2 {
+				req.MaxWait = time.Millisecond // nothing comes: the timer ends the wait
+			}
+			_, err := b.Fetch(ctx, req)
+			require.ErrorIs(t, err, ErrClosed)
+			require.NoError(t, closeErr)
+			require.Equal(t, read, reads)
+		})
+	}
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// TestReview34FetchedBytesOutliveTheirSegment: the Key and Value of
+// TestFetchedBytesOutliveTheirSegment: the Key and Value of
 // records fetched stay as they were (api.FetchedPartition: "the bytes are
 // the caller's: they never change") after a compaction swapped their
 // segment for a cleaned one of the same name, after retention deleted it,
 // and after the topic was deleted and created again with new records in
 // files of the same names — in memory, where the bytes are views of the
 // log's files, and on disk.
-func TestReview34FetchedBytesOutliveTheirSegment(t *testing.T) {
+func TestFetchedBytesOutliveTheirSegment(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
 			ctx := context.Background()

@@ -1,6 +1,6 @@
 package runnel
 
-// Review44dos: the public API driven by untrusted input (a multi-tenant
+// The public API driven by untrusted input (a multi-tenant
 // front end whose tenants choose topic names, partition counts, topic
 // configs, records and fetches), looking for one value that makes the
 // process crash, hang, or allocate out of all proportion.
@@ -26,27 +26,27 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review44Many is more partitions than reflect.Select takes cases
+// manyPartitions is more partitions than reflect.Select takes cases
 // (65536), which a fetch's long poll waited on, one each.
-const review44Many = 70_000
+const manyPartitions = 70_000
 
-// TestReview44DoSFetchManyPartitionsWaits: a Fetch that names more than
+// TestUntrustedFetchManyPartitionsWaits: a Fetch that names more than
 // 65533 partitions (here one partition 70,000 times, as a request made
 // from a tenant's list may), and finds nothing to return, waits for them
 // up to MaxWait and answers with nothing. It panicked in reflect.Select
 // ("too many cases (max 65536)"), taking the process down: one channel
 // a partition plus three, in one select.
-func TestReview44DoSFetchManyPartitionsWaits(t *testing.T) {
+func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	req := &api.FetchRequest{MaxWait: 10 * time.Millisecond}
-	for range review44Many {
+	for range manyPartitions {
 		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t"})
 	}
-	resp, err := review44Fetch(ctx, b, req)
+	resp, err := fetchNoPanic(ctx, b, req)
 	require.NoError(t, err)
-	require.Len(t, resp.Partitions, review44Many)
+	require.Len(t, resp.Partitions, manyPartitions)
 	for _, p := range resp.Partitions {
 		require.NoError(t, p.Err)
 		require.Empty(t, p.Records)
@@ -57,13 +57,13 @@ func TestReview44DoSFetchManyPartitionsWaits(t *testing.T) {
 	req.MaxWait = time.Minute
 	req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "u"})
 	produce(t, b, "u", 0, "v")
-	resp, err = review44Fetch(ctx, b, req)
+	resp, err = fetchNoPanic(ctx, b, req)
 	require.NoError(t, err)
-	require.Equal(t, []string{"v"}, values(t, resp.Partitions[review44Many].Records))
+	require.Equal(t, []string{"v"}, values(t, resp.Partitions[manyPartitions].Records))
 }
 
-// review44Fetch is b.Fetch, with a panic turned into an error.
-func review44Fetch(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
+// fetchNoPanic is b.Fetch, with a panic turned into an error.
+func fetchNoPanic(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("Fetch panicked: %v", r)
@@ -72,14 +72,14 @@ func review44Fetch(ctx context.Context, b *Broker, req *api.FetchRequest) (resp 
 	return b.Fetch(ctx, req)
 }
 
-// TestReview44DoSWaitAnyManyChannels: the long poll's wait (waitAny)
+// TestUntrustedWaitAnyManyChannels: the long poll's wait (waitAny)
 // over more channels than reflect.Select takes (distinct partitions, as
 // a consumer assigned that many sends) is woken by any of them, the last
 // too, by its ctx and by its timer, and leaves no goroutine behind.
-func TestReview44DoSWaitAnyManyChannels(t *testing.T) {
+func TestUntrustedWaitAnyManyChannels(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	chans := make([]chan struct{}, review44Many)
-	waits := make([]<-chan struct{}, review44Many)
+	chans := make([]chan struct{}, manyPartitions)
+	waits := make([]<-chan struct{}, manyPartitions)
 	for i := range chans {
 		chans[i] = make(chan struct{})
 		waits[i] = chans[i]
@@ -105,7 +105,7 @@ func TestReview44DoSWaitAnyManyChannels(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, waitTimer, got)
 
-	for _, i := range []int{review44Many - 1, 65_533, 0} {
+	for _, i := range []int{manyPartitions - 1, 65_533, 0} {
 		close(chans[i])
 		got, err = wait(context.Background(), nil)
 		require.NoError(t, err, "channel %d", i)
@@ -115,14 +115,14 @@ func TestReview44DoSWaitAnyManyChannels(t *testing.T) {
 	}
 }
 
-// TestReview44DoSCreateTopicStopsAtItsCtx: a CreateTopic of many
+// TestUntrustedCreateTopicStopsAtItsCtx: a CreateTopic of many
 // partitions whose ctx ends while it opens one (here the fourth) stops
 // there, undoing only what it made: it looked at every partition's
 // directory again first, ctx ended (a List each: 20,000 for a count of
 // 20,000, and as long again as its first pass over them, which its ctx
 // did cut short), and so did one that failed at a partition with a file
 // system error (the limit of open files, say).
-func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
+func TestUntrustedCreateTopicStopsAtItsCtx(t *testing.T) {
 	const n = 20_000
 	for _, stop := range []string{"ctx", "fault"} {
 		t.Run(stop, func(t *testing.T) {
@@ -161,7 +161,7 @@ func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
 	}
 }
 
-// TestReview44DoSFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
+// TestUntrustedFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
 // bytes than its partitions hold (a MinBytes of math.MaxInt32, from a
 // tenant, with a long MaxWait) and is woken by appends looks at the new
 // bytes only, not again at those it counted. On disk each wake read
@@ -172,7 +172,7 @@ func TestReview44DoSCreateTopicStopsAtItsCtx(t *testing.T) {
 // lasted. Under the race detector (whose shadow of each byte copied made
 // the fetches' first reads most of its time) 5 MB: the ten wakes read
 // 100 MB so, still far above the 4 MiB bound.
-func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
+func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	b := open(t, Config{Dir: t.TempDir()})
 	ctx := context.Background()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
@@ -235,7 +235,7 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// TestReview44FetchWakeOfALongPollReadsOnce: the common long poll, a
+// TestFetchWakeOfALongPollReadsOnce: the common long poll, a
 // fetch of MinBytes 1 that found nothing and waits, reads its partitions
 // once more at the wake an append makes, and answers with it: the wake
 // of a fetch that read nothing makes the fetch again, which reads only
@@ -243,7 +243,7 @@ func TestReview44DoSFetchWakeReadsOnlyNewBytes(t *testing.T) {
 // no bytes and a count of the bytes appended before the fetch is made
 // again, is for a fetch whose answer holds records already: it made
 // this wake three reads, where one does.)
-func TestReview44FetchWakeOfALongPollReadsOnce(t *testing.T) {
+func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
 	for _, parts := range []int32{1, 2} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -14,10 +14,10 @@ import (
 	"github.com/runnel/runnel/runneltest"
 )
 
-// fetch47Clients opens a broker on disk with a cap of 64 KiB
+// fetchCapClients opens a broker on disk with a cap of 64 KiB
 // (Config.FetchMaxBytes) and a topic t of three partitions of 1 MiB
 // (64 batches of 16 KiB each), and returns it with the size of a batch.
-func fetch47Clients(t *testing.T) (*runnel.Broker, int) {
+func fetchCapClients(t *testing.T) (*runnel.Broker, int) {
 	t.Helper()
 	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{Dir: t.TempDir(), FetchMaxBytes: 64 << 10}),
 		runneltest.TopicConfig("t", log.TopicConfig{Partitions: 3, Config: log.Config{Sync: log.SyncNever}}))
@@ -32,8 +32,8 @@ func fetch47Clients(t *testing.T) (*runnel.Broker, int) {
 // consumer fetch.max.bytes): a consumer that asks for math.MaxInt32, over
 // partitions of MaxInt32, gets at most the broker's cap a poll, and reads
 // on. Before: its first poll answered the 3 MiB the partitions held.
-func TestFetch47ConsumerTakesTheCap(t *testing.T) {
-	b, one := fetch47Clients(t)
+func TestConsumerTakesTheFetchCap(t *testing.T) {
+	b, one := fetchCapClients(t)
 	c, err := consumer.New(b, consumer.FetchMaxBytes(math.MaxInt32), consumer.FetchMaxPartitionBytes(math.MaxInt32))
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +70,8 @@ func TestFetch47ConsumerTakesTheCap(t *testing.T) {
 // runneltest's Faults hands a fetch on to the broker, which caps it: the
 // partitions a FailPartitions rule leaves are fetched within the cap.
 // Before: the 2 MiB they held.
-func TestFetch47FaultsTakeTheCap(t *testing.T) {
-	b, _ := fetch47Clients(t)
+func TestFaultsTakeTheFetchCap(t *testing.T) {
+	b, _ := fetchCapClients(t)
 	f := runneltest.NewFaults(t, b)
 	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "t", Partitions: []int32{1}, Action: runneltest.FailPartitions,
 		Err: api.ErrNotLeader, Count: runneltest.Unlimited})

@@ -1,9 +1,8 @@
 package runnel
 
-// Review45mut: a mutation pass over the library code changed by the
-// review rounds of 2026-12-04 (review44*, review45*): Broker.Fetch's wait
-// (readable, fetchProbe, firstMoved, waitAny), Open's checks, CreateTopic's
-// undo. Each test names the mutant it kills.
+// How Broker.Fetch waits for MinBytes (readable, fetchProbe, firstMoved,
+// waitAny). Each test names the change to the code (the mutant) that it
+// fails with.
 
 import (
 	"context"
@@ -20,13 +19,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestReview45MutFetchCtxEndAnswersWhatTheWakesFound: a fetch that
+// TestFetchCtxEndAnswersWhatTheWakesFound: a fetch that
 // answered with records, fewer than MinBytes, and waits, woken by an
 // append, answers when its ctx ends with what the partition holds then
 // (one last read), not with its first read's records: as it did when each
 // wake read. Kills: the last read at ctx's end skipped (if grew made
 // false, or negated).
-func TestReview45MutFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
+func TestFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
@@ -48,7 +47,7 @@ func TestReview45MutFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 	})
 }
 
-// TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords: a fetch that
+// TestFetchCtxEndDuringAWakesLookAnswersRecords: a fetch that
 // answered with records, fewer than MinBytes, and waits, whose ctx ends
 // while a wake's look at its partitions waits for a partition held
 // exclusively (a reopen's lock, Partition.Lock), answers the records it
@@ -56,7 +55,7 @@ func TestReview45MutFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 // before anything was found"), and as it does when ctx ends during the
 // wait itself. Kills: the error of the wake's look returned in place of
 // the answer held (c10: it was ctx's error, the records dropped).
-func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
+func TestFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
@@ -82,7 +81,7 @@ func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 	})
 }
 
-// TestReview45MutFetchWaitSeesATopicCreatedAgain: a fetch that answered
+// TestFetchWaitSeesATopicCreatedAgain: a fetch that answered
 // with records, fewer than MinBytes, and waits, whose other partition's
 // topic is deleted and created again under its name, makes the fetch
 // again at the wake: its answer names the topic's new ID and holds what
@@ -92,7 +91,7 @@ func TestReview45MutFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 // two finds the topic unknown and answers so. Kills: the wake's look
 // taking another topic ID for a partition as no change (c13: its failed
 // dropped).
-func TestReview45MutFetchWaitSeesATopicCreatedAgain(t *testing.T) {
+func TestFetchWaitSeesATopicCreatedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
@@ -133,12 +132,12 @@ func TestReview45MutFetchWaitSeesATopicCreatedAgain(t *testing.T) {
 	})
 }
 
-// TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth: the last read at
+// TestFetchCtxEndAfterAWakeWithoutGrowth: the last read at
 // ctx's end, which answers what the wakes found, is made when any wake
 // found more bytes, not only the last one: here the last wake comes of a
 // partition with no room left, which counts nothing. Kills: grew set from
 // the last wake alone (c19).
-func TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
+func TestFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
@@ -162,7 +161,7 @@ func TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
 	})
 }
 
-// TestReview45MutWaitAnyAtReflectSelectsBounds: waitAny over as many
+// TestWaitAnyAtReflectSelectsBounds: waitAny over as many
 // channels as fit one reflect.Select with its three others (65533), one
 // more (65534: the first that does not fit), and as many as fill the
 // select it keeps and one goroutine's select exactly and one more
@@ -170,7 +169,7 @@ func TestReview45MutFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
 // after those it keeps. Kills: the split starting one channel late (c26),
 // a goroutine's share one channel too many (c28), and the channels kept
 // aliasing the caller's slice (c31: a second wait lost a channel).
-func TestReview45MutWaitAnyAtReflectSelectsBounds(t *testing.T) {
+func TestWaitAnyAtReflectSelectsBounds(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, n := range []int{maxSelectCases - 3, maxSelectCases - 2, maxSelectCases - 4 + maxSelectCases - 1 + 1} {
 		chans := make([]chan struct{}, n)
@@ -205,13 +204,13 @@ func TestReview45MutWaitAnyAtReflectSelectsBounds(t *testing.T) {
 	}
 }
 
-// TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway: a fetch that
+// TestFetchWaitSeesItsFirstBatchCompactedAway: a fetch that
 // holds its partition's first batch and waits, whose batch a compaction
 // removes, the next being of the same size, makes the fetch again at
 // the next wake: when its ctx ends it answers the batch the log holds at
 // its offset now, not the one removed. Kills: firstMoved comparing the
 // first batch's size alone (c38).
-func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
+func TestFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, put := compactedFetchTopic(t)
 		x, y := strings.Repeat("x", 100), strings.Repeat("y", 100)
@@ -237,14 +236,14 @@ func TestReview45MutFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 	})
 }
 
-// TestReview45MutFetchWaitCountsAFirstBatchWhole: a fetch that holds
+// TestFetchWaitCountsAFirstBatchWhole: a fetch that holds
 // records and waits, woken by a batch larger than its partition's
 // MaxBytes on a partition it names before the one with records, answers
 // at that wake: a fetch made then returns that batch whole (it is the
 // first partition with data, KIP-74), which holds MinBytes. Kills: the
 // wake's count of whole batches (pr.bound) limited to each partition's
 // room (c58: it waited until MaxWait).
-func TestReview45MutFetchWaitCountsAFirstBatchWhole(t *testing.T) {
+func TestFetchWaitCountsAFirstBatchWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
