@@ -90,33 +90,3 @@ func TestReview33ReadmeSeekBackInRecords(t *testing.T) {
 	}
 	require.Equal(t, []string{"a", "b", "b", "c"}, got)
 }
-
-// TestReview33ListOffsetLatestIsFetchsHighWatermark: under each fsync
-// policy, ListOffset's Latest (now read by Partition.ListedOffsets) is
-// the high watermark Fetch and DescribeTopic report, and Earliest their
-// log start offset.
-func TestReview33ListOffsetLatestIsFetchsHighWatermark(t *testing.T) {
-	ctx := context.Background()
-	for _, sync := range []log.SyncPolicy{log.SyncAlways, log.SyncPeriodic, log.SyncNever} {
-		b := open(t, Config{Dir: t.TempDir()})
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: sync, FlushMessages: 1000}}))
-		produce(t, b, "t", 0, "a", "b", "c")
-		_, err := b.DeleteRecords(ctx, "t", 0, 1)
-		require.NoError(t, err)
-
-		latest, err := b.ListOffset(ctx, "t", 0, api.Latest)
-		require.NoError(t, err)
-		earliest, err := b.ListOffset(ctx, "t", 0, api.Earliest)
-		require.NoError(t, err)
-		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 1, MaxBytes: 1 << 20}}})
-		require.NoError(t, err)
-		info, err := b.DescribeTopic(ctx, "t")
-		require.NoError(t, err)
-		fp := resp.Partitions[0]
-		require.NoError(t, fp.Err)
-		require.Equal(t, fp.HighWatermark, latest.Offset, "sync %v", sync)
-		require.Equal(t, info.Partitions[0].HighWatermark, latest.Offset, "sync %v", sync)
-		require.Equal(t, fp.LogStartOffset, earliest.Offset, "sync %v", sync)
-		require.Equal(t, info.Partitions[0].LogStartOffset, earliest.Offset, "sync %v", sync)
-	}
-}

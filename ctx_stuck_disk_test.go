@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,7 +174,7 @@ func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context
 	}
 }
 
-// TestReview34ProduceHeedsItsCtxBehindAStuckWrite: a Produce whose
+// TestProduceHeedsItsCtxBehindAStuckWrite: a Produce whose
 // partition's log is held by another append stuck in its write (a disk
 // that hangs) returns with its ctx's error when its ctx ends — before
 // the call, during the wait, by a deadline — writing nothing; once the
@@ -181,7 +182,7 @@ func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context
 // works, and a Close and Open find exactly the acknowledged records.
 // It waited for the stuck write whatever its ctx: the log's writer lock
 // (a sync.Mutex) took no ctx.
-func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
+func TestProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	b, fs, mem := openStuck(t, 1)
 	produce(t, b, "t", 0, "a")
 
@@ -200,13 +201,13 @@ func TestReview34ProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	requireReopenedHolds(t, mem, 0, "a", "b", "c")
 }
 
-// TestReview34CallsHeedTheirCtxBehindAStuckReopen: a config change
+// TestCallsHeedTheirCtxBehindAStuckReopen: a config change
 // reopens each partition's log, and the old log's Close fsyncs it; while
 // that fsync hangs, the partition's Produce, Fetch (a long poll),
 // ListOffset and DeleteRecords return with their ctx's error when their
 // ctx ends, changing nothing; once the fsync goes on, the change is made,
 // the next calls work, and a Close and Open find the acknowledged records.
-func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
+func TestCallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a", "b")
@@ -254,14 +255,14 @@ func TestReview34CallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	requireReopenedHolds(t, mem, 0, "a", "b", "c")
 }
 
-// TestReview34CallsHeedTheirCtxBehindAStuckWrite: while an append of a
+// TestCallsHeedTheirCtxBehindAStuckWrite: while an append of a
 // partition hangs in its write (holding the log's writer lock), the
 // calls that need that lock — DeleteRecords, Maintain (retention,
 // producer-id expiry) — return with their ctx's error when their ctx
 // ends, changing nothing, and those that do not — Fetch, ListOffset —
 // answer; once the write goes on, the calls work again and a Close and
 // Open find the acknowledged records.
-func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
+func TestCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
@@ -309,7 +310,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	requireReopenedHolds(t, mem, 1, "b", "c")
 }
 
-// TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite: while an
+// TestMaintainDoesNotHoldFetchesBehindAStuckWrite: while an
 // append hangs in its write, a maintenance round (Maintain, or the
 // broker's own goroutine) waits for the log's writer lock; the
 // partition's Fetches, which need no lock, must go on answering. The
@@ -317,7 +318,7 @@ func TestReview34CallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 // took the partition's lock exclusively all the same: it waited behind
 // the stuck append, and, a writer waiting, held every new Fetch and
 // ListOffset of the partition back with it (until their ctx ended).
-func TestReview34MaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
+func TestMaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 	b, fs, _ := openStuck(t, 1)
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
@@ -379,14 +380,14 @@ next:
 	return false
 }
 
-// TestReview34ClientsEndBehindAStuckDisk: the producer's and consumer's
+// TestClientsEndBehindAStuckDisk: the producer's and consumer's
 // calls over a broker whose partition's disk hangs — a config change's
 // reopen stuck in its fsync, an append stuck in its write — end with
 // their ctx (a Poll's, a Flush's), and their Close returns, cancelling
 // the broker calls in flight: a Poll's Fetch waiting for the reopen, a
 // Produce waiting for the writer lock. They waited for the disk
 // whatever their ctx.
-func TestReview34ClientsEndBehindAStuckDisk(t *testing.T) {
+func TestClientsEndBehindAStuckDisk(t *testing.T) {
 	b, fs, mem := openStuck(t, 1)
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
@@ -454,4 +455,331 @@ func requireReopenedHolds(t *testing.T, mem vfs.FS, from int64, want ...string) 
 	resp, err := b.Fetch(context.Background(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: from}}})
 	require.NoError(t, err)
 	require.Equal(t, want, values(t, resp.Partitions[0].Records))
+}
+
+// TestAdminCallsHeedCtxBehindAStuckAppend: while an append of a
+// topic's partition hangs in its write to a disk that hangs (holding the
+// partition's lock shared), the admin calls that need that partition's
+// lock exclusively — DeleteTopic (to discard its log), AlterTopicConfig
+// and UpdateTopicConfig with a change that reopens the logs — return
+// with their ctx's error when their ctx ends (before the call, during
+// its wait, by a deadline), and leave the topic exactly as it was: still
+// there, its config unchanged, its record on disk unchanged, its other
+// partition serving. CreatePartitions, which takes no lock of the
+// partitions there are, goes through. Once the write goes on, the stuck
+// append is acknowledged and the admin calls work.
+//
+// Before the fix each of them waited for the stuck append whatever its
+// ctx, holding the broker's admin token: DeleteTopic in
+// log.Partition.Discard (and had removed the topic's record already),
+// the config changes in log.Partition.Reopen (with the new record
+// written), both of which took the partition's lock with
+// context.Background().
+func TestAdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
+	b, fs, mem := openStuck(t, 2)
+	ctx := context.Background()
+	produce(t, b, "t", 0, "a0")
+	produce(t, b, "t", 1, "a1")
+	recordPath := b.metaPath("t")
+	record, err := b.readFile(recordPath)
+	require.NoError(t, err)
+	before, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+
+	// Partition 1's append hangs: an admin call takes partition 0's lock
+	// (free) before it waits for partition 1's.
+	stuck, release := stickAppend(t, b, fs, 1, "b1")
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"DeleteTopic", func(ctx context.Context) error { return b.DeleteTopic(ctx, "t") }},
+		{"AlterTopicConfig", func(ctx context.Context) error {
+			return b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour})
+		}},
+		{"UpdateTopicConfig", func(ctx context.Context) error {
+			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 })
+		}},
+	}
+	for _, call := range calls {
+		// Waiting for a partition's lock, before the fix and after.
+		waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+		requireEndsWithCtx(t, call.name, call.call, release, waits, func(what string) {
+			// The topic is as it was.
+			require.Equal(t, []string{"t"}, b.Topics(), what)
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err, what)
+			require.Equal(t, before.ID, info.ID, what)
+			require.Equal(t, before.Config, info.Config, what)
+			require.Equal(t, before.Overrides, info.Overrides, what)
+			got, err := b.readFile(recordPath)
+			require.NoError(t, err, what)
+			require.Equal(t, string(record), string(got), what+": the topic's record changed")
+			// Partition 0, whose lock the call took first, serves again.
+			produced := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "p0")})
+				produced <- err
+			}()
+			require.NoError(t, within(t, produced, release, what+": a Produce to partition 0 after it"), what)
+		})
+	}
+
+	// CreatePartitions takes no lock of the partitions there are.
+	grown := make(chan error, 1)
+	go func() { grown <- b.CreatePartitions(ctx, "t", 3) }()
+	require.NoError(t, within(t, grown, release, "CreatePartitions"))
+	// Nor does a config change that the logs run as they did.
+	same := make(chan error, 1)
+	go func() { same <- b.AlterTopicConfig(ctx, "t", before.Overrides) }()
+	require.NoError(t, within(t, same, release, "AlterTopicConfig (no change)"))
+
+	release()
+	require.NoError(t, <-stuck)
+	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Len(t, info.Partitions, 3)
+	produce(t, b, "t", 1, "c1")
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a1", "b1", "c1"}, values(t, resp.Partitions[0].Records))
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 }))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	require.Empty(t, b.Topics())
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{FS: mem, Dir: "/data"})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Empty(t, b.Topics())
+}
+
+// TestCloseEndsAnAdminCallBehindAStuckAppend: a DeleteTopic and
+// an AlterTopicConfig whose ctx never ends, waiting for a partition's lock
+// behind an append stuck in its write, return ErrClosed once the broker's
+// Close begins, changing nothing (as a CreateTopic that Close overtakes
+// creates nothing); Close itself waits for the stuck write, as it
+// documents, and the next Open finds the topic, its config and its
+// acknowledged records.
+func TestCloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
+	for _, call := range []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(context.Background(), "t") }},
+		{"AlterTopicConfig", func(b *Broker) error {
+			return b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour})
+		}},
+	} {
+		t.Run(call.name, func(t *testing.T) {
+			b, fs, mem := openStuck(t, 1)
+			ctx := context.Background()
+			produce(t, b, "t", 0, "a")
+
+			stuck, release := stickAppend(t, b, fs, 0, "b")
+			done := make(chan error, 1)
+			go func() { done <- call.call(b) }()
+			waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			require.ErrorIs(t, within(t, done, release, call.name), ErrClosed)
+			release()
+			require.NoError(t, <-stuck)
+			require.NoError(t, <-closed)
+
+			b, err := Open(Config{FS: mem, Dir: "/data"})
+			require.NoError(t, err)
+			defer b.Close()
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, log.Config{}, info.Overrides)
+			resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+			require.NoError(t, err)
+			require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
+		})
+	}
+}
+
+// TestDescribeTopicHeedsItsCtxBehindAStuckReopen: while a config
+// change's reopen of a partition hangs in the old log's closing fsync,
+// DescribeTopic, which reads each partition's size from its log, returns
+// with its ctx's error when its ctx ends; once the fsync goes on, it
+// describes the new config. It waited for the reopen whatever its ctx
+// (log.Partition.Log waits with context.Background()).
+func TestDescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
+	b, fs, _ := openStuck(t, 1)
+	ctx := context.Background()
+	produce(t, b, "t", 0, "a")
+
+	altered, release := stickReopen(t, b, fs, 0)
+	requireEndsWithCtx(t, "DescribeTopic", func(ctx context.Context) error {
+		_, err := b.DescribeTopic(ctx, "t")
+		return err
+	}, release, [][]string{{"runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire("}}, nil)
+
+	release()
+	require.NoError(t, <-altered)
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.RetentionTime)
+	require.Equal(t, int64(1), info.Partitions[0].LogEndOffset)
+	require.Positive(t, info.Partitions[0].Size)
+}
+
+// TestFetchHeedsItsCtxBehindAReopenBegunDuringIt: a config
+// change of topic s begins during a long poll, after the poll's read of
+// s-0, and its reopen hangs in the old log's fsync (a disk that hangs):
+// the poll's later reads of s-0 — its last look once MaxWait has passed,
+// and its probe (readable) of what s-0 holds past the first segment
+// towards MinBytes — wait for the reopen until the poll's ctx ends, and
+// the poll then returns: with ctx's error from its last look (as from
+// its first), and with what it read from its probe's wait (a poll whose
+// ctx ends with records answers them). Kills the mutants that drop the
+// last look's error (the poll answered nil with nothing, its ctx ended
+// unsaid) and that probe with no ctx (the poll hung until the disk
+// answered).
+func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		parts   []api.FetchPartition
+		req     api.FetchRequest
+		hookAt  int32 // the fetchOnce read before which the change begins
+		wantErr bool  // the poll ends with ctx's error (else it answers s-0's first record)
+	}{
+		{"last look", []api.FetchPartition{{Topic: "s", Partition: 0, Offset: 2}},
+			api.FetchRequest{MaxWait: time.Millisecond, MinBytes: 1}, 2, true},
+		{"probe", []api.FetchPartition{{Topic: "s", Partition: 0}, {Topic: "u", Partition: 0}},
+			api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20}, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, fs, _ := openStuck(t, 1)
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "s", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+			require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+			produce(t, b, "s", 0, "a")
+			produce(t, b, "s", 0, "b") // in a segment of its own
+			entered, release := fs.arm(t, vfs.OpSync, "/s-0/")
+			altered := make(chan error, 1)
+			var reads atomic.Int32
+			testHookFetchRead = func() {
+				if reads.Add(1) != tc.hookAt {
+					return
+				}
+				go func() {
+					altered <- b.AlterTopicConfig(ctx, "s", log.Config{SegmentBytes: 100, RetentionTime: time.Hour})
+				}()
+				<-entered // the reopen hangs in its fsync
+			}
+			t.Cleanup(func() { testHookFetchRead = nil })
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			type fetched struct {
+				resp api.FetchResponse
+				err  error
+			}
+			done := make(chan fetched, 1)
+			req := tc.req
+			req.Partitions = tc.parts
+			go func() {
+				resp, err := b.Fetch(cctx, &req)
+				done <- fetched{resp, err}
+			}()
+			select {
+			case <-entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the config change did not begin during the poll")
+			}
+			waitForStack(t, "runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto(")
+			cancel()
+			f := within(t, done, release, "the poll, its ctx ended")
+			if tc.wantErr {
+				require.ErrorIs(t, f.err, context.Canceled)
+			} else {
+				require.NoError(t, f.err)
+				require.Equal(t, []string{"a"}, values(t, f.resp.Partitions[0].Records))
+			}
+			release()
+			require.NoError(t, <-altered)
+		})
+	}
+}
+
+// TestMaintainHeedsItsCtxBehindAStuckReopen: while a config
+// change's reopen of a partition hangs in the old log's fsync (a disk
+// that hangs), a Maintain call, whose first step on the partition is to
+// look whether a failed reopen is to be tried again (RetryReopen, which
+// waits for the reopen under way), returns with its ctx's error when its
+// ctx ends — before the call, during the wait, by a deadline — as
+// Produce, Fetch, ListOffset and DeleteRecords do
+// (TestCallsHeedTheirCtxBehindAStuckReopen); once the fsync goes
+// on, the change is made and Maintain works. Kills the mutant that gives
+// RetryReopen no ctx (Maintain hung until the disk answered).
+func TestMaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
+	b, fs, _ := openStuck(t, 1)
+	ctx := context.Background()
+	produce(t, b, "t", 0, "a")
+	altered, release := stickReopen(t, b, fs, 0)
+	requireEndsWithCtx(t, "Maintain", b.Maintain, release,
+		[][]string{{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("}}, nil)
+	release()
+	require.NoError(t, <-altered)
+	require.NoError(t, b.Maintain(ctx))
+}
+
+// TestUnchangedConfigRetryHeedsItsCtx: a config call that
+// changes nothing the logs run with tries again the reopen of a
+// partition whose last one failed (UpdateTopicConfig's doc); while
+// another retry of it (a Maintain's) hangs in the new log's open (its
+// directory listing, on a disk that hangs), the call's retry waits for
+// it until the call's ctx ends, and the call then returns ctx's error.
+// Kills the mutant that tries again with no ctx (the call hung until the
+// disk answered).
+func TestUnchangedConfigRetryHeedsItsCtx(t *testing.T) {
+	ctx := context.Background()
+	var fail, hang atomic.Bool
+	entered, gate := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op != vfs.OpList || filepath.ToSlash(path) != "/data/t-0" {
+			return nil
+		}
+		if hang.CompareAndSwap(true, false) {
+			close(entered)
+			<-gate
+		}
+		if fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	fail.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	fail.Store(false)
+	hang.Store(true)
+	maintained := make(chan error, 1)
+	go func() { maintained <- b.Maintain(ctx) }() // its retry hangs in the listing
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Maintain's retry did not begin")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.UpdateTopicConfig(cctx, "t", func(*log.Config) {}) }()
+	waitForStack(t, "runnel.(*Broker).UpdateTopicConfig(", "log.(*Partition).RetryReopen(")
+	cancel()
+	err := within(t, done, release, "the unchanged config's retry, its ctx ended")
+	require.ErrorIs(t, err, context.Canceled)
+	release()
+	require.NoError(t, <-maintained)
+	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}), "the partition reopened by the Maintain")
+	produce(t, b, "t", 0, "b")
 }

@@ -283,3 +283,120 @@ func TestDescribeTopicHeedsItsCtx(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, info.Partitions, 3)
 }
+
+// TestAdminCallsHeedTheirCtx: an admin call waiting for another one gives
+// up when its ctx ends.
+func TestAdminCallsHeedTheirCtx(t *testing.T) {
+	ctx := context.Background()
+	fsys, arm, reached, release := blockSyncs(metaTmp)
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	defer b.Close()
+	arm()
+	done := make(chan error, 1)
+	go func() { done <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
+	<-reached
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, b.CreateTopic(short, "other", log.TopicConfig{Partitions: 1}), context.Canceled)
+	waiting, stop := context.WithCancel(ctx)
+	errs := make(chan error, 2)
+	go func() { _, _, err := b.InitProducerID(waiting); errs <- err }()
+	go func() { errs <- b.DeleteTopic(waiting, "slow") }()
+	stop()
+	require.ErrorIs(t, <-errs, context.Canceled)
+	require.ErrorIs(t, <-errs, context.Canceled)
+	close(release)
+	require.NoError(t, <-done)
+	require.Equal(t, []string{"slow"}, b.Topics())
+}
+
+// TestMaintainCtxEndsWaitingForReopenedLog: Maintain that finds
+// the log it maintains closed by a config change (which reopened the
+// partition) looks the new log up; when that look-up waits (the
+// partition's lock is held: a DeleteTopic or another change under way)
+// and ctx ends, Maintain returns ctx's error, and gives the maintenance
+// token back: the next Maintain runs.
+func TestMaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	_, p, err := b.topicPartition(bg, "t", 0, false)
+	require.NoError(t, err)
+	var (
+		alterErr, lockErr error
+		k                 *log.PartitionLock
+	)
+	testHookMaintainLog = func() {
+		testHookMaintainLog = nil
+		alterErr = b.UpdateTopicConfig(bg, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
+		k, lockErr = p.Lock(bg)
+	}
+	defer func() { testHookMaintainLog = nil }()
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Maintain(ctx) }()
+	waitForStack(t, "runnel.(*Broker).maintainPartition(", "log.(*Partition).LogContext(")
+	cancel()
+	var merr error
+	select {
+	case merr = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Maintain did not end with its ctx")
+	}
+	require.NoError(t, alterErr)
+	require.NoError(t, lockErr)
+	k.Unlock()
+	require.ErrorIs(t, merr, context.Canceled)
+	require.NoError(t, b.Maintain(bg), "the maintenance token was given back")
+	produce(t, b, "t", 0, "b")
+}
+
+// endingCtx is a context that ends (context.Canceled) at the n-th call
+// of its Err, as a ctx that ends while the callee works does, between two
+// of its looks at it.
+type endingCtx struct {
+	context.Context
+	mu    sync.Mutex
+	n     int
+	ended chan struct{}
+}
+
+func newEndingCtx(n int) *endingCtx {
+	return &endingCtx{Context: context.Background(), n: n, ended: make(chan struct{})}
+}
+
+func (c *endingCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n == 0 {
+		close(c.ended)
+	}
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *endingCtx) Done() <-chan struct{} { return c.ended }
+
+// TestDescribeTopicCtxEndsBetweenPartitions: a DescribeTopic whose
+// ctx ends while it looks the partitions up returns ctx's error, never a
+// TopicInfo with some of the partitions only. (The ctx ends at its third
+// look, after the first partition's, as the code stands.)
+func TestDescribeTopicCtxEndsBetweenPartitions(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 3}))
+	for n := 1; n <= 8; n++ {
+		info, err := b.DescribeTopic(newEndingCtx(n), "t")
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled, "ended at look %d", n)
+			require.Zero(t, info, "ended at look %d", n)
+			continue
+		}
+		require.Len(t, info.Partitions, 3, "ended at look %d", n)
+	}
+}

@@ -3,20 +3,23 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // fullTopicFS is a fullFS on which creating the files of topic's
@@ -35,7 +38,7 @@ func fullTopicFS(topic string, full *atomic.Bool, failed chan<- struct{}) vfs.FS
 // no error table calls retriable, so the producer failed its records at
 // once. (Kafka's producer waits for the topic's metadata, which answers a
 // partition whose log directory failed with a retriable error.)
-func TestReview29AutoCreateFullDiskRetried(t *testing.T) {
+func TestAutoCreateFullDiskRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var full atomic.Bool
@@ -78,7 +81,7 @@ func TestReview29AutoCreateFullDiskRetried(t *testing.T) {
 // (log.ErrNotLogDir), a name too long for the file system
 // (vfs.ErrNameTooLong), a refusal with a Kafka code (ErrInvalidTopic),
 // ctx's error.
-func TestReview29AutoCreatePermanentErrorsStay(t *testing.T) {
+func TestAutoCreatePermanentErrorsStay(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	long := vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -109,4 +112,40 @@ func TestReview29AutoCreatePermanentErrorsStay(t *testing.T) {
 	_, err = b.Partitions(done, "orders")
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, ErrStorage)
+}
+
+// TestAutoCreateLogsOnceForConcurrentCallers: two produces to a
+// topic that does not exist, under AutoCreateTopics, both waiting for
+// the admin token to create it: the first creates it and logs
+// "auto-created topic", the second finds it created and logs nothing;
+// both append. Kills the mutant that logs the line whether or not the
+// call created the topic (two lines for one topic).
+func TestAutoCreateLogsOnceForConcurrentCallers(t *testing.T) {
+	ctx := context.Background()
+	var lines atomic.Int32
+	b := open(t, Config{AutoCreateTopics: true, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "auto-created topic" {
+			lines.Add(1)
+		}
+	}))})
+	b.admin <- struct{}{} // the two wait for it
+	held := sync.OnceFunc(func() { <-b.admin })
+	defer held()
+	errs := make(chan error, 2)
+	for _, batches := range [][]byte{batch(t, "a"), batch(t, "b")} {
+		go func() {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batches})
+			errs <- err
+		}()
+	}
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).autoCreate(") < 2; runtime.Gosched() {
+		require.False(t, time.Now().After(deadline), "the two produces did not both wait to auto-create the topic")
+	}
+	held()
+	for range 2 {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, []string{"auto"}, b.Topics())
+	require.EqualValues(t, 1, lines.Load(), "auto-created topic lines for one topic")
 }

@@ -15,10 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests that close gaps a mutation-testing pass over the broker's admin
-// code (topics.go, broker.go, the produce and InitProducerID parts of
-// client.go) found: each fails with a mutant of the code that the rest
-// of the suite let through.
+// Edge cases of the broker's admin code (topics.go, broker.go, the
+// produce and InitProducerID parts of client.go): each test fails with a
+// change to the code (a mutant) that the rest of the suite let through.
 
 // TestFailedRecordWriteLeavesNoTemporaryFile: a topic record whose write
 // fails before its rename (here the temporary file's fsync) leaves no
