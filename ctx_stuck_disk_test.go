@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // stuckFS is a file system whose next operation of a chosen kind, on a
@@ -782,4 +785,112 @@ func TestUnchangedConfigRetryHeedsItsCtx(t *testing.T) {
 	require.NoError(t, <-maintained)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}), "the partition reopened by the Maintain")
 	produce(t, b, "t", 0, "b")
+}
+
+// TestCallsBehindAWaitingAdminCall: a DeleteTopic or a
+// config change that reopens, its ctx never ending, holds partition 0's
+// lock while it waits for partition 1's, held by an append stuck in its
+// write to a disk that hangs. Partition 0's calls behind it — Produce,
+// Fetch, ListOffset, DeleteRecords, DescribeTopic — return with their
+// ctx's error when their ctx ends (before the call, during its wait, by
+// a deadline), the Logger's lines going on meanwhile; the broker's Close
+// then ends the admin call with ErrClosed, changing nothing: once the
+// disk answers, a broker opened again finds the topic, its config and
+// every acknowledged record as they were. No goroutine is left behind.
+func TestCallsBehindAWaitingAdminCall(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	admin := []struct {
+		name string
+		call func(b *Broker) error
+	}{
+		{"DeleteTopic", func(b *Broker) error { return b.DeleteTopic(context.Background(), "t") }},
+		{"AlterTopicConfig", func(b *Broker) error {
+			return b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour, SegmentBytes: 100})
+		}},
+	}
+	for _, a := range admin {
+		t.Run(a.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			fs := newStuckFS(mem)
+			var lines atomic.Int32
+			b, err := Open(Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(slog.Record) { lines.Add(1) }))})
+			require.NoError(t, err)
+			defer b.Close()
+			ctx := context.Background()
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 100}}))
+			produce(t, b, "t", 0, "a0")
+			produce(t, b, "t", 1, "a1")
+
+			entered, release := fs.arm(t, vfs.OpWrite, "/t-1/")
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+				stuck <- err
+			}()
+			<-entered
+			adminDone := make(chan error, 1)
+			go func() { adminDone <- a.call(b) }()
+			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
+
+			calls := []struct {
+				name string
+				call func(ctx context.Context) error
+			}{
+				{"Produce", func(ctx context.Context) error {
+					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "lost")})
+					return err
+				}},
+				{"Fetch", func(ctx context.Context) error {
+					_, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
+					return err
+				}},
+				{"ListOffset", func(ctx context.Context) error {
+					_, err := b.ListOffset(ctx, "t", 0, api.Latest)
+					return err
+				}},
+				{"DeleteRecords", func(ctx context.Context) error {
+					_, err := b.DeleteRecords(ctx, "t", 0, 1)
+					return err
+				}},
+				{"DescribeTopic", func(ctx context.Context) error {
+					_, err := b.DescribeTopic(ctx, "t")
+					return err
+				}},
+			}
+			for _, call := range calls {
+				waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+				requireEndsWithCtx(t, call.name, call.call, release, waits, nil)
+			}
+			select {
+			case err := <-adminDone:
+				t.Fatalf("%s returned %v while partition 1's append is stuck", a.name, err)
+			default:
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			require.ErrorIs(t, within(t, adminDone, release, a.name+" behind Close"), ErrClosed)
+			release()
+			require.NoError(t, <-stuck)
+			require.NoError(t, within(t, closed, release, "Close"))
+
+			b, err = Open(Config{FS: mem, Dir: "/data"})
+			require.NoError(t, err)
+			defer b.Close()
+			info, err := b.DescribeTopic(ctx, "t")
+			require.NoError(t, err)
+			require.Equal(t, log.Config{SegmentBytes: 100}, info.Overrides)
+			for p, want := range [][]string{{"a0"}, {"a1", "b1"}} {
+				var got []string
+				for off := int64(0); off < int64(len(want)); off = int64(len(got)) {
+					resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: int32(p), Offset: off, MaxBytes: 1 << 20}}})
+					require.NoError(t, err)
+					vs := values(t, resp.Partitions[0].Records)
+					require.NotEmpty(t, vs, "partition %d from %d", p, off)
+					got = append(got, vs...)
+				}
+				require.Equal(t, want, got, "partition %d", p)
+			}
+			require.NoError(t, b.Close())
+		})
+	}
 }

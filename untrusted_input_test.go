@@ -239,10 +239,11 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 // fetch of MinBytes 1 that found nothing and waits, reads its partitions
 // once more at the wake an append makes, and answers with it: the wake
 // of a fetch that read nothing makes the fetch again, which reads only
-// what was appended since. (review44dos's look at each wake, a read of
-// no bytes and a count of the bytes appended before the fetch is made
-// again, is for a fetch whose answer holds records already: it made
-// this wake three reads, where one does.)
+// what was appended since. (The look at each wake that
+// TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
+// count of the bytes appended before the fetch is made again, is for a
+// fetch whose answer holds records already: it made this wake three
+// reads, where one does.)
 func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
 	for _, parts := range []int32{1, 2} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {

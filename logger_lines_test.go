@@ -38,7 +38,7 @@ func requireRollsOnce(t *testing.T, lines []string, part string) int {
 	return len(seen)
 }
 
-// TestReview38LinesEachHandedOnOnce: every line the broker logs, its own
+// TestLoggerLinesEachHandedOnOnce: every line the broker logs, its own
 // and its partitions' logs', is handed on to Config.Logger's handler, and
 // once, whichever path it takes: a caller's hand-on as it leaves a
 // partition (Produce, Fetch), a HoldLines's release as the maintenance
@@ -53,7 +53,7 @@ func requireRollsOnce(t *testing.T, lines []string, part string) int {
 // one case the fsyncs of topic a fail part way, once its reopens have
 // stopped (its logs are fenced); in another Close comes while the calls
 // go on.
-func TestReview38LinesEachHandedOnOnce(t *testing.T) {
+func TestLoggerLinesEachHandedOnOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		fence      bool // fsyncs fail part way
@@ -165,7 +165,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 	}
 }
 
-// TestReview38LinesQueuedDuringACall: a line a partition's log queued
+// TestLoggerLinesQueuedDuringACall: a line a partition's log queued
 // holding its lock, left to whoever holds the lock next, is handed on
 // once, and by the time the call that took the lock after it is done:
 // Close (which then returns with every line handed on), DeleteTopic and
@@ -178,7 +178,7 @@ func TestReview38LinesEachHandedOnOnce(t *testing.T) {
 // its new segment's create failing, "segment roll failed") and releases
 // mu, leaving the line queued for the call, which holds the partition's
 // lock (or a HoldLines) by then.
-func TestReview38LinesQueuedDuringACall(t *testing.T) {
+func TestLoggerLinesQueuedDuringACall(t *testing.T) {
 	ctx := context.Background()
 	for _, call := range []struct {
 		name  string
@@ -259,17 +259,17 @@ func count(lines []string, msg string) int {
 	return n
 }
 
-// TestReview38CloseHandsOnAFencedRoundsLines: a group commit's round run
+// TestCloseHandsOnAFencedRoundsLines: a group commit's round run
 // apart from its waiter (log.Options.Go: the broker's goLog), whose
 // fsync fails, logs "log fenced" and hands it on as it ends, with the
 // lines other calls left to it (a roll's); Close comes meanwhile, waiting
 // for the log's mu behind the roll and the round. When Close returns,
 // every line logged was handed on, once ("log fenced" once). The rig is
-// review37RoundLine's: a roll paused holding the log's mu (pausedRoll),
+// logRoundLine's: a roll paused holding the log's mu (pausedRoll),
 // a wait for an append's fsync with a ctx that can end (its round runs
 // on a goroutine of its own), waiting for mu; then the fsyncs fail,
 // Close starts, and the roll goes on.
-func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
+func TestCloseHandsOnAFencedRoundsLines(t *testing.T) {
 	var tally testkit.LineTally
 	var failSync atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -311,7 +311,7 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 	t.Logf("%q", lines)
 }
 
-// TestReview38ReopenRetryLines: a config change whose reopen cannot open
+// TestLoggerReopenRetryLines: a config change whose reopen cannot open
 // the partition's log again (its directory cannot be listed: an injected
 // fault) leaves the partition closed; the open is tried again by a
 // Maintain call, by a later UpdateTopicConfig, or by the broker's
@@ -320,7 +320,7 @@ func TestReview38CloseHandsOnAFencedRoundsLines(t *testing.T) {
 // call that opens it, and the broker's "partition reopened") are handed
 // on once: by the time the call that retried returns, and every line by
 // the time Close returns.
-func TestReview38ReopenRetryLines(t *testing.T) {
+func TestLoggerReopenRetryLines(t *testing.T) {
 	ctx := context.Background()
 	for _, retry := range []string{"Maintain", "UpdateTopicConfig", "maintenance", "none"} {
 		t.Run(retry, func(t *testing.T) {
@@ -381,7 +381,7 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 	}
 }
 
-// TestReview38LinesOfAnAdminCallThatGaveUp: a DeleteTopic or a config
+// TestLoggerLinesOfAnAdminCallThatGaveUp: a DeleteTopic or a config
 // change that waits for a partition's lock, held by a Produce paused in
 // its roll (holding the log's mu too: in the clock's Now, gateClock),
 // gives up when its ctx ends, or when Close overtakes it, having taken
@@ -389,7 +389,7 @@ func TestReview38ReopenRetryLines(t *testing.T) {
 // (holdLines). The Produce then goes on and logs its roll. Every line is
 // handed on once: by the time the Produce has returned (and, with Close,
 // Close has), the lines handed on are the lines logged.
-func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
+func TestLoggerLinesOfAnAdminCallThatGaveUp(t *testing.T) {
 	ctx := context.Background()
 	for _, call := range []string{"DeleteTopic", "UpdateTopicConfig"} {
 		for _, end := range []string{"ctx", "Close"} {
@@ -456,5 +456,115 @@ func TestReview38LinesOfAnAdminCallThatGaveUp(t *testing.T) {
 				tally.RequireEach(t, "as Close returned")
 			})
 		}
+	}
+}
+
+// TestAdminGivingUpHandsNoLineOnUnderTheToken: an fsync
+// round of partition 0 that runs on a goroutine of its own (the append
+// that started it returned with its ctx's error) fails, and logs "log
+// fenced", while a DeleteTopic or a config change holds partition 0's
+// lock, waiting for partition 1's (an append stuck in its write): the
+// round leaves the line to the partition's lock holder, the admin call.
+// When the admin call's ctx ends, it releases the locks it took, and
+// the line must not be handed on then, still holding the admin token
+// (Config.Logger: an admin call hands on the lines of the logs it holds
+// once it has given the token back): a handler's CreateTopic would wait
+// for the token its own goroutine holds.
+func TestAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
+	admin := []struct {
+		name string
+		call func(b *Broker, ctx context.Context) error
+	}{
+		{"DeleteTopic", func(b *Broker, ctx context.Context) error { return b.DeleteTopic(ctx, "t") }},
+		{"AlterTopicConfig", func(b *Broker, ctx context.Context) error {
+			return b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour})
+		}},
+	}
+	for _, a := range admin {
+		t.Run(a.name, func(t *testing.T) {
+			var syncArmed, writeArmed atomic.Bool
+			syncEntered, syncRelease := make(chan struct{}), make(chan struct{})
+			writeEntered, writeRelease := make(chan struct{}), make(chan struct{})
+			var once1, once2 sync.Once
+			releaseSync := func() { once1.Do(func() { close(syncRelease) }) }
+			releaseWrite := func() { once2.Do(func() { close(writeRelease) }) }
+			releaseAll := func() { releaseSync(); releaseWrite() }
+			fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				path = filepath.ToSlash(path)
+				switch {
+				case op == vfs.OpSync && strings.HasPrefix(path, "/data/t-0/") && strings.HasSuffix(path, ".log") && syncArmed.CompareAndSwap(true, false):
+					close(syncEntered)
+					<-syncRelease
+					return vfs.ErrInjected // the round fails: "log fenced"
+				case op == vfs.OpWrite && strings.HasPrefix(path, "/data/t-1/") && strings.HasSuffix(path, ".log") && writeArmed.CompareAndSwap(true, false):
+					close(writeEntered)
+					<-writeRelease
+				}
+				return nil
+			}))
+			ctx := context.Background()
+			var b *Broker
+			h := onceOnLine("log fenced", func() {
+				if err := b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("CreateTopic from the handler: %v", err)
+				}
+			})
+			b = open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: h.logger()})
+			h.armed.Store(true)
+			t.Cleanup(releaseAll) // before open's Close, which waits for the stuck write
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+			produce(t, b, "t", 0, "a0")
+			produce(t, b, "t", 1, "a1")
+
+			// Partition 0: an append whose ctx ends while its fsync
+			// hangs; the round goes on, on its own goroutine.
+			syncArmed.Store(true)
+			pctx, pcancel := context.WithCancel(ctx)
+			produced := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(pctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b0")})
+				produced <- err
+			}()
+			<-syncEntered
+			pcancel()
+			require.ErrorIs(t, within(t, produced, releaseAll, "the Produce whose fsync hangs"), context.Canceled)
+
+			// Partition 1: an append stuck in its write.
+			writeArmed.Store(true)
+			stuck := make(chan error, 1)
+			go func() {
+				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
+				stuck <- err
+			}()
+			<-writeEntered
+
+			actx, acancel := context.WithCancel(ctx)
+			defer acancel()
+			done := make(chan error, 1)
+			go func() { done <- a.call(b, actx) }()
+			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
+			releaseSync() // the round fails, logging under partition 0's lock
+			waitForNoStack(t, "log.(*Log).runSync(")
+			require.False(t, h.seen.Load(), "\"log fenced\" handed on while the admin call holds the partition's lock")
+			acancel()
+			// The handler gives up on its CreateTopic after 10 s
+			// (callBounded), and lets the call return.
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				releaseAll()
+				t.Fatalf("%s did not return once its ctx ended", a.name)
+			}
+			require.ErrorIs(t, err, context.Canceled)
+			// The line goes out as the admin call gives the token back,
+			// or, if the goroutine that fsyncs the cancelled Produce's
+			// append (syncLater) still holds the log's lines then, as
+			// that goroutine releases them: maybe after the call returned.
+			awaitHandled(t, h.done, "log fenced")
+			require.True(t, h.returned.Load(), "CreateTopic from the handler of \"log fenced\" blocked: the line was handed on as %s gave up, holding the admin token", a.name)
+			releaseWrite()
+			require.NoError(t, <-stuck)
+		})
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview44LogKeysAreSnakeCase: every attribute key the library logs
+// TestLogKeysAreSnakeCase: every attribute key the library logs
 // with is lower snake_case, in every package: the clients' and the
 // broker's were ("log_start_offset", "producer_id"), the log package's
 // camelCase ("logEndOffset", "recoveryPoint"), and a filter or a parser
@@ -23,7 +23,7 @@ import (
 // *slog.Logger too), and of the []any literals that gather a line's
 // attributes ahead of its call, and of the appends to such a slice
 // (attrs, args), outside tests, examples and benchmarks.
-func TestReview44LogKeysAreSnakeCase(t *testing.T) {
+func TestLogKeysAreSnakeCase(t *testing.T) {
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 	fset := token.NewFileSet()
 	var bad []string
@@ -66,8 +66,8 @@ func TestReview44LogKeysAreSnakeCase(t *testing.T) {
 				}
 			case *ast.CallExpr:
 				// append(attrs, key, value...), a line's attributes
-				// added to ahead of its call (review45mut: the test read
-				// only literals, and "checkpointOffset" was left).
+				// added to ahead of its call (a check of the
+				// literals alone let "checkpointOffset" through).
 				if f, ok := n.Fun.(*ast.Ident); ok && f.Name == "append" && len(n.Args) > 1 {
 					if a, ok := n.Args[0].(*ast.Ident); ok && (a.Name == "attrs" || a.Name == "args") {
 						check(n.Args, 1)

@@ -17,14 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview35HandlerChurn: a Logger handler that, on the lines it gets
+// TestLoggerHandlerChurn: a Logger handler that, on the lines it gets
 // (rolls, retention, compaction, reopens, log created...), produces to
 // the line's topic, creates a topic, maintains the broker or changes a
 // topic's config, while producers, Maintain calls, the broker's own
 // maintenance, config changes that reopen the logs, and the creation
 // and deletion of a topic run at once, in seeded random order: nothing
 // deadlocks (every call, the handler's too, returns within 10 s).
-func TestReview35HandlerChurn(t *testing.T) {
+func TestLoggerHandlerChurn(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_HANDLER_CHURN", 4, 1, func(t *testing.T, seed uint64) {
 		ctx := context.Background()
 		var b atomic.Pointer[Broker]

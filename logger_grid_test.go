@@ -15,25 +15,25 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// review35Faults are the faults a scenario of TestReview35HandlerGrid
+// lineGridFaults are the faults a scenario of TestLoggerHandlerGrid
 // turns on: fsyncs of .log files fail, or the partition's directory
 // cannot be listed (its open fails).
-type review35Faults struct{ sync, list atomic.Bool }
+type lineGridFaults struct{ sync, list atomic.Bool }
 
-// review35Scenario makes one kind of line reach the handler: setup
+// lineGridScenario makes one kind of line reach the handler: setup
 // readies the broker (the handler not armed yet), provoke makes the
 // line. not lists the actions Config.Logger forbids on the line.
-type review35Scenario struct {
+type lineGridScenario struct {
 	name    string
 	line    string
 	topic   log.TopicConfig
-	setup   func(t *testing.T, b *Broker, f *review35Faults, clock *stepClock)
+	setup   func(t *testing.T, b *Broker, f *lineGridFaults, clock *stepClock)
 	provoke func(b *Broker) error
 	// autoCreate: the broker creates topics a client names.
 	autoCreate bool
 }
 
-// TestReview35HandlerGrid: for each kind of line a broker's Logger gets
+// TestLoggerHandlerGrid: for each kind of line a broker's Logger gets
 // (a Produce's roll, the maintenance's retention, compaction and expired
 // producer ids, a CreateTopic's "log created", an auto-created topic, a
 // config change's reopen,
@@ -43,23 +43,23 @@ type review35Scenario struct {
 // DeleteTopic of the line's topic, Close) returns, and so does the call
 // that logged the line; each wait bounded at 10 s, to turn a deadlock
 // into a failure. (Close is called from the handler of an explicit
-// Maintain here; TestReview36LoggerMayCloseOnMaintenanceLines calls it on
+// Maintain here; TestLoggerMayCloseOnMaintenanceLines calls it on
 // the lines of the broker's own maintenance goroutine.)
-func TestReview35HandlerGrid(t *testing.T) {
+func TestLoggerHandlerGrid(t *testing.T) {
 	ctx := context.Background()
 	produceTo := func(b *Broker, v string) error {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, v)})
 		return err
 	}
-	scenarios := []review35Scenario{{
+	scenarios := []lineGridScenario{{
 		name: "roll", line: "rolled segment",
 		topic:   log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}},
-		setup:   func(t *testing.T, b *Broker, _ *review35Faults, _ *stepClock) { produce(t, b, "t", 0, "a") },
+		setup:   func(t *testing.T, b *Broker, _ *lineGridFaults, _ *stepClock) { produce(t, b, "t", 0, "a") },
 		provoke: func(b *Broker) error { return produceTo(b, "b") },
 	}, {
 		name: "retention", line: "deleting segment",
 		topic: log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, RetentionBytes: 1}},
-		setup: func(t *testing.T, b *Broker, _ *review35Faults, _ *stepClock) {
+		setup: func(t *testing.T, b *Broker, _ *lineGridFaults, _ *stepClock) {
 			produce(t, b, "t", 0, "a")
 			produce(t, b, "t", 0, "b")
 			produce(t, b, "t", 0, "c")
@@ -68,7 +68,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 	}, {
 		name: "compaction", line: "compacted",
 		topic: log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100, CleanupPolicy: log.Compact, MinCleanableDirtyRatio: -1}},
-		setup: func(t *testing.T, b *Broker, _ *review35Faults, _ *stepClock) {
+		setup: func(t *testing.T, b *Broker, _ *lineGridFaults, _ *stepClock) {
 			for _, v := range []string{"1", "2", "3", "4"} {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: keyed(t, "k", v)})
 				require.NoError(t, err)
@@ -78,7 +78,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 	}, {
 		name: "producer ids expired", line: "producer ids expired",
 		topic: log.TopicConfig{Partitions: 1},
-		setup: func(t *testing.T, b *Broker, _ *review35Faults, clock *stepClock) {
+		setup: func(t *testing.T, b *Broker, _ *lineGridFaults, clock *stepClock) {
 			idempotentSend(t, b, "t")() // its clock started at time.Now
 			clock.ns.Add(int64(2 * time.Hour))
 		},
@@ -94,14 +94,14 @@ func TestReview35HandlerGrid(t *testing.T) {
 	}, {
 		name: "reopen by a config change", line: "log opened",
 		topic: log.TopicConfig{Partitions: 1},
-		setup: func(t *testing.T, b *Broker, _ *review35Faults, _ *stepClock) { produce(t, b, "t", 0, "a") },
+		setup: func(t *testing.T, b *Broker, _ *lineGridFaults, _ *stepClock) { produce(t, b, "t", 0, "a") },
 		provoke: func(b *Broker) error {
 			return b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
 		},
 	}, {
 		name: "failed fsync", line: "log fenced",
 		topic: log.TopicConfig{Partitions: 1},
-		setup: func(t *testing.T, b *Broker, f *review35Faults, _ *stepClock) {
+		setup: func(t *testing.T, b *Broker, f *lineGridFaults, _ *stepClock) {
 			produce(t, b, "t", 0, "a")
 			f.sync.Store(true)
 		},
@@ -109,7 +109,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 	}, {
 		name: "reopen retried by Maintain", line: "log opened",
 		topic: log.TopicConfig{Partitions: 1},
-		setup: func(t *testing.T, b *Broker, f *review35Faults, _ *stepClock) {
+		setup: func(t *testing.T, b *Broker, f *lineGridFaults, _ *stepClock) {
 			produce(t, b, "t", 0, "a")
 			f.list.Store(true)
 			require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
@@ -119,7 +119,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 	}, {
 		name: "partition reopened", line: "partition reopened",
 		topic: log.TopicConfig{Partitions: 1},
-		setup: func(t *testing.T, b *Broker, f *review35Faults, _ *stepClock) {
+		setup: func(t *testing.T, b *Broker, f *lineGridFaults, _ *stepClock) {
 			produce(t, b, "t", 0, "a")
 			f.list.Store(true)
 			require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
@@ -159,7 +159,7 @@ func TestReview35HandlerGrid(t *testing.T) {
 	for _, sc := range scenarios {
 		for name, action := range actions {
 			t.Run(sc.name+"/"+name, func(t *testing.T) {
-				faults := &review35Faults{}
+				faults := &lineGridFaults{}
 				fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
 					if op == vfs.OpSync && faults.sync.Load() && strings.HasPrefix(filepath.ToSlash(path), "/data/t-0/") && strings.HasSuffix(path, ".log") ||
 						op == vfs.OpList && faults.list.Load() && filepath.ToSlash(path) == "/data/t-0" {
@@ -189,6 +189,123 @@ func TestReview35HandlerGrid(t *testing.T) {
 				require.True(t, h.returned.Load(), "%s from the handler of %q blocked", name, sc.line)
 				if p := actionErr.Load(); p != nil {
 					require.NoError(t, *p, "%s from the handler of %q", name, sc.line)
+				}
+			})
+		}
+	}
+}
+
+// adminLineGridFaults are the faults a scenario of
+// TestLoggerAdminLineGrid turns on, for partition 0 of topic t:
+// snapshot removals fail, the directory cannot be listed (an open
+// fails).
+type adminLineGridFaults struct{ remove, list atomic.Bool }
+
+// TestLoggerAdminLineGrid: for each kind of line an admin call
+// that closes logs makes (a config change's reopen: the old log's Close
+// failing to prune a snapshot, the new log's "log opened", a reopen
+// whose open fails after a Close line), on a topic
+// of two partitions, a handler that calls, from inside the handler,
+// Produce to each partition, CreateTopic, DescribeTopic, Fetch,
+// Maintain, UpdateTopicConfig, DeleteTopic of the line's topic, or
+// Close, returns, and so does the admin call that logged the line; each
+// wait bounded at 10 s to turn a deadlock into a failure.
+func TestLoggerAdminLineGrid(t *testing.T) {
+	ctx := context.Background()
+	change := func(b *Broker) error {
+		err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = max(c.MaxMessageBytes, 1<<20) + 1 })
+		if errors.Is(err, vfs.ErrInjected) || errors.Is(err, log.ErrLogFenced) {
+			return nil
+		}
+		return err
+	}
+	noPrune := func(f *adminLineGridFaults) { f.remove.Store(true) }
+	scenarios := []struct {
+		name, line string
+		early, arm func(f *adminLineGridFaults) // before the records are produced; before the call
+		provoke    func(b *Broker) error
+	}{
+		{"a reopen's snapshot not pruned", "producer-state snapshot not removed",
+			noPrune, noPrune, change},
+		{"a reopen's failed open", "producer-state snapshot not removed",
+			noPrune, func(f *adminLineGridFaults) { f.remove.Store(true); f.list.Store(true) }, change},
+		{"a reopen's new log", "log opened",
+			func(*adminLineGridFaults) {}, func(*adminLineGridFaults) {}, change},
+	}
+	tolerate := func(err error) error {
+		for _, ok := range []error{ErrUnknownTopic, ErrTopicExists, ErrClosed, log.ErrLogFenced, log.ErrClosed, vfs.ErrInjected} {
+			if errors.Is(err, ok) {
+				return nil
+			}
+		}
+		return err
+	}
+	actions := map[string]func(b *Broker) error{
+		"Produce": func(b *Broker) error {
+			for p := range int32(2) {
+				if _, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: batch(t, "h")}); tolerate(err) != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"CreateTopic": func(b *Broker) error {
+			return tolerate(b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+		},
+		"DescribeTopic": func(b *Broker) error {
+			_, err := b.DescribeTopic(ctx, "t")
+			return tolerate(err)
+		},
+		"Fetch": func(b *Broker) error {
+			_, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, MaxBytes: 1 << 20}, {Topic: "t", Partition: 1, MaxBytes: 1 << 20}}})
+			return tolerate(err)
+		},
+		"Maintain":          func(b *Broker) error { return tolerate(b.Maintain(ctx)) },
+		"UpdateTopicConfig": func(b *Broker) error { return tolerate(change(b)) },
+		"DeleteTopic":       func(b *Broker) error { return tolerate(b.DeleteTopic(ctx, "t")) },
+		"Close":             func(b *Broker) error { return b.Close() },
+	}
+	for _, sc := range scenarios {
+		for name, action := range actions {
+			t.Run(sc.name+"/"+name, func(t *testing.T) {
+				faults := &adminLineGridFaults{}
+				fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+					path = filepath.ToSlash(path)
+					in0 := strings.HasPrefix(path, "/data/t-0/")
+					switch {
+					case op == vfs.OpRemove && faults.remove.Load() && in0 && strings.HasSuffix(path, ".snapshot"),
+						op == vfs.OpList && faults.list.Load() && path == "/data/t-0":
+						return vfs.ErrInjected
+					}
+					return nil
+				}))
+				var b *Broker
+				var actionErr atomic.Pointer[error]
+				h := onceOnLine(sc.line, func() {
+					err := action(b)
+					actionErr.Store(&err)
+				})
+				b = open(t, Config{Dir: "/data", FS: fsys, Logger: h.logger()})
+				require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 100}}))
+				sc.early(faults)
+				for _, v := range []string{"a", "b", "c", "d", "e"} {
+					produce(t, b, "t", 0, v) // each rolls, and snapshots
+					produce(t, b, "t", 1, v)
+				}
+				h.armed.Store(true)
+				sc.arm(faults)
+				var provoked error
+				require.True(t, callBounded(func() { provoked = sc.provoke(b) }), "the call that logged %q did not return", sc.line)
+				require.True(t, h.seen.Load(), "no %q line (the call: %v)", sc.line, provoked)
+				require.NoError(t, provoked)
+				require.True(t, h.returned.Load(), "%s from the handler of %q blocked", name, sc.line)
+				if p := actionErr.Load(); p != nil {
+					require.NoError(t, *p, "%s from the handler of %q", name, sc.line)
+				}
+				faults.remove.Store(false)
+				faults.list.Store(false)
+				if name != "Close" && name != "DeleteTopic" {
+					produce(t, b, "t", 1, "after") // partition 1 serves
 				}
 			})
 		}

@@ -21,13 +21,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// review43opsLines records the lines a broker logs, as "LEVEL msg".
-type review43opsLines struct {
+// levelLines records the lines a broker logs, as "LEVEL msg".
+type levelLines struct {
 	mu    sync.Mutex
 	lines []slog.Record
 }
 
-func (o *review43opsLines) logger() *slog.Logger {
+func (o *levelLines) logger() *slog.Logger {
 	return slog.New(testkit.LineFunc(func(r slog.Record) {
 		o.mu.Lock()
 		o.lines = append(o.lines, r.Clone())
@@ -36,7 +36,7 @@ func (o *review43opsLines) logger() *slog.Logger {
 }
 
 // count counts the lines of msg at level, and drops every line.
-func (o *review43opsLines) count(level slog.Level, msg string) int {
+func (o *levelLines) count(level slog.Level, msg string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
@@ -49,10 +49,10 @@ func (o *review43opsLines) count(level slog.Level, msg string) int {
 	return n
 }
 
-// review43opsProduceRolls produces n records, one request each, to
+// produceRolls produces n records, one request each, to
 // partition 0 of topic "a", whose segments are small enough that they
 // roll, and returns how many failed, each with log.ErrRollFailed.
-func review43opsProduceRolls(t *testing.T, b *Broker, n int) (failed int) {
+func produceRolls(t *testing.T, b *Broker, n int) (failed int) {
 	t.Helper()
 	for i := range n {
 		_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: "a", Partition: 0, Acks: api.AcksAll, Batches: batch(t, fmt.Sprint("v", i))})
@@ -64,14 +64,14 @@ func review43opsProduceRolls(t *testing.T, b *Broker, n int) (failed int) {
 	return failed
 }
 
-// TestReview43opsRollFailureLoggedOnChange: a segment roll that keeps
+// TestRollFailureLoggedOnChange: a segment roll that keeps
 // failing (the new segment's files cannot be created: a full inode
 // table, a process at its limit of open files) fails every produce that
 // would roll, each with ErrRollFailed, the log not fenced; the log says
 // so at Warn once, and again when the failure changes or comes back
 // after a roll that succeeded, not at every produce (50 produces made
 // 50 Warn lines).
-func TestReview43opsRollFailureLoggedOnChange(t *testing.T) {
+func TestRollFailureLoggedOnChange(t *testing.T) {
 	ctx := context.Background()
 	var failCreate atomic.Bool
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -80,13 +80,13 @@ func TestReview43opsRollFailureLoggedOnChange(t *testing.T) {
 		}
 		return nil
 	}))
-	var o review43opsLines
+	var o levelLines
 	b, err := Open(Config{FS: fs, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
 		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: -1}})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce := func(n int) int { return review43opsProduceRolls(t, b, n) }
+	produce := func(n int) int { return produceRolls(t, b, n) }
 	produce(20)
 	for round := range 2 {
 		failCreate.Store(true)
@@ -97,11 +97,11 @@ func TestReview43opsRollFailureLoggedOnChange(t *testing.T) {
 	}
 }
 
-// TestReview43opsMaintenanceLineKeys: the broker's lines about a
+// TestMaintenanceLineKeys: the broker's lines about a
 // partition name it with the keys the producer's and consumer's lines
 // use, "topic" and "partition" (its number), not "partition" (the
 // topic's name) and "id".
-func TestReview43opsMaintenanceLineKeys(t *testing.T) {
+func TestMaintenanceLineKeys(t *testing.T) {
 	ctx := context.Background()
 	var failSync atomic.Bool
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -110,7 +110,7 @@ func TestReview43opsMaintenanceLineKeys(t *testing.T) {
 		}
 		return nil
 	}))
-	var o review43opsLines
+	var o levelLines
 	b, err := Open(Config{FS: fs, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour})
 	require.NoError(t, err)
 	defer func() { _ = b.Close() }() // the fenced log's Close fails
@@ -136,36 +136,36 @@ func TestReview43opsMaintenanceLineKeys(t *testing.T) {
 	require.True(t, found)
 }
 
-// review43opsNoDirFS fails SyncDir as os.Open fails at a process's limit
+// noSyncDirFS fails SyncDir as os.Open fails at a process's limit
 // of open files (an *fs.PathError of Op "open") while noDir is set.
-type review43opsNoDirFS struct {
+type noSyncDirFS struct {
 	vfs.FS
 	noDir *atomic.Bool
 }
 
-func (f review43opsNoDirFS) SyncDir(dir string) error {
+func (f noSyncDirFS) SyncDir(dir string) error {
 	if f.noDir.Load() {
 		return &fs.PathError{Op: "open", Path: dir, Err: syscall.EMFILE}
 	}
 	return f.FS.SyncDir(dir)
 }
 
-// TestReview43opsRollRemovalUnsyncedLoggedOnChange: at the limit of open
+// TestRollRemovalUnsyncedLoggedOnChange: at the limit of open
 // files, a roll's new segment cannot be created and the directory
 // cannot be opened to sync the removal of its files: every produce that
 // would roll fails (ErrRollFailed, the log not fenced) and tries to sync
 // the removal again. The log says "removal of a failed roll's files not
 // synced" at Warn once while it lasts, not at every produce.
-func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
+func TestRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
 	ctx := context.Background()
 	var failCreate, noDir atomic.Bool
-	fsys := review43opsNoDirFS{FS: vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+	fsys := noSyncDirFS{FS: vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpCreate && failCreate.Load() && strings.HasSuffix(name, ".log") && strings.Contains(filepath.ToSlash(name), "/a-0/") {
 			return syscall.EMFILE
 		}
 		return nil
 	})), noDir: &noDir}
-	var o review43opsLines
+	var o levelLines
 	b, err := Open(Config{FS: fsys, Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
 		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: -1}})
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
 		require.NoError(t, b.Close())
 	}()
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 1}))
-	produce := func(n int) int { return review43opsProduceRolls(t, b, n) }
+	produce := func(n int) int { return produceRolls(t, b, n) }
 	produce(20)
 	for round := range 2 {
 		failCreate.Store(true)
@@ -188,17 +188,17 @@ func TestReview43opsRollRemovalUnsyncedLoggedOnChange(t *testing.T) {
 	}
 }
 
-// review43opsAttrsHandler records each line's message with its attributes,
+// attrsHandler records each line's message with its attributes,
 // those given to WithAttrs first.
-type review43opsAttrsHandler struct {
+type attrsHandler struct {
 	mu    *sync.Mutex
 	lines *[]map[string]string
 	with  []slog.Attr
 }
 
-func (h review43opsAttrsHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h attrsHandler) Enabled(context.Context, slog.Level) bool { return true }
 
-func (h review43opsAttrsHandler) Handle(_ context.Context, r slog.Record) error {
+func (h attrsHandler) Handle(_ context.Context, r slog.Record) error {
 	m := map[string]string{"msg": r.Message}
 	for _, a := range h.with {
 		m[a.Key] = a.Value.String()
@@ -210,25 +210,25 @@ func (h review43opsAttrsHandler) Handle(_ context.Context, r slog.Record) error 
 	return nil
 }
 
-func (h review43opsAttrsHandler) WithAttrs(as []slog.Attr) slog.Handler {
+func (h attrsHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	h.with = append(h.with[:len(h.with):len(h.with)], as...)
 	return h
 }
 
-func (h review43opsAttrsHandler) WithGroup(string) slog.Handler { return h }
+func (h attrsHandler) WithGroup(string) slog.Handler { return h }
 
-// TestReview43opsPartitionLogLinesNameThePartition: the lines of a
+// TestPartitionLogLinesNameThePartition: the lines of a
 // partition's log (its recovery, rolls, retention, compaction, a fence)
 // name the partition with the keys of the broker's, the producer's and
 // the consumer's lines, topic= and partition=, not only inside dir=, so
 // that an operator's filter on topic=orders finds them all; so do those
 // of the log a config change's reopen opens.
-func TestReview43opsPartitionLogLinesNameThePartition(t *testing.T) {
+func TestPartitionLogLinesNameThePartition(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var lines []map[string]string
 	b, err := Open(Config{FS: vfs.NewMem(), Dir: "/d", MaintenanceInterval: time.Hour,
-		Logger: slog.New(review43opsAttrsHandler{mu: &mu, lines: &lines})})
+		Logger: slog.New(attrsHandler{mu: &mu, lines: &lines})})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2, Config: log.Config{SegmentBytes: 300}}))
@@ -252,15 +252,15 @@ func TestReview43opsPartitionLogLinesNameThePartition(t *testing.T) {
 	require.Positive(t, seen["rolled segment"], "%v", seen)
 }
 
-// TestReview43opsFutureTimestampLoggedOnce: a segment whose records are
+// TestFutureTimestampLoggedOnce: a segment whose records are
 // stamped in the future keeps itself and the segments after it past
 // retention.ms, as Kafka's does; the log says so at Warn once, not again
 // at every maintenance round (every MaintenanceInterval, 30 s by
 // default, for as long as the timestamp is ahead: a year, for a
 // producer's clock off by one).
-func TestReview43opsFutureTimestampLoggedOnce(t *testing.T) {
+func TestFutureTimestampLoggedOnce(t *testing.T) {
 	ctx := context.Background()
-	var o review43opsLines
+	var o levelLines
 	b, err := Open(Config{FS: vfs.NewMem(), Dir: "/d", Logger: o.logger(), MaintenanceInterval: time.Hour,
 		TopicDefaults: log.Config{SegmentBytes: 300, RetentionTime: time.Millisecond}})
 	require.NoError(t, err)
