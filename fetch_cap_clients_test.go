@@ -21,9 +21,9 @@ func fetchCapClients(t *testing.T) (*runnel.Broker, int) {
 	t.Helper()
 	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{Dir: t.TempDir(), FetchMaxBytes: 64 << 10}),
 		runneltest.TopicConfig("t", log.TopicConfig{Partitions: 3, Config: log.Config{Sync: log.SyncNever}}))
-	batch := review45Batch(t, 4, nil, bytes.Repeat([]byte("v"), 4<<10), compression.None)
+	batch := memBatch(t, 4, nil, bytes.Repeat([]byte("v"), 4<<10), compression.None)
 	for p := range int32(3) {
-		review45Produce(t, b, "t", p, batch, 64)
+		memProduce(t, b, "t", p, batch, 64)
 	}
 	return b, len(batch)
 }

@@ -26,7 +26,7 @@ func TestFetchedBytesOutliveTheirSegment(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
 			ctx := context.Background()
-			clock := &r34Clock{}
+			clock := &maintRaceClock{}
 			clock.ms.Store(1_700_000_000_000)
 			cfg := runnel.Config{Clock: clock, MaintenanceInterval: time.Hour}
 			if disk {
@@ -46,7 +46,7 @@ func TestFetchedBytesOutliveTheirSegment(t *testing.T) {
 			produce := func(n int) {
 				for i := range n {
 					v := fmt.Sprintf("g%d-v%d-%s", gen, i, strings.Repeat("x", 40))
-					data := r34Encode([]*r34Rec{{id: int64(i), key: []byte(fmt.Sprint(i % 3)), value: []byte(v)}}, -1, 0, clock.ms.Load(), compression.None)
+					data := maintRaceEncode([]*maintRaceRec{{id: int64(i), key: []byte(fmt.Sprint(i % 3)), value: []byte(v)}}, -1, 0, clock.ms.Load(), compression.None)
 					if _, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: data}); err != nil {
 						t.Fatal(err)
 					}

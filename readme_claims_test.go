@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview33ReadmeTopicConfigAtStart: the README's claims of session
-// 33 on a service that applies its topic's config at start: CreateTopic
-// leaves an existing topic as it is (ErrTopicExists, whatever config it
-// was asked for), and AlterTopicConfig with the config the topic has
-// reopens nothing (the partition keeps its log).
-func TestReview33ReadmeTopicConfigAtStart(t *testing.T) {
+// TestReadmeTopicConfigAtStart: the README's claims on a service that
+// applies its topic's config at start: CreateTopic leaves an existing
+// topic as it is (ErrTopicExists, whatever config it was asked for), and
+// AlterTopicConfig with the config the topic has reopens nothing (the
+// partition keeps its log).
+func TestReadmeTopicConfigAtStart(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, Config{Dir: t.TempDir()})
 	cfg := log.Config{RetentionBytes: 1 << 20}
@@ -38,10 +38,10 @@ func TestReview33ReadmeTopicConfigAtStart(t *testing.T) {
 	require.NotSame(t, before, top.Partitions[0].Log(), "a changed config did not reopen the log")
 }
 
-// TestReview33ReadmePurgeStream: the README's JetStream table: PurgeStream
+// TestReadmePurgeStream: the README's JetStream table: PurgeStream
 // is DeleteRecords to api.Latest for each partition, which a topic that
 // is compacted only refuses with ErrPolicyViolation.
-func TestReview33ReadmePurgeStream(t *testing.T) {
+func TestReadmePurgeStream(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, Config{})
 	require.NoError(t, b.CreateTopic(ctx, "d", log.TopicConfig{Partitions: 1}))
@@ -60,10 +60,10 @@ func TestReview33ReadmePurgeStream(t *testing.T) {
 	require.ErrorIs(t, err, ErrPolicyViolation)
 }
 
-// TestReview33ReadmeSeekBackInRecords: the README's JetStream table: a
+// TestReadmeSeekBackInRecords: the README's JetStream table: a
 // record that failed is handled again after c.Seek back to it, which a
 // Records loop yields again before the rest of its partition.
-func TestReview33ReadmeSeekBackInRecords(t *testing.T) {
+func TestReadmeSeekBackInRecords(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b := open(t, Config{})

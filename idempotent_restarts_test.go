@@ -24,7 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// review33Restarter is a producer.AsyncClient in front of a
+// restarter is a producer.AsyncClient in front of a
 // runneltest.Faults over a broker on a directory, which it closes and
 // opens again on the same directory (or, with crash, opens again on what
 // a power cut left of a memory file system): right after a request whose
@@ -33,7 +33,7 @@ import (
 // connection. Each broker it opens gets a Faults of its own, with the
 // rules that rules adds. No request is inside a broker while it
 // restarts (mu).
-type review33Restarter struct {
+type restarter struct {
 	t     *testing.T
 	cfg   runnel.Config
 	mem   *vfs.MemFS // with crash: the file system the broker is on
@@ -56,7 +56,7 @@ type review33Restarter struct {
 	restarts int
 }
 
-func (c *review33Restarter) open() {
+func (c *restarter) open() {
 	c.t.Helper()
 	b, err := runnel.Open(c.cfg)
 	require.NoError(c.t, err)
@@ -66,7 +66,7 @@ func (c *review33Restarter) open() {
 	}
 }
 
-func (c *review33Restarter) restart() error {
+func (c *restarter) restart() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.before != nil {
@@ -92,25 +92,25 @@ func (c *review33Restarter) restart() error {
 	return nil
 }
 
-func (c *review33Restarter) broker() *runnel.Broker {
+func (c *restarter) broker() *runnel.Broker {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.b
 }
 
-func (c *review33Restarter) Partitions(ctx context.Context, topic string) (int, error) {
+func (c *restarter) Partitions(ctx context.Context, topic string) (int, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.f.Partitions(ctx, topic)
 }
 
-func (c *review33Restarter) InitProducerID(ctx context.Context) (int64, int16, error) {
+func (c *restarter) InitProducerID(ctx context.Context) (int64, int16, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.f.InitProducerID(ctx)
 }
 
-func (c *review33Restarter) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+func (c *restarter) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, ack, err := c.ProduceAsync(ctx, req)
 	if err == nil && ack != nil {
 		err = ack.Wait(ctx)
@@ -118,16 +118,16 @@ func (c *review33Restarter) Produce(ctx context.Context, req *api.ProduceRequest
 	return resp, err
 }
 
-// review33CrashAck is the acknowledgement of an append to the broker of
+// crashAck is the acknowledgement of an append to the broker of
 // generation gen: after a crash it fails, as a request whose answer the
 // crash took.
-type review33CrashAck struct {
-	c     *review33Restarter
+type crashAck struct {
+	c     *restarter
 	inner api.Ack
 	gen   int
 }
 
-func (a review33CrashAck) Wait(ctx context.Context) error {
+func (a crashAck) Wait(ctx context.Context) error {
 	a.c.mu.RLock()
 	defer a.c.mu.RUnlock()
 	if a.c.gen != a.gen {
@@ -136,11 +136,11 @@ func (a review33CrashAck) Wait(ctx context.Context) error {
 	return a.inner.Wait(ctx)
 }
 
-func (c *review33Restarter) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+func (c *restarter) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
 	c.mu.RLock()
 	resp, ack, err := c.f.ProduceAsync(ctx, req)
 	if ack != nil && c.crash {
-		ack = review33CrashAck{c: c, inner: ack, gen: c.gen}
+		ack = crashAck{c: c, inner: ack, gen: c.gen}
 	}
 	c.mu.RUnlock()
 	var inj *runneltest.InjectedError
@@ -157,7 +157,7 @@ func (c *review33Restarter) ProduceAsync(ctx context.Context, req *api.ProduceRe
 	return resp, ack, err
 }
 
-// TestReview33IdempotentRetriesAcrossRestarts: an idempotent producer
+// TestIdempotentRetriesAcrossRestarts: an idempotent producer
 // (the producer package, up to 5 requests in flight) whose answers a
 // runneltest LoseResponse rule loses now and then, some of them with a
 // broker restart (Close, then Open of the same Dir; or a power cut
@@ -176,7 +176,7 @@ func (c *review33Restarter) ProduceAsync(ctx context.Context, req *api.ProduceRe
 // Each case runs 2 seeds (1 in -short mode); RUNNEL_REVIEW33_SEEDS=N
 // runs N, and RUNNEL_REVIEW33_LOG=1 logs the producer's debug log of a
 // seed that fails.
-func TestReview33IdempotentRetriesAcrossRestarts(t *testing.T) {
+func TestIdempotentRetriesAcrossRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		crash         bool
@@ -205,14 +205,14 @@ func TestReview33IdempotentRetriesAcrossRestarts(t *testing.T) {
 			}
 			for seed := range seeds {
 				t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-					review33RetriesAcrossRestarts(t, seed, tc.crash, tc.deleteRecords, tc.policy, tc.compact)
+					retriesAcrossRestarts(t, seed, tc.crash, tc.deleteRecords, tc.policy, tc.compact)
 				})
 			}
 		})
 	}
 }
 
-func review33RetriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecords bool, policy log.SyncPolicy, compact bool) {
+func retriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecords bool, policy log.SyncPolicy, compact bool) {
 	rng := rand.New(rand.NewPCG(seed, 33))
 	var rngMu sync.Mutex
 	roll := func(n int) int {
@@ -220,7 +220,7 @@ func review33RetriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecor
 		defer rngMu.Unlock()
 		return rng.IntN(n)
 	}
-	c := &review33Restarter{t: t, crash: crash}
+	c := &restarter{t: t, crash: crash}
 	c.crashOpts = func() vfs.CrashOptions {
 		rngMu.Lock()
 		defer rngMu.Unlock()
@@ -274,7 +274,7 @@ func review33RetriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecor
 
 	var logOpt []producer.Opt
 	if os.Getenv("RUNNEL_REVIEW33_LOG") != "" {
-		var buf review33SyncBuffer
+		var buf syncBuffer
 		logOpt = append(logOpt, producer.Logger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -367,19 +367,19 @@ func review33RetriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecor
 	}
 }
 
-// review33SyncBuffer is a bytes.Buffer safe for concurrent writes.
-type review33SyncBuffer struct {
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *review33SyncBuffer) Write(p []byte) (int, error) {
+func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *review33SyncBuffer) String() string {
+func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -18,11 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review 45api: the exported API read as a reviewer freezing it for v1.0,
+// The exported API read as a reviewer freezing it for v1.0,
 // each godoc claim held against what the code does, and each value the
 // API hands out mutated to see whether the broker changes with it.
 
-// TestReview45APIFetchBytesAreTheLog: api.FetchedPartition said "The
+// TestFetchBytesAreTheLog: api.FetchedPartition said "The
 // bytes are the caller's: they never change", which reads as leave to
 // modify them. On the memory FS they are the log's own memory (zero
 // copy): a caller's write to them is a write to the log, served to every
@@ -30,7 +30,7 @@ import (
 // not to modify them (api.FetchedPartition, Broker.Fetch, log.Log.Read,
 // segment.Segment.Read, runneltest.Consume), as package consumer and
 // record.Record already did; this test pins why.
-func TestReview45APIFetchBytesAreTheLog(t *testing.T) {
+func TestFetchBytesAreTheLog(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	runneltest.Produce(t, b, "t", &record.Record{Partition: 0, Value: []byte("hello")})
@@ -48,7 +48,7 @@ func TestReview45APIFetchBytesAreTheLog(t *testing.T) {
 	require.Equal(t, "JELLO", string(runneltest.ConsumeAll(t, b, "t")[0].Value))
 }
 
-// TestReview45APIEmptyDirOnTheOSFS: Config.Dir says "" keeps the data in
+// TestEmptyDirOnTheOSFS: Config.Dir says "" keeps the data in
 // memory, and Config.FS that it overrides the file system; given both an
 // FS and no Dir, Open used "/runnel" on that FS. On a vfs.MemFS that is
 // memory still (tests rely on it, now said on Dir), but on vfs.OS, or a
@@ -56,7 +56,7 @@ func TestReview45APIFetchBytesAreTheLog(t *testing.T) {
 // broker as root wrote its topics to /runnel, and one as anyone else
 // failed to open with a permission error. Open now refuses an empty Dir
 // with the OS's file system (log.ErrInvalidConfig), creating nothing.
-func TestReview45APIEmptyDirOnTheOSFS(t *testing.T) {
+func TestEmptyDirOnTheOSFS(t *testing.T) {
 	root := filepath.Join(string(filepath.Separator), "runnel")
 	if v := filepath.VolumeName(os.TempDir()); v != "" {
 		root = v + root
@@ -84,13 +84,13 @@ func TestReview45APIEmptyDirOnTheOSFS(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestReview45APIMaintenanceIntervalBelowAMillisecond: a MaintenanceInterval
+// TestMaintenanceIntervalBelowAMillisecond: a MaintenanceInterval
 // of 5 (nanoseconds, where 5 s was meant) ran maintenance back to back, an
 // idle broker burning most of a core (0.88 s of CPU a second, 89 µs at
 // the default). Kafka's log.retention.check.interval.ms is at least 1 ms;
 // Open now refuses a positive interval below that, as it refuses other
 // bad config, and takes 1 ms itself.
-func TestReview45APIMaintenanceIntervalBelowAMillisecond(t *testing.T) {
+func TestMaintenanceIntervalBelowAMillisecond(t *testing.T) {
 	for _, d := range []time.Duration{1, 5, time.Millisecond - 1} {
 		b, err := runnel.Open(runnel.Config{MaintenanceInterval: d})
 		if err == nil {
@@ -104,18 +104,18 @@ func TestReview45APIMaintenanceIntervalBelowAMillisecond(t *testing.T) {
 	require.NoError(t, b.Close())
 }
 
-// review45NilClock is a Clock whose nil pointer panics at Now.
-type review45NilClock struct{ now time.Time }
+// nilClock is a Clock whose nil pointer panics at Now.
+type nilClock struct{ now time.Time }
 
-func (c *review45NilClock) Now() time.Time { return c.now }
+func (c *nilClock) Now() time.Time { return c.now }
 
-// TestReview45APINilPointerFSOrClock: a nil *vfs.MemFS in Config.FS (a
+// TestNilPointerFSOrClock: a nil *vfs.MemFS in Config.FS (a
 // field the test meant to set and did not) panicked inside Open, and a
 // nil-pointer Clock panicked at the broker's first look at the time,
 // later and elsewhere. Taking either as unset would be wrong: with a Dir,
 // an unset FS is the disk, where a memory FS was meant. Open refuses
 // both with log.ErrInvalidConfig, as the clients refuse a nil *Broker.
-func TestReview45APINilPointerFSOrClock(t *testing.T) {
+func TestNilPointerFSOrClock(t *testing.T) {
 	var mem *vfs.MemFS
 	for _, dir := range []string{"", "/d"} {
 		b, err := runnel.Open(runnel.Config{Dir: dir, FS: mem})
@@ -125,7 +125,7 @@ func TestReview45APINilPointerFSOrClock(t *testing.T) {
 		require.ErrorIs(t, err, log.ErrInvalidConfig, "Dir %q", dir)
 		require.ErrorContains(t, err, "Config.FS")
 	}
-	var clock *review45NilClock
+	var clock *nilClock
 	b, err := runnel.Open(runnel.Config{Clock: clock})
 	if err == nil {
 		b.Close()

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview41DeletedTopicBackWithStaleConfig pins what the docs of
+// TestDeletedTopicBackWithStaleConfig pins what the docs of
 // DeleteTopic, Config.TopicDefaults and TopicConfigError promise together
 // when a crash brings back a deleted topic whose config the broker's
 // defaults, changed since, make invalid (what seed 41002752 of
@@ -32,7 +32,7 @@ import (
 // failed DeleteTopic, is what DeleteTopic's doc allows: nothing since
 // synced <Dir>/topics. Should Open come to sync it, this test changes
 // with it.)
-func TestReview41DeletedTopicBackWithStaleConfig(t *testing.T) {
+func TestDeletedTopicBackWithStaleConfig(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	var failSyncDir atomic.Bool

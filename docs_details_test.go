@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29ErrorsListComplete keeps the README's promise that
+// TestErrorsListComplete keeps the README's promise that
 // docs/details.md's "Errors" is the whole list: every exported error
 // sentinel (a package-level var named Err...) and error type (a type
 // named ...Error) of the library's packages is named there, as
@@ -25,7 +25,7 @@ import (
 // sentinel, such as runnel.ErrUnknownTopic = api.ErrUnknownTopicOrPartition).
 // The list named none of api's replication and producer-id errors, nor
 // the lower layers' own (segment.ErrFull, index.ErrIndexFull, ...).
-func TestReview29ErrorsListComplete(t *testing.T) {
+func TestErrorsListComplete(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("docs", "details.md"))
 	require.NoError(t, err)
 	doc := string(data)
@@ -124,11 +124,11 @@ func TestReview29ErrorsListComplete(t *testing.T) {
 	require.Empty(t, missing, "docs/details.md's Errors, which the README calls the whole list, does not name these")
 }
 
-// TestReview29FuzzTableComplete keeps docs/details.md's "Fuzzing" true:
+// TestFuzzTableComplete keeps docs/details.md's "Fuzzing" true:
 // every fuzz target of the module (benchmarks aside) is in the table's
 // row of its package, and every target the table names exists there.
 // The table left out log's FuzzParseTailCopy.
-func TestReview29FuzzTableComplete(t *testing.T) {
+func TestFuzzTableComplete(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("docs", "details.md"))
 	require.NoError(t, err)
 	doc := string(data)
@@ -187,12 +187,12 @@ func TestReview29FuzzTableComplete(t *testing.T) {
 	}
 }
 
-// TestReview29DocumentedDefaults pins the defaults README.md and
+// TestDocumentedDefaults pins the defaults README.md and
 // docs/details.md state (and the doc comments of the options and of
 // log.Config): the producer's buffer bounds, batch size, delivery
 // timeout, requests in flight, retry backoff and metadata age; a topic's
 // config (Kafka's topic defaults, but SyncAlways); the cleaner's key map.
-func TestReview29DocumentedDefaults(t *testing.T) {
+func TestDocumentedDefaults(t *testing.T) {
 	require.Equal(t, 10000, producer.DefaultMaxBufferedRecords, "MaxBufferedRecords 10,000 (kgo: 50,000)")
 	require.Equal(t, 32<<20, producer.DefaultMaxBufferedBytes, "MaxBufferedBytes 32 MiB, Kafka's buffer.memory")
 	require.Equal(t, 1<<20, producer.DefaultBatchMaxBytes, "BatchMaxBytes 1 MiB")

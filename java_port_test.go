@@ -21,20 +21,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review 44java: a service that used Kafka's Java clients (KafkaProducer,
+// A service that used Kafka's Java clients (KafkaProducer,
 // KafkaConsumer, AdminClient, Spring Kafka) ported to Go with runnel
 // embedded. These tests pin where runnel's answer differs from what the
 // Java clients' configs and methods lead such a user to expect; README.md's
-// Java table (TestReview44JavaReadmeRowsSayIt) tells them.
+// Java table (TestReadmeJavaRowsSayIt) tells them.
 
-// TestReview44JavaBatchSizeIsNotBatchMaxBytes: Java's batch.size (16 KiB)
+// TestJavaBatchSizeIsNotBatchMaxBytes: Java's batch.size (16 KiB)
 // only sizes batches, and a larger record goes in a batch of its own, up
 // to max.request.size (1 MiB). BatchMaxBytes is both: a record that does
 // not fit a batch of BatchMaxBytes fails, before it is partitioned, with
 // ErrRecordTooLarge. So batch.size=16384 ported as BatchMaxBytes(16384)
 // fails every record over 16 KiB; the default (1 MiB, max.request.size)
 // takes it.
-func TestReview44JavaBatchSizeIsNotBatchMaxBytes(t *testing.T) {
+func TestJavaBatchSizeIsNotBatchMaxBytes(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	big := func() *record.Record { return &record.Record{Value: bytes.Repeat([]byte("x"), 20000)} }
@@ -51,12 +51,12 @@ func TestReview44JavaBatchSizeIsNotBatchMaxBytes(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, big()))
 }
 
-// TestReview44JavaLingerPastDeliveryTimeout: Java's producer, given a
+// TestJavaLingerPastDeliveryTimeout: Java's producer, given a
 // linger.ms past the default delivery.timeout.ms (and no
 // delivery.timeout.ms), raises the delivery timeout to linger.ms plus
 // request.timeout.ms; New refuses a Linger not shorter than
 // DeliveryTimeout, whether DeliveryTimeout was given or not.
-func TestReview44JavaLingerPastDeliveryTimeout(t *testing.T) {
+func TestJavaLingerPastDeliveryTimeout(t *testing.T) {
 	b := runneltest.NewBroker(t)
 	_, err := producer.New(b, producer.Linger(3*time.Minute))
 	require.ErrorIs(t, err, producer.ErrInvalidOption)
@@ -65,11 +65,11 @@ func TestReview44JavaLingerPastDeliveryTimeout(t *testing.T) {
 	require.NoError(t, p.Close())
 }
 
-// TestReview44JavaBufferMemorySmallerThanRecord: Java's send() fails a
+// TestJavaBufferMemorySmallerThanRecord: Java's send() fails a
 // record larger than buffer.memory with RecordTooLargeException; a
 // MaxBufferedBytes below a record's size takes it when nothing else is
 // buffered.
-func TestReview44JavaBufferMemorySmallerThanRecord(t *testing.T) {
+func TestJavaBufferMemorySmallerThanRecord(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	p := runneltest.NewProducer(t, b, producer.DefaultTopic("t"), producer.MaxBufferedBytes(1000))
@@ -78,7 +78,7 @@ func TestReview44JavaBufferMemorySmallerThanRecord(t *testing.T) {
 	require.EqualValues(t, 0, r.Offset)
 }
 
-// TestReview44JavaNoMaxBlock: there is no max.block.ms. A Produce on a
+// TestJavaNoMaxBlock: there is no max.block.ms. A Produce on a
 // full buffer waits until its ctx ends, and then fails with ctx's error
 // (Java: TimeoutException after max.block.ms, 60 s); TryProduce fails at
 // once with ErrMaxBuffered. A topic that does not exist fails a record at
@@ -86,7 +86,7 @@ func TestReview44JavaBufferMemorySmallerThanRecord(t *testing.T) {
 // metadata). And a ctx used to bound the wait governs the record until
 // its batch is sent: cancelled as soon as Produce returns, it drops a
 // record still lingering, unwritten.
-func TestReview44JavaNoMaxBlock(t *testing.T) {
+func TestJavaNoMaxBlock(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	f := runneltest.NewFaults(t, b)
@@ -129,11 +129,11 @@ func TestReview44JavaNoMaxBlock(t *testing.T) {
 	q.Produce(ctx, &record.Record{Topic: "not-created", Value: []byte("x")}, func(_ *record.Record, err error) { unknownErr = err })
 	require.ErrorIs(t, unknownErr, runnel.ErrUnknownTopic, "given before Produce returned, without a wait")
 
-	require.Equal(t, []string{"first"}, review44Values(runneltest.ConsumeAll(t, b, "t")))
+	require.Equal(t, []string{"first"}, recordValues(runneltest.ConsumeAll(t, b, "t")))
 }
 
-// review44Values returns the records' values as strings.
-func review44Values(recs []*record.Record) []string {
+// recordValues returns the records' values as strings.
+func recordValues(recs []*record.Record) []string {
 	var out []string
 	for _, r := range recs {
 		out = append(out, string(r.Value))
@@ -141,11 +141,11 @@ func review44Values(recs []*record.Record) []string {
 	return out
 }
 
-// TestReview44JavaCloseIsCloseZero: Java's close() waits for every record
+// TestJavaCloseIsCloseZero: Java's close() waits for every record
 // sent to be delivered (close(Duration) up to the duration); Close is
 // close(Duration.ZERO): a record still buffered fails with ErrClosed.
 // Flush, then Close, is Java's close().
-func TestReview44JavaCloseIsCloseZero(t *testing.T) {
+func TestJavaCloseIsCloseZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 
@@ -164,16 +164,16 @@ func TestReview44JavaCloseIsCloseZero(t *testing.T) {
 	require.NoError(t, p.Close())
 	require.NoError(t, keptErr)
 
-	require.Equal(t, []string{"kept"}, review44Values(runneltest.ConsumeAll(t, b, "t")))
+	require.Equal(t, []string{"kept"}, recordValues(runneltest.ConsumeAll(t, b, "t")))
 }
 
-// TestReview44JavaExplicitPartition: Java's ProducerRecord with a
+// TestJavaExplicitPartition: Java's ProducerRecord with a
 // partition goes to that partition whatever the partitioner. Under the
 // default partitioner a record's Partition is overwritten: a keyed one
 // goes where murmur2 puts its key. ManualPartitioner takes Partition as
 // it is, for every record: a port that mixes explicit and keyed records
 // sets Partition itself with producer.KeyPartition for the keyed ones.
-func TestReview44JavaExplicitPartition(t *testing.T) {
+func TestJavaExplicitPartition(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 4))
 	key := []byte("order-1")
@@ -194,13 +194,13 @@ func TestReview44JavaExplicitPartition(t *testing.T) {
 	require.Equal(t, byKey, r.Partition)
 }
 
-// TestReview44JavaCallbacksRunConcurrentlyAcrossPartitions: Java runs
+// TestJavaCallbacksRunConcurrentlyAcrossPartitions: Java runs
 // every callback on its one I/O thread, so callbacks never overlap, and
 // a callback that counts into a plain field works. Promises run on one
 // goroutine per partition: two partitions' promises run at once. Here
 // the first partition's promise waits for the second's, which could not
 // run if they shared a goroutine.
-func TestReview44JavaCallbacksRunConcurrentlyAcrossPartitions(t *testing.T) {
+func TestJavaCallbacksRunConcurrentlyAcrossPartitions(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
 	p := runneltest.NewProducer(t, b, producer.DefaultTopic("t"), producer.RecordPartitioner(producer.ManualPartitioner()))
@@ -220,12 +220,12 @@ func TestReview44JavaCallbacksRunConcurrentlyAcrossPartitions(t *testing.T) {
 	require.NoError(t, firstSaw)
 }
 
-// TestReview44JavaCallbackOrderAcrossASplit: as with Java's producer, the
+// TestJavaCallbackOrderAcrossASplit: as with Java's producer, the
 // promises of one partition run in the order its records were produced,
 // also when the broker refuses their batch as too large and the producer
 // splits it, so that the one record over max.message.bytes fails alone
 // (RecordTooLargeException) and the others are written in order.
-func TestReview44JavaCallbackOrderAcrossASplit(t *testing.T) {
+func TestJavaCallbackOrderAcrossASplit(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1,
 		Config: log.Config{MaxMessageBytes: 1000}}))
@@ -253,13 +253,13 @@ func TestReview44JavaCallbackOrderAcrossASplit(t *testing.T) {
 	require.Equal(t, []string{"a@0", "b@1", "c too large", "d@2", "e@3"}, got)
 }
 
-// TestReview44JavaInvalidRecordFailsAlone: Java's producer fails every
+// TestJavaInvalidRecordFailsAlone: Java's producer fails every
 // record of a batch the broker refuses as INVALID_RECORD (its neighbours
 // with "part of a batch which had one or more invalid records"); runnel's
 // producer splits the batch, as both split one refused as too large, so
 // that only the record at fault fails: here a record without a key on a
 // compacted topic, its neighbours written.
-func TestReview44JavaInvalidRecordFailsAlone(t *testing.T) {
+func TestJavaInvalidRecordFailsAlone(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("c", log.TopicConfig{Partitions: 1,
 		Config: log.Config{CleanupPolicy: log.Compact}}))
@@ -279,12 +279,12 @@ func TestReview44JavaInvalidRecordFailsAlone(t *testing.T) {
 	require.Len(t, runneltest.ConsumeAll(t, b, "c"), 2)
 }
 
-// TestReview44JavaSendFromCallback: a Java callback that sends a failed
+// TestJavaSendFromCallback: a Java callback that sends a failed
 // record to a dead-letter topic calls send(); a promise must not call
 // Produce (it may wait for buffer space that only finished promises
 // free), and calls TryProduce instead. Flush waits for what the promises
 // produced.
-func TestReview44JavaSendFromCallback(t *testing.T) {
+func TestJavaSendFromCallback(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("t", log.TopicConfig{Partitions: 1,
 		Config: log.Config{MaxMessageBytes: 1000}}), runneltest.Topic("dlq", 1))
@@ -303,12 +303,12 @@ func TestReview44JavaSendFromCallback(t *testing.T) {
 	require.Equal(t, "k", string(recs[0].Key))
 }
 
-// TestReview44JavaAcksZero: Java's RecordMetadata has offset -1 under
+// TestJavaAcksZero: Java's RecordMetadata has offset -1 under
 // acks=0; the broker in the process answers every request, so a record
 // produced with AcksNone gets its offset, and no producer id (acks other
 // than all turn idempotence off, as Java's producer does when
 // enable.idempotence is not set).
-func TestReview44JavaAcksZero(t *testing.T) {
+func TestJavaAcksZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	p := runneltest.NewProducer(t, b, producer.DefaultTopic("t"), producer.Acks(producer.AcksNone))
@@ -319,7 +319,7 @@ func TestReview44JavaAcksZero(t *testing.T) {
 	require.EqualValues(t, -1, r.ProducerID)
 }
 
-// TestReview44JavaConsumerCalls pins the calls of KafkaConsumer whose
+// TestJavaConsumerCalls pins the calls of KafkaConsumer whose
 // runnel counterparts differ: assign() replaces the assignment, Assign
 // adds one partition (Unassign the rest); position() after seekToEnd()
 // looks the end up, Position answers false until the next Poll does;
@@ -327,7 +327,7 @@ func TestReview44JavaAcksZero(t *testing.T) {
 // ctx that ends returns ctx's error; there is no max.poll.records (500):
 // one Poll returns what one fetch brought (up to FetchMaxBytes and
 // FetchMaxPartitionBytes), and a Records loop takes records one by one.
-func TestReview44JavaConsumerCalls(t *testing.T) {
+func TestJavaConsumerCalls(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
 	vals := make([]string, 1000)
@@ -359,10 +359,10 @@ func TestReview44JavaConsumerCalls(t *testing.T) {
 	require.Zero(t, fs.NumRecords())
 }
 
-// TestReview44JavaWakeupIsCancel: KafkaConsumer.wakeup() makes a poll
+// TestJavaWakeupIsCancel: KafkaConsumer.wakeup() makes a poll
 // throw WakeupException; a Poll's ctx, cancelled from another goroutine,
 // ends its wait with context.Canceled, and a Records loop yields it last.
-func TestReview44JavaWakeupIsCancel(t *testing.T) {
+func TestJavaWakeupIsCancel(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(time.Hour))
 	require.NoError(t, c.Assign("t", 0, consumer.End()))
@@ -381,11 +381,11 @@ func TestReview44JavaWakeupIsCancel(t *testing.T) {
 	}
 }
 
-// TestReview44JavaSeekBackRetries: Spring Kafka's DefaultErrorHandler
+// TestJavaSeekBackRetries: Spring Kafka's DefaultErrorHandler
 // retries a failed record by seeking its partition back to it; a Seek
 // inside a Records loop makes the loop yield that record again before
 // the rest of its partition.
-func TestReview44JavaSeekBackRetries(t *testing.T) {
+func TestJavaSeekBackRetries(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
@@ -409,7 +409,7 @@ func TestReview44JavaSeekBackRetries(t *testing.T) {
 	require.Equal(t, []string{"0", "1", "1", "2"}, got)
 }
 
-// TestReview44JavaOffsetsForTimes: offsetsForTimes answers null for a
+// TestJavaOffsetsForTimes: offsetsForTimes answers null for a
 // partition with no record at or after the time; ListOffset answers the
 // high watermark, with Timestamp -1, which is how a port tells Java's
 // null. listOffsets(OffsetSpec.maxTimestamp()) on an empty partition
@@ -417,7 +417,7 @@ func TestReview44JavaSeekBackRetries(t *testing.T) {
 // Timestamp -1 too. beginningOffsets and endOffsets are api.Earliest and
 // api.Latest (the log start and the high watermark, as Java's
 // read_uncommitted endOffsets).
-func TestReview44JavaOffsetsForTimes(t *testing.T) {
+func TestJavaOffsetsForTimes(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1), runneltest.Topic("empty", 1))
 	t0 := time.UnixMilli(1_700_000_000_000)
@@ -441,13 +441,13 @@ func TestReview44JavaOffsetsForTimes(t *testing.T) {
 	}
 }
 
-// TestReview44JavaAutoOffsetReset: auto.offset.reset is latest by default
+// TestJavaAutoOffsetReset: auto.offset.reset is latest by default
 // in Java, ResetOffset earliest; it applies only to a position out of
 // range, since Assign always names where to start (there are no committed
 // offsets, so no NoOffsetForPartitionException). Under ResetNone an out
 // of range position is a *PartitionError matching log.ErrOffsetOutOfRange
 // (OffsetOutOfRangeException), once.
-func TestReview44JavaAutoOffsetReset(t *testing.T) {
+func TestJavaAutoOffsetReset(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	runneltest.ProduceValues(t, b, "t", "0", "1", "2", "3")
@@ -486,14 +486,14 @@ func TestReview44JavaAutoOffsetReset(t *testing.T) {
 	require.EqualValues(t, 0, pe.Offset)
 }
 
-// TestReview44JavaRecordFields: what a ConsumerRecord carries and
+// TestJavaRecordFields: what a ConsumerRecord carries and
 // record.Record does: headers in order, a key repeated, a null header
 // value apart from an empty one; the timestamp type, and under
 // LogAppendTime the broker's time, which the producer also sets on the
 // delivered record (RecordMetadata.timestamp()); the leader epoch (0:
 // one node). It has no serializedKeySize: len(Key) is 0 for a null key,
 // where Java's size is -1; a null key is a nil Key.
-func TestReview44JavaRecordFields(t *testing.T) {
+func TestJavaRecordFields(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1),
 		runneltest.TopicConfig("lat", log.TopicConfig{Partitions: 1, Config: log.Config{TimestampType: log.LogAppendTime}}))
@@ -522,7 +522,7 @@ func TestReview44JavaRecordFields(t *testing.T) {
 	require.True(t, sent.Timestamp.Equal(recs[0].Timestamp))
 }
 
-// TestReview44JavaDescribeConfigsDefaults: what describeConfigs answers
+// TestJavaDescribeConfigsDefaults: what describeConfigs answers
 // for a topic created without configs, against DescribeTopic's Config:
 // the values are Kafka's defaults, but those Kafka gives as -1 or
 // Long.MAX_VALUE for "no limit" (retention.bytes, max.compaction.lag.ms,
@@ -530,7 +530,7 @@ func TestReview44JavaRecordFields(t *testing.T) {
 // limit (Kafka's retention.bytes=0 would delete every segment); Sync,
 // which Kafka has no config for, is SyncAlways (Kafka's flush defaults
 // never fsync). Overrides, DYNAMIC_TOPIC_CONFIG, is all zero.
-func TestReview44JavaDescribeConfigsDefaults(t *testing.T) {
+func TestJavaDescribeConfigsDefaults(t *testing.T) {
 	ctx := context.Background()
 	b, err := runnel.Open(runnel.Config{})
 	require.NoError(t, err)
@@ -562,14 +562,14 @@ func TestReview44JavaDescribeConfigsDefaults(t *testing.T) {
 	}, info.Config.Config)
 }
 
-// TestReview44JavaIncrementalAlterConfigs: UpdateTopicConfig is
+// TestJavaIncrementalAlterConfigs: UpdateTopicConfig is
 // incrementalAlterConfigs; its update gets the topic's own config
 // (Overrides), where a field not set is 0. SET is setting a field, DELETE
 // setting it back to 0 (the default again). APPEND compact to Kafka's
 // default cleanup.policy (delete) gives "delete,compact"; a port that
 // ORs log.Compact into the zero field gets compact alone, and must start
 // from the config the topic runs with (DescribeTopic's Config).
-func TestReview44JavaIncrementalAlterConfigs(t *testing.T) {
+func TestJavaIncrementalAlterConfigs(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1), runneltest.Topic("u", 1))
 
@@ -600,12 +600,12 @@ func TestReview44JavaIncrementalAlterConfigs(t *testing.T) {
 	require.Equal(t, log.Delete|log.Compact, info.Config.CleanupPolicy)
 }
 
-// TestReview44JavaCreatePartitionsAndDeleteRecords: createPartitions'
+// TestJavaCreatePartitionsAndDeleteRecords: createPartitions'
 // NewPartitions.increaseTo(n) is CreatePartitions(n), the total count,
 // and the same count is refused (InvalidPartitionsException);
 // deleteRecords' RecordsToDelete.beforeOffset(-1) is api.Latest, up to the
 // high watermark, and an offset past it is refused (OffsetOutOfRange).
-func TestReview44JavaCreatePartitionsAndDeleteRecords(t *testing.T) {
+func TestJavaCreatePartitionsAndDeleteRecords(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	require.NoError(t, b.CreatePartitions(ctx, "t", 3))
@@ -629,12 +629,12 @@ func readmeJavaRow(t *testing.T, name string) string {
 	return readmeTableRow(t, "**Coming from Kafka's Java clients", "**Coming from franz-go's kfake.**", name)
 }
 
-// TestReview44JavaReadmeRowsSayIt: README.md's Java table says what the
+// TestReadmeJavaRowsSayIt: README.md's Java table says what the
 // tests above pin, and the godoc and docs/details.md say it where a
 // reader of them looks: Producer's doc, that two partitions' promises run
 // at once; UpdateTopicConfig's, how Kafka's APPEND is made; details.md's
 // MAX_TIMESTAMP, that an empty partition answers the high watermark.
-func TestReview44JavaReadmeRowsSayIt(t *testing.T) {
+func TestReadmeJavaRowsSayIt(t *testing.T) {
 	for _, tc := range []struct{ row, says string }{
 		{"`batch.size`", "`BatchMaxBytes(16384)` fails every record over 16 KiB"},
 		{"`buffer.memory`", "taken when nothing else is buffered"},

@@ -29,7 +29,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestReview34MaintenanceRacesDataPath races log maintenance — the
+// TestMaintenanceRacesDataPath races log maintenance — the
 // broker's own (every millisecond) and Maintain calls, under a fake clock
 // that the Maintain goroutine moves by seconds to minutes (retention by
 // time and size, segment.ms rolls, compaction with tombstones and delete
@@ -73,28 +73,28 @@ import (
 // The default run is small; RUNNEL_MAINT_RACE=N runs N seeds on each file
 // system (RUNNEL_MAINT_RACE_BASE sets the first; a seed fixes the random
 // choices, not the interleaving).
-func TestReview34MaintenanceRacesDataPath(t *testing.T) {
+func TestMaintenanceRacesDataPath(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
-			testkit.Seeds(t, "RUNNEL_MAINT_RACE", 2, 1, func(t *testing.T, seed uint64) { r34MaintRace(t, disk, seed) })
+			testkit.Seeds(t, "RUNNEL_MAINT_RACE", 2, 1, func(t *testing.T, seed uint64) { runMaintRace(t, disk, seed) })
 		})
 	}
 }
 
-type r34Clock struct{ ms atomic.Int64 }
+type maintRaceClock struct{ ms atomic.Int64 }
 
-func (c *r34Clock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
+func (c *maintRaceClock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
 
-// r34Rec is one record a producer sent.
-type r34Rec struct {
+// maintRaceRec is one record a producer sent.
+type maintRaceRec struct {
 	id    int64
 	key   []byte
 	value []byte // nil: a tombstone
 	clock int64  // the fake clock (ms) when it was acknowledged
 }
 
-// r34Kept is a record a fetcher keeps, to look at its bytes at the end.
-type r34Kept struct {
+// maintRaceKept is a record a fetcher keeps, to look at its bytes at the end.
+type maintRaceKept struct {
 	key, value         []byte // the record's own slices
 	keyCopy, valueCopy []byte
 	part               int32
@@ -102,23 +102,23 @@ type r34Kept struct {
 	valueNil           bool
 }
 
-type r34 struct {
+type maintRace struct {
 	t     *testing.T
 	b     *runnel.Broker
-	clock *r34Clock
+	clock *maintRaceClock
 	ctx   context.Context
 	id    atomic.Int64
 
 	mu sync.Mutex
 	// acked: partition → offset → record, as answered.
-	acked map[int32]map[int64]*r34Rec
+	acked map[int32]map[int64]*maintRaceRec
 	// doubt: the ids of records whose produce failed (maybe written).
-	doubt map[int64]*r34Rec
+	doubt map[int64]*maintRaceRec
 	// seen: partition → offset → the id fetched there.
 	seen map[int32]map[int64]int64
 	// deleted: partition → the largest offset a DeleteRecords answered.
 	deleted map[int32]int64
-	kept    []r34Kept
+	kept    []maintRaceKept
 	// once: the ids of records a producer.Producer delivered while its id
 	// could not expire: the log holds each at most once.
 	once map[int64]bool
@@ -137,44 +137,44 @@ type r34 struct {
 
 // adminErr checks an admin call's or Maintain's error: a typed one, or,
 // with faults, an injected one.
-func (s *r34) adminErr(what string, err error) {
+func (s *maintRace) adminErr(what string, err error) {
 	if s.faults && errors.Is(err, vfs.ErrInjected) {
 		return
 	}
 	s.typed(what, err)
 }
 
-func (s *r34) errorf(format string, args ...any) {
+func (s *maintRace) errorf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.errorfLocked(format, args...)
 }
 
-func (s *r34) errorfLocked(format string, args ...any) {
+func (s *maintRace) errorfLocked(format string, args ...any) {
 	if len(s.errs) < 30 {
 		s.errs = append(s.errs, fmt.Sprintf(format, args...))
 	}
 }
 
 // closedOr reports err unless it is the broker's ErrClosed.
-func (s *r34) closedOr(err error, what string) {
+func (s *maintRace) closedOr(err error, what string) {
 	if !errors.Is(err, runnel.ErrClosed) {
 		s.errorf("%s: %v", what, err)
 	}
 }
 
-func (s *r34) typed(what string, err error) {
-	if !r33Typed(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+func (s *maintRace) typed(what string, err error) {
+	if !adminRaceTyped(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		s.errorf("%s: untyped error %v", what, err)
 	}
 }
 
-const r34Topic = "m"
+const maintRaceTopic = "m"
 
-func r34MaintRace(t *testing.T, disk bool, seed uint64) {
+func runMaintRace(t *testing.T, disk bool, seed uint64) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rng := rand.New(rand.NewPCG(seed, 0x34))
-	clock := &r34Clock{}
+	clock := &maintRaceClock{}
 	clock.ms.Store(1_700_000_000_000)
 	cfg := runnel.Config{
 		MaintenanceInterval:  time.Millisecond,
@@ -188,7 +188,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	if disk {
 		cfg.Dir = t.TempDir()
 	} else {
-		cfg.FS, cfg.Dir = vfs.NewMem(), "/r34"
+		cfg.FS, cfg.Dir = vfs.NewMem(), "/maintRace"
 	}
 	// Even seeds (and those divisible by 5) fail a third of the listings of "m"'s partition
 	// directories while the calls run (the first thing a log's Open
@@ -204,7 +204,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 			fsys = vfs.OS
 		}
 		cfg.FS = vfs.WithFaults(fsys, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			if op == vfs.OpList && faulty.Load() && strings.Contains(filepath.Base(name), r34Topic+"-") && n.Add(1)%3 == 0 {
+			if op == vfs.OpList && faulty.Load() && strings.Contains(filepath.Base(name), maintRaceTopic+"-") && n.Add(1)%3 == 0 {
 				return vfs.ErrInjected
 			}
 			return nil
@@ -215,10 +215,10 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s := &r34{t: t, b: b, clock: clock, ctx: ctx, faults: faults, acked: map[int32]map[int64]*r34Rec{}, doubt: map[int64]*r34Rec{},
+	s := &maintRace{t: t, b: b, clock: clock, ctx: ctx, faults: faults, acked: map[int32]map[int64]*maintRaceRec{}, doubt: map[int64]*maintRaceRec{},
 		seen: map[int32]map[int64]int64{}, once: map[int64]bool{}, twice: map[int64]bool{}, deleted: map[int32]int64{}, minDeleteRet: time.Minute}
 	start := log.Config{CleanupPolicy: log.Delete, SegmentBytes: 1024, DeleteRetentionTime: time.Minute, MinCleanableDirtyRatio: 0.01}
-	if err := b.CreateTopic(ctx, r34Topic, log.TopicConfig{Partitions: 2, Config: start}); err != nil {
+	if err := b.CreateTopic(ctx, maintRaceTopic, log.TopicConfig{Partitions: 2, Config: start}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.CreateTopic(ctx, "d", log.TopicConfig{Partitions: 1}); err != nil {
@@ -284,8 +284,8 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 		case 1:
 			s.deleteRecords(rng)
 		case 2:
-			if n, err := b.Partitions(ctx, r34Topic); err == nil && n < 4 {
-				s.adminErr("CreatePartitions", b.CreatePartitions(ctx, r34Topic, n+1))
+			if n, err := b.Partitions(ctx, maintRaceTopic); err == nil && n < 4 {
+				s.adminErr("CreatePartitions", b.CreatePartitions(ctx, maintRaceTopic, n+1))
 			}
 		case 3:
 			time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond)
@@ -328,7 +328,7 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	// Maintenance may have compacted or cut the log since the read, but
 	// put nothing back.
 	again := s.check("after Close and Open")
-	if diff := r34Diff(final, again); diff != "" {
+	if diff := maintRaceDiff(final, again); diff != "" {
 		t.Errorf("after Close and Open: %s", diff)
 	}
 	if err := b.Close(); err != nil {
@@ -339,11 +339,11 @@ func r34MaintRace(t *testing.T, disk bool, seed uint64) {
 	}
 }
 
-func (s *r34) newRecs(rng *rand.Rand, n int) []*r34Rec {
-	var recs []*r34Rec
+func (s *maintRace) newRecs(rng *rand.Rand, n int) []*maintRaceRec {
+	var recs []*maintRaceRec
 	for range n {
 		id := s.id.Add(1)
-		r := &r34Rec{id: id, key: []byte("k" + strconv.Itoa(rng.IntN(12)))}
+		r := &maintRaceRec{id: id, key: []byte("k" + strconv.Itoa(rng.IntN(12)))}
 		if rng.IntN(6) != 0 {
 			r.value = fmt.Appendf(nil, "v%d-%s", id, bytes.Repeat([]byte{'x'}, rng.IntN(80)))
 		}
@@ -352,7 +352,7 @@ func (s *r34) newRecs(rng *rand.Rand, n int) []*r34Rec {
 	return recs
 }
 
-func r34Encode(recs []*r34Rec, pid int64, seq int32, ts int64, codec compression.Codec) []byte {
+func maintRaceEncode(recs []*maintRaceRec, pid int64, seq int32, ts int64, codec compression.Codec) []byte {
 	var bl record.Builder
 	bl.Reset()
 	if pid >= 0 {
@@ -370,7 +370,7 @@ func r34Encode(recs []*r34Rec, pid int64, seq int32, ts int64, codec compression
 
 // writer produces batches to "m", an idempotent producer's with its id
 // and sequences, and sends some of them again.
-func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped func() bool) {
+func (s *maintRace) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped func() bool) {
 	pid := int64(-1)
 	seqs := map[int32]int32{}
 	newPID := func() {
@@ -386,7 +386,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 	}
 	newPID()
 	for !stopped() {
-		n, err := s.b.Partitions(s.ctx, r34Topic)
+		n, err := s.b.Partitions(s.ctx, maintRaceTopic)
 		if err != nil {
 			s.closedOr(err, "Partitions")
 			return
@@ -395,12 +395,12 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 		recs := s.newRecs(rng, 1+rng.IntN(6))
 		seq := seqs[p]
 		ts := s.clock.ms.Load() - int64(rng.IntN(60_000))
-		data := r34Encode(recs, pid, seq, ts, codec)
+		data := maintRaceEncode(recs, pid, seq, ts, codec)
 		sent := s.clock.ms.Load() // the append is at this time or after
 		var resp api.ProduceResponse
 		ok := false
 		for try := 0; try < 5 && !ok; try++ {
-			resp, err = s.b.Produce(s.ctx, &api.ProduceRequest{Topic: r34Topic, Partition: p, Acks: api.AcksAll, Batches: bytes.Clone(data)})
+			resp, err = s.b.Produce(s.ctx, &api.ProduceRequest{Topic: maintRaceTopic, Partition: p, Acks: api.AcksAll, Batches: bytes.Clone(data)})
 			s.typed("Produce", err)
 			ok = err == nil
 			if !ok && (!idem || !api.IsRetriable(err)) {
@@ -414,7 +414,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 			}
 		} else {
 			if s.acked[p] == nil {
-				s.acked[p] = map[int64]*r34Rec{}
+				s.acked[p] = map[int64]*maintRaceRec{}
 			}
 			for i, r := range recs {
 				r.clock = sent
@@ -436,7 +436,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 		// Sent again, after a moment: a duplicate, whatever maintenance
 		// did meanwhile, while the id cannot have expired.
 		time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
-		again, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: r34Topic, Partition: p, Acks: api.AcksAll, Batches: bytes.Clone(data)})
+		again, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: maintRaceTopic, Partition: p, Acks: api.AcksAll, Batches: bytes.Clone(data)})
 		// The id expires an hour (by the fake clock) after its last
 		// append, which was at sent or after.
 		after := s.clock.ms.Load()
@@ -461,7 +461,7 @@ func (s *r34) writer(rng *rand.Rand, idem bool, codec compression.Codec, stopped
 // requests in flight): its records are acknowledged at the offsets their
 // promises are given, and each is in the log at most once, unless its id
 // may have expired meanwhile.
-func (s *r34) producer(rng *rand.Rand, codec compression.Codec, stopped func() bool) {
+func (s *maintRace) producer(rng *rand.Rand, codec compression.Codec, stopped func() bool) {
 	p, err := producer.New(s.b, producer.MaxInFlight(5), producer.Linger(time.Millisecond), producer.Compression(codec),
 		producer.RetryBackoff(time.Millisecond), producer.MetadataMaxAge(5*time.Millisecond), producer.RecordPartitioner(producer.RoundRobinPartitioner()))
 	if err != nil {
@@ -472,13 +472,13 @@ func (s *r34) producer(rng *rand.Rand, codec compression.Codec, stopped func() b
 	for !stopped() {
 		for _, r := range s.newRecs(rng, 1+rng.IntN(5)) {
 			sent := s.clock.ms.Load()
-			rec := &record.Record{Topic: r34Topic, Key: r.key, Value: r.value, Headers: []record.Header{{Key: "id", Value: strconv.AppendInt(nil, r.id, 10)}}}
+			rec := &record.Record{Topic: maintRaceTopic, Key: r.key, Value: r.value, Headers: []record.Header{{Key: "id", Value: strconv.AppendInt(nil, r.id, 10)}}}
 			p.Produce(s.ctx, rec, func(rec *record.Record, err error) {
 				done := s.clock.ms.Load()
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if err != nil {
-					if !errors.Is(err, producer.ErrClosed) && !errors.Is(err, runnel.ErrClosed) && !r33Typed(err) {
+					if !errors.Is(err, producer.ErrClosed) && !errors.Is(err, runnel.ErrClosed) && !adminRaceTyped(err) {
 						s.errorfLocked("producer: untyped error %v", err)
 					}
 					s.doubt[r.id] = r
@@ -486,7 +486,7 @@ func (s *r34) producer(rng *rand.Rand, codec compression.Codec, stopped func() b
 				}
 				r.clock = sent
 				if s.acked[rec.Partition] == nil {
-					s.acked[rec.Partition] = map[int64]*r34Rec{}
+					s.acked[rec.Partition] = map[int64]*maintRaceRec{}
 				}
 				s.acked[rec.Partition][rec.Offset] = r
 				if done-sent < (59 * time.Minute).Milliseconds() {
@@ -504,7 +504,7 @@ func (s *r34) producer(rng *rand.Rand, codec compression.Codec, stopped func() b
 }
 
 // copied notes recs, acknowledged before, acknowledged again at base.
-func (s *r34) copied(p int32, recs []*r34Rec, base int64) {
+func (s *maintRace) copied(p int32, recs []*maintRaceRec, base int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, r := range recs {
@@ -514,13 +514,13 @@ func (s *r34) copied(p int32, recs []*r34Rec, base int64) {
 
 // fetcher long-polls "m"'s partitions from its positions and seeks now
 // and then.
-func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
+func (s *maintRace) fetcher(rng *rand.Rand, stopped func() bool) {
 	pos := map[int32]int64{}
 	last := map[int32]int64{} // the last offset read since the seek: -1 after one
 	lso, hw := map[int32]int64{}, map[int32]int64{}
 	var topicID log.TopicID
 	for !stopped() {
-		n, err := s.b.Partitions(s.ctx, r34Topic)
+		n, err := s.b.Partitions(s.ctx, maintRaceTopic)
 		if err != nil {
 			s.closedOr(err, "Partitions")
 			return
@@ -528,7 +528,7 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 		if rng.IntN(10) == 0 {
 			p := int32(rng.IntN(n))
 			ts := []int64{api.Earliest, api.Latest, api.MaxTimestamp, s.clock.ms.Load() - int64(rng.IntN(600_000))}[rng.IntN(4)]
-			lo, err := s.b.ListOffset(s.ctx, r34Topic, p, ts)
+			lo, err := s.b.ListOffset(s.ctx, maintRaceTopic, p, ts)
 			s.typed("ListOffset", err)
 			if err == nil && ts >= 0 && lo.Timestamp >= 0 && lo.Timestamp < ts {
 				s.errorf("ListOffset(%d) of %d: offset %d, whose timestamp %d is older", ts, p, lo.Offset, lo.Timestamp)
@@ -542,7 +542,7 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 			if _, ok := last[p]; !ok {
 				last[p] = -1
 			}
-			req.Partitions = append(req.Partitions, api.FetchPartition{Topic: r34Topic, TopicID: topicID, Partition: p, Offset: pos[p]})
+			req.Partitions = append(req.Partitions, api.FetchPartition{Topic: maintRaceTopic, TopicID: topicID, Partition: p, Offset: pos[p]})
 		}
 		resp, err := s.b.Fetch(s.ctx, req)
 		s.typed("Fetch", err)
@@ -555,7 +555,7 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 			if fp.Err != nil {
 				if errors.Is(fp.Err, log.ErrOffsetOutOfRange) {
 					pos[p], last[p] = fp.LogStartOffset, -1
-					if lo, err := s.b.ListOffset(s.ctx, r34Topic, p, api.Earliest); err == nil {
+					if lo, err := s.b.ListOffset(s.ctx, maintRaceTopic, p, api.Earliest); err == nil {
 						pos[p] = lo.Offset
 					}
 				}
@@ -604,7 +604,7 @@ func (s *r34) fetcher(rng *rand.Rand, stopped func() bool) {
 }
 
 // consume reads "m" with a consumer.Consumer, seeking now and then.
-func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
+func (s *maintRace) consume(rng *rand.Rand, stopped func() bool) {
 	c, err := consumer.New(s.b, consumer.FetchMaxWait(5*time.Millisecond), consumer.FetchMinBytes(1000), consumer.RetryBackoff(time.Millisecond))
 	if err != nil {
 		s.errorf("consumer.New: %v", err)
@@ -613,7 +613,7 @@ func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
 	defer c.Close()
 	last := map[int32]int64{} // the last offset read since a seek or reset: -1 after one
 	for !stopped() {
-		n, err := s.b.Partitions(s.ctx, r34Topic)
+		n, err := s.b.Partitions(s.ctx, maintRaceTopic)
 		if err != nil {
 			s.closedOr(err, "Partitions")
 			return
@@ -621,7 +621,7 @@ func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
 		for p := range int32(n) {
 			if _, ok := last[p]; !ok {
 				last[p] = -1
-				if err := c.Assign(r34Topic, p, consumer.Start()); err != nil {
+				if err := c.Assign(maintRaceTopic, p, consumer.Start()); err != nil {
 					s.errorf("Assign: %v", err)
 				}
 			}
@@ -629,7 +629,7 @@ func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
 		if rng.IntN(8) == 0 {
 			p := int32(rng.IntN(n))
 			at := []consumer.Offset{consumer.Start(), consumer.End(), consumer.AtTime(time.UnixMilli(s.clock.ms.Load() - int64(rng.IntN(600_000))))}[rng.IntN(3)]
-			if err := c.Seek(r34Topic, p, at); err != nil {
+			if err := c.Seek(maintRaceTopic, p, at); err != nil {
 				s.errorf("Seek: %v", err)
 			}
 			last[p] = -1
@@ -665,8 +665,8 @@ func (s *r34) consume(rng *rand.Rand, stopped func() bool) {
 }
 
 // saw notes that a reader read r at its offset in partition p.
-func (s *r34) saw(p int32, r *record.Record, rng *rand.Rand) {
-	id := r34ID(r)
+func (s *maintRace) saw(p int32, r *record.Record, rng *rand.Rand) {
+	id := maintRaceID(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen[p] == nil {
@@ -677,12 +677,12 @@ func (s *r34) saw(p int32, r *record.Record, rng *rand.Rand) {
 	}
 	s.seen[p][r.Offset] = id
 	if rng.IntN(20) == 0 && len(s.kept) < 4000 {
-		s.kept = append(s.kept, r34Kept{key: r.Key, value: r.Value, keyCopy: bytes.Clone(r.Key), valueCopy: bytes.Clone(r.Value),
+		s.kept = append(s.kept, maintRaceKept{key: r.Key, value: r.Value, keyCopy: bytes.Clone(r.Key), valueCopy: bytes.Clone(r.Value),
 			part: p, offset: r.Offset, id: id, valueNil: r.Value == nil})
 	}
 }
 
-func r34ID(r *record.Record) int64 {
+func maintRaceID(r *record.Record) int64 {
 	for _, h := range r.Headers {
 		if h.Key == "id" {
 			id, err := strconv.ParseInt(string(h.Value), 10, 64)
@@ -695,20 +695,20 @@ func r34ID(r *record.Record) int64 {
 }
 
 // describer checks DescribeTopic's offsets, and ListOffset's between two.
-func (s *r34) describer(stopped func() bool) {
+func (s *maintRace) describer(stopped func() bool) {
 	lso, hw := map[int32]int64{}, map[int32]int64{}
 	for !stopped() {
-		d1, err := s.b.DescribeTopic(s.ctx, r34Topic)
+		d1, err := s.b.DescribeTopic(s.ctx, maintRaceTopic)
 		if err != nil {
 			s.closedOr(err, "DescribeTopic")
 			return
 		}
 		p := int32(len(d1.Partitions) - 1)
-		e, err1 := s.b.ListOffset(s.ctx, r34Topic, p, api.Earliest)
-		l, err2 := s.b.ListOffset(s.ctx, r34Topic, p, api.Latest)
+		e, err1 := s.b.ListOffset(s.ctx, maintRaceTopic, p, api.Earliest)
+		l, err2 := s.b.ListOffset(s.ctx, maintRaceTopic, p, api.Latest)
 		s.typed("ListOffset", err1)
 		s.typed("ListOffset", err2)
-		d2, err := s.b.DescribeTopic(s.ctx, r34Topic)
+		d2, err := s.b.DescribeTopic(s.ctx, maintRaceTopic)
 		if err != nil {
 			s.closedOr(err, "DescribeTopic")
 			return
@@ -738,7 +738,7 @@ func (s *r34) describer(stopped func() bool) {
 
 // churnD deletes topic "d" and creates it again, writing to it and
 // fetching from it meanwhile: only typed errors.
-func (s *r34) churnD(stopped func() bool) {
+func (s *maintRace) churnD(stopped func() bool) {
 	for i := 0; !stopped(); i++ {
 		switch i % 4 {
 		case 0:
@@ -747,7 +747,7 @@ func (s *r34) churnD(stopped func() bool) {
 			err := s.b.CreateTopic(s.ctx, "d", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact, SegmentBytes: 512}})
 			s.typed("CreateTopic", err)
 		default:
-			data := r34Encode([]*r34Rec{{id: -1, key: []byte("k"), value: []byte("v")}}, -1, 0, s.clock.ms.Load(), compression.None)
+			data := maintRaceEncode([]*maintRaceRec{{id: -1, key: []byte("k"), value: []byte("v")}}, -1, 0, s.clock.ms.Load(), compression.None)
 			_, err := s.b.Produce(s.ctx, &api.ProduceRequest{Topic: "d", Acks: api.AcksAll, Batches: data})
 			s.typed("Produce d", err)
 			resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{MaxWait: time.Millisecond, Partitions: []api.FetchPartition{{Topic: "d"}}})
@@ -759,7 +759,7 @@ func (s *r34) churnD(stopped func() bool) {
 	}
 }
 
-func (s *r34) alter(rng *rand.Rand) {
+func (s *maintRace) alter(rng *rand.Rand) {
 	c := log.Config{
 		CleanupPolicy:          []log.CleanupPolicy{log.Delete, log.Compact, log.Delete | log.Compact}[rng.IntN(3)],
 		SegmentBytes:           []int64{512, 1024, 4096}[rng.IntN(3)],
@@ -777,11 +777,11 @@ func (s *r34) alter(rng *rand.Rand) {
 	}
 	s.minDeleteRet = min(s.minDeleteRet, c.DeleteRetentionTime)
 	s.mu.Unlock()
-	s.adminErr("UpdateTopicConfig", s.b.UpdateTopicConfig(s.ctx, r34Topic, func(old *log.Config) { *old = c }))
+	s.adminErr("UpdateTopicConfig", s.b.UpdateTopicConfig(s.ctx, maintRaceTopic, func(old *log.Config) { *old = c }))
 }
 
-func (s *r34) deleteRecords(rng *rand.Rand) {
-	d, err := s.b.DescribeTopic(s.ctx, r34Topic)
+func (s *maintRace) deleteRecords(rng *rand.Rand) {
+	d, err := s.b.DescribeTopic(s.ctx, maintRaceTopic)
 	if err != nil {
 		s.errorf("DescribeTopic: %v", err)
 		return
@@ -791,7 +791,7 @@ func (s *r34) deleteRecords(rng *rand.Rand) {
 		return
 	}
 	off := pi.LogStartOffset + rng.Int64N(min(pi.HighWatermark-pi.LogStartOffset, 20)+1)
-	low, err := s.b.DeleteRecords(s.ctx, r34Topic, pi.Partition, off)
+	low, err := s.b.DeleteRecords(s.ctx, maintRaceTopic, pi.Partition, off)
 	s.typed("DeleteRecords", err)
 	if err == nil {
 		if low < off {
@@ -804,7 +804,7 @@ func (s *r34) deleteRecords(rng *rand.Rand) {
 }
 
 // summary logs what the model holds.
-func (s *r34) summary() {
+func (s *maintRace) summary() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	acked, seen := 0, 0
@@ -817,24 +817,24 @@ func (s *r34) summary() {
 	s.t.Logf("acknowledged %d records (%d by the producer.Producer), %d in doubt, %d read; %d kept", acked, len(s.once)+len(s.twice), len(s.doubt), seen, len(s.kept))
 }
 
-// r34Part is one partition read from its log start to its high watermark.
-type r34Part struct {
+// maintRacePart is one partition read from its log start to its high watermark.
+type maintRacePart struct {
 	start, hw int64
 	ids       map[int64]int64 // offset → id
 	keys      map[int64]string
 }
 
-func (s *r34) readAll() map[int32]*r34Part {
-	d, err := s.b.DescribeTopic(s.ctx, r34Topic)
+func (s *maintRace) readAll() map[int32]*maintRacePart {
+	d, err := s.b.DescribeTopic(s.ctx, maintRaceTopic)
 	if err != nil {
 		s.t.Fatalf("DescribeTopic: %v", err)
 	}
-	out := map[int32]*r34Part{}
+	out := map[int32]*maintRacePart{}
 	for _, pi := range d.Partitions {
-		rp := &r34Part{start: pi.LogStartOffset, hw: pi.HighWatermark, ids: map[int64]int64{}, keys: map[int64]string{}}
+		rp := &maintRacePart{start: pi.LogStartOffset, hw: pi.HighWatermark, ids: map[int64]int64{}, keys: map[int64]string{}}
 		out[pi.Partition] = rp
 		for off := pi.LogStartOffset; off < pi.HighWatermark; {
-			resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: r34Topic, Partition: pi.Partition, Offset: off}}})
+			resp, err := s.b.Fetch(s.ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: maintRaceTopic, Partition: pi.Partition, Offset: off}}})
 			if err == nil {
 				err = resp.Partitions[0].Err
 			}
@@ -863,7 +863,7 @@ func (s *r34) readAll() map[int32]*r34Part {
 						s.t.Fatal(err)
 					}
 					if r.Offset >= off {
-						rp.ids[r.Offset], rp.keys[r.Offset] = r34ID(r), string(r.Key)
+						rp.ids[r.Offset], rp.keys[r.Offset] = maintRaceID(r), string(r.Key)
 					}
 				}
 				next = max(next, bt.NextOffset())
@@ -877,10 +877,10 @@ func (s *r34) readAll() map[int32]*r34Part {
 	return out
 }
 
-// r34Diff reports how b, read after a, is not what a maintenance may have
+// maintRaceDiff reports how b, read after a, is not what a maintenance may have
 // left of a: the same high watermark, a log start at or past a's, and
 // records only where a had the same ones.
-func r34Diff(a, b map[int32]*r34Part) string {
+func maintRaceDiff(a, b map[int32]*maintRacePart) string {
 	var d []string
 	for p, x := range a {
 		y := b[p]
@@ -905,7 +905,7 @@ func r34Diff(a, b map[int32]*r34Part) string {
 
 // check compares the partitions as read now with what was acknowledged
 // and seen, and returns what it read.
-func (s *r34) check(when string) map[int32]*r34Part {
+func (s *maintRace) check(when string) map[int32]*maintRacePart {
 	final := s.readAll()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review 43es: an event-sourcing user, who keeps an aggregate's events
+// An event-sourcing user, who keeps an aggregate's events
 // keyed by its ID, snapshots in a compacted topic, and projections that
 // replay a topic. These tests pin what such a user must be told.
 
@@ -55,7 +55,7 @@ func readmeParagraph(t *testing.T, s string) string {
 	return strings.Join(strings.Fields(s+para), " ")
 }
 
-// TestReview43esQuietCompactedTopicKeepsItsActiveSegment: a snapshot
+// TestEventSourcingQuietCompactedTopicKeepsItsActiveSegment: a snapshot
 // topic (compacted, MaxCompactionLag set) that receives no more records
 // keeps every value of its active segment, however long it waits and
 // however often maintenance runs: the active segment rolls before an
@@ -65,7 +65,7 @@ func readmeParagraph(t *testing.T, s string) string {
 // docs said the segment "rolls once this old" and that MaxCompactionLag
 // makes a topic "compact within that lag"; they now say it rolls at the
 // next append.
-func TestReview43esQuietCompactedTopicKeepsItsActiveSegment(t *testing.T) {
+func TestEventSourcingQuietCompactedTopicKeepsItsActiveSegment(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		b := runneltest.NewBroker(t, runneltest.TopicConfig("snapshots", log.TopicConfig{Partitions: 1,
@@ -96,7 +96,7 @@ func TestReview43esQuietCompactedTopicKeepsItsActiveSegment(t *testing.T) {
 	require.Contains(t, row, "at the next append", "README's MaxMsgsPerSubject row")
 }
 
-// TestReview43esProduceSyncIsNotAllOrNothing: a command handler that
+// TestEventSourcingProduceSyncIsNotAllOrNothing: a command handler that
 // writes a command's events with one ProduceSync may find some written
 // and others not, in the same partition: a record the broker refuses
 // alone (too large, here) fails alone, and the records before and after
@@ -104,7 +104,7 @@ func TestReview43esQuietCompactedTopicKeepsItsActiveSegment(t *testing.T) {
 // expects a command's events to be appended together (EventStoreDB's
 // AppendToStream, Marten's SaveChanges). It now says what holds, and
 // the way to get it: the events in one record.
-func TestReview43esProduceSyncIsNotAllOrNothing(t *testing.T) {
+func TestEventSourcingProduceSyncIsNotAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders", log.TopicConfig{Partitions: 1,
 		Config: log.Config{MaxMessageBytes: 2000}}))
@@ -129,7 +129,7 @@ func TestReview43esProduceSyncIsNotAllOrNothing(t *testing.T) {
 	require.Contains(t, doc, "all or nothing", "ProduceSync's doc")
 }
 
-// TestReview43esGrowingPartitionsSplitsAKeysEvents: after CreatePartitions
+// TestEventSourcingGrowingPartitionsSplitsAKeysEvents: after CreatePartitions
 // a key's events go to another partition than its earlier ones, from a new
 // producer at once and from one that wrote before only after its next
 // look-up of the count, so for a while both partitions get the key's
@@ -139,7 +139,7 @@ func TestReview43esProduceSyncIsNotAllOrNothing(t *testing.T) {
 // never replaced by the values written to its new one); the
 // README's Publish, which keys events "so that an order's events land in
 // one partition, in order", did not say for how long.
-func TestReview43esGrowingPartitionsSplitsAKeysEvents(t *testing.T) {
+func TestEventSourcingGrowingPartitionsSplitsAKeysEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))

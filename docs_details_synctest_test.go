@@ -9,13 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview29DocumentedBrokerDefaults: with a zero Config, maintenance
+// TestDocumentedBrokerDefaults: with a zero Config, maintenance
 // runs every 30 s (Config.MaintenanceInterval; docs/details.md, "Many
 // partitions": "the broker wakes once every MaintenanceInterval (30 s)")
 // and an idempotent producer id idle for a day is forgotten
 // (Config.ProducerIDExpiration, Kafka's producer.id.expiration.ms; the
 // details' log section: "1 day by default"), not before.
-func TestReview29DocumentedBrokerDefaults(t *testing.T) {
+func TestDocumentedBrokerDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		b := open(t, Config{})

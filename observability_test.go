@@ -26,12 +26,12 @@ import (
 )
 
 // Review 45obs: an SRE wiring an embedded broker into metrics and health
-// checks, with the public API only. review45obsExporter is the exporter such
+// checks, with the public API only. obsExporter is the exporter such
 // a user writes (docs/details.md, "Monitoring an embedded broker"); the
 // tests check that its numbers are right, consistent and cheap.
 
-// review45obsSample is one partition's gauges as an exporter reads them.
-type review45obsSample struct {
+// obsSample is one partition's gauges as an exporter reads them.
+type obsSample struct {
 	Topic     string
 	ID        log.TopicID // a topic deleted and created again has a new one
 	Partition int32
@@ -41,16 +41,16 @@ type review45obsSample struct {
 	Size      int64
 }
 
-// review45obsKey names a partition's series: by the topic's ID too, so that a
+// obsKey names a partition's series: by the topic's ID too, so that a
 // topic created again under its name is a new series, not a counter reset.
-type review45obsKey struct {
+type obsKey struct {
 	ID        log.TopicID
 	Partition int32
 }
 
-// review45obsExporter is the exporter: gauges of every partition, from
+// obsExporter is the exporter: gauges of every partition, from
 // Topics and DescribeTopic, and a health check.
-type review45obsExporter struct {
+type obsExporter struct {
 	b *runnel.Broker
 	// perTopic bounds each DescribeTopic: a topic whose partition a
 	// DeleteTopic or a config change holds, or waits for behind an append
@@ -63,7 +63,7 @@ type review45obsExporter struct {
 // each with a deadline of its own. A topic deleted between the two is
 // skipped; one not described in time is listed in stuck. err is
 // ErrClosed once the broker is closed, or scrapeCtx's error.
-func (e review45obsExporter) Scrape(scrapeCtx context.Context) (ss []review45obsSample, stuck []string, err error) {
+func (e obsExporter) Scrape(scrapeCtx context.Context) (ss []obsSample, stuck []string, err error) {
 	for _, name := range e.b.Topics() {
 		ctx, cancel := context.WithTimeout(scrapeCtx, e.perTopic)
 		info, err := e.b.DescribeTopic(ctx, name)
@@ -78,7 +78,7 @@ func (e review45obsExporter) Scrape(scrapeCtx context.Context) (ss []review45obs
 			return ss, stuck, err
 		}
 		for _, p := range info.Partitions {
-			ss = append(ss, review45obsSample{Topic: name, ID: info.ID, Partition: p.Partition,
+			ss = append(ss, obsSample{Topic: name, ID: info.ID, Partition: p.Partition,
 				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size})
 		}
 	}
@@ -89,7 +89,7 @@ func (e review45obsExporter) Scrape(scrapeCtx context.Context) (ss []review45obs
 // topic has answers ErrUnknownTopic from an open broker and ErrClosed
 // from a closed one (Topics answers an empty list either way). It touches
 // no partition, so an admin call or a disk that hangs does not hold it up.
-func (e review45obsExporter) Healthz(ctx context.Context) error {
+func (e obsExporter) Healthz(ctx context.Context) error {
 	_, err := e.b.DescribeTopic(ctx, "healthz-probe-no-such-topic")
 	if errors.Is(err, runnel.ErrUnknownTopic) {
 		return nil
@@ -100,21 +100,21 @@ func (e review45obsExporter) Healthz(ctx context.Context) error {
 	return err
 }
 
-// review45obsScrape is the exporter's Scrape for tests: with a long
+// obsScrape is the exporter's Scrape for tests: with a long
 // deadline per topic, and an error for a topic stuck past it.
-func review45obsScrape(ctx context.Context, b *runnel.Broker) ([]review45obsSample, error) {
-	ss, stuck, err := review45obsExporter{b: b, perTopic: 30 * time.Second}.Scrape(ctx)
+func obsScrape(ctx context.Context, b *runnel.Broker) ([]obsSample, error) {
+	ss, stuck, err := obsExporter{b: b, perTopic: 30 * time.Second}.Scrape(ctx)
 	if err == nil && len(stuck) > 0 {
 		err = fmt.Errorf("topics stuck: %q", stuck)
 	}
 	return ss, err
 }
 
-// review45obsCheck is what an exporter's alerts assume of each sample, and of
+// obsCheck is what an exporter's alerts assume of each sample, and of
 // a partition's samples over time (prev, nil for its first): 0 <= log
 // start <= high watermark <= log end, a size not negative, and offsets that
 // never go back.
-func review45obsCheck(s review45obsSample, prev *review45obsSample) error {
+func obsCheck(s obsSample, prev *obsSample) error {
 	if s.LogStart < 0 || s.LogStart > s.HW || s.HW > s.LEO || s.Size < 0 {
 		return fmt.Errorf("%s-%d: inconsistent %+v", s.Topic, s.Partition, s)
 	}
@@ -124,8 +124,8 @@ func review45obsCheck(s review45obsSample, prev *review45obsSample) error {
 	return nil
 }
 
-// review45obsLogBytes is the size of a partition's .log files on disk.
-func review45obsLogBytes(t *testing.T, dir, topic string, partition int32) int64 {
+// obsLogBytes is the size of a partition's .log files on disk.
+func obsLogBytes(t *testing.T, dir, topic string, partition int32) int64 {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(dir, fmt.Sprintf("%s-%d", topic, partition)))
 	require.NoError(t, err)
@@ -140,9 +140,9 @@ func review45obsLogBytes(t *testing.T, dir, topic string, partition int32) int64
 	return n
 }
 
-// review45obsProduce writes n records of 100 bytes to topic's partition,
+// obsProduce writes n records of 100 bytes to topic's partition,
 // keyed key (nil for none), ten a batch.
-func review45obsProduce(t *testing.T, p *producer.Producer, topic string, partition int32, n int, key func(i int) []byte) {
+func obsProduce(t *testing.T, p *producer.Producer, topic string, partition int32, n int, key func(i int) []byte) {
 	t.Helper()
 	for i := 0; i < n; i += 10 {
 		var recs []*record.Record
@@ -157,8 +157,8 @@ func review45obsProduce(t *testing.T, p *producer.Producer, topic string, partit
 	}
 }
 
-// review45obsFind returns topic's partition's sample.
-func review45obsFind(t *testing.T, ss []review45obsSample, topic string, partition int32) review45obsSample {
+// obsFind returns topic's partition's sample.
+func obsFind(t *testing.T, ss []obsSample, topic string, partition int32) obsSample {
 	t.Helper()
 	for _, s := range ss {
 		if s.Topic == topic && s.Partition == partition {
@@ -166,19 +166,19 @@ func review45obsFind(t *testing.T, ss []review45obsSample, topic string, partiti
 		}
 	}
 	require.Failf(t, "no sample", "%s-%d in %+v", topic, partition, ss)
-	return review45obsSample{}
+	return obsSample{}
 }
 
-// TestReview45ObsAtRestOnDisk: at rest, on disk, the gauges say what the
+// TestObservabilityAtRestOnDisk: at rest, on disk, the gauges say what the
 // data directory holds: the high watermark and log end are the records
 // produced, the log start what DeleteRecords and retention left, and
 // Size the bytes of the partition's .log files, after each of produce,
 // DeleteRecords, retention, compaction, a restart and a topic deleted and
 // created again (a new ID, its offsets from 0).
-func TestReview45ObsAtRestOnDisk(t *testing.T) {
+func TestObservabilityAtRestOnDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	lines := newReview45obsLines()
+	lines := newObsLines()
 	b, err := runnel.Open(runnel.Config{Dir: dir, Logger: slog.New(lines)})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
@@ -192,25 +192,25 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 
-	check := func(step string, want map[string][3]int64) []review45obsSample {
+	check := func(step string, want map[string][3]int64) []obsSample {
 		t.Helper()
-		ss, err := review45obsScrape(ctx, b)
+		ss, err := obsScrape(ctx, b)
 		require.NoError(t, err, step)
 		require.Len(t, ss, 3, step)
 		for _, s := range ss {
-			require.NoError(t, review45obsCheck(s, nil), step)
+			require.NoError(t, obsCheck(s, nil), step)
 			k := fmt.Sprintf("%s-%d", s.Topic, s.Partition)
 			if w, ok := want[k]; ok {
 				require.Equal(t, w, [3]int64{s.LogStart, s.HW, s.LEO}, "%s: %s start, hw, leo", step, k)
 			}
-			require.Equal(t, review45obsLogBytes(t, dir, s.Topic, s.Partition), s.Size, "%s: %s Size against its .log files", step, k)
+			require.Equal(t, obsLogBytes(t, dir, s.Topic, s.Partition), s.Size, "%s: %s Size against its .log files", step, k)
 		}
 		return ss
 	}
 
-	review45obsProduce(t, p, "events", 0, 300, nil)
-	review45obsProduce(t, p, "events", 1, 10, nil)
-	review45obsProduce(t, p, "state", 0, 200, func(i int) []byte { return []byte{byte(i % 5)} })
+	obsProduce(t, p, "events", 0, 300, nil)
+	obsProduce(t, p, "events", 1, 10, nil)
+	obsProduce(t, p, "state", 0, 200, func(i int) []byte { return []byte{byte(i % 5)} })
 	check("produced", map[string][3]int64{"events-0": {0, 300, 300}, "events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
 
 	low, err := b.DeleteRecords(ctx, "events", 0, 150)
@@ -218,13 +218,13 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.EqualValues(t, 150, low)
 	check("deleted", map[string][3]int64{"events-0": {150, 300, 300}})
 
-	before := review45obsFind(t, check("before compaction", nil), "state", 0)
+	before := obsFind(t, check("before compaction", nil), "state", 0)
 	require.NoError(t, b.UpdateTopicConfig(ctx, "events", func(c *log.Config) { c.RetentionBytes = 8192 }))
 	require.NoError(t, b.Maintain(ctx))
 	ss := check("maintained", map[string][3]int64{"events-1": {0, 10, 10}, "state-0": {0, 200, 200}})
-	e0 := review45obsFind(t, ss, "events", 0)
+	e0 := obsFind(t, ss, "events", 0)
 	require.Greater(t, e0.LogStart, int64(150), "retention moved the log start")
-	require.Less(t, review45obsFind(t, ss, "state", 0).Size, before.Size, "compaction shrank the log")
+	require.Less(t, obsFind(t, ss, "state", 0).Size, before.Size, "compaction shrank the log")
 
 	// A restart finds the same numbers.
 	require.NoError(t, b.Close())
@@ -242,21 +242,21 @@ func TestReview45ObsAtRestOnDisk(t *testing.T) {
 	require.NoError(t, b.DeleteTopic(ctx, "events"))
 	require.NoError(t, b.CreateTopic(ctx, "events", log.TopicConfig{Partitions: 2, Config: seg}))
 	re := check("created again", map[string][3]int64{"events-0": {0, 0, 0}, "events-1": {0, 0, 0}})
-	require.NotEqual(t, e0.ID, review45obsFind(t, re, "events", 0).ID)
+	require.NotEqual(t, e0.ID, obsFind(t, re, "events", 0).ID)
 }
 
-// TestReview45ObsUnderLoad: scraped while producers write to topics of
+// TestObservabilityUnderLoad: scraped while producers write to topics of
 // every fsync policy and a compacted one, DeleteRecords and retention move
 // log starts, compaction shrinks a log, config
 // changes reopen the logs and a topic is deleted and created again, each
 // sample is consistent (log start <= high watermark <= log end) and no
 // partition's offsets go back between two scrapes: an alert on an offset
 // that decreased fires only for a new topic ID.
-func TestReview45ObsUnderLoad(t *testing.T) {
+func TestObservabilityUnderLoad(t *testing.T) {
 	for _, disk := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
 			ctx := context.Background()
-			lines := newReview45obsLines()
+			lines := newObsLines()
 			cfg := runnel.Config{Logger: slog.New(lines)}
 			if disk {
 				cfg.Dir = t.TempDir()
@@ -361,7 +361,7 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 				}
 			}()
 
-			last := map[review45obsKey]review45obsSample{}
+			last := map[obsKey]obsSample{}
 			// Scrape until the others have done enough (not for a time).
 			// Compactions need the compacted topic's segments to roll first.
 			// The admin side's steps go through each call on each topic
@@ -392,18 +392,18 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 						}
 					}
 				}
-				ss, err := review45obsScrape(ctx, b)
+				ss, err := obsScrape(ctx, b)
 				require.NoError(t, err)
 				for _, s := range ss {
 					if p, ok := pos[fmt.Sprintf("%s-%d", s.Topic, s.Partition)]; ok {
 						require.GreaterOrEqual(t, s.HW, p, "%s-%d: high watermark less position", s.Topic, s.Partition)
 					}
-					k := review45obsKey{s.ID, s.Partition}
-					var prev *review45obsSample
+					k := obsKey{s.ID, s.Partition}
+					var prev *obsSample
 					if p, ok := last[k]; ok {
 						prev = &p
 					}
-					require.NoError(t, review45obsCheck(s, prev), "scrape %d", i)
+					require.NoError(t, obsCheck(s, prev), "scrape %d", i)
 					last[k] = s
 				}
 			}
@@ -420,29 +420,29 @@ func TestReview45ObsUnderLoad(t *testing.T) {
 	}
 }
 
-// review45obsLines is the exporter's slog.Handler: it counts the broker's
+// obsLines is the exporter's slog.Handler: it counts the broker's
 // lines by level and message (a counter per kind of line, as an SRE
 // alerts on "log fenced"), and by partition where the line names one
 // (topic= and partition=, which Config.Logger promises), and logs
 // nothing. It is a tree of handlers sharing one count (WithAttrs).
-type review45obsLines struct {
-	c     *review45obsCounts
+type obsLines struct {
+	c     *obsCounts
 	attrs []slog.Attr
 }
 
-// review45obsCounts are the counts a review45obsLines tree shares.
-type review45obsCounts struct {
+// obsCounts are the counts a obsLines tree shares.
+type obsCounts struct {
 	mu      sync.Mutex
 	n       map[string]int
 	changed chan struct{} // a line came (buffered: one wake-up)
 }
 
-func newReview45obsLines() *review45obsLines {
-	return &review45obsLines{c: &review45obsCounts{n: map[string]int{}, changed: make(chan struct{}, 1)}}
+func newObsLines() *obsLines {
+	return &obsLines{c: &obsCounts{n: map[string]int{}, changed: make(chan struct{}, 1)}}
 }
 
-func (h *review45obsLines) Enabled(context.Context, slog.Level) bool { return true }
-func (h *review45obsLines) Handle(_ context.Context, r slog.Record) error {
+func (h *obsLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *obsLines) Handle(_ context.Context, r slog.Record) error {
 	var topic, partition string
 	see := func(a slog.Attr) bool {
 		switch a.Key {
@@ -470,21 +470,21 @@ func (h *review45obsLines) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
-func (h *review45obsLines) WithAttrs(as []slog.Attr) slog.Handler {
-	return &review45obsLines{c: h.c, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+func (h *obsLines) WithAttrs(as []slog.Attr) slog.Handler {
+	return &obsLines{c: h.c, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
 }
-func (h *review45obsLines) WithGroup(string) slog.Handler { return h }
+func (h *obsLines) WithGroup(string) slog.Handler { return h }
 
 // count is how many lines of kind ("ERROR log fenced", or "ERROR log
 // fenced orders-0" for one partition's) came.
-func (h *review45obsLines) count(kind string) int {
+func (h *obsLines) count(kind string) int {
 	h.c.mu.Lock()
 	defer h.c.mu.Unlock()
 	return h.c.n[kind]
 }
 
 // waitFor waits until n lines of kind came, or fails t after 10 s.
-func (h *review45obsLines) waitFor(t *testing.T, kind string, n int) {
+func (h *obsLines) waitFor(t *testing.T, kind string, n int) {
 	t.Helper()
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
@@ -497,7 +497,7 @@ func (h *review45obsLines) waitFor(t *testing.T, kind string, n int) {
 	}
 }
 
-// TestReview45ObsFencedLog: a failed fsync fences a log. The gauges show
+// TestObservabilityFencedLog: a failed fsync fences a log. The gauges show
 // it only where the high watermark is the durable offset (SyncAlways):
 // there the log end stays above the high watermark for as long as the
 // broker runs, which an alert on "a high watermark that has not moved for
@@ -506,7 +506,7 @@ func (h *review45obsLines) waitFor(t *testing.T, kind string, n int) {
 // (Error, once a log, naming its partition) and the failing produces
 // tell. "maintenance failed" comes once while a partition's failure
 // lasts, not at each run: an alert counts lines of a kind, not failures.
-func TestReview45ObsFencedLog(t *testing.T) {
+func TestObservabilityFencedLog(t *testing.T) {
 	ctx := context.Background()
 	var failing atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -515,7 +515,7 @@ func TestReview45ObsFencedLog(t *testing.T) {
 		}
 		return nil
 	}))
-	lines := newReview45obsLines()
+	lines := newObsLines()
 	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", Logger: slog.New(lines), MaintenanceInterval: time.Millisecond})
 	require.NoError(t, err)
 	defer func() { _ = b.Close() }()
@@ -524,8 +524,8 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
-	review45obsProduce(t, p, "always", 0, 10, nil)
-	review45obsProduce(t, p, "never", 0, 10, nil)
+	obsProduce(t, p, "always", 0, 10, nil)
+	obsProduce(t, p, "never", 0, 10, nil)
 
 	failing.Store(true)
 	err = p.ProduceSync(ctx, &record.Record{Topic: "always", Value: []byte("x")})
@@ -546,9 +546,9 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	require.Equal(t, 1, lines.count("ERROR maintenance failed always-0"), "once while it lasts, not at each run")
 	require.Equal(t, 1, lines.count("ERROR maintenance failed never-0"), "once while it lasts, not at each run")
 
-	ss, err := review45obsScrape(ctx, b)
+	ss, err := obsScrape(ctx, b)
 	require.NoError(t, err)
-	always, never := review45obsFind(t, ss, "always", 0), review45obsFind(t, ss, "never", 0)
+	always, never := obsFind(t, ss, "always", 0), obsFind(t, ss, "never", 0)
 	require.Equal(t, [2]int64{10, 11}, [2]int64{always.HW, always.LEO}, "SyncAlways: the fenced append stays above the high watermark")
 	require.Equal(t, [2]int64{11, 11}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
 	// The produces tell, once their delivery timeout ends: the storage
@@ -564,17 +564,17 @@ func TestReview45ObsFencedLog(t *testing.T) {
 	require.ErrorIs(t, err, log.ErrLogFenced)
 }
 
-// TestReview45ObsProducerBufferedReturnsToZero: BufferedRecords, the
+// TestObservabilityProducerBufferedReturnsToZero: BufferedRecords, the
 // gauge of a producer's backlog, comes back to 0 after Flush whatever
 // the records' fate (delivered; failed by the broker: unknown topic,
 // too large; failed by the producer: their ctx ended, delivery timeout,
 // buffer full for TryProduce), and after Close with records held in
 // flight.
-func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
+func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	f := runneltest.NewFaults(t, b)
-	lines := newReview45obsLines()
+	lines := newObsLines()
 	p, err := producer.New(f, producer.Logger(slog.New(lines)), producer.MaxBufferedRecords(20), producer.DeliveryTimeout(time.Second),
 		producer.RetryBackoff(time.Millisecond), producer.Linger(500*time.Millisecond))
 	require.NoError(t, err)
@@ -641,7 +641,7 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 		defer close(blocked)
 		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
-	review45obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
+	obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
 	require.EqualValues(t, 20, q.BufferedRecords())
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
@@ -651,8 +651,8 @@ func TestReview45ObsProducerBufferedReturnsToZero(t *testing.T) {
 	require.EqualValues(t, 21, failed.Load())
 }
 
-// review45obsPollUntil polls c until cond holds, at most 50 Polls.
-func review45obsPollUntil(t *testing.T, c *consumer.Consumer, what string, cond func() bool) {
+// obsPollUntil polls c until cond holds, at most 50 Polls.
+func obsPollUntil(t *testing.T, c *consumer.Consumer, what string, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 50 && !cond(); i++ {
 		_, _ = c.Poll(context.Background())
@@ -660,18 +660,18 @@ func review45obsPollUntil(t *testing.T, c *consumer.Consumer, what string, cond 
 	require.True(t, cond(), what)
 }
 
-// TestReview45ObsConsumerLag: Lag is the lag the last fetch saw
+// TestObservabilityConsumerLag: Lag is the lag the last fetch saw
 // (KIP-695's currentLag): 0 while records arrive that no fetch has seen,
 // frozen while fetches fail, and not there (false) between a reset and
 // the next fetch. An exporter that wants the lag now reads the high
 // watermark from DescribeTopic and subtracts Position; that can go
 // negative for a moment after the topic is deleted and created again (the
 // position still the old topic's), so the exporter clamps it at 0.
-func TestReview45ObsConsumerLag(t *testing.T) {
+func TestObservabilityConsumerLag(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.TopicConfig("orders", log.TopicConfig{Partitions: 1}))
 	f := runneltest.NewFaults(t, b)
-	lines := newReview45obsLines()
+	lines := newObsLines()
 	c := runneltest.NewConsumer(t, f, consumer.FetchMaxWait(10*time.Millisecond), consumer.RetryBackoff(time.Millisecond),
 		consumer.Logger(slog.New(lines)))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
@@ -695,7 +695,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 		return l
 	}
 	runneltest.ProduceValues(t, b, "orders", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
-	review45obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+	obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
 	require.Zero(t, lag())
 	require.Zero(t, lagNow())
 
@@ -720,7 +720,7 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	// the next fetch, then 0.
 	_, err := b.DeleteRecords(ctx, "orders", 0, api.Latest)
 	require.NoError(t, err)
-	review45obsPollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
+	obsPollUntil(t, c, "read to the new start", func() bool { p, _ := c.Position("orders", 0); return p == 15 })
 	require.Zero(t, lag())
 	require.Equal(t, 1, lines.count("INFO offset out of range: resetting orders-0"), "the records skipped are in its line")
 
@@ -733,18 +733,18 @@ func TestReview45ObsConsumerLag(t *testing.T) {
 	require.True(t, ok)
 	require.EqualValues(t, -12, hwNow()-pos, "HW of the new topic less the old topic's position")
 	require.Zero(t, lagNow(), "clamped")
-	review45obsPollUntil(t, c, "read the new topic", func() bool { p, _ := c.Position("orders", 0); return p == 3 })
+	obsPollUntil(t, c, "read the new topic", func() bool { p, _ := c.Position("orders", 0); return p == 3 })
 	require.Zero(t, lag())
 	require.Zero(t, lagNow())
 }
 
-// TestReview45ObsScrapeCost: what a scrape every second costs on 10,000
+// TestObservabilityScrapeCost: what a scrape every second costs on 10,000
 // partitions (one topic of 10,000, and 1,000 topics of 10): the
 // allocations of Topics and DescribeTopic, and no file-system operation
 // at all. Lag, Position and BufferedRecords allocate nothing. DescribeTopic grew its
 // list of partitions by appending (21 allocations for 10,000 partitions,
 // 5 for 10): it now makes it once.
-func TestReview45ObsScrapeCost(t *testing.T) {
+func TestObservabilityScrapeCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 20,000 partitions")
 	}
@@ -764,7 +764,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	require.NoError(t, p.Flush(ctx))
 	c := runneltest.NewConsumer(t, b)
 	require.NoError(t, c.Assign("wide", 7, consumer.Start()))
-	review45obsPollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
+	obsPollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
 
 	before := ops.N()
 	wide := testing.AllocsPerRun(20, func() {
@@ -774,7 +774,7 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	})
 	var n int
 	all := testing.AllocsPerRun(5, func() {
-		ss, err := review45obsScrape(ctx, b)
+		ss, err := obsScrape(ctx, b)
 		if err != nil {
 			t.Error(err)
 		}
@@ -792,22 +792,22 @@ func TestReview45ObsScrapeCost(t *testing.T) {
 	require.Zero(t, buffered)
 }
 
-// TestReview45ObsScrapeBesideAHungDisk: a scrape does not wait for the
+// TestObservabilityScrapeBesideAHungDisk: a scrape does not wait for the
 // data path: with an append stuck in its write to a disk that hangs,
 // Topics, DescribeTopic, Lag and BufferedRecords answer at once. The
 // stuck append does not show in the offsets (the log end moves only once
 // the write returned): what shows it is the producer's backlog.
-func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
+func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	ctx := context.Background()
-	b, hang, stuck, release := review45obsHangingDisk(t)
+	b, hang, stuck, release := obsHangingDisk(t)
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
-	review45obsProduce(t, p, "orders", 0, 10, nil)
+	obsProduce(t, p, "orders", 0, 10, nil)
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
-	review45obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
+	obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
 
 	hang.Store(true)
 	done := make(chan error, 1)
@@ -815,9 +815,9 @@ func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 	<-stuck
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ss, err := review45obsScrape(sctx, b)
+	ss, err := obsScrape(sctx, b)
 	require.NoError(t, err, "a scrape beside a hung append")
-	s := review45obsFind(t, ss, "orders", 0)
+	s := obsFind(t, ss, "orders", 0)
 	require.Equal(t, [2]int64{10, 10}, [2]int64{s.HW, s.LEO}, "the stuck append is not in the offsets")
 	lag, ok := c.Lag("orders", 0)
 	require.True(t, ok)
@@ -828,7 +828,7 @@ func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// TestReview45ObsAcrossACrash: what a power cut does to the gauges, per
+// TestObservabilityAcrossACrash: what a power cut does to the gauges, per
 // fsync policy. The log start never goes back (DeleteRecords and
 // retention are durable when they return), nor does a SyncAlways
 // partition's high watermark (it is the durable offset); under SyncNever
@@ -836,7 +836,7 @@ func TestReview45ObsScrapeBesideAHungDisk(t *testing.T) {
 // not yet fsynced go with the power, so both come back down: an alert on
 // a decrease must not take that for a bug, and a rate of records in
 // computed from the log end counts them twice.
-func TestReview45ObsAcrossACrash(t *testing.T) {
+func TestObservabilityAcrossACrash(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	b, err := runnel.Open(runnel.Config{FS: mem, Dir: "/d", MaintenanceInterval: time.Hour})
@@ -856,38 +856,38 @@ func TestReview45ObsAcrossACrash(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
 	for name := range cfgs {
-		review45obsProduce(t, p, name, 0, 200, nil)
+		obsProduce(t, p, name, 0, 200, nil)
 	}
 	require.NoError(t, b.Maintain(ctx)) // retention; flushes nothing under SyncNever
-	retained, err := review45obsScrape(ctx, b)
+	retained, err := obsScrape(ctx, b)
 	require.NoError(t, err)
-	review45obsCrashKeeps(t, ctx, mem, retained, false)
+	obsCrashKeeps(t, ctx, mem, retained, false)
 	for name := range cfgs {
 		_, err := b.DeleteRecords(ctx, name, 0, 180)
 		require.NoError(t, err)
-		review45obsProduce(t, p, name, 0, 20, nil)
+		obsProduce(t, p, name, 0, 20, nil)
 	}
-	before, err := review45obsScrape(ctx, b)
+	before, err := obsScrape(ctx, b)
 	require.NoError(t, err)
-	review45obsCrashKeeps(t, ctx, mem, before, true)
+	obsCrashKeeps(t, ctx, mem, before, true)
 }
 
-// review45obsCrashKeeps opens a broker on what a crash of mem would leave,
+// obsCrashKeeps opens a broker on what a crash of mem would leave,
 // and checks its gauges against before, scraped just before the crash:
 // the log start not back, a SyncAlways partition's high watermark not
 // back, and, when unsynced (records were appended since the last fsync of
 // the others), the others' back.
-func review45obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []review45obsSample, unsynced bool) {
+func obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []obsSample, unsynced bool) {
 	t.Helper()
 	b2, err := runnel.Open(runnel.Config{FS: mem.CrashClone(vfs.CrashOptions{}), Dir: "/d", MaintenanceInterval: time.Hour})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b2.Close()) }()
-	after, err := review45obsScrape(ctx, b2)
+	after, err := obsScrape(ctx, b2)
 	require.NoError(t, err)
 	for _, s := range before {
-		a := review45obsFind(t, after, s.Topic, 0)
+		a := obsFind(t, after, s.Topic, 0)
 		t.Logf("%s: before %+v after %+v", s.Topic, s, a)
-		require.NoError(t, review45obsCheck(a, nil))
+		require.NoError(t, obsCheck(a, nil))
 		require.GreaterOrEqual(t, a.LogStart, s.LogStart, "%s: log start", s.Topic)
 		if s.Topic == "always" {
 			require.GreaterOrEqual(t, a.HW, s.HW, "%s: high watermark", s.Topic)
@@ -897,9 +897,9 @@ func review45obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, be
 	}
 }
 
-// review45obsWaitForStack returns once a goroutine's stack holds every one
+// obsWaitForStack returns once a goroutine's stack holds every one
 // of parts, or fails t after 10 s.
-func review45obsWaitForStack(t *testing.T, parts ...string) {
+func obsWaitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
@@ -916,7 +916,7 @@ func review45obsWaitForStack(t *testing.T, parts ...string) {
 	t.Fatalf("no goroutine in %q", parts)
 }
 
-// TestReview45ObsScrapeBehindAWaitingAdminCall: DescribeTopic waits for a
+// TestObservabilityScrapeBehindAWaitingAdminCall: DescribeTopic waits for a
 // partition's lock when a DeleteTopic (or a config change) holds it, and
 // also when one waits for it: the lock serves its callers in turn, so a
 // DeleteTopic waiting behind an append stuck on a disk that hangs holds
@@ -924,9 +924,9 @@ func review45obsWaitForStack(t *testing.T, parts ...string) {
 // lasts). DescribeTopic's doc said "holds" only. With a deadline per
 // topic the exporter reports that topic stuck and the others as usual,
 // and its health check answers.
-func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
+func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	ctx := context.Background()
-	b, hang, stuck, release := review45obsHangingDisk(t)
+	b, hang, stuck, release := obsHangingDisk(t)
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
 	require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
 	p, err := producer.New(b)
@@ -941,7 +941,7 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	defer dcancel()
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(dctx, "orders") }()
-	review45obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
 
 	// The DeleteTopic holds no lock yet (it waits for the only one).
 	_, err = b.DescribeTopic(ctx, "other")
@@ -949,17 +949,17 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	described := make(chan error, 1)
 	dtctx, dtcancel := context.WithCancel(ctx)
 	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
-	review45obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 	dtcancel()
 	require.ErrorIs(t, <-described, context.Canceled, "waited behind the waiting DeleteTopic")
 
 	// "other" takes microseconds; "orders" waits out the deadline (was 2 s,
 	// all of the test's time).
-	e := review45obsExporter{b: b, perTopic: 500 * time.Millisecond}
+	e := obsExporter{b: b, perTopic: 500 * time.Millisecond}
 	ss, stuckTopics, err := e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"orders"}, stuckTopics)
-	require.Equal(t, "other", review45obsFind(t, ss, "other", 0).Topic)
+	require.Equal(t, "other", obsFind(t, ss, "other", 0).Topic)
 	require.NoError(t, e.Healthz(ctx))
 
 	dcancel()
@@ -969,7 +969,7 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	ss, stuckTopics, err = e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Empty(t, stuckTopics)
-	require.EqualValues(t, 1, review45obsFind(t, ss, "orders", 0).LEO)
+	require.EqualValues(t, 1, obsFind(t, ss, "orders", 0).LEO)
 
 	require.NoError(t, p.Close())
 	require.NoError(t, b.Close())
@@ -978,11 +978,11 @@ func TestReview45ObsScrapeBehindAWaitingAdminCall(t *testing.T) {
 	require.NoError(t, err, "Topics answers nothing once closed: Healthz tells")
 }
 
-// review45obsHangingDisk opens a broker on a memory FS whose writes to a
+// obsHangingDisk opens a broker on a memory FS whose writes to a
 // .log file hang, once hang is set, until release is closed: each
 // sends on stuck (if it has room) as it starts to hang. The broker is
 // closed at the test's end; close release before then.
-func review45obsHangingDisk(t *testing.T) (b *runnel.Broker, hang *atomic.Bool, stuck chan struct{}, release chan struct{}) {
+func obsHangingDisk(t *testing.T) (b *runnel.Broker, hang *atomic.Bool, stuck chan struct{}, release chan struct{}) {
 	hang = new(atomic.Bool)
 	stuck, release = make(chan struct{}, 1), make(chan struct{})
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {

@@ -12,12 +12,12 @@ import (
 	"github.com/runnel/runnel/log"
 )
 
-// TestReview31RelativeDirSurvivesChdir: a broker opened on a relative Dir
+// TestRelativeDirSurvivesChdir: a broker opened on a relative Dir
 // keeps its data where Open found it when the process changes its working
 // directory afterwards (t.Chdir, a daemon's chdir("/")): a roll, a new
 // topic and Close land in the directory the broker locked, not in one of
 // the same name under the new working directory.
-func TestReview31RelativeDirSurvivesChdir(t *testing.T) {
+func TestRelativeDirSurvivesChdir(t *testing.T) {
 	base := t.TempDir()
 	t.Chdir(base)
 	b, err := Open(Config{Dir: "data", TopicDefaults: log.Config{SegmentBytes: 100}})

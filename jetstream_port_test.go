@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review 43: a NATS JetStream user's port. These tests pin what README.md's
+// A NATS JetStream user's port. These tests pin what README.md's
 // JetStream table says a port must know.
 
-// TestReview43MaxBytesNeedsSmallSegments: JetStream's MaxBytes bounds a
+// TestJetStreamMaxBytesNeedsSmallSegments: JetStream's MaxBytes bounds a
 // stream at each publish; RetentionBytes deletes whole segments only, never
 // the active one. So a topic with a RetentionBytes far below its
 // SegmentBytes (1 GiB by default) keeps everything written to it, and one
@@ -31,7 +31,7 @@ import (
 // and a batch larger than SegmentBytes makes a segment of its own, which
 // may leave the log that batch's size, over RetentionBytes plus
 // SegmentBytes. In memory, as on disk.
-func TestReview43MaxBytesNeedsSmallSegments(t *testing.T) {
+func TestJetStreamMaxBytesNeedsSmallSegments(t *testing.T) {
 	ctx := context.Background()
 	const retention = 64 << 10
 	const segment = 16 << 10
@@ -79,12 +79,12 @@ func TestReview43MaxBytesNeedsSmallSegments(t *testing.T) {
 	require.Equal(t, first.Offset, info.Partitions[0].LogStartOffset, "the big batch is not its segment's first")
 }
 
-// TestReview43PublishAsyncCtx: JetStream's PublishAsync takes no ctx;
+// TestJetStreamPublishAsyncCtx: JetStream's PublishAsync takes no ctx;
 // Produce does, and a record whose ctx ends before its batch is sent is
 // dropped, unwritten, with ctx's error: a port that produces with an HTTP
 // request's ctx loses the record once the handler returns, unless it
 // gives the record a ctx that outlives it (context.WithoutCancel).
-func TestReview43PublishAsyncCtx(t *testing.T) {
+func TestJetStreamPublishAsyncCtx(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
 	p := runneltest.NewProducer(t, b, producer.DefaultTopic("orders"), producer.Linger(time.Minute))
@@ -104,7 +104,7 @@ func TestReview43PublishAsyncCtx(t *testing.T) {
 	require.Equal(t, "kept", string(recs[0].Value))
 }
 
-// TestReview43MaxMsgsPerSubjectNeedsMaxCompactionLag: JetStream's
+// TestJetStreamMaxMsgsPerSubjectNeedsMaxCompactionLag: JetStream's
 // MaxMsgsPerSubject: 1 keeps a subject's last message at each publish; a
 // compacted topic cleans only sealed segments, and its active segment
 // rolls at SegmentBytes or SegmentTime (1 GiB, 7 days) unless
@@ -112,7 +112,7 @@ func TestReview43PublishAsyncCtx(t *testing.T) {
 // that lag, a key's older values go but for its last one in the sealed
 // segments (the active segment is never in the cleaner's key map, as in
 // Kafka): a key keeps up to that one and those of the active segment.
-func TestReview43MaxMsgsPerSubjectNeedsMaxCompactionLag(t *testing.T) {
+func TestJetStreamMaxMsgsPerSubjectNeedsMaxCompactionLag(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		b := runneltest.NewBroker(t,
@@ -169,24 +169,24 @@ func readmeTableRow(t *testing.T, heading, until, name string) string {
 	return ""
 }
 
-// TestReview43ReadmeJetStreamRowsSayIt: the README's JetStream table says
+// TestReadmeJetStreamRowsSayIt: the README's JetStream table says
 // what the tests above pin: that MaxBytes needs segments well below
 // RetentionBytes, that a record produced with a ctx that ends first is
 // dropped (PublishAsync has none), and that MaxMsgsPerSubject needs
 // MaxCompactionLag; and log.Config's RetentionBytes doc, that a batch
 // larger than SegmentBytes is a segment of its own.
-func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
+func TestReadmeJetStreamRowsSayIt(t *testing.T) {
 	for _, tc := range []struct{ row, says string }{
 		{"`MaxBytes`", "`SegmentBytes`"},
 		{"`PublishAsync`", "`context.WithoutCancel("},
 		{"`MaxMsgsPerSubject: 1`", "`MaxCompactionLag`"},
-		// The rows TestReview43ReadmeJetStreamMoreRows runs.
+		// The rows TestReadmeJetStreamMoreRows runs.
 		{"`PublishAsync`", "`p.Flush(ctx)`"},
 		{"`PublishAsyncMaxPending`", "`producer.MaxBufferedRecords`"},
 		{"`MaxMsgSize`", "`log.Config.MaxMessageBytes`"},
 		{"`UpdateStream`", "`b.DescribeTopic`"},
 		{"`srv.Shutdown()`", "`vfs.ErrLocked`"},
-		// TestReview43WorkQueueDeleteIsDurableAtReturn's.
+		// TestJetStreamWorkQueueDeleteIsDurableAtReturn's.
 		{"`WorkQueuePolicy`", "fsync"},
 		// What a JetStream server bounds and runnel does not, and GetMsg.
 		{"`max_file_store`", "`RetentionBytes`"},
@@ -200,7 +200,7 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 	require.Contains(t, doc, "MaxMessageBytes", "RetentionBytes's doc")
 }
 
-// TestReview43ReadmeJetStreamMoreRows runs the rows of README.md's
+// TestReadmeJetStreamMoreRows runs the rows of README.md's
 // JetStream table that map what an embedded-JetStream service also
 // does: PublishAsyncComplete is Flush, and offsets count from 0;
 // PublishAsyncMaxPending is MaxBufferedRecords (TryProduce fails at once
@@ -211,7 +211,7 @@ func TestReview43ReadmeJetStreamRowsSayIt(t *testing.T) {
 // clients, then the broker, and an Open of the same directory finds the
 // records again, while a second Open of a directory in use fails with
 // vfs.ErrLocked.
-func TestReview43ReadmeJetStreamMoreRows(t *testing.T) {
+func TestReadmeJetStreamMoreRows(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b, err := runnel.Open(runnel.Config{Dir: dir})
@@ -260,13 +260,13 @@ func TestReview43ReadmeJetStreamMoreRows(t *testing.T) {
 	require.NoError(t, b.DeleteTopic(ctx, "orders"))
 }
 
-// TestReview43WorkQueueDeleteIsDurableAtReturn: a port of a WorkQueuePolicy
+// TestJetStreamWorkQueueDeleteIsDurableAtReturn: a port of a WorkQueuePolicy
 // stream deletes what its consumer handled with DeleteRecords, which, unlike
 // a JetStream ack, writes and fsyncs the log start offset checkpoint before
 // it returns (a power cut right after it brings nothing back), so each call
 // costs an fsync: the README's row says to call it now and then, not per
 // record.
-func TestReview43WorkQueueDeleteIsDurableAtReturn(t *testing.T) {
+func TestJetStreamWorkQueueDeleteIsDurableAtReturn(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
 	b, err := runnel.Open(runnel.Config{Dir: "/data", FS: fs})
@@ -285,9 +285,9 @@ func TestReview43WorkQueueDeleteIsDurableAtReturn(t *testing.T) {
 	require.EqualValues(t, 2, info.Partitions[0].LogStartOffset)
 }
 
-// TestReview43GetMsgIsAt: JetStream's GetMsg(seq) is a consumer assigned
+// TestJetStreamGetMsgIsAt: JetStream's GetMsg(seq) is a consumer assigned
 // At(offset), its first record (offsets count from 0, sequences from 1).
-func TestReview43GetMsgIsAt(t *testing.T) {
+func TestJetStreamGetMsgIsAt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("s", 1))

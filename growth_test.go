@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review 44: a process that embeds a broker for months, whose workload
+// A process that embeds a broker for months, whose workload
 // churns (topics, producers, consumers, config changes, restarts) while
 // the data it holds stays bounded. The leak tests (leak_test.go,
 // leak_cycles_test.go) run with the default logger, which logs nowhere:
@@ -66,7 +66,7 @@ func growthBounded(t *testing.T, n int, slack int64, measure func() int64, cycle
 // name; and of a long-lived producer and consumer that write and read a
 // second topic all along: the heap, goroutines and the memory FS stay
 // where they were after the first cycles.
-func TestReview44GrowthLoggedChurn(t *testing.T) {
+func TestGrowthLoggedChurn(t *testing.T) {
 	ctx := context.Background()
 	lg := growthLogger()
 	mem := vfs.NewMem()
@@ -127,7 +127,7 @@ func TestReview44GrowthLoggedChurn(t *testing.T) {
 // partition gone, reported and reset, and errors a Records loop ends
 // before yielding, held for the next Poll): its state, and the broker's,
 // stay where they were.
-func TestReview44GrowthConsumerMoves(t *testing.T) {
+func TestGrowthConsumerMoves(t *testing.T) {
 	ctx := context.Background()
 	lg := growthLogger()
 	b, err := runnel.Open(runnel.Config{Logger: lg})
@@ -205,7 +205,7 @@ func dirEntries(t testing.TB, dir string) int64 {
 // descriptors and mappings; nothing counted the files. On /dev/shm where
 // there is one (FastTempDir: the same files, descriptors and mappings as
 // a disk's, without the fsync waits that were most of its time).
-func TestReview44GrowthDiskFiles(t *testing.T) {
+func TestGrowthDiskFiles(t *testing.T) {
 	skipWithoutProcFD(t)
 	ctx := context.Background()
 	lg := growthLogger()

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestReview33AdminRacesDataPath runs DeleteTopic, CreateTopic (of the
+// TestAdminRacesDataPath runs DeleteTopic, CreateTopic (of the
 // same name, with another partition count), CreatePartitions and
 // UpdateTopicConfig (max.message.bytes, cleanup.policy,
 // message.timestamp.type, retention.bytes, segment.bytes) on a topic
@@ -40,21 +40,21 @@ import (
 //     each topic it has, and none other.
 //
 // Two seeds in memory and two on disk (-short: one of each).
-func TestReview33AdminRacesDataPath(t *testing.T) {
+func TestAdminRacesDataPath(t *testing.T) {
 	seeds := uint64(2)
 	if testing.Short() {
 		seeds = 1
 	}
 	for _, disk := range []bool{false, true} {
 		for seed := range seeds {
-			t.Run(fmt.Sprintf("disk=%v/seed=%d", disk, seed), func(t *testing.T) { r33AdminRace(t, disk, seed) })
+			t.Run(fmt.Sprintf("disk=%v/seed=%d", disk, seed), func(t *testing.T) { runAdminRace(t, disk, seed) })
 		}
 	}
 }
 
-// r33Typed reports whether err is nil or an error a caller can tell by
+// adminRaceTyped reports whether err is nil or an error a caller can tell by
 // errors.Is: one with a Kafka error code, or one of the producer's.
-func r33Typed(err error) bool {
+func adminRaceTyped(err error) bool {
 	if err == nil || api.Code(err) > 0 {
 		return true
 	}
@@ -66,7 +66,7 @@ func r33Typed(err error) bool {
 	return false
 }
 
-func r33AdminRace(t *testing.T, disk bool, seed uint64) {
+func runAdminRace(t *testing.T, disk bool, seed uint64) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 0x33a))
@@ -89,7 +89,7 @@ func r33AdminRace(t *testing.T, disk bool, seed uint64) {
 		prods   []*producer.Producer
 	)
 	note := func(err error) {
-		if !r33Typed(err) {
+		if !adminRaceTyped(err) {
 			mu.Lock()
 			untyped = append(untyped, err)
 			mu.Unlock()
@@ -154,7 +154,7 @@ func r33AdminRace(t *testing.T, disk bool, seed uint64) {
 					hung = append(hung, fmt.Sprint(err))
 				}
 				for _, f := range fs {
-					if !r33Typed(f.Err) {
+					if !adminRaceTyped(f.Err) {
 						untyped = append(untyped, f.Err)
 					}
 				}
@@ -197,7 +197,7 @@ func r33AdminRace(t *testing.T, disk bool, seed uint64) {
 		case 4:
 			time.Sleep(time.Millisecond)
 		}
-		if !r33Typed(err) {
+		if !adminRaceTyped(err) {
 			t.Errorf("admin call %d: %v", i, err)
 		}
 	}

@@ -1,6 +1,6 @@
 package runnel_test
 
-// Review45mem: a service in a container with a hard memory limit embeds
+// A service in a container with a hard memory limit embeds
 // runnel. For each component, what bounds its peak memory under load,
 // and does the bound hold? Every figure is the heap measured after the
 // collector (leakcheck.LiveHeap), or the bytes a call allocated
@@ -32,10 +32,10 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// review45Batch returns a batch of n records of key (nil for none) and
+// memBatch returns a batch of n records of key (nil for none) and
 // value val (each its own copy: compression sees n values), compressed
 // with codec.
-func review45Batch(t *testing.T, n int, key, val []byte, codec compression.Codec) []byte {
+func memBatch(t *testing.T, n int, key, val []byte, codec compression.Codec) []byte {
 	t.Helper()
 	var bl record.Builder
 	for range n {
@@ -48,8 +48,8 @@ func review45Batch(t *testing.T, n int, key, val []byte, codec compression.Codec
 	return bytes.Clone(b)
 }
 
-// review45Produce appends batch to topic's partition part, count times.
-func review45Produce(t *testing.T, b *runnel.Broker, topic string, part int32, batch []byte, count int) {
+// memProduce appends batch to topic's partition part, count times.
+func memProduce(t *testing.T, b *runnel.Broker, topic string, part int32, batch []byte, count int) {
 	t.Helper()
 	for range count {
 		_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: topic, Partition: part,
@@ -60,18 +60,18 @@ func review45Produce(t *testing.T, b *runnel.Broker, topic string, part int32, b
 	}
 }
 
-// review45Random returns n random bytes: what no codec shrinks.
-func review45Random(n int) []byte {
+// memRandom returns n random bytes: what no codec shrinks.
+func memRandom(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
 }
 
-// review45Sampler is a vfs.Injector that measures the live heap (after
+// memSampler is a vfs.Injector that measures the live heap (after
 // a collection) before every every-th file operation while it is on,
 // and keeps the largest: the peak of a call that does file I/O as it
 // goes, sampled by its progress rather than by time.
-type review45Sampler struct {
+type memSampler struct {
 	mu    sync.Mutex
 	on    bool
 	every int
@@ -79,7 +79,7 @@ type review45Sampler struct {
 	peak  int64
 }
 
-func (s *review45Sampler) MaybeError(vfs.Op, string) error {
+func (s *memSampler) MaybeError(vfs.Op, string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.on {
@@ -93,7 +93,7 @@ func (s *review45Sampler) MaybeError(vfs.Op, string) error {
 
 // measure runs f with sampling on and returns the largest live heap seen
 // (at least the heap after f).
-func (s *review45Sampler) measure(f func()) int64 {
+func (s *memSampler) measure(f func()) int64 {
 	s.mu.Lock()
 	s.on, s.n, s.peak = true, 0, 0
 	s.mu.Unlock()
@@ -114,9 +114,9 @@ func (s *review45Sampler) measure(f func()) int64 {
 // 32 partitions of 1 MiB, each asked for 1 MiB, in a request of 2 MiB,
 // allocated 6.3 MB to return 2.0 MB; 64 partitions of one 256 KiB batch
 // in a request of 600 KiB, 22.9 MB to return 0.5 MB (go test -run
-// TestReview45MemFetchOnDiskWithinMaxBytes -v .): a read of every
+// TestMemoryFetchOnDiskWithinMaxBytes -v .): a read of every
 // partition's first batch, each fetch, on a consumer assigned many.
-func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
+func TestMemoryFetchOnDiskWithinMaxBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("48 MiB on disk")
 	}
@@ -126,8 +126,8 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	small := review45Batch(t, 16, nil, review45Random(4<<10), compression.None) // 64 KiB
-	big := review45Batch(t, 64, nil, review45Random(4<<10), compression.None)   // 256 KiB
+	small := memBatch(t, 16, nil, memRandom(4<<10), compression.None) // 64 KiB
+	big := memBatch(t, 64, nil, memRandom(4<<10), compression.None)   // 256 KiB
 	for _, tc := range []struct {
 		topic   string
 		parts   int32
@@ -148,7 +148,7 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 				for p := range tc.parts {
-					review45Produce(t, b, tc.topic, p, tc.batch, tc.perPart)
+					memProduce(t, b, tc.topic, p, tc.batch, tc.perPart)
 				}
 			}
 			req := &api.FetchRequest{MaxBytes: tc.reqMax}
@@ -186,8 +186,8 @@ func TestReview45MemFetchOnDiskWithinMaxBytes(t *testing.T) {
 // plus the record structs of a batch, wherever the loop is. 32
 // partitions of 512 KiB on disk, FetchMaxBytes 2 MiB: at most 2.8 MB
 // above the start, sampled every 64 records (bound 3.1 MB) (go test -run
-// TestReview45MemSlowConsumerHoldsOneFetch -v .).
-func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
+// TestMemorySlowConsumerHoldsOneFetch -v .).
+func TestMemorySlowConsumerHoldsOneFetch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("16 MiB on disk")
 	}
@@ -205,9 +205,9 @@ func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
 	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts, Config: log.Config{Sync: log.SyncNever}}); err != nil {
 		t.Fatal(err)
 	}
-	batch := review45Batch(t, 16, nil, review45Random(4<<10), compression.None)
+	batch := memBatch(t, 16, nil, memRandom(4<<10), compression.None)
 	for p := range int32(parts) {
-		review45Produce(t, b, "t", p, batch, perPart/16)
+		memProduce(t, b, "t", p, batch, perPart/16)
 	}
 	c, err := consumer.New(b, consumer.FetchMaxBytes(maxF), consumer.FetchMaxPartitionBytes(256<<10))
 	if err != nil {
@@ -251,8 +251,8 @@ func TestReview45MemSlowConsumerHoldsOneFetch(t *testing.T) {
 // A topic of 1 MiB zstd batches of a 256-byte pattern: a fetch of
 // FetchMaxBytes 1 MiB returned all 24, 39 KB, and its records kept
 // took 26.4 MB; read without keeping, the heap rose by 1.1 MB at most
-// (go test -run TestReview45MemCompressedFetchIsCountedCompressed -v .).
-func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
+// (go test -run TestMemoryCompressedFetchIsCountedCompressed -v .).
+func TestMemoryCompressedFetchIsCountedCompressed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("decompresses 24 MiB twice")
 	}
@@ -266,9 +266,9 @@ func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	val := bytes.Repeat(review45Random(256), 16) // 4 KiB
-	batch := review45Batch(t, 256, nil, val, compression.Zstd)
-	review45Produce(t, b, "t", 0, batch, batches)
+	val := bytes.Repeat(memRandom(256), 16) // 4 KiB
+	batch := memBatch(t, 256, nil, val, compression.Zstd)
+	memProduce(t, b, "t", 0, batch, batches)
 	poll := func() (consumer.Fetches, int) {
 		c, err := consumer.New(b, consumer.FetchMaxBytes(1<<20))
 		if err != nil {
@@ -338,13 +338,13 @@ func TestReview45MemCompressedFetchIsCountedCompressed(t *testing.T) {
 // log. 32 MiB in one partition, its recovery point and producer-state
 // snapshots removed so that Open scans it all: the live heap, sampled
 // at every 16th file operation, peaked 1.1 MB above the broker's
-// (go test -run TestReview45MemRecoveryScansInBlocks -v .).
-func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
+// (go test -run TestMemoryRecoveryScansInBlocks -v .).
+func TestMemoryRecoveryScansInBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("32 MiB on disk")
 	}
 	dir := t.TempDir()
-	s := &review45Sampler{every: 16}
+	s := &memSampler{every: 16}
 	fsys := vfs.WithFaults(vfs.OS, s)
 	b, err := runnel.Open(runnel.Config{Dir: dir, FS: fsys})
 	if err != nil {
@@ -355,8 +355,8 @@ func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
 		Config: log.Config{Sync: log.SyncNever, SegmentBytes: 8 << 20}}); err != nil {
 		t.Fatal(err)
 	}
-	batch := review45Batch(t, 16, nil, review45Random(4<<10), compression.None)
-	review45Produce(t, b, "t", 0, batch, 512) // 32 MiB
+	batch := memBatch(t, 16, nil, memRandom(4<<10), compression.None)
+	memProduce(t, b, "t", 0, batch, 512) // 32 MiB
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -410,8 +410,8 @@ func TestReview45MemRecoveryScansInBlocks(t *testing.T) {
 // disk, 1 MiB segments) under CleanerMapBytes 1 MiB: the live heap,
 // sampled at every file operation of a Maintain, peaked 2.1 MB above
 // where it was, where a map for every key would take 5.3 MB (go test
-// -run TestReview45MemCleanerWithinMapBytes -v .).
-func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
+// -run TestMemoryCleanerWithinMapBytes -v .).
+func TestMemoryCleanerWithinMapBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("12 MiB on disk")
 	}
@@ -421,7 +421,7 @@ func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
 		mapSize = 1 << 20
 	)
 	dir := t.TempDir()
-	s := &review45Sampler{every: 1}
+	s := &memSampler{every: 1}
 	b, err := runnel.Open(runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, s), CleanerMapBytes: mapSize})
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +432,7 @@ func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
 		CleanupPolicy: log.Compact, Sync: log.SyncNever, SegmentBytes: 1 << 20}}); err != nil {
 		t.Fatal(err)
 	}
-	val := review45Random(32)
+	val := memRandom(32)
 	// Every key twice, so that the cleaner has records to drop.
 	for range 2 {
 		for i := 0; i < keys; i += perB {
@@ -444,7 +444,7 @@ func TestReview45MemCleanerWithinMapBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			review45Produce(t, b, "t", 0, batch, 1)
+			memProduce(t, b, "t", 0, batch, 1)
 		}
 	}
 	base := leakcheck.LiveHeap()

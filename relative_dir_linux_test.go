@@ -8,13 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview40OpenRelativeDirWithoutWorkingDir: Open makes a relative Dir
+// TestOpenRelativeDirWithoutWorkingDir: Open makes a relative Dir
 // absolute (as Kafka's log dirs) before it touches the disk; when the
 // process's working directory cannot be named (it was removed), Open
 // fails with an error that names the Dir, rather than lock and fill a
 // directory that the working directory's path no longer leads to.
 // (Linux: a process may stand in a removed directory there.)
-func TestReview40OpenRelativeDirWithoutWorkingDir(t *testing.T) {
+func TestOpenRelativeDirWithoutWorkingDir(t *testing.T) {
 	gone := filepath.Join(t.TempDir(), "gone")
 	require.NoError(t, os.Mkdir(gone, 0o755))
 	t.Chdir(gone)

@@ -18,13 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReview35ReadmeKgoTable runs what README.md's "Coming from franz-go's
+// TestReadmeKgoTable runs what README.md's "Coming from franz-go's
 // kgo" table maps kgo's calls to, with every name it gives: the producer's
 // options, the consumer's, Poll's Fetches, Seek/Pause/Resume/Lag/Position,
 // and the kadm row's admin calls; and checks the table's claims that a
 // topic not yet created fails a produce at once, and that Poll's error
 // matches runnel.ErrClosed once the broker is closed.
-func TestReview35ReadmeKgoTable(t *testing.T) {
+func TestReadmeKgoTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
@@ -125,12 +125,12 @@ func TestReview35ReadmeKgoTable(t *testing.T) {
 	require.ErrorIs(t, err, runnel.ErrClosed)
 }
 
-// TestReview35ReadmeAssignWaitsAssignTopicFails pins README's "Common
+// TestReadmeAssignWaitsAssignTopicFails pins README's "Common
 // tasks": a partition assigned with Assign that does not exist yet is
 // waited for without an error, where AssignTopic fails at once for an
 // unknown topic; and CreateTopic leaves a topic that exists as it is
 // (ErrTopicExists, whatever config it was asked for).
-func TestReview35ReadmeAssignWaitsAssignTopicFails(t *testing.T) {
+func TestReadmeAssignWaitsAssignTopicFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b := runneltest.NewBroker(t)
@@ -158,11 +158,11 @@ func TestReview35ReadmeAssignWaitsAssignTopicFails(t *testing.T) {
 	require.Len(t, info.Partitions, 1, "CreateTopic of an existing topic changes nothing")
 }
 
-// TestReview35ReadmeKfakeTableAutoCreate pins the kfake table's
+// TestReadmeKfakeTableAutoCreate pins the kfake table's
 // AllowAutoTopicCreation row and runneltest's "(default 1; kfake's 10)":
 // with AutoCreateTopics a first produce creates the topic, with
 // DefaultPartitions partitions, or 1 when that is not set.
-func TestReview35ReadmeKfakeTableAutoCreate(t *testing.T) {
+func TestReadmeKfakeTableAutoCreate(t *testing.T) {
 	for _, tc := range []struct{ set, want int }{{0, 1}, {3, 3}} {
 		b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{AutoCreateTopics: true, DefaultPartitions: tc.set}))
 		runneltest.ProduceValues(t, b, "auto", "v")
@@ -173,10 +173,10 @@ func TestReview35ReadmeKfakeTableAutoCreate(t *testing.T) {
 	}
 }
 
-// TestReview35ReadmeJetStreamTable pins two rows of README's JetStream
+// TestReadmeJetStreamTable pins two rows of README's JetStream
 // table: PurgeStream is DeleteRecords(..., api.Latest) for each partition,
 // refused with runnel.ErrPolicyViolation on a topic that is compacted only.
-func TestReview35ReadmeJetStreamTable(t *testing.T) {
+func TestReadmeJetStreamTable(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t,
 		runneltest.Topic("stream", 2),

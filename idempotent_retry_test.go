@@ -15,23 +15,23 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestReview34RetryAfterItsBatchWent: an idempotent producer's last batch,
+// TestIdempotentRetryAfterItsBatchWent: an idempotent producer's last batch,
 // sent again after retention, DeleteRecords or compaction removed it from
 // the log, is answered as a duplicate at its offsets, as Kafka answers it
 // (its producer state outlives the batch: KIP-360 keeps it when the log
 // start passes it, and the cleaner keeps each producer's last batch), also
 // after a config change reopened the log and after a Close and Open.
-func TestReview34RetryAfterItsBatchWent(t *testing.T) {
+func TestIdempotentRetryAfterItsBatchWent(t *testing.T) {
 	for _, how := range []string{"retention", "deleterecords", "compaction"} {
 		for _, then := range []string{"", "reopen", "restart"} {
-			t.Run(how+"/"+then, func(t *testing.T) { r34RetryAfter(t, how, then) })
+			t.Run(how+"/"+then, func(t *testing.T) { retryAfterItsBatchWent(t, how, then) })
 		}
 	}
 }
 
-func r34RetryAfter(t *testing.T, how, then string) {
+func retryAfterItsBatchWent(t *testing.T, how, then string) {
 	ctx := context.Background()
-	clock := &r34Clock{}
+	clock := &maintRaceClock{}
 	clock.ms.Store(1_700_000_000_000)
 	cfg := runnel.Config{FS: vfs.NewMem(), Dir: "/r", Clock: clock, MaintenanceInterval: time.Hour}
 	b, err := runnel.Open(cfg)
@@ -58,11 +58,11 @@ func r34RetryAfter(t *testing.T, how, then string) {
 		}
 		return resp
 	}
-	batch := r34Encode([]*r34Rec{{id: 1, key: []byte("k"), value: []byte("v1")}, {id: 2, key: []byte("k"), value: []byte("v2" + strings.Repeat("x", 150))}}, pid, 0, clock.ms.Load(), compression.None)
+	batch := maintRaceEncode([]*maintRaceRec{{id: 1, key: []byte("k"), value: []byte("v1")}, {id: 2, key: []byte("k"), value: []byte("v2" + strings.Repeat("x", 150))}}, pid, 0, clock.ms.Load(), compression.None)
 	first := produce(append([]byte(nil), batch...))
 	clock.ms.Add(2 * time.Hour.Milliseconds())
 	for i := range 30 { // others' records, newer, of the same key
-		produce(r34Encode([]*r34Rec{{id: int64(10 + i), key: []byte("k"), value: fmt.Appendf(nil, "o%d", i)}}, -1, 0, clock.ms.Load(), compression.None))
+		produce(maintRaceEncode([]*maintRaceRec{{id: int64(10 + i), key: []byte("k"), value: fmt.Appendf(nil, "o%d", i)}}, -1, 0, clock.ms.Load(), compression.None))
 	}
 	switch how {
 	case "retention", "compaction":
@@ -84,7 +84,7 @@ func r34RetryAfter(t *testing.T, how, then string) {
 	}
 	gone := lo.Offset > first.BaseOffset+1
 	if how == "compaction" {
-		gone = lo.Offset != 0 || r34FirstValue(resp.Partitions[0].Records) != "v1"
+		gone = lo.Offset != 0 || firstValue(resp.Partitions[0].Records) != "v1"
 	}
 	if !gone {
 		t.Fatalf("%s left the batch (log start %d)", how, lo.Offset)
@@ -108,8 +108,8 @@ func r34RetryAfter(t *testing.T, how, then string) {
 	}
 }
 
-func r34FirstValue(data []byte) string {
-	for bt := range r34Batches(data) {
+func firstValue(data []byte) string {
+	for bt := range batchesOf(data) {
 		for r, err := range bt.Records() {
 			if err == nil {
 				return string(r.Value)
@@ -119,7 +119,7 @@ func r34FirstValue(data []byte) string {
 	return ""
 }
 
-func r34Batches(data []byte) func(func(record.Batch) bool) {
+func batchesOf(data []byte) func(func(record.Batch) bool) {
 	return func(yield func(record.Batch) bool) {
 		for bt, err := range record.Batches(data) {
 			if err != nil || !yield(bt) {
