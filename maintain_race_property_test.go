@@ -188,7 +188,7 @@ func runMaintRace(t *testing.T, disk bool, seed uint64) {
 	if disk {
 		cfg.Dir = t.TempDir()
 	} else {
-		cfg.FS, cfg.Dir = vfs.NewMem(), "/maintRace"
+		cfg.FS, cfg.Dir = vfs.NewMem(), "/r34"
 	}
 	// Even seeds (and those divisible by 5) fail a third of the listings of "m"'s partition
 	// directories while the calls run (the first thing a log's Open
