@@ -416,3 +416,42 @@ func TestFailedAdminCallLeavesItsRecordAsItWas(t *testing.T) {
 	defer b.Close()
 	require.Equal(t, before, describe(b), "a restart finds what the broker served")
 }
+
+// TestDeleteTopicAfterItsRecordIsGone: once DeleteTopic has removed the
+// topic's record, a failure after it (here, the directory's sync) no
+// longer leaves the topic served without a record — acknowledging records
+// that the next Open would not know (found by review). The topic is gone;
+// a second DeleteTopic says so.
+func TestDeleteTopicAfterItsRecordIsGone(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSyncDir && strings.HasSuffix(filepath.ToSlash(name), "/"+topicsDir) && armed.CompareAndSwap(true, false) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "before")
+
+	armed.Store(true)
+	require.ErrorIs(t, b.DeleteTopic(ctx, "t"), vfs.ErrInjected)
+	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "after")})
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	require.ErrorIs(t, b.DeleteTopic(ctx, "t"), ErrUnknownTopic)
+	require.Empty(t, b.Topics())
+	require.NoError(t, b.Close())
+
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Empty(t, b.Topics())
+	names, err := mem.List("/data")
+	require.NoError(t, err)
+	for _, n := range names {
+		require.False(t, strings.HasPrefix(n, "t-"), "the partition directory %s is left", n)
+	}
+}

@@ -3,8 +3,10 @@ package runnel
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -140,4 +142,65 @@ func TestCreateTopicCollisionNamesTheSameTopicEachTime(t *testing.T) {
 		b.unlockAdmin()
 		require.NoError(t, b.DeleteTopic(ctx, tc.existing[0]))
 	}
+}
+
+// TestAlterConfigOfAnInvalidNameIsInvalidTopic: AlterTopicConfig and
+// UpdateTopicConfig of a name no topic can have answer ErrInvalidTopic, as
+// DescribeTopic does, and as Kafka's AlterConfigs and
+// IncrementalAlterConfigs do: its controller validates a topic
+// resource's name before it looks the topic up
+// (ControllerConfigurationValidator; ZooKeeper's
+// AdminZkClient.validateTopicConfig did too), INVALID_TOPIC_EXCEPTION
+// before UNKNOWN_TOPIC_OR_PARTITION. They answered ErrUnknownTopic.
+func TestAlterConfigOfAnInvalidNameIsInvalidTopic(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	for _, name := range []string{"a b", "..", "a/b", strings.Repeat("n", 250)} {
+		_, err := b.DescribeTopic(ctx, name)
+		require.ErrorIs(t, err, ErrInvalidTopic, "DescribeTopic(%q)", name)
+		err = b.AlterTopicConfig(ctx, name, log.Config{})
+		require.ErrorIs(t, err, ErrInvalidTopic, "AlterTopicConfig(%q)", name)
+		require.NotErrorIs(t, err, ErrUnknownTopic)
+		require.EqualValues(t, 17, api.Code(err), "INVALID_TOPIC_EXCEPTION")
+		err = b.UpdateTopicConfig(ctx, name, func(*log.Config) {})
+		require.ErrorIs(t, err, ErrInvalidTopic, "UpdateTopicConfig(%q)", name)
+	}
+	// A valid name that no topic has is unknown, as before.
+	require.ErrorIs(t, b.AlterTopicConfig(ctx, "nope", log.Config{}), ErrUnknownTopic)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "nope", func(*log.Config) {}), ErrUnknownTopic)
+}
+
+// TestImpossibleTopicNameAnswers pins what the admin calls answer
+// for a name no topic can have, as Kafka's controller answers them:
+// DeleteTopic and CreatePartitions look the name up and answer
+// ErrUnknownTopic (UNKNOWN_TOPIC_OR_PARTITION: Kafka's DeleteTopics
+// resolves names to ids, and CreatePartitions looks the topic up, without
+// validating the name), while AlterTopicConfig and UpdateTopicConfig
+// answer ErrInvalidTopic (INVALID_TOPIC_EXCEPTION: Kafka validates a
+// TOPIC config resource's name before it looks it up), as DescribeTopic
+// does (what a Kafka client's Metadata request learns). Neither call
+// changes the broker's topics.
+func TestImpossibleTopicNameAnswers(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	for _, name := range []string{"a/b", strings.Repeat("x", 250), "", "..", "a b"} {
+		err := b.DeleteTopic(ctx, name)
+		require.ErrorIs(t, err, ErrUnknownTopic, "DeleteTopic(%.20q)", name)
+		require.EqualValues(t, 3, api.Code(err))
+		err = b.CreatePartitions(ctx, name, 2)
+		require.ErrorIs(t, err, ErrUnknownTopic, "CreatePartitions(%.20q)", name)
+		require.EqualValues(t, 3, api.Code(err))
+
+		err = b.AlterTopicConfig(ctx, name, log.Config{})
+		require.ErrorIs(t, err, ErrInvalidTopic, "AlterTopicConfig(%.20q)", name)
+		require.EqualValues(t, 17, api.Code(err))
+		err = b.UpdateTopicConfig(ctx, name, func(*log.Config) {})
+		require.ErrorIs(t, err, ErrInvalidTopic, "UpdateTopicConfig(%.20q)", name)
+		_, err = b.DescribeTopic(ctx, name)
+		require.ErrorIs(t, err, ErrInvalidTopic, "DescribeTopic(%.20q)", name)
+	}
+	require.Equal(t, []string{"t"}, b.Topics())
 }

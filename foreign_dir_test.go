@@ -2,15 +2,16 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestForeignDirectoriesAreNotRemoved: a directory named like a partition
@@ -140,4 +141,71 @@ func TestSystemFilesInPartitionDirs(t *testing.T) {
 	require.EqualValues(t, 1, info.Partitions[1].HighWatermark)
 	_, err = mem.Stat("/data/gone-0")
 	require.ErrorIs(t, err, fs.ErrNotExist, "a stray partition with a .DS_Store is removed")
+}
+
+// strayDir makes /data/gone-0, a partition directory of no topic, holding
+// an empty segment file, and returns its path.
+func strayDir(t *testing.T, mem vfs.FS) string {
+	t.Helper()
+	dir := filepath.Join("/data", "gone-0")
+	require.NoError(t, mem.MkdirAll(dir, 0o755))
+	f, err := mem.Create(filepath.Join(dir, "00000000000000000000.log"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	return dir
+}
+
+// TestStrayRemovedDirSyncFails: Open removes a stray partition
+// directory (of no topic) and syncs the data directory; a failed sync is
+// logged as a warning, and the broker opens all the same (the cleanup is
+// best effort, as removeStrays' doc says).
+func TestStrayRemovedDirSyncFails(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	dir := strayDir(t, mem)
+	faulty := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSyncDir && filepath.Clean(name) == filepath.Clean("/data") {
+			if _, err := mem.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+				return errInjectedFault // once the stray is removed
+			}
+		}
+		return nil
+	}))
+	h := &captured{}
+	b, err = Open(Config{Dir: "/data", FS: faulty, Logger: slog.New(h)})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = mem.Stat(dir)
+	require.ErrorIs(t, err, fs.ErrNotExist, "the stray is removed")
+	require.True(t, h.logged(slog.LevelWarn, "syncing the data directory"), "the failed sync is logged")
+	produce(t, b, "t", 0, "a")
+}
+
+// TestStrayStatFailsKept: a stray partition directory whose files
+// cannot be looked at (Stat fails, other than for a missing file) is
+// left as it is, with a warning: removeLogDir removes a directory only
+// once it knows it holds nothing but a log's files. The broker opens.
+func TestStrayStatFailsKept(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	dir := strayDir(t, mem)
+	faulty := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpStat && filepath.Dir(name) == dir {
+			return errInjectedFault
+		}
+		return nil
+	}))
+	h := &captured{}
+	b, err = Open(Config{Dir: "/data", FS: faulty, Logger: slog.New(h)})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = mem.Stat(filepath.Join(dir, "00000000000000000000.log"))
+	require.NoError(t, err, "the stray is kept")
+	require.True(t, h.logged(slog.LevelWarn, "removing a stray partition directory"), "the failure is logged")
 }

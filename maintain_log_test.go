@@ -127,3 +127,15 @@ func TestMaintenanceLogsAFailureOnce(t *testing.T) {
 	require.Len(t, failing, 1, "only the fenced partition fails")
 	produce(t, b, "reopen", 0, "after")
 }
+
+// logged reports whether h holds a record of level and message msg.
+func (c *captured) logged(level slog.Level, msg string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.recs {
+		if r.Level == level && r.Message == msg {
+			return true
+		}
+	}
+	return false
+}

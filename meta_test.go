@@ -179,3 +179,65 @@ func TestNewerTopicRecord(t *testing.T) {
 		require.ErrorContains(t, err, "orders.json")
 	}
 }
+
+// TestOldRecordIDWriteFailsOpen: Open gives a topic recorded
+// before topic IDs its ID and writes it to the record; when that write
+// fails (the file system refuses the temporary file), Open fails with
+// the file system's error, leaving the record as it was and the data
+// there, and the directory unlocked: the next Open, with the fault gone,
+// gives the ID and serves the records.
+func TestOldRecordIDWriteFailsOpen(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	path := oldTopicRecord(t, mem)
+
+	faulty := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && filepath.Base(name) == metaTmp {
+			return errInjectedFault
+		}
+		return nil
+	}))
+	_, err := Open(Config{Dir: "/data", FS: faulty})
+	require.ErrorIs(t, err, errInjectedFault)
+	m, err := (&Broker{fs: mem}).readMeta(path)
+	require.NoError(t, err)
+	require.True(t, m.ID.IsZero(), "the record is left as it was")
+
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err, "the failed Open left the directory locked")
+	defer b.Close()
+	info, err := b.DescribeTopic(ctx, "a")
+	require.NoError(t, err)
+	require.False(t, info.ID.IsZero())
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "a", MaxBytes: 1 << 20}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
+}
+
+// TestOldRecordBadEnumIsCorrupt: a record of version 0 whose Sync
+// or TimestampType is past the values version 0 had (0..2, 0..1) is
+// corrupt: Open fails with ErrCorruptMetadata naming the file, rather than
+// shift it into another setting.
+func TestOldRecordBadEnumIsCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config map[string]any
+	}{
+		{"Sync", map[string]any{"Partitions": 1, "Sync": 3}},
+		{"TimestampType", map[string]any{"Partitions": 1, "TimestampType": 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			b, err := Open(Config{Dir: "/data", FS: mem})
+			require.NoError(t, err)
+			require.NoError(t, b.Close())
+			writeTopicRecord(t, mem, map[string]any{"name": "a", "config": tc.config})
+			_, err = Open(Config{Dir: "/data", FS: mem})
+			require.ErrorIs(t, err, ErrCorruptMetadata)
+			require.Contains(t, err.Error(), "a.json")
+		})
+	}
+}
+
+// errInjectedFault is the fault the tests' file systems inject.
+var errInjectedFault = errors.New("injected fault")

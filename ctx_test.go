@@ -1,0 +1,402 @@
+package runnel
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMaintainHonoursItsCtx: Maintain is a blocking call (retention's
+// file removals, compaction, flushes, over every partition) and takes a
+// ctx; a ctx that has ended must stop it with ctx's error. It ran every
+// partition's retention and checkpoints regardless, and returned nil
+// unless a compaction or a flush was due to see the ctx.
+func TestMaintainHonoursItsCtx(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 3}))
+	for _, cancelled := range []context.Context{cancelledCtx(context.Canceled), cancelledCtx(context.DeadlineExceeded)} {
+		err := b.Maintain(cancelled)
+		require.ErrorIs(t, err, cancelled.Err())
+	}
+	require.NoError(t, b.Maintain(context.Background()))
+
+	// A broker with no partitions: the ctx's error all the same, as the
+	// doc says for a ctx that ended before the call.
+	empty := open(t, Config{})
+	require.ErrorIs(t, empty.Maintain(cancelledCtx(context.Canceled)), context.Canceled)
+	require.NoError(t, empty.Maintain(context.Background()))
+}
+
+// cancelledCtx returns a context that has ended with err
+// (context.Canceled or context.DeadlineExceeded).
+func cancelledCtx(err error) context.Context {
+	if err == context.DeadlineExceeded {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+		cancel()
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestCloseStopsTheMaintenanceRound: Close cancels the maintenance
+// goroutine's ctx and waits for it; a round under way must stop at the
+// next partition, not maintain every remaining partition first (retention,
+// checkpoints: file I/O that holds Close up, for as many partitions as
+// the broker has). Retention is made due on every partition; the round's
+// first removal blocks until Close has begun to wait; after that no other
+// partition may be touched by the round.
+func TestCloseStopsTheMaintenanceRound(t *testing.T) {
+	const parts = 6
+	var (
+		armed    atomic.Bool
+		released atomic.Bool
+		first    atomic.Value // the directory of the partition the round blocked in
+		mu       sync.Mutex
+		after    []string // the files of other partitions the round removed after the release
+	)
+	entered, release := make(chan struct{}), make(chan struct{})
+	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op != vfs.OpRemove || !strings.Contains(filepath.ToSlash(name), "/t-") {
+			return nil
+		}
+		dir := filepath.Dir(name)
+		if armed.CompareAndSwap(true, false) {
+			first.Store(dir)
+			close(entered)
+			<-release
+			return nil
+		}
+		if released.Load() && dir != first.Load() && inMaintenance() {
+			mu.Lock()
+			after = append(after, name)
+			mu.Unlock()
+		}
+		return nil
+	}))
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	b, err := Open(Config{FS: fs, Clock: clock, MaintenanceInterval: time.Millisecond})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: parts, Config: log.Config{RetentionTime: time.Hour}}))
+	for p := range int32(parts) {
+		produce(t, b, "t", p, "a", "b")
+	}
+	armed.Store(true)
+	clock.ns.Add(int64(2 * time.Hour)) // every partition's records are past retention now
+	<-entered
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStack(t, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait(")
+	released.Store(true)
+	close(release)
+	require.NoError(t, <-closed)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, after, "the maintenance round went on after Close")
+}
+
+// inMaintenance reports whether the calling goroutine runs a round of
+// the broker's maintenance (not Close's own closing of the logs).
+func inMaintenance() bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "runnel.(*Broker).maintainRound(")
+}
+
+// waitForStack returns once a goroutine's stack holds every one of
+// parts, or fails t after 10 s (see waitForAnyStack).
+func waitForStack(t *testing.T, parts ...string) {
+	t.Helper()
+	waitForAnyStack(t, parts)
+}
+
+// TestAutoCreateHeedsItsCtxAndClose: a Produce, a Partitions or an
+// InitProducerID that waits for the admin token (an auto-create waits
+// for an admin call under way) ends with its ctx's error when the ctx
+// ends during the wait, creating nothing; and one still waiting when the
+// broker closes gets ErrClosed once Close has the token, with no
+// goroutine left (TestMain's goleak).
+func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
+	ctx := context.Background()
+	fsys, arm, reached, release := blockSyncs(metaTmp)
+	b, err := Open(Config{Dir: "/data", FS: fsys, AutoCreateTopics: true})
+	require.NoError(t, err)
+	arm()
+	slow := make(chan error, 1)
+	go func() { slow <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
+	<-reached
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"produce", func(ctx context.Context) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batch(t, "x")})
+			return err
+		}},
+		{"partitions", func(ctx context.Context) error { _, err := b.Partitions(ctx, "auto"); return err }},
+		{"init producer id", func(ctx context.Context) error { _, _, err := b.InitProducerID(ctx); return err }},
+	}
+	for _, c := range calls {
+		// Cancelled during the wait.
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.call(cctx) }()
+		waitForStack(t, "runnel.(*Broker).lockAdmin(")
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled, c.name)
+		// A deadline that passes, during the wait or before it.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		require.ErrorIs(t, c.call(dctx), context.DeadlineExceeded, c.name)
+		cancel()
+	}
+	require.NotContains(t, b.Topics(), "auto", "a cancelled auto-create created a topic")
+
+	// Waiting when Close comes: ErrClosed.
+	done := make(chan error, len(calls))
+	for _, c := range calls {
+		go func() { done <- c.call(ctx) }()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStack(t, "runnel.(*Broker).Close(", "chan send") // closed, waiting for the token
+	close(release)
+	require.NoError(t, <-slow)
+	require.NoError(t, <-closed)
+	for range calls {
+		require.ErrorIs(t, <-done, ErrClosed)
+	}
+}
+
+// TestSecondCloseWaitsForTheFirst: Close is idempotent, and returns once
+// the broker is closed: its goroutines stopped, its logs fsynced and
+// closed, its directory lock released. A second Close while the first was
+// under way returned nil at once: a caller that closes from two places (a
+// signal handler and a defer, say) could go on, or exit, with the logs
+// still being closed and the directory still locked.
+func TestSecondCloseWaitsForTheFirst(t *testing.T) {
+	var armed atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys, TopicDefaults: log.Config{Sync: log.SyncNever}})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	armed.Store(true)
+	first := make(chan error, 1)
+	go func() { first <- b.Close() }()
+	<-reached // the first Close fsyncs the log, held there
+
+	second := make(chan error, 1)
+	go func() { second <- b.Close() }()
+	for waiting := false; !waiting; {
+		select {
+		case <-second:
+			close(release)
+			<-first
+			t.Fatal("a second Close returned while the first was still closing the broker")
+		default:
+		}
+		waiting = stackMatches(func(g string) bool {
+			return strings.Contains(g, "[chan receive") && strings.Contains(g, "runnel.(*Broker).Close(") &&
+				!strings.Contains(g, "closeTopics")
+		})
+		runtime.Gosched()
+	}
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, <-second)
+	// The lock is released: the directory opens again.
+	b, err = Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+}
+
+// stackMatches reports whether some goroutine's stack (its header line
+// included) satisfies match.
+func stackMatches(match func(string) bool) bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if match(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestUpdateTopicConfigPanicLeavesTheBrokerUsable: UpdateTopicConfig's
+// update runs while the admin calls wait; one that panics changes
+// nothing, and the admin calls (and Close) go on.
+func TestUpdateTopicConfigPanicLeavesTheBrokerUsable(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{MaxMessageBytes: 1000}}))
+	require.Panics(t, func() {
+		_ = b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
+			c.MaxMessageBytes = 2000
+			panic("update: boom")
+		})
+	})
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.EqualValues(t, 1000, info.Config.MaxMessageBytes)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, b.CreateTopic(cctx, "u", log.TopicConfig{Partitions: 1}), "the admin token was not given back")
+	require.NoError(t, b.Close())
+}
+
+// TestDescribeTopicHeedsItsCtx: a DescribeTopic whose ctx has ended
+// answers with the ctx's error, not with offsets it did not wait for.
+func TestDescribeTopicHeedsItsCtx(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 3}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := b.DescribeTopic(ctx, "t")
+	require.ErrorIs(t, err, context.Canceled)
+	dctx, dcancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer dcancel()
+	_, err = b.DescribeTopic(dctx, "t")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	info, err := b.DescribeTopic(context.Background(), "t")
+	require.NoError(t, err)
+	require.Len(t, info.Partitions, 3)
+}
+
+// TestAdminCallsHeedTheirCtx: an admin call waiting for another one gives
+// up when its ctx ends.
+func TestAdminCallsHeedTheirCtx(t *testing.T) {
+	ctx := context.Background()
+	fsys, arm, reached, release := blockSyncs(metaTmp)
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	defer b.Close()
+	arm()
+	done := make(chan error, 1)
+	go func() { done <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
+	<-reached
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, b.CreateTopic(short, "other", log.TopicConfig{Partitions: 1}), context.Canceled)
+	waiting, stop := context.WithCancel(ctx)
+	errs := make(chan error, 2)
+	go func() { _, _, err := b.InitProducerID(waiting); errs <- err }()
+	go func() { errs <- b.DeleteTopic(waiting, "slow") }()
+	stop()
+	require.ErrorIs(t, <-errs, context.Canceled)
+	require.ErrorIs(t, <-errs, context.Canceled)
+	close(release)
+	require.NoError(t, <-done)
+	require.Equal(t, []string{"slow"}, b.Topics())
+}
+
+// TestMaintainCtxEndsWaitingForReopenedLog: Maintain that finds
+// the log it maintains closed by a config change (which reopened the
+// partition) looks the new log up; when that look-up waits (the
+// partition's lock is held: a DeleteTopic or another change under way)
+// and ctx ends, Maintain returns ctx's error, and gives the maintenance
+// token back: the next Maintain runs.
+func TestMaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "a")
+	_, p, err := b.topicPartition(bg, "t", 0, false)
+	require.NoError(t, err)
+	var (
+		alterErr, lockErr error
+		k                 *log.PartitionLock
+	)
+	testHookMaintainLog = func() {
+		testHookMaintainLog = nil
+		alterErr = b.UpdateTopicConfig(bg, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 })
+		k, lockErr = p.Lock(bg)
+	}
+	defer func() { testHookMaintainLog = nil }()
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Maintain(ctx) }()
+	waitForStack(t, "runnel.(*Broker).maintainPartition(", "log.(*Partition).LogContext(")
+	cancel()
+	var merr error
+	select {
+	case merr = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Maintain did not end with its ctx")
+	}
+	require.NoError(t, alterErr)
+	require.NoError(t, lockErr)
+	k.Unlock()
+	require.ErrorIs(t, merr, context.Canceled)
+	require.NoError(t, b.Maintain(bg), "the maintenance token was given back")
+	produce(t, b, "t", 0, "b")
+}
+
+// endingCtx is a context that ends (context.Canceled) at the n-th call
+// of its Err, as a ctx that ends while the callee works does, between two
+// of its looks at it.
+type endingCtx struct {
+	context.Context
+	mu    sync.Mutex
+	n     int
+	ended chan struct{}
+}
+
+func newEndingCtx(n int) *endingCtx {
+	return &endingCtx{Context: context.Background(), n: n, ended: make(chan struct{})}
+}
+
+func (c *endingCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n == 0 {
+		close(c.ended)
+	}
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *endingCtx) Done() <-chan struct{} { return c.ended }
+
+// TestDescribeTopicCtxEndsBetweenPartitions: a DescribeTopic whose
+// ctx ends while it looks the partitions up returns ctx's error, never a
+// TopicInfo with some of the partitions only. (The ctx ends at its third
+// look, after the first partition's, as the code stands.)
+func TestDescribeTopicCtxEndsBetweenPartitions(t *testing.T) {
+	bg := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(bg, "t", log.TopicConfig{Partitions: 3}))
+	for n := 1; n <= 8; n++ {
+		info, err := b.DescribeTopic(newEndingCtx(n), "t")
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled, "ended at look %d", n)
+			require.Zero(t, info, "ended at look %d", n)
+			continue
+		}
+		require.Len(t, info.Partitions, 3, "ended at look %d", n)
+	}
+}

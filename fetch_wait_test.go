@@ -1,0 +1,268 @@
+package runnel
+
+// How Broker.Fetch waits for MinBytes (readable, fetchProbe, firstMoved,
+// waitAny). Each test names the change to the code (the mutant) that it
+// fails with.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// TestFetchCtxEndAnswersWhatTheWakesFound: a fetch that
+// answered with records, fewer than MinBytes, and waits, woken by an
+// append, answers when its ctx ends with what the partition holds then
+// (one last read), not with its first read's records: as it did when each
+// wake read. Kills: the last read at ctx's end skipped (if grew made
+// false, or negated).
+func TestFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		synctest.Wait() // it read "a" and waits
+		produce(t, b, "t", 0, "b")
+		synctest.Wait() // woken: it counted "b" and waits again
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		fp := a.resp.Partitions[0]
+		require.NoError(t, fp.Err)
+		require.EqualValues(t, 2, fp.HighWatermark)
+		require.Equal(t, []string{"a", "b"}, values(t, fp.Records), "the answer at ctx's end")
+	})
+}
+
+// TestFetchCtxEndDuringAWakesLookAnswersRecords: a fetch that
+// answered with records, fewer than MinBytes, and waits, whose ctx ends
+// while a wake's look at its partitions waits for a partition held
+// exclusively (a reopen's lock, Partition.Lock), answers the records it
+// holds, as Fetch's doc says (it fails with ctx's error when "ctx ends
+// before anything was found"), and as it does when ctx ends during the
+// wait itself. Kills: the error of the wake's look returned in place of
+// the answer held (c10: it was ctx's error, the records dropped).
+func TestFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
+		synctest.Wait() // it read "a" and waits
+		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+		require.NoError(t, err)
+		k, err := p.Lock(t.Context()) // as a reopen holds it
+		require.NoError(t, err)
+		produce(t, b, "t", 1, "b") // a wake: its look waits for partition 0
+		synctest.Wait()
+		cancel()
+		synctest.Wait()
+		k.Unlock()
+		a := <-done
+		require.NoError(t, a.err, "the fetch found records")
+		require.NoError(t, a.resp.Partitions[0].Err)
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+	})
+}
+
+// TestFetchWaitSeesATopicCreatedAgain: a fetch that answered
+// with records, fewer than MinBytes, and waits, whose other partition's
+// topic is deleted and created again under its name, makes the fetch
+// again at the wake: its answer names the topic's new ID and holds what
+// the new topic holds, not the old topic's ID and answer. The wake (the
+// deletion's) is held, by testHookFetchRead at the look's read of the
+// first partition, until the topic is created again: a look between the
+// two finds the topic unknown and answers so. Kills: the wake's look
+// taking another topic ID for a partition as no change (c13: its failed
+// dropped).
+func TestFetchWaitSeesATopicCreatedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "u", 0, "a")
+		var armed, held atomic.Bool
+		gate := make(chan struct{})
+		testHookFetchRead = func() {
+			if armed.CompareAndSwap(true, false) {
+				held.Store(true)
+				<-gate
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}}})
+		synctest.Wait() // it read "a" and waits
+		armed.Store(true)
+		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+		synctest.Wait()
+		require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "x")
+		close(gate)
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		info, err := b.DescribeTopic(t.Context(), "t")
+		require.NoError(t, err)
+		fp := a.resp.Partitions[1]
+		require.NoError(t, fp.Err)
+		require.Equal(t, info.ID, fp.TopicID, "the topic's new ID")
+		require.Equal(t, []string{"x"}, values(t, fp.Records))
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+	})
+}
+
+// TestFetchCtxEndAfterAWakeWithoutGrowth: the last read at
+// ctx's end, which answers what the wakes found, is made when any wake
+// found more bytes, not only the last one: here the last wake comes of a
+// partition with no room left, which counts nothing. Kills: grew set from
+// the last wake alone (c19).
+func TestFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, MaxBytes: 1}}})
+		synctest.Wait()            // it read "a" and waits
+		produce(t, b, "t", 0, "b") // a wake that counts "b"
+		synctest.Wait()
+		produce(t, b, "t", 1, "c") // one that counts "c", filling partition 1's room
+		synctest.Wait()
+		produce(t, b, "t", 1, "d") // one that counts nothing
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		require.NoError(t, a.resp.Partitions[0].Err)
+		require.Equal(t, []string{"a", "b"}, values(t, a.resp.Partitions[0].Records), "the answer at ctx's end")
+	})
+}
+
+// TestWaitAnyAtReflectSelectsBounds: waitAny over as many
+// channels as fit one reflect.Select with its three others (65533), one
+// more (65534: the first that does not fit), and as many as fill the
+// select it keeps and one goroutine's select exactly and one more
+// (65532+65535+1), woken by its ctx, and by the last channel and the one
+// after those it keeps. Kills: the split starting one channel late (c26),
+// a goroutine's share one channel too many (c28), and the channels kept
+// aliasing the caller's slice (c31: a second wait lost a channel).
+func TestWaitAnyAtReflectSelectsBounds(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, n := range []int{maxSelectCases - 3, maxSelectCases - 2, maxSelectCases - 4 + maxSelectCases - 1 + 1} {
+		chans := make([]chan struct{}, n)
+		waits := make([]<-chan struct{}, n)
+		for i := range chans {
+			chans[i] = make(chan struct{})
+			waits[i] = chans[i]
+		}
+		wait := func(ctx context.Context) (got int, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("waitAny panicked: %v", r)
+				}
+			}()
+			timer := time.NewTimer(time.Minute) // bounds a wait no channel ends
+			defer timer.Stop()
+			return waitAny(ctx, make(chan struct{}), timer.C, waits), nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		got, err := wait(ctx)
+		require.NoError(t, err, "%d channels", n)
+		require.Equal(t, waitCtx, got, "%d channels", n)
+		for _, i := range []int{n - 1, maxSelectCases - 4} {
+			close(chans[i])
+			got, err = wait(context.Background())
+			require.NoError(t, err, "%d channels, channel %d", n, i)
+			require.Equal(t, waitMoved, got, "%d channels, channel %d", n, i)
+			chans[i] = make(chan struct{})
+			waits[i] = chans[i]
+		}
+	}
+}
+
+// TestFetchWaitSeesItsFirstBatchCompactedAway: a fetch that
+// holds its partition's first batch and waits, whose batch a compaction
+// removes, the next being of the same size, makes the fetch again at
+// the next wake: when its ctx ends it answers the batch the log holds at
+// its offset now, not the one removed. Kills: firstMoved comparing the
+// first batch's size alone (c38).
+func TestFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, put := compactedFetchTopic(t)
+		x, y := strings.Repeat("x", 100), strings.Repeat("y", 100)
+		put("a", x)                        // 0: superseded by 2
+		put("b", y)                        // 1: as large as 0
+		put("a", "z")                      // 2
+		put("c", strings.Repeat("w", 800)) // 3: rolls, 0-2 are in a sealed segment
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20, MaxBytes: 2 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
+		synctest.Wait() // it holds offset 0's batch and waits
+		require.NoError(t, b.Maintain(t.Context()))
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{y}, values(t, resp.Partitions[0].Records), "offset 0 was compacted away")
+		put("d", "v") // a wake
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{y}, values(t, a.resp.Partitions[0].Records), "the first batch the log holds now")
+	})
+}
+
+// TestFetchWaitCountsAFirstBatchWhole: a fetch that holds
+// records and waits, woken by a batch larger than its partition's
+// MaxBytes on a partition it names before the one with records, answers
+// at that wake: a fetch made then returns that batch whole (it is the
+// first partition with data, KIP-74), which holds MinBytes. Kills: the
+// wake's count of whole batches (pr.bound) limited to each partition's
+// room (c58: it waited until MaxWait).
+func TestFetchWaitCountsAFirstBatchWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 0, "a")
+		big := strings.Repeat("b", 1000)
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 500,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, MaxBytes: 1}, {Topic: "t", Partition: 0}}})
+		synctest.Wait() // it read "a" and waits
+		t0 := time.Now()
+		produce(t, b, "t", 1, big)
+		synctest.Wait()
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "answered at the append")
+			require.Equal(t, []string{big}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
+		default:
+			t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+		}
+	})
+}

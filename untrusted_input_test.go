@@ -1,0 +1,273 @@
+package runnel
+
+// The public API driven by untrusted input (a multi-tenant
+// front end whose tenants choose topic names, partition counts, topic
+// configs, records and fetches), looking for one value that makes the
+// process crash, hang, or allocate out of all proportion.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+)
+
+// manyPartitions is more partitions than reflect.Select takes cases
+// (65536), which a fetch's long poll waited on, one each.
+const manyPartitions = 70_000
+
+// TestUntrustedFetchManyPartitionsWaits: a Fetch that names more than
+// 65533 partitions (here one partition 70,000 times, as a request made
+// from a tenant's list may), and finds nothing to return, waits for them
+// up to MaxWait and answers with nothing. It panicked in reflect.Select
+// ("too many cases (max 65536)"), taking the process down: one channel
+// a partition plus three, in one select.
+func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	req := &api.FetchRequest{MaxWait: 10 * time.Millisecond}
+	for range manyPartitions {
+		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t"})
+	}
+	resp, err := fetchNoPanic(ctx, b, req)
+	require.NoError(t, err)
+	require.Len(t, resp.Partitions, manyPartitions)
+	for _, p := range resp.Partitions {
+		require.NoError(t, p.Err)
+		require.Empty(t, p.Records)
+	}
+
+	// Records come once appended, through any of the partitions named.
+	require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+	req.MaxWait = time.Minute
+	req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "u"})
+	produce(t, b, "u", 0, "v")
+	resp, err = fetchNoPanic(ctx, b, req)
+	require.NoError(t, err)
+	require.Equal(t, []string{"v"}, values(t, resp.Partitions[manyPartitions].Records))
+}
+
+// fetchNoPanic is b.Fetch, with a panic turned into an error.
+func fetchNoPanic(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Fetch panicked: %v", r)
+		}
+	}()
+	return b.Fetch(ctx, req)
+}
+
+// TestUntrustedWaitAnyManyChannels: the long poll's wait (waitAny)
+// over more channels than reflect.Select takes (distinct partitions, as
+// a consumer assigned that many sends) is woken by any of them, the last
+// too, by its ctx and by its timer, and leaves no goroutine behind.
+func TestUntrustedWaitAnyManyChannels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	chans := make([]chan struct{}, manyPartitions)
+	waits := make([]<-chan struct{}, manyPartitions)
+	for i := range chans {
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+	wait := func(ctx context.Context, timer <-chan time.Time) (got int, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("waitAny panicked: %v", r)
+			}
+		}()
+		return waitAny(ctx, make(chan struct{}), timer, waits), nil
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := wait(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, waitCtx, got)
+
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	got, err = wait(context.Background(), fired)
+	require.NoError(t, err)
+	require.Equal(t, waitTimer, got)
+
+	for _, i := range []int{manyPartitions - 1, 65_533, 0} {
+		close(chans[i])
+		got, err = wait(context.Background(), nil)
+		require.NoError(t, err, "channel %d", i)
+		require.Equal(t, waitMoved, got, "channel %d", i)
+		chans[i] = make(chan struct{})
+		waits[i] = chans[i]
+	}
+}
+
+// TestUntrustedCreateTopicStopsAtItsCtx: a CreateTopic of many
+// partitions whose ctx ends while it opens one (here the fourth) stops
+// there, undoing only what it made: it looked at every partition's
+// directory again first, ctx ended (a List each: 20,000 for a count of
+// 20,000, and as long again as its first pass over them, which its ctx
+// did cut short), and so did one that failed at a partition with a file
+// system error (the limit of open files, say).
+func TestUntrustedCreateTopicStopsAtItsCtx(t *testing.T) {
+	const n = 20_000
+	for _, stop := range []string{"ctx", "fault"} {
+		t.Run(stop, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stopped, lists atomic.Int64
+			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpList && stopped.Load() > 0 {
+					lists.Add(1)
+				}
+				if op == vfs.OpCreate && strings.Contains(filepath.ToSlash(name), "/t-3/") && stopped.Add(1) == 1 {
+					if stop == "ctx" {
+						cancel()
+						return nil
+					}
+					return vfs.ErrInjected
+				}
+				return nil
+			})
+			b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), Dir: "/d"})
+			err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n})
+			if stop == "ctx" {
+				require.ErrorIs(t, err, context.Canceled)
+			} else {
+				require.ErrorIs(t, err, vfs.ErrInjected)
+			}
+			require.Empty(t, b.Topics())
+			t.Logf("%d directories listed after the stop", lists.Load())
+			require.LessOrEqual(t, lists.Load(), int64(10), "directories listed after the stop")
+			names, err := b.fs.List("/d")
+			require.NoError(t, err)
+			for _, name := range names {
+				require.False(t, strings.HasPrefix(name, "t-"), "%s left", name)
+			}
+		})
+	}
+}
+
+// TestUntrustedFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
+// bytes than its partitions hold (a MinBytes of math.MaxInt32, from a
+// tenant, with a long MaxWait) and is woken by appends looks at the new
+// bytes only, not again at those it counted. On disk each wake read
+// (and copied to the heap) everything the partitions held past the
+// fetch's offsets, twice (its read, then its count of what the log holds
+// past it): ten appends of one byte to a partition of 20 MB cost 400 MB
+// of reads and allocations, for as long as MaxWait, which has no bound,
+// lasted. Under the race detector (whose shadow of each byte copied made
+// the fetches' first reads most of its time) 5 MB: the ten wakes read
+// 100 MB so, still far above the 4 MiB bound.
+func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
+	b := open(t, Config{Dir: t.TempDir()})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	big := strings.Repeat("x", 100<<10)
+	records := 200
+	if testkit.RaceEnabled {
+		records = 50
+	}
+	for range records {
+		produce(t, b, "t", 0, big)
+	}
+	held := int(b.topics["t"].Partitions[0].Offsets().HighWatermark) // records, not bytes: for the error text
+	reads := make(chan struct{}, 1000)
+	testHookFetchRead = func() { reads <- struct{}{} }
+	defer func() { testHookFetchRead = nil }()
+	fetch := func(ctx context.Context, minBytes int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Minute, MinBytes: minBytes, MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+			if err == nil && len(resp.Partitions[0].Records) < minBytes && minBytes < math.MaxInt32 {
+				err = fmt.Errorf("answered with %d bytes, fewer than MinBytes %d", len(resp.Partitions[0].Records), minBytes)
+			}
+			done <- err
+		}()
+		return done
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	done := fetch(fctx, math.MaxInt32)
+	<-reads // its first read
+	produce(t, b, "t", 0, "v")
+	<-reads // woken: it waited, its first read and count done
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	const appends = 10
+	for range appends {
+		produce(t, b, "t", 0, "v")
+		<-reads // woken
+	}
+	runtime.ReadMemStats(&m1)
+	cancel()
+	require.NoError(t, <-done) // it read records: ctx's end answers them
+	woke := int64(m1.TotalAlloc - m0.TotalAlloc)
+	t.Logf("%d appends woke a fetch waiting past %d records of 100 KB: %d KiB allocated", appends, held, woke>>10)
+	require.Less(t, woke, int64(4<<20), "allocated by %d wakes", appends)
+
+	// A fetch still answers once the appends bring MinBytes, without
+	// waiting out MaxWait.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+	require.NoError(t, err)
+	have := len(resp.Partitions[0].Records)
+	<-reads // its read
+	fctx, cancel = context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	done = fetch(fctx, have+3*1000)
+	<-reads
+	for range 4 {
+		produce(t, b, "t", 0, strings.Repeat("y", 1000))
+	}
+	require.NoError(t, <-done)
+}
+
+// TestFetchWakeOfALongPollReadsOnce: the common long poll, a
+// fetch of MinBytes 1 that found nothing and waits, reads its partitions
+// once more at the wake an append makes, and answers with it: the wake
+// of a fetch that read nothing makes the fetch again, which reads only
+// what was appended since. (The look at each wake that
+// TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
+// count of the bytes appended before the fetch is made again, is for a
+// fetch whose answer holds records already: it made this wake three
+// reads, where one does.)
+func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
+	for _, parts := range []int32{1, 2} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
+				for p := range parts {
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
+				}
+				done := goFetch(context.Background(), b, req)
+				synctest.Wait()
+				require.EqualValues(t, parts, reads.Load(), "the first read")
+				t0 := time.Now()
+				produce(t, b, "t", parts-1, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "answered at the append")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[parts-1].Records))
+				require.EqualValues(t, 2*parts, reads.Load(), "one read of each partition at the wake")
+			})
+		})
+	}
+}
