@@ -451,7 +451,7 @@ func (b *Broker) Close() error {
 // handOnRoots are the functions at the root of the goroutines that hand
 // lines on out of wg (Broker.handing): the maintenance's, syncLater's,
 // and the partitions' logs' (goLog's).
-// TestReview37HandOnRootsNameTheirFunctions fails should one be renamed
+// TestHandOnRootsNameTheirFunctions fails should one be renamed
 // (and the tests of a handler's Close on their lines would hang).
 var handOnRoots = []string{
 	"github.com/runnel/runnel.(*Broker).maintain",

@@ -7,7 +7,7 @@ import "testing"
 // done without space, so BufferedRecords reads 0 once Close returns, as
 // its doc says. Before, release granted the space to the waiter, which
 // held it until it saw the producer closed, maybe after Close returned
-// (TestReview45ObsProducerBufferedReturnsToZero failed so, once, under
+// (TestObservabilityProducerBufferedReturnsToZero failed so, once, under
 // -race).
 func TestCloseGrantsNoSpace(t *testing.T) {
 	p, err := New(&oneClient{}, DefaultTopic("t"), MaxBufferedRecords(1))
