@@ -173,8 +173,8 @@ func (c *restarter) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (
 // failed acknowledgement, see its partition.complete), and is in the log
 // once or not at all.
 //
-// Each case runs 2 seeds (1 in -short mode); RUNNEL_REVIEW33_SEEDS=N
-// runs N, and RUNNEL_REVIEW33_LOG=1 logs the producer's debug log of a
+// Each case runs 2 seeds (1 in -short mode); RUNNEL_IDEM_RESTART_SEEDS=N
+// runs N, and RUNNEL_IDEM_RESTART_LOG=1 logs the producer's debug log of a
 // seed that fails.
 func TestIdempotentRetriesAcrossRestarts(t *testing.T) {
 	for _, tc := range []struct {
@@ -200,7 +200,7 @@ func TestIdempotentRetriesAcrossRestarts(t *testing.T) {
 			if testing.Short() {
 				seeds = 1
 			}
-			if v, err := strconv.ParseUint(os.Getenv("RUNNEL_REVIEW33_SEEDS"), 10, 64); err == nil {
+			if v, err := strconv.ParseUint(os.Getenv("RUNNEL_IDEM_RESTART_SEEDS"), 10, 64); err == nil {
 				seeds = v
 			}
 			for seed := range seeds {
@@ -273,7 +273,7 @@ func retriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecords bool,
 	require.NoError(t, c.b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 1}))
 
 	var logOpt []producer.Opt
-	if os.Getenv("RUNNEL_REVIEW33_LOG") != "" {
+	if os.Getenv("RUNNEL_IDEM_RESTART_LOG") != "" {
 		var buf syncBuffer
 		logOpt = append(logOpt, producer.Logger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 		t.Cleanup(func() {

@@ -182,7 +182,7 @@ func runMaintRace(t *testing.T, disk bool, seed uint64) {
 		Clock:                clock,
 		CleanerMapBytes:      4096, // several passes now and then
 	}
-	if os.Getenv("R34DEBUG") != "" {
+	if os.Getenv("RUNNEL_MAINT_RACE_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if disk {

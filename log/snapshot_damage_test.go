@@ -39,7 +39,7 @@ import (
 // It runs seeds 1 to 300, to 100 with -short, to 40 in the quick race
 // run (-race -short); for more:
 //
-//	RUNNEL_REVIEW29_DAMAGE=3000 go test -run TestSnapshotDamageKeepsLaterProducerState ./log
+//	RUNNEL_SNAPSHOT_DAMAGE=3000 go test -run TestSnapshotDamageKeepsLaterProducerState ./log
 func TestSnapshotDamageKeepsLaterProducerState(t *testing.T) {
 	runs := 300
 	if testing.Short() {
@@ -48,9 +48,9 @@ func TestSnapshotDamageKeepsLaterProducerState(t *testing.T) {
 			runs = 40
 		}
 	}
-	if v := os.Getenv("RUNNEL_REVIEW29_DAMAGE"); v != "" {
+	if v := os.Getenv("RUNNEL_SNAPSHOT_DAMAGE"); v != "" {
 		n, err := strconv.Atoi(v)
-		require.NoError(t, err, "RUNNEL_REVIEW29_DAMAGE=%q", v)
+		require.NoError(t, err, "RUNNEL_SNAPSHOT_DAMAGE=%q", v)
 		runs = n
 	}
 	for seed := uint64(1); seed <= uint64(runs); seed++ {

@@ -85,10 +85,10 @@ func TestParallelSubtestsShareOneBroker(t *testing.T) {
 // failed with the helper's message, and goes on; nothing panics, and the
 // producer that test made is still flushed and closed by its cleanup.
 func TestHelperFailsOnAnotherGoroutine(t *testing.T) {
-	if os.Getenv("RUNNEL_REVIEW37_CHILD") == "1" {
+	if os.Getenv("RUNNEL_HELPER_GOROUTINE_CHILD") == "1" {
 		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
 	}
-	s := failingChild(t, "RUNNEL_REVIEW37_CHILD", "TestHelperFailsOnAnotherGoroutineChild")
+	s := failingChild(t, "RUNNEL_HELPER_GOROUTINE_CHILD", "TestHelperFailsOnAnotherGoroutineChild")
 	require.Contains(t, s, "--- FAIL: TestHelperFailsOnAnotherGoroutineChild", s)
 	require.Contains(t, s, `runneltest: produce to "missing"`, s)
 	require.Contains(t, s, "goroutine ended by the helper", s)
@@ -99,7 +99,7 @@ func TestHelperFailsOnAnotherGoroutine(t *testing.T) {
 }
 
 func TestHelperFailsOnAnotherGoroutineChild(t *testing.T) {
-	if os.Getenv("RUNNEL_REVIEW37_CHILD") != "1" {
+	if os.Getenv("RUNNEL_HELPER_GOROUTINE_CHILD") != "1" {
 		t.Skip("run by TestHelperFailsOnAnotherGoroutine")
 	}
 	// Registered first, so run last: after NewProducer's cleanup has
