@@ -61,7 +61,7 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 		return false
 	}
 	name := regexp.MustCompile(`\b(?:Test|Fuzz)[A-Z]\w*`)
-	file := regexp.MustCompile("[\\w./-]*_test\\.go\\b")
+	file := regexp.MustCompile(`[\w./-]*_test\.go\b`)
 	for _, doc := range []string{"README.md", "CHANGELOG.md", "docs/details.md"} {
 		data, err := os.ReadFile(doc)
 		if err != nil {
