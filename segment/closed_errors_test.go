@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // TestClosedSegmentErrors: ErrClosed's doc says a closed segment returns
@@ -49,4 +50,17 @@ func TestClosedSegmentErrors(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMaxTimestampBelowClosed: MaxTimestampBelow of a closed
+// segment says ErrClosed, as every read does.
+func TestMaxTimestampBelowClosed(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	writeBatches(t, mem, 3, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = s.MaxTimestampBelow(2)
+	require.ErrorIs(t, err, ErrClosed)
 }

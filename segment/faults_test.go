@@ -5,11 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -386,35 +383,6 @@ func TestTruncateToCorruptBefore(t *testing.T) {
 	checkCorrupt(t, err, f.path(LogSuffix), f.batches[i-1].pos)
 }
 
-// TestRecoveryResultString: the result names the hole before a
-// valid batch when the cut tail held one.
-func TestRecoveryResultString(t *testing.T) {
-	r := RecoveryResult{Batches: 3, Truncated: 700, At: 1000, HoleBefore: 1536}
-	s := r.String()
-	for _, want := range []string{"3 batches", "cut 700 bytes", "position 1000", "valid batch at 1536"} {
-		require.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
-	}
-}
-
-// TestRewriteErrors: Rewrite of a closed segment says ErrClosed,
-// and an error of save is Rewrite's, with nothing cut.
-func TestRewriteErrors(t *testing.T) {
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	_, data := writeBatches(t, mem, 5, tsBase)
-	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
-	require.NoError(t, err)
-	errSave := errors.New("save failed")
-	n, err := s.Rewrite(2, func(int64, io.Reader) (io.ReadCloser, error) { return nil, errSave })
-	require.ErrorIs(t, err, errSave)
-	require.Zero(t, n)
-	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)))
-	require.Equal(t, int64(len(data)), s.Size())
-	require.NoError(t, s.Close())
-	_, err = s.Rewrite(2, nil)
-	require.ErrorIs(t, err, ErrClosed)
-}
-
 // indexWriteFaults fails, while armed, every write to the index files of
 // suffix.
 type indexWriteFaults struct {
@@ -499,98 +467,6 @@ func TestIndexWriteFaults(t *testing.T) {
 			require.Equal(t, RecoveryResult{Batches: int(next), Truncated: 100, At: int64(len(data) - 100)}, res)
 			require.Equal(t, next, s.NextOffset())
 		})
-	}
-}
-
-// TestManyBadOffsetEntries: offset index entries that each name
-// the batch before the one holding their offset (a sane header, the
-// wrong batch) are found bad by the lookups that meet them, up to four in
-// one lookup (then it scans from the start), one set growing from lookup
-// to lookup; past maxBadEntries the index is not used at all. Every
-// answer stays right throughout.
-func TestManyBadOffsetEntries(t *testing.T) {
-	skipUnderRace(t)
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	f := newICFixture(t, mem, "/d", 700)
-	require.Greater(t, len(f.oidx), maxBadEntries+maxSuspects+2)
-	for k, e := range f.oidx[:len(f.oidx)-1] { // the last one is Open's to check
-		i := f.batchAt(t, e.Position)
-		require.Positive(t, i)
-		e.Position = f.batches[i-1].pos
-		f.setOffsetEntry(t, k, e)
-	}
-	s, needs, err := Open(mem, "/d", icBase, icCfg, OpenOptions{})
-	require.NoError(t, err)
-	require.False(t, needs)
-	defer s.Close()
-	// Two lookups far apart: two sets of bad entries, the second added
-	// to the first.
-	for _, k := range []int{5, 30} {
-		pos, err := s.PositionOf(f.oidx[k].Offset)
-		require.NoError(t, err)
-		require.Equal(t, f.batches[f.batchAt(t, f.oidx[k].Position)].pos, pos)
-	}
-	bad := s.badOffsets.Load()
-	require.NotNil(t, bad)
-	require.False(t, bad.all)
-	require.Greater(t, len(bad.m), maxSuspects, "the second lookup's entries added to the first's")
-	require.NoError(t, f.checkOffsets(s))
-	require.True(t, s.badOffsets.Load().all, "more than maxBadEntries bad entries")
-	require.NoError(t, f.checkOffsets(s))
-	require.NoError(t, f.checkTimes(s))
-}
-
-// TestDistrustedIndexesAnswer: after a recovery cut short (its
-// each failed), both indexes are distrusted whole — lookups start from
-// the segment's first batch — and the answers are right: Find,
-// PositionOf and ReadOffset of every offset; FindTime and
-// MaxTimestampBelow within the batches the recovery read. (Past them the
-// max timestamp is that of the batches read, reset and rebuilt only so
-// far, and FindTime answers "none" for a later timestamp: the state of no
-// finished recovery, which the caller closes, as RecoverContext says.)
-func TestDistrustedIndexesAnswer(t *testing.T) {
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	f := newICFixture(t, mem, "/d", 80)
-	s, _, err := Open(mem, "/d", icBase, icCfg, OpenOptions{Active: true})
-	require.NoError(t, err)
-	defer s.Close()
-	errStop := errors.New("stop")
-	n := 0
-	_, err = s.RecoverFunc(t.Context(), 0, func(record.Batch) error {
-		if n++; n == len(f.batches)-3 {
-			return errStop
-		}
-		return nil
-	})
-	require.ErrorIs(t, err, errStop)
-	require.Equal(t, IndexDistrust{Offset: true, Time: true}, s.IndexDistrusted())
-	require.True(t, s.badOffsets.Load().all)
-	require.True(t, s.badTimes.Load().all)
-	require.NoError(t, f.checkOffsets(s))
-	read := f.batches[:n]
-	for _, b := range read {
-		for _, x := range b.ts {
-			for _, from := range []int64{icBase, b.base} {
-				wantOff, wantOK := f.findTime(x, from)
-				off, ok, err := s.FindTime(x, from)
-				require.NoError(t, err)
-				require.Equal(t, wantOK, ok, "FindTime(%d, %d)", x, from)
-				require.Equal(t, wantOff, off, "FindTime(%d, %d)", x, from)
-			}
-		}
-	}
-	for _, b := range read[1:] {
-		want := int64(-1)
-		for _, c := range f.batches {
-			if c.last < b.base {
-				want = max(want, c.maxTs)
-			}
-		}
-		got, err := s.MaxTimestampBelow(b.base)
-		require.NoError(t, err)
-		require.Equal(t, want, got, "MaxTimestampBelow(%d)", b.base)
 	}
 }
 
@@ -681,78 +557,6 @@ func TestReadFaults(t *testing.T) {
 	}
 }
 
-// TestWriteToRemoved: WriteTo of a segment on the OS whose .log
-// was removed by name (the segment deleted during the call) reopens the
-// name to send the file, finds nothing, and says so with an error
-// matching ErrClosed, as its doc says.
-func TestWriteToRemoved(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("removes a file the segment holds open")
-	}
-	dir := t.TempDir()
-	s := mustCreate(t, vfs.OS, dir, 0, Config{})
-	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
-	require.NoError(t, os.Remove(logPath(dir, 0)))
-	var w bytes.Buffer
-	n, err := s.WriteTo(&w, 0, s.Size())
-	require.ErrorIs(t, err, ErrClosed)
-	require.Contains(t, err.Error(), "was removed")
-	require.Zero(t, n)
-	require.Zero(t, w.Len())
-}
-
-// TestReadIntoOSFails: ReadInto, on a file system without views
-// (the OS's), reads into the caller's buffer; a read that fails is its
-// error, not a corruption, and a file cut shorter than the segment's size
-// under it (another process) gives io.ErrUnexpectedEOF.
-func TestReadIntoOSFails(t *testing.T) {
-	dir := t.TempDir()
-	var fail atomic.Bool
-	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
-		if op == vfs.OpRead && fail.Load() {
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
-	s := mustCreate(t, fsys, dir, 0, Config{})
-	b := simpleBatch(t, 0, 3, 50)
-	require.NoError(t, s.Append(b))
-	dst := make([]byte, 0, 1<<16)
-	fail.Store(true)
-	_, err := s.ReadInto(dst, 0, 1<<16)
-	fail.Store(false)
-	requireInjected(t, err, "ReadInto")
-	got, err := s.ReadInto(dst, 0, 1<<16)
-	require.NoError(t, err)
-	require.Equal(t, []byte(b), got)
-	require.NoError(t, os.Truncate(logPath(dir, 0), int64(len(b)/2)))
-	_, err = s.ReadInto(dst, 0, 1<<16)
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-}
-
-// TestBadBaseOffsetNotAHole: a whole batch with a valid CRC whose
-// base offset does not follow, starting a few bytes before a sector
-// boundary, is taken for a lost sector only when those bytes are zeros
-// (zeroedBaseOffset); with a nonzero byte among them it is corruption
-// wherever it is — past durable too — and Recover cuts nothing.
-func TestBadBaseOffsetNotAHole(t *testing.T) {
-	mem := vfs.NewMem()
-	const dir = "/d"
-	require.NoError(t, mem.MkdirAll(dir, 0o755))
-	f := newRecoverFixture(t, mem, dir, 3)
-	s := f.open(t)
-	at := (f.m.size()/sectorSize+2)*sectorSize - 6 // 6 bytes before a boundary
-	appendBatches(t, s, f.m, padBatch(t, f.m.next(), at-f.m.size()))
-	appendBatches(t, s, f.m, simpleBatch(t, f.m.next(), 2, 100))
-	mustClose(t, s)
-	require.Equal(t, at, f.last().pos)
-	setBaseOffset(t, mem, f.path, at, 1<<60) // its first 6 bytes not all zero
-	before := readFile(t, mem, f.path)
-	s = f.open(t)
-	_, err := s.Recover(0)
-	f.checkNothingCut(t, err, at, before)
-}
-
 // TestCloseCannotRemoveDistrustedIndex: Close removes the index
 // files a recovery cut short left distrusted; a removal that fails is
 // Close's error, and the segment is closed all the same.
@@ -778,28 +582,6 @@ func TestCloseCannotRemoveDistrustedIndex(t *testing.T) {
 	_, err = s.Read(0, 100)
 	require.ErrorIs(t, err, ErrClosed)
 	require.NoError(t, s.Close(), "a second Close")
-}
-
-// TestOpenLargerThanASegment: a .log larger than any segment can
-// be (its positions are int32s) opens as needing recovery, whose Recover
-// refuses it as corrupt and cuts nothing (a sparse file on the OS).
-func TestOpenLargerThanASegment(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("a 2 GiB file is not sparse there")
-	}
-	dir := t.TempDir()
-	s := mustCreate(t, vfs.OS, dir, 0, Config{})
-	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
-	mustClose(t, s)
-	const size = maxLogBytes + 1
-	if err := os.Truncate(logPath(dir, 0), size); err != nil {
-		t.Skipf("no file of %d bytes: %v", int64(size), err)
-	}
-	s, needs := mustOpen(t, vfs.OS, dir, 0, Config{}, true)
-	require.True(t, needs)
-	_, err := s.Recover(math.MaxInt64)
-	require.ErrorIs(t, err, record.ErrCorrupt)
-	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
 }
 
 // TestSplitBatchReadFaults: a batch not written by one Write
@@ -893,19 +675,6 @@ func TestMaxTimestampBelowLostZeroEntryFault(t *testing.T) {
 		require.Equal(t, int64(0), ts)
 		require.NoError(t, s.Close())
 	}
-}
-
-// TestMaxTimestampBelowClosed: MaxTimestampBelow of a closed
-// segment says ErrClosed, as every read does.
-func TestMaxTimestampBelowClosed(t *testing.T) {
-	mem := vfs.NewMem()
-	require.NoError(t, mem.MkdirAll("/d", 0o755))
-	writeBatches(t, mem, 3, tsBase)
-	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{})
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-	_, err = s.MaxTimestampBelow(2)
-	require.ErrorIs(t, err, ErrClosed)
 }
 
 // TestReadOverlapFaults: Read of one batch confirms it with the
@@ -1023,27 +792,4 @@ func TestSealFinalTimeEntryWriteFails(t *testing.T) {
 	defer s.Close()
 	require.Equal(t, int64(tsBase+n), s.MaxTimestamp())
 	require.Equal(t, int64(n+1), s.NextOffset())
-}
-
-// TestRewriteFileCutUnder: Rewrite reads the batches it writes
-// anew first (save reads them); a .log cut shorter than the segment's
-// size under it (another process) gives io.ErrUnexpectedEOF, before
-// anything is cut or written.
-func TestRewriteFileCutUnder(t *testing.T) {
-	dir := t.TempDir()
-	s := mustCreate(t, vfs.OS, dir, 0, Config{})
-	for o := range int64(4) {
-		require.NoError(t, s.Append(simpleBatch(t, o, 1, 50)))
-	}
-	half := s.Size() / 2
-	require.NoError(t, os.Truncate(logPath(dir, 0), half))
-	n, err := s.Rewrite(0, func(_ int64, tail io.Reader) (io.ReadCloser, error) {
-		b, err := io.ReadAll(tail)
-		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-		require.Len(t, b, int(half))
-		return nil, err
-	})
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-	require.Zero(t, n)
-	require.Equal(t, half, fileSize(t, vfs.OS, logPath(dir, 0)))
 }

@@ -1145,3 +1145,95 @@ func TestOpenChecksTheLastBatchEndingShort(t *testing.T) {
 		require.ErrorIs(t, err, record.ErrCorrupt)
 	})
 }
+
+// TestManyBadOffsetEntries: offset index entries that each name
+// the batch before the one holding their offset (a sane header, the
+// wrong batch) are found bad by the lookups that meet them, up to four in
+// one lookup (then it scans from the start), one set growing from lookup
+// to lookup; past maxBadEntries the index is not used at all. Every
+// answer stays right throughout.
+func TestManyBadOffsetEntries(t *testing.T) {
+	skipUnderRace(t)
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 700)
+	require.Greater(t, len(f.oidx), maxBadEntries+maxSuspects+2)
+	for k, e := range f.oidx[:len(f.oidx)-1] { // the last one is Open's to check
+		i := f.batchAt(t, e.Position)
+		require.Positive(t, i)
+		e.Position = f.batches[i-1].pos
+		f.setOffsetEntry(t, k, e)
+	}
+	s, needs, err := Open(mem, "/d", icBase, icCfg, OpenOptions{})
+	require.NoError(t, err)
+	require.False(t, needs)
+	defer s.Close()
+	// Two lookups far apart: two sets of bad entries, the second added
+	// to the first.
+	for _, k := range []int{5, 30} {
+		pos, err := s.PositionOf(f.oidx[k].Offset)
+		require.NoError(t, err)
+		require.Equal(t, f.batches[f.batchAt(t, f.oidx[k].Position)].pos, pos)
+	}
+	bad := s.badOffsets.Load()
+	require.NotNil(t, bad)
+	require.False(t, bad.all)
+	require.Greater(t, len(bad.m), maxSuspects, "the second lookup's entries added to the first's")
+	require.NoError(t, f.checkOffsets(s))
+	require.True(t, s.badOffsets.Load().all, "more than maxBadEntries bad entries")
+	require.NoError(t, f.checkOffsets(s))
+	require.NoError(t, f.checkTimes(s))
+}
+
+// TestDistrustedIndexesAnswer: after a recovery cut short (its
+// each failed), both indexes are distrusted whole — lookups start from
+// the segment's first batch — and the answers are right: Find,
+// PositionOf and ReadOffset of every offset; FindTime and
+// MaxTimestampBelow within the batches the recovery read. (Past them the
+// max timestamp is that of the batches read, reset and rebuilt only so
+// far, and FindTime answers "none" for a later timestamp: the state of no
+// finished recovery, which the caller closes, as RecoverContext says.)
+func TestDistrustedIndexesAnswer(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	f := newICFixture(t, mem, "/d", 80)
+	s, _, err := Open(mem, "/d", icBase, icCfg, OpenOptions{Active: true})
+	require.NoError(t, err)
+	defer s.Close()
+	errStop := errors.New("stop")
+	n := 0
+	_, err = s.RecoverFunc(t.Context(), 0, func(record.Batch) error {
+		if n++; n == len(f.batches)-3 {
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	require.Equal(t, IndexDistrust{Offset: true, Time: true}, s.IndexDistrusted())
+	require.True(t, s.badOffsets.Load().all)
+	require.True(t, s.badTimes.Load().all)
+	require.NoError(t, f.checkOffsets(s))
+	read := f.batches[:n]
+	for _, b := range read {
+		for _, x := range b.ts {
+			for _, from := range []int64{icBase, b.base} {
+				wantOff, wantOK := f.findTime(x, from)
+				off, ok, err := s.FindTime(x, from)
+				require.NoError(t, err)
+				require.Equal(t, wantOK, ok, "FindTime(%d, %d)", x, from)
+				require.Equal(t, wantOff, off, "FindTime(%d, %d)", x, from)
+			}
+		}
+	}
+	for _, b := range read[1:] {
+		want := int64(-1)
+		for _, c := range f.batches {
+			if c.last < b.base {
+				want = max(want, c.maxTs)
+			}
+		}
+		got, err := s.MaxTimestampBelow(b.base)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "MaxTimestampBelow(%d)", b.base)
+	}
+}

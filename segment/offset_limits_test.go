@@ -105,3 +105,25 @@ func TestLogFilePastMaxInt32IsCorrupt(t *testing.T) {
 		require.EqualValues(t, size, fi.Size(), "active %v: Recover cut the file", active)
 	}
 }
+
+// TestOpenLargerThanASegment: a .log larger than any segment can
+// be (its positions are int32s) opens as needing recovery, whose Recover
+// refuses it as corrupt and cuts nothing (a sparse file on the OS).
+func TestOpenLargerThanASegment(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("a 2 GiB file is not sparse there")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	mustClose(t, s)
+	const size = maxLogBytes + 1
+	if err := os.Truncate(logPath(dir, 0), size); err != nil {
+		t.Skipf("no file of %d bytes: %v", int64(size), err)
+	}
+	s, needs := mustOpen(t, vfs.OS, dir, 0, Config{}, true)
+	require.True(t, needs)
+	_, err := s.Recover(math.MaxInt64)
+	require.ErrorIs(t, err, record.ErrCorrupt)
+	require.Equal(t, int64(size), fileSize(t, vfs.OS, logPath(dir, 0)))
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // The boundaries of what Recover takes for a lost sector: each test fails
@@ -203,4 +204,27 @@ func TestRecoverCutFirstBatchResetsFirstTimestamp(t *testing.T) {
 			t.Fatalf("FirstBatchTimestamp = %d of an empty segment, want -1", got)
 		}
 	})
+}
+
+// TestBadBaseOffsetNotAHole: a whole batch with a valid CRC whose
+// base offset does not follow, starting a few bytes before a sector
+// boundary, is taken for a lost sector only when those bytes are zeros
+// (zeroedBaseOffset); with a nonzero byte among them it is corruption
+// wherever it is — past durable too — and Recover cuts nothing.
+func TestBadBaseOffsetNotAHole(t *testing.T) {
+	mem := vfs.NewMem()
+	const dir = "/d"
+	require.NoError(t, mem.MkdirAll(dir, 0o755))
+	f := newRecoverFixture(t, mem, dir, 3)
+	s := f.open(t)
+	at := (f.m.size()/sectorSize+2)*sectorSize - 6 // 6 bytes before a boundary
+	appendBatches(t, s, f.m, padBatch(t, f.m.next(), at-f.m.size()))
+	appendBatches(t, s, f.m, simpleBatch(t, f.m.next(), 2, 100))
+	mustClose(t, s)
+	require.Equal(t, at, f.last().pos)
+	setBaseOffset(t, mem, f.path, at, 1<<60) // its first 6 bytes not all zero
+	before := readFile(t, mem, f.path)
+	s = f.open(t)
+	_, err := s.Recover(0)
+	f.checkNothingCut(t, err, at, before)
 }

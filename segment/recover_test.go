@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
 )
 
 // recoverFixture is a closed segment of random batches, its model and
@@ -570,5 +572,15 @@ func TestRecoverHoleBeforeAValidBatch(t *testing.T) {
 				})
 			})
 		}
+	}
+}
+
+// TestRecoveryResultString: the result names the hole before a
+// valid batch when the cut tail held one.
+func TestRecoveryResultString(t *testing.T) {
+	r := RecoveryResult{Batches: 3, Truncated: 700, At: 1000, HoleBefore: 1536}
+	s := r.String()
+	for _, want := range []string{"3 batches", "cut 700 bytes", "position 1000", "valid batch at 1536"} {
+		require.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,4 +333,46 @@ func TestRewriteFileOneByteShort(t *testing.T) {
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	require.Zero(t, n)
 	require.Equal(t, size-1, int64(len(readFile(t, mem, logPath("/d", 0)))), "nothing cut")
+}
+
+// TestRewriteErrors: Rewrite of a closed segment says ErrClosed,
+// and an error of save is Rewrite's, with nothing cut.
+func TestRewriteErrors(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAll("/d", 0o755))
+	_, data := writeBatches(t, mem, 5, tsBase)
+	s, _, err := Open(mem, "/d", 0, Config{}, OpenOptions{Active: true})
+	require.NoError(t, err)
+	errSave := errors.New("save failed")
+	n, err := s.Rewrite(2, func(int64, io.Reader) (io.ReadCloser, error) { return nil, errSave })
+	require.ErrorIs(t, err, errSave)
+	require.Zero(t, n)
+	require.Equal(t, data, readFile(t, mem, logPath("/d", 0)))
+	require.Equal(t, int64(len(data)), s.Size())
+	require.NoError(t, s.Close())
+	_, err = s.Rewrite(2, nil)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestRewriteFileCutUnder: Rewrite reads the batches it writes
+// anew first (save reads them); a .log cut shorter than the segment's
+// size under it (another process) gives io.ErrUnexpectedEOF, before
+// anything is cut or written.
+func TestRewriteFileCutUnder(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	for o := range int64(4) {
+		require.NoError(t, s.Append(simpleBatch(t, o, 1, 50)))
+	}
+	half := s.Size() / 2
+	require.NoError(t, os.Truncate(logPath(dir, 0), half))
+	n, err := s.Rewrite(0, func(_ int64, tail io.Reader) (io.ReadCloser, error) {
+		b, err := io.ReadAll(tail)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		require.Len(t, b, int(half))
+		return nil, err
+	})
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Zero(t, n)
+	require.Equal(t, half, fileSize(t, vfs.OS, logPath(dir, 0)))
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -368,7 +367,7 @@ func TestReadCorrupt(t *testing.T) {
 				path := logPath(dir, 5)
 				// The bytes go bad at rest: the segment is closed and
 				// opened again (on the memory FS a segment trusts the
-				// bytes it appended itself: TestReadTrustsOwnAppends).
+				// bytes it appended itself: TestReadChecksWhatItFoundOnOpen).
 				mustClose(t, s)
 				flipByte(t, fsys, path, at(0))
 				s, _ = mustOpen(t, fsys, dir, 5, Config{}, false)
@@ -2143,19 +2142,6 @@ func TestMaxTimestampBelowChecksTheTimeEntry(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestWriteToFileOneByteShort: a .log one byte shorter than the range
-// WriteTo is asked for gives io.ErrUnexpectedEOF.
-func TestWriteToFileOneByteShort(t *testing.T) {
-	dir := t.TempDir()
-	s := mustCreate(t, vfs.OS, dir, 0, Config{})
-	appendBatches(t, s, &model{}, simpleBatch(t, 0, 4, 300))
-	size := s.Size()
-	require.NoError(t, os.Truncate(logPath(dir, 0), size-1))
-	n, err := s.WriteTo(io.Discard, 0, size)
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-	require.Equal(t, size-1, n)
 }
 
 // TestDefaultIndexInterval: the zero Config indexes every 4096 bytes of

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/runnel/runnel/record"
@@ -158,4 +159,66 @@ func TestOSReadsCheckAppendedBatches(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	_, err = s.ReadOffset(nil, victim.base, 1<<20, math.MaxInt64)
 	require.ErrorAs(t, err, &ce)
+}
+
+// TestWriteToRemoved: WriteTo of a segment on the OS whose .log
+// was removed by name (the segment deleted during the call) reopens the
+// name to send the file, finds nothing, and says so with an error
+// matching ErrClosed, as its doc says.
+func TestWriteToRemoved(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("removes a file the segment holds open")
+	}
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	require.NoError(t, s.Append(simpleBatch(t, 0, 3, 50)))
+	require.NoError(t, os.Remove(logPath(dir, 0)))
+	var w bytes.Buffer
+	n, err := s.WriteTo(&w, 0, s.Size())
+	require.ErrorIs(t, err, ErrClosed)
+	require.Contains(t, err.Error(), "was removed")
+	require.Zero(t, n)
+	require.Zero(t, w.Len())
+}
+
+// TestReadIntoOSFails: ReadInto, on a file system without views
+// (the OS's), reads into the caller's buffer; a read that fails is its
+// error, not a corruption, and a file cut shorter than the segment's size
+// under it (another process) gives io.ErrUnexpectedEOF.
+func TestReadIntoOSFails(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	fsys := vfs.WithFaults(vfs.OS, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpRead && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	s := mustCreate(t, fsys, dir, 0, Config{})
+	b := simpleBatch(t, 0, 3, 50)
+	require.NoError(t, s.Append(b))
+	dst := make([]byte, 0, 1<<16)
+	fail.Store(true)
+	_, err := s.ReadInto(dst, 0, 1<<16)
+	fail.Store(false)
+	requireInjected(t, err, "ReadInto")
+	got, err := s.ReadInto(dst, 0, 1<<16)
+	require.NoError(t, err)
+	require.Equal(t, []byte(b), got)
+	require.NoError(t, os.Truncate(logPath(dir, 0), int64(len(b)/2)))
+	_, err = s.ReadInto(dst, 0, 1<<16)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+}
+
+// TestWriteToFileOneByteShort: a .log one byte shorter than the range
+// WriteTo is asked for gives io.ErrUnexpectedEOF.
+func TestWriteToFileOneByteShort(t *testing.T) {
+	dir := t.TempDir()
+	s := mustCreate(t, vfs.OS, dir, 0, Config{})
+	appendBatches(t, s, &model{}, simpleBatch(t, 0, 4, 300))
+	size := s.Size()
+	require.NoError(t, os.Truncate(logPath(dir, 0), size-1))
+	n, err := s.WriteTo(io.Discard, 0, size)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Equal(t, size-1, n)
 }
