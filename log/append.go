@@ -1003,9 +1003,9 @@ var testHookCreatedScan func(n int)
 // entry at every roll cost each roll time in proportion to the segments,
 // N rolls O(N² log N) (a topic whose tiny SegmentBytes rolls a segment
 // at each batch; log's segment_count_cost_test.go); now at least half
-// the entries looked at go. An entry left of a segment no longer listed is never read: every
-// segment made after the log opened (a roll's, compaction's) notes its
-// own base, replacing it.
+// the entries looked at go. An entry left of a segment no longer listed
+// is never read: every segment made after the log opened (a roll's,
+// compaction's) notes its own base, replacing it.
 func (l *Log) noteRolledLocked(base int64) {
 	segs := *l.segs.Load()
 	if len(l.createdAt) < 2*len(segs) {

@@ -206,3 +206,43 @@ func TestCleanMarkerBesideNoSegment(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.Equal(t, "d", string(recs[0].Value))
 }
+
+// TestStaleMarkerPastTheRecoveryPoint: a clean-shutdown marker whose log
+// end is past the recovery point checkpoint is of another moment than
+// the files, though all else in it (the active segment's base, its max
+// timestamp and time index) is theirs and the segment ends at the
+// recovery point: the log is recovered as after a crash.
+func TestStaleMarkerPastTheRecoveryPoint(t *testing.T) {
+	requireForgedMarkerRecovered(t, Config{Sync: SyncAlways}, func(int) int64 { return 1_700_000_000_000 }, func(mk *cleanMarker) {
+		require.EqualValues(t, 3, mk.end)
+		mk.end = 5 // records 3 and 4, which the files do not hold
+	})
+}
+
+// requireForgedMarkerRecovered closes a log of three records (a, b and c,
+// record i stamped ts(i)) cleanly, changes its clean-shutdown marker with
+// forge, and opens it again: the marker is of another moment than the
+// files, and the log is recovered as after a crash (its one segment
+// scanned), whole.
+func requireForgedMarkerRecovered(t *testing.T, cfg Config, ts func(i int) int64, forge func(mk *cleanMarker)) {
+	t.Helper()
+	e := newEnv(t)
+	l := e.open(cfg)
+	for i, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, ts(i), v))
+	}
+	require.NoError(t, l.Close())
+	mk, why, err := readMarker(e.fs, e.dir)
+	require.NoError(t, err)
+	require.Empty(t, why)
+	forge(&mk)
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), appendMarker(nil, mk))
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean, "%+v", info)
+	require.Equal(t, 1, info.SegmentsScanned, "%+v", info)
+	require.EqualValues(t, 3, l.LogEndOffset())
+	require.Equal(t, []string{"a", "b", "c"}, values(readAll(t, l, 0)))
+}

@@ -46,3 +46,29 @@ func TestOpenKeepsSegmentsPastADeletionGap(t *testing.T) {
 	require.Equal(t, "d", string(recs[0].Value))
 	require.Equal(t, "e", string(recs[1].Value))
 }
+
+// TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart: as
+// TestOpenKeepsSegmentsPastADeletionGap, with the log start offset at the
+// base of the segment past the gap (the deletion removed the segments
+// below it, and a crash kept the removal of a later one only): that
+// segment holds the log start's records, and stays with those after it.
+func TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart(t *testing.T) {
+	const ts = 1_700_000_000_000
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c", "d"} {
+		appendOK(t, l, valueBatch(t, ts, v)) // a segment each: bases 0 to 3
+	}
+	require.NoError(t, l.Discard())
+	require.NoError(t, segment.RemoveFiles(e.fs, e.dir, 1, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix))
+	require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, 2))
+	require.NoError(t, writeOffset(e.fs, e.dir, recoveryPointFile, 1))
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.Zero(t, l.Recovery().SegmentsDeleted)
+	require.EqualValues(t, 2, l.LogStartOffset())
+	require.EqualValues(t, 4, l.LogEndOffset(), "the segments past the gap are kept")
+	require.Equal(t, []string{"c", "d"}, values(readAll(t, l, 2)))
+}

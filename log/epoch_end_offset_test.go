@@ -12,7 +12,7 @@ import (
 // and the log end (Kafka: none), and one below the earliest answered
 // none (Kafka: itself, ending at the earliest one's start, so that a
 // follower or a KIP-320 consumer does not take a retention for a
-// truncation). From revread29.
+// truncation).
 func TestEndOffsetForAsKafka(t *testing.T) {
 	c := epochCache{entries: []EpochEntry{{Epoch: 2, StartOffset: 5}, {Epoch: 4, StartOffset: 9}, {Epoch: 7, StartOffset: 12}}}
 	const leo = 20

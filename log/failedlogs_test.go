@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -256,4 +257,40 @@ func TestFailedRegistryForgetKeepsALowerOffset(t *testing.T) {
 	r.forget(k, math.MinInt64)
 	_, ok = r.lookup(k)
 	require.False(t, ok)
+}
+
+// TestSyncFailedCheckpointInPlaceCountsAsWritten: a sync-failed checkpoint
+// renamed into place whose directory fsync failed counts as written (see
+// writeSyncFailed): the process does not remember the log as one whose
+// checkpoint it could not write, and the next Open finds the checkpoint
+// and writes the tail anew.
+func TestSyncFailedCheckpointInPlaceCountsAsWritten(t *testing.T) {
+	var armed, denyDir atomic.Bool
+	mem := vfs.NewMem()
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
+			denyDir.Store(true)
+			return vfs.ErrInjected
+		}
+		if op == vfs.OpSyncDir && denyDir.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "one"))
+	armed.Store(true)
+	_, err := l.Append(context.Background(), valueBatch(t, 1, "two"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+	_, err = mem.Stat(filepath.Join(e.dir, syncFailedFile))
+	require.NoError(t, err, "in place")
+	_, remembered := failedLogs.lookup(l.failedKey)
+	require.False(t, remembered)
+	denyDir.Store(false)
+	require.NoError(t, l.Close())
+
+	l = e.open(Config{})
+	defer l.Close()
+	require.Positive(t, l.Recovery().RewrittenBytes)
 }

@@ -142,7 +142,7 @@ func TestReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 }
 
 // TestTruncationReloadTakesALowerEpochAfterExpiry: as
-// TestReplayTakesALowerEpochAfterExpiry (idem33), through
+// TestReplayTakesALowerEpochAfterExpiry, through
 // TruncateTo's reload of the producer state (the snapshot of a roll
 // before the expiry, which holds the newer epoch, and the batches after
 // it replayed), which the change of producers.update covers too: after a

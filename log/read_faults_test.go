@@ -153,42 +153,6 @@ func TestTimeSearchReadFails(t *testing.T) {
 	require.EqualValues(t, 1, off)
 }
 
-// TestMaxTimestampSearchCancelled: the search for the largest
-// timestamp checks its ctx before each segment's search: a ctx cancelled
-// during the first ends it with ctx's error.
-func TestMaxTimestampSearchCancelled(t *testing.T) {
-	var inj atomic.Pointer[func(op vfs.Op, name string) error]
-	l, _ := openReadFaultLog(t, &inj)
-	defer l.Close()
-	const ts = 1_700_000_000_000
-	appendOK(t, l, valueBatch(t, ts+100, "a")) // 0: the largest timestamp, below the start
-	appendOK(t, l, valueBatch(t, ts, "b"))     // 1
-	require.NoError(t, l.Roll())
-	appendOK(t, l, valueBatch(t, ts+100, "c")) // 2: the largest timestamp kept
-	start, err := l.DeleteRecordsBefore(context.Background(), 1)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, start)
-
-	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.EqualValues(t, 2, off)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	seg0 := segment.FileName(0, "")
-	f := func(op vfs.Op, name string) error {
-		if op == vfs.OpRead && strings.Contains(name, seg0) {
-			cancel() // during segment 0's search
-		}
-		return nil
-	}
-	inj.Store(&f)
-	_, _, err = l.OffsetOfMaxTimestamp(ctx)
-	inj.Store(nil)
-	require.ErrorIs(t, err, context.Canceled)
-}
-
 // TestSearchClosedMeanwhile: a search by time overtaken by a
 // truncation, during which the log closed, returns ErrClosed (as
 // OffsetForTime's doc says: also when the log closes during the call), not
@@ -237,30 +201,4 @@ func TestSearchClosedMeanwhile(t *testing.T) {
 			t.Fatal("the truncation or the Close did not end")
 		}
 	}
-}
-
-// TestTimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
-// that moves the log start past the record a time search found, between
-// the search and the check of its answer, makes the answer stale: the
-// search runs again and answers the first record at or past the new log
-// start (mutant: searchStale without its check of the log start, which
-// answered an offset below the log start, out of range to fetch).
-func TestTimeSearchOvertakenByDeleteRecords(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(Config{})
-	defer l.Close()
-	for i := range 6 {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
-	}
-	testHookTimeSearched = func(hl *Log) {
-		testHookTimeSearched = nil
-		_, err := hl.DeleteRecordsBefore(context.Background(), 4)
-		require.NoError(t, err)
-	}
-	defer func() { testHookTimeSearched = nil }()
-	off, ok, err := l.OffsetForTime(1_700_000_000_001)
-	require.NoError(t, err)
-	require.Nil(t, testHookTimeSearched, "the hook did not run")
-	require.True(t, ok)
-	require.EqualValues(t, 4, off, "the first record at or past the new log start")
 }

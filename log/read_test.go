@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -325,7 +326,7 @@ func batchValues(t *testing.T, data []byte) []string {
 // the batch it does not read costs no memory: the broker's fetch read
 // such a batch whole with ReadInto and dropped it (see the root
 // package's test of a fetch on disk within maxBytes).
-func TestReadWithinSkipsNoOffsets(t *testing.T) {
+func TestReadWithinLeavesABatchPastMaxBytes(t *testing.T) {
 	for _, onDisk := range []bool{false, true} {
 		name := "memory"
 		if onDisk {
@@ -380,4 +381,66 @@ func TestReadWithinSkipsNoOffsets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOffsetOfMaxTimestampCancelledBetweenSegments: the search for the largest
+// timestamp checks its ctx before each segment's search: a ctx cancelled
+// during the first ends it with ctx's error.
+func TestOffsetOfMaxTimestampCancelledBetweenSegments(t *testing.T) {
+	var inj atomic.Pointer[func(op vfs.Op, name string) error]
+	l, _ := openReadFaultLog(t, &inj)
+	defer l.Close()
+	const ts = 1_700_000_000_000
+	appendOK(t, l, valueBatch(t, ts+100, "a")) // 0: the largest timestamp, below the start
+	appendOK(t, l, valueBatch(t, ts, "b"))     // 1
+	require.NoError(t, l.Roll())
+	appendOK(t, l, valueBatch(t, ts+100, "c")) // 2: the largest timestamp kept
+	start, err := l.DeleteRecordsBefore(context.Background(), 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, start)
+
+	off, ok, err := l.OffsetOfMaxTimestamp(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 2, off)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seg0 := segment.FileName(0, "")
+	f := func(op vfs.Op, name string) error {
+		if op == vfs.OpRead && strings.Contains(name, seg0) {
+			cancel() // during segment 0's search
+		}
+		return nil
+	}
+	inj.Store(&f)
+	_, _, err = l.OffsetOfMaxTimestamp(ctx)
+	inj.Store(nil)
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+// TestTimeSearchOvertakenByDeleteRecords: a DeleteRecordsBefore
+// that moves the log start past the record a time search found, between
+// the search and the check of its answer, makes the answer stale: the
+// search runs again and answers the first record at or past the new log
+// start (mutant: searchStale without its check of the log start, which
+// answered an offset below the log start, out of range to fetch).
+func TestTimeSearchOvertakenByDeleteRecords(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	defer l.Close()
+	for i := range 6 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	testHookTimeSearched = func(hl *Log) {
+		testHookTimeSearched = nil
+		_, err := hl.DeleteRecordsBefore(context.Background(), 4)
+		require.NoError(t, err)
+	}
+	defer func() { testHookTimeSearched = nil }()
+	off, ok, err := l.OffsetForTime(1_700_000_000_001)
+	require.NoError(t, err)
+	require.Nil(t, testHookTimeSearched, "the hook did not run")
+	require.True(t, ok)
+	require.EqualValues(t, 4, off, "the first record at or past the new log start")
 }

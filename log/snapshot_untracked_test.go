@@ -92,3 +92,22 @@ func logWithFailedSnapshotAt5(t *testing.T, op vfs.Op) (*env, *vfs.MemFS, *Log) 
 	require.False(t, armed.Load(), "the fault was not injected")
 	return e, mem, l
 }
+
+// TestTruncateAfterASnapshotWhoseRenameFailed: a snapshot write that fails
+// at its rename leaves its offset listed (see snapshotProducersLocked)
+// and no file under its name: a truncation below it takes the missing
+// file as removed, and succeeds.
+func TestTruncateAfterASnapshotWhoseRenameFailed(t *testing.T) {
+	e, mem, l := logWithFailedSnapshotAt5(t, vfs.OpRename)
+	defer l.Close()
+	names, err := mem.List(e.dir)
+	require.NoError(t, err)
+	require.NotContains(t, snapshotOffsets(names), int64(5))
+
+	end, err := l.TruncateTo(3)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, end)
+	res := appendOK(t, l, idemBatch(t, 1, 0, 3, 1))
+	require.False(t, res.Duplicate)
+	require.EqualValues(t, 3, res.FirstOffset)
+}

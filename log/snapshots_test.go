@@ -311,3 +311,27 @@ func TestSnapshotAlreadyGoneIsForgotten(t *testing.T) {
 	l.unlock()
 	require.NotContains(t, snaps, gone, "a snapshot gone already is forgotten")
 }
+
+// TestCleanOpenRemovesSnapshotsPastTheEnd: a producer-state snapshot past
+// the log end beside a clean-shutdown marker (no Close leaves one: put
+// there by hand, or with other files than the log's) describes batches
+// the log does not hold: a clean Open removes it too, before appends
+// pass its offset and the next Open after a crash would load it.
+func TestCleanOpenRemovesSnapshotsPastTheEnd(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for seq := range int32(3) {
+		appendOK(t, l, idemBatch(t, 1, 0, seq, 1)) // 0-2
+	}
+	require.NoError(t, l.Close())
+	snap, err := readMemFile(e.fs, filepath.Join(e.dir, snapshotName(3)))
+	require.NoError(t, err)
+	writeMemFile(t, e.fs, filepath.Join(e.dir, snapshotName(10)), snap)
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.True(t, l.Recovery().Clean)
+	offs, _ := e.snapshotFiles(t)
+	require.NotContains(t, offs, int64(10))
+}

@@ -76,3 +76,35 @@ func TestUntrustedMarkerWithoutRecoveryPoint(t *testing.T) {
 		})
 	}
 }
+
+// TestUntrustedMarkerBesideARecoveryPoint: a clean-shutdown marker that
+// is not trusted (unreadable) beside a recovery-point file leaves the
+// recovery point as the file says: the segments from it on are scanned,
+// and a bad batch in a sealed one past it is cut as a torn write, with
+// the segments after it. Only beside no recovery-point file does the
+// active segment's base stand for it.
+func TestUntrustedMarkerBesideARecoveryPoint(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
+	l := e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, 1, v)) // a segment each
+	}
+	require.Equal(t, 3, l.Segments())
+	require.NoError(t, l.Close())
+	require.NoError(t, writeOffset(e.fs, e.dir, recoveryPointFile, 1))
+	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), []byte("1\n1\n3 3\n"))
+	second := filepath.Join(e.dir, segment.FileName(1, segment.LogSuffix))
+	data := readAllFile(t, e.fs, second)
+	data[len(data)-1] ^= 0xff // a bad CRC in the sealed segment past the recovery point
+	writeMemFile(t, e.fs, second, data)
+
+	l = e.open(cfg)
+	defer l.Close()
+	info := l.Recovery()
+	require.False(t, info.Clean)
+	require.EqualValues(t, 1, info.RecoveryPoint, "%+v", info)
+	require.Positive(t, info.TruncatedBytes, "%+v", info)
+	require.Equal(t, 1, info.SegmentsDeleted, "%+v", info)
+	require.EqualValues(t, 1, l.LogEndOffset())
+}

@@ -193,3 +193,27 @@ func forgeCleanMarker(t testT, fsys vfs.FS, dir string) {
 	writeMemFile(t, fsys, filepath.Join(dir, cleanShutdownFile), appendMarker(nil, m))
 	require.NoError(t, fsys.SyncDir(dir))
 }
+
+// TestCleanMarkerOfAnEmptyTimeIndex: a clean-shutdown marker that counts
+// no entry in the active segment's time index, beside a time index that
+// holds some, is of another moment than the files (a count of 0 is a
+// count; only -1, an older layout's, is none): recovered as after a
+// crash.
+func TestCleanMarkerOfAnEmptyTimeIndex(t *testing.T) {
+	cfg := Config{Sync: SyncAlways, IndexIntervalBytes: 1}
+	requireForgedMarkerRecovered(t, cfg, func(int) int64 { return 1_700_000_000_001 }, func(mk *cleanMarker) {
+		require.Positive(t, mk.timeEntries)
+		mk.timeEntries = 0
+	})
+}
+
+// TestCleanMarkerOfAnotherMaxTimestampOffset: a clean-shutdown marker
+// whose offset of the max timestamp is not the active segment's, all else
+// in it being theirs, is of another moment than the files: recovered as
+// after a crash.
+func TestCleanMarkerOfAnotherMaxTimestampOffset(t *testing.T) {
+	requireForgedMarkerRecovered(t, Config{Sync: SyncAlways}, func(i int) int64 { return 1_700_000_000_000 + int64(i) }, func(mk *cleanMarker) {
+		require.EqualValues(t, 2, mk.maxTimestampOffset) // the max at 2
+		mk.maxTimestampOffset = 1
+	})
+}
