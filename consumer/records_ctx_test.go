@@ -329,7 +329,7 @@ func TestCtxEndsAmidResolveErrorsKeepsThem(t *testing.T) {
 // range-over-func loop panics when its iterator yields after the body
 // returned false), whichever of the break and the end of ctx Records sees
 // first.
-func TestCancelAndBreak(t *testing.T) {
+func TestRecordsYieldsNothingAfterCancelAndBreak(t *testing.T) {
 	id := log.NewTopicID()
 	for _, at := range []string{"record", "partition error", "resolve error", "Poll error"} {
 		t.Run(at, func(t *testing.T) {
