@@ -88,3 +88,49 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		require.Less(t, made.Load(), int32(6), "partitions made after Close began")
 	})
 }
+
+// TestCreateTopicStopsAtItsCtx: a CreateTopic of many
+// partitions whose ctx ends while it opens one (here the fourth) stops
+// there, undoing only what it made: it looked at every partition's
+// directory again first, ctx ended (a List each: 20,000 for a count of
+// 20,000, and as long again as its first pass over them, which its ctx
+// did cut short), and so did one that failed at a partition with a file
+// system error (the limit of open files, say).
+func TestCreateTopicStopsAtItsCtx(t *testing.T) {
+	const n = 20_000
+	for _, stop := range []string{"ctx", "fault"} {
+		t.Run(stop, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stopped, lists atomic.Int64
+			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpList && stopped.Load() > 0 {
+					lists.Add(1)
+				}
+				if op == vfs.OpCreate && strings.Contains(filepath.ToSlash(name), "/t-3/") && stopped.Add(1) == 1 {
+					if stop == "ctx" {
+						cancel()
+						return nil
+					}
+					return vfs.ErrInjected
+				}
+				return nil
+			})
+			b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), Dir: "/d"})
+			err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n})
+			if stop == "ctx" {
+				require.ErrorIs(t, err, context.Canceled)
+			} else {
+				require.ErrorIs(t, err, vfs.ErrInjected)
+			}
+			require.Empty(t, b.Topics())
+			t.Logf("%d directories listed after the stop", lists.Load())
+			require.LessOrEqual(t, lists.Load(), int64(10), "directories listed after the stop")
+			names, err := b.fs.List("/d")
+			require.NoError(t, err)
+			for _, name := range names {
+				require.False(t, strings.HasPrefix(name, "t-"), "%s left", name)
+			}
+		})
+	}
+}

@@ -266,3 +266,30 @@ func TestFetchWaitCountsAFirstBatchWhole(t *testing.T) {
 		}
 	})
 }
+
+// TestFetchCtxEndAnswersWhatItFound: a fetch waiting for MinBytes
+// whose ctx ends answers the records it found, not ctx's error (Fetch
+// fails with ctx's error only when it found nothing): the caller gets
+// them, and its position moves (mutant: ctx's error whatever was found).
+func TestFetchCtxEndAnswersWhatItFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "a")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		t0 := time.Now()
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Minute), time.Now(), "the fetch did not wait until ctx ended")
+		require.Equal(t, []string{"a"}, values(t, resp.Partitions[0].Records))
+
+		// Nothing found: ctx's error.
+		ctx, cancel = context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		_, err = b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}

@@ -190,3 +190,79 @@ func TestFetchWokenByCutInRange(t *testing.T) {
 		})
 	})
 }
+
+// TestFetchWakeOfALongPollReadsOnce: the common long poll, a
+// fetch of MinBytes 1 that found nothing and waits, reads its partitions
+// once more at the wake an append makes, and answers with it: the wake
+// of a fetch that read nothing makes the fetch again, which reads only
+// what was appended since. (The look at each wake that
+// TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
+// count of the bytes appended before the fetch is made again, is for a
+// fetch whose answer holds records already: it made this wake three
+// reads, where one does.)
+func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
+	for _, parts := range []int32{1, 2} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
+				for p := range parts {
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
+				}
+				done := goFetch(context.Background(), b, req)
+				synctest.Wait()
+				require.EqualValues(t, parts, reads.Load(), "the first read")
+				t0 := time.Now()
+				produce(t, b, "t", parts-1, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "answered at the append")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[parts-1].Records))
+				require.EqualValues(t, 2*parts, reads.Load(), "one read of each partition at the wake")
+			})
+		})
+	}
+}
+
+// TestFetchWokenByAppend: a fetch waiting for MinBytes is woken
+// by the append that brings them, not by MaxWait: on a topic that
+// acknowledges without an fsync (SyncNever, SyncPeriodic), where the
+// high watermark moves with the append itself (mutant: no wake-up there,
+// only the fsync's, which such a topic may not run for long), and under
+// SyncAlways after a config change reopened the partition's log, whose
+// fsyncs move the high watermark (mutant: the new log's fsyncs wake no
+// one).
+func TestFetchWokenByAppend(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		cfg    log.Config
+		reopen bool
+	}{
+		{"SyncNever", log.Config{Sync: log.SyncNever}, false},
+		{"SyncPeriodic", log.Config{Sync: log.SyncPeriodic}, false},
+		{"SyncAlways_reopened", log.Config{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: c.cfg}))
+				if c.reopen {
+					require.NoError(t, b.AlterTopicConfig(t.Context(), "t", log.Config{RetentionTime: 2 * time.Hour}))
+				}
+				t0 := time.Now()
+				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour,
+					Partitions: []api.FetchPartition{{Topic: "t"}}})
+				synctest.Wait() // the fetch waits
+				produce(t, b, "t", 0, "a")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "the fetch waited for MaxWait")
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
+}

@@ -9,12 +9,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -23,7 +20,6 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/vfs"
 )
 
 // manyPartitions is more partitions than reflect.Select takes cases
@@ -115,52 +111,6 @@ func TestUntrustedWaitAnyManyChannels(t *testing.T) {
 	}
 }
 
-// TestUntrustedCreateTopicStopsAtItsCtx: a CreateTopic of many
-// partitions whose ctx ends while it opens one (here the fourth) stops
-// there, undoing only what it made: it looked at every partition's
-// directory again first, ctx ended (a List each: 20,000 for a count of
-// 20,000, and as long again as its first pass over them, which its ctx
-// did cut short), and so did one that failed at a partition with a file
-// system error (the limit of open files, say).
-func TestUntrustedCreateTopicStopsAtItsCtx(t *testing.T) {
-	const n = 20_000
-	for _, stop := range []string{"ctx", "fault"} {
-		t.Run(stop, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var stopped, lists atomic.Int64
-			inj := vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpList && stopped.Load() > 0 {
-					lists.Add(1)
-				}
-				if op == vfs.OpCreate && strings.Contains(filepath.ToSlash(name), "/t-3/") && stopped.Add(1) == 1 {
-					if stop == "ctx" {
-						cancel()
-						return nil
-					}
-					return vfs.ErrInjected
-				}
-				return nil
-			})
-			b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), Dir: "/d"})
-			err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n})
-			if stop == "ctx" {
-				require.ErrorIs(t, err, context.Canceled)
-			} else {
-				require.ErrorIs(t, err, vfs.ErrInjected)
-			}
-			require.Empty(t, b.Topics())
-			t.Logf("%d directories listed after the stop", lists.Load())
-			require.LessOrEqual(t, lists.Load(), int64(10), "directories listed after the stop")
-			names, err := b.fs.List("/d")
-			require.NoError(t, err)
-			for _, name := range names {
-				require.False(t, strings.HasPrefix(name, "t-"), "%s left", name)
-			}
-		})
-	}
-}
-
 // TestUntrustedFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
 // bytes than its partitions hold (a MinBytes of math.MaxInt32, from a
 // tenant, with a long MaxWait) and is woken by appends looks at the new
@@ -233,41 +183,4 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		produce(t, b, "t", 0, strings.Repeat("y", 1000))
 	}
 	require.NoError(t, <-done)
-}
-
-// TestFetchWakeOfALongPollReadsOnce: the common long poll, a
-// fetch of MinBytes 1 that found nothing and waits, reads its partitions
-// once more at the wake an append makes, and answers with it: the wake
-// of a fetch that read nothing makes the fetch again, which reads only
-// what was appended since. (The look at each wake that
-// TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
-// count of the bytes appended before the fetch is made again, is for a
-// fetch whose answer holds records already: it made this wake three
-// reads, where one does.)
-func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
-	for _, parts := range []int32{1, 2} {
-		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				b := open(t, Config{})
-				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
-				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
-				for p := range parts {
-					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
-				}
-				done := goFetch(context.Background(), b, req)
-				synctest.Wait()
-				require.EqualValues(t, parts, reads.Load(), "the first read")
-				t0 := time.Now()
-				produce(t, b, "t", parts-1, "a")
-				a := <-done
-				require.NoError(t, a.err)
-				require.Equal(t, t0, a.at, "answered at the append")
-				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[parts-1].Records))
-				require.EqualValues(t, 2*parts, reads.Load(), "one read of each partition at the wake")
-			})
-		})
-	}
 }

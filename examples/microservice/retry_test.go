@@ -31,7 +31,7 @@ func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
 	}
 }
 
-// adaOrder is the order the tests below place, under the key k-1.
+// adaOrder is the order the retry tests place, under the key k-1.
 const adaOrder = `{"customer":"ada","items":["book"],"amount_cents":1299}`
 
 // firstAnswerLost starts a service on a broker whose first produce is
