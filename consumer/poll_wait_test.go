@@ -268,3 +268,46 @@ func TestFetchHurriesWithErrorsInHand(t *testing.T) {
 	require.ErrorIs(t, fs.Err(), api.ErrInvalidRequest)
 	require.Equal(t, []time.Duration{0}, waits)
 }
+
+// TestLookUpBackoffEndsAnotherPartitionsLongPoll: a position's look-up
+// that failed with a retriable error (its topic not created yet) is
+// retried when RetryBackoff ends, although another partition's long poll
+// (FetchMaxWait an hour) is under way then: a ListOffset is a request of
+// its own, which Kafka's consumer sends beside the fetch in flight. The
+// topic created meanwhile is read at the first retry after it, not when
+// the hour ends. (A topic deleted and created again under a Records loop
+// met this: a look-up that raced the creation waited out the other
+// partition's long poll.)
+func TestLookUpBackoffEndsAnotherPartitionsLongPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour), consumer.RetryBackoff(time.Second))
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))    // long-polls: t is empty
+		require.NoError(t, c.Assign("late", 0, consumer.Start())) // no such topic yet
+		t0 := time.Now()
+		go func() {
+			time.Sleep(2500 * time.Millisecond)
+			if err := b.CreateTopic(context.Background(), "late", log.TopicConfig{Partitions: 1}); err != nil {
+				t.Error(err)
+				return
+			}
+			_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: "late", Acks: api.AcksAll, Batches: oneRecord(t, "x")})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+		for r, err := range c.Records(t.Context()) {
+			require.NoError(t, err)
+			require.Equal(t, "late", r.Topic)
+			require.Equal(t, "x", string(r.Value))
+			break
+		}
+		// Look-ups at t0 (fails), t0+1s (fails), t0+2s (fails), t0+3s.
+		require.Equal(t, t0.Add(3*time.Second), time.Now())
+	})
+}
