@@ -135,10 +135,14 @@ func ResetOffset(p ResetPolicy) Opt {
 // releases, v1.15 say): against a broker in the same process a retry
 // costs a call, not a round trip over a network that may be overloaded,
 // and a fixed wait bounds how late a partition
-// that comes back (a topic created at last) is read: after RetryBackoff,
-// or, if other partitions' long poll is under way then, when it ends
-// (at most FetchMaxWait later: one fetch at a time, as Kafka's consumer
-// has one in flight per broker). Default 500 ms. 0
+// that comes back (a topic created at last) is read. A failed look-up of
+// a position (ListOffset, for Start, End, AtTime or a reset) is retried
+// after RetryBackoff, ending other partitions' long poll then: a
+// ListOffset is a request of its own, as Kafka's consumer sends its
+// ListOffsets beside the fetch in flight. A failed fetch is retried
+// after RetryBackoff or, if other partitions' long poll is under way
+// then, when it ends (at most FetchMaxWait later: one fetch at a time, as
+// Kafka's consumer has one in flight per broker). Default 500 ms. 0
 // retries at once: against a Client that keeps answering a retriable
 // error, a loop that only calls it. New returns ErrInvalidOption for a
 // negative d.

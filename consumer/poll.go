@@ -458,7 +458,7 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	req := &api.FetchRequest{MaxWait: maxWait, MinBytes: minBytes, MaxBytes: c.cfg.maxBytes}
 	var sent []*assignment
 	var curs []*cursor
-	var nextRetry time.Time
+	var nextRetry, nextLookUp time.Time
 	due := false // a position is to be looked up now (see below)
 	n := len(c.order)
 	if n == 0 {
@@ -476,6 +476,9 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		if a.retryAt.After(now) {
 			if nextRetry.IsZero() || a.retryAt.Before(nextRetry) {
 				nextRetry = a.retryAt
+			}
+			if a.cur.pos.Load() == unresolved && (nextLookUp.IsZero() || a.retryAt.Before(nextLookUp)) {
+				nextLookUp = a.retryAt
 			}
 			continue
 		}
@@ -504,6 +507,13 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		// Waiting for records (waitFor) does not hold back a partition
 		// that FetchMaxWait(0) would have retried in time.
 		req.MaxWait = min(maxWait, max(nextRetry.Sub(now), 0))
+	case !nextLookUp.IsZero():
+		// Nor does the long poll of other partitions hold back a
+		// position's look-up, backed off after a retriable error: a
+		// ListOffset is a request of its own, which Kafka's consumer
+		// sends beside the fetch in flight, not after it (a fetch's
+		// retry waits for the fetch under way: see RetryBackoff).
+		req.MaxWait = min(maxWait, max(nextLookUp.Sub(now), 0))
 	}
 	return req, sent, curs, nextRetry
 }

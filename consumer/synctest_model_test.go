@@ -1253,6 +1253,7 @@ func (m *tmModel) configuredWait() time.Duration {
 // is due (the fetch, or the wait, then ends at once).
 func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, maxWait time.Duration, minBytes int, nextRetry time.Duration, due bool) {
 	maxWait, minBytes = m.waitFor(idle)
+	var nextLookUp time.Duration
 	n := len(m.order)
 	if n == 0 {
 		return nil, maxWait, minBytes, 0, false
@@ -1268,6 +1269,9 @@ func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, m
 			if nextRetry == 0 || a.retryAt < nextRetry {
 				nextRetry = a.retryAt
 			}
+			if a.pos < 0 && (nextLookUp == 0 || a.retryAt < nextLookUp) {
+				nextLookUp = a.retryAt // a look-up's backoff ends the fetch's wait
+			}
 			continue
 		}
 		if a.pos < 0 {
@@ -1281,6 +1285,8 @@ func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, m
 		maxWait = 0
 	case maxWait > m.configuredWait() && nextRetry != 0:
 		maxWait = min(maxWait, max(nextRetry-now, 0))
+	case nextLookUp != 0:
+		maxWait = min(maxWait, max(nextLookUp-now, 0))
 	}
 	return sent, maxWait, minBytes, nextRetry, due
 }
