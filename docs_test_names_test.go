@@ -5,14 +5,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestDocsNameTestsThatExist keeps the docs' pointers into the suite
-// true: every test or fuzz target that README.md, CHANGELOG.md or
-// docs/details.md names outside a code block (in prose, or in a `go test
-// -run` command) is a test of the module or the peers module, or the
+// true: every test or fuzz target that a Markdown file of the repository
+// (README.md, CHANGELOG.md, docs/details.md, benchmarks/README.md, the
+// testdata READMEs) names outside a code block (in prose, or in a `go
+// test -run` command) is a test of the module or the peers module, or the
 // prefix of one (a -run pattern, or `TestFetchWaiting*`), and every
 // `..._test.go` file they name exists, under the path given or, named
 // bare, in some package. Renaming a test or moving it to another file
@@ -22,12 +24,16 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 	tests := map[string]bool{}
 	paths := map[string]bool{}
 	bare := map[string]bool{}
+	var docs []string
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+		if d.IsDir() && path != "." && strings.HasPrefix(d.Name(), ".") {
 			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			docs = append(docs, path)
 		}
 		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
 			return nil
@@ -46,8 +52,8 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tests["TestDocsNameTestsThatExist"] || !bare["docs_test_names_test.go"] {
-		t.Fatalf("the walk found %d tests in %d files, not this one", len(tests), len(paths))
+	if !tests["TestDocsNameTestsThatExist"] || !bare["docs_test_names_test.go"] || !slices.Contains(docs, filepath.Join("docs", "details.md")) {
+		t.Fatalf("the walk found %d tests in %d files and the docs %q, not this test or docs/details.md", len(tests), len(paths), docs)
 	}
 	isTest := func(name string) bool {
 		if tests[name] {
@@ -62,7 +68,7 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 	}
 	name := regexp.MustCompile(`\b(?:Test|Fuzz)[A-Z]\w*`)
 	file := regexp.MustCompile(`[\w./-]*_test\.go\b`)
-	for _, doc := range []string{"README.md", "CHANGELOG.md", "docs/details.md"} {
+	for _, doc := range docs {
 		data, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
