@@ -33,6 +33,29 @@ func post(t *testing.T, url, body string) (*http.Response, Status) {
 // postKey is post with an Idempotency-Key header, unless key is "".
 func postKey(t *testing.T, url, key, body string) (*http.Response, Status) {
 	t.Helper()
+	resp := postOrder(t, url, key, body)
+	defer resp.Body.Close()
+	var st Status
+	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	}
+	return resp, st
+}
+
+// postText is postKey for an answer read as text: its status and body.
+func postText(t *testing.T, url, key, body string) (int, string) {
+	t.Helper()
+	resp := postOrder(t, url, key, body)
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(text)
+}
+
+// postOrder POSTs body to url's /orders, with an Idempotency-Key header
+// unless key is "".
+func postOrder(t *testing.T, url, key, body string) *http.Response {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url+"/orders", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
@@ -41,12 +64,7 @@ func postKey(t *testing.T, url, key, body string) (*http.Response, Status) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
-	var st Status
-	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	}
-	return resp, st
+	return resp
 }
 
 // waitDone polls GET /orders/{id} until billing and shipping have both

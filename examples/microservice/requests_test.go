@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -73,22 +72,12 @@ func TestFailureAnswerHoldsNoInternalText(t *testing.T) {
 		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
 	for _, key := range []string{"", "k-1"} {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+"/orders", strings.NewReader(ada))
-		require.NoError(t, err)
-		if key != "" {
-			req.Header.Set("Idempotency-Key", key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "key %q", key)
-		require.Contains(t, string(body), "may or may not have been placed", "key %q", key)
-		require.NotContains(t, string(body), api.ErrBrokerClosed.Error(), "key %q", key)
-		require.NotContains(t, string(body), "orders-", "key %q: no partition's name", key)
+		code, body := postText(t, srv.URL, key, adaOrder)
+		require.Equal(t, http.StatusServiceUnavailable, code, "key %q", key)
+		require.Contains(t, body, "may or may not have been placed", "key %q", key)
+		require.NotContains(t, body, api.ErrBrokerClosed.Error(), "key %q", key)
+		require.NotContains(t, body, "orders-", "key %q: no partition's name", key)
 	}
 	require.Contains(t, logged.String(), api.ErrBrokerClosed.Error(), "the cause is logged")
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +30,8 @@ func handleAll(t *testing.T, svc *Service, b *runnel.Broker) {
 	}
 }
 
-// adaOrder is the order the retry tests place, under the key k-1.
+// adaOrder is the order the tests of a failed or retried placing post
+// (the retry tests under the key k-1).
 const adaOrder = `{"customer":"ada","items":["book"],"amount_cents":1299}`
 
 // firstAnswerLost starts a service on a broker whose first produce is
@@ -150,22 +150,12 @@ func TestRefusedOrderNotPlaced(t *testing.T) {
 		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	ts := httptest.NewServer(svc.Handler())
 	defer ts.Close()
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
 	for _, key := range []string{"", "k-1"} {
-		req, err := http.NewRequest(http.MethodPost, ts.URL+"/orders", strings.NewReader(ada))
-		require.NoError(t, err)
-		if key != "" {
-			req.Header.Set("Idempotency-Key", key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "key %q", key)
-		require.Contains(t, string(body), "was not placed", "key %q", key)
-		require.NotContains(t, string(body), "may or may not", "key %q", key)
-		require.NotContains(t, string(body), api.ErrPolicyViolation.Error(), "key %q", key)
+		code, body := postText(t, ts.URL, key, adaOrder)
+		require.Equal(t, http.StatusServiceUnavailable, code, "key %q", key)
+		require.Contains(t, body, "was not placed", "key %q", key)
+		require.NotContains(t, body, "may or may not", "key %q", key)
+		require.NotContains(t, body, api.ErrPolicyViolation.Error(), "key %q", key)
 	}
 	resp, st := postKey(t, ts.URL, "k-1", `{"customer":"bob","items":["pen"],"amount_cents":5}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "nothing holds the key")
@@ -293,24 +283,16 @@ func TestMaybePlacedAnswerNamesTheOrder(t *testing.T) {
 	// which the service now believes: TestRefusedOrderNotPlaced.)
 	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: runneltest.Unlimited})
 	srv := newServiceWithoutHandlers(t, runneltest.NewProducer(t, f))
-	ada := `{"customer":"ada","items":["book"],"amount_cents":1299}`
-
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/orders", strings.NewReader(ada))
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	code, body := postText(t, srv.URL, "", adaOrder)
+	require.Equal(t, http.StatusServiceUnavailable, code)
 	recs := runneltest.ConsumeAll(t, b, OrdersTopic)
 	require.Len(t, recs, 1, "written, its answer lost")
 	var o Order
 	require.NoError(t, json.Unmarshal(recs[0].Value, &o))
-	require.Contains(t, string(body), o.ID, "the ID it may have been placed as")
-	require.NotContains(t, string(body), "retry with an Idempotency-Key to be sure")
+	require.Contains(t, body, o.ID, "the ID it may have been placed as")
+	require.NotContains(t, body, "retry with an Idempotency-Key to be sure")
 
-	resp, _ = postKey(t, srv.URL, "k-1", ada)
+	resp, _ := postKey(t, srv.URL, "k-1", adaOrder)
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
 
