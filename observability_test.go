@@ -39,6 +39,10 @@ type obsSample struct {
 	HW        int64
 	LEO       int64
 	Size      int64
+	// Err is PartitionInfo.Err: nil while the partition takes appends.
+	// An exporter's gauge is its being nil or not, labelled by its
+	// api.Name (KAFKA_STORAGE_ERROR).
+	Err error
 }
 
 // obsKey names a partition's series: by the topic's ID too, so that a
@@ -79,7 +83,7 @@ func (e obsExporter) Scrape(scrapeCtx context.Context) (ss []obsSample, stuck []
 		}
 		for _, p := range info.Partitions {
 			ss = append(ss, obsSample{Topic: name, ID: info.ID, Partition: p.Partition,
-				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size})
+				LogStart: p.LogStartOffset, HW: p.HighWatermark, LEO: p.LogEndOffset, Size: p.Size, Err: p.Err})
 		}
 	}
 	return ss, stuck, nil
@@ -199,6 +203,7 @@ func TestObservabilityAtRestOnDisk(t *testing.T) {
 		require.Len(t, ss, 3, step)
 		for _, s := range ss {
 			require.NoError(t, obsCheck(s, nil), step)
+			require.NoError(t, s.Err, step)
 			k := fmt.Sprintf("%s-%d", s.Topic, s.Partition)
 			if w, ok := want[k]; ok {
 				require.Equal(t, w, [3]int64{s.LogStart, s.HW, s.LEO}, "%s: %s start, hw, leo", step, k)
@@ -404,6 +409,7 @@ func TestObservabilityUnderLoad(t *testing.T) {
 						prev = &p
 					}
 					require.NoError(t, obsCheck(s, prev), "scrape %d", i)
+					require.NoError(t, s.Err, "scrape %d: a config change under way is waited for, not reported", i)
 					last[k] = s
 				}
 			}
@@ -551,6 +557,13 @@ func TestObservabilityFencedLog(t *testing.T) {
 	always, never := obsFind(t, ss, "always", 0), obsFind(t, ss, "never", 0)
 	require.Equal(t, [2]int64{10, 11}, [2]int64{always.HW, always.LEO}, "SyncAlways: the fenced append stays above the high watermark")
 	require.Equal(t, [2]int64{11, 11}, [2]int64{never.HW, never.LEO}, "SyncNever: the offsets do not tell")
+	// PartitionInfo.Err tells, for both: the storage error the next
+	// append gets, with its cause.
+	for _, s := range []obsSample{always, never} {
+		require.ErrorIs(t, s.Err, log.ErrLogFenced, s.Topic)
+		require.ErrorIs(t, s.Err, vfs.ErrInjected, s.Topic)
+		require.Equal(t, "KAFKA_STORAGE_ERROR", api.Name(s.Err), s.Topic)
+	}
 	// The produces tell, once their delivery timeout ends: the storage
 	// error is retriable (KAFKA_STORAGE_ERROR), so a producer retries it.
 	// Its first attempt fails at once, its retries too, until the
@@ -562,6 +575,98 @@ func TestObservabilityFencedLog(t *testing.T) {
 	t.Logf("%v", err)
 	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 	require.ErrorIs(t, err, log.ErrLogFenced)
+}
+
+// TestObservabilityFailedReopen: a config change that cannot open a
+// partition's log again leaves it closed, answering the storage error,
+// until the broker's maintenance reopens it. Its offsets stay as they
+// were (the closed log's); only PartitionInfo.Err, and the "maintenance
+// failed" line, tell. Once the maintenance has reopened it, Err is nil
+// again.
+func TestObservabilityFailedReopen(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpList && filepath.ToSlash(name) == "/d/orders-1" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d", MaintenanceInterval: time.Hour})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
+	// A short delivery timeout: the storage error is retriable.
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DeliveryTimeout(200*time.Millisecond))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	obsProduce(t, p, "orders", 0, 10, nil)
+	obsProduce(t, p, "orders", 1, 20, nil)
+	before, err := obsScrape(ctx, b)
+	require.NoError(t, err)
+
+	armed.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "orders", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	ss, err := obsScrape(ctx, b)
+	require.NoError(t, err)
+	healthy, closed := obsFind(t, ss, "orders", 0), obsFind(t, ss, "orders", 1)
+	require.NoError(t, healthy.Err)
+	require.ErrorIs(t, closed.Err, log.ErrLogFenced)
+	require.ErrorIs(t, closed.Err, vfs.ErrInjected, "with its cause")
+	require.Equal(t, "KAFKA_STORAGE_ERROR", api.Name(closed.Err))
+	was := obsFind(t, before, "orders", 1)
+	require.Equal(t, [4]int64{was.LogStart, was.HW, was.LEO, was.Size}, [4]int64{closed.LogStart, closed.HW, closed.LEO, closed.Size}, "the offsets do not tell")
+	// Err is the error the partition's appends get.
+	err = p.ProduceSync(ctx, &record.Record{Topic: "orders", Partition: 1, Value: []byte("x")})
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorIs(t, b.Maintain(ctx), vfs.ErrInjected, "the maintenance tries again, in vain while the fault lasts")
+	ss, err = obsScrape(ctx, b)
+	require.NoError(t, err)
+	require.ErrorIs(t, obsFind(t, ss, "orders", 1).Err, log.ErrLogFenced)
+
+	armed.Store(false)
+	require.NoError(t, b.Maintain(ctx))
+	ss, err = obsScrape(ctx, b)
+	require.NoError(t, err)
+	for _, s := range ss {
+		require.NoError(t, s.Err, "reopened")
+	}
+	require.EqualValues(t, 20, obsFind(t, ss, "orders", 1).LEO)
+	obsProduce(t, p, "orders", 1, 10, nil)
+}
+
+// TestObservabilityDescribeTopicDeletedWhileItWaits: a DescribeTopic that
+// waits for a partition's lock behind a DeleteTopic answers
+// ErrUnknownTopic once the deletion is done, as a call made after it
+// does, which the exporter skips. It used to answer the offsets of the
+// deleted partition's closed log.
+func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
+	ctx := context.Background()
+	b, hang, stuck, release := obsHangingDisk(t)
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
+	p, err := producer.New(b)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	hang.Store(true)
+	produced := make(chan error, 1)
+	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
+	<-stuck
+	hang.Store(false)
+	deleted := make(chan error, 1)
+	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
+	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	described := make(chan error, 1)
+	go func() { _, err := b.DescribeTopic(ctx, "orders"); described <- err }()
+	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+
+	close(release)
+	require.NoError(t, <-produced)
+	require.NoError(t, <-deleted)
+	require.ErrorIs(t, <-described, runnel.ErrUnknownTopic)
+	ss, err := obsScrape(ctx, b)
+	require.NoError(t, err)
+	require.Empty(t, ss)
 }
 
 // TestObservabilityProducerBufferedReturnsToZero: BufferedRecords, the

@@ -970,6 +970,16 @@ type PartitionInfo struct {
 	// them (1.7% more on disk with 64 KiB segments). It is read just
 	// after the offsets, not with them.
 	Size int64
+	// Err is nil while the partition takes appends. Otherwise it is the
+	// error they fail with now, which matches log.ErrLogFenced (Kafka's
+	// KAFKA_STORAGE_ERROR, code 56: api.Code) and wraps its cause: a failed
+	// write or fsync fenced the partition's log, which refuses appends
+	// until the broker is opened again, but still serves reads; or a
+	// config change closed the log and could not open it again, which
+	// the broker's maintenance retries (reads fail too meanwhile). The
+	// offsets do not always tell: under log.SyncNever a fenced log's high
+	// watermark is its log end, as a healthy one's.
+	Err error
 }
 
 // TopicInfo describes a topic.
@@ -1001,7 +1011,8 @@ type TopicInfo struct {
 }
 
 // DescribeTopic returns a topic's configuration (as it runs, and as it
-// was set) and its partitions' offsets. A partition whose log is being
+// was set) and its partitions' offsets, sizes and health (whether each
+// takes appends: PartitionInfo.Err). A partition whose log is being
 // opened again (after a config change), or whose lock a DeleteTopic or a
 // config change holds or waits for (the lock serves its callers in turn),
 // is waited for, until ctx ends: a reopen stuck in an fsync to a disk
@@ -1012,7 +1023,9 @@ type TopicInfo struct {
 // (docs/details.md, "Monitoring an embedded broker"). Appends, fetches and
 // fsyncs themselves are not waited for.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; ctx's error.
+// Errors: ErrUnknownTopic (also for a topic deleted during the call);
+// ErrInvalidTopic; ErrClosed; ctx's error. A partition that refuses
+// appends is no error of the call's: its PartitionInfo.Err says so.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return TopicInfo{}, err
@@ -1027,14 +1040,16 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 		if err := ctx.Err(); err != nil {
 			return TopicInfo{}, err
 		}
-		o := p.Offsets()
-		l, err := p.LogContext(ctx)
+		st, err := p.State(ctx)
 		if err != nil {
 			return TopicInfo{}, err
 		}
+		if errors.Is(st.Err, log.ErrClosed) {
+			return TopicInfo{}, b.partitionGone(st.Err, p) // deleted, or the broker closed, since b.topic
+		}
 		info.Partitions = append(info.Partitions, PartitionInfo{
-			Partition: p.ID(), LogStartOffset: o.LogStart, HighWatermark: o.HighWatermark,
-			LogEndOffset: o.LogEnd, Size: l.Size(),
+			Partition: p.ID(), LogStartOffset: st.LogStart, HighWatermark: st.HighWatermark,
+			LogEndOffset: st.LogEnd, Size: st.Size, Err: st.Err,
 		})
 	}
 	return info, nil

@@ -3,9 +3,12 @@ package log
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -124,4 +127,96 @@ func TestRetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, retryErr, "RetryReopen waited for the call in flight")
 	require.False(t, tried)
+}
+
+// TestPartitionStateTellsWhyAppendsFail: State's Err is the error the
+// partition's appends get now, read without appending: nil while they
+// are taken, also after a Reopen that succeeded; ErrLogFenced with its
+// cause once a failed write fenced the log (whose offsets, under
+// SyncNever, look as a healthy log's) and once a Reopen could not open it
+// again (the closed log's offsets kept), until a RetryReopen succeeds;
+// ErrClosed once the partition is closed. A Reopen under way is waited
+// for until ctx ends.
+func TestPartitionStateTellsWhyAppendsFail(t *testing.T) {
+	ctx := context.Background()
+	appendErr := func(p *Partition) error {
+		_, err := p.Append(ctx, valueBatch(t, 1, "probe"), AppendOptions{})
+		return err
+	}
+
+	t.Run("fenced", func(t *testing.T) {
+		e := newEnv(t)
+		var failing atomic.Bool
+		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if failing.Load() && op == vfs.OpWrite && strings.HasSuffix(name, ".log") {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		p := NewPartition("t", 0, e.open(Config{Sync: SyncNever}))
+		defer p.Close()
+		require.NoError(t, appendErr(p))
+		st, err := p.State(ctx)
+		require.NoError(t, err)
+		require.NoError(t, st.Err)
+		failing.Store(true)
+		require.ErrorIs(t, appendErr(p), vfs.ErrInjected) // a failed write fences the log
+		failing.Store(false)
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, ErrLogFenced)
+		require.ErrorIs(t, st.Err, vfs.ErrInjected, "with its cause")
+		require.Equal(t, st.HighWatermark, st.LogEnd, "SyncNever: the offsets do not tell")
+		require.Equal(t, appendErr(p), st.Err, "the error an append gets")
+		_, err = p.ReadInto(ctx, nil, 0, 1<<20, 1<<62)
+		require.NoError(t, err, "a fenced log still serves reads")
+	})
+
+	t.Run("failed reopen", func(t *testing.T) {
+		e := newEnv(t)
+		p := NewPartition("t", 0, e.open(Config{}))
+		appendOK(t, p.Log(), valueBatch(t, 1, "a", "b"))
+		require.NoError(t, p.Reopen(func() (*Log, error) { return e.open(Config{}), nil }))
+		st, err := p.State(ctx)
+		require.NoError(t, err)
+		require.NoError(t, st.Err, "reopened")
+		size := st.Size
+		require.Positive(t, size)
+
+		openErr := errors.New("no file descriptors left")
+		require.ErrorIs(t, p.Reopen(func() (*Log, error) { return nil, openErr }), openErr)
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, ErrLogFenced)
+		require.ErrorIs(t, st.Err, openErr)
+		require.Equal(t, appendErr(p).Error(), st.Err.Error(), "the error an append gets")
+		require.Equal(t, PartitionState{PartitionOffsets: PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 2}, Size: size, Err: st.Err}, st)
+
+		// A Reopen under way is waited for.
+		lk, err := p.Lock(ctx)
+		require.NoError(t, err)
+		short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		defer cancel()
+		_, err = p.State(short)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		lk.Unlock()
+
+		tried, err := p.RetryReopen(ctx)
+		require.True(t, tried)
+		require.ErrorIs(t, err, openErr, "the same open, failing again")
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, openErr)
+		require.NoError(t, p.Reopen(func() (*Log, error) { return e.open(Config{}), nil }))
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.NoError(t, st.Err, "opened again")
+		require.NoError(t, appendErr(p))
+
+		require.NoError(t, p.Close())
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, ErrClosed)
+		require.NotErrorIs(t, st.Err, ErrLogFenced, "closed by its owner")
+	})
 }

@@ -157,6 +157,36 @@ func (p *Partition) ListedOffsets(ctx context.Context) (PartitionOffsets, error)
 	return offsetsOf(l), nil
 }
 
+// PartitionState is what Partition.State reads of a partition: its
+// offsets, its size, and whether it takes appends.
+type PartitionState struct {
+	PartitionOffsets
+	// Size is its log's Size.
+	Size int64
+	// Err is nil while the partition takes appends; otherwise the error
+	// its appends fail with now: an error matching ErrLogFenced (and
+	// wrapping the cause) once a failed write or fsync fenced its log, or
+	// while a Reopen that could not open the log again leaves it closed
+	// (see Reopen); ErrClosed once the partition is closed. A fenced log
+	// still serves reads; a closed one does not.
+	Err error
+}
+
+// State returns the partition's offsets (as Offsets does), its log's
+// size, and why its appends fail, if they do (PartitionState.Err), as of
+// one moment: it waits for a Reopen under way, as the partition's calls
+// do, until ctx ends. It makes no file system operation.
+//
+// Errors: ctx's error (the state then not read).
+func (p *Partition) State(ctx context.Context) (PartitionState, error) {
+	if err := p.mu.RLockContext(ctx); err != nil {
+		return PartitionState{}, err
+	}
+	defer p.mu.RUnlock()
+	l := p.log.Load()
+	return PartitionState{PartitionOffsets: offsetsOf(l), Size: l.Size(), Err: p.failed(l.check())}, nil
+}
+
 // LogEndOffset is the offset the next appended record will get.
 func (p *Partition) LogEndOffset() int64 { return p.log.Load().LogEndOffset() }
 
