@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
@@ -302,12 +304,48 @@ func idempotencyKeyOf(h http.Header) (key string, ok bool) {
 	return key, idempotencyKey.MatchString(key)
 }
 
-// Handler serves POST /orders and GET /orders/{id}.
+// Handler serves POST /orders, GET /orders/{id} and GET /healthz.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", s.placeOrder)
 	mux.HandleFunc("GET /orders/{id}", s.getOrder)
+	mux.HandleFunc("GET /healthz", s.health)
 	return mux
+}
+
+// healthTimeout bounds GET /healthz's look at the broker, so that a
+// partition that a disk that hangs holds up fails the probe rather than
+// hold it.
+const healthTimeout = time.Second
+
+// health serves GET /healthz, for a load balancer's or an orchestrator's
+// probe: 200 while every partition of the orders topic takes events,
+// 503 otherwise, naming each partition that does not and its Kafka
+// error (the cause, a file's path say, goes to the log). A partition
+// whose log a failed write or fsync fenced takes no event until the
+// broker is opened again: a restart of the service, which a failing
+// liveness probe brings about.
+func (s *Service) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	info, err := s.b.DescribeTopic(ctx, OrdersTopic)
+	if err != nil {
+		s.logger.Error("health", "err", err)
+		http.Error(w, "the event log does not answer", http.StatusServiceUnavailable)
+		return
+	}
+	var refusing []string
+	for _, p := range info.Partitions {
+		if p.Err != nil {
+			s.logger.Error("health", "partition", p.Partition, "err", p.Err)
+			refusing = append(refusing, fmt.Sprintf("%s-%d (%s)", OrdersTopic, p.Partition, api.Name(p.Err)))
+		}
+	}
+	if len(refusing) > 0 {
+		http.Error(w, "partitions refusing events: "+strings.Join(refusing, ", "), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
