@@ -669,8 +669,9 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	require.Empty(t, ss)
 }
 
-// TestObservabilityProducerBufferedReturnsToZero: BufferedRecords, the
-// gauge of a producer's backlog, comes back to 0 after Flush whatever
+// TestObservabilityProducerBufferedReturnsToZero: BufferedRecords and
+// BufferedBytes, the gauges of a producer's backlog, come back to 0 after
+// Flush whatever
 // the records' fate (delivered; failed by the broker: unknown topic,
 // too large; failed by the producer: their ctx ended, delivery timeout,
 // buffer full for TryProduce), and after Close with records held in
@@ -694,6 +695,7 @@ func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 		t.Helper()
 		require.NoError(t, p.Flush(ctx), step)
 		require.Zero(t, p.BufferedRecords(), step)
+		require.Zero(t, p.BufferedBytes(), step)
 	}
 	for range 10 {
 		p.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("ok")}, promise)
@@ -719,6 +721,7 @@ func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 
 	require.NoError(t, p.Close())
 	require.Zero(t, p.BufferedRecords(), "after Close")
+	require.Zero(t, p.BufferedBytes(), "after Close")
 
 	// Close with records held in flight, and a Produce waiting for space
 	// (which holds none): a producer of its own, whose records do not
@@ -751,8 +754,10 @@ func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
 	require.Zero(t, q.BufferedRecords(), "after Close")
+	require.Zero(t, q.BufferedBytes(), "after Close")
 	<-blocked
 	require.Zero(t, q.BufferedRecords(), "after the waiting Produce returned")
+	require.Zero(t, q.BufferedBytes(), "after the waiting Produce returned")
 	require.EqualValues(t, 21, failed.Load())
 }
 

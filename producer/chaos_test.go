@@ -137,6 +137,7 @@ func TestAdminChaos(t *testing.T) {
 			wg.Wait()
 			require.Equal(t, produced.Load(), ran.Load(), "promises run")
 			require.Zero(t, p.BufferedRecords())
+			require.Zero(t, p.BufferedBytes())
 			mu.Lock()
 			defer mu.Unlock()
 			require.Empty(t, twice)

@@ -257,6 +257,9 @@ func closeConcurrentCase(rt *rapid.T) {
 	if n := p.BufferedRecords(); n != 0 {
 		problem("%d records still buffered after Close", n)
 	}
+	if n := p.BufferedBytes(); n != 0 {
+		problem("%d bytes still buffered after Close", n)
+	}
 
 	inLog := map[string][2]int64{}
 	for part := range int32(parts) {

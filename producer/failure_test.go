@@ -73,16 +73,25 @@ func TestMaxBufferedBytes(t *testing.T) {
 	p := newProducer(t, c, producer.MaxBufferedBytes(150), producer.DefaultTopic("t"))
 	ctx := testCtx(t)
 	out := newOutcome()
+	// A record counts as it is encoded in a batch, with deltas of 0.
+	encoded := func(r *record.Record) int64 {
+		return int64(record.SizeWithDeltas(record.BodySize(r.Key, r.Value, r.Headers), 0, 0))
+	}
 	first := &record.Record{Value: make([]byte, 100)}
 	p.Produce(ctx, first, out.promise())
 	<-g.entered
+	require.Equal(t, encoded(first), p.BufferedBytes(), "in flight")
 	var err error
 	p.TryProduce(ctx, &record.Record{Value: make([]byte, 100)}, func(_ *record.Record, e error) { err = e })
 	require.ErrorIs(t, err, producer.ErrMaxBuffered)
+	require.Equal(t, encoded(first), p.BufferedBytes(), "a refused record takes nothing")
 	small := &record.Record{Value: make([]byte, 10)}
 	p.TryProduce(ctx, small, out.promise())
+	require.Equal(t, encoded(first)+encoded(small), p.BufferedBytes())
+	require.EqualValues(t, 2, p.BufferedRecords())
 	g.release()
 	require.NoError(t, p.Flush(ctx))
+	require.Zero(t, p.BufferedBytes())
 	out.wait()
 	require.NoError(t, out.err(first))
 	require.NoError(t, out.err(small))

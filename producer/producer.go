@@ -754,6 +754,16 @@ func (p *Producer) Flush(ctx context.Context) error {
 // load, cheap enough for a gauge read every second.
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
+// BufferedBytes returns the bytes that the records BufferedRecords counts
+// take of MaxBufferedBytes: each record as encoded in a batch (see
+// MaxBufferedBytes). franz-go's BufferedProduceBytes counts keys, values
+// and headers alone, and, as its BufferedProduceRecords, the records
+// still waiting for buffer space, which neither count here. It goes back
+// to 0 when BufferedRecords does (after Flush, after Close); read at the
+// same moment, the two may disagree by the records being counted in or
+// out. It is an atomic load.
+func (p *Producer) BufferedBytes() int64 { return p.bufBytes.Load() }
+
 // Close stops the producer: records not yet delivered fail with ErrClosed
 // (a request in flight is cancelled through its ctx, and its records
 // fail with an error matching ErrClosed unless the Client answered it
