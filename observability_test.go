@@ -669,6 +669,59 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	require.Empty(t, ss)
 }
 
+// TestObservabilityDescribeTopicRacingClose: DescribeTopic calls racing
+// the broker's Close answer the topic as it was, every partition taking
+// appends, or ErrClosed: never the closed logs as partitions that refuse
+// appends (Err matching log.ErrClosed), which a partition Close closed
+// under a call used to read as.
+func TestObservabilityDescribeTopicRacingClose(t *testing.T) {
+	ctx := context.Background()
+	rounds := 200
+	if testing.Short() {
+		rounds = 50
+	}
+	var described, closed int
+	for range rounds {
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 64}))
+		done := make(chan struct{})
+		answers := make(chan error, 1)
+		go func() {
+			defer close(answers)
+			for {
+				info, err := b.DescribeTopic(ctx, "orders")
+				if err != nil {
+					answers <- err
+					return
+				}
+				for _, p := range info.Partitions {
+					if p.Err != nil {
+						answers <- fmt.Errorf("partition %d: %w", p.Partition, p.Err)
+						return
+					}
+				}
+				described++
+				select {
+				case <-done:
+					answers <- nil
+					return
+				default:
+				}
+			}
+		}()
+		runtime.Gosched()
+		require.NoError(t, b.Close())
+		close(done)
+		if err := <-answers; err != nil {
+			require.ErrorIs(t, err, runnel.ErrClosed)
+			require.NotErrorIs(t, err, log.ErrClosed, "no partition read as closed")
+			closed++
+		}
+	}
+	t.Logf("%d descriptions, %d rounds ended by ErrClosed", described, closed)
+}
+
 // TestObservabilityProducerBufferedReturnsToZero: BufferedRecords and
 // BufferedBytes, the gauges of a producer's backlog, come back to 0 after
 // Flush whatever
@@ -892,8 +945,8 @@ func TestObservabilityScrapeCost(t *testing.T) {
 	})
 	topics := testing.AllocsPerRun(20, func() { _ = b.Topics() })
 	lag := testing.AllocsPerRun(100, func() { _, _ = c.Lag("wide", 7); _, _ = c.Position("wide", 7) })
-	buffered := testing.AllocsPerRun(100, func() { _ = p.BufferedRecords() })
-	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag and Position %.0f, BufferedRecords %.0f",
+	buffered := testing.AllocsPerRun(100, func() { _, _ = p.BufferedRecords(), p.BufferedBytes() })
+	t.Logf("allocs: DescribeTopic of 10,000 partitions %.0f, scrape of %d partitions %.0f, Topics of 1,001 %.0f, Lag and Position %.0f, BufferedRecords and BufferedBytes %.0f",
 		wide, n, all, topics, lag, buffered)
 	require.Equal(t, 20000, n)
 	require.LessOrEqual(t, wide, 3.0, "DescribeTopic's allocations, whatever its partition count (2 fill in the config)")

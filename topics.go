@@ -970,15 +970,19 @@ type PartitionInfo struct {
 	// them (1.7% more on disk with 64 KiB segments). It is read just
 	// after the offsets, not with them.
 	Size int64
-	// Err is nil while the partition takes appends. Otherwise it is the
-	// error they fail with now, which matches log.ErrLogFenced (Kafka's
-	// KAFKA_STORAGE_ERROR, code 56: api.Code) and wraps its cause: a failed
-	// write or fsync fenced the partition's log, which refuses appends
-	// until the broker is opened again, but still serves reads; or a
-	// config change closed the log and could not open it again, which
-	// the broker's maintenance retries (reads fail too meanwhile). The
-	// offsets do not always tell: under log.SyncNever a fenced log's high
-	// watermark is its log end, as a healthy one's.
+	// Err is nil while the partition's log is open and not fenced.
+	// Otherwise it is the error every append fails with, which matches
+	// log.ErrLogFenced (Kafka's KAFKA_STORAGE_ERROR, code 56: api.Code)
+	// and wraps its cause: a failed write or fsync fenced the log, which
+	// refuses appends until the broker is opened again but still serves
+	// reads; or a config change closed the log and could not open it
+	// again, which the broker's maintenance retries (reads fail too
+	// meanwhile); or a config change could not close the log (its final
+	// fsync failed), which only opening the broker again mends (reads
+	// fail too). A refusal that passes with the append is not reported
+	// (log.ErrRollFailed: no file descriptor left for a new segment, say).
+	// The offsets do not always tell: under log.SyncNever a fenced log's
+	// high watermark is its log end, as a healthy one's.
 	Err error
 }
 
@@ -1024,7 +1028,8 @@ type TopicInfo struct {
 // fsyncs themselves are not waited for.
 //
 // Errors: ErrUnknownTopic (also for a topic deleted during the call);
-// ErrInvalidTopic; ErrClosed; ctx's error. A partition that refuses
+// ErrInvalidTopic; ErrClosed (also once Close closed the topic's
+// partitions during the call); ctx's error. A partition that refuses
 // appends is no error of the call's: its PartitionInfo.Err says so.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
 	if err := ctx.Err(); err != nil {
@@ -1044,7 +1049,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 		if err != nil {
 			return TopicInfo{}, err
 		}
-		if errors.Is(st.Err, log.ErrClosed) {
+		if errors.Is(st.Err, log.ErrClosed) && !errors.Is(st.Err, log.ErrLogFenced) {
 			return TopicInfo{}, b.partitionGone(st.Err, p) // deleted, or the broker closed, since b.topic
 		}
 		info.Partitions = append(info.Partitions, PartitionInfo{

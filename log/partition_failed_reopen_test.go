@@ -133,8 +133,9 @@ func TestRetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 // partition's appends get now, read without appending: nil while they
 // are taken, also after a Reopen that succeeded; ErrLogFenced with its
 // cause once a failed write fenced the log (whose offsets, under
-// SyncNever, look as a healthy log's) and once a Reopen could not open it
-// again (the closed log's offsets kept), until a RetryReopen succeeds;
+// SyncNever, look as a healthy log's), once a Reopen could not close the
+// log (for good: no Reopen mends it), and once a Reopen could not open it
+// again (the closed log's offsets kept), until a Reopen succeeds;
 // ErrClosed once the partition is closed. A Reopen under way is waited
 // for until ctx ends.
 func TestPartitionStateTellsWhyAppendsFail(t *testing.T) {
@@ -170,6 +171,41 @@ func TestPartitionStateTellsWhyAppendsFail(t *testing.T) {
 		require.Equal(t, appendErr(p), st.Err, "the error an append gets")
 		_, err = p.ReadInto(ctx, nil, 0, 1<<20, 1<<62)
 		require.NoError(t, err, "a fenced log still serves reads")
+	})
+
+	t.Run("failed close", func(t *testing.T) {
+		e := newEnv(t)
+		var failing atomic.Bool
+		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if failing.Load() && op == vfs.OpSync {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		p := NewPartition("t", 0, e.open(Config{Sync: SyncNever}))
+		defer p.Close()
+		require.NoError(t, appendErr(p)) // not fsynced: the Close's fsync writes it
+		failing.Store(true)
+		opened := false
+		err := p.Reopen(func() (*Log, error) { opened = true; return e.open(Config{Sync: SyncNever}), nil })
+		require.ErrorIs(t, err, vfs.ErrInjected, "the old log's closing fsync failed")
+		require.False(t, opened)
+		failing.Store(false)
+		st, err := p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, ErrLogFenced)
+		require.ErrorIs(t, st.Err, vfs.ErrInjected)
+		require.Equal(t, appendErr(p).Error(), st.Err.Error(), "the error an append gets")
+		_, err = p.ReadInto(ctx, nil, 0, 1<<20, 1<<62)
+		require.ErrorIs(t, err, ErrLogFenced, "reads fail too")
+		// Nothing mends it but an Open of the log (the broker's next).
+		tried, err := p.RetryReopen(ctx)
+		require.False(t, tried)
+		require.NoError(t, err)
+		require.ErrorIs(t, p.Reopen(func() (*Log, error) { return e.open(Config{}), nil }), ErrLogFenced)
+		st, err = p.State(ctx)
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Err, vfs.ErrInjected, "still")
 	})
 
 	t.Run("failed reopen", func(t *testing.T) {

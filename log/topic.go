@@ -158,32 +158,36 @@ func (p *Partition) ListedOffsets(ctx context.Context) (PartitionOffsets, error)
 }
 
 // PartitionState is what Partition.State reads of a partition: its
-// offsets, its size, and whether it takes appends.
+// offsets, its size, and whether it refuses appends for good.
 type PartitionState struct {
 	PartitionOffsets
 	// Size is its log's Size.
 	Size int64
-	// Err is nil while the partition takes appends; otherwise the error
-	// its appends fail with now: an error matching ErrLogFenced (and
-	// wrapping the cause) once a failed write or fsync fenced its log, or
-	// while a Reopen that could not open the log again leaves it closed
-	// (see Reopen); ErrClosed once the partition is closed. A fenced log
-	// still serves reads; a closed one does not.
+	// Err is nil while the partition's log is open and not fenced;
+	// otherwise the error every append fails with until something
+	// changes that: an error matching ErrLogFenced and wrapping its
+	// cause (a failed write or fsync fenced the log, which still serves
+	// reads; or a Reopen could not open the log again, which RetryReopen
+	// or a later Reopen may; or a Reopen could not close it, its final
+	// fsync failing, say, which no Reopen mends: see Reopen), or
+	// ErrClosed once the partition is closed. A refusal that passes with
+	// the append, ErrRollFailed say, is not reported.
 	Err error
 }
 
-// State returns the partition's offsets (as Offsets does), its log's
-// size, and why its appends fail, if they do (PartitionState.Err), as of
-// one moment: it waits for a Reopen under way, as the partition's calls
-// do, until ctx ends. It makes no file system operation.
+// State returns the partition's offsets as of one moment (as Offsets
+// does), then its log's size and why its appends fail, if they do
+// (PartitionState.Err), read just after the offsets. It waits for a
+// Reopen under way, as the partition's calls do, until ctx ends, and
+// makes no file system operation.
 //
 // Errors: ctx's error (the state then not read).
 func (p *Partition) State(ctx context.Context) (PartitionState, error) {
-	if err := p.mu.RLockContext(ctx); err != nil {
+	l, err := p.rlock(ctx)
+	if err != nil {
 		return PartitionState{}, err
 	}
-	defer p.mu.RUnlock()
-	l := p.log.Load()
+	defer p.runlock(l)
 	return PartitionState{PartitionOffsets: offsetsOf(l), Size: l.Size(), Err: p.failed(l.check())}, nil
 }
 

@@ -755,7 +755,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
 // BufferedBytes returns the bytes that the records BufferedRecords counts
-// take of MaxBufferedBytes: each record as encoded in a batch (see
+// take of MaxBufferedBytes: each record's size as encoded in a batch,
+// with timestamp and offset deltas of 0, without the batch's header (see
 // MaxBufferedBytes). franz-go's BufferedProduceBytes counts keys, values
 // and headers alone, and, as its BufferedProduceRecords, the records
 // still waiting for buffer space, which neither count here. It goes back

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -45,10 +47,15 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 	}))
 	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
 	require.NoError(t, err)
-	_, srv := newService(t, b)
+	var logged syncBuffer
+	svc, err := NewService(ctx, b, slog.New(slog.NewTextHandler(&logged, nil)))
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() { srv.Close(); require.NoError(t, svc.Close()) })
 	code, text := getHealth(t, srv.URL)
 	require.Equal(t, http.StatusOK, code, text)
 	require.Equal(t, "ok\n", text)
+	require.Empty(t, logged.String())
 
 	// An event written to partition 1 whose fsync fails: the partition's
 	// log is fenced. The storage error is retriable: a short delivery
@@ -61,13 +68,48 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 	require.NoError(t, p.Close())
 	failing.Store(false)
 
-	code, text = getHealth(t, srv.URL)
-	require.Equal(t, http.StatusServiceUnavailable, code, text)
-	require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
-	require.False(t, strings.Contains(text, "/d/"), "no internal text")
+	for range 3 {
+		code, text = getHealth(t, srv.URL)
+		require.Equal(t, http.StatusServiceUnavailable, code, text)
+		require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
+		require.False(t, strings.Contains(text, "/d/"), "no internal text")
+	}
+	// The cause is logged, once while it lasts, not at every probe.
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	require.Len(t, lines, 1, logged.String())
+	require.Contains(t, lines[0], "level=ERROR")
+	require.Contains(t, lines[0], "unhealthy: partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)")
+	require.Contains(t, lines[0], "orders-1=")
+	require.Contains(t, lines[0], "/d/orders-1/", "with the cause: the file")
 
 	require.NoError(t, b.Close())
 	code, text = getHealth(t, srv.URL)
 	require.Equal(t, http.StatusServiceUnavailable, code, text)
 	require.Equal(t, "the event log does not answer\n", text)
+	require.Contains(t, logged.String(), "unhealthy: the event log does not answer")
+	require.Contains(t, logged.String(), "broker is closed")
+}
+
+// TestHealthzLogsOnlyChanges: /healthz logs what it finds wrong when it
+// changes, and "healthy again" once it is gone; a healthy service logs
+// nothing at its probes.
+func TestHealthzLogsOnlyChanges(t *testing.T) {
+	var logged syncBuffer
+	s := &Service{logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	s.healthChanged("")
+	require.Empty(t, logged.String(), "healthy from the start")
+	s.healthChanged("a", "why", 1)
+	s.healthChanged("a", "why", 2)
+	s.healthChanged("b", "why", 3)
+	s.healthChanged("")
+	s.healthChanged("")
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		got = append(got, l[strings.Index(l, "level="):])
+	}
+	require.Equal(t, []string{
+		`level=ERROR msg="unhealthy: a" why=1`,
+		`level=ERROR msg="unhealthy: b" why=3`,
+		`level=INFO msg="healthy again"`,
+	}, got)
 }

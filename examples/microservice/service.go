@@ -95,6 +95,9 @@ type Service struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	healthMu  sync.Mutex
+	unhealthy string // what the last GET /healthz found wrong, "" for nothing
 }
 
 // NewService creates the orders topic if it is not there yet, and starts
@@ -313,39 +316,69 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// healthTimeout bounds GET /healthz's look at the broker, so that a
-// partition that a disk that hangs holds up fails the probe rather than
-// hold it.
+// healthTimeout bounds GET /healthz's look at the broker: DescribeTopic
+// waits for a partition that a config change or a topic's deletion holds
+// (or waits for, behind an append stuck on a disk that hangs), and the
+// probe fails rather than wait with it.
 const healthTimeout = time.Second
 
 // health serves GET /healthz, for a load balancer's or an orchestrator's
-// probe: 200 while every partition of the orders topic takes events,
-// 503 otherwise, naming each partition that does not and its Kafka
-// error (the cause, a file's path say, goes to the log). A partition
-// whose log a failed write or fsync fenced takes no event until the
-// broker is opened again: a restart of the service, which a failing
-// liveness probe brings about.
+// readiness probe: 200 while every partition of the orders topic takes
+// events, 503 otherwise, naming each partition that does not and its
+// Kafka error (the cause, a file's path say, goes to the log, once each
+// time what is wrong changes, not at every probe). A partition that a
+// config change could not open again comes back by itself (the broker's
+// maintenance retries it); one whose log a failed write or fsync fenced
+// takes no event until the broker is opened again: a restart of the
+// service, once the cause (a full disk, a failing device) is seen to.
+// A disk that hangs under an append does not show here (DescribeTopic
+// does not wait for appends): the orders placed then time out.
 func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	info, err := s.b.DescribeTopic(ctx, OrdersTopic)
 	if err != nil {
-		s.logger.Error("health", "err", err)
+		if r.Context().Err() == nil { // not a probe that went away
+			s.healthChanged("the event log does not answer", "err", err)
+		}
 		http.Error(w, "the event log does not answer", http.StatusServiceUnavailable)
 		return
 	}
 	var refusing []string
+	var causes []any
 	for _, p := range info.Partitions {
 		if p.Err != nil {
-			s.logger.Error("health", "partition", p.Partition, "err", p.Err)
-			refusing = append(refusing, fmt.Sprintf("%s-%d (%s)", OrdersTopic, p.Partition, api.Name(p.Err)))
+			name := fmt.Sprintf("%s-%d", OrdersTopic, p.Partition)
+			refusing = append(refusing, fmt.Sprintf("%s (%s)", name, api.Name(p.Err)))
+			causes = append(causes, name, p.Err)
 		}
 	}
 	if len(refusing) > 0 {
-		http.Error(w, "partitions refusing events: "+strings.Join(refusing, ", "), http.StatusServiceUnavailable)
+		msg := "partitions refusing events: " + strings.Join(refusing, ", ")
+		s.healthChanged(msg, causes...)
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
+	s.healthChanged("")
 	fmt.Fprintln(w, "ok")
+}
+
+// healthChanged logs what GET /healthz found wrong (msg, with args: the
+// causes), or that nothing is ("" once something was), when it differs
+// from what the probe before found.
+func (s *Service) healthChanged(msg string, args ...any) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if msg == s.unhealthy {
+		return
+	}
+	switch {
+	case msg != "":
+		s.logger.Error("unhealthy: "+msg, args...)
+	default:
+		s.logger.Info("healthy again")
+	}
+	s.unhealthy = msg
 }
 
 func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
