@@ -648,11 +648,7 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
-	hang.Store(true)
-	produced := make(chan error, 1)
-	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
-	<-stuck
-	hang.Store(false)
+	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
 	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
@@ -1095,11 +1091,7 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
-	hang.Store(true)
-	produced := make(chan error, 1)
-	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
-	<-stuck
-	hang.Store(false)
+	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	deleted := make(chan error, 1)
@@ -1139,6 +1131,19 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	require.ErrorIs(t, e.Healthz(ctx), runnel.ErrClosed)
 	_, _, err = e.Scrape(ctx)
 	require.NoError(t, err, "Topics answers nothing once closed: Healthz tells")
+}
+
+// obsStuckAppend produces a record to topic with p, on obsHangingDisk's
+// broker, and returns once its append hangs in its write (holding the
+// partition's lock shared), with the channel that the ProduceSync's error
+// comes on once release is closed. Writes after it do not hang.
+func obsStuckAppend(ctx context.Context, p *producer.Producer, topic string, hang *atomic.Bool, stuck <-chan struct{}) <-chan error {
+	hang.Store(true)
+	produced := make(chan error, 1)
+	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: topic, Value: []byte("x")}) }()
+	<-stuck
+	hang.Store(false)
+	return produced
 }
 
 // obsHangingDisk opens a broker on a memory FS whose writes to a
