@@ -597,7 +597,7 @@ func TestObservabilityFailedReopen(t *testing.T) {
 	defer func() { require.NoError(t, b.Close()) }()
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
 	// A short delivery timeout: the storage error is retriable.
-	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DeliveryTimeout(200*time.Millisecond))
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DeliveryTimeout(time.Second))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	obsProduce(t, p, "orders", 0, 10, nil)

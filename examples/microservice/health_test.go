@@ -60,7 +60,7 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 	// An event written to partition 1 whose fsync fails: the partition's
 	// log is fenced. The storage error is retriable: a short delivery
 	// timeout ends the producer's retries.
-	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DeliveryTimeout(200*time.Millisecond))
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()), producer.DeliveryTimeout(time.Second))
 	require.NoError(t, err)
 	failing.Store(true)
 	err = p.ProduceSync(ctx, &record.Record{Topic: OrdersTopic, Partition: 1, Value: []byte("{}")})
