@@ -158,7 +158,7 @@ func (p *Partition) ListedOffsets(ctx context.Context) (PartitionOffsets, error)
 }
 
 // PartitionState is what Partition.State reads of a partition: its
-// offsets, its size, and whether it refuses appends for good.
+// offsets, its size, and why it refuses appends, if it does.
 type PartitionState struct {
 	PartitionOffsets
 	// Size is its log's Size.
