@@ -723,12 +723,11 @@ func TestObservabilityDescribeTopicRacingClose(t *testing.T) {
 }
 
 // TestObservabilityProducerBufferedReturnsToZero: BufferedRecords and
-// BufferedBytes, the gauges of a producer's backlog, come back to 0 after
-// Flush whatever
-// the records' fate (delivered; failed by the broker: unknown topic,
-// too large; failed by the producer: their ctx ended, delivery timeout,
-// buffer full for TryProduce), and after Close with records held in
-// flight.
+// BufferedBytes, the gauges of a producer's backlog, come back to 0
+// after Flush whatever the records' fate (delivered; failed by the
+// broker: unknown topic, too large; failed by the producer: their ctx
+// ended, delivery timeout, buffer full for TryProduce), and after Close
+// with records held in flight.
 func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -48,10 +47,7 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
 	require.NoError(t, err)
 	var logged syncBuffer
-	svc, err := NewService(ctx, b, slog.New(slog.NewTextHandler(&logged, nil)))
-	require.NoError(t, err)
-	srv := httptest.NewServer(svc.Handler())
-	t.Cleanup(func() { srv.Close(); require.NoError(t, svc.Close()) })
+	_, srv := newLoggedService(t, b, slog.New(slog.NewTextHandler(&logged, nil)))
 	code, text := getHealth(t, srv.URL)
 	require.Equal(t, http.StatusOK, code, text)
 	require.Equal(t, "ok\n", text)

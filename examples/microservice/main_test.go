@@ -91,7 +91,12 @@ func waitDone(ctx context.Context, t *testing.T, url, id string) Status {
 }
 
 func newService(t *testing.T, b *runnel.Broker) (*Service, *httptest.Server) {
-	svc, err := NewService(context.Background(), b, slog.New(slog.DiscardHandler))
+	return newLoggedService(t, b, slog.New(slog.DiscardHandler))
+}
+
+// newLoggedService is newService with the service's logger.
+func newLoggedService(t *testing.T, b *runnel.Broker, logger *slog.Logger) (*Service, *httptest.Server) {
+	svc, err := NewService(context.Background(), b, logger)
 	require.NoError(t, err)
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(func() { srv.Close(); require.NoError(t, svc.Close()) })
