@@ -1041,23 +1041,67 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	}
 	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config,
 		Partitions: make([]PartitionInfo, 0, len(t.Partitions))}
-	for _, p := range t.Partitions {
-		if err := ctx.Err(); err != nil {
-			return TopicInfo{}, err
-		}
-		st, err := p.State(ctx)
-		if err != nil {
-			return TopicInfo{}, err
-		}
-		if errors.Is(st.Err, log.ErrClosed) && !errors.Is(st.Err, log.ErrLogFenced) {
-			return TopicInfo{}, b.partitionGone(st.Err, p) // deleted, or the broker closed, since b.topic
-		}
+	err = b.eachState(ctx, t, func(p *log.Partition, st log.PartitionState) {
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: st.LogStart, HighWatermark: st.HighWatermark,
 			LogEndOffset: st.LogEnd, Size: st.Size, Err: st.Err,
 		})
+	})
+	if err != nil {
+		return TopicInfo{}, err
 	}
 	return info, nil
+}
+
+// UnwritablePartitions returns the partitions of topic that refuse appends
+// now (those whose PartitionInfo.Err is not nil: see DescribeTopic), in
+// ascending order; nil when every one takes appends. It serves
+// producer.HealthClient: a producer sends the records that may go to any
+// partition (those without a key, with its default partitioner) to the
+// partitions that take appends, as Kafka's producers send them to the
+// partitions that have a leader. It waits as DescribeTopic does.
+//
+// Errors: as DescribeTopic's.
+func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t, err := b.topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	var down []int32
+	err = b.eachState(ctx, t, func(p *log.Partition, st log.PartitionState) {
+		if st.Err != nil {
+			down = append(down, p.ID())
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return down, nil
+}
+
+// eachState calls f with the state of each of t's partitions, in order
+// (see log.Partition.State), until ctx ends (ctx's error). A partition
+// found closed (not fenced) ends it with ErrUnknownTopic or ErrClosed (see
+// partitionGone): the topic was deleted, or the broker closed, since t
+// was looked up.
+func (b *Broker) eachState(ctx context.Context, t *log.Topic, f func(*log.Partition, log.PartitionState)) error {
+	for _, p := range t.Partitions {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st, err := p.State(ctx)
+		if err != nil {
+			return err
+		}
+		if errors.Is(st.Err, log.ErrClosed) && !errors.Is(st.Err, log.ErrLogFenced) {
+			return b.partitionGone(st.Err, p) // deleted, or the broker closed, since b.topic
+		}
+		f(p, st)
+	}
+	return nil
 }
 
 func (b *Broker) topic(name string) (*log.Topic, error) {

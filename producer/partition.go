@@ -25,6 +25,7 @@ type topicState struct {
 	mu          sync.Mutex // guards part, onNew and changes of parts and all
 	part        TopicPartitioner
 	onNew       NewBatchPartitioner          // part, if it wants OnNewBatch
+	cons        ConsistentPartitioner        // part, if it says which records may go to any partition
 	parts       atomic.Pointer[[]*partition] // the topic's partitions now: a prefix of all
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
 	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
@@ -32,6 +33,14 @@ type topicState struct {
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
 	settled     uint64                       // guarded by mu: looks when a look-up last set parts or found them unchanged; one begun by then was under way with it (see follow)
+
+	// What a HealthClient said of the partitions (see health.go).
+	down        []int32       // guarded by mu: the partitions that refuse appends, ascending
+	writable    []*partition  // guarded by mu: the partitions of parts not in down; nil if all or none are
+	anyDown     atomic.Bool   // down is not empty
+	healthLooks atomic.Uint64 // look-ups of down begun
+	healthSet   uint64        // guarded by mu: the look-up whose answer down is (or looks when a success changed it)
+	healthOnce  atomic.Bool   // a look-up on a goroutine of its own is running (see healthSoon)
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -55,6 +64,7 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	if err != nil {
 		return nil, err
 	}
+	down := p.firstHealth(ctx, name)
 	p.topicsMu.Lock()
 	defer p.topicsMu.Unlock()
 	if t := p.knownTopic(name); t != nil {
@@ -65,12 +75,18 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)
+	t.cons, _ = t.part.(ConsistentPartitioner)
 	parts := make([]*partition, n)
 	for i := range parts {
 		parts[i] = newPartition(t, int32(i))
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
+	if down != nil {
+		t.down = down // the answer of a look-up before all of t's: healthSet 0
+		t.anyDown.Store(true)
+		t.remapLocked()
+	}
 	t.refreshAt.Store(p.nextRefresh(p.monoNow()))
 	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
@@ -234,7 +250,9 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 	}
 	defer t.refreshOnce.Store(false)
 	deadline := pp.nextDeadline()
-	t.refresh(dl.start(deadline), deadline)
+	ctx := dl.start(deadline)
+	t.refresh(ctx, deadline)
+	t.lookHealth(ctx)
 	dl.stop()
 }
 
@@ -365,6 +383,7 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 	}
 	parts := all[:n:n]
 	t.parts.Store(&parts)
+	t.remapLocked()
 	return len(old), true, true
 }
 
@@ -398,7 +417,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 		}
 	}()
 	parts := *t.parts.Load()
-	pp, err := t.choose(pr.r, parts)
+	pp, chosen, err := t.choose(pr.r, parts)
 	if err != nil {
 		return false, err
 	}
@@ -420,9 +439,9 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 		}()
 		// KIP-480: the record would start a new batch; let the
 		// partitioner move on first.
-		t.onNew.OnNewBatch(pp.id)
+		t.onNew.OnNewBatch(chosen)
 		var to *partition
-		if to, err = t.choose(pr.r, parts); err == nil {
+		if to, _, err = t.choose(pr.r, parts); err == nil {
 			back = true
 			if to == pp {
 				return pp.addPlaced(pr, ctx, sp)
@@ -434,23 +453,37 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 	return yield, err
 }
 
-func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, error) {
-	i := t.part.Partition(r, len(parts))
-	if i < 0 || int(i) >= len(parts) {
-		return nil, &rangeError{topic: t.name, chosen: i, n: len(parts)}
+// choose asks the partitioner where r goes among parts, the topic's
+// partitions (or among those that take appends, for a record that may go
+// to any: see ConsistentPartitioner): it returns the partition and the
+// choice as the partitioner made it (its index among those it was
+// given). The caller holds mu.
+func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, int32, error) {
+	among := parts
+	if t.writable != nil && t.cons != nil && !t.cons.RequiresConsistency(r) {
+		among = t.writable
 	}
-	return parts[i], nil
+	i := t.part.Partition(r, len(among))
+	if i < 0 || int(i) >= len(among) {
+		return nil, i, &rangeError{topic: t.name, chosen: i, n: len(among), writable: len(among) < len(parts)}
+	}
+	return among[i], i, nil
 }
 
 // rangeError is the ErrInvalidPartition of a partitioner's choice out of
-// range: chosen among n.
+// range: chosen among n, the topic's partitions or, with writable, those
+// of them that take appends.
 type rangeError struct {
-	topic  string
-	chosen int32
-	n      int
+	topic    string
+	chosen   int32
+	n        int
+	writable bool
 }
 
 func (e *rangeError) Error() string {
+	if e.writable {
+		return fmt.Sprintf("%v: partition %d among the %d of %s that take appends", ErrInvalidPartition, e.chosen, e.n, e.topic)
+	}
 	return fmt.Sprintf("%v: partition %d of %s, which has %d", ErrInvalidPartition, e.chosen, e.topic, e.n)
 }
 

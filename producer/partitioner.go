@@ -51,6 +51,28 @@ type NewBatchPartitioner interface {
 	OnNewBatch(partition int32)
 }
 
+// ConsistentPartitioner is a TopicPartitioner that says which records
+// may go to any partition. For a record for which RequiresConsistency
+// returns false, while a HealthClient says that some of the topic's
+// partitions refuse appends (and not all of them do), the producer asks
+// Partition to choose among the partitions that take appends only: n is
+// their number, and the choice i their i-th in ascending order (so is
+// the partition OnNewBatch gets for such a record: the index Partition
+// chose). For a record for which it returns true, and for every record
+// of a TopicPartitioner without the method, Partition chooses among all
+// the topic's partitions, as it does when all of them take appends: a
+// keyed record stays on its key's partition, and waits there, retried,
+// for the partition to take appends again or its DeliveryTimeout. As
+// Partition, it is called under the topic's lock, and must not block nor
+// produce. It is franz-go's TopicPartitioner.RequiresConsistency.
+//
+// StickyKeyPartitioner's returns false for a record without a key (nil
+// Key), RoundRobinPartitioner's for every record.
+type ConsistentPartitioner interface {
+	TopicPartitioner
+	RequiresConsistency(r *record.Record) bool
+}
+
 // PartitionerFunc is a Partitioner that sends every topic's records where
 // f says. f keeps no state, or guards what it keeps: it is called for
 // several topics at once.
@@ -95,6 +117,10 @@ func (s *stickyKeyTopic) Partition(r *record.Record, n int) int32 {
 
 func (s *stickyKeyTopic) OnNewBatch(partition int32) { s.onNewBatch(partition) }
 
+// RequiresConsistency is true for a record with a key: only a record
+// without one may go to another partition than its key's.
+func (s *stickyKeyTopic) RequiresConsistency(r *record.Record) bool { return r.Key != nil }
+
 // sticky is one topic's sticky partition.
 type sticky struct {
 	on, last int32 // -1: none
@@ -136,6 +162,9 @@ func (p *roundRobinTopic) Partition(_ *record.Record, n int) int32 {
 	p.next++
 	return int32(i)
 }
+
+// RequiresConsistency is false: any partition that takes appends will do.
+func (p *roundRobinTopic) RequiresConsistency(*record.Record) bool { return false }
 
 // ManualPartitioner returns a partitioner that uses each record's
 // Partition field as it is; a record whose Partition the topic does not

@@ -189,6 +189,9 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		err := it.ack.Wait(ctx)
 		expired := err != nil && ctx.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
+		if err != nil && api.Code(err) == storageCode {
+			pp.t.healthSoon(p.deadlineOf(b)) // the fsync failed: the log is fenced
+		}
 		if err != nil {
 			switch {
 			case expired:

@@ -66,6 +66,31 @@ type AsyncClient interface {
 	ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error)
 }
 
+// HealthClient is a Client that also tells which of a topic's partitions
+// refuse appends, as Kafka's metadata tells the partitions that have no
+// leader (an offline log directory): with one, the records that the
+// partitioner lets go anywhere — those without a key, with the default
+// partitioner (see ConsistentPartitioner) — go to the partitions that
+// take appends, as Kafka's Java producer sends them to the available
+// partitions and franz-go's to the writable ones. *runnel.Broker
+// implements it (a partition whose log a failed write or fsync fenced
+// refuses appends, KAFKA_STORAGE_ERROR, until the broker is opened
+// again).
+//
+// The producer asks it when it first writes to a topic, at each refresh
+// of the topic's partition count (MetadataMaxAge), and at once, without
+// holding up a record, when a partition's batch is refused with
+// KAFKA_STORAGE_ERROR; a partition it took for refusing is taken for
+// writable again at the next answer that does not list it, or as soon
+// as a batch sent to it is appended. An error of the call changes
+// nothing.
+type HealthClient interface {
+	Client
+	// UnwritablePartitions returns the partitions of topic that refuse
+	// appends now, in ascending order; nil when none does.
+	UnwritablePartitions(ctx context.Context, topic string) ([]int32, error)
+}
+
 // Producer sends records to a broker in batches, one RecordBatch v2 per
 // partition and request. All its methods are safe for concurrent use.
 //
@@ -195,6 +220,7 @@ type AsyncClient interface {
 // returns it, and Close returns nil.
 type Producer struct {
 	client Client
+	health HealthClient // client, if it is one; else nil
 	cfg    config
 
 	ctx       context.Context // of requests; cancelled by Close
@@ -262,6 +288,7 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 		cfg:    cfg,
 		done:   make(chan struct{}),
 	}
+	p.health, _ = c.(HealthClient)
 	p.idleKeep.Store(int64(idleKeep))
 	p.start = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -457,7 +484,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
 	err = t.buffer(pr, rctx, sp)
-	if re, ok := err.(*rangeError); ok && re.chosen >= 0 {
+	if re, ok := err.(*rangeError); ok && re.chosen >= 0 && !re.writable {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
 		// broker, as Kafka's producer refreshes its metadata for a record

@@ -134,6 +134,11 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		if err != nil && pp.pipe != nil {
 			pp.pipe.release()
 		}
+		if err == nil {
+			pp.t.writableAgain(pp.id) // appended
+		} else if api.Code(err) == storageCode {
+			pp.t.healthSoon(deadline)
+		}
 		switch {
 		case err == nil && pp.pipe != nil:
 			pp.delivered(inflight{b: b, resp: resp, ack: ack}, dl)

@@ -308,10 +308,11 @@ type Faults struct {
 }
 
 var (
-	_ producer.AsyncClient = (*Faults)(nil)
-	_ consumer.Client      = (*Faults)(nil)
-	_ consumer.CRCChecker  = (*Faults)(nil)
-	_ error                = (*InjectedError)(nil)
+	_ producer.AsyncClient  = (*Faults)(nil)
+	_ producer.HealthClient = (*Faults)(nil)
+	_ consumer.Client       = (*Faults)(nil)
+	_ consumer.CRCChecker   = (*Faults)(nil)
+	_ error                 = (*InjectedError)(nil)
 )
 
 // NewFaults returns a Faults over b, with no rules: every request goes to
@@ -843,6 +844,13 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 // InitProducerID is b.InitProducerID but for the requests a rule of
 // OpInitProducerID matches. Errors: b.InitProducerID's; an
 // *InjectedError; ctx's error for a held request.
+// UnwritablePartitions is the broker's, which no rule applies to: a
+// producer over Faults learns which partitions truly refuse appends
+// (see producer.HealthClient).
+func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
+	return f.b.UnwritablePartitions(ctx, topic)
+}
+
 func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
 	r, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
 	if err != nil {

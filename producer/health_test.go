@@ -1,0 +1,383 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/record"
+)
+
+// healthClient is a broker of n partitions in memory that refuses, with
+// KAFKA_STORAGE_ERROR, every batch to the partitions in refuse, and says
+// which refuse appends: down, which a test sets apart from refuse to
+// play a HealthClient that has not seen a failure yet, or a stale answer.
+type healthClient struct {
+	n int
+
+	mu       sync.Mutex
+	refuse   map[int32]bool
+	down     []int32
+	appended map[int32]int // batches appended, by partition
+	refused  map[int32]int // batches refused, by partition
+	asked    int           // UnwritablePartitions calls
+	counts   int           // Partitions calls
+}
+
+func newHealthClient(n int, down ...int32) *healthClient {
+	c := &healthClient{n: n, refuse: map[int32]bool{}, appended: map[int32]int{}, refused: map[int32]int{}}
+	c.fence(down...)
+	return c
+}
+
+// fence makes partitions refuse appends, and say so.
+func (c *healthClient) fence(ps ...int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		c.refuse[p] = true
+		if !slices.Contains(c.down, p) {
+			c.down = append(c.down, p)
+		}
+	}
+	slices.Sort(c.down)
+}
+
+// heal makes every partition take appends again, and say so.
+func (c *healthClient) heal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.refuse)
+	c.down = nil
+}
+
+func (c *healthClient) Partitions(context.Context, string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts++
+	return c.n, nil
+}
+
+func (*healthClient) InitProducerID(context.Context) (int64, int16, error) { return 1, 0, nil }
+
+func (c *healthClient) Produce(_ context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refuse[req.Partition] {
+		c.refused[req.Partition]++
+		return api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, api.ErrStorage
+	}
+	c.appended[req.Partition]++
+	return api.ProduceResponse{LogAppendTime: -1}, nil
+}
+
+func (c *healthClient) UnwritablePartitions(context.Context, string) ([]int32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.asked++
+	return slices.Clone(c.down), nil
+}
+
+func (c *healthClient) stats() (appended, refused map[int32]int, asked, counts int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps(c.appended), maps(c.refused), c.asked, c.counts
+}
+
+func maps(m map[int32]int) map[int32]int {
+	out := make(map[int32]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func healthCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newHealthProducer(t *testing.T, c Client, opts ...Opt) *Producer {
+	t.Helper()
+	// A record that would wait for a partition that refuses appends
+	// fails after a while, not the default two minutes.
+	p, err := New(c, append([]Opt{DefaultTopic("t"), DisableIdempotence(), DeliveryTimeout(10 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// partitionsOf produces records one ProduceSync at a time (a batch each)
+// and returns where each went.
+func partitionsOf(t *testing.T, p *Producer, recs ...*record.Record) []int32 {
+	t.Helper()
+	var got []int32
+	for _, r := range recs {
+		if err := p.ProduceSync(healthCtx(t), r); err != nil {
+			t.Fatalf("record %q: %v", r.Key, err)
+		}
+		got = append(got, r.Partition)
+	}
+	return got
+}
+
+func keyless(n int) []*record.Record {
+	recs := make([]*record.Record, n)
+	for i := range recs {
+		recs[i] = &record.Record{Value: []byte("v")}
+	}
+	return recs
+}
+
+// The HealthClient's answer on the first look at a topic is taken before
+// the first record is partitioned: round-robin goes over the partitions
+// that take appends only, in turn, and no batch goes to the others.
+func TestHealthRoundRobinSkipsUnwritable(t *testing.T) {
+	c := newHealthClient(4, 1, 3)
+	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()))
+	got := partitionsOf(t, p, keyless(6)...)
+	if want := []int32{0, 2, 0, 2, 0, 2}; !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+	_, refused, asked, _ := c.stats()
+	if len(refused) != 0 || asked != 1 {
+		t.Fatalf("refused %v, asked %d: want none refused, one look", refused, asked)
+	}
+}
+
+// The default partitioner: records without a key stick to partitions that
+// take appends; a keyed record goes to its key's partition all the same,
+// and waits there (retried) — here until its DeliveryTimeout.
+func TestHealthStickyKeepsKeysInPlace(t *testing.T) {
+	const n = 3
+	c := newHealthClient(n)
+	// A key of each partition.
+	keyOf := map[int32][]byte{}
+	for i := 0; len(keyOf) < n; i++ {
+		k := []byte{byte(i)}
+		if _, ok := keyOf[KeyPartition(k, n)]; !ok {
+			keyOf[KeyPartition(k, n)] = k
+		}
+	}
+	c.fence(1)
+	p := newHealthProducer(t, c, DeliveryTimeout(300*time.Millisecond), RetryBackoff(10*time.Millisecond))
+	for i, part := range partitionsOf(t, p, keyless(40)...) {
+		if part == 1 {
+			t.Fatalf("record %d without a key went to partition 1, which refuses appends", i)
+		}
+	}
+	if got := partitionsOf(t, p, &record.Record{Key: keyOf[0]}, &record.Record{Key: keyOf[2]}); !slices.Equal(got, []int32{0, 2}) {
+		t.Fatalf("keyed records went to %v, want their keys' partitions 0 and 2", got)
+	}
+	r := &record.Record{Key: keyOf[1]}
+	err := p.ProduceSync(healthCtx(t), r)
+	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, api.ErrStorage) || r.Partition != 1 {
+		t.Fatalf("keyed record for the refusing partition: partition %d, %v; want 1, a delivery timeout after KAFKA_STORAGE_ERROR", r.Partition, err)
+	}
+}
+
+// A partition that refuses a batch is looked at at once: the HealthClient
+// (which only says so once asked) is asked, and the records without a key
+// produced after go elsewhere; the refused batch itself stays on its
+// partition, retried, and is appended once the partition takes appends
+// again, which makes the partition writable again for the producer at
+// once, without waiting for another look.
+func TestHealthRefusalCallsForALook(t *testing.T) {
+	c := newHealthClient(2)
+	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), RetryBackoff(5*time.Millisecond))
+	if got := partitionsOf(t, p, keyless(2)...); !slices.Equal(got, []int32{0, 1}) {
+		t.Fatalf("partitions %v, want [0 1]", got)
+	}
+	c.mu.Lock()
+	c.refuse[0] = true // refuses, and does not say so yet
+	c.mu.Unlock()
+	stuck := &record.Record{Value: []byte("stuck")}
+	done := make(chan error, 1)
+	p.Produce(healthCtx(t), stuck, func(_ *record.Record, err error) { done <- err })
+	// The refusal's look says nothing yet; then partition 0 is down, and
+	// a later look (after a later refusal: a retry's) says so.
+	waitFor(t, func() bool { _, refused, _, _ := c.stats(); return refused[0] >= 1 })
+	c.fence(0)
+	waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{0}) })
+	for i, part := range partitionsOf(t, p, keyless(5)...) {
+		if part != 1 {
+			t.Fatalf("record %d went to partition %d, which refuses appends", i, part)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the refused record finished while its partition refused appends: %v", err)
+	default:
+	}
+	c.heal() // takes appends again; the producer knows once the retry is appended
+	if err := <-done; err != nil || stuck.Partition != 0 {
+		t.Fatalf("the refused record: partition %d, %v; want 0, nil", stuck.Partition, err)
+	}
+	if down := downOf(p, "t"); down != nil {
+		t.Fatalf("down %v after an append to it, want none", down)
+	}
+	if got := partitionsOf(t, p, keyless(2)...); !slices.Contains(got, 0) {
+		t.Fatalf("partitions %v: partition 0 is never chosen again", got)
+	}
+}
+
+// When every partition refuses appends, the records go to all of them,
+// as Kafka's and franz-go's producers send them when none is available
+// (retried there until one takes them or their DeliveryTimeout).
+func TestHealthAllDownUsesEvery(t *testing.T) {
+	c := newHealthClient(3, 0, 1, 2)
+	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), DeliveryTimeout(200*time.Millisecond))
+	var wg sync.WaitGroup
+	for _, r := range keyless(3) {
+		wg.Add(1)
+		p.Produce(healthCtx(t), r, func(r *record.Record, err error) {
+			defer wg.Done()
+			if !errors.Is(err, api.ErrStorage) {
+				t.Errorf("record: %v, want KAFKA_STORAGE_ERROR", err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, refused, _, _ := c.stats(); len(refused) != 3 {
+		t.Fatalf("refused batches by partition %v, want some on each of the 3", refused)
+	}
+}
+
+// A partitioner without RequiresConsistency chooses among every partition,
+// whatever the HealthClient says, as before it had one; and one with it
+// gets the count of those that take appends, its choice an index among
+// them, and OnNewBatch that index too.
+func TestHealthPartitionerSees(t *testing.T) {
+	c := newHealthClient(5, 1, 2)
+	plain := newHealthProducer(t, c, RecordPartitioner(ManualPartitioner()))
+	r := &record.Record{Value: []byte("v"), Partition: 2}
+	c.mu.Lock()
+	clear(c.refuse)
+	c.mu.Unlock()
+	if err := plain.ProduceSync(healthCtx(t), r); err != nil || r.Partition != 2 {
+		t.Fatalf("manual partition 2: partition %d, %v", r.Partition, err)
+	}
+
+	c = newHealthClient(5, 1, 2)
+	rec := &recordingPartitioner{choice: 2}
+	p := newHealthProducer(t, c, RecordPartitioner(rec))
+	r = &record.Record{Value: []byte("v")}
+	if err := p.ProduceSync(healthCtx(t), r); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	// Partitions 0, 3, 4 take appends: the third is 4. The record starts
+	// a batch there: the partitioner hears of it with its own choice, 2,
+	// not 4, and is asked again.
+	if r.Partition != 4 || !slices.Equal(rec.ns, []int{3, 3}) || !slices.Equal(rec.newBatch, []int32{2}) {
+		t.Fatalf("partition %d, counts %v, OnNewBatch %v; want 4, [3 3], [2]", r.Partition, rec.ns, rec.newBatch)
+	}
+	rec.mu.Unlock()
+	// A choice past those that take appends fails, without a look-up of
+	// the partition count (which a choice past the topic's would make).
+	_, _, _, before := c.stats()
+	rec.mu.Lock()
+	rec.choice = 3
+	rec.mu.Unlock()
+	err := p.ProduceSync(healthCtx(t), &record.Record{Value: []byte("v")})
+	if _, _, _, after := c.stats(); !errors.Is(err, ErrInvalidPartition) || after != before {
+		t.Fatalf("choice 3 of 3: %v, %d count look-ups; want ErrInvalidPartition, none", err, after-before)
+	}
+}
+
+// recordingPartitioner chooses choice for every record, which may go
+// anywhere, and records what it is told.
+type recordingPartitioner struct {
+	mu       sync.Mutex
+	choice   int32
+	ns       []int
+	newBatch []int32
+}
+
+func (r *recordingPartitioner) ForTopic(string) TopicPartitioner { return r }
+func (r *recordingPartitioner) Partition(_ *record.Record, n int) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ns = append(r.ns, n)
+	return r.choice
+}
+func (r *recordingPartitioner) OnNewBatch(p int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.newBatch = append(r.newBatch, p)
+}
+func (*recordingPartitioner) RequiresConsistency(*record.Record) bool { return false }
+
+// The periodic refresh (MetadataMaxAge) asks the HealthClient too: a
+// partition down since the last look is skipped after it, and one back
+// is used again.
+func TestHealthRefreshedWithTheCount(t *testing.T) {
+	c := newHealthClient(2)
+	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), MetadataMaxAge(time.Hour))
+	var mono atomic.Int64
+	p.testMono = mono.Load
+	partitionsOf(t, p, keyless(2)...)
+	c.mu.Lock()
+	c.down = []int32{1} // says so, still takes appends (no refusal to call for a look)
+	c.mu.Unlock()
+	mono.Add(int64(2 * time.Hour))
+	// The next batch's goroutine looks after it.
+	partitionsOf(t, p, keyless(1)...)
+	waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{1}) })
+	for i, part := range partitionsOf(t, p, keyless(4)...) {
+		if part != 0 {
+			t.Fatalf("record %d went to partition %d", i, part)
+		}
+	}
+	c.heal()
+	mono.Add(int64(2 * time.Hour))
+	partitionsOf(t, p, keyless(1)...)
+	waitFor(t, func() bool { return downOf(p, "t") == nil })
+}
+
+// An answer begun before another that answered first is not taken, nor
+// one begun before an append that said otherwise.
+func TestHealthStaleAnswers(t *testing.T) {
+	c := newHealthClient(3)
+	p := newHealthProducer(t, c)
+	partitionsOf(t, p, keyless(1)...)
+	tp := p.knownTopic("t")
+	first, second := tp.healthLooks.Add(1), tp.healthLooks.Add(1)
+	tp.setDown([]int32{2}, second)
+	tp.setDown([]int32{1}, first) // older: ignored
+	if got := downOf(p, "t"); !slices.Equal(got, []int32{2}) {
+		t.Fatalf("down %v, want [2]", got)
+	}
+	third := tp.healthLooks.Add(1)
+	tp.writableAgain(2)
+	tp.setDown([]int32{2}, third) // begun before the append: ignored
+	if got := downOf(p, "t"); got != nil {
+		t.Fatalf("down %v, want none", got)
+	}
+}
+
+func downOf(p *Producer, topic string) []int32 {
+	t := p.knownTopic(topic)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.down)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,119 @@
+package runnel_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/vfs"
+)
+
+// *runnel.Broker tells producers which partitions refuse appends.
+var _ producer.HealthClient = (*runnel.Broker)(nil)
+
+// A partition whose log a failed fsync fenced refuses appends until the
+// broker opens again: records without a key go to the topic's other
+// partitions, as Kafka's producers send them to the partitions that have
+// a leader — with a producer that learns it from the refusal of a batch
+// of its own, and with one made afterwards, which learns it before its
+// first record. A keyed record of that partition's still goes there, and
+// fails once its delivery timeout ends. Before, the sticky partitioner
+// chose the fenced partition like any other, and its records failed
+// after their delivery timeout (two minutes by default).
+func TestKeylessRecordsAvoidAFencedPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var failing atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && failing.Load() && strings.Contains(name, "/t-1/") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3}))
+	down, err := b.UnwritablePartitions(ctx, "t")
+	require.NoError(t, err)
+	require.Nil(t, down)
+
+	// Records without a key, spread over every partition (a batch each,
+	// the sticky partition moving on after each), until one of them
+	// meets the failing fsync.
+	first, err := producer.New(b, producer.DeliveryTimeout(time.Second))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, first.Close()) }()
+	keyless := func(p *producer.Producer, n int) (by map[int32]int, failed int) {
+		by = map[int32]int{}
+		for range n {
+			r := &record.Record{Topic: "t", Value: []byte("v")}
+			if err := p.ProduceSync(ctx, r); err != nil {
+				require.ErrorIs(t, err, log.ErrLogFenced)
+				failed++
+				continue
+			}
+			by[r.Partition]++
+		}
+		return by, failed
+	}
+	by, failed := keyless(first, 30)
+	require.Zero(t, failed)
+	require.Len(t, by, 3, "the sticky partitioner moves over all of them")
+
+	failing.Store(true)
+	by, failed = keyless(first, 60)
+	require.Equal(t, 1, failed, "the batch that met the fenced partition, and no other: %v", by)
+	require.Zero(t, by[1])
+	require.Positive(t, by[0])
+	require.Positive(t, by[2])
+	down, err = b.UnwritablePartitions(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, []int32{1}, down)
+
+	// A producer made now asks before its first record.
+	second, err := producer.New(b, producer.DeliveryTimeout(time.Second))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, second.Close()) }()
+	by, failed = keyless(second, 60)
+	require.Zero(t, failed)
+	require.Zero(t, by[1])
+	require.Positive(t, by[0])
+	require.Positive(t, by[2])
+
+	// A keyed record goes to its key's partition, whatever it says.
+	var key []byte
+	for i := 0; key == nil; i++ {
+		if k := []byte{byte(i)}; producer.KeyPartition(k, 3) == 1 {
+			key = k
+		}
+	}
+	r := &record.Record{Topic: "t", Key: key, Value: []byte("v")}
+	err = second.ProduceSync(ctx, r)
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+	require.Equal(t, int32(1), r.Partition)
+
+	// Its errors are DescribeTopic's.
+	_, err = b.UnwritablePartitions(ctx, "nope")
+	require.ErrorIs(t, err, runnel.ErrUnknownTopic)
+	_, err = b.UnwritablePartitions(ctx, "not/valid")
+	require.ErrorIs(t, err, runnel.ErrInvalidTopic)
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	_, err = b.UnwritablePartitions(done, "t")
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, first.Close())
+	require.NoError(t, second.Close())
+	require.Error(t, b.Close()) // the fenced log's close fails
+	_, err = b.UnwritablePartitions(ctx, "t")
+	require.ErrorIs(t, err, runnel.ErrClosed)
+}
