@@ -1041,7 +1041,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 	}
 	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config,
 		Partitions: make([]PartitionInfo, 0, len(t.Partitions))}
-	err = b.eachState(ctx, t, func(p *log.Partition, st log.PartitionState) {
+	err = b.eachState(ctx, t, true, func(p *log.Partition, st log.PartitionState) {
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.ID(), LogStartOffset: st.LogStart, HighWatermark: st.HighWatermark,
 			LogEndOffset: st.LogEnd, Size: st.Size, Err: st.Err,
@@ -1059,7 +1059,10 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 // producer.HealthClient: a producer sends the records that may go to any
 // partition (those without a key, with its default partitioner) to the
 // partitions that take appends, as Kafka's producers send them to the
-// partitions that have a leader. It waits as DescribeTopic does.
+// partitions that have a leader. Unlike DescribeTopic it waits for no
+// partition: one being opened again (a config change), or whose lock an
+// admin call holds or waits for, is not listed (its appends wait for it;
+// they are not refused).
 //
 // Errors: as DescribeTopic's.
 func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
@@ -1071,7 +1074,7 @@ func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int3
 		return nil, err
 	}
 	var down []int32
-	err = b.eachState(ctx, t, func(p *log.Partition, st log.PartitionState) {
+	err = b.eachState(ctx, t, false, func(p *log.Partition, st log.PartitionState) {
 		if st.Err != nil {
 			down = append(down, p.ID())
 		}
@@ -1083,16 +1086,28 @@ func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int3
 }
 
 // eachState calls f with the state of each of t's partitions, in order
-// (see log.Partition.State), until ctx ends (ctx's error). A partition
-// found closed (not fenced) ends it with ErrUnknownTopic or ErrClosed (see
-// partitionGone): the topic was deleted, or the broker closed, since t
-// was looked up.
-func (b *Broker) eachState(ctx context.Context, t *log.Topic, f func(*log.Partition, log.PartitionState)) error {
+// (see log.Partition.State), until ctx ends (ctx's error). With wait, a
+// partition whose lock is held (see DescribeTopic) is waited for; without,
+// it is skipped. A partition found closed (not fenced) ends it with
+// ErrUnknownTopic or ErrClosed (see partitionGone): the topic was deleted,
+// or the broker closed, since t was looked up.
+func (b *Broker) eachState(ctx context.Context, t *log.Topic, wait bool, f func(*log.Partition, log.PartitionState)) error {
+	sctx := ctx
+	if !wait {
+		// State takes a free lock whatever its ctx, and gives up at once
+		// with one that has ended.
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithCancel(ctx)
+		cancel()
+	}
 	for _, p := range t.Partitions {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		st, err := p.State(ctx)
+		st, err := p.State(sctx)
+		if err != nil && !wait && ctx.Err() == nil {
+			continue // held: not read
+		}
 		if err != nil {
 			return err
 		}

@@ -117,3 +117,51 @@ func TestKeylessRecordsAvoidAFencedPartition(t *testing.T) {
 	_, err = b.UnwritablePartitions(ctx, "t")
 	require.ErrorIs(t, err, runnel.ErrClosed)
 }
+
+// UnwritablePartitions waits for no partition: one whose lock a config
+// change waits for, behind an append stuck in its write to a disk that
+// hangs, is not listed (its appends wait; they are not refused), and the
+// answer comes at once, where DescribeTopic waits. A producer's first
+// record to the topic is not held by it either.
+func TestUnwritablePartitionsDoNotWait(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, hang, stuck, release := obsHangingDisk(t)
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 2}))
+	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
+	altered := make(chan error, 1)
+	go func() {
+		altered <- b.AlterTopicConfig(ctx, "orders", log.Config{RetentionTime: time.Hour})
+	}()
+	obsWaitForStack(t, "runnel.(*Broker).AlterTopicConfig(", "semaphore.(*Weighted).Acquire(")
+
+	down, err := b.UnwritablePartitions(ctx, "orders")
+	require.NoError(t, err)
+	require.Nil(t, down)
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	_, err = b.DescribeTopic(short, "orders")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "DescribeTopic waits for the partition")
+	// A new producer's first look at the topic.
+	q, err := producer.New(b, producer.DefaultTopic("orders"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	queued, returned := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(returned)
+		q.Produce(ctx, &record.Record{Value: []byte("y")}, func(_ *record.Record, err error) { queued <- err })
+	}()
+	select {
+	case <-returned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first Produce to the topic waits for the partition held")
+	}
+
+	close(release)
+	require.NoError(t, <-produced)
+	require.NoError(t, <-altered)
+	require.NoError(t, <-queued)
+}

@@ -22,7 +22,8 @@
 // acks, linger, a bounded buffer, retries with backoff until a delivery
 // timeout, idempotence on by default, and the default partitioner of Kafka
 // 2.4 to 3.2 (murmur2 for keys, sticky partitions for records without,
-// KIP-480).
+// KIP-480, among the partitions that take appends when the Client says
+// which: HealthClient).
 //
 // # The path of a record
 //

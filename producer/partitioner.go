@@ -20,10 +20,13 @@ type Partitioner interface {
 }
 
 // TopicPartitioner chooses the partition of a record among a topic's n
-// partitions (0 <= p < n). A choice out of range fails the record with
+// partitions (0 <= p < n; for a ConsistentPartitioner's record that may
+// go anywhere, among the n of them that take appends). A choice out of
+// range fails the record with
 // ErrInvalidPartition (a choice of n or more once the broker, asked
-// again, confirms that the topic has no more partitions: see Produce). The producer calls it (and OnNewBatch) under a lock
-// of its topic, so one that serves one topic keeps its state (a sticky
+// again, confirms that the topic has no more partitions: see Produce; at
+// once among those that take appends). The producer calls it (and
+// OnNewBatch) under a lock of its topic, so one that serves one topic keeps its state (a sticky
 // partition, a round-robin turn) without a lock of its own; one returned
 // by ForTopic for several topics must be safe for concurrent use. It
 // must not block: the topic's other Produce calls wait for the lock,
@@ -44,7 +47,8 @@ type TopicPartitioner interface {
 // record would start a new batch (KIP-480's sticky partitioning). When the
 // partition a record was given has no batch open to take it (its last one
 // was sent, or is full), the producer calls OnNewBatch with that partition
-// and asks Partition again; the record goes where the second answer says,
+// (as Partition chose it: see ConsistentPartitioner) and asks Partition
+// again; the record goes where the second answer says,
 // starting a batch there if need be.
 type NewBatchPartitioner interface {
 	TopicPartitioner
@@ -97,7 +101,10 @@ func KeyPartition(key []byte, n int) int32 {
 // in the same partition while the partition count stays; a record with a
 // nil key goes to the topic's sticky partition, which changes, at random
 // but never to the same partition twice in a row when n > 1, each time a
-// record would start a new batch in it.
+// record would start a new batch in it. The sticky partition is one that
+// takes appends when the Client says which do (see HealthClient and
+// ConsistentPartitioner), as Kafka's sticky partition is one that has a
+// leader.
 func StickyKeyPartitioner() Partitioner { return stickyKey{} }
 
 type stickyKey struct{}
@@ -146,7 +153,9 @@ func (s *sticky) onNewBatch(partition int32) {
 }
 
 // RoundRobinPartitioner returns a partitioner that sends each topic's
-// records to its partitions in turn, 0, 1, ..., n-1, 0, ..., keys ignored.
+// records to its partitions in turn, 0, 1, ..., n-1, 0, ..., keys ignored;
+// to those that take appends in turn when the Client says that some do
+// not (see HealthClient and ConsistentPartitioner).
 func RoundRobinPartitioner() Partitioner { return roundRobin{} }
 
 type roundRobin struct{}
