@@ -64,7 +64,7 @@ func (c *cutShortClient) InitProducerID(ctx context.Context) (int64, int16, erro
 // The same for the look-up of a topic's partition count: a record whose
 // last look-up the delivery deadline cuts short fails with an
 // ErrDeliveryTimeout that matches the broker's error of the look-up
-// before, as lookUp's doc says ("matching the last error too").
+// before, as lookUpBy's doc says ("matching the last error too").
 func TestDeliveryTimeoutCutShortLookUpKeepsTheBrokersError(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := &cutShortLookUp{hookClient: &hookClient{b: b}}

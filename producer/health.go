@@ -8,15 +8,16 @@ import (
 	"github.com/runnel/runnel/api"
 )
 
-// storageCode is KAFKA_STORAGE_ERROR's code: a batch refused with it calls
-// for a look at which partitions take appends (see healthSoon).
-var storageCode = api.Code(api.ErrStorage)
-
 // What a HealthClient says of a topic's partitions, and what the producer
 // makes of it: the records that may go to any partition (see
 // ConsistentPartitioner) go to those that take appends, as Kafka's Java
 // producer partitions them among the available partitions and franz-go
-// among the writable ones.
+// among the writable ones. Only a topic whose partitioner is a
+// ConsistentPartitioner is asked about: no other can use the answer.
+
+// storageCode is KAFKA_STORAGE_ERROR's code: a batch refused with it calls
+// for a look at which partitions take appends (see healthSoon).
+var storageCode = api.Code(api.ErrStorage)
 
 // unwritable asks the HealthClient for the partitions of topic that refuse
 // appends, until ctx ends or Close; the answer sorted, without repeats.
@@ -30,26 +31,9 @@ func (p *Producer) unwritable(ctx context.Context, topic string) ([]int32, error
 		p.cfg.logger.Debug("cannot learn which partitions take appends", "topic", topic, "err", err)
 		return nil, err
 	}
-	if len(down) == 0 {
-		return nil, nil
-	}
 	down = slices.Clone(down) // the Client's to reuse
 	slices.Sort(down)
 	return slices.Compact(down), nil
-}
-
-// firstHealth is the answer for a topic the producer is about to write to
-// first: nil without a HealthClient, or when the call fails, which holds
-// the record no longer than DeliveryTimeout (as the look-up of its
-// partition count).
-func (p *Producer) firstHealth(ctx context.Context, topic string) []int32 {
-	if p.health == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.deliveryTimeout)
-	defer cancel()
-	down, _ := p.unwritable(ctx, topic)
-	return down
 }
 
 // lookHealth asks the HealthClient which of the topic's partitions refuse
@@ -58,6 +42,8 @@ func (t *topicState) lookHealth(ctx context.Context) {
 	if t.p.health == nil {
 		return
 	}
+	t.looking.Add(1) // before the ticket: see writableAgain
+	defer t.looking.Add(-1)
 	ticket := t.healthLooks.Add(1)
 	down, err := t.p.unwritable(ctx, t.name)
 	if err != nil {
@@ -68,11 +54,12 @@ func (t *topicState) lookHealth(ctx context.Context) {
 
 // healthSoon runs lookHealth on a goroutine of its own, which ends by
 // deadline (the delivery deadline of the batch whose refusal called for
-// it) or Close, unless one is running: a partition's batch was refused
-// with KAFKA_STORAGE_ERROR, and the records that may go elsewhere should,
+// it) or Close, unless one is running or the producer takes partition id
+// for refusing already: a batch of it was refused with
+// KAFKA_STORAGE_ERROR, and the records that may go elsewhere should,
 // without waiting for it.
-func (t *topicState) healthSoon(deadline time.Time) {
-	if t.p.health == nil || !t.healthOnce.CompareAndSwap(false, true) {
+func (t *topicState) healthSoon(id int32, deadline time.Time) {
+	if t.p.health == nil || t.cons == nil || t.isDown(id) || !t.healthOnce.CompareAndSwap(false, true) {
 		return
 	}
 	if !t.p.spawn(func() {
@@ -86,8 +73,9 @@ func (t *topicState) healthSoon(deadline time.Time) {
 }
 
 // setDown takes down (sorted) as the partitions that refuse appends, unless
-// a look-up begun later (ticket) answered first, or a batch appended since
-// it began said otherwise (see writableAgain). It logs the change.
+// a look-up begun later (ticket) answered first; but for the partitions a
+// batch of which was appended since the look-up began (see writableAgain),
+// which take appends. It logs a change.
 func (t *topicState) setDown(down []int32, ticket uint64) {
 	t.mu.Lock()
 	if ticket <= t.healthSet {
@@ -95,38 +83,94 @@ func (t *topicState) setDown(down []int32, ticket uint64) {
 		return
 	}
 	t.healthSet = ticket
-	changed := !slices.Equal(t.down, down)
-	t.down = down
-	t.anyDown.Store(len(down) > 0)
-	t.remapLocked()
+	down = slices.DeleteFunc(down, func(id int32) bool { return t.upSince[id] >= ticket })
+	// What no later answer (whose ticket is past this one) is to be
+	// checked against.
+	for id, at := range t.upSince {
+		if at <= ticket {
+			delete(t.upSince, id)
+		}
+	}
+	old := t.downList()
+	t.storeDownLocked(down)
+	now := t.downList()
 	t.mu.Unlock()
-	if changed {
-		t.logDown(down)
+	if !slices.Equal(old, now) {
+		t.logDown(now)
 	}
 }
 
-// writableAgain forgets that partition id refuses appends, a batch sent to
-// it having been appended; so do the answers of the look-ups under way,
-// begun before.
+// writableAgain tells that a batch of partition id was appended (and
+// acknowledged): it takes appends, whatever an answer under way, begun
+// before, says (see setDown). The batches of a partition not taken for
+// refusing, while no look-up is under way, cost an atomic load or two.
 func (t *topicState) writableAgain(id int32) {
-	if !t.anyDown.Load() {
+	// A look-up not seen under way here begins after this: its answer
+	// is newer than the append (lookHealth counts itself in looking
+	// before it takes its ticket).
+	if !t.isDown(id) && t.looking.Load() == 0 {
 		return
 	}
 	t.mu.Lock()
-	i, found := slices.BinarySearch(t.down, id)
-	var down []int32
-	if found {
-		if len(t.down) > 1 {
-			down = slices.Delete(slices.Clone(t.down), i, i+1)
+	if t.looking.Load() > 0 {
+		if t.upSince == nil {
+			t.upSince = make(map[int32]uint64)
 		}
-		t.down = down
-		t.anyDown.Store(len(down) > 0)
-		t.healthSet = t.healthLooks.Load()
-		t.remapLocked()
+		t.upSince[id] = t.healthLooks.Load()
 	}
+	old := t.downList()
+	i, found := slices.BinarySearch(old, id)
+	if found {
+		t.storeDownLocked(slices.Delete(slices.Clone(old), i, i+1))
+	}
+	now := t.downList()
 	t.mu.Unlock()
 	if found {
-		t.logDown(down)
+		t.logDown(now)
+	}
+}
+
+// isDown reports whether the producer takes partition id for refusing
+// appends.
+func (t *topicState) isDown(id int32) bool {
+	_, found := slices.BinarySearch(t.downList(), id)
+	return found
+}
+
+// downList is down's slice (nil if none), not to be modified.
+func (t *topicState) downList() []int32 {
+	if d := t.down.Load(); d != nil {
+		return *d
+	}
+	return nil
+}
+
+// storeDownLocked stores down (sorted, not to be modified afterwards), but
+// for the partitions the topic does not have (it has fewer now: those that
+// come back later are new ones), and sets writable: the partitions that
+// take appends, or nil when all of them do, or none (the records then go
+// to any, as Kafka's and franz-go's producers send them when no partition
+// is available, retried there). The caller holds mu.
+func (t *topicState) storeDownLocked(down []int32) {
+	parts := *t.parts.Load()
+	if len(down) > 0 && int(down[len(down)-1]) >= len(parts) {
+		i, _ := slices.BinarySearch(down, int32(len(parts)))
+		down = slices.Clone(down[:i]) // not the slice stored, which isDown may be reading
+	}
+	t.writable = nil
+	if len(down) == 0 {
+		t.down.Store(nil)
+		return
+	}
+	t.down.Store(&down)
+	w := make([]*partition, 0, len(parts)-len(down))
+	for _, pp := range parts {
+		if _, found := slices.BinarySearch(down, pp.id); !found {
+			w = append(w, pp)
+		}
+	}
+	if len(w) > 0 {
+		t.writable = w
 	}
 }
 
@@ -136,25 +180,4 @@ func (t *topicState) logDown(down []int32) {
 		return
 	}
 	t.p.cfg.logger.Warn("partitions refuse appends: records that may go to any partition go to the others", "topic", t.name, "partitions", down)
-}
-
-// remapLocked sets writable: the partitions of parts that take appends,
-// or nil when all of them do, or none (the records then go to any, as
-// Kafka's and franz-go's producers send them when no partition is
-// available, retried there). The caller holds mu.
-func (t *topicState) remapLocked() {
-	t.writable = nil
-	if len(t.down) == 0 {
-		return
-	}
-	parts := *t.parts.Load()
-	w := make([]*partition, 0, len(parts))
-	for _, pp := range parts {
-		if _, found := slices.BinarySearch(t.down, pp.id); !found {
-			w = append(w, pp)
-		}
-	}
-	if len(w) > 0 && len(w) < len(parts) {
-		t.writable = w
-	}
 }

@@ -356,11 +356,158 @@ func TestHealthStaleAnswers(t *testing.T) {
 	if got := downOf(p, "t"); !slices.Equal(got, []int32{2}) {
 		t.Fatalf("down %v, want [2]", got)
 	}
+	// A look-up under way (begun before the append) says 1 and 2 refuse
+	// appends: 2 was appended since, 1 is news.
+	tp.looking.Add(1)
 	third := tp.healthLooks.Add(1)
 	tp.writableAgain(2)
-	tp.setDown([]int32{2}, third) // begun before the append: ignored
+	tp.looking.Add(-1)
 	if got := downOf(p, "t"); got != nil {
-		t.Fatalf("down %v, want none", got)
+		t.Fatalf("down %v after an append, want none", got)
+	}
+	tp.setDown([]int32{1, 2}, third)
+	if got := downOf(p, "t"); !slices.Equal(got, []int32{1}) {
+		t.Fatalf("down %v, want [1]", got)
+	}
+	// A later look-up's answer about 2 is taken.
+	tp.setDown([]int32{1, 2}, tp.healthLooks.Add(1))
+	if got := downOf(p, "t"); !slices.Equal(got, []int32{1, 2}) {
+		t.Fatalf("down %v, want [1 2]", got)
+	}
+}
+
+// A keyed record that starts a batch tells OnNewBatch its partition among
+// those that take appends (the numbering of the sticky partition), or
+// nothing if it refuses appends: the sticky partition stays where it is
+// while keyed records start batches elsewhere. It moved when a keyed
+// record's partition, numbered among all, matched the sticky one's number
+// among those that take appends.
+func TestHealthStickyAndKeyedBatches(t *testing.T) {
+	for round := range 20 {
+		c := newHealthClient(3, 0)
+		p := newHealthProducer(t, c, Linger(time.Minute), DeliveryTimeout(time.Hour))
+		ctx := healthCtx(t)
+		r1 := &record.Record{Value: []byte("a")}
+		p.Produce(ctx, r1, nil)
+		// A key of each partition, produced one after the other, each
+		// starting a batch there (or joining the one open: r1's).
+		for part := int32(0); part < 3; part++ {
+			var key []byte
+			for i := 0; key == nil; i++ {
+				if k := []byte{byte(i)}; KeyPartition(k, 3) == part {
+					key = k
+				}
+			}
+			p.Produce(ctx, &record.Record{Key: key, Value: []byte("k")}, nil)
+		}
+		r2 := &record.Record{Value: []byte("b")}
+		p.Produce(ctx, r2, nil)
+		if r2.Partition != r1.Partition {
+			t.Fatalf("round %d: the sticky partition moved from %d to %d under keyed records", round, r1.Partition, r2.Partition)
+		}
+	}
+}
+
+// The first look at which partitions take appends ends by the deadline of
+// the look-up of the topic's partition count, DeliveryTimeout after it
+// began, rather than start one of its own after it.
+func TestHealthFirstLookBySameDeadline(t *testing.T) {
+	c := &deadlineHealth{healthClient: newHealthClient(2)}
+	p := newHealthProducer(t, c, DeliveryTimeout(time.Hour))
+	// A ctx without a deadline, which would be the look's.
+	if err := p.ProduceSync(context.Background(), &record.Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lookDeadline.IsZero() || c.lookDeadline.After(c.countAsked.Add(time.Hour)) {
+		t.Fatalf("the first look's deadline %v, past the count's look-up (%v) and an hour", c.lookDeadline, c.countAsked)
+	}
+}
+
+// deadlineHealth is a healthClient that notes when the partition count was
+// first asked for and the deadline of the first look at which partitions
+// take appends.
+type deadlineHealth struct {
+	*healthClient
+	countAsked, lookDeadline time.Time
+}
+
+func (c *deadlineHealth) Partitions(ctx context.Context, topic string) (int, error) {
+	c.mu.Lock()
+	if c.countAsked.IsZero() {
+		c.countAsked = time.Now()
+	}
+	c.mu.Unlock()
+	return c.healthClient.Partitions(ctx, topic)
+}
+
+func (c *deadlineHealth) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
+	d, _ := ctx.Deadline()
+	c.mu.Lock()
+	if c.lookDeadline.IsZero() {
+		c.lookDeadline = d
+	}
+	c.mu.Unlock()
+	return c.healthClient.UnwritablePartitions(ctx, topic)
+}
+
+// A partitioner that cannot use the answer (no RequiresConsistency) is not
+// asked for one: not at the first record, at the refresh, nor on a
+// refusal.
+func TestHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
+	c := newHealthClient(3, 2)
+	p := newHealthProducer(t, c, RecordPartitioner(ManualPartitioner()), MetadataMaxAge(time.Hour),
+		DeliveryTimeout(100*time.Millisecond), RetryBackoff(time.Millisecond))
+	var mono atomic.Int64
+	p.testMono = mono.Load
+	if err := p.ProduceSync(healthCtx(t), &record.Record{Value: []byte("v"), Partition: 1}); err != nil {
+		t.Fatal(err)
+	}
+	mono.Add(int64(2 * time.Hour))
+	if err := p.ProduceSync(healthCtx(t), &record.Record{Value: []byte("v"), Partition: 2}); !errors.Is(err, api.ErrStorage) {
+		t.Fatalf("a record for the refusing partition: %v", err)
+	}
+	if _, _, asked, counts := c.stats(); asked != 0 || counts < 2 {
+		t.Fatalf("asked %d times (counts %d), want never (and the count refreshed)", asked, counts)
+	}
+}
+
+// A batch retried on a partition the producer already takes for refusing
+// asks no more: the look its first refusal made is the answer.
+func TestHealthRetriesOfAKnownRefusalAskNoMore(t *testing.T) {
+	c := newHealthClient(2, 1)
+	p := newHealthProducer(t, c, DeliveryTimeout(200*time.Millisecond), RetryBackoff(time.Millisecond))
+	var key []byte
+	for i := 0; key == nil; i++ {
+		if k := []byte{byte(i)}; KeyPartition(k, 2) == 1 {
+			key = k
+		}
+	}
+	if err := p.ProduceSync(healthCtx(t), &record.Record{Key: key, Value: []byte("v")}); !errors.Is(err, api.ErrStorage) {
+		t.Fatalf("a keyed record for the refusing partition: %v", err)
+	}
+	if _, refused, asked, _ := c.stats(); asked != 1 || refused[1] < 2 {
+		t.Fatalf("asked %d times over %d refusals, want once (the first look)", asked, refused[1])
+	}
+}
+
+// What the producer knew of partitions the topic no longer has goes: a
+// partition added again later is a new one, taken as taking appends.
+func TestHealthForgetsPartitionsGone(t *testing.T) {
+	c := newHealthClient(3)
+	p := newHealthProducer(t, c)
+	partitionsOf(t, p, keyless(1)...)
+	tp := p.knownTopic("t")
+	tp.setDown([]int32{2}, tp.healthLooks.Add(1))
+	if n, _ := tp.follow(2, tp.looks.Add(1)); n != 2 {
+		t.Fatalf("count %d, want 2", n)
+	}
+	if n, _ := tp.follow(3, tp.looks.Add(1)); n != 3 {
+		t.Fatalf("count %d, want 3", n)
+	}
+	if got := downOf(p, "t"); got != nil {
+		t.Fatalf("down %v, want none: partition 2 is a new one", got)
 	}
 }
 
@@ -368,7 +515,7 @@ func downOf(p *Producer, topic string) []int32 {
 	t := p.knownTopic(topic)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return slices.Clone(t.down)
+	return slices.Clone(t.downList())
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -35,12 +35,13 @@ type topicState struct {
 	settled     uint64                       // guarded by mu: looks when a look-up last set parts or found them unchanged; one begun by then was under way with it (see follow)
 
 	// What a HealthClient said of the partitions (see health.go).
-	down        []int32       // guarded by mu: the partitions that refuse appends, ascending
-	writable    []*partition  // guarded by mu: the partitions of parts not in down; nil if all or none are
-	anyDown     atomic.Bool   // down is not empty
-	healthLooks atomic.Uint64 // look-ups of down begun
-	healthSet   uint64        // guarded by mu: the look-up whose answer down is (or looks when a success changed it)
-	healthOnce  atomic.Bool   // a look-up on a goroutine of its own is running (see healthSoon)
+	down        atomic.Pointer[[]int32] // the partitions of parts that refuse appends, ascending; nil if none (stored under mu)
+	writable    []*partition            // guarded by mu: the partitions of parts not in down; nil if all or none are
+	healthLooks atomic.Uint64           // look-ups of down begun
+	looking     atomic.Int32            // look-ups of down under way
+	healthSet   uint64                  // guarded by mu: the look-up whose answer down is
+	upSince     map[int32]uint64        // guarded by mu: partition → healthLooks when a batch of it was last appended, while a look-up was under way
+	healthOnce  atomic.Bool             // a look-up on a goroutine of its own is running (see healthSoon)
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -48,7 +49,7 @@ type topicState struct {
 // be gone (see partition.gone): a record for a deleted topic fails at
 // once with the broker's error, as one for a topic never created does,
 // until the topic is created again. With block (Produce, not TryProduce)
-// a retriable error of the look-up is retried (see lookUp).
+// a retriable error of the look-up is retried (see lookUpBy).
 func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicState, error) {
 	t := p.lastTop.Load()
 	if t == nil || t.name != name {
@@ -60,19 +61,34 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		}
 		return t, nil
 	}
-	n, err := p.lookUp(ctx, name, block)
+	deadline := time.Now().Add(p.cfg.deliveryTimeout)
+	n, err := p.lookUpBy(ctx, name, block, deadline)
 	if err != nil {
 		return nil, err
 	}
-	down := p.firstHealth(ctx, name)
+	t, made, err := p.newTopic(name, n)
+	if made && t.cons != nil && p.health != nil {
+		// Which partitions take appends, before the first record is
+		// partitioned, by the same deadline as the count (the records of
+		// other goroutines meanwhile may go to any).
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		t.lookHealth(hctx)
+		cancel()
+	}
+	return t, err
+}
+
+// newTopic makes the state of a topic of n partitions, unless another
+// Produce made it first: made says whether this call did.
+func (p *Producer) newTopic(name string, n int) (t *topicState, made bool, err error) {
 	p.topicsMu.Lock()
 	defer p.topicsMu.Unlock()
 	if t := p.knownTopic(name); t != nil {
-		return t, nil
+		return t, false, nil
 	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
 	if isnil.Value(t.part) {
-		return nil, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
+		return nil, false, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)
 	t.cons, _ = t.part.(ConsistentPartitioner)
@@ -82,15 +98,10 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	t.parts.Store(&parts)
 	t.all.Store(&parts)
-	if down != nil {
-		t.down = down // the answer of a look-up before all of t's: healthSet 0
-		t.anyDown.Store(true)
-		t.remapLocked()
-	}
 	t.refreshAt.Store(p.nextRefresh(p.monoNow()))
 	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
-	return t, nil
+	return t, true, nil
 }
 
 // knownTopic returns the state of a topic the producer knows, or nil. It
@@ -149,21 +160,17 @@ func (p *Producer) partitionsBy(ctx context.Context, name string, deadline time.
 	return n, err
 }
 
-// lookUp is partitions for a record that Produce is to buffer: with
+// lookUpBy is partitions for a record that Produce is to buffer: with
 // block, an error Kafka's table calls retriable (but an unknown topic or
 // partition, which the broker answers with authority: see Producer, and
 // one that matches api.ErrBrokerClosed: the Client is closed) is
 // retried after a backoff, as Kafka's producer waits for its metadata
 // (max.block.ms) and franz-go retries its metadata loads, until ctx ends
-// (ctx's error), Close (ErrClosed) or DeliveryTimeout has passed since the
-// first try (ErrDeliveryTimeout, matching the last error too). Without
-// block (TryProduce, which must not wait) the first answer is the answer.
-func (p *Producer) lookUp(ctx context.Context, name string, block bool) (int, error) {
-	return p.lookUpBy(ctx, name, block, time.Now().Add(p.cfg.deliveryTimeout))
-}
-
-// lookUpBy is lookUp, with deadline in place of DeliveryTimeout from
-// now: the look-ups of one record's count (see lookAndFollow) share one.
+// (ctx's error), Close (ErrClosed) or deadline, DeliveryTimeout after the
+// first try (ErrDeliveryTimeout, matching the last error too); the
+// look-ups for one record (see lookAndFollow), and the look at which of
+// a new topic's partitions take appends, share it. Without block
+// (TryProduce, which must not wait) the first answer is the answer.
 func (p *Producer) lookUpBy(ctx context.Context, name string, block bool, deadline time.Time) (int, error) {
 	var timer *time.Timer
 	defer func() {
@@ -252,7 +259,9 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 	deadline := pp.nextDeadline()
 	ctx := dl.start(deadline)
 	t.refresh(ctx, deadline)
-	t.lookHealth(ctx)
+	if t.cons != nil {
+		t.lookHealth(ctx)
+	}
 	dl.stop()
 }
 
@@ -264,7 +273,7 @@ func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, erro
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
-// past the count the producer knows, with lookUp's retries: with block,
+// past the count the producer knows, with lookUpBy's retries: with block,
 // a retriable error is retried until ctx ends, Close or DeliveryTimeout,
 // as the look-up of a topic's first count is (Kafka's producer waits for
 // the metadata of such a record, too, up to max.block.ms).
@@ -298,6 +307,14 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 	}
 	t.gone.Store(false)
 	t.p.cfg.logger.Info("topic is back", "topic", t.name, "partitions", n)
+	// A topic created again: what the producer knew of the old one's
+	// partitions is not of these.
+	t.setDown(nil, t.healthLooks.Add(1))
+	if t.cons != nil {
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		t.lookHealth(hctx)
+		cancel()
+	}
 	return nil
 }
 
@@ -383,7 +400,7 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 	}
 	parts := all[:n:n]
 	t.parts.Store(&parts)
-	t.remapLocked()
+	t.storeDownLocked(t.downList()) // those past n gone
 	return len(old), true, true
 }
 
@@ -417,7 +434,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 		}
 	}()
 	parts := *t.parts.Load()
-	pp, chosen, err := t.choose(pr.r, parts)
+	pp, chosen, mapped, err := t.choose(pr.r, parts)
 	if err != nil {
 		return false, err
 	}
@@ -439,9 +456,11 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 		}()
 		// KIP-480: the record would start a new batch; let the
 		// partitioner move on first.
-		t.onNew.OnNewBatch(chosen)
+		if i, ok := t.newBatchIndex(pp, chosen, mapped); ok {
+			t.onNew.OnNewBatch(i)
+		}
 		var to *partition
-		if to, _, err = t.choose(pr.r, parts); err == nil {
+		if to, _, _, err = t.choose(pr.r, parts); err == nil {
 			back = true
 			if to == pp {
 				return pp.addPlaced(pr, ctx, sp)
@@ -455,19 +474,36 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yiel
 
 // choose asks the partitioner where r goes among parts, the topic's
 // partitions (or among those that take appends, for a record that may go
-// to any: see ConsistentPartitioner): it returns the partition and the
-// choice as the partitioner made it (its index among those it was
+// to any: mapped; see ConsistentPartitioner): it returns the partition
+// and the choice as the partitioner made it (its index among those it was
 // given). The caller holds mu.
-func (t *topicState) choose(r *record.Record, parts []*partition) (*partition, int32, error) {
+func (t *topicState) choose(r *record.Record, parts []*partition) (pp *partition, chosen int32, mapped bool, err error) {
 	among := parts
 	if t.writable != nil && t.cons != nil && !t.cons.RequiresConsistency(r) {
-		among = t.writable
+		among, mapped = t.writable, true
 	}
 	i := t.part.Partition(r, len(among))
 	if i < 0 || int(i) >= len(among) {
-		return nil, i, &rangeError{topic: t.name, chosen: i, n: len(among), writable: len(among) < len(parts)}
+		return nil, i, mapped, &rangeError{topic: t.name, chosen: i, n: len(among), writable: mapped}
 	}
-	return among[i], i, nil
+	return among[i], i, mapped, nil
+}
+
+// newBatchIndex is the partition OnNewBatch is told of, for a record that
+// would start a new batch on pp, chosen as choose says: while some
+// partitions refuse appends, a ConsistentPartitioner's partitions are
+// numbered among those that take appends, whatever the record — a keyed
+// record's partition too, which Partition chose among all — so that
+// OnNewBatch compares it with a sticky partition chosen among them. A
+// partition that refuses appends has no such number: ok is false, and
+// OnNewBatch is not called (no sticky partition is there). The caller
+// holds mu.
+func (t *topicState) newBatchIndex(pp *partition, chosen int32, mapped bool) (int32, bool) {
+	if mapped || t.writable == nil || t.cons == nil {
+		return chosen, true
+	}
+	i, found := slices.BinarySearchFunc(t.writable, pp.id, func(w *partition, id int32) int { return int(w.id) - int(id) })
+	return int32(i), found
 }
 
 // rangeError is the ErrInvalidPartition of a partitioner's choice out of

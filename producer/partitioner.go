@@ -60,9 +60,14 @@ type NewBatchPartitioner interface {
 // returns false, while a HealthClient says that some of the topic's
 // partitions refuse appends (and not all of them do), the producer asks
 // Partition to choose among the partitions that take appends only: n is
-// their number, and the choice i their i-th in ascending order (so is
-// the partition OnNewBatch gets for such a record: the index Partition
-// chose). For a record for which it returns true, and for every record
+// their number, and the choice i their i-th in ascending order. While
+// some do, OnNewBatch numbers partitions so too, whatever the record: for
+// a record that requires consistency (a keyed one) it gets the partition
+// as its index among those that take appends (not its id, which
+// Partition chose among all), and is not called for a partition that
+// refuses appends; so a sticky partition
+// chosen among them is compared with a partition of the same numbering.
+// For a record for which it returns true, and for every record
 // of a TopicPartitioner without the method, Partition chooses among all
 // the topic's partitions, as it does when all of them take appends: a
 // keyed record stays on its key's partition, and waits there, retried,

@@ -134,10 +134,8 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		if err != nil && pp.pipe != nil {
 			pp.pipe.release()
 		}
-		if err == nil {
-			pp.t.writableAgain(pp.id) // appended
-		} else if api.Code(err) == storageCode {
-			pp.t.healthSoon(deadline)
+		if err != nil && api.Code(err) == storageCode {
+			pp.t.healthSoon(pp.id, deadline)
 		}
 		switch {
 		case err == nil && pp.pipe != nil:
@@ -441,6 +439,7 @@ var refusals = []error{
 // those dropped from it, in order. It ends the partition's run of
 // failures (see logFailure).
 func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
+	pp.t.writableAgain(pp.id)
 	pp.failures.end()
 	idem := b.sealed && pp.p.cfg.idempotent
 	i := int64(0) // of the record among those sent

@@ -841,9 +841,6 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 	return f.b.Partitions(ctx, topic)
 }
 
-// InitProducerID is b.InitProducerID but for the requests a rule of
-// OpInitProducerID matches. Errors: b.InitProducerID's; an
-// *InjectedError; ctx's error for a held request.
 // UnwritablePartitions is the broker's, which no rule applies to: a
 // producer over Faults learns which partitions truly refuse appends
 // (see producer.HealthClient).
@@ -851,6 +848,9 @@ func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int3
 	return f.b.UnwritablePartitions(ctx, topic)
 }
 
+// InitProducerID is b.InitProducerID but for the requests a rule of
+// OpInitProducerID matches. Errors: b.InitProducerID's; an
+// *InjectedError; ctx's error for a held request.
 func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
 	r, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
 	if err != nil {
