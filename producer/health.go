@@ -3,7 +3,6 @@ package producer
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/runnel/runnel/api"
 )
@@ -16,7 +15,7 @@ import (
 // ConsistentPartitioner is asked about: no other can use the answer.
 
 // storageCode is KAFKA_STORAGE_ERROR's code: a batch refused with it calls
-// for a look at which partitions take appends (see healthSoon).
+// for a look at which partitions take appends (see refused).
 var storageCode = api.Code(api.ErrStorage)
 
 // unwritable asks the HealthClient for the partitions of topic that refuse
@@ -52,21 +51,55 @@ func (t *topicState) lookHealth(ctx context.Context) {
 	t.setDown(down, ticket)
 }
 
-// healthSoon runs lookHealth on a goroutine of its own, which ends by
-// deadline (the delivery deadline of the batch whose refusal called for
-// it) or Close, unless one is running or the producer takes partition id
-// for refusing already: a batch of it was refused with
-// KAFKA_STORAGE_ERROR, and the records that may go elsewhere should,
-// without waiting for it.
-func (t *topicState) healthSoon(id int32, deadline time.Time) {
-	if t.p.health == nil || t.cons == nil || t.isDown(id) || !t.healthOnce.CompareAndSwap(false, true) {
+// refused tells that a batch of partition id was refused with
+// KAFKA_STORAGE_ERROR. Unless the producer takes the partition for
+// refusing already, it does so from now (the records that may go
+// elsewhere should, at once), as if a look-up had answered so, and asks
+// the HealthClient what it says of every partition (lookSoon): its
+// answer, newer, is taken (see setDown), this partition's too.
+func (t *topicState) refused(id int32) {
+	if t.p.health == nil || t.cons == nil || t.isDown(id) {
 		return
 	}
+	t.mu.Lock()
+	old := t.downList()
+	i, found := slices.BinarySearch(old, id)
+	if !found && int(id) < len(*t.parts.Load()) {
+		t.healthSet = t.healthLooks.Add(1) // the look-ups under way began before
+		t.storeDownLocked(slices.Insert(slices.Clone(old), i, id))
+	}
+	now := t.downList()
+	t.mu.Unlock()
+	if !found {
+		t.logDown(now)
+	}
+	t.lookSoon()
+}
+
+// lookSoon has lookHealth run on a goroutine of its own, at once or, if
+// one is running (whose answer, as of before the call, may be ignored:
+// see refused), once more after it. Each look-up ends by DeliveryTimeout
+// or Close.
+func (t *topicState) lookSoon() {
+	t.healthAgain.Store(true)
+	if !t.healthOnce.CompareAndSwap(false, true) {
+		return // the one running looks again
+	}
 	if !t.p.spawn(func() {
-		defer t.healthOnce.Store(false)
-		ctx, cancel := context.WithDeadline(t.p.ctx, deadline)
-		defer cancel()
-		t.lookHealth(ctx)
+		for {
+			for t.healthAgain.Swap(false) {
+				ctx, cancel := context.WithTimeout(t.p.ctx, t.p.cfg.deliveryTimeout)
+				t.lookHealth(ctx)
+				cancel()
+			}
+			t.healthOnce.Store(false)
+			// A call between the last Swap and the Store left its
+			// request to this goroutine: take it, unless another
+			// goroutine has.
+			if !t.healthAgain.Load() || !t.healthOnce.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}) {
 		t.healthOnce.Store(false) // closed
 	}

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -184,29 +185,29 @@ func TestHealthStickyKeepsKeysInPlace(t *testing.T) {
 	}
 }
 
-// A partition that refuses a batch is looked at at once: the HealthClient
-// (which only says so once asked) is asked, and the records without a key
-// produced after go elsewhere; the refused batch itself stays on its
-// partition, retried, and is appended once the partition takes appends
-// again, which makes the partition writable again for the producer at
-// once, without waiting for another look.
+// A partition that refuses a batch with KAFKA_STORAGE_ERROR is taken for
+// refusing at once, and the HealthClient is asked about every partition:
+// the records without a key produced after go elsewhere; the refused
+// batch itself stays on its partition, retried, and is appended once the
+// partition takes appends again, which makes the partition writable
+// again for the producer at once, without waiting for another look.
 func TestHealthRefusalCallsForALook(t *testing.T) {
 	c := newHealthClient(2)
 	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), RetryBackoff(5*time.Millisecond))
 	if got := partitionsOf(t, p, keyless(2)...); !slices.Equal(got, []int32{0, 1}) {
 		t.Fatalf("partitions %v, want [0 1]", got)
 	}
-	c.mu.Lock()
-	c.refuse[0] = true // refuses, and does not say so yet
-	c.mu.Unlock()
+	if _, _, asked, _ := c.stats(); asked != 1 {
+		t.Fatalf("asked %d times, want once (the first look)", asked)
+	}
+	c.fence(0)
 	stuck := &record.Record{Value: []byte("stuck")}
 	done := make(chan error, 1)
 	p.Produce(healthCtx(t), stuck, func(_ *record.Record, err error) { done <- err })
-	// The refusal's look says nothing yet; then partition 0 is down, and
-	// a later look (after a later refusal: a retry's) says so.
-	waitFor(t, func() bool { _, refused, _, _ := c.stats(); return refused[0] >= 1 })
-	c.fence(0)
-	waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{0}) })
+	waitFor(t, func() bool { _, refused, asked, _ := c.stats(); return refused[0] >= 1 && asked >= 2 })
+	if down := downOf(p, "t"); !slices.Equal(down, []int32{0}) {
+		t.Fatalf("down %v after a refusal, want [0]", down)
+	}
 	for i, part := range partitionsOf(t, p, keyless(5)...) {
 		if part != 1 {
 			t.Fatalf("record %d went to partition %d, which refuses appends", i, part)
@@ -468,6 +469,8 @@ func TestHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
 	if err := p.ProduceSync(healthCtx(t), &record.Record{Value: []byte("v"), Partition: 2}); !errors.Is(err, api.ErrStorage) {
 		t.Fatalf("a record for the refusing partition: %v", err)
 	}
+	// The refresh runs on the partition's goroutine after the batch.
+	waitFor(t, func() bool { _, _, _, counts := c.stats(); return counts >= 2 })
 	if _, _, asked, counts := c.stats(); asked != 0 || counts < 2 {
 		t.Fatalf("asked %d times (counts %d), want never (and the count refreshed)", asked, counts)
 	}
@@ -526,5 +529,84 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 30 s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Under churn — partitions refusing appends and taking them again, the
+// partition count growing, keyed and keyless records from several
+// goroutines, look-ups on refusals and on refreshes racing appends —
+// every record ends (appended, or refused once its DeliveryTimeout
+// ended), and once the churn stops, one look-up later the producer takes
+// exactly the partitions that refuse for refusing, and sends no record
+// without a key to them.
+func TestHealthChurn(t *testing.T) {
+	rounds := 30
+	if testing.Short() {
+		rounds = 8
+	}
+	rng := rand.New(rand.NewPCG(54, 1))
+	c := newHealthClient(4)
+	p := newHealthProducer(t, c, MetadataMaxAge(time.Hour), DeliveryTimeout(50*time.Millisecond), RetryBackoff(time.Millisecond))
+	var mono atomic.Int64
+	p.testMono = mono.Load
+	ctx := healthCtx(t)
+	for round := range rounds {
+		c.mu.Lock()
+		if rng.IntN(4) == 0 && c.n < 12 {
+			c.n++
+		}
+		clear(c.refuse)
+		c.down = nil
+		for id := range int32(c.n) {
+			if rng.IntN(3) == 0 {
+				c.refuse[id] = true
+				if rng.IntN(4) != 0 { // some refuse without saying so yet
+					c.down = append(c.down, id)
+				}
+			}
+		}
+		n := c.n
+		c.mu.Unlock()
+		if rng.IntN(2) == 0 {
+			mono.Add(int64(2 * time.Hour)) // a refresh after the next batch
+		}
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					r := &record.Record{Value: []byte("v")}
+					if (g+i)%3 == 0 {
+						r.Key = []byte{byte(i), byte(g)}
+					}
+					err := p.ProduceSync(ctx, r)
+					switch {
+					case err == nil && (r.Partition < 0 || int(r.Partition) >= n):
+						t.Errorf("round %d: a record appended to partition %d of %d", round, r.Partition, n)
+					case err != nil && !errors.Is(err, api.ErrStorage) && !errors.Is(err, ErrDeliveryTimeout):
+						t.Errorf("round %d: %v", round, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+	// The churn stops: partitions 1 and 2 refuse appends, and say so.
+	c.mu.Lock()
+	clear(c.refuse)
+	c.refuse[1], c.refuse[2] = true, true
+	c.down = []int32{1, 2}
+	c.mu.Unlock()
+	mono.Add(int64(2 * time.Hour))
+	_ = p.ProduceSync(ctx, &record.Record{Value: []byte("v"), Key: []byte("to 0 or 3+")}) // a batch: its goroutine looks after it
+	waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{1, 2}) })
+	for i, part := range partitionsOf(t, p, keyless(50)...) {
+		if part == 1 || part == 2 {
+			t.Fatalf("record %d without a key went to partition %d, which refuses appends", i, part)
+		}
 	}
 }

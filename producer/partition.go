@@ -41,7 +41,8 @@ type topicState struct {
 	looking     atomic.Int32            // look-ups of down under way
 	healthSet   uint64                  // guarded by mu: the look-up whose answer down is
 	upSince     map[int32]uint64        // guarded by mu: partition → healthLooks when a batch of it was last appended, while a look-up was under way
-	healthOnce  atomic.Bool             // a look-up on a goroutine of its own is running (see healthSoon)
+	healthOnce  atomic.Bool             // a goroutine of lookSoon's is running
+	healthAgain atomic.Bool             // lookSoon was called since that goroutine's last look began
 }
 
 // topic returns the state of a topic, asking the broker for its

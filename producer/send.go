@@ -135,7 +135,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			pp.pipe.release()
 		}
 		if err != nil && api.Code(err) == storageCode {
-			pp.t.healthSoon(pp.id, deadline)
+			pp.t.refused(pp.id)
 		}
 		switch {
 		case err == nil && pp.pipe != nil:
