@@ -317,8 +317,9 @@ func DisableIdempotence() Opt { return func(c *config) { c.idempotent = false } 
 // Without it, such records fail with ErrNoTopic.
 func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } }
 
-// Logger sets where the producer logs retries, producer id changes and
-// failed batches. Default: nowhere. A nil l keeps the default.
+// Logger sets where the producer logs retries, producer id changes,
+// failed batches and partitions that refuse appends (see HealthClient).
+// Default: nowhere. A nil l keeps the default.
 //
 // A partition's failed batches are logged at Warn for the first of a run
 // of failures of one kind (the same Kafka error code, or the same local
@@ -328,8 +329,9 @@ func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } 
 // Each record's promise gets its error every time.
 //
 // Its handler runs on the goroutine that logs — a partition's goroutine,
-// as a promise does, or that of a Produce (TryProduce, ProduceSync) that
-// looked a topic's partition count up — and holds no lock of the
+// as a promise does, one of the producer's that asks a HealthClient which
+// partitions refuse appends, or that of a Produce (TryProduce,
+// ProduceSync) that looked a topic's partition count up — and holds no lock of the
 // producer's: it may call the producer as a promise may (see Producer),
 // TryProduce (to ship the producer's own lines to a topic, say) or Close,
 // but not Produce, ProduceSync or Flush, which may wait for the goroutine

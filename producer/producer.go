@@ -81,12 +81,13 @@ type AsyncClient interface {
 // (a ConsistentPartitioner: not ManualPartitioner nor a
 // PartitionerFunc), when it first writes to the topic (by the deadline of
 // the look-up of its partition count), at each refresh of that count
-// (MetadataMaxAge), and at once, without holding up a record, when a
-// batch is refused with KAFKA_STORAGE_ERROR by a partition it took for
-// writable. A partition it took for refusing is taken for writable again
-// at the next answer that does not list it, or as soon as a batch sent
-// to it is appended and acknowledged (a keyed record's, say). An error of
-// the call changes nothing.
+// (MetadataMaxAge), and, without holding up a record, when a batch is
+// refused with KAFKA_STORAGE_ERROR by a partition it took for writable:
+// it takes that partition for refusing at once, until the answer. A
+// partition it took for refusing is taken for writable again at the next
+// answer that does not list it, or as soon as a batch sent to it is
+// appended and acknowledged (a keyed record's, say). An error of the
+// call changes nothing.
 type HealthClient interface {
 	Client
 	// UnwritablePartitions returns the partitions of topic that refuse
