@@ -15,7 +15,7 @@ import (
 // ConsistentPartitioner is asked about: no other can use the answer.
 
 // storageCode is KAFKA_STORAGE_ERROR's code: a batch refused with it calls
-// for a look at which partitions take appends (see refused).
+// for a look at which partitions take appends (see markRefused).
 var storageCode = api.Code(api.ErrStorage)
 
 // unwritable asks the HealthClient for the partitions of topic that refuse
@@ -30,7 +30,9 @@ func (p *Producer) unwritable(ctx context.Context, topic string) ([]int32, error
 		p.cfg.logger.Debug("cannot learn which partitions take appends", "topic", topic, "err", err)
 		return nil, err
 	}
-	down = slices.Clone(down) // the Client's to reuse
+	// The Client's to reuse; an id no partition has (negative) is no
+	// news (those past the count are dropped when stored).
+	down = slices.DeleteFunc(slices.Clone(down), func(id int32) bool { return id < 0 })
 	slices.Sort(down)
 	return slices.Compact(down), nil
 }
@@ -51,26 +53,45 @@ func (t *topicState) lookHealth(ctx context.Context) {
 	t.setDown(down, ticket)
 }
 
-// refused tells that a batch of partition id was refused with
+// refusedStorage tells that a batch of the partition was refused with
+// KAFKA_STORAGE_ERROR (see markRefused): the acknowledgements of batches
+// sent before do not make it writable again (see succeed).
+func (pp *partition) refusedStorage() {
+	pp.refusals.Add(1)
+	pp.t.markRefused(pp.id)
+}
+
+// acknowledged tells that b was appended and acknowledged: the partition
+// takes appends (see writableAgain), unless a batch was refused since b
+// was sent (with an AsyncClient, an earlier batch's acknowledgement may
+// come after a later one's refusal).
+func (pp *partition) acknowledged(b *batch) {
+	if b.refusals == pp.refusals.Load() {
+		pp.t.writableAgain(pp.id)
+	}
+}
+
+// markRefused tells that a batch of partition id was refused with
 // KAFKA_STORAGE_ERROR. Unless the producer takes the partition for
 // refusing already, it does so from now (the records that may go
 // elsewhere should, at once), as if a look-up had answered so, and asks
 // the HealthClient what it says of every partition (lookSoon): its
 // answer, newer, is taken (see setDown), this partition's too.
-func (t *topicState) refused(id int32) {
+func (t *topicState) markRefused(id int32) {
 	if t.p.health == nil || t.cons == nil || t.isDown(id) {
 		return
 	}
 	t.mu.Lock()
 	old := t.downList()
 	i, found := slices.BinarySearch(old, id)
-	if !found && int(id) < len(*t.parts.Load()) {
+	marked := !found && int(id) < len(*t.parts.Load())
+	if marked {
 		t.healthSet = t.healthLooks.Add(1) // the look-ups under way began before
 		t.storeDownLocked(slices.Insert(slices.Clone(old), i, id))
 	}
 	now := t.downList()
 	t.mu.Unlock()
-	if !found {
+	if marked {
 		t.logDown(now)
 	}
 	t.lookSoon()
@@ -78,7 +99,7 @@ func (t *topicState) refused(id int32) {
 
 // lookSoon has lookHealth run on a goroutine of its own, at once or, if
 // one is running (whose answer, as of before the call, may be ignored:
-// see refused), once more after it. Each look-up ends by DeliveryTimeout
+// see markRefused), once more after it. Each look-up ends by DeliveryTimeout
 // or Close.
 func (t *topicState) lookSoon() {
 	t.healthAgain.Store(true)
@@ -141,7 +162,11 @@ func (t *topicState) writableAgain(id int32) {
 	// A look-up not seen under way here begins after this: its answer
 	// is newer than the append (lookHealth counts itself in looking
 	// before it takes its ticket).
-	if !t.isDown(id) && t.looking.Load() == 0 {
+	looking := t.looking.Load() > 0
+	if testHookAcked != nil {
+		testHookAcked()
+	}
+	if !looking && !t.isDown(id) {
 		return
 	}
 	t.mu.Lock()
@@ -162,6 +187,10 @@ func (t *topicState) writableAgain(id int32) {
 		t.logDown(now)
 	}
 }
+
+// testHookAcked, when set (by tests), runs in writableAgain between its
+// look for a look-up under way and its look at the partition.
+var testHookAcked func()
 
 // isDown reports whether the producer takes partition id for refusing
 // appends.

@@ -583,6 +583,7 @@ type batch struct {
 	earlier  bool                    // ... an attempt before the latest (see maybeWritten)
 	sent     bool                    // handed to the Client at least once: its records are fixed
 	attempts int                     //
+	refusals uint32                  // the partition's refusals when its latest attempt was sent (see partition.refusedStorage)
 }
 
 func (p *Producer) newBatch(created time.Time) *batch {
@@ -741,10 +742,11 @@ func (b *batch) unwatch() {
 // are owned by one goroutine at a time (drain), started when the first
 // record arrives: draining is set while it runs, and then only.
 type partition struct {
-	t    *topicState
-	p    *Producer
-	id   int32
-	wake chan struct{} // buffered: a batch is full, a flush began, or Close
+	t        *topicState
+	p        *Producer
+	id       int32
+	wake     chan struct{} // buffered: a batch is full, a flush began, or Close
+	refusals atomic.Uint32 // batches refused with KAFKA_STORAGE_ERROR (see refusedStorage)
 
 	mu       sync.Mutex
 	cur      *batch    // open batch, or nil

@@ -190,7 +190,7 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		expired := err != nil && ctx.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
 		if err != nil && api.Code(err) == storageCode {
-			pp.t.refused(pp.id) // the fsync failed: the log is fenced
+			pp.refusedStorage() // the fsync failed: the log is fenced
 		}
 		if err != nil {
 			switch {

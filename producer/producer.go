@@ -91,7 +91,8 @@ type AsyncClient interface {
 type HealthClient interface {
 	Client
 	// UnwritablePartitions returns the partitions of topic that refuse
-	// appends now, in ascending order; nil when none does.
+	// appends now (ids from 0 to the partition count less one; others
+	// are ignored), in ascending order; nil when none does.
 	UnwritablePartitions(ctx context.Context, topic string) ([]int32, error)
 }
 

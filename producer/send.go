@@ -121,11 +121,13 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			default:
 				b.sent = true
 				b.attempts++
+				b.refusals = pp.refusals.Load()
 				resp, ack, err = pp.pipe.client.ProduceAsync(attempt, &pp.req)
 			}
 		} else {
 			b.sent = true
 			b.attempts++
+			b.refusals = pp.refusals.Load()
 			resp, err = p.client.Produce(attempt, &pp.req)
 		}
 		expired := err != nil && (attempt.Err() != nil || late) && p.ctx.Err() == nil
@@ -135,7 +137,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			pp.pipe.release()
 		}
 		if err != nil && api.Code(err) == storageCode {
-			pp.t.refused(pp.id)
+			pp.refusedStorage()
 		}
 		switch {
 		case err == nil && pp.pipe != nil:
@@ -439,7 +441,7 @@ var refusals = []error{
 // those dropped from it, in order. It ends the partition's run of
 // failures (see logFailure).
 func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
-	pp.t.writableAgain(pp.id)
+	pp.acknowledged(b)
 	pp.failures.end()
 	idem := b.sealed && pp.p.cfg.idempotent
 	i := int64(0) // of the record among those sent
