@@ -67,7 +67,7 @@ func (pp *partition) refusedStorage() {
 // come after a later one's refusal).
 func (pp *partition) acknowledged(b *batch) {
 	if b.refusals == pp.refusals.Load() {
-		pp.t.writableAgain(pp.id)
+		pp.t.writableAgain(pp)
 	}
 }
 
@@ -128,8 +128,8 @@ func (t *topicState) lookSoon() {
 
 // setDown takes down (sorted) as the partitions that refuse appends, unless
 // a look-up begun later (ticket) answered first; but for the partitions a
-// batch of which was appended since the look-up began (see writableAgain),
-// which take appends. It logs a change.
+// batch of which was acknowledged since the look-up began (see
+// writableAgain), which take appends. It logs a change.
 func (t *topicState) setDown(down []int32, ticket uint64) {
 	t.mu.Lock()
 	if ticket <= t.healthSet {
@@ -137,16 +137,19 @@ func (t *topicState) setDown(down []int32, ticket uint64) {
 		return
 	}
 	t.healthSet = ticket
-	down = slices.DeleteFunc(down, func(id int32) bool { return t.upSince[id] >= ticket })
-	// What no later answer (whose ticket is past this one) is to be
-	// checked against.
-	for id, at := range t.upSince {
-		if at <= ticket {
-			delete(t.upSince, id)
-		}
-	}
+	all := *t.all.Load()
+	acked := func(id int32) bool { return int(id) < len(all) && all[id].ackedAt.Load() >= ticket }
 	old := t.downList()
+	down = slices.DeleteFunc(down, acked)
+	if testHookAnswer != nil {
+		testHookAnswer()
+	}
 	t.storeDownLocked(down)
+	// Again once stored: writableAgain takes no lock, and may have looked
+	// at down before the store, after it noted its acknowledgement.
+	if now := t.downList(); slices.ContainsFunc(now, acked) {
+		t.storeDownLocked(slices.DeleteFunc(slices.Clone(now), acked))
+	}
 	now := t.downList()
 	t.mu.Unlock()
 	if !slices.Equal(old, now) {
@@ -154,28 +157,26 @@ func (t *topicState) setDown(down []int32, ticket uint64) {
 	}
 }
 
-// writableAgain tells that a batch of partition id was appended (and
-// acknowledged): it takes appends, whatever an answer under way, begun
-// before, says (see setDown). The batches of a partition not taken for
-// refusing, while no look-up is under way, cost an atomic load or two.
-func (t *topicState) writableAgain(id int32) {
+// writableAgain tells that a batch of pp was appended and acknowledged: it
+// takes appends, whatever an answer under way, begun before, says (see
+// setDown). It takes no lock unless the producer takes pp for refusing:
+// a batch costs two or three atomic operations.
+func (t *topicState) writableAgain(pp *partition) {
 	// A look-up not seen under way here begins after this: its answer
-	// is newer than the append (lookHealth counts itself in looking
-	// before it takes its ticket).
-	looking := t.looking.Load() > 0
+	// is newer than the acknowledgement (lookHealth counts itself in
+	// looking before it takes its ticket). One under way has its ticket,
+	// or takes one past the value noted.
+	if t.looking.Load() > 0 {
+		pp.ackedAt.Store(t.healthLooks.Load())
+	}
 	if testHookAcked != nil {
 		testHookAcked()
 	}
-	if !looking && !t.isDown(id) {
+	if !t.isDown(pp.id) {
 		return
 	}
+	id := pp.id
 	t.mu.Lock()
-	if t.looking.Load() > 0 {
-		if t.upSince == nil {
-			t.upSince = make(map[int32]uint64)
-		}
-		t.upSince[id] = t.healthLooks.Load()
-	}
 	old := t.downList()
 	i, found := slices.BinarySearch(old, id)
 	if found {
@@ -189,8 +190,13 @@ func (t *topicState) writableAgain(id int32) {
 }
 
 // testHookAcked, when set (by tests), runs in writableAgain between its
-// look for a look-up under way and its look at the partition.
+// look for a look-up under way (and note of the acknowledgement) and its
+// look at the partition.
 var testHookAcked func()
+
+// testHookAnswer, when set (by tests), runs in setDown between its look at
+// the acknowledgements and its store of the answer.
+var testHookAnswer func()
 
 // isDown reports whether the producer takes partition id for refusing
 // appends.

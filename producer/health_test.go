@@ -28,6 +28,8 @@ type healthClient struct {
 	refused  map[int32]int // batches refused, by partition
 	asked    int           // UnwritablePartitions calls
 	counts   int           // Partitions calls
+	deleted  bool          // the topic is unknown
+	lookErr  error         // UnwritablePartitions' error, if any
 }
 
 func newHealthClient(n int, down ...int32) *healthClient {
@@ -61,6 +63,9 @@ func (c *healthClient) Partitions(context.Context, string) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts++
+	if c.deleted {
+		return 0, api.ErrUnknownTopicOrPartition
+	}
 	return c.n, nil
 }
 
@@ -69,6 +74,9 @@ func (*healthClient) InitProducerID(context.Context) (int64, int16, error) { ret
 func (c *healthClient) Produce(_ context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.deleted {
+		return api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, api.ErrUnknownTopicOrPartition
+	}
 	if c.refuse[req.Partition] {
 		c.refused[req.Partition]++
 		return api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, api.ErrStorage
@@ -81,6 +89,9 @@ func (c *healthClient) UnwritablePartitions(context.Context, string) ([]int32, e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.asked++
+	if c.lookErr != nil {
+		return nil, c.lookErr
+	}
 	return slices.Clone(c.down), nil
 }
 
@@ -361,7 +372,7 @@ func TestHealthStaleAnswers(t *testing.T) {
 	// appends: 2 was appended since, 1 is news.
 	tp.looking.Add(1)
 	third := tp.healthLooks.Add(1)
-	tp.writableAgain(2)
+	tp.writableAgain((*tp.all.Load())[2])
 	tp.looking.Add(-1)
 	if got := downOf(p, "t"); got != nil {
 		t.Fatalf("down %v after an append, want none", got)
@@ -645,7 +656,31 @@ func TestHealthAckDuringALook(t *testing.T) {
 		tp.looking.Add(-1)
 	}
 	defer func() { testHookAcked = nil }()
-	tp.writableAgain(0)
+	tp.writableAgain((*tp.all.Load())[0])
+	if got := downOf(p, "t"); got != nil {
+		t.Fatalf("down %v after an acknowledgement that came after the look began", got)
+	}
+}
+
+// An acknowledgement that comes while the answer of a look-up begun before
+// it is being taken — after setDown looked at the acknowledgements, before
+// it stored the answer — keeps the partition writable too: writableAgain,
+// which takes no lock, finds the partition not down yet, and setDown
+// looks at the acknowledgements again once it stored the answer.
+func TestHealthAckWhileAnAnswerIsStored(t *testing.T) {
+	c := newHealthClient(2)
+	p := newHealthProducer(t, c)
+	partitionsOf(t, p, keyless(1)...)
+	tp := p.knownTopic("t")
+	tp.looking.Add(1)
+	ticket := tp.healthLooks.Add(1)
+	testHookAnswer = func() {
+		testHookAnswer = nil
+		tp.writableAgain((*tp.all.Load())[0])
+	}
+	defer func() { testHookAnswer = nil }()
+	tp.setDown([]int32{0}, ticket)
+	tp.looking.Add(-1)
 	if got := downOf(p, "t"); got != nil {
 		t.Fatalf("down %v after an acknowledgement that came after the look began", got)
 	}
@@ -672,5 +707,35 @@ func TestHealthAckBeforeARefusal(t *testing.T) {
 	pp.acknowledged(&batch{refusals: pp.refusals.Load()})
 	if got := downOf(p, "t"); got != nil {
 		t.Fatalf("down %v after an acknowledgement of a batch sent since, want none", got)
+	}
+}
+
+// A topic deleted and created again is a new one: what the producer knew
+// of the old one's partitions goes, even when the look at the new one's
+// fails.
+func TestHealthTopicCreatedAgain(t *testing.T) {
+	c := newHealthClient(2, 1)
+	p := newHealthProducer(t, c)
+	partitionsOf(t, p, keyless(1)...)
+	if got := downOf(p, "t"); !slices.Equal(got, []int32{1}) {
+		t.Fatalf("down %v, want [1]", got)
+	}
+	c.mu.Lock()
+	c.deleted = true
+	c.mu.Unlock()
+	if err := p.ProduceSync(healthCtx(t), &record.Record{Value: []byte("v")}); !errors.Is(err, api.ErrUnknownTopicOrPartition) {
+		t.Fatalf("a record for the deleted topic: %v", err)
+	}
+	c.mu.Lock()
+	c.deleted = false
+	clear(c.refuse)
+	c.down = nil
+	c.lookErr = api.ErrRequestTimedOut
+	c.mu.Unlock()
+	if got := partitionsOf(t, p, keyless(1)...); got[0] < 0 {
+		t.Fatalf("partition %v", got)
+	}
+	if got := downOf(p, "t"); got != nil {
+		t.Fatalf("down %v for the topic created again, want none", got)
 	}
 }

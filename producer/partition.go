@@ -40,7 +40,6 @@ type topicState struct {
 	healthLooks atomic.Uint64           // look-ups of down begun
 	looking     atomic.Int32            // look-ups of down under way
 	healthSet   uint64                  // guarded by mu: the look-up whose answer down is
-	upSince     map[int32]uint64        // guarded by mu: partition → healthLooks when a batch of it was last appended, while a look-up was under way
 	healthOnce  atomic.Bool             // a goroutine of lookSoon's is running
 	healthAgain atomic.Bool             // lookSoon was called since that goroutine's last look began
 }
@@ -306,8 +305,11 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 	if err != nil {
 		return err
 	}
-	t.gone.Store(false)
+	back := t.gone.Swap(false)
 	t.p.cfg.logger.Info("topic is back", "topic", t.name, "partitions", n)
+	if !back {
+		return nil // another Produce found it back first, and looks
+	}
 	// A topic created again: what the producer knew of the old one's
 	// partitions is not of these.
 	t.setDown(nil, t.healthLooks.Add(1))
@@ -747,6 +749,7 @@ type partition struct {
 	id       int32
 	wake     chan struct{} // buffered: a batch is full, a flush began, or Close
 	refusals atomic.Uint32 // batches refused with KAFKA_STORAGE_ERROR (see refusedStorage)
+	ackedAt  atomic.Uint64 // the topic's healthLooks when a batch was last acknowledged while a look-up was under way (see writableAgain)
 
 	mu       sync.Mutex
 	cur      *batch    // open batch, or nil
