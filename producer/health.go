@@ -55,7 +55,7 @@ func (t *topicState) lookHealth(ctx context.Context) {
 
 // refusedStorage tells that a batch of the partition was refused with
 // KAFKA_STORAGE_ERROR (see markRefused): the acknowledgements of batches
-// sent before do not make it writable again (see succeed).
+// sent before do not make it writable again (see acknowledged).
 func (pp *partition) refusedStorage() {
 	pp.refusals.Add(1)
 	pp.t.markRefused(pp.id)
