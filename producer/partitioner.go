@@ -22,11 +22,11 @@ type Partitioner interface {
 // TopicPartitioner chooses the partition of a record among a topic's n
 // partitions (0 <= p < n; for a ConsistentPartitioner's record that may
 // go anywhere, among the n of them that take appends). A choice out of
-// range fails the record with
-// ErrInvalidPartition (a choice of n or more once the broker, asked
-// again, confirms that the topic has no more partitions: see Produce; at
-// once among those that take appends). The producer calls it (and
-// OnNewBatch) under a lock of its topic, so one that serves one topic keeps its state (a sticky
+// range fails the record with ErrInvalidPartition (a choice of n or more
+// once the broker, asked again, confirms that the topic has no more
+// partitions: see Produce; at once among those that take appends). The
+// producer calls it (and OnNewBatch) under a lock of its topic, so one
+// that serves one topic keeps its state (a sticky
 // partition, a round-robin turn) without a lock of its own; one returned
 // by ForTopic for several topics must be safe for concurrent use. It
 // must not block: the topic's other Produce calls wait for the lock,
@@ -65,11 +65,10 @@ type NewBatchPartitioner interface {
 // a record that requires consistency (a keyed one) it gets the partition
 // as its index among those that take appends (not its id, which
 // Partition chose among all), and is not called for a partition that
-// refuses appends; so a sticky partition
-// chosen among them is compared with a partition of the same numbering.
-// For a record for which it returns true, and for every record
-// of a TopicPartitioner without the method, Partition chooses among all
-// the topic's partitions, as it does when all of them take appends: a
+// refuses appends; so a sticky partition chosen among them is compared
+// with a partition of the same numbering. For a record for which it
+// returns true, and for every record of a TopicPartitioner without the
+// method, Partition chooses among all the topic's partitions, as it does when all of them take appends: a
 // keyed record stays on its key's partition, and waits there, retried,
 // for the partition to take appends again or its DeliveryTimeout. As
 // Partition, it is called under the topic's lock, and must not block nor
