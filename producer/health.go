@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/runnel/runnel/api"
 )
@@ -37,10 +38,15 @@ func (p *Producer) unwritable(ctx context.Context, topic string) ([]int32, error
 	return slices.Compact(down), nil
 }
 
+// asks reports whether the producer asks a HealthClient about the topic:
+// it has one, and the topic's partitioner can use the answer.
+func (t *topicState) asks() bool { return t.p.health != nil && t.cons != nil }
+
 // lookHealth asks the HealthClient which of the topic's partitions refuse
-// appends, and takes the answer (see setDown). An error changes nothing.
+// appends, and takes the answer (see setDown), if the producer asks about
+// the topic. An error changes nothing.
 func (t *topicState) lookHealth(ctx context.Context) {
-	if t.p.health == nil {
+	if !t.asks() {
 		return
 	}
 	t.looking.Add(1) // before the ticket: see writableAgain
@@ -51,6 +57,17 @@ func (t *topicState) lookHealth(ctx context.Context) {
 		return
 	}
 	t.setDown(down, ticket)
+}
+
+// lookHealthBy is lookHealth ended by deadline: that of the look-up of the
+// topic's partition count it follows.
+func (t *topicState) lookHealthBy(ctx context.Context, deadline time.Time) {
+	if !t.asks() {
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	t.lookHealth(ctx)
 }
 
 // refusedStorage tells that a batch of the partition was refused with
@@ -78,7 +95,7 @@ func (pp *partition) acknowledged(b *batch) {
 // the HealthClient what it says of every partition (lookSoon): its
 // answer, newer, is taken (see setDown), this partition's too.
 func (t *topicState) markRefused(id int32) {
-	if t.p.health == nil || t.cons == nil || t.isDown(id) {
+	if !t.asks() || t.isDown(id) {
 		return
 	}
 	t.mu.Lock()

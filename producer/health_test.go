@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -98,15 +99,7 @@ func (c *healthClient) UnwritablePartitions(context.Context, string) ([]int32, e
 func (c *healthClient) stats() (appended, refused map[int32]int, asked, counts int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps(c.appended), maps(c.refused), c.asked, c.counts
-}
-
-func maps(m map[int32]int) map[int32]int {
-	out := make(map[int32]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.appended), maps.Clone(c.refused), c.asked, c.counts
 }
 
 func healthCtx(t *testing.T) context.Context {
@@ -358,10 +351,7 @@ func TestHealthRefreshedWithTheCount(t *testing.T) {
 // An answer begun before another that answered first is not taken, nor
 // one begun before an append that said otherwise.
 func TestHealthStaleAnswers(t *testing.T) {
-	c := newHealthClient(3)
-	p := newHealthProducer(t, c)
-	partitionsOf(t, p, keyless(1)...)
-	tp := p.knownTopic("t")
+	p, tp := writtenTopic(t, 3)
 	first, second := tp.healthLooks.Add(1), tp.healthLooks.Add(1)
 	tp.setDown([]int32{2}, second)
 	tp.setDown([]int32{1}, first) // older: ignored
@@ -509,10 +499,7 @@ func TestHealthRetriesOfAKnownRefusalAskNoMore(t *testing.T) {
 // What the producer knew of partitions the topic no longer has goes: a
 // partition added again later is a new one, taken as taking appends.
 func TestHealthForgetsPartitionsGone(t *testing.T) {
-	c := newHealthClient(3)
-	p := newHealthProducer(t, c)
-	partitionsOf(t, p, keyless(1)...)
-	tp := p.knownTopic("t")
+	p, tp := writtenTopic(t, 3)
 	tp.setDown([]int32{2}, tp.healthLooks.Add(1))
 	if n, _ := tp.follow(2, tp.looks.Add(1)); n != 2 {
 		t.Fatalf("count %d, want 2", n)
@@ -523,6 +510,16 @@ func TestHealthForgetsPartitionsGone(t *testing.T) {
 	if got := downOf(p, "t"); got != nil {
 		t.Fatalf("down %v, want none: partition 2 is a new one", got)
 	}
+}
+
+// writtenTopic returns a producer over a healthClient of n partitions
+// that takes appends on all, which has written a record to its topic "t",
+// and the topic's state.
+func writtenTopic(t *testing.T, n int) (*Producer, *topicState) {
+	t.Helper()
+	p := newHealthProducer(t, newHealthClient(n))
+	partitionsOf(t, p, keyless(1)...)
+	return p, p.knownTopic("t")
 }
 
 func downOf(p *Producer, topic string) []int32 {
@@ -644,10 +641,7 @@ func TestHealthIgnoresIdsNoPartitionHas(t *testing.T) {
 // review: one in about 14,000 rounds under -race; here the answer comes
 // there every time).
 func TestHealthAckDuringALook(t *testing.T) {
-	c := newHealthClient(2)
-	p := newHealthProducer(t, c)
-	partitionsOf(t, p, keyless(1)...)
-	tp := p.knownTopic("t")
+	p, tp := writtenTopic(t, 2)
 	tp.looking.Add(1)
 	ticket := tp.healthLooks.Add(1)
 	testHookAcked = func() {
@@ -668,10 +662,7 @@ func TestHealthAckDuringALook(t *testing.T) {
 // which takes no lock, finds the partition not down yet, and setDown
 // looks at the acknowledgements again once it stored the answer.
 func TestHealthAckWhileAnAnswerIsStored(t *testing.T) {
-	c := newHealthClient(2)
-	p := newHealthProducer(t, c)
-	partitionsOf(t, p, keyless(1)...)
-	tp := p.knownTopic("t")
+	p, tp := writtenTopic(t, 2)
 	tp.looking.Add(1)
 	ticket := tp.healthLooks.Add(1)
 	testHookAnswer = func() {

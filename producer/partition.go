@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,13 +68,11 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		return nil, err
 	}
 	t, made, err := p.newTopic(name, n)
-	if made && t.cons != nil && p.health != nil {
+	if made {
 		// Which partitions take appends, before the first record is
 		// partitioned, by the same deadline as the count (the records of
 		// other goroutines meanwhile may go to any).
-		hctx, cancel := context.WithDeadline(ctx, deadline)
-		t.lookHealth(hctx)
-		cancel()
+		t.lookHealthBy(ctx, deadline)
 	}
 	return t, err
 }
@@ -259,9 +258,7 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 	deadline := pp.nextDeadline()
 	ctx := dl.start(deadline)
 	t.refresh(ctx, deadline)
-	if t.cons != nil {
-		t.lookHealth(ctx)
-	}
+	t.lookHealth(ctx)
 	dl.stop()
 }
 
@@ -313,11 +310,7 @@ func (t *topicState) lookAgain(ctx context.Context, block bool) error {
 	// A topic created again: what the producer knew of the old one's
 	// partitions is not of these.
 	t.setDown(nil, t.healthLooks.Add(1))
-	if t.cons != nil {
-		hctx, cancel := context.WithDeadline(ctx, deadline)
-		t.lookHealth(hctx)
-		cancel()
-	}
+	t.lookHealthBy(ctx, deadline)
 	return nil
 }
 
@@ -505,7 +498,7 @@ func (t *topicState) newBatchIndex(pp *partition, chosen int32, mapped bool) (in
 	if mapped || t.writable == nil || t.cons == nil {
 		return chosen, true
 	}
-	i, found := slices.BinarySearchFunc(t.writable, pp.id, func(w *partition, id int32) int { return int(w.id) - int(id) })
+	i, found := slices.BinarySearchFunc(t.writable, pp.id, func(w *partition, id int32) int { return cmp.Compare(w.id, id) })
 	return int32(i), found
 }
 
