@@ -18,7 +18,7 @@ import (
 )
 
 // Op names the kind of request a Fault matches: one method of
-// producer.AsyncClient or consumer.Client.
+// producer.AsyncClient, producer.HealthClient or consumer.Client.
 type Op uint8
 
 // The requests a producer or consumer makes of a broker. The zero Op is
@@ -29,6 +29,10 @@ const (
 	OpListOffset                   // ListOffset
 	OpPartitions                   // Partitions
 	OpInitProducerID               // InitProducerID
+	// OpUnwritablePartitions is UnwritablePartitions: which partitions of
+	// a topic refuse appends, as a producer asks (see
+	// producer.HealthClient and ReportUnwritable).
+	OpUnwritablePartitions
 )
 
 // String returns the Op's name, as error messages give it: "produce", ...
@@ -44,6 +48,8 @@ func (o Op) String() string {
 		return "partitions"
 	case OpInitProducerID:
 		return "init producer id"
+	case OpUnwritablePartitions:
+		return "unwritable partitions"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -102,6 +108,22 @@ const (
 	// Observe rule does not end the matching: a later rule may still
 	// apply to the request. Err must be nil.
 	Observe
+	// ReportUnwritable (OpUnwritablePartitions only) adds the Fault's
+	// Partitions, which must be given, to the broker's answer: the test's
+	// say that they refuse appends, as a Kafka broker's metadata reports
+	// a partition without a leader or whose log directory is offline
+	// (what a kfake ControlKey on Metadata makes up). A producer then
+	// sends its records that may go to any partition (see
+	// producer.ConsistentPartitioner) to the others. It changes no
+	// append: pair it with an OpProduce rule that fails those partitions'
+	// requests with api.ErrStorage, and the test has partitions that
+	// refuse appends as on a full disk, and say so. Like Observe, it
+	// counts the request and does not end the matching: the Partitions of
+	// every ReportUnwritable rule the request reaches are added, and a
+	// later rule may still fail or hold it. When the broker's own answer
+	// is an error (an unknown topic), the call fails with it, the rule
+	// counted all the same. Err must be nil.
+	ReportUnwritable
 )
 
 // Unlimited is the Count of a Fault that applies to every request it
@@ -123,6 +145,8 @@ func (a Action) String() string {
 		return "HoldRequest"
 	case Observe:
 		return "Observe"
+	case ReportUnwritable:
+		return "ReportUnwritable"
 	}
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
@@ -139,16 +163,19 @@ type Fault struct {
 	// names none: Topic must be "".
 	Topic string
 	// Partitions, unless empty, are the partitions the rule matches: the
-	// request must name one of them. Empty matches any. OpPartitions and
-	// OpInitProducerID name none: Partitions must be nil.
+	// request must name one of them. Empty matches any. OpPartitions,
+	// OpInitProducerID and OpUnwritablePartitions name none: Partitions
+	// must be nil, but for a ReportUnwritable rule, for which they are
+	// those it reports (see ReportUnwritable) and do not narrow what it
+	// matches.
 	Partitions []int32
 	// Action is what the Fault does (FailRequest when not set).
 	Action Action
 	// Err is the error the request fails with, as the Err of an
 	// *InjectedError: a sentinel of package api, say (api.ErrNotLeader
 	// is retriable, api.ErrPolicyViolation is not: see api.IsRetriable).
-	// It must be set but for HoldRequest and Observe, for which it must
-	// be nil.
+	// It must be set but for HoldRequest, Observe and ReportUnwritable,
+	// for which it must be nil.
 	Err error
 	// Count is how many requests the Fault applies to, at least 1, or
 	// Unlimited. It must be set: kfake's Fault takes 0 for one request,
@@ -200,7 +227,8 @@ type Request struct {
 	// Op is the kind of request.
 	Op Op
 	// Topic and Partition are those the request names: "" for
-	// OpInitProducerID, and -1 for it and OpPartitions.
+	// OpInitProducerID, and -1 for it, OpPartitions and
+	// OpUnwritablePartitions.
 	Topic     string
 	Partition int32
 	// Produce is the produce request (OpProduce), as the producer sent it,
@@ -328,10 +356,12 @@ func NewFaults(t testing.TB, b *runnel.Broker) *Faults {
 // and returns it. It fails the test (the Fatalf of NewFaults' t, so call
 // it from that test's goroutine) on a Fault that makes no sense: an Op or Action that
 // is none of those above, an Action for another Op (FailPartitions for
-// OpFetch only; LoseResponse and FailAck for OpProduce only), a nil Err
-// (or one with HoldRequest or Observe), a Count of 0 or below Unlimited,
-// a negative Skip or partition, a Topic for OpInitProducerID or
-// Partitions for it or OpPartitions.
+// OpFetch only; LoseResponse and FailAck for OpProduce only;
+// ReportUnwritable for OpUnwritablePartitions only), a nil Err (or one
+// with HoldRequest, Observe or ReportUnwritable), a Count of 0 or below
+// Unlimited, a negative Skip or partition, a Topic for OpInitProducerID,
+// Partitions for it, OpPartitions or OpUnwritablePartitions (but with
+// ReportUnwritable, which needs them).
 func (f *Faults) Add(fault Fault) *Rule {
 	f.t.Helper()
 	if err := fault.check(); err != nil {
@@ -349,17 +379,21 @@ func (f *Faults) Add(fault Fault) *Rule {
 
 func (fault *Fault) check() error {
 	switch op := fault.Op; {
-	case op < OpProduce || op > OpInitProducerID:
+	case op < OpProduce || op > OpUnwritablePartitions:
 		return fmt.Errorf("unknown Op %d", uint8(op))
-	case fault.Action > Observe:
+	case fault.Action > ReportUnwritable:
 		return fmt.Errorf("unknown Action %d", uint8(fault.Action))
 	case fault.Action == FailPartitions && op != OpFetch:
 		return fmt.Errorf("FailPartitions applies to OpFetch only, not %s", op)
 	case (fault.Action == LoseResponse || fault.Action == FailAck) && op != OpProduce:
 		return fmt.Errorf("%s applies to OpProduce only, not %s", fault.Action, op)
-	case (fault.Action == HoldRequest || fault.Action == Observe) && fault.Err != nil:
+	case fault.Action == ReportUnwritable && op != OpUnwritablePartitions:
+		return fmt.Errorf("ReportUnwritable applies to OpUnwritablePartitions only, not %s", op)
+	case fault.Action == ReportUnwritable && len(fault.Partitions) == 0:
+		return errors.New("ReportUnwritable needs the Partitions it reports")
+	case fault.takesNoErr() && fault.Err != nil:
 		return fmt.Errorf("%s takes no Err", fault.Action)
-	case fault.Action != HoldRequest && fault.Action != Observe && fault.Err == nil:
+	case !fault.takesNoErr() && fault.Err == nil:
 		return fmt.Errorf("%s needs an Err", fault.Action)
 	case fault.Count < Unlimited:
 		return fmt.Errorf("negative Count %d (Unlimited, -1, for no limit)", fault.Count)
@@ -367,7 +401,8 @@ func (fault *Fault) check() error {
 		return fmt.Errorf("negative Skip %d", fault.Skip)
 	case op == OpInitProducerID && fault.Topic != "":
 		return fmt.Errorf("%s names no topic", op)
-	case (op == OpInitProducerID || op == OpPartitions) && fault.Partitions != nil:
+	case (op == OpInitProducerID || op == OpPartitions || op == OpUnwritablePartitions) &&
+		fault.Partitions != nil && fault.Action != ReportUnwritable:
 		return fmt.Errorf("%s names no partition", op)
 	}
 	for _, p := range fault.Partitions {
@@ -379,6 +414,16 @@ func (fault *Fault) check() error {
 		return errors.New("a Count of 0: say how many requests, at least 1, or Unlimited (kfake's Fault takes 0 for one: that is Count 1 here)")
 	}
 	return nil
+}
+
+// takesNoErr reports whether the Fault's Action lets requests go on, and
+// so has no error to fail them with.
+func (fault *Fault) takesNoErr() bool {
+	switch fault.Action {
+	case HoldRequest, Observe, ReportUnwritable:
+		return true
+	}
+	return false
 }
 
 // Rule is a Fault added to a Faults: it applies until its Count is
@@ -399,8 +444,9 @@ type Rule struct {
 
 // Hits returns how many requests the rule has applied to so far: failed,
 // held (counted when the hold begins), whose answer it lost or whose
-// acknowledgement it failed (counted once the broker appended them), or
-// observed; not those it let through under Skip.
+// acknowledgement it failed (counted once the broker appended them),
+// observed, or whose answer it added to (ReportUnwritable); not those it
+// let through under Skip.
 func (r *Rule) Hits() int {
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
@@ -488,8 +534,9 @@ func (f *Faults) dropLocked(r *Rule) {
 // take returns the first rule that matches the request reqs describe
 // (one Request, or one per partition of a Fetch), counting the request as
 // its hit, and which of reqs it matched; nil when no rule applies. A rule
-// still skipping lets the request by, and an Observe rule counts it and
-// lets later rules match it. A LoseResponse or FailAck rule is only
+// still skipping lets the request by, and an Observe or ReportUnwritable
+// rule counts it and lets later rules match it; the Partitions of the
+// ReportUnwritable ones are returned (reported). A LoseResponse or FailAck rule is only
 // reserved (its Count taken): the caller counts the hit with applied
 // once the broker has appended the request, or gives the Count back with
 // refund. The error is that of a Match that panicked.
@@ -498,7 +545,7 @@ func (f *Faults) dropLocked(r *Rule) {
 // go while a rule's Match runs: a rule added meanwhile, after the one
 // being matched, is matched next; one removed or spent meanwhile no
 // longer applies.
-func (f *Faults) take(reqs []Request) (*Rule, []bool, error) {
+func (f *Faults) take(reqs []Request) (_ *Rule, _ []bool, reported []int32, _ error) {
 	op := reqs[0].Op
 	var next uint64 // the seq of the next rule to try
 	for {
@@ -509,34 +556,38 @@ func (f *Faults) take(reqs []Request) (*Rule, []bool, error) {
 		}
 		f.mu.Unlock()
 		if r == nil {
-			return nil, nil, nil
+			return nil, nil, reported, nil
 		}
 		next = r.seq + 1
 		matched, err := r.match(reqs)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if matched == nil {
 			continue
 		}
-		if f.count(r) {
-			return r, matched, nil
+		switch counted, ends := f.count(r); {
+		case ends:
+			return r, matched, reported, nil
+		case counted && r.fault.Action == ReportUnwritable:
+			reported = append(reported, r.fault.Partitions...)
 		}
 	}
 }
 
-// count counts a request the rule matched, and reports whether the rule
-// applies to it: not when the rule is removed or spent, still skipping,
-// or Observe.
-func (f *Faults) count(r *Rule) bool {
+// count counts a request the rule matched, and reports whether it did
+// (not when the rule is removed or spent, or still skipping) and whether
+// the rule ends the matching: it applies, and is not Observe nor
+// ReportUnwritable.
+func (f *Faults) count(r *Rule) (counted, ends bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.removed || r.left == 0 {
-		return false
+		return false, false
 	}
 	if r.skip > 0 {
 		r.skip--
-		return false
+		return false, false
 	}
 	if a := r.fault.Action; a != LoseResponse && a != FailAck {
 		r.hitLocked()
@@ -547,7 +598,7 @@ func (f *Faults) count(r *Rule) bool {
 			f.dropLocked(r) // spent; Remove still releases what it holds
 		}
 	}
-	return r.fault.Action != Observe
+	return true, r.fault.Action != Observe && r.fault.Action != ReportUnwritable
 }
 
 // match returns which of reqs the rule matches (its Topic, Partitions and
@@ -626,12 +677,14 @@ func describe(op Op, topic string, partition int32) string {
 }
 
 // matches reports whether the rule's topic and partitions take topic and
-// partition (-1: the request names none).
+// partition (-1: the request names none). A ReportUnwritable rule's
+// partitions are what it reports, not what it matches.
 func (r *Rule) matches(topic string, partition int32) bool {
 	if r.fault.Topic != "" && r.fault.Topic != topic {
 		return false
 	}
-	return len(r.fault.Partitions) == 0 || slices.Contains(r.fault.Partitions, partition)
+	return len(r.fault.Partitions) == 0 || r.fault.Action == ReportUnwritable ||
+		slices.Contains(r.fault.Partitions, partition)
 }
 
 // err is the error the rule fails a request with.
@@ -659,7 +712,7 @@ func (f *Faults) takeProduce(req *api.ProduceRequest) (*Rule, error) {
 	if req == nil {
 		return nil, nil // the broker's error
 	}
-	r, _, err := f.take([]Request{{Op: OpProduce, Topic: req.Topic, Partition: req.Partition, Produce: req}})
+	r, _, _, err := f.take([]Request{{Op: OpProduce, Topic: req.Topic, Partition: req.Partition, Produce: req}})
 	return r, err
 }
 
@@ -765,7 +818,7 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	if len(reqs) == 0 {
 		return f.b.Fetch(ctx, req) // matches no rule: the broker's answer
 	}
-	r, matched, err := f.take(reqs)
+	r, matched, _, err := f.take(reqs)
 	if err != nil {
 		return api.FetchResponse{}, err
 	}
@@ -813,7 +866,7 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 // matches. Errors: b.ListOffset's; an *InjectedError; ctx's error for a
 // held request.
 func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
-	r, _, err := f.take([]Request{{Op: OpListOffset, Topic: topic, Partition: partition, Timestamp: timestamp}})
+	r, _, _, err := f.take([]Request{{Op: OpListOffset, Topic: topic, Partition: partition, Timestamp: timestamp}})
 	if err != nil {
 		return api.ListedOffset{}, err
 	}
@@ -829,7 +882,7 @@ func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, 
 // matches. Errors: b.Partitions'; an *InjectedError; ctx's error for a
 // held request.
 func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
-	r, _, err := f.take([]Request{{Op: OpPartitions, Topic: topic, Partition: -1}})
+	r, _, _, err := f.take([]Request{{Op: OpPartitions, Topic: topic, Partition: -1}})
 	if err != nil {
 		return 0, err
 	}
@@ -841,18 +894,36 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 	return f.b.Partitions(ctx, topic)
 }
 
-// UnwritablePartitions is the broker's, which no rule applies to: a
-// producer over Faults learns which partitions truly refuse appends
-// (see producer.HealthClient).
+// UnwritablePartitions is b.UnwritablePartitions but for the requests a
+// rule of OpUnwritablePartitions matches: the partitions of the
+// ReportUnwritable rules are added to the broker's answer (sorted, each
+// once), and a FailRequest or HoldRequest rule fails or holds the call.
+// Errors: b.UnwritablePartitions'; an *InjectedError; ctx's error for a
+// held request.
 func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
-	return f.b.UnwritablePartitions(ctx, topic)
+	r, _, reported, err := f.take([]Request{{Op: OpUnwritablePartitions, Topic: topic, Partition: -1}})
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		if err := r.apply(ctx, topic, -1); err != nil {
+			return nil, err
+		}
+	}
+	down, err := f.b.UnwritablePartitions(ctx, topic)
+	if err != nil || len(reported) == 0 {
+		return down, err
+	}
+	down = append(down, reported...)
+	slices.Sort(down)
+	return slices.Compact(down), nil
 }
 
 // InitProducerID is b.InitProducerID but for the requests a rule of
 // OpInitProducerID matches. Errors: b.InitProducerID's; an
 // *InjectedError; ctx's error for a held request.
 func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
-	r, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
+	r, _, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
 	if err != nil {
 		return 0, 0, err
 	}

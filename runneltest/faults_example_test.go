@@ -100,3 +100,37 @@ func ExampleFault_Match() {
 	// orders-0@0 a!
 	// orders-0@1 b!
 }
+
+// A partition on a full disk, made of two rules: partition 1 refuses
+// every produce request with KAFKA_STORAGE_ERROR (api.ErrStorage), and
+// the producer's question of which partitions refuse appends is told so
+// (ReportUnwritable). The producer sends its records without a key to
+// the other partitions, the first of them too; a record whose key
+// belongs to partition 1 still goes there, and fails at its delivery
+// timeout.
+func ExampleAction_reportUnwritable() {
+	runTest(func(t testing.TB) {
+		ctx := context.Background()
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+		f := runneltest.NewFaults(t, b)
+		refused := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Partitions: []int32{1},
+			Err: api.ErrStorage, Count: runneltest.Unlimited})
+		f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+			Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
+		p := runneltest.NewProducer(t, f, producer.DeliveryTimeout(time.Second))
+
+		for i := range 6 {
+			r := &record.Record{Topic: "orders", Value: fmt.Appendf(nil, "event %d", i)}
+			if err := p.ProduceSync(ctx, r); err != nil || r.Partition == 1 {
+				fmt.Println("event", i, "went to partition", r.Partition, err)
+			}
+		}
+		fmt.Println("requests refused:", refused.Hits())
+
+		err := p.ProduceSync(ctx, &record.Record{Topic: "orders", Key: []byte("customer-3"), Value: []byte("keyed")})
+		fmt.Println("keyed record of partition", producer.KeyPartition([]byte("customer-3"), 3), "refused:", errors.Is(err, api.ErrStorage))
+	})
+	// Output:
+	// requests refused: 0
+	// keyed record of partition 1 refused: true
+}

@@ -73,6 +73,14 @@ var matchCalls = []matchCall{
 		func(t *testing.T, req runneltest.Request) {
 			require.Equal(t, runneltest.Request{Op: runneltest.OpInitProducerID, Partition: -1}, req)
 		}},
+	{runneltest.OpUnwritablePartitions,
+		func(t *testing.T, f *runneltest.Faults) error {
+			_, err := f.UnwritablePartitions(t.Context(), "orders")
+			return err
+		},
+		func(t *testing.T, req runneltest.Request) {
+			require.Equal(t, runneltest.Request{Op: runneltest.OpUnwritablePartitions, Topic: "orders", Partition: -1}, req)
+		}},
 }
 
 // produceRequest is a produce request of one uncompressed batch holding

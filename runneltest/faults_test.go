@@ -543,6 +543,11 @@ func TestFaultsBadInput(t *testing.T) {
 		{"partitions of partitions", runneltest.Fault{Op: runneltest.OpPartitions, Partitions: []int32{0}, Err: err}, "names no partition"},
 		{"partitions of init producer id", runneltest.Fault{Op: runneltest.OpInitProducerID, Partitions: []int32{0}, Err: err, Count: 1}, "names no partition"},
 		{"FailAck without Err", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.FailAck, Count: 1}, "needs an Err"},
+		{"ReportUnwritable on produce", runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.ReportUnwritable, Partitions: []int32{0}, Count: 1}, "OpUnwritablePartitions only"},
+		{"ReportUnwritable of no partition", runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.ReportUnwritable, Count: 1}, "needs the Partitions it reports"},
+		{"ReportUnwritable with Err", runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.ReportUnwritable, Partitions: []int32{0}, Err: err, Count: 1}, "takes no Err"},
+		{"ReportUnwritable of a negative partition", runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.ReportUnwritable, Partitions: []int32{-1}, Count: 1}, "partition -1"},
+		{"partitions of unwritable partitions", runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Partitions: []int32{0}, Err: err, Count: 1}, "names no partition"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fa *runneltest.Faults

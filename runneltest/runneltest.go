@@ -162,6 +162,12 @@
 //	                                               inject api.ErrNotLeader, not kerr's
 //	                                               UnknownTopicOrPartition, into a fetch to be
 //	                                               ridden out); handed b, they read past the faults
+//	c.ControlKey(kmsg.Metadata, fn) whose        Fault{Op: OpUnwritablePartitions, Topic: "a",
+//	  answer gives partition 1 an error (no        Action: ReportUnwritable, Partitions: []int32{1},
+//	  leader, KAFKA_STORAGE_ERROR)                 Count: Unlimited}: the producer's records without a
+//	                                                 key go to the other partitions; with a rule failing
+//	                                                 partition 1's produce requests with api.ErrStorage,
+//	                                                 a partition on a full disk
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
@@ -185,7 +191,8 @@
 // (kfake.NumBrokers above 1, MoveTopicPartition, AddNode); intercepting
 // any request at the broker (kfake's Control, KeepControl, SleepControl,
 // Fault): Faults intercepts what the producer and consumer ask of it
-// (produce, fetch, offset look-ups, partition counts, producer ids), not
+// (produce, fetch, offset look-ups, partition counts, producer ids,
+// which partitions refuse appends), not
 // the admin calls the code under test makes on the *runnel.Broker
 // itself, nor requests made up to answer anything (a Client of the
 // test's own does that); SASL, TLS, ACLs, and older protocol versions
