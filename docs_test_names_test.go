@@ -14,8 +14,10 @@ import (
 // true: every test or fuzz target that a Markdown file of the repository
 // (README.md, CHANGELOG.md, docs/details.md, benchmarks/README.md, the
 // testdata READMEs) names outside a code block (in prose, or in a `go
-// test -run` command) is a test of the module or the peers module, or the
-// prefix of one (a -run pattern, or `TestFetchWaiting*`), and every
+// test -run` command) is a test of the module or the peers module, or,
+// where the text says it stands for several (in a -run or -fuzz pattern,
+// or followed by `*`, `(`, `|` or `[`: `TestFetchWaiting*`), the prefix
+// of one, and every
 // `..._test.go` file they name exists, under the path given or, named
 // bare, in some package. Renaming a test or moving it to another file
 // without the docs fails here, not in a reader's search.
@@ -55,10 +57,7 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 	if !tests["TestDocsNameTestsThatExist"] || !bare["docs_test_names_test.go"] || !slices.Contains(docs, filepath.Join("docs", "details.md")) {
 		t.Fatalf("the walk found %d tests in %d files and the docs %q, not this test or docs/details.md", len(tests), len(paths), docs)
 	}
-	isTest := func(name string) bool {
-		if tests[name] {
-			return true
-		}
+	isPrefix := func(name string) bool {
 		for n := range tests {
 			if strings.HasPrefix(n, name) {
 				return true
@@ -67,6 +66,9 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 		return false
 	}
 	name := regexp.MustCompile(`\b(?:Test|Fuzz)[A-Z]\w*`)
+	// A -run or -fuzz pattern (its regexp matches any test whose name it
+	// is in), which a name inside may begin rather than be whole.
+	pattern := regexp.MustCompile(`-(?:run|fuzz)[ =]'?[^ ']*`)
 	file := regexp.MustCompile(`[\w./-]*_test\.go\b`)
 	for _, doc := range docs {
 		data, err := os.ReadFile(doc)
@@ -82,9 +84,22 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 			if inCode {
 				continue // a user's code: README's TestSignup is the reader's test
 			}
-			for _, n := range name.FindAllString(line, -1) {
-				if n != "FuzzX" && !isTest(n) { // FuzzX: any target, in go test's output
+			patterns := pattern.FindAllStringIndex(line, -1)
+			for _, m := range name.FindAllStringIndex(line, -1) {
+				n := line[m[0]:m[1]]
+				if n == "FuzzX" || tests[n] { // FuzzX: any target, in go test's output
+					continue
+				}
+				// A prefix only where the text says so: a glob
+				// (TestDiskFull*), a regexp's group or alternative
+				// (TestCrash(Reorder)?), or a -run pattern.
+				glob := m[1] < len(line) && strings.ContainsRune("*(|[", rune(line[m[1]]))
+				inPattern := slices.ContainsFunc(patterns, func(p []int) bool { return p[0] <= m[0] && m[1] <= p[1] })
+				switch {
+				case !isPrefix(n):
 					t.Errorf("%s:%d names %s, which is no test and no prefix of one", doc, i+1, n)
+				case !glob && !inPattern:
+					t.Errorf("%s:%d names %s, which is no test but the prefix of some: name one, or write %s*", doc, i+1, n, n)
 				}
 			}
 			for _, f := range file.FindAllString(line, -1) {
