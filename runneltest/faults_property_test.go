@@ -31,7 +31,9 @@ import (
 // Produce and its promises, ProduceSync, and records whose ctx is
 // cancelled, while rules fail requests (retriable errors, and now and
 // then one that is not), lose answers after the append, fail
-// acknowledgements and hold requests for a while. Once flushed, the
+// acknowledgements and hold requests for a while, and tell some of the
+// producers' look-ups that partitions refuse appends (their records
+// without a key then go elsewhere for a while). Once flushed, the
 // topic is read from the broker itself, and:
 //
 //  1. a record whose outcome was nil is in the log once, at the partition
@@ -288,7 +290,7 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 	for i, pp := range prods {
 		plans[i] = pp.plan(t, rand.New(rand.NewPCG(seed, uint64(i))))
 	}
-	inj := newPropInjector(f, parts, &progress, rand.New(rand.NewPCG(seed, 0x696e6a)))
+	inj := newPropInjector(f, parts, &progress, rand.New(rand.NewPCG(seed, 0x696e6a)), rand.New(rand.NewPCG(seed, 0x6865616c7468)))
 	if verbose {
 		inj.log = t.Logf
 	}
@@ -599,12 +601,16 @@ type propInjector struct {
 	parts    int
 	progress *atomic.Int64 // records produced
 	rng      *rand.Rand
-	kinds    map[string]int                   // rules added, by kind
-	log      func(format string, args ...any) // each rule added, if not nil
+	// hrng draws the ReportUnwritable rules, of its own: rng's draws
+	// stay as they were before there were any.
+	hrng    *rand.Rand
+	reports []*runneltest.Rule               // the ReportUnwritable rules added
+	kinds   map[string]int                   // rules added, by kind
+	log     func(format string, args ...any) // each rule added, if not nil
 }
 
-func newPropInjector(f *runneltest.Faults, parts int, progress *atomic.Int64, rng *rand.Rand) *propInjector {
-	return &propInjector{f: f, parts: parts, progress: progress, rng: rng, kinds: map[string]int{}}
+func newPropInjector(f *runneltest.Faults, parts int, progress *atomic.Int64, rng, hrng *rand.Rand) *propInjector {
+	return &propInjector{f: f, parts: parts, progress: progress, rng: rng, hrng: hrng, kinds: map[string]int{}}
 }
 
 // run adds a rule every few records the producers produce (looking every
@@ -653,6 +659,13 @@ func (in *propInjector) run(ctx context.Context, stop <-chan struct{}) {
 			if fault.Action == runneltest.HoldRequest {
 				holds = append(holds, hold{r, now.Add(time.Duration(500+in.rng.IntN(4500)) * time.Microsecond)})
 			}
+			if fault, ok := in.report(); ok {
+				in.reports = append(in.reports, in.f.Add(fault))
+				in.kinds["report unwritable"]++
+				if in.log != nil {
+					in.log("after %d records: rule report unwritable: %v, Count %d", n, fault.Partitions, fault.Count)
+				}
+			}
 		}
 		timer.Reset(time.Duration(200+in.rng.IntN(1800)) * time.Microsecond)
 	}
@@ -695,10 +708,40 @@ func (in *propInjector) fault() (runneltest.Fault, string) {
 	}
 }
 
+// report draws, now and then, a rule that tells the producers' next few
+// look-ups that some partitions refuse appends (they do not, but for the
+// other rules): the records without a key go elsewhere for a while,
+// which changes no promise the test checks. The producers look when a
+// batch is refused with KAFKA_STORAGE_ERROR (log.ErrLogFenced above), and
+// when they first write.
+func (in *propInjector) report() (runneltest.Fault, bool) {
+	if in.hrng.IntN(4) > 0 {
+		return runneltest.Fault{}, false
+	}
+	f := runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: propTopic, Action: runneltest.ReportUnwritable,
+		Count: 1 + in.hrng.IntN(3)}
+	for p := range int32(in.parts) {
+		if in.hrng.IntN(2) == 0 {
+			f.Partitions = append(f.Partitions, p)
+		}
+	}
+	if len(f.Partitions) == 0 {
+		f.Partitions = []int32{int32(in.hrng.IntN(in.parts))}
+	}
+	return f, true
+}
+
 func (in *propInjector) summary() string {
 	var s []string
 	for _, k := range slices.Sorted(maps.Keys(in.kinds)) {
 		s = append(s, fmt.Sprintf("%s %d", k, in.kinds[k]))
+	}
+	if len(in.reports) > 0 {
+		hits := 0
+		for _, r := range in.reports {
+			hits += r.Hits()
+		}
+		s = append(s, fmt.Sprintf("(look-ups told of unwritable partitions %d)", hits))
 	}
 	return strings.Join(s, ", ")
 }
