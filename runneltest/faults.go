@@ -24,15 +24,12 @@ type Op uint8
 // The requests a producer or consumer makes of a broker. The zero Op is
 // none: Add refuses it.
 const (
-	OpProduce        Op = iota + 1 // Produce and ProduceAsync
-	OpFetch                        // Fetch
-	OpListOffset                   // ListOffset
-	OpPartitions                   // Partitions
-	OpInitProducerID               // InitProducerID
-	// OpUnwritablePartitions is UnwritablePartitions: which partitions of
-	// a topic refuse appends, as a producer asks (see
-	// producer.HealthClient and ReportUnwritable).
-	OpUnwritablePartitions
+	OpProduce              Op = iota + 1 // Produce and ProduceAsync
+	OpFetch                              // Fetch
+	OpListOffset                         // ListOffset
+	OpPartitions                         // Partitions
+	OpInitProducerID                     // InitProducerID
+	OpUnwritablePartitions               // UnwritablePartitions (producer.HealthClient; see ReportUnwritable)
 )
 
 // String returns the Op's name, as error messages give it: "produce", ...
@@ -109,20 +106,31 @@ const (
 	// apply to the request. Err must be nil.
 	Observe
 	// ReportUnwritable (OpUnwritablePartitions only) adds the Fault's
-	// Partitions, which must be given, to the broker's answer: the test's
-	// say that they refuse appends, as a Kafka broker's metadata reports
-	// a partition without a leader or whose log directory is offline
-	// (what a kfake ControlKey on Metadata makes up). A producer then
-	// sends its records that may go to any partition (see
-	// producer.ConsistentPartitioner) to the others. It changes no
-	// append: pair it with an OpProduce rule that fails those partitions'
-	// requests with api.ErrStorage, and the test has partitions that
-	// refuse appends as on a full disk, and say so. Like Observe, it
-	// counts the request and does not end the matching: the Partitions of
-	// every ReportUnwritable rule the request reaches are added, and a
-	// later rule may still fail or hold it. When the broker's own answer
-	// is an error (an unknown topic), the call fails with it, the rule
-	// counted all the same. Err must be nil.
+	// Partitions, which must be given, to the broker's answer of which
+	// partitions refuse appends, as a Kafka broker's metadata reports a
+	// partition without a leader or whose log directory is offline (what
+	// a kfake ControlKey on Metadata makes up). Ids the topic does not
+	// have are passed on: the producer ignores them, until the topic
+	// grows to have them.
+	//
+	// A producer sends its records that may go to any partition (see
+	// producer.ConsistentPartitioner) to the others from its next look-up
+	// (see producer.HealthClient: when it first writes to the topic, each
+	// MetadataMaxAge, and when a batch is refused with
+	// KAFKA_STORAGE_ERROR), until a batch sent to such a partition is
+	// acknowledged (a keyed record's): the rule changes no append. Pair
+	// it with an OpProduce rule that fails those partitions' requests
+	// with api.ErrStorage, and the test has partitions that refuse
+	// appends as on a full disk, and that the producer learns of as a
+	// broker's.
+	//
+	// Like Observe, it counts the request and does not end the matching:
+	// the Partitions of every ReportUnwritable rule the request reaches
+	// are added, but those of a rule removed before the broker answered
+	// (while a later rule held the request, say), and a later rule may
+	// still fail or hold it. When the
+	// broker's own answer is an error (an unknown topic), the call fails
+	// with it, the rule counted all the same. Err must be nil.
 	ReportUnwritable
 )
 
@@ -153,9 +161,10 @@ func (a Action) String() string {
 
 // Fault says which requests a Rule matches and what it does to them. A
 // request matches when it is of Op, names Topic (any topic when Topic is
-// "") and one of Partitions (any when Partitions is empty), and Match, if
-// set, accepts it; a Fetch is matched partition by partition, and
-// matches when one of the partitions it names does.
+// "") and one of Partitions (any when Partitions is empty, or the
+// Partitions a ReportUnwritable rule reports), and Match, if set,
+// accepts it; a Fetch is matched partition by partition, and matches
+// when one of the partitions it names does.
 type Fault struct {
 	// Op is the kind of request the rule matches; it must be set.
 	Op Op
@@ -299,9 +308,10 @@ func (e *InjectedError) Error() string {
 // Unwrap returns Err, for errors.Is and errors.As.
 func (e *InjectedError) Unwrap() error { return e.Err }
 
-// Faults is a producer.AsyncClient and consumer.Client over a
-// *runnel.Broker that passes every request to the broker, but for those
-// its rules match, which it fails, or holds, as the rule says: what
+// Faults is a producer.AsyncClient, producer.HealthClient and
+// consumer.Client over a *runnel.Broker that passes every request to the
+// broker, but for those its rules match, which it fails, holds or
+// answers otherwise, as the rule says: what
 // kfake's ControlKey and Fault are for, without a Client of the test's
 // own. Hand it to NewProducer and NewConsumer (or to the code under test
 // that takes a producer.Client or consumer.Client) in place of the broker:
@@ -315,7 +325,8 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 // Rules can be added and removed at any time, also while requests are in
 // flight; a request is matched when it arrives, against the rules in the
 // order they were added, and the first that matches applies (one rule
-// per request). Its methods are safe for concurrent use. Faults starts
+// per request, but for Observe and ReportUnwritable rules, which let
+// later rules match it too). Its methods are safe for concurrent use. Faults starts
 // no goroutine that outlives a call: a held request waits on its caller's,
 // and a rule's Match runs on one of its own that the call waits for (see
 // Fault.Match). A Faults is made by NewFaults.
@@ -445,8 +456,10 @@ type Rule struct {
 // Hits returns how many requests the rule has applied to so far: failed,
 // held (counted when the hold begins), whose answer it lost or whose
 // acknowledgement it failed (counted once the broker appended them),
-// observed, or whose answer it added to (ReportUnwritable); not those it
-// let through under Skip.
+// observed, or reported to (ReportUnwritable: counted as the request
+// arrives, before the answer, which a later rule or the broker may still
+// fail, and before the producer takes it); not those it let through
+// under Skip.
 func (r *Rule) Hits() int {
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
@@ -535,8 +548,8 @@ func (f *Faults) dropLocked(r *Rule) {
 // (one Request, or one per partition of a Fetch), counting the request as
 // its hit, and which of reqs it matched; nil when no rule applies. A rule
 // still skipping lets the request by, and an Observe or ReportUnwritable
-// rule counts it and lets later rules match it; the Partitions of the
-// ReportUnwritable ones are returned (reported). A LoseResponse or FailAck rule is only
+// rule counts it and lets later rules match it; the ReportUnwritable ones
+// are returned (reporters). A LoseResponse or FailAck rule is only
 // reserved (its Count taken): the caller counts the hit with applied
 // once the broker has appended the request, or gives the Count back with
 // refund. The error is that of a Match that panicked.
@@ -545,7 +558,7 @@ func (f *Faults) dropLocked(r *Rule) {
 // go while a rule's Match runs: a rule added meanwhile, after the one
 // being matched, is matched next; one removed or spent meanwhile no
 // longer applies.
-func (f *Faults) take(reqs []Request) (_ *Rule, _ []bool, reported []int32, _ error) {
+func (f *Faults) take(reqs []Request) (_ *Rule, _ []bool, reporters []*Rule, _ error) {
 	op := reqs[0].Op
 	var next uint64 // the seq of the next rule to try
 	for {
@@ -556,7 +569,7 @@ func (f *Faults) take(reqs []Request) (_ *Rule, _ []bool, reported []int32, _ er
 		}
 		f.mu.Unlock()
 		if r == nil {
-			return nil, nil, reported, nil
+			return nil, nil, reporters, nil
 		}
 		next = r.seq + 1
 		matched, err := r.match(reqs)
@@ -568,9 +581,9 @@ func (f *Faults) take(reqs []Request) (_ *Rule, _ []bool, reported []int32, _ er
 		}
 		switch counted, ends := f.count(r); {
 		case ends:
-			return r, matched, reported, nil
+			return r, matched, reporters, nil
 		case counted && r.fault.Action == ReportUnwritable:
-			reported = append(reported, r.fault.Partitions...)
+			reporters = append(reporters, r)
 		}
 	}
 }
@@ -897,11 +910,12 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 // UnwritablePartitions is b.UnwritablePartitions but for the requests a
 // rule of OpUnwritablePartitions matches: the partitions of the
 // ReportUnwritable rules are added to the broker's answer (sorted, each
-// once), and a FailRequest or HoldRequest rule fails or holds the call.
-// Errors: b.UnwritablePartitions'; an *InjectedError; ctx's error for a
-// held request.
+// once; see ReportUnwritable), a FailRequest or HoldRequest rule fails
+// or holds the call, and an Observe rule counts it. Errors:
+// b.UnwritablePartitions'; an *InjectedError; ctx's error for a held
+// request.
 func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
-	r, _, reported, err := f.take([]Request{{Op: OpUnwritablePartitions, Topic: topic, Partition: -1}})
+	r, _, reporters, err := f.take([]Request{{Op: OpUnwritablePartitions, Topic: topic, Partition: -1}})
 	if err != nil {
 		return nil, err
 	}
@@ -911,10 +925,16 @@ func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int3
 		}
 	}
 	down, err := f.b.UnwritablePartitions(ctx, topic)
-	if err != nil || len(reported) == 0 {
+	if err != nil {
 		return down, err
 	}
-	down = append(down, reported...)
+	f.mu.Lock()
+	for _, rep := range reporters {
+		if !rep.removed { // not removed while the request was held
+			down = append(down, rep.fault.Partitions...)
+		}
+	}
+	f.mu.Unlock()
 	slices.Sort(down)
 	return slices.Compact(down), nil
 }

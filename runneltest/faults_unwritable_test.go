@@ -3,13 +3,21 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -90,10 +98,41 @@ func TestFaultsHoldUnwritablePartitions(t *testing.T) {
 
 	hold = f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.HoldRequest, Count: runneltest.Unlimited})
 	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		down, err := f.UnwritablePartitions(ctx, "orders")
+		done <- answer{down, err}
+	}()
+	require.NoError(t, hold.Wait(t.Context(), 1))
 	cancel()
-	_, err := f.UnwritablePartitions(ctx, "orders")
-	require.ErrorIs(t, err, context.Canceled)
+	got = <-done
+	require.ErrorIs(t, got.err, context.Canceled, "the ctx ended during the hold")
+	require.Nil(t, got.down)
 	hold.Remove()
+}
+
+// A request a later rule holds answers with the ReportUnwritable rules
+// as they are when the broker answers: not with one removed meanwhile
+// (the disk mended while the producer's look-up was held), still with
+// one spent by this very request.
+func TestFaultsReportRemovedDuringAHold(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+	f := runneltest.NewFaults(t, b)
+	mended := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+		Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
+	f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+		Action: runneltest.ReportUnwritable, Partitions: []int32{2}, Count: 1})
+	hold := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.HoldRequest, Count: 1})
+	done := make(chan []int32, 1)
+	go func() {
+		down, err := f.UnwritablePartitions(t.Context(), "orders")
+		assert.NoError(t, err)
+		done <- down
+	}()
+	require.NoError(t, hold.Wait(t.Context(), 1))
+	mended.Remove()
+	hold.Remove()
+	require.Equal(t, []int32{2}, <-done)
+	require.Equal(t, 1, mended.Hits(), "counted as the request arrived")
 }
 
 // A full disk's partition made of two rules: partition 1's produce
@@ -107,43 +146,46 @@ func TestFaultsUnwritableSteersKeylessRecords(t *testing.T) {
 		name string
 		p    producer.Partitioner
 	}{{"sticky", producer.StickyKeyPartitioner()}, {"round robin", producer.RoundRobinPartitioner()}} {
-		t.Run(part.name, func(t *testing.T) {
-			b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
-			f := runneltest.NewFaults(t, b)
-			refuse := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Partitions: []int32{1},
-				Err: api.ErrStorage, Count: runneltest.Unlimited})
-			report := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
-				Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
-			// Without the report, a record sent to partition 1 fails at
-			// its delivery timeout: this one bounds the test's time then.
-			p := runneltest.NewProducer(t, f, producer.RecordPartitioner(part.p),
-				producer.DeliveryTimeout(time.Second), producer.RetryBackoff(10*time.Millisecond))
-
-			used := map[int32]int{}
-			for i := range 30 {
-				r := &record.Record{Topic: "orders", Value: fmt.Appendf(nil, "v%d", i)}
-				require.NoError(t, p.ProduceSync(t.Context(), r), "record %d", i)
-				used[r.Partition]++
-			}
-			require.Zero(t, used[1], "no record without a key went to partition 1: %v", used)
-			require.NotZero(t, used[0], "%v", used)
-			require.NotZero(t, used[2], "%v", used)
-			require.Zero(t, refuse.Hits(), "the producer knew before its first record")
-			require.NotZero(t, report.Hits())
-
-			keyed := &record.Record{Topic: "orders", Key: keyOf(t, 1, 3), Value: []byte("k")}
-			err := p.ProduceSync(t.Context(), keyed)
-			if part.name == "round robin" {
-				require.NoError(t, err, "round robin puts keyed records anywhere")
-				require.NotEqual(t, int32(1), keyed.Partition)
-				require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 31)
-				return
-			}
-			require.ErrorIs(t, err, api.ErrStorage, "a keyed record stays on its key's partition")
-			require.NotZero(t, refuse.Hits())
-			require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 30)
-		})
+		t.Run(part.name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { steerKeyless(t, part.name, part.p) }) })
 	}
+}
+
+// steerKeyless is a subtest of TestFaultsUnwritableSteersKeylessRecords,
+// in a synctest bubble: the keyed record's delivery timeout passes on its
+// fake clock.
+func steerKeyless(t *testing.T, name string, part producer.Partitioner) {
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+	f := runneltest.NewFaults(t, b)
+	refuse := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Partitions: []int32{1},
+		Err: api.ErrStorage, Count: runneltest.Unlimited})
+	report := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+		Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
+	p := runneltest.NewProducer(t, f, producer.RecordPartitioner(part),
+		producer.DeliveryTimeout(time.Minute), producer.RetryBackoff(10*time.Millisecond))
+
+	used := map[int32]int{}
+	for i := range 30 {
+		r := &record.Record{Topic: "orders", Value: fmt.Appendf(nil, "v%d", i)}
+		require.NoError(t, p.ProduceSync(t.Context(), r), "record %d", i)
+		used[r.Partition]++
+	}
+	require.Zero(t, used[1], "no record without a key went to partition 1: %v", used)
+	require.NotZero(t, used[0], "%v", used)
+	require.NotZero(t, used[2], "%v", used)
+	require.Zero(t, refuse.Hits(), "the producer knew before its first record")
+	require.NotZero(t, report.Hits())
+
+	keyed := &record.Record{Topic: "orders", Key: keyOf(t, 1, 3), Value: []byte("k")}
+	err := p.ProduceSync(t.Context(), keyed)
+	if name == "round robin" {
+		require.NoError(t, err, "round robin puts keyed records anywhere")
+		require.NotEqual(t, int32(1), keyed.Partition)
+		require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 31)
+		return
+	}
+	require.ErrorIs(t, err, api.ErrStorage, "a keyed record stays on its key's partition")
+	require.NotZero(t, refuse.Hits())
+	require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 30)
 }
 
 // keyOf returns a key that Kafka's key hashing puts on partition p of n.
@@ -156,4 +198,81 @@ func keyOf(t *testing.T, p int32, n int) []byte {
 	}
 	t.Fatalf("no key for partition %d of %d", p, n)
 	return nil
+}
+
+// A ReportUnwritable rule skips and matches as another rule does; the
+// answer merges the broker's own (a partition whose failed fsync fenced
+// it) with the rules', each once and sorted, passes ids the topic does
+// not have as they are, and is the caller's: changing it changes no
+// later answer.
+func TestFaultsReportUnwritableMergesAndMatches(t *testing.T) {
+	var failing atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && failing.Load() && strings.Contains(name, "/orders-2/") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := runneltest.NewBroker(t, runneltest.Config(runnel.Config{FS: fsys, Dir: "/d"}), runneltest.Topic("orders", 4))
+	failing.Store(true)
+	t.Cleanup(func() { failing.Store(false) }) // before NewBroker's, which closes b
+	_, err := b.Produce(t.Context(), produceRequest(t, "orders", 2, "k", "v"))
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	f := runneltest.NewFaults(t, b)
+	ask := func() []int32 {
+		t.Helper()
+		down, err := f.UnwritablePartitions(t.Context(), "orders")
+		require.NoError(t, err)
+		return down
+	}
+	require.Equal(t, []int32{2}, ask(), "the broker's own answer")
+
+	skip := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.ReportUnwritable,
+		Partitions: []int32{9, 2, 0}, Count: 1, Skip: 1})
+	var seen []runneltest.Request
+	matched := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Action: runneltest.ReportUnwritable,
+		Partitions: []int32{3}, Count: runneltest.Unlimited,
+		Match: func(req runneltest.Request) bool {
+			seen = append(seen, req)
+			return len(seen)%2 == 0 // every other request
+		}})
+	require.Equal(t, []int32{2}, ask(), "skipped; Match refused")
+	got := ask()
+	require.Equal(t, []int32{0, 2, 3, 9}, got, "both rules' and the broker's, each once; 9, which the topic does not have, as it is")
+	got[0] = 7
+	require.Equal(t, []int32{2}, ask(), "the first spent, Match refused; the answer before changed nothing")
+	require.Equal(t, 1, skip.Hits())
+	require.Equal(t, 1, matched.Hits())
+	require.Len(t, seen, 3)
+}
+
+// A report alone changes no append: the producer takes the partition
+// for refusing until a batch sent there is acknowledged (a keyed
+// record's), and then sends its records without a key there again,
+// whatever the rule still says (see ReportUnwritable).
+func TestFaultsReportAloneLastsUntilAnAck(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+		Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
+	p := runneltest.NewProducer(t, f, producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+	keyless := func(n int) map[int32]int {
+		used := map[int32]int{}
+		for i := range n {
+			r := &record.Record{Topic: "orders", Value: fmt.Appendf(nil, "v%d", i)}
+			require.NoError(t, p.ProduceSync(t.Context(), r))
+			used[r.Partition]++
+		}
+		return used
+	}
+	require.Zero(t, keyless(9)[1], "reported: none to partition 1")
+	manual := runneltest.NewProducer(t, f, producer.RecordPartitioner(producer.ManualPartitioner()))
+	require.NoError(t, manual.ProduceSync(t.Context(), &record.Record{Topic: "orders", Partition: 1, Value: []byte("another producer's")}))
+	require.Zero(t, keyless(9)[1], "another producer's acknowledgement is not this one's")
+
+	p = runneltest.NewProducer(t, f) // the sticky partitioner keeps a keyed record on its partition
+	require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "orders", Key: keyOf(t, 1, 3), Value: []byte("k")}))
+	// The sticky partition moves at random, after each record here: 60
+	// miss partition 1 with a chance of (2/3)^60.
+	require.NotZero(t, keyless(60)[1], "acknowledged there: partition 1 takes appends again")
 }

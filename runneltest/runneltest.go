@@ -162,12 +162,13 @@
 //	                                               inject api.ErrNotLeader, not kerr's
 //	                                               UnknownTopicOrPartition, into a fetch to be
 //	                                               ridden out); handed b, they read past the faults
-//	c.ControlKey(kmsg.Metadata, fn) whose        Fault{Op: OpUnwritablePartitions, Topic: "a",
+//	c.ControlKey(kmsg.Metadata, fn) whose        f.Add(Fault{Op: OpUnwritablePartitions, Topic: "a",
 //	  answer gives partition 1 an error (no        Action: ReportUnwritable, Partitions: []int32{1},
-//	  leader, KAFKA_STORAGE_ERROR)                 Count: Unlimited}: the producer's records without a
-//	                                                 key go to the other partitions; with a rule failing
-//	                                                 partition 1's produce requests with api.ErrStorage,
-//	                                                 a partition on a full disk
+//	  leader, KAFKA_STORAGE_ERROR)                 Count: Unlimited}): from the producer's next look-up
+//	                                               (see producer.HealthClient), its records without a
+//	                                               key go to the other partitions; with a rule failing
+//	                                               partition 1's produce requests with api.ErrStorage,
+//	                                               a partition on a full disk
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
