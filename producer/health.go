@@ -19,6 +19,17 @@ import (
 // for a look at which partitions take appends (see markRefused).
 var storageCode = api.Code(api.ErrStorage)
 
+// leaderCodes are the codes of the errors that say a partition's leader
+// moved or is not known: LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER and
+// FENCED_LEADER_EPOCH, which are InvalidMetadataExceptions in Kafka's
+// Java client, whose producer refreshes its metadata on them (as it does
+// on KAFKA_STORAGE_ERROR and UNKNOWN_TOPIC_OR_PARTITION: see storageCode,
+// and partition.gone, which looks the topic up again). A batch refused
+// with one calls for a look, without taking its partition for refusing
+// (see refused). runnel's broker gives none of them; a Client of your
+// own, or a runneltest.Faults rule, may.
+var leaderCodes = []int16{5, api.Code(api.ErrNotLeader), 74}
+
 // unwritable asks the HealthClient for the partitions of topic that refuse
 // appends, until ctx ends or Close; the answer sorted, without repeats.
 func (p *Producer) unwritable(ctx context.Context, topic string) ([]int32, error) {
@@ -68,6 +79,21 @@ func (t *topicState) lookHealthBy(ctx context.Context, deadline time.Time) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	t.lookHealth(ctx)
+}
+
+// refused tells that a batch of the partition was refused, or its
+// acknowledgement failed, with err: with KAFKA_STORAGE_ERROR the producer
+// takes the partition for refusing (refusedStorage); with an error of
+// leaderCodes it asks the HealthClient again (lookSoon), unless it takes
+// the partition for refusing already, as a retry of a batch refused with
+// KAFKA_STORAGE_ERROR asks no more.
+func (pp *partition) refused(err error) {
+	switch code := api.Code(err); {
+	case code == storageCode:
+		pp.refusedStorage()
+	case slices.Contains(leaderCodes, code) && pp.t.asks() && !pp.t.isDown(pp.id):
+		pp.t.lookSoon()
+	}
 }
 
 // refusedStorage tells that a batch of the partition was refused with

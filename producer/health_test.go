@@ -31,6 +31,9 @@ type healthClient struct {
 	counts   int           // Partitions calls
 	deleted  bool          // the topic is unknown
 	lookErr  error         // UnwritablePartitions' error, if any
+	// refuseErr is what the partitions in refuse refuse batches with:
+	// api.ErrStorage when nil.
+	refuseErr error
 }
 
 func newHealthClient(n int, down ...int32) *healthClient {
@@ -80,7 +83,11 @@ func (c *healthClient) Produce(_ context.Context, req *api.ProduceRequest) (api.
 	}
 	if c.refuse[req.Partition] {
 		c.refused[req.Partition]++
-		return api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, api.ErrStorage
+		err := c.refuseErr
+		if err == nil {
+			err = api.ErrStorage
+		}
+		return api.ProduceResponse{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, err
 	}
 	c.appended[req.Partition]++
 	return api.ProduceResponse{LogAppendTime: -1}, nil
@@ -231,6 +238,62 @@ func TestHealthRefusalCallsForALook(t *testing.T) {
 	}
 	if got := partitionsOf(t, p, keyless(2)...); !slices.Contains(got, 0) {
 		t.Fatalf("partitions %v: partition 0 is never chosen again", got)
+	}
+}
+
+// A batch refused with an error that says its partition's leader moved
+// or is not known calls for a look, as Kafka's producers refresh their
+// metadata on it: the records without a key go to the other partitions
+// once the answer lists it, where before the producer learned it only at
+// the next MetadataMaxAge. Unlike KAFKA_STORAGE_ERROR, the refusal does
+// not take the partition for refusing before the answer. Another
+// retriable error (a timeout, NOT_ENOUGH_REPLICAS) calls for none.
+func TestHealthLeaderErrorCallsForALook(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		looks bool
+	}{
+		{api.ErrNotLeader, true},
+		{api.ForCode(5), true},   // LEADER_NOT_AVAILABLE
+		{api.ForCode(74), true},  // FENCED_LEADER_EPOCH
+		{api.ForCode(75), false}, // UNKNOWN_LEADER_EPOCH: retriable, no InvalidMetadataException in Java
+		{api.ErrRequestTimedOut, false},
+		{api.ErrNotEnoughReplicas, false},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			c := newHealthClient(2)
+			c.refuseErr = tc.err
+			p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), RetryBackoff(5*time.Millisecond))
+			if got := partitionsOf(t, p, keyless(2)...); !slices.Equal(got, []int32{0, 1}) {
+				t.Fatalf("partitions %v, want [0 1]", got)
+			}
+			c.fence(0) // refuses with tc.err, and says so
+			stuck := &record.Record{Value: []byte("stuck")}
+			done := make(chan error, 1)
+			p.Produce(healthCtx(t), stuck, func(_ *record.Record, err error) { done <- err })
+			if !tc.looks {
+				waitFor(t, func() bool { _, refused, _, _ := c.stats(); return refused[0] >= 3 })
+				c.heal()
+				if err := <-done; err != nil {
+					t.Fatalf("the refused record: %v", err)
+				}
+				p.Close() // waits for any look it started
+				if _, _, asked, _ := c.stats(); asked != 1 {
+					t.Fatalf("asked %d times, want once (the first look)", asked)
+				}
+				return
+			}
+			waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{0}) })
+			for i, part := range partitionsOf(t, p, keyless(5)...) {
+				if part != 1 {
+					t.Fatalf("record %d went to partition %d, which has no leader", i, part)
+				}
+			}
+			c.heal()
+			if err := <-done; err != nil || stuck.Partition != 0 {
+				t.Fatalf("the refused record: partition %d, %v; want 0, nil", stuck.Partition, err)
+			}
+		})
 	}
 }
 
@@ -478,21 +541,28 @@ func TestHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
 }
 
 // A batch retried on a partition the producer already takes for refusing
-// asks no more: the look its first refusal made is the answer.
+// asks no more: the look its first refusal made is the answer. So with a
+// leader's error (see TestHealthLeaderErrorCallsForALook).
 func TestHealthRetriesOfAKnownRefusalAskNoMore(t *testing.T) {
-	c := newHealthClient(2, 1)
-	p := newHealthProducer(t, c, DeliveryTimeout(200*time.Millisecond), RetryBackoff(time.Millisecond))
-	var key []byte
-	for i := 0; key == nil; i++ {
-		if k := []byte{byte(i)}; KeyPartition(k, 2) == 1 {
-			key = k
-		}
-	}
-	if err := p.ProduceSync(healthCtx(t), &record.Record{Key: key, Value: []byte("v")}); !errors.Is(err, api.ErrStorage) {
-		t.Fatalf("a keyed record for the refusing partition: %v", err)
-	}
-	if _, refused, asked, _ := c.stats(); asked != 1 || refused[1] < 2 {
-		t.Fatalf("asked %d times over %d refusals, want once (the first look)", asked, refused[1])
+	for _, refuseErr := range []error{api.ErrStorage, api.ErrNotLeader} {
+		t.Run(refuseErr.Error(), func(t *testing.T) {
+			c := newHealthClient(2, 1)
+			c.refuseErr = refuseErr
+			p := newHealthProducer(t, c, DeliveryTimeout(200*time.Millisecond), RetryBackoff(time.Millisecond))
+			var key []byte
+			for i := 0; key == nil; i++ {
+				if k := []byte{byte(i)}; KeyPartition(k, 2) == 1 {
+					key = k
+				}
+			}
+			if err := p.ProduceSync(healthCtx(t), &record.Record{Key: key, Value: []byte("v")}); !errors.Is(err, refuseErr) {
+				t.Fatalf("a keyed record for the refusing partition: %v", err)
+			}
+			p.Close() // waits for any look it started
+			if _, refused, asked, _ := c.stats(); asked != 1 || refused[1] < 2 {
+				t.Fatalf("asked %d times over %d refusals, want once (the first look)", asked, refused[1])
+			}
+		})
 	}
 }
 

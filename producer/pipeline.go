@@ -189,8 +189,8 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		err := it.ack.Wait(ctx)
 		expired := err != nil && ctx.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
-		if err != nil && api.Code(err) == storageCode {
-			pp.refusedStorage() // the fsync failed: the log is fenced
+		if err != nil {
+			pp.refused(err) // KAFKA_STORAGE_ERROR: the fsync failed, the log is fenced
 		}
 		if err != nil {
 			switch {

@@ -77,17 +77,20 @@ type AsyncClient interface {
 // refuses appends, KAFKA_STORAGE_ERROR, until the broker is opened
 // again).
 //
-// The producer asks it, for a topic whose partitioner can use the answer
-// (a ConsistentPartitioner: not ManualPartitioner nor a
-// PartitionerFunc), when it first writes to the topic (by the deadline of
-// the look-up of its partition count), at each refresh of that count
-// (MetadataMaxAge), and, without holding up a record, when a batch is
-// refused with KAFKA_STORAGE_ERROR by a partition it took for writable:
-// it takes that partition for refusing at once, until the answer. A
-// partition it took for refusing is taken for writable again at the next
-// answer that does not list it, or as soon as a batch sent to it is
-// appended and acknowledged (a keyed record's, say). An error of the
-// call changes nothing.
+// The producer asks it, for a topic whose partitioner can use the answer (a
+// ConsistentPartitioner: not ManualPartitioner nor a PartitionerFunc), when
+// it first writes to the topic (by the deadline of the look-up of its
+// partition count), at each refresh of that count (MetadataMaxAge), and,
+// without holding up a record, when a batch is refused by a partition it
+// took for writable with KAFKA_STORAGE_ERROR (it takes that partition for
+// refusing at once, until the answer) or with an error that says the
+// partition's leader moved or is not known (NOT_LEADER_OR_FOLLOWER,
+// LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH: Kafka's producers refresh
+// their metadata on them), which runnel's broker never gives. A partition
+// it took for refusing is taken for writable again at the next answer that
+// does not list it, or as soon as a batch sent to it is appended and
+// acknowledged (a keyed record's, say). An error of the call changes
+// nothing.
 type HealthClient interface {
 	Client
 	// UnwritablePartitions returns the partitions of topic that refuse

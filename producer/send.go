@@ -136,8 +136,8 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 		if err != nil && pp.pipe != nil {
 			pp.pipe.release()
 		}
-		if err != nil && api.Code(err) == storageCode {
-			pp.refusedStorage()
+		if err != nil {
+			pp.refused(err)
 		}
 		switch {
 		case err == nil && pp.pipe != nil:

@@ -116,8 +116,8 @@ const (
 	// A producer sends its records that may go to any partition (see
 	// producer.ConsistentPartitioner) to the others from its next look-up
 	// (see producer.HealthClient: when it first writes to the topic, each
-	// MetadataMaxAge, and when a batch is refused with
-	// KAFKA_STORAGE_ERROR), until a batch sent to such a partition is
+	// MetadataMaxAge, and when a batch is refused with KAFKA_STORAGE_ERROR
+	// or api.ErrNotLeader, say), until a batch sent to such a partition is
 	// acknowledged (a keyed record's): the rule changes no append. Pair
 	// it with an OpProduce rule that fails those partitions' requests
 	// with api.ErrStorage, and the test has partitions that refuse

@@ -276,3 +276,46 @@ func TestFaultsReportAloneLastsUntilAnAck(t *testing.T) {
 	// miss partition 1 with a chance of (2/3)^60.
 	require.NotZero(t, keyless(60)[1], "acknowledged there: partition 1 takes appends again")
 }
+
+// A partition that loses its leader while the producer writes, as a
+// test plays it: its produce requests fail with api.ErrNotLeader, and
+// the producer's look-ups are told. The first refusal calls for a look,
+// as Kafka's producers refresh their metadata on NOT_LEADER_OR_FOLLOWER,
+// and the records without a key produced after it go to the other
+// partitions; the refused batch stays on its partition, retried, and is
+// written once the partition has a leader again (in a synctest bubble:
+// synctest.Wait lets the look finish).
+func TestFaultsLeaderlessPartitionMidProduction(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
+		f := runneltest.NewFaults(t, b)
+		p := runneltest.NewProducer(t, f, producer.RecordPartitioner(producer.RoundRobinPartitioner()))
+		produce := func() int32 {
+			t.Helper()
+			r := &record.Record{Topic: "orders", Value: []byte("v")}
+			require.NoError(t, p.ProduceSync(t.Context(), r))
+			return r.Partition
+		}
+		require.Equal(t, []int32{0, 1, 2, 0}, []int32{produce(), produce(), produce(), produce()})
+
+		refuse := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Partitions: []int32{1},
+			Err: api.ErrNotLeader, Count: runneltest.Unlimited})
+		report := f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
+			Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
+		stuck := &record.Record{Topic: "orders", Value: []byte("stuck")}
+		done := make(chan error, 1)
+		p.Produce(t.Context(), stuck, func(_ *record.Record, err error) { done <- err })
+		synctest.Wait()
+		require.NotZero(t, refuse.Hits())
+		require.Equal(t, 1, report.Hits(), "the refusal called for one look")
+		for range 6 {
+			require.NotEqual(t, int32(1), produce())
+		}
+
+		refuse.Remove()
+		report.Remove()
+		require.NoError(t, <-done)
+		require.Equal(t, int32(1), stuck.Partition)
+		require.Len(t, runneltest.ConsumeAll(t, b, "orders"), 11)
+	})
+}
