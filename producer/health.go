@@ -21,13 +21,15 @@ var storageCode = api.Code(api.ErrStorage)
 
 // leaderCodes are the codes of the errors that say a partition's leader
 // moved or is not known: LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER and
-// FENCED_LEADER_EPOCH, which are InvalidMetadataExceptions in Kafka's
-// Java client, whose producer refreshes its metadata on them (as it does
-// on KAFKA_STORAGE_ERROR and UNKNOWN_TOPIC_OR_PARTITION: see storageCode,
-// and partition.gone, which looks the topic up again). A batch refused
+// FENCED_LEADER_EPOCH, among the InvalidMetadataExceptions on which
+// Kafka's Java producer refreshes its metadata (as it does on
+// KAFKA_STORAGE_ERROR and UNKNOWN_TOPIC_OR_PARTITION: see storageCode,
+// and partition.gone, which looks the topic up again; the others of that
+// family say nothing of a partition's leader). franz-go refreshes on
+// every retriable error, this producer on these only. A batch refused
 // with one calls for a look, without taking its partition for refusing
-// (see refused). runnel's broker gives none of them; a Client of your
-// own, or a runneltest.Faults rule, may.
+// (see noteRefusal). runnel's broker gives none of them; a Client of
+// your own, or a runneltest.Faults rule, may.
 var leaderCodes = []int16{5, api.Code(api.ErrNotLeader), 74}
 
 // unwritable asks the HealthClient for the partitions of topic that refuse
@@ -62,6 +64,7 @@ func (t *topicState) lookHealth(ctx context.Context) {
 	}
 	t.looking.Add(1) // before the ticket: see writableAgain
 	defer t.looking.Add(-1)
+	t.nextLook.Store(t.p.monoNow() + int64(t.p.cfg.retryBackoff))
 	ticket := t.healthLooks.Add(1)
 	down, err := t.p.unwritable(ctx, t.name)
 	if err != nil {
@@ -81,18 +84,23 @@ func (t *topicState) lookHealthBy(ctx context.Context, deadline time.Time) {
 	t.lookHealth(ctx)
 }
 
-// refused tells that a batch of the partition was refused, or its
+// noteRefusal tells that a batch of the partition was refused, or its
 // acknowledgement failed, with err: with KAFKA_STORAGE_ERROR the producer
 // takes the partition for refusing (refusedStorage); with an error of
 // leaderCodes it asks the HealthClient again (lookSoon), unless it takes
 // the partition for refusing already, as a retry of a batch refused with
-// KAFKA_STORAGE_ERROR asks no more.
-func (pp *partition) refused(err error) {
+// KAFKA_STORAGE_ERROR asks no more. Either way the acknowledgements of
+// batches sent before do not make the partition writable again (see
+// acknowledged).
+func (pp *partition) noteRefusal(err error) {
 	switch code := api.Code(err); {
 	case code == storageCode:
 		pp.refusedStorage()
-	case slices.Contains(leaderCodes, code) && pp.t.asks() && !pp.t.isDown(pp.id):
-		pp.t.lookSoon()
+	case slices.Contains(leaderCodes, code):
+		pp.refusals.Add(1)
+		if pp.t.asks() && !pp.t.isDown(pp.id) {
+			pp.t.lookSoon()
+		}
 	}
 }
 
@@ -142,8 +150,11 @@ func (t *topicState) markRefused(id int32) {
 
 // lookSoon has lookHealth run on a goroutine of its own, at once or, if
 // one is running (whose answer, as of before the call, may be ignored:
-// see markRefused), once more after it. Each look-up ends by DeliveryTimeout
-// or Close.
+// see markRefused), once more after it; but no sooner than RetryBackoff
+// after the last look-up began (see waitToLook), as Kafka's producer
+// waits its retry backoff between two metadata requests: refusals of
+// many partitions, retried, ask a look each. Each look-up ends by
+// DeliveryTimeout or Close.
 func (t *topicState) lookSoon() {
 	t.healthAgain.Store(true)
 	if !t.healthOnce.CompareAndSwap(false, true) {
@@ -151,7 +162,7 @@ func (t *topicState) lookSoon() {
 	}
 	if !t.p.spawn(func() {
 		for {
-			for t.healthAgain.Swap(false) {
+			for t.waitToLook() && t.healthAgain.Swap(false) {
 				ctx, cancel := context.WithTimeout(t.p.ctx, t.p.cfg.deliveryTimeout)
 				t.lookHealth(ctx)
 				cancel()
@@ -159,14 +170,29 @@ func (t *topicState) lookSoon() {
 			t.healthOnce.Store(false)
 			// A call between the last Swap and the Store left its
 			// request to this goroutine: take it, unless another
-			// goroutine has.
-			if !t.healthAgain.Load() || !t.healthOnce.CompareAndSwap(false, true) {
+			// goroutine has, or the producer is closed.
+			if t.p.ctx.Err() != nil || !t.healthAgain.Load() || !t.healthOnce.CompareAndSwap(false, true) {
 				return
 			}
 		}
 	}) {
 		t.healthOnce.Store(false) // closed
 	}
+}
+
+// waitToLook waits until the next look-up may begin (nextLook: see
+// lookSoon), and reports true; or false at once after Close, when a
+// look-up would fail anyway.
+func (t *topicState) waitToLook() bool {
+	if d := time.Duration(t.nextLook.Load() - t.p.monoNow()); d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-t.p.ctx.Done():
+		}
+	}
+	return t.p.ctx.Err() == nil
 }
 
 // setDown takes down (sorted) as the partitions that refuse appends, unless

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -541,8 +542,9 @@ func TestHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
 }
 
 // A batch retried on a partition the producer already takes for refusing
-// asks no more: the look its first refusal made is the answer. So with a
-// leader's error (see TestHealthLeaderErrorCallsForALook).
+// asks no more: the look that listed it (here the first, when the
+// producer first wrote to the topic) is the answer. So with a leader's
+// error (see TestHealthLeaderErrorCallsForALook).
 func TestHealthRetriesOfAKnownRefusalAskNoMore(t *testing.T) {
 	for _, refuseErr := range []error{api.ErrStorage, api.ErrNotLeader} {
 		t.Run(refuseErr.Error(), func(t *testing.T) {
@@ -751,24 +753,121 @@ func TestHealthAckWhileAnAnswerIsStored(t *testing.T) {
 // (an AsyncClient acknowledges in the background) does not make it
 // writable again; one sent after does.
 func TestHealthAckBeforeARefusal(t *testing.T) {
-	c := newHealthClient(2)
-	p := newHealthProducer(t, c)
-	partitionsOf(t, p, keyless(1)...)
-	pp := (*p.knownTopic("t").parts.Load())[0]
-	c.fence(0) // the look-up the refusal calls for says so too
-	early := &batch{refusals: pp.refusals.Load()}
-	pp.refusedStorage()
-	if got := downOf(p, "t"); !slices.Equal(got, []int32{0}) {
-		t.Fatalf("down %v after a refusal, want [0]", got)
+	// KAFKA_STORAGE_ERROR takes the partition for refusing at once; a
+	// leader's error once the look it calls for answers.
+	for _, refusal := range []error{api.ErrStorage, api.ErrNotLeader} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			c := newHealthClient(2)
+			p := newHealthProducer(t, c, RetryBackoff(time.Millisecond))
+			partitionsOf(t, p, keyless(1)...)
+			pp := (*p.knownTopic("t").parts.Load())[0]
+			c.fence(0) // the look-up the refusal calls for says so too
+			early := &batch{refusals: pp.refusals.Load()}
+			pp.noteRefusal(refusal)
+			waitFor(t, func() bool { return slices.Equal(downOf(p, "t"), []int32{0}) })
+			pp.acknowledged(early)
+			if got := downOf(p, "t"); !slices.Equal(got, []int32{0}) {
+				t.Fatalf("down %v after an acknowledgement of a batch sent before the refusal, want [0]", got)
+			}
+			pp.acknowledged(&batch{refusals: pp.refusals.Load()})
+			if got := downOf(p, "t"); got != nil {
+				t.Fatalf("down %v after an acknowledgement of a batch sent since, want none", got)
+			}
+		})
 	}
-	pp.acknowledged(early)
-	if got := downOf(p, "t"); !slices.Equal(got, []int32{0}) {
-		t.Fatalf("down %v after an acknowledgement of a batch sent before the refusal, want [0]", got)
+}
+
+// asyncHealth is a healthClient with ProduceAsync, which acknowledges
+// every batch of partition 0 with ackErr.
+type asyncHealth struct {
+	*healthClient
+	ackErr error
+}
+
+func (c *asyncHealth) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
+	resp, err := c.healthClient.Produce(ctx, req)
+	if err != nil || req.Partition != 0 {
+		return resp, nil, err
 	}
-	pp.acknowledged(&batch{refusals: pp.refusals.Load()})
-	if got := downOf(p, "t"); got != nil {
-		t.Fatalf("down %v after an acknowledgement of a batch sent since, want none", got)
+	return resp, failedAck{c.ackErr}, nil
+}
+
+type failedAck struct{ err error }
+
+func (a failedAck) Wait(context.Context) error { return a.err }
+
+// An acknowledgement that fails with a leader's error calls for a look,
+// as a refusal of the append does (the acknowledgement of acks=all, which
+// a leader that lost its leadership may not give); one that fails
+// otherwise (a timeout) calls for none.
+func TestHealthLeaderErrorOfAnAckCallsForALook(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		looks int
+	}{{api.ErrNotLeader, 2}, {api.ErrRequestTimedOut, 1}} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := &asyncHealth{healthClient: newHealthClient(2), ackErr: tc.err}
+				p := newHealthProducer(t, c)
+				var key []byte
+				for i := 0; key == nil; i++ {
+					if k := []byte{byte(i)}; KeyPartition(k, 2) == 0 {
+						key = k
+					}
+				}
+				if err := p.ProduceSync(healthCtx(t), &record.Record{Key: key, Value: []byte("v")}); !errors.Is(err, tc.err) {
+					t.Fatalf("the record: %v, want %v", err, tc.err)
+				}
+				time.Sleep(time.Second) // on the bubble's clock: past any look's wait (RetryBackoff)
+				synctest.Wait()
+				if _, _, asked, _ := c.stats(); asked != tc.looks {
+					t.Fatalf("asked %d times, want %d", asked, tc.looks)
+				}
+			})
+		})
 	}
+}
+
+// Refusals retried on many partitions ask a look each, but the producer
+// begins one no sooner than RetryBackoff after the last, as Kafka's
+// producer waits its retry backoff between two metadata requests: here
+// 64 partitions refuse with NOT_LEADER_OR_FOLLOWER for a second of the
+// bubble's fake clock, and the HealthClient never lists them (a Faults
+// rule alone plays that), each partition's batch retried every 10 ms
+// and more (its backoff doubling to 1 s).
+func TestHealthLooksAtMostOnceARetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 64
+		c := newHealthClient(n)
+		c.refuseErr = api.ErrNotLeader
+		p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), RetryBackoff(10*time.Millisecond))
+		partitionsOf(t, p, keyless(n)...)
+		c.mu.Lock()
+		for i := range int32(n) {
+			c.refuse[i] = true
+		}
+		c.mu.Unlock()
+		start := time.Now()
+		for range n {
+			p.Produce(healthCtx(t), &record.Record{Value: []byte("v")}, nil)
+		}
+		time.Sleep(time.Second)
+		c.heal()
+		if err := p.Flush(healthCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		_, refused, asked, _ := c.stats()
+		total := 0
+		for _, r := range refused {
+			total += r
+		}
+		// The first look, then one a RetryBackoff at most.
+		t.Logf("%d looks over %d refusals in %v", asked, total, elapsed)
+		if limit := 1 + int(elapsed/(10*time.Millisecond)) + 1; asked > limit || total < 2*n {
+			t.Fatalf("%d looks over %d refusals in %v, want at most %d", asked, total, elapsed, limit)
+		}
+	})
 }
 
 // A topic deleted and created again is a new one: what the producer knew

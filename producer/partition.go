@@ -43,6 +43,7 @@ type topicState struct {
 	healthSet   uint64                  // guarded by mu: the look-up whose answer down is
 	healthOnce  atomic.Bool             // a goroutine of lookSoon's is running
 	healthAgain atomic.Bool             // lookSoon was called since that goroutine's last look began
+	nextLook    atomic.Int64            // when the next of lookSoon's look-ups may begin, in Producer.monoNow's ns
 }
 
 // topic returns the state of a topic, asking the broker for its
@@ -578,7 +579,7 @@ type batch struct {
 	earlier  bool                    // ... an attempt before the latest (see maybeWritten)
 	sent     bool                    // handed to the Client at least once: its records are fixed
 	attempts int                     //
-	refusals uint32                  // the partition's refusals when its latest attempt was sent (see partition.refusedStorage)
+	refusals uint32                  // the partition's refusals when its latest attempt was sent (see partition.noteRefusal)
 }
 
 func (p *Producer) newBatch(created time.Time) *batch {
@@ -741,7 +742,7 @@ type partition struct {
 	p        *Producer
 	id       int32
 	wake     chan struct{} // buffered: a batch is full, a flush began, or Close
-	refusals atomic.Uint32 // batches refused with KAFKA_STORAGE_ERROR (see refusedStorage)
+	refusals atomic.Uint32 // batches refused with KAFKA_STORAGE_ERROR or a leader's error (see noteRefusal)
 	ackedAt  atomic.Uint64 // the topic's healthLooks when a batch was last acknowledged while a look-up was under way (see writableAgain)
 
 	mu       sync.Mutex

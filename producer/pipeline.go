@@ -190,7 +190,7 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		expired := err != nil && ctx.Err() != nil && p.ctx.Err() == nil
 		dl.stop()
 		if err != nil {
-			pp.refused(err) // KAFKA_STORAGE_ERROR: the fsync failed, the log is fenced
+			pp.noteRefusal(err) // KAFKA_STORAGE_ERROR: the fsync failed, the log is fenced; or the leader moved
 		}
 		if err != nil {
 			switch {

@@ -86,11 +86,13 @@ type AsyncClient interface {
 // refusing at once, until the answer) or with an error that says the
 // partition's leader moved or is not known (NOT_LEADER_OR_FOLLOWER,
 // LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH: Kafka's producers refresh
-// their metadata on them), which runnel's broker never gives. A partition
-// it took for refusing is taken for writable again at the next answer that
-// does not list it, or as soon as a batch sent to it is appended and
-// acknowledged (a keyed record's, say). An error of the call changes
-// nothing.
+// their metadata on them), which runnel's broker never gives; a look-up a
+// refusal calls for begins no sooner than RetryBackoff after the last one
+// began, as Kafka's producer waits its retry backoff between two metadata
+// requests. A partition it took for refusing is taken for writable again at
+// the next answer that does not list it, or as soon as a batch sent to it
+// is appended and acknowledged (a keyed record's, say). An error of the
+// call changes nothing.
 type HealthClient interface {
 	Client
 	// UnwritablePartitions returns the partitions of topic that refuse

@@ -137,7 +137,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			pp.pipe.release()
 		}
 		if err != nil {
-			pp.refused(err)
+			pp.noteRefusal(err)
 		}
 		switch {
 		case err == nil && pp.pipe != nil:

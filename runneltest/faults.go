@@ -121,8 +121,8 @@ const (
 	// acknowledged (a keyed record's): the rule changes no append. Pair
 	// it with an OpProduce rule that fails those partitions' requests
 	// with api.ErrStorage, and the test has partitions that refuse
-	// appends as on a full disk, and that the producer learns of as a
-	// broker's.
+	// appends as on a full disk (with api.ErrNotLeader, partitions
+	// without a leader), and that the producer learns of as a broker's.
 	//
 	// Like Observe, it counts the request and does not end the matching:
 	// the Partitions of every ReportUnwritable rule the request reaches

@@ -284,7 +284,8 @@ func TestFaultsReportAloneLastsUntilAnAck(t *testing.T) {
 // and the records without a key produced after it go to the other
 // partitions; the refused batch stays on its partition, retried, and is
 // written once the partition has a leader again (in a synctest bubble:
-// synctest.Wait lets the look finish).
+// the look waits out the producer's RetryBackoff since the last one, on
+// the bubble's clock).
 func TestFaultsLeaderlessPartitionMidProduction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
@@ -305,9 +306,12 @@ func TestFaultsLeaderlessPartitionMidProduction(t *testing.T) {
 		stuck := &record.Record{Topic: "orders", Value: []byte("stuck")}
 		done := make(chan error, 1)
 		p.Produce(t.Context(), stuck, func(_ *record.Record, err error) { done <- err })
-		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // of the bubble's clock
+		defer cancel()
+		require.NoError(t, report.Wait(ctx, 1), "the refusal calls for a look")
+		synctest.Wait() // the answer taken
 		require.NotZero(t, refuse.Hits())
-		require.Equal(t, 1, report.Hits(), "the refusal called for one look")
+		require.Equal(t, 1, report.Hits(), "one look: retries on a partition taken for refusing ask no more")
 		for range 6 {
 			require.NotEqual(t, int32(1), produce())
 		}

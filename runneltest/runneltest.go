@@ -168,7 +168,8 @@
 //	                                               (see producer.HealthClient), its records without a
 //	                                               key go to the other partitions; with a rule failing
 //	                                               partition 1's produce requests with api.ErrStorage,
-//	                                               a partition on a full disk
+//	                                               a partition on a full disk (api.ErrNotLeader: one
+//	                                               without a leader)
 //	c.ControlKey(key, fn) with any other         a producer.Client or consumer.Client of the test's
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
