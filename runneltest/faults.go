@@ -128,9 +128,9 @@ const (
 	// the Partitions of every ReportUnwritable rule the request reaches
 	// are added, but those of a rule removed before the broker answered
 	// (while a later rule held the request, say), and a later rule may
-	// still fail or hold it. When the
-	// broker's own answer is an error (an unknown topic), the call fails
-	// with it, the rule counted all the same. Err must be nil.
+	// still fail or hold it. When the broker's own answer is an error (an
+	// unknown topic), the call fails with it, the rule counted all the
+	// same. Err must be nil.
 	ReportUnwritable
 )
 
@@ -324,12 +324,12 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 //
 // Rules can be added and removed at any time, also while requests are in
 // flight; a request is matched when it arrives, against the rules in the
-// order they were added, and the first that matches applies (one rule
-// per request, but for Observe and ReportUnwritable rules, which let
-// later rules match it too). Its methods are safe for concurrent use. Faults starts
-// no goroutine that outlives a call: a held request waits on its caller's,
-// and a rule's Match runs on one of its own that the call waits for (see
-// Fault.Match). A Faults is made by NewFaults.
+// order they were added, and the first that matches applies (one rule per
+// request, but for Observe and ReportUnwritable rules, which let later
+// rules match it too). Its methods are safe for concurrent use. Faults
+// starts no goroutine that outlives a call: a held request waits on its
+// caller's, and a rule's Match runs on one of its own that the call waits
+// for (see Fault.Match). A Faults is made by NewFaults.
 //
 // It intercepts what goes through it, not what the test or the code
 // under test asks of the *runnel.Broker itself (admin calls; the helpers
