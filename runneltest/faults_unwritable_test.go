@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/runnel/runnel"
-	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/vfs"
-
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
