@@ -16,7 +16,7 @@ import (
 // ConsistentPartitioner is asked about: no other can use the answer.
 
 // storageCode is KAFKA_STORAGE_ERROR's code: a batch refused with it calls
-// for a look at which partitions take appends (see markRefused).
+// for a look at which partitions take appends (see noteRefusal).
 var storageCode = api.Code(api.ErrStorage)
 
 // leaderCodes are the codes of the errors that say a partition's leader
@@ -85,31 +85,28 @@ func (t *topicState) lookHealthBy(ctx context.Context, deadline time.Time) {
 }
 
 // noteRefusal tells that a batch of the partition was refused, or its
-// acknowledgement failed, with err: with KAFKA_STORAGE_ERROR the producer
-// takes the partition for refusing (refusedStorage); with an error of
-// leaderCodes it asks the HealthClient again (lookSoon), unless it takes
-// the partition for refusing already, as a retry of a batch refused with
-// KAFKA_STORAGE_ERROR asks no more. Either way the acknowledgements of
-// batches sent before do not make the partition writable again (see
-// acknowledged).
+// acknowledgement failed, with err. With KAFKA_STORAGE_ERROR or an error
+// of leaderCodes, the acknowledgements of batches sent before do not make
+// the partition writable again (see acknowledged), and unless the
+// producer takes the partition for refusing already (a retry of a batch
+// refused before asks no more), it asks the HealthClient again
+// (lookSoon); with KAFKA_STORAGE_ERROR it takes the partition for
+// refusing at once, until the answer (markDown).
 func (pp *partition) noteRefusal(err error) {
-	switch code := api.Code(err); {
-	case code == storageCode:
-		pp.refusedStorage()
-	case slices.Contains(leaderCodes, code):
-		pp.refusals.Add(1)
-		if pp.t.asks() && !pp.t.isDown(pp.id) {
-			pp.t.lookSoon()
-		}
+	code := api.Code(err)
+	storage := code == storageCode
+	if !storage && !slices.Contains(leaderCodes, code) {
+		return
 	}
-}
-
-// refusedStorage tells that a batch of the partition was refused with
-// KAFKA_STORAGE_ERROR (see markRefused): the acknowledgements of batches
-// sent before do not make it writable again (see acknowledged).
-func (pp *partition) refusedStorage() {
 	pp.refusals.Add(1)
-	pp.t.markRefused(pp.id)
+	t := pp.t
+	if !t.asks() || t.isDown(pp.id) {
+		return
+	}
+	if storage {
+		t.markDown(pp.id)
+	}
+	t.lookSoon()
 }
 
 // acknowledged tells that b was appended and acknowledged: the partition
@@ -122,16 +119,12 @@ func (pp *partition) acknowledged(b *batch) {
 	}
 }
 
-// markRefused tells that a batch of partition id was refused with
-// KAFKA_STORAGE_ERROR. Unless the producer takes the partition for
-// refusing already, it does so from now (the records that may go
-// elsewhere should, at once), as if a look-up had answered so, and asks
-// the HealthClient what it says of every partition (lookSoon): its
-// answer, newer, is taken (see setDown), this partition's too.
-func (t *topicState) markRefused(id int32) {
-	if !t.asks() || t.isDown(id) {
-		return
-	}
+// markDown takes partition id, which refused a batch with
+// KAFKA_STORAGE_ERROR, for refusing from now (the records that may go
+// elsewhere should, at once), as if a look-up had answered so; the answer
+// of the look-up that noteRefusal asks for next is newer, and is taken
+// (see setDown), this partition's too.
+func (t *topicState) markDown(id int32) {
 	t.mu.Lock()
 	old := t.downList()
 	i, found := slices.BinarySearch(old, id)
@@ -145,12 +138,11 @@ func (t *topicState) markRefused(id int32) {
 	if marked {
 		t.logDown(now)
 	}
-	t.lookSoon()
 }
 
 // lookSoon has lookHealth run on a goroutine of its own, at once or, if
 // one is running (whose answer, as of before the call, may be ignored:
-// see markRefused), once more after it; but no sooner than RetryBackoff
+// see markDown), once more after it; but no sooner than RetryBackoff
 // after the last look-up began (see waitToLook), as Kafka's producer
 // waits its retry backoff between two metadata requests: refusals of
 // many partitions, retried, ask a look each. Each look-up ends by

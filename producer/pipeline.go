@@ -191,8 +191,6 @@ func (pp *partition) complete(it inflight, dl *deadlines) {
 		dl.stop()
 		if err != nil {
 			pp.noteRefusal(err) // KAFKA_STORAGE_ERROR: the fsync failed, the log is fenced; or the leader moved
-		}
-		if err != nil {
 			switch {
 			case expired:
 				err = timeoutError(b, p.cfg.deliveryTimeout, fmt.Errorf("appended, not acknowledged by the deadline (%v)", err))
