@@ -329,13 +329,13 @@ func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } 
 // Each record's promise gets its error every time.
 //
 // Its handler runs on the goroutine that logs — a partition's goroutine,
-// as a promise does, one of the producer's that asks a HealthClient which
-// partitions refuse appends, or that of a Produce (TryProduce,
-// ProduceSync) that looked a topic's partition count up — and holds no lock of the
-// producer's: it may call the producer as a promise may (see Producer),
-// TryProduce (to ship the producer's own lines to a topic, say) or Close,
-// but not Produce, ProduceSync or Flush, which may wait for the goroutine
-// that runs it.
+// as a promise does, one of the producer's that asks a HealthClient
+// which partitions refuse appends, or that of a Produce (TryProduce,
+// ProduceSync) that looked a topic's partition count up — and holds no
+// lock of the producer's: it may call the producer as a promise may (see
+// Producer), TryProduce (to ship the producer's own lines to a topic,
+// say) or Close, but not Produce, ProduceSync or Flush, which may wait
+// for the goroutine that runs it.
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 
 // MetadataMaxAge sets how often the producer asks the broker again for

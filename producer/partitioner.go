@@ -26,15 +26,15 @@ type Partitioner interface {
 // once the broker, asked again, confirms that the topic has no more
 // partitions: see Produce; at once among those that take appends). The
 // producer calls it (and OnNewBatch) under a lock of its topic, so one
-// that serves one topic keeps its state (a sticky
-// partition, a round-robin turn) without a lock of its own; one returned
-// by ForTopic for several topics must be safe for concurrent use. It
-// must not block: the topic's other Produce calls wait for the lock,
-// whatever their ctx; nor produce (a TryProduce to the topic waits for
-// that lock, held by its own caller: a deadlock). The lock stays held
-// across the call: it is what spares a partitioner a lock of its own,
-// and, for a NewBatchPartitioner, what keeps its choice and the record's
-// place in the new batch together.
+// that serves one topic keeps its state (a sticky partition, a
+// round-robin turn) without a lock of its own; one returned by ForTopic
+// for several topics must be safe for concurrent use. It must not block:
+// the topic's other Produce calls wait for the lock, whatever their ctx;
+// nor produce (a TryProduce to the topic waits for that lock, held by
+// its own caller: a deadlock). The lock stays held across the call: it
+// is what spares a partitioner a lock of its own, and, for a
+// NewBatchPartitioner, what keeps its choice and the record's place in
+// the new batch together.
 // It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
 // panics, the panic reaches that caller, the record is not buffered (it
 // is left as it was, its promise not run), and the producer goes on
@@ -61,18 +61,19 @@ type NewBatchPartitioner interface {
 // partitions refuse appends (and not all of them do), the producer asks
 // Partition to choose among the partitions that take appends only: n is
 // their number, and the choice i their i-th in ascending order. While
-// some do, OnNewBatch numbers partitions so too, whatever the record: for
-// a record that requires consistency (a keyed one) it gets the partition
-// as its index among those that take appends (not its id, which
-// Partition chose among all), and is not called for a partition that
-// refuses appends; so a sticky partition chosen among them is compared
-// with a partition of the same numbering. For a record for which it
-// returns true, and for every record of a TopicPartitioner without the
-// method, Partition chooses among all the topic's partitions, as it does when all of them take appends: a
-// keyed record stays on its key's partition, and waits there, retried,
-// for the partition to take appends again or its DeliveryTimeout. As
-// Partition, it is called under the topic's lock, and must not block nor
-// produce. It is franz-go's TopicPartitioner.RequiresConsistency.
+// some do, OnNewBatch numbers partitions so too, whatever the record:
+// for a record that requires consistency (a keyed one) it gets the
+// partition as its index among those that take appends (not its id,
+// which Partition chose among all), and is not called for a partition
+// that refuses appends; so a sticky partition chosen among them is
+// compared with a partition of the same numbering. For a record for
+// which it returns true, and for every record of a TopicPartitioner
+// without the method, Partition chooses among all the topic's
+// partitions, as it does when all of them take appends: a keyed record
+// stays on its key's partition, and waits there, retried, for the
+// partition to take appends again or its DeliveryTimeout. As Partition,
+// it is called under the topic's lock, and must not block nor produce.
+// It is franz-go's TopicPartitioner.RequiresConsistency.
 //
 // StickyKeyPartitioner's returns false for a record without a key (nil
 // Key), RoundRobinPartitioner's for every record.

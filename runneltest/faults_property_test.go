@@ -712,8 +712,8 @@ func (in *propInjector) fault() (runneltest.Fault, string) {
 // look-ups that some partitions refuse appends (they do not, but for the
 // other rules): the records without a key go elsewhere for a while,
 // which changes no promise the test checks. The producers look when a
-// batch is refused with KAFKA_STORAGE_ERROR (log.ErrLogFenced above), and
-// when they first write.
+// batch is refused with KAFKA_STORAGE_ERROR (log.ErrLogFenced above) or
+// NOT_LEADER_OR_FOLLOWER (api.ErrNotLeader), and when they first write.
 func (in *propInjector) report() (runneltest.Fault, bool) {
 	if in.hrng.IntN(4) > 0 {
 		return runneltest.Fault{}, false
