@@ -94,7 +94,11 @@ type Consumer struct {
 	// closed is set by Close, under mu; read without mu where that is
 	// enough (the Records iterator, isClosed).
 	closed atomic.Bool
-	order  []*assignment // assignment order; fetches rotate over it
+	// order holds the assignments, each at its idx; fetches rotate over
+	// it. Unassign moves the last one into the gap, so its order is the
+	// assignment order only until then: nothing promises an order across
+	// partitions, and Unassign takes the same time however many there are.
+	order []*assignment
 	// fetchFailing throttles the logs of a retriable error of whole
 	// Fetches that keeps coming back (see backOff); under mu.
 	fetchFailing logrun.Run
@@ -156,6 +160,8 @@ type assignment struct {
 
 	// Guarded by Consumer.mu.
 	//
+	// idx is the assignment's index in Consumer.order.
+	idx int
 	// cur holds the position (see cursor), whose pos the Records
 	// iterator advances without mu.
 	cur *cursor
@@ -301,7 +307,7 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	a := c.parts[tp]
 	if a == nil {
-		a = &assignment{tp: tp}
+		a = &assignment{tp: tp, idx: len(c.order)}
 		c.parts[tp] = a
 		c.order = append(c.order, a)
 	}
@@ -470,7 +476,10 @@ func (c *Consumer) Unassign(topic string, partition int32) {
 		return
 	}
 	delete(c.parts, tp)
-	c.order = slices.DeleteFunc(c.order, func(x *assignment) bool { return x == a })
+	last := c.order[len(c.order)-1]
+	c.order[a.idx], last.idx = last, a.idx
+	c.order[len(c.order)-1] = nil
+	c.order = c.order[:len(c.order)-1]
 	a.cur.pos.Store(retired)
 	c.wakeLocked()
 }
