@@ -326,14 +326,15 @@ func errName(err error) string {
 }
 
 // namePool is the topic names a seed's operations pick from: valid ones
-// (some of Kafka's longest, 249 characters), pairs that collide in '.'
-// against '_' or in case, names whose partition directories look like
-// another's, and invalid ones.
+// (some of Kafka's longest, 249 characters; some with a leading dot,
+// whose records Open once skipped as an OS's files), pairs that collide
+// in '.' against '_' or in case, names whose partition directories look
+// like another's, and invalid ones.
 func (r *amRun) namePool() []string {
 	long := strings.Repeat("l", 248)
 	names := []string{
 		"a", "orders", "Orders", "ORDERS", "a.b", "a_b", "A_b", "A.B", "t", "t-1", "t-10", "x.y_z", "x_y.z",
-		"CON-0", "orders.nul", "COM0",
+		"CON-0", "orders.nul", "COM0", ".orders", "._orders", "..a", ".-0",
 		long + "x", long + "X", long + ".", long + "_", strings.Repeat("m", 249),
 	}
 	r.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })

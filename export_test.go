@@ -8,3 +8,12 @@ var NextAfter = nextAfter
 // FastTempDir is fastTempDir, for the tests of package runnel_test (the
 // leak tests on the OS file system).
 var FastTempDir = fastTempDir
+
+// readMeta reads and checks a topic's record, as load does.
+func (b *Broker) readMeta(path string) (topicMeta, error) {
+	data, err := b.readFile(path)
+	if err != nil {
+		return topicMeta{}, err
+	}
+	return b.parseMeta(data, path)
+}

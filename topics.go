@@ -215,10 +215,26 @@ func (b *Broker) load(ctx context.Context) error {
 		return err
 	}
 	for _, name := range names {
-		if !strings.HasSuffix(name, ".json") || log.SystemFile(name) {
-			continue // a .tmp left by a crash; an OS's file (._orders.json of macOS)
+		stem, ok := strings.CutSuffix(name, ".json")
+		if !ok {
+			continue // a .tmp left by a crash; an OS's file (.DS_Store)
 		}
-		m, err := b.readMeta(filepath.Join(b.root, topicsDir, name))
+		// A name that starts with a dot may be a topic's (Kafka refuses
+		// only "." and ".."), or an OS's or an editor's file; skipping a
+		// topic's record would leave its partitions to removeStrays.
+		hidden := log.SystemFile(name)
+		if hidden && ValidateTopicName(stem) != nil {
+			continue // no topic's: an editor's lock, .#orders.json of Emacs
+		}
+		path := filepath.Join(b.root, topicsDir, name)
+		data, err := b.readFile(path)
+		if err != nil {
+			return err
+		}
+		if hidden && bytes.HasPrefix(data, appleDoubleMagic) {
+			continue // macOS's ._orders.json, beside the record of "orders"
+		}
+		m, err := b.parseMeta(data, path)
 		if err != nil {
 			return err
 		}
@@ -335,13 +351,10 @@ func (b *Broker) removeLogDir(dir string) error {
 	return b.fs.RemoveAll(dir)
 }
 
-func (b *Broker) readMeta(path string) (topicMeta, error) {
-	data, err := b.readFile(path)
-	if err != nil {
-		return topicMeta{}, err
-	}
-	return b.parseMeta(data, path)
-}
+// appleDoubleMagic begins an AppleDouble file, the "._" file in which
+// macOS keeps a file's metadata on a file system without its own place
+// for it (FAT, SMB, NFS): never a topic's record, which is JSON.
+var appleDoubleMagic = []byte{0x00, 0x05, 0x16, 0x07}
 
 // parseMeta decodes a topic's record, read from path, and checks it: a
 // valid topic name that is the file's, 1 to math.MaxInt32 partitions, and a
