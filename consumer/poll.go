@@ -106,8 +106,8 @@ import (
 // fetch had found nothing. (A Records loop whose ctx ends yields none of
 // it, only ctx's error: see Records.)
 //
-// Errors of Poll itself: ErrClosed (also when Close interrupts it); ctx's
-// error; the Client's Fetch error, in which case positions did not move,
+// Errors of Poll itself: ErrClosed (also when Close interrupts it, and
+// on a closed consumer whatever its ctx); ctx's error; the Client's Fetch error, in which case positions did not move,
 // and the Fetches returned with it hold only partition errors: of the
 // partitions whose position could not be resolved (their ListOffset
 // errors) or whose topic the look-up found gone (see above), and those a
@@ -150,6 +150,9 @@ func (c *Consumer) poll(ctx context.Context, advance, idle bool, woken *context.
 
 // pollOnce is poll, but for a Close that began while it found nothing.
 func (c *Consumer) pollOnce(ctx context.Context, advance, idle bool, woken *context.Context) (Fetches, error) {
+	if c.isClosed() {
+		return nil, ErrClosed // before ctx's error, as every method says
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

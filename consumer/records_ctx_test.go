@@ -21,7 +21,9 @@ import (
 // Records loop ends without an error, whether or not its ctx has ended
 // too (Records' doc, TestRecordsYieldsCtxErrorLast): a zero
 // Consumer's loop yields nothing either, also with an ended ctx, as a
-// consumer closed by Close yields nothing.
+// consumer closed by Close yields nothing. Poll with that ctx returns
+// ErrClosed, as every method of a closed consumer does (it returned
+// ctx's error).
 func TestZeroConsumerRecordsCtxEnded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -35,6 +37,8 @@ func TestZeroConsumerRecordsCtxEnded(t *testing.T) {
 			got = append(got, err)
 		}
 		require.Empty(t, got, "%s: a closed consumer's loop ends without an error", name)
+		_, err := c.Poll(ctx)
+		require.ErrorIs(t, err, consumer.ErrClosed, name)
 	}
 }
 

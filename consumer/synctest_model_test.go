@@ -1095,7 +1095,10 @@ func (m *tmModel) apply(i int) (int, int32) {
 			return effNone, 0
 		}
 		delete(m.as, e.p)
-		m.order = slices.DeleteFunc(m.order, func(p int32) bool { return p == e.p })
+		// As the consumer's: the last partition takes the gap.
+		i := slices.Index(m.order, e.p)
+		m.order[i] = m.order[len(m.order)-1]
+		m.order = m.order[:len(m.order)-1]
 		return effWake, 0
 	case evAssign:
 		m.assign(e.p, e.spec)
@@ -1649,12 +1652,12 @@ func (m *tmModel) poll(start time.Duration, ev *int, idle, advance bool) tmPoll 
 	ret := func(at time.Duration, res []tmResult, err string) tmPoll {
 		return tmPoll{start: start, end: at, res: res, err: err}
 	}
+	if m.closed { // before a cancelled ctx: a closed consumer says so first
+		return ret(start, nil, "closed")
+	}
 	if m.ctxCancelled {
 		m.ctxCancelled = false
 		return ret(start, nil, "ctx")
-	}
-	if m.closed {
-		return ret(start, nil, "closed")
 	}
 	var out []tmResult
 	for _, p := range m.order {

@@ -177,6 +177,14 @@ func TestProducerCallsAfterClose(t *testing.T) {
 		require.ErrorIs(t, p.ProduceSync(ctx, r), producer.ErrClosed)
 	}
 	require.ErrorIs(t, p.Flush(ctx), producer.ErrClosed)
+	// With no records, and with a ctx that has ended, too: the producer
+	// says it is closed first (it returned nil, and ctx's error).
+	require.ErrorIs(t, p.ProduceSync(ctx), producer.ErrClosed)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, p.ProduceSync(ended), producer.ErrClosed)
+	require.ErrorIs(t, p.ProduceSync(ended, &record.Record{Value: []byte("ended")}), producer.ErrClosed)
+	require.ErrorIs(t, p.Flush(ended), producer.ErrClosed)
 	require.Equal(t, []string{"before"}, values(readRecords(t, b, "t", 0)))
 }
 
@@ -231,6 +239,7 @@ func TestZeroProducer(t *testing.T) {
 		}))
 		require.ErrorIs(t, got, producer.ErrClosed)
 		require.ErrorIs(t, testkit.NoPanic(t, "ProduceSync", func() error { return p.ProduceSync(ctx, r) }), producer.ErrClosed)
+		require.ErrorIs(t, testkit.NoPanic(t, "ProduceSync()", func() error { return p.ProduceSync(ctx) }), producer.ErrClosed)
 		require.ErrorIs(t, testkit.NoPanic(t, "Flush", func() error { return p.Flush(ctx) }), producer.ErrClosed)
 		require.NoError(t, testkit.NoPanic(t, "Close", func() error { return p.Close() }))
 		require.NoError(t, testkit.NoPanic(t, "BufferedRecords", func() error { p.BufferedRecords(); return nil }))

@@ -548,7 +548,8 @@ const pastCount = "\x00"
 // per failed record, with the reason Produce's promise would get and the
 // partition the record went to (UnknownPartition if it failed before it
 // was partitioned, unless ManualPartitioner gave it its own: see
-// RecordError); RecordErrors lists them. ctx
+// RecordError); RecordErrors lists them. Called with no records, it
+// returns nil, or ErrClosed if the producer is closed. ctx
 // governs each record until its batch is first sent (see Produce): a
 // record that fails with ctx's error was not written, and one that was
 // sent is waited for even after ctx ended — until it is written or fails,
@@ -613,6 +614,9 @@ const pastCount = "\x00"
 // above.)
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
+		if p.closed.Load() || p.client == nil {
+			return ErrClosed // as with records, whose errors match it
+		}
 		return nil
 	}
 	s := &syncWait{done: make(chan struct{})}
