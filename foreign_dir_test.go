@@ -127,6 +127,13 @@ func TestSystemFilesInPartitionDirs(t *testing.T) {
 		"/data/.DS_Store", "/data/topics/.DS_Store", "/data/topics/._orders.json"} {
 		w, err := mem.Create(f)
 		require.NoError(t, err)
+		if filepath.Base(f) == "._orders.json" {
+			// An AppleDouble file begins with its magic number; in
+			// <Dir>/topics Open tells it by that from the record of a
+			// topic named "._orders" (TestOpenSkipsTheDotFilesOfOthersInTopics).
+			_, err = w.Write(appleDoubleMagic)
+			require.NoError(t, err)
+		}
 		require.NoError(t, w.Close())
 	}
 	// gone's topic record goes, as if the broker had crashed in the

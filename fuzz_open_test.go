@@ -28,9 +28,10 @@ var fuzzBroker struct {
 }
 
 // fuzzBrokerFiles are the broker's files whose bytes Open parses: each
-// topic's record, a record for a topic that is not there, and the
-// producer id counter.
-var fuzzBrokerFiles = []string{"topics/a.json", "topics/b.json", "topics/c.json", producerIDs}
+// topic's record, a record for a topic that is not there, the producer
+// id counter, and a record for a topic with a dot-led name that is not
+// there (or macOS's AppleDouble file of that name, which Open skips).
+var fuzzBrokerFiles = []string{"topics/a.json", "topics/b.json", "topics/c.json", producerIDs, "topics/._d.json"}
 
 // fuzzBrokerRecords is what each partition of the fixture holds.
 var fuzzBrokerRecords = map[string][]string{"a-0": {"a0"}, "a-1": {"a1", "a1'"}, "b-0": {"b0"}}
@@ -85,6 +86,9 @@ func FuzzOpenMetaFile(f *testing.F) {
 	f.Add(uint8(3), []byte("18446744073709551615"))
 	f.Add(uint8(3), []byte(" 7\n"))
 	f.Add(uint8(3), []byte(""))
+	f.Add(uint8(4), []byte(`{"version":2,"name":"._d","config":{"Partitions":2}}`))
+	f.Add(uint8(4), append([]byte{0, 5, 0x16, 7, 0, 2, 0, 0}, "Mac OS X        "...))
+	f.Add(uint8(4), []byte(""))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		ctx := context.Background()
 		name := fuzzBrokerFiles[int(which)%len(fuzzBrokerFiles)]
