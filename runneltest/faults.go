@@ -205,8 +205,11 @@ type Fault struct {
 	// a Fetch it is called once for each partition Topic and Partitions
 	// take, in the request's order, and the rule matches the partitions
 	// it accepts (FailPartitions fails those; FailRequest names the
-	// first). It is called only when the request reaches the rule: not
-	// when an earlier rule applied to it. It runs on a goroutine of its
+	// first), but for no partition after the rule was removed or spent,
+	// by its Match of an earlier one (a Match that signals once, then
+	// removes its rule, as a kfake control calls DropControl) or by
+	// another request. It is called only when the request reaches the
+	// rule: not when an earlier rule applied to it. It runs on a goroutine of its
 	// own, for the producer or consumer that sent the request, which
 	// waits for it (so it must be safe for concurrent use), without the
 	// Faults' lock: it may call the Faults' and its rules' methods (Add,
@@ -623,6 +626,13 @@ func (r *Rule) match(reqs []Request) (matched []bool, err error) {
 			continue
 		}
 		if r.fault.Match != nil {
+			if r.gone() {
+				// Removed or spent since the rule was taken, maybe by
+				// its Match of a partition before this one: it no
+				// longer applies (count would not count it), and its
+				// Match is not called again.
+				return nil, nil
+			}
 			ok, err := r.callMatch(req)
 			if err != nil {
 				return nil, err
@@ -637,6 +647,13 @@ func (r *Rule) match(reqs []Request) (matched []bool, err error) {
 		matched[i] = true
 	}
 	return matched, nil
+}
+
+// gone reports whether the rule was removed or spent.
+func (r *Rule) gone() bool {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.removed || r.left == 0
 }
 
 // callMatch calls the rule's Match, turning a panic into an error that

@@ -111,7 +111,12 @@
 //	kfake.AllowAutoTopicCreation(),              Config(runnel.Config{AutoCreateTopics: true,
 //	  kfake.DefaultNumPartitions(3)                DefaultPartitions: 3})  (default 1; kfake's 10)
 //	kfake.BrokerConfigs({"log.retention.ms"})    runnel.Config{TopicDefaults: log.Config{RetentionTime: d}}
-//	c.ApplyRetention()                           b.Maintain(ctx)
+//	c.ApplyRetention()                           b.Maintain(ctx)  (with a RetentionTime set: kfake's
+//	                                               applies its default of 7 days, and NewBroker's
+//	                                               topics have none; see NewBroker)
+//	kfake.DataDir(dir), and a new cluster on it  Config(runnel.Config{Dir: dir}); b.Close(), and a new
+//	                                               NewBroker on that Dir (its Topic options skip the
+//	                                               topics it finds there, as kfake seeds none then)
 //	kgo.NewClient(kgo.SeedBrokers(addrs...))     NewProducer(t, b), NewConsumer(t, b)
 //	cl.ProduceSync(ctx, recs...).FirstErr()      p.ProduceSync(ctx, recs...), or Produce(t, b, topic, recs...)
 //	kgo.ConsumeTopics + a PollFetches loop       Consume(t, b, topic, n, Timeout(d))
@@ -207,6 +212,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,11 +243,15 @@ type topic struct {
 func Config(cfg runnel.Config) Option { return func(o *options) { o.cfg = cfg } }
 
 // Topic creates a topic with that many partitions when the broker opens.
+// A topic the broker found in its Dir (a broker opened again on the Dir
+// of an earlier one) is left as it is, as kfake seeds no topics on a
+// cluster that loaded its DataDir.
 func Topic(name string, partitions int) Option {
 	return TopicConfig(name, log.TopicConfig{Partitions: partitions})
 }
 
-// TopicConfig creates a topic with a configuration when the broker opens.
+// TopicConfig creates a topic with a configuration when the broker
+// opens, unless the broker found it in its Dir (see Topic).
 func TopicConfig(name string, cfg log.TopicConfig) Option {
 	return func(o *options) { o.topics = append(o.topics, topic{name, cfg}) }
 }
@@ -287,8 +297,11 @@ func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 			t.Errorf("runneltest: close broker: %v", err)
 		}
 	})
+	found := b.Topics() // from Dir: a restart's, left as they are (see Topic)
 	for _, tp := range o.topics {
-		CreateTopic(t, b, tp.name, tp.cfg)
+		if !slices.Contains(found, tp.name) {
+			CreateTopic(t, b, tp.name, tp.cfg)
+		}
 	}
 	return b
 }
@@ -472,7 +485,9 @@ const DefaultWait = 10 * time.Second
 
 // deadlineGrace is how long before the test's deadline a helper gives up,
 // so that it can fail the test with what it got before the test binary
-// panics at -timeout.
+// panics at -timeout; with less than twice that left, it gives up half
+// way there, so that a helper called in the test's last second still
+// waits for what takes no time (see waitContext).
 const deadlineGrace = time.Second
 
 // ConsumeOpt configures Consume and ConsumeAll.
@@ -501,9 +516,12 @@ func waitContext(t testing.TB, wait time.Duration) (context.Context, context.Can
 	if wait <= 0 {
 		wait = DefaultWait
 	}
-	if deadline, ok := testDeadline(t); ok && time.Until(deadline.Add(-deadlineGrace)) < wait {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-deadlineGrace))
-		return ctx, cancel, "before the test's deadline"
+	if deadline, ok := testDeadline(t); ok {
+		stop := deadline.Add(-min(deadlineGrace, max(time.Until(deadline)/2, 0)))
+		if time.Until(stop) < wait {
+			ctx, cancel := context.WithDeadline(context.Background(), stop)
+			return ctx, cancel, "before the test's deadline"
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	return ctx, cancel, fmt.Sprintf("within %v", wait)
@@ -613,10 +631,12 @@ func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...Cons
 //
 // cl is as Consume's, and read through as Consume reads: the log start
 // and high watermark of each partition are looked up with cl's
-// ListOffset, and a retriable error is retried until the wait ends (but
-// those Consume's doc names; an unknown topic or partition fails the test
-// once a fetch of the partition has answered, its first fetch, from an
-// offset ConsumeAll looked up itself, being retried).
+// ListOffset, and a retriable error is retried until the wait ends, an
+// unknown topic or partition of these look-ups too, as Consume's
+// consumer retries its look-up of Start (but those Consume's doc names;
+// an unknown topic or partition fails the test once a fetch of the
+// partition has answered, its first fetch, from an offset ConsumeAll
+// looked up itself, being retried).
 func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	ctx, cancel, limit := consumeWait(t, topic, opts)
@@ -631,8 +651,11 @@ func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeO
 		}
 		var start, end api.ListedOffset
 		var err error
-		if start, err = retry(ctx, limit, listOffset(api.Earliest)); err == nil {
-			end, err = retry(ctx, limit, listOffset(api.Latest))
+		// An unknown topic or partition is retried here, as Consume's
+		// consumer retries its look-up of Start: the look-up of the
+		// count (newReader) found the topic.
+		if start, err = retry(ctx, limit, true, listOffset(api.Earliest)); err == nil {
+			end, err = retry(ctx, limit, true, listOffset(api.Latest))
 		}
 		if err != nil {
 			t.Fatalf("runneltest: consume %s-%d: %v", topic, p, err)
@@ -681,17 +704,17 @@ func notNil(t testing.TB, c any, what string) {
 const retryBackoff = 10 * time.Millisecond
 
 // retry calls ask until it answers, again after retryBackoff while it
-// returns an error Kafka's table calls retriable — but an unknown topic
-// or partition, which is an answer — as a consumer retries its look-ups.
-// When ctx ends (a request held until then, say), it returns the last
-// error, saying so with limit.
-func retry[T any](ctx context.Context, limit string, ask func() (T, error)) (T, error) {
+// returns an error Kafka's table calls retriable, as a consumer retries
+// its look-ups — but an unknown topic or partition, which is an answer
+// unless retryUnknown. When ctx ends (a request held until then, say),
+// it returns the last error, saying so with limit.
+func retry[T any](ctx context.Context, limit string, retryUnknown bool, ask func() (T, error)) (T, error) {
 	for {
 		v, err := ask()
 		if err != nil && ctx.Err() != nil {
 			return v, fmt.Errorf("no answer %s: %w", limit, err)
 		}
-		if err == nil || !api.IsRetriable(err) || errors.Is(err, api.ErrUnknownTopicOrPartition) {
+		if err == nil || !api.IsRetriable(err) || !retryUnknown && errors.Is(err, api.ErrUnknownTopicOrPartition) {
 			return v, err
 		}
 		select {
@@ -715,7 +738,7 @@ type reader struct {
 func newReader(t testing.TB, ctx context.Context, cl consumer.Client, topic, limit string) *reader {
 	t.Helper()
 	notNil(t, cl, "consume "+topic)
-	parts, err := retry(ctx, limit, func() (int, error) { return cl.Partitions(ctx, topic) })
+	parts, err := retry(ctx, limit, false, func() (int, error) { return cl.Partitions(ctx, topic) })
 	if err != nil {
 		t.Fatalf("runneltest: consume %q: %v", topic, err)
 	}

@@ -17,7 +17,8 @@ func (d deadlineTB) Deadline() (time.Time, bool) { return d.deadline, true }
 
 // A helper's wait is DefaultWait (or the Timeout asked for) under go
 // test's default -timeout of 10 minutes, not the time left until it; a
-// deadline that comes sooner bounds it, with a second to spare.
+// deadline that comes sooner bounds it, with a second to spare, or half
+// the time left when that is under two seconds.
 func TestWaitIsShortWhateverTheDeadline(t *testing.T) {
 	start := time.Now()
 	far := deadlineTB{t, start.Add(10 * time.Minute)}
@@ -41,6 +42,17 @@ func TestWaitIsShortWhateverTheDeadline(t *testing.T) {
 	defer cancel()
 	deadline, _ = ctx.Deadline()
 	require.Equal(t, near.deadline.Add(-deadlineGrace), deadline, "never past the test's deadline")
+	require.Equal(t, "before the test's deadline", limit)
+
+	// With less than twice the grace left, half way to the deadline: a
+	// wait that began over would fail what takes no time.
+	start = time.Now()
+	last := deadlineTB{t, start.Add(600 * time.Millisecond)}
+	ctx, cancel, limit = waitContext(last, 0)
+	defer cancel()
+	deadline, _ = ctx.Deadline()
+	require.False(t, deadline.Before(start.Add(300*time.Millisecond)), "half the time left at the call, at least")
+	require.False(t, deadline.After(last.deadline), "never past the test's deadline")
 	require.Equal(t, "before the test's deadline", limit)
 }
 
