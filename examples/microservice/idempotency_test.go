@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -340,4 +342,41 @@ func TestPlacedAnswersFromTheHandlersEventElsewhere(t *testing.T) {
 	st, code = svc.placed(ada, &Status{Order: ada, Partition: 0, Offset: 5}, false)
 	require.Equal(t, http.StatusCreated, code, "its own event, the one the handlers act on")
 	require.Equal(t, Status{Order: ada, Partition: 0, Offset: 5}, st)
+}
+
+// An order placed without an Idempotency-Key gets an ID that no key can
+// name: when its outcome is unknown (its 503 names its ID, and the
+// service keeps nothing of it), a keyed order whose key is the random
+// part of that ID is its own order, answered 201 under its own ID and
+// acted on by the handlers. The two shared "order-" + 12 characters of
+// A-Z and 2-7, which a key may hold: the keyed order was answered 201
+// under the first one's ID, and the handlers skipped it as its duplicate.
+func TestUnkeyedOrderIDsAreNoKeysToName(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
+	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
+		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
+	ts := httptest.NewServer(svc.Handler())
+	t.Cleanup(ts.Close)
+
+	code, body := postText(t, ts.URL, "", adaOrder) // written, its answer lost
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	m := regexp.MustCompile(`as (order[.-]([A-Z2-7]{12}))`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	_, ok := idempotencyKeyOf(http.Header{"Idempotency-Key": {m[1]}})
+	require.False(t, ok, "the ID %s as a key", m[1])
+
+	bob := `{"customer":"bob","items":["pen"],"amount_cents":5}`
+	resp, placed := postKey(t, ts.URL, m[2], bob)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Equal(t, "order-"+m[2], placed.Order.ID)
+	handleAll(t, svc, b)
+	for id, customer := range map[string]string{m[1]: "ada", placed.Order.ID: "bob"} {
+		got, st := getStatus(t, svc, id)
+		require.Equal(t, http.StatusOK, got, id)
+		require.Equal(t, customer, st.Order.Customer, id)
+		require.NotEmpty(t, st.Invoice, "%s: billed", id)
+		require.NotEmpty(t, st.Shipment, "%s: shipped", id)
+	}
 }

@@ -38,7 +38,7 @@ const (
 
 // Order is what a client posts.
 type Order struct {
-	ID          string   `json:"id"` // set by the service: order-<Idempotency-Key>, or random
+	ID          string   `json:"id"` // set by the service: order-<Idempotency-Key>, or order.<random>
 	Customer    string   `json:"customer"`
 	Items       []string `json:"items"`
 	AmountCents int64    `json:"amount_cents"`
@@ -451,7 +451,12 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) {
 		// This request places it: the next with its key is
 		// answered from how this one ends (see placed).
 	} else {
-		o.ID = "order-" + rand.Text()[:12] // unique across restarts
+		// Unique across restarts, and never a keyed order's: no
+		// Idempotency-Key holds a '.', so a client cannot name an
+		// order whose outcome was unknown (its 503 names its ID, and
+		// the service keeps nothing of it) and have it answered 201
+		// for another order that the handlers would skip.
+		o.ID = "order." + rand.Text()[:12]
 	}
 	// Every answer from here on is the service's own: the cause of a
 	// failure (a broker's error, a file's path) goes to the log, not to
