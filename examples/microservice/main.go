@@ -94,15 +94,15 @@ var (
 // defaultShutdownTimeout is how long a shutdown waits, unless
 // -shutdown-timeout says otherwise, for the requests under way: long
 // enough for an order being placed to be answered (POST /orders answers
-// within deliveryTimeout), and within the 30 s a service manager
-// commonly gives a service to stop before it kills it (Kubernetes'
-// terminationGracePeriodSeconds). A shorter timeout cuts such a request
+// within placeTimeout + deliveryTimeout), and within the 30 s a service
+// manager commonly gives a service to stop before it kills it
+// (Kubernetes' terminationGracePeriodSeconds). A shorter timeout cuts such a request
 // short: the shutdown then closes the producer, so the order may or may
 // not have been placed (its client told so, if the answer goes out
 // before the process exits), and the run fails saying the shutdown timed
 // out. A retry with the order's Idempotency-Key, once the service is
 // back, cannot place it twice.
-const defaultShutdownTimeout = deliveryTimeout + 5*time.Second
+const defaultShutdownTimeout = placeTimeout + deliveryTimeout
 
 // forcedExit is the exit status after a second signal: 130, what a shell
 // reports for a program that Ctrl-C ended.
@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, ready func(a
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "localhost:8080", "address to serve HTTP on")
 	dir := fs.String("dir", "", "keep the event log on disk in this directory (default: in memory)")
-	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long a shutdown waits for the requests under way (the default covers an order's delivery timeout)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long a shutdown waits for the requests under way (the default covers an order's wait for buffer space and its delivery timeout)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, and that is all
 	} else if err != nil {

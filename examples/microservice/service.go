@@ -28,9 +28,10 @@ const OrdersTopic = "orders"
 
 // How long placing an order may take. An order may wait this long in the
 // producer's buffer before it is sent (placeTimeout: the buffer is full,
-// say, with the broker slow), and once sent it is written or fails within
-// the producer's delivery timeout, counted from when it was produced. So
-// POST /orders answers within deliveryTimeout.
+// say, with the broker slow), and once buffered it is written or fails
+// within the producer's delivery timeout, which counts from there, not
+// from the wait for space. So POST /orders answers within placeTimeout +
+// deliveryTimeout.
 const (
 	placeTimeout    = 5 * time.Second
 	deliveryTimeout = 15 * time.Second
