@@ -14,7 +14,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -352,15 +351,8 @@ func TestPlacedAnswersFromTheHandlersEventElsewhere(t *testing.T) {
 // A-Z and 2-7, which a key may hold: the keyed order was answered 201
 // under the first one's ID, and the handlers skipped it as its duplicate.
 func TestUnkeyedOrderIDsAreNoKeysToName(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
-	f := runneltest.NewFaults(t, b)
-	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
-	svc := &Service{producer: runneltest.NewProducer(t, f), logger: slog.New(slog.DiscardHandler),
-		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
-	ts := httptest.NewServer(svc.Handler())
-	t.Cleanup(ts.Close)
-
-	code, body := postText(t, ts.URL, "", adaOrder) // written, its answer lost
+	b, _, svc, url := losingFirstAnswer(t)
+	code, body := postText(t, url, "", adaOrder) // written, its answer lost
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	m := regexp.MustCompile(`as (order[.-]([A-Z2-7]{12}))`).FindStringSubmatch(body)
 	require.NotNil(t, m, body)
@@ -368,7 +360,7 @@ func TestUnkeyedOrderIDsAreNoKeysToName(t *testing.T) {
 	require.False(t, ok, "the ID %s as a key", m[1])
 
 	bob := `{"customer":"bob","items":["pen"],"amount_cents":5}`
-	resp, placed := postKey(t, ts.URL, m[2], bob)
+	resp, placed := postKey(t, url, m[2], bob)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	require.Equal(t, "order-"+m[2], placed.Order.ID)
 	handleAll(t, svc, b)

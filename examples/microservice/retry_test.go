@@ -42,6 +42,16 @@ const adaOrder = `{"customer":"ada","items":["book"],"amount_cents":1299}`
 // produces), the service, and its server's URL.
 func firstAnswerLost(t *testing.T) (*runnel.Broker, *runneltest.Faults, *Service, string) {
 	t.Helper()
+	b, f, svc, url := losingFirstAnswer(t)
+	resp, _ := postKey(t, url, "k-1", adaOrder)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	return b, f, svc, url
+}
+
+// losingFirstAnswer is firstAnswerLost before its order: the service, its
+// first produce to be written and its answer lost.
+func losingFirstAnswer(t *testing.T) (*runnel.Broker, *runneltest.Faults, *Service, string) {
+	t.Helper()
 	b := runneltest.NewBroker(t, runneltest.Topic(OrdersTopic, 4))
 	f := runneltest.NewFaults(t, b)
 	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: api.ErrBrokerClosed, Count: 1})
@@ -49,8 +59,6 @@ func firstAnswerLost(t *testing.T) (*runnel.Broker, *runneltest.Faults, *Service
 		orders: map[string]*Status{}, pending: map[string]*pendingOrder{}}
 	ts := httptest.NewServer(svc.Handler())
 	t.Cleanup(ts.Close)
-	resp, _ := postKey(t, ts.URL, "k-1", adaOrder)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	return b, f, svc, ts.URL
 }
 
