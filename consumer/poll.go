@@ -107,8 +107,9 @@ import (
 // it, only ctx's error: see Records.)
 //
 // Errors of Poll itself: ErrClosed (also when Close interrupts it, and
-// on a closed consumer whatever its ctx); ctx's error; the Client's Fetch error, in which case positions did not move,
-// and the Fetches returned with it hold only partition errors: of the
+// on a closed consumer whatever its ctx); ctx's error; the Client's
+// Fetch error, in which case positions did not move, and the Fetches
+// returned with it hold only partition errors: of the
 // partitions whose position could not be resolved (their ListOffset
 // errors) or whose topic the look-up found gone (see above), and those a
 // Records loop ended before yielding that were kept for this Poll. A

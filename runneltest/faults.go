@@ -209,18 +209,18 @@ type Fault struct {
 	// by its Match of an earlier one (a Match that signals once, then
 	// removes its rule, as a kfake control calls DropControl) or by
 	// another request. It is called only when the request reaches the
-	// rule: not when an earlier rule applied to it. It runs on a goroutine of its
-	// own, for the producer or consumer that sent the request, which
-	// waits for it (so it must be safe for concurrent use), without the
-	// Faults' lock: it may call the Faults' and its rules' methods (Add,
-	// Hits, Remove; not Wait for a hit the request itself would make),
-	// and Close the producer or consumer that sent the request: Close
-	// then returns without waiting for the request, as one called from a
-	// Client's method does (see producer.Producer.Close and
-	// consumer.Consumer.Close), and the request ends after Match. A rule
-	// Match adds is matched against the request too, after it; one
-	// removed or spent while its Match runs does not apply.
-	// A Match that panics, or ends its goroutine (t.FailNow, require's
+	// rule: not when an earlier rule applied to it. It runs on a
+	// goroutine of its own, for the producer or consumer that sent the
+	// request, which waits for it (so it must be safe for concurrent
+	// use), without the Faults' lock: it may call the Faults' and its
+	// rules' methods (Add, Hits, Remove; not Wait for a hit the request
+	// itself would make), and Close the producer or consumer that sent
+	// the request: Close then returns without waiting for the request,
+	// as one called from a Client's method does (see
+	// producer.Producer.Close and consumer.Consumer.Close), and the
+	// request ends after Match. A rule Match adds is matched against the
+	// request too, after it; one removed or spent while its Match runs
+	// does not apply. A Match that panics, or ends its goroutine (t.FailNow, require's
 	// assertions: use assert's, or return false, instead), fails the
 	// test (Errorf) and the request, with an error that matches
 	// ErrMatchPanicked and is not retriable (see api.IsRetriable): the
