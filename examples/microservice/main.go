@@ -96,12 +96,12 @@ var (
 // enough for an order being placed to be answered (POST /orders answers
 // within placeTimeout + deliveryTimeout), and within the 30 s a service
 // manager commonly gives a service to stop before it kills it
-// (Kubernetes' terminationGracePeriodSeconds). A shorter timeout cuts such a request
-// short: the shutdown then closes the producer, so the order may or may
-// not have been placed (its client told so, if the answer goes out
-// before the process exits), and the run fails saying the shutdown timed
-// out. A retry with the order's Idempotency-Key, once the service is
-// back, cannot place it twice.
+// (Kubernetes' terminationGracePeriodSeconds). A shorter timeout cuts
+// such a request short: the shutdown then closes the producer, so the
+// order may or may not have been placed (its client told so, if the
+// answer goes out before the process exits), and the run fails saying
+// the shutdown timed out. A retry with the order's Idempotency-Key, once
+// the service is back, cannot place it twice.
 const defaultShutdownTimeout = placeTimeout + deliveryTimeout
 
 // forcedExit is the exit status after a second signal: 130, what a shell
