@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -996,10 +995,13 @@ func RemoveFiles(fsys vfs.FS, dir string, base int64, suffixes ...string) error 
 	return err
 }
 
-// HasSuffix reports whether name is a segment file with the given suffix.
+// HasSuffix reports whether name is a segment file with the given suffix,
+// in the same case, as ParseFileName and the log read names (the log
+// writes its names in lower case, and takes 00000000000000000000.LOG for
+// no segment's).
 func HasSuffix(name, suffix string) bool {
 	_, suf, ok := ParseFileName(name)
-	return ok && strings.EqualFold(suf, suffix)
+	return ok && suf == suffix
 }
 
 var _ io.Closer = (*Segment)(nil)

@@ -1005,6 +1005,11 @@ func TestFileName(t *testing.T) {
 			}
 		}
 	}
+	// In the suffix's case only, as the log classifies the names in its
+	// directory (HasSuffix once took any case).
+	if HasSuffix("00000000000000000000.LOG", LogSuffix) || HasSuffix("00000000000000000000.Log", LogSuffix) {
+		t.Fatal("HasSuffix takes .LOG for .log")
+	}
 	if FileName(4242, LogSuffix) != "00000000000000004242.log" {
 		t.Fatalf("FileName(4242) = %q", FileName(4242, LogSuffix))
 	}
