@@ -1045,6 +1045,9 @@ type TopicInfo struct {
 // partitions during the call); ctx's error. A partition that refuses
 // appends is no error of the call's: its PartitionInfo.Err says so.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	if b.isClosed() {
+		return TopicInfo{}, ErrClosed // before ctx's error, as every method says
+	}
 	if err := ctx.Err(); err != nil {
 		return TopicInfo{}, err
 	}
@@ -1079,6 +1082,9 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 //
 // Errors: as DescribeTopic's.
 func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
+	if b.isClosed() {
+		return nil, ErrClosed // before ctx's error, as every method says
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
