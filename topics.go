@@ -1045,14 +1045,11 @@ type TopicInfo struct {
 // partitions during the call); ctx's error. A partition that refuses
 // appends is no error of the call's: its PartitionInfo.Err says so.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
-	if b.isClosed() {
-		return TopicInfo{}, ErrClosed // before ctx's error, as every method says
-	}
-	if err := ctx.Err(); err != nil {
+	t, err := b.topic(name) // ErrClosed before ctx's error, as every method says
+	if err != nil {
 		return TopicInfo{}, err
 	}
-	t, err := b.topic(name)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return TopicInfo{}, err
 	}
 	info := TopicInfo{Name: name, ID: t.ID, Config: log.TopicConfig{Partitions: len(t.Partitions), Config: b.withDefaults(t.Config.Config)}, Overrides: t.Config.Config,
@@ -1082,14 +1079,11 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 //
 // Errors: as DescribeTopic's.
 func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
-	if b.isClosed() {
-		return nil, ErrClosed // before ctx's error, as every method says
-	}
-	if err := ctx.Err(); err != nil {
+	t, err := b.topic(topic) // ErrClosed before ctx's error, as every method says
+	if err != nil {
 		return nil, err
 	}
-	t, err := b.topic(topic)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var down []int32
