@@ -92,3 +92,37 @@ func BenchmarkConsume(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAssignUnassign assigns each partition of a 20,000-partition
+// topic, then unassigns them one at a time, first to last: the cost of
+// a large assignment's churn, which Unassign kept quadratic while it
+// shifted every later assignment.
+func BenchmarkAssignUnassign(b *testing.B) {
+	const n = 20000
+	br, err := runnel.Open(runnel.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	if err := br.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: n}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		c, err := consumer.New(br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for p := range int32(n) {
+			if err := c.Assign("t", p, consumer.Start()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for p := range int32(n) {
+			c.Unassign("t", p)
+		}
+		if len(c.Assigned()) != 0 {
+			b.Fatal("partitions left assigned")
+		}
+		c.Close()
+	}
+}
