@@ -575,9 +575,12 @@ func (x *file) entries() int {
 	return n
 }
 
-func (x *file) isFull() bool {
+func (x *file) isFull() bool { return x.isFullReserving(0) }
+
+// isFullReserving is isFull with the last reserve slots counted as taken.
+func (x *file) isFullReserving(reserve int) bool {
 	x.mu.RLock()
-	full := x.full()
+	full := !x.active || x.n >= x.max-reserve
 	x.mu.RUnlock()
 	return full
 }

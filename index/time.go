@@ -148,9 +148,13 @@ func (x *TimeIndex) Last() (timestamp, offset int64, ok bool) {
 	return ts, x.f.base + rel, true
 }
 
-// Full reports whether the index has no room for another entry; a sealed
-// index is full.
-func (x *TimeIndex) Full() bool { return x.f.isFull() }
+// Full reports whether the index takes no more entries as records are
+// appended: as Kafka's TimeIndex.isFull, it holds its last slot back for
+// the entry of the segment's max timestamp written when the segment rolls
+// or closes, so it is full one entry short of its room (and an index with
+// room for one entry is always full). Append still fills that last slot.
+// A sealed index is full.
+func (x *TimeIndex) Full() bool { return x.f.isFullReserving(1) }
 
 // Base returns the segment's base offset.
 func (x *TimeIndex) Base() int64 { return x.f.base }

@@ -334,3 +334,39 @@ func TestTimeEntryOutOfRange(t *testing.T) {
 	}()
 	x.Entry(2)
 }
+
+// TestTimeFullKeepsTheLastSlotForTheRoll checks that a time index is Full
+// one entry short of its room, as Kafka's TimeIndex.isFull (entries >=
+// maxEntries - 1): the last slot is for the entry a segment writes of its
+// max timestamp when it rolls or closes, which Append still takes. An
+// index with room for one entry is full from the start.
+func TestTimeFullKeepsTheLastSlotForTheRoll(t *testing.T) {
+	eachFS(t, func(t *testing.T, k fsKind, dir string) {
+		x := openTime(t, k.fsys, filepath.Join(dir, "a.timeindex"), 100, 3*TimeEntrySize, true)
+		for i, ts := range []int64{10, 20} {
+			if x.Full() {
+				t.Fatalf("Full with %d of 3 entries", i)
+			}
+			must(t, x.Append(ts, 100+int64(i)))
+		}
+		if !x.Full() {
+			t.Error("not Full with 2 of 3 entries: the last is the roll's")
+		}
+		must(t, x.Append(30, 102)) // the roll's entry
+		if got := x.Entries(); got != 3 {
+			t.Errorf("%d entries after the roll's, want 3", got)
+		}
+		if err := x.Append(40, 103); err != ErrIndexFull {
+			t.Errorf("Append past the room: %v, want ErrIndexFull", err)
+		}
+
+		one := openTime(t, k.fsys, filepath.Join(dir, "b.timeindex"), 100, TimeEntrySize, true)
+		if !one.Full() {
+			t.Error("an index with room for one entry is not Full")
+		}
+		must(t, one.Append(10, 100))
+		if got := one.Entries(); got != 1 {
+			t.Errorf("%d entries in an index of one, want 1", got)
+		}
+	})
+}

@@ -167,9 +167,11 @@ type Config struct {
 	// ms, never rolls either).
 	SegmentTime time.Duration
 	// SegmentIndexBytes is segment.index.bytes: the room of each of a
-	// segment's indexes; a full one rolls the segment. Default 10 MiB; at
-	// least 12, one time-index entry (Kafka takes 4 to 11 too, with which
-	// an index holds no entry and each batch rolls a segment).
+	// segment's indexes; a full one rolls the segment, the time index one
+	// entry short of its room, as Kafka's (the last is for the segment's
+	// max timestamp, written as it rolls). Default 10 MiB; at least 12, one
+	// time-index entry: from 12 to 23 bytes each batch rolls a segment, as
+	// in Kafka (which takes 4 to 11 too, with the same effect).
 	SegmentIndexBytes int
 	// IndexIntervalBytes is index.interval.bytes. Default 4096; at most
 	// 2147483647, a negative one is ErrInvalidConfig. Kafka's 0 (an index

@@ -562,7 +562,11 @@ func (s *Segment) setMax(ts, offset int64) {
 // -1 if empty. The log rolls by segment.ms against it, as Kafka does.
 func (s *Segment) FirstBatchTimestamp() int64 { return s.firstTs.Load() }
 
-// IndexFull reports whether either index has no room for another entry.
+// IndexFull reports whether either index takes no more entries: the
+// offset index when it has no room for another, the time index one entry
+// short of that, its last slot held for the entry of the max timestamp
+// that Seal and Close write (as Kafka's TimeIndex.isFull). The log rolls
+// on it.
 func (s *Segment) IndexFull() bool { return s.oidx.Full() || s.tidx.Full() }
 
 // maxLogBytes is the size of the largest .log: positions in a segment are

@@ -1769,8 +1769,9 @@ func whileReading(t *testing.T, readers int, newReader func(r int) func() error,
 // IndexFull before the next append.
 func TestAppendIndexFull(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		// Room for 3 offset entries and 2 time entries.
-		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 24}
+		// Room for 4 offset entries and 3 time entries, the last of
+		// which is held for Seal's.
+		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 36}
 		s := mustCreate(t, fsys, dir, 0, cfg)
 		m := &model{}
 		appendBatches(t, s, m, simpleBatch(t, 0, 2, 10))
@@ -2178,19 +2179,24 @@ func TestFitsBoundaries(t *testing.T) {
 
 // TestTimeIndexFullFirst: a time index that fills before the offset index
 // beside it (its entries are larger, and every index point grew the max
-// timestamp) stops both: later Appends add no entry, and do not fail.
+// timestamp) stops both: later Appends add no entry, and do not fail. It
+// fills one entry short of its room, as Kafka's TimeIndex.isFull: Seal
+// writes the segment's max timestamp into the last slot.
 func TestTimeIndexFullFirst(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 24} // 3 offset entries, 2 time entries
+		cfg := Config{IndexIntervalBytes: 1, MaxIndexBytes: 36} // 4 offset entries, 3 time entries
 		s := mustCreate(t, fsys, dir, 0, cfg)
 		m := &model{}
 		for i := range 6 {
 			appendBatches(t, s, m, simpleBatch(t, int64(10*i), 2, 10))
 		}
 		require.True(t, s.IndexFull())
-		require.Len(t, timeEntries(s), 2)
+		require.Len(t, timeEntries(s), 2, "the last slot is held for Seal's entry")
 		require.Len(t, offsetEntries(s), 2, "the offset index stops where the time index did")
 		checkState(t, s, m)
+		checkFindTime(t, s, m)
+		require.NoError(t, s.Seal(true))
+		require.Len(t, timeEntries(s), 3, "Seal's entry of the max timestamp")
 		checkFindTime(t, s, m)
 	})
 }
