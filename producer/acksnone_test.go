@@ -35,8 +35,8 @@ func TestAcksNoneMaybeWritten(t *testing.T) {
 		{"lost answer/Produce", runneltest.LoseResponse, api.ErrRequestTimedOut, true, 1},
 		{"failed ack/ProduceAsync", runneltest.FailAck, api.ErrRequestTimedOut, true, 5},
 		{"failed ack/Produce", runneltest.FailAck, api.ErrRequestTimedOut, true, 1},
-		{"refused/ProduceAsync", runneltest.FailRequest, api.ErrNotLeader, false, 5},
-		{"refused/Produce", runneltest.FailRequest, api.ErrNotLeader, false, 1},
+		{"refused/ProduceAsync", runneltest.FailRequest, api.ErrNotEnoughReplicas, false, 5},
+		{"refused/Produce", runneltest.FailRequest, api.ErrNotEnoughReplicas, false, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("t", 1))

@@ -64,7 +64,7 @@ func (c *heldClient) hold(req *api.ProduceRequest) func() {
 func (c *heldClient) fault() (error, bool) {
 	switch c.roll(12) {
 	case 0:
-		return api.ErrNotLeader, false
+		return api.ErrNotEnoughReplicas, false
 	case 1:
 		return api.ErrRequestTimedOut, true
 	}

@@ -174,7 +174,8 @@ func RecordErrors(err error) []*RecordError {
 // (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
 // alone; true for ErrMaybeWritten, whatever else err matches, for
 // ErrDeliveryTimeout and ErrClosed, log.ErrLogFenced,
-// api.ErrBrokerClosed and ErrOutOfOrderSequence, and for an error the
+// api.ErrBrokerClosed, ErrOutOfOrderSequence and api.ErrNotLeader (see
+// ProduceSync), and for an error the
 // producer does not know (a Client's of your own, say). For the error of
 // a ProduceSync of several records, it reports whether any of them may
 // have been written. A caller that would produce a record again after

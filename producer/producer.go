@@ -575,7 +575,9 @@ const pastCount = "\x00"
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
 // failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
-// earlier attempt of which may have been appended: see Producer), the
+// earlier attempt of which may have been appended: see Producer),
+// api.ErrNotLeader (which Kafka's broker answers after an append too, to
+// an acks=all request waiting when the partition's leadership moves), the
 // errors of a Client of your own that the api table does not
 // know (a network error, say), and any error that matches
 // ErrMaybeWritten, whatever else it matches; the broker's refusals

@@ -425,6 +425,13 @@ func refused(err error) bool {
 // a batch taken for refused gives its sequence numbers to the next batch,
 // which a broker that kept it would then drop as its duplicate.
 //
+// api.ErrNotLeader is not one either: Kafka's broker answers
+// NOT_LEADER_OR_FOLLOWER before an append when it does not lead the
+// partition, but also after one, to an acks=all request waiting for its
+// followers when the partition's leadership moves away
+// (Partition.checkEnoughReplicasReachOffset), so a batch refused with it
+// may be in the log.
+//
 // api.ErrInvalidTimestamp is the producer's own ErrInvalidTimestamp, a
 // record it refuses before buffering it, and also what api.ForCode gives
 // for Kafka's INVALID_TIMESTAMP, which Kafka's broker answers before an
@@ -433,7 +440,7 @@ func refused(err error) bool {
 var refusals = []error{
 	ErrRecordTooLarge, log.ErrInvalidRecord, record.ErrCorrupt, api.ErrInvalidTimestamp,
 	api.ErrUnknownTopicOrPartition, api.ErrInvalidTopic, api.ErrInvalidRequiredAcks,
-	api.ErrInvalidRequest, api.ErrNotLeader, api.ErrNotEnoughReplicas,
+	api.ErrInvalidRequest, api.ErrNotEnoughReplicas,
 	ErrOutOfOrderSequence, ErrProducerFenced, api.ErrUnknownProducerID, api.ErrPolicyViolation,
 }
 

@@ -22,14 +22,14 @@ import (
 // splitFault fails requests at random around a real broker whose topic
 // refuses batches over a small max.message.bytes (so that the producer
 // splits batches, and fails the records too large alone): refused before
-// the append as not the leader (retriable) or for their sequence numbers
+// the append as lacking in-sync replicas (retriable) or for their sequence numbers
 // (a new producer id), or appended and answered as timed out (the retry
 // is a duplicate).
 func splitFault(d *dice) func() (error, bool) {
 	return func() (error, bool) {
 		switch d.roll(25) {
 		case 0:
-			return api.ErrNotLeader, false
+			return api.ErrNotEnoughReplicas, false
 		case 1:
 			return api.ErrOutOfOrderSequence, false
 		case 2:

@@ -65,7 +65,7 @@ func (c *checkingClient) Produce(_ context.Context, req *api.ProduceRequest) (ap
 	defer c.mu.Unlock()
 	switch x := c.rnd.IntN(10); {
 	case x == 0:
-		return api.ProduceResponse{}, api.ErrNotLeader
+		return api.ProduceResponse{}, api.ErrNotEnoughReplicas
 	case x == 1 && n > 1:
 		return api.ProduceResponse{}, ErrRecordTooLarge
 	}

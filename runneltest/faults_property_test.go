@@ -765,10 +765,11 @@ func notWritten(pr *propRec) bool {
 	}
 	// The refusals (see producer.ProduceSync) the test injects, or the
 	// broker makes (a batch too large, a topic that does not exist);
-	// those the producer retries (api.ErrNotLeader, ...) reach a promise
-	// only with acks 0, which does not retry.
+	// those the producer retries (api.ErrNotEnoughReplicas, ...) reach a
+	// promise only with acks 0, which does not retry. api.ErrNotLeader is
+	// none: Kafka's broker answers it after an append too.
 	for _, refusal := range []error{api.ErrPolicyViolation, api.ErrInvalidRequest, producer.ErrRecordTooLarge, producer.ErrProducerFenced, api.ErrUnknownProducerID,
-		api.ErrUnknownTopicOrPartition, api.ErrNotLeader, api.ErrNotEnoughReplicas, log.ErrInvalidRecord} {
+		api.ErrUnknownTopicOrPartition, api.ErrNotEnoughReplicas, log.ErrInvalidRecord} {
 		if errors.Is(err, refusal) {
 			return true
 		}
@@ -779,10 +780,11 @@ func notWritten(pr *propRec) bool {
 // saysMaybeWritten reports whether an error says that its record may
 // have been written, as producer.ProduceSync lists them: ErrMaybeWritten,
 // ErrDeliveryTimeout, ErrClosed, log.ErrLogFenced, api.ErrBrokerClosed,
-// ErrOutOfOrderSequence, and an error the api table does not know.
+// ErrOutOfOrderSequence, api.ErrNotLeader, and an error the api table
+// does not know.
 func saysMaybeWritten(err error) bool {
 	for _, e := range []error{producer.ErrMaybeWritten, producer.ErrDeliveryTimeout, producer.ErrClosed,
-		log.ErrLogFenced, api.ErrBrokerClosed, producer.ErrOutOfOrderSequence} {
+		log.ErrLogFenced, api.ErrBrokerClosed, producer.ErrOutOfOrderSequence, api.ErrNotLeader} {
 		if errors.Is(err, e) {
 			return true
 		}
